@@ -1,0 +1,333 @@
+// Package admin owns the local administration endpoint: a Unix socket that only local users
+// with file access can reach, speaking one JSON request and one JSON response per line, and
+// the account operations behind it. vireoctl uses the same operations directly on the store
+// when the server is stopped. It must not accept network connections.
+package admin
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/vireo-im/vireo/engine/sasl"
+	"github.com/vireo-im/vireo/router/jid"
+	"github.com/vireo-im/vireo/store"
+)
+
+// Request is one admin command.
+type Request struct {
+	Op       string `json:"op"` // adduser, deluser, passwd, users, bulkadd, stats, reload, modules
+	JID      string `json:"jid,omitempty"`
+	Password string `json:"password,omitempty"`
+	Domain   string `json:"domain,omitempty"`
+	Prefix   string `json:"prefix,omitempty"`
+	Count    int    `json:"count,omitempty"`
+	Iter     int    `json:"iter,omitempty"`
+}
+
+// Response answers a Request. Error is empty on success.
+type Response struct {
+	Error string         `json:"error,omitempty"`
+	Users []string       `json:"users,omitempty"`
+	Stats map[string]any `json:"stats,omitempty"`
+	Lines []string       `json:"lines,omitempty"`
+	Count int            `json:"count,omitempty"`
+}
+
+// Backend is what the admin operations need from a running (or stopped) server.
+type Backend interface {
+	Store() store.Store
+	Domains() []string
+	// CloseUser ends every session of a deleted account; nil-safe no-op when offline.
+	CloseUser(bare jid.JID)
+	// Reload re-reads the configuration; offline backends return an error.
+	Reload() error
+	Stats() map[string]any
+	Modules() []string
+}
+
+// MaxLine bounds one request line so a local client cannot make the server buffer without end.
+const MaxLine = 64 << 10
+
+// Do runs one request against b.
+func Do(b Backend, r Request) Response {
+	var err error
+	var resp Response
+	switch r.Op {
+	case "adduser":
+		err = AddUser(b, r.JID, r.Password, r.Iter)
+	case "deluser":
+		err = DelUser(b, r.JID)
+	case "passwd":
+		err = Passwd(b, r.JID, r.Password, r.Iter)
+	case "users":
+		resp.Users, err = Users(b.Store(), r.Domain)
+	case "bulkadd":
+		resp.Count, err = BulkAdd(b, r.Prefix, r.Domain, r.Password, r.Count, r.Iter)
+	case "stats":
+		resp.Stats = b.Stats()
+	case "reload":
+		err = b.Reload()
+	case "modules":
+		resp.Lines = b.Modules()
+	default:
+		err = fmt.Errorf("unknown command %q", r.Op)
+	}
+	if err != nil {
+		resp.Error = err.Error()
+	}
+	return resp
+}
+
+func bareJID(b Backend, s string) (jid.JID, error) {
+	j, err := jid.Parse(s)
+	if err != nil {
+		return jid.JID{}, fmt.Errorf("%q: %w", s, err)
+	}
+	if j.Local() == "" || !j.IsBare() {
+		return jid.JID{}, fmt.Errorf("%q: want user@domain", s)
+	}
+	for _, d := range b.Domains() {
+		if d == j.Domain() {
+			return j, nil
+		}
+	}
+	return jid.JID{}, fmt.Errorf("%q: domain %s is not served here (domains: %s)", s, j.Domain(), strings.Join(b.Domains(), ", "))
+}
+
+func checkPassword(p string) error {
+	if len(p) < 1 || len(p) > 1023 {
+		return errors.New("password must be 1 to 1023 bytes")
+	}
+	return nil
+}
+
+func credentials(password string, iter int) ([3]store.Credentials, error) {
+	var creds [3]store.Credentials
+	if iter <= 0 {
+		iter = sasl.DefaultIter
+	}
+	for _, h := range []store.Hash{store.SHA1, store.SHA256, store.SHA512} {
+		c, err := sasl.DeriveCredentials(password, h, iter)
+		if err != nil {
+			return creds, err
+		}
+		creds[h] = c
+	}
+	return creds, nil
+}
+
+// AddUser creates an account; it fails if the account exists.
+func AddUser(b Backend, j, password string, iter int) error {
+	bare, err := bareJID(b, j)
+	if err != nil {
+		return err
+	}
+	if err := checkPassword(password); err != nil {
+		return err
+	}
+	creds, err := credentials(password, iter)
+	if err != nil {
+		return err
+	}
+	err = b.Store().Accounts().Create(store.Account{User: bare.String(), Creds: creds, Created: time.Now().UTC()})
+	if errors.Is(err, store.ErrExists) {
+		return fmt.Errorf("%s already exists", bare)
+	}
+	return err
+}
+
+// DelUser removes an account with all its data and closes its sessions.
+func DelUser(b Backend, j string) error {
+	bare, err := bareJID(b, j)
+	if err != nil {
+		return err
+	}
+	if _, err := b.Store().Accounts().Get(bare.String()); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("%s does not exist", bare)
+		}
+		return err
+	}
+	b.CloseUser(bare)
+	return b.Store().Accounts().Delete(bare.String())
+}
+
+// Passwd replaces an account's credentials.
+func Passwd(b Backend, j, password string, iter int) error {
+	bare, err := bareJID(b, j)
+	if err != nil {
+		return err
+	}
+	if err := checkPassword(password); err != nil {
+		return err
+	}
+	if _, err := b.Store().Accounts().Get(bare.String()); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("%s does not exist", bare)
+		}
+		return err
+	}
+	creds, err := credentials(password, iter)
+	if err != nil {
+		return err
+	}
+	return b.Store().Accounts().SetCredentials(bare.String(), creds)
+}
+
+// Users lists accounts, optionally of one domain, sorted.
+func Users(st store.Store, domain string) ([]string, error) {
+	var out []string
+	err := st.Accounts().List(func(u string) bool {
+		if domain == "" || strings.HasSuffix(u, "@"+domain) {
+			out = append(out, u)
+		}
+		return true
+	})
+	sort.Strings(out)
+	return out, err
+}
+
+// BulkAdd creates prefix1..prefixN@domain with one password, spreading PBKDF2 over the
+// cores; the credentials are derived once and shared, since the accounts exist only for load
+// tests. Existing accounts are left alone. It returns how many it created.
+func BulkAdd(b Backend, prefix, domain, password string, count, iter int) (int, error) {
+	if count <= 0 || count > 10_000_000 {
+		return 0, errors.New("count must be 1..10000000")
+	}
+	if domain == "" {
+		domain = b.Domains()[0]
+	}
+	if prefix == "" {
+		prefix = "user"
+	}
+	if err := checkPassword(password); err != nil {
+		return 0, err
+	}
+	creds, err := credentials(password, iter)
+	if err != nil {
+		return 0, err
+	}
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		created int
+		first   error
+	)
+	workers := runtime.GOMAXPROCS(0)
+	next := make(chan int, 256)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n := 0
+			for i := range next {
+				bare, err := bareJID(b, fmt.Sprintf("%s%d@%s", prefix, i, domain))
+				if err == nil {
+					err = b.Store().Accounts().Create(store.Account{User: bare.String(), Creds: creds, Created: time.Now().UTC()})
+				}
+				if err == nil {
+					n++
+				} else if !errors.Is(err, store.ErrExists) {
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+				}
+			}
+			mu.Lock()
+			created += n
+			mu.Unlock()
+		}()
+	}
+	for i := 1; i <= count; i++ {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return created, first
+}
+
+// Serve listens on the Unix socket at path (mode 0600) and answers requests until the
+// returned listener is closed.
+func Serve(path string, b Backend, log zerolog.Logger) (net.Listener, error) {
+	if c, err := net.Dial("unix", path); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("admin socket %s is in use: is another vireo running?", path)
+	}
+	os.Remove(path)
+	old := umask(0o177)
+	ln, err := net.Listen("unix", path)
+	umask(old)
+	if err != nil {
+		return nil, fmt.Errorf("admin socket: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go serveConn(c, b, log)
+		}
+	}()
+	return ln, nil
+}
+
+func serveConn(c net.Conn, b Backend, log zerolog.Logger) {
+	defer c.Close()
+	defer func() {
+		if r := recover(); r != nil {
+			log.Error().Interface("panic", r).Msg("admin request panicked")
+		}
+	}()
+	sc := bufio.NewScanner(c)
+	sc.Buffer(make([]byte, 4096), MaxLine)
+	enc := json.NewEncoder(c)
+	for sc.Scan() {
+		var r Request
+		var resp Response
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			resp.Error = "bad request: " + err.Error()
+		} else {
+			resp = Do(b, r)
+			log.Info().Str("op", r.Op).Str("jid", r.JID).Bool("ok", resp.Error == "").Msg("admin command")
+		}
+		if err := enc.Encode(resp); err != nil {
+			return
+		}
+	}
+}
+
+// Call sends one request to the server listening at path.
+func Call(path string, r Request) (Response, error) {
+	c, err := net.DialTimeout("unix", path, 2*time.Second)
+	if err != nil {
+		return Response{}, err
+	}
+	defer c.Close()
+	if err := json.NewEncoder(c).Encode(r); err != nil {
+		return Response{}, err
+	}
+	var resp Response
+	dec := json.NewDecoder(bufio.NewReader(c))
+	if err := dec.Decode(&resp); err != nil {
+		return Response{}, fmt.Errorf("admin reply: %w", err)
+	}
+	return resp, nil
+}

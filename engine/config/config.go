@@ -1,0 +1,235 @@
+// Package config owns vireo.toml: its schema, defaults, validation and the commented file that
+// a first start writes. It must not open sockets or storage; main and vireoctl turn a Config
+// into running parts.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/vireo-im/vireo/router/jid"
+)
+
+// Duration is a time.Duration that decodes from TOML strings such as "30s".
+type Duration struct{ time.Duration }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// Config is the whole vireo.toml.
+type Config struct {
+	Domains   []string `toml:"domains"`
+	DataDir   string   `toml:"data_dir"`
+	LogLevel  string   `toml:"log_level"`
+	LogFormat string   `toml:"log_format"`
+
+	C2S    C2S    `toml:"c2s"`
+	TLS    TLS    `toml:"tls"`
+	Admin  Admin  `toml:"admin"`
+	Router Router `toml:"router"`
+
+	// Modules holds `disabled` plus one table per module ID, decoded lazily by the module.
+	Modules map[string]toml.Primitive `toml:"modules"`
+
+	md   toml.MetaData
+	path string
+}
+
+// C2S configures client listeners and their limits.
+type C2S struct {
+	Listen                []string `toml:"listen"`
+	TLSListen             []string `toml:"tls_listen"`
+	RequireTLS            bool     `toml:"require_tls"`
+	AllowPlain            bool     `toml:"allow_plain"`
+	Registration          bool     `toml:"registration"`
+	PreAuthTimeout        Duration `toml:"pre_auth_timeout"`
+	MaxStanza             int      `toml:"max_stanza"`
+	MaxOutbound           int      `toml:"max_outbound"`
+	AuthFailuresPerMinute int      `toml:"auth_failures_per_minute"`
+}
+
+// TLS names the certificate and key files (PEM).
+type TLS struct {
+	Cert string `toml:"cert"`
+	Key  string `toml:"key"`
+}
+
+// Admin configures the local admin endpoint used by vireoctl.
+type Admin struct {
+	Socket string `toml:"socket"`
+}
+
+// Router configures sharding and per-user quotas.
+type Router struct {
+	Shards       int `toml:"shards"`
+	OfflineQuota int `toml:"offline_quota"`
+}
+
+// Defaults returns a Config with every option at its safe default for domain.
+func Defaults(domain string) *Config {
+	return &Config{
+		Domains:   []string{domain},
+		DataDir:   "data",
+		LogLevel:  "info",
+		LogFormat: "console",
+		C2S: C2S{
+			Listen:                []string{"[::]:5222"},
+			TLSListen:             []string{"[::]:5223"},
+			RequireTLS:            true,
+			PreAuthTimeout:        Duration{30 * time.Second},
+			MaxStanza:             256 << 10,
+			MaxOutbound:           1 << 20,
+			AuthFailuresPerMinute: 10,
+		},
+		Router: Router{Shards: 64, OfflineQuota: 1000},
+	}
+}
+
+// Load reads and validates the file at path. Relative paths inside it are resolved against
+// the file's directory.
+func Load(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(b, path)
+}
+
+// Parse decodes TOML text; path is used to resolve relative paths and in errors.
+func Parse(b []byte, path string) (*Config, error) {
+	c := Defaults("localhost")
+	c.Domains = nil
+	md, err := toml.NewDecoder(bytes.NewReader(b)).Decode(c)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		var bad []string
+		for _, k := range und {
+			if len(k) > 0 && k[0] == "modules" {
+				continue
+			}
+			bad = append(bad, k.String())
+		}
+		if len(bad) > 0 {
+			return nil, fmt.Errorf("config %s: unknown keys: %s", path, strings.Join(bad, ", "))
+		}
+	}
+	c.md = md
+	c.path = path
+	if err := c.normalize(); err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+func (c *Config) normalize() error {
+	if len(c.Domains) == 0 {
+		return errors.New("domains: at least one domain is required")
+	}
+	seen := map[string]bool{}
+	for i, d := range c.Domains {
+		p, err := jid.PrepareDomain(d)
+		if err != nil {
+			return fmt.Errorf("domains: %q: %w", d, err)
+		}
+		if seen[p] {
+			return fmt.Errorf("domains: %q listed twice", d)
+		}
+		seen[p] = true
+		c.Domains[i] = p
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error", "trace":
+	default:
+		return fmt.Errorf("log_level: %q is not one of debug, info, warn, error", c.LogLevel)
+	}
+	switch c.LogFormat {
+	case "console", "json":
+	default:
+		return fmt.Errorf("log_format: %q is not console or json", c.LogFormat)
+	}
+	if c.C2S.MaxStanza < 4096 {
+		return fmt.Errorf("c2s.max_stanza: %d is below the RFC 6120 minimum of 10000 we round to 4096", c.C2S.MaxStanza)
+	}
+	if c.C2S.MaxOutbound < c.C2S.MaxStanza {
+		return fmt.Errorf("c2s.max_outbound (%d) must hold at least one max_stanza (%d)", c.C2S.MaxOutbound, c.C2S.MaxStanza)
+	}
+	if c.C2S.PreAuthTimeout.Duration <= 0 {
+		return errors.New("c2s.pre_auth_timeout must be positive")
+	}
+	if c.Router.Shards <= 0 || c.Router.Shards > 1<<14 {
+		return fmt.Errorf("router.shards: %d out of range 1..16384", c.Router.Shards)
+	}
+	if c.Router.OfflineQuota < 0 {
+		return errors.New("router.offline_quota must not be negative")
+	}
+	base := filepath.Dir(c.path)
+	abs := func(p string) string {
+		if p == "" || filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(base, p)
+	}
+	c.DataDir = abs(c.DataDir)
+	if c.TLS.Cert == "" && c.TLS.Key == "" {
+		c.TLS.Cert = filepath.Join(c.DataDir, "certs", c.Domains[0]+".crt")
+		c.TLS.Key = filepath.Join(c.DataDir, "certs", c.Domains[0]+".key")
+	} else {
+		c.TLS.Cert, c.TLS.Key = abs(c.TLS.Cert), abs(c.TLS.Key)
+	}
+	if c.Admin.Socket == "" {
+		c.Admin.Socket = filepath.Join(c.DataDir, "admin.sock")
+	} else {
+		c.Admin.Socket = abs(c.Admin.Socket)
+	}
+	return nil
+}
+
+// Path is the file the config was loaded from.
+func (c *Config) Path() string { return c.path }
+
+// DBDir is where the Pebble database lives.
+func (c *Config) DBDir() string { return filepath.Join(c.DataDir, "db") }
+
+// DisabledModules lists the module IDs under [modules] disabled.
+func (c *Config) DisabledModules() []string {
+	p, ok := c.Modules["disabled"]
+	if !ok {
+		return nil
+	}
+	var out []string
+	if err := c.md.PrimitiveDecode(p, &out); err != nil {
+		return nil
+	}
+	return out
+}
+
+// ModuleConfig decodes the [modules.<id>] table into v; absent tables leave v untouched.
+func (c *Config) ModuleConfig(id string, v any) error {
+	p, ok := c.Modules[id]
+	if !ok {
+		return nil
+	}
+	if err := c.md.PrimitiveDecode(p, v); err != nil {
+		return fmt.Errorf("modules.%s: %w", id, err)
+	}
+	return nil
+}

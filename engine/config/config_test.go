@@ -1,0 +1,126 @@
+package config
+
+import (
+	"crypto/tls"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaultFileRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "vireo.toml")
+	if err := WriteDefault(path, "example.org", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteDefault(path, "example.org", true); err == nil {
+		t.Fatal("second WriteDefault overwrote an existing file")
+	}
+	c, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Domains; len(got) != 1 || got[0] != "example.org" {
+		t.Fatalf("domains = %v", got)
+	}
+	if !c.C2S.Registration || !c.C2S.RequireTLS || c.C2S.AllowPlain {
+		t.Fatalf("c2s flags = %+v", c.C2S)
+	}
+	if c.C2S.PreAuthTimeout.Duration != 30*time.Second {
+		t.Fatalf("pre_auth_timeout = %v", c.C2S.PreAuthTimeout)
+	}
+	if c.DataDir != filepath.Join(dir, "data") {
+		t.Fatalf("data_dir = %q, want it resolved against the file", c.DataDir)
+	}
+	if c.TLS.Cert != filepath.Join(dir, "data", "certs", "example.org.crt") {
+		t.Fatalf("cert = %q", c.TLS.Cert)
+	}
+	if c.Admin.Socket != filepath.Join(dir, "data", "admin.sock") {
+		t.Fatalf("admin socket = %q", c.Admin.Socket)
+	}
+	if d := c.DisabledModules(); len(d) != 0 {
+		t.Fatalf("disabled = %v", d)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	for _, tc := range []struct{ name, in, want string }{
+		{"no domains", `domains = []`, "at least one domain"},
+		{"bad domain", `domains = ["a b"]`, "domains"},
+		{"dup domain", `domains = ["a.org", "A.org"]`, "twice"},
+		{"unknown key", "domains = [\"a.org\"]\nfoo = 1", "unknown keys: foo"},
+		{"bad level", "domains = [\"a.org\"]\nlog_level = \"loud\"", "log_level"},
+		{"bad duration", "domains = [\"a.org\"]\n[c2s]\npre_auth_timeout = \"soon\"", "pre_auth_timeout"},
+		{"tiny stanza", "domains = [\"a.org\"]\n[c2s]\nmax_stanza = 10", "max_stanza"},
+		{"shards", "domains = [\"a.org\"]\n[router]\nshards = 0", "shards"},
+		{"syntax", "domains = [", "config"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.in), "/x/vireo.toml")
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want it to mention %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestModuleTables(t *testing.T) {
+	c, err := Parse([]byte("domains = [\"a.org\"]\n[modules]\ndisabled = [\"version\"]\n[modules.offline]\nquota = 5\n"), "/x/v.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := c.DisabledModules(); len(d) != 1 || d[0] != "version" {
+		t.Fatalf("disabled = %v", d)
+	}
+	var v struct{ Quota int }
+	if err := c.ModuleConfig("offline", &v); err != nil || v.Quota != 5 {
+		t.Fatalf("offline quota = %d, %v", v.Quota, err)
+	}
+	if err := c.ModuleConfig("absent", &v); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCertsSNIAndReload(t *testing.T) {
+	dir := t.TempDir()
+	c := Defaults("a.org")
+	c.path = filepath.Join(dir, "v.toml")
+	if err := c.normalize(); err != nil {
+		t.Fatal(err)
+	}
+	created, err := EnsureCert(c.TLS.Cert, c.TLS.Key, []string{"a.org", "b.org"})
+	if err != nil || !created {
+		t.Fatalf("EnsureCert = %v, %v", created, err)
+	}
+	if created, err := EnsureCert(c.TLS.Cert, c.TLS.Key, []string{"a.org"}); err != nil || created {
+		t.Fatalf("second EnsureCert = %v, %v; want existing files kept", created, err)
+	}
+	if fi, err := os.Stat(c.TLS.Key); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key mode = %v, %v", fi.Mode(), err)
+	}
+	cs, err := LoadCerts(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := cs.TLSConfig()
+	for _, name := range []string{"a.org", "b.org", "conference.a.org", "unknown.net", ""} {
+		crt, err := cfg.GetCertificate(&tls.ClientHelloInfo{ServerName: name})
+		if err != nil || crt == nil || crt.Leaf.Subject.CommonName != "a.org" {
+			t.Fatalf("%q: cert %v err %v", name, crt, err)
+		}
+	}
+	first := cs.cur.Load().def
+	os.Remove(c.TLS.Cert)
+	os.Remove(c.TLS.Key)
+	if _, err := EnsureCert(c.TLS.Cert, c.TLS.Key, []string{"a.org"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cs.Reload(c); err != nil {
+		t.Fatal(err)
+	}
+	if cs.cur.Load().def == first {
+		t.Fatal("reload kept the old certificate")
+	}
+}

@@ -1,0 +1,193 @@
+package config
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/template"
+	"time"
+
+	"github.com/vireo-im/vireo/router/jid"
+)
+
+// DetectDomain returns the machine's fully qualified host name when it is a usable XMPP domain,
+// else "localhost". A short name without a dot is still accepted: small deployments run on
+// LAN names, and the operator edits the file when the public name differs.
+func DetectDomain() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return "localhost"
+	}
+	if addrs, err := net.LookupHost(h); err == nil && len(addrs) > 0 {
+		if names, err := net.LookupAddr(addrs[0]); err == nil && len(names) > 0 {
+			if n := strings.TrimSuffix(names[0], "."); strings.Contains(n, ".") && !strings.HasPrefix(n, "localhost") {
+				h = n
+			}
+		}
+	}
+	d, err := jid.PrepareDomain(h)
+	if err != nil {
+		return "localhost"
+	}
+	return d
+}
+
+var defaultTmpl = template.Must(template.New("vireo.toml").Parse(`# vireo.toml — written by Vireo on first start ({{.When}}).
+# Every option has a safe default; uncomment and edit what you need, then reload with
+# SIGHUP or "vireoctl reload" (listeners need a restart).
+
+# Virtual hosts served by this server. The first one names the generated certificate.
+domains = ["{{.Domain}}"]
+
+# Database, certificates and the admin socket live here (relative to this file).
+data_dir = "data"
+
+# debug | info | warn | error; console (human) or json (for log shippers).
+log_level = "info"
+log_format = "console"
+
+[c2s]
+# STARTTLS listeners (RFC 6120) and direct-TLS listeners (XEP-0368).
+listen = ["[::]:5222"]
+tls_listen = ["[::]:5223"]
+# Refuse authentication before STARTTLS. Turn off only on a trusted loopback.
+require_tls = true
+# SASL PLAIN over TLS for clients without SCRAM (hashing then runs on the server).
+allow_plain = false
+# XEP-0077 in-band registration: anyone who can connect can create an account.
+# On in this generated development config; turn it off for a public server.
+registration = {{.Registration}}
+# Close streams that have not authenticated after this long.
+pre_auth_timeout = "30s"
+# Largest stanza accepted, in bytes (policy-violation above).
+max_stanza = 262144
+# Bytes queued for a client that does not read before the stream is closed.
+max_outbound = 1048576
+# Failed logins per client address per minute before temporary-auth-failure.
+auth_failures_per_minute = 10
+
+[tls]
+# PEM certificate chain and key. Empty: a self-signed certificate under data/certs/.
+cert = ""
+key = ""
+
+[admin]
+# Unix socket used by vireoctl; only local users with file access can reach it.
+socket = ""
+
+[router]
+# Stanza queues and worker goroutines; more shards than cores keeps workers busy.
+shards = 64
+# Offline messages kept per user; beyond this senders get service-unavailable.
+offline_quota = 1000
+
+[modules]
+# Module IDs to turn off ("vireoctl modules" lists them), e.g. ["version"].
+disabled = []
+`))
+
+// WriteDefault writes a commented config for domain to path, failing if the file exists.
+func WriteDefault(path, domain string, registration bool) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+	if err != nil {
+		return err
+	}
+	err = defaultTmpl.Execute(f, map[string]any{
+		"Domain": domain, "Registration": registration, "When": time.Now().UTC().Format(time.RFC3339),
+	})
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// EnsureCert creates a self-signed ECDSA P-256 certificate for domains at certPath/keyPath
+// unless both files exist. ECDSA keeps handshakes cheap and the per-connection TLS state
+// small. It reports whether it created them.
+func EnsureCert(certPath, keyPath string, domains []string) (bool, error) {
+	_, errC := os.Stat(certPath)
+	_, errK := os.Stat(keyPath)
+	if errC == nil && errK == nil {
+		return false, nil
+	}
+	if errC == nil || errK == nil {
+		return false, fmt.Errorf("only one of %s and %s exists", certPath, keyPath)
+	}
+	certPEM, keyPEM, err := SelfSigned(domains, 5*365*24*time.Hour)
+	if err != nil {
+		return false, err
+	}
+	if err := os.MkdirAll(filepath.Dir(certPath), 0o750); err != nil {
+		return false, err
+	}
+	if err := os.MkdirAll(filepath.Dir(keyPath), 0o750); err != nil {
+		return false, err
+	}
+	if err := os.WriteFile(keyPath, keyPEM, 0o600); err != nil {
+		return false, err
+	}
+	if err := os.WriteFile(certPath, certPEM, 0o644); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// SelfSigned returns PEM certificate and key for domains (and their wildcard subdomains,
+// so that conference.* and upload.* components are covered).
+func SelfSigned(domains []string, valid time.Duration) (certPEM, keyPEM []byte, err error) {
+	if len(domains) == 0 {
+		return nil, nil, errors.New("config: no domain for the certificate")
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
+	if err != nil {
+		return nil, nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: domains[0], Organization: []string{"Vireo self-signed"}},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(valid),
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+	}
+	for _, d := range domains {
+		if ip := net.ParseIP(strings.Trim(d, "[]")); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+			continue
+		}
+		tmpl.DNSNames = append(tmpl.DNSNames, d)
+		if d != "localhost" {
+			tmpl.DNSNames = append(tmpl.DNSNames, "*."+d)
+		}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	certPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	keyPEM = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})
+	return certPEM, keyPEM, nil
+}

@@ -1,0 +1,72 @@
+package config
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"strings"
+	"sync/atomic"
+)
+
+// Certs serves certificates by SNI and can be reloaded while connections hold the
+// *tls.Config: the config asks Certs on every handshake, so a reload applies to the next one.
+type Certs struct {
+	cur atomic.Pointer[certSet]
+}
+
+type certSet struct {
+	byName map[string]*tls.Certificate
+	def    *tls.Certificate
+}
+
+// LoadCerts reads the certificate named in c.
+func LoadCerts(c *Config) (*Certs, error) {
+	cs := new(Certs)
+	if err := cs.Reload(c); err != nil {
+		return nil, err
+	}
+	return cs, nil
+}
+
+// Reload replaces the served certificates with those named in c.
+func (cs *Certs) Reload(c *Config) error {
+	pair, err := tls.LoadX509KeyPair(c.TLS.Cert, c.TLS.Key)
+	if err != nil {
+		return fmt.Errorf("load certificate %s: %w", c.TLS.Cert, err)
+	}
+	if pair.Leaf == nil {
+		if pair.Leaf, err = x509.ParseCertificate(pair.Certificate[0]); err != nil {
+			return fmt.Errorf("parse certificate %s: %w", c.TLS.Cert, err)
+		}
+	}
+	set := &certSet{byName: map[string]*tls.Certificate{}, def: &pair}
+	for _, n := range pair.Leaf.DNSNames {
+		set.byName[strings.ToLower(n)] = &pair
+	}
+	cs.cur.Store(set)
+	return nil
+}
+
+// TLSConfig returns a server config that picks certificates by SNI (exact name, then a
+// wildcard for the parent, then the default). TLS 1.2 is the floor (RFC 7525 / RFC 9325).
+func (cs *Certs) TLSConfig() *tls.Config {
+	return &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		GetCertificate: func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
+			set := cs.cur.Load()
+			name := strings.ToLower(strings.TrimSuffix(h.ServerName, "."))
+			if c, ok := set.byName[name]; ok {
+				return c, nil
+			}
+			if i := strings.IndexByte(name, '.'); i > 0 {
+				if c, ok := set.byName["*"+name[i:]]; ok {
+					return c, nil
+				}
+			}
+			return set.def, nil
+		},
+		// Session tickets keep per-connection state small and resumption cheap for mobile
+		// reconnects; crypto/tls rotates the ticket keys itself.
+		NextProtos: []string{"xmpp-client"},
+	}
+}

@@ -1,0 +1,341 @@
+// Command vireo is the Vireo XMPP server.
+//
+// On first start it writes a commented vireo.toml for this machine's host name, a
+// self-signed certificate and an empty database, then serves. SIGHUP reloads the config,
+// SIGTERM and SIGINT shut down cleanly.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"os/signal"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/vireo-im/vireo/engine"
+	"github.com/vireo-im/vireo/engine/admin"
+	"github.com/vireo-im/vireo/engine/config"
+	"github.com/vireo-im/vireo/modules/module"
+	_ "github.com/vireo-im/vireo/modules/standard"
+	"github.com/vireo-im/vireo/router"
+	"github.com/vireo-im/vireo/router/jid"
+	"github.com/vireo-im/vireo/store"
+	"github.com/vireo-im/vireo/store/pebblestore"
+	"github.com/vireo-im/vireo/xmlstream"
+	"github.com/vireo-im/vireo/xmlstream/stanza"
+)
+
+// ShutdownGrace bounds how long streams get to receive <system-shutdown/> before exit.
+const ShutdownGrace = 5 * time.Second
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	fl := flag.NewFlagSet("vireo", flag.ContinueOnError)
+	cfgPath := fl.String("config", "vireo.toml", "configuration file (written with defaults if missing)")
+	level := fl.String("log-level", "", "override log_level: debug, info, warn, error")
+	format := fl.String("log-format", "", "override log_format: console or json")
+	check := fl.Bool("t", false, "check the configuration and exit")
+	if err := fl.Parse(args); err != nil {
+		return 2
+	}
+
+	firstStart := false
+	if _, err := os.Stat(*cfgPath); errors.Is(err, fs.ErrNotExist) {
+		domain := config.DetectDomain()
+		if err := config.WriteDefault(*cfgPath, domain, true); err != nil {
+			fmt.Fprintln(os.Stderr, "vireo:", err)
+			return 1
+		}
+		firstStart = true
+		fmt.Fprintf(os.Stderr, "vireo: first start: wrote %s for domain %q (edit it, then restart or reload)\n", *cfgPath, domain)
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "vireo:", err)
+		return 1
+	}
+	if *level != "" {
+		cfg.LogLevel = *level
+	}
+	if *format != "" {
+		cfg.LogFormat = *format
+	}
+	if *check {
+		fmt.Fprintf(os.Stderr, "vireo: %s is valid\n", *cfgPath)
+		return 0
+	}
+	log := newLogger(cfg)
+
+	s, err := start(cfg, log)
+	if err != nil {
+		log.Error().Err(err).Msg("start failed")
+		return 1
+	}
+	n, _ := s.store.Accounts().Count()
+	log.Info().Strs("domains", cfg.Domains).Strs("c2s", cfg.C2S.Listen).Strs("c2s_tls", cfg.C2S.TLSListen).
+		Int("accounts", n).Msg("vireo is serving")
+	if firstStart || n == 0 {
+		fmt.Fprintf(os.Stderr, "\nAdd a user with:\n  bin/vireoctl -config %s adduser alice@%s SECRET\n", *cfgPath, cfg.Domains[0])
+		if cfg.C2S.Registration {
+			fmt.Fprintln(os.Stderr, "or register from a client (in-band registration is on in this config).")
+		}
+		fmt.Fprintln(os.Stderr)
+	}
+
+	sig := make(chan os.Signal, 4)
+	signal.Notify(sig, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	for v := range sig {
+		if v == syscall.SIGHUP {
+			if err := s.Reload(); err != nil {
+				log.Error().Err(err).Msg("reload failed; keeping the running configuration")
+			} else {
+				log.Info().Msg("configuration reloaded")
+			}
+			continue
+		}
+		log.Info().Str("signal", v.String()).Msg("shutting down")
+		break
+	}
+	signal.Stop(sig)
+	if err := s.Close(); err != nil {
+		log.Error().Err(err).Msg("shutdown")
+		return 1
+	}
+	log.Info().Msg("stopped")
+	return 0
+}
+
+func newLogger(cfg *config.Config) zerolog.Logger {
+	lvl, err := zerolog.ParseLevel(cfg.LogLevel)
+	if err != nil {
+		lvl = zerolog.InfoLevel
+	}
+	var l zerolog.Logger
+	if cfg.LogFormat == "json" {
+		l = zerolog.New(os.Stderr)
+	} else {
+		l = zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.RFC3339})
+	}
+	return l.Level(lvl).With().Timestamp().Logger()
+}
+
+// server is the wiring of one all-in-one process.
+type server struct {
+	mu    sync.Mutex
+	cfg   *config.Config
+	log   zerolog.Logger
+	certs *config.Certs
+	store store.Store
+	rt    *router.Router
+	eng   *engine.Server
+	admin net.Listener
+	start time.Time
+}
+
+func start(cfg *config.Config, log zerolog.Logger) (*server, error) {
+	s := &server{cfg: cfg, log: log, start: time.Now()}
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, err
+	}
+	created, err := config.EnsureCert(cfg.TLS.Cert, cfg.TLS.Key, cfg.Domains)
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		log.Warn().Str("cert", cfg.TLS.Cert).Msg("generated a self-signed certificate; clients will ask to trust it")
+	}
+	if s.certs, err = config.LoadCerts(cfg); err != nil {
+		return nil, err
+	}
+	st, err := pebblestore.Open(cfg.DBDir(), pebblestore.Options{Logger: log.With().Str("mod", "store").Logger()})
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", cfg.DBDir(), err)
+	}
+	s.store = st
+	s.rt, err = router.New(s.routerOptions(cfg))
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	s.eng, err = engine.New(s.engineConfig(cfg))
+	if err == nil {
+		err = s.eng.Start()
+	}
+	if err != nil {
+		s.rt.Close()
+		st.Close()
+		return nil, err
+	}
+	s.admin, err = admin.Serve(cfg.Admin.Socket, s, log.With().Str("mod", "admin").Logger())
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *server) routerOptions(cfg *config.Config) router.Options {
+	var enabled []string
+	off := map[string]bool{}
+	for _, id := range cfg.DisabledModules() {
+		off[id] = true
+	}
+	for _, m := range module.All() {
+		if !off[m.ID] {
+			enabled = append(enabled, m.ID)
+		}
+	}
+	return router.Options{
+		Domains:      cfg.Domains,
+		Shards:       cfg.Router.Shards,
+		Store:        s.store,
+		Modules:      enabled,
+		ModuleConfig: cfg.ModuleConfig,
+		Logger:       s.log.With().Str("mod", "router").Logger(),
+		OfflineQuota: cfg.Router.OfflineQuota,
+	}
+}
+
+func (s *server) engineConfig(cfg *config.Config) engine.Config {
+	var ls []engine.Listener
+	for _, a := range cfg.C2S.Listen {
+		ls = append(ls, engine.Listener{Name: "c2s", Addr: a})
+	}
+	for _, a := range cfg.C2S.TLSListen {
+		ls = append(ls, engine.Listener{Name: "c2s-tls", Addr: a, DirectTLS: true})
+	}
+	lim := xmlstream.DefaultLimits()
+	lim.MaxStanza = cfg.C2S.MaxStanza
+	return engine.Config{
+		Domains:        cfg.Domains,
+		Listeners:      ls,
+		TLS:            s.certs.TLSConfig(),
+		RequireTLS:     cfg.C2S.RequireTLS,
+		AllowPlain:     cfg.C2S.AllowPlain,
+		Registration:   cfg.C2S.Registration,
+		PreAuthTimeout: cfg.C2S.PreAuthTimeout.Duration,
+		MaxOutbound:    cfg.C2S.MaxOutbound,
+		Limits:         lim,
+		Store:          s.store,
+		Router:         s.rt,
+		Logger:         s.log.With().Str("mod", "engine").Logger(),
+		AuthFailLimit:  cfg.C2S.AuthFailuresPerMinute,
+	}
+}
+
+// Reload re-reads the config file and applies what can change without a restart: domains,
+// certificates, limits, registration. Listener changes are logged and need a restart.
+func (s *server) Reload() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	next, err := config.Load(s.cfg.Path())
+	if err != nil {
+		return err
+	}
+	if strings.Join(next.C2S.Listen, ",") != strings.Join(s.cfg.C2S.Listen, ",") ||
+		strings.Join(next.C2S.TLSListen, ",") != strings.Join(s.cfg.C2S.TLSListen, ",") ||
+		next.DataDir != s.cfg.DataDir {
+		s.log.Warn().Msg("listener or data_dir changes need a restart; applying the rest")
+		next.C2S.Listen, next.C2S.TLSListen, next.DataDir = s.cfg.C2S.Listen, s.cfg.C2S.TLSListen, s.cfg.DataDir
+	}
+	if _, err := config.EnsureCert(next.TLS.Cert, next.TLS.Key, next.Domains); err != nil {
+		return err
+	}
+	if err := s.certs.Reload(next); err != nil {
+		return err
+	}
+	s.rt.SetDomains(next.Domains)
+	if err := s.eng.Reload(s.engineConfig(next)); err != nil {
+		return err
+	}
+	s.cfg = next
+	return nil
+}
+
+// Close shuts down in dependency order: no new connections and a clean close for every
+// stream first, then the router drains, then storage flushes.
+func (s *server) Close() error {
+	var errs []error
+	if s.admin != nil {
+		s.admin.Close()
+	}
+	if s.eng != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
+		errs = append(errs, s.eng.Shutdown(ctx))
+		cancel()
+	}
+	if s.rt != nil {
+		errs = append(errs, s.rt.Close())
+	}
+	if s.store != nil {
+		errs = append(errs, s.store.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// admin.Backend
+
+func (s *server) Store() store.Store { return s.store }
+
+func (s *server) Domains() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cfg.Domains
+}
+
+func (s *server) CloseUser(bare jid.JID) { s.rt.CloseUser(bare, stanza.NotAuthorized) }
+
+func (s *server) Stats() map[string]any {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	n, _ := s.store.Accounts().Count()
+	return map[string]any{
+		"uptime_s":      int64(time.Since(s.start).Seconds()),
+		"accounts":      n,
+		"engine":        s.eng.Stats(),
+		"router":        s.rt.Stats(),
+		"goroutines":    runtime.NumGoroutine(),
+		"heap_inuse":    ms.HeapInuse,
+		"sys":           ms.Sys,
+		"gc_cycles":     ms.NumGC,
+		"go_max_procs":  runtime.GOMAXPROCS(0),
+		"config":        s.cfg.Path(),
+		"domains":       s.Domains(),
+		"version":       Version,
+		"registration":  s.cfg.C2S.Registration,
+		"shards":        s.cfg.Router.Shards,
+		"offline_quota": s.cfg.Router.OfflineQuota,
+	}
+}
+
+func (s *server) Modules() []string { return moduleLines() }
+
+func moduleLines() []string {
+	var out []string
+	for _, m := range module.All() {
+		xep := "-"
+		if m.XEP > 0 {
+			xep = fmt.Sprintf("XEP-%04d", m.XEP)
+		}
+		out = append(out, fmt.Sprintf("%-12s %s", m.ID, xep))
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Version is the server version, set at build time with -ldflags "-X main.Version=...".
+var Version = "0.1.0-dev"

@@ -1,0 +1,189 @@
+// Command vireoctl manages a Vireo server: accounts, statistics, reload. It talks to the
+// running server over its local admin socket, or opens the database directly when the
+// server is stopped.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/rs/zerolog"
+
+	"github.com/vireo-im/vireo/engine/admin"
+	"github.com/vireo-im/vireo/engine/config"
+	"github.com/vireo-im/vireo/modules/module"
+	_ "github.com/vireo-im/vireo/modules/standard"
+	"github.com/vireo-im/vireo/router/jid"
+	"github.com/vireo-im/vireo/store"
+	"github.com/vireo-im/vireo/store/pebblestore"
+)
+
+const usage = `usage: vireoctl [-config vireo.toml] COMMAND [ARGS]
+
+commands:
+  adduser JID PASSWORD     create an account
+  deluser JID              remove an account and all its data
+  passwd JID PASSWORD      change a password
+  users [DOMAIN]           list accounts
+  bulkadd [-prefix user] [-count N] [-password P] [-domain D] [-iter N]
+                           create prefix1..prefixN accounts (load tests)
+  stats                    server statistics (server must run)
+  reload                   re-read the configuration (server must run)
+  modules                  list built-in modules
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fl := flag.NewFlagSet("vireoctl", flag.ContinueOnError)
+	fl.SetOutput(stderr)
+	cfgPath := fl.String("config", "vireo.toml", "server configuration file")
+	fl.Usage = func() { fmt.Fprint(stderr, usage) }
+	if err := fl.Parse(args); err != nil {
+		return 2
+	}
+	if fl.NArg() == 0 {
+		fl.Usage()
+		return 2
+	}
+	cmd, rest := fl.Arg(0), fl.Args()[1:]
+	if cmd == "modules" {
+		for _, m := range module.All() {
+			xep := ""
+			if m.XEP > 0 {
+				xep = fmt.Sprintf("XEP-%04d", m.XEP)
+			}
+			fmt.Fprintf(stdout, "%-12s %s\n", m.ID, xep)
+		}
+		return 0
+	}
+	req, err := parse(cmd, rest)
+	if err != nil {
+		fmt.Fprintln(stderr, "vireoctl:", err)
+		return 2
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		fmt.Fprintln(stderr, "vireoctl:", err)
+		return 1
+	}
+	resp, err := admin.Call(cfg.Admin.Socket, req)
+	if err != nil {
+		// No server answering: work on the database directly.
+		if req.Op == "stats" || req.Op == "reload" {
+			fmt.Fprintf(stderr, "vireoctl: %s needs a running server (admin socket %s: %v)\n", req.Op, cfg.Admin.Socket, err)
+			return 1
+		}
+		resp, err = offline(cfg, req)
+		if err != nil {
+			fmt.Fprintln(stderr, "vireoctl:", err)
+			return 1
+		}
+	}
+	if resp.Error != "" {
+		fmt.Fprintln(stderr, "vireoctl:", resp.Error)
+		return 1
+	}
+	switch req.Op {
+	case "users":
+		for _, u := range resp.Users {
+			fmt.Fprintln(stdout, u)
+		}
+	case "stats":
+		keys := make([]string, 0, len(resp.Stats))
+		for k := range resp.Stats {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			fmt.Fprintf(stdout, "%-14s %v\n", k, resp.Stats[k])
+		}
+	case "bulkadd":
+		fmt.Fprintf(stdout, "created %d accounts\n", resp.Count)
+	default:
+		fmt.Fprintln(stdout, "ok")
+	}
+	return 0
+}
+
+func parse(cmd string, args []string) (admin.Request, error) {
+	r := admin.Request{Op: cmd}
+	need := func(n int, what string) error {
+		if len(args) != n {
+			return fmt.Errorf("%s: want %s", cmd, what)
+		}
+		return nil
+	}
+	switch cmd {
+	case "adduser", "passwd":
+		if err := need(2, "JID PASSWORD"); err != nil {
+			return r, err
+		}
+		r.JID, r.Password = args[0], args[1]
+	case "deluser":
+		if err := need(1, "JID"); err != nil {
+			return r, err
+		}
+		r.JID = args[0]
+	case "users":
+		if len(args) > 1 {
+			return r, errors.New("users: at most one DOMAIN")
+		}
+		if len(args) == 1 {
+			r.Domain = args[0]
+		}
+	case "stats", "reload":
+		if err := need(0, "no arguments"); err != nil {
+			return r, err
+		}
+	case "bulkadd":
+		fl := flag.NewFlagSet("bulkadd", flag.ContinueOnError)
+		fl.SetOutput(io.Discard)
+		fl.StringVar(&r.Prefix, "prefix", "user", "account name prefix")
+		fl.IntVar(&r.Count, "count", 1000, "number of accounts")
+		fl.StringVar(&r.Password, "password", "password", "password of every account")
+		fl.StringVar(&r.Domain, "domain", "", "domain (default: the first configured)")
+		fl.IntVar(&r.Iter, "iter", 4096, "PBKDF2 iterations")
+		if err := fl.Parse(args); err != nil {
+			return r, fmt.Errorf("bulkadd: %w", err)
+		}
+	default:
+		return r, fmt.Errorf("unknown command %q (try vireoctl -h)", cmd)
+	}
+	return r, nil
+}
+
+// offlineBackend serves admin operations on a directly opened store.
+type offlineBackend struct {
+	cfg *config.Config
+	st  store.Store
+}
+
+func (b offlineBackend) Store() store.Store    { return b.st }
+func (b offlineBackend) Domains() []string     { return b.cfg.Domains }
+func (b offlineBackend) CloseUser(jid.JID)     {}
+func (b offlineBackend) Reload() error         { return errors.New("server is not running") }
+func (b offlineBackend) Stats() map[string]any { return nil }
+func (b offlineBackend) Modules() []string     { return nil }
+
+func offline(cfg *config.Config, req admin.Request) (admin.Response, error) {
+	st, err := pebblestore.Open(cfg.DBDir(), pebblestore.Options{Logger: zerolog.Nop()})
+	if err != nil {
+		if strings.Contains(err.Error(), "lock") {
+			return admin.Response{}, fmt.Errorf("the database %s is locked by a running server whose admin socket %s does not answer", cfg.DBDir(), cfg.Admin.Socket)
+		}
+		return admin.Response{}, fmt.Errorf("open %s: %w", cfg.DBDir(), err)
+	}
+	resp := admin.Do(offlineBackend{cfg: cfg, st: st}, req)
+	if err := st.Close(); err != nil {
+		return resp, err
+	}
+	return resp, nil
+}
