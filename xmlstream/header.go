@@ -1,0 +1,219 @@
+package xmlstream
+
+import (
+	"bytes"
+	"sync"
+
+	"github.com/vireo-im/vireo/xmlstream/ns"
+	"github.com/vireo-im/vireo/xmlstream/stanza"
+)
+
+// header is what a stream keeps from its header for the rest of the stream: the namespace
+// bindings its elements inherit, its xml:lang, and the name its end tag must repeat. Headers
+// are interned, so the thousands of connections whose headers declare the same things share
+// one value and a State pays one pointer for it.
+type header struct {
+	qname string  // root's qualified name, e.g. "stream:stream"
+	lang  string  // raw xml:lang value of the header, "" if none
+	defNS string  // content namespace (jabber:client ...)
+	binds []hbind // prefixed namespace declarations of the header
+}
+
+type hbind struct{ prefix, uri string }
+
+// lookup resolves a prefix declared on the stream header.
+func (h *header) lookup(prefix []byte) ([]byte, bool) {
+	if h == nil {
+		return nil, false
+	}
+	for k := range h.binds {
+		if h.binds[k].prefix == string(prefix) {
+			return s2b(h.binds[k].uri), true
+		}
+	}
+	return nil, false
+}
+
+// checkEnd checks that raw, a lexically valid end tag, closes the stream element.
+func (h *header) checkEnd(raw []byte) *stanza.StreamError {
+	k := 2
+	for k < len(raw) && !tagStop[raw[k]] {
+		k++
+	}
+	if h == nil || string(raw[2:k]) != h.qname {
+		return errStreamClose
+	}
+	return nil
+}
+
+// maxInterned bounds the intern table, so that clients sending random languages or prefixes
+// cannot grow it; beyond it a header costs its stream one small allocation.
+const maxInterned = 1024
+
+var interned struct {
+	sync.RWMutex
+	m map[string]*header
+}
+
+// intern returns the shared header for these values. The key is built in sc.key; looking a
+// []byte up with string(key) does not allocate.
+func (sc *Scanner) intern(qname, lang, defNS []byte, binds []bind) *header {
+	key := append(sc.key[:0], qname...)
+	key = append(key, 0)
+	key = append(key, lang...)
+	key = append(key, 0)
+	key = append(key, defNS...)
+	for _, b := range binds {
+		key = append(key, 0)
+		key = append(key, b.prefix...)
+		key = append(key, 1)
+		key = append(key, b.uri...)
+	}
+	sc.key = key
+	interned.RLock()
+	h := interned.m[string(key)]
+	interned.RUnlock()
+	if h != nil {
+		return h
+	}
+	h = &header{qname: string(qname), lang: string(lang), defNS: string(defNS)}
+	for _, b := range binds {
+		h.binds = append(h.binds, hbind{prefix: string(b.prefix), uri: string(b.uri)})
+	}
+	interned.Lock()
+	defer interned.Unlock()
+	if old := interned.m[string(key)]; old != nil {
+		return old
+	}
+	if interned.m == nil {
+		interned.m = make(map[string]*header)
+	}
+	if len(interned.m) < maxInterned {
+		interned.m[string(key)] = h
+	}
+	return h
+}
+
+// kindNS returns the content namespace a stream of kind k must declare.
+func kindNS(k StreamKind) string {
+	switch k {
+	case KindServer:
+		return ns.Server
+	case KindComponent:
+		return ns.Component
+	}
+	return ns.Client
+}
+
+// header runs the second pass over the stream header start tag (RFC 6120 §4.7, §4.8).
+func (sc *Scanner) header(st *State, raw []byte) *stanza.StreamError {
+	sc.binds = sc.binds[:0]
+	sc.kids = sc.kids[:0]
+	qname, te, _, err := sc.readTag(raw, 0)
+	if err != nil {
+		return err
+	}
+	own, err := sc.declare(nil, nil)
+	if err != nil {
+		return err
+	}
+	pfx, local, err := splitQName(qname)
+	if err != nil {
+		return err
+	}
+	if pfx == nil {
+		return errNoPfx // RFC 6120 §4.9.3.2 example: <stream xmlns='jabber:client'>
+	}
+	uri, ok := sc.lookup(nil, pfx)
+	if !ok {
+		return errUnbound
+	}
+	if string(uri) != ns.Stream || string(local) != "stream" {
+		return errStreamNS // RFC 6120 §4.9.3.10
+	}
+	want := kindNS(st.kind)
+	if string(own) != want {
+		return errContentNS
+	}
+	if st.flags&fEmptyHeader != 0 {
+		return errEmptyHeader
+	}
+	sc.top = append(sc.top[:0], sc.attrs...)
+	var lang []byte
+	for k := range sc.top {
+		if a := &sc.top[k]; string(a.ns) == ns.XML && string(a.local) == "lang" {
+			lang = a.val
+		}
+	}
+	st.hdr = sc.intern(qname, lang, own, sc.binds)
+	sc.stz = Stanza{Raw: raw, Name: local, NS: s2b(ns.Stream), Lang: lang,
+		sc: sc, hdr: st.hdr, te: int32(te), dns: s2b(st.hdr.defNS)}
+	sc.stz.fillAttrs(sc.top)
+	return nil
+}
+
+// parseDecl checks an XML declaration (XML 1.0 §2.8): version, then optional encoding and
+// standalone. Any encoding other than UTF-8 is refused (RFC 6120 §11.6).
+func parseDecl(raw []byte) *stanza.StreamError {
+	if len(raw) < 7 {
+		return errDecl
+	}
+	b := raw[5 : len(raw)-2] // between "<?xml" and "?>"
+	seen := 0
+	for {
+		k := 0
+		for k < len(b) && isWS[b[k]] {
+			k++
+		}
+		if k == len(b) {
+			break
+		}
+		if k == 0 {
+			return errDecl // pseudo-attributes are separated by white space
+		}
+		b = b[k:]
+		eq := bytes.IndexByte(b, '=')
+		if eq < 0 {
+			return errDecl
+		}
+		name := bytes.TrimRight(b[:eq], " \t\r\n")
+		b = bytes.TrimLeft(b[eq+1:], " \t\r\n")
+		if len(b) == 0 || (b[0] != '\'' && b[0] != '"') {
+			return errDecl
+		}
+		end := bytes.IndexByte(b[1:], b[0])
+		if end < 0 {
+			return errDecl
+		}
+		val := b[1 : 1+end]
+		b = b[end+2:]
+		switch {
+		case seen == 0 && string(name) == "version":
+			if len(val) < 3 || val[0] != '1' || val[1] != '.' {
+				return errDecl
+			}
+			for _, c := range val[2:] {
+				if c < '0' || c > '9' {
+					return errDecl
+				}
+			}
+			seen = 1
+		case seen == 1 && string(name) == "encoding":
+			if !bytes.EqualFold(val, []byte("UTF-8")) {
+				return errEncoding
+			}
+			seen = 2
+		case seen >= 1 && seen < 3 && string(name) == "standalone":
+			if string(val) != "yes" && string(val) != "no" {
+				return errDecl
+			}
+			seen = 3
+		default:
+			return errDecl
+		}
+	}
+	if seen == 0 {
+		return errDecl
+	}
+	return nil
+}

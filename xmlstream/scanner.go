@@ -1,0 +1,278 @@
+package xmlstream
+
+import (
+	"github.com/valyala/bytebufferpool"
+
+	"github.com/vireo-im/vireo/xmlstream/stanza"
+)
+
+// StreamKind is the content namespace a stream header must declare as its default namespace.
+type StreamKind uint8
+
+// Stream kinds.
+const (
+	KindClient    StreamKind = iota // jabber:client (RFC 6120 client-to-server)
+	KindServer                      // jabber:server (RFC 6120 server-to-server)
+	KindComponent                   // jabber:component:accept (XEP-0114)
+)
+
+// EventKind says what Next found.
+type EventKind uint8
+
+// Event kinds.
+const (
+	EventNone        EventKind = iota // all input consumed, need more bytes
+	EventStreamStart                  // stream header complete; Event.Stanza views the header start tag
+	EventElement                      // one complete top-level element; Event.Stanza views it
+	EventStreamEnd                    // </stream:stream>
+)
+
+// Event is one result of Next. Stanza is nil for EventNone and EventStreamEnd.
+type Event struct {
+	Kind   EventKind
+	Stanza *Stanza
+}
+
+// readPool holds the buffers of partial top-level items. One pool for this role, so its size
+// calibration reflects stanza sizes only.
+var readPool bytebufferpool.Pool
+
+// Scanner is per-loop scratch for the second pass: the namespace stack, the open-element stack,
+// the attributes of the tag being read and the index of the last complete element. It grows to
+// the largest element seen and is then reused without allocating. Not safe for concurrent use.
+type Scanner struct {
+	stz   Stanza
+	binds []bind  // namespace declarations in scope, innermost last
+	open  []frame // open elements of the item being indexed
+	attrs []attr  // attributes of the start tag being read
+	top   []attr  // attributes of the top-level element (Stanza.Attr)
+	kids  []kid   // direct children of the top-level element (Stanza.Child)
+	key   []byte  // scratch for interning stream headers
+}
+
+// NewScanner returns per-loop scratch. Not safe for concurrent use.
+func NewScanner() *Scanner {
+	return &Scanner{
+		binds: make([]bind, 0, 16),
+		open:  make([]frame, 0, 16),
+		attrs: make([]attr, 0, 16),
+		top:   make([]attr, 0, 16),
+		kids:  make([]kid, 0, 16),
+		key:   make([]byte, 0, 256),
+	}
+}
+
+// State is per-connection tokenizer state; the zero value is unusable until Reset. It holds
+// no slices or maps: a pooled buffer only while a top-level element is partial (or until the
+// next Next after it completed), the interned stream header context, and counters.
+type State struct {
+	buf   *bytebufferpool.ByteBuffer // bytes of the current partial item; nil between items
+	hdr   *header                    // interned context of the stream header; nil before it
+	err   *stanza.StreamError        // sticky error
+	lim   limits                     // normalized limits
+	total uint32                     // bytes of the current item scanned so far
+	acc   uint32                     // char-ref value, entity name, or held UTF-8 bytes
+	depth uint16                     // open elements inside the current top-level element
+	nlen  uint16                     // bytes of the name being read
+	attrs uint16                     // attributes of the start tag being read
+	lx    uint8                      // lexical state (lx* constants)
+	ret   uint8                      // state to resume after a reference or a split character
+	cnt   uint8                      // small counter, meaning depends on lx
+	quote uint8                      // quote of the attribute value being read
+	item  uint8                      // kind of the current top-level item
+	kind  StreamKind
+	flags uint8
+}
+
+// Reset starts a new stream (also after STARTTLS or SASL success): the next bytes must be an
+// optional XML declaration and a stream header. lim nil means DefaultLimits(); zero fields
+// mean their defaults. The limits are copied.
+func (st *State) Reset(kind StreamKind, lim *Limits) {
+	st.Release()
+	*st = State{kind: kind, lim: lim.norm(), lx: lxInit}
+}
+
+// Release returns pooled buffers (on connection close). The State keeps its sticky error and
+// position; Reset it before reusing it.
+func (st *State) Release() {
+	if st.buf != nil {
+		readPool.Put(st.buf)
+		st.buf = nil
+	}
+	st.flags &^= fDone
+}
+
+// Pending returns the bytes of a partial element currently buffered.
+func (st *State) Pending() int {
+	if st.buf == nil || st.flags&fDone != 0 {
+		return 0
+	}
+	return len(st.buf.B)
+}
+
+// Err returns the sticky error after failure (nil otherwise).
+func (st *State) Err() error {
+	if st.err == nil {
+		return nil
+	}
+	return st.err
+}
+
+func (st *State) fail(err *stanza.StreamError) (Event, int, error) {
+	st.err = err
+	st.Release()
+	return Event{}, 0, err
+}
+
+// Next scans in and returns the next event and how many bytes of in it consumed. The caller
+// calls Next again with in[n:] until it returns EventNone (then all of in was consumed, and any
+// partial element was copied into a pooled buffer held by st) or an error.
+//
+// Errors are *stanza.StreamError with the RFC 6120 condition; after an error st refuses input
+// (returns the same error and n == 0). The *Stanza in the event points into the Scanner's
+// scratch and into in or st's pooled buffer: valid only until the next call to Next on this
+// Scanner or this State. Whitespace between top-level elements is consumed silently
+// (keepalives).
+func (sc *Scanner) Next(st *State, in []byte) (ev Event, n int, err error) {
+	if st.err != nil {
+		return Event{}, 0, st.err
+	}
+	if st.lim.stanza == 0 {
+		return st.fail(errNotReset)
+	}
+	if st.flags&fDone != 0 {
+		st.Release() // the previous event's bytes are no longer needed
+	}
+	for {
+		start := n
+		if st.lx < lxItem {
+			var err *stanza.StreamError
+			if n, err = st.skip(in, n); err != nil {
+				return st.fail(err)
+			}
+			if n == len(in) {
+				return Event{}, n, nil
+			}
+			start = n // in[n] == '<'
+			st.lx, st.item, st.total, st.depth = lxLT, itemNone, 1, 0
+			n++
+		}
+		max := st.lim.stanza
+		if st.hdr == nil {
+			max = st.lim.header
+		}
+		b := in[n:]
+		if room := int(max - st.total); len(b) > room {
+			b = b[:room]
+		}
+		m, done, lerr := st.lex(b)
+		n += m
+		st.total += uint32(m)
+		if lerr != nil {
+			return st.fail(lerr)
+		}
+		if !done {
+			if st.total >= max {
+				if st.hdr == nil {
+					return st.fail(errHeaderSize)
+				}
+				return st.fail(errStanzaSize)
+			}
+			// n == len(in): keep the partial item for the next call.
+			if st.buf == nil {
+				st.buf = readPool.Get()
+			}
+			st.buf.B = append(st.buf.B, in[start:n]...)
+			return Event{}, n, nil
+		}
+		raw := in[start:n]
+		if st.buf != nil {
+			st.buf.B = append(st.buf.B, raw...)
+			raw = st.buf.B
+			st.flags |= fDone
+		}
+		ev, ferr := sc.finish(st, raw)
+		if ferr != nil {
+			return st.fail(ferr)
+		}
+		if ev.Kind != EventNone {
+			return ev, n, nil
+		}
+		st.Release() // an XML declaration: nothing points into it
+	}
+}
+
+// skip consumes the bytes between top-level items from in[i:]. It returns the index of the '<'
+// that starts the next item, or len(in).
+func (st *State) skip(in []byte, i int) (int, *stanza.StreamError) {
+	for i < len(in) {
+		c := in[i]
+		switch st.lx {
+		case lxInit:
+			switch c {
+			case 0xEF:
+				st.lx, st.cnt = lxBOM, 1
+				i++
+				continue
+			case 0x00, 0xFE, 0xFF: // UTF-16 or UTF-32 (RFC 6120 §11.6: UTF-8 only)
+				return i, errEncoding
+			}
+			st.lx = lxProlog
+		case lxBOM:
+			if c != "\xEF\xBB\xBF"[st.cnt] {
+				return i, errUTF8
+			}
+			i++
+			st.cnt++
+			if st.cnt == 3 {
+				st.lx = lxProlog
+			}
+		default: // lxProlog, lxTop, lxEnded
+			for i < len(in) && isWS[in[i]] {
+				i++
+				st.flags |= fStarted
+			}
+			if i == len(in) {
+				return i, nil
+			}
+			switch {
+			case in[i] == '<' && st.lx != lxEnded:
+				return i, nil
+			case st.lx == lxTop:
+				return i, errText
+			case st.lx == lxEnded:
+				return i, errAfterEnd
+			}
+			return i, errProlog
+		}
+	}
+	return i, nil
+}
+
+// finish runs the second pass over a complete item and moves st to the next top-level state.
+func (sc *Scanner) finish(st *State, raw []byte) (Event, *stanza.StreamError) {
+	switch st.item {
+	case itemDecl:
+		st.lx, st.flags = lxProlog, st.flags|fStarted
+		return Event{}, parseDecl(raw)
+	case itemHeader:
+		if err := sc.header(st, raw); err != nil {
+			return Event{}, err
+		}
+		st.lx = lxTop
+		return Event{Kind: EventStreamStart, Stanza: &sc.stz}, nil
+	case itemElem:
+		if err := sc.element(st, raw); err != nil {
+			return Event{}, err
+		}
+		st.lx = lxTop
+		return Event{Kind: EventElement, Stanza: &sc.stz}, nil
+	case itemEnd:
+		if err := st.hdr.checkEnd(raw); err != nil {
+			return Event{}, err
+		}
+		st.lx = lxEnded
+		return Event{Kind: EventStreamEnd}, nil
+	}
+	return Event{}, errNotReset
+}
