@@ -1,0 +1,162 @@
+package xmlstream
+
+import (
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"math/rand"
+	"strings"
+	"testing"
+
+	"github.com/vireo-im/vireo/xmlstream/stanza"
+)
+
+// Stream headers used by the tests.
+const (
+	hdrClient = `<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='example.com' version='1.0' xml:lang='en'>`
+	hdrServer = `<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' to='example.com' from='example.net' version='1.0'>`
+	hdrComp   = `<stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams' to='comp.example.com'>`
+)
+
+// feed runs a whole stream through a fresh Scanner and State, split into chunks, and returns a
+// description of every event (made before the next call, as the lifetimes require) and the
+// final error. It also checks the Next contract: EventNone only when everything was consumed,
+// no buffer held between complete elements, sticky errors.
+func feed(t testing.TB, kind StreamKind, lim *Limits, chunks [][]byte) ([]string, error) {
+	t.Helper()
+	sc := NewScanner()
+	var st State
+	st.Reset(kind, lim)
+	defer st.Release()
+	var evs []string
+	for _, chunk := range chunks {
+		in := chunk
+		for guard := 0; ; guard++ {
+			if guard > len(chunk)+4 {
+				t.Fatalf("Next loop does not progress on %q", chunk)
+			}
+			ev, n, err := sc.Next(&st, in)
+			if err != nil {
+				if n != 0 {
+					t.Fatalf("error %v with n = %d", err, n)
+				}
+				if !errors.Is(st.Err(), err) {
+					t.Fatalf("Err() = %v, Next returned %v", st.Err(), err)
+				}
+				if _, n2, err2 := sc.Next(&st, []byte("<a/>")); err2 != err || n2 != 0 {
+					t.Fatalf("error not sticky: %v, %d", err2, n2)
+				}
+				if st.buf != nil {
+					t.Fatalf("buffer kept after error")
+				}
+				return evs, err
+			}
+			if n < 0 || n > len(in) {
+				t.Fatalf("n = %d of %d", n, len(in))
+			}
+			in = in[n:]
+			if ev.Kind == EventNone {
+				if len(in) != 0 {
+					t.Fatalf("EventNone with %d bytes left", len(in))
+				}
+				if st.buf != nil && st.Pending() == 0 {
+					t.Fatalf("buffer held with nothing pending")
+				}
+				break
+			}
+			evs = append(evs, describe(ev))
+		}
+	}
+	return evs, nil
+}
+
+// describe renders an event with everything the index and the views expose.
+func describe(ev Event) string {
+	var b strings.Builder
+	switch ev.Kind {
+	case EventStreamStart:
+		b.WriteString("start ")
+	case EventElement:
+		b.WriteString("elem ")
+	case EventStreamEnd:
+		return "end"
+	default:
+		return fmt.Sprintf("kind %d", ev.Kind)
+	}
+	s := ev.Stanza
+	fmt.Fprintf(&b, "{%s}%s", s.NS, s.Name)
+	for _, f := range []struct {
+		n string
+		v []byte
+	}{{"to", s.To}, {"from", s.From}, {"type", s.Type}, {"id", s.ID}, {"lang", s.Lang}} {
+		if f.v != nil {
+			fmt.Fprintf(&b, " %s=%s", f.n, f.v)
+		}
+	}
+	if ev.Kind == EventStreamStart {
+		if v, ok := s.Attr("version"); ok {
+			fmt.Fprintf(&b, " version=%s", v)
+		}
+	}
+	fmt.Fprintf(&b, " kind=%d raw=%d:%08x", s.Kind(), len(s.Raw), crc32.ChecksumIEEE(s.Raw))
+	for i := 0; i < s.NumChildren(); i++ {
+		c := s.Child(i)
+		text := string(c.AppendText(nil))
+		if len(text) > 40 {
+			text = text[:40] + "..."
+		}
+		n := 0
+		it := c.Children()
+		for {
+			g, ok := it.Next()
+			if !ok {
+				break
+			}
+			n++
+			_ = g.NS()
+		}
+		fmt.Fprintf(&b, "\n  {%s}%s kids=%d text=%q", c.NS(), c.Name(), n, text)
+	}
+	if ev.Kind == EventElement {
+		fmt.Fprintf(&b, "\n  text=%q", s.Elem().AppendText(nil))
+	}
+	return b.String()
+}
+
+// Split strategies.
+func whole(in []byte) [][]byte { return [][]byte{in} }
+
+func splitAt(in []byte, i int) [][]byte { return [][]byte{in[:i:i], in[i:]} }
+
+func bytewise(in []byte) [][]byte {
+	out := make([][]byte, len(in))
+	for i := range in {
+		out[i] = in[i : i+1 : i+1]
+	}
+	return out
+}
+
+func randomSplit(in []byte, rng *rand.Rand) [][]byte {
+	var out [][]byte
+	for len(in) > 0 {
+		n := 1 + rng.Intn(min(len(in), 64))
+		if rng.Intn(8) == 0 {
+			n = min(len(in), 1+rng.Intn(4096))
+		}
+		out = append(out, in[:n:n])
+		in = in[n:]
+	}
+	return out
+}
+
+// cond returns the stream error condition of err, or "" for nil.
+func cond(err error) stanza.StreamCondition {
+	if err == nil {
+		return ""
+	}
+	var se *stanza.StreamError
+	if !errors.As(err, &se) {
+		return stanza.StreamCondition("not a StreamError: " + err.Error())
+	}
+	return se.Condition
+}
