@@ -100,27 +100,34 @@ func describe(ev Event) string {
 	}
 	fmt.Fprintf(&b, " kind=%d raw=%d:%08x", s.Kind(), len(s.Raw), crc32.ChecksumIEEE(s.Raw))
 	for i := 0; i < s.NumChildren(); i++ {
-		c := s.Child(i)
-		text := string(c.AppendText(nil))
-		if len(text) > 40 {
-			text = text[:40] + "..."
-		}
-		n := 0
-		it := c.Children()
-		for {
-			g, ok := it.Next()
-			if !ok {
-				break
-			}
-			n++
-			_ = g.NS()
-		}
-		fmt.Fprintf(&b, "\n  {%s}%s kids=%d text=%q", c.NS(), c.Name(), n, text)
+		dumpTree(&b, s.Child(i), 1)
 	}
 	if ev.Kind == EventElement {
-		fmt.Fprintf(&b, "\n  text=%q", s.Elem().AppendText(nil))
+		if text := s.Elem().AppendText(nil); len(text) > 0 {
+			fmt.Fprintf(&b, "\n  text=%q", text)
+		}
 	}
 	return b.String()
+}
+
+// dumpTree writes an element and its descendants, found through the lazy Element views.
+func dumpTree(b *strings.Builder, e Element, depth int) {
+	text := []rune(string(e.AppendText(nil)))
+	if len(text) > 40 {
+		text = append(text[:40], '.', '.', '.')
+	}
+	fmt.Fprintf(b, "\n%s{%s}%s", strings.Repeat("  ", depth), e.NS(), e.Name())
+	if len(text) > 0 {
+		fmt.Fprintf(b, " text=%q", string(text))
+	}
+	it := e.Children()
+	for {
+		c, ok := it.Next()
+		if !ok {
+			return
+		}
+		dumpTree(b, c, depth+1)
+	}
 }
 
 // Split strategies.
