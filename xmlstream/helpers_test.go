@@ -1,6 +1,7 @@
 package xmlstream
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -166,4 +167,18 @@ func cond(err error) stanza.StreamCondition {
 		return stanza.StreamCondition("not a StreamError: " + err.Error())
 	}
 	return se.Condition
+}
+
+func newRand() *rand.Rand { return rand.New(rand.NewSource(42)) }
+
+// streamBody splits a corpus into its prolog and stream header, and the rest without the
+// stream end tag, which can be fed repeatedly into one stream.
+func streamBody(t testing.TB, c corpus) (header, body []byte) {
+	i := bytes.Index(c.data, []byte("<stream:stream"))
+	j := bytes.IndexByte(c.data[i:], '>')
+	body = c.data[i+j+1:]
+	if k := bytes.LastIndex(body, []byte("</stream:stream>")); k >= 0 {
+		body = body[:k]
+	}
+	return c.data[:i+j+1], body
 }
