@@ -23,6 +23,7 @@ var (
 	errMarkup      = nwf("markup not allowed here")
 	errProlog      = nwf("character data before the stream header")
 	errInternal    = nwf("inconsistent element") // the two passes disagree: a bug, never a panic
+	errBail        = nwf("fast path gave up")    // internal: never returned by Next
 
 	errUnbound = &stanza.StreamError{Condition: stanza.BadNamespacePrefix, Text: "unbound namespace prefix"}
 	errNoPfx   = &stanza.StreamError{Condition: stanza.BadNamespacePrefix, Text: "stream element needs a namespace prefix"}

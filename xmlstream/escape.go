@@ -69,60 +69,63 @@ func unescape(dst, raw []byte, mode int) []byte {
 	return dst
 }
 
-// decodeRef decodes the reference at the start of b ("&...;"). It returns the character and
-// the reference's length, or n == 0 if b does not start with a valid reference.
+// decodeRef decodes the reference at the start of b ("&...;"): one of the five predefined
+// entities or a character reference to an XML Char. It returns the character and the
+// reference's length, or n == 0 if b does not start with such a reference. It reads only the
+// reference's own bytes, so scanning a text with many bare '&' stays linear.
 func decodeRef(b []byte) (rune, int) {
-	end := bytes.IndexByte(b, ';')
-	if end < 2 || end > 12 {
+	if len(b) < 4 || b[0] != '&' {
 		return 0, 0
 	}
-	name := b[1:end]
-	switch string(name) {
-	case "amp":
-		return '&', end + 1
-	case "lt":
-		return '<', end + 1
-	case "gt":
-		return '>', end + 1
-	case "apos":
-		return '\'', end + 1
-	case "quot":
-		return '"', end + 1
-	}
-	if name[0] != '#' || len(name) < 2 {
+	if b[1] != '#' {
+		switch {
+		case string(b[1:4]) == "lt;":
+			return '<', 4
+		case string(b[1:4]) == "gt;":
+			return '>', 4
+		case len(b) >= 5 && string(b[1:5]) == "amp;":
+			return '&', 5
+		case len(b) >= 6 && string(b[1:6]) == "apos;":
+			return '\'', 6
+		case len(b) >= 6 && string(b[1:6]) == "quot;":
+			return '"', 6
+		}
 		return 0, 0
 	}
+	i := 2
+	hex := b[i] == 'x'
+	if hex {
+		i++
+	}
+	start := i
 	var v uint32
-	digits := name[1:]
-	if digits[0] == 'x' {
-		digits = digits[1:]
-		if len(digits) == 0 {
+	for ; i < len(b); i++ {
+		c := b[i]
+		var d uint32
+		switch {
+		case c >= '0' && c <= '9':
+			d = uint32(c - '0')
+		case hex && c >= 'a' && c <= 'f':
+			d = uint32(c-'a') + 10
+		case hex && c >= 'A' && c <= 'F':
+			d = uint32(c-'A') + 10
+		default:
+			goto end
+		}
+		if hex {
+			v = v<<4 | d
+		} else {
+			v = v*10 + d
+		}
+		if v > 0x10FFFF {
 			return 0, 0
 		}
-		for _, c := range digits {
-			switch {
-			case c >= '0' && c <= '9':
-				v = v<<4 | uint32(c-'0')
-			case c >= 'a' && c <= 'f':
-				v = v<<4 | uint32(c-'a'+10)
-			case c >= 'A' && c <= 'F':
-				v = v<<4 | uint32(c-'A'+10)
-			default:
-				return 0, 0
-			}
-		}
-	} else {
-		for _, c := range digits {
-			if c < '0' || c > '9' {
-				return 0, 0
-			}
-			v = v*10 + uint32(c-'0')
-		}
 	}
-	if !isChar(v) {
+end:
+	if i == start || i >= len(b) || b[i] != ';' || !isChar(v) {
 		return 0, 0
 	}
-	return rune(v), end + 1
+	return rune(v), i + 1
 }
 
 // AppendEscapedText appends s escaped for character data to dst: & < > become entities, CR

@@ -109,46 +109,39 @@ func kindNS(k StreamKind) string {
 func (sc *Scanner) header(st *State, raw []byte) *stanza.StreamError {
 	sc.binds = sc.binds[:0]
 	sc.kids = sc.kids[:0]
-	qname, te, _, err := sc.readTag(raw, 0)
+	t, err := sc.readTag(raw, 0)
 	if err != nil {
 		return err
 	}
-	own, err := sc.declare(nil, nil)
+	own, err := sc.declare(nil, raw, nil)
 	if err != nil {
 		return err
 	}
-	pfx, local, err := splitQName(qname)
-	if err != nil {
+	if err := checkQName(raw, t.q0, t.q1, t.qc); err != nil {
 		return err
 	}
-	if pfx == nil {
+	if t.qc < 0 {
 		return errNoPfx // RFC 6120 §4.9.3.2 example: <stream xmlns='jabber:client'>
 	}
-	uri, ok := sc.lookup(nil, pfx)
+	uri, ok := sc.lookup(nil, raw[t.q0:t.qc])
 	if !ok {
 		return errUnbound
 	}
+	local := raw[t.qc+1 : t.q1]
 	if string(uri) != ns.Stream || string(local) != "stream" {
 		return errStreamNS // RFC 6120 §4.9.3.10
 	}
-	want := kindNS(st.kind)
-	if string(own) != want {
+	if string(own) != kindNS(st.kind) {
 		return errContentNS
 	}
 	if st.flags&fEmptyHeader != 0 {
 		return errEmptyHeader
 	}
 	sc.top = append(sc.top[:0], sc.attrs...)
-	var lang []byte
-	for k := range sc.top {
-		if a := &sc.top[k]; string(a.ns) == ns.XML && string(a.local) == "lang" {
-			lang = a.val
-		}
-	}
-	st.hdr = sc.intern(qname, lang, own, sc.binds)
-	sc.stz = Stanza{Raw: raw, Name: local, NS: s2b(ns.Stream), Lang: lang,
-		sc: sc, hdr: st.hdr, te: int32(te), dns: s2b(st.hdr.defNS)}
-	sc.stz.fillAttrs(sc.top)
+	sc.stz = Stanza{Raw: raw, Name: local, NS: s2b(ns.Stream), sc: sc, te: t.end}
+	sc.stz.fillAttrs()
+	st.hdr = sc.intern(raw[t.q0:t.q1], sc.stz.Lang, own, sc.binds)
+	sc.stz.hdr, sc.stz.dns = st.hdr, s2b(st.hdr.defNS)
 	return nil
 }
 

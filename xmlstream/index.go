@@ -15,20 +15,28 @@ const nsXMLNS = "http://www.w3.org/2000/xmlns/"
 // bind is one prefixed namespace declaration in scope.
 type bind struct{ prefix, uri []byte }
 
-// frame is one open element during the second pass.
+// frame is one open element during the second pass. It holds no pointers, so pushing one is
+// plain stores (no write barriers).
 type frame struct {
-	qname []byte // to match the end tag
-	outer []byte // default namespace outside the element, restored at its end
-	nb    int    // len(binds) outside the element
+	q0, q1 int32 // qualified name in raw, to match the end tag
+	nb     int32 // len(binds) outside the element
+	outer  int32 // index in Scanner.dnsTab of the default namespace outside the element
 }
 
-// attr is one attribute of a start tag.
+// attr is one attribute of a start tag, as offsets into the item's bytes: no pointers, so
+// recording one is a few plain stores.
 type attr struct {
-	name  []byte // qualified name as written
-	local []byte // local part
-	pfx   []byte // prefix, nil if none
-	ns    []byte // resolved namespace: nil unprefixed, nsXMLNS for declarations
-	val   []byte // raw (escaped) value
+	n0, n1 int32 // name (qualified, as written) is raw[n0:n1]
+	c      int32 // index in raw of the ':' in the name, or -1
+	v0, v1 int32 // raw (escaped) value is raw[v0:v1]
+}
+
+// tag is what readTag reports about a start tag.
+type tag struct {
+	q0, q1, qc int32 // qualified name raw[q0:q1], ':' at qc or -1 (-2: more than one)
+	end        int32 // index after the tag's '>'
+	empty      bool  // empty-element tag
+	decl       bool  // some attribute name starts with "xmlns" or has a prefix: namespace work
 }
 
 // kid is one direct child of the top-level element: offsets into Stanza.Raw.
@@ -39,69 +47,212 @@ type kid struct {
 
 var cdataEnd = []byte("]]>")
 
-// readTag reads the start tag that begins at raw[i] == '<' into sc.attrs. It returns the
-// qualified name, the index after the tag and whether it was an empty-element tag. The first
-// pass validated the tag, so this only slices; the bounds checks turn a disagreement between
-// the passes into an error instead of a panic.
-func (sc *Scanner) readTag(raw []byte, i int) (qname []byte, end int, empty bool, err *stanza.StreamError) {
-	k := i + 1
-	for k < len(raw) && !tagStop[raw[k]] {
+// scanName returns the end of the name starting at raw[k] and the index of its colon (-1 if
+// none, -2 if more than one).
+func scanName(raw []byte, k int) (end, colon int) {
+	colon = -1
+	for k < len(raw) {
+		c := raw[k]
+		if tagStop[c] {
+			break
+		}
+		if c == ':' {
+			if colon == -1 {
+				colon = k
+			} else {
+				colon = -2
+			}
+		}
 		k++
 	}
-	qname = raw[i+1 : k]
-	sc.attrs = sc.attrs[:0]
+	return k, colon
+}
+
+// readTag reads the start tag that begins at raw[i] == '<' into sc.attrs. The first pass
+// validated the tag, so this only slices; the bounds checks turn a disagreement between the
+// passes into an error instead of a panic.
+func (sc *Scanner) readTag(raw []byte, i int) (tag, *stanza.StreamError) {
+	k, qc := scanName(raw, i+1)
+	t := tag{q0: int32(i + 1), q1: int32(k), qc: int32(qc)}
+	attrs := sc.attrs[:0]
 	for {
 		for k < len(raw) && isWS[raw[k]] {
 			k++
 		}
 		if k >= len(raw) {
-			return nil, 0, false, errInternal
+			break
 		}
-		switch raw[k] {
-		case '>':
-			return qname, k + 1, false, nil
-		case '/':
-			return qname, k + 2, true, nil
+		if c := raw[k]; c == '>' || c == '/' {
+			t.end, t.empty = int32(k+1), c == '/'
+			if t.empty {
+				t.end++
+			}
+			sc.attrs = attrs
+			return t, nil
 		}
-		n := k
-		for k < len(raw) && !tagStop[raw[k]] {
-			k++
+		n0 := k
+		n1, c := scanName(raw, k)
+		if c != -1 || raw[n0] == 'x' && n1-n0 >= 5 && string(raw[n0:n0+5]) == "xmlns" {
+			t.decl = true
 		}
-		name := raw[n:k]
+		k = n1
 		for k < len(raw) && raw[k] != '\'' && raw[k] != '"' {
 			k++
 		}
 		if k >= len(raw) {
-			return nil, 0, false, errInternal
+			break
 		}
-		q := raw[k]
-		v := bytes.IndexByte(raw[k+1:], q)
+		v := bytes.IndexByte(raw[k+1:], raw[k])
 		if v < 0 {
-			return nil, 0, false, errInternal
+			break
 		}
-		sc.attrs = append(sc.attrs, attr{name: name, val: raw[k+1 : k+1+v]})
+		attrs = append(attrs, attr{n0: int32(n0), n1: int32(n1), c: int32(c), v0: int32(k + 1), v1: int32(k + 1 + v)})
 		k += v + 2
+	}
+	sc.attrs = attrs
+	return t, errInternal
+}
+
+// readTagV is readTag for unvalidated input (the single-pass fast path): it also performs the
+// first pass's checks for a start tag, but handles only the common shapes. It reports false
+// for anything else (white space around '=', names with non-ASCII characters, limits reached,
+// malformed input, input ending inside the tag); the caller then falls back to the two passes,
+// which decide.
+func (sc *Scanner) readTagV(raw []byte, i int, lim *limits) (tag, bool) {
+	k := i + 1
+	if k >= len(raw) || !nameStartOK[raw[k]] {
+		return tag{}, false
+	}
+	k, qc := scanNameV(raw, k)
+	t := tag{q0: int32(i + 1), q1: int32(k), qc: int32(qc)}
+	if k-(i+1) > int(lim.name) {
+		return t, false
+	}
+	attrs := sc.attrs[:0]
+	defer func() { sc.attrs = attrs }()
+	for {
+		sep := false
+		for k < len(raw) && isWS[raw[k]] {
+			k++
+			sep = true
+		}
+		if k >= len(raw) {
+			return t, false
+		}
+		switch raw[k] {
+		case '>':
+			t.end = int32(k + 1)
+			return t, true
+		case '/':
+			if k+1 >= len(raw) || raw[k+1] != '>' {
+				return t, false
+			}
+			t.end, t.empty = int32(k+2), true
+			return t, true
+		}
+		if !sep || !nameStartOK[raw[k]] {
+			return t, false
+		}
+		n0 := k
+		n1, c := scanNameV(raw, k)
+		if n1-n0 > int(lim.name) || n1+1 >= len(raw) || raw[n1] != '=' {
+			return t, false
+		}
+		if c != -1 || raw[n0] == 'x' && n1-n0 >= 5 && string(raw[n0:n0+5]) == "xmlns" {
+			t.decl = true
+		}
+		q := raw[n1+1]
+		if q != '\'' && q != '"' {
+			return t, false
+		}
+		v := n1 + 2
+	value:
+		for {
+			for v < len(raw) && attrOK[raw[v]] {
+				v++
+			}
+			if v >= len(raw) {
+				return t, false
+			}
+			switch b := raw[v]; {
+			case b == q:
+				break value
+			case b == '\'' || b == '"':
+				v++
+			case b == '&':
+				_, n := decodeRef(raw[v:])
+				if n == 0 {
+					return t, false
+				}
+				v += n
+			case b >= 0x80:
+				_, n := decodeChar(raw[v:])
+				if n <= 0 {
+					return t, false
+				}
+				v += n
+			default:
+				return t, false
+			}
+		}
+		attrs = append(attrs, attr{n0: int32(n0), n1: int32(n1), c: int32(c), v0: int32(n1 + 2), v1: int32(v)})
+		if len(attrs) > int(lim.attrs) {
+			return t, false
+		}
+		k = v + 1
 	}
 }
 
-// splitQName splits a qualified name (Namespaces in XML 1.0 §4) into prefix and local part.
+// scanNameV returns the end of the ASCII name run starting at raw[k] and the index of its
+// colon (-1 if none, -2 if more than one).
+func scanNameV(raw []byte, k int) (end, colon int) {
+	colon = -1
+	for k < len(raw) {
+		c := raw[k]
+		if !nameOK[c] {
+			break
+		}
+		if c == ':' {
+			if colon == -1 {
+				colon = k
+			} else {
+				colon = -2
+			}
+		}
+		k++
+	}
+	return k, colon
+}
+
+// checkQName checks a qualified name (Namespaces in XML 1.0 §4) whose colon is at c (-1 none,
+// -2 several): prefix and local part must both be non-empty NCNames.
+func checkQName(raw []byte, n0, n1, c int32) *stanza.StreamError {
+	switch {
+	case c == -1:
+		return nil
+	case c < 0 || c == n0 || c == n1-1:
+		return errQName
+	}
+	if b := raw[c+1]; b < utf8.RuneSelf {
+		if !nameStartOK[b] {
+			return errQName
+		}
+	} else if r, _ := utf8.DecodeRune(raw[c+1 : n1]); !isNameStartRune(r) {
+		return errQName
+	}
+	return nil
+}
+
+// splitQName splits a qualified name into prefix and local part, validating it.
 func splitQName(name []byte) (prefix, local []byte, err *stanza.StreamError) {
-	c := bytes.IndexByte(name, ':')
+	_, c := scanName(name, 0)
+	if err := checkQName(name, 0, int32(len(name)), int32(c)); err != nil {
+		return nil, nil, err
+	}
 	if c < 0 {
 		return nil, name, nil
 	}
-	if c == 0 || c == len(name)-1 || bytes.IndexByte(name[c+1:], ':') >= 0 {
-		return nil, nil, errQName
-	}
-	local = name[c+1:]
-	if b := local[0]; b < utf8.RuneSelf {
-		if !nameStartOK[b] {
-			return nil, nil, errQName
-		}
-	} else if r, _ := utf8.DecodeRune(local); !isNameStartRune(r) {
-		return nil, nil, errQName
-	}
-	return name[:c], local, nil
+	return name[:c], name[c+1:], nil
 }
 
 // lookup resolves a namespace prefix: declarations inside the item, innermost first, then the
@@ -121,16 +272,48 @@ func (sc *Scanner) lookup(h *header, prefix []byte) ([]byte, bool) {
 	return nil, false
 }
 
-// declare applies the namespace declarations among sc.attrs (pushing prefixed ones on
-// sc.binds), resolves the attributes' prefixes and rejects duplicates after resolution. dns
-// is the default namespace outside the element; declare returns the one inside it.
-func (sc *Scanner) declare(h *header, dns []byte) ([]byte, *stanza.StreamError) {
+// dupBit is the duplicate filter's bit for a local name.
+func dupBit(local []byte) uint64 {
+	return 1 << ((uint(len(local)) + uint(local[len(local)-1])) & 63)
+}
+
+// checkDupPlain rejects duplicate attributes of a tag that has no prefixed attributes and no
+// namespace declarations: then equal names are the only duplicates. A 64-bit filter on
+// (length, last byte) keeps this linear in practice.
+func (sc *Scanner) checkDupPlain(raw []byte) *stanza.StreamError {
+	if len(sc.attrs) < 2 {
+		return nil
+	}
+	var seen uint64
 	for k := range sc.attrs {
 		a := &sc.attrs[k]
-		name := a.name
+		name := raw[a.n0:a.n1]
+		bit := dupBit(name)
+		if seen&bit != 0 {
+			for p := 0; p < k; p++ {
+				if b := &sc.attrs[p]; bytes.Equal(raw[b.n0:b.n1], name) {
+					return errDupAttr
+				}
+			}
+		}
+		seen |= bit
+	}
+	return nil
+}
+
+// declare applies the namespace declarations among sc.attrs (pushing prefixed ones on
+// sc.binds), resolves the attributes' prefixes and rejects duplicates after resolution
+// (Namespaces in XML 1.0 §6.3). dns is the default namespace outside the element; declare
+// returns the one inside it.
+func (sc *Scanner) declare(h *header, raw, dns []byte) ([]byte, *stanza.StreamError) {
+	sc.attrNS = sc.attrNS[:0]
+	for k := range sc.attrs {
+		a := &sc.attrs[k]
+		name := raw[a.n0:a.n1]
+		var ans []byte // nsXMLNS for declarations, the prefix's namespace for prefixed names
 		switch {
 		case string(name) == "xmlns":
-			uri, err := nsValue(a.val)
+			uri, err := nsValue(raw[a.v0:a.v1])
 			if err != nil {
 				return nil, err
 			}
@@ -138,13 +321,13 @@ func (sc *Scanner) declare(h *header, dns []byte) ([]byte, *stanza.StreamError) 
 				return nil, errReservedNS
 			}
 			dns = uri
-			a.ns, a.local = s2b(nsXMLNS), name
-		case len(name) > 6 && string(name[:6]) == "xmlns:":
-			prefix := name[6:]
-			if bytes.IndexByte(prefix, ':') >= 0 {
-				return nil, errQName
+			ans = s2b(nsXMLNS)
+		case a.c == a.n0+5 && string(name[:5]) == "xmlns":
+			if err := checkQName(raw, a.n0, a.n1, a.c); err != nil {
+				return nil, err
 			}
-			uri, err := nsValue(a.val)
+			prefix := raw[a.c+1 : a.n1]
+			uri, err := nsValue(raw[a.v0:a.v1])
 			if err != nil {
 				return nil, err
 			}
@@ -160,35 +343,44 @@ func (sc *Scanner) declare(h *header, dns []byte) ([]byte, *stanza.StreamError) 
 			default:
 				sc.binds = append(sc.binds, bind{prefix: prefix, uri: uri})
 			}
-			a.ns, a.local = s2b(nsXMLNS), prefix
+			ans = s2b(nsXMLNS)
 		default:
-			pfx, local, err := splitQName(name)
-			if err != nil {
+			if err := checkQName(raw, a.n0, a.n1, a.c); err != nil {
 				return nil, err
 			}
-			a.pfx, a.local, a.ns = pfx, local, nil
 		}
+		sc.attrNS = append(sc.attrNS, ans)
 	}
-	// Resolve prefixed attributes now that all of this tag's declarations are known, and look
-	// for duplicates. A 64-bit filter on (length, last byte) keeps this linear in practice.
+	// Resolve prefixed attributes now that all of this tag's declarations are known, then look
+	// for duplicate (namespace, local name) pairs.
 	var seen uint64
 	for k := range sc.attrs {
 		a := &sc.attrs[k]
-		if a.pfx != nil {
-			if string(a.pfx) == "xmlns" {
-				return nil, errReservedNS
+		local := raw[a.n0:a.n1]
+		if a.c >= 0 {
+			local = raw[a.c+1 : a.n1]
+			if sc.attrNS[k] == nil {
+				prefix := raw[a.n0:a.c]
+				if string(prefix) == "xmlns" {
+					return nil, errReservedNS
+				}
+				uri, ok := sc.lookup(h, prefix)
+				if !ok {
+					return nil, errUnbound
+				}
+				sc.attrNS[k] = uri
 			}
-			uri, ok := sc.lookup(h, a.pfx)
-			if !ok {
-				return nil, errUnbound
-			}
-			a.ns = uri
 		}
-		bit := uint64(1) << ((uint(len(a.local)) + uint(a.local[len(a.local)-1])) & 63)
+		bit := dupBit(local)
 		if seen&bit != 0 {
 			for p := 0; p < k; p++ {
-				if bytes.Equal(sc.attrs[p].local, a.local) && bytes.Equal(sc.attrs[p].ns, a.ns) &&
-					(sc.attrs[p].ns == nil) == (a.ns == nil) {
+				b := &sc.attrs[p]
+				blocal := raw[b.n0:b.n1]
+				if b.c >= 0 {
+					blocal = raw[b.c+1 : b.n1]
+				}
+				if bytes.Equal(blocal, local) && bytes.Equal(sc.attrNS[p], sc.attrNS[k]) &&
+					(sc.attrNS[p] == nil) == (sc.attrNS[k] == nil) {
 					return nil, errDupAttr
 				}
 			}
@@ -209,114 +401,192 @@ func nsValue(val []byte) ([]byte, *stanza.StreamError) {
 
 // element runs the second pass over a complete top-level element raw: it matches end tags,
 // resolves namespaces, checks attributes and fills sc.stz with the index.
-func (sc *Scanner) element(st *State, raw []byte) *stanza.StreamError {
+//
+// With validate, raw is input the first pass has not seen, possibly extending past the
+// element: element then performs the first pass's checks too, in the same single walk, and
+// returns the element's length. This is the fast path for elements that arrive whole. It
+// accepts only what the two passes accept and reports any failure as errBail (input ending
+// early, uncommon syntax, every error), after which the caller runs the two passes to decide.
+func (sc *Scanner) element(st *State, raw []byte, validate bool) (int, *stanza.StreamError) {
+	n, err := sc.walk(st, raw, validate)
+	if err != nil && validate {
+		return 0, errBail
+	}
+	return n, err
+}
+
+func (sc *Scanner) walk(st *State, raw []byte, validate bool) (int, *stanza.StreamError) {
 	h := st.hdr
 	sc.binds = sc.binds[:0]
-	sc.open = sc.open[:0]
 	sc.kids = sc.kids[:0]
-	dns := s2b(h.defNS)
+	// Default namespaces in force are indexes into dnsTab, so open-element frames hold no
+	// pointers. Entry 0 is the stream's content namespace.
+	dnsTab := append(sc.dnsTab[:0], s2b(h.defNS))
+	open := sc.open[:0]
+	defer func() { sc.open, sc.dnsTab = open[:0], dnsTab[:0] }()
+	dns := int32(0)
 	i := 0
 	for {
 		if i+1 >= len(raw) {
-			return errInternal
+			return 0, errInternal
 		}
 		switch raw[i+1] {
 		case '/':
+			if len(open) == 0 {
+				return 0, errInternal
+			}
+			top := &open[len(open)-1]
+			// The first pass checked the shape </name S? >; compare the name and find '>'.
 			j := i + 2
-			k := j
-			for k < len(raw) && !tagStop[raw[k]] {
+			n := int(top.q1 - top.q0)
+			if j+n >= len(raw) || string(raw[j:j+n]) != string(raw[top.q0:top.q1]) || !tagStop[raw[j+n]] {
+				return 0, errMismatch
+			}
+			k := j + n
+			for raw[k] != '>' {
+				if validate && !isWS[raw[k]] {
+					return 0, errBail
+				}
 				k++
+				if k >= len(raw) {
+					return 0, errInternal
+				}
 			}
-			if len(sc.open) == 0 {
-				return errInternal
+			i = k + 1
+			if int(top.nb) != len(sc.binds) {
+				sc.binds = sc.binds[:top.nb]
 			}
-			top := &sc.open[len(sc.open)-1]
-			if !bytes.Equal(raw[j:k], top.qname) {
-				return errMismatch
-			}
-			e := bytes.IndexByte(raw[k:], '>')
-			if e < 0 {
-				return errInternal
-			}
-			i = k + e + 1
-			sc.binds = sc.binds[:top.nb]
 			dns = top.outer
-			if len(sc.open) == 2 {
+			open = open[:len(open)-1]
+			switch len(open) {
+			case 1:
 				sc.kids[len(sc.kids)-1].e = int32(i)
-			}
-			sc.open = sc.open[:len(sc.open)-1]
-			if len(sc.open) == 0 {
-				return sc.done(i, raw)
+			case 0:
+				return sc.done(i, raw, validate)
 			}
 		case '!':
+			if validate {
+				return 0, errBail // CDATA and everything restricted: the two passes decide
+			}
 			if i+9 > len(raw) {
-				return errInternal
+				return 0, errInternal
 			}
 			k := bytes.Index(raw[i+9:], cdataEnd)
 			if k < 0 {
-				return errInternal
+				return 0, errInternal
 			}
 			i += 9 + k + 3
 		default:
-			qname, te, empty, err := sc.readTag(raw, i)
-			if err != nil {
-				return err
+			var t tag
+			var err *stanza.StreamError
+			if validate {
+				var ok bool
+				if t, ok = sc.readTagV(raw, i, &st.lim); !ok || len(open) >= int(st.lim.depth) {
+					return 0, errBail
+				}
+			} else if t, err = sc.readTag(raw, i); err != nil {
+				return 0, err
 			}
 			nb := len(sc.binds)
-			own, err := sc.declare(h, dns)
-			if err != nil {
-				return err
+			own := dns
+			if t.decl {
+				d, err := sc.declare(h, raw, dnsTab[dns])
+				if err != nil {
+					return 0, err
+				}
+				if len(d) != len(dnsTab[dns]) || len(d) > 0 && &d[0] != &dnsTab[dns][0] {
+					own = int32(len(dnsTab))
+					dnsTab = append(dnsTab, d)
+				}
+			} else if err = sc.checkDupPlain(raw); err != nil {
+				return 0, err
 			}
-			pfx, local, err := splitQName(qname)
-			if err != nil {
-				return err
-			}
-			ens := own
-			if pfx != nil {
-				if string(pfx) == "xmlns" {
-					return errReservedNS
+			ens := dnsTab[own]
+			if t.qc != -1 {
+				if err := checkQName(raw, t.q0, t.q1, t.qc); err != nil {
+					return 0, err
+				}
+				prefix := raw[t.q0:t.qc]
+				if string(prefix) == "xmlns" {
+					return 0, errReservedNS
 				}
 				var ok bool
-				if ens, ok = sc.lookup(h, pfx); !ok {
-					return errUnbound
+				if ens, ok = sc.lookup(h, prefix); !ok {
+					return 0, errUnbound
 				}
 			}
-			switch len(sc.open) {
+			switch len(open) {
 			case 0:
-				if err := sc.setTop(h, raw, local, ens, own, te); err != nil {
-					return err
+				if err := sc.setTop(h, raw, t, ens, dnsTab[own]); err != nil {
+					return 0, err
 				}
 			case 1:
-				sc.kids = append(sc.kids, kid{s: int32(i), te: int32(te), e: int32(te), ns: ens, dns: own})
+				sc.kids = append(sc.kids, kid{s: int32(i), te: t.end, e: t.end, ns: ens, dns: dnsTab[own]})
 			}
-			i = te
-			if empty {
+			i = int(t.end)
+			if t.empty {
 				sc.binds = sc.binds[:nb]
-				if len(sc.open) == 0 {
-					return sc.done(i, raw)
+				if len(open) == 0 {
+					return sc.done(i, raw, validate)
 				}
 			} else {
-				sc.open = append(sc.open, frame{qname: qname, outer: dns, nb: nb})
+				open = append(open, frame{q0: t.q0, q1: t.q1, nb: int32(nb), outer: dns})
 				dns = own
 			}
 		}
-		k := bytes.IndexByte(raw[i:], '<')
-		if k < 0 {
-			return errInternal
+		if validate {
+			// Character data, checked as the first pass would: Chars, references to the
+			// predefined entities or to Chars; ']' and the rest go to the two passes.
+			for {
+				for i < len(raw) && textOK[raw[i]] {
+					i++
+				}
+				if i >= len(raw) {
+					return 0, errBail
+				}
+				c := raw[i]
+				if c == '<' {
+					break
+				}
+				var n int
+				switch {
+				case c == '&':
+					_, n = decodeRef(raw[i:])
+				case c >= 0x80:
+					_, n = decodeChar(raw[i:])
+				}
+				if n <= 0 {
+					return 0, errBail
+				}
+				i += n
+			}
+		} else if i < len(raw) && raw[i] != '<' {
+			k := bytes.IndexByte(raw[i:], '<')
+			if k < 0 {
+				return 0, errInternal
+			}
+			i += k
 		}
-		i += k
 	}
 }
 
-func (sc *Scanner) done(i int, raw []byte) *stanza.StreamError {
-	if i != len(raw) {
-		return errInternal
+func (sc *Scanner) done(i int, raw []byte, validate bool) (int, *stanza.StreamError) {
+	if validate {
+		sc.stz.Raw = raw[:i]
+		return i, nil
 	}
-	return nil
+	if i != len(raw) {
+		return 0, errInternal
+	}
+	return i, nil
 }
 
 // setTop records the top-level element's index in sc.stz.
-func (sc *Scanner) setTop(h *header, raw, local, ens, own []byte, te int) *stanza.StreamError {
+func (sc *Scanner) setTop(h *header, raw []byte, t tag, ens, own []byte) *stanza.StreamError {
+	local := raw[t.q0:t.q1]
+	if t.qc >= 0 {
+		local = raw[t.qc+1 : t.q1]
+	}
 	// RFC 6120 §4.8.2: stanzas are qualified by the stream's content namespace. A stanza in
 	// another content namespace (jabber:server on a client stream) is a namespace error; other
 	// namespaces are for the engine to judge (unsupported-stanza-type).
@@ -324,31 +594,32 @@ func (sc *Scanner) setTop(h *header, raw, local, ens, own []byte, te int) *stanz
 		return errContentNS
 	}
 	sc.top = append(sc.top[:0], sc.attrs...)
-	sc.stz = Stanza{Raw: raw, Name: local, NS: ens, sc: sc, hdr: h, te: int32(te), dns: own}
-	sc.stz.fillAttrs(sc.top)
+	sc.stz = Stanza{Raw: raw, Name: local, NS: ens, sc: sc, hdr: h, te: t.end, dns: own}
+	sc.stz.fillAttrs()
 	if sc.stz.Lang == nil && h.lang != "" {
 		sc.stz.Lang = s2b(h.lang)
 	}
 	return nil
 }
 
-// fillAttrs sets the exported attribute fields from the top-level element's attributes.
-func (s *Stanza) fillAttrs(attrs []attr) {
-	for k := range attrs {
-		a := &attrs[k]
-		if a.ns == nil {
-			switch string(a.local) {
-			case "to":
-				s.To = a.val
-			case "from":
-				s.From = a.val
-			case "type":
-				s.Type = a.val
-			case "id":
-				s.ID = a.val
-			}
-		} else if string(a.local) == "lang" && string(a.ns) == ns.XML {
-			s.Lang = a.val
+// fillAttrs sets the exported attribute fields from the top-level element's attributes. The
+// xml prefix cannot be rebound, so xml:lang is recognized by its written name.
+func (s *Stanza) fillAttrs() {
+	raw := s.Raw
+	for k := range s.sc.top {
+		a := &s.sc.top[k]
+		val := raw[a.v0:a.v1]
+		switch string(raw[a.n0:a.n1]) {
+		case "to":
+			s.To = val
+		case "from":
+			s.From = val
+		case "type":
+			s.Type = val
+		case "id":
+			s.ID = val
+		case "xml:lang":
+			s.Lang = val
 		}
 	}
 }

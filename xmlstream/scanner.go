@@ -41,24 +41,28 @@ var readPool bytebufferpool.Pool
 // the attributes of the tag being read and the index of the last complete element. It grows to
 // the largest element seen and is then reused without allocating. Not safe for concurrent use.
 type Scanner struct {
-	stz   Stanza
-	binds []bind  // namespace declarations in scope, innermost last
-	open  []frame // open elements of the item being indexed
-	attrs []attr  // attributes of the start tag being read
-	top   []attr  // attributes of the top-level element (Stanza.Attr)
-	kids  []kid   // direct children of the top-level element (Stanza.Child)
-	key   []byte  // scratch for interning stream headers
+	stz    Stanza
+	binds  []bind   // namespace declarations in scope, innermost last
+	open   []frame  // open elements of the item being indexed
+	dnsTab [][]byte // default namespaces declared in the item being indexed
+	attrs  []attr   // attributes of the start tag being read
+	attrNS [][]byte // resolved namespaces of attrs (declare only)
+	top    []attr   // attributes of the top-level element (Stanza.Attr)
+	kids   []kid    // direct children of the top-level element (Stanza.Child)
+	key    []byte   // scratch for interning stream headers
 }
 
 // NewScanner returns per-loop scratch. Not safe for concurrent use.
 func NewScanner() *Scanner {
 	return &Scanner{
-		binds: make([]bind, 0, 16),
-		open:  make([]frame, 0, 16),
-		attrs: make([]attr, 0, 16),
-		top:   make([]attr, 0, 16),
-		kids:  make([]kid, 0, 16),
-		key:   make([]byte, 0, 256),
+		binds:  make([]bind, 0, 16),
+		open:   make([]frame, 0, 16),
+		dnsTab: make([][]byte, 0, 16),
+		attrs:  make([]attr, 0, 16),
+		attrNS: make([][]byte, 0, 16),
+		top:    make([]attr, 0, 16),
+		kids:   make([]kid, 0, 16),
+		key:    make([]byte, 0, 256),
 	}
 }
 
@@ -154,6 +158,16 @@ func (sc *Scanner) Next(st *State, in []byte) (ev Event, n int, err error) {
 				return Event{}, n, nil
 			}
 			start = n // in[n] == '<'
+			if st.lx == lxTop && n+1 < len(in) && nameStartOK[in[n+1]] {
+				// Fast path: an element that arrives whole is checked and indexed in one walk.
+				b := in[n:]
+				if len(b) > int(st.lim.stanza) {
+					b = b[:st.lim.stanza]
+				}
+				if m, err := sc.element(st, b, true); err == nil {
+					return Event{Kind: EventElement, Stanza: &sc.stz}, n + m, nil
+				}
+			}
 			st.lx, st.item, st.total, st.depth = lxLT, itemNone, 1, 0
 			n++
 		}
@@ -262,7 +276,7 @@ func (sc *Scanner) finish(st *State, raw []byte) (Event, *stanza.StreamError) {
 		st.lx = lxTop
 		return Event{Kind: EventStreamStart, Stanza: &sc.stz}, nil
 	case itemElem:
-		if err := sc.element(st, raw); err != nil {
+		if _, err := sc.element(st, raw, false); err != nil {
 			return Event{}, err
 		}
 		st.lx = lxTop

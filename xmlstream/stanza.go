@@ -33,8 +33,8 @@ type Stanza struct {
 // Attr returns the raw (escaped) value of the non-namespaced attribute local.
 func (s *Stanza) Attr(local string) ([]byte, bool) {
 	for k := range s.sc.top {
-		if a := &s.sc.top[k]; a.ns == nil && string(a.local) == local {
-			return a.val, true
+		if a := &s.sc.top[k]; a.c < 0 && string(s.Raw[a.n0:a.n1]) == local {
+			return s.Raw[a.v0:a.v1], true
 		}
 	}
 	return nil, false
