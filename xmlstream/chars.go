@@ -106,3 +106,66 @@ func decodeChar(b []byte) (rune, int) {
 func s2b(s string) []byte {
 	return unsafe.Slice(unsafe.StringData(s), len(s))
 }
+
+// charLen returns the length of the valid UTF-8 sequence at the start of b (b[0] >= 0x80)
+// if it encodes an XML Char, else 0 (invalid, a surrogate, U+FFFE, U+FFFF, or cut short).
+// It agrees with decodeChar; it exists so that the fast path validates text without a call
+// that computes the rune.
+func charLen(b []byte) int {
+	n := len(b)
+	c0 := b[0]
+	switch {
+	case c0 < 0xC2:
+		return 0
+	case c0 < 0xE0:
+		if n < 2 || b[1]&0xC0 != 0x80 {
+			return 0
+		}
+		return 2
+	case c0 < 0xF0:
+		if n < 3 || b[2]&0xC0 != 0x80 {
+			return 0
+		}
+		c1 := b[1]
+		switch c0 {
+		case 0xE0:
+			if c1 < 0xA0 || c1 > 0xBF {
+				return 0
+			}
+		case 0xED: // surrogates
+			if c1 < 0x80 || c1 > 0x9F {
+				return 0
+			}
+		case 0xEF: // U+FFFE and U+FFFF are not Chars
+			if c1&0xC0 != 0x80 || c1 == 0xBF && b[2] >= 0xBE {
+				return 0
+			}
+		default:
+			if c1&0xC0 != 0x80 {
+				return 0
+			}
+		}
+		return 3
+	case c0 < 0xF5:
+		if n < 4 || b[2]&0xC0 != 0x80 || b[3]&0xC0 != 0x80 {
+			return 0
+		}
+		c1 := b[1]
+		switch c0 {
+		case 0xF0:
+			if c1 < 0x90 || c1 > 0xBF {
+				return 0
+			}
+		case 0xF4:
+			if c1 < 0x80 || c1 > 0x8F {
+				return 0
+			}
+		default:
+			if c1&0xC0 != 0x80 {
+				return 0
+			}
+		}
+		return 4
+	}
+	return 0
+}

@@ -129,7 +129,6 @@ func (sc *Scanner) readTagV(raw []byte, i int, lim *limits) (tag, bool) {
 		return t, false
 	}
 	attrs := sc.attrs[:0]
-	defer func() { sc.attrs = attrs }()
 	for {
 		sep := false
 		for k < len(raw) && isWS[raw[k]] {
@@ -142,12 +141,14 @@ func (sc *Scanner) readTagV(raw []byte, i int, lim *limits) (tag, bool) {
 		switch raw[k] {
 		case '>':
 			t.end = int32(k + 1)
+			sc.attrs = attrs
 			return t, true
 		case '/':
 			if k+1 >= len(raw) || raw[k+1] != '>' {
 				return t, false
 			}
 			t.end, t.empty = int32(k+2), true
+			sc.attrs = attrs
 			return t, true
 		}
 		if !sep || !nameStartOK[raw[k]] {
@@ -186,8 +187,8 @@ func (sc *Scanner) readTagV(raw []byte, i int, lim *limits) (tag, bool) {
 				}
 				v += n
 			case b >= 0x80:
-				_, n := decodeChar(raw[v:])
-				if n <= 0 {
+				n := charLen(raw[v:])
+				if n == 0 {
 					return t, false
 				}
 				v += n
@@ -195,11 +196,41 @@ func (sc *Scanner) readTagV(raw []byte, i int, lim *limits) (tag, bool) {
 				return t, false
 			}
 		}
-		attrs = append(attrs, attr{n0: int32(n0), n1: int32(n1), c: int32(c), v0: int32(n1 + 2), v1: int32(v)})
-		if len(attrs) > int(lim.attrs) {
+		if len(attrs) >= int(lim.attrs) {
 			return t, false
 		}
+		attrs = append(attrs, attr{n0: int32(n0), n1: int32(n1), c: int32(c), v0: int32(n1 + 2), v1: int32(v)})
 		k = v + 1
+	}
+}
+
+// cdataV validates the content of a CDATA section starting at raw[k] and returns the index
+// after its "]]>", or false if it does not end in raw or holds a non-Char.
+func cdataV(raw []byte, k int) (int, bool) {
+	for {
+		for k < len(raw) && cdataOK[raw[k]] {
+			k++
+		}
+		if k >= len(raw) {
+			return 0, false
+		}
+		switch c := raw[k]; {
+		case c == ']':
+			if len(raw)-k >= 3 && string(raw[k:k+3]) == "]]>" {
+				return k + 3, true
+			}
+			k++
+		case c == '>':
+			k++
+		case c >= 0x80:
+			n := charLen(raw[k:])
+			if n == 0 {
+				return 0, false
+			}
+			k += n
+		default:
+			return 0, false
+		}
 	}
 }
 
@@ -466,7 +497,17 @@ func (sc *Scanner) walk(st *State, raw []byte, validate bool) (int, *stanza.Stre
 			}
 		case '!':
 			if validate {
-				return 0, errBail // CDATA and everything restricted: the two passes decide
+				// Only a CDATA section inside an element; everything else (comments, DTDs)
+				// is for the two passes to report.
+				if len(open) == 0 || len(raw)-i < 12 || string(raw[i+2:i+9]) != "[CDATA[" {
+					return 0, errBail
+				}
+				k, ok := cdataV(raw, i+9)
+				if !ok {
+					return 0, errBail
+				}
+				i = k
+				break
 			}
 			if i+9 > len(raw) {
 				return 0, errInternal
@@ -550,10 +591,15 @@ func (sc *Scanner) walk(st *State, raw []byte, validate bool) (int, *stanza.Stre
 				}
 				var n int
 				switch {
+				case c == ']':
+					if len(raw)-i >= 3 && string(raw[i:i+3]) == "]]>" {
+						return 0, errBail
+					}
+					n = 1
 				case c == '&':
 					_, n = decodeRef(raw[i:])
 				case c >= 0x80:
-					_, n = decodeChar(raw[i:])
+					n = charLen(raw[i:])
 				}
 				if n <= 0 {
 					return 0, errBail

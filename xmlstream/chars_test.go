@@ -1,0 +1,37 @@
+package xmlstream
+
+import (
+	"testing"
+	"unicode/utf8"
+)
+
+// TestCharLen checks the fast path's UTF-8 validator against decodeChar on every sequence of
+// up to three bytes after a lead byte, plus four-byte leads with a spread of tails.
+func TestCharLen(t *testing.T) {
+	check := func(b []byte) {
+		_, want := decodeChar(b)
+		if want < 0 {
+			want = 0
+		}
+		if got := charLen(b); got != want {
+			t.Fatalf("charLen(% x) = %d, decodeChar says %d", b, got, want)
+		}
+	}
+	for c0 := 0x80; c0 < 0x100; c0++ {
+		check([]byte{byte(c0)})
+		for c1 := 0; c1 < 0x100; c1++ {
+			check([]byte{byte(c0), byte(c1)})
+			for c2 := 0x70; c2 < 0xC8; c2++ {
+				check([]byte{byte(c0), byte(c1), byte(c2)})
+				if c0 >= 0xF0 {
+					for _, c3 := range []byte{0x00, 0x7F, 0x80, 0x9F, 0xBF, 0xC0} {
+						check([]byte{byte(c0), byte(c1), byte(c2), c3})
+					}
+				}
+			}
+		}
+	}
+	for r := rune(0x80); r <= 0x10FFFF; r += 7 {
+		check(utf8.AppendRune(nil, r))
+	}
+}
