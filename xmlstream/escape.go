@@ -155,14 +155,15 @@ func appendEscaped(dst, s []byte, tab *[256]bool) []byte {
 		s = s[k:]
 		c := s[0]
 		if c >= utf8.RuneSelf {
-			_, n := decodeChar(s)
-			if n > 0 {
+			if n := charLen(s); n > 0 {
 				dst = append(dst, s[:n]...)
 				s = s[n:]
 				continue
 			}
+			// Replace an invalid byte, or a whole valid sequence that is not a Char.
+			_, n := utf8.DecodeRune(s)
 			dst = append(dst, "\uFFFD"...)
-			s = s[1:]
+			s = s[n:]
 			continue
 		}
 		s = s[1:]
