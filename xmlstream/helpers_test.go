@@ -55,6 +55,12 @@ func feed(t testing.TB, kind StreamKind, lim *Limits, chunks [][]byte) ([]string
 			if n < 0 || n > len(in) {
 				t.Fatalf("n = %d of %d", n, len(in))
 			}
+			if st.buf != nil && len(st.buf.B) > int(max(st.lim.stanza, st.lim.header)) {
+				t.Fatalf("buffered %d bytes, limits allow %d", len(st.buf.B), max(st.lim.stanza, st.lim.header))
+			}
+			if ev.Kind == EventElement {
+				checkParse(t, st.hdr, ev.Stanza)
+			}
 			in = in[n:]
 			if ev.Kind == EventNone {
 				if len(in) != 0 {
@@ -181,4 +187,22 @@ func streamBody(t testing.TB, c corpus) (header, body []byte) {
 		body = body[:k]
 	}
 	return c.data[:i+j+1], body
+}
+
+// checkParse cross-checks a stanza with ParseElement over its Raw bytes.
+func checkParse(t testing.TB, h *header, s *Stanza) {
+	t.Helper()
+	e, err := ParseElement(s.Raw, h.defNS)
+	if errors.Is(err, ErrUnbound) && bytes.IndexByte(s.Raw[:nameEnd(s.Raw)], ':') >= 0 {
+		return // a prefix bound on the stream header
+	}
+	if err != nil {
+		t.Fatalf("ParseElement(%q): %v", s.Raw, err)
+	}
+	if string(e.Raw()) != string(s.Raw) || string(e.Name()) != string(s.Name) {
+		t.Fatalf("ParseElement(%q) = %q {%s}%s", s.Raw, e.Raw(), e.NS(), e.Name())
+	}
+	if bytes.IndexByte(e.qname(), ':') < 0 && string(e.NS()) != string(s.NS) {
+		t.Fatalf("ParseElement(%q): namespace %q, Stanza.NS %q", s.Raw, e.NS(), s.NS)
+	}
 }

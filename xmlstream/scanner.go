@@ -33,6 +33,10 @@ type Event struct {
 	Stanza *Stanza
 }
 
+// fastPath enables the single-walk path for elements that arrive whole; tests turn it off to
+// compare it with the two passes.
+var fastPath = true
+
 // readPool holds the buffers of partial top-level items. One pool for this role, so its size
 // calibration reflects stanza sizes only.
 var readPool bytebufferpool.Pool
@@ -158,7 +162,7 @@ func (sc *Scanner) Next(st *State, in []byte) (ev Event, n int, err error) {
 				return Event{}, n, nil
 			}
 			start = n // in[n] == '<'
-			if st.lx == lxTop && n+1 < len(in) && nameStartOK[in[n+1]] {
+			if fastPath && st.lx == lxTop && n+1 < len(in) && nameStartOK[in[n+1]] {
 				// Fast path: an element that arrives whole is checked and indexed in one walk.
 				b := in[n:]
 				if len(b) > int(st.lim.stanza) {
