@@ -1,0 +1,15 @@
+package module
+
+// Hook orders, lower first, in one place so the pipeline reads top to bottom.
+const (
+	OrderBlocking = 100 // refuse before anything is stored or copied
+	OrderPrivacy  = 150
+	OrderRoster   = 200 // subscription state machine
+	OrderPresence = 300 // broadcast, probes, directed presence
+	OrderVCard    = 350 // avatar hash added to outgoing presence
+	OrderStanzaID = 380 // XEP-0359 stamp before copies and archive
+	OrderCarbons  = 400
+	OrderArchive  = 500
+	OrderOffline  = 900 // store when nobody is available
+	OrderDeliver  = 1000
+)
