@@ -107,12 +107,17 @@ func kindNS(k StreamKind) string {
 
 // header runs the second pass over the stream header start tag (RFC 6120 §4.7, §4.8).
 func (sc *Scanner) header(st *State, raw []byte) *stanza.StreamError {
-	sc.binds = sc.binds[:0]
-	sc.kids = sc.kids[:0]
-	t, err := sc.readTag(raw, 0)
-	if err != nil {
+	var t tag
+	if err := sc.readTag(raw, 0, &t); err != nil {
 		return err
 	}
+	return sc.headerTag(st, raw, &t)
+}
+
+// headerTag is header after the start tag was read into t and sc.attrs.
+func (sc *Scanner) headerTag(st *State, raw []byte, t *tag) *stanza.StreamError {
+	sc.binds = sc.binds[:0]
+	sc.kids = sc.kids[:0]
 	own, err := sc.declare(nil, raw, nil)
 	if err != nil {
 		return err
@@ -134,7 +139,7 @@ func (sc *Scanner) header(st *State, raw []byte) *stanza.StreamError {
 	if string(own) != kindNS(st.kind) {
 		return errContentNS
 	}
-	if st.flags&fEmptyHeader != 0 {
+	if t.empty {
 		return errEmptyHeader
 	}
 	sc.top = append(sc.top[:0], sc.attrs...)
@@ -209,4 +214,42 @@ func parseDecl(raw []byte) *stanza.StreamError {
 		return errDecl
 	}
 	return nil
+}
+
+// prologFast handles an XML declaration or a stream header that arrives whole at in[0] == '<'
+// in one walk: it returns the bytes consumed and the event, or ok == false to leave the input
+// to the first pass (which then also reports any error).
+func (sc *Scanner) prologFast(st *State, in []byte) (n int, ev Event, ok bool) {
+	if len(in) > int(st.lim.header) {
+		in = in[:st.lim.header]
+	}
+	if len(in) > 6 && string(in[:5]) == "<?xml" && isWS[in[5]] {
+		if st.flags&fStarted != 0 {
+			return 0, Event{}, false
+		}
+		end := bytes.Index(in, []byte("?>"))
+		if end < 0 {
+			return 0, Event{}, false
+		}
+		for _, c := range in[5:end] {
+			if c >= 0x7F || c < 0x20 && !isWS[c] {
+				return 0, Event{}, false
+			}
+		}
+		if parseDecl(in[:end+2]) != nil {
+			return 0, Event{}, false
+		}
+		st.flags |= fStarted
+		return end + 2, Event{}, true
+	}
+	var t tag
+	if !sc.readTagV(in, 0, &st.lim, &t) || t.empty {
+		return 0, Event{}, false
+	}
+	raw := in[:t.end]
+	if sc.headerTag(st, raw, &t) != nil {
+		return 0, Event{}, false
+	}
+	st.lx, st.flags = lxTop, st.flags|fStarted
+	return len(raw), Event{Kind: EventStreamStart, Stanza: &sc.stz}, true
 }

@@ -71,9 +71,9 @@ func scanName(raw []byte, k int) (end, colon int) {
 // readTag reads the start tag that begins at raw[i] == '<' into sc.attrs. The first pass
 // validated the tag, so this only slices; the bounds checks turn a disagreement between the
 // passes into an error instead of a panic.
-func (sc *Scanner) readTag(raw []byte, i int) (tag, *stanza.StreamError) {
+func (sc *Scanner) readTag(raw []byte, i int, t *tag) *stanza.StreamError {
 	k, qc := scanName(raw, i+1)
-	t := tag{q0: int32(i + 1), q1: int32(k), qc: int32(qc)}
+	t.q0, t.q1, t.qc, t.decl = int32(i+1), int32(k), int32(qc), false
 	attrs := sc.attrs[:0]
 	for {
 		for k < len(raw) && isWS[raw[k]] {
@@ -88,7 +88,7 @@ func (sc *Scanner) readTag(raw []byte, i int) (tag, *stanza.StreamError) {
 				t.end++
 			}
 			sc.attrs = attrs
-			return t, nil
+			return nil
 		}
 		n0 := k
 		n1, c := scanName(raw, k)
@@ -106,11 +106,15 @@ func (sc *Scanner) readTag(raw []byte, i int) (tag, *stanza.StreamError) {
 		if v < 0 {
 			break
 		}
-		attrs = append(attrs, attr{n0: int32(n0), n1: int32(n1), c: int32(c), v0: int32(k + 1), v1: int32(k + 1 + v)})
+		// Append a zero value and fill it in place: building the struct first and copying it
+		// costs a store-forwarding stall per attribute.
+		attrs = append(attrs, attr{})
+		a := &attrs[len(attrs)-1]
+		a.n0, a.n1, a.c, a.v0, a.v1 = int32(n0), int32(n1), int32(c), int32(k+1), int32(k+1+v)
 		k += v + 2
 	}
 	sc.attrs = attrs
-	return t, errInternal
+	return errInternal
 }
 
 // readTagV is readTag for unvalidated input (the single-pass fast path): it also performs the
@@ -118,15 +122,15 @@ func (sc *Scanner) readTag(raw []byte, i int) (tag, *stanza.StreamError) {
 // for anything else (white space around '=', names with non-ASCII characters, limits reached,
 // malformed input, input ending inside the tag); the caller then falls back to the two passes,
 // which decide.
-func (sc *Scanner) readTagV(raw []byte, i int, lim *limits) (tag, bool) {
+func (sc *Scanner) readTagV(raw []byte, i int, lim *limits, t *tag) bool {
 	k := i + 1
 	if k >= len(raw) || !nameStartOK[raw[k]] {
-		return tag{}, false
+		return false
 	}
 	k, qc := scanNameV(raw, k)
-	t := tag{q0: int32(i + 1), q1: int32(k), qc: int32(qc)}
+	t.q0, t.q1, t.qc, t.decl = int32(i+1), int32(k), int32(qc), false
 	if k-(i+1) > int(lim.name) {
-		return t, false
+		return false
 	}
 	attrs := sc.attrs[:0]
 	for {
@@ -136,35 +140,35 @@ func (sc *Scanner) readTagV(raw []byte, i int, lim *limits) (tag, bool) {
 			sep = true
 		}
 		if k >= len(raw) {
-			return t, false
+			return false
 		}
 		switch raw[k] {
 		case '>':
-			t.end = int32(k + 1)
+			t.end, t.empty = int32(k+1), false
 			sc.attrs = attrs
-			return t, true
+			return true
 		case '/':
 			if k+1 >= len(raw) || raw[k+1] != '>' {
-				return t, false
+				return false
 			}
 			t.end, t.empty = int32(k+2), true
 			sc.attrs = attrs
-			return t, true
+			return true
 		}
 		if !sep || !nameStartOK[raw[k]] {
-			return t, false
+			return false
 		}
 		n0 := k
 		n1, c := scanNameV(raw, k)
 		if n1-n0 > int(lim.name) || n1+1 >= len(raw) || raw[n1] != '=' {
-			return t, false
+			return false
 		}
 		if c != -1 || raw[n0] == 'x' && n1-n0 >= 5 && string(raw[n0:n0+5]) == "xmlns" {
 			t.decl = true
 		}
 		q := raw[n1+1]
 		if q != '\'' && q != '"' {
-			return t, false
+			return false
 		}
 		v := n1 + 2
 	value:
@@ -173,7 +177,7 @@ func (sc *Scanner) readTagV(raw []byte, i int, lim *limits) (tag, bool) {
 				v++
 			}
 			if v >= len(raw) {
-				return t, false
+				return false
 			}
 			switch b := raw[v]; {
 			case b == q:
@@ -183,23 +187,25 @@ func (sc *Scanner) readTagV(raw []byte, i int, lim *limits) (tag, bool) {
 			case b == '&':
 				_, n := decodeRef(raw[v:])
 				if n == 0 {
-					return t, false
+					return false
 				}
 				v += n
 			case b >= 0x80:
 				n := charLen(raw[v:])
 				if n == 0 {
-					return t, false
+					return false
 				}
 				v += n
 			default:
-				return t, false
+				return false
 			}
 		}
 		if len(attrs) >= int(lim.attrs) {
-			return t, false
+			return false
 		}
-		attrs = append(attrs, attr{n0: int32(n0), n1: int32(n1), c: int32(c), v0: int32(n1 + 2), v1: int32(v)})
+		attrs = append(attrs, attr{}) // zero, then fill in place (see readTag)
+		a := &attrs[len(attrs)-1]
+		a.n0, a.n1, a.c, a.v0, a.v1 = int32(n0), int32(n1), int32(c), int32(n1+2), int32(v)
 		k = v + 1
 	}
 }
@@ -453,8 +459,10 @@ func (sc *Scanner) walk(st *State, raw []byte, validate bool) (int, *stanza.Stre
 	// Default namespaces in force are indexes into dnsTab, so open-element frames hold no
 	// pointers. Entry 0 is the stream's content namespace.
 	dnsTab := append(sc.dnsTab[:0], s2b(h.defNS))
+	if cap(dnsTab) > cap(sc.dnsTab) {
+		sc.dnsTab = dnsTab[:0]
+	}
 	open := sc.open[:0]
-	defer func() { sc.open, sc.dnsTab = open[:0], dnsTab[:0] }()
 	dns := int32(0)
 	i := 0
 	for {
@@ -521,11 +529,10 @@ func (sc *Scanner) walk(st *State, raw []byte, validate bool) (int, *stanza.Stre
 			var t tag
 			var err *stanza.StreamError
 			if validate {
-				var ok bool
-				if t, ok = sc.readTagV(raw, i, &st.lim); !ok || len(open) >= int(st.lim.depth) {
+				if !sc.readTagV(raw, i, &st.lim, &t) || len(open) >= int(st.lim.depth) {
 					return 0, errBail
 				}
-			} else if t, err = sc.readTag(raw, i); err != nil {
+			} else if err = sc.readTag(raw, i, &t); err != nil {
 				return 0, err
 			}
 			nb := len(sc.binds)
@@ -537,7 +544,9 @@ func (sc *Scanner) walk(st *State, raw []byte, validate bool) (int, *stanza.Stre
 				}
 				if len(d) != len(dnsTab[dns]) || len(d) > 0 && &d[0] != &dnsTab[dns][0] {
 					own = int32(len(dnsTab))
-					dnsTab = append(dnsTab, d)
+					if dnsTab = append(dnsTab, d); cap(dnsTab) > cap(sc.dnsTab) {
+						sc.dnsTab = dnsTab[:0] // keep the grown array for the next element
+					}
 				}
 			} else if err = sc.checkDupPlain(raw); err != nil {
 				return 0, err
@@ -558,11 +567,13 @@ func (sc *Scanner) walk(st *State, raw []byte, validate bool) (int, *stanza.Stre
 			}
 			switch len(open) {
 			case 0:
-				if err := sc.setTop(h, raw, t, ens, dnsTab[own]); err != nil {
+				if err := sc.setTop(h, raw, &t, ens, dnsTab[own]); err != nil {
 					return 0, err
 				}
 			case 1:
-				sc.kids = append(sc.kids, kid{s: int32(i), te: t.end, e: t.end, ns: ens, dns: dnsTab[own]})
+				sc.kids = append(sc.kids, kid{})
+				c := &sc.kids[len(sc.kids)-1]
+				c.s, c.te, c.e, c.ns, c.dns = int32(i), t.end, t.end, ens, dnsTab[own]
 			}
 			i = int(t.end)
 			if t.empty {
@@ -571,7 +582,11 @@ func (sc *Scanner) walk(st *State, raw []byte, validate bool) (int, *stanza.Stre
 					return sc.done(i, raw, validate)
 				}
 			} else {
-				open = append(open, frame{q0: t.q0, q1: t.q1, nb: int32(nb), outer: dns})
+				if open = append(open, frame{}); cap(open) > cap(sc.open) {
+					sc.open = open[:0] // keep the grown array for the next element
+				}
+				f := &open[len(open)-1]
+				f.q0, f.q1, f.nb, f.outer = t.q0, t.q1, int32(nb), dns
 				dns = own
 			}
 		}
@@ -628,7 +643,7 @@ func (sc *Scanner) done(i int, raw []byte, validate bool) (int, *stanza.StreamEr
 }
 
 // setTop records the top-level element's index in sc.stz.
-func (sc *Scanner) setTop(h *header, raw []byte, t tag, ens, own []byte) *stanza.StreamError {
+func (sc *Scanner) setTop(h *header, raw []byte, t *tag, ens, own []byte) *stanza.StreamError {
 	local := raw[t.q0:t.q1]
 	if t.qc >= 0 {
 		local = raw[t.qc+1 : t.q1]
@@ -639,11 +654,14 @@ func (sc *Scanner) setTop(h *header, raw []byte, t tag, ens, own []byte) *stanza
 	if kindOf(local, ens) != KindOther && string(ens) != h.defNS {
 		return errContentNS
 	}
-	sc.top = append(sc.top[:0], sc.attrs...)
-	sc.stz = Stanza{Raw: raw, Name: local, NS: ens, sc: sc, hdr: h, te: t.end, dns: own}
-	sc.stz.fillAttrs()
-	if sc.stz.Lang == nil && h.lang != "" {
-		sc.stz.Lang = s2b(h.lang)
+	sc.top, sc.attrs = sc.attrs, sc.top[:0] // the top element's attributes stay for Stanza.Attr
+	s := &sc.stz
+	s.Raw, s.Name, s.NS = raw, local, ens
+	s.To, s.From, s.Type, s.ID, s.Lang = nil, nil, nil, nil, nil
+	s.sc, s.hdr, s.te, s.dns = sc, h, t.end, own
+	s.fillAttrs()
+	if s.Lang == nil && h.lang != "" {
+		s.Lang = s2b(h.lang)
 	}
 	return nil
 }

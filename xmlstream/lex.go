@@ -52,7 +52,6 @@ const (
 const (
 	fStarted     uint8 = 1 << iota // a byte other than a BOM was seen: no XML declaration any more
 	fDone                          // buf holds a completed item the last Event points into
-	fEmptyHeader                   // the header start tag ended with "/>"
 )
 
 // Packed names of the predefined entities (XML 1.0 §4.6), as lxEntName accumulates them.
@@ -276,7 +275,6 @@ func (st *State) lex(b []byte) (int, bool, *stanza.StreamError) {
 			}
 			i++
 			if st.item == itemHeader {
-				st.flags |= fEmptyHeader
 				return i, true, nil
 			}
 			if st.depth >= st.lim.depth {

@@ -162,6 +162,15 @@ func (sc *Scanner) Next(st *State, in []byte) (ev Event, n int, err error) {
 				return Event{}, n, nil
 			}
 			start = n // in[n] == '<'
+			if fastPath && st.lx == lxProlog {
+				if m, ev, ok := sc.prologFast(st, in[n:]); ok {
+					n += m
+					if ev.Kind != EventNone {
+						return ev, n, nil
+					}
+					continue
+				}
+			}
 			if fastPath && st.lx == lxTop && n+1 < len(in) && nameStartOK[in[n+1]] {
 				// Fast path: an element that arrives whole is checked and indexed in one walk.
 				b := in[n:]
