@@ -70,16 +70,23 @@ func (sc *Scanner) intern(qname, lang, defNS []byte, binds []bind) *header {
 		key = append(key, b.uri...)
 	}
 	sc.key = key
+	if sc.last != nil && string(key) == string(sc.lastKey) {
+		return sc.last // the common case: every stream on this loop sends the same header
+	}
+	h := internLookup(key)
+	sc.lastKey = append(sc.lastKey[:0], key...)
+	sc.last = h
+	return h
+}
+
+func internLookup(key []byte) *header {
 	interned.RLock()
 	h := interned.m[string(key)]
 	interned.RUnlock()
 	if h != nil {
 		return h
 	}
-	h = &header{qname: string(qname), lang: string(lang), defNS: string(defNS)}
-	for _, b := range binds {
-		h.binds = append(h.binds, hbind{prefix: string(b.prefix), uri: string(b.uri)})
-	}
+	h = newHeader(key)
 	interned.Lock()
 	defer interned.Unlock()
 	if old := interned.m[string(key)]; old != nil {
@@ -90,6 +97,17 @@ func (sc *Scanner) intern(qname, lang, defNS []byte, binds []bind) *header {
 	}
 	if len(interned.m) < maxInterned {
 		interned.m[string(key)] = h
+	}
+	return h
+}
+
+// newHeader builds a header from its intern key (see intern).
+func newHeader(key []byte) *header {
+	parts := bytes.Split(key, []byte{0})
+	h := &header{qname: string(parts[0]), lang: string(parts[1]), defNS: string(parts[2])}
+	for _, p := range parts[3:] {
+		pfx, uri, _ := bytes.Cut(p, []byte{1})
+		h.binds = append(h.binds, hbind{prefix: string(pfx), uri: string(uri)})
 	}
 	return h
 }
@@ -174,8 +192,14 @@ func parseDecl(raw []byte) *stanza.StreamError {
 		if eq < 0 {
 			return errDecl
 		}
-		name := bytes.TrimRight(b[:eq], " \t\r\n")
-		b = bytes.TrimLeft(b[eq+1:], " \t\r\n")
+		name := b[:eq]
+		for len(name) > 0 && isWS[name[len(name)-1]] {
+			name = name[:len(name)-1]
+		}
+		b = b[eq+1:]
+		for len(b) > 0 && isWS[b[0]] {
+			b = b[1:]
+		}
 		if len(b) == 0 || (b[0] != '\'' && b[0] != '"') {
 			return errDecl
 		}

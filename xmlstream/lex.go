@@ -50,8 +50,8 @@ const (
 
 // State flags.
 const (
-	fStarted     uint8 = 1 << iota // a byte other than a BOM was seen: no XML declaration any more
-	fDone                          // buf holds a completed item the last Event points into
+	fStarted uint8 = 1 << iota // a byte other than a BOM was seen: no XML declaration any more
+	fDone                      // buf holds a completed item the last Event points into
 )
 
 // Packed names of the predefined entities (XML 1.0 §4.6), as lxEntName accumulates them.

@@ -45,15 +45,17 @@ var readPool bytebufferpool.Pool
 // the attributes of the tag being read and the index of the last complete element. It grows to
 // the largest element seen and is then reused without allocating. Not safe for concurrent use.
 type Scanner struct {
-	stz    Stanza
-	binds  []bind   // namespace declarations in scope, innermost last
-	open   []frame  // open elements of the item being indexed
-	dnsTab [][]byte // default namespaces declared in the item being indexed
-	attrs  []attr   // attributes of the start tag being read
-	attrNS [][]byte // resolved namespaces of attrs (declare only)
-	top    []attr   // attributes of the top-level element (Stanza.Attr)
-	kids   []kid    // direct children of the top-level element (Stanza.Child)
-	key    []byte   // scratch for interning stream headers
+	stz     Stanza
+	binds   []bind   // namespace declarations in scope, innermost last
+	open    []frame  // open elements of the item being indexed
+	dnsTab  [][]byte // default namespaces declared in the item being indexed
+	attrs   []attr   // attributes of the start tag being read
+	attrNS  [][]byte // resolved namespaces of attrs (declare only)
+	top     []attr   // attributes of the top-level element (Stanza.Attr)
+	kids    []kid    // direct children of the top-level element (Stanza.Child)
+	key     []byte   // scratch for interning stream headers
+	last    *header  // the header interned last, and its key: most streams repeat it
+	lastKey []byte
 }
 
 // NewScanner returns per-loop scratch. Not safe for concurrent use.
@@ -104,6 +106,11 @@ func (st *State) Reset(kind StreamKind, lim *Limits) {
 // position; Reset it before reusing it.
 func (st *State) Release() {
 	if st.buf != nil {
+		if invariants {
+			for i := range st.buf.B {
+				st.buf.B[i] = 0xDB // poison: a view kept past its lifetime reads garbage
+			}
+		}
 		readPool.Put(st.buf)
 		st.buf = nil
 	}
@@ -150,6 +157,9 @@ func (sc *Scanner) Next(st *State, in []byte) (ev Event, n int, err error) {
 	}
 	if st.flags&fDone != 0 {
 		st.Release() // the previous event's bytes are no longer needed
+	}
+	if invariants {
+		sc.stz = Stanza{sc: sc} // views of the previous event must not be used any more
 	}
 	for {
 		start := n

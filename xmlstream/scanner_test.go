@@ -440,4 +440,20 @@ func TestHeaderIntern(t *testing.T) {
 	if s1.hdr == nil || s1.hdr != s2.hdr {
 		t.Fatal("equal headers not shared")
 	}
+	// One Scanner alternating between streams with different headers keeps them apart.
+	var s3 State
+	s3.Reset(KindServer, nil)
+	if _, _, err := a.Next(&s3, []byte(hdrServer)); err != nil {
+		t.Fatal(err)
+	}
+	s1.Reset(KindClient, nil)
+	if _, _, err := a.Next(&s1, []byte(hdrClient)); err != nil {
+		t.Fatal(err)
+	}
+	if s3.hdr.defNS != ns.Server || s1.hdr.defNS != ns.Client || s1.hdr != s2.hdr {
+		t.Fatalf("headers mixed up: %q %q", s3.hdr.defNS, s1.hdr.defNS)
+	}
+	if uri, ok := s3.hdr.lookup([]byte("db")); !ok || string(uri) != ns.Dialback {
+		t.Fatalf("db prefix = %q, %v", uri, ok)
+	}
 }
