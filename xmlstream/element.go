@@ -49,7 +49,7 @@ func ParseElement(raw []byte, defaultNS string) (Element, error) {
 		}
 	}
 	el := Element{root: raw[i:e], te: int32(te - i), e: int32(e - i)}
-	if !el.qualify(s2b(defaultNS), nil) {
+	if !el.qualify(s2b(defaultNS), nil, nil) {
 		return Element{}, ErrUnbound
 	}
 	return el, nil
@@ -181,8 +181,9 @@ func (e Element) IsEmpty() bool { return len(e.Inner()) == 0 }
 
 // ChildIter iterates the direct child elements of an Element.
 type ChildIter struct {
-	p   Element
-	pos int32
+	p          Element
+	pos        int32
+	mpfx, muri []byte // the last prefix resolved through the parent's scope, and its namespace
 }
 
 // Next returns the next direct child element, or false when there are no more.
@@ -213,7 +214,7 @@ func (it *ChildIter) Next() (Element, bool) {
 		}
 		it.pos = int32(ce)
 		c := Element{root: p.root, hdr: p.hdr, s: q, te: int32(te), e: int32(ce)}
-		c.qualify(p.dns, p)
+		c.qualify(p.dns, p, it)
 		return c, true
 	}
 	it.pos = end
@@ -237,9 +238,10 @@ func (e *Element) endTag() int32 {
 }
 
 // qualify sets e.ns and e.dns from e's start tag. outer is the default namespace outside e;
-// parent, if not nil, resolves prefixes e does not declare itself. It reports false when e's
-// prefix is unbound.
-func (e *Element) qualify(outer []byte, parent *Element) bool {
+// parent, if not nil, resolves prefixes e does not declare itself, memoized in it (siblings
+// usually share their prefix, and resolving through the parent may walk the root). It reports
+// false when e's prefix is unbound.
+func (e *Element) qualify(outer []byte, parent *Element, it *ChildIter) bool {
 	tag := e.tag()
 	k := nameEnd(tag)
 	qname := tag[1:k]
@@ -271,7 +273,13 @@ func (e *Element) qualify(outer []byte, parent *Element) bool {
 	case string(pfx) == "xml":
 		e.ns = s2b(ns.XML)
 	case parent != nil:
-		e.ns, found = parent.resolve(pfx)
+		if it != nil && it.mpfx != nil && bytes.Equal(it.mpfx, pfx) {
+			e.ns = it.muri
+			return true
+		}
+		if e.ns, found = parent.resolve(pfx); found && it != nil {
+			it.mpfx, it.muri = pfx, e.ns
+		}
 		return found
 	default:
 		e.ns, found = e.hdr.lookup(pfx)
