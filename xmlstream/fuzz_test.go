@@ -40,6 +40,9 @@ func FuzzTokenizer(f *testing.F) {
 			lim = fuzzLimits
 		}
 		want, wantErr := feed(t, KindClient, lim, whole(data))
+		if wantErr == nil && endsOutsideElement(KindClient, lim, data) {
+			checkEncodingXML(t, data) // encoding/xml as a well-formedness oracle
+		}
 		check := func(how string, got []string, err error) {
 			t.Helper()
 			if err != wantErr {

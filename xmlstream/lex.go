@@ -212,7 +212,28 @@ func (st *State) lex(b []byte) (int, bool, *stanza.StreamError) {
 			if i >= len(b) {
 				return i, false, nil
 			}
-			switch c := b[i]; {
+			c := b[i]
+			if nameStartOK[c] && st.attrs < st.lim.attrs {
+				// Fast path: a whole ASCII name='plain value' inside b is taken in one go; the
+				// states below handle everything else (and agree on what this accepts).
+				j := i + 1
+				for j < len(b) && nameOK[b[j]] {
+					j++
+				}
+				if j+2 < len(b) && b[j] == '=' && j-i <= int(st.lim.name) && (b[j+1] == '\'' || b[j+1] == '"') {
+					q, v := b[j+1], j+2
+					for v < len(b) && attrOK[b[v]] {
+						v++
+					}
+					if v < len(b) && b[v] == q {
+						st.attrs++
+						st.lx = lxAfterVal
+						i = v + 1
+						continue
+					}
+				}
+			}
+			switch {
 			case nameStartOK[c] || c >= 0x80:
 				st.attrs++
 				if st.attrs > st.lim.attrs {
@@ -318,6 +339,19 @@ func (st *State) lex(b []byte) (int, bool, *stanza.StreamError) {
 			case nameStartOK[c] || c >= 0x80:
 				st.lx, st.nlen, st.attrs = lxStartName, 0, 0
 			case c == '/':
+				// Fast path: a whole ASCII "</name>" inside b.
+				j := i + 1
+				if j < len(b) && nameStartOK[b[j]] {
+					for j++; j < len(b) && nameOK[b[j]]; j++ {
+					}
+					if j < len(b) && b[j] == '>' && j-i-1 <= int(st.lim.name) {
+						i = j + 1
+						if st.endTagEnd() {
+							return i, true, nil
+						}
+						continue
+					}
+				}
 				st.lx, st.nlen = lxEndName, 0
 				i++
 			case c == '!':
