@@ -1,0 +1,231 @@
+// Package jid implements RFC 7622 XMPP addresses prepared with PRECIS (RFC 8264/8265):
+// UsernameCaseMapped for the localpart, IDNA for the domainpart and OpaqueString for the
+// resourcepart.
+//
+// A JID is one canonical string plus two lengths (24 bytes on 64-bit platforms), so it can
+// be compared with ==, used as a map key through String, and kept per session cheaply. It
+// must not do I/O or know about sessions.
+package jid
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"unicode/utf8"
+
+	"golang.org/x/net/idna"
+	"golang.org/x/text/secure/precis"
+)
+
+// ErrMalformed is wrapped by every parse error (maps to the jid-malformed stanza error).
+var ErrMalformed = errors.New("jid: malformed")
+
+// MaxPart is the RFC 7622 §3 limit for each part, in bytes.
+const MaxPart = 1023
+
+// JID is a prepared XMPP address. The zero value is the empty JID.
+type JID struct {
+	s    string // local@domain/resource in canonical form
+	l, d uint16 // lengths of localpart and domainpart
+}
+
+func malformed(format string, a ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrMalformed}, a...)...)
+}
+
+// Parse prepares and validates s.
+func Parse(s string) (JID, error) {
+	if s == "" {
+		return JID{}, malformed("empty")
+	}
+	// RFC 7622 §3.1: the first '/' separates the resource, then the first '@' before it
+	// separates the localpart.
+	var local, domain, res string
+	hasRes := false
+	rest := s
+	if i := strings.IndexByte(rest, '/'); i >= 0 {
+		res, rest, hasRes = rest[i+1:], rest[:i], true
+	}
+	if i := strings.IndexByte(rest, '@'); i >= 0 {
+		local, domain = rest[:i], rest[i+1:]
+		if local == "" {
+			return JID{}, malformed("empty localpart")
+		}
+	} else {
+		domain = rest
+	}
+	if hasRes && res == "" {
+		return JID{}, malformed("empty resourcepart")
+	}
+	return build(local, domain, res, strings.IndexByte(rest, '@') >= 0)
+}
+
+// ParseBytes is Parse for bytes.
+func ParseBytes(b []byte) (JID, error) { return Parse(string(b)) }
+
+// New builds a JID from its parts ("" for absent local or resource).
+func New(local, domain, resource string) (JID, error) {
+	return build(local, domain, resource, local != "")
+}
+
+func build(local, domain, res string, hasLocal bool) (JID, error) {
+	var err error
+	if hasLocal {
+		if local, err = PrepareLocal(local); err != nil {
+			return JID{}, err
+		}
+	}
+	if domain, err = PrepareDomain(domain); err != nil {
+		return JID{}, err
+	}
+	if res != "" {
+		if res, err = PrepareResource(res); err != nil {
+			return JID{}, err
+		}
+	}
+	n := len(local) + len(domain) + len(res) + 2
+	var b strings.Builder
+	b.Grow(n)
+	if local != "" {
+		b.WriteString(local)
+		b.WriteByte('@')
+	}
+	b.WriteString(domain)
+	if res != "" {
+		b.WriteByte('/')
+		b.WriteString(res)
+	}
+	return JID{s: b.String(), l: uint16(len(local)), d: uint16(len(domain))}, nil
+}
+
+// PrepareLocal applies the UsernameCaseMapped profile and the RFC 7622 §3.3.1 exclusions.
+func PrepareLocal(s string) (string, error) {
+	if s == "" {
+		return "", malformed("empty localpart")
+	}
+	out, err := precis.UsernameCaseMapped.String(s)
+	if err != nil {
+		return "", malformed("localpart %q: %v", s, err)
+	}
+	if len(out) > MaxPart {
+		return "", malformed("localpart longer than %d bytes", MaxPart)
+	}
+	if strings.ContainsAny(out, "\"&'/:<>@") {
+		return "", malformed("localpart %q contains a forbidden character", s)
+	}
+	return out, nil
+}
+
+// PrepareResource applies the OpaqueString profile.
+func PrepareResource(s string) (string, error) {
+	if s == "" {
+		return "", malformed("empty resourcepart")
+	}
+	out, err := precis.OpaqueString.String(s)
+	if err != nil {
+		return "", malformed("resourcepart: %v", err)
+	}
+	if len(out) > MaxPart {
+		return "", malformed("resourcepart longer than %d bytes", MaxPart)
+	}
+	return out, nil
+}
+
+var idnaProfile = idna.New(idna.MapForLookup(), idna.Transitional(false), idna.StrictDomainName(false), idna.ValidateLabels(true), idna.CheckHyphens(false), idna.BidiRule())
+
+// PrepareDomain lowercases and IDNA-maps a domainpart (RFC 7622 §3.2), accepts IP literals
+// and drops one trailing dot.
+func PrepareDomain(s string) (string, error) {
+	s = strings.TrimSuffix(s, ".")
+	if s == "" {
+		return "", malformed("empty domainpart")
+	}
+	if strings.HasPrefix(s, "[") && strings.HasSuffix(s, "]") {
+		a, err := netip.ParseAddr(s[1 : len(s)-1])
+		if err != nil || !a.Is6() {
+			return "", malformed("bad IPv6 literal %q", s)
+		}
+		return "[" + a.String() + "]", nil
+	}
+	if a, err := netip.ParseAddr(s); err == nil && a.Is4() {
+		return a.String(), nil
+	}
+	if !utf8.ValidString(s) {
+		return "", malformed("domainpart is not UTF-8")
+	}
+	out, err := idnaProfile.ToUnicode(s)
+	if err != nil {
+		return "", malformed("domainpart %q: %v", s, err)
+	}
+	out = strings.ToLower(out)
+	if len(out) > MaxPart || out == "" {
+		return "", malformed("domainpart length")
+	}
+	for _, r := range out {
+		if r <= ' ' || strings.ContainsRune("@/\"&'<>:\\", r) {
+			return "", malformed("domainpart %q contains a forbidden character", s)
+		}
+	}
+	for _, label := range strings.Split(out, ".") {
+		if label == "" || len(label) > 63*4 {
+			return "", malformed("domainpart %q has an empty or long label", s)
+		}
+	}
+	return out, nil
+}
+
+// Local returns the localpart.
+func (j JID) Local() string { return j.s[:j.l] }
+
+// Domain returns the domainpart.
+func (j JID) Domain() string {
+	if j.l == 0 {
+		return j.s[:j.d]
+	}
+	return j.s[j.l+1 : int(j.l)+1+int(j.d)]
+}
+
+func (j JID) bareLen() int {
+	if j.l == 0 {
+		return int(j.d)
+	}
+	return int(j.l) + 1 + int(j.d)
+}
+
+// Resource returns the resourcepart.
+func (j JID) Resource() string {
+	n := j.bareLen()
+	if n >= len(j.s) {
+		return ""
+	}
+	return j.s[n+1:]
+}
+
+// Bare returns the JID without its resource.
+func (j JID) Bare() JID { return JID{s: j.s[:j.bareLen()], l: j.l, d: j.d} }
+
+// WithResource returns the bare JID with resource r (prepared).
+func (j JID) WithResource(r string) (JID, error) {
+	r, err := PrepareResource(r)
+	if err != nil {
+		return JID{}, err
+	}
+	b := j.Bare()
+	return JID{s: b.s + "/" + r, l: j.l, d: j.d}, nil
+}
+
+// String returns the canonical form.
+func (j JID) String() string { return j.s }
+
+// IsZero reports whether j is empty.
+func (j JID) IsZero() bool { return j.s == "" }
+
+// IsBare reports whether j has no resource.
+func (j JID) IsBare() bool { return j.bareLen() == len(j.s) }
+
+// Equal reports whether j and o are the same address.
+func (j JID) Equal(o JID) bool { return j.s == o.s }
+
+// AppendTo appends the canonical form to dst.
+func (j JID) AppendTo(dst []byte) []byte { return append(dst, j.s...) }

@@ -1,0 +1,105 @@
+package jid
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"unsafe"
+)
+
+func TestParse(t *testing.T) {
+	for _, tc := range []struct {
+		in, want, local, domain, res string
+	}{
+		{"juliet@example.com", "juliet@example.com", "juliet", "example.com", ""},
+		{"juliet@example.com/foo", "juliet@example.com/foo", "juliet", "example.com", "foo"},
+		{"juliet@example.com/foo bar", "juliet@example.com/foo bar", "juliet", "example.com", "foo bar"},
+		{"juliet@example.com/foo@bar", "juliet@example.com/foo@bar", "juliet", "example.com", "foo@bar"},
+		{"foo\\20bar@example.com", "foo\\20bar@example.com", "foo\\20bar", "example.com", ""},
+		{"fussball@example.com", "fussball@example.com", "fussball", "example.com", ""},
+		{"fußball@example.com", "fußball@example.com", "fußball", "example.com", ""},
+		{"π@example.com", "π@example.com", "π", "example.com", ""},
+		{"Σ@example.com/foo", "σ@example.com/foo", "σ", "example.com", "foo"},
+		{"Juliet@Example.COM/Balcony", "juliet@example.com/Balcony", "juliet", "example.com", "Balcony"},
+		{"example.com", "example.com", "", "example.com", ""},
+		{"example.com.", "example.com", "", "example.com", ""},
+		{"example.com/foobar", "example.com/foobar", "", "example.com", "foobar"},
+		{"a.example.com/b@example.net", "a.example.com/b@example.net", "", "a.example.com", "b@example.net"},
+		{"juliet@[::1]/r", "juliet@[::1]/r", "juliet", "[::1]", "r"},
+		{"juliet@127.0.0.1", "juliet@127.0.0.1", "juliet", "127.0.0.1", ""},
+		{"localhost", "localhost", "", "localhost", ""},
+	} {
+		j, err := Parse(tc.in)
+		if err != nil {
+			t.Errorf("Parse(%q): %v", tc.in, err)
+			continue
+		}
+		if j.String() != tc.want || j.Local() != tc.local || j.Domain() != tc.domain || j.Resource() != tc.res {
+			t.Errorf("Parse(%q) = %q (%q %q %q), want %q", tc.in, j, j.Local(), j.Domain(), j.Resource(), tc.want)
+		}
+		if j2, err := Parse(j.String()); err != nil || j2 != j {
+			t.Errorf("round trip of %q: %v %v", j, j2, err)
+		}
+		if b := j.Bare(); b.Resource() != "" || b.Local() != tc.local || b.Domain() != tc.domain || !b.IsBare() {
+			t.Errorf("Bare(%q) = %q", j, b)
+		}
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	for _, in := range []string{
+		"", "@example.com", "juliet@", "juliet@example.com/", "\"juliet\"@example.com",
+		"foo bar@example.com", "juliet@exa mple.com", "juliet@[::1", "juliet@[1.2.3.4]",
+		strings.Repeat("a", 1024) + "@example.com", "juliet@example.com/" + strings.Repeat("r", 1024),
+		"a@b..c", "juliet@example.com/\u0000", "\xff@example.com", "juliet@<example>.com", "x@y@z",
+	} {
+		if j, err := Parse(in); err == nil || !errors.Is(err, ErrMalformed) {
+			t.Errorf("Parse(%q) = %q, %v; want ErrMalformed", in, j, err)
+		}
+	}
+}
+
+func TestSize(t *testing.T) {
+	if s := unsafe.Sizeof(JID{}); s != 24 {
+		t.Fatalf("JID is %d bytes, want 24", s)
+	}
+}
+
+func TestWithResource(t *testing.T) {
+	j, _ := Parse("a@b/c")
+	k, err := j.WithResource("d")
+	if err != nil || k.String() != "a@b/d" || k.Bare() != j.Bare() {
+		t.Fatalf("WithResource = %q, %v", k, err)
+	}
+	if _, err := j.WithResource(""); err == nil {
+		t.Fatal("empty resource accepted")
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{"a@b/c", "example.com", "Σ@Example.com/x", "[::1]", "a@b/c/d@e", "\xff"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		j, err := Parse(s)
+		if err != nil {
+			return
+		}
+		j2, err := Parse(j.String())
+		if err != nil {
+			t.Fatalf("canonical %q of %q does not parse: %v", j, s, err)
+		}
+		if j2 != j {
+			t.Fatalf("not idempotent: %q -> %q -> %q", s, j, j2)
+		}
+	})
+}
+
+func BenchmarkParse(b *testing.B) {
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if _, err := Parse("juliet@example.com/balcony"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
