@@ -3,6 +3,7 @@ package xmlstream
 import (
 	"bytes"
 	"encoding/xml"
+	"strings"
 	"testing"
 
 	mxml "mellium.im/xmlstream"
@@ -93,6 +94,29 @@ func BenchmarkScanSteady(b *testing.B) {
 			var st State
 			st.Reset(c.kind, nil)
 			scanAll(b, sc, &st, header)
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				scanAll(b, sc, &st, body)
+			}
+			st.Release()
+		})
+	}
+}
+
+// BenchmarkScanSmall measures the fixed cost per stanza: 100 small stanzas per read.
+func BenchmarkScanSmall(b *testing.B) {
+	for _, s := range []struct{ name, xml string }{
+		{"sm-r", `<r xmlns='urn:xmpp:sm:3'/>`},
+		{"presence", `<presence/>`},
+		{"message", `<message to='romeo@example.net' type='chat' id='x1'><body>hi</body></message>`},
+	} {
+		body := []byte(strings.Repeat(s.xml, 100))
+		b.Run("stanza="+s.name, func(b *testing.B) {
+			sc := NewScanner()
+			var st State
+			st.Reset(KindClient, nil)
+			scanAll(b, sc, &st, []byte(hdrClient))
 			b.SetBytes(int64(len(body)))
 			b.ReportAllocs()
 			for b.Loop() {
