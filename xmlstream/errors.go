@@ -50,6 +50,28 @@ var (
 	errNotReset = &stanza.StreamError{Condition: stanza.InternalServerError, Text: "xmlstream: State used before Reset"}
 )
 
+// errTable lists every error Next returns, so that a State keeps its sticky error in one byte.
+var errTable = []*stanza.StreamError{nil,
+	errChar, errUTF8, errTag, errLTInAttr, errRef, errCharRef, errCDEnd, errMismatch, errDupAttr,
+	errQName, errReservedNS, errEmptyPrefix, errDecl, errStreamClose, errAfterEnd, errMarkup,
+	errProlog, errInternal, errUnbound, errNoPfx, errComment, errPI, errDTD, errEntity,
+	errEncoding, errStanzaSize, errHeaderSize, errDepth, errAttrs, errName, errStreamNS,
+	errContentNS, errText, errEmptyHeader, errNotReset,
+}
+
+// errIndex returns err's index in errTable.
+func errIndex(err *stanza.StreamError) uint8 {
+	for i, e := range errTable {
+		if e == err {
+			return uint8(i)
+		}
+	}
+	if invariants {
+		panic("xmlstream: error missing from errTable: " + err.Error())
+	}
+	return errIndex(errInternal) // unreachable: every error Next returns is in the table
+}
+
 func nwf(text string) *stanza.StreamError {
 	return &stanza.StreamError{Condition: stanza.NotWellFormed, Text: text}
 }

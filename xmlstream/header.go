@@ -267,7 +267,7 @@ func (sc *Scanner) prologFast(st *State, in []byte) (n int, ev Event, ok bool) {
 		return end + 2, Event{}, true
 	}
 	var t tag
-	if !sc.readTagV(in, 0, &st.lim, &t) || t.empty {
+	if !sc.readTagV(in, 0, st.lim, &t) || t.empty {
 		return 0, Event{}, false
 	}
 	raw := in[:t.end]

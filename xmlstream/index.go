@@ -529,7 +529,7 @@ func (sc *Scanner) walk(st *State, raw []byte, validate bool) (int, *stanza.Stre
 			var t tag
 			var err *stanza.StreamError
 			if validate {
-				if !sc.readTagV(raw, i, &st.lim, &t) || len(open) >= int(st.lim.depth) {
+				if !sc.readTagV(raw, i, st.lim, &t) || len(open) >= int(st.lim.depth) {
 					return 0, errBail
 				}
 			} else if err = sc.readTag(raw, i, &t); err != nil {

@@ -1,5 +1,7 @@
 package xmlstream
 
+import "sync"
+
 // Default limits. They bound what one connection can make the server buffer or walk.
 const (
 	// DefaultMaxStanza is 256 KiB: larger than any sane stanza (vCard photos are the usual
@@ -37,12 +39,48 @@ func DefaultLimits() Limits {
 
 var defaultLimits = DefaultLimits()
 
-// norm returns l with zero or out-of-range fields replaced by defaults. Depth, attrs and names
-// are capped so that they fit the State's 16-bit counters.
-func (l *Limits) norm() limits {
+// norm returns the shared normalized form of l: zero or out-of-range fields replaced by
+// defaults, depth, attrs and names capped to fit the State's 16-bit counters. Listeners have a
+// handful of distinct limits, so they are interned and a State pays one pointer for them.
+func (l *Limits) norm() *limits {
 	if l == nil {
-		l = &defaultLimits
+		return defaultNorm
 	}
+	n := l.normValue()
+	internedLimits.RLock()
+	p := internedLimits.m[n]
+	internedLimits.RUnlock()
+	if p != nil {
+		return p
+	}
+	internedLimits.Lock()
+	defer internedLimits.Unlock()
+	if p := internedLimits.m[n]; p != nil {
+		return p
+	}
+	p = &n
+	if internedLimits.m == nil {
+		internedLimits.m = make(map[limits]*limits)
+	}
+	if len(internedLimits.m) < maxInternedLimits {
+		internedLimits.m[n] = p
+	}
+	return p
+}
+
+// defaultNorm is the normalized DefaultLimits, for Reset(kind, nil).
+var defaultNorm = func() *limits { n := defaultLimits.normValue(); return &n }()
+
+// maxInternedLimits bounds the table; more distinct limits than that cost a small allocation
+// per Reset.
+const maxInternedLimits = 64
+
+var internedLimits struct {
+	sync.RWMutex
+	m map[limits]*limits
+}
+
+func (l *Limits) normValue() limits {
 	pick := func(v, def, max int) uint32 {
 		if v <= 0 {
 			v = def
@@ -61,7 +99,7 @@ func (l *Limits) norm() limits {
 	}
 }
 
-// limits is the normalized form a State keeps inline (14 bytes, no pointer to alias).
+// limits is the normalized form the scanner reads.
 type limits struct {
 	stanza, header     uint32
 	depth, attrs, name uint16

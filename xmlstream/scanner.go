@@ -78,8 +78,7 @@ func NewScanner() *Scanner {
 type State struct {
 	buf   *bytebufferpool.ByteBuffer // bytes of the current partial item; nil between items
 	hdr   *header                    // interned context of the stream header; nil before it
-	err   *stanza.StreamError        // sticky error
-	lim   limits                     // normalized limits
+	lim   *limits                    // normalized, interned limits; nil until Reset
 	total uint32                     // bytes of the current item scanned so far
 	acc   uint32                     // char-ref value, entity name, or held UTF-8 bytes
 	depth uint16                     // open elements inside the current top-level element
@@ -92,6 +91,7 @@ type State struct {
 	item  uint8                      // kind of the current top-level item
 	kind  StreamKind
 	flags uint8
+	err   uint8 // sticky error: index in errTable, 0 for none
 }
 
 // Reset starts a new stream (also after STARTTLS or SASL success): the next bytes must be an
@@ -127,14 +127,14 @@ func (st *State) Pending() int {
 
 // Err returns the sticky error after failure (nil otherwise).
 func (st *State) Err() error {
-	if st.err == nil {
+	if st.err == 0 {
 		return nil
 	}
-	return st.err
+	return errTable[st.err]
 }
 
 func (st *State) fail(err *stanza.StreamError) (Event, int, error) {
-	st.err = err
+	st.err = errIndex(err)
 	st.Release()
 	return Event{}, 0, err
 }
@@ -149,10 +149,10 @@ func (st *State) fail(err *stanza.StreamError) (Event, int, error) {
 // Scanner or this State. Whitespace between top-level elements is consumed silently
 // (keepalives).
 func (sc *Scanner) Next(st *State, in []byte) (ev Event, n int, err error) {
-	if st.err != nil {
-		return Event{}, 0, st.err
+	if st.err != 0 {
+		return Event{}, 0, errTable[st.err]
 	}
-	if st.lim.stanza == 0 {
+	if st.lim == nil {
 		return st.fail(errNotReset)
 	}
 	if st.flags&fDone != 0 {

@@ -411,7 +411,7 @@ func TestScanBuffer(t *testing.T) {
 
 // TestStateSize pins the per-connection cost (DESIGN.md: idle density is the headline).
 func TestStateSize(t *testing.T) {
-	const want = 64
+	const want = 48
 	if got := unsafe.Sizeof(State{}); got != want {
 		t.Errorf("unsafe.Sizeof(State{}) = %d, want %d: update the pin and the report if this is deliberate", got, want)
 	}
@@ -455,5 +455,21 @@ func TestHeaderIntern(t *testing.T) {
 	}
 	if uri, ok := s3.hdr.lookup([]byte("db")); !ok || string(uri) != ns.Dialback {
 		t.Fatalf("db prefix = %q, %v", uri, ok)
+	}
+}
+
+func TestErrTable(t *testing.T) {
+	seen := map[*stanza.StreamError]bool{}
+	for i, e := range errTable[1:] {
+		if e == nil || seen[e] {
+			t.Fatalf("errTable[%d] = %v: nil or duplicate", i+1, e)
+		}
+		seen[e] = true
+		if errTable[errIndex(e)] != e {
+			t.Fatalf("errIndex(%v) wrong", e)
+		}
+	}
+	if len(errTable) > 255 {
+		t.Fatal("errTable does not fit State.err")
 	}
 }
