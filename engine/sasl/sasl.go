@@ -1,0 +1,491 @@
+// Package sasl implements the server side of the SASL mechanisms Vireo offers (RFC 6120
+// §6): SCRAM-SHA-1, SCRAM-SHA-256 and SCRAM-SHA-512 (RFC 5802, RFC 7677) with their -PLUS
+// variants over the tls-exporter (RFC 9266) and tls-server-end-point (RFC 5929) channel
+// bindings, and PLAIN (RFC 4616).
+//
+// The exchanges are pure state machines: no I/O, no store access, no logging. The engine
+// fetches credentials off the event loop between steps (Status NeedCredentials or
+// NeedPassword). A SCRAM login uses the stored StoredKey and ServerKey and does no PBKDF2;
+// only PLAIN and password changes hash passwords.
+package sasl
+
+import (
+	"crypto/hmac"
+	"crypto/pbkdf2"
+	"crypto/rand"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/sha512"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"hash"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/vireo-im/vireo/store"
+)
+
+// DefaultIter is the PBKDF2 iteration count for new credentials (RFC 7677 recommends at
+// least 4096; more slows offline guessing of a stolen database).
+const DefaultIter = 10000
+
+// MinIter is the lowest iteration count accepted for stored credentials.
+const MinIter = 4096
+
+// Failure is a SASL failure with an RFC 6120 §6.5 condition.
+type Failure struct {
+	Condition string
+	Text      string
+}
+
+func (f *Failure) Error() string {
+	if f.Text != "" {
+		return "sasl: " + f.Condition + ": " + f.Text
+	}
+	return "sasl: " + f.Condition
+}
+
+// AppendXML appends the <failure/> element.
+func (f *Failure) AppendXML(dst []byte) []byte {
+	dst = append(dst, "<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><"...)
+	dst = append(dst, f.Condition...)
+	dst = append(dst, "/>"...)
+	if f.Text != "" {
+		dst = append(dst, "<text xml:lang='en'>"...)
+		for _, r := range f.Text {
+			switch r {
+			case '<':
+				dst = append(dst, "&lt;"...)
+			case '&':
+				dst = append(dst, "&amp;"...)
+			case '>':
+				dst = append(dst, "&gt;"...)
+			default:
+				dst = utf8.AppendRune(dst, r)
+			}
+		}
+		dst = append(dst, "</text>"...)
+	}
+	return append(dst, "</failure>"...)
+}
+
+func fail(cond, text string) error { return &Failure{Condition: cond, Text: text} }
+
+var (
+	errMalformed = func(text string) error { return fail("malformed-request", text) }
+	errNotAuth   = &Failure{Condition: "not-authorized"}
+)
+
+// Status says what the caller does next.
+type Status uint8
+
+// Statuses.
+const (
+	Continue        Status = iota // send the challenge
+	NeedCredentials               // look up Username's credentials for Hash, then Resume
+	NeedPassword                  // PLAIN: verify Password against the account, off the loop
+	Success                       // send success with the returned data
+)
+
+type mech struct {
+	name string
+	hash store.Hash
+	plus bool
+}
+
+var scram = []mech{
+	{"SCRAM-SHA-512-PLUS", store.SHA512, true},
+	{"SCRAM-SHA-256-PLUS", store.SHA256, true},
+	{"SCRAM-SHA-1-PLUS", store.SHA1, true},
+	{"SCRAM-SHA-512", store.SHA512, false},
+	{"SCRAM-SHA-256", store.SHA256, false},
+	{"SCRAM-SHA-1", store.SHA1, false},
+}
+
+// Mechanisms lists the mechanisms to advertise, strongest first.
+func Mechanisms(tls bool, cbTypes []string, allowPlain bool) []string {
+	var out []string
+	for _, m := range scram {
+		if m.plus && len(cbTypes) == 0 {
+			continue
+		}
+		out = append(out, m.name)
+	}
+	if tls && allowPlain {
+		out = append(out, "PLAIN")
+	}
+	return out
+}
+
+func newHash(h store.Hash) func() hash.Hash {
+	switch h {
+	case store.SHA1:
+		return sha1.New
+	case store.SHA512:
+		return sha512.New
+	}
+	return sha256.New
+}
+
+// Server is one SASL exchange.
+type Server struct {
+	m      mech
+	plain  bool
+	cb     func(typ string) ([]byte, bool)
+	state  uint8
+	user   string
+	pass   string
+	gs2    string // gs2 header as sent
+	cbData []byte
+	bare   string // client-first-message-bare
+	nonce  string // full nonce
+	first  string // server-first-message
+	creds  store.Credentials
+}
+
+const (
+	stStart uint8 = iota
+	stFirst
+	stCreds
+	stFinal
+	stDone
+)
+
+// NewServer starts an exchange for mech. cb returns the channel-binding data of a type
+// (nil for plain TCP).
+func NewServer(mechanism string, cb func(typ string) ([]byte, bool)) (*Server, error) {
+	if mechanism == "PLAIN" {
+		return &Server{plain: true, cb: cb}, nil
+	}
+	for _, m := range scram {
+		if m.name == mechanism {
+			if m.plus && !cbAvailable(cb) {
+				return nil, fail("invalid-mechanism", "")
+			}
+			return &Server{m: m, cb: cb}, nil
+		}
+	}
+	return nil, fail("invalid-mechanism", "")
+}
+
+func cbAvailable(cb func(string) ([]byte, bool)) bool {
+	if cb == nil {
+		return false
+	}
+	_, a := cb("tls-exporter")
+	_, b := cb("tls-server-end-point")
+	return a || b
+}
+
+// Username returns the authentication identity as the client sent it (unescaped).
+func (s *Server) Username() string { return s.user }
+
+// Hash is the SCRAM hash of the exchange.
+func (s *Server) Hash() store.Hash { return s.m.hash }
+
+// Password returns the PLAIN password after NeedPassword.
+func (s *Server) Password() string { return s.pass }
+
+// Step consumes one client message (decoded from base64).
+func (s *Server) Step(in []byte) ([]byte, Status, error) {
+	if s.plain {
+		return s.stepPlain(in)
+	}
+	switch s.state {
+	case stStart:
+		if len(in) == 0 {
+			s.state = stFirst
+			return nil, Continue, nil // empty initial response: ask for it
+		}
+		return s.clientFirst(in)
+	case stFirst:
+		return s.clientFirst(in)
+	case stFinal:
+		return s.clientFinal(in)
+	}
+	s.state = stDone
+	return nil, 0, errMalformed("unexpected message")
+}
+
+func (s *Server) stepPlain(in []byte) ([]byte, Status, error) {
+	if s.state == stStart && len(in) == 0 {
+		s.state = stFirst
+		return nil, Continue, nil
+	}
+	if s.state > stFirst {
+		return nil, 0, errMalformed("unexpected message")
+	}
+	parts := strings.Split(string(in), "\x00")
+	if len(parts) != 3 || parts[1] == "" || !utf8.ValidString(string(in)) {
+		return nil, 0, errMalformed("PLAIN wants authzid NUL authcid NUL password")
+	}
+	s.user, s.pass = parts[1], parts[2]
+	if parts[0] != "" && !authzOK(parts[0], s.user) {
+		return nil, 0, fail("invalid-authzid", "")
+	}
+	s.state = stCreds
+	return nil, NeedPassword, nil
+}
+
+// authzOK accepts an authzid that names the same account (user or user@domain).
+func authzOK(authz, user string) bool {
+	if authz == user {
+		return true
+	}
+	i := strings.IndexByte(authz, '@')
+	return i > 0 && strings.EqualFold(authz[:i], user) && !strings.ContainsAny(authz[i+1:], "@/")
+}
+
+func (s *Server) clientFirst(in []byte) ([]byte, Status, error) {
+	msg := string(in)
+	if !utf8.ValidString(msg) {
+		return nil, 0, errMalformed("not UTF-8")
+	}
+	// gs2-header: cbflag "," [authzid] ","
+	i := strings.IndexByte(msg, ',')
+	if i < 0 {
+		return nil, 0, errMalformed("no gs2 header")
+	}
+	flag := msg[:i]
+	rest := msg[i+1:]
+	j := strings.IndexByte(rest, ',')
+	if j < 0 {
+		return nil, 0, errMalformed("no gs2 header")
+	}
+	authz := rest[:j]
+	s.bare = rest[j+1:]
+	s.gs2 = msg[:i+1+j+1]
+	switch {
+	case flag == "n":
+		if s.m.plus {
+			return nil, 0, errMalformed("-PLUS needs channel binding")
+		}
+	case flag == "y":
+		// The client could bind but thinks we cannot; if we can, someone stripped PLUS
+		// from our features (RFC 5802 §6).
+		if s.m.plus || cbAvailable(s.cb) {
+			return nil, 0, errNotAuth
+		}
+	case strings.HasPrefix(flag, "p="):
+		if !s.m.plus {
+			return nil, 0, errMalformed("channel binding with a non-PLUS mechanism")
+		}
+		data, ok := s.cb(flag[2:])
+		if !ok {
+			return nil, 0, errMalformed("unsupported channel binding type")
+		}
+		s.cbData = data
+	default:
+		return nil, 0, errMalformed("bad gs2 flag")
+	}
+	if authz != "" {
+		if !strings.HasPrefix(authz, "a=") {
+			return nil, 0, errMalformed("bad authzid")
+		}
+	}
+	if strings.HasPrefix(s.bare, "m=") {
+		return nil, 0, errMalformed("mandatory extensions are not supported")
+	}
+	if !strings.HasPrefix(s.bare, "n=") {
+		return nil, 0, errMalformed("no username")
+	}
+	k := strings.IndexByte(s.bare, ',')
+	if k < 0 {
+		return nil, 0, errMalformed("no nonce")
+	}
+	user, err := unescapeName(s.bare[2:k])
+	if err != nil || user == "" {
+		return nil, 0, errMalformed("bad username")
+	}
+	after := s.bare[k+1:]
+	if !strings.HasPrefix(after, "r=") {
+		return nil, 0, errMalformed("no nonce")
+	}
+	cnonce := after[2:]
+	if e := strings.IndexByte(cnonce, ','); e >= 0 {
+		cnonce = cnonce[:e] // extensions are ignored
+	}
+	if cnonce == "" || !printable(cnonce) {
+		return nil, 0, errMalformed("bad nonce")
+	}
+	if authz != "" {
+		a, err := unescapeName(authz[2:])
+		if err != nil || !authzOK(a, user) {
+			return nil, 0, fail("invalid-authzid", "")
+		}
+	}
+	s.user = user
+	var sn [18]byte
+	rand.Read(sn[:])
+	s.nonce = cnonce + base64.RawStdEncoding.EncodeToString(sn[:])
+	s.state = stCreds
+	return nil, NeedCredentials, nil
+}
+
+func printable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e || s[i] == ',' {
+			return false
+		}
+	}
+	return true
+}
+
+func unescapeName(s string) (string, error) {
+	if !strings.Contains(s, "=") {
+		if strings.Contains(s, ",") {
+			return "", errors.New("sasl: comma in saslname")
+		}
+		return s, nil
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '=' {
+			b.WriteByte(s[i])
+			continue
+		}
+		switch {
+		case strings.HasPrefix(s[i:], "=2C"):
+			b.WriteByte(',')
+		case strings.HasPrefix(s[i:], "=3D"):
+			b.WriteByte('=')
+		default:
+			return "", errors.New("sasl: bad escape in saslname")
+		}
+		i += 2
+	}
+	return b.String(), nil
+}
+
+// Resume continues a SCRAM exchange with the user's credentials for Hash. For an unknown
+// user pass zero Credentials: the exchange continues with a salt derived from the name
+// and fails at the end, so responses do not reveal which accounts exist.
+func (s *Server) Resume(c store.Credentials) ([]byte, Status, error) {
+	if s.plain || s.state != stCreds {
+		return nil, 0, errMalformed("unexpected resume")
+	}
+	if c.IsZero() || c.Iter < 1 {
+		c = fakeCredentials(s.user, s.m.hash)
+	}
+	s.creds = c
+	s.first = "r=" + s.nonce + ",s=" + base64.StdEncoding.EncodeToString(c.Salt) + ",i=" + strconv.Itoa(c.Iter)
+	s.state = stFinal
+	return []byte(s.first), Continue, nil
+}
+
+var fakeSecret = func() []byte {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return b
+}()
+
+func fakeCredentials(user string, h store.Hash) store.Credentials {
+	m := hmac.New(sha256.New, fakeSecret)
+	m.Write([]byte(user))
+	// Random keys: no proof can match them.
+	k := make([]byte, newHash(h)().Size())
+	rand.Read(k)
+	return store.Credentials{Salt: m.Sum(nil)[:16], Iter: DefaultIter, StoredKey: k, ServerKey: k}
+}
+
+func (s *Server) clientFinal(in []byte) ([]byte, Status, error) {
+	s.state = stDone
+	msg := string(in)
+	p := strings.LastIndex(msg, ",p=")
+	if p < 0 {
+		return nil, 0, errMalformed("no proof")
+	}
+	without := msg[:p]
+	proof, err := base64.StdEncoding.DecodeString(msg[p+3:])
+	if err != nil {
+		return nil, 0, errMalformed("bad proof encoding")
+	}
+	if !strings.HasPrefix(without, "c=") {
+		return nil, 0, errMalformed("no channel binding attribute")
+	}
+	k := strings.IndexByte(without, ',')
+	if k < 0 {
+		return nil, 0, errMalformed("no nonce")
+	}
+	cbGot, err := base64.StdEncoding.DecodeString(without[2:k])
+	if err != nil {
+		return nil, 0, errMalformed("bad channel binding encoding")
+	}
+	cbWant := append([]byte(s.gs2), s.cbData...)
+	if subtle.ConstantTimeCompare(cbGot, cbWant) != 1 {
+		return nil, 0, errNotAuth
+	}
+	r := without[k+1:]
+	if !strings.HasPrefix(r, "r=") {
+		return nil, 0, errMalformed("no nonce")
+	}
+	nonce := r[2:]
+	if e := strings.IndexByte(nonce, ','); e >= 0 {
+		nonce = nonce[:e]
+	}
+	if subtle.ConstantTimeCompare([]byte(nonce), []byte(s.nonce)) != 1 {
+		return nil, 0, errNotAuth
+	}
+	h := newHash(s.m.hash)
+	if len(proof) != h().Size() {
+		return nil, 0, errNotAuth
+	}
+	authMsg := s.bare + "," + s.first + "," + without
+	mac := hmac.New(h, s.creds.StoredKey)
+	mac.Write([]byte(authMsg))
+	sig := mac.Sum(nil)
+	clientKey := make([]byte, len(proof))
+	for i := range proof {
+		clientKey[i] = proof[i] ^ sig[i]
+	}
+	hh := h()
+	hh.Write(clientKey)
+	if subtle.ConstantTimeCompare(hh.Sum(nil), s.creds.StoredKey) != 1 {
+		return nil, 0, errNotAuth
+	}
+	mac = hmac.New(h, s.creds.ServerKey)
+	mac.Write([]byte(authMsg))
+	return []byte("v=" + base64.StdEncoding.EncodeToString(mac.Sum(nil))), Success, nil
+}
+
+// DeriveCredentials computes SCRAM keys for password with a new random salt.
+func DeriveCredentials(password string, h store.Hash, iter int) (store.Credentials, error) {
+	salt := make([]byte, 16)
+	if _, err := rand.Read(salt); err != nil {
+		return store.Credentials{}, err
+	}
+	return derive(password, h, salt, iter)
+}
+
+func derive(password string, h store.Hash, salt []byte, iter int) (store.Credentials, error) {
+	if iter < MinIter {
+		return store.Credentials{}, errors.New("sasl: iteration count below 4096")
+	}
+	hf := newHash(h)
+	salted, err := pbkdf2.Key(hf, password, salt, iter, hf().Size())
+	if err != nil {
+		return store.Credentials{}, err
+	}
+	mac := hmac.New(hf, salted)
+	mac.Write([]byte("Client Key"))
+	clientKey := mac.Sum(nil)
+	sh := hf()
+	sh.Write(clientKey)
+	mac = hmac.New(hf, salted)
+	mac.Write([]byte("Server Key"))
+	return store.Credentials{Salt: salt, Iter: iter, StoredKey: sh.Sum(nil), ServerKey: mac.Sum(nil)}, nil
+}
+
+// VerifyPlain checks password against stored credentials (PBKDF2; run it off the loop).
+func VerifyPlain(c store.Credentials, h store.Hash, password string) bool {
+	if c.IsZero() {
+		return false
+	}
+	d, err := derive(password, h, c.Salt, c.Iter)
+	if err != nil {
+		return false
+	}
+	return subtle.ConstantTimeCompare(d.StoredKey, c.StoredKey) == 1
+}

@@ -1,0 +1,165 @@
+// Package store defines Vireo's storage API: accounts with SCRAM keys, rosters with
+// versions, offline message queues, and generic per-module tables; its types and errors.
+// Implementations (store/pebblestore today, a shared SQL store for clusters later) pass
+// the conformance suite in store/storetest.
+//
+// Every write that the caller acknowledges to a client is durable when the method returns.
+// The package holds no state and does no I/O itself.
+package store
+
+import (
+	"errors"
+	"strings"
+	"time"
+)
+
+// Errors.
+var (
+	ErrNotFound = errors.New("store: not found")
+	ErrExists   = errors.New("store: already exists")
+	ErrQuota    = errors.New("store: quota exceeded")
+	ErrCorrupt  = errors.New("store: corrupt")
+	ErrClosed   = errors.New("store: closed")
+)
+
+// Hash names the hash of a SCRAM credential.
+type Hash uint8
+
+// Hashes, usable as indexes into Account.Creds.
+const (
+	SHA1 Hash = iota
+	SHA256
+	SHA512
+)
+
+func (h Hash) String() string {
+	switch h {
+	case SHA1:
+		return "SHA-1"
+	case SHA256:
+		return "SHA-256"
+	case SHA512:
+		return "SHA-512"
+	}
+	return "unknown"
+}
+
+// Credentials are the SCRAM keys for one hash (RFC 5802 §3): never the password.
+type Credentials struct {
+	Salt      []byte
+	Iter      int
+	StoredKey []byte
+	ServerKey []byte
+}
+
+// IsZero reports whether c holds no keys.
+func (c Credentials) IsZero() bool { return len(c.StoredKey) == 0 }
+
+// Account is one user account; User is the bare JID "local@domain".
+type Account struct {
+	User    string
+	Creds   [3]Credentials
+	Created time.Time
+}
+
+// Accounts stores accounts.
+type Accounts interface {
+	Create(a Account) error
+	Get(user string) (Account, error)
+	SetCredentials(user string, creds [3]Credentials) error
+	// Delete removes the account and the user's data in every table.
+	Delete(user string) error
+	List(fn func(user string) bool) error
+	Count() (int, error)
+}
+
+// Subscription is an RFC 6121 subscription state.
+type Subscription uint8
+
+// Subscription states.
+const (
+	SubNone Subscription = iota
+	SubTo
+	SubFrom
+	SubBoth
+)
+
+func (s Subscription) String() string {
+	switch s {
+	case SubTo:
+		return "to"
+	case SubFrom:
+		return "from"
+	case SubBoth:
+		return "both"
+	}
+	return "none"
+}
+
+// RosterItem is one contact in a roster.
+type RosterItem struct {
+	JID       string
+	Name      string
+	Sub       Subscription
+	Ask       bool // outbound subscribe pending
+	PendingIn bool // inbound subscribe pending
+	Approved  bool // pre-approved (RFC 6121 §3.4)
+	Groups    []string
+}
+
+// Rosters stores rosters with a version per roster (RFC 6121 §2.6).
+type Rosters interface {
+	Get(user string) (items []RosterItem, ver uint64, err error)
+	Item(user, contact string) (RosterItem, error)
+	Put(user string, it RosterItem) (ver uint64, err error)
+	Delete(user, contact string) (ver uint64, err error)
+	Version(user string) (uint64, error)
+}
+
+// OfflineMessage is a stored message.
+type OfflineMessage struct {
+	ID    uint64
+	Stamp time.Time
+	Raw   []byte
+}
+
+// Offline stores messages for users who are not online.
+type Offline interface {
+	Push(user string, raw []byte, stamp time.Time, quota int) (id uint64, err error)
+	List(user string, fn func(m OfflineMessage) bool) error
+	Count(user string) (int, error)
+	Delete(user string, ids ...uint64) error
+	DeleteAll(user string) error
+}
+
+// Table is a generic keyspace for modules.
+type Table interface {
+	Get(key []byte) ([]byte, error)
+	Set(key, val []byte) error
+	Delete(key []byte) error
+	Scan(prefix []byte, fn func(key, val []byte) bool) error
+	DeletePrefix(prefix []byte) error
+}
+
+// UserKey returns user + 0x00 + sub parts joined by 0x00: per-user keys start with it, so
+// Accounts.Delete can remove a user's rows from every table with one prefix.
+func UserKey(user string, sub ...string) []byte {
+	n := len(user) + 1
+	for _, s := range sub {
+		n += len(s) + 1
+	}
+	b := make([]byte, 0, n)
+	b = append(b, user...)
+	b = append(b, 0)
+	b = append(b, strings.Join(sub, "\x00")...)
+	return b
+}
+
+// Store is the whole storage API.
+type Store interface {
+	Accounts() Accounts
+	Rosters() Rosters
+	Offline() Offline
+	Table(name string) Table
+	Close() error
+}
