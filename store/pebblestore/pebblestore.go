@@ -1,0 +1,473 @@
+// Package pebblestore implements the store API on one embedded Pebble database. Every
+// write that is acknowledged to a client is committed with pebble.Sync. It owns the key
+// layout (keys.go); it must not know about XMPP beyond the store types.
+package pebblestore
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/rs/zerolog"
+
+	"github.com/vireo-im/vireo/store"
+)
+
+// Options configure Open.
+type Options struct {
+	Logger    zerolog.Logger
+	CacheSize int64  // block cache bytes; default 64 MiB
+	FS        vfs.FS // default the OS file system (tests pass vfs.NewCrashableMem())
+}
+
+// Store is a Pebble-backed store.Store.
+type Store struct {
+	db    *pebble.DB
+	log   zerolog.Logger
+	cache *pebble.Cache
+	seed  maphash.Seed
+	locks [64]sync.Mutex // per-user read-modify-write (versions, offline counters)
+
+	tmu    sync.Mutex
+	tables map[string]*table
+	nextT  uint16
+}
+
+var _ store.Store = (*Store)(nil)
+
+type pebbleLogger struct{ l zerolog.Logger }
+
+func (p pebbleLogger) Infof(f string, a ...any)  { p.l.Debug().Msgf(f, a...) }
+func (p pebbleLogger) Errorf(f string, a ...any) { p.l.Error().Msgf(f, a...) }
+func (p pebbleLogger) Fatalf(f string, a ...any) {
+	p.l.Error().Msgf(f, a...)
+	panic(fmt.Sprintf(f, a...))
+}
+
+// Open opens (creating if needed) the database in dir.
+func Open(dir string, o Options) (*Store, error) {
+	if o.CacheSize <= 0 {
+		o.CacheSize = 64 << 20
+	}
+	cache := pebble.NewCache(o.CacheSize)
+	opts := &pebble.Options{Cache: cache, Logger: pebbleLogger{o.Logger}, FS: o.FS}
+	db, err := pebble.Open(dir, opts)
+	if err != nil {
+		cache.Unref()
+		return nil, err
+	}
+	s := &Store{db: db, log: o.Logger, cache: cache, seed: maphash.MakeSeed(), tables: map[string]*table{}}
+	if err := s.loadTables(); err != nil {
+		db.Close()
+		cache.Unref()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close flushes and closes the database.
+func (s *Store) Close() error {
+	err := s.db.Flush()
+	if cerr := s.db.Close(); err == nil {
+		err = cerr
+	}
+	s.cache.Unref()
+	return err
+}
+
+// DB exposes the database for tests and tools.
+func (s *Store) DB() *pebble.DB { return s.db }
+
+func (s *Store) lock(user string) *sync.Mutex {
+	return &s.locks[maphash.String(s.seed, user)%uint64(len(s.locks))]
+}
+
+func (s *Store) get(k []byte) ([]byte, error) {
+	v, c, err := s.db.Get(k)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := append([]byte(nil), v...)
+	c.Close()
+	return out, nil
+}
+
+func (s *Store) scan(lower, upper []byte, fn func(k, v []byte) bool) error {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return err
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			it.Close()
+			return err
+		}
+		if !fn(it.Key(), v) {
+			break
+		}
+	}
+	return it.Close()
+}
+
+// Accounts implements store.Store.
+func (s *Store) Accounts() store.Accounts { return accounts{s} }
+
+// Rosters implements store.Store.
+func (s *Store) Rosters() store.Rosters { return rosters{s} }
+
+// Offline implements store.Store.
+func (s *Store) Offline() store.Offline { return offline{s} }
+
+// --- accounts ---
+
+type accounts struct{ s *Store }
+
+func (a accounts) Create(acc store.Account) error {
+	if acc.User == "" {
+		return errors.New("pebblestore: empty user")
+	}
+	mu := a.s.lock(acc.User)
+	mu.Lock()
+	defer mu.Unlock()
+	k := key(pAccount, acc.User)
+	if _, err := a.s.get(k); err == nil {
+		return store.ErrExists
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	v, err := json.Marshal(acc)
+	if err != nil {
+		return err
+	}
+	return a.s.db.Set(k, v, pebble.Sync)
+}
+
+func (a accounts) Get(user string) (store.Account, error) {
+	v, err := a.s.get(key(pAccount, user))
+	if err != nil {
+		return store.Account{}, err
+	}
+	var acc store.Account
+	if err := json.Unmarshal(v, &acc); err != nil {
+		return store.Account{}, fmt.Errorf("%w: account %s: %v", store.ErrCorrupt, user, err)
+	}
+	return acc, nil
+}
+
+func (a accounts) SetCredentials(user string, creds [3]store.Credentials) error {
+	mu := a.s.lock(user)
+	mu.Lock()
+	defer mu.Unlock()
+	acc, err := a.Get(user)
+	if err != nil {
+		return err
+	}
+	acc.Creds = creds
+	v, err := json.Marshal(acc)
+	if err != nil {
+		return err
+	}
+	return a.s.db.Set(key(pAccount, user), v, pebble.Sync)
+}
+
+func (a accounts) Delete(user string) error {
+	mu := a.s.lock(user)
+	mu.Lock()
+	defer mu.Unlock()
+	if _, err := a.Get(user); err != nil {
+		return err
+	}
+	b := a.s.db.NewBatch()
+	defer b.Close()
+	b.Delete(key(pAccount, user), nil)
+	b.Delete(key(pRosterVer, user), nil)
+	b.Delete(key(pOffMeta, user), nil)
+	for _, p := range []byte{pRoster, pOffline} {
+		lo, hi := userRange(p, user)
+		b.DeleteRange(lo, hi, nil)
+	}
+	a.s.tmu.Lock()
+	for _, t := range a.s.tables {
+		lo := t.k(store.UserKey(user))
+		b.DeleteRange(lo, prefixEnd(lo), nil)
+	}
+	a.s.tmu.Unlock()
+	return b.Commit(pebble.Sync)
+}
+
+func (a accounts) List(fn func(user string) bool) error {
+	lo := []byte{pAccount}
+	return a.s.scan(lo, prefixEnd(lo), func(k, _ []byte) bool { return fn(string(k[1:])) })
+}
+
+func (a accounts) Count() (int, error) {
+	n := 0
+	err := a.List(func(string) bool { n++; return true })
+	return n, err
+}
+
+// --- rosters ---
+
+type rosters struct{ s *Store }
+
+func (r rosters) Get(user string) ([]store.RosterItem, uint64, error) {
+	ver, err := r.Version(user)
+	if err != nil {
+		return nil, 0, err
+	}
+	var items []store.RosterItem
+	lo, hi := userRange(pRoster, user)
+	var derr error
+	err = r.s.scan(lo, hi, func(_, v []byte) bool {
+		var it store.RosterItem
+		if derr = json.Unmarshal(v, &it); derr != nil {
+			return false
+		}
+		items = append(items, it)
+		return true
+	})
+	if err == nil && derr != nil {
+		err = fmt.Errorf("%w: roster of %s: %v", store.ErrCorrupt, user, derr)
+	}
+	return items, ver, err
+}
+
+func (r rosters) Item(user, contact string) (store.RosterItem, error) {
+	v, err := r.s.get(key(pRoster, user, contact))
+	if err != nil {
+		return store.RosterItem{}, err
+	}
+	var it store.RosterItem
+	if err := json.Unmarshal(v, &it); err != nil {
+		return it, fmt.Errorf("%w: roster item: %v", store.ErrCorrupt, err)
+	}
+	return it, nil
+}
+
+func (r rosters) Version(user string) (uint64, error) {
+	v, err := r.s.get(key(pRosterVer, user))
+	if errors.Is(err, store.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	if len(v) != 8 {
+		return 0, fmt.Errorf("%w: roster version of %s", store.ErrCorrupt, user)
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+func (r rosters) write(user string, f func(b *pebble.Batch)) (uint64, error) {
+	mu := r.s.lock(user)
+	mu.Lock()
+	defer mu.Unlock()
+	ver, err := r.Version(user)
+	if err != nil {
+		return 0, err
+	}
+	ver++
+	b := r.s.db.NewBatch()
+	defer b.Close()
+	f(b)
+	b.Set(key(pRosterVer, user), binary.BigEndian.AppendUint64(nil, ver), nil)
+	if err := b.Commit(pebble.Sync); err != nil {
+		return 0, err
+	}
+	return ver, nil
+}
+
+func (r rosters) Put(user string, it store.RosterItem) (uint64, error) {
+	if it.JID == "" {
+		return 0, errors.New("pebblestore: roster item without jid")
+	}
+	v, err := json.Marshal(it)
+	if err != nil {
+		return 0, err
+	}
+	return r.write(user, func(b *pebble.Batch) { b.Set(key(pRoster, user, it.JID), v, nil) })
+}
+
+func (r rosters) Delete(user, contact string) (uint64, error) {
+	if _, err := r.Item(user, contact); err != nil {
+		return 0, err
+	}
+	return r.write(user, func(b *pebble.Batch) { b.Delete(key(pRoster, user, contact), nil) })
+}
+
+// --- offline ---
+
+type offline struct{ s *Store }
+
+func (o offline) meta(user string) (next, count uint64, err error) {
+	v, err := o.s.get(key(pOffMeta, user))
+	if errors.Is(err, store.ErrNotFound) {
+		return 1, 0, nil
+	}
+	if err != nil {
+		return 0, 0, err
+	}
+	if len(v) != 16 {
+		return 0, 0, fmt.Errorf("%w: offline meta of %s", store.ErrCorrupt, user)
+	}
+	return binary.BigEndian.Uint64(v), binary.BigEndian.Uint64(v[8:]), nil
+}
+
+func metaVal(next, count uint64) []byte {
+	return binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, next), count)
+}
+
+func msgKey(user string, id uint64) []byte {
+	k := append(key(pOffline, user), 0)
+	return binary.BigEndian.AppendUint64(k, id)
+}
+
+func (o offline) Push(user string, raw []byte, stamp time.Time, quota int) (uint64, error) {
+	mu := o.s.lock(user)
+	mu.Lock()
+	defer mu.Unlock()
+	next, count, err := o.meta(user)
+	if err != nil {
+		return 0, err
+	}
+	if quota > 0 && count >= uint64(quota) {
+		return 0, store.ErrQuota
+	}
+	v := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(raw)), uint64(stamp.UnixNano()))
+	v = append(v, raw...)
+	b := o.s.db.NewBatch()
+	defer b.Close()
+	b.Set(msgKey(user, next), v, nil)
+	b.Set(key(pOffMeta, user), metaVal(next+1, count+1), nil)
+	if err := b.Commit(pebble.Sync); err != nil {
+		return 0, err
+	}
+	return next, nil
+}
+
+func (o offline) List(user string, fn func(m store.OfflineMessage) bool) error {
+	lo, hi := userRange(pOffline, user)
+	return o.s.scan(lo, hi, func(k, v []byte) bool {
+		if len(k) < 8 || len(v) < 8 {
+			return true
+		}
+		id := binary.BigEndian.Uint64(k[len(k)-8:])
+		st := time.Unix(0, int64(binary.BigEndian.Uint64(v))).UTC()
+		return fn(store.OfflineMessage{ID: id, Stamp: st, Raw: v[8:]})
+	})
+}
+
+func (o offline) Count(user string) (int, error) {
+	_, c, err := o.meta(user)
+	return int(c), err
+}
+
+func (o offline) Delete(user string, ids ...uint64) error {
+	mu := o.s.lock(user)
+	mu.Lock()
+	defer mu.Unlock()
+	next, count, err := o.meta(user)
+	if err != nil {
+		return err
+	}
+	b := o.s.db.NewBatch()
+	defer b.Close()
+	for _, id := range ids {
+		k := msgKey(user, id)
+		if _, err := o.s.get(k); err == nil {
+			b.Delete(k, nil)
+			if count > 0 {
+				count--
+			}
+		}
+	}
+	b.Set(key(pOffMeta, user), metaVal(next, count), nil)
+	return b.Commit(pebble.Sync)
+}
+
+func (o offline) DeleteAll(user string) error {
+	mu := o.s.lock(user)
+	mu.Lock()
+	defer mu.Unlock()
+	next, _, err := o.meta(user)
+	if err != nil {
+		return err
+	}
+	lo, hi := userRange(pOffline, user)
+	b := o.s.db.NewBatch()
+	defer b.Close()
+	b.DeleteRange(lo, hi, nil)
+	b.Set(key(pOffMeta, user), metaVal(next, 0), nil)
+	return b.Commit(pebble.Sync)
+}
+
+// --- generic tables ---
+
+type table struct {
+	s  *Store
+	id [2]byte
+}
+
+func (t *table) k(k []byte) []byte {
+	b := make([]byte, 0, 3+len(k))
+	b = append(b, pTable, t.id[0], t.id[1])
+	return append(b, k...)
+}
+
+func (s *Store) loadTables() error {
+	lo := []byte{pTableName}
+	return s.scan(lo, prefixEnd(lo), func(k, v []byte) bool {
+		if len(v) == 2 {
+			t := &table{s: s, id: [2]byte{v[0], v[1]}}
+			s.tables[string(k[1:])] = t
+			if id := binary.BigEndian.Uint16(v); id >= s.nextT {
+				s.nextT = id + 1
+			}
+		}
+		return true
+	})
+}
+
+// Table returns the keyspace name, creating it on first use.
+func (s *Store) Table(name string) store.Table {
+	s.tmu.Lock()
+	defer s.tmu.Unlock()
+	if t, ok := s.tables[name]; ok {
+		return t
+	}
+	if s.nextT == 0 {
+		s.nextT = 1
+	}
+	t := &table{s: s}
+	binary.BigEndian.PutUint16(t.id[:], s.nextT)
+	if err := s.db.Set(key(pTableName, name), t.id[:], pebble.Sync); err != nil {
+		s.log.Error().Err(err).Str("table", name).Msg("register table")
+	}
+	s.nextT++
+	s.tables[name] = t
+	return t
+}
+
+func (t *table) Get(k []byte) ([]byte, error) { return t.s.get(t.k(k)) }
+func (t *table) Set(k, v []byte) error        { return t.s.db.Set(t.k(k), v, pebble.Sync) }
+func (t *table) Delete(k []byte) error        { return t.s.db.Delete(t.k(k), pebble.Sync) }
+
+func (t *table) Scan(prefix []byte, fn func(k, v []byte) bool) error {
+	lo := t.k(prefix)
+	return t.s.scan(lo, prefixEnd(lo), func(k, v []byte) bool { return fn(k[3:], v) })
+}
+
+func (t *table) DeletePrefix(prefix []byte) error {
+	lo := t.k(prefix)
+	return t.s.db.DeleteRange(lo, prefixEnd(lo), pebble.Sync)
+}

@@ -1,0 +1,250 @@
+// Package storetest is the conformance suite every store.Store implementation must pass.
+// It owns no implementation; it only drives the API and checks the results.
+package storetest
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/vireo-im/vireo/store"
+)
+
+// Run runs the suite; open returns a fresh, empty store.
+func Run(t *testing.T, open func(t *testing.T) store.Store) {
+	t.Run("Accounts", func(t *testing.T) { accounts(t, open(t)) })
+	t.Run("Rosters", func(t *testing.T) { rosters(t, open(t)) })
+	t.Run("Offline", func(t *testing.T) { offline(t, open(t)) })
+	t.Run("Tables", func(t *testing.T) { tables(t, open(t)) })
+	t.Run("DeleteUserData", func(t *testing.T) { deleteUser(t, open(t)) })
+	t.Run("RandomRosterOps", func(t *testing.T) { randomRoster(t, open(t)) })
+}
+
+func creds(b byte) [3]store.Credentials {
+	var c [3]store.Credentials
+	for i := range c {
+		c[i] = store.Credentials{Salt: []byte{b, 1}, Iter: 4096, StoredKey: []byte{b, 2}, ServerKey: []byte{b, 3}}
+	}
+	return c
+}
+
+func accounts(t *testing.T, s store.Store) {
+	a := s.Accounts()
+	if _, err := a.Get("x@y"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Get missing = %v", err)
+	}
+	for _, u := range []string{"b@y", "a@y", "c@z"} {
+		if err := a.Create(store.Account{User: u, Creds: creds(u[0]), Created: time.Unix(1, 0)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.Create(store.Account{User: "a@y"}); !errors.Is(err, store.ErrExists) {
+		t.Fatalf("duplicate Create = %v", err)
+	}
+	got, err := a.Get("a@y")
+	if err != nil || !bytes.Equal(got.Creds[store.SHA256].StoredKey, []byte{'a', 2}) || got.Creds[1].Iter != 4096 {
+		t.Fatalf("Get = %+v, %v", got, err)
+	}
+	if err := a.SetCredentials("a@y", creds('z')); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := a.Get("a@y"); got.Creds[0].Salt[0] != 'z' {
+		t.Fatal("SetCredentials not applied")
+	}
+	if err := a.SetCredentials("nobody@y", creds('z')); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("SetCredentials missing = %v", err)
+	}
+	var list []string
+	a.List(func(u string) bool { list = append(list, u); return true })
+	if fmt.Sprint(list) != "[a@y b@y c@z]" {
+		t.Fatalf("List = %v", list)
+	}
+	if n, _ := a.Count(); n != 3 {
+		t.Fatalf("Count = %d", n)
+	}
+	if err := a.Delete("b@y"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Delete("b@y"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("second Delete = %v", err)
+	}
+	if n, _ := a.Count(); n != 2 {
+		t.Fatalf("Count after delete = %d", n)
+	}
+}
+
+func rosters(t *testing.T, s store.Store) {
+	r := s.Rosters()
+	items, ver, err := r.Get("u@d")
+	if err != nil || len(items) != 0 || ver != 0 {
+		t.Fatalf("empty roster = %v %d %v", items, ver, err)
+	}
+	v1, err := r.Put("u@d", store.RosterItem{JID: "b@d", Name: "B", Sub: store.SubBoth, Groups: []string{"g1", "g2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2, _ := r.Put("u@d", store.RosterItem{JID: "a@d", Ask: true})
+	if !(v2 > v1 && v1 > 0) {
+		t.Fatalf("versions %d %d not increasing", v1, v2)
+	}
+	items, ver, _ = r.Get("u@d")
+	if len(items) != 2 || ver != v2 || items[0].JID != "a@d" || !items[0].Ask || items[1].Sub != store.SubBoth || len(items[1].Groups) != 2 {
+		t.Fatalf("Get = %+v ver %d", items, ver)
+	}
+	if it, err := r.Item("u@d", "b@d"); err != nil || it.Name != "B" {
+		t.Fatalf("Item = %+v %v", it, err)
+	}
+	if _, err := r.Item("u@d", "zz@d"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Item missing = %v", err)
+	}
+	v3, err := r.Delete("u@d", "a@d")
+	if err != nil || v3 <= v2 {
+		t.Fatalf("Delete = %d %v", v3, err)
+	}
+	if _, err := r.Delete("u@d", "a@d"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Delete missing = %v", err)
+	}
+	// Another user's roster is separate, even with a name that is a prefix.
+	r.Put("u@d2", store.RosterItem{JID: "x@d"})
+	items, _, _ = r.Get("u@d")
+	if len(items) != 1 {
+		t.Fatalf("rosters leak across users: %+v", items)
+	}
+}
+
+func offline(t *testing.T, s store.Store) {
+	o := s.Offline()
+	for i := 0; i < 3; i++ {
+		if _, err := o.Push("u@d", []byte(fmt.Sprintf("<message id='%d'/>", i)), time.Unix(int64(i), 0), 3); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := o.Push("u@d", []byte("<message/>"), time.Now(), 3); !errors.Is(err, store.ErrQuota) {
+		t.Fatalf("Push over quota = %v", err)
+	}
+	if n, _ := o.Count("u@d"); n != 3 {
+		t.Fatalf("Count = %d", n)
+	}
+	var ids []uint64
+	var raws []string
+	o.List("u@d", func(m store.OfflineMessage) bool {
+		ids = append(ids, m.ID)
+		raws = append(raws, string(m.Raw))
+		return true
+	})
+	if len(ids) != 3 || raws[0] != "<message id='0'/>" || raws[2] != "<message id='2'/>" || !sort.SliceIsSorted(ids, func(a, b int) bool { return ids[a] < ids[b] }) {
+		t.Fatalf("List = %v %v", ids, raws)
+	}
+	if err := o.Delete("u@d", ids[0], ids[1]); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := o.Count("u@d"); n != 1 {
+		t.Fatalf("Count after delete = %d", n)
+	}
+	id, err := o.Push("u@d", []byte("<message id='new'/>"), time.Now(), 3)
+	if err != nil || id <= ids[2] {
+		t.Fatalf("ids must keep growing: %d after %d (%v)", id, ids[2], err)
+	}
+	o.DeleteAll("u@d")
+	if n, _ := o.Count("u@d"); n != 0 {
+		t.Fatalf("Count after DeleteAll = %d", n)
+	}
+}
+
+func tables(t *testing.T, s store.Store) {
+	a, b := s.Table("vcard"), s.Table("private")
+	a.Set(store.UserKey("u@d"), []byte("card"))
+	b.Set(store.UserKey("u@d"), []byte("priv"))
+	if v, err := a.Get(store.UserKey("u@d")); err != nil || string(v) != "card" {
+		t.Fatalf("Get = %q %v", v, err)
+	}
+	if v, _ := s.Table("private").Get(store.UserKey("u@d")); string(v) != "priv" {
+		t.Fatalf("tables overlap: %q", v)
+	}
+	b.Set(store.UserKey("u@d", "ns1"), []byte("1"))
+	b.Set(store.UserKey("u@d", "ns2"), []byte("2"))
+	b.Set(store.UserKey("v@d", "ns1"), []byte("3"))
+	n := 0
+	b.Scan(store.UserKey("u@d"), func(k, v []byte) bool { n++; return true })
+	if n != 3 {
+		t.Fatalf("Scan saw %d", n)
+	}
+	b.DeletePrefix(store.UserKey("u@d"))
+	if _, err := b.Get(store.UserKey("v@d", "ns1")); err != nil {
+		t.Fatal("DeletePrefix removed another user's row")
+	}
+	if _, err := b.Get(store.UserKey("u@d", "ns1")); !errors.Is(err, store.ErrNotFound) {
+		t.Fatal("DeletePrefix kept a row")
+	}
+	if err := a.Delete([]byte("absent")); err != nil {
+		t.Fatalf("Delete absent = %v", err)
+	}
+}
+
+func deleteUser(t *testing.T, s store.Store) {
+	s.Accounts().Create(store.Account{User: "u@d"})
+	s.Accounts().Create(store.Account{User: "u@dd"})
+	s.Rosters().Put("u@d", store.RosterItem{JID: "c@d"})
+	s.Offline().Push("u@d", []byte("<m/>"), time.Now(), 10)
+	s.Table("vcard").Set(store.UserKey("u@d"), []byte("x"))
+	s.Table("vcard").Set(store.UserKey("u@dd"), []byte("y"))
+	if err := s.Accounts().Delete("u@d"); err != nil {
+		t.Fatal(err)
+	}
+	if items, _, _ := s.Rosters().Get("u@d"); len(items) != 0 {
+		t.Fatal("roster survived account deletion")
+	}
+	if n, _ := s.Offline().Count("u@d"); n != 0 {
+		t.Fatal("offline survived account deletion")
+	}
+	if _, err := s.Table("vcard").Get(store.UserKey("u@d")); !errors.Is(err, store.ErrNotFound) {
+		t.Fatal("table row survived account deletion")
+	}
+	if _, err := s.Table("vcard").Get(store.UserKey("u@dd")); err != nil {
+		t.Fatal("deleting u@d removed u@dd's data")
+	}
+}
+
+// randomRoster applies random puts and deletes and checks the store against a map.
+func randomRoster(t *testing.T, s store.Store) {
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 7))
+	model := map[string]store.RosterItem{}
+	var last uint64
+	for i := 0; i < 300; i++ {
+		c := fmt.Sprintf("c%d@d", rng.IntN(20))
+		var ver uint64
+		var err error
+		if rng.IntN(3) == 0 {
+			ver, err = s.Rosters().Delete("u@d", c)
+			if _, ok := model[c]; ok != (err == nil) {
+				t.Fatalf("seed %d op %d: Delete(%s) = %v, model has %v", seed, i, c, err, ok)
+			}
+			delete(model, c)
+		} else {
+			it := store.RosterItem{JID: c, Sub: store.Subscription(rng.IntN(4)), Name: fmt.Sprint(i)}
+			ver, err = s.Rosters().Put("u@d", it)
+			model[c] = it
+		}
+		if err == nil {
+			if ver <= last {
+				t.Fatalf("seed %d: version went from %d to %d", seed, last, ver)
+			}
+			last = ver
+		}
+	}
+	items, _, _ := s.Rosters().Get("u@d")
+	if len(items) != len(model) {
+		t.Fatalf("seed %d: %d items, model %d", seed, len(items), len(model))
+	}
+	for _, it := range items {
+		if m := model[it.JID]; m.Name != it.Name || m.Sub != it.Sub {
+			t.Fatalf("seed %d: %+v != model %+v", seed, it, m)
+		}
+	}
+}
