@@ -171,7 +171,7 @@ func TestMalformed(t *testing.T) {
 	_, scs := tlsPair(t)
 	for _, tc := range []struct {
 		mech, in, cond string
-		cb           bool
+		cb             bool
 	}{
 		{"SCRAM-SHA-256", "x,,n=a,r=abc", "malformed-request", false},
 		{"SCRAM-SHA-256", "n,,r=abc", "malformed-request", false},

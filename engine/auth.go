@@ -1,0 +1,380 @@
+package engine
+
+import (
+	"crypto/sha256"
+	"crypto/sha512"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"hash"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+
+	"github.com/vireo-im/vireo/engine/sasl"
+	"github.com/vireo-im/vireo/router/jid"
+	"github.com/vireo-im/vireo/store"
+	"github.com/vireo-im/vireo/xmlstream"
+	"github.com/vireo-im/vireo/xmlstream/ns"
+	"github.com/vireo-im/vireo/xmlstream/stanza"
+)
+
+// authState lives only while a SASL exchange runs.
+type authState struct {
+	srv   *sasl.Server
+	local string // prepared username, once known
+}
+
+// cbTypes lists the channel bindings this connection can offer (RFC 9266, RFC 5929).
+func (c *conn) cbTypes() []string {
+	t := c.tls.Load()
+	if t == nil || !t.HandshakeComplete() {
+		return nil
+	}
+	cs := t.ConnectionState()
+	if cs.Version == tls.VersionTLS13 || cs.DidResume == false && cs.Version == tls.VersionTLS12 && extendedMasterSecret(cs) {
+		return []string{"tls-exporter", "tls-server-end-point"}
+	}
+	return []string{"tls-server-end-point"}
+}
+
+// extendedMasterSecret: Go's TLS 1.2 server always negotiates EMS when the client offers
+// it, and ExportKeyingMaterial fails without it, which is the test we need.
+func extendedMasterSecret(cs tls.ConnectionState) bool {
+	_, err := cs.ExportKeyingMaterial("EXPORTER-Channel-Binding", nil, 32)
+	return err == nil
+}
+
+func (c *conn) mechanisms() []string {
+	cfg := c.srv().config()
+	return sasl.Mechanisms(c.has(fTLS), c.cbTypes(), cfg.AllowPlain)
+}
+
+// channelBinding returns the binding data of typ for this connection.
+func (c *conn) channelBinding(typ string) ([]byte, bool) {
+	t := c.tls.Load()
+	if t == nil || !t.HandshakeComplete() {
+		return nil, false
+	}
+	cs := t.ConnectionState()
+	switch typ {
+	case "tls-exporter":
+		b, err := cs.ExportKeyingMaterial("EXPORTER-Channel-Binding", nil, 32)
+		return b, err == nil
+	case "tls-server-end-point":
+		cfg := c.srv().config()
+		if cfg.TLS == nil || cfg.TLS.GetCertificate == nil && len(cfg.TLS.Certificates) == 0 {
+			return nil, false
+		}
+		var crt *tls.Certificate
+		if cfg.TLS.GetCertificate != nil {
+			crt, _ = cfg.TLS.GetCertificate(&tls.ClientHelloInfo{ServerName: cs.ServerName})
+		} else {
+			crt = &cfg.TLS.Certificates[0]
+		}
+		if crt == nil || len(crt.Certificate) == 0 {
+			return nil, false
+		}
+		leaf, err := x509.ParseCertificate(crt.Certificate[0])
+		if err != nil {
+			return nil, false
+		}
+		// RFC 5929 §4.1: the certificate's signature hash, SHA-256 for MD5/SHA-1.
+		var h hash.Hash
+		switch leaf.SignatureAlgorithm {
+		case x509.SHA384WithRSA, x509.ECDSAWithSHA384, x509.SHA384WithRSAPSS:
+			h = sha512.New384()
+		case x509.SHA512WithRSA, x509.ECDSAWithSHA512, x509.SHA512WithRSAPSS:
+			h = sha512.New()
+		default:
+			h = sha256.New()
+		}
+		h.Write(crt.Certificate[0])
+		return h.Sum(nil), true
+	}
+	return nil, false
+}
+
+func (c *conn) saslFailure(f *sasl.Failure) {
+	c.write(f.AppendXML(nil))
+}
+
+func (c *conn) onSASL(st *xmlstream.Stanza) {
+	cfg := c.srv().config()
+	name := string(st.Name)
+	if c.has(fAuthed) || c.state.Load() != stNegotiating {
+		c.fail(stanza.PolicyViolation, "SASL is not allowed now")
+		return
+	}
+	if cfg.RequireTLS && !c.has(fTLS) && cfg.TLS != nil {
+		c.saslFailure(&sasl.Failure{Condition: "encryption-required"})
+		return
+	}
+	switch name {
+	case "abort":
+		c.auth = nil
+		c.saslFailure(&sasl.Failure{Condition: "aborted"})
+		return
+	case "auth":
+		if c.srv().throttle.blocked(c.ip, cfg.AuthFailLimit, time.Now()) {
+			c.saslFailure(&sasl.Failure{Condition: "temporary-auth-failure", Text: "too many failed attempts; try again later"})
+			return
+		}
+		mech, _ := st.Attr("mechanism")
+		srv, err := sasl.NewServer(string(mech), c.channelBinding)
+		if err != nil || !c.offered(string(mech)) {
+			c.saslFailure(&sasl.Failure{Condition: "invalid-mechanism"})
+			return
+		}
+		c.auth = &authState{srv: srv}
+	case "response":
+		if c.auth == nil {
+			c.saslFailure(&sasl.Failure{Condition: "malformed-request", Text: "no exchange in progress"})
+			return
+		}
+	}
+	text := st.Elem().AppendText(nil)
+	data, err := decodeSASL(text)
+	if err != nil {
+		c.auth = nil
+		c.saslFailure(&sasl.Failure{Condition: "incorrect-encoding"})
+		return
+	}
+	out, status, err := c.auth.srv.Step(data)
+	c.saslStep(out, status, err)
+}
+
+func (c *conn) offered(mech string) bool {
+	for _, m := range c.mechanisms() {
+		if m == mech {
+			return true
+		}
+	}
+	return false
+}
+
+// decodeSASL decodes the base64 text of auth/response; "=" means empty (RFC 6120 §6.4.2).
+func decodeSASL(text []byte) ([]byte, error) {
+	if len(text) == 0 || (len(text) == 1 && text[0] == '=') {
+		return nil, nil
+	}
+	out := make([]byte, base64.StdEncoding.DecodedLen(len(text)))
+	n, err := base64.StdEncoding.Decode(out, text)
+	if err != nil {
+		return nil, errors.New("engine: bad base64")
+	}
+	return out[:n], nil
+}
+
+// saslStep acts on the SASL server's answer; it runs on the loop.
+func (c *conn) saslStep(out []byte, status sasl.Status, err error) {
+	if err != nil {
+		c.authFailed(err)
+		return
+	}
+	switch status {
+	case sasl.Continue:
+		var b xmlstream.Builder
+		b.Start("challenge").Attr("xmlns", ns.SASL).Text(encodeSASL(out)).End()
+		c.write(b.B)
+	case sasl.NeedCredentials, sasl.NeedPassword:
+		c.lookup(status)
+	case sasl.Success:
+		c.authSucceeded(out)
+	}
+}
+
+func encodeSASL(b []byte) string {
+	if len(b) == 0 {
+		return "="
+	}
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+// lookup fetches credentials (and for PLAIN checks the password) on the worker pool, then
+// resumes the exchange on the loop.
+func (c *conn) lookup(status sasl.Status) {
+	a := c.auth
+	domain := c.domainName()
+	st := c.srv().st
+	gc := c.gc
+	c.set(fPaused)
+	ok := c.srv().work.submit(func() {
+		local, perr := jid.PrepareLocal(a.srv.Username())
+		var acct store.Account
+		var gerr error = perr
+		if perr == nil {
+			acct, gerr = st.Accounts().Get(local + "@" + domain)
+		}
+		var plainOK bool
+		if status == sasl.NeedPassword && gerr == nil {
+			plainOK = sasl.VerifyPlain(acct.Creds[store.SHA256], store.SHA256, a.srv.Password())
+		}
+		gc.Wake(func(_ gnet.Conn, werr error) error {
+			if werr != nil || c.closing.Load() || c.auth != a {
+				return nil
+			}
+			defer c.recoverPanic()
+			a.local = local
+			if gerr != nil && !errors.Is(gerr, store.ErrNotFound) && perr == nil {
+				c.clear(fPaused)
+				c.auth = nil
+				c.saslFailure(&sasl.Failure{Condition: "temporary-auth-failure"})
+				c.resume()
+				return nil
+			}
+			c.clear(fPaused)
+			if status == sasl.NeedPassword {
+				if gerr != nil || !plainOK {
+					c.authFailed(&sasl.Failure{Condition: "not-authorized"})
+				} else {
+					c.authSucceeded(nil)
+				}
+				c.resume()
+				return nil
+			}
+			var creds store.Credentials
+			if gerr == nil {
+				creds = acct.Creds[a.srv.Hash()]
+			}
+			out, st, err := a.srv.Resume(creds)
+			if err == nil && st == sasl.Success && gerr != nil {
+				err = &sasl.Failure{Condition: "not-authorized"}
+			}
+			c.saslStep(out, st, err)
+			c.resume()
+			return nil
+		})
+	})
+	if !ok {
+		c.clear(fPaused)
+		c.auth = nil
+		c.saslFailure(&sasl.Failure{Condition: "temporary-auth-failure", Text: "server busy"})
+	}
+}
+
+func (c *conn) authFailed(err error) {
+	s := c.srv()
+	s.authFail.Add(1)
+	s.throttle.fail(c.ip, time.Now())
+	user := ""
+	if c.auth != nil {
+		user = c.auth.local
+	}
+	c.auth = nil
+	f, ok := err.(*sasl.Failure)
+	if !ok {
+		f = &sasl.Failure{Condition: "not-authorized"}
+	}
+	s.log.Debug().Str("remote", c.ip).Str("user", user).Str("condition", f.Condition).Msg("auth failed")
+	c.saslFailure(f)
+}
+
+func (c *conn) authSucceeded(out []byte) {
+	a := c.auth
+	c.auth = nil
+	bare, err := jid.New(a.local, c.domainName(), "")
+	if err != nil {
+		c.authFailed(&sasl.Failure{Condition: "not-authorized"})
+		return
+	}
+	c.bare = bare
+	c.set(fAuthed)
+	c.srv().authOK.Add(1)
+	var b xmlstream.Builder
+	b.Start("success").Attr("xmlns", ns.SASL)
+	if len(out) > 0 {
+		b.Text(base64.StdEncoding.EncodeToString(out))
+	}
+	b.End()
+	c.write(b.B)
+	c.srv().log.Debug().Str("remote", c.ip).Str("user", bare.String()).Msg("authenticated")
+	// RFC 6120 §6.4.6: the client restarts the stream.
+	c.state.Store(stAuthed)
+	cfg := c.srv().config()
+	c.scan.Reset(xmlstream.KindClient, &cfg.Limits)
+}
+
+// --- XEP-0077 in-band registration before authentication ---
+
+const registerForm = "<query xmlns='jabber:iq:register'><instructions>Choose a username and password.</instructions><username/><password/></query>"
+
+func (c *conn) onRegister(st *xmlstream.Stanza, q xmlstream.Element) {
+	id := append([]byte(nil), st.ID...)
+	switch string(st.Type) {
+	case "get":
+		c.iqResult(id, []byte(registerForm))
+		return
+	case "set":
+	default:
+		c.iqError(id, stanza.New(stanza.BadRequest))
+		return
+	}
+	if _, ok := q.Child(ns.Register, "remove"); ok {
+		c.iqError(id, stanza.New(stanza.NotAuthorizedCond)) // removal needs a login
+		return
+	}
+	u, okU := q.Child(ns.Register, "username")
+	p, okP := q.Child(ns.Register, "password")
+	if !okU || !okP {
+		c.iqError(id, stanza.New(stanza.BadRequest))
+		return
+	}
+	local, err := jid.PrepareLocal(string(u.AppendText(nil)))
+	password := string(p.AppendText(nil))
+	if err != nil || len(password) == 0 || len(password) > 1023 {
+		c.iqError(id, stanza.New(stanza.NotAcceptable))
+		return
+	}
+	cfg := c.srv().config()
+	// Registrations count against the same per-address budget as failed logins.
+	key := "register:" + c.ip
+	if c.srv().throttle.blocked(key, cfg.AuthFailLimit, time.Now()) {
+		e := stanza.New(stanza.ResourceConstraintCond)
+		e.Type = stanza.Wait
+		c.iqError(id, e)
+		return
+	}
+	c.srv().throttle.fail(key, time.Now())
+	user := local + "@" + c.domainName()
+	st2 := c.srv().st
+	gc := c.gc
+	c.set(fPaused)
+	ok := c.srv().work.submit(func() {
+		var creds [3]store.Credentials
+		var err error
+		for _, h := range []store.Hash{store.SHA1, store.SHA256, store.SHA512} {
+			if creds[h], err = sasl.DeriveCredentials(password, h, sasl.DefaultIter); err != nil {
+				break
+			}
+		}
+		if err == nil {
+			err = st2.Accounts().Create(store.Account{User: user, Creds: creds, Created: time.Now().UTC()})
+		}
+		gc.Wake(func(_ gnet.Conn, werr error) error {
+			if werr != nil || c.closing.Load() {
+				return nil
+			}
+			defer c.recoverPanic()
+			c.clear(fPaused)
+			switch {
+			case err == nil:
+				c.srv().log.Info().Str("user", user).Str("remote", c.ip).Msg("account registered in-band")
+				c.iqResult(id, nil)
+			case errors.Is(err, store.ErrExists):
+				c.iqError(id, stanza.New(stanza.ConflictCond))
+			default:
+				c.iqError(id, stanza.New(stanza.InternalServerErrorCond))
+			}
+			c.resume()
+			return nil
+		})
+	})
+	if !ok {
+		c.clear(fPaused)
+		e := stanza.New(stanza.ResourceConstraintCond)
+		e.Type = stanza.Wait
+		c.iqError(id, e)
+	}
+}

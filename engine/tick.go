@@ -1,0 +1,55 @@
+package engine
+
+import (
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/vireo-im/vireo/xmlstream/stanza"
+)
+
+var pingSeq atomic.Uint64
+
+// sweep enforces the pre-auth deadline and the keepalive ping for every connection of the
+// listener. It runs on gnet's ticker goroutine and touches only the conns' atomics and
+// their concurrency-safe Close/Send.
+func (l *listener) sweep(now time.Time) {
+	cfg := l.srv.config()
+	sec := now.Unix()
+	preAuth := int64(cfg.PreAuthTimeout / time.Second)
+	if preAuth < 1 {
+		preAuth = 1
+	}
+	pingAfter := int64(cfg.PingAfter / time.Second)
+	pingTimeout := int64(cfg.PingTimeout / time.Second)
+	if pingAfter < 1 {
+		pingAfter = 1
+	}
+	if pingTimeout < 1 {
+		pingTimeout = 1
+	}
+	for _, c := range l.snapshot() {
+		if c.closing.Load() {
+			continue
+		}
+		st := c.state.Load()
+		if st != stEstablished {
+			if sec-c.opened >= preAuth {
+				c.Close(stanza.ConnectionTimeout)
+			}
+			continue
+		}
+		if p := c.pingAt.Load(); p != 0 {
+			if sec-p >= pingTimeout {
+				c.Close(stanza.ConnectionTimeout)
+			}
+			continue
+		}
+		if sec-c.lastRx.Load() >= pingAfter && c.pingAt.CompareAndSwap(0, sec) {
+			// XEP-0199 §4.1: the server pings a silent client; any answer counts.
+			c.Send([]byte("<iq type='get' id='vireo-ping-" + strconv.FormatUint(pingSeq.Add(1), 36) +
+				"'><ping xmlns='urn:xmpp:ping'/></iq>"))
+		}
+	}
+	l.srv.throttle.gc(now)
+}

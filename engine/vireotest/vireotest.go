@@ -1,0 +1,256 @@
+// Package vireotest runs a complete Vireo server in-process for tests: a real Pebble store
+// in a temporary directory, the router with every built-in module, and the engine on free
+// loopback ports with a self-signed certificate. It also has raw-socket helpers for tests
+// that must send what no client library would.
+package vireotest
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/vireo-im/vireo/engine"
+	"github.com/vireo-im/vireo/engine/config"
+	"github.com/vireo-im/vireo/engine/sasl"
+	_ "github.com/vireo-im/vireo/modules/standard"
+	"github.com/vireo-im/vireo/router"
+	"github.com/vireo-im/vireo/store"
+	"github.com/vireo-im/vireo/store/pebblestore"
+	"github.com/vireo-im/vireo/xmlstream"
+)
+
+// Options tune the test server; the zero value is a sensible default.
+type Options struct {
+	Domain         string // default "localhost"
+	RequireTLS     *bool  // default true
+	AllowPlain     bool
+	Registration   bool
+	PreAuthTimeout time.Duration
+	MaxOutbound    int
+	MaxStanza      int
+	AuthFailLimit  int
+	PingAfter      time.Duration
+	PingTimeout    time.Duration
+	Dir            string // data directory; default t.TempDir()
+	Logger         *zerolog.Logger
+}
+
+// Server is a running test server.
+type Server struct {
+	Engine *engine.Server
+	Router *router.Router
+	Store  store.Store
+	Dir    string
+	domain string
+	pool   *x509.CertPool
+	tlsCfg *tls.Config
+}
+
+// Start runs a server until the test ends.
+func Start(t testing.TB, o Options) *Server {
+	t.Helper()
+	if o.Domain == "" {
+		o.Domain = "localhost"
+	}
+	if o.Dir == "" {
+		o.Dir = t.TempDir()
+	}
+	log := zerolog.Nop()
+	if o.Logger != nil {
+		log = *o.Logger
+	}
+	certPEM, keyPEM, err := config.SelfSigned([]string{o.Domain}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(certPEM)
+	st, err := pebblestore.Open(o.Dir+"/db", pebblestore.Options{Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := router.New(router.Options{Domains: []string{o.Domain}, Store: st, Logger: log, Shards: 8})
+	if err != nil {
+		st.Close()
+		t.Fatal(err)
+	}
+	requireTLS := true
+	if o.RequireTLS != nil {
+		requireTLS = *o.RequireTLS
+	}
+	lim := xmlstream.DefaultLimits()
+	if o.MaxStanza > 0 {
+		lim.MaxStanza = o.MaxStanza
+	}
+	tlsCfg := &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
+	eng, err := engine.New(engine.Config{
+		Domains:        []string{o.Domain},
+		Listeners:      []engine.Listener{{Name: "c2s", Addr: "127.0.0.1:0"}, {Name: "c2s-tls", Addr: "127.0.0.1:0", DirectTLS: true}},
+		TLS:            tlsCfg,
+		RequireTLS:     requireTLS,
+		AllowPlain:     o.AllowPlain,
+		Registration:   o.Registration,
+		PreAuthTimeout: o.PreAuthTimeout,
+		MaxOutbound:    o.MaxOutbound,
+		Limits:         lim,
+		Store:          st,
+		Router:         rt,
+		Logger:         log,
+		AuthFailLimit:  o.AuthFailLimit,
+		PingAfter:      o.PingAfter,
+		PingTimeout:    o.PingTimeout,
+		Loops:          2,
+	})
+	if err == nil {
+		err = eng.Start()
+	}
+	if err != nil {
+		rt.Close()
+		st.Close()
+		t.Fatal(err)
+	}
+	s := &Server{Engine: eng, Router: rt, Store: st, Dir: o.Dir, domain: o.Domain, pool: pool, tlsCfg: tlsCfg}
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// Stop shuts everything down; Start registers it with t.Cleanup.
+func (s *Server) Stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s.Engine.Shutdown(ctx)
+	s.Router.Close()
+	s.Store.Close()
+}
+
+// Domain is the served domain.
+func (s *Server) Domain() string { return s.domain }
+
+// C2SAddr is the STARTTLS listener.
+func (s *Server) C2SAddr() string { return s.Engine.Addr("c2s").String() }
+
+// TLSAddr is the direct-TLS listener.
+func (s *Server) TLSAddr() string { return s.Engine.Addr("c2s-tls").String() }
+
+// CertPool trusts the server's certificate.
+func (s *Server) CertPool() *x509.CertPool { return s.pool }
+
+// ClientTLS returns a client config that trusts the server.
+func (s *Server) ClientTLS() *tls.Config {
+	return &tls.Config{RootCAs: s.pool, ServerName: s.domain, MinVersion: tls.VersionTLS12}
+}
+
+// AddUser creates local@domain with password (low iteration count: tests only).
+func (s *Server) AddUser(t testing.TB, local, password string) string {
+	t.Helper()
+	var creds [3]store.Credentials
+	for _, h := range []store.Hash{store.SHA1, store.SHA256, store.SHA512} {
+		c, err := sasl.DeriveCredentials(password, h, 4096)
+		if err != nil {
+			t.Fatal(err)
+		}
+		creds[h] = c
+	}
+	user := local + "@" + s.domain
+	if err := s.Store.Accounts().Create(store.Account{User: user, Creds: creds, Created: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	return user
+}
+
+// RawConn is a plain socket with send/expect helpers.
+type RawConn struct {
+	t   testing.TB
+	c   net.Conn
+	buf bytes.Buffer
+}
+
+// Dial opens a raw connection to the STARTTLS listener.
+func (s *Server) Dial(t testing.TB) *RawConn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", s.C2SAddr(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &RawConn{t: t, c: c}
+}
+
+// Conn returns the underlying connection.
+func (r *RawConn) Conn() net.Conn { return r.c }
+
+// Send writes s.
+func (r *RawConn) Send(s string) {
+	r.t.Helper()
+	r.c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(r.c, s); err != nil {
+		r.t.Fatalf("send: %v", err)
+	}
+}
+
+// StartTLS upgrades the raw connection (after <proceed/> was read).
+func (r *RawConn) StartTLS(cfg *tls.Config) {
+	r.t.Helper()
+	tc := tls.Client(r.c, cfg)
+	tc.SetDeadline(time.Now().Add(5 * time.Second))
+	if err := tc.Handshake(); err != nil {
+		r.t.Fatalf("tls: %v", err)
+	}
+	tc.SetDeadline(time.Time{})
+	r.c = tc
+	r.buf.Reset()
+}
+
+// Expect reads until substr has arrived and returns everything read so far; it fails the
+// test after 5 s or if the connection closes first.
+func (r *RawConn) Expect(substr string) string {
+	r.t.Helper()
+	got, err := r.readUntil(substr, 5*time.Second)
+	if err != nil {
+		r.t.Fatalf("expecting %q: %v; got %q", substr, err, got)
+	}
+	return got
+}
+
+func (r *RawConn) readUntil(substr string, d time.Duration) (string, error) {
+	deadline := time.Now().Add(d)
+	p := make([]byte, 4096)
+	for !strings.Contains(r.buf.String(), substr) {
+		r.c.SetReadDeadline(deadline)
+		n, err := r.c.Read(p)
+		r.buf.Write(p[:n])
+		if err != nil {
+			return r.buf.String(), err
+		}
+	}
+	s := r.buf.String()
+	i := strings.Index(s, substr) + len(substr)
+	r.buf.Reset()
+	r.buf.WriteString(s[i:])
+	return s[:i], nil
+}
+
+// ExpectClosed reads until the server closes the connection and returns what it sent.
+func (r *RawConn) ExpectClosed() string {
+	r.t.Helper()
+	got, err := r.readUntil("\x00never\x00", 10*time.Second)
+	if err == nil {
+		r.t.Fatalf("connection still open")
+	}
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		r.t.Fatalf("connection not closed within 10 s; got %q", got)
+	}
+	return got
+}

@@ -1,0 +1,194 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vireo-im/vireo/engine/config"
+)
+
+// freePort returns a loopback port that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func buildBinaries(t *testing.T) (vireo, ctl string) {
+	t.Helper()
+	dir := t.TempDir()
+	vireo, ctl = filepath.Join(dir, "vireo"), filepath.Join(dir, "vireoctl")
+	for _, b := range [][2]string{{vireo, "."}, {ctl, "./tools/vireoctl"}} {
+		out, err := exec.Command("go", "build", "-o", b[0], b[1]).CombinedOutput()
+		if err != nil {
+			t.Fatalf("go build %s: %v\n%s", b[1], err, out)
+		}
+	}
+	return vireo, ctl
+}
+
+// TestIntegrationFirstStart runs the real binary the way the README says: no config yet.
+// It must write a config and a certificate, serve TLS with that certificate, accept
+// vireoctl while running and while stopped, and exit 0 on SIGTERM after telling clients.
+func TestIntegrationFirstStart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	vireo, ctl := buildBinaries(t)
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "vireo.toml")
+
+	// First start with -t: writes the default file, checks it, exits.
+	out, err := exec.Command(vireo, "-config", cfgPath, "-t").CombinedOutput()
+	if err != nil {
+		t.Fatalf("vireo -t: %v\n%s", err, out)
+	}
+	if !bytes.Contains(out, []byte("first start")) {
+		t.Fatalf("first start was not announced:\n%s", out)
+	}
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatalf("generated config does not load: %v", err)
+	}
+	domain := cfg.Domains[0]
+
+	// Move the listeners to free loopback ports so tests can run beside a real server.
+	plain, direct := freePort(t), freePort(t)
+	b, _ := os.ReadFile(cfgPath)
+	s := strings.Replace(string(b), `listen = ["[::]:5222"]`, fmt.Sprintf(`listen = ["127.0.0.1:%d"]`, plain), 1)
+	s = strings.Replace(s, `tls_listen = ["[::]:5223"]`, fmt.Sprintf(`tls_listen = ["127.0.0.1:%d"]`, direct), 1)
+	if s == string(b) {
+		t.Fatal("generated config has no listen lines to edit")
+	}
+	os.WriteFile(cfgPath, []byte(s), 0o640)
+
+	// vireoctl against the stopped server opens the database directly.
+	if out, err := exec.Command(ctl, "-config", cfgPath, "adduser", "alice@"+domain, "secret one").CombinedOutput(); err != nil {
+		t.Fatalf("offline adduser: %v\n%s", err, out)
+	}
+
+	cmd := exec.Command(vireo, "-config", cfgPath, "-log-format", "json")
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	lines := make(chan string, 100)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			default:
+			}
+		}
+		close(lines)
+	}()
+	waitFor(t, lines, "vireo is serving")
+
+	if _, err := os.Stat(cfg.TLS.Cert); err != nil {
+		t.Fatalf("no certificate written: %v", err)
+	}
+	// Direct TLS presents the generated certificate for the domain.
+	tc, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", direct), &tls.Config{ServerName: domain, InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatalf("direct TLS: %v", err)
+	}
+	if cn := tc.ConnectionState().PeerCertificates[0].Subject.CommonName; cn != domain {
+		t.Fatalf("certificate CN = %q, want %q", cn, domain)
+	}
+	fmt.Fprintf(tc, "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='%s' version='1.0'>", domain)
+	tc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	got := readUntil(t, tc, "</stream:features>")
+	if !strings.Contains(got, "SCRAM-SHA-256") {
+		t.Fatalf("features lack SCRAM-SHA-256: %s", got)
+	}
+
+	// vireoctl against the running server goes through the admin socket.
+	if out, err := exec.Command(ctl, "-config", cfgPath, "adduser", "bob@"+domain, "secret two").CombinedOutput(); err != nil {
+		t.Fatalf("online adduser: %v\n%s", err, out)
+	}
+	out, err = exec.Command(ctl, "-config", cfgPath, "users").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "alice@"+domain) || !strings.Contains(string(out), "bob@"+domain) {
+		t.Fatalf("users: %v\n%s", err, out)
+	}
+	if out, err := exec.Command(ctl, "-config", cfgPath, "adduser", "bob@"+domain, "x").CombinedOutput(); err == nil {
+		t.Fatalf("duplicate adduser succeeded:\n%s", out)
+	}
+	if out, err := exec.Command(ctl, "-config", cfgPath, "stats").CombinedOutput(); err != nil || !strings.Contains(string(out), "accounts") {
+		t.Fatalf("stats: %v\n%s", err, out)
+	}
+	if out, err := exec.Command(ctl, "-config", cfgPath, "reload").CombinedOutput(); err != nil {
+		t.Fatalf("reload: %v\n%s", err, out)
+	}
+
+	// SIGTERM: the open stream is told, and the process exits 0.
+	cmd.Process.Signal(syscall.SIGTERM)
+	tail := readUntil(t, tc, "</stream:stream>")
+	if !strings.Contains(tail, "system-shutdown") {
+		t.Fatalf("stream closed without system-shutdown: %q", tail)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("no exit within 15 s of SIGTERM")
+	}
+
+	// And the accounts are still there when stopped.
+	out, err = exec.Command(ctl, "-config", cfgPath, "users").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "bob@"+domain) {
+		t.Fatalf("users after stop: %v\n%s", err, out)
+	}
+}
+
+func waitFor(t *testing.T, lines <-chan string, substr string) {
+	t.Helper()
+	deadline := time.After(30 * time.Second)
+	for {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("server exited before %q", substr)
+			}
+			if strings.Contains(l, substr) {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("no %q within 30 s", substr)
+		}
+	}
+}
+
+func readUntil(t *testing.T, c net.Conn, substr string) string {
+	t.Helper()
+	var buf bytes.Buffer
+	p := make([]byte, 4096)
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for !strings.Contains(buf.String(), substr) {
+		n, err := c.Read(p)
+		buf.Write(p[:n])
+		if err != nil {
+			break
+		}
+	}
+	return buf.String()
+}

@@ -1,0 +1,157 @@
+// Package offline implements XEP-0160: Best Practices for Handling Offline Messages, with
+// XEP-0203 delay stamps. Messages for an account with no available resource are stored
+// durably (the store syncs before Push returns, before anything is acknowledged) and
+// delivered, then deleted, when the user next sends initial presence with a non-negative
+// priority. A per-user quota answers service-unavailable when full.
+package offline
+
+import (
+	"errors"
+
+	"github.com/rs/zerolog"
+
+	"github.com/vireo-im/vireo/modules/module"
+	"github.com/vireo-im/vireo/store"
+	"github.com/vireo-im/vireo/xmlstream"
+	"github.com/vireo-im/vireo/xmlstream/ns"
+	"github.com/vireo-im/vireo/xmlstream/stanza"
+)
+
+// DefaultQuota is the number of messages kept per user.
+const DefaultQuota = 1000
+
+func init() { module.Register(Offline{}) }
+
+// Config is [modules.offline].
+type Config struct {
+	Quota int `toml:"quota"`
+}
+
+// SetDefaultQuota lets the server's router.offline_quota act as the default.
+func (c *Config) SetDefaultQuota(n int) {
+	if c.Quota == 0 {
+		c.Quota = n
+	}
+}
+
+// Offline is the offline storage module.
+type Offline struct {
+	cfg Config
+	log zerolog.Logger
+}
+
+// ModuleInfo implements module.Module.
+func (Offline) ModuleInfo() module.Info {
+	return module.Info{ID: "offline", XEP: 160, New: func() module.Module { return new(Offline) }}
+}
+
+// Provision registers the inbound hook and the delivery at login.
+func (o *Offline) Provision(r module.Registrar) error {
+	o.log = r.Logger()
+	if err := r.Config(&o.cfg); err != nil {
+		return err
+	}
+	if o.cfg.Quota <= 0 {
+		o.cfg.Quota = DefaultQuota
+	}
+	r.Hook(module.Inbound, module.KindMessage, module.OrderOffline, o.store)
+	r.OnAvailable(o.deliver)
+	r.Feature(ns.MsgOffline)
+	return nil
+}
+
+// storable reports whether a message is worth keeping (XEP-0160 §3, XEP-0334 hints).
+func storable(e xmlstream.Element) bool {
+	body, store := false, false
+	for it := e.Children(); ; {
+		c, ok := it.Next()
+		if !ok {
+			break
+		}
+		switch string(c.Name()) {
+		case "body":
+			body = true
+		case "no-store", "no-permanent-store":
+			if string(c.NS()) == ns.Hints {
+				return false
+			}
+		case "store":
+			if string(c.NS()) == ns.Hints {
+				store = true
+			}
+		}
+	}
+	return body || store
+}
+
+func (o *Offline) store(c module.Context, p *module.Packet) module.Verdict {
+	switch p.Type {
+	case "", "normal", "chat":
+	default:
+		return module.Continue
+	}
+	user := p.To.Bare()
+	sessions := c.Sessions(user)
+	if !p.To.IsBare() {
+		for _, s := range sessions {
+			if s.JID().Resource() == p.To.Resource() {
+				return module.Continue
+			}
+		}
+	}
+	for _, s := range sessions {
+		if s.Available() && s.Priority() >= 0 {
+			return module.Continue
+		}
+	}
+	e := p.Elem()
+	if !storable(e) {
+		return module.Stop // chat states and the like are not kept for later
+	}
+	now := c.Now().UTC()
+	var b xmlstream.Builder
+	b.Start("delay").Attr("xmlns", ns.Delay).Attr("from", c.Domain()).
+		Attr("stamp", now.Format("2006-01-02T15:04:05.000Z")).Text("Offline Storage").End()
+	raw := xmlstream.AppendChild(nil, p.Raw, b.B)
+	_, err := c.Store().Offline().Push(user.String(), raw, now, o.cfg.Quota)
+	switch {
+	case errors.Is(err, store.ErrQuota):
+		e := stanza.New(stanza.ServiceUnavailable)
+		e.Text = "offline storage is full"
+		c.Error(p, e)
+	case err != nil:
+		o.log.Error().Err(err).Msg("offline: store message")
+		c.Error(p, stanza.New(stanza.InternalServerErrorCond))
+	}
+	return module.Stop
+}
+
+func (o *Offline) deliver(c module.Context, s module.Session) {
+	if s.Priority() < 0 {
+		return
+	}
+	user := s.JID().Bare().String()
+	var ids []uint64
+	var batch [][]byte
+	err := c.Store().Offline().List(user, func(m store.OfflineMessage) bool {
+		ids = append(ids, m.ID)
+		batch = append(batch, append([]byte(nil), m.Raw...))
+		return len(ids) < 10000
+	})
+	if err != nil {
+		o.log.Error().Err(err).Msg("offline: list")
+		return
+	}
+	sent := ids[:0]
+	for i, raw := range batch {
+		if !s.Send(raw) {
+			break
+		}
+		sent = append(sent, ids[i])
+	}
+	if len(sent) > 0 {
+		if err := c.Store().Offline().Delete(user, sent...); err != nil {
+			o.log.Error().Err(err).Msg("offline: delete delivered")
+		}
+	}
+}

@@ -1,0 +1,378 @@
+// Package presence implements RFC 6121 §3 and §4: the presence subscription state machine
+// (with pre-approval), initial presence broadcast and probes, directed presence, and
+// unavailable presence when a session ends.
+//
+// Subscription state lives in the roster (store.RosterItem); inbound subscription requests
+// that the user has not answered are kept in the "subreq" table and shown again at every
+// login until answered (RFC 6121 §3.1.3). It must not deliver messages or answer IQs.
+package presence
+
+import (
+	"errors"
+
+	"github.com/vireo-im/vireo/modules/module"
+	"github.com/vireo-im/vireo/router/jid"
+	"github.com/vireo-im/vireo/store"
+	"github.com/vireo-im/vireo/xmlstream"
+	"github.com/vireo-im/vireo/xmlstream/ns"
+)
+
+// MaxPendingRequests bounds stored inbound subscription requests per user, so a flood of
+// subscribe presences from many JIDs cannot fill the disk; beyond it requests are dropped.
+const MaxPendingRequests = 500
+
+func init() { module.Register(Presence{}) }
+
+// Presence is the presence module.
+type Presence struct {
+	subreq store.Table
+}
+
+// ModuleInfo implements module.Module.
+func (Presence) ModuleInfo() module.Info {
+	return module.Info{ID: "presence", New: func() module.Module { return new(Presence) }}
+}
+
+type sessKey int
+
+const (
+	keyInitial  sessKey = iota // the session already sent initial presence
+	keyDirected                // map[string]bool of JIDs that got directed available presence
+)
+
+// Provision registers the hooks.
+func (p *Presence) Provision(r module.Registrar) error {
+	p.subreq = r.Table("subreq")
+	r.Hook(module.Outbound, module.KindPresence, module.OrderPresence, p.outbound)
+	r.Hook(module.Inbound, module.KindPresence, module.OrderPresence, p.inbound)
+	r.Feature(ns.PreApproval)
+	return nil
+}
+
+func rewrite(raw []byte, from, to jid.JID) []byte {
+	return xmlstream.SetAttrs(nil, raw,
+		xmlstream.AttrSet{Name: "from", Value: []byte(from.String())},
+		xmlstream.AttrSet{Name: "to", Value: []byte(to.String())})
+}
+
+func simple(typ string, from, to jid.JID) []byte {
+	var b xmlstream.Builder
+	b.Start("presence")
+	if typ != "" {
+		b.Attr("type", typ)
+	}
+	b.Attr("from", from.String()).Attr("to", to.String()).End()
+	return b.B
+}
+
+func roster(c module.Context, user jid.JID) []store.RosterItem {
+	if l, ok := c.(module.RosterLister); ok {
+		return l.RosterItems(user)
+	}
+	items, _, _ := c.Store().Rosters().Get(user.String())
+	return items
+}
+
+func hasFrom(s store.Subscription) bool { return s == store.SubFrom || s == store.SubBoth }
+func hasTo(s store.Subscription) bool   { return s == store.SubTo || s == store.SubBoth }
+
+func (p *Presence) outbound(c module.Context, pk *module.Packet) module.Verdict {
+	user := pk.From.Bare()
+	if pk.To.IsZero() {
+		p.broadcast(c, pk, user)
+		return module.Stop
+	}
+	contact := pk.To.Bare()
+	switch pk.Type {
+	case "", "unavailable":
+		p.directed(c, pk, user, contact)
+		return module.Continue
+	case "subscribe":
+		it, ok := c.RosterItem(user, contact)
+		if !ok {
+			it = store.RosterItem{JID: contact.String()}
+		}
+		if !hasTo(it.Sub) && !it.Ask {
+			it.Ask = true
+			if err := c.SetRosterItem(user, it); err != nil {
+				return module.Stop
+			}
+		}
+		c.Route(rewrite(pk.Raw, user, contact))
+	case "subscribed":
+		it, ok := c.RosterItem(user, contact)
+		if !ok {
+			it = store.RosterItem{JID: contact.String()}
+		}
+		if hasFrom(it.Sub) {
+			return module.Stop
+		}
+		key := store.UserKey(user.String(), contact.String())
+		if _, err := p.subreq.Get(key); err != nil {
+			// No request waiting: this is a pre-approval (RFC 6121 §3.4).
+			if !it.Approved {
+				it.Approved = true
+				c.SetRosterItem(user, it)
+			}
+			return module.Stop
+		}
+		p.subreq.Delete(key)
+		it.Sub = addFrom(it.Sub)
+		it.PendingIn = false
+		c.SetRosterItem(user, it)
+		c.Route(simple("subscribed", user, contact))
+		p.sendCurrent(c, user, contact)
+	case "unsubscribe":
+		it, ok := c.RosterItem(user, contact)
+		if ok && (hasTo(it.Sub) || it.Ask) {
+			it.Sub = removeTo(it.Sub)
+			it.Ask = false
+			c.SetRosterItem(user, it)
+		}
+		c.Route(simple("unsubscribe", user, contact))
+	case "unsubscribed":
+		key := store.UserKey(user.String(), contact.String())
+		pending := false
+		if _, err := p.subreq.Get(key); err == nil {
+			p.subreq.Delete(key)
+			pending = true
+		}
+		it, ok := c.RosterItem(user, contact)
+		if ok && (hasFrom(it.Sub) || it.Approved || it.PendingIn) {
+			was := hasFrom(it.Sub)
+			it.Sub = removeFrom(it.Sub)
+			it.Approved, it.PendingIn = false, false
+			c.SetRosterItem(user, it)
+			if was {
+				for _, s := range c.Sessions(user) {
+					if s.Available() {
+						c.Route(simple("unavailable", s.JID(), contact))
+					}
+				}
+			}
+			pending = pending || was
+		}
+		if pending {
+			c.Route(simple("unsubscribed", user, contact))
+		}
+	}
+	return module.Stop // probes and errors from clients go nowhere
+}
+
+// broadcast handles presence without 'to': initial, updated and unavailable presence.
+func (p *Presence) broadcast(c module.Context, pk *module.Packet, user jid.JID) {
+	s := c.Session()
+	initial := false
+	if s != nil && pk.Type == "" && s.Value(keyInitial) == nil {
+		s.SetValue(keyInitial, true)
+		initial = true
+	}
+	items := roster(c, user)
+	for _, it := range items {
+		if !hasFrom(it.Sub) {
+			continue
+		}
+		to, err := jid.Parse(it.JID)
+		if err != nil {
+			continue
+		}
+		c.Route(rewrite(pk.Raw, pk.From, to))
+	}
+	// The user's own available resources, including the sender (RFC 6121 §4.2.2, §4.5.2).
+	for _, o := range c.Sessions(user) {
+		if o.Available() || o == s {
+			o.Send(rewrite(pk.Raw, pk.From, o.JID()))
+		}
+	}
+	if s != nil {
+		if d, ok := s.Value(keyDirected).(map[string]bool); ok && pk.Type == "unavailable" {
+			for to := range d {
+				if j, err := jid.Parse(to); err == nil {
+					c.Route(rewrite(pk.Raw, pk.From, j))
+				}
+			}
+			s.SetValue(keyDirected, nil)
+		}
+	}
+	if !initial {
+		return
+	}
+	// Probes for the contacts we are subscribed to (RFC 6121 §4.2.2).
+	for _, it := range items {
+		if !hasTo(it.Sub) {
+			continue
+		}
+		if to, err := jid.Parse(it.JID); err == nil {
+			c.Route(simple("probe", user, to))
+		}
+	}
+	// The other resources' presence to the new one.
+	for _, o := range c.Sessions(user) {
+		if o != s && o.Available() && o.Presence() != nil {
+			s.Send(rewrite(o.Presence(), o.JID(), s.JID()))
+		}
+	}
+	// Requests that arrived while offline (RFC 6121 §3.1.3).
+	prefix := store.UserKey(user.String())
+	p.subreq.Scan(prefix, func(_, v []byte) bool {
+		s.Send(v)
+		return true
+	})
+}
+
+// directed tracks directed presence to JIDs outside the subscription (RFC 6121 §4.6) so
+// that they get unavailable presence when the session ends.
+func (p *Presence) directed(c module.Context, pk *module.Packet, user, contact jid.JID) {
+	s := c.Session()
+	if s == nil {
+		return
+	}
+	if it, ok := c.RosterItem(user, contact); ok && hasFrom(it.Sub) {
+		return
+	}
+	d, _ := s.Value(keyDirected).(map[string]bool)
+	key := pk.To.String()
+	if pk.Type == "" {
+		if d == nil {
+			d = map[string]bool{}
+			s.SetValue(keyDirected, d)
+		}
+		if len(d) < 1000 {
+			d[key] = true
+		}
+	} else if d != nil {
+		delete(d, key)
+	}
+}
+
+// sendCurrent sends the presence of user's available resources to contact.
+func (p *Presence) sendCurrent(c module.Context, user, contact jid.JID) {
+	for _, s := range c.Sessions(user) {
+		if s.Available() && s.Presence() != nil {
+			c.Route(rewrite(s.Presence(), s.JID(), contact))
+		}
+	}
+}
+
+func (p *Presence) inbound(c module.Context, pk *module.Packet) module.Verdict {
+	if pk.From.IsZero() {
+		return module.Stop
+	}
+	user := pk.To.Bare()
+	contact := pk.From.Bare()
+	switch pk.Type {
+	case "subscribe":
+		it, ok := c.RosterItem(user, contact)
+		if ok && hasFrom(it.Sub) {
+			c.Route(simple("subscribed", user, contact))
+			return module.Stop
+		}
+		if ok && it.Approved {
+			it.Sub = addFrom(it.Sub)
+			it.Approved = false
+			c.SetRosterItem(user, it)
+			c.Route(simple("subscribed", user, contact))
+			p.sendCurrent(c, user, contact)
+			return module.Stop
+		}
+		key := store.UserKey(user.String(), contact.String())
+		if _, err := p.subreq.Get(key); errors.Is(err, store.ErrNotFound) {
+			n := 0
+			p.subreq.Scan(store.UserKey(user.String()), func(_, _ []byte) bool { n++; return n < MaxPendingRequests })
+			if n >= MaxPendingRequests {
+				return module.Stop
+			}
+			raw := xmlstream.SetAttrs(nil, pk.Raw,
+				xmlstream.AttrSet{Name: "from", Value: []byte(contact.String())},
+				xmlstream.AttrSet{Name: "to", Value: []byte(user.String())})
+			if err := p.subreq.Set(key, raw); err != nil {
+				return module.Stop
+			}
+		}
+		p.toAvailable(c, pk, user, contact)
+	case "subscribed":
+		it, ok := c.RosterItem(user, contact)
+		if !ok || !it.Ask {
+			return module.Stop
+		}
+		it.Ask = false
+		it.Sub = addTo(it.Sub)
+		c.SetRosterItem(user, it)
+		p.toAvailable(c, pk, user, contact)
+	case "unsubscribe":
+		p.subreq.Delete(store.UserKey(user.String(), contact.String()))
+		it, ok := c.RosterItem(user, contact)
+		if !ok || !hasFrom(it.Sub) {
+			return module.Stop
+		}
+		it.Sub = removeFrom(it.Sub)
+		c.SetRosterItem(user, it)
+		p.toAvailable(c, pk, user, contact)
+	case "unsubscribed":
+		it, ok := c.RosterItem(user, contact)
+		if !ok || (!hasTo(it.Sub) && !it.Ask) {
+			return module.Stop
+		}
+		it.Sub = removeTo(it.Sub)
+		it.Ask = false
+		c.SetRosterItem(user, it)
+		p.toAvailable(c, pk, user, contact)
+	case "probe":
+		it, ok := c.RosterItem(user, contact)
+		if !ok || !hasFrom(it.Sub) {
+			return module.Stop
+		}
+		sent := false
+		for _, s := range c.Sessions(user) {
+			if s.Available() && s.Presence() != nil {
+				c.Route(rewrite(s.Presence(), s.JID(), pk.From))
+				sent = true
+			}
+		}
+		if !sent {
+			c.Route(simple("unavailable", user, pk.From))
+		}
+	default:
+		return module.Continue // available, unavailable, error: default delivery
+	}
+	return module.Stop
+}
+
+// toAvailable delivers a subscription presence to the user's available resources, with
+// the bare JIDs RFC 6121 requires.
+func (p *Presence) toAvailable(c module.Context, pk *module.Packet, user, contact jid.JID) {
+	raw := rewrite(pk.Raw, contact, user)
+	for _, s := range c.Sessions(user) {
+		if s.Available() {
+			s.Send(raw)
+		}
+	}
+}
+
+func addFrom(s store.Subscription) store.Subscription {
+	if hasTo(s) {
+		return store.SubBoth
+	}
+	return store.SubFrom
+}
+
+func addTo(s store.Subscription) store.Subscription {
+	if hasFrom(s) {
+		return store.SubBoth
+	}
+	return store.SubTo
+}
+
+func removeFrom(s store.Subscription) store.Subscription {
+	if hasTo(s) {
+		return store.SubTo
+	}
+	return store.SubNone
+}
+
+func removeTo(s store.Subscription) store.Subscription {
+	if hasFrom(s) {
+		return store.SubFrom
+	}
+	return store.SubNone
+}

@@ -1,0 +1,205 @@
+// Package roster implements RFC 6121 §2: roster get, set and remove, groups, pushes to
+// interested resources, and roster versioning (XEP-0237 as folded into RFC 6121 §2.6).
+//
+// Subscription state is not changed here: the presence module owns it. A roster set may
+// only edit names and groups, or remove an item (which also cancels subscriptions).
+package roster
+
+import (
+	"bytes"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/vireo-im/vireo/modules/module"
+	"github.com/vireo-im/vireo/router/jid"
+	"github.com/vireo-im/vireo/store"
+	"github.com/vireo-im/vireo/xmlstream"
+	"github.com/vireo-im/vireo/xmlstream/ns"
+	"github.com/vireo-im/vireo/xmlstream/stanza"
+)
+
+// Limits that keep one account from bloating storage.
+const (
+	MaxItems     = 2000 // items per roster (not-allowed above; RFC 6121 §2.5.3 policy)
+	MaxGroups    = 32   // groups per item
+	MaxNameBytes = 1024 // name and group length (not-acceptable above)
+)
+
+func init() { module.Register(Roster{}) }
+
+// Roster is the roster module.
+type Roster struct{}
+
+// ModuleInfo implements module.Module.
+func (Roster) ModuleInfo() module.Info {
+	return module.Info{ID: "roster", New: func() module.Module { return new(Roster) }}
+}
+
+// Provision registers the roster IQs and the versioning feature.
+func (r *Roster) Provision(reg module.Registrar) error {
+	reg.IQ(module.IQGet, ns.Roster, "query", r.get)
+	reg.IQ(module.IQSet, ns.Roster, "query", r.set)
+	reg.Feature(ns.RosterVer)
+	return nil
+}
+
+func (r *Roster) get(c module.Context, iq *module.Packet) {
+	if !iq.To.IsZero() && !iq.To.Equal(iq.From.Bare()) {
+		c.Error(iq, stanza.New(stanza.Forbidden))
+		return
+	}
+	user := iq.From.Bare().String()
+	items, ver, err := c.Store().Rosters().Get(user)
+	if err != nil {
+		c.Error(iq, stanza.New(stanza.InternalServerErrorCond))
+		return
+	}
+	if s := c.Session(); s != nil {
+		if is, ok := s.(module.InterestSetter); ok {
+			is.SetInterested()
+		}
+	}
+	q, _ := iq.Payload()
+	verS := strconv.FormatUint(ver, 10)
+	if v, ok := q.Attr("ver"); ok && string(v) == verS && ver != 0 {
+		// RFC 6121 §2.6.3: up to date, empty result; pushes follow.
+		c.Reply(iq, nil)
+		return
+	}
+	var b xmlstream.Builder
+	b.Start("query").Attr("xmlns", ns.Roster).Attr("ver", verS)
+	for _, it := range items {
+		module.AppendRosterItem(&b, it, false)
+	}
+	b.End()
+	c.Reply(iq, b.B)
+}
+
+func (r *Roster) set(c module.Context, iq *module.Packet) {
+	if !iq.To.IsZero() && !iq.To.Equal(iq.From.Bare()) {
+		c.Error(iq, stanza.New(stanza.Forbidden))
+		return
+	}
+	q, _ := iq.Payload()
+	// RFC 6121 §2.3.3: exactly one item.
+	var item xmlstream.Element
+	n := 0
+	for it := q.Children(); ; {
+		e, ok := it.Next()
+		if !ok {
+			break
+		}
+		if string(e.Name()) == "item" && string(e.NS()) == ns.Roster {
+			item = e
+		}
+		n++
+	}
+	if n != 1 || item.Raw() == nil {
+		c.Error(iq, stanza.New(stanza.BadRequest))
+		return
+	}
+	jv, ok := item.AppendAttr(nil, "jid")
+	if !ok {
+		c.Error(iq, stanza.New(stanza.BadRequest))
+		return
+	}
+	contact, err := jid.ParseBytes(jv)
+	if err != nil {
+		c.Error(iq, stanza.New(stanza.JIDMalformed))
+		return
+	}
+	user := iq.From.Bare()
+	if contact.Bare().Equal(user) || !contact.IsBare() {
+		// Own JID and full JIDs are not roster items (RFC 6121 §2.1.2.1 uses bare JIDs).
+		e := stanza.New(stanza.NotAllowed)
+		e.Type = stanza.Modify
+		c.Error(iq, e)
+		return
+	}
+	old, exists := c.RosterItem(user, contact)
+	if sub, ok := item.Attr("subscription"); ok && string(sub) == "remove" {
+		if !exists {
+			c.Error(iq, stanza.New(stanza.ItemNotFound))
+			return
+		}
+		r.remove(c, iq, user, contact, old)
+		return
+	}
+	// Clients may echo subscription and ask; anything but none/remove from a client is ignored
+	// (RFC 6121 §2.1.2.5), and state never comes from the client.
+	it := old
+	it.JID = contact.String()
+	it.Name = ""
+	if v, ok := item.AppendAttr(nil, "name"); ok {
+		if len(v) > MaxNameBytes || !utf8.Valid(v) {
+			c.Error(iq, stanza.New(stanza.NotAcceptable))
+			return
+		}
+		it.Name = string(v)
+	}
+	it.Groups = nil
+	seen := map[string]bool{}
+	for gi := item.Children(); ; {
+		g, ok := gi.Next()
+		if !ok {
+			break
+		}
+		if string(g.Name()) != "group" {
+			continue
+		}
+		name := g.AppendText(nil)
+		if len(bytes.TrimSpace(name)) == 0 || len(name) > MaxNameBytes {
+			c.Error(iq, stanza.New(stanza.NotAcceptable))
+			return
+		}
+		if seen[string(name)] {
+			c.Error(iq, stanza.New(stanza.BadRequest)) // §2.3.3: duplicate group
+			return
+		}
+		seen[string(name)] = true
+		it.Groups = append(it.Groups, string(name))
+	}
+	if len(it.Groups) > MaxGroups {
+		c.Error(iq, stanza.New(stanza.NotAcceptable))
+		return
+	}
+	if !exists {
+		items, _, err := c.Store().Rosters().Get(user.String())
+		if err == nil && len(items) >= MaxItems {
+			e := stanza.New(stanza.NotAllowed)
+			e.Text = "roster is full"
+			c.Error(iq, e)
+			return
+		}
+	}
+	if err := c.SetRosterItem(user, it); err != nil {
+		c.Error(iq, stanza.New(stanza.InternalServerErrorCond))
+		return
+	}
+	c.Reply(iq, nil)
+}
+
+// remove deletes an item and cancels subscriptions both ways (RFC 6121 §2.5.2).
+func (r *Roster) remove(c module.Context, iq *module.Packet, user, contact jid.JID, old store.RosterItem) {
+	ed, ok := c.(module.RosterEditor)
+	if !ok {
+		c.Error(iq, stanza.New(stanza.FeatureNotImplemented))
+		return
+	}
+	if err := ed.DeleteRosterItem(user, contact); err != nil {
+		c.Error(iq, stanza.New(stanza.InternalServerErrorCond))
+		return
+	}
+	c.Reply(iq, nil)
+	send := func(typ string) {
+		var b xmlstream.Builder
+		b.Start("presence").Attr("type", typ).Attr("from", user.String()).Attr("to", contact.String()).End()
+		c.Route(b.B)
+	}
+	if old.Sub == store.SubTo || old.Sub == store.SubBoth || old.Ask {
+		send("unsubscribe")
+	}
+	if old.Sub == store.SubFrom || old.Sub == store.SubBoth {
+		send("unsubscribed")
+	}
+}

@@ -1,0 +1,214 @@
+package router
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/vireo-im/vireo/modules/module"
+	"github.com/vireo-im/vireo/router/jid"
+	"github.com/vireo-im/vireo/store"
+	"github.com/vireo-im/vireo/xmlstream"
+	"github.com/vireo-im/vireo/xmlstream/stanza"
+)
+
+// shardCtx is the module.Context of one shard; it is reused for every call on that shard's
+// worker, so handing it to a module allocates nothing.
+type shardCtx struct {
+	s    *shard
+	sess *Session
+	u    *user
+	out  []byte
+}
+
+var _ module.Context = (*shardCtx)(nil)
+
+func (c *shardCtx) set(se *Session, u *user) { c.sess, c.u = se, u }
+
+func (c *shardCtx) Domain() string {
+	if c.u != nil {
+		return c.u.bare.Domain()
+	}
+	return *c.s.r.first.Load()
+}
+
+func (c *shardCtx) IsLocal(domain string) bool { return c.s.r.isLocal(domain) }
+
+func (c *shardCtx) Session() module.Session {
+	if c.sess == nil {
+		return nil
+	}
+	return c.sess
+}
+
+func (c *shardCtx) Sessions(bare jid.JID) []module.Session {
+	if c.u == nil || !bare.Bare().Equal(c.u.bare) {
+		return nil
+	}
+	c.s.sess = c.s.sess[:0]
+	for _, se := range c.u.sessions {
+		c.s.sess = append(c.s.sess, se)
+	}
+	return c.s.sess
+}
+
+func (c *shardCtx) Route(raw []byte) { c.s.r.route(raw) }
+
+func (c *shardCtx) Deliver(p *module.Packet) bool {
+	if c.u == nil {
+		return false
+	}
+	return c.s.deliver(p, c.u)
+}
+
+// sendTo delivers raw to the full JID to: straight to the session when it belongs to this
+// shard's current user, else through the recipient's inbound phase.
+func (c *shardCtx) sendTo(to jid.JID, raw []byte) {
+	if c.u != nil && to.Bare().Equal(c.u.bare) && !to.IsBare() {
+		if se := c.u.find(to.Resource()); se != nil {
+			se.Send(raw)
+			return
+		}
+	}
+	c.s.r.route(raw)
+}
+
+func (c *shardCtx) Reply(iq *module.Packet, payload []byte) {
+	b := xmlstream.Builder{B: c.out[:0]}
+	b.Start("iq").Attr("type", "result")
+	if iq.ID != "" {
+		b.Attr("id", iq.ID)
+	}
+	if !iq.To.IsZero() {
+		b.AttrBytes("from", iq.To.AppendTo(c.s.tmp[:0]))
+	}
+	b.AttrBytes("to", iq.From.AppendTo(c.s.tmp[:0]))
+	if len(payload) > 0 {
+		b.Raw(payload)
+	}
+	b.End()
+	c.out = b.B
+	c.sendTo(iq.From, b.B)
+}
+
+func (c *shardCtx) Error(p *module.Packet, e *stanza.Error) {
+	if p.Type == "error" || p.From.IsZero() {
+		return // RFC 6120 §8.3.1: never answer an error with an error
+	}
+	name := "message"
+	switch p.Kind {
+	case module.KindPresence:
+		name = "presence"
+	case module.KindIQ:
+		name = "iq"
+	}
+	id := p.ID
+	if id == "" {
+		if v, ok := p.Elem().Attr("id"); ok {
+			id = string(xmlstream.AppendUnescaped(nil, v))
+		}
+	}
+	b := xmlstream.Builder{B: c.out[:0]}
+	b.Start(name).Attr("type", "error")
+	if id != "" {
+		b.Attr("id", id)
+	}
+	if p.To.IsZero() {
+		b.Attr("from", c.Domain())
+	} else {
+		b.AttrBytes("from", p.To.AppendTo(c.s.tmp[:0]))
+	}
+	b.AttrBytes("to", p.From.AppendTo(c.s.tmp[:0]))
+	b.Raw(e.AppendXML(c.s.tmp[:0]))
+	b.End()
+	c.out = b.B
+	c.sendTo(p.From, b.B)
+}
+
+func (c *shardCtx) Store() store.Store     { return c.s.r.st }
+func (c *shardCtx) Now() time.Time         { return c.s.r.now() }
+func (c *shardCtx) Logger() zerolog.Logger { return c.s.r.log }
+
+func (c *shardCtx) roster() map[string]store.RosterItem {
+	if c.u.roster == nil {
+		items, _, err := c.s.r.st.Rosters().Get(c.u.key)
+		if err != nil {
+			c.s.r.log.Error().Err(err).Str("user", c.u.key).Msg("load roster")
+		}
+		c.u.roster = make(map[string]store.RosterItem, len(items))
+		for _, it := range items {
+			c.u.roster[it.JID] = it
+		}
+	}
+	return c.u.roster
+}
+
+func (c *shardCtx) RosterItem(user, contact jid.JID) (store.RosterItem, bool) {
+	if c.u == nil || !user.Bare().Equal(c.u.bare) {
+		it, err := c.s.r.st.Rosters().Item(user.Bare().String(), contact.Bare().String())
+		return it, err == nil
+	}
+	it, ok := c.roster()[contact.Bare().String()]
+	return it, ok
+}
+
+func (c *shardCtx) SetRosterItem(user jid.JID, it store.RosterItem) error {
+	ver, err := c.s.r.st.Rosters().Put(user.Bare().String(), it)
+	if err != nil {
+		return err
+	}
+	if c.u != nil && user.Bare().Equal(c.u.bare) {
+		c.roster()[it.JID] = it
+	}
+	c.pushRoster(user, it, false, ver)
+	return nil
+}
+
+// DeleteRosterItem removes contact from user's roster and pushes subscription='remove'.
+func (c *shardCtx) DeleteRosterItem(user jid.JID, contact jid.JID) error {
+	ver, err := c.s.r.st.Rosters().Delete(user.Bare().String(), contact.Bare().String())
+	if err != nil {
+		return err
+	}
+	if c.u != nil && user.Bare().Equal(c.u.bare) {
+		delete(c.roster(), contact.Bare().String())
+	}
+	c.pushRoster(user, store.RosterItem{JID: contact.Bare().String()}, true, ver)
+	return nil
+}
+
+// pushRoster sends a roster push (RFC 6121 §2.1.6) to every interested session of user.
+func (c *shardCtx) pushRoster(user jid.JID, it store.RosterItem, remove bool, ver uint64) {
+	if c.u == nil || !user.Bare().Equal(c.u.bare) {
+		return
+	}
+	for _, se := range c.u.sessions {
+		if !se.interested {
+			continue
+		}
+		c.s.push++
+		b := xmlstream.Builder{B: c.out[:0]}
+		b.Start("iq").Attr("type", "set").Attr("id", "push"+strconv.FormatUint(c.s.push, 36)).
+			AttrBytes("to", se.fullB)
+		b.Start("query").Attr("xmlns", "jabber:iq:roster").Attr("ver", strconv.FormatUint(ver, 10))
+		module.AppendRosterItem(&b, it, remove)
+		b.End().End()
+		c.out = b.B
+		se.Send(b.B)
+	}
+}
+
+// RosterItems returns the cached roster of the shard's user (store read otherwise).
+func (c *shardCtx) RosterItems(user jid.JID) []store.RosterItem {
+	if c.u == nil || !user.Bare().Equal(c.u.bare) {
+		items, _, _ := c.s.r.st.Rosters().Get(user.Bare().String())
+		return items
+	}
+	m := c.roster()
+	out := make([]store.RosterItem, 0, len(m))
+	for _, it := range m {
+		out = append(out, it)
+	}
+	return out
+}

@@ -1,0 +1,95 @@
+package router
+
+import (
+	"sync/atomic"
+)
+
+// mpsc is an unbounded-by-structure, bounded-by-count multi-producer single-consumer queue
+// after Dmitry Vyukov's intrusive MPSC node-based queue
+// (1024cores.net, "Intrusive MPSC node-based queue"): a producer swaps itself in as the new
+// head with one atomic exchange and then links the previous head to it; the single consumer
+// walks from the tail. Producers never wait on each other or on the consumer. Between the
+// exchange and the link a pop may see an unlinked node and report empty for a moment; the
+// producer's signal wakes the consumer again, so nothing is lost.
+//
+// The queue is bounded by an atomic count so one flooding producer cannot grow memory
+// without limit; a push over the bound fails and the caller sheds load.
+type mpsc struct {
+	head  atomic.Pointer[op] // producers swap here
+	_     [56]byte           // keep the consumer's fields off the producers' cache line
+	tail  *op                // consumer only
+	stub  op
+	count atomic.Int64
+	max   int64
+	wake  chan struct{} // 1-slot signal: the consumer sleeps on it when empty
+}
+
+func newMPSC(max int) *mpsc {
+	q := &mpsc{max: int64(max), wake: make(chan struct{}, 1)}
+	q.head.Store(&q.stub)
+	q.tail = &q.stub
+	return q
+}
+
+// push appends o; it fails when the queue holds max ops. Safe for concurrent producers.
+func (q *mpsc) push(o *op) bool {
+	if q.count.Add(1) > q.max {
+		q.count.Add(-1)
+		return false
+	}
+	q.pushNode(o)
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// pushForce appends o even over the bound: for ops that must not be dropped (unbind,
+// forwards between shards, whose loss would break ordering or leak sessions).
+func (q *mpsc) pushForce(o *op) {
+	q.count.Add(1)
+	q.pushNode(o)
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (q *mpsc) pushNode(o *op) {
+	o.next.Store(nil)
+	prev := q.head.Swap(o)
+	prev.next.Store(o)
+}
+
+// pop removes the oldest op or returns nil. Consumer only.
+func (q *mpsc) pop() *op {
+	tail := q.tail
+	next := tail.next.Load()
+	if tail == &q.stub {
+		if next == nil {
+			return nil
+		}
+		q.tail = next
+		tail = next
+		next = next.next.Load()
+	}
+	if next != nil {
+		q.tail = next
+		q.count.Add(-1)
+		return tail
+	}
+	if tail != q.head.Load() {
+		return nil // a producer is between swap and link; its signal follows
+	}
+	q.pushNode(&q.stub)
+	next = tail.next.Load()
+	if next != nil {
+		q.tail = next
+		q.count.Add(-1)
+		return tail
+	}
+	return nil
+}
+
+func (q *mpsc) len() int { return int(q.count.Load()) }

@@ -1,0 +1,106 @@
+package router
+
+import (
+	"sort"
+
+	"github.com/rs/zerolog"
+
+	"github.com/vireo-im/vireo/modules/module"
+	"github.com/vireo-im/vireo/store"
+)
+
+type iqKey struct {
+	t         module.IQType
+	ns, local string
+}
+
+type hookEntry struct {
+	order int
+	h     module.Hook
+}
+
+// registry collects what modules register. It is written during provisioning only and
+// read-only afterwards, so shard workers read it without locks.
+type registry struct {
+	r          *Router
+	iq         map[iqKey]module.IQHandler
+	iqBare     map[iqKey]module.IQHandler
+	hooks      [2][3][]hookEntry // [phase][kind]
+	features   []string
+	identities []module.Identity
+	sessEnd    []func(module.Context, module.Session)
+	avail      []func(module.Context, module.Session)
+}
+
+func newRegistry(r *Router) *registry {
+	return &registry{r: r, iq: map[iqKey]module.IQHandler{}, iqBare: map[iqKey]module.IQHandler{}}
+}
+
+func (g *registry) freeze() {
+	for ph := range g.hooks {
+		for k := range g.hooks[ph] {
+			hs := g.hooks[ph][k]
+			sort.SliceStable(hs, func(a, b int) bool { return hs[a].order < hs[b].order })
+		}
+	}
+	sort.Strings(g.features)
+	out := g.features[:0]
+	for i, f := range g.features {
+		if i == 0 || f != g.features[i-1] {
+			out = append(out, f)
+		}
+	}
+	g.features = out
+}
+
+func (g *registry) forModule(id string) module.Registrar { return &modReg{g: g, id: id} }
+
+// Features returns the sorted, de-duplicated disco features.
+func (g *registry) Features() []string { return g.features }
+
+// modReg is one module's view of the registry.
+type modReg struct {
+	g  *registry
+	id string
+}
+
+func (m *modReg) IQ(t module.IQType, ns, local string, h module.IQHandler) {
+	m.g.iq[iqKey{t, ns, local}] = h
+	m.g.features = append(m.g.features, ns)
+}
+
+func (m *modReg) IQBare(t module.IQType, ns, local string, h module.IQHandler) {
+	m.g.iqBare[iqKey{t, ns, local}] = h
+}
+
+func (m *modReg) Hook(ph module.Phase, k module.Kind, order int, h module.Hook) {
+	m.g.hooks[ph][k] = append(m.g.hooks[ph][k], hookEntry{order, h})
+}
+
+func (m *modReg) Feature(ns string) { m.g.features = append(m.g.features, ns) }
+
+func (m *modReg) Identity(category, typ, name string) {
+	m.g.identities = append(m.g.identities, module.Identity{Category: category, Type: typ, Name: name})
+}
+
+func (m *modReg) Table(name string) store.Table { return m.g.r.st.Table(name) }
+func (m *modReg) Store() store.Store            { return m.g.r.st }
+func (m *modReg) Logger() zerolog.Logger        { return m.g.r.log.With().Str("mod", m.id).Logger() }
+
+func (m *modReg) Config(v any) error {
+	if m.g.r.opts.ModuleConfig == nil {
+		return nil
+	}
+	return m.g.r.opts.ModuleConfig(m.id, v)
+}
+
+func (m *modReg) Features() []string            { return m.g.features }
+func (m *modReg) Identities() []module.Identity { return m.g.identities }
+
+func (m *modReg) OnSessionEnd(f func(module.Context, module.Session)) {
+	m.g.sessEnd = append(m.g.sessEnd, f)
+}
+
+func (m *modReg) OnAvailable(f func(module.Context, module.Session)) {
+	m.g.avail = append(m.g.avail, f)
+}

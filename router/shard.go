@@ -1,0 +1,553 @@
+package router
+
+import (
+	"bytes"
+	"runtime/debug"
+	"strconv"
+
+	"github.com/vireo-im/vireo/modules/module"
+	"github.com/vireo-im/vireo/router/jid"
+	"github.com/vireo-im/vireo/store"
+	"github.com/vireo-im/vireo/xmlstream"
+	"github.com/vireo-im/vireo/xmlstream/stanza"
+)
+
+// user is the in-memory state of one account, owned by its shard. Online users stay in
+// the shard's map; offline users are built for one op and dropped.
+type user struct {
+	bare     jid.JID
+	key      string
+	sessions []*Session
+	roster   map[string]store.RosterItem // nil until first use
+	exists   bool
+}
+
+func (u *user) find(resource string) *Session {
+	for _, s := range u.sessions {
+		if s.jid.Resource() == resource {
+			return s
+		}
+	}
+	return nil
+}
+
+// toCacheMax bounds the per-shard cache of parsed 'to' JIDs.
+const toCacheMax = 4096
+
+type shard struct {
+	r     *Router
+	idx   int
+	q     *mpsc
+	quit  chan struct{}
+	users map[string]*user
+	toJID map[string]jid.JID // raw 'to' bytes -> parsed JID, so routing does not allocate
+	ctx   shardCtx
+	pkt   module.Packet
+	sess  []module.Session // scratch for Context.Sessions
+	tmp   []byte
+	push  uint64
+}
+
+func newShard(r *Router, i int) *shard {
+	s := &shard{r: r, idx: i, q: newMPSC(QueueLimit), quit: make(chan struct{}),
+		users: map[string]*user{}, toJID: map[string]jid.JID{}}
+	s.ctx.s = s
+	return s
+}
+
+func (s *shard) run() {
+	defer s.r.wg.Done()
+	for {
+		for o := s.q.pop(); o != nil; o = s.q.pop() {
+			s.handle(o)
+		}
+		select {
+		case <-s.q.wake:
+		case <-s.quit:
+			for o := s.q.pop(); o != nil; o = s.q.pop() {
+				s.handle(o)
+			}
+			return
+		}
+	}
+}
+
+// handle runs one op. A panic in a module is contained to the op: the worker owns many
+// users and must survive any one stanza.
+func (s *shard) handle(o *op) {
+	keep := false
+	defer func() {
+		if v := recover(); v != nil {
+			s.r.log.Error().Interface("panic", v).Bytes("stack", debug.Stack()).Msg("router: op panicked")
+			keep = false
+		}
+		if !keep {
+			putOp(o)
+		}
+	}()
+	switch o.kind {
+	case opBind:
+		s.bind(o)
+	case opUnbind:
+		s.unbind(o.sess)
+	case opCloseUser:
+		if u := s.users[o.bare.String()]; u != nil {
+			for _, se := range append([]*Session(nil), u.sessions...) {
+				se.conn.Close(o.cond)
+			}
+		}
+	case opOut:
+		keep = s.outbound(o)
+	case opIn:
+		s.inbound(o)
+	}
+}
+
+func (s *shard) userFor(bare jid.JID, create bool) *user {
+	key := bare.String()
+	if u := s.users[key]; u != nil {
+		return u
+	}
+	if !create {
+		return nil
+	}
+	u := &user{bare: bare, key: key}
+	s.users[key] = u
+	return u
+}
+
+func (s *shard) dropIfIdle(u *user) {
+	if len(u.sessions) == 0 {
+		delete(s.users, u.key)
+	}
+}
+
+func (s *shard) bind(o *op) {
+	u := s.userFor(o.bare, true)
+	res := o.resource
+	if res == "" {
+		res = newResource()
+	}
+	full, err := o.bare.WithResource(res)
+	if err != nil {
+		s.dropIfIdle(u)
+		o.done(nil, stanza.New(stanza.BadRequest))
+		return
+	}
+	if old := u.find(full.Resource()); old != nil {
+		// RFC 6120 §7.7.2.2: the newer session wins; the older stream gets <conflict/>.
+		old.gone.Store(true)
+		old.conn.Close(stanza.Conflict)
+		s.removeSession(u, old)
+	}
+	if len(u.sessions) >= MaxSessionsPerUser {
+		s.dropIfIdle(u)
+		o.done(nil, stanza.New(stanza.ResourceConstraintCond))
+		return
+	}
+	se := &Session{shard: s, conn: o.conn, jid: full, fullB: []byte(full.String()), user: u}
+	u.sessions = append(u.sessions, se)
+	u.exists = true
+	s.r.online.Add(1)
+	o.done(se, nil)
+}
+
+func (s *shard) unbind(se *Session) {
+	u := se.user
+	if u == nil || u.find(se.jid.Resource()) != se {
+		return // already replaced by a newer bind
+	}
+	s.removeSession(u, se)
+	s.dropIfIdle(u)
+}
+
+// removeSession takes se out of u and runs what a session end implies: unavailable presence
+// to everyone who saw it available, then the modules' session-end callbacks.
+func (s *shard) removeSession(u *user, se *Session) {
+	for i, x := range u.sessions {
+		if x == se {
+			u.sessions = append(u.sessions[:i], u.sessions[i+1:]...)
+			break
+		}
+	}
+	s.r.online.Add(-1)
+	if se.available {
+		se.available = false
+		se.presence = nil
+		// A fresh buffer: hooks may use the shard's scratch while they read this packet.
+		raw := append(make([]byte, 0, len(se.fullB)+48), "<presence type='unavailable' from='"...)
+		raw = xmlstream.AppendEscapedAttr(raw, se.fullB)
+		raw = append(raw, "'/>"...)
+		s.setPacket(raw, module.KindPresence, "unavailable", "", se.jid, jid.JID{})
+		s.ctx.set(se, u)
+		s.runHooks(module.Outbound, module.KindPresence)
+	}
+	s.ctx.set(se, u)
+	for _, f := range s.r.reg.sessEnd {
+		f(&s.ctx, se)
+	}
+	se.user = nil
+}
+
+func (s *shard) setPacket(raw []byte, k module.Kind, typ, id string, from, to jid.JID) {
+	s.pkt = module.Packet{Raw: raw, Kind: k, Type: typ, ID: id, From: from, To: to}
+}
+
+// parseTo returns the JID in a raw, escaped 'to' value, from the cache when possible.
+func (s *shard) parseTo(v []byte) (jid.JID, error) {
+	if j, ok := s.toJID[string(v)]; ok {
+		return j, nil
+	}
+	var j jid.JID
+	var err error
+	if bytes.IndexByte(v, '&') >= 0 {
+		j, err = jid.ParseBytes(xmlstream.AppendUnescaped(nil, v))
+	} else {
+		j, err = jid.ParseBytes(v)
+	}
+	if err != nil {
+		return j, err
+	}
+	if len(s.toJID) >= toCacheMax {
+		clear(s.toJID)
+	}
+	s.toJID[string(v)] = j
+	return j, nil
+}
+
+// outbound runs the sender's phase for a client stanza. It reports whether o was handed on.
+func (s *shard) outbound(o *op) bool {
+	se := o.sess
+	u := se.user
+	if u == nil || se.gone.Load() {
+		return false
+	}
+	e, err := xmlstream.ParseElement(o.buf.B, "jabber:client")
+	if err != nil {
+		return false
+	}
+	typ := internType(e)
+	var id string
+	if v, ok := e.Attr("id"); ok && o.pk != module.KindMessage {
+		id = string(v)
+	}
+	var to jid.JID
+	if v, ok := e.Attr("to"); ok {
+		to, err = s.parseTo(v)
+		if err != nil {
+			if typ != "error" {
+				s.setPacket(o.buf.B, o.pk, typ, id, se.jid, jid.JID{})
+				s.ctx.set(se, u)
+				s.ctx.Error(&s.pkt, stanza.New(stanza.JIDMalformed))
+			}
+			return false
+		}
+	}
+	s.setPacket(o.buf.B, o.pk, typ, id, se.jid, to)
+	s.ctx.set(se, u)
+	p := &s.pkt
+	switch o.pk {
+	case module.KindIQ:
+		return s.outIQ(o, p, u)
+	case module.KindPresence:
+		if to.IsZero() {
+			s.broadcastPresence(se, p, e)
+			return false
+		}
+	case module.KindMessage:
+		if to.IsZero() {
+			p.To = u.bare // RFC 6120 §10.3.1
+		}
+	}
+	if s.runHooks(module.Outbound, o.pk) == module.Stop {
+		return false
+	}
+	return s.forwardPacket(o, p)
+}
+
+func (s *shard) broadcastPresence(se *Session, p *module.Packet, e xmlstream.Element) {
+	switch p.Type {
+	case "":
+		initial := !se.available
+		se.available = true
+		se.prio = 0
+		if c, ok := e.Child("", "priority"); ok {
+			s.tmp = c.AppendText(s.tmp[:0])
+			if n, err := strconv.Atoi(string(bytes.TrimSpace(s.tmp))); err == nil && n >= -128 && n <= 127 {
+				se.prio = int8(n)
+			}
+		}
+		se.presence = append(se.presence[:0], p.Raw...)
+		s.runHooks(module.Outbound, module.KindPresence)
+		if initial {
+			s.ctx.set(se, se.user)
+			for _, f := range s.r.reg.avail {
+				f(&s.ctx, se)
+			}
+		}
+	case "unavailable":
+		se.available = false
+		se.presence = nil
+		s.runHooks(module.Outbound, module.KindPresence)
+	default:
+		// Subscription states and probes need a 'to' (RFC 6121 §3); errors to nobody are dropped.
+	}
+}
+
+func (s *shard) outIQ(o *op, p *module.Packet, u *user) bool {
+	to := p.To
+	toServer := to.IsZero() || (to.Local() == "" && to.Resource() == "" && s.r.isLocal(to.Domain()))
+	toSelf := !to.IsZero() && to.IsBare() && to.Equal(u.bare)
+	switch p.Type {
+	case "get", "set":
+		if toServer || toSelf {
+			s.dispatchIQ(s.r.reg.iq, p)
+			return false
+		}
+		if to.Local() == "" && s.r.isLocal(to.Domain()) {
+			s.ctx.Error(p, stanza.New(stanza.ServiceUnavailable))
+			return false
+		}
+	case "result", "error":
+		if toServer || toSelf {
+			return false // answers to server pushes and pings
+		}
+	default:
+		s.ctx.Error(p, stanza.New(stanza.BadRequest))
+		return false
+	}
+	return s.forwardPacket(o, p)
+}
+
+func (s *shard) dispatchIQ(table map[iqKey]module.IQHandler, p *module.Packet) {
+	payload, ok := p.Payload()
+	if !ok {
+		s.ctx.Error(p, stanza.New(stanza.BadRequest))
+		return
+	}
+	t := module.IQGet
+	if p.Type == "set" {
+		t = module.IQSet
+	}
+	h := table[iqKey{t, string(payload.NS()), string(payload.Name())}]
+	if h == nil {
+		s.ctx.Error(p, stanza.New(stanza.ServiceUnavailable))
+		return
+	}
+	h(&s.ctx, p)
+}
+
+// forwardPacket sends p (maybe rewritten by hooks) on to its recipient. It reports whether o
+// was handed on.
+func (s *shard) forwardPacket(o *op, p *module.Packet) bool {
+	to := p.To
+	if to.IsZero() {
+		return false
+	}
+	if !s.r.isLocal(to.Domain()) {
+		if p.Type != "error" {
+			s.ctx.Error(p, stanza.New(stanza.RemoteServerNotFound))
+		}
+		return false
+	}
+	if to.Local() == "" {
+		// To the server itself: nothing here answers messages or presence.
+		if p.Kind == module.KindMessage && p.Type != "error" && p.Type != "headline" {
+			s.ctx.Error(p, stanza.New(stanza.ServiceUnavailable))
+		}
+		return false
+	}
+	if &p.Raw[0] != &o.buf.B[0] || len(p.Raw) != len(o.buf.B) {
+		o.buf.B = append(o.buf.B[:0], p.Raw...)
+	}
+	o.to = to
+	o.kind = opIn
+	s.r.routed.Add(1)
+	s.r.shardOf(to.Bare().String()).q.pushForce(o)
+	return true
+}
+
+func (s *shard) runHooks(ph module.Phase, k module.Kind) module.Verdict {
+	for _, h := range s.r.reg.hooks[ph][k] {
+		if h.h(&s.ctx, &s.pkt) == module.Stop {
+			return module.Stop
+		}
+	}
+	return module.Continue
+}
+
+// inbound runs the recipient's phase for a stanza addressed to a local user.
+func (s *shard) inbound(o *op) {
+	e, err := xmlstream.ParseElement(o.buf.B, "jabber:client")
+	if err != nil {
+		return
+	}
+	var k module.Kind
+	switch string(e.Name()) {
+	case "message":
+		k = module.KindMessage
+	case "presence":
+		k = module.KindPresence
+	case "iq":
+		k = module.KindIQ
+	default:
+		return
+	}
+	typ := internType(e)
+	var id string
+	if v, ok := e.Attr("id"); ok && k != module.KindMessage {
+		id = string(v)
+	}
+	var from jid.JID
+	if v, ok := e.Attr("from"); ok {
+		from, _ = s.parseTo(v)
+	}
+	to := o.to
+	if to.IsZero() {
+		if v, ok := e.Attr("to"); ok {
+			to, _ = s.parseTo(v)
+		}
+	}
+	if to.IsZero() {
+		return
+	}
+	s.setPacket(o.buf.B, k, typ, id, from, to)
+	p := &s.pkt
+	u := s.userFor(to.Bare(), false)
+	if u == nil {
+		u = &user{bare: to.Bare(), key: to.Bare().String()}
+		if _, err := s.r.st.Accounts().Get(u.key); err != nil {
+			s.ctx.set(nil, nil)
+			// RFC 6121 §8.5.1: no such user.
+			if typ != "error" && (k == module.KindIQ && (typ == "get" || typ == "set") || k == module.KindMessage) {
+				s.ctx.Error(p, stanza.New(stanza.ServiceUnavailable))
+			}
+			return
+		}
+		u.exists = true
+	}
+	s.ctx.set(nil, u)
+	if k == module.KindIQ {
+		s.inIQ(p, u)
+		return
+	}
+	if s.runHooks(module.Inbound, k) == module.Stop {
+		return
+	}
+	s.deliver(p, u)
+}
+
+func (s *shard) inIQ(p *module.Packet, u *user) {
+	get := p.Type == "get" || p.Type == "set"
+	if p.To.IsBare() {
+		if get {
+			s.dispatchIQ(s.r.reg.iqBare, p)
+		}
+		return
+	}
+	if se := u.find(p.To.Resource()); se != nil {
+		se.Send(p.Raw)
+		return
+	}
+	if get {
+		s.ctx.Error(p, stanza.New(stanza.ServiceUnavailable))
+	}
+}
+
+// deliver is the default delivery of RFC 6121 §8.5 for messages and presence to u.
+func (s *shard) deliver(p *module.Packet, u *user) bool {
+	if !p.To.IsBare() {
+		if se := u.find(p.To.Resource()); se != nil {
+			return se.Send(p.Raw)
+		}
+		if p.Kind == module.KindPresence {
+			return false
+		}
+		switch p.Type {
+		case "groupchat":
+			s.ctx.Error(p, stanza.New(stanza.ServiceUnavailable))
+			return false
+		case "headline", "error":
+			return false
+		}
+		// chat and normal to an unavailable resource: treat as bare (§8.5.3.2.1).
+	}
+	if p.Kind == module.KindPresence {
+		sent := false
+		for _, se := range u.sessions {
+			if se.available {
+				sent = se.Send(p.Raw) || sent
+			}
+		}
+		return sent
+	}
+	switch p.Type {
+	case "error":
+		return false
+	case "groupchat":
+		s.ctx.Error(p, stanza.New(stanza.ServiceUnavailable))
+		return false
+	}
+	best := -1
+	for _, se := range u.sessions {
+		if se.available && int(se.prio) > best {
+			best = int(se.prio)
+		}
+	}
+	if best < 0 {
+		if p.Type != "headline" {
+			s.ctx.Error(p, stanza.New(stanza.ServiceUnavailable))
+		}
+		return false
+	}
+	sent := false
+	for _, se := range u.sessions {
+		if !se.available || se.prio < 0 {
+			continue
+		}
+		if p.Type == "headline" || int(se.prio) == best {
+			sent = se.Send(p.Raw) || sent
+		}
+	}
+	return sent
+}
+
+// internType returns the type attribute as one of the known constant strings, so the hot
+// path does not allocate; unknown types are copied.
+func internType(e xmlstream.Element) string {
+	v, ok := e.Attr("type")
+	if !ok {
+		return ""
+	}
+	switch string(v) {
+	case "chat":
+		return "chat"
+	case "normal":
+		return "normal"
+	case "headline":
+		return "headline"
+	case "groupchat":
+		return "groupchat"
+	case "error":
+		return "error"
+	case "get":
+		return "get"
+	case "set":
+		return "set"
+	case "result":
+		return "result"
+	case "unavailable":
+		return "unavailable"
+	case "subscribe":
+		return "subscribe"
+	case "subscribed":
+		return "subscribed"
+	case "unsubscribe":
+		return "unsubscribe"
+	case "unsubscribed":
+		return "unsubscribed"
+	case "probe":
+		return "probe"
+	}
+	return string(v)
+}
