@@ -264,6 +264,16 @@ func (c *conn) writeHeader(h *xmlstream.Stanza) {
 	b.B = append(b.B, streamID()...)
 	b.B = append(b.B, "' from='"...)
 	b.B = xmlstream.AppendEscapedString(b.B, c.domainName())
+	// RFC 6120 §4.7.2: answer the initiator's 'from' in 'to'; clients take their address
+	// from it.
+	if h != nil {
+		if f, ok := h.Attr("from"); ok && len(f) > 0 {
+			if j, err := jid.ParseBytes(xmlstream.AppendUnescaped(nil, f)); err == nil {
+				b.B = append(b.B, "' to='"...)
+				b.B = xmlstream.AppendEscapedString(b.B, j.String())
+			}
+		}
+	}
 	b.B = append(b.B, "' version='1.0' xml:lang='"...)
 	lang := []byte("en")
 	if h != nil && len(h.Lang) > 0 && len(h.Lang) < 36 {

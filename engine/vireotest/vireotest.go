@@ -6,6 +6,7 @@ package vireotest
 
 import (
 	"bytes"
+	"encoding/base64"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -253,4 +254,37 @@ func (r *RawConn) ExpectClosed() string {
 		r.t.Fatalf("connection not closed within 10 s; got %q", got)
 	}
 	return got
+}
+
+// DialTLS opens a raw connection to the direct-TLS listener.
+func (s *Server) DialTLS(t testing.TB) *RawConn {
+	t.Helper()
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", s.TLSAddr(), s.ClientTLS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &RawConn{t: t, c: c}
+}
+
+// Header is the client stream header for the test domain.
+func (s *Server) Header() string {
+	return "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='" + s.domain + "' version='1.0'>"
+}
+
+// LoginPlain logs in over direct TLS with SASL PLAIN (the server must allow PLAIN) and
+// binds resource; it returns the raw connection after the bind result.
+func (s *Server) LoginPlain(t testing.TB, user, pass, resource string) *RawConn {
+	t.Helper()
+	r := s.DialTLS(t)
+	r.Send(s.Header())
+	r.Expect("</stream:features>")
+	r.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>" +
+		base64.StdEncoding.EncodeToString([]byte("\x00"+user+"\x00"+pass)) + "</auth>")
+	r.Expect("<success")
+	r.Send(s.Header())
+	r.Expect("</stream:features>")
+	r.Send("<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>" + resource + "</resource></bind></iq>")
+	r.Expect("</iq>")
+	return r
 }
