@@ -6,10 +6,10 @@ package vireotest
 
 import (
 	"bytes"
-	"encoding/base64"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"io"
 	"net"
 	"strings"

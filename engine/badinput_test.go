@@ -1,0 +1,139 @@
+package engine_test
+
+import (
+	"encoding/base64"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vireo-im/vireo/engine/vireotest"
+)
+
+func no() *bool { f := false; return &f }
+
+const hdr = "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>"
+
+// TestIntegrationBadInput sends what no well-behaved client sends and checks the stream
+// error RFC 6120 §4.9.3 prescribes, a clean close, and that the server still logs in a
+// fresh client afterwards.
+func TestIntegrationBadInput(t *testing.T) {
+	srv := vireotest.Start(t, vireotest.Options{RequireTLS: no(), AllowPlain: true, MaxStanza: 8192, AuthFailLimit: 3})
+	srv.AddUser(t, "alice", "secret")
+	for _, tc := range []struct {
+		name, send, want string
+	}{
+		{"malformed", hdr + "</iq>", "not-well-formed"},
+		{"malformed tag", hdr + "<message to='x'<body/>", "not-well-formed"},
+		{"mismatched quotes", hdr + "<message to='a@localhost\"><body/></message>", "not-well-formed"},
+		{"comment", hdr + "<!-- hi -->", "restricted-xml"},
+		{"processing instruction", hdr + "<?php echo 1 ?>", "restricted-xml"},
+		{"dtd", "<?xml version='1.0'?><!DOCTYPE stream [<!ENTITY x 'y'>]>" + hdr, "restricted-xml"},
+		{"undefined entity", hdr + "<message><body>&bogus;</body></message>", "restricted-xml"},
+		{"wrong stream namespace", "<stream:stream xmlns='jabber:client' xmlns:stream='urn:wrong' to='localhost' version='1.0'>", "invalid-namespace"},
+		{"wrong content namespace", "<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>", "invalid-namespace"},
+		{"missing version", "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost'>", "unsupported-version"},
+		{"unknown host", "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='example.org' version='1.0'>", "host-unknown"},
+		{"stanza before auth", hdr + "<message to='alice@localhost'><body>spam</body></message>", "not-authorized"},
+		{"iq before auth", hdr + "<iq type='get' id='1'><query xmlns='jabber:iq:roster'/></iq>", "not-authorized"},
+		{"oversized stanza", hdr + "<message><body>" + strings.Repeat("x", 9000) + "</body></message>", "policy-violation"},
+		{"invalid utf-8", hdr + "<message><body>\xff\xfe</body></message>", "not-well-formed"},
+		{"deep nesting", hdr + strings.Repeat("<a>", 100), "policy-violation"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := srv.Dial(t)
+			r.Send(tc.send)
+			got := r.ExpectClosed()
+			if !strings.Contains(got, "<"+tc.want) || !strings.Contains(got, "</stream:stream>") {
+				t.Fatalf("got %q, want a %s stream error and </stream:stream>", got, tc.want)
+			}
+			if !strings.Contains(got, "<stream:stream") {
+				t.Fatalf("stream error without a stream header first: %q", got)
+			}
+		})
+	}
+	// The server is unharmed.
+	r := srv.LoginPlain(t, "alice", "secret", "after")
+	r.Send("<iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>")
+	r.Expect("id='r1'")
+}
+
+func TestIntegrationSASLGarbage(t *testing.T) {
+	srv := vireotest.Start(t, vireotest.Options{RequireTLS: no(), AuthFailLimit: 3})
+	srv.AddUser(t, "alice", "secret")
+	r := srv.Dial(t)
+	r.Send(hdr)
+	r.Expect("</stream:features>")
+	for _, tc := range []struct{ send, want string }{
+		{"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-256'>!!!notbase64</auth>", "incorrect-encoding"},
+		{"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-256'>" + base64.StdEncoding.EncodeToString([]byte("garbage")) + "</auth>", "malformed-request"},
+		{"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='X-UNKNOWN'>=</auth>", "invalid-mechanism"},
+		{"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>" + base64.StdEncoding.EncodeToString([]byte("\x00alice\x00secret")) + "</auth>", "invalid-mechanism"}, // PLAIN is off on plain TCP
+		{"<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>=</response>", "malformed-request"},
+		{"<abort xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>", "aborted"},
+	} {
+		r.Send(tc.send)
+		got := r.Expect("</failure>")
+		if !strings.Contains(got, "<"+tc.want) {
+			t.Fatalf("%s: got %q, want %s", tc.send, got, tc.want)
+		}
+	}
+}
+
+func TestIntegrationAuthThrottle(t *testing.T) {
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true, AuthFailLimit: 3})
+	srv.AddUser(t, "alice", "secret")
+	r := srv.DialTLS(t)
+	r.Send(srv.Header())
+	r.Expect("</stream:features>")
+	bad := "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>" + base64.StdEncoding.EncodeToString([]byte("\x00alice\x00wrong")) + "</auth>"
+	for i := 0; i < 3; i++ {
+		r.Send(bad)
+		if got := r.Expect("</failure>"); !strings.Contains(got, "not-authorized") {
+			t.Fatalf("attempt %d: %q", i, got)
+		}
+	}
+	// Now even the right password is refused for a while from this address.
+	r.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>" + base64.StdEncoding.EncodeToString([]byte("\x00alice\x00secret")) + "</auth>")
+	if got := r.Expect("</failure>"); !strings.Contains(got, "temporary-auth-failure") {
+		t.Fatalf("after 3 failures: %q", got)
+	}
+}
+
+func TestIntegrationSilentClient(t *testing.T) {
+	srv := vireotest.Start(t, vireotest.Options{RequireTLS: no(), PreAuthTimeout: time.Second})
+	srv.AddUser(t, "alice", "secret")
+	r := srv.Dial(t)
+	r.Send(hdr)
+	got := r.ExpectClosed()
+	if !strings.Contains(got, "connection-timeout") {
+		t.Fatalf("silent client: %q", got)
+	}
+	// A connection that sends nothing at all is closed too.
+	r2 := srv.Dial(t)
+	r2.ExpectClosed()
+}
+
+// TestIntegrationNeverReads floods a client that does not read: the server must close it
+// once its outbound queue passes the cap, not buffer without end.
+func TestIntegrationNeverReads(t *testing.T) {
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true, MaxOutbound: 64 << 10})
+	srv.AddUser(t, "alice", "a")
+	srv.AddUser(t, "bob", "b")
+	victim := srv.LoginPlain(t, "bob", "b", "slow")
+	victim.Send("<presence/>")
+	sender := srv.LoginPlain(t, "alice", "a", "fast")
+	body := strings.Repeat("y", 4000)
+	deadline := time.Now().Add(20 * time.Second)
+	for i := 0; time.Now().Before(deadline); i++ {
+		sender.Send("<message to='bob@localhost/slow' type='chat'><body>" + body + "</body></message>")
+		if i%50 == 0 && srv.Engine.Stats().Established < 2 {
+			break
+		}
+	}
+	if n := srv.Engine.Stats().Established; n != 1 {
+		t.Fatalf("established = %d; the non-reading client was not dropped", n)
+	}
+	// The sender is still fine.
+	sender.Send("<iq type='get' id='still'><query xmlns='jabber:iq:roster'/></iq>")
+	sender.Expect("id='still'")
+}
