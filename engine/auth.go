@@ -127,6 +127,9 @@ func (c *conn) onSASL(st *xmlstream.Stanza) {
 			c.saslFailure(&sasl.Failure{Condition: "invalid-mechanism"})
 			return
 		}
+		if c.has(fCBRejected) {
+			srv.AcceptUnboundClient()
+		}
 		c.auth = &authState{srv: srv}
 	case "response":
 		if c.auth == nil {
@@ -257,12 +260,17 @@ func (c *conn) lookup(status sasl.Status) {
 func (c *conn) authFailed(err error) {
 	s := c.srv()
 	s.authFail.Add(1)
-	s.throttle.fail(c.ip, time.Now())
+	if err != sasl.ErrUnsupportedBinding { // a client probing our bindings guessed no password
+		s.throttle.fail(c.ip, time.Now())
+	}
 	user := ""
 	if c.auth != nil {
 		user = c.auth.local
 	}
 	c.auth = nil
+	if err == sasl.ErrUnsupportedBinding {
+		c.set(fCBRejected)
+	}
 	f, ok := err.(*sasl.Failure)
 	if !ok {
 		f = &sasl.Failure{Condition: "not-authorized"}

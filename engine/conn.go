@@ -37,6 +37,7 @@ const (
 	fAuthed
 	fPaused
 	fBindWait
+	fCBRejected // the client tried -PLUS with a binding type we lack
 )
 
 // conn is one client connection, owned by its event loop except for the atomics, which

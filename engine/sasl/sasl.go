@@ -73,6 +73,10 @@ func (f *Failure) AppendXML(dst []byte) []byte {
 
 func fail(cond, text string) error { return &Failure{Condition: cond, Text: text} }
 
+// ErrUnsupportedBinding is the failure for a -PLUS attempt with a channel-binding type
+// this server does not offer.
+var ErrUnsupportedBinding = &Failure{Condition: "malformed-request", Text: "unsupported channel binding type"}
+
 var (
 	errMalformed = func(text string) error { return fail("malformed-request", text) }
 	errNotAuth   = &Failure{Condition: "not-authorized"}
@@ -143,7 +147,15 @@ type Server struct {
 	nonce  string // full nonce
 	first  string // server-first-message
 	creds  store.Credentials
+	allowY bool
 }
+
+// AcceptUnboundClient lets a client send the 'y' flag (it supports channel binding, but
+// not one we offer) although we advertise -PLUS. Call it only after this connection saw the
+// client try -PLUS with a binding type we do not support: then 'y' is the client falling
+// back, not an attacker who stripped -PLUS from our features (RFC 5802 §6). slixmpp does
+// this on TLS 1.3, where its tls-unique does not exist.
+func (s *Server) AcceptUnboundClient() { s.allowY = true }
 
 const (
 	stStart uint8 = iota
@@ -265,7 +277,7 @@ func (s *Server) clientFirst(in []byte) ([]byte, Status, error) {
 	case flag == "y":
 		// The client could bind but thinks we cannot; if we can, someone stripped PLUS
 		// from our features (RFC 5802 §6).
-		if s.m.plus || cbAvailable(s.cb) {
+		if s.m.plus || (cbAvailable(s.cb) && !s.allowY) {
 			return nil, 0, errNotAuth
 		}
 	case strings.HasPrefix(flag, "p="):
@@ -274,7 +286,7 @@ func (s *Server) clientFirst(in []byte) ([]byte, Status, error) {
 		}
 		data, ok := s.cb(flag[2:])
 		if !ok {
-			return nil, 0, errMalformed("unsupported channel binding type")
+			return nil, 0, ErrUnsupportedBinding
 		}
 		s.cbData = data
 	default:

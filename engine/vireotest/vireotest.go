@@ -50,9 +50,11 @@ type Server struct {
 	Router *router.Router
 	Store  store.Store
 	Dir    string
-	domain string
-	pool   *x509.CertPool
-	tlsCfg *tls.Config
+	// CertPEM is the server's self-signed certificate, for clients that need a CA file.
+	CertPEM []byte
+	domain  string
+	pool    *x509.CertPool
+	tlsCfg  *tls.Config
 }
 
 // Start runs a server until the test ends.
@@ -122,7 +124,7 @@ func Start(t testing.TB, o Options) *Server {
 		st.Close()
 		t.Fatal(err)
 	}
-	s := &Server{Engine: eng, Router: rt, Store: st, Dir: o.Dir, domain: o.Domain, pool: pool, tlsCfg: tlsCfg}
+	s := &Server{Engine: eng, Router: rt, Store: st, Dir: o.Dir, CertPEM: certPEM, domain: o.Domain, pool: pool, tlsCfg: tlsCfg}
 	t.Cleanup(s.Stop)
 	return s
 }
