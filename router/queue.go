@@ -21,7 +21,12 @@ type mpsc struct {
 	stub  op
 	count atomic.Int64
 	max   int64
-	wake  chan struct{} // 1-slot signal: the consumer sleeps on it when empty
+	// sleeping is set by the consumer before it parks on wake; a producer signals only
+	// then, so the common path (a busy consumer) costs producers no channel operation.
+	// Both sides use sequentially consistent atomics (store flag, then load queue; swap
+	// queue, then load flag), so one of them always sees the other (Dekker).
+	sleeping atomic.Bool
+	wake     chan struct{} // 1-slot signal
 }
 
 func newMPSC(max int) *mpsc {
@@ -38,11 +43,38 @@ func (q *mpsc) push(o *op) bool {
 		return false
 	}
 	q.pushNode(o)
-	select {
-	case q.wake <- struct{}{}:
-	default:
-	}
+	q.signal()
 	return true
+}
+
+func (q *mpsc) signal() {
+	if q.sleeping.Load() && q.sleeping.CompareAndSwap(true, false) {
+		select {
+		case q.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// empty reports whether nothing is queued or being linked. Consumer only.
+func (q *mpsc) empty() bool {
+	return q.tail.next.Load() == nil && q.tail == q.head.Load()
+}
+
+// park blocks the consumer until a producer signals or quit closes; it returns false on quit.
+func (q *mpsc) park(quit <-chan struct{}) bool {
+	q.sleeping.Store(true)
+	if !q.empty() {
+		q.sleeping.Store(false)
+		return true
+	}
+	select {
+	case <-q.wake:
+		return true
+	case <-quit:
+		q.sleeping.Store(false)
+		return false
+	}
 }
 
 // pushForce appends o even over the bound: for ops that must not be dropped (unbind,
@@ -50,10 +82,7 @@ func (q *mpsc) push(o *op) bool {
 func (q *mpsc) pushForce(o *op) {
 	q.count.Add(1)
 	q.pushNode(o)
-	select {
-	case q.wake <- struct{}{}:
-	default:
-	}
+	q.signal()
 }
 
 func (q *mpsc) pushNode(o *op) {

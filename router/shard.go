@@ -61,9 +61,7 @@ func (s *shard) run() {
 		for o := s.q.pop(); o != nil; o = s.q.pop() {
 			s.handle(o)
 		}
-		select {
-		case <-s.q.wake:
-		case <-s.quit:
+		if !s.q.park(s.quit) {
 			for o := s.q.pop(); o != nil; o = s.q.pop() {
 				s.handle(o)
 			}

@@ -1,0 +1,65 @@
+package router
+
+import (
+	"runtime"
+	"testing"
+)
+
+// BenchmarkMPSC pushes from two producers and pops from one consumer.
+func BenchmarkMPSC(b *testing.B) {
+	q := newMPSC(4096) // bounded well below the ring, so no node is reused while queued
+	ops := make([]op, 1<<17)
+	b.ReportAllocs()
+	done := make(chan struct{})
+	go func() {
+		n := 0
+		for n < b.N {
+			if q.pop() != nil {
+				n++
+				continue
+			}
+			q.park(nil)
+		}
+		close(done)
+	}()
+	b.ResetTimer()
+	half := b.N / 2
+	go func() {
+		for i := 0; i < half; i++ {
+			for !q.push(&ops[i%(1<<16)]) {
+				runtime.Gosched()
+			}
+		}
+	}()
+	for i := half; i < b.N; i++ {
+		for !q.push(&ops[1<<16+i%(1<<16)]) {
+			runtime.Gosched()
+		}
+	}
+	<-done
+}
+
+// BenchmarkChan is the same workload on a buffered channel.
+func BenchmarkChan(b *testing.B) {
+	q := make(chan *op, 4096)
+	ops := make([]op, 1024)
+	b.ReportAllocs()
+	done := make(chan struct{})
+	go func() {
+		for i := 0; i < b.N; i++ {
+			<-q
+		}
+		close(done)
+	}()
+	b.ResetTimer()
+	half := b.N / 2
+	go func() {
+		for i := 0; i < half; i++ {
+			q <- &ops[i%512]
+		}
+	}()
+	for i := half; i < b.N; i++ {
+		q <- &ops[512+i%512]
+	}
+	<-done
+}
