@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"net/http"
+	_ "net/http/pprof"
 	"os"
 	"os/signal"
 	"runtime"
@@ -79,6 +81,14 @@ func run(args []string) int {
 		return 0
 	}
 	log := newLogger(cfg)
+	if a := os.Getenv("VIREO_PPROF"); a != "" {
+		// Profiling for performance work: loopback only, off unless asked for.
+		go func() {
+			if err := http.ListenAndServe(a, nil); err != nil {
+				log.Warn().Err(err).Msg("pprof listener")
+			}
+		}()
+	}
 
 	s, err := start(cfg, log)
 	if err != nil {

@@ -1,0 +1,374 @@
+package scenario
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vireo-im/vireo/bench/loadgen"
+)
+
+// Target is the server under test and its accounts (prefix1..prefixN, one password).
+type Target struct {
+	Name     string
+	Cfg      loadgen.Config
+	Prefix   string
+	Password string
+	PID      int // server process, for /proc sampling
+	// SourceIPs spreads client sockets over 127.0.0.1..127.0.0.SourceIPs so that no
+	// single source address runs out of ephemeral ports.
+	SourceIPs int
+	Log       io.Writer
+}
+
+func (t Target) cfgFor(i int) loadgen.Config {
+	c := t.Cfg
+	if t.SourceIPs > 1 {
+		c.LocalAddr = "127.0.0." + strconv.Itoa(1+i%t.SourceIPs)
+	}
+	return c
+}
+
+func (t Target) logf(f string, a ...any) {
+	if t.Log != nil {
+		fmt.Fprintf(t.Log, f+"\n", a...)
+	}
+}
+
+// dialMany opens sessions for users from..to-1 with conc workers.
+func (t Target) dialMany(from, to, conc int, res string) ([]*loadgen.Session, int, error) {
+	out := make([]*loadgen.Session, to-from)
+	var fails atomic.Int64
+	var firstErr atomic.Value
+	var next atomic.Int64
+	next.Store(int64(from))
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := 0; w < conc; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= to {
+					return
+				}
+				s, err := loadgen.Dial(t.cfgFor(i), t.Prefix+strconv.Itoa(i+1), t.Password, res)
+				if err != nil {
+					fails.Add(1)
+					firstErr.CompareAndSwap(nil, err)
+					continue
+				}
+				out[i-from] = s
+				if d := i - from + 1; d%2000 == 0 {
+					t.logf("  %s: %d sessions up (%.0f/s)", t.Name, d, float64(d)/time.Since(start).Seconds())
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	var err error
+	if e, ok := firstErr.Load().(error); ok {
+		err = e
+	}
+	return out, int(fails.Load()), err
+}
+
+func closeAll(ss []*loadgen.Session) {
+	for _, s := range ss {
+		if s != nil {
+			s.Close()
+		}
+	}
+}
+
+// IdlePoint is one step of the idle-density scenario.
+type IdlePoint struct {
+	Sessions int      `json:"sessions"`
+	Server   ProcStat `json:"server"`
+}
+
+// IdleResult is the idle-density result: memory at each size and the slope.
+type IdleResult struct {
+	Points          []IdlePoint `json:"points"`
+	RSSPerSession   float64     `json:"rss_bytes_per_session"`
+	PSSPerSession   float64     `json:"pss_bytes_per_session"`
+	Failures        int         `json:"failures"`
+	LoginsPerSecond float64     `json:"ramp_logins_per_second"`
+}
+
+// Idle ramps to each size in sizes, holds, samples the server, and reports bytes per
+// session as the slope between the first and last size.
+func Idle(t Target, sizes []int, conc int, settle time.Duration) (IdleResult, error) {
+	var r IdleResult
+	var all []*loadgen.Session
+	defer func() { closeAll(all) }()
+	have := 0
+	var rampTime time.Duration
+	for _, n := range sizes {
+		start := time.Now()
+		ss, fails, err := t.dialMany(have, n, conc, "idle")
+		rampTime += time.Since(start)
+		all = append(all, ss...)
+		r.Failures += fails
+		if fails > 0 {
+			t.logf("  %s: %d failures, first: %v", t.Name, fails, err)
+		}
+		have = n
+		time.Sleep(settle)
+		st, err := ReadProc(t.PID)
+		if err != nil {
+			return r, err
+		}
+		r.Points = append(r.Points, IdlePoint{Sessions: n - fails, Server: st})
+		t.logf("  %s: %d idle sessions, server RSS %.1f MiB PSS %.1f MiB", t.Name, n-fails, float64(st.RSS)/(1<<20), float64(st.PSS)/(1<<20))
+	}
+	if len(r.Points) >= 2 {
+		a, b := r.Points[0], r.Points[len(r.Points)-1]
+		r.RSSPerSession = Slope(float64(a.Sessions), float64(a.Server.RSS), float64(b.Sessions), float64(b.Server.RSS))
+		r.PSSPerSession = Slope(float64(a.Sessions), float64(a.Server.PSS), float64(b.Sessions), float64(b.Server.PSS))
+	}
+	if rampTime > 0 {
+		r.LoginsPerSecond = float64(have) / rampTime.Seconds()
+	}
+	return r, nil
+}
+
+// LoginResult is the login-storm result.
+type LoginResult struct {
+	Logins            int     `json:"logins"`
+	Failures          int     `json:"failures"`
+	Seconds           float64 `json:"seconds"`
+	LoginsPerSecond   float64 `json:"logins_per_second"`
+	ServerCPUPerLogin float64 `json:"server_cpu_us_per_login"`
+	GenCPUPerLogin    float64 `json:"generator_cpu_us_per_login"`
+}
+
+// LoginStorm logs k accounts in as fast as the server takes them (conc at a time), closing
+// each session right after bind.
+func LoginStorm(t Target, k, conc int) (LoginResult, error) {
+	s0, err := ReadProc(t.PID)
+	if err != nil {
+		return LoginResult{}, err
+	}
+	g0, _ := ReadProc(0)
+	var next, fails atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := 0; w < conc; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= k {
+					return
+				}
+				s, err := loadgen.Dial(t.cfgFor(i), t.Prefix+strconv.Itoa(i+1), t.Password, "storm"+strconv.Itoa(i))
+				if err != nil {
+					fails.Add(1)
+					continue
+				}
+				s.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	el := time.Since(start)
+	s1, _ := ReadProc(t.PID)
+	g1, _ := ReadProc(0)
+	ok := k - int(fails.Load())
+	r := LoginResult{Logins: ok, Failures: int(fails.Load()), Seconds: el.Seconds(), LoginsPerSecond: float64(ok) / el.Seconds()}
+	if ok > 0 {
+		r.ServerCPUPerLogin = float64((s1.CPU - s0.CPU).Microseconds()) / float64(ok)
+		r.GenCPUPerLogin = float64((g1.CPU - g0.CPU).Microseconds()) / float64(ok)
+	}
+	return r, nil
+}
+
+// MsgResult is the one-to-one messaging result at one offered rate.
+type MsgResult struct {
+	Users           int     `json:"users"`
+	OfferedRate     int     `json:"offered_per_second"`
+	Sent            int64   `json:"sent"`
+	Delivered       int64   `json:"delivered"`
+	DeliveredPerSec float64 `json:"delivered_per_second"`
+	Loss            int64   `json:"lost"`
+	P50ms           float64 `json:"p50_ms"`
+	P95ms           float64 `json:"p95_ms"`
+	P99ms           float64 `json:"p99_ms"`
+	ServerCPUPerMsg float64 `json:"server_cpu_us_per_message"`
+	GenCPUPerMsg    float64 `json:"generator_cpu_us_per_message"`
+}
+
+// Online is a set of connected sessions with readers that time incoming chat messages.
+type Online struct {
+	ss    []*loadgen.Session
+	mu    sync.Mutex
+	hist  Histogram
+	recvd atomic.Int64
+	wg    sync.WaitGroup
+}
+
+// Connect logs users 1..n in and starts a reader per session.
+func Connect(t Target, n, conc int) (*Online, error) {
+	ss, fails, err := t.dialMany(0, n, conc, "msg")
+	if fails > 0 {
+		closeAll(ss)
+		return nil, fmt.Errorf("scenario: %d of %d logins failed: %w", fails, n, err)
+	}
+	o := &Online{ss: ss}
+	for _, s := range ss {
+		o.wg.Add(1)
+		go o.read(s)
+	}
+	return o, nil
+}
+
+var tsMark = []byte("<body>ts:")
+
+func (o *Online) read(s *loadgen.Session) {
+	defer o.wg.Done()
+	for {
+		st, err := s.Next()
+		if err != nil {
+			return
+		}
+		if string(st.Name) != "message" {
+			continue
+		}
+		raw := st.Raw
+		i := indexOf(raw, tsMark)
+		if i < 0 {
+			continue
+		}
+		j := i + len(tsMark)
+		k := j
+		for k < len(raw) && raw[k] >= '0' && raw[k] <= '9' {
+			k++
+		}
+		ns, err := strconv.ParseInt(string(raw[j:k]), 10, 64)
+		if err != nil {
+			continue
+		}
+		d := time.Duration(time.Now().UnixNano() - ns)
+		o.mu.Lock()
+		o.hist.Add(d)
+		o.mu.Unlock()
+		o.recvd.Add(1)
+	}
+}
+
+func indexOf(b, sub []byte) int {
+	for i := 0; i+len(sub) <= len(b); i++ {
+		if b[i] == sub[0] && string(b[i:i+len(sub)]) == string(sub) {
+			return i
+		}
+	}
+	return -1
+}
+
+// Close ends every session.
+func (o *Online) Close() {
+	closeAll(o.ss)
+	o.wg.Wait()
+}
+
+// Messaging sends rate chat messages per second between random pairs of o's sessions for
+// dur, waits for stragglers, and reports delivery and latency.
+func Messaging(t Target, o *Online, rate int, dur time.Duration) (MsgResult, error) {
+	if len(o.ss) < 2 || rate <= 0 {
+		return MsgResult{}, errors.New("scenario: need 2+ sessions and a positive rate")
+	}
+	o.mu.Lock()
+	o.hist = Histogram{}
+	o.mu.Unlock()
+	base := o.recvd.Load()
+	s0, _ := ReadProc(t.PID)
+	g0, _ := ReadProc(0)
+	var sent atomic.Int64
+	const tick = 10 * time.Millisecond
+	perTick := float64(rate) * tick.Seconds()
+	senders := 4
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := 0; w < senders; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(w), uint64(start.UnixNano())))
+			buf := make([]byte, 0, 256)
+			owed := 0.0
+			tk := time.NewTicker(tick)
+			defer tk.Stop()
+			for now := range tk.C {
+				if now.Sub(start) >= dur {
+					return
+				}
+				owed += perTick / float64(senders)
+				for ; owed >= 1; owed-- {
+					a := rng.IntN(len(o.ss))
+					b := rng.IntN(len(o.ss) - 1)
+					if b >= a {
+						b++
+					}
+					buf = append(buf[:0], "<message type='chat' to='"...)
+					buf = append(buf, o.ss[b].JID...)
+					buf = append(buf, "'><body>ts:"...)
+					buf = strconv.AppendInt(buf, time.Now().UnixNano(), 10)
+					buf = append(buf, "</body></message>"...)
+					if o.ss[a].Send(buf) == nil {
+						sent.Add(1)
+					}
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	deadline := time.Now().Add(3 * time.Second)
+	for o.recvd.Load()-base < sent.Load() && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	el := time.Since(start)
+	s1, _ := ReadProc(t.PID)
+	g1, _ := ReadProc(0)
+	delivered := o.recvd.Load() - base
+	o.mu.Lock()
+	h := o.hist
+	o.hist = Histogram{}
+	o.mu.Unlock()
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	r := MsgResult{Users: len(o.ss), OfferedRate: rate, Sent: sent.Load(), Delivered: delivered,
+		DeliveredPerSec: float64(delivered) / dur.Seconds(), Loss: sent.Load() - delivered,
+		P50ms: ms(h.Quantile(0.5)), P95ms: ms(h.Quantile(0.95)), P99ms: ms(h.Quantile(0.99))}
+	_ = el
+	if delivered > 0 {
+		r.ServerCPUPerMsg = float64((s1.CPU - s0.CPU).Microseconds()) / float64(delivered)
+		r.GenCPUPerMsg = float64((g1.CPU - g0.CPU).Microseconds()) / float64(delivered)
+	}
+	return r, nil
+}
+
+// Search raises the rate until p99 exceeds limit or messages are lost, and returns every
+// step; the last passing step is the answer.
+func Search(t Target, o *Online, start, step, max int, dur time.Duration, limit time.Duration) ([]MsgResult, error) {
+	var out []MsgResult
+	for rate := start; rate <= max; rate += step {
+		r, err := Messaging(t, o, rate, dur)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, r)
+		t.logf("  %s: offered %d/s delivered %.0f/s lost %d p50 %.1fms p99 %.1fms server %.1fµs/msg",
+			t.Name, rate, r.DeliveredPerSec, r.Loss, r.P50ms, r.P99ms, r.ServerCPUPerMsg)
+		if r.Loss > 0 || r.P99ms > float64(limit.Milliseconds()) {
+			break
+		}
+	}
+	return out, nil
+}

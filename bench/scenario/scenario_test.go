@@ -1,0 +1,49 @@
+package scenario
+
+import (
+	"testing"
+	"time"
+)
+
+func TestQuantile(t *testing.T) {
+	var h Histogram
+	for i := 100; i >= 1; i-- {
+		h.Add(time.Duration(i) * time.Millisecond)
+	}
+	for _, tc := range []struct {
+		q    float64
+		want time.Duration
+	}{{0.5, 50 * time.Millisecond}, {0.95, 95 * time.Millisecond}, {0.99, 99 * time.Millisecond}, {1, 100 * time.Millisecond}, {0, time.Millisecond}} {
+		if got := h.Quantile(tc.q); got != tc.want {
+			t.Errorf("q%.2f = %v, want %v", tc.q, got, tc.want)
+		}
+	}
+	var empty Histogram
+	if empty.Quantile(0.5) != 0 {
+		t.Fatal("empty histogram")
+	}
+}
+
+func TestSlope(t *testing.T) {
+	if s := Slope(2000, 10e6, 16000, 38e6); s != 2000 {
+		t.Fatalf("slope = %v", s)
+	}
+	if Slope(1, 5, 1, 9) != 0 {
+		t.Fatal("vertical slope")
+	}
+}
+
+func TestParseStat(t *testing.T) {
+	raw := []byte("1234 (vireo (x) y) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 9 0 100 0 0")
+	d, err := parseStatCPU(raw)
+	if err != nil || d != 3*time.Second {
+		t.Fatalf("cpu = %v, %v", d, err)
+	}
+	if _, err := parseStatCPU([]byte("garbage")); err == nil {
+		t.Fatal("garbage parsed")
+	}
+	self, err := ReadProc(0)
+	if err != nil || self.RSS <= 0 {
+		t.Fatalf("ReadProc(self) = %+v, %v", self, err)
+	}
+}
