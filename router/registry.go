@@ -104,3 +104,19 @@ func (m *modReg) OnSessionEnd(f func(module.Context, module.Session)) {
 func (m *modReg) OnAvailable(f func(module.Context, module.Session)) {
 	m.g.avail = append(m.g.avail, f)
 }
+
+// IQKey names one registered IQ handler.
+type IQKey struct {
+	Set       bool
+	NS, Local string
+}
+
+// IQHandlers lists the server's IQ handlers (for tests that every advertised feature is
+// answered).
+func (r *Router) IQHandlers() []IQKey {
+	var out []IQKey
+	for k := range r.reg.iq {
+		out = append(out, IQKey{Set: k.t == module.IQSet, NS: k.ns, Local: k.local})
+	}
+	return out
+}

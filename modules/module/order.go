@@ -6,7 +6,7 @@ const (
 	OrderPrivacy  = 150
 	OrderRoster   = 200 // subscription state machine
 	OrderPresence = 300 // broadcast, probes, directed presence
-	OrderVCard    = 350 // avatar hash added to outgoing presence
+	OrderVCard    = 250 // avatar hash added to outgoing presence, before the broadcast
 	OrderStanzaID = 380 // XEP-0359 stamp before copies and archive
 	OrderCarbons  = 400
 	OrderArchive  = 500

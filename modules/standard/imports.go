@@ -3,7 +3,19 @@
 package standard
 
 import (
+	_ "github.com/vireo-im/vireo/modules/blocking"
+	_ "github.com/vireo-im/vireo/modules/carbons"
+	_ "github.com/vireo-im/vireo/modules/disco"
+	_ "github.com/vireo-im/vireo/modules/hints"
+	_ "github.com/vireo-im/vireo/modules/last"
 	_ "github.com/vireo-im/vireo/modules/offline"
+	_ "github.com/vireo-im/vireo/modules/ping"
 	_ "github.com/vireo-im/vireo/modules/presence"
+	_ "github.com/vireo-im/vireo/modules/private"
+	_ "github.com/vireo-im/vireo/modules/register"
 	_ "github.com/vireo-im/vireo/modules/roster"
+	_ "github.com/vireo-im/vireo/modules/sid"
+	_ "github.com/vireo-im/vireo/modules/vcard"
+	_ "github.com/vireo-im/vireo/modules/version"
+	_ "github.com/vireo-im/vireo/modules/xtime"
 )

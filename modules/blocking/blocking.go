@@ -1,0 +1,201 @@
+// Package blocking implements XEP-0191: Blocking Command.
+//
+// Blocked JIDs live in the "blocklist" table, one row per (user, jid). A small in-memory
+// set of users known to block nobody keeps the per-stanza check off the disk for most
+// traffic.
+package blocking
+
+import (
+	"sync"
+
+	"github.com/vireo-im/vireo/modules/module"
+	"github.com/vireo-im/vireo/router/jid"
+	"github.com/vireo-im/vireo/store"
+	"github.com/vireo-im/vireo/xmlstream"
+	"github.com/vireo-im/vireo/xmlstream/ns"
+	"github.com/vireo-im/vireo/xmlstream/stanza"
+)
+
+// MaxItems bounds a block list.
+const MaxItems = 1000
+
+func init() { module.Register(new(Mod)) }
+
+// Mod is the module.
+type Mod struct {
+	t     store.Table
+	mu    sync.RWMutex
+	empty map[string]bool // user -> known to block nobody
+}
+
+// ModuleInfo implements module.Module.
+func (*Mod) ModuleInfo() module.Info {
+	return module.Info{ID: "blocking", XEP: 191, New: func() module.Module { return new(Mod) }}
+}
+
+// Provision registers handlers and hooks.
+func (m *Mod) Provision(r module.Registrar) error {
+	m.t = r.Table("blocklist")
+	m.empty = map[string]bool{}
+	r.IQ(module.IQGet, ns.Blocking, "blocklist", m.list)
+	r.IQ(module.IQSet, ns.Blocking, "block", m.block)
+	r.IQ(module.IQSet, ns.Blocking, "unblock", m.unblock)
+	for _, k := range []module.Kind{module.KindMessage, module.KindPresence} {
+		r.Hook(module.Outbound, k, module.OrderBlocking, m.outbound)
+		r.Hook(module.Inbound, k, module.OrderBlocking, m.inbound)
+	}
+	return nil
+}
+
+func (m *Mod) items(user string) []string {
+	var out []string
+	m.t.Scan(store.UserKey(user), func(k, _ []byte) bool {
+		out = append(out, string(k[len(user)+1:]))
+		return true
+	})
+	return out
+}
+
+// blocked reports whether user blocks j (full, bare or domain match, XEP-0191 §3.4 / RFC
+// 6121 privacy matching).
+func (m *Mod) blocked(user string, j jid.JID) bool {
+	m.mu.RLock()
+	e, known := m.empty[user]
+	m.mu.RUnlock()
+	if known && e {
+		return false
+	}
+	if !known {
+		n := len(m.items(user))
+		m.mu.Lock()
+		if len(m.empty) > 1<<20 {
+			clear(m.empty)
+		}
+		m.empty[user] = n == 0
+		m.mu.Unlock()
+		if n == 0 {
+			return false
+		}
+	}
+	for _, cand := range []string{j.String(), j.Bare().String(), j.Domain()} {
+		if _, err := m.t.Get(store.UserKey(user, cand)); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+func (m *Mod) forget(user string) {
+	m.mu.Lock()
+	delete(m.empty, user)
+	m.mu.Unlock()
+}
+
+func (m *Mod) outbound(c module.Context, p *module.Packet) module.Verdict {
+	if p.To.IsZero() || !m.blocked(p.From.Bare().String(), p.To) {
+		return module.Continue
+	}
+	if p.Kind == module.KindMessage {
+		e := stanza.New(stanza.NotAcceptable)
+		e.AppCondition = []byte("<blocked xmlns='urn:xmpp:blocking:errors'/>")
+		c.Error(p, e)
+	}
+	return module.Stop
+}
+
+func (m *Mod) inbound(c module.Context, p *module.Packet) module.Verdict {
+	if p.From.IsZero() || !m.blocked(p.To.Bare().String(), p.From) {
+		return module.Continue
+	}
+	if p.Kind == module.KindMessage {
+		c.Error(p, stanza.New(stanza.ServiceUnavailable))
+	}
+	return module.Stop // presence from blocked contacts is dropped silently
+}
+
+func (m *Mod) list(c module.Context, iq *module.Packet) {
+	var b xmlstream.Builder
+	b.Start("blocklist").Attr("xmlns", ns.Blocking)
+	for _, j := range m.items(iq.From.Bare().String()) {
+		b.Start("item").Attr("jid", j).End()
+	}
+	b.End()
+	c.Reply(iq, b.B)
+}
+
+func parseItems(q xmlstream.Element) ([]jid.JID, bool) {
+	var out []jid.JID
+	for it := q.Children(); ; {
+		e, ok := it.Next()
+		if !ok {
+			return out, true
+		}
+		if string(e.Name()) != "item" {
+			continue
+		}
+		v, ok := e.AppendAttr(nil, "jid")
+		if !ok {
+			return nil, false
+		}
+		j, err := jid.ParseBytes(v)
+		if err != nil {
+			return nil, false
+		}
+		out = append(out, j)
+	}
+}
+
+func (m *Mod) block(c module.Context, iq *module.Packet) {
+	q, _ := iq.Payload()
+	js, ok := parseItems(q)
+	if !ok {
+		c.Error(iq, stanza.New(stanza.JIDMalformed))
+		return
+	}
+	if len(js) == 0 {
+		c.Error(iq, stanza.New(stanza.BadRequest)) // §3.3: block needs at least one item
+		return
+	}
+	user := iq.From.Bare().String()
+	if len(m.items(user))+len(js) > MaxItems {
+		c.Error(iq, stanza.New(stanza.ResourceConstraintCond))
+		return
+	}
+	for _, j := range js {
+		if err := m.t.Set(store.UserKey(user, j.String()), nil); err != nil {
+			c.Error(iq, stanza.New(stanza.InternalServerErrorCond))
+			return
+		}
+	}
+	m.forget(user)
+	c.Reply(iq, nil)
+	m.push(c, iq, q.Raw())
+}
+
+func (m *Mod) unblock(c module.Context, iq *module.Packet) {
+	q, _ := iq.Payload()
+	js, ok := parseItems(q)
+	if !ok {
+		c.Error(iq, stanza.New(stanza.JIDMalformed))
+		return
+	}
+	user := iq.From.Bare().String()
+	if len(js) == 0 {
+		m.t.DeletePrefix(store.UserKey(user))
+	}
+	for _, j := range js {
+		m.t.Delete(store.UserKey(user, j.String()))
+	}
+	m.forget(user)
+	c.Reply(iq, nil)
+	m.push(c, iq, q.Raw())
+}
+
+// push tells the user's other sessions about the change (XEP-0191 §3.3, §3.4).
+func (m *Mod) push(c module.Context, iq *module.Packet, payload []byte) {
+	for _, s := range c.Sessions(iq.From.Bare()) {
+		var b xmlstream.Builder
+		b.Start("iq").Attr("type", "set").Attr("id", "block-push").Attr("to", s.JID().String()).Raw(payload).End()
+		s.Send(b.B)
+	}
+}

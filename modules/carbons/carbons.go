@@ -1,0 +1,133 @@
+// Package carbons implements XEP-0280: Message Carbons: copies of a user's chat messages,
+// sent and received, to their other resources that enabled carbons.
+package carbons
+
+import (
+	"github.com/vireo-im/vireo/modules/hints"
+	"github.com/vireo-im/vireo/modules/module"
+	"github.com/vireo-im/vireo/router/jid"
+	"github.com/vireo-im/vireo/xmlstream"
+	"github.com/vireo-im/vireo/xmlstream/ns"
+)
+
+func init() { module.Register(Mod{}) }
+
+// Mod is the module.
+type Mod struct{}
+
+type enabledKey struct{}
+
+// ModuleInfo implements module.Module.
+func (Mod) ModuleInfo() module.Info {
+	return module.Info{ID: "carbons", XEP: 280, New: func() module.Module { return new(Mod) }}
+}
+
+// Provision registers handlers and hooks.
+func (m *Mod) Provision(r module.Registrar) error {
+	r.IQ(module.IQSet, ns.Carbons, "enable", func(c module.Context, iq *module.Packet) { m.set(c, iq, true) })
+	r.IQ(module.IQSet, ns.Carbons, "disable", func(c module.Context, iq *module.Packet) { m.set(c, iq, false) })
+	r.Hook(module.Outbound, module.KindMessage, module.OrderCarbons, m.sent)
+	r.Hook(module.Inbound, module.KindMessage, module.OrderCarbons, m.received)
+	return nil
+}
+
+func (m *Mod) set(c module.Context, iq *module.Packet, on bool) {
+	if s := c.Session(); s != nil {
+		s.SetValue(enabledKey{}, on)
+	}
+	c.Reply(iq, nil)
+}
+
+func enabled(s module.Session) bool {
+	v, _ := s.Value(enabledKey{}).(bool)
+	return v
+}
+
+// eligible implements XEP-0280 §6: chat messages (and normal ones with a body), minus
+// private and no-copy ones.
+func eligible(p *module.Packet) (xmlstream.Element, bool) {
+	e := p.Elem()
+	switch p.Type {
+	case "chat":
+	case "", "normal":
+		if _, ok := e.Child("", "body"); !ok {
+			return e, false
+		}
+	default:
+		return e, false
+	}
+	if _, ok := e.Child(ns.Carbons, "private"); ok {
+		return e, false
+	}
+	if hints.NoCopy(e) {
+		return e, false
+	}
+	if _, ok := e.Child(ns.Carbons, "received"); ok {
+		return e, false
+	}
+	if _, ok := e.Child(ns.Carbons, "sent"); ok {
+		return e, false
+	}
+	return e, true
+}
+
+func wrap(kind string, user, to jid.JID, raw []byte) []byte {
+	var b xmlstream.Builder
+	b.Start("message").Attr("from", user.String()).Attr("to", to.String()).Attr("type", "chat")
+	b.Start(kind).Attr("xmlns", ns.Carbons).Start("forwarded").Attr("xmlns", ns.Forward)
+	b.Raw(xmlstream.SetAttrs(nil, raw, xmlstream.AttrSet{Name: "xmlns", Value: []byte(ns.Client)}))
+	b.End().End().End()
+	return b.B
+}
+
+func (m *Mod) sent(c module.Context, p *module.Packet) module.Verdict {
+	if _, ok := eligible(p); !ok {
+		return module.Continue
+	}
+	user := p.From.Bare()
+	for _, s := range c.Sessions(user) {
+		if s.JID().Equal(p.From) || !enabled(s) || !s.Available() {
+			continue
+		}
+		s.Send(wrap("sent", user, s.JID(), p.Raw))
+	}
+	return module.Continue
+}
+
+func (m *Mod) received(c module.Context, p *module.Packet) module.Verdict {
+	if _, ok := eligible(p); !ok {
+		return module.Continue
+	}
+	user := p.To.Bare()
+	sessions := c.Sessions(user)
+	if len(sessions) < 2 {
+		return module.Continue
+	}
+	// Which sessions get the original (RFC 6121 §8.5 as the router applies it)?
+	target := func(s module.Session) bool { return s.JID().Equal(p.To) }
+	if p.To.IsBare() || !hasResource(sessions, p.To) {
+		best := -1
+		for _, s := range sessions {
+			if s.Available() && s.Priority() > best {
+				best = s.Priority()
+			}
+		}
+		target = func(s module.Session) bool { return s.Available() && s.Priority() == best && best >= 0 }
+	}
+	for _, s := range sessions {
+		if target(s) || !enabled(s) || !s.Available() {
+			continue
+		}
+		s.Send(wrap("received", user, s.JID(), p.Raw))
+	}
+	return module.Continue
+}
+
+func hasResource(ss []module.Session, to jid.JID) bool {
+	for _, s := range ss {
+		if s.JID().Equal(to) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,85 @@
+// Package last implements XEP-0012: Last Activity: the server's uptime, and for a
+// contact's bare JID the time since that account's last session ended (only to contacts
+// with a presence subscription, RFC 6121 rules for presence apply).
+package last
+
+import (
+	"encoding/binary"
+	"strconv"
+	"time"
+
+	"github.com/vireo-im/vireo/modules/module"
+	"github.com/vireo-im/vireo/router/jid"
+	"github.com/vireo-im/vireo/store"
+	"github.com/vireo-im/vireo/xmlstream/ns"
+	"github.com/vireo-im/vireo/xmlstream/stanza"
+)
+
+func init() { module.Register(Mod{}) }
+
+// Mod is the module.
+type Mod struct {
+	start time.Time
+	t     store.Table
+}
+
+// ModuleInfo implements module.Module.
+func (Mod) ModuleInfo() module.Info {
+	return module.Info{ID: "last", XEP: 12, New: func() module.Module { return new(Mod) }}
+}
+
+// Provision registers handlers and the logout hook.
+func (m *Mod) Provision(r module.Registrar) error {
+	m.start = time.Now()
+	m.t = r.Table("last")
+	r.IQ(module.IQGet, ns.Last, "query", m.query)
+	r.IQBare(module.IQGet, ns.Last, "query", m.contact)
+	r.OnSessionEnd(func(c module.Context, s module.Session) {
+		if len(c.Sessions(s.JID().Bare())) > 0 {
+			return
+		}
+		m.t.Set(store.UserKey(s.JID().Bare().String()), binary.BigEndian.AppendUint64(nil, uint64(c.Now().Unix())))
+	})
+	return nil
+}
+
+func reply(c module.Context, iq *module.Packet, secs int64) {
+	c.Reply(iq, []byte("<query xmlns='jabber:iq:last' seconds='"+strconv.FormatInt(secs, 10)+"'/>"))
+}
+
+func (m *Mod) query(c module.Context, iq *module.Packet) {
+	if !iq.To.IsZero() && iq.To.Local() != "" {
+		m.contact(c, iq)
+		return
+	}
+	reply(c, iq, int64(c.Now().Sub(m.start).Seconds()))
+}
+
+func (m *Mod) contact(c module.Context, iq *module.Packet) {
+	user := iq.To.Bare()
+	if !iq.From.Bare().Equal(user) {
+		it, ok := c.RosterItem(user, iq.From.Bare())
+		if !ok || (it.Sub != store.SubFrom && it.Sub != store.SubBoth) {
+			c.Error(iq, stanza.New(stanza.Forbidden))
+			return
+		}
+	}
+	for _, s := range c.Sessions(user) {
+		if s.Available() {
+			reply(c, iq, 0)
+			return
+		}
+	}
+	v, err := m.t.Get(store.UserKey(user.String()))
+	if err != nil || len(v) != 8 {
+		c.Error(iq, stanza.New(stanza.ItemNotFound))
+		return
+	}
+	secs := c.Now().Unix() - int64(binary.BigEndian.Uint64(v))
+	if secs < 0 {
+		secs = 0
+	}
+	reply(c, iq, secs)
+}
+
+var _ = jid.JID{}

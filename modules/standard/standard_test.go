@@ -1,0 +1,208 @@
+package standard_test
+
+import (
+	"encoding/base64"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vireo-im/vireo/modules/module"
+	_ "github.com/vireo-im/vireo/modules/standard"
+	"github.com/vireo-im/vireo/router/routertest"
+	"github.com/vireo-im/vireo/store"
+)
+
+// hookOnly are features implemented by hooks rather than IQ handlers.
+var hookOnly = map[string]bool{
+	"urn:xmpp:sid:0": true, "urn:xmpp:hints": true, "msgoffline": true,
+	"urn:xmpp:features:rosterver": true, "urn:xmpp:features:pre-approval": true,
+}
+
+// TestEveryFeatureIsHandled: disco lists exactly what is implemented. Each feature is
+// either an IQ namespace with a handler that answers (not service-unavailable) or a
+// hook-implemented one from the list above.
+func TestEveryFeatureIsHandled(t *testing.T) {
+	e := routertest.New(t, []string{"alice"}, nil)
+	a := e.Bind("alice", "pc")
+	a.Send("<iq type='get' id='d'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+	info := a.C.Wait(t, "id='d'")
+	handled := map[string]bool{}
+	for _, k := range e.R.IQHandlers() {
+		handled[k.NS] = true
+	}
+	for _, f := range e.R.Features() {
+		if !strings.Contains(info, "var='"+f+"'") {
+			t.Errorf("feature %s registered but not in disco#info", f)
+		}
+		if !handled[f] && !hookOnly[f] {
+			t.Errorf("feature %s advertised without a handler", f)
+		}
+	}
+	for i, k := range e.R.IQHandlers() {
+		if k.Set {
+			continue
+		}
+		id := "q" + string(rune('a'+i))
+		a.Send("<iq type='get' id='" + id + "'><" + k.Local + " xmlns='" + k.NS + "'/></iq>")
+		got := a.C.Wait(t, "id='"+id+"'")
+		if strings.Contains(got, "service-unavailable") || strings.Contains(got, "feature-not-implemented") {
+			t.Errorf("get {%s}%s: %s", k.NS, k.Local, got)
+		}
+	}
+	if !strings.Contains(info, "category='server'") {
+		t.Fatalf("no server identity: %s", info)
+	}
+}
+
+func TestSimpleQueries(t *testing.T) {
+	e := routertest.New(t, []string{"alice"}, nil)
+	a := e.Bind("alice", "pc")
+	for _, tc := range []struct{ send, want string }{
+		{"<iq type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>", "type='result'"},
+		{"<iq type='get' id='v1'><query xmlns='jabber:iq:version'/></iq>", "<name>Vireo</name>"},
+		{"<iq type='get' id='t1'><time xmlns='urn:xmpp:time'/></iq>", "<utc>"},
+		{"<iq type='get' id='l1'><query xmlns='jabber:iq:last'/></iq>", "seconds="},
+		{"<iq type='get' id='i1'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>", "disco#items"},
+		{"<iq type='get' id='r1'><query xmlns='jabber:iq:register'/></iq>", "<registered/>"},
+		{"<iq type='get' id='n1'><query xmlns='http://jabber.org/protocol/disco#info' node='x'/></iq>", "item-not-found"},
+	} {
+		a.Send(tc.send)
+		id := tc.send[strings.Index(tc.send, "id='"):]
+		id = id[:strings.Index(id[4:], "'")+5]
+		a.C.Wait(t, id, tc.want)
+	}
+}
+
+func TestLastActivity(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob"}, nil)
+	b := e.Bind("bob", "pc")
+	b.Send("<presence/>")
+	b.Unbind()
+	a := e.Bind("alice", "pc")
+	a.Send("<iq type='get' id='x' to='bob@example.org'><query xmlns='jabber:iq:last'/></iq>")
+	a.C.Wait(t, "id='x'", "forbidden")
+	// With a subscription ('from' on bob's side) alice may ask.
+	e.Store.Rosters().Put("bob@example.org", store.RosterItem{JID: "alice@example.org", Sub: store.SubFrom})
+	a.Send("<iq type='get' id='y' to='bob@example.org'><query xmlns='jabber:iq:last'/></iq>")
+	a.C.Wait(t, "id='y'", "seconds='")
+}
+
+func TestVCardAndAvatarHash(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob"}, nil)
+	a := e.Bind("alice", "pc")
+	photo := base64.StdEncoding.EncodeToString([]byte("not really a png"))
+	a.Send("<iq type='set' id='s'><vCard xmlns='vcard-temp'><FN>Alice</FN><PHOTO><TYPE>image/png</TYPE><BINVAL>" + photo + "</BINVAL></PHOTO></vCard></iq>")
+	a.C.Wait(t, "id='s'", "type='result'")
+	b := e.Bind("bob", "pc")
+	b.Send("<iq type='get' id='g' to='alice@example.org'><vCard xmlns='vcard-temp'/></iq>")
+	b.C.Wait(t, "id='g'", "<FN>Alice</FN>")
+	a.Send("<presence/>")
+	// sha1("not really a png")
+	a.C.Wait(t, "<photo>", "vcard-temp:x:update")
+	big := strings.Repeat("x", 70<<10)
+	a.Send("<iq type='set' id='big'><vCard xmlns='vcard-temp'><NOTE>" + big + "</NOTE></vCard></iq>")
+	a.C.Wait(t, "id='big'", "not-acceptable")
+	b.Send("<iq type='get' id='g2' to='alice@example.org'><vCard xmlns='vcard-temp'/></iq>")
+	if got := b.C.Wait(t, "id='g2'"); strings.Contains(got, "xxxx") {
+		t.Fatal("oversized vCard was stored")
+	}
+}
+
+func TestPrivateStorage(t *testing.T) {
+	e := routertest.New(t, []string{"alice"}, nil)
+	a := e.Bind("alice", "pc")
+	a.Send("<iq type='set' id='s'><query xmlns='jabber:iq:private'><prefs xmlns='urn:example:prefs'><theme>dark</theme></prefs></query></iq>")
+	a.C.Wait(t, "id='s'", "type='result'")
+	a.Send("<iq type='get' id='g'><query xmlns='jabber:iq:private'><prefs xmlns='urn:example:prefs'/></query></iq>")
+	a.C.Wait(t, "id='g'", "<theme>dark</theme>")
+	a.Send("<iq type='set' id='bad'><query xmlns='jabber:iq:private'><x xmlns='jabber:client'/></query></iq>")
+	a.C.Wait(t, "id='bad'", "not-acceptable")
+}
+
+func TestBlocking(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob"}, nil)
+	a := e.Bind("alice", "pc")
+	a2 := e.Bind("alice", "phone")
+	b := e.Bind("bob", "pc")
+	a.Send("<iq type='set' id='bl'><block xmlns='urn:xmpp:blocking'><item jid='bob@example.org'/></block></iq>")
+	a.C.Wait(t, "id='bl'", "type='result'")
+	a2.C.Wait(t, "<block xmlns='urn:xmpp:blocking'>") // push to the other resource
+	b.Send("<message to='alice@example.org/pc' type='chat' id='m1'><body>hi</body></message>")
+	b.C.Wait(t, "id='m1'", "service-unavailable")
+	a.C.Never(t, "<body>hi</body>")
+	a.Send("<message to='bob@example.org/pc' type='chat' id='m2'><body>yo</body></message>")
+	a.C.Wait(t, "id='m2'", "urn:xmpp:blocking:errors")
+	a.Send("<iq type='get' id='list'><blocklist xmlns='urn:xmpp:blocking'/></iq>")
+	a.C.Wait(t, "id='list'", "jid='bob@example.org'")
+	a.Send("<iq type='set' id='ub'><unblock xmlns='urn:xmpp:blocking'/></iq>")
+	a.C.Wait(t, "id='ub'", "type='result'")
+	b.Send("<message to='alice@example.org/pc' type='chat' id='m3'><body>again</body></message>")
+	a.C.Wait(t, "<body>again</body>")
+}
+
+func TestCarbons(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob"}, nil)
+	a1 := e.Bind("alice", "pc")
+	a2 := e.Bind("alice", "phone")
+	b := e.Bind("bob", "pc")
+	for _, s := range []*routertest.Sess{a1, a2} {
+		s.Send("<iq type='set' id='c'><enable xmlns='urn:xmpp:carbons:2'/></iq>")
+		s.C.Wait(t, "id='c'", "type='result'")
+		s.Send("<presence/>")
+	}
+	a2.C.Wait(t, "from='alice@example.org/pc'")
+	a1.Send("<message to='bob@example.org/pc' type='chat' id='s1'><body>sent copy</body></message>")
+	b.C.Wait(t, "sent copy")
+	got := a2.C.Wait(t, "<sent xmlns='urn:xmpp:carbons:2'>", "sent copy")
+	if !strings.Contains(got, "xmlns='jabber:client'") {
+		t.Fatalf("forwarded message without its namespace: %s", got)
+	}
+	b.Send("<message to='alice@example.org/pc' type='chat' id='r1'><body>received copy</body></message>")
+	a1.C.Wait(t, "received copy")
+	a2.C.Wait(t, "<received xmlns='urn:xmpp:carbons:2'>", "received copy")
+	b.Send("<message to='alice@example.org/pc' type='chat' id='p1'><body>secret</body><private xmlns='urn:xmpp:carbons:2'/></message>")
+	a1.C.Wait(t, "secret")
+	a2.C.Never(t, "secret")
+}
+
+func TestStanzaID(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob"}, nil)
+	a := e.Bind("alice", "pc")
+	b := e.Bind("bob", "pc")
+	a.Send("<message to='bob@example.org/pc' type='chat'><body>one</body><stanza-id xmlns='urn:xmpp:sid:0' id='forged' by='bob@example.org'/></message>")
+	got := b.C.Wait(t, "<body>one</body>")
+	if strings.Contains(got, "forged") {
+		t.Fatalf("spoofed stanza-id kept: %s", got)
+	}
+	if !strings.Contains(got, "<stanza-id xmlns='urn:xmpp:sid:0' id='") || !strings.Contains(got, "by='bob@example.org'") {
+		t.Fatalf("no stanza-id: %s", got)
+	}
+}
+
+func TestRegisterPasswordAndRemove(t *testing.T) {
+	e := routertest.New(t, []string{"alice"}, nil)
+	e.Store.Accounts().SetCredentials("alice@example.org", [3]store.Credentials{})
+	a := e.Bind("alice", "pc")
+	a.Send("<iq type='set' id='pw'><query xmlns='jabber:iq:register'><username>alice</username><password>new secret</password></query></iq>")
+	a.C.Wait(t, "id='pw'", "type='result'")
+	acc, err := e.Store.Accounts().Get("alice@example.org")
+	if err != nil || acc.Creds[store.SHA256].Iter == 0 {
+		t.Fatalf("credentials not changed: %+v %v", acc, err)
+	}
+	a.Send("<iq type='set' id='wrong'><query xmlns='jabber:iq:register'><username>mallory</username><password>x</password></query></iq>")
+	a.C.Wait(t, "id='wrong'", "not-authorized")
+	a.Send("<iq type='set' id='rm'><query xmlns='jabber:iq:register'><remove/></query></iq>")
+	a.C.Wait(t, "id='rm'", "type='result'")
+	deadline := time.Now().Add(5 * time.Second)
+	for a.C.Closed() == "" && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if a.C.Closed() == "" {
+		t.Fatal("session not closed after account removal")
+	}
+	if _, err := e.Store.Accounts().Get("alice@example.org"); err == nil {
+		t.Fatal("account still exists")
+	}
+}
+
+var _ = module.IQGet

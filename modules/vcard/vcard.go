@@ -1,0 +1,138 @@
+// Package vcard implements XEP-0054: vcard-temp, and XEP-0153: vCard-Based Avatars (the
+// server adds the photo hash to the user's outgoing presence).
+package vcard
+
+import (
+	"crypto/sha1"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"strings"
+
+	"github.com/vireo-im/vireo/modules/module"
+	"github.com/vireo-im/vireo/store"
+	"github.com/vireo-im/vireo/xmlstream"
+	"github.com/vireo-im/vireo/xmlstream/ns"
+	"github.com/vireo-im/vireo/xmlstream/stanza"
+)
+
+// MaxSize bounds a stored vCard (avatars make them the largest thing users store).
+const MaxSize = 64 << 10
+
+func init() { module.Register(Mod{}) }
+
+// Mod is the module.
+type Mod struct {
+	cards, hashes store.Table
+}
+
+// ModuleInfo implements module.Module.
+func (Mod) ModuleInfo() module.Info {
+	return module.Info{ID: "vcard", XEP: 54, New: func() module.Module { return new(Mod) }}
+}
+
+type hashKey struct{}
+
+// Provision registers the handlers and the presence hook.
+func (m *Mod) Provision(r module.Registrar) error {
+	m.cards, m.hashes = r.Table("vcard"), r.Table("vcardhash")
+	r.IQ(module.IQGet, ns.VCard, "vCard", m.get)
+	r.IQ(module.IQSet, ns.VCard, "vCard", m.set)
+	r.IQBare(module.IQGet, ns.VCard, "vCard", m.get)
+	r.Hook(module.Outbound, module.KindPresence, module.OrderVCard, m.presence)
+	return nil
+}
+
+func (m *Mod) get(c module.Context, iq *module.Packet) {
+	user := iq.From.Bare()
+	if !iq.To.IsZero() && iq.To.Local() != "" {
+		user = iq.To.Bare()
+	}
+	v, err := m.cards.Get(store.UserKey(user.String()))
+	if errors.Is(err, store.ErrNotFound) {
+		c.Reply(iq, []byte("<vCard xmlns='vcard-temp'/>"))
+		return
+	}
+	if err != nil {
+		c.Error(iq, stanza.New(stanza.InternalServerErrorCond))
+		return
+	}
+	c.Reply(iq, v)
+}
+
+func (m *Mod) set(c module.Context, iq *module.Packet) {
+	if !iq.To.IsZero() && !iq.To.Equal(iq.From.Bare()) {
+		c.Error(iq, stanza.New(stanza.Forbidden))
+		return
+	}
+	card, _ := iq.Payload()
+	if len(card.Raw()) > MaxSize {
+		e := stanza.New(stanza.NotAcceptable)
+		e.Text = "vCard too large"
+		c.Error(iq, e)
+		return
+	}
+	user := store.UserKey(iq.From.Bare().String())
+	if err := m.cards.Set(user, card.Raw()); err != nil {
+		c.Error(iq, stanza.New(stanza.InternalServerErrorCond))
+		return
+	}
+	hash := photoHash(card)
+	m.hashes.Set(user, []byte(hash))
+	for _, s := range c.Sessions(iq.From.Bare()) {
+		s.SetValue(hashKey{}, hash)
+	}
+	c.Reply(iq, nil)
+}
+
+// photoHash is the hex SHA-1 of the decoded PHOTO/BINVAL, or "" without a photo.
+func photoHash(card xmlstream.Element) string {
+	photo, ok := card.Child("", "PHOTO")
+	if !ok {
+		return ""
+	}
+	bin, ok := photo.Child("", "BINVAL")
+	if !ok {
+		return ""
+	}
+	txt := strings.Map(func(r rune) rune {
+		if r == ' ' || r == '\n' || r == '\r' || r == '\t' {
+			return -1
+		}
+		return r
+	}, string(bin.AppendText(nil)))
+	raw, err := base64.StdEncoding.DecodeString(txt)
+	if err != nil || len(raw) == 0 {
+		return ""
+	}
+	h := sha1.Sum(raw)
+	return hex.EncodeToString(h[:])
+}
+
+// presence adds <x xmlns='vcard-temp:x:update'> to available broadcast presence that has
+// none (XEP-0153 §4.1, server side).
+func (m *Mod) presence(c module.Context, p *module.Packet) module.Verdict {
+	if !p.To.IsZero() || p.Type != "" {
+		return module.Continue
+	}
+	if _, ok := p.Elem().Child(ns.VCardUpdate, "x"); ok {
+		return module.Continue
+	}
+	s := c.Session()
+	if s == nil {
+		return module.Continue
+	}
+	hash, ok := s.Value(hashKey{}).(string)
+	if !ok {
+		v, err := m.hashes.Get(store.UserKey(p.From.Bare().String()))
+		if err == nil {
+			hash = string(v)
+		}
+		s.SetValue(hashKey{}, hash)
+	}
+	if hash == "" {
+		return module.Continue
+	}
+	p.Raw = xmlstream.AppendChild(nil, p.Raw, []byte("<x xmlns='vcard-temp:x:update'><photo>"+hash+"</photo></x>"))
+	return module.Continue
+}

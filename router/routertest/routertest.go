@@ -1,0 +1,190 @@
+// Package routertest runs the real router over a real Pebble store with sessions whose
+// Conn records what the router delivers, so module and routing tests can drive stanzas in
+// and read what comes out. It stands in only for the engine's socket.
+package routertest
+
+import (
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/vireo-im/vireo/router"
+	"github.com/vireo-im/vireo/router/jid"
+	"github.com/vireo-im/vireo/store"
+	"github.com/vireo-im/vireo/store/pebblestore"
+	"github.com/vireo-im/vireo/xmlstream"
+	"github.com/vireo-im/vireo/xmlstream/stanza"
+)
+
+// Conn records what the router sends to one stream.
+type Conn struct {
+	mu     sync.Mutex
+	got    []string
+	closed stanza.StreamCondition
+	N      atomic.Int64
+}
+
+// Send implements router.Conn.
+func (c *Conn) Send(b []byte) bool {
+	c.mu.Lock()
+	c.got = append(c.got, string(b))
+	c.mu.Unlock()
+	c.N.Add(1)
+	return true
+}
+
+// Close implements router.Conn.
+func (c *Conn) Close(cond stanza.StreamCondition) {
+	c.mu.Lock()
+	c.closed = cond
+	c.mu.Unlock()
+}
+
+// Closed returns the condition the stream was closed with ("" if open).
+func (c *Conn) Closed() stanza.StreamCondition {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}
+
+// All returns everything received, one stanza per line.
+func (c *Conn) All() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return strings.Join(c.got, "\n")
+}
+
+// Got returns a copy of the received stanzas.
+func (c *Conn) Got() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.got...)
+}
+
+// Reset forgets what was received.
+func (c *Conn) Reset() {
+	c.mu.Lock()
+	c.got = nil
+	c.mu.Unlock()
+}
+
+// Wait returns the stanza containing all of subs, failing the test after 5 s.
+func (c *Conn) Wait(t testing.TB, subs ...string) string {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, s := range c.Got() {
+			ok := true
+			for _, sub := range subs {
+				if !strings.Contains(s, sub) {
+					ok = false
+				}
+			}
+			if ok {
+				return s
+			}
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	t.Fatalf("never received a stanza with %q; got:\n%s", subs, c.All())
+	return ""
+}
+
+// Never fails if a stanza containing sub arrives within 100 ms.
+func (c *Conn) Never(t testing.TB, sub string) {
+	t.Helper()
+	time.Sleep(100 * time.Millisecond)
+	if s := c.All(); strings.Contains(s, sub) {
+		t.Fatalf("unexpectedly received %q:\n%s", sub, s)
+	}
+}
+
+// Env is a router with a store and a tokenizer.
+type Env struct {
+	T      testing.TB
+	R      *router.Router
+	Store  store.Store
+	Domain string
+	mu     sync.Mutex
+	sc     *xmlstream.Scanner
+}
+
+// New starts a router for domain "example.org" with accounts for users; opts may adjust
+// the options before start.
+func New(t testing.TB, users []string, opts func(*router.Options)) *Env {
+	t.Helper()
+	st, err := pebblestore.Open(t.TempDir(), pebblestore.Options{Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := router.Options{Domains: []string{"example.org"}, Store: st, Logger: zerolog.Nop(), Shards: 4}
+	if opts != nil {
+		opts(&o)
+	}
+	r, err := router.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close(); st.Close() })
+	for _, u := range users {
+		st.Accounts().Create(store.Account{User: u + "@example.org"})
+	}
+	return &Env{T: t, R: r, Store: st, Domain: "example.org", sc: xmlstream.NewScanner()}
+}
+
+// Sess is a bound session.
+type Sess struct {
+	S  *router.Session
+	C  *Conn
+	xs xmlstream.State
+	e  *Env
+}
+
+// Bind binds user/res and returns the session.
+func (e *Env) Bind(user, res string) *Sess {
+	e.T.Helper()
+	bare, _ := jid.Parse(user + "@" + e.Domain)
+	c := &Conn{}
+	done := make(chan *router.Session, 1)
+	e.R.Bind(bare, res, c, func(s *router.Session, err error) {
+		if err != nil {
+			e.T.Error(err)
+		}
+		done <- s
+	})
+	s := &Sess{S: <-done, C: c, e: e}
+	lim := xmlstream.DefaultLimits()
+	s.xs.Reset(xmlstream.KindClient, &lim)
+	e.mu.Lock()
+	e.sc.Next(&s.xs, []byte("<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='"+e.Domain+"' version='1.0'>"))
+	e.mu.Unlock()
+	return s
+}
+
+// Send submits raw XML as if the session's client sent it.
+func (s *Sess) Send(raw string) {
+	s.e.T.Helper()
+	s.e.mu.Lock()
+	defer s.e.mu.Unlock()
+	in := []byte(raw)
+	for len(in) > 0 {
+		ev, n, err := s.e.sc.Next(&s.xs, in)
+		if err != nil {
+			s.e.T.Fatalf("scan %q: %v", raw, err)
+		}
+		in = in[n:]
+		if ev.Kind == xmlstream.EventElement && !s.e.R.Submit(s.S, ev.Stanza) {
+			s.e.T.Fatalf("Submit refused %q", raw)
+		}
+		if ev.Kind == xmlstream.EventNone {
+			break
+		}
+	}
+}
+
+// Unbind ends the session.
+func (s *Sess) Unbind() { s.e.R.Unbind(s.S) }
