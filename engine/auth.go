@@ -210,8 +210,11 @@ func (c *conn) lookup(status sasl.Status) {
 		if perr == nil {
 			acct, gerr = st.Accounts().Get(local + "@" + domain)
 		}
+		// Per-account throttle, looser than per-address: it stops guessing spread over
+		// many addresses without letting one address lock a user out.
+		acctBlocked := perr == nil && c.srv().throttle.blocked("acct:"+local+"@"+domain, 5*c.srv().config().AuthFailLimit, time.Now())
 		var plainOK bool
-		if status == sasl.NeedPassword && gerr == nil {
+		if status == sasl.NeedPassword && gerr == nil && !acctBlocked {
 			plainOK = sasl.VerifyPlain(acct.Creds[store.SHA256], store.SHA256, a.srv.Password())
 		}
 		gc.Wake(func(_ gnet.Conn, werr error) error {
@@ -220,6 +223,14 @@ func (c *conn) lookup(status sasl.Status) {
 			}
 			defer c.recoverPanic()
 			a.local = local
+			if acctBlocked {
+				c.clear(fPaused)
+				c.auth = nil
+				c.srv().authFail.Add(1)
+				c.saslFailure(&sasl.Failure{Condition: "temporary-auth-failure", Text: "too many failed attempts for this account; try again later"})
+				c.resume()
+				return nil
+			}
 			if gerr != nil && !errors.Is(gerr, store.ErrNotFound) && perr == nil {
 				c.clear(fPaused)
 				c.auth = nil
@@ -266,6 +277,9 @@ func (c *conn) authFailed(err error) {
 	user := ""
 	if c.auth != nil {
 		user = c.auth.local
+	}
+	if user != "" && err != sasl.ErrUnsupportedBinding {
+		s.throttle.fail("acct:"+user+"@"+c.domainName(), time.Now())
 	}
 	c.auth = nil
 	if err == sasl.ErrUnsupportedBinding {

@@ -13,6 +13,7 @@ import (
 	"github.com/valyala/bytebufferpool"
 
 	"github.com/vireo-im/vireo/engine/tlsconn"
+	"github.com/vireo-im/vireo/modules/module"
 	"github.com/vireo-im/vireo/router"
 	"github.com/vireo-im/vireo/router/jid"
 	"github.com/vireo-im/vireo/xmlstream"
@@ -323,6 +324,8 @@ func (c *conn) writeFeatures() {
 		c.state.Store(stBind)
 		b.Start("bind").Attr("xmlns", ns.Bind).End()
 		b.Start("session").Attr("xmlns", ns.Session).Start("optional").End().End()
+		b.Start("c").Attr("xmlns", ns.Caps).Attr("hash", "sha-1").Attr("node", module.CapsNode).
+			Attr("ver", c.srv().rt.CapsVer()).End()
 		for _, f := range c.srv().rt.Features() {
 			switch f {
 			case ns.RosterVer:

@@ -120,3 +120,9 @@ func (r *Router) IQHandlers() []IQKey {
 	}
 	return out
 }
+
+// CapsVer is the XEP-0115 verification string of the server's disco#info.
+func (r *Router) CapsVer() string {
+	r.capsOnce.Do(func() { r.caps = module.CapsVer(r.reg.identities, r.reg.features) })
+	return r.caps
+}

@@ -74,6 +74,9 @@ type Router struct {
 	closed  atomic.Bool
 	wg      sync.WaitGroup
 
+	capsOnce sync.Once
+	caps     string
+
 	online  atomic.Int64
 	routed  atomic.Int64
 	dropped atomic.Int64

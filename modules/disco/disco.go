@@ -5,10 +5,6 @@
 package disco
 
 import (
-	"crypto/sha1"
-	"encoding/base64"
-	"sort"
-	"strings"
 	"sync"
 
 	"github.com/vireo-im/vireo/modules/module"
@@ -99,23 +95,4 @@ func (d *Disco) accountItems(c module.Context, iq *module.Packet) {
 }
 
 // Ver computes the XEP-0115 §5.1 verification string for identities and features.
-func Ver(ids []module.Identity, features []string) string {
-	var s strings.Builder
-	idl := make([]string, 0, len(ids))
-	for _, id := range ids {
-		idl = append(idl, id.Category+"/"+id.Type+"//"+id.Name)
-	}
-	sort.Strings(idl)
-	for _, x := range idl {
-		s.WriteString(x)
-		s.WriteByte('<')
-	}
-	fs := append([]string(nil), features...)
-	sort.Strings(fs)
-	for _, f := range fs {
-		s.WriteString(f)
-		s.WriteByte('<')
-	}
-	h := sha1.Sum([]byte(s.String()))
-	return base64.StdEncoding.EncodeToString(h[:])
-}
+func Ver(ids []module.Identity, features []string) string { return module.CapsVer(ids, features) }
