@@ -212,3 +212,6 @@ func (c *shardCtx) RosterItems(user jid.JID) []store.RosterItem {
 	}
 	return out
 }
+
+// Scratch lends the shard's rewrite buffers (module.Scratcher).
+func (c *shardCtx) Scratch(i int) *[]byte { return &c.s.scratch[i&1] }

@@ -35,17 +35,18 @@ func (u *user) find(resource string) *Session {
 const toCacheMax = 4096
 
 type shard struct {
-	r     *Router
-	idx   int
-	q     *mpsc
-	quit  chan struct{}
-	users map[string]*user
-	toJID map[string]jid.JID // raw 'to' bytes -> parsed JID, so routing does not allocate
-	ctx   shardCtx
-	pkt   module.Packet
-	sess  []module.Session // scratch for Context.Sessions
-	tmp   []byte
-	push  uint64
+	r       *Router
+	idx     int
+	q       *mpsc
+	quit    chan struct{}
+	users   map[string]*user
+	toJID   map[string]jid.JID // raw 'to' bytes -> parsed JID, so routing does not allocate
+	ctx     shardCtx
+	pkt     module.Packet
+	sess    []module.Session // scratch for Context.Sessions
+	tmp     []byte
+	scratch [2][]byte // lent to hooks that rewrite Packet.Raw
+	push    uint64
 }
 
 func newShard(r *Router, i int) *shard {

@@ -41,3 +41,9 @@ func AppendRosterItem(b *xmlstream.Builder, it store.RosterItem, remove bool) {
 type RosterLister interface {
 	RosterItems(user jid.JID) []store.RosterItem
 }
+
+// Scratcher is implemented by Contexts that lend buffers for building a replacement
+// Packet.Raw without allocating. Buffer i (0 or 1) belongs to the shard worker and stays
+// valid until the current stanza is delivered; store the grown slice back through the
+// pointer. Two hooks must not use the same buffer for the same stanza.
+type Scratcher interface{ Scratch(i int) *[]byte }

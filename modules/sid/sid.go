@@ -45,12 +45,15 @@ var (
 
 // NewID returns a unique id that sorts by time: 48 bits of milliseconds, 16 bits of a
 // per-process sequence, 32 random bits fixed per process.
-func NewID(now time.Time) string {
+func NewID(now time.Time) string { return string(AppendID(nil, now)) }
+
+// AppendID appends a new id to dst.
+func AppendID(dst []byte, now time.Time) []byte {
 	var b [12]byte
 	ms := uint64(now.UnixMilli())
 	binary.BigEndian.PutUint64(b[:8], ms<<16|seq.Add(1)&0xffff)
 	binary.BigEndian.PutUint32(b[8:], rnd)
-	return enc.EncodeToString(b[:])
+	return enc.AppendEncode(dst, b[:])
 }
 
 func (m *Mod) stamp(c module.Context, p *module.Packet) module.Verdict {
@@ -77,8 +80,19 @@ func (m *Mod) stamp(c module.Context, p *module.Packet) module.Verdict {
 			}
 		}
 	}
-	var b xmlstream.Builder
-	b.Start("stanza-id").Attr("xmlns", ns.SID).Attr("id", NewID(c.Now())).Attr("by", by).End()
-	p.Raw = xmlstream.AppendChild(nil, raw, b.B)
+	var out, child *[]byte
+	if sc, ok := c.(module.Scratcher); ok {
+		out, child = sc.Scratch(0), sc.Scratch(1)
+	} else {
+		out, child = new([]byte), new([]byte)
+	}
+	ch := append((*child)[:0], "<stanza-id xmlns='urn:xmpp:sid:0' id='"...)
+	ch = AppendID(ch, c.Now())
+	ch = append(ch, "' by='"...)
+	ch = xmlstream.AppendEscapedString(ch, by)
+	ch = append(ch, "'/>"...)
+	*child = ch
+	*out = xmlstream.AppendChild((*out)[:0], raw, ch)
+	p.Raw = *out
 	return module.Continue
 }
