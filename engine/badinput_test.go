@@ -137,3 +137,24 @@ func TestIntegrationNeverReads(t *testing.T) {
 	sender.Send("<iq type='get' id='still'><query xmlns='jabber:iq:roster'/></iq>")
 	sender.Expect("id='still'")
 }
+
+// TestIntegrationSpoofedFrom: a 'from' that is not the session's own JID is a stream
+// error (RFC 6120 §8.1.2.1), and nothing reaches the would-be recipient.
+func TestIntegrationSpoofedFrom(t *testing.T) {
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true})
+	srv.AddUser(t, "alice", "a")
+	srv.AddUser(t, "bob", "b")
+	bob := srv.LoginPlain(t, "bob", "b", "pc")
+	alice := srv.LoginPlain(t, "alice", "a", "pc")
+	alice.Send("<message to='alice@localhost/pc' from='alice@localhost/pc' id='own'><body>own from is fine</body></message>")
+	alice.Expect("own from is fine")
+	alice.Send("<message to='bob@localhost/pc' from='carol@localhost/x'><body>spoofed</body></message>")
+	got := alice.ExpectClosed()
+	if !strings.Contains(got, "<invalid-from") {
+		t.Fatalf("spoofed from: %q", got)
+	}
+	bob.Send("<iq type='get' id='b1'><ping xmlns='urn:xmpp:ping'/></iq>")
+	if got := bob.Expect("id='b1'"); strings.Contains(got, "spoofed") {
+		t.Fatalf("spoofed message delivered: %q", got)
+	}
+}

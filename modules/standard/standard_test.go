@@ -2,6 +2,7 @@ package standard_test
 
 import (
 	"encoding/base64"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -206,3 +207,34 @@ func TestRegisterPasswordAndRemove(t *testing.T) {
 }
 
 var _ = module.IQGet
+
+// TestSubscriptionFlood: pending inbound subscription requests are capped per user, so a
+// flood from many JIDs cannot fill the store.
+func TestSubscriptionFlood(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "mallory"}, nil)
+	m := e.Bind("mallory", "pc")
+	// The server stamps every request with the sender's bare JID, so one client makes
+	// one pending request; the other 499 are written straight into the table below.
+	m.Send("<presence to='alice@example.org' type='subscribe'/>")
+	t1 := e.Store.Table("subreq")
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		n := 0
+		t1.Scan(store.UserKey("alice@example.org"), func(_, _ []byte) bool { n++; return true })
+		if n == 1 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// Fill up to the cap from other (fake) contacts, then one more must not be stored.
+	for i := 0; i < 499; i++ {
+		t1.Set(store.UserKey("alice@example.org", "x"+strings.Repeat("y", i%5)+string(rune('a'+i%26))+"@z"+strconv.Itoa(i)), []byte("<presence/>"))
+	}
+	e.Store.Accounts().Create(store.Account{User: "late@example.org"})
+	l := e.Bind("late", "pc")
+	l.Send("<presence to='alice@example.org' type='subscribe'/>")
+	time.Sleep(200 * time.Millisecond)
+	if _, err := t1.Get(store.UserKey("alice@example.org", "late@example.org")); err == nil {
+		t.Fatal("subscription request stored beyond the cap")
+	}
+}
