@@ -3,7 +3,6 @@
 package carbons
 
 import (
-	"github.com/vireo-im/vireo/modules/hints"
 	"github.com/vireo-im/vireo/modules/module"
 	"github.com/vireo-im/vireo/router/jid"
 	"github.com/vireo-im/vireo/xmlstream"
@@ -44,31 +43,32 @@ func enabled(s module.Session) bool {
 }
 
 // eligible implements XEP-0280 §6: chat messages (and normal ones with a body), minus
-// private and no-copy ones.
+// private, no-copy and already-forwarded ones. One pass over the children: this runs for
+// every message.
 func eligible(p *module.Packet) (xmlstream.Element, bool) {
 	e := p.Elem()
 	switch p.Type {
-	case "chat":
-	case "", "normal":
-		if _, ok := e.Child("", "body"); !ok {
-			return e, false
-		}
+	case "chat", "", "normal":
 	default:
 		return e, false
 	}
-	if _, ok := e.Child(ns.Carbons, "private"); ok {
-		return e, false
+	body := false
+	for it := e.Children(); ; {
+		ch, ok := it.Next()
+		if !ok {
+			break
+		}
+		name, space := string(ch.Name()), string(ch.NS())
+		switch {
+		case name == "body":
+			body = true
+		case space == ns.Carbons && (name == "private" || name == "received" || name == "sent"):
+			return e, false
+		case space == ns.Hints && name == "no-copy":
+			return e, false
+		}
 	}
-	if hints.NoCopy(e) {
-		return e, false
-	}
-	if _, ok := e.Child(ns.Carbons, "received"); ok {
-		return e, false
-	}
-	if _, ok := e.Child(ns.Carbons, "sent"); ok {
-		return e, false
-	}
-	return e, true
+	return e, body || p.Type == "chat"
 }
 
 func wrap(kind string, user, to jid.JID, raw []byte) []byte {

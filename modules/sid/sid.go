@@ -61,24 +61,27 @@ func (m *Mod) stamp(c module.Context, p *module.Packet) module.Verdict {
 		return module.Continue
 	}
 	e := p.Elem()
-	if _, ok := e.Child("", "body"); !ok {
-		return module.Continue
-	}
 	by := p.To.Bare().String()
 	raw := p.Raw
+	body := false
 	for it := e.Children(); ; {
 		ch, ok := it.Next()
 		if !ok {
 			break
 		}
-		if string(ch.Name()) != "stanza-id" || string(ch.NS()) != ns.SID {
-			continue
-		}
-		if v, ok := ch.AppendAttr(nil, "by"); ok && string(v) == by {
-			if i := bytes.Index(raw, ch.Raw()); i >= 0 {
-				raw = append(append([]byte(nil), raw[:i]...), raw[i+len(ch.Raw()):]...)
+		switch {
+		case string(ch.Name()) == "body":
+			body = true
+		case string(ch.Name()) == "stanza-id" && string(ch.NS()) == ns.SID:
+			if v, ok := ch.AppendAttr(nil, "by"); ok && string(v) == by {
+				if i := bytes.Index(raw, ch.Raw()); i >= 0 {
+					raw = append(append([]byte(nil), raw[:i]...), raw[i+len(ch.Raw()):]...)
+				}
 			}
 		}
+	}
+	if !body {
+		return module.Continue
 	}
 	var out, child *[]byte
 	if sc, ok := c.(module.Scratcher); ok {
