@@ -172,7 +172,7 @@ func (s *Server) Start() error {
 		l.ready = make(chan struct{})
 		l.exited = make(chan error, 1)
 		go func(l *listener) {
-			err := gnet.Run(l, "tcp://"+addr.String(),
+			err := gnet.Run(l, "tcp://"+gnetAddr(addr),
 				gnet.WithMulticore(true),
 				gnet.WithNumEventLoop(cfg.Loops),
 				gnet.WithTicker(true),
@@ -217,6 +217,16 @@ func resolveAddr(a string) (*net.TCPAddr, error) {
 		ln.Close()
 	}
 	return net.ResolveTCPAddr("tcp", net.JoinHostPort(host, port))
+}
+
+// gnetAddr is the address as gnet wants it: gnet makes a socket bound to "::" IPv6-only,
+// so the unspecified IPv6 address is passed as ":port", which gnet binds dual-stack, and
+// "[::]:5222" in the config serves IPv4 clients too, as operators expect.
+func gnetAddr(a *net.TCPAddr) string {
+	if a.IP == nil || (a.IP.IsUnspecified() && a.IP.To4() == nil) {
+		return ":" + strconv.Itoa(a.Port)
+	}
+	return a.String()
 }
 
 // Addr returns the bound address of the first listener named name.
