@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vireo-im/vireo/bench/loadgen"
+	"github.com/vireo-im/vireo/xmlstream"
 )
 
 // Target is the server under test and its accounts (prefix1..prefixN, one password).
@@ -208,7 +209,9 @@ type MsgResult struct {
 
 // Online is a set of connected sessions with readers that time incoming chat messages.
 type Online struct {
-	ss    []*loadgen.Session
+	ss []*loadgen.Session
+	// on, when set, sees every stanza a session reads (before the message timing).
+	on    func(s *loadgen.Session, st *xmlstream.Stanza)
 	mu    sync.Mutex
 	hist  Histogram
 	recvd atomic.Int64
@@ -216,13 +219,16 @@ type Online struct {
 }
 
 // Connect logs users 1..n in and starts a reader per session.
-func Connect(t Target, n, conc int) (*Online, error) {
+func Connect(t Target, n, conc int) (*Online, error) { return ConnectWith(t, n, conc, nil) }
+
+// ConnectWith is Connect with a handler for every stanza read.
+func ConnectWith(t Target, n, conc int, on func(s *loadgen.Session, st *xmlstream.Stanza)) (*Online, error) {
 	ss, fails, err := t.dialMany(0, n, conc, "msg")
 	if fails > 0 {
 		closeAll(ss)
 		return nil, fmt.Errorf("scenario: %d of %d logins failed: %w", fails, n, err)
 	}
-	o := &Online{ss: ss}
+	o := &Online{ss: ss, on: on}
 	for _, s := range ss {
 		o.wg.Add(1)
 		go o.read(s)
@@ -238,6 +244,9 @@ func (o *Online) read(s *loadgen.Session) {
 		st, err := s.Next()
 		if err != nil {
 			return
+		}
+		if o.on != nil {
+			o.on(s, st)
 		}
 		if string(st.Name) != "message" {
 			continue

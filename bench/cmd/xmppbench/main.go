@@ -35,7 +35,8 @@ func main() {
 		prefix   = flag.String("prefix", "user", "account name prefix (accounts prefix1..prefixN)")
 		password = flag.String("password", "password", "account password")
 		pid      = flag.Int("pid", 0, "server PID for /proc sampling")
-		scen     = flag.String("scenario", "idle", "idle, login, msg or search")
+		scen     = flag.String("scenario", "idle", "idle, login, msg, search or presence")
+		contacts = flag.Int("contacts", 20, "presence: roster size per user")
 		sizes    = flag.String("sizes", "2000,16000", "idle: session counts")
 		logins   = flag.Int("logins", 5000, "login: number of logins")
 		users    = flag.Int("users", 1000, "msg/search: online users")
@@ -67,6 +68,8 @@ func main() {
 		res, err = scenario.Idle(t, parseSizes(*sizes), *conc, 3*time.Second)
 	case "login":
 		res, err = scenario.LoginStorm(t, *logins, *conc)
+	case "presence":
+		res, err = scenario.PresenceStorm(t, *users, *contacts, *conc)
 	case "msg", "search":
 		var o *scenario.Online
 		o, err = scenario.Connect(t, *users, *conc)
