@@ -49,7 +49,9 @@ func PresenceStorm(t Target, n, r, conc int) (PresenceResult, error) {
 		return res, err
 	}
 	for _, s := range o.ss {
-		s.Send([]byte("<presence/>"))
+		// Request the roster first: some servers (Prosody) push subscription requests only
+		// to "interested" resources (RFC 6121 §2.1.6).
+		s.Send([]byte("<iq type='get' id='roster'><query xmlns='jabber:iq:roster'/></iq><presence/>"))
 	}
 	time.Sleep(500 * time.Millisecond)
 	for i, s := range o.ss {
