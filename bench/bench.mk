@@ -1,17 +1,18 @@
 # Bench suite targets, included from the Makefile.
 BENCH_OUT ?= bench/results
 
-.PHONY: bench
-bench: build ## quick load-generator suite against Vireo alone (a few minutes)
+.PHONY: bench-tool
+bench-tool: build
 	$(GO) build -o $(BIN)/xmppbench ./bench/cmd/xmppbench
-	$(BIN)/xmppbench -vireo $(BIN)/vireo -vireoctl $(BIN)/vireoctl -suite quick -out $(BENCH_OUT)
+
+.PHONY: bench
+bench: bench-tool ## quick suite against Vireo alone (a few minutes; report in /tmp/vireo-bench)
+	$(BIN)/xmppbench -compare vireo -suite quick -bin $(BIN) -out /tmp/vireo-bench -name vireo-quick
 
 .PHONY: bench-full
-bench-full: build ## the full Vireo suite: 2,000/16,000 idle sessions, 3 login runs, rate search
-	$(GO) build -o $(BIN)/xmppbench ./bench/cmd/xmppbench
-	$(BIN)/xmppbench -vireo $(BIN)/vireo -vireoctl $(BIN)/vireoctl -suite full -out $(BENCH_OUT)
+bench-full: bench-tool ## the full suite against Vireo alone (3 runs of everything)
+	$(BIN)/xmppbench -compare vireo -suite full -bin $(BIN) -out $(BENCH_OUT) -name vireo-full
 
 .PHONY: bench-compare
-bench-compare: ## side-by-side with Prosody and ejabberd (not built yet: see bench/README.md)
-	@echo "bench-compare: the Prosody/ejabberd harness is not built yet; run 'make bench-full' for Vireo and point xmppbench -addr/-pid at a peer by hand (bench/README.md)." >&2
-	@exit 2
+bench-compare: bench-tool ## Vireo, Prosody and ejabberd side by side (installs the peers from Debian; ~40 min)
+	$(BIN)/xmppbench -compare vireo,prosody,ejabberd -suite full -install -bin $(BIN) -out $(BENCH_OUT) -name compare

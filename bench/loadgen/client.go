@@ -94,6 +94,44 @@ func Dial(cfg Config, user, pass, resource string) (*Session, error) {
 	return s, nil
 }
 
+// ErrConflict is Register's answer when the account exists already.
+var ErrConflict = errors.New("loadgen: account exists")
+
+// Register creates user/pass by XEP-0077 in-band registration before authentication,
+// for servers whose accounts are made by the generator itself.
+func Register(cfg Config, user, pass string) error {
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 30 * time.Second
+	}
+	d := net.Dialer{Timeout: cfg.Timeout}
+	if cfg.LocalAddr != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(cfg.LocalAddr)}
+	}
+	c, err := d.Dial("tcp", cfg.Addr)
+	if err != nil {
+		return err
+	}
+	s := &Session{conn: c, sc: xmlstream.NewScanner(), buf: make([]byte, 4096)}
+	defer s.Close()
+	c.SetDeadline(time.Now().Add(cfg.Timeout))
+	if err := s.secure(cfg); err != nil {
+		return err
+	}
+	io.WriteString(s.conn, "<iq type='set' id='reg'><query xmlns='jabber:iq:register'><username>"+user+
+		"</username><password>"+pass+"</password></query></iq>")
+	st, err := s.expect("iq")
+	if err != nil {
+		return err
+	}
+	switch {
+	case string(st.Type) == "result":
+		return nil
+	case bytes.Contains(st.Raw, []byte("<conflict")):
+		return ErrConflict
+	}
+	return fmt.Errorf("loadgen: registration of %s refused: %s", user, st.Raw)
+}
+
 func (s *Session) tlsConfig(cfg Config) *tls.Config {
 	if cfg.TLS != nil {
 		t := cfg.TLS.Clone()
@@ -163,7 +201,9 @@ func (s *Session) expect(name string) (*xmlstream.Stanza, error) {
 	}
 }
 
-func (s *Session) login(cfg Config, user, pass, resource string) error {
+// secure opens the stream and, as cfg asks, wraps it in TLS; it returns after the
+// stream features that precede authentication.
+func (s *Session) secure(cfg Config) error {
 	if cfg.Mode == DirectTLS {
 		tc := tls.Client(s.conn, s.tlsConfig(cfg))
 		if err := tc.Handshake(); err != nil {
@@ -193,6 +233,13 @@ func (s *Session) login(cfg Config, user, pass, resource string) error {
 		if _, err := s.expect("features"); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+func (s *Session) login(cfg Config, user, pass, resource string) error {
+	if err := s.secure(cfg); err != nil {
+		return err
 	}
 	if err := s.auth(cfg, user, pass); err != nil {
 		return err

@@ -2,7 +2,12 @@ package loadgen
 
 import (
 	"crypto/sha1"
+	"errors"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/vireo-im/vireo/engine/vireotest"
 )
 
 // TestScramFinalRFC5802 checks the client side against the example exchange in RFC 5802 §5.
@@ -21,5 +26,38 @@ func TestScramFinalRFC5802(t *testing.T) {
 	}
 	if _, _, err := ScramFinal(sha1.New, "pencil", "abc", "n=user,r=abc", "r=zzz,s=QSXCR+Q6sek8bf92,i=4096"); err == nil {
 		t.Fatal("foreign nonce accepted")
+	}
+}
+
+// TestRegisterAndDial makes an account in-band on a real server, logs in with it over
+// each transport, and is refused a second registration of the same name.
+func TestRegisterAndDial(t *testing.T) {
+	no := false
+	srv := vireotest.Start(t, vireotest.Options{Registration: true, RequireTLS: &no, AllowPlain: true})
+	plain := Config{Addr: srv.C2SAddr(), Domain: srv.Domain(), Mode: Plain, Mechanism: "SCRAM-SHA-1", Timeout: 10 * time.Second}
+	if err := Register(plain, "bencher", "s3cret"); err != nil {
+		t.Fatalf("register: %v", err)
+	}
+	if err := Register(plain, "bencher", "other"); !errors.Is(err, ErrConflict) {
+		t.Fatalf("second registration: %v, want ErrConflict", err)
+	}
+	for _, c := range []struct {
+		mode Mode
+		addr string
+		mech string
+	}{{Plain, srv.C2SAddr(), "SCRAM-SHA-1"}, {StartTLS, srv.C2SAddr(), "SCRAM-SHA-256"}, {DirectTLS, srv.TLSAddr(), "PLAIN"}} {
+		cfg := plain
+		cfg.Mode, cfg.Addr, cfg.Mechanism = c.mode, c.addr, c.mech
+		s, err := Dial(cfg, "bencher", "s3cret", "r1")
+		if err != nil {
+			t.Fatalf("mode %d %s: %v", c.mode, c.mech, err)
+		}
+		if !strings.HasPrefix(s.JID, "bencher@"+srv.Domain()+"/") {
+			t.Fatalf("bound %q", s.JID)
+		}
+		s.Close()
+	}
+	if _, err := Dial(plain, "bencher", "wrong", "r1"); err == nil {
+		t.Fatal("wrong password logged in")
 	}
 }

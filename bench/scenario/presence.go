@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -14,24 +15,58 @@ import (
 
 // PresenceResult is the presence-storm result.
 type PresenceResult struct {
-	Users                int     `json:"users"`
-	Contacts             int     `json:"contacts_per_user"`
-	Subscriptions        int64   `json:"subscriptions_made"`
-	Delivered            int64   `json:"presence_delivered"`
+	Users         int   `json:"users"`
+	Contacts      int   `json:"contacts_per_user"`
+	Subscriptions int64 `json:"subscriptions_made"`
+	Delivered     int64 `json:"presence_delivered"`
+	// Unique counts each (receiver, contact) pair once: a contact's presence may arrive
+	// twice when both log in at the same moment (probe answer and broadcast), which
+	// RFC 6121 allows; rates and CPU are per unique presence.
+	Unique               int64   `json:"presence_unique"`
 	Seconds              float64 `json:"seconds"`
 	PerSecond            float64 `json:"presence_per_second"`
 	ServerCPUPerPresence float64 `json:"server_cpu_us_per_presence"`
 }
 
-// PresenceStorm gives users 1..n a roster of r contacts each (user i subscribes to users
-// i+1..i+r, which approve automatically, all in-band so it works on any server), logs
-// everyone out, then logs everyone in at once with initial presence and counts the
-// available presence stanzas delivered per second.
-func PresenceStorm(t Target, n, r, conc int) (PresenceResult, error) {
-	res := PresenceResult{Users: n, Contacts: r}
-	if r >= n {
-		return res, fmt.Errorf("scenario: need more users than contacts")
+// Ring is the presence storm's roster for user i of n (0-based) with r contacts: i has
+// subscribed to i+1..i+r ("to") and is subscribed to by i-1..i-r ("from"), modulo n; a
+// contact in both directions is "both". It is what the in-band provisioning produces, for
+// servers whose rosters are written beforehand. Keys are 0-based user indexes.
+func Ring(i, n, r int) map[int]string {
+	m := make(map[int]string, 2*r)
+	for k := 1; k <= r; k++ {
+		m[(i+k)%n] = "to"
 	}
+	for k := 1; k <= r; k++ {
+		j := (i - k + n) % n
+		if m[j] == "to" {
+			m[j] = "both"
+		} else {
+			m[j] = "from"
+		}
+	}
+	return m
+}
+
+// PresenceStorm gives users 1..n the Ring roster of r contacts each (user i subscribes to
+// users i+1..i+r, which approve automatically, all in-band so it works on any server)
+// unless provisioned says the rosters were written beforehand, logs everyone out, then
+// logs everyone in at once with initial presence and counts the available presence
+// stanzas delivered per second.
+func PresenceStorm(t Target, n, r, conc int, provisioned bool) (PresenceResult, error) {
+	res := PresenceResult{Users: n, Contacts: r}
+	if 2*r >= n {
+		return res, fmt.Errorf("scenario: need more than twice as many users as contacts")
+	}
+	if !provisioned {
+		if err := subscribeRing(t, n, r, conc, &res); err != nil {
+			return res, err
+		}
+	}
+	return storm(t, n, conc, res)
+}
+
+func subscribeRing(t Target, n, r, conc int, res *PresenceResult) error {
 	var subscribed atomic.Int64
 	approve := func(s *loadgen.Session, st *xmlstream.Stanza) {
 		if string(st.Name) != "presence" {
@@ -46,7 +81,7 @@ func PresenceStorm(t Target, n, r, conc int) (PresenceResult, error) {
 	}
 	o, err := ConnectWith(t, n, conc, approve)
 	if err != nil {
-		return res, err
+		return err
 	}
 	for _, s := range o.ss {
 		// Request the roster first: some servers (Prosody) push subscription requests only
@@ -69,8 +104,16 @@ func PresenceStorm(t Target, n, r, conc int) (PresenceResult, error) {
 	res.Subscriptions = subscribed.Load()
 	o.Close()
 	t.logf("  %s: %d of %d subscriptions made", t.Name, res.Subscriptions, want)
+	if res.Subscriptions < want {
+		return fmt.Errorf("scenario: only %d of %d subscriptions were made in-band", res.Subscriptions, want)
+	}
+	return nil
+}
 
-	var delivered atomic.Int64
+func storm(t Target, n, conc int, res PresenceResult) (PresenceResult, error) {
+
+	var delivered, unique atomic.Int64
+	var seen sync.Map
 	count := func(s *loadgen.Session, st *xmlstream.Stanza) {
 		bare := s.JID
 		if i := strings.IndexByte(bare, '/'); i >= 0 {
@@ -78,11 +121,18 @@ func PresenceStorm(t Target, n, r, conc int) (PresenceResult, error) {
 		}
 		if string(st.Name) == "presence" && len(st.Type) == 0 && !bytes.HasPrefix(st.From, []byte(bare)) {
 			delivered.Add(1)
+			from := st.From
+			if i := bytes.IndexByte(from, '/'); i >= 0 {
+				from = from[:i]
+			}
+			if _, dup := seen.LoadOrStore(bare+" "+string(from), struct{}{}); !dup {
+				unique.Add(1)
+			}
 		}
 	}
 	s0, _ := ReadProc(t.PID)
 	start := time.Now()
-	o, err = ConnectWith(t, n, conc, count)
+	o, err := ConnectWith(t, n, conc, count)
 	if err != nil {
 		return res, err
 	}
@@ -100,13 +150,15 @@ func PresenceStorm(t Target, n, r, conc int) (PresenceResult, error) {
 	el := lastChange.Sub(start)
 	s1, _ := ReadProc(t.PID)
 	res.Delivered = delivered.Load()
+	res.Unique = unique.Load()
 	res.Seconds = el.Seconds()
 	if el > 0 {
-		res.PerSecond = float64(res.Delivered) / el.Seconds()
+		res.PerSecond = float64(res.Unique) / el.Seconds()
 	}
-	if res.Delivered > 0 {
-		res.ServerCPUPerPresence = float64((s1.CPU - s0.CPU).Microseconds()) / float64(res.Delivered)
+	if res.Unique > 0 {
+		res.ServerCPUPerPresence = float64((s1.CPU - s0.CPU).Microseconds()) / float64(res.Unique)
 	}
-	t.logf("  %s: %d presence stanzas in %.1fs (%.0f/s, server %.1f µs each, incl. logins)", t.Name, res.Delivered, res.Seconds, res.PerSecond, res.ServerCPUPerPresence)
+	t.logf("  %s: %d presence stanzas (%d unique of %d expected) in %.1fs (%.0f/s, server %.1f µs each, incl. logins)",
+		t.Name, res.Delivered, res.Unique, int64(n*res.Contacts), res.Seconds, res.PerSecond, res.ServerCPUPerPresence)
 	return res, nil
 }

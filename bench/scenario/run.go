@@ -363,21 +363,74 @@ func Messaging(t Target, o *Online, rate int, dur time.Duration) (MsgResult, err
 	return r, nil
 }
 
-// Search raises the rate until p99 exceeds limit or messages are lost, and returns every
-// step; the last passing step is the answer.
-func Search(t Target, o *Online, start, step, max int, dur time.Duration, limit time.Duration) ([]MsgResult, error) {
+// Search finds the highest rate at which p99 stays within limit and nothing is lost:
+// it doubles the rate from start while steps pass (up to max), then bisects between
+// the last passing and the first failing rate until they are within 10%. Servers differ
+// by 100x here, so a fixed step would be too coarse for one and too slow for another.
+// Every step is returned; Best picks the answer.
+func Search(t Target, o *Online, start, max int, dur time.Duration, limit time.Duration) ([]MsgResult, error) {
 	var out []MsgResult
-	for rate := start; rate <= max; rate += step {
+	pass, fail := 0, 0
+	step := func(rate int) (bool, error) {
 		r, err := Messaging(t, o, rate, dur)
+		if err != nil {
+			return false, err
+		}
+		out = append(out, r)
+		ok := r.Loss == 0 && r.P99ms <= float64(limit.Milliseconds())
+		t.logf("  %s: offered %d/s delivered %.0f/s lost %d p50 %.1fms p99 %.1fms server %.1fµs/msg pass=%v",
+			t.Name, rate, r.DeliveredPerSec, r.Loss, r.P50ms, r.P99ms, r.ServerCPUPerMsg, ok)
+		if !ok {
+			o.drain(30 * time.Second)
+		}
+		return ok, nil
+	}
+	for rate := start; rate <= max; rate *= 2 {
+		ok, err := step(rate)
 		if err != nil {
 			return out, err
 		}
-		out = append(out, r)
-		t.logf("  %s: offered %d/s delivered %.0f/s lost %d p50 %.1fms p99 %.1fms server %.1fµs/msg",
-			t.Name, rate, r.DeliveredPerSec, r.Loss, r.P50ms, r.P99ms, r.ServerCPUPerMsg)
-		if r.Loss > 0 || r.P99ms > float64(limit.Milliseconds()) {
+		if !ok {
+			fail = rate
 			break
+		}
+		pass = rate
+	}
+	for fail > 0 && fail-pass > pass/10 && fail-pass > 50 {
+		mid := (pass + fail) / 2
+		ok, err := step(mid)
+		if err != nil {
+			return out, err
+		}
+		if ok {
+			pass = mid
+		} else {
+			fail = mid
 		}
 	}
 	return out, nil
+}
+
+// Best is the highest delivered rate among steps that kept p99 within limitMs and lost
+// nothing (0 when none did).
+func Best(steps []MsgResult, limitMs float64) MsgResult {
+	var best MsgResult
+	for _, m := range steps {
+		if m.Loss == 0 && m.P99ms <= limitMs && m.DeliveredPerSec > best.DeliveredPerSec {
+			best = m
+		}
+	}
+	return best
+}
+
+// drain waits until no message has arrived for a second (or max), so that a backlog
+// left by an overloaded step is not counted in the next one.
+func (o *Online) drain(max time.Duration) {
+	last, since, start := o.recvd.Load(), time.Now(), time.Now()
+	for time.Since(since) < time.Second && time.Since(start) < max {
+		time.Sleep(50 * time.Millisecond)
+		if n := o.recvd.Load(); n != last {
+			last, since = n, time.Now()
+		}
+	}
 }

@@ -47,3 +47,23 @@ func TestParseStat(t *testing.T) {
 		t.Fatalf("ReadProc(self) = %+v, %v", self, err)
 	}
 }
+
+func TestRing(t *testing.T) {
+	// Every "to" at i must be a "from" at the contact, as in-band provisioning leaves it.
+	const n, r = 50, 7
+	for i := 0; i < n; i++ {
+		m := Ring(i, n, r)
+		if len(m) != 2*r {
+			t.Fatalf("user %d: %d contacts, want %d", i, len(m), 2*r)
+		}
+		for j, sub := range m {
+			back := Ring(j, n, r)[i]
+			if (sub == "to" && back != "from") || (sub == "from" && back != "to") {
+				t.Fatalf("user %d has %d as %q but %d has %d as %q", i, j, sub, j, i, back)
+			}
+		}
+	}
+	if m := Ring(0, 4, 2); m[2] != "both" {
+		t.Fatalf("overlapping ring: %v", m)
+	}
+}

@@ -1,0 +1,106 @@
+package compare
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/vireo-im/vireo/bench/scenario"
+)
+
+func TestMedian(t *testing.T) {
+	for _, c := range []struct {
+		in   []float64
+		want float64
+	}{{nil, 0}, {[]float64{3}, 3}, {[]float64{9, 1, 5}, 5}, {[]float64{4, 1, 3, 2}, 2.5}} {
+		if got := median(c.in); got != c.want {
+			t.Errorf("median(%v) = %v, want %v", c.in, got, c.want)
+		}
+	}
+}
+
+func TestNum(t *testing.T) {
+	for in, want := range map[float64]string{0: "0.0", 12.34: "12.3", 100: "100", 1234: "1,234", 1234567.4: "1,234,567", -4321: "-4,321"} {
+		if got := num(in); got != want {
+			t.Errorf("num(%v) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func steps(rates ...float64) []scenario.MsgResult {
+	var out []scenario.MsgResult
+	for i, r := range rates {
+		m := scenario.MsgResult{OfferedRate: int(r), DeliveredPerSec: r, P50ms: 1, P99ms: 10 + float64(i)}
+		if i == len(rates)-1 {
+			m.P99ms = 500 // the failing step that ends a search
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// sample is a report shaped like a real one, with three runs that disagree.
+func sample() Report {
+	idle := func(perSession float64) scenario.IdleResult {
+		r := scenario.IdleResult{RSSPerSession: perSession, PSSPerSession: perSession}
+		for _, n := range []int{1000, 4000} {
+			p := scenario.IdlePoint{Sessions: n}
+			p.Server.RSS = int64(10<<20 + float64(n)*perSession)
+			r.Points = append(r.Points, p)
+		}
+		return r
+	}
+	login := func(rate float64) scenario.LoginResult {
+		return scenario.LoginResult{Logins: 100, LoginsPerSecond: rate, ServerCPUPerLogin: 1e6 / rate}
+	}
+	return Report{Suite: Quick(), Servers: []ServerResult{
+		{Name: "alpha", Version: "1",
+			IdlePlain: []scenario.IdleResult{idle(2000), idle(1800), idle(2600)}, IdleTLS: []scenario.IdleResult{idle(9000)},
+			LoginPlain: []scenario.LoginResult{login(4000), login(3000), login(5000)}, LoginTLS: []scenario.LoginResult{login(900)},
+			Search:   [][]scenario.MsgResult{steps(500, 1000, 2000), steps(500, 1000, 2000, 4000, 8000), steps(500, 1000, 2000, 4000)},
+			Presence: []scenario.PresenceResult{{Unique: 5000, Delivered: 5100, PerSecond: 20000}},
+			Settings: [][2]string{{"`x`", "because"}}},
+		{Name: "beta", Version: "2", Errors: []string{"idle tls=true: refused"},
+			IdlePlain: []scenario.IdleResult{idle(30000)}, LoginPlain: []scenario.LoginResult{login(300)},
+			Search: [][]scenario.MsgResult{steps(500, 1000)}},
+	}}
+}
+
+func TestMarkdownQuotesMedians(t *testing.T) {
+	md := Markdown(sample(), map[string]string{"messaging": "m.png"})
+	for _, want := range []string{
+		"| alpha | plain | **2,000** (1,800–2,600)", // median of three idle runs, with the range
+		"| alpha | plain | **4,000** (3,000–5,000)", // median login rate
+		"| alpha | **2,000** (1,000–4,000)",         // highest passing rate of the median search run
+		"| beta | TLS 1.3 | — |",                    // no TLS run: a dash, not a zero
+		"- beta: idle tls=true: refused",
+		"![messaging](m.png)",
+		"| `x` | because |",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+}
+
+func TestWriteDrawsPlots(t *testing.T) {
+	dir := t.TempDir()
+	if err := Write(sample(), dir, "cmp"); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"cmp.json", "cmp.md", "cmp-idle_plain.png", "cmp-idle_tls.png", "cmp-logins.png", "cmp-messaging.png"} {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasSuffix(f, ".png") && !bytes.HasPrefix(b, []byte("\x89PNG")) {
+			t.Errorf("%s is not a PNG", f)
+		}
+	}
+	r, err := Load(filepath.Join(dir, "cmp.json"))
+	if err != nil || len(r.Servers) != 2 || r.Servers[0].Search[1][4].DeliveredPerSec != 8000 {
+		t.Fatalf("round trip: %v %+v", err, r.Servers)
+	}
+}

@@ -1,0 +1,267 @@
+package compare
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/vireo-im/vireo/bench/scenario"
+)
+
+// Write stores r under dir as <name>.json and <name>.md with the plots beside them.
+func Write(r Report, dir, name string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".json"), b, 0o644); err != nil {
+		return err
+	}
+	plots, err := Plots(r, dir, name)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, name+".md"), []byte(Markdown(r, plots)), 0o644)
+}
+
+// Load reads a report written by Write.
+func Load(path string) (Report, error) {
+	var r Report
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return r, err
+	}
+	return r, json.Unmarshal(b, &r)
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	c := slices.Clone(xs)
+	slices.Sort(c)
+	if len(c)%2 == 1 {
+		return c[len(c)/2]
+	}
+	return (c[len(c)/2-1] + c[len(c)/2]) / 2
+}
+
+func spread(xs []float64) string {
+	if len(xs) < 2 {
+		return ""
+	}
+	return fmt.Sprintf(" (%s–%s)", num(slices.Min(xs)), num(slices.Max(xs)))
+}
+
+// num prints with thousands separators and no decimals at or above 100.
+func num(x float64) string {
+	if x < 100 && x > -100 {
+		return fmt.Sprintf("%.1f", x)
+	}
+	s := fmt.Sprintf("%.0f", x)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}
+
+func collect[T any](xs []T, f func(T) float64) []float64 {
+	out := make([]float64, 0, len(xs))
+	for _, x := range xs {
+		out = append(out, f(x))
+	}
+	return out
+}
+
+// bestOf is each repetition's highest passing step of the rate search.
+func bestOf(s ServerResult, limit float64) []scenario.MsgResult {
+	var out []scenario.MsgResult
+	for _, steps := range s.Search {
+		out = append(out, scenario.Best(steps, limit))
+	}
+	return out
+}
+
+// medianRun is the index of the repetition whose best rate is the median one.
+func medianRun(bests []scenario.MsgResult) int {
+	idx := make([]int, len(bests))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortFunc(idx, func(a, b int) int {
+		switch {
+		case bests[a].DeliveredPerSec < bests[b].DeliveredPerSec:
+			return -1
+		case bests[a].DeliveredPerSec > bests[b].DeliveredPerSec:
+			return 1
+		}
+		return 0
+	})
+	if len(idx) == 0 {
+		return -1
+	}
+	return idx[len(idx)/2]
+}
+
+// Markdown renders r; plots maps a plot's role to its file name beside the report.
+func Markdown(r Report, plots map[string]string) string {
+	var b strings.Builder
+	s := r.Suite
+	fmt.Fprintf(&b, "# XMPP servers side by side (%s suite)\n\n", s.Name)
+	fmt.Fprintf(&b, "Measured %s on %s, %d cores, %d GiB, %s, kernel %s, %s; open-files limit %s. The run took %.0f minutes.\n\n",
+		r.Date, r.Machine.CPU, r.Machine.Cores, r.Machine.MemoryGiB, r.Machine.OS, r.Machine.Kernel, r.Machine.Go, r.Machine.OpenFiles, r.Duration/60)
+	fmt.Fprintf(&b, "Command: `%s`\n\n", r.Command)
+	b.WriteString("| server | version |\n|---|---|\n")
+	for _, sv := range r.Servers {
+		fmt.Fprintf(&b, "| %s | %s |\n", sv.Name, sv.Version)
+	}
+	fmt.Fprintf(&b, "\nEvery server runs alone, on loopback, from the configs in `bench/peers/`, with the same certificate (self-signed ECDSA P-256), "+
+		"virtual host and accounts (SCRAM-SHA-1, 4,096 iterations); the generator (`bench/loadgen`) runs beside it on the same cores. "+
+		"So throughput is shared between the two; **server CPU per operation** (from `/proc/PID/stat`) is the figure that compares fairly. "+
+		"Each scenario ran %d time(s); tables quote the median with the range in brackets.\n\n", s.Reps)
+
+	b.WriteString("## Idle sessions\n\n")
+	fmt.Fprintf(&b, "Authenticated, bound sessions with initial presence, ramped to %v with %d logins in flight, held 3 s at each size; "+
+		"server RSS and PSS from `/proc/PID`. Bytes per session is the slope between the smallest and the largest size, so the "+
+		"server's fixed footprint drops out. A fresh server process for each run.\n\n", s.IdleSizes, s.Conc)
+	b.WriteString("| server | transport | RSS bytes/session | PSS bytes/session | RSS at the largest size | ramp logins/s | failures |\n|---|---|---|---|---|---|---|\n")
+	for _, sv := range r.Servers {
+		for _, x := range []struct {
+			name string
+			rs   []scenario.IdleResult
+		}{{"plain", sv.IdlePlain}, {"TLS 1.3", sv.IdleTLS}} {
+			if len(x.rs) == 0 {
+				fmt.Fprintf(&b, "| %s | %s | — | — | — | — | — |\n", sv.Name, x.name)
+				continue
+			}
+			rss := collect(x.rs, func(i scenario.IdleResult) float64 { return i.RSSPerSession })
+			pss := collect(x.rs, func(i scenario.IdleResult) float64 { return i.PSSPerSession })
+			top := collect(x.rs, func(i scenario.IdleResult) float64 { return float64(i.Points[len(i.Points)-1].Server.RSS) / (1 << 20) })
+			ramp := collect(x.rs, func(i scenario.IdleResult) float64 { return i.LoginsPerSecond })
+			fails := collect(x.rs, func(i scenario.IdleResult) float64 { return float64(i.Failures) })
+			fmt.Fprintf(&b, "| %s | %s | **%s**%s | %s%s | %s MiB | %s | %s |\n", sv.Name, x.name, num(median(rss)), spread(rss),
+				num(median(pss)), spread(pss), num(median(top)), num(median(ramp)), num(slices.Max(fails)))
+		}
+	}
+	for _, k := range []string{"idle_plain", "idle_tls"} {
+		if f := plots[k]; f != "" {
+			fmt.Fprintf(&b, "\n![%s](%s)\n", k, f)
+		}
+	}
+
+	b.WriteString("\n## Login storm\n\n")
+	fmt.Fprintf(&b, "%d (plain TCP) and %d (direct TLS 1.3) fresh logins — connect, SCRAM-SHA-1, bind, close — with %d in flight, as fast as the server takes them.\n\n",
+		s.Logins, s.LoginsTLS, s.Conc)
+	b.WriteString("| server | transport | logins/s | server CPU µs/login | generator CPU µs/login | failures |\n|---|---|---|---|---|---|\n")
+	for _, sv := range r.Servers {
+		for _, x := range []struct {
+			name string
+			rs   []scenario.LoginResult
+		}{{"plain", sv.LoginPlain}, {"TLS 1.3", sv.LoginTLS}} {
+			if len(x.rs) == 0 {
+				fmt.Fprintf(&b, "| %s | %s | — | — | — | — |\n", sv.Name, x.name)
+				continue
+			}
+			lps := collect(x.rs, func(l scenario.LoginResult) float64 { return l.LoginsPerSecond })
+			sc := collect(x.rs, func(l scenario.LoginResult) float64 { return l.ServerCPUPerLogin })
+			gc := collect(x.rs, func(l scenario.LoginResult) float64 { return l.GenCPUPerLogin })
+			fl := collect(x.rs, func(l scenario.LoginResult) float64 { return float64(l.Failures) })
+			fmt.Fprintf(&b, "| %s | %s | **%s**%s | %s%s | %s | %s |\n", sv.Name, x.name, num(median(lps)), spread(lps), num(median(sc)), spread(sc), num(median(gc)), num(slices.Max(fl)))
+		}
+	}
+	if f := plots["logins"]; f != "" {
+		fmt.Fprintf(&b, "\n![logins](%s)\n", f)
+	}
+
+	b.WriteString("\n## One-to-one messaging\n\n")
+	fmt.Fprintf(&b, "%d online users; chat messages between random pairs at an offered rate, the send time in the body; each step lasts %v. "+
+		"The rate doubles from %d/s while p99 ≤ %.0f ms and nothing is lost, then is bisected to within 10%%. "+
+		"The table gives each server's highest passing rate (median run) and the latency and CPU at that rate.\n\n",
+		s.Users, s.StepDuration, s.RateStart, s.P99LimitMs)
+	b.WriteString("| server | highest rate msgs/s | p50 ms | p95 ms | p99 ms | server CPU µs/msg | generator CPU µs/msg |\n|---|---|---|---|---|---|---|\n")
+	for _, sv := range r.Servers {
+		bests := bestOf(sv, s.P99LimitMs)
+		mi := medianRun(bests)
+		if mi < 0 {
+			fmt.Fprintf(&b, "| %s | — | — | — | — | — | — |\n", sv.Name)
+			continue
+		}
+		m := bests[mi]
+		rates := collect(bests, func(m scenario.MsgResult) float64 { return m.DeliveredPerSec })
+		fmt.Fprintf(&b, "| %s | **%s**%s | %.2f | %.2f | %.2f | %.1f | %.1f |\n", sv.Name, num(m.DeliveredPerSec), spread(rates), m.P50ms, m.P95ms, m.P99ms, m.ServerCPUPerMsg, m.GenCPUPerMsg)
+	}
+	if f := plots["messaging"]; f != "" {
+		fmt.Fprintf(&b, "\n![messaging](%s)\n", f)
+	}
+	b.WriteString("\nEvery step of the median run:\n\n| server | offered/s | delivered/s | lost | p50 ms | p99 ms | server µs/msg |\n|---|---|---|---|---|---|---|\n")
+	for _, sv := range r.Servers {
+		mi := medianRun(bestOf(sv, s.P99LimitMs))
+		if mi < 0 {
+			continue
+		}
+		for _, m := range sv.Search[mi] {
+			fmt.Fprintf(&b, "| %s | %s | %s | %d | %.2f | %.2f | %.1f |\n", sv.Name, num(float64(m.OfferedRate)), num(m.DeliveredPerSec), m.Loss, m.P50ms, m.P99ms, m.ServerCPUPerMsg)
+		}
+	}
+
+	b.WriteString("\n## Presence storm\n\n")
+	fmt.Fprintf(&b, "%d users, each subscribed to the next %d (a ring: %d contacts per roster), all log in at once and send initial presence; "+
+		"counted: available presence stanzas from contacts delivered to the generator, per second from the first login to the last delivery "+
+		"(logins included). Rosters are made in-band, except where the server's own data files are written beforehand (Prosody).\n\n",
+		s.PresenceUsers, s.Contacts, 2*s.Contacts)
+	fmt.Fprintf(&b, "Each user should see %d contacts come online, %s in all. A presence can arrive twice when two contacts log in at the same "+
+		"moment (the answer to a probe and the broadcast; RFC 6121 allows it), so rates and CPU are per unique (receiver, contact) pair.\n\n",
+		s.Contacts, num(float64(s.PresenceUsers*s.Contacts)))
+	b.WriteString("| server | unique presence seen | presence stanzas delivered | unique presence/s | server CPU µs/presence (incl. logins) |\n|---|---|---|---|---|\n")
+	for _, sv := range r.Servers {
+		if len(sv.Presence) == 0 {
+			fmt.Fprintf(&b, "| %s | — | — | — | — |\n", sv.Name)
+			continue
+		}
+		u := collect(sv.Presence, func(p scenario.PresenceResult) float64 { return float64(p.Unique) })
+		d := collect(sv.Presence, func(p scenario.PresenceResult) float64 { return float64(p.Delivered) })
+		ps := collect(sv.Presence, func(p scenario.PresenceResult) float64 { return p.PerSecond })
+		c := collect(sv.Presence, func(p scenario.PresenceResult) float64 { return p.ServerCPUPerPresence })
+		fmt.Fprintf(&b, "| %s | %s | %s | **%s**%s | %s%s |\n", sv.Name, num(median(u)), num(median(d)), num(median(ps)), spread(ps), num(median(c)), spread(c))
+	}
+
+	var errs bool
+	for _, sv := range r.Servers {
+		if len(sv.Errors) > 0 {
+			if !errs {
+				b.WriteString("\n## Failures\n\n")
+				errs = true
+			}
+			for _, e := range sv.Errors {
+				fmt.Fprintf(&b, "- %s: %s\n", sv.Name, e)
+			}
+		}
+	}
+
+	b.WriteString("\n## Settings that differ from each server's defaults\n")
+	for _, sv := range r.Servers {
+		fmt.Fprintf(&b, "\n**%s**\n\n| setting | why |\n|---|---|\n", sv.Name)
+		for _, st := range sv.Settings {
+			fmt.Fprintf(&b, "| %s | %s |\n", st[0], st[1])
+		}
+	}
+	b.WriteString("\n## Reproduce\n\n```sh\nmake bench-compare   # installs Prosody and ejabberd from Debian when missing; about 40 minutes\n" +
+		"# or a subset / a quick pass:\nbin/xmppbench -compare vireo,prosody -suite quick -out /tmp/quick\n" +
+		"# redraw this report from its JSON:\nbin/xmppbench -render bench/results/compare.json\n```\n")
+	return b.String()
+}

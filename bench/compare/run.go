@@ -1,0 +1,259 @@
+// Package compare runs the same bench scenarios against several XMPP servers in turn
+// (bench/peers starts them), repeats them so that medians can be quoted, and writes the
+// result as JSON and as a Markdown report with plots. It owns the order of runs and the
+// report; it does not speak XMPP (bench/loadgen) or define scenarios (bench/scenario).
+package compare
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/vireo-im/vireo/bench/loadgen"
+	"github.com/vireo-im/vireo/bench/peers"
+	"github.com/vireo-im/vireo/bench/scenario"
+)
+
+// Suite is what is run against each server.
+type Suite struct {
+	Name          string        `json:"name"`
+	Reps          int           `json:"repetitions"`
+	IdleSizes     []int         `json:"idle_sizes"`
+	Logins        int           `json:"logins_plain"`
+	LoginsTLS     int           `json:"logins_tls"`
+	Users         int           `json:"messaging_users"`
+	RateStart     int           `json:"search_start_rate"`
+	RateMax       int           `json:"search_max_rate"`
+	StepDuration  time.Duration `json:"search_step_ns"`
+	P99LimitMs    float64       `json:"p99_limit_ms"`
+	PresenceUsers int           `json:"presence_users"`
+	Contacts      int           `json:"presence_contacts"`
+	Conc          int           `json:"concurrent_logins"`
+	SourceIPs     int           `json:"source_ips"`
+}
+
+// Quick is a few minutes per server: enough to see the shape, not to quote.
+func Quick() Suite {
+	return Suite{Name: "quick", Reps: 1, IdleSizes: []int{1000, 2000, 4000}, Logins: 2000, LoginsTLS: 1000,
+		Users: 500, RateStart: 500, RateMax: 64000, StepDuration: 3 * time.Second, P99LimitMs: 100,
+		PresenceUsers: 500, Contacts: 10, Conc: 64, SourceIPs: 4}
+}
+
+// Full is the suite the committed results come from.
+func Full() Suite {
+	return Suite{Name: "full", Reps: 3, IdleSizes: []int{2000, 8000, 16000}, Logins: 5000, LoginsTLS: 3000,
+		Users: 1000, RateStart: 500, RateMax: 256000, StepDuration: 5 * time.Second, P99LimitMs: 100,
+		PresenceUsers: 1000, Contacts: 20, Conc: 64, SourceIPs: 4}
+}
+
+func (s Suite) accounts() int {
+	n := s.IdleSizes[len(s.IdleSizes)-1]
+	for _, m := range []int{s.Logins, s.LoginsTLS, s.Users, s.PresenceUsers} {
+		n = max(n, m)
+	}
+	return n
+}
+
+// ServerResult is everything measured on one server; every slice has one entry per repetition.
+type ServerResult struct {
+	Name       string                    `json:"name"`
+	Version    string                    `json:"version"`
+	Settings   [][2]string               `json:"settings"`
+	IdlePlain  []scenario.IdleResult     `json:"idle_plain"`
+	IdleTLS    []scenario.IdleResult     `json:"idle_tls"`
+	LoginPlain []scenario.LoginResult    `json:"login_plain"`
+	LoginTLS   []scenario.LoginResult    `json:"login_tls"`
+	Search     [][]scenario.MsgResult    `json:"messaging_search"`
+	Presence   []scenario.PresenceResult `json:"presence_storm"`
+	Errors     []string                  `json:"errors,omitempty"`
+}
+
+// Report is a whole comparison.
+type Report struct {
+	Date     string         `json:"date"`
+	Machine  Machine        `json:"machine"`
+	Command  string         `json:"command"`
+	Suite    Suite          `json:"suite"`
+	Servers  []ServerResult `json:"servers"`
+	Duration float64        `json:"duration_seconds"`
+}
+
+// Machine is what the numbers were measured on.
+type Machine struct {
+	CPU       string `json:"cpu"`
+	Cores     int    `json:"cores"`
+	MemoryGiB int    `json:"memory_gib"`
+	Kernel    string `json:"kernel"`
+	OS        string `json:"os"`
+	Go        string `json:"go"`
+	OpenFiles string `json:"open_files_limit"`
+}
+
+// Run runs s against each server in turn; a failed scenario is recorded in the server's
+// Errors and the run goes on.
+func Run(servers []peers.Server, s Suite, log io.Writer) Report {
+	start := time.Now()
+	r := Report{Date: start.UTC().Format(time.RFC3339), Machine: ReadMachine(), Command: strings.Join(os.Args, " "), Suite: s}
+	for _, srv := range servers {
+		fmt.Fprintf(log, "== %s (%s)\n", srv.Name(), srv.Version())
+		r.Servers = append(r.Servers, runServer(srv, s, log))
+	}
+	r.Duration = time.Since(start).Seconds()
+	return r
+}
+
+func runServer(srv peers.Server, s Suite, log io.Writer) ServerResult {
+	res := ServerResult{Name: srv.Name(), Version: srv.Version(), Settings: srv.Settings()}
+	fail := func(what string, err error) {
+		fmt.Fprintf(log, "  %s: %s: %v\n", srv.Name(), what, err)
+		res.Errors = append(res.Errors, what+": "+err.Error())
+	}
+	target := func(tls bool) scenario.Target {
+		mode := loadgen.Plain
+		if tls {
+			mode = loadgen.DirectTLS
+		}
+		return scenario.Target{Name: srv.Name(), Prefix: "user", Password: peers.Password, PID: srv.PID(), SourceIPs: s.SourceIPs, Log: log,
+			Cfg: loadgen.Config{Addr: srv.Addr(tls), Domain: peers.Domain, Mode: mode, Mechanism: "SCRAM-SHA-1"}}
+	}
+	// Each idle run gets a freshly started server, so the memory curve starts from the
+	// same baseline every time.
+	restart := func(first bool) bool {
+		if !first {
+			srv.Stop()
+		}
+		if err := srv.Start(); err != nil {
+			fail("start", err)
+			return false
+		}
+		return true
+	}
+	if !restart(true) {
+		return res
+	}
+	defer func() { srv.Stop() }()
+	fmt.Fprintf(log, "  %s: creating %d accounts\n", srv.Name(), s.accounts())
+	if err := srv.AddAccounts(s.accounts()); err != nil {
+		fail("accounts", err)
+		return res
+	}
+	for rep := 0; rep < s.Reps; rep++ {
+		for _, tls := range []bool{false, true} {
+			if !restart(false) {
+				return res
+			}
+			fmt.Fprintf(log, "  %s: idle density tls=%v %v (run %d/%d)\n", srv.Name(), tls, s.IdleSizes, rep+1, s.Reps)
+			ir, err := scenario.Idle(target(tls), s.IdleSizes, s.Conc, 3*time.Second)
+			if err != nil {
+				fail(fmt.Sprintf("idle tls=%v", tls), err)
+				continue
+			}
+			fmt.Fprintf(log, "  %s: %.0f B/session RSS, %.0f B/session PSS\n", srv.Name(), ir.RSSPerSession, ir.PSSPerSession)
+			if tls {
+				res.IdleTLS = append(res.IdleTLS, ir)
+			} else {
+				res.IdlePlain = append(res.IdlePlain, ir)
+			}
+		}
+	}
+	if !restart(false) {
+		return res
+	}
+	for rep := 0; rep < s.Reps; rep++ {
+		for _, tls := range []bool{false, true} {
+			k := s.Logins
+			if tls {
+				k = s.LoginsTLS
+			}
+			fmt.Fprintf(log, "  %s: login storm tls=%v, %d logins (run %d/%d)\n", srv.Name(), tls, k, rep+1, s.Reps)
+			lr, err := scenario.LoginStorm(target(tls), k, s.Conc)
+			if err != nil {
+				fail(fmt.Sprintf("login tls=%v", tls), err)
+				continue
+			}
+			fmt.Fprintf(log, "  %s: %.0f logins/s, %d failures, server %.0f µs/login\n", srv.Name(), lr.LoginsPerSecond, lr.Failures, lr.ServerCPUPerLogin)
+			if tls {
+				res.LoginTLS = append(res.LoginTLS, lr)
+			} else {
+				res.LoginPlain = append(res.LoginPlain, lr)
+			}
+		}
+	}
+	for rep := 0; rep < s.Reps; rep++ {
+		fmt.Fprintf(log, "  %s: messaging rate search, %d users (run %d/%d)\n", srv.Name(), s.Users, rep+1, s.Reps)
+		t := target(false)
+		o, err := scenario.Connect(t, s.Users, s.Conc)
+		if err != nil {
+			fail("messaging connect", err)
+			continue
+		}
+		steps, err := scenario.Search(t, o, s.RateStart, s.RateMax, s.StepDuration, time.Duration(s.P99LimitMs*float64(time.Millisecond)))
+		o.Close()
+		if err != nil {
+			fail("messaging", err)
+		}
+		res.Search = append(res.Search, steps)
+	}
+	provisioned, err := srv.WriteRosters(s.PresenceUsers, func(i int) map[int]string { return scenario.Ring(i, s.PresenceUsers, s.Contacts) })
+	if err != nil {
+		fail("rosters", err)
+		return res
+	}
+	// A fresh start reads rosters written behind the server's back and drops whatever the
+	// earlier scenarios left cached.
+	if !restart(false) {
+		return res
+	}
+	for rep := 0; rep < s.Reps; rep++ {
+		fmt.Fprintf(log, "  %s: presence storm, %d users x %d contacts (run %d/%d)\n", srv.Name(), s.PresenceUsers, s.Contacts, rep+1, s.Reps)
+		pr, err := scenario.PresenceStorm(target(false), s.PresenceUsers, s.Contacts, s.Conc, provisioned || rep > 0)
+		if err != nil {
+			fail("presence", err)
+			break
+		}
+		res.Presence = append(res.Presence, pr)
+	}
+	return res
+}
+
+// ReadMachine describes this machine from /proc.
+func ReadMachine() Machine {
+	m := Machine{Cores: runtime.NumCPU(), Go: runtime.Version()}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPU = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		var kb int
+		fmt.Sscanf(string(b), "MemTotal: %d kB", &kb)
+		m.MemoryGiB = (kb + 1<<19) >> 20
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(b))
+	}
+	if b, err := os.ReadFile("/etc/os-release"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "PRETTY_NAME="); ok {
+				m.OS = strings.Trim(v, `"`)
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/self/limits"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "Max open files") {
+				f := strings.Fields(l)
+				if len(f) >= 5 {
+					m.OpenFiles = f[3]
+				}
+			}
+		}
+	}
+	return m
+}

@@ -1,0 +1,188 @@
+package peers
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	_ "embed"
+
+	"github.com/vireo-im/vireo/bench/loadgen"
+)
+
+//go:embed ejabberd.yml
+var ejabberdConf string
+
+// ejabberdNode is the Erlang node name, apart from a system ejabberd's.
+const ejabberdNode = "vireobench@localhost"
+
+type ejabberd struct {
+	env        *Env
+	plain, tls int
+	dir        string
+	p          *proc
+	beam       int
+}
+
+func (s *ejabberd) Name() string    { return "ejabberd" }
+func (s *ejabberd) Version() string { return pkgVersion("ejabberd") }
+
+func (s *ejabberd) ctl(args ...string) (*exec.Cmd, error) {
+	cmd := exec.Command("ejabberdctl", append([]string{"--node", ejabberdNode,
+		"--config", filepath.Join(s.dir, "ejabberd.yml"), "--ctl-config", filepath.Join(s.dir, "ejabberdctl.cfg"),
+		"--spool", filepath.Join(s.dir, "spool"), "--logs", filepath.Join(s.dir, "logs")}, args...)...)
+	// Started by root, ejabberdctl switches to the ejabberd user through su, whose PAM
+	// session drops the open-files soft limit to 1,024. Starting it as that user keeps
+	// the bench's limit, as the systemd unit's LimitNOFILE would.
+	if os.Getuid() == 0 {
+		u, err := user.Lookup("ejabberd")
+		if err != nil {
+			return nil, err
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+		cmd.Env = append(os.Environ(), "HOME="+u.HomeDir, "USER=ejabberd", "LOGNAME=ejabberd")
+	}
+	return cmd, nil
+}
+
+func (s *ejabberd) Start() error {
+	if s.dir == "" {
+		s.dir = filepath.Join(s.env.Dir, "ejabberd")
+		for _, d := range []string{"spool", "logs"} {
+			if err := os.MkdirAll(filepath.Join(s.dir, d), 0o755); err != nil {
+				return err
+			}
+		}
+		if err := render(ejabberdConf, filepath.Join(s.dir, "ejabberd.yml"), map[string]any{"Plain": s.plain, "TLS": s.tls, "Cert": s.env.Cert, "Key": s.env.Key}); err != nil {
+			return err
+		}
+		// Debian's ejabberdctl.cfg would point the config and PID file back at /etc and /run.
+		ctlCfg := "ERL_OPTIONS=\"-env ERL_CRASH_DUMP_BYTES 0\"\nEJABBERD_PID_PATH=" + filepath.Join(s.dir, "ejabberd.pid") + "\n"
+		if err := os.WriteFile(filepath.Join(s.dir, "ejabberdctl.cfg"), []byte(ctlCfg), 0o644); err != nil {
+			return err
+		}
+		// ejabberdctl runs the VM as the ejabberd user when started by root.
+		exec.Command("chown", "-R", "ejabberd:ejabberd", s.dir).Run()
+	}
+	cmd, err := s.ctl("foreground")
+	if err != nil {
+		return err
+	}
+	p, err := startProc(cmd, filepath.Join(s.dir, "console.log"))
+	if err != nil {
+		return err
+	}
+	s.p = p
+	if err := waitPort(s.plain, 60*time.Second, p.alive); err != nil {
+		s.Stop()
+		return err
+	}
+	s.beam = findProc("beam.smp", ejabberdNode)
+	if s.beam == 0 {
+		s.Stop()
+		return errors.New("peers: ejabberd's beam.smp process not found")
+	}
+	return nil
+}
+
+// Stop asks the VM to stop, waits for it, then ends the wrapper.
+func (s *ejabberd) Stop() {
+	if s.beam > 0 {
+		syscall.Kill(s.beam, syscall.SIGTERM)
+		for i := 0; i < 300 && syscall.Kill(s.beam, 0) == nil; i++ {
+			time.Sleep(100 * time.Millisecond)
+		}
+		syscall.Kill(s.beam, syscall.SIGKILL)
+		s.beam = 0
+	}
+	s.p.stop(10 * time.Second)
+	s.p = nil
+}
+
+func (s *ejabberd) PID() int             { return s.beam }
+func (s *ejabberd) Addr(tls bool) string { return addr(s.plain, s.tls, tls) }
+
+// AddAccounts registers the accounts in-band (XEP-0077): ejabberdctl starts a VM per call,
+// about a second each, and the generator is meant to be able to make its own accounts.
+func (s *ejabberd) AddAccounts(n int) error {
+	var next, done atomic.Int64
+	var mu sync.Mutex
+	var first error
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := 0; w < 32; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				cfg := loadgen.Config{Addr: s.Addr(false), Domain: Domain, LocalAddr: "127.0.0." + strconv.Itoa(1+i%4)}
+				err := loadgen.Register(cfg, "user"+strconv.Itoa(i+1), Password)
+				if err != nil && !errors.Is(err, loadgen.ErrConflict) {
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+					return
+				}
+				if d := done.Add(1); d%4000 == 0 {
+					fmt.Fprintf(os.Stderr, "  ejabberd: %d accounts registered (%.0f/s)\n", d, float64(d)/time.Since(start).Seconds())
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return first
+}
+
+// WriteRosters is not offered: ejabberd keeps rosters in Mnesia; in-band provisioning is used.
+func (s *ejabberd) WriteRosters(int, func(int) map[int]string) (bool, error) { return false, nil }
+
+func (s *ejabberd) Settings() [][2]string {
+	return [][2]string{
+		{"`listen`", "only the two c2s listeners, on loopback ports chosen by the bench (no s2s, HTTP, STUN, MQTT)"},
+		{"no `shaper` on the c2s listeners", "Debian's `c2s_shaper` (`normal`) holds each client to 3,000 B/s"},
+		{"`starttls_required: false`", "the plain-TCP runs measure every server the same way"},
+		{"`loglevel: warning`", "Debian's `info` logs every connection; that costs CPU the others do not spend"},
+		{"`certfiles`", "the bench's self-signed ECDSA P-256 certificate, the same for all three"},
+		{"`auth_scram_hash: sha`", "SCRAM-SHA-1 keys stored, 4,096 iterations, like the others"},
+		{"`registration_timeout: infinity`, `mod_register` with `access: register` open", "the generator registers its accounts in-band from loopback"},
+		{"modules", "mod_fail2ban, mod_pres_counter (5 subscriptions a minute), mod_stream_mgmt, mod_pubsub, mod_muc, mod_mqtt, mod_bosh, mod_http_api, mod_caps, mod_push and the other modules Vireo has no counterpart for are not loaded; kept: blocking (with privacy), carboncopy, disco, last, offline, ping, private, register, roster, vcard, version"},
+		{"`--node vireobench@localhost`, own spool and logs, own ejabberdctl.cfg", "apart from a system ejabberd; Debian's ejabberdctl.cfg would point back at /etc"},
+	}
+}
+
+// findProc returns the PID of a process named comm whose command line contains arg.
+func findProc(comm, arg string) int {
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		c, _ := os.ReadFile("/proc/" + e.Name() + "/comm")
+		if string(bytes.TrimSpace(c)) != comm {
+			continue
+		}
+		cl, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if bytes.Contains(cl, []byte(arg)) {
+			return pid
+		}
+	}
+	return 0
+}

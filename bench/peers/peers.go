@@ -1,0 +1,200 @@
+// Package peers starts the XMPP servers the bench compares — Vireo, Prosody and
+// ejabberd — on loopback ports, each from a config kept beside this file, with its own
+// data directory under one work directory and the same self-signed certificate, and
+// creates the bench accounts (user1..userN, password "password") the way each server
+// does it fastest. It does not measure anything: scenarios live in bench/scenario.
+package peers
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/vireo-im/vireo/engine/config"
+)
+
+// Domain is the virtual host every server serves.
+const Domain = "localhost"
+
+// Password is every bench account's password.
+const Password = "password"
+
+// Server is one XMPP server under test.
+type Server interface {
+	Name() string
+	// Version is the server's version as its package or build reports it.
+	Version() string
+	// Start prepares the server's config and data directory on first use and starts it;
+	// it returns once the plain listener accepts connections.
+	Start() error
+	// Stop ends the process and waits for it.
+	Stop()
+	// PID is the process to sample in /proc while the server runs.
+	PID() int
+	// Addr is the plain-TCP (STARTTLS-capable) or direct-TLS listener.
+	Addr(tls bool) string
+	// AddAccounts makes sure user1..userN exist (the server is running).
+	AddAccounts(n int) error
+	// WriteRosters stores, for users 1..n, the rosters given by roster(i) (0-based user
+	// index -> subscription) while the server runs with nobody online. It reports false
+	// when the server has no such path and rosters must be made in-band.
+	WriteRosters(n int, roster func(i int) map[int]string) (bool, error)
+	// Settings lists every setting that differs from the server's packaged defaults and why.
+	Settings() [][2]string
+}
+
+// Env is what the servers share: a work directory and the certificate.
+type Env struct {
+	Dir        string // each server gets Dir/<name>
+	Cert, Key  string // PEM files, ECDSA P-256, for Domain
+	Bin        string // directory holding vireo and vireoctl
+	SourceRoot string // repository root (for Vireo's version)
+}
+
+// NewEnv creates dir and the shared certificate in it.
+func NewEnv(dir, bin string) (*Env, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	e := &Env{Dir: dir, Cert: filepath.Join(dir, "localhost.crt"), Key: filepath.Join(dir, "localhost.key"), Bin: bin}
+	if _, err := config.EnsureCert(e.Cert, e.Key, []string{Domain}); err != nil {
+		return nil, err
+	}
+	// Prosody and ejabberd run as their own users and must read the key.
+	os.Chmod(e.Cert, 0o644)
+	os.Chmod(e.Key, 0o644)
+	return e, nil
+}
+
+// New returns the server called name ("vireo", "prosody" or "ejabberd") with its ports.
+func New(name string, e *Env, plain, tls int) (Server, error) {
+	switch name {
+	case "vireo":
+		return &vireo{env: e, plain: plain, tls: tls}, nil
+	case "prosody":
+		return &prosody{env: e, plain: plain, tls: tls}, nil
+	case "ejabberd":
+		return &ejabberd{env: e, plain: plain, tls: tls}, nil
+	}
+	return nil, fmt.Errorf("peers: unknown server %q (vireo, prosody, ejabberd)", name)
+}
+
+// Install installs Debian packages for the named servers that are missing, and stops the
+// system services the packages may have started, so the bench's own instances get the
+// machine to themselves.
+func Install(names []string) error {
+	var missing []string
+	for _, n := range names {
+		bin := map[string]string{"prosody": "prosody", "ejabberd": "ejabberdctl"}[n]
+		if bin == "" {
+			continue
+		}
+		if _, err := exec.LookPath(bin); err != nil {
+			missing = append(missing, n)
+		}
+	}
+	if len(missing) > 0 {
+		fmt.Fprintf(os.Stderr, "installing %s from Debian's packages\n", strings.Join(missing, ", "))
+		if out, err := exec.Command("apt-get", "update", "-qq").CombinedOutput(); err != nil {
+			return fmt.Errorf("apt-get update: %v: %s", err, out)
+		}
+		cmd := exec.Command("apt-get", append([]string{"install", "-y", "-qq"}, missing...)...)
+		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("apt-get install %v: %v: %s", missing, err, out)
+		}
+	}
+	for _, n := range names {
+		if n != "vireo" {
+			exec.Command("service", n, "stop").Run()
+		}
+	}
+	return nil
+}
+
+// FreePort returns a loopback TCP port nobody listens on.
+func FreePort() int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func waitPort(port int, d time.Duration, alive func() bool) error {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+			c.Close()
+			return nil
+		}
+		if !alive() {
+			return errors.New("peers: server exited during startup")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("peers: nothing listens on port %d after %v", port, d)
+}
+
+// proc is a started server process.
+type proc struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+func startProc(cmd *exec.Cmd, logPath string) (*proc, error) {
+	f, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr = f, f
+	// Own process group: Stop reaches helpers (su, shells) along with the server.
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Setpgid = true
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	p := &proc{cmd: cmd, done: make(chan struct{})}
+	go func() { cmd.Wait(); f.Close(); close(p.done) }()
+	return p, nil
+}
+
+func (p *proc) alive() bool {
+	select {
+	case <-p.done:
+		return false
+	default:
+		return true
+	}
+}
+
+func (p *proc) stop(grace time.Duration) {
+	if p == nil {
+		return
+	}
+	syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(grace):
+		syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.done
+	}
+}
+
+func pkgVersion(pkg string) string {
+	out, err := exec.Command("dpkg-query", "-W", "-f", "${Version}", pkg).Output()
+	if err != nil {
+		return "unknown"
+	}
+	return pkg + " " + strings.TrimSpace(string(out)) + " (Debian package)"
+}

@@ -1,0 +1,151 @@
+package peers
+
+import (
+	"crypto/hmac"
+	"crypto/pbkdf2"
+	"crypto/sha1"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
+
+	_ "embed"
+)
+
+//go:embed prosody.cfg.lua
+var prosodyConf string
+
+type prosody struct {
+	env        *Env
+	plain, tls int
+	dir, cfg   string
+	p          *proc
+}
+
+func (s *prosody) Name() string    { return "prosody" }
+func (s *prosody) Version() string { return pkgVersion("prosody") }
+
+func (s *prosody) Start() error {
+	if s.dir == "" {
+		s.dir = filepath.Join(s.env.Dir, "prosody")
+		s.cfg = filepath.Join(s.dir, "prosody.cfg.lua")
+		if err := os.MkdirAll(s.hostDir("accounts"), 0o755); err != nil {
+			return err
+		}
+		if err := render(prosodyConf, s.cfg, map[string]any{"Dir": s.dir, "Plain": s.plain, "TLS": s.tls, "Cert": s.env.Cert, "Key": s.env.Key}); err != nil {
+			return err
+		}
+	}
+	p, err := startProc(exec.Command("prosody", "--config", s.cfg), filepath.Join(s.dir, "prosody.log"))
+	if err != nil {
+		return err
+	}
+	s.p = p
+	if err := waitPort(s.plain, 30*time.Second, p.alive); err != nil {
+		s.Stop()
+		return err
+	}
+	return nil
+}
+
+func (s *prosody) Stop()                { s.p.stop(15 * time.Second); s.p = nil }
+func (s *prosody) PID() int             { return s.p.cmd.Process.Pid }
+func (s *prosody) Addr(tls bool) string { return addr(s.plain, s.tls, tls) }
+
+// hostDir is Prosody's per-host store directory (datamanager encodes the host name; a
+// name of letters and dots stays as it is).
+func (s *prosody) hostDir(store string) string {
+	return filepath.Join(s.dir, "data", Domain, store)
+}
+
+// AddAccounts writes internal_hashed account files — what `prosodyctl register` stores,
+// SCRAM-SHA-1 with 4096 iterations like every server here — because 16,000 prosodyctl
+// calls take hours. Prosody reads account files at login, so this works while it runs.
+func (s *prosody) AddAccounts(n int) error {
+	salt := "vireobenchsalt01"
+	sp, err := pbkdf2.Key(sha1.New, Password, []byte(salt), 4096, sha1.Size)
+	if err != nil {
+		return err
+	}
+	mac := func(k []byte, m string) []byte { h := hmac.New(sha1.New, k); h.Write([]byte(m)); return h.Sum(nil) }
+	stored := sha1.Sum(mac(sp, "Client Key"))
+	body := fmt.Sprintf("return {\n\t[\"iteration_count\"] = 4096;\n\t[\"salt\"] = %q;\n\t[\"stored_key\"] = %q;\n\t[\"server_key\"] = %q;\n};\n",
+		salt, hex.EncodeToString(stored[:]), hex.EncodeToString(mac(sp, "Server Key")))
+	dir := s.hostDir("accounts")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	return parallel(n, func(i int) error {
+		return os.WriteFile(filepath.Join(dir, fmt.Sprintf("user%d.dat", i+1)), []byte(body), 0o644)
+	})
+}
+
+// WriteRosters writes mod_roster's files: in-band, Prosody 0.12 made fewer than 2,000
+// of 20,000 subscriptions in two minutes (each one rewrites two roster files).
+func (s *prosody) WriteRosters(n int, roster func(i int) map[int]string) (bool, error) {
+	dir := s.hostDir("roster")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return false, err
+	}
+	return true, parallel(n, func(i int) error {
+		var b strings.Builder
+		b.WriteString("return {\n\t[false] = {\n\t\t[\"version\"] = 1;\n\t\t[\"pending\"] = {};\n\t};\n")
+		m := roster(i)
+		keys := make([]int, 0, len(m))
+		for j := range m {
+			keys = append(keys, j)
+		}
+		sort.Ints(keys)
+		for _, j := range keys {
+			fmt.Fprintf(&b, "\t[\"user%d@%s\"] = {\n\t\t[\"subscription\"] = %q;\n\t\t[\"groups\"] = {};\n\t};\n", j+1, Domain, m[j])
+		}
+		b.WriteString("};\n")
+		return os.WriteFile(filepath.Join(dir, fmt.Sprintf("user%d.dat", i+1)), []byte(b.String()), 0o644)
+	})
+}
+
+func (s *prosody) Settings() [][2]string {
+	return [][2]string{
+		{"`interfaces`, `c2s_ports`, `c2s_direct_tls_ports`", "loopback ports chosen by the bench"},
+		{"`data_path`, `pidfile`", "own data directory under the bench's work directory, no system service"},
+		{"`run_as_root`, `daemonize = false`", "the bench runs as root in containers and needs the PID"},
+		{"`log = { warn = \"*console\" }`", "warnings only: per-event logging costs CPU that the others do not spend"},
+		{"`c2s_require_encryption = false`", "the plain-TCP runs measure every server the same way"},
+		{"`authentication = \"internal_hashed\"`", "SCRAM keys stored (no hashing per login), like the others"},
+		{"`modules_disabled = { \"limits\", \"s2s\" }`, `limits.c2s.rate`", "Debian's mod_limits shapes c2s to 10 kB/s; s2s is not measured"},
+		{"`modules_enabled`", "roster, saslauth, tls, disco, ping, presence, posix, carbons, blocklist, vcard_legacy, private, offline: the IM features Vireo has on"},
+		{"`certificates`, `ssl`", "the bench's self-signed ECDSA P-256 certificate, the same for all three"},
+		{"accounts, rosters", "written as Prosody's own data files before the runs (prosodyctl per account is far too slow; in-band roster provisioning stalls)"},
+	}
+}
+
+// parallel runs f(0..n-1) on every core.
+func parallel(n int, f func(i int) error) error {
+	w := runtime.NumCPU() * 4
+	errs := make(chan error, w)
+	for k := 0; k < w; k++ {
+		go func(k int) {
+			var first error
+			for i := k; i < n; i += w {
+				if err := f(i); err != nil && first == nil {
+					first = err
+				}
+			}
+			errs <- first
+		}(k)
+	}
+	var first error
+	for k := 0; k < w; k++ {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+func runtimeVersion() string { return runtime.Version() }

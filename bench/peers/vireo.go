@@ -1,0 +1,110 @@
+package peers
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"text/template"
+	"time"
+
+	_ "embed"
+)
+
+//go:embed vireo.toml
+var vireoConf string
+
+type vireo struct {
+	env        *Env
+	plain, tls int
+	dir, cfg   string
+	p          *proc
+}
+
+func (v *vireo) Name() string { return "vireo" }
+
+func (v *vireo) Version() string {
+	out, err := exec.Command("git", "-C", v.env.SourceRoot, "describe", "--always", "--dirty").Output()
+	if err != nil {
+		return "vireo (unknown commit)"
+	}
+	return "vireo " + strings.TrimSpace(string(out)) + " (" + runtimeVersion() + ")"
+}
+
+func (v *vireo) Start() error {
+	if v.dir == "" {
+		v.dir = filepath.Join(v.env.Dir, "vireo")
+		v.cfg = filepath.Join(v.dir, "vireo.toml")
+		if err := os.MkdirAll(v.dir, 0o755); err != nil {
+			return err
+		}
+		if err := render(vireoConf, v.cfg, v.vars()); err != nil {
+			return err
+		}
+	}
+	p, err := startProc(exec.Command(filepath.Join(v.env.Bin, "vireo"), "-config", v.cfg), filepath.Join(v.dir, "vireo.log"))
+	if err != nil {
+		return err
+	}
+	v.p = p
+	if err := waitPort(v.plain, 30*time.Second, p.alive); err != nil {
+		v.Stop()
+		return err
+	}
+	return nil
+}
+
+func (v *vireo) vars() map[string]any {
+	return map[string]any{"Dir": v.dir, "Plain": v.plain, "TLS": v.tls, "Cert": v.env.Cert, "Key": v.env.Key}
+}
+
+func (v *vireo) Stop()                { v.p.stop(15 * time.Second); v.p = nil }
+func (v *vireo) PID() int             { return v.p.cmd.Process.Pid }
+func (v *vireo) Addr(tls bool) string { return addr(v.plain, v.tls, tls) }
+func (v *vireo) Settings() [][2]string {
+	return [][2]string{
+		{"`listen`, `tls_listen`, `data_dir`", "loopback ports chosen by the bench, own data directory"},
+		{"`require_tls = false`, `allow_plain = true`", "the plain-TCP runs measure every server the same way"},
+		{"`auth_failures_per_minute = 1000000`", "storms come from four loopback addresses; the brute-force throttle is not measured"},
+		{"`max_outbound = 4194304`", "the rate search overloads servers on purpose; a slow session is not cut off at the default 1 MiB"},
+		{"`log_level = \"warn\"`", "as the generated config (quiet by default)"},
+		{"`[tls] cert`, `key`", "the bench's self-signed ECDSA P-256 certificate, the same for all three"},
+		{"accounts", "`vireoctl bulkadd` over the admin socket, SCRAM-SHA-1/256 keys with 4,096 iterations"},
+	}
+}
+
+// AddAccounts uses vireoctl bulkadd on the running server (the admin socket), with the
+// SCRAM iteration count every server here uses.
+func (v *vireo) AddAccounts(n int) error {
+	out, err := exec.Command(filepath.Join(v.env.Bin, "vireoctl"), "-config", v.cfg, "bulkadd", "-prefix", "user",
+		"-count", strconv.Itoa(n), "-password", Password, "-iter", "4096").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("vireoctl bulkadd: %v: %s", err, out)
+	}
+	return nil
+}
+
+// WriteRosters is not offered: Vireo's rosters are made in-band, which it takes at full speed.
+func (v *vireo) WriteRosters(int, func(int) map[int]string) (bool, error) { return false, nil }
+
+func addr(plain, tls int, wantTLS bool) string {
+	if wantTLS {
+		return fmt.Sprintf("127.0.0.1:%d", tls)
+	}
+	return fmt.Sprintf("127.0.0.1:%d", plain)
+}
+
+func render(tmpl, path string, vars map[string]any) error {
+	t, err := template.New(filepath.Base(path)).Parse(tmpl)
+	if err != nil {
+		return err
+	}
+	var b bytes.Buffer
+	if err := t.Execute(&b, vars); err != nil {
+		return err
+	}
+	return os.WriteFile(path, b.Bytes(), 0o644)
+}
