@@ -1,0 +1,108 @@
+package peers
+
+import (
+	cryptotls "crypto/tls"
+	"crypto/x509"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vireo-im/vireo/bench/loadgen"
+)
+
+// TestREADMEListsSettings keeps README.md in step with what each server reports.
+func TestREADMEListsSettings(t *testing.T) {
+	b, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"vireo", "prosody", "ejabberd"} {
+		s, err := New(n, &Env{}, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(s.Settings()) == 0 {
+			t.Errorf("%s lists no settings", n)
+		}
+		for _, st := range s.Settings() {
+			if row := "| " + st[0] + " | " + st[1] + " |"; !strings.Contains(string(b), row) {
+				t.Errorf("README.md lacks %s's row %q", n, row)
+			}
+		}
+	}
+}
+
+// TestServersServeTheBench starts each server the bench can run here from its config,
+// creates accounts the way the suite does and logs in over plain TCP and direct TLS with
+// the shared certificate. Vireo always runs (it is built from this tree); Prosody and
+// ejabberd run where their packages are installed (make bench-compare installs them).
+func TestServersServeTheBench(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real servers")
+	}
+	bin := t.TempDir()
+	for _, b := range []string{"vireo", "vireoctl"} {
+		pkg := "../.."
+		if b == "vireoctl" {
+			pkg = "../../tools/vireoctl"
+		}
+		if out, err := exec.Command("go", "build", "-o", filepath.Join(bin, b), pkg).CombinedOutput(); err != nil {
+			t.Fatalf("build %s: %v\n%s", b, err, out)
+		}
+	}
+	// Not t.TempDir: its parent is private, and ejabberd runs as its own user.
+	work, err := os.MkdirTemp("", "peers-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(work) })
+	os.Chmod(work, 0o755)
+	env, err := NewEnv(work, bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pemBytes, _ := os.ReadFile(env.Cert)
+	if !pool.AppendCertsFromPEM(pemBytes) {
+		t.Fatal("shared certificate unreadable")
+	}
+	for _, name := range []string{"vireo", "prosody", "ejabberd"} {
+		t.Run(name, func(t *testing.T) {
+			if name != "vireo" {
+				bin := map[string]string{"prosody": "prosody", "ejabberd": "ejabberdctl"}[name]
+				if _, err := exec.LookPath(bin); err != nil || os.Getuid() != 0 {
+					t.Skipf("%s is not installed here (or not root)", name)
+				}
+			}
+			srv, err := New(name, env, FreePort(), FreePort())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := srv.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer srv.Stop()
+			if srv.PID() <= 0 || !strings.Contains(srv.Version(), name) {
+				t.Fatalf("pid %d, version %q", srv.PID(), srv.Version())
+			}
+			if err := srv.AddAccounts(3); err != nil {
+				t.Fatal(err)
+			}
+			for _, tls := range []bool{false, true} {
+				cfg := loadgen.Config{Addr: srv.Addr(tls), Domain: Domain, Mechanism: "SCRAM-SHA-1", Timeout: 10 * time.Second,
+					TLS: &cryptotls.Config{RootCAs: pool}}
+				if tls {
+					cfg.Mode = loadgen.DirectTLS
+				}
+				s, err := loadgen.Dial(cfg, "user3", Password, "t")
+				if err != nil {
+					t.Fatalf("tls=%v: %v", tls, err)
+				}
+				s.Close()
+			}
+		})
+	}
+}
