@@ -92,7 +92,13 @@ func idlePlot(r Report, tls bool) (*plot.Plot, bool, error) {
 	if len(args) == 0 {
 		return nil, false, nil
 	}
-	return p, true, plotutil.AddLinePoints(p, args...)
+	if err := plotutil.AddLinePoints(p, args...); err != nil {
+		return nil, false, err
+	}
+	// From zero, so that each server's fixed footprint shows beside its slope.
+	p.X.Min, p.Y.Min = 0, 0
+	p.Y.Max *= 1.15
+	return p, true, nil
 }
 
 // loginPlot is median logins per second per server, plain and TLS side by side.
@@ -126,6 +132,8 @@ func loginPlot(r Report) (*plot.Plot, bool, error) {
 		p.Legend.Add(x.name, bc)
 	}
 	p.Legend.Top = true
+	p.Y.Min = 0
+	p.Y.Max *= 1.15
 	p.NominalX(names...)
 	return p, true, nil
 }
@@ -169,6 +177,8 @@ func msgPlot(r Report) (*plot.Plot, bool, error) {
 		return nil, false, err
 	}
 	limit.Dashes = []vg.Length{vg.Points(4), vg.Points(4)}
+	// Room above the limit line for the legend.
+	p.Y.Max = math.Max(p.Y.Max, 8*r.Suite.P99LimitMs)
 	p.Add(limit)
 	p.Legend.Add(fmt.Sprintf("p99 limit %.0f ms", r.Suite.P99LimitMs), limit)
 	return p, true, nil

@@ -90,17 +90,20 @@ func closeAll(ss []*loadgen.Session) {
 
 // IdlePoint is one step of the idle-density scenario.
 type IdlePoint struct {
-	Sessions int      `json:"sessions"`
-	Server   ProcStat `json:"server"`
+	Sessions  int      `json:"sessions"`
+	Server    ProcStat `json:"server"`
+	Generator ProcStat `json:"generator"`
 }
 
 // IdleResult is the idle-density result: memory at each size and the slope.
 type IdleResult struct {
-	Points          []IdlePoint `json:"points"`
-	RSSPerSession   float64     `json:"rss_bytes_per_session"`
-	PSSPerSession   float64     `json:"pss_bytes_per_session"`
-	Failures        int         `json:"failures"`
-	LoginsPerSecond float64     `json:"ramp_logins_per_second"`
+	Points        []IdlePoint `json:"points"`
+	RSSPerSession float64     `json:"rss_bytes_per_session"`
+	PSSPerSession float64     `json:"pss_bytes_per_session"`
+	// GenRSSPerSession is the generator's own cost, to show it is not the bottleneck.
+	GenRSSPerSession float64 `json:"generator_rss_bytes_per_session"`
+	Failures         int     `json:"failures"`
+	LoginsPerSecond  float64 `json:"ramp_logins_per_second"`
 }
 
 // Idle ramps to each size in sizes, holds, samples the server, and reports bytes per
@@ -126,13 +129,17 @@ func Idle(t Target, sizes []int, conc int, settle time.Duration) (IdleResult, er
 		if err != nil {
 			return r, err
 		}
-		r.Points = append(r.Points, IdlePoint{Sessions: n - fails, Server: st})
-		t.logf("  %s: %d idle sessions, server RSS %.1f MiB PSS %.1f MiB", t.Name, n-fails, float64(st.RSS)/(1<<20), float64(st.PSS)/(1<<20))
+		gen, _ := ReadProc(0)
+		up := n - r.Failures
+		r.Points = append(r.Points, IdlePoint{Sessions: up, Server: st, Generator: gen})
+		t.logf("  %s: %d idle sessions, server RSS %.1f MiB PSS %.1f MiB (generator RSS %.1f MiB)", t.Name, up,
+			float64(st.RSS)/(1<<20), float64(st.PSS)/(1<<20), float64(gen.RSS)/(1<<20))
 	}
 	if len(r.Points) >= 2 {
 		a, b := r.Points[0], r.Points[len(r.Points)-1]
 		r.RSSPerSession = Slope(float64(a.Sessions), float64(a.Server.RSS), float64(b.Sessions), float64(b.Server.RSS))
 		r.PSSPerSession = Slope(float64(a.Sessions), float64(a.Server.PSS), float64(b.Sessions), float64(b.Server.PSS))
+		r.GenRSSPerSession = Slope(float64(a.Sessions), float64(a.Generator.RSS), float64(b.Sessions), float64(b.Generator.RSS))
 	}
 	if rampTime > 0 {
 		r.LoginsPerSecond = float64(have) / rampTime.Seconds()
