@@ -136,9 +136,9 @@ func Markdown(r Report, plots map[string]string) string {
 		"Each scenario ran %d time(s); tables quote the median with the range in brackets.\n\n", s.Reps)
 
 	b.WriteString("## Idle sessions\n\n")
-	fmt.Fprintf(&b, "Authenticated, bound sessions with initial presence, ramped to %v with %d logins in flight, held 3 s at each size; "+
+	fmt.Fprintf(&b, "Authenticated, bound sessions with initial presence, ramped to %v at up to %d logins/s with %d in flight, held 3 s at each size; "+
 		"server RSS and PSS from `/proc/PID`. Bytes per session is the slope between the smallest and the largest size, so the "+
-		"server's fixed footprint drops out. A fresh server process for each run.\n\n", s.IdleSizes, s.Conc)
+		"server's fixed footprint drops out. A fresh server process for each run.\n\n", s.IdleSizes, s.IdleRate, s.Conc)
 	b.WriteString("| server | transport | RSS bytes/session | PSS bytes/session | RSS at the largest size | ramp logins/s | failures | generator RSS bytes/session |\n|---|---|---|---|---|---|---|---|\n")
 	for _, sv := range r.Servers {
 		for _, x := range []struct {

@@ -22,6 +22,7 @@ type Suite struct {
 	Name          string        `json:"name"`
 	Reps          int           `json:"repetitions"`
 	IdleSizes     []int         `json:"idle_sizes"`
+	IdleRate      int           `json:"idle_ramp_rate"`
 	Logins        int           `json:"logins_plain"`
 	LoginsTLS     int           `json:"logins_tls"`
 	Users         int           `json:"messaging_users"`
@@ -37,14 +38,14 @@ type Suite struct {
 
 // Quick is a few minutes per server: enough to see the shape, not to quote.
 func Quick() Suite {
-	return Suite{Name: "quick", Reps: 1, IdleSizes: []int{1000, 2000, 4000}, Logins: 2000, LoginsTLS: 1000,
+	return Suite{Name: "quick", Reps: 1, IdleSizes: []int{1000, 2000, 4000}, IdleRate: 2000, Logins: 2000, LoginsTLS: 1000,
 		Users: 500, RateStart: 500, RateMax: 64000, StepDuration: 3 * time.Second, P99LimitMs: 100,
 		PresenceUsers: 500, Contacts: 10, Conc: 64, SourceIPs: 4}
 }
 
 // Full is the suite the committed results come from.
 func Full() Suite {
-	return Suite{Name: "full", Reps: 3, IdleSizes: []int{2000, 8000, 16000}, Logins: 5000, LoginsTLS: 3000,
+	return Suite{Name: "full", Reps: 3, IdleSizes: []int{2000, 8000, 16000}, IdleRate: 2000, Logins: 5000, LoginsTLS: 3000,
 		Users: 1000, RateStart: 500, RateMax: 256000, StepDuration: 5 * time.Second, P99LimitMs: 100,
 		PresenceUsers: 1000, Contacts: 20, Conc: 64, SourceIPs: 4}
 }
@@ -146,7 +147,7 @@ func runServer(srv peers.Server, s Suite, log io.Writer) ServerResult {
 				return res
 			}
 			fmt.Fprintf(log, "  %s: idle density tls=%v %v (run %d/%d)\n", srv.Name(), tls, s.IdleSizes, rep+1, s.Reps)
-			ir, err := scenario.Idle(target(tls), s.IdleSizes, s.Conc, 3*time.Second)
+			ir, err := scenario.Idle(target(tls), s.IdleSizes, s.Conc, s.IdleRate, 3*time.Second)
 			if err != nil {
 				fail(fmt.Sprintf("idle tls=%v", tls), err)
 				continue

@@ -79,7 +79,7 @@ func subscribeRing(t Target, n, r, conc int, res *PresenceResult) error {
 			subscribed.Add(1)
 		}
 	}
-	o, err := ConnectWith(t, n, conc, approve)
+	o, err := ConnectWith(t, n, conc, false, approve)
 	if err != nil {
 		return err
 	}
@@ -132,7 +132,7 @@ func storm(t Target, n, conc int, res PresenceResult) (PresenceResult, error) {
 	}
 	s0, _ := ReadProc(t.PID)
 	start := time.Now()
-	o, err := ConnectWith(t, n, conc, count)
+	o, err := ConnectWith(t, n, conc, false, count)
 	if err != nil {
 		return res, err
 	}

@@ -41,14 +41,40 @@ func (t Target) logf(f string, a ...any) {
 	}
 }
 
-// dialMany opens sessions for users from..to-1 with conc workers.
-func (t Target) dialMany(from, to, conc int, res string) ([]*loadgen.Session, int, error) {
+// progress prints done/failed counts and the rate every two seconds until the returned
+// func is called, so that a long ramp shows it is moving.
+func (t Target) progress(what string, total int, done, fails *atomic.Int64) (stop func()) {
+	quit := make(chan struct{})
+	finished := make(chan struct{})
+	start := time.Now()
+	go func() {
+		defer close(finished)
+		tk := time.NewTicker(2 * time.Second)
+		defer tk.Stop()
+		for {
+			select {
+			case <-quit:
+				return
+			case <-tk.C:
+				d := done.Load()
+				t.logf("  %s: %s %d/%d (%.0f/s), %d failed", t.Name, what, d, total, float64(d)/time.Since(start).Seconds(), fails.Load())
+			}
+		}
+	}()
+	return func() { close(quit); <-finished }
+}
+
+// dialMany opens sessions for users from..to-1 with conc workers, at most rate logins
+// per second when rate > 0; with presence, each session sends initial presence after
+// bind, as a client does.
+func (t Target) dialMany(from, to, conc, rate int, res string, presence bool) ([]*loadgen.Session, int, error) {
 	out := make([]*loadgen.Session, to-from)
-	var fails atomic.Int64
+	var fails, done atomic.Int64
 	var firstErr atomic.Value
 	var next atomic.Int64
 	next.Store(int64(from))
 	var wg sync.WaitGroup
+	defer t.progress("sessions up", to-from, &done, &fails)()
 	start := time.Now()
 	for w := 0; w < conc; w++ {
 		wg.Add(1)
@@ -59,16 +85,22 @@ func (t Target) dialMany(from, to, conc int, res string) ([]*loadgen.Session, in
 				if i >= to {
 					return
 				}
+				if rate > 0 {
+					time.Sleep(time.Until(start.Add(time.Duration(i-from) * time.Second / time.Duration(rate))))
+				}
 				s, err := loadgen.Dial(t.cfgFor(i), t.Prefix+strconv.Itoa(i+1), t.Password, res)
 				if err != nil {
 					fails.Add(1)
 					firstErr.CompareAndSwap(nil, err)
 					continue
 				}
-				out[i-from] = s
-				if d := i - from + 1; d%2000 == 0 {
-					t.logf("  %s: %d sessions up (%.0f/s)", t.Name, d, float64(d)/time.Since(start).Seconds())
+				if presence && s.Send([]byte("<presence/>")) != nil {
+					s.Close()
+					fails.Add(1)
+					continue
 				}
+				out[i-from] = s
+				done.Add(1)
 			}
 		}()
 	}
@@ -106,9 +138,11 @@ type IdleResult struct {
 	LoginsPerSecond  float64 `json:"ramp_logins_per_second"`
 }
 
-// Idle ramps to each size in sizes, holds, samples the server, and reports bytes per
-// session as the slope between the first and last size.
-func Idle(t Target, sizes []int, conc int, settle time.Duration) (IdleResult, error) {
+// Idle ramps to each size in sizes at up to rate logins per second (0: as fast as conc
+// logins in flight allow), each session sending initial presence, holds for settle,
+// samples the server, and reports bytes per session as the slope between the first and
+// last size.
+func Idle(t Target, sizes []int, conc, rate int, settle time.Duration) (IdleResult, error) {
 	var r IdleResult
 	var all []*loadgen.Session
 	defer func() { closeAll(all) }()
@@ -116,7 +150,7 @@ func Idle(t Target, sizes []int, conc int, settle time.Duration) (IdleResult, er
 	var rampTime time.Duration
 	for _, n := range sizes {
 		start := time.Now()
-		ss, fails, err := t.dialMany(have, n, conc, "idle")
+		ss, fails, err := t.dialMany(have, n, conc, rate, "idle", true)
 		rampTime += time.Since(start)
 		all = append(all, ss...)
 		r.Failures += fails
@@ -165,8 +199,9 @@ func LoginStorm(t Target, k, conc int) (LoginResult, error) {
 		return LoginResult{}, err
 	}
 	g0, _ := ReadProc(0)
-	var next, fails atomic.Int64
+	var next, fails, done atomic.Int64
 	var wg sync.WaitGroup
+	stop := t.progress("logins", k, &done, &fails)
 	start := time.Now()
 	for w := 0; w < conc; w++ {
 		wg.Add(1)
@@ -183,11 +218,13 @@ func LoginStorm(t Target, k, conc int) (LoginResult, error) {
 					continue
 				}
 				s.Close()
+				done.Add(1)
 			}
 		}()
 	}
 	wg.Wait()
 	el := time.Since(start)
+	stop()
 	s1, _ := ReadProc(t.PID)
 	g1, _ := ReadProc(0)
 	ok := k - int(fails.Load())
@@ -225,12 +262,13 @@ type Online struct {
 	wg    sync.WaitGroup
 }
 
-// Connect logs users 1..n in and starts a reader per session.
-func Connect(t Target, n, conc int) (*Online, error) { return ConnectWith(t, n, conc, nil) }
+// Connect logs users 1..n in, sends initial presence and starts a reader per session.
+func Connect(t Target, n, conc int) (*Online, error) { return ConnectWith(t, n, conc, true, nil) }
 
-// ConnectWith is Connect with a handler for every stanza read.
-func ConnectWith(t Target, n, conc int, on func(s *loadgen.Session, st *xmlstream.Stanza)) (*Online, error) {
-	ss, fails, err := t.dialMany(0, n, conc, "msg")
+// ConnectWith is Connect with a handler for every stanza read; presence says whether
+// sessions send initial presence after bind.
+func ConnectWith(t Target, n, conc int, presence bool, on func(s *loadgen.Session, st *xmlstream.Stanza)) (*Online, error) {
+	ss, fails, err := t.dialMany(0, n, conc, 0, "msg", presence)
 	if fails > 0 {
 		closeAll(ss)
 		return nil, fmt.Errorf("scenario: %d of %d logins failed: %w", fails, n, err)

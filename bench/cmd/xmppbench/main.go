@@ -40,6 +40,7 @@ func main() {
 		scen     = flag.String("scenario", "idle", "idle, login, msg, search or presence")
 		contacts = flag.Int("contacts", 20, "presence: roster size per user")
 		sizes    = flag.String("sizes", "2000,16000", "idle: session counts")
+		ramp     = flag.Int("ramp-rate", 0, "idle: logins per second while ramping (0: as fast as -conc allows)")
 		logins   = flag.Int("logins", 5000, "login: number of logins")
 		users    = flag.Int("users", 1000, "msg/search: online users")
 		rate     = flag.Int("rate", 5000, "msg: messages per second; search: start rate (doubled, then bisected)")
@@ -81,7 +82,7 @@ func main() {
 	var err error
 	switch *scen {
 	case "idle":
-		res, err = scenario.Idle(t, parseSizes(*sizes), *conc, 3*time.Second)
+		res, err = scenario.Idle(t, parseSizes(*sizes), *conc, *ramp, 3*time.Second)
 	case "login":
 		res, err = scenario.LoginStorm(t, *logins, *conc)
 	case "presence":
