@@ -118,14 +118,18 @@ func Install(names []string) error {
 	return nil
 }
 
-// FreePort returns a loopback TCP port nobody listens on.
-func FreePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0
+// FreePort returns a free loopback TCP port at or above base and below the kernel's
+// ephemeral range (32768 and up by default). A port from the ephemeral range could be
+// taken by one of the generator's own client sockets between choosing it and starting
+// the server minutes later.
+func FreePort(base int) int {
+	for p := base; p < base+1000 && p < 32768; p++ {
+		if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p)); err == nil {
+			l.Close()
+			return p
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return 0
 }
 
 func waitPort(port int, d time.Duration, alive func() bool) error {

@@ -69,7 +69,7 @@ func TestServersServeTheBench(t *testing.T) {
 	if !pool.AppendCertsFromPEM(pemBytes) {
 		t.Fatal("shared certificate unreadable")
 	}
-	for _, name := range []string{"vireo", "prosody", "ejabberd"} {
+	for i, name := range []string{"vireo", "prosody", "ejabberd"} {
 		t.Run(name, func(t *testing.T) {
 			if name != "vireo" {
 				bin := map[string]string{"prosody": "prosody", "ejabberd": "ejabberdctl"}[name]
@@ -77,7 +77,8 @@ func TestServersServeTheBench(t *testing.T) {
 					t.Skipf("%s is not installed here (or not root)", name)
 				}
 			}
-			srv, err := New(name, env, FreePort(), FreePort())
+			plain := FreePort(26222 + 100*i)
+			srv, err := New(name, env, plain, FreePort(plain+1))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -159,8 +159,9 @@ func compareRun(names []string, suite, bin, work, out, name string, install bool
 	}
 	env.SourceRoot, _ = os.Getwd()
 	var servers []peers.Server
-	for _, n := range names {
-		srv, err := peers.New(n, env, peers.FreePort(), peers.FreePort())
+	for i, n := range names {
+		plain := peers.FreePort(25222 + 100*i)
+		srv, err := peers.New(n, env, plain, peers.FreePort(plain+1))
 		if err != nil {
 			return err
 		}
