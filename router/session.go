@@ -24,8 +24,10 @@ type Session struct {
 	available  bool
 	interested bool
 	presence   []byte
-	values     map[any]any
+	values     []kv // module state; two or three keys at most, so a slice beats a map
 }
+
+type kv struct{ k, v any }
 
 var _ module.Session = (*Session)(nil)
 
@@ -59,12 +61,28 @@ func (s *Session) Send(raw []byte) bool {
 func (s *Session) Close(cond stanza.StreamCondition) { s.conn.Close(cond) }
 
 // Value returns per-session module state.
-func (s *Session) Value(key any) any { return s.values[key] }
-
-// SetValue stores per-session module state.
-func (s *Session) SetValue(key, v any) {
-	if s.values == nil {
-		s.values = make(map[any]any, 2)
+func (s *Session) Value(key any) any {
+	for i := range s.values {
+		if s.values[i].k == key {
+			return s.values[i].v
+		}
 	}
-	s.values[key] = v
+	return nil
+}
+
+// SetValue stores per-session module state; a nil v removes key.
+func (s *Session) SetValue(key, v any) {
+	for i := range s.values {
+		if s.values[i].k == key {
+			if v == nil {
+				s.values = append(s.values[:i], s.values[i+1:]...)
+			} else {
+				s.values[i].v = v
+			}
+			return
+		}
+	}
+	if v != nil {
+		s.values = append(s.values, kv{key, v})
+	}
 }

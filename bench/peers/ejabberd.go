@@ -84,7 +84,7 @@ func (s *ejabberd) Start() error {
 		return err
 	}
 	s.p = p
-	if err := waitPort(s.plain, 60*time.Second, p.alive); err != nil {
+	if err := waitPorts(60*time.Second, p.alive, s.plain, s.tls); err != nil {
 		s.Stop()
 		return err
 	}

@@ -132,19 +132,27 @@ func FreePort(base int) int {
 	return 0
 }
 
-func waitPort(port int, d time.Duration, alive func() bool) error {
+// waitPorts returns once every port accepts connections: servers open their listeners one
+// by one, and a run that starts on the TLS port must not race its opening.
+func waitPorts(d time.Duration, alive func() bool, ports ...int) error {
 	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
-			c.Close()
-			return nil
+	for _, port := range ports {
+		for {
+			c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+			if err == nil {
+				c.Close()
+				break
+			}
+			if !alive() {
+				return errors.New("peers: server exited during startup")
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("peers: nothing listens on port %d after %v", port, d)
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
-		if !alive() {
-			return errors.New("peers: server exited during startup")
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
-	return fmt.Errorf("peers: nothing listens on port %d after %v", port, d)
+	return nil
 }
 
 // proc is a started server process.

@@ -46,7 +46,7 @@ func (s *prosody) Start() error {
 		return err
 	}
 	s.p = p
-	if err := waitPort(s.plain, 30*time.Second, p.alive); err != nil {
+	if err := waitPorts(30*time.Second, p.alive, s.plain, s.tls); err != nil {
 		s.Stop()
 		return err
 	}

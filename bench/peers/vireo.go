@@ -50,7 +50,7 @@ func (v *vireo) Start() error {
 		return err
 	}
 	v.p = p
-	if err := waitPort(v.plain, 30*time.Second, p.alive); err != nil {
+	if err := waitPorts(30*time.Second, p.alive, v.plain, v.tls); err != nil {
 		v.Stop()
 		return err
 	}

@@ -50,6 +50,7 @@ func main() {
 		srcIPs   = flag.Int("source-ips", 4, "spread client sockets over 127.0.0.1..N")
 		servers  = flag.String("compare", "", "start these servers in turn and run the suite: vireo,prosody,ejabberd")
 		suite    = flag.String("suite", "quick", "with -compare: quick or full")
+		only     = flag.String("only", "", "with -compare: run only these scenarios (idle,login,msg,presence)")
 		bin      = flag.String("bin", "bin", "with -compare: directory holding vireo and vireoctl")
 		work     = flag.String("workdir", "", "with -compare: work directory (default: a temporary one, removed afterwards)")
 		install  = flag.Bool("install", false, "with -compare: apt-get install missing peers first")
@@ -70,7 +71,7 @@ func main() {
 		}
 		return
 	case *servers != "":
-		if err := compareRun(strings.Split(*servers, ","), *suite, *bin, *work, *out, *name, *install); err != nil {
+		if err := compareRun(strings.Split(*servers, ","), *suite, *only, *bin, *work, *out, *name, *install); err != nil {
 			fmt.Fprintln(os.Stderr, "xmppbench:", err)
 			os.Exit(1)
 		}
@@ -131,12 +132,15 @@ func parseSizes(s string) []int {
 
 // compareRun starts each named server in turn (bench/peers), runs the suite against it
 // and writes the report.
-func compareRun(names []string, suite, bin, work, out, name string, install bool) error {
+func compareRun(names []string, suite, only, bin, work, out, name string, install bool) error {
 	s := compare.Quick()
 	if suite == "full" {
 		s = compare.Full()
 	} else if suite != "quick" {
 		return fmt.Errorf("unknown suite %q (quick, full)", suite)
+	}
+	if only != "" {
+		s.Only = strings.Split(only, ",")
 	}
 	if install {
 		if err := peers.Install(names); err != nil {
