@@ -146,12 +146,19 @@ func storm(t Target, n, conc int, res PresenceResult) (PresenceResult, error) {
 	for _, s := range o.ss {
 		s.Send([]byte("<presence><status>storm " + strconv.Itoa(n) + "</status></presence>"))
 	}
+	// Done when every contact has been seen, or when nothing has arrived for 5 s (a busy
+	// server may be silent for seconds before its first broadcast), within 2 minutes.
+	want := int64(n * res.Contacts)
 	last, lastChange := int64(-1), time.Now()
-	for time.Since(lastChange) < 2*time.Second && time.Since(start) < 2*time.Minute {
+	for unique.Load() < want && time.Since(lastChange) < 5*time.Second && time.Since(start) < 2*time.Minute {
 		if d := delivered.Load(); d != last {
 			last, lastChange = d, time.Now()
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	if unique.Load() >= want {
+		lastChange = time.Now()
+		time.Sleep(time.Second) // count stragglers (duplicates) for the delivered total
 	}
 	el := lastChange.Sub(start)
 	s1, _ := ReadProc(t.PID)
