@@ -139,14 +139,14 @@ func Markdown(r Report, plots map[string]string) string {
 	fmt.Fprintf(&b, "Authenticated, bound sessions with initial presence, ramped to %v at up to %d logins/s with %d in flight, held 3 s at each size; "+
 		"server RSS and PSS from `/proc/PID`. Bytes per session is the slope between the smallest and the largest size, so the "+
 		"server's fixed footprint drops out. A fresh server process for each run.\n\n", s.IdleSizes, s.IdleRate, s.Conc)
-	b.WriteString("| server | transport | RSS bytes/session | PSS bytes/session | RSS at the largest size | ramp logins/s | failures | generator RSS bytes/session |\n|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| server | transport | RSS bytes/session | PSS bytes/session | RSS at the largest size | ramp logins/s | failures |\n|---|---|---|---|---|---|---|\n")
 	for _, sv := range r.Servers {
 		for _, x := range []struct {
 			name string
 			rs   []scenario.IdleResult
 		}{{"plain", sv.IdlePlain}, {"TLS 1.3", sv.IdleTLS}} {
 			if len(x.rs) == 0 {
-				fmt.Fprintf(&b, "| %s | %s | — | — | — | — | — | — |\n", sv.Name, x.name)
+				fmt.Fprintf(&b, "| %s | %s | — | — | — | — | — |\n", sv.Name, x.name)
 				continue
 			}
 			rss := collect(x.rs, func(i scenario.IdleResult) float64 { return i.RSSPerSession })
@@ -154,9 +154,8 @@ func Markdown(r Report, plots map[string]string) string {
 			top := collect(x.rs, func(i scenario.IdleResult) float64 { return float64(i.Points[len(i.Points)-1].Server.RSS) / (1 << 20) })
 			ramp := collect(x.rs, func(i scenario.IdleResult) float64 { return i.LoginsPerSecond })
 			fails := collect(x.rs, func(i scenario.IdleResult) float64 { return float64(i.Failures) })
-			gen := collect(x.rs, func(i scenario.IdleResult) float64 { return i.GenRSSPerSession })
-			fmt.Fprintf(&b, "| %s | %s | **%s**%s | %s%s | %s MiB | %s | %.0f | %s |\n", sv.Name, x.name, num(median(rss)), spread(rss),
-				num(median(pss)), spread(pss), num(median(top)), num(median(ramp)), slices.Max(fails), num(median(gen)))
+			fmt.Fprintf(&b, "| %s | %s | **%s**%s | %s%s | %s MiB | %s | %.0f |\n", sv.Name, x.name, num(median(rss)), spread(rss),
+				num(median(pss)), spread(pss), num(median(top)), num(median(ramp)), slices.Max(fails))
 		}
 	}
 	for _, k := range []string{"idle_plain", "idle_tls"} {

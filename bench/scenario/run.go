@@ -132,7 +132,8 @@ type IdleResult struct {
 	Points        []IdlePoint `json:"points"`
 	RSSPerSession float64     `json:"rss_bytes_per_session"`
 	PSSPerSession float64     `json:"pss_bytes_per_session"`
-	// GenRSSPerSession is the generator's own cost, to show it is not the bottleneck.
+	// GenRSSPerSession is the generator's RSS slope: indicative only, as it moves with
+	// the generator's garbage collection (it can come out negative).
 	GenRSSPerSession float64 `json:"generator_rss_bytes_per_session"`
 	Failures         int     `json:"failures"`
 	LoginsPerSecond  float64 `json:"ramp_logins_per_second"`
