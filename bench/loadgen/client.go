@@ -71,8 +71,9 @@ func saltedPassword(h func() hash.Hash, pass string, salt []byte, iter int) []by
 	return sp
 }
 
-// Dial connects, authenticates user/pass and binds resource.
-func Dial(cfg Config, user, pass, resource string) (*Session, error) {
+// connect opens the TCP connection from cfg.LocalAddr with cfg.Timeout (default 30 s)
+// as the deadline for everything until the caller clears it.
+func connect(cfg *Config) (*Session, error) {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 30 * time.Second
 	}
@@ -84,13 +85,21 @@ func Dial(cfg Config, user, pass, resource string) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Session{conn: c, sc: xmlstream.NewScanner(), buf: make([]byte, 4096)}
 	c.SetDeadline(time.Now().Add(cfg.Timeout))
-	if err := s.login(cfg, user, pass, resource); err != nil {
-		c.Close()
+	return &Session{conn: c, sc: xmlstream.NewScanner(), buf: make([]byte, 4096)}, nil
+}
+
+// Dial connects, authenticates user/pass and binds resource.
+func Dial(cfg Config, user, pass, resource string) (*Session, error) {
+	s, err := connect(&cfg)
+	if err != nil {
 		return nil, err
 	}
-	c.SetDeadline(time.Time{})
+	if err := s.login(cfg, user, pass, resource); err != nil {
+		s.conn.Close()
+		return nil, err
+	}
+	s.conn.SetDeadline(time.Time{})
 	return s, nil
 }
 
@@ -100,20 +109,11 @@ var ErrConflict = errors.New("loadgen: account exists")
 // Register creates user/pass by XEP-0077 in-band registration before authentication,
 // for servers whose accounts are made by the generator itself.
 func Register(cfg Config, user, pass string) error {
-	if cfg.Timeout == 0 {
-		cfg.Timeout = 30 * time.Second
-	}
-	d := net.Dialer{Timeout: cfg.Timeout}
-	if cfg.LocalAddr != "" {
-		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(cfg.LocalAddr)}
-	}
-	c, err := d.Dial("tcp", cfg.Addr)
+	s, err := connect(&cfg)
 	if err != nil {
 		return err
 	}
-	s := &Session{conn: c, sc: xmlstream.NewScanner(), buf: make([]byte, 4096)}
 	defer s.Close()
-	c.SetDeadline(time.Now().Add(cfg.Timeout))
 	if err := s.secure(cfg); err != nil {
 		return err
 	}

@@ -79,15 +79,12 @@ func (s *ejabberd) Start() error {
 	if err != nil {
 		return err
 	}
-	p, err := startProc(cmd, filepath.Join(s.dir, "console.log"))
+	// The VM runs under ejabberdctl; a failed start is stopped by its process group.
+	p, err := launch(cmd, filepath.Join(s.dir, "console.log"), 60*time.Second, s.plain, s.tls)
 	if err != nil {
 		return err
 	}
 	s.p = p
-	if err := waitPorts(60*time.Second, p.alive, s.plain, s.tls); err != nil {
-		s.Stop()
-		return err
-	}
 	s.beam = findProc("beam.smp", ejabberdNode)
 	if s.beam == 0 {
 		s.Stop()

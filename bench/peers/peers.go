@@ -161,6 +161,20 @@ type proc struct {
 	done chan struct{}
 }
 
+// launch starts cmd with its output in logPath and waits until every port accepts
+// connections; on failure the process is stopped.
+func launch(cmd *exec.Cmd, logPath string, wait time.Duration, ports ...int) (*proc, error) {
+	p, err := startProc(cmd, logPath)
+	if err != nil {
+		return nil, err
+	}
+	if err := waitPorts(wait, p.alive, ports...); err != nil {
+		p.stop(15 * time.Second)
+		return nil, err
+	}
+	return p, nil
+}
+
 func startProc(cmd *exec.Cmd, logPath string) (*proc, error) {
 	f, err := os.Create(logPath)
 	if err != nil {

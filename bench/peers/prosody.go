@@ -41,16 +41,9 @@ func (s *prosody) Start() error {
 			return err
 		}
 	}
-	p, err := startProc(exec.Command("prosody", "--config", s.cfg), filepath.Join(s.dir, "prosody.log"))
-	if err != nil {
-		return err
-	}
+	p, err := launch(exec.Command("prosody", "--config", s.cfg), filepath.Join(s.dir, "prosody.log"), 30*time.Second, s.plain, s.tls)
 	s.p = p
-	if err := waitPorts(30*time.Second, p.alive, s.plain, s.tls); err != nil {
-		s.Stop()
-		return err
-	}
-	return nil
+	return err
 }
 
 func (s *prosody) Stop()                { s.p.stop(15 * time.Second); s.p = nil }

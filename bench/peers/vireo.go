@@ -45,16 +45,9 @@ func (v *vireo) Start() error {
 			return err
 		}
 	}
-	p, err := startProc(exec.Command(filepath.Join(v.env.Bin, "vireo"), "-config", v.cfg), filepath.Join(v.dir, "vireo.log"))
-	if err != nil {
-		return err
-	}
+	p, err := launch(exec.Command(filepath.Join(v.env.Bin, "vireo"), "-config", v.cfg), filepath.Join(v.dir, "vireo.log"), 30*time.Second, v.plain, v.tls)
 	v.p = p
-	if err := waitPorts(30*time.Second, p.alive, v.plain, v.tls); err != nil {
-		v.Stop()
-		return err
-	}
-	return nil
+	return err
 }
 
 func (v *vireo) vars() map[string]any {
