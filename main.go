@@ -31,10 +31,10 @@ import (
 	"github.com/vireo-im/vireo/modules/module"
 	_ "github.com/vireo-im/vireo/modules/standard"
 	"github.com/vireo-im/vireo/router"
-	"github.com/vireo-im/vireo/router/jid"
 	"github.com/vireo-im/vireo/store"
 	"github.com/vireo-im/vireo/store/pebblestore"
 	"github.com/vireo-im/vireo/xmlstream"
+	"github.com/vireo-im/vireo/xmlstream/jid"
 	"github.com/vireo-im/vireo/xmlstream/stanza"
 )
 

@@ -13,9 +13,10 @@ import (
 	"github.com/panjf2000/gnet/v2"
 
 	"github.com/vireo-im/vireo/engine/sasl"
-	"github.com/vireo-im/vireo/router/jid"
 	"github.com/vireo-im/vireo/store"
+	"github.com/vireo-im/vireo/store/creds"
 	"github.com/vireo-im/vireo/xmlstream"
+	"github.com/vireo-im/vireo/xmlstream/jid"
 	"github.com/vireo-im/vireo/xmlstream/ns"
 	"github.com/vireo-im/vireo/xmlstream/stanza"
 )
@@ -215,7 +216,7 @@ func (c *conn) lookup(status sasl.Status) {
 		acctBlocked := perr == nil && c.srv().throttle.blocked("acct:"+local+"@"+domain, 5*c.srv().config().AuthFailLimit, time.Now())
 		var plainOK bool
 		if status == sasl.NeedPassword && gerr == nil && !acctBlocked {
-			plainOK = sasl.VerifyPlain(acct.Creds[store.SHA256], store.SHA256, a.srv.Password())
+			plainOK = creds.VerifyPlain(acct.Creds[store.SHA256], store.SHA256, a.srv.Password())
 		}
 		gc.Wake(func(_ gnet.Conn, werr error) error {
 			if werr != nil || c.closing.Load() || c.auth != a {
@@ -364,15 +365,9 @@ func (c *conn) onRegister(st *xmlstream.Stanza, q xmlstream.Element) {
 	gc := c.gc
 	c.set(fPaused)
 	ok := c.srv().work.submit(func() {
-		var creds [3]store.Credentials
-		var err error
-		for _, h := range []store.Hash{store.SHA1, store.SHA256, store.SHA512} {
-			if creds[h], err = sasl.DeriveCredentials(password, h, sasl.DefaultIter); err != nil {
-				break
-			}
-		}
+		keys, err := creds.DeriveAll(password, creds.DefaultIter)
 		if err == nil {
-			err = st2.Accounts().Create(store.Account{User: user, Creds: creds, Created: time.Now().UTC()})
+			err = st2.Accounts().Create(store.Account{User: user, Creds: keys, Created: time.Now().UTC()})
 		}
 		gc.Wake(func(_ gnet.Conn, werr error) error {
 			if werr != nil || c.closing.Load() {

@@ -15,8 +15,8 @@ import (
 	"github.com/vireo-im/vireo/engine/tlsconn"
 	"github.com/vireo-im/vireo/modules/module"
 	"github.com/vireo-im/vireo/router"
-	"github.com/vireo-im/vireo/router/jid"
 	"github.com/vireo-im/vireo/xmlstream"
+	"github.com/vireo-im/vireo/xmlstream/jid"
 	"github.com/vireo-im/vireo/xmlstream/ns"
 	"github.com/vireo-im/vireo/xmlstream/stanza"
 )

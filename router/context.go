@@ -7,9 +7,9 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/vireo-im/vireo/modules/module"
-	"github.com/vireo-im/vireo/router/jid"
 	"github.com/vireo-im/vireo/store"
 	"github.com/vireo-im/vireo/xmlstream"
+	"github.com/vireo-im/vireo/xmlstream/jid"
 	"github.com/vireo-im/vireo/xmlstream/stanza"
 )
 

@@ -9,10 +9,10 @@ import (
 
 	_ "github.com/vireo-im/vireo/modules/standard"
 	"github.com/vireo-im/vireo/router"
-	"github.com/vireo-im/vireo/router/jid"
 	"github.com/vireo-im/vireo/router/routertest"
 	"github.com/vireo-im/vireo/store"
 	"github.com/vireo-im/vireo/xmlstream"
+	"github.com/vireo-im/vireo/xmlstream/jid"
 	"github.com/vireo-im/vireo/xmlstream/stanza"
 )
 

@@ -4,7 +4,7 @@ import (
 	"sync/atomic"
 
 	"github.com/vireo-im/vireo/modules/module"
-	"github.com/vireo-im/vireo/router/jid"
+	"github.com/vireo-im/vireo/xmlstream/jid"
 	"github.com/vireo-im/vireo/xmlstream/stanza"
 )
 

@@ -6,9 +6,9 @@ import (
 	"strconv"
 
 	"github.com/vireo-im/vireo/modules/module"
-	"github.com/vireo-im/vireo/router/jid"
 	"github.com/vireo-im/vireo/store"
 	"github.com/vireo-im/vireo/xmlstream"
+	"github.com/vireo-im/vireo/xmlstream/jid"
 	"github.com/vireo-im/vireo/xmlstream/stanza"
 )
 

@@ -19,9 +19,9 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/vireo-im/vireo/engine/sasl"
-	"github.com/vireo-im/vireo/router/jid"
 	"github.com/vireo-im/vireo/store"
+	"github.com/vireo-im/vireo/store/creds"
+	"github.com/vireo-im/vireo/xmlstream/jid"
 )
 
 // Request is one admin command.
@@ -113,18 +113,10 @@ func checkPassword(p string) error {
 }
 
 func credentials(password string, iter int) ([3]store.Credentials, error) {
-	var creds [3]store.Credentials
 	if iter <= 0 {
-		iter = sasl.DefaultIter
+		iter = creds.DefaultIter
 	}
-	for _, h := range []store.Hash{store.SHA1, store.SHA256, store.SHA512} {
-		c, err := sasl.DeriveCredentials(password, h, iter)
-		if err != nil {
-			return creds, err
-		}
-		creds[h] = c
-	}
-	return creds, nil
+	return creds.DeriveAll(password, iter)
 }
 
 // AddUser creates an account; it fails if the account exists.

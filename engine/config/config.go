@@ -14,7 +14,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
-	"github.com/vireo-im/vireo/router/jid"
+	"github.com/vireo-im/vireo/xmlstream/jid"
 )
 
 // Duration is a time.Duration that decodes from TOML strings such as "30s".

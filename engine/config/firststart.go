@@ -17,7 +17,7 @@ import (
 	"text/template"
 	"time"
 
-	"github.com/vireo-im/vireo/router/jid"
+	"github.com/vireo-im/vireo/xmlstream/jid"
 )
 
 // DetectDomain returns the machine's fully qualified host name when it is a usable XMPP domain,

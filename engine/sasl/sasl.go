@@ -11,28 +11,18 @@ package sasl
 
 import (
 	"crypto/hmac"
-	"crypto/pbkdf2"
 	"crypto/rand"
-	"crypto/sha1"
 	"crypto/sha256"
-	"crypto/sha512"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
-	"hash"
 	"strconv"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/vireo-im/vireo/store"
+	"github.com/vireo-im/vireo/store/creds"
 )
-
-// DefaultIter is the PBKDF2 iteration count for new credentials (RFC 7677 recommends at
-// least 4096; more slows offline guessing of a stolen database).
-const DefaultIter = 10000
-
-// MinIter is the lowest iteration count accepted for stored credentials.
-const MinIter = 4096
 
 // Failure is a SASL failure with an RFC 6120 §6.5 condition.
 type Failure struct {
@@ -121,16 +111,6 @@ func Mechanisms(tls bool, cbTypes []string, allowPlain bool) []string {
 		out = append(out, "PLAIN")
 	}
 	return out
-}
-
-func newHash(h store.Hash) func() hash.Hash {
-	switch h {
-	case store.SHA1:
-		return sha1.New
-	case store.SHA512:
-		return sha512.New
-	}
-	return sha256.New
 }
 
 // Server is one SASL exchange.
@@ -397,9 +377,9 @@ func fakeCredentials(user string, h store.Hash) store.Credentials {
 	m := hmac.New(sha256.New, fakeSecret)
 	m.Write([]byte(user))
 	// Random keys: no proof can match them.
-	k := make([]byte, newHash(h)().Size())
+	k := make([]byte, creds.NewHash(h)().Size())
 	rand.Read(k)
-	return store.Credentials{Salt: m.Sum(nil)[:16], Iter: DefaultIter, StoredKey: k, ServerKey: k}
+	return store.Credentials{Salt: m.Sum(nil)[:16], Iter: creds.DefaultIter, StoredKey: k, ServerKey: k}
 }
 
 func (s *Server) clientFinal(in []byte) ([]byte, Status, error) {
@@ -440,7 +420,7 @@ func (s *Server) clientFinal(in []byte) ([]byte, Status, error) {
 	if subtle.ConstantTimeCompare([]byte(nonce), []byte(s.nonce)) != 1 {
 		return nil, 0, errNotAuth
 	}
-	h := newHash(s.m.hash)
+	h := creds.NewHash(s.m.hash)
 	if len(proof) != h().Size() {
 		return nil, 0, errNotAuth
 	}
@@ -462,42 +442,3 @@ func (s *Server) clientFinal(in []byte) ([]byte, Status, error) {
 	return []byte("v=" + base64.StdEncoding.EncodeToString(mac.Sum(nil))), Success, nil
 }
 
-// DeriveCredentials computes SCRAM keys for password with a new random salt.
-func DeriveCredentials(password string, h store.Hash, iter int) (store.Credentials, error) {
-	salt := make([]byte, 16)
-	if _, err := rand.Read(salt); err != nil {
-		return store.Credentials{}, err
-	}
-	return derive(password, h, salt, iter)
-}
-
-func derive(password string, h store.Hash, salt []byte, iter int) (store.Credentials, error) {
-	if iter < MinIter {
-		return store.Credentials{}, errors.New("sasl: iteration count below 4096")
-	}
-	hf := newHash(h)
-	salted, err := pbkdf2.Key(hf, password, salt, iter, hf().Size())
-	if err != nil {
-		return store.Credentials{}, err
-	}
-	mac := hmac.New(hf, salted)
-	mac.Write([]byte("Client Key"))
-	clientKey := mac.Sum(nil)
-	sh := hf()
-	sh.Write(clientKey)
-	mac = hmac.New(hf, salted)
-	mac.Write([]byte("Server Key"))
-	return store.Credentials{Salt: salt, Iter: iter, StoredKey: sh.Sum(nil), ServerKey: mac.Sum(nil)}, nil
-}
-
-// VerifyPlain checks password against stored credentials (PBKDF2; run it off the loop).
-func VerifyPlain(c store.Credentials, h store.Hash, password string) bool {
-	if c.IsZero() {
-		return false
-	}
-	d, err := derive(password, h, c.Salt, c.Iter)
-	if err != nil {
-		return false
-	}
-	return subtle.ConstantTimeCompare(d.StoredKey, c.StoredKey) == 1
-}

@@ -20,10 +20,10 @@ import (
 
 	"github.com/vireo-im/vireo/engine"
 	"github.com/vireo-im/vireo/engine/config"
-	"github.com/vireo-im/vireo/engine/sasl"
 	_ "github.com/vireo-im/vireo/modules/standard"
 	"github.com/vireo-im/vireo/router"
 	"github.com/vireo-im/vireo/store"
+	"github.com/vireo-im/vireo/store/creds"
 	"github.com/vireo-im/vireo/store/pebblestore"
 	"github.com/vireo-im/vireo/xmlstream"
 )
@@ -158,16 +158,12 @@ func (s *Server) ClientTLS() *tls.Config {
 // AddUser creates local@domain with password (low iteration count: tests only).
 func (s *Server) AddUser(t testing.TB, local, password string) string {
 	t.Helper()
-	var creds [3]store.Credentials
-	for _, h := range []store.Hash{store.SHA1, store.SHA256, store.SHA512} {
-		c, err := sasl.DeriveCredentials(password, h, 4096)
-		if err != nil {
-			t.Fatal(err)
-		}
-		creds[h] = c
+	keys, err := creds.DeriveAll(password, creds.MinIter)
+	if err != nil {
+		t.Fatal(err)
 	}
 	user := local + "@" + s.domain
-	if err := s.Store.Accounts().Create(store.Account{User: user, Creds: creds, Created: time.Now()}); err != nil {
+	if err := s.Store.Accounts().Create(store.Account{User: user, Creds: keys, Created: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	return user

@@ -4,8 +4,8 @@ package carbons
 
 import (
 	"github.com/vireo-im/vireo/modules/module"
-	"github.com/vireo-im/vireo/router/jid"
 	"github.com/vireo-im/vireo/xmlstream"
+	"github.com/vireo-im/vireo/xmlstream/jid"
 	"github.com/vireo-im/vireo/xmlstream/ns"
 )
 

@@ -1,9 +1,9 @@
 package module
 
 import (
-	"github.com/vireo-im/vireo/router/jid"
 	"github.com/vireo-im/vireo/store"
 	"github.com/vireo-im/vireo/xmlstream"
+	"github.com/vireo-im/vireo/xmlstream/jid"
 )
 
 // RosterEditor is implemented by Contexts that can remove roster items (the router's).

@@ -11,9 +11,9 @@ import (
 	"errors"
 
 	"github.com/vireo-im/vireo/modules/module"
-	"github.com/vireo-im/vireo/router/jid"
 	"github.com/vireo-im/vireo/store"
 	"github.com/vireo-im/vireo/xmlstream"
+	"github.com/vireo-im/vireo/xmlstream/jid"
 	"github.com/vireo-im/vireo/xmlstream/ns"
 )
 

@@ -6,9 +6,8 @@ package register
 import (
 	"strings"
 
-	"github.com/vireo-im/vireo/engine/sasl"
 	"github.com/vireo-im/vireo/modules/module"
-	"github.com/vireo-im/vireo/store"
+	"github.com/vireo-im/vireo/store/creds"
 	"github.com/vireo-im/vireo/xmlstream"
 	"github.com/vireo-im/vireo/xmlstream/ns"
 	"github.com/vireo-im/vireo/xmlstream/stanza"
@@ -77,15 +76,9 @@ func (m *Mod) set(c module.Context, iq *module.Packet) {
 	st := c.Store()
 	route := c.Route
 	go func() {
-		var creds [3]store.Credentials
-		var err error
-		for _, h := range []store.Hash{store.SHA1, store.SHA256, store.SHA512} {
-			if creds[h], err = sasl.DeriveCredentials(password, h, sasl.DefaultIter); err != nil {
-				break
-			}
-		}
+		keys, err := creds.DeriveAll(password, creds.DefaultIter)
 		if err == nil {
-			err = st.Accounts().SetCredentials(user.String(), creds)
+			err = st.Accounts().SetCredentials(user.String(), keys)
 		}
 		var b xmlstream.Builder
 		b.Start("iq").Attr("to", from.String()).Attr("from", user.String()).Attr("id", id)

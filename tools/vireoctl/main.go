@@ -18,9 +18,9 @@ import (
 	"github.com/vireo-im/vireo/engine/config"
 	"github.com/vireo-im/vireo/modules/module"
 	_ "github.com/vireo-im/vireo/modules/standard"
-	"github.com/vireo-im/vireo/router/jid"
 	"github.com/vireo-im/vireo/store"
 	"github.com/vireo-im/vireo/store/pebblestore"
+	"github.com/vireo-im/vireo/xmlstream/jid"
 )
 
 const usage = `usage: vireoctl [-config vireo.toml] COMMAND [ARGS]
