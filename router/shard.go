@@ -317,6 +317,9 @@ func (s *shard) outIQ(o *op, p *module.Packet, u *user) bool {
 		s.ctx.Error(p, stanza.New(stanza.BadRequest))
 		return false
 	}
+	if s.runHooks(module.Outbound, module.KindIQ) == module.Stop {
+		return false
+	}
 	return s.forwardPacket(o, p)
 }
 
@@ -428,11 +431,11 @@ func (s *shard) inbound(o *op) {
 		u.exists = true
 	}
 	s.ctx.set(nil, u)
-	if k == module.KindIQ {
-		s.inIQ(p, u)
+	if s.runHooks(module.Inbound, k) == module.Stop {
 		return
 	}
-	if s.runHooks(module.Inbound, k) == module.Stop {
+	if k == module.KindIQ {
+		s.inIQ(p, u)
 		return
 	}
 	s.deliver(p, u)

@@ -138,6 +138,8 @@ type Registrar interface {
 	// IQBare handles IQs addressed by someone else to a local user's bare JID; it runs in
 	// the recipient's shard.
 	IQBare(t IQType, ns, local string, h IQHandler)
+	// Hook runs h on every stanza of kind k in phase ph, in order. IQ hooks see only IQs
+	// between two entities (not those the server itself answers).
 	Hook(ph Phase, k Kind, order int, h Hook)
 	Feature(ns string)
 	Identity(category, typ, name string)
