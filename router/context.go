@@ -19,6 +19,7 @@ type shardCtx struct {
 	s    *shard
 	sess *Session
 	u    *user
+	svc  jid.JID // the addressed entity while a service handler runs
 	out  []byte
 }
 
@@ -29,6 +30,9 @@ func (c *shardCtx) set(se *Session, u *user) { c.sess, c.u = se, u }
 func (c *shardCtx) Domain() string {
 	if c.u != nil {
 		return c.u.bare.Domain()
+	}
+	if !c.svc.IsZero() {
+		return c.svc.Domain()
 	}
 	return *c.s.r.first.Load()
 }
@@ -215,3 +219,24 @@ func (c *shardCtx) RosterItems(user jid.JID) []store.RosterItem {
 
 // Scratch lends the shard's rewrite buffers (module.Scratcher).
 func (c *shardCtx) Scratch(i int) *[]byte { return &c.s.scratch[i&1] }
+
+// Async runs job on the worker pool and done back on this shard, for the same user or
+// service entity (module.Context).
+func (c *shardCtx) Async(job func(), done func(module.Context)) bool {
+	r := c.s.r
+	var bare, ent jid.JID
+	if c.u != nil {
+		bare = c.u.bare
+	}
+	ent = c.svc
+	sh := c.s
+	return r.Go(func() {
+		job()
+		o := getOp()
+		o.kind = opCall
+		o.bare = bare
+		o.to = ent
+		o.fn = done
+		sh.q.pushForce(o)
+	})
+}

@@ -1,12 +1,14 @@
 package router
 
 import (
+	"fmt"
 	"sort"
 
 	"github.com/rs/zerolog"
 
 	"github.com/vireo-im/vireo/modules/module"
 	"github.com/vireo-im/vireo/store"
+	"github.com/vireo-im/vireo/xmlstream/jid"
 )
 
 type iqKey struct {
@@ -22,18 +24,32 @@ type hookEntry struct {
 // registry collects what modules register. It is written during provisioning only and
 // read-only afterwards, so shard workers read it without locks.
 type registry struct {
-	r          *Router
-	iq         map[iqKey]module.IQHandler
-	iqBare     map[iqKey]module.IQHandler
-	hooks      [2][3][]hookEntry // [phase][kind]
-	features   []string
-	identities []module.Identity
-	sessEnd    []func(module.Context, module.Session)
-	avail      []func(module.Context, module.Session)
+	r             *Router
+	iq            map[iqKey]module.IQHandler
+	iqBare        map[iqKey]module.IQHandler
+	nonza         map[nonzaKey]module.NonzaHandler
+	public        map[string]bool // IQ namespaces answered for senders that are not local users
+	services      map[string]*module.Service
+	serviceList   []module.Service
+	hooks         [2][3][]hookEntry // [phase][kind]
+	features      []string
+	identities    []module.Identity
+	streamFeats   [2][]byte // [module.Stage] concatenated children of <stream:features>
+	sessEnd       []func(module.Context, module.Session)
+	avail         []func(module.Context, module.Session)
+	undeliverable []module.Undeliverable
+	errs          []error // duplicate registrations, reported by provision
 }
 
+type nonzaKey struct{ ns, local string }
+
 func newRegistry(r *Router) *registry {
-	return &registry{r: r, iq: map[iqKey]module.IQHandler{}, iqBare: map[iqKey]module.IQHandler{}}
+	return &registry{r: r, iq: map[iqKey]module.IQHandler{}, iqBare: map[iqKey]module.IQHandler{},
+		nonza: map[nonzaKey]module.NonzaHandler{}, public: map[string]bool{}, services: map[string]*module.Service{}}
+}
+
+func (g *registry) dup(id, what string) {
+	g.errs = append(g.errs, fmt.Errorf("module %s: %s is already registered", id, what))
 }
 
 func (g *registry) freeze() {
@@ -64,13 +80,70 @@ type modReg struct {
 	id string
 }
 
+func (t iqKey) String() string {
+	typ := "get"
+	if t.t == module.IQSet {
+		typ = "set"
+	}
+	return fmt.Sprintf("IQ %s {%s}%s", typ, t.ns, t.local)
+}
+
 func (m *modReg) IQ(t module.IQType, ns, local string, h module.IQHandler) {
-	m.g.iq[iqKey{t, ns, local}] = h
+	k := iqKey{t, ns, local}
+	if _, ok := m.g.iq[k]; ok {
+		m.g.dup(m.id, k.String())
+		return
+	}
+	m.g.iq[k] = h
 	m.g.features = append(m.g.features, ns)
 }
 
 func (m *modReg) IQBare(t module.IQType, ns, local string, h module.IQHandler) {
-	m.g.iqBare[iqKey{t, ns, local}] = h
+	k := iqKey{t, ns, local}
+	if _, ok := m.g.iqBare[k]; ok {
+		m.g.dup(m.id, "bare-JID "+k.String())
+		return
+	}
+	m.g.iqBare[k] = h
+}
+
+func (m *modReg) Public(ns string) { m.g.public[ns] = true }
+
+func (m *modReg) Nonza(ns, local string, h module.NonzaHandler) {
+	k := nonzaKey{ns, local}
+	if _, ok := m.g.nonza[k]; ok {
+		m.g.dup(m.id, "nonza {"+ns+"}"+local)
+		return
+	}
+	m.g.nonza[k] = h
+}
+
+func (m *modReg) StreamFeature(stage module.Stage, xml string) {
+	if int(stage) < len(m.g.streamFeats) {
+		m.g.streamFeats[stage] = append(m.g.streamFeats[stage], xml...)
+	}
+}
+
+func (m *modReg) Service(s module.Service) {
+	d, err := jid.PrepareDomain(s.Domain)
+	if err != nil || s.Handler == nil {
+		m.g.errs = append(m.g.errs, fmt.Errorf("module %s: service %q: bad domain or nil handler", m.id, s.Domain))
+		return
+	}
+	s.Domain = d
+	if _, ok := m.g.services[d]; ok || m.g.r.isLocal(d) {
+		m.g.dup(m.id, "service domain "+d)
+		return
+	}
+	m.g.services[d] = &s
+	m.g.serviceList = append(m.g.serviceList, s)
+}
+
+func (m *modReg) Services() []module.Service { return m.g.serviceList }
+func (m *modReg) Domains() []string          { return append([]string(nil), m.g.r.opts.Domains...) }
+
+func (m *modReg) OnUndeliverable(f module.Undeliverable) {
+	m.g.undeliverable = append(m.g.undeliverable, f)
 }
 
 func (m *modReg) Hook(ph module.Phase, k module.Kind, order int, h module.Hook) {
@@ -125,4 +198,18 @@ func (r *Router) IQHandlers() []IQKey {
 func (r *Router) CapsVer() string {
 	r.capsOnce.Do(func() { r.caps = module.CapsVer(r.reg.identities, r.reg.features) })
 	return r.caps
+}
+
+// StreamFeatures returns what modules add to <stream:features> at stage (read-only).
+func (r *Router) StreamFeatures(stage module.Stage) []byte {
+	if int(stage) < len(r.reg.streamFeats) {
+		return r.reg.streamFeats[stage]
+	}
+	return nil
+}
+
+// HasNonza reports whether a module handles the top-level element {ns}local.
+func (r *Router) HasNonza(ns, local []byte) bool {
+	_, ok := r.reg.nonza[nonzaKey{string(ns), string(local)}]
+	return ok
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -57,6 +58,17 @@ type Options struct {
 	Logger       zerolog.Logger
 	OfflineQuota int
 	Now          func() time.Time
+	// Workers is the size of the bounded worker pool (default 2 per CPU); WorkQueue its
+	// queue depth (default 4096).
+	Workers, WorkQueue int
+	// DetachedLimits bound what a detached session queues (default 1000 stanzas, 1 MiB).
+	DetachedLimits Limits
+}
+
+// Limits bound a queue by stanzas and by bytes.
+type Limits struct {
+	Stanzas int
+	Bytes   int
 }
 
 // Router routes stanzas between sessions and modules.
@@ -73,12 +85,16 @@ type Router struct {
 	mods    []module.Module
 	closed  atomic.Bool
 	wg      sync.WaitGroup
+	work    *pool
+	comps   components
+	remote  atomic.Pointer[Remote]
 
 	capsOnce sync.Once
 	caps     string
 
-	online  atomic.Int64
-	routed  atomic.Int64
+	online    atomic.Int64
+	detachedN atomic.Int64
+	routed    atomic.Int64
 	dropped atomic.Int64
 }
 
@@ -99,12 +115,25 @@ func New(o Options) (*Router, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.Workers <= 0 {
+		o.Workers = 2 * runtime.GOMAXPROCS(0)
+	}
+	if o.WorkQueue <= 0 {
+		o.WorkQueue = 4096
+	}
+	if o.DetachedLimits.Stanzas <= 0 {
+		o.DetachedLimits.Stanzas = 1000
+	}
+	if o.DetachedLimits.Bytes <= 0 {
+		o.DetachedLimits.Bytes = 1 << 20
+	}
 	r := &Router{opts: o, log: o.Logger, st: o.Store, now: o.Now, seed: maphash.MakeSeed()}
 	r.SetDomains(o.Domains)
 	r.reg = newRegistry(r)
 	if err := r.provision(); err != nil {
 		return nil, err
 	}
+	r.work = newPool(o.Workers, o.WorkQueue)
 	r.shards = make([]*shard, o.Shards)
 	for i := range r.shards {
 		r.shards[i] = newShard(r, i)
@@ -138,6 +167,9 @@ func (r *Router) provision() error {
 		}
 		r.mods = append(r.mods, m)
 	}
+	if len(r.reg.errs) > 0 {
+		return errors.Join(r.reg.errs...)
+	}
 	r.reg.freeze()
 	return nil
 }
@@ -168,6 +200,7 @@ func (r *Router) Close() error {
 		close(s.quit)
 	}
 	r.wg.Wait()
+	r.work.stop()
 	var errs []error
 	for _, m := range r.mods {
 		if c, ok := m.(module.Cleaner); ok {
@@ -253,7 +286,8 @@ func (r *Router) CloseUser(bare jid.JID, cond stanza.StreamCondition) {
 
 // Stats are router counters.
 type Stats struct {
-	Online  int64 `json:"online"`
+	Online   int64 `json:"online"`
+	Detached int64 `json:"detached"`
 	Routed  int64 `json:"routed"`
 	Dropped int64 `json:"dropped"`
 	Queued  int   `json:"queued"`
@@ -262,25 +296,25 @@ type Stats struct {
 
 // Stats returns a snapshot of the counters.
 func (r *Router) Stats() Stats {
-	st := Stats{Online: r.online.Load(), Routed: r.routed.Load(), Dropped: r.dropped.Load(), Shards: len(r.shards)}
+	st := Stats{Online: r.online.Load(), Detached: r.detachedN.Load(), Routed: r.routed.Load(), Dropped: r.dropped.Load(), Shards: len(r.shards)}
 	for _, s := range r.shards {
 		st.Queued += s.q.len()
 	}
 	return st
 }
 
-// route queues a server-generated stanza (raw carries from and to) for the inbound phase of
-// its recipient, or bounces it when the recipient is not served here.
+// route sends a server- or module-generated stanza (raw carries from and to) to its
+// destination: the inbound phase of a local account, the server, a service, a component or
+// the Remote. What cannot be delivered is answered with an error to its sender.
 func (r *Router) route(raw []byte) {
 	o := getOp()
-	o.kind = opIn
 	o.buf = bufPool.Get()
 	o.buf.B = append(o.buf.B[:0], raw...)
 	r.forward(o)
 }
 
-// forward sends an op holding a stanza (o.buf) to the recipient's shard inbound phase.
-// o.to must be parsed, or it is parsed here.
+// forward sends an op holding a stanza (o.buf) to its destination. o.to must be parsed,
+// or it is parsed here.
 func (r *Router) forward(o *op) {
 	if o.to.IsZero() {
 		e, err := xmlstream.ParseElement(o.buf.B, "jabber:client")
@@ -294,8 +328,71 @@ func (r *Router) forward(o *op) {
 		putOp(o)
 		return
 	}
-	o.kind = opIn
-	r.shardOf(o.to.Bare().String()).q.pushForce(o)
+	k, sv := r.resolve(o.to)
+	switch k {
+	case destAccount, destServer:
+		o.kind = opIn
+		r.shardOf(o.to.Bare().String()).q.pushForce(o)
+	case destService:
+		o.kind = opService
+		o.svc = sv
+		r.shardOf(o.to.Bare().String()).q.pushForce(o)
+	default:
+		from := jid.JID{}
+		if e, err := xmlstream.ParseElement(o.buf.B, "jabber:client"); err == nil {
+			if v, ok := e.Attr("from"); ok {
+				from, _ = jid.ParseBytes(xmlstream.AppendUnescaped(nil, v))
+			}
+		}
+		if se := r.deliverAway(k, from, o.to, o.buf.B); se != nil {
+			r.bounce(o.buf.B, se)
+		}
+		putOp(o)
+	}
+}
+
+// bounce answers raw with a stanza error from its recipient to its sender (never an error
+// for an error, RFC 6120 §8.3.1), through the resolver.
+func (r *Router) bounce(raw []byte, se *stanza.Error) {
+	e, err := xmlstream.ParseElement(raw, "jabber:client")
+	if err != nil {
+		return
+	}
+	if t, _ := e.Attr("type"); string(t) == "error" {
+		return
+	}
+	from, ok1 := e.Attr("from")
+	to, ok2 := e.Attr("to")
+	if !ok1 || !ok2 || len(from) == 0 {
+		return
+	}
+	if k := string(e.Name()); k == "presence" || (k == "iq" && !isRequest(e)) {
+		return
+	}
+	var b xmlstream.Builder
+	b.B = append(b.B, '<')
+	b.B = append(b.B, e.Name()...)
+	b.B = append(b.B, " type='error' from='"...)
+	b.B = append(b.B, to...)
+	b.B = append(b.B, "' to='"...)
+	b.B = append(b.B, from...)
+	b.B = append(b.B, '\'')
+	if id, ok := e.Attr("id"); ok {
+		b.B = append(b.B, " id='"...)
+		b.B = append(b.B, id...)
+		b.B = append(b.B, '\'')
+	}
+	b.B = append(b.B, '>')
+	b.B = se.AppendXML(b.B)
+	b.B = append(b.B, "</"...)
+	b.B = append(b.B, e.Name()...)
+	b.B = append(b.B, '>')
+	r.route(b.B)
+}
+
+func isRequest(e xmlstream.Element) bool {
+	t, _ := e.Attr("type")
+	return string(t) == "get" || string(t) == "set"
 }
 
 var idEnc = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
@@ -318,6 +415,13 @@ const (
 	opOut
 	opIn
 	opCloseUser
+	opService // inbound for an entity of a service domain
+	opRelay   // a stanza from a component or remote server: resolve and pass on
+	opNonza   // a top-level non-stanza element from a session
+	opDetach
+	opAttach
+	opExpire
+	opCall // Context.Async's done, back on the shard
 )
 
 // op is one unit of work for a shard. It is pooled; its buffer travels with it.
@@ -333,6 +437,10 @@ type op struct {
 	resource string
 	conn     Conn
 	done     func(*Session, error)
+	svc      *module.Service
+	fn       func(module.Context)
+	gen      uint64
+	timeout  time.Duration
 }
 
 var opPool = sync.Pool{New: func() any { return new(op) }}
@@ -347,5 +455,6 @@ func putOp(o *op) {
 	o.kind, o.pk, o.cond = 0, 0, ""
 	o.sess, o.buf, o.conn, o.done = nil, nil, nil, nil
 	o.to, o.bare, o.resource = jid.JID{}, jid.JID{}, ""
+	o.svc, o.fn, o.gen, o.timeout = nil, nil, 0, 0
 	opPool.Put(o)
 }

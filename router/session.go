@@ -2,6 +2,7 @@ package router
 
 import (
 	"sync/atomic"
+	"time"
 
 	"github.com/vireo-im/vireo/modules/module"
 	"github.com/vireo-im/vireo/xmlstream/jid"
@@ -9,13 +10,15 @@ import (
 )
 
 // Session is one bound resource. The fields below gone are owned by the user's shard
-// worker. A Session is reached through its Conn today; stream management (XEP-0198) will
-// detach the Conn and keep the session with a queue of unacknowledged stanzas, which is
-// why delivery goes through Session.Send and not straight to the socket.
+// worker. Delivery goes through Session.Send, never straight to the socket, so that a
+// session can outlive its connection: Detach takes the Conn away (stream management, a
+// phone that lost TCP) and stanzas queue, bounded, until Attach gives it a new Conn or the
+// detach timeout hands them to the RFC 6121 rules (other resources, offline storage,
+// errors).
 type Session struct {
 	gone  atomic.Bool // Unbind called
 	shard *shard
-	conn  Conn
+	conn  Conn // nil while detached
 	jid   jid.JID
 	fullB []byte // jid as bytes for stamping 'from' without allocating
 	user  *user
@@ -25,6 +28,17 @@ type Session struct {
 	interested bool
 	presence   []byte
 	values     []kv // module state; two or three keys at most, so a slice beats a map
+	filter     func([]byte) bool
+	det        *detached // non-nil while detached
+}
+
+// detached is what a session holds while it has no connection. It exists only then, so an
+// attached session pays one pointer for it.
+type detached struct {
+	queue [][]byte
+	bytes int
+	gen   uint64 // matches the expiry timer that may end it
+	timer *time.Timer
 }
 
 type kv struct{ k, v any }
@@ -49,16 +63,48 @@ func (s *Session) Interested() bool { return s.interested }
 // SetInterested marks the session as having requested the roster.
 func (s *Session) SetInterested() { s.interested = true }
 
-// Send writes raw to the session's stream.
+// Detached reports whether the session has no connection right now.
+func (s *Session) Detached() bool { return s.det != nil }
+
+// SetFilter installs the session's outbound filter (module.Session).
+func (s *Session) SetFilter(f func([]byte) bool) { s.filter = f }
+
+// Send writes raw to the session's stream, through the filter if one is set, or queues it
+// while the session is detached. It reports false when the stanza could not be taken (the
+// session ended, its stream is closing or over its outbound cap, or the detached queue is
+// full); the caller then applies the RFC 6121 fallback.
 func (s *Session) Send(raw []byte) bool {
 	if s.gone.Load() {
 		return false
 	}
+	if s.filter != nil && !s.filter(raw) {
+		return true
+	}
+	return s.send(raw)
+}
+
+// send bypasses the filter.
+func (s *Session) send(raw []byte) bool {
+	if d := s.det; d != nil {
+		lim := s.shard.r.opts.DetachedLimits
+		if len(d.queue) >= lim.Stanzas || d.bytes+len(raw) > lim.Bytes {
+			return false
+		}
+		d.queue = append(d.queue, append([]byte(nil), raw...))
+		d.bytes += len(raw)
+		return true
+	}
 	return s.conn.Send(raw)
 }
 
-// Close ends the session's stream with cond.
-func (s *Session) Close(cond stanza.StreamCondition) { s.conn.Close(cond) }
+// Close ends the session's stream with cond; a detached session is ended by the router.
+func (s *Session) Close(cond stanza.StreamCondition) {
+	if s.conn != nil {
+		s.conn.Close(cond)
+		return
+	}
+	s.shard.r.Unbind(s)
+}
 
 // Value returns per-session module state.
 func (s *Session) Value(key any) any {

@@ -47,6 +47,7 @@ type shard struct {
 	tmp     []byte
 	scratch [2][]byte // lent to hooks that rewrite Packet.Raw
 	push    uint64
+	gen     uint64 // detach generations
 }
 
 func newShard(r *Router, i int) *shard {
@@ -92,13 +93,34 @@ func (s *shard) handle(o *op) {
 	case opCloseUser:
 		if u := s.users[o.bare.String()]; u != nil {
 			for _, se := range append([]*Session(nil), u.sessions...) {
-				se.conn.Close(o.cond)
+				if se.conn != nil {
+					se.conn.Close(o.cond)
+				} else if se.gone.CompareAndSwap(false, true) {
+					s.end(se)
+				}
 			}
 		}
 	case opOut:
 		keep = s.outbound(o)
 	case opIn:
 		s.inbound(o)
+	case opService:
+		s.service(o)
+	case opRelay:
+		keep = s.relay(o)
+	case opNonza:
+		s.nonza(o)
+	case opDetach:
+		s.detach(o)
+	case opAttach:
+		s.attach(o)
+	case opExpire:
+		s.expire(o)
+	case opCall:
+		s.ctx.set(nil, s.userFor(o.bare, false))
+		s.ctx.svc = o.to
+		o.fn(&s.ctx)
+		s.ctx.svc = jid.JID{}
 	}
 }
 
@@ -136,8 +158,11 @@ func (s *shard) bind(o *op) {
 	if old := u.find(full.Resource()); old != nil {
 		// RFC 6120 §7.7.2.2: the newer session wins; the older stream gets <conflict/>.
 		old.gone.Store(true)
-		old.conn.Close(stanza.Conflict)
-		s.removeSession(u, old)
+		if old.conn != nil {
+			old.conn.Close(stanza.Conflict)
+		}
+		s.end(old)
+		u = s.userFor(o.bare, true)
 	}
 	if len(u.sessions) >= MaxSessionsPerUser {
 		s.dropIfIdle(u)
@@ -156,8 +181,7 @@ func (s *shard) unbind(se *Session) {
 	if u == nil || u.find(se.jid.Resource()) != se {
 		return // already replaced by a newer bind
 	}
-	s.removeSession(u, se)
-	s.dropIfIdle(u)
+	s.end(se)
 }
 
 // removeSession takes se out of u and runs what a session end implies: unavailable presence
@@ -348,27 +372,31 @@ func (s *shard) forwardPacket(o *op, p *module.Packet) bool {
 	if to.IsZero() {
 		return false
 	}
-	if !s.r.isLocal(to.Domain()) {
-		if p.Type != "error" {
-			s.ctx.Error(p, stanza.New(stanza.RemoteServerNotFound))
-		}
-		return false
-	}
-	if to.Local() == "" {
+	k, sv := s.r.resolve(to)
+	switch k {
+	case destServer:
 		// To the server itself: nothing here answers messages or presence.
 		if p.Kind == module.KindMessage && p.Type != "error" && p.Type != "headline" {
 			s.ctx.Error(p, stanza.New(stanza.ServiceUnavailable))
 		}
 		return false
+	case destAccount, destService:
+		if &p.Raw[0] != &o.buf.B[0] || len(p.Raw) != len(o.buf.B) {
+			o.buf.B = append(o.buf.B[:0], p.Raw...)
+		}
+		o.to = to
+		o.kind = opIn
+		if k == destService {
+			o.kind, o.svc = opService, sv
+		}
+		s.r.routed.Add(1)
+		s.r.shardOf(to.Bare().String()).q.pushForce(o)
+		return true
 	}
-	if &p.Raw[0] != &o.buf.B[0] || len(p.Raw) != len(o.buf.B) {
-		o.buf.B = append(o.buf.B[:0], p.Raw...)
+	if e := s.r.deliverAway(k, p.From, to, p.Raw); e != nil {
+		s.ctx.Error(p, e)
 	}
-	o.to = to
-	o.kind = opIn
-	s.r.routed.Add(1)
-	s.r.shardOf(to.Bare().String()).q.pushForce(o)
-	return true
+	return false
 }
 
 func (s *shard) runHooks(ph module.Phase, k module.Kind) module.Verdict {
@@ -417,6 +445,10 @@ func (s *shard) inbound(o *op) {
 	}
 	s.setPacket(o.buf.B, k, typ, id, from, to)
 	p := &s.pkt
+	if to.Local() == "" {
+		s.toServer(p)
+		return
+	}
 	u := s.userFor(to.Bare(), false)
 	if u == nil {
 		u = &user{bare: to.Bare(), key: to.Bare().String()}
@@ -462,7 +494,13 @@ func (s *shard) inIQ(p *module.Packet, u *user) {
 func (s *shard) deliver(p *module.Packet, u *user) bool {
 	if !p.To.IsBare() {
 		if se := u.find(p.To.Resource()); se != nil {
-			return se.Send(p.Raw)
+			if se.Send(p.Raw) {
+				return true
+			}
+			if p.Kind == module.KindMessage {
+				s.undeliverable(p.Raw, se)
+			}
+			return false
 		}
 		if p.Kind == module.KindPresence {
 			return false
@@ -512,6 +550,10 @@ func (s *shard) deliver(p *module.Packet, u *user) bool {
 		if p.Type == "headline" || int(se.prio) == best {
 			sent = se.Send(p.Raw) || sent
 		}
+	}
+	if !sent && p.Type != "headline" {
+		// Every chosen session refused it (closing, over its cap): RFC 6121 still applies.
+		s.undeliverable(p.Raw, nil)
 	}
 	return sent
 }

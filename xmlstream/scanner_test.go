@@ -2,6 +2,7 @@ package xmlstream
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"unsafe"
@@ -37,6 +38,15 @@ func TestScanErrors(t *testing.T) {
 		{name: "ok/utf8 text", in: c2s("<message><body>Ünïcødé ☃ 😀 \U0010FFFD</body></message>")},
 		{name: "ok/bom", in: "\xEF\xBB\xBF<?xml version='1.0'?>" + hdrClient},
 		{name: "ok/decl full", in: `<?xml version="1.0" encoding="utf-8" standalone='yes' ?>` + hdrClient},
+		// White space before the XML declaration is accepted like white space between elements.
+		{name: "ok/decl after newline", in: "\n<?xml version='1.0'?>" + hdrClient},
+		{name: "ok/decl after ws", in: " \t\r\n <?xml version='1.0'?>\n" + hdrClient + `<presence/>`},
+		{name: "ok/decl after crlf", in: "\r\n<?xml version='1.0' encoding='UTF-8'?>\r\n" + hdrClient},
+		{name: "ok/decl after bom ws", in: "\xEF\xBB\xBF\n<?xml version='1.0'?>" + hdrClient},
+		// Top-level elements whose name looks like a stream header but is not one.
+		{name: "ok/stream other ns", in: c2s(`<foo:stream xmlns:foo='urn:x'>x</foo:stream><stream xmlns='urn:x'/><presence/>`)},
+		{name: "ok/stream content ns", in: c2s(`<stream><x/></stream><presence/>`)},
+		{name: "ok/stream-ish names", in: c2s(`<stream:streams/><stream:xstream/><stream:features/>`)},
 		{name: "ok/keepalive", in: c2s(" \n\t\r <presence/> \n")},
 		{name: "ok/undeclare", in: c2s(`<message><x xmlns='urn:x'><y xmlns=''/></x></message>`)},
 		{name: "ok/prefixed payload", in: c2s(`<iq xmlns:p='urn:p' type='get' id='1'><p:query p:attr='1' attr='2'/></iq>`)},
@@ -56,7 +66,11 @@ func TestScanErrors(t *testing.T) {
 		{name: "restricted/pi", in: c2s(`<message><?php echo 1 ?></message>`), want: stanza.RestrictedXML},
 		{name: "restricted/pi top", in: c2s(`<?foo?>`), want: stanza.RestrictedXML},
 		{name: "restricted/pi prolog", in: `<?foo bar?>` + hdrClient, want: stanza.RestrictedXML},
-		{name: "restricted/decl late", in: ` <?xml version='1.0'?>` + hdrClient, want: stanza.RestrictedXML},
+		{name: "nwf/text before decl", in: `x<?xml version='1.0'?>` + hdrClient, want: stanza.NotWellFormed},
+		{name: "restricted/decl after ws and decl", in: "<?xml version='1.0'?>\n<?xml version='1.0'?>" + hdrClient, want: stanza.RestrictedXML},
+		{name: "restricted/decl after ws after header", in: c2s("\n<?xml version='1.0'?>"), want: stanza.RestrictedXML},
+		{name: "restricted/pi after ws", in: "\n<?foo?>" + hdrClient, want: stanza.RestrictedXML},
+		{name: "restricted/pi after ws and decl", in: "\n<?xml version='1.0'?>\n<?foo?>" + hdrClient, want: stanza.RestrictedXML},
 		{name: "restricted/decl twice", in: `<?xml version='1.0'?><?xml version='1.0'?>` + hdrClient, want: stanza.RestrictedXML},
 		{name: "restricted/decl after header", in: c2s(`<?xml version='1.0'?>`), want: stanza.RestrictedXML},
 		{name: "restricted/xml-stylesheet", in: `<?xml-stylesheet href='a'?>` + hdrClient, want: stanza.RestrictedXML},
@@ -74,6 +88,29 @@ func TestScanErrors(t *testing.T) {
 		{name: "nwf/mismatch", in: c2s(`<message></presence>`), want: stanza.NotWellFormed},
 		{name: "nwf/mismatch nested", in: c2s(`<message><a><b></a></b></message>`), want: stanza.NotWellFormed},
 		{name: "nwf/mismatch prefix", in: c2s(`<message xmlns:a='urn:a' xmlns:b='urn:a'><a:x></b:x></message>`), want: stanza.NotWellFormed},
+		// A mismatched end tag fails as soon as it is read, not when the element completes.
+		{name: "nwf/mismatch open", in: c2s(`<message><body>x</message>`), want: stanza.NotWellFormed},
+		{name: "nwf/mismatch open deep", in: c2s(`<message><a><b><c>x</c><d/></b><e>y</b>`), want: stanza.NotWellFormed},
+		{name: "nwf/mismatch open after sibling", in: c2s(`<message><a/><b></b><c>x</a>`), want: stanza.NotWellFormed},
+		{name: "nwf/mismatch open space", in: c2s(`<message><body>x</foo >`), want: stanza.NotWellFormed},
+		{name: "nwf/mismatch open longer", in: c2s(`<message><body>x</bodyx>`), want: stanza.NotWellFormed},
+		{name: "nwf/mismatch open shorter", in: c2s(`<message><body>x</bod>`), want: stanza.NotWellFormed},
+		{name: "nwf/mismatch open prefix", in: c2s(`<message xmlns:a='urn:a' xmlns:b='urn:a'><a:x>y</b:x>`), want: stanza.NotWellFormed},
+		{name: "nwf/mismatch open prefix added", in: c2s(`<message xmlns:a='urn:a'><body>y</a:body>`), want: stanza.NotWellFormed},
+		{name: "nwf/mismatch open prefix dropped", in: c2s(`<message xmlns:a='urn:a'><a:body>y</body>`), want: stanza.NotWellFormed},
+		{name: "nwf/mismatch open utf8", in: c2s(`<message><café>x</cafè>`), want: stanza.NotWellFormed},
+		{name: "nwf/mismatch open attrs", in: c2s(`<message to='a'><body xml:lang='en' >x</message>`), want: stanza.NotWellFormed},
+		{name: "nwf/mismatch open cdata", in: c2s(`<message><body><![CDATA[</body>]]></x>`), want: stanza.NotWellFormed},
+		{name: "nwf/mismatch open top", in: c2s(`<message></messages>`), want: stanza.NotWellFormed},
+		{name: "ok/match open", in: c2s(`<message><body>x</body><a:x xmlns:a='urn:a'><y/></a:x><café>é</café>`)},
+		// A stream header inside an open stream fails as soon as its start tag is complete.
+		{name: "nwf/header again", in: c2s(hdrClient), want: stanza.NotWellFormed},
+		{name: "nwf/header again after stanza", in: c2s(`<presence/>` + hdrClient), want: stanza.NotWellFormed},
+		{name: "nwf/header again bare", in: c2s(`<stream:stream>`), want: stanza.NotWellFormed},
+		{name: "nwf/header again other prefix", in: c2s(`<s:stream xmlns:s='http://etherx.jabber.org/streams'>`), want: stanza.NotWellFormed},
+		{name: "nwf/header again default ns", in: c2s(`<stream xmlns='http://etherx.jabber.org/streams' xmlns:stream='urn:x'>`), want: stanza.NotWellFormed},
+		{name: "nwf/header again empty", in: c2s(`<stream:stream/>`), want: stanza.NotWellFormed},
+		{name: "nwf/header again closed", in: c2s(hdrClient + `<presence/></stream:stream>`), want: stanza.NotWellFormed},
 		{name: "nwf/dup attr", in: c2s(`<message to='a' to='b'/>`), want: stanza.NotWellFormed},
 		{name: "nwf/dup attr resolved", in: c2s(`<message xmlns:a='urn:x' xmlns:b='urn:x' a:foo='1' b:foo='2'/>`), want: stanza.NotWellFormed},
 		{name: "nwf/dup xmlns", in: c2s(`<message xmlns='jabber:client' xmlns='jabber:client'/>`), want: stanza.NotWellFormed},
@@ -367,6 +404,129 @@ func TestScanReset(t *testing.T) {
 	st.Reset(KindClient, nil)
 	if st.Err() != nil {
 		t.Fatal("Reset kept the error")
+	}
+}
+
+// TestScanRestartWhitespace checks the restarted stream after STARTTLS or SASL success: the
+// new stream may start with white space before its XML declaration, fed whole, at every split
+// point and byte by byte.
+func TestScanRestartWhitespace(t *testing.T) {
+	first := []byte(`<?xml version='1.0'?>` + hdrClient + `<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>`)
+	tests := []struct {
+		name string
+		in   string
+		want stanza.StreamCondition // "" = no error
+	}{
+		{name: "no ws", in: `<?xml version='1.0'?>` + hdrClient + `<presence/>`},
+		{name: "newline", in: "\n<?xml version='1.0'?>" + hdrClient + `<presence/>`},
+		{name: "crlf", in: "\r\n<?xml version='1.0'?>\r\n" + hdrClient + `<presence/>`},
+		{name: "mixed ws", in: " \t\n\r <?xml version='1.0' encoding='UTF-8'?> \n" + hdrClient + `<presence/>`},
+		{name: "ws no decl", in: "\n\n" + hdrClient + `<presence/>`},
+		{name: "decl twice", in: "\n<?xml version='1.0'?>\n<?xml version='1.0'?>" + hdrClient, want: stanza.RestrictedXML},
+		{name: "pi", in: "\n<?php?>" + hdrClient, want: stanza.RestrictedXML},
+		{name: "decl after header", in: "\n" + hdrClient + "\n<?xml version='1.0'?>", want: stanza.RestrictedXML},
+	}
+	run := func(t *testing.T, chunks [][]byte) ([]EventKind, error) {
+		t.Helper()
+		sc := NewScanner()
+		var st State
+		st.Reset(KindClient, nil)
+		defer st.Release()
+		for in := first; len(in) > 0; {
+			_, n, err := sc.Next(&st, in)
+			if err != nil {
+				t.Fatalf("first stream: %v", err)
+			}
+			in = in[n:]
+		}
+		st.Reset(KindClient, nil) // TLS is up: a new stream starts
+		var evs []EventKind
+		for _, chunk := range chunks {
+			for in := chunk; len(in) > 0; {
+				ev, n, err := sc.Next(&st, in)
+				if err != nil {
+					return evs, err
+				}
+				in = in[n:]
+				if ev.Kind != EventNone {
+					evs = append(evs, ev.Kind)
+				}
+			}
+		}
+		return evs, nil
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			in := []byte(tc.in)
+			check := func(how string, chunks [][]byte) {
+				t.Helper()
+				evs, err := run(t, chunks)
+				if got := cond(err); got != tc.want {
+					t.Fatalf("%s: got %q (%v), want %q", how, got, err, tc.want)
+				}
+				if tc.want == "" && (len(evs) != 2 || evs[0] != EventStreamStart || evs[1] != EventElement) {
+					t.Fatalf("%s: events %v, want stream start and one element", how, evs)
+				}
+			}
+			check("whole", whole(in))
+			check("byte by byte", bytewise(in))
+			for i := 1; i < len(in); i++ {
+				check(fmt.Sprintf("split at %d", i), splitAt(in, i))
+			}
+		})
+	}
+}
+
+// TestScanMismatchPending checks that a mismatched end tag inside a partial stanza is reported
+// by the very call that reads its last byte, and not before it.
+func TestScanMismatchPending(t *testing.T) {
+	tests := []struct {
+		name      string
+		before    string // stanza bytes before the bad end tag (never complete)
+		bad       string // the mismatched end tag
+		condition stanza.StreamCondition
+	}{
+		{"body closed by message", `<message><body>x`, `</message>`, stanza.NotWellFormed},
+		{"deep", `<iq><query xmlns='jabber:iq:roster'><item jid='a@b'><group>G</group>`, `</query>`, stanza.NotWellFormed},
+		{"prefix only", `<message xmlns:a='urn:a' xmlns:b='urn:a'><a:x>`, `</b:x>`, stanza.NotWellFormed},
+		{"prefix added", `<message><x>`, `</a:x >`, stanza.NotWellFormed},
+		{"header again", `<presence/>`, `<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='example.com' version='1.0'>`, stanza.NotWellFormed},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, split := range []string{"whole", "bytewise"} {
+				sc := NewScanner()
+				var st State
+				st.Reset(KindClient, nil)
+				if _, _, err := sc.Next(&st, []byte(hdrClient)); err != nil {
+					t.Fatal(err)
+				}
+				in := []byte(tc.before + tc.bad)
+				var chunks [][]byte
+				if split == "whole" {
+					chunks = [][]byte{in[:len(tc.before)], in[len(tc.before):]}
+				} else {
+					chunks = bytewise(in)
+				}
+				fed := 0
+				var err error
+				for _, chunk := range chunks {
+					for c := chunk; len(c) > 0 && err == nil; {
+						var n int
+						_, n, err = sc.Next(&st, c)
+						c = c[n:]
+					}
+					fed += len(chunk)
+					if err != nil {
+						break
+					}
+				}
+				if cond(err) != tc.condition || fed != len(in) {
+					t.Fatalf("%s: error %v after %d of %d bytes, want %q after all of them", split, err, fed, len(in), tc.condition)
+				}
+				st.Release()
+			}
+		})
 	}
 }
 

@@ -34,6 +34,8 @@ func (d *Disco) Provision(r module.Registrar) error {
 	r.Identity("server", "im", "Vireo")
 	r.IQ(module.IQGet, ns.DiscoInfo, "query", d.infoQuery)
 	r.IQ(module.IQGet, ns.DiscoItems, "query", d.itemsQuery)
+	r.Public(ns.DiscoInfo)
+	r.Public(ns.DiscoItems)
 	r.IQBare(module.IQGet, ns.DiscoInfo, "query", d.accountInfo)
 	r.IQBare(module.IQGet, ns.DiscoItems, "query", d.accountItems)
 	return nil
@@ -55,7 +57,18 @@ func (d *Disco) build() {
 	}
 	b.End()
 	d.info = b.B
-	d.items = []byte("<query xmlns='http://jabber.org/protocol/disco#items'/>")
+	// XEP-0030 §4: the services of this server (MUC, pubsub, upload) are its items.
+	b = xmlstream.Builder{}
+	b.Start("query").Attr("xmlns", ns.DiscoItems)
+	for _, sv := range d.reg.Services() {
+		b.Start("item").Attr("jid", sv.Domain)
+		if sv.Name != "" {
+			b.Attr("name", sv.Name)
+		}
+		b.End()
+	}
+	b.End()
+	d.items = b.B
 }
 
 func (d *Disco) infoQuery(c module.Context, iq *module.Packet) {

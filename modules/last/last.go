@@ -32,6 +32,7 @@ func (Mod) ModuleInfo() module.Info {
 func (m *Mod) Provision(r module.Registrar) error {
 	m.start = time.Now()
 	m.t = r.Table("last")
+	r.Public(ns.Last)
 	r.IQ(module.IQGet, ns.Last, "query", m.query)
 	r.IQBare(module.IQGet, ns.Last, "query", m.contact)
 	r.OnSessionEnd(func(c module.Context, s module.Session) {

@@ -1,11 +1,34 @@
 // Package module is the plugin API between the router and the features built on it: a
 // module registers itself at init, and when the router provisions it, it declares the IQs it
-// answers, the hooks it runs on messages and presence in the outbound and inbound phases, its
-// disco features and identities, and the store tables it uses.
+// answers, the hooks it runs on stanzas in the outbound and inbound phases, its disco
+// features and identities, the stream features and top-level elements (nonzas) it adds to
+// client streams, the service domains it serves, and the store tables it uses.
 //
 // It owns the registry and the types both sides share (Packet, Context, Session). It must
 // not import router or engine: the router implements Context and Session, so a module never
-// sees routing internals and adding a XEP never edits the router.
+// sees routing internals and adding a XEP never edits the router or the engine.
+//
+// # The module contract
+//
+// Concurrency: handlers and hooks run on the router's shard workers, many at once, one
+// goroutine per shard. Everything a module keeps in its own struct is therefore shared by
+// all shards and must be immutable after Provision or guarded (sync/atomic). Per-user state
+// belongs in Session.Value (per bound resource) or in the store (per account): the user's
+// shard owns both, so a handler touching them needs no lock. Per-service state (a room, a
+// pubsub node) lives in the service's own structures keyed by the entity's bare JID: every
+// stanza for one entity runs on that entity's shard, so state keyed that way needs no lock
+// either.
+//
+// Blocking: a shard worker serves many users; do not sleep or hash passwords on it. Slow
+// work (PBKDF2) goes through Context.Async, which runs it on the server's one bounded worker
+// pool and brings the result back to the shard.
+//
+// Failures: a store write that fails is logged and, when a client is waiting for the
+// answer, answered with internal-server-error (or resource-constraint when a quota or the
+// disk is full) — never dropped silently.
+//
+// Registration is checked: two handlers for the same IQ (type, namespace, element), the same
+// nonza or the same service domain make provisioning fail at startup.
 package module
 
 import (
@@ -130,11 +153,50 @@ type Hook func(c Context, p *Packet) Verdict
 // Identity is a disco#info identity.
 type Identity struct{ Category, Type, Name string }
 
+// Stage is the point of client stream negotiation at which a stream feature is offered.
+type Stage uint8
+
+// Stages.
+const (
+	// PreAuth features are offered before SASL (after STARTTLS where TLS is required).
+	PreAuth Stage = iota
+	// PostAuth features are offered on the stream restarted after SASL, beside <bind/>;
+	// the elements they announce are used once the resource is bound.
+	PostAuth
+)
+
+// NonzaHandler handles a top-level element that is not a stanza, sent by the client of an
+// established session s. It runs in the session's shard.
+type NonzaHandler func(c Context, s Session, e xmlstream.Element)
+
+// ServiceHandler receives every stanza addressed to a service domain or an entity inside
+// it (room@conference.example.org). It runs in the shard of the addressed entity's bare
+// JID, so state kept per entity needs no lock. p.From is the sender as authenticated by
+// the server.
+type ServiceHandler func(c Context, p *Packet)
+
+// Service describes a service domain claimed by a module.
+type Service struct {
+	Domain  string
+	Name    string // human-readable, for disco#items
+	Handler ServiceHandler
+}
+
+// Undeliverable handles a message the router could not hand to any session of its local
+// recipient (the session closed or its detached queue expired). It reports whether it
+// took the message (offline storage); otherwise the sender gets an error.
+type Undeliverable func(c Context, p *Packet) bool
+
 // Registrar is what a module gets at provisioning.
 type Registrar interface {
 	// IQ handles <iq type=get|set> whose first child is {ns}local addressed to the server or
 	// to the sender's own bare JID; it also advertises ns as a disco#info feature.
 	IQ(t IQType, ns, local string, h IQHandler)
+	// Public marks the server's IQ handlers for namespace ns as answerable to senders that
+	// are not local users (components, remote servers, services): server information such
+	// as disco, ping, version, time. Handlers of other namespaces act on the sender's own
+	// account and only local users reach them.
+	Public(ns string)
 	// IQBare handles IQs addressed by someone else to a local user's bare JID; it runs in
 	// the recipient's shard.
 	IQBare(t IQType, ns, local string, h IQHandler)
@@ -153,6 +215,20 @@ type Registrar interface {
 	Identities() []Identity
 	OnSessionEnd(func(c Context, s Session))
 	OnAvailable(func(c Context, s Session))
+	// OnUndeliverable registers the RFC 6121 fallback for messages that could not be
+	// delivered to the session they were meant for.
+	OnUndeliverable(f Undeliverable)
+	// StreamFeature adds xml, one child of <stream:features>, to client streams at stage.
+	StreamFeature(stage Stage, xml string)
+	// Nonza handles the top-level element {ns}local on established client streams.
+	Nonza(ns, local string, h NonzaHandler)
+	// Service claims a service domain; the server lists it in its disco#items.
+	Service(s Service)
+	// Services lists the claimed service domains; complete once every module is
+	// provisioned.
+	Services() []Service
+	// Domains lists the server's virtual hosts at provisioning (to name service domains).
+	Domains() []string
 }
 
 // Packet is a stanza in flight. The router owns it; it is valid during the call only.
@@ -191,6 +267,13 @@ type Session interface {
 	Close(cond stanza.StreamCondition)
 	Value(key any) any
 	SetValue(key, v any)
+	// SetFilter installs f in front of the session's stream: every stanza the router
+	// sends goes through f, which returns false when it took the stanza (to hold it back,
+	// XEP-0352). nil removes the filter. Only one filter per session.
+	SetFilter(f func(raw []byte) bool)
+	// Detached reports whether the session has no connection right now (its stanzas are
+	// queued until it resumes or expires).
+	Detached() bool
 }
 
 // Context is what a handler or hook gets; valid during the call, on one shard worker.
@@ -214,4 +297,9 @@ type Context interface {
 	Logger() zerolog.Logger
 	RosterItem(user, contact jid.JID) (store.RosterItem, bool)
 	SetRosterItem(user jid.JID, it store.RosterItem) error
+	// Async runs job on the server's bounded worker pool (password hashing and other slow
+	// work) and then done on this shard, with a Context for the same user or entity. It
+	// returns false without running anything when the pool is saturated; answer the client
+	// with resource-constraint then.
+	Async(job func(), done func(c Context)) bool
 }

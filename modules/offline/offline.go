@@ -55,6 +55,7 @@ func (o *Offline) Provision(r module.Registrar) error {
 		o.cfg.Quota = DefaultQuota
 	}
 	r.Hook(module.Inbound, module.KindMessage, module.OrderOffline, o.store)
+	r.OnUndeliverable(o.keep)
 	r.OnAvailable(o.deliver)
 	r.Feature(ns.MsgOffline)
 	return nil
@@ -104,10 +105,27 @@ func (o *Offline) store(c module.Context, p *module.Packet) module.Verdict {
 			return module.Continue
 		}
 	}
-	e := p.Elem()
-	if !storable(e) {
+	if !storable(p.Elem()) {
 		return module.Stop // chat states and the like are not kept for later
 	}
+	o.keep(c, p)
+	return module.Stop
+}
+
+// keep stores p for its recipient's next login. It is also the router's RFC 6121 fallback
+// for messages a session took but could not deliver (it closed, or its detached queue
+// expired); it reports whether the message was taken care of (stored, or not worth
+// storing, or answered with an error).
+func (o *Offline) keep(c module.Context, p *module.Packet) bool {
+	switch p.Type {
+	case "", "normal", "chat":
+	default:
+		return false
+	}
+	if !storable(p.Elem()) {
+		return true
+	}
+	user := p.To.Bare()
 	now := c.Now().UTC()
 	var b xmlstream.Builder
 	b.Start("delay").Attr("xmlns", ns.Delay).Attr("from", c.Domain()).
@@ -123,7 +141,7 @@ func (o *Offline) store(c module.Context, p *module.Packet) module.Verdict {
 		o.log.Error().Err(err).Msg("offline: store message")
 		c.Error(p, stanza.New(stanza.InternalServerErrorCond))
 	}
-	return module.Stop
+	return true
 }
 
 func (o *Offline) deliver(c module.Context, s module.Session) {

@@ -19,6 +19,7 @@ func (Ping) ModuleInfo() module.Info {
 
 // Provision registers the IQ handler.
 func (p *Ping) Provision(r module.Registrar) error {
+	r.Public(ns.Ping)
 	r.IQ(module.IQGet, ns.Ping, "ping", func(c module.Context, iq *module.Packet) { c.Reply(iq, nil) })
 	return nil
 }

@@ -46,6 +46,7 @@ func (p *Presence) Provision(r module.Registrar) error {
 	r.Hook(module.Outbound, module.KindPresence, module.OrderPresence, p.outbound)
 	r.Hook(module.Inbound, module.KindPresence, module.OrderPresence, p.inbound)
 	r.Feature(ns.PreApproval)
+	r.StreamFeature(module.PostAuth, "<sub xmlns='"+ns.PreApproval+"'/>")
 	return nil
 }
 

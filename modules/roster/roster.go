@@ -40,6 +40,7 @@ func (r *Roster) Provision(reg module.Registrar) error {
 	reg.IQ(module.IQGet, ns.Roster, "query", r.get)
 	reg.IQ(module.IQSet, ns.Roster, "query", r.set)
 	reg.Feature(ns.RosterVer)
+	reg.StreamFeature(module.PostAuth, "<ver xmlns='"+ns.RosterVer+"'/>")
 	return nil
 }
 

@@ -22,6 +22,7 @@ func (Mod) ModuleInfo() module.Info {
 
 // Provision registers the IQ handler.
 func (m *Mod) Provision(r module.Registrar) error {
+	r.Public(ns.Version)
 	r.IQ(module.IQGet, ns.Version, "query", func(c module.Context, iq *module.Packet) {
 		if !iq.To.IsZero() && iq.To.Local() != "" {
 			c.Error(iq, stanzaServiceUnavailable())

@@ -20,6 +20,7 @@ func (Mod) ModuleInfo() module.Info {
 
 // Provision registers the IQ handler.
 func (m *Mod) Provision(r module.Registrar) error {
+	r.Public(NS)
 	r.IQ(module.IQGet, NS, "time", func(c module.Context, iq *module.Packet) {
 		now := c.Now().UTC()
 		c.Reply(iq, []byte("<time xmlns='urn:xmpp:time'><tzo>+00:00</tzo><utc>"+now.Format("2006-01-02T15:04:05.000Z")+"</utc></time>"))

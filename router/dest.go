@@ -1,0 +1,167 @@
+package router
+
+import (
+	"errors"
+	"sync"
+
+	"github.com/vireo-im/vireo/modules/module"
+	"github.com/vireo-im/vireo/xmlstream/jid"
+	"github.com/vireo-im/vireo/xmlstream/stanza"
+)
+
+// destKind is what a 'to' address resolves to. Every path that moves a stanza (client
+// stanzas after their outbound phase, module Route, stanzas from components and remote
+// servers) asks resolve, so a new kind of recipient is added here and nowhere else.
+type destKind uint8
+
+const (
+	destNone      destKind = iota
+	destAccount            // a local account, bare or full: inbound phase in its shard
+	destServer             // a local domain itself: the server answers
+	destService            // a service domain claimed by a module (conference., pubsub.)
+	destComponent          // an external component's domain (XEP-0114)
+	destRemote             // anything else: the Remote (federation, another cluster node)
+)
+
+// Remote is where stanzas for domains this server does not serve go: federation (s2s) or
+// another node of a cluster. Route must not block; it owns neither raw nor the JIDs after
+// it returns (copy what it keeps). A non-nil error is turned into a stanza error for the
+// sender: return a *stanza.Error to choose the condition.
+type Remote interface {
+	Route(from, to jid.JID, raw []byte) error
+}
+
+// ErrConflict is returned when a component domain is already connected.
+var ErrConflict = errors.New("router: already connected")
+
+// components are the external components currently connected, by domain. Few, and
+// changed rarely: a read-mostly map behind a RWMutex.
+type components struct {
+	mu    sync.RWMutex
+	conns map[string]Conn
+	known map[string]bool // configured, connected or not
+}
+
+// SetComponents declares the configured component domains: while one is not connected,
+// stanzas for it are answered with service-unavailable instead of going to the Remote.
+func (r *Router) SetComponents(domains []string) {
+	r.comps.mu.Lock()
+	r.comps.known = make(map[string]bool, len(domains))
+	for _, d := range domains {
+		r.comps.known[d] = true
+	}
+	r.comps.mu.Unlock()
+}
+
+// AttachComponent makes domain a destination served by c. A second connection for the
+// same domain gets ErrConflict.
+func (r *Router) AttachComponent(domain string, c Conn) error {
+	r.comps.mu.Lock()
+	defer r.comps.mu.Unlock()
+	if r.comps.conns == nil {
+		r.comps.conns = map[string]Conn{}
+	}
+	if _, ok := r.comps.conns[domain]; ok {
+		return ErrConflict
+	}
+	r.comps.conns[domain] = c
+	return nil
+}
+
+// DetachComponent removes c from domain (when c is still the one attached).
+func (r *Router) DetachComponent(domain string, c Conn) {
+	r.comps.mu.Lock()
+	if r.comps.conns[domain] == c {
+		delete(r.comps.conns, domain)
+	}
+	r.comps.mu.Unlock()
+}
+
+func (r *Router) component(domain string) (Conn, bool) {
+	r.comps.mu.RLock()
+	c, ok := r.comps.conns[domain]
+	known := r.comps.known[domain]
+	r.comps.mu.RUnlock()
+	return c, ok || known
+}
+
+// SetRemote installs the destination for non-local domains (federation).
+func (r *Router) SetRemote(rm Remote) {
+	if rm == nil {
+		r.remote.Store(nil)
+		return
+	}
+	r.remote.Store(&rm)
+}
+
+// resolve says where to goes. The common case, a local account, costs one map lookup.
+func (r *Router) resolve(to jid.JID) (destKind, *module.Service) {
+	d := to.Domain()
+	if r.isLocal(d) {
+		if to.Local() == "" {
+			return destServer, nil
+		}
+		return destAccount, nil
+	}
+	if sv := r.reg.services[d]; sv != nil {
+		return destService, sv
+	}
+	if _, ok := r.component(d); ok {
+		return destComponent, nil
+	}
+	return destRemote, nil
+}
+
+// IsService reports whether domain is a service domain claimed by a module.
+func (r *Router) IsService(domain string) bool { return r.reg.services[domain] != nil }
+
+// deliverAway hands a stanza to a destination outside this server's accounts and services:
+// a component or the Remote. It returns the error condition for the sender, or nil.
+func (r *Router) deliverAway(k destKind, from, to jid.JID, raw []byte) *stanza.Error {
+	switch k {
+	case destComponent:
+		c, _ := r.component(to.Domain())
+		if c == nil || !c.Send(raw) {
+			return stanza.New(stanza.ServiceUnavailable)
+		}
+		r.routed.Add(1)
+		return nil
+	case destRemote:
+		rm := r.remote.Load()
+		if rm == nil {
+			return stanza.New(stanza.RemoteServerNotFound)
+		}
+		if err := (*rm).Route(from, to, raw); err != nil {
+			var se *stanza.Error
+			if errors.As(err, &se) {
+				return se
+			}
+			return stanza.New(stanza.RemoteServerNotFound)
+		}
+		r.routed.Add(1)
+		return nil
+	}
+	return stanza.New(stanza.ServiceUnavailable)
+}
+
+// SubmitFrom hands the router a stanza that arrived from a component (or, later, a remote
+// server) whose sender the engine has already checked: from must be inside the domain the
+// peer authenticated for. raw is copied. The stanza skips the outbound phase (there is no
+// local sender) and goes to its destination in the shard of its sender, so stanzas from one
+// sender stay in order. It returns false when that shard is overloaded.
+func (r *Router) SubmitFrom(from jid.JID, raw []byte) bool {
+	if r.closed.Load() {
+		return true
+	}
+	o := getOp()
+	o.kind = opRelay
+	o.bare = from
+	o.buf = bufPool.Get()
+	o.buf.B = append(o.buf.B[:0], raw...)
+	if !r.shardOf(from.Bare().String()).q.push(o) {
+		putOp(o)
+		r.dropped.Add(1)
+		return false
+	}
+	return true
+}

@@ -1,0 +1,216 @@
+package router
+
+import (
+	"time"
+
+	"github.com/vireo-im/vireo/modules/module"
+	"github.com/vireo-im/vireo/xmlstream"
+	"github.com/vireo-im/vireo/xmlstream/jid"
+	"github.com/vireo-im/vireo/xmlstream/stanza"
+)
+
+// Detach takes the connection away from s without ending the session: its presence stays
+// as it was (contacts see no flapping), and what the router sends it queues, bounded by
+// Options.DetachedLimits. After timeout the session ends: queued messages go to another
+// resource or offline storage (RFC 6121 §8.5), IQ requests are answered with errors, and
+// unavailable presence is broadcast. Attach before then resumes it. Safe from any
+// goroutine.
+func (r *Router) Detach(s *Session, timeout time.Duration) {
+	if s == nil || s.gone.Load() {
+		return
+	}
+	o := getOp()
+	o.kind = opDetach
+	o.sess = s
+	o.timeout = timeout
+	s.shard.q.pushForce(o)
+}
+
+// Attach gives a detached session the connection c. done runs on the shard worker with nil
+// when the session is c's now (every queued stanza has been handed to c, in order), or with
+// a *stanza.Error (item-not-found) when the session has ended or is attached elsewhere.
+func (r *Router) Attach(s *Session, c Conn, done func(error)) {
+	if s == nil || s.gone.Load() {
+		done(stanza.New(stanza.ItemNotFound))
+		return
+	}
+	o := getOp()
+	o.kind = opAttach
+	o.sess = s
+	o.conn = c
+	o.fn = func(module.Context) {}
+	o.done = func(_ *Session, err error) { done(err) }
+	s.shard.q.pushForce(o)
+}
+
+// Nonza hands a top-level element that is not a stanza (st.Raw) to the module registered
+// for it; it runs in the session's shard, in order with the session's stanzas. It returns
+// false when no module handles the element or the shard is overloaded.
+func (r *Router) Nonza(s *Session, raw, ns, local []byte) bool {
+	if !r.HasNonza(ns, local) {
+		return false
+	}
+	if s.gone.Load() || r.closed.Load() {
+		return true
+	}
+	o := getOp()
+	o.kind = opNonza
+	o.sess = s
+	o.buf = bufPool.Get()
+	o.buf.B = append(o.buf.B[:0], raw...)
+	if !s.shard.q.push(o) {
+		putOp(o)
+		r.dropped.Add(1)
+		return false
+	}
+	return true
+}
+
+func (s *shard) detach(o *op) {
+	se := o.sess
+	if se.gone.Load() || se.user == nil {
+		return
+	}
+	if se.det == nil {
+		se.det = &detached{}
+	} else if se.det.timer != nil {
+		se.det.timer.Stop()
+	}
+	se.conn = nil
+	s.gen++
+	gen := s.gen
+	se.det.gen = gen
+	se.det.timer = time.AfterFunc(o.timeout, func() {
+		e := getOp()
+		e.kind = opExpire
+		e.sess = se
+		e.gen = gen
+		se.shard.q.pushForce(e)
+	})
+	s.r.detachedN.Add(1)
+}
+
+func (s *shard) attach(o *op) {
+	se := o.sess
+	if se.gone.Load() || se.user == nil || se.det == nil {
+		o.done(nil, stanza.New(stanza.ItemNotFound))
+		return
+	}
+	d := se.det
+	if d.timer != nil {
+		d.timer.Stop()
+	}
+	se.det = nil
+	se.conn = o.conn
+	s.r.detachedN.Add(-1)
+	for i, raw := range d.queue {
+		if !se.conn.Send(raw) {
+			// The new stream is already gone: what is left follows the RFC 6121 rules.
+			s.endDetached(se, d.queue[i:])
+			o.done(nil, stanza.New(stanza.ItemNotFound))
+			return
+		}
+	}
+	o.done(nil, nil)
+}
+
+func (s *shard) expire(o *op) {
+	se := o.sess
+	if se.det == nil || se.det.gen != o.gen || se.user == nil {
+		return
+	}
+	se.gone.Store(true)
+	s.end(se)
+}
+
+// end removes a session that may be detached, then applies the RFC 6121 rules to what it
+// had queued.
+func (s *shard) end(se *Session) {
+	u := se.user
+	var queued [][]byte
+	if d := se.det; d != nil {
+		if d.timer != nil {
+			d.timer.Stop()
+		}
+		queued = d.queue
+		se.det = nil
+		s.r.detachedN.Add(-1)
+	}
+	s.removeSession(u, se)
+	s.endDetached(nil, queued)
+	s.dropIfIdle(u)
+}
+
+// endDetached re-routes stanzas that a session took but never delivered. se, when set,
+// is still bound and must not get them again.
+func (s *shard) endDetached(skip *Session, queued [][]byte) {
+	for _, raw := range queued {
+		s.undeliverable(raw, skip)
+	}
+}
+
+// undeliverable applies RFC 6121 §8.5 to a stanza that a session of this shard's user
+// accepted but could not deliver: messages go to another available resource, else to
+// the modules' fallback (offline storage), else back to the sender as an error; IQ
+// requests are answered with service-unavailable; the rest is dropped.
+func (s *shard) undeliverable(raw []byte, skip *Session) {
+	e, err := xmlstream.ParseElement(raw, "jabber:client")
+	if err != nil {
+		return
+	}
+	typ := internType(e)
+	var from, to jid.JID
+	if v, ok := e.Attr("from"); ok {
+		from, _ = s.parseTo(v)
+	}
+	if v, ok := e.Attr("to"); ok {
+		to, _ = s.parseTo(v)
+	}
+	var k module.Kind
+	switch string(e.Name()) {
+	case "message":
+		k = module.KindMessage
+	case "iq":
+		k = module.KindIQ
+	default:
+		return
+	}
+	var id string
+	if v, ok := e.Attr("id"); ok {
+		id = string(xmlstream.AppendUnescaped(nil, v))
+	}
+	p := module.Packet{Raw: raw, Kind: k, Type: typ, ID: id, From: from, To: to}
+	u := s.userFor(to.Bare(), false)
+	s.ctx.set(nil, u)
+	if k == module.KindIQ {
+		if typ == "get" || typ == "set" {
+			s.ctx.Error(&p, stanza.New(stanza.ServiceUnavailable))
+		}
+		return
+	}
+	switch typ {
+	case "error", "groupchat", "headline":
+		return
+	}
+	if u != nil {
+		best := -1
+		for _, se := range u.sessions {
+			if se != skip && !se.gone.Load() && se.available && int(se.prio) > best {
+				best = int(se.prio)
+			}
+		}
+		if best >= 0 {
+			for _, se := range u.sessions {
+				if se != skip && !se.gone.Load() && se.available && int(se.prio) == best && se.Send(raw) {
+					return
+				}
+			}
+		}
+	}
+	for _, f := range s.r.reg.undeliverable {
+		if f(&s.ctx, &p) {
+			return
+		}
+	}
+	s.ctx.Error(&p, stanza.New(stanza.ServiceUnavailable))
+}

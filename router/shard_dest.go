@@ -1,0 +1,139 @@
+package router
+
+import (
+	"github.com/vireo-im/vireo/modules/module"
+	"github.com/vireo-im/vireo/xmlstream"
+	"github.com/vireo-im/vireo/xmlstream/jid"
+	"github.com/vireo-im/vireo/xmlstream/stanza"
+)
+
+// packetOf fills the shard's packet from a raw stanza; ok is false for anything that is not
+// a stanza.
+func (s *shard) packetOf(raw []byte, to jid.JID) (*module.Packet, bool) {
+	e, err := xmlstream.ParseElement(raw, "jabber:client")
+	if err != nil {
+		return nil, false
+	}
+	var k module.Kind
+	switch string(e.Name()) {
+	case "message":
+		k = module.KindMessage
+	case "presence":
+		k = module.KindPresence
+	case "iq":
+		k = module.KindIQ
+	default:
+		return nil, false
+	}
+	typ := internType(e)
+	var id string
+	if v, ok := e.Attr("id"); ok && k != module.KindMessage {
+		id = string(xmlstream.AppendUnescaped(nil, v))
+	}
+	var from jid.JID
+	if v, ok := e.Attr("from"); ok {
+		from, _ = s.parseTo(v)
+	}
+	if to.IsZero() {
+		if v, ok := e.Attr("to"); ok {
+			to, _ = s.parseTo(v)
+		}
+	}
+	s.setPacket(raw, k, typ, id, from, to)
+	return &s.pkt, true
+}
+
+// service runs a service domain's handler for one stanza, in the shard of the addressed
+// entity.
+func (s *shard) service(o *op) {
+	p, ok := s.packetOf(o.buf.B, o.to)
+	if !ok || o.svc == nil {
+		return
+	}
+	s.ctx.set(nil, nil)
+	s.ctx.svc = p.To
+	o.svc.Handler(&s.ctx, p)
+	s.ctx.svc = jid.JID{}
+}
+
+// relay passes on a stanza from a component or a remote server. The engine checked that
+// its sender (o.bare) is one the peer may send as; the stanza's 'from' must be it.
+func (s *shard) relay(o *op) bool {
+	p, ok := s.packetOf(o.buf.B, jid.JID{})
+	if !ok {
+		return false
+	}
+	s.ctx.set(nil, nil)
+	if p.From.IsZero() {
+		p.From = o.bare
+	}
+	if p.To.IsZero() {
+		s.ctx.Error(p, stanza.New(stanza.BadRequest))
+		return false
+	}
+	k, sv := s.r.resolve(p.To)
+	switch k {
+	case destServer:
+		s.toServer(p)
+		return false
+	case destAccount, destService:
+		o.to = p.To
+		o.kind = opIn
+		if k == destService {
+			o.kind, o.svc = opService, sv
+		}
+		s.r.routed.Add(1)
+		s.r.shardOf(p.To.Bare().String()).q.pushForce(o)
+		return true
+	}
+	if e := s.r.deliverAway(k, p.From, p.To, p.Raw); e != nil {
+		s.ctx.Error(p, e)
+	}
+	return false
+}
+
+// toServer handles a stanza addressed to a local domain that did not come from one of its
+// own users' sessions (those are answered in their outbound phase): IQ requests go to the
+// handlers that answer anyone (disco, ping, version, time, last); the rest gets
+// service-unavailable where RFC 6120 asks for an answer.
+func (s *shard) toServer(p *module.Packet) {
+	s.ctx.set(nil, nil)
+	switch p.Kind {
+	case module.KindIQ:
+		if p.Type != "get" && p.Type != "set" {
+			return
+		}
+		payload, ok := p.Payload()
+		if !ok {
+			s.ctx.Error(p, stanza.New(stanza.BadRequest))
+			return
+		}
+		if !s.r.reg.public[string(payload.NS())] {
+			s.ctx.Error(p, stanza.New(stanza.ServiceUnavailable))
+			return
+		}
+		s.dispatchIQ(s.r.reg.iq, p)
+	case module.KindMessage:
+		if p.Type != "error" && p.Type != "headline" && p.Type != "groupchat" {
+			s.ctx.Error(p, stanza.New(stanza.ServiceUnavailable))
+		}
+	}
+}
+
+// nonza runs the module handler for a top-level non-stanza element of a session.
+func (s *shard) nonza(o *op) {
+	se := o.sess
+	if se.gone.Load() || se.user == nil {
+		return
+	}
+	e, err := xmlstream.ParseElement(o.buf.B, "jabber:client")
+	if err != nil {
+		return
+	}
+	h := s.r.reg.nonza[nonzaKey{string(e.NS()), string(e.Name())}]
+	if h == nil {
+		return
+	}
+	s.ctx.set(se, se.user)
+	h(&s.ctx, se, e)
+}
