@@ -228,6 +228,16 @@ func (s *server) engineConfig(cfg *config.Config) engine.Config {
 	for _, a := range cfg.C2S.TLSListen {
 		ls = append(ls, engine.Listener{Name: "c2s-tls", Addr: a, DirectTLS: true})
 	}
+	var comps []engine.Component
+	for _, c := range cfg.Component.Allow {
+		comps = append(comps, engine.Component{Domain: c.Domain, Secret: c.Secret})
+	}
+	if len(comps) > 0 {
+		// Without a component allowed the port would only ever refuse; keep it closed.
+		for _, a := range cfg.Component.Listen {
+			ls = append(ls, engine.Listener{Name: "component", Addr: a, Kind: engine.KindComponent})
+		}
+	}
 	lim := xmlstream.DefaultLimits()
 	lim.MaxStanza = cfg.C2S.MaxStanza
 	return engine.Config{
@@ -244,6 +254,11 @@ func (s *server) engineConfig(cfg *config.Config) engine.Config {
 		Router:         s.rt,
 		Logger:         s.log.With().Str("mod", "engine").Logger(),
 		AuthFailLimit:  cfg.C2S.AuthFailuresPerMinute,
+		RegisterLimit:  cfg.C2S.RegistrationsPerMin,
+		Trusted:        cfg.TrustedPrefixes(),
+		PingAfter:      cfg.C2S.PingInterval.Duration,
+		PingTimeout:    cfg.C2S.PingTimeout.Duration,
+		Components:     comps,
 	}
 }
 

@@ -23,8 +23,9 @@ import (
 
 // authState lives only while a SASL exchange runs.
 type authState struct {
-	srv   *sasl.Server
-	local string // prepared username, once known
+	srv      *sasl.Server
+	local    string // prepared username, once known
+	streamID string // XEP-0114: the handshake hashes it
 }
 
 // cbTypes lists the channel bindings this connection can offer (RFC 9266, RFC 5929).
@@ -204,7 +205,7 @@ func (c *conn) lookup(status sasl.Status) {
 	st := c.srv().st
 	gc := c.gc
 	c.set(fPaused)
-	ok := c.srv().work.submit(func() {
+	ok := c.srv().rt.Go(func() {
 		local, perr := jid.PrepareLocal(a.srv.Username())
 		var acct store.Account
 		var gerr error = perr
@@ -316,7 +317,7 @@ func (c *conn) authSucceeded(out []byte) {
 	// RFC 6120 §6.4.6: the client restarts the stream.
 	c.state.Store(stAuthed)
 	cfg := c.srv().config()
-	c.scan.Reset(xmlstream.KindClient, &cfg.Limits)
+	c.scan.Reset(c.l.kind.scanKind(), &cfg.Limits)
 }
 
 // --- XEP-0077 in-band registration before authentication ---
@@ -351,20 +352,23 @@ func (c *conn) onRegister(st *xmlstream.Stanza, q xmlstream.Element) {
 		return
 	}
 	cfg := c.srv().config()
-	// Registrations count against the same per-address budget as failed logins.
+	// Registrations have their own per-address budget; trusted networks (loopback by
+	// default) provision in bulk.
 	key := "register:" + c.ip
-	if c.srv().throttle.blocked(key, cfg.AuthFailLimit, time.Now()) {
-		e := stanza.New(stanza.ResourceConstraintCond)
-		e.Type = stanza.Wait
-		c.iqError(id, e)
-		return
+	if !cfg.trusted(c.ip) {
+		if c.srv().throttle.blocked(key, cfg.RegisterLimit, time.Now()) {
+			e := stanza.New(stanza.ResourceConstraintCond)
+			e.Type = stanza.Wait
+			c.iqError(id, e)
+			return
+		}
+		c.srv().throttle.fail(key, time.Now())
 	}
-	c.srv().throttle.fail(key, time.Now())
 	user := local + "@" + c.domainName()
 	st2 := c.srv().st
 	gc := c.gc
 	c.set(fPaused)
-	ok := c.srv().work.submit(func() {
+	ok := c.srv().rt.Go(func() {
 		keys, err := creds.DeriveAll(password, creds.DefaultIter)
 		if err == nil {
 			err = st2.Accounts().Create(store.Account{User: user, Creds: keys, Created: time.Now().UTC()})

@@ -13,11 +13,9 @@ import (
 	"github.com/valyala/bytebufferpool"
 
 	"github.com/vireo-im/vireo/engine/tlsconn"
-	"github.com/vireo-im/vireo/modules/module"
 	"github.com/vireo-im/vireo/router"
 	"github.com/vireo-im/vireo/xmlstream"
 	"github.com/vireo-im/vireo/xmlstream/jid"
-	"github.com/vireo-im/vireo/xmlstream/ns"
 	"github.com/vireo-im/vireo/xmlstream/stanza"
 )
 
@@ -39,6 +37,7 @@ const (
 	fPaused
 	fBindWait
 	fCBRejected // the client tried -PLUS with a binding type we lack
+	fTLSWait    // STARTTLS answered, no TLS byte seen yet
 )
 
 // conn is one client connection, owned by its event loop except for the atomics, which
@@ -71,7 +70,7 @@ func newConn(l *listener, gc gnet.Conn) *conn {
 	}
 	c.lastRx.Store(c.opened)
 	cfg := l.srv.config()
-	c.scan.Reset(xmlstream.KindClient, &cfg.Limits)
+	c.scan.Reset(l.kind.scanKind(), &cfg.Limits)
 	return c
 }
 
@@ -112,7 +111,7 @@ func (c *conn) onTraffic() {
 		}
 		return
 	}
-	t.Feed(data)
+	c.feedTLS(data)
 	if c.hsErr.Load() {
 		c.closeNow()
 		return
@@ -204,11 +203,12 @@ func (c *conn) process(sc *xmlstream.Scanner, p []byte) []byte {
 		case xmlstream.EventNone:
 			return nil
 		case xmlstream.EventStreamStart:
-			c.onHeader(ev.Stanza)
+			c.l.kind.header(c, ev.Stanza)
 		case xmlstream.EventElement:
-			if c.onElement(ev.Stanza) && len(p) > 0 {
-				// STARTTLS: what follows <starttls/> is the TLS handshake.
-				c.tls.Load().Feed(p)
+			if c.l.kind.element(c, ev.Stanza) {
+				// STARTTLS: what follows <starttls/> is the TLS handshake, after any
+				// whitespace the client sent between the two (go-sendxmpp sends a newline).
+				c.feedTLS(p)
 				return nil
 			}
 		case xmlstream.EventStreamEnd:
@@ -229,43 +229,21 @@ func streamID() string {
 	return idEnc.EncodeToString(b[:])
 }
 
-func (c *conn) onHeader(h *xmlstream.Stanza) {
-	cfg := c.srv().config()
-	c.domain = 0
-	to, _ := h.Attr("to")
-	if len(to) > 0 {
-		d, err := jid.PrepareDomain(string(xmlstream.AppendUnescaped(nil, to)))
-		found := false
-		if err == nil {
-			for i, x := range cfg.Domains {
-				if x == d {
-					c.domain, found = uint16(i), true
-				}
-			}
-		}
-		c.writeHeader(h)
-		if !found {
-			c.fail(stanza.HostUnknown, "")
-			return
-		}
-	} else {
-		c.writeHeader(h)
-	}
-	// RFC 6120 §4.7.5: a missing version means 0.9, which we do not speak.
-	if v, ok := h.Attr("version"); !ok || len(v) < 2 || v[0] != '1' || v[1] != '.' {
-		c.fail(stanza.UnsupportedVersion, "version='1.0' is required")
-		return
-	}
-	c.writeFeatures()
+// writeHeader answers the peer's stream header h (nil when failing before one arrived)
+// with a header in the stream kind's namespace; it returns the stream id.
+func (c *conn) writeHeader(h *xmlstream.Stanza, xmlns string) string {
+	return c.writeHeaderFrom(h, xmlns, c.domainName())
 }
 
-func (c *conn) writeHeader(h *xmlstream.Stanza) {
+func (c *conn) writeHeaderFrom(h *xmlstream.Stanza, xmlns, from string) string {
+	id := streamID()
 	var b xmlstream.Builder
-	b.B = append(b.B, "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'"...)
-	b.B = append(b.B, " id='"...)
-	b.B = append(b.B, streamID()...)
+	b.B = append(b.B, "<?xml version='1.0'?><stream:stream xmlns='"...)
+	b.B = append(b.B, xmlns...)
+	b.B = append(b.B, "' xmlns:stream='http://etherx.jabber.org/streams' id='"...)
+	b.B = append(b.B, id...)
 	b.B = append(b.B, "' from='"...)
-	b.B = xmlstream.AppendEscapedString(b.B, c.domainName())
+	b.B = xmlstream.AppendEscapedString(b.B, from)
 	// RFC 6120 §4.7.2: answer the initiator's 'from' in 'to'; clients take their address
 	// from it.
 	if h != nil {
@@ -279,108 +257,18 @@ func (c *conn) writeHeader(h *xmlstream.Stanza) {
 	b.B = append(b.B, "' version='1.0' xml:lang='"...)
 	lang := []byte("en")
 	if h != nil && len(h.Lang) > 0 && len(h.Lang) < 36 {
-		lang = h.Lang
+		// h.Lang is the attribute as it was on the wire, escaped: unescape it before
+		// escaping for our header, or "&gt;" comes back as "&amp;gt;".
+		lang = xmlstream.AppendUnescaped(nil, h.Lang)
 	}
 	b.B = xmlstream.AppendEscapedAttr(b.B, lang)
 	b.B = append(b.B, "'>"...)
 	c.set(fHeaderSent)
 	c.write(b.B)
+	return id
 }
 
-func (c *conn) writeFeatures() {
-	cfg := c.srv().config()
-	var b xmlstream.Builder
-	b.Start("stream:features")
-	switch c.state.Load() {
-	case stHeader, stNegotiating:
-		c.state.Store(stNegotiating)
-		tlsOK := c.has(fTLS)
-		if !tlsOK && cfg.TLS != nil {
-			b.Start("starttls").Attr("xmlns", ns.TLS)
-			if cfg.RequireTLS {
-				b.Start("required").End()
-			}
-			b.End()
-		}
-		if tlsOK || !cfg.RequireTLS || cfg.TLS == nil {
-			b.Start("mechanisms").Attr("xmlns", ns.SASL)
-			for _, m := range c.mechanisms() {
-				b.Start("mechanism").Text(m).End()
-			}
-			b.End()
-			if cb := c.cbTypes(); len(cb) > 0 {
-				// XEP-0440: which channel bindings this server supports.
-				b.Start("sasl-channel-binding").Attr("xmlns", "urn:xmpp:sasl-cb:0")
-				for _, t := range cb {
-					b.Start("channel-binding").Attr("type", t).End()
-				}
-				b.End()
-			}
-			if cfg.Registration {
-				b.Start("register").Attr("xmlns", ns.RegisterFeature).End()
-			}
-		}
-	case stAuthed, stBind:
-		c.state.Store(stBind)
-		b.Start("bind").Attr("xmlns", ns.Bind).End()
-		b.Start("session").Attr("xmlns", ns.Session).Start("optional").End().End()
-		b.Start("c").Attr("xmlns", ns.Caps).Attr("hash", "sha-1").Attr("node", module.CapsNode).
-			Attr("ver", c.srv().rt.CapsVer()).End()
-		for _, f := range c.srv().rt.Features() {
-			switch f {
-			case ns.RosterVer:
-				b.Start("ver").Attr("xmlns", ns.RosterVer).End()
-			case ns.PreApproval:
-				b.Start("sub").Attr("xmlns", ns.PreApproval).End()
-			}
-		}
-	}
-	b.End()
-	c.write(b.B)
-}
-
-// --- elements ---
-
-// onElement handles one top-level element. It reports whether TLS just started (the
-// rest of the input belongs to the TLS layer).
-func (c *conn) onElement(st *xmlstream.Stanza) bool {
-	state := c.state.Load()
-	elemNS := string(st.NS)
-	name := string(st.Name)
-	if state == stEstablished {
-		c.established(st)
-		return false
-	}
-	switch {
-	case elemNS == ns.TLS && name == "starttls":
-		return c.onStartTLS()
-	case elemNS == ns.SASL && (name == "auth" || name == "response" || name == "abort"):
-		c.onSASL(st)
-		return false
-	}
-	cfg := c.srv().config()
-	if st.Kind() == xmlstream.KindIQ && !c.has(fAuthed) && cfg.Registration {
-		if p, ok := st.FirstChild(); ok && string(p.NS()) == ns.Register {
-			if cfg.RequireTLS && !c.has(fTLS) && cfg.TLS != nil {
-				c.fail(stanza.NotAuthorized, "STARTTLS is required first")
-				return false
-			}
-			c.onRegister(st, p)
-			return false
-		}
-	}
-	if st.Kind() == xmlstream.KindIQ && state == stBind {
-		if p, ok := st.FirstChild(); ok {
-			switch {
-			case string(p.NS()) == ns.Bind && string(p.Name()) == "bind":
-				c.onBind(st, p)
-				return false
-			}
-		}
-	}
-	c.fail(stanza.NotAuthorized, "")
-	return false
-}
+// --- TLS ---
 
 func (c *conn) onStartTLS() bool {
 	cfg := c.srv().config()
@@ -408,45 +296,26 @@ func (c *conn) startTLS() {
 	c.set(fTLS)
 	c.srv().tlsConns.Add(1)
 	c.state.Store(stHeader)
-	c.scan.Reset(xmlstream.KindClient, &cfg.Limits)
+	c.scan.Reset(c.l.kind.scanKind(), &cfg.Limits)
+	c.set(fTLSWait)
 }
 
-func (c *conn) established(st *xmlstream.Stanza) {
-	k := st.Kind()
-	if k == xmlstream.KindOther {
-		c.fail(stanza.UnsupportedStanzaType, "")
-		return
-	}
-	if len(st.From) > 0 && !c.fromOK(st.From) {
-		c.fail(stanza.InvalidFrom, "")
-		return
-	}
-	if k == xmlstream.KindIQ && string(st.Type) == "set" && len(st.To) == 0 {
-		if p, ok := st.FirstChild(); ok && string(p.NS()) == ns.Session {
-			// RFC 3921 legacy session establishment: a no-op since RFC 6121.
-			c.iqResult(st.ID, nil)
+// feedTLS hands bytes to the TLS layer, dropping whitespace that arrives between
+// <starttls/> and the ClientHello (the first TLS byte is a record type, never whitespace).
+func (c *conn) feedTLS(p []byte) {
+	if c.has(fTLSWait) {
+		for len(p) > 0 && (p[0] == ' ' || p[0] == '\t' || p[0] == '\r' || p[0] == '\n') {
+			p = p[1:]
+		}
+		if len(p) == 0 {
 			return
 		}
+		c.clear(fTLSWait)
 	}
-	if !c.srv().rt.Submit(c.sess, st) {
-		c.fail(stanza.PolicyViolation, "too many stanzas")
-	}
+	c.tls.Load().Feed(p)
 }
 
-// fromOK checks a client-supplied 'from' against the session (RFC 6120 §8.1.2.1).
-func (c *conn) fromOK(raw []byte) bool {
-	full := c.sess.JID().String()
-	v := raw
-	if len(v) == len(full) && string(v) == full {
-		return true
-	}
-	bare := c.bare.String()
-	if string(v) == bare {
-		return true
-	}
-	u := xmlstream.AppendUnescaped(nil, raw)
-	return string(u) == full || string(u) == bare
-}
+// --- helpers ---
 
 func (c *conn) iqResult(id []byte, payload []byte) {
 	var b xmlstream.Builder
@@ -470,68 +339,6 @@ func (c *conn) iqError(id []byte, e *stanza.Error) {
 	b.Raw(e.AppendXML(nil))
 	b.End()
 	c.write(b.B)
-}
-
-// --- bind ---
-
-func (c *conn) onBind(st *xmlstream.Stanza, p xmlstream.Element) {
-	id := append([]byte(nil), st.ID...)
-	if string(st.Type) != "set" {
-		c.iqError(id, stanza.New(stanza.BadRequest))
-		return
-	}
-	var res string
-	if r, ok := p.Child(ns.Bind, "resource"); ok {
-		raw := r.AppendText(nil)
-		if len(raw) > 0 {
-			prep, err := jid.PrepareResource(string(raw))
-			if err != nil {
-				c.iqError(id, stanza.New(stanza.BadRequest))
-				return
-			}
-			res = prep
-		}
-	}
-	c.set(fPaused | fBindWait)
-	gc := c.gc
-	c.srv().rt.Bind(c.bare, res, c, func(s *router.Session, err error) {
-		werr := gc.Wake(func(_ gnet.Conn, werr error) error {
-			c.bound(id, s, err, werr)
-			return nil
-		})
-		if werr != nil && s != nil {
-			c.srv().rt.Unbind(s)
-		}
-	})
-}
-
-// bound runs on the loop with the router's answer to a bind.
-func (c *conn) bound(id []byte, s *router.Session, err error, werr error) {
-	defer c.recoverPanic()
-	c.clear(fBindWait)
-	if werr != nil || c.closing.Load() {
-		if s != nil {
-			c.srv().rt.Unbind(s)
-		}
-		return
-	}
-	if err != nil {
-		se, ok := err.(*stanza.Error)
-		if !ok {
-			se = stanza.New(stanza.InternalServerErrorCond)
-		}
-		c.iqError(id, se)
-		c.resume()
-		return
-	}
-	c.sess = s
-	c.state.Store(stEstablished)
-	c.srv().established.Add(1)
-	var b xmlstream.Builder
-	b.Start("bind").Attr("xmlns", ns.Bind).Start("jid").Text(s.JID().String()).End().End()
-	c.iqResult(id, b.B)
-	c.srv().log.Debug().Str("jid", s.JID().String()).Str("remote", c.ip).Msg("bound")
-	c.resume()
 }
 
 // --- writing ---
@@ -617,7 +424,7 @@ func (c *conn) fail(cond stanza.StreamCondition, text string) {
 		return
 	}
 	if !c.has(fHeaderSent) {
-		c.writeHeader(nil)
+		c.writeHeader(nil, c.l.kind.ns())
 	}
 	e := stanza.StreamError{Condition: cond, Text: text}
 	b := e.AppendXML(nil)
@@ -638,7 +445,7 @@ func (c *conn) streamError(err error) {
 // endStream answers the client's </stream:stream> (RFC 6120 §4.4).
 func (c *conn) endStream() {
 	if !c.has(fHeaderSent) {
-		c.writeHeader(nil)
+		c.writeHeader(nil, c.l.kind.ns())
 	}
 	c.write([]byte("</stream:stream>"))
 	c.closeAfterWrites()
@@ -662,6 +469,7 @@ func (c *conn) onClose(err error) {
 	s := c.srv()
 	c.closing.Store(true)
 	s.open.Add(-1)
+	c.l.kind.closed(c)
 	if c.sess != nil {
 		s.rt.Unbind(c.sess)
 		s.established.Add(-1)

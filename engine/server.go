@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"runtime"
 	"strconv"
 	"strings"
@@ -40,10 +41,20 @@ const (
 
 // Listener is one listening address.
 type Listener struct {
-	Name      string // "c2s", "c2s-tls"
+	Name      string // "c2s", "c2s-tls", "component"
 	Addr      string // "127.0.0.1:5222", "[::]:5222", ":0"
 	DirectTLS bool
+	Kind      ListenerKind
 }
+
+// ListenerKind is the kind of stream a listener serves.
+type ListenerKind uint8
+
+// Listener kinds.
+const (
+	KindC2S       ListenerKind = iota // RFC 6120/6121 clients
+	KindComponent                     // XEP-0114 external components
+)
 
 // Config is what the engine needs from the server configuration.
 type Config struct {
@@ -61,8 +72,30 @@ type Config struct {
 	Router         *router.Router
 	Logger         zerolog.Logger
 	AuthFailLimit  int
-	// PingAfter and PingTimeout override the keepalive timings (tests).
+	// PingAfter is how long an established client stream may be silent before the server
+	// pings it; PingTimeout how long the answer may take.
 	PingAfter, PingTimeout time.Duration
+	// Components may connect on KindComponent listeners.
+	Components []Component
+	// RegisterLimit is the in-band registrations per client address per minute;
+	// addresses in Trusted are exempt.
+	RegisterLimit int
+	Trusted       []netip.Prefix
+}
+
+// trusted reports whether ip is in one of the trusted networks.
+func (c *Config) trusted(ip string) bool {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return false
+	}
+	a = a.Unmap()
+	for _, p := range c.Trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *Config) defaults() {
@@ -74,6 +107,9 @@ func (c *Config) defaults() {
 	}
 	if c.AuthFailLimit <= 0 {
 		c.AuthFailLimit = DefaultAuthFailLimit
+	}
+	if c.RegisterLimit <= 0 {
+		c.RegisterLimit = DefaultAuthFailLimit
 	}
 	if c.Limits.MaxStanza == 0 {
 		c.Limits = xmlstream.DefaultLimits()
@@ -97,7 +133,6 @@ type Server struct {
 	rt       *router.Router
 	st       store.Store
 	ls       []*listener
-	work     *workers
 	throttle *throttle
 	scanners sync.Pool
 	stopping atomic.Bool
@@ -121,14 +156,14 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{log: cfg.Logger, rt: cfg.Router, st: cfg.Store}
 	s.apply(&cfg)
 	s.scanners.New = func() any { return xmlstream.NewScanner() }
-	s.work = newWorkers(2*runtime.GOMAXPROCS(0), 4096)
 	s.throttle = newThrottle()
 	for _, l := range cfg.Listeners {
 		if l.DirectTLS && cfg.TLS == nil {
 			return nil, fmt.Errorf("engine: listener %s needs TLS certificates", l.Name)
 		}
-		s.ls = append(s.ls, &listener{srv: s, cfg: l, conns: map[*conn]struct{}{}})
+		s.ls = append(s.ls, &listener{srv: s, cfg: l, kind: s.kindFor(l), conns: map[*conn]struct{}{}})
 	}
+	s.setComponents(&cfg)
 	return s, nil
 }
 
@@ -152,7 +187,16 @@ func (s *Server) Reload(cfg Config) error {
 	cfg.Listeners = old.Listeners
 	cfg.Store, cfg.Router = old.Store, old.Router
 	s.apply(&cfg)
+	s.setComponents(&cfg)
 	return nil
+}
+
+func (s *Server) setComponents(cfg *Config) {
+	ds := make([]string, 0, len(cfg.Components))
+	for _, c := range cfg.Components {
+		ds = append(ds, c.Domain)
+	}
+	s.rt.SetComponents(ds)
 }
 
 func (s *Server) config() *Config { return s.cfg.Load() }
@@ -255,13 +299,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		case <-ctx.Done():
 			s.log.Warn().Int64("open", s.open.Load()).Msg("shutdown: streams still open at the deadline")
 			s.stopListeners()
-			s.work.stop()
 			return nil
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
 	s.stopListeners()
-	s.work.stop()
 	return nil
 }
 
@@ -296,6 +338,7 @@ type listener struct {
 	gnet.BuiltinEventEngine
 	srv    *Server
 	cfg    Listener
+	kind   streamKind
 	addr   *net.TCPAddr
 	eng    gnet.Engine
 	ready  chan struct{}

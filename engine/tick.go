@@ -28,6 +28,7 @@ func (l *listener) sweep(now time.Time) {
 	if pingTimeout < 1 {
 		pingTimeout = 1
 	}
+	_, isComponent := l.kind.(*component)
 	for _, c := range l.snapshot() {
 		if c.closing.Load() {
 			continue
@@ -38,6 +39,9 @@ func (l *listener) sweep(now time.Time) {
 				c.Close(stanza.ConnectionTimeout)
 			}
 			continue
+		}
+		if isComponent {
+			continue // components are trusted peers on a private network; TCP keepalive suffices
 		}
 		if p := c.pingAt.Load(); p != 0 {
 			if sec-p >= pingTimeout {

@@ -95,7 +95,7 @@ type Router struct {
 	online    atomic.Int64
 	detachedN atomic.Int64
 	routed    atomic.Int64
-	dropped atomic.Int64
+	dropped   atomic.Int64
 }
 
 // New provisions the modules and starts the shard workers.
@@ -288,10 +288,10 @@ func (r *Router) CloseUser(bare jid.JID, cond stanza.StreamCondition) {
 type Stats struct {
 	Online   int64 `json:"online"`
 	Detached int64 `json:"detached"`
-	Routed  int64 `json:"routed"`
-	Dropped int64 `json:"dropped"`
-	Queued  int   `json:"queued"`
-	Shards  int   `json:"shards"`
+	Routed   int64 `json:"routed"`
+	Dropped  int64 `json:"dropped"`
+	Queued   int   `json:"queued"`
+	Shards   int   `json:"shards"`
 }
 
 // Stats returns a snapshot of the counters.

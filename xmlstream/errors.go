@@ -19,6 +19,7 @@ var (
 	errEmptyPrefix = nwf("namespace prefix bound to the empty name")
 	errDecl        = nwf("malformed XML declaration")
 	errStreamClose = nwf("end tag does not close the stream")
+	errStreamAgain = nwf("stream header inside an open stream")
 	errAfterEnd    = nwf("data after the end of the stream")
 	errMarkup      = nwf("markup not allowed here")
 	errProlog      = nwf("character data before the stream header")
@@ -56,7 +57,7 @@ var errTable = []*stanza.StreamError{nil,
 	errQName, errReservedNS, errEmptyPrefix, errDecl, errStreamClose, errAfterEnd, errMarkup,
 	errProlog, errInternal, errUnbound, errNoPfx, errComment, errPI, errDTD, errEntity,
 	errEncoding, errStanzaSize, errHeaderSize, errDepth, errAttrs, errName, errStreamNS,
-	errContentNS, errText, errEmptyHeader, errNotReset,
+	errContentNS, errText, errEmptyHeader, errNotReset, errStreamAgain,
 }
 
 // errIndex returns err's index in errTable.

@@ -654,6 +654,9 @@ func (sc *Scanner) setTop(h *header, raw []byte, t *tag, ens, own []byte) *stanz
 	if kindOf(local, ens) != KindOther && string(ens) != h.defNS {
 		return errContentNS
 	}
+	if string(ens) == ns.Stream && string(local) == "stream" {
+		return errStreamAgain // see checkTop; here for the empty element and the fast path
+	}
 	sc.top, sc.attrs = sc.attrs, sc.top[:0] // the top element's attributes stay for Stanza.Attr
 	s := &sc.stz
 	s.Raw, s.Name, s.NS = raw, local, ens

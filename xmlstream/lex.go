@@ -50,8 +50,9 @@ const (
 
 // State flags.
 const (
-	fStarted uint8 = 1 << iota // a byte other than a BOM was seen: no XML declaration any more
-	fDone                      // buf holds a completed item the last Event points into
+	fStarted  uint8 = 1 << iota // an XML declaration was seen: no other one (white space may precede it)
+	fDone                       // buf holds a completed item the last Event points into
+	fCheckTop                   // the top-level start tag being read has the local name "stream"
 )
 
 // Packed names of the predefined entities (XML 1.0 §4.6), as lxEntName accumulates them.
@@ -70,7 +71,15 @@ const (
 //
 // Hot states use a local index and tight table loops; the State fields change only on
 // transitions, so feeding one byte at a time costs a constant amount per byte.
-func (st *State) lex(b []byte) (int, bool, *stanza.StreamError) {
+//
+// stk holds, for each open element of a top-level element (index = depth), the offset in the
+// item of its name, so that end tags are matched as soon as they are read; stk[st.depth] is the
+// start tag being read. It must have at least lim.depth+1 entries. Between calls it lives after
+// the pending bytes in st.buf (see State.saveStack), not in the State.
+//
+// A top-level start tag with the local name "stream" ends lex early with done == true (and
+// fCheckTop set): the caller checks that it is not a second stream header, then continues.
+func (st *State) lex(b []byte, stk []uint32) (int, bool, *stanza.StreamError) {
 	i := 0
 	for i < len(b) {
 		switch st.lx {
@@ -171,6 +180,13 @@ func (st *State) lex(b []byte) (int, bool, *stanza.StreamError) {
 			i++
 			switch st.lx {
 			case lxStartName:
+				if st.item == itemElem {
+					o := st.total + uint32(i-1) - uint32(st.nlen)
+					stk[st.depth] = o
+					if st.depth == 0 && st.streamName(b, o) {
+						st.flags |= fCheckTop
+					}
+				}
 				switch {
 				case isWS[c]:
 					st.lx = lxTag
@@ -193,6 +209,10 @@ func (st *State) lex(b []byte) (int, bool, *stanza.StreamError) {
 					return i - 1, false, errTag
 				}
 			default: // lxEndName
+				if st.item == itemElem && (isWS[c] || c == '>') &&
+					!st.matchEnd(b, st.total+uint32(i-1)-uint32(st.nlen), int(st.nlen), stk) {
+					return i - 1, false, errMismatch
+				}
 				switch {
 				case isWS[c]:
 					st.lx = lxEndSpace
@@ -302,6 +322,7 @@ func (st *State) lex(b []byte) (int, bool, *stanza.StreamError) {
 				return i, false, errDepth
 			}
 			if st.depth == 0 {
+				st.flags &^= fCheckTop // an empty element: the second pass checks it
 				return i, true, nil
 			}
 			st.lx = lxText
@@ -345,6 +366,9 @@ func (st *State) lex(b []byte) (int, bool, *stanza.StreamError) {
 					for j++; j < len(b) && nameOK[b[j]]; j++ {
 					}
 					if j < len(b) && b[j] == '>' && j-i-1 <= int(st.lim.name) {
+						if !st.matchEnd(b, st.total+uint32(i+1), j-i-1, stk) {
+							return i + 1, false, errMismatch
+						}
 						i = j + 1
 						if st.endTagEnd() {
 							return i, true, nil
@@ -561,7 +585,8 @@ func (st *State) lex(b []byte) (int, bool, *stanza.StreamError) {
 	return i, false, nil
 }
 
-// startTagEnd handles the '>' of a start tag. It reports whether the item is complete.
+// startTagEnd handles the '>' of a start tag. It reports whether the item is complete, or
+// (fCheckTop) whether lex must stop for the caller to check the top-level start tag.
 func (st *State) startTagEnd() (bool, *stanza.StreamError) {
 	if st.item == itemHeader {
 		return true, nil
@@ -571,7 +596,49 @@ func (st *State) startTagEnd() (bool, *stanza.StreamError) {
 	}
 	st.depth++
 	st.lx = lxText
-	return false, nil
+	return st.flags&fCheckTop != 0, nil
+}
+
+// at returns the byte at offset o of the current item, where b continues the item at offset
+// st.total. The bytes before b are in st.buf, except for the '<' of an item that started in
+// this call (offset 0, which no name includes).
+func (st *State) at(b []byte, o uint32) byte {
+	if o >= st.total {
+		return b[o-st.total]
+	}
+	return st.buf.B[o]
+}
+
+// matchEnd reports whether the end tag name of n bytes at item offset e0 repeats the name of
+// the innermost open element, as recorded in stk.
+func (st *State) matchEnd(b []byte, e0 uint32, n int, stk []uint32) bool {
+	s0 := stk[st.depth-1]
+	if s0 >= st.total && e0 >= st.total {
+		// Both names are in b: the usual case.
+		s, e := b[s0-st.total:], b[e0-st.total:e0-st.total+uint32(n)]
+		return len(s) > n && string(s[:n]) == string(e) && tagStop[s[n]]
+	}
+	for k := uint32(0); k < uint32(n); k++ {
+		if st.at(b, s0+k) != st.at(b, e0+k) {
+			return false
+		}
+	}
+	return tagStop[st.at(b, s0+uint32(n))]
+}
+
+// streamName reports whether the name of st.nlen bytes at item offset o has the local part
+// "stream" (unprefixed or after a colon).
+func (st *State) streamName(b []byte, o uint32) bool {
+	n := uint32(st.nlen)
+	if n < 6 || st.at(b, o+n-1) != 'm' || n > 6 && st.at(b, o+n-7) != ':' {
+		return false
+	}
+	for k := uint32(0); k < 6; k++ {
+		if st.at(b, o+n-6+k) != "stream"[k] {
+			return false
+		}
+	}
+	return true
 }
 
 // endTagEnd handles the '>' of an end tag. It reports whether the item is complete.

@@ -1,8 +1,11 @@
 package xmlstream
 
 import (
+	"encoding/binary"
+
 	"github.com/valyala/bytebufferpool"
 
+	"github.com/vireo-im/vireo/xmlstream/ns"
 	"github.com/vireo-im/vireo/xmlstream/stanza"
 )
 
@@ -53,6 +56,7 @@ type Scanner struct {
 	attrNS  [][]byte // resolved namespaces of attrs (declare only)
 	top     []attr   // attributes of the top-level element (Stanza.Attr)
 	kids    []kid    // direct children of the top-level element (Stanza.Child)
+	stk     []uint32 // first pass: item offsets of the names of the open elements (State.lex)
 	key     []byte   // scratch for interning stream headers
 	last    *header  // the header interned last, and its key: most streams repeat it
 	lastKey []byte
@@ -68,13 +72,16 @@ func NewScanner() *Scanner {
 		attrNS: make([][]byte, 0, 16),
 		top:    make([]attr, 0, 16),
 		kids:   make([]kid, 0, 16),
+		stk:    make([]uint32, DefaultMaxDepth+1),
 		key:    make([]byte, 0, 256),
 	}
 }
 
 // State is per-connection tokenizer state; the zero value is unusable until Reset. It holds
 // no slices or maps: a pooled buffer only while a top-level element is partial (or until the
-// next Next after it completed), the interned stream header context, and counters.
+// next Next after it completed), the interned stream header context, and counters. While an
+// element is partial, the buffer's spare capacity after the pending bytes also holds the item
+// offsets of its open elements' names (saveStack), so that end tags are matched as they arrive.
 type State struct {
 	buf   *bytebufferpool.ByteBuffer // bytes of the current partial item; nil between items
 	hdr   *header                    // interned context of the stream header; nil before it
@@ -158,6 +165,17 @@ func (sc *Scanner) Next(st *State, in []byte) (ev Event, n int, err error) {
 	if st.flags&fDone != 0 {
 		st.Release() // the previous event's bytes are no longer needed
 	}
+	if len(sc.stk) <= int(st.lim.depth) {
+		sc.stk = make([]uint32, int(st.lim.depth)+1)
+	}
+	if st.lx >= lxItem {
+		if st.buf == nil {
+			return st.fail(errNotReset) // Release in the middle of an element, without Reset
+		}
+		if st.item == itemElem {
+			st.loadStack(sc.stk)
+		}
+	}
 	if invariants {
 		sc.stz = Stanza{sc: sc} // views of the previous event must not be used any more
 	}
@@ -192,6 +210,7 @@ func (sc *Scanner) Next(st *State, in []byte) (ev Event, n int, err error) {
 				}
 			}
 			st.lx, st.item, st.total, st.depth = lxLT, itemNone, 1, 0
+			st.flags &^= fCheckTop
 			n++
 		}
 		max := st.lim.stanza
@@ -202,7 +221,7 @@ func (sc *Scanner) Next(st *State, in []byte) (ev Event, n int, err error) {
 		if room := int(max - st.total); len(b) > room {
 			b = b[:room]
 		}
-		m, done, lerr := st.lex(b)
+		m, done, lerr := st.lex(b, sc.stk)
 		n += m
 		st.total += uint32(m)
 		if lerr != nil {
@@ -220,7 +239,23 @@ func (sc *Scanner) Next(st *State, in []byte) (ev Event, n int, err error) {
 				st.buf = readPool.Get()
 			}
 			st.buf.B = append(st.buf.B, in[start:n]...)
+			if st.item == itemElem {
+				st.saveStack(sc.stk)
+			}
 			return Event{}, n, nil
+		}
+		if st.flags&fCheckTop != 0 {
+			// The start tag of a top-level element named stream is complete (rare): it must not
+			// be a new stream header. Keep it in the buffer and continue with its content.
+			st.flags &^= fCheckTop
+			if st.buf == nil {
+				st.buf = readPool.Get()
+			}
+			st.buf.B = append(st.buf.B, in[start:n]...)
+			if err := sc.checkTop(st, st.buf.B); err != nil {
+				return st.fail(err)
+			}
+			continue
 		}
 		raw := in[start:n]
 		if st.buf != nil {
@@ -266,8 +301,7 @@ func (st *State) skip(in []byte, i int) (int, *stanza.StreamError) {
 			}
 		default: // lxProlog, lxTop, lxEnded
 			for i < len(in) && isWS[in[i]] {
-				i++
-				st.flags |= fStarted
+				i++ // also before the XML declaration (e.g. a restarted stream after a newline)
 			}
 			if i == len(in) {
 				return i, nil
@@ -284,6 +318,61 @@ func (st *State) skip(in []byte, i int) (int, *stanza.StreamError) {
 		}
 	}
 	return i, nil
+}
+
+// saveStack stores stk[:st.depth+1] (the open elements and the start tag being read) in the
+// spare capacity of st.buf after the pending bytes, for loadStack in the next call. The pooled
+// buffer grows with the element, so this allocates only when append would.
+func (st *State) saveStack(stk []uint32) {
+	b := st.buf.B
+	l := len(b)
+	for _, o := range stk[:int(st.depth)+1] {
+		b = binary.LittleEndian.AppendUint32(b, o)
+	}
+	st.buf.B = b[:l]
+}
+
+// loadStack restores what saveStack stored.
+func (st *State) loadStack(stk []uint32) {
+	b := st.buf.B
+	t := b[len(b) : len(b)+4*(int(st.depth)+1)]
+	for k := range int(st.depth) + 1 {
+		stk[k] = binary.LittleEndian.Uint32(t[4*k:])
+	}
+}
+
+// checkTop checks the start tag raw of a top-level element whose local name is "stream" as
+// soon as it is complete: in the streams namespace it is a second stream header inside the open
+// stream, which would otherwise wait for its end tag until a timeout or a size limit. Errors of
+// the tag itself are reported now too, as the second pass would report them later.
+func (sc *Scanner) checkTop(st *State, raw []byte) *stanza.StreamError {
+	var t tag
+	if err := sc.readTag(raw, 0, &t); err != nil {
+		return err
+	}
+	h := st.hdr
+	sc.binds = sc.binds[:0]
+	ens, err := sc.declare(h, raw, s2b(h.defNS))
+	if err != nil {
+		return err
+	}
+	if t.qc != -1 {
+		if err := checkQName(raw, t.q0, t.q1, t.qc); err != nil {
+			return err
+		}
+		prefix := raw[t.q0:t.qc]
+		if string(prefix) == "xmlns" {
+			return errReservedNS
+		}
+		var ok bool
+		if ens, ok = sc.lookup(h, prefix); !ok {
+			return errUnbound
+		}
+	}
+	if string(ens) == ns.Stream {
+		return errStreamAgain
+	}
+	return nil
 }
 
 // finish runs the second pass over a complete item and moves st to the next top-level state.

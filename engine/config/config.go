@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -40,10 +41,11 @@ type Config struct {
 	LogLevel  string   `toml:"log_level"`
 	LogFormat string   `toml:"log_format"`
 
-	C2S    C2S    `toml:"c2s"`
-	TLS    TLS    `toml:"tls"`
-	Admin  Admin  `toml:"admin"`
-	Router Router `toml:"router"`
+	C2S       C2S       `toml:"c2s"`
+	Component Component `toml:"component"`
+	TLS       TLS       `toml:"tls"`
+	Admin     Admin     `toml:"admin"`
+	Router    Router    `toml:"router"`
 
 	// Modules holds `disabled` plus one table per module ID, decoded lazily by the module.
 	Modules map[string]toml.Primitive `toml:"modules"`
@@ -63,6 +65,22 @@ type C2S struct {
 	MaxStanza             int      `toml:"max_stanza"`
 	MaxOutbound           int      `toml:"max_outbound"`
 	AuthFailuresPerMinute int      `toml:"auth_failures_per_minute"`
+	RegistrationsPerMin   int      `toml:"registrations_per_minute"`
+	TrustedNetworks       []string `toml:"trusted_networks"`
+	PingInterval          Duration `toml:"ping_interval"`
+	PingTimeout           Duration `toml:"ping_timeout"`
+}
+
+// Component configures the XEP-0114 listener and the components allowed on it.
+type Component struct {
+	Listen []string          `toml:"listen"`
+	Allow  []ComponentSecret `toml:"allow"`
+}
+
+// ComponentSecret is one component's domain and handshake secret.
+type ComponentSecret struct {
+	Domain string `toml:"domain"`
+	Secret string `toml:"secret"`
 }
 
 // TLS names the certificate and key files (PEM).
@@ -93,12 +111,18 @@ func Defaults(domain string) *Config {
 			Listen:                []string{"[::]:5222"},
 			TLSListen:             []string{"[::]:5223"},
 			RequireTLS:            true,
+			AllowPlain:            true,
 			PreAuthTimeout:        Duration{30 * time.Second},
 			MaxStanza:             256 << 10,
 			MaxOutbound:           1 << 20,
 			AuthFailuresPerMinute: 10,
+			RegistrationsPerMin:   10,
+			TrustedNetworks:       []string{"127.0.0.0/8", "::1/128"},
+			PingInterval:          Duration{4 * time.Minute},
+			PingTimeout:           Duration{60 * time.Second},
 		},
-		Router: Router{Shards: 64, OfflineQuota: 1000},
+		Component: Component{Listen: []string{"127.0.0.1:5347"}},
+		Router:    Router{Shards: 64, OfflineQuota: 1000},
 	}
 }
 
@@ -175,6 +199,32 @@ func (c *Config) normalize() error {
 	if c.C2S.PreAuthTimeout.Duration <= 0 {
 		return errors.New("c2s.pre_auth_timeout must be positive")
 	}
+	if c.C2S.PingInterval.Duration < time.Second || c.C2S.PingTimeout.Duration < time.Second {
+		return errors.New("c2s.ping_interval and c2s.ping_timeout must be at least 1s")
+	}
+	if c.C2S.RegistrationsPerMin < 0 {
+		return errors.New("c2s.registrations_per_minute must not be negative")
+	}
+	for _, n := range c.C2S.TrustedNetworks {
+		if _, err := netip.ParsePrefix(n); err != nil {
+			return fmt.Errorf("c2s.trusted_networks: %q: %w", n, err)
+		}
+	}
+	seenComp := map[string]bool{}
+	for i, a := range c.Component.Allow {
+		d, err := jid.PrepareDomain(a.Domain)
+		if err != nil {
+			return fmt.Errorf("component.allow: domain %q: %w", a.Domain, err)
+		}
+		if seen[d] || seenComp[d] {
+			return fmt.Errorf("component.allow: domain %q is listed twice or is a virtual host", a.Domain)
+		}
+		if len(a.Secret) < 8 {
+			return fmt.Errorf("component.allow: the secret of %q must be at least 8 characters", a.Domain)
+		}
+		seenComp[d] = true
+		c.Component.Allow[i].Domain = d
+	}
 	if c.Router.Shards <= 0 || c.Router.Shards > 1<<14 {
 		return fmt.Errorf("router.shards: %d out of range 1..16384", c.Router.Shards)
 	}
@@ -232,4 +282,15 @@ func (c *Config) ModuleConfig(id string, v any) error {
 		return fmt.Errorf("modules.%s: %w", id, err)
 	}
 	return nil
+}
+
+// TrustedPrefixes returns c2s.trusted_networks parsed (validated at load).
+func (c *Config) TrustedPrefixes() []netip.Prefix {
+	var out []netip.Prefix
+	for _, n := range c.C2S.TrustedNetworks {
+		if p, err := netip.ParsePrefix(n); err == nil {
+			out = append(out, p.Masked())
+		}
+	}
+	return out
 }

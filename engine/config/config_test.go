@@ -25,8 +25,15 @@ func TestDefaultFileRoundTrip(t *testing.T) {
 	if got := c.Domains; len(got) != 1 || got[0] != "example.org" {
 		t.Fatalf("domains = %v", got)
 	}
-	if !c.C2S.Registration || !c.C2S.RequireTLS || c.C2S.AllowPlain {
+	// PLAIN over TLS is on by default: mcabber, sendxmpp and go-sendxmpp speak nothing else.
+	if !c.C2S.Registration || !c.C2S.RequireTLS || !c.C2S.AllowPlain {
 		t.Fatalf("c2s flags = %+v", c.C2S)
+	}
+	if c.C2S.PingInterval.Duration != 4*time.Minute || c.C2S.PingTimeout.Duration != time.Minute {
+		t.Fatalf("ping = %v / %v", c.C2S.PingInterval, c.C2S.PingTimeout)
+	}
+	if len(c.TrustedPrefixes()) != 2 || c.C2S.RegistrationsPerMin != 10 {
+		t.Fatalf("registration limits = %+v", c.C2S)
 	}
 	if c.C2S.PreAuthTimeout.Duration != 30*time.Second {
 		t.Fatalf("pre_auth_timeout = %v", c.C2S.PreAuthTimeout)

@@ -62,8 +62,9 @@ listen = ["[::]:5222"]
 tls_listen = ["[::]:5223"]
 # Refuse authentication before STARTTLS. Turn off only on a trusted loopback.
 require_tls = true
-# SASL PLAIN over TLS for clients without SCRAM (hashing then runs on the server).
-allow_plain = false
+# SASL PLAIN, only ever offered over TLS, for clients without SCRAM (mcabber, sendxmpp);
+# the server then hashes the password. false offers SCRAM only.
+allow_plain = true
 # XEP-0077 in-band registration: anyone who can connect can create an account.
 # On in this generated development config; turn it off for a public server.
 registration = {{.Registration}}
@@ -75,6 +76,22 @@ max_stanza = 262144
 max_outbound = 1048576
 # Failed logins per client address per minute before temporary-auth-failure.
 auth_failures_per_minute = 10
+# In-band registrations per client address per minute (resource-constraint beyond).
+registrations_per_minute = 10
+# Networks exempt from the registration limit (bulk provisioning from this machine).
+trusted_networks = ["127.0.0.0/8", "::1/128"]
+# An established stream silent this long gets an XEP-0199 ping; no answer within
+# ping_timeout closes it (dead phones behind NATs).
+ping_interval = "4m"
+ping_timeout = "60s"
+
+[component]
+# XEP-0114 external components (gateways, bots, services) connect here.
+listen = ["127.0.0.1:5347"]
+# One table per component: its domain and the handshake secret.
+# [[component.allow]]
+# domain = "gateway.{{.Domain}}"
+# secret = "change me"
 
 [tls]
 # PEM certificate chain and key. Empty: a self-signed certificate under data/certs/.

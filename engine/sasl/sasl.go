@@ -441,4 +441,3 @@ func (s *Server) clientFinal(in []byte) ([]byte, Status, error) {
 	mac.Write([]byte(authMsg))
 	return []byte("v=" + base64.StdEncoding.EncodeToString(mac.Sum(nil))), Success, nil
 }
-

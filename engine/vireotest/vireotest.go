@@ -12,6 +12,7 @@ import (
 	"encoding/base64"
 	"io"
 	"net"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -40,6 +41,9 @@ type Options struct {
 	AuthFailLimit  int
 	PingAfter      time.Duration
 	PingTimeout    time.Duration
+	Components     []engine.Component // opens a component listener when set
+	RegisterLimit  int
+	Trusted        []netip.Prefix
 	Dir            string // data directory; default t.TempDir()
 	Logger         *zerolog.Logger
 }
@@ -98,9 +102,16 @@ func Start(t testing.TB, o Options) *Server {
 		lim.MaxStanza = o.MaxStanza
 	}
 	tlsCfg := &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
+	ls := []engine.Listener{{Name: "c2s", Addr: "127.0.0.1:0"}, {Name: "c2s-tls", Addr: "127.0.0.1:0", DirectTLS: true}}
+	if len(o.Components) > 0 {
+		ls = append(ls, engine.Listener{Name: "component", Addr: "127.0.0.1:0", Kind: engine.KindComponent})
+	}
 	eng, err := engine.New(engine.Config{
 		Domains:        []string{o.Domain},
-		Listeners:      []engine.Listener{{Name: "c2s", Addr: "127.0.0.1:0"}, {Name: "c2s-tls", Addr: "127.0.0.1:0", DirectTLS: true}},
+		Listeners:      ls,
+		Components:     o.Components,
+		RegisterLimit:  o.RegisterLimit,
+		Trusted:        o.Trusted,
 		TLS:            tlsCfg,
 		RequireTLS:     requireTLS,
 		AllowPlain:     o.AllowPlain,
@@ -144,6 +155,9 @@ func (s *Server) Domain() string { return s.domain }
 // C2SAddr is the STARTTLS listener.
 func (s *Server) C2SAddr() string { return s.Engine.Addr("c2s").String() }
 
+// ComponentAddr is the XEP-0114 listener's address (with Options.Components).
+func (s *Server) ComponentAddr() string { return s.Engine.Addr("component").String() }
+
 // TLSAddr is the direct-TLS listener.
 func (s *Server) TLSAddr() string { return s.Engine.Addr("c2s-tls").String() }
 
@@ -179,7 +193,13 @@ type RawConn struct {
 // Dial opens a raw connection to the STARTTLS listener.
 func (s *Server) Dial(t testing.TB) *RawConn {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", s.C2SAddr(), 5*time.Second)
+	return DialAddr(t, s.C2SAddr())
+}
+
+// DialAddr opens a raw TCP connection to addr.
+func DialAddr(t testing.TB, addr string) *RawConn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,247 @@
+package engine
+
+import (
+	"github.com/panjf2000/gnet/v2"
+
+	"github.com/vireo-im/vireo/modules/module"
+	"github.com/vireo-im/vireo/router"
+	"github.com/vireo-im/vireo/xmlstream"
+	"github.com/vireo-im/vireo/xmlstream/jid"
+	"github.com/vireo-im/vireo/xmlstream/ns"
+	"github.com/vireo-im/vireo/xmlstream/stanza"
+)
+
+// c2s is the client-to-server stream kind (RFC 6120, RFC 6121): jabber:client, STARTTLS,
+// SASL (auth.go), in-band registration, resource binding, then stanzas to the router and
+// registered top-level elements to their modules. Features that modules register are
+// offered at their stage; nothing here knows which XEPs exist.
+type c2s struct{}
+
+func (c2s) name() string                        { return "c2s" }
+func (c2s) ns() string                          { return ns.Client }
+func (c2s) scanKind() xmlstream.StreamKind      { return xmlstream.KindClient }
+func (c2s) header(c *conn, h *xmlstream.Stanza) { c.onHeader(h) }
+func (c2s) element(c *conn, st *xmlstream.Stanza) bool {
+	return c.onElement(st)
+}
+func (c2s) closed(c *conn) {}
+
+func (c *conn) onHeader(h *xmlstream.Stanza) {
+	cfg := c.srv().config()
+	c.domain = 0
+	to, _ := h.Attr("to")
+	if len(to) > 0 {
+		d, err := jid.PrepareDomain(string(xmlstream.AppendUnescaped(nil, to)))
+		found := false
+		if err == nil {
+			for i, x := range cfg.Domains {
+				if x == d {
+					c.domain, found = uint16(i), true
+				}
+			}
+		}
+		c.writeHeader(h, ns.Client)
+		if !found {
+			c.fail(stanza.HostUnknown, "")
+			return
+		}
+	} else {
+		c.writeHeader(h, ns.Client)
+	}
+	// RFC 6120 §4.7.5: a missing version means 0.9, which we do not speak.
+	if v, ok := h.Attr("version"); !ok || len(v) < 2 || v[0] != '1' || v[1] != '.' {
+		c.fail(stanza.UnsupportedVersion, "version='1.0' is required")
+		return
+	}
+	c.writeFeatures()
+}
+
+func (c *conn) writeFeatures() {
+	cfg := c.srv().config()
+	var b xmlstream.Builder
+	b.Start("stream:features")
+	switch c.state.Load() {
+	case stHeader, stNegotiating:
+		c.state.Store(stNegotiating)
+		tlsOK := c.has(fTLS)
+		if !tlsOK && cfg.TLS != nil {
+			b.Start("starttls").Attr("xmlns", ns.TLS)
+			if cfg.RequireTLS {
+				b.Start("required").End()
+			}
+			b.End()
+		}
+		if tlsOK || !cfg.RequireTLS || cfg.TLS == nil {
+			b.Start("mechanisms").Attr("xmlns", ns.SASL)
+			for _, m := range c.mechanisms() {
+				b.Start("mechanism").Text(m).End()
+			}
+			b.End()
+			if cb := c.cbTypes(); len(cb) > 0 {
+				// XEP-0440: which channel bindings this server supports.
+				b.Start("sasl-channel-binding").Attr("xmlns", "urn:xmpp:sasl-cb:0")
+				for _, t := range cb {
+					b.Start("channel-binding").Attr("type", t).End()
+				}
+				b.End()
+			}
+			if cfg.Registration {
+				b.Start("register").Attr("xmlns", ns.RegisterFeature).End()
+			}
+			b.Raw(c.srv().rt.StreamFeatures(module.PreAuth))
+		}
+	case stAuthed, stBind:
+		c.state.Store(stBind)
+		b.Start("bind").Attr("xmlns", ns.Bind).End()
+		b.Start("session").Attr("xmlns", ns.Session).Start("optional").End().End()
+		b.Start("c").Attr("xmlns", ns.Caps).Attr("hash", "sha-1").Attr("node", module.CapsNode).
+			Attr("ver", c.srv().rt.CapsVer()).End()
+		b.Raw(c.srv().rt.StreamFeatures(module.PostAuth))
+	}
+	b.End()
+	c.write(b.B)
+}
+
+// onElement handles one top-level element. It reports whether TLS just started (the
+// rest of the input belongs to the TLS layer).
+func (c *conn) onElement(st *xmlstream.Stanza) bool {
+	state := c.state.Load()
+	elemNS := string(st.NS)
+	name := string(st.Name)
+	if state == stEstablished {
+		c.established(st)
+		return false
+	}
+	switch {
+	case elemNS == ns.TLS && name == "starttls":
+		return c.onStartTLS()
+	case elemNS == ns.SASL && (name == "auth" || name == "response" || name == "abort"):
+		c.onSASL(st)
+		return false
+	}
+	cfg := c.srv().config()
+	if st.Kind() == xmlstream.KindIQ && !c.has(fAuthed) && cfg.Registration {
+		if p, ok := st.FirstChild(); ok && string(p.NS()) == ns.Register {
+			if cfg.RequireTLS && !c.has(fTLS) && cfg.TLS != nil {
+				c.fail(stanza.NotAuthorized, "STARTTLS is required first")
+				return false
+			}
+			c.onRegister(st, p)
+			return false
+		}
+	}
+	if st.Kind() == xmlstream.KindIQ && state == stBind {
+		if p, ok := st.FirstChild(); ok {
+			switch {
+			case string(p.NS()) == ns.Bind && string(p.Name()) == "bind":
+				c.onBind(st, p)
+				return false
+			}
+		}
+	}
+	c.fail(stanza.NotAuthorized, "")
+	return false
+}
+
+func (c *conn) established(st *xmlstream.Stanza) {
+	k := st.Kind()
+	if k == xmlstream.KindOther {
+		// Top-level elements that are not stanzas (XEP-0352 <active/>, XEP-0198 <r/>)
+		// belong to the module that registered them; anything else is an error.
+		if !c.srv().rt.Nonza(c.sess, st.Raw, st.NS, st.Name) {
+			c.fail(stanza.UnsupportedStanzaType, "")
+		}
+		return
+	}
+	if len(st.From) > 0 && !c.fromOK(st.From) {
+		c.fail(stanza.InvalidFrom, "")
+		return
+	}
+	if k == xmlstream.KindIQ && string(st.Type) == "set" && len(st.To) == 0 {
+		if p, ok := st.FirstChild(); ok && string(p.NS()) == ns.Session {
+			// RFC 3921 legacy session establishment: a no-op since RFC 6121.
+			c.iqResult(st.ID, nil)
+			return
+		}
+	}
+	if !c.srv().rt.Submit(c.sess, st) {
+		c.fail(stanza.PolicyViolation, "too many stanzas")
+	}
+}
+
+// fromOK checks a client-supplied 'from' against the session (RFC 6120 §8.1.2.1).
+func (c *conn) fromOK(raw []byte) bool {
+	full := c.sess.JID().String()
+	v := raw
+	if len(v) == len(full) && string(v) == full {
+		return true
+	}
+	bare := c.bare.String()
+	if string(v) == bare {
+		return true
+	}
+	u := xmlstream.AppendUnescaped(nil, raw)
+	return string(u) == full || string(u) == bare
+}
+
+// --- bind ---
+
+func (c *conn) onBind(st *xmlstream.Stanza, p xmlstream.Element) {
+	id := append([]byte(nil), st.ID...)
+	if string(st.Type) != "set" {
+		c.iqError(id, stanza.New(stanza.BadRequest))
+		return
+	}
+	var res string
+	if r, ok := p.Child(ns.Bind, "resource"); ok {
+		raw := r.AppendText(nil)
+		if len(raw) > 0 {
+			prep, err := jid.PrepareResource(string(raw))
+			if err != nil {
+				c.iqError(id, stanza.New(stanza.BadRequest))
+				return
+			}
+			res = prep
+		}
+	}
+	c.set(fPaused | fBindWait)
+	gc := c.gc
+	c.srv().rt.Bind(c.bare, res, c, func(s *router.Session, err error) {
+		werr := gc.Wake(func(_ gnet.Conn, werr error) error {
+			c.bound(id, s, err, werr)
+			return nil
+		})
+		if werr != nil && s != nil {
+			c.srv().rt.Unbind(s)
+		}
+	})
+}
+
+// bound runs on the loop with the router's answer to a bind.
+func (c *conn) bound(id []byte, s *router.Session, err error, werr error) {
+	defer c.recoverPanic()
+	c.clear(fBindWait)
+	if werr != nil || c.closing.Load() {
+		if s != nil {
+			c.srv().rt.Unbind(s)
+		}
+		return
+	}
+	if err != nil {
+		se, ok := err.(*stanza.Error)
+		if !ok {
+			se = stanza.New(stanza.InternalServerErrorCond)
+		}
+		c.iqError(id, se)
+		c.resume()
+		return
+	}
+	c.sess = s
+	c.state.Store(stEstablished)
+	c.srv().established.Add(1)
+	var b xmlstream.Builder
+	b.Start("bind").Attr("xmlns", ns.Bind).Start("jid").Text(s.JID().String()).End().End()
+	c.iqResult(id, b.B)
+	c.srv().log.Debug().Str("jid", s.JID().String()).Str("remote", c.ip).Msg("bound")
+	c.resume()
+}

@@ -1,0 +1,135 @@
+package engine
+
+import (
+	"crypto/sha1"
+	"crypto/subtle"
+	"encoding/hex"
+	"strings"
+	"time"
+
+	"github.com/vireo-im/vireo/router"
+	"github.com/vireo-im/vireo/xmlstream"
+	"github.com/vireo-im/vireo/xmlstream/jid"
+	"github.com/vireo-im/vireo/xmlstream/stanza"
+)
+
+// nsComponent is the content namespace of XEP-0114 streams.
+const nsComponent = "jabber:component:accept"
+
+// Component is one external component allowed to connect (XEP-0114): its domain and the
+// shared secret of its handshake.
+type Component struct {
+	Domain string
+	Secret string
+}
+
+// component is the XEP-0114 stream kind: the component opens a stream to its own domain,
+// proves the shared secret with <handshake>SHA1(stream id + secret)</handshake>, and from
+// then on its domain (and every subdomain of it) is a destination in the router; stanzas
+// flow both ways. One connection per domain: a second one gets <conflict/>.
+type component struct{ srv *Server }
+
+func (*component) name() string                   { return "component" }
+func (*component) ns() string                     { return nsComponent }
+func (*component) scanKind() xmlstream.StreamKind { return xmlstream.KindComponent }
+
+func (k *component) secret(domain string) (string, bool) {
+	for _, x := range k.srv.config().Components {
+		if x.Domain == domain {
+			return x.Secret, true
+		}
+	}
+	return "", false
+}
+
+func (k *component) header(c *conn, h *xmlstream.Stanza) {
+	to, _ := h.Attr("to")
+	d, err := jid.PrepareDomain(string(xmlstream.AppendUnescaped(nil, to)))
+	_, known := k.secret(d)
+	if err != nil || !known {
+		c.writeHeader(h, nsComponent)
+		c.fail(stanza.HostUnknown, "")
+		return
+	}
+	c.bare, _ = jid.New("", d, "")
+	id := c.writeHeaderFrom(h, nsComponent, d)
+	c.auth = &authState{streamID: id}
+	c.state.Store(stNegotiating)
+}
+
+func (k *component) element(c *conn, st *xmlstream.Stanza) bool {
+	if c.state.Load() == stEstablished {
+		k.established(c, st)
+		return false
+	}
+	if string(st.Name) != "handshake" || string(st.NS) != nsComponent || c.auth == nil {
+		c.fail(stanza.NotAuthorized, "")
+		return false
+	}
+	s := c.srv()
+	now := time.Now()
+	if s.throttle.blocked(c.ip, s.config().AuthFailLimit, now) {
+		c.fail(stanza.PolicyViolation, "too many failed handshakes")
+		return false
+	}
+	domain := c.bare.Domain()
+	secret, ok := k.secret(domain)
+	sum := sha1.Sum([]byte(c.auth.streamID + secret))
+	want := hex.EncodeToString(sum[:])
+	got := strings.ToLower(strings.TrimSpace(string(st.Elem().AppendText(nil))))
+	c.auth = nil
+	if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
+		s.throttle.fail(c.ip, now)
+		s.authFail.Add(1)
+		s.log.Info().Str("component", domain).Str("remote", c.ip).Msg("component handshake failed")
+		c.fail(stanza.NotAuthorized, "")
+		return false
+	}
+	if err := s.rt.AttachComponent(domain, c); err != nil {
+		s.log.Info().Str("component", domain).Str("remote", c.ip).Msg("component already connected")
+		c.fail(stanza.Conflict, "")
+		return false
+	}
+	c.set(fAuthed)
+	c.state.Store(stEstablished)
+	s.authOK.Add(1)
+	s.log.Info().Str("component", domain).Str("remote", c.ip).Msg("component connected")
+	c.write([]byte("<handshake/>"))
+	return false
+}
+
+func (k *component) established(c *conn, st *xmlstream.Stanza) {
+	if st.Kind() == xmlstream.KindOther {
+		c.fail(stanza.UnsupportedStanzaType, "")
+		return
+	}
+	// XEP-0114 §3.1: the component may send from its domain or any JID inside it; the
+	// server checks, as it checks a client's from.
+	raw, ok := st.Attr("from")
+	if !ok {
+		c.fail(stanza.ImproperAddressing, "a component must stamp 'from'")
+		return
+	}
+	from, err := jid.ParseBytes(xmlstream.AppendUnescaped(nil, raw))
+	d := c.bare.Domain()
+	if err != nil || (from.Domain() != d && !strings.HasSuffix(from.Domain(), "."+d)) {
+		c.fail(stanza.InvalidFrom, "")
+		return
+	}
+	if _, ok := st.Attr("to"); !ok {
+		c.fail(stanza.ImproperAddressing, "a component must address 'to'")
+		return
+	}
+	if !c.srv().rt.SubmitFrom(from, st.Raw) {
+		c.fail(stanza.PolicyViolation, "too many stanzas")
+	}
+}
+
+func (k *component) closed(c *conn) {
+	if c.has(fAuthed) {
+		k.srv.rt.DetachComponent(c.bare.Domain(), c)
+		k.srv.log.Info().Str("component", c.bare.Domain()).Msg("component disconnected")
+	}
+}
+
+var _ router.Conn = (*conn)(nil)

@@ -1,0 +1,110 @@
+package engine_test
+
+import (
+	"crypto/sha1"
+	"encoding/hex"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/vireo-im/vireo/engine"
+	"github.com/vireo-im/vireo/engine/vireotest"
+)
+
+const compSecret = "s3cret-for-tests"
+
+var streamIDRe = regexp.MustCompile(` id='([^']+)'`)
+
+// componentLogin is a minimal XEP-0114 client: stream header to its domain, then the
+// handshake over the stream id the server chose.
+func componentLogin(t *testing.T, srv *vireotest.Server, domain, secret string) (*vireotest.RawConn, string) {
+	t.Helper()
+	r := vireotest.DialAddr(t, srv.ComponentAddr())
+	r.Send("<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams' to='" + domain + "'>")
+	h := r.Expect(">")
+	if !strings.Contains(h, "<stream:stream") {
+		h += r.Expect("'>")
+	}
+	m := streamIDRe.FindStringSubmatch(h)
+	if m == nil {
+		t.Fatalf("no stream id in %q", h)
+	}
+	if !strings.Contains(h, "xmlns='jabber:component:accept'") || !strings.Contains(h, "from='"+domain+"'") {
+		t.Fatalf("header %q: want the component namespace and from='%s'", h, domain)
+	}
+	sum := sha1.Sum([]byte(m[1] + secret))
+	r.Send("<handshake>" + hex.EncodeToString(sum[:]) + "</handshake>")
+	return r, m[1]
+}
+
+func TestIntegrationComponent(t *testing.T) {
+	srv := vireotest.Start(t, vireotest.Options{RequireTLS: no(), AllowPlain: true,
+		Components: []engine.Component{{Domain: "bot.localhost", Secret: compSecret}, {Domain: "gw.localhost", Secret: compSecret}}})
+	srv.AddUser(t, "alice", "secret")
+
+	comp, _ := componentLogin(t, srv, "bot.localhost", compSecret)
+	comp.Expect("<handshake/>")
+
+	alice := srv.LoginPlain(t, "alice", "secret", "phone")
+	alice.Send("<presence/>")
+
+	// User -> component: the stanza arrives with alice's full JID stamped.
+	alice.Send("<message to='echo@bot.localhost' id='m1' type='chat'><body>hi bot</body></message>")
+	got := comp.Expect("</message>")
+	if !strings.Contains(got, "from='alice@localhost/phone'") || !strings.Contains(got, "hi bot") {
+		t.Fatalf("component got %q", got)
+	}
+	// Component -> user, from a JID inside its domain.
+	comp.Send("<message from='echo@bot.localhost' to='alice@localhost/phone' type='chat' id='r1'><body>hi alice</body></message>")
+	got = alice.Expect("hi alice")
+	if !strings.Contains(got, "from='echo@bot.localhost'") {
+		t.Fatalf("alice got %q", got)
+	}
+	alice.Expect("</message>")
+	// IQ from the component to the server itself is answered (disco is public).
+	comp.Send("<iq type='get' id='d1' from='bot.localhost' to='localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+	got = comp.Expect("</iq>")
+	if !strings.Contains(got, "type='result'") || !strings.Contains(got, "id='d1'") {
+		t.Fatalf("disco from component: %q", got)
+	}
+	// ... but not the account-only ones: a roster query from a component is refused.
+	comp.Send("<iq type='get' id='d2' from='bot.localhost' to='localhost'><query xmlns='jabber:iq:roster'/></iq>")
+	if got = comp.Expect("</iq>"); !strings.Contains(got, "service-unavailable") {
+		t.Fatalf("roster from component: %q", got)
+	}
+	// An IQ for a user that does not exist bounces back to the component.
+	comp.Send("<iq type='get' id='x1' from='echo@bot.localhost' to='nobody@localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+	if got = comp.Expect("</iq>"); !strings.Contains(got, "type='error'") || !strings.Contains(got, "id='x1'") {
+		t.Fatalf("bounce: %q", got)
+	}
+
+	// A second connection for the same domain is refused with conflict.
+	dup, _ := componentLogin(t, srv, "bot.localhost", compSecret)
+	if got := dup.ExpectClosed(); !strings.Contains(got, "<conflict") {
+		t.Fatalf("second connection: %q", got)
+	}
+	// Wrong secret: not-authorized and close.
+	bad, _ := componentLogin(t, srv, "gw.localhost", "wrong-secret")
+	if got := bad.ExpectClosed(); !strings.Contains(got, "<not-authorized") {
+		t.Fatalf("wrong secret: %q", got)
+	}
+	// Unknown component domain: host-unknown.
+	unk := vireotest.DialAddr(t, srv.ComponentAddr())
+	unk.Send("<stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams' to='nope.localhost'>")
+	if got := unk.ExpectClosed(); !strings.Contains(got, "<host-unknown") {
+		t.Fatalf("unknown domain: %q", got)
+	}
+	// A configured component that is not connected: service-unavailable for the sender.
+	alice.Send("<message to='x@gw.localhost' id='m2' type='chat'><body>anyone?</body></message>")
+	if got = alice.Expect("</message>"); !strings.Contains(got, "service-unavailable") {
+		t.Fatalf("disconnected component: %q", got)
+	}
+	// A component may not send as someone else.
+	comp.Send("<message from='mallory@localhost' to='alice@localhost' type='chat'><body>spoof</body></message>")
+	if got := comp.ExpectClosed(); !strings.Contains(got, "<invalid-from") {
+		t.Fatalf("spoofed from: %q", got)
+	}
+	// Once it is gone its domain is free again.
+	comp2, _ := componentLogin(t, srv, "bot.localhost", compSecret)
+	comp2.Expect("<handshake/>")
+}
