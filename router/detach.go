@@ -192,20 +192,8 @@ func (s *shard) undeliverable(raw []byte, skip *Session) {
 	case "error", "groupchat", "headline":
 		return
 	}
-	if u != nil {
-		best := -1
-		for _, se := range u.sessions {
-			if se != skip && !se.gone.Load() && se.available && int(se.prio) > best {
-				best = int(se.prio)
-			}
-		}
-		if best >= 0 {
-			for _, se := range u.sessions {
-				if se != skip && !se.gone.Load() && se.available && int(se.prio) == best && se.Send(raw) {
-					return
-				}
-			}
-		}
+	if u != nil && s.sendBest(u, raw, skip) {
+		return
 	}
 	for _, f := range s.r.reg.undeliverable {
 		if f(&s.ctx, &p) {
@@ -213,4 +201,29 @@ func (s *shard) undeliverable(raw []byte, skip *Session) {
 		}
 	}
 	s.ctx.Error(&p, stanza.New(stanza.ServiceUnavailable))
+}
+
+// sendBest offers raw to the available resources of u with non-negative priority, highest
+// first, until one takes it. Sessions that refuse (closing, full) are passed over.
+func (s *shard) sendBest(u *user, raw []byte, skip *Session) bool {
+	tried := 0
+	for prio := 127; prio >= 0 && tried < len(u.sessions); {
+		next := -1
+		for _, se := range u.sessions {
+			if se == skip || se.gone.Load() || !se.available || se.prio < 0 {
+				continue
+			}
+			p := int(se.prio)
+			if p == prio {
+				tried++
+				if se.Send(raw) {
+					return true
+				}
+			} else if p < prio && p > next {
+				next = p
+			}
+		}
+		prio = next
+	}
+	return false
 }

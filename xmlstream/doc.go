@@ -20,7 +20,9 @@
 // The reference is two passes. The first pass is a resumable byte-level state machine whose
 // whole state lives in State, so a chunk may end anywhere (inside a name, an attribute value, a
 // UTF-8 sequence, a character reference); it validates characters, UTF-8, the lexical shape of
-// tags, the RFC 6120 restrictions and the limits, and finds where the top-level element ends.
+// tags, the RFC 6120 restrictions and the limits, matches each end tag with its start tag as
+// soon as it is read (the item offsets of the open elements' names wait after the pending bytes
+// in the pooled buffer, not in State), and finds where the top-level element ends.
 // Bytes of an unfinished element are appended to a pooled buffer, so each input byte is scanned
 // once however the input is split. When the element is complete (in the caller's input or in
 // the pooled buffer), the second pass walks its tags once with the Scanner's arrays: it matches

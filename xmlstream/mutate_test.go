@@ -101,7 +101,8 @@ func checkEncodingXML(t *testing.T, in []byte) {
 }
 
 // endsOutsideElement reports whether scanning in leaves no element open: only then is the
-// tokenizer's verdict final (end tags are matched when their top-level element completes).
+// tokenizer's verdict final (namespaces and attributes are checked when their top-level element
+// completes).
 func endsOutsideElement(kind StreamKind, lim *Limits, in []byte) bool {
 	sc := NewScanner()
 	var st State

@@ -101,8 +101,8 @@ type State struct {
 	err   uint8 // sticky error: index in errTable, 0 for none
 }
 
-// Reset starts a new stream (also after STARTTLS or SASL success): the next bytes must be an
-// optional XML declaration and a stream header. lim nil means DefaultLimits(); zero fields
+// Reset starts a new stream (also after STARTTLS or SASL success): the next bytes must be
+// optional white space, an optional XML declaration and a stream header. lim nil means DefaultLimits(); zero fields
 // mean their defaults. The limits are copied.
 func (st *State) Reset(kind StreamKind, lim *Limits) {
 	st.Release()

@@ -5,6 +5,7 @@ package standard
 import (
 	_ "github.com/vireo-im/vireo/modules/blocking"
 	_ "github.com/vireo-im/vireo/modules/carbons"
+	_ "github.com/vireo-im/vireo/modules/csi"
 	_ "github.com/vireo-im/vireo/modules/disco"
 	_ "github.com/vireo-im/vireo/modules/hints"
 	_ "github.com/vireo-im/vireo/modules/last"

@@ -25,11 +25,18 @@ type Conn struct {
 	mu     sync.Mutex
 	got    []string
 	closed stanza.StreamCondition
-	N      atomic.Int64
+	N      atomic.Int64 // stanzas written (one socket write, one wake-up of a sleeping radio each)
+	Bytes  atomic.Int64
+	// Refuse makes Send fail, like a stream that is closing or over its outbound cap.
+	Refuse atomic.Bool
 }
 
 // Send implements router.Conn.
 func (c *Conn) Send(b []byte) bool {
+	if c.Refuse.Load() {
+		return false
+	}
+	c.Bytes.Add(int64(len(b)))
 	c.mu.Lock()
 	c.got = append(c.got, string(b))
 	c.mu.Unlock()
@@ -177,7 +184,11 @@ func (s *Sess) Send(raw string) {
 			s.e.T.Fatalf("scan %q: %v", raw, err)
 		}
 		in = in[n:]
-		if ev.Kind == xmlstream.EventElement && !s.e.R.Submit(s.S, ev.Stanza) {
+		if ev.Kind == xmlstream.EventElement && ev.Stanza.Kind() == xmlstream.KindOther {
+			if !s.e.R.Nonza(s.S, ev.Stanza.Raw, ev.Stanza.NS, ev.Stanza.Name) {
+				s.e.T.Fatalf("no module for %q", raw)
+			}
+		} else if ev.Kind == xmlstream.EventElement && !s.e.R.Submit(s.S, ev.Stanza) {
 			s.e.T.Fatalf("Submit refused %q", raw)
 		}
 		if ev.Kind == xmlstream.EventNone {
