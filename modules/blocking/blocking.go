@@ -40,7 +40,7 @@ func (m *Mod) Provision(r module.Registrar) error {
 	r.IQ(module.IQGet, ns.Blocking, "blocklist", m.list)
 	r.IQ(module.IQSet, ns.Blocking, "block", m.block)
 	r.IQ(module.IQSet, ns.Blocking, "unblock", m.unblock)
-	for _, k := range []module.Kind{module.KindMessage, module.KindPresence} {
+	for _, k := range []module.Kind{module.KindMessage, module.KindPresence, module.KindIQ} {
 		r.Hook(module.Outbound, k, module.OrderBlocking, m.outbound)
 		r.Hook(module.Inbound, k, module.OrderBlocking, m.inbound)
 	}
@@ -95,7 +95,9 @@ func (m *Mod) outbound(c module.Context, p *module.Packet) module.Verdict {
 	if p.To.IsZero() || !m.blocked(p.From.Bare().String(), p.To) {
 		return module.Continue
 	}
-	if p.Kind == module.KindMessage {
+	// §3.5: messages and IQ requests to a blocked entity are refused with <blocked/>;
+	// presence and IQ results and errors (never answered with an error) go nowhere.
+	if p.Kind == module.KindMessage || isRequest(p) {
 		e := stanza.New(stanza.NotAcceptable)
 		e.AppCondition = []byte("<blocked xmlns='urn:xmpp:blocking:errors'/>")
 		c.Error(p, e)
@@ -103,14 +105,21 @@ func (m *Mod) outbound(c module.Context, p *module.Packet) module.Verdict {
 	return module.Stop
 }
 
+// isRequest reports whether p is an IQ get or set.
+func isRequest(p *module.Packet) bool {
+	return p.Kind == module.KindIQ && (p.Type == "get" || p.Type == "set")
+}
+
 func (m *Mod) inbound(c module.Context, p *module.Packet) module.Verdict {
 	if p.From.IsZero() || !m.blocked(p.To.Bare().String(), p.From) {
 		return module.Continue
 	}
-	if p.Kind == module.KindMessage {
+	// §3.4: messages and IQ requests from a blocked entity get service-unavailable, as if
+	// the user did not exist; presence and IQ results and errors are dropped silently.
+	if p.Kind == module.KindMessage || isRequest(p) {
 		c.Error(p, stanza.New(stanza.ServiceUnavailable))
 	}
-	return module.Stop // presence from blocked contacts is dropped silently
+	return module.Stop
 }
 
 func (m *Mod) list(c module.Context, iq *module.Packet) {
