@@ -5,7 +5,9 @@ import (
 	"testing"
 
 	_ "github.com/vireo-im/vireo/modules/standard"
+	"github.com/vireo-im/vireo/router"
 	"github.com/vireo-im/vireo/router/routertest"
+	"github.com/vireo-im/vireo/store"
 )
 
 func block(t *testing.T, s *routertest.Sess, verb, id string, jids ...string) {
@@ -62,6 +64,90 @@ func TestBlockedIQs(t *testing.T) {
 				tc.from.C.Never(t, id)
 			}
 			tc.to.C.Never(t, id)
+		})
+	}
+}
+
+// TestBlockPresence: XEP-0191 §3.3/§3.4. Blocking a contact that may see the user's
+// presence sends it unavailable presence from each available resource; unblocking sends
+// the current presence again. Contacts without a 'from' subscription get nothing; a domain
+// block applies to the roster contacts of that domain, a full-JID block to that resource.
+func TestBlockPresence(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob", "carol"}, func(o *router.Options) {
+		o.Domains = append(o.Domains, "example.net")
+	})
+	for _, u := range []string{"erin@example.net", "frank@example.net"} {
+		e.Store.Accounts().Create(store.Account{User: u})
+	}
+	r := e.Store.Rosters()
+	r.Put("alice@example.org", store.RosterItem{JID: "bob@example.org", Sub: store.SubFrom})
+	r.Put("alice@example.org", store.RosterItem{JID: "carol@example.org", Sub: store.SubNone})
+	r.Put("alice@example.org", store.RosterItem{JID: "erin@example.net", Sub: store.SubBoth})
+	r.Put("alice@example.org", store.RosterItem{JID: "frank@example.net", Sub: store.SubTo})
+	b := e.Bind("bob", "pc")
+	c := e.Bind("carol", "pc")
+	e.Domain = "example.net"
+	er := e.Bind("erin", "pc")
+	f := e.Bind("frank", "pc")
+	e.Domain = "example.org"
+	contacts := map[string]*routertest.Sess{"bob": b, "carol": c, "erin": er, "frank": f}
+	for _, s := range contacts {
+		s.Send("<presence/>")
+	}
+	a1 := e.Bind("alice", "pc")
+	a2 := e.Bind("alice", "phone")
+	for _, s := range []*routertest.Sess{a1, a2} {
+		s.Send("<presence><status>here</status></presence>")
+	}
+	for _, s := range []*routertest.Sess{b, er} {
+		for _, res := range []string{"pc", "phone"} {
+			s.C.Wait(t, "from='alice@example.org/"+res+"'", "<status>here</status>")
+		}
+	}
+	for _, tc := range []struct {
+		name, item string
+		unblockAll bool
+		to         string   // expected 'to' of the presence sent
+		get, never []string // contacts that receive it, and that do not
+	}{
+		{"bare", "bob@example.org", false, "bob@example.org", []string{"bob"}, []string{"carol", "erin", "frank"}},
+		{"unblock all", "bob@example.org", true, "bob@example.org", []string{"bob"}, []string{"carol", "erin", "frank"}},
+		{"full", "bob@example.org/pc", false, "bob@example.org/pc", []string{"bob"}, []string{"carol", "erin", "frank"}},
+		{"no subscription", "carol@example.org", false, "", nil, []string{"bob", "carol", "erin", "frank"}},
+		{"domain", "example.net", false, "erin@example.net", []string{"erin"}, []string{"bob", "carol", "frank"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, s := range contacts {
+				s.C.Reset()
+			}
+			block(t, a1, "block", "b-"+tc.name, tc.item)
+			for _, n := range tc.get {
+				for _, res := range []string{"pc", "phone"} {
+					contacts[n].C.Wait(t, "<presence type='unavailable' from='alice@example.org/"+res+"' to='"+tc.to+"'")
+				}
+			}
+			for _, n := range tc.never {
+				contacts[n].C.Never(t, "alice@example.org")
+			}
+			for _, s := range contacts {
+				s.C.Reset()
+			}
+			if tc.unblockAll {
+				block(t, a1, "unblock", "u-"+tc.name)
+			} else {
+				block(t, a1, "unblock", "u-"+tc.name, tc.item)
+			}
+			for _, n := range tc.get {
+				for _, res := range []string{"pc", "phone"} {
+					got := contacts[n].C.Wait(t, "from='alice@example.org/"+res+"'", "<status>here</status>")
+					if !strings.Contains(got, "to='"+tc.to+"'") {
+						t.Fatalf("presence without to=%s: %s", tc.to, got)
+					}
+				}
+			}
+			for _, n := range tc.never {
+				contacts[n].C.Never(t, "alice@example.org")
+			}
 		})
 	}
 }
