@@ -111,7 +111,17 @@ func isRequest(p *module.Packet) bool {
 }
 
 func (m *Mod) inbound(c module.Context, p *module.Packet) module.Verdict {
-	if p.From.IsZero() || !m.blocked(p.To.Bare().String(), p.From) {
+	if p.From.IsZero() {
+		return module.Continue
+	}
+	if p.Kind == module.KindPresence && p.Type == "" && p.From.Local() != "" && c.IsLocal(p.From.Domain()) &&
+		m.blocked(p.From.Bare().String(), p.To) {
+		// Available presence from a local user to a JID they block: the presence module
+		// broadcasts with Context.Route, which skips the sender's outbound hooks, so the
+		// block is enforced here (§3.3). Unavailable passes: the block itself sends it.
+		return module.Stop
+	}
+	if !m.blocked(p.To.Bare().String(), p.From) {
 		return module.Continue
 	}
 	// §3.4: messages and IQ requests from a blocked entity get service-unavailable, as if

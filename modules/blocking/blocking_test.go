@@ -151,3 +151,24 @@ func TestBlockPresence(t *testing.T) {
 		})
 	}
 }
+
+// TestNoPresenceBroadcastToBlocked: once blocked, a contact with a 'from' subscription no
+// longer gets the user's presence broadcasts (the presence module routes them past the
+// outbound hooks); after unblocking it does again.
+func TestNoPresenceBroadcastToBlocked(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob"}, nil)
+	e.Store.Rosters().Put("alice@example.org", store.RosterItem{JID: "bob@example.org", Sub: store.SubFrom})
+	b := e.Bind("bob", "pc")
+	b.Send("<presence/>")
+	a := e.Bind("alice", "pc")
+	a.Send("<presence/>")
+	b.C.Wait(t, "from='alice@example.org/pc'")
+	block(t, a, "block", "bl", "bob@example.org")
+	b.C.Wait(t, "type='unavailable'", "from='alice@example.org/pc'")
+	a.Send("<presence><status>while blocked</status></presence>")
+	b.C.Never(t, "while blocked")
+	block(t, a, "unblock", "ub", "bob@example.org")
+	b.C.Wait(t, "from='alice@example.org/pc'", "while blocked") // current presence on unblock
+	a.Send("<presence><status>after unblock</status></presence>")
+	b.C.Wait(t, "from='alice@example.org/pc'", "after unblock")
+}
