@@ -131,7 +131,7 @@ func TestRosterSetAndVersion(t *testing.T) {
 		{"<item jid='carol@example.org'><group>a</group><group>a</group></item>", "bad-request"},
 		{"<item jid='a@b@c'/>", "jid-malformed"},
 		{"<item jid='x@example.org'/><item jid='y@example.org'/>", "bad-request"},
-		{"<item jid='alice@example.org'/>", "not-allowed"},
+		{"<item jid='alice@example.org/x'/>", "not-allowed"},
 		{"<item jid='nobody@example.org' subscription='remove'/>", "item-not-found"},
 	} {
 		a1.Send("<iq type='set' id='bad'><query xmlns='jabber:iq:roster'>" + tc.body + "</query></iq>")

@@ -40,7 +40,7 @@ func (m *Mod) Provision(r module.Registrar) error {
 	r.IQ(module.IQGet, ns.Blocking, "blocklist", m.list)
 	r.IQ(module.IQSet, ns.Blocking, "block", m.block)
 	r.IQ(module.IQSet, ns.Blocking, "unblock", m.unblock)
-	for _, k := range []module.Kind{module.KindMessage, module.KindPresence} {
+	for _, k := range []module.Kind{module.KindMessage, module.KindPresence, module.KindIQ} {
 		r.Hook(module.Outbound, k, module.OrderBlocking, m.outbound)
 		r.Hook(module.Inbound, k, module.OrderBlocking, m.inbound)
 	}
@@ -95,7 +95,9 @@ func (m *Mod) outbound(c module.Context, p *module.Packet) module.Verdict {
 	if p.To.IsZero() || !m.blocked(p.From.Bare().String(), p.To) {
 		return module.Continue
 	}
-	if p.Kind == module.KindMessage {
+	// §3.5: messages and IQ requests to a blocked entity are refused with <blocked/>;
+	// presence and IQ results and errors (never answered with an error) go nowhere.
+	if p.Kind == module.KindMessage || isRequest(p) {
 		e := stanza.New(stanza.NotAcceptable)
 		e.AppCondition = []byte("<blocked xmlns='urn:xmpp:blocking:errors'/>")
 		c.Error(p, e)
@@ -103,14 +105,31 @@ func (m *Mod) outbound(c module.Context, p *module.Packet) module.Verdict {
 	return module.Stop
 }
 
+// isRequest reports whether p is an IQ get or set.
+func isRequest(p *module.Packet) bool {
+	return p.Kind == module.KindIQ && (p.Type == "get" || p.Type == "set")
+}
+
 func (m *Mod) inbound(c module.Context, p *module.Packet) module.Verdict {
-	if p.From.IsZero() || !m.blocked(p.To.Bare().String(), p.From) {
+	if p.From.IsZero() {
 		return module.Continue
 	}
-	if p.Kind == module.KindMessage {
+	if p.Kind == module.KindPresence && p.Type == "" && p.From.Local() != "" && c.IsLocal(p.From.Domain()) &&
+		m.blocked(p.From.Bare().String(), p.To) {
+		// Available presence from a local user to a JID they block: the presence module
+		// broadcasts with Context.Route, which skips the sender's outbound hooks, so the
+		// block is enforced here (§3.3). Unavailable passes: the block itself sends it.
+		return module.Stop
+	}
+	if !m.blocked(p.To.Bare().String(), p.From) {
+		return module.Continue
+	}
+	// §3.4: messages and IQ requests from a blocked entity get service-unavailable, as if
+	// the user did not exist; presence and IQ results and errors are dropped silently.
+	if p.Kind == module.KindMessage || isRequest(p) {
 		c.Error(p, stanza.New(stanza.ServiceUnavailable))
 	}
-	return module.Stop // presence from blocked contacts is dropped silently
+	return module.Stop
 }
 
 func (m *Mod) list(c module.Context, iq *module.Packet) {
@@ -161,8 +180,16 @@ func (m *Mod) block(c module.Context, iq *module.Packet) {
 		c.Error(iq, stanza.New(stanza.ResourceConstraintCond))
 		return
 	}
+	// Contacts that see the user's presence now and will not once blocked.
+	var targets []jid.JID
+	for _, to := range presenceTargets(c, iq.From.Bare(), js) {
+		if !m.blocked(user, to) {
+			targets = append(targets, to)
+		}
+	}
 	for _, j := range js {
 		if err := m.t.Set(store.UserKey(user, j.String()), nil); err != nil {
+			m.forget(user)
 			c.Error(iq, stanza.New(stanza.InternalServerErrorCond))
 			return
 		}
@@ -170,6 +197,17 @@ func (m *Mod) block(c module.Context, iq *module.Packet) {
 	m.forget(user)
 	c.Reply(iq, nil)
 	m.push(c, iq, q.Raw())
+	// §3.3: the blocked contact gets unavailable presence from each available resource.
+	for _, to := range targets {
+		for _, s := range c.Sessions(iq.From.Bare()) {
+			if s.Available() {
+				var b xmlstream.Builder
+				b.Start("presence").Attr("type", "unavailable").
+					Attr("from", s.JID().String()).Attr("to", to.String()).End()
+				c.Route(b.B)
+			}
+		}
+	}
 }
 
 func (m *Mod) unblock(c module.Context, iq *module.Packet) {
@@ -180,7 +218,13 @@ func (m *Mod) unblock(c module.Context, iq *module.Packet) {
 		return
 	}
 	user := iq.From.Bare().String()
+	removed := js
 	if len(js) == 0 {
+		for _, v := range m.items(user) {
+			if j, err := jid.Parse(v); err == nil {
+				removed = append(removed, j)
+			}
+		}
 		m.t.DeletePrefix(store.UserKey(user))
 	}
 	for _, j := range js {
@@ -189,6 +233,64 @@ func (m *Mod) unblock(c module.Context, iq *module.Packet) {
 	m.forget(user)
 	c.Reply(iq, nil)
 	m.push(c, iq, q.Raw())
+	// §3.4: an unblocked contact that may see the user's presence gets the current
+	// presence of each available resource (unless another item still blocks it).
+	for _, to := range presenceTargets(c, iq.From.Bare(), removed) {
+		if m.blocked(user, to) {
+			continue
+		}
+		for _, s := range c.Sessions(iq.From.Bare()) {
+			if s.Available() && s.Presence() != nil {
+				c.Route(xmlstream.SetAttrs(nil, s.Presence(),
+					xmlstream.AttrSet{Name: "from", Value: []byte(s.JID().String())},
+					xmlstream.AttrSet{Name: "to", Value: []byte(to.String())}))
+			}
+		}
+	}
+}
+
+// presenceTargets returns the JIDs that block items js cover among the contacts allowed
+// to see user's presence (subscription from or both): the item itself for a full JID, the
+// roster contact for a bare JID, and every roster contact of the domain for a domain.
+func presenceTargets(c module.Context, user jid.JID, js []jid.JID) []jid.JID {
+	var items []store.RosterItem
+	if l, ok := c.(module.RosterLister); ok {
+		items = l.RosterItems(user)
+	} else {
+		items, _, _ = c.Store().Rosters().Get(user.String())
+	}
+	var out []jid.JID
+	seen := map[string]bool{}
+	add := func(j jid.JID) {
+		if k := j.String(); !seen[k] {
+			seen[k] = true
+			out = append(out, j)
+		}
+	}
+	for _, j := range js {
+		if j.Local() != "" {
+			if it, ok := c.RosterItem(user, j.Bare()); ok && seesPresence(it) {
+				add(j)
+			}
+			continue
+		}
+		if !j.IsBare() {
+			continue // domain/resource: no roster contact matches
+		}
+		for _, it := range items {
+			if !seesPresence(it) {
+				continue
+			}
+			if ct, err := jid.Parse(it.JID); err == nil && ct.Domain() == j.Domain() {
+				add(ct)
+			}
+		}
+	}
+	return out
+}
+
+func seesPresence(it store.RosterItem) bool {
+	return it.Sub == store.SubFrom || it.Sub == store.SubBoth
 }
 
 // push tells the user's other sessions about the change (XEP-0191 §3.3, §3.4).

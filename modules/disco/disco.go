@@ -5,6 +5,7 @@
 package disco
 
 import (
+	"slices"
 	"sync"
 
 	"github.com/vireo-im/vireo/modules/module"
@@ -17,10 +18,13 @@ func init() { module.Register(new(Disco)) }
 
 // Disco is the module.
 type Disco struct {
-	reg   module.Registrar
-	once  sync.Once
-	info  []byte // pre-serialized server disco#info payload
-	items []byte
+	reg      module.Registrar
+	once     sync.Once
+	info     []byte // pre-serialized server disco#info payload
+	capsNode string // module.CapsNode#ver (XEP-0115 §6.2)
+	capsInfo []byte // info with node='capsNode'
+	account  []byte // pre-serialized account disco#info payload
+	items    []byte
 }
 
 // ModuleInfo implements module.Module.
@@ -41,22 +45,29 @@ func (d *Disco) Provision(r module.Registrar) error {
 	return nil
 }
 
+// accountFeatures are the features registered by modules that apply to accounts (bare
+// JIDs) rather than to the server: they are listed in the account's disco#info when the
+// module providing them is enabled.
+var accountFeatures = []string{
+	ns.SID, // XEP-0359 §6: messages to the account carry <stanza-id by='account'/>
+}
+
 // build serializes the replies once every module has registered.
 func (d *Disco) build() {
+	ids, features := d.reg.Identities(), d.reg.Features()
+	d.info = serverInfo(ids, features, "")
+	d.capsNode = module.CapsNode + "#" + module.CapsVer(ids, features)
+	d.capsInfo = serverInfo(ids, features, d.capsNode)
 	var b xmlstream.Builder
 	b.Start("query").Attr("xmlns", ns.DiscoInfo)
-	for _, id := range d.reg.Identities() {
-		b.Start("identity").Attr("category", id.Category).Attr("type", id.Type)
-		if id.Name != "" {
-			b.Attr("name", id.Name)
+	b.Start("identity").Attr("category", "account").Attr("type", "registered").End()
+	for _, f := range accountFeatures {
+		if slices.Contains(features, f) {
+			b.Start("feature").Attr("var", f).End()
 		}
-		b.End()
-	}
-	for _, f := range d.reg.Features() {
-		b.Start("feature").Attr("var", f).End()
 	}
 	b.End()
-	d.info = b.B
+	d.account = b.B
 	// XEP-0030 §4: the services of this server (MUC, pubsub, upload) are its items.
 	b = xmlstream.Builder{}
 	b.Start("query").Attr("xmlns", ns.DiscoItems)
@@ -71,22 +82,44 @@ func (d *Disco) build() {
 	d.items = b.B
 }
 
+// serverInfo serializes the server's disco#info payload, with node when not empty.
+func serverInfo(ids []module.Identity, features []string, node string) []byte {
+	var b xmlstream.Builder
+	b.Start("query").Attr("xmlns", ns.DiscoInfo)
+	if node != "" {
+		b.Attr("node", node)
+	}
+	for _, id := range ids {
+		b.Start("identity").Attr("category", id.Category).Attr("type", id.Type)
+		if id.Name != "" {
+			b.Attr("name", id.Name)
+		}
+		b.End()
+	}
+	for _, f := range features {
+		b.Start("feature").Attr("var", f).End()
+	}
+	b.End()
+	return b.B
+}
+
 func (d *Disco) infoQuery(c module.Context, iq *module.Packet) {
 	if !iq.To.IsZero() && iq.To.Local() != "" {
 		d.accountInfo(c, iq) // the user asking about their own account
 		return
 	}
-	if q, _ := iq.Payload(); hasNode(q) {
+	d.once.Do(d.build)
+	q, _ := iq.Payload()
+	if n, ok := q.AppendAttr(nil, "node"); ok && len(n) > 0 {
+		// XEP-0115 §6.2: the node of the server's caps is answered like no node.
+		if string(n) == d.capsNode {
+			c.Reply(iq, d.capsInfo)
+			return
+		}
 		c.Error(iq, stanza.New(stanza.ItemNotFound))
 		return
 	}
-	d.once.Do(d.build)
 	c.Reply(iq, d.info)
-}
-
-func hasNode(q xmlstream.Element) bool {
-	n, ok := q.Attr("node")
-	return ok && len(n) > 0
 }
 
 func (d *Disco) itemsQuery(c module.Context, iq *module.Packet) {
@@ -100,7 +133,8 @@ func (d *Disco) itemsQuery(c module.Context, iq *module.Packet) {
 
 // accountInfo answers for a user's bare JID (XEP-0030 §3.1 identities of accounts).
 func (d *Disco) accountInfo(c module.Context, iq *module.Packet) {
-	c.Reply(iq, []byte("<query xmlns='http://jabber.org/protocol/disco#info'><identity category='account' type='registered'/></query>"))
+	d.once.Do(d.build)
+	c.Reply(iq, d.account)
 }
 
 func (d *Disco) accountItems(c module.Context, iq *module.Packet) {

@@ -84,6 +84,13 @@ func (p *Presence) outbound(c module.Context, pk *module.Packet) module.Verdict 
 		return module.Stop
 	}
 	contact := pk.To.Bare()
+	if contact.Equal(user) {
+		switch pk.Type {
+		case "subscribe", "subscribed", "unsubscribe", "unsubscribed":
+			p.self(c, pk, user)
+			return module.Stop
+		}
+	}
 	switch pk.Type {
 	case "", "unavailable":
 		p.directed(c, pk, user, contact)
@@ -158,6 +165,17 @@ func (p *Presence) outbound(c module.Context, pk *module.Packet) module.Verdict 
 		}
 	}
 	return module.Stop // probes and errors from clients go nowhere
+}
+
+// self handles subscription presence to the user's own JID. A user is always
+// subscribed to their own presence (RFC 6121 §4.3.2), so nothing changes: no roster item and
+// no pending request; a subscribe is approved on the user's behalf (§3.1.3 lets the server
+// answer). A request left by older versions is dropped so it is not shown at every login.
+func (p *Presence) self(c module.Context, pk *module.Packet, user jid.JID) {
+	p.subreq.Delete(store.UserKey(user.String(), user.String()))
+	if s := c.Session(); s != nil && pk.Type == "subscribe" {
+		s.Send(simple("subscribed", user, user))
+	}
 }
 
 // broadcast handles presence without 'to': initial, updated and unavailable presence.

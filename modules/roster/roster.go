@@ -2,7 +2,8 @@
 // interested resources, and roster versioning (XEP-0237 as folded into RFC 6121 §2.6).
 //
 // Subscription state is not changed here: the presence module owns it. A roster set may
-// only edit names and groups, or remove an item (which also cancels subscriptions).
+// only edit names and groups, or remove an item (which also cancels subscriptions). Every
+// item can be removed, the user's own bare JID included.
 package roster
 
 import (
@@ -110,8 +111,10 @@ func (r *Roster) set(c module.Context, iq *module.Packet) {
 		return
 	}
 	user := iq.From.Bare()
-	if contact.Bare().Equal(user) || !contact.IsBare() {
-		// Own JID and full JIDs are not roster items (RFC 6121 §2.1.2.1 uses bare JIDs).
+	if !contact.IsBare() {
+		// Full JIDs are not roster items (RFC 6121 §2.1.2.1 uses bare JIDs). The user's own
+		// bare JID is an item like any other, so that one created by older versions (from a
+		// self-subscription) can be removed.
 		e := stanza.New(stanza.NotAllowed)
 		e.Type = stanza.Modify
 		c.Error(iq, e)

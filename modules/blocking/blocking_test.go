@@ -1,0 +1,174 @@
+package blocking_test
+
+import (
+	"strings"
+	"testing"
+
+	_ "github.com/vireo-im/vireo/modules/standard"
+	"github.com/vireo-im/vireo/router"
+	"github.com/vireo-im/vireo/router/routertest"
+	"github.com/vireo-im/vireo/store"
+)
+
+func block(t *testing.T, s *routertest.Sess, verb, id string, jids ...string) {
+	t.Helper()
+	var items string
+	for _, j := range jids {
+		items += "<item jid='" + j + "'/>"
+	}
+	s.Send("<iq type='set' id='" + id + "'><" + verb + " xmlns='urn:xmpp:blocking'>" + items + "</" + verb + "></iq>")
+	s.C.Wait(t, "id='"+id+"'", "type='result'")
+}
+
+// TestBlockedIQs: XEP-0191 §3.4/§3.5 for IQs. IQ requests from a blocked JID get
+// service-unavailable and are not delivered; results and errors are dropped silently. IQ
+// requests to a blocked JID get not-acceptable with <blocked/>; results to it are dropped.
+func TestBlockedIQs(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob", "carol"}, nil)
+	a := e.Bind("alice", "pc")
+	b := e.Bind("bob", "pc")
+	c := e.Bind("carol", "pc")
+	block(t, a, "block", "bl", "bob@example.org")
+	for _, tc := range []struct {
+		name      string
+		from      *routertest.Sess
+		to        *routertest.Sess
+		send      string
+		wantError string // in the sender's reply; "" means no reply at all
+		delivered bool
+	}{
+		{"get from blocked", b, a, "<iq type='get' id='i1' to='alice@example.org/pc'><query xmlns='urn:example:x'/></iq>", "service-unavailable", false},
+		{"set from blocked", b, a, "<iq type='set' id='i2' to='alice@example.org/pc'><query xmlns='urn:example:x'/></iq>", "service-unavailable", false},
+		{"get from blocked to bare", b, a, "<iq type='get' id='i3' to='alice@example.org'><vCard xmlns='vcard-temp'/></iq>", "service-unavailable", false},
+		{"result from blocked", b, a, "<iq type='result' id='i4' to='alice@example.org/pc'/>", "", false},
+		{"get to blocked", a, b, "<iq type='get' id='i5' to='bob@example.org/pc'><query xmlns='urn:example:x'/></iq>", "<blocked xmlns='urn:xmpp:blocking:errors'/>", false},
+		{"result to blocked", a, b, "<iq type='result' id='i6' to='bob@example.org/pc'/>", "", false},
+		{"get from other", c, a, "<iq type='get' id='i7' to='alice@example.org/pc'><query xmlns='urn:example:x'/></iq>", "", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id := tc.send[strings.Index(tc.send, "id='") : strings.Index(tc.send, "id='")+7]
+			tc.from.Send(tc.send)
+			if tc.delivered {
+				tc.to.C.Wait(t, id)
+				return
+			}
+			if tc.wantError != "" {
+				got := tc.from.C.Wait(t, id, "type='error'")
+				if !strings.Contains(got, tc.wantError) {
+					t.Fatalf("want %s, got %s", tc.wantError, got)
+				}
+				if tc.from == a && !strings.Contains(got, "not-acceptable") {
+					t.Fatalf("want not-acceptable, got %s", got)
+				}
+			} else {
+				tc.from.C.Never(t, id)
+			}
+			tc.to.C.Never(t, id)
+		})
+	}
+}
+
+// TestBlockPresence: XEP-0191 §3.3/§3.4. Blocking a contact that may see the user's
+// presence sends it unavailable presence from each available resource; unblocking sends
+// the current presence again. Contacts without a 'from' subscription get nothing; a domain
+// block applies to the roster contacts of that domain, a full-JID block to that resource.
+func TestBlockPresence(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob", "carol"}, func(o *router.Options) {
+		o.Domains = append(o.Domains, "example.net")
+	})
+	for _, u := range []string{"erin@example.net", "frank@example.net"} {
+		e.Store.Accounts().Create(store.Account{User: u})
+	}
+	r := e.Store.Rosters()
+	r.Put("alice@example.org", store.RosterItem{JID: "bob@example.org", Sub: store.SubFrom})
+	r.Put("alice@example.org", store.RosterItem{JID: "carol@example.org", Sub: store.SubNone})
+	r.Put("alice@example.org", store.RosterItem{JID: "erin@example.net", Sub: store.SubBoth})
+	r.Put("alice@example.org", store.RosterItem{JID: "frank@example.net", Sub: store.SubTo})
+	b := e.Bind("bob", "pc")
+	c := e.Bind("carol", "pc")
+	e.Domain = "example.net"
+	er := e.Bind("erin", "pc")
+	f := e.Bind("frank", "pc")
+	e.Domain = "example.org"
+	contacts := map[string]*routertest.Sess{"bob": b, "carol": c, "erin": er, "frank": f}
+	for _, s := range contacts {
+		s.Send("<presence/>")
+	}
+	a1 := e.Bind("alice", "pc")
+	a2 := e.Bind("alice", "phone")
+	for _, s := range []*routertest.Sess{a1, a2} {
+		s.Send("<presence><status>here</status></presence>")
+	}
+	for _, s := range []*routertest.Sess{b, er} {
+		for _, res := range []string{"pc", "phone"} {
+			s.C.Wait(t, "from='alice@example.org/"+res+"'", "<status>here</status>")
+		}
+	}
+	for _, tc := range []struct {
+		name, item string
+		unblockAll bool
+		to         string   // expected 'to' of the presence sent
+		get, never []string // contacts that receive it, and that do not
+	}{
+		{"bare", "bob@example.org", false, "bob@example.org", []string{"bob"}, []string{"carol", "erin", "frank"}},
+		{"unblock all", "bob@example.org", true, "bob@example.org", []string{"bob"}, []string{"carol", "erin", "frank"}},
+		{"full", "bob@example.org/pc", false, "bob@example.org/pc", []string{"bob"}, []string{"carol", "erin", "frank"}},
+		{"no subscription", "carol@example.org", false, "", nil, []string{"bob", "carol", "erin", "frank"}},
+		{"domain", "example.net", false, "erin@example.net", []string{"erin"}, []string{"bob", "carol", "frank"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, s := range contacts {
+				s.C.Reset()
+			}
+			block(t, a1, "block", "b-"+tc.name, tc.item)
+			for _, n := range tc.get {
+				for _, res := range []string{"pc", "phone"} {
+					contacts[n].C.Wait(t, "<presence type='unavailable' from='alice@example.org/"+res+"' to='"+tc.to+"'")
+				}
+			}
+			for _, n := range tc.never {
+				contacts[n].C.Never(t, "alice@example.org")
+			}
+			for _, s := range contacts {
+				s.C.Reset()
+			}
+			if tc.unblockAll {
+				block(t, a1, "unblock", "u-"+tc.name)
+			} else {
+				block(t, a1, "unblock", "u-"+tc.name, tc.item)
+			}
+			for _, n := range tc.get {
+				for _, res := range []string{"pc", "phone"} {
+					got := contacts[n].C.Wait(t, "from='alice@example.org/"+res+"'", "<status>here</status>")
+					if !strings.Contains(got, "to='"+tc.to+"'") {
+						t.Fatalf("presence without to=%s: %s", tc.to, got)
+					}
+				}
+			}
+			for _, n := range tc.never {
+				contacts[n].C.Never(t, "alice@example.org")
+			}
+		})
+	}
+}
+
+// TestNoPresenceBroadcastToBlocked: once blocked, a contact with a 'from' subscription no
+// longer gets the user's presence broadcasts (the presence module routes them past the
+// outbound hooks); after unblocking it does again.
+func TestNoPresenceBroadcastToBlocked(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob"}, nil)
+	e.Store.Rosters().Put("alice@example.org", store.RosterItem{JID: "bob@example.org", Sub: store.SubFrom})
+	b := e.Bind("bob", "pc")
+	b.Send("<presence/>")
+	a := e.Bind("alice", "pc")
+	a.Send("<presence/>")
+	b.C.Wait(t, "from='alice@example.org/pc'")
+	block(t, a, "block", "bl", "bob@example.org")
+	b.C.Wait(t, "type='unavailable'", "from='alice@example.org/pc'")
+	a.Send("<presence><status>while blocked</status></presence>")
+	b.C.Never(t, "while blocked")
+	block(t, a, "unblock", "ub", "bob@example.org")
+	b.C.Wait(t, "from='alice@example.org/pc'", "while blocked") // current presence on unblock
+	a.Send("<presence><status>after unblock</status></presence>")
+	b.C.Wait(t, "from='alice@example.org/pc'", "after unblock")
+}

@@ -1,0 +1,65 @@
+package roster_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	_ "github.com/vireo-im/vireo/modules/standard"
+	"github.com/vireo-im/vireo/router/routertest"
+	"github.com/vireo-im/vireo/store"
+)
+
+// TestOwnJIDItem: every roster item can be removed, including one for the user's own bare
+// JID (older versions created it from a self-subscription and then refused to remove it
+// with not-allowed, so its pending request came back at every login); the own JID may also
+// be set like any contact. Full JIDs are still not roster items.
+func TestOwnJIDItem(t *testing.T) {
+	e := routertest.New(t, []string{"alice"}, nil)
+	// The stuck state: an item with ask='subscribe' and a pending request from oneself.
+	e.Store.Rosters().Put("alice@example.org", store.RosterItem{JID: "alice@example.org", Ask: true})
+	subreq := e.Store.Table("subreq")
+	subreq.Set(store.UserKey("alice@example.org", "alice@example.org"),
+		[]byte("<presence type='subscribe' from='alice@example.org' to='alice@example.org'/>"))
+	a := e.Bind("alice", "pc")
+	a.Send("<iq type='get' id='r0'><query xmlns='jabber:iq:roster'/></iq>")
+	a.C.Wait(t, "id='r0'", "jid='alice@example.org'")
+	for _, tc := range []struct {
+		name, item, want string
+		inRoster         bool
+	}{
+		{"remove own stuck item", "<item jid='alice@example.org' subscription='remove'/>", "type='result'", false},
+		{"remove own again", "<item jid='alice@example.org' subscription='remove'/>", "item-not-found", false},
+		{"set own", "<item jid='alice@example.org' name='me'/>", "type='result'", true},
+		{"remove own", "<item jid='alice@example.org' subscription='remove'/>", "type='result'", false},
+		{"set full JID", "<item jid='bob@example.org/pc'/>", "not-allowed", false},
+		{"remove unknown", "<item jid='bob@example.org' subscription='remove'/>", "item-not-found", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a.C.Reset()
+			a.Send("<iq type='set' id='s'><query xmlns='jabber:iq:roster'>" + tc.item + "</query></iq>")
+			a.C.Wait(t, "id='s'", tc.want)
+			_, err := e.Store.Rosters().Item("alice@example.org", "alice@example.org")
+			if (err == nil) != tc.inRoster {
+				t.Fatalf("own item in roster = %v, want %v", err == nil, tc.inRoster)
+			}
+		})
+	}
+	// Removing the stuck item cancelled the pending self-request: not shown at login.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, err := subreq.Get(store.UserKey("alice@example.org", "alice@example.org")); err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("pending self-subscription request kept")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	a2 := e.Bind("alice", "phone")
+	a2.Send("<presence/>")
+	a2.C.Wait(t, "from='alice@example.org/phone'")
+	if got := a2.C.All(); strings.Contains(got, "type='subscribe'") {
+		t.Fatalf("self-subscription request shown at login: %s", got)
+	}
+}
