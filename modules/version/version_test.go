@@ -16,6 +16,7 @@ type fakeReg struct {
 }
 
 func (r *fakeReg) IQ(_ module.IQType, _, _ string, h module.IQHandler) { r.h = h }
+func (r *fakeReg) Public(string)                                       {}
 
 // fakeCtx records replies; each goroutine has its own, as each shard has its own context.
 type fakeCtx struct {
