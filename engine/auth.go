@@ -26,6 +26,7 @@ type authState struct {
 	srv      *sasl.Server
 	local    string // prepared username, once known
 	streamID string // XEP-0114: the handshake hashes it
+	addr     string // throttle key of the client address whose attempt this is
 }
 
 // cbTypes lists the channel bindings this connection can offer (RFC 9266, RFC 5929).
@@ -119,20 +120,29 @@ func (c *conn) onSASL(st *xmlstream.Stanza) {
 		c.saslFailure(&sasl.Failure{Condition: "aborted"})
 		return
 	case "auth":
-		if c.srv().throttle.blocked(c.ip, cfg.AuthFailLimit, time.Now()) {
-			c.saslFailure(&sasl.Failure{Condition: "temporary-auth-failure", Text: "too many failed attempts; try again later"})
-			return
-		}
 		mech, _ := st.Attr("mechanism")
 		srv, err := sasl.NewServer(string(mech), c.channelBinding)
 		if err != nil || !c.offered(string(mech)) {
 			c.saslFailure(&sasl.Failure{Condition: "invalid-mechanism"})
 			return
 		}
+		// The attempt counts now, when it starts, not when it fails: a client that opens
+		// many streams and pipelines every first message gets no more guesses than one
+		// that waits for each answer. A success gives the attempt back.
+		key := addrKey(c.ip)
+		if c.auth != nil && c.auth.addr != "" {
+			c.srv().throttle.refund(c.auth.addr) // a restarted exchange replaces the old one
+		}
+		if !c.srv().throttle.take(key, cfg.AuthFailLimit, time.Now()) {
+			c.auth = nil
+			c.srv().authFail.Add(1)
+			c.saslFailure(&sasl.Failure{Condition: "temporary-auth-failure", Text: "too many login attempts from this address; try again later"})
+			return
+		}
 		if c.has(fCBRejected) {
 			srv.AcceptUnboundClient()
 		}
-		c.auth = &authState{srv: srv}
+		c.auth = &authState{srv: srv, addr: key}
 	case "response":
 		if c.auth == nil {
 			c.saslFailure(&sasl.Failure{Condition: "malformed-request", Text: "no exchange in progress"})
@@ -212,56 +222,70 @@ func (c *conn) lookup(status sasl.Status) {
 		if perr == nil {
 			acct, gerr = st.Accounts().Get(local + "@" + domain)
 		}
-		// Per-account throttle, looser than per-address: it stops guessing spread over
-		// many addresses without letting one address lock a user out.
-		acctBlocked := perr == nil && c.srv().throttle.blocked("acct:"+local+"@"+domain, 5*c.srv().config().AuthFailLimit, time.Now())
+		// Per account: guesses spread over many addresses are slowed (the answer waits for
+		// a slot), while addresses the owner logged in from before are never slowed and a
+		// new address of the owner does not queue behind anyone else's failures.
+		var wait time.Duration
+		acctBlocked := false
+		if perr == nil {
+			var ok bool
+			wait, ok = c.srv().guard.reserve(local+"@"+domain, a.addr, time.Now())
+			acctBlocked = !ok
+		}
 		var plainOK bool
 		if status == sasl.NeedPassword && gerr == nil && !acctBlocked {
 			plainOK = creds.VerifyPlain(acct.Creds[store.SHA256], store.SHA256, a.srv.Password())
 		}
-		gc.Wake(func(_ gnet.Conn, werr error) error {
-			if werr != nil || c.closing.Load() || c.auth != a {
-				return nil
-			}
-			defer c.recoverPanic()
-			a.local = local
-			if acctBlocked {
-				c.clear(fPaused)
-				c.auth = nil
-				c.srv().authFail.Add(1)
-				c.saslFailure(&sasl.Failure{Condition: "temporary-auth-failure", Text: "too many failed attempts for this account; try again later"})
-				c.resume()
-				return nil
-			}
-			if gerr != nil && !errors.Is(gerr, store.ErrNotFound) && perr == nil {
-				c.clear(fPaused)
-				c.auth = nil
-				c.saslFailure(&sasl.Failure{Condition: "temporary-auth-failure"})
-				c.resume()
-				return nil
-			}
-			c.clear(fPaused)
-			if status == sasl.NeedPassword {
-				if gerr != nil || !plainOK {
-					c.authFailed(&sasl.Failure{Condition: "not-authorized"})
-				} else {
-					c.authSucceeded(nil)
+		wake := func() {
+			gc.Wake(func(_ gnet.Conn, werr error) error {
+				if werr != nil || c.closing.Load() || c.auth != a {
+					return nil
 				}
+				defer c.recoverPanic()
+				a.local = local
+				if acctBlocked {
+					c.clear(fPaused)
+					c.auth = nil
+					c.srv().authFail.Add(1)
+					c.saslFailure(&sasl.Failure{Condition: "temporary-auth-failure", Text: "too many failed attempts for this account; try again later"})
+					c.resume()
+					return nil
+				}
+				if gerr != nil && !errors.Is(gerr, store.ErrNotFound) && perr == nil {
+					c.clear(fPaused)
+					c.auth = nil
+					c.saslFailure(&sasl.Failure{Condition: "temporary-auth-failure"})
+					c.resume()
+					return nil
+				}
+				c.clear(fPaused)
+				if status == sasl.NeedPassword {
+					if gerr != nil || !plainOK {
+						c.authFailed(&sasl.Failure{Condition: "not-authorized"})
+					} else {
+						c.authSucceeded(nil)
+					}
+					c.resume()
+					return nil
+				}
+				var creds store.Credentials
+				if gerr == nil {
+					creds = acct.Creds[a.srv.Hash()]
+				}
+				out, st, err := a.srv.Resume(creds)
+				if err == nil && st == sasl.Success && gerr != nil {
+					err = &sasl.Failure{Condition: "not-authorized"}
+				}
+				c.saslStep(out, st, err)
 				c.resume()
 				return nil
-			}
-			var creds store.Credentials
-			if gerr == nil {
-				creds = acct.Creds[a.srv.Hash()]
-			}
-			out, st, err := a.srv.Resume(creds)
-			if err == nil && st == sasl.Success && gerr != nil {
-				err = &sasl.Failure{Condition: "not-authorized"}
-			}
-			c.saslStep(out, st, err)
-			c.resume()
-			return nil
-		})
+			})
+		}
+		if wait > 0 {
+			time.AfterFunc(wait, wake)
+		} else {
+			wake()
+		}
 	})
 	if !ok {
 		c.clear(fPaused)
@@ -273,15 +297,16 @@ func (c *conn) lookup(status sasl.Status) {
 func (c *conn) authFailed(err error) {
 	s := c.srv()
 	s.authFail.Add(1)
-	if err != sasl.ErrUnsupportedBinding { // a client probing our bindings guessed no password
-		s.throttle.fail(c.ip, time.Now())
-	}
 	user := ""
 	if c.auth != nil {
 		user = c.auth.local
+		if err == sasl.ErrUnsupportedBinding && c.auth.addr != "" {
+			// A client probing our channel bindings guessed no password.
+			s.throttle.refund(c.auth.addr)
+		}
 	}
 	if user != "" && err != sasl.ErrUnsupportedBinding {
-		s.throttle.fail("acct:"+user+"@"+c.domainName(), time.Now())
+		s.guard.failed(user+"@"+c.domainName(), time.Now())
 	}
 	c.auth = nil
 	if err == sasl.ErrUnsupportedBinding {
@@ -298,6 +323,10 @@ func (c *conn) authFailed(err error) {
 func (c *conn) authSucceeded(out []byte) {
 	a := c.auth
 	c.auth = nil
+	if a.addr != "" {
+		c.srv().throttle.refund(a.addr)
+		c.srv().guard.succeeded(a.local+"@"+c.domainName(), a.addr, time.Now())
+	}
 	bare, err := jid.New(a.local, c.domainName(), "")
 	if err != nil {
 		c.authFailed(&sasl.Failure{Condition: "not-authorized"})

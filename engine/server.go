@@ -134,6 +134,7 @@ type Server struct {
 	st       store.Store
 	ls       []*listener
 	throttle *throttle
+	guard    *accountGuard
 	scanners sync.Pool
 	stopping atomic.Bool
 
@@ -157,6 +158,7 @@ func New(cfg Config) (*Server, error) {
 	s.apply(&cfg)
 	s.scanners.New = func() any { return xmlstream.NewScanner() }
 	s.throttle = newThrottle()
+	s.guard = newAccountGuard()
 	for _, l := range cfg.Listeners {
 		if l.DirectTLS && cfg.TLS == nil {
 			return nil, fmt.Errorf("engine: listener %s needs TLS certificates", l.Name)

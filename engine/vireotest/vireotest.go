@@ -243,6 +243,11 @@ func (r *RawConn) Expect(substr string) string {
 	return got
 }
 
+// ReadUntil is Expect without failing the test (for use from other goroutines).
+func (r *RawConn) ReadUntil(substr string, d time.Duration) (string, error) {
+	return r.readUntil(substr, d)
+}
+
 func (r *RawConn) readUntil(substr string, d time.Duration) (string, error) {
 	deadline := time.Now().Add(d)
 	p := make([]byte, 4096)
@@ -277,7 +282,18 @@ func (r *RawConn) ExpectClosed() string {
 // DialTLS opens a raw connection to the direct-TLS listener.
 func (s *Server) DialTLS(t testing.TB) *RawConn {
 	t.Helper()
-	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", s.TLSAddr(), s.ClientTLS())
+	return s.DialTLSFrom(t, "")
+}
+
+// DialTLSFrom is DialTLS from the local address ip (another 127.0.0.x stands in for
+// another client address).
+func (s *Server) DialTLSFrom(t testing.TB, ip string) *RawConn {
+	t.Helper()
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	if ip != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(ip)}
+	}
+	c, err := tls.DialWithDialer(d, "tcp", s.TLSAddr(), s.ClientTLS())
 	if err != nil {
 		t.Fatal(err)
 	}
