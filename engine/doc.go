@@ -1,7 +1,27 @@
 // Package engine owns the sockets: gnet listeners for client connections (STARTTLS on the
-// c2s port, direct TLS per XEP-0368), the per-connection state machine from stream header
-// through STARTTLS, SASL, resource binding and the established stream, TLS, timeouts,
-// writes with backpressure, and clean shutdown.
+// c2s port, direct TLS per XEP-0368) and for external components (XEP-0114), the
+// per-connection state machine, TLS, timeouts, writes with backpressure, and clean
+// shutdown.
+//
+// # Transport and stream kind
+//
+// A connection (conn.go) is the transport: it moves bytes, runs TLS on the loop, feeds the
+// incremental tokenizer and writes through gnet; it knows nothing of XMPP beyond "a stream
+// header arrived" and "a top-level element arrived". A stream kind (stream.go) owns the XMPP
+// side: the header it answers with and its namespace, the features at each stage, the
+// negotiation and the established phase. c2s.go is the client kind (STARTTLS, SASL in
+// auth.go, in-band registration, bind, then stanzas to the router); component.go is the
+// XEP-0114 kind (handshake over the stream id and a per-component secret; the domain
+// becomes a router destination). A listener serves one kind; s2s is a new file and a new
+// ListenerKind, and WebSocket/BOSH are new transports under the c2s kind.
+//
+// # Features and elements that modules register
+//
+// The c2s kind offers its own features (starttls, mechanisms, bind) and appends what
+// modules registered for the stage (router.StreamFeatures); a top-level element that is not
+// a stanza goes to the module that registered it (router.Nonza: XEP-0352 CSI today, stream
+// management next), and anything nobody registered is unsupported-stanza-type. The engine
+// has no switch on XEPs.
 //
 // # Loops, goroutines and ownership
 //

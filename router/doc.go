@@ -20,6 +20,41 @@
 // travels with the op across shards and returns to the pool when the op is done. Modules see
 // it as a Packet valid during their call only.
 //
+// # One destination resolver
+//
+// Every 'to' resolves once, in resolve (dest.go), to exactly one of: a local account (bare or
+// full; inbound phase in its shard), the local server (IQs answered by the modules' server
+// handlers; senders that are not local users reach only the namespaces marked Public), a
+// service domain claimed by a module (conference., pubsub., upload.: the module's handler
+// runs in the shard of the addressed entity's bare JID, so a room's state is sharded like a
+// user's and needs no lock), a connected external component (AttachComponent), or a remote
+// domain, handed to the Remote (federation, or another node of a cluster; without one the
+// sender gets remote-server-not-found). Client stanzas after their outbound phase, module
+// Route, and stanzas from components (SubmitFrom) all go through it; what cannot be
+// delivered comes back to the sender as a stanza error from the same place.
+//
+// # Sessions that outlive their connection
+//
+// A Session delivers through Session.Send, never straight to a socket. Detach takes its Conn
+// away and keeps everything else (presence stays available, contacts see no flapping);
+// stanzas queue, bounded by Options.DetachedLimits. Attach hands the session a new Conn and
+// the queue, in order, before live traffic. When the detach timeout fires first, the
+// session ends: queued messages go to another resource or to the modules' Undeliverable
+// fallback (offline storage) and otherwise back to the sender as errors, IQ requests are
+// answered with service-unavailable, and unavailable presence goes out. The same fallback
+// catches a message that a session refused (its stream closing, or over its outbound cap).
+//
+// # What modules register
+//
+// Besides IQ handlers and hooks, modules register stream features per stage and handlers
+// for top-level elements that are not stanzas (nonzas); the engine offers the features and
+// hands such elements to Nonza, which runs the handler in the session's shard, in order with
+// its stanzas. A session's outbound filter (Session.SetFilter, used by CSI) sees everything
+// sent to it. Duplicate registrations fail New.
+//
+// Slow work (PBKDF2, store lookups for logins) runs on the router's one bounded worker pool
+// (Go, Context.Async), shared by the engine and the modules.
+//
 // The router never touches sockets: it delivers through the Conn interface that the engine
 // implements, and never imports engine or a concrete module.
 package router
