@@ -1,0 +1,48 @@
+package engine_test
+
+import (
+	"crypto/tls"
+	"strings"
+	"testing"
+
+	"github.com/vireo-im/vireo/engine/vireotest"
+)
+
+// TestIntegrationClientQuirks covers what real clients send that the first slice refused:
+// a newline after <starttls/> (go-sendxmpp), whitespace before the XML declaration of the
+// restarted stream, and an escaped xml:lang.
+func TestIntegrationClientQuirks(t *testing.T) {
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true})
+	srv.AddUser(t, "alice", "secret")
+
+	r := srv.Dial(t)
+	r.Send(srv.Header())
+	r.Expect("</stream:features>")
+	r.Send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>\n")
+	r.Expect("<proceed")
+	r.Send("\r\n ") // a later write, still before the ClientHello
+	r.StartTLS(&tls.Config{RootCAs: srv.CertPool(), ServerName: "localhost"})
+	r.Send("\n" + srv.Header())
+	r.Expect("</stream:features>")
+	r.Send(plainAuth("alice", "secret"))
+	r.Expect("<success")
+	r.Send("\n  <?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0' xml:lang='a&amp;b'>")
+	h := r.Expect("</stream:features>")
+	if !strings.Contains(h, "xml:lang='a&amp;b'") {
+		t.Fatalf("xml:lang not echoed once-escaped: %q", h)
+	}
+	r.Send("<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>")
+	r.Expect("id='b'")
+
+	// A mismatched end tag is not-well-formed at once, not at a timeout.
+	r.Send("<message><body>x</message>")
+	if got := r.ExpectClosed(); !strings.Contains(got, "not-well-formed") {
+		t.Fatalf("mismatched end tag: %q", got)
+	}
+	// A second stream header inside an open stream is an error at once.
+	r2 := srv.LoginPlain(t, "alice", "secret", "two")
+	r2.Send("<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>")
+	if got := r2.ExpectClosed(); !strings.Contains(got, "<stream:error>") {
+		t.Fatalf("second header: %q", got)
+	}
+}
