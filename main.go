@@ -46,6 +46,9 @@ func main() {
 }
 
 func run(args []string) int {
+	// Before anything is created: the config, certificates and database are for this
+	// user only (Pebble would create its files 0644).
+	admin.RestrictUmask()
 	fl := flag.NewFlagSet("vireo", flag.ContinueOnError)
 	cfgPath := fl.String("config", "vireo.toml", "configuration file (written with defaults if missing)")
 	level := fl.String("log-level", "", "override log_level: debug, info, warn, error")
@@ -176,6 +179,13 @@ func start(cfg *config.Config, log zerolog.Logger) (*server, error) {
 		return nil, fmt.Errorf("open store %s: %w", cfg.DBDir(), err)
 	}
 	s.store = st
+	// A data_dir that existed before (or was made by hand) keeps its mode; say so when it
+	// lets other users in, rather than chmod behind the operator's back.
+	for _, d := range []string{cfg.DataDir, cfg.DBDir()} {
+		if w := admin.ExposedWarning(d); w != "" {
+			log.Warn().Str("dir", d).Msg(w)
+		}
+	}
 	s.rt, err = router.New(s.routerOptions(cfg))
 	if err != nil {
 		st.Close()
@@ -214,9 +224,23 @@ func (s *server) routerOptions(cfg *config.Config) router.Options {
 		Shards:       cfg.Router.Shards,
 		Store:        s.store,
 		Modules:      enabled,
-		ModuleConfig: cfg.ModuleConfig,
+		ModuleConfig: moduleConfig(cfg),
 		Logger:       s.log.With().Str("mod", "router").Logger(),
 		OfflineQuota: cfg.Router.OfflineQuota,
+	}
+}
+
+// moduleConfig decodes [modules.<id>] and lets router.offline_quota stand in for
+// [modules.offline] quota when that is not set (before, router.offline_quota was ignored).
+func moduleConfig(cfg *config.Config) func(id string, v any) error {
+	return func(id string, v any) error {
+		if err := cfg.ModuleConfig(id, v); err != nil {
+			return err
+		}
+		if q, ok := v.(interface{ SetDefaultQuota(int) }); ok {
+			q.SetDefaultQuota(cfg.Router.OfflineQuota)
+		}
+		return nil
 	}
 }
 

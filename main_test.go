@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -75,6 +76,13 @@ func TestIntegrationFirstStart(t *testing.T) {
 		t.Fatal("generated config has no listen lines to edit")
 	}
 	os.WriteFile(cfgPath, []byte(s), 0o640)
+	// A data_dir that already exists open to everyone (made by hand, or by an installer):
+	// the server warns with the chmod to run and creates everything inside it private.
+	dataDir := filepath.Join(dir, "data")
+	if err := os.Mkdir(dataDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dataDir, 0o755)
 
 	// vireoctl against the stopped server opens the database directly.
 	if out, err := exec.Command(ctl, "-config", cfgPath, "adduser", "alice@"+domain, "secret one").CombinedOutput(); err != nil {
@@ -98,7 +106,9 @@ func TestIntegrationFirstStart(t *testing.T) {
 		}
 		close(lines)
 	}()
-	waitFor(t, lines, "vireo is serving")
+	if seen := waitFor(t, lines, "vireo is serving"); !strings.Contains(seen, "chmod -R go-rwx "+dataDir) {
+		t.Fatalf("no warning about the world-readable data_dir:\n%s", seen)
+	}
 
 	if _, err := os.Stat(cfg.TLS.Cert); err != nil {
 		t.Fatalf("no certificate written: %v", err)
@@ -158,19 +168,42 @@ func TestIntegrationFirstStart(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "bob@"+domain) {
 		t.Fatalf("users after stop: %v\n%s", err, out)
 	}
+
+	// Nothing the server or vireoctl created is readable by other users.
+	n := 0
+	filepath.WalkDir(dataDir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == dataDir {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		n++
+		if fi.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s has mode %04o, readable by others", p, fi.Mode().Perm())
+		}
+		return nil
+	})
+	if n < 5 {
+		t.Fatalf("only %d paths under %s", n, dataDir)
+	}
 }
 
-func waitFor(t *testing.T, lines <-chan string, substr string) {
+// waitFor reads log lines until one contains substr and returns the lines read.
+func waitFor(t *testing.T, lines <-chan string, substr string) string {
 	t.Helper()
 	deadline := time.After(30 * time.Second)
+	var seen strings.Builder
 	for {
 		select {
 		case l, ok := <-lines:
 			if !ok {
 				t.Fatalf("server exited before %q", substr)
 			}
+			seen.WriteString(l + "\n")
 			if strings.Contains(l, substr) {
-				return
+				return seen.String()
 			}
 		case <-deadline:
 			t.Fatalf("no %q within 30 s", substr)

@@ -107,13 +107,23 @@ type RosterItem struct {
 	Groups    []string
 }
 
+// DefaultRosterItems is the default roster size limit: large enough for any person's
+// contacts, small enough that subscription floods cannot grow a roster without end.
+const DefaultRosterItems = 1000
+
 // Rosters stores rosters with a version per roster (RFC 6121 §2.6).
 type Rosters interface {
 	Get(user string) (items []RosterItem, ver uint64, err error)
 	Item(user, contact string) (RosterItem, error)
+	// Put adds or replaces an item. Adding an item to a roster that already holds Limit()
+	// items fails with ErrQuota, atomically with the count; replacing one always works.
 	Put(user string, it RosterItem) (ver uint64, err error)
 	Delete(user, contact string) (ver uint64, err error)
 	Version(user string) (uint64, error)
+	// Limit is the most items one roster may hold; SetLimit changes it for every user
+	// (n <= 0 restores DefaultRosterItems). It is set once, from the configuration.
+	Limit() int
+	SetLimit(n int)
 }
 
 // OfflineMessage is a stored message.
@@ -123,9 +133,21 @@ type OfflineMessage struct {
 	Raw   []byte
 }
 
+// Quota bounds one user's data in a store: Items entries and Bytes of payload in all.
+// Zero fields are unlimited.
+type Quota struct {
+	Items int
+	Bytes int64
+}
+
 // Offline stores messages for users who are not online.
 type Offline interface {
-	Push(user string, raw []byte, stamp time.Time, quota int) (id uint64, err error)
+	// Push appends a message unless it would take the user's queue past q (counting the
+	// stored messages and the total bytes of their Raw); then it fails with ErrQuota.
+	// The check and the write are atomic.
+	Push(user string, raw []byte, stamp time.Time, q Quota) (id uint64, err error)
+	// Bytes is the total size of the user's stored messages.
+	Bytes(user string) (int64, error)
 	List(user string, fn func(m OfflineMessage) bool) error
 	Count(user string) (int, error)
 	Delete(user string, ids ...uint64) error

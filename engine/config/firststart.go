@@ -106,11 +106,33 @@ socket = ""
 # Stanza queues and worker goroutines; more shards than cores keeps workers busy.
 shards = 64
 # Offline messages kept per user; beyond this senders get service-unavailable.
+# [modules.offline] quota, when set, takes precedence.
 offline_quota = 1000
 
 [modules]
 # Module IDs to turn off ("vireoctl modules" lists them), e.g. ["version"].
 disabled = []
+
+# Per-user quotas, one table per module. Every path that writes a user's data checks them.
+# [modules.roster]
+# Items per roster; a roster set or a subscription that would add one more is refused
+# with not-allowed (subscription requests from contacts too).
+# max_items = 1000
+#
+# [modules.offline]
+# Offline messages kept per user, by count and by total bytes; beyond either the sender
+# gets service-unavailable. quota defaults to router.offline_quota.
+# quota = 1000
+# quota_bytes = 10485760
+#
+# [modules.private]
+# XEP-0049 private XML fragments per user and their total bytes (resource-constraint beyond).
+# max_items = 100
+# max_bytes = 1048576
+#
+# [modules.vcard]
+# Largest vCard (avatar included) a user may store (not-acceptable beyond).
+# max_bytes = 65536
 `))
 
 // WriteDefault writes a commented config for domain to path, failing if the file exists.

@@ -2,7 +2,7 @@
 // XEP-0203 delay stamps. Messages for an account with no available resource are stored
 // durably (the store syncs before Push returns, before anything is acknowledged) and
 // delivered, then deleted, when the user next sends initial presence with a non-negative
-// priority. A per-user quota answers service-unavailable when full.
+// priority. A per-user quota of messages and of bytes answers service-unavailable when full.
 package offline
 
 import (
@@ -17,14 +17,19 @@ import (
 	"github.com/vireo-im/vireo/xmlstream/stanza"
 )
 
-// DefaultQuota is the number of messages kept per user.
-const DefaultQuota = 1000
+// Default quotas per user: the number of messages kept and their total size. The size
+// bounds what one account can cost on disk (1,000 messages of 256 KiB would be 250 MiB).
+const (
+	DefaultQuota      = 1000
+	DefaultQuotaBytes = 10 << 20
+)
 
 func init() { module.Register(Offline{}) }
 
 // Config is [modules.offline].
 type Config struct {
-	Quota int `toml:"quota"`
+	Quota      int   `toml:"quota"`       // messages per user
+	QuotaBytes int64 `toml:"quota_bytes"` // bytes of stored messages per user
 }
 
 // SetDefaultQuota lets the server's router.offline_quota act as the default.
@@ -53,6 +58,9 @@ func (o *Offline) Provision(r module.Registrar) error {
 	}
 	if o.cfg.Quota <= 0 {
 		o.cfg.Quota = DefaultQuota
+	}
+	if o.cfg.QuotaBytes <= 0 {
+		o.cfg.QuotaBytes = DefaultQuotaBytes
 	}
 	r.Hook(module.Inbound, module.KindMessage, module.OrderOffline, o.store)
 	r.OnUndeliverable(o.keep)
@@ -131,7 +139,7 @@ func (o *Offline) keep(c module.Context, p *module.Packet) bool {
 	b.Start("delay").Attr("xmlns", ns.Delay).Attr("from", c.Domain()).
 		Attr("stamp", now.Format("2006-01-02T15:04:05.000Z")).Text("Offline Storage").End()
 	raw := xmlstream.AppendChild(nil, p.Raw, b.B)
-	_, err := c.Store().Offline().Push(user.String(), raw, now, o.cfg.Quota)
+	_, err := c.Store().Offline().Push(user.String(), raw, now, store.Quota{Items: o.cfg.Quota, Bytes: o.cfg.QuotaBytes})
 	switch {
 	case errors.Is(err, store.ErrQuota):
 		e := stanza.New(stanza.ServiceUnavailable)

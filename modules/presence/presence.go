@@ -15,6 +15,7 @@ import (
 	"github.com/vireo-im/vireo/xmlstream"
 	"github.com/vireo-im/vireo/xmlstream/jid"
 	"github.com/vireo-im/vireo/xmlstream/ns"
+	"github.com/vireo-im/vireo/xmlstream/stanza"
 )
 
 // MaxPendingRequests bounds stored inbound subscription requests per user, so a flood of
@@ -74,6 +75,33 @@ func roster(c module.Context, user jid.JID) []store.RosterItem {
 	return items
 }
 
+// rosterFull is the error for a subscription that would add an item to a roster already at
+// the store's limit: not-allowed, as for a roster set (RFC 6121 §2.5.3 leaves the size to
+// policy; RFC 6120 §8.3.3.9). A contact's request is refused the same way instead of being
+// kept, since it could never be approved.
+func rosterFull() *stanza.Error {
+	e := stanza.New(stanza.NotAllowed)
+	e.Text = "roster is full"
+	return e
+}
+
+// setItem writes a roster item for a subscription presence the user sent, answering the
+// user's client with an error when the write fails (roster full or store error).
+func setItem(c module.Context, pk *module.Packet, user jid.JID, it store.RosterItem) bool {
+	err := c.SetRosterItem(user, it)
+	switch {
+	case err == nil:
+		return true
+	case errors.Is(err, store.ErrQuota):
+		c.Error(pk, rosterFull())
+	default:
+		l := c.Logger()
+		l.Error().Err(err).Str("user", user.String()).Msg("presence: roster write")
+		c.Error(pk, stanza.New(stanza.InternalServerErrorCond))
+	}
+	return false
+}
+
 func hasFrom(s store.Subscription) bool { return s == store.SubFrom || s == store.SubBoth }
 func hasTo(s store.Subscription) bool   { return s == store.SubTo || s == store.SubBoth }
 
@@ -102,7 +130,7 @@ func (p *Presence) outbound(c module.Context, pk *module.Packet) module.Verdict 
 		}
 		if !hasTo(it.Sub) && !it.Ask {
 			it.Ask = true
-			if err := c.SetRosterItem(user, it); err != nil {
+			if !setItem(c, pk, user, it) {
 				return module.Stop
 			}
 		}
@@ -120,14 +148,18 @@ func (p *Presence) outbound(c module.Context, pk *module.Packet) module.Verdict 
 			// No request waiting: this is a pre-approval (RFC 6121 §3.4).
 			if !it.Approved {
 				it.Approved = true
-				c.SetRosterItem(user, it)
+				setItem(c, pk, user, it)
 			}
 			return module.Stop
 		}
-		p.subreq.Delete(key)
+		// The item first: when the roster is full the request stays, to be answered
+		// again once there is room.
 		it.Sub = addFrom(it.Sub)
 		it.PendingIn = false
-		c.SetRosterItem(user, it)
+		if !setItem(c, pk, user, it) {
+			return module.Stop
+		}
+		p.subreq.Delete(key)
 		c.Route(simple("subscribed", user, contact))
 		p.sendCurrent(c, user, contact)
 	case "unsubscribe":
@@ -292,6 +324,12 @@ func (p *Presence) inbound(c module.Context, pk *module.Packet) module.Verdict {
 			c.SetRosterItem(user, it)
 			c.Route(simple("subscribed", user, contact))
 			p.sendCurrent(c, user, contact)
+			return module.Stop
+		}
+		if !ok && len(roster(c, user)) >= c.Store().Rosters().Limit() {
+			// Approving would need a new item in a full roster: refuse now rather than
+			// keep a request that cannot be granted.
+			c.Error(pk, rosterFull())
 			return module.Stop
 		}
 		key := store.UserKey(user.String(), contact.String())

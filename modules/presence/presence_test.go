@@ -5,7 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vireo-im/vireo/modules/roster"
 	_ "github.com/vireo-im/vireo/modules/standard"
+	"github.com/vireo-im/vireo/router"
 	"github.com/vireo-im/vireo/router/routertest"
 	"github.com/vireo-im/vireo/store"
 )
@@ -57,5 +59,84 @@ func TestSelfSubscription(t *testing.T) {
 			a2.C.Wait(t, "from='alice@example.org/phone'")
 			a2.C.Never(t, "type='subscribe'")
 		})
+	}
+}
+
+// TestSubscriptionRosterLimit: subscription presence cannot grow a roster past the limit
+// ([modules.roster] max_items). Each path that would create an item in alice's full roster
+// is refused with not-allowed and stores nothing: her subscribe, her pre-approval, her
+// approval of a pending request (which stays pending), and an inbound subscribe from a
+// contact (refused to the contact instead of kept). Contacts already in the roster are
+// not affected.
+func TestSubscriptionRosterLimit(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob", "carol"}, func(o *router.Options) {
+		o.ModuleConfig = func(id string, v any) error {
+			if c, ok := v.(*roster.Config); ok {
+				c.MaxItems = 2
+			}
+			return nil
+		}
+	})
+	const alice = "alice@example.org"
+	for _, c := range []string{"x@example.org", "y@example.org"} {
+		if _, err := e.Store.Rosters().Put(alice, store.RosterItem{JID: c}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	subreq := e.Store.Table("subreq")
+	subreq.Set(store.UserKey(alice, "dave@example.org"),
+		[]byte("<presence type='subscribe' from='dave@example.org' to='alice@example.org'/>"))
+	a := e.Bind("alice", "pc")
+	a.Send("<presence/>")
+	a.C.Wait(t, "from='alice@example.org/pc'")
+	b := e.Bind("bob", "pc")
+	b.Send("<presence/>")
+	b.C.Wait(t, "from='bob@example.org/pc'")
+
+	for _, tc := range []struct {
+		name, from, stanza string
+		contact            string // must not be in alice's roster afterwards
+	}{
+		{"outbound subscribe", "alice", "<presence to='bob@example.org' type='subscribe' id='p1'/>", "bob@example.org"},
+		{"outbound pre-approval", "alice", "<presence to='carol@example.org' type='subscribed' id='p2'/>", "carol@example.org"},
+		{"outbound approval", "alice", "<presence to='dave@example.org' type='subscribed' id='p3'/>", "dave@example.org"},
+		{"inbound subscribe", "bob", "<presence to='alice@example.org' type='subscribe' id='p4'/>", "bob@example.org"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := a
+			if tc.from == "bob" {
+				s = b
+			}
+			s.C.Reset()
+			s.Send(tc.stanza)
+			s.C.Wait(t, "type='error'", "not-allowed")
+			if _, err := e.Store.Rosters().Item(alice, tc.contact); err == nil {
+				t.Fatalf("item for %s created in a full roster", tc.contact)
+			}
+			if items, _, _ := e.Store.Rosters().Get(alice); len(items) != 2 {
+				t.Fatalf("%d items, want 2", len(items))
+			}
+		})
+	}
+	if _, err := subreq.Get(store.UserKey(alice, "bob@example.org")); err == nil {
+		t.Fatal("inbound subscribe to a full roster was kept as a pending request")
+	}
+	if _, err := subreq.Get(store.UserKey(alice, "dave@example.org")); err != nil {
+		t.Fatal("a refused approval dropped the pending request")
+	}
+	b.C.Never(t, "type='subscribe'")
+	a.C.Never(t, "from='bob@example.org' type='subscribe'")
+
+	// A contact already in the full roster can still be subscribed to (no new item).
+	a.Send("<presence to='x@example.org' type='subscribe'/>")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if it, _ := e.Store.Rosters().Item(alice, "x@example.org"); it.Ask {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("subscribe to a contact already in a full roster was refused")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

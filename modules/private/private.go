@@ -1,4 +1,5 @@
-// Package private implements XEP-0049: Private XML Storage.
+// Package private implements XEP-0049: Private XML Storage, with a per-user quota of
+// fragments and bytes ([modules.private] max_items, max_bytes).
 package private
 
 import (
@@ -10,13 +11,29 @@ import (
 	"github.com/vireo-im/vireo/xmlstream/stanza"
 )
 
-// MaxSize bounds one stored fragment.
+// MaxSize bounds one stored fragment (not-acceptable above).
 const MaxSize = 64 << 10
+
+// Default per-user quota: fragments (one per namespace and element name) and their total
+// size. Clients store a handful (bookmarks, roster delimiter, preferences).
+const (
+	DefaultMaxItems = 100
+	DefaultMaxBytes = 1 << 20
+)
 
 func init() { module.Register(Mod{}) }
 
+// Config is [modules.private].
+type Config struct {
+	MaxItems int   `toml:"max_items"` // fragments per user
+	MaxBytes int64 `toml:"max_bytes"` // bytes of fragments per user
+}
+
 // Mod is the module.
-type Mod struct{ t store.Table }
+type Mod struct {
+	t   store.Table
+	cfg Config
+}
 
 // ModuleInfo implements module.Module.
 func (Mod) ModuleInfo() module.Info {
@@ -25,6 +42,15 @@ func (Mod) ModuleInfo() module.Info {
 
 // Provision registers the handlers.
 func (m *Mod) Provision(r module.Registrar) error {
+	if err := r.Config(&m.cfg); err != nil {
+		return err
+	}
+	if m.cfg.MaxItems <= 0 {
+		m.cfg.MaxItems = DefaultMaxItems
+	}
+	if m.cfg.MaxBytes <= 0 {
+		m.cfg.MaxBytes = DefaultMaxBytes
+	}
 	m.t = r.Table("private")
 	r.IQ(module.IQGet, ns.Private, "query", m.handle)
 	r.IQ(module.IQSet, ns.Private, "query", m.handle)
@@ -62,6 +88,17 @@ func (m *Mod) handle(c module.Context, iq *module.Packet) {
 			c.Error(iq, stanza.New(stanza.NotAcceptable))
 			return
 		}
+		over, err := m.over(iq.From.Bare().String(), key, len(child.Raw()))
+		if err != nil {
+			c.Error(iq, stanza.New(stanza.InternalServerErrorCond))
+			return
+		}
+		if over {
+			e := stanza.New(stanza.ResourceConstraintCond)
+			e.Text = "private storage is full"
+			c.Error(iq, e)
+			return
+		}
 		if err := m.t.Set(key, child.Raw()); err != nil {
 			c.Error(iq, stanza.New(stanza.InternalServerErrorCond))
 			return
@@ -78,4 +115,19 @@ func (m *Mod) handle(c module.Context, iq *module.Packet) {
 	}
 	out := append([]byte("<query xmlns='jabber:iq:private'>"), v...)
 	c.Reply(iq, append(out, "</query>"...))
+}
+
+// over reports whether storing size bytes under key would take user past the quota; the
+// fragment key replaces does not count. Every IQ of one user runs on that user's shard, so
+// the check and the following write are not interleaved with another of the user's sets.
+func (m *Mod) over(user string, key []byte, size int) (bool, error) {
+	items, total := 1, int64(size)
+	err := m.t.Scan(store.UserKey(user), func(k, v []byte) bool {
+		if string(k) != string(key) {
+			items++
+			total += int64(len(v))
+		}
+		return items <= m.cfg.MaxItems && total <= m.cfg.MaxBytes
+	})
+	return items > m.cfg.MaxItems || total > m.cfg.MaxBytes, err
 }

@@ -8,6 +8,7 @@ package roster
 
 import (
 	"bytes"
+	"errors"
 	"strconv"
 	"unicode/utf8"
 
@@ -19,17 +20,25 @@ import (
 	"github.com/vireo-im/vireo/xmlstream/stanza"
 )
 
-// Limits that keep one account from bloating storage.
+// Limits that keep one account from bloating storage. The number of items is the store's
+// limit (store.Rosters.Limit), set from [modules.roster] max_items, so that every path
+// creating items (roster set here, subscriptions in the presence module) meets it.
 const (
-	MaxItems     = 2000 // items per roster (not-allowed above; RFC 6121 §2.5.3 policy)
 	MaxGroups    = 32   // groups per item
 	MaxNameBytes = 1024 // name and group length (not-acceptable above)
 )
 
 func init() { module.Register(Roster{}) }
 
+// Config is [modules.roster].
+type Config struct {
+	// MaxItems bounds the items of one roster (default store.DefaultRosterItems); a roster
+	// set or a subscription that would add one more gets not-allowed.
+	MaxItems int `toml:"max_items"`
+}
+
 // Roster is the roster module.
-type Roster struct{}
+type Roster struct{ cfg Config }
 
 // ModuleInfo implements module.Module.
 func (Roster) ModuleInfo() module.Info {
@@ -38,6 +47,13 @@ func (Roster) ModuleInfo() module.Info {
 
 // Provision registers the roster IQs and the versioning feature.
 func (r *Roster) Provision(reg module.Registrar) error {
+	if err := reg.Config(&r.cfg); err != nil {
+		return err
+	}
+	if r.cfg.MaxItems < 0 {
+		return errors.New("roster: max_items must not be negative")
+	}
+	reg.Store().Rosters().SetLimit(r.cfg.MaxItems) // 0: the default
 	reg.IQ(module.IQGet, ns.Roster, "query", r.get)
 	reg.IQ(module.IQSet, ns.Roster, "query", r.set)
 	reg.Feature(ns.RosterVer)
@@ -167,16 +183,14 @@ func (r *Roster) set(c module.Context, iq *module.Packet) {
 		c.Error(iq, stanza.New(stanza.NotAcceptable))
 		return
 	}
-	if !exists {
-		items, _, err := c.Store().Rosters().Get(user.String())
-		if err == nil && len(items) >= MaxItems {
-			e := stanza.New(stanza.NotAllowed)
-			e.Text = "roster is full"
-			c.Error(iq, e)
-			return
-		}
-	}
-	if err := c.SetRosterItem(user, it); err != nil {
+	if err := c.SetRosterItem(user, it); errors.Is(err, store.ErrQuota) {
+		// RFC 6121 §2.5.3: a roster-size limit is answered with not-allowed. The store
+		// counts and writes atomically; existing items can always be edited.
+		e := stanza.New(stanza.NotAllowed)
+		e.Text = "roster is full"
+		c.Error(iq, e)
+		return
+	} else if err != nil {
 		c.Error(iq, stanza.New(stanza.InternalServerErrorCond))
 		return
 	}

@@ -1,11 +1,14 @@
 package roster_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/vireo-im/vireo/modules/roster"
 	_ "github.com/vireo-im/vireo/modules/standard"
+	"github.com/vireo-im/vireo/router"
 	"github.com/vireo-im/vireo/router/routertest"
 	"github.com/vireo-im/vireo/store"
 )
@@ -61,5 +64,41 @@ func TestOwnJIDItem(t *testing.T) {
 	a2.C.Wait(t, "from='alice@example.org/phone'")
 	if got := a2.C.All(); strings.Contains(got, "type='subscribe'") {
 		t.Fatalf("self-subscription request shown at login: %s", got)
+	}
+}
+
+// TestRosterLimit: a roster set that would add an item to a full roster ([modules.roster]
+// max_items) gets not-allowed and stores nothing; existing items can still be edited and
+// removed, and a removal makes room again.
+func TestRosterLimit(t *testing.T) {
+	e := routertest.New(t, []string{"alice"}, func(o *router.Options) {
+		o.ModuleConfig = func(id string, v any) error {
+			if c, ok := v.(*roster.Config); ok {
+				c.MaxItems = 2
+			}
+			return nil
+		}
+	})
+	a := e.Bind("alice", "pc")
+	for i, tc := range []struct {
+		name, item, want string
+		items            int
+	}{
+		{"first", "<item jid='a@example.org'/>", "type='result'", 1},
+		{"second", "<item jid='b@example.org'/>", "type='result'", 2},
+		{"third over the limit", "<item jid='c@example.org'/>", "not-allowed", 2},
+		{"edit in a full roster", "<item jid='a@example.org' name='A'/>", "type='result'", 2},
+		{"remove", "<item jid='b@example.org' subscription='remove'/>", "type='result'", 1},
+		{"room again", "<item jid='c@example.org'/>", "type='result'", 2},
+		{"over again", "<item jid='d@example.org'/>", "not-allowed", 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id := fmt.Sprintf("s%d", i)
+			a.Send("<iq type='set' id='" + id + "'><query xmlns='jabber:iq:roster'>" + tc.item + "</query></iq>")
+			a.C.Wait(t, "id='"+id+"'", tc.want)
+			if items, _, _ := e.Store.Rosters().Get("alice@example.org"); len(items) != tc.items {
+				t.Fatalf("%d items stored, want %d: %+v", len(items), tc.items, items)
+			}
+		})
 	}
 }

@@ -16,14 +16,21 @@ import (
 	"github.com/vireo-im/vireo/xmlstream/stanza"
 )
 
-// MaxSize bounds a stored vCard (avatars make them the largest thing users store).
+// MaxSize is the default bound of a stored vCard, the user's only one (avatars make them
+// the largest thing users store); [modules.vcard] max_bytes changes it.
 const MaxSize = 64 << 10
+
+// Config is [modules.vcard].
+type Config struct {
+	MaxBytes int `toml:"max_bytes"`
+}
 
 func init() { module.Register(Mod{}) }
 
 // Mod is the module.
 type Mod struct {
 	cards, hashes store.Table
+	cfg           Config
 }
 
 // ModuleInfo implements module.Module.
@@ -35,6 +42,12 @@ type hashKey struct{}
 
 // Provision registers the handlers and the presence hook.
 func (m *Mod) Provision(r module.Registrar) error {
+	if err := r.Config(&m.cfg); err != nil {
+		return err
+	}
+	if m.cfg.MaxBytes <= 0 {
+		m.cfg.MaxBytes = MaxSize
+	}
 	m.cards, m.hashes = r.Table("vcard"), r.Table("vcardhash")
 	r.IQ(module.IQGet, ns.VCard, "vCard", m.get)
 	r.IQ(module.IQSet, ns.VCard, "vCard", m.set)
@@ -66,7 +79,7 @@ func (m *Mod) set(c module.Context, iq *module.Packet) {
 		return
 	}
 	card, _ := iq.Payload()
-	if len(card.Raw()) > MaxSize {
+	if len(card.Raw()) > m.cfg.MaxBytes {
 		e := stanza.New(stanza.NotAcceptable)
 		e.Text = "vCard too large"
 		c.Error(iq, e)

@@ -8,7 +8,7 @@ const (
 	pRoster    byte = 'r' // r user 0 contact             -> roster item (json)
 	pRosterVer byte = 'v' // v user                       -> uint64 version
 	pOffline   byte = 'o' // o user 0 id(8, big endian)   -> stamp(8) raw
-	pOffMeta   byte = 'q' // q user                       -> next id(8) count(8)
+	pOffMeta   byte = 'q' // q user                       -> next id(8) count(8) bytes(8)
 	pTableName byte = 'n' // n name                       -> table id (2)
 	pTable     byte = 't' // t id(2) key                  -> value
 	pMeta      byte = 'm' // m name                       -> store metadata (schema version)

@@ -9,7 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -34,6 +36,8 @@ type Store struct {
 	seed  maphash.Seed
 	locks [64]sync.Mutex // per-user read-modify-write (versions, offline counters)
 
+	rosterLimit atomic.Int64
+
 	tmu    sync.Mutex
 	tables map[string]*table
 	nextT  uint16
@@ -50,8 +54,15 @@ func (p pebbleLogger) Fatalf(f string, a ...any) {
 	panic(fmt.Sprintf(f, a...))
 }
 
-// Open opens (creating if needed) the database in dir.
+// Open opens (creating if needed) the database in dir. On the OS file system a new dir is
+// created 0700 so that no other user can read the keys in it, whatever the umask; an
+// existing one keeps its mode (main warns when it is open to others).
 func Open(dir string, o Options) (*Store, error) {
+	if o.FS == nil {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, err
+		}
+	}
 	if o.CacheSize <= 0 {
 		o.CacheSize = 64 << 20
 	}
@@ -63,6 +74,7 @@ func Open(dir string, o Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{db: db, log: o.Logger, cache: cache, seed: maphash.MakeSeed(), tables: map[string]*table{}}
+	s.rosterLimit.Store(store.DefaultRosterItems)
 	if err := s.loadTables(); err != nil {
 		db.Close()
 		cache.Unref()
@@ -268,7 +280,17 @@ func (r rosters) Version(user string) (uint64, error) {
 	return binary.BigEndian.Uint64(v), nil
 }
 
-func (r rosters) write(user string, f func(b *pebble.Batch)) (uint64, error) {
+func (r rosters) Limit() int { return int(r.s.rosterLimit.Load()) }
+
+func (r rosters) SetLimit(n int) {
+	if n <= 0 {
+		n = store.DefaultRosterItems
+	}
+	r.s.rosterLimit.Store(int64(n))
+}
+
+// write applies f under the user's lock and bumps the roster version; f may refuse.
+func (r rosters) write(user string, f func(b *pebble.Batch) error) (uint64, error) {
 	mu := r.s.lock(user)
 	mu.Lock()
 	defer mu.Unlock()
@@ -279,7 +301,9 @@ func (r rosters) write(user string, f func(b *pebble.Batch)) (uint64, error) {
 	ver++
 	b := r.s.db.NewBatch()
 	defer b.Close()
-	f(b)
+	if err := f(b); err != nil {
+		return 0, err
+	}
 	b.Set(key(pRosterVer, user), binary.BigEndian.AppendUint64(nil, ver), nil)
 	if err := b.Commit(pebble.Sync); err != nil {
 		return 0, err
@@ -295,36 +319,80 @@ func (r rosters) Put(user string, it store.RosterItem) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	return r.write(user, func(b *pebble.Batch) { b.Set(key(pRoster, user, it.JID), v, nil) })
+	k := key(pRoster, user, it.JID)
+	return r.write(user, func(b *pebble.Batch) error {
+		if _, err := r.s.get(k); err == nil {
+			b.Set(k, v, nil) // a replacement never grows the roster
+			return nil
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		// A new item: count under the lock, so that concurrent Puts cannot pass the
+		// limit together. Rosters are small and new items rare; no counter to keep.
+		limit, n := r.Limit(), 0
+		lo, hi := userRange(pRoster, user)
+		if err := r.s.scan(lo, hi, func(_, _ []byte) bool { n++; return n < limit }); err != nil {
+			return err
+		}
+		if n >= limit {
+			return store.ErrQuota
+		}
+		b.Set(k, v, nil)
+		return nil
+	})
 }
 
 func (r rosters) Delete(user, contact string) (uint64, error) {
 	if _, err := r.Item(user, contact); err != nil {
 		return 0, err
 	}
-	return r.write(user, func(b *pebble.Batch) { b.Delete(key(pRoster, user, contact), nil) })
+	return r.write(user, func(b *pebble.Batch) error {
+		b.Delete(key(pRoster, user, contact), nil)
+		return nil
+	})
 }
 
 // --- offline ---
 
 type offline struct{ s *Store }
 
-func (o offline) meta(user string) (next, count uint64, err error) {
+// offMeta is a user's offline queue summary: the next message id, the number of stored
+// messages and the sum of their sizes (Raw, without the stamp).
+type offMeta struct{ next, count, bytes uint64 }
+
+// meta reads the summary. Databases written before the byte quota keep 16 bytes (no
+// size); the size is then summed from the messages once and stored at the next write.
+func (o offline) meta(user string) (offMeta, error) {
 	v, err := o.s.get(key(pOffMeta, user))
 	if errors.Is(err, store.ErrNotFound) {
-		return 1, 0, nil
+		return offMeta{next: 1}, nil
 	}
 	if err != nil {
-		return 0, 0, err
+		return offMeta{}, err
 	}
-	if len(v) != 16 {
-		return 0, 0, fmt.Errorf("%w: offline meta of %s", store.ErrCorrupt, user)
+	if len(v) != 16 && len(v) != 24 {
+		return offMeta{}, fmt.Errorf("%w: offline meta of %s", store.ErrCorrupt, user)
 	}
-	return binary.BigEndian.Uint64(v), binary.BigEndian.Uint64(v[8:]), nil
+	m := offMeta{next: binary.BigEndian.Uint64(v), count: binary.BigEndian.Uint64(v[8:])}
+	if len(v) == 24 {
+		m.bytes = binary.BigEndian.Uint64(v[16:])
+		return m, nil
+	}
+	lo, hi := userRange(pOffline, user)
+	err = o.s.scan(lo, hi, func(_, v []byte) bool {
+		if len(v) >= 8 {
+			m.bytes += uint64(len(v) - 8)
+		}
+		return true
+	})
+	return m, err
 }
 
-func metaVal(next, count uint64) []byte {
-	return binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, next), count)
+func (m offMeta) val() []byte {
+	b := make([]byte, 0, 24)
+	b = binary.BigEndian.AppendUint64(b, m.next)
+	b = binary.BigEndian.AppendUint64(b, m.count)
+	return binary.BigEndian.AppendUint64(b, m.bytes)
 }
 
 func msgKey(user string, id uint64) []byte {
@@ -332,23 +400,27 @@ func msgKey(user string, id uint64) []byte {
 	return binary.BigEndian.AppendUint64(k, id)
 }
 
-func (o offline) Push(user string, raw []byte, stamp time.Time, quota int) (uint64, error) {
+func (o offline) Push(user string, raw []byte, stamp time.Time, q store.Quota) (uint64, error) {
 	mu := o.s.lock(user)
 	mu.Lock()
 	defer mu.Unlock()
-	next, count, err := o.meta(user)
+	m, err := o.meta(user)
 	if err != nil {
 		return 0, err
 	}
-	if quota > 0 && count >= uint64(quota) {
+	if q.Items > 0 && m.count >= uint64(q.Items) {
 		return 0, store.ErrQuota
 	}
+	if q.Bytes > 0 && m.bytes+uint64(len(raw)) > uint64(q.Bytes) {
+		return 0, store.ErrQuota
+	}
+	next := m.next
 	v := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(raw)), uint64(stamp.UnixNano()))
 	v = append(v, raw...)
 	b := o.s.db.NewBatch()
 	defer b.Close()
 	b.Set(msgKey(user, next), v, nil)
-	b.Set(key(pOffMeta, user), metaVal(next+1, count+1), nil)
+	b.Set(key(pOffMeta, user), offMeta{next + 1, m.count + 1, m.bytes + uint64(len(raw))}.val(), nil)
 	if err := b.Commit(pebble.Sync); err != nil {
 		return 0, err
 	}
@@ -368,15 +440,20 @@ func (o offline) List(user string, fn func(m store.OfflineMessage) bool) error {
 }
 
 func (o offline) Count(user string) (int, error) {
-	_, c, err := o.meta(user)
-	return int(c), err
+	m, err := o.meta(user)
+	return int(m.count), err
+}
+
+func (o offline) Bytes(user string) (int64, error) {
+	m, err := o.meta(user)
+	return int64(m.bytes), err
 }
 
 func (o offline) Delete(user string, ids ...uint64) error {
 	mu := o.s.lock(user)
 	mu.Lock()
 	defer mu.Unlock()
-	next, count, err := o.meta(user)
+	m, err := o.meta(user)
 	if err != nil {
 		return err
 	}
@@ -384,14 +461,19 @@ func (o offline) Delete(user string, ids ...uint64) error {
 	defer b.Close()
 	for _, id := range ids {
 		k := msgKey(user, id)
-		if _, err := o.s.get(k); err == nil {
+		if v, err := o.s.get(k); err == nil {
 			b.Delete(k, nil)
-			if count > 0 {
-				count--
+			if m.count > 0 {
+				m.count--
+			}
+			if n := uint64(max(len(v)-8, 0)); m.bytes >= n {
+				m.bytes -= n
+			} else {
+				m.bytes = 0
 			}
 		}
 	}
-	b.Set(key(pOffMeta, user), metaVal(next, count), nil)
+	b.Set(key(pOffMeta, user), m.val(), nil)
 	return b.Commit(pebble.Sync)
 }
 
@@ -399,7 +481,7 @@ func (o offline) DeleteAll(user string) error {
 	mu := o.s.lock(user)
 	mu.Lock()
 	defer mu.Unlock()
-	next, _, err := o.meta(user)
+	m, err := o.meta(user)
 	if err != nil {
 		return err
 	}
@@ -407,7 +489,7 @@ func (o offline) DeleteAll(user string) error {
 	b := o.s.db.NewBatch()
 	defer b.Close()
 	b.DeleteRange(lo, hi, nil)
-	b.Set(key(pOffMeta, user), metaVal(next, 0), nil)
+	b.Set(key(pOffMeta, user), offMeta{next: m.next}.val(), nil)
 	return b.Commit(pebble.Sync)
 }
 

@@ -1,6 +1,8 @@
 package pebblestore
 
 import (
+	"encoding/binary"
+	"errors"
 	"testing"
 	"time"
 
@@ -48,7 +50,7 @@ func TestCrashDurability(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 0; i < 5; i++ {
-		if _, err := s.Offline().Push("u@d", []byte("<message><body>hi</body></message>"), time.Now(), 100); err != nil {
+		if _, err := s.Offline().Push("u@d", []byte("<message><body>hi</body></message>"), time.Now(), store.Quota{Items: 100}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -86,7 +88,7 @@ func BenchmarkOfflinePush(b *testing.B) {
 	raw := []byte("<message to='u@d' from='a@d/r' type='chat'><body>hello there</body></message>")
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		if _, err := s.Offline().Push("u@d", raw, time.Now(), 0); err != nil {
+		if _, err := s.Offline().Push("u@d", raw, time.Now(), store.Quota{}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -106,5 +108,41 @@ func BenchmarkRosterGet(b *testing.B) {
 		if _, _, err := s.Rosters().Get("u@d"); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestOfflineMetaUpgrade: a queue summary written before the byte quota (16 bytes, no size)
+// gets its size summed from the stored messages, so old queues count against the quota.
+func TestOfflineMetaUpgrade(t *testing.T) {
+	s, err := Open("db", Options{Logger: zerolog.Nop(), FS: vfs.NewMem()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	o := s.Offline()
+	for _, m := range []string{"12345", "1234567890"} {
+		if _, err := o.Push("u@d", []byte(m), time.Unix(1, 0), store.Quota{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Rewrite the summary the way older versions stored it: next id, count.
+	old := binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, 3), 2)
+	if err := s.DB().Set(key(pOffMeta, "u@d"), old, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		size int
+		want error
+	}{
+		{6, store.ErrQuota}, // 15 + 6 > 20
+		{5, nil},
+		{1, store.ErrQuota},
+	} {
+		if _, err := o.Push("u@d", make([]byte, tc.size), time.Unix(1, 0), store.Quota{Bytes: 20}); !errors.Is(err, tc.want) {
+			t.Fatalf("Push %d = %v, want %v", tc.size, err, tc.want)
+		}
+	}
+	if n, _ := o.Count("u@d"); n != 3 {
+		t.Fatalf("Count = %d, want 3", n)
 	}
 }

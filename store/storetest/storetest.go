@@ -22,6 +22,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Tables", func(t *testing.T) { tables(t, open(t)) })
 	t.Run("DeleteUserData", func(t *testing.T) { deleteUser(t, open(t)) })
 	t.Run("RandomRosterOps", func(t *testing.T) { randomRoster(t, open(t)) })
+	t.Run("RosterLimit", func(t *testing.T) { rosterLimit(t, open(t)) })
+	t.Run("OfflineQuota", func(t *testing.T) { offlineQuota(t, open(t)) })
 }
 
 func creds(b byte) [3]store.Credentials {
@@ -119,11 +121,11 @@ func rosters(t *testing.T, s store.Store) {
 func offline(t *testing.T, s store.Store) {
 	o := s.Offline()
 	for i := 0; i < 3; i++ {
-		if _, err := o.Push("u@d", []byte(fmt.Sprintf("<message id='%d'/>", i)), time.Unix(int64(i), 0), 3); err != nil {
+		if _, err := o.Push("u@d", []byte(fmt.Sprintf("<message id='%d'/>", i)), time.Unix(int64(i), 0), store.Quota{Items: 3}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := o.Push("u@d", []byte("<message/>"), time.Now(), 3); !errors.Is(err, store.ErrQuota) {
+	if _, err := o.Push("u@d", []byte("<message/>"), time.Now(), store.Quota{Items: 3}); !errors.Is(err, store.ErrQuota) {
 		t.Fatalf("Push over quota = %v", err)
 	}
 	if n, _ := o.Count("u@d"); n != 3 {
@@ -145,7 +147,7 @@ func offline(t *testing.T, s store.Store) {
 	if n, _ := o.Count("u@d"); n != 1 {
 		t.Fatalf("Count after delete = %d", n)
 	}
-	id, err := o.Push("u@d", []byte("<message id='new'/>"), time.Now(), 3)
+	id, err := o.Push("u@d", []byte("<message id='new'/>"), time.Now(), store.Quota{Items: 3})
 	if err != nil || id <= ids[2] {
 		t.Fatalf("ids must keep growing: %d after %d (%v)", id, ids[2], err)
 	}
@@ -189,7 +191,7 @@ func deleteUser(t *testing.T, s store.Store) {
 	s.Accounts().Create(store.Account{User: "u@d"})
 	s.Accounts().Create(store.Account{User: "u@dd"})
 	s.Rosters().Put("u@d", store.RosterItem{JID: "c@d"})
-	s.Offline().Push("u@d", []byte("<m/>"), time.Now(), 10)
+	s.Offline().Push("u@d", []byte("<m/>"), time.Now(), store.Quota{Items: 10})
 	s.Table("vcard").Set(store.UserKey("u@d"), []byte("x"))
 	s.Table("vcard").Set(store.UserKey("u@dd"), []byte("y"))
 	if err := s.Accounts().Delete("u@d"); err != nil {
@@ -246,5 +248,103 @@ func randomRoster(t *testing.T, s store.Store) {
 		if m := model[it.JID]; m.Name != it.Name || m.Sub != it.Sub {
 			t.Fatalf("seed %d: %+v != model %+v", seed, it, m)
 		}
+	}
+}
+
+// rosterLimit: a new item beyond Limit is refused with ErrQuota, replacing an item in a
+// full roster works, and a removal makes room again. The limit is per roster.
+func rosterLimit(t *testing.T, s store.Store) {
+	r := s.Rosters()
+	if r.Limit() != store.DefaultRosterItems {
+		t.Fatalf("default Limit = %d, want %d", r.Limit(), store.DefaultRosterItems)
+	}
+	r.SetLimit(3)
+	t.Cleanup(func() { r.SetLimit(0) })
+	for _, tc := range []struct {
+		op, contact string
+		want        error
+	}{
+		{"put", "a@d", nil},
+		{"put", "b@d", nil},
+		{"put", "c@d", nil},
+		{"put", "d@d", store.ErrQuota},
+		{"put", "b@d", nil}, // replacement
+		{"del", "a@d", nil},
+		{"put", "d@d", nil},
+		{"put", "e@d", store.ErrQuota},
+	} {
+		var err error
+		if tc.op == "put" {
+			_, err = r.Put("u@d", store.RosterItem{JID: tc.contact, Name: "n"})
+		} else {
+			_, err = r.Delete("u@d", tc.contact)
+		}
+		if !errors.Is(err, tc.want) {
+			t.Fatalf("%s %s = %v, want %v", tc.op, tc.contact, err, tc.want)
+		}
+	}
+	if items, _, _ := r.Get("u@d"); len(items) != 3 {
+		t.Fatalf("%d items, want 3", len(items))
+	}
+	if _, err := r.Put("v@d", store.RosterItem{JID: "a@d"}); err != nil {
+		t.Fatalf("another user's roster is full too: %v", err)
+	}
+	r.SetLimit(0)
+	if r.Limit() != store.DefaultRosterItems {
+		t.Fatalf("SetLimit(0) left %d", r.Limit())
+	}
+}
+
+// offlineQuota: Push checks the message count and the total bytes together; Delete and
+// DeleteAll give the bytes back.
+func offlineQuota(t *testing.T, s store.Store) {
+	o := s.Offline()
+	msg := func(n int) []byte { return bytes.Repeat([]byte("x"), n) }
+	q := store.Quota{Items: 10, Bytes: 100}
+	var ids []uint64
+	for _, tc := range []struct {
+		size      int
+		want      error
+		wantBytes int64
+	}{
+		{40, nil, 40},
+		{40, nil, 80},
+		{21, store.ErrQuota, 80}, // 101 > 100
+		{20, nil, 100},           // exactly at the quota
+		{1, store.ErrQuota, 100},
+	} {
+		id, err := o.Push("u@d", msg(tc.size), time.Unix(1, 0), q)
+		if !errors.Is(err, tc.want) {
+			t.Fatalf("Push %d bytes = %v, want %v", tc.size, err, tc.want)
+		}
+		if err == nil {
+			ids = append(ids, id)
+		}
+		if b, _ := o.Bytes("u@d"); b != tc.wantBytes {
+			t.Fatalf("after Push %d: Bytes = %d, want %d", tc.size, b, tc.wantBytes)
+		}
+	}
+	if err := o.Delete("u@d", ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := o.Bytes("u@d"); b != 60 {
+		t.Fatalf("Bytes after Delete = %d, want 60", b)
+	}
+	if _, err := o.Push("u@d", msg(40), time.Unix(1, 0), q); err != nil {
+		t.Fatalf("Push after Delete = %v", err)
+	}
+	// Count and bytes both hold: one message over the count is refused however small.
+	if _, err := o.Push("u@d", msg(1), time.Unix(1, 0), store.Quota{Items: 3, Bytes: 1000}); !errors.Is(err, store.ErrQuota) {
+		t.Fatalf("Push over the count = %v", err)
+	}
+	o.DeleteAll("u@d")
+	if b, _ := o.Bytes("u@d"); b != 0 {
+		t.Fatalf("Bytes after DeleteAll = %d", b)
+	}
+	if _, err := o.Push("u@d", msg(100), time.Unix(1, 0), q); err != nil {
+		t.Fatalf("Push after DeleteAll = %v", err)
+	}
+	if b, _ := o.Bytes("v@d"); b != 0 {
+		t.Fatalf("another user's Bytes = %d", b)
 	}
 }

@@ -42,6 +42,8 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	// Opening a stopped server's database may create it: private files, as in vireo.
+	admin.RestrictUmask()
 	fl := flag.NewFlagSet("vireoctl", flag.ContinueOnError)
 	fl.SetOutput(stderr)
 	cfgPath := fl.String("config", "vireo.toml", "server configuration file")

@@ -1,0 +1,65 @@
+package private_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/vireo-im/vireo/modules/private"
+	_ "github.com/vireo-im/vireo/modules/standard"
+	"github.com/vireo-im/vireo/router"
+	"github.com/vireo-im/vireo/router/routertest"
+	"github.com/vireo-im/vireo/store"
+)
+
+// TestQuota: private XML storage has a per-user quota of fragments and bytes
+// ([modules.private] max_items, max_bytes). A set past either gets resource-constraint and
+// stores nothing; replacing a fragment counts its new size only; another user has room.
+func TestQuota(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob"}, func(o *router.Options) {
+		o.ModuleConfig = func(id string, v any) error {
+			if c, ok := v.(*private.Config); ok {
+				c.MaxItems, c.MaxBytes = 3, 200
+			}
+			return nil
+		}
+	})
+	frag := func(ns string, n int) string {
+		return "<x xmlns='" + ns + "'>" + strings.Repeat("a", n) + "</x>"
+	}
+	a, b := e.Bind("alice", "pc"), e.Bind("bob", "pc")
+	for i, tc := range []struct {
+		name, user, frag, want string
+		items                  int // alice's stored fragments afterwards
+	}{
+		{"first", "alice", frag("urn:a", 10), "type='result'", 1},
+		{"second", "alice", frag("urn:b", 10), "type='result'", 2},
+		{"too many bytes", "alice", frag("urn:c", 150), "resource-constraint", 2},
+		{"replace grows within", "alice", frag("urn:b", 100), "type='result'", 2},
+		{"replace past the bytes", "alice", frag("urn:b", 160), "resource-constraint", 2},
+		{"third", "alice", frag("urn:c", 1), "type='result'", 3},
+		{"fourth past the items", "alice", frag("urn:d", 1), "resource-constraint", 3},
+		{"replace in a full store", "alice", frag("urn:a", 1), "type='result'", 3},
+		{"another user", "bob", frag("urn:d", 100), "type='result'", 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := a
+			if tc.user == "bob" {
+				s = b
+			}
+			id := fmt.Sprintf("q%d", i)
+			s.Send("<iq type='set' id='" + id + "'><query xmlns='jabber:iq:private'>" + tc.frag + "</query></iq>")
+			s.C.Wait(t, "id='"+id+"'", tc.want)
+			n := 0
+			e.Store.Table("private").Scan(store.UserKey("alice@example.org"), func(_, _ []byte) bool { n++; return true })
+			if n != tc.items {
+				t.Fatalf("alice has %d fragments, want %d", n, tc.items)
+			}
+		})
+	}
+	// The refused replacement left the old fragment.
+	a.Send("<iq type='get' id='g'><query xmlns='jabber:iq:private'><x xmlns='urn:b'/></query></iq>")
+	if got := a.C.Wait(t, "id='g'"); !strings.Contains(got, strings.Repeat("a", 100)+"</x>") {
+		t.Fatalf("fragment after a refused replacement: %s", got)
+	}
+}
