@@ -614,10 +614,23 @@ func (st *State) at(b []byte, o uint32) byte {
 func (st *State) matchEnd(b []byte, e0 uint32, n int, stk []uint32) bool {
 	s0 := stk[st.depth-1]
 	if s0 >= st.total && e0 >= st.total {
-		// Both names are in b: the usual case.
-		s, e := b[s0-st.total:], b[e0-st.total:e0-st.total+uint32(n)]
-		return len(s) > n && string(s[:n]) == string(e) && tagStop[s[n]]
+		// Both names are in b: the usual case. Names are short, a loop beats memequal.
+		s, e := b[s0-st.total:], b[e0-st.total:]
+		if len(s) <= n || len(e) < n || !tagStop[s[n]] {
+			return false
+		}
+		for k := 0; k < n; k++ {
+			if s[k] != e[k] {
+				return false
+			}
+		}
+		return true
 	}
+	return st.matchEndSplit(b, e0, n, s0)
+}
+
+// matchEndSplit is matchEnd when a name is (partly) in st.buf.
+func (st *State) matchEndSplit(b []byte, e0 uint32, n int, s0 uint32) bool {
 	for k := uint32(0); k < uint32(n); k++ {
 		if st.at(b, s0+k) != st.at(b, e0+k) {
 			return false
