@@ -334,6 +334,7 @@ func (c *conn) authSucceeded(out []byte) {
 	}
 	c.bare = bare
 	c.set(fAuthed)
+	c.authenticated()
 	c.srv().authOK.Add(1)
 	var b xmlstream.Builder
 	b.Start("success").Attr("xmlns", ns.SASL)

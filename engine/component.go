@@ -91,6 +91,7 @@ func (k *component) element(c *conn, st *xmlstream.Stanza) bool {
 		return false
 	}
 	c.set(fAuthed)
+	c.authenticated()
 	c.state.Store(stEstablished)
 	s.authOK.Add(1)
 	s.log.Info().Str("component", domain).Str("remote", c.ip).Msg("component connected")

@@ -38,6 +38,7 @@ const (
 	fBindWait
 	fCBRejected // the client tried -PLUS with a binding type we lack
 	fTLSWait    // STARTTLS answered, no TLS byte seen yet
+	fUnauth     // counted in the per-address limit of unauthenticated connections
 )
 
 // conn is one client connection, owned by its event loop except for the atomics, which
@@ -470,6 +471,7 @@ func (c *conn) onClose(err error) {
 	c.closing.Store(true)
 	s.open.Add(-1)
 	c.l.kind.closed(c)
+	c.authenticated() // gives back the per-address count if it never authenticated
 	if c.sess != nil {
 		s.rt.Unbind(c.sess)
 		s.established.Add(-1)

@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
@@ -81,6 +83,11 @@ type Config struct {
 	// addresses in Trusted are exempt.
 	RegisterLimit int
 	Trusted       []netip.Prefix
+	// MaxConnections bounds open connections (0: derived from the process's descriptor
+	// limit, leaving room for the database); MaxUnauthPerAddr bounds connections per client
+	// address (IPv6 per /64) that have not authenticated yet; Trusted networks are exempt.
+	MaxConnections   int
+	MaxUnauthPerAddr int
 }
 
 // trusted reports whether ip is in one of the trusted networks.
@@ -123,6 +130,21 @@ func (c *Config) defaults() {
 	if c.Loops <= 0 {
 		c.Loops = runtime.GOMAXPROCS(0)
 	}
+	if c.MaxConnections <= 0 {
+		c.MaxConnections = defaultMaxConnections()
+	}
+}
+
+// fdReserve is the part of the descriptor limit kept for the database, the admin socket,
+// outbound connections and the accept loops' reserve.
+const fdReserve = 512
+
+func defaultMaxConnections() int {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur < 2*fdReserve {
+		return 1 << 20
+	}
+	return int(lim.Cur) - fdReserve
 }
 
 // Server is the engine: listeners and connections.
@@ -138,7 +160,14 @@ type Server struct {
 	scanners sync.Pool
 	stopping atomic.Bool
 
+	react   *reactor
+	sockDir string
+	unauth  perAddr
+
 	open        atomic.Int64
+	pending     atomic.Int64 // accepted, not yet opened on a loop
+	acceptErrs  atomic.Int64
+	refused     atomic.Int64
 	established atomic.Int64
 	tlsConns    atomic.Int64
 	authOK      atomic.Int64
@@ -205,74 +234,63 @@ func (s *Server) config() *Config { return s.cfg.Load() }
 
 func (s *Server) isLocal(d string) bool { return (*s.domains.Load())[d] }
 
-// Start opens every listener and returns once they accept connections.
+// Start opens every listener and the event loops, and returns once they accept
+// connections.
 func (s *Server) Start() error {
-	cfg := s.config()
+	if err := s.startLoops(); err != nil {
+		return err
+	}
 	for _, l := range s.ls {
-		addr, err := resolveAddr(l.cfg.Addr)
+		ln, err := net.Listen("tcp", strings.TrimPrefix(l.cfg.Addr, "tcp://"))
 		if err != nil {
 			s.stopListeners()
-			return fmt.Errorf("engine: listener %s: %w", l.cfg.Name, err)
+			return fmt.Errorf("engine: listener %s on %s: %w", l.cfg.Name, l.cfg.Addr, err)
 		}
-		l.addr = addr
-		l.ready = make(chan struct{})
-		l.exited = make(chan error, 1)
-		go func(l *listener) {
-			err := gnet.Run(l, "tcp://"+gnetAddr(addr),
-				gnet.WithMulticore(true),
-				gnet.WithNumEventLoop(cfg.Loops),
-				gnet.WithTicker(true),
-				gnet.WithTCPNoDelay(gnet.TCPNoDelay),
-				gnet.WithReuseAddr(true),
-				gnet.WithLogger(gnetLogger{s.log}),
-				gnet.WithReadBufferCap(64<<10),
-			)
-			l.exited <- err
-		}(l)
-		select {
-		case <-l.ready:
-		case err := <-l.exited:
-			s.stopListeners()
-			if err == nil {
-				err = errors.New("stopped")
-			}
-			return fmt.Errorf("engine: listener %s on %s: %w", l.cfg.Name, addr, err)
-		case <-time.After(10 * time.Second):
-			s.stopListeners()
-			return fmt.Errorf("engine: listener %s on %s did not start", l.cfg.Name, addr)
-		}
-		s.log.Debug().Str("listener", l.cfg.Name).Stringer("addr", addr).Msg("listening")
+		l.ln = ln.(*net.TCPListener)
+		l.addr = l.ln.Addr().(*net.TCPAddr)
+		l.done = make(chan struct{})
+		go l.acceptLoop()
+		s.log.Debug().Str("listener", l.cfg.Name).Stringer("addr", l.addr).Msg("listening")
 	}
 	return nil
 }
 
-// resolveAddr turns a configured address into a concrete TCP address; port 0 is replaced
-// by a free port so that tests can ask for one and learn it from Addr.
-func resolveAddr(a string) (*net.TCPAddr, error) {
-	a = strings.TrimPrefix(a, "tcp://")
-	host, port, err := net.SplitHostPort(a)
+// startLoops runs the gnet event loops. Connections come to them from our own accept loops
+// (listen.go), never from gnet's acceptor: gnet stops the whole engine, and every
+// connection on it, on the first accept error it does not expect (EMFILE), and a server
+// must shed load there instead. gnet still needs one listening address of its own; it is a
+// Unix socket in a private directory that nobody else can reach.
+func (s *Server) startLoops() error {
+	cfg := s.config()
+	dir, err := os.MkdirTemp("", "vireo-loops-")
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("engine: %w", err)
 	}
-	if port == "0" {
-		ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-		if err != nil {
-			return nil, err
+	s.sockDir = dir
+	s.react = &reactor{srv: s, ready: make(chan struct{}), exited: make(chan error, 1)}
+	go func() {
+		err := gnet.Run(s.react, "unix://"+filepath.Join(dir, "loops.sock"),
+			gnet.WithMulticore(true),
+			gnet.WithNumEventLoop(cfg.Loops),
+			gnet.WithLoadBalancing(gnet.LeastConnections),
+			gnet.WithTicker(true),
+			gnet.WithTCPNoDelay(gnet.TCPNoDelay),
+			gnet.WithLogger(gnetLogger{s.log}),
+			gnet.WithReadBufferCap(64<<10),
+		)
+		s.react.exited <- err
+	}()
+	select {
+	case <-s.react.ready:
+		return nil
+	case err := <-s.react.exited:
+		if err == nil {
+			err = errors.New("stopped")
 		}
-		port = strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-		ln.Close()
+		return fmt.Errorf("engine: event loops: %w", err)
+	case <-time.After(10 * time.Second):
+		return errors.New("engine: event loops did not start")
 	}
-	return net.ResolveTCPAddr("tcp", net.JoinHostPort(host, port))
-}
-
-// gnetAddr is the address as gnet wants it: gnet makes a socket bound to "::" IPv6-only,
-// so the unspecified IPv6 address is passed as ":port", which gnet binds dual-stack, and
-// "[::]:5222" in the config serves IPv4 clients too, as operators expect.
-func gnetAddr(a *net.TCPAddr) string {
-	if a.IP == nil || (a.IP.IsUnspecified() && a.IP.To4() == nil) {
-		return ":" + strconv.Itoa(a.Port)
-	}
-	return a.String()
 }
 
 // Addr returns the bound address of the first listener named name.
@@ -291,6 +309,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if !s.stopping.CompareAndSwap(false, true) {
 		return nil
 	}
+	s.closeAcceptors()
 	for _, l := range s.ls {
 		for _, c := range l.snapshot() {
 			c.Close(stanza.SystemShutdown)
@@ -309,42 +328,54 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return nil
 }
 
-func (s *Server) stopListeners() {
+func (s *Server) closeAcceptors() {
 	for _, l := range s.ls {
-		if l.eng.Validate() == nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-			l.eng.Stop(ctx)
-			cancel()
+		if l.ln != nil {
+			l.ln.Close()
+			<-l.done
+			l.ln = nil
 		}
+	}
+}
+
+func (s *Server) stopListeners() {
+	s.closeAcceptors()
+	if s.react != nil && s.react.eng.Validate() == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		s.react.eng.Stop(ctx)
+		cancel()
+	}
+	if s.sockDir != "" {
+		os.RemoveAll(s.sockDir)
 	}
 }
 
 // Stats are connection counters.
 type Stats struct {
-	Open        int64 `json:"open"`
-	Established int64 `json:"established"`
-	TLS         int64 `json:"tls"`
-	AuthOK      int64 `json:"auth_ok"`
-	AuthFail    int64 `json:"auth_fail"`
+	Open         int64 `json:"open"`
+	AcceptErrors int64 `json:"accept_errors"` // failed accepts (EMFILE ...), shed and survived
+	Refused      int64 `json:"refused"`       // connections closed at once: over a limit
+	Established  int64 `json:"established"`
+	TLS          int64 `json:"tls"`
+	AuthOK       int64 `json:"auth_ok"`
+	AuthFail     int64 `json:"auth_fail"`
 }
 
 // Stats returns a snapshot of the counters.
 func (s *Server) Stats() Stats {
-	return Stats{Open: s.open.Load(), Established: s.established.Load(), TLS: s.tlsConns.Load(),
+	return Stats{Open: s.open.Load(), AcceptErrors: s.acceptErrs.Load(), Refused: s.refused.Load(), Established: s.established.Load(), TLS: s.tlsConns.Load(),
 		AuthOK: s.authOK.Load(), AuthFail: s.authFail.Load()}
 }
 
-// listener is one gnet engine and the registry of its connections (for shutdown and the
-// timeout sweep).
+// listener is one listening address: our accept loop (listen.go) and the registry of its
+// connections (for shutdown and the timeout sweep).
 type listener struct {
-	gnet.BuiltinEventEngine
-	srv    *Server
-	cfg    Listener
-	kind   streamKind
-	addr   *net.TCPAddr
-	eng    gnet.Engine
-	ready  chan struct{}
-	exited chan error
+	srv  *Server
+	cfg  Listener
+	kind streamKind
+	addr *net.TCPAddr
+	ln   *net.TCPListener
+	done chan struct{} // closed when the accept loop has returned
 
 	mu    sync.Mutex
 	conns map[*conn]struct{}
@@ -360,25 +391,41 @@ func (l *listener) snapshot() []*conn {
 	return out
 }
 
+// reactor is the gnet event handler of the server's event loops; a connection's listener
+// travels to OnOpen as its initial context.
+type reactor struct {
+	gnet.BuiltinEventEngine
+	srv    *Server
+	eng    gnet.Engine
+	ready  chan struct{}
+	exited chan error
+}
+
 // OnBoot implements gnet.EventHandler.
-func (l *listener) OnBoot(eng gnet.Engine) gnet.Action {
-	l.eng = eng
-	close(l.ready)
+func (r *reactor) OnBoot(eng gnet.Engine) gnet.Action {
+	r.eng = eng
+	close(r.ready)
 	return gnet.None
 }
 
 // OnOpen implements gnet.EventHandler.
-func (l *listener) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
-	s := l.srv
-	if s.stopping.Load() {
-		return nil, gnet.Close
+func (r *reactor) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
+	s := r.srv
+	l, ok := gc.Context().(*listener)
+	if !ok {
+		return nil, gnet.Close // a connection to the loops' own socket: nobody should make one
 	}
+	s.pending.Add(-1)
 	c := newConn(l, gc)
+	c.set(fUnauth) // counted per address at accept, until it authenticates or closes
 	gc.SetContext(c)
 	l.mu.Lock()
 	l.conns[c] = struct{}{}
 	l.mu.Unlock()
 	s.open.Add(1)
+	if s.stopping.Load() {
+		return nil, gnet.Close
+	}
 	s.log.Debug().Str("listener", l.cfg.Name).Str("remote", c.ip).Msg("open")
 	if l.cfg.DirectTLS {
 		c.startTLS()
@@ -387,11 +434,12 @@ func (l *listener) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 }
 
 // OnClose implements gnet.EventHandler.
-func (l *listener) OnClose(gc gnet.Conn, err error) gnet.Action {
+func (r *reactor) OnClose(gc gnet.Conn, err error) gnet.Action {
 	c, ok := gc.Context().(*conn)
 	if !ok {
 		return gnet.None
 	}
+	l := c.l
 	l.mu.Lock()
 	delete(l.conns, c)
 	l.mu.Unlock()
@@ -400,7 +448,7 @@ func (l *listener) OnClose(gc gnet.Conn, err error) gnet.Action {
 }
 
 // OnTraffic implements gnet.EventHandler.
-func (l *listener) OnTraffic(gc gnet.Conn) gnet.Action {
+func (r *reactor) OnTraffic(gc gnet.Conn) gnet.Action {
 	c, ok := gc.Context().(*conn)
 	if !ok {
 		return gnet.Close
@@ -409,9 +457,13 @@ func (l *listener) OnTraffic(gc gnet.Conn) gnet.Action {
 	return gnet.None
 }
 
-// OnTick sweeps the listener's connections for timeouts.
-func (l *listener) OnTick() (time.Duration, gnet.Action) {
-	l.sweep(time.Now())
+// OnTick sweeps every listener's connections for timeouts.
+func (r *reactor) OnTick() (time.Duration, gnet.Action) {
+	now := time.Now()
+	for _, l := range r.srv.ls {
+		l.sweep(now)
+	}
+	r.srv.throttle.gc(now)
 	return tickEvery, gnet.None
 }
 

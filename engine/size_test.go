@@ -13,15 +13,3 @@ func TestConnSize(t *testing.T) {
 	}
 	t.Logf("conn: %d bytes", unsafe.Sizeof(conn{}))
 }
-
-func TestGnetAddrDualStack(t *testing.T) {
-	for in, want := range map[string]string{"[::]:5222": ":5222", ":5222": ":5222", "0.0.0.0:5222": "0.0.0.0:5222", "127.0.0.1:1": "127.0.0.1:1", "[::1]:5": "[::1]:5"} {
-		a, err := resolveAddr(in)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := gnetAddr(a); got != want {
-			t.Errorf("%s -> %s, want %s", in, got, want)
-		}
-	}
-}

@@ -55,5 +55,4 @@ func (l *listener) sweep(now time.Time) {
 				"'><ping xmlns='urn:xmpp:ping'/></iq>"))
 		}
 	}
-	l.srv.throttle.gc(now)
 }

@@ -67,6 +67,8 @@ type C2S struct {
 	AuthFailuresPerMinute int      `toml:"auth_failures_per_minute"`
 	RegistrationsPerMin   int      `toml:"registrations_per_minute"`
 	TrustedNetworks       []string `toml:"trusted_networks"`
+	MaxConnections        int      `toml:"max_connections"`
+	MaxUnauthPerAddress   int      `toml:"max_unauth_per_address"`
 	PingInterval          Duration `toml:"ping_interval"`
 	PingTimeout           Duration `toml:"ping_timeout"`
 }
@@ -117,6 +119,7 @@ func Defaults(domain string) *Config {
 			MaxOutbound:           1 << 20,
 			AuthFailuresPerMinute: 10,
 			RegistrationsPerMin:   10,
+			MaxUnauthPerAddress:   64,
 			TrustedNetworks:       []string{"127.0.0.0/8", "::1/128"},
 			PingInterval:          Duration{4 * time.Minute},
 			PingTimeout:           Duration{60 * time.Second},
@@ -201,6 +204,9 @@ func (c *Config) normalize() error {
 	}
 	if c.C2S.PingInterval.Duration < time.Second || c.C2S.PingTimeout.Duration < time.Second {
 		return errors.New("c2s.ping_interval and c2s.ping_timeout must be at least 1s")
+	}
+	if c.C2S.MaxConnections < 0 || c.C2S.MaxUnauthPerAddress < 0 {
+		return errors.New("c2s.max_connections and c2s.max_unauth_per_address must not be negative")
 	}
 	if c.C2S.RegistrationsPerMin < 0 {
 		return errors.New("c2s.registrations_per_minute must not be negative")

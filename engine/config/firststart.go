@@ -78,7 +78,11 @@ max_outbound = 1048576
 auth_failures_per_minute = 10
 # In-band registrations per client address per minute (resource-constraint beyond).
 registrations_per_minute = 10
-# Networks exempt from the registration limit (bulk provisioning from this machine).
+# Open connections at most (0: the process's descriptor limit minus a reserve of 512).
+max_connections = 0
+# Connections per client address (IPv6: per /64) that have not logged in yet.
+max_unauth_per_address = 64
+# Networks exempt from the per-address limits (bulk provisioning, load tests, a proxy here).
 trusted_networks = ["127.0.0.0/8", "::1/128"]
 # An established stream silent this long gets an XEP-0199 ping; no answer within
 # ping_timeout closes it (dead phones behind NATs).

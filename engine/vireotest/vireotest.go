@@ -44,6 +44,8 @@ type Options struct {
 	Components     []engine.Component // opens a component listener when set
 	RegisterLimit  int
 	Trusted        []netip.Prefix
+	MaxConns       int
+	MaxUnauthAddr  int
 	Dir            string // data directory; default t.TempDir()
 	Logger         *zerolog.Logger
 }
@@ -107,25 +109,27 @@ func Start(t testing.TB, o Options) *Server {
 		ls = append(ls, engine.Listener{Name: "component", Addr: "127.0.0.1:0", Kind: engine.KindComponent})
 	}
 	eng, err := engine.New(engine.Config{
-		Domains:        []string{o.Domain},
-		Listeners:      ls,
-		Components:     o.Components,
-		RegisterLimit:  o.RegisterLimit,
-		Trusted:        o.Trusted,
-		TLS:            tlsCfg,
-		RequireTLS:     requireTLS,
-		AllowPlain:     o.AllowPlain,
-		Registration:   o.Registration,
-		PreAuthTimeout: o.PreAuthTimeout,
-		MaxOutbound:    o.MaxOutbound,
-		Limits:         lim,
-		Store:          st,
-		Router:         rt,
-		Logger:         log,
-		AuthFailLimit:  o.AuthFailLimit,
-		PingAfter:      o.PingAfter,
-		PingTimeout:    o.PingTimeout,
-		Loops:          2,
+		Domains:          []string{o.Domain},
+		Listeners:        ls,
+		Components:       o.Components,
+		RegisterLimit:    o.RegisterLimit,
+		Trusted:          o.Trusted,
+		MaxConnections:   o.MaxConns,
+		MaxUnauthPerAddr: o.MaxUnauthAddr,
+		TLS:              tlsCfg,
+		RequireTLS:       requireTLS,
+		AllowPlain:       o.AllowPlain,
+		Registration:     o.Registration,
+		PreAuthTimeout:   o.PreAuthTimeout,
+		MaxOutbound:      o.MaxOutbound,
+		Limits:           lim,
+		Store:            st,
+		Router:           rt,
+		Logger:           log,
+		AuthFailLimit:    o.AuthFailLimit,
+		PingAfter:        o.PingAfter,
+		PingTimeout:      o.PingTimeout,
+		Loops:            2,
 	})
 	if err == nil {
 		err = eng.Start()
@@ -199,7 +203,17 @@ func (s *Server) Dial(t testing.TB) *RawConn {
 // DialAddr opens a raw TCP connection to addr.
 func DialAddr(t testing.TB, addr string) *RawConn {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	return DialFrom(t, addr, "")
+}
+
+// DialFrom opens a raw TCP connection to addr from the local address ip ("" for any).
+func DialFrom(t testing.TB, addr, ip string) *RawConn {
+	t.Helper()
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	if ip != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(ip)}
+	}
+	c, err := d.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -283,6 +297,18 @@ func (r *RawConn) ExpectClosed() string {
 func (s *Server) DialTLS(t testing.TB) *RawConn {
 	t.Helper()
 	return s.DialTLSFrom(t, "")
+}
+
+// TryDialTLSFrom is DialTLSFrom that returns the error (a refused connection fails its
+// TLS handshake) instead of failing the test.
+func (s *Server) TryDialTLSFrom(t testing.TB, ip string) (*RawConn, error) {
+	d := &net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+	c, err := tls.DialWithDialer(d, "tcp", s.TLSAddr(), s.ClientTLS())
+	if err != nil {
+		return nil, err
+	}
+	t.Cleanup(func() { c.Close() })
+	return &RawConn{t: t, c: c}, nil
 }
 
 // DialTLSFrom is DialTLS from the local address ip (another 127.0.0.x stands in for

@@ -1,0 +1,152 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+)
+
+// acceptLoop accepts connections for one listener and hands them to the event loops. It
+// owns load shedding: over the global connection limit, or over the per-address limit of
+// connections that have not authenticated, a connection is closed at once; when the process
+// is out of descriptors (EMFILE, ENFILE) it frees its reserve descriptor to accept and
+// close what is queued, backs off, and keeps going. Nothing makes it stop but Close.
+func (l *listener) acceptLoop() {
+	defer close(l.done)
+	s := l.srv
+	reserve, _ := os.Open(os.DevNull)
+	defer func() {
+		if reserve != nil {
+			reserve.Close()
+		}
+	}()
+	var backoff time.Duration
+	var lastLog time.Time
+	for {
+		nc, err := l.ln.AcceptTCP()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			s.acceptErrs.Add(1)
+			if now := time.Now(); now.Sub(lastLog) > 10*time.Second {
+				lastLog = now
+				s.log.Error().Err(err).Str("listener", l.cfg.Name).Int64("accept_errors", s.acceptErrs.Load()).
+					Msg("accept failed; shedding connections until it recovers")
+			}
+			if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+				// Out of descriptors: use the reserve to take one queued connection off
+				// the backlog and close it, so clients are refused rather than left
+				// hanging, then take the reserve back.
+				if reserve != nil {
+					reserve.Close()
+					reserve = nil
+					if c, err := l.ln.AcceptTCP(); err == nil {
+						c.SetLinger(0)
+						c.Close()
+						s.refused.Add(1)
+					}
+					reserve, _ = os.Open(os.DevNull)
+				}
+			}
+			if backoff == 0 {
+				backoff = 5 * time.Millisecond
+			} else if backoff < time.Second {
+				backoff *= 2
+			}
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		if !l.admit(nc) {
+			nc.SetLinger(0)
+			nc.Close()
+			s.refused.Add(1)
+		}
+	}
+}
+
+// admit applies the connection limits and hands nc to an event loop.
+func (l *listener) admit(nc *net.TCPConn) bool {
+	s := l.srv
+	cfg := s.config()
+	if s.stopping.Load() {
+		return false
+	}
+	if max := cfg.MaxConnections; max > 0 && s.open.Load()+s.pending.Load() >= int64(max) {
+		return false
+	}
+	ip := ""
+	if a, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
+		ip = a.IP.String()
+	}
+	key := addrKey(ip)
+	if !s.unauth.add(key, cfg.MaxUnauthPerAddr, cfg.trusted(ip)) {
+		return false
+	}
+	s.pending.Add(1)
+	ctx := gnet.NewNetConnContext(gnet.NewContext(context.Background(), l), nc)
+	ch, err := s.react.eng.Register(ctx)
+	if err != nil {
+		s.pending.Add(-1)
+		s.unauth.done(key)
+		return false
+	}
+	// gnet duplicates the descriptor on a worker and closes nc; a failure there means
+	// OnOpen never runs, so the counts are given back here.
+	go func() {
+		if r, ok := <-ch; ok && r.Err != nil {
+			s.pending.Add(-1)
+			s.unauth.done(key)
+			s.refused.Add(1)
+		}
+	}()
+	return true
+}
+
+// perAddr counts connections per client address (IPv6 per /64) that have not
+// authenticated yet.
+type perAddr struct {
+	mu sync.Mutex
+	m  map[string]int32
+}
+
+// add counts one for key; it reports false, counting nothing, when key is at limit
+// (limit <= 0 or trusted: no limit).
+func (p *perAddr) add(key string, limit int, trusted bool) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.m == nil {
+		p.m = map[string]int32{}
+	}
+	n := p.m[key]
+	if limit > 0 && !trusted && int(n) >= limit {
+		return false
+	}
+	p.m[key] = n + 1
+	return true
+}
+
+func (p *perAddr) done(key string) {
+	p.mu.Lock()
+	if n := p.m[key]; n <= 1 {
+		delete(p.m, key)
+	} else {
+		p.m[key] = n - 1
+	}
+	p.mu.Unlock()
+}
+
+// authenticated ends c's count as an unauthenticated connection of its address.
+func (c *conn) authenticated() {
+	if c.has(fUnauth) {
+		c.clear(fUnauth)
+		c.srv().unauth.done(addrKey(c.ip))
+	}
+}
