@@ -166,6 +166,12 @@ func (c *conn) established(st *xmlstream.Stanza) {
 	}
 	if !c.srv().rt.Submit(c.sess, st) {
 		c.fail(stanza.PolicyViolation, "too many stanzas")
+		return
+	}
+	if c.sess.Blocked() {
+		// Backpressure: take nothing more from this client until the router has passed
+		// on what it holds (Resume).
+		c.set(fBlocked)
 	}
 }
 

@@ -39,6 +39,7 @@ const (
 	fCBRejected // the client tried -PLUS with a binding type we lack
 	fTLSWait    // STARTTLS answered, no TLS byte seen yet
 	fUnauth     // counted in the per-address limit of unauthenticated connections
+	fBlocked    // the router holds too many of this session's bytes: hold input until Resume
 )
 
 // conn is one client connection, owned by its event loop except for the atomics, which
@@ -93,6 +94,10 @@ func (c *conn) domainName() string {
 
 var plainPool bytebufferpool.Pool
 
+// heldBlockedFactor times the stanza limit is what a client blocked by backpressure may
+// send before it is cut off (4 MiB at the default 256 KiB).
+const heldBlockedFactor = 16
+
 // onTraffic runs on the loop for every readable event and every Wake.
 func (c *conn) onTraffic() {
 	defer c.recoverPanic()
@@ -144,7 +149,7 @@ func (c *conn) onTraffic() {
 
 // input processes plaintext, or holds it while the connection waits for a worker result.
 func (c *conn) input(p []byte) {
-	if c.has(fPaused) || c.held != nil {
+	if c.has(fPaused|fBlocked) || c.held != nil {
 		c.hold(p)
 		return
 	}
@@ -161,7 +166,15 @@ func (c *conn) hold(p []byte) {
 		c.held = plainPool.Get()
 		c.held.B = c.held.B[:0]
 	}
-	if len(c.held.B)+len(p) > 2*c.srv().config().Limits.MaxStanza {
+	// While a worker answers (SASL, bind) a client has no reason to send much; under
+	// backpressure a fast but honest client may have a burst in flight, so it gets more
+	// room. Past either bound the stream is closed: gnet cannot stop reading a socket, so
+	// this is where memory stops growing.
+	limit := 2 * c.srv().config().Limits.MaxStanza
+	if c.has(fBlocked) {
+		limit = heldBlockedFactor * c.srv().config().Limits.MaxStanza
+	}
+	if len(c.held.B)+len(p) > limit {
 		c.fail(stanza.PolicyViolation, "too much data while the server was busy with this stream")
 		return
 	}
@@ -171,7 +184,26 @@ func (c *conn) hold(p []byte) {
 // resume continues after a worker or router result: it processes what was held.
 func (c *conn) resume() {
 	c.clear(fPaused)
-	for c.held != nil && !c.has(fPaused) && !c.closing.Load() {
+	c.drainHeld()
+}
+
+// Resume implements router.Conn: the router has drained this session's stanzas, so input
+// held back meanwhile is processed, on the loop. gnet has no way to stop reading a socket,
+// so "not reading" means holding what arrives, bounded (hold), not growing without end.
+func (c *conn) Resume() {
+	c.gc.Wake(func(_ gnet.Conn, err error) error {
+		if err != nil || c.closing.Load() {
+			return nil
+		}
+		defer c.recoverPanic()
+		c.clear(fBlocked)
+		c.drainHeld()
+		return nil
+	})
+}
+
+func (c *conn) drainHeld() {
+	for c.held != nil && !c.has(fPaused|fBlocked) && !c.closing.Load() {
 		h := c.held
 		c.held = nil
 		sc := c.srv().scanners.Get().(*xmlstream.Scanner)
@@ -191,7 +223,7 @@ func (c *conn) process(sc *xmlstream.Scanner, p []byte) []byte {
 		if c.closing.Load() {
 			return nil
 		}
-		if c.has(fPaused) {
+		if c.has(fPaused | fBlocked) {
 			return p
 		}
 		ev, n, err := sc.Next(&c.scan, p)
@@ -391,6 +423,41 @@ func (c *conn) asyncWrite(b []byte) error {
 		writePool.Put(buf)
 	}
 	return err
+}
+
+// Drained implements router.Conn. An empty write queued behind everything sent so far
+// finds, when gnet runs its callback, the earlier bytes either on the socket or in gnet's
+// outbound buffer (a client that reads slowly); in the second case it looks again, backing
+// off, until the buffer is empty or the connection is gone.
+func (c *conn) Drained(f func(ok bool)) {
+	if c.closing.Load() {
+		f(false)
+		return
+	}
+	if err := c.gc.AsyncWrite([]byte{}, func(gc gnet.Conn, err error) error {
+		c.checkDrained(gc, err, f, 10*time.Millisecond)
+		return nil
+	}); err != nil {
+		f(false)
+	}
+}
+
+func (c *conn) checkDrained(gc gnet.Conn, err error, f func(bool), wait time.Duration) {
+	switch {
+	case err != nil || c.closing.Load():
+		f(false)
+	case gc.OutboundBuffered() == 0:
+		f(true)
+	default:
+		time.AfterFunc(wait, func() {
+			if werr := gc.Wake(func(gc gnet.Conn, err error) error {
+				c.checkDrained(gc, err, f, min(2*wait, time.Second))
+				return nil
+			}); werr != nil {
+				f(false)
+			}
+		})
+	}
 }
 
 // closeAfterWrites closes the socket once everything queued before it is written.

@@ -77,6 +77,7 @@ func (s *shard) detach(o *op) {
 		se.det.timer.Stop()
 	}
 	se.conn = nil
+	se.resumer.Store(nil)
 	s.gen++
 	gen := s.gen
 	se.det.gen = gen
@@ -102,7 +103,11 @@ func (s *shard) attach(o *op) {
 	}
 	se.det = nil
 	se.conn = o.conn
+	se.resumer.Store(&connBox{o.conn})
 	s.r.detachedN.Add(-1)
+	if se.blocked.CompareAndSwap(true, false) {
+		o.conn.Resume()
+	}
 	for i, raw := range d.queue {
 		if !se.conn.Send(raw) {
 			// The new stream is already gone: what is left follows the RFC 6121 rules.

@@ -44,6 +44,12 @@ type Conn interface {
 	// Send copies b into the stream's write queue. Safe for concurrent use; never blocks;
 	// false when the stream is closed or over its outbound cap.
 	Send(b []byte) bool
+	// Resume tells the stream that its session is no longer blocked (Session.Blocked):
+	// reading from the client may go on. Safe for concurrent use.
+	Resume()
+	// Drained calls f once everything sent before it has been written to the socket
+	// (true), or when the stream is gone first (false). f may run on any goroutine.
+	Drained(f func(ok bool))
 	// Close sends a stream error with cond ("" for none), closes the stream. Idempotent.
 	Close(cond stanza.StreamCondition)
 }
@@ -63,6 +69,9 @@ type Options struct {
 	Workers, WorkQueue int
 	// DetachedLimits bound what a detached session queues (default 1000 stanzas, 1 MiB).
 	DetachedLimits Limits
+	// SenderInflight bounds the bytes of one session's stanzas inside the router at once
+	// (default 1 MiB); above it the engine stops reading that client until they drain.
+	SenderInflight int
 }
 
 // Limits bound a queue by stanzas and by bytes.
@@ -127,6 +136,10 @@ func New(o Options) (*Router, error) {
 	if o.DetachedLimits.Bytes <= 0 {
 		o.DetachedLimits.Bytes = 1 << 20
 	}
+	if o.SenderInflight <= 0 {
+		o.SenderInflight = 1 << 20
+	}
+	senderLimit.Store(int64(o.SenderInflight))
 	r := &Router{opts: o, log: o.Logger, st: o.Store, now: o.Now, seed: maphash.MakeSeed()}
 	r.SetDomains(o.Domains)
 	r.reg = newRegistry(r)
@@ -255,6 +268,8 @@ func (r *Router) Submit(s *Session, st *xmlstream.Stanza) bool {
 	o.pk = k
 	o.buf = bufPool.Get()
 	o.buf.B = xmlstream.SetAttrs(o.buf.B[:0], st.Raw, xmlstream.AttrSet{Name: "from", Value: s.fullB})
+	o.charged, o.n = s, int64(len(o.buf.B))
+	s.charge(o.n, int64(r.opts.SenderInflight))
 	if !s.shard.q.push(o) {
 		putOp(o)
 		r.dropped.Add(1)
@@ -262,6 +277,9 @@ func (r *Router) Submit(s *Session, st *xmlstream.Stanza) bool {
 	}
 	return true
 }
+
+// senderLimit is Options.SenderInflight for putOp, which has no router at hand.
+var senderLimit atomic.Int64
 
 // Unbind ends a session. Safe to call once per session from any goroutine; later calls
 // do nothing.
@@ -438,6 +456,8 @@ type op struct {
 	conn     Conn
 	done     func(*Session, error)
 	svc      *module.Service
+	charged  *Session // the sender whose inflight bytes this op holds
+	n        int64
 	fn       func(module.Context)
 	gen      uint64
 	timeout  time.Duration
@@ -450,6 +470,10 @@ func getOp() *op { return opPool.Get().(*op) }
 func putOp(o *op) {
 	if o.buf != nil {
 		bufPool.Put(o.buf)
+	}
+	if o.charged != nil {
+		o.charged.credit(o.n, senderLimit.Load())
+		o.charged, o.n = nil, 0
 	}
 	o.next.Store(nil)
 	o.kind, o.pk, o.cond = 0, 0, ""

@@ -227,6 +227,8 @@ func BenchmarkChatDelivery(b *testing.B) {
 type countConn struct{ n atomic.Int64 }
 
 func (c *countConn) Send([]byte) bool             { c.n.Add(1); return true }
+func (c *countConn) Resume()                      {}
+func (c *countConn) Drained(f func(bool))         { f(true) }
 func (c *countConn) Close(stanza.StreamCondition) {}
 
 func bindCounting(e *routertest.Env, user, res string) *countConn {

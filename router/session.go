@@ -16,7 +16,14 @@ import (
 // detach timeout hands them to the RFC 6121 rules (other resources, offline storage,
 // errors).
 type Session struct {
-	gone  atomic.Bool // Unbind called
+	gone atomic.Bool // Unbind called
+	// inflight counts the bytes of this session's stanzas still inside the router; over
+	// Options.SenderInflight the engine stops taking more from the client (blocked) until
+	// they drain below half of it and the router calls the Conn's Resume.
+	inflight atomic.Int64
+	blocked  atomic.Bool
+	resumer  atomic.Pointer[connBox]
+
 	shard *shard
 	conn  Conn // nil while detached
 	jid   jid.JID
@@ -42,6 +49,29 @@ type detached struct {
 }
 
 type kv struct{ k, v any }
+
+type connBox struct{ c Conn }
+
+// Blocked reports whether the session's client should not be read from until the router
+// calls its Conn's Resume. Safe for concurrent use.
+func (s *Session) Blocked() bool { return s.blocked.Load() }
+
+// charge counts n bytes of a submitted stanza against the session.
+func (s *Session) charge(n int64, limit int64) {
+	if s.inflight.Add(n) > limit {
+		s.blocked.Store(true)
+	}
+}
+
+// credit gives n bytes back once their op is done, and resumes the client when enough has
+// drained. It runs on whichever shard finished the op.
+func (s *Session) credit(n int64, limit int64) {
+	if s.inflight.Add(-n) <= limit/2 && s.blocked.Load() && s.blocked.CompareAndSwap(true, false) {
+		if b := s.resumer.Load(); b != nil {
+			b.c.Resume()
+		}
+	}
+}
 
 var _ module.Session = (*Session)(nil)
 
@@ -131,4 +161,22 @@ func (s *Session) SetValue(key, v any) {
 	if v != nil {
 		s.values = append(s.values, kv{key, v})
 	}
+}
+
+// AfterWritten implements module.Session.
+func (s *Session) AfterWritten(done func(c module.Context, ok bool)) {
+	sh := s.shard
+	bare := s.jid.Bare()
+	back := func(ok bool) {
+		o := getOp()
+		o.kind = opCall
+		o.bare = bare
+		o.fn = func(c module.Context) { done(c, ok && !s.gone.Load()) }
+		sh.q.pushForce(o)
+	}
+	if s.gone.Load() || s.conn == nil {
+		back(false)
+		return
+	}
+	s.conn.Drained(back)
 }

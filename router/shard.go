@@ -170,6 +170,7 @@ func (s *shard) bind(o *op) {
 		return
 	}
 	se := &Session{shard: s, conn: o.conn, jid: full, fullB: []byte(full.String()), user: u}
+	se.resumer.Store(&connBox{o.conn})
 	u.sessions = append(u.sessions, se)
 	u.exists = true
 	s.r.online.Add(1)

@@ -274,6 +274,11 @@ type Session interface {
 	// Detached reports whether the session has no connection right now (its stanzas are
 	// queued until it resumes or expires).
 	Detached() bool
+	// AfterWritten runs done on this session's shard once everything sent to the session
+	// so far has been written to its connection (ok), or when that can no longer happen
+	// (the session ended or is detached: ok is false). Flow control for bulk sends such as
+	// offline messages: delete or send more only when the client has what was sent.
+	AfterWritten(done func(c Context, ok bool))
 }
 
 // Context is what a handler or hook gets; valid during the call, on one shard worker.

@@ -7,6 +7,7 @@ package offline
 
 import (
 	"errors"
+	"sync"
 
 	"github.com/rs/zerolog"
 
@@ -24,7 +25,7 @@ const (
 	DefaultQuotaBytes = 10 << 20
 )
 
-func init() { module.Register(Offline{}) }
+func init() { module.Register(new(Offline)) }
 
 // Config is [modules.offline].
 type Config struct {
@@ -41,12 +42,13 @@ func (c *Config) SetDefaultQuota(n int) {
 
 // Offline is the offline storage module.
 type Offline struct {
-	cfg Config
-	log zerolog.Logger
+	cfg  Config
+	log  zerolog.Logger
+	busy sync.Map // bare JID -> the session a delivery is in progress for
 }
 
 // ModuleInfo implements module.Module.
-func (Offline) ModuleInfo() module.Info {
+func (*Offline) ModuleInfo() module.Info {
 	return module.Info{ID: "offline", XEP: 160, New: func() module.Module { return new(Offline) }}
 }
 
@@ -65,6 +67,11 @@ func (o *Offline) Provision(r module.Registrar) error {
 	r.Hook(module.Inbound, module.KindMessage, module.OrderOffline, o.store)
 	r.OnUndeliverable(o.keep)
 	r.OnAvailable(o.deliver)
+	r.OnSessionEnd(func(_ module.Context, s module.Session) {
+		// A delivery whose session ended before its batch was written is over; what it
+		// had not deleted is still stored.
+		o.busy.CompareAndDelete(s.JID().Bare().String(), s)
+	})
 	r.Feature(ns.MsgOffline)
 	return nil
 }
@@ -152,32 +159,74 @@ func (o *Offline) keep(c module.Context, p *module.Packet) bool {
 	return true
 }
 
+// Offline messages go out in batches under flow control: a batch is sent, and only when
+// the connection has written it are its messages deleted and the next batch sent. A
+// backlog never fills the outbound queue (the stream is never closed for what the server
+// itself sends), and a session that ends mid-way loses nothing: what was not written stays
+// stored for the next login.
+const (
+	batchBytes = 64 << 10
+	batchMsgs  = 100
+)
+
 func (o *Offline) deliver(c module.Context, s module.Session) {
 	if s.Priority() < 0 {
 		return
 	}
 	user := s.JID().Bare().String()
+	// One delivery per account at a time: a second resource coming online meanwhile
+	// must not get the same messages again.
+	if _, busy := o.busy.LoadOrStore(user, s); busy {
+		return
+	}
+	o.sendBatch(c, s, user)
+}
+
+func (o *Offline) sendBatch(c module.Context, s module.Session, user string) {
 	var ids []uint64
 	var batch [][]byte
+	size, more := 0, false
 	err := c.Store().Offline().List(user, func(m store.OfflineMessage) bool {
+		if len(ids) >= batchMsgs || (len(ids) > 0 && size+len(m.Raw) > batchBytes) {
+			more = true
+			return false
+		}
 		ids = append(ids, m.ID)
 		batch = append(batch, append([]byte(nil), m.Raw...))
-		return len(ids) < 10000
+		size += len(m.Raw)
+		return true
 	})
 	if err != nil {
 		o.log.Error().Err(err).Msg("offline: list")
+		o.busy.CompareAndDelete(user, s)
 		return
 	}
 	sent := ids[:0]
 	for i, raw := range batch {
 		if !s.Send(raw) {
+			more = false // the session is going away; the rest waits for the next login
 			break
 		}
 		sent = append(sent, ids[i])
 	}
-	if len(sent) > 0 {
+	if len(sent) == 0 {
+		o.busy.CompareAndDelete(user, s)
+		return
+	}
+	s.AfterWritten(func(c module.Context, ok bool) {
+		if !ok {
+			o.busy.CompareAndDelete(user, s) // not written: still stored, delivered at the next login
+			return
+		}
 		if err := c.Store().Offline().Delete(user, sent...); err != nil {
 			o.log.Error().Err(err).Msg("offline: delete delivered")
+			o.busy.CompareAndDelete(user, s)
+			return
 		}
-	}
+		if !more {
+			o.busy.CompareAndDelete(user, s)
+			return
+		}
+		o.sendBatch(c, s, user)
+	})
 }

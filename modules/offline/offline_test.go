@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vireo-im/vireo/modules/offline"
 	_ "github.com/vireo-im/vireo/modules/standard"
@@ -49,5 +50,62 @@ func TestQuotaBytes(t *testing.T) {
 				t.Fatalf("%d refusals, want %d:\n%s", got, tc.send-tc.maxStored, a.C.All())
 			}
 		})
+	}
+}
+
+// TestDeliveryUnderFlowControl: a backlog far larger than one batch goes out in batches, in
+// order; messages are deleted only once the connection has written them, so a client that
+// never reads loses nothing (everything is still stored for its next login), and a second
+// resource coming online meanwhile does not get the same messages again.
+func TestDeliveryUnderFlowControl(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob"}, nil)
+	a := e.Bind("alice", "pc")
+	const n = 300
+	body := strings.Repeat("z", 900)
+	for i := 0; i < n; i++ {
+		a.Send(fmt.Sprintf("<message to='bob@example.org' type='chat' id='o%d'><body>%s</body></message>", i, body))
+	}
+	waitN := func(want int) {
+		t.Helper()
+		for i := 0; i < 500; i++ {
+			if c, _ := e.Store.Offline().Count("bob@example.org"); c == want {
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		c, _ := e.Store.Offline().Count("bob@example.org")
+		t.Fatalf("%d stored, want %d", c, want)
+	}
+	waitN(n)
+
+	// A client that never reads: one batch goes out, nothing is deleted.
+	stuck := e.Bind("bob", "stuck")
+	stuck.C.HoldDrain.Store(true)
+	stuck.Send("<presence/>")
+	stuck.C.Wait(t, "id='o0'")
+	time.Sleep(100 * time.Millisecond)
+	if got := strings.Count(stuck.C.All(), "<message"); got == 0 || got >= n {
+		t.Fatalf("a client that never reads got %d of %d messages at once", got, n)
+	}
+	// A second resource meanwhile gets nothing twice.
+	other := e.Bind("bob", "other")
+	other.Send("<presence/>")
+	other.C.Never(t, "id='o0'")
+	waitN(n)
+	stuck.Unbind()
+
+	// Next login, a reading client: everything, in order, then the store is empty.
+	bob := e.Bind("bob", "phone")
+	bob.Send("<presence/>")
+	bob.C.Wait(t, fmt.Sprintf("id='o%d'", n-1))
+	waitN(0)
+	got := bob.C.All()
+	last := -1
+	for i := 0; i < n; i++ {
+		j := strings.Index(got, fmt.Sprintf("id='o%d'", i))
+		if j < 0 || j < last {
+			t.Fatalf("message o%d missing or out of order", i)
+		}
+		last = j
 	}
 }

@@ -28,7 +28,10 @@ type Conn struct {
 	N      atomic.Int64 // stanzas written (one socket write, one wake-up of a sleeping radio each)
 	Bytes  atomic.Int64
 	// Refuse makes Send fail, like a stream that is closing or over its outbound cap.
-	Refuse atomic.Bool
+	Refuse  atomic.Bool
+	Resumes atomic.Int64
+	// HoldDrain: Drained never reports the data written.
+	HoldDrain atomic.Bool
 }
 
 // Send implements router.Conn.
@@ -43,6 +46,17 @@ func (c *Conn) Send(b []byte) bool {
 	c.N.Add(1)
 	return true
 }
+
+// Drained implements router.Conn: everything "sent" is written at once, unless
+// HoldDrain is set, in which case nothing ever is (the client never reads).
+func (c *Conn) Drained(f func(bool)) {
+	if !c.HoldDrain.Load() {
+		f(true)
+	}
+}
+
+// Resume implements router.Conn; Resumes counts the calls.
+func (c *Conn) Resume() { c.Resumes.Add(1) }
 
 // Close implements router.Conn.
 func (c *Conn) Close(cond stanza.StreamCondition) {

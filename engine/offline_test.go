@@ -1,0 +1,49 @@
+package engine_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vireo-im/vireo/engine/vireotest"
+)
+
+// TestIntegrationOfflineBacklog: a backlog of offline messages several times the outbound
+// cap reaches a client that logs in, every message once and in order, without the stream
+// being closed for what the server itself sends; the store is empty afterwards.
+func TestIntegrationOfflineBacklog(t *testing.T) {
+	const n, size = 120, 20 << 10 // 2.4 MB against a 256 KiB outbound cap
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true, MaxOutbound: 256 << 10})
+	srv.AddUser(t, "alice", "secret")
+	srv.AddUser(t, "bob", "secret")
+	a := srv.LoginPlain(t, "alice", "secret", "pc")
+	body := strings.Repeat("y", size)
+	for i := 0; i < n; i++ {
+		a.Send(fmt.Sprintf("<message to='bob@localhost' type='chat' id='b%d'><body>%s</body></message>", i, body))
+	}
+	a.Send("<iq type='get' id='sync'><ping xmlns='urn:xmpp:ping'/></iq>")
+	a.Expect("id='sync'")
+	if c, _ := srv.Store.Offline().Count("bob@localhost"); c != n {
+		t.Fatalf("%d stored, want %d", c, n)
+	}
+	b := srv.LoginPlain(t, "bob", "secret", "phone")
+	b.Send("<presence/>")
+	for i := 0; i < n; i++ {
+		got, err := b.ReadUntil(fmt.Sprintf("id='b%d'", i), 10*time.Second)
+		if err != nil {
+			t.Fatalf("message b%d: %v (stream closed? %q)", i, err, got[max(0, len(got)-300):])
+		}
+		if strings.Contains(got, "stream:error") {
+			t.Fatalf("stream error during the backlog: %q", got)
+		}
+	}
+	for i := 0; i < 200; i++ {
+		if c, _ := srv.Store.Offline().Count("bob@localhost"); c == 0 {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	c, _ := srv.Store.Offline().Count("bob@localhost")
+	t.Fatalf("%d messages still stored after delivery", c)
+}
