@@ -1,0 +1,56 @@
+package register_test
+
+import (
+	"fmt"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	_ "github.com/vireo-im/vireo/modules/standard"
+	"github.com/vireo-im/vireo/router/routertest"
+)
+
+// TestPasswordChangesAreBounded: a client firing hundreds of in-band password changes gets
+// one at a time and a few a minute; the rest are refused with resource-constraint, and the
+// hashing runs on the shared bounded pool, not on a goroutine per request.
+func TestPasswordChangesAreBounded(t *testing.T) {
+	e := routertest.New(t, []string{"alice"}, nil)
+	a := e.Bind("alice", "pc")
+	before := runtime.NumGoroutine()
+	peak := before
+	const n = 400
+	for i := 0; i < n; i++ {
+		a.Send(fmt.Sprintf("<iq type='set' id='pw%d'><query xmlns='jabber:iq:register'><username>alice</username><password>new secret %d</password></query></iq>", i, i))
+		if g := runtime.NumGoroutine(); g > peak {
+			peak = g
+		}
+	}
+	a.C.Wait(t, fmt.Sprintf("id='pw%d'", n-1))
+	waitAll := func() (ok, refused int) {
+		for _, s := range a.C.Got() {
+			switch {
+			case strings.Contains(s, "type='result'"):
+				ok++
+			case strings.Contains(s, "resource-constraint"):
+				refused++
+			}
+		}
+		return
+	}
+	ok, refused := 0, 0
+	for i := 0; i < 500; i++ {
+		if ok, refused = waitAll(); ok+refused == n {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("%d requests: %d changed, %d refused; goroutines %d before, %d at peak", n, ok, refused, before, peak)
+	if ok < 1 || ok > 5 {
+		t.Fatalf("%d password changes went through, want 1..5 per minute", ok)
+	}
+	if peak-before > 20 {
+		t.Fatalf("goroutines grew by %d during the flood", peak-before)
+	}
+}
+
