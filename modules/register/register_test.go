@@ -53,4 +53,3 @@ func TestPasswordChangesAreBounded(t *testing.T) {
 		t.Fatalf("goroutines grew by %d during the flood", peak-before)
 	}
 }
-
