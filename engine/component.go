@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"crypto/sha1"
 	"crypto/subtle"
 	"encoding/hex"
@@ -10,6 +11,7 @@ import (
 	"github.com/vireo-im/vireo/router"
 	"github.com/vireo-im/vireo/xmlstream"
 	"github.com/vireo-im/vireo/xmlstream/jid"
+	"github.com/vireo-im/vireo/xmlstream/ns"
 	"github.com/vireo-im/vireo/xmlstream/stanza"
 )
 
@@ -106,12 +108,12 @@ func (k *component) established(c *conn, st *xmlstream.Stanza) {
 	}
 	// XEP-0114 §3.1: the component may send from its domain or any JID inside it; the
 	// server checks, as it checks a client's from.
-	raw, ok := st.Attr("from")
+	fromAttr, ok := st.Attr("from")
 	if !ok {
 		c.fail(stanza.ImproperAddressing, "a component must stamp 'from'")
 		return
 	}
-	from, err := jid.ParseBytes(xmlstream.AppendUnescaped(nil, raw))
+	from, err := jid.ParseBytes(xmlstream.AppendUnescaped(nil, fromAttr))
 	d := c.bare.Domain()
 	if err != nil || (from.Domain() != d && !strings.HasSuffix(from.Domain(), "."+d)) {
 		c.fail(stanza.InvalidFrom, "")
@@ -121,7 +123,12 @@ func (k *component) established(c *conn, st *xmlstream.Stanza) {
 		c.fail(stanza.ImproperAddressing, "a component must address 'to'")
 		return
 	}
-	if !c.srv().rt.SubmitFrom(from, st.Raw) {
+	raw := st.Raw
+	if end := bytes.IndexByte(raw, '>'); end > 0 && bytes.Contains(raw[:end], []byte(nsComponent)) {
+		// The stanza names the component namespace itself; clients must see jabber:client.
+		raw = xmlstream.SetAttrs(nil, raw, xmlstream.AttrSet{Name: "xmlns", Value: []byte(ns.Client)})
+	}
+	if !c.srv().rt.SubmitFrom(from, raw) {
 		c.fail(stanza.PolicyViolation, "too many stanzas")
 	}
 }

@@ -61,6 +61,12 @@ func TestIntegrationComponent(t *testing.T) {
 		t.Fatalf("alice got %q", got)
 	}
 	alice.Expect("</message>")
+	// A stanza that names the component namespace itself reaches the client in jabber:client.
+	comp.Send("<message xmlns='jabber:component:accept' from='echo@bot.localhost' to='alice@localhost/phone' type='chat'><body>ns test</body></message>")
+	got = alice.Expect("</message>")
+	if strings.Contains(got, "jabber:component:accept") || !strings.Contains(got, "ns test") {
+		t.Fatalf("alice got %q", got)
+	}
 	// IQ from the component to the server itself is answered (disco is public).
 	comp.Send("<iq type='get' id='d1' from='bot.localhost' to='localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
 	got = comp.Expect("</iq>")

@@ -225,12 +225,23 @@ func (m *Mod) unblock(c module.Context, iq *module.Packet) {
 				removed = append(removed, j)
 			}
 		}
-		m.t.DeletePrefix(store.UserKey(user))
+	}
+	var err error
+	if len(js) == 0 {
+		err = m.t.DeletePrefix(store.UserKey(user))
 	}
 	for _, j := range js {
-		m.t.Delete(store.UserKey(user, j.String()))
+		if err == nil {
+			err = m.t.Delete(store.UserKey(user, j.String()))
+		}
 	}
 	m.forget(user)
+	if err != nil {
+		l := c.Logger()
+		l.Error().Err(err).Str("user", user).Msg("blocking: unblock")
+		c.Error(iq, stanza.New(stanza.InternalServerErrorCond))
+		return
+	}
 	c.Reply(iq, nil)
 	m.push(c, iq, q.Raw())
 	// §3.4: an unblocked contact that may see the user's presence gets the current

@@ -39,7 +39,10 @@ func (m *Mod) Provision(r module.Registrar) error {
 		if len(c.Sessions(s.JID().Bare())) > 0 {
 			return
 		}
-		m.t.Set(store.UserKey(s.JID().Bare().String()), binary.BigEndian.AppendUint64(nil, uint64(c.Now().Unix())))
+		if err := m.t.Set(store.UserKey(s.JID().Bare().String()), binary.BigEndian.AppendUint64(nil, uint64(c.Now().Unix()))); err != nil {
+			l := c.Logger()
+			l.Warn().Err(err).Str("user", s.JID().Bare().String()).Msg("last: record logout time")
+		}
 	})
 	return nil
 }

@@ -102,6 +102,23 @@ func setItem(c module.Context, pk *module.Packet, user jid.JID, it store.RosterI
 	return false
 }
 
+// saveItem writes a roster change that nobody waits for (an inbound subscription state
+// change): a failure cannot be answered, so it is logged.
+func saveItem(c module.Context, user jid.JID, it store.RosterItem) {
+	if err := c.SetRosterItem(user, it); err != nil {
+		l := c.Logger()
+		l.Error().Err(err).Str("user", user.String()).Str("contact", it.JID).Msg("presence: roster write")
+	}
+}
+
+// dropRequest deletes a pending subscription request, logging a failure.
+func (p *Presence) dropRequest(c module.Context, key []byte) {
+	if err := p.subreq.Delete(key); err != nil {
+		l := c.Logger()
+		l.Error().Err(err).Msg("presence: delete subscription request")
+	}
+}
+
 func hasFrom(s store.Subscription) bool { return s == store.SubFrom || s == store.SubBoth }
 func hasTo(s store.Subscription) bool   { return s == store.SubTo || s == store.SubBoth }
 
@@ -159,7 +176,7 @@ func (p *Presence) outbound(c module.Context, pk *module.Packet) module.Verdict 
 		if !setItem(c, pk, user, it) {
 			return module.Stop
 		}
-		p.subreq.Delete(key)
+		p.dropRequest(c, key)
 		c.Route(simple("subscribed", user, contact))
 		p.sendCurrent(c, user, contact)
 	case "unsubscribe":
@@ -167,14 +184,14 @@ func (p *Presence) outbound(c module.Context, pk *module.Packet) module.Verdict 
 		if ok && (hasTo(it.Sub) || it.Ask) {
 			it.Sub = removeTo(it.Sub)
 			it.Ask = false
-			c.SetRosterItem(user, it)
+			saveItem(c, user, it)
 		}
 		c.Route(simple("unsubscribe", user, contact))
 	case "unsubscribed":
 		key := store.UserKey(user.String(), contact.String())
 		pending := false
 		if _, err := p.subreq.Get(key); err == nil {
-			p.subreq.Delete(key)
+			p.dropRequest(c, key)
 			pending = true
 		}
 		it, ok := c.RosterItem(user, contact)
@@ -182,7 +199,7 @@ func (p *Presence) outbound(c module.Context, pk *module.Packet) module.Verdict 
 			was := hasFrom(it.Sub)
 			it.Sub = removeFrom(it.Sub)
 			it.Approved, it.PendingIn = false, false
-			c.SetRosterItem(user, it)
+			saveItem(c, user, it)
 			if was {
 				for _, s := range c.Sessions(user) {
 					if s.Available() {
@@ -204,7 +221,7 @@ func (p *Presence) outbound(c module.Context, pk *module.Packet) module.Verdict 
 // no pending request; a subscribe is approved on the user's behalf (§3.1.3 lets the server
 // answer). A request left by older versions is dropped so it is not shown at every login.
 func (p *Presence) self(c module.Context, pk *module.Packet, user jid.JID) {
-	p.subreq.Delete(store.UserKey(user.String(), user.String()))
+	p.dropRequest(c, store.UserKey(user.String(), user.String()))
 	if s := c.Session(); s != nil && pk.Type == "subscribe" {
 		s.Send(simple("subscribed", user, user))
 	}
@@ -321,7 +338,7 @@ func (p *Presence) inbound(c module.Context, pk *module.Packet) module.Verdict {
 		if ok && it.Approved {
 			it.Sub = addFrom(it.Sub)
 			it.Approved = false
-			c.SetRosterItem(user, it)
+			saveItem(c, user, it)
 			c.Route(simple("subscribed", user, contact))
 			p.sendCurrent(c, user, contact)
 			return module.Stop
@@ -354,16 +371,16 @@ func (p *Presence) inbound(c module.Context, pk *module.Packet) module.Verdict {
 		}
 		it.Ask = false
 		it.Sub = addTo(it.Sub)
-		c.SetRosterItem(user, it)
+		saveItem(c, user, it)
 		p.toAvailable(c, pk, user, contact)
 	case "unsubscribe":
-		p.subreq.Delete(store.UserKey(user.String(), contact.String()))
+		p.dropRequest(c, store.UserKey(user.String(), contact.String()))
 		it, ok := c.RosterItem(user, contact)
 		if !ok || !hasFrom(it.Sub) {
 			return module.Stop
 		}
 		it.Sub = removeFrom(it.Sub)
-		c.SetRosterItem(user, it)
+		saveItem(c, user, it)
 		p.toAvailable(c, pk, user, contact)
 	case "unsubscribed":
 		it, ok := c.RosterItem(user, contact)
@@ -372,7 +389,7 @@ func (p *Presence) inbound(c module.Context, pk *module.Packet) module.Verdict {
 		}
 		it.Sub = removeTo(it.Sub)
 		it.Ask = false
-		c.SetRosterItem(user, it)
+		saveItem(c, user, it)
 		p.toAvailable(c, pk, user, contact)
 	case "probe":
 		it, ok := c.RosterItem(user, contact)

@@ -91,7 +91,12 @@ func (m *Mod) set(c module.Context, iq *module.Packet) {
 		return
 	}
 	hash := photoHash(card)
-	m.hashes.Set(user, []byte(hash))
+	if err := m.hashes.Set(user, []byte(hash)); err != nil {
+		l := c.Logger()
+		l.Error().Err(err).Str("user", iq.From.Bare().String()).Msg("vcard: store photo hash")
+		c.Error(iq, stanza.New(stanza.InternalServerErrorCond))
+		return
+	}
 	for _, s := range c.Sessions(iq.From.Bare()) {
 		s.SetValue(hashKey{}, hash)
 	}
