@@ -322,6 +322,7 @@ func (c *conn) startTLS() {
 	t := tlsconn.Server(cfg.TLS, c.asyncWrite, func(err error) {
 		if err != nil {
 			c.hsErr.Store(true)
+			c.srv().tlsFailLog.log(c.srv(), c.ip, err)
 		}
 		gc.Wake(nil) // back on the loop: read what arrived during the handshake, or close
 	})

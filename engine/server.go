@@ -163,6 +163,8 @@ type Server struct {
 	react   *reactor
 	sockDir string
 	unauth  perAddr
+	// tlsFailLog says why TLS handshakes fail, rate-limited.
+	tlsFailLog rateLog
 
 	open        atomic.Int64
 	pending     atomic.Int64 // accepted, not yet opened on a loop

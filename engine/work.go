@@ -202,3 +202,26 @@ func (g *accountGuard) succeeded(acct, addr string, now time.Time) {
 		s.known = s.known[1:]
 	}
 }
+
+// rateLog writes at most one line a second for a kind of event that any client can cause
+// (failed TLS handshakes), with the number of lines it left out, so the reason is in the
+// log without letting a scanner flood it.
+type rateLog struct {
+	mu      sync.Mutex
+	last    time.Time
+	dropped int
+}
+
+func (r *rateLog) log(s *Server, ip string, err error) {
+	r.mu.Lock()
+	now := time.Now()
+	if now.Sub(r.last) < time.Second {
+		r.dropped++
+		r.mu.Unlock()
+		return
+	}
+	dropped := r.dropped
+	r.last, r.dropped = now, 0
+	r.mu.Unlock()
+	s.log.Info().Str("remote", ip).Err(err).Int("similar_not_logged", dropped).Msg("TLS handshake failed")
+}
