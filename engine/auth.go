@@ -306,7 +306,7 @@ func (c *conn) authFailed(err error) {
 		}
 	}
 	if user != "" && err != sasl.ErrUnsupportedBinding {
-		s.guard.failed(user+"@"+c.domainName(), time.Now())
+		// Counted when the attempt started (reserve); nothing to give back.
 	}
 	c.auth = nil
 	if err == sasl.ErrUnsupportedBinding {
@@ -325,7 +325,9 @@ func (c *conn) authSucceeded(out []byte) {
 	c.auth = nil
 	if a.addr != "" {
 		c.srv().throttle.refund(a.addr)
-		c.srv().guard.succeeded(a.local+"@"+c.domainName(), a.addr, time.Now())
+	}
+	if a.local != "" {
+		c.srv().guard.succeeded(a.local + "@" + c.domainName())
 	}
 	bare, err := jid.New(a.local, c.domainName(), "")
 	if err != nil {

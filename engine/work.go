@@ -105,39 +105,43 @@ func addrKey(ip string) string {
 }
 
 // accountGuard slows password guessing against one account without locking its owner out.
-// Failures against the account make every further attempt from an address the account has
-// not logged in from before wait for a slot; slots are spaced by a step that grows with the
-// failures (up to maxStep), and each client address has its own lane, so a guesser on other
-// addresses never makes the owner wait. Addresses the account logged in from recently skip
-// the wait altogether.
+// Every attempt counts when it starts (pipelined attempts on many streams all count) and a
+// success gives its count back, so the count is the failures plus what is in flight. Past a
+// free allowance, attempts wait for a slot; slots are spaced by a step that grows with the
+// count (up to maxStep), and each client address has its own lane, so a guesser on other
+// addresses never makes the owner wait: the owner's first attempt from an address that has
+// not failed gets a slot at once. Only accounts with failures or attempts in flight have
+// state here; a successful login leaves nothing behind.
 type accountGuard struct {
 	mu sync.Mutex
 	m  map[string]*acctState
 }
 
 type acctState struct {
-	start time.Time // failure window
-	fails int
+	start time.Time // counting window
+	tries int
 	lanes map[string]time.Time // address key -> next free slot
-	known []string             // recent successful address keys, newest last
 }
 
 const (
-	acctFreeFails = 10 // failures per minute before any wait
+	acctFreeTries = 10 // attempts per minute before any wait
 	baseStep      = 100 * time.Millisecond
 	maxStep       = 5 * time.Second
 	maxWait       = 30 * time.Second // beyond this the attempt is refused outright
-	knownAddrs    = 8
 )
 
 func newAccountGuard() *accountGuard { return &accountGuard{m: map[string]*acctState{}} }
 
-func (g *accountGuard) state(acct string, now time.Time) *acctState {
+// reserve counts an attempt on acct from addr and returns how long its answer must wait,
+// or ok=false when the wait would be too long (temporary-auth-failure; not counted).
+func (g *accountGuard) reserve(acct, addr string, now time.Time) (wait time.Duration, ok bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	s := g.m[acct]
-	if s == nil {
+	if s == nil || now.Sub(s.start) > time.Minute {
 		if len(g.m) > 100_000 {
 			for k, x := range g.m {
-				if now.Sub(x.start) > time.Minute && len(x.known) == 0 {
+				if now.Sub(x.start) > time.Minute {
 					delete(g.m, k)
 				}
 			}
@@ -145,28 +149,11 @@ func (g *accountGuard) state(acct string, now time.Time) *acctState {
 		s = &acctState{start: now}
 		g.m[acct] = s
 	}
-	if now.Sub(s.start) > time.Minute {
-		s.start, s.fails, s.lanes = now, 0, nil
-	}
-	return s
-}
-
-// reserve returns how long an attempt on acct from addr must wait before its result is
-// given, or ok=false when the wait would be too long (temporary-auth-failure).
-func (g *accountGuard) reserve(acct, addr string, now time.Time) (wait time.Duration, ok bool) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	s := g.state(acct, now)
-	for _, k := range s.known {
-		if k == addr {
-			return 0, true
-		}
-	}
-	if s.fails < acctFreeFails {
+	s.tries++
+	if s.tries <= acctFreeTries {
 		return 0, true
 	}
-	step := baseStep << min((s.fails-acctFreeFails)/5, 10)
-	step = min(step, maxStep)
+	step := min(baseStep<<min((s.tries-acctFreeTries)/5, 10), maxStep)
 	if s.lanes == nil {
 		s.lanes = map[string]time.Time{}
 	}
@@ -175,31 +162,21 @@ func (g *accountGuard) reserve(acct, addr string, now time.Time) (wait time.Dura
 		slot = now
 	}
 	if slot.Sub(now) > maxWait {
+		s.tries--
 		return 0, false
 	}
 	s.lanes[addr] = slot.Add(step)
 	return slot.Sub(now), true
 }
 
-func (g *accountGuard) failed(acct string, now time.Time) {
-	g.mu.Lock()
-	g.state(acct, now).fails++
-	g.mu.Unlock()
-}
-
-func (g *accountGuard) succeeded(acct, addr string, now time.Time) {
+// succeeded gives back the attempt of a successful login.
+func (g *accountGuard) succeeded(acct string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	s := g.state(acct, now)
-	for i, k := range s.known {
-		if k == addr {
-			s.known = append(s.known[:i], s.known[i+1:]...)
-			break
+	if s := g.m[acct]; s != nil {
+		if s.tries--; s.tries <= 0 {
+			delete(g.m, acct)
 		}
-	}
-	s.known = append(s.known, addr)
-	if len(s.known) > knownAddrs {
-		s.known = s.known[1:]
 	}
 }
 

@@ -194,7 +194,7 @@ func (c *shardCtx) pushRoster(user jid.JID, it store.RosterItem, remove bool, ve
 		c.s.push++
 		b := xmlstream.Builder{B: c.out[:0]}
 		b.Start("iq").Attr("type", "set").Attr("id", "push"+strconv.FormatUint(c.s.push, 36)).
-			AttrBytes("to", se.fullB)
+			AttrBytes("to", se.fullB())
 		b.Start("query").Attr("xmlns", "jabber:iq:roster").Attr("ver", strconv.FormatUint(ver, 10))
 		module.AppendRosterItem(&b, it, remove)
 		b.End().End()

@@ -71,17 +71,18 @@ func (s *shard) detach(o *op) {
 	if se.gone.Load() || se.user == nil {
 		return
 	}
-	if se.det == nil {
-		se.det = &detached{}
-	} else if se.det.timer != nil {
-		se.det.timer.Stop()
+	d := se.detachedQ()
+	if d == nil {
+		d = &detached{}
+		se.setDetached(d)
+	} else if d.timer != nil {
+		d.timer.Stop()
 	}
 	se.conn = nil
-	se.resumer.Store(nil)
 	s.gen++
 	gen := s.gen
-	se.det.gen = gen
-	se.det.timer = time.AfterFunc(o.timeout, func() {
+	d.gen = gen
+	d.timer = time.AfterFunc(o.timeout, func() {
 		e := getOp()
 		e.kind = opExpire
 		e.sess = se
@@ -93,17 +94,16 @@ func (s *shard) detach(o *op) {
 
 func (s *shard) attach(o *op) {
 	se := o.sess
-	if se.gone.Load() || se.user == nil || se.det == nil {
+	if se.gone.Load() || se.user == nil || se.detachedQ() == nil {
 		o.done(nil, stanza.New(stanza.ItemNotFound))
 		return
 	}
-	d := se.det
+	d := se.detachedQ()
 	if d.timer != nil {
 		d.timer.Stop()
 	}
-	se.det = nil
+	se.setDetached(nil)
 	se.conn = o.conn
-	se.resumer.Store(&connBox{o.conn})
 	s.r.detachedN.Add(-1)
 	if se.blocked.CompareAndSwap(true, false) {
 		o.conn.Resume()
@@ -121,7 +121,7 @@ func (s *shard) attach(o *op) {
 
 func (s *shard) expire(o *op) {
 	se := o.sess
-	if se.det == nil || se.det.gen != o.gen || se.user == nil {
+	if d := se.detachedQ(); d == nil || d.gen != o.gen || se.user == nil {
 		return
 	}
 	se.gone.Store(true)
@@ -133,12 +133,12 @@ func (s *shard) expire(o *op) {
 func (s *shard) end(se *Session) {
 	u := se.user
 	var queued [][]byte
-	if d := se.det; d != nil {
+	if d := se.detachedQ(); d != nil {
 		if d.timer != nil {
 			d.timer.Stop()
 		}
 		queued = d.queue
-		se.det = nil
+		se.setDetached(nil)
 		s.r.detachedN.Add(-1)
 	}
 	s.removeSession(u, se)

@@ -267,7 +267,7 @@ func (r *Router) Submit(s *Session, st *xmlstream.Stanza) bool {
 	o.sess = s
 	o.pk = k
 	o.buf = bufPool.Get()
-	o.buf.B = xmlstream.SetAttrs(o.buf.B[:0], st.Raw, xmlstream.AttrSet{Name: "from", Value: s.fullB})
+	o.buf.B = xmlstream.SetAttrs(o.buf.B[:0], st.Raw, xmlstream.AttrSet{Name: "from", Value: s.fullB()})
 	o.charged, o.n = s, int64(len(o.buf.B))
 	s.charge(o.n, int64(r.opts.SenderInflight))
 	if !s.shard.q.push(o) {
@@ -439,7 +439,8 @@ const (
 	opDetach
 	opAttach
 	opExpire
-	opCall // Context.Async's done, back on the shard
+	opCall   // Context.Async's done, back on the shard
+	opResume // a blocked sender has drained: resume its connection
 )
 
 // op is one unit of work for a shard. It is pooled; its buffer travels with it.

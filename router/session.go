@@ -2,6 +2,7 @@ package router
 
 import (
 	"sync/atomic"
+	"unsafe"
 	"time"
 
 	"github.com/vireo-im/vireo/modules/module"
@@ -22,21 +23,45 @@ type Session struct {
 	// they drain below half of it and the router calls the Conn's Resume.
 	inflight atomic.Int64
 	blocked  atomic.Bool
-	resumer  atomic.Pointer[connBox]
 
 	shard *shard
 	conn  Conn // nil while detached
 	jid   jid.JID
-	fullB []byte // jid as bytes for stamping 'from' without allocating
 	user  *user
 
 	prio       int8
 	available  bool
 	interested bool
 	presence   []byte
-	values     []kv // module state; two or three keys at most, so a slice beats a map
-	filter     func([]byte) bool
-	det        *detached // non-nil while detached
+	values     []kv   // module state; two or three keys at most, so a slice beats a map
+	x          *extra // what few sessions need: nil for the common, attached, unfiltered one
+}
+
+// extra holds the session state that most sessions never have, behind one pointer.
+type extra struct {
+	filter func([]byte) bool
+	det    *detached // non-nil while detached
+}
+
+// detachedQ returns the detached state, or nil.
+func (s *Session) detachedQ() *detached {
+	if s.x == nil {
+		return nil
+	}
+	return s.x.det
+}
+
+func (s *Session) setDetached(d *detached) {
+	if s.x == nil {
+		if d == nil {
+			return
+		}
+		s.x = &extra{}
+	}
+	s.x.det = d
+	if s.x.det == nil && s.x.filter == nil {
+		s.x = nil
+	}
 }
 
 // detached is what a session holds while it has no connection. It exists only then, so an
@@ -49,8 +74,6 @@ type detached struct {
 }
 
 type kv struct{ k, v any }
-
-type connBox struct{ c Conn }
 
 // Blocked reports whether the session's client should not be read from until the router
 // calls its Conn's Resume. Safe for concurrent use.
@@ -67,13 +90,22 @@ func (s *Session) charge(n int64, limit int64) {
 // drained. It runs on whichever shard finished the op.
 func (s *Session) credit(n int64, limit int64) {
 	if s.inflight.Add(-n) <= limit/2 && s.blocked.Load() && s.blocked.CompareAndSwap(true, false) {
-		if b := s.resumer.Load(); b != nil {
-			b.c.Resume()
-		}
+		// The connection belongs to the session's shard: resume it from there.
+		o := getOp()
+		o.kind = opResume
+		o.sess = s
+		s.shard.q.pushForce(o)
 	}
 }
 
 var _ module.Session = (*Session)(nil)
+
+// fullB is the full JID as bytes, for stamping 'from' without allocating: a read-only view
+// of the JID's own string (no copy kept per session). Nothing may write through it.
+func (s *Session) fullB() []byte {
+	str := s.jid.String()
+	return unsafe.Slice(unsafe.StringData(str), len(str))
+}
 
 // JID returns the full JID.
 func (s *Session) JID() jid.JID { return s.jid }
@@ -94,10 +126,21 @@ func (s *Session) Interested() bool { return s.interested }
 func (s *Session) SetInterested() { s.interested = true }
 
 // Detached reports whether the session has no connection right now.
-func (s *Session) Detached() bool { return s.det != nil }
+func (s *Session) Detached() bool { return s.detachedQ() != nil }
 
 // SetFilter installs the session's outbound filter (module.Session).
-func (s *Session) SetFilter(f func([]byte) bool) { s.filter = f }
+func (s *Session) SetFilter(f func([]byte) bool) {
+	if s.x == nil {
+		if f == nil {
+			return
+		}
+		s.x = &extra{}
+	}
+	s.x.filter = f
+	if s.x.det == nil && s.x.filter == nil {
+		s.x = nil
+	}
+}
 
 // Send writes raw to the session's stream, through the filter if one is set, or queues it
 // while the session is detached. It reports false when the stanza could not be taken (the
@@ -107,7 +150,7 @@ func (s *Session) Send(raw []byte) bool {
 	if s.gone.Load() {
 		return false
 	}
-	if s.filter != nil && !s.filter(raw) {
+	if s.x != nil && s.x.filter != nil && !s.x.filter(raw) {
 		return true
 	}
 	return s.send(raw)
@@ -115,7 +158,7 @@ func (s *Session) Send(raw []byte) bool {
 
 // send bypasses the filter.
 func (s *Session) send(raw []byte) bool {
-	if d := s.det; d != nil {
+	if d := s.detachedQ(); d != nil {
 		lim := s.shard.r.opts.DetachedLimits
 		if len(d.queue) >= lim.Stanzas || d.bytes+len(raw) > lim.Bytes {
 			return false

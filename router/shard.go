@@ -110,6 +110,10 @@ func (s *shard) handle(o *op) {
 		keep = s.relay(o)
 	case opNonza:
 		s.nonza(o)
+	case opResume:
+		if se := o.sess; se.conn != nil && !se.gone.Load() {
+			se.conn.Resume()
+		}
 	case opDetach:
 		s.detach(o)
 	case opAttach:
@@ -169,8 +173,7 @@ func (s *shard) bind(o *op) {
 		o.done(nil, stanza.New(stanza.ResourceConstraintCond))
 		return
 	}
-	se := &Session{shard: s, conn: o.conn, jid: full, fullB: []byte(full.String()), user: u}
-	se.resumer.Store(&connBox{o.conn})
+	se := &Session{shard: s, conn: o.conn, jid: full, user: u}
 	u.sessions = append(u.sessions, se)
 	u.exists = true
 	s.r.online.Add(1)
@@ -199,8 +202,8 @@ func (s *shard) removeSession(u *user, se *Session) {
 		se.available = false
 		se.presence = nil
 		// A fresh buffer: hooks may use the shard's scratch while they read this packet.
-		raw := append(make([]byte, 0, len(se.fullB)+48), "<presence type='unavailable' from='"...)
-		raw = xmlstream.AppendEscapedAttr(raw, se.fullB)
+		raw := append(make([]byte, 0, len(se.fullB())+48), "<presence type='unavailable' from='"...)
+		raw = xmlstream.AppendEscapedAttr(raw, se.fullB())
 		raw = append(raw, "'/>"...)
 		s.setPacket(raw, module.KindPresence, "unavailable", "", se.jid, jid.JID{})
 		s.ctx.set(se, u)
