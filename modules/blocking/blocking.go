@@ -190,7 +190,7 @@ func (m *Mod) block(c module.Context, iq *module.Packet) {
 	for _, j := range js {
 		if err := m.t.Set(store.UserKey(user, j.String()), nil); err != nil {
 			m.forget(user)
-			c.Error(iq, stanza.New(stanza.InternalServerErrorCond))
+			c.Error(iq, module.StoreError(err))
 			return
 		}
 	}
@@ -219,18 +219,25 @@ func (m *Mod) unblock(c module.Context, iq *module.Packet) {
 	}
 	user := iq.From.Bare().String()
 	removed := js
+	var err error
 	if len(js) == 0 {
 		for _, v := range m.items(user) {
 			if j, err := jid.Parse(v); err == nil {
 				removed = append(removed, j)
 			}
 		}
-		m.t.DeletePrefix(store.UserKey(user))
+		err = m.t.DeletePrefix(store.UserKey(user))
 	}
 	for _, j := range js {
-		m.t.Delete(store.UserKey(user, j.String()))
+		if err == nil {
+			err = m.t.Delete(store.UserKey(user, j.String()))
+		}
 	}
 	m.forget(user)
+	if err != nil {
+		c.Error(iq, module.StoreError(err))
+		return
+	}
 	c.Reply(iq, nil)
 	m.push(c, iq, q.Raw())
 	// §3.4: an unblocked contact that may see the user's presence gets the current
