@@ -125,16 +125,18 @@ func (sp *space) start() {
 
 func (sp *space) path() string { return sp.fs.PathJoin(sp.dir, ballastName) }
 
-// makeBallast writes the ballast with zeros (fallocate is not portable, and a sparse file
-// would hold nothing) and syncs it.
+// makeBallast allocates the ballast (fallocate on Linux; zeros written elsewhere, as a
+// sparse file would hold nothing) and syncs it.
 func (sp *space) makeBallast() error {
 	f, err := sp.fs.Create(sp.path(), vfs.WriteCategoryUnspecified)
 	if err != nil {
 		return err
 	}
-	buf := make([]byte, 1<<20)
-	for n := sp.ballast; n > 0 && err == nil; n -= int64(len(buf)) {
-		_, err = f.Write(buf[:min64(n, int64(len(buf)))])
+	if !allocate(f, sp.ballast) {
+		buf := make([]byte, 1<<20)
+		for n := sp.ballast; n > 0 && err == nil; n -= int64(len(buf)) {
+			_, err = f.Write(buf[:min64(n, int64(len(buf)))])
+		}
 	}
 	if err == nil {
 		err = f.Sync()
