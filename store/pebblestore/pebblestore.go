@@ -79,6 +79,8 @@ func Open(dir string, o Options) (*Store, error) {
 	if s.space.min > 0 {
 		s.space.start()
 		fs = vfs.OnDiskFull(fs, s.space.release)
+	} else {
+		fs.Remove(s.space.path()) // a ballast from a run with the guard on
 	}
 	cache := pebble.NewCache(o.CacheSize)
 	opts := &pebble.Options{
