@@ -174,7 +174,10 @@ func start(cfg *config.Config, log zerolog.Logger) (*server, error) {
 	if s.certs, err = config.LoadCerts(cfg); err != nil {
 		return nil, err
 	}
-	st, err := pebblestore.Open(cfg.DBDir(), pebblestore.Options{Logger: log.With().Str("mod", "store").Logger()})
+	st, err := pebblestore.Open(cfg.DBDir(), pebblestore.Options{
+		Logger:  log.With().Str("mod", "store").Logger(),
+		MinFree: cfg.Store.MinFree,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", cfg.DBDir(), err)
 	}

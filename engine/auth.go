@@ -13,6 +13,7 @@ import (
 	"github.com/panjf2000/gnet/v2"
 
 	"github.com/vireo-im/vireo/engine/sasl"
+	"github.com/vireo-im/vireo/modules/module"
 	"github.com/vireo-im/vireo/store"
 	"github.com/vireo-im/vireo/store/creds"
 	"github.com/vireo-im/vireo/xmlstream"
@@ -418,7 +419,7 @@ func (c *conn) onRegister(st *xmlstream.Stanza, q xmlstream.Element) {
 			case errors.Is(err, store.ErrExists):
 				c.iqError(id, stanza.New(stanza.ConflictCond))
 			default:
-				c.iqError(id, stanza.New(stanza.InternalServerErrorCond))
+				c.iqError(id, module.StoreError(err)) // resource-constraint when the disk is full
 			}
 			c.resume()
 			return nil

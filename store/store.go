@@ -20,6 +20,9 @@ var (
 	ErrQuota    = errors.New("store: quota exceeded")
 	ErrCorrupt  = errors.New("store: corrupt")
 	ErrClosed   = errors.New("store: closed")
+	// ErrFull: the disk has no room for the write; it was not applied. Reads still work,
+	// and writes work again once space is freed, without a restart.
+	ErrFull = errors.New("store: disk full")
 )
 
 // Hash names the hash of a SCRAM credential.

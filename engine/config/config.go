@@ -46,6 +46,7 @@ type Config struct {
 	TLS       TLS       `toml:"tls"`
 	Admin     Admin     `toml:"admin"`
 	Router    Router    `toml:"router"`
+	Store     Store     `toml:"store"`
 
 	// Modules holds `disabled` plus one table per module ID, decoded lazily by the module.
 	Modules map[string]toml.Primitive `toml:"modules"`
@@ -100,6 +101,15 @@ type Admin struct {
 type Router struct {
 	Shards       int `toml:"shards"`
 	OfflineQuota int `toml:"offline_quota"`
+}
+
+// Store configures the database under data_dir.
+type Store struct {
+	// MinFree is the free space, in bytes, that writes leave on the file system of
+	// data_dir: beyond it clients get resource-constraint (retry later) rather than a
+	// server stuck on a full disk. 0 picks 64 MiB (1/16 of a smaller file system); -1
+	// turns the guard off.
+	MinFree int64 `toml:"min_free"`
 }
 
 // Defaults returns a Config with every option at its safe default for domain.
@@ -236,6 +246,9 @@ func (c *Config) normalize() error {
 	}
 	if c.Router.OfflineQuota < 0 {
 		return errors.New("router.offline_quota must not be negative")
+	}
+	if c.Store.MinFree < -1 {
+		return fmt.Errorf("store.min_free: %d; use -1 to turn the guard off", c.Store.MinFree)
 	}
 	base := filepath.Dir(c.path)
 	abs := func(p string) string {

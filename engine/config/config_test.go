@@ -62,6 +62,7 @@ func TestParseErrors(t *testing.T) {
 		{"bad duration", "domains = [\"a.org\"]\n[c2s]\npre_auth_timeout = \"soon\"", "pre_auth_timeout"},
 		{"tiny stanza", "domains = [\"a.org\"]\n[c2s]\nmax_stanza = 10", "max_stanza"},
 		{"shards", "domains = [\"a.org\"]\n[router]\nshards = 0", "shards"},
+		{"min_free", "domains = [\"a.org\"]\n[store]\nmin_free = -2", "store.min_free"},
 		{"syntax", "domains = [", "config"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

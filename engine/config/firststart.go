@@ -113,6 +113,12 @@ shards = 64
 # [modules.offline] quota, when set, takes precedence.
 offline_quota = 1000
 
+[store]
+# Free space, in bytes, that writes leave on the data_dir disk: beyond it clients get
+# resource-constraint (retry later) and the server keeps running; reads still work.
+# 0 = 64 MiB (1/16 of a smaller disk); -1 turns the guard off.
+min_free = 0
+
 [modules]
 # Module IDs to turn off ("vireoctl modules" lists them), e.g. ["version"].
 disabled = []

@@ -190,7 +190,7 @@ func (m *Mod) block(c module.Context, iq *module.Packet) {
 	for _, j := range js {
 		if err := m.t.Set(store.UserKey(user, j.String()), nil); err != nil {
 			m.forget(user)
-			c.Error(iq, stanza.New(stanza.InternalServerErrorCond))
+			c.Error(iq, module.StoreError(err))
 			return
 		}
 	}
@@ -219,15 +219,13 @@ func (m *Mod) unblock(c module.Context, iq *module.Packet) {
 	}
 	user := iq.From.Bare().String()
 	removed := js
+	var err error
 	if len(js) == 0 {
 		for _, v := range m.items(user) {
 			if j, err := jid.Parse(v); err == nil {
 				removed = append(removed, j)
 			}
 		}
-	}
-	var err error
-	if len(js) == 0 {
 		err = m.t.DeletePrefix(store.UserKey(user))
 	}
 	for _, j := range js {
@@ -237,9 +235,11 @@ func (m *Mod) unblock(c module.Context, iq *module.Packet) {
 	}
 	m.forget(user)
 	if err != nil {
-		l := c.Logger()
-		l.Error().Err(err).Str("user", user).Msg("blocking: unblock")
-		c.Error(iq, stanza.New(stanza.InternalServerErrorCond))
+		if module.LogStoreError(err) {
+			l := c.Logger()
+			l.Error().Err(err).Str("user", user).Msg("blocking: unblock")
+		}
+		c.Error(iq, module.StoreError(err))
 		return
 	}
 	c.Reply(iq, nil)

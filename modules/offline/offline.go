@@ -153,8 +153,10 @@ func (o *Offline) keep(c module.Context, p *module.Packet) bool {
 		e.Text = "offline storage is full"
 		c.Error(p, e)
 	case err != nil:
-		o.log.Error().Err(err).Msg("offline: store message")
-		c.Error(p, stanza.New(stanza.InternalServerErrorCond))
+		if module.LogStoreError(err) {
+			o.log.Error().Err(err).Msg("offline: store message")
+		}
+		c.Error(p, module.StoreError(err))
 	}
 	return true
 }

@@ -95,9 +95,11 @@ func setItem(c module.Context, pk *module.Packet, user jid.JID, it store.RosterI
 	case errors.Is(err, store.ErrQuota):
 		c.Error(pk, rosterFull())
 	default:
-		l := c.Logger()
-		l.Error().Err(err).Str("user", user.String()).Msg("presence: roster write")
-		c.Error(pk, stanza.New(stanza.InternalServerErrorCond))
+		if module.LogStoreError(err) {
+			l := c.Logger()
+			l.Error().Err(err).Str("user", user.String()).Msg("presence: roster write")
+		}
+		c.Error(pk, module.StoreError(err))
 	}
 	return false
 }

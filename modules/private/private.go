@@ -100,7 +100,7 @@ func (m *Mod) handle(c module.Context, iq *module.Packet) {
 			return
 		}
 		if err := m.t.Set(key, child.Raw()); err != nil {
-			c.Error(iq, stanza.New(stanza.InternalServerErrorCond))
+			c.Error(iq, module.StoreError(err))
 			return
 		}
 		c.Reply(iq, nil)

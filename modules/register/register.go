@@ -57,8 +57,10 @@ func (m *Mod) set(c module.Context, iq *module.Packet) {
 		// XEP-0077 §3.2: the account is gone before the answer (a failed delete is an
 		// error, not a silent success), then the sessions end.
 		if err := c.Store().Accounts().Delete(user.String()); err != nil {
-			m.log.Error().Err(err).Str("user", user.String()).Msg("register: remove account")
-			c.Error(iq, stanza.New(stanza.InternalServerErrorCond))
+			if module.LogStoreError(err) {
+				m.log.Error().Err(err).Str("user", user.String()).Msg("register: remove account")
+			}
+			c.Error(iq, module.StoreError(err))
 			return
 		}
 		c.Reply(iq, nil)
@@ -105,8 +107,10 @@ func (m *Mod) set(c module.Context, iq *module.Packet) {
 	}, func(c module.Context) {
 		m.rate.done(key)
 		if err != nil {
-			m.log.Error().Err(err).Str("user", key).Msg("register: change password")
-			c.Error(&req, stanza.New(stanza.InternalServerErrorCond))
+			if module.LogStoreError(err) {
+				m.log.Error().Err(err).Str("user", key).Msg("register: change password")
+			}
+			c.Error(&req, module.StoreError(err))
 			return
 		}
 		c.Reply(&req, nil)

@@ -191,7 +191,7 @@ func (r *Roster) set(c module.Context, iq *module.Packet) {
 		c.Error(iq, e)
 		return
 	} else if err != nil {
-		c.Error(iq, stanza.New(stanza.InternalServerErrorCond))
+		c.Error(iq, module.StoreError(err))
 		return
 	}
 	c.Reply(iq, nil)
@@ -205,7 +205,7 @@ func (r *Roster) remove(c module.Context, iq *module.Packet, user, contact jid.J
 		return
 	}
 	if err := ed.DeleteRosterItem(user, contact); err != nil {
-		c.Error(iq, stanza.New(stanza.InternalServerErrorCond))
+		c.Error(iq, module.StoreError(err))
 		return
 	}
 	c.Reply(iq, nil)

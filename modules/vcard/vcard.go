@@ -87,7 +87,7 @@ func (m *Mod) set(c module.Context, iq *module.Packet) {
 	}
 	user := store.UserKey(iq.From.Bare().String())
 	if err := m.cards.Set(user, card.Raw()); err != nil {
-		c.Error(iq, stanza.New(stanza.InternalServerErrorCond))
+		c.Error(iq, module.StoreError(err))
 		return
 	}
 	hash := photoHash(card)

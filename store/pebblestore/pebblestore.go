@@ -1,6 +1,11 @@
 // Package pebblestore implements the store API on one embedded Pebble database. Every
 // write that is acknowledged to a client is committed with pebble.Sync. It owns the key
 // layout (keys.go); it must not know about XMPP beyond the store types.
+//
+// A full disk must not reach Pebble, which takes a failed WAL write as fatal and retries a
+// failed flush without pause: writes are refused with store.ErrFull while the free space
+// is under a reserve, and a ballast file covers a disk that fills up between two checks
+// (space.go).
 package pebblestore
 
 import (
@@ -26,6 +31,10 @@ type Options struct {
 	Logger    zerolog.Logger
 	CacheSize int64  // block cache bytes; default 64 MiB
 	FS        vfs.FS // default the OS file system (tests pass vfs.NewCrashableMem())
+	// MinFree is the free space, in bytes, that writes leave on the file system; a
+	// write that would go below it fails with store.ErrFull. 0 means DefaultMinFree, or
+	// 1/16 of a smaller file system; negative disables the guard and the ballast.
+	MinFree int64
 }
 
 // Store is a Pebble-backed store.Store.
@@ -38,21 +47,16 @@ type Store struct {
 
 	rosterLimit atomic.Int64
 
+	space    *space
+	broken   atomic.Pointer[error] // set when Pebble panicked in a commit: no more writes
+	bgErrors atomic.Int64          // Pebble background errors (failed flushes, compactions)
+
 	tmu    sync.Mutex
 	tables map[string]*table
 	nextT  uint16
 }
 
 var _ store.Store = (*Store)(nil)
-
-type pebbleLogger struct{ l zerolog.Logger }
-
-func (p pebbleLogger) Infof(f string, a ...any)  { p.l.Debug().Msgf(f, a...) }
-func (p pebbleLogger) Errorf(f string, a ...any) { p.l.Error().Msgf(f, a...) }
-func (p pebbleLogger) Fatalf(f string, a ...any) {
-	p.l.Error().Msgf(f, a...)
-	panic(fmt.Sprintf(f, a...))
-}
 
 // Open opens (creating if needed) the database in dir. On the OS file system a new dir is
 // created 0700 so that no other user can read the keys in it, whatever the umask; an
@@ -66,14 +70,31 @@ func Open(dir string, o Options) (*Store, error) {
 	if o.CacheSize <= 0 {
 		o.CacheSize = 64 << 20
 	}
+	s := &Store{log: o.Logger, seed: maphash.MakeSeed(), tables: map[string]*table{}}
+	fs := o.FS
+	if fs == nil {
+		fs = vfs.Default
+	}
+	s.space = newSpace(fs, dir, o.MinFree, o.Logger)
+	if s.space.min > 0 {
+		s.space.start()
+		fs = vfs.OnDiskFull(fs, s.space.release)
+	} else {
+		fs.Remove(s.space.path()) // a ballast from a run with the guard on
+	}
 	cache := pebble.NewCache(o.CacheSize)
-	opts := &pebble.Options{Cache: cache, Logger: pebbleLogger{o.Logger}, FS: o.FS}
+	opts := &pebble.Options{
+		Cache:         cache,
+		Logger:        pebbleLogger{o.Logger, new(sync.Map)},
+		EventListener: events(o.Logger, &s.bgErrors),
+		FS:            fs,
+	}
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
 		cache.Unref()
 		return nil, err
 	}
-	s := &Store{db: db, log: o.Logger, cache: cache, seed: maphash.MakeSeed(), tables: map[string]*table{}}
+	s.db, s.cache = db, cache
 	s.rosterLimit.Store(store.DefaultRosterItems)
 	if err := s.loadTables(); err != nil {
 		db.Close()
@@ -83,14 +104,54 @@ func Open(dir string, o Options) (*Store, error) {
 	return s, nil
 }
 
-// Close flushes and closes the database.
+// Close flushes and closes the database. On a full disk it does not flush (the flush
+// could not finish); the WAL holds every acknowledged write.
 func (s *Store) Close() error {
-	err := s.db.Flush()
+	var err error
+	if s.broken.Load() == nil && s.space.check(0, false) == nil {
+		err = s.db.Flush()
+	}
 	if cerr := s.db.Close(); err == nil {
 		err = cerr
 	}
 	s.cache.Unref()
 	return err
+}
+
+// commit applies b with pebble.Sync if the disk has room for it; shrink marks a batch that
+// only removes data, which may use half of the reserve. A full disk fails with
+// store.ErrFull and leaves the database as it was.
+func (s *Store) commit(b *pebble.Batch, shrink bool) (err error) {
+	if p := s.broken.Load(); p != nil {
+		return *p
+	}
+	if err := s.space.check(int64(b.Len()), shrink); err != nil {
+		return err
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			// Pebble panics when it cannot write its WAL, and leaves its commit
+			// pipeline wedged: a later commit would block for good. Fail writes fast
+			// until a restart instead; reads keep working.
+			e := fmt.Errorf("pebblestore: database cannot write, restart needed: %v", r)
+			s.broken.CompareAndSwap(nil, &e)
+			err = e
+			s.log.Error().Err(err).Msg("store: refusing all writes")
+		}
+	}()
+	err = b.Commit(pebble.Sync)
+	if err != nil && isENOSPC(err) {
+		err = fmt.Errorf("%w: %w", store.ErrFull, err)
+	}
+	return err
+}
+
+// set commits one key.
+func (s *Store) set(k, v []byte) error {
+	b := s.db.NewBatch()
+	defer b.Close()
+	b.Set(k, v, nil)
+	return s.commit(b, false)
 }
 
 // DB exposes the database for tests and tools.
@@ -161,7 +222,7 @@ func (a accounts) Create(acc store.Account) error {
 	if err != nil {
 		return err
 	}
-	return a.s.db.Set(k, v, pebble.Sync)
+	return a.s.set(k, v)
 }
 
 func (a accounts) Get(user string) (store.Account, error) {
@@ -189,7 +250,7 @@ func (a accounts) SetCredentials(user string, creds [3]store.Credentials) error 
 	if err != nil {
 		return err
 	}
-	return a.s.db.Set(key(pAccount, user), v, pebble.Sync)
+	return a.s.set(key(pAccount, user), v)
 }
 
 func (a accounts) Delete(user string) error {
@@ -214,7 +275,7 @@ func (a accounts) Delete(user string) error {
 		b.DeleteRange(lo, prefixEnd(lo), nil)
 	}
 	a.s.tmu.Unlock()
-	return b.Commit(pebble.Sync)
+	return a.s.commit(b, true)
 }
 
 func (a accounts) List(fn func(user string) bool) error {
@@ -290,7 +351,7 @@ func (r rosters) SetLimit(n int) {
 }
 
 // write applies f under the user's lock and bumps the roster version; f may refuse.
-func (r rosters) write(user string, f func(b *pebble.Batch) error) (uint64, error) {
+func (r rosters) write(user string, shrink bool, f func(b *pebble.Batch) error) (uint64, error) {
 	mu := r.s.lock(user)
 	mu.Lock()
 	defer mu.Unlock()
@@ -305,7 +366,7 @@ func (r rosters) write(user string, f func(b *pebble.Batch) error) (uint64, erro
 		return 0, err
 	}
 	b.Set(key(pRosterVer, user), binary.BigEndian.AppendUint64(nil, ver), nil)
-	if err := b.Commit(pebble.Sync); err != nil {
+	if err := r.s.commit(b, shrink); err != nil {
 		return 0, err
 	}
 	return ver, nil
@@ -320,7 +381,7 @@ func (r rosters) Put(user string, it store.RosterItem) (uint64, error) {
 		return 0, err
 	}
 	k := key(pRoster, user, it.JID)
-	return r.write(user, func(b *pebble.Batch) error {
+	return r.write(user, false, func(b *pebble.Batch) error {
 		if _, err := r.s.get(k); err == nil {
 			b.Set(k, v, nil) // a replacement never grows the roster
 			return nil
@@ -346,7 +407,7 @@ func (r rosters) Delete(user, contact string) (uint64, error) {
 	if _, err := r.Item(user, contact); err != nil {
 		return 0, err
 	}
-	return r.write(user, func(b *pebble.Batch) error {
+	return r.write(user, true, func(b *pebble.Batch) error {
 		b.Delete(key(pRoster, user, contact), nil)
 		return nil
 	})
@@ -421,7 +482,7 @@ func (o offline) Push(user string, raw []byte, stamp time.Time, q store.Quota) (
 	defer b.Close()
 	b.Set(msgKey(user, next), v, nil)
 	b.Set(key(pOffMeta, user), offMeta{next + 1, m.count + 1, m.bytes + uint64(len(raw))}.val(), nil)
-	if err := b.Commit(pebble.Sync); err != nil {
+	if err := o.s.commit(b, false); err != nil {
 		return 0, err
 	}
 	return next, nil
@@ -474,7 +535,7 @@ func (o offline) Delete(user string, ids ...uint64) error {
 		}
 	}
 	b.Set(key(pOffMeta, user), m.val(), nil)
-	return b.Commit(pebble.Sync)
+	return o.s.commit(b, true)
 }
 
 func (o offline) DeleteAll(user string) error {
@@ -490,14 +551,16 @@ func (o offline) DeleteAll(user string) error {
 	defer b.Close()
 	b.DeleteRange(lo, hi, nil)
 	b.Set(key(pOffMeta, user), offMeta{next: m.next}.val(), nil)
-	return b.Commit(pebble.Sync)
+	return o.s.commit(b, true)
 }
 
 // --- generic tables ---
 
 type table struct {
-	s  *Store
-	id [2]byte
+	s    *Store
+	id   [2]byte
+	name string
+	reg  atomic.Bool // the name -> id row is stored
 }
 
 func (t *table) k(k []byte) []byte {
@@ -510,7 +573,8 @@ func (s *Store) loadTables() error {
 	lo := []byte{pTableName}
 	return s.scan(lo, prefixEnd(lo), func(k, v []byte) bool {
 		if len(v) == 2 {
-			t := &table{s: s, id: [2]byte{v[0], v[1]}}
+			t := &table{s: s, id: [2]byte{v[0], v[1]}, name: string(k[1:])}
+			t.reg.Store(true)
 			s.tables[string(k[1:])] = t
 			if id := binary.BigEndian.Uint16(v); id >= s.nextT {
 				s.nextT = id + 1
@@ -530,9 +594,11 @@ func (s *Store) Table(name string) store.Table {
 	if s.nextT == 0 {
 		s.nextT = 1
 	}
-	t := &table{s: s}
+	t := &table{s: s, name: name}
 	binary.BigEndian.PutUint16(t.id[:], s.nextT)
-	if err := s.db.Set(key(pTableName, name), t.id[:], pebble.Sync); err != nil {
+	// Without room on the disk the name is stored with the table's first write, so
+	// that the id is never used without being on record.
+	if err := t.write(func(*pebble.Batch) {}, false); err != nil {
 		s.log.Error().Err(err).Str("table", name).Msg("register table")
 	}
 	s.nextT++
@@ -541,8 +607,32 @@ func (s *Store) Table(name string) store.Table {
 }
 
 func (t *table) Get(k []byte) ([]byte, error) { return t.s.get(t.k(k)) }
-func (t *table) Set(k, v []byte) error        { return t.s.db.Set(t.k(k), v, pebble.Sync) }
-func (t *table) Delete(k []byte) error        { return t.s.db.Delete(t.k(k), pebble.Sync) }
+func (t *table) Set(k, v []byte) error {
+	return t.write(func(b *pebble.Batch) { b.Set(t.k(k), v, nil) }, false)
+}
+
+func (t *table) Delete(k []byte) error {
+	return t.write(func(b *pebble.Batch) { b.Delete(t.k(k), nil) }, true)
+}
+
+// write commits what f adds to a batch, with the table's name row if it is not stored yet.
+func (t *table) write(f func(b *pebble.Batch), shrink bool) error {
+	b := t.s.db.NewBatch()
+	defer b.Close()
+	reg := t.reg.Load()
+	if !reg {
+		b.Set(key(pTableName, t.name), t.id[:], nil)
+		shrink = false
+	}
+	f(b)
+	if err := t.s.commit(b, shrink); err != nil {
+		return err
+	}
+	if !reg {
+		t.reg.Store(true)
+	}
+	return nil
+}
 
 func (t *table) Scan(prefix []byte, fn func(k, v []byte) bool) error {
 	lo := t.k(prefix)
@@ -551,5 +641,5 @@ func (t *table) Scan(prefix []byte, fn func(k, v []byte) bool) error {
 
 func (t *table) DeletePrefix(prefix []byte) error {
 	lo := t.k(prefix)
-	return t.s.db.DeleteRange(lo, prefixEnd(lo), pebble.Sync)
+	return t.write(func(b *pebble.Batch) { b.DeleteRange(lo, prefixEnd(lo), nil) }, true)
 }
