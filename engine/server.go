@@ -397,16 +397,17 @@ func (l *listener) snapshot() []*conn {
 // travels to OnOpen as its initial context.
 type reactor struct {
 	gnet.BuiltinEventEngine
-	srv    *Server
-	eng    gnet.Engine
-	ready  chan struct{}
-	exited chan error
+	srv       *Server
+	eng       gnet.Engine
+	ready     chan struct{}
+	readyOnce sync.Once
+	exited    chan error
 }
 
-// OnBoot implements gnet.EventHandler.
+// OnBoot implements gnet.EventHandler. gnet calls it before it registers its event loops,
+// so readiness is signalled by the first tick, which comes after.
 func (r *reactor) OnBoot(eng gnet.Engine) gnet.Action {
 	r.eng = eng
-	close(r.ready)
 	return gnet.None
 }
 
@@ -461,6 +462,7 @@ func (r *reactor) OnTraffic(gc gnet.Conn) gnet.Action {
 
 // OnTick sweeps every listener's connections for timeouts.
 func (r *reactor) OnTick() (time.Duration, gnet.Action) {
+	r.readyOnce.Do(func() { close(r.ready) })
 	now := time.Now()
 	for _, l := range r.srv.ls {
 		l.sweep(now)
