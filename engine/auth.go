@@ -130,7 +130,7 @@ func (c *conn) onSASL(st *xmlstream.Stanza) {
 		// The attempt counts now, when it starts, not when it fails: a client that opens
 		// many streams and pipelines every first message gets no more guesses than one
 		// that waits for each answer. A success gives the attempt back.
-		key := addrKey(c.ip)
+		key := addrKey(c.ip())
 		if c.auth != nil && c.auth.addr != "" {
 			c.srv().throttle.refund(c.auth.addr) // a restarted exchange replaces the old one
 		}
@@ -317,7 +317,9 @@ func (c *conn) authFailed(err error) {
 	if !ok {
 		f = &sasl.Failure{Condition: "not-authorized"}
 	}
-	s.log.Debug().Str("remote", c.ip).Str("user", user).Str("condition", f.Condition).Msg("auth failed")
+	if e := s.log.Debug(); e.Enabled() {
+		e.Str("remote", c.ip()).Str("user", user).Str("condition", f.Condition).Msg("auth failed")
+	}
 	c.saslFailure(f)
 }
 
@@ -346,7 +348,9 @@ func (c *conn) authSucceeded(out []byte) {
 	}
 	b.End()
 	c.write(b.B)
-	c.srv().log.Debug().Str("remote", c.ip).Str("user", bare.String()).Msg("authenticated")
+	if e := c.srv().log.Debug(); e.Enabled() {
+		e.Str("remote", c.ip()).Str("user", bare.String()).Msg("authenticated")
+	}
 	// RFC 6120 §6.4.6: the client restarts the stream.
 	c.state.Store(stAuthed)
 	cfg := c.srv().config()
@@ -387,8 +391,8 @@ func (c *conn) onRegister(st *xmlstream.Stanza, q xmlstream.Element) {
 	cfg := c.srv().config()
 	// Registrations have their own per-address budget; trusted networks (loopback by
 	// default) provision in bulk.
-	key := "register:" + c.ip
-	if !cfg.trusted(c.ip) {
+	key := "register:" + c.ip()
+	if !cfg.trusted(c.ip()) {
 		if c.srv().throttle.blocked(key, cfg.RegisterLimit, time.Now()) {
 			e := stanza.New(stanza.ResourceConstraintCond)
 			e.Type = stanza.Wait
@@ -414,7 +418,7 @@ func (c *conn) onRegister(st *xmlstream.Stanza, q xmlstream.Element) {
 			c.clear(fPaused)
 			switch {
 			case err == nil:
-				c.srv().log.Info().Str("user", user).Str("remote", c.ip).Msg("account registered in-band")
+				c.srv().log.Info().Str("user", user).Str("remote", c.ip()).Msg("account registered in-band")
 				c.iqResult(id, nil)
 			case errors.Is(err, store.ErrExists):
 				c.iqError(id, stanza.New(stanza.ConflictCond))

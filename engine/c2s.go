@@ -248,6 +248,8 @@ func (c *conn) bound(id []byte, s *router.Session, err error, werr error) {
 	var b xmlstream.Builder
 	b.Start("bind").Attr("xmlns", ns.Bind).Start("jid").Text(s.JID().String()).End().End()
 	c.iqResult(id, b.B)
-	c.srv().log.Debug().Str("jid", s.JID().String()).Str("remote", c.ip).Msg("bound")
+	if e := c.srv().log.Debug(); e.Enabled() {
+		e.Str("jid", s.JID().String()).Str("remote", c.ip()).Msg("bound")
+	}
 	c.resume()
 }

@@ -70,7 +70,7 @@ func (k *component) element(c *conn, st *xmlstream.Stanza) bool {
 	}
 	s := c.srv()
 	now := time.Now()
-	if s.throttle.blocked(c.ip, s.config().AuthFailLimit, now) {
+	if s.throttle.blocked(c.ip(), s.config().AuthFailLimit, now) {
 		c.fail(stanza.PolicyViolation, "too many failed handshakes")
 		return false
 	}
@@ -81,14 +81,14 @@ func (k *component) element(c *conn, st *xmlstream.Stanza) bool {
 	got := strings.ToLower(strings.TrimSpace(string(st.Elem().AppendText(nil))))
 	c.auth = nil
 	if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
-		s.throttle.fail(c.ip, now)
+		s.throttle.fail(c.ip(), now)
 		s.authFail.Add(1)
-		s.log.Info().Str("component", domain).Str("remote", c.ip).Msg("component handshake failed")
+		s.log.Info().Str("component", domain).Str("remote", c.ip()).Msg("component handshake failed")
 		c.fail(stanza.NotAuthorized, "")
 		return false
 	}
 	if err := s.rt.AttachComponent(domain, c); err != nil {
-		s.log.Info().Str("component", domain).Str("remote", c.ip).Msg("component already connected")
+		s.log.Info().Str("component", domain).Str("remote", c.ip()).Msg("component already connected")
 		c.fail(stanza.Conflict, "")
 		return false
 	}
@@ -96,7 +96,7 @@ func (k *component) element(c *conn, st *xmlstream.Stanza) bool {
 	c.authenticated()
 	c.state.Store(stEstablished)
 	s.authOK.Add(1)
-	s.log.Info().Str("component", domain).Str("remote", c.ip).Msg("component connected")
+	s.log.Info().Str("component", domain).Str("remote", c.ip()).Msg("component connected")
 	c.write([]byte("<handshake/>"))
 	return false
 }

@@ -52,7 +52,6 @@ type conn struct {
 	held    *bytebufferpool.ByteBuffer // bytes that arrived while paused
 	auth    *authState                 // only during a SASL exchange
 	bare    jid.JID                    // after SASL
-	ip      string
 	scan    xmlstream.State
 	queued  atomic.Int64 // bytes handed to AsyncWrite and not written yet
 	lastRx  atomic.Int64 // unix seconds of the last read
@@ -67,13 +66,19 @@ type conn struct {
 
 func newConn(l *listener, gc gnet.Conn) *conn {
 	c := &conn{gc: gc, l: l, opened: time.Now().Unix()}
-	if a, ok := gc.RemoteAddr().(*net.TCPAddr); ok {
-		c.ip = a.IP.String()
-	}
 	c.lastRx.Store(c.opened)
 	cfg := l.srv.config()
 	c.scan.Reset(l.kind.scanKind(), &cfg.Limits)
 	return c
+}
+
+// ip is the client's address as text. It is derived when needed (authentication, logs,
+// close) rather than kept: every byte of conn is multiplied by the idle connections.
+func (c *conn) ip() string {
+	if a, ok := c.gc.RemoteAddr().(*net.TCPAddr); ok {
+		return a.IP.String()
+	}
+	return ""
 }
 
 func (c *conn) has(f uint16) bool { return c.flags&f != 0 }
@@ -322,7 +327,7 @@ func (c *conn) startTLS() {
 	t := tlsconn.Server(cfg.TLS, c.asyncWrite, func(err error) {
 		if err != nil {
 			c.hsErr.Store(true)
-			c.srv().tlsFailLog.log(c.srv(), c.ip, err)
+			c.srv().tlsFailLog.log(c.srv(), c.ip(), err)
 		}
 		gc.Wake(nil) // back on the loop: read what arrived during the handshake, or close
 	})
@@ -499,7 +504,9 @@ func (c *conn) fail(cond stanza.StreamCondition, text string) {
 	b := e.AppendXML(nil)
 	b = append(b, "</stream:stream>"...)
 	c.write(b)
-	c.srv().log.Debug().Str("remote", c.ip).Str("condition", string(cond)).Str("text", text).Msg("stream error")
+	if e := c.srv().log.Debug(); e.Enabled() {
+		e.Str("remote", c.ip()).Str("condition", string(cond)).Str("text", text).Msg("stream error")
+	}
 	c.closeAfterWrites()
 }
 
@@ -527,7 +534,7 @@ func (c *conn) closeNow() {
 
 func (c *conn) recoverPanic() {
 	if v := recover(); v != nil {
-		c.srv().log.Error().Str("panic", fmt.Sprint(v)).Bytes("stack", debug.Stack()).Str("remote", c.ip).
+		c.srv().log.Error().Str("panic", fmt.Sprint(v)).Bytes("stack", debug.Stack()).Str("remote", c.ip()).
 			Msg("connection handler panicked; closing the stream")
 		c.fail(stanza.InternalServerError, "")
 	}
@@ -554,12 +561,14 @@ func (c *conn) onClose(err error) {
 		c.held = nil
 	}
 	c.auth = nil
-	ev := s.log.Debug().Str("remote", c.ip)
-	if c.sess != nil {
-		ev = ev.Str("jid", c.sess.JID().String())
+	if ev := s.log.Debug(); ev.Enabled() {
+		ev = ev.Str("remote", c.ip())
+		if c.sess != nil {
+			ev = ev.Str("jid", c.sess.JID().String())
+		}
+		if err != nil {
+			ev = ev.Err(err)
+		}
+		ev.Msg("close")
 	}
-	if err != nil {
-		ev = ev.Err(err)
-	}
-	ev.Msg("close")
 }

@@ -147,6 +147,6 @@ func (p *perAddr) done(key string) {
 func (c *conn) authenticated() {
 	if c.has(fUnauth) {
 		c.clear(fUnauth)
-		c.srv().unauth.done(addrKey(c.ip))
+		c.srv().unauth.done(addrKey(c.ip()))
 	}
 }

@@ -429,7 +429,9 @@ func (r *reactor) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	if s.stopping.Load() {
 		return nil, gnet.Close
 	}
-	s.log.Debug().Str("listener", l.cfg.Name).Str("remote", c.ip).Msg("open")
+	if e := s.log.Debug(); e.Enabled() {
+		e.Str("listener", l.cfg.Name).Str("remote", c.ip()).Msg("open")
+	}
 	if l.cfg.DirectTLS {
 		c.startTLS()
 	}
