@@ -134,13 +134,19 @@ func (c *shardCtx) Store() store.Store     { return c.s.r.st }
 func (c *shardCtx) Now() time.Time         { return c.s.r.now() }
 func (c *shardCtx) Logger() zerolog.Logger { return c.s.r.log }
 
+// roster returns the user's cached roster, loading it at first use. An empty roster stays
+// a nil map (rosterLoaded says it was loaded): most idle sessions of new accounts have
+// none, and an empty map still costs an allocation per user.
 func (c *shardCtx) roster() map[string]store.RosterItem {
-	if c.u.roster == nil {
+	if !c.u.rosterLoaded {
+		c.u.rosterLoaded = true
 		items, _, err := c.s.r.st.Rosters().Get(c.u.key)
 		if err != nil {
 			c.s.r.log.Error().Err(err).Str("user", c.u.key).Msg("load roster")
 		}
-		c.u.roster = make(map[string]store.RosterItem, len(items))
+		if len(items) > 0 {
+			c.u.roster = make(map[string]store.RosterItem, len(items))
+		}
 		for _, it := range items {
 			c.u.roster[it.JID] = it
 		}
@@ -163,7 +169,12 @@ func (c *shardCtx) SetRosterItem(user jid.JID, it store.RosterItem) error {
 		return err
 	}
 	if c.u != nil && user.Bare().Equal(c.u.bare) {
-		c.roster()[it.JID] = it
+		m := c.roster()
+		if m == nil {
+			m = map[string]store.RosterItem{}
+			c.u.roster = m
+		}
+		m[it.JID] = it
 	}
 	c.pushRoster(user, it, false, ver)
 	return nil

@@ -15,11 +15,12 @@ import (
 // user is the in-memory state of one account, owned by its shard. Online users stay in
 // the shard's map; offline users are built for one op and dropped.
 type user struct {
-	bare     jid.JID
-	key      string
-	sessions []*Session
-	roster   map[string]store.RosterItem // nil until first use
-	exists   bool
+	bare         jid.JID
+	key          string
+	sessions     []*Session
+	roster       map[string]store.RosterItem // loaded at first use; nil when empty
+	rosterLoaded bool
+	exists       bool
 }
 
 func (u *user) find(resource string) *Session {

@@ -40,6 +40,9 @@ func (Mod) ModuleInfo() module.Info {
 
 type hashKey struct{}
 
+// noPhoto is the cached answer "this account has no avatar".
+type noPhoto struct{}
+
 // Provision registers the handlers and the presence hook.
 func (m *Mod) Provision(r module.Registrar) error {
 	if err := r.Config(&m.cfg); err != nil {
@@ -140,13 +143,20 @@ func (m *Mod) presence(c module.Context, p *module.Packet) module.Verdict {
 	if s == nil {
 		return module.Continue
 	}
-	hash, ok := s.Value(hashKey{}).(string)
-	if !ok {
-		v, err := m.hashes.Get(store.UserKey(p.From.Bare().String()))
-		if err == nil {
+	var hash string
+	switch v := s.Value(hashKey{}).(type) {
+	case string:
+		hash = v
+	case noPhoto:
+	default:
+		if v, err := m.hashes.Get(store.UserKey(p.From.Bare().String())); err == nil {
 			hash = string(v)
 		}
-		s.SetValue(hashKey{}, hash)
+		if hash == "" {
+			s.SetValue(hashKey{}, noPhoto{}) // zero-size: caching "no avatar" allocates nothing
+		} else {
+			s.SetValue(hashKey{}, hash)
+		}
 	}
 	if hash == "" {
 		return module.Continue
