@@ -48,9 +48,9 @@ func (l *listener) acceptLoop() {
 					reserve.Close()
 					reserve = nil
 					if c, err := l.ln.AcceptTCP(); err == nil {
+						s.refused.Add(1)
 						c.SetLinger(0)
 						c.Close()
-						s.refused.Add(1)
 					}
 					reserve, _ = os.Open(os.DevNull)
 				}
@@ -65,9 +65,9 @@ func (l *listener) acceptLoop() {
 		}
 		backoff = 0
 		if !l.admit(nc) {
+			s.refused.Add(1) // counted before the client can see the close
 			nc.SetLinger(0)
 			nc.Close()
-			s.refused.Add(1)
 		}
 	}
 }
