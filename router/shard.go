@@ -306,6 +306,7 @@ func (s *shard) broadcastPresence(se *Session, p *module.Packet, e xmlstream.Ele
 			}
 		}
 		se.presence = append(se.presence[:0], p.Raw...)
+		p.Initial = initial
 		s.runHooks(module.Outbound, module.KindPresence)
 		// Hooks may have added to it (XEP-0153 photo hash); probes get the final form.
 		se.presence = append(se.presence[:0], s.pkt.Raw...)

@@ -241,6 +241,10 @@ type Packet struct {
 	ID   string
 	From jid.JID
 	To   jid.JID // zero when absent
+	// Initial is set on the outbound broadcast of a session's initial presence (its first
+	// available presence, or the first after unavailable: RFC 6121 §4.2), when the server
+	// probes contacts and delivers what waited.
+	Initial bool
 }
 
 // Elem returns the lazy element view of Raw.

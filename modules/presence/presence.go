@@ -37,8 +37,7 @@ func (Presence) ModuleInfo() module.Info {
 type sessKey int
 
 const (
-	keyInitial  sessKey = iota // the session already sent initial presence
-	keyDirected                // map[string]bool of JIDs that got directed available presence
+	keyDirected sessKey = iota // map[string]bool of JIDs that got directed available presence
 )
 
 // Provision registers the hooks.
@@ -233,9 +232,8 @@ func (p *Presence) self(c module.Context, pk *module.Packet, user jid.JID) {
 func (p *Presence) broadcast(c module.Context, pk *module.Packet, user jid.JID) {
 	s := c.Session()
 	initial := false
-	if s != nil && pk.Type == "" && s.Value(keyInitial) == nil {
-		s.SetValue(keyInitial, true)
-		initial = true
+	if s != nil && pk.Type == "" && pk.Initial {
+		initial = true // the router says so: no per-session state for it
 	}
 	items := roster(c, user)
 	for _, it := range items {
