@@ -128,6 +128,8 @@ disabled = []
 # Items per roster; a roster set or a subscription that would add one more is refused
 # with not-allowed (subscription requests from contacts too).
 # max_items = 1000
+# Bytes of names, groups and JIDs per roster (not-allowed beyond).
+# max_bytes = 1048576
 #
 # [modules.offline]
 # Offline messages kept per user, by count and by total bytes; beyond either the sender

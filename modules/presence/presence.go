@@ -22,6 +22,11 @@ import (
 // subscribe presences from many JIDs cannot fill the disk; beyond it requests are dropped.
 const MaxPendingRequests = 500
 
+// MaxRequestBytes bounds one stored subscription request: a larger one (a long status or
+// nickname) is kept as a bare subscribe, so a user's pending requests stay under
+// MaxPendingRequests × MaxRequestBytes (1 MiB) whatever the senders put in them.
+const MaxRequestBytes = 2048
+
 func init() { module.Register(Presence{}) }
 
 // Presence is the presence module.
@@ -359,7 +364,14 @@ func (p *Presence) inbound(c module.Context, pk *module.Packet) module.Verdict {
 			raw := xmlstream.SetAttrs(nil, pk.Raw,
 				xmlstream.AttrSet{Name: "from", Value: []byte(contact.String())},
 				xmlstream.AttrSet{Name: "to", Value: []byte(user.String())})
+			if len(raw) > MaxRequestBytes {
+				raw = simple("subscribe", contact, user)
+			}
 			if err := p.subreq.Set(key, raw); err != nil {
+				if module.LogStoreError(err) {
+					l := c.Logger()
+					l.Error().Err(err).Str("user", user.String()).Msg("presence: store subscription request")
+				}
 				return module.Stop
 			}
 		}

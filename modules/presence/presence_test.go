@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vireo-im/vireo/modules/presence"
 	"github.com/vireo-im/vireo/modules/roster"
 	_ "github.com/vireo-im/vireo/modules/standard"
 	"github.com/vireo-im/vireo/router"
@@ -139,4 +140,27 @@ func TestSubscriptionRosterLimit(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// TestSubscriptionRequestBytes: a subscription request with a huge status is kept as a
+// bare subscribe, so pending requests cannot hold megabytes per user; the user still sees
+// the request at login.
+func TestSubscriptionRequestBytes(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob"}, nil)
+	b := e.Bind("bob", "pc")
+	b.Send("<presence to='alice@example.org' type='subscribe'><status>" + strings.Repeat("s", 50000) + "</status></presence>")
+	var stored []byte
+	for i := 0; i < 500 && stored == nil; i++ {
+		e.Store.Table("subreq").Scan(store.UserKey("alice@example.org"), func(_, v []byte) bool {
+			stored = append([]byte(nil), v...)
+			return false
+		})
+		time.Sleep(5 * time.Millisecond)
+	}
+	if stored == nil || len(stored) > presence.MaxRequestBytes {
+		t.Fatalf("stored request of %d bytes (limit %d)", len(stored), presence.MaxRequestBytes)
+	}
+	a := e.Bind("alice", "pc")
+	a.Send("<presence/>")
+	a.C.Wait(t, "type='subscribe'", "from='bob@example.org'")
 }

@@ -35,6 +35,21 @@ type Config struct {
 	// MaxItems bounds the items of one roster (default store.DefaultRosterItems); a roster
 	// set or a subscription that would add one more gets not-allowed.
 	MaxItems int `toml:"max_items"`
+	// MaxBytes bounds the names, groups and JIDs of one roster together (default 1 MiB);
+	// a roster set that would pass it gets not-allowed. Subscriptions add only a JID, so
+	// items times the JID limit bounds what they add.
+	MaxBytes int `toml:"max_bytes"`
+}
+
+// DefaultMaxBytes is the default of [modules.roster] max_bytes.
+const DefaultMaxBytes = 1 << 20
+
+func itemBytes(it store.RosterItem) int {
+	n := len(it.JID) + len(it.Name)
+	for _, g := range it.Groups {
+		n += len(g)
+	}
+	return n
 }
 
 // Roster is the roster module.
@@ -50,8 +65,11 @@ func (r *Roster) Provision(reg module.Registrar) error {
 	if err := reg.Config(&r.cfg); err != nil {
 		return err
 	}
-	if r.cfg.MaxItems < 0 {
-		return errors.New("roster: max_items must not be negative")
+	if r.cfg.MaxItems < 0 || r.cfg.MaxBytes < 0 {
+		return errors.New("roster: max_items and max_bytes must not be negative")
+	}
+	if r.cfg.MaxBytes == 0 {
+		r.cfg.MaxBytes = DefaultMaxBytes
 	}
 	reg.Store().Rosters().SetLimit(r.cfg.MaxItems) // 0: the default
 	reg.IQ(module.IQGet, ns.Roster, "query", r.get)
@@ -182,6 +200,20 @@ func (r *Roster) set(c module.Context, iq *module.Packet) {
 	if len(it.Groups) > MaxGroups {
 		c.Error(iq, stanza.New(stanza.NotAcceptable))
 		return
+	}
+	if grow := itemBytes(it) - itemBytes(old); grow > 0 {
+		total := 0
+		if rc, ok := c.(module.RosterLister); ok {
+			for _, x := range rc.RosterItems(user) {
+				total += itemBytes(x)
+			}
+		}
+		if total+grow > r.cfg.MaxBytes {
+			e := stanza.New(stanza.NotAllowed)
+			e.Text = "roster is too large"
+			c.Error(iq, e)
+			return
+		}
 	}
 	if err := c.SetRosterItem(user, it); errors.Is(err, store.ErrQuota) {
 		// RFC 6121 §2.5.3: a roster-size limit is answered with not-allowed. The store

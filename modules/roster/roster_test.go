@@ -102,3 +102,45 @@ func TestRosterLimit(t *testing.T) {
 		})
 	}
 }
+
+// TestRosterBytes: names and groups count against [modules.roster] max_bytes, so a roster
+// of big items cannot grow past it by staying under the item limit; editing an item to
+// something smaller is always allowed.
+func TestRosterBytes(t *testing.T) {
+	e := routertest.New(t, []string{"alice"}, func(o *router.Options) {
+		o.ModuleConfig = func(id string, v any) error {
+			if c, ok := v.(*roster.Config); ok {
+				c.MaxBytes = 8 << 10
+			}
+			return nil
+		}
+	})
+	a := e.Bind("alice", "pc")
+	a.Send("<iq type='get' id='g'><query xmlns='jabber:iq:roster'/></iq>")
+	a.C.Wait(t, "id='g'")
+	name := strings.Repeat("n", 1000)
+	accepted := 0
+	for i := 0; i < 20; i++ {
+		a.Send(fmt.Sprintf("<iq type='set' id='s%d'><query xmlns='jabber:iq:roster'><item jid='c%d@example.org' name='%s'><group>%s</group></item></query></iq>", i, i, name, name))
+		if got := a.C.Wait(t, fmt.Sprintf("id='s%d'", i)); strings.Contains(got, "type='result'") {
+			accepted++
+		} else if !strings.Contains(got, "not-allowed") {
+			t.Fatalf("set %d: %s", i, got)
+		}
+	}
+	items, _, _ := e.Store.Rosters().Get("alice@example.org")
+	total := 0
+	for _, it := range items {
+		total += len(it.JID) + len(it.Name)
+		for _, g := range it.Groups {
+			total += len(g)
+		}
+	}
+	t.Logf("%d of 20 items of ~2 KB accepted under an 8 KiB roster; %d bytes stored", accepted, total)
+	if accepted == 0 || accepted == 20 || total > 8<<10 {
+		t.Fatalf("accepted %d items, %d bytes: the byte quota did not hold", accepted, total)
+	}
+	// Shrinking an item is always allowed.
+	a.Send("<iq type='set' id='shrink'><query xmlns='jabber:iq:roster'><item jid='c0@example.org' name='x'/></query></iq>")
+	a.C.Wait(t, "id='shrink'", "type='result'")
+}
