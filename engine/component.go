@@ -124,9 +124,10 @@ func (k *component) established(c *conn, st *xmlstream.Stanza) {
 		return
 	}
 	raw := st.Raw
-	if end := bytes.IndexByte(raw, '>'); end > 0 && bytes.Contains(raw[:end], []byte(nsComponent)) {
-		// The stanza names the component namespace itself; clients must see jabber:client.
-		raw = xmlstream.SetAttrs(nil, raw, xmlstream.AttrSet{Name: "xmlns", Value: []byte(ns.Client)})
+	if bytes.Contains(raw, []byte(nsComponent)) {
+		// The stanza (or, with encoders such as Go's, each of its children) names the
+		// component namespace itself; clients must see jabber:client.
+		raw = rewriteNS(raw)
 	}
 	if !c.srv().rt.SubmitFrom(from, raw) {
 		c.fail(stanza.PolicyViolation, "too many stanzas")
@@ -141,3 +142,36 @@ func (k *component) closed(c *conn) {
 }
 
 var _ router.Conn = (*conn)(nil)
+
+// rewriteNS returns raw with every xmlns='jabber:component:accept' declaration inside a
+// start tag (not in text or in other attributes' values) changed to jabber:client.
+func rewriteNS(raw []byte) []byte {
+	out := make([]byte, 0, len(raw))
+	inTag := false
+	var quote byte
+	for i := 0; i < len(raw); i++ {
+		b := raw[i]
+		switch {
+		case quote != 0:
+			if b == quote {
+				quote = 0
+			}
+		case inTag && (b == '\'' || b == '"'):
+			if i >= 6 && string(raw[i-6:i]) == "xmlns=" && len(raw) > i+len(nsComponent) &&
+				string(raw[i+1:i+1+len(nsComponent)]) == nsComponent && raw[i+1+len(nsComponent)] == b {
+				out = append(out, b)
+				out = append(out, ns.Client...)
+				out = append(out, b)
+				i += len(nsComponent) + 1
+				continue
+			}
+			quote = b
+		case b == '<':
+			inTag = i+1 < len(raw) && raw[i+1] != '/' && raw[i+1] != '!' && raw[i+1] != '?'
+		case b == '>':
+			inTag = false
+		}
+		out = append(out, b)
+	}
+	return out
+}

@@ -1,11 +1,17 @@
 package engine_test
 
 import (
+	"context"
 	"crypto/sha1"
 	"encoding/hex"
+	"net"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"mellium.im/xmpp/component"
+	mjid "mellium.im/xmpp/jid"
 
 	"github.com/vireo-im/vireo/engine"
 	"github.com/vireo-im/vireo/engine/vireotest"
@@ -113,4 +119,53 @@ func TestIntegrationComponent(t *testing.T) {
 	// Once it is gone its domain is free again.
 	comp2, _ := componentLogin(t, srv, "bot.localhost", compSecret)
 	comp2.Expect("<handshake/>")
+}
+
+// TestIntegrationComponentMellium connects mellium.im/xmpp's XEP-0114 component (a client
+// nobody here wrote) and exchanges a message with a user both ways.
+func TestIntegrationComponentMellium(t *testing.T) {
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true,
+		Components: []engine.Component{{Domain: "mel.localhost", Secret: compSecret}}})
+	srv.AddUser(t, "alice", "secret")
+	conn, err := net.Dial("tcp", srv.ComponentAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := component.NewSession(ctx, mjid.MustParse("mel.localhost"), []byte(compSecret), conn)
+	if err != nil {
+		t.Fatalf("mellium component handshake: %v", err)
+	}
+	comp := &client{s: s}
+	comp.serve(t)
+	t.Cleanup(func() { s.Close() })
+
+	alice := srv.LoginPlain(t, "alice", "secret", "pc")
+	alice.Send("<presence/>")
+	alice.Send("<message to='bot@mel.localhost' type='chat' id='m1'><body>hello mellium</body></message>")
+	comp.waitFor(t, "hello mellium", "alice@localhost/pc")
+	comp.send(t, "<message xmlns='jabber:component:accept' from='bot@mel.localhost' to='alice@localhost/pc' type='chat'><body>hello alice</body></message>")
+	got := alice.Expect("</message>")
+	if !strings.Contains(got, "bot@mel.localhost") || !strings.Contains(got, "hello alice") || strings.Contains(got, nsComponentAccept) {
+		t.Fatalf("alice got %q", got)
+	}
+}
+
+const nsComponentAccept = "jabber:component:accept"
+
+func TestRewriteComponentNS(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{`<message xmlns='jabber:component:accept' to='a'><body xmlns="jabber:component:accept">x</body></message>`,
+			`<message xmlns='jabber:client' to='a'><body xmlns="jabber:client">x</body></message>`},
+		{`<message to='a'><body>xmlns="jabber:component:accept"</body></message>`,
+			`<message to='a'><body>xmlns="jabber:component:accept"</body></message>`},
+		{`<message to='a' note='xmlns="jabber:component:accept"'><x xmlns='urn:other'/></message>`,
+			`<message to='a' note='xmlns="jabber:component:accept"'><x xmlns='urn:other'/></message>`},
+	} {
+		if got := string(engine.RewriteComponentNS([]byte(tc.in))); got != tc.want {
+			t.Errorf("rewrite(%s)\n got %s\nwant %s", tc.in, got, tc.want)
+		}
+	}
 }

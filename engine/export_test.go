@@ -1,0 +1,4 @@
+package engine
+
+// RewriteComponentNS exposes rewriteNS to the external tests.
+var RewriteComponentNS = rewriteNS
