@@ -96,6 +96,7 @@ func (c *conn) writeFeatures() {
 		b.Start("session").Attr("xmlns", ns.Session).Start("optional").End().End()
 		b.Start("c").Attr("xmlns", ns.Caps).Attr("hash", "sha-1").Attr("node", module.CapsNode).
 			Attr("ver", c.srv().rt.CapsVer()).End()
+		b.Start("sm").Attr("xmlns", nsSM).End() // XEP-0198, the engine's own
 		b.Raw(c.srv().rt.StreamFeatures(module.PostAuth))
 	}
 	b.End()
@@ -130,6 +131,10 @@ func (c *conn) onElement(st *xmlstream.Stanza) bool {
 			return false
 		}
 	}
+	if state == stBind && string(st.NS) == nsSM && name == "resume" {
+		c.onResume(st)
+		return false
+	}
 	if st.Kind() == xmlstream.KindIQ && state == stBind {
 		if p, ok := st.FirstChild(); ok {
 			switch {
@@ -146,8 +151,12 @@ func (c *conn) onElement(st *xmlstream.Stanza) bool {
 func (c *conn) established(st *xmlstream.Stanza) {
 	k := st.Kind()
 	if k == xmlstream.KindOther {
-		// Top-level elements that are not stanzas (XEP-0352 <active/>, XEP-0198 <r/>)
-		// belong to the module that registered them; anything else is an error.
+		if string(st.NS) == nsSM {
+			c.onSM(st) // counts stanzas on the wire: the engine's own part of the protocol
+			return
+		}
+		// Other top-level elements that are not stanzas (XEP-0352 <active/>) belong to
+		// the module that registered them; anything else is an error.
 		if !c.srv().rt.Nonza(c.sess, st.Raw, st.NS, st.Name) {
 			c.fail(stanza.UnsupportedStanzaType, "")
 		}
@@ -157,10 +166,22 @@ func (c *conn) established(st *xmlstream.Stanza) {
 		c.fail(stanza.InvalidFrom, "")
 		return
 	}
+	if sm := c.sm.Load(); sm != nil {
+		sm.mu.Lock()
+		sm.hIn++
+		sm.mu.Unlock()
+	}
 	if k == xmlstream.KindIQ && string(st.Type) == "set" && len(st.To) == 0 {
 		if p, ok := st.FirstChild(); ok && string(p.NS()) == ns.Session {
-			// RFC 3921 legacy session establishment: a no-op since RFC 6121.
-			c.iqResult(st.ID, nil)
+			// RFC 3921 legacy session establishment: a no-op since RFC 6121. Through
+			// Send, so that stream management counts it.
+			var b xmlstream.Builder
+			b.Start("iq").Attr("type", "result")
+			if st.ID != nil {
+				b.AttrBytes("id", xmlstream.AppendUnescaped(nil, st.ID))
+			}
+			b.End()
+			c.Send(b.B)
 			return
 		}
 	}

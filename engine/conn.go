@@ -40,6 +40,7 @@ const (
 	fTLSWait    // STARTTLS answered, no TLS byte seen yet
 	fUnauth     // counted in the per-address limit of unauthenticated connections
 	fBlocked    // the router holds too many of this session's bytes: hold input until Resume
+	fCleanEnd   // the client closed the stream itself: its session is not resumable
 )
 
 // conn is one client connection, owned by its event loop except for the atomics, which
@@ -53,20 +54,21 @@ type conn struct {
 	auth    *authState                 // only during a SASL exchange
 	bare    jid.JID                    // after SASL
 	scan    xmlstream.State
-	queued  atomic.Int64 // bytes handed to AsyncWrite and not written yet
-	lastRx  atomic.Int64 // unix seconds of the last read
-	pingAt  atomic.Int64 // unix seconds a keepalive ping went out, 0 if none
-	opened  int64
+	queued  atomic.Int64            // bytes handed to AsyncWrite and not written yet
+	lastRx  atomic.Int64            // unix seconds of the last read
+	pingAt  atomic.Int64            // unix seconds a keepalive ping went out, 0 if none
+	sm      atomic.Pointer[smState] // XEP-0198, once enabled or resumed
 	state   atomic.Uint32
 	closing atomic.Bool
-	hsErr   atomic.Bool // TLS handshake failed
+	opened  uint32 // seconds since the process started (epoch), for the pre-auth deadline
 	flags   uint16
 	domain  uint16 // index into the config's domains at stream start
 }
 
 func newConn(l *listener, gc gnet.Conn) *conn {
-	c := &conn{gc: gc, l: l, opened: time.Now().Unix()}
-	c.lastRx.Store(c.opened)
+	now := time.Now()
+	c := &conn{gc: gc, l: l, opened: uint32(now.Sub(epoch) / time.Second)}
+	c.lastRx.Store(now.Unix())
 	cfg := l.srv.config()
 	c.scan.Reset(l.kind.scanKind(), &cfg.Limits)
 	return c
@@ -99,6 +101,9 @@ func (c *conn) domainName() string {
 
 var plainPool bytebufferpool.Pool
 
+// epoch is when the process started; conn keeps times as 32-bit seconds since it.
+var epoch = time.Now()
+
 // heldBlockedFactor times the stanza limit is what a client blocked by backpressure may
 // send before it is cut off (4 MiB at the default 256 KiB).
 const heldBlockedFactor = 16
@@ -123,7 +128,7 @@ func (c *conn) onTraffic() {
 		return
 	}
 	c.feedTLS(data)
-	if c.hsErr.Load() {
+	if t.HandshakeFailed() {
 		c.closeNow()
 		return
 	}
@@ -326,7 +331,6 @@ func (c *conn) startTLS() {
 	gc := c.gc
 	t := tlsconn.Server(cfg.TLS, c.asyncWrite, func(err error) {
 		if err != nil {
-			c.hsErr.Store(true)
 			c.srv().tlsFailLog.log(c.srv(), c.ip(), err)
 		}
 		gc.Wake(nil) // back on the loop: read what arrived during the handshake, or close
@@ -392,6 +396,18 @@ func (c *conn) Send(b []byte) bool {
 	if c.queued.Load() > int64(c.srv().config().MaxOutbound) {
 		c.Close(stanza.PolicyViolation)
 		return false
+	}
+	if sm := c.sm.Load(); sm != nil {
+		ask, ok := sm.sent(b)
+		if !ok {
+			c.Close(stanza.PolicyViolation) // the client acknowledges nothing
+			return false
+		}
+		c.write(b)
+		if ask {
+			c.write([]byte("<r xmlns='urn:xmpp:sm:3'/>"))
+		}
+		return true
 	}
 	c.write(b)
 	return true
@@ -520,6 +536,7 @@ func (c *conn) streamError(err error) {
 
 // endStream answers the client's </stream:stream> (RFC 6120 §4.4).
 func (c *conn) endStream() {
+	c.set(fCleanEnd)
 	if !c.has(fHeaderSent) {
 		c.writeHeader(nil, c.l.kind.ns())
 	}
@@ -548,7 +565,9 @@ func (c *conn) onClose(err error) {
 	c.l.kind.closed(c)
 	c.authenticated() // gives back the per-address count if it never authenticated
 	if c.sess != nil {
-		s.rt.Unbind(c.sess)
+		if !c.smClosed() {
+			s.rt.Unbind(c.sess)
+		}
 		s.established.Add(-1)
 	}
 	if t := c.tls.Load(); t != nil {

@@ -79,6 +79,9 @@ type Config struct {
 	PingAfter, PingTimeout time.Duration
 	// Components may connect on KindComponent listeners.
 	Components []Component
+	// ResumeTimeout is how long a stream-management session waits for its client to
+	// resume it (XEP-0198).
+	ResumeTimeout time.Duration
 	// RegisterLimit is the in-band registrations per client address per minute;
 	// addresses in Trusted are exempt.
 	RegisterLimit int
@@ -133,6 +136,9 @@ func (c *Config) defaults() {
 	if c.MaxConnections <= 0 {
 		c.MaxConnections = defaultMaxConnections()
 	}
+	if c.ResumeTimeout <= 0 {
+		c.ResumeTimeout = DefaultResumeTimeout
+	}
 }
 
 // fdReserve is the part of the descriptor limit kept for the database, the admin socket,
@@ -163,6 +169,7 @@ type Server struct {
 	react   *reactor
 	sockDir string
 	unauth  perAddr
+	sms     sync.Map // resumable XEP-0198 session id -> *smState
 	// tlsFailLog says why TLS handshakes fail, rate-limited.
 	tlsFailLog rateLog
 

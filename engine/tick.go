@@ -35,7 +35,7 @@ func (l *listener) sweep(now time.Time) {
 		}
 		st := c.state.Load()
 		if st != stEstablished {
-			if sec-c.opened >= preAuth {
+			if now.Sub(epoch)/time.Second-time.Duration(c.opened) >= time.Duration(preAuth) {
 				c.Close(stanza.ConnectionTimeout)
 			}
 			continue

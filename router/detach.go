@@ -15,7 +15,13 @@ import (
 // resource or offline storage (RFC 6121 §8.5), IQ requests are answered with errors, and
 // unavailable presence is broadcast. Attach before then resumes it. Safe from any
 // goroutine.
-func (r *Router) Detach(s *Session, timeout time.Duration) {
+func (r *Router) Detach(s *Session, timeout time.Duration) { r.DetachWith(s, timeout, nil) }
+
+// DetachWith is Detach for a stream that hands over stanzas it wrote but the client never
+// acknowledged (XEP-0198): they head the queue, before what arrives while detached, and
+// share its fate (resent on Attach, RFC 6121 on expiry). The router owns unacked after the
+// call.
+func (r *Router) DetachWith(s *Session, timeout time.Duration, unacked [][]byte) {
 	if s == nil || s.gone.Load() {
 		return
 	}
@@ -23,13 +29,18 @@ func (r *Router) Detach(s *Session, timeout time.Duration) {
 	o.kind = opDetach
 	o.sess = s
 	o.timeout = timeout
+	o.queue = unacked
 	s.shard.q.pushForce(o)
 }
 
 // Attach gives a detached session the connection c. done runs on the shard worker with nil
 // when the session is c's now (every queued stanza has been handed to c, in order), or with
 // a *stanza.Error (item-not-found) when the session has ended or is attached elsewhere.
-func (r *Router) Attach(s *Session, c Conn, done func(error)) {
+func (r *Router) Attach(s *Session, c Conn, done func(error)) { r.AttachSkip(s, c, 0, done) }
+
+// AttachSkip is Attach for a client that already has the first skip queued stanzas
+// (XEP-0198 resumption: its h says how many of the unacknowledged ones arrived).
+func (r *Router) AttachSkip(s *Session, c Conn, skip int, done func(error)) {
 	if s == nil || s.gone.Load() {
 		done(stanza.New(stanza.ItemNotFound))
 		return
@@ -38,6 +49,7 @@ func (r *Router) Attach(s *Session, c Conn, done func(error)) {
 	o.kind = opAttach
 	o.sess = s
 	o.conn = c
+	o.skip = skip
 	o.fn = func(module.Context) {}
 	o.done = func(_ *Session, err error) { done(err) }
 	s.shard.q.pushForce(o)
@@ -79,6 +91,26 @@ func (s *shard) detach(o *op) {
 		d.timer.Stop()
 	}
 	se.conn = nil
+	if len(o.queue) > 0 {
+		// Unacknowledged stanzas of the stream that just went: first in the queue. What
+		// does not fit the bounds follows RFC 6121 at once.
+		lim := s.r.opts.DetachedLimits
+		for i, raw := range o.queue {
+			if len(d.queue) >= lim.Stanzas || d.bytes+len(raw) > lim.Bytes {
+				s.endDetached(se, o.queue[i:])
+				break
+			}
+			d.queue = append(d.queue, raw)
+			d.bytes += len(raw)
+		}
+		o.queue = nil
+	}
+	if o.timeout <= 0 {
+		// Nothing to wait for (a stream without resumption, or shutdown): RFC 6121 now.
+		se.gone.Store(true)
+		s.end(se)
+		return
+	}
 	s.gen++
 	gen := s.gen
 	d.gen = gen
@@ -108,10 +140,14 @@ func (s *shard) attach(o *op) {
 	if se.blocked.CompareAndSwap(true, false) {
 		o.conn.Resume()
 	}
-	for i, raw := range d.queue {
+	q := d.queue
+	if o.skip > 0 {
+		q = q[min(o.skip, len(q)):]
+	}
+	for i, raw := range q {
 		if !se.conn.Send(raw) {
 			// The new stream is already gone: what is left follows the RFC 6121 rules.
-			s.endDetached(se, d.queue[i:])
+			s.endDetached(se, q[i:])
 			o.done(nil, stanza.New(stanza.ItemNotFound))
 			return
 		}
@@ -231,4 +267,16 @@ func (s *shard) sendBest(u *user, raw []byte, skip *Session) bool {
 		prio = next
 	}
 	return false
+}
+
+// expireAll ends every detached session of the shard (shutdown): what they queued follows
+// RFC 6121 now rather than being lost with the process.
+func (s *shard) expireAll() {
+	for _, u := range s.users {
+		for _, se := range append([]*Session(nil), u.sessions...) {
+			if se.detachedQ() != nil && se.gone.CompareAndSwap(false, true) {
+				s.end(se)
+			}
+		}
+	}
 }

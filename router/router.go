@@ -210,6 +210,11 @@ func (r *Router) Close() error {
 		return nil
 	}
 	for _, s := range r.shards {
+		o := getOp()
+		o.kind = opExpireAll
+		s.q.pushForce(o)
+	}
+	for _, s := range r.shards {
 		close(s.quit)
 	}
 	r.wg.Wait()
@@ -439,8 +444,9 @@ const (
 	opDetach
 	opAttach
 	opExpire
-	opCall   // Context.Async's done, back on the shard
-	opResume // a blocked sender has drained: resume its connection
+	opCall      // Context.Async's done, back on the shard
+	opResume    // a blocked sender has drained: resume its connection
+	opExpireAll // shutdown: end every detached session
 )
 
 // op is one unit of work for a shard. It is pooled; its buffer travels with it.
@@ -462,6 +468,8 @@ type op struct {
 	fn       func(module.Context)
 	gen      uint64
 	timeout  time.Duration
+	queue    [][]byte // DetachWith's unacknowledged stanzas
+	skip     int      // AttachSkip
 }
 
 var opPool = sync.Pool{New: func() any { return new(op) }}
@@ -481,5 +489,6 @@ func putOp(o *op) {
 	o.sess, o.buf, o.conn, o.done = nil, nil, nil, nil
 	o.to, o.bare, o.resource = jid.JID{}, jid.JID{}, ""
 	o.svc, o.fn, o.gen, o.timeout = nil, nil, 0, 0
+	o.queue, o.skip = nil, 0
 	opPool.Put(o)
 }

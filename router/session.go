@@ -75,6 +75,10 @@ type detached struct {
 
 type kv struct{ k, v any }
 
+// Ended reports whether the session is over (unbound, or its detach timeout expired).
+// Safe for concurrent use.
+func (s *Session) Ended() bool { return s.gone.Load() }
+
 // Blocked reports whether the session's client should not be read from until the router
 // calls its Conn's Resume. Safe for concurrent use.
 func (s *Session) Blocked() bool { return s.blocked.Load() }

@@ -111,6 +111,8 @@ func (s *shard) handle(o *op) {
 		keep = s.relay(o)
 	case opNonza:
 		s.nonza(o)
+	case opExpireAll:
+		s.expireAll()
 	case opResume:
 		if se := o.sess; se.conn != nil && !se.gone.Load() {
 			se.conn.Resume()

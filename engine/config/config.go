@@ -70,6 +70,7 @@ type C2S struct {
 	TrustedNetworks       []string `toml:"trusted_networks"`
 	MaxConnections        int      `toml:"max_connections"`
 	MaxUnauthPerAddress   int      `toml:"max_unauth_per_address"`
+	ResumeTimeout         Duration `toml:"resume_timeout"`
 	PingInterval          Duration `toml:"ping_interval"`
 	PingTimeout           Duration `toml:"ping_timeout"`
 }
@@ -131,6 +132,7 @@ func Defaults(domain string) *Config {
 			RegistrationsPerMin:   10,
 			MaxUnauthPerAddress:   64,
 			TrustedNetworks:       []string{"127.0.0.0/8", "::1/128"},
+			ResumeTimeout:         Duration{300 * time.Second},
 			PingInterval:          Duration{4 * time.Minute},
 			PingTimeout:           Duration{60 * time.Second},
 		},
@@ -211,6 +213,9 @@ func (c *Config) normalize() error {
 	}
 	if c.C2S.PreAuthTimeout.Duration <= 0 {
 		return errors.New("c2s.pre_auth_timeout must be positive")
+	}
+	if c.C2S.ResumeTimeout.Duration < time.Second {
+		return errors.New("c2s.resume_timeout must be at least 1s")
 	}
 	if c.C2S.PingInterval.Duration < time.Second || c.C2S.PingTimeout.Duration < time.Second {
 		return errors.New("c2s.ping_interval and c2s.ping_timeout must be at least 1s")

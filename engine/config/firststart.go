@@ -84,6 +84,9 @@ max_connections = 0
 max_unauth_per_address = 64
 # Networks exempt from the per-address limits (bulk provisioning, load tests, a proxy here).
 trusted_networks = ["127.0.0.0/8", "::1/128"]
+# XEP-0198: how long a session whose connection dropped waits for its client to resume it
+# (queued messages go to offline storage after that).
+resume_timeout = "300s"
 # An established stream silent this long gets an XEP-0199 ping; no answer within
 # ping_timeout closes it (dead phones behind NATs).
 ping_interval = "4m"

@@ -43,6 +43,7 @@ type Conn struct {
 	tr   transport
 	done func(error)
 	hs   atomic.Bool // handshake finished successfully
+	bad  atomic.Bool // handshake failed
 }
 
 // transport is the net.Conn that crypto/tls reads from and writes to.
@@ -87,6 +88,8 @@ func (c *Conn) handshake() {
 	c.tr.mu.Unlock()
 	if err == nil {
 		c.hs.Store(true)
+	} else {
+		c.bad.Store(true)
 	}
 	c.done(err)
 }
@@ -134,6 +137,9 @@ func (c *Conn) Write(p []byte) (int, error) {
 
 // HandshakeComplete reports whether the handshake succeeded.
 func (c *Conn) HandshakeComplete() bool { return c.hs.Load() }
+
+// HandshakeFailed reports whether the handshake ended with an error.
+func (c *Conn) HandshakeFailed() bool { return c.bad.Load() }
 
 // ConnectionState returns the TLS state (for channel binding and logging).
 func (c *Conn) ConnectionState() tls.ConnectionState { return c.tc.ConnectionState() }

@@ -45,6 +45,7 @@ type Options struct {
 	RegisterLimit  int
 	Trusted        []netip.Prefix
 	MaxConns       int
+	ResumeTimeout  time.Duration
 	MaxUnauthAddr  int
 	Dir            string // data directory; default t.TempDir()
 	Logger         *zerolog.Logger
@@ -115,6 +116,7 @@ func Start(t testing.TB, o Options) *Server {
 		RegisterLimit:    o.RegisterLimit,
 		Trusted:          o.Trusted,
 		MaxConnections:   o.MaxConns,
+		ResumeTimeout:    o.ResumeTimeout,
 		MaxUnauthPerAddr: o.MaxUnauthAddr,
 		TLS:              tlsCfg,
 		RequireTLS:       requireTLS,
@@ -336,6 +338,16 @@ func (s *Server) Header() string {
 // binds resource; it returns the raw connection after the bind result.
 func (s *Server) LoginPlain(t testing.TB, user, pass, resource string) *RawConn {
 	t.Helper()
+	r := s.AuthPlain(t, user, pass)
+	r.Send("<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>" + resource + "</resource></bind></iq>")
+	r.Expect("</iq>")
+	return r
+}
+
+// AuthPlain logs in over direct TLS with SASL PLAIN and restarts the stream; it returns
+// the raw connection after the post-authentication features (before bind).
+func (s *Server) AuthPlain(t testing.TB, user, pass string) *RawConn {
+	t.Helper()
 	r := s.DialTLS(t)
 	r.Send(s.Header())
 	r.Expect("</stream:features>")
@@ -344,7 +356,13 @@ func (s *Server) LoginPlain(t testing.TB, user, pass, resource string) *RawConn 
 	r.Expect("<success")
 	r.Send(s.Header())
 	r.Expect("</stream:features>")
-	r.Send("<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>" + resource + "</resource></bind></iq>")
-	r.Expect("</iq>")
 	return r
+}
+
+// Never fails the test if substr arrives within 300 ms.
+func (r *RawConn) Never(substr string) {
+	r.t.Helper()
+	if got, err := r.readUntil(substr, 300*time.Millisecond); err == nil {
+		r.t.Fatalf("unexpectedly received %q: %q", substr, got)
+	}
 }

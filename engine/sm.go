@@ -1,0 +1,271 @@
+package engine
+
+import (
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+
+	"github.com/vireo-im/vireo/router"
+	"github.com/vireo-im/vireo/xmlstream"
+	"github.com/vireo-im/vireo/xmlstream/jid"
+	"github.com/vireo-im/vireo/xmlstream/stanza"
+)
+
+// nsSM is XEP-0198 Stream Management.
+const nsSM = "urn:xmpp:sm:3"
+
+// Stream management defaults.
+const (
+	// DefaultResumeTimeout is how long a resumable session waits for its client.
+	DefaultResumeTimeout = 300 * time.Second
+	// smAckEvery: the server asks for an acknowledgement after this many unacknowledged
+	// stanzas.
+	smAckEvery = 10
+	// smMaxUnacked bounds what one stream may have unacknowledged; past it the client is
+	// not acknowledging and the stream is closed (what was unacknowledged is not lost: it
+	// goes to the router like on any other close).
+	smMaxUnacked = 1000
+)
+
+// smState is one stream-management session (XEP-0198). It lives on the connection that
+// enabled it and, when the client asked for resumption, in the server's table by id, so a
+// new connection of the same account can take it over. Stream management is the engine's
+// part of the protocol because it counts every stanza on the wire, including the ones the
+// engine writes itself; the session that outlives the connection is the router's
+// (DetachWith, AttachSkip).
+type smState struct {
+	id     string // empty when not resumable
+	bare   jid.JID
+	sess   *router.Session
+	expiry time.Duration
+
+	mu       sync.Mutex
+	hIn      uint32   // stanzas received from the client
+	hOut     uint32   // stanzas sent to the client
+	acked    uint32   // the client's last acknowledged h
+	unacked  [][]byte // copies of stanzas hOut-len+1 .. hOut, oldest first
+	sinceReq int
+	owner    *conn // the connection it is on; nil while detached
+	next     *conn // a connection waiting to resume it while owner closes
+	nextH    uint32
+	gen      uint64
+}
+
+// sent records a stanza written to the client; it reports whether to ask for an ack, and
+// false in ok when the client has left too much unacknowledged.
+func (sm *smState) sent(b []byte) (ask, ok bool) {
+	sm.mu.Lock()
+	defer sm.mu.Unlock()
+	if len(sm.unacked) >= smMaxUnacked {
+		return false, false
+	}
+	sm.unacked = append(sm.unacked, append([]byte(nil), b...))
+	sm.hOut++
+	sm.sinceReq++
+	if sm.sinceReq >= smAckEvery {
+		sm.sinceReq = 0
+		return true, true
+	}
+	return false, true
+}
+
+// ack applies the client's h; false when h acknowledges more than was sent.
+func (sm *smState) ack(h uint32) bool {
+	sm.mu.Lock()
+	defer sm.mu.Unlock()
+	n := h - sm.acked // modulo 2^32
+	if int64(n) > int64(len(sm.unacked)) {
+		return false
+	}
+	sm.unacked = sm.unacked[n:]
+	sm.acked = h
+	if len(sm.unacked) == 0 {
+		sm.unacked = nil
+	}
+	return true
+}
+
+// onSM handles the stream-management elements of an established stream.
+func (c *conn) onSM(st *xmlstream.Stanza) {
+	sm := c.sm.Load()
+	switch string(st.Name) {
+	case "enable":
+		if sm != nil {
+			c.write([]byte("<failed xmlns='urn:xmpp:sm:3'><unexpected-request xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>"))
+			return
+		}
+		sm = &smState{bare: c.bare, sess: c.sess, owner: c, expiry: c.srv().config().ResumeTimeout}
+		var b xmlstream.Builder
+		b.Start("enabled").Attr("xmlns", nsSM)
+		if v, _ := st.Attr("resume"); string(v) == "true" || string(v) == "1" {
+			sm.id = streamID() + streamID()
+			c.srv().sms.Store(sm.id, sm)
+			b.Attr("id", sm.id).Attr("resume", "true").Attr("max", strconv.Itoa(int(sm.expiry/time.Second)))
+		}
+		b.End()
+		c.write(b.B)
+		c.sm.Store(sm)
+	case "r":
+		if sm == nil {
+			c.fail(stanza.UnsupportedStanzaType, "stream management is not enabled")
+			return
+		}
+		sm.mu.Lock()
+		h := sm.hIn
+		sm.mu.Unlock()
+		c.write([]byte("<a xmlns='urn:xmpp:sm:3' h='" + strconv.FormatUint(uint64(h), 10) + "'/>"))
+	case "a":
+		if sm == nil {
+			c.fail(stanza.UnsupportedStanzaType, "stream management is not enabled")
+			return
+		}
+		h, ok := attrUint32(st, "h")
+		if !ok || !sm.ack(h) {
+			// XEP-0198 §4: an h the server never reached is an error that ends the stream.
+			c.write([]byte("<failed xmlns='urn:xmpp:sm:3'><undefined-condition xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>"))
+			c.fail(stanza.UndefinedCondition, "acknowledged more stanzas than were sent")
+		}
+	default:
+		c.fail(stanza.UnsupportedStanzaType, "")
+	}
+}
+
+func attrUint32(st *xmlstream.Stanza, name string) (uint32, bool) {
+	v, ok := st.Attr(name)
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(string(v), 10, 32)
+	return uint32(n), err == nil
+}
+
+func smFailed(cond string) []byte {
+	return []byte("<failed xmlns='urn:xmpp:sm:3'><" + cond + " xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>")
+}
+
+// onResume handles <resume/> on an authenticated stream before bind (XEP-0198 §5).
+func (c *conn) onResume(st *xmlstream.Stanza) {
+	id, _ := st.Attr("previd")
+	h, hok := attrUint32(st, "h")
+	v, found := c.srv().sms.Load(string(id))
+	sm, _ := v.(*smState)
+	if !found || !hok || sm == nil || !sm.bare.Equal(c.bare) || sm.sess == nil || sm.sess.Ended() {
+		if sm != nil && sm.sess != nil && sm.sess.Ended() {
+			c.srv().sms.Delete(string(id))
+		}
+		c.write(smFailed("item-not-found"))
+		return
+	}
+	sm.mu.Lock()
+	old := sm.owner
+	if old != nil && old != c {
+		// The old connection still looks alive: close it, and resume when it has handed
+		// the session back (its onClose).
+		sm.next, sm.nextH = c, h
+		sm.mu.Unlock()
+		c.set(fPaused)
+		old.closeNow()
+		return
+	}
+	sm.mu.Unlock()
+	c.finishResume(sm, h)
+}
+
+// finishResume runs on c's loop once the session is detached.
+func (c *conn) finishResume(sm *smState, h uint32) {
+	sm.mu.Lock()
+	n := h - sm.acked // modulo 2^32, like h itself
+	if n > sm.hOut-sm.acked || sm.sess == nil {
+		sm.mu.Unlock()
+		c.write(smFailed("undefined-condition"))
+		c.fail(stanza.UndefinedCondition, "h is beyond what was sent")
+		return
+	}
+	// The router holds the unacknowledged stanzas at the head of the session's queue; the
+	// client has the first n. From here this connection counts: what is resent gets the
+	// numbers it had.
+	sm.owner, sm.next = c, nil
+	sm.acked, sm.hOut, sm.unacked, sm.sinceReq = h, h, nil, 0
+	sm.gen++
+	hIn := sm.hIn
+	sess := sm.sess
+	sm.mu.Unlock()
+	c.sm.Store(sm)
+	c.write([]byte("<resumed xmlns='urn:xmpp:sm:3' h='" + strconv.FormatUint(uint64(hIn), 10) + "' previd='" + sm.id + "'/>"))
+	c.set(fPaused)
+	gc := c.gc
+	c.srv().rt.AttachSkip(sess, c, int(n), func(err error) {
+		gc.Wake(func(_ gnet.Conn, werr error) error {
+			if werr != nil {
+				return nil
+			}
+			defer c.recoverPanic()
+			if err != nil {
+				c.sm.Store(nil)
+				c.fail(stanza.UndefinedCondition, "the session ended while resuming")
+				return nil
+			}
+			c.sess = sess
+			c.state.Store(stEstablished)
+			c.srv().established.Add(1)
+			c.resume()
+			return nil
+		})
+	})
+}
+
+// smClosed runs from onClose: a resumable session is detached with what the client has
+// not acknowledged, for the resumption timeout; a non-resumable one hands its unacknowledged
+// stanzas to the RFC 6121 rules at once. It reports whether the session was handed to the
+// router (so onClose must not unbind it).
+func (c *conn) smClosed() bool {
+	sm := c.sm.Load()
+	if sm == nil || c.sess == nil {
+		return false
+	}
+	sm.mu.Lock()
+	if sm.owner != c {
+		sm.mu.Unlock()
+		return true // taken over by a resumed stream
+	}
+	unacked := sm.unacked
+	sm.unacked, sm.owner = nil, nil
+	next, nextH := sm.next, sm.nextH
+	sm.gen++
+	gen := sm.gen
+	s := c.srv()
+	// A clean close by the client, or the server shutting down, ends the session now.
+	resumable := sm.id != "" && !c.has(fCleanEnd) && !s.stopping.Load()
+	sm.mu.Unlock()
+	if !resumable {
+		if sm.id != "" {
+			s.sms.Delete(sm.id)
+		}
+		s.rt.DetachWith(c.sess, 0, unacked) // expires at once: RFC 6121 for what was unacknowledged
+		return true
+	}
+	// The unacknowledged stanzas head the router's queue; acked stays where the client
+	// left it, so a resume's h counts from there.
+	s.rt.DetachWith(c.sess, sm.expiry, unacked)
+	time.AfterFunc(sm.expiry+time.Second, func() {
+		sm.mu.Lock()
+		done := sm.owner == nil && sm.gen == gen
+		sm.mu.Unlock()
+		if done {
+			s.sms.Delete(sm.id)
+		}
+	})
+	if next != nil {
+		next.gc.Wake(func(_ gnet.Conn, err error) error {
+			if err == nil {
+				defer next.recoverPanic()
+				next.clear(fPaused)
+				next.finishResume(sm, nextH)
+			}
+			return nil
+		})
+	}
+	return true
+}

@@ -1,0 +1,132 @@
+package engine_test
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vireo-im/vireo/engine/vireotest"
+	"github.com/vireo-im/vireo/store"
+)
+
+var smIDRe = regexp.MustCompile(`<enabled xmlns='urn:xmpp:sm:3' id='([^']+)' resume='true' max='(\d+)'/>`)
+
+func enableSM(t *testing.T, r *vireotest.RawConn) string {
+	t.Helper()
+	r.Send("<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
+	m := smIDRe.FindStringSubmatch(r.Expect("/>"))
+	if m == nil {
+		t.Fatal("no <enabled/> with a resumption id")
+	}
+	return m[1]
+}
+
+// TestIntegrationStreamManagement: XEP-0198 on a real stream — the feature, acks both ways,
+// resumption after the TCP connection dies (everything unacknowledged, then what was queued
+// meanwhile, in order), unknown ids, bad h, and resuming while the old connection is alive.
+func TestIntegrationStreamManagement(t *testing.T) {
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true})
+	srv.AddUser(t, "alice", "secret")
+	srv.AddUser(t, "bob", "secret")
+	bob := srv.LoginPlain(t, "bob", "secret", "pc")
+
+	a := srv.AuthPlain(t, "alice", "secret")
+	a.Send("<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>phone</resource></bind></iq>")
+	a.Expect("id='b'")
+	id := enableSM(t, a)
+	a.Send("<presence/>")
+	a.Send("<r xmlns='urn:xmpp:sm:3'/>")
+	a.Expect("<a xmlns='urn:xmpp:sm:3' h='1'/>") // the presence was handled
+
+	for i := 1; i <= 3; i++ {
+		bob.Send(fmt.Sprintf("<message to='alice@localhost/phone' type='chat' id='m%d'><body>msg %d</body></message>", i, i))
+	}
+	a.Expect("id='m3'")
+	a.Conn().Close() // the phone loses TCP without a word; nothing was acknowledged
+	for i := 4; i <= 5; i++ {
+		bob.Send(fmt.Sprintf("<message to='alice@localhost/phone' type='chat' id='m%d'><body>msg %d</body></message>", i, i))
+	}
+	bob.Never("unavailable")
+
+	// Resume on a new connection, having received nothing the server knows of (h=0): the
+	// server resends every stanza since enable, then what came while detached, in order.
+	a2 := srv.AuthPlain(t, "alice", "secret")
+	a2.Send("<resume xmlns='urn:xmpp:sm:3' previd='" + id + "' h='0'/>")
+	got := a2.Expect("id='m5'")
+	if !strings.Contains(got, "<resumed xmlns='urn:xmpp:sm:3' h='1' previd='"+id+"'/>") {
+		t.Fatalf("no <resumed h='1'/>: %q", got)
+	}
+	last := strings.Index(got, "<resumed")
+	for i := 1; i <= 5; i++ {
+		j := strings.Index(got, fmt.Sprintf("id='m%d'", i))
+		if j < last {
+			t.Fatalf("m%d missing or out of order after resume:\n%s", i, got)
+		}
+		last = j
+	}
+	// Live traffic goes on, and acks work on the resumed stream.
+	bob.Send("<message to='alice@localhost/phone' type='chat' id='m6'><body>live</body></message>")
+	a2.Expect("id='m6'")
+	a2.Send("<a xmlns='urn:xmpp:sm:3' h='6'/>") // everything so far, counted from the old stream
+
+	// Resuming while the old connection still looks alive: the old one is closed.
+	a3 := srv.AuthPlain(t, "alice", "secret")
+	a3.Send("<resume xmlns='urn:xmpp:sm:3' previd='" + id + "' h='6'/>")
+	a3.Expect("<resumed")
+	a2.ExpectClosed()
+	bob.Send("<message to='alice@localhost/phone' type='chat' id='m7'><body>to the third</body></message>")
+	a3.Expect("id='m7'")
+
+	// An unknown id: failed, and the client can bind normally.
+	x := srv.AuthPlain(t, "alice", "secret")
+	x.Send("<resume xmlns='urn:xmpp:sm:3' previd='nope' h='0'/>")
+	x.Expect("<item-not-found")
+	x.Send("<iq type='set' id='b2'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>other</resource></bind></iq>")
+	x.Expect("id='b2'")
+
+	// An h larger than what was sent ends the stream.
+	a3.Send("<a xmlns='urn:xmpp:sm:3' h='9999'/>")
+	if got := a3.ExpectClosed(); !strings.Contains(got, "undefined-condition") {
+		t.Fatalf("bad h: %q", got)
+	}
+}
+
+// TestIntegrationStreamManagementTimeout: a detached session that is not resumed in time
+// ends: contacts see unavailable only then, queued messages go to offline storage, and the
+// id can no longer be resumed.
+func TestIntegrationStreamManagementTimeout(t *testing.T) {
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true, ResumeTimeout: time.Second})
+	srv.AddUser(t, "alice", "secret")
+	srv.AddUser(t, "bob", "secret")
+	srv.Store.Rosters().Put("alice@localhost", store.RosterItem{JID: "bob@localhost", Sub: store.SubBoth})
+	srv.Store.Rosters().Put("bob@localhost", store.RosterItem{JID: "alice@localhost", Sub: store.SubBoth})
+	bob := srv.LoginPlain(t, "bob", "secret", "pc")
+	bob.Send("<presence/>")
+	a := srv.LoginPlain(t, "alice", "secret", "phone")
+	id := enableSM(t, a)
+	a.Send("<presence/>")
+	bob.Expect("from='alice@localhost/phone'")
+	bob.Send("<message to='alice@localhost/phone' type='chat' id='t1'><body>unacked</body></message>")
+	a.Expect("id='t1'")
+	a.Conn().Close()
+	bob.Send("<message to='alice@localhost/phone' type='chat' id='t2'><body>while away</body></message>")
+	bob.Never("unavailable")
+	bob.Expect("type='unavailable'")
+	var stored []string
+	for i := 0; i < 200 && len(stored) < 2; i++ {
+		stored = stored[:0]
+		srv.Store.Offline().List("alice@localhost", func(m store.OfflineMessage) bool {
+			stored = append(stored, string(m.Raw))
+			return true
+		})
+		time.Sleep(10 * time.Millisecond)
+	}
+	if len(stored) != 2 || !strings.Contains(stored[0], "unacked") || !strings.Contains(stored[1], "while away") {
+		t.Fatalf("offline after the timeout: %q", stored)
+	}
+	a2 := srv.AuthPlain(t, "alice", "secret")
+	a2.Send("<resume xmlns='urn:xmpp:sm:3' previd='" + id + "' h='0'/>")
+	a2.Expect("<item-not-found")
+}
