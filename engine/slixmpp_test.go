@@ -126,3 +126,33 @@ func TestIntegrationSlixmppCSI(t *testing.T) {
 		t.Fatalf("slixmpp saw %q, want %q", got, want)
 	}
 }
+
+// TestIntegrationSlixmppSM: slixmpp's XEP-0198 plugin enables stream management with
+// resumption, loses its TCP connection without closing the stream, connects again and
+// resumes the same session.
+func TestIntegrationSlixmppSM(t *testing.T) {
+	if err := exec.Command("/usr/bin/python3", "-c", "import slixmpp").Run(); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("slixmpp is not installed (apt-get install python3-slixmpp): %v", err)
+		}
+		t.Skip("python3-slixmpp not installed")
+	}
+	srv := vireotest.Start(t, vireotest.Options{})
+	srv.AddUser(t, "slix", "py secret")
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	os.WriteFile(ca, srv.CertPEM, 0o600)
+	host, port, _ := net.SplitHostPort(srv.C2SAddr())
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "/usr/bin/python3", "testdata/slixmpp_sm.py",
+		"slix@localhost/py", "py secret", host, port, ca).CombinedOutput()
+	s := string(out)
+	if err != nil {
+		t.Fatalf("slixmpp: %v\n%s", err, s)
+	}
+	for _, want := range []string{"ENABLED True", "RESUMED", "ECHO"} {
+		if !strings.Contains(s, want) {
+			t.Fatalf("slixmpp output lacks %q:\n%s", want, s)
+		}
+	}
+}
