@@ -131,8 +131,13 @@ func (c *conn) onElement(st *xmlstream.Stanza) bool {
 			return false
 		}
 	}
-	if state == stBind && string(st.NS) == nsSM && name == "resume" {
-		c.onResume(st)
+	if state == stBind && string(st.NS) == nsSM {
+		if name == "resume" {
+			c.onResume(st)
+		} else {
+			// XEP-0198 §3: enable before a resource is bound is an unexpected request.
+			c.write(smFailed("unexpected-request"))
+		}
 		return false
 	}
 	if st.Kind() == xmlstream.KindIQ && state == stBind {

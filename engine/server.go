@@ -80,8 +80,11 @@ type Config struct {
 	// Components may connect on KindComponent listeners.
 	Components []Component
 	// ResumeTimeout is how long a stream-management session waits for its client to
-	// resume it (XEP-0198).
+	// resume it (XEP-0198); the server asks for an acknowledgement after SMAckEvery
+	// stanzas, or once stanzas have waited SMAckAfter.
 	ResumeTimeout time.Duration
+	SMAckEvery    int
+	SMAckAfter    time.Duration
 	// RegisterLimit is the in-band registrations per client address per minute;
 	// addresses in Trusted are exempt.
 	RegisterLimit int
@@ -138,6 +141,12 @@ func (c *Config) defaults() {
 	}
 	if c.ResumeTimeout <= 0 {
 		c.ResumeTimeout = DefaultResumeTimeout
+	}
+	if c.SMAckEvery <= 0 {
+		c.SMAckEvery = DefaultSMAckEvery
+	}
+	if c.SMAckAfter <= 0 {
+		c.SMAckAfter = DefaultSMAckAfter
 	}
 }
 

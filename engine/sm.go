@@ -20,9 +20,10 @@ const nsSM = "urn:xmpp:sm:3"
 const (
 	// DefaultResumeTimeout is how long a resumable session waits for its client.
 	DefaultResumeTimeout = 300 * time.Second
-	// smAckEvery: the server asks for an acknowledgement after this many unacknowledged
-	// stanzas.
-	smAckEvery = 10
+	// DefaultSMAckEvery and DefaultSMAckAfter: the server asks for an acknowledgement after
+	// this many stanzas, or when stanzas have been unacknowledged this long.
+	DefaultSMAckEvery = 10
+	DefaultSMAckAfter = 30 * time.Second
 	// smMaxUnacked bounds what one stream may have unacknowledged; past it the client is
 	// not acknowledging and the stream is closed (what was unacknowledged is not lost: it
 	// goes to the router like on any other close).
@@ -47,6 +48,8 @@ type smState struct {
 	acked    uint32   // the client's last acknowledged h
 	unacked  [][]byte // copies of stanzas hOut-len+1 .. hOut, oldest first
 	sinceReq int
+	askedAt  int64 // unix seconds of the last <r/> the server sent
+	ackEvery int
 	owner    *conn // the connection it is on; nil while detached
 	next     *conn // a connection waiting to resume it while owner closes
 	nextH    uint32
@@ -64,11 +67,24 @@ func (sm *smState) sent(b []byte) (ask, ok bool) {
 	sm.unacked = append(sm.unacked, append([]byte(nil), b...))
 	sm.hOut++
 	sm.sinceReq++
-	if sm.sinceReq >= smAckEvery {
+	if sm.sinceReq >= sm.ackEvery {
 		sm.sinceReq = 0
+		sm.askedAt = time.Now().Unix()
 		return true, true
 	}
 	return false, true
+}
+
+// overdue reports whether stanzas have waited for an acknowledgement longer than after
+// since the last request, and notes a new request if so (the timeout sweep sends it).
+func (sm *smState) overdue(now int64, after int64) bool {
+	sm.mu.Lock()
+	defer sm.mu.Unlock()
+	if len(sm.unacked) == 0 || now-sm.askedAt < after {
+		return false
+	}
+	sm.askedAt, sm.sinceReq = now, 0
+	return true
 }
 
 // ack applies the client's h; false when h acknowledges more than was sent.
@@ -96,7 +112,9 @@ func (c *conn) onSM(st *xmlstream.Stanza) {
 			c.write([]byte("<failed xmlns='urn:xmpp:sm:3'><unexpected-request xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>"))
 			return
 		}
-		sm = &smState{bare: c.bare, sess: c.sess, owner: c, expiry: c.srv().config().ResumeTimeout}
+		cfg := c.srv().config()
+		sm = &smState{bare: c.bare, sess: c.sess, owner: c, expiry: cfg.ResumeTimeout,
+			ackEvery: cfg.SMAckEvery, askedAt: time.Now().Unix()}
 		var b xmlstream.Builder
 		b.Start("enabled").Attr("xmlns", nsSM)
 		if v, _ := st.Attr("resume"); string(v) == "true" || string(v) == "1" {

@@ -130,3 +130,31 @@ func TestIntegrationStreamManagementTimeout(t *testing.T) {
 	a2.Send("<resume xmlns='urn:xmpp:sm:3' previd='" + id + "' h='0'/>")
 	a2.Expect("<item-not-found")
 }
+
+// TestIntegrationStreamManagementBadCases: enable before bind and enable twice are
+// unexpected requests (the stream goes on); resuming another account's session is
+// item-not-found; stanzas unacknowledged for sm_ack_after get a request from the server.
+func TestIntegrationStreamManagementBadCases(t *testing.T) {
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true, SMAckAfter: time.Second})
+	srv.AddUser(t, "alice", "secret")
+	srv.AddUser(t, "mallory", "secret")
+
+	a := srv.AuthPlain(t, "alice", "secret")
+	a.Send("<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
+	a.Expect("<unexpected-request")
+	a.Send("<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>r</resource></bind></iq>")
+	a.Expect("id='b'")
+	id := enableSM(t, a)
+	a.Send("<enable xmlns='urn:xmpp:sm:3'/>")
+	a.Expect("<unexpected-request")
+
+	// A stanza to alice that she does not acknowledge: the server asks within about a
+	// second or two (the sweep runs every second).
+	a.Send("<iq type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>")
+	a.Expect("id='p'")
+	a.Expect("<r xmlns='urn:xmpp:sm:3'/>")
+
+	m := srv.AuthPlain(t, "mallory", "secret")
+	m.Send("<resume xmlns='urn:xmpp:sm:3' previd='" + id + "' h='0'/>")
+	m.Expect("<item-not-found")
+}

@@ -43,6 +43,9 @@ func (l *listener) sweep(now time.Time) {
 		if isComponent {
 			continue // components are trusted peers on a private network; TCP keepalive suffices
 		}
+		if sm := c.sm.Load(); sm != nil && sm.overdue(sec, int64(cfg.SMAckAfter/time.Second)) {
+			c.write([]byte("<r xmlns='urn:xmpp:sm:3'/>")) // XEP-0198: ask for what is overdue
+		}
 		if p := c.pingAt.Load(); p != 0 {
 			if sec-p >= pingTimeout {
 				c.Close(stanza.ConnectionTimeout)

@@ -71,6 +71,8 @@ type C2S struct {
 	MaxConnections        int      `toml:"max_connections"`
 	MaxUnauthPerAddress   int      `toml:"max_unauth_per_address"`
 	ResumeTimeout         Duration `toml:"resume_timeout"`
+	SMAckEvery            int      `toml:"sm_ack_every"`
+	SMAckAfter            Duration `toml:"sm_ack_after"`
 	PingInterval          Duration `toml:"ping_interval"`
 	PingTimeout           Duration `toml:"ping_timeout"`
 }
@@ -133,6 +135,8 @@ func Defaults(domain string) *Config {
 			MaxUnauthPerAddress:   64,
 			TrustedNetworks:       []string{"127.0.0.0/8", "::1/128"},
 			ResumeTimeout:         Duration{300 * time.Second},
+			SMAckEvery:            10,
+			SMAckAfter:            Duration{30 * time.Second},
 			PingInterval:          Duration{4 * time.Minute},
 			PingTimeout:           Duration{60 * time.Second},
 		},
@@ -214,8 +218,8 @@ func (c *Config) normalize() error {
 	if c.C2S.PreAuthTimeout.Duration <= 0 {
 		return errors.New("c2s.pre_auth_timeout must be positive")
 	}
-	if c.C2S.ResumeTimeout.Duration < time.Second {
-		return errors.New("c2s.resume_timeout must be at least 1s")
+	if c.C2S.ResumeTimeout.Duration < time.Second || c.C2S.SMAckAfter.Duration < time.Second || c.C2S.SMAckEvery < 1 {
+		return errors.New("c2s.resume_timeout and c2s.sm_ack_after must be at least 1s, c2s.sm_ack_every at least 1")
 	}
 	if c.C2S.PingInterval.Duration < time.Second || c.C2S.PingTimeout.Duration < time.Second {
 		return errors.New("c2s.ping_interval and c2s.ping_timeout must be at least 1s")

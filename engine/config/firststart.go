@@ -87,6 +87,10 @@ trusted_networks = ["127.0.0.0/8", "::1/128"]
 # XEP-0198: how long a session whose connection dropped waits for its client to resume it
 # (queued messages go to offline storage after that).
 resume_timeout = "300s"
+# The server asks for an acknowledgement after this many stanzas, or once stanzas have
+# waited this long without one.
+sm_ack_every = 10
+sm_ack_after = "30s"
 # An established stream silent this long gets an XEP-0199 ping; no answer within
 # ping_timeout closes it (dead phones behind NATs).
 ping_interval = "4m"

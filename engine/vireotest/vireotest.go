@@ -46,6 +46,7 @@ type Options struct {
 	Trusted        []netip.Prefix
 	MaxConns       int
 	ResumeTimeout  time.Duration
+	SMAckAfter     time.Duration
 	MaxUnauthAddr  int
 	Dir            string // data directory; default t.TempDir()
 	Logger         *zerolog.Logger
@@ -117,6 +118,7 @@ func Start(t testing.TB, o Options) *Server {
 		Trusted:          o.Trusted,
 		MaxConnections:   o.MaxConns,
 		ResumeTimeout:    o.ResumeTimeout,
+		SMAckAfter:       o.SMAckAfter,
 		MaxUnauthPerAddr: o.MaxUnauthAddr,
 		TLS:              tlsCfg,
 		RequireTLS:       requireTLS,
