@@ -391,6 +391,13 @@ var writePool bytebufferpool.Pool
 // Send implements router.Conn: it copies b into the stream. Safe for concurrent use.
 func (c *conn) Send(b []byte) bool {
 	if c.closing.Load() {
+		// A resumable stream-management session keeps what arrives while its connection
+		// closes: it is handed to the router with the rest of the unacknowledged stanzas
+		// and resent on resume (otherwise it would go to offline storage, which a resume
+		// does not deliver).
+		if sm := c.sm.Load(); sm != nil && sm.id != "" && sm.keep(c, b) {
+			return true
+		}
 		return false
 	}
 	if c.queued.Load() > int64(c.srv().config().MaxOutbound) {
@@ -564,8 +571,11 @@ func (c *conn) onClose(err error) {
 	s.open.Add(-1)
 	c.l.kind.closed(c)
 	c.authenticated() // gives back the per-address count if it never authenticated
+	// Stream management first: a resumed stream may close before its attach completed
+	// (c.sess still nil), and the session must still be handed back to the router.
+	handed := c.smClosed()
 	if c.sess != nil {
-		if !c.smClosed() {
+		if !handed {
 			s.rt.Unbind(c.sess)
 		}
 		s.established.Add(-1)

@@ -87,6 +87,18 @@ func (sm *smState) overdue(now int64, after int64) bool {
 	return true
 }
 
+// keep records a stanza for a closing connection that still owns the session, as if sent.
+func (sm *smState) keep(c *conn, b []byte) bool {
+	sm.mu.Lock()
+	defer sm.mu.Unlock()
+	if sm.owner != c || len(sm.unacked) >= smMaxUnacked {
+		return false
+	}
+	sm.unacked = append(sm.unacked, append([]byte(nil), b...))
+	sm.hOut++
+	return true
+}
+
 // ack applies the client's h; false when h acknowledges more than was sent.
 func (sm *smState) ack(h uint32) bool {
 	sm.mu.Lock()
@@ -240,50 +252,62 @@ func (c *conn) finishResume(sm *smState, h uint32) {
 // router (so onClose must not unbind it).
 func (c *conn) smClosed() bool {
 	sm := c.sm.Load()
-	if sm == nil || c.sess == nil {
+	if sm == nil || sm.sess == nil {
 		return false
 	}
 	sm.mu.Lock()
-	if sm.owner != c {
-		sm.mu.Unlock()
+	owner := sm.owner
+	sm.mu.Unlock()
+	if owner != c {
 		return true // taken over by a resumed stream
 	}
-	unacked := sm.unacked
-	sm.unacked, sm.owner = nil, nil
-	next, nextH := sm.next, sm.nextH
-	sm.gen++
-	gen := sm.gen
 	s := c.srv()
 	// A clean close by the client, or the server shutting down, ends the session now.
 	resumable := sm.id != "" && !c.has(fCleanEnd) && !s.stopping.Load()
-	sm.mu.Unlock()
+	timeout := sm.expiry
 	if !resumable {
-		if sm.id != "" {
-			s.sms.Delete(sm.id)
-		}
-		s.rt.DetachWith(c.sess, 0, unacked) // expires at once: RFC 6121 for what was unacknowledged
-		return true
+		timeout = 0
 	}
-	// The unacknowledged stanzas head the router's queue; acked stays where the client
-	// left it, so a resume's h counts from there.
-	s.rt.DetachWith(c.sess, sm.expiry, unacked)
-	time.AfterFunc(sm.expiry+time.Second, func() {
+	// The handover happens on the session's shard, in order with deliveries: whatever the
+	// router sent this connection before the detach is in unacked (Send keeps it while
+	// the connection closes), everything after is queued by the router.
+	s.rt.DetachWith(sm.sess, timeout, func() [][]byte {
 		sm.mu.Lock()
-		done := sm.owner == nil && sm.gen == gen
-		sm.mu.Unlock()
-		if done {
-			s.sms.Delete(sm.id)
-		}
-	})
-	if next != nil {
-		next.gc.Wake(func(_ gnet.Conn, err error) error {
-			if err == nil {
-				defer next.recoverPanic()
-				next.clear(fPaused)
-				next.finishResume(sm, nextH)
-			}
+		if sm.owner != c {
+			sm.mu.Unlock()
 			return nil
+		}
+		unacked := sm.unacked
+		sm.unacked, sm.owner = nil, nil
+		next, nextH := sm.next, sm.nextH
+		sm.gen++
+		gen := sm.gen
+		sm.mu.Unlock()
+		if !resumable {
+			if sm.id != "" {
+				s.sms.Delete(sm.id)
+			}
+			return unacked
+		}
+		time.AfterFunc(sm.expiry+time.Second, func() {
+			sm.mu.Lock()
+			done := sm.owner == nil && sm.gen == gen
+			sm.mu.Unlock()
+			if done {
+				s.sms.Delete(sm.id)
+			}
 		})
-	}
+		if next != nil {
+			next.gc.Wake(func(_ gnet.Conn, err error) error {
+				if err == nil {
+					defer next.recoverPanic()
+					next.clear(fPaused)
+					next.finishResume(sm, nextH)
+				}
+				return nil
+			})
+		}
+		return unacked
+	})
 	return true
 }

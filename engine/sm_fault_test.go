@@ -200,7 +200,16 @@ func TestIntegrationSMFaultLoop(t *testing.T) {
 		}
 		e, err := a.next(5 * time.Second)
 		if err != nil {
-			t.Fatalf("read: %v", err)
+			var missing []string
+			for i := 0; i < n && len(missing) < 8; i++ {
+				if id := fmt.Sprintf("f%03d", i); !distinct[id] {
+					missing = append(missing, id)
+				}
+			}
+			off, _ := srv.Store.Offline().Count("alice@localhost")
+			t.Logf("missing %v; offline %d; order tail %v", missing, off, a.msgs[max(0, len(a.msgs)-5):])
+			t.Fatalf("read: %v (h=%d, %d messages, %d distinct, %d resumes; router %+v, engine %+v)",
+				err, a.h, got, len(distinct), resumes, srv.Router.Stats(), srv.Engine.Stats())
 		}
 		switch e.XMLName.Local {
 		case "r":

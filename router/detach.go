@@ -18,10 +18,11 @@ import (
 func (r *Router) Detach(s *Session, timeout time.Duration) { r.DetachWith(s, timeout, nil) }
 
 // DetachWith is Detach for a stream that hands over stanzas it wrote but the client never
-// acknowledged (XEP-0198): they head the queue, before what arrives while detached, and
-// share its fate (resent on Attach, RFC 6121 on expiry). The router owns unacked after the
-// call.
-func (r *Router) DetachWith(s *Session, timeout time.Duration, unacked [][]byte) {
+// acknowledged (XEP-0198). collect runs on the session's shard when the detach takes effect,
+// so every stanza the session sent before that point is in what it returns (and nothing
+// after: from then on the router queues). What it returns heads the queue, before what
+// arrives while detached, and shares its fate (resent on Attach, RFC 6121 on expiry).
+func (r *Router) DetachWith(s *Session, timeout time.Duration, collect func() [][]byte) {
 	if s == nil || s.gone.Load() {
 		return
 	}
@@ -29,7 +30,7 @@ func (r *Router) DetachWith(s *Session, timeout time.Duration, unacked [][]byte)
 	o.kind = opDetach
 	o.sess = s
 	o.timeout = timeout
-	o.queue = unacked
+	o.collect = collect
 	s.shard.q.pushForce(o)
 }
 
@@ -91,6 +92,9 @@ func (s *shard) detach(o *op) {
 		d.timer.Stop()
 	}
 	se.conn = nil
+	if o.collect != nil {
+		o.queue = o.collect()
+	}
 	if len(o.queue) > 0 {
 		// Unacknowledged stanzas of the stream that just went: first in the queue. What
 		// does not fit the bounds follows RFC 6121 at once.

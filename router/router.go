@@ -469,7 +469,8 @@ type op struct {
 	gen      uint64
 	timeout  time.Duration
 	queue    [][]byte // DetachWith's unacknowledged stanzas
-	skip     int      // AttachSkip
+	collect  func() [][]byte
+	skip     int // AttachSkip
 }
 
 var opPool = sync.Pool{New: func() any { return new(op) }}
@@ -489,6 +490,6 @@ func putOp(o *op) {
 	o.sess, o.buf, o.conn, o.done = nil, nil, nil, nil
 	o.to, o.bare, o.resource = jid.JID{}, jid.JID{}, ""
 	o.svc, o.fn, o.gen, o.timeout = nil, nil, 0, 0
-	o.queue, o.skip = nil, 0
+	o.queue, o.skip, o.collect = nil, 0, nil
 	opPool.Put(o)
 }
