@@ -15,6 +15,15 @@
 // becomes a router destination). A listener serves one kind; s2s is a new file and a new
 // ListenerKind, and WebSocket/BOSH are new transports under the c2s kind.
 //
+// # Stream management
+//
+// XEP-0198 (sm.go) is the engine's own part of the protocol because it counts every stanza
+// on the wire, the engine's own included: conn.Send keeps a copy of each stanza until the
+// client acknowledges it. When a resumable stream drops, the unacknowledged stanzas are
+// handed to the router on the session's shard (router.DetachWith), so they head the
+// detached session's queue with nothing slipping past; a resume (router.AttachSkip) drops
+// what the client's h says it has and replays the rest, in order, on the new connection.
+//
 // # Features and elements that modules register
 //
 // The c2s kind offers its own features (starttls, mechanisms, bind) and appends what
