@@ -153,15 +153,7 @@ func (r *Router) SubmitFrom(from jid.JID, raw []byte) bool {
 	if r.closed.Load() {
 		return true
 	}
-	o := getOp()
-	o.kind = opRelay
+	o := copyOp(opRelay, raw)
 	o.bare = from
-	o.buf = bufPool.Get()
-	o.buf.B = append(o.buf.B[:0], raw...)
-	if !r.shardOf(from.Bare().String()).q.push(o) {
-		putOp(o)
-		r.dropped.Add(1)
-		return false
-	}
-	return true
+	return r.pushOrDrop(r.shardOf(from.Bare().String()).q, o)
 }

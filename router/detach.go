@@ -4,7 +4,6 @@ import (
 	"time"
 
 	"github.com/vireo-im/vireo/modules/module"
-	"github.com/vireo-im/vireo/xmlstream"
 	"github.com/vireo-im/vireo/xmlstream/jid"
 	"github.com/vireo-im/vireo/xmlstream/stanza"
 )
@@ -66,17 +65,9 @@ func (r *Router) Nonza(s *Session, raw, ns, local []byte) bool {
 	if s.gone.Load() || r.closed.Load() {
 		return true
 	}
-	o := getOp()
-	o.kind = opNonza
+	o := copyOp(opNonza, raw)
 	o.sess = s
-	o.buf = bufPool.Get()
-	o.buf.B = append(o.buf.B[:0], raw...)
-	if !s.shard.q.push(o) {
-		putOp(o)
-		r.dropped.Add(1)
-		return false
-	}
-	return true
+	return r.pushOrDrop(s.shard.q, o)
 }
 
 func (s *shard) detach(o *op) {
@@ -199,32 +190,12 @@ func (s *shard) endDetached(skip *Session, queued [][]byte) {
 // the modules' fallback (offline storage), else back to the sender as an error; IQ
 // requests are answered with service-unavailable; the rest is dropped.
 func (s *shard) undeliverable(raw []byte, skip *Session) {
-	e, err := xmlstream.ParseElement(raw, "jabber:client")
-	if err != nil {
+	// A Packet of its own: the caller may still be using the shard's.
+	p, ok := s.parsePacket(raw, jid.JID{})
+	if !ok || p.Kind == module.KindPresence {
 		return
 	}
-	typ := internType(e)
-	var from, to jid.JID
-	if v, ok := e.Attr("from"); ok {
-		from, _ = s.parseTo(v)
-	}
-	if v, ok := e.Attr("to"); ok {
-		to, _ = s.parseTo(v)
-	}
-	var k module.Kind
-	switch string(e.Name()) {
-	case "message":
-		k = module.KindMessage
-	case "iq":
-		k = module.KindIQ
-	default:
-		return
-	}
-	var id string
-	if v, ok := e.Attr("id"); ok {
-		id = string(xmlstream.AppendUnescaped(nil, v))
-	}
-	p := module.Packet{Raw: raw, Kind: k, Type: typ, ID: id, From: from, To: to}
+	k, typ, to := p.Kind, p.Type, p.To
 	u := s.userFor(to.Bare(), false)
 	s.ctx.set(nil, u)
 	if k == module.KindIQ {

@@ -275,12 +275,7 @@ func (r *Router) Submit(s *Session, st *xmlstream.Stanza) bool {
 	o.buf.B = xmlstream.SetAttrs(o.buf.B[:0], st.Raw, xmlstream.AttrSet{Name: "from", Value: s.fullB()})
 	o.charged, o.n = s, int64(len(o.buf.B))
 	s.charge(o.n, int64(r.opts.SenderInflight))
-	if !s.shard.q.push(o) {
-		putOp(o)
-		r.dropped.Add(1)
-		return false
-	}
-	return true
+	return r.pushOrDrop(s.shard.q, o)
 }
 
 // senderLimit is Options.SenderInflight for putOp, which has no router at hand.
@@ -330,10 +325,7 @@ func (r *Router) Stats() Stats {
 // destination: the inbound phase of a local account, the server, a service, a component or
 // the Remote. What cannot be delivered is answered with an error to its sender.
 func (r *Router) route(raw []byte) {
-	o := getOp()
-	o.buf = bufPool.Get()
-	o.buf.B = append(o.buf.B[:0], raw...)
-	r.forward(o)
+	r.forward(copyOp(0, raw))
 }
 
 // forward sends an op holding a stanza (o.buf) to its destination. o.to must be parsed,
@@ -476,6 +468,25 @@ type op struct {
 var opPool = sync.Pool{New: func() any { return new(op) }}
 
 func getOp() *op { return opPool.Get().(*op) }
+
+// copyOp returns an op of kind holding a pooled copy of raw.
+func copyOp(kind opKind, raw []byte) *op {
+	o := getOp()
+	o.kind = kind
+	o.buf = bufPool.Get()
+	o.buf.B = append(o.buf.B[:0], raw...)
+	return o
+}
+
+// pushOrDrop queues o on q, or drops it and counts the drop when q is full.
+func (r *Router) pushOrDrop(q *mpsc, o *op) bool {
+	if !q.push(o) {
+		putOp(o)
+		r.dropped.Add(1)
+		return false
+	}
+	return true
+}
 
 func putOp(o *op) {
 	if o.buf != nil {

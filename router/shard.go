@@ -418,41 +418,11 @@ func (s *shard) runHooks(ph module.Phase, k module.Kind) module.Verdict {
 
 // inbound runs the recipient's phase for a stanza addressed to a local user.
 func (s *shard) inbound(o *op) {
-	e, err := xmlstream.ParseElement(o.buf.B, "jabber:client")
-	if err != nil {
+	p, ok := s.packetOf(o.buf.B, o.to)
+	if !ok || p.To.IsZero() {
 		return
 	}
-	var k module.Kind
-	switch string(e.Name()) {
-	case "message":
-		k = module.KindMessage
-	case "presence":
-		k = module.KindPresence
-	case "iq":
-		k = module.KindIQ
-	default:
-		return
-	}
-	typ := internType(e)
-	var id string
-	if v, ok := e.Attr("id"); ok && k != module.KindMessage {
-		id = string(v)
-	}
-	var from jid.JID
-	if v, ok := e.Attr("from"); ok {
-		from, _ = s.parseTo(v)
-	}
-	to := o.to
-	if to.IsZero() {
-		if v, ok := e.Attr("to"); ok {
-			to, _ = s.parseTo(v)
-		}
-	}
-	if to.IsZero() {
-		return
-	}
-	s.setPacket(o.buf.B, k, typ, id, from, to)
-	p := &s.pkt
+	k, typ, to := p.Kind, p.Type, p.To
 	if to.Local() == "" {
 		s.toServer(p)
 		return

@@ -1,34 +1,44 @@
 package router
 
 import (
+	"bytes"
+
 	"github.com/vireo-im/vireo/modules/module"
 	"github.com/vireo-im/vireo/xmlstream"
 	"github.com/vireo-im/vireo/xmlstream/jid"
 	"github.com/vireo-im/vireo/xmlstream/stanza"
 )
 
-// packetOf fills the shard's packet from a raw stanza; ok is false for anything that is not
-// a stanza.
-func (s *shard) packetOf(raw []byte, to jid.JID) (*module.Packet, bool) {
+// kindOf maps a top-level element name to a stanza kind; ok is false for anything else.
+func kindOf(name []byte) (module.Kind, bool) {
+	switch string(name) {
+	case "message":
+		return module.KindMessage, true
+	case "presence":
+		return module.KindPresence, true
+	case "iq":
+		return module.KindIQ, true
+	}
+	return 0, false
+}
+
+// parsePacket reads a raw stanza into a Packet (to, when set, is already parsed); ok is
+// false for anything that is not a stanza.
+func (s *shard) parsePacket(raw []byte, to jid.JID) (module.Packet, bool) {
 	e, err := xmlstream.ParseElement(raw, "jabber:client")
 	if err != nil {
-		return nil, false
+		return module.Packet{}, false
 	}
-	var k module.Kind
-	switch string(e.Name()) {
-	case "message":
-		k = module.KindMessage
-	case "presence":
-		k = module.KindPresence
-	case "iq":
-		k = module.KindIQ
-	default:
-		return nil, false
+	k, ok := kindOf(e.Name())
+	if !ok {
+		return module.Packet{}, false
 	}
-	typ := internType(e)
 	var id string
 	if v, ok := e.Attr("id"); ok && k != module.KindMessage {
-		id = string(xmlstream.AppendUnescaped(nil, v))
+		if bytes.IndexByte(v, '&') >= 0 {
+			v = xmlstream.AppendUnescaped(nil, v)
+		}
+		id = string(v)
 	}
 	var from jid.JID
 	if v, ok := e.Attr("from"); ok {
@@ -39,7 +49,17 @@ func (s *shard) packetOf(raw []byte, to jid.JID) (*module.Packet, bool) {
 			to, _ = s.parseTo(v)
 		}
 	}
-	s.setPacket(raw, k, typ, id, from, to)
+	return module.Packet{Raw: raw, Kind: k, Type: internType(e), ID: id, From: from, To: to}, true
+}
+
+// packetOf fills the shard's packet from a raw stanza; ok is false for anything that is not
+// a stanza.
+func (s *shard) packetOf(raw []byte, to jid.JID) (*module.Packet, bool) {
+	p, ok := s.parsePacket(raw, to)
+	if !ok {
+		return nil, false
+	}
+	s.pkt = p
 	return &s.pkt, true
 }
 
