@@ -18,42 +18,17 @@ import (
 // TestIntegrationSlixmpp logs in with Debian's python3-slixmpp (a client nobody here
 // wrote) over STARTTLS, binds, fetches the roster and gets a message to itself.
 func TestIntegrationSlixmpp(t *testing.T) {
-	if err := exec.Command("/usr/bin/python3", "-c", "import slixmpp").Run(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("slixmpp is not installed (apt-get install python3-slixmpp): %v", err)
-		}
-		t.Skip("python3-slixmpp not installed")
-	}
+	needSlixmpp(t)
 	srv := vireotest.Start(t, vireotest.Options{})
 	srv.AddUser(t, "slix", "py secret")
-	ca := filepath.Join(t.TempDir(), "ca.pem")
-	os.WriteFile(ca, srv.CertPEM, 0o600)
-	host, port, _ := net.SplitHostPort(srv.C2SAddr())
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "/usr/bin/python3", "testdata/slixmpp_login.py",
-		"slix@localhost/py", "py secret", host, port, ca).CombinedOutput()
-	s := string(out)
-	if err != nil {
-		t.Fatalf("slixmpp: %v\n%s", err, s)
-	}
-	for _, want := range []string{"BOUND slix@localhost/py", "ECHO slix@localhost/py"} {
-		if !strings.Contains(s, want) {
-			t.Fatalf("slixmpp output lacks %q:\n%s", want, s)
-		}
-	}
+	runSlix(t, srv, "slixmpp_login.py", "BOUND slix@localhost/py", "ECHO slix@localhost/py")
 }
 
 // TestIntegrationSlixmppCSI: slixmpp's XEP-0352 plugin finds CSI in the stream features and
 // goes inactive; presence and chat states from a contact are held back until a message with
 // a body arrives, then come first, only the latest presence.
 func TestIntegrationSlixmppCSI(t *testing.T) {
-	if err := exec.Command("/usr/bin/python3", "-c", "import slixmpp").Run(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("slixmpp is not installed (apt-get install python3-slixmpp): %v", err)
-		}
-		t.Skip("python3-slixmpp not installed")
-	}
+	needSlixmpp(t)
 	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true})
 	srv.AddUser(t, "slix", "py secret")
 	srv.AddUser(t, "bob", "secret")
@@ -62,12 +37,9 @@ func TestIntegrationSlixmppCSI(t *testing.T) {
 	bob := srv.LoginPlain(t, "bob", "secret", "pc")
 	bob.Send("<presence/>")
 
-	ca := filepath.Join(t.TempDir(), "ca.pem")
-	os.WriteFile(ca, srv.CertPEM, 0o600)
-	host, port, _ := net.SplitHostPort(srv.C2SAddr())
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "/usr/bin/python3", "testdata/slixmpp_csi.py", "slix@localhost/py", "py secret", host, port, ca)
+	cmd := slixCmd(t, ctx, srv, "slixmpp_csi.py")
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -131,28 +103,47 @@ func TestIntegrationSlixmppCSI(t *testing.T) {
 // resumption, loses its TCP connection without closing the stream, connects again and
 // resumes the same session.
 func TestIntegrationSlixmppSM(t *testing.T) {
+	needSlixmpp(t)
+	srv := vireotest.Start(t, vireotest.Options{})
+	srv.AddUser(t, "slix", "py secret")
+	runSlix(t, srv, "slixmpp_sm.py", "ENABLED True", "RESUMED", "ECHO")
+}
+
+// needSlixmpp skips the test where Debian's python3-slixmpp is missing (and fails it in CI,
+// which installs it).
+func needSlixmpp(t *testing.T) {
+	t.Helper()
 	if err := exec.Command("/usr/bin/python3", "-c", "import slixmpp").Run(); err != nil {
 		if os.Getenv("CI") != "" {
 			t.Fatalf("slixmpp is not installed (apt-get install python3-slixmpp): %v", err)
 		}
 		t.Skip("python3-slixmpp not installed")
 	}
-	srv := vireotest.Start(t, vireotest.Options{})
-	srv.AddUser(t, "slix", "py secret")
+}
+
+// slixCmd is the command that runs testdata/script as slix@localhost/py against srv's
+// STARTTLS listener, trusting srv's certificate.
+func slixCmd(t *testing.T, ctx context.Context, srv *vireotest.Server, script string) *exec.Cmd {
+	t.Helper()
 	ca := filepath.Join(t.TempDir(), "ca.pem")
 	os.WriteFile(ca, srv.CertPEM, 0o600)
 	host, port, _ := net.SplitHostPort(srv.C2SAddr())
+	return exec.CommandContext(ctx, "/usr/bin/python3", "testdata/"+script, "slix@localhost/py", "py secret", host, port, ca)
+}
+
+// runSlix runs script to the end and checks that its output has every line of want.
+func runSlix(t *testing.T, srv *vireotest.Server, script string, want ...string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, "/usr/bin/python3", "testdata/slixmpp_sm.py",
-		"slix@localhost/py", "py secret", host, port, ca).CombinedOutput()
+	out, err := slixCmd(t, ctx, srv, script).CombinedOutput()
 	s := string(out)
 	if err != nil {
 		t.Fatalf("slixmpp: %v\n%s", err, s)
 	}
-	for _, want := range []string{"ENABLED True", "RESUMED", "ECHO"} {
-		if !strings.Contains(s, want) {
-			t.Fatalf("slixmpp output lacks %q:\n%s", want, s)
+	for _, w := range want {
+		if !strings.Contains(s, w) {
+			t.Fatalf("slixmpp output lacks %q:\n%s", w, s)
 		}
 	}
 }

@@ -33,7 +33,12 @@ func (t *throttle) blocked(key string, limit int, now time.Time) bool {
 
 func (t *throttle) fail(key string, now time.Time) {
 	t.mu.Lock()
-	defer t.mu.Unlock()
+	t.windowLocked(key, now).n++
+	t.mu.Unlock()
+}
+
+// windowLocked returns key's current one-minute window, starting a new one when needed.
+func (t *throttle) windowLocked(key string, now time.Time) *window {
 	w := t.m[key]
 	if w == nil || now.Sub(w.start) > time.Minute {
 		if len(t.m) > 100_000 {
@@ -42,7 +47,7 @@ func (t *throttle) fail(key string, now time.Time) {
 		w = &window{start: now}
 		t.m[key] = w
 	}
-	w.n++
+	return w
 }
 
 func (t *throttle) gcLocked(now time.Time) {
@@ -65,14 +70,7 @@ func (t *throttle) gc(now time.Time) {
 func (t *throttle) take(key string, limit int, now time.Time) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	w := t.m[key]
-	if w == nil || now.Sub(w.start) > time.Minute {
-		if len(t.m) > 100_000 {
-			t.gcLocked(now)
-		}
-		w = &window{start: now}
-		t.m[key] = w
-	}
+	w := t.windowLocked(key, now)
 	if w.n >= limit {
 		return false
 	}

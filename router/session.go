@@ -51,14 +51,18 @@ func (s *Session) detachedQ() *detached {
 	return s.x.det
 }
 
-func (s *Session) setDetached(d *detached) {
+func (s *Session) setDetached(d *detached) { s.setExtra(func(x *extra) { x.det = d }, d == nil) }
+
+// setExtra changes the rare state through set; unset says set clears a field, so a
+// missing extra needs no allocation. An extra left empty is dropped.
+func (s *Session) setExtra(set func(*extra), unset bool) {
 	if s.x == nil {
-		if d == nil {
+		if unset {
 			return
 		}
 		s.x = &extra{}
 	}
-	s.x.det = d
+	set(s.x)
 	if s.x.det == nil && s.x.filter == nil {
 		s.x = nil
 	}
@@ -134,16 +138,7 @@ func (s *Session) Detached() bool { return s.detachedQ() != nil }
 
 // SetFilter installs the session's outbound filter (module.Session).
 func (s *Session) SetFilter(f func([]byte) bool) {
-	if s.x == nil {
-		if f == nil {
-			return
-		}
-		s.x = &extra{}
-	}
-	s.x.filter = f
-	if s.x.det == nil && s.x.filter == nil {
-		s.x = nil
-	}
+	s.setExtra(func(x *extra) { x.filter = f }, f == nil)
 }
 
 // Send writes raw to the session's stream, through the filter if one is set, or queues it
