@@ -410,10 +410,9 @@ func waitUntil(d time.Duration, cond func() bool) bool {
 // each batch followed by a ping to the recipient (the acknowledgement) and one to the
 // server; the server is killed after a random number of acknowledged batches, restarted,
 // and the recipient's offline messages must include every acknowledged one.
-func testKillDuringOfflineSends(t *testing.T, bin string) {
-	rng := faultRand(t)
-	srv := newFaultServer(t, bin, "\n[router]\noffline_quota = 100000\n\n[modules.offline]\nquota_bytes = 268435456\n")
-	srv.start()
+// senderAndRecipient registers sender and rcpt in-band and logs the sender in.
+func senderAndRecipient(t *testing.T, srv *faultServer) *xconn {
+	t.Helper()
 	for _, u := range []string{"sender", "rcpt"} {
 		if err := register(srv.addr, u, u+" pw"); err != nil {
 			t.Fatal(err)
@@ -423,6 +422,14 @@ func testKillDuringOfflineSends(t *testing.T, bin string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return x
+}
+
+func testKillDuringOfflineSends(t *testing.T, bin string) {
+	rng := faultRand(t)
+	srv := newFaultServer(t, bin, "\n[router]\noffline_quota = 100000\n\n[modules.offline]\nquota_bytes = 268435456\n")
+	srv.start()
+	x := senderAndRecipient(t, srv)
 	defer x.c.Close()
 
 	const (
@@ -1005,15 +1012,7 @@ func testOfflineReplayOverOutboundCap(t *testing.T, bin string) {
 	)
 	srv := newFaultServer(t, bin, "")
 	srv.start()
-	for _, u := range []string{"sender", "rcpt"} {
-		if err := register(srv.addr, u, u+" pw"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	x, err := xlogin(srv.addr, "sender", "sender pw", "w")
-	if err != nil {
-		t.Fatal(err)
-	}
+	x := senderAndRecipient(t, srv)
 	defer x.c.Close()
 	pad := strings.Repeat("y", bodySize)
 	// In rounds of 100, each closed by a ping through the recipient's shard: a client that
