@@ -70,7 +70,8 @@ func (k *component) element(c *conn, st *xmlstream.Stanza) bool {
 	}
 	s := c.srv()
 	now := time.Now()
-	if s.throttle.blocked(c.ip(), s.config().AuthFailLimit, now) {
+	key := addrKey(c.ip()) // failed handshakes count per address, like failed logins
+	if s.throttle.blocked(key, s.config().AuthFailLimit, now) {
 		c.fail(stanza.PolicyViolation, "too many failed handshakes")
 		return false
 	}
@@ -81,7 +82,7 @@ func (k *component) element(c *conn, st *xmlstream.Stanza) bool {
 	got := strings.ToLower(strings.TrimSpace(string(st.Elem().AppendText(nil))))
 	c.auth = nil
 	if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
-		s.throttle.fail(c.ip(), now)
+		s.throttle.fail(key, now)
 		s.authFail.Add(1)
 		s.log.Info().Str("component", domain).Str("remote", c.ip()).Msg("component handshake failed")
 		c.fail(stanza.NotAuthorized, "")
