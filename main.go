@@ -16,6 +16,7 @@ import (
 	_ "net/http/pprof"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"sort"
 	"strings"
@@ -28,6 +29,7 @@ import (
 	"github.com/vireo-im/vireo/engine"
 	"github.com/vireo-im/vireo/engine/admin"
 	"github.com/vireo-im/vireo/engine/config"
+	"github.com/vireo-im/vireo/engine/fast"
 	"github.com/vireo-im/vireo/modules/module"
 	_ "github.com/vireo-im/vireo/modules/standard"
 	"github.com/vireo-im/vireo/router"
@@ -157,6 +159,9 @@ type server struct {
 	eng   *engine.Server
 	admin net.Listener
 	start time.Time
+	// fastKey derives XEP-0484 tokens; it lives in its own file beside the database, so
+	// a copy of the database alone holds no usable token.
+	fastKey []byte
 }
 
 func start(cfg *config.Config, log zerolog.Logger) (*server, error) {
@@ -182,6 +187,10 @@ func start(cfg *config.Config, log zerolog.Logger) (*server, error) {
 		return nil, fmt.Errorf("open store %s: %w", cfg.DBDir(), err)
 	}
 	s.store = st
+	if s.fastKey, err = fast.LoadKey(filepath.Join(cfg.DataDir, "fast.key")); err != nil {
+		st.Close()
+		return nil, err
+	}
 	// A data_dir that existed before (or was made by hand) keeps its mode; say so when it
 	// lets other users in, rather than chmod behind the operator's back.
 	for _, d := range []string{cfg.DataDir, cfg.DBDir()} {
@@ -288,6 +297,11 @@ func (s *server) engineConfig(cfg *config.Config) engine.Config {
 		PingAfter:        cfg.C2S.PingInterval.Duration,
 		PingTimeout:      cfg.C2S.PingTimeout.Duration,
 		Components:       comps,
+		ResumeTimeout:    cfg.C2S.ResumeTimeout.Duration,
+		SMAckEvery:       cfg.C2S.SMAckEvery,
+		SMAckAfter:       cfg.C2S.SMAckAfter.Duration,
+		FastKey:          s.fastKey,
+		FastTTL:          cfg.C2S.FastTokenTTL.Duration,
 	}
 }
 

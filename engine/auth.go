@@ -25,9 +25,10 @@ import (
 // authState lives only while a SASL exchange runs.
 type authState struct {
 	srv      *sasl.Server
-	local    string // prepared username, once known
-	streamID string // XEP-0114: the handshake hashes it
-	addr     string // throttle key of the client address whose attempt this is
+	local    string    // prepared username, once known
+	streamID string    // XEP-0114: the handshake hashes it
+	addr     string    // throttle key of the client address whose attempt this is
+	v2       *sasl2Req // what an XEP-0388 <authenticate/> asked for besides authentication
 }
 
 // cbTypes lists the channel bindings this connection can offer (RFC 9266, RFC 5929).
@@ -101,12 +102,25 @@ func (c *conn) channelBinding(typ string) ([]byte, bool) {
 }
 
 func (c *conn) saslFailure(f *sasl.Failure) {
+	if c.has(fSASL2) {
+		c.sasl2Failure(f)
+		return
+	}
 	c.write(f.AppendXML(nil))
 }
 
 func (c *conn) onSASL(st *xmlstream.Stanza) {
 	cfg := c.srv().config()
 	name := string(st.Name)
+	v2 := string(st.NS) == nsSASL2
+	if name == "auth" || name == "authenticate" {
+		// The namespace of every answer follows the request that starts an exchange.
+		if v2 {
+			c.set(fSASL2)
+		} else {
+			c.clear(fSASL2)
+		}
+	}
 	if c.has(fAuthed) || c.state.Load() != stNegotiating {
 		c.fail(stanza.PolicyViolation, "SASL is not allowed now")
 		return
@@ -115,17 +129,32 @@ func (c *conn) onSASL(st *xmlstream.Stanza) {
 		c.saslFailure(&sasl.Failure{Condition: "encryption-required"})
 		return
 	}
+	if v2 != c.has(fSASL2) && (name == "abort" || name == "response") {
+		c.saslFailure(&sasl.Failure{Condition: "malformed-request", Text: "no exchange in progress"})
+		return
+	}
+	var initial []byte
+	var req *sasl2Req
 	switch name {
 	case "abort":
 		c.auth = nil
 		c.saslFailure(&sasl.Failure{Condition: "aborted"})
 		return
-	case "auth":
+	case "auth", "authenticate":
 		mech, _ := st.Attr("mechanism")
 		srv, err := sasl.NewServer(string(mech), c.channelBinding)
-		if err != nil || !c.offered(string(mech)) {
+		if err != nil || !c.offered(string(mech), v2) {
 			c.saslFailure(&sasl.Failure{Condition: "invalid-mechanism"})
 			return
+		}
+		if v2 {
+			var f *sasl.Failure
+			if initial, req, f = c.parseAuthenticate(st, string(mech)); f != nil {
+				c.saslFailure(f)
+				return
+			}
+		} else {
+			initial = st.Elem().AppendText(nil)
 		}
 		// The attempt counts now, when it starts, not when it fails: a client that opens
 		// many streams and pipelines every first message gets no more guesses than one
@@ -143,15 +172,15 @@ func (c *conn) onSASL(st *xmlstream.Stanza) {
 		if c.has(fCBRejected) {
 			srv.AcceptUnboundClient()
 		}
-		c.auth = &authState{srv: srv, addr: key}
+		c.auth = &authState{srv: srv, addr: key, v2: req}
 	case "response":
 		if c.auth == nil {
 			c.saslFailure(&sasl.Failure{Condition: "malformed-request", Text: "no exchange in progress"})
 			return
 		}
+		initial = st.Elem().AppendText(nil)
 	}
-	text := st.Elem().AppendText(nil)
-	data, err := decodeSASL(text)
+	data, err := decodeSASL(initial)
 	if err != nil {
 		c.auth = nil
 		c.saslFailure(&sasl.Failure{Condition: "incorrect-encoding"})
@@ -161,13 +190,12 @@ func (c *conn) onSASL(st *xmlstream.Stanza) {
 	c.saslStep(out, status, err)
 }
 
-func (c *conn) offered(mech string) bool {
-	for _, m := range c.mechanisms() {
-		if m == mech {
-			return true
-		}
+// offered reports whether mech was offered: FAST's token mechanisms only inside SASL2.
+func (c *conn) offered(mech string, v2 bool) bool {
+	if v2 && contains(sasl.FastMechanisms(c.cbTypes()), mech) {
+		return true
 	}
-	return false
+	return contains(c.mechanisms(), mech)
 }
 
 // decodeSASL decodes the base64 text of auth/response; "=" means empty (RFC 6120 §6.4.2).
@@ -192,9 +220,14 @@ func (c *conn) saslStep(out []byte, status sasl.Status, err error) {
 	switch status {
 	case sasl.Continue:
 		var b xmlstream.Builder
-		b.Start("challenge").Attr("xmlns", ns.SASL).Text(encodeSASL(out)).End()
+		if c.has(fSASL2) {
+			// XEP-0388 carries plain base64; an empty challenge is an empty element.
+			b.Start("challenge").Attr("xmlns", nsSASL2).Text(base64.StdEncoding.EncodeToString(out)).End()
+		} else {
+			b.Start("challenge").Attr("xmlns", ns.SASL).Text(encodeSASL(out)).End()
+		}
 		c.write(b.B)
-	case sasl.NeedCredentials, sasl.NeedPassword:
+	case sasl.NeedCredentials, sasl.NeedPassword, sasl.NeedToken:
 		c.lookup(status)
 	case sasl.Success:
 		c.authSucceeded(out)
@@ -237,6 +270,11 @@ func (c *conn) lookup(status sasl.Status) {
 		if status == sasl.NeedPassword && gerr == nil && !acctBlocked {
 			plainOK = creds.VerifyPlain(acct.Creds[store.SHA256], store.SHA256, a.srv.Password())
 		}
+		var tokenOut []byte
+		var tokenErr error = &sasl.Failure{Condition: "not-authorized"}
+		if status == sasl.NeedToken && gerr == nil && !acctBlocked {
+			tokenOut, tokenErr = c.checkToken(a, local+"@"+domain, acct, time.Now())
+		}
 		wake := func() {
 			gc.Wake(func(_ gnet.Conn, werr error) error {
 				if werr != nil || c.closing.Load() || c.auth != a {
@@ -260,6 +298,15 @@ func (c *conn) lookup(status sasl.Status) {
 					return nil
 				}
 				c.clear(fPaused)
+				if status == sasl.NeedToken {
+					if tokenErr != nil {
+						c.authFailed(tokenErr)
+					} else {
+						c.authSucceeded(tokenOut)
+					}
+					c.resume()
+					return nil
+				}
 				if status == sasl.NeedPassword {
 					if gerr != nil || !plainOK {
 						c.authFailed(&sasl.Failure{Condition: "not-authorized"})
@@ -341,6 +388,13 @@ func (c *conn) authSucceeded(out []byte) {
 	c.set(fAuthed)
 	c.authenticated()
 	c.srv().authOK.Add(1)
+	if e := c.srv().log.Debug(); e.Enabled() {
+		e.Str("remote", c.ip()).Str("user", bare.String()).Bool("sasl2", a.v2 != nil).Msg("authenticated")
+	}
+	if a.v2 != nil {
+		c.sasl2Succeeded(a.v2, out)
+		return
+	}
 	var b xmlstream.Builder
 	b.Start("success").Attr("xmlns", ns.SASL)
 	if len(out) > 0 {
@@ -348,9 +402,6 @@ func (c *conn) authSucceeded(out []byte) {
 	}
 	b.End()
 	c.write(b.B)
-	if e := c.srv().log.Debug(); e.Enabled() {
-		e.Str("remote", c.ip()).Str("user", bare.String()).Msg("authenticated")
-	}
 	// RFC 6120 §6.4.6: the client restarts the stream.
 	c.state.Store(stAuthed)
 	cfg := c.srv().config()

@@ -77,6 +77,7 @@ func (c *conn) writeFeatures() {
 				b.Start("mechanism").Text(m).End()
 			}
 			b.End()
+			c.sasl2Feature(&b)
 			if cb := c.cbTypes(); len(cb) > 0 {
 				// XEP-0440: which channel bindings this server supports.
 				b.Start("sasl-channel-binding").Attr("xmlns", "urn:xmpp:sasl-cb:0")
@@ -116,7 +117,8 @@ func (c *conn) onElement(st *xmlstream.Stanza) bool {
 	switch {
 	case elemNS == ns.TLS && name == "starttls":
 		return c.onStartTLS()
-	case elemNS == ns.SASL && (name == "auth" || name == "response" || name == "abort"):
+	case elemNS == ns.SASL && (name == "auth" || name == "response" || name == "abort"),
+		elemNS == nsSASL2 && (name == "authenticate" || name == "response" || name == "abort"):
 		c.onSASL(st)
 		return false
 	}

@@ -41,6 +41,7 @@ const (
 	fUnauth     // counted in the per-address limit of unauthenticated connections
 	fBlocked    // the router holds too many of this session's bytes: hold input until Resume
 	fCleanEnd   // the client closed the stream itself: its session is not resumable
+	fSASL2      // the SASL exchange in progress is XEP-0388's: answers in its namespace
 )
 
 // conn is one client connection, owned by its event loop except for the atomics, which

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 	"github.com/panjf2000/gnet/v2"
 	"github.com/rs/zerolog"
 
+	"github.com/vireo-im/vireo/engine/fast"
 	"github.com/vireo-im/vireo/router"
 	"github.com/vireo-im/vireo/store"
 	"github.com/vireo-im/vireo/xmlstream"
@@ -94,6 +96,11 @@ type Config struct {
 	// address (IPv6 per /64) that have not authenticated yet; Trusted networks are exempt.
 	MaxConnections   int
 	MaxUnauthPerAddr int
+	// FastKey is the server secret XEP-0484 FAST tokens are derived with (32 bytes or
+	// more, kept outside the database); without one the engine makes a random key, so
+	// tokens do not survive a restart. FastTTL is a token's lifetime.
+	FastKey []byte
+	FastTTL time.Duration
 }
 
 // trusted reports whether ip is in one of the trusted networks.
@@ -179,6 +186,7 @@ type Server struct {
 	sockDir string
 	unauth  perAddr
 	sms     sync.Map // resumable XEP-0198 session id -> *smState
+	fast    *fast.Tokens
 	// tlsFailLog says why TLS handshakes fail, rate-limited.
 	tlsFailLog rateLog
 
@@ -206,6 +214,15 @@ func New(cfg Config) (*Server, error) {
 	s.scanners.New = func() any { return xmlstream.NewScanner() }
 	s.throttle = newThrottle()
 	s.guard = newAccountGuard()
+	key := cfg.FastKey
+	if len(key) == 0 {
+		key = make([]byte, 32)
+		rand.Read(key)
+	}
+	var err error
+	if s.fast, err = fast.New(cfg.Store.Table(fastTable), key, cfg.FastTTL); err != nil {
+		return nil, fmt.Errorf("engine: %w", err)
+	}
 	for _, l := range cfg.Listeners {
 		if l.DirectTLS && cfg.TLS == nil {
 			return nil, fmt.Errorf("engine: listener %s needs TLS certificates", l.Name)

@@ -53,6 +53,7 @@ type smState struct {
 	owner    *conn // the connection it is on; nil while detached
 	next     *conn // a connection waiting to resume it while owner closes
 	nextH    uint32
+	nextReq  *sasl2Req // next resumes inside an XEP-0388 login
 	gen      uint64
 }
 
@@ -121,22 +122,11 @@ func (c *conn) onSM(st *xmlstream.Stanza) {
 	switch string(st.Name) {
 	case "enable":
 		if sm != nil {
-			c.write([]byte("<failed xmlns='urn:xmpp:sm:3'><unexpected-request xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>"))
+			c.write(smFailed("unexpected-request"))
 			return
 		}
-		cfg := c.srv().config()
-		sm = &smState{bare: c.bare, sess: c.sess, owner: c, expiry: cfg.ResumeTimeout,
-			ackEvery: cfg.SMAckEvery, askedAt: time.Now().Unix()}
-		var b xmlstream.Builder
-		b.Start("enabled").Attr("xmlns", nsSM)
-		if v, _ := st.Attr("resume"); string(v) == "true" || string(v) == "1" {
-			sm.id = streamID() + streamID()
-			c.srv().sms.Store(sm.id, sm)
-			b.Attr("id", sm.id).Attr("resume", "true").Attr("max", strconv.Itoa(int(sm.expiry/time.Second)))
-		}
-		b.End()
-		c.write(b.B)
-		c.sm.Store(sm)
+		v, _ := st.Attr("resume")
+		c.write(c.smEnable(string(v) == "true" || string(v) == "1"))
 	case "r":
 		if sm == nil {
 			c.fail(stanza.UnsupportedStanzaType, "stream management is not enabled")
@@ -162,6 +152,24 @@ func (c *conn) onSM(st *xmlstream.Stanza) {
 	}
 }
 
+// smEnable turns stream management on for the established stream and returns the
+// <enabled/> answer.
+func (c *conn) smEnable(resume bool) []byte {
+	cfg := c.srv().config()
+	sm := &smState{bare: c.bare, sess: c.sess, owner: c, expiry: cfg.ResumeTimeout,
+		ackEvery: cfg.SMAckEvery, askedAt: time.Now().Unix()}
+	var b xmlstream.Builder
+	b.Start("enabled").Attr("xmlns", nsSM)
+	if resume {
+		sm.id = streamID() + streamID()
+		c.srv().sms.Store(sm.id, sm)
+		b.Attr("id", sm.id).Attr("resume", "true").Attr("max", strconv.Itoa(int(sm.expiry/time.Second)))
+	}
+	b.End()
+	c.sm.Store(sm)
+	return b.B
+}
+
 func attrUint32(st *xmlstream.Stanza, name string) (uint32, bool) {
 	v, ok := st.Attr(name)
 	if !ok {
@@ -179,32 +187,48 @@ func smFailed(cond string) []byte {
 func (c *conn) onResume(st *xmlstream.Stanza) {
 	id, _ := st.Attr("previd")
 	h, hok := attrUint32(st, "h")
-	v, found := c.srv().sms.Load(string(id))
-	sm, _ := v.(*smState)
-	if !found || !hok || sm == nil || !sm.bare.Equal(c.bare) || sm.sess == nil || sm.sess.Ended() {
-		if sm != nil && sm.sess != nil && sm.sess.Ended() {
-			c.srv().sms.Delete(string(id))
-		}
+	sm, found := c.findResumable(string(id))
+	if !found || !hok {
 		c.write(smFailed("item-not-found"))
 		return
 	}
+	c.takeOver(sm, h, nil)
+}
+
+// findResumable returns the resumable session id of this stream's account.
+func (c *conn) findResumable(id string) (*smState, bool) {
+	v, found := c.srv().sms.Load(id)
+	sm, _ := v.(*smState)
+	if !found || sm == nil || !sm.bare.Equal(c.bare) || sm.sess == nil || sm.sess.Ended() {
+		if sm != nil && sm.sess != nil && sm.sess.Ended() {
+			c.srv().sms.Delete(id)
+		}
+		return nil, false
+	}
+	return sm, true
+}
+
+// takeOver resumes sm on c, at once when it is detached; r is the XEP-0388 login it is
+// part of, or nil.
+func (c *conn) takeOver(sm *smState, h uint32, r *sasl2Req) {
 	sm.mu.Lock()
 	old := sm.owner
 	if old != nil && old != c {
 		// The old connection still looks alive: close it, and resume when it has handed
 		// the session back (its onClose).
-		sm.next, sm.nextH = c, h
+		sm.next, sm.nextH, sm.nextReq = c, h, r
 		sm.mu.Unlock()
 		c.set(fPaused)
 		old.closeNow()
 		return
 	}
 	sm.mu.Unlock()
-	c.finishResume(sm, h)
+	c.finishResume(sm, h, r)
 }
 
-// finishResume runs on c's loop once the session is detached.
-func (c *conn) finishResume(sm *smState, h uint32) {
+// finishResume runs on c's loop once the session is detached; r is the XEP-0388 login the
+// resume is part of, or nil.
+func (c *conn) finishResume(sm *smState, h uint32, r *sasl2Req) {
 	sm.mu.Lock()
 	n := h - sm.acked // modulo 2^32, like h itself
 	if n > sm.hOut-sm.acked || sm.sess == nil {
@@ -216,14 +240,20 @@ func (c *conn) finishResume(sm *smState, h uint32) {
 	// The router holds the unacknowledged stanzas at the head of the session's queue; the
 	// client has the first n. From here this connection counts: what is resent gets the
 	// numbers it had.
-	sm.owner, sm.next = c, nil
+	sm.owner, sm.next, sm.nextReq = c, nil, nil
 	sm.acked, sm.hOut, sm.unacked, sm.sinceReq = h, h, nil, 0
 	sm.gen++
 	hIn := sm.hIn
 	sess := sm.sess
 	sm.mu.Unlock()
 	c.sm.Store(sm)
-	c.write([]byte("<resumed xmlns='urn:xmpp:sm:3' h='" + strconv.FormatUint(uint64(hIn), 10) + "' previd='" + sm.id + "'/>"))
+	resumed := []byte("<resumed xmlns='urn:xmpp:sm:3' h='" + strconv.FormatUint(uint64(hIn), 10) + "' previd='" + sm.id + "'/>")
+	if r != nil {
+		// XEP-0198 inside SASL2: <resumed/> in <success/>, and no stream features.
+		c.sasl2Success(r, sess.JID().String(), resumed)
+	} else {
+		c.write(resumed)
+	}
 	c.set(fPaused)
 	gc := c.gc
 	c.srv().rt.AttachSkip(sess, c, int(n), func(err error) {
@@ -279,7 +309,7 @@ func (c *conn) smClosed() bool {
 		}
 		unacked := sm.unacked
 		sm.unacked, sm.owner = nil, nil
-		next, nextH := sm.next, sm.nextH
+		next, nextH, nextReq := sm.next, sm.nextH, sm.nextReq
 		sm.gen++
 		gen := sm.gen
 		sm.mu.Unlock()
@@ -302,7 +332,7 @@ func (c *conn) smClosed() bool {
 				if err == nil {
 					defer next.recoverPanic()
 					next.clear(fPaused)
-					next.finishResume(sm, nextH)
+					next.finishResume(sm, nextH, nextReq)
 				}
 				return nil
 			})

@@ -70,6 +70,21 @@ func (r *Router) Nonza(s *Session, raw, ns, local []byte) bool {
 	return r.pushOrDrop(s.shard.q, o)
 }
 
+// Bind2Inline hands one inline feature request of an XEP-0386 bind ({ns}local, raw the
+// element) to the module that registered it, in s's shard. It reports false when no module
+// handles it.
+func (r *Router) Bind2Inline(s *Session, raw, ns, local []byte) bool {
+	if _, ok := r.reg.bind2[nonzaKey{string(ns), string(local)}]; !ok {
+		return false
+	}
+	if s.gone.Load() || r.closed.Load() {
+		return true
+	}
+	o := copyOp(opBind2, raw)
+	o.sess = s
+	return r.pushOrDrop(s.shard.q, o)
+}
+
 func (s *shard) detach(o *op) {
 	se := o.sess
 	if se.gone.Load() || se.user == nil {

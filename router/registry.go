@@ -28,6 +28,8 @@ type registry struct {
 	iq            map[iqKey]module.IQHandler
 	iqBare        map[iqKey]module.IQHandler
 	nonza         map[nonzaKey]module.NonzaHandler
+	bind2         map[nonzaKey]module.NonzaHandler
+	bind2Feats    []string // namespaces of the Bind2 inline features, in registration order
 	public        map[string]bool // IQ namespaces answered for senders that are not local users
 	services      map[string]*module.Service
 	serviceList   []module.Service
@@ -45,7 +47,7 @@ type nonzaKey struct{ ns, local string }
 
 func newRegistry(r *Router) *registry {
 	return &registry{r: r, iq: map[iqKey]module.IQHandler{}, iqBare: map[iqKey]module.IQHandler{},
-		nonza: map[nonzaKey]module.NonzaHandler{}, public: map[string]bool{}, services: map[string]*module.Service{}}
+		nonza: map[nonzaKey]module.NonzaHandler{}, bind2: map[nonzaKey]module.NonzaHandler{}, public: map[string]bool{}, services: map[string]*module.Service{}}
 }
 
 func (g *registry) dup(id, what string) {
@@ -116,6 +118,21 @@ func (m *modReg) Nonza(ns, local string, h module.NonzaHandler) {
 		return
 	}
 	m.g.nonza[k] = h
+}
+
+func (m *modReg) Bind2(ns, local string, h module.NonzaHandler) {
+	k := nonzaKey{ns, local}
+	if _, ok := m.g.bind2[k]; ok {
+		m.g.dup(m.id, "Bind2 inline {"+ns+"}"+local)
+		return
+	}
+	m.g.bind2[k] = h
+	for _, f := range m.g.bind2Feats {
+		if f == ns {
+			return
+		}
+	}
+	m.g.bind2Feats = append(m.g.bind2Feats, ns)
 }
 
 func (m *modReg) StreamFeature(stage module.Stage, xml string) {
@@ -207,6 +224,10 @@ func (r *Router) StreamFeatures(stage module.Stage) []byte {
 	}
 	return nil
 }
+
+// Bind2Features lists the namespaces of the inline features modules offer in XEP-0386
+// Bind2 requests.
+func (r *Router) Bind2Features() []string { return r.reg.bind2Feats }
 
 // HasNonza reports whether a module handles the top-level element {ns}local.
 func (r *Router) HasNonza(ns, local []byte) bool {

@@ -433,6 +433,7 @@ const (
 	opService // inbound for an entity of a service domain
 	opRelay   // a stanza from a component or remote server: resolve and pass on
 	opNonza   // a top-level non-stanza element from a session
+	opBind2   // an inline feature of an XEP-0386 bind request
 	opDetach
 	opAttach
 	opExpire

@@ -110,7 +110,9 @@ func (s *shard) handle(o *op) {
 	case opRelay:
 		keep = s.relay(o)
 	case opNonza:
-		s.nonza(o)
+		s.nonza(o, s.r.reg.nonza)
+	case opBind2:
+		s.nonza(o, s.r.reg.bind2)
 	case opExpireAll:
 		s.expireAll()
 	case opResume:

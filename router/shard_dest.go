@@ -141,7 +141,7 @@ func (s *shard) toServer(p *module.Packet) {
 }
 
 // nonza runs the module handler for a top-level non-stanza element of a session.
-func (s *shard) nonza(o *op) {
+func (s *shard) nonza(o *op, handlers map[nonzaKey]module.NonzaHandler) {
 	se := o.sess
 	if se.gone.Load() || se.user == nil {
 		return
@@ -150,7 +150,7 @@ func (s *shard) nonza(o *op) {
 	if err != nil {
 		return
 	}
-	h := s.r.reg.nonza[nonzaKey{string(e.NS()), string(e.Name())}]
+	h := handlers[nonzaKey{string(e.NS()), string(e.Name())}]
 	if h == nil {
 		return
 	}

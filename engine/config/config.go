@@ -73,6 +73,7 @@ type C2S struct {
 	ResumeTimeout         Duration `toml:"resume_timeout"`
 	SMAckEvery            int      `toml:"sm_ack_every"`
 	SMAckAfter            Duration `toml:"sm_ack_after"`
+	FastTokenTTL          Duration `toml:"fast_token_ttl"`
 	PingInterval          Duration `toml:"ping_interval"`
 	PingTimeout           Duration `toml:"ping_timeout"`
 }
@@ -137,6 +138,7 @@ func Defaults(domain string) *Config {
 			ResumeTimeout:         Duration{300 * time.Second},
 			SMAckEvery:            10,
 			SMAckAfter:            Duration{30 * time.Second},
+			FastTokenTTL:          Duration{14 * 24 * time.Hour},
 			PingInterval:          Duration{4 * time.Minute},
 			PingTimeout:           Duration{60 * time.Second},
 		},
@@ -220,6 +222,9 @@ func (c *Config) normalize() error {
 	}
 	if c.C2S.ResumeTimeout.Duration < time.Second || c.C2S.SMAckAfter.Duration < time.Second || c.C2S.SMAckEvery < 1 {
 		return errors.New("c2s.resume_timeout and c2s.sm_ack_after must be at least 1s, c2s.sm_ack_every at least 1")
+	}
+	if c.C2S.FastTokenTTL.Duration < time.Minute {
+		return errors.New("c2s.fast_token_ttl must be at least 1m")
 	}
 	if c.C2S.PingInterval.Duration < time.Second || c.C2S.PingTimeout.Duration < time.Second {
 		return errors.New("c2s.ping_interval and c2s.ping_timeout must be at least 1s")

@@ -91,6 +91,9 @@ resume_timeout = "300s"
 # waited this long without one.
 sm_ack_every = 10
 sm_ack_after = "30s"
+# XEP-0484 FAST: a client that logged in once gets a token for one-round-trip logins; it
+# lives this long, is renewed as it is used, and a password change ends every token.
+fast_token_ttl = "336h"
 # An established stream silent this long gets an XEP-0199 ping; no answer within
 # ping_timeout closes it (dead phones behind NATs).
 ping_interval = "4m"

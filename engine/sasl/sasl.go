@@ -1,11 +1,12 @@
 // Package sasl implements the server side of the SASL mechanisms Vireo offers (RFC 6120
 // §6): SCRAM-SHA-1, SCRAM-SHA-256 and SCRAM-SHA-512 (RFC 5802, RFC 7677) with their -PLUS
 // variants over the tls-exporter (RFC 9266) and tls-server-end-point (RFC 5929) channel
-// bindings, and PLAIN (RFC 4616).
+// bindings, PLAIN (RFC 4616), and the HT mechanisms that carry XEP-0484 FAST tokens
+// (ht.go).
 //
 // The exchanges are pure state machines: no I/O, no store access, no logging. The engine
-// fetches credentials off the event loop between steps (Status NeedCredentials or
-// NeedPassword). A SCRAM login uses the stored StoredKey and ServerKey and does no PBKDF2;
+// fetches credentials off the event loop between steps (Status NeedCredentials,
+// NeedPassword or NeedToken). Issuing and storing tokens is not this package's job. A SCRAM login uses the stored StoredKey and ServerKey and does no PBKDF2;
 // only PLAIN and password changes hash passwords.
 package sasl
 
@@ -80,6 +81,7 @@ const (
 	Continue        Status = iota // send the challenge
 	NeedCredentials               // look up Username's credentials for Hash, then Resume
 	NeedPassword                  // PLAIN: verify Password against the account, off the loop
+	NeedToken                     // HT (FAST): look up the user's tokens, then ResumeToken
 	Success                       // send success with the returned data
 )
 
@@ -128,6 +130,7 @@ type Server struct {
 	first  string // server-first-message
 	creds  store.Credentials
 	allowY bool
+	ht     *htServer // HT (FAST token) exchanges only
 }
 
 // AcceptUnboundClient lets a client send the 'y' flag (it supports channel binding, but
@@ -150,6 +153,9 @@ const (
 func NewServer(mechanism string, cb func(typ string) ([]byte, bool)) (*Server, error) {
 	if mechanism == "PLAIN" {
 		return &Server{plain: true, cb: cb}, nil
+	}
+	if IsFast(mechanism) {
+		return newHT(mechanism, cb)
 	}
 	for _, m := range scram {
 		if m.name == mechanism {
@@ -184,6 +190,9 @@ func (s *Server) Password() string { return s.pass }
 func (s *Server) Step(in []byte) ([]byte, Status, error) {
 	if s.plain {
 		return s.stepPlain(in)
+	}
+	if s.ht != nil {
+		return s.stepHT(in)
 	}
 	switch s.state {
 	case stStart:
@@ -355,7 +364,7 @@ func unescapeName(s string) (string, error) {
 // user pass zero Credentials: the exchange continues with a salt derived from the name
 // and fails at the end, so responses do not reveal which accounts exist.
 func (s *Server) Resume(c store.Credentials) ([]byte, Status, error) {
-	if s.plain || s.state != stCreds {
+	if s.plain || s.ht != nil || s.state != stCreds {
 		return nil, 0, errMalformed("unexpected resume")
 	}
 	if c.IsZero() || c.Iter < 1 {

@@ -25,6 +25,10 @@ func (Mod) ModuleInfo() module.Info {
 func (m *Mod) Provision(r module.Registrar) error {
 	r.IQ(module.IQSet, ns.Carbons, "enable", func(c module.Context, iq *module.Packet) { m.set(c, iq, true) })
 	r.IQ(module.IQSet, ns.Carbons, "disable", func(c module.Context, iq *module.Packet) { m.set(c, iq, false) })
+	// XEP-0386: carbons enabled in the same round trip as the login.
+	r.Bind2(ns.Carbons, "enable", func(_ module.Context, s module.Session, _ xmlstream.Element) {
+		s.SetValue(enabledKey{}, true)
+	})
 	r.Hook(module.Outbound, module.KindMessage, module.OrderCarbons, m.sent)
 	r.Hook(module.Inbound, module.KindMessage, module.OrderCarbons, m.received)
 	return nil

@@ -41,6 +41,9 @@ func (m *Mod) Provision(r module.Registrar) error {
 	r.StreamFeature(module.PostAuth, "<csi xmlns='"+NS+"'/>")
 	r.Nonza(NS, "inactive", m.inactive)
 	r.Nonza(NS, "active", m.active)
+	// XEP-0386: a client may start its session inactive (or say active) inside Bind2.
+	r.Bind2(NS, "inactive", m.inactive)
+	r.Bind2(NS, "active", m.active)
 	return nil
 }
 

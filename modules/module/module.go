@@ -222,6 +222,11 @@ type Registrar interface {
 	StreamFeature(stage Stage, xml string)
 	// Nonza handles the top-level element {ns}local on established client streams.
 	Nonza(ns, local string, h NonzaHandler)
+	// Bind2 handles {ns}local when a client asks for it inside an XEP-0386 Bind2 request
+	// (<enable xmlns='urn:xmpp:carbons:2'/>, <inactive xmlns='urn:xmpp:csi:0'/>): h runs in
+	// the new session's shard before anything the client sends afterwards, and ns is
+	// offered as an inline Bind2 feature. Inline features give no answer in <bound/>.
+	Bind2(ns, local string, h NonzaHandler)
 	// Service claims a service domain; the server lists it in its disco#items.
 	Service(s Service)
 	// Services lists the claimed service domains; complete once every module is

@@ -1,0 +1,275 @@
+// Package fast keeps XEP-0484 FAST tokens: it issues them, rotates them, finds the ones a
+// login may use and forgets them. A token belongs to one account and one client (the
+// XEP-0388 user-agent id) and to the HT mechanism it was issued for; it expires, and a
+// password change or account removal ends it.
+//
+// What is stored is not the token. Each token is HMAC-SHA-256 over a random salt, the
+// account and the client id under a server key that lives outside the database (in its own
+// file), and the store holds only the salt, expiry, counter and mechanism. A copy of the
+// database alone logs nobody in. The password-change rule needs no hook either: every record
+// carries a fingerprint of the account's SCRAM keys at issue, and a record whose fingerprint
+// no longer matches the account is dead.
+//
+// The package does no SASL (engine/sasl checks the HMACs) and talks to no connection.
+package fast
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/vireo-im/vireo/store"
+)
+
+// DefaultTTL is how long a token lives when the configuration does not say.
+const DefaultTTL = 14 * 24 * time.Hour
+
+// MaxAgentID bounds the client id a token is filed under.
+const MaxAgentID = 256
+
+// Tokens issues and checks tokens in one store table.
+type Tokens struct {
+	t   store.Table
+	key []byte
+	ttl time.Duration
+}
+
+// New returns a token keeper over t. key is the server secret tokens are derived with (at
+// least 32 bytes); ttl is a token's lifetime (DefaultTTL when zero).
+func New(t store.Table, key []byte, ttl time.Duration) (*Tokens, error) {
+	if len(key) < 32 {
+		return nil, errors.New("fast: server key shorter than 32 bytes")
+	}
+	if ttl <= 0 {
+		ttl = DefaultTTL
+	}
+	return &Tokens{t: t, key: key, ttl: ttl}, nil
+}
+
+// TTL is a token's lifetime.
+func (k *Tokens) TTL() time.Duration { return k.ttl }
+
+// slot is one token: the salt it is derived from and what limits its use.
+type slot struct {
+	salt   [16]byte
+	expiry int64  // unix seconds; 0 means the slot is empty
+	count  uint32 // highest XEP-0484 count seen; a login must send more
+	mech   string
+}
+
+// Record is what the store holds for one account and client: the current token and the
+// one it replaced, which stays valid until the client shows it has the new one.
+type Record struct {
+	fp        [8]byte
+	cur, prev slot
+}
+
+// Fingerprint identifies an account's credentials: tokens issued under other credentials
+// (before a password change) are void.
+func Fingerprint(c store.Credentials) [8]byte {
+	h := sha256.Sum256(c.StoredKey)
+	var fp [8]byte
+	copy(fp[:], h[:])
+	return fp
+}
+
+func rowKey(user, agent string) []byte { return store.UserKey(user, "fast", agent) }
+
+// Lookup returns the tokens account user may log in with from client agent using mech: up
+// to two candidates, in the order Used expects (current, replaced); an empty one is not
+// usable. fp is the account's current Fingerprint.
+func (k *Tokens) Lookup(user, agent, mech string, fp [8]byte, now time.Time) (rec Record, cand [2][]byte, err error) {
+	v, err := k.t.Get(rowKey(user, agent))
+	if errors.Is(err, store.ErrNotFound) {
+		return rec, cand, nil
+	}
+	if err != nil {
+		return rec, cand, err
+	}
+	if err := rec.decode(v); err != nil {
+		return Record{}, cand, err
+	}
+	if !hmac.Equal(rec.fp[:], fp[:]) {
+		return rec, cand, nil
+	}
+	for i, s := range []*slot{&rec.cur, &rec.prev} {
+		if s.expiry > now.Unix() && s.mech == mech {
+			cand[i] = k.token(user, agent, s.salt)
+		}
+	}
+	return rec, cand, nil
+}
+
+// CountOK reports whether a login's XEP-0484 count (0 when the client sent none) may use
+// candidate which: a counter, once used, must grow, so a captured login cannot be replayed.
+func (r *Record) CountOK(which int, count uint32) bool {
+	s := r.slot(which)
+	return count == 0 && s.count == 0 || count > s.count
+}
+
+func (r *Record) slot(which int) *slot {
+	if which == 0 {
+		return &r.cur
+	}
+	return &r.prev
+}
+
+// Used records a login with candidate which and its count: using the current token retires
+// the replaced one. It reports whether the token is past half its life and should be
+// rotated.
+func (k *Tokens) Used(user, agent string, rec Record, which int, count uint32, now time.Time) (rotate bool, err error) {
+	s := rec.slot(which)
+	changed := count > s.count
+	if changed {
+		s.count = count
+	}
+	if which == 0 && rec.prev.expiry != 0 {
+		rec.prev, changed = slot{}, true
+	}
+	rotate = which != 0 || time.Unix(s.expiry, 0).Sub(now) < k.ttl/2
+	if !changed {
+		return rotate, nil // the usual login writes nothing
+	}
+	return rotate, k.t.Set(rowKey(user, agent), rec.encode())
+}
+
+// Issue makes a new current token for user and agent bound to mech; the current one, if
+// still valid, becomes the replaced one. The write is durable before it returns: the token
+// is about to be acknowledged to the client.
+func (k *Tokens) Issue(user, agent, mech string, fp [8]byte, now time.Time) (token string, expiry time.Time, err error) {
+	if len(agent) == 0 || len(agent) > MaxAgentID {
+		return "", time.Time{}, fmt.Errorf("fast: client id of %d bytes", len(agent))
+	}
+	var rec Record
+	if v, err := k.t.Get(rowKey(user, agent)); err == nil {
+		if rec.decode(v) != nil || !hmac.Equal(rec.fp[:], fp[:]) {
+			rec = Record{}
+		}
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return "", time.Time{}, err
+	}
+	if rec.cur.expiry > now.Unix() {
+		rec.prev = rec.cur
+	} else {
+		rec.prev = slot{}
+	}
+	rec.fp = fp
+	rec.cur = slot{mech: mech, expiry: now.Add(k.ttl).Unix()}
+	if _, err := rand.Read(rec.cur.salt[:]); err != nil {
+		return "", time.Time{}, err
+	}
+	if err := k.t.Set(rowKey(user, agent), rec.encode()); err != nil {
+		return "", time.Time{}, err
+	}
+	return string(k.token(user, agent, rec.cur.salt)), time.Unix(rec.cur.expiry, 0).UTC(), nil
+}
+
+// Invalidate forgets every token of user for agent (XEP-0484 invalidate='true').
+func (k *Tokens) Invalidate(user, agent string) error {
+	return k.t.Delete(rowKey(user, agent))
+}
+
+func (k *Tokens) token(user, agent string, salt [16]byte) []byte {
+	m := hmac.New(sha256.New, k.key)
+	m.Write([]byte(user))
+	m.Write([]byte{0})
+	m.Write([]byte(agent))
+	m.Write([]byte{0})
+	m.Write(salt[:])
+	sum := m.Sum(nil)
+	out := make([]byte, base64.RawURLEncoding.EncodedLen(len(sum)))
+	base64.RawURLEncoding.Encode(out, sum)
+	return out
+}
+
+// Record encoding: version 1, fingerprint, then two slots of salt, expiry, count, mechanism
+// length and name.
+const recVersion = 1
+
+func (r *Record) encode() []byte {
+	b := make([]byte, 0, 1+8+2*(16+8+4+1+16))
+	b = append(b, recVersion)
+	b = append(b, r.fp[:]...)
+	for _, s := range []*slot{&r.cur, &r.prev} {
+		b = append(b, s.salt[:]...)
+		b = binary.BigEndian.AppendUint64(b, uint64(s.expiry))
+		b = binary.BigEndian.AppendUint32(b, s.count)
+		b = append(b, byte(len(s.mech)))
+		b = append(b, s.mech...)
+	}
+	return b
+}
+
+var errCorrupt = fmt.Errorf("fast: %w: bad token record", store.ErrCorrupt)
+
+func (r *Record) decode(b []byte) error {
+	if len(b) < 9 || b[0] != recVersion {
+		return errCorrupt
+	}
+	copy(r.fp[:], b[1:9])
+	b = b[9:]
+	for _, s := range []*slot{&r.cur, &r.prev} {
+		if len(b) < 16+8+4+1 {
+			return errCorrupt
+		}
+		copy(s.salt[:], b[:16])
+		s.expiry = int64(binary.BigEndian.Uint64(b[16:24]))
+		s.count = binary.BigEndian.Uint32(b[24:28])
+		n := int(b[28])
+		b = b[29:]
+		if len(b) < n {
+			return errCorrupt
+		}
+		s.mech = string(b[:n])
+		b = b[n:]
+	}
+	if len(b) != 0 {
+		return errCorrupt
+	}
+	return nil
+}
+
+// LoadKey reads the server key from path, creating it (mode 0600, 32 random bytes) on
+// first use.
+func LoadKey(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		if len(b) < 32 {
+			return nil, fmt.Errorf("fast: %s holds %d bytes, want 32", path, len(b))
+		}
+		return b, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("fast: %w", err)
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("fast: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return LoadKey(path) // another process made it first
+		}
+		return nil, fmt.Errorf("fast: %w", err)
+	}
+	if _, err := f.Write(key); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("fast: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("fast: %w", err)
+	}
+	return key, f.Close()
+}

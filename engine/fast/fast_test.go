@@ -1,0 +1,183 @@
+package fast
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/vireo-im/vireo/store"
+	"github.com/vireo-im/vireo/store/pebblestore"
+)
+
+func newTokens(t *testing.T) (*Tokens, store.Store) {
+	t.Helper()
+	st, err := pebblestore.Open(filepath.Join(t.TempDir(), "db"), pebblestore.Options{MinFree: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	k, err := New(st.Table("fast"), bytes.Repeat([]byte{7}, 32), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k, st
+}
+
+const (
+	user  = "alice@example.org"
+	agent = "d4565fa7-4d72-4749-b3d3-740edbf87770"
+	mech  = "HT-SHA-256-NONE"
+)
+
+var fp = Fingerprint(store.Credentials{StoredKey: []byte("keys of the current password")})
+
+func TestLifecycle(t *testing.T) {
+	k, _ := newTokens(t)
+	now := time.Unix(1_800_000_000, 0)
+	tok1, exp, err := k.Issue(user, agent, mech, fp, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !exp.Equal(now.Add(time.Hour)) || len(tok1) != 43 {
+		t.Fatalf("token %q expiry %v", tok1, exp)
+	}
+	rec, cand, err := k.Lookup(user, agent, mech, fp, now)
+	if err != nil || string(cand[0]) != tok1 || cand[1] != nil {
+		t.Fatalf("lookup after issue: %q %q %v", cand[0], cand[1], err)
+	}
+	// Rotation: the new token is current, the old one stays usable until the new one is used.
+	tok2, _, err := k.Issue(user, agent, mech, fp, now.Add(time.Minute))
+	if err != nil || tok2 == tok1 {
+		t.Fatalf("rotate: %q %v", tok2, err)
+	}
+	rec, cand, _ = k.Lookup(user, agent, mech, fp, now.Add(time.Minute))
+	if string(cand[0]) != tok2 || string(cand[1]) != tok1 {
+		t.Fatalf("after rotation: %q %q", cand[0], cand[1])
+	}
+	if rot, err := k.Used(user, agent, rec, 1, 0, now.Add(time.Minute)); err != nil || !rot {
+		t.Fatalf("using the replaced token must ask for rotation: %v %v", rot, err)
+	}
+	rec, _, _ = k.Lookup(user, agent, mech, fp, now.Add(time.Minute))
+	if rot, err := k.Used(user, agent, rec, 0, 0, now.Add(2*time.Minute)); err != nil || rot {
+		t.Fatalf("a young current token needs no rotation: %v %v", rot, err)
+	}
+	_, cand, _ = k.Lookup(user, agent, mech, fp, now.Add(2*time.Minute))
+	if string(cand[0]) != tok2 || cand[1] != nil {
+		t.Fatalf("using the current token retires the old one: %q %q", cand[0], cand[1])
+	}
+	rec, _, _ = k.Lookup(user, agent, mech, fp, now.Add(2*time.Minute))
+	if rot, _ := k.Used(user, agent, rec, 0, 0, now.Add(40*time.Minute)); !rot {
+		t.Fatal("a token past half its life should be rotated")
+	}
+	if err := k.Invalidate(user, agent); err != nil {
+		t.Fatal(err)
+	}
+	if _, cand, _ = k.Lookup(user, agent, mech, fp, now); cand[0] != nil {
+		t.Fatal("invalidated token still usable")
+	}
+}
+
+func TestNotUsable(t *testing.T) {
+	k, st := newTokens(t)
+	now := time.Unix(1_800_000_000, 0)
+	if _, _, err := k.Issue(user, agent, mech, fp, now); err != nil {
+		t.Fatal(err)
+	}
+	other := Fingerprint(store.Credentials{StoredKey: []byte("keys of a new password")})
+	for _, tc := range []struct {
+		name        string
+		user, agent string
+		mech        string
+		fp          [8]byte
+		at          time.Time
+	}{
+		{"expired", user, agent, mech, fp, now.Add(time.Hour)},
+		{"password changed", user, agent, mech, other, now},
+		{"other mechanism", user, agent, "HT-SHA-256-EXPR", fp, now},
+		{"other client", user, "another-agent", mech, fp, now},
+		{"other account", "bob@example.org", agent, mech, fp, now},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, cand, err := k.Lookup(tc.user, tc.agent, tc.mech, tc.fp, tc.at)
+			if err != nil || cand[0] != nil || cand[1] != nil {
+				t.Fatalf("usable: %q %q %v", cand[0], cand[1], err)
+			}
+		})
+	}
+	// Removing the account removes its tokens with every other per-user row.
+	if err := st.Accounts().Create(store.Account{User: user}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Accounts().Delete(user); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Table("fast").Get(rowKey(user, agent)); err != store.ErrNotFound {
+		t.Fatalf("token row after account removal: %v", err)
+	}
+}
+
+func TestCount(t *testing.T) {
+	k, _ := newTokens(t)
+	now := time.Unix(1_800_000_000, 0)
+	k.Issue(user, agent, mech, fp, now)
+	for _, tc := range []struct {
+		count uint32
+		ok    bool
+	}{{0, true}, {5, true}, {5, false}, {4, false}, {0, false}, {6, true}} {
+		rec, _, _ := k.Lookup(user, agent, mech, fp, now)
+		if got := rec.CountOK(0, tc.count); got != tc.ok {
+			t.Fatalf("count %d: ok %v, want %v", tc.count, got, tc.ok)
+		}
+		if got := rec.CountOK(0, tc.count); got {
+			if _, err := k.Used(user, agent, rec, 0, tc.count, now); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+func TestDecodeCorrupt(t *testing.T) {
+	good := (&Record{cur: slot{mech: mech, expiry: 5}}).encode()
+	for i := 0; i < len(good); i++ {
+		var r Record
+		if err := r.decode(good[:i]); err == nil {
+			t.Fatalf("truncated at %d decoded", i)
+		}
+	}
+	var r Record
+	if err := r.decode(good); err != nil || r.cur.mech != mech {
+		t.Fatalf("round trip: %v %+v", err, r)
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	f.Add((&Record{cur: slot{mech: mech, expiry: 5}}).encode())
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var r Record
+		if r.decode(b) == nil && !bytes.Equal(r.encode(), b) {
+			t.Fatalf("decode/encode differ")
+		}
+	})
+}
+
+func TestLoadKey(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "sub", "fast.key")
+	a, err := LoadKey(p)
+	if err != nil || len(a) != 32 {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(p)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %v %v", fi.Mode(), err)
+	}
+	b, err := LoadKey(p)
+	if err != nil || !bytes.Equal(a, b) {
+		t.Fatal("key changed between loads")
+	}
+	os.WriteFile(p, []byte("short"), 0o600)
+	if _, err := LoadKey(p); err == nil {
+		t.Fatal("short key accepted")
+	}
+}
