@@ -12,6 +12,7 @@ import (
 
 	"github.com/panjf2000/gnet/v2"
 
+	"github.com/vireo-im/vireo/engine/fast"
 	"github.com/vireo-im/vireo/engine/sasl"
 	"github.com/vireo-im/vireo/modules/module"
 	"github.com/vireo-im/vireo/store"
@@ -270,10 +271,14 @@ func (c *conn) lookup(status sasl.Status) {
 		if status == sasl.NeedPassword && gerr == nil && !acctBlocked {
 			plainOK = creds.VerifyPlain(acct.Creds[store.SHA256], store.SHA256, a.srv.Password())
 		}
+		if a.v2 != nil && gerr == nil {
+			// A token issued by this login is tied to the keys it proved.
+			a.v2.fp = fast.Fingerprint(acct.Creds[store.SHA256])
+		}
 		var tokenOut []byte
 		var tokenErr error = &sasl.Failure{Condition: "not-authorized"}
 		if status == sasl.NeedToken && gerr == nil && !acctBlocked {
-			tokenOut, tokenErr = c.checkToken(a, local+"@"+domain, acct, time.Now())
+			tokenOut, tokenErr = c.checkToken(a, local+"@"+domain, time.Now())
 		}
 		wake := func() {
 			gc.Wake(func(_ gnet.Conn, werr error) error {

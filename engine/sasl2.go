@@ -12,7 +12,6 @@ import (
 	"github.com/vireo-im/vireo/engine/sasl"
 	"github.com/vireo-im/vireo/modules/module"
 	"github.com/vireo-im/vireo/router"
-	"github.com/vireo-im/vireo/store"
 	"github.com/vireo-im/vireo/xmlstream"
 	"github.com/vireo-im/vireo/xmlstream/jid"
 	"github.com/vireo-im/vireo/xmlstream/ns"
@@ -205,9 +204,8 @@ func (c *conn) sasl2Failure(f *sasl.Failure) {
 
 // checkToken runs on the worker pool for an HT (FAST) login: it finds the tokens the
 // client may use, checks the proof and records the use. It returns the server's proof.
-func (c *conn) checkToken(a *authState, user string, acct store.Account, now time.Time) ([]byte, error) {
+func (c *conn) checkToken(a *authState, user string, now time.Time) ([]byte, error) {
 	r := a.v2
-	r.fp = fast.Fingerprint(acct.Creds[store.SHA256])
 	rec, cand, err := c.srv().fast.Lookup(user, r.agent, r.mech, r.fp, now)
 	if err != nil {
 		return nil, &sasl.Failure{Condition: "temporary-auth-failure"}
@@ -246,7 +244,6 @@ func (c *conn) sasl2Succeeded(r *sasl2Req, out []byte) {
 	}
 	user := c.bare.String()
 	tokens := c.srv().fast
-	st := c.srv().st
 	log := c.srv().log
 	gc := c.gc
 	c.set(fPaused)
@@ -258,12 +255,6 @@ func (c *conn) sasl2Succeeded(r *sasl2Req, out []byte) {
 			}
 		}
 		if issue && r.agent != "" {
-			if !sasl.IsFast(r.mech) {
-				// A password login: the fingerprint of the keys it just proved.
-				if acct, err := st.Accounts().Get(user); err == nil {
-					r.fp = fast.Fingerprint(acct.Creds[store.SHA256])
-				}
-			}
 			tok, exp, err := tokens.Issue(user, r.agent, mech, r.fp, now)
 			if err != nil {
 				log.Warn().Err(err).Str("user", user).Msg("FAST token not issued")

@@ -3,10 +3,13 @@ package sasl
 import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"errors"
 	"math/big"
 	"net"
@@ -233,6 +236,8 @@ func FuzzServer(f *testing.F) {
 	for _, s := range []string{"n,,n=user,r=fyko+d2lbbFgONRv9qkxdawL", "c=biws,r=abc,p=dHp", "p=tls-exporter,,n=a,r=b", "\x00a\x00b"} {
 		f.Add("SCRAM-SHA-256", s, "c=biws,r=x,p=AAAA")
 	}
+	f.Add("HT-SHA-256-NONE", "alice\x00"+string(htMACForTest("a token", "Initiator", nil)), "")
+	f.Add("HT-SHA-256-EXPR", "alice\x00"+string(htMACForTest("a token", "Initiator", []byte("cb"))), "")
 	f.Fuzz(func(t *testing.T, mech, first, final string) {
 		s, err := NewServer(mech, func(string) ([]byte, bool) { return []byte("cb"), true })
 		if err != nil {
@@ -240,6 +245,15 @@ func FuzzServer(f *testing.F) {
 		}
 		_, st, err := s.Step([]byte(first))
 		if err != nil {
+			return
+		}
+		if st == NeedToken {
+			_, _, err := s.ResumeToken([]byte("a token"), nil)
+			i := strings.IndexByte(first, 0)
+			proof := first[i+1:]
+			if err == nil && proof != string(htMACForTest("a token", "Initiator", nil)) && proof != string(htMACForTest("a token", "Initiator", []byte("cb"))) {
+				t.Fatal("HT proof accepted for the wrong token")
+			}
 			return
 		}
 		if st == NeedCredentials {
@@ -262,5 +276,67 @@ func BenchmarkSCRAMSHA256Exchange(b *testing.B) {
 		srv.Resume(stored[store.SHA256])
 		// Server-side cost only: a wrong proof still does the full verification.
 		srv.Step([]byte("c=biws,r=" + srv.nonce + ",p=" + strings.Repeat("A", 44)))
+	}
+}
+
+func htMACForTest(token, label string, cb []byte) []byte {
+	m := hmac.New(sha256.New, []byte(token))
+	m.Write([]byte(label))
+	m.Write(cb)
+	return m.Sum(nil)
+}
+
+// TestHT: the HT-SHA-256 mechanisms against xmpp.js's vectors (token "hai", user "alice")
+// and with channel binding: the binding data is part of both proofs.
+func TestHT(t *testing.T) {
+	dec := func(s string) []byte {
+		b, err := base64.StdEncoding.DecodeString(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	for _, tc := range []struct {
+		name, mech string
+		cb         []byte
+		in         []byte
+		tokens     [][]byte
+		which      int
+		wantOut    []byte
+	}{
+		{"xmpp.js vector", "HT-SHA-256-NONE", nil, dec("YWxpY2UAjTDYprEwZ8UtOJvMe8ICowR3Q1C/51z1OCeL6saowSI="),
+			[][]byte{[]byte("hai")}, 0, dec("fv6IPvIbO5ai0CP+BdOVk+awDbWrtJnEWHTgsM9QKuA=")},
+		{"second candidate", "HT-SHA-256-NONE", nil, dec("YWxpY2UAjTDYprEwZ8UtOJvMe8ICowR3Q1C/51z1OCeL6saowSI="),
+			[][]byte{[]byte("new"), []byte("hai")}, 1, dec("fv6IPvIbO5ai0CP+BdOVk+awDbWrtJnEWHTgsM9QKuA=")},
+		{"wrong token", "HT-SHA-256-NONE", nil, dec("YWxpY2UAjTDYprEwZ8UtOJvMe8ICowR3Q1C/51z1OCeL6saowSI="),
+			[][]byte{[]byte("hello")}, -1, nil},
+		{"binding", "HT-SHA-256-EXPR", []byte("exporter"), append([]byte("alice\x00"), htMACForTest("hai", "Initiator", []byte("exporter"))...),
+			[][]byte{[]byte("hai")}, 0, htMACForTest("hai", "Responder", []byte("exporter"))},
+		{"proof without the binding", "HT-SHA-256-EXPR", []byte("exporter"), dec("YWxpY2UAjTDYprEwZ8UtOJvMe8ICowR3Q1C/51z1OCeL6saowSI="),
+			[][]byte{[]byte("hai")}, -1, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := NewServer(tc.mech, func(typ string) ([]byte, bool) { return tc.cb, tc.cb != nil && typ == "tls-exporter" })
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, st, err := s.Step(tc.in)
+			if err != nil || st != NeedToken || s.Username() != "alice" {
+				t.Fatalf("step: %v %v %q", st, err, s.Username())
+			}
+			out, which, err := s.ResumeToken(tc.tokens...)
+			if which != tc.which || (err == nil) != (tc.which >= 0) || string(out) != string(tc.wantOut) {
+				t.Fatalf("which %d err %v out %x", which, err, out)
+			}
+		})
+	}
+	if _, err := NewServer("HT-SHA-256-EXPR", nil); err == nil {
+		t.Fatal("EXPR without TLS")
+	}
+	for _, bad := range []string{"", "alice", "alice\x00short", "\x00" + strings.Repeat("x", 32)} {
+		s, _ := NewServer("HT-SHA-256-NONE", nil)
+		if _, _, err := s.Step([]byte(bad)); err == nil {
+			t.Fatalf("%q accepted", bad)
+		}
 	}
 }
