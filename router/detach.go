@@ -101,6 +101,10 @@ func (s *shard) detach(o *op) {
 	if o.collect != nil {
 		o.queue = o.collect()
 	}
+	s.ctx.set(se, se.user)
+	for _, f := range s.r.reg.detach {
+		f(&s.ctx, se, o.queue)
+	}
 	if len(o.queue) > 0 {
 		// Unacknowledged stanzas of the stream that just went: first in the queue. What
 		// does not fit the bounds follows RFC 6121 at once.

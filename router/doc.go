@@ -43,6 +43,8 @@
 // fallback (offline storage) and otherwise back to the sender as errors, IQ requests are
 // answered with service-unavailable, and unavailable presence goes out. The same fallback
 // catches a message that a session refused (its stream closing, or over its outbound cap).
+// The modules' OnDetach callbacks see each detach first, with the stanzas the stream wrote
+// but its client never acknowledged (XEP-0357 push notifies the user's devices of them).
 //
 // # What modules register
 //

@@ -39,6 +39,7 @@ type registry struct {
 	streamFeats   [2][]byte // [module.Stage] concatenated children of <stream:features>
 	sessEnd       []func(module.Context, module.Session)
 	avail         []func(module.Context, module.Session)
+	detach        []func(module.Context, module.Session, [][]byte)
 	undeliverable []module.Undeliverable
 	errs          []error // duplicate registrations, reported by provision
 }
@@ -193,6 +194,10 @@ func (m *modReg) OnSessionEnd(f func(module.Context, module.Session)) {
 
 func (m *modReg) OnAvailable(f func(module.Context, module.Session)) {
 	m.g.avail = append(m.g.avail, f)
+}
+
+func (m *modReg) OnDetach(f func(module.Context, module.Session, [][]byte)) {
+	m.g.detach = append(m.g.detach, f)
 }
 
 // IQKey names one registered IQ handler.

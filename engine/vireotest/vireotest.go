@@ -50,6 +50,9 @@ type Options struct {
 	MaxUnauthAddr  int
 	Dir            string // data directory; default t.TempDir()
 	Logger         *zerolog.Logger
+	// ModuleConfig decodes [modules.<id>] for the modules (router.Options.ModuleConfig);
+	// nil leaves every module at its defaults.
+	ModuleConfig func(id string, v any) error
 }
 
 // Server is a running test server.
@@ -92,7 +95,8 @@ func Start(t testing.TB, o Options) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt, err := router.New(router.Options{Domains: []string{o.Domain}, Store: st, Logger: log, Shards: 8})
+	rt, err := router.New(router.Options{Domains: []string{o.Domain}, Store: st, Logger: log, Shards: 8,
+		ModuleConfig: o.ModuleConfig})
 	if err != nil {
 		st.Close()
 		t.Fatal(err)

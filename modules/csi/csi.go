@@ -49,6 +49,10 @@ func (m *Mod) Provision(r module.Registrar) error {
 
 type key struct{}
 
+// Inactive reports whether the client of s said it is <inactive/> (and has not said
+// <active/> since). Call it from s's shard, like every Session method.
+func Inactive(s module.Session) bool { return s.Value(key{}) != nil }
+
 // state is what an inactive session holds back, oldest first.
 type state struct {
 	s     module.Session

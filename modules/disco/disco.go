@@ -49,7 +49,8 @@ func (d *Disco) Provision(r module.Registrar) error {
 // JIDs) rather than to the server: they are listed in the account's disco#info when the
 // module providing them is enabled.
 var accountFeatures = []string{
-	ns.SID, // XEP-0359 §6: messages to the account carry <stanza-id by='account'/>
+	ns.SID,  // XEP-0359 §6: messages to the account carry <stanza-id by='account'/>
+	ns.Push, // XEP-0357 §4: the account can enable push notifications
 }
 
 // build serializes the replies once every module has registered.

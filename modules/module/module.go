@@ -201,7 +201,11 @@ type Registrar interface {
 	// the recipient's shard.
 	IQBare(t IQType, ns, local string, h IQHandler)
 	// Hook runs h on every stanza of kind k in phase ph, in order. IQ hooks see only IQs
-	// between two entities (not those the server itself answers).
+	// between two entities (not those the server itself answers). Inbound IQ hooks also see
+	// the answers (result and error) addressed to a local user's bare JID, which nothing
+	// else consumes: a module that sends IQ requests as the user (Context.Route with the
+	// bare JID as 'from') gets their answers there, on the user's shard, and returns Stop
+	// for the ones it recognizes (by id and sender).
 	Hook(ph Phase, k Kind, order int, h Hook)
 	Feature(ns string)
 	Identity(category, typ, name string)
@@ -215,6 +219,12 @@ type Registrar interface {
 	Identities() []Identity
 	OnSessionEnd(func(c Context, s Session))
 	OnAvailable(func(c Context, s Session))
+	// OnDetach runs f when a client stream with XEP-0198 stream management goes away and
+	// its session s is detached (s.Detached() is true): whether it then waits to be resumed
+	// or ends at once. It runs on the user's shard before anything else happens to s.
+	// unacked holds the stanzas the stream wrote that its client never acknowledged (they
+	// head the detached queue); f must neither modify nor keep them.
+	OnDetach(f func(c Context, s Session, unacked [][]byte))
 	// OnUndeliverable registers the RFC 6121 fallback for messages that could not be
 	// delivered to the session they were meant for.
 	OnUndeliverable(f Undeliverable)

@@ -10,6 +10,7 @@ const (
 	OrderStanzaID = 380 // XEP-0359 stamp before copies and archive
 	OrderCarbons  = 400
 	OrderArchive  = 500
+	OrderPush     = 850 // XEP-0357: notify app servers before offline storage takes the message
 	OrderOffline  = 900 // store when nobody is available
 	OrderDeliver  = 1000
 )

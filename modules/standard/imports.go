@@ -13,6 +13,7 @@ import (
 	_ "github.com/vireo-im/vireo/modules/ping"
 	_ "github.com/vireo-im/vireo/modules/presence"
 	_ "github.com/vireo-im/vireo/modules/private"
+	_ "github.com/vireo-im/vireo/modules/push"
 	_ "github.com/vireo-im/vireo/modules/register"
 	_ "github.com/vireo-im/vireo/modules/roster"
 	_ "github.com/vireo-im/vireo/modules/sid"

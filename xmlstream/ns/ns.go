@@ -52,4 +52,6 @@ const (
 	Receipts        = "urn:xmpp:receipts"                      // XEP-0184
 	ChatStates      = "http://jabber.org/protocol/chatstates"  // XEP-0085
 	DataForms       = "jabber:x:data"                          // XEP-0004
+	PubSub          = "http://jabber.org/protocol/pubsub"      // XEP-0060
+	Push            = "urn:xmpp:push:0"                        // XEP-0357
 )

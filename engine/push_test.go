@@ -1,0 +1,141 @@
+package engine_test
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/vireo-im/vireo/engine"
+	"github.com/vireo-im/vireo/engine/config"
+	"github.com/vireo-im/vireo/engine/vireotest"
+	"github.com/vireo-im/vireo/store"
+)
+
+var pushIDRe = regexp.MustCompile(`<iq type='set' from='alice@localhost' to='push.localhost' id='(push-[a-z2-7]{26})'>`)
+
+// expectPublish reads the next publish the app server gets and checks its node, count and
+// sender; it returns the stanza and its id.
+func expectPublish(t *testing.T, app *vireotest.RawConn, node, count string) (string, string) {
+	t.Helper()
+	got := app.Expect("</iq>")
+	m := pushIDRe.FindStringSubmatch(got)
+	for _, want := range []string{
+		"<pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='" + node + "'><item><notification xmlns='urn:xmpp:push:0'>",
+		"<field var='FORM_TYPE'><value>urn:xmpp:push:summary</value></field>",
+		"<field var='message-count'><value>" + count + "</value></field>",
+		"<field var='last-message-sender'><value>bob@localhost/pc</value></field>",
+	} {
+		if m == nil || !strings.Contains(got, want) {
+			t.Fatalf("want a publish to %s with count %s; lacks %q:\n%s", node, count, want, got)
+		}
+	}
+	if strings.Contains(got, "last-message-body") || strings.Contains(got, "secret words") {
+		t.Fatalf("the body went to the app server without include_body:\n%s", got)
+	}
+	return got, m[1]
+}
+
+// TestIntegrationPush runs XEP-0357 end to end: a real XEP-0114 component is the app
+// server, alice registers it over her stream, and messages from bob while she is offline,
+// XEP-0352 inactive, or gone with XEP-0198 messages unacknowledged reach it as pubsub
+// publishes; an error from the app server disables its registration, and so does
+// <disable/>.
+func TestIntegrationPush(t *testing.T) {
+	// [modules.push] goes through the same decoding as vireo.toml's.
+	cfg, err := config.Parse([]byte("domains = [\"localhost\"]\n[modules.push]\nmin_interval = \"0s\"\n"), "/x/vireo.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := vireotest.Start(t, vireotest.Options{RequireTLS: no(), AllowPlain: true, ModuleConfig: cfg.ModuleConfig,
+		Components: []engine.Component{{Domain: "push.localhost", Secret: compSecret}}})
+	srv.AddUser(t, "alice", "secret")
+	srv.AddUser(t, "bob", "secret")
+	srv.Store.Rosters().Put("alice@localhost", store.RosterItem{JID: "bob@localhost", Sub: store.SubBoth})
+	srv.Store.Rosters().Put("bob@localhost", store.RosterItem{JID: "alice@localhost", Sub: store.SubBoth})
+	app, _ := componentLogin(t, srv, "push.localhost", compSecret)
+	app.Expect("<handshake/>")
+	bob := srv.LoginPlain(t, "bob", "secret", "pc")
+	bob.Send("<presence/>")
+
+	// The account advertises push; alice registers two nodes, the first with a secret.
+	a := srv.LoginPlain(t, "alice", "secret", "phone")
+	a.Send("<iq type='get' id='d1' to='alice@localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+	if got := a.Expect("</iq>"); !strings.Contains(got, "<feature var='urn:xmpp:push:0'/>") {
+		t.Fatalf("account disco#info lacks urn:xmpp:push:0: %s", got)
+	}
+	a.Send("<iq type='set' id='e1'><enable xmlns='urn:xmpp:push:0' jid='push.localhost' node='n1'>" +
+		"<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>http://jabber.org/protocol/pubsub#publish-options</value></field>" +
+		"<field var='secret'><value>s3cr3t</value></field></x></enable></iq>")
+	a.Send("<iq type='set' id='e2'><enable xmlns='urn:xmpp:push:0' jid='push.localhost' node='n2'/></iq>")
+	if got := a.Expect("id='e2'"); !strings.Contains(got, "type='result' id='e1'") {
+		t.Fatalf("enable: %s", got)
+	}
+	a.Send("<presence/>")
+	bob.Expect("from='alice@localhost/phone'")
+
+	// Offline: each message with a body is published to both nodes, counted.
+	a.Send("</stream:stream>")
+	bob.Expect("type='unavailable'") // her session is gone from her shard
+	bob.Send("<message to='alice@localhost' type='chat' id='m1'><body>secret words</body></message>")
+	got, id1 := expectPublish(t, app, "n1", "1")
+	if !strings.Contains(got, "<publish-options><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>http://jabber.org/protocol/pubsub#publish-options</value></field><field var='secret'><value>s3cr3t</value></field></x></publish-options>") {
+		t.Fatalf("publish without the registration's publish-options:\n%s", got)
+	}
+	got, _ = expectPublish(t, app, "n2", "1")
+	if strings.Contains(got, "publish-options") {
+		t.Fatalf("publish-options on a registration without a form:\n%s", got)
+	}
+	app.Send("<iq type='result' from='push.localhost' to='alice@localhost' id='" + id1 + "'/>")
+	bob.Send("<message to='alice@localhost' type='chat' id='m2'><body>secret words</body></message>")
+	_, id2 := expectPublish(t, app, "n1", "2")
+	expectPublish(t, app, "n2", "2")
+
+	// The app server refuses n1: n1 is disabled, n2 goes on. Its disco query to alice's
+	// JID is answered in her shard after the error, so the error has been handled then.
+	app.Send("<iq type='error' from='push.localhost' to='alice@localhost' id='" + id2 + "'><error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>")
+	app.Send("<iq type='get' from='push.localhost' to='alice@localhost' id='sync1'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+	app.Expect("id='sync1'")
+	app.Expect("</iq>")
+	bob.Send("<message to='alice@localhost' type='chat' id='m3'><body>secret words</body></message>")
+	// Publishes for one message go out in key order (n1 before n2): the first one now is n2's.
+	expectPublish(t, app, "n2", "3")
+
+	// Back online (the count starts over), then disable n2 and register n3.
+	a = srv.LoginPlain(t, "alice", "secret", "phone")
+	a.Send("<presence/>")
+	a.Expect("id='m3'") // offline storage
+	a.Send("<iq type='set' id='x1'><disable xmlns='urn:xmpp:push:0' jid='push.localhost' node='n2'/></iq>")
+	a.Expect("id='x1'")
+	a.Send("<iq type='set' id='e3'><enable xmlns='urn:xmpp:push:0' jid='push.localhost' node='n3'/></iq>")
+	a.Expect("id='e3'")
+	// XEP-0352 inactive: the session is there but nobody looks at it.
+	a.Send("<inactive xmlns='urn:xmpp:csi:0'/><iq type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>")
+	a.Expect("id='p1'")
+	bob.Send("<message to='alice@localhost' type='chat' id='m4'><body>secret words</body></message>")
+	expectPublish(t, app, "n3", "1") // not n2: disabled
+	a.Expect("id='m4'")              // delivered all the same
+
+	// Disable without a node: every registration with push.localhost goes.
+	a.Send("<iq type='set' id='x2'><disable xmlns='urn:xmpp:push:0' jid='push.localhost'/></iq>")
+	if got := a.Expect("id='x2'"); !strings.Contains(got, "type='result'") {
+		t.Fatalf("disable: %s", got)
+	}
+	bob.Send("<message to='alice@localhost' type='chat' id='m5'><body>secret words</body></message>")
+	a.Expect("id='m5'")
+	app.Never("<iq")
+
+	// Stream management: the connection dies with m6 unacknowledged. That is notified when
+	// the session detaches, and m7, which arrives while it is detached, too.
+	a.Send("<iq type='set' id='e4'><enable xmlns='urn:xmpp:push:0' jid='push.localhost' node='n4'/></iq>")
+	a.Expect("id='e4'")
+	a.Send("<active xmlns='urn:xmpp:csi:0'/>")
+	a.Send("<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
+	a.Expect("<enabled xmlns='urn:xmpp:sm:3'")
+	bob.Send("<message to='alice@localhost' type='chat' id='m6'><body>secret words</body></message>")
+	a.Expect("id='m6'")
+	a.Conn().Close()
+	expectPublish(t, app, "n4", "1")
+	bob.Send("<message to='alice@localhost' type='chat' id='m7'><body>secret words</body></message>")
+	expectPublish(t, app, "n4", "2")
+	bob.Never("unavailable") // still detached, waiting to be resumed
+}
