@@ -122,7 +122,11 @@ func (r *Router) deliverAway(k destKind, from, to jid.JID, raw []byte) *stanza.E
 	case destComponent:
 		c, _ := r.component(to.Domain())
 		if c == nil || !c.Send(raw) {
-			return stanza.New(stanza.ServiceUnavailable)
+			// A configured component that is not connected (restarting, say) is a
+			// temporary condition: senders such as push may retry later.
+			e := stanza.New(stanza.ServiceUnavailable)
+			e.Type = stanza.Wait
+			return e
 		}
 		r.routed.Add(1)
 		return nil

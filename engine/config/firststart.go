@@ -155,6 +155,13 @@ disabled = []
 # [modules.vcard]
 # Largest vCard (avatar included) a user may store (not-acceptable beyond).
 # max_bytes = 65536
+#
+# [modules.push]
+# XEP-0357 push: app servers (run by client vendors) are told a message arrived for a
+# sleeping phone: count and sender; the body only when include_body is true.
+# include_body = false
+# max_registrations = 16
+# min_interval = "2s"
 `))
 
 // WriteDefault writes a commented config for domain to path, failing if the file exists.
