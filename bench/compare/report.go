@@ -245,6 +245,10 @@ func Markdown(r Report, plots map[string]string) string {
 		fmt.Fprintf(&b, "| %s | %s | %s | **%s**%s | %s%s | %s |\n", sv.Name, num(median(u)), num(median(d)), num(median(ps)), spread(ps), num(median(c)), spread(c), prov)
 	}
 
+	if s.runs("resume") && s.ResumeSessions > 0 {
+		resumeSection(&b, r)
+	}
+
 	var errs bool
 	for _, sv := range r.Servers {
 		if len(sv.Errors) > 0 {
@@ -267,6 +271,101 @@ func Markdown(r Report, plots map[string]string) string {
 	}
 	b.WriteString("\n## Reproduce\n\n```sh\nmake bench-compare   # installs Prosody and ejabberd from Debian when missing; about 40 minutes\n" +
 		"# or a subset / a quick pass:\nbin/xmppbench -compare vireo,prosody -suite quick -out /tmp/quick\n" +
+		"# the resume storm alone, at a chosen size:\nbin/xmppbench -compare vireo -suite quick -only resume -sessions 1000 -out /tmp/resume\n" +
 		"# redraw this report from its JSON:\nbin/xmppbench -render bench/results/compare.json\n```\n")
 	return b.String()
+}
+
+// resumeSection is the resume storm's part of the report: the storm, delivery, and the
+// memory of sessions with stream management (idle and detached).
+func resumeSection(b *strings.Builder, r Report) {
+	s := r.Suite
+	rc := s.resumeConfig()
+	b.WriteString("\n## Resume storm (XEP-0198)\n\n")
+	fmt.Fprintf(b, "%s sessions log in (SCRAM-SHA-1, plain TCP), bind, enable stream management with resumption and send initial presence; "+
+		"they count every stanza they receive and answer each `<r/>` with `<a h=…/>`. %d other online users send them %d chat messages/s in all, "+
+		"each with a unique id, addressed in turn. One second later every one of their TCP connections is closed at once, without a stream close, "+
+		"so the server keeps the sessions detached while the messages go on. Then all of them reconnect, %d in flight, authenticate again and "+
+		"`<resume previd=… h=…/>` with the h they counted instead of binding. Resumes/s run from the first connect to the last `<resumed/>`; "+
+		"server CPU per resume is the server's CPU time over the same interval (it includes routing the messages that go on meanwhile and "+
+		"resending the queued ones). After the last resume the messages go on for a second, then the run waits for stragglers. "+
+		"Every message is counted once by its id: lost ones never arrived, duplicates arrived more than once.\n\n",
+		num(float64(rc.Sessions)), rc.Senders, rc.Rate, s.Conc)
+	b.WriteString("| server | resumes/s | server CPU µs/resume | generator CPU µs/resume | resume p50 / p99 ms | failed logins / resumes | detached for s |\n|---|---|---|---|---|---|---|\n")
+	for _, sv := range r.Servers {
+		if sv.ResumeUnsupported != "" {
+			fmt.Fprintf(b, "| %s | not supported here: %s | | | | | |\n", sv.Name, oneLine(sv.ResumeUnsupported))
+			continue
+		}
+		if len(sv.Resume) == 0 {
+			fmt.Fprintf(b, "| %s | — | — | — | — | — | — |\n", sv.Name)
+			continue
+		}
+		rps := collect(sv.Resume, func(x scenario.ResumeResult) float64 { return x.ResumesPerSecond })
+		cpu := collect(sv.Resume, func(x scenario.ResumeResult) float64 { return x.ServerCPUPerResume })
+		gen := collect(sv.Resume, func(x scenario.ResumeResult) float64 { return x.GenCPUPerResume })
+		p50 := collect(sv.Resume, func(x scenario.ResumeResult) float64 { return x.P50ms })
+		p99 := collect(sv.Resume, func(x scenario.ResumeResult) float64 { return x.P99ms })
+		det := collect(sv.Resume, func(x scenario.ResumeResult) float64 { return x.DetachedSeconds })
+		lf := collect(sv.Resume, func(x scenario.ResumeResult) float64 { return float64(x.LoginFailures) })
+		rf := collect(sv.Resume, func(x scenario.ResumeResult) float64 { return float64(x.Failures) })
+		fmt.Fprintf(b, "| %s | **%s**%s | %s%s | %s | %.1f / %.1f | %.0f / %.0f | %.1f |\n", sv.Name, num(median(rps)), spread(rps), num(median(cpu)), spread(cpu),
+			num(median(gen)), median(p50), median(p99), sum(lf), sum(rf), median(det))
+	}
+	fmt.Fprintf(b, "\nResume failures are counted over all runs; the first one's reason is in the JSON (`first_failure`).\n")
+	b.WriteString("\nMessages to the dropped sessions, all runs together (delivered after resume: first seen on the resumed stream):\n\n" +
+		"| server | sent | delivered | delivered after resume | lost | duplicates | misrouted | bounced to sender |\n|---|---|---|---|---|---|---|---|\n")
+	for _, sv := range r.Servers {
+		if len(sv.Resume) == 0 {
+			continue
+		}
+		var d scenario.Delivery
+		for _, x := range sv.Resume {
+			d.Sent += x.Delivery.Sent
+			d.Delivered += x.Delivery.Delivered
+			d.AfterResume += x.Delivery.AfterResume
+			d.Lost += x.Delivery.Lost
+			d.Duplicates += x.Delivery.Duplicates
+			d.Misrouted += x.Delivery.Misrouted
+			d.Bounced += x.Delivery.Bounced
+		}
+		fmt.Fprintf(b, "| %s | %s | %s | %s | **%d** | **%d** | %d | %d |\n", sv.Name, num(float64(d.Sent)), num(float64(d.Delivered)),
+			num(float64(d.AfterResume)), d.Lost, d.Duplicates, d.Misrouted, d.Bounced)
+	}
+	fmt.Fprintf(b, "\nMemory, as RSS slopes like the idle scenario (median run). *Idle with SM*: the storm's sessions before the drop, sampled at %s and %s. "+
+		"*Idle plain*: the idle scenario at the same two sizes without stream management, on a fresh process. *Detached*: sampled after the drop "+
+		"(%s detached) and again after %s more sessions have logged in with stream management and been dropped at once too (%s detached), before "+
+		"anyone reconnects; the probe's new connections can reuse the memory the first drop freed, so to first order the slope is what a detached session keeps. "+
+		"The messages that arrive for detached sessions meanwhile are queued and part of that slope; the last column says how much they were.\n\n",
+		num(float64(rc.Sessions/2)), num(float64(rc.Sessions)), num(float64(rc.Sessions)), num(float64(rc.TopUp)), num(float64(rc.Sessions+rc.TopUp)))
+	b.WriteString("| server | idle plain B/session | idle with SM B/session | detached B/session | messages queued between the detached samples |\n|---|---|---|---|---|\n")
+	for _, sv := range r.Servers {
+		if len(sv.Resume) == 0 {
+			continue
+		}
+		plain := "—"
+		if len(sv.ResumeIdlePlain) > 0 {
+			xs := collect(sv.ResumeIdlePlain, func(i scenario.IdleResult) float64 { return i.RSSPerSession })
+			plain = num(median(xs)) + spread(xs)
+		}
+		idle := collect(sv.Resume, func(x scenario.ResumeResult) float64 { return x.IdleRSSPerSession })
+		det := collect(sv.Resume, func(x scenario.ResumeResult) float64 { return x.DetachedRSSPerSession })
+		q := collect(sv.Resume, func(x scenario.ResumeResult) float64 { return float64(x.QueuedBetween) })
+		qb := collect(sv.Resume, func(x scenario.ResumeResult) float64 { return float64(x.QueuedBytesBetween) })
+		fmt.Fprintf(b, "| %s | %s | **%s**%s | **%s**%s | %s (%s KiB) |\n", sv.Name, plain, num(median(idle)), spread(idle), num(median(det)), spread(det),
+			num(median(q)), num(median(qb)/1024))
+	}
+}
+
+func sum(xs []float64) float64 {
+	t := 0.0
+	for _, x := range xs {
+		t += x
+	}
+	return t
+}
+
+// oneLine keeps a table cell on one line.
+func oneLine(s string) string {
+	return strings.NewReplacer("\n", " ", "|", "/").Replace(s)
 }
