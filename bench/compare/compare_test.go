@@ -135,3 +135,28 @@ func TestOldReportsHaveNoResumeSection(t *testing.T) {
 		t.Fatal("resume section in a report without the scenario")
 	}
 }
+
+// TestOnlyLeavesOutTheOtherScenarios: a run of some scenarios reports and draws only those.
+func TestOnlyLeavesOutTheOtherScenarios(t *testing.T) {
+	r := sample()
+	r.Suite.Only = []string{"resume"}
+	dir := t.TempDir()
+	if err := Write(r, dir, "only"); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "only.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, absent := range []string{"## Idle sessions", "## Login storm", "## One-to-one", "## Presence storm"} {
+		if strings.Contains(string(b), absent) {
+			t.Errorf("report has %q", absent)
+		}
+	}
+	if !strings.Contains(string(b), "## Resume storm") {
+		t.Error("report lacks the resume storm")
+	}
+	if pngs, _ := filepath.Glob(filepath.Join(dir, "*.png")); len(pngs) != 0 {
+		t.Errorf("plots drawn: %v", pngs)
+	}
+}

@@ -135,116 +135,124 @@ func Markdown(r Report, plots map[string]string) string {
 		"So throughput is shared between the two; **server CPU per operation** (from `/proc/PID/stat`) is the figure that compares fairly. "+
 		"Each scenario ran %d time(s); tables quote the median with the range in brackets.\n\n", s.Reps)
 
-	b.WriteString("## Idle sessions\n\n")
-	fmt.Fprintf(&b, "Authenticated, bound sessions with initial presence, ramped to %v at up to %d logins/s with %d in flight, held 3 s at each size; "+
-		"server RSS and PSS from `/proc/PID`. Bytes per session is the slope between the smallest and the largest size, so the "+
-		"server's fixed footprint drops out. A fresh server process for each run.\n\n", s.IdleSizes, s.IdleRate, s.Conc)
-	b.WriteString("| server | transport | RSS bytes/session | PSS bytes/session | RSS at the largest size | ramp logins/s | failures |\n|---|---|---|---|---|---|---|\n")
-	for _, sv := range r.Servers {
-		for _, x := range []struct {
-			name string
-			rs   []scenario.IdleResult
-		}{{"plain", sv.IdlePlain}, {"TLS 1.3", sv.IdleTLS}} {
-			if len(x.rs) == 0 {
-				fmt.Fprintf(&b, "| %s | %s | — | — | — | — | — |\n", sv.Name, x.name)
+	if s.runs("idle") {
+		b.WriteString("## Idle sessions\n\n")
+		fmt.Fprintf(&b, "Authenticated, bound sessions with initial presence, ramped to %v at up to %d logins/s with %d in flight, held 3 s at each size; "+
+			"server RSS and PSS from `/proc/PID`. Bytes per session is the slope between the smallest and the largest size, so the "+
+			"server's fixed footprint drops out. A fresh server process for each run.\n\n", s.IdleSizes, s.IdleRate, s.Conc)
+		b.WriteString("| server | transport | RSS bytes/session | PSS bytes/session | RSS at the largest size | ramp logins/s | failures |\n|---|---|---|---|---|---|---|\n")
+		for _, sv := range r.Servers {
+			for _, x := range []struct {
+				name string
+				rs   []scenario.IdleResult
+			}{{"plain", sv.IdlePlain}, {"TLS 1.3", sv.IdleTLS}} {
+				if len(x.rs) == 0 {
+					fmt.Fprintf(&b, "| %s | %s | — | — | — | — | — |\n", sv.Name, x.name)
+					continue
+				}
+				rss := collect(x.rs, func(i scenario.IdleResult) float64 { return i.RSSPerSession })
+				pss := collect(x.rs, func(i scenario.IdleResult) float64 { return i.PSSPerSession })
+				top := collect(x.rs, func(i scenario.IdleResult) float64 { return float64(i.Points[len(i.Points)-1].Server.RSS) / (1 << 20) })
+				ramp := collect(x.rs, func(i scenario.IdleResult) float64 { return i.LoginsPerSecond })
+				fails := collect(x.rs, func(i scenario.IdleResult) float64 { return float64(i.Failures) })
+				fmt.Fprintf(&b, "| %s | %s | **%s**%s | %s%s | %s MiB | %s | %.0f |\n", sv.Name, x.name, num(median(rss)), spread(rss),
+					num(median(pss)), spread(pss), num(median(top)), num(median(ramp)), slices.Max(fails))
+			}
+		}
+		for _, k := range []string{"idle_plain", "idle_tls"} {
+			if f := plots[k]; f != "" {
+				fmt.Fprintf(&b, "\n![%s](%s)\n", k, f)
+			}
+		}
+
+	}
+	if s.runs("login") {
+		b.WriteString("\n## Login storm\n\n")
+		fmt.Fprintf(&b, "%d (plain TCP) and %d (direct TLS 1.3) fresh logins — connect, SCRAM-SHA-1, bind, close — with %d in flight, as fast as the server takes them.\n\n",
+			s.Logins, s.LoginsTLS, s.Conc)
+		b.WriteString("| server | transport | logins/s | server CPU µs/login | generator CPU µs/login | failures |\n|---|---|---|---|---|---|\n")
+		for _, sv := range r.Servers {
+			for _, x := range []struct {
+				name string
+				rs   []scenario.LoginResult
+			}{{"plain", sv.LoginPlain}, {"TLS 1.3", sv.LoginTLS}} {
+				if len(x.rs) == 0 {
+					fmt.Fprintf(&b, "| %s | %s | — | — | — | — |\n", sv.Name, x.name)
+					continue
+				}
+				lps := collect(x.rs, func(l scenario.LoginResult) float64 { return l.LoginsPerSecond })
+				sc := collect(x.rs, func(l scenario.LoginResult) float64 { return l.ServerCPUPerLogin })
+				gc := collect(x.rs, func(l scenario.LoginResult) float64 { return l.GenCPUPerLogin })
+				fl := collect(x.rs, func(l scenario.LoginResult) float64 { return float64(l.Failures) })
+				fmt.Fprintf(&b, "| %s | %s | **%s**%s | %s%s | %s | %.0f |\n", sv.Name, x.name, num(median(lps)), spread(lps), num(median(sc)), spread(sc), num(median(gc)), slices.Max(fl))
+			}
+		}
+		if f := plots["logins"]; f != "" {
+			fmt.Fprintf(&b, "\n![logins](%s)\n", f)
+		}
+
+	}
+	if s.runs("msg") {
+		b.WriteString("\n## One-to-one messaging\n\n")
+		fmt.Fprintf(&b, "%d online users; chat messages between random pairs at an offered rate, the send time in the body; each step lasts %v. "+
+			"The rate doubles from %d/s while p99 ≤ %.0f ms and nothing is lost, then is bisected to within 10%%; a failing step is tried a second time "+
+			"before it counts (one collector pause in 5 s can exceed the limit at a rate the server otherwise sustains), so failed rates appear twice below. "+
+			"The table gives each server's highest passing rate (median run) and the latency and CPU at that rate.\n\n",
+			s.Users, s.StepDuration, s.RateStart, s.P99LimitMs)
+		b.WriteString("| server | highest rate msgs/s | p50 ms | p95 ms | p99 ms | server CPU µs/msg | generator CPU µs/msg |\n|---|---|---|---|---|---|---|\n")
+		for _, sv := range r.Servers {
+			bests := bestOf(sv, s.P99LimitMs)
+			mi := medianRun(bests)
+			if mi < 0 {
+				fmt.Fprintf(&b, "| %s | — | — | — | — | — | — |\n", sv.Name)
 				continue
 			}
-			rss := collect(x.rs, func(i scenario.IdleResult) float64 { return i.RSSPerSession })
-			pss := collect(x.rs, func(i scenario.IdleResult) float64 { return i.PSSPerSession })
-			top := collect(x.rs, func(i scenario.IdleResult) float64 { return float64(i.Points[len(i.Points)-1].Server.RSS) / (1 << 20) })
-			ramp := collect(x.rs, func(i scenario.IdleResult) float64 { return i.LoginsPerSecond })
-			fails := collect(x.rs, func(i scenario.IdleResult) float64 { return float64(i.Failures) })
-			fmt.Fprintf(&b, "| %s | %s | **%s**%s | %s%s | %s MiB | %s | %.0f |\n", sv.Name, x.name, num(median(rss)), spread(rss),
-				num(median(pss)), spread(pss), num(median(top)), num(median(ramp)), slices.Max(fails))
+			m := bests[mi]
+			rates := collect(bests, func(m scenario.MsgResult) float64 { return m.DeliveredPerSec })
+			fmt.Fprintf(&b, "| %s | **%s**%s | %.2f | %.2f | %.2f | %.1f | %.1f |\n", sv.Name, num(m.DeliveredPerSec), spread(rates), m.P50ms, m.P95ms, m.P99ms, m.ServerCPUPerMsg, m.GenCPUPerMsg)
 		}
-	}
-	for _, k := range []string{"idle_plain", "idle_tls"} {
-		if f := plots[k]; f != "" {
-			fmt.Fprintf(&b, "\n![%s](%s)\n", k, f)
+		if f := plots["messaging"]; f != "" {
+			fmt.Fprintf(&b, "\n![messaging](%s)\n", f)
 		}
-	}
-
-	b.WriteString("\n## Login storm\n\n")
-	fmt.Fprintf(&b, "%d (plain TCP) and %d (direct TLS 1.3) fresh logins — connect, SCRAM-SHA-1, bind, close — with %d in flight, as fast as the server takes them.\n\n",
-		s.Logins, s.LoginsTLS, s.Conc)
-	b.WriteString("| server | transport | logins/s | server CPU µs/login | generator CPU µs/login | failures |\n|---|---|---|---|---|---|\n")
-	for _, sv := range r.Servers {
-		for _, x := range []struct {
-			name string
-			rs   []scenario.LoginResult
-		}{{"plain", sv.LoginPlain}, {"TLS 1.3", sv.LoginTLS}} {
-			if len(x.rs) == 0 {
-				fmt.Fprintf(&b, "| %s | %s | — | — | — | — |\n", sv.Name, x.name)
+		b.WriteString("\nEvery step of the median run:\n\n| server | offered/s | delivered/s | lost | p50 ms | p99 ms | server µs/msg |\n|---|---|---|---|---|---|---|\n")
+		for _, sv := range r.Servers {
+			mi := medianRun(bestOf(sv, s.P99LimitMs))
+			if mi < 0 {
 				continue
 			}
-			lps := collect(x.rs, func(l scenario.LoginResult) float64 { return l.LoginsPerSecond })
-			sc := collect(x.rs, func(l scenario.LoginResult) float64 { return l.ServerCPUPerLogin })
-			gc := collect(x.rs, func(l scenario.LoginResult) float64 { return l.GenCPUPerLogin })
-			fl := collect(x.rs, func(l scenario.LoginResult) float64 { return float64(l.Failures) })
-			fmt.Fprintf(&b, "| %s | %s | **%s**%s | %s%s | %s | %.0f |\n", sv.Name, x.name, num(median(lps)), spread(lps), num(median(sc)), spread(sc), num(median(gc)), slices.Max(fl))
+			for _, m := range sv.Search[mi] {
+				fmt.Fprintf(&b, "| %s | %s | %s | %d | %.2f | %.2f | %.1f |\n", sv.Name, num(float64(m.OfferedRate)), num(m.DeliveredPerSec), m.Loss, m.P50ms, m.P99ms, m.ServerCPUPerMsg)
+			}
 		}
-	}
-	if f := plots["logins"]; f != "" {
-		fmt.Fprintf(&b, "\n![logins](%s)\n", f)
-	}
 
-	b.WriteString("\n## One-to-one messaging\n\n")
-	fmt.Fprintf(&b, "%d online users; chat messages between random pairs at an offered rate, the send time in the body; each step lasts %v. "+
-		"The rate doubles from %d/s while p99 ≤ %.0f ms and nothing is lost, then is bisected to within 10%%; a failing step is tried a second time "+
-		"before it counts (one collector pause in 5 s can exceed the limit at a rate the server otherwise sustains), so failed rates appear twice below. "+
-		"The table gives each server's highest passing rate (median run) and the latency and CPU at that rate.\n\n",
-		s.Users, s.StepDuration, s.RateStart, s.P99LimitMs)
-	b.WriteString("| server | highest rate msgs/s | p50 ms | p95 ms | p99 ms | server CPU µs/msg | generator CPU µs/msg |\n|---|---|---|---|---|---|---|\n")
-	for _, sv := range r.Servers {
-		bests := bestOf(sv, s.P99LimitMs)
-		mi := medianRun(bests)
-		if mi < 0 {
-			fmt.Fprintf(&b, "| %s | — | — | — | — | — | — |\n", sv.Name)
-			continue
-		}
-		m := bests[mi]
-		rates := collect(bests, func(m scenario.MsgResult) float64 { return m.DeliveredPerSec })
-		fmt.Fprintf(&b, "| %s | **%s**%s | %.2f | %.2f | %.2f | %.1f | %.1f |\n", sv.Name, num(m.DeliveredPerSec), spread(rates), m.P50ms, m.P95ms, m.P99ms, m.ServerCPUPerMsg, m.GenCPUPerMsg)
 	}
-	if f := plots["messaging"]; f != "" {
-		fmt.Fprintf(&b, "\n![messaging](%s)\n", f)
-	}
-	b.WriteString("\nEvery step of the median run:\n\n| server | offered/s | delivered/s | lost | p50 ms | p99 ms | server µs/msg |\n|---|---|---|---|---|---|---|\n")
-	for _, sv := range r.Servers {
-		mi := medianRun(bestOf(sv, s.P99LimitMs))
-		if mi < 0 {
-			continue
+	if s.runs("presence") {
+		b.WriteString("\n## Presence storm\n\n")
+		fmt.Fprintf(&b, "%d users, each subscribed to the next %d (a ring: %d contacts per roster), all log in at once and send initial presence; "+
+			"counted: available presence stanzas from contacts delivered to the generator, per second from the first login to the last delivery "+
+			"(logins included). Rosters are made in-band, except where the server's own data files are written beforehand (Prosody).\n\n",
+			s.PresenceUsers, s.Contacts, 2*s.Contacts)
+		fmt.Fprintf(&b, "Each user should see %d contacts come online, %s in all. A presence can arrive twice when two contacts log in at the same "+
+			"moment (the answer to a probe and the broadcast; RFC 6121 allows it), so rates and CPU are per unique (receiver, contact) pair.\n\n",
+			s.Contacts, num(float64(s.PresenceUsers*s.Contacts)))
+		b.WriteString("| server | unique presence seen | presence stanzas delivered | unique presence/s | server CPU µs/presence (incl. logins) | in-band roster provisioning |\n|---|---|---|---|---|---|\n")
+		for _, sv := range r.Servers {
+			if len(sv.Presence) == 0 {
+				fmt.Fprintf(&b, "| %s | — | — | — | — | — |\n", sv.Name)
+				continue
+			}
+			u := collect(sv.Presence, func(p scenario.PresenceResult) float64 { return float64(p.Unique) })
+			d := collect(sv.Presence, func(p scenario.PresenceResult) float64 { return float64(p.Delivered) })
+			ps := collect(sv.Presence, func(p scenario.PresenceResult) float64 { return p.PerSecond })
+			c := collect(sv.Presence, func(p scenario.PresenceResult) float64 { return p.ServerCPUPerPresence })
+			prov := "written beforehand"
+			if p := sv.Presence[0]; p.SubscribeSeconds > 0 {
+				prov = fmt.Sprintf("%s subscriptions in %.1f s", num(float64(p.Subscriptions)), p.SubscribeSeconds)
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s | **%s**%s | %s%s | %s |\n", sv.Name, num(median(u)), num(median(d)), num(median(ps)), spread(ps), num(median(c)), spread(c), prov)
 		}
-		for _, m := range sv.Search[mi] {
-			fmt.Fprintf(&b, "| %s | %s | %s | %d | %.2f | %.2f | %.1f |\n", sv.Name, num(float64(m.OfferedRate)), num(m.DeliveredPerSec), m.Loss, m.P50ms, m.P99ms, m.ServerCPUPerMsg)
-		}
-	}
 
-	b.WriteString("\n## Presence storm\n\n")
-	fmt.Fprintf(&b, "%d users, each subscribed to the next %d (a ring: %d contacts per roster), all log in at once and send initial presence; "+
-		"counted: available presence stanzas from contacts delivered to the generator, per second from the first login to the last delivery "+
-		"(logins included). Rosters are made in-band, except where the server's own data files are written beforehand (Prosody).\n\n",
-		s.PresenceUsers, s.Contacts, 2*s.Contacts)
-	fmt.Fprintf(&b, "Each user should see %d contacts come online, %s in all. A presence can arrive twice when two contacts log in at the same "+
-		"moment (the answer to a probe and the broadcast; RFC 6121 allows it), so rates and CPU are per unique (receiver, contact) pair.\n\n",
-		s.Contacts, num(float64(s.PresenceUsers*s.Contacts)))
-	b.WriteString("| server | unique presence seen | presence stanzas delivered | unique presence/s | server CPU µs/presence (incl. logins) | in-band roster provisioning |\n|---|---|---|---|---|---|\n")
-	for _, sv := range r.Servers {
-		if len(sv.Presence) == 0 {
-			fmt.Fprintf(&b, "| %s | — | — | — | — | — |\n", sv.Name)
-			continue
-		}
-		u := collect(sv.Presence, func(p scenario.PresenceResult) float64 { return float64(p.Unique) })
-		d := collect(sv.Presence, func(p scenario.PresenceResult) float64 { return float64(p.Delivered) })
-		ps := collect(sv.Presence, func(p scenario.PresenceResult) float64 { return p.PerSecond })
-		c := collect(sv.Presence, func(p scenario.PresenceResult) float64 { return p.ServerCPUPerPresence })
-		prov := "written beforehand"
-		if p := sv.Presence[0]; p.SubscribeSeconds > 0 {
-			prov = fmt.Sprintf("%s subscriptions in %.1f s", num(float64(p.Subscriptions)), p.SubscribeSeconds)
-		}
-		fmt.Fprintf(&b, "| %s | %s | %s | **%s**%s | %s%s | %s |\n", sv.Name, num(median(u)), num(median(d)), num(median(ps)), spread(ps), num(median(c)), spread(c), prov)
 	}
-
 	if s.runs("resume") && s.ResumeSessions > 0 {
 		resumeSection(&b, r)
 	}

@@ -55,6 +55,7 @@ func main() {
 		srcIPs   = flag.Int("source-ips", 4, "spread client sockets over 127.0.0.1..N")
 		servers  = flag.String("compare", "", "start these servers in turn and run the suite: vireo,prosody,ejabberd")
 		suite    = flag.String("suite", "quick", "with -compare: quick or full")
+		reps     = flag.Int("reps", 0, "with -compare: repetitions of each scenario (0: the suite's)")
 		only     = flag.String("only", "", "with -compare: run only these scenarios (idle,login,msg,presence,resume)")
 		bin      = flag.String("bin", "bin", "with -compare: directory holding vireo and vireoctl")
 		work     = flag.String("workdir", "", "with -compare: work directory (default: a temporary one, removed afterwards)")
@@ -76,7 +77,7 @@ func main() {
 		}
 		return
 	case *servers != "":
-		// The resume storm's size flags, when given, override the suite's.
+		// The resume storm's size flags and -reps, when given, override the suite's.
 		override := func(s *compare.Suite) {
 			flag.Visit(func(f *flag.Flag) {
 				switch f.Name {
@@ -86,6 +87,8 @@ func main() {
 					s.ResumeSenders = *senders
 				case "resume-rate":
 					s.ResumeRate = *resRate
+				case "reps":
+					s.Reps = max(1, *reps)
 				}
 			})
 		}
