@@ -174,16 +174,24 @@ func TestEnableSM(t *testing.T) {
 }
 
 // TestDropAndResume drops a session with stream management on while messages reach it,
-// resumes it with the h it counted, and gets every message exactly once.
+// resumes it with the h it counted, and gets every message exactly once, over plain TCP
+// and direct TLS.
 func TestDropAndResume(t *testing.T) {
 	no := false
 	srv := vireotest.Start(t, vireotest.Options{Registration: true, RequireTLS: &no, AllowPlain: true})
-	cfg := Config{Addr: srv.C2SAddr(), Domain: srv.Domain(), Mode: Plain, Mechanism: "SCRAM-SHA-1", Timeout: 10 * time.Second}
+	plain := Config{Addr: srv.C2SAddr(), Domain: srv.Domain(), Mode: Plain, Mechanism: "SCRAM-SHA-1", Timeout: 10 * time.Second}
 	for _, u := range []string{"alice", "bob"} {
-		if err := Register(cfg, u, "pw"); err != nil {
+		if err := Register(plain, u, "pw"); err != nil {
 			t.Fatal(err)
 		}
 	}
+	tls := plain
+	tls.Mode, tls.Addr = DirectTLS, srv.TLSAddr()
+	t.Run("plain", func(t *testing.T) { dropAndResume(t, plain) })
+	t.Run("tls", func(t *testing.T) { dropAndResume(t, tls) })
+}
+
+func dropAndResume(t *testing.T, cfg Config) {
 	alice, err := Dial(cfg, "alice", "pw", "phone")
 	if err != nil {
 		t.Fatal(err)
