@@ -55,16 +55,22 @@ func sample() Report {
 	login := func(rate float64) scenario.LoginResult {
 		return scenario.LoginResult{Logins: 100, LoginsPerSecond: rate, ServerCPUPerLogin: 1e6 / rate}
 	}
+	resume := func(rate float64, lost int64) scenario.ResumeResult {
+		return scenario.ResumeResult{Sessions: 2000, ResumesPerSecond: rate, ServerCPUPerResume: 1e6 / rate, P50ms: 20, P99ms: 40,
+			IdleRSSPerSession: 2800, DetachedRSSPerSession: 1900, QueuedBetween: 700, QueuedBytesBetween: 70 << 10, DetachedSeconds: 6.5,
+			Delivery: scenario.Delivery{Sent: 1000, Delivered: 1000 - lost, AfterResume: 900, Lost: lost}}
+	}
 	return Report{Suite: Quick(), Servers: []ServerResult{
 		{Name: "alpha", Version: "1",
 			IdlePlain: []scenario.IdleResult{idle(2000), idle(1800), idle(2600)}, IdleTLS: []scenario.IdleResult{idle(9000)},
 			LoginPlain: []scenario.LoginResult{login(4000), login(3000), login(5000)}, LoginTLS: []scenario.LoginResult{login(900)},
 			Search:   [][]scenario.MsgResult{steps(500, 1000, 2000), steps(500, 1000, 2000, 4000, 8000), steps(500, 1000, 2000, 4000)},
 			Presence: []scenario.PresenceResult{{Unique: 5000, Delivered: 5100, PerSecond: 20000}},
+			Resume:   []scenario.ResumeResult{resume(2000, 0), resume(1000, 2), resume(4000, 0)}, ResumeIdlePlain: []scenario.IdleResult{idle(2100)},
 			Settings: [][2]string{{"`x`", "because"}}},
 		{Name: "beta", Version: "2", Errors: []string{"idle tls=true: refused"},
 			IdlePlain: []scenario.IdleResult{idle(30000)}, LoginPlain: []scenario.LoginResult{login(300)},
-			Search: [][]scenario.MsgResult{steps(500, 1000)}},
+			Search: [][]scenario.MsgResult{steps(500, 1000)}, ResumeUnsupported: "server sent <failed/>\nno resumption"},
 	}}
 }
 
@@ -78,6 +84,11 @@ func TestMarkdownQuotesMedians(t *testing.T) {
 		"- beta: idle tls=true: refused",
 		"![messaging](m.png)",
 		"| `x` | because |",
+		"## Resume storm (XEP-0198)",
+		"| alpha | **2,000** (1,000–4,000) | 500 (250–1,000) |",              // median resumes/s and CPU per resume
+		"| beta | not supported here: server sent <failed/> no resumption |", // a reason, not a number
+		"| alpha | 3,000 | 2,998 | 2,700 | **2** | **0** |",                  // delivery summed over the runs
+		"| alpha | 2,100 | **2,800** (2,800–2,800) | **1,900** (1,900–1,900) | 700 (70.0 KiB) |",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q", want)
@@ -102,5 +113,50 @@ func TestWriteDrawsPlots(t *testing.T) {
 	r, err := Load(filepath.Join(dir, "cmp.json"))
 	if err != nil || len(r.Servers) != 2 || r.Servers[0].Search[1][4].DeliveredPerSec != 8000 {
 		t.Fatalf("round trip: %v %+v", err, r.Servers)
+	}
+}
+
+func TestAccountsCoverTheResumeStorm(t *testing.T) {
+	s := Full()
+	s.Only = []string{"resume"}
+	if got := s.accounts(); got != 10000+5000+50 {
+		t.Fatalf("accounts = %d", got)
+	}
+	s.Only = []string{"msg"}
+	if got := s.accounts(); got != s.Users {
+		t.Fatalf("accounts without resume = %d", got)
+	}
+}
+
+func TestOldReportsHaveNoResumeSection(t *testing.T) {
+	r := sample()
+	r.Suite.ResumeSessions = 0 // a report from before the scenario existed
+	if md := Markdown(r, nil); strings.Contains(md, "Resume storm") {
+		t.Fatal("resume section in a report without the scenario")
+	}
+}
+
+// TestOnlyLeavesOutTheOtherScenarios: a run of some scenarios reports and draws only those.
+func TestOnlyLeavesOutTheOtherScenarios(t *testing.T) {
+	r := sample()
+	r.Suite.Only = []string{"resume"}
+	dir := t.TempDir()
+	if err := Write(r, dir, "only"); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "only.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, absent := range []string{"## Idle sessions", "## Login storm", "## One-to-one", "## Presence storm"} {
+		if strings.Contains(string(b), absent) {
+			t.Errorf("report has %q", absent)
+		}
+	}
+	if !strings.Contains(string(b), "## Resume storm") {
+		t.Error("report lacks the resume storm")
+	}
+	if pngs, _ := filepath.Glob(filepath.Join(dir, "*.png")); len(pngs) != 0 {
+		t.Errorf("plots drawn: %v", pngs)
 	}
 }

@@ -25,7 +25,11 @@ func Plots(r Report, dir, name string) (map[string]string, error) {
 		out[role] = f
 		return nil
 	}
+	runs := r.Suite.runs
 	for _, tls := range []bool{false, true} {
+		if !runs("idle") {
+			break
+		}
 		p, ok, err := idlePlot(r, tls)
 		if err != nil {
 			return nil, err
@@ -42,14 +46,14 @@ func Plots(r Report, dir, name string) (map[string]string, error) {
 	}
 	if p, ok, err := loginPlot(r); err != nil {
 		return nil, err
-	} else if ok {
+	} else if ok && runs("login") {
 		if err := save("logins", p); err != nil {
 			return nil, err
 		}
 	}
 	if p, ok, err := msgPlot(r); err != nil {
 		return nil, err
-	} else if ok {
+	} else if ok && runs("msg") {
 		if err := save("messaging", p); err != nil {
 			return nil, err
 		}

@@ -135,114 +135,126 @@ func Markdown(r Report, plots map[string]string) string {
 		"So throughput is shared between the two; **server CPU per operation** (from `/proc/PID/stat`) is the figure that compares fairly. "+
 		"Each scenario ran %d time(s); tables quote the median with the range in brackets.\n\n", s.Reps)
 
-	b.WriteString("## Idle sessions\n\n")
-	fmt.Fprintf(&b, "Authenticated, bound sessions with initial presence, ramped to %v at up to %d logins/s with %d in flight, held 3 s at each size; "+
-		"server RSS and PSS from `/proc/PID`. Bytes per session is the slope between the smallest and the largest size, so the "+
-		"server's fixed footprint drops out. A fresh server process for each run.\n\n", s.IdleSizes, s.IdleRate, s.Conc)
-	b.WriteString("| server | transport | RSS bytes/session | PSS bytes/session | RSS at the largest size | ramp logins/s | failures |\n|---|---|---|---|---|---|---|\n")
-	for _, sv := range r.Servers {
-		for _, x := range []struct {
-			name string
-			rs   []scenario.IdleResult
-		}{{"plain", sv.IdlePlain}, {"TLS 1.3", sv.IdleTLS}} {
-			if len(x.rs) == 0 {
-				fmt.Fprintf(&b, "| %s | %s | — | — | — | — | — |\n", sv.Name, x.name)
+	if s.runs("idle") {
+		b.WriteString("## Idle sessions\n\n")
+		fmt.Fprintf(&b, "Authenticated, bound sessions with initial presence, ramped to %v at up to %d logins/s with %d in flight, held 3 s at each size; "+
+			"server RSS and PSS from `/proc/PID`. Bytes per session is the slope between the smallest and the largest size, so the "+
+			"server's fixed footprint drops out. A fresh server process for each run.\n\n", s.IdleSizes, s.IdleRate, s.Conc)
+		b.WriteString("| server | transport | RSS bytes/session | PSS bytes/session | RSS at the largest size | ramp logins/s | failures |\n|---|---|---|---|---|---|---|\n")
+		for _, sv := range r.Servers {
+			for _, x := range []struct {
+				name string
+				rs   []scenario.IdleResult
+			}{{"plain", sv.IdlePlain}, {"TLS 1.3", sv.IdleTLS}} {
+				if len(x.rs) == 0 {
+					fmt.Fprintf(&b, "| %s | %s | — | — | — | — | — |\n", sv.Name, x.name)
+					continue
+				}
+				rss := collect(x.rs, func(i scenario.IdleResult) float64 { return i.RSSPerSession })
+				pss := collect(x.rs, func(i scenario.IdleResult) float64 { return i.PSSPerSession })
+				top := collect(x.rs, func(i scenario.IdleResult) float64 { return float64(i.Points[len(i.Points)-1].Server.RSS) / (1 << 20) })
+				ramp := collect(x.rs, func(i scenario.IdleResult) float64 { return i.LoginsPerSecond })
+				fails := collect(x.rs, func(i scenario.IdleResult) float64 { return float64(i.Failures) })
+				fmt.Fprintf(&b, "| %s | %s | **%s**%s | %s%s | %s MiB | %s | %.0f |\n", sv.Name, x.name, num(median(rss)), spread(rss),
+					num(median(pss)), spread(pss), num(median(top)), num(median(ramp)), slices.Max(fails))
+			}
+		}
+		for _, k := range []string{"idle_plain", "idle_tls"} {
+			if f := plots[k]; f != "" {
+				fmt.Fprintf(&b, "\n![%s](%s)\n", k, f)
+			}
+		}
+
+	}
+	if s.runs("login") {
+		b.WriteString("\n## Login storm\n\n")
+		fmt.Fprintf(&b, "%d (plain TCP) and %d (direct TLS 1.3) fresh logins — connect, SCRAM-SHA-1, bind, close — with %d in flight, as fast as the server takes them.\n\n",
+			s.Logins, s.LoginsTLS, s.Conc)
+		b.WriteString("| server | transport | logins/s | server CPU µs/login | generator CPU µs/login | failures |\n|---|---|---|---|---|---|\n")
+		for _, sv := range r.Servers {
+			for _, x := range []struct {
+				name string
+				rs   []scenario.LoginResult
+			}{{"plain", sv.LoginPlain}, {"TLS 1.3", sv.LoginTLS}} {
+				if len(x.rs) == 0 {
+					fmt.Fprintf(&b, "| %s | %s | — | — | — | — |\n", sv.Name, x.name)
+					continue
+				}
+				lps := collect(x.rs, func(l scenario.LoginResult) float64 { return l.LoginsPerSecond })
+				sc := collect(x.rs, func(l scenario.LoginResult) float64 { return l.ServerCPUPerLogin })
+				gc := collect(x.rs, func(l scenario.LoginResult) float64 { return l.GenCPUPerLogin })
+				fl := collect(x.rs, func(l scenario.LoginResult) float64 { return float64(l.Failures) })
+				fmt.Fprintf(&b, "| %s | %s | **%s**%s | %s%s | %s | %.0f |\n", sv.Name, x.name, num(median(lps)), spread(lps), num(median(sc)), spread(sc), num(median(gc)), slices.Max(fl))
+			}
+		}
+		if f := plots["logins"]; f != "" {
+			fmt.Fprintf(&b, "\n![logins](%s)\n", f)
+		}
+
+	}
+	if s.runs("msg") {
+		b.WriteString("\n## One-to-one messaging\n\n")
+		fmt.Fprintf(&b, "%d online users; chat messages between random pairs at an offered rate, the send time in the body; each step lasts %v. "+
+			"The rate doubles from %d/s while p99 ≤ %.0f ms and nothing is lost, then is bisected to within 10%%; a failing step is tried a second time "+
+			"before it counts (one collector pause in 5 s can exceed the limit at a rate the server otherwise sustains), so failed rates appear twice below. "+
+			"The table gives each server's highest passing rate (median run) and the latency and CPU at that rate.\n\n",
+			s.Users, s.StepDuration, s.RateStart, s.P99LimitMs)
+		b.WriteString("| server | highest rate msgs/s | p50 ms | p95 ms | p99 ms | server CPU µs/msg | generator CPU µs/msg |\n|---|---|---|---|---|---|---|\n")
+		for _, sv := range r.Servers {
+			bests := bestOf(sv, s.P99LimitMs)
+			mi := medianRun(bests)
+			if mi < 0 {
+				fmt.Fprintf(&b, "| %s | — | — | — | — | — | — |\n", sv.Name)
 				continue
 			}
-			rss := collect(x.rs, func(i scenario.IdleResult) float64 { return i.RSSPerSession })
-			pss := collect(x.rs, func(i scenario.IdleResult) float64 { return i.PSSPerSession })
-			top := collect(x.rs, func(i scenario.IdleResult) float64 { return float64(i.Points[len(i.Points)-1].Server.RSS) / (1 << 20) })
-			ramp := collect(x.rs, func(i scenario.IdleResult) float64 { return i.LoginsPerSecond })
-			fails := collect(x.rs, func(i scenario.IdleResult) float64 { return float64(i.Failures) })
-			fmt.Fprintf(&b, "| %s | %s | **%s**%s | %s%s | %s MiB | %s | %.0f |\n", sv.Name, x.name, num(median(rss)), spread(rss),
-				num(median(pss)), spread(pss), num(median(top)), num(median(ramp)), slices.Max(fails))
+			m := bests[mi]
+			rates := collect(bests, func(m scenario.MsgResult) float64 { return m.DeliveredPerSec })
+			fmt.Fprintf(&b, "| %s | **%s**%s | %.2f | %.2f | %.2f | %.1f | %.1f |\n", sv.Name, num(m.DeliveredPerSec), spread(rates), m.P50ms, m.P95ms, m.P99ms, m.ServerCPUPerMsg, m.GenCPUPerMsg)
 		}
-	}
-	for _, k := range []string{"idle_plain", "idle_tls"} {
-		if f := plots[k]; f != "" {
-			fmt.Fprintf(&b, "\n![%s](%s)\n", k, f)
+		if f := plots["messaging"]; f != "" {
+			fmt.Fprintf(&b, "\n![messaging](%s)\n", f)
 		}
-	}
-
-	b.WriteString("\n## Login storm\n\n")
-	fmt.Fprintf(&b, "%d (plain TCP) and %d (direct TLS 1.3) fresh logins — connect, SCRAM-SHA-1, bind, close — with %d in flight, as fast as the server takes them.\n\n",
-		s.Logins, s.LoginsTLS, s.Conc)
-	b.WriteString("| server | transport | logins/s | server CPU µs/login | generator CPU µs/login | failures |\n|---|---|---|---|---|---|\n")
-	for _, sv := range r.Servers {
-		for _, x := range []struct {
-			name string
-			rs   []scenario.LoginResult
-		}{{"plain", sv.LoginPlain}, {"TLS 1.3", sv.LoginTLS}} {
-			if len(x.rs) == 0 {
-				fmt.Fprintf(&b, "| %s | %s | — | — | — | — |\n", sv.Name, x.name)
+		b.WriteString("\nEvery step of the median run:\n\n| server | offered/s | delivered/s | lost | p50 ms | p99 ms | server µs/msg |\n|---|---|---|---|---|---|---|\n")
+		for _, sv := range r.Servers {
+			mi := medianRun(bestOf(sv, s.P99LimitMs))
+			if mi < 0 {
 				continue
 			}
-			lps := collect(x.rs, func(l scenario.LoginResult) float64 { return l.LoginsPerSecond })
-			sc := collect(x.rs, func(l scenario.LoginResult) float64 { return l.ServerCPUPerLogin })
-			gc := collect(x.rs, func(l scenario.LoginResult) float64 { return l.GenCPUPerLogin })
-			fl := collect(x.rs, func(l scenario.LoginResult) float64 { return float64(l.Failures) })
-			fmt.Fprintf(&b, "| %s | %s | **%s**%s | %s%s | %s | %.0f |\n", sv.Name, x.name, num(median(lps)), spread(lps), num(median(sc)), spread(sc), num(median(gc)), slices.Max(fl))
+			for _, m := range sv.Search[mi] {
+				fmt.Fprintf(&b, "| %s | %s | %s | %d | %.2f | %.2f | %.1f |\n", sv.Name, num(float64(m.OfferedRate)), num(m.DeliveredPerSec), m.Loss, m.P50ms, m.P99ms, m.ServerCPUPerMsg)
+			}
 		}
-	}
-	if f := plots["logins"]; f != "" {
-		fmt.Fprintf(&b, "\n![logins](%s)\n", f)
-	}
 
-	b.WriteString("\n## One-to-one messaging\n\n")
-	fmt.Fprintf(&b, "%d online users; chat messages between random pairs at an offered rate, the send time in the body; each step lasts %v. "+
-		"The rate doubles from %d/s while p99 ≤ %.0f ms and nothing is lost, then is bisected to within 10%%; a failing step is tried a second time "+
-		"before it counts (one collector pause in 5 s can exceed the limit at a rate the server otherwise sustains), so failed rates appear twice below. "+
-		"The table gives each server's highest passing rate (median run) and the latency and CPU at that rate.\n\n",
-		s.Users, s.StepDuration, s.RateStart, s.P99LimitMs)
-	b.WriteString("| server | highest rate msgs/s | p50 ms | p95 ms | p99 ms | server CPU µs/msg | generator CPU µs/msg |\n|---|---|---|---|---|---|---|\n")
-	for _, sv := range r.Servers {
-		bests := bestOf(sv, s.P99LimitMs)
-		mi := medianRun(bests)
-		if mi < 0 {
-			fmt.Fprintf(&b, "| %s | — | — | — | — | — | — |\n", sv.Name)
-			continue
-		}
-		m := bests[mi]
-		rates := collect(bests, func(m scenario.MsgResult) float64 { return m.DeliveredPerSec })
-		fmt.Fprintf(&b, "| %s | **%s**%s | %.2f | %.2f | %.2f | %.1f | %.1f |\n", sv.Name, num(m.DeliveredPerSec), spread(rates), m.P50ms, m.P95ms, m.P99ms, m.ServerCPUPerMsg, m.GenCPUPerMsg)
 	}
-	if f := plots["messaging"]; f != "" {
-		fmt.Fprintf(&b, "\n![messaging](%s)\n", f)
-	}
-	b.WriteString("\nEvery step of the median run:\n\n| server | offered/s | delivered/s | lost | p50 ms | p99 ms | server µs/msg |\n|---|---|---|---|---|---|---|\n")
-	for _, sv := range r.Servers {
-		mi := medianRun(bestOf(sv, s.P99LimitMs))
-		if mi < 0 {
-			continue
+	if s.runs("presence") {
+		b.WriteString("\n## Presence storm\n\n")
+		fmt.Fprintf(&b, "%d users, each subscribed to the next %d (a ring: %d contacts per roster), all log in at once and send initial presence; "+
+			"counted: available presence stanzas from contacts delivered to the generator, per second from the first login to the last delivery "+
+			"(logins included). Rosters are made in-band, except where the server's own data files are written beforehand (Prosody).\n\n",
+			s.PresenceUsers, s.Contacts, 2*s.Contacts)
+		fmt.Fprintf(&b, "Each user should see %d contacts come online, %s in all. A presence can arrive twice when two contacts log in at the same "+
+			"moment (the answer to a probe and the broadcast; RFC 6121 allows it), so rates and CPU are per unique (receiver, contact) pair.\n\n",
+			s.Contacts, num(float64(s.PresenceUsers*s.Contacts)))
+		b.WriteString("| server | unique presence seen | presence stanzas delivered | unique presence/s | server CPU µs/presence (incl. logins) | in-band roster provisioning |\n|---|---|---|---|---|---|\n")
+		for _, sv := range r.Servers {
+			if len(sv.Presence) == 0 {
+				fmt.Fprintf(&b, "| %s | — | — | — | — | — |\n", sv.Name)
+				continue
+			}
+			u := collect(sv.Presence, func(p scenario.PresenceResult) float64 { return float64(p.Unique) })
+			d := collect(sv.Presence, func(p scenario.PresenceResult) float64 { return float64(p.Delivered) })
+			ps := collect(sv.Presence, func(p scenario.PresenceResult) float64 { return p.PerSecond })
+			c := collect(sv.Presence, func(p scenario.PresenceResult) float64 { return p.ServerCPUPerPresence })
+			prov := "written beforehand"
+			if p := sv.Presence[0]; p.SubscribeSeconds > 0 {
+				prov = fmt.Sprintf("%s subscriptions in %.1f s", num(float64(p.Subscriptions)), p.SubscribeSeconds)
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s | **%s**%s | %s%s | %s |\n", sv.Name, num(median(u)), num(median(d)), num(median(ps)), spread(ps), num(median(c)), spread(c), prov)
 		}
-		for _, m := range sv.Search[mi] {
-			fmt.Fprintf(&b, "| %s | %s | %s | %d | %.2f | %.2f | %.1f |\n", sv.Name, num(float64(m.OfferedRate)), num(m.DeliveredPerSec), m.Loss, m.P50ms, m.P99ms, m.ServerCPUPerMsg)
-		}
-	}
 
-	b.WriteString("\n## Presence storm\n\n")
-	fmt.Fprintf(&b, "%d users, each subscribed to the next %d (a ring: %d contacts per roster), all log in at once and send initial presence; "+
-		"counted: available presence stanzas from contacts delivered to the generator, per second from the first login to the last delivery "+
-		"(logins included). Rosters are made in-band, except where the server's own data files are written beforehand (Prosody).\n\n",
-		s.PresenceUsers, s.Contacts, 2*s.Contacts)
-	fmt.Fprintf(&b, "Each user should see %d contacts come online, %s in all. A presence can arrive twice when two contacts log in at the same "+
-		"moment (the answer to a probe and the broadcast; RFC 6121 allows it), so rates and CPU are per unique (receiver, contact) pair.\n\n",
-		s.Contacts, num(float64(s.PresenceUsers*s.Contacts)))
-	b.WriteString("| server | unique presence seen | presence stanzas delivered | unique presence/s | server CPU µs/presence (incl. logins) | in-band roster provisioning |\n|---|---|---|---|---|---|\n")
-	for _, sv := range r.Servers {
-		if len(sv.Presence) == 0 {
-			fmt.Fprintf(&b, "| %s | — | — | — | — | — |\n", sv.Name)
-			continue
-		}
-		u := collect(sv.Presence, func(p scenario.PresenceResult) float64 { return float64(p.Unique) })
-		d := collect(sv.Presence, func(p scenario.PresenceResult) float64 { return float64(p.Delivered) })
-		ps := collect(sv.Presence, func(p scenario.PresenceResult) float64 { return p.PerSecond })
-		c := collect(sv.Presence, func(p scenario.PresenceResult) float64 { return p.ServerCPUPerPresence })
-		prov := "written beforehand"
-		if p := sv.Presence[0]; p.SubscribeSeconds > 0 {
-			prov = fmt.Sprintf("%s subscriptions in %.1f s", num(float64(p.Subscriptions)), p.SubscribeSeconds)
-		}
-		fmt.Fprintf(&b, "| %s | %s | %s | **%s**%s | %s%s | %s |\n", sv.Name, num(median(u)), num(median(d)), num(median(ps)), spread(ps), num(median(c)), spread(c), prov)
+	}
+	if s.runs("resume") && s.ResumeSessions > 0 {
+		resumeSection(&b, r)
 	}
 
 	var errs bool
@@ -267,6 +279,101 @@ func Markdown(r Report, plots map[string]string) string {
 	}
 	b.WriteString("\n## Reproduce\n\n```sh\nmake bench-compare   # installs Prosody and ejabberd from Debian when missing; about 40 minutes\n" +
 		"# or a subset / a quick pass:\nbin/xmppbench -compare vireo,prosody -suite quick -out /tmp/quick\n" +
+		"# the resume storm alone, at a chosen size:\nbin/xmppbench -compare vireo -suite quick -only resume -sessions 1000 -out /tmp/resume\n" +
 		"# redraw this report from its JSON:\nbin/xmppbench -render bench/results/compare.json\n```\n")
 	return b.String()
+}
+
+// resumeSection is the resume storm's part of the report: the storm, delivery, and the
+// memory of sessions with stream management (idle and detached).
+func resumeSection(b *strings.Builder, r Report) {
+	s := r.Suite
+	rc := s.resumeConfig()
+	b.WriteString("\n## Resume storm (XEP-0198)\n\n")
+	fmt.Fprintf(b, "%s sessions log in (SCRAM-SHA-1, plain TCP), bind, enable stream management with resumption and send initial presence; "+
+		"they count every stanza they receive and answer each `<r/>` with `<a h=…/>`. %d other online users send them %d chat messages/s in all, "+
+		"each with a unique id, addressed in turn. One second later every one of their TCP connections is closed at once, without a stream close, "+
+		"so the server keeps the sessions detached while the messages go on. Then all of them reconnect, %d in flight, authenticate again and "+
+		"`<resume previd=… h=…/>` with the h they counted instead of binding. Resumes/s run from the first connect to the last `<resumed/>`; "+
+		"server CPU per resume is the server's CPU time over the same interval (it includes routing the messages that go on meanwhile and "+
+		"resending the queued ones). After the last resume the messages go on for a second, then the run waits for stragglers. "+
+		"Every message is counted once by its id: lost ones never arrived, duplicates arrived more than once.\n\n",
+		num(float64(rc.Sessions)), rc.Senders, rc.Rate, s.Conc)
+	b.WriteString("| server | resumes/s | server CPU µs/resume | generator CPU µs/resume | resume p50 / p99 ms | failed logins / resumes | detached for s |\n|---|---|---|---|---|---|---|\n")
+	for _, sv := range r.Servers {
+		if sv.ResumeUnsupported != "" {
+			fmt.Fprintf(b, "| %s | not supported here: %s | | | | | |\n", sv.Name, oneLine(sv.ResumeUnsupported))
+			continue
+		}
+		if len(sv.Resume) == 0 {
+			fmt.Fprintf(b, "| %s | — | — | — | — | — | — |\n", sv.Name)
+			continue
+		}
+		rps := collect(sv.Resume, func(x scenario.ResumeResult) float64 { return x.ResumesPerSecond })
+		cpu := collect(sv.Resume, func(x scenario.ResumeResult) float64 { return x.ServerCPUPerResume })
+		gen := collect(sv.Resume, func(x scenario.ResumeResult) float64 { return x.GenCPUPerResume })
+		p50 := collect(sv.Resume, func(x scenario.ResumeResult) float64 { return x.P50ms })
+		p99 := collect(sv.Resume, func(x scenario.ResumeResult) float64 { return x.P99ms })
+		det := collect(sv.Resume, func(x scenario.ResumeResult) float64 { return x.DetachedSeconds })
+		lf := collect(sv.Resume, func(x scenario.ResumeResult) float64 { return float64(x.LoginFailures) })
+		rf := collect(sv.Resume, func(x scenario.ResumeResult) float64 { return float64(x.Failures) })
+		fmt.Fprintf(b, "| %s | **%s**%s | %s%s | %s | %.1f / %.1f | %.0f / %.0f | %.1f |\n", sv.Name, num(median(rps)), spread(rps), num(median(cpu)), spread(cpu),
+			num(median(gen)), median(p50), median(p99), sum(lf), sum(rf), median(det))
+	}
+	fmt.Fprintf(b, "\nResume failures are counted over all runs; the first one's reason is in the JSON (`first_failure`).\n")
+	b.WriteString("\nMessages to the dropped sessions, all runs together (delivered after resume: first seen on the resumed stream):\n\n" +
+		"| server | sent | delivered | delivered after resume | lost | duplicates | misrouted | bounced to sender |\n|---|---|---|---|---|---|---|---|\n")
+	for _, sv := range r.Servers {
+		if len(sv.Resume) == 0 {
+			continue
+		}
+		var d scenario.Delivery
+		for _, x := range sv.Resume {
+			d.Sent += x.Delivery.Sent
+			d.Delivered += x.Delivery.Delivered
+			d.AfterResume += x.Delivery.AfterResume
+			d.Lost += x.Delivery.Lost
+			d.Duplicates += x.Delivery.Duplicates
+			d.Misrouted += x.Delivery.Misrouted
+			d.Bounced += x.Delivery.Bounced
+		}
+		fmt.Fprintf(b, "| %s | %s | %s | %s | **%d** | **%d** | %d | %d |\n", sv.Name, num(float64(d.Sent)), num(float64(d.Delivered)),
+			num(float64(d.AfterResume)), d.Lost, d.Duplicates, d.Misrouted, d.Bounced)
+	}
+	fmt.Fprintf(b, "\nMemory, as RSS slopes like the idle scenario (median run). *Idle with SM*: the storm's sessions before the drop, sampled at %s and %s. "+
+		"*Idle plain*: the idle scenario at the same two sizes without stream management, on a fresh process. *Detached*: sampled after the drop "+
+		"(%s detached) and again after %s more sessions have logged in with stream management and been dropped at once too (%s detached), before "+
+		"anyone reconnects; the probe's new connections can reuse the memory the first drop freed, so to first order the slope is what a detached session keeps. "+
+		"The messages that arrive for detached sessions meanwhile are queued and part of that slope; the last column says how much they were.\n\n",
+		num(float64(rc.Sessions/2)), num(float64(rc.Sessions)), num(float64(rc.Sessions)), num(float64(rc.TopUp)), num(float64(rc.Sessions+rc.TopUp)))
+	b.WriteString("| server | idle plain B/session | idle with SM B/session | detached B/session | messages queued between the detached samples |\n|---|---|---|---|---|\n")
+	for _, sv := range r.Servers {
+		if len(sv.Resume) == 0 {
+			continue
+		}
+		plain := "—"
+		if len(sv.ResumeIdlePlain) > 0 {
+			xs := collect(sv.ResumeIdlePlain, func(i scenario.IdleResult) float64 { return i.RSSPerSession })
+			plain = num(median(xs)) + spread(xs)
+		}
+		idle := collect(sv.Resume, func(x scenario.ResumeResult) float64 { return x.IdleRSSPerSession })
+		det := collect(sv.Resume, func(x scenario.ResumeResult) float64 { return x.DetachedRSSPerSession })
+		q := collect(sv.Resume, func(x scenario.ResumeResult) float64 { return float64(x.QueuedBetween) })
+		qb := collect(sv.Resume, func(x scenario.ResumeResult) float64 { return float64(x.QueuedBytesBetween) })
+		fmt.Fprintf(b, "| %s | %s | **%s**%s | **%s**%s | %s (%s KiB) |\n", sv.Name, plain, num(median(idle)), spread(idle), num(median(det)), spread(det),
+			num(median(q)), num(median(qb)/1024))
+	}
+}
+
+func sum(xs []float64) float64 {
+	t := 0.0
+	for _, x := range xs {
+		t += x
+	}
+	return t
+}
+
+// oneLine keeps a table cell on one line.
+func oneLine(s string) string {
+	return strings.NewReplacer("\n", " ", "|", "/").Replace(s)
 }

@@ -5,6 +5,7 @@
 package compare
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -33,9 +34,14 @@ type Suite struct {
 	P99LimitMs    float64       `json:"p99_limit_ms"`
 	PresenceUsers int           `json:"presence_users"`
 	Contacts      int           `json:"presence_contacts"`
-	Conc          int           `json:"concurrent_logins"`
-	SourceIPs     int           `json:"source_ips"`
-	// Only, when set, limits the run to these scenarios: idle, login, msg, presence.
+	// The resume storm (XEP-0198): sessions dropped at once and resumed, the online users
+	// sending to them meanwhile and their rate in all.
+	ResumeSessions int `json:"resume_sessions,omitempty"`
+	ResumeSenders  int `json:"resume_senders,omitempty"`
+	ResumeRate     int `json:"resume_message_rate,omitempty"`
+	Conc           int `json:"concurrent_logins"`
+	SourceIPs      int `json:"source_ips"`
+	// Only, when set, limits the run to these scenarios: idle, login, msg, presence, resume.
 	Only []string `json:"only,omitempty"`
 }
 
@@ -45,19 +51,27 @@ func (s Suite) runs(scen string) bool { return len(s.Only) == 0 || slices.Contai
 func Quick() Suite {
 	return Suite{Name: "quick", Reps: 1, IdleSizes: []int{1000, 2000, 4000}, IdleRate: 2000, Logins: 2000, LoginsTLS: 1000,
 		Users: 500, RateStart: 500, RateMax: 64000, StepDuration: 3 * time.Second, P99LimitMs: 100,
-		PresenceUsers: 500, Contacts: 10, Conc: 64, SourceIPs: 4}
+		PresenceUsers: 500, Contacts: 10, ResumeSessions: 2000, ResumeSenders: 20, ResumeRate: 200, Conc: 64, SourceIPs: 4}
 }
 
 // Full is the suite the committed results come from.
 func Full() Suite {
 	return Suite{Name: "full", Reps: 3, IdleSizes: []int{2000, 8000, 16000}, IdleRate: 2000, Logins: 5000, LoginsTLS: 3000,
 		Users: 1000, RateStart: 500, RateMax: 256000, StepDuration: 5 * time.Second, P99LimitMs: 100,
-		PresenceUsers: 1000, Contacts: 20, Conc: 64, SourceIPs: 4}
+		PresenceUsers: 1000, Contacts: 20, ResumeSessions: 10000, ResumeSenders: 50, ResumeRate: 500, Conc: 64, SourceIPs: 4}
+}
+
+// resumeConfig is the suite's resume storm; the probe of detached sessions is half the storm.
+func (s Suite) resumeConfig() scenario.ResumeConfig {
+	return scenario.ResumeConfig{Sessions: s.ResumeSessions, TopUp: s.ResumeSessions / 2, Senders: s.ResumeSenders,
+		Rate: s.ResumeRate, Conc: s.Conc}
 }
 
 func (s Suite) accounts() int {
 	n := 0
-	for scen, m := range map[string]int{"idle": s.IdleSizes[len(s.IdleSizes)-1], "login": max(s.Logins, s.LoginsTLS), "msg": s.Users, "presence": s.PresenceUsers} {
+	rc := s.resumeConfig()
+	for scen, m := range map[string]int{"idle": s.IdleSizes[len(s.IdleSizes)-1], "login": max(s.Logins, s.LoginsTLS), "msg": s.Users, "presence": s.PresenceUsers,
+		"resume": rc.Sessions + rc.TopUp + rc.Senders} {
 		if s.runs(scen) {
 			n = max(n, m)
 		}
@@ -76,7 +90,13 @@ type ServerResult struct {
 	LoginTLS   []scenario.LoginResult    `json:"login_tls"`
 	Search     [][]scenario.MsgResult    `json:"messaging_search"`
 	Presence   []scenario.PresenceResult `json:"presence_storm"`
-	Errors     []string                  `json:"errors,omitempty"`
+	// ResumeIdlePlain is the idle scenario at the resume storm's two sizes without stream
+	// management, on a fresh process: what the storm's idle slope with it compares to.
+	ResumeIdlePlain []scenario.IdleResult   `json:"resume_idle_plain,omitempty"`
+	Resume          []scenario.ResumeResult `json:"resume_storm,omitempty"`
+	// ResumeUnsupported says why the server could not run the resume storm here.
+	ResumeUnsupported string   `json:"resume_unsupported,omitempty"`
+	Errors            []string `json:"errors,omitempty"`
 }
 
 // Report is a whole comparison.
@@ -209,6 +229,37 @@ func runServer(srv peers.Server, s Suite, log io.Writer) ServerResult {
 			fail("messaging", err)
 		}
 		res.Search = append(res.Search, steps)
+	}
+	// The resume storm and the idle density without stream management at its two sizes,
+	// each on a fresh process (memory slopes start from the same baseline).
+	for rep := 0; rep < s.Reps && s.runs("resume"); rep++ {
+		rc := s.resumeConfig()
+		rc.RampRate = s.IdleRate
+		if !restart(false) {
+			return res
+		}
+		fmt.Fprintf(log, "  %s: resume storm, %d sessions, %d senders at %d msgs/s (run %d/%d)\n", srv.Name(), rc.Sessions, rc.Senders, rc.Rate, rep+1, s.Reps)
+		rr, err := scenario.ResumeStorm(target(false), rc)
+		if errors.Is(err, scenario.ErrNoResume) {
+			res.ResumeUnsupported = rr.Unsupported
+			break
+		}
+		if err != nil {
+			fail("resume", err)
+			continue
+		}
+		res.Resume = append(res.Resume, rr)
+		if !restart(false) {
+			return res
+		}
+		sizes := []int{rc.Sessions / 2, rc.Sessions}
+		fmt.Fprintf(log, "  %s: idle density without stream management %v (run %d/%d)\n", srv.Name(), sizes, rep+1, s.Reps)
+		ir, err := scenario.Idle(target(false), sizes, s.Conc, s.IdleRate, 3*time.Second)
+		if err != nil {
+			fail("resume idle plain", err)
+			continue
+		}
+		res.ResumeIdlePlain = append(res.ResumeIdlePlain, ir)
 	}
 	if !s.runs("presence") {
 		return res

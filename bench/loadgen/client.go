@@ -57,6 +57,7 @@ type Session struct {
 	buf  []byte
 	rest []byte
 	wmu  sync.Mutex
+	sm   *SM // XEP-0198, once enabled or resumed
 }
 
 var saltCache sync.Map // key -> salted password
@@ -366,8 +367,23 @@ func (s *Session) Send(raw []byte) error {
 }
 
 // Next returns the next stanza; its bytes are valid until the following call. Only one
-// goroutine may read.
-func (s *Session) Next() (*xmlstream.Stanza, error) { return s.next() }
+// goroutine may read. With stream management on, it counts the stanzas it returns,
+// answers the server's <r/> and applies its <a/> itself (those two are not returned).
+func (s *Session) Next() (*xmlstream.Stanza, error) {
+	for {
+		st, err := s.next()
+		if err != nil {
+			return nil, err
+		}
+		mine, err := s.handleSM(st)
+		if err != nil {
+			return nil, err
+		}
+		if mine {
+			return st, nil
+		}
+	}
+}
 
 // Close ends the stream.
 func (s *Session) Close() error {

@@ -161,7 +161,7 @@ func (s *ejabberd) Settings() [][2]string {
 		{"`certfiles`", "the bench's self-signed ECDSA P-256 certificate, the same for all three"},
 		{"`auth_scram_hash: sha`", "SCRAM-SHA-1 keys stored, 4,096 iterations, like the others"},
 		{"`registration_timeout: infinity`, `mod_register` with `access: register` open", "the generator registers its accounts in-band from loopback"},
-		{"modules", "mod_fail2ban, mod_pres_counter (5 subscriptions a minute), mod_stream_mgmt, mod_pubsub, mod_muc, mod_mqtt, mod_bosh, mod_http_api, mod_caps, mod_push and the other modules Vireo has no counterpart for are not loaded; kept: blocking (with privacy), carboncopy, disco, last, offline, ping, private, register, roster, vcard, version"},
+		{"modules", "mod_fail2ban, mod_pres_counter (5 subscriptions a minute), mod_pubsub, mod_muc, mod_mqtt, mod_bosh, mod_http_api, mod_caps, mod_push and the other modules Vireo has no counterpart for are not loaded; kept: blocking (with privacy), carboncopy, disco, last, offline, ping, private, register, roster, stream_mgmt (XEP-0198 with resumption, Debian's `resend_on_timeout: if_offline`), vcard, version"},
 		{"`--node vireobench@localhost`, own spool and logs, own ejabberdctl.cfg", "apart from a system ejabberd; Debian's ejabberdctl.cfg would point back at /etc"},
 	}
 }

@@ -12,7 +12,7 @@ c2s_direct_tls_ports = { {{.TLS}} }
 s2s_ports = { }
 c2s_require_encryption = false -- the plain-TCP runs measure every server the same way
 authentication = "internal_hashed"
-modules_enabled = { "roster"; "saslauth"; "tls"; "disco"; "ping"; "presence"; "posix"; "carbons"; "blocklist"; "vcard_legacy"; "private"; "offline" }
+modules_enabled = { "roster"; "saslauth"; "tls"; "disco"; "ping"; "presence"; "posix"; "carbons"; "blocklist"; "vcard_legacy"; "private"; "offline"; "smacks" }
 modules_disabled = { "limits"; "s2s" }
 -- mod_limits throttles c2s to 10 kB/s in Debian's config; open it up in case it loads anyway.
 limits = { c2s = { rate = "1000mb/s"; burst = "10s" } }

@@ -111,7 +111,7 @@ func (s *prosody) Settings() [][2]string {
 		{"`c2s_require_encryption = false`", "the plain-TCP runs measure every server the same way"},
 		{"`authentication = \"internal_hashed\"`", "SCRAM keys stored (no hashing per login), like the others"},
 		{"`modules_disabled = { \"limits\", \"s2s\" }`, `limits.c2s.rate`", "Debian's mod_limits shapes c2s to 10 kB/s; s2s is not measured"},
-		{"`modules_enabled`", "roster, saslauth, tls, disco, ping, presence, posix, carbons, blocklist, vcard_legacy, private, offline: the IM features Vireo has on"},
+		{"`modules_enabled`", "roster, saslauth, tls, disco, ping, presence, posix, carbons, blocklist, vcard_legacy, private, offline, smacks (XEP-0198 with resumption, on in Debian's config too, with its defaults: 600 s hibernation, 500-stanza queue): the IM features Vireo has on"},
 		{"`certificates`, `ssl`", "the bench's self-signed ECDSA P-256 certificate, the same for all three"},
 		{"accounts, rosters", "written as Prosody's own data files before the runs (prosodyctl per account is far too slow; in-band roster provisioning stalls)"},
 	}

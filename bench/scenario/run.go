@@ -68,9 +68,19 @@ func (t Target) progress(what string, total int, done, fails *atomic.Int64) (sto
 // per second when rate > 0; with presence, each session sends initial presence after
 // bind, as a client does.
 func (t Target) dialMany(from, to, conc, rate int, res string, presence bool) ([]*loadgen.Session, int, error) {
+	var setup func(*loadgen.Session) error
+	if presence {
+		setup = func(s *loadgen.Session) error { return s.Send([]byte("<presence/>")) }
+	}
+	return t.dialManyWith(from, to, conc, rate, res, setup)
+}
+
+// dialManyWith is dialMany with what each session does after bind (nil: nothing); a
+// session whose setup fails is closed and counted as a failure.
+func (t Target) dialManyWith(from, to, conc, rate int, res string, setup func(*loadgen.Session) error) ([]*loadgen.Session, int, error) {
 	out := make([]*loadgen.Session, to-from)
 	var fails, done atomic.Int64
-	var firstErr atomic.Value
+	var firstErr firstError
 	var next atomic.Int64
 	next.Store(int64(from))
 	var wg sync.WaitGroup
@@ -91,13 +101,16 @@ func (t Target) dialMany(from, to, conc, rate int, res string, presence bool) ([
 				s, err := loadgen.Dial(t.cfgFor(i), t.Prefix+strconv.Itoa(i+1), t.Password, res)
 				if err != nil {
 					fails.Add(1)
-					firstErr.CompareAndSwap(nil, err)
+					firstErr.set(err)
 					continue
 				}
-				if presence && s.Send([]byte("<presence/>")) != nil {
-					s.Close()
-					fails.Add(1)
-					continue
+				if setup != nil {
+					if err := setup(s); err != nil {
+						s.Close()
+						fails.Add(1)
+						firstErr.set(err)
+						continue
+					}
 				}
 				out[i-from] = s
 				done.Add(1)
@@ -105,11 +118,28 @@ func (t Target) dialMany(from, to, conc, rate int, res string, presence bool) ([
 		}()
 	}
 	wg.Wait()
-	var err error
-	if e, ok := firstErr.Load().(error); ok {
-		err = e
+	return out, int(fails.Load()), firstErr.get()
+}
+
+// firstError keeps the first error of many goroutines. (An atomic.Value would panic on
+// the second error if its concrete type differed from the first's.)
+type firstError struct {
+	mu  sync.Mutex
+	err error
+}
+
+func (f *firstError) set(err error) {
+	f.mu.Lock()
+	if f.err == nil {
+		f.err = err
 	}
-	return out, int(fails.Load()), err
+	f.mu.Unlock()
+}
+
+func (f *firstError) get() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.err
 }
 
 func closeAll(ss []*loadgen.Session) {

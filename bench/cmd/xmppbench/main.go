@@ -3,6 +3,7 @@
 // Against a running server:
 //
 //	xmppbench -addr 127.0.0.1:5222 -domain localhost -pid PID -scenario idle -sizes 2000,16000
+//	xmppbench -addr 127.0.0.1:5222 -pid PID -scenario resume -sessions 1000 -senders 20 -resume-rate 200
 //
 // Or start servers itself, one after the other, each from bench/peers with a fresh data
 // directory, and write a side-by-side report (JSON, Markdown, PNG plots):
@@ -37,7 +38,7 @@ func main() {
 		prefix   = flag.String("prefix", "user", "account name prefix (accounts prefix1..prefixN)")
 		password = flag.String("password", "password", "account password")
 		pid      = flag.Int("pid", 0, "server PID for /proc sampling")
-		scen     = flag.String("scenario", "idle", "idle, login, msg, search or presence")
+		scen     = flag.String("scenario", "idle", "idle, login, msg, search, presence or resume")
 		contacts = flag.Int("contacts", 20, "presence: roster size per user")
 		sizes    = flag.String("sizes", "2000,16000", "idle: session counts")
 		ramp     = flag.Int("ramp-rate", 0, "idle: logins per second while ramping (0: as fast as -conc allows)")
@@ -46,11 +47,16 @@ func main() {
 		rate     = flag.Int("rate", 5000, "msg: messages per second; search: start rate (doubled, then bisected)")
 		maxRate  = flag.Int("max-rate", 100000, "search: highest rate tried")
 		dur      = flag.Duration("duration", 10*time.Second, "msg/search: duration per step")
-		conc     = flag.Int("conc", 64, "concurrent logins")
+		sessions = flag.Int("sessions", 1000, "resume: sessions dropped at once and resumed (accounts 1..N)")
+		topUp    = flag.Int("topup", 0, "resume: sessions of the detached-memory probe (accounts N+1..N+topup; 0: N/2)")
+		senders  = flag.Int("senders", 20, "resume: online users sending to the dropped sessions (the accounts after the probe's)")
+		resRate  = flag.Int("resume-rate", 200, "resume: messages per second, in all, to the dropped sessions")
+		conc     = flag.Int("conc", 64, "concurrent logins (and resumptions)")
 		srcIPs   = flag.Int("source-ips", 4, "spread client sockets over 127.0.0.1..N")
 		servers  = flag.String("compare", "", "start these servers in turn and run the suite: vireo,prosody,ejabberd")
 		suite    = flag.String("suite", "quick", "with -compare: quick or full")
-		only     = flag.String("only", "", "with -compare: run only these scenarios (idle,login,msg,presence)")
+		reps     = flag.Int("reps", 0, "with -compare: repetitions of each scenario (0: the suite's)")
+		only     = flag.String("only", "", "with -compare: run only these scenarios (idle,login,msg,presence,resume)")
 		bin      = flag.String("bin", "bin", "with -compare: directory holding vireo and vireoctl")
 		work     = flag.String("workdir", "", "with -compare: work directory (default: a temporary one, removed afterwards)")
 		install  = flag.Bool("install", false, "with -compare: apt-get install missing peers first")
@@ -71,7 +77,22 @@ func main() {
 		}
 		return
 	case *servers != "":
-		if err := compareRun(strings.Split(*servers, ","), *suite, *only, *bin, *work, *out, *name, *install); err != nil {
+		// The resume storm's size flags and -reps, when given, override the suite's.
+		override := func(s *compare.Suite) {
+			flag.Visit(func(f *flag.Flag) {
+				switch f.Name {
+				case "sessions":
+					s.ResumeSessions = *sessions
+				case "senders":
+					s.ResumeSenders = *senders
+				case "resume-rate":
+					s.ResumeRate = *resRate
+				case "reps":
+					s.Reps = max(1, *reps)
+				}
+			})
+		}
+		if err := compareRun(strings.Split(*servers, ","), *suite, *only, *bin, *work, *out, *name, *install, override); err != nil {
 			fmt.Fprintln(os.Stderr, "xmppbench:", err)
 			os.Exit(1)
 		}
@@ -88,6 +109,9 @@ func main() {
 		res, err = scenario.LoginStorm(t, *logins, *conc)
 	case "presence":
 		res, err = scenario.PresenceStorm(t, *users, *contacts, *conc, false)
+	case "resume":
+		res, err = scenario.ResumeStorm(t, scenario.ResumeConfig{Sessions: *sessions, TopUp: *topUp, Senders: *senders,
+			Rate: *resRate, Conc: *conc, RampRate: *ramp})
 	case "msg", "search":
 		var o *scenario.Online
 		o, err = scenario.Connect(t, *users, *conc)
@@ -132,7 +156,7 @@ func parseSizes(s string) []int {
 
 // compareRun starts each named server in turn (bench/peers), runs the suite against it
 // and writes the report.
-func compareRun(names []string, suite, only, bin, work, out, name string, install bool) error {
+func compareRun(names []string, suite, only, bin, work, out, name string, install bool, override func(*compare.Suite)) error {
 	s := compare.Quick()
 	if suite == "full" {
 		s = compare.Full()
@@ -142,6 +166,7 @@ func compareRun(names []string, suite, only, bin, work, out, name string, instal
 	if only != "" {
 		s.Only = strings.Split(only, ",")
 	}
+	override(&s)
 	if install {
 		if err := peers.Install(names); err != nil {
 			return err
