@@ -277,6 +277,17 @@ func TestDetachedSession(t *testing.T) {
 	if err := <-done; !errors.As(err, &se) || se.Condition != stanza.ItemNotFound {
 		t.Fatalf("attach after expiry: %v", err)
 	}
+
+	// The count of detached sessions comes back to zero on every path: attach, expiry,
+	// a detach without resumption (a clean close), and a detach of a detached session.
+	a2 := e.Bind("alice", "tablet")
+	e.R.Detach(a2.S, 0)
+	a3 := e.Bind("alice", "watch")
+	e.R.Detach(a3.S, time.Hour)
+	waitFor(t, func() bool { return e.R.Stats().Detached == 1 })
+	e.R.Detach(a3.S, time.Hour)
+	e.R.Detach(a3.S, 0)
+	waitFor(t, func() bool { return e.R.Stats().Detached == 0 })
 }
 
 // TestUndeliverableFallsBack: a session that refuses a message (its stream is closing or

@@ -94,6 +94,7 @@ func (s *shard) detach(o *op) {
 	if d == nil {
 		d = &detached{}
 		se.setDetached(d)
+		s.r.detachedN.Add(1) // end and attach take it back, whichever comes
 	} else if d.timer != nil {
 		d.timer.Stop()
 	}
@@ -135,7 +136,6 @@ func (s *shard) detach(o *op) {
 		e.gen = gen
 		se.shard.q.pushForce(e)
 	})
-	s.r.detachedN.Add(1)
 }
 
 func (s *shard) attach(o *op) {
