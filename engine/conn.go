@@ -406,7 +406,7 @@ func (c *conn) Send(b []byte) bool {
 		return false
 	}
 	if sm := c.sm.Load(); sm != nil {
-		ask, ok := sm.sent(b)
+		ask, ok := sm.sent(b, c.srv().config().SMAckEvery)
 		if !ok {
 			c.Close(stanza.PolicyViolation) // the client acknowledges nothing
 			return false

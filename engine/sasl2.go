@@ -350,8 +350,11 @@ func (c *conn) bind2Done(r *sasl2Req, s *router.Session, err error, werr error) 
 	c.srv().established.Add(1)
 	var b xmlstream.Builder
 	b.Start("bound").Attr("xmlns", nsBind2)
+	var sm *smState
 	if r.smEnable != 0 {
-		b.Raw(c.smEnable(r.smEnable == 2))
+		var enabled []byte
+		sm, enabled = c.newSM(r.smEnable == 2)
+		b.Raw(enabled)
 	}
 	b.End()
 	for _, raw := range r.inline {
@@ -360,7 +363,15 @@ func (c *conn) bind2Done(r *sasl2Req, s *router.Session, err error, werr error) 
 			c.srv().rt.Bind2Inline(s, raw, e.NS(), e.Name())
 		}
 	}
-	c.sasl2Success(r, s.JID().String(), b.B)
+	if sm != nil {
+		// As for <enable/>: counting starts exactly at the <enabled/> inside <success/>.
+		sm.mu.Lock()
+		c.sm.Store(sm)
+		c.sasl2Success(r, s.JID().String(), b.B)
+		sm.mu.Unlock()
+	} else {
+		c.sasl2Success(r, s.JID().String(), b.B)
+	}
 	// Features follow <success/>; resource binding and stream management are done.
 	var f xmlstream.Builder
 	f.Start("stream:features").Raw(c.srv().rt.StreamFeatures(module.PostAuth)).End()

@@ -23,7 +23,7 @@ const (
 	// DefaultSMAckEvery and DefaultSMAckAfter: the server asks for an acknowledgement after
 	// this many stanzas, or when stanzas have been unacknowledged this long.
 	DefaultSMAckEvery = 10
-	DefaultSMAckAfter = 30 * time.Second
+	DefaultSMAckAfter = 5 * time.Second
 	// smMaxUnacked bounds what one stream may have unacknowledged; past it the client is
 	// not acknowledging and the stream is closed (what was unacknowledged is not lost: it
 	// goes to the router like on any other close).
@@ -36,30 +36,37 @@ const (
 // part of the protocol because it counts every stanza on the wire, including the ones the
 // engine writes itself; the session that outlives the connection is the router's
 // (DetachWith, AttachSkip).
+//
+// Every enabled stream holds one, so it is kept small: what is needed only while a resume
+// waits for the old connection lives behind wait.
 type smState struct {
-	id     string // empty when not resumable
-	bare   jid.JID
-	sess   *router.Session
-	expiry time.Duration
+	id   string // empty when not resumable
+	bare jid.JID
+	sess *router.Session
 
 	mu       sync.Mutex
-	hIn      uint32   // stanzas received from the client
-	hOut     uint32   // stanzas sent to the client
-	acked    uint32   // the client's last acknowledged h
+	hIn      uint32 // stanzas received from the client
+	hOut     uint32 // stanzas sent to the client
+	acked    uint32 // the client's last acknowledged h
+	expiry   uint32 // seconds a detached session waits (the max promised at enable)
+	sinceReq int32
 	unacked  [][]byte // copies of stanzas hOut-len+1 .. hOut, oldest first
-	sinceReq int
-	askedAt  int64 // unix seconds of the last <r/> the server sent
-	ackEvery int
-	owner    *conn // the connection it is on; nil while detached
-	next     *conn // a connection waiting to resume it while owner closes
-	nextH    uint32
-	nextReq  *sasl2Req // next resumes inside an XEP-0388 login
+	askedAt  int64    // unix seconds of the last <r/> the server sent
+	owner    *conn    // the connection it is on; nil while detached
+	wait     *resumeWait
 	gen      uint64
+}
+
+// resumeWait is a connection waiting to resume a session while the old connection closes.
+type resumeWait struct {
+	c *conn
+	h uint32
+	r *sasl2Req // the resume is inside an XEP-0388 login
 }
 
 // sent records a stanza written to the client; it reports whether to ask for an ack, and
 // false in ok when the client has left too much unacknowledged.
-func (sm *smState) sent(b []byte) (ask, ok bool) {
+func (sm *smState) sent(b []byte, ackEvery int) (ask, ok bool) {
 	sm.mu.Lock()
 	defer sm.mu.Unlock()
 	if len(sm.unacked) >= smMaxUnacked {
@@ -68,7 +75,7 @@ func (sm *smState) sent(b []byte) (ask, ok bool) {
 	sm.unacked = append(sm.unacked, append([]byte(nil), b...))
 	sm.hOut++
 	sm.sinceReq++
-	if sm.sinceReq >= sm.ackEvery {
+	if int(sm.sinceReq) >= ackEvery {
 		sm.sinceReq = 0
 		sm.askedAt = time.Now().Unix()
 		return true, true
@@ -126,7 +133,13 @@ func (c *conn) onSM(st *xmlstream.Stanza) {
 			return
 		}
 		v, _ := st.Attr("resume")
-		c.write(c.smEnable(string(v) == "true" || string(v) == "1"))
+		sm, enabled := c.newSM(string(v) == "true" || string(v) == "1")
+		// Counting starts exactly at <enabled/>: a stanza sent meanwhile waits for the
+		// lock and is counted after it (Send), or went out before it uncounted.
+		sm.mu.Lock()
+		c.sm.Store(sm)
+		c.write(enabled)
+		sm.mu.Unlock()
 	case "r":
 		if sm == nil {
 			c.fail(stanza.UnsupportedStanzaType, "stream management is not enabled")
@@ -152,22 +165,21 @@ func (c *conn) onSM(st *xmlstream.Stanza) {
 	}
 }
 
-// smEnable turns stream management on for the established stream and returns the
-// <enabled/> answer.
-func (c *conn) smEnable(resume bool) []byte {
+// newSM makes the stream-management state for the established stream and its <enabled/>
+// answer; the caller stores it in c.sm under its lock while writing the answer.
+func (c *conn) newSM(resume bool) (*smState, []byte) {
 	cfg := c.srv().config()
-	sm := &smState{bare: c.bare, sess: c.sess, owner: c, expiry: cfg.ResumeTimeout,
-		ackEvery: cfg.SMAckEvery, askedAt: time.Now().Unix()}
+	sm := &smState{bare: c.bare, sess: c.sess, owner: c, expiry: uint32(cfg.ResumeTimeout / time.Second),
+		askedAt: time.Now().Unix()}
 	var b xmlstream.Builder
 	b.Start("enabled").Attr("xmlns", nsSM)
 	if resume {
-		sm.id = streamID() + streamID()
+		sm.id = streamID() // 120 random bits
 		c.srv().sms.Store(sm.id, sm)
-		b.Attr("id", sm.id).Attr("resume", "true").Attr("max", strconv.Itoa(int(sm.expiry/time.Second)))
+		b.Attr("id", sm.id).Attr("resume", "true").Attr("max", strconv.Itoa(int(sm.expiry)))
 	}
 	b.End()
-	c.sm.Store(sm)
-	return b.B
+	return sm, b.B
 }
 
 func attrUint32(st *xmlstream.Stanza, name string) (uint32, bool) {
@@ -216,7 +228,7 @@ func (c *conn) takeOver(sm *smState, h uint32, r *sasl2Req) {
 	if old != nil && old != c {
 		// The old connection still looks alive: close it, and resume when it has handed
 		// the session back (its onClose).
-		sm.next, sm.nextH, sm.nextReq = c, h, r
+		sm.wait = &resumeWait{c: c, h: h, r: r}
 		sm.mu.Unlock()
 		c.set(fPaused)
 		old.closeNow()
@@ -240,7 +252,7 @@ func (c *conn) finishResume(sm *smState, h uint32, r *sasl2Req) {
 	// The router holds the unacknowledged stanzas at the head of the session's queue; the
 	// client has the first n. From here this connection counts: what is resent gets the
 	// numbers it had.
-	sm.owner, sm.next, sm.nextReq = c, nil, nil
+	sm.owner, sm.wait = c, nil
 	sm.acked, sm.hOut, sm.unacked, sm.sinceReq = h, h, nil, 0
 	sm.gen++
 	hIn := sm.hIn
@@ -294,7 +306,7 @@ func (c *conn) smClosed() bool {
 	s := c.srv()
 	// A clean close by the client, or the server shutting down, ends the session now.
 	resumable := sm.id != "" && !c.has(fCleanEnd) && !s.stopping.Load()
-	timeout := sm.expiry
+	timeout := time.Duration(sm.expiry) * time.Second
 	if !resumable {
 		timeout = 0
 	}
@@ -309,7 +321,7 @@ func (c *conn) smClosed() bool {
 		}
 		unacked := sm.unacked
 		sm.unacked, sm.owner = nil, nil
-		next, nextH, nextReq := sm.next, sm.nextH, sm.nextReq
+		wait := sm.wait
 		sm.gen++
 		gen := sm.gen
 		sm.mu.Unlock()
@@ -319,7 +331,7 @@ func (c *conn) smClosed() bool {
 			}
 			return unacked
 		}
-		time.AfterFunc(sm.expiry+time.Second, func() {
+		time.AfterFunc(timeout+time.Second, func() {
 			sm.mu.Lock()
 			done := sm.owner == nil && sm.gen == gen
 			sm.mu.Unlock()
@@ -327,12 +339,13 @@ func (c *conn) smClosed() bool {
 				s.sms.Delete(sm.id)
 			}
 		})
-		if next != nil {
+		if wait != nil {
+			next := wait.c
 			next.gc.Wake(func(_ gnet.Conn, err error) error {
 				if err == nil {
 					defer next.recoverPanic()
 					next.clear(fPaused)
-					next.finishResume(sm, nextH, nextReq)
+					next.finishResume(sm, wait.h, wait.r)
 				}
 				return nil
 			})
