@@ -264,6 +264,12 @@ func (s *server) engineConfig(cfg *config.Config) engine.Config {
 	for _, a := range cfg.C2S.TLSListen {
 		ls = append(ls, engine.Listener{Name: "c2s-tls", Addr: a, DirectTLS: true})
 	}
+	for _, a := range cfg.Web.Listen {
+		ls = append(ls, engine.Listener{Name: "web", Addr: a, WebSocket: true})
+	}
+	for _, a := range cfg.Web.TLSListen {
+		ls = append(ls, engine.Listener{Name: "web-tls", Addr: a, WebSocket: true, DirectTLS: true})
+	}
 	var comps []engine.Component
 	for _, c := range cfg.Component.Allow {
 		comps = append(comps, engine.Component{Domain: c.Domain, Secret: c.Secret})
@@ -302,6 +308,11 @@ func (s *server) engineConfig(cfg *config.Config) engine.Config {
 		SMAckAfter:       cfg.C2S.SMAckAfter.Duration,
 		FastKey:          s.fastKey,
 		FastTTL:          cfg.C2S.FastTokenTTL.Duration,
+		Web: engine.Web{
+			WSPath:   cfg.Web.WebSocketPath,
+			PublicWS: cfg.Web.PublicWebSocketURL,
+			Origins:  cfg.Web.Origins,
+		},
 	}
 }
 

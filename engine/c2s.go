@@ -64,7 +64,7 @@ func (c *conn) writeFeatures() {
 	case stHeader, stNegotiating:
 		c.state.Store(stNegotiating)
 		tlsOK := c.has(fTLS)
-		if !tlsOK && cfg.TLS != nil {
+		if !tlsOK && cfg.TLS != nil && c.ws == nil { // WebSocket has its TLS below HTTP
 			b.Start("starttls").Attr("xmlns", ns.TLS)
 			if cfg.RequireTLS {
 				b.Start("required").End()

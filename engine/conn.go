@@ -56,9 +56,10 @@ type conn struct {
 	bare    jid.JID                    // after SASL
 	scan    xmlstream.State
 	queued  atomic.Int64            // bytes handed to AsyncWrite and not written yet
-	lastRx  atomic.Int64            // unix seconds of the last read
-	pingAt  atomic.Int64            // unix seconds a keepalive ping went out, 0 if none
+	lastRx  atomic.Uint32           // seconds since epoch of the last read
+	pingAt  atomic.Uint32           // seconds since epoch a keepalive ping went out, 0 if none
 	sm      atomic.Pointer[smState] // XEP-0198, once enabled or resumed
+	ws      *wsState                // RFC 7395 listeners only
 	state   atomic.Uint32
 	closing atomic.Bool
 	opened  uint32 // seconds since the process started (epoch), for the pre-auth deadline
@@ -69,7 +70,7 @@ type conn struct {
 func newConn(l *listener, gc gnet.Conn) *conn {
 	now := time.Now()
 	c := &conn{gc: gc, l: l, opened: uint32(now.Sub(epoch) / time.Second)}
-	c.lastRx.Store(now.Unix())
+	c.lastRx.Store(sinceEpoch(now))
 	cfg := l.srv.config()
 	c.scan.Reset(l.kind.scanKind(), &cfg.Limits)
 	return c
@@ -102,8 +103,12 @@ func (c *conn) domainName() string {
 
 var plainPool bytebufferpool.Pool
 
-// epoch is when the process started; conn keeps times as 32-bit seconds since it.
+// epoch is when the process started; conn keeps times as 32-bit seconds since it (136
+// years of uptime).
 var epoch = time.Now()
+
+// sinceEpoch is t in conn's 32-bit seconds; never 0, which means "none".
+func sinceEpoch(t time.Time) uint32 { return uint32(t.Sub(epoch)/time.Second) + 1 }
 
 // heldBlockedFactor times the stanza limit is what a client blocked by backpressure may
 // send before it is cut off (4 MiB at the default 256 KiB).
@@ -114,8 +119,7 @@ func (c *conn) onTraffic() {
 	defer c.recoverPanic()
 	data, _ := c.gc.Next(-1)
 	if len(data) > 0 {
-		now := time.Now().Unix()
-		c.lastRx.Store(now)
+		c.lastRx.Store(sinceEpoch(time.Now()))
 		c.pingAt.Store(0)
 	}
 	if c.closing.Load() {
@@ -124,7 +128,7 @@ func (c *conn) onTraffic() {
 	t := c.tls.Load()
 	if t == nil {
 		if len(data) > 0 {
-			c.input(data)
+			c.recv(data)
 		}
 		return
 	}
@@ -144,7 +148,7 @@ func (c *conn) onTraffic() {
 	for !c.closing.Load() {
 		n, err := t.Read(buf.B)
 		if n > 0 {
-			c.input(buf.B[:n])
+			c.recv(buf.B[:n])
 		}
 		if err != nil {
 			c.closeNow() // close_notify or a broken record
@@ -158,7 +162,16 @@ func (c *conn) onTraffic() {
 	t.Release()
 }
 
-// input processes plaintext, or holds it while the connection waits for a worker result.
+// recv takes plaintext from the socket: XML, or WebSocket frames on a web listener.
+func (c *conn) recv(p []byte) {
+	if c.ws != nil {
+		c.wsInput(p)
+		return
+	}
+	c.input(p)
+}
+
+// input processes XML, or holds it while the connection waits for a worker result.
 func (c *conn) input(p []byte) {
 	if c.has(fPaused|fBlocked) || c.held != nil {
 		c.hold(p)
@@ -316,7 +329,7 @@ func (c *conn) writeHeaderFrom(h *xmlstream.Stanza, xmlns, from string) string {
 
 func (c *conn) onStartTLS() bool {
 	cfg := c.srv().config()
-	if c.has(fTLS) || cfg.TLS == nil || c.state.Load() != stNegotiating {
+	if c.has(fTLS) || cfg.TLS == nil || c.state.Load() != stNegotiating || c.ws != nil {
 		c.write([]byte("<failure xmlns='urn:ietf:params:xml:ns:xmpp-tls'/></stream:stream>"))
 		c.closeAfterWrites()
 		return false
@@ -421,8 +434,17 @@ func (c *conn) Send(b []byte) bool {
 	return true
 }
 
-// write sends plaintext: through TLS when on, else straight to the socket queue.
+// write sends XML: framed for WebSocket on a web listener, then writeRaw.
 func (c *conn) write(b []byte) {
+	if c.ws != nil {
+		c.wsWrite(b)
+		return
+	}
+	c.writeRaw(b)
+}
+
+// writeRaw sends bytes: through TLS when on, else straight to the socket queue.
+func (c *conn) writeRaw(b []byte) {
 	if t := c.tls.Load(); t != nil && t.HandshakeComplete() {
 		t.Write(b)
 		return
@@ -586,6 +608,14 @@ func (c *conn) onClose(err error) {
 		s.tlsConns.Add(-1)
 	}
 	c.scan.Release()
+	if ws := c.ws; ws != nil {
+		for _, b := range []*bytebufferpool.ByteBuffer{ws.partial, ws.msg} {
+			if b != nil {
+				plainPool.Put(b)
+			}
+		}
+		ws.partial, ws.msg = nil, nil
+	}
 	if c.held != nil {
 		plainPool.Put(c.held)
 		c.held = nil

@@ -49,6 +49,9 @@ type Listener struct {
 	Addr      string // "127.0.0.1:5222", "[::]:5222", ":0"
 	DirectTLS bool
 	Kind      ListenerKind
+	// WebSocket makes this a web listener (web.go): RFC 7395 WebSocket for c2s, and
+	// host-meta. With DirectTLS it is HTTPS.
+	WebSocket bool
 }
 
 // ListenerKind is the kind of stream a listener serves.
@@ -101,6 +104,8 @@ type Config struct {
 	// tokens do not survive a restart. FastTTL is a token's lifetime.
 	FastKey []byte
 	FastTTL time.Duration
+	// Web configures the web listeners.
+	Web Web
 }
 
 // trusted reports whether ip is in one of the trusted networks.
@@ -145,6 +150,9 @@ func (c *Config) defaults() {
 	}
 	if c.MaxConnections <= 0 {
 		c.MaxConnections = defaultMaxConnections()
+	}
+	if c.Web.WSPath == "" {
+		c.Web.WSPath = DefaultWSPath
 	}
 	if c.ResumeTimeout <= 0 {
 		c.ResumeTimeout = DefaultResumeTimeout
@@ -464,6 +472,9 @@ func (r *reactor) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	}
 	if e := s.log.Debug(); e.Enabled() {
 		e.Str("listener", l.cfg.Name).Str("remote", c.ip()).Msg("open")
+	}
+	if l.cfg.WebSocket {
+		c.ws = &wsState{}
 	}
 	if l.cfg.DirectTLS {
 		c.startTLS()

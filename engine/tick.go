@@ -16,6 +16,7 @@ var pingSeq atomic.Uint64
 func (l *listener) sweep(now time.Time) {
 	cfg := l.srv.config()
 	sec := now.Unix()
+	rel := sinceEpoch(now)
 	preAuth := int64(cfg.PreAuthTimeout / time.Second)
 	if preAuth < 1 {
 		preAuth = 1
@@ -47,12 +48,12 @@ func (l *listener) sweep(now time.Time) {
 			c.write([]byte("<r xmlns='urn:xmpp:sm:3'/>")) // XEP-0198: ask for what is overdue
 		}
 		if p := c.pingAt.Load(); p != 0 {
-			if sec-p >= pingTimeout {
+			if int64(int32(rel-p)) >= pingTimeout {
 				c.Close(stanza.ConnectionTimeout)
 			}
 			continue
 		}
-		if sec-c.lastRx.Load() >= pingAfter && c.pingAt.CompareAndSwap(0, sec) {
+		if int64(int32(rel-c.lastRx.Load())) >= pingAfter && c.pingAt.CompareAndSwap(0, rel) {
 			// XEP-0199 §4.1: the server pings a silent client; any answer counts.
 			c.Send([]byte("<iq type='get' id='vireo-ping-" + strconv.FormatUint(pingSeq.Add(1), 36) +
 				"'><ping xmlns='urn:xmpp:ping'/></iq>"))

@@ -42,6 +42,7 @@ type Config struct {
 	LogFormat string   `toml:"log_format"`
 
 	C2S       C2S       `toml:"c2s"`
+	Web       Web       `toml:"web"`
 	Component Component `toml:"component"`
 	TLS       TLS       `toml:"tls"`
 	Admin     Admin     `toml:"admin"`
@@ -76,6 +77,15 @@ type C2S struct {
 	FastTokenTTL          Duration `toml:"fast_token_ttl"`
 	PingInterval          Duration `toml:"ping_interval"`
 	PingTimeout           Duration `toml:"ping_timeout"`
+}
+
+// Web configures the web listeners: RFC 7395 XMPP over WebSocket and XEP-0156 host-meta.
+type Web struct {
+	Listen             []string `toml:"listen"`
+	TLSListen          []string `toml:"tls_listen"`
+	WebSocketPath      string   `toml:"websocket_path"`
+	PublicWebSocketURL string   `toml:"public_websocket_url"`
+	Origins            []string `toml:"origins"`
 }
 
 // Component configures the XEP-0114 listener and the components allowed on it.
@@ -123,6 +133,11 @@ func Defaults(domain string) *Config {
 		DataDir:   "data",
 		LogLevel:  "info",
 		LogFormat: "console",
+		Web: Web{
+			Listen:        []string{"[::]:5280"},
+			TLSListen:     []string{"[::]:5443"},
+			WebSocketPath: "/xmpp-websocket",
+		},
 		C2S: C2S{
 			Listen:                []string{"[::]:5222"},
 			TLSListen:             []string{"[::]:5223"},
@@ -222,6 +237,12 @@ func (c *Config) normalize() error {
 	}
 	if c.C2S.ResumeTimeout.Duration < time.Second || c.C2S.SMAckAfter.Duration < time.Second || c.C2S.SMAckEvery < 1 {
 		return errors.New("c2s.resume_timeout and c2s.sm_ack_after must be at least 1s, c2s.sm_ack_every at least 1")
+	}
+	if !strings.HasPrefix(c.Web.WebSocketPath, "/") {
+		return fmt.Errorf("web.websocket_path %q must start with /", c.Web.WebSocketPath)
+	}
+	if u := c.Web.PublicWebSocketURL; u != "" && !strings.HasPrefix(u, "ws://") && !strings.HasPrefix(u, "wss://") {
+		return fmt.Errorf("web.public_websocket_url %q must be a ws:// or wss:// URL", u)
 	}
 	if c.C2S.FastTokenTTL.Duration < time.Minute {
 		return errors.New("c2s.fast_token_ttl must be at least 1m")

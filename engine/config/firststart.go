@@ -100,6 +100,19 @@ fast_token_ttl = "336h"
 ping_interval = "4m"
 ping_timeout = "60s"
 
+[web]
+# Web clients: XMPP over WebSocket (RFC 7395) at websocket_path, and XEP-0156 host-meta at
+# /.well-known/host-meta(.json) so browsers find it. tls_listen uses the certificates
+# above. Behind a reverse proxy (nginx, caddy) that terminates TLS, proxy to listen and set
+# public_websocket_url to the address browsers use; connections from trusted_networks
+# count as encrypted.
+listen = ["[::]:5280"]
+tls_listen = ["[::]:5443"]
+websocket_path = "/xmpp-websocket"
+# public_websocket_url = "wss://chat.example.org/xmpp-websocket"
+# Origins (scheme://host[:port]) allowed to open a WebSocket; empty allows any.
+origins = []
+
 [component]
 # XEP-0114 external components (gateways, bots, services) connect here.
 listen = ["127.0.0.1:5347"]

@@ -53,6 +53,7 @@ type Options struct {
 	// ModuleConfig decodes [modules.<id>] for the modules (router.Options.ModuleConfig);
 	// nil leaves every module at its defaults.
 	ModuleConfig func(id string, v any) error
+	Web          engine.Web // web listener settings (origins, public URL)
 }
 
 // Server is a running test server.
@@ -110,7 +111,8 @@ func Start(t testing.TB, o Options) *Server {
 		lim.MaxStanza = o.MaxStanza
 	}
 	tlsCfg := &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
-	ls := []engine.Listener{{Name: "c2s", Addr: "127.0.0.1:0"}, {Name: "c2s-tls", Addr: "127.0.0.1:0", DirectTLS: true}}
+	ls := []engine.Listener{{Name: "c2s", Addr: "127.0.0.1:0"}, {Name: "c2s-tls", Addr: "127.0.0.1:0", DirectTLS: true},
+		{Name: "web", Addr: "127.0.0.1:0", WebSocket: true}, {Name: "web-tls", Addr: "127.0.0.1:0", WebSocket: true, DirectTLS: true}}
 	if len(o.Components) > 0 {
 		ls = append(ls, engine.Listener{Name: "component", Addr: "127.0.0.1:0", Kind: engine.KindComponent})
 	}
@@ -124,6 +126,7 @@ func Start(t testing.TB, o Options) *Server {
 		ResumeTimeout:    o.ResumeTimeout,
 		SMAckAfter:       o.SMAckAfter,
 		MaxUnauthPerAddr: o.MaxUnauthAddr,
+		Web:              o.Web,
 		TLS:              tlsCfg,
 		RequireTLS:       requireTLS,
 		AllowPlain:       o.AllowPlain,
@@ -172,6 +175,10 @@ func (s *Server) ComponentAddr() string { return s.Engine.Addr("component").Stri
 
 // TLSAddr is the direct-TLS listener.
 func (s *Server) TLSAddr() string { return s.Engine.Addr("c2s-tls").String() }
+
+// WebAddr and WebTLSAddr are the web listeners (WebSocket, host-meta), plain and HTTPS.
+func (s *Server) WebAddr() string    { return s.Engine.Addr("web").String() }
+func (s *Server) WebTLSAddr() string { return s.Engine.Addr("web-tls").String() }
 
 // CertPool trusts the server's certificate.
 func (s *Server) CertPool() *x509.CertPool { return s.pool }

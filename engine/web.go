@@ -1,0 +1,127 @@
+package engine
+
+import (
+	"encoding/json"
+	"strconv"
+	"strings"
+)
+
+// The web listener: one HTTP port (plain, and TLS with the c2s certificates) whose
+// connections live on the event loops. It routes by path through one small table: the
+// RFC 7395 WebSocket endpoint (websocket.go) and XEP-0156 host-meta. Requests are answered
+// and closed; only the WebSocket upgrade keeps its connection.
+
+// Web configures the web listener.
+type Web struct {
+	// WSPath is the WebSocket endpoint's path (default /xmpp-websocket).
+	WSPath string
+	// PublicWS is the WebSocket URL host-meta announces ("wss://chat.example.org/xmpp-websocket"):
+	// what browsers reach, often through a reverse proxy. Empty: derived from the request's
+	// Host header and the listener (ws:// or wss://).
+	PublicWS string
+	// Origins lists the Origin values allowed to open a WebSocket ("https://chat.example.org");
+	// empty allows any (XMPP authenticates itself; browsers send no credentials with it).
+	Origins []string
+}
+
+// DefaultWSPath is the WebSocket endpoint when the configuration names none.
+const DefaultWSPath = "/xmpp-websocket"
+
+func (w *Web) originOK(origin string) bool {
+	if len(w.Origins) == 0 || origin == "" {
+		// A client that is not a browser sends no Origin; browsers always do.
+		return true
+	}
+	for _, o := range w.Origins {
+		if strings.EqualFold(o, origin) {
+			return true
+		}
+	}
+	return false
+}
+
+// route is one entry of the web listener's table.
+type route struct {
+	path    string
+	methods string // allowed, comma-separated
+	serve   func(c *conn, r httpReq)
+}
+
+var routes = []route{
+	{"/.well-known/host-meta", "GET,HEAD,OPTIONS", (*conn).hostMetaXML},
+	{"/.well-known/host-meta.json", "GET,HEAD,OPTIONS", (*conn).hostMetaJSON},
+}
+
+// serveHTTP answers a request that is not the WebSocket upgrade.
+func (c *conn) serveHTTP(r httpReq) {
+	for _, rt := range routes {
+		if rt.path != r.path {
+			continue
+		}
+		if !headerHas(rt.methods, r.method) {
+			c.httpReply(405, "Method Not Allowed", "", []string{"Allow: " + strings.ReplaceAll(rt.methods, ",", ", ")})
+			return
+		}
+		if r.method == "OPTIONS" {
+			// CORS preflight: host-meta is public and needs no credentials.
+			c.httpReply(204, "No Content", "", corsHeaders)
+			return
+		}
+		rt.serve(c, r)
+		return
+	}
+	c.httpReply(404, "Not Found", "not found\n", nil)
+}
+
+var corsHeaders = []string{
+	"Access-Control-Allow-Origin: *",
+	"Access-Control-Allow-Methods: GET, HEAD, OPTIONS",
+	"Access-Control-Allow-Headers: Content-Type",
+	"Access-Control-Max-Age: 86400",
+}
+
+// wsURL is the WebSocket URL to announce for request r.
+func (c *conn) wsURL(r httpReq) string {
+	web := &c.srv().config().Web
+	if web.PublicWS != "" {
+		return web.PublicWS
+	}
+	scheme := "ws://"
+	if c.tls.Load() != nil {
+		scheme = "wss://"
+	}
+	host := r.header["host"]
+	if host == "" || strings.ContainsAny(host, " /\"'<>") {
+		host = c.domainName()
+	}
+	return scheme + host + web.WSPath
+}
+
+func (c *conn) hostMetaXML(r httpReq) {
+	body := "<?xml version='1.0' encoding='utf-8'?>\n<XRD xmlns='http://docs.oasis-open.org/ns/xri/xrd-1.0'>\n" +
+		"  <Link rel='urn:xmpp:alt-connections:websocket' href='" + xmlAttrEscape(c.wsURL(r)) + "'/>\n</XRD>\n"
+	c.httpBody(r, "application/xrd+xml; charset=utf-8", body)
+}
+
+func (c *conn) hostMetaJSON(r httpReq) {
+	b, _ := json.Marshal(map[string]any{"links": []map[string]string{
+		{"rel": "urn:xmpp:alt-connections:websocket", "href": c.wsURL(r)},
+	}})
+	c.httpBody(r, "application/json", string(b)+"\n")
+}
+
+func (c *conn) httpBody(r httpReq, ctype, body string) {
+	h := append([]string{"Content-Type: " + ctype, "Cache-Control: max-age=3600"}, corsHeaders...)
+	if r.method == "HEAD" {
+		// The length of what a GET would return, and no body.
+		c.writeRaw([]byte("HTTP/1.1 200 OK\r\n" + strings.Join(h, "\r\n") + "\r\nContent-Length: " +
+			strconv.Itoa(len(body)) + "\r\nConnection: close\r\n\r\n"))
+		c.closeAfterWrites()
+		return
+	}
+	c.httpReply(200, "OK", body, h)
+}
+
+func xmlAttrEscape(s string) string {
+	return strings.NewReplacer("&", "&amp;", "'", "&apos;", "<", "&lt;", ">", "&gt;", `"`, "&quot;").Replace(s)
+}
