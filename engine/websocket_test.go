@@ -138,7 +138,7 @@ func (w *wsClient) expect(substr string) string {
 	for {
 		op, p := w.read()
 		if op == 0x8 {
-			w.t.Fatalf("closed (code %d %q) while expecting %q", binary.BigEndian.Uint16([]byte(p+"\x00\x00")[:2]), p, substr)
+			w.t.Fatalf("closed (code %d %q) while expecting %q", binary.BigEndian.Uint16([]byte(p + "\x00\x00")[:2]), p, substr)
 		}
 		if strings.Contains(p, substr) {
 			return p

@@ -29,7 +29,7 @@ type registry struct {
 	iqBare        map[iqKey]module.IQHandler
 	nonza         map[nonzaKey]module.NonzaHandler
 	bind2         map[nonzaKey]module.NonzaHandler
-	bind2Feats    []string // namespaces of the Bind2 inline features, in registration order
+	bind2Feats    []string        // namespaces of the Bind2 inline features, in registration order
 	public        map[string]bool // IQ namespaces answered for senders that are not local users
 	services      map[string]*module.Service
 	serviceList   []module.Service
