@@ -33,9 +33,13 @@ type authState struct {
 }
 
 // cbTypes lists the channel bindings this connection can offer (RFC 9266, RFC 5929).
+//
+// None over WebSocket: a browser cannot reach its TLS layer to bind to it, and web libraries
+// that see -PLUS offered pick it anyway and then send no binding (StanzaJS 12), so offering
+// it there would only break logins.
 func (c *conn) cbTypes() []string {
 	t := c.tls.Load()
-	if t == nil || !t.HandshakeComplete() {
+	if t == nil || !t.HandshakeComplete() || c.ws != nil {
 		return nil
 	}
 	cs := t.ConnectionState()
@@ -60,7 +64,7 @@ func (c *conn) mechanisms() []string {
 // channelBinding returns the binding data of typ for this connection.
 func (c *conn) channelBinding(typ string) ([]byte, bool) {
 	t := c.tls.Load()
-	if t == nil || !t.HandshakeComplete() {
+	if t == nil || !t.HandshakeComplete() || c.ws != nil {
 		return nil, false
 	}
 	cs := t.ConnectionState()

@@ -12,6 +12,10 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -25,6 +29,7 @@ import (
 
 	"github.com/vireo-im/vireo/engine"
 	"github.com/vireo-im/vireo/engine/vireotest"
+	"github.com/vireo-im/vireo/store"
 )
 
 // wsClient is a deliberately small RFC 6455 client for the cases no library sends: bad
@@ -340,4 +345,46 @@ func TestIntegrationWebSocketMellium(t *testing.T) {
 		t.Fatal(err)
 	}
 	bob.Expect("hello tcp")
+}
+
+// TestIntegrationStanzaJS: StanzaJS (npm stanza, a client nobody here wrote) logs in over
+// wss:// with SCRAM, reads its roster and chats with a TCP client both ways.
+func TestIntegrationStanzaJS(t *testing.T) {
+	dir := needNodePackage(t, "stanza")
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true})
+	srv.AddUser(t, "stan", "stan secret")
+	srv.AddUser(t, "bob", "bob secret")
+	srv.Store.Rosters().Put("stan@localhost", store.RosterItem{JID: "bob@localhost", Sub: store.SubBoth})
+	bob := srv.LoginPlain(t, "bob", "bob secret", "pc")
+	_, port, _ := strings.Cut(srv.WebTLSAddr(), ":")
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	os.WriteFile(ca, srv.CertPEM, 0o600)
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", "stanza.mjs", "wss://localhost:"+port+"/xmpp-websocket",
+		"stan@localhost", "stan secret", "bob@localhost/pc")
+	cmd.Dir = dir
+	// The certificate is checked against the test CA; localhost is the test listener's
+	// 127.0.0.1, not ::1.
+	cmd.Env = append(os.Environ(), "NODE_EXTRA_CA_CERTS="+ca, "NODE_OPTIONS=--dns-result-order=ipv4first")
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := bob.ReadUntil("hello from stanza", 20*time.Second)
+	if err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("no message from stanza: %v\n%s", err, out.String())
+	}
+	from := regexp.MustCompile(`from='(stan@localhost/[^']+)'`).FindStringSubmatch(got)
+	if from == nil {
+		t.Fatalf("message without the sender's full JID: %q", got)
+	}
+	bob.Send("<message to='" + from[1] + "' type='chat'><body>hello stanza</body></message>")
+	err = cmd.Wait()
+	if err != nil || !strings.Contains(out.String(), "ROSTER bob@localhost") || !strings.Contains(out.String(), "OK stan@localhost/") {
+		t.Fatalf("stanza: %v\n%s", err, out.String())
+	}
 }

@@ -16,15 +16,9 @@ import (
 // wrote) against the server: SASL2 with SCRAM-SHA-1, Bind2 with stream management and a
 // FAST token in one round trip over STARTTLS; a login with the token alone; and a resume
 // inside SASL2 after the TCP connection is cut, with the message sent meanwhile delivered.
-// .ci/run installs the package (npm ci in testdata/xmppjs).
+// .ci/run installs the package (npm ci in testdata/js).
 func TestIntegrationXmppJS(t *testing.T) {
-	dir, _ := filepath.Abs("testdata/xmppjs")
-	if _, err := exec.LookPath("node"); err != nil || !exists(filepath.Join(dir, "node_modules", "@xmpp", "client")) {
-		if os.Getenv("CI") != "" {
-			t.Fatal("node or @xmpp/client missing: run npm ci in engine/testdata/xmppjs")
-		}
-		t.Skip("node or @xmpp/client missing (npm ci in engine/testdata/xmppjs)")
-	}
+	dir := needNodePackage(t, "@xmpp/client")
 	srv := vireotest.Start(t, vireotest.Options{})
 	srv.AddUser(t, "js", "js secret")
 	srv.AddUser(t, "peer", "peer secret")
@@ -45,7 +39,18 @@ func TestIntegrationXmppJS(t *testing.T) {
 	t.Logf("%s", strings.TrimSpace(string(out)))
 }
 
-func exists(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
+// needNodePackage returns testdata/js when node and the npm package pkg are installed
+// there (.ci/run does it); otherwise it skips, or fails under CI.
+func needNodePackage(t *testing.T, pkg string) string {
+	t.Helper()
+	dir, _ := filepath.Abs("testdata/js")
+	_, nodeErr := exec.LookPath("node")
+	_, pkgErr := os.Stat(filepath.Join(dir, "node_modules", pkg))
+	if nodeErr != nil || pkgErr != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("node or %s missing: run npm ci in engine/testdata/js", pkg)
+		}
+		t.Skipf("node or %s missing (npm ci in engine/testdata/js)", pkg)
+	}
+	return dir
 }
