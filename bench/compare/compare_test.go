@@ -60,6 +60,15 @@ func sample() Report {
 			IdleRSSPerSession: 2800, DetachedRSSPerSession: 1900, QueuedBetween: 700, QueuedBytesBetween: 70 << 10, DetachedSeconds: 6.5,
 			Delivery: scenario.Delivery{Sent: 1000, Delivered: 1000 - lost, AfterResume: 900, Lost: lost}}
 	}
+	fast := func(legacy, sasl2, fst float64) scenario.FastResult {
+		f := scenario.FastResult{Logins: 100, Mechanism: "SCRAM-SHA-1", FastMechanism: scenario.FastMechanism,
+			Legacy: login(legacy), SASL2: login(sasl2), FAST: login(fst)}
+		f.CPUvsLegacy, f.CPUvsSASL2 = legacy/fst, sasl2/fst // CPU per login is 1e6/rate here
+		f.RateVsLegacy, f.RateVsSASL2 = fst/legacy, fst/sasl2
+		f.Stream = login(2 * fst)
+		f.AboveFloorVsLegacy = (1e6/fst - 1e6/(2*fst)) / (1e6/legacy - 1e6/(2*fst))
+		return f
+	}
 	return Report{Suite: Quick(), Servers: []ServerResult{
 		{Name: "alpha", Version: "1",
 			IdlePlain: []scenario.IdleResult{idle(2000), idle(1800), idle(2600)}, IdleTLS: []scenario.IdleResult{idle(9000)},
@@ -67,8 +76,10 @@ func sample() Report {
 			Search:   [][]scenario.MsgResult{steps(500, 1000, 2000), steps(500, 1000, 2000, 4000, 8000), steps(500, 1000, 2000, 4000)},
 			Presence: []scenario.PresenceResult{{Unique: 5000, Delivered: 5100, PerSecond: 20000}},
 			Resume:   []scenario.ResumeResult{resume(2000, 0), resume(1000, 2), resume(4000, 0)}, ResumeIdlePlain: []scenario.IdleResult{idle(2100)},
-			Settings: [][2]string{{"`x`", "because"}}},
-		{Name: "beta", Version: "2", Errors: []string{"idle tls=true: refused"},
+			FastPlain: []scenario.FastResult{fast(3000, 2000, 8000), fast(3200, 2100, 8000), fast(2800, 1900, 6000)},
+			FastTLS:   []scenario.FastResult{fast(1000, 800, 1500)},
+			Settings:  [][2]string{{"`x`", "because"}}},
+		{Name: "beta", Version: "2", Errors: []string{"idle tls=true: refused"}, FastUnsupported: "loadgen: not offered by the server: no SASL2",
 			IdlePlain: []scenario.IdleResult{idle(30000)}, LoginPlain: []scenario.LoginResult{login(300)},
 			Search: [][]scenario.MsgResult{steps(500, 1000)}, ResumeUnsupported: "server sent <failed/>\nno resumption"},
 	}}
@@ -89,6 +100,13 @@ func TestMarkdownQuotesMedians(t *testing.T) {
 		"| beta | not supported here: server sent <failed/> no resumption |", // a reason, not a number
 		"| alpha | 3,000 | 2,998 | 2,700 | **2** | **0** |",                  // delivery summed over the runs
 		"| alpha | 2,100 | **2,800** (2,800–2,800) | **1,900** (1,900–1,900) | 700 (70.0 KiB) |",
+		"## FAST logins (XEP-0484) next to SCRAM",
+		"| alpha | plain | legacy SCRAM-SHA-1 | **3,000** (2,800–3,200) | **333** (312–357) |",
+		"| alpha | plain | FAST HT-SHA-256-NONE + Bind2 | **8,000** (6,000–8,000) | **125** (125–167) |",
+		"| alpha | plain | **0.40** (0.38–0.47) | 0.26 (0.25–0.32) | 0.25 (0.23–0.30) | 2.50× (2.14–2.67) | 3.81× (3.16–4.00) | yes |",
+		"| alpha | plain | stream only (no login) | **16,000** (12,000–16,000) |",
+		"| alpha | TLS 1.3 | **0.67** | 0.53 | 0.50 | 1.50× | 1.88× | **no** |",
+		"| beta | — | not supported here: loadgen: not offered by the server: no SASL2 |",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q", want)
@@ -122,6 +140,10 @@ func TestAccountsCoverTheResumeStorm(t *testing.T) {
 	if got := s.accounts(); got != 10000+5000+50 {
 		t.Fatalf("accounts = %d", got)
 	}
+	s.Only = []string{"fast"}
+	if got := s.accounts(); got != 5000 {
+		t.Fatalf("accounts for the FAST storm = %d", got)
+	}
 	s.Only = []string{"msg"}
 	if got := s.accounts(); got != s.Users {
 		t.Fatalf("accounts without resume = %d", got)
@@ -148,7 +170,7 @@ func TestOnlyLeavesOutTheOtherScenarios(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, absent := range []string{"## Idle sessions", "## Login storm", "## One-to-one", "## Presence storm"} {
+	for _, absent := range []string{"## Idle sessions", "## Login storm", "## FAST logins", "## One-to-one", "## Presence storm"} {
 		if strings.Contains(string(b), absent) {
 			t.Errorf("report has %q", absent)
 		}

@@ -192,6 +192,9 @@ func Markdown(r Report, plots map[string]string) string {
 		}
 
 	}
+	if s.runs("fast") && hasFast(r) {
+		fastSection(&b, r)
+	}
 	if s.runs("msg") {
 		b.WriteString("\n## One-to-one messaging\n\n")
 		fmt.Fprintf(&b, "%d online users; chat messages between random pairs at an offered rate, the send time in the body; each step lasts %v. "+
@@ -280,8 +283,124 @@ func Markdown(r Report, plots map[string]string) string {
 	b.WriteString("\n## Reproduce\n\n```sh\nmake bench-compare   # installs Prosody and ejabberd from Debian when missing; about 40 minutes\n" +
 		"# or a subset / a quick pass:\nbin/xmppbench -compare vireo,prosody -suite quick -out /tmp/quick\n" +
 		"# the resume storm alone, at a chosen size:\nbin/xmppbench -compare vireo -suite quick -only resume -sessions 1000 -out /tmp/resume\n" +
+		"# FAST next to SCRAM alone, 2,000 plain and 1,000 TLS logins per phase:\nbin/xmppbench -compare vireo -suite quick -only fast -logins 2000 -logins-tls 1000 -out /tmp/fast\n" +
 		"# redraw this report from its JSON:\nbin/xmppbench -render bench/results/compare.json\n```\n")
 	return b.String()
+}
+
+// hasFast reports whether r comes from a run that had the FAST storm (older reports do
+// not know it).
+func hasFast(r Report) bool {
+	for _, sv := range r.Servers {
+		if len(sv.FastPlain)+len(sv.FastTLS) > 0 || sv.FastUnsupported != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// fastSection is the FAST storm's part of the report: logins/s and server CPU per login of
+// each phase, and FAST's cost relative to SCRAM's, run by run.
+func fastSection(b *strings.Builder, r Report) {
+	s := r.Suite
+	mech, fmech := "SCRAM", scenario.FastMechanism
+	for _, sv := range r.Servers {
+		for _, x := range append(sv.FastPlain, sv.FastTLS...) {
+			mech, fmech = x.Mechanism, x.FastMechanism
+		}
+	}
+	b.WriteString("\n## FAST logins (XEP-0484) next to SCRAM\n\n")
+	fmt.Fprintf(b, "Three login storms one after the other on the same server process, each of %s accounts (plain TCP) or %s (direct TLS 1.3), "+
+		"%d in flight, every session closed once bound, after as many connections that log in to nothing (**stream only**: connect, TLS, "+
+		"stream header, pre-authentication features, close; the floor under every login): (1) **legacy** RFC 6120 SASL, %s, stream restart, resource binding, as in the login storm; "+
+		"(2) **SASL2**: %s over XEP-0388 with the client's `<user-agent id=…/>` (a stable UUID-shaped id per simulated client), an inline XEP-0386 "+
+		"`<bind><tag>%s</tag></bind>` and `<request-token mechanism='%s'/>`, no restart, the token kept per account; (3) **FAST**: "+
+		"one `<authenticate mechanism='%s'>` with username NUL HMAC-SHA-256(token, \"Initiator\"), the same user-agent id and inline Bind2, "+
+		"the server's proof HMAC(token, \"Responder\") checked in `<additional-data/>`. SASL2 and FAST logins end bound (`<bound/>` in `<success/>`). "+
+		"Server CPU is `/proc/PID/stat` over each phase divided by its logins.\n\n",
+		num(float64(s.Logins)), num(float64(s.LoginsTLS)), s.Conc, mech, mech, scenario.FastTag, fmech, fmech)
+	b.WriteString("| server | transport | login | logins/s | server CPU µs/login | generator CPU µs/login | failures |\n|---|---|---|---|---|---|---|\n")
+	phases := []struct {
+		name string
+		get  func(scenario.FastResult) scenario.LoginResult
+	}{
+		{"stream only (no login)", func(f scenario.FastResult) scenario.LoginResult { return f.Stream }},
+		{"legacy " + mech, func(f scenario.FastResult) scenario.LoginResult { return f.Legacy }},
+		{"SASL2 " + mech + " + Bind2 + token request", func(f scenario.FastResult) scenario.LoginResult { return f.SASL2 }},
+		{"FAST " + fmech + " + Bind2", func(f scenario.FastResult) scenario.LoginResult { return f.FAST }},
+	}
+	transports := func(sv ServerResult) []struct {
+		name string
+		rs   []scenario.FastResult
+	} {
+		return []struct {
+			name string
+			rs   []scenario.FastResult
+		}{{"plain", sv.FastPlain}, {"TLS 1.3", sv.FastTLS}}
+	}
+	for _, sv := range r.Servers {
+		if sv.FastUnsupported != "" {
+			fmt.Fprintf(b, "| %s | — | not supported here: %s | | | | |\n", sv.Name, oneLine(sv.FastUnsupported))
+			continue
+		}
+		for _, x := range transports(sv) {
+			if len(x.rs) == 0 {
+				fmt.Fprintf(b, "| %s | %s | — | — | — | — | — |\n", sv.Name, x.name)
+				continue
+			}
+			for _, p := range phases {
+				if p.get(x.rs[0]).Logins == 0 && p.get(x.rs[0]).Failures == 0 {
+					continue // a report from before the phase existed
+				}
+				lps := collect(x.rs, func(f scenario.FastResult) float64 { return p.get(f).LoginsPerSecond })
+				sc := collect(x.rs, func(f scenario.FastResult) float64 { return p.get(f).ServerCPUPerLogin })
+				gc := collect(x.rs, func(f scenario.FastResult) float64 { return p.get(f).GenCPUPerLogin })
+				fl := collect(x.rs, func(f scenario.FastResult) float64 { return float64(p.get(f).Failures) })
+				fmt.Fprintf(b, "| %s | %s | %s | **%s**%s | **%s**%s | %s | %.0f |\n", sv.Name, x.name, p.name, num(median(lps)), spread(lps),
+					num(median(sc)), spread(sc), num(median(gc)), sum(fl))
+			}
+		}
+	}
+	b.WriteString("\nFAST relative to SCRAM, taken within each run (phases of the same run share the process and the machine's load) and then the median over runs:\n\n" +
+		"| server | transport | server CPU per login, FAST / legacy | FAST / SASL2 | FAST / legacy above the stream-only floor | logins/s, FAST / legacy | FAST / SASL2 | FAST under half a legacy SCRAM login? |\n|---|---|---|---|---|---|---|---|\n")
+	for _, sv := range r.Servers {
+		if sv.FastUnsupported != "" {
+			continue
+		}
+		for _, x := range transports(sv) {
+			if len(x.rs) == 0 {
+				continue
+			}
+			cl := collect(x.rs, func(f scenario.FastResult) float64 { return f.CPUvsLegacy })
+			c2 := collect(x.rs, func(f scenario.FastResult) float64 { return f.CPUvsSASL2 })
+			rl := collect(x.rs, func(f scenario.FastResult) float64 { return f.RateVsLegacy })
+			r2 := collect(x.rs, func(f scenario.FastResult) float64 { return f.RateVsSASL2 })
+			af := collect(x.rs, func(f scenario.FastResult) float64 { return f.AboveFloorVsLegacy })
+			verdict := "yes"
+			if slices.Max(cl) >= 0.5 {
+				verdict = "**no**"
+				if median(cl) < 0.5 {
+					verdict = "**not in every run**"
+				}
+			}
+			fmt.Fprintf(b, "| %s | %s | **%s**%s | %s%s | %s%s | %s×%s | %s×%s | %s |\n", sv.Name, x.name, ratio(median(cl)), ratioSpread(cl), ratio(median(c2)), ratioSpread(c2),
+				ratio(median(af)), ratioSpread(af), ratio(median(rl)), ratioSpread(rl), ratio(median(r2)), ratioSpread(r2), verdict)
+		}
+	}
+	b.WriteString("\nThe SASL2 phase costs more than a bare SASL2 SCRAM login would: each of its logins also issues a token, which the server " +
+		"derives and stores durably before `<success/>`. The phases run in the order given, plain TCP first, on a process started fresh " +
+		"before the first run (the stream-only phase takes what warm-up there is). TLS connections do a full handshake each (the generator " +
+		"keeps no session tickets), the same in every phase. Prosody 0.12 and ejabberd 23.01, the peers of the side-by-side runs, have no FAST: " +
+		"against them the storm stops at the stream features and the report says what they lack instead of giving a number.\n")
+}
+
+func ratio(x float64) string { return fmt.Sprintf("%.2f", x) }
+
+func ratioSpread(xs []float64) string {
+	if len(xs) < 2 {
+		return ""
+	}
+	return fmt.Sprintf(" (%.2f–%.2f)", slices.Min(xs), slices.Max(xs))
 }
 
 // resumeSection is the resume storm's part of the report: the storm, delivery, and the

@@ -41,7 +41,9 @@ type Suite struct {
 	ResumeRate     int `json:"resume_message_rate,omitempty"`
 	Conc           int `json:"concurrent_logins"`
 	SourceIPs      int `json:"source_ips"`
-	// Only, when set, limits the run to these scenarios: idle, login, msg, presence, resume.
+	// Only, when set, limits the run to these scenarios: idle, login, fast, msg, presence,
+	// resume. The FAST storm (fast) runs Logins logins per phase on plain TCP and
+	// LoginsTLS over TLS.
 	Only []string `json:"only,omitempty"`
 }
 
@@ -70,7 +72,8 @@ func (s Suite) resumeConfig() scenario.ResumeConfig {
 func (s Suite) accounts() int {
 	n := 0
 	rc := s.resumeConfig()
-	for scen, m := range map[string]int{"idle": s.IdleSizes[len(s.IdleSizes)-1], "login": max(s.Logins, s.LoginsTLS), "msg": s.Users, "presence": s.PresenceUsers,
+	for scen, m := range map[string]int{"idle": s.IdleSizes[len(s.IdleSizes)-1], "login": max(s.Logins, s.LoginsTLS), "fast": max(s.Logins, s.LoginsTLS),
+		"msg": s.Users, "presence": s.PresenceUsers,
 		"resume": rc.Sessions + rc.TopUp + rc.Senders} {
 		if s.runs(scen) {
 			n = max(n, m)
@@ -81,15 +84,21 @@ func (s Suite) accounts() int {
 
 // ServerResult is everything measured on one server; every slice has one entry per repetition.
 type ServerResult struct {
-	Name       string                    `json:"name"`
-	Version    string                    `json:"version"`
-	Settings   [][2]string               `json:"settings"`
-	IdlePlain  []scenario.IdleResult     `json:"idle_plain"`
-	IdleTLS    []scenario.IdleResult     `json:"idle_tls"`
-	LoginPlain []scenario.LoginResult    `json:"login_plain"`
-	LoginTLS   []scenario.LoginResult    `json:"login_tls"`
-	Search     [][]scenario.MsgResult    `json:"messaging_search"`
-	Presence   []scenario.PresenceResult `json:"presence_storm"`
+	Name       string                 `json:"name"`
+	Version    string                 `json:"version"`
+	Settings   [][2]string            `json:"settings"`
+	IdlePlain  []scenario.IdleResult  `json:"idle_plain"`
+	IdleTLS    []scenario.IdleResult  `json:"idle_tls"`
+	LoginPlain []scenario.LoginResult `json:"login_plain"`
+	LoginTLS   []scenario.LoginResult `json:"login_tls"`
+	// FastPlain and FastTLS are the FAST storm: legacy SCRAM, SCRAM over SASL2 with a
+	// token request, and FAST logins, one after the other on the same process.
+	FastPlain []scenario.FastResult `json:"fast_plain,omitempty"`
+	FastTLS   []scenario.FastResult `json:"fast_tls,omitempty"`
+	// FastUnsupported says why the server could not run the FAST storm here.
+	FastUnsupported string                    `json:"fast_unsupported,omitempty"`
+	Search          [][]scenario.MsgResult    `json:"messaging_search"`
+	Presence        []scenario.PresenceResult `json:"presence_storm"`
 	// ResumeIdlePlain is the idle scenario at the resume storm's two sizes without stream
 	// management, on a fresh process: what the storm's idle slope with it compares to.
 	ResumeIdlePlain []scenario.IdleResult   `json:"resume_idle_plain,omitempty"`
@@ -207,6 +216,36 @@ func runServer(srv peers.Server, s Suite, log io.Writer) ServerResult {
 				res.LoginTLS = append(res.LoginTLS, lr)
 			} else {
 				res.LoginPlain = append(res.LoginPlain, lr)
+			}
+		}
+	}
+	// The FAST storm on a fresh process, as the login storm: its first phase is the same
+	// legacy login storm, so the two compare.
+	if s.runs("fast") && !restart(false) {
+		return res
+	}
+fast:
+	for rep := 0; rep < s.Reps && s.runs("fast"); rep++ {
+		for _, tls := range []bool{false, true} {
+			k := s.Logins
+			if tls {
+				k = s.LoginsTLS
+			}
+			fmt.Fprintf(log, "  %s: FAST storm tls=%v, %d logins per phase (run %d/%d)\n", srv.Name(), tls, k, rep+1, s.Reps)
+			fr, err := scenario.FastStorm(target(tls), k, s.Conc)
+			if errors.Is(err, scenario.ErrNoFAST) {
+				fmt.Fprintf(log, "  %s: no FAST storm: %s\n", srv.Name(), fr.Unsupported)
+				res.FastUnsupported = fr.Unsupported
+				break fast
+			}
+			if err != nil {
+				fail(fmt.Sprintf("fast tls=%v", tls), err)
+				continue
+			}
+			if tls {
+				res.FastTLS = append(res.FastTLS, fr)
+			} else {
+				res.FastPlain = append(res.FastPlain, fr)
 			}
 		}
 	}

@@ -115,7 +115,7 @@ func Register(cfg Config, user, pass string) error {
 		return err
 	}
 	defer s.Close()
-	if err := s.secure(cfg); err != nil {
+	if _, err := s.secure(cfg); err != nil {
 		return err
 	}
 	io.WriteString(s.conn, "<iq type='set' id='reg'><query xmlns='jabber:iq:register'><username>"+user+
@@ -203,43 +203,45 @@ func (s *Session) expect(name string) (*xmlstream.Stanza, error) {
 }
 
 // secure opens the stream and, as cfg asks, wraps it in TLS; it returns after the
-// stream features that precede authentication.
-func (s *Session) secure(cfg Config) error {
+// stream features that precede authentication, and those features (the element, valid
+// until the next read).
+func (s *Session) secure(cfg Config) (xmlstream.Element, error) {
 	if cfg.Mode == DirectTLS {
 		tc := tls.Client(s.conn, s.tlsConfig(cfg))
 		if err := tc.Handshake(); err != nil {
-			return err
+			return xmlstream.Element{}, err
 		}
 		s.conn = tc
 	}
 	if err := s.restart(cfg); err != nil {
-		return err
+		return xmlstream.Element{}, err
 	}
-	if _, err := s.expect("features"); err != nil {
-		return err
+	f, err := s.expect("features")
+	if err != nil {
+		return xmlstream.Element{}, err
 	}
 	if cfg.Mode == StartTLS {
 		io.WriteString(s.conn, "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
 		if _, err := s.expect("proceed"); err != nil {
-			return err
+			return xmlstream.Element{}, err
 		}
 		tc := tls.Client(s.conn, s.tlsConfig(cfg))
 		if err := tc.Handshake(); err != nil {
-			return err
+			return xmlstream.Element{}, err
 		}
 		s.conn = tc
 		if err := s.restart(cfg); err != nil {
-			return err
+			return xmlstream.Element{}, err
 		}
-		if _, err := s.expect("features"); err != nil {
-			return err
+		if f, err = s.expect("features"); err != nil {
+			return xmlstream.Element{}, err
 		}
 	}
-	return nil
+	return f.Elem(), nil
 }
 
 func (s *Session) login(cfg Config, user, pass, resource string) error {
-	if err := s.secure(cfg); err != nil {
+	if _, err := s.secure(cfg); err != nil {
 		return err
 	}
 	if err := s.auth(cfg, user, pass); err != nil {
@@ -251,6 +253,11 @@ func (s *Session) login(cfg Config, user, pass, resource string) error {
 	if _, err := s.expect("features"); err != nil {
 		return err
 	}
+	return s.bind(cfg, user, resource)
+}
+
+// bind binds resource the RFC 6120 way, after the post-authentication features.
+func (s *Session) bind(cfg Config, user, resource string) error {
 	io.WriteString(s.conn, "<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>"+resource+"</resource></bind></iq>")
 	st, err := s.expect("iq")
 	if err != nil {
@@ -275,25 +282,16 @@ func (s *Session) auth(cfg Config, user, pass string) error {
 	}
 	if mech == "PLAIN" {
 		io.WriteString(s.conn, "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>"+
-			base64.StdEncoding.EncodeToString([]byte("\x00"+user+"\x00"+pass))+"</auth>")
+			base64.StdEncoding.EncodeToString(plainMessage(user, pass))+"</auth>")
 		_, err := s.expect("success")
 		return err
 	}
-	var h func() hash.Hash
-	switch mech {
-	case "SCRAM-SHA-1":
-		h = sha1.New
-	case "SCRAM-SHA-256":
-		h = sha256.New
-	default:
-		return fmt.Errorf("loadgen: mechanism %s not supported", mech)
+	sc, err := newScram(mech, user, pass)
+	if err != nil {
+		return err
 	}
-	var nb [18]byte
-	rand.Read(nb[:])
-	cnonce := base64.RawStdEncoding.EncodeToString(nb[:])
-	bare := "n=" + strings.NewReplacer("=", "=3D", ",", "=2C").Replace(user) + ",r=" + cnonce
 	io.WriteString(s.conn, "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='"+mech+"'>"+
-		base64.StdEncoding.EncodeToString([]byte("n,,"+bare))+"</auth>")
+		base64.StdEncoding.EncodeToString(sc.first())+"</auth>")
 	ch, err := s.expect("challenge")
 	if err != nil {
 		return err
@@ -302,17 +300,61 @@ func (s *Session) auth(cfg Config, user, pass string) error {
 	if err != nil {
 		return err
 	}
-	out, verify, err := ScramFinal(h, pass, cnonce, bare, string(first))
+	out, err := sc.final(first)
 	if err != nil {
 		return err
 	}
-	io.WriteString(s.conn, "<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>"+base64.StdEncoding.EncodeToString([]byte(out))+"</response>")
+	io.WriteString(s.conn, "<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>"+base64.StdEncoding.EncodeToString(out)+"</response>")
 	ok, err := s.expect("success")
 	if err != nil {
 		return err
 	}
 	final, _ := base64.StdEncoding.DecodeString(string(ok.Elem().AppendText(nil)))
-	if string(final) != "v="+verify {
+	return sc.check(final)
+}
+
+func plainMessage(user, pass string) []byte { return []byte("\x00" + user + "\x00" + pass) }
+
+// scramClient is the client side of one SCRAM exchange without channel binding ("n,,").
+type scramClient struct {
+	h                  func() hash.Hash
+	pass, cnonce, bare string
+	verify             string // the server signature expected in server-final
+}
+
+func newScram(mech, user, pass string) (*scramClient, error) {
+	var h func() hash.Hash
+	switch mech {
+	case "SCRAM-SHA-1":
+		h = sha1.New
+	case "SCRAM-SHA-256":
+		h = sha256.New
+	default:
+		return nil, fmt.Errorf("loadgen: mechanism %s not supported", mech)
+	}
+	var nb [18]byte
+	rand.Read(nb[:])
+	cnonce := base64.RawStdEncoding.EncodeToString(nb[:])
+	bare := "n=" + strings.NewReplacer("=", "=3D", ",", "=2C").Replace(user) + ",r=" + cnonce
+	return &scramClient{h: h, pass: pass, cnonce: cnonce, bare: bare}, nil
+}
+
+// first is the client-first message.
+func (c *scramClient) first() []byte { return []byte("n,," + c.bare) }
+
+// final answers server-first with client-final.
+func (c *scramClient) final(serverFirst []byte) ([]byte, error) {
+	out, verify, err := ScramFinal(c.h, c.pass, c.cnonce, c.bare, string(serverFirst))
+	if err != nil {
+		return nil, err
+	}
+	c.verify = verify
+	return []byte(out), nil
+}
+
+// check verifies server-final.
+func (c *scramClient) check(serverFinal []byte) error {
+	if string(serverFinal) != "v="+c.verify {
 		return errors.New("loadgen: server signature mismatch")
 	}
 	return nil

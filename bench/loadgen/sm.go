@@ -217,7 +217,7 @@ func Resume(cfg Config, user, pass string, prev *Session) (*Session, error) {
 }
 
 func (s *Session) resume(cfg Config, user, pass string, m *SM) error {
-	if err := s.secure(cfg); err != nil {
+	if _, err := s.secure(cfg); err != nil {
 		return err
 	}
 	if err := s.auth(cfg, user, pass); err != nil {

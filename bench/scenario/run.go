@@ -220,19 +220,34 @@ type LoginResult struct {
 	LoginsPerSecond   float64 `json:"logins_per_second"`
 	ServerCPUPerLogin float64 `json:"server_cpu_us_per_login"`
 	GenCPUPerLogin    float64 `json:"generator_cpu_us_per_login"`
+	FirstFailure      string  `json:"first_failure,omitempty"`
 }
 
 // LoginStorm logs k accounts in as fast as the server takes them (conc at a time), closing
 // each session right after bind.
 func LoginStorm(t Target, k, conc int) (LoginResult, error) {
+	return t.storm("logins", k, conc, func(i int) error {
+		s, err := loadgen.Dial(t.cfgFor(i), t.Prefix+strconv.Itoa(i+1), t.Password, "storm"+strconv.Itoa(i))
+		if err != nil {
+			return err
+		}
+		s.Close()
+		return nil
+	})
+}
+
+// storm runs login(i) for i in 0..k-1, conc at a time, as fast as they complete, and
+// measures the rate and the CPU time the server and the generator spent per success.
+func (t Target) storm(what string, k, conc int, login func(i int) error) (LoginResult, error) {
 	s0, err := ReadProc(t.PID)
 	if err != nil {
 		return LoginResult{}, err
 	}
 	g0, _ := ReadProc(0)
 	var next, fails, done atomic.Int64
+	var firstErr firstError
 	var wg sync.WaitGroup
-	stop := t.progress("logins", k, &done, &fails)
+	stop := t.progress(what, k, &done, &fails)
 	start := time.Now()
 	for w := 0; w < conc; w++ {
 		wg.Add(1)
@@ -243,12 +258,11 @@ func LoginStorm(t Target, k, conc int) (LoginResult, error) {
 				if i >= k {
 					return
 				}
-				s, err := loadgen.Dial(t.cfgFor(i), t.Prefix+strconv.Itoa(i+1), t.Password, "storm"+strconv.Itoa(i))
-				if err != nil {
+				if err := login(i); err != nil {
 					fails.Add(1)
+					firstErr.set(err)
 					continue
 				}
-				s.Close()
 				done.Add(1)
 			}
 		}()
@@ -260,6 +274,9 @@ func LoginStorm(t Target, k, conc int) (LoginResult, error) {
 	g1, _ := ReadProc(0)
 	ok := k - int(fails.Load())
 	r := LoginResult{Logins: ok, Failures: int(fails.Load()), Seconds: el.Seconds(), LoginsPerSecond: float64(ok) / el.Seconds()}
+	if err := firstErr.get(); err != nil {
+		r.FirstFailure = err.Error()
+	}
 	if ok > 0 {
 		r.ServerCPUPerLogin = float64((s1.CPU - s0.CPU).Microseconds()) / float64(ok)
 		r.GenCPUPerLogin = float64((g1.CPU - g0.CPU).Microseconds()) / float64(ok)

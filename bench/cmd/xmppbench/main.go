@@ -4,6 +4,7 @@
 //
 //	xmppbench -addr 127.0.0.1:5222 -domain localhost -pid PID -scenario idle -sizes 2000,16000
 //	xmppbench -addr 127.0.0.1:5222 -pid PID -scenario resume -sessions 1000 -senders 20 -resume-rate 200
+//	xmppbench -addr 127.0.0.1:5222 -pid PID -scenario fast -logins 2000
 //
 // Or start servers itself, one after the other, each from bench/peers with a fresh data
 // directory, and write a side-by-side report (JSON, Markdown, PNG plots):
@@ -38,11 +39,12 @@ func main() {
 		prefix   = flag.String("prefix", "user", "account name prefix (accounts prefix1..prefixN)")
 		password = flag.String("password", "password", "account password")
 		pid      = flag.Int("pid", 0, "server PID for /proc sampling")
-		scen     = flag.String("scenario", "idle", "idle, login, msg, search, presence or resume")
+		scen     = flag.String("scenario", "idle", "idle, login, fast, msg, search, presence or resume")
 		contacts = flag.Int("contacts", 20, "presence: roster size per user")
 		sizes    = flag.String("sizes", "2000,16000", "idle: session counts")
 		ramp     = flag.Int("ramp-rate", 0, "idle: logins per second while ramping (0: as fast as -conc allows)")
-		logins   = flag.Int("logins", 5000, "login: number of logins")
+		logins   = flag.Int("logins", 5000, "login: number of logins; fast: logins per phase (with -compare: plain TCP logins of both, overriding the suite's)")
+		loginsT  = flag.Int("logins-tls", 0, "with -compare: TLS logins of the login and fast storms (overriding the suite's)")
 		users    = flag.Int("users", 1000, "msg/search: online users")
 		rate     = flag.Int("rate", 5000, "msg: messages per second; search: start rate (doubled, then bisected)")
 		maxRate  = flag.Int("max-rate", 100000, "search: highest rate tried")
@@ -56,7 +58,7 @@ func main() {
 		servers  = flag.String("compare", "", "start these servers in turn and run the suite: vireo,prosody,ejabberd")
 		suite    = flag.String("suite", "quick", "with -compare: quick or full")
 		reps     = flag.Int("reps", 0, "with -compare: repetitions of each scenario (0: the suite's)")
-		only     = flag.String("only", "", "with -compare: run only these scenarios (idle,login,msg,presence,resume)")
+		only     = flag.String("only", "", "with -compare: run only these scenarios (idle,login,fast,msg,presence,resume)")
 		bin      = flag.String("bin", "bin", "with -compare: directory holding vireo and vireoctl")
 		work     = flag.String("workdir", "", "with -compare: work directory (default: a temporary one, removed afterwards)")
 		install  = flag.Bool("install", false, "with -compare: apt-get install missing peers first")
@@ -77,7 +79,8 @@ func main() {
 		}
 		return
 	case *servers != "":
-		// The resume storm's size flags and -reps, when given, override the suite's.
+		// The resume storm's size flags, the login counts and -reps, when given, override
+		// the suite's.
 		override := func(s *compare.Suite) {
 			flag.Visit(func(f *flag.Flag) {
 				switch f.Name {
@@ -87,6 +90,10 @@ func main() {
 					s.ResumeSenders = *senders
 				case "resume-rate":
 					s.ResumeRate = *resRate
+				case "logins":
+					s.Logins = *logins
+				case "logins-tls":
+					s.LoginsTLS = *loginsT
 				case "reps":
 					s.Reps = max(1, *reps)
 				}
@@ -107,6 +114,8 @@ func main() {
 		res, err = scenario.Idle(t, parseSizes(*sizes), *conc, *ramp, 3*time.Second)
 	case "login":
 		res, err = scenario.LoginStorm(t, *logins, *conc)
+	case "fast":
+		res, err = scenario.FastStorm(t, *logins, *conc)
 	case "presence":
 		res, err = scenario.PresenceStorm(t, *users, *contacts, *conc, false)
 	case "resume":
