@@ -54,6 +54,7 @@ type Options struct {
 	// nil leaves every module at its defaults.
 	ModuleConfig func(id string, v any) error
 	Web          engine.Web // web listener settings (origins, public URL)
+	WebTLSAddr     string     // the HTTPS web listener's address; default a free loopback port
 }
 
 // Server is a running test server.
@@ -111,8 +112,12 @@ func Start(t testing.TB, o Options) *Server {
 		lim.MaxStanza = o.MaxStanza
 	}
 	tlsCfg := &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
+	webTLS := "127.0.0.1:0"
+	if o.WebTLSAddr != "" {
+		webTLS = o.WebTLSAddr
+	}
 	ls := []engine.Listener{{Name: "c2s", Addr: "127.0.0.1:0"}, {Name: "c2s-tls", Addr: "127.0.0.1:0", DirectTLS: true},
-		{Name: "web", Addr: "127.0.0.1:0", WebSocket: true}, {Name: "web-tls", Addr: "127.0.0.1:0", WebSocket: true, DirectTLS: true}}
+		{Name: "web", Addr: "127.0.0.1:0", WebSocket: true}, {Name: "web-tls", Addr: webTLS, WebSocket: true, DirectTLS: true}}
 	if len(o.Components) > 0 {
 		ls = append(ls, engine.Listener{Name: "component", Addr: "127.0.0.1:0", Kind: engine.KindComponent})
 	}

@@ -1,0 +1,181 @@
+package engine_test
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/vireo-im/vireo/engine/vireotest"
+	"github.com/vireo-im/vireo/store"
+)
+
+// needChromium returns Debian's Chromium, or skips (fails under CI, which installs it).
+func needChromium(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{"/usr/bin/chromium", "/usr/bin/chromium-browser"} {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("chromium is not installed (apt-get install chromium)")
+	}
+	t.Skip("chromium not installed")
+	return ""
+}
+
+// conversePage loads Converse.js from its npm package, discovers the server's WebSocket
+// endpoint through host-meta (discover_connection_methods), and logs in. A tiny plugin
+// hands the test Converse's API.
+const conversePage = `<!doctype html>
+<html><head><meta charset="utf-8"><title>Vireo + Converse.js</title>
+<link rel="stylesheet" href="/dist/converse.min.css"></head>
+<body class="converse-fullscreen">
+<script type="module">
+import converse from '/dist/converse.min.js';
+converse.plugins.add('vireo-test', { initialize() { window.vt = this._converse; } });
+converse.initialize({
+  assets_path: '/dist/',
+  discover_connection_methods: true,
+  jid: 'conv@localhost',
+  password: 'conv secret',
+  auto_login: true,
+  auto_reconnect: false,
+  view_mode: 'fullscreen',
+  whitelisted_plugins: ['vireo-test'],
+  play_sounds: false,
+  show_desktop_notifications: false,
+  loglevel: 'info',
+});
+</script></body></html>`
+
+// TestBrowserConverse: Converse.js in headless Chromium finds the WebSocket endpoint through
+// XEP-0156 host-meta on https://localhost (the web TLS listener on 127.0.0.1:443), logs in,
+// reads its roster and chats with a slixmpp user in both directions; the test keeps a
+// screenshot of the chat (its path is logged).
+func TestBrowserConverse(t *testing.T) {
+	dir := needNodePackage(t, "converse.js")
+	chrome := needChromium(t)
+	needSlixmpp(t)
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true, WebTLSAddr: "127.0.0.1:443"})
+	srv.AddUser(t, "conv", "conv secret")
+	srv.AddUser(t, "slix", "py secret")
+	srv.Store.Rosters().Put("conv@localhost", store.RosterItem{JID: "slix@localhost", Name: "Slix", Sub: store.SubBoth})
+	srv.Store.Rosters().Put("slix@localhost", store.RosterItem{JID: "conv@localhost", Sub: store.SubBoth})
+
+	// The slixmpp user, online first.
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	os.WriteFile(ca, srv.CertPEM, 0o600)
+	host, port, _ := net.SplitHostPort(srv.C2SAddr())
+	slix := exec.CommandContext(ctx, "/usr/bin/python3", "testdata/slixmpp_chat.py", "slix@localhost/py", "py secret", host, port, ca, "conv@localhost")
+	slixOut := &lockedBuf{}
+	slix.Stdout, slix.Stderr = slixOut, slixOut
+	if err := slix.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer slix.Process.Kill()
+	waitOutput(t, slixOut, "READY", 30*time.Second)
+
+	mux := http.NewServeMux()
+	mux.Handle("/dist/", http.StripPrefix("/dist/", http.FileServer(http.Dir(filepath.Join(dir, "node_modules", "converse.js", "dist")))))
+	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Write([]byte(conversePage))
+	})
+	page := httptest.NewServer(mux)
+	defer page.Close()
+	_, pagePort, _ := net.SplitHostPort(page.Listener.Addr().String())
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chrome), chromedp.NoSandbox,
+		chromedp.WindowSize(1280, 800),
+		// The test CA is not in Chromium's store; the certificate is checked by every other
+		// client test.
+		chromedp.Flag("ignore-certificate-errors", true))
+	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
+	defer acancel()
+	bctx, bcancel := chromedp.NewContext(actx)
+	defer bcancel()
+	if _, err := chromedp.Run(bctx, chromedp.Navigate("http://localhost:"+pagePort+"/")); err != nil {
+		t.Fatalf("chromium: %v", err)
+	}
+	evalBool := func(js string) (bool, error) {
+		return chromedp.Run(bctx, chromedp.Evaluate[bool](js, chromedp.EvalAwaitPromise))
+	}
+	poll := func(what, js string) {
+		t.Helper()
+		deadline := time.Now().Add(45 * time.Second)
+		for {
+			ok, err := evalBool(js)
+			if err == nil && ok {
+				return
+			}
+			if time.Now().After(deadline) {
+				text, _ := chromedp.Run(bctx, chromedp.Evaluate[string](`JSON.stringify({api: !!window.vt,
+					connected: !!(window.vt && window.vt.api.connection.connected()), text: document.body.innerText})`))
+				t.Fatalf("%s: not seen (last error %v); page says:\n%s\nslixmpp:\n%s", what, err, text, slixOut.String())
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	poll("logged in", `!!(window.vt && window.vt.api.connection.connected() && window.vt.session && window.vt.session.get('jid'))`)
+	poll("roster", `(async () => (await vt.api.contacts.get()).some(c => c.get('jid') === 'slix@localhost'))()`)
+	if sent, err := evalBool(`(async () => { const c = await vt.api.chats.open('slix@localhost', {}, true); await c.sendMessage({body: 'hi from converse'}); return true; })()`); err != nil || !sent {
+		t.Fatalf("sending from Converse: %v", err)
+	}
+	waitOutput(t, slixOut, "GOT conv@localhost hi from converse", 30*time.Second)
+	poll("answer", `(async () => { const c = await vt.api.chats.get('slix@localhost'); return !!c && c.messages.pluck('body').includes('hi from slixmpp'); })()`)
+	poll("answer on screen", `document.querySelector('converse-root').innerText.includes('hi from slixmpp')`)
+
+	png, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
+	if err != nil || len(png) < 1000 {
+		t.Fatalf("screenshot: %v (%d bytes)", err, len(png))
+	}
+	shot := filepath.Join(os.TempDir(), "vireo-converse.png")
+	if err := os.WriteFile(shot, png, 0o644); err == nil {
+		t.Logf("screenshot of the chat: %s", shot)
+	}
+	if err := slix.Wait(); err != nil {
+		t.Fatalf("slixmpp: %v\n%s", err, slixOut.String())
+	}
+}
+
+// lockedBuf collects a child process's output while the test reads it.
+type lockedBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func waitOutput(t *testing.T, b *lockedBuf, substr string, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !strings.Contains(b.String(), substr) {
+		if time.Now().After(deadline) {
+			t.Fatalf("waiting for %q; output:\n%s", substr, b.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
