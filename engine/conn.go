@@ -343,7 +343,11 @@ func (c *conn) onStartTLS() bool {
 func (c *conn) startTLS() {
 	cfg := c.srv().config()
 	gc := c.gc
-	t := tlsconn.Server(cfg.TLS, c.asyncWrite, func(err error) {
+	tc := cfg.TLS
+	if c.ws != nil {
+		tc = cfg.webTLS
+	}
+	t := tlsconn.Server(tc, c.asyncWrite, func(err error) {
 		if err != nil {
 			c.srv().tlsFailLog.log(c.srv(), c.ip(), err)
 		}

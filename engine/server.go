@@ -106,6 +106,9 @@ type Config struct {
 	FastTTL time.Duration
 	// Web configures the web listeners.
 	Web Web
+
+	// webTLS is TLS with HTTP's ALPN for the web listeners (TLS announces xmpp-client).
+	webTLS *tls.Config
 }
 
 // trusted reports whether ip is in one of the trusted networks.
@@ -242,6 +245,12 @@ func New(cfg Config) (*Server, error) {
 }
 
 func (s *Server) apply(cfg *Config) {
+	if cfg.TLS != nil {
+		// A browser offers h2 and http/1.1; with only xmpp-client on offer crypto/tls
+		// would refuse the handshake.
+		cfg.webTLS = cfg.TLS.Clone()
+		cfg.webTLS.NextProtos = []string{"http/1.1"}
+	}
 	m := make(map[string]bool, len(cfg.Domains))
 	for _, d := range cfg.Domains {
 		m[d] = true

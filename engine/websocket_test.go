@@ -289,7 +289,8 @@ func TestIntegrationWebSocketMellium(t *testing.T) {
 	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true})
 	srv.AddUser(t, "alice", "alice secret")
 	srv.AddUser(t, "bob", "bob secret")
-	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: srv.ClientTLS()}}
+	// Offering h2 and http/1.1 as browsers do: the web listener must answer ALPN with http/1.1.
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: srv.ClientTLS(), ForceAttemptHTTP2: true}}
 	base := "https://" + srv.WebTLSAddr()
 	want := "wss://" + srv.WebTLSAddr() + "/xmpp-websocket"
 	resp, err := hc.Get(base + "/.well-known/host-meta")

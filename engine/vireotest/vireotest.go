@@ -111,7 +111,8 @@ func Start(t testing.TB, o Options) *Server {
 	if o.MaxStanza > 0 {
 		lim.MaxStanza = o.MaxStanza
 	}
-	tlsCfg := &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
+	// As the real server: XEP-0368 ALPN on c2s (the web listeners must still speak HTTP).
+	tlsCfg := &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12, NextProtos: []string{"xmpp-client"}}
 	webTLS := "127.0.0.1:0"
 	if o.WebTLSAddr != "" {
 		webTLS = o.WebTLSAddr
