@@ -102,7 +102,7 @@ func run(args []string) int {
 	}
 	n, _ := s.store.Accounts().Count()
 	log.Info().Strs("domains", cfg.Domains).Strs("c2s", cfg.C2S.Listen).Strs("c2s_tls", cfg.C2S.TLSListen).
-		Int("accounts", n).Msg("vireo is serving")
+		Strs("web", cfg.Web.Listen).Strs("web_tls", cfg.Web.TLSListen).Int("accounts", n).Msg("vireo is serving")
 	if firstStart || n == 0 {
 		fmt.Fprintf(os.Stderr, "\nAdd a user with:\n  bin/vireoctl -config %s adduser alice@%s SECRET\n", *cfgPath, cfg.Domains[0])
 		if cfg.C2S.Registration {
