@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -409,7 +410,10 @@ func waitUntil(d time.Duration, cond func() bool) bool {
 // testKillDuringOfflineSends: a sender pipelines batches of messages to an offline user,
 // each batch followed by a ping to the recipient (the acknowledgement) and one to the
 // server; the server is killed after a random number of acknowledged batches, restarted,
-// and the recipient's offline messages must include every acknowledged one.
+// and the recipient's offline messages must include every acknowledged one. So must the
+// message archives (XEP-0313): the recipient's every message acknowledged by the
+// recipient ping, the sender's every one acknowledged by the server ping (the sender's
+// archive is written in the sender's shard, before that ping is answered).
 // senderAndRecipient registers sender and rcpt in-band and logs the sender in.
 func senderAndRecipient(t *testing.T, srv *faultServer) *xconn {
 	t.Helper()
@@ -575,6 +579,78 @@ func testKillDuringOfflineSends(t *testing.T, bin string) {
 	}
 	if stored < nAcked {
 		t.Fatalf("stored %d < acknowledged %d", stored, nAcked)
+	}
+
+	// A new stream each: rc's decoder ended with the read timeout above.
+	for _, a := range []struct {
+		user  string
+		acked int64
+	}{{"rcpt", nAcked}, {"sender", nServerAcked}} {
+		x, err := xlogin(srv.addr, a.user, a.user+" pw", "a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer x.c.Close()
+		got, err := archived(x)
+		if err != nil {
+			t.Fatalf("%s's archive: %v", a.user, err)
+		}
+		var lost []int64
+		for i := int64(0); i < a.acked; i++ {
+			if got[i] == 0 {
+				lost = append(lost, i)
+			}
+		}
+		t.Logf("%s's archive: %d messages, acknowledged %d", a.user, len(got), a.acked)
+		if len(lost) > 0 {
+			t.Fatalf("%d acknowledged messages missing from %s's archive, first %v", len(lost), a.user, lost[:min(len(lost), 10)])
+		}
+	}
+}
+
+var (
+	mamBodyRe = regexp.MustCompile(`<result xmlns='urn:xmpp:mam:2' queryid='all' id='[^']+'>.*<body>m(\d+) `)
+	mamLastRe = regexp.MustCompile(`<last>([^<]+)</last>`)
+)
+
+// archived pages through x's message archive and counts the messages "m<n> ..." by n.
+func archived(x *xconn) (map[int64]int, error) {
+	got := map[int64]int{}
+	after := ""
+	for page := 0; ; page++ {
+		id := fmt.Sprint("mam", page)
+		if err := x.send("<iq type='set' id='" + id + "'><query xmlns='urn:xmpp:mam:2' queryid='all'>" +
+			"<set xmlns='http://jabber.org/protocol/rsm'><max>250</max>" + after + "</set></query></iq>"); err != nil {
+			return got, err
+		}
+		for {
+			s, err := x.next(30 * time.Second)
+			if err != nil {
+				return got, err
+			}
+			if s.XMLName.Local == "message" {
+				if m := mamBodyRe.FindStringSubmatch(s.Inner); m != nil {
+					n, _ := strconv.ParseInt(m[1], 10, 64)
+					got[n]++
+				}
+				continue
+			}
+			if s.XMLName.Local != "iq" || s.ID != id {
+				continue
+			}
+			if s.Type != "result" {
+				return got, fmt.Errorf("query: %s", s.Inner)
+			}
+			if strings.Contains(s.Inner, "complete='true'") {
+				return got, nil
+			}
+			m := mamLastRe.FindStringSubmatch(s.Inner)
+			if m == nil {
+				return got, fmt.Errorf("no <last/> in %s", s.Inner)
+			}
+			after = "<after>" + m[1] + "</after>"
+			break
+		}
 	}
 }
 

@@ -157,13 +157,26 @@ type Offline interface {
 	DeleteAll(user string) error
 }
 
-// Table is a generic keyspace for modules.
+// Op is one write of Table.Apply: Key set to Val, or Key removed when Delete is set.
+type Op struct {
+	Key, Val []byte
+	Delete   bool
+}
+
+// Table is a generic keyspace for modules. Every write is durable when it returns. The
+// slices a scan hands to fn are valid during that call only.
 type Table interface {
 	Get(key []byte) ([]byte, error)
 	Set(key, val []byte) error
 	Delete(key []byte) error
 	Scan(prefix []byte, fn func(key, val []byte) bool) error
 	DeletePrefix(prefix []byte) error
+	// Apply makes every op, in order, in one atomic write: a row and its index rows
+	// change together, for the cost of one sync.
+	Apply(ops ...Op) error
+	// ScanRange calls fn for each key in [lo, hi), in ascending order or descending when
+	// reverse, until fn returns false. A nil hi means no upper bound.
+	ScanRange(lo, hi []byte, reverse bool, fn func(key, val []byte) bool) error
 }
 
 // UserKey returns user + 0x00 + sub parts joined by 0x00: per-user keys start with it, so

@@ -34,27 +34,87 @@ func (m *Mod) Provision(r module.Registrar) error {
 }
 
 var (
-	enc = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)
-	seq atomic.Uint64
-	rnd = func() uint32 {
+	enc  = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)
+	last atomic.Uint64 // milliseconds<<16 | sequence of the latest id
+	rnd  = func() uint32 {
 		var b [4]byte
 		rand.Read(b[:])
 		return binary.BigEndian.Uint32(b[:])
 	}()
 )
 
-// NewID returns a unique id that sorts by time: 48 bits of milliseconds, 16 bits of a
-// per-process sequence, 32 random bits fixed per process.
-func NewID(now time.Time) string { return string(AppendID(nil, now)) }
+// ID is a stanza id in binary form: 48 bits of Unix milliseconds, 16 bits of sequence
+// within the millisecond, 32 random bits fixed per process. Within one process ids are
+// strictly increasing: a millisecond that runs out of sequence borrows the next one, and
+// when the clock steps back ids stay at the latest time until it catches up. So their
+// byte order is the order they were made in, and the text form sorts the same way.
+// Message archives (XEP-0313) key their rows by it. Across a restart the order holds as
+// long as the clock did not step back over the restart.
+type ID [12]byte
+
+// IDLen is the length of an ID in text form.
+const IDLen = 20
+
+// Next returns a new id for a stanza handled at now.
+func Next(now time.Time) ID {
+	want := uint64(min(max(now.UnixMilli(), 0), 1<<48-1)) << 16
+	var v uint64
+	for {
+		old := last.Load()
+		v = max(want, old+1)
+		if last.CompareAndSwap(old, v) {
+			break
+		}
+	}
+	var id ID
+	binary.BigEndian.PutUint64(id[:8], v)
+	binary.BigEndian.PutUint32(id[8:], rnd)
+	return id
+}
+
+// Time returns the millisecond the id was made in.
+func (id ID) Time() time.Time {
+	return time.UnixMilli(int64(binary.BigEndian.Uint64(id[:8]) >> 16)).UTC()
+}
+
+// AppendText appends the text form of id to dst.
+func (id ID) AppendText(dst []byte) []byte { return enc.AppendEncode(dst, id[:]) }
+
+// String returns the text form.
+func (id ID) String() string { return string(id.AppendText(nil)) }
+
+// ParseID reads the text form of an id made by Next (in this or an earlier process);
+// anything else, including a non-canonical spelling, is refused.
+func ParseID(s []byte) (ID, bool) {
+	var id ID
+	if len(s) != IDLen {
+		return id, false
+	}
+	n, err := enc.Decode(id[:], s)
+	if err != nil || n != len(id) {
+		return id, false
+	}
+	var back [IDLen]byte
+	if string(enc.AppendEncode(back[:0], id[:])) != string(s) {
+		return id, false
+	}
+	return id, true
+}
+
+// IDFloor is the smallest id that Next can return for the millisecond of t: ids made
+// in t's millisecond or later are >= it.
+func IDFloor(t time.Time) ID {
+	var id ID
+	ms := min(max(t.UnixMilli(), 0), 1<<48-1)
+	binary.BigEndian.PutUint64(id[:8], uint64(ms)<<16)
+	return id
+}
+
+// NewID returns a unique id that sorts by time (an ID in text form).
+func NewID(now time.Time) string { return Next(now).String() }
 
 // AppendID appends a new id to dst.
-func AppendID(dst []byte, now time.Time) []byte {
-	var b [12]byte
-	ms := uint64(now.UnixMilli())
-	binary.BigEndian.PutUint64(b[:8], ms<<16|seq.Add(1)&0xffff)
-	binary.BigEndian.PutUint32(b[8:], rnd)
-	return enc.AppendEncode(dst, b[:])
-}
+func AppendID(dst []byte, now time.Time) []byte { return Next(now).AppendText(dst) }
 
 func (m *Mod) stamp(c module.Context, p *module.Packet) module.Verdict {
 	if p.Type == "error" || p.Type == "groupchat" {
@@ -81,6 +141,7 @@ func (m *Mod) stamp(c module.Context, p *module.Packet) module.Verdict {
 		}
 	}
 	if !body {
+		p.Raw = raw // without the spoofed ids, if there were any
 		return module.Continue
 	}
 	var out, child *[]byte

@@ -17,6 +17,7 @@ import (
 var hookOnly = map[string]bool{
 	"urn:xmpp:sid:0": true, "urn:xmpp:hints": true, "msgoffline": true,
 	"urn:xmpp:features:rosterver": true, "urn:xmpp:features:pre-approval": true,
+	"urn:xmpp:mam:2#extended": true, // extends the urn:xmpp:mam:2 handlers
 }
 
 // TestEveryFeatureIsHandled: disco lists exactly what is implemented. Each feature is

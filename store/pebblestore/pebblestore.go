@@ -9,6 +9,7 @@
 package pebblestore
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -175,11 +176,20 @@ func (s *Store) get(k []byte) ([]byte, error) {
 }
 
 func (s *Store) scan(lower, upper []byte, fn func(k, v []byte) bool) error {
+	return s.scanDir(lower, upper, false, fn)
+}
+
+// scanDir is scan from the upper end down when reverse is set.
+func (s *Store) scanDir(lower, upper []byte, reverse bool, fn func(k, v []byte) bool) error {
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
 		return err
 	}
-	for ok := it.First(); ok; ok = it.Next() {
+	first, next := it.First, it.Next
+	if reverse {
+		first, next = it.Last, it.Prev
+	}
+	for ok := first(); ok; ok = next() {
 		v, err := it.ValueAndErr()
 		if err != nil {
 			it.Close()
@@ -642,4 +652,39 @@ func (t *table) Scan(prefix []byte, fn func(k, v []byte) bool) error {
 func (t *table) DeletePrefix(prefix []byte) error {
 	lo := t.k(prefix)
 	return t.write(func(b *pebble.Batch) { b.DeleteRange(lo, prefixEnd(lo), nil) }, true)
+}
+
+// Apply commits ops in one synced batch; a batch of deletes only may use half of the
+// disk reserve, like Delete.
+func (t *table) Apply(ops ...store.Op) error {
+	if len(ops) == 0 {
+		return nil
+	}
+	shrink := true
+	for _, op := range ops {
+		shrink = shrink && op.Delete
+	}
+	return t.write(func(b *pebble.Batch) {
+		for _, op := range ops {
+			if op.Delete {
+				b.Delete(t.k(op.Key), nil)
+			} else {
+				b.Set(t.k(op.Key), op.Val, nil)
+			}
+		}
+	}, shrink)
+}
+
+func (t *table) ScanRange(lo, hi []byte, reverse bool, fn func(k, v []byte) bool) error {
+	if hi != nil && bytes.Compare(lo, hi) >= 0 {
+		return nil
+	}
+	l := t.k(lo)
+	var h []byte
+	if hi == nil {
+		h = prefixEnd(l[:3])
+	} else {
+		h = t.k(hi)
+	}
+	return t.s.scanDir(l, h, reverse, func(k, v []byte) bool { return fn(k[3:], v) })
 }

@@ -57,6 +57,10 @@ func TestCrashDurability(t *testing.T) {
 	if err := s.Table("vcard").Set(store.UserKey("u@d"), []byte("<vCard/>")); err != nil {
 		t.Fatal(err)
 	}
+	if err := s.Table("mam").Apply(store.Op{Key: store.UserKey("u@d", "1"), Val: []byte("m")},
+		store.Op{Key: store.UserKey("u@d", "2"), Val: []byte("i")}); err != nil {
+		t.Fatal(err)
+	}
 	crashed := fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 0})
 	s.Close()
 
@@ -76,6 +80,11 @@ func TestCrashDurability(t *testing.T) {
 	}
 	if v, err := s2.Table("vcard").Get(store.UserKey("u@d")); err != nil || string(v) != "<vCard/>" {
 		t.Fatalf("table row lost in crash: %v", err)
+	}
+	n := 0
+	s2.Table("mam").Scan(store.UserKey("u@d"), func(_, _ []byte) bool { n++; return true })
+	if n != 2 {
+		t.Fatalf("Apply batch after crash: %d rows, want 2", n)
 	}
 }
 

@@ -20,6 +20,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Rosters", func(t *testing.T) { rosters(t, open(t)) })
 	t.Run("Offline", func(t *testing.T) { offline(t, open(t)) })
 	t.Run("Tables", func(t *testing.T) { tables(t, open(t)) })
+	t.Run("TableRanges", func(t *testing.T) { tableRanges(t, open(t)) })
 	t.Run("DeleteUserData", func(t *testing.T) { deleteUser(t, open(t)) })
 	t.Run("RandomRosterOps", func(t *testing.T) { randomRoster(t, open(t)) })
 	t.Run("RosterLimit", func(t *testing.T) { rosterLimit(t, open(t)) })
@@ -184,6 +185,73 @@ func tables(t *testing.T, s store.Store) {
 	}
 	if err := a.Delete([]byte("absent")); err != nil {
 		t.Fatalf("Delete absent = %v", err)
+	}
+}
+
+// tableRanges covers Table.Apply and Table.ScanRange: bounds, direction, early stop, and
+// atomic batches of sets and deletes.
+func tableRanges(t *testing.T, s store.Store) {
+	tb, other := s.Table("archive"), s.Table("zzz")
+	other.Set([]byte("a"), []byte("other table")) // must never show in tb's scans
+	var ops []store.Op
+	for _, k := range []string{"k1", "k3", "k5", "k7", "k9"} {
+		ops = append(ops, store.Op{Key: []byte(k), Val: []byte("v" + k[1:])})
+	}
+	if err := tb.Apply(ops...); err != nil {
+		t.Fatal(err)
+	}
+	if err := tb.Apply(); err != nil {
+		t.Fatalf("empty Apply = %v", err)
+	}
+	scan := func(lo, hi string, nilHi, reverse bool, limit int) string {
+		t.Helper()
+		var h []byte
+		if !nilHi {
+			h = []byte(hi)
+		}
+		var got []string
+		err := tb.ScanRange([]byte(lo), h, reverse, func(k, v []byte) bool {
+			got = append(got, string(k)+"="+string(v))
+			return len(got) < limit
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprint(got)
+	}
+	for _, tc := range []struct {
+		lo, hi         string
+		nilHi, reverse bool
+		limit          int
+		want           string
+	}{
+		{"k3", "k7", false, false, 99, "[k3=v3 k5=v5]"},
+		{"k3", "k7", false, true, 99, "[k5=v5 k3=v3]"},
+		{"k2", "k8", false, false, 1, "[k3=v3]"},
+		{"k2", "k8", false, true, 1, "[k7=v7]"},
+		{"", "", true, false, 99, "[k1=v1 k3=v3 k5=v5 k7=v7 k9=v9]"},
+		{"k4", "", true, true, 2, "[k9=v9 k7=v7]"},
+		{"k5", "k5", false, false, 99, "[]"},
+		{"k7", "k3", false, true, 99, "[]"},
+		{"k91", "", true, false, 99, "[]"},
+	} {
+		if got := scan(tc.lo, tc.hi, tc.nilHi, tc.reverse, tc.limit); got != tc.want {
+			t.Errorf("ScanRange(%q, %q, nil=%v, reverse=%v, limit %d) = %s, want %s",
+				tc.lo, tc.hi, tc.nilHi, tc.reverse, tc.limit, got, tc.want)
+		}
+	}
+	// Sets and deletes in one batch, applied in order.
+	err := tb.Apply(store.Op{Key: []byte("k1"), Delete: true}, store.Op{Key: []byte("k2"), Val: []byte("x")},
+		store.Op{Key: []byte("k2"), Val: []byte("v2")}, store.Op{Key: []byte("k9"), Delete: true},
+		store.Op{Key: []byte("absent"), Delete: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := scan("", "", true, false, 99); got != "[k2=v2 k3=v3 k5=v5 k7=v7]" {
+		t.Fatalf("after Apply: %s", got)
+	}
+	if v, err := other.Get([]byte("a")); err != nil || string(v) != "other table" {
+		t.Fatalf("other table: %q %v", v, err)
 	}
 }
 

@@ -1,0 +1,235 @@
+package mam
+
+import (
+	"errors"
+	"strconv"
+
+	"github.com/vireo-im/vireo/modules/module"
+	"github.com/vireo-im/vireo/modules/sid"
+	"github.com/vireo-im/vireo/store"
+	"github.com/vireo-im/vireo/xmlstream"
+	"github.com/vireo-im/vireo/xmlstream/jid"
+	"github.com/vireo-im/vireo/xmlstream/ns"
+	"github.com/vireo-im/vireo/xmlstream/stanza"
+)
+
+// queryForm is the answer to a form request (§4.1.5): the fields this server supports.
+const queryForm = "<query xmlns='" + NS + "'><x xmlns='" + ns.DataForms + "' type='form'>" +
+	"<field type='hidden' var='FORM_TYPE'><value>" + NS + "</value></field>" +
+	"<field type='jid-single' var='with'/>" +
+	"<field type='text-single' var='start'/>" +
+	"<field type='text-single' var='end'/>" +
+	"<field type='text-single' var='before-id'/>" +
+	"<field type='text-single' var='after-id'/>" +
+	"<field type='list-multi' var='ids'><validate xmlns='" + nsValidate + "' datatype='xs:string'><open/></validate></field>" +
+	"</x></query>"
+
+func (m *Mod) form(c module.Context, iq *module.Packet) { c.Reply(iq, []byte(queryForm)) }
+
+func (m *Mod) storeFailed(c module.Context, iq *module.Packet, err error, what string) {
+	if module.LogStoreError(err) {
+		m.log.Error().Err(err).Msg(what)
+	}
+	c.Error(iq, module.StoreError(err))
+}
+
+// query answers an archive query (§4): the results go to the querying session only, in
+// order, in flow-controlled batches, then the IQ result with <fin/>.
+func (m *Mod) query(c module.Context, iq *module.Packet) {
+	s := c.Session()
+	if s == nil {
+		c.Error(iq, stanza.New(stanza.ServiceUnavailable))
+		return
+	}
+	payload, _ := iq.Payload()
+	q, e := ParseQuery(payload)
+	if e != nil {
+		c.Error(iq, e)
+		return
+	}
+	user := iq.From.Bare().String()
+	pg, e, err := m.a.query(user, &q, m.cutoff(c.Now()), m.maxPage)
+	if e != nil {
+		c.Error(iq, e)
+		return
+	}
+	if err != nil {
+		m.storeFailed(c, iq, err, "mam: query")
+		return
+	}
+	ids := pg.ids
+	if q.Flip {
+		// §4.3.5: only the order of transmission changes; first and last in <fin/>
+		// still name the page's oldest and newest message.
+		ids = make([]sid.ID, len(pg.ids))
+		for i, id := range pg.ids {
+			ids[len(ids)-1-i] = id
+		}
+	}
+	r := &results{m: m, s: s, user: user, qid: q.QueryID, ids: ids, to: s.JID().String()}
+	if !iq.To.IsZero() {
+		r.from = iq.To.String()
+	}
+	r.fin = appendResult(nil, iq, r.to, appendFin(nil, pg))
+	r.next(c)
+}
+
+// results is a query's page on its way to the session.
+type results struct {
+	m        *Mod
+	s        module.Session
+	user     string
+	qid      string
+	ids      []sid.ID // still to send, in transmission order
+	to, from string
+	fin      []byte // the IQ result, sent after the last message
+}
+
+// next sends the next batch of results; after batchBytes it waits until the connection
+// has written them. A session that ends or detaches meanwhile gets nothing more: its
+// client asks again.
+func (r *results) next(c module.Context) {
+	size := 0
+	for len(r.ids) > 0 {
+		id := r.ids[0]
+		r.ids = r.ids[1:]
+		rec, err := r.m.a.get(r.user, id)
+		if errors.Is(err, store.ErrNotFound) {
+			continue // expired since the page was chosen
+		}
+		if err != nil {
+			r.m.log.Error().Err(err).Msg("mam: read result")
+			continue
+		}
+		msg := r.message(id, rec)
+		if !r.s.Send(msg) {
+			return
+		}
+		if size += len(msg); size >= batchBytes && len(r.ids) > 0 {
+			r.s.AfterWritten(func(c module.Context, ok bool) {
+				if ok {
+					r.next(c)
+				}
+			})
+			return
+		}
+	}
+	r.s.Send(r.fin)
+}
+
+// message builds one result (§4.2): the archived message forwarded (XEP-0297) with the
+// time it was archived (XEP-0203).
+func (r *results) message(id sid.ID, rec record) []byte {
+	var b xmlstream.Builder
+	b.Start("message").Attr("to", r.to)
+	if r.from != "" {
+		b.Attr("from", r.from)
+	}
+	b.Start("result").Attr("xmlns", NS)
+	if r.qid != "" {
+		b.Attr("queryid", r.qid)
+	}
+	b.AttrBytes("id", id.AppendText(nil))
+	b.Start("forwarded").Attr("xmlns", ns.Forward)
+	b.Start("delay").Attr("xmlns", ns.Delay).Attr("stamp", id.Time().Format(stampLayout)).End()
+	b.Raw(rec.raw)
+	return b.End().End().End().B
+}
+
+// appendFin writes <fin/> with the XEP-0059 <set/> of the page.
+func appendFin(dst []byte, pg page) []byte {
+	b := xmlstream.Builder{B: dst}
+	complete := "false"
+	if pg.complete {
+		complete = "true"
+	}
+	b.Start("fin").Attr("xmlns", NS).Attr("complete", complete)
+	b.Start("set").Attr("xmlns", NSRSM)
+	if len(pg.ids) > 0 {
+		b.Start("first")
+		if pg.index >= 0 {
+			b.Attr("index", strconv.Itoa(pg.index))
+		}
+		b.TextBytes(pg.ids[0].AppendText(nil)).End()
+		b.Start("last").TextBytes(pg.ids[len(pg.ids)-1].AppendText(nil)).End()
+	}
+	if pg.count >= 0 {
+		b.Start("count").Text(strconv.Itoa(pg.count)).End()
+	}
+	return b.End().End().B
+}
+
+// appendResult writes the IQ result for iq, to the session's full JID.
+func appendResult(dst []byte, iq *module.Packet, to string, payload []byte) []byte {
+	b := xmlstream.Builder{B: dst}
+	b.Start("iq").Attr("type", "result")
+	if iq.ID != "" {
+		b.AttrBytes("id", xmlstream.AppendUnescaped(nil, []byte(iq.ID)))
+	}
+	if !iq.To.IsZero() {
+		b.Attr("from", iq.To.String())
+	}
+	b.Attr("to", to)
+	return b.Raw(payload).End().B
+}
+
+// metadata answers §6: the first and last message of the archive.
+func (m *Mod) metadata(c module.Context, iq *module.Packet) {
+	first, last, ok, err := m.a.bounds(iq.From.Bare().String(), sid.IDFloor(m.cutoff(c.Now())))
+	if err != nil {
+		m.storeFailed(c, iq, err, "mam: metadata")
+		return
+	}
+	var b xmlstream.Builder
+	b.Start("metadata").Attr("xmlns", NS)
+	if ok {
+		for _, x := range []struct {
+			name string
+			id   sid.ID
+		}{{"start", first}, {"end", last}} {
+			b.Start(x.name).AttrBytes("id", x.id.AppendText(nil)).Attr("timestamp", x.id.Time().Format(stampLayout)).End()
+		}
+	}
+	c.Reply(iq, b.End().B)
+}
+
+// userPrefs returns user's preferences, or the server default.
+func (m *Mod) userPrefs(user jid.JID) (prefs, error) {
+	v, err := m.a.t.Get(prefsKey(user.String()))
+	if errors.Is(err, store.ErrNotFound) {
+		return prefs{def: m.cfg.Default}, nil
+	}
+	if err != nil {
+		return prefs{}, err
+	}
+	return decodePrefs(v)
+}
+
+// getPrefs answers XEP-0441 §2.1.
+func (m *Mod) getPrefs(c module.Context, iq *module.Packet) {
+	p, err := m.userPrefs(iq.From.Bare())
+	if err != nil {
+		m.storeFailed(c, iq, err, "mam: read preferences")
+		return
+	}
+	var b xmlstream.Builder
+	appendPrefs(&b, p)
+	c.Reply(iq, b.B)
+}
+
+// setPrefs answers XEP-0441 §2.2: the preferences are stored (synced) and returned.
+func (m *Mod) setPrefs(c module.Context, iq *module.Packet) {
+	payload, _ := iq.Payload()
+	p, e := parsePrefs(payload)
+	if e != nil {
+		c.Error(iq, e)
+		return
+	}
+	if err := m.a.t.Set(prefsKey(iq.From.Bare().String()), encodePrefs(p)); err != nil {
+		m.storeFailed(c, iq, err, "mam: store preferences")
+		return
+	}
+	var b xmlstream.Builder
+	appendPrefs(&b, p)
+	c.Reply(iq, b.B)
+}

@@ -1,0 +1,371 @@
+package mam
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/vireo-im/vireo/modules/module"
+	"github.com/vireo-im/vireo/modules/sid"
+	"github.com/vireo-im/vireo/xmlstream"
+	"github.com/vireo-im/vireo/xmlstream/jid"
+	"github.com/vireo-im/vireo/xmlstream/ns"
+	"github.com/vireo-im/vireo/xmlstream/stanza"
+)
+
+// Namespaces.
+const (
+	NS         = "urn:xmpp:mam:2"                 // XEP-0313
+	NSExtended = "urn:xmpp:mam:2#extended"        // XEP-0313 §7: before-id, after-id, ids, flip-page, metadata
+	NSRSM      = "http://jabber.org/protocol/rsm" // XEP-0059
+	nsValidate = "http://jabber.org/protocol/xdata-validate"
+)
+
+// Tunables.
+const (
+	// DefaultMaxPage caps the results of one query page (and is the page size when the
+	// client gives no RSM max): 250 messages of the 256 KiB stanza limit are 64 MiB at
+	// worst, sent in flow-controlled batches.
+	DefaultMaxPage = 250
+	// DefaultSweepInterval is how often expired messages are looked for when a retention
+	// is set. Queries never show expired messages, so this only bounds the disk they use.
+	DefaultSweepInterval = time.Hour
+	// sweepBudget bounds one sweep's work: at most this many rows deleted, then the next
+	// sweep continues from the user it stopped at.
+	sweepBudget = 100_000
+	// batchBytes is how much of a result page goes out before waiting until the
+	// connection has written it (like offline delivery): a page never fills the stream's
+	// outbound queue, whose cap would close the stream.
+	batchBytes = 64 << 10
+	// stampLayout is the XEP-0082 DateTime of delay stamps and metadata, in milliseconds
+	// like the ids.
+	stampLayout = "2006-01-02T15:04:05.000Z"
+)
+
+func init() { module.Register(new(Mod)) }
+
+// Config is [modules.mam].
+type Config struct {
+	// Default is the policy for users who set no preferences: "always" (the default),
+	// "roster" (only contacts in the roster) or "never".
+	Default string `toml:"default"`
+	// MaxPage caps one page of results (DefaultMaxPage).
+	MaxPage int `toml:"max_page"`
+	// Retention is how long messages are kept: "0" or "" forever, else a Go duration
+	// ("720h") or a number of days ("30d").
+	Retention string `toml:"retention"`
+	// SweepInterval is how often expired messages are deleted (a Go duration; default 1h).
+	SweepInterval string `toml:"sweep_interval"`
+}
+
+// Mod is the module.
+type Mod struct {
+	cfg       Config
+	maxPage   int
+	retention time.Duration
+	every     time.Duration
+	a         archive
+	log       zerolog.Logger
+	now       func() time.Time
+
+	features func() []string
+	sidOnce  sync.Once
+	sidOn    bool // the sid module stamps messages before the archive runs
+
+	lastLog atomic.Int64 // unix seconds of the last logged archive write failure
+
+	stop   chan struct{}
+	done   chan struct{}
+	cursor []byte // where the next sweep starts; used by the sweeper goroutine only
+}
+
+var (
+	_ module.Provisioner = (*Mod)(nil)
+	_ module.Cleaner     = (*Mod)(nil)
+)
+
+// ModuleInfo implements module.Module.
+func (*Mod) ModuleInfo() module.Info {
+	return module.Info{ID: "mam", XEP: 313, New: func() module.Module { return new(Mod) }}
+}
+
+// ParseRetention reads the retention setting: "" or "0" for forever, a Go duration, or
+// a whole number of days such as "30d".
+func ParseRetention(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if s == "" || s == "0" {
+		return 0, nil
+	}
+	var d time.Duration
+	var err error
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		var n int
+		n, err = strconv.Atoi(days)
+		d = time.Duration(n) * 24 * time.Hour
+		if err == nil && (n < 0 || n > 1e6) {
+			err = errors.New("out of range")
+		}
+	} else {
+		d, err = time.ParseDuration(s)
+	}
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("retention %q: want \"0\", a duration such as \"720h\" or days such as \"30d\"", s)
+	}
+	return d, nil
+}
+
+// Provision reads [modules.mam] and registers the IQs, hooks and the sweeper.
+func (m *Mod) Provision(r module.Registrar) error {
+	m.log = r.Logger()
+	if err := r.Config(&m.cfg); err != nil {
+		return err
+	}
+	if m.cfg.Default == "" {
+		m.cfg.Default = PolicyAlways
+	}
+	if !validPolicy(m.cfg.Default) {
+		return fmt.Errorf("default %q: want always, roster or never", m.cfg.Default)
+	}
+	m.maxPage = m.cfg.MaxPage
+	if m.maxPage <= 0 {
+		m.maxPage = DefaultMaxPage
+	}
+	var err error
+	if m.retention, err = ParseRetention(m.cfg.Retention); err != nil {
+		return err
+	}
+	m.every = DefaultSweepInterval
+	if m.cfg.SweepInterval != "" {
+		if m.every, err = time.ParseDuration(m.cfg.SweepInterval); err != nil || m.every <= 0 {
+			return fmt.Errorf("sweep_interval %q: want a duration such as \"1h\"", m.cfg.SweepInterval)
+		}
+	}
+	if m.now == nil {
+		m.now = time.Now
+	}
+	m.a = archive{t: r.Table("mam")}
+	m.features = r.Features
+
+	r.IQ(module.IQSet, NS, "query", m.query) // also advertises NS
+	r.IQ(module.IQGet, NS, "query", m.form)
+	r.IQ(module.IQGet, NS, "metadata", m.metadata)
+	r.IQ(module.IQGet, NS, "prefs", m.getPrefs)
+	r.IQ(module.IQSet, NS, "prefs", m.setPrefs)
+	r.Feature(NSExtended)
+	// Someone else's archive (XEP-0313 §9.1): only its owner may read or configure it.
+	for _, l := range []string{"query", "metadata", "prefs"} {
+		r.IQBare(module.IQGet, NS, l, forbidden)
+		r.IQBare(module.IQSet, NS, l, forbidden)
+	}
+	r.Hook(module.Outbound, module.KindMessage, module.OrderArchive, m.outbound)
+	r.Hook(module.Inbound, module.KindMessage, module.OrderArchive, m.inbound)
+
+	if m.retention > 0 {
+		m.stop, m.done = make(chan struct{}), make(chan struct{})
+		go m.sweeper()
+	}
+	return nil
+}
+
+// Cleanup stops the sweeper and waits for it, so that the store can close.
+func (m *Mod) Cleanup() error {
+	if m.stop != nil {
+		close(m.stop)
+		<-m.done
+		m.stop = nil
+	}
+	return nil
+}
+
+func forbidden(c module.Context, iq *module.Packet) {
+	c.Error(iq, &stanza.Error{Type: stanza.Auth, Condition: stanza.Forbidden, Text: "only the owner may use an archive"})
+}
+
+// cutoff is the oldest time still kept (the zero time without retention).
+func (m *Mod) cutoff(now time.Time) time.Time {
+	if m.retention <= 0 {
+		return time.Time{}
+	}
+	return now.Add(-m.retention)
+}
+
+// --- archiving ---
+
+// archivable applies XEP-0313 §5.1.1 and XEP-0334 to a chat or normal message: it is kept
+// when it has a body or a <store/> hint, unless it carries <no-store/> or
+// <no-permanent-store/>. Chat states, receipts and markers alone are not kept. body
+// reports a <body/>.
+func archivable(p *module.Packet) (keep, body bool) {
+	switch p.Type {
+	case "", "normal", "chat":
+	default:
+		return false, false // groupchat (a room keeps its own archive), headline, error
+	}
+	hint := false
+	for it := p.Elem().Children(); ; {
+		c, ok := it.Next()
+		if !ok {
+			return body || hint, body
+		}
+		switch name, space := string(c.Name()), string(c.NS()); {
+		case name == "body" && space == ns.Client:
+			body = true
+		case space == ns.Hints && (name == "no-store" || name == "no-permanent-store"):
+			return false, body
+		case space == ns.Hints && name == "store":
+			hint = true
+		}
+	}
+}
+
+// wants applies the user's preferences (XEP-0441) to a message with contact: never wins
+// over always, and the default decides for everyone else.
+func (m *Mod) wants(c module.Context, user, contact jid.JID) (bool, error) {
+	p, err := m.userPrefs(user)
+	if err != nil {
+		return false, err
+	}
+	switch {
+	case listed(p.never, contact):
+		return false, nil
+	case listed(p.always, contact):
+		return true, nil
+	case p.def == PolicyRoster:
+		_, ok := c.RosterItem(user, contact.Bare())
+		return ok, nil
+	}
+	return p.def == PolicyAlways, nil
+}
+
+// outbound archives a message a local user sends, in the sender's archive, under a new
+// id. A message to the user's own bare JID is left to the inbound phase, so that it is
+// archived once.
+func (m *Mod) outbound(c module.Context, p *module.Packet) module.Verdict {
+	user := p.From.Bare()
+	to := p.To
+	if to.IsZero() || to.Bare().Equal(user) || to.Local() == "" && to.Resource() == "" && c.IsLocal(to.Domain()) {
+		return module.Continue
+	}
+	if keep, _ := archivable(p); !keep {
+		return module.Continue
+	}
+	m.archive(c, user, sid.Next(c.Now()), true, to, p.Raw)
+	return module.Continue
+}
+
+// inbound archives a message for its local recipient under the stanza-id the recipient
+// gets: the one the sid module stamped, or one stamped here when sid is off or did not
+// stamp (it stamps messages with a body; here a bodiless one with a <store/> hint).
+func (m *Mod) inbound(c module.Context, p *module.Packet) module.Verdict {
+	keep, body := archivable(p)
+	if p.From.IsZero() || !keep {
+		return module.Continue
+	}
+	user := p.To.Bare()
+	if ok, err := m.wants(c, user, p.From); err != nil || !ok {
+		if err != nil {
+			m.logFailure(err, "mam: read preferences")
+		}
+		return module.Continue
+	}
+	m.sidOnce.Do(func() { m.sidOn = slices.Contains(m.features(), ns.SID) })
+	id, ok := stanzaID(p, user.String(), m.sidOn && body)
+	if !ok {
+		id = sid.Next(c.Now())
+		p.Raw = stampID(p.Raw, user.String(), id)
+	}
+	if err := m.a.add(user.String(), id, false, p.From, p.Raw); err != nil {
+		m.logFailure(err, "mam: archive message")
+	}
+	return module.Continue
+}
+
+// archive stores a sent message if the sender's preferences allow it.
+func (m *Mod) archive(c module.Context, user jid.JID, id sid.ID, out bool, remote jid.JID, raw []byte) {
+	ok, err := m.wants(c, user, remote)
+	if err == nil && ok {
+		err = m.a.add(user.String(), id, out, remote, raw)
+	}
+	if err != nil {
+		m.logFailure(err, "mam: archive message")
+	}
+}
+
+// logFailure logs a failed archive write at most once a minute: the message is still
+// delivered (see the package documentation), and a broken disk fails every write.
+func (m *Mod) logFailure(err error, msg string) {
+	if !module.LogStoreError(err) {
+		return
+	}
+	now := time.Now().Unix()
+	if last := m.lastLog.Load(); now-last >= 60 && m.lastLog.CompareAndSwap(last, now) {
+		m.log.Error().Err(err).Msg(msg)
+	}
+}
+
+// stanzaID returns the archive id of an inbound message: its <stanza-id by='user'/>, the
+// last one, which the sid module appended after removing any the sender had put there
+// (XEP-0359 §5). Where sid did not stamp (trusted is false), such an element came from
+// the sender: trusting it would let a sender choose, and overwrite, an archive row.
+func stanzaID(p *module.Packet, user string, trusted bool) (sid.ID, bool) {
+	if !trusted {
+		return sid.ID{}, false
+	}
+	var id sid.ID
+	found := false
+	var by []byte
+	for it := p.Elem().Children(); ; {
+		c, ok := it.Next()
+		if !ok {
+			return id, found
+		}
+		if string(c.Name()) != "stanza-id" || string(c.NS()) != ns.SID {
+			continue
+		}
+		by, _ = c.AppendAttr(by[:0], "by")
+		if string(by) != user {
+			continue
+		}
+		v, _ := c.AppendAttr(nil, "id")
+		id, found = sid.ParseID(v)
+	}
+}
+
+// stampID returns raw without the <stanza-id by='user'/> elements it had, and with one
+// carrying id (XEP-0359 §5: the archive's own id, never one a sender chose).
+func stampID(raw []byte, user string, id sid.ID) []byte {
+	e, err := xmlstream.ParseElement(raw, ns.Client)
+	if err != nil {
+		return raw
+	}
+	out := make([]byte, 0, len(raw)+96)
+	pos := 0
+	var by []byte
+	for it := e.Children(); ; {
+		c, ok := it.Next()
+		if !ok {
+			break
+		}
+		if string(c.Name()) != "stanza-id" || string(c.NS()) != ns.SID {
+			continue
+		}
+		if by, _ = c.AppendAttr(by[:0], "by"); string(by) != user {
+			continue
+		}
+		// c.Raw() is a window on raw: its offset follows from the capacities.
+		i := cap(raw) - cap(c.Raw())
+		out = append(out, raw[pos:i]...)
+		pos = i + len(c.Raw())
+	}
+	out = append(out, raw[pos:]...)
+	var b xmlstream.Builder
+	b.Start("stanza-id").Attr("xmlns", ns.SID).AttrBytes("id", id.AppendText(nil)).Attr("by", user).End()
+	return xmlstream.AppendChild(nil, out, b.B)
+}

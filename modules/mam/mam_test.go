@@ -1,0 +1,464 @@
+package mam_test
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/vireo-im/vireo/modules/mam"
+	"github.com/vireo-im/vireo/modules/sid"
+	_ "github.com/vireo-im/vireo/modules/standard"
+	"github.com/vireo-im/vireo/router"
+	"github.com/vireo-im/vireo/router/routertest"
+	"github.com/vireo-im/vireo/store"
+)
+
+// env is a router with alice, bob, carol and dave, a [modules.mam] config and a clock that the
+// test moves.
+type env struct {
+	*routertest.Env
+	now   atomic.Int64
+	start time.Time
+}
+
+// nextDay returns noon of a day after every archive id made so far: ids never go back in
+// time within a process, so a test whose clock starts before where an earlier one ended
+// would get later stamps than its clock says.
+func nextDay() time.Time {
+	return sid.Next(time.Time{}).Time().Truncate(24 * time.Hour).Add(36 * time.Hour)
+}
+
+func newEnv(t *testing.T, cfg mam.Config) *env {
+	e := &env{start: nextDay()}
+	e.now.Store(e.start.UnixNano())
+	e.Env = routertest.New(t, []string{"alice", "bob", "carol", "dave"}, func(o *router.Options) {
+		o.Now = func() time.Time { return time.Unix(0, e.now.Load()) }
+		o.ModuleConfig = func(id string, v any) error {
+			if c, ok := v.(*mam.Config); ok {
+				*c = cfg
+			}
+			return nil
+		}
+	})
+	return e
+}
+
+func (e *env) advance(d time.Duration) { e.now.Add(int64(d)) }
+
+// at formats the env's start plus d as form values and stamps show it.
+func (e *env) at(d time.Duration, layout string) string { return e.start.Add(d).Format(layout) }
+
+const stamp = "2006-01-02T15:04:05.000Z"
+
+// sync waits until what s sent so far has been handled in to's shard: s asks for the
+// disco#info of to's bare JID, answered there after s's earlier stanzas.
+func sync(t *testing.T, s *routertest.Sess, to, id string) {
+	t.Helper()
+	s.Send("<iq type='get' id='" + id + "' to='" + to + "@example.org'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+	s.C.Wait(t, "id='"+id+"'")
+}
+
+var (
+	stanzaIDRe = regexp.MustCompile(`<stanza-id xmlns='urn:xmpp:sid:0' id='([0-9a-z]{20})' by='([^']*)'/>`)
+	resultRe   = regexp.MustCompile(`<result xmlns='urn:xmpp:mam:2'(?: queryid='[^']*')? id='([0-9a-z]{20})'>`)
+	bodyRe     = regexp.MustCompile(`<body>([^<]*)</body>`)
+)
+
+// query sends an archive query from s and returns the bodies of the results in the order
+// they came, their ids and the IQ answer.
+func query(t *testing.T, s *routertest.Sess, id, inner string) (bodies, ids []string, fin string) {
+	t.Helper()
+	s.C.Reset()
+	s.Send("<iq type='set' id='" + id + "'><query xmlns='urn:xmpp:mam:2' queryid='" + id + "'>" + inner + "</query></iq>")
+	fin = s.C.Wait(t, "<iq", "id='"+id+"'")
+	for _, st := range s.C.Got() {
+		if !strings.Contains(st, "queryid='"+id+"'") || !strings.HasPrefix(st, "<message") {
+			continue
+		}
+		body := ""
+		if m := bodyRe.FindStringSubmatch(st); m != nil {
+			body = m[1]
+		}
+		bodies = append(bodies, body)
+		ids = append(ids, resultRe.FindStringSubmatch(st)[1])
+	}
+	return bodies, ids, fin
+}
+
+func form(fields ...string) string {
+	s := "<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>urn:xmpp:mam:2</value></field>"
+	for i := 0; i+1 < len(fields); i += 2 {
+		s += "<field var='" + fields[i] + "'><value>" + fields[i+1] + "</value></field>"
+	}
+	return s + "</x>"
+}
+
+// TestMamArchivesBothSides: a message is in the sender's and the recipient's archive; the
+// recipient's archive id is the stanza-id it received; chat states, groupchat, errors and
+// no-store messages are not archived.
+func TestMamArchivesBothSides(t *testing.T) {
+	e := newEnv(t, mam.Config{})
+	a, b := e.Bind("alice", "pc"), e.Bind("bob", "phone")
+	a.Send("<presence/>")
+	b.Send("<presence/>")
+	a.Send("<message to='bob@example.org' type='chat' id='m1'><body>one</body></message>")
+	a.Send("<message to='bob@example.org' type='chat'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>")
+	a.Send("<message to='bob@example.org' type='chat'><body>secret</body><no-store xmlns='urn:xmpp:hints'/></message>")
+	a.Send("<message to='bob@example.org' type='groupchat'><body>gc</body></message>")
+	a.Send("<message to='bob@example.org' type='headline'><body>news</body></message>")
+	a.Send("<message to='bob@example.org'><body>two</body><stanza-id xmlns='urn:xmpp:sid:0' id='spoof' by='bob@example.org'/></message>")
+	got := b.C.Wait(t, "<body>two</body>")
+	first := b.C.Wait(t, "<body>one</body>")
+	m := stanzaIDRe.FindAllStringSubmatch(first+got, -1)
+	if len(m) != 2 || m[0][2] != "bob@example.org" || strings.Contains(got, "spoof") {
+		t.Fatalf("delivered stanza-ids: %q\n%s\n%s", m, first, got)
+	}
+
+	bodies, ids, fin := query(t, b, "q1", "")
+	if strings.Join(bodies, ",") != "one,two" || ids[0] != m[0][1] || ids[1] != m[1][1] {
+		t.Fatalf("bob's archive: %v %v, delivered ids %s %s", bodies, ids, m[0][1], m[1][1])
+	}
+	if !strings.Contains(fin, "<fin xmlns='urn:xmpp:mam:2' complete='true'>") || !strings.Contains(fin, "<count>2</count>") ||
+		!strings.Contains(fin, "<first index='0'>"+ids[0]+"</first><last>"+ids[1]+"</last>") {
+		t.Fatalf("fin: %s", fin)
+	}
+	bodies, aids, _ := query(t, a, "q2", "")
+	if strings.Join(bodies, ",") != "one,two" || aids[0] == ids[0] {
+		t.Fatalf("alice's archive: %v %v", bodies, aids)
+	}
+	// A result forwards the message as sent, with its time.
+	a.C.Reset()
+	a.Send("<iq type='set' id='q3'><query xmlns='urn:xmpp:mam:2'/></iq>")
+	r := a.C.Wait(t, "<body>one</body>")
+	want := "<forwarded xmlns='urn:xmpp:forward:0'><delay xmlns='urn:xmpp:delay' stamp='" + e.at(0, stamp) + "'/>" +
+		"<message to='bob@example.org' type='chat' id='m1' from='alice@example.org/pc' xmlns='jabber:client'><body>one</body></message></forwarded>"
+	if !strings.HasPrefix(r, "<message to='alice@example.org/pc'><result xmlns='urn:xmpp:mam:2' id='") || !strings.Contains(r, want) {
+		t.Fatalf("result: %s", r)
+	}
+}
+
+// TestMamPaging drives RSM and the form filters through the router.
+func TestMamPaging(t *testing.T) {
+	e := newEnv(t, mam.Config{MaxPage: 4})
+	a, b := e.Bind("alice", "pc"), e.Bind("bob", "phone")
+	c := e.Bind("carol", "x")
+	b.Send("<presence/>")
+	for i := 0; i < 10; i++ {
+		to := "bob"
+		if i%3 == 2 {
+			to = "carol"
+		}
+		a.Send(fmt.Sprintf("<message to='%s@example.org' type='chat'><body>%d</body></message>", to, i))
+		sync(t, a, "alice", fmt.Sprint("s", i))
+		e.advance(time.Minute)
+	}
+	c.Send("<message to='alice@example.org/pc' type='chat'><body>c</body></message>")
+	a.C.Wait(t, "<body>c</body>")
+	_, all, _ := query(t, a, "all", "<set xmlns='http://jabber.org/protocol/rsm'><max>100</max></set>")
+	if len(all) != 4 {
+		t.Fatalf("max_page 4: got %d", len(all))
+	}
+	for i, tc := range []struct {
+		inner, bodies, fin string
+	}{
+		{"", "0,1,2,3", "complete='false'"},
+		{form("with", "bob@example.org"), "0,1,3,4", "<count>7</count>"},
+		{form("with", "carol@example.org"), "2,5,8,c", "complete='true'"},
+		{form("with", "carol@example.org/x"), "c", "<count>1</count>"},
+		{form("with", "carol@example.org/y"), "", "<set xmlns='http://jabber.org/protocol/rsm'><count>0</count></set>"},
+		{form("start", e.at(3*time.Minute, time.RFC3339), "end", e.at(5*time.Minute, time.RFC3339)), "3,4,5", "<first index='0'>"},
+		{form("end", e.at(3*time.Minute-time.Millisecond, stamp)), "0,1,2", "complete='true'"},
+		{form("start", e.at(9*time.Minute+time.Millisecond, stamp)), "c", "<first index='0'>"},
+		{"<set xmlns='http://jabber.org/protocol/rsm'><max>2</max><before/></set>", "9,c", "<first index='9'>"},
+		{"<set xmlns='http://jabber.org/protocol/rsm'><max>3</max><index>2</index></set>", "2,3,4", "<first index='2'>"},
+		{"<set xmlns='http://jabber.org/protocol/rsm'><max>3</max></set><flip-page/>", "2,1,0", "complete='false'"},
+		{"<set xmlns='http://jabber.org/protocol/rsm'><max>0</max></set>", "", "<count>11</count>"},
+		{form("with", "bob@example.org") + "<set xmlns='http://jabber.org/protocol/rsm'><max>2</max><before/></set><flip-page/>", "9,7", "complete='false'"},
+	} {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			bodies, _, fin := query(t, a, fmt.Sprint("p", i), tc.inner)
+			if strings.Join(bodies, ",") != tc.bodies || !strings.Contains(fin, tc.fin) {
+				t.Fatalf("%s: got %v\n%s\nwant %s, %s", tc.inner, bodies, fin, tc.bodies, tc.fin)
+			}
+		})
+	}
+	// Paging forwards with after, then backwards with before, covers everything once.
+	var fwd []string
+	after := ""
+	for {
+		set := "<set xmlns='http://jabber.org/protocol/rsm'><max>3</max>" + after + "</set>"
+		bodies, ids, fin := query(t, a, "f", set)
+		fwd = append(fwd, bodies...)
+		if strings.Contains(fin, "complete='true'") {
+			break
+		}
+		after = "<after>" + ids[len(ids)-1] + "</after>"
+	}
+	var back []string
+	before := "<before/>"
+	for {
+		set := "<set xmlns='http://jabber.org/protocol/rsm'><max>3</max>" + before + "</set>"
+		bodies, ids, fin := query(t, a, "b", set)
+		back = append(append([]string(nil), bodies...), back...)
+		if strings.Contains(fin, "complete='true'") {
+			break
+		}
+		before = "<before>" + ids[0] + "</before>"
+	}
+	if f, b := strings.Join(fwd, ","), strings.Join(back, ","); f != "0,1,2,3,4,5,6,7,8,9,c" || b != f {
+		t.Fatalf("forward %s, backward %s", f, b)
+	}
+}
+
+// TestMamErrors: ids not in the archive, unknown fields, bad values, someone else's archive.
+func TestMamErrors(t *testing.T) {
+	e := newEnv(t, mam.Config{})
+	a, b := e.Bind("alice", "pc"), e.Bind("bob", "phone")
+	a.Send("<message to='bob@example.org' type='chat'><body>x</body></message>")
+	sync(t, a, "bob", "s")
+	_, bids, _ := query(t, b, "q", "")
+	if len(bids) != 1 {
+		t.Fatalf("bob has %d", len(bids))
+	}
+	for i, tc := range []struct{ inner, want string }{
+		{"<set xmlns='http://jabber.org/protocol/rsm'><after>" + bids[0] + "</after></set>", "item-not-found"}, // bob's id, alice's archive
+		{"<set xmlns='http://jabber.org/protocol/rsm'><before>nope</before></set>", "item-not-found"},
+		{form("after-id", "0000000000000000000a"), "item-not-found"},
+		{form("ids", bids[0]), "item-not-found"},
+		{form("{urn:example}x", "1"), "feature-not-implemented"},
+		{form("start", "yesterday"), "bad-request"},
+		{form("with", "a@@b"), "jid-malformed"},
+		{"<set xmlns='http://jabber.org/protocol/rsm'><max>-1</max></set>", "bad-request"},
+		{"<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>urn:xmpp:mam:1</value></field></x>", "bad-request"},
+	} {
+		_, _, fin := query(t, a, fmt.Sprint("e", i), tc.inner)
+		if !strings.Contains(fin, "type='error'") || !strings.Contains(fin, "<"+tc.want) {
+			t.Errorf("%s: %s, want %s", tc.inner, fin, tc.want)
+		}
+	}
+	// Bob cannot read or configure alice's archive.
+	b.C.Reset()
+	for i, p := range []string{
+		"<iq type='set' id='x%d' to='alice@example.org'><query xmlns='urn:xmpp:mam:2'/></iq>",
+		"<iq type='get' id='x%d' to='alice@example.org'><metadata xmlns='urn:xmpp:mam:2'/></iq>",
+		"<iq type='set' id='x%d' to='alice@example.org'><prefs xmlns='urn:xmpp:mam:2' default='never'/></iq>",
+	} {
+		b.Send(fmt.Sprintf(p, i))
+		got := b.C.Wait(t, fmt.Sprintf("id='x%d'", i))
+		if !strings.Contains(got, "<forbidden") {
+			t.Errorf("bob at alice's archive: %s", got)
+		}
+	}
+	if strings.Contains(b.C.All(), "<result xmlns='urn:xmpp:mam:2'") {
+		t.Fatalf("bob got archive results:\n%s", b.C.All())
+	}
+}
+
+// TestMamFormMetadataPrefs: the form, metadata and preferences.
+func TestMamFormMetadataPrefs(t *testing.T) {
+	e := newEnv(t, mam.Config{})
+	e.Store.Rosters().Put("alice@example.org", store.RosterItem{JID: "bob@example.org", Sub: store.SubBoth})
+	a, b := e.Bind("alice", "pc"), e.Bind("bob", "phone")
+	c := e.Bind("carol", "x")
+	a.Send("<presence/>")
+	a.Send("<iq type='get' id='f'><query xmlns='urn:xmpp:mam:2'/></iq>")
+	if got := a.C.Wait(t, "id='f'"); !strings.Contains(got, "var='after-id'") || !strings.Contains(got, "<open/>") {
+		t.Fatalf("form: %s", got)
+	}
+	a.Send("<iq type='get' id='m0'><metadata xmlns='urn:xmpp:mam:2'/></iq>")
+	if got := a.C.Wait(t, "id='m0'"); !strings.Contains(got, "<metadata xmlns='urn:xmpp:mam:2'/>") {
+		t.Fatalf("empty metadata: %s", got)
+	}
+	a.Send("<iq type='get' id='g0'><prefs xmlns='urn:xmpp:mam:2'/></iq>")
+	if got := a.C.Wait(t, "id='g0'"); !strings.Contains(got, "<prefs xmlns='urn:xmpp:mam:2' default='always'><always/><never/></prefs>") {
+		t.Fatalf("default prefs: %s", got)
+	}
+	a.Send("<iq type='set' id='s0'><prefs xmlns='urn:xmpp:mam:2' default='roster'><always><jid>carol@example.org</jid></always><never><jid>bob@example.org/phone</jid></never></prefs></iq>")
+	want := "<prefs xmlns='urn:xmpp:mam:2' default='roster'><always><jid>carol@example.org</jid></always><never><jid>bob@example.org/phone</jid></never></prefs>"
+	if got := a.C.Wait(t, "id='s0'"); !strings.Contains(got, want) {
+		t.Fatalf("set prefs: %s", got)
+	}
+	a.Send("<iq type='set' id='s1'><prefs xmlns='urn:xmpp:mam:2' default='sometimes'/></iq>")
+	a.C.Wait(t, "id='s1'", "bad-request")
+	// never wins for bob/phone, bob/pc is in the roster, carol is always, dave is none.
+	b2, d := e.Bind("bob", "pc"), e.Bind("dave", "x")
+	for _, x := range []struct {
+		s    *routertest.Sess
+		body string
+	}{{b, "from phone"}, {b2, "from pc"}, {c, "from carol"}, {d, "from dave"}} {
+		x.s.Send("<message to='alice@example.org' type='chat'><body>" + x.body + "</body></message>")
+		a.C.Wait(t, x.body) // in alice's archive before the next one
+	}
+	bodies, ids, _ := query(t, a, "q", "")
+	if strings.Join(bodies, ",") != "from pc,from carol" {
+		t.Fatalf("with prefs: %v", bodies)
+	}
+	a.Send("<iq type='get' id='m1'><metadata xmlns='urn:xmpp:mam:2'/></iq>")
+	got := a.C.Wait(t, "id='m1'")
+	if !strings.Contains(got, "<start id='"+ids[0]+"' timestamp='"+e.at(0, stamp)+"'/><end id='"+ids[1]+"'") {
+		t.Fatalf("metadata: %s", got)
+	}
+}
+
+// TestMamAccountDeletion: deleting the account deletes its archive, and only its own.
+func TestMamAccountDeletion(t *testing.T) {
+	e := newEnv(t, mam.Config{})
+	a := e.Bind("alice", "pc")
+	a.Send("<message to='bob@example.org' type='chat'><body>x</body></message>")
+	a.Send("<iq type='set' id='s'><prefs xmlns='urn:xmpp:mam:2' default='always'/></iq>")
+	a.C.Wait(t, "id='s'")
+	b := e.Bind("bob", "phone")
+	if _, ids, _ := query(t, b, "q", ""); len(ids) != 1 {
+		t.Fatalf("bob has %d", len(ids))
+	}
+	rows := func(user string) int {
+		n := 0
+		e.Store.Table("mam").Scan(store.UserKey(user), func(_, _ []byte) bool { n++; return true })
+		return n
+	}
+	if rows("alice@example.org") != 3 { // message, index row, preferences
+		t.Fatalf("alice has %d rows", rows("alice@example.org"))
+	}
+	if err := e.Store.Accounts().Delete("alice@example.org"); err != nil {
+		t.Fatal(err)
+	}
+	if n := rows("alice@example.org"); n != 0 {
+		t.Fatalf("%d archive rows survived the account", n)
+	}
+	if n := rows("bob@example.org"); n != 2 {
+		t.Fatalf("bob's archive has %d rows after alice went", n)
+	}
+}
+
+// TestMamSelfAndHints: a message to one's own account is archived once; a bodiless
+// message with a <store/> hint is archived under a stanza-id stamped by the archive.
+func TestMamSelfAndHints(t *testing.T) {
+	e := newEnv(t, mam.Config{})
+	a, a2 := e.Bind("alice", "pc"), e.Bind("alice", "phone")
+	a2.Send("<presence/>")
+	a.Send("<message to='alice@example.org/phone' type='chat'><body>note to self</body></message>")
+	a2.C.Wait(t, "note to self")
+	bodies, _, _ := query(t, a, "q1", form("with", "alice@example.org"))
+	if strings.Join(bodies, ",") != "note to self" {
+		t.Fatalf("self messages: %v", bodies)
+	}
+	b := e.Bind("bob", "x")
+	b.Send("<message to='alice@example.org' type='chat'><received xmlns='urn:xmpp:receipts' id='r1'/><store xmlns='urn:xmpp:hints'/></message>")
+	got := a2.C.Wait(t, "urn:xmpp:receipts")
+	m := stanzaIDRe.FindStringSubmatch(got)
+	if m == nil || m[2] != "alice@example.org" {
+		t.Fatalf("stored receipt delivered without a stanza-id: %s", got)
+	}
+	_, ids, _ := query(t, a, "q2", form("with", "bob@example.org"))
+	if len(ids) != 1 || ids[0] != m[1] {
+		t.Fatalf("receipt archived as %v, delivered as %s", ids, m[1])
+	}
+}
+
+// TestMamOffline: a message for an offline user is archived and stored offline; the copy
+// delivered at login carries the archive id.
+func TestMamOffline(t *testing.T) {
+	e := newEnv(t, mam.Config{})
+	a := e.Bind("alice", "pc")
+	a.Send("<message to='bob@example.org' type='chat'><body>while you were out</body></message>")
+	sync(t, a, "bob", "s")
+	if n, _ := e.Store.Offline().Count("bob@example.org"); n != 1 {
+		t.Fatalf("offline: %d", n)
+	}
+	b := e.Bind("bob", "phone")
+	b.Send("<presence/>")
+	got := b.C.Wait(t, "while you were out")
+	m := stanzaIDRe.FindStringSubmatch(got)
+	_, ids, _ := query(t, b, "q", "")
+	if m == nil || len(ids) != 1 || ids[0] != m[1] || !strings.Contains(got, "Offline Storage") {
+		t.Fatalf("offline copy %s, archive %v", got, ids)
+	}
+}
+
+// TestMamFlowControl: a page larger than a batch waits for the connection to write it;
+// the IQ result comes after the last message.
+func TestMamFlowControl(t *testing.T) {
+	e := newEnv(t, mam.Config{})
+	a := e.Bind("alice", "pc")
+	body := strings.Repeat("z", 4<<10)
+	for i := 0; i < 40; i++ {
+		a.Send(fmt.Sprintf("<message to='bob@example.org' type='chat'><body>%d %s</body></message>", i, body))
+	}
+	sync(t, a, "alice", "s")
+	bodies, _, fin := query(t, a, "all", "<set xmlns='http://jabber.org/protocol/rsm'><max>40</max></set>")
+	if len(bodies) != 40 || !strings.Contains(fin, "complete='true'") {
+		t.Fatalf("%d results, %s", len(bodies), fin)
+	}
+	for i, b := range bodies {
+		if !strings.HasPrefix(b, fmt.Sprint(i, " ")) {
+			t.Fatalf("result %d is %.8s", i, b)
+		}
+	}
+	if got := a.C.Got(); !strings.Contains(got[len(got)-1], "<fin ") {
+		t.Fatalf("the IQ result is not last")
+	}
+	// A client that does not read gets the first batch only, and no IQ result yet.
+	a.C.Reset()
+	a.C.HoldDrain.Store(true)
+	a.Send("<iq type='set' id='held'><query xmlns='urn:xmpp:mam:2' queryid='held'/></iq>")
+	a.C.Wait(t, "queryid='held'")
+	time.Sleep(50 * time.Millisecond)
+	n := strings.Count(a.C.All(), "queryid='held'")
+	if n < 10 || n >= 40 || strings.Contains(a.C.All(), "id='held'><fin") {
+		t.Fatalf("%d results before the connection wrote any", n)
+	}
+}
+
+// TestMamRetention: messages older than the retention disappear from queries and
+// metadata at once.
+func TestMamRetention(t *testing.T) {
+	e := newEnv(t, mam.Config{Retention: "1h"})
+	a := e.Bind("alice", "pc")
+	a.Send("<message to='bob@example.org' type='chat'><body>old</body></message>")
+	sync(t, a, "alice", "s1")
+	e.advance(50 * time.Minute)
+	a.Send("<message to='bob@example.org' type='chat'><body>new</body></message>")
+	sync(t, a, "alice", "s2")
+	if bodies, _, _ := query(t, a, "q1", ""); strings.Join(bodies, ",") != "old,new" {
+		t.Fatalf("before expiry: %v", bodies)
+	}
+	e.advance(20 * time.Minute)
+	bodies, ids, fin := query(t, a, "q2", "")
+	if strings.Join(bodies, ",") != "new" || !strings.Contains(fin, "<count>1</count>") {
+		t.Fatalf("after expiry: %v %s", bodies, fin)
+	}
+	a.Send("<iq type='get' id='m'><metadata xmlns='urn:xmpp:mam:2'/></iq>")
+	if got := a.C.Wait(t, "id='m'"); !strings.Contains(got, "<start id='"+ids[0]+"'") {
+		t.Fatalf("metadata: %s", got)
+	}
+}
+
+// TestMamSpoofedStanzaID: a stanza-id by='recipient' that the sender put in is never the
+// archive id, with a body (sid stamps) or without (the archive stamps): a sender cannot
+// choose, and so overwrite, a row of someone else's archive.
+func TestMamSpoofedStanzaID(t *testing.T) {
+	e := newEnv(t, mam.Config{})
+	a, b := e.Bind("alice", "pc"), e.Bind("bob", "x")
+	a.Send("<presence/>")
+	b.Send("<message to='alice@example.org' type='chat'><body>first</body></message>")
+	a.C.Wait(t, "first")
+	_, ids, _ := query(t, a, "q1", "")
+	victim := ids[0]
+	for i, m := range []string{
+		"<body>replaced</body>",
+		"<received xmlns='urn:xmpp:receipts' id='r'/><store xmlns='urn:xmpp:hints'/>",
+	} {
+		b.Send(fmt.Sprintf("<message to='alice@example.org' type='chat' id='s%d'>%s<stanza-id xmlns='urn:xmpp:sid:0' id='%s' by='alice@example.org'/></message>", i, m, victim))
+		got := a.C.Wait(t, fmt.Sprintf("id='s%d'", i))
+		if strings.Contains(got, victim) || len(stanzaIDRe.FindAllString(got, -1)) != 1 {
+			t.Fatalf("delivered: %s", got)
+		}
+	}
+	bodies, ids, _ := query(t, a, "q2", "")
+	if len(ids) != 3 || ids[0] != victim || bodies[0] != "first" || ids[1] == victim || ids[2] == victim {
+		t.Fatalf("archive after spoofing: %v %v", bodies, ids)
+	}
+}
