@@ -170,6 +170,12 @@ disabled = []
 # Largest vCard (avatar included) a user may store (not-acceptable beyond).
 # max_bytes = 65536
 #
+# [modules.mam]
+# XEP-0313 archive: every chat message for both parties, synced before delivery.
+# default = "always"      # users' default preference: always, roster or never
+# retention = "0"         # "0" keeps messages forever; or e.g. "720h"
+# max_page = 250          # most results one query page returns
+#
 # [modules.push]
 # XEP-0357 push: app servers (run by client vendors) are told a message arrived for a
 # sleeping phone: count and sender; the body only when include_body is true.
