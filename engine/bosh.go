@@ -83,11 +83,16 @@ type boshBody struct {
 // payload goes to the tokenizer, which checks everything else.
 func parseBOSHBody(raw []byte) (b boshBody, err error) {
 	defer func() {
-		// ParseElement expects well-formed bytes; a body is not trusted yet.
+		// ParseElement expects well-formed bytes and a body is not trusted yet: a belt
+		// for what FuzzBoshBody has not found.
 		if recover() != nil {
 			b, err = boshBody{}, xmlstream.ErrMalformed
 		}
 	}()
+	return parseBOSHBodyRaw(raw)
+}
+
+func parseBOSHBodyRaw(raw []byte) (b boshBody, err error) {
 	el, err := xmlstream.ParseElement(raw, "")
 	if err != nil {
 		return b, err
