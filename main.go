@@ -310,6 +310,7 @@ func (s *server) engineConfig(cfg *config.Config) engine.Config {
 		FastTTL:          cfg.C2S.FastTokenTTL.Duration,
 		Web: engine.Web{
 			WSPath:   cfg.Web.WebSocketPath,
+			BOSHPath: cfg.Web.BOSHPath,
 			PublicWS: cfg.Web.PublicWebSocketURL,
 			Origins:  cfg.Web.Origins,
 		},

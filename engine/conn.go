@@ -44,10 +44,24 @@ const (
 	fSASL2      // the SASL exchange in progress is XEP-0388's: answers in its namespace
 )
 
+// netConn is what conn needs of its transport. gnet.Conn satisfies it; so does a BOSH
+// session (bosh.go), whose XMPP stream outlives the HTTP connections that carry it. The
+// callbacks' gnet.Conn argument is nil for a BOSH session: callbacks use c.gc instead.
+type netConn interface {
+	Next(n int) ([]byte, error)
+	Wake(cb gnet.AsyncCallback) error
+	AsyncWrite(b []byte, cb gnet.AsyncCallback) error
+	Close() error
+	RemoteAddr() net.Addr
+	OutboundBuffered() int
+}
+
+var _ netConn = gnet.Conn(nil)
+
 // conn is one client connection, owned by its event loop except for the atomics, which
 // other goroutines read (Send, Close, the timeout sweep).
 type conn struct {
-	gc      gnet.Conn
+	gc      netConn
 	l       *listener
 	tls     atomic.Pointer[tlsconn.Conn]
 	sess    *router.Session
@@ -67,7 +81,7 @@ type conn struct {
 	domain  uint16 // index into the config's domains at stream start
 }
 
-func newConn(l *listener, gc gnet.Conn) *conn {
+func newConn(l *listener, gc netConn) *conn {
 	now := time.Now()
 	c := &conn{gc: gc, l: l, opened: uint32(now.Sub(epoch) / time.Second)}
 	c.lastRx.Store(sinceEpoch(now))
@@ -464,13 +478,13 @@ func (c *conn) asyncWrite(b []byte) error {
 	n := int64(len(buf.B))
 	c.queued.Add(n)
 	max := c.srv().config().MaxOutbound
-	err := c.gc.AsyncWrite(buf.B, func(gc gnet.Conn, err error) error {
+	err := c.gc.AsyncWrite(buf.B, func(_ gnet.Conn, err error) error {
 		c.queued.Add(-n)
 		writePool.Put(buf)
-		if err == nil && gc.OutboundBuffered() > max {
+		if err == nil && c.gc.OutboundBuffered() > max {
 			// The client does not read: drop it rather than buffer without end.
 			c.closing.Store(true)
-			return gc.Close()
+			return c.gc.Close()
 		}
 		return nil
 	})
@@ -490,24 +504,24 @@ func (c *conn) Drained(f func(ok bool)) {
 		f(false)
 		return
 	}
-	if err := c.gc.AsyncWrite([]byte{}, func(gc gnet.Conn, err error) error {
-		c.checkDrained(gc, err, f, 10*time.Millisecond)
+	if err := c.gc.AsyncWrite([]byte{}, func(_ gnet.Conn, err error) error {
+		c.checkDrained(err, f, 10*time.Millisecond)
 		return nil
 	}); err != nil {
 		f(false)
 	}
 }
 
-func (c *conn) checkDrained(gc gnet.Conn, err error, f func(bool), wait time.Duration) {
+func (c *conn) checkDrained(err error, f func(bool), wait time.Duration) {
 	switch {
 	case err != nil || c.closing.Load():
 		f(false)
-	case gc.OutboundBuffered() == 0:
+	case c.gc.OutboundBuffered() == 0:
 		f(true)
 	default:
 		time.AfterFunc(wait, func() {
-			if werr := gc.Wake(func(gc gnet.Conn, err error) error {
-				c.checkDrained(gc, err, f, min(2*wait, time.Second))
+			if werr := c.gc.Wake(func(_ gnet.Conn, err error) error {
+				c.checkDrained(err, f, min(2*wait, time.Second))
 				return nil
 			}); werr != nil {
 				f(false)
@@ -522,7 +536,7 @@ func (c *conn) closeAfterWrites() {
 	if t := c.tls.Load(); t != nil && t.HandshakeComplete() {
 		t.Close() // close_notify, queued after the last record
 	}
-	c.gc.AsyncWrite([]byte{}, func(gc gnet.Conn, _ error) error { return gc.Close() })
+	c.gc.AsyncWrite([]byte{}, func(_ gnet.Conn, _ error) error { return c.gc.Close() })
 }
 
 // Close implements router.Conn: stream error (if cond is set), end tag, close. Safe for

@@ -157,6 +157,15 @@ func (c *Config) defaults() {
 	if c.Web.WSPath == "" {
 		c.Web.WSPath = DefaultWSPath
 	}
+	if c.Web.BOSHPath == "" {
+		c.Web.BOSHPath = DefaultBOSHPath
+	}
+	if c.Web.BOSHInactivity <= 0 {
+		c.Web.BOSHInactivity = DefaultBOSHInactivity
+	}
+	if c.Web.BOSHWait <= 0 {
+		c.Web.BOSHWait = DefaultBOSHWait
+	}
 	if c.ResumeTimeout <= 0 {
 		c.ResumeTimeout = DefaultResumeTimeout
 	}
@@ -197,6 +206,7 @@ type Server struct {
 	sockDir string
 	unauth  perAddr
 	sms     sync.Map // resumable XEP-0198 session id -> *smState
+	bosh    boshRegistry
 	fast    *fast.Tokens
 	// tlsFailLog says why TLS handshakes fail, rate-limited.
 	tlsFailLog rateLog
@@ -471,6 +481,9 @@ func (r *reactor) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	s.pending.Add(-1)
 	c := newConn(l, gc)
 	c.set(fUnauth) // counted per address at accept, until it authenticates or closes
+	if l.cfg.WebSocket {
+		c.ws = &wsState{} // before the sweep can see the conn
+	}
 	gc.SetContext(c)
 	l.mu.Lock()
 	l.conns[c] = struct{}{}
@@ -481,9 +494,6 @@ func (r *reactor) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	}
 	if e := s.log.Debug(); e.Enabled() {
 		e.Str("listener", l.cfg.Name).Str("remote", c.ip()).Msg("open")
-	}
-	if l.cfg.WebSocket {
-		c.ws = &wsState{}
 	}
 	if l.cfg.DirectTLS {
 		c.startTLS()
@@ -522,6 +532,7 @@ func (r *reactor) OnTick() (time.Duration, gnet.Action) {
 	for _, l := range r.srv.ls {
 		l.sweep(now)
 	}
+	r.srv.boshSweep(now)
 	r.srv.throttle.gc(now)
 	return tickEvery, gnet.None
 }

@@ -31,8 +31,8 @@ func (l *listener) sweep(now time.Time) {
 	}
 	_, isComponent := l.kind.(*component)
 	for _, c := range l.snapshot() {
-		if c.closing.Load() {
-			continue
+		if c.closing.Load() || c.ws != nil && c.ws.bosh.Load() {
+			continue // a held BOSH request lasts up to its wait, timed by the session
 		}
 		st := c.state.Load()
 		if st != stEstablished {

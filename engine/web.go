@@ -4,11 +4,13 @@ import (
 	"encoding/json"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // The web listener: one HTTP port (plain, and TLS with the c2s certificates) whose
 // connections live on the event loops. It routes by path through one small table: the
-// RFC 7395 WebSocket endpoint (websocket.go) and XEP-0156 host-meta. Requests are answered
+// RFC 7395 WebSocket endpoint (websocket.go), XEP-0206 BOSH (bosh.go) and XEP-0156
+// host-meta. Requests are answered
 // and closed; only the WebSocket upgrade keeps its connection.
 
 // Web configures the web listener.
@@ -19,9 +21,19 @@ type Web struct {
 	// what browsers reach, often through a reverse proxy. Empty: derived from the request's
 	// Host header and the listener (ws:// or wss://).
 	PublicWS string
-	// Origins lists the Origin values allowed to open a WebSocket ("https://chat.example.org");
-	// empty allows any (XMPP authenticates itself; browsers send no credentials with it).
+	// Origins lists the Origin values allowed to open a WebSocket or use BOSH
+	// ("https://chat.example.org"); empty allows any (XMPP authenticates itself; browsers
+	// send no credentials with it).
 	Origins []string
+	// BOSHPath is the XEP-0124/XEP-0206 BOSH endpoint's path (default /http-bind);
+	// PublicBOSH the URL host-meta announces for it (empty: derived like the WebSocket one).
+	BOSHPath   string
+	PublicBOSH string
+	// BOSHInactivity is how long a BOSH session lives without a request (default
+	// DefaultBOSHInactivity); BOSHWait the longest a request is held (default
+	// DefaultBOSHWait).
+	BOSHInactivity time.Duration
+	BOSHWait       time.Duration
 }
 
 // DefaultWSPath is the WebSocket endpoint when the configuration names none.
@@ -90,22 +102,41 @@ func (c *conn) wsURL(r httpReq) string {
 	if c.tls.Load() != nil {
 		scheme = "wss://"
 	}
+	return scheme + c.requestHost(r) + web.WSPath
+}
+
+// boshURL is the BOSH URL to announce for request r.
+func (c *conn) boshURL(r httpReq) string {
+	web := &c.srv().config().Web
+	if web.PublicBOSH != "" {
+		return web.PublicBOSH
+	}
+	scheme := "http://"
+	if c.tls.Load() != nil {
+		scheme = "https://"
+	}
+	return scheme + c.requestHost(r) + web.BOSHPath
+}
+
+func (c *conn) requestHost(r httpReq) string {
 	host := r.header["host"]
 	if host == "" || strings.ContainsAny(host, " /\"'<>") {
 		host = c.domainName()
 	}
-	return scheme + host + web.WSPath
+	return host
 }
 
 func (c *conn) hostMetaXML(r httpReq) {
 	body := "<?xml version='1.0' encoding='utf-8'?>\n<XRD xmlns='http://docs.oasis-open.org/ns/xri/xrd-1.0'>\n" +
-		"  <Link rel='urn:xmpp:alt-connections:websocket' href='" + xmlAttrEscape(c.wsURL(r)) + "'/>\n</XRD>\n"
+		"  <Link rel='urn:xmpp:alt-connections:websocket' href='" + xmlAttrEscape(c.wsURL(r)) + "'/>\n" +
+		"  <Link rel='urn:xmpp:alt-connections:xbosh' href='" + xmlAttrEscape(c.boshURL(r)) + "'/>\n</XRD>\n"
 	c.httpBody(r, "application/xrd+xml; charset=utf-8", body)
 }
 
 func (c *conn) hostMetaJSON(r httpReq) {
 	b, _ := json.Marshal(map[string]any{"links": []map[string]string{
 		{"rel": "urn:xmpp:alt-connections:websocket", "href": c.wsURL(r)},
+		{"rel": "urn:xmpp:alt-connections:xbosh", "href": c.boshURL(r)},
 	}})
 	c.httpBody(r, "application/json", string(b)+"\n")
 }

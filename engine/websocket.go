@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/valyala/bytebufferpool"
 
@@ -55,6 +56,7 @@ type wsState struct {
 	msg     *bytebufferpool.ByteBuffer // the start of a message not yet classified, or a framing element
 	msgLen  int                        // payload bytes of the current message so far
 	open    bool                       // the upgrade was answered: frames follow
+	bosh    atomic.Bool                // a BOSH request was read: the connection waits for its answer (read by the sweep)
 	inMsg   bool                       // a message has begun and its final frame has not come
 	mode    uint8
 }
@@ -88,6 +90,9 @@ func (c *conn) wsConsume(b []byte) []byte {
 	limit := c.srv().config().Limits.MaxStanza + wsSlack
 	for len(b) > 0 && !c.closing.Load() {
 		if !ws.open {
+			if ws.bosh.Load() {
+				return nil // one request per connection; its answer closes it
+			}
 			i := bytes.Index(b, []byte("\r\n\r\n"))
 			if i > maxHTTPHead || i < 0 && len(b) > maxHTTPHead {
 				c.httpReply(431, "Request Header Fields Too Large", "", nil)
@@ -96,8 +101,31 @@ func (c *conn) wsConsume(b []byte) []byte {
 			if i < 0 {
 				return b
 			}
-			c.onHTTP(b[:i+4])
-			b = b[i+4:]
+			r, ok := parseHTTPHead(b[:i+4])
+			if !ok {
+				c.httpReply(400, "Bad Request", "", nil)
+				return nil
+			}
+			n := 0
+			if v, ok := r.header["content-length"]; ok {
+				var err error
+				if n, err = strconv.Atoi(v); err != nil || n < 0 {
+					c.httpReply(400, "Bad Request", "bad Content-Length\n", nil)
+					return nil
+				}
+				if n > c.srv().config().Limits.MaxStanza+boshSlack {
+					c.httpReply(413, "Content Too Large", "", nil)
+					return nil
+				}
+			} else if r.header["transfer-encoding"] != "" {
+				c.httpReply(411, "Length Required", "", nil)
+				return nil
+			}
+			if len(b)-i-4 < n {
+				return b // the body is still coming
+			}
+			c.onHTTP(r, b[i+4:i+4+n])
+			b = b[i+4+n:]
 			continue
 		}
 		if len(b) < 2 {
@@ -533,15 +561,15 @@ func headerHas(v, token string) bool {
 	return false
 }
 
-// onHTTP answers one request head: the WebSocket upgrade on the configured path, host-meta,
-// or an error. Only an upgrade keeps the connection.
-func (c *conn) onHTTP(head []byte) {
-	r, ok := parseHTTPHead(head)
-	if !ok {
-		c.httpReply(400, "Bad Request", "", nil)
+// onHTTP answers one request: the WebSocket upgrade on the configured path, BOSH (bosh.go),
+// host-meta, or an error. Only an upgrade keeps the connection; a BOSH request keeps it
+// until its answer.
+func (c *conn) onHTTP(r httpReq, body []byte) {
+	web := &c.srv().config().Web
+	if r.path == web.BOSHPath {
+		c.serveBOSH(r, body)
 		return
 	}
-	web := &c.srv().config().Web
 	if r.path != web.WSPath {
 		c.serveHTTP(r)
 		return

@@ -84,6 +84,7 @@ type Web struct {
 	Listen             []string `toml:"listen"`
 	TLSListen          []string `toml:"tls_listen"`
 	WebSocketPath      string   `toml:"websocket_path"`
+	BOSHPath           string   `toml:"bosh_path"`
 	PublicWebSocketURL string   `toml:"public_websocket_url"`
 	Origins            []string `toml:"origins"`
 }
@@ -137,6 +138,7 @@ func Defaults(domain string) *Config {
 			Listen:        []string{"[::]:5280"},
 			TLSListen:     []string{"[::]:5443"},
 			WebSocketPath: "/xmpp-websocket",
+			BOSHPath:      "/http-bind",
 		},
 		C2S: C2S{
 			Listen:                []string{"[::]:5222"},
@@ -237,6 +239,9 @@ func (c *Config) normalize() error {
 	}
 	if c.C2S.ResumeTimeout.Duration < time.Second || c.C2S.SMAckAfter.Duration < time.Second || c.C2S.SMAckEvery < 1 {
 		return errors.New("c2s.resume_timeout and c2s.sm_ack_after must be at least 1s, c2s.sm_ack_every at least 1")
+	}
+	if !strings.HasPrefix(c.Web.BOSHPath, "/") || c.Web.BOSHPath == c.Web.WebSocketPath {
+		return fmt.Errorf("web.bosh_path %q must start with / and differ from web.websocket_path", c.Web.BOSHPath)
 	}
 	if !strings.HasPrefix(c.Web.WebSocketPath, "/") {
 		return fmt.Errorf("web.websocket_path %q must start with /", c.Web.WebSocketPath)

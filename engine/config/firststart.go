@@ -109,6 +109,7 @@ ping_timeout = "60s"
 listen = ["[::]:5280"]
 tls_listen = ["[::]:5443"]
 websocket_path = "/xmpp-websocket"
+bosh_path = "/http-bind"
 # public_websocket_url = "wss://chat.example.org/xmpp-websocket"
 # Origins (scheme://host[:port]) allowed to open a WebSocket; empty allows any.
 origins = []

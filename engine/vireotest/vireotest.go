@@ -54,7 +54,7 @@ type Options struct {
 	// nil leaves every module at its defaults.
 	ModuleConfig func(id string, v any) error
 	Web          engine.Web // web listener settings (origins, public URL)
-	WebTLSAddr     string     // the HTTPS web listener's address; default a free loopback port
+	WebTLSAddr   string     // the HTTPS web listener's address; default a free loopback port
 }
 
 // Server is a running test server.

@@ -1,6 +1,7 @@
-// Vireo interop with StanzaJS (npm stanza) over RFC 7395 WebSocket: log in (SCRAM), read
-// the roster, send a chat message and wait for the answer. Run by engine/websocket_test.go;
-// prints OK on success.
+// Vireo interop with StanzaJS (npm stanza) over RFC 7395 WebSocket (a ws:// or wss:// URL)
+// or XEP-0206 BOSH (an http:// or https:// URL): log in (SCRAM), read the roster, send a
+// chat message and wait for the answer. Run by engine/websocket_test.go and
+// engine/bosh_test.go; prints OK on success.
 import * as XMPP from "stanza";
 
 const [url, jid, password, peer] = process.argv.slice(2);
@@ -10,7 +11,8 @@ function fail(msg) {
 }
 setTimeout(() => fail("timed out"), 30000).unref();
 
-const client = XMPP.createClient({ jid, password, transports: { websocket: url, bosh: false } });
+const transports = url.startsWith("http") ? { bosh: url, websocket: false } : { websocket: url, bosh: false };
+const client = XMPP.createClient({ jid, password, transports });
 let mech = "";
 client.on("auth:success", (creds) => { mech = client.sasl?.mechanism?.name ?? ""; });
 client.on("stream:error", (e) => fail("stream error " + JSON.stringify(e)));

@@ -1,0 +1,394 @@
+package engine_test
+
+import (
+	"context"
+	"encoding/base64"
+	"io"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vireo-im/vireo/engine"
+	"github.com/vireo-im/vireo/engine/vireotest"
+	"github.com/vireo-im/vireo/store"
+)
+
+// boshClient speaks raw XEP-0124/XEP-0206 over net/http.
+type boshClient struct {
+	t   *testing.T
+	url string
+	sid string
+	rid uint64
+}
+
+func boshPost(t *testing.T, url, body string) (int, http.Header, string) {
+	t.Helper()
+	cl := &http.Client{Timeout: 20 * time.Second}
+	resp, err := cl.Post(url, "text/xml; charset=utf-8", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, resp.Header, string(b)
+}
+
+var boshAttr = regexp.MustCompile(`(\w+(?::\w+)?)='([^']*)'`)
+
+// bodyAttrs returns the attributes of the <body/> start tag of resp.
+func bodyAttrs(resp string) map[string]string {
+	tag := resp
+	if i := strings.IndexByte(tag, '>'); i >= 0 {
+		tag = tag[:i]
+	}
+	m := map[string]string{}
+	for _, a := range boshAttr.FindAllStringSubmatch(tag, -1) {
+		m[a[1]] = a[2]
+	}
+	return m
+}
+
+const boshNS = "xmlns='http://jabber.org/protocol/httpbind' xmlns:xmpp='urn:xmpp:xbosh'"
+
+// boshCreate opens a session; extra holds more <body/> attributes; wait is 10 s unless
+// extra sets it.
+func boshCreate(t *testing.T, srv *vireotest.Server, extra string) (*boshClient, string) {
+	t.Helper()
+	b := &boshClient{t: t, url: "http://" + srv.WebAddr() + "/http-bind", rid: 1000}
+	if !strings.Contains(extra, "wait=") {
+		extra += " wait='10'"
+	}
+	code, h, resp := boshPost(t, b.url, "<body "+boshNS+" rid='1000' to='"+srv.Domain()+
+		"' hold='1' ver='1.11' xml:lang='en' xmpp:version='1.0' content='text/xml; charset=utf-8'"+extra+"/>")
+	if code != 200 || h.Get("Content-Type") != "text/xml; charset=utf-8" || h.Get("Access-Control-Allow-Origin") != "*" {
+		t.Fatalf("create: %d %v %s", code, h, resp)
+	}
+	b.sid = bodyAttrs(resp)["sid"]
+	return b, resp
+}
+
+// send posts the next request with payload and extra body attributes.
+func (b *boshClient) send(attrs, payload string) string {
+	b.t.Helper()
+	b.rid++
+	_, _, resp := boshPost(b.t, b.url, b.body(b.rid, attrs, payload))
+	return resp
+}
+
+func (b *boshClient) body(rid uint64, attrs, payload string) string {
+	return "<body " + boshNS + " rid='" + strconv.FormatUint(rid, 10) + "' sid='" + b.sid + "'" + attrs + ">" + payload + "</body>"
+}
+
+// until sends empty requests until a response contains substr.
+func (b *boshClient) until(first, substr string) string {
+	b.t.Helper()
+	resp := first
+	for i := 0; !strings.Contains(resp, substr); i++ {
+		if i > 20 {
+			b.t.Fatalf("never got %q; last %q", substr, resp)
+		}
+		resp = b.send("", "")
+	}
+	return resp
+}
+
+func boshServer(t *testing.T, web engine.Web) *vireotest.Server {
+	return vireotest.Start(t, vireotest.Options{AllowPlain: true, Web: web,
+		Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
+}
+
+// boshLogin creates a session, authenticates with PLAIN, restarts and binds resource.
+func boshLogin(t *testing.T, srv *vireotest.Server, user, pass, resource string) *boshClient {
+	t.Helper()
+	b, resp := boshCreate(t, srv, " wait='2'")
+	if !strings.Contains(resp, "<mechanism>PLAIN</mechanism>") {
+		t.Fatalf("no PLAIN in %s", resp)
+	}
+	resp = b.send("", "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>"+
+		base64.StdEncoding.EncodeToString([]byte("\x00"+user+"\x00"+pass))+"</auth>")
+	b.until(resp, "<success")
+	resp = b.send(" to='"+srv.Domain()+"' xml:lang='en' xmpp:restart='true'", "")
+	b.until(resp, "urn:ietf:params:xml:ns:xmpp-bind")
+	resp = b.send("", "<iq type='set' id='b1' xmlns='jabber:client'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>"+
+		resource+"</resource></bind></iq>")
+	b.until(resp, "<jid>"+user+"@"+srv.Domain()+"/"+resource+"</jid>")
+	return b
+}
+
+func TestBoshSessionCreation(t *testing.T) {
+	srv := boshServer(t, engine.Web{})
+	_, resp := boshCreate(t, srv, "")
+	a := bodyAttrs(resp)
+	want := map[string]string{"wait": "10", "hold": "1", "requests": "2", "polling": "2", "inactivity": "60",
+		"maxpause": "120", "ver": "1.11", "xmpp:version": "1.0", "from": srv.Domain(), "secure": "true"}
+	for k, v := range want {
+		if a[k] != v {
+			t.Errorf("%s = %q, want %q in %s", k, a[k], v, resp)
+		}
+	}
+	if len(a["sid"]) < 16 || a["authid"] == "" {
+		t.Errorf("sid %q authid %q", a["sid"], a["authid"])
+	}
+	if !strings.Contains(resp, "<stream:features") || !strings.Contains(resp, "xmlns:stream='http://etherx.jabber.org/streams'") {
+		t.Errorf("no features in the creation response: %s", resp)
+	}
+}
+
+func TestBoshLoginAndChat(t *testing.T) {
+	srv := boshServer(t, engine.Web{})
+	srv.AddUser(t, "alice", "pw")
+	srv.AddUser(t, "bob", "pw")
+	a := boshLogin(t, srv, "alice", "pw", "web")
+	bob := srv.LoginPlain(t, "bob", "pw", "tcp")
+
+	// A message from TCP reaches a held request.
+	done := make(chan string, 1)
+	go func() {
+		a.rid++
+		_, _, resp := boshPost(t, a.url, a.body(a.rid, "", ""))
+		done <- resp
+	}()
+	time.Sleep(200 * time.Millisecond) // the request is held
+	bob.Send("<message to='alice@localhost/web' type='chat' id='m1'><body>hi from tcp</body></message>")
+	select {
+	case resp := <-done:
+		if !strings.Contains(resp, "hi from tcp") || !strings.Contains(resp, "xmlns='jabber:client'") {
+			t.Fatalf("held request answered with %s", resp)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the held request was not answered")
+	}
+
+	// A message from BOSH reaches the TCP client.
+	resp := a.send("", "<message xmlns='jabber:client' to='bob@localhost/tcp' type='chat' id='m2'><body>hi from bosh</body></message>")
+	bob.Expect("hi from bosh")
+
+	// A retransmitted rid gets the same answer again (XEP-0124 §14.3).
+	_, _, again := boshPost(t, a.url, a.body(a.rid, "", ""))
+	if again != resp {
+		t.Fatalf("replay: %q, first %q", again, resp)
+	}
+
+	// A rid beyond the window ends the session.
+	_, _, resp = boshPost(t, a.url, a.body(a.rid+3, "", ""))
+	if at := bodyAttrs(resp); at["type"] != "terminate" || at["condition"] != "item-not-found" {
+		t.Fatalf("out-of-window rid: %s", resp)
+	}
+	_, _, resp = boshPost(t, a.url, a.body(a.rid+1, "", ""))
+	if at := bodyAttrs(resp); at["type"] != "terminate" || at["condition"] != "item-not-found" {
+		t.Fatalf("after termination: %s", resp)
+	}
+	// The session is gone: a message to it is not delivered to a dead stream.
+	bob.Send("<message to='alice@localhost/web' type='chat' id='m3'><body>late</body></message>")
+	waitEstablished(t, srv, 1)
+}
+
+func waitEstablished(t *testing.T, srv *vireotest.Server, n int64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for srv.Engine.Stats().Established != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("established = %d, want %d", srv.Engine.Stats().Established, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestBoshUnknownSID(t *testing.T) {
+	srv := boshServer(t, engine.Web{})
+	code, _, resp := boshPost(t, "http://"+srv.WebAddr()+"/http-bind", "<body "+boshNS+" rid='5' sid='nope'/>")
+	if at := bodyAttrs(resp); code != 200 || at["type"] != "terminate" || at["condition"] != "item-not-found" {
+		t.Fatalf("%d %s", code, resp)
+	}
+}
+
+func TestBoshTerminate(t *testing.T) {
+	srv := boshServer(t, engine.Web{})
+	srv.AddUser(t, "alice", "pw")
+	a := boshLogin(t, srv, "alice", "pw", "web")
+	waitEstablished(t, srv, 1)
+	resp := a.send(" type='terminate'", "<presence type='unavailable' xmlns='jabber:client'/>")
+	if bodyAttrs(resp)["type"] != "terminate" {
+		t.Fatalf("terminate: %s", resp)
+	}
+	waitEstablished(t, srv, 0)
+	resp = a.send("", "")
+	if at := bodyAttrs(resp); at["type"] != "terminate" || at["condition"] != "item-not-found" {
+		t.Fatalf("after terminate: %s", resp)
+	}
+}
+
+func TestBoshInactivity(t *testing.T) {
+	srv := boshServer(t, engine.Web{BOSHInactivity: time.Second})
+	srv.AddUser(t, "alice", "pw")
+	srv.AddUser(t, "bob", "pw")
+	a := boshLogin(t, srv, "alice", "pw", "web")
+	bob := srv.LoginPlain(t, "bob", "pw", "tcp")
+	waitEstablished(t, srv, 2)
+	time.Sleep(3 * time.Second) // no request held: the session ends
+	waitEstablished(t, srv, 1)
+	if open := srv.Engine.Stats().Open; open > 2 {
+		t.Errorf("open = %d after the session ended", open)
+	}
+	resp := a.send("", "")
+	if at := bodyAttrs(resp); at["type"] != "terminate" {
+		t.Fatalf("after inactivity: %s", resp)
+	}
+	// Like a dropped connection: a message to the bare JID goes to offline storage and
+	// comes on the next login.
+	bob.Send("<message to='alice@localhost' type='chat' id='o1'><body>while away</body></message>")
+	time.Sleep(200 * time.Millisecond)
+	a2 := boshLogin(t, srv, "alice", "pw", "web2")
+	resp = a2.send("", "<presence xmlns='jabber:client'/>")
+	a2.until(resp, "while away")
+}
+
+func TestBoshHold(t *testing.T) {
+	srv := boshServer(t, engine.Web{})
+	srv.AddUser(t, "alice", "pw")
+	a := boshLogin(t, srv, "alice", "pw", "web")
+	// Request 1 is held; request 2 makes two, over hold='1': 1 comes back empty at once.
+	first := make(chan string, 1)
+	a.rid++
+	r1 := a.rid
+	go func() {
+		_, _, resp := boshPost(t, a.url, a.body(r1, "", ""))
+		first <- resp
+	}()
+	time.Sleep(200 * time.Millisecond)
+	select {
+	case resp := <-first:
+		t.Fatalf("request answered before a second came: %s", resp)
+	default:
+	}
+	second := make(chan string, 1)
+	a.rid++
+	r2 := a.rid
+	go func() {
+		_, _, resp := boshPost(t, a.url, a.body(r2, "", ""))
+		second <- resp
+	}()
+	select {
+	case resp := <-first:
+		if strings.Contains(resp, "<message") || bodyAttrs(resp)["type"] != "" {
+			t.Fatalf("released request: %s", resp)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the first request was not released")
+	}
+	// The second is answered after wait (2 s) at the latest, or at once with data: send
+	// some by pinging ourselves through a third request.
+	resp := a.send("", "<iq type='get' id='p1' xmlns='jabber:client'><ping xmlns='urn:xmpp:ping'/></iq>")
+	got := resp + <-second
+	if !strings.Contains(got, "id='p1'") {
+		t.Fatalf("ping result not in %q", got)
+	}
+}
+
+func TestBoshBadInput(t *testing.T) {
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true, MaxStanza: 8 << 10,
+		Web: engine.Web{Origins: []string{"https://chat.example.org"}}})
+	url := "http://" + srv.WebAddr() + "/http-bind"
+	_, _, resp := boshPost(t, url, "<body "+boshNS+" rid='1' to='localhost'><unclosed></body>")
+	if at := bodyAttrs(resp); at["type"] != "terminate" || at["condition"] != "bad-request" {
+		t.Fatalf("bad xml: %s", resp)
+	}
+	_, _, resp = boshPost(t, url, "<body xmlns='jabber:client' rid='1'/>")
+	if bodyAttrs(resp)["condition"] != "bad-request" {
+		t.Fatalf("wrong namespace: %s", resp)
+	}
+	code, _, _ := boshPost(t, url, "<body "+boshNS+" rid='1'>"+strings.Repeat("x", 20<<10)+"</body>")
+	if code != 413 {
+		t.Fatalf("too large: %d", code)
+	}
+	r, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	if r.StatusCode != 405 {
+		t.Fatalf("GET: %d", r.StatusCode)
+	}
+	req, _ := http.NewRequest("OPTIONS", url, nil)
+	req.Header.Set("Origin", "https://chat.example.org")
+	req.Header.Set("Access-Control-Request-Method", "POST")
+	r, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	if r.StatusCode != 204 || r.Header.Get("Access-Control-Allow-Origin") != "https://chat.example.org" ||
+		!strings.Contains(r.Header.Get("Access-Control-Allow-Methods"), "POST") {
+		t.Fatalf("preflight: %d %v", r.StatusCode, r.Header)
+	}
+	req, _ = http.NewRequest("POST", url, strings.NewReader("<body "+boshNS+" rid='1'/>"))
+	req.Header.Set("Origin", "https://evil.example")
+	r, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	if r.StatusCode != 403 {
+		t.Fatalf("foreign origin: %d", r.StatusCode)
+	}
+	// host-meta announces the endpoint.
+	r, err = http.Get("http://" + srv.WebAddr() + "/.well-known/host-meta")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(r.Body)
+	r.Body.Close()
+	if !strings.Contains(string(b), "rel='urn:xmpp:alt-connections:xbosh' href='http://"+srv.WebAddr()+"/http-bind'") {
+		t.Fatalf("host-meta: %s", b)
+	}
+}
+
+// TestIntegrationStanzaJSBosh: StanzaJS (npm stanza, its fetch-based BOSH transport) logs in
+// over https:// BOSH with SCRAM, reads its roster and chats with a TCP client both ways.
+func TestIntegrationStanzaJSBosh(t *testing.T) {
+	dir := needNodePackage(t, "stanza")
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true})
+	srv.AddUser(t, "stan", "stan secret")
+	srv.AddUser(t, "bob", "bob secret")
+	srv.Store.Rosters().Put("stan@localhost", store.RosterItem{JID: "bob@localhost", Sub: store.SubBoth})
+	bob := srv.LoginPlain(t, "bob", "bob secret", "pc")
+	_, port, _ := strings.Cut(srv.WebTLSAddr(), ":")
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	os.WriteFile(ca, srv.CertPEM, 0o600)
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", "stanza.mjs", "https://localhost:"+port+"/http-bind",
+		"stan@localhost", "stan secret", "bob@localhost/pc")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "NODE_EXTRA_CA_CERTS="+ca, "NODE_OPTIONS=--dns-result-order=ipv4first")
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := bob.ReadUntil("hello from stanza", 20*time.Second)
+	if err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("no message from stanza: %v\n%s", err, out.String())
+	}
+	from := regexp.MustCompile(`from='(stan@localhost/[^']+)'`).FindStringSubmatch(got)
+	if from == nil {
+		t.Fatalf("message without the sender's full JID: %q", got)
+	}
+	bob.Send("<message to='" + from[1] + "' type='chat'><body>hello stanza</body></message>")
+	err = cmd.Wait()
+	if err != nil || !strings.Contains(out.String(), "ROSTER bob@localhost") || !strings.Contains(out.String(), "OK stan@localhost/") {
+		t.Fatalf("stanza: %v\n%s", err, out.String())
+	}
+}
