@@ -46,7 +46,9 @@ import converse from '/dist/converse.min.js';
 converse.plugins.add('vireo-test', { initialize() { window.vt = this._converse; } });
 converse.initialize({
   assets_path: '/dist/',
-  discover_connection_methods: true,
+  ...(location.search === '?bosh'
+    ? { discover_connection_methods: false, bosh_service_url: 'https://localhost/http-bind' }
+    : { discover_connection_methods: true }),
   jid: 'conv@localhost',
   password: 'conv secret',
   auto_login: true,
@@ -61,12 +63,18 @@ converse.initialize({
 
 // TestBrowserConverse: Converse.js in headless Chromium finds the WebSocket endpoint through
 // XEP-0156 host-meta on https://localhost (the web TLS listener on 127.0.0.1:443), logs in,
-// reads its roster and chats with a slixmpp user in both directions; the test keeps a
-// screenshot of the chat (its path is logged).
+// reads its roster and chats with a slixmpp user in both directions; then the same over
+// BOSH. The test keeps a screenshot of each chat (the paths are logged).
 func TestBrowserConverse(t *testing.T) {
 	dir := needNodePackage(t, "converse.js")
 	chrome := needChromium(t)
 	needSlixmpp(t)
+	for _, transport := range []string{"websocket", "bosh"} {
+		t.Run(transport, func(t *testing.T) { converseChat(t, dir, chrome, transport) })
+	}
+}
+
+func converseChat(t *testing.T, dir, chrome, transport string) {
 	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true, WebTLSAddr: "127.0.0.1:443"})
 	srv.AddUser(t, "conv", "conv secret")
 	srv.AddUser(t, "slix", "py secret")
@@ -107,7 +115,11 @@ func TestBrowserConverse(t *testing.T) {
 	defer acancel()
 	bctx, bcancel := chromedp.NewContext(actx)
 	defer bcancel()
-	if _, err := chromedp.Run(bctx, chromedp.Navigate("http://localhost:"+pagePort+"/")); err != nil {
+	query := ""
+	if transport == "bosh" {
+		query = "?bosh"
+	}
+	if _, err := chromedp.Run(bctx, chromedp.Navigate("http://localhost:"+pagePort+"/"+query)); err != nil {
 		t.Fatalf("chromium: %v", err)
 	}
 	evalBool := func(js string) (bool, error) {
@@ -142,7 +154,7 @@ func TestBrowserConverse(t *testing.T) {
 	if err != nil || len(png) < 1000 {
 		t.Fatalf("screenshot: %v (%d bytes)", err, len(png))
 	}
-	shot := filepath.Join(os.TempDir(), "vireo-converse.png")
+	shot := filepath.Join(os.TempDir(), "vireo-converse-"+transport+".png")
 	if err := os.WriteFile(shot, png, 0o644); err == nil {
 		t.Logf("screenshot of the chat: %s", shot)
 	}
