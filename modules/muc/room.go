@@ -65,14 +65,14 @@ func parseRole(s string) (role, bool) {
 // owners moderate, members participate, and others are visitors in moderated rooms.
 func defaultRole(a affiliation, moderated bool) role {
 	switch {
+	case a == affOutcast:
+		return roleNone // outcasts do not enter
 	case a >= affAdmin:
 		return roleModerator
 	case a == affMember || !moderated:
 		return roleParticipant
-	case a == affNone:
-		return roleVisitor
 	}
-	return roleNone // outcasts do not enter
+	return roleVisitor
 }
 
 // checkRole says whether an occupant with affiliation aa and role ar may change the role
