@@ -4,6 +4,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vireo-im/vireo/engine/vireotest"
 )
@@ -283,4 +284,41 @@ func TestIntegrationMucRestart(t *testing.T) {
 	// The temporary room is gone: joining creates it anew.
 	carol.Send(mucJoin("temp@conference.localhost", "Carol", "jt"))
 	expectStanza(t, carol, "id='jt'", "<status code='201'/>")
+}
+
+// TestIntegrationSlixmppMuc: slixmpp's XEP-0045 plugin (a client nobody here wrote) joins a
+// room that a raw client created: it gets the occupant list, its self-presence, the
+// history and the subject, sees its own groupchat message reflected with the room's
+// stanza-id, and receives Alice's.
+func TestIntegrationSlixmppMuc(t *testing.T) {
+	needSlixmpp(t)
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true})
+	srv.AddUser(t, "slix", "py secret")
+	srv.AddUser(t, "alice", "secret")
+	const room = "tea@conference.localhost"
+	alice := mucLogin(t, srv, "alice", "pc")
+	mucCreate(t, alice, room, "Alice")
+	alice.Send("<message to='" + room + "' type='groupchat' id='s'><subject>Tea time</subject></message>")
+	expectStanza(t, alice, "<subject>Tea time</subject>")
+	alice.Send("<message to='" + room + "' type='groupchat' id='h'><body>kettle on</body></message>")
+	expectStanza(t, alice, "id='h'")
+	done := make(chan error, 1)
+	go func() {
+		if _, err := alice.ReadUntil("<body>hello from slix</body>", 40*time.Second); err != nil {
+			done <- err
+			return
+		}
+		alice.Send("<message to='" + room + "' type='groupchat' id='r'><body>hi slix</body></message>")
+		done <- nil
+	}()
+	runSlix(t, srv, "slixmpp_muc.py",
+		"JOINED "+room+"/Slix 110",
+		"OCCUPANTS Alice Slix",
+		"HISTORY kettle on",
+		"SUBJECT Tea time",
+		"REFLECTED "+room+" yes",
+		"GOT hi slix")
+	if err := <-done; err != nil {
+		t.Fatalf("alice never saw slixmpp's message: %v", err)
+	}
 }
