@@ -5,7 +5,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vireo-im/vireo/engine/config"
 	_ "github.com/vireo-im/vireo/modules/standard"
+	"github.com/vireo-im/vireo/router"
 	"github.com/vireo-im/vireo/router/routertest"
 )
 
@@ -449,4 +451,70 @@ func TestHistory(t *testing.T) {
 		b.Send("<presence to='" + room + "/Bob' type='unavailable'/>")
 		b.C.Wait(t, "type='unavailable'")
 	}
+}
+
+// TestBoundsAndFlood: [modules.muc] through the server's config decoding: the service name,
+// the room bound, join flood control and presence coalescing in large rooms.
+func TestBoundsAndFlood(t *testing.T) {
+	cfg, err := config.Parse([]byte(`domains = ["example.org"]
+[modules.muc]
+subdomain = "chat"
+max_rooms = 1
+flood_occupants = 2
+join_rate = 1
+presence_interval = "1h"
+`), "/x/vireo.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	users := []string{"u0", "u1", "u2", "u3", "u4"}
+	e := routertest.New(t, users, func(o *router.Options) { o.ModuleConfig = cfg.ModuleConfig })
+	const r = "big@chat.example.org"
+	s := make([]*routertest.Sess, len(users))
+	for i, u := range users {
+		s[i] = e.Bind(u, "pc")
+	}
+	s[0].Send("<presence to='" + r + "/u0' id='c'><x xmlns='" + nsMUC + "'/></presence>")
+	s[0].C.Wait(t, "id='c'", "status code='201'")
+	s[0].Send("<iq type='set' to='" + r + "' id='inst'>" + owner + submit + "</query></iq>")
+	s[0].C.Wait(t, "id='inst'", "type='result'")
+	// max_rooms = 1.
+	s[1].Send("<presence to='other@chat.example.org/u1' id='o'><x xmlns='" + nsMUC + "'/></presence>")
+	s[1].C.Wait(t, "id='o'", "resource-constraint")
+	// One join below flood_occupants, then a burst of two (2 × join_rate), then refused.
+	for i := 1; i <= 3; i++ {
+		s[i].Send("<presence to='" + r + "/u" + string(rune('0'+i)) + "' id='j'><x xmlns='" + nsMUC + "'/></presence>")
+		s[i].C.Wait(t, "id='j'", "status code='110'")
+	}
+	s[4].Send("<presence to='" + r + "/u4' id='j'><x xmlns='" + nsMUC + "'/></presence>")
+	s[4].C.Wait(t, "id='j'", "type='error'", "resource-constraint", "type='wait'")
+	// Status changes right after joining are not broadcast in a large room, but kept.
+	s[0].C.Reset()
+	s[2].Send("<presence to='" + r + "/u2'><show>dnd</show></presence>")
+	s[0].C.Never(t, "<show>dnd</show>")
+	s[0].Send("<presence to='" + r + "/u0' id='sync'><x xmlns='" + nsMUC + "'/></presence>") // resync
+	s[0].C.Wait(t, "from='"+r+"/u2'", "<show>dnd</show>")
+}
+
+// TestGhostAndRelay: an error from an occupant's session removes it (333); IQs between
+// occupants are relayed under the room's ids, and the answer comes back.
+func TestGhostAndRelay(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob"}, nil)
+	a := instantRoom(t, e)
+	b := e.Bind("bob", "pc")
+	b.Send(join("Bob", "j"))
+	b.C.Wait(t, "<subject/>")
+	a.Send("<iq type='get' to='" + room + "/Bob' id='v1'><query xmlns='jabber:iq:version'/></iq>")
+	req := b.C.Wait(t, "jabber:iq:version", "from='"+room+"/Alice'")
+	if strings.Contains(req, "alice@") || strings.Contains(req, "id='v1'") {
+		t.Fatalf("relayed IQ reveals the requester: %s", req)
+	}
+	id := regexp.MustCompile(`id='([^']+)'`).FindStringSubmatch(req)[1]
+	b.Send("<iq type='result' to='" + room + "/Alice' id='" + id + "'><query xmlns='jabber:iq:version'><name>x</name></query></iq>")
+	got := a.C.Wait(t, "id='v1'", "type='result'", "<name>x</name>")
+	if !strings.Contains(got, "from='"+room+"/Bob'") {
+		t.Fatalf("answer: %s", got)
+	}
+	b.Send("<message to='" + room + "' type='error'><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>")
+	a.C.Wait(t, "from='"+room+"/Bob'", "type='unavailable'", "status code='333'")
 }

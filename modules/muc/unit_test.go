@@ -238,8 +238,8 @@ func TestParseConfigForm(t *testing.T) {
 	}{
 		{"empty submit keeps everything", "<x xmlns='jabber:x:data' type='submit'/>",
 			func(c configForm) bool { return c.cfg == base && !c.hasOwners }, ""},
-		{"booleans and text", form(field(fRoomName, "Cave")+field(fPersistent, "1")+field(fPublic, "false")+
-			field(fMembersOnly, "true")+field(fModerated, "1")+field(fAllowInvites, "1")+field(fChangeSubject, "1")),
+		{"booleans and text", form(field(fRoomName, "Cave") + field(fPersistent, "1") + field(fPublic, "false") +
+			field(fMembersOnly, "true") + field(fModerated, "1") + field(fAllowInvites, "1") + field(fChangeSubject, "1")),
 			func(c configForm) bool {
 				x := c.cfg
 				return x.Name == "Cave" && x.Persistent && !x.Public && x.MembersOnly && x.Moderated && x.AllowInvites && x.ChangeSubject
