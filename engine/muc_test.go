@@ -235,6 +235,10 @@ func TestIntegrationMucAccess(t *testing.T) {
 	expectStanza(t, carol, "id='c3'", "<status code='110'/>")
 	dave.Send(mucJoin(small, "Dave", "d2"))
 	expectStanza(t, dave, "id='d2'", "type='error'", "type='wait'", "<service-unavailable")
+
+	// An occupant whose stream ends leaves (its server's unavailable presence, §7.14).
+	carol.Send("</stream:stream>")
+	expectStanza(t, alice, "from='"+small+"/Carol'", "type='unavailable'", "role='none'")
 }
 
 // TestIntegrationMucRestart: a persistent room keeps its configuration, affiliations and

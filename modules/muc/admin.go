@@ -465,8 +465,12 @@ func (r *room) ownerSet(c module.Context, p *module.Packet, q xmlstream.Element)
 			was = r.affOf(o.bare)
 		}
 		now := r.affOf(o.bare)
-		if r.cfg.MembersOnly && !old.MembersOnly && now < affMember {
-			r.expel(c, &snd, o, &presOpt{codes: []int{codeMembersOnly}}, nil)
+		if r.cfg.MembersOnly && now < affMember {
+			code := codeAffiliation // dropped from the owner or admin list (§9.4)
+			if !old.MembersOnly {
+				code = codeMembersOnly // §10.2: the room became members-only
+			}
+			r.expel(c, &snd, o, &presOpt{codes: []int{code}}, nil)
 			continue
 		}
 		nr := o.role

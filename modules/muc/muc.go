@@ -307,24 +307,25 @@ func (d *directory) public() [][2]string {
 }
 
 // room returns the room addressed by bare, loading a persistent one at first use; nil
-// when it does not exist. It runs on the room's shard.
-func (s *service) room(c module.Context, bare jid.JID) *room {
+// when it does not exist. An error means a persistent room could not be read: it exists,
+// and must not be created anew. It runs on the room's shard.
+func (s *service) room(bare jid.JID) (*room, error) {
 	key := bare.String()
 	if v, ok := s.rooms.Load(key); ok {
-		return v.(*room)
+		return v.(*room), nil
 	}
 	e, ok := s.dir.get(key)
 	if !ok || !e.persisted {
-		return nil
+		return nil, nil
 	}
 	r, err := s.load(bare)
 	if err != nil {
 		s.m.log.Error().Err(err).Str("room", key).Msg("muc: load room")
-		return nil
+		return nil, err
 	}
 	s.rooms.Store(key, r)
 	s.dir.update(key, func(e *dirEntry) { e.loaded = true })
-	return r
+	return r, nil
 }
 
 // handle is the module.ServiceHandler: every stanza to the service domain or an entity
@@ -337,7 +338,13 @@ func (s *service) handle(c module.Context, p *module.Packet) {
 		s.serviceStanza(c, p)
 		return
 	}
-	r := s.room(c, p.To.Bare())
+	r, err := s.room(p.To.Bare())
+	if err != nil {
+		if p.Type != "error" && p.Type != "result" {
+			c.Error(p, module.StoreError(err))
+		}
+		return
+	}
 	switch p.Kind {
 	case module.KindPresence:
 		if r == nil {
@@ -397,16 +404,10 @@ func (s *service) serviceStanza(c module.Context, p *module.Packet) {
 	}
 }
 
-// noRoomIQ answers an IQ request to a room that does not exist.
+// noRoomIQ answers an IQ request to a room that does not exist (XEP-0045 §10.1.3: a
+// configuration form exists only once the creating presence made the room).
 func (s *service) noRoomIQ(c module.Context, p *module.Packet) {
-	q, ok := p.Payload()
-	if ok && p.Type == "get" && string(q.NS()) == NSOwner && p.To.IsBare() {
-		// §10.1.3 talks of a form for a room that "does not already exist" only after the
-		// creating presence; without one there is nothing to configure.
-		c.Error(p, stanza.New(stanza.ItemNotFound))
-		return
-	}
-	c.Error(p, stanza.New(stanza.ItemNotFound))
+	c.Error(p, errBy(p.To.Bare(), stanza.ItemNotFound, "no such room"))
 }
 
 // mayCreate applies [modules.muc] create.

@@ -531,6 +531,10 @@ func (r *room) leave(c module.Context, p *module.Packet, o *occupant) {
 		opt.kids = []byte{}
 	}
 	r.removeSession(o, from)
+	if r.locked && len(o.sess) == 0 && len(r.occ) == 1 {
+		// §10.1.3: the owner left before configuring the room, which goes with it.
+		opt.destroy = &destroyInfo{}
+	}
 	snd := newSender(c)
 	r.sendSelf(&snd, o, opt, []jid.JID{from})
 	if len(o.sess) > 0 {
