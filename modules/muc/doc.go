@@ -81,7 +81,7 @@
 //
 // # Not implemented
 //
-// Room registration (muc#register), voice requests (muc#request), the #traffic node,
+// Room registration (muc#register), the #traffic node,
 // presence broadcast by role (muc#roomconfig_presencebroadcast), and service shutdown
 // notices (332).
 package muc

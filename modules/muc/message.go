@@ -57,6 +57,9 @@ func (r *room) message(c module.Context, p *module.Packet) {
 	if x, ok := e.Child(NSUser, "x"); ok && r.invitations(c, p, o, x) {
 		return
 	}
+	if x, ok := e.Child(ns.DataForms, "x"); ok && r.voiceRequest(c, p, o, x) {
+		return
+	}
 	if _, ok := e.Child("", "body"); ok {
 		// §7.4: messages to the room that are not groupchat may be rejected.
 		c.Error(p, errBy(r.jid, stanza.BadRequest, "messages to the room must be of type groupchat"))
@@ -410,4 +413,89 @@ func (r *room) relayAnswer(c module.Context, p *module.Packet) {
 	out := xmlstream.SetAttrs(nil, p.Raw, xmlstream.AttrSet{Name: "from", Value: s2b(pd.ojid.String())},
 		xmlstream.AttrSet{Name: "to", Value: s2b(pd.from.String())}, xmlstream.AttrSet{Name: "id", Value: []byte(pd.id)})
 	c.Route(out)
+}
+
+// formValues returns the first value of each field of a data form (at most 32 fields).
+func formValues(x xmlstream.Element) map[string]string {
+	out := map[string]string{}
+	for it := x.Children(); len(out) < 32; {
+		f, ok := it.Next()
+		if !ok {
+			break
+		}
+		if string(f.Name()) != "field" || string(f.NS()) != ns.DataForms {
+			continue
+		}
+		name, _ := f.AppendAttr(nil, "var")
+		if v, ok := f.Child(ns.DataForms, "value"); ok {
+			out[string(name)] = trimText(string(v.AppendText(nil)), maxFieldBytes)
+		} else {
+			out[string(name)] = ""
+		}
+	}
+	return out
+}
+
+// voiceRequest handles the muc#request form (XEP-0045 §7.13, §8.6): a visitor's request
+// for voice goes to the moderators as an approval form; a moderator's submitted approval
+// grants voice. It reports whether x was such a form.
+func (r *room) voiceRequest(c module.Context, p *module.Packet, o *occupant, x xmlstream.Element) bool {
+	f := formValues(x)
+	if f["FORM_TYPE"] != NSRequest {
+		return false
+	}
+	if t, _ := x.AppendAttr(nil, "type"); string(t) != "submit" {
+		return true
+	}
+	if o == nil {
+		c.Error(p, errBy(r.jid, stanza.NotAcceptable, "you are not in the room"))
+		return true
+	}
+	allow, isApproval := f["muc#request_allow"]
+	if !isApproval {
+		if o.role != roleVisitor || f["muc#role"] != "participant" {
+			return true // nothing to request
+		}
+		var b xmlstream.Builder
+		b.Start("message").Attr("from", r.key)
+		b.Start("x").Attr("xmlns", ns.DataForms).Attr("type", "form")
+		b.Start("title").Text("Voice request").End()
+		b.Start("instructions").Text("To approve this request for voice, select the \"Grant voice to this person?\" checkbox and click OK.").End()
+		appendField(&b, "hidden", "FORM_TYPE", "", NSRequest)
+		b.End()
+		appendField(&b, "list-single", "muc#role", "Requested role", "participant")
+		b.End()
+		appendField(&b, "jid-single", "muc#jid", "User ID", p.From.String())
+		b.End()
+		appendField(&b, "text-single", "muc#roomnick", "Room Nickname", o.nick)
+		b.End()
+		appendField(&b, "boolean", "muc#request_allow", "Grant voice to this person?", "false")
+		b.End()
+		b.End().End()
+		snd := newSender(c)
+		for _, m := range r.occ {
+			if m.role != roleModerator {
+				continue
+			}
+			for _, s := range m.sess {
+				snd.to(s, b.B)
+			}
+		}
+		return true
+	}
+	if ok, _ := parseBool(allow); !ok {
+		return true // not granted
+	}
+	t := r.byNick[f["muc#roomnick"]]
+	if t == nil || t.role != roleVisitor {
+		return true
+	}
+	if cond := checkRole(r.affOf(p.From.Bare()), o.role, r.affOf(t.bare), t.role, roleParticipant); cond != "" {
+		c.Error(p, errBy(r.jid, cond, ""))
+		return true
+	}
+	t.role = roleParticipant
+	snd := newSender(c)
+	r.broadcast(&snd, t, &presOpt{actor: o.nick}, jid.JID{})
+	return true
 }

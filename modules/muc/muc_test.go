@@ -226,6 +226,16 @@ func TestMessages(t *testing.T) {
 	c.C.Wait(t, "id='v1'", "type='error'", "forbidden")
 	b.Send("<message to='" + room + "/Alice' type='chat' id='pm4'><body>x</body></message>")
 	b.C.Wait(t, "id='pm4'", "forbidden")
+
+	// Voice request (§7.13) to the moderators, approved (§8.6): Carol gets voice.
+	req := "<field var='FORM_TYPE'><value>" + nsMUC + "#request</value></field><field var='muc#role'><value>participant</value></field>"
+	c.Send("<message to='" + room + "'><x xmlns='jabber:x:data' type='submit'>" + req + "</x></message>")
+	a.C.Wait(t, "<title>Voice request</title>", "<value>carol@example.org/pc</value>", "<value>Carol</value>")
+	a.Send("<message to='" + room + "'><x xmlns='jabber:x:data' type='submit'>" + req +
+		"<field var='muc#roomnick'><value>Carol</value></field><field var='muc#request_allow'><value>true</value></field></x></message>")
+	c.C.Wait(t, "from='"+room+"/Carol'", "role='participant'", "status code='110'", "<actor nick='Alice'/>")
+	c.Send("<message to='" + room + "' type='groupchat' id='v2'><body>now I speak</body></message>")
+	b.C.Wait(t, "id='v2'", "now I speak")
 }
 
 func configure(t *testing.T, a *routertest.Sess, id string, fields map[string]string) {
