@@ -5,7 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vireo-im/vireo/modules/module"
 	"github.com/vireo-im/vireo/xmlstream"
+	"github.com/vireo-im/vireo/xmlstream/jid"
 	"github.com/vireo-im/vireo/xmlstream/ns"
 	"github.com/vireo-im/vireo/xmlstream/stanza"
 )
@@ -340,3 +342,37 @@ func FuzzRoomConfig(f *testing.F) {
 		}
 	})
 }
+
+// TestSenderStamp: the fan-out's insertion of 'to' writes what xmlstream.SetAttrs writes.
+func TestSenderStamp(t *testing.T) {
+	to, _ := jid.Parse("juliet@example.org/balcony")
+	for _, raw := range []string{
+		"<message from='r@c/n' type='groupchat' id='a>b'><body>x</body></message>",
+		`<message from="r@c/n" id='q"'><body/></message>`,
+		"<presence from='r@c/n'/>",
+		"<presence from='r@c/n' />",
+		"<iq type='get' from='r@c/n' id='1'><ping xmlns='urn:xmpp:ping'/></iq>",
+	} {
+		c := &stampCtx{}
+		s := newSender(c)
+		s.to(to, []byte(raw))
+		s.to(to, []byte(raw)) // a second recipient of the same template (new slice: recomputed)
+		want := string(xmlstream.SetAttrs(nil, []byte(raw), xmlstream.AttrSet{Name: "to", Value: []byte(to.String())}))
+		if c.got != want {
+			t.Errorf("stamp(%s)\n got %s\nwant %s", raw, c.got, want)
+		}
+		if tagCut([]byte(raw)) < 0 {
+			t.Errorf("tagCut(%s) < 0", raw)
+		}
+	}
+	if tagCut([]byte("<message from='x")) != -1 || tagCut([]byte("x")) != -1 {
+		t.Error("tagCut accepted an incomplete tag")
+	}
+}
+
+type stampCtx struct {
+	module.Context
+	got string
+}
+
+func (c *stampCtx) Route(raw []byte) { c.got = string(raw) }

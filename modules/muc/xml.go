@@ -36,7 +36,7 @@ func openTag(tag []byte) []byte {
 	if n > 0 && tag[n-1] == '/' {
 		n--
 	}
-	for n > 0 && (tag[n-1] == ' ' || tag[n-1] == '\t' || tag[n-1] == '\n' || tag[n-1] == '\r') {
+	for n > 0 && isSpace(tag[n-1]) {
 		n--
 	}
 	return tag[:n]
@@ -59,6 +59,10 @@ type sender struct {
 	d   module.DirectRouter
 	buf *[]byte
 	own []byte
+	// The template last sent and where its start tag ends: consecutive sends of one
+	// template (a fan-out) find the insertion point once.
+	last      []byte
+	head, cut int // tmpl[:head] + " to='…'" + tmpl[cut:]
 }
 
 func newSender(c module.Context) sender {
@@ -72,15 +76,61 @@ func newSender(c module.Context) sender {
 	return s
 }
 
-// to sends tmpl (a stanza without 'to') to one recipient.
+// to sends tmpl (a stanza without 'to') to one recipient: the bytes of tmpl with
+// " to='…'" added at the end of its start tag, what xmlstream.SetAttrs writes for an
+// attribute the tag lacks, with the tag scanned once per template rather than once per
+// recipient.
 func (s *sender) to(to jid.JID, tmpl []byte) {
-	b := stamp((*s.buf)[:0], tmpl, to)
+	if len(tmpl) == 0 || len(s.last) != len(tmpl) || &s.last[0] != &tmpl[0] {
+		s.last, s.cut = tmpl, tagCut(tmpl)
+		for s.head = s.cut; s.head > 0 && isSpace(tmpl[s.head-1]); s.head-- {
+		}
+	}
+	var b []byte
+	if s.cut < 0 {
+		b = stamp((*s.buf)[:0], tmpl, to)
+	} else {
+		b = append((*s.buf)[:0], tmpl[:s.head]...)
+		b = append(b, " to='"...)
+		b = xmlstream.AppendEscapedString(b, to.String())
+		b = append(b, '\'')
+		b = append(b, tmpl[s.cut:]...)
+	}
 	*s.buf = b
 	if s.d != nil {
 		s.d.RouteTo(to, b)
 		return
 	}
 	s.c.Route(b)
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+// tagCut returns where attributes can be appended to the start tag that opens raw: the
+// index of its closing '>' (or of the '/' of "/>"), skipping quoted attribute values;
+// -1 when raw does not start with a complete start tag.
+func tagCut(raw []byte) int {
+	if len(raw) < 2 || raw[0] != '<' {
+		return -1
+	}
+	var q byte
+	for i := 1; i < len(raw); i++ {
+		c := raw[i]
+		switch {
+		case q != 0:
+			if c == q {
+				q = 0
+			}
+		case c == '\'' || c == '"':
+			q = c
+		case c == '>':
+			if raw[i-1] == '/' {
+				return i - 1
+			}
+			return i
+		}
+	}
+	return -1
 }
 
 // scratch0 lends the shard's first rewrite buffer for building a template (or a fresh
