@@ -43,6 +43,13 @@ func (r *room) iq(c module.Context, p *module.Packet) {
 		} else {
 			r.adminSet(c, p, q)
 		}
+	case space == NSOwner && name == "query" && hasChild(q, NSOwner, "item"):
+		// Affiliation lists in the #owner namespace, as XEP-0045 before 1.18 had them.
+		if get {
+			r.adminGet(c, p, q)
+		} else {
+			r.adminSet(c, p, q)
+		}
 	case space == NSOwner && name == "query":
 		if get {
 			r.ownerGet(c, p)
@@ -81,7 +88,7 @@ func (r *room) discoInfo(c module.Context, p *module.Packet, q xmlstream.Element
 // adminGet returns a role or affiliation list (XEP-0045 §8.5, §9.2, §9.5, §9.8, §10.5,
 // §10.8).
 func (r *room) adminGet(c module.Context, p *module.Packet, q xmlstream.Element) {
-	it, ok := q.Child(NSAdmin, "item")
+	it, ok := q.Child(string(q.NS()), "item")
 	if !ok {
 		c.Error(p, badForm(stanza.BadRequest, "an item is required"))
 		return
@@ -89,7 +96,7 @@ func (r *room) adminGet(c module.Context, p *module.Packet, q xmlstream.Element)
 	me := r.byReal[p.From.String()]
 	aa := r.affOf(p.From.Bare())
 	var b xmlstream.Builder
-	b.Start("query").Attr("xmlns", NSAdmin)
+	b.Start("query").Attr("xmlns", string(q.NS()))
 	if v, ok := it.AppendAttr(nil, "role"); ok {
 		want, ok := parseRole(string(v))
 		if !ok || want == roleNone {
@@ -178,7 +185,7 @@ func (r *room) adminSet(c module.Context, p *module.Packet, q xmlstream.Element)
 		if !ok {
 			break
 		}
-		if string(item.NS()) != NSAdmin || string(item.Name()) != "item" {
+		if string(item.NS()) != string(q.NS()) || string(item.Name()) != "item" {
 			continue
 		}
 		if len(changes) >= maxListItems {
@@ -186,7 +193,7 @@ func (r *room) adminSet(c module.Context, p *module.Packet, q xmlstream.Element)
 			return
 		}
 		ch := change{}
-		if rs, ok := item.Child(NSAdmin, "reason"); ok {
+		if rs, ok := item.Child(string(q.NS()), "reason"); ok {
 			ch.reason = trimText(string(rs.AppendText(nil)), maxFieldBytes)
 		}
 		rv, hasRole := item.AppendAttr(nil, "role")
@@ -593,4 +600,9 @@ func itoa(n int) string {
 		}
 	}
 	return string(b[i:])
+}
+
+func hasChild(e xmlstream.Element, space, local string) bool {
+	_, ok := e.Child(space, local)
+	return ok
 }

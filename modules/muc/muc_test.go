@@ -359,6 +359,8 @@ func TestRolesAndAffiliations(t *testing.T) {
 	a.C.Wait(t, "id='l1'", "<item affiliation='member' jid='carol@example.org' nick='Carol'/>")
 	b.Send("<iq type='get' to='" + room + "' id='l2'>" + admin + "<item affiliation='owner'/></query></iq>")
 	b.C.Wait(t, "id='l2'", "forbidden")
+	a.Send("<iq type='get' to='" + room + "' id='l4'>" + owner + "<item affiliation='owner'/></query></iq>")
+	a.C.Wait(t, "id='l4'", "<query xmlns='"+nsMUC+"#owner'><item affiliation='owner' jid='alice@example.org'/></query>")
 	a.Send("<iq type='get' to='" + room + "' id='l3'>" + admin + "<item role='moderator'/></query></iq>")
 	a.C.Wait(t, "id='l3'", "nick='Alice'", "nick='Bob'")
 	// Reserved nick (§7.12): someone else may not take it.
