@@ -428,6 +428,7 @@ func (r *room) ownerSet(c module.Context, p *module.Packet, q xmlstream.Element)
 		return
 	}
 	old, wasLocked := r.cfg, r.locked
+	var saved map[string]affRecord // the affiliations before the lists, to undo a failed write
 	oldAffs := make(map[string]affiliation)
 	if f.hasOwners || f.hasAdmins {
 		if !f.hasOwners && len(f.admins) > 0 {
@@ -438,8 +439,10 @@ func (r *room) ownerSet(c module.Context, p *module.Packet, q xmlstream.Element)
 				}
 			}
 		}
+		saved = make(map[string]affRecord, len(r.affs))
 		for k, a := range r.affs {
 			oldAffs[k] = a.aff
+			saved[k] = a
 		}
 	}
 	r.cfg = f.cfg
@@ -452,6 +455,9 @@ func (r *room) ownerSet(c module.Context, p *module.Packet, q xmlstream.Element)
 	}
 	if err := r.persist(old.Persistent); err != nil {
 		r.cfg, r.locked = old, wasLocked
+		if saved != nil {
+			r.affs = saved
+		}
 		if module.LogStoreError(err) {
 			r.svc.m.log.Error().Err(err).Str("room", r.key).Msg("muc: store configuration")
 		}
