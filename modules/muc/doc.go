@@ -52,7 +52,8 @@
 // from=room/>; a joiner's <history/> (maxstanzas, maxchars, seconds, since) selects the
 // smallest tail that meets every limit, whole stanzas only. The subject is not history.
 // Archives (XEP-0313 for rooms) plug in through SetArchive: every reflected message is
-// handed to the Archive once, on the room's shard.
+// handed to the Archive once, on the room's shard; an ArchiveQuerier also gets the IQ
+// requests of its namespaces addressed to the room, with the room's access decision.
 //
 // # Persistence
 //

@@ -389,7 +389,13 @@ func (r *room) features() []string {
 		}
 		return no
 	}
-	return []string{
+	var archived []string
+	if a := archive.Load(); a != nil {
+		if q, ok := (*a).(ArchiveQuerier); ok {
+			archived = q.Namespaces()
+		}
+	}
+	return append(archived,
 		NS, NSStableID, NSOccupant, NSSelfPing, ns.DiscoInfo, ns.Ping,
 		pick(c.Public, "muc_public", "muc_hidden"),
 		pick(c.Persistent, "muc_persistent", "muc_temporary"),
@@ -397,7 +403,7 @@ func (r *room) features() []string {
 		pick(c.Moderated, "muc_moderated", "muc_unmoderated"),
 		pick(c.WhoisAnyone, "muc_nonanonymous", "muc_semianonymous"),
 		pick(c.PasswordProtected, "muc_passwordprotected", "muc_unsecured"),
-	}
+	)
 }
 
 // appendInfo writes the room's disco#info payload with the muc#roominfo form (XEP-0045

@@ -24,7 +24,37 @@ type Archive interface {
 	Append(c module.Context, room jid.JID, id string, at time.Time, msg []byte, logging bool)
 }
 
+// ArchiveQuerier is an Archive that also answers queries addressed to rooms (XEP-0313
+// §4 on a MUC): a room hands it every IQ request whose payload namespace is one of
+// Namespaces (which the room also lists in its disco#info), on the room's shard. The
+// room decides who may read: allowed is true for its occupants, and for users with an
+// affiliation above none when the room is members-only; the querier answers the others
+// with forbidden.
+type ArchiveQuerier interface {
+	Archive
+	Namespaces() []string
+	Query(c module.Context, room jid.JID, iq *module.Packet, allowed bool)
+}
+
 var archive atomic.Pointer[Archive]
+
+// querier returns the installed archive's query side for namespace space, if any.
+func querier(space string) ArchiveQuerier {
+	a := archive.Load()
+	if a == nil {
+		return nil
+	}
+	q, ok := (*a).(ArchiveQuerier)
+	if !ok {
+		return nil
+	}
+	for _, n := range q.Namespaces() {
+		if n == space {
+			return q
+		}
+	}
+	return nil
+}
 
 // SetArchive installs a (nil removes it). Call it before the server starts, typically
 // from the archive module's Provision.

@@ -3,12 +3,17 @@ package muc_test
 import (
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/vireo-im/vireo/engine/config"
+	"github.com/vireo-im/vireo/modules/module"
+	"github.com/vireo-im/vireo/modules/muc"
 	_ "github.com/vireo-im/vireo/modules/standard"
 	"github.com/vireo-im/vireo/router"
 	"github.com/vireo-im/vireo/router/routertest"
+	"github.com/vireo-im/vireo/xmlstream/jid"
 )
 
 const (
@@ -529,4 +534,54 @@ func TestGhostAndRelay(t *testing.T) {
 	}
 	b.Send("<message to='" + room + "' type='error'><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>")
 	a.C.Wait(t, "from='"+room+"/Bob'", "type='unavailable'", "status code='333'")
+}
+
+// fakeArchive records what the room hands the archive seam.
+type fakeArchive struct {
+	mu      sync.Mutex
+	msgs    []string
+	ids     []string
+	allowed []bool
+}
+
+func (f *fakeArchive) Append(_ module.Context, room jid.JID, id string, _ time.Time, msg []byte, _ bool) {
+	f.mu.Lock()
+	f.msgs = append(f.msgs, string(msg))
+	f.ids = append(f.ids, id)
+	f.mu.Unlock()
+}
+func (f *fakeArchive) Namespaces() []string { return []string{"urn:xmpp:mam:2"} }
+func (f *fakeArchive) Query(c module.Context, room jid.JID, iq *module.Packet, allowed bool) {
+	f.mu.Lock()
+	f.allowed = append(f.allowed, allowed)
+	f.mu.Unlock()
+	c.Reply(iq, nil)
+}
+
+// TestArchiveSeam: the seam left for XEP-0313 on rooms sees each reflected message once,
+// with its stanza-id, and the archive queries addressed to the room.
+func TestArchiveSeam(t *testing.T) {
+	fa := &fakeArchive{}
+	muc.SetArchive(fa)
+	t.Cleanup(func() { muc.SetArchive(nil) })
+	e := routertest.New(t, []string{"alice", "bob"}, nil)
+	a := instantRoom(t, e)
+	a.Send("<message to='" + room + "' type='groupchat' id='m1'><body>keep me</body></message>")
+	got := a.C.Wait(t, "id='m1'")
+	a.Send("<iq type='set' to='" + room + "' id='q1'><query xmlns='urn:xmpp:mam:2'/></iq>")
+	a.C.Wait(t, "id='q1'", "type='result'")
+	b := e.Bind("bob", "pc")
+	b.Send("<iq type='set' to='" + room + "' id='q2'><query xmlns='urn:xmpp:mam:2'/></iq>")
+	b.C.Wait(t, "id='q2'", "type='result'")
+	b.Send("<iq type='get' to='" + room + "' id='i'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+	b.C.Wait(t, "id='i'", "<feature var='urn:xmpp:mam:2'/>")
+	fa.mu.Lock()
+	defer fa.mu.Unlock()
+	if len(fa.msgs) != 1 || !strings.Contains(fa.msgs[0], "from='"+room+"/Alice'") || strings.Contains(fa.msgs[0], " to=") ||
+		!strings.Contains(got, "id='"+fa.ids[0]+"' by='"+room+"'") {
+		t.Fatalf("archived %q (ids %q); delivered %s", fa.msgs, fa.ids, got)
+	}
+	if len(fa.allowed) != 2 || !fa.allowed[0] || fa.allowed[1] {
+		t.Fatalf("query access %v, want occupant allowed and non-occupant not", fa.allowed)
+	}
 }
