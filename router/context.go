@@ -23,7 +23,10 @@ type shardCtx struct {
 	out  []byte
 }
 
-var _ module.Context = (*shardCtx)(nil)
+var (
+	_ module.Context      = (*shardCtx)(nil)
+	_ module.DirectRouter = (*shardCtx)(nil)
+)
 
 func (c *shardCtx) set(se *Session, u *user) { c.sess, c.u = se, u }
 
@@ -58,6 +61,13 @@ func (c *shardCtx) Sessions(bare jid.JID) []module.Session {
 }
 
 func (c *shardCtx) Route(raw []byte) { c.s.r.route(raw) }
+
+// RouteTo is Route for a stanza whose 'to' the caller has parsed (module.DirectRouter).
+func (c *shardCtx) RouteTo(to jid.JID, raw []byte) {
+	o := copyOp(0, raw)
+	o.to = to
+	c.s.r.forward(o)
+}
 
 func (c *shardCtx) Deliver(p *module.Packet) bool {
 	if c.u == nil {

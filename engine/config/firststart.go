@@ -183,6 +183,25 @@ disabled = []
 # include_body = false
 # max_registrations = 16
 # min_interval = "2s"
+#
+# [modules.muc]
+# XEP-0045 chat rooms, served at <subdomain>.<each domain>.
+# subdomain = "conference"
+# name = "Chatrooms"
+# Who may create rooms: "local" (users of this server) or "anyone".
+# create = "local"
+# Rooms per service; maxusers of a new room and the largest an owner may set.
+# max_rooms = 10000
+# default_occupants = 200
+# max_occupants = 5000
+# History kept in memory per room (messages), default and largest.
+# default_history = 20
+# max_history = 200
+# Rooms with at least flood_occupants occupants accept join_rate joins per second and
+# broadcast one occupant's status changes at most once per presence_interval.
+# flood_occupants = 200
+# join_rate = 10
+# presence_interval = "5s"
 `))
 
 // WriteDefault writes a commented config for domain to path, failing if the file exists.

@@ -10,6 +10,7 @@ import (
 	_ "github.com/vireo-im/vireo/modules/hints"
 	_ "github.com/vireo-im/vireo/modules/last"
 	_ "github.com/vireo-im/vireo/modules/mam"
+	_ "github.com/vireo-im/vireo/modules/muc"
 	_ "github.com/vireo-im/vireo/modules/offline"
 	_ "github.com/vireo-im/vireo/modules/ping"
 	_ "github.com/vireo-im/vireo/modules/presence"

@@ -1,0 +1,68 @@
+"""Join a MUC room with slixmpp's XEP-0045 plugin, print what the join brought (status
+codes, history, subject), send a groupchat message, see it reflected with the room's
+stanza-id, and wait for a message from another occupant (Alice).
+Used by TestIntegrationSlixmppMuc; exits non-zero on failure."""
+import asyncio
+import ssl
+import sys
+
+import slixmpp
+from slixmpp.exceptions import PresenceError
+
+ROOM = "tea@conference.localhost"
+
+
+class Client(slixmpp.ClientXMPP):
+    def __init__(self, jid, password, cafile):
+        super().__init__(jid, password)
+        self.ok = False
+        self.ssl_context = ssl.create_default_context(cafile=cafile)
+        self.register_plugin("xep_0045")
+        self.register_plugin("xep_0359")
+        self.add_event_handler("session_start", self.start)
+        self.add_event_handler("groupchat_message", self.groupchat)
+
+    async def start(self, _):
+        self.send_presence()
+        await self.get_roster()
+        try:
+            pres, subject, occupants, history = await self["xep_0045"].join_muc_wait(
+                ROOM, "Slix", maxstanzas=5, timeout=20)
+        except PresenceError as e:
+            print("JOIN ERROR", e.presence["error"]["condition"], flush=True)
+            self.disconnect()
+            return
+        codes = sorted(pres["muc"]["status_codes"])
+        print("JOINED", pres["from"], " ".join(str(c) for c in codes), flush=True)
+        print("OCCUPANTS", " ".join(sorted(str(p["from"].resource) for p in occupants)), flush=True)
+        print("HISTORY", " | ".join(m["body"] for m in history), flush=True)
+        print("SUBJECT", subject["subject"], flush=True)
+        self.send_message(mto=ROOM, mbody="hello from slix", mtype="groupchat")
+
+    def groupchat(self, msg):
+        if msg.get_plugin("delay", check=True) is not None:
+            return  # history
+        nick = msg["from"].resource
+        if nick == "Slix" and msg["body"] == "hello from slix":
+            sid = msg["stanza_id"]
+            print("REFLECTED", sid["by"], "yes" if sid["id"] else "no", flush=True)
+        elif nick == "Alice":
+            print("GOT", msg["body"], flush=True)
+            self.ok = True
+            self.disconnect()
+
+
+def main():
+    jid, password, host, port, cafile = sys.argv[1:6]
+    c = Client(jid, password, cafile)
+    c.connect(address=(host, int(port)), force_starttls=True)
+    loop = asyncio.get_event_loop()
+    try:
+        loop.run_until_complete(asyncio.wait_for(c.disconnected, 40))
+    except asyncio.TimeoutError:
+        print("TIMEOUT", flush=True)
+    sys.exit(0 if c.ok else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,531 @@
+package muc
+
+import (
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/vireo-im/vireo/modules/module"
+	"github.com/vireo-im/vireo/modules/sid"
+	"github.com/vireo-im/vireo/xmlstream"
+	"github.com/vireo-im/vireo/xmlstream/jid"
+	"github.com/vireo-im/vireo/xmlstream/ns"
+	"github.com/vireo-im/vireo/xmlstream/stanza"
+)
+
+// Archive is the seam for XEP-0313 archives of rooms (built in its own module): when one
+// is installed, every groupchat message a room reflects is handed to it once, on the
+// room's shard, before it is delivered. msg is the message as every occupant gets it
+// (from the occupant JID, with <stanza-id by=room/> and <occupant-id/>, without 'to'),
+// valid during the call only; id is its stanza-id. logging is the room's
+// muc#roomconfig_enablelogging. An archive that also serves history on join can say so
+// later through an extension of this interface.
+type Archive interface {
+	Append(c module.Context, room jid.JID, id string, at time.Time, msg []byte, logging bool)
+}
+
+// ArchiveQuerier is an Archive that also answers queries addressed to rooms (XEP-0313
+// §4 on a MUC): a room hands it every IQ request whose payload namespace is one of
+// Namespaces (which the room also lists in its disco#info), on the room's shard. The
+// room decides who may read: allowed is true for its occupants, and for users with an
+// affiliation above none when the room is members-only; the querier answers the others
+// with forbidden.
+type ArchiveQuerier interface {
+	Archive
+	Namespaces() []string
+	Query(c module.Context, room jid.JID, iq *module.Packet, allowed bool)
+}
+
+var archive atomic.Pointer[Archive]
+
+// querier returns the installed archive's query side for namespace space, if any.
+func querier(space string) ArchiveQuerier {
+	a := archive.Load()
+	if a == nil {
+		return nil
+	}
+	q, ok := (*a).(ArchiveQuerier)
+	if !ok {
+		return nil
+	}
+	for _, n := range q.Namespaces() {
+		if n == space {
+			return q
+		}
+	}
+	return nil
+}
+
+// SetArchive installs a (nil removes it). Call it before the server starts, typically
+// from the archive module's Provision.
+func SetArchive(a Archive) {
+	if a == nil {
+		archive.Store(nil)
+		return
+	}
+	archive.Store(&a)
+}
+
+// message handles a message to the room or to an occupant.
+func (r *room) message(c module.Context, p *module.Packet) {
+	o := r.byReal[p.From.String()]
+	if p.Type == "error" {
+		if o != nil && kickable(p) {
+			r.ghost(c, o, p.From)
+		}
+		return
+	}
+	if !p.To.IsBare() {
+		r.private(c, p, o)
+		return
+	}
+	if p.Type == "groupchat" {
+		r.groupchat(c, p, o)
+		return
+	}
+	e := p.Elem()
+	if x, ok := e.Child(NSUser, "x"); ok && r.invitations(c, p, o, x) {
+		return
+	}
+	if x, ok := e.Child(ns.DataForms, "x"); ok && r.voiceRequest(c, p, o, x) {
+		return
+	}
+	if _, ok := e.Child("", "body"); ok {
+		// §7.4: messages to the room that are not groupchat may be rejected.
+		c.Error(p, errBy(r.jid, stanza.BadRequest, "messages to the room must be of type groupchat"))
+	}
+}
+
+// groupchat handles a message to all occupants (XEP-0045 §7.4) or a subject change (§8.1).
+func (r *room) groupchat(c module.Context, p *module.Packet, o *occupant) {
+	if o == nil {
+		c.Error(p, errBy(r.jid, stanza.NotAcceptable, "you are not in the room"))
+		return
+	}
+	e := p.Elem()
+	_, body := e.Child("", "body")
+	_, thread := e.Child("", "thread")
+	subj, hasSubj := e.Child("", "subject")
+	if hasSubj && !body && !thread {
+		if o.role != roleModerator && !(r.cfg.ChangeSubject && o.role >= roleParticipant) {
+			c.Error(p, errBy(r.jid, stanza.Forbidden, "you may not change the subject"))
+			return
+		}
+		now := c.Now()
+		r.subject = subject{text: trimText(string(subj.AppendText(nil)), maxSubjectBytes), nick: o.nick,
+			occID: o.id, at: now, set: true}
+		if err := r.saveSubject(); err != nil {
+			r.svc.m.log.Error().Err(err).Str("room", r.key).Msg("muc: store subject")
+		}
+		tmpl, _ := r.reflect(c, e, o, false, now)
+		r.fanout(c, tmpl)
+		return
+	}
+	if o.role < roleParticipant {
+		c.Error(p, errBy(r.jid, stanza.Forbidden, "visitors may not speak in a moderated room"))
+		return
+	}
+	now := c.Now()
+	tmpl, id := r.reflect(c, e, o, true, now)
+	if a := archive.Load(); a != nil {
+		(*a).Append(c, r.jid, id, now, tmpl, r.cfg.Logging)
+	}
+	r.fanout(c, tmpl)
+	r.record(tmpl, now)
+}
+
+// reflect builds the message the room sends for a client's groupchat message, once,
+// without 'to': the client's start tag with 'from' set to the occupant JID (and an id when
+// it had none, §7.4), its children without the ones only the room may write (occupant-id,
+// XEP-0421 §4; a stanza-id claiming to be the room's, XEP-0359 §5; muc#user data, §17.2),
+// then <stanza-id by=room/> (when sid) and <occupant-id/>. The result lives in the shard's
+// scratch buffer until the next stanza.
+func (r *room) reflect(c module.Context, e xmlstream.Element, o *occupant, withSID bool, now time.Time) ([]byte, string) {
+	buf := scratch0(c)
+	tag, _ := split(e)
+	var idb [32]byte
+	id := sid.AppendID(idb[:0], now)
+	sets := [3]xmlstream.AttrSet{{Name: "from", Value: s2b(o.ojid.String())}, {Name: "to", Remove: true},
+		{Name: "id", Value: id}}
+	n := 3
+	if _, ok := e.Attr("id"); ok {
+		n = 2
+	}
+	b := xmlstream.SetAttrs((*buf)[:0], tag, sets[:n]...)
+	b = append(openTag(b), '>')
+	room := r.key
+	for it := e.Children(); ; {
+		ch, ok := it.Next()
+		if !ok {
+			break
+		}
+		name, space := string(ch.Name()), string(ch.NS())
+		switch {
+		case name == "occupant-id" && space == NSOccupant:
+			continue
+		case name == "x" && space == NSUser:
+			continue
+		case name == "stanza-id" && space == ns.SID:
+			if v, _ := ch.AppendAttr(nil, "by"); string(v) == room {
+				continue
+			}
+		}
+		b = append(b, ch.Raw()...)
+	}
+	if withSID {
+		b = append(b, "<stanza-id xmlns='"+ns.SID+"' id='"...)
+		b = append(b, id...)
+		b = append(b, "' by='"...)
+		b = xmlstream.AppendEscapedString(b, room)
+		b = append(b, "'/>"...)
+	}
+	b = appendOccupantID(b, o.id)
+	b = append(b, "</message>"...)
+	*buf = b
+	return b, string(id)
+}
+
+// fanout delivers tmpl to every session of every occupant, the sender's included (§7.4:
+// the reflection tells it the message went out, with the same id and stanza-id).
+func (r *room) fanout(c module.Context, tmpl []byte) {
+	snd := newSender(c)
+	for _, x := range r.occ {
+		for _, s := range x.sess {
+			snd.to(s, tmpl)
+		}
+	}
+}
+
+// private handles a private message to an occupant (XEP-0045 §7.5).
+func (r *room) private(c module.Context, p *module.Packet, o *occupant) {
+	if o == nil {
+		c.Error(p, errBy(r.jid, stanza.NotAcceptable, "you are not in the room"))
+		return
+	}
+	if p.Type == "groupchat" {
+		c.Error(p, errBy(r.jid, stanza.BadRequest, "private messages are not groupchat"))
+		return
+	}
+	t := r.byNick[p.To.Resource()]
+	if t == nil {
+		c.Error(p, errBy(r.jid, stanza.ItemNotFound, "no such occupant"))
+		return
+	}
+	ok := false
+	switch r.cfg.AllowPM {
+	case pmAnyone, "":
+		ok = true
+	case pmParticipants:
+		ok = o.role >= roleParticipant
+	case pmModerators:
+		ok = o.role == roleModerator
+	}
+	if !ok {
+		c.Error(p, errBy(r.jid, stanza.Forbidden, "private messages are not allowed here"))
+		return
+	}
+	e := p.Elem()
+	buf := scratch0(c)
+	tag, _ := split(e)
+	b := xmlstream.SetAttrs((*buf)[:0], tag, xmlstream.AttrSet{Name: "from", Value: s2b(o.ojid.String())},
+		xmlstream.AttrSet{Name: "to", Remove: true})
+	b = append(openTag(b), '>')
+	hasX := false
+	for it := e.Children(); ; {
+		ch, ok := it.Next()
+		if !ok {
+			break
+		}
+		name, space := string(ch.Name()), string(ch.NS())
+		if name == "occupant-id" && space == NSOccupant {
+			continue
+		}
+		if name == "x" && space == NSUser {
+			if hasX {
+				continue
+			}
+			hasX = true
+			b = append(b, "<x xmlns='"+NSUser+"'/>"...) // the client's #user data is not passed on
+			continue
+		}
+		b = append(b, ch.Raw()...)
+	}
+	if !hasX {
+		b = append(b, "<x xmlns='"+NSUser+"'/>"...) // §7.5: the service SHOULD add it
+	}
+	b = appendOccupantID(b, o.id)
+	b = append(b, "</message>"...)
+	*buf = b
+	snd := newSender(c)
+	for _, s := range t.sess {
+		snd.to(s, b)
+	}
+}
+
+// invitations handles mediated invitations and declines (XEP-0045 §7.8.2) in x; it
+// reports whether x held any.
+func (r *room) invitations(c module.Context, p *module.Packet, o *occupant, x xmlstream.Element) bool {
+	handled := false
+	aff := r.affOf(p.From.Bare())
+	for it := x.Children(); ; {
+		ch, ok := it.Next()
+		if !ok {
+			break
+		}
+		if string(ch.NS()) != NSUser {
+			continue
+		}
+		switch string(ch.Name()) {
+		case "invite":
+			handled = true
+			if e := r.invite(c, p, o, aff, ch); e != nil {
+				c.Error(p, e)
+				return true
+			}
+		case "decline":
+			handled = true
+			to, e := itemJID(ch, "to")
+			if e != nil {
+				c.Error(p, e)
+				return true
+			}
+			var b xmlstream.Builder
+			b.Start("message").Attr("from", r.key).Attr("to", to.String())
+			if id, ok := p.Elem().Attr("id"); ok {
+				b.AttrBytes("id", xmlstream.AppendUnescaped(nil, id))
+			}
+			b.Start("x").Attr("xmlns", NSUser).Start("decline").Attr("from", p.From.Bare().String())
+			if rs, ok := ch.Child(NSUser, "reason"); ok {
+				b.Start("reason").TextBytes(rs.AppendText(nil)).End()
+			}
+			b.End().End().End()
+			c.Route(b.B)
+		}
+	}
+	return handled
+}
+
+// itemJID parses the JID in attribute attr of e.
+func itemJID(e xmlstream.Element, attr string) (jid.JID, *stanza.Error) {
+	v, ok := e.AppendAttr(nil, attr)
+	if !ok || len(v) == 0 {
+		return jid.JID{}, badForm(stanza.BadRequest, "missing "+attr)
+	}
+	j, err := jid.ParseBytes(v)
+	if err != nil {
+		return jid.JID{}, stanza.New(stanza.JIDMalformed)
+	}
+	return j, nil
+}
+
+// invite relays one invitation. Occupants may invite; in a members-only room only admins
+// and owners, or any occupant when allowinvites is on, and the invitee becomes a member
+// (§7.8.2, §9.5).
+func (r *room) invite(c module.Context, p *module.Packet, o *occupant, aff affiliation, inv xmlstream.Element) *stanza.Error {
+	if o == nil {
+		return errBy(r.jid, stanza.NotAcceptable, "you are not in the room")
+	}
+	if r.cfg.MembersOnly && aff < affAdmin && !r.cfg.AllowInvites {
+		return errBy(r.jid, stanza.Forbidden, "only admins may invite to this room")
+	}
+	to, e := itemJID(inv, "to")
+	if e != nil {
+		return e
+	}
+	if r.cfg.MembersOnly && r.affOf(to.Bare()) == affNone {
+		key := to.Bare().String()
+		if len(r.affs) >= maxAffiliations {
+			return errBy(r.jid, stanza.ResourceConstraintCond, "too many affiliations")
+		}
+		rec := affRecord{aff: affMember}
+		if err := r.saveAff(key, rec); err != nil {
+			return module.StoreError(err)
+		}
+		r.affs[key] = rec
+	}
+	var reason []byte
+	if rs, ok := inv.Child(NSUser, "reason"); ok {
+		reason = rs.AppendText(nil)
+	}
+	_, cont := inv.Child(NSUser, "continue")
+	c.Route(r.invitation(to, p.From.Bare().String(), string(reason), cont, p.Elem()))
+	return nil
+}
+
+// invitation builds the invitation message the room sends to invitee (§7.8.2).
+func (r *room) invitation(to jid.JID, from, reason string, cont bool, orig xmlstream.Element) []byte {
+	var b xmlstream.Builder
+	b.Start("message").Attr("from", r.key).Attr("to", to.String())
+	if id, ok := orig.Attr("id"); ok {
+		b.AttrBytes("id", xmlstream.AppendUnescaped(nil, id))
+	}
+	b.Start("x").Attr("xmlns", NSUser).Start("invite")
+	if from != "" {
+		b.Attr("from", from)
+	}
+	if reason != "" {
+		b.Start("reason").Text(reason).End()
+	}
+	if cont {
+		b.Start("continue").End()
+	}
+	b.End()
+	if r.cfg.PasswordProtected {
+		b.Start("password").Text(r.cfg.Password).End()
+	}
+	b.End().End()
+	return b.B
+}
+
+// occupantIQ handles an IQ to an occupant JID: XEP-0410 self-ping is answered by the room
+// (§3.3); other requests between occupants are relayed with the room's own ids so that
+// neither side learns the other's real JID (XEP-0045 §17.3); answers go back the same way.
+func (r *room) occupantIQ(c module.Context, p *module.Packet) {
+	o := r.byReal[p.From.String()]
+	if p.Type == "result" || p.Type == "error" {
+		r.relayAnswer(c, p)
+		return
+	}
+	q, ok := p.Payload()
+	isPing := ok && string(q.NS()) == ns.Ping && string(q.Name()) == "ping"
+	if o == nil {
+		cond := stanza.NotAcceptable // XEP-0410 §3.2
+		if ok && (string(q.NS()) == ns.DiscoInfo || string(q.NS()) == ns.DiscoItems) {
+			cond = stanza.BadRequest // XEP-0045 §6.7
+		}
+		c.Error(p, errBy(r.jid, cond, "you are not in the room"))
+		return
+	}
+	t := r.byNick[p.To.Resource()]
+	if t == nil {
+		c.Error(p, errBy(r.jid, stanza.ItemNotFound, "no such occupant"))
+		return
+	}
+	if t == o && isPing {
+		c.Reply(p, nil)
+		return
+	}
+	if len(r.pending) >= maxPendingIQ {
+		old := r.pendSeq[0]
+		r.pendSeq = r.pendSeq[1:]
+		delete(r.pending, old)
+	}
+	r.iqSeq++
+	id := "muc" + strconv.FormatUint(r.iqSeq, 36) + "-" + strconv.FormatInt(c.Now().UnixNano()&0xffffff, 36)
+	target := t.sess[len(t.sess)-1]
+	if r.pending == nil {
+		r.pending = map[string]pendingIQ{}
+	}
+	r.pending[id] = pendingIQ{from: p.From, id: p.ID, target: target, ojid: t.ojid}
+	r.pendSeq = append(r.pendSeq, id)
+	out := xmlstream.SetAttrs(nil, p.Raw, xmlstream.AttrSet{Name: "from", Value: s2b(o.ojid.String())},
+		xmlstream.AttrSet{Name: "to", Value: s2b(target.String())}, xmlstream.AttrSet{Name: "id", Value: []byte(id)})
+	c.Route(out)
+}
+
+// relayAnswer passes the answer to a relayed IQ back to the requester.
+func (r *room) relayAnswer(c module.Context, p *module.Packet) {
+	v, ok := p.Elem().Attr("id")
+	if !ok {
+		return
+	}
+	pd, ok := r.pending[string(v)]
+	if !ok || !pd.target.Equal(p.From) {
+		return
+	}
+	delete(r.pending, string(v))
+	for i, k := range r.pendSeq {
+		if k == string(v) {
+			r.pendSeq = append(r.pendSeq[:i], r.pendSeq[i+1:]...)
+			break
+		}
+	}
+	out := xmlstream.SetAttrs(nil, p.Raw, xmlstream.AttrSet{Name: "from", Value: s2b(pd.ojid.String())},
+		xmlstream.AttrSet{Name: "to", Value: s2b(pd.from.String())}, xmlstream.AttrSet{Name: "id", Value: []byte(pd.id)})
+	c.Route(out)
+}
+
+// formValues returns the first value of each field of a data form (at most 32 fields).
+func formValues(x xmlstream.Element) map[string]string {
+	out := map[string]string{}
+	for it := x.Children(); len(out) < 32; {
+		f, ok := it.Next()
+		if !ok {
+			break
+		}
+		if string(f.Name()) != "field" || string(f.NS()) != ns.DataForms {
+			continue
+		}
+		name, _ := f.AppendAttr(nil, "var")
+		if v, ok := f.Child(ns.DataForms, "value"); ok {
+			out[string(name)] = trimText(string(v.AppendText(nil)), maxFieldBytes)
+		} else {
+			out[string(name)] = ""
+		}
+	}
+	return out
+}
+
+// voiceRequest handles the muc#request form (XEP-0045 §7.13, §8.6): a visitor's request
+// for voice goes to the moderators as an approval form; a moderator's submitted approval
+// grants voice. It reports whether x was such a form.
+func (r *room) voiceRequest(c module.Context, p *module.Packet, o *occupant, x xmlstream.Element) bool {
+	f := formValues(x)
+	if f["FORM_TYPE"] != NSRequest {
+		return false
+	}
+	if t, _ := x.AppendAttr(nil, "type"); string(t) != "submit" {
+		return true
+	}
+	if o == nil {
+		c.Error(p, errBy(r.jid, stanza.NotAcceptable, "you are not in the room"))
+		return true
+	}
+	allow, isApproval := f["muc#request_allow"]
+	if !isApproval {
+		if o.role != roleVisitor || f["muc#role"] != "participant" {
+			return true // nothing to request
+		}
+		var b xmlstream.Builder
+		b.Start("message").Attr("from", r.key)
+		b.Start("x").Attr("xmlns", ns.DataForms).Attr("type", "form")
+		b.Start("title").Text("Voice request").End()
+		b.Start("instructions").Text("To approve this request for voice, select the \"Grant voice to this person?\" checkbox and click OK.").End()
+		appendField(&b, "hidden", "FORM_TYPE", "", NSRequest)
+		b.End()
+		appendField(&b, "list-single", "muc#role", "Requested role", "participant")
+		b.End()
+		appendField(&b, "jid-single", "muc#jid", "User ID", p.From.String())
+		b.End()
+		appendField(&b, "text-single", "muc#roomnick", "Room Nickname", o.nick)
+		b.End()
+		appendField(&b, "boolean", "muc#request_allow", "Grant voice to this person?", "false")
+		b.End()
+		b.End().End()
+		snd := newSender(c)
+		for _, m := range r.occ {
+			if m.role != roleModerator {
+				continue
+			}
+			for _, s := range m.sess {
+				snd.to(s, b.B)
+			}
+		}
+		return true
+	}
+	if ok, _ := parseBool(allow); !ok {
+		return true // not granted
+	}
+	t := r.byNick[f["muc#roomnick"]]
+	if t == nil || t.role != roleVisitor {
+		return true
+	}
+	if cond := checkRole(r.affOf(p.From.Bare()), o.role, r.affOf(t.bare), t.role, roleParticipant); cond != "" {
+		c.Error(p, errBy(r.jid, cond, ""))
+		return true
+	}
+	t.role = roleParticipant
+	snd := newSender(c)
+	r.broadcast(&snd, t, &presOpt{actor: o.nick}, jid.JID{})
+	return true
+}

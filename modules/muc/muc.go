@@ -1,0 +1,427 @@
+package muc
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/vireo-im/vireo/modules/module"
+	"github.com/vireo-im/vireo/store"
+	"github.com/vireo-im/vireo/xmlstream/jid"
+	"github.com/vireo-im/vireo/xmlstream/ns"
+	"github.com/vireo-im/vireo/xmlstream/stanza"
+)
+
+// Namespaces of XEP-0045 and the XEPs it works with.
+const (
+	NS          = "http://jabber.org/protocol/muc"
+	NSUser      = NS + "#user"
+	NSAdmin     = NS + "#admin"
+	NSOwner     = NS + "#owner"
+	NSStableID  = NS + "#stable_id"
+	NSRoomConf  = NS + "#roomconfig"
+	NSRoomInfo  = NS + "#roominfo"
+	NSRequest   = NS + "#request"
+	NSSelfPing  = NS + "#self-ping-optimization" // XEP-0410 §3.3
+	NSOccupant  = "urn:xmpp:occupant-id:0"       // XEP-0421
+	NSConfStamp = "jabber:x:conference"          // XEP-0249 direct invitations
+)
+
+// Tunables: defaults of [modules.muc]; each can be changed there.
+const (
+	// DefaultSubdomain names the service of each virtual host: conference.<host>.
+	DefaultSubdomain = "conference"
+	// DefaultMaxRooms bounds the rooms of one service, live and persistent: every room
+	// costs memory while it has occupants (and a persistent one stays loaded once used).
+	DefaultMaxRooms = 10000
+	// DefaultOccupants is muc#roomconfig_maxusers of a new room.
+	DefaultOccupants = 200
+	// DefaultMaxOccupants is the largest maxusers an owner may set. Admins and owners may
+	// enter a full room (XEP-0045 §7.2.9) up to this bound too: one groupchat message costs
+	// one routed stanza per occupant session.
+	DefaultMaxOccupants = 5000
+	// DefaultHistory is the history a new room keeps and sends on join (messages).
+	DefaultHistory = 20
+	// DefaultMaxHistory is the largest history length an owner may set: the ring is in
+	// memory, and each joiner gets up to that many messages.
+	DefaultMaxHistory = 200
+	// DefaultFloodOccupants is the room size from which join flood control applies: below
+	// it a join costs at most a few hundred presence stanzas.
+	DefaultFloodOccupants = 200
+	// DefaultJoinRate is the sustained rate of joins per second a large room accepts (with a
+	// burst of twice as many); each join there sends one presence per occupant and the
+	// whole room roster to the joiner. Joins beyond get resource-constraint (type wait).
+	DefaultJoinRate = 10
+	// DefaultPresenceInterval is the shortest interval between two broadcast availability
+	// changes (show, status) of one occupant of a large room; changes in between are
+	// kept for the next broadcast and for newcomers.
+	DefaultPresenceInterval = 5 * time.Second
+	// maxNickBytes bounds a room nickname (resourceprep allows 1023 bytes).
+	maxNickBytes = 128
+	// maxSubjectBytes and maxPresenceBytes bound what a room keeps per subject and per
+	// occupant presence; maxFieldBytes bounds one text field of the configuration form.
+	maxSubjectBytes  = 4 << 10
+	maxPresenceBytes = 8 << 10
+	maxFieldBytes    = 1 << 10
+	// maxListItems bounds the items of one #admin set and the JIDs of the owner and admin
+	// list fields of a configuration form.
+	maxListItems = 1000
+	// maxAffiliations bounds the affiliations one room keeps (members, admins, bans).
+	maxAffiliations = 10000
+	// maxPendingIQ bounds the IQs one room relays between occupants and awaits answers to.
+	maxPendingIQ = 256
+)
+
+func init() { module.Register(new(Mod)) }
+
+// Config is [modules.muc].
+type Config struct {
+	// Subdomain names the service: <subdomain>.<virtual host> for each host.
+	Subdomain string `toml:"subdomain"`
+	// Name is the service's disco identity name.
+	Name string `toml:"name"`
+	// Create says who may create rooms: "local" (users of this server's virtual hosts,
+	// the default) or "anyone".
+	Create string `toml:"create"`
+	// MaxRooms bounds the rooms of one service.
+	MaxRooms int `toml:"max_rooms"`
+	// DefaultOccupants is maxusers of a new room; MaxOccupants the largest an owner may set.
+	DefaultOccupants int `toml:"default_occupants"`
+	MaxOccupants     int `toml:"max_occupants"`
+	// DefaultHistory and MaxHistory: history length of a new room, and the largest allowed.
+	DefaultHistory int `toml:"default_history"`
+	MaxHistory     int `toml:"max_history"`
+	// FloodOccupants, JoinRate, PresenceInterval: join and presence flood control in rooms
+	// with at least FloodOccupants occupants. PresenceInterval is a Go duration ("5s").
+	FloodOccupants   int     `toml:"flood_occupants"`
+	JoinRate         float64 `toml:"join_rate"`
+	PresenceInterval string  `toml:"presence_interval"`
+	// OccupantIDSecret keys the XEP-0421 occupant ids. Empty: a random secret is made at
+	// first start and kept in the store, so ids stay stable across restarts.
+	OccupantIDSecret string `toml:"occupant_id_secret"`
+}
+
+// Mod is the module: one MUC service per virtual host.
+type Mod struct {
+	cfg       Config
+	presEvery time.Duration
+	log       zerolog.Logger
+	t         store.Table
+	secret    []byte
+	svcs      map[string]*service
+}
+
+var _ module.Provisioner = (*Mod)(nil)
+
+// ModuleInfo implements module.Module.
+func (*Mod) ModuleInfo() module.Info {
+	return module.Info{ID: "muc", XEP: 45, New: func() module.Module { return new(Mod) }}
+}
+
+// Provision reads [modules.muc], loads the persistent rooms' directory and claims one
+// service domain per virtual host.
+func (m *Mod) Provision(r module.Registrar) error {
+	m.log = r.Logger()
+	if err := r.Config(&m.cfg); err != nil {
+		return err
+	}
+	if err := m.cfg.normalize(); err != nil {
+		return err
+	}
+	m.presEvery = DefaultPresenceInterval
+	if m.cfg.PresenceInterval != "" {
+		d, err := time.ParseDuration(m.cfg.PresenceInterval)
+		if err != nil || d < 0 {
+			return fmt.Errorf("presence_interval %q: want a duration such as \"5s\"", m.cfg.PresenceInterval)
+		}
+		m.presEvery = d
+	}
+	m.t = r.Table("muc")
+	secret, err := m.loadSecret()
+	if err != nil {
+		return err
+	}
+	m.secret = secret
+	m.svcs = map[string]*service{}
+	for _, d := range r.Domains() {
+		dom, err := jid.PrepareDomain(m.cfg.Subdomain + "." + d)
+		if err != nil {
+			return fmt.Errorf("subdomain %q: %w", m.cfg.Subdomain, err)
+		}
+		sj, _ := jid.Parse(dom)
+		s := &service{m: m, domain: dom, jid: sj}
+		s.dir.rooms = map[string]*dirEntry{}
+		m.svcs[dom] = s
+		r.Service(module.Service{Domain: dom, Name: m.cfg.Name, Handler: s.handle})
+	}
+	return m.loadDirectory()
+}
+
+func (c *Config) normalize() error {
+	if c.Subdomain == "" {
+		c.Subdomain = DefaultSubdomain
+	}
+	if c.Name == "" {
+		c.Name = "Chatrooms"
+	}
+	switch c.Create {
+	case "":
+		c.Create = "local"
+	case "local", "anyone":
+	default:
+		return fmt.Errorf("create %q: want \"local\" or \"anyone\"", c.Create)
+	}
+	pos := func(v *int, def int) {
+		if *v <= 0 {
+			*v = def
+		}
+	}
+	pos(&c.MaxRooms, DefaultMaxRooms)
+	pos(&c.MaxOccupants, DefaultMaxOccupants)
+	pos(&c.DefaultOccupants, min(DefaultOccupants, c.MaxOccupants))
+	pos(&c.MaxHistory, DefaultMaxHistory)
+	if c.DefaultHistory < 0 {
+		c.DefaultHistory = 0
+	} else if c.DefaultHistory == 0 {
+		c.DefaultHistory = min(DefaultHistory, c.MaxHistory)
+	}
+	pos(&c.FloodOccupants, DefaultFloodOccupants)
+	if c.JoinRate <= 0 {
+		c.JoinRate = DefaultJoinRate
+	}
+	if c.DefaultOccupants > c.MaxOccupants {
+		return fmt.Errorf("default_occupants %d is above max_occupants %d", c.DefaultOccupants, c.MaxOccupants)
+	}
+	if c.DefaultHistory > c.MaxHistory {
+		return fmt.Errorf("default_history %d is above max_history %d", c.DefaultHistory, c.MaxHistory)
+	}
+	return nil
+}
+
+// loadSecret returns the occupant-id key: the configured one, or the one kept in the
+// store, made at first start.
+func (m *Mod) loadSecret() ([]byte, error) {
+	if m.cfg.OccupantIDSecret != "" {
+		return []byte(m.cfg.OccupantIDSecret), nil
+	}
+	v, err := m.t.Get(keySecret)
+	if err == nil && len(v) >= 16 {
+		return v, nil
+	}
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("muc: read occupant-id secret: %w", err)
+	}
+	b := make([]byte, 32)
+	rand.Read(b)
+	if err := m.t.Set(keySecret, b); err != nil {
+		return nil, fmt.Errorf("muc: store occupant-id secret: %w", err)
+	}
+	return b, nil
+}
+
+// service is one MUC service domain (conference.example.org).
+type service struct {
+	m      *Mod
+	domain string
+	jid    jid.JID
+	// rooms holds the rooms in memory, by bare room JID. An entry is created, used and
+	// deleted only on its room's shard (the router runs every stanza for a room there),
+	// so a *room needs no lock; the map itself is shared by all shards.
+	rooms sync.Map
+	dir   directory
+}
+
+// directory lists every room of a service, live or persistent, for disco#items, the
+// room bound and lazy loading. It is the only room state read across shards.
+type directory struct {
+	mu    sync.Mutex
+	rooms map[string]*dirEntry
+}
+
+// dirEntry is what other shards may know of a room. Written by the room's shard under
+// directory.mu.
+type dirEntry struct {
+	name      string
+	public    bool
+	locked    bool
+	persisted bool // configuration in the store: load it at first use
+	loaded    bool // a *room is in service.rooms
+	occupants int
+}
+
+// reserve adds a new room to the directory unless the service holds max rooms already.
+func (d *directory) reserve(key string, max int) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.rooms[key]; ok {
+		return true
+	}
+	if len(d.rooms) >= max {
+		return false
+	}
+	d.rooms[key] = &dirEntry{locked: true, loaded: true}
+	return true
+}
+
+func (d *directory) update(key string, f func(e *dirEntry)) {
+	d.mu.Lock()
+	if e := d.rooms[key]; e != nil {
+		f(e)
+	}
+	d.mu.Unlock()
+}
+
+func (d *directory) remove(key string) {
+	d.mu.Lock()
+	delete(d.rooms, key)
+	d.mu.Unlock()
+}
+
+func (d *directory) get(key string) (dirEntry, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	e := d.rooms[key]
+	if e == nil {
+		return dirEntry{}, false
+	}
+	return *e, true
+}
+
+// public lists the public, unlocked rooms as (JID, name) pairs sorted by JID.
+func (d *directory) public() [][2]string {
+	d.mu.Lock()
+	out := make([][2]string, 0, len(d.rooms))
+	for k, e := range d.rooms {
+		if e.public && !e.locked {
+			out = append(out, [2]string{k, e.name})
+		}
+	}
+	d.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i][0] < out[j][0] })
+	return out
+}
+
+// room returns the room addressed by bare, loading a persistent one at first use; nil
+// when it does not exist. An error means a persistent room could not be read: it exists,
+// and must not be created anew. It runs on the room's shard.
+func (s *service) room(bare jid.JID) (*room, error) {
+	key := bare.String()
+	if v, ok := s.rooms.Load(key); ok {
+		return v.(*room), nil
+	}
+	e, ok := s.dir.get(key)
+	if !ok || !e.persisted {
+		return nil, nil
+	}
+	r, err := s.load(bare)
+	if err != nil {
+		s.m.log.Error().Err(err).Str("room", key).Msg("muc: load room")
+		return nil, err
+	}
+	s.rooms.Store(key, r)
+	s.dir.update(key, func(e *dirEntry) { e.loaded = true })
+	return r, nil
+}
+
+// handle is the module.ServiceHandler: every stanza to the service domain or an entity
+// inside it, on the shard of the addressed entity's bare JID.
+func (s *service) handle(c module.Context, p *module.Packet) {
+	if p.From.IsZero() {
+		return
+	}
+	if p.To.Local() == "" {
+		s.serviceStanza(c, p)
+		return
+	}
+	r, err := s.room(p.To.Bare())
+	if err != nil {
+		if p.Type != "error" && p.Type != "result" {
+			c.Error(p, module.StoreError(err))
+		}
+		return
+	}
+	switch p.Kind {
+	case module.KindPresence:
+		if r == nil {
+			s.create(c, p)
+			return
+		}
+		r.presence(c, p)
+	case module.KindMessage:
+		if r == nil || r.locked && !r.isOwner(p.From) {
+			if p.Type != "error" {
+				c.Error(p, errBy(p.To.Bare(), stanza.ItemNotFound, ""))
+			}
+			return
+		}
+		r.message(c, p)
+	case module.KindIQ:
+		if r == nil {
+			if p.Type == "get" || p.Type == "set" {
+				s.noRoomIQ(c, p)
+			}
+			return
+		}
+		r.iq(c, p)
+	}
+}
+
+// serviceStanza answers stanzas to the service domain itself (XEP-0045 §6.1–§6.3).
+func (s *service) serviceStanza(c module.Context, p *module.Packet) {
+	switch p.Kind {
+	case module.KindIQ:
+		if p.Type != "get" && p.Type != "set" {
+			return
+		}
+		q, ok := p.Payload()
+		if !ok {
+			c.Error(p, stanza.New(stanza.BadRequest))
+			return
+		}
+		switch {
+		case p.Type == "get" && string(q.NS()) == ns.DiscoInfo && string(q.Name()) == "query":
+			if n, _ := q.AppendAttr(nil, "node"); len(n) > 0 {
+				c.Error(p, stanza.New(stanza.ItemNotFound))
+				return
+			}
+			c.Reply(p, s.discoInfo())
+		case p.Type == "get" && string(q.NS()) == ns.DiscoItems && string(q.Name()) == "query":
+			c.Reply(p, s.discoItems())
+		case p.Type == "get" && string(q.NS()) == ns.Ping && string(q.Name()) == "ping":
+			c.Reply(p, nil)
+		default:
+			c.Error(p, stanza.New(stanza.ServiceUnavailable))
+		}
+	case module.KindMessage:
+		if p.Type != "error" && p.Type != "groupchat" && p.Type != "headline" {
+			c.Error(p, stanza.New(stanza.ServiceUnavailable))
+		}
+	}
+}
+
+// noRoomIQ answers an IQ request to a room that does not exist (XEP-0045 §10.1.3: a
+// configuration form exists only once the creating presence made the room).
+func (s *service) noRoomIQ(c module.Context, p *module.Packet) {
+	c.Error(p, errBy(p.To.Bare(), stanza.ItemNotFound, "no such room"))
+}
+
+// mayCreate applies [modules.muc] create.
+func (s *service) mayCreate(c module.Context, from jid.JID) bool {
+	if s.m.cfg.Create == "anyone" {
+		return true
+	}
+	return c.IsLocal(from.Domain())
+}
+
+// errBy is a stanza error generated by room (RFC 6120 §8.3.2 'by', as XEP-0045 shows).
+func errBy(room jid.JID, cond stanza.Condition, text string) *stanza.Error {
+	e := stanza.New(cond)
+	e.By = room.String()
+	e.Text = text
+	return e
+}

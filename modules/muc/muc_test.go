@@ -1,0 +1,587 @@
+package muc_test
+
+import (
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vireo-im/vireo/engine/config"
+	"github.com/vireo-im/vireo/modules/module"
+	"github.com/vireo-im/vireo/modules/muc"
+	_ "github.com/vireo-im/vireo/modules/standard"
+	"github.com/vireo-im/vireo/router"
+	"github.com/vireo-im/vireo/router/routertest"
+	"github.com/vireo-im/vireo/xmlstream/jid"
+)
+
+const (
+	room   = "room@conference.example.org"
+	nsMUC  = "http://jabber.org/protocol/muc"
+	joinX  = "<x xmlns='" + nsMUC + "'/>"
+	owner  = "<query xmlns='" + nsMUC + "#owner'>"
+	admin  = "<query xmlns='" + nsMUC + "#admin'>"
+	submit = "<x xmlns='jabber:x:data' type='submit'/>"
+)
+
+func join(nick, id string, extra ...string) string {
+	return "<presence to='" + room + "/" + nick + "' id='" + id + "'><x xmlns='" + nsMUC + "'>" +
+		strings.Join(extra, "") + "</x></presence>"
+}
+
+// instantRoom creates room with alice as owner (nick Alice) and unlocks it.
+func instantRoom(t *testing.T, e *routertest.Env) *routertest.Sess {
+	t.Helper()
+	a := e.Bind("alice", "pc")
+	a.Send(join("Alice", "j1"))
+	a.C.Wait(t, "id='j1'", "status code='110'", "status code='201'", "affiliation='owner'", "role='moderator'")
+	a.C.Wait(t, "<subject/>")
+	a.Send("<iq type='set' to='" + room + "' id='inst'>" + owner + submit + "</query></iq>")
+	a.C.Wait(t, "id='inst'", "type='result'")
+	a.C.Reset()
+	return a
+}
+
+// index returns the position of the first stanza holding every sub, or -1.
+func index(got []string, subs ...string) int {
+	for i, s := range got {
+		ok := true
+		for _, sub := range subs {
+			ok = ok && strings.Contains(s, sub)
+		}
+		if ok {
+			return i
+		}
+	}
+	return -1
+}
+
+func TestCreateLockedInstant(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob"}, nil)
+	a := e.Bind("alice", "pc")
+	b := e.Bind("bob", "pc")
+	a.Send(join("Alice", "j1"))
+	a.C.Wait(t, "status code='201'")
+	// Locked: nobody else enters before the owner configures (§7.2.11).
+	b.Send(join("Bob", "j2"))
+	b.C.Wait(t, "id='j2'", "type='error'", "item-not-found")
+	a.Send("<iq type='set' to='" + room + "' id='inst'>" + owner + submit + "</query></iq>")
+	a.C.Wait(t, "id='inst'", "type='result'")
+	b.C.Reset()
+	b.Send(join("Bob", "j3"))
+	b.C.Wait(t, "<subject/>")
+	got := b.C.Got()
+	ia := index(got, "from='"+room+"/Alice'", "affiliation='owner'")
+	is := index(got, "id='j3'", "status code='110'", "from='"+room+"/Bob'")
+	ij := index(got, "<subject/>")
+	if ia < 0 || is < 0 || ij < 0 || !(ia < is && is < ij) {
+		t.Fatalf("join order: alice %d, self %d, subject %d:\n%s", ia, is, ij, strings.Join(got, "\n"))
+	}
+	if strings.Contains(got[ia], "jid=") {
+		t.Fatalf("semi-anonymous room showed a real JID to a participant: %s", got[ia])
+	}
+	if !strings.Contains(got[is], "<occupant-id xmlns='urn:xmpp:occupant-id:0' id='") {
+		t.Fatalf("no occupant-id: %s", got[is])
+	}
+	// Alice (a moderator) sees Bob's real JID.
+	a.C.Wait(t, "from='"+room+"/Bob'", "jid='bob@example.org/pc'")
+}
+
+var sidRe = regexp.MustCompile(`<stanza-id xmlns='urn:xmpp:sid:0' id='([^']+)' by='` + room + `'/>`)
+
+func TestGroupchatReflection(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob"}, nil)
+	a := instantRoom(t, e)
+	b := e.Bind("bob", "pc")
+	b.Send(join("Bob", "j2"))
+	b.C.Wait(t, "<subject/>")
+	b.Send("<message to='" + room + "' type='groupchat' id='m1'><body>hello</body></message>")
+	ga := a.C.Wait(t, "id='m1'", "<body>hello</body>")
+	gb := b.C.Wait(t, "id='m1'", "<body>hello</body>")
+	ma, mb := sidRe.FindStringSubmatch(ga), sidRe.FindStringSubmatch(gb)
+	if ma == nil || mb == nil || ma[1] != mb[1] {
+		t.Fatalf("stanza-id differs or is missing:\n%s\n%s", ga, gb)
+	}
+	if !strings.Contains(gb, "from='"+room+"/Bob'") || !strings.Contains(gb, "to='bob@example.org/pc'") {
+		t.Fatalf("reflection: %s", gb)
+	}
+	// A non-occupant cannot speak.
+	c := e.Bind("alice", "phone")
+	c.Send("<message to='" + room + "' type='groupchat' id='m2'><body>x</body></message>")
+	c.C.Wait(t, "id='m2'", "type='error'", "not-acceptable")
+}
+
+func TestPresenceLifecycle(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob", "carol"}, nil)
+	a := instantRoom(t, e)
+	b := e.Bind("bob", "pc")
+	b.Send(join("Bob", "j2"))
+	b.C.Wait(t, "<subject/>")
+
+	// §7.2.9 nickname conflict.
+	c := e.Bind("carol", "pc")
+	c.Send(join("Bob", "j3"))
+	c.C.Wait(t, "id='j3'", "type='error'", "<conflict xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>", "by='"+room+"'")
+
+	// Multi-session (§7.2.10): the same bare JID may hold the same nick from another resource.
+	b2 := e.Bind("bob", "phone")
+	b2.Send(join("Bob", "j4"))
+	b2.C.Wait(t, "id='j4'", "status code='110'")
+	b2.C.Wait(t, "<subject/>")
+
+	// Availability change (§7.7) reaches everyone, the sender's sessions with 110.
+	b.Send("<presence to='" + room + "/Bob'><show>away</show></presence>")
+	a.C.Wait(t, "from='"+room+"/Bob'", "<show>away</show>")
+	b2.C.Wait(t, "<show>away</show>", "status code='110'")
+
+	// Nick change (§7.6): unavailable with 303 and the new nick, then the new presence.
+	a.C.Reset()
+	b.Send("<presence to='" + room + "/Robert'/>")
+	a.C.Wait(t, "from='"+room+"/Bob'", "type='unavailable'", "nick='Robert'", "status code='303'")
+	a.C.Wait(t, "from='"+room+"/Robert'", "role='participant'")
+	b2.C.Wait(t, "from='"+room+"/Bob'", "status code='110'", "status code='303'")
+	// The new nick is taken, the old one free.
+	c.Send(join("Robert", "j5"))
+	c.C.Wait(t, "id='j5'", "conflict")
+
+	// XEP-0410 self-ping: answered for the occupant's own nick, not-acceptable otherwise.
+	b.Send("<iq type='get' id='sp1' to='" + room + "/Robert'><ping xmlns='urn:xmpp:ping'/></iq>")
+	b.C.Wait(t, "id='sp1'", "type='result'", "from='"+room+"/Robert'")
+	c.Send("<iq type='get' id='sp2' to='" + room + "/Robert'><ping xmlns='urn:xmpp:ping'/></iq>")
+	c.C.Wait(t, "id='sp2'", "type='error'", "not-acceptable")
+
+	// Leaving: one session leaves, the occupant stays; the last one leaves, everyone sees it.
+	a.C.Reset()
+	b2.Send("<presence to='" + room + "/Robert' type='unavailable'/>")
+	b2.C.Wait(t, "type='unavailable'", "status code='110'")
+	a.C.Never(t, "type='unavailable'")
+	b.Send("<presence to='" + room + "/Robert' type='unavailable'><status>bye</status></presence>")
+	b.C.Wait(t, "type='unavailable'", "status code='110'", "role='none'")
+	a.C.Wait(t, "from='"+room+"/Robert'", "type='unavailable'", "<status>bye</status>", "role='none'")
+
+	// Groupchat 1.0 presence from a non-occupant gets the §7.2.23 kick.
+	c.Send("<presence to='" + room + "/Carol'/>")
+	c.C.Wait(t, "type='unavailable'", "status code='307'", "status code='333'")
+}
+
+func TestOccupantIDStable(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob"}, nil)
+	instantRoom(t, e)
+	b := e.Bind("bob", "pc")
+	re := regexp.MustCompile(`<occupant-id xmlns='urn:xmpp:occupant-id:0' id='([^']+)'/>`)
+	b.Send(join("Bob", "j1"))
+	first := re.FindStringSubmatch(b.C.Wait(t, "id='j1'", "status code='110'"))
+	b.Send("<presence to='" + room + "/Bob' type='unavailable'/>")
+	b.C.Wait(t, "type='unavailable'")
+	b.C.Reset()
+	b2 := e.Bind("bob", "other")
+	b2.Send(join("Bobby", "j2"))
+	second := re.FindStringSubmatch(b2.C.Wait(t, "id='j2'", "status code='110'"))
+	if first == nil || second == nil || first[1] != second[1] {
+		t.Fatalf("occupant ids %v and %v: want the same id for the same bare JID", first, second)
+	}
+	// A forged occupant-id is replaced.
+	b2.Send("<message to='" + room + "' type='groupchat'><body>x</body><occupant-id xmlns='urn:xmpp:occupant-id:0' id='forged'/></message>")
+	got := b2.C.Wait(t, "<body>x</body>")
+	if strings.Contains(got, "forged") || !strings.Contains(got, second[1]) {
+		t.Fatalf("occupant-id not replaced: %s", got)
+	}
+}
+
+func TestMessages(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob", "carol"}, nil)
+	a := instantRoom(t, e)
+	b := e.Bind("bob", "pc")
+	b.Send(join("Bob", "j2"))
+	b.C.Wait(t, "<subject/>")
+
+	// Subject: moderators by default (§8.1); participants are refused.
+	b.Send("<message to='" + room + "' type='groupchat' id='s1'><subject>nope</subject></message>")
+	b.C.Wait(t, "id='s1'", "type='error'", "forbidden")
+	a.Send("<message to='" + room + "' type='groupchat' id='s2'><subject>Spells</subject></message>")
+	b.C.Wait(t, "from='"+room+"/Alice'", "<subject>Spells</subject>")
+	c := e.Bind("carol", "pc")
+	c.Send(join("Carol", "j3"))
+	c.C.Wait(t, "<subject>Spells</subject>", "<delay xmlns='urn:xmpp:delay' from='"+room+"'")
+
+	// Private messages (§7.5): delivered with <x/> added; groupchat type refused; unknown nick.
+	b.Send("<message to='" + room + "/Carol' type='chat' id='pm1'><body>psst</body></message>")
+	pm := c.C.Wait(t, "id='pm1'", "<body>psst</body>")
+	if !strings.Contains(pm, "from='"+room+"/Bob'") || !strings.Contains(pm, "<x xmlns='"+nsMUC+"#user'/>") {
+		t.Fatalf("private message: %s", pm)
+	}
+	b.Send("<message to='" + room + "/Carol' type='groupchat' id='pm2'><body>x</body></message>")
+	b.C.Wait(t, "id='pm2'", "bad-request")
+	b.Send("<message to='" + room + "/Nobody' type='chat' id='pm3'><body>x</body></message>")
+	b.C.Wait(t, "id='pm3'", "item-not-found")
+
+	// Moderated room: visitors may not speak (§7.4 forbidden); members get voice.
+	a.Send("<iq type='set' to='" + room + "' id='cfg'>" + owner + "<x xmlns='jabber:x:data' type='submit'>" +
+		"<field var='FORM_TYPE'><value>" + nsMUC + "#roomconfig</value></field>" +
+		"<field var='muc#roomconfig_moderatedroom'><value>1</value></field>" +
+		"<field var='muc#roomconfig_allowpm'><value>moderators</value></field></x></query></iq>")
+	a.C.Wait(t, "id='cfg'", "type='result'")
+	b.C.Wait(t, "status code='104'")
+	c.Send("<presence to='" + room + "/Carol' type='unavailable'/>")
+	c.C.Wait(t, "type='unavailable'", "status code='110'")
+	c.Send(join("Carol", "j4"))
+	c.C.Wait(t, "id='j4'", "role='visitor'")
+	c.Send("<message to='" + room + "' type='groupchat' id='v1'><body>hi</body></message>")
+	c.C.Wait(t, "id='v1'", "type='error'", "forbidden")
+	b.Send("<message to='" + room + "/Alice' type='chat' id='pm4'><body>x</body></message>")
+	b.C.Wait(t, "id='pm4'", "forbidden")
+
+	// Voice request (§7.13) to the moderators, approved (§8.6): Carol gets voice.
+	req := "<field var='FORM_TYPE'><value>" + nsMUC + "#request</value></field><field var='muc#role'><value>participant</value></field>"
+	c.Send("<message to='" + room + "'><x xmlns='jabber:x:data' type='submit'>" + req + "</x></message>")
+	a.C.Wait(t, "<title>Voice request</title>", "<value>carol@example.org/pc</value>", "<value>Carol</value>")
+	a.Send("<message to='" + room + "'><x xmlns='jabber:x:data' type='submit'>" + req +
+		"<field var='muc#roomnick'><value>Carol</value></field><field var='muc#request_allow'><value>true</value></field></x></message>")
+	c.C.Wait(t, "from='"+room+"/Carol'", "role='participant'", "status code='110'", "<actor nick='Alice'/>")
+	c.Send("<message to='" + room + "' type='groupchat' id='v2'><body>now I speak</body></message>")
+	b.C.Wait(t, "id='v2'", "now I speak")
+}
+
+func configure(t *testing.T, a *routertest.Sess, id string, fields map[string]string) {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("<iq type='set' to='" + room + "' id='" + id + "'>" + owner + "<x xmlns='jabber:x:data' type='submit'>")
+	b.WriteString("<field var='FORM_TYPE'><value>" + nsMUC + "#roomconfig</value></field>")
+	for k, v := range fields {
+		b.WriteString("<field var='" + k + "'><value>" + v + "</value></field>")
+	}
+	b.WriteString("</x></query></iq>")
+	a.Send(b.String())
+	a.C.Wait(t, "id='"+id+"'", "type='result'")
+}
+
+func TestConfigDiscoDestroy(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob"}, nil)
+	a := instantRoom(t, e)
+	b := e.Bind("bob", "pc")
+
+	a.Send("<iq type='get' to='" + room + "' id='f1'>" + owner + "</query></iq>")
+	form := a.C.Wait(t, "id='f1'", "type='result'")
+	for _, f := range []string{"muc#roomconfig_roomname", "muc#roomconfig_roomdesc", "muc#roomconfig_persistentroom",
+		"muc#roomconfig_publicroom", "muc#roomconfig_membersonly", "muc#roomconfig_moderatedroom",
+		"muc#roomconfig_passwordprotectedroom", "muc#roomconfig_roomsecret", "muc#roomconfig_maxusers",
+		"muc#roomconfig_whois", "muc#roomconfig_allowpm", "muc#roomconfig_allowinvites",
+		"muc#roomconfig_changesubject", "muc#maxhistoryfetch", "muc#roomconfig_roomowners"} {
+		if !strings.Contains(form, "var='"+f+"'") {
+			t.Errorf("form lacks %s", f)
+		}
+	}
+	b.Send("<iq type='get' to='" + room + "' id='f2'>" + owner + "</query></iq>")
+	b.C.Wait(t, "id='f2'", "forbidden")
+
+	configure(t, a, "c1", map[string]string{"muc#roomconfig_roomname": "Witches", "muc#roomconfig_whois": "anyone",
+		"muc#roomconfig_roomdesc": "A dark cave", "muc#roomconfig_persistentroom": "1"})
+	a.C.Wait(t, "status code='172'")
+
+	b.Send("<iq type='get' to='" + room + "' id='i1'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+	info := b.C.Wait(t, "id='i1'")
+	for _, f := range []string{"category='conference' type='text' name='Witches'", "var='" + nsMUC + "'",
+		"muc_nonanonymous", "muc_persistent", "muc_public", "muc_open", "muc_unmoderated", "muc_unsecured",
+		"urn:xmpp:occupant-id:0", nsMUC + "#stable_id", "<value>" + nsMUC + "#roominfo</value>",
+		"<field var='muc#roominfo_description' label='Description'><value>A dark cave</value>",
+		"<field var='muc#roominfo_occupants' label='Number of occupants'><value>1</value>"} {
+		if !strings.Contains(info, f) {
+			t.Errorf("room disco#info lacks %q: %s", f, info)
+		}
+	}
+	b.Send("<iq type='get' to='conference.example.org' id='i2'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>")
+	b.C.Wait(t, "id='i2'", "<item jid='"+room+"' name='Witches'/>")
+	b.Send("<iq type='get' to='conference.example.org' id='i3'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+	b.C.Wait(t, "id='i3'", "category='conference'", "var='"+nsMUC+"'")
+
+	// Non-anonymous: status 100 on entry, real JIDs for everyone.
+	b.Send(join("Bob", "j2"))
+	b.C.Wait(t, "id='j2'", "status code='100'", "status code='110'")
+	b.C.Wait(t, "from='"+room+"/Alice'", "jid='alice@example.org/pc'")
+
+	// Hidden rooms leave disco#items.
+	configure(t, a, "c2", map[string]string{"muc#roomconfig_publicroom": "0"})
+	b.Send("<iq type='get' to='conference.example.org' id='i4'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>")
+	if got := b.C.Wait(t, "id='i4'"); strings.Contains(got, room) {
+		t.Fatalf("hidden room listed: %s", got)
+	}
+
+	// Bad forms.
+	a.Send("<iq type='set' to='" + room + "' id='c3'>" + owner + "<x xmlns='jabber:x:data' type='submit'>" +
+		"<field var='muc#roomconfig_passwordprotectedroom'><value>1</value></field></x></query></iq>")
+	a.C.Wait(t, "id='c3'", "not-acceptable")
+
+	// Destroy (§10.9) with an alternate venue and a reason.
+	b.Send("<iq type='set' to='" + room + "' id='d0'>" + owner + "<destroy/></query></iq>")
+	b.C.Wait(t, "id='d0'", "forbidden")
+	a.Send("<iq type='set' to='" + room + "' id='d1'>" + owner + "<destroy jid='other@conference.example.org'><reason>moving</reason></destroy></query></iq>")
+	b.C.Wait(t, "type='unavailable'", "<destroy jid='other@conference.example.org'><reason>moving</reason></destroy>")
+	a.C.Wait(t, "id='d1'", "type='result'")
+	b.Send("<iq type='get' to='conference.example.org' id='i5'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>")
+	b.Send("<iq type='get' to='" + room + "' id='i6'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+	b.C.Wait(t, "id='i6'", "item-not-found")
+}
+
+func TestRolesAndAffiliations(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob", "carol", "dave"}, nil)
+	a := instantRoom(t, e)
+	b := e.Bind("bob", "pc")
+	c := e.Bind("carol", "pc")
+	b.Send(join("Bob", "j2"))
+	b.C.Wait(t, "<subject/>")
+	c.Send(join("Carol", "j3"))
+	c.C.Wait(t, "<subject/>")
+
+	set := func(s *routertest.Sess, id, item string) {
+		s.Send("<iq type='set' to='" + room + "' id='" + id + "'>" + admin + item + "</query></iq>")
+	}
+	// A participant cannot kick (§8 preamble: forbidden).
+	set(b, "k0", "<item nick='Carol' role='none'/>")
+	b.C.Wait(t, "id='k0'", "type='error'", "forbidden")
+	// Both a role and an affiliation: bad-request (§17.4).
+	set(a, "k1", "<item nick='Carol' role='none' affiliation='none'/>")
+	a.C.Wait(t, "id='k1'", "bad-request")
+
+	// Kick (§8.2): 307 with actor and reason, to the victim then the others.
+	set(a, "k2", "<item nick='Carol' role='none'><reason>out</reason></item>")
+	c.C.Wait(t, "type='unavailable'", "status code='307'", "status code='110'", "<actor nick='Alice'/>", "<reason>out</reason>")
+	a.C.Wait(t, "id='k2'", "type='result'")
+	b.C.Wait(t, "from='"+room+"/Carol'", "type='unavailable'", "status code='307'")
+
+	// Grant moderator to Bob (admin's right), then Bob, a moderator of affiliation none,
+	// tries to kick Alice, an owner: not-allowed (§8.2).
+	set(a, "m1", "<item nick='Bob' role='moderator'/>")
+	a.C.Wait(t, "id='m1'", "type='result'")
+	b.C.Wait(t, "from='"+room+"/Bob'", "role='moderator'", "status code='110'")
+	set(b, "k3", "<item nick='Alice' role='none'/>")
+	b.C.Wait(t, "id='k3'", "not-allowed")
+
+	// Membership and lists.
+	set(a, "a1", "<item affiliation='member' jid='carol@example.org' nick='Carol'/>")
+	a.C.Wait(t, "id='a1'", "type='result'")
+	a.Send("<iq type='get' to='" + room + "' id='l1'>" + admin + "<item affiliation='member'/></query></iq>")
+	a.C.Wait(t, "id='l1'", "<item affiliation='member' jid='carol@example.org' nick='Carol'/>")
+	b.Send("<iq type='get' to='" + room + "' id='l2'>" + admin + "<item affiliation='owner'/></query></iq>")
+	b.C.Wait(t, "id='l2'", "forbidden")
+	a.Send("<iq type='get' to='" + room + "' id='l4'>" + owner + "<item affiliation='owner'/></query></iq>")
+	a.C.Wait(t, "id='l4'", "<query xmlns='"+nsMUC+"#owner'><item affiliation='owner' jid='alice@example.org'/></query>")
+	a.Send("<iq type='get' to='" + room + "' id='l3'>" + admin + "<item role='moderator'/></query></iq>")
+	a.C.Wait(t, "id='l3'", "nick='Alice'", "nick='Bob'")
+	// Reserved nick (§7.12): someone else may not take it.
+	d := e.Bind("dave", "pc")
+	d.Send(join("Carol", "j4"))
+	d.C.Wait(t, "id='j4'", "conflict")
+	c.Send("<iq type='get' to='" + room + "' id='rn'><query xmlns='http://jabber.org/protocol/disco#info' node='x-roomuser-item'/></iq>")
+	c.C.Wait(t, "id='rn'", "name='Carol'")
+
+	// Ban (§9.1): 301, and entry is refused afterwards; banning oneself is a conflict.
+	d.Send(join("Dave", "j5"))
+	d.C.Wait(t, "id='j5'", "status code='110'")
+	set(a, "b1", "<item affiliation='outcast' jid='dave@example.org'><reason>spam</reason></item>")
+	d.C.Wait(t, "type='unavailable'", "status code='301'", "affiliation='outcast'")
+	a.C.Wait(t, "id='b1'", "type='result'")
+	d.Send(join("Dave", "j6"))
+	d.C.Wait(t, "id='j6'", "type='error'", "forbidden")
+	set(a, "b2", "<item affiliation='outcast' jid='alice@example.org'/>")
+	a.C.Wait(t, "id='b2'", "conflict")
+	set(b, "b3", "<item affiliation='outcast' jid='carol@example.org'/>")
+	b.C.Wait(t, "id='b3'", "forbidden")
+	// The last owner cannot step down (§10.4).
+	set(a, "o1", "<item affiliation='admin' jid='alice@example.org'/>")
+	a.C.Wait(t, "id='o1'", "conflict")
+
+	// Voice (§8.3, §8.4) in a moderated room.
+	configure(t, a, "c1", map[string]string{"muc#roomconfig_moderatedroom": "1", "muc#roomconfig_membersonly": "1"})
+	// Members-only: Bob, not a member, is removed with 322.
+	b.C.Wait(t, "type='unavailable'", "status code='322'")
+	d2 := e.Bind("bob", "pc2")
+	d2.Send(join("Bob", "j7"))
+	d2.C.Wait(t, "id='j7'", "registration-required")
+}
+
+func TestPasswordFullAndInvites(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob", "carol"}, nil)
+	a := instantRoom(t, e)
+	configure(t, a, "c1", map[string]string{"muc#roomconfig_passwordprotectedroom": "1",
+		"muc#roomconfig_roomsecret": "cauldron", "muc#roomconfig_maxusers": "2"})
+	b := e.Bind("bob", "pc")
+	b.Send(join("Bob", "j1"))
+	b.C.Wait(t, "id='j1'", "not-authorized")
+	b.Send(join("Bob", "j2", "<password>wrong</password>"))
+	b.C.Wait(t, "id='j2'", "not-authorized")
+	b.Send(join("Bob", "j3", "<password>cauldron</password>"))
+	b.C.Wait(t, "id='j3'", "status code='110'")
+	c := e.Bind("carol", "pc")
+	c.Send(join("Carol", "j4", "<password>cauldron</password>"))
+	c.C.Wait(t, "id='j4'", "type='error'", "service-unavailable", "type='wait'")
+
+	// Mediated invitation (§7.8.2) with the password, and a decline back.
+	c.Send("<presence/>") // the invitation goes to the bare JID: an available resource
+	b.Send("<message to='" + room + "' id='inv'><x xmlns='" + nsMUC + "#user'><invite to='carol@example.org'><reason>come</reason></invite></x></message>")
+	c.C.Wait(t, "from='"+room+"'", "<invite from='bob@example.org'><reason>come</reason></invite>", "<password>cauldron</password>")
+	c.Send("<message to='" + room + "' id='dec'><x xmlns='" + nsMUC + "#user'><decline to='bob@example.org/pc'><reason>busy</reason></decline></x></message>")
+	b.C.Wait(t, "id='dec'", "<decline from='carol@example.org'><reason>busy</reason></decline>")
+}
+
+func TestHistory(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob"}, nil)
+	a := instantRoom(t, e)
+	for i := 0; i < 25; i++ {
+		n := string(rune('a' + i))
+		a.Send("<message to='" + room + "' type='groupchat' id='h" + n + "'><body>m" + n + "</body></message>")
+	}
+	a.C.Wait(t, "id='hy'")
+	count := func(got []string) int {
+		n := 0
+		for _, s := range got {
+			if strings.Contains(s, "<body>m") {
+				n++
+				if !strings.Contains(s, "<delay xmlns='urn:xmpp:delay' from='"+room+"' stamp='") {
+					t.Fatalf("history without delay: %s", s)
+				}
+			}
+		}
+		return n
+	}
+	b := e.Bind("bob", "pc")
+	for _, tc := range []struct {
+		hist string
+		want int
+	}{
+		{"", 20}, // the default history length
+		{"<history maxstanzas='3'/>", 3},
+		{"<history maxchars='0'/>", 0},
+		{"<history seconds='3600'/>", 20},
+		{"<history since='2100-01-01T00:00:00Z'/>", 0},
+	} {
+		b.C.Reset()
+		b.Send(join("Bob", "j", tc.hist))
+		b.C.Wait(t, "<subject/>")
+		got := b.C.Got()
+		if n := count(got); n != tc.want {
+			t.Errorf("%s: %d history messages, want %d", tc.hist, n, tc.want)
+		}
+		if tc.want > 0 && index(got, "<body>my</body>") > index(got, "<subject/>") {
+			t.Errorf("%s: subject before history", tc.hist)
+		}
+		b.Send("<presence to='" + room + "/Bob' type='unavailable'/>")
+		b.C.Wait(t, "type='unavailable'")
+	}
+}
+
+// TestBoundsAndFlood: [modules.muc] through the server's config decoding: the service name,
+// the room bound, join flood control and presence coalescing in large rooms.
+func TestBoundsAndFlood(t *testing.T) {
+	cfg, err := config.Parse([]byte(`domains = ["example.org"]
+[modules.muc]
+subdomain = "chat"
+max_rooms = 1
+flood_occupants = 2
+join_rate = 1
+presence_interval = "1h"
+`), "/x/vireo.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	users := []string{"u0", "u1", "u2", "u3", "u4"}
+	e := routertest.New(t, users, func(o *router.Options) { o.ModuleConfig = cfg.ModuleConfig })
+	const r = "big@chat.example.org"
+	s := make([]*routertest.Sess, len(users))
+	for i, u := range users {
+		s[i] = e.Bind(u, "pc")
+	}
+	s[0].Send("<presence to='" + r + "/u0' id='c'><x xmlns='" + nsMUC + "'/></presence>")
+	s[0].C.Wait(t, "id='c'", "status code='201'")
+	s[0].Send("<iq type='set' to='" + r + "' id='inst'>" + owner + submit + "</query></iq>")
+	s[0].C.Wait(t, "id='inst'", "type='result'")
+	// max_rooms = 1.
+	s[1].Send("<presence to='other@chat.example.org/u1' id='o'><x xmlns='" + nsMUC + "'/></presence>")
+	s[1].C.Wait(t, "id='o'", "resource-constraint")
+	// One join below flood_occupants, then a burst of two (2 × join_rate), then refused.
+	for i := 1; i <= 3; i++ {
+		s[i].Send("<presence to='" + r + "/u" + string(rune('0'+i)) + "' id='j'><x xmlns='" + nsMUC + "'/></presence>")
+		s[i].C.Wait(t, "id='j'", "status code='110'")
+	}
+	s[4].Send("<presence to='" + r + "/u4' id='j'><x xmlns='" + nsMUC + "'/></presence>")
+	s[4].C.Wait(t, "id='j'", "type='error'", "resource-constraint", "type='wait'")
+	// Status changes right after joining are not broadcast in a large room, but kept.
+	s[0].C.Reset()
+	s[2].Send("<presence to='" + r + "/u2'><show>dnd</show></presence>")
+	s[0].C.Never(t, "<show>dnd</show>")
+	s[0].Send("<presence to='" + r + "/u0' id='sync'><x xmlns='" + nsMUC + "'/></presence>") // resync
+	s[0].C.Wait(t, "from='"+r+"/u2'", "<show>dnd</show>")
+}
+
+// TestGhostAndRelay: an error from an occupant's session removes it (333); IQs between
+// occupants are relayed under the room's ids, and the answer comes back.
+func TestGhostAndRelay(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob"}, nil)
+	a := instantRoom(t, e)
+	b := e.Bind("bob", "pc")
+	b.Send(join("Bob", "j"))
+	b.C.Wait(t, "<subject/>")
+	a.Send("<iq type='get' to='" + room + "/Bob' id='v1'><query xmlns='jabber:iq:version'/></iq>")
+	req := b.C.Wait(t, "jabber:iq:version", "from='"+room+"/Alice'")
+	if strings.Contains(req, "alice@") || strings.Contains(req, "id='v1'") {
+		t.Fatalf("relayed IQ reveals the requester: %s", req)
+	}
+	id := regexp.MustCompile(`id='([^']+)'`).FindStringSubmatch(req)[1]
+	b.Send("<iq type='result' to='" + room + "/Alice' id='" + id + "'><query xmlns='jabber:iq:version'><name>x</name></query></iq>")
+	got := a.C.Wait(t, "id='v1'", "type='result'", "<name>x</name>")
+	if !strings.Contains(got, "from='"+room+"/Bob'") {
+		t.Fatalf("answer: %s", got)
+	}
+	b.Send("<message to='" + room + "' type='error'><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>")
+	a.C.Wait(t, "from='"+room+"/Bob'", "type='unavailable'", "status code='333'")
+}
+
+// fakeArchive records what the room hands the archive seam.
+type fakeArchive struct {
+	mu      sync.Mutex
+	msgs    []string
+	ids     []string
+	allowed []bool
+}
+
+func (f *fakeArchive) Append(_ module.Context, room jid.JID, id string, _ time.Time, msg []byte, _ bool) {
+	f.mu.Lock()
+	f.msgs = append(f.msgs, string(msg))
+	f.ids = append(f.ids, id)
+	f.mu.Unlock()
+}
+func (f *fakeArchive) Namespaces() []string { return []string{"urn:xmpp:mam:2"} }
+func (f *fakeArchive) Query(c module.Context, room jid.JID, iq *module.Packet, allowed bool) {
+	f.mu.Lock()
+	f.allowed = append(f.allowed, allowed)
+	f.mu.Unlock()
+	c.Reply(iq, nil)
+}
+
+// TestArchiveSeam: the seam left for XEP-0313 on rooms sees each reflected message once,
+// with its stanza-id, and the archive queries addressed to the room.
+func TestArchiveSeam(t *testing.T) {
+	fa := &fakeArchive{}
+	muc.SetArchive(fa)
+	t.Cleanup(func() { muc.SetArchive(nil) })
+	e := routertest.New(t, []string{"alice", "bob"}, nil)
+	a := instantRoom(t, e)
+	a.Send("<message to='" + room + "' type='groupchat' id='m1'><body>keep me</body></message>")
+	got := a.C.Wait(t, "id='m1'")
+	a.Send("<iq type='set' to='" + room + "' id='q1'><query xmlns='urn:xmpp:mam:2'/></iq>")
+	a.C.Wait(t, "id='q1'", "type='result'")
+	b := e.Bind("bob", "pc")
+	b.Send("<iq type='set' to='" + room + "' id='q2'><query xmlns='urn:xmpp:mam:2'/></iq>")
+	b.C.Wait(t, "id='q2'", "type='result'")
+	b.Send("<iq type='get' to='" + room + "' id='i'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+	b.C.Wait(t, "id='i'", "<feature var='urn:xmpp:mam:2'/>")
+	fa.mu.Lock()
+	defer fa.mu.Unlock()
+	if len(fa.msgs) != 1 || !strings.Contains(fa.msgs[0], "from='"+room+"/Alice'") || strings.Contains(fa.msgs[0], " to=") ||
+		!strings.Contains(got, "id='"+fa.ids[0]+"' by='"+room+"'") {
+		t.Fatalf("archived %q (ids %q); delivered %s", fa.msgs, fa.ids, got)
+	}
+	if len(fa.allowed) != 2 || !fa.allowed[0] || fa.allowed[1] {
+		t.Fatalf("query access %v, want occupant allowed and non-occupant not", fa.allowed)
+	}
+}
