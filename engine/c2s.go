@@ -238,11 +238,18 @@ func (c *conn) onBind(st *xmlstream.Stanza, p xmlstream.Element) {
 			res = prep
 		}
 	}
+	c.bind(res, func(s *router.Session, err, werr error) { c.bound(id, s, err, werr) })
+}
+
+// bind asks the router to bind res for the authenticated account and runs done on the loop
+// with its answer (werr set when the connection went meanwhile). Input waits until done
+// has run.
+func (c *conn) bind(res string, done func(s *router.Session, err, werr error)) {
 	c.set(fPaused | fBindWait)
 	gc := c.gc
 	c.srv().rt.Bind(c.bare, res, c, func(s *router.Session, err error) {
 		werr := gc.Wake(func(_ gnet.Conn, werr error) error {
-			c.bound(id, s, err, werr)
+			done(s, err, werr)
 			return nil
 		})
 		if werr != nil && s != nil {

@@ -291,17 +291,8 @@ func (c *conn) sasl2Inline(r *sasl2Req) {
 		c.writeFeatures() // XEP-0388: features follow <success/> at once, no restart
 		return
 	}
-	res := bind2Resource(c.bare, r.tag, r.agent)
-	c.set(fPaused | fBindWait)
-	gc := c.gc
-	c.srv().rt.Bind(c.bare, res, c, func(s *router.Session, err error) {
-		werr := gc.Wake(func(_ gnet.Conn, werr error) error {
-			c.bind2Done(r, s, err, werr)
-			return nil
-		})
-		if werr != nil && s != nil {
-			c.srv().rt.Unbind(s)
-		}
+	c.bind(bind2Resource(c.bare, r.tag, r.agent), func(s *router.Session, err, werr error) {
+		c.bind2Done(r, s, err, werr)
 	})
 }
 
