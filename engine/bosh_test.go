@@ -1,14 +1,10 @@
 package engine_test
 
 import (
-	"context"
 	"encoding/base64"
 	"io"
 	"net/http"
 	"net/netip"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -17,7 +13,6 @@ import (
 
 	"github.com/vireo-im/vireo/engine"
 	"github.com/vireo-im/vireo/engine/vireotest"
-	"github.com/vireo-im/vireo/store"
 )
 
 // boshClient speaks raw XEP-0124/XEP-0206 over net/http.
@@ -356,39 +351,8 @@ func TestBoshBadInput(t *testing.T) {
 // TestIntegrationStanzaJSBosh: StanzaJS (npm stanza, its fetch-based BOSH transport) logs in
 // over https:// BOSH with SCRAM, reads its roster and chats with a TCP client both ways.
 func TestIntegrationStanzaJSBosh(t *testing.T) {
-	dir := needNodePackage(t, "stanza")
-	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true})
-	srv.AddUser(t, "stan", "stan secret")
-	srv.AddUser(t, "bob", "bob secret")
-	srv.Store.Rosters().Put("stan@localhost", store.RosterItem{JID: "bob@localhost", Sub: store.SubBoth})
-	bob := srv.LoginPlain(t, "bob", "bob secret", "pc")
-	_, port, _ := strings.Cut(srv.WebTLSAddr(), ":")
-	ca := filepath.Join(t.TempDir(), "ca.pem")
-	os.WriteFile(ca, srv.CertPEM, 0o600)
-	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", "stanza.mjs", "https://localhost:"+port+"/http-bind",
-		"stan@localhost", "stan secret", "bob@localhost/pc")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "NODE_EXTRA_CA_CERTS="+ca, "NODE_OPTIONS=--dns-result-order=ipv4first")
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	got, err := bob.ReadUntil("hello from stanza", 20*time.Second)
-	if err != nil {
-		cmd.Process.Kill()
-		cmd.Wait()
-		t.Fatalf("no message from stanza: %v\n%s", err, out.String())
-	}
-	from := regexp.MustCompile(`from='(stan@localhost/[^']+)'`).FindStringSubmatch(got)
-	if from == nil {
-		t.Fatalf("message without the sender's full JID: %q", got)
-	}
-	bob.Send("<message to='" + from[1] + "' type='chat'><body>hello stanza</body></message>")
-	err = cmd.Wait()
-	if err != nil || !strings.Contains(out.String(), "ROSTER bob@localhost") || !strings.Contains(out.String(), "OK stan@localhost/") {
-		t.Fatalf("stanza: %v\n%s", err, out.String())
-	}
+	runStanzaJS(t, func(srv *vireotest.Server) string {
+		_, port, _ := strings.Cut(srv.WebTLSAddr(), ":")
+		return "https://localhost:" + port + "/http-bind"
+	})
 }

@@ -352,19 +352,26 @@ func TestIntegrationWebSocketMellium(t *testing.T) {
 // TestIntegrationStanzaJS: StanzaJS (npm stanza, a client nobody here wrote) logs in over
 // wss:// with SCRAM, reads its roster and chats with a TCP client both ways.
 func TestIntegrationStanzaJS(t *testing.T) {
+	runStanzaJS(t, func(srv *vireotest.Server) string {
+		_, port, _ := strings.Cut(srv.WebTLSAddr(), ":")
+		return "wss://localhost:" + port + "/xmpp-websocket"
+	})
+}
+
+// runStanzaJS runs testdata/js/stanza.mjs as stan@localhost over the transport URL that
+// url gives (StanzaJS picks WebSocket or BOSH by its scheme) and chats with bob over TCP.
+func runStanzaJS(t *testing.T, url func(srv *vireotest.Server) string) {
 	dir := needNodePackage(t, "stanza")
 	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true})
 	srv.AddUser(t, "stan", "stan secret")
 	srv.AddUser(t, "bob", "bob secret")
 	srv.Store.Rosters().Put("stan@localhost", store.RosterItem{JID: "bob@localhost", Sub: store.SubBoth})
 	bob := srv.LoginPlain(t, "bob", "bob secret", "pc")
-	_, port, _ := strings.Cut(srv.WebTLSAddr(), ":")
 	ca := filepath.Join(t.TempDir(), "ca.pem")
 	os.WriteFile(ca, srv.CertPEM, 0o600)
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", "stanza.mjs", "wss://localhost:"+port+"/xmpp-websocket",
-		"stan@localhost", "stan secret", "bob@localhost/pc")
+	cmd := exec.CommandContext(ctx, "node", "stanza.mjs", url(srv), "stan@localhost", "stan secret", "bob@localhost/pc")
 	cmd.Dir = dir
 	// The certificate is checked against the test CA; localhost is the test listener's
 	// 127.0.0.1, not ::1.
