@@ -28,9 +28,9 @@ const ejabberdNode = "vireobench@localhost"
 type ejabberd struct {
 	env *Env
 	ports
-	dir string
-	p          *proc
-	beam       int
+	dir  string
+	p    *proc
+	beam int
 }
 
 func (s *ejabberd) Name() string    { return "ejabberd" }
@@ -109,7 +109,7 @@ func (s *ejabberd) Stop() {
 	s.p = nil
 }
 
-func (s *ejabberd) PID() int             { return s.beam }
+func (s *ejabberd) PID() int { return s.beam }
 
 // AddAccounts registers the accounts in-band (XEP-0077): ejabberdctl starts a VM per call,
 // about a second each, and the generator is meant to be able to make its own accounts.

@@ -24,7 +24,7 @@ type prosody struct {
 	env *Env
 	ports
 	dir, cfg string
-	p          *proc
+	p        *proc
 }
 
 func (s *prosody) Name() string    { return "prosody" }
@@ -48,8 +48,8 @@ func (s *prosody) Start() error {
 	return err
 }
 
-func (s *prosody) Stop()                { s.p.stop(15 * time.Second); s.p = nil }
-func (s *prosody) PID() int             { return s.p.cmd.Process.Pid }
+func (s *prosody) Stop()    { s.p.stop(15 * time.Second); s.p = nil }
+func (s *prosody) PID() int { return s.p.cmd.Process.Pid }
 
 // hostDir is Prosody's per-host store directory (datamanager encodes the host name; a
 // name of letters and dots stays as it is).

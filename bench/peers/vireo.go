@@ -21,7 +21,7 @@ type vireo struct {
 	env *Env
 	ports
 	dir, cfg string
-	p          *proc
+	p        *proc
 }
 
 func (v *vireo) Name() string { return "vireo" }
@@ -56,8 +56,8 @@ func (v *vireo) vars() map[string]any {
 	return m
 }
 
-func (v *vireo) Stop()                { v.p.stop(15 * time.Second); v.p = nil }
-func (v *vireo) PID() int             { return v.p.cmd.Process.Pid }
+func (v *vireo) Stop()    { v.p.stop(15 * time.Second); v.p = nil }
+func (v *vireo) PID() int { return v.p.cmd.Process.Pid }
 func (v *vireo) Settings() [][2]string {
 	return [][2]string{
 		{"`listen`, `tls_listen`, `data_dir`", "loopback ports chosen by the bench, own data directory"},
