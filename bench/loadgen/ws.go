@@ -319,12 +319,17 @@ func checkUpgrade(head, key string) error {
 			h[strings.ToLower(strings.TrimSpace(k))] = strings.TrimSpace(v)
 		}
 	}
-	sum := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
-	if h["sec-websocket-accept"] != base64.StdEncoding.EncodeToString(sum[:]) {
+	if h["sec-websocket-accept"] != acceptFor(key) {
 		return errors.New("loadgen: WebSocket upgrade: wrong Sec-WebSocket-Accept")
 	}
 	if !strings.EqualFold(h["sec-websocket-protocol"], "xmpp") {
 		return fmt.Errorf("loadgen: WebSocket upgrade: subprotocol %q, not xmpp", h["sec-websocket-protocol"])
 	}
 	return nil
+}
+
+// acceptFor is the Sec-WebSocket-Accept value for key.
+func acceptFor(key string) string {
+	sum := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
+	return base64.StdEncoding.EncodeToString(sum[:])
 }
