@@ -63,19 +63,21 @@ func runWebSocket(srv peers.Server, s Suite, target func(tls bool) scenario.Targ
 		var one WSIdle
 		for _, k := range []struct {
 			name string
-			t    scenario.Target
+			t    func(bool) scenario.Target
+			tls  bool
 			dst  *scenario.IdleResult
 		}{
-			{"TCP plain", target(false), &one.TCPPlain},
-			{"TCP TLS", target(true), &one.TCPTLS},
-			{"ws://", wsTarget(false), &one.WSPlain},
-			{"wss://", wsTarget(true), &one.WSTLS},
+			{"TCP plain", target, false, &one.TCPPlain},
+			{"TCP TLS", target, true, &one.TCPTLS},
+			{"ws://", wsTarget, false, &one.WSPlain},
+			{"wss://", wsTarget, true, &one.WSTLS},
 		} {
+			// The target after the restart: it carries the new process's PID.
 			if !restart() {
 				return res, false
 			}
 			fmt.Fprintf(log, "  %s: idle density over %s %v (run %d/%d)\n", srv.Name(), k.name, sizes, rep+1, s.Reps)
-			ir, err := scenario.Idle(k.t, sizes, s.Conc, s.IdleRate, 3*time.Second)
+			ir, err := scenario.Idle(k.t(k.tls), sizes, s.Conc, s.IdleRate, 3*time.Second)
 			if err != nil {
 				fail("websocket idle "+k.name, err)
 			}
