@@ -259,6 +259,9 @@ func Markdown(r Report, plots map[string]string) string {
 	if s.runs("resume") && s.ResumeSessions > 0 {
 		resumeSection(&b, r)
 	}
+	if s.runs("ws") && hasWS(r) {
+		wsSection(&b, r)
+	}
 
 	var errs bool
 	for _, sv := range r.Servers {
@@ -284,8 +287,19 @@ func Markdown(r Report, plots map[string]string) string {
 		"# or a subset / a quick pass:\nbin/xmppbench -compare vireo,prosody -suite quick -out /tmp/quick\n" +
 		"# the resume storm alone, at a chosen size:\nbin/xmppbench -compare vireo -suite quick -only resume -sessions 1000 -out /tmp/resume\n" +
 		"# FAST next to SCRAM alone, 2,000 plain and 1,000 TLS logins per phase:\nbin/xmppbench -compare vireo -suite quick -only fast -logins 2000 -logins-tls 1000 -out /tmp/fast\n" +
+		"# XMPP over WebSocket alone (idle ws:// and wss:// next to TCP at 2,000 and 8,000 sessions, messaging over ws://):\nbin/xmppbench -compare vireo -suite quick -only ws -sizes 2000,8000 -out /tmp/ws\n" +
 		"# redraw this report from its JSON:\nbin/xmppbench -render bench/results/compare.json\n```\n")
 	return b.String()
+}
+
+// hasWS reports whether r comes from a run that had the WebSocket scenario.
+func hasWS(r Report) bool {
+	for _, sv := range r.Servers {
+		if sv.WebSocket != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // hasFast reports whether r comes from a run that had the FAST storm (older reports do

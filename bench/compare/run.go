@@ -39,10 +39,13 @@ type Suite struct {
 	ResumeSessions int `json:"resume_sessions,omitempty"`
 	ResumeSenders  int `json:"resume_senders,omitempty"`
 	ResumeRate     int `json:"resume_message_rate,omitempty"`
-	Conc           int `json:"concurrent_logins"`
-	SourceIPs      int `json:"source_ips"`
+	// WSIdleSizes are the sizes of the WebSocket idle comparison (TCP plain and TLS, ws://
+	// and wss://, four fresh processes per repetition); empty: IdleSizes.
+	WSIdleSizes []int `json:"websocket_idle_sizes,omitempty"`
+	Conc        int   `json:"concurrent_logins"`
+	SourceIPs   int   `json:"source_ips"`
 	// Only, when set, limits the run to these scenarios: idle, login, fast, msg, presence,
-	// resume. The FAST storm (fast) runs Logins logins per phase on plain TCP and
+	// resume, ws (XMPP over WebSocket: idle next to TCP, messaging). The FAST storm (fast) runs Logins logins per phase on plain TCP and
 	// LoginsTLS over TLS.
 	Only []string `json:"only,omitempty"`
 }
@@ -53,14 +56,14 @@ func (s Suite) runs(scen string) bool { return len(s.Only) == 0 || slices.Contai
 func Quick() Suite {
 	return Suite{Name: "quick", Reps: 1, IdleSizes: []int{1000, 2000, 4000}, IdleRate: 2000, Logins: 2000, LoginsTLS: 1000,
 		Users: 500, RateStart: 500, RateMax: 64000, StepDuration: 3 * time.Second, P99LimitMs: 100,
-		PresenceUsers: 500, Contacts: 10, ResumeSessions: 2000, ResumeSenders: 20, ResumeRate: 200, Conc: 64, SourceIPs: 4}
+		PresenceUsers: 500, Contacts: 10, ResumeSessions: 2000, ResumeSenders: 20, ResumeRate: 200, WSIdleSizes: []int{1000, 4000}, Conc: 64, SourceIPs: 4}
 }
 
 // Full is the suite the committed results come from.
 func Full() Suite {
 	return Suite{Name: "full", Reps: 3, IdleSizes: []int{2000, 8000, 16000}, IdleRate: 2000, Logins: 5000, LoginsTLS: 3000,
 		Users: 1000, RateStart: 500, RateMax: 256000, StepDuration: 5 * time.Second, P99LimitMs: 100,
-		PresenceUsers: 1000, Contacts: 20, ResumeSessions: 10000, ResumeSenders: 50, ResumeRate: 500, Conc: 64, SourceIPs: 4}
+		PresenceUsers: 1000, Contacts: 20, ResumeSessions: 10000, ResumeSenders: 50, ResumeRate: 500, WSIdleSizes: []int{2000, 8000}, Conc: 64, SourceIPs: 4}
 }
 
 // resumeConfig is the suite's resume storm; the probe of detached sessions is half the storm.
@@ -74,7 +77,7 @@ func (s Suite) accounts() int {
 	rc := s.resumeConfig()
 	for scen, m := range map[string]int{"idle": s.IdleSizes[len(s.IdleSizes)-1], "login": max(s.Logins, s.LoginsTLS), "fast": max(s.Logins, s.LoginsTLS),
 		"msg": s.Users, "presence": s.PresenceUsers,
-		"resume": rc.Sessions + rc.TopUp + rc.Senders} {
+		"resume": rc.Sessions + rc.TopUp + rc.Senders, "ws": max(s.Users, slices.Max(append([]int{0}, s.WSIdleSizes...)))} {
 		if s.runs(scen) {
 			n = max(n, m)
 		}
@@ -104,8 +107,10 @@ type ServerResult struct {
 	ResumeIdlePlain []scenario.IdleResult   `json:"resume_idle_plain,omitempty"`
 	Resume          []scenario.ResumeResult `json:"resume_storm,omitempty"`
 	// ResumeUnsupported says why the server could not run the resume storm here.
-	ResumeUnsupported string   `json:"resume_unsupported,omitempty"`
-	Errors            []string `json:"errors,omitempty"`
+	ResumeUnsupported string `json:"resume_unsupported,omitempty"`
+	// WebSocket is the XMPP-over-WebSocket scenario (ws).
+	WebSocket *WSResult `json:"websocket,omitempty"`
+	Errors    []string  `json:"errors,omitempty"`
 }
 
 // Report is a whole comparison.
@@ -299,6 +304,13 @@ fast:
 			continue
 		}
 		res.ResumeIdlePlain = append(res.ResumeIdlePlain, ir)
+	}
+	if s.runs("ws") {
+		wr, ok := runWebSocket(srv, s, target, func() bool { return restart(false) }, fail, log)
+		res.WebSocket = &wr
+		if !ok {
+			return res
+		}
 	}
 	if !s.runs("presence") {
 		return res

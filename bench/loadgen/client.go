@@ -46,6 +46,10 @@ type Config struct {
 	TLS       *tls.Config
 	LocalAddr string // source IP (spread over 127.0.0.x when ports run short)
 	Timeout   time.Duration
+	// WSPath, when set, makes sessions speak RFC 7395 XMPP over WebSocket to Addr, an
+	// HTTP listener: ws:// with Mode Plain, wss:// with Mode DirectTLS (StartTLS is not
+	// possible there). WSPath is the endpoint's path, e.g. /xmpp-websocket.
+	WSPath string
 }
 
 // Session is one logged-in client.
@@ -57,7 +61,8 @@ type Session struct {
 	buf  []byte
 	rest []byte
 	wmu  sync.Mutex
-	sm   *SM // XEP-0198, once enabled or resumed
+	sm   *SM  // XEP-0198, once enabled or resumed
+	ws   bool // RFC 7395 framing: conn is a *wsConn
 }
 
 var saltCache sync.Map // key -> salted password
@@ -87,7 +92,28 @@ func connect(cfg *Config) (*Session, error) {
 		return nil, err
 	}
 	c.SetDeadline(time.Now().Add(cfg.Timeout))
-	return &Session{conn: c, sc: xmlstream.NewScanner(), buf: make([]byte, 4096)}, nil
+	s := &Session{conn: c, sc: xmlstream.NewScanner(), buf: make([]byte, 4096)}
+	if cfg.WSPath != "" {
+		if cfg.Mode == StartTLS {
+			c.Close()
+			return nil, errors.New("loadgen: no STARTTLS over WebSocket (use DirectTLS for wss://)")
+		}
+		if cfg.Mode == DirectTLS {
+			tc := tls.Client(c, s.tlsConfig(*cfg))
+			if err := tc.Handshake(); err != nil {
+				c.Close()
+				return nil, err
+			}
+			c = tc
+		}
+		w, err := wsUpgrade(c, cfg.Domain, cfg.WSPath)
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
+		s.conn, s.ws = w, true
+	}
+	return s, nil
 }
 
 // Dial connects, authenticates user/pass and binds resource.
@@ -149,6 +175,16 @@ func (s *Session) restart(cfg Config) error {
 	lim.MaxStanza = 1 << 20
 	s.st.Reset(xmlstream.KindClient, &lim)
 	s.rest = nil
+	if s.ws {
+		// RFC 7395 §3.4: <open/>; the tokenizer gets a stream header of its own, and
+		// the server's <open/> comes as a first element that expect skips.
+		if _, err := io.WriteString(s.conn, "<open xmlns='"+nsFraming+"' to='"+cfg.Domain+"' version='1.0'/>"); err != nil {
+			return err
+		}
+		s.rest = wsStreamHeader
+		_, err := s.next()
+		return err
+	}
 	_, err := io.WriteString(s.conn, "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='"+cfg.Domain+"' version='1.0'>")
 	if err != nil {
 		return err
@@ -170,7 +206,12 @@ func (s *Session) next() (*xmlstream.Stanza, error) {
 				return nil, err
 			}
 			switch ev.Kind {
-			case xmlstream.EventElement, xmlstream.EventStreamStart:
+			case xmlstream.EventElement:
+				if s.ws && string(ev.Stanza.Name) == "close" && bytes.Contains(ev.Stanza.Raw, []byte(nsFraming)) {
+					return nil, io.EOF
+				}
+				return ev.Stanza, nil
+			case xmlstream.EventStreamStart:
 				return ev.Stanza, nil
 			case xmlstream.EventStreamEnd:
 				return nil, io.EOF
@@ -206,7 +247,7 @@ func (s *Session) expect(name string) (*xmlstream.Stanza, error) {
 // stream features that precede authentication, and those features (the element, valid
 // until the next read).
 func (s *Session) secure(cfg Config) (xmlstream.Element, error) {
-	if cfg.Mode == DirectTLS {
+	if cfg.Mode == DirectTLS && !s.ws {
 		tc := tls.Client(s.conn, s.tlsConfig(cfg))
 		if err := tc.Handshake(); err != nil {
 			return xmlstream.Element{}, err
@@ -429,9 +470,17 @@ func (s *Session) Next() (*xmlstream.Stanza, error) {
 
 // Close ends the stream.
 func (s *Session) Close() error {
-	s.Send([]byte("</stream:stream>"))
+	s.Send(s.streamEnd())
 	s.st.Release()
 	return s.conn.Close()
+}
+
+// streamEnd is the end of the stream: </stream:stream>, or <close/> over WebSocket.
+func (s *Session) streamEnd() []byte {
+	if s.ws {
+		return []byte("<close xmlns='" + nsFraming + "'/>")
+	}
+	return []byte("</stream:stream>")
 }
 
 // Contains reports whether raw contains sub (small helper for scenarios).

@@ -184,11 +184,16 @@ func (s *Session) handleSM(st *xmlstream.Stanza) (bool, error) {
 // Drop closes the TCP connection without ending the stream, as a client that loses its
 // network does: a server with resumption keeps the session detached. The reader's Next
 // returns an error; the SM counters stay for Resume.
-func (s *Session) Drop() error { return s.conn.Close() }
+func (s *Session) Drop() error {
+	if w, ok := s.conn.(*wsConn); ok {
+		return w.Conn.Close() // no close frame: the network is gone
+	}
+	return s.conn.Close()
+}
 
 // EndStream sends the stream's end without closing the connection: the server ends the
 // session (no resumption) and closes its side, which the reader sees as the end.
-func (s *Session) EndStream() error { return s.Send([]byte("</stream:stream>")) }
+func (s *Session) EndStream() error { return s.Send(s.streamEnd()) }
 
 // Release frees the parser state of a session whose reader has stopped (after Drop).
 func (s *Session) Release() { s.st.Release() }

@@ -26,11 +26,11 @@ var ejabberdConf string
 const ejabberdNode = "vireobench@localhost"
 
 type ejabberd struct {
-	env        *Env
-	plain, tls int
-	dir        string
-	p          *proc
-	beam       int
+	env *Env
+	ports
+	dir  string
+	p    *proc
+	beam int
 }
 
 func (s *ejabberd) Name() string    { return "ejabberd" }
@@ -64,7 +64,9 @@ func (s *ejabberd) Start() error {
 				return err
 			}
 		}
-		if err := render(ejabberdConf, filepath.Join(s.dir, "ejabberd.yml"), map[string]any{"Plain": s.plain, "TLS": s.tls, "Cert": s.env.Cert, "Key": s.env.Key}); err != nil {
+		m := s.ports.vars()
+		m["Cert"], m["Key"] = s.env.Cert, s.env.Key
+		if err := render(ejabberdConf, filepath.Join(s.dir, "ejabberd.yml"), m); err != nil {
 			return err
 		}
 		// Debian's ejabberdctl.cfg would point the config and PID file back at /etc and /run.
@@ -80,7 +82,7 @@ func (s *ejabberd) Start() error {
 		return err
 	}
 	// The VM runs under ejabberdctl; a failed start is stopped by its process group.
-	p, err := launch(cmd, filepath.Join(s.dir, "console.log"), 60*time.Second, s.plain, s.tls)
+	p, err := launch(cmd, filepath.Join(s.dir, "console.log"), 60*time.Second, s.list()...)
 	if err != nil {
 		return err
 	}
@@ -107,8 +109,7 @@ func (s *ejabberd) Stop() {
 	s.p = nil
 }
 
-func (s *ejabberd) PID() int             { return s.beam }
-func (s *ejabberd) Addr(tls bool) string { return addr(s.plain, s.tls, tls) }
+func (s *ejabberd) PID() int { return s.beam }
 
 // AddAccounts registers the accounts in-band (XEP-0077): ejabberdctl starts a VM per call,
 // about a second each, and the generator is meant to be able to make its own accounts.
@@ -152,7 +153,7 @@ func (s *ejabberd) WriteRosters(int, func(int) map[int]string) (bool, error) { r
 
 func (s *ejabberd) Settings() [][2]string {
 	return [][2]string{
-		{"`listen`", "only the two c2s listeners, on loopback ports chosen by the bench (no s2s, HTTP, STUN, MQTT)"},
+		{"`listen`", "the two c2s listeners and two `ejabberd_http` listeners (plain and `tls: true`) with only `ejabberd_http_ws` at `/xmpp-websocket`, on loopback ports chosen by the bench (no s2s, BOSH, API, STUN, MQTT); `websocket_ping_interval` and `websocket_timeout` at their defaults (60 s, 300 s)"},
 		{"no `shaper` on the c2s listeners", "Debian's `c2s_shaper` (`normal`) holds each client to 3,000 B/s"},
 		{"`backlog: 1024` on the c2s listeners", "the default accept backlog of 5 overflows in a login storm and clients stall in SYN retries; Vireo and Prosody listen with 128 or more"},
 		{"`cache_size: 100000`", "the default 1,000-entry caches shrink constantly with 16,000 sessions (ejabberd itself logs that the size should be raised)"},

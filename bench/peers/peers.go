@@ -39,6 +39,9 @@ type Server interface {
 	PID() int
 	// Addr is the plain-TCP (STARTTLS-capable) or direct-TLS listener.
 	Addr(tls bool) string
+	// WebSocket is the RFC 7395 endpoint: the HTTP (ws://) or HTTPS (wss://) listener
+	// and the path.
+	WebSocket(tls bool) (addr, path string)
 	// AddAccounts makes sure user1..userN exist (the server is running).
 	AddAccounts(n int) error
 	// WriteRosters stores, for users 1..n, the rosters given by roster(i) (0-based user
@@ -72,15 +75,39 @@ func NewEnv(dir, bin string) (*Env, error) {
 	return e, nil
 }
 
-// New returns the server called name ("vireo", "prosody" or "ejabberd") with its ports.
+// WSPath is the WebSocket endpoint's path on every server (each one's default but
+// ejabberd's, which has none).
+const WSPath = "/xmpp-websocket"
+
+// ports are a server's loopback listeners: c2s plain and direct TLS, HTTP and HTTPS
+// (XMPP over WebSocket).
+type ports struct{ plain, tls, web, webTLS int }
+
+func (p ports) Addr(tls bool) string { return addr(p.plain, p.tls, tls) }
+
+func (p ports) WebSocket(tls bool) (string, string) { return addr(p.web, p.webTLS, tls), WSPath }
+
+func (p ports) list() []int { return []int{p.plain, p.tls, p.web, p.webTLS} }
+
+func (p ports) vars() map[string]any {
+	return map[string]any{"Plain": p.plain, "TLS": p.tls, "Web": p.web, "WebTLS": p.webTLS, "WSPath": WSPath}
+}
+
+// New returns the server called name ("vireo", "prosody" or "ejabberd") with its c2s
+// ports; its two web ports are the next free ones above tls.
 func New(name string, e *Env, plain, tls int) (Server, error) {
+	pp := ports{plain: plain, tls: tls}
+	if tls > 0 {
+		pp.web = FreePort(tls + 1)
+		pp.webTLS = FreePort(pp.web + 1)
+	}
 	switch name {
 	case "vireo":
-		return &vireo{env: e, plain: plain, tls: tls}, nil
+		return &vireo{env: e, ports: pp}, nil
 	case "prosody":
-		return &prosody{env: e, plain: plain, tls: tls}, nil
+		return &prosody{env: e, ports: pp}, nil
 	case "ejabberd":
-		return &ejabberd{env: e, plain: plain, tls: tls}, nil
+		return &ejabberd{env: e, ports: pp}, nil
 	}
 	return nil, fmt.Errorf("peers: unknown server %q (vireo, prosody, ejabberd)", name)
 }

@@ -36,8 +36,9 @@ func TestREADMEListsSettings(t *testing.T) {
 }
 
 // TestServersServeTheBench starts each server the bench can run here from its config,
-// creates accounts the way the suite does and logs in over plain TCP and direct TLS with
-// the shared certificate. Vireo always runs (it is built from this tree); Prosody and
+// creates accounts the way the suite does and logs in over plain TCP, direct TLS, ws://
+// and wss:// (RFC 7395) with the shared certificate, and exchanges a message over
+// WebSocket. Vireo always runs (it is built from this tree); Prosody and
 // ejabberd run where their packages are installed (make bench-compare installs them).
 func TestServersServeTheBench(t *testing.T) {
 	if testing.Short() {
@@ -103,6 +104,27 @@ func TestServersServeTheBench(t *testing.T) {
 					t.Fatalf("tls=%v: %v", tls, err)
 				}
 				s.Close()
+				cfg.Addr, cfg.WSPath = srv.WebSocket(tls)
+				a, err := loadgen.Dial(cfg, "user1", Password, "ws")
+				if err != nil {
+					t.Fatalf("WebSocket tls=%v: %v", tls, err)
+				}
+				b, err := loadgen.Dial(cfg, "user2", Password, "ws")
+				if err != nil {
+					t.Fatalf("WebSocket tls=%v: %v", tls, err)
+				}
+				a.Send([]byte("<message xmlns='jabber:client' type='chat' to='" + b.JID + "'><body>over ws</body></message>"))
+				for {
+					st, err := b.Next()
+					if err != nil {
+						t.Fatalf("WebSocket tls=%v: %v", tls, err)
+					}
+					if string(st.Name) == "message" && loadgen.Contains(st.Raw, "over ws") {
+						break
+					}
+				}
+				a.Close()
+				b.Close()
 			}
 		})
 	}

@@ -10,9 +10,16 @@ interfaces = { "127.0.0.1" }
 c2s_ports = { {{.Plain}} }
 c2s_direct_tls_ports = { {{.TLS}} }
 s2s_ports = { }
+-- RFC 7395 XMPP over WebSocket (mod_websocket, at its default /xmpp-websocket) on
+-- loopback HTTP and HTTPS ports. No Origin check: the bench client sends no Origin.
+http_interfaces = { "127.0.0.1" }
+http_ports = { {{.Web}} }
+https_interfaces = { "127.0.0.1" }
+https_ports = { {{.WebTLS}} }
+https_ssl = { certificate = "{{.Cert}}"; key = "{{.Key}}" }
 c2s_require_encryption = false -- the plain-TCP runs measure every server the same way
 authentication = "internal_hashed"
-modules_enabled = { "roster"; "saslauth"; "tls"; "disco"; "ping"; "presence"; "posix"; "carbons"; "blocklist"; "vcard_legacy"; "private"; "offline"; "smacks" }
+modules_enabled = { "roster"; "saslauth"; "tls"; "disco"; "ping"; "presence"; "posix"; "carbons"; "blocklist"; "vcard_legacy"; "private"; "offline"; "smacks"; "websocket" }
 modules_disabled = { "limits"; "s2s" }
 -- mod_limits throttles c2s to 10 kB/s in Debian's config; open it up in case it loads anyway.
 limits = { c2s = { rate = "1000mb/s"; burst = "10s" } }

@@ -21,10 +21,10 @@ import (
 var prosodyConf string
 
 type prosody struct {
-	env        *Env
-	plain, tls int
-	dir, cfg   string
-	p          *proc
+	env *Env
+	ports
+	dir, cfg string
+	p        *proc
 }
 
 func (s *prosody) Name() string    { return "prosody" }
@@ -37,18 +37,19 @@ func (s *prosody) Start() error {
 		if err := os.MkdirAll(s.hostDir("accounts"), 0o755); err != nil {
 			return err
 		}
-		if err := render(prosodyConf, s.cfg, map[string]any{"Dir": s.dir, "Plain": s.plain, "TLS": s.tls, "Cert": s.env.Cert, "Key": s.env.Key}); err != nil {
+		m := s.ports.vars()
+		m["Dir"], m["Cert"], m["Key"] = s.dir, s.env.Cert, s.env.Key
+		if err := render(prosodyConf, s.cfg, m); err != nil {
 			return err
 		}
 	}
-	p, err := launch(exec.Command("prosody", "--config", s.cfg), filepath.Join(s.dir, "prosody.log"), 30*time.Second, s.plain, s.tls)
+	p, err := launch(exec.Command("prosody", "--config", s.cfg), filepath.Join(s.dir, "prosody.log"), 30*time.Second, s.list()...)
 	s.p = p
 	return err
 }
 
-func (s *prosody) Stop()                { s.p.stop(15 * time.Second); s.p = nil }
-func (s *prosody) PID() int             { return s.p.cmd.Process.Pid }
-func (s *prosody) Addr(tls bool) string { return addr(s.plain, s.tls, tls) }
+func (s *prosody) Stop()    { s.p.stop(15 * time.Second); s.p = nil }
+func (s *prosody) PID() int { return s.p.cmd.Process.Pid }
 
 // hostDir is Prosody's per-host store directory (datamanager encodes the host name; a
 // name of letters and dots stays as it is).
@@ -105,13 +106,14 @@ func (s *prosody) WriteRosters(n int, roster func(i int) map[int]string) (bool, 
 func (s *prosody) Settings() [][2]string {
 	return [][2]string{
 		{"`interfaces`, `c2s_ports`, `c2s_direct_tls_ports`", "loopback ports chosen by the bench"},
+		{"`http_interfaces`, `http_ports`, `https_interfaces`, `https_ports`, `https_ssl`", "loopback HTTP and HTTPS ports chosen by the bench for mod_websocket (at its default `/xmpp-websocket`), with the bench's certificate"},
 		{"`data_path`, `pidfile`", "own data directory under the bench's work directory, no system service"},
 		{"`run_as_root`, `daemonize = false`", "the bench runs as root in containers and needs the PID"},
 		{"`log = { warn = \"*console\" }`", "warnings only: per-event logging costs CPU that the others do not spend"},
 		{"`c2s_require_encryption = false`", "the plain-TCP runs measure every server the same way"},
 		{"`authentication = \"internal_hashed\"`", "SCRAM keys stored (no hashing per login), like the others"},
 		{"`modules_disabled = { \"limits\", \"s2s\" }`, `limits.c2s.rate`", "Debian's mod_limits shapes c2s to 10 kB/s; s2s is not measured"},
-		{"`modules_enabled`", "roster, saslauth, tls, disco, ping, presence, posix, carbons, blocklist, vcard_legacy, private, offline, smacks (XEP-0198 with resumption, on in Debian's config too, with its defaults: 600 s hibernation, 500-stanza queue): the IM features Vireo has on"},
+		{"`modules_enabled`", "roster, saslauth, tls, disco, ping, presence, posix, carbons, blocklist, vcard_legacy, private, offline, websocket (RFC 7395, not on in Debian's config), smacks (XEP-0198 with resumption, on in Debian's config too, with its defaults: 600 s hibernation, 500-stanza queue): the IM features Vireo has on"},
 		{"`certificates`, `ssl`", "the bench's self-signed ECDSA P-256 certificate, the same for all three"},
 		{"accounts, rosters", "written as Prosody's own data files before the runs (prosodyctl per account is far too slow; in-band roster provisioning stalls)"},
 	}

@@ -18,10 +18,10 @@ import (
 var vireoConf string
 
 type vireo struct {
-	env        *Env
-	plain, tls int
-	dir, cfg   string
-	p          *proc
+	env *Env
+	ports
+	dir, cfg string
+	p        *proc
 }
 
 func (v *vireo) Name() string { return "vireo" }
@@ -45,21 +45,23 @@ func (v *vireo) Start() error {
 			return err
 		}
 	}
-	p, err := launch(exec.Command(filepath.Join(v.env.Bin, "vireo"), "-config", v.cfg), filepath.Join(v.dir, "vireo.log"), 30*time.Second, v.plain, v.tls)
+	p, err := launch(exec.Command(filepath.Join(v.env.Bin, "vireo"), "-config", v.cfg), filepath.Join(v.dir, "vireo.log"), 30*time.Second, v.list()...)
 	v.p = p
 	return err
 }
 
 func (v *vireo) vars() map[string]any {
-	return map[string]any{"Dir": v.dir, "Plain": v.plain, "TLS": v.tls, "Cert": v.env.Cert, "Key": v.env.Key}
+	m := v.ports.vars()
+	m["Dir"], m["Cert"], m["Key"] = v.dir, v.env.Cert, v.env.Key
+	return m
 }
 
-func (v *vireo) Stop()                { v.p.stop(15 * time.Second); v.p = nil }
-func (v *vireo) PID() int             { return v.p.cmd.Process.Pid }
-func (v *vireo) Addr(tls bool) string { return addr(v.plain, v.tls, tls) }
+func (v *vireo) Stop()    { v.p.stop(15 * time.Second); v.p = nil }
+func (v *vireo) PID() int { return v.p.cmd.Process.Pid }
 func (v *vireo) Settings() [][2]string {
 	return [][2]string{
 		{"`listen`, `tls_listen`, `data_dir`", "loopback ports chosen by the bench, own data directory"},
+		{"`[web] listen`, `tls_listen`", "loopback ports chosen by the bench (WebSocket at the default `/xmpp-websocket`; loopback is a trusted network by default, so plain ws:// counts as encrypted)"},
 		{"`require_tls = false`, `allow_plain = true`", "the plain-TCP runs measure every server the same way"},
 		{"`auth_failures_per_minute = 1000000`", "storms come from four loopback addresses; the brute-force throttle is not measured"},
 		{"`max_outbound = 4194304`", "the rate search overloads servers on purpose; a slow session is not cut off at the default 1 MiB"},

@@ -5,6 +5,7 @@
 //	xmppbench -addr 127.0.0.1:5222 -domain localhost -pid PID -scenario idle -sizes 2000,16000
 //	xmppbench -addr 127.0.0.1:5222 -pid PID -scenario resume -sessions 1000 -senders 20 -resume-rate 200
 //	xmppbench -addr 127.0.0.1:5222 -pid PID -scenario fast -logins 2000
+//	xmppbench -addr 127.0.0.1:5280 -ws /xmpp-websocket -pid PID -scenario idle -sizes 2000,8000
 //
 // Or start servers itself, one after the other, each from bench/peers with a fresh data
 // directory, and write a side-by-side report (JSON, Markdown, PNG plots):
@@ -35,13 +36,14 @@ func main() {
 		addr     = flag.String("addr", "127.0.0.1:5222", "server address")
 		domain   = flag.String("domain", "localhost", "XMPP domain")
 		mode     = flag.String("tls", "plain", "plain, starttls or direct")
+		wsPath   = flag.String("ws", "", "speak XMPP over WebSocket (RFC 7395) to this path on -addr (an HTTP listener): ws:// with -tls plain, wss:// with -tls direct")
 		mech     = flag.String("mech", "SCRAM-SHA-1", "SCRAM-SHA-1, SCRAM-SHA-256 or PLAIN")
 		prefix   = flag.String("prefix", "user", "account name prefix (accounts prefix1..prefixN)")
 		password = flag.String("password", "password", "account password")
 		pid      = flag.Int("pid", 0, "server PID for /proc sampling")
 		scen     = flag.String("scenario", "idle", "idle, login, fast, msg, search, presence or resume")
 		contacts = flag.Int("contacts", 20, "presence: roster size per user")
-		sizes    = flag.String("sizes", "2000,16000", "idle: session counts")
+		sizes    = flag.String("sizes", "2000,16000", "idle: session counts (with -compare: the idle and WebSocket idle sizes, overriding the suite's)")
 		ramp     = flag.Int("ramp-rate", 0, "idle: logins per second while ramping (0: as fast as -conc allows)")
 		logins   = flag.Int("logins", 5000, "login: number of logins; fast: logins per phase (with -compare: plain TCP logins of both, overriding the suite's)")
 		loginsT  = flag.Int("logins-tls", 0, "with -compare: TLS logins of the login and fast storms (overriding the suite's)")
@@ -58,7 +60,7 @@ func main() {
 		servers  = flag.String("compare", "", "start these servers in turn and run the suite: vireo,prosody,ejabberd")
 		suite    = flag.String("suite", "quick", "with -compare: quick or full")
 		reps     = flag.Int("reps", 0, "with -compare: repetitions of each scenario (0: the suite's)")
-		only     = flag.String("only", "", "with -compare: run only these scenarios (idle,login,fast,msg,presence,resume)")
+		only     = flag.String("only", "", "with -compare: run only these scenarios (idle,login,fast,msg,presence,resume,ws)")
 		bin      = flag.String("bin", "bin", "with -compare: directory holding vireo and vireoctl")
 		work     = flag.String("workdir", "", "with -compare: work directory (default: a temporary one, removed afterwards)")
 		install  = flag.Bool("install", false, "with -compare: apt-get install missing peers first")
@@ -96,6 +98,12 @@ func main() {
 					s.LoginsTLS = *loginsT
 				case "reps":
 					s.Reps = max(1, *reps)
+				case "sizes":
+					if sz := parseSizes(*sizes); len(sz) >= 2 {
+						s.IdleSizes, s.WSIdleSizes = sz, sz
+					}
+				case "users":
+					s.Users = *users
 				}
 			})
 		}
@@ -106,7 +114,7 @@ func main() {
 		return
 	}
 	t := scenario.Target{Name: *addr, Prefix: *prefix, Password: *password, PID: *pid, SourceIPs: *srcIPs, Log: os.Stderr,
-		Cfg: loadgen.Config{Addr: *addr, Domain: *domain, Mode: parseMode(*mode), Mechanism: *mech}}
+		Cfg: loadgen.Config{Addr: *addr, Domain: *domain, Mode: parseMode(*mode), Mechanism: *mech, WSPath: *wsPath}}
 	var res any
 	var err error
 	switch *scen {
