@@ -11,6 +11,7 @@ import (
 	_ "github.com/vireo-im/vireo/modules/last"
 	_ "github.com/vireo-im/vireo/modules/mam"
 	_ "github.com/vireo-im/vireo/modules/offline"
+	_ "github.com/vireo-im/vireo/modules/pep"
 	_ "github.com/vireo-im/vireo/modules/ping"
 	_ "github.com/vireo-im/vireo/modules/presence"
 	_ "github.com/vireo-im/vireo/modules/private"
