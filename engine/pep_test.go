@@ -7,6 +7,7 @@ import (
 
 	"github.com/vireo-im/vireo/engine/vireotest"
 	"github.com/vireo-im/vireo/modules/module"
+	"github.com/vireo-im/vireo/modules/pep"
 	"github.com/vireo-im/vireo/store"
 )
 
@@ -130,6 +131,14 @@ func TestIntegrationPep(t *testing.T) {
 		got = b.Expect("</message>")
 		mustHave(t, "last item on presence", got, "from='alice@localhost' to='bob@localhost/phone'", "<item id='n1'>"+nick)
 
+		// A second resource with the same caps: the ver is known, no second query.
+		b2 := srv.LoginPlain(t, "bob", "secret", "tablet")
+		ver := module.CapsVer([]module.Identity{{Category: "client", Type: "pc", Name: "test"}}, []string{"http://jabber.org/protocol/disco#info",
+			"http://jabber.org/protocol/caps", nsNick + "+notify", nsOMEMOList + "+notify", nsAxoList + "+notify"})
+		b2.Send("<presence><c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='https://vireo.test/client' ver='" + ver + "'/></presence>")
+		got = b2.Expect("<item id='n1'>" + nick)
+		mustNotHave(t, "cached caps", got, "http://jabber.org/protocol/disco#info")
+
 		c := srv.LoginPlain(t, "carol", "secret", "x")
 		c.Send("<presence/>")
 
@@ -225,6 +234,26 @@ func TestIntegrationPep(t *testing.T) {
 		mustHave(t, "delete", got, "type='result'")
 		got = pepIQ(a, "i7", pepItems("i7", "", "urn:test:multi", ">"))
 		mustHave(t, "after delete", got, "<item-not-found")
+	})
+
+	t.Run("Limits", func(t *testing.T) {
+		srv := vireotest.Start(t, vireotest.Options{AllowPlain: true, ModuleConfig: func(id string, v any) error {
+			if c, ok := v.(*pep.Config); ok {
+				c.MaxNodes, c.MaxItemSize, c.MaxItems = 2, 100, 5
+			}
+			return nil
+		}})
+		srv.AddUser(t, "dave", "secret")
+		d := srv.LoginPlain(t, "dave", "secret", "x")
+		for i, want := range []string{"type='result'", "type='result'", "<policy-violation"} {
+			id := string(rune('a' + i))
+			got := pepIQ(d, "pub-"+id, pepPublish("urn:node:"+id, id, "<p xmlns='urn:p'/>", ""))
+			mustHave(t, "node "+id, got, want)
+		}
+		got := pepIQ(d, "pub-big", pepPublish("urn:node:a", "big", "<p xmlns='urn:p'>"+strings.Repeat("x", 100)+"</p>", ""))
+		mustHave(t, "big item", got, "<not-acceptable", "<payload-too-big")
+		got = pepIQ(d, "pub-m", pepPublish("urn:node:a", "m", "<p xmlns='urn:p'/>", pepOpt("pubsub#max_items", "6")))
+		mustHave(t, "max_items over the cap", got, "type='error'")
 	})
 
 	t.Run("Restart", func(t *testing.T) {
