@@ -147,3 +147,13 @@ func runSlix(t *testing.T, srv *vireotest.Server, script string, want ...string)
 		}
 	}
 }
+
+// TestIntegrationSlixmppPep: slixmpp's XEP-0084 and XEP-0172 plugins (on XEP-0163) publish
+// an avatar and a nickname to the account's PEP nodes, get the metadata notification and
+// read the items back.
+func TestIntegrationSlixmppPep(t *testing.T) {
+	needSlixmpp(t)
+	srv := vireotest.Start(t, vireotest.Options{})
+	srv.AddUser(t, "slix", "py secret")
+	runSlix(t, srv, "slixmpp_pep.py", "PUBLISHED", "NOTIFIED", "AVATAR OK", "NICK Slix")
+}

@@ -177,6 +177,12 @@ disabled = []
 # retention = "0"         # "0" keeps messages forever; or e.g. "720h"
 # max_page = 250          # most results one query page returns
 #
+# [modules.pep]
+# XEP-0163 personal eventing (avatars, OMEMO keys, bookmarks) on every account.
+# max_items = 100         # highest pubsub#max_items of a node (and what "max" means)
+# max_item_size = 262144  # bytes of one item's payload (not-acceptable beyond)
+# max_nodes = 100         # nodes per account (policy-violation beyond)
+#
 # [modules.push]
 # XEP-0357 push: app servers (run by client vendors) are told a message arrived for a
 # sleeping phone: count and sender; the body only when include_body is true.

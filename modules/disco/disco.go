@@ -6,6 +6,7 @@ package disco
 
 import (
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/vireo-im/vireo/modules/module"
@@ -62,8 +63,13 @@ func (d *Disco) build() {
 	var b xmlstream.Builder
 	b.Start("query").Attr("xmlns", ns.DiscoInfo)
 	b.Start("identity").Attr("category", "account").Attr("type", "registered").End()
-	for _, f := range accountFeatures {
-		if slices.Contains(features, f) {
+	// XEP-0163 §6.1: an account with PEP is a pubsub/pep service with its features.
+	pep := slices.Contains(ids, module.Identity{Category: "pubsub", Type: "pep"})
+	if pep {
+		b.Start("identity").Attr("category", "pubsub").Attr("type", "pep").End()
+	}
+	for _, f := range features {
+		if slices.Contains(accountFeatures, f) || pep && strings.HasPrefix(f, ns.PubSub) {
 			b.Start("feature").Attr("var", f).End()
 		}
 	}

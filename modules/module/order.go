@@ -5,6 +5,7 @@ const (
 	OrderBlocking = 100 // refuse before anything is stored or copied
 	OrderPrivacy  = 150
 	OrderRoster   = 200 // subscription state machine
+	OrderPEP      = 290 // XEP-0163: note contacts' resources and caps before presence delivery
 	OrderPresence = 300 // broadcast, probes, directed presence
 	OrderVCard    = 250 // avatar hash added to outgoing presence, before the broadcast
 	OrderStanzaID = 380 // XEP-0359 stamp before copies and archive

@@ -12,6 +12,7 @@ import (
 	_ "github.com/vireo-im/vireo/modules/mam"
 	_ "github.com/vireo-im/vireo/modules/muc"
 	_ "github.com/vireo-im/vireo/modules/offline"
+	_ "github.com/vireo-im/vireo/modules/pep"
 	_ "github.com/vireo-im/vireo/modules/ping"
 	_ "github.com/vireo-im/vireo/modules/presence"
 	_ "github.com/vireo-im/vireo/modules/private"

@@ -1,0 +1,71 @@
+package pep
+
+import (
+	"testing"
+
+	"github.com/vireo-im/vireo/xmlstream"
+	"github.com/vireo-im/vireo/xmlstream/ns"
+)
+
+const fuzzHeader = "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='d' version='1.0'>"
+
+// FuzzPubsubRequest feeds arbitrary well-formed stanzas' payloads to ParseRequest: it
+// must not panic, and an accepted publish has a node and a payload that parses.
+func FuzzPubsubRequest(f *testing.F) {
+	for _, s := range []string{
+		"<pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='n'><item id='1'><p xmlns='x'/></item></publish></pubsub>",
+		"<pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='n'><item><p xmlns='x'/></item></publish><publish-options><x xmlns='jabber:x:data' type='submit'><field var='pubsub#access_model'><value>open</value></field></x></publish-options></pubsub>",
+		"<pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='n' max_items='2'><item id='a'/></items></pubsub>",
+		"<pubsub xmlns='http://jabber.org/protocol/pubsub'><retract node='n' notify='true'><item id='a'/></retract></pubsub>",
+		"<pubsub xmlns='http://jabber.org/protocol/pubsub#owner'><configure node='n'><x xmlns='jabber:x:data' type='submit'><field var='pubsub#max_items'><value>max</value></field></x></configure></pubsub>",
+		"<pubsub xmlns='http://jabber.org/protocol/pubsub'><create node='n'/><configure/></pubsub>",
+		"<ps:pubsub xmlns:ps='http://jabber.org/protocol/pubsub'><ps:subscribe node='n' jid='a@b/c'/></ps:pubsub>",
+	} {
+		f.Add([]byte(s), true)
+		f.Add([]byte(s), false)
+	}
+	f.Fuzz(func(t *testing.T, raw []byte, set bool) {
+		// Through the tokenizer first, as a client would send it, so the payload of the IQ is
+		// as well-formed as the router would hand it over.
+		sc := xmlstream.NewScanner()
+		lim := xmlstream.DefaultLimits()
+		lim.MaxStanza = 16 << 10
+		var xs xmlstream.State
+		xs.Reset(xmlstream.KindClient, &lim)
+		in := append([]byte(fuzzHeader+"<iq type='set' id='f'>"), raw...)
+		in = append(in, "</iq>"...)
+		var iqRaw []byte
+		for len(in) > 0 && iqRaw == nil {
+			ev, n, err := sc.Next(&xs, in)
+			if err != nil || ev.Kind == xmlstream.EventNone {
+				return
+			}
+			in = in[n:]
+			if ev.Kind == xmlstream.EventElement {
+				iqRaw = ev.Stanza.Raw
+			}
+		}
+		iq, perr := xmlstream.ParseElement(iqRaw, ns.Client)
+		if perr != nil {
+			return
+		}
+		it := iq.Children()
+		e, ok := it.Next()
+		if !ok {
+			return
+		}
+		r, serr := ParseRequest(e, set)
+		if serr != nil {
+			return
+		}
+		if r.Node == "" && r.Op != OpDefault {
+			t.Fatalf("accepted without a node: %q", raw)
+		}
+		if r.Op == OpPublish && len(r.Payload) == 0 {
+			t.Fatalf("publish without payload: %q", raw)
+		}
+		cfg := DefaultConfig()
+		cfg.Apply(r.Options, DefaultMaxItems)
+		cfg.Matches(r.Options, DefaultMaxItems)
+	})
+}

@@ -1,0 +1,279 @@
+package pep
+
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vireo-im/vireo/modules/module"
+	"github.com/vireo-im/vireo/xmlstream"
+	"github.com/vireo-im/vireo/xmlstream/jid"
+	"github.com/vireo-im/vireo/xmlstream/ns"
+)
+
+// capsEntry is what the server knows of one caps hash and ver.
+type capsEntry struct {
+	features map[string]bool // nil until verified
+	asked    time.Time       // when the pending query went out
+	waiters  []waiter        // resources that became available while it was pending
+}
+
+// waiter is a contact resource, available to owner, whose caps were being resolved.
+type waiter struct{ owner, full string }
+
+// capsQuery is a disco#info query in flight.
+type capsQuery struct {
+	key, hash, ver, owner, full string
+}
+
+// resource is a contact's available resource as one owner saw it.
+type resource struct {
+	key      string          // caps hash + " " + ver; "" without caps
+	features map[string]bool // features of an unverified answer, for this resource only
+}
+
+const (
+	capsIDPrefix = "pep-caps-"
+	capsReadyID  = "pep-caps-ready"
+)
+
+// presence records the contacts' available resources and their caps (inbound, on the
+// owner's shard). It never stops the presence.
+func (m *Mod) presence(c module.Context, pk *module.Packet) module.Verdict {
+	if pk.From.IsZero() || pk.From.IsBare() || pk.To.IsZero() || pk.From.Bare().Equal(pk.To.Bare()) {
+		return module.Continue
+	}
+	owner, full := pk.To.Bare().String(), pk.From.String()
+	switch pk.Type {
+	case "unavailable", "error":
+		m.mu.Lock()
+		if rs := m.mu.users[owner]; rs != nil {
+			delete(rs, full)
+			if len(rs) == 0 {
+				delete(m.mu.users, owner)
+			}
+		}
+		m.mu.Unlock()
+		return module.Continue
+	case "":
+	default:
+		return module.Continue
+	}
+	key, hash, ver, capsNode := "", "", "", ""
+	if cp, ok := pk.Elem().Child(ns.Caps, "c"); ok {
+		h, _ := cp.AppendAttr(nil, "hash")
+		v, _ := cp.AppendAttr(nil, "ver")
+		n, _ := cp.AppendAttr(nil, "node")
+		if len(h) > 0 && len(v) > 0 && len(v) < 256 && len(n) < 1024 {
+			hash, ver = string(h), string(v)
+			key = hash + " " + ver
+			capsNode = string(n)
+		}
+	}
+	m.mu.Lock()
+	rs := m.mu.users[owner]
+	if rs == nil {
+		rs = map[string]*resource{}
+		m.mu.users[owner] = rs
+	}
+	old, had := rs[full]
+	if !had && len(rs) >= maxResources {
+		m.mu.Unlock()
+		return module.Continue
+	}
+	if had && old.key == key {
+		m.mu.Unlock()
+		return module.Continue // a status change: nothing new
+	}
+	rs[full] = &resource{key: key}
+	queryID := ""
+	ready := false
+	if key != "" {
+		e := m.mu.caps[key]
+		switch {
+		case e != nil && e.features != nil:
+			ready = true
+		case e != nil && c.Now().Sub(e.asked) < capsRetry:
+			if !had && len(e.waiters) < 1000 {
+				e.waiters = append(e.waiters, waiter{owner, full})
+			}
+		default:
+			if e == nil {
+				if len(m.mu.caps) >= maxCapsCache {
+					break
+				}
+				e = &capsEntry{}
+				m.mu.caps[key] = e
+			}
+			e.asked = c.Now()
+			if !had {
+				e.waiters = append(e.waiters, waiter{owner, full})
+			}
+			m.mu.seq++
+			queryID = capsIDPrefix + strconv.FormatUint(m.mu.seq, 10)
+			m.mu.queries[queryID] = capsQuery{key: key, hash: hash, ver: ver, owner: owner, full: full}
+		}
+	}
+	m.mu.Unlock()
+	if queryID != "" {
+		// XEP-0115 §6.2: ask the resource that advertised the ver, for node#ver.
+		var b xmlstream.Builder
+		b.Start("iq").Attr("type", "get").Attr("id", queryID).Attr("from", owner).Attr("to", full).
+			Start("query").Attr("xmlns", ns.DiscoInfo).Attr("node", capsNode+"#"+ver).End().End()
+		c.Route(b.B)
+	}
+	if ready && !had {
+		m.sendLast(c, pk.To.Bare(), pk.From)
+	}
+	return module.Continue
+}
+
+// capsAnswer takes the answers to the disco#info queries sent for caps (inbound IQ, on the
+// owner's shard), and the note that another owner's query resolved a ver.
+func (m *Mod) capsAnswer(c module.Context, pk *module.Packet) module.Verdict {
+	if (pk.Type != "result" && pk.Type != "error") || !strings.HasPrefix(pk.ID, capsIDPrefix) || !pk.To.IsBare() {
+		return module.Continue
+	}
+	owner := pk.To.Bare()
+	if pk.ID == capsReadyID {
+		m.mu.Lock()
+		r := m.mu.users[owner.String()][pk.From.String()]
+		ready := r != nil && m.mu.caps[r.key] != nil && m.mu.caps[r.key].features != nil
+		m.mu.Unlock()
+		if ready {
+			m.sendLast(c, owner, pk.From)
+		}
+		return module.Stop
+	}
+	m.mu.Lock()
+	q, ok := m.mu.queries[pk.ID]
+	if ok && (q.owner != owner.String() || q.full != pk.From.String()) {
+		ok = false // not from the resource asked
+	} else if ok {
+		delete(m.mu.queries, pk.ID)
+	}
+	m.mu.Unlock()
+	if !ok {
+		return module.Continue
+	}
+	var info discoInfo
+	valid := false
+	if pk.Type == "result" {
+		if qe, ok := pk.Elem().Child(ns.DiscoInfo, "query"); ok {
+			info, valid = parseDiscoInfo(qe)
+		}
+	}
+	var features map[string]bool
+	if valid {
+		features = make(map[string]bool, len(info.features))
+		for _, f := range info.features {
+			features[f] = true
+		}
+	}
+	verified := false
+	if valid {
+		v, ok := info.ver(q.hash)
+		verified = ok && v == q.ver
+	}
+	m.mu.Lock()
+	e := m.mu.caps[q.key]
+	var waiters []waiter
+	if e != nil {
+		waiters = e.waiters
+		e.waiters = nil
+		if verified {
+			e.features = features
+		} else {
+			delete(m.mu.caps, q.key) // ask again at the next presence with this ver
+		}
+	}
+	if !verified && features != nil {
+		// Trusted for the resource that answered, not for others claiming the same ver.
+		if r := m.mu.users[q.owner][q.full]; r != nil {
+			r.features = features
+		}
+	}
+	m.mu.Unlock()
+	if !verified && pk.Type == "result" {
+		l := c.Logger()
+		l.Debug().Str("from", q.full).Str("ver", q.ver).Msg("pep: caps ver does not verify")
+	}
+	for _, w := range waiters {
+		if !verified && (w.owner != q.owner || w.full != q.full) {
+			continue
+		}
+		wf, err := jid.Parse(w.full)
+		if err != nil {
+			continue
+		}
+		if w.owner == owner.String() {
+			m.sendLast(c, owner, wf)
+			continue
+		}
+		var b xmlstream.Builder
+		b.Start("iq").Attr("type", "result").Attr("id", capsReadyID).Attr("from", w.full).Attr("to", w.owner).End()
+		c.Route(b.B)
+	}
+	return module.Stop
+}
+
+// features returns the caps features of one of owner's contact resources (nil: unknown).
+// Call with m.mu held.
+func (m *Mod) featuresLocked(r *resource) map[string]bool {
+	if r.features != nil {
+		return r.features
+	}
+	if e := m.mu.caps[r.key]; e != nil {
+		return e.features
+	}
+	return nil
+}
+
+// interested lists the contact resources available to owner that want node's
+// notifications (NODE+notify in their caps).
+func (m *Mod) interested(owner, node string) []string {
+	want := node + "+notify"
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []string
+	for full, r := range m.mu.users[owner] {
+		if m.featuresLocked(r)[want] {
+			out = append(out, full)
+		}
+	}
+	return out
+}
+
+// sendLast sends contact's resource full the newest item of each of owner's nodes that
+// sends it on presence, that the contact may read and wants (XEP-0163 §4.3.2).
+func (m *Mod) sendLast(c module.Context, owner, full jid.JID) {
+	m.mu.Lock()
+	var f map[string]bool
+	if r := m.mu.users[owner.String()][full.String()]; r != nil {
+		f = m.featuresLocked(r)
+	}
+	m.mu.Unlock()
+	if f == nil {
+		return
+	}
+	o := owner.String()
+	type last struct {
+		node string
+		cfg  NodeConfig
+	}
+	var todo []last
+	m.nodes.list(o, func(node string, cfg NodeConfig) bool {
+		if cfg.SendLast == SendOnSubAndPresence && f[node+"+notify"] {
+			todo = append(todo, last{node, cfg})
+		}
+		return true
+	})
+	for _, l := range todo {
+		if !m.allowed(c, owner, full.Bare(), l.cfg) {
+			continue
+		}
+		if it, ok, _ := m.nodes.last(o, l.node); ok {
+			c.Route(eventMessage(owner, full, itemEvent(l.node, it)))
+		}
+	}
+}

@@ -1,0 +1,531 @@
+// Package pep implements XEP-0163: Personal Eventing Protocol, on an XEP-0060
+// publish-subscribe core, for every account: each user's bare JID is a pubsub service
+// whose nodes (OMEMO device lists and bundles, avatars, nicknames, bookmarks) are
+// auto-created on first publish (with XEP-0223 publish-options), configured by the owner,
+// stored in the "pep" table, and read by others according to the node's access model.
+//
+// # Notifications
+//
+// A publish is announced from the owner's bare JID, as a headline message, to the owner's
+// available resources and to every available resource of a contact that the access model
+// admits and whose XEP-0115 entity capabilities include NODE+notify (XEP-0163 §4.3). The
+// module learns contacts' resources and caps from the presence they send to the owner:
+// an inbound presence hook on the owner's shard (every presence for a local user passes
+// there, even while the user is offline) records each available full JID with its caps
+// hash and ver. A ver never seen is resolved once per server (not per session) by a
+// disco#info query from the owner's bare JID to the resource that advertised it; its
+// answer comes back to the owner's bare JID, where an inbound IQ hook takes it. A ver that
+// verifies (XEP-0115 §5.4) is cached for everyone; one that does not is trusted for that
+// resource only. The same +notify check sends the newest item of each on_sub_and_presence
+// node to a contact's resource when it becomes available. The presence state is kept in
+// memory only: after a restart it is learned again from the contacts' next presence (or
+// the answers to the owner's probes).
+//
+// # Concurrency
+//
+// Requests, hooks and caps answers for one owner all run on the owner's shard, so the
+// store reads and writes of one owner's nodes never interleave. The presence records and
+// the caps cache are shared by all shards and guarded by one mutex, held only for map
+// operations.
+package pep
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/vireo-im/vireo/modules/module"
+	"github.com/vireo-im/vireo/store"
+	"github.com/vireo-im/vireo/xmlstream"
+	"github.com/vireo-im/vireo/xmlstream/jid"
+	"github.com/vireo-im/vireo/xmlstream/stanza"
+)
+
+// Defaults of [modules.pep].
+const (
+	// DefaultMaxItems caps pubsub#max_items (and "max"): 100 items of a node are enough for
+	// bookmarks (XEP-0402 keeps one item per room) and bound a node's disk use.
+	DefaultMaxItems = 100
+	// DefaultMaxItemSize is the stanza limit: a larger item could not be published anyway.
+	DefaultMaxItemSize = xmlstream.DefaultMaxStanza
+	// DefaultMaxNodes bounds the nodes of one account; clients use a dozen.
+	DefaultMaxNodes = 100
+	// capsRetry is how long a disco#info query for a caps ver may stay unanswered before
+	// the next presence with that ver asks again.
+	capsRetry = 30 * time.Second
+	// maxCapsCache bounds the distinct vers cached (a few hundred in practice).
+	maxCapsCache = 10000
+	// maxResources bounds the contact resources remembered per owner.
+	maxResources = 5000
+)
+
+func init() { module.Register(new(Mod)) }
+
+// Config is [modules.pep].
+type Config struct {
+	MaxItems    int `toml:"max_items"`     // the highest pubsub#max_items of a node
+	MaxItemSize int `toml:"max_item_size"` // bytes of one item's payload
+	MaxNodes    int `toml:"max_nodes"`     // nodes per account
+}
+
+// Mod is the module.
+type Mod struct {
+	cfg   Config
+	nodes nodes
+	log   zerolog.Logger
+
+	mu struct {
+		sync.Mutex
+		caps    map[string]*capsEntry // hash + " " + ver
+		queries map[string]capsQuery  // disco#info query id
+		users   map[string]map[string]*resource
+		seq     uint64
+	}
+}
+
+var _ module.Provisioner = (*Mod)(nil)
+
+// ModuleInfo implements module.Module.
+func (*Mod) ModuleInfo() module.Info {
+	return module.Info{ID: "pep", XEP: 163, New: func() module.Module { return new(Mod) }}
+}
+
+// Features lists the XEP-0060 features this PEP service implements (XEP-0163 §6).
+var Features = []string{
+	NS + "#access-open", NS + "#access-presence", NS + "#access-roster", NS + "#access-whitelist",
+	NS + "#auto-create", NS + "#auto-subscribe", NS + "#config-node", NS + "#create-nodes",
+	NS + "#create-and-configure", NS + "#delete-items", NS + "#delete-nodes", NS + "#filtered-notifications",
+	NS + "#item-ids", NS + "#last-published", NS + "#persistent-items", NS + "#publish",
+	NS + "#publish-options", NS + "#purge-nodes", NS + "#retract-items", NS + "#retrieve-default",
+	NS + "#retrieve-items", NS + "#subscribe", NS + "#multi-items",
+}
+
+// Provision reads [modules.pep] and registers the handlers and hooks.
+func (m *Mod) Provision(r module.Registrar) error {
+	m.log = r.Logger()
+	if err := r.Config(&m.cfg); err != nil {
+		return err
+	}
+	if m.cfg.MaxItems <= 0 {
+		m.cfg.MaxItems = DefaultMaxItems
+	}
+	if m.cfg.MaxItemSize <= 0 || m.cfg.MaxItemSize > DefaultMaxItemSize {
+		m.cfg.MaxItemSize = DefaultMaxItemSize
+	}
+	if m.cfg.MaxNodes <= 0 {
+		m.cfg.MaxNodes = DefaultMaxNodes
+	}
+	m.nodes = nodes{t: r.Table("pep")}
+	m.mu.caps = map[string]*capsEntry{}
+	m.mu.queries = map[string]capsQuery{}
+	m.mu.users = map[string]map[string]*resource{}
+
+	for _, space := range []string{NS, NSOwner} {
+		r.IQ(module.IQGet, space, "pubsub", m.own)
+		r.IQ(module.IQSet, space, "pubsub", m.own)
+		r.IQBare(module.IQGet, space, "pubsub", m.other)
+		r.IQBare(module.IQSet, space, "pubsub", m.other)
+	}
+	for _, f := range Features {
+		r.Feature(f)
+	}
+	r.Identity("pubsub", "pep", "")
+	r.Hook(module.Inbound, module.KindPresence, module.OrderPEP, m.presence)
+	r.Hook(module.Inbound, module.KindIQ, module.OrderPEP, m.capsAnswer)
+	return nil
+}
+
+// own handles requests of the owner (to their bare JID or without 'to').
+func (m *Mod) own(c module.Context, iq *module.Packet) {
+	if !iq.To.IsZero() && iq.To.Local() == "" {
+		c.Error(iq, stanza.New(stanza.ServiceUnavailable)) // the server is no pubsub service
+		return
+	}
+	m.handle(c, iq, iq.From.Bare(), true)
+}
+
+// other handles requests of anyone else to a local user's bare JID.
+func (m *Mod) other(c module.Context, iq *module.Packet) {
+	m.handle(c, iq, iq.To.Bare(), false)
+}
+
+func (m *Mod) fail(c module.Context, iq *module.Packet, err error) {
+	if module.LogStoreError(err) {
+		m.log.Error().Err(err).Str("user", iq.From.Bare().String()).Msg("pep: store")
+	}
+	c.Error(iq, module.StoreError(err))
+}
+
+func notFound() *stanza.Error { return stanza.New(stanza.ItemNotFound) }
+
+func forbidden() *stanza.Error {
+	return &stanza.Error{Type: stanza.Auth, Condition: stanza.Forbidden, Text: "only the owner may do this"}
+}
+
+func (m *Mod) handle(c module.Context, iq *module.Packet, owner jid.JID, isOwner bool) {
+	q, _ := iq.Payload()
+	r, e := ParseRequest(q, iq.Type == "set")
+	if e != nil {
+		c.Error(iq, e)
+		return
+	}
+	switch r.Op {
+	case OpItems, OpSubscribe, OpUnsubscribe:
+	default:
+		if !isOwner {
+			c.Error(iq, forbidden())
+			return
+		}
+	}
+	o := owner.String()
+	var cfg NodeConfig
+	var exists bool
+	if r.Op != OpDefault {
+		var err error
+		if cfg, exists, err = m.nodes.config(o, r.Node); err != nil {
+			m.fail(c, iq, err)
+			return
+		}
+	}
+	if !exists && r.Op != OpPublish && r.Op != OpCreate && r.Op != OpDefault {
+		c.Error(iq, notFound())
+		return
+	}
+	switch r.Op {
+	case OpPublish:
+		m.publish(c, iq, owner, r, cfg, exists)
+	case OpCreate:
+		if exists {
+			c.Error(iq, stanza.New(stanza.ConflictCond))
+			return
+		}
+		if e := m.roomForNode(o); e != nil {
+			c.Error(iq, e)
+			return
+		}
+		cfg = DefaultConfig()
+		if e := cfg.Apply(r.Options, m.cfg.MaxItems); e != nil {
+			c.Error(iq, e)
+			return
+		}
+		if err := m.nodes.t.Apply(configOp(o, r.Node, cfg)); err != nil {
+			m.fail(c, iq, err)
+			return
+		}
+		c.Reply(iq, nil)
+	case OpItems:
+		if !isOwner {
+			if e := m.access(c, owner, iq.From.Bare(), cfg); e != nil {
+				c.Error(iq, e)
+				return
+			}
+		}
+		m.items(c, iq, o, r)
+	case OpRetract:
+		gone, err := m.nodes.retract(o, r.Node, r.IDs)
+		if err != nil {
+			m.fail(c, iq, err)
+			return
+		}
+		if len(gone) == 0 {
+			c.Error(iq, notFound())
+			return
+		}
+		c.Reply(iq, nil)
+		notify := cfg.NotifyRetract
+		if r.Notify != nil {
+			notify = *r.Notify
+		}
+		if notify {
+			var b xmlstream.Builder
+			b.Start("items").Attr("node", r.Node)
+			for _, id := range gone {
+				b.Start("retract").Attr("id", id).End()
+			}
+			b.End()
+			m.broadcast(c, owner, r.Node, cfg, b.B)
+		}
+	case OpSubscribe, OpUnsubscribe:
+		m.subscribe(c, iq, owner, r, cfg, isOwner)
+	case OpConfigureGet, OpDefault:
+		if r.Op == OpDefault {
+			cfg = DefaultConfig()
+		}
+		var b xmlstream.Builder
+		b.Start("pubsub").Attr("xmlns", NSOwner)
+		if r.Op == OpDefault {
+			b.Start("default")
+		} else {
+			b.Start("configure").Attr("node", r.Node)
+		}
+		cfg.AppendForm(&b)
+		b.End().End()
+		c.Reply(iq, b.B)
+	case OpConfigureSet:
+		old := cfg
+		if e := cfg.Apply(r.Options, m.cfg.MaxItems); e != nil {
+			c.Error(iq, e)
+			return
+		}
+		err := m.nodes.t.Apply(configOp(o, r.Node, cfg))
+		if err == nil && !cfg.Persist {
+			err = m.nodes.purge(o, r.Node)
+		} else if err == nil && cfg.MaxItems < old.MaxItems {
+			err = m.nodes.trim(o, r.Node, cfg.MaxItems)
+		}
+		if err != nil {
+			m.fail(c, iq, err)
+			return
+		}
+		c.Reply(iq, nil)
+	case OpDelete, OpPurge:
+		var err error
+		if r.Op == OpDelete {
+			err = m.nodes.remove(o, r.Node)
+		} else {
+			err = m.nodes.purge(o, r.Node)
+		}
+		if err != nil {
+			m.fail(c, iq, err)
+			return
+		}
+		c.Reply(iq, nil)
+		var b xmlstream.Builder
+		if r.Op == OpDelete {
+			b.Start("delete").Attr("node", r.Node).End()
+		} else {
+			b.Start("purge").Attr("node", r.Node).End()
+		}
+		m.broadcast(c, owner, r.Node, cfg, b.B)
+	}
+}
+
+// roomForNode returns policy-violation when owner has as many nodes as allowed.
+func (m *Mod) roomForNode(owner string) *stanza.Error {
+	n, err := m.nodes.count(owner)
+	if err != nil {
+		return module.StoreError(err)
+	}
+	if n >= m.cfg.MaxNodes {
+		e := stanza.New(stanza.PolicyViolationCond)
+		e.Text = "too many nodes on this account"
+		return e
+	}
+	return nil
+}
+
+func newID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// publish implements XEP-0060 §7.1 with XEP-0163 §3 auto-create and XEP-0223
+// publish-options.
+func (m *Mod) publish(c module.Context, iq *module.Packet, owner jid.JID, r Request, cfg NodeConfig, exists bool) {
+	o := owner.String()
+	if exists {
+		if r.Options != nil && !cfg.Matches(r.Options, m.cfg.MaxItems) {
+			e := pubsubErr(stanza.ConflictCond, "precondition-not-met")
+			e.Text = "the node's configuration does not match the publish-options"
+			c.Error(iq, e)
+			return
+		}
+	} else {
+		if e := m.roomForNode(o); e != nil {
+			c.Error(iq, e)
+			return
+		}
+		cfg = DefaultConfig()
+		if e := cfg.Apply(r.Options, m.cfg.MaxItems); e != nil {
+			if e.Condition == stanza.NotAcceptable {
+				e = pubsubErr(stanza.ConflictCond, "precondition-not-met")
+				e.Text = "publish-options the node cannot have"
+			}
+			c.Error(iq, e)
+			return
+		}
+	}
+	if len(r.Payload) > m.cfg.MaxItemSize {
+		c.Error(iq, pubsubErr(stanza.NotAcceptable, "payload-too-big"))
+		return
+	}
+	if _, err := xmlstream.ParseElement(r.Payload, ""); err != nil {
+		// A prefix declared outside the payload would not survive storage.
+		c.Error(iq, pubsubErr(stanza.BadRequest, "invalid-payload"))
+		return
+	}
+	id := r.ItemID
+	if id == "" {
+		id = newID()
+	}
+	if err := m.nodes.publish(o, r.Node, cfg, !exists, id, r.Payload); err != nil {
+		m.fail(c, iq, err)
+		return
+	}
+	var b xmlstream.Builder
+	b.Start("pubsub").Attr("xmlns", NS).Start("publish").Attr("node", r.Node).
+		Start("item").Attr("id", id).End().End().End()
+	c.Reply(iq, b.B)
+
+	b = xmlstream.Builder{}
+	b.Start("items").Attr("node", r.Node).Start("item").Attr("id", id).Raw(r.Payload).End().End()
+	m.broadcast(c, owner, r.Node, cfg, b.B)
+}
+
+func (m *Mod) items(c module.Context, iq *module.Packet, o string, r Request) {
+	var its []Item
+	if len(r.IDs) > 0 {
+		for _, id := range r.IDs {
+			it, ok, err := m.nodes.item(o, r.Node, id)
+			if err != nil {
+				m.fail(c, iq, err)
+				return
+			}
+			if ok {
+				its = append(its, it)
+			}
+		}
+	} else {
+		var err error
+		if its, err = m.nodes.items(o, r.Node, r.MaxItems); err != nil {
+			m.fail(c, iq, err)
+			return
+		}
+	}
+	var b xmlstream.Builder
+	b.Start("pubsub").Attr("xmlns", NS).Start("items").Attr("node", r.Node)
+	for _, it := range its {
+		b.Start("item").Attr("id", it.ID).Raw(it.Payload).End()
+	}
+	b.End().End()
+	c.Reply(iq, b.B)
+}
+
+// subscribe handles explicit subscriptions (XEP-0060 §6.1, §6.2): PEP contacts usually
+// subscribe implicitly through +notify, but a subscription lets a JID without caps follow
+// a node.
+func (m *Mod) subscribe(c module.Context, iq *module.Packet, owner jid.JID, r Request, cfg NodeConfig, isOwner bool) {
+	j, err := jid.Parse(r.JID)
+	if err != nil {
+		c.Error(iq, stanza.New(stanza.JIDMalformed))
+		return
+	}
+	if !j.Bare().Equal(iq.From.Bare()) {
+		c.Error(iq, pubsubErr(stanza.BadRequest, "invalid-jid"))
+		return
+	}
+	if r.Op == OpSubscribe && !isOwner {
+		if e := m.access(c, owner, iq.From.Bare(), cfg); e != nil {
+			c.Error(iq, e)
+			return
+		}
+	}
+	if err := m.nodes.subscribe(owner.String(), r.Node, j.String(), r.Op == OpSubscribe); err != nil {
+		m.fail(c, iq, err)
+		return
+	}
+	if r.Op == OpUnsubscribe {
+		c.Reply(iq, nil)
+		return
+	}
+	var b xmlstream.Builder
+	b.Start("pubsub").Attr("xmlns", NS).Start("subscription").Attr("node", r.Node).
+		Attr("jid", j.String()).Attr("subscription", "subscribed").End().End()
+	c.Reply(iq, b.B)
+	if cfg.SendLast != SendNever {
+		if it, ok, _ := m.nodes.last(owner.String(), r.Node); ok {
+			c.Route(eventMessage(owner, j, itemEvent(r.Node, it)))
+		}
+	}
+}
+
+// Allowed reports whether a user other than the owner may read a node with access model
+// model (XEP-0060 §4.5): sub is the owner's subscription to that user's presence as in
+// the owner's roster, inRoster whether the user is in the roster at all.
+func Allowed(model string, sub store.Subscription, inRoster bool) bool {
+	switch model {
+	case AccessOpen:
+		return true
+	case AccessPresence:
+		return sub == store.SubFrom || sub == store.SubBoth
+	case AccessRoster:
+		// No roster groups are configured (pubsub#roster_groups_allowed): anyone in the
+		// roster with a presence subscription of either way.
+		return inRoster && sub != store.SubNone
+	}
+	return false // whitelist: the owner only
+}
+
+// DenyError is the XEP-0060 §6.1.3 / §6.5.9 error for a user the access model refuses.
+func DenyError(model string) *stanza.Error {
+	switch model {
+	case AccessPresence:
+		return pubsubErr(stanza.NotAuthorizedCond, "presence-subscription-required")
+	case AccessRoster:
+		return pubsubErr(stanza.NotAuthorizedCond, "not-in-roster-group")
+	}
+	return pubsubErr(stanza.NotAllowed, "closed-node")
+}
+
+func (m *Mod) allowed(c module.Context, owner, user jid.JID, cfg NodeConfig) bool {
+	if user.Equal(owner) {
+		return true
+	}
+	if cfg.Access == AccessOpen {
+		return true
+	}
+	it, ok := c.RosterItem(owner, user)
+	return Allowed(cfg.Access, it.Sub, ok)
+}
+
+func (m *Mod) access(c module.Context, owner, user jid.JID, cfg NodeConfig) *stanza.Error {
+	if m.allowed(c, owner, user, cfg) {
+		return nil
+	}
+	return DenyError(cfg.Access)
+}
+
+func itemEvent(node string, it Item) []byte {
+	var b xmlstream.Builder
+	b.Start("items").Attr("node", node).Start("item").Attr("id", it.ID).Raw(it.Payload).End().End()
+	return b.B
+}
+
+// eventMessage is the XEP-0060 §7.1.2.1 notification of event (the <items/>, <delete/> or
+// <purge/> element) from owner to to.
+func eventMessage(owner, to jid.JID, event []byte) []byte {
+	var b xmlstream.Builder
+	b.Start("message").Attr("type", "headline").Attr("from", owner.String()).Attr("to", to.String()).
+		Attr("id", newID()).Start("event").Attr("xmlns", NSEvent).Raw(event).End().End()
+	return b.B
+}
+
+// broadcast notifies the owner's available resources, the contacts' resources with
+// NODE+notify that the access model admits, and the explicit subscribers.
+func (m *Mod) broadcast(c module.Context, owner jid.JID, node string, cfg NodeConfig, event []byte) {
+	for _, s := range c.Sessions(owner) {
+		if s.Available() {
+			s.Send(eventMessage(owner, s.JID(), event))
+		}
+	}
+	sent := map[string]bool{}
+	for _, full := range m.interested(owner.String(), node) {
+		j, err := jid.Parse(full)
+		if err != nil || j.Bare().Equal(owner) || !m.allowed(c, owner, j.Bare(), cfg) {
+			continue
+		}
+		sent[j.Bare().String()] = true
+		c.Route(eventMessage(owner, j, event))
+	}
+	for _, sub := range m.nodes.subscribers(owner.String(), node) {
+		j, err := jid.Parse(sub)
+		if err != nil || j.Bare().Equal(owner) || sent[j.Bare().String()] || !m.allowed(c, owner, j.Bare(), cfg) {
+			continue
+		}
+		c.Route(eventMessage(owner, j, event))
+	}
+}

@@ -1,0 +1,249 @@
+package pep
+
+import (
+	"strconv"
+
+	"github.com/vireo-im/vireo/xmlstream"
+	"github.com/vireo-im/vireo/xmlstream/ns"
+	"github.com/vireo-im/vireo/xmlstream/stanza"
+)
+
+// Namespaces (XEP-0060).
+const (
+	NS       = ns.PubSub
+	NSOwner  = ns.PubSub + "#owner"
+	NSEvent  = ns.PubSub + "#event"
+	NSErrors = ns.PubSub + "#errors"
+)
+
+// Op is the action of a pubsub request.
+type Op uint8
+
+// Operations.
+const (
+	OpPublish Op = iota + 1
+	OpItems
+	OpRetract
+	OpCreate
+	OpSubscribe
+	OpUnsubscribe
+	OpConfigureGet
+	OpConfigureSet
+	OpDefault
+	OpDelete
+	OpPurge
+)
+
+// Request is a parsed <pubsub/> or <pubsub xmlns='…#owner'/> request. Its byte slices
+// (Payload) view the IQ and live as long as it.
+type Request struct {
+	Op       Op
+	Node     string
+	ItemID   string   // publish: the item's id ("" when the server picks one)
+	Payload  []byte   // publish: the item's single payload element
+	IDs      []string // items: the ids asked for; retract: the ids to remove
+	MaxItems int      // items: max_items (0: all)
+	Notify   *bool    // retract: the notify attribute when present
+	Options  Form     // publish-options, create's configure, or the owner configure form
+	JID      string   // subscribe, unsubscribe
+}
+
+func pubsubErr(c stanza.Condition, app string) *stanza.Error {
+	e := stanza.New(c)
+	if app != "" {
+		e.AppCondition = []byte("<" + app + " xmlns='" + NSErrors + "'/>")
+	}
+	return e
+}
+
+func attr(e xmlstream.Element, name string, max int) (string, *stanza.Error) {
+	v, _ := e.AppendAttr(nil, name)
+	if len(v) > max {
+		return "", badRequest(name + " too long")
+	}
+	return string(v), nil
+}
+
+// ParseRequest reads the payload of a pubsub IQ (type set when set) in either namespace.
+// It checks only the request's shape (XEP-0060 §6-§8 error cases of a malformed request);
+// authorization and node state are the handler's.
+func ParseRequest(q xmlstream.Element, set bool) (Request, *stanza.Error) {
+	var r Request
+	owner := string(q.NS()) == NSOwner
+	if !owner && string(q.NS()) != NS || string(q.Name()) != "pubsub" {
+		return r, badRequest("not a pubsub request")
+	}
+	var action xmlstream.Element
+	var options, configure xmlstream.Element
+	hasAction, hasOptions, hasConfigure := false, false, false
+	it := q.Children()
+	for e, ok := it.Next(); ok; e, ok = it.Next() {
+		if string(e.NS()) != string(q.NS()) {
+			continue
+		}
+		switch name := string(e.Name()); {
+		case name == "publish-options" && !owner:
+			if hasOptions {
+				return r, badRequest("two publish-options")
+			}
+			options, hasOptions = e, true
+		case name == "configure" && !owner:
+			configure, hasConfigure = e, true
+		default:
+			if hasAction {
+				return r, badRequest("more than one pubsub action")
+			}
+			action, hasAction = e, true
+		}
+	}
+	if !hasAction {
+		if hasConfigure {
+			return r, pubsubErr(stanza.BadRequest, "nodeid-required")
+		}
+		return r, badRequest("no pubsub action")
+	}
+	var e *stanza.Error
+	if r.Node, e = attr(action, "node", maxNodeNameBytes); e != nil {
+		return r, e
+	}
+	name := string(action.Name())
+	switch {
+	case owner && name == "configure":
+		r.Op = OpConfigureGet
+		if set {
+			r.Op = OpConfigureSet
+			x, ok := action.Child(ns.DataForms, "x")
+			if !ok {
+				return r, badRequest("configure without a data form")
+			}
+			if r.Options, e = parseForm(x); e != nil {
+				return r, e
+			}
+		}
+	case owner && name == "default":
+		r.Op = OpDefault
+	case owner && name == "delete" && set:
+		r.Op = OpDelete
+	case owner && name == "purge" && set:
+		r.Op = OpPurge
+	case !owner && name == "publish" && set:
+		r.Op = OpPublish
+		if err := r.parsePublish(action); err != nil {
+			return r, err
+		}
+		if hasOptions {
+			if x, ok := options.Child(ns.DataForms, "x"); ok {
+				if r.Options, e = parseForm(x); e != nil {
+					return r, e
+				}
+				if t, ok := r.Options.value(fieldFormType); ok && t != publishOptionsFormType {
+					return r, badRequest("publish-options form has the wrong FORM_TYPE")
+				}
+			}
+		}
+	case !owner && name == "items" && !set:
+		r.Op = OpItems
+		if m, ok := action.Attr("max_items"); ok {
+			n, err := strconv.Atoi(string(m))
+			if err != nil || n < 1 || n > maxRequestedMaxItems {
+				return r, badRequest("bad max_items")
+			}
+			r.MaxItems = n
+		}
+		if r.IDs, e = itemIDs(action, false); e != nil {
+			return r, e
+		}
+	case !owner && name == "retract" && set:
+		r.Op = OpRetract
+		if v, ok := action.Attr("notify"); ok {
+			b, ok := parseBool(string(v))
+			if !ok {
+				return r, badRequest("bad notify")
+			}
+			r.Notify = &b
+		}
+		if r.IDs, e = itemIDs(action, true); e != nil {
+			return r, e
+		}
+		if len(r.IDs) == 0 {
+			return r, pubsubErr(stanza.BadRequest, "item-required")
+		}
+	case !owner && name == "create" && set:
+		r.Op = OpCreate
+		if hasConfigure {
+			if x, ok := configure.Child(ns.DataForms, "x"); ok {
+				if r.Options, e = parseForm(x); e != nil {
+					return r, e
+				}
+			}
+		}
+	case !owner && (name == "subscribe" || name == "unsubscribe") && set:
+		r.Op = OpSubscribe
+		if name == "unsubscribe" {
+			r.Op = OpUnsubscribe
+		}
+		if r.JID, e = attr(action, "jid", 3071); e != nil {
+			return r, e
+		}
+		if r.JID == "" {
+			return r, pubsubErr(stanza.BadRequest, "jid-required")
+		}
+	default:
+		return r, pubsubErr(stanza.FeatureNotImplemented, "unsupported")
+	}
+	if r.Node == "" && r.Op != OpDefault {
+		return r, pubsubErr(stanza.BadRequest, "nodeid-required")
+	}
+	return r, nil
+}
+
+func (r *Request) parsePublish(p xmlstream.Element) *stanza.Error {
+	it := p.Children()
+	item, ok := it.Next()
+	if !ok || string(item.Name()) != "item" || string(item.NS()) != NS {
+		return pubsubErr(stanza.BadRequest, "item-required")
+	}
+	if _, more := it.Next(); more {
+		return pubsubErr(stanza.BadRequest, "invalid-payload")
+	}
+	var e *stanza.Error
+	if r.ItemID, e = attr(item, "id", maxItemIDBytes); e != nil {
+		return e
+	}
+	pit := item.Children()
+	payload, ok := pit.Next()
+	if !ok {
+		return pubsubErr(stanza.BadRequest, "payload-required")
+	}
+	if _, more := pit.Next(); more {
+		return pubsubErr(stanza.BadRequest, "invalid-payload")
+	}
+	r.Payload = payload.Raw()
+	return nil
+}
+
+// itemIDs reads the id of each <item/> child; every item needs one when required.
+func itemIDs(e xmlstream.Element, required bool) ([]string, *stanza.Error) {
+	var ids []string
+	it := e.Children()
+	for c, ok := it.Next(); ok; c, ok = it.Next() {
+		if string(c.Name()) != "item" {
+			continue
+		}
+		id, err := attr(c, "id", maxItemIDBytes)
+		if err != nil {
+			return nil, err
+		}
+		if id == "" {
+			if required {
+				return nil, pubsubErr(stanza.BadRequest, "item-required")
+			}
+			continue
+		}
+		if len(ids) >= maxRequestedIDs {
+			return nil, badRequest("too many items")
+		}
+		ids = append(ids, id)
+	}
+	return ids, nil
+}
