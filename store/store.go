@@ -163,8 +163,8 @@ type Op struct {
 	Delete   bool
 }
 
-// Table is a generic keyspace for modules. Every write is durable when it returns. The
-// slices a scan hands to fn are valid during that call only.
+// Table is a generic keyspace for modules. Every write is durable when it returns, except
+// ApplyLazy's. The slices a scan hands to fn are valid during that call only.
 type Table interface {
 	Get(key []byte) ([]byte, error)
 	Set(key, val []byte) error
@@ -174,6 +174,12 @@ type Table interface {
 	// Apply makes every op, in order, in one atomic write: a row and its index rows
 	// change together, for the cost of one sync.
 	Apply(ops ...Op) error
+	// ApplyLazy is Apply without waiting for the disk: the write is visible at once,
+	// survives the process (it is in the log the moment the kernel has it) and becomes
+	// durable against power loss with the next synced write of the store. For records
+	// nobody was promised, such as a message archive entry beside a delivery, where a sync
+	// per record would put a disk flush in every message's path.
+	ApplyLazy(ops ...Op) error
 	// ScanRange calls fn for each key in [lo, hi), in ascending order or descending when
 	// reverse, until fn returns false. A nil hi means no upper bound.
 	ScanRange(lo, hi []byte, reverse bool, fn func(key, val []byte) bool) error

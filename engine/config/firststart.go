@@ -175,6 +175,7 @@ disabled = []
 # XEP-0313 archive: every chat message for both parties, synced before delivery.
 # default = "always"      # users' default preference: always, roster or never
 # retention = "0"         # "0" keeps messages forever; or e.g. "720h"
+# sync = false            # true: wait for the disk on every archived message (slower)
 # max_page = 250          # most results one query page returns
 #
 # [modules.pep]

@@ -33,7 +33,11 @@ const CountLimit = 5000
 
 // archive is one user archive per account in a store.Table. Its methods are safe for
 // concurrent use (the store is); writes for one user come from that user's shard.
-type archive struct{ t store.Table }
+type archive struct {
+	t store.Table
+	// sync makes every archive write wait for the disk (Config.Sync).
+	sync bool
+}
 
 // record is one archived message.
 type record struct {
@@ -82,10 +86,14 @@ func decode(v []byte) (record, error) {
 }
 
 // add archives raw under id for user: the message row and its 'with' index row, in one
-// atomic write that is synced before add returns.
+// atomic write. Unless a.sync, it does not wait for the disk (store.Table.ApplyLazy): see
+// Config.Sync.
 func (a archive) add(user string, id sid.ID, out bool, remote jid.JID, raw []byte) error {
 	ops := addOps(user, id, out, remote, raw)
-	return a.t.Apply(ops[:]...)
+	if a.sync {
+		return a.t.Apply(ops[:]...)
+	}
+	return a.t.ApplyLazy(ops[:]...)
 }
 
 // addOps returns the writes that archive one message.

@@ -23,18 +23,23 @@ func (benchCtx) Now() time.Time { return time.Now() }
 
 // BenchmarkArchive measures the inbound archive hook on a message the sid module has
 // stamped: read the preferences, find the stanza-id, write the message and its index row
-// with one synced commit, on the disk of the test's temporary directory. writers=N runs N
-// goroutines, as N shards archiving for different users at once: Pebble commits their
-// syncs together, so ns/op there is per message at that concurrency.
+// in one commit, on the disk of the test's temporary directory: without waiting for the
+// disk (the default) or synced (sync=true). writers=N runs N goroutines, as N shards
+// archiving for different users at once: Pebble commits their syncs together, so ns/op
+// there is per message at that concurrency.
 func BenchmarkArchive(b *testing.B) {
-	for _, writers := range []int{1, 16} {
-		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
+	for _, c := range []struct {
+		writers int
+		sync    bool
+	}{{1, false}, {16, false}, {1, true}, {16, true}} {
+		writers := c.writers
+		b.Run(fmt.Sprintf("sync=%v/writers=%d", c.sync, writers), func(b *testing.B) {
 			st, err := pebblestore.Open(b.TempDir(), pebblestore.Options{Logger: zerolog.Nop()})
 			if err != nil {
 				b.Fatal(err)
 			}
 			defer st.Close()
-			m := &Mod{a: archive{t: st.Table("mam")}, cfg: Config{Default: PolicyAlways}, log: zerolog.Nop(),
+			m := &Mod{a: archive{t: st.Table("mam"), sync: c.sync}, cfg: Config{Default: PolicyAlways}, log: zerolog.Nop(),
 				features: func() []string { return []string{ns.SID} }}
 			from, _ := jid.Parse("bob@example.org/phone")
 			// 256 distinct messages per writer, each with its own stanza-id.

@@ -63,6 +63,12 @@ type Config struct {
 	Retention string `toml:"retention"`
 	// SweepInterval is how often expired messages are deleted (a Go duration; default 1h).
 	SweepInterval string `toml:"sweep_interval"`
+	// Sync makes each archive write wait for the disk before the message goes on. Off by
+	// default: the entry is written before delivery and survives a crash of the process,
+	// and the next synced write (an offline message, a roster change) makes it safe from
+	// power loss too; a flush per message would put the disk's latency into every
+	// message's path (measured: 872 msgs/s instead of 3,737 in the quick bench here).
+	Sync bool `toml:"sync"`
 }
 
 // Mod is the module.
@@ -150,7 +156,7 @@ func (m *Mod) Provision(r module.Registrar) error {
 	if m.now == nil {
 		m.now = time.Now
 	}
-	m.a = archive{t: r.Table("mam")}
+	m.a = archive{t: r.Table("mam"), sync: m.cfg.Sync}
 	m.features = r.Features
 
 	r.IQ(module.IQSet, NS, "query", m.query) // also advertises NS

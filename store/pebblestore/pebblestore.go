@@ -123,6 +123,10 @@ func (s *Store) Close() error {
 // only removes data, which may use half of the reserve. A full disk fails with
 // store.ErrFull and leaves the database as it was.
 func (s *Store) commit(b *pebble.Batch, shrink bool) (err error) {
+	return s.commitWith(b, shrink, pebble.Sync)
+}
+
+func (s *Store) commitWith(b *pebble.Batch, shrink bool, opts *pebble.WriteOptions) (err error) {
 	if p := s.broken.Load(); p != nil {
 		return *p
 	}
@@ -140,7 +144,7 @@ func (s *Store) commit(b *pebble.Batch, shrink bool) (err error) {
 			s.log.Error().Err(err).Msg("store: refusing all writes")
 		}
 	}()
-	err = b.Commit(pebble.Sync)
+	err = b.Commit(opts)
 	if err != nil && isENOSPC(err) {
 		err = fmt.Errorf("%w: %w", store.ErrFull, err)
 	}
@@ -627,6 +631,10 @@ func (t *table) Delete(k []byte) error {
 
 // write commits what f adds to a batch, with the table's name row if it is not stored yet.
 func (t *table) write(f func(b *pebble.Batch), shrink bool) error {
+	return t.writeWith(f, shrink, pebble.Sync)
+}
+
+func (t *table) writeWith(f func(b *pebble.Batch), shrink bool, opts *pebble.WriteOptions) error {
 	b := t.s.db.NewBatch()
 	defer b.Close()
 	reg := t.reg.Load()
@@ -635,7 +643,7 @@ func (t *table) write(f func(b *pebble.Batch), shrink bool) error {
 		shrink = false
 	}
 	f(b)
-	if err := t.s.commit(b, shrink); err != nil {
+	if err := t.s.commitWith(b, shrink, opts); err != nil {
 		return err
 	}
 	if !reg {
@@ -656,7 +664,12 @@ func (t *table) DeletePrefix(prefix []byte) error {
 
 // Apply commits ops in one synced batch; a batch of deletes only may use half of the
 // disk reserve, like Delete.
-func (t *table) Apply(ops ...store.Op) error {
+func (t *table) Apply(ops ...store.Op) error { return t.apply(ops, pebble.Sync) }
+
+// ApplyLazy commits ops without a sync (store.Table).
+func (t *table) ApplyLazy(ops ...store.Op) error { return t.apply(ops, pebble.NoSync) }
+
+func (t *table) apply(ops []store.Op, opts *pebble.WriteOptions) error {
 	if len(ops) == 0 {
 		return nil
 	}
@@ -664,7 +677,7 @@ func (t *table) Apply(ops ...store.Op) error {
 	for _, op := range ops {
 		shrink = shrink && op.Delete
 	}
-	return t.write(func(b *pebble.Batch) {
+	return t.writeWith(func(b *pebble.Batch) {
 		for _, op := range ops {
 			if op.Delete {
 				b.Delete(t.k(op.Key), nil)
@@ -672,7 +685,7 @@ func (t *table) Apply(ops ...store.Op) error {
 				b.Set(t.k(op.Key), op.Val, nil)
 			}
 		}
-	}, shrink)
+	}, shrink, opts)
 }
 
 func (t *table) ScanRange(lo, hi []byte, reverse bool, fn func(k, v []byte) bool) error {

@@ -203,6 +203,14 @@ func tableRanges(t *testing.T, s store.Store) {
 	if err := tb.Apply(); err != nil {
 		t.Fatalf("empty Apply = %v", err)
 	}
+	// A lazy write is visible at once, like any other.
+	if err := tb.ApplyLazy(store.Op{Key: []byte("k4"), Val: []byte("lazy")}); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := tb.Get([]byte("k4")); err != nil || string(v) != "lazy" {
+		t.Fatalf("lazy write: %q %v", v, err)
+	}
+	tb.Apply(store.Op{Key: []byte("k4"), Delete: true})
 	scan := func(lo, hi string, nilHi, reverse bool, limit int) string {
 		t.Helper()
 		var h []byte
