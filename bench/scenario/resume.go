@@ -31,6 +31,9 @@ type ResumeConfig struct {
 	Tail     time.Duration // traffic after the last <resumed/> (default 1 s)
 }
 
+// smIdleSettle is the least wait before sampling idle stream-management sessions.
+const smIdleSettle = 7 * time.Second
+
 // MemPoint is a memory sample at a count of sessions.
 type MemPoint struct {
 	Sessions int      `json:"sessions"`
@@ -401,7 +404,10 @@ func ResumeStorm(t Target, c ResumeConfig) (ResumeResult, error) {
 		if fails > 0 {
 			t.logf("  %s: %d failures, first: %v", t.Name, fails, err)
 		}
-		time.Sleep(c.Settle)
+		// Idle means past the server's first ack request (Vireo asks 5 s after
+		// unacknowledged stanzas; peers within seconds too): until the client has
+		// acknowledged its presence echo and roster, the server rightly keeps copies.
+		time.Sleep(max(c.Settle, smIdleSettle))
 		p, err := t.sample("idle sessions with stream management", half[1]-r.LoginFailures)
 		if err != nil {
 			return r, err
