@@ -35,11 +35,10 @@ const (
 
 // WebSocket close codes (RFC 6455 §7.4.1).
 const (
-	wsNormal       = 1000
-	wsProtocolErr  = 1002
-	wsUnsupported  = 1003
-	wsTooBig       = 1009
-	wsGoingAwayErr = 1001
+	wsNormal      = 1000
+	wsProtocolErr = 1002
+	wsUnsupported = 1003
+	wsTooBig      = 1009
 )
 
 // How the message being received is handled.
