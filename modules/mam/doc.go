@@ -1,6 +1,6 @@
 // Package mam implements XEP-0313: Message Archive Management (urn:xmpp:mam:2 and
 // urn:xmpp:mam:2#extended), with XEP-0059 result set management and the XEP-0441
-// preferences, for user archives.
+// preferences, for user archives and for the archives of the rooms of the muc module.
 //
 // # What is archived, and when
 //
@@ -72,6 +72,28 @@
 // count and first's index are given while the result set has at most CountLimit messages.
 // Someone else's archive is forbidden. When a session detaches or ends with a page half
 // sent, the rest of the page is dropped and the query not answered: the client asks again.
+//
+// # Rooms
+//
+// The module installs a room archive into muc (muc.SetArchive, keyed by the server's
+// store; mam imports muc, muc knows only its Archive interface). A room logged by its
+// owner (muc#roomconfig_enablelogging) hands it every groupchat message it reflects, on
+// the room's shard, and it is archived like a user's message, under
+// store.UserKey(room's bare JID), with the room's <stanza-id/> (the id every occupant got)
+// as the archive id, the occupant JID (room@service/nick) as the remote party (a 'with'
+// of room@service/nick selects one nickname), and the sender's real bare JID in an
+// <x xmlns='…muc#user'><item jid/></x> child (XEP-0313 §5.1.2 / XEP-0045 §7.2.4). Queries
+// addressed to the room run the same query code and write the same results, from the
+// room's bare JID, to whom muc allows (muc.Access: occupants; members of a members-only
+// room; anyone for a public open room without password; others get forbidden); the
+// item with the real JID is cut unless the requester sees real JIDs in the room now
+// (non-anonymous room, moderators, admins, owners). The results are routed to the
+// requester, on another shard, so a room's page cannot wait for the connection: it stops
+// at RoomPageBytes (256 KiB) and says it is not complete. The archive of a room is
+// deleted when the room is destroyed or disappears, and when a room of that name is
+// created; a persistent room's archive survives restarts. Retention and the sweep apply
+// to rooms as to users. The form and metadata are answered for rooms; preferences are
+// not (feature-not-implemented).
 //
 // # Offline messages
 //

@@ -120,19 +120,26 @@ func (r *results) next(c module.Context) {
 // message builds one result (§4.2): the archived message forwarded (XEP-0297) with the
 // time it was archived (XEP-0203).
 func (r *results) message(id sid.ID, rec record) []byte {
-	var b xmlstream.Builder
-	b.Start("message").Attr("to", r.to)
-	if r.from != "" {
-		b.Attr("from", r.from)
+	return appendResultMessage(nil, r.to, r.from, r.qid, id, rec.raw)
+}
+
+// appendResultMessage writes one result (§4.2) of the query qid for to, from the
+// archive's JID (none for the user's own archive): raw, the archived message, forwarded
+// (XEP-0297) with the time it was archived (XEP-0203).
+func appendResultMessage(dst []byte, to, from, qid string, id sid.ID, raw []byte) []byte {
+	b := xmlstream.Builder{B: dst}
+	b.Start("message").Attr("to", to)
+	if from != "" {
+		b.Attr("from", from)
 	}
 	b.Start("result").Attr("xmlns", NS)
-	if r.qid != "" {
-		b.Attr("queryid", r.qid)
+	if qid != "" {
+		b.Attr("queryid", qid)
 	}
 	b.AttrBytes("id", id.AppendText(nil))
 	b.Start("forwarded").Attr("xmlns", ns.Forward)
 	b.Start("delay").Attr("xmlns", ns.Delay).Attr("stamp", id.Time().Format(stampLayout)).End()
-	b.Raw(rec.raw)
+	b.Raw(raw)
 	return b.End().End().End().B
 }
 
@@ -175,7 +182,12 @@ func appendResult(dst []byte, iq *module.Packet, to string, payload []byte) []by
 
 // metadata answers §6: the first and last message of the archive.
 func (m *Mod) metadata(c module.Context, iq *module.Packet) {
-	first, last, ok, err := m.a.bounds(iq.From.Bare().String(), sid.IDFloor(m.cutoff(c.Now())))
+	m.metadataOf(c, iq, iq.From.Bare().String())
+}
+
+// metadataOf answers §6 for the archive of owner (a user's or a room's bare JID).
+func (m *Mod) metadataOf(c module.Context, iq *module.Packet, owner string) {
+	first, last, ok, err := m.a.bounds(owner, sid.IDFloor(m.cutoff(c.Now())))
 	if err != nil {
 		m.storeFailed(c, iq, err, "mam: metadata")
 		return

@@ -13,7 +13,9 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/vireo-im/vireo/modules/module"
+	"github.com/vireo-im/vireo/modules/muc"
 	"github.com/vireo-im/vireo/modules/sid"
+	"github.com/vireo-im/vireo/store"
 	"github.com/vireo-im/vireo/xmlstream"
 	"github.com/vireo-im/vireo/xmlstream/jid"
 	"github.com/vireo-im/vireo/xmlstream/ns"
@@ -78,6 +80,7 @@ type Mod struct {
 	retention time.Duration
 	every     time.Duration
 	a         archive
+	st        store.Store // the server's store: its rooms' archive is installed under it
 	log       zerolog.Logger
 	now       func() time.Time
 
@@ -172,6 +175,9 @@ func (m *Mod) Provision(r module.Registrar) error {
 	}
 	r.Hook(module.Outbound, module.KindMessage, module.OrderArchive, m.outbound)
 	r.Hook(module.Inbound, module.KindMessage, module.OrderArchive, m.inbound)
+	// Rooms of this server keep their archives here too (room.go).
+	m.st = r.Store()
+	muc.SetArchive(m.st, roomArchive{m})
 
 	if m.retention > 0 {
 		m.stop, m.done = make(chan struct{}), make(chan struct{})
@@ -180,8 +186,13 @@ func (m *Mod) Provision(r module.Registrar) error {
 	return nil
 }
 
-// Cleanup stops the sweeper and waits for it, so that the store can close.
+// Cleanup removes the rooms' archive from muc, stops the sweeper and waits for it, so
+// that the store can close.
 func (m *Mod) Cleanup() error {
+	if m.st != nil {
+		muc.SetArchive(m.st, nil)
+		m.st = nil
+	}
 	if m.stop != nil {
 		close(m.stop)
 		<-m.done
@@ -347,31 +358,39 @@ func stanzaID(p *module.Packet, user string, trusted bool) (sid.ID, bool) {
 // stampID returns raw without the <stanza-id by='user'/> elements it had, and with one
 // carrying id (XEP-0359 §5: the archive's own id, never one a sender chose).
 func stampID(raw []byte, user string, id sid.ID) []byte {
+	var by []byte
+	out := cutChildren(make([]byte, 0, len(raw)+96), raw, func(c xmlstream.Element) bool {
+		if string(c.Name()) != "stanza-id" || string(c.NS()) != ns.SID {
+			return false
+		}
+		by, _ = c.AppendAttr(by[:0], "by")
+		return string(by) == user
+	})
+	var b xmlstream.Builder
+	b.Start("stanza-id").Attr("xmlns", ns.SID).AttrBytes("id", id.AppendText(nil)).Attr("by", user).End()
+	return xmlstream.AppendChild(nil, out, b.B)
+}
+
+// cutChildren appends raw to dst without the children of its top element for which cut
+// returns true (raw unchanged when it does not parse).
+func cutChildren(dst, raw []byte, cut func(c xmlstream.Element) bool) []byte {
 	e, err := xmlstream.ParseElement(raw, ns.Client)
 	if err != nil {
-		return raw
+		return append(dst, raw...)
 	}
-	out := make([]byte, 0, len(raw)+96)
 	pos := 0
-	var by []byte
 	for it := e.Children(); ; {
 		c, ok := it.Next()
 		if !ok {
 			break
 		}
-		if string(c.Name()) != "stanza-id" || string(c.NS()) != ns.SID {
-			continue
-		}
-		if by, _ = c.AppendAttr(by[:0], "by"); string(by) != user {
+		if !cut(c) {
 			continue
 		}
 		// c.Raw() is a window on raw: its offset follows from the capacities.
 		i := cap(raw) - cap(c.Raw())
-		out = append(out, raw[pos:i]...)
+		dst = append(dst, raw[pos:i]...)
 		pos = i + len(c.Raw())
 	}
-	out = append(out, raw[pos:]...)
-	var b xmlstream.Builder
-	b.Start("stanza-id").Attr("xmlns", ns.SID).AttrBytes("id", id.AppendText(nil)).Attr("by", user).End()
-	return xmlstream.AppendChild(nil, out, b.B)
+	return append(dst, raw[pos:]...)
 }

@@ -57,9 +57,8 @@ func (r *room) iq(c module.Context, p *module.Packet) {
 			r.ownerSet(c, p, q)
 		}
 	default:
-		if aq := querier(space); aq != nil {
-			o := r.byReal[p.From.String()]
-			aq.Query(c, r.jid, p, o != nil || (r.cfg.MembersOnly && r.affOf(p.From.Bare()) >= affMember))
+		if aq := r.svc.m.querier(space); aq != nil && r.cfg.Logging {
+			aq.Query(c, r.jid, p, r.archiveAccess(p.From))
 			return
 		}
 		c.Error(p, stanza.New(stanza.ServiceUnavailable))

@@ -51,9 +51,19 @@
 // max_history) in a ring in memory, stored as reflected and stamped with <delay
 // from=room/>; a joiner's <history/> (maxstanzas, maxchars, seconds, since) selects the
 // smallest tail that meets every limit, whole stanzas only. The subject is not history.
-// Archives (XEP-0313 for rooms) plug in through SetArchive: every reflected message is
-// handed to the Archive once, on the room's shard; an ArchiveQuerier also gets the IQ
-// requests of its namespaces addressed to the room, with the room's access decision.
+// Archives (XEP-0313 for rooms, the mam module) plug in through SetArchive, one per
+// server (keyed by its store). A room is archived when it is logged
+// (muc#roomconfig_enablelogging, off for new rooms, announced with status 170): every
+// message it reflects is handed to the Archive once, on the room's shard, under the
+// stanza-id the occupants got; its disco#info lists the archive's namespaces; and the
+// IQ requests of those namespaces addressed to the room go to the ArchiveQuerier with
+// the requester's Access: occupants read; non-occupants only where they could join
+// without anyone's leave (members of a members-only room, anyone in a public, open room
+// without password); outcasts never; real JIDs only for those who see them in the room,
+// admins and owners. An unlogged room answers service-unavailable and keeps what an
+// earlier logged period archived. A room's archive is deleted when the room is destroyed
+// or disappears with its last occupant, and when a room of that name is created (a
+// temporary room's archive outlives a restart until then, or until retention).
 //
 // # Persistence
 //

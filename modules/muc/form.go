@@ -390,10 +390,8 @@ func (r *room) features() []string {
 		return no
 	}
 	var archived []string
-	if a := archive.Load(); a != nil {
-		if q, ok := (*a).(ArchiveQuerier); ok {
-			archived = q.Namespaces()
-		}
+	if q, ok := r.svc.m.archive().(ArchiveQuerier); ok && c.Logging {
+		archived = q.Namespaces()
 	}
 	return append(archived,
 		NS, NSStableID, NSOccupant, NSSelfPing, ns.DiscoInfo, ns.Ping,

@@ -2,49 +2,99 @@ package muc
 
 import (
 	"strconv"
-	"sync/atomic"
+	"sync"
 	"time"
 
 	"github.com/vireo-im/vireo/modules/module"
 	"github.com/vireo-im/vireo/modules/sid"
+	"github.com/vireo-im/vireo/store"
 	"github.com/vireo-im/vireo/xmlstream"
 	"github.com/vireo-im/vireo/xmlstream/jid"
 	"github.com/vireo-im/vireo/xmlstream/ns"
 	"github.com/vireo-im/vireo/xmlstream/stanza"
 )
 
-// Archive is the seam for XEP-0313 archives of rooms (built in its own module): when one
-// is installed, every groupchat message a room reflects is handed to it once, on the
-// room's shard, before it is delivered. msg is the message as every occupant gets it
-// (from the occupant JID, with <stanza-id by=room/> and <occupant-id/>, without 'to'),
-// valid during the call only; id is its stanza-id. logging is the room's
-// muc#roomconfig_enablelogging. An archive that also serves history on join can say so
-// later through an extension of this interface.
+// Archive is the seam for XEP-0313 archives of rooms (the mam module installs one): when
+// a room is logged (muc#roomconfig_enablelogging), every groupchat message it reflects is
+// handed to the archive once, on the room's shard, before it is delivered. Forget deletes
+// a room's archive: when the room is destroyed or disappears with its last occupant, and
+// when a room is created, so that a new room never shows what an older one of the same
+// name said. Both run on the room's shard.
 type Archive interface {
-	Append(c module.Context, room jid.JID, id string, at time.Time, msg []byte, logging bool)
+	Append(c module.Context, m *Groupchat)
+	Forget(room jid.JID) error
 }
 
+// Groupchat is a reflected message as an Archive gets it. Raw is valid during the call
+// only.
+type Groupchat struct {
+	Room jid.JID
+	ID   string    // the <stanza-id by=room/> every occupant got
+	At   time.Time // when the room reflected it
+	From jid.JID   // the occupant JID (room@service/nick)
+	Real jid.JID   // the sender's real bare JID, for those allowed to see it (Access)
+	// Raw is the message as every occupant gets it: from the occupant JID, with
+	// <stanza-id by=room/> and <occupant-id/>, without 'to'.
+	Raw []byte
+}
+
+// Access is what a room lets a requester read from its archive (XEP-0313 §4 on a MUC).
+type Access uint8
+
+// Access levels.
+const (
+	// NoAccess is the answer for a non-occupant of a room that is members-only (and not a
+	// member), hidden, password-protected, or that banned the requester: forbidden.
+	NoAccess Access = iota
+	// ReadAccess reads the messages as occupants got them, without real JIDs.
+	ReadAccess
+	// JIDAccess reads them with their senders' real JIDs: in a non-anonymous room
+	// (muc#roomconfig_whois = anyone), and for moderators, admins and owners.
+	JIDAccess
+)
+
 // ArchiveQuerier is an Archive that also answers queries addressed to rooms (XEP-0313
-// §4 on a MUC): a room hands it every IQ request whose payload namespace is one of
-// Namespaces (which the room also lists in its disco#info), on the room's shard. The
-// room decides who may read: allowed is true for its occupants, and for users with an
-// affiliation above none when the room is members-only; the querier answers the others
-// with forbidden.
+// §4 on a MUC): a logged room hands it every IQ request whose payload namespace is one of
+// Namespaces (which the room also lists in its disco#info), on the room's shard, with the
+// requester's access; the querier answers NoAccess with forbidden.
 type ArchiveQuerier interface {
 	Archive
 	Namespaces() []string
-	Query(c module.Context, room jid.JID, iq *module.Packet, allowed bool)
+	Query(c module.Context, room jid.JID, iq *module.Packet, a Access)
 }
 
-var archive atomic.Pointer[Archive]
+// archives maps a server's store to the Archive installed for its rooms: one process may
+// run several servers (tests, the bench), and each server's rooms must write to their
+// own store.
+var archives sync.Map // store.Store -> Archive
 
-// querier returns the installed archive's query side for namespace space, if any.
-func querier(space string) ArchiveQuerier {
-	a := archive.Load()
+// SetArchive installs a as the archive of the rooms of the server whose store is st (a
+// nil a removes it). The archive module calls it from Provision and, with nil, from
+// Cleanup; rooms look it up when they use it, so the order of provisioning does not
+// matter.
+func SetArchive(st store.Store, a Archive) {
 	if a == nil {
+		archives.Delete(st)
+		return
+	}
+	archives.Store(st, a)
+}
+
+// archive returns the Archive installed for this server, or nil.
+func (m *Mod) archive() Archive {
+	if m.st == nil {
 		return nil
 	}
-	q, ok := (*a).(ArchiveQuerier)
+	a, ok := archives.Load(m.st)
+	if !ok {
+		return nil
+	}
+	return a.(Archive)
+}
+
+// querier returns the installed archive's query side for namespace space, if any.
+func (m *Mod) querier(space string) ArchiveQuerier {
+	q, ok := m.archive().(ArchiveQuerier)
 	if !ok {
 		return nil
 	}
@@ -56,14 +106,37 @@ func querier(space string) ArchiveQuerier {
 	return nil
 }
 
-// SetArchive installs a (nil removes it). Call it before the server starts, typically
-// from the archive module's Provision.
-func SetArchive(a Archive) {
+// archiveAccess decides what from may read from the room's archive: occupants read it;
+// a non-occupant only when it could join without anyone's leave (a member of a
+// members-only room, or anyone for a public, open room without password); outcasts
+// never. Real JIDs go to those who see them in the room (sees), and to admins and owners.
+func (r *room) archiveAccess(from jid.JID) Access {
+	aff := r.affOf(from.Bare())
+	if aff == affOutcast {
+		return NoAccess
+	}
+	o := r.byReal[from.String()]
+	if o == nil {
+		open := !r.cfg.MembersOnly && r.cfg.Public && !r.cfg.PasswordProtected
+		if !open && !(r.cfg.MembersOnly && aff >= affMember) {
+			return NoAccess
+		}
+	}
+	if r.cfg.WhoisAnyone || aff >= affAdmin || o != nil && o.role == roleModerator {
+		return JIDAccess
+	}
+	return ReadAccess
+}
+
+// forgetArchive deletes the room's archive, if there is an archive.
+func (r *room) forgetArchive() {
+	a := r.svc.m.archive()
 	if a == nil {
-		archive.Store(nil)
 		return
 	}
-	archive.Store(&a)
+	if err := a.Forget(r.jid); err != nil && module.LogStoreError(err) {
+		r.svc.m.log.Error().Err(err).Str("room", r.key).Msg("muc: delete the room's archive")
+	}
 }
 
 // message handles a message to the room or to an occupant.
@@ -127,8 +200,10 @@ func (r *room) groupchat(c module.Context, p *module.Packet, o *occupant) {
 	}
 	now := c.Now()
 	tmpl, id := r.reflect(c, e, o, true, now)
-	if a := archive.Load(); a != nil {
-		(*a).Append(c, r.jid, id, now, tmpl, r.cfg.Logging)
+	if r.cfg.Logging {
+		if a := r.svc.m.archive(); a != nil {
+			a.Append(c, &Groupchat{Room: r.jid, ID: id, At: now, From: o.ojid, Real: o.bare, Raw: tmpl})
+		}
 	}
 	r.fanout(c, tmpl)
 	r.record(tmpl, now)

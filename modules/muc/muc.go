@@ -112,6 +112,7 @@ type Mod struct {
 	presEvery time.Duration
 	log       zerolog.Logger
 	t         store.Table
+	st        store.Store // identifies this server's Archive (SetArchive)
 	secret    []byte
 	svcs      map[string]*service
 }
@@ -142,6 +143,7 @@ func (m *Mod) Provision(r module.Registrar) error {
 		m.presEvery = d
 	}
 	m.t = r.Table("muc")
+	m.st = r.Store()
 	secret, err := m.loadSecret()
 	if err != nil {
 		return err

@@ -2,10 +2,10 @@ package muc_test
 
 import (
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/vireo-im/vireo/engine/config"
 	"github.com/vireo-im/vireo/modules/module"
@@ -14,6 +14,7 @@ import (
 	"github.com/vireo-im/vireo/router"
 	"github.com/vireo-im/vireo/router/routertest"
 	"github.com/vireo-im/vireo/xmlstream/jid"
+	"github.com/vireo-im/vireo/xmlstream/stanza"
 )
 
 const (
@@ -538,50 +539,98 @@ func TestGhostAndRelay(t *testing.T) {
 
 // fakeArchive records what the room hands the archive seam.
 type fakeArchive struct {
-	mu      sync.Mutex
-	msgs    []string
-	ids     []string
-	allowed []bool
+	mu     sync.Mutex
+	msgs   []muc.Groupchat
+	access []muc.Access
+	forgot []string
 }
 
-func (f *fakeArchive) Append(_ module.Context, room jid.JID, id string, _ time.Time, msg []byte, _ bool) {
+func (f *fakeArchive) Append(_ module.Context, m *muc.Groupchat) {
 	f.mu.Lock()
-	f.msgs = append(f.msgs, string(msg))
-	f.ids = append(f.ids, id)
+	g := *m
+	g.Raw = append([]byte(nil), m.Raw...)
+	f.msgs = append(f.msgs, g)
 	f.mu.Unlock()
 }
-func (f *fakeArchive) Namespaces() []string { return []string{"urn:xmpp:mam:2"} }
-func (f *fakeArchive) Query(c module.Context, room jid.JID, iq *module.Packet, allowed bool) {
+
+func (f *fakeArchive) Forget(room jid.JID) error {
 	f.mu.Lock()
-	f.allowed = append(f.allowed, allowed)
+	f.forgot = append(f.forgot, room.String())
 	f.mu.Unlock()
+	return nil
+}
+
+func (f *fakeArchive) Namespaces() []string { return []string{"urn:xmpp:mam:2"} }
+
+func (f *fakeArchive) Query(c module.Context, room jid.JID, iq *module.Packet, a muc.Access) {
+	f.mu.Lock()
+	f.access = append(f.access, a)
+	f.mu.Unlock()
+	if a == muc.NoAccess {
+		c.Error(iq, stanza.New(stanza.Forbidden))
+		return
+	}
 	c.Reply(iq, nil)
 }
 
-// TestArchiveSeam: the seam left for XEP-0313 on rooms sees each reflected message once,
-// with its stanza-id, and the archive queries addressed to the room.
+// TestArchiveSeam: the seam for XEP-0313 on rooms sees each message a logged room
+// reflects once, with its stanza-id and sender, and the archive queries addressed to the
+// room with the requester's access; an unlogged room neither archives nor advertises
+// the archive; a room's archive is forgotten when the room is created and destroyed.
 func TestArchiveSeam(t *testing.T) {
 	fa := &fakeArchive{}
-	muc.SetArchive(fa)
-	t.Cleanup(func() { muc.SetArchive(nil) })
-	e := routertest.New(t, []string{"alice", "bob"}, nil)
+	e := routertest.New(t, []string{"alice", "bob", "carol"}, nil)
+	muc.SetArchive(e.Store, fa)
+	t.Cleanup(func() { muc.SetArchive(e.Store, nil) })
 	a := instantRoom(t, e)
+	a.Send("<message to='" + room + "' type='groupchat' id='m0'><body>not logged</body></message>")
+	a.C.Wait(t, "id='m0'")
+	a.Send("<iq type='get' to='" + room + "' id='i0'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+	if got := a.C.Wait(t, "id='i0'"); strings.Contains(got, "urn:xmpp:mam:2") {
+		t.Fatalf("unlogged room advertises its archive: %s", got)
+	}
+	a.Send("<iq type='set' to='" + room + "' id='q0'><query xmlns='urn:xmpp:mam:2'/></iq>")
+	a.C.Wait(t, "id='q0'", "type='error'", "service-unavailable")
+
+	a.Send("<iq type='set' to='" + room + "' id='cfg'>" + owner + "<x xmlns='jabber:x:data' type='submit'>" +
+		"<field var='FORM_TYPE'><value>" + nsMUC + "#roomconfig</value></field>" +
+		"<field var='muc#roomconfig_enablelogging'><value>1</value></field>" +
+		"<field var='muc#roomconfig_publicroom'><value>0</value></field></x></query></iq>")
+	a.C.Wait(t, "id='cfg'", "type='result'")
 	a.Send("<message to='" + room + "' type='groupchat' id='m1'><body>keep me</body></message>")
 	got := a.C.Wait(t, "id='m1'")
 	a.Send("<iq type='set' to='" + room + "' id='q1'><query xmlns='urn:xmpp:mam:2'/></iq>")
 	a.C.Wait(t, "id='q1'", "type='result'")
 	b := e.Bind("bob", "pc")
+	b.Send(join("Bob", "jb"))
+	b.C.Wait(t, "<subject/>")
 	b.Send("<iq type='set' to='" + room + "' id='q2'><query xmlns='urn:xmpp:mam:2'/></iq>")
 	b.C.Wait(t, "id='q2'", "type='result'")
+	cl := e.Bind("carol", "pc")
+	cl.Send("<iq type='set' to='" + room + "' id='q3'><query xmlns='urn:xmpp:mam:2'/></iq>")
+	cl.C.Wait(t, "id='q3'", "type='error'", "forbidden")
 	b.Send("<iq type='get' to='" + room + "' id='i'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
 	b.C.Wait(t, "id='i'", "<feature var='urn:xmpp:mam:2'/>")
+
+	fa.mu.Lock()
+	if len(fa.msgs) != 1 || fa.msgs[0].From.String() != room+"/Alice" || fa.msgs[0].Real.String() != "alice@example.org" ||
+		strings.Contains(string(fa.msgs[0].Raw), " to=") || !strings.Contains(got, "id='"+fa.msgs[0].ID+"' by='"+room+"'") {
+		t.Fatalf("archived %+v; delivered %s", fa.msgs, got)
+	}
+	want := []muc.Access{muc.JIDAccess, muc.ReadAccess, muc.NoAccess}
+	if !slices.Equal(fa.access, want) {
+		t.Fatalf("query access %v, want %v (owner, occupant, non-occupant of a hidden room)", fa.access, want)
+	}
+	if len(fa.forgot) != 1 || fa.forgot[0] != room {
+		t.Fatalf("forgotten at creation: %q", fa.forgot)
+	}
+	fa.mu.Unlock()
+
+	a.Send("<iq type='set' to='" + room + "' id='d'>" + owner + "<destroy/></query></iq>")
+	a.C.Wait(t, "id='d'", "type='result'")
 	fa.mu.Lock()
 	defer fa.mu.Unlock()
-	if len(fa.msgs) != 1 || !strings.Contains(fa.msgs[0], "from='"+room+"/Alice'") || strings.Contains(fa.msgs[0], " to=") ||
-		!strings.Contains(got, "id='"+fa.ids[0]+"' by='"+room+"'") {
-		t.Fatalf("archived %q (ids %q); delivered %s", fa.msgs, fa.ids, got)
-	}
-	if len(fa.allowed) != 2 || !fa.allowed[0] || fa.allowed[1] {
-		t.Fatalf("query access %v, want occupant allowed and non-occupant not", fa.allowed)
+	if len(fa.forgot) != 2 {
+		t.Fatalf("forgotten: %q, want the room forgotten when destroyed", fa.forgot)
 	}
 }

@@ -343,6 +343,7 @@ func (s *service) create(c module.Context, p *module.Packet) {
 		return
 	}
 	r := newRoom(s, bare)
+	r.forgetArchive() // of an earlier room of that name that was not destroyed (a restart)
 	r.locked = true
 	r.affs[p.From.Bare().String()] = affRecord{aff: affOwner}
 	s.rooms.Store(key, r)

@@ -286,6 +286,7 @@ func (r *room) drop(forget bool) {
 	r.gone = true
 	r.svc.rooms.Delete(r.key)
 	if forget {
+		r.forgetArchive()
 		r.svc.dir.remove(r.key)
 	} else {
 		r.svc.dir.update(r.key, func(e *dirEntry) { e.loaded, e.occupants = false, 0 })
