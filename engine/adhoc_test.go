@@ -108,3 +108,20 @@ func TestIntegrationAdhocMOTD(t *testing.T) {
 	bob.Send("<presence/>")
 	bob.Expect("<body>welcome to vireo</body>")
 }
+
+// TestIntegrationSlixmppAdhoc: slixmpp's XEP-0050 plugin, as an administrator, lists the
+// commands and runs add-user over two stages; the account it created logs in.
+func TestIntegrationSlixmppAdhoc(t *testing.T) {
+	needSlixmpp(t)
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true, ModuleConfig: func(id string, v any) error {
+		if c, ok := v.(*adhoc.Config); ok {
+			c.Admins = []string{"slix@localhost"}
+		}
+		return nil
+	}})
+	srv.AddUser(t, "slix", "py secret")
+	runSlix(t, srv, "slixmpp_adhoc.py", "COMMAND http://jabber.org/protocol/admin#add-user",
+		"COMMAND http://jabber.org/protocol/admin#announce", "STAGE executing actions complete",
+		"FIELDS accountjid,password,password-verify", "STAGE completed", "NOTE info account fromslix@localhost created")
+	srv.LoginPlain(t, "fromslix", "slix made me", "go")
+}
