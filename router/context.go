@@ -2,6 +2,7 @@ package router
 
 import (
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -24,8 +25,9 @@ type shardCtx struct {
 }
 
 var (
-	_ module.Context      = (*shardCtx)(nil)
-	_ module.DirectRouter = (*shardCtx)(nil)
+	_ module.Context        = (*shardCtx)(nil)
+	_ module.DirectRouter   = (*shardCtx)(nil)
+	_ module.ServerSessions = (*shardCtx)(nil)
 )
 
 func (c *shardCtx) set(se *Session, u *user) { c.sess, c.u = se, u }
@@ -260,4 +262,57 @@ func (c *shardCtx) Async(job func(), done func(module.Context)) bool {
 		o.fn = done
 		sh.q.pushForce(o)
 	})
+}
+
+// OnlineSessions implements module.ServerSessions: an op on every shard snapshots its
+// sessions (on that shard's worker, which owns them), and the last one to finish sends done
+// back to this shard.
+func (c *shardCtx) OnlineSessions(done func(module.Context, []module.OnlineSession)) {
+	r := c.s.r
+	home := c.s
+	var bare jid.JID
+	if c.u != nil {
+		bare = c.u.bare
+	}
+	ent := c.svc
+	var (
+		mu   sync.Mutex
+		all  []module.OnlineSession
+		left = len(r.shards)
+	)
+	for _, sh := range r.shards {
+		o := getOp()
+		o.kind = opCall
+		o.fn = func(module.Context) {
+			var part []module.OnlineSession
+			for _, u := range sh.users {
+				for _, se := range u.sessions {
+					if se.gone.Load() {
+						continue
+					}
+					part = append(part, module.OnlineSession{JID: se.jid, Available: se.available,
+						Priority: int(se.prio), Detached: se.conn == nil})
+				}
+			}
+			mu.Lock()
+			all = append(all, part...)
+			left--
+			last := left == 0
+			mu.Unlock()
+			if last {
+				b := getOp()
+				b.kind = opCall
+				b.bare = bare
+				b.to = ent
+				b.fn = func(c module.Context) { done(c, all) }
+				home.q.pushForce(b)
+			}
+		}
+		sh.q.pushForce(o)
+	}
+}
+
+// CloseUser implements module.ServerSessions.
+func (c *shardCtx) CloseUser(bare jid.JID, cond stanza.StreamCondition) {
+	c.s.r.CloseUser(bare, cond)
 }

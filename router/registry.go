@@ -41,7 +41,8 @@ type registry struct {
 	avail         []func(module.Context, module.Session)
 	detach        []func(module.Context, module.Session, [][]byte)
 	undeliverable []module.Undeliverable
-	errs          []error // duplicate registrations, reported by provision
+	discoNodes    map[string]module.IQHandler // DiscoNode registrations
+	errs          []error                     // duplicate registrations, reported by provision
 }
 
 type nonzaKey struct{ ns, local string }
@@ -158,7 +159,23 @@ func (m *modReg) Service(s module.Service) {
 }
 
 func (m *modReg) Services() []module.Service { return m.g.serviceList }
-func (m *modReg) Domains() []string          { return append([]string(nil), m.g.r.opts.Domains...) }
+
+func (m *modReg) DiscoNode(node string, h module.IQHandler) {
+	if _, ok := m.g.discoNodes[node]; ok || node == "" || h == nil {
+		m.g.dup(m.id, "disco node "+node)
+		return
+	}
+	if m.g.discoNodes == nil {
+		m.g.discoNodes = map[string]module.IQHandler{}
+	}
+	m.g.discoNodes[node] = h
+}
+
+func (m *modReg) DiscoNodeHandler(node string) (module.IQHandler, bool) {
+	h, ok := m.g.discoNodes[node]
+	return h, ok
+}
+func (m *modReg) Domains() []string { return append([]string(nil), m.g.r.opts.Domains...) }
 
 func (m *modReg) OnUndeliverable(f module.Undeliverable) {
 	m.g.undeliverable = append(m.g.undeliverable, f)

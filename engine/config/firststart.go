@@ -167,6 +167,12 @@ disabled = []
 # max_items = 100
 # max_bytes = 1048576
 #
+# [modules.adhoc]
+# XEP-0133 service administration over XEP-0050 ad-hoc commands (add-user, delete-user,
+# change-user-password, online users, announce, message of the day) for these local
+# accounts; nobody is an administrator by default.
+# admins = ["alice@example.org"]
+#
 # [modules.vcard]
 # Largest vCard (avatar included) a user may store (not-acceptable beyond).
 # max_bytes = 65536

@@ -123,6 +123,10 @@ func (d *Disco) infoQuery(c module.Context, iq *module.Packet) {
 			c.Reply(iq, d.capsInfo)
 			return
 		}
+		if h, ok := d.reg.DiscoNodeHandler(string(n)); ok {
+			h(c, iq) // a module's node (XEP-0050 commands)
+			return
+		}
 		c.Error(iq, stanza.New(stanza.ItemNotFound))
 		return
 	}
@@ -135,6 +139,15 @@ func (d *Disco) itemsQuery(c module.Context, iq *module.Packet) {
 		return
 	}
 	d.once.Do(d.build)
+	q, _ := iq.Payload()
+	if n, ok := q.AppendAttr(nil, "node"); ok && len(n) > 0 {
+		if h, ok := d.reg.DiscoNodeHandler(string(n)); ok {
+			h(c, iq)
+			return
+		}
+		c.Error(iq, stanza.New(stanza.ItemNotFound))
+		return
+	}
 	c.Reply(iq, d.items)
 }
 

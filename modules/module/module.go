@@ -244,6 +244,13 @@ type Registrar interface {
 	Services() []Service
 	// Domains lists the server's virtual hosts at provisioning (to name service domains).
 	Domains() []string
+	// DiscoNode answers the disco#info and disco#items queries addressed to the server
+	// with node='node' (XEP-0030 §3.2, §4.2): h gets both and tells them apart by the
+	// payload's namespace. Registering the same node twice fails provisioning.
+	DiscoNode(node string, h IQHandler)
+	// DiscoNodeHandler returns the handler registered for node (for the disco module);
+	// complete once every module is provisioned.
+	DiscoNodeHandler(node string) (IQHandler, bool)
 }
 
 // Packet is a stanza in flight. The router owns it; it is valid during the call only.

@@ -1,0 +1,127 @@
+package engine_test
+
+import (
+	"regexp"
+	"testing"
+
+	"github.com/vireo-im/vireo/engine/vireotest"
+	"github.com/vireo-im/vireo/modules/adhoc"
+)
+
+// adhocServer starts a server whose [modules.adhoc] admins are admin@localhost.
+func adhocServer(t *testing.T) *vireotest.Server {
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true, ModuleConfig: func(id string, v any) error {
+		if c, ok := v.(*adhoc.Config); ok {
+			c.Admins = []string{"admin@localhost"}
+		}
+		return nil
+	}})
+	srv.AddUser(t, "admin", "admin pw")
+	srv.AddUser(t, "bob", "bob pw")
+	return srv
+}
+
+var adhocSID = regexp.MustCompile(`sessionid='([^']+)'`)
+
+// adhocRun executes node as c, submits the field pairs with complete when there are any,
+// and returns the final answer.
+func adhocRun(t *testing.T, c *vireotest.RawConn, node string, fields ...string) string {
+	t.Helper()
+	const cmdNS = "http://jabber.org/protocol/commands"
+	c.Send("<iq type='set' id='e1' to='localhost'><command xmlns='" + cmdNS + "' node='http://jabber.org/protocol/admin#" + node + "' action='execute'/></iq>")
+	got := c.Expect("</iq>")
+	if len(fields) == 0 {
+		return got
+	}
+	m := adhocSID.FindStringSubmatch(got)
+	if m == nil {
+		t.Fatalf("no session in %s", got)
+	}
+	x := "<x xmlns='jabber:x:data' type='submit'>"
+	for i := 0; i+1 < len(fields); i += 2 {
+		x += "<field var='" + fields[i] + "'><value>" + fields[i+1] + "</value></field>"
+	}
+	c.Send("<iq type='set' id='e2' to='localhost'><command xmlns='" + cmdNS + "' node='http://jabber.org/protocol/admin#" + node +
+		"' sessionid='" + m[1] + "' action='complete'>" + x + "</x></command></iq>")
+	return c.Expect("</iq>")
+}
+
+func mustContain(t *testing.T, got string, want ...string) {
+	t.Helper()
+	for _, w := range want {
+		if !regexp.MustCompile(regexp.QuoteMeta(w)).MatchString(got) {
+			t.Fatalf("answer lacks %q:\n%s", w, got)
+		}
+	}
+}
+
+// TestIntegrationAdhocAdmin: an administrator adds an account and changes its password
+// over XEP-0133; the new password logs in, the old one does not; a non-administrator is
+// forbidden; online users are counted and listed; an announcement reaches an online user.
+func TestIntegrationAdhocAdmin(t *testing.T) {
+	srv := adhocServer(t)
+	admin := srv.LoginPlain(t, "admin", "admin pw", "desk")
+	admin.Send("<presence/>")
+
+	got := adhocRun(t, admin, "add-user", "accountjid", "carol@localhost", "password", "first", "password-verify", "first")
+	mustContain(t, got, "status='completed'", "account carol@localhost created")
+	got = adhocRun(t, admin, "change-user-password", "accountjid", "carol@localhost", "password", "second")
+	mustContain(t, got, "password of carol@localhost changed")
+	carol := srv.LoginPlain(t, "carol", "second", "phone")
+	carol.Send("<presence/>")
+
+	bob := srv.LoginPlain(t, "bob", "bob pw", "r")
+	mustContain(t, adhocRun(t, bob, "add-user"), "type='error'", "<forbidden")
+	bob.Send("<iq type='get' id='d' to='localhost'><query xmlns='http://jabber.org/protocol/disco#items' node='http://jabber.org/protocol/commands'/></iq>")
+	if d := bob.Expect("</iq>"); regexp.MustCompile(`<item `).MatchString(d) {
+		t.Fatalf("a non-administrator sees commands: %s", d)
+	}
+
+	mustContain(t, adhocRun(t, admin, "get-online-users-num"), "var='onlineusersnum'", "<value>3</value>")
+	mustContain(t, adhocRun(t, admin, "get-online-users-list", "max_items", "none"),
+		"<value>admin@localhost</value><value>bob@localhost</value><value>carol@localhost</value>")
+	mustContain(t, adhocRun(t, admin, "get-registered-users-num"), "<value>3</value>")
+
+	got = adhocRun(t, admin, "announce", "announcement", "restart at noon")
+	mustContain(t, got, "announcement sent to")
+	carol.Expect("<body>restart at noon</body>")
+
+	// Wrong password after the change: the first one no longer works.
+	r := srv.DialTLS(t)
+	r.Send(srv.Header())
+	r.Expect("</stream:features>")
+	r.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGNhcm9sAGZpcnN0</auth>") // \0carol\0first
+	r.Expect("<failure")
+
+	got = adhocRun(t, admin, "delete-user", "accountjids", "carol@localhost")
+	mustContain(t, got, "deleted carol@localhost")
+	carol.ExpectClosed()
+}
+
+// TestIntegrationAdhocMOTD: the message of the day an administrator sets reaches a user
+// on login (initial presence).
+func TestIntegrationAdhocMOTD(t *testing.T) {
+	srv := adhocServer(t)
+	admin := srv.LoginPlain(t, "admin", "admin pw", "desk")
+	mustContain(t, adhocRun(t, admin, "set-motd", "motd", "welcome to vireo"), "message of the day set")
+	bob := srv.LoginPlain(t, "bob", "bob pw", "r")
+	bob.Send("<presence/>")
+	bob.Expect("<body>welcome to vireo</body>")
+}
+
+// TestIntegrationSlixmppAdhoc: slixmpp's XEP-0050 plugin, as an administrator, lists the
+// commands and runs add-user over two stages; the account it created logs in.
+func TestIntegrationSlixmppAdhoc(t *testing.T) {
+	needSlixmpp(t)
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true, ModuleConfig: func(id string, v any) error {
+		if c, ok := v.(*adhoc.Config); ok {
+			c.Admins = []string{"slix@localhost"}
+		}
+		return nil
+	}})
+	srv.AddUser(t, "slix", "py secret")
+	runSlix(t, srv, "slixmpp_adhoc.py", "COMMAND http://jabber.org/protocol/admin#add-user",
+		"COMMAND http://jabber.org/protocol/admin#announce", "STAGE executing actions complete",
+		"FIELDS accountjid,password,password-verify", "STAGE completed", "NOTE info account fromslix@localhost created")
+	srv.LoginPlain(t, "fromslix", "slix made me", "go")
+}

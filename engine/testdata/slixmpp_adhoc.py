@@ -1,0 +1,79 @@
+"""List the server's ad-hoc commands and run XEP-0133 add-user through slixmpp's XEP-0050
+plugin and its multi-stage API (start_command, then complete_command with the filled
+form). Used by TestIntegrationSlixmppAdhoc; exits non-zero on failure."""
+import asyncio
+import logging
+import ssl
+import sys
+
+import slixmpp
+
+ADMIN = "http://jabber.org/protocol/admin"
+
+
+class Client(slixmpp.ClientXMPP):
+    def __init__(self, jid, password, cafile):
+        super().__init__(jid, password)
+        self.ok = False
+        ctx = ssl.create_default_context(cafile=cafile)
+        ctx.check_hostname = True
+        self.ssl_context = ctx
+        for p in ("xep_0004", "xep_0030", "xep_0050"):
+            self.register_plugin(p)
+        self.add_event_handler("session_start", self.start)
+        self.finished = asyncio.Event()
+
+    async def start(self, _):
+        print("BOUND", self.boundjid.full, flush=True)
+        self.send_presence()
+        items = await self["xep_0050"].get_commands(self.boundjid.domain)
+        nodes = [i[1] for i in items["disco_items"]["items"]]
+        for n in nodes:
+            print("COMMAND", n, flush=True)
+        session = {"next": self.form, "error": self.error}
+        self["xep_0050"].start_command(self.boundjid.domain, ADMIN + "#add-user", session)
+        await asyncio.wait_for(self.finished.wait(), 20)
+        self.ok = True
+        self.disconnect()
+
+    def form(self, iq, session):
+        cmd = iq["command"]
+        print("STAGE", cmd["status"], "actions", ",".join(sorted(cmd["actions"])), flush=True)
+        fields = cmd["form"].get_fields()
+        print("FIELDS", ",".join(k for k in fields if k != "FORM_TYPE"), flush=True)
+        form = self["xep_0004"].make_form(ftype="submit")
+        form.add_field(var="FORM_TYPE", ftype="hidden", value=ADMIN)
+        form.add_field(var="accountjid", value="fromslix@" + self.boundjid.domain)
+        form.add_field(var="password", value="slix made me")
+        form.add_field(var="password-verify", value="slix made me")
+        session["payload"] = form
+        session["next"] = self.done
+        self["xep_0050"].complete_command(session)
+
+    def done(self, iq, session):
+        cmd = iq["command"]
+        print("STAGE", cmd["status"], flush=True)
+        for typ, text in cmd["notes"]:
+            print("NOTE", typ, text, flush=True)
+        self.finished.set()
+
+    def error(self, iq, session):
+        print("ERROR", iq["error"]["condition"], iq["error"]["text"], flush=True)
+        self.finished.set()
+
+
+def main():
+    jid, password, host, port, cafile = sys.argv[1:6]
+    logging.basicConfig(level=getattr(logging, __import__("os").environ.get("SLIX_LOG", "ERROR")))
+    c = Client(jid, password, cafile)
+    c.connect(address=(host, int(port)), force_starttls=True)
+    loop = asyncio.get_event_loop()
+    try:
+        loop.run_until_complete(asyncio.wait_for(c.disconnected, 30))
+    except asyncio.TimeoutError:
+        print("TIMEOUT", flush=True)
+    sys.exit(0 if c.ok else 1)
+
+
+if __name__ == "__main__":
+    main()

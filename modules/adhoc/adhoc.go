@@ -1,0 +1,293 @@
+// Package adhoc implements XEP-0050: Ad-Hoc Commands, with the commands of XEP-0133:
+// Service Administration for the administrators named in the configuration:
+//
+//	[modules.adhoc]
+//	admins = ["alice@example.org"]
+//
+// Nobody is an administrator by default, and nobody else sees or runs a command.
+//
+// Every command has at most one form stage: execute opens a session and answers with the
+// form (status='executing'), complete with the filled form runs it (status='completed',
+// with notes and a result form), cancel drops it. Commands that need no input complete at
+// execute. Sessions belong to the requester's full JID, are bounded per requester and in
+// all, and expire after SessionTTL.
+//
+// Concurrency: requests run on the requesters' shards; the module's own state is the
+// session table (mutex) and the cached MOTD (atomic). Password hashing runs on the worker
+// pool (Context.Async), and server-wide queries (online users, announce) go through
+// module.ServerSessions, which visits every shard and comes back to the requester's.
+package adhoc
+
+import (
+	"fmt"
+	"strings"
+	"sync/atomic"
+
+	"github.com/rs/zerolog"
+
+	"github.com/vireo-im/vireo/modules/module"
+	"github.com/vireo-im/vireo/store"
+	"github.com/vireo-im/vireo/xmlstream"
+	"github.com/vireo-im/vireo/xmlstream/jid"
+	"github.com/vireo-im/vireo/xmlstream/ns"
+	"github.com/vireo-im/vireo/xmlstream/stanza"
+)
+
+// NS is the XEP-0050 namespace, also the node of the command list (§2.2).
+const NS = "http://jabber.org/protocol/commands"
+
+// AdminNS is the XEP-0133 namespace: command nodes are AdminNS#name, and it is the
+// FORM_TYPE of their forms.
+const AdminNS = "http://jabber.org/protocol/admin"
+
+func init() { module.Register(new(Mod)) }
+
+// Config is [modules.adhoc].
+type Config struct {
+	// Admins are the bare JIDs of local accounts allowed to run the XEP-0133 commands.
+	Admins []string `toml:"admins"`
+}
+
+// Mod is the module.
+type Mod struct {
+	log    zerolog.Logger
+	admins map[string]bool // prepared bare JIDs; read-only after Provision
+	byNode map[string]*command
+	sess   sessions
+	t      store.Table
+	motd   atomic.Pointer[string] // nil: no message of the day
+}
+
+// ModuleInfo implements module.Module.
+func (*Mod) ModuleInfo() module.Info {
+	return module.Info{ID: "adhoc", XEP: 50, New: func() module.Module { return new(Mod) }}
+}
+
+var _ module.Provisioner = (*Mod)(nil)
+
+// motdKey is the MOTD's row in the module's table; it has no '@', so it can never be
+// under an account's key prefix (store.UserKey).
+var motdKey = []byte("motd")
+
+// Provision reads the administrators and registers the handlers.
+func (m *Mod) Provision(r module.Registrar) error {
+	m.log = r.Logger()
+	var cfg Config
+	if err := r.Config(&cfg); err != nil {
+		return err
+	}
+	local := map[string]bool{}
+	for _, d := range r.Domains() {
+		local[d] = true
+	}
+	m.admins = map[string]bool{}
+	for _, a := range cfg.Admins {
+		j, err := jid.Parse(a)
+		if err != nil || j.Local() == "" || !j.IsBare() {
+			return fmt.Errorf("admins: %q is not a bare user@domain JID", a)
+		}
+		if !local[j.Domain()] {
+			return fmt.Errorf("admins: %q: domain %s is not served here", a, j.Domain())
+		}
+		m.admins[j.String()] = true
+	}
+	m.byNode = map[string]*command{}
+	for i := range commands {
+		m.byNode[commands[i].node()] = &commands[i]
+	}
+	m.t = r.Table("adhoc")
+	if v, err := m.t.Get(motdKey); err == nil && len(v) > 0 {
+		s := string(v)
+		m.motd.Store(&s)
+	}
+	r.IQ(module.IQSet, NS, "command", m.execute) // also advertises NS (§2.1)
+	r.DiscoNode(NS, m.disco)
+	for n := range m.byNode {
+		r.DiscoNode(n, m.disco)
+	}
+	r.OnAvailable(m.sendMOTD)
+	return nil
+}
+
+func (m *Mod) isAdmin(from jid.JID) bool { return len(m.admins) > 0 && m.admins[from.Bare().String()] }
+
+// disco answers disco#items and disco#info on the command list node and on each command
+// node (XEP-0050 §2.2, §2.3). Non-administrators see an empty list and no command.
+func (m *Mod) disco(c module.Context, iq *module.Packet) {
+	q, _ := iq.Payload()
+	node, _ := q.AppendAttr(nil, "node")
+	server := c.Domain()
+	if !iq.To.IsZero() {
+		server = iq.To.String()
+	}
+	admin := m.isAdmin(iq.From)
+	var b xmlstream.Builder
+	if string(q.NS()) == ns.DiscoItems {
+		b.Start("query").Attr("xmlns", ns.DiscoItems).Attr("node", string(node))
+		if string(node) == NS && admin {
+			for i := range commands {
+				b.Start("item").Attr("jid", server).Attr("node", commands[i].node()).Attr("name", commands[i].title).End()
+			}
+		}
+		b.End()
+		c.Reply(iq, b.B)
+		return
+	}
+	b.Start("query").Attr("xmlns", ns.DiscoInfo).Attr("node", string(node))
+	if string(node) == NS {
+		b.Start("identity").Attr("category", "automation").Attr("type", "command-list").End()
+	} else {
+		if !admin {
+			c.Error(iq, stanza.New(stanza.Forbidden))
+			return
+		}
+		b.Start("identity").Attr("category", "automation").Attr("type", "command-node").
+			Attr("name", m.byNode[string(node)].title).End()
+		b.Start("feature").Attr("var", NS).End()
+		b.Start("feature").Attr("var", ns.DataForms).End()
+	}
+	b.End()
+	c.Reply(iq, b.B)
+}
+
+// execute handles one <command/> request (XEP-0050 §3.4).
+func (m *Mod) execute(c module.Context, iq *module.Packet) {
+	if !iq.To.IsZero() && iq.To.Local() != "" {
+		c.Error(iq, stanza.New(stanza.ItemNotFound)) // accounts offer no commands
+		return
+	}
+	q, _ := iq.Payload()
+	req, serr := ParseCommand(q)
+	if serr != nil {
+		c.Error(iq, serr)
+		return
+	}
+	cmd := m.byNode[req.Node]
+	if cmd == nil {
+		c.Error(iq, stanza.New(stanza.ItemNotFound))
+		return
+	}
+	if !m.isAdmin(iq.From) {
+		c.Error(iq, stanza.New(stanza.Forbidden))
+		return
+	}
+	owner, now := iq.From.String(), c.Now()
+	resp := Response{Node: req.Node, Title: cmd.title}
+	if req.SessionID == "" {
+		switch {
+		case req.Action != ActionExecute && req.Action != ActionComplete:
+			c.Error(iq, errBadAction())
+			return
+		case cmd.form == nil || req.Action == ActionComplete && req.Form != nil:
+			// Nothing to ask, or the form came with the first request: run it now.
+			m.run(c, iq, cmd, "", req.Form)
+			return
+		}
+		sid, serr := m.sess.open(owner, req.Node, now)
+		if serr != nil {
+			c.Error(iq, serr)
+			return
+		}
+		resp.SessionID, resp.Status, resp.HasForm = sid, Executing, true
+		resp.Instructions = cmd.instructions
+		resp.Fields = cmd.form(m, c)
+		m.reply(c, iq, &resp)
+		return
+	}
+	if serr := m.sess.take(req.SessionID, owner, req.Node, now); serr != nil {
+		c.Error(iq, serr)
+		return
+	}
+	resp.SessionID = req.SessionID
+	switch {
+	case req.Action == ActionCancel || req.FormCancel:
+		resp.Status = Canceled
+		m.reply(c, iq, &resp)
+	case req.Action == ActionPrev:
+		c.Error(iq, errBadAction()) // one stage: nothing before it (and the session is gone)
+	case req.Form == nil:
+		c.Error(iq, errBadPayload("the command needs its form"))
+	default:
+		m.run(c, iq, cmd, req.SessionID, req.Form)
+	}
+}
+
+func (m *Mod) reply(c module.Context, iq *module.Packet, r *Response) {
+	var b xmlstream.Builder
+	r.Append(&b)
+	c.Reply(iq, b.B)
+}
+
+// call is one command run, possibly finished later on the requester's shard.
+type call struct {
+	m    *Mod
+	iq   module.Packet // Raw is nil: only addressing and id are kept
+	cmd  *command
+	sid  string
+	form Form
+}
+
+// run starts cmd with the submitted form (nil for commands without one).
+func (m *Mod) run(c module.Context, iq *module.Packet, cmd *command, sid string, f Form) {
+	k := &call{m: m, iq: *iq, cmd: cmd, sid: sid, form: f}
+	k.iq.Raw = nil
+	m.log.Info().Str("admin", iq.From.Bare().String()).Str("command", cmd.name).Msg("adhoc: admin command")
+	cmd.run(c, k)
+}
+
+// done answers the run as completed with notes and, when fields is not nil, a result form.
+func (k *call) done(c module.Context, notes []Note, fields []Field) {
+	r := Response{Node: k.cmd.node(), SessionID: k.sid, Status: Completed, Notes: notes,
+		Title: k.cmd.title, Fields: fields, HasForm: fields != nil}
+	k.m.reply(c, &k.iq, &r)
+}
+
+func (k *call) info(c module.Context, text string) {
+	k.done(c, []Note{{Type: "info", Text: text}}, nil)
+}
+
+// fail completes the run with an error note (XEP-0050 §3.4: the command ran and failed).
+func (k *call) fail(c module.Context, text string) {
+	k.done(c, []Note{{Type: "error", Text: text}}, nil)
+}
+
+func (k *call) error(c module.Context, e *stanza.Error) { c.Error(&k.iq, e) }
+
+// account validates an accountjid value: a bare JID, prepared, of a domain served here.
+func account(c module.Context, s string) (jid.JID, string) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return jid.JID{}, "no account JID given"
+	}
+	j, err := jid.Parse(s)
+	if err != nil {
+		return jid.JID{}, fmt.Sprintf("%q is not a valid JID", s)
+	}
+	if j.Local() == "" || !j.IsBare() {
+		return jid.JID{}, fmt.Sprintf("%q: want a bare user@domain JID", s)
+	}
+	if !c.IsLocal(j.Domain()) {
+		return jid.JID{}, fmt.Sprintf("%q: domain %s is not served here", s, j.Domain())
+	}
+	return j, ""
+}
+
+// sendMOTD delivers the message of the day once per session, on its initial presence.
+func (m *Mod) sendMOTD(c module.Context, s module.Session) {
+	p := m.motd.Load()
+	if p == nil || s.Value(motdSent{}) != nil {
+		return
+	}
+	s.SetValue(motdSent{}, true)
+	s.Send(message(s.JID().Domain(), s.JID().String(), "Message of the day", *p))
+}
+
+type motdSent struct{}
+
+// message builds the server's <message/> with a subject and body.
+func message(from, to, subject, body string) []byte {
+	var b xmlstream.Builder
+	b.Start("message").Attr("from", from).Attr("to", to).Attr("type", "normal").
+		Start("subject").Text(subject).End().Start("body").Text(body).End().End()
+	return b.B
+}

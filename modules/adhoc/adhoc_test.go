@@ -1,0 +1,192 @@
+package adhoc_test
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/vireo-im/vireo/modules/adhoc"
+	_ "github.com/vireo-im/vireo/modules/disco"
+	"github.com/vireo-im/vireo/router"
+	"github.com/vireo-im/vireo/router/routertest"
+)
+
+func newEnv(t *testing.T) *routertest.Env {
+	return routertest.New(t, []string{"alice", "bob"}, func(o *router.Options) {
+		o.Modules = []string{"adhoc", "disco"}
+		o.ModuleConfig = func(id string, v any) error {
+			if c, ok := v.(*adhoc.Config); ok {
+				c.Admins = []string{"alice@example.org"}
+			}
+			return nil
+		}
+	})
+}
+
+const cmdNS = "http://jabber.org/protocol/commands"
+
+func cmd(id, node, attrs, inner string) string {
+	return "<iq type='set' id='" + id + "' to='example.org'><command xmlns='" + cmdNS + "' node='http://jabber.org/protocol/admin#" + node + "' " + attrs + ">" + inner + "</command></iq>"
+}
+
+func submit(fields ...string) string {
+	var b strings.Builder
+	b.WriteString("<x xmlns='jabber:x:data' type='submit'>")
+	for i := 0; i+1 < len(fields); i += 2 {
+		b.WriteString("<field var='" + fields[i] + "'><value>" + fields[i+1] + "</value></field>")
+	}
+	b.WriteString("</x>")
+	return b.String()
+}
+
+var sidRe = regexp.MustCompile(`sessionid='([^']+)'`)
+
+// start executes node and returns the session id of the form it answers with.
+func start(t *testing.T, s *routertest.Sess, node string) string {
+	t.Helper()
+	s.C.Reset()
+	s.Send(cmd("x1", node, "action='execute'", ""))
+	got := s.C.Wait(t, "id='x1'", "status='executing'", "type='form'")
+	m := sidRe.FindStringSubmatch(got)
+	if m == nil {
+		t.Fatalf("no sessionid in %s", got)
+	}
+	return m[1]
+}
+
+func TestAdhocFlow(t *testing.T) {
+	e := newEnv(t)
+	alice := e.Bind("alice", "r")
+	bob := e.Bind("bob", "r")
+	for _, tc := range []struct {
+		name string
+		s    *routertest.Sess
+		req  func(t *testing.T) string // the request, after any stage before it
+		want []string
+	}{
+		{"disco items admin", alice, func(*testing.T) string {
+			return "<iq type='get' id='q' to='example.org'><query xmlns='http://jabber.org/protocol/disco#items' node='" + cmdNS + "'/></iq>"
+		}, []string{"admin#add-user", "admin#announce", "name='Add User'"}},
+		{"disco items non-admin", bob, func(*testing.T) string {
+			return "<iq type='get' id='q' to='example.org'><query xmlns='http://jabber.org/protocol/disco#items' node='" + cmdNS + "'/></iq>"
+		}, []string{"type='result'", "node='" + cmdNS + "'/>"}},
+		{"disco info node", alice, func(*testing.T) string {
+			return "<iq type='get' id='q' to='example.org'><query xmlns='http://jabber.org/protocol/disco#info' node='http://jabber.org/protocol/admin#add-user'/></iq>"
+		}, []string{"category='automation'", "type='command-node'", "var='jabber:x:data'"}},
+		{"server features", alice, func(*testing.T) string {
+			return "<iq type='get' id='q' to='example.org'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>"
+		}, []string{"var='" + cmdNS + "'"}},
+		{"forbidden", bob, func(*testing.T) string { return cmd("q", "add-user", "", "") }, []string{"type='error'", "<forbidden"}},
+		{"unknown node", alice, func(*testing.T) string { return cmd("q", "nope", "", "") }, []string{"<item-not-found"}},
+		{"bad sessionid", alice, func(*testing.T) string { return cmd("q", "add-user", "sessionid='zz' action='complete'", submit()) },
+			[]string{"<bad-request", "<bad-sessionid"}},
+		{"someone else's session", bob, func(t *testing.T) string {
+			return cmd("q", "add-user", "sessionid='"+start(t, alice, "add-user")+"' action='cancel'", "")
+		}, []string{"<forbidden"}}, // bob is not an admin at all
+		{"other resource", alice, func(t *testing.T) string {
+			sid := start(t, alice, "add-user")
+			a2 := e.Bind("alice", "other")
+			defer a2.Unbind()
+			a2.Send(cmd("q2", "add-user", "sessionid='"+sid+"' action='complete'", submit("accountjid", "x@example.org", "password", "p")))
+			a2.C.Wait(t, "id='q2'", "<bad-sessionid")
+			return cmd("q", "add-user", "sessionid='"+sid+"' action='cancel'", "")
+		}, []string{"status='canceled'"}},
+		{"cancel", alice, func(t *testing.T) string {
+			return cmd("q", "add-user", "sessionid='"+start(t, alice, "add-user")+"' action='cancel'", "")
+		}, []string{"status='canceled'"}},
+		{"prev", alice, func(t *testing.T) string {
+			return cmd("q", "add-user", "sessionid='"+start(t, alice, "add-user")+"' action='prev'", "")
+		}, []string{"<bad-action"}},
+		{"add user", alice, func(t *testing.T) string {
+			return cmd("q", "add-user", "sessionid='"+start(t, alice, "add-user")+"' action='complete'",
+				submit("accountjid", "Carol@Example.org", "password", "s3cret", "password-verify", "s3cret"))
+		}, []string{"status='completed'", "<note type='info'>account carol@example.org created"}},
+		{"add existing", alice, func(t *testing.T) string {
+			return cmd("q", "add-user", "sessionid='"+start(t, alice, "add-user")+"' action='complete'",
+				submit("accountjid", "bob@example.org", "password", "x"))
+		}, []string{"status='completed'", "<note type='error'>account bob@example.org already exists"}},
+		{"add remote domain", alice, func(t *testing.T) string {
+			return cmd("q", "add-user", "sessionid='"+start(t, alice, "add-user")+"' action='complete'",
+				submit("accountjid", "eve@elsewhere.net", "password", "x"))
+		}, []string{"<note type='error'>", "not served here"}},
+		{"add mismatched passwords", alice, func(t *testing.T) string {
+			return cmd("q", "add-user", "sessionid='"+start(t, alice, "add-user")+"' action='complete'",
+				submit("accountjid", "dan@example.org", "password", "a", "password-verify", "b"))
+		}, []string{"<note type='error'>the passwords do not match"}},
+		{"add bad jid", alice, func(t *testing.T) string {
+			return cmd("q", "add-user", "sessionid='"+start(t, alice, "add-user")+"' action='complete'",
+				submit("accountjid", "a@b@c", "password", "a"))
+		}, []string{"<note type='error'>"}},
+		{"change password", alice, func(t *testing.T) string {
+			return cmd("q", "change-user-password", "sessionid='"+start(t, alice, "change-user-password")+"' action='complete'",
+				submit("accountjid", "carol@example.org", "password", "n3w"))
+		}, []string{"<note type='info'>password of carol@example.org changed"}},
+		{"change missing", alice, func(t *testing.T) string {
+			return cmd("q", "change-user-password", "sessionid='"+start(t, alice, "change-user-password")+"' action='complete'",
+				submit("accountjid", "nobody@example.org", "password", "n3w"))
+		}, []string{"<note type='error'>account nobody@example.org does not exist"}},
+		{"registered num", alice, func(*testing.T) string { return cmd("q", "get-registered-users-num", "", "") },
+			[]string{"status='completed'", "var='registeredusersnum'", "<value>3</value>"}},
+		{"online num", alice, func(*testing.T) string { return cmd("q", "get-online-users-num", "", "") },
+			[]string{"var='onlineusersnum'", "<value>2</value>"}},
+		{"online list", alice, func(t *testing.T) string {
+			return cmd("q", "get-online-users-list", "sessionid='"+start(t, alice, "get-online-users-list")+"' action='complete'", submit("max_items", "25"))
+		}, []string{"var='onlineuserjids'", "<value>alice@example.org</value><value>bob@example.org</value>"}},
+		{"user statistics", alice, func(t *testing.T) string {
+			return cmd("q", "get-user-statistics", "sessionid='"+start(t, alice, "get-user-statistics")+"' action='complete'", submit("accountjid", "bob@example.org"))
+		}, []string{"var='rostersize'", "<value>0</value>", "<value>bob@example.org/r</value>"}},
+		{"delete", alice, func(t *testing.T) string {
+			return cmd("q", "delete-user", "sessionid='"+start(t, alice, "delete-user")+"' action='complete'",
+				"<x xmlns='jabber:x:data' type='submit'><field var='accountjids'><value>carol@example.org</value><value>ghost@example.org</value></field></x>")
+		}, []string{"<note type='info'>deleted carol@example.org", "<note type='error'>account ghost@example.org does not exist"}},
+		{"complete without form", alice, func(t *testing.T) string {
+			return cmd("q", "announce", "sessionid='"+start(t, alice, "announce")+"' action='complete'", "")
+		}, []string{"<bad-payload"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := tc.req(t)
+			tc.s.C.Reset()
+			tc.s.Send(req)
+			tc.s.C.Wait(t, append([]string{"id='q'"}, tc.want...)...)
+		})
+	}
+	if _, err := e.Store.Accounts().Get("carol@example.org"); err == nil {
+		t.Fatal("carol still exists")
+	}
+}
+
+func TestAdhocAnnounceAndMOTD(t *testing.T) {
+	e := newEnv(t)
+	alice := e.Bind("alice", "r")
+	bob := e.Bind("bob", "r")
+	bob.Send("<presence/>")
+	alice.Send(cmd("q", "announce", "sessionid='"+start(t, alice, "announce")+"' action='complete'", submit("announcement", "maintenance at 5")))
+	alice.C.Wait(t, "id='q'", "announcement sent to 1 sessions")
+	bob.C.Wait(t, "<message from='example.org' to='bob@example.org/r'", "<body>maintenance at 5</body>")
+
+	alice.C.Reset()
+	alice.Send(cmd("q", "set-motd", "sessionid='"+start(t, alice, "set-motd")+"' action='complete'", submit("motd", "hello all")))
+	alice.C.Wait(t, "id='q'", "message of the day set")
+	sid := start(t, alice, "edit-motd")
+	if !strings.Contains(alice.C.All(), "<value>hello all</value>") {
+		t.Fatalf("edit-motd form lacks the current message: %s", alice.C.All())
+	}
+	alice.C.Reset()
+	alice.Send(cmd("q", "edit-motd", "sessionid='"+sid+"' action='cancel'", ""))
+	alice.C.Wait(t, "status='canceled'")
+
+	b2 := e.Bind("bob", "two")
+	b2.Send("<presence/>")
+	b2.C.Wait(t, "<subject>Message of the day</subject><body>hello all</body>")
+	b2.C.Reset()
+	b2.Send("<presence type='unavailable'/>")
+	b2.Send("<presence/>")
+	b2.C.Never(t, "hello all") // once per session
+
+	alice.C.Reset()
+	alice.Send(cmd("q", "delete-motd", "", ""))
+	alice.C.Wait(t, "id='q'", "message of the day deleted")
+	b3 := e.Bind("bob", "three")
+	b3.Send("<presence/>")
+	b3.C.Never(t, "hello all")
+}

@@ -1,0 +1,380 @@
+package adhoc
+
+import (
+	"errors"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vireo-im/vireo/modules/module"
+	"github.com/vireo-im/vireo/store"
+	"github.com/vireo-im/vireo/store/creds"
+	"github.com/vireo-im/vireo/xmlstream/jid"
+	"github.com/vireo-im/vireo/xmlstream/stanza"
+)
+
+// command is one XEP-0133 command.
+type command struct {
+	name, title, instructions string
+	// form returns the fields of the form stage; nil runs the command at execute.
+	form func(m *Mod, c module.Context) []Field
+	// run performs the command and answers through k, now or later on c's shard.
+	run func(c module.Context, k *call)
+}
+
+func (cmd *command) node() string { return AdminNS + "#" + cmd.name }
+
+// MaxPassword is the longest password accepted, as in XEP-0077 changes.
+const MaxPassword = 1023
+
+func accountField(v string) Field {
+	return Field{Var: v, Type: "jid-single", Label: "The Jabber ID of the account", Required: true}
+}
+
+func passwordField(v, label string, req bool) Field {
+	return Field{Var: v, Type: "text-private", Label: label, Required: req}
+}
+
+// commands are the XEP-0133 commands served, in the order they are listed (§4).
+var commands = []command{
+	{name: "add-user", title: "Add User", instructions: "Fill out this form to add a user.",
+		form: func(*Mod, module.Context) []Field {
+			return []Field{accountField("accountjid"), passwordField("password", "The password for this account", true),
+				passwordField("password-verify", "Retype password", false)}
+		}, run: addUser},
+	{name: "delete-user", title: "Delete User", instructions: "Fill out this form to delete users.",
+		form: func(*Mod, module.Context) []Field {
+			return []Field{{Var: "accountjids", Type: "jid-multi", Label: "The Jabber ID(s) to delete", Required: true}}
+		}, run: deleteUser},
+	{name: "change-user-password", title: "Change User Password", instructions: "Fill out this form to change a user's password.",
+		form: func(*Mod, module.Context) []Field {
+			return []Field{accountField("accountjid"), passwordField("password", "The new password", true)}
+		}, run: changePassword},
+	{name: "get-user-statistics", title: "Get User Statistics", instructions: "Fill out this form to get a user's statistics.",
+		form: func(*Mod, module.Context) []Field { return []Field{accountField("accountjid")} },
+		run:  userStatistics},
+	{name: "get-registered-users-num", title: "Get Number of Registered Users", run: registeredNum},
+	{name: "get-online-users-num", title: "Get Number of Online Users", run: onlineNum},
+	{name: "get-online-users-list", title: "Get List of Online Users", instructions: "How many users to list.",
+		form: func(*Mod, module.Context) []Field {
+			return []Field{{Var: "max_items", Type: "list-single", Label: "Maximum number of items to show",
+				Values: []string{"100"}, Options: []string{"25", "50", "75", "100", "150", "200", "none"}}}
+		}, run: onlineList},
+	{name: "announce", title: "Send Announcement to Online Users", instructions: "Fill out this form to make an announcement to all active users.",
+		form: func(*Mod, module.Context) []Field {
+			return []Field{{Var: "subject", Type: "text-single", Label: "Subject"},
+				{Var: "announcement", Type: "text-multi", Label: "Announcement", Required: true}}
+		}, run: announce},
+	{name: "set-motd", title: "Set Message of the Day", instructions: "Fill out this form to set the message of the day.",
+		form: motdForm(false), run: setMOTD},
+	{name: "edit-motd", title: "Edit Message of the Day", instructions: "Fill out this form to edit the message of the day.",
+		form: motdForm(true), run: setMOTD},
+	{name: "delete-motd", title: "Delete Message of the Day", run: deleteMOTD},
+}
+
+func motdForm(current bool) func(m *Mod, c module.Context) []Field {
+	return func(m *Mod, c module.Context) []Field {
+		f := Field{Var: "motd", Type: "text-multi", Label: "Message of the day", Required: true}
+		if p := m.motd.Load(); current && p != nil {
+			f.Values = strings.Split(*p, "\n")
+		}
+		return []Field{f}
+	}
+}
+
+// exists reports whether the account is registered; a store failure answers the request.
+func exists(c module.Context, k *call, j jid.JID) (bool, bool) {
+	_, err := c.Store().Accounts().Get(j.String())
+	if errors.Is(err, store.ErrNotFound) {
+		return false, true
+	}
+	if err != nil {
+		k.m.log.Error().Err(err).Str("user", j.String()).Msg("adhoc: read account")
+		k.error(c, module.StoreError(err))
+		return false, false
+	}
+	return true, true
+}
+
+func checkPassword(p string) string {
+	if p == "" || len(p) > MaxPassword {
+		return "the password must be 1 to 1023 bytes"
+	}
+	return ""
+}
+
+// derive hashes password on the worker pool, then runs write (also on the pool: a
+// durable store write) and answers on the requester's shard (module contract: no hashing
+// on a shard).
+func derive(c module.Context, k *call, password string, write func([3]store.Credentials) error, ok func(c module.Context, err error)) {
+	var err error
+	if !c.Async(func() {
+		var keys [3]store.Credentials
+		if keys, err = creds.DeriveAll(password, creds.DefaultIter); err == nil {
+			err = write(keys)
+		}
+	}, func(c module.Context) { ok(c, err) }) {
+		k.error(c, stanza.New(stanza.ResourceConstraintCond))
+	}
+}
+
+// addUser is XEP-0133 §4.1.
+func addUser(c module.Context, k *call) {
+	j, bad := account(c, k.form.Value("accountjid"))
+	if bad != "" {
+		k.fail(c, bad)
+		return
+	}
+	pw := k.form.Value("password")
+	if bad := checkPassword(pw); bad != "" {
+		k.fail(c, bad)
+		return
+	}
+	if v, ok := k.form["password-verify"]; ok && len(v) > 0 && v[0] != pw {
+		k.fail(c, "the passwords do not match")
+		return
+	}
+	if found, ok := exists(c, k, j); !ok {
+		return
+	} else if found {
+		k.fail(c, "account "+j.String()+" already exists")
+		return
+	}
+	st, user := c.Store(), j.String()
+	derive(c, k, pw, func(keys [3]store.Credentials) error {
+		return st.Accounts().Create(store.Account{User: user, Creds: keys, Created: time.Now().UTC()})
+	}, func(c module.Context, err error) {
+		switch {
+		case errors.Is(err, store.ErrExists):
+			k.fail(c, "account "+user+" already exists")
+		case err != nil:
+			k.m.log.Error().Err(err).Str("user", user).Msg("adhoc: add user")
+			k.error(c, module.StoreError(err))
+		default:
+			k.info(c, "account "+user+" created")
+		}
+	})
+}
+
+// changePassword is XEP-0133 §4.7.
+func changePassword(c module.Context, k *call) {
+	j, bad := account(c, k.form.Value("accountjid"))
+	if bad != "" {
+		k.fail(c, bad)
+		return
+	}
+	pw := k.form.Value("password")
+	if bad := checkPassword(pw); bad != "" {
+		k.fail(c, bad)
+		return
+	}
+	if found, ok := exists(c, k, j); !ok {
+		return
+	} else if !found {
+		k.fail(c, "account "+j.String()+" does not exist")
+		return
+	}
+	st, user := c.Store(), j.String()
+	derive(c, k, pw, func(keys [3]store.Credentials) error {
+		return st.Accounts().SetCredentials(user, keys)
+	}, func(c module.Context, err error) {
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			k.fail(c, "account "+user+" does not exist")
+		case err != nil:
+			k.m.log.Error().Err(err).Str("user", user).Msg("adhoc: change password")
+			k.error(c, module.StoreError(err))
+		default:
+			k.info(c, "password of "+user+" changed")
+		}
+	})
+}
+
+// deleteUser is XEP-0133 §4.2: each account's sessions end, then its data goes.
+func deleteUser(c module.Context, k *call) {
+	vals := k.form["accountjids"]
+	if len(vals) == 0 {
+		k.fail(c, "no account JID given")
+		return
+	}
+	ss, _ := c.(module.ServerSessions)
+	var notes []Note
+	var deleted []string
+	for _, v := range vals {
+		j, bad := account(c, v)
+		if bad != "" {
+			notes = append(notes, Note{"error", bad})
+			continue
+		}
+		found, ok := exists(c, k, j)
+		if !ok {
+			return
+		}
+		if !found {
+			notes = append(notes, Note{"error", "account " + j.String() + " does not exist"})
+			continue
+		}
+		if ss != nil {
+			ss.CloseUser(j, stanza.NotAuthorized)
+		}
+		if err := c.Store().Accounts().Delete(j.String()); err != nil {
+			k.m.log.Error().Err(err).Str("user", j.String()).Msg("adhoc: delete user")
+			notes = append(notes, Note{"error", "account " + j.String() + " could not be deleted"})
+			continue
+		}
+		deleted = append(deleted, j.String())
+	}
+	if len(deleted) > 0 {
+		notes = append([]Note{{"info", "deleted " + strings.Join(deleted, ", ")}}, notes...)
+	}
+	k.done(c, notes, nil)
+}
+
+// online runs f with the server's sessions, or answers feature-not-implemented when the
+// Context cannot see other shards.
+func online(c module.Context, k *call, f func(c module.Context, s []module.OnlineSession)) {
+	ss, ok := c.(module.ServerSessions)
+	if !ok {
+		k.error(c, stanza.New(stanza.FeatureNotImplemented))
+		return
+	}
+	ss.OnlineSessions(f)
+}
+
+// onlineUsers returns the sorted bare JIDs with at least one session.
+func onlineUsers(s []module.OnlineSession) []string {
+	var out []string
+	for _, o := range s {
+		out = append(out, o.JID.Bare().String())
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// userStatistics is XEP-0133 §4.10. The server does not keep clients' IP addresses
+// beyond their connections, so ipaddresses is not offered.
+func userStatistics(c module.Context, k *call) {
+	j, bad := account(c, k.form.Value("accountjid"))
+	if bad != "" {
+		k.fail(c, bad)
+		return
+	}
+	if found, ok := exists(c, k, j); !ok {
+		return
+	} else if !found {
+		k.fail(c, "account "+j.String()+" does not exist")
+		return
+	}
+	items, _, err := c.Store().Rosters().Get(j.String())
+	if err != nil {
+		k.error(c, module.StoreError(err))
+		return
+	}
+	online(c, k, func(c module.Context, s []module.OnlineSession) {
+		var res []string
+		for _, o := range s {
+			if o.JID.Bare().Equal(j) {
+				res = append(res, o.JID.String())
+			}
+		}
+		slices.Sort(res)
+		k.done(c, nil, []Field{
+			{Var: "accountjid", Type: "jid-single", Values: []string{j.String()}},
+			{Var: "rostersize", Type: "text-single", Label: "Roster size", Values: []string{strconv.Itoa(len(items))}},
+			{Var: "onlineresources", Type: "text-multi", Label: "Online resources", Values: res},
+		})
+	})
+}
+
+// registeredNum is XEP-0133 §4.11.
+func registeredNum(c module.Context, k *call) {
+	n, err := c.Store().Accounts().Count()
+	if err != nil {
+		k.error(c, module.StoreError(err))
+		return
+	}
+	k.done(c, nil, []Field{{Var: "registeredusersnum", Label: "The number of registered users", Values: []string{strconv.Itoa(n)}}})
+}
+
+// onlineNum is XEP-0133 §4.15: users with at least one session.
+func onlineNum(c module.Context, k *call) {
+	online(c, k, func(c module.Context, s []module.OnlineSession) {
+		k.done(c, nil, []Field{{Var: "onlineusersnum", Label: "The number of online users", Values: []string{strconv.Itoa(len(onlineUsers(s)))}}})
+	})
+}
+
+// onlineList is XEP-0133 §4.16.
+func onlineList(c module.Context, k *call) {
+	max := -1
+	if v := k.form.Value("max_items"); v != "" && v != "none" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			k.fail(c, "max_items must be a positive number or none")
+			return
+		}
+		max = n
+	}
+	online(c, k, func(c module.Context, s []module.OnlineSession) {
+		users := onlineUsers(s)
+		if max >= 0 && len(users) > max {
+			users = users[:max]
+		}
+		k.done(c, nil, []Field{{Var: "onlineuserjids", Type: "jid-multi", Label: "The list of all online users", Values: users}})
+	})
+}
+
+// announce is XEP-0133 §4.23: a message to every available session.
+func announce(c module.Context, k *call) {
+	body := strings.Join(k.form["announcement"], "\n")
+	if strings.TrimSpace(body) == "" {
+		k.fail(c, "the announcement is empty")
+		return
+	}
+	subject := k.form.Value("subject")
+	if subject == "" {
+		subject = "Announcement"
+	}
+	from := k.iq.To.Domain()
+	if k.iq.To.IsZero() {
+		from = c.Domain()
+	}
+	online(c, k, func(c module.Context, s []module.OnlineSession) {
+		n := 0
+		for _, o := range s {
+			if o.Available {
+				c.Route(message(from, o.JID.String(), subject, body))
+				n++
+			}
+		}
+		k.info(c, "announcement sent to "+strconv.Itoa(n)+" sessions")
+	})
+}
+
+// setMOTD is XEP-0133 §4.24 and §4.25: the message is kept and sent to each session on
+// its initial presence.
+func setMOTD(c module.Context, k *call) {
+	motd := strings.Join(k.form["motd"], "\n")
+	if strings.TrimSpace(motd) == "" {
+		k.fail(c, "the message of the day is empty (use delete-motd to remove it)")
+		return
+	}
+	if err := k.m.t.Set(motdKey, []byte(motd)); err != nil {
+		k.m.log.Error().Err(err).Msg("adhoc: set motd")
+		k.error(c, module.StoreError(err))
+		return
+	}
+	k.m.motd.Store(&motd)
+	k.info(c, "message of the day set")
+}
+
+// deleteMOTD is XEP-0133 §4.26.
+func deleteMOTD(c module.Context, k *call) {
+	if err := k.m.t.Delete(motdKey); err != nil && !errors.Is(err, store.ErrNotFound) {
+		k.m.log.Error().Err(err).Msg("adhoc: delete motd")
+		k.error(c, module.StoreError(err))
+		return
+	}
+	k.m.motd.Store(nil)
+	k.info(c, "message of the day deleted")
+}
