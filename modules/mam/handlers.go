@@ -207,14 +207,28 @@ func (m *Mod) metadataOf(c module.Context, iq *module.Packet, owner string) {
 
 // userPrefs returns user's preferences, or the server default.
 func (m *Mod) userPrefs(user jid.JID) (prefs, error) {
-	v, err := m.a.t.Get(prefsKey(user.String()))
-	if errors.Is(err, store.ErrNotFound) {
-		return prefs{def: m.cfg.Default}, nil
+	key := user.String()
+	if m.prefs != nil {
+		if p, ok := m.prefs.get(key); ok {
+			return p, nil
+		}
 	}
-	if err != nil {
+	v, err := m.a.t.Get(prefsKey(key))
+	var p prefs
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		p = prefs{def: m.cfg.Default}
+	case err != nil:
 		return prefs{}, err
+	default:
+		if p, err = decodePrefs(v); err != nil {
+			return prefs{}, err
+		}
 	}
-	return decodePrefs(v)
+	if m.prefs != nil {
+		m.prefs.put(key, p)
+	}
+	return p, nil
 }
 
 // getPrefs answers XEP-0441 §2.1.
@@ -240,6 +254,9 @@ func (m *Mod) setPrefs(c module.Context, iq *module.Packet) {
 	if err := m.a.t.Set(prefsKey(iq.From.Bare().String()), encodePrefs(p)); err != nil {
 		m.storeFailed(c, iq, err, "mam: store preferences")
 		return
+	}
+	if m.prefs != nil {
+		m.prefs.put(iq.From.Bare().String(), p)
 	}
 	var b xmlstream.Builder
 	appendPrefs(&b, p)

@@ -80,6 +80,7 @@ type Mod struct {
 	retention time.Duration
 	every     time.Duration
 	a         archive
+	prefs     *prefsCache // nil in tests that build a Mod by hand: every lookup reads the store
 	st        store.Store // the server's store: its rooms' archive is installed under it
 	log       zerolog.Logger
 	now       func() time.Time
@@ -160,6 +161,7 @@ func (m *Mod) Provision(r module.Registrar) error {
 		m.now = time.Now
 	}
 	m.a = archive{t: r.Table("mam"), sync: m.cfg.Sync}
+	m.prefs = newPrefsCache()
 	m.features = r.Features
 
 	r.IQ(module.IQSet, NS, "query", m.query) // also advertises NS

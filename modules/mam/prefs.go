@@ -3,7 +3,9 @@ package mam
 import (
 	"bytes"
 	"fmt"
+	"hash/maphash"
 	"strings"
+	"sync"
 
 	"github.com/vireo-im/vireo/store"
 	"github.com/vireo-im/vireo/xmlstream"
@@ -132,4 +134,49 @@ func appendPrefs(b *xmlstream.Builder, p prefs) {
 		b.End()
 	}
 	b.End()
+}
+
+// prefsCache remembers users' preferences: they decide every archive write (twice per
+// message), and reading them from the store each time was the largest part of archiving's
+// cost. A user's entry is read and replaced only on that user's shard, but the map is
+// shared by all shards, so it is split by a hash with a lock per part. A part that grows
+// past its bound is emptied rather than kept in LRU order: users come back with one read.
+// What it does not see: preferences removed with the account, so an account deleted and
+// created again under the same name within the cache's life starts with the old ones.
+type prefsCache struct {
+	seed  maphash.Seed
+	parts [64]struct {
+		mu sync.Mutex
+		m  map[string]prefs
+	}
+}
+
+// prefsPerPart bounds one part of the cache (64 parts: about 260,000 users).
+const prefsPerPart = 4096
+
+func newPrefsCache() *prefsCache { return &prefsCache{seed: maphash.MakeSeed()} }
+
+func (pc *prefsCache) part(user string) *struct {
+	mu sync.Mutex
+	m  map[string]prefs
+} {
+	return &pc.parts[maphash.String(pc.seed, user)%uint64(len(pc.parts))]
+}
+
+func (pc *prefsCache) get(user string) (prefs, bool) {
+	p := pc.part(user)
+	p.mu.Lock()
+	v, ok := p.m[user]
+	p.mu.Unlock()
+	return v, ok
+}
+
+func (pc *prefsCache) put(user string, v prefs) {
+	p := pc.part(user)
+	p.mu.Lock()
+	if p.m == nil || len(p.m) >= prefsPerPart {
+		p.m = make(map[string]prefs)
+	}
+	p.m[user] = v
+	p.mu.Unlock()
 }
