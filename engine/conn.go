@@ -361,9 +361,16 @@ func (c *conn) startTLS() {
 	if c.ws != nil {
 		tc = cfg.webTLS
 	}
+	// The handshake runs on its own goroutine, and gnet releases a closed conn's fields on
+	// the loop: the address is read here, on the loop, for the failure log.
+	remote := c.gc.RemoteAddr()
 	t := tlsconn.Server(tc, c.asyncWrite, func(err error) {
 		if err != nil {
-			c.srv().tlsFailLog.log(c.srv(), c.ip(), err)
+			ip := ""
+			if a, ok := remote.(*net.TCPAddr); ok {
+				ip = a.IP.String()
+			}
+			c.srv().tlsFailLog.log(c.srv(), ip, err)
 		}
 		gc.Wake(nil) // back on the loop: read what arrived during the handshake, or close
 	})
