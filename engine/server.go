@@ -205,7 +205,7 @@ type Server struct {
 	react   *reactor
 	sockDir string
 	unauth  perAddr
-	sms     sync.Map // resumable XEP-0198 session id -> *smState
+	sms     *smTable // resumable XEP-0198 sessions by id
 	bosh    boshRegistry
 	fast    *fast.Tokens
 	// tlsFailLog says why TLS handshakes fail, rate-limited.
@@ -235,6 +235,7 @@ func New(cfg Config) (*Server, error) {
 	s.scanners.New = func() any { return xmlstream.NewScanner() }
 	s.throttle = newThrottle()
 	s.guard = newAccountGuard()
+	s.sms = newSMTable()
 	key := cfg.FastKey
 	if len(key) == 0 {
 		key = make([]byte, 32)

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"hash/maphash"
 	"strconv"
 	"sync"
 	"time"
@@ -175,7 +176,7 @@ func (c *conn) newSM(resume bool) (*smState, []byte) {
 	b.Start("enabled").Attr("xmlns", nsSM)
 	if resume {
 		sm.id = streamID() // 120 random bits
-		c.srv().sms.Store(sm.id, sm)
+		c.srv().sms.store(sm.id, sm)
 		b.Attr("id", sm.id).Attr("resume", "true").Attr("max", strconv.Itoa(int(sm.expiry)))
 	}
 	b.End()
@@ -209,11 +210,10 @@ func (c *conn) onResume(st *xmlstream.Stanza) {
 
 // findResumable returns the resumable session id of this stream's account.
 func (c *conn) findResumable(id string) (*smState, bool) {
-	v, found := c.srv().sms.Load(id)
-	sm, _ := v.(*smState)
+	sm, found := c.srv().sms.load(id)
 	if !found || sm == nil || !sm.bare.Equal(c.bare) || sm.sess == nil || sm.sess.Ended() {
 		if sm != nil && sm.sess != nil && sm.sess.Ended() {
-			c.srv().sms.Delete(id)
+			c.srv().sms.remove(id)
 		}
 		return nil, false
 	}
@@ -327,7 +327,7 @@ func (c *conn) smClosed() bool {
 		sm.mu.Unlock()
 		if !resumable {
 			if sm.id != "" {
-				s.sms.Delete(sm.id)
+				s.sms.remove(sm.id)
 			}
 			return unacked
 		}
@@ -336,7 +336,7 @@ func (c *conn) smClosed() bool {
 			done := sm.owner == nil && sm.gen == gen
 			sm.mu.Unlock()
 			if done {
-				s.sms.Delete(sm.id)
+				s.sms.remove(sm.id)
 			}
 		})
 		if wait != nil {
@@ -353,4 +353,49 @@ func (c *conn) smClosed() bool {
 		return unacked
 	})
 	return true
+}
+
+// smTable holds the resumable sessions by id. Every resumable stream has an entry, so it is
+// a plain map split in parts with a lock each (about 30 bytes an entry) rather than a
+// sync.Map (about 100, with the key boxed).
+type smTable struct {
+	seed  maphash.Seed
+	parts [32]struct {
+		mu sync.Mutex
+		m  map[string]*smState
+	}
+}
+
+func newSMTable() *smTable { return &smTable{seed: maphash.MakeSeed()} }
+
+func (t *smTable) part(id string) *struct {
+	mu sync.Mutex
+	m  map[string]*smState
+} {
+	return &t.parts[maphash.String(t.seed, id)%uint64(len(t.parts))]
+}
+
+func (t *smTable) store(id string, sm *smState) {
+	p := t.part(id)
+	p.mu.Lock()
+	if p.m == nil {
+		p.m = make(map[string]*smState)
+	}
+	p.m[id] = sm
+	p.mu.Unlock()
+}
+
+func (t *smTable) load(id string) (*smState, bool) {
+	p := t.part(id)
+	p.mu.Lock()
+	sm, ok := p.m[id]
+	p.mu.Unlock()
+	return sm, ok
+}
+
+func (t *smTable) remove(id string) {
+	p := t.part(id)
+	p.mu.Lock()
+	delete(p.m, id)
+	p.mu.Unlock()
 }
