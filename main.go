@@ -313,6 +313,8 @@ func (s *server) engineConfig(cfg *config.Config) engine.Config {
 			BOSHPath: cfg.Web.BOSHPath,
 			PublicWS: cfg.Web.PublicWebSocketURL,
 			Origins:  cfg.Web.Origins,
+			// Empty: loopback only (engine default).
+			MetricsAllow: cfg.MetricsAllowPrefixes(),
 		},
 	}
 }

@@ -18,9 +18,11 @@ import (
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/vireo-im/vireo/engine/fast"
+	"github.com/vireo-im/vireo/engine/metrics"
 	"github.com/vireo-im/vireo/router"
 	"github.com/vireo-im/vireo/store"
 	"github.com/vireo-im/vireo/xmlstream"
@@ -166,6 +168,9 @@ func (c *Config) defaults() {
 	if c.Web.BOSHWait <= 0 {
 		c.Web.BOSHWait = DefaultBOSHWait
 	}
+	if len(c.Web.MetricsAllow) == 0 {
+		c.Web.MetricsAllow = metrics.DefaultAllow
+	}
 	if c.ResumeTimeout <= 0 {
 		c.ResumeTimeout = DefaultResumeTimeout
 	}
@@ -210,6 +215,8 @@ type Server struct {
 	fast    *fast.Tokens
 	// tlsFailLog says why TLS handshakes fail, rate-limited.
 	tlsFailLog rateLog
+	// metrics is what GET /metrics on the web listeners gathers.
+	metrics *prometheus.Registry
 
 	open        atomic.Int64
 	pending     atomic.Int64 // accepted, not yet opened on a loop
@@ -252,6 +259,7 @@ func New(cfg Config) (*Server, error) {
 		s.ls = append(s.ls, &listener{srv: s, cfg: l, kind: s.kindFor(l), conns: map[*conn]struct{}{}})
 	}
 	s.setComponents(&cfg)
+	s.metrics = metrics.NewRegistry(s.counters)
 	return s, nil
 }
 
@@ -428,6 +436,14 @@ type Stats struct {
 func (s *Server) Stats() Stats {
 	return Stats{Open: s.open.Load(), AcceptErrors: s.acceptErrs.Load(), Refused: s.refused.Load(), Established: s.established.Load(), TLS: s.tlsConns.Load(),
 		AuthOK: s.authOK.Load(), AuthFail: s.authFail.Load()}
+}
+
+// counters snapshots the engine's and the router's counters for a metrics scrape.
+func (s *Server) counters() metrics.Counters {
+	e, r := s.Stats(), s.rt.Stats()
+	return metrics.Counters{ConnsOpen: e.Open, Established: e.Established, TLS: e.TLS, AuthOK: e.AuthOK,
+		AuthFail: e.AuthFail, Refused: e.Refused, AcceptErrors: e.AcceptErrors, Online: r.Online,
+		Detached: r.Detached, Routed: r.Routed, Dropped: r.Dropped, Queued: int64(r.Queued), Shards: int64(r.Shards)}
 }
 
 // listener is one listening address: our accept loop (listen.go) and the registry of its

@@ -2,9 +2,12 @@ package engine
 
 import (
 	"encoding/json"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/vireo-im/vireo/engine/metrics"
 )
 
 // The web listener: one HTTP port (plain, and TLS with the c2s certificates) whose
@@ -34,6 +37,9 @@ type Web struct {
 	// DefaultBOSHWait).
 	BOSHInactivity time.Duration
 	BOSHWait       time.Duration
+	// MetricsAllow lists the networks whose clients may GET /metrics (Prometheus);
+	// others get 403. Empty: loopback only (metrics.DefaultAllow).
+	MetricsAllow []netip.Prefix
 }
 
 // DefaultWSPath is the WebSocket endpoint when the configuration names none.
@@ -62,6 +68,7 @@ type route struct {
 var routes = []route{
 	{"/.well-known/host-meta", "GET,HEAD,OPTIONS", (*conn).hostMetaXML},
 	{"/.well-known/host-meta.json", "GET,HEAD,OPTIONS", (*conn).hostMetaJSON},
+	{"/metrics", "GET", (*conn).serveMetrics},
 }
 
 // serveHTTP answers a request that is not the WebSocket upgrade.
@@ -139,6 +146,22 @@ func (c *conn) hostMetaJSON(r httpReq) {
 		{"rel": "urn:xmpp:alt-connections:xbosh", "href": c.boshURL(r)},
 	}})
 	c.httpBody(r, "application/json", string(b)+"\n")
+}
+
+// serveMetrics answers a Prometheus scrape, to clients in Web.MetricsAllow only. It runs
+// on the event loop: the registry is gathered and encoded into memory, then written.
+func (c *conn) serveMetrics(r httpReq) {
+	if !metrics.Allowed(c.srv().config().Web.MetricsAllow, c.ip()) {
+		c.httpReply(403, "Forbidden", "forbidden\n", nil)
+		return
+	}
+	ctype, body, err := metrics.Render(c.srv().metrics, r.header["accept"])
+	if err != nil {
+		c.srv().log.Warn().Err(err).Msg("metrics: gather failed")
+		c.httpReply(500, "Internal Server Error", "metrics unavailable\n", nil)
+		return
+	}
+	c.httpReply(200, "OK", string(body), []string{"Content-Type: " + ctype, "Cache-Control: no-store"})
 }
 
 func (c *conn) httpBody(r httpReq, ctype, body string) {

@@ -87,6 +87,9 @@ type Web struct {
 	BOSHPath           string   `toml:"bosh_path"`
 	PublicWebSocketURL string   `toml:"public_websocket_url"`
 	Origins            []string `toml:"origins"`
+	// MetricsAllow lists the networks (CIDR) whose clients may scrape GET /metrics;
+	// empty: loopback only.
+	MetricsAllow []string `toml:"metrics_allow"`
 }
 
 // Component configures the XEP-0114 listener and the components allowed on it.
@@ -266,6 +269,11 @@ func (c *Config) normalize() error {
 			return fmt.Errorf("c2s.trusted_networks: %q: %w", n, err)
 		}
 	}
+	for _, n := range c.Web.MetricsAllow {
+		if _, err := netip.ParsePrefix(n); err != nil {
+			return fmt.Errorf("web.metrics_allow: %q: %w", n, err)
+		}
+	}
 	seenComp := map[string]bool{}
 	for i, a := range c.Component.Allow {
 		d, err := jid.PrepareDomain(a.Domain)
@@ -347,6 +355,18 @@ func (c *Config) ModuleConfig(id string, v any) error {
 func (c *Config) TrustedPrefixes() []netip.Prefix {
 	var out []netip.Prefix
 	for _, n := range c.C2S.TrustedNetworks {
+		if p, err := netip.ParsePrefix(n); err == nil {
+			out = append(out, p.Masked())
+		}
+	}
+	return out
+}
+
+// MetricsAllowPrefixes returns web.metrics_allow parsed (validated at load); nil when
+// empty, which the engine reads as loopback only.
+func (c *Config) MetricsAllowPrefixes() []netip.Prefix {
+	var out []netip.Prefix
+	for _, n := range c.Web.MetricsAllow {
 		if p, err := netip.ParsePrefix(n); err == nil {
 			out = append(out, p.Masked())
 		}

@@ -2,6 +2,7 @@ package config
 
 import (
 	"crypto/tls"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -47,6 +48,9 @@ func TestDefaultFileRoundTrip(t *testing.T) {
 	if c.Admin.Socket != filepath.Join(dir, "data", "admin.sock") {
 		t.Fatalf("admin socket = %q", c.Admin.Socket)
 	}
+	if p := c.MetricsAllowPrefixes(); len(p) != 2 || !p[0].Contains(netip.MustParseAddr("127.0.0.1")) {
+		t.Fatalf("metrics_allow = %v", p)
+	}
 	if d := c.DisabledModules(); len(d) != 0 {
 		t.Fatalf("disabled = %v", d)
 	}
@@ -62,6 +66,7 @@ func TestParseErrors(t *testing.T) {
 		{"bad duration", "domains = [\"a.org\"]\n[c2s]\npre_auth_timeout = \"soon\"", "pre_auth_timeout"},
 		{"tiny stanza", "domains = [\"a.org\"]\n[c2s]\nmax_stanza = 10", "max_stanza"},
 		{"shards", "domains = [\"a.org\"]\n[router]\nshards = 0", "shards"},
+		{"metrics_allow", "domains = [\"a.org\"]\n[web]\nmetrics_allow = [\"10.0.0.0/33\"]", "web.metrics_allow"},
 		{"min_free", "domains = [\"a.org\"]\n[store]\nmin_free = -2", "store.min_free"},
 		{"syntax", "domains = [", "config"},
 	} {

@@ -113,6 +113,8 @@ bosh_path = "/http-bind"
 # public_websocket_url = "wss://chat.example.org/xmpp-websocket"
 # Origins (scheme://host[:port]) allowed to open a WebSocket; empty allows any.
 origins = []
+# Networks allowed to scrape Prometheus metrics at GET /metrics; others get 403.
+metrics_allow = ["127.0.0.0/8", "::1/128"]
 
 [component]
 # XEP-0114 external components (gateways, bots, services) connect here.

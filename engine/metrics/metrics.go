@@ -1,0 +1,146 @@
+// Package metrics exports the server's counters to Prometheus.
+//
+// Nothing here is on a hot path: the collector reads the engine's and the router's
+// existing atomics when a scrape gathers it, so counting costs what it cost before.
+// The package does not import engine (engine serves GET /metrics with it); the engine
+// hands it a function that snapshots its counters.
+package metrics
+
+import (
+	"bytes"
+	"net/http"
+	"net/netip"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/common/expfmt"
+)
+
+// Counters is one snapshot of the counters the collector exports. Gauges hold the
+// current value; the fields documented as totals only grow.
+type Counters struct {
+	ConnsOpen    int64 // open client connections (all listeners)
+	Established  int64 // streams with a bound session
+	TLS          int64 // open connections using TLS
+	AuthOK       int64 // total successful authentications
+	AuthFail     int64 // total failed authentications
+	Refused      int64 // total connections closed at once: over a limit
+	AcceptErrors int64 // total failed accepts (EMFILE ...)
+	Online       int64 // router sessions online
+	Detached     int64 // XEP-0198 sessions waiting for their client to resume
+	Routed       int64 // total stanzas routed
+	Dropped      int64 // total stanzas dropped
+	Queued       int64 // ops waiting in the shards' queues
+	Shards       int64 // router shards
+}
+
+var (
+	descConnsOpen   = prometheus.NewDesc("vireo_connections_open", "Open client connections on all listeners.", nil, nil)
+	descEstablished = prometheus.NewDesc("vireo_sessions_established", "Streams with a bound resource.", nil, nil)
+	descOnline      = prometheus.NewDesc("vireo_sessions_online", "Sessions online in the router.", nil, nil)
+	descDetached    = prometheus.NewDesc("vireo_sessions_detached", "XEP-0198 sessions waiting for their client to resume.", nil, nil)
+	descTLS         = prometheus.NewDesc("vireo_tls_connections", "Open connections using TLS.", nil, nil)
+	descLogins      = prometheus.NewDesc("vireo_logins_total", "Authentications by result (ok, failed).", []string{"result"}, nil)
+	descRefused     = prometheus.NewDesc("vireo_connections_refused_total", "Connections closed at once because a limit was reached.", nil, nil)
+	descAcceptErrs  = prometheus.NewDesc("vireo_accept_errors_total", "Failed accepts (EMFILE ...), shed and survived.", nil, nil)
+	descRouted      = prometheus.NewDesc("vireo_stanzas_routed_total", "Stanzas routed.", nil, nil)
+	descDropped     = prometheus.NewDesc("vireo_stanzas_dropped_total", "Stanzas dropped by the router.", nil, nil)
+	descQueued      = prometheus.NewDesc("vireo_router_queued", "Ops waiting in the router shards' queues.", nil, nil)
+	descShards      = prometheus.NewDesc("vireo_router_shards", "Router shards.", nil, nil)
+)
+
+// collector reads a Counters snapshot once per scrape.
+type collector struct{ read func() Counters }
+
+var _ prometheus.Collector = collector{}
+
+// Describe implements prometheus.Collector.
+func (collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descConnsOpen, descEstablished, descOnline, descDetached, descTLS,
+		descLogins, descRefused, descAcceptErrs, descRouted, descDropped, descQueued, descShards} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c collector) Collect(ch chan<- prometheus.Metric) {
+	s := c.read()
+	g := func(d *prometheus.Desc, v int64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v))
+	}
+	n := func(d *prometheus.Desc, v int64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	g(descConnsOpen, s.ConnsOpen)
+	g(descEstablished, s.Established)
+	g(descOnline, s.Online)
+	g(descDetached, s.Detached)
+	g(descTLS, s.TLS)
+	n(descLogins, s.AuthOK, "ok")
+	n(descLogins, s.AuthFail, "failed")
+	n(descRefused, s.Refused)
+	n(descAcceptErrs, s.AcceptErrors)
+	n(descRouted, s.Routed)
+	n(descDropped, s.Dropped)
+	g(descQueued, s.Queued)
+	g(descShards, s.Shards)
+}
+
+// NewRegistry returns a registry with the Go runtime and process collectors and a
+// collector that calls read at each scrape. read must be safe for concurrent use.
+func NewRegistry(read func() Counters) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		collector{read: read},
+	)
+	return reg
+}
+
+// Render gathers g and encodes it in the format negotiated from the request's Accept
+// header (text/plain; version=0.0.4 when it names none we know). It returns the
+// Content-Type and the body, encoded in memory.
+func Render(g prometheus.Gatherer, accept string) (ctype string, body []byte, err error) {
+	mfs, err := g.Gather()
+	if err != nil && len(mfs) == 0 {
+		return "", nil, err
+	}
+	h := http.Header{}
+	if accept != "" {
+		h.Set("Accept", accept)
+	}
+	f := expfmt.Negotiate(h)
+	var b bytes.Buffer
+	enc := expfmt.NewEncoder(&b, f)
+	for _, mf := range mfs {
+		if err := enc.Encode(mf); err != nil {
+			return "", nil, err
+		}
+	}
+	if c, ok := enc.(expfmt.Closer); ok {
+		if err := c.Close(); err != nil {
+			return "", nil, err
+		}
+	}
+	return string(f), b.Bytes(), nil
+}
+
+// DefaultAllow is who may scrape when the configuration names no networks: loopback.
+var DefaultAllow = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+
+// Allowed reports whether the client address ip (text) is in one of the networks.
+// IPv4-mapped IPv6 addresses match as IPv4.
+func Allowed(allow []netip.Prefix, ip string) bool {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return false
+	}
+	a = a.Unmap()
+	for _, p := range allow {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
