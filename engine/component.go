@@ -146,7 +146,10 @@ var _ router.Conn = (*conn)(nil)
 
 // rewriteNS returns raw with every xmlns='jabber:component:accept' declaration inside a
 // start tag (not in text or in other attributes' values) changed to jabber:client.
-func rewriteNS(raw []byte) []byte {
+func rewriteNS(raw []byte) []byte { return rewriteNSFrom(raw, nsComponent) }
+
+// rewriteNSFrom is rewriteNS for the stream namespace nsFrom (jabber:server for s2s).
+func rewriteNSFrom(raw []byte, nsComponent string) []byte {
 	out := make([]byte, 0, len(raw))
 	inTag := false
 	var quote byte
