@@ -4,3 +4,6 @@ package engine
 var RewriteComponentNS = rewriteNS
 
 var DialbackKey = dialbackKey
+
+// RewriteXMLNS exposes rewriteXMLNS (s2s namespaces) to the external tests.
+var RewriteXMLNS = rewriteXMLNS

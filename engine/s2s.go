@@ -217,7 +217,7 @@ func (k *s2sIn) established(c *conn, st *xmlstream.Stanza) {
 	}
 	raw := st.Raw
 	if strings.Contains(string(raw), nsServer) {
-		raw = rewriteNSFrom(raw, nsServer)
+		raw = rewriteXMLNS(raw, nsServer, ns.Client)
 	}
 	if !s.rt.SubmitFrom(from, raw) {
 		c.fail(stanza.PolicyViolation, "too many stanzas")

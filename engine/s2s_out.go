@@ -78,7 +78,14 @@ func (o *s2sOut) Route(from, to jid.JID, raw []byte) error {
 	if _, ok := o.addr(remote); !ok || o.ctx.Err() != nil {
 		return stanza.New(stanza.RemoteServerNotFound)
 	}
-	b := append([]byte(nil), raw...)
+	var b []byte
+	if bytes.Contains(raw, []byte(ns.Client)) {
+		// A stanza that names jabber:client itself (some clients and libraries write it
+		// out) must be in jabber:server on the wire between servers.
+		b = rewriteXMLNS(raw, ns.Client, nsServer)
+	} else {
+		b = append([]byte(nil), raw...)
+	}
 	key := [2]string{local, remote}
 	o.mu.Lock()
 	p := o.mu.peers[key]

@@ -29,11 +29,20 @@ func TestS2SChatBothWays(t *testing.T) {
 	bob := b.LoginPlain(t, "bob", "secret", "pc")
 	bob.Send("<presence/>")
 
+	// The first stanza starts the outbound stream; those sent meanwhile wait in its queue
+	// and arrive in order.
 	alice.Send("<message to='bob@b.localhost' id='m1' type='chat'><body>hello bob</body></message>")
+	for _, m := range []string{"q-one", "q-two", "q-three"} {
+		alice.Send("<message xmlns='jabber:client' to='bob@b.localhost/pc' type='chat'><body>" + m + "</body></message>")
+	}
 	got := bob.Expect("hello bob")
 	got += bob.Expect("</message>")
 	if !strings.Contains(got, "from='alice@a.localhost/phone'") {
 		t.Fatalf("bob got %q", got)
+	}
+	got = bob.Expect("q-three")
+	if i, j := strings.Index(got, "q-one"), strings.Index(got, "q-two"); i < 0 || j < i || strings.Contains(got, "jabber:server") {
+		t.Fatalf("queued during setup: %q", got)
 	}
 	bob.Send("<message to='alice@a.localhost/phone' id='m2' type='chat'><body>hi alice</body></message>")
 	got = alice.Expect("hi alice")
@@ -155,5 +164,17 @@ func TestS2SInboundChecks(t *testing.T) {
 	r.Send("<message from='alice@a.localhost' to='bob@b.localhost'><body>early</body></message>")
 	if got := r.ExpectClosed(); !strings.Contains(got, "<not-authorized") {
 		t.Fatalf("before dialback: %q", got)
+	}
+}
+
+func TestS2SRewriteNS(t *testing.T) {
+	in := `<message xmlns='jabber:client' to='b@b.localhost'><body>xmlns='jabber:client'</body></message>`
+	want := `<message xmlns='jabber:server' to='b@b.localhost'><body>xmlns='jabber:client'</body></message>`
+	out := engine.RewriteXMLNS([]byte(in), "jabber:client", "jabber:server")
+	if string(out) != want {
+		t.Fatalf("to s2s: %s", out)
+	}
+	if back := engine.RewriteXMLNS(out, "jabber:server", "jabber:client"); string(back) != in {
+		t.Fatalf("back: %s", back)
 	}
 }
