@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"strings"
+	"time"
 
 	"github.com/panjf2000/gnet/v2"
 
@@ -33,6 +34,9 @@ type S2S struct {
 	// Secret keys the dialback keys this server hands out (XEP-0220 §2.4); random per
 	// process when empty, which is enough: a key is verified while its stream is set up.
 	Secret []byte
+	// SetupTimeout bounds dialing, STARTTLS and dialback of one outbound stream; stanzas
+	// queued meanwhile then bounce with remote-server-timeout. Default s2sSetupTimeout.
+	SetupTimeout time.Duration
 }
 
 // dialbackKey is XEP-0220 §2.4's recommended key: HMAC-SHA256 keyed with SHA-256 of the

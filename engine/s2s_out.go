@@ -22,8 +22,8 @@ const (
 	// s2sQueueMax bounds the stanzas held for one remote domain while its stream is set up
 	// (or while its writer is behind); past it Route refuses with resource-constraint.
 	s2sQueueMax = 1024
-	// s2sSetupTimeout bounds dialing, STARTTLS and dialback together: a peer slower than
-	// this is unreachable for the stanzas queued meanwhile (remote-server-timeout).
+	// s2sSetupTimeout is the default S2S.SetupTimeout: a peer slower than this to dial,
+	// STARTTLS and dialback is unreachable for the stanzas queued meanwhile.
 	s2sSetupTimeout = 15 * time.Second
 	// s2sWriteTimeout bounds one write on an established outbound stream.
 	s2sWriteTimeout = 30 * time.Second
@@ -158,12 +158,13 @@ func (o *s2sOut) open(local, remote string) (*peerStream, string, error) {
 	if !ok {
 		return nil, "", errors.New("s2s: no address for " + remote)
 	}
-	d := net.Dialer{Timeout: s2sSetupTimeout}
+	wait := o.srv.config().S2S.SetupTimeout
+	d := net.Dialer{Timeout: wait}
 	nc, err := d.DialContext(o.ctx, "tcp", addr)
 	if err != nil {
 		return nil, "", err
 	}
-	nc.SetDeadline(time.Now().Add(s2sSetupTimeout))
+	nc.SetDeadline(time.Now().Add(wait))
 	ps := newPeerStream(nc, &o.srv.config().Limits)
 	id, feat, err := ps.header(local, remote)
 	if err != nil {
@@ -296,7 +297,7 @@ func (p *outPeer) connect() (*peerStream, error) {
 	if err != nil {
 		return nil, err
 	}
-	ps.nc.SetDeadline(time.Now().Add(s2sSetupTimeout))
+	ps.nc.SetDeadline(time.Now().Add(p.o.srv.config().S2S.SetupTimeout))
 	var b xmlstream.Builder
 	b.Start("db:result").Attr("from", p.local).Attr("to", p.remote).
 		Text(dialbackKey(p.o.secret, p.remote, p.local, id)).End()

@@ -5,6 +5,7 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vireo-im/vireo/engine"
 	"github.com/vireo-im/vireo/engine/vireotest"
@@ -176,5 +177,34 @@ func TestS2SRewriteNS(t *testing.T) {
 	}
 	if back := engine.RewriteXMLNS(out, "jabber:server", "jabber:client"); string(back) != in {
 		t.Fatalf("back: %s", back)
+	}
+}
+
+// TestS2STimeout: a peer that accepts the connection and never answers; the queued stanza
+// bounces with remote-server-timeout once the setup deadline passes.
+func TestS2STimeout(t *testing.T) {
+	a := vireotest.Start(t, vireotest.Options{Domain: "a.localhost", AllowPlain: true, S2S: true,
+		S2SSetupTimeout: 300 * time.Millisecond})
+	a.AddUser(t, "alice", "secret")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+		}
+	}()
+	a.Engine.SetS2SHosts(map[string]string{"mute.localhost": ln.Addr().String()})
+	alice := a.LoginPlain(t, "alice", "secret", "phone")
+	alice.Send("<message to='x@mute.localhost' id='t1' type='chat'><body>hello?</body></message>")
+	got := alice.Expect("</message>")
+	if !strings.Contains(got, "type='error'") || !strings.Contains(got, "remote-server-timeout") || !strings.Contains(got, "id='t1'") {
+		t.Fatalf("mute server: %q", got)
 	}
 }

@@ -179,6 +179,9 @@ func (c *Config) defaults() {
 	if c.SMAckAfter <= 0 {
 		c.SMAckAfter = DefaultSMAckAfter
 	}
+	if c.S2S.SetupTimeout <= 0 {
+		c.S2S.SetupTimeout = s2sSetupTimeout
+	}
 }
 
 // fdReserve is the part of the descriptor limit kept for the database, the admin socket,

@@ -43,16 +43,18 @@ type Options struct {
 	PingTimeout    time.Duration
 	Components     []engine.Component // opens a component listener when set
 	// S2S opens a server-to-server listener ("s2s"); Federate points servers at each other.
-	S2S           bool
-	S2SSecret     []byte // the dialback secret; default random
-	RegisterLimit int
-	Trusted       []netip.Prefix
-	MaxConns      int
-	ResumeTimeout time.Duration
-	SMAckAfter    time.Duration
-	MaxUnauthAddr int
-	Dir           string // data directory; default t.TempDir()
-	Logger        *zerolog.Logger
+	S2S       bool
+	S2SSecret []byte // the dialback secret; default random
+	// S2SSetupTimeout bounds an outbound stream's setup; default the engine's.
+	S2SSetupTimeout time.Duration
+	RegisterLimit   int
+	Trusted         []netip.Prefix
+	MaxConns        int
+	ResumeTimeout   time.Duration
+	SMAckAfter      time.Duration
+	MaxUnauthAddr   int
+	Dir             string // data directory; default t.TempDir()
+	Logger          *zerolog.Logger
 	// ModuleConfig decodes [modules.<id>] for the modules (router.Options.ModuleConfig);
 	// nil leaves every module at its defaults.
 	ModuleConfig func(id string, v any) error
@@ -139,7 +141,7 @@ func Start(t testing.TB, o Options) *Server {
 		SMAckAfter:       o.SMAckAfter,
 		MaxUnauthPerAddr: o.MaxUnauthAddr,
 		Web:              o.Web,
-		S2S:              engine.S2S{Secret: o.S2SSecret},
+		S2S:              engine.S2S{Secret: o.S2SSecret, SetupTimeout: o.S2SSetupTimeout},
 		TLS:              tlsCfg,
 		RequireTLS:       requireTLS,
 		AllowPlain:       o.AllowPlain,
