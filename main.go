@@ -280,6 +280,13 @@ func (s *server) engineConfig(cfg *config.Config) engine.Config {
 			ls = append(ls, engine.Listener{Name: "component", Addr: a, Kind: engine.KindComponent})
 		}
 	}
+	var s2s engine.S2S
+	if cfg.S2S.Enabled {
+		s2s = engine.S2S{Hosts: cfg.S2S.Hosts, Secret: []byte(cfg.S2S.Secret)}
+		for _, a := range cfg.S2S.Listen {
+			ls = append(ls, engine.Listener{Name: "s2s", Addr: a, Kind: engine.KindS2S})
+		}
+	}
 	lim := xmlstream.DefaultLimits()
 	lim.MaxStanza = cfg.C2S.MaxStanza
 	return engine.Config{
@@ -303,6 +310,7 @@ func (s *server) engineConfig(cfg *config.Config) engine.Config {
 		PingAfter:        cfg.C2S.PingInterval.Duration,
 		PingTimeout:      cfg.C2S.PingTimeout.Duration,
 		Components:       comps,
+		S2S:              s2s,
 		ResumeTimeout:    cfg.C2S.ResumeTimeout.Duration,
 		SMAckEvery:       cfg.C2S.SMAckEvery,
 		SMAckAfter:       cfg.C2S.SMAckAfter.Duration,

@@ -146,7 +146,11 @@ var _ router.Conn = (*conn)(nil)
 
 // rewriteNS returns raw with every xmlns='jabber:component:accept' declaration inside a
 // start tag (not in text or in other attributes' values) changed to jabber:client.
-func rewriteNS(raw []byte) []byte {
+func rewriteNS(raw []byte) []byte { return rewriteXMLNS(raw, nsComponent, ns.Client) }
+
+// rewriteXMLNS is rewriteNS from the namespace nsComponent to nsTo (s2s uses it both ways
+// between jabber:server and jabber:client).
+func rewriteXMLNS(raw []byte, nsComponent, nsTo string) []byte {
 	out := make([]byte, 0, len(raw))
 	inTag := false
 	var quote byte
@@ -161,7 +165,7 @@ func rewriteNS(raw []byte) []byte {
 			if i >= 6 && string(raw[i-6:i]) == "xmlns=" && len(raw) > i+len(nsComponent) &&
 				string(raw[i+1:i+1+len(nsComponent)]) == nsComponent && raw[i+1+len(nsComponent)] == b {
 				out = append(out, b)
-				out = append(out, ns.Client...)
+				out = append(out, nsTo...)
 				out = append(out, b)
 				i += len(nsComponent) + 1
 				continue

@@ -63,6 +63,7 @@ type ListenerKind uint8
 const (
 	KindC2S       ListenerKind = iota // RFC 6120/6121 clients
 	KindComponent                     // XEP-0114 external components
+	KindS2S                           // RFC 6120 server-to-server (federation), s2s.go
 )
 
 // Config is what the engine needs from the server configuration.
@@ -108,6 +109,9 @@ type Config struct {
 	FastTTL time.Duration
 	// Web configures the web listeners.
 	Web Web
+	// S2S configures federation; the router's Remote is this server's outbound side when
+	// there is a KindS2S listener or a host table.
+	S2S S2S
 
 	// webTLS is TLS with HTTP's ALPN for the web listeners (TLS announces xmpp-client).
 	webTLS *tls.Config
@@ -180,6 +184,9 @@ func (c *Config) defaults() {
 	if c.SMAckAfter <= 0 {
 		c.SMAckAfter = DefaultSMAckAfter
 	}
+	if c.S2S.SetupTimeout <= 0 {
+		c.S2S.SetupTimeout = s2sSetupTimeout
+	}
 }
 
 // fdReserve is the part of the descriptor limit kept for the database, the admin socket,
@@ -213,6 +220,7 @@ type Server struct {
 	sms     *smTable // resumable XEP-0198 sessions by id
 	bosh    boshRegistry
 	fast    *fast.Tokens
+	s2s     *s2sOut
 	// tlsFailLog says why TLS handshakes fail, rate-limited.
 	tlsFailLog rateLog
 	// metrics is what GET /metrics on the web listeners gathers.
@@ -260,6 +268,13 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.setComponents(&cfg)
 	s.metrics = metrics.NewRegistry(s.counters)
+	s.s2s = newS2SOut(s, cfg.S2S)
+	for _, l := range cfg.Listeners {
+		if l.Kind == KindS2S || len(cfg.S2S.Hosts) > 0 {
+			s.rt.SetRemote(s.s2s)
+			break
+		}
+	}
 	return s, nil
 }
 
@@ -381,6 +396,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	s.closeAcceptors()
+	s.s2s.close()
 	for _, l := range s.ls {
 		for _, c := range l.snapshot() {
 			c.Close(stanza.SystemShutdown)

@@ -3,7 +3,7 @@ package engine
 import "github.com/vireo-im/vireo/xmlstream"
 
 // streamKind is one kind of XMPP stream: c2s (c2s.go), external components (component.go),
-// and next s2s. The transport under it (conn: TCP, TLS on the loop; later WebSocket frames
+// and servers (s2s.go). The transport under it (conn: TCP, TLS on the loop; later WebSocket frames
 // and BOSH bodies) moves bytes, runs the tokenizer and calls the kind with whole stream
 // headers and top-level elements; the kind owns everything XMPP about the stream: the
 // header it answers with, the features it offers at each stage, its negotiation and its
@@ -29,6 +29,8 @@ func (s *Server) kindFor(l Listener) streamKind {
 	switch l.Kind {
 	case KindComponent:
 		return &component{srv: s}
+	case KindS2S:
+		return &s2sIn{srv: s}
 	}
 	return c2s{}
 }

@@ -30,6 +30,9 @@ func (l *listener) sweep(now time.Time) {
 		pingTimeout = 1
 	}
 	_, isComponent := l.kind.(*component)
+	if _, ok := l.kind.(*s2sIn); ok {
+		isComponent = true // a peer server is not pinged in this slice (no idle close yet)
+	}
 	for _, c := range l.snapshot() {
 		if c.closing.Load() || c.ws != nil && c.ws.bosh.Load() {
 			continue // a held BOSH request lasts up to its wait, timed by the session

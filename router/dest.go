@@ -161,3 +161,13 @@ func (r *Router) SubmitFrom(from jid.JID, raw []byte) bool {
 	o.bare = from
 	return r.pushOrDrop(r.shardOf(from.Bare().String()).q, o)
 }
+
+// Bounce answers raw, a stanza the Remote accepted earlier and could not deliver, with the
+// error se from its recipient to its sender (never for an error, a presence or an IQ
+// result). Safe for concurrent use; raw is copied.
+func (r *Router) Bounce(raw []byte, se *stanza.Error) {
+	if r.closed.Load() {
+		return
+	}
+	r.bounce(raw, se)
+}

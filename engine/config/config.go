@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -44,6 +45,7 @@ type Config struct {
 	C2S       C2S       `toml:"c2s"`
 	Web       Web       `toml:"web"`
 	Component Component `toml:"component"`
+	S2S       S2S       `toml:"s2s"`
 	TLS       TLS       `toml:"tls"`
 	Admin     Admin     `toml:"admin"`
 	Router    Router    `toml:"router"`
@@ -103,6 +105,21 @@ type ComponentSecret struct {
 	Domain string `toml:"domain"`
 	Secret string `toml:"secret"`
 }
+
+// S2S configures federation with other servers (RFC 6120 server-to-server, XEP-0220
+// dialback). Off unless enabled; listen then defaults to [::]:5269.
+type S2S struct {
+	Enabled bool     `toml:"enabled"`
+	Listen  []string `toml:"listen"`
+	// Secret keys the dialback keys this server hands out; empty: random per start.
+	Secret string `toml:"secret"`
+	// Hosts maps a remote domain to "host:port", instead of DNS (SRV lookup is not
+	// implemented yet: a domain not listed is unreachable).
+	Hosts map[string]string `toml:"hosts"`
+}
+
+// DefaultS2SListen is the s2s listener when [s2s] is enabled without one (RFC 6120 port).
+const DefaultS2SListen = "[::]:5269"
 
 // TLS names the certificate and key files (PEM).
 type TLS struct {
@@ -289,6 +306,21 @@ func (c *Config) normalize() error {
 		seenComp[d] = true
 		c.Component.Allow[i].Domain = d
 	}
+	if c.S2S.Enabled && len(c.S2S.Listen) == 0 {
+		c.S2S.Listen = []string{DefaultS2SListen}
+	}
+	hosts := make(map[string]string, len(c.S2S.Hosts))
+	for d, a := range c.S2S.Hosts {
+		pd, err := jid.PrepareDomain(d)
+		if err != nil {
+			return fmt.Errorf("s2s.hosts: domain %q: %w", d, err)
+		}
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return fmt.Errorf("s2s.hosts: %q: %w", d, err)
+		}
+		hosts[pd] = a
+	}
+	c.S2S.Hosts = hosts
 	if c.Router.Shards <= 0 || c.Router.Shards > 1<<14 {
 		return fmt.Errorf("router.shards: %d out of range 1..16384", c.Router.Shards)
 	}

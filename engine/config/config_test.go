@@ -69,6 +69,7 @@ func TestParseErrors(t *testing.T) {
 		{"metrics_allow", "domains = [\"a.org\"]\n[web]\nmetrics_allow = [\"10.0.0.0/33\"]", "web.metrics_allow"},
 		{"min_free", "domains = [\"a.org\"]\n[store]\nmin_free = -2", "store.min_free"},
 		{"syntax", "domains = [", "config"},
+		{"s2s host", "domains = [\"a.org\"]\n[s2s.hosts]\n\"b.org\" = \"no-port\"", "s2s.hosts"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse([]byte(tc.in), "/x/vireo.toml")
@@ -76,6 +77,19 @@ func TestParseErrors(t *testing.T) {
 				t.Fatalf("err = %v, want it to mention %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestS2SConfig(t *testing.T) {
+	c, err := Parse([]byte("domains = [\"a.org\"]\n[s2s]\nenabled = true\n[s2s.hosts]\n\"B.org\" = \"127.0.0.1:5270\"\n"), "/x/v.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.S2S.Listen) != 1 || c.S2S.Listen[0] != DefaultS2SListen {
+		t.Fatalf("listen = %v, want the default", c.S2S.Listen)
+	}
+	if c.S2S.Hosts["b.org"] != "127.0.0.1:5270" {
+		t.Fatalf("hosts = %v, want the domain prepared", c.S2S.Hosts)
 	}
 }
 

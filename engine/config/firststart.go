@@ -124,6 +124,16 @@ listen = ["127.0.0.1:5347"]
 # domain = "gateway.{{.Domain}}"
 # secret = "change me"
 
+[s2s]
+# Federation with other XMPP servers (STARTTLS required, XEP-0220 dialback). Off by default.
+enabled = false
+# listen = ["[::]:5269"]
+# Dialback key secret; empty: a random one per start.
+secret = ""
+# Remote domains and the address to reach each (DNS SRV lookup is not implemented yet).
+# [s2s.hosts]
+# "example.net" = "203.0.113.7:5269"
+
 [tls]
 # PEM certificate chain and key. Empty: a self-signed certificate under data/certs/.
 cert = ""

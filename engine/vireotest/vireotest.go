@@ -42,14 +42,19 @@ type Options struct {
 	PingAfter      time.Duration
 	PingTimeout    time.Duration
 	Components     []engine.Component // opens a component listener when set
-	RegisterLimit  int
-	Trusted        []netip.Prefix
-	MaxConns       int
-	ResumeTimeout  time.Duration
-	SMAckAfter     time.Duration
-	MaxUnauthAddr  int
-	Dir            string // data directory; default t.TempDir()
-	Logger         *zerolog.Logger
+	// S2S opens a server-to-server listener ("s2s"); Federate points servers at each other.
+	S2S       bool
+	S2SSecret []byte // the dialback secret; default random
+	// S2SSetupTimeout bounds an outbound stream's setup; default the engine's.
+	S2SSetupTimeout time.Duration
+	RegisterLimit   int
+	Trusted         []netip.Prefix
+	MaxConns        int
+	ResumeTimeout   time.Duration
+	SMAckAfter      time.Duration
+	MaxUnauthAddr   int
+	Dir             string // data directory; default t.TempDir()
+	Logger          *zerolog.Logger
 	// ModuleConfig decodes [modules.<id>] for the modules (router.Options.ModuleConfig);
 	// nil leaves every module at its defaults.
 	ModuleConfig func(id string, v any) error
@@ -122,6 +127,9 @@ func Start(t testing.TB, o Options) *Server {
 	if len(o.Components) > 0 {
 		ls = append(ls, engine.Listener{Name: "component", Addr: "127.0.0.1:0", Kind: engine.KindComponent})
 	}
+	if o.S2S {
+		ls = append(ls, engine.Listener{Name: "s2s", Addr: "127.0.0.1:0", Kind: engine.KindS2S})
+	}
 	eng, err := engine.New(engine.Config{
 		Domains:          []string{o.Domain},
 		Listeners:        ls,
@@ -133,6 +141,7 @@ func Start(t testing.TB, o Options) *Server {
 		SMAckAfter:       o.SMAckAfter,
 		MaxUnauthPerAddr: o.MaxUnauthAddr,
 		Web:              o.Web,
+		S2S:              engine.S2S{Secret: o.S2SSecret, SetupTimeout: o.S2SSetupTimeout},
 		TLS:              tlsCfg,
 		RequireTLS:       requireTLS,
 		AllowPlain:       o.AllowPlain,
@@ -178,6 +187,23 @@ func (s *Server) C2SAddr() string { return s.Engine.Addr("c2s").String() }
 
 // ComponentAddr is the XEP-0114 listener's address (with Options.Components).
 func (s *Server) ComponentAddr() string { return s.Engine.Addr("component").String() }
+
+// S2SAddr is the server-to-server listener's address (with Options.S2S).
+func (s *Server) S2SAddr() string { return s.Engine.Addr("s2s").String() }
+
+// Federate makes every server in servers (started with Options.S2S) reach the others'
+// domains through their s2s listeners, with a static host table instead of DNS.
+func Federate(servers ...*Server) {
+	for _, s := range servers {
+		hosts := map[string]string{}
+		for _, p := range servers {
+			if p != s {
+				hosts[p.domain] = p.S2SAddr()
+			}
+		}
+		s.Engine.SetS2SHosts(hosts)
+	}
+}
 
 // TLSAddr is the direct-TLS listener.
 func (s *Server) TLSAddr() string { return s.Engine.Addr("c2s-tls").String() }

@@ -1,0 +1,248 @@
+package engine
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"strings"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+
+	"github.com/vireo-im/vireo/xmlstream"
+	"github.com/vireo-im/vireo/xmlstream/jid"
+	"github.com/vireo-im/vireo/xmlstream/ns"
+	"github.com/vireo-im/vireo/xmlstream/stanza"
+)
+
+// Namespaces of server-to-server streams (RFC 6120, XEP-0220).
+const (
+	nsServer    = "jabber:server"
+	nsDialback  = "jabber:server:dialback"
+	nsDBFeature = "urn:xmpp:features:dialback"
+	// s2sHeaderNS is what writeHeaderFrom puts inside xmlns='...': the stream namespace,
+	// then the dialback prefix declaration every s2s header carries.
+	s2sHeaderNS = nsServer + "' xmlns:db='" + nsDialback
+)
+
+// S2S configures federation (server-to-server, RFC 6120 and XEP-0220 dialback).
+type S2S struct {
+	// Hosts maps a remote domain to the address ("host:port") to dial for it, instead of
+	// DNS. A domain not listed is unreachable in this first slice (SRV lookup is next).
+	Hosts map[string]string
+	// Secret keys the dialback keys this server hands out (XEP-0220 §2.4); random per
+	// process when empty, which is enough: a key is verified while its stream is set up.
+	Secret []byte
+	// SetupTimeout bounds dialing, STARTTLS and dialback of one outbound stream; stanzas
+	// queued meanwhile then bounce with remote-server-timeout. Default s2sSetupTimeout.
+	SetupTimeout time.Duration
+}
+
+// dialbackKey is XEP-0220 §2.4's recommended key: HMAC-SHA256 keyed with SHA-256 of the
+// secret over "receiving originating streamID", in hex.
+func dialbackKey(secret []byte, receiving, originating, id string) string {
+	k := sha256.Sum256(secret)
+	m := hmac.New(sha256.New, k[:])
+	m.Write([]byte(receiving + " " + originating + " " + id))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// s2sIn is the inbound server-to-server stream kind: a peer server opens a jabber:server
+// stream to one of our domains, must STARTTLS, then claims its domain with a dialback
+// <db:result/>, which this server checks with the peer's authoritative server over a new
+// outbound stream (s2sOut.verify). From then on the stream carries stanzas from that domain
+// to our local domains and services; each one's 'from' and 'to' are checked. It also
+// answers <db:verify/> for keys this server handed out (we are then the authoritative
+// server). Streams are one-way: our stanzas to the peer go over our own outbound stream.
+// One authenticated domain per stream in this slice (no multiplexing).
+type s2sIn struct{ srv *Server }
+
+func (*s2sIn) name() string                   { return "s2s" }
+func (*s2sIn) ns() string                     { return nsServer }
+func (*s2sIn) scanKind() xmlstream.StreamKind { return xmlstream.KindServer }
+
+func (k *s2sIn) header(c *conn, h *xmlstream.Stanza) {
+	cfg := c.srv().config()
+	to, _ := h.Attr("to")
+	d, err := jid.PrepareDomain(string(xmlstream.AppendUnescaped(nil, to)))
+	found := false
+	if err == nil {
+		for i, x := range cfg.Domains {
+			if x == d {
+				c.domain, found = uint16(i), true
+			}
+		}
+	}
+	if !found {
+		c.writeHeader(h, s2sHeaderNS)
+		c.fail(stanza.HostUnknown, "")
+		return
+	}
+	id := c.writeHeaderFrom(h, s2sHeaderNS, d)
+	if v, ok := h.Attr("version"); !ok || len(v) < 2 || v[0] != '1' || v[1] != '.' {
+		c.fail(stanza.UnsupportedVersion, "version='1.0' is required")
+		return
+	}
+	if c.state.Load() != stEstablished {
+		c.auth = &authState{streamID: id}
+		c.state.Store(stNegotiating)
+	}
+	var b xmlstream.Builder
+	b.Start("stream:features")
+	if !c.has(fTLS) && cfg.TLS != nil {
+		b.Start("starttls").Attr("xmlns", ns.TLS).Start("required").End().End()
+	} else {
+		b.Start("dialback").Attr("xmlns", nsDBFeature).Start("errors").End().End()
+	}
+	b.End()
+	c.write(b.B)
+}
+
+func (k *s2sIn) element(c *conn, st *xmlstream.Stanza) bool {
+	if string(st.NS) == nsDialback {
+		k.dialback(c, st)
+		return false
+	}
+	if c.state.Load() == stEstablished {
+		k.established(c, st)
+		return false
+	}
+	if string(st.Name) == "starttls" && string(st.NS) == ns.TLS {
+		return c.onStartTLS()
+	}
+	c.fail(stanza.NotAuthorized, "")
+	return false
+}
+
+// dialback handles <db:result/> (the peer claims a domain) and <db:verify/> (the peer
+// asks whether a key we handed out is ours).
+func (k *s2sIn) dialback(c *conn, st *xmlstream.Stanza) {
+	s := c.srv()
+	if !c.has(fTLS) && s.config().TLS != nil {
+		c.fail(stanza.NotAuthorized, "STARTTLS is required")
+		return
+	}
+	from := attrDomain(st, "from")
+	to := attrDomain(st, "to")
+	if from == "" || to == "" {
+		c.fail(stanza.ImproperAddressing, "")
+		return
+	}
+	if !s.isLocal(to) && !s.rt.IsService(to) {
+		c.fail(stanza.HostUnknown, "")
+		return
+	}
+	key := strings.TrimSpace(string(st.Elem().AppendText(nil)))
+	switch string(st.Name) {
+	case "verify":
+		id, _ := st.Attr("id")
+		want := dialbackKey(s.s2s.secret, from, to, string(xmlstream.AppendUnescaped(nil, id)))
+		typ := "invalid"
+		if subtle.ConstantTimeCompare([]byte(key), []byte(want)) == 1 {
+			typ = "valid"
+		}
+		var b xmlstream.Builder
+		b.Start("db:verify").Attr("from", to).Attr("to", from).AttrBytes("id", xmlstream.AppendUnescaped(nil, id)).
+			Attr("type", typ).End()
+		c.write(b.B)
+	case "result":
+		if c.state.Load() == stEstablished || c.auth == nil {
+			// One domain per stream in this slice: a second claim is refused, not fatal.
+			k.resultAnswer(c, to, from, "invalid")
+			return
+		}
+		if s.isLocal(from) || s.rt.IsService(from) {
+			c.fail(stanza.InvalidFrom, "")
+			return
+		}
+		id := c.auth.streamID
+		c.set(fPaused) // hold what follows until the authoritative server has answered
+		go func() {
+			ok := s.s2s.verify(to, from, id, key)
+			c.gc.Wake(func(_ gnet.Conn, err error) error {
+				if err != nil || c.closing.Load() {
+					return nil
+				}
+				defer c.recoverPanic()
+				if !ok {
+					s.authFail.Add(1)
+					s.log.Info().Str("peer", from).Str("remote", c.ip()).Msg("s2s dialback failed")
+					k.resultAnswer(c, to, from, "invalid")
+					c.fail(stanza.NotAuthorized, "")
+					return nil
+				}
+				c.bare, _ = jid.New("", from, "")
+				c.auth = nil
+				c.set(fAuthed)
+				c.authenticated()
+				c.state.Store(stEstablished)
+				s.authOK.Add(1)
+				s.log.Info().Str("peer", from).Str("remote", c.ip()).Msg("s2s inbound stream authenticated")
+				k.resultAnswer(c, to, from, "valid")
+				c.resume()
+				return nil
+			})
+		}()
+	default:
+		c.fail(stanza.UnsupportedStanzaType, "")
+	}
+}
+
+func (k *s2sIn) resultAnswer(c *conn, from, to, typ string) {
+	var b xmlstream.Builder
+	b.Start("db:result").Attr("from", from).Attr("to", to).Attr("type", typ).End()
+	c.write(b.B)
+}
+
+// established checks and routes one stanza from the authenticated peer: 'from' must be in
+// the domain it proved, 'to' must be ours (RFC 6120 §13.11: else a stream error).
+func (k *s2sIn) established(c *conn, st *xmlstream.Stanza) {
+	if st.Kind() == xmlstream.KindOther {
+		c.fail(stanza.UnsupportedStanzaType, "")
+		return
+	}
+	fromAttr, ok1 := st.Attr("from")
+	toAttr, ok2 := st.Attr("to")
+	if !ok1 || !ok2 {
+		c.fail(stanza.ImproperAddressing, "")
+		return
+	}
+	from, err := jid.ParseBytes(xmlstream.AppendUnescaped(nil, fromAttr))
+	if err != nil || from.Domain() != c.bare.Domain() {
+		c.fail(stanza.InvalidFrom, "")
+		return
+	}
+	to, err := jid.ParseBytes(xmlstream.AppendUnescaped(nil, toAttr))
+	s := c.srv()
+	if err != nil || (!s.isLocal(to.Domain()) && !s.rt.IsService(to.Domain())) {
+		c.fail(stanza.HostUnknown, "")
+		return
+	}
+	raw := st.Raw
+	if strings.Contains(string(raw), nsServer) {
+		raw = rewriteXMLNS(raw, nsServer, ns.Client)
+	}
+	if !s.rt.SubmitFrom(from, raw) {
+		c.fail(stanza.PolicyViolation, "too many stanzas")
+	}
+}
+
+func (k *s2sIn) closed(c *conn) {
+	if c.has(fAuthed) {
+		k.srv.log.Info().Str("peer", c.bare.Domain()).Msg("s2s inbound stream closed")
+	}
+}
+
+// attrDomain is the prepared domain in attribute name of st, or "".
+func attrDomain(st *xmlstream.Stanza, name string) string {
+	v, ok := st.Attr(name)
+	if !ok {
+		return ""
+	}
+	d, err := jid.PrepareDomain(string(xmlstream.AppendUnescaped(nil, v)))
+	if err != nil {
+		return ""
+	}
+	return d
+}

@@ -1,0 +1,442 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"errors"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/vireo-im/vireo/router"
+	"github.com/vireo-im/vireo/xmlstream"
+	"github.com/vireo-im/vireo/xmlstream/jid"
+	"github.com/vireo-im/vireo/xmlstream/ns"
+	"github.com/vireo-im/vireo/xmlstream/stanza"
+)
+
+// Outbound federation tunables.
+const (
+	// s2sQueueMax bounds the stanzas held for one remote domain while its stream is set up
+	// (or while its writer is behind); past it Route refuses with resource-constraint.
+	s2sQueueMax = 1024
+	// s2sSetupTimeout is the default S2S.SetupTimeout: a peer slower than this to dial,
+	// STARTTLS and dialback is unreachable for the stanzas queued meanwhile.
+	s2sSetupTimeout = 15 * time.Second
+	// s2sWriteTimeout bounds one write on an established outbound stream.
+	s2sWriteTimeout = 30 * time.Second
+	// s2sReadBuf is the outbound goroutine's read buffer (negotiation and a peer's rare
+	// stream-level answers only: stanzas from the peer come on its own stream).
+	s2sReadBuf = 4 << 10
+)
+
+// s2sOut is the router's Remote: one outbound stream per (local domain, remote domain),
+// dialed on first use. The outbound side does not run on the gnet loops in this slice:
+// each stream has a writer goroutine and a reader goroutine over a blocking net.Conn and
+// crypto/tls, with the xmlstream tokenizer for what the peer sends. Stanzas are queued
+// (bounded) while the stream is set up; when setup fails, every queued stanza is bounced
+// through the router with remote-server-not-found (or remote-server-timeout).
+type s2sOut struct {
+	srv    *Server
+	secret []byte
+	ctx    context.Context
+	cancel context.CancelFunc
+	mu     struct {
+		sync.Mutex
+		peers map[[2]string]*outPeer
+	}
+}
+
+func newS2SOut(s *Server, cfg S2S) *s2sOut {
+	o := &s2sOut{srv: s, secret: cfg.Secret}
+	if len(o.secret) == 0 {
+		o.secret = make([]byte, 32)
+		rand.Read(o.secret)
+	}
+	o.ctx, o.cancel = context.WithCancel(context.Background())
+	o.mu.peers = map[[2]string]*outPeer{}
+	return o
+}
+
+var _ router.Remote = (*s2sOut)(nil)
+
+// addr is where remote is dialed: the static host table only, for now.
+func (o *s2sOut) addr(remote string) (string, bool) {
+	a, ok := o.srv.config().S2S.Hosts[remote]
+	return a, ok
+}
+
+// Route implements router.Remote. It never blocks: the stanza is copied into the peer's
+// queue.
+func (o *s2sOut) Route(from, to jid.JID, raw []byte) error {
+	local, remote := from.Domain(), to.Domain()
+	if !o.srv.isLocal(local) && !o.srv.rt.IsService(local) {
+		return stanza.New(stanza.RemoteServerNotFound) // we cannot vouch for that sender
+	}
+	if _, ok := o.addr(remote); !ok || o.ctx.Err() != nil {
+		return stanza.New(stanza.RemoteServerNotFound)
+	}
+	var b []byte
+	if bytes.Contains(raw, []byte(ns.Client)) {
+		// A stanza that names jabber:client itself (some clients and libraries write it
+		// out) must be in jabber:server on the wire between servers.
+		b = rewriteXMLNS(raw, ns.Client, nsServer)
+	} else {
+		b = append([]byte(nil), raw...)
+	}
+	key := [2]string{local, remote}
+	o.mu.Lock()
+	p := o.mu.peers[key]
+	if p == nil {
+		p = &outPeer{o: o, local: local, remote: remote, q: make(chan []byte, s2sQueueMax), done: make(chan struct{})}
+		o.mu.peers[key] = p
+		go p.run()
+	}
+	o.mu.Unlock()
+	if !p.enqueue(b) {
+		e := stanza.New(stanza.ResourceConstraintCond)
+		return e
+	}
+	return nil
+}
+
+// close ends every outbound stream (server shutdown).
+func (o *s2sOut) close() {
+	o.cancel()
+	o.mu.Lock()
+	for _, p := range o.mu.peers {
+		p.stop()
+	}
+	o.mu.Unlock()
+}
+
+// verify asks the authoritative server of originating, over a new stream, whether key is
+// the key it handed out for the stream id it opened to receiving (XEP-0220 §2.3).
+func (o *s2sOut) verify(receiving, originating, id, key string) bool {
+	ps, _, err := o.open(receiving, originating)
+	if err != nil {
+		o.srv.log.Info().Err(err).Str("peer", originating).Msg("s2s dialback verify: cannot reach the authoritative server")
+		return false
+	}
+	defer ps.nc.Close()
+	var b xmlstream.Builder
+	b.Start("db:verify").Attr("from", receiving).Attr("to", originating).Attr("id", id).Text(key).End()
+	if _, err := ps.nc.Write(b.B); err != nil {
+		return false
+	}
+	for {
+		ev, err := ps.next()
+		if err != nil || ev.Kind != xmlstream.EventElement {
+			return false
+		}
+		st := ev.Stanza
+		if string(st.NS) != nsDialback || string(st.Name) != "verify" {
+			continue
+		}
+		got, _ := st.Attr("id")
+		if string(xmlstream.AppendUnescaped(nil, got)) != id {
+			continue
+		}
+		typ, _ := st.Attr("type")
+		ps.nc.Write([]byte("</stream:stream>"))
+		return string(typ) == "valid"
+	}
+}
+
+var (
+	errS2SNoTLS    = errors.New("s2s: the peer does not offer STARTTLS")
+	errS2SProtocol = errors.New("s2s: unexpected answer from the peer")
+	errS2SRefused  = errors.New("s2s: the peer refused our dialback key")
+)
+
+// open dials remote and negotiates a stream from local up to the features after STARTTLS;
+// it returns the stream and its id. The whole setup has one deadline, cleared at the end.
+func (o *s2sOut) open(local, remote string) (*peerStream, string, error) {
+	addr, ok := o.addr(remote)
+	if !ok {
+		return nil, "", errors.New("s2s: no address for " + remote)
+	}
+	wait := o.srv.config().S2S.SetupTimeout
+	d := net.Dialer{Timeout: wait}
+	nc, err := d.DialContext(o.ctx, "tcp", addr)
+	if err != nil {
+		return nil, "", err
+	}
+	nc.SetDeadline(time.Now().Add(wait))
+	ps := newPeerStream(nc, &o.srv.config().Limits)
+	id, feat, err := ps.header(local, remote)
+	if err != nil {
+		ps.close()
+		return nil, "", err
+	}
+	if !bytes.Contains(feat, []byte(ns.TLS)) {
+		ps.close()
+		return nil, "", errS2SNoTLS
+	}
+	if _, err = nc.Write([]byte("<starttls xmlns='" + ns.TLS + "'/>")); err != nil {
+		ps.close()
+		return nil, "", err
+	}
+	ev, err := ps.next()
+	if err != nil || ev.Kind != xmlstream.EventElement || string(ev.Stanza.Name) != "proceed" {
+		ps.close()
+		if err == nil {
+			err = errS2SProtocol
+		}
+		return nil, "", err
+	}
+	// This slice accepts any certificate: the peer proves its domain with dialback, which
+	// is what XEP-0220 allows without PKIX. Certificate validation is the next step.
+	tc := tls.Client(nc, &tls.Config{ServerName: remote, InsecureSkipVerify: true, MinVersion: tls.VersionTLS12})
+	if err := tc.Handshake(); err != nil {
+		ps.close()
+		return nil, "", err
+	}
+	ps.nc = tc
+	ps.reset()
+	if id, _, err = ps.header(local, remote); err != nil {
+		ps.close()
+		return nil, "", err
+	}
+	tc.SetDeadline(time.Time{})
+	return ps, id, nil
+}
+
+// outPeer is one outbound stream and its queue. Route (any goroutine) enqueues; run (its
+// own goroutine) dials, authenticates and writes.
+type outPeer struct {
+	o             *s2sOut
+	local, remote string
+	q             chan []byte
+	done          chan struct{} // closed by stop
+	mu            struct {
+		sync.Mutex
+		dead    bool // no more enqueues: run is bouncing what is left
+		stopped bool
+	}
+}
+
+func (p *outPeer) enqueue(b []byte) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.mu.dead {
+		// The stream just failed; the failure path owns the queue. Bounce this one too.
+		go p.o.srv.rt.Bounce(b, stanza.New(stanza.RemoteServerNotFound))
+		return true
+	}
+	select {
+	case p.q <- b:
+		return true
+	default:
+		return false
+	}
+}
+
+func (p *outPeer) stop() {
+	p.mu.Lock()
+	if !p.mu.stopped {
+		p.mu.stopped = true
+		close(p.done)
+	}
+	p.mu.Unlock()
+}
+
+func (p *outPeer) run() {
+	log := p.o.srv.log
+	ps, err := p.connect()
+	if err != nil {
+		log.Info().Err(err).Str("peer", p.remote).Msg("s2s outbound stream failed")
+		cond := stanza.RemoteServerNotFound
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			cond = stanza.RemoteServerTimeout
+		}
+		p.fail(cond, nil)
+		return
+	}
+	log.Info().Str("peer", p.remote).Str("local", p.local).Msg("s2s outbound stream authenticated")
+	gone := make(chan struct{})
+	go func() { // the peer sends nothing we need after dialback; read to notice the end
+		defer close(gone)
+		for {
+			ev, err := ps.next()
+			if err != nil || ev.Kind == xmlstream.EventStreamEnd {
+				return
+			}
+		}
+	}()
+	for {
+		select {
+		case b := <-p.q:
+			ps.nc.SetWriteDeadline(time.Now().Add(s2sWriteTimeout))
+			if _, err := ps.nc.Write(b); err != nil {
+				log.Info().Err(err).Str("peer", p.remote).Msg("s2s outbound write failed")
+				ps.close()
+				p.fail(stanza.RemoteServerTimeout, b)
+				return
+			}
+		case <-gone:
+			ps.close()
+			p.fail(stanza.RemoteServerNotFound, nil)
+			return
+		case <-p.done:
+			ps.nc.SetWriteDeadline(time.Now().Add(time.Second))
+			ps.nc.Write([]byte("</stream:stream>"))
+			ps.close()
+			p.fail(stanza.RemoteServerNotFound, nil)
+			return
+		}
+	}
+}
+
+// connect opens the stream and runs dialback for p.local.
+func (p *outPeer) connect() (*peerStream, error) {
+	ps, id, err := p.o.open(p.local, p.remote)
+	if err != nil {
+		return nil, err
+	}
+	ps.nc.SetDeadline(time.Now().Add(p.o.srv.config().S2S.SetupTimeout))
+	var b xmlstream.Builder
+	b.Start("db:result").Attr("from", p.local).Attr("to", p.remote).
+		Text(dialbackKey(p.o.secret, p.remote, p.local, id)).End()
+	if _, err := ps.nc.Write(b.B); err != nil {
+		ps.close()
+		return nil, err
+	}
+	for {
+		ev, err := ps.next()
+		if err == nil && ev.Kind != xmlstream.EventElement {
+			err = errS2SProtocol
+		}
+		if err != nil {
+			ps.close()
+			return nil, err
+		}
+		st := ev.Stanza
+		if string(st.NS) != nsDialback || string(st.Name) != "result" {
+			continue
+		}
+		if typ, _ := st.Attr("type"); string(typ) != "valid" {
+			ps.close()
+			return nil, errS2SRefused
+		}
+		ps.nc.SetDeadline(time.Time{})
+		return ps, nil
+	}
+}
+
+// fail retires p: later Routes make a new peer, and every stanza queued (and first, if not
+// nil) is bounced to its sender with cond.
+func (p *outPeer) fail(cond stanza.Condition, first []byte) {
+	o := p.o
+	o.mu.Lock()
+	if o.mu.peers[[2]string{p.local, p.remote}] == p {
+		delete(o.mu.peers, [2]string{p.local, p.remote})
+	}
+	o.mu.Unlock()
+	p.mu.Lock()
+	p.mu.dead = true
+	p.mu.Unlock()
+	rt := o.srv.rt
+	if first != nil {
+		rt.Bounce(first, stanza.New(cond))
+	}
+	for {
+		select {
+		case b := <-p.q:
+			rt.Bounce(b, stanza.New(cond))
+		default:
+			return
+		}
+	}
+}
+
+// peerStream is the blocking side of an outbound stream: a net.Conn read with the
+// xmlstream tokenizer. Not safe for concurrent use, except that one goroutine may write
+// nc while another reads.
+type peerStream struct {
+	nc   net.Conn
+	lim  *xmlstream.Limits
+	st   xmlstream.State
+	sc   *xmlstream.Scanner
+	buf  []byte
+	pend []byte
+}
+
+func newPeerStream(nc net.Conn, lim *xmlstream.Limits) *peerStream {
+	ps := &peerStream{nc: nc, lim: lim, sc: xmlstream.NewScanner(), buf: make([]byte, s2sReadBuf)}
+	ps.st.Reset(xmlstream.KindServer, lim)
+	return ps
+}
+
+func (ps *peerStream) reset() {
+	ps.st.Reset(xmlstream.KindServer, ps.lim)
+	ps.pend = nil
+}
+
+func (ps *peerStream) close() {
+	ps.nc.Close()
+}
+
+// next returns the next event; its Stanza is valid until the next call.
+func (ps *peerStream) next() (xmlstream.Event, error) {
+	for {
+		if len(ps.pend) > 0 {
+			ev, n, err := ps.sc.Next(&ps.st, ps.pend)
+			ps.pend = ps.pend[n:]
+			if err != nil {
+				return ev, err
+			}
+			if ev.Kind != xmlstream.EventNone {
+				return ev, nil
+			}
+			ps.pend = nil
+		}
+		n, err := ps.nc.Read(ps.buf)
+		if n == 0 && err != nil {
+			return xmlstream.Event{}, err
+		}
+		ps.pend = ps.buf[:n]
+	}
+}
+
+// header sends our stream header and reads the peer's header and features; it returns the
+// stream id and the raw features.
+func (ps *peerStream) header(local, remote string) (string, []byte, error) {
+	var b xmlstream.Builder
+	b.B = append(b.B, "<?xml version='1.0'?><stream:stream xmlns='"+nsServer+
+		"' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='"+nsDialback+"' from='"...)
+	b.B = xmlstream.AppendEscapedString(b.B, local)
+	b.B = append(b.B, "' to='"...)
+	b.B = xmlstream.AppendEscapedString(b.B, remote)
+	b.B = append(b.B, "' version='1.0'>"...)
+	if _, err := ps.nc.Write(b.B); err != nil {
+		return "", nil, err
+	}
+	ev, err := ps.next()
+	if err != nil {
+		return "", nil, err
+	}
+	if ev.Kind != xmlstream.EventStreamStart {
+		return "", nil, errS2SProtocol
+	}
+	v, _ := ev.Stanza.Attr("id")
+	id := string(xmlstream.AppendUnescaped(nil, v))
+	if ev, err = ps.next(); err != nil {
+		return "", nil, err
+	}
+	if ev.Kind != xmlstream.EventElement || string(ev.Stanza.Name) != "features" {
+		return "", nil, errS2SProtocol
+	}
+	return id, append([]byte(nil), ev.Stanza.Raw...), nil
+}
+
+// SetS2SHosts replaces the federation host table (domain -> "host:port"); streams already
+// open keep their peer. Tests use it to point two servers on free ports at each other.
+func (s *Server) SetS2SHosts(hosts map[string]string) {
+	c := *s.config()
+	c.S2S.Hosts = hosts
+	s.cfg.Store(&c)
+}

@@ -1,0 +1,210 @@
+package engine_test
+
+import (
+	"crypto/tls"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vireo-im/vireo/engine"
+	"github.com/vireo-im/vireo/engine/vireotest"
+)
+
+// federated starts a.localhost and b.localhost with s2s listeners pointed at each other,
+// alice on a and bob on b.
+func federated(t *testing.T) (a, b *vireotest.Server) {
+	t.Helper()
+	a = vireotest.Start(t, vireotest.Options{Domain: "a.localhost", AllowPlain: true, S2S: true, S2SSecret: []byte("secret-a")})
+	b = vireotest.Start(t, vireotest.Options{Domain: "b.localhost", AllowPlain: true, S2S: true})
+	vireotest.Federate(a, b)
+	a.AddUser(t, "alice", "secret")
+	b.AddUser(t, "bob", "secret")
+	return a, b
+}
+
+func TestS2SChatBothWays(t *testing.T) {
+	a, b := federated(t)
+	alice := a.LoginPlain(t, "alice", "secret", "phone")
+	alice.Send("<presence/>")
+	bob := b.LoginPlain(t, "bob", "secret", "pc")
+	bob.Send("<presence/>")
+
+	// The first stanza starts the outbound stream; those sent meanwhile wait in its queue
+	// and arrive in order.
+	alice.Send("<message to='bob@b.localhost' id='m1' type='chat'><body>hello bob</body></message>")
+	for _, m := range []string{"q-one", "q-two", "q-three"} {
+		alice.Send("<message xmlns='jabber:client' to='bob@b.localhost/pc' type='chat'><body>" + m + "</body></message>")
+	}
+	got := bob.Expect("hello bob")
+	got += bob.Expect("</message>")
+	if !strings.Contains(got, "from='alice@a.localhost/phone'") {
+		t.Fatalf("bob got %q", got)
+	}
+	got = bob.Expect("q-three")
+	if i, j := strings.Index(got, "q-one"), strings.Index(got, "q-two"); i < 0 || j < i || strings.Contains(got, "jabber:server") {
+		t.Fatalf("queued during setup: %q", got)
+	}
+	bob.Send("<message to='alice@a.localhost/phone' id='m2' type='chat'><body>hi alice</body></message>")
+	got = alice.Expect("hi alice")
+	got += alice.Expect("</message>")
+	if !strings.Contains(got, "from='bob@b.localhost/pc'") || strings.Contains(got, "jabber:server") {
+		t.Fatalf("alice got %q", got)
+	}
+	// Several in a row over the established streams, in order.
+	for _, m := range []string{"one", "two", "three"} {
+		alice.Send("<message to='bob@b.localhost/pc' type='chat'><body>" + m + "</body></message>")
+	}
+	got = bob.Expect("three")
+	if i, j := strings.Index(got, "one"), strings.Index(got, "two"); i < 0 || j < i {
+		t.Fatalf("order: %q", got)
+	}
+}
+
+func TestS2SIQ(t *testing.T) {
+	a, _ := federated(t)
+	alice := a.LoginPlain(t, "alice", "secret", "phone")
+	alice.Send("<iq type='get' id='d1' to='b.localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+	got := alice.Expect("</iq>")
+	if !strings.Contains(got, "type='result'") || !strings.Contains(got, "id='d1'") || !strings.Contains(got, "from='b.localhost'") {
+		t.Fatalf("disco#info across: %q", got)
+	}
+	// An IQ for a user b does not have comes back as an error, across both streams.
+	alice.Send("<iq type='get' id='d2' to='nobody@b.localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+	if got = alice.Expect("</iq>"); !strings.Contains(got, "type='error'") || !strings.Contains(got, "id='d2'") {
+		t.Fatalf("iq to a missing remote user: %q", got)
+	}
+}
+
+func TestS2SBounce(t *testing.T) {
+	a, b := federated(t)
+	alice := a.LoginPlain(t, "alice", "secret", "phone")
+	// A domain nobody serves: remote-server-not-found at once.
+	alice.Send("<message to='carol@c.localhost' id='u1' type='chat'><body>anyone?</body></message>")
+	got := alice.Expect("</message>")
+	if !strings.Contains(got, "type='error'") || !strings.Contains(got, "remote-server-not-found") || !strings.Contains(got, "id='u1'") {
+		t.Fatalf("unknown domain: %q", got)
+	}
+	// A listed domain whose server is down: the queued stanza bounces when the dial fails.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close()
+	a.Engine.SetS2SHosts(map[string]string{"b.localhost": b.S2SAddr(), "down.localhost": dead})
+	alice.Send("<message to='dave@down.localhost' id='u2' type='chat'><body>hello?</body></message>")
+	got = alice.Expect("</message>")
+	if !strings.Contains(got, "type='error'") || !strings.Contains(got, "remote-server-not-found") || !strings.Contains(got, "id='u2'") {
+		t.Fatalf("server down: %q", got)
+	}
+}
+
+// s2sLogin opens a raw s2s stream to b claiming a.localhost, with a key made from a's
+// secret, so that b's check with a succeeds.
+func s2sLogin(t *testing.T, b *vireotest.Server) *vireotest.RawConn {
+	t.Helper()
+	hdr := "<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' from='a.localhost' to='b.localhost' version='1.0'>"
+	r := vireotest.DialAddr(t, b.S2SAddr())
+	r.Send(hdr)
+	r.Expect("</stream:features>")
+	r.Send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+	r.Expect("<proceed")
+	r.StartTLS(&tls.Config{InsecureSkipVerify: true})
+	r.Send(hdr)
+	h := r.Expect("</stream:features>")
+	m := streamIDRe.FindStringSubmatch(h)
+	if m == nil {
+		t.Fatalf("no stream id in %q", h)
+	}
+	r.Send("<db:result from='a.localhost' to='b.localhost'>" + engine.DialbackKey([]byte("secret-a"), "b.localhost", "a.localhost", m[1]) + "</db:result>")
+	if got := r.Expect("/>"); !strings.Contains(got, "type='valid'") {
+		t.Fatalf("dialback: %q", got)
+	}
+	return r
+}
+
+func TestS2SInboundChecks(t *testing.T) {
+	_, b := federated(t)
+	bob := b.LoginPlain(t, "bob", "secret", "pc")
+	bob.Send("<presence/>")
+
+	r := s2sLogin(t, b)
+	r.Send("<message from='alice@a.localhost/x' to='bob@b.localhost/pc' type='chat'><body>raw ok</body></message>")
+	bob.Expect("raw ok")
+	r.Send("<message from='mallory@evil.localhost' to='bob@b.localhost' type='chat'><body>forged</body></message>")
+	if got := r.ExpectClosed(); !strings.Contains(got, "<invalid-from") {
+		t.Fatalf("forged from: %q", got)
+	}
+	bob.Never("forged")
+
+	r = s2sLogin(t, b)
+	r.Send("<message from='alice@a.localhost' to='someone@elsewhere.localhost' type='chat'><body>relay</body></message>")
+	if got := r.ExpectClosed(); !strings.Contains(got, "<host-unknown") {
+		t.Fatalf("non-local to: %q", got)
+	}
+
+	// A wrong key is refused.
+	r = vireotest.DialAddr(t, b.S2SAddr())
+	hdr := "<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' from='a.localhost' to='b.localhost' version='1.0'>"
+	r.Send(hdr)
+	r.Expect("</stream:features>")
+	r.Send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+	r.Expect("<proceed")
+	r.StartTLS(&tls.Config{InsecureSkipVerify: true})
+	r.Send(hdr)
+	r.Expect("</stream:features>")
+	r.Send("<db:result from='a.localhost' to='b.localhost'>0123456789abcdef</db:result>")
+	if got := r.ExpectClosed(); !strings.Contains(got, "type='invalid'") {
+		t.Fatalf("bad key: %q", got)
+	}
+	// Stanzas before dialback are refused.
+	r = vireotest.DialAddr(t, b.S2SAddr())
+	r.Send(hdr)
+	r.Expect("</stream:features>")
+	r.Send("<message from='alice@a.localhost' to='bob@b.localhost'><body>early</body></message>")
+	if got := r.ExpectClosed(); !strings.Contains(got, "<not-authorized") {
+		t.Fatalf("before dialback: %q", got)
+	}
+}
+
+func TestS2SRewriteNS(t *testing.T) {
+	in := `<message xmlns='jabber:client' to='b@b.localhost'><body>xmlns='jabber:client'</body></message>`
+	want := `<message xmlns='jabber:server' to='b@b.localhost'><body>xmlns='jabber:client'</body></message>`
+	out := engine.RewriteXMLNS([]byte(in), "jabber:client", "jabber:server")
+	if string(out) != want {
+		t.Fatalf("to s2s: %s", out)
+	}
+	if back := engine.RewriteXMLNS(out, "jabber:server", "jabber:client"); string(back) != in {
+		t.Fatalf("back: %s", back)
+	}
+}
+
+// TestS2STimeout: a peer that accepts the connection and never answers; the queued stanza
+// bounces with remote-server-timeout once the setup deadline passes.
+func TestS2STimeout(t *testing.T) {
+	a := vireotest.Start(t, vireotest.Options{Domain: "a.localhost", AllowPlain: true, S2S: true,
+		S2SSetupTimeout: 300 * time.Millisecond})
+	a.AddUser(t, "alice", "secret")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+		}
+	}()
+	a.Engine.SetS2SHosts(map[string]string{"mute.localhost": ln.Addr().String()})
+	alice := a.LoginPlain(t, "alice", "secret", "phone")
+	alice.Send("<message to='x@mute.localhost' id='t1' type='chat'><body>hello?</body></message>")
+	got := alice.Expect("</message>")
+	if !strings.Contains(got, "type='error'") || !strings.Contains(got, "remote-server-timeout") || !strings.Contains(got, "id='t1'") {
+		t.Fatalf("mute server: %q", got)
+	}
+}
