@@ -91,7 +91,17 @@ func TestDiskFull(t *testing.T) {
 	a.Send("<message to='bob@example.org' type='chat' id='m2'><body>again</body></message>")
 	a.Send("<iq type='set' id='r2'><query xmlns='jabber:iq:roster'><item jid='dave@example.org'/></query></iq>")
 	a.C.Wait(t, "id='r2'", "type='result'")
-	if n, err := st.Offline().Count("bob@example.org"); n != 1 || err != nil {
-		t.Errorf("bob's offline messages after space came back: %d %v, want 1", n, err)
+	// The message is stored in bob's shard, the roster in alice's: the roster answer says
+	// nothing about when bob's store write finishes, so wait for it.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		n, err := st.Offline().Count("bob@example.org")
+		if n == 1 && err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("bob's offline messages after space came back: %d %v, want 1", n, err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
