@@ -2,11 +2,10 @@
 plugin and its multi-stage API (start_command, then complete_command with the filled
 form). Used by TestIntegrationSlixmppAdhoc; exits non-zero on failure."""
 import asyncio
-import logging
-import ssl
-import sys
 
 import slixmpp
+
+import slixrun
 
 ADMIN = "http://jabber.org/protocol/admin"
 
@@ -15,9 +14,7 @@ class Client(slixmpp.ClientXMPP):
     def __init__(self, jid, password, cafile):
         super().__init__(jid, password)
         self.ok = False
-        ctx = ssl.create_default_context(cafile=cafile)
-        ctx.check_hostname = True
-        self.ssl_context = ctx
+        slixrun.trust(self, cafile)
         for p in ("xep_0004", "xep_0030", "xep_0050"):
             self.register_plugin(p)
         self.add_event_handler("session_start", self.start)
@@ -63,16 +60,7 @@ class Client(slixmpp.ClientXMPP):
 
 
 def main():
-    jid, password, host, port, cafile = sys.argv[1:6]
-    logging.basicConfig(level=getattr(logging, __import__("os").environ.get("SLIX_LOG", "ERROR")))
-    c = Client(jid, password, cafile)
-    c.connect(address=(host, int(port)), force_starttls=True)
-    loop = asyncio.get_event_loop()
-    try:
-        loop.run_until_complete(asyncio.wait_for(c.disconnected, 30))
-    except asyncio.TimeoutError:
-        print("TIMEOUT", flush=True)
-    sys.exit(0 if c.ok else 1)
+    slixrun.run(lambda jid, password, cafile, _: Client(jid, password, cafile), 30)
 
 
 if __name__ == "__main__":

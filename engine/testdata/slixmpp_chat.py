@@ -2,12 +2,10 @@
 TestBrowserConverse; prints READY when online, GOT <from> <body> for what it receives, and
 exits 0 once it has answered."""
 import asyncio
-import logging
-import os
-import ssl
-import sys
 
 import slixmpp
+
+import slixrun
 
 
 class Client(slixmpp.ClientXMPP):
@@ -15,9 +13,7 @@ class Client(slixmpp.ClientXMPP):
         super().__init__(jid, password)
         self.peer = peer
         self.ok = False
-        ctx = ssl.create_default_context(cafile=cafile)
-        ctx.check_hostname = True
-        self.ssl_context = ctx
+        slixrun.trust(self, cafile)
         self.add_event_handler("session_start", self.start)
         self.add_event_handler("failed_all_auth", self.failed)
         self.add_event_handler("message", self.message)
@@ -43,16 +39,7 @@ class Client(slixmpp.ClientXMPP):
 
 
 def main():
-    jid, password, host, port, cafile, peer = sys.argv[1:7]
-    logging.basicConfig(level=getattr(logging, os.environ.get("SLIX_LOG", "ERROR")))
-    c = Client(jid, password, cafile, peer)
-    c.connect(address=(host, int(port)), force_starttls=True)
-    loop = asyncio.get_event_loop()
-    try:
-        loop.run_until_complete(asyncio.wait_for(c.disconnected, 90))
-    except asyncio.TimeoutError:
-        print("TIMEOUT", flush=True)
-    sys.exit(0 if c.ok else 1)
+    slixrun.run(lambda jid, password, cafile, extra: Client(jid, password, cafile, extra[0]), 90)
 
 
 if __name__ == "__main__":

@@ -1,19 +1,17 @@
 """Log in with slixmpp, take XEP-0352 from the stream features, go inactive and print every
 presence and message as it arrives (one line each), until a message with a body comes.
 Used by TestIntegrationSlixmppCSI; exits non-zero on failure."""
-import asyncio
-import ssl
-import sys
 
 import slixmpp
+
+import slixrun
 
 
 class Client(slixmpp.ClientXMPP):
     def __init__(self, jid, password, cafile):
         super().__init__(jid, password)
         self.ok = False
-        ctx = ssl.create_default_context(cafile=cafile)
-        self.ssl_context = ctx
+        slixrun.trust(self, cafile)
         self.register_plugin("xep_0352")
         self.register_plugin("xep_0199")
         self.register_plugin("xep_0085")
@@ -49,15 +47,7 @@ class Client(slixmpp.ClientXMPP):
 
 
 def main():
-    jid, password, host, port, cafile = sys.argv[1:6]
-    c = Client(jid, password, cafile)
-    c.connect(address=(host, int(port)), force_starttls=True)
-    loop = asyncio.get_event_loop()
-    try:
-        loop.run_until_complete(asyncio.wait_for(c.disconnected, 30))
-    except asyncio.TimeoutError:
-        print("TIMEOUT", flush=True)
-    sys.exit(0 if c.ok else 1)
+    slixrun.run(lambda jid, password, cafile, _: Client(jid, password, cafile), 30)
 
 
 if __name__ == "__main__":

@@ -1,20 +1,16 @@
 """Log in to Vireo with slixmpp, bind, fetch the roster, send a message to ourselves and
 print what happened. Used by TestIntegrationSlixmpp; exits non-zero on failure."""
-import asyncio
-import logging
-import ssl
-import sys
 
 import slixmpp
+
+import slixrun
 
 
 class Client(slixmpp.ClientXMPP):
     def __init__(self, jid, password, cafile):
         super().__init__(jid, password)
         self.ok = False
-        ctx = ssl.create_default_context(cafile=cafile)
-        ctx.check_hostname = True
-        self.ssl_context = ctx
+        slixrun.trust(self, cafile)
         self.add_event_handler("session_start", self.start)
         self.add_event_handler("failed_all_auth", self.failed)
         self.add_event_handler("message", self.message)
@@ -38,16 +34,7 @@ class Client(slixmpp.ClientXMPP):
 
 
 def main():
-    jid, password, host, port, cafile = sys.argv[1:6]
-    logging.basicConfig(level=getattr(logging, __import__("os").environ.get("SLIX_LOG", "ERROR")))
-    c = Client(jid, password, cafile)
-    c.connect(address=(host, int(port)), force_starttls=True)
-    loop = asyncio.get_event_loop()
-    try:
-        loop.run_until_complete(asyncio.wait_for(c.disconnected, 20))
-    except asyncio.TimeoutError:
-        print("TIMEOUT", flush=True)
-    sys.exit(0 if c.ok else 1)
+    slixrun.run(lambda jid, password, cafile, _: Client(jid, password, cafile), 20)
 
 
 if __name__ == "__main__":

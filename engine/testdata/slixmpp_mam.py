@@ -10,10 +10,10 @@ Used by TestIntegrationSlixmppMam; exits non-zero on failure. Lines:
   RESULT <archive id> <body>  forward paging, oldest first
   LAST <archive id> <body>    backward paging, newest first"""
 import asyncio
-import ssl
-import sys
 
 import slixmpp
+
+import slixrun
 from slixmpp import JID
 
 WANT = 5
@@ -23,7 +23,7 @@ class Client(slixmpp.ClientXMPP):
     def __init__(self, jid, password, cafile):
         super().__init__(jid, password)
         self.ok = False
-        self.ssl_context = ssl.create_default_context(cafile=cafile)
+        slixrun.trust(self, cafile)
         self.register_plugin("xep_0313")
         self.register_plugin("xep_0359")
         self.live = 0
@@ -61,15 +61,7 @@ class Client(slixmpp.ClientXMPP):
 
 
 def main():
-    jid, password, host, port, cafile = sys.argv[1:6]
-    c = Client(jid, password, cafile)
-    c.connect(address=(host, int(port)), force_starttls=True)
-    loop = asyncio.get_event_loop()
-    try:
-        loop.run_until_complete(asyncio.wait_for(c.disconnected, 45))
-    except asyncio.TimeoutError:
-        print("TIMEOUT", flush=True)
-    sys.exit(0 if c.ok else 1)
+    slixrun.run(lambda jid, password, cafile, _: Client(jid, password, cafile), 45)
 
 
 if __name__ == "__main__":

@@ -2,11 +2,10 @@
 codes, history, subject), send a groupchat message, see it reflected with the room's
 stanza-id, and wait for a message from another occupant (Alice).
 Used by TestIntegrationSlixmppMuc; exits non-zero on failure."""
-import asyncio
-import ssl
-import sys
 
 import slixmpp
+
+import slixrun
 from slixmpp.exceptions import PresenceError
 
 ROOM = "tea@conference.localhost"
@@ -16,7 +15,7 @@ class Client(slixmpp.ClientXMPP):
     def __init__(self, jid, password, cafile):
         super().__init__(jid, password)
         self.ok = False
-        self.ssl_context = ssl.create_default_context(cafile=cafile)
+        slixrun.trust(self, cafile)
         self.register_plugin("xep_0045")
         self.register_plugin("xep_0359")
         self.add_event_handler("session_start", self.start)
@@ -53,15 +52,7 @@ class Client(slixmpp.ClientXMPP):
 
 
 def main():
-    jid, password, host, port, cafile = sys.argv[1:6]
-    c = Client(jid, password, cafile)
-    c.connect(address=(host, int(port)), force_starttls=True)
-    loop = asyncio.get_event_loop()
-    try:
-        loop.run_until_complete(asyncio.wait_for(c.disconnected, 40))
-    except asyncio.TimeoutError:
-        print("TIMEOUT", flush=True)
-    sys.exit(0 if c.ok else 1)
+    slixrun.run(lambda jid, password, cafile, _: Client(jid, password, cafile), 40)
 
 
 if __name__ == "__main__":
