@@ -3,11 +3,8 @@ package adhoc
 import (
 	"testing"
 
-	"github.com/vireo-im/vireo/xmlstream"
-	"github.com/vireo-im/vireo/xmlstream/ns"
+	"github.com/vireo-im/vireo/xmlstream/xmltest"
 )
-
-const fuzzHeader = "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='d' version='1.0'>"
 
 // FuzzCommand feeds the payload of well-formed IQs to ParseCommand: it must not panic,
 // and what it accepts stays within the limits.
@@ -21,30 +18,7 @@ func FuzzCommand(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		sc := xmlstream.NewScanner()
-		lim := xmlstream.DefaultLimits()
-		lim.MaxStanza = 16 << 10
-		var xs xmlstream.State
-		xs.Reset(xmlstream.KindClient, &lim)
-		in := append([]byte(fuzzHeader+"<iq type='set' id='f'>"), raw...)
-		in = append(in, "</iq>"...)
-		var iqRaw []byte
-		for len(in) > 0 && iqRaw == nil {
-			ev, n, err := sc.Next(&xs, in)
-			if err != nil || ev.Kind == xmlstream.EventNone {
-				return
-			}
-			in = in[n:]
-			if ev.Kind == xmlstream.EventElement {
-				iqRaw = ev.Stanza.Raw
-			}
-		}
-		iq, perr := xmlstream.ParseElement(iqRaw, ns.Client)
-		if perr != nil {
-			return
-		}
-		it := iq.Children()
-		e, ok := it.Next()
+		e, ok := xmltest.IQPayload(raw)
 		if !ok {
 			return
 		}

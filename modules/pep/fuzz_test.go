@@ -3,11 +3,8 @@ package pep
 import (
 	"testing"
 
-	"github.com/vireo-im/vireo/xmlstream"
-	"github.com/vireo-im/vireo/xmlstream/ns"
+	"github.com/vireo-im/vireo/xmlstream/xmltest"
 )
-
-const fuzzHeader = "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='d' version='1.0'>"
 
 // FuzzPubsubRequest feeds arbitrary well-formed stanzas' payloads to ParseRequest: it
 // must not panic, and an accepted publish has a node and a payload that parses.
@@ -27,30 +24,7 @@ func FuzzPubsubRequest(f *testing.F) {
 	f.Fuzz(func(t *testing.T, raw []byte, set bool) {
 		// Through the tokenizer first, as a client would send it, so the payload of the IQ is
 		// as well-formed as the router would hand it over.
-		sc := xmlstream.NewScanner()
-		lim := xmlstream.DefaultLimits()
-		lim.MaxStanza = 16 << 10
-		var xs xmlstream.State
-		xs.Reset(xmlstream.KindClient, &lim)
-		in := append([]byte(fuzzHeader+"<iq type='set' id='f'>"), raw...)
-		in = append(in, "</iq>"...)
-		var iqRaw []byte
-		for len(in) > 0 && iqRaw == nil {
-			ev, n, err := sc.Next(&xs, in)
-			if err != nil || ev.Kind == xmlstream.EventNone {
-				return
-			}
-			in = in[n:]
-			if ev.Kind == xmlstream.EventElement {
-				iqRaw = ev.Stanza.Raw
-			}
-		}
-		iq, perr := xmlstream.ParseElement(iqRaw, ns.Client)
-		if perr != nil {
-			return
-		}
-		it := iq.Children()
-		e, ok := it.Next()
+		e, ok := xmltest.IQPayload(raw)
 		if !ok {
 			return
 		}

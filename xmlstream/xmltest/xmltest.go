@@ -1,0 +1,41 @@
+// Package xmltest helps tests and fuzz targets build input the way the server would see it.
+// It holds no server code and nothing outside tests imports it.
+package xmltest
+
+import (
+	"github.com/vireo-im/vireo/xmlstream"
+	"github.com/vireo-im/vireo/xmlstream/ns"
+)
+
+const header = "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='d' version='1.0'>"
+
+// IQPayload wraps raw in <iq type='set'>, runs it through the tokenizer as a client's
+// stanza would be (16 KiB limit), and returns the IQ's first child: the payload a module's
+// handler would get. ok is false when the tokenizer or the parser refuses it, or the IQ has
+// no child.
+func IQPayload(raw []byte) (payload xmlstream.Element, ok bool) {
+	sc := xmlstream.NewScanner()
+	lim := xmlstream.DefaultLimits()
+	lim.MaxStanza = 16 << 10
+	var xs xmlstream.State
+	xs.Reset(xmlstream.KindClient, &lim)
+	in := append([]byte(header+"<iq type='set' id='f'>"), raw...)
+	in = append(in, "</iq>"...)
+	var iqRaw []byte
+	for len(in) > 0 && iqRaw == nil {
+		ev, n, err := sc.Next(&xs, in)
+		if err != nil || ev.Kind == xmlstream.EventNone {
+			return xmlstream.Element{}, false
+		}
+		in = in[n:]
+		if ev.Kind == xmlstream.EventElement {
+			iqRaw = ev.Stanza.Raw
+		}
+	}
+	iq, err := xmlstream.ParseElement(iqRaw, ns.Client)
+	if err != nil {
+		return xmlstream.Element{}, false
+	}
+	it := iq.Children()
+	return it.Next()
+}
