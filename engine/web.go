@@ -102,27 +102,26 @@ var corsHeaders = []string{
 // wsURL is the WebSocket URL to announce for request r.
 func (c *conn) wsURL(r httpReq) string {
 	web := &c.srv().config().Web
-	if web.PublicWS != "" {
-		return web.PublicWS
-	}
-	scheme := "ws://"
-	if c.tls.Load() != nil {
-		scheme = "wss://"
-	}
-	return scheme + c.requestHost(r) + web.WSPath
+	return c.announce(r, web.PublicWS, "ws://", "wss://", web.WSPath)
 }
 
 // boshURL is the BOSH URL to announce for request r.
 func (c *conn) boshURL(r httpReq) string {
 	web := &c.srv().config().Web
-	if web.PublicBOSH != "" {
-		return web.PublicBOSH
+	return c.announce(r, web.PublicBOSH, "http://", "https://", web.BOSHPath)
+}
+
+// announce is public when the configuration sets it, else the endpoint at path on the host
+// the request named, with the scheme of this listener (plain or TLS).
+func (c *conn) announce(r httpReq, public, plain, secure, path string) string {
+	if public != "" {
+		return public
 	}
-	scheme := "http://"
+	scheme := plain
 	if c.tls.Load() != nil {
-		scheme = "https://"
+		scheme = secure
 	}
-	return scheme + c.requestHost(r) + web.BOSHPath
+	return scheme + c.requestHost(r) + path
 }
 
 func (c *conn) requestHost(r httpReq) string {

@@ -120,7 +120,14 @@ func derive(c module.Context, k *call, password string, write func([3]store.Cred
 }
 
 // addUser is XEP-0133 §4.1.
-func addUser(c module.Context, k *call) {
+func addUser(c module.Context, k *call) { setPassword(c, k, true) }
+
+// changePassword is XEP-0133 §4.7.
+func changePassword(c module.Context, k *call) { setPassword(c, k, false) }
+
+// setPassword creates the account of the form's accountjid with its password (create), or
+// gives an existing account a new one; the keys are derived on the worker pool.
+func setPassword(c module.Context, k *call, create bool) {
 	j, bad := account(c, k.form.Value("accountjid"))
 	if bad != "" {
 		k.fail(c, bad)
@@ -131,60 +138,39 @@ func addUser(c module.Context, k *call) {
 		k.fail(c, bad)
 		return
 	}
-	if v, ok := k.form["password-verify"]; ok && len(v) > 0 && v[0] != pw {
+	if v, ok := k.form["password-verify"]; create && ok && len(v) > 0 && v[0] != pw {
 		k.fail(c, "the passwords do not match")
 		return
 	}
-	if found, ok := exists(c, k, j); !ok {
+	user := j.String()
+	found, ok := exists(c, k, j)
+	switch {
+	case !ok:
 		return
-	} else if found {
-		k.fail(c, "account "+j.String()+" already exists")
+	case create && found:
+		k.fail(c, "account "+user+" already exists")
+		return
+	case !create && !found:
+		k.fail(c, "account "+user+" does not exist")
 		return
 	}
-	st, user := c.Store(), j.String()
+	st := c.Store()
 	derive(c, k, pw, func(keys [3]store.Credentials) error {
-		return st.Accounts().Create(store.Account{User: user, Creds: keys, Created: time.Now().UTC()})
-	}, func(c module.Context, err error) {
-		switch {
-		case errors.Is(err, store.ErrExists):
-			k.fail(c, "account "+user+" already exists")
-		case err != nil:
-			k.m.log.Error().Err(err).Str("user", user).Msg("adhoc: add user")
-			k.error(c, module.StoreError(err))
-		default:
-			k.info(c, "account "+user+" created")
+		if create {
+			return st.Accounts().Create(store.Account{User: user, Creds: keys, Created: time.Now().UTC()})
 		}
-	})
-}
-
-// changePassword is XEP-0133 §4.7.
-func changePassword(c module.Context, k *call) {
-	j, bad := account(c, k.form.Value("accountjid"))
-	if bad != "" {
-		k.fail(c, bad)
-		return
-	}
-	pw := k.form.Value("password")
-	if bad := checkPassword(pw); bad != "" {
-		k.fail(c, bad)
-		return
-	}
-	if found, ok := exists(c, k, j); !ok {
-		return
-	} else if !found {
-		k.fail(c, "account "+j.String()+" does not exist")
-		return
-	}
-	st, user := c.Store(), j.String()
-	derive(c, k, pw, func(keys [3]store.Credentials) error {
 		return st.Accounts().SetCredentials(user, keys)
 	}, func(c module.Context, err error) {
 		switch {
-		case errors.Is(err, store.ErrNotFound):
+		case create && errors.Is(err, store.ErrExists):
+			k.fail(c, "account "+user+" already exists")
+		case !create && errors.Is(err, store.ErrNotFound):
 			k.fail(c, "account "+user+" does not exist")
 		case err != nil:
-			k.m.log.Error().Err(err).Str("user", user).Msg("adhoc: change password")
+			k.m.log.Error().Err(err).Str("user", user).Bool("create", create).Msg("adhoc: set password")
 			k.error(c, module.StoreError(err))
+		case create:
+			k.info(c, "account "+user+" created")
 		default:
 			k.info(c, "password of "+user+" changed")
 		}
