@@ -42,18 +42,12 @@ func (c *conn) cbTypes() []string {
 	if t == nil || !t.HandshakeComplete() || c.ws != nil {
 		return nil
 	}
-	cs := t.ConnectionState()
-	if cs.Version == tls.VersionTLS13 || cs.DidResume == false && cs.Version == tls.VersionTLS12 && extendedMasterSecret(cs) {
+	if _, ok := t.Exporter(); ok {
+		// TLS 1.3, or TLS 1.2 with the extended master secret (Go's server always
+		// negotiates it when offered; without it the exporter is unavailable).
 		return []string{"tls-exporter", "tls-server-end-point"}
 	}
 	return []string{"tls-server-end-point"}
-}
-
-// extendedMasterSecret: Go's TLS 1.2 server always negotiates EMS when the client offers
-// it, and ExportKeyingMaterial fails without it, which is the test we need.
-func extendedMasterSecret(cs tls.ConnectionState) bool {
-	_, err := cs.ExportKeyingMaterial("EXPORTER-Channel-Binding", nil, 32)
-	return err == nil
 }
 
 func (c *conn) mechanisms() []string {
@@ -67,11 +61,9 @@ func (c *conn) channelBinding(typ string) ([]byte, bool) {
 	if t == nil || !t.HandshakeComplete() || c.ws != nil {
 		return nil, false
 	}
-	cs := t.ConnectionState()
 	switch typ {
 	case "tls-exporter":
-		b, err := cs.ExportKeyingMaterial("EXPORTER-Channel-Binding", nil, 32)
-		return b, err == nil
+		return t.Exporter()
 	case "tls-server-end-point":
 		cfg := c.srv().config()
 		if cfg.TLS == nil || cfg.TLS.GetCertificate == nil && len(cfg.TLS.Certificates) == 0 {
@@ -79,7 +71,7 @@ func (c *conn) channelBinding(typ string) ([]byte, bool) {
 		}
 		var crt *tls.Certificate
 		if cfg.TLS.GetCertificate != nil {
-			crt, _ = cfg.TLS.GetCertificate(&tls.ClientHelloInfo{ServerName: cs.ServerName})
+			crt, _ = cfg.TLS.GetCertificate(&tls.ClientHelloInfo{ServerName: t.ServerName()})
 		} else {
 			crt = &cfg.TLS.Certificates[0]
 		}

@@ -146,34 +146,25 @@ func (c *conn) onTraffic() {
 		}
 		return
 	}
-	c.feedTLS(data)
-	if t.HandshakeFailed() {
-		c.closeNow()
-		return
-	}
+	data = c.stripTLSWait(data)
 	if !t.HandshakeComplete() {
+		t.Feed(data)
+		if t.HandshakeFailed() {
+			c.closeNow()
+		}
 		return
 	}
-	buf := plainPool.Get()
-	if cap(buf.B) < plainBufSize {
-		buf.B = make([]byte, plainBufSize)
+	if err := t.Process(data, c.recvTLS); err != nil {
+		c.closeNow() // close_notify, a broken record, or an alert
 	}
-	buf.B = buf.B[:cap(buf.B)]
-	for !c.closing.Load() {
-		n, err := t.Read(buf.B)
-		if n > 0 {
-			c.recv(buf.B[:n])
-		}
-		if err != nil {
-			c.closeNow() // close_notify or a broken record
-			break
-		}
-		if n == 0 {
-			break
-		}
-	}
-	plainPool.Put(buf)
 	t.Release()
+}
+
+// recvTLS takes plaintext from the TLS layer, unless the connection is closing.
+func (c *conn) recvTLS(p []byte) {
+	if !c.closing.Load() {
+		c.recv(p)
+	}
 }
 
 // recv takes plaintext from the socket: XML, or WebSocket frames on a web listener.
@@ -279,7 +270,7 @@ func (c *conn) process(sc *xmlstream.Scanner, p []byte) []byte {
 			if c.l.kind.element(c, ev.Stanza) {
 				// STARTTLS: what follows <starttls/> is the TLS handshake, after any
 				// whitespace the client sent between the two (go-sendxmpp sends a newline).
-				c.feedTLS(p)
+				c.tls.Load().Feed(c.stripTLSWait(p))
 				return nil
 			}
 		case xmlstream.EventStreamEnd:
@@ -357,7 +348,7 @@ func (c *conn) onStartTLS() bool {
 func (c *conn) startTLS() {
 	cfg := c.srv().config()
 	gc := c.gc
-	tc := cfg.TLS
+	tc := cfg.loopTLS
 	if c.ws != nil {
 		tc = cfg.webTLS
 	}
@@ -382,19 +373,19 @@ func (c *conn) startTLS() {
 	c.set(fTLSWait)
 }
 
-// feedTLS hands bytes to the TLS layer, dropping whitespace that arrives between
-// <starttls/> and the ClientHello (the first TLS byte is a record type, never whitespace).
-func (c *conn) feedTLS(p []byte) {
+// stripTLSWait drops whitespace that arrives between <starttls/> and the ClientHello (the
+// first TLS byte is a record type, never whitespace).
+func (c *conn) stripTLSWait(p []byte) []byte {
 	if c.has(fTLSWait) {
 		for len(p) > 0 && (p[0] == ' ' || p[0] == '\t' || p[0] == '\r' || p[0] == '\n') {
 			p = p[1:]
 		}
 		if len(p) == 0 {
-			return
+			return p
 		}
 		c.clear(fTLSWait)
 	}
-	c.tls.Load().Feed(p)
+	return p
 }
 
 // --- helpers ---

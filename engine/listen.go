@@ -145,6 +145,9 @@ func (p *perAddr) done(key string) {
 
 // authenticated ends c's count as an unauthenticated connection of its address.
 func (c *conn) authenticated() {
+	if t := c.tls.Load(); t != nil && c.has(fAuthed) {
+		t.Authenticated() // channel binding data is needed no more
+	}
 	if c.has(fUnauth) {
 		c.clear(fUnauth)
 		c.srv().unauth.done(addrKey(c.ip()))

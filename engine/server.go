@@ -23,6 +23,7 @@ import (
 
 	"github.com/vireo-im/vireo/engine/fast"
 	"github.com/vireo-im/vireo/engine/metrics"
+	"github.com/vireo-im/vireo/engine/tlsconn"
 	"github.com/vireo-im/vireo/router"
 	"github.com/vireo-im/vireo/store"
 	"github.com/vireo-im/vireo/xmlstream"
@@ -41,8 +42,6 @@ const (
 	PingTimeout = 60 * time.Second
 	// tickEvery is the sweep period of the timeout wheel.
 	tickEvery = time.Second
-	// plainBufSize is the per-loop buffer TLS plaintext is decrypted into.
-	plainBufSize = 16 << 10
 )
 
 // Listener is one listening address.
@@ -113,8 +112,9 @@ type Config struct {
 	// there is a KindS2S listener or a host table.
 	S2S S2S
 
-	// webTLS is TLS with HTTP's ALPN for the web listeners (TLS announces xmpp-client).
-	webTLS *tls.Config
+	// loopTLS is TLS prepared for connections on the loops (tlsconn.Prepare); webTLS is the
+	// same with HTTP's ALPN for the web listeners (TLS announces xmpp-client).
+	loopTLS, webTLS *tls.Config
 }
 
 // trusted reports whether ip is in one of the trusted networks.
@@ -282,8 +282,9 @@ func (s *Server) apply(cfg *Config) {
 	if cfg.TLS != nil {
 		// A browser offers h2 and http/1.1; with only xmpp-client on offer crypto/tls
 		// would refuse the handshake.
-		cfg.webTLS = cfg.TLS.Clone()
-		cfg.webTLS.NextProtos = []string{"http/1.1"}
+		web := cfg.TLS.Clone()
+		web.NextProtos = []string{"http/1.1"}
+		cfg.loopTLS, cfg.webTLS = tlsconn.Prepare(cfg.TLS), tlsconn.Prepare(web)
 	}
 	m := make(map[string]bool, len(cfg.Domains))
 	for _, d := range cfg.Domains {

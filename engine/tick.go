@@ -34,6 +34,9 @@ func (l *listener) sweep(now time.Time) {
 		isComponent = true // a peer server is not pinged in this slice (no idle close yet)
 	}
 	for _, c := range l.snapshot() {
+		if t := c.tls.Load(); t != nil {
+			t.Idle() // cipher state of a connection silent since the last sweep
+		}
 		if c.closing.Load() || c.ws != nil && c.ws.bosh.Load() {
 			continue // a held BOSH request lasts up to its wait, timed by the session
 		}
