@@ -22,6 +22,8 @@ const defaultType = "application/octet-stream"
 // ServeHTTP implements http.Handler: PUT /<id>/<name> stores, GET and HEAD serve, OPTIONS
 // answers the CORS preflight. It runs on net/http's goroutines.
 func (m *Mod) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	m.active.Add(1)
+	defer m.active.Done()
 	h := w.Header()
 	// XEP-0363 §9 (CORS): browser clients upload and fetch from another origin.
 	h.Set("Access-Control-Allow-Origin", "*")
@@ -188,7 +190,11 @@ func (m *Mod) get(w http.ResponseWriter, r *http.Request, id, name string) {
 	defer f.Close()
 	h := w.Header()
 	h.Set("Content-Type", rec.ctype)
-	h.Set("Content-Disposition", mime.FormatMediaType(disposition(rec.ctype), map[string]string{"filename": rec.name}))
+	cd := mime.FormatMediaType(disposition(rec.ctype), map[string]string{"filename": rec.name})
+	if cd == "" {
+		cd = disposition(rec.ctype)
+	}
+	h.Set("Content-Disposition", cd)
 	// An uploaded HTML or SVG page must not run script under this origin.
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Content-Security-Policy", "default-src 'none'; sandbox")

@@ -101,7 +101,10 @@ type Mod struct {
 	ln        net.Listener
 	stop      chan struct{}
 	done      chan struct{}
-	svcs      map[string]*service
+	// active counts HTTP handlers running, so Cleanup returns only when none can still
+	// write to the store (which closes after the router).
+	active sync.WaitGroup
+	svcs   map[string]*service
 
 	mu struct {
 		sync.Mutex
@@ -249,8 +252,16 @@ func (m *Mod) Cleanup() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	err := m.srv.Shutdown(ctx)
+	if err != nil {
+		// Uploads still running: cut them off; their handlers fail at the next read.
+		m.srv.Close()
+	}
+	m.active.Wait()
 	close(m.stop)
 	<-m.done
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = nil
+	}
 	return err
 }
 
