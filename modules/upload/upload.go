@@ -101,10 +101,10 @@ type Mod struct {
 	ln        net.Listener
 	stop      chan struct{}
 	done      chan struct{}
+	svcs      map[string]*service
 	// active counts HTTP handlers running, so Cleanup returns only when none can still
 	// write to the store (which closes after the router).
 	active sync.WaitGroup
-	svcs   map[string]*service
 
 	mu struct {
 		sync.Mutex

@@ -340,3 +340,20 @@ func TestUploadDisposition(t *testing.T) {
 		}
 	}
 }
+
+// TestUploadPublicURLPath: with public_url "https://example.org/files" a reverse proxy may
+// pass the path on or strip it; both reach the file.
+func TestUploadPublicURLPath(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	m := newTestMod(t, &now)
+	m.prefix = "/files"
+	sl, _ := m.grant("alice@x", Request{Filename: "a.png", Size: 3, ContentType: "image/png"}, now)
+	if w := do(m, "PUT", "/files/"+sl.id+"/a.png", token(m.key, sl), "image/png", "png"); w.Code != 201 {
+		t.Fatalf("PUT under the prefix: %d %s", w.Code, w.Body)
+	}
+	for _, p := range []string{"/files/" + sl.id + "/a.png", "/" + sl.id + "/a.png"} {
+		if w := do(m, "GET", p, "", "", ""); w.Code != 200 || w.Body.String() != "png" || w.Header().Get("Content-Disposition") != `inline; filename=a.png` {
+			t.Fatalf("GET %s: %d %v", p, w.Code, w.Header())
+		}
+	}
+}
