@@ -239,6 +239,8 @@ func (s *server) routerOptions(cfg *config.Config) router.Options {
 		ModuleConfig: moduleConfig(cfg),
 		Logger:       s.log.With().Str("mod", "router").Logger(),
 		OfflineQuota: cfg.Router.OfflineQuota,
+		DataDir:      cfg.DataDir,
+		TLS:          s.certs.TLSConfig(),
 	}
 }
 

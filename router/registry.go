@@ -1,6 +1,7 @@
 package router
 
 import (
+	"crypto/tls"
 	"fmt"
 	"sort"
 
@@ -191,6 +192,8 @@ func (m *modReg) Identity(category, typ, name string) {
 	m.g.identities = append(m.g.identities, module.Identity{Category: category, Type: typ, Name: name})
 }
 
+func (m *modReg) DataDir() string               { return m.g.r.opts.DataDir }
+func (m *modReg) TLSConfig() *tls.Config        { return m.g.r.opts.TLS }
 func (m *modReg) Table(name string) store.Table { return m.g.r.st.Table(name) }
 func (m *modReg) Store() store.Store            { return m.g.r.st }
 func (m *modReg) Logger() zerolog.Logger        { return m.g.r.log.With().Str("mod", m.id).Logger() }

@@ -2,6 +2,7 @@ package router
 
 import (
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base32"
 	"errors"
 	"fmt"
@@ -72,6 +73,10 @@ type Options struct {
 	// SenderInflight bounds the bytes of one session's stanzas inside the router at once
 	// (default 1 MiB); above it the engine stops reading that client until they drain.
 	SenderInflight int
+	// DataDir and TLS are handed to modules as they are (module.Registrar DataDir and
+	// TLSConfig); the router itself uses neither.
+	DataDir string
+	TLS     *tls.Config
 }
 
 // Limits bound a queue by stanzas and by bytes.

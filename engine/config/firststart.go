@@ -227,6 +227,18 @@ disabled = []
 # flood_occupants = 200
 # join_rate = 10
 # presence_interval = "5s"
+#
+# [modules.upload]
+# XEP-0363 HTTP file upload, served at <subdomain>.<each domain>, with its own HTTPS
+# listener (the certificate above; it must cover upload.<domain>, as the generated one
+# does with *.<domain>). Turn it off with disabled = ["upload"] under [modules].
+# subdomain = "upload"
+# listen = ":5281"
+# public_url = ""          # default https://upload.<domain>:5281; set it behind a proxy
+# max_file_size = 104857600 # bytes per file (not-acceptable beyond)
+# quota = 1073741824       # bytes one user keeps stored; -1 for no quota
+# slot_ttl = "5m"          # how long a granted slot waits for its upload
+# retention = "720h"       # how long files are kept; "0" for ever
 `))
 
 // WriteDefault writes a commented config for domain to path, failing if the file exists.

@@ -102,12 +102,6 @@ func Start(t testing.TB, o Options) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt, err := router.New(router.Options{Domains: []string{o.Domain}, Store: st, Logger: log, Shards: 8,
-		ModuleConfig: o.ModuleConfig})
-	if err != nil {
-		st.Close()
-		t.Fatal(err)
-	}
 	requireTLS := true
 	if o.RequireTLS != nil {
 		requireTLS = *o.RequireTLS
@@ -118,6 +112,12 @@ func Start(t testing.TB, o Options) *Server {
 	}
 	// As the real server: XEP-0368 ALPN on c2s (the web listeners must still speak HTTP).
 	tlsCfg := &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12, NextProtos: []string{"xmpp-client"}}
+	rt, err := router.New(router.Options{Domains: []string{o.Domain}, Store: st, Logger: log, Shards: 8,
+		ModuleConfig: moduleConfig(o.ModuleConfig), DataDir: o.Dir, TLS: tlsCfg})
+	if err != nil {
+		st.Close()
+		t.Fatal(err)
+	}
 	webTLS := "127.0.0.1:0"
 	if o.WebTLSAddr != "" {
 		webTLS = o.WebTLSAddr
@@ -168,6 +168,21 @@ func Start(t testing.TB, o Options) *Server {
 	s := &Server{Engine: eng, Router: rt, Store: st, Dir: o.Dir, CertPEM: certPEM, domain: o.Domain, pool: pool, tlsCfg: tlsCfg}
 	t.Cleanup(s.Stop)
 	return s
+}
+
+// moduleConfig moves the listeners modules open of their own (the upload module's HTTPS
+// listener) to a free loopback port unless the test's own config names one, so that tests
+// run side by side and beside a real server.
+func moduleConfig(user func(id string, v any) error) func(id string, v any) error {
+	return func(id string, v any) error {
+		if l, ok := v.(interface{ SetDefaultListen(string) }); ok {
+			l.SetDefaultListen("127.0.0.1:0")
+		}
+		if user == nil {
+			return nil
+		}
+		return user(id, v)
+	}
 }
 
 // Stop shuts everything down; Start registers it with t.Cleanup.

@@ -32,6 +32,7 @@
 package module
 
 import (
+	"crypto/tls"
 	"fmt"
 	"sort"
 	"sync"
@@ -251,6 +252,14 @@ type Registrar interface {
 	// DiscoNodeHandler returns the handler registered for node (for the disco module);
 	// complete once every module is provisioned.
 	DiscoNodeHandler(node string) (IQHandler, bool)
+	// DataDir is the server's data directory (data_dir), for a module that keeps files of
+	// its own beside the database; "" when the server has none (a router run alone in
+	// tests): such a module then stays off.
+	DataDir() string
+	// TLSConfig is the server's TLS configuration (the certificates c2s serves, reloaded
+	// with them), for a module that runs a listener of its own; nil when the server has
+	// none. Clone it before changing anything.
+	TLSConfig() *tls.Config
 }
 
 // Packet is a stanza in flight. The router owns it; it is valid during the call only.

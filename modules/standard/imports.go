@@ -21,6 +21,7 @@ import (
 	_ "github.com/vireo-im/vireo/modules/register"
 	_ "github.com/vireo-im/vireo/modules/roster"
 	_ "github.com/vireo-im/vireo/modules/sid"
+	_ "github.com/vireo-im/vireo/modules/upload"
 	_ "github.com/vireo-im/vireo/modules/vcard"
 	_ "github.com/vireo-im/vireo/modules/version"
 	_ "github.com/vireo-im/vireo/modules/xtime"

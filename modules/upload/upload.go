@@ -1,0 +1,474 @@
+package upload
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	stdlog "log"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/vireo-im/vireo/modules/module"
+	"github.com/vireo-im/vireo/store"
+	"github.com/vireo-im/vireo/xmlstream"
+	"github.com/vireo-im/vireo/xmlstream/jid"
+	"github.com/vireo-im/vireo/xmlstream/ns"
+	"github.com/vireo-im/vireo/xmlstream/stanza"
+)
+
+// NS is the XEP-0363 namespace.
+const NS = "urn:xmpp:http:upload:0"
+
+// Tunables: defaults of [modules.upload]; each can be changed there.
+const (
+	// DefaultSubdomain names the service of each virtual host: upload.<host>.
+	DefaultSubdomain = "upload"
+	// DefaultListen is the HTTPS listener (Prosody's mod_http_upload uses the same port).
+	DefaultListen = ":5281"
+	// DefaultMaxFileSize is the largest file (100 MiB): enough for phone videos, small
+	// enough that one upload does not fill a small disk.
+	DefaultMaxFileSize = 100 << 20
+	// DefaultQuota bounds the bytes one user keeps stored (1 GiB).
+	DefaultQuota = 1 << 30
+	// DefaultSlotTTL is how long a slot may wait for its PUT: clients upload at once.
+	DefaultSlotTTL = 5 * time.Minute
+	// DefaultRetention is how long a file is served: chat history older than that rarely
+	// gets its attachments opened, and disks are finite.
+	DefaultRetention = 30 * 24 * time.Hour
+	// maxPendingPerUser bounds one user's unused slots, which hold quota and memory.
+	maxPendingPerUser = 32
+	// sweepEvery is how often expired files and stale directories are looked for.
+	sweepEvery = time.Hour
+	// minUploadRate is the slowest PUT body accepted (bytes/s) on top of uploadGrace: a
+	// client that trickles bytes would otherwise hold a slot, a goroutine and a file.
+	minUploadRate = 16 << 10
+	uploadGrace   = time.Minute
+)
+
+func init() { module.Register(new(Mod)) }
+
+// Config is [modules.upload].
+type Config struct {
+	// Subdomain names the service: <subdomain>.<virtual host> for each host.
+	Subdomain string `toml:"subdomain"`
+	// Name is the service's disco identity name.
+	Name string `toml:"name"`
+	// Listen is the HTTPS listener's address.
+	Listen string `toml:"listen"`
+	// PublicURL is the base of the URLs handed out ("https://files.example.org"); empty:
+	// https://<service domain>:<listen port>. A path in it ("/upload") is stripped from
+	// requests, so a reverse proxy may keep or drop it.
+	PublicURL string `toml:"public_url"`
+	// MaxFileSize is the largest file in bytes; Quota the bytes one user may keep stored
+	// (-1: no quota).
+	MaxFileSize int64 `toml:"max_file_size"`
+	Quota       int64 `toml:"quota"`
+	// SlotTTL ("5m") is how long a slot waits for its PUT; Retention ("720h") how long a
+	// file is kept, "0" for ever.
+	SlotTTL   string `toml:"slot_ttl"`
+	Retention string `toml:"retention"`
+}
+
+// SetDefaultListen sets the listener used when the config names none (test harnesses
+// move it to a free loopback port).
+func (c *Config) SetDefaultListen(addr string) {
+	if c.Listen == "" {
+		c.Listen = addr
+	}
+}
+
+// Mod is the module: one upload service per virtual host, one HTTPS listener for all.
+type Mod struct {
+	cfg       Config
+	log       zerolog.Logger
+	t         store.Table
+	dir       string // data_dir/upload
+	key       []byte
+	slotTTL   time.Duration
+	retention time.Duration // 0: for ever
+	prefix    string        // path of the public URL, stripped from requests
+	now       func() time.Time
+	srv       *http.Server
+	ln        net.Listener
+	stop      chan struct{}
+	done      chan struct{}
+	svcs      map[string]*service
+	// active counts HTTP handlers running, so Cleanup returns only when none can still
+	// write to the store (which closes after the router).
+	active sync.WaitGroup
+
+	mu struct {
+		sync.Mutex
+		slots    map[string]*slot // by id, granted and not yet used
+		inflight map[string]bool  // ids whose PUT is being written
+		used     map[string]int64 // stored bytes per owner
+		reserved map[string]int64 // bytes of pending and in-flight slots per owner
+		pending  map[string]int   // pending slots per owner
+	}
+}
+
+var (
+	_ module.Provisioner = (*Mod)(nil)
+	_ module.Cleaner     = (*Mod)(nil)
+	_ http.Handler       = (*Mod)(nil)
+)
+
+// ModuleInfo implements module.Module.
+func (*Mod) ModuleInfo() module.Info {
+	return module.Info{ID: "upload", XEP: 363, New: func() module.Module { return new(Mod) }}
+}
+
+// service is upload.<host>.
+type service struct {
+	m      *Mod
+	host   string // the virtual host whose users may ask
+	domain string
+	base   string // URL base without trailing slash
+	info   []byte // disco#info payload, built once
+}
+
+// Provision reads [modules.upload], loads the key and the per-user usage, opens the
+// listener and claims one service domain per virtual host. Without a data directory or TLS
+// configuration (a router run alone in tests) the module stays off.
+func (m *Mod) Provision(r module.Registrar) error {
+	m.log = r.Logger()
+	if err := r.Config(&m.cfg); err != nil {
+		return err
+	}
+	if err := m.cfg.normalize(); err != nil {
+		return err
+	}
+	var err error
+	if m.slotTTL, err = parseDuration("slot_ttl", m.cfg.SlotTTL, DefaultSlotTTL); err != nil {
+		return err
+	}
+	if m.retention, err = parseDuration("retention", m.cfg.Retention, DefaultRetention); err != nil {
+		return err
+	}
+	if r.DataDir() == "" || r.TLSConfig() == nil {
+		m.log.Debug().Msg("upload: no data directory or TLS configuration; service off")
+		return nil
+	}
+	if err := m.open(r.DataDir(), r.Table("upload")); err != nil {
+		return err
+	}
+	tc := r.TLSConfig().Clone()
+	tc.NextProtos = nil // http.Server adds h2 and http/1.1
+	ln, err := net.Listen("tcp", m.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("upload: listen %s: %w", m.cfg.Listen, err)
+	}
+	m.ln = ln
+	var pub *url.URL
+	if m.cfg.PublicURL != "" {
+		pub, _ = url.Parse(m.cfg.PublicURL) // checked in normalize
+		m.prefix = strings.TrimSuffix(pub.Path, "/")
+	}
+	m.svcs = map[string]*service{}
+	for _, d := range r.Domains() {
+		dom, err := jid.PrepareDomain(m.cfg.Subdomain + "." + d)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("upload: subdomain %q: %w", m.cfg.Subdomain, err)
+		}
+		s := &service{m: m, host: d, domain: dom}
+		if pub != nil {
+			s.base = strings.TrimSuffix(pub.String(), "/")
+		} else {
+			s.base = "https://" + dom
+			if _, port, _ := net.SplitHostPort(ln.Addr().String()); port != "443" {
+				s.base += ":" + port
+			}
+		}
+		s.info = s.discoInfo()
+		m.svcs[dom] = s
+		r.Service(module.Service{Domain: dom, Name: m.cfg.Name, Handler: s.handle})
+	}
+	m.srv = &http.Server{
+		Handler:           m,
+		TLSConfig:         tc,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          stdlog.New(debugWriter{m.log}, "", 0),
+	}
+	m.stop, m.done = make(chan struct{}), make(chan struct{})
+	go func() {
+		if err := m.srv.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			m.log.Error().Err(err).Msg("upload: HTTPS listener stopped")
+		}
+	}()
+	go m.sweeper()
+	m.log.Info().Str("listen", ln.Addr().String()).Msg("upload: serving")
+	return nil
+}
+
+// open prepares the file area, the key and the usage counts: everything but the network.
+func (m *Mod) open(dataDir string, t store.Table) error {
+	m.t = t
+	m.dir = filepath.Join(dataDir, "upload")
+	if m.now == nil {
+		m.now = time.Now
+	}
+	if err := os.MkdirAll(m.dir, 0o700); err != nil {
+		return fmt.Errorf("upload: %w", err)
+	}
+	key, err := loadKey(filepath.Join(dataDir, "upload.key"))
+	if err != nil {
+		return err
+	}
+	m.key = key
+	m.mu.slots = map[string]*slot{}
+	m.mu.inflight = map[string]bool{}
+	m.mu.used = map[string]int64{}
+	m.mu.reserved = map[string]int64{}
+	m.mu.pending = map[string]int{}
+	err = t.Scan(nil, func(k, v []byte) bool {
+		if rec, ok := parseRecord(v); ok {
+			m.mu.used[rec.owner] += rec.size
+		}
+		return true
+	})
+	if err != nil {
+		return fmt.Errorf("upload: read file records: %w", err)
+	}
+	return nil
+}
+
+// Cleanup stops the listener (letting uploads in progress finish for a few seconds) and
+// the sweeper.
+func (m *Mod) Cleanup() error {
+	if m.srv == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := m.srv.Shutdown(ctx)
+	if err != nil {
+		// Uploads still running: cut them off; their handlers fail at the next read.
+		m.srv.Close()
+	}
+	m.active.Wait()
+	close(m.stop)
+	<-m.done
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = nil
+	}
+	return err
+}
+
+func (c *Config) normalize() error {
+	if c.Subdomain == "" {
+		c.Subdomain = DefaultSubdomain
+	}
+	if c.Name == "" {
+		c.Name = "HTTP File Upload"
+	}
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	if c.MaxFileSize <= 0 {
+		c.MaxFileSize = DefaultMaxFileSize
+	}
+	if c.Quota == 0 {
+		c.Quota = DefaultQuota
+	}
+	if c.Quota < -1 {
+		return fmt.Errorf("quota %d: want bytes, or -1 for none", c.Quota)
+	}
+	if c.PublicURL != "" {
+		u, err := url.Parse(c.PublicURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			return fmt.Errorf("public_url %q: want an http(s) URL without query", c.PublicURL)
+		}
+	}
+	return nil
+}
+
+func parseDuration(key, s string, def time.Duration) (time.Duration, error) {
+	if s == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("%s %q: want a duration such as \"5m\"", key, s)
+	}
+	return d, nil
+}
+
+// debugWriter sends net/http's own log lines (TLS handshake errors from scanners) to
+// debug level.
+type debugWriter struct{ log zerolog.Logger }
+
+func (w debugWriter) Write(p []byte) (int, error) {
+	w.log.Debug().Msg(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// handle is the module.ServiceHandler of upload.<host>, on the service domain's shard.
+func (s *service) handle(c module.Context, p *module.Packet) {
+	if p.From.IsZero() {
+		return
+	}
+	switch p.Kind {
+	case module.KindIQ:
+	case module.KindMessage:
+		if p.Type != "error" {
+			c.Error(p, stanza.New(stanza.ServiceUnavailable))
+		}
+		return
+	default:
+		return
+	}
+	if p.Type != "get" && p.Type != "set" {
+		return
+	}
+	if p.To.Local() != "" || p.To.Resource() != "" {
+		c.Error(p, stanza.New(stanza.ServiceUnavailable))
+		return
+	}
+	q, ok := p.Payload()
+	if !ok {
+		c.Error(p, stanza.New(stanza.BadRequest))
+		return
+	}
+	name, space := string(q.Name()), string(q.NS())
+	switch {
+	case p.Type == "get" && space == ns.DiscoInfo && name == "query":
+		if n, _ := q.AppendAttr(nil, "node"); len(n) > 0 {
+			c.Error(p, stanza.New(stanza.ItemNotFound))
+			return
+		}
+		c.Reply(p, s.info)
+	case p.Type == "get" && space == ns.DiscoItems && name == "query":
+		c.Reply(p, []byte("<query xmlns='"+ns.DiscoItems+"'/>"))
+	case p.Type == "get" && space == ns.Ping && name == "ping":
+		c.Reply(p, nil)
+	case p.Type == "get" && space == NS && name == "request":
+		s.request(c, p, q)
+	default:
+		c.Error(p, stanza.New(stanza.ServiceUnavailable))
+	}
+}
+
+// request answers a slot request (XEP-0363 §4, errors §5).
+func (s *service) request(c module.Context, p *module.Packet, q xmlstream.Element) {
+	if p.From.Domain() != s.host || p.From.Local() == "" {
+		e := stanza.New(stanza.Forbidden)
+		e.Text = "only users of " + s.host + " may upload here"
+		c.Error(p, e)
+		return
+	}
+	req, serr := ParseRequest(q)
+	if serr != nil {
+		c.Error(p, serr)
+		return
+	}
+	sl, serr := s.m.grant(p.From.Bare().String(), req, c.Now())
+	if serr != nil {
+		c.Error(p, serr)
+		return
+	}
+	c.Reply(p, slotXML(s.base+"/"+sl.id+"/"+url.PathEscape(sl.name), token(s.m.key, sl)))
+}
+
+// grant checks the size and the owner's quota and records a new slot.
+func (m *Mod) grant(owner string, req Request, now time.Time) (*slot, *stanza.Error) {
+	if req.Size > m.cfg.MaxFileSize {
+		return nil, fileTooLarge(m.cfg.MaxFileSize)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.mu.pending[owner] >= maxPendingPerUser {
+		m.expireLocked(now)
+		if m.mu.pending[owner] >= maxPendingPerUser {
+			e := stanza.New(stanza.ResourceConstraintCond)
+			e.Text = "too many unused upload slots; use or let them expire first"
+			return nil, e
+		}
+	}
+	if q := m.cfg.Quota; q >= 0 && m.mu.used[owner]+m.mu.reserved[owner]+req.Size > q {
+		e := stanza.New(stanza.ResourceConstraintCond)
+		e.Type = stanza.Wait
+		e.Text = "upload quota of " + strconv.FormatInt(q, 10) + " bytes exceeded; older files expire with time"
+		return nil, e
+	}
+	sl := &slot{id: newSlotID(), name: req.Filename, ctype: req.ContentType, owner: owner,
+		size: req.Size, expires: now.Add(m.slotTTL)}
+	m.mu.slots[sl.id] = sl
+	m.mu.pending[owner]++
+	m.mu.reserved[owner] += sl.size
+	return sl, nil
+}
+
+// expireLocked drops the slots whose time is up, releasing what they reserved.
+func (m *Mod) expireLocked(now time.Time) {
+	for id, sl := range m.mu.slots {
+		if !now.Before(sl.expires) {
+			m.dropSlotLocked(id, sl)
+		}
+	}
+}
+
+// dropSlotLocked forgets a pending slot and its reservation.
+func (m *Mod) dropSlotLocked(id string, sl *slot) {
+	delete(m.mu.slots, id)
+	m.mu.pending[sl.owner]--
+	if m.mu.pending[sl.owner] <= 0 {
+		delete(m.mu.pending, sl.owner)
+	}
+	m.releaseLocked(sl.owner, sl.size)
+}
+
+func (m *Mod) releaseLocked(owner string, n int64) {
+	m.mu.reserved[owner] -= n
+	if m.mu.reserved[owner] <= 0 {
+		delete(m.mu.reserved, owner)
+	}
+}
+
+// fileTooLarge is XEP-0363 §5's not-acceptable with the limit.
+func fileTooLarge(max int64) *stanza.Error {
+	e := stanza.New(stanza.NotAcceptable)
+	e.Text = "file too large; the largest is " + strconv.FormatInt(max, 10) + " bytes"
+	e.AppCondition = []byte("<file-too-large xmlns='" + NS + "'><max-file-size>" +
+		strconv.FormatInt(max, 10) + "</max-file-size></file-too-large>")
+	return e
+}
+
+// slotXML is the §4 answer: the same URL for PUT and GET, the token in a header.
+func slotXML(u, auth string) []byte {
+	var b xmlstream.Builder
+	b.Start("slot").Attr("xmlns", NS)
+	b.Start("put").Attr("url", u)
+	b.Start("header").Attr("name", "Authorization").Text(auth).End()
+	b.End()
+	b.Start("get").Attr("url", u).End()
+	b.End()
+	return b.B
+}
+
+// discoInfo is the service's disco#info (XEP-0363 §2), with the XEP-0128 form that
+// announces max-file-size.
+func (s *service) discoInfo() []byte {
+	var b xmlstream.Builder
+	b.Start("query").Attr("xmlns", ns.DiscoInfo)
+	b.Start("identity").Attr("category", "store").Attr("type", "file").Attr("name", s.m.cfg.Name).End()
+	for _, f := range []string{ns.DiscoInfo, ns.DiscoItems, NS, ns.Ping} {
+		b.Start("feature").Attr("var", f).End()
+	}
+	b.Start("x").Attr("xmlns", ns.DataForms).Attr("type", "result")
+	b.Start("field").Attr("var", "FORM_TYPE").Attr("type", "hidden").Start("value").Text(NS).End().End()
+	b.Start("field").Attr("var", "max-file-size").Start("value").Text(strconv.FormatInt(s.m.cfg.MaxFileSize, 10)).End().End()
+	b.End()
+	b.End()
+	return b.B
+}
