@@ -86,6 +86,7 @@ func run(args []string) int {
 		return 0
 	}
 	log := newLogger(cfg)
+	tuneGC(cfg.Runtime, log)
 	if a := os.Getenv("VIREO_PPROF"); a != "" {
 		// Profiling for performance work: loopback only, off unless asked for.
 		go func() {
@@ -354,6 +355,7 @@ func (s *server) Reload() error {
 	if err := s.eng.Reload(s.engineConfig(next)); err != nil {
 		return err
 	}
+	tuneGC(next.Runtime, s.log)
 	s.cfg = next
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -50,6 +51,7 @@ type Config struct {
 	Admin     Admin     `toml:"admin"`
 	Router    Router    `toml:"router"`
 	Store     Store     `toml:"store"`
+	Runtime   Runtime   `toml:"runtime"`
 
 	// Modules holds `disabled` plus one table per module ID, decoded lazily by the module.
 	Modules map[string]toml.Primitive `toml:"modules"`
@@ -145,6 +147,43 @@ type Store struct {
 	// server stuck on a full disk. 0 picks 64 MiB (1/16 of a smaller file system); -1
 	// turns the guard off.
 	MinFree int64 `toml:"min_free"`
+}
+
+// Runtime tunes Go's garbage collector. A server that holds mostly idle session state is
+// best bounded by memory, not by a percentage of the live heap: with a memory limit the
+// collector lets the heap grow while there is room and works harder only near the limit.
+type Runtime struct {
+	// MemoryLimit is the soft limit for the Go heap and runtime, as bytes with an optional
+	// unit ("12GiB", "800MiB", "2000000000"). "auto" (the default) picks 80% of the
+	// cgroup's memory limit or, without one, of physical memory; "off" sets none. The
+	// GOMEMLIMIT environment variable, when set, wins.
+	MemoryLimit string `toml:"memory_limit"`
+	// GCPercent is GOGC: heap growth between collections, in percent of the live heap.
+	// 0 keeps Go's default (100); -1 turns proportional collection off, leaving only the
+	// memory limit (set one). The GOGC environment variable, when set, wins.
+	GCPercent int `toml:"gc_percent"`
+}
+
+// ParseBytes reads a size such as "512MiB", "2GB", "1500000" or "0".
+func ParseBytes(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	i := len(s)
+	for i > 0 && (s[i-1] < '0' || s[i-1] > '9') {
+		i--
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(s[:i]), 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%q is not a size (e.g. 512MiB, 8GiB)", s)
+	}
+	mult := map[string]int64{"": 1, "b": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12,
+		"kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40}[strings.ToLower(strings.TrimSpace(s[i:]))]
+	if mult == 0 {
+		return 0, fmt.Errorf("%q: unknown unit %q (use KiB, MiB, GiB, TiB, or KB, MB, GB, TB)", s, s[i:])
+	}
+	if n > (1<<62)/mult {
+		return 0, fmt.Errorf("%q is too large", s)
+	}
+	return n * mult, nil
 }
 
 // Defaults returns a Config with every option at its safe default for domain.
@@ -326,6 +365,16 @@ func (c *Config) normalize() error {
 	}
 	if c.Router.OfflineQuota < 0 {
 		return errors.New("router.offline_quota must not be negative")
+	}
+	switch m := strings.ToLower(strings.TrimSpace(c.Runtime.MemoryLimit)); m {
+	case "", "auto", "off":
+	default:
+		if _, err := ParseBytes(m); err != nil {
+			return fmt.Errorf("runtime.memory_limit: %w", err)
+		}
+	}
+	if c.Runtime.GCPercent < -1 {
+		return fmt.Errorf("runtime.gc_percent: %d; use -1 to turn proportional collection off", c.Runtime.GCPercent)
 	}
 	if c.Store.MinFree < -1 {
 		return fmt.Errorf("store.min_free: %d; use -1 to turn the guard off", c.Store.MinFree)

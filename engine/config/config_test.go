@@ -68,6 +68,8 @@ func TestParseErrors(t *testing.T) {
 		{"shards", "domains = [\"a.org\"]\n[router]\nshards = 0", "shards"},
 		{"metrics_allow", "domains = [\"a.org\"]\n[web]\nmetrics_allow = [\"10.0.0.0/33\"]", "web.metrics_allow"},
 		{"min_free", "domains = [\"a.org\"]\n[store]\nmin_free = -2", "store.min_free"},
+		{"memory_limit", "domains = [\"a.org\"]\n[runtime]\nmemory_limit = \"lots\"", "runtime.memory_limit"},
+		{"gc_percent", "domains = [\"a.org\"]\n[runtime]\ngc_percent = -5", "runtime.gc_percent"},
 		{"syntax", "domains = [", "config"},
 		{"s2s host", "domains = [\"a.org\"]\n[s2s.hosts]\n\"b.org\" = \"no-port\"", "s2s.hosts"},
 	} {

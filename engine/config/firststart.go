@@ -156,6 +156,15 @@ offline_quota = 1000
 # 0 = 64 MiB (1/16 of a smaller disk); -1 turns the guard off.
 min_free = 0
 
+[runtime]
+# Soft memory limit for the Go runtime ("12GiB", "800MiB"): the collector works harder only
+# near it, which suits a server of mostly idle sessions. "auto" = 80% of the cgroup limit or
+# of physical memory; "off" = none. The GOMEMLIMIT environment variable wins.
+memory_limit = "auto"
+# GOGC: heap growth between collections in percent (0 = Go's default, 100). Lower trades CPU
+# for memory; -1 leaves only the memory limit. The GOGC environment variable wins.
+gc_percent = 0
+
 [modules]
 # Module IDs to turn off ("vireoctl modules" lists them), e.g. ["version"].
 disabled = []
