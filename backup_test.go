@@ -17,7 +17,8 @@ import (
 // message waits offline for bob; vireoctl backs the running server up through the admin
 // socket; the server stops; vireoctl restores the backup into a fresh data_dir (after
 // refusing while a server runs); a server on it lets alice log in with SCRAM and see bob,
-// and bob gets the message, but not the one sent after the backup.
+// and bob gets the message, but not the one sent after the backup. Then, stopped, vireoctl
+// backs up from the database itself and exports to XEP-0227 for an import elsewhere.
 func TestIntegrationBackupRestore(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binaries")
@@ -151,6 +152,21 @@ func TestIntegrationBackupRestore(t *testing.T) {
 	}
 	if m, err := admin.ReadManifest(off); err != nil || !strings.HasPrefix(m.Version, "vireoctl ") {
 		t.Fatalf("offline backup manifest: %+v, %v", m, err)
+	}
+
+	// XEP-0227 through vireoctl on stopped servers: export, import into a new data_dir.
+	file := filepath.Join(t.TempDir(), "export.xml")
+	if out, err := exec.Command(ctl, "-config", dstCfg, "export", file).CombinedOutput(); err != nil {
+		t.Fatalf("export: %v\n%s", err, out)
+	}
+	third := newFaultServer(t, vireo, "")
+	thirdCfg := third.writeConfig()
+	if out, err := exec.Command(ctl, "-config", thirdCfg, "import", file).CombinedOutput(); err != nil || !strings.Contains(string(out), "imported 2 accounts") {
+		t.Fatalf("import: %v\n%s", err, out)
+	}
+	out, err = exec.Command(ctl, "-config", thirdCfg, "users").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "alice@localhost\nbob@localhost") {
+		t.Fatalf("users after import: %v\n%s", err, out)
 	}
 }
 

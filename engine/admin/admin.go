@@ -26,14 +26,14 @@ import (
 
 // Request is one admin command.
 type Request struct {
-	Op       string `json:"op"` // adduser, deluser, passwd, users, bulkadd, stats, reload, modules, backup
+	Op       string `json:"op"` // adduser, deluser, passwd, users, bulkadd, stats, reload, modules, backup, export, import
 	JID      string `json:"jid,omitempty"`
 	Password string `json:"password,omitempty"`
 	Domain   string `json:"domain,omitempty"`
 	Prefix   string `json:"prefix,omitempty"`
 	Count    int    `json:"count,omitempty"`
 	Iter     int    `json:"iter,omitempty"`
-	Path     string `json:"path,omitempty"` // backup: the new directory, absolute
+	Path     string `json:"path,omitempty"` // backup, export, import: absolute path
 }
 
 // Response answers a Request. Error is empty on success.
@@ -89,6 +89,10 @@ func Do(b Backend, r Request) Response {
 		resp.Lines = b.Modules()
 	case "backup":
 		resp.Manifest, err = Backup(b, r.Path)
+	case "export":
+		resp.Count, err = Export(b, r.Path)
+	case "import":
+		resp.Count, resp.Lines, err = Import(b, r.Path)
 	default:
 		err = fmt.Errorf("unknown command %q", r.Op)
 	}

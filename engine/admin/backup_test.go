@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/vireo-im/vireo/store"
+	"github.com/vireo-im/vireo/store/creds"
 	"github.com/vireo-im/vireo/store/pebblestore"
 	"github.com/vireo-im/vireo/xmlstream/jid"
 )
@@ -175,4 +176,46 @@ func FuzzParseManifest(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestExportImportOps runs the export and import ops as the socket would: the file is
+// private, is not overwritten, and imports into another store with the same logins.
+func TestExportImportOps(t *testing.T) {
+	root := t.TempDir()
+	b := openBackend(t, filepath.Join(root, "a"))
+	defer b.st.Close()
+	for _, u := range []string{"alice@example.org", "bob@example.org"} {
+		if err := AddUser(b, u, u+" pw", 4096); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := b.st.Rosters().Put("alice@example.org", store.RosterItem{JID: "bob@example.org", Sub: store.SubBoth}); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(root, "export.xml")
+	if r := Do(b, Request{Op: "export", Path: file}); r.Error != "" || r.Count != 2 {
+		t.Fatalf("export: %+v", r)
+	}
+	if fi, err := os.Stat(file); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("export file: %v %v", fi, err)
+	}
+	if r := Do(b, Request{Op: "export", Path: file}); !strings.Contains(r.Error, "exists") {
+		t.Fatalf("export over an existing file: %+v", r)
+	}
+	c := openBackend(t, filepath.Join(root, "c"))
+	defer c.st.Close()
+	if err := AddUser(c, "bob@example.org", "other pw", 4096); err != nil {
+		t.Fatal(err)
+	}
+	r := Do(c, Request{Op: "import", Path: file})
+	if r.Error != "" || r.Count != 1 || len(r.Lines) != 1 || !strings.Contains(r.Lines[0], "bob@example.org") {
+		t.Fatalf("import: %+v", r)
+	}
+	a, err := c.st.Accounts().Get("alice@example.org")
+	if err != nil || !creds.VerifyPlain(a.Creds[store.SHA256], store.SHA256, "alice@example.org pw") {
+		t.Fatalf("alice after import: %v", err)
+	}
+	if it, err := c.st.Rosters().Item("alice@example.org", "bob@example.org"); err != nil || it.Sub != store.SubBoth {
+		t.Fatalf("alice's roster after import: %+v %v", it, err)
+	}
 }

@@ -41,6 +41,9 @@ commands:
                            server, or from the database when it is stopped
   restore DIR              replace data_dir with the backup in DIR (server must be
                            stopped); the old data_dir is kept as data_dir.before-restore-TIME
+  export FILE              write accounts, rosters and offline messages to FILE (new)
+                           in XEP-0227 format, SCRAM keys included
+  import FILE              create the accounts of a XEP-0227 FILE (existing ones are kept)
 `
 
 // Version is vireoctl's version, set at build time with -ldflags "-X main.Version=...".
@@ -121,6 +124,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 	case "bulkadd":
 		fmt.Fprintf(stdout, "created %d accounts\n", resp.Count)
+	case "export":
+		fmt.Fprintf(stdout, "exported %d accounts to %s\n", resp.Count, req.Path)
+	case "import":
+		for _, l := range resp.Lines {
+			fmt.Fprintln(stdout, "skipped", l)
+		}
+		fmt.Fprintf(stdout, "imported %d accounts from %s\n", resp.Count, req.Path)
 	case "backup":
 		if m := resp.Manifest; m != nil {
 			fmt.Fprintf(stdout, "backup written to %s: %d files, %d bytes (%s)\n", req.Path, len(m.Files), m.Bytes(), m.Version)
@@ -172,8 +182,12 @@ func parse(cmd string, args []string) (admin.Request, error) {
 		if err := fl.Parse(args); err != nil {
 			return r, fmt.Errorf("bulkadd: %w", err)
 		}
-	case "backup", "restore":
-		if err := need(1, "DIR"); err != nil {
+	case "backup", "restore", "export", "import":
+		what := "DIR"
+		if cmd == "export" || cmd == "import" {
+			what = "FILE"
+		}
+		if err := need(1, what); err != nil {
 			return r, err
 		}
 		// The server resolves the path, from its own working directory.
