@@ -311,7 +311,7 @@ func serveConn(c net.Conn, b Backend, log zerolog.Logger) {
 			resp.Error = "bad request: " + err.Error()
 		} else {
 			resp = Do(b, r)
-			log.Info().Str("op", r.Op).Str("jid", r.JID).Bool("ok", resp.Error == "").Msg("admin command")
+			log.Info().Str("op", r.Op).Str("jid", r.JID).Str("path", r.Path).Bool("ok", resp.Error == "").Msg("admin command")
 		}
 		if err := enc.Encode(resp); err != nil {
 			return

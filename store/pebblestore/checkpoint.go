@@ -21,8 +21,19 @@ var _ store.Checkpointer = (*Store)(nil)
 // file system and copies the rest (WAL, MANIFEST, OPTIONS); the WAL is synced first, so the
 // snapshot holds every write acknowledged before the call. Safe to call concurrently with
 // every other method; writes are not blocked while the files are copied.
+//
+// The WAL is synced with an empty log record committed like any write (not with Pebble's
+// WithFlushedWAL), so that a full disk fails with store.ErrFull and a failed WAL write
+// marks the store broken instead of panicking in the caller.
 func (s *Store) Checkpoint(dir string) error {
-	if err := s.db.Checkpoint(dir, pebble.WithFlushedWAL()); err != nil {
+	b := s.db.NewBatch()
+	b.LogData(nil, nil)
+	err := s.commit(b, false)
+	b.Close()
+	if err != nil {
+		return fmt.Errorf("pebblestore: checkpoint: sync the log: %w", err)
+	}
+	if err := s.db.Checkpoint(dir); err != nil {
 		return fmt.Errorf("pebblestore: checkpoint %s: %w", dir, err)
 	}
 	// Pebble creates the directory 0755 (less the umask): the keys in it are for this
