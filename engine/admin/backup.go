@@ -77,6 +77,9 @@ func Backup(b Backend, dir string) (m *Manifest, err error) {
 	if !ok {
 		return nil, errors.New("backup: this store cannot take snapshots")
 	}
+	if rel, err := filepath.Rel(filepath.Join(b.DataDir(), dbName), dir); err == nil && filepath.IsLocal(rel) {
+		return nil, fmt.Errorf("backup: %s is inside the database directory", dir)
+	}
 	if _, err := os.Lstat(dir); err == nil {
 		return nil, fmt.Errorf("backup: %s already exists", dir)
 	} else if !errors.Is(err, fs.ErrNotExist) {

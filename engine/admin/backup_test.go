@@ -76,6 +76,9 @@ func TestBackupRestore(t *testing.T) {
 	if r := Do(b, Request{Op: "backup", Path: dir}); !strings.Contains(r.Error, "already exists") {
 		t.Fatalf("second backup into %s: %q", dir, r.Error)
 	}
+	if r := Do(b, Request{Op: "backup", Path: filepath.Join(src, "db", "snap")}); !strings.Contains(r.Error, "inside the database") {
+		t.Fatalf("backup into the database directory: %q", r.Error)
+	}
 	if r := Do(b, Request{Op: "backup", Path: "relative/dir"}); r.Error == "" {
 		t.Fatal("backup to a relative path succeeded")
 	}
