@@ -104,7 +104,11 @@ func Backup(b Backend, dir string) (m *Manifest, err error) {
 			return nil, fmt.Errorf("backup: %w", err)
 		}
 	}
-	m = &Manifest{Format: ManifestFormat, Time: time.Now().UTC(), Version: b.Version(), DataDir: b.DataDir()}
+	dataDir, err := filepath.Abs(b.DataDir()) // relative to the process's directory
+	if err != nil {
+		return nil, fmt.Errorf("backup: %w", err)
+	}
+	m = &Manifest{Format: ManifestFormat, Time: time.Now().UTC(), Version: b.Version(), DataDir: dataDir}
 	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || !d.Type().IsRegular() {
 			return err

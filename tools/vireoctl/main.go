@@ -251,13 +251,19 @@ func restore(cfg *config.Config, from string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "vireoctl: restore: %v; stop the server first\n", err)
 		return 1
 	}
-	m, aside, err := admin.Restore(cfg.DataDir, from)
+	dataDir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		lock.Close()
+		fmt.Fprintln(stderr, "vireoctl:", err)
+		return 1
+	}
+	m, aside, err := admin.Restore(dataDir, from)
 	lock.Close()
 	if err != nil {
 		fmt.Fprintln(stderr, "vireoctl:", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "restored %s (taken %s by %s, %d files) into %s\n", from, m.Time.Format(time.RFC3339), m.Version, len(m.Files), cfg.DataDir)
+	fmt.Fprintf(stdout, "restored %s (taken %s by %s, %d files) into %s\n", from, m.Time.Format(time.RFC3339), m.Version, len(m.Files), dataDir)
 	if aside != "" {
 		fmt.Fprintf(stdout, "the previous data_dir is now %s\n", aside)
 	}
