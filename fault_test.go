@@ -127,6 +127,32 @@ func newFaultServer(t *testing.T, bin, extra string) *faultServer {
 // allowed (require_tls = false); clients log in with SCRAM-SHA-256.
 func (s *faultServer) start() {
 	s.t.Helper()
+	path := s.writeConfig()
+	s.log = new(lockedBuffer)
+	s.cmd = exec.Command(s.bin, "-config", path)
+	s.cmd.Stderr = s.log
+	if err := s.cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	s.exit = make(chan struct{})
+	go func(cmd *exec.Cmd, exit chan struct{}) { cmd.Wait(); close(exit) }(s.cmd, s.exit)
+	deadline := time.After(30 * time.Second)
+	for !strings.Contains(s.log.String(), "vireo is serving") {
+		select {
+		case <-s.exit:
+			s.cmd = nil
+			s.t.Fatalf("server exited before serving:\n%s", s.log.String())
+		case <-deadline:
+			s.t.Fatalf("server not serving within 30 s:\n%s", s.log.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// writeConfig picks a fresh loopback port and writes the config of s, data_dir
+// s.dir/data, to s.dir/vireo.toml; it returns that path.
+func (s *faultServer) writeConfig() string {
+	s.t.Helper()
 	s.addr = fmt.Sprintf("127.0.0.1:%d", freePort(s.t))
 	cfg := fmt.Sprintf(`domains = ["localhost"]
 data_dir = %q
@@ -147,25 +173,7 @@ socket = %q
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		s.t.Fatal(err)
 	}
-	s.log = new(lockedBuffer)
-	s.cmd = exec.Command(s.bin, "-config", path)
-	s.cmd.Stderr = s.log
-	if err := s.cmd.Start(); err != nil {
-		s.t.Fatal(err)
-	}
-	s.exit = make(chan struct{})
-	go func(cmd *exec.Cmd, exit chan struct{}) { cmd.Wait(); close(exit) }(s.cmd, s.exit)
-	deadline := time.After(30 * time.Second)
-	for !strings.Contains(s.log.String(), "vireo is serving") {
-		select {
-		case <-s.exit:
-			s.cmd = nil
-			s.t.Fatalf("server exited before serving:\n%s", s.log.String())
-		case <-deadline:
-			s.t.Fatalf("server not serving within 30 s:\n%s", s.log.String())
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
+	return path
 }
 
 // kill sends SIGKILL and waits for the process to be gone.

@@ -418,6 +418,15 @@ func (s *server) Stats() map[string]any {
 
 func (s *server) Modules() []string { return moduleLines() }
 
+// DataDir is the data_dir the server opened (a reload does not change it).
+func (s *server) DataDir() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cfg.DataDir
+}
+
+func (s *server) Version() string { return "vireo " + Version }
+
 func moduleLines() []string {
 	var out []string
 	for _, m := range module.All() {

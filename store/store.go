@@ -199,6 +199,14 @@ func UserKey(user string, sub ...string) []byte {
 	return b
 }
 
+// Checkpointer is a Store that can copy itself while it serves: Checkpoint writes a
+// consistent snapshot, as of one moment between two acknowledged writes, into dir, which
+// must not exist. Writes go on during the copy. The snapshot opens as a store of the same
+// implementation.
+type Checkpointer interface {
+	Checkpoint(dir string) error
+}
+
 // Store is the whole storage API.
 type Store interface {
 	Accounts() Accounts

@@ -26,13 +26,14 @@ import (
 
 // Request is one admin command.
 type Request struct {
-	Op       string `json:"op"` // adduser, deluser, passwd, users, bulkadd, stats, reload, modules
+	Op       string `json:"op"` // adduser, deluser, passwd, users, bulkadd, stats, reload, modules, backup, export, import
 	JID      string `json:"jid,omitempty"`
 	Password string `json:"password,omitempty"`
 	Domain   string `json:"domain,omitempty"`
 	Prefix   string `json:"prefix,omitempty"`
 	Count    int    `json:"count,omitempty"`
 	Iter     int    `json:"iter,omitempty"`
+	Path     string `json:"path,omitempty"` // backup, export, import: absolute path
 }
 
 // Response answers a Request. Error is empty on success.
@@ -42,6 +43,8 @@ type Response struct {
 	Stats map[string]any `json:"stats,omitempty"`
 	Lines []string       `json:"lines,omitempty"`
 	Count int            `json:"count,omitempty"`
+	// Manifest describes the backup a backup request wrote.
+	Manifest *Manifest `json:"manifest,omitempty"`
 }
 
 // Backend is what the admin operations need from a running (or stopped) server.
@@ -54,6 +57,10 @@ type Backend interface {
 	Reload() error
 	Stats() map[string]any
 	Modules() []string
+	// DataDir is the server's data_dir, whose key files a backup copies.
+	DataDir() string
+	// Version names the program and its version, for backup manifests.
+	Version() string
 }
 
 // MaxLine bounds one request line so a local client cannot make the server buffer without end.
@@ -80,6 +87,12 @@ func Do(b Backend, r Request) Response {
 		err = b.Reload()
 	case "modules":
 		resp.Lines = b.Modules()
+	case "backup":
+		resp.Manifest, err = Backup(b, r.Path)
+	case "export":
+		resp.Count, err = Export(b, r.Path)
+	case "import":
+		resp.Count, resp.Lines, err = Import(b, r.Path)
 	default:
 		err = fmt.Errorf("unknown command %q", r.Op)
 	}
@@ -298,7 +311,7 @@ func serveConn(c net.Conn, b Backend, log zerolog.Logger) {
 			resp.Error = "bad request: " + err.Error()
 		} else {
 			resp = Do(b, r)
-			log.Info().Str("op", r.Op).Str("jid", r.JID).Bool("ok", resp.Error == "").Msg("admin command")
+			log.Info().Str("op", r.Op).Str("jid", r.JID).Str("path", r.Path).Bool("ok", resp.Error == "").Msg("admin command")
 		}
 		if err := enc.Encode(resp); err != nil {
 			return

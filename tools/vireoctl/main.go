@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -35,7 +37,17 @@ commands:
   stats                    server statistics (server must run)
   reload                   re-read the configuration (server must run)
   modules                  list built-in modules
+  backup DIR               write a consistent backup into DIR (new): through the running
+                           server, or from the database when it is stopped
+  restore DIR              replace data_dir with the backup in DIR (server must be
+                           stopped); the old data_dir is kept as data_dir.before-restore-TIME
+  export FILE              write accounts, rosters and offline messages to FILE (new)
+                           in XEP-0227 format, SCRAM keys included
+  import FILE              create the accounts of a XEP-0227 FILE (existing ones are kept)
 `
+
+// Version is vireoctl's version, set at build time with -ldflags "-X main.Version=...".
+var Version = "0.1.0-dev"
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -76,6 +88,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "vireoctl:", err)
 		return 1
 	}
+	if req.Op == "restore" {
+		return restore(cfg, req.Path, stdout, stderr)
+	}
 	resp, err := admin.Call(cfg.Admin.Socket, req)
 	if err != nil {
 		// No server answering: work on the database directly.
@@ -109,6 +124,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 	case "bulkadd":
 		fmt.Fprintf(stdout, "created %d accounts\n", resp.Count)
+	case "export":
+		fmt.Fprintf(stdout, "exported %d accounts to %s\n", resp.Count, req.Path)
+	case "import":
+		for _, l := range resp.Lines {
+			fmt.Fprintln(stdout, "skipped", l)
+		}
+		fmt.Fprintf(stdout, "imported %d accounts from %s\n", resp.Count, req.Path)
+	case "backup":
+		if m := resp.Manifest; m != nil {
+			fmt.Fprintf(stdout, "backup written to %s: %d files, %d bytes (%s)\n", req.Path, len(m.Files), m.Bytes(), m.Version)
+		}
 	default:
 		fmt.Fprintln(stdout, "ok")
 	}
@@ -156,6 +182,20 @@ func parse(cmd string, args []string) (admin.Request, error) {
 		if err := fl.Parse(args); err != nil {
 			return r, fmt.Errorf("bulkadd: %w", err)
 		}
+	case "backup", "restore", "export", "import":
+		what := "DIR"
+		if cmd == "export" || cmd == "import" {
+			what = "FILE"
+		}
+		if err := need(1, what); err != nil {
+			return r, err
+		}
+		// The server resolves the path, from its own working directory.
+		p, err := filepath.Abs(args[0])
+		if err != nil {
+			return r, err
+		}
+		r.Path = p
 	default:
 		return r, fmt.Errorf("unknown command %q (try vireoctl -h)", cmd)
 	}
@@ -174,8 +214,16 @@ func (b offlineBackend) CloseUser(jid.JID)     {}
 func (b offlineBackend) Reload() error         { return errors.New("server is not running") }
 func (b offlineBackend) Stats() map[string]any { return nil }
 func (b offlineBackend) Modules() []string     { return nil }
+func (b offlineBackend) DataDir() string       { return b.cfg.DataDir }
+func (b offlineBackend) Version() string       { return "vireoctl " + Version + " (server stopped)" }
 
 func offline(cfg *config.Config, req admin.Request) (admin.Response, error) {
+	if req.Op == "backup" {
+		// Opening would create an empty database to back up.
+		if _, err := os.Stat(cfg.DBDir()); err != nil {
+			return admin.Response{}, fmt.Errorf("no database to back up: %w", err)
+		}
+	}
 	st, err := pebblestore.Open(cfg.DBDir(), pebblestore.Options{Logger: zerolog.Nop()})
 	if err != nil {
 		if strings.Contains(err.Error(), "lock") {
@@ -188,4 +236,36 @@ func offline(cfg *config.Config, req admin.Request) (admin.Response, error) {
 		return resp, err
 	}
 	return resp, nil
+}
+
+// restore replaces data_dir with a backup. It refuses while a server answers on the admin
+// socket, and holds the database lock while it works, so that a server whose socket does
+// not answer cannot have the database open either.
+func restore(cfg *config.Config, from string, stdout, stderr io.Writer) int {
+	if _, err := admin.Call(cfg.Admin.Socket, admin.Request{Op: "stats"}); err == nil {
+		fmt.Fprintf(stderr, "vireoctl: restore: the server is running (it answers on %s); stop it first\n", cfg.Admin.Socket)
+		return 1
+	}
+	lock, err := pebblestore.LockDir(cfg.DBDir())
+	if err != nil {
+		fmt.Fprintf(stderr, "vireoctl: restore: %v; stop the server first\n", err)
+		return 1
+	}
+	dataDir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		lock.Close()
+		fmt.Fprintln(stderr, "vireoctl:", err)
+		return 1
+	}
+	m, aside, err := admin.Restore(dataDir, from)
+	lock.Close()
+	if err != nil {
+		fmt.Fprintln(stderr, "vireoctl:", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "restored %s (taken %s by %s, %d files) into %s\n", from, m.Time.Format(time.RFC3339), m.Version, len(m.Files), dataDir)
+	if aside != "" {
+		fmt.Fprintf(stdout, "the previous data_dir is now %s\n", aside)
+	}
+	return 0
 }

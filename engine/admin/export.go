@@ -1,0 +1,67 @@
+package admin
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/vireo-im/vireo/store/pie"
+)
+
+// Export writes every account of b's store, with its roster and offline messages, to a new
+// XEP-0227 file at path (absolute; it must not exist; mode 0600, since it holds the SCRAM
+// keys). The file appears only once it is complete. It returns the number of accounts.
+func Export(b Backend, path string) (int, error) {
+	if !filepath.IsAbs(path) {
+		return 0, fmt.Errorf("export: %q is not an absolute path", path)
+	}
+	if _, err := os.Lstat(path); err == nil {
+		return 0, fmt.Errorf("export: %s already exists", path)
+	}
+	tmp := path + ".partial"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return 0, fmt.Errorf("export: %w", err)
+	}
+	err = pie.Export(f, b.Store())
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return 0, fmt.Errorf("export: %w", err)
+	}
+	return b.Store().Accounts().Count()
+}
+
+// Import reads the XEP-0227 file at path and creates its accounts of b's domains, with
+// their rosters and offline messages. Existing accounts are left alone; what was skipped
+// comes back as lines. The file is parsed whole before anything is written.
+func Import(b Backend, path string) (int, []string, error) {
+	if !filepath.IsAbs(path) {
+		return 0, nil, fmt.Errorf("import: %q is not an absolute path", path)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0, nil, fmt.Errorf("import: %w", err)
+	}
+	if fi.Size() > pie.MaxDocument {
+		return 0, nil, fmt.Errorf("import: %s is %d bytes, over %d", path, fi.Size(), pie.MaxDocument)
+	}
+	doc, err := os.ReadFile(path)
+	if err != nil {
+		return 0, nil, fmt.Errorf("import: %w", err)
+	}
+	users, err := pie.Parse(doc)
+	if err != nil {
+		return 0, nil, fmt.Errorf("import: %w", err)
+	}
+	r, err := pie.Import(b.Store(), users, b.Domains())
+	return r.Imported, r.Skipped, err
+}

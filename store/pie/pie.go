@@ -1,0 +1,521 @@
+// Package pie implements XEP-0227: Portable Import/Export Format for XMPP-IM Servers, for
+// what the store holds of a user: the account, with its SCRAM keys as <scram-credentials/>
+// (XEP-0227 §5.2; the store keeps no passwords), the roster and the offline messages.
+// Other per-user data (MAM archives, PEP, private XML, vCards) is not exported yet.
+//
+// Vireo's own extras ride in attributes of the NSVireo namespace, which other servers
+// ignore: the account's creation time and the pending inbound subscription of a roster
+// item, which the roster format has no place for.
+//
+// Parse holds the whole document in memory (offline messages are kept as the bytes of
+// their element); MaxDocument bounds it.
+package pie
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vireo-im/vireo/store"
+	"github.com/vireo-im/vireo/store/creds"
+	"github.com/vireo-im/vireo/xmlstream"
+)
+
+// Namespaces.
+const (
+	NS       = "urn:xmpp:pie:0"                                  // XEP-0227 1.1
+	NSOld    = "http://www.xmpp.org/extensions/xep-0227.html#ns" // XEP-0227 1.0, read only
+	NSScram  = "urn:xmpp:pie:0#scram"
+	NSRoster = "jabber:iq:roster"
+	NSClient = "jabber:client"
+	NSDelay  = "urn:xmpp:delay"
+	NSVireo  = "urn:vireo:pie:0"
+)
+
+// MaxDocument bounds the size of a document Parse reads: 1 GiB.
+const MaxDocument = 1 << 30
+
+// User is one account as the format carries it. Exactly one of Password and Creds is
+// normally set; Import derives credentials from a password.
+type User struct {
+	JID      string // bare local@domain
+	Password string
+	Creds    [3]store.Credentials
+	Created  time.Time
+	Roster   []store.RosterItem
+	Offline  []store.OfflineMessage // Raw as stored: the <message/> without xmlns
+}
+
+var mechanisms = [3]string{store.SHA1: "SCRAM-SHA-1", store.SHA256: "SCRAM-SHA-256", store.SHA512: "SCRAM-SHA-512"}
+
+// Export writes every account of st, grouped by domain, as one XEP-0227 document. It reads
+// the store as it goes: an export taken while the server runs is not one snapshot (take it
+// from a backup for that).
+func Export(w io.Writer, st store.Store) error {
+	var users []string
+	if err := st.Accounts().List(func(u string) bool { users = append(users, u); return true }); err != nil {
+		return err
+	}
+	sort.Slice(users, func(i, j int) bool {
+		di, dj := domainOf(users[i]), domainOf(users[j])
+		if di != dj {
+			return di < dj
+		}
+		return users[i] < users[j]
+	})
+	var b xmlstream.Builder
+	b.B = append(b.B, "<?xml version='1.0' encoding='UTF-8'?>\n"...)
+	b.Start("server-data").Attr("xmlns", NS).Attr("xmlns:vireo", NSVireo)
+	host := ""
+	flush := func() error {
+		_, err := w.Write(b.B)
+		b.B = b.B[:0]
+		return err
+	}
+	for _, u := range users {
+		acc, err := st.Accounts().Get(u)
+		if errors.Is(err, store.ErrNotFound) {
+			continue // deleted meanwhile
+		}
+		if err != nil {
+			return err
+		}
+		local, domain, ok := strings.Cut(u, "@")
+		if !ok {
+			return fmt.Errorf("pie: account %q is not local@domain", u)
+		}
+		if domain != host {
+			if host != "" {
+				b.End()
+			}
+			host = domain
+			b.Start("host").Attr("jid", domain)
+		}
+		b.Start("user").Attr("name", local)
+		if !acc.Created.IsZero() {
+			b.Attr("vireo:created", acc.Created.UTC().Format(time.RFC3339Nano))
+		}
+		for h, c := range acc.Creds {
+			if c.IsZero() {
+				continue
+			}
+			b.Start("scram-credentials").Attr("xmlns", NSScram).Attr("mechanism", mechanisms[h])
+			b.Start("iter-count").Text(strconv.Itoa(c.Iter)).End()
+			b.Start("salt").Text(base64.StdEncoding.EncodeToString(c.Salt)).End()
+			b.Start("server-key").Text(base64.StdEncoding.EncodeToString(c.ServerKey)).End()
+			b.Start("stored-key").Text(base64.StdEncoding.EncodeToString(c.StoredKey)).End()
+			b.End()
+		}
+		items, _, err := st.Rosters().Get(u)
+		if err != nil {
+			return err
+		}
+		if len(items) > 0 {
+			b.Start("query").Attr("xmlns", NSRoster)
+			for _, it := range items {
+				writeItem(&b, it)
+			}
+			b.End()
+		}
+		n := 0
+		err = st.Offline().List(u, func(m store.OfflineMessage) bool {
+			if n == 0 {
+				b.Start("offline-messages")
+			}
+			n++
+			b.Raw(xmlstream.SetAttrs(nil, m.Raw, xmlstream.AttrSet{Name: "xmlns", Value: []byte(NSClient)}))
+			return true
+		})
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			b.End()
+		}
+		b.End() // user
+		if err := flush(); err != nil {
+			return err
+		}
+	}
+	if host != "" {
+		b.End()
+	}
+	b.End()
+	b.B = append(b.B, '\n')
+	return flush()
+}
+
+func writeItem(b *xmlstream.Builder, it store.RosterItem) {
+	b.Start("item").Attr("jid", it.JID)
+	if it.Name != "" {
+		b.Attr("name", it.Name)
+	}
+	b.Attr("subscription", it.Sub.String())
+	if it.Ask {
+		b.Attr("ask", "subscribe")
+	}
+	if it.Approved {
+		b.Attr("approved", "true")
+	}
+	if it.PendingIn {
+		b.Attr("vireo:pending-in", "true")
+	}
+	for _, g := range it.Groups {
+		b.Start("group").Text(g).End()
+	}
+	b.End()
+}
+
+func domainOf(u string) string {
+	_, d, _ := strings.Cut(u, "@")
+	return d
+}
+
+// Parse decodes a XEP-0227 document (1.1, or 1.0 by its old namespace). XInclude is not
+// supported: a document that uses it is refused. Unknown elements are skipped.
+func Parse(doc []byte) ([]User, error) {
+	if len(doc) > MaxDocument {
+		return nil, fmt.Errorf("pie: document of %d bytes, over %d", len(doc), MaxDocument)
+	}
+	d := xml.NewDecoder(bytes.NewReader(doc))
+	root, err := nextStart(d)
+	if err != nil {
+		return nil, err
+	}
+	if root.Name.Local != "server-data" || (root.Name.Space != NS && root.Name.Space != NSOld) {
+		return nil, fmt.Errorf("pie: root element {%s}%s, want {%s}server-data", root.Name.Space, root.Name.Local, NS)
+	}
+	ns := root.Name.Space
+	var users []User
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			return nil, fmt.Errorf("pie: %w", err)
+		}
+		switch t := tok.(type) {
+		case xml.EndElement:
+			return users, nil
+		case xml.StartElement:
+			if t.Name.Space == "http://www.w3.org/2001/XInclude" {
+				return nil, errors.New("pie: XInclude is not supported; merge the files first")
+			}
+			if t.Name.Space != ns || t.Name.Local != "host" {
+				if err := d.Skip(); err != nil {
+					return nil, fmt.Errorf("pie: %w", err)
+				}
+				continue
+			}
+			host := attr(t, "", "jid")
+			if host == "" || strings.ContainsAny(host, "@/") {
+				return nil, fmt.Errorf("pie: host jid %q", host)
+			}
+			us, err := parseHost(d, doc, ns, host)
+			if err != nil {
+				return nil, err
+			}
+			users = append(users, us...)
+		}
+	}
+}
+
+func parseHost(d *xml.Decoder, doc []byte, ns, host string) ([]User, error) {
+	var users []User
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			return nil, fmt.Errorf("pie: %w", err)
+		}
+		switch t := tok.(type) {
+		case xml.EndElement:
+			return users, nil
+		case xml.StartElement:
+			if t.Name.Space == "http://www.w3.org/2001/XInclude" {
+				return nil, errors.New("pie: XInclude is not supported; merge the files first")
+			}
+			if t.Name.Space != ns || t.Name.Local != "user" {
+				if err := d.Skip(); err != nil {
+					return nil, fmt.Errorf("pie: %w", err)
+				}
+				continue
+			}
+			u, err := parseUser(d, doc, ns, host, t)
+			if err != nil {
+				return nil, err
+			}
+			users = append(users, u)
+		}
+	}
+}
+
+func parseUser(d *xml.Decoder, doc []byte, ns, host string, se xml.StartElement) (User, error) {
+	name := attr(se, "", "name")
+	if name == "" || strings.ContainsAny(name, "@/") {
+		return User{}, fmt.Errorf("pie: user name %q on host %s", name, host)
+	}
+	u := User{JID: name + "@" + host, Password: attr(se, "", "password")}
+	if c := attr(se, NSVireo, "created"); c != "" {
+		t, err := time.Parse(time.RFC3339Nano, c)
+		if err != nil {
+			return User{}, fmt.Errorf("pie: %s: created: %w", u.JID, err)
+		}
+		u.Created = t
+	}
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			return User{}, fmt.Errorf("pie: %s: %w", u.JID, err)
+		}
+		switch t := tok.(type) {
+		case xml.EndElement:
+			return u, nil
+		case xml.StartElement:
+			var err error
+			switch {
+			case t.Name.Space == NSScram && t.Name.Local == "scram-credentials":
+				err = parseScram(d, t, &u)
+			case t.Name.Space == NSRoster && t.Name.Local == "query":
+				err = parseRoster(d, &u)
+			case t.Name.Space == ns && t.Name.Local == "offline-messages":
+				err = parseOffline(d, doc, &u)
+			default:
+				err = d.Skip()
+			}
+			if err != nil {
+				return User{}, fmt.Errorf("pie: %s: %w", u.JID, err)
+			}
+		}
+	}
+}
+
+func parseScram(d *xml.Decoder, se xml.StartElement, u *User) error {
+	var v struct {
+		Iter      string `xml:"iter-count"`
+		Salt      string `xml:"salt"`
+		ServerKey string `xml:"server-key"`
+		StoredKey string `xml:"stored-key"`
+	}
+	if err := d.DecodeElement(&v, &se); err != nil {
+		return err
+	}
+	mech := attr(se, "", "mechanism")
+	h := -1
+	for i, m := range mechanisms {
+		if m == mech {
+			h = i
+		}
+	}
+	if h < 0 {
+		return nil // a mechanism the store does not keep (SCRAM-SHA-224, -PLUS variants)
+	}
+	iter, err := strconv.Atoi(strings.TrimSpace(v.Iter))
+	if err != nil || iter < 1 {
+		return fmt.Errorf("%s: iteration count %q", mech, v.Iter)
+	}
+	c := store.Credentials{Iter: iter}
+	size := creds.NewHash(store.Hash(h))().Size()
+	for _, f := range []struct {
+		dst *[]byte
+		s   string
+		n   int
+	}{{&c.Salt, v.Salt, 0}, {&c.ServerKey, v.ServerKey, size}, {&c.StoredKey, v.StoredKey, size}} {
+		b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(f.s))
+		if err != nil || len(b) == 0 || (f.n > 0 && len(b) != f.n) {
+			return fmt.Errorf("%s: bad base64 or length in %q", mech, f.s)
+		}
+		*f.dst = b
+	}
+	u.Creds[h] = c
+	return nil
+}
+
+func parseRoster(d *xml.Decoder, u *User) error {
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			return err
+		}
+		switch t := tok.(type) {
+		case xml.EndElement:
+			return nil
+		case xml.StartElement:
+			if t.Name.Space != NSRoster || t.Name.Local != "item" {
+				if err := d.Skip(); err != nil {
+					return err
+				}
+				continue
+			}
+			var v struct {
+				Groups []string `xml:"jabber:iq:roster group"`
+			}
+			if err := d.DecodeElement(&v, &t); err != nil {
+				return err
+			}
+			it := store.RosterItem{
+				JID:       attr(t, "", "jid"),
+				Name:      attr(t, "", "name"),
+				Ask:       attr(t, "", "ask") == "subscribe",
+				Approved:  isTrue(attr(t, "", "approved")),
+				PendingIn: isTrue(attr(t, NSVireo, "pending-in")),
+				Groups:    v.Groups,
+			}
+			if it.JID == "" {
+				return errors.New("roster item without jid")
+			}
+			switch s := attr(t, "", "subscription"); s {
+			case "", "none":
+			case "to":
+				it.Sub = store.SubTo
+			case "from":
+				it.Sub = store.SubFrom
+			case "both":
+				it.Sub = store.SubBoth
+			default:
+				return fmt.Errorf("roster item %s: subscription %q", it.JID, s)
+			}
+			u.Roster = append(u.Roster, it)
+		}
+	}
+}
+
+// parseOffline keeps each <message/> as the bytes of its element in doc, with the
+// jabber:client declaration removed (the stream declares it), and its stamp from the
+// XEP-0203 delay the offline store added.
+func parseOffline(d *xml.Decoder, doc []byte, u *User) error {
+	for {
+		start := d.InputOffset()
+		tok, err := d.Token()
+		if err != nil {
+			return err
+		}
+		switch t := tok.(type) {
+		case xml.EndElement:
+			return nil
+		case xml.StartElement:
+			var v struct {
+				Delay []struct {
+					XMLName xml.Name
+					Stamp   string `xml:"stamp,attr"`
+				} `xml:"urn:xmpp:delay delay"`
+			}
+			if err := d.DecodeElement(&v, &t); err != nil {
+				return err
+			}
+			if t.Name.Space != NSClient || t.Name.Local != "message" {
+				continue
+			}
+			raw := doc[start:d.InputOffset()]
+			if !bytes.HasPrefix(raw, []byte("<message")) {
+				return errors.New("offline message with a namespace prefix")
+			}
+			m := store.OfflineMessage{Raw: xmlstream.SetAttrs(nil, raw, xmlstream.AttrSet{Name: "xmlns", Remove: true})}
+			for _, dl := range v.Delay {
+				if st, err := time.Parse(time.RFC3339Nano, dl.Stamp); err == nil {
+					m.Stamp = st.UTC()
+				}
+			}
+			u.Offline = append(u.Offline, m)
+		}
+	}
+}
+
+func nextStart(d *xml.Decoder) (xml.StartElement, error) {
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			return xml.StartElement{}, fmt.Errorf("pie: %w", err)
+		}
+		if se, ok := tok.(xml.StartElement); ok {
+			return se, nil
+		}
+	}
+}
+
+func attr(se xml.StartElement, space, local string) string {
+	for _, a := range se.Attr {
+		if a.Name.Local == local && a.Name.Space == space {
+			return a.Value
+		}
+	}
+	return ""
+}
+
+func isTrue(s string) bool { return s == "true" || s == "1" }
+
+// The stamps the store can keep (nanoseconds since 1970 in an int64).
+var (
+	minStamp = time.Unix(0, math.MinInt64)
+	maxStamp = time.Unix(0, math.MaxInt64)
+)
+
+// Result counts what Import did.
+type Result struct {
+	Imported int
+	// Skipped lists the users not imported, each with the reason.
+	Skipped []string
+}
+
+// Import creates the accounts of users in st with their rosters and offline messages.
+// Accounts that exist, of domains not in domains (when domains is not empty) or without
+// credentials are skipped and listed in the result. Offline messages are stored without a
+// quota; one without a stamp, or one the store cannot keep (before 1678), is stored at the
+// import time. It stops at the first store error.
+func Import(st store.Store, users []User, domains []string) (Result, error) {
+	var r Result
+	served := map[string]bool{}
+	for _, d := range domains {
+		served[d] = true
+	}
+	for _, u := range users {
+		if len(domains) > 0 && !served[domainOf(u.JID)] {
+			r.Skipped = append(r.Skipped, u.JID+": domain not served here")
+			continue
+		}
+		c := u.Creds
+		if c[store.SHA1].IsZero() && c[store.SHA256].IsZero() && c[store.SHA512].IsZero() {
+			if u.Password == "" {
+				r.Skipped = append(r.Skipped, u.JID+": no password or SCRAM credentials")
+				continue
+			}
+			var err error
+			if c, err = creds.DeriveAll(u.Password, creds.DefaultIter); err != nil {
+				return r, err
+			}
+		}
+		created := u.Created
+		if created.IsZero() {
+			created = time.Now().UTC()
+		}
+		err := st.Accounts().Create(store.Account{User: u.JID, Creds: c, Created: created})
+		if errors.Is(err, store.ErrExists) {
+			r.Skipped = append(r.Skipped, u.JID+": account exists")
+			continue
+		}
+		if err != nil {
+			return r, fmt.Errorf("%s: %w", u.JID, err)
+		}
+		for _, it := range u.Roster {
+			if _, err := st.Rosters().Put(u.JID, it); err != nil {
+				return r, fmt.Errorf("%s: roster item %s: %w", u.JID, it.JID, err)
+			}
+		}
+		for _, m := range u.Offline {
+			stamp := m.Stamp
+			if stamp.Before(minStamp) || stamp.After(maxStamp) {
+				stamp = time.Now().UTC() // the <delay/> in Raw keeps the original
+			}
+			if _, err := st.Offline().Push(u.JID, m.Raw, stamp, store.Quota{}); err != nil {
+				return r, fmt.Errorf("%s: offline message: %w", u.JID, err)
+			}
+		}
+		r.Imported++
+	}
+	return r, nil
+}

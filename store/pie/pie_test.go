@@ -1,0 +1,233 @@
+package pie
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/xml"
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/vireo-im/vireo/store"
+	"github.com/vireo-im/vireo/store/creds"
+	"github.com/vireo-im/vireo/store/pebblestore"
+)
+
+func openStore(t *testing.T) *pebblestore.Store {
+	t.Helper()
+	s, err := pebblestore.Open(t.TempDir(), pebblestore.Options{Logger: zerolog.Nop(), MinFree: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// offlineRaw is a message as the offline module stores it: no xmlns, a delay appended.
+func offlineRaw(body string, stamp time.Time) []byte {
+	return []byte(fmt.Sprintf("<message from='alice@example.org/r' to='bob@example.org' type='chat' id='%s'><body>%s</body>"+
+		"<delay xmlns='urn:xmpp:delay' from='example.org' stamp='%s'>Offline Storage</delay></message>",
+		body, body, stamp.Format("2006-01-02T15:04:05.000Z")))
+}
+
+// TestExportImportRoundTrip exports accounts with SCRAM keys, rosters and offline messages,
+// imports the document into an empty store and exports that: the two documents are the
+// same bytes, and the imported store logs in with the old passwords.
+func TestExportImportRoundTrip(t *testing.T) {
+	src := openStore(t)
+	created := time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC)
+	for _, u := range []string{"alice@example.org", "bob@example.org", "carol@other.example"} {
+		c, err := creds.DeriveAll(u+" pw", creds.MinIter)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := src.Accounts().Create(store.Account{User: u, Creds: c, Created: created}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	items := []store.RosterItem{
+		{JID: "bob@example.org", Name: "Bob & <Co>", Sub: store.SubBoth, Groups: []string{"Friends", "Work"}},
+		{JID: "dave@remote.example", Sub: store.SubNone, Ask: true},
+		{JID: "erin@remote.example", Sub: store.SubFrom, Approved: true, PendingIn: true},
+	}
+	for _, it := range items {
+		if _, err := src.Rosters().Put("alice@example.org", it); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stamps := []time.Time{time.Date(2026, 3, 1, 10, 0, 0, 123e6, time.UTC), time.Date(2026, 3, 1, 10, 0, 1, 0, time.UTC)}
+	for i, st := range stamps {
+		if _, err := src.Offline().Push("bob@example.org", offlineRaw(fmt.Sprintf("m%d &amp; more", i), st), st, store.Quota{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	var doc bytes.Buffer
+	if err := Export(&doc, src); err != nil {
+		t.Fatal(err)
+	}
+	users, err := Parse(doc.Bytes())
+	if err != nil {
+		t.Fatalf("parse our own export: %v\n%s", err, doc.Bytes())
+	}
+	dst := openStore(t)
+	res, err := Import(dst, users, []string{"example.org"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Imported != 2 || len(res.Skipped) != 1 || !strings.HasPrefix(res.Skipped[0], "carol@other.example") {
+		t.Fatalf("import result %+v; want alice and bob, carol skipped", res)
+	}
+	if again, err := Import(dst, users, nil); err != nil || again.Imported != 1 || len(again.Skipped) != 2 {
+		t.Fatalf("second import: %+v, %v; want existing accounts skipped", again, err)
+	}
+
+	for _, u := range []string{"alice@example.org", "bob@example.org"} {
+		a, err := src.Accounts().Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := dst.Accounts().Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(a, b) {
+			t.Errorf("%s: account %+v, imported %+v", u, a, b)
+		}
+		if !creds.VerifyPlain(b.Creds[store.SHA256], store.SHA256, u+" pw") {
+			t.Errorf("%s: the password does not verify after import", u)
+		}
+	}
+	got, _, err := dst.Rosters().Get("alice@example.org")
+	if err != nil || !reflect.DeepEqual(got, items) {
+		t.Fatalf("roster after import: %+v (%v), want %+v", got, err, items)
+	}
+	var msgs []store.OfflineMessage
+	dst.Offline().List("bob@example.org", func(m store.OfflineMessage) bool {
+		m.Raw = append([]byte(nil), m.Raw...)
+		msgs = append(msgs, m)
+		return true
+	})
+	if len(msgs) != 2 {
+		t.Fatalf("%d offline messages after import, want 2", len(msgs))
+	}
+	for i, m := range msgs {
+		if want := offlineRaw(fmt.Sprintf("m%d &amp; more", i), stamps[i]); !bytes.Equal(m.Raw, want) || !m.Stamp.Equal(stamps[i]) {
+			t.Errorf("offline %d: %s at %v, want %s at %v", i, m.Raw, m.Stamp, want, stamps[i])
+		}
+	}
+
+	var doc2 bytes.Buffer
+	if err := Export(&doc2, dst); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(doc.Bytes(), doc2.Bytes()) {
+		t.Fatalf("export of the import differs:\n%s\n----\n%s", doc.Bytes(), doc2.Bytes())
+	}
+	if err := xml.Unmarshal(doc.Bytes(), new(struct{})); err != nil {
+		t.Fatalf("export is not well-formed: %v", err)
+	}
+}
+
+// TestImportOtherServers reads what other servers write: XEP-0227 1.0 with a password
+// attribute, and 1.1 with SCRAM-SHA-1 only and an unknown extension element. The 1469
+// stamp of the XEP's example is beyond the store's range: the message is stored at the
+// import time, its delay element still says 1469.
+func TestImportOtherServers(t *testing.T) {
+	c, err := creds.Derive("pencil", store.SHA1, 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b64 := base64.StdEncoding.EncodeToString
+	doc := `<?xml version='1.0' encoding='UTF-8'?>
+<server-data xmlns='http://www.xmpp.org/extensions/xep-0227.html#ns'>
+  <host jid='capulet.example'>
+    <user name='juliet' password='s3crEt'>
+      <query xmlns='jabber:iq:roster'><item jid='romeo@montague.example' name='Romeo' subscription='both'><group>Friends</group></item></query>
+      <offline-messages>
+        <message xmlns='jabber:client' from='romeo@montague.example/orchard' to='juliet@capulet.example/balcony' type='chat'>
+          <body>Neither, fair saint, if either thee dislike.</body>
+          <delay xmlns='urn:xmpp:delay' from='capulet.example' stamp='1469-07-21T00:32:29Z'>Offline Storage</delay>
+        </message>
+      </offline-messages>
+      <vCard xmlns='vcard-temp'><FN>Juliet Capulet</FN></vCard>
+    </user>
+  </host>
+</server-data>`
+	users, err := Parse([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc11 := `<server-data xmlns='urn:xmpp:pie:0'><host jid='montague.example'><user name='romeo'>
+<scram-credentials xmlns='urn:xmpp:pie:0#scram' mechanism='SCRAM-SHA-1'><iter-count>4096</iter-count>
+<salt>` + b64(c.Salt) + `</salt><server-key>` + b64(c.ServerKey) + `</server-key><stored-key>` + b64(c.StoredKey) + `</stored-key></scram-credentials>
+<x xmlns='urn:example:unknown'><user name='not-a-user'/></x></user></host></server-data>`
+	more, err := Parse([]byte(doc11))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := openStore(t)
+	res, err := Import(st, append(users, more...), nil)
+	if err != nil || res.Imported != 2 {
+		t.Fatalf("import: %+v, %v", res, err)
+	}
+	j, _ := st.Accounts().Get("juliet@capulet.example")
+	if !creds.VerifyPlain(j.Creds[store.SHA256], store.SHA256, "s3crEt") {
+		t.Error("juliet's password does not verify")
+	}
+	r, _ := st.Accounts().Get("romeo@montague.example")
+	if !creds.VerifyPlain(r.Creds[store.SHA1], store.SHA1, "pencil") || !r.Creds[store.SHA256].IsZero() {
+		t.Errorf("romeo's SCRAM-SHA-1 keys: %+v", r.Creds)
+	}
+	items, _, _ := st.Rosters().Get("juliet@capulet.example")
+	if len(items) != 1 || items[0].Sub != store.SubBoth || items[0].Groups[0] != "Friends" {
+		t.Errorf("juliet's roster: %+v", items)
+	}
+	var raw string
+	var stamp time.Time
+	st.Offline().List("juliet@capulet.example", func(m store.OfflineMessage) bool { raw, stamp = string(m.Raw), m.Stamp; return true })
+	if !strings.HasPrefix(raw, "<message from=") || strings.Contains(raw, "jabber:client") || time.Since(stamp) > time.Minute {
+		t.Errorf("juliet's offline message: %q at %v", raw, stamp)
+	}
+
+	for _, bad := range []string{
+		`<server-data xmlns='urn:xmpp:pie:0'><host jid='a.example'><user name='x@y'/></host></server-data>`,
+		`<server-data xmlns='urn:xmpp:pie:0' xmlns:xi='http://www.w3.org/2001/XInclude'><xi:include href='a.xml'/></server-data>`,
+		`<other xmlns='urn:xmpp:pie:0'/>`,
+		`<server-data xmlns='urn:xmpp:pie:0'><host jid='a.example'><user name='x'>`,
+	} {
+		if _, err := Parse([]byte(bad)); err == nil {
+			t.Errorf("Parse accepted %s", bad)
+		}
+	}
+}
+
+// FuzzImportParse feeds Parse arbitrary documents: it must not panic, and every offline
+// message it accepts is one well-formed <message/> element on its own, as it will be sent.
+func FuzzImportParse(f *testing.F) {
+	f.Add([]byte(`<server-data xmlns='urn:xmpp:pie:0'><host jid='a.example'><user name='x' password='p'><offline-messages><message xmlns='jabber:client'><body>hi</body></message></offline-messages></user></host></server-data>`))
+	f.Add([]byte(`<server-data xmlns='urn:xmpp:pie:0'><host jid='a.example'><user name='x'><query xmlns='jabber:iq:roster'><item jid='y@a.example' subscription='both'><group>g</group></item></query></user></host></server-data>`))
+	f.Add([]byte(`<server-data xmlns='urn:xmpp:pie:0'><host jid='a'><user name='x'><scram-credentials xmlns='urn:xmpp:pie:0#scram' mechanism='SCRAM-SHA-1'><iter-count>1</iter-count><salt>AA==</salt><server-key>AAAAAAAAAAAAAAAAAAAAAAAAAAA=</server-key><stored-key>AAAAAAAAAAAAAAAAAAAAAAAAAAA=</stored-key></scram-credentials></user></host></server-data>`))
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		users, err := Parse(doc)
+		if err != nil {
+			return
+		}
+		for _, u := range users {
+			for _, m := range u.Offline {
+				d := xml.NewDecoder(bytes.NewReader(m.Raw))
+				var v struct{ XMLName xml.Name }
+				if err := d.Decode(&v); err != nil || v.XMLName.Local != "message" {
+					t.Fatalf("offline message %q of %s: %v (%s)", m.Raw, u.JID, err, v.XMLName.Local)
+				}
+				if _, err := d.Token(); err == nil {
+					t.Fatalf("offline message %q of %s: more than one element", m.Raw, u.JID)
+				}
+			}
+		}
+	})
+}
