@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/vireo-im/vireo/modules/module"
 	_ "github.com/vireo-im/vireo/modules/standard"
 	"github.com/vireo-im/vireo/router"
 	"github.com/vireo-im/vireo/router/routertest"
@@ -188,7 +190,20 @@ func BenchmarkQueue(b *testing.B) {
 // BenchmarkChatDelivery measures one chat message from a client stanza to the recipient's
 // Conn: Submit, outbound phase, forward between shards, inbound phase, delivery.
 func BenchmarkChatDelivery(b *testing.B) {
-	e := newEnv(b)
+	b.Run("archive", func(b *testing.B) { benchChat(b, newEnv(b)) })
+	b.Run("no-archive", func(b *testing.B) {
+		// Every module but MAM: the cost of routing itself.
+		var ids []string
+		for _, m := range module.All() {
+			if m.ID != "mam" {
+				ids = append(ids, m.ID)
+			}
+		}
+		benchChat(b, routertest.New(b, []string{"alice", "bob", "carol"}, func(o *router.Options) { o.Modules = ids }))
+	})
+}
+
+func benchChat(b *testing.B, e *routertest.Env) {
 	a := e.Bind("alice", "pc")
 	sink := bindCounting(e, "bob", "bench")
 	msg := []byte("<message to='bob@example.org/bench' type='chat' id='x'><body>hello, this is a chat message</body></message>")
@@ -213,6 +228,7 @@ func BenchmarkChatDelivery(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(msg)))
 	b.ResetTimer()
+	cpu0 := processCPU()
 	for i := 0; i < b.N; i++ {
 		submit()
 		if i%1024 == 1023 {
@@ -222,6 +238,16 @@ func BenchmarkChatDelivery(b *testing.B) {
 	waitCount(sink, int64(1000+b.N))
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+	// CPU time of the whole process (every goroutine, the store's compactions included) per
+	// message: what a server pays, and steady when other processes share the machine.
+	b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
+}
+
+// processCPU is the user plus system CPU time this process has used, in nanoseconds.
+func processCPU() int64 {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return ru.Utime.Nano() + ru.Stime.Nano()
 }
 
 type countConn struct{ n atomic.Int64 }

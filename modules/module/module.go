@@ -276,11 +276,20 @@ type Packet struct {
 	// available presence, or the first after unavailable: RFC 6121 §4.2), when the server
 	// probes contacts and delivers what waited.
 	Initial bool
+
+	// elem caches Elem for the Raw it was parsed from (elemOf), so every hook of a packet
+	// shares one parse; a hook that replaces Raw invalidates it.
+	elem   xmlstream.Element
+	elemOf []byte
 }
 
-// Elem returns the lazy element view of Raw.
+// Elem returns the lazy element view of Raw, parsed once per Raw.
 func (p *Packet) Elem() xmlstream.Element {
+	if len(p.Raw) > 0 && len(p.elemOf) == len(p.Raw) && &p.elemOf[0] == &p.Raw[0] {
+		return p.elem
+	}
 	e, _ := xmlstream.ParseElement(p.Raw, ns.Client)
+	p.elem, p.elemOf = e, p.Raw
 	return e
 }
 

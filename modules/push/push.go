@@ -104,6 +104,10 @@ type Mod struct {
 	t       store.Table
 	log     zerolog.Logger
 	account sync.Map // bare JID -> *account; each one is used only on its account's shard
+	// enabled holds the bare JIDs with at least one registration, so a message to a user
+	// who never enabled push costs a map lookup, not a store scan. It may hold a user whose
+	// registrations went (a removed account, an app server's error): that costs one scan.
+	enabled sync.Map
 }
 
 var _ module.Provisioner = (*Mod)(nil)
@@ -131,6 +135,14 @@ func (m *Mod) Provision(r module.Registrar) error {
 		m.every = d
 	}
 	m.t = r.Table("push")
+	if err := m.t.Scan(nil, func(k, _ []byte) bool {
+		if i := bytes.IndexByte(k, 0); i > 0 {
+			m.enabled.Store(string(k[:i]), struct{}{})
+		}
+		return true
+	}); err != nil {
+		return fmt.Errorf("push: load registrations: %w", err)
+	}
 	r.IQ(module.IQSet, NS, "enable", m.enable) // also advertises NS
 	r.IQ(module.IQSet, NS, "disable", m.disable)
 	r.Hook(module.Inbound, module.KindMessage, module.OrderPush, m.message)
@@ -206,6 +218,7 @@ func (m *Mod) enable(c module.Context, iq *module.Packet) {
 	if form == nil {
 		form = []byte{}
 	}
+	m.enabled.Store(user, struct{}{}) // before the write: a false entry costs a scan, a missing one a notification
 	if err := m.t.Set(k, form); err != nil {
 		if module.LogStoreError(err) {
 			m.log.Error().Err(err).Msg("push: store registration")
@@ -320,6 +333,9 @@ func formType(x xmlstream.Element) (string, bool) {
 
 // registrations lists user's registrations in key order.
 func (m *Mod) registrations(user string) ([]registration, error) {
+	if _, ok := m.enabled.Load(user); !ok {
+		return nil, nil
+	}
 	prefix := store.UserKey(user)
 	var out []registration
 	err := m.t.Scan(prefix, func(k, v []byte) bool {

@@ -366,3 +366,31 @@ func TestPushDetach(t *testing.T) {
 		t.Fatalf("published %v again", p)
 	}
 }
+
+// TestPushRegistrationsSurviveRestart: a registration stored before the server starts (a
+// restart) is found by the module's in-memory index, so its user is notified.
+func TestPushRegistrationsSurviveRestart(t *testing.T) {
+	e := &env{app: &routertest.Conn{}}
+	e.now.Store(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+	e.Env = routertest.New(t, []string{"alice", "bob"}, func(o *router.Options) {
+		o.ModuleConfig = func(id string, v any) error {
+			if c, ok := v.(*push.Config); ok {
+				c.MinInterval = "0s"
+			}
+			return nil
+		}
+		// As the previous run left it.
+		if err := o.Store.Table("push").Set(store.UserKey("alice@example.org", app, "n9"), []byte{}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if err := e.R.AttachComponent(app, e.app); err != nil {
+		t.Fatal(err)
+	}
+	b := e.Bind("bob", "pc")
+	msg(b, "m1", "one") // alice is offline
+	sync(t, b, "s1")
+	if p := e.publishes(); strings.Join(p, " ") != "n9:1" {
+		t.Fatalf("published %v, want n9:1", p)
+	}
+}

@@ -85,7 +85,12 @@ func Open(dir string, o Options) (*Store, error) {
 	}
 	cache := pebble.NewCache(o.CacheSize)
 	opts := &pebble.Options{
-		Cache:         cache,
+		Cache: cache,
+		// Archives make the store write-heavy: larger memtables and a larger base level
+		// mean fewer flushes and less rewriting of the same bytes by compactions (the
+		// defaults, 4 MiB and 64 MiB, suit a read-mostly embedded store).
+		MemTableSize:  64 << 20,
+		LBaseMaxBytes: 512 << 20,
 		Logger:        pebbleLogger{o.Logger, new(sync.Map)},
 		EventListener: events(o.Logger, &s.bgErrors),
 		FS:            fs,
