@@ -84,12 +84,27 @@ func wrap(kind string, user, to jid.JID, raw []byte) []byte {
 	return b.B
 }
 
+// anyEnabled reports whether a session other than the one with JID self has carbons on:
+// most users have one session, and their messages need no look at the children.
+func anyEnabled(ss []module.Session, self jid.JID) bool {
+	for _, s := range ss {
+		if enabled(s) && !s.JID().Equal(self) {
+			return true
+		}
+	}
+	return false
+}
+
 func (m *Mod) sent(c module.Context, p *module.Packet) module.Verdict {
+	user := p.From.Bare()
+	sessions := c.Sessions(user)
+	if !anyEnabled(sessions, p.From) {
+		return module.Continue
+	}
 	if _, ok := eligible(p); !ok {
 		return module.Continue
 	}
-	user := p.From.Bare()
-	for _, s := range c.Sessions(user) {
+	for _, s := range sessions {
 		if s.JID().Equal(p.From) || !enabled(s) || !s.Available() {
 			continue
 		}
@@ -99,12 +114,12 @@ func (m *Mod) sent(c module.Context, p *module.Packet) module.Verdict {
 }
 
 func (m *Mod) received(c module.Context, p *module.Packet) module.Verdict {
-	if _, ok := eligible(p); !ok {
-		return module.Continue
-	}
 	user := p.To.Bare()
 	sessions := c.Sessions(user)
-	if len(sessions) < 2 {
+	if len(sessions) < 2 || !anyEnabled(sessions, jid.JID{}) {
+		return module.Continue
+	}
+	if _, ok := eligible(p); !ok {
 		return module.Continue
 	}
 	// Which sessions get the original (RFC 6121 §8.5 as the router applies it)?

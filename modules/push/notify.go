@@ -69,6 +69,9 @@ func (m *Mod) message(c module.Context, p *module.Packet) module.Verdict {
 		m.awake(c, user)
 		return module.Continue
 	}
+	if _, ok := m.enabled.Load(user.String()); !ok {
+		return module.Continue // nobody to notify: spare the look for a body
+	}
 	if body, ok := bodyOf(p.Elem()); ok {
 		m.notify(c, user, p.From.String(), body, 1)
 	}
