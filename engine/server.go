@@ -115,6 +115,11 @@ type Config struct {
 
 	// webTLS is TLS with HTTP's ALPN for the web listeners (TLS announces xmpp-client).
 	webTLS *tls.Config
+	// s2sTLS is TLS for inbound server-to-server streams: ALPN xmpp-server (XEP-0368; a
+	// peer such as Prosody offers only that, and crypto/tls refuses the handshake when
+	// no protocol matches), and the peer is asked for its certificate (for SASL
+	// EXTERNAL, XEP-0178), which is checked after the handshake, not by crypto/tls.
+	s2sTLS *tls.Config
 }
 
 // trusted reports whether ip is in one of the trusted networks.
@@ -284,6 +289,9 @@ func (s *Server) apply(cfg *Config) {
 		// would refuse the handshake.
 		cfg.webTLS = cfg.TLS.Clone()
 		cfg.webTLS.NextProtos = []string{"http/1.1"}
+		cfg.s2sTLS = cfg.TLS.Clone()
+		cfg.s2sTLS.NextProtos = []string{"xmpp-server"}
+		cfg.s2sTLS.ClientAuth = tls.RequestClientCert
 	}
 	m := make(map[string]bool, len(cfg.Domains))
 	for _, d := range cfg.Domains {
