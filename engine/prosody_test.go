@@ -164,6 +164,8 @@ vireo_test_hosts = {
 %[10]s}
 ssl = { certificate = %[11]q; key = %[12]q; %[13]s }
 VirtualHost %[14]q
+Component "conference.%[14]s" "muc"
+	muc_room_locking = false
 `, filepath.Join(dir, "prosody.pid"), filepath.Join(dir, "data"), filepath.Join(dir, "plugins"),
 		filepath.Join(dir, "prosody.log"), o.ip, c2sPort, s2sPort, filepath.Join(dir, "admin.sock"),
 		filepath.Join(dir, "certs"), hosts.String(), crt, key, cafile, o.domain)
@@ -294,7 +296,8 @@ func vireoWithProsody(t *testing.T, trustCA bool) (*vireotest.Server, *prosodySe
 			t.Logf("vireo log:\n%s", tail([]byte(logs.String()), 20000))
 		}
 	})
-	v.Engine.SetS2SHosts(map[string]string{"prosody.test": p.s2s})
+	v.Engine.SetS2SHosts(map[string]string{"prosody.test": p.s2s, "conference.prosody.test": p.s2s,
+		"nothing.test": p.s2s})
 	v.AddUser(t, "alice", "alice secret")
 	return v, p, logs
 }
@@ -421,5 +424,50 @@ func TestFederationProsodyExternal(t *testing.T) {
 	}
 	if strings.Contains(l, "dialback") {
 		t.Fatalf("dialback despite valid certificates:\n%s", l)
+	}
+}
+
+// TestFederationProsodyMUC: alice on Vireo joins a room on Prosody's MUC component (a
+// second remote domain, so a second stream each way) with bob, and they talk in it; a
+// domain Prosody does not serve, routed to it anyway, bounces.
+func TestFederationProsodyMUC(t *testing.T) {
+	v, p, logs := vireoWithProsody(t, false)
+	alice := v.LoginPlain(t, "alice", "alice secret", "phone")
+	alice.Send("<presence/>")
+	bob := p.login("bob", "bob secret", "pc")
+	bob.Send("<presence/>")
+
+	room := "room@conference.prosody.test"
+	alice.Send("<presence to='" + room + "/alice'><x xmlns='http://jabber.org/protocol/muc'/></presence>")
+	if got := alice.Expect("</presence>"); !strings.Contains(got, "from='"+room+"/alice'") || !strings.Contains(got, "code='110'") {
+		// The first presence may be another occupant's; self-presence (110) ends the join.
+		got += alice.Expect("code='110'")
+	}
+	bob.Send("<presence to='" + room + "/bob'><x xmlns='http://jabber.org/protocol/muc'/></presence>")
+	bob.Expect("code='110'")
+	alice.Expect("from='" + room + "/bob'")
+	alice.Send("<message to='" + room + "' type='groupchat' id='g1'><body>hello room</body></message>")
+	if got := bob.Expect("hello room"); !strings.Contains(got, "from='"+room+"/alice'") {
+		t.Fatalf("bob got %q", got)
+	}
+	alice.Expect("hello room") // the room reflects it to the sender too
+	bob.Send("<message to='" + room + "' type='groupchat' id='g2'><body>hi from prosody</body></message>")
+	if got := alice.Expect("hi from prosody"); !strings.Contains(got, "from='"+room+"/bob'") {
+		t.Fatalf("alice got %q", got)
+	}
+
+	// Prosody refuses to authenticate us for a domain it does not serve: the stanza bounces.
+	alice.Send("<message to='x@nothing.test' id='n1' type='chat'><body>anyone?</body></message>")
+	got, err := alice.ReadUntil("id='n1'", 10*time.Second)
+	if err == nil {
+		var more string
+		more, err = alice.ReadUntil("</message>", 10*time.Second)
+		got += more
+	}
+	if err != nil || !strings.Contains(got, "type='error'") || !strings.Contains(got, "remote-server-not-found") {
+		t.Fatalf("unserved domain: %q %v", got, err)
+	}
+	if !strings.Contains(logs.String(), "stream error host-unknown") {
+		t.Fatalf("Prosody's stream error is not in the log:\n%s", logs.String())
 	}
 }

@@ -146,6 +146,37 @@ func (o *s2sOut) verify(receiving, originating, id, key string) bool {
 	}
 }
 
+// s2sStreamError is a stream error the peer ended our stream with (RFC 6120 §4.9), such as
+// host-unknown from a server that does not serve the domain we asked for.
+type s2sStreamError struct{ cond, text string }
+
+func (e *s2sStreamError) Error() string {
+	if e.text != "" {
+		return "s2s: the peer sent stream error " + e.cond + ": " + e.text
+	}
+	return "s2s: the peer sent stream error " + e.cond
+}
+
+// asStreamError returns the stream error st is, or nil when st is something else.
+func asStreamError(st *xmlstream.Stanza) error {
+	if string(st.Name) != "error" || string(st.NS) != ns.Stream {
+		return nil
+	}
+	e := &s2sStreamError{cond: "undefined-condition"}
+	it := st.Elem().Children()
+	for c, ok := it.Next(); ok; c, ok = it.Next() {
+		if string(c.NS()) != ns.Streams {
+			continue
+		}
+		if n := string(c.Name()); n == "text" {
+			e.text = string(c.AppendText(nil))
+		} else {
+			e.cond = n
+		}
+	}
+	return e
+}
+
 var (
 	errS2SNoTLS    = errors.New("s2s: the peer does not offer STARTTLS")
 	errS2SProtocol = errors.New("s2s: unexpected answer from the peer")
@@ -365,6 +396,10 @@ func (p *outPeer) connect() (*peerStream, error) {
 			return nil, err
 		}
 		st := ev.Stanza
+		if err := asStreamError(st); err != nil {
+			ps.close()
+			return nil, err
+		}
 		if string(st.NS) != nsDialback || string(st.Name) != "result" {
 			continue
 		}
@@ -514,6 +549,11 @@ func (ps *peerStream) header(local, remote string) (string, []byte, error) {
 	id := string(xmlstream.AppendUnescaped(nil, v))
 	if ev, err = ps.next(); err != nil {
 		return "", nil, err
+	}
+	if ev.Kind == xmlstream.EventElement {
+		if err := asStreamError(ev.Stanza); err != nil {
+			return "", nil, err
+		}
 	}
 	if ev.Kind != xmlstream.EventElement || string(ev.Stanza.Name) != "features" {
 		return "", nil, errS2SProtocol
