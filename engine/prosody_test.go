@@ -235,23 +235,36 @@ func (p *prosodyServer) register(user, pass string) {
 	}
 }
 
-// login connects a raw client to Prosody's c2s port: STARTTLS (trusting the test CA), SASL
-// PLAIN, bind.
+// login connects a raw client to Prosody's c2s port.
 func (p *prosodyServer) login(user, pass, resource string) *vireotest.RawConn {
-	t := p.t
+	p.t.Helper()
+	return c2sLogin(p.t, p.c2s, p.domain, p.caPEM, user, pass, resource)
+}
+
+// c2sStart opens a client stream to addr for domain and negotiates STARTTLS, trusting
+// caPEM; it returns the stream and the stream header to restart with.
+func c2sStart(t *testing.T, addr, domain string, caPEM []byte) (*vireotest.RawConn, string) {
 	t.Helper()
 	hdr := "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='" +
-		p.domain + "' version='1.0'>"
-	r := vireotest.DialAddr(t, p.c2s)
+		domain + "' version='1.0'>"
+	r := vireotest.DialAddr(t, addr)
 	r.Send(hdr)
 	r.Expect("</stream:features>")
 	r.Send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
 	r.Expect("<proceed")
 	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(p.caPEM)
-	r.StartTLS(&tls.Config{RootCAs: pool, ServerName: p.domain})
+	pool.AppendCertsFromPEM(caPEM)
+	r.StartTLS(&tls.Config{RootCAs: pool, ServerName: domain})
 	r.Send(hdr)
 	r.Expect("</stream:features>")
+	return r, hdr
+}
+
+// c2sLogin connects a raw client to another server's c2s port: STARTTLS (trusting caPEM),
+// SASL PLAIN, bind.
+func c2sLogin(t *testing.T, addr, domain string, caPEM []byte, user, pass, resource string) *vireotest.RawConn {
+	t.Helper()
+	r, hdr := c2sStart(t, addr, domain, caPEM)
 	r.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>" +
 		base64.StdEncoding.EncodeToString([]byte("\x00"+user+"\x00"+pass)) + "</auth>")
 	r.Expect("<success")
