@@ -332,3 +332,40 @@ func TestS2SExternal(t *testing.T) {
 		t.Fatalf("EXTERNAL offered for our own domain: %q", feat)
 	}
 }
+
+// TestS2SPeerStreamError: a peer that answers our stream header with a stream error (as
+// Prosody does with host-unknown for a domain it does not serve); the queued stanza
+// bounces with remote-server-not-found and the log names the condition.
+func TestS2SPeerStreamError(t *testing.T) {
+	logs := new(syncBuffer)
+	log := zerolog.New(logs)
+	a := vireotest.Start(t, vireotest.Options{Domain: "a.localhost", AllowPlain: true, S2S: true, Logger: &log})
+	a.AddUser(t, "alice", "secret")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		buf := make([]byte, 1024)
+		c.Read(buf)
+		c.Write([]byte("<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' id='x1' from='nope.localhost' version='1.0'>" +
+			"<stream:error><host-unknown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/><text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>not here</text></stream:error></stream:stream>"))
+		c.Read(buf)
+	}()
+	a.Engine.SetS2SHosts(map[string]string{"nope.localhost": ln.Addr().String()})
+	alice := a.LoginPlain(t, "alice", "secret", "phone")
+	alice.Send("<message to='x@nope.localhost' id='h1' type='chat'><body>hello?</body></message>")
+	got := alice.Expect("</message>")
+	if !strings.Contains(got, "type='error'") || !strings.Contains(got, "remote-server-not-found") || !strings.Contains(got, "id='h1'") {
+		t.Fatalf("bounce: %q", got)
+	}
+	if l := logs.String(); !strings.Contains(l, "stream error host-unknown: not here") {
+		t.Fatalf("log: %s", l)
+	}
+}
