@@ -53,6 +53,10 @@ func needEjabberd(t *testing.T) (erl, libs string) {
 		why = "unshare (util-linux) is missing"
 	case os.Geteuid() != 0:
 		why = "ejabberd's /etc/hosts needs a mount namespace, so root"
+	default:
+		if out, err := exec.Command("unshare", "-m", "true").CombinedOutput(); err != nil {
+			why = fmt.Sprintf("unshare -m is not permitted here (a container without CAP_SYS_ADMIN?): %v %s", err, out)
+		}
 	}
 	if why != "" {
 		if os.Getenv("CI") != "" {
