@@ -285,7 +285,7 @@ func (s *server) engineConfig(cfg *config.Config) engine.Config {
 	}
 	var s2s engine.S2S
 	if cfg.S2S.Enabled {
-		s2s = engine.S2S{Hosts: cfg.S2S.Hosts, Secret: []byte(cfg.S2S.Secret)}
+		s2s = engine.S2S{Hosts: cfg.S2S.Hosts, Secret: []byte(cfg.S2S.Secret), CAs: cfg.S2S.CAs}
 		for _, a := range cfg.S2S.Listen {
 			ls = append(ls, engine.Listener{Name: "s2s", Addr: a, Kind: engine.KindS2S})
 		}

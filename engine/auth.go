@@ -30,6 +30,7 @@ type authState struct {
 	streamID string    // XEP-0114: the handshake hashes it
 	addr     string    // throttle key of the client address whose attempt this is
 	v2       *sasl2Req // what an XEP-0388 <authenticate/> asked for besides authentication
+	external string    // s2s: the domain SASL EXTERNAL was offered for (XEP-0178)
 }
 
 // cbTypes lists the channel bindings this connection can offer (RFC 9266, RFC 5929).

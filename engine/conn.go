@@ -351,6 +351,8 @@ func (c *conn) startTLS() {
 	tc := cfg.loopTLS
 	if c.ws != nil {
 		tc = cfg.webTLS
+	} else if _, ok := c.l.kind.(*s2sIn); ok {
+		tc = cfg.s2sTLS
 	}
 	// The handshake runs on its own goroutine, and gnet releases a closed conn's fields on
 	// the loop: the address is read here, on the loop, for the failure log.

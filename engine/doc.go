@@ -13,13 +13,15 @@
 // auth.go, in-band registration, bind, then stanzas to the router); component.go is the
 // XEP-0114 kind (handshake over the stream id and a per-component secret; the domain
 // becomes a router destination); s2s.go is the inbound server-to-server kind (STARTTLS,
-// then XEP-0220 dialback checked with the peer's authoritative server; every stanza's
+// then XEP-0220 dialback checked with the peer's authoritative server, or SASL EXTERNAL
+// when the peer's certificate is valid for its domain under S2S.CAs; every stanza's
 // 'from' must be in the proven domain). A listener serves one kind; WebSocket/BOSH are
 // transports under the c2s kind.
 //
 // The outbound side of federation (s2s_out.go) is the router's Remote. In this first slice
 // it does not run on the loops: each outbound stream is a writer goroutine and a reader
-// goroutine over a blocking net.Conn (crypto/tls after STARTTLS) with the same tokenizer.
+// goroutine over a blocking net.Conn (crypto/tls after STARTTLS, presenting our
+// certificate; SASL EXTERNAL when the peer offers it, else dialback) with the same tokenizer.
 // Stanzas wait in a bounded queue while the stream is set up, and are bounced through the
 // router (Router.Bounce) if it fails.
 //

@@ -4,6 +4,8 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/hex"
 	"strings"
 	"time"
@@ -37,6 +39,10 @@ type S2S struct {
 	// SetupTimeout bounds dialing, STARTTLS and dialback of one outbound stream; stanzas
 	// queued meanwhile then bounce with remote-server-timeout. Default s2sSetupTimeout.
 	SetupTimeout time.Duration
+	// CAs, when set, are the roots a peer server's certificate is checked against: a peer
+	// whose certificate is valid for the domain in its stream header's 'from' is offered
+	// SASL EXTERNAL (XEP-0178) besides dialback. Nil: dialback only.
+	CAs *x509.CertPool
 }
 
 // dialbackKey is XEP-0220 §2.4's recommended key: HMAC-SHA256 keyed with SHA-256 of the
@@ -84,19 +90,93 @@ func (k *s2sIn) header(c *conn, h *xmlstream.Stanza) {
 		c.fail(stanza.UnsupportedVersion, "version='1.0' is required")
 		return
 	}
-	if c.state.Load() != stEstablished {
+	established := c.state.Load() == stEstablished
+	if !established {
 		c.auth = &authState{streamID: id}
 		c.state.Store(stNegotiating)
 	}
 	var b xmlstream.Builder
 	b.Start("stream:features")
-	if !c.has(fTLS) && cfg.TLS != nil {
+	switch {
+	case !c.has(fTLS) && cfg.TLS != nil:
 		b.Start("starttls").Attr("xmlns", ns.TLS).Start("required").End().End()
-	} else {
+	case established:
+		// Restarted after SASL EXTERNAL (RFC 6120 §6.4.6): nothing left to negotiate.
+	default:
+		if from := attrDomain(h, "from"); from != "" && k.certValidFor(c, from) {
+			c.auth.external = from
+			b.Start("mechanisms").Attr("xmlns", ns.SASL).Start("mechanism").Text("EXTERNAL").End().End()
+		}
 		b.Start("dialback").Attr("xmlns", nsDBFeature).Start("errors").End().End()
 	}
 	b.End()
 	c.write(b.B)
+}
+
+// certValidFor reports whether the peer presented, in the TLS handshake, a certificate
+// that chains to S2S.CAs and names domain (a DNS-ID, RFC 6125; XEP-0178 §3). xmppAddr and
+// SRV-ID identities are not checked in this slice.
+func (k *s2sIn) certValidFor(c *conn, domain string) bool {
+	s := c.srv()
+	cas := s.config().S2S.CAs
+	t := c.tls.Load()
+	if cas == nil || t == nil || !t.HandshakeComplete() || s.isLocal(domain) || s.rt.IsService(domain) {
+		return false
+	}
+	certs := t.PeerCertificates()
+	if len(certs) == 0 {
+		return false
+	}
+	inter := x509.NewCertPool()
+	for _, ic := range certs[1:] {
+		inter.AddCert(ic)
+	}
+	// A server certificate may carry serverAuth only (RFC 6125 leaves client use open and
+	// public CAs are dropping clientAuth), so any extended key usage is accepted.
+	_, err := certs[0].Verify(x509.VerifyOptions{Roots: cas, Intermediates: inter, DNSName: domain,
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+	return err == nil
+}
+
+// external handles <auth mechanism='EXTERNAL'/> (XEP-0178 §3): offered only when the
+// certificate is valid for the header's 'from', so the authorization identity, if given,
+// must be that domain.
+func (k *s2sIn) external(c *conn, st *xmlstream.Stanza) {
+	fail := func(cond string) {
+		c.write([]byte("<failure xmlns='" + ns.SASL + "'><" + cond + "/></failure>"))
+	}
+	if c.auth == nil || c.auth.external == "" || c.state.Load() == stEstablished {
+		fail("invalid-mechanism") // not offered on this stream: the peer may still dial back
+		return
+	}
+	if m, _ := st.Attr("mechanism"); string(m) != "EXTERNAL" {
+		fail("invalid-mechanism")
+		return
+	}
+	domain := c.auth.external
+	text := strings.TrimSpace(string(st.Elem().AppendText(nil)))
+	if text != "" && text != "=" {
+		authz, err := base64.StdEncoding.DecodeString(text)
+		if err != nil {
+			fail("incorrect-encoding")
+			return
+		}
+		if d, err := jid.PrepareDomain(string(authz)); err != nil || d != domain {
+			fail("invalid-authzid")
+			return
+		}
+	}
+	s := c.srv()
+	c.bare, _ = jid.New("", domain, "")
+	c.auth = nil
+	c.set(fAuthed)
+	c.authenticated()
+	c.state.Store(stEstablished)
+	s.authOK.Add(1)
+	s.log.Info().Str("peer", domain).Str("remote", c.ip()).Msg("s2s inbound stream authenticated with SASL EXTERNAL")
+	c.write([]byte("<success xmlns='" + ns.SASL + "'/>"))
+	// RFC 6120 §6.4.6: the peer restarts the stream; header answers with empty features.
+	c.scan.Reset(k.scanKind(), &s.config().Limits)
 }
 
 func (k *s2sIn) element(c *conn, st *xmlstream.Stanza) bool {
@@ -110,6 +190,10 @@ func (k *s2sIn) element(c *conn, st *xmlstream.Stanza) bool {
 	}
 	if string(st.Name) == "starttls" && string(st.NS) == ns.TLS {
 		return c.onStartTLS()
+	}
+	if string(st.Name) == "auth" && string(st.NS) == ns.SASL && c.has(fTLS) {
+		k.external(c, st)
+		return false
 	}
 	c.fail(stanza.NotAuthorized, "")
 	return false

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"net"
 	"sync"
@@ -115,7 +116,7 @@ func (o *s2sOut) close() {
 // verify asks the authoritative server of originating, over a new stream, whether key is
 // the key it handed out for the stream id it opened to receiving (XEP-0220 §2.3).
 func (o *s2sOut) verify(receiving, originating, id, key string) bool {
-	ps, _, err := o.open(receiving, originating)
+	ps, _, _, err := o.open(receiving, originating)
 	if err != nil {
 		o.srv.log.Info().Err(err).Str("peer", originating).Msg("s2s dialback verify: cannot reach the authoritative server")
 		return false
@@ -145,6 +146,37 @@ func (o *s2sOut) verify(receiving, originating, id, key string) bool {
 	}
 }
 
+// s2sStreamError is a stream error the peer ended our stream with (RFC 6120 §4.9), such as
+// host-unknown from a server that does not serve the domain we asked for.
+type s2sStreamError struct{ cond, text string }
+
+func (e *s2sStreamError) Error() string {
+	if e.text != "" {
+		return "s2s: the peer sent stream error " + e.cond + ": " + e.text
+	}
+	return "s2s: the peer sent stream error " + e.cond
+}
+
+// asStreamError returns the stream error st is, or nil when st is something else.
+func asStreamError(st *xmlstream.Stanza) error {
+	if string(st.Name) != "error" || string(st.NS) != ns.Stream {
+		return nil
+	}
+	e := &s2sStreamError{cond: "undefined-condition"}
+	it := st.Elem().Children()
+	for c, ok := it.Next(); ok; c, ok = it.Next() {
+		if string(c.NS()) != ns.Streams {
+			continue
+		}
+		if n := string(c.Name()); n == "text" {
+			e.text = string(c.AppendText(nil))
+		} else {
+			e.cond = n
+		}
+	}
+	return e
+}
+
 var (
 	errS2SNoTLS    = errors.New("s2s: the peer does not offer STARTTLS")
 	errS2SProtocol = errors.New("s2s: unexpected answer from the peer")
@@ -152,32 +184,33 @@ var (
 )
 
 // open dials remote and negotiates a stream from local up to the features after STARTTLS;
-// it returns the stream and its id. The whole setup has one deadline, cleared at the end.
-func (o *s2sOut) open(local, remote string) (*peerStream, string, error) {
+// it returns the stream, its id and those features. The whole setup has one deadline,
+// cleared at the end.
+func (o *s2sOut) open(local, remote string) (*peerStream, string, []byte, error) {
 	addr, ok := o.addr(remote)
 	if !ok {
-		return nil, "", errors.New("s2s: no address for " + remote)
+		return nil, "", nil, errors.New("s2s: no address for " + remote)
 	}
 	wait := o.srv.config().S2S.SetupTimeout
 	d := net.Dialer{Timeout: wait}
 	nc, err := d.DialContext(o.ctx, "tcp", addr)
 	if err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
 	nc.SetDeadline(time.Now().Add(wait))
 	ps := newPeerStream(nc, &o.srv.config().Limits)
 	id, feat, err := ps.header(local, remote)
 	if err != nil {
 		ps.close()
-		return nil, "", err
+		return nil, "", nil, err
 	}
 	if !bytes.Contains(feat, []byte(ns.TLS)) {
 		ps.close()
-		return nil, "", errS2SNoTLS
+		return nil, "", nil, errS2SNoTLS
 	}
 	if _, err = nc.Write([]byte("<starttls xmlns='" + ns.TLS + "'/>")); err != nil {
 		ps.close()
-		return nil, "", err
+		return nil, "", nil, err
 	}
 	ev, err := ps.next()
 	if err != nil || ev.Kind != xmlstream.EventElement || string(ev.Stanza.Name) != "proceed" {
@@ -185,23 +218,43 @@ func (o *s2sOut) open(local, remote string) (*peerStream, string, error) {
 		if err == nil {
 			err = errS2SProtocol
 		}
-		return nil, "", err
+		return nil, "", nil, err
 	}
 	// This slice accepts any certificate: the peer proves its domain with dialback, which
-	// is what XEP-0220 allows without PKIX. Certificate validation is the next step.
-	tc := tls.Client(nc, &tls.Config{ServerName: remote, InsecureSkipVerify: true, MinVersion: tls.VersionTLS12})
+	// is what XEP-0220 allows without PKIX. Certificate validation is the next step. Our
+	// own certificate goes along, for a peer that offers SASL EXTERNAL (XEP-0178).
+	tc := tls.Client(nc, &tls.Config{ServerName: remote, InsecureSkipVerify: true, MinVersion: tls.VersionTLS12,
+		GetClientCertificate: o.clientCert(local)})
 	if err := tc.Handshake(); err != nil {
 		ps.close()
-		return nil, "", err
+		return nil, "", nil, err
 	}
 	ps.nc = tc
 	ps.reset()
-	if id, _, err = ps.header(local, remote); err != nil {
+	if id, feat, err = ps.header(local, remote); err != nil {
 		ps.close()
-		return nil, "", err
+		return nil, "", nil, err
 	}
 	tc.SetDeadline(time.Time{})
-	return ps, id, nil
+	return ps, id, feat, nil
+}
+
+// clientCert presents this server's certificate for local on outbound streams; none when
+// the server has no TLS configuration (the handshake then goes on without one).
+func (o *s2sOut) clientCert(local string) func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+	return func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+		cfg := o.srv.config().TLS
+		switch {
+		case cfg == nil:
+		case cfg.GetCertificate != nil:
+			if c, err := cfg.GetCertificate(&tls.ClientHelloInfo{ServerName: local}); err == nil && c != nil {
+				return c, nil
+			}
+		case len(cfg.Certificates) > 0:
+			return &cfg.Certificates[0], nil
+		}
+		return new(tls.Certificate), nil
+	}
 }
 
 // outPeer is one outbound stream and its queue. Route (any goroutine) enqueues; run (its
@@ -262,7 +315,13 @@ func (p *outPeer) run() {
 		defer close(gone)
 		for {
 			ev, err := ps.next()
-			if err != nil || ev.Kind == xmlstream.EventStreamEnd {
+			if err != nil {
+				return
+			}
+			if ev.Kind == xmlstream.EventStreamEnd {
+				// RFC 6120 §4.4: close our direction too before the socket goes.
+				ps.nc.SetWriteDeadline(time.Now().Add(time.Second))
+				ps.nc.Write([]byte("</stream:stream>"))
 				return
 			}
 		}
@@ -270,6 +329,15 @@ func (p *outPeer) run() {
 	for {
 		select {
 		case b := <-p.q:
+			select {
+			case <-gone:
+				// The peer has gone while this one waited: a write would still succeed
+				// (into a half-closed socket) and the stanza would be lost unseen.
+				ps.close()
+				p.fail(stanza.RemoteServerNotFound, b)
+				return
+			default:
+			}
 			ps.nc.SetWriteDeadline(time.Now().Add(s2sWriteTimeout))
 			if _, err := ps.nc.Write(b); err != nil {
 				log.Info().Err(err).Str("peer", p.remote).Msg("s2s outbound write failed")
@@ -291,13 +359,26 @@ func (p *outPeer) run() {
 	}
 }
 
-// connect opens the stream and runs dialback for p.local.
+// connect opens the stream and authenticates p.local: with SASL EXTERNAL when the peer
+// offers it (it has found our certificate valid, XEP-0178), else with dialback.
 func (p *outPeer) connect() (*peerStream, error) {
-	ps, id, err := p.o.open(p.local, p.remote)
+	ps, id, feat, err := p.o.open(p.local, p.remote)
 	if err != nil {
 		return nil, err
 	}
 	ps.nc.SetDeadline(time.Now().Add(p.o.srv.config().S2S.SetupTimeout))
+	if offersExternal(feat) {
+		ok, err := p.external(ps)
+		if err != nil {
+			ps.close()
+			return nil, err
+		}
+		if ok {
+			ps.nc.SetDeadline(time.Time{})
+			return ps, nil
+		}
+		// Refused: dialback on the same stream, as XEP-0178 §3 allows.
+	}
 	var b xmlstream.Builder
 	b.Start("db:result").Attr("from", p.local).Attr("to", p.remote).
 		Text(dialbackKey(p.o.secret, p.remote, p.local, id)).End()
@@ -315,6 +396,10 @@ func (p *outPeer) connect() (*peerStream, error) {
 			return nil, err
 		}
 		st := ev.Stanza
+		if err := asStreamError(st); err != nil {
+			ps.close()
+			return nil, err
+		}
 		if string(st.NS) != nsDialback || string(st.Name) != "result" {
 			continue
 		}
@@ -325,6 +410,44 @@ func (p *outPeer) connect() (*peerStream, error) {
 		ps.nc.SetDeadline(time.Time{})
 		return ps, nil
 	}
+}
+
+// offersExternal reports whether stream features feat offer SASL EXTERNAL.
+func offersExternal(feat []byte) bool {
+	i := bytes.Index(feat, []byte(ns.SASL))
+	return i >= 0 && bytes.Contains(feat[i:], []byte(">EXTERNAL</"))
+}
+
+// external runs SASL EXTERNAL for p.local and restarts the stream; it reports false when
+// the peer answered <failure/> (the stream is still usable for dialback).
+func (p *outPeer) external(ps *peerStream) (bool, error) {
+	auth := "<auth xmlns='" + ns.SASL + "' mechanism='EXTERNAL'>" +
+		base64.StdEncoding.EncodeToString([]byte(p.local)) + "</auth>"
+	if _, err := ps.nc.Write([]byte(auth)); err != nil {
+		return false, err
+	}
+	ev, err := ps.next()
+	if err != nil {
+		return false, err
+	}
+	if ev.Kind != xmlstream.EventElement || string(ev.Stanza.NS) != ns.SASL {
+		return false, errS2SProtocol
+	}
+	switch string(ev.Stanza.Name) {
+	case "success":
+	case "failure":
+		p.o.srv.log.Info().Str("peer", p.remote).Msg("s2s SASL EXTERNAL refused, trying dialback")
+		return false, nil
+	default:
+		return false, errS2SProtocol
+	}
+	// RFC 6120 §6.4.6: restart; the features of the new stream need nothing more from us.
+	ps.reset()
+	if _, _, err := ps.header(p.local, p.remote); err != nil {
+		return false, err
+	}
+	p.o.srv.log.Debug().Str("peer", p.remote).Msg("s2s SASL EXTERNAL succeeded")
+	return true, nil
 }
 
 // fail retires p: later Routes make a new peer, and every stanza queued (and first, if not
@@ -426,6 +549,11 @@ func (ps *peerStream) header(local, remote string) (string, []byte, error) {
 	id := string(xmlstream.AppendUnescaped(nil, v))
 	if ev, err = ps.next(); err != nil {
 		return "", nil, err
+	}
+	if ev.Kind == xmlstream.EventElement {
+		if err := asStreamError(ev.Stanza); err != nil {
+			return "", nil, err
+		}
 	}
 	if ev.Kind != xmlstream.EventElement || string(ev.Stanza.Name) != "features" {
 		return "", nil, errS2SProtocol

@@ -2,12 +2,17 @@ package engine_test
 
 import (
 	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
 	"net"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/vireo-im/vireo/engine"
+	"github.com/vireo-im/vireo/engine/config"
 	"github.com/vireo-im/vireo/engine/vireotest"
 )
 
@@ -206,5 +211,161 @@ func TestS2STimeout(t *testing.T) {
 	got := alice.Expect("</message>")
 	if !strings.Contains(got, "type='error'") || !strings.Contains(got, "remote-server-timeout") || !strings.Contains(got, "id='t1'") {
 		t.Fatalf("mute server: %q", got)
+	}
+}
+
+// externalPair starts a.localhost and b.localhost with certificates from one test CA that
+// both trust for SASL EXTERNAL, federated; it returns the CA too and each server's log.
+func externalPair(t *testing.T) (a, b *vireotest.Server, pki *testPKI, alog, blog *syncBuffer) {
+	t.Helper()
+	pki = newTestPKI(t)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pki.caPEM)
+	start := func(domain string) (*vireotest.Server, *syncBuffer) {
+		logs := new(syncBuffer)
+		log := zerolog.New(logs).Level(zerolog.DebugLevel)
+		crt, key := pki.issue(t, domain)
+		return vireotest.Start(t, vireotest.Options{Domain: domain, AllowPlain: true, S2S: true, S2SCAs: pool,
+			CertPEM: crt, KeyPEM: key, Logger: &log}), logs
+	}
+	a, alog = start("a.localhost")
+	b, blog = start("b.localhost")
+	vireotest.Federate(a, b)
+	return a, b, pki, alog, blog
+}
+
+// s2sTLS opens a raw s2s stream to srv claiming from, up to the features after STARTTLS,
+// presenting cert (if any) as the client certificate; it returns the stream and those
+// features.
+func s2sTLS(t *testing.T, srv *vireotest.Server, from string, cert *tls.Certificate) (*vireotest.RawConn, string) {
+	t.Helper()
+	hdr := "<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' from='" +
+		from + "' to='" + srv.Domain() + "' version='1.0'>"
+	r := vireotest.DialAddr(t, srv.S2SAddr())
+	r.Send(hdr)
+	r.Expect("</stream:features>")
+	r.Send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+	r.Expect("<proceed")
+	cfg := &tls.Config{InsecureSkipVerify: true}
+	if cert != nil {
+		cfg.Certificates = []tls.Certificate{*cert}
+	}
+	r.StartTLS(cfg)
+	r.Send(hdr)
+	return r, r.Expect("</stream:features>")
+}
+
+func TestS2SExternal(t *testing.T) {
+	a, b, pki, alog, blog := externalPair(t)
+	a.AddUser(t, "alice", "secret")
+	b.AddUser(t, "bob", "secret")
+	alice := a.LoginPlain(t, "alice", "secret", "phone")
+	alice.Send("<presence/>")
+	bob := b.LoginPlain(t, "bob", "secret", "pc")
+	bob.Send("<presence/>")
+
+	// Server to server: each outbound stream authenticates with EXTERNAL, no dialback.
+	alice.Send("<message to='bob@b.localhost/pc' type='chat'><body>via external</body></message>")
+	bob.Expect("via external")
+	bob.Send("<message to='alice@a.localhost/phone' type='chat'><body>and back</body></message>")
+	alice.Expect("and back")
+	for _, l := range []string{alog.String(), blog.String()} {
+		if !strings.Contains(l, "s2s SASL EXTERNAL succeeded") || !strings.Contains(l, "authenticated with SASL EXTERNAL") {
+			t.Fatalf("no EXTERNAL:\n%s", l)
+		}
+	}
+
+	pair := func(domain string) *tls.Certificate {
+		crt, key := pki.issue(t, domain)
+		c, err := tls.X509KeyPair(crt, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &c
+	}
+	// Raw: a certificate valid for the claimed domain gets EXTERNAL offered; an
+	// authorization identity that is not that domain is refused, the right one accepted.
+	cert := pair("c.localhost")
+	r, feat := s2sTLS(t, b, "c.localhost", cert)
+	if !strings.Contains(feat, "<mechanism>EXTERNAL</mechanism>") || !strings.Contains(feat, "urn:xmpp:features:dialback") {
+		t.Fatalf("features with a valid certificate: %q", feat)
+	}
+	r.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>" + base64.StdEncoding.EncodeToString([]byte("a.localhost")) + "</auth>")
+	if got := r.Expect("</failure>"); !strings.Contains(got, "<invalid-authzid/>") {
+		t.Fatalf("foreign authzid: %q", got)
+	}
+	r.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>=</auth>")
+	r.Expect("<success")
+	r.Send("<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' from='c.localhost' to='b.localhost' version='1.0'>")
+	if got := r.Expect("<stream:features/>"); strings.Contains(got, "mechanism") {
+		t.Fatalf("features after EXTERNAL: %q", got)
+	}
+	r.Send("<message from='carol@c.localhost/x' to='bob@b.localhost/pc' type='chat'><body>carol here</body></message>")
+	bob.Expect("carol here")
+	r.Send("<message from='mallory@a.localhost/x' to='bob@b.localhost/pc' type='chat'><body>forged</body></message>")
+	if got := r.ExpectClosed(); !strings.Contains(got, "<invalid-from") {
+		t.Fatalf("forged from after EXTERNAL: %q", got)
+	}
+
+	// Not offered: a certificate for another domain, no certificate, or one the CAs did
+	// not issue; and an <auth/> then is refused without ending the stream.
+	self, key, err := config.SelfSigned([]string{"c.localhost"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	untrusted, err := tls.X509KeyPair(self, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]*tls.Certificate{"other domain": pair("d.localhost"), "none": nil, "untrusted": &untrusted} {
+		r, feat := s2sTLS(t, b, "c.localhost", c)
+		if strings.Contains(feat, "EXTERNAL") {
+			t.Fatalf("%s: EXTERNAL offered: %q", name, feat)
+		}
+		r.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>=</auth>")
+		if got := r.Expect("</failure>"); !strings.Contains(got, "invalid-mechanism") {
+			t.Fatalf("%s: auth: %q", name, got)
+		}
+	}
+	// Our own domain is never accepted from outside, even with its certificate.
+	if _, feat := s2sTLS(t, b, "b.localhost", pair("b.localhost")); strings.Contains(feat, "EXTERNAL") {
+		t.Fatalf("EXTERNAL offered for our own domain: %q", feat)
+	}
+}
+
+// TestS2SPeerStreamError: a peer that answers our stream header with a stream error (as
+// Prosody does with host-unknown for a domain it does not serve); the queued stanza
+// bounces with remote-server-not-found and the log names the condition.
+func TestS2SPeerStreamError(t *testing.T) {
+	logs := new(syncBuffer)
+	log := zerolog.New(logs)
+	a := vireotest.Start(t, vireotest.Options{Domain: "a.localhost", AllowPlain: true, S2S: true, Logger: &log})
+	a.AddUser(t, "alice", "secret")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		buf := make([]byte, 1024)
+		c.Read(buf)
+		c.Write([]byte("<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' id='x1' from='nope.localhost' version='1.0'>" +
+			"<stream:error><host-unknown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/><text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>not here</text></stream:error></stream:stream>"))
+		c.Read(buf)
+	}()
+	a.Engine.SetS2SHosts(map[string]string{"nope.localhost": ln.Addr().String()})
+	alice := a.LoginPlain(t, "alice", "secret", "phone")
+	alice.Send("<message to='x@nope.localhost' id='h1' type='chat'><body>hello?</body></message>")
+	got := alice.Expect("</message>")
+	if !strings.Contains(got, "type='error'") || !strings.Contains(got, "remote-server-not-found") || !strings.Contains(got, "id='h1'") {
+		t.Fatalf("bounce: %q", got)
+	}
+	if l := logs.String(); !strings.Contains(l, "stream error host-unknown: not here") {
+		t.Fatalf("log: %s", l)
 	}
 }

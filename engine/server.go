@@ -115,6 +115,11 @@ type Config struct {
 	// loopTLS is TLS prepared for connections on the loops (tlsconn.Prepare); webTLS is the
 	// same with HTTP's ALPN for the web listeners (TLS announces xmpp-client).
 	loopTLS, webTLS *tls.Config
+	// s2sTLS is TLS for inbound server-to-server streams: ALPN xmpp-server (XEP-0368; a
+	// peer such as Prosody offers only that, and crypto/tls refuses the handshake when
+	// no protocol matches), and the peer is asked for its certificate (for SASL
+	// EXTERNAL, XEP-0178), which is checked after the handshake, not by crypto/tls.
+	s2sTLS *tls.Config
 }
 
 // trusted reports whether ip is in one of the trusted networks.
@@ -284,7 +289,10 @@ func (s *Server) apply(cfg *Config) {
 		// would refuse the handshake.
 		web := cfg.TLS.Clone()
 		web.NextProtos = []string{"http/1.1"}
-		cfg.loopTLS, cfg.webTLS = tlsconn.Prepare(cfg.TLS), tlsconn.Prepare(web)
+		s2s := cfg.TLS.Clone()
+		s2s.NextProtos = []string{"xmpp-server"}
+		s2s.ClientAuth = tls.RequestClientCert
+		cfg.loopTLS, cfg.webTLS, cfg.s2sTLS = tlsconn.Prepare(cfg.TLS), tlsconn.Prepare(web), tlsconn.Prepare(s2s)
 	}
 	m := make(map[string]bool, len(cfg.Domains))
 	for _, d := range cfg.Domains {

@@ -5,6 +5,7 @@ package config
 
 import (
 	"bytes"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -118,6 +119,11 @@ type S2S struct {
 	// Hosts maps a remote domain to "host:port", instead of DNS (SRV lookup is not
 	// implemented yet: a domain not listed is unreachable).
 	Hosts map[string]string `toml:"hosts"`
+	// CAFile names the PEM certificates (CAs) that peer servers' certificates are checked
+	// against for SASL EXTERNAL (XEP-0178); empty: peers authenticate with dialback only.
+	CAFile string `toml:"ca_file"`
+	// CAs is CAFile, loaded by Parse.
+	CAs *x509.CertPool `toml:"-"`
 }
 
 // DefaultS2SListen is the s2s listener when [s2s] is enabled without one (RFC 6120 port).
@@ -392,6 +398,17 @@ func (c *Config) normalize() error {
 		c.TLS.Key = filepath.Join(c.DataDir, "certs", c.Domains[0]+".key")
 	} else {
 		c.TLS.Cert, c.TLS.Key = abs(c.TLS.Cert), abs(c.TLS.Key)
+	}
+	if c.S2S.CAFile != "" {
+		c.S2S.CAFile = abs(c.S2S.CAFile)
+		b, err := os.ReadFile(c.S2S.CAFile)
+		if err != nil {
+			return fmt.Errorf("s2s.ca_file: %w", err)
+		}
+		c.S2S.CAs = x509.NewCertPool()
+		if !c.S2S.CAs.AppendCertsFromPEM(b) {
+			return fmt.Errorf("s2s.ca_file: no PEM certificate in %s", c.S2S.CAFile)
+		}
 	}
 	if c.Admin.Socket == "" {
 		c.Admin.Socket = filepath.Join(c.DataDir, "admin.sock")

@@ -2,6 +2,7 @@ package config
 
 import (
 	"crypto/tls"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -92,6 +93,32 @@ func TestS2SConfig(t *testing.T) {
 	}
 	if c.S2S.Hosts["b.org"] != "127.0.0.1:5270" {
 		t.Fatalf("hosts = %v, want the domain prepared", c.S2S.Hosts)
+	}
+	if c.S2S.CAs != nil {
+		t.Fatal("CAs without ca_file")
+	}
+}
+
+func TestS2SConfigCAFile(t *testing.T) {
+	dir := t.TempDir()
+	crt, _, err := SelfSigned([]string{"ca.example"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "ca.pem"), crt, 0o600)
+	os.WriteFile(filepath.Join(dir, "empty.pem"), []byte("nothing here"), 0o600)
+	in := "domains = [\"a.org\"]\n[s2s]\nenabled = true\nca_file = \"%s\"\n"
+	c, err := Parse([]byte(fmt.Sprintf(in, "ca.pem")), filepath.Join(dir, "v.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.S2S.CAFile != filepath.Join(dir, "ca.pem") || c.S2S.CAs == nil {
+		t.Fatalf("ca_file = %q, CAs %v: want it resolved beside the config and loaded", c.S2S.CAFile, c.S2S.CAs)
+	}
+	for _, f := range []string{"empty.pem", "missing.pem"} {
+		if _, err := Parse([]byte(fmt.Sprintf(in, f)), filepath.Join(dir, "v.toml")); err == nil || !strings.Contains(err.Error(), "s2s.ca_file") {
+			t.Fatalf("%s: err = %v", f, err)
+		}
 	}
 }
 

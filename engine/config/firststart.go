@@ -130,6 +130,10 @@ enabled = false
 # listen = ["[::]:5269"]
 # Dialback key secret; empty: a random one per start.
 secret = ""
+# PEM CA certificates that peer servers' certificates are checked against; a peer whose
+# certificate is valid for its domain may then authenticate with SASL EXTERNAL (XEP-0178)
+# instead of dialback. Empty: dialback only.
+# ca_file = "/etc/ssl/certs/ca-certificates.crt"
 # Remote domains and the address to reach each (DNS SRV lookup is not implemented yet).
 # [s2s.hosts]
 # "example.net" = "203.0.113.7:5269"

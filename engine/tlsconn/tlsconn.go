@@ -28,6 +28,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -63,10 +64,12 @@ type Info struct {
 	Records bool
 }
 
-// binding is kept from the handshake until authentication, for SASL channel binding.
+// binding is kept from the handshake until authentication, for SASL channel binding and
+// SASL EXTERNAL.
 type binding struct {
 	exporter   []byte // RFC 9266 tls-exporter; nil when the connection cannot export (TLS 1.2 without EMS)
 	serverName string
+	peerCerts  []*x509.Certificate // what a peer that was asked for a certificate sent (s2s, XEP-0178)
 }
 
 // Conn is one server-side TLS connection fed from an event loop.
@@ -175,7 +178,7 @@ func (c *Conn) handshake() {
 	if err == nil {
 		cs := c.tc.ConnectionState()
 		c.info = Info{Version: cs.Version, CipherSuite: cs.CipherSuite, DidResume: cs.DidResume}
-		b := &binding{serverName: cs.ServerName}
+		b := &binding{serverName: cs.ServerName, peerCerts: cs.PeerCertificates}
 		// RFC 9266: TLS 1.3, or a full TLS 1.2 handshake with the extended master secret
 		// (without it ExportKeyingMaterial fails, as it should).
 		if cs.Version == tls.VersionTLS13 || !cs.DidResume {
@@ -420,6 +423,14 @@ func (c *Conn) ServerName() string {
 		return b.serverName
 	}
 	return ""
+}
+
+// PeerCertificates returns the certificate chain the peer presented, until Authenticated.
+func (c *Conn) PeerCertificates() []*x509.Certificate {
+	if b := c.cb.Load(); b != nil {
+		return b.peerCerts
+	}
+	return nil
 }
 
 // Authenticated drops what only SASL channel binding needed.

@@ -47,6 +47,14 @@ type Options struct {
 	S2SSecret []byte // the dialback secret; default random
 	// S2SSetupTimeout bounds an outbound stream's setup; default the engine's.
 	S2SSetupTimeout time.Duration
+	// S2SAddr is the s2s listener's address; default a free port on 127.0.0.1.
+	S2SAddr string
+	// S2SCAs are the roots peer servers' certificates are checked against for SASL
+	// EXTERNAL (engine.S2S.CAs); nil: dialback only.
+	S2SCAs *x509.CertPool
+	// CertPEM and KeyPEM are the server's certificate chain and key (say, issued by a
+	// test CA); default a self-signed certificate for Domain.
+	CertPEM, KeyPEM []byte
 	RegisterLimit   int
 	Trusted         []netip.Prefix
 	MaxConns        int
@@ -88,9 +96,12 @@ func Start(t testing.TB, o Options) *Server {
 	if o.Logger != nil {
 		log = *o.Logger
 	}
-	certPEM, keyPEM, err := config.SelfSigned([]string{o.Domain}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
+	certPEM, keyPEM := o.CertPEM, o.KeyPEM
+	if certPEM == nil {
+		var err error
+		if certPEM, keyPEM, err = config.SelfSigned([]string{o.Domain}, time.Hour); err != nil {
+			t.Fatal(err)
+		}
 	}
 	pair, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
@@ -128,7 +139,11 @@ func Start(t testing.TB, o Options) *Server {
 		ls = append(ls, engine.Listener{Name: "component", Addr: "127.0.0.1:0", Kind: engine.KindComponent})
 	}
 	if o.S2S {
-		ls = append(ls, engine.Listener{Name: "s2s", Addr: "127.0.0.1:0", Kind: engine.KindS2S})
+		addr := "127.0.0.1:0"
+		if o.S2SAddr != "" {
+			addr = o.S2SAddr
+		}
+		ls = append(ls, engine.Listener{Name: "s2s", Addr: addr, Kind: engine.KindS2S})
 	}
 	eng, err := engine.New(engine.Config{
 		Domains:          []string{o.Domain},
@@ -141,7 +156,7 @@ func Start(t testing.TB, o Options) *Server {
 		SMAckAfter:       o.SMAckAfter,
 		MaxUnauthPerAddr: o.MaxUnauthAddr,
 		Web:              o.Web,
-		S2S:              engine.S2S{Secret: o.S2SSecret, SetupTimeout: o.S2SSetupTimeout},
+		S2S:              engine.S2S{Secret: o.S2SSecret, SetupTimeout: o.S2SSetupTimeout, CAs: o.S2SCAs},
 		TLS:              tlsCfg,
 		RequireTLS:       requireTLS,
 		AllowPlain:       o.AllowPlain,

@@ -1,0 +1,486 @@
+package engine_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"fmt"
+	mrand "math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/vireo-im/vireo/engine/vireotest"
+)
+
+// The federation interop tests run Debian's Prosody as the remote server. Prosody must find
+// Vireo's s2s listener for vireo.test without DNS (SRV is not available offline, and /etc/hosts
+// is not ours to edit). Prosody 0.12 has no static host table, so the test gives it a small
+// plugin, mod_vireo_test_hosts below: it replaces net.resolvers.service.new, which mod_s2s
+// calls for every outbound stream, with a fixed address for the domains in its table, the
+// same thing as Vireo's [s2s.hosts]. That keeps every port free (no fixed 5269), so runs on a
+// shared machine do not collide. The alternative, libunbound's hoststxt option pointed at a
+// hosts file of the test's own, would still need port 5269, and lua-unbound is optional.
+
+// prosodyHostsPlugin is mod_vireo_test_hosts: `vireo_test_hosts = { ["domain"] = { "ip", port } }`.
+const prosodyHostsPlugin = `local service = require "net.resolvers.service";
+local manual = require "net.resolvers.manual";
+local hosts = module:get_option("vireo_test_hosts", {});
+local orig = service._vireo_orig or service.new;
+service._vireo_orig = orig;
+service.new = function (hostname, srv, conn_type, extra)
+	local to = hosts[hostname];
+	if not to then
+		return orig(hostname, srv, conn_type, extra);
+	end
+	if srv ~= "xmpp-server" then -- no direct TLS (xmpps-server) in the table
+		return manual.new({}, conn_type, extra);
+	end
+	module:log("debug", "static route for %s: %s:%d", hostname, to[1], to[2]);
+	return manual.new({ { conn_type or "tcp", to[1], to[2], extra } }, conn_type, extra);
+end
+function module.unload()
+	service.new = orig;
+end
+`
+
+// needProsody returns the prosody and prosodyctl paths, skipping the test where Debian's
+// prosody is missing (and failing it in CI, which installs it).
+func needProsody(t *testing.T) (string, string) {
+	t.Helper()
+	p, err1 := exec.LookPath("prosody")
+	ctl, err2 := exec.LookPath("prosodyctl")
+	if err1 != nil || err2 != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("prosody is not installed (apt-get install prosody): %v %v", err1, err2)
+		}
+		t.Skip("prosody not installed (apt-get install prosody)")
+	}
+	return p, ctl
+}
+
+// prosodyServer is one Prosody process serving a domain on loopback ports of its own.
+type prosodyServer struct {
+	t        *testing.T
+	domain   string
+	dir      string
+	conf     string
+	ctl      string
+	c2s, s2s string // host:port
+	cmd      *exec.Cmd
+	exited   chan struct{}
+	caPEM    []byte // the CA Prosody's certificate chains to, for its clients
+}
+
+type prosodyOptions struct {
+	domain string
+	ip     string
+	pki    *testPKI
+	// hosts is the static route table: domain -> host:port.
+	hosts map[string]string
+	// trustCA makes Prosody validate peers against the test CA (else only the system
+	// store, where the test CA is not: peer certificates then do not validate).
+	trustCA bool
+}
+
+// freePort finds a free TCP port on ip.
+func freePort(t *testing.T, ip string) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// startProsody writes a configuration into a temporary directory and runs Prosody in the
+// foreground until the test ends.
+func startProsody(t *testing.T, o prosodyOptions) *prosodyServer {
+	t.Helper()
+	bin, ctl := needProsody(t)
+	dir := t.TempDir()
+	for _, d := range []string{"data", "plugins"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	certPEM, keyPEM := o.pki.issue(t, o.domain)
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	crt, key, ca := write("server.crt", certPEM), write("server.key", keyPEM), write("ca.pem", o.pki.caPEM)
+	write("plugins/mod_vireo_test_hosts.lua", []byte(prosodyHostsPlugin))
+	c2sPort, s2sPort := freePort(t, o.ip), freePort(t, o.ip)
+	var hosts strings.Builder
+	for d, a := range o.hosts {
+		h, p, _ := net.SplitHostPort(a)
+		fmt.Fprintf(&hosts, "\t[%q] = { %q, %s };\n", d, h, p)
+	}
+	cafile := ""
+	if o.trustCA {
+		cafile = fmt.Sprintf("cafile = %q;", ca)
+	}
+	conf := fmt.Sprintf(`-- written by engine/prosody_test.go
+daemonize = false
+run_as_root = true
+pidfile = %[1]q
+data_path = %[2]q
+plugin_paths = { %[3]q }
+log = { { levels = { min = "debug" }, to = "file", filename = %[4]q } }
+interfaces = { %[5]q }
+c2s_ports = { %[6]d }
+s2s_ports = { %[7]d }
+c2s_direct_tls_ports = { }
+s2s_direct_tls_ports = { }
+http_ports = { }
+https_ports = { }
+admin_socket = %[8]q
+certificates = %[9]q
+modules_enabled = { "roster", "saslauth", "tls", "dialback", "disco", "version", "ping", "presence", "vireo_test_hosts" }
+modules_disabled = { "offline", "s2s_bidi", "http", "admin_shell" }
+authentication = "internal_plain"
+storage = "internal"
+c2s_require_encryption = true
+s2s_require_encryption = true
+s2s_secure_auth = false
+s2s_timeout = 5
+s2s_close_timeout = 1
+vireo_test_hosts = {
+%[10]s}
+ssl = { certificate = %[11]q; key = %[12]q; %[13]s }
+VirtualHost %[14]q
+Component "conference.%[14]s" "muc"
+	muc_room_locking = false
+`, filepath.Join(dir, "prosody.pid"), filepath.Join(dir, "data"), filepath.Join(dir, "plugins"),
+		filepath.Join(dir, "prosody.log"), o.ip, c2sPort, s2sPort, filepath.Join(dir, "admin.sock"),
+		filepath.Join(dir, "certs"), hosts.String(), crt, key, cafile, o.domain)
+	p := &prosodyServer{t: t, domain: o.domain, dir: dir, conf: write("prosody.cfg.lua", []byte(conf)), ctl: ctl,
+		c2s: net.JoinHostPort(o.ip, strconv.Itoa(c2sPort)), s2s: net.JoinHostPort(o.ip, strconv.Itoa(s2sPort)),
+		caPEM: o.pki.caPEM}
+	p.cmd = exec.Command(bin, "--config", p.conf, "-F")
+	var out bytes.Buffer
+	p.cmd.Stdout, p.cmd.Stderr = &out, &out
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p.exited = make(chan struct{})
+	go func() { p.cmd.Wait(); close(p.exited) }()
+	t.Cleanup(func() {
+		p.kill()
+		if t.Failed() || os.Getenv("VIREO_TEST_LOGS") != "" {
+			log, _ := os.ReadFile(filepath.Join(dir, "prosody.log"))
+			t.Logf("prosody output:\n%s\nprosody log:\n%s", out.String(), tail(log, 40000))
+		}
+	})
+	// Ready when the c2s port answers.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", p.c2s, time.Second)
+		if err == nil {
+			c.Close()
+			break
+		}
+		select {
+		case <-p.exited:
+			t.Fatalf("prosody exited: %s", out.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("prosody not listening on %s: %s", p.c2s, out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return p
+}
+
+func tail(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[len(b)-n:]
+	}
+	return b
+}
+
+// kill ends Prosody at once (SIGKILL: no stream close, as a crash or a cut cable).
+func (p *prosodyServer) kill() {
+	if p.cmd.Process != nil {
+		syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	}
+	<-p.exited
+}
+
+// register creates user@domain with prosodyctl.
+func (p *prosodyServer) register(user, pass string) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, p.ctl, "--config", p.conf, "register", user, p.domain, pass).CombinedOutput()
+	if err != nil {
+		p.t.Fatalf("prosodyctl register: %v: %s", err, out)
+	}
+}
+
+// login connects a raw client to Prosody's c2s port.
+func (p *prosodyServer) login(user, pass, resource string) *vireotest.RawConn {
+	p.t.Helper()
+	return c2sLogin(p.t, p.c2s, p.domain, p.caPEM, user, pass, resource)
+}
+
+// c2sStart opens a client stream to addr for domain and negotiates STARTTLS, trusting
+// caPEM; it returns the stream and the stream header to restart with.
+func c2sStart(t *testing.T, addr, domain string, caPEM []byte) (*vireotest.RawConn, string) {
+	t.Helper()
+	hdr := "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='" +
+		domain + "' version='1.0'>"
+	r := vireotest.DialAddr(t, addr)
+	r.Send(hdr)
+	r.Expect("</stream:features>")
+	r.Send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+	r.Expect("<proceed")
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	r.StartTLS(&tls.Config{RootCAs: pool, ServerName: domain})
+	r.Send(hdr)
+	r.Expect("</stream:features>")
+	return r, hdr
+}
+
+// c2sLogin connects a raw client to another server's c2s port: STARTTLS (trusting caPEM),
+// SASL PLAIN, bind.
+func c2sLogin(t *testing.T, addr, domain string, caPEM []byte, user, pass, resource string) *vireotest.RawConn {
+	t.Helper()
+	r, hdr := c2sStart(t, addr, domain, caPEM)
+	r.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>" +
+		base64.StdEncoding.EncodeToString([]byte("\x00"+user+"\x00"+pass)) + "</auth>")
+	r.Expect("<success")
+	r.Send(hdr)
+	r.Expect("</stream:features>")
+	r.Send("<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>" + resource + "</resource></bind></iq>")
+	r.Expect("</iq>")
+	return r
+}
+
+// loopbackIP picks a 127.0.0.x address for this run, so that concurrent runs rarely share
+// one (Linux answers on all of 127/8).
+func loopbackIP() string {
+	return "127.0.0." + strconv.Itoa(2+mrand.IntN(250))
+}
+
+// vireoWithProsody starts vireo.test (alice) and prosody.test (bob), each routing the
+// other's domain to the other's s2s port. With trustCA both trust the test CA that issued
+// their certificates, else neither can validate the other's. The returned buffer is Vireo's
+// log.
+func vireoWithProsody(t *testing.T, trustCA bool) (*vireotest.Server, *prosodyServer, *syncBuffer) {
+	t.Helper()
+	needProsody(t)
+	pki := newTestPKI(t)
+	vip, pip := loopbackIP(), loopbackIP()
+	vs2s := net.JoinHostPort(vip, strconv.Itoa(freePort(t, vip)))
+	p := startProsody(t, prosodyOptions{domain: "prosody.test", ip: pip, pki: pki, trustCA: trustCA,
+		hosts: map[string]string{"vireo.test": vs2s}})
+	p.register("bob", "bob secret")
+	logs := new(syncBuffer)
+	log := zerolog.New(logs).Level(zerolog.DebugLevel)
+	certPEM, keyPEM := pki.issue(t, "vireo.test")
+	o := vireotest.Options{Domain: "vireo.test", AllowPlain: true, S2S: true, S2SAddr: vs2s,
+		S2SSetupTimeout: 3 * time.Second, CertPEM: certPEM, KeyPEM: keyPEM, Logger: &log}
+	if trustCA {
+		o.S2SCAs = x509.NewCertPool()
+		o.S2SCAs.AppendCertsFromPEM(pki.caPEM)
+	}
+	v := vireotest.Start(t, o)
+	t.Cleanup(func() {
+		if t.Failed() || os.Getenv("VIREO_TEST_LOGS") != "" {
+			t.Logf("vireo log:\n%s", tail([]byte(logs.String()), 20000))
+		}
+	})
+	v.Engine.SetS2SHosts(map[string]string{"prosody.test": p.s2s, "conference.prosody.test": p.s2s,
+		"nothing.test": p.s2s})
+	v.AddUser(t, "alice", "alice secret")
+	return v, p, logs
+}
+
+// TestFederationProsody runs a conversation between alice@vireo.test (a Vireo client) and
+// bob@prosody.test (a client of a real Prosody), with dialback both ways since neither
+// server trusts the other's certificate: mutual subscription, presence, chat each way, IQs
+// each way, then Prosody dies and a message to bob comes back as an error.
+func TestFederationProsody(t *testing.T) {
+	v, p, logs := vireoWithProsody(t, false)
+	alice := v.LoginPlain(t, "alice", "alice secret", "phone")
+	alice.Send("<iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>")
+	alice.Expect("</iq>")
+	alice.Send("<presence/>")
+	bob := p.login("bob", "bob secret", "pc")
+	bob.Send("<iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>")
+	bob.Expect("</iq>")
+	bob.Send("<presence/>")
+
+	// Subscription both ways: alice asks, bob approves and asks back, alice approves.
+	alice.Send("<presence to='bob@prosody.test' type='subscribe'/>")
+	got := bob.Expect("type='subscribe'")
+	got += bob.Expect(">")
+	if !strings.Contains(got, "from='alice@vireo.test'") {
+		t.Fatalf("bob's subscription request: %q", got)
+	}
+	bob.Send("<presence to='alice@vireo.test' type='subscribed'/>")
+	bob.Send("<presence to='alice@vireo.test' type='subscribe'/>")
+	alice.Expect("type='subscribed'")
+	alice.Expect("type='subscribe'")
+	alice.Send("<presence to='bob@prosody.test' type='subscribed'/>")
+	alice.Expect("subscription='both'")
+	bob.Expect("subscription='both'")
+
+	// Presence across: each sees the other's next broadcast.
+	alice.Send("<presence><status>vireo here</status></presence>")
+	bob.Expect("vireo here")
+	bob.Send("<presence><status>prosody here</status></presence>")
+	alice.Expect("prosody here")
+
+	// Chat each way.
+	alice.Send("<message to='bob@prosody.test' id='m1' type='chat'><body>hello bob</body></message>")
+	got = bob.Expect("hello bob")
+	got += bob.Expect("</message>")
+	if !strings.Contains(got, "from='alice@vireo.test/phone'") {
+		t.Fatalf("bob got %q", got)
+	}
+	bob.Send("<message to='alice@vireo.test/phone' id='m2' type='chat'><body>hi alice</body></message>")
+	got = alice.Expect("hi alice")
+	got += alice.Expect("</message>")
+	if !strings.Contains(got, "from='bob@prosody.test/pc'") || strings.Contains(got, "jabber:server") {
+		t.Fatalf("alice got %q", got)
+	}
+
+	// IQs each way: to the other server, and to the other user's full JID.
+	alice.Send("<iq type='get' id='v1' to='prosody.test'><query xmlns='jabber:iq:version'/></iq>")
+	if got = alice.Expect("</iq>"); !strings.Contains(got, "type='result'") || !strings.Contains(got, "Prosody") {
+		t.Fatalf("version of prosody.test: %q", got)
+	}
+	bob.Send("<iq type='get' id='d1' to='vireo.test'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+	if got = bob.Expect("</iq>"); !strings.Contains(got, "type='result'") || !strings.Contains(got, "<identity") {
+		t.Fatalf("disco#info of vireo.test: %q", got)
+	}
+	bob.Send("<iq type='get' id='d2' to='alice@vireo.test/phone'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+	got = alice.Expect("</iq>")
+	if !strings.Contains(got, "from='bob@prosody.test/pc'") || !strings.Contains(got, "id='d2'") {
+		t.Fatalf("alice got %q", got)
+	}
+	alice.Send("<iq type='result' id='d2' to='bob@prosody.test/pc'><query xmlns='http://jabber.org/protocol/disco#info'><feature var='urn:xmpp:ping'/></query></iq>")
+	if got = bob.Expect("</iq>"); !strings.Contains(got, "urn:xmpp:ping") {
+		t.Fatalf("bob got %q", got)
+	}
+
+	// Errors come back across: from Prosody for a user it does not have, from Vireo for
+	// one it does not have.
+	alice.Send("<iq type='get' id='e1' to='nobody@prosody.test'><query xmlns='jabber:iq:version'/></iq>")
+	if got = alice.Expect("</iq>"); !strings.Contains(got, "type='error'") || !strings.Contains(got, "id='e1'") {
+		t.Fatalf("iq to a missing prosody user: %q", got)
+	}
+	bob.Send("<iq type='get' id='e2' to='nobody@vireo.test/x'><query xmlns='jabber:iq:version'/></iq>")
+	if got = bob.Expect("</iq>"); !strings.Contains(got, "type='error'") || !strings.Contains(got, "id='e2'") ||
+		!strings.Contains(got, "from='nobody@vireo.test/x'") {
+		t.Fatalf("iq to a missing vireo user: %q", got)
+	}
+
+	// Prosody goes away: the next message to bob comes back to alice as an error.
+	p.kill()
+	alice.Send("<message to='bob@prosody.test/pc' id='m3' type='chat'><body>still there?</body></message>")
+	got, err := alice.ReadUntil("id='m3'", 10*time.Second)
+	if err == nil {
+		var more string
+		more, err = alice.ReadUntil("</message>", 10*time.Second)
+		got += more
+	}
+	if err != nil || !strings.Contains(got, "type='error'") ||
+		!(strings.Contains(got, "remote-server-not-found") || strings.Contains(got, "remote-server-timeout")) {
+		t.Fatalf("message to a dead server: %q %v", got, err)
+	}
+	if l := logs.String(); strings.Contains(l, "EXTERNAL") {
+		t.Fatalf("SASL EXTERNAL without a trusted certificate:\n%s", l)
+	}
+}
+
+// TestFederationProsodyExternal: both servers trust the CA that issued both certificates, so
+// each authenticates to the other with SASL EXTERNAL (XEP-0178) instead of dialback, and
+// stanzas flow both ways.
+func TestFederationProsodyExternal(t *testing.T) {
+	v, p, logs := vireoWithProsody(t, true)
+	alice := v.LoginPlain(t, "alice", "alice secret", "phone")
+	alice.Send("<presence/>")
+	bob := p.login("bob", "bob secret", "pc")
+	bob.Send("<presence/>")
+	alice.Send("<message to='bob@prosody.test/pc' id='m1' type='chat'><body>hello bob</body></message>")
+	if got := bob.Expect("</message>"); !strings.Contains(got, "hello bob") || !strings.Contains(got, "from='alice@vireo.test/phone'") {
+		t.Fatalf("bob got %q", got)
+	}
+	bob.Send("<message to='alice@vireo.test/phone' id='m2' type='chat'><body>hi alice</body></message>")
+	if got := alice.Expect("</message>"); !strings.Contains(got, "hi alice") || !strings.Contains(got, "from='bob@prosody.test/pc'") {
+		t.Fatalf("alice got %q", got)
+	}
+	l := logs.String()
+	if !strings.Contains(l, "s2s inbound stream authenticated with SASL EXTERNAL") || !strings.Contains(l, "s2s SASL EXTERNAL succeeded") {
+		t.Fatalf("vireo did not use SASL EXTERNAL both ways:\n%s", l)
+	}
+	if strings.Contains(l, "dialback") {
+		t.Fatalf("dialback despite valid certificates:\n%s", l)
+	}
+}
+
+// TestFederationProsodyMUC: alice on Vireo joins a room on Prosody's MUC component (a
+// second remote domain, so a second stream each way) with bob, and they talk in it; a
+// domain Prosody does not serve, routed to it anyway, bounces.
+func TestFederationProsodyMUC(t *testing.T) {
+	v, p, logs := vireoWithProsody(t, false)
+	alice := v.LoginPlain(t, "alice", "alice secret", "phone")
+	alice.Send("<presence/>")
+	bob := p.login("bob", "bob secret", "pc")
+	bob.Send("<presence/>")
+
+	room := "room@conference.prosody.test"
+	alice.Send("<presence to='" + room + "/alice'><x xmlns='http://jabber.org/protocol/muc'/></presence>")
+	if got := alice.Expect("</presence>"); !strings.Contains(got, "from='"+room+"/alice'") || !strings.Contains(got, "code='110'") {
+		// The first presence may be another occupant's; self-presence (110) ends the join.
+		got += alice.Expect("code='110'")
+	}
+	bob.Send("<presence to='" + room + "/bob'><x xmlns='http://jabber.org/protocol/muc'/></presence>")
+	bob.Expect("code='110'")
+	alice.Expect("from='" + room + "/bob'")
+	alice.Send("<message to='" + room + "' type='groupchat' id='g1'><body>hello room</body></message>")
+	if got := bob.Expect("hello room"); !strings.Contains(got, "from='"+room+"/alice'") {
+		t.Fatalf("bob got %q", got)
+	}
+	alice.Expect("hello room") // the room reflects it to the sender too
+	bob.Send("<message to='" + room + "' type='groupchat' id='g2'><body>hi from prosody</body></message>")
+	if got := alice.Expect("hi from prosody"); !strings.Contains(got, "from='"+room+"/bob'") {
+		t.Fatalf("alice got %q", got)
+	}
+
+	// Prosody refuses to authenticate us for a domain it does not serve: the stanza bounces.
+	alice.Send("<message to='x@nothing.test' id='n1' type='chat'><body>anyone?</body></message>")
+	got, err := alice.ReadUntil("id='n1'", 10*time.Second)
+	if err == nil {
+		var more string
+		more, err = alice.ReadUntil("</message>", 10*time.Second)
+		got += more
+	}
+	if err != nil || !strings.Contains(got, "type='error'") || !strings.Contains(got, "remote-server-not-found") {
+		t.Fatalf("unserved domain: %q %v", got, err)
+	}
+	if !strings.Contains(logs.String(), "stream error host-unknown") {
+		t.Fatalf("Prosody's stream error is not in the log:\n%s", logs.String())
+	}
+}
