@@ -168,6 +168,9 @@ auth_failures_per_minute = 100000
 
 [admin]
 socket = %q
+
+[modules.upload]
+listen = "127.0.0.1:0"
 `, filepath.Join(s.dir, "data"), s.addr, filepath.Join(s.dir, "admin.sock")) + s.extra
 	path := filepath.Join(s.dir, "vireo.toml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {

@@ -26,7 +26,8 @@ func TestImportDirection(t *testing.T) {
 		{pkg: "router", forbid: []string{"engine", "modules/"}, allowed: []string{"modules/module"}},
 		{pkg: "modules", forbid: []string{"engine", "router"}},
 		{pkg: "engine/sasl", forbid: []string{""}, allowed: []string{"store", "engine/sasl"}},
-		{pkg: "engine/tlsconn", forbid: []string{""}},
+		{pkg: "engine/tlsconn", forbid: []string{""}, allowed: []string{"engine/tlsrec"}},
+		{pkg: "engine/tlsrec", forbid: []string{""}},
 	}
 	// Only main, tools, tests harnesses and engine itself may import engine.
 	engineImporters := []string{".", "tools", "engine", "bench"}

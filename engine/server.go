@@ -209,6 +209,7 @@ func defaultMaxConnections() int {
 // Server is the engine: listeners and connections.
 type Server struct {
 	cfg      atomic.Pointer[Config]
+	tickets  ticketKeys
 	domains  atomic.Pointer[map[string]bool]
 	log      zerolog.Logger
 	rt       *router.Router
@@ -293,6 +294,8 @@ func (s *Server) apply(cfg *Config) {
 		s2s.NextProtos = []string{"xmpp-server"}
 		s2s.ClientAuth = tls.RequestClientCert
 		cfg.loopTLS, cfg.webTLS, cfg.s2sTLS = tlsconn.Prepare(cfg.TLS), tlsconn.Prepare(web), tlsconn.Prepare(s2s)
+		s.tickets.rotate(time.Now())
+		s.tickets.install(cfg.loopTLS, cfg.webTLS, cfg.s2sTLS)
 	}
 	m := make(map[string]bool, len(cfg.Domains))
 	for _, d := range cfg.Domains {
@@ -326,6 +329,9 @@ func (s *Server) setComponents(cfg *Config) {
 }
 
 func (s *Server) config() *Config { return s.cfg.Load() }
+
+// Config returns a copy of the running configuration (to change and pass to Reload).
+func (s *Server) Config() Config { return *s.config() }
 
 func (s *Server) isLocal(d string) bool { return (*s.domains.Load())[d] }
 
@@ -575,6 +581,10 @@ func (r *reactor) OnTick() (time.Duration, gnet.Action) {
 		l.sweep(now)
 	}
 	r.srv.boshSweep(now)
+	if r.srv.tickets.rotate(now) {
+		cfg := r.srv.config()
+		r.srv.tickets.install(cfg.loopTLS, cfg.webTLS, cfg.s2sTLS)
+	}
 	r.srv.throttle.gc(now)
 	return tickEvery, gnet.None
 }

@@ -94,6 +94,9 @@ type ServerResult struct {
 	IdleTLS    []scenario.IdleResult  `json:"idle_tls"`
 	LoginPlain []scenario.LoginResult `json:"login_plain"`
 	LoginTLS   []scenario.LoginResult `json:"login_tls"`
+	// LoginTLSResumed is the TLS login storm again, each connection resuming an earlier
+	// one's TLS session.
+	LoginTLSResumed []scenario.LoginResult `json:"login_tls_resumed,omitempty"`
 	// FastPlain and FastTLS are the FAST storm: legacy SCRAM, SCRAM over SASL2 with a
 	// token request, and FAST logins, one after the other on the same process.
 	FastPlain []scenario.FastResult `json:"fast_plain,omitempty"`
@@ -223,6 +226,14 @@ func runServer(srv peers.Server, s Suite, log io.Writer) ServerResult {
 				res.LoginPlain = append(res.LoginPlain, lr)
 			}
 		}
+		fmt.Fprintf(log, "  %s: login storm tls=resumed, %d logins (run %d/%d)\n", srv.Name(), s.LoginsTLS, rep+1, s.Reps)
+		lr, err := scenario.ResumedLoginStorm(target(true), s.LoginsTLS, s.Conc)
+		if err != nil {
+			fail("login tls=resumed", err)
+			continue
+		}
+		fmt.Fprintf(log, "  %s: %.0f logins/s, %d resumed, %d failures, server %.0f µs/login\n", srv.Name(), lr.LoginsPerSecond, lr.Resumed, lr.Failures, lr.ServerCPUPerLogin)
+		res.LoginTLSResumed = append(res.LoginTLSResumed, lr)
 	}
 	// The FAST storm on a fresh process, as the login storm: its first phase is the same
 	// legacy login storm, so the two compare.

@@ -1,6 +1,7 @@
 package scenario
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -221,6 +222,8 @@ type LoginResult struct {
 	ServerCPUPerLogin float64 `json:"server_cpu_us_per_login"`
 	GenCPUPerLogin    float64 `json:"generator_cpu_us_per_login"`
 	FirstFailure      string  `json:"first_failure,omitempty"`
+	// Resumed counts the logins whose TLS handshake resumed a session (ResumedLoginStorm).
+	Resumed int `json:"resumed,omitempty"`
 }
 
 // LoginStorm logs k accounts in as fast as the server takes them (conc at a time), closing
@@ -234,6 +237,43 @@ func LoginStorm(t Target, k, conc int) (LoginResult, error) {
 		s.Close()
 		return nil
 	})
+}
+
+// ResumedLoginStorm is LoginStorm over TLS where a connection resumes the TLS session of an
+// earlier one (a ticket, RFC 8446 §2.2), as a phone does that reconnects: conc session
+// caches, each used by one login at a time, so every login but the first of each cache
+// can skip the full handshake. Resumed counts those that did.
+func ResumedLoginStorm(t Target, k, conc int) (LoginResult, error) {
+	caches := make(chan tls.ClientSessionCache, conc)
+	for range conc {
+		caches <- tls.NewLRUClientSessionCache(1)
+	}
+	var resumed atomic.Int64
+	r, err := t.storm("resumed logins", k, conc, func(i int) error {
+		cache := <-caches
+		defer func() { caches <- cache }()
+		cfg := t.cfgFor(i)
+		if cfg.TLS != nil {
+			cfg.TLS = cfg.TLS.Clone()
+		} else {
+			cfg.TLS = &tls.Config{InsecureSkipVerify: true, ServerName: cfg.Domain}
+		}
+		cfg.TLS.ClientSessionCache = cache
+		cfg.TLS.VerifyConnection = func(cs tls.ConnectionState) error {
+			if cs.DidResume {
+				resumed.Add(1)
+			}
+			return nil
+		}
+		s, err := loadgen.Dial(cfg, t.Prefix+strconv.Itoa(i+1), t.Password, "storm"+strconv.Itoa(i))
+		if err != nil {
+			return err
+		}
+		s.Close()
+		return nil
+	})
+	r.Resumed = int(resumed.Load())
+	return r, err
 }
 
 // storm runs login(i) for i in 0..k-1, conc at a time, as fast as they complete, and

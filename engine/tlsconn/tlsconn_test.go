@@ -75,11 +75,20 @@ func serve(t *testing.T, cfg *tls.Config, wire net.Conn, maxChunk int) *loop {
 			wire.Write(b)
 		}
 	}()
-	t.Cleanup(func() { close(out) })
 	var wmu sync.Mutex
+	closed := false
+	t.Cleanup(func() {
+		wmu.Lock()
+		closed = true
+		close(out)
+		wmu.Unlock()
+	})
 	l.srv = Server(cfg, func(b []byte) error {
 		wmu.Lock()
 		defer wmu.Unlock()
+		if closed {
+			return net.ErrClosed // the loop outlived its test (a close_notify at the end)
+		}
 		out <- append([]byte(nil), b...) // the engine copies too, and keeps order
 		return nil
 	}, func(err error) { l.hsDone <- err })

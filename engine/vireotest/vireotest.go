@@ -271,6 +271,12 @@ type RawConn struct {
 	buf bytes.Buffer
 }
 
+// NewRawConn wraps a connection the test dialed itself (closed at the test's end).
+func NewRawConn(t testing.TB, c net.Conn) *RawConn {
+	t.Cleanup(func() { c.Close() })
+	return &RawConn{t: t, c: c}
+}
+
 // Dial opens a raw connection to the STARTTLS listener.
 func (s *Server) Dial(t testing.TB) *RawConn {
 	t.Helper()
