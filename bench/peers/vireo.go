@@ -62,6 +62,7 @@ func (v *vireo) Settings() [][2]string {
 	return [][2]string{
 		{"`listen`, `tls_listen`, `data_dir`", "loopback ports chosen by the bench, own data directory"},
 		{"`[web] listen`, `tls_listen`", "loopback ports chosen by the bench (WebSocket at the default `/xmpp-websocket`; loopback is a trusted network by default, so plain ws:// counts as encrypted)"},
+		{"`[modules.upload] listen`", "a free loopback port (upload is not benchmarked)"},
 		{"`require_tls = false`, `allow_plain = true`", "the plain-TCP runs measure every server the same way"},
 		{"`auth_failures_per_minute = 1000000`", "storms come from four loopback addresses; the brute-force throttle is not measured"},
 		{"`max_outbound = 4194304`", "the rate search overloads servers on purpose; a slow session is not cut off at the default 1 MiB"},
