@@ -1,4 +1,4 @@
-package pep
+package pubsub
 
 import (
 	"testing"
@@ -38,8 +38,8 @@ func FuzzPubsubRequest(f *testing.F) {
 		if r.Op == OpPublish && len(r.Payload) == 0 {
 			t.Fatalf("publish without payload: %q", raw)
 		}
-		cfg := DefaultConfig()
-		cfg.Apply(r.Options, DefaultMaxItems)
-		cfg.Matches(r.Options, DefaultMaxItems)
+		cfg := DefaultConfig(pepPolicy)
+		cfg.Apply(r.Options, pepPolicy)
+		cfg.Matches(r.Options, pepPolicy)
 	})
 }
