@@ -274,7 +274,7 @@ func (m *Mod) sendLast(c module.Context, owner, full jid.JID) {
 			continue
 		}
 		if it, ok, _ := m.nodes.Last(o, l.node); ok {
-			c.Route(eventMessage(owner, full, itemEvent(l.node, it)))
+			c.Route(pubsub.EventMessage(owner, full, pubsub.ItemsEvent(l.node, it)))
 		}
 	}
 }

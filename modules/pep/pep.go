@@ -30,8 +30,6 @@
 package pep
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"sync"
 	"time"
 
@@ -256,13 +254,7 @@ func (m *Mod) handle(c module.Context, iq *module.Packet, owner jid.JID, isOwner
 			notify = *r.Notify
 		}
 		if notify {
-			var b xmlstream.Builder
-			b.Start("items").Attr("node", r.Node)
-			for _, id := range gone {
-				b.Start("retract").Attr("id", id).End()
-			}
-			b.End()
-			m.broadcast(c, owner, r.Node, cfg, b.B)
+			m.broadcast(c, owner, r.Node, cfg, pubsub.RetractEvent(r.Node, gone))
 		}
 	case pubsub.OpSubscribe, pubsub.OpUnsubscribe:
 		m.subscribe(c, iq, owner, r, cfg, isOwner)
@@ -309,13 +301,11 @@ func (m *Mod) handle(c module.Context, iq *module.Packet, owner jid.JID, isOwner
 			return
 		}
 		c.Reply(iq, nil)
-		var b xmlstream.Builder
+		what := "purge"
 		if r.Op == pubsub.OpDelete {
-			b.Start("delete").Attr("node", r.Node).End()
-		} else {
-			b.Start("purge").Attr("node", r.Node).End()
+			what = "delete"
 		}
-		m.broadcast(c, owner, r.Node, cfg, b.B)
+		m.broadcast(c, owner, r.Node, cfg, pubsub.NodeEvent(what, r.Node))
 	}
 }
 
@@ -331,12 +321,6 @@ func (m *Mod) roomForNode(owner string) *stanza.Error {
 		return e
 	}
 	return nil
-}
-
-func newID() string {
-	var b [8]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
 
 // publish implements XEP-0060 §7.1 with XEP-0163 §3 auto-create and XEP-0223
@@ -365,60 +349,29 @@ func (m *Mod) publish(c module.Context, iq *module.Packet, owner jid.JID, r pubs
 			return
 		}
 	}
-	if len(r.Payload) > m.cfg.MaxItemSize {
-		c.Error(iq, pubsub.Err(stanza.NotAcceptable, "payload-too-big"))
-		return
-	}
-	if _, err := xmlstream.ParseElement(r.Payload, ""); err != nil {
-		// A prefix declared outside the payload would not survive storage.
-		c.Error(iq, pubsub.Err(stanza.BadRequest, "invalid-payload"))
+	if e := pubsub.CheckPayload(r.Payload, m.cfg.MaxItemSize); e != nil {
+		c.Error(iq, e)
 		return
 	}
 	id := r.ItemID
 	if id == "" {
-		id = newID()
+		id = pubsub.NewID()
 	}
 	if err := m.nodes.Publish(o, r.Node, cfg, !exists, id, r.Payload); err != nil {
 		m.fail(c, iq, err)
 		return
 	}
-	var b xmlstream.Builder
-	b.Start("pubsub").Attr("xmlns", pubsub.NS).Start("publish").Attr("node", r.Node).
-		Start("item").Attr("id", id).End().End().End()
-	c.Reply(iq, b.B)
-
-	b = xmlstream.Builder{}
-	b.Start("items").Attr("node", r.Node).Start("item").Attr("id", id).Raw(r.Payload).End().End()
-	m.broadcast(c, owner, r.Node, cfg, b.B)
+	c.Reply(iq, pubsub.PublishReply(r.Node, id))
+	m.broadcast(c, owner, r.Node, cfg, pubsub.ItemsEvent(r.Node, pubsub.Item{ID: id, Payload: r.Payload}))
 }
 
 func (m *Mod) items(c module.Context, iq *module.Packet, o string, r pubsub.Request) {
-	var its []pubsub.Item
-	if len(r.IDs) > 0 {
-		for _, id := range r.IDs {
-			it, ok, err := m.nodes.Item(o, r.Node, id)
-			if err != nil {
-				m.fail(c, iq, err)
-				return
-			}
-			if ok {
-				its = append(its, it)
-			}
-		}
-	} else {
-		var err error
-		if its, err = m.nodes.Items(o, r.Node, r.MaxItems); err != nil {
-			m.fail(c, iq, err)
-			return
-		}
+	its, err := m.nodes.Select(o, r.Node, r.IDs, r.MaxItems)
+	if err != nil {
+		m.fail(c, iq, err)
+		return
 	}
-	var b xmlstream.Builder
-	b.Start("pubsub").Attr("xmlns", pubsub.NS).Start("items").Attr("node", r.Node)
-	for _, it := range its {
-		b.Start("item").Attr("id", it.ID).Raw(it.Payload).End()
-	}
-	b.End().End()
-	c.Reply(iq, b.B)
+	c.Reply(iq, pubsub.ItemsReply(r.Node, its))
 }
 
 // subscribe handles explicit subscriptions (XEP-0060 §6.1, §6.2): PEP contacts usually
@@ -448,13 +401,10 @@ func (m *Mod) subscribe(c module.Context, iq *module.Packet, owner jid.JID, r pu
 		c.Reply(iq, nil)
 		return
 	}
-	var b xmlstream.Builder
-	b.Start("pubsub").Attr("xmlns", pubsub.NS).Start("subscription").Attr("node", r.Node).
-		Attr("jid", j.String()).Attr("subscription", "subscribed").End().End()
-	c.Reply(iq, b.B)
+	c.Reply(iq, pubsub.SubscriptionReply(r.Node, j.String(), pubsub.SubSubscribed))
 	if cfg.SendLast != pubsub.SendNever {
 		if it, ok, _ := m.nodes.Last(owner.String(), r.Node); ok {
-			c.Route(eventMessage(owner, j, itemEvent(r.Node, it)))
+			c.Route(pubsub.EventMessage(owner, j, pubsub.ItemsEvent(r.Node, it)))
 		}
 	}
 }
@@ -505,27 +455,12 @@ func (m *Mod) access(c module.Context, owner, user jid.JID, cfg pubsub.NodeConfi
 	return DenyError(cfg.Access)
 }
 
-func itemEvent(node string, it pubsub.Item) []byte {
-	var b xmlstream.Builder
-	b.Start("items").Attr("node", node).Start("item").Attr("id", it.ID).Raw(it.Payload).End().End()
-	return b.B
-}
-
-// eventMessage is the XEP-0060 §7.1.2.1 notification of event (the <items/>, <delete/> or
-// <purge/> element) from owner to to.
-func eventMessage(owner, to jid.JID, event []byte) []byte {
-	var b xmlstream.Builder
-	b.Start("message").Attr("type", "headline").Attr("from", owner.String()).Attr("to", to.String()).
-		Attr("id", newID()).Start("event").Attr("xmlns", pubsub.NSEvent).Raw(event).End().End()
-	return b.B
-}
-
 // broadcast notifies the owner's available resources, the contacts' resources with
 // NODE+notify that the access model admits, and the explicit subscribers.
 func (m *Mod) broadcast(c module.Context, owner jid.JID, node string, cfg pubsub.NodeConfig, event []byte) {
 	for _, s := range c.Sessions(owner) {
 		if s.Available() {
-			s.Send(eventMessage(owner, s.JID(), event))
+			s.Send(pubsub.EventMessage(owner, s.JID(), event))
 		}
 	}
 	sent := map[string]bool{}
@@ -535,13 +470,13 @@ func (m *Mod) broadcast(c module.Context, owner jid.JID, node string, cfg pubsub
 			continue
 		}
 		sent[j.Bare().String()] = true
-		c.Route(eventMessage(owner, j, event))
+		c.Route(pubsub.EventMessage(owner, j, event))
 	}
 	for _, sub := range m.nodes.Subscribers(owner.String(), node) {
 		j, err := jid.Parse(sub)
 		if err != nil || j.Bare().Equal(owner) || sent[j.Bare().String()] || !m.allowed(c, owner, j.Bare(), cfg) {
 			continue
 		}
-		c.Route(eventMessage(owner, j, event))
+		c.Route(pubsub.EventMessage(owner, j, event))
 	}
 }
