@@ -222,3 +222,71 @@ func TestIntegrationPubsub(t *testing.T) {
 		b.Expect("<item id='p'>")
 	})
 }
+
+func privIQ(r *vireotest.RawConn, typ, id, body string) string {
+	return pepIQ(r, id, "<iq type='"+typ+"' id='"+id+"'><query xmlns='jabber:iq:private'>"+body+"</query></iq>")
+}
+
+// TestIntegrationBookmarksCompat checks XEP-0402 §5.3 both ways: the account advertises
+// urn:xmpp:bookmarks:1#compat; XEP-0048 bookmarks written to private storage become items
+// of the urn:xmpp:bookmarks:1 node (with notifications to the owner's other resource),
+// items published with XEP-0402 appear in the private storage view, and a new XEP-0048
+// list updates changed items and retracts missing ones, leaving unchanged ones alone.
+func TestIntegrationBookmarksCompat(t *testing.T) {
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true})
+	srv.AddUser(t, "alice", "secret")
+	a := psOnline(t, srv, "alice")
+	a2 := srv.LoginPlain(t, "alice", "secret", "phone")
+	a2.Send("<presence/>")
+	a2.Expect("<presence")
+
+	got := pepIQ(a, "d1", "<iq type='get' id='d1' to='alice@localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+	mustHave(t, "account disco", got, "<feature var='urn:xmpp:bookmarks:1#compat'/>")
+
+	// Empty at first: the private storage view answers the empty element.
+	got = privIQ(a, "get", "p0", "<storage xmlns='storage:bookmarks'/>")
+	mustHave(t, "empty", got, "<storage xmlns='storage:bookmarks'/>")
+
+	legacy := "<storage xmlns='storage:bookmarks'>" +
+		"<conference jid='room1@conference.localhost' name='Room 1' autojoin='true'><nick>Al</nick><password>pw</password><pinned xmlns='urn:xmpp:bookmarks-pinning:0'/></conference>" +
+		"<conference jid='room2@conference.localhost' name='Room 2'/>" +
+		"<url name='Web' url='https://example.org/'/></storage>"
+	got = privIQ(a, "set", "p1", legacy)
+	mustHave(t, "legacy set", got, "type='result'")
+	ev := a2.Expect("<item id='room2@conference.localhost'>")
+	mustHave(t, "notification of the first", ev, "<items node='urn:xmpp:bookmarks:1'><item id='room1@conference.localhost'><conference xmlns='urn:xmpp:bookmarks:1' name='Room 1' autojoin='true'><nick>Al</nick><password>pw</password><extensions><pinned xmlns='urn:xmpp:bookmarks-pinning:0'/></extensions></conference>")
+
+	got = pepIQ(a, "i1", pepItems("i1", "", nsBookmarks, ">"))
+	mustHave(t, "PEP view", got,
+		"<item id='room1@conference.localhost'><conference xmlns='urn:xmpp:bookmarks:1' name='Room 1' autojoin='true'><nick>Al</nick><password>pw</password><extensions><pinned xmlns='urn:xmpp:bookmarks-pinning:0'/></extensions></conference></item>",
+		"<item id='room2@conference.localhost'><conference xmlns='urn:xmpp:bookmarks:1' name='Room 2'/></item>")
+	got = pepIQ(a, "c1", "<iq type='get' id='c1'><pubsub xmlns='http://jabber.org/protocol/pubsub#owner'><configure node='urn:xmpp:bookmarks:1'/></pubsub></iq>")
+	mustHave(t, "node config", got, "<value>whitelist</value>", "<value>never</value>")
+
+	// A XEP-0402 publish (with its §3 publish-options) shows in the private storage view.
+	opts := pepOpt("pubsub#persist_items", "true") + pepOpt("pubsub#max_items", "max") + pepOpt("pubsub#send_last_published_item", "never") + pepOpt("pubsub#access_model", "whitelist")
+	got = pepIQ(a, "pub-room3@conference.localhost", pepPublish(nsBookmarks, "room3@conference.localhost", "<conference xmlns='urn:xmpp:bookmarks:1' name='Room 3' autojoin='1'><nick>A3</nick></conference>", opts))
+	mustHave(t, "XEP-0402 publish", got, "type='result'")
+	a2.Expect("<item id='room3@conference.localhost'>")
+	a2.Expect("</message>")
+	got = privIQ(a, "get", "p2", "<storage xmlns='storage:bookmarks'/>")
+	mustHave(t, "private view", got,
+		"<storage xmlns='storage:bookmarks'>",
+		"<conference jid='room1@conference.localhost' name='Room 1' autojoin='true'><nick>Al</nick><password>pw</password><extensions><pinned xmlns='urn:xmpp:bookmarks-pinning:0'/></extensions></conference>",
+		"<conference jid='room2@conference.localhost' name='Room 2'/>",
+		"<conference jid='room3@conference.localhost' name='Room 3' autojoin='1'><nick>A3</nick></conference>")
+
+	// A legacy client writes its list back without room2 and with room1 renamed.
+	got = privIQ(a, "set", "p3", "<storage xmlns='storage:bookmarks'>"+
+		"<conference jid='room1@conference.localhost' name='Room One' autojoin='true'><nick>Al</nick><password>pw</password><extensions><pinned xmlns='urn:xmpp:bookmarks-pinning:0'/></extensions></conference>"+
+		"<conference jid='room3@conference.localhost' name='Room 3' autojoin='1'><nick>A3</nick></conference></storage>")
+	mustHave(t, "legacy rewrite", got, "type='result'")
+	ev = a2.Expect("</message>")
+	mustHave(t, "retraction", ev, "<retract id='room2@conference.localhost'/>")
+	ev = a2.Expect("</message>")
+	mustHave(t, "update", ev, "<item id='room1@conference.localhost'><conference xmlns='urn:xmpp:bookmarks:1' name='Room One'")
+	a2.Never("room3@conference.localhost") // unchanged: no notification
+	got = pepIQ(a, "i2", pepItems("i2", "", nsBookmarks, ">"))
+	mustHave(t, "PEP after rewrite", got, "name='Room One'", "room3@conference.localhost")
+	mustNotHave(t, "PEP after rewrite", got, "room2@conference.localhost")
+}

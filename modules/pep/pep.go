@@ -75,6 +75,7 @@ type Mod struct {
 	cfg   Config
 	nodes pubsub.Nodes
 	log   zerolog.Logger
+	st    store.Store // the server's store, the key of BookmarksFor
 
 	mu struct {
 		sync.Mutex
@@ -85,7 +86,11 @@ type Mod struct {
 	}
 }
 
-var _ module.Provisioner = (*Mod)(nil)
+var (
+	_ module.Provisioner = (*Mod)(nil)
+	_ module.Cleaner     = (*Mod)(nil)
+	_ Bookmarks          = (*Mod)(nil)
+)
 
 // ModuleInfo implements module.Module.
 func (*Mod) ModuleInfo() module.Info {
@@ -118,6 +123,10 @@ func (m *Mod) Provision(r module.Registrar) error {
 		m.cfg.MaxNodes = DefaultMaxNodes
 	}
 	m.nodes = pubsub.Nodes{T: r.Table("pep")}
+	m.st = r.Store()
+	if m.st != nil {
+		bridges.Store(m.st, m)
+	}
 	m.mu.caps = map[string]*capsEntry{}
 	m.mu.queries = map[string]capsQuery{}
 	m.mu.users = map[string]map[string]*resource{}
