@@ -80,30 +80,37 @@ func (m *Mod) Legacy(c module.Context, user jid.JID) ([]byte, bool, error) {
 	var b xmlstream.Builder
 	b.Start("storage").Attr("xmlns", NSLegacyBookmarks)
 	for _, it := range its {
-		e, err := xmlstream.ParseElement(it.Payload, "")
-		if err != nil || string(e.NS()) != NSBookmarks || string(e.Name()) != "conference" {
-			continue
-		}
-		b.Start("conference").Attr("jid", it.ID)
-		copyAttrs(&b, e)
-		ch := e.Children()
-		for x, ok := ch.Next(); ok; x, ok = ch.Next() {
-			switch {
-			case string(x.NS()) == NSBookmarks && (string(x.Name()) == "nick" || string(x.Name()) == "password"):
-				b.Start(string(x.Name())).TextBytes(x.AppendText(nil)).End()
-			case string(x.NS()) == NSBookmarks && string(x.Name()) == "extensions":
-				b.Start("extensions")
-				xc := x.Children()
-				for y, ok := xc.Next(); ok; y, ok = xc.Next() {
-					b.Raw(y.Raw())
-				}
-				b.End()
-			}
-		}
-		b.End()
+		castLegacy(&b, it.ID, it.Payload)
 	}
 	b.End()
 	return b.B, true, nil
+}
+
+// castLegacy writes XEP-0402 item id's payload as a XEP-0048 <conference/> (in the
+// enclosing storage:bookmarks namespace); payloads that are no XEP-0402 conference are
+// skipped.
+func castLegacy(b *xmlstream.Builder, id string, payload []byte) {
+	e, err := xmlstream.ParseElement(payload, "")
+	if err != nil || string(e.NS()) != NSBookmarks || string(e.Name()) != "conference" {
+		return
+	}
+	b.Start("conference").Attr("jid", id)
+	copyAttrs(b, e)
+	ch := e.Children()
+	for x, ok := ch.Next(); ok; x, ok = ch.Next() {
+		switch {
+		case string(x.NS()) == NSBookmarks && (string(x.Name()) == "nick" || string(x.Name()) == "password"):
+			b.Start(string(x.Name())).TextBytes(x.AppendText(nil)).End()
+		case string(x.NS()) == NSBookmarks && string(x.Name()) == "extensions":
+			b.Start("extensions")
+			xc := x.Children()
+			for y, ok := xc.Next(); ok; y, ok = xc.Next() {
+				b.Raw(y.Raw())
+			}
+			b.End()
+		}
+	}
+	b.End()
 }
 
 func copyAttrs(b *xmlstream.Builder, e xmlstream.Element) {

@@ -193,6 +193,12 @@ func TestParseRequest(t *testing.T) {
 		{"purge", own + "<purge node='n'/></pubsub>", true, OpPurge, ""},
 		{"owner publish", own + "<publish node='n'/></pubsub>", true, 0, "feature-not-implemented"},
 		{"empty", ps + "</pubsub>", true, 0, "bad-request"},
+		{"instant", ps + "<create/></pubsub>", true, OpCreate, ""},
+		{"own subscriptions", ps + "<subscriptions/></pubsub>", false, OpSubscriptions, ""},
+		{"own affiliations", ps + "<affiliations node='n'/></pubsub>", false, OpAffiliations, ""},
+		{"owner affiliations set", own + "<affiliations node='n'><affiliation jid='a@b' affiliation='member'/></affiliations></pubsub>", true, OpOwnerAffiliations, ""},
+		{"owner affiliations no node", own + "<affiliations/></pubsub>", false, 0, "nodeid-required"},
+		{"owner subscriptions no state", own + "<subscriptions node='n'><subscription jid='a@b'/></subscriptions></pubsub>", true, 0, "bad-request"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e, err := xmlstream.ParseElement([]byte(tc.xml), "jabber:client")
