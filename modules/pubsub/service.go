@@ -171,6 +171,20 @@ func (s *service) fail(c module.Context, p *module.Packet, err error) {
 	c.Error(p, module.StoreError(err))
 }
 
+// node returns a node's configuration; when the node does not exist (item-not-found) or
+// cannot be read, it answers p and reports false.
+func (s *service) node(c module.Context, p *module.Packet, node string) (NodeConfig, bool) {
+	cfg, ok, err := s.m.nodes.Config(s.domain, node)
+	if err != nil {
+		s.fail(c, p, err)
+		return cfg, false
+	}
+	if !ok {
+		c.Error(p, stanza.New(stanza.ItemNotFound))
+	}
+	return cfg, ok
+}
+
 func forbidden(text string) *stanza.Error {
 	return &stanza.Error{Type: stanza.Auth, Condition: stanza.Forbidden, Text: text}
 }
@@ -198,13 +212,8 @@ func (s *service) request(c module.Context, p *module.Packet, q xmlstream.Elemen
 		s.create(c, p, r, from)
 		return
 	}
-	cfg, exists, err := s.m.nodes.Config(s.domain, r.Node)
-	if err != nil {
-		s.fail(c, p, err)
-		return
-	}
+	cfg, exists := s.node(c, p, r.Node)
 	if !exists {
-		c.Error(p, stanza.New(stanza.ItemNotFound))
 		return
 	}
 	aff, err := s.m.nodes.Affiliation(s.domain, r.Node, from)
@@ -625,18 +634,23 @@ func sortedKeys(m map[string]string) []string {
 	return out
 }
 
+// ownerList is the owner's list of a node's subscriptions or affiliations (what), by JID
+// (XEP-0060 §8.8.1, §8.9.1).
+func ownerList(what, node string, byJID map[string]string) []byte {
+	var b xmlstream.Builder
+	b.Start("pubsub").Attr("xmlns", NSOwner).Start(what+"s").Attr("node", node)
+	for _, j := range sortedKeys(byJID) {
+		b.Start(what).Attr("jid", j).Attr(what, byJID[j]).End()
+	}
+	b.End().End()
+	return b.B
+}
+
 // ownerSubscriptions gets or sets a node's subscriptions (XEP-0060 §8.8). Approving a
 // pending subscription here tells the subscriber as the form would.
 func (s *service) ownerSubscriptions(c module.Context, p *module.Packet, r Request) {
 	if p.Type == "get" {
-		subs := s.m.nodes.Subscriptions(s.domain, r.Node)
-		var b xmlstream.Builder
-		b.Start("pubsub").Attr("xmlns", NSOwner).Start("subscriptions").Attr("node", r.Node)
-		for _, j := range sortedKeys(subs) {
-			b.Start("subscription").Attr("jid", j).Attr("subscription", subs[j]).End()
-		}
-		b.End().End()
-		c.Reply(p, b.B)
+		c.Reply(p, ownerList("subscription", r.Node, s.m.nodes.Subscriptions(s.domain, r.Node)))
 		return
 	}
 	type change struct {
@@ -681,16 +695,10 @@ func (s *service) ownerSubscriptions(c module.Context, p *module.Packet, r Reque
 func (s *service) ownerAffiliations(c module.Context, p *module.Packet, r Request) {
 	affs := s.m.nodes.Affiliations(s.domain, r.Node)
 	if p.Type == "get" {
-		var b xmlstream.Builder
-		b.Start("pubsub").Attr("xmlns", NSOwner).Start("affiliations").Attr("node", r.Node)
-		for _, j := range sortedKeys(affs) {
-			b.Start("affiliation").Attr("jid", j).Attr("affiliation", affs[j]).End()
-		}
-		b.End().End()
-		c.Reply(p, b.B)
+		c.Reply(p, ownerList("affiliation", r.Node, affs))
 		return
 	}
-	var ops []storeOps
+	var ops []affChange
 	for _, e := range r.Entries {
 		j, err := jid.Parse(e.JID)
 		if err != nil || !j.IsBare() {
@@ -708,7 +716,7 @@ func (s *service) ownerAffiliations(c module.Context, p *module.Packet, r Reques
 		} else {
 			affs[j.String()] = e.Value
 		}
-		ops = append(ops, storeOps{j, e.Value})
+		ops = append(ops, affChange{j, e.Value})
 	}
 	owners := 0
 	for _, a := range affs {
@@ -738,7 +746,7 @@ func (s *service) ownerAffiliations(c module.Context, p *module.Packet, r Reques
 	c.Reply(p, nil)
 }
 
-type storeOps struct {
+type affChange struct {
 	j   jid.JID
 	aff string
 }
@@ -757,13 +765,8 @@ func (s *service) discoInfo(c module.Context, p *module.Packet, q xmlstream.Elem
 		c.Reply(p, b.B)
 		return
 	}
-	cfg, ok, err := s.m.nodes.Config(s.domain, string(node))
-	if err != nil {
-		s.fail(c, p, err)
-		return
-	}
+	cfg, ok := s.node(c, p, string(node))
 	if !ok {
-		c.Error(p, stanza.New(stanza.ItemNotFound))
 		return
 	}
 	b.Attr("node", string(node))
@@ -800,13 +803,8 @@ func (s *service) discoItems(c module.Context, p *module.Packet, q xmlstream.Ele
 		return
 	}
 	n := string(node)
-	cfg, ok, err := s.m.nodes.Config(s.domain, n)
-	if err != nil {
-		s.fail(c, p, err)
-		return
-	}
+	cfg, ok := s.node(c, p, n)
 	if !ok {
-		c.Error(p, stanza.New(stanza.ItemNotFound))
 		return
 	}
 	aff, _ := s.m.nodes.Affiliation(s.domain, n, p.From.Bare().String())
