@@ -157,3 +157,14 @@ func TestIntegrationSlixmppPep(t *testing.T) {
 	srv.AddUser(t, "slix", "py secret")
 	runSlix(t, srv, "slixmpp_pep.py", "PUBLISHED", "NOTIFIED", "AVATAR OK", "NICK Slix")
 }
+
+// TestIntegrationSlixmppPubsub: slixmpp's XEP-0060 plugin finds pubsub.localhost in the
+// server's disco#items, creates a configured node, subscribes, publishes and gets the
+// event, reads the item and the configuration back, and deletes the node (with its event).
+func TestIntegrationSlixmppPubsub(t *testing.T) {
+	needSlixmpp(t)
+	srv := vireotest.Start(t, vireotest.Options{})
+	srv.AddUser(t, "slix", "py secret")
+	runSlix(t, srv, "slixmpp_pubsub.py", "SERVICE pubsub.localhost", "CREATED slix-news", "SUBSCRIPTION subscribed",
+		"EVENT pubsub.localhost first {urn:example:news}entry Hello from slixmpp", "ITEMS OK", "CONFIG OK", "DELETED slix-news")
+}

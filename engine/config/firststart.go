@@ -215,6 +215,14 @@ disabled = []
 # max_item_size = 262144  # bytes of one item's payload (not-acceptable beyond)
 # max_nodes = 100         # nodes per account (policy-violation beyond)
 #
+# [modules.pubsub]
+# XEP-0060 publish-subscribe service, served at <subdomain>.<each domain>.
+# subdomain = "pubsub"
+# name = "Publish-Subscribe"
+# max_nodes = 100         # nodes one user may own (policy-violation beyond)
+# max_items = 1000        # highest pubsub#max_items of a node (and what "max" means)
+# max_item_size = 262144  # bytes of one item's payload (not-acceptable beyond)
+#
 # [modules.push]
 # XEP-0357 push: app servers (run by client vendors) are told a message arrived for a
 # sleeping phone: count and sender; the body only when include_body is true.

@@ -54,6 +54,10 @@ var accountFeatures = []string{
 	ns.Push, // XEP-0357 §4: the account can enable push notifications
 }
 
+// bookmarksCompat is XEP-0402 §5.3's account feature, registered by the private storage
+// module; it holds only with PEP (the other side of the unification) enabled.
+const bookmarksCompat = "urn:xmpp:bookmarks:1#compat"
+
 // build serializes the replies once every module has registered.
 func (d *Disco) build() {
 	ids, features := d.reg.Identities(), d.reg.Features()
@@ -69,7 +73,7 @@ func (d *Disco) build() {
 		b.Start("identity").Attr("category", "pubsub").Attr("type", "pep").End()
 	}
 	for _, f := range features {
-		if slices.Contains(accountFeatures, f) || pep && strings.HasPrefix(f, ns.PubSub) {
+		if slices.Contains(accountFeatures, f) || pep && (strings.HasPrefix(f, ns.PubSub) || f == bookmarksCompat) {
 			b.Start("feature").Attr("var", f).End()
 		}
 	}

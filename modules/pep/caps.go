@@ -88,7 +88,7 @@ func formForHash(x xmlstream.Element) ([]string, string, bool) {
 				vals = append(vals, string(ve.AppendText(nil)))
 			}
 		}
-		if string(v) == fieldFormType {
+		if string(v) == "FORM_TYPE" {
 			t, _ := fe.AppendAttr(nil, "type")
 			hidden = string(t) == "hidden"
 			if len(vals) > 0 {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/vireo-im/vireo/modules/module"
+	"github.com/vireo-im/vireo/modules/pubsub"
 	"github.com/vireo-im/vireo/xmlstream"
 	"github.com/vireo-im/vireo/xmlstream/jid"
 	"github.com/vireo-im/vireo/xmlstream/ns"
@@ -259,11 +260,11 @@ func (m *Mod) sendLast(c module.Context, owner, full jid.JID) {
 	o := owner.String()
 	type last struct {
 		node string
-		cfg  NodeConfig
+		cfg  pubsub.NodeConfig
 	}
 	var todo []last
-	m.nodes.list(o, func(node string, cfg NodeConfig) bool {
-		if cfg.SendLast == SendOnSubAndPresence && f[node+"+notify"] {
+	m.nodes.List(o, func(node string, cfg pubsub.NodeConfig) bool {
+		if cfg.SendLast == pubsub.SendOnSubAndPresence && f[node+"+notify"] {
 			todo = append(todo, last{node, cfg})
 		}
 		return true
@@ -272,8 +273,8 @@ func (m *Mod) sendLast(c module.Context, owner, full jid.JID) {
 		if !m.allowed(c, owner, full.Bare(), l.cfg) {
 			continue
 		}
-		if it, ok, _ := m.nodes.last(o, l.node); ok {
-			c.Route(eventMessage(owner, full, itemEvent(l.node, it)))
+		if it, ok, _ := m.nodes.Last(o, l.node); ok {
+			c.Route(pubsub.EventMessage(owner, full, pubsub.ItemsEvent(l.node, it)))
 		}
 	}
 }

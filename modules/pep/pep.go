@@ -30,14 +30,13 @@
 package pep
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/vireo-im/vireo/modules/module"
+	"github.com/vireo-im/vireo/modules/pubsub"
 	"github.com/vireo-im/vireo/store"
 	"github.com/vireo-im/vireo/xmlstream"
 	"github.com/vireo-im/vireo/xmlstream/jid"
@@ -74,8 +73,9 @@ type Config struct {
 // Mod is the module.
 type Mod struct {
 	cfg   Config
-	nodes nodes
+	nodes pubsub.Nodes
 	log   zerolog.Logger
+	st    store.Store // the server's store, the key of BookmarksFor
 
 	mu struct {
 		sync.Mutex
@@ -86,7 +86,11 @@ type Mod struct {
 	}
 }
 
-var _ module.Provisioner = (*Mod)(nil)
+var (
+	_ module.Provisioner = (*Mod)(nil)
+	_ module.Cleaner     = (*Mod)(nil)
+	_ Bookmarks          = (*Mod)(nil)
+)
 
 // ModuleInfo implements module.Module.
 func (*Mod) ModuleInfo() module.Info {
@@ -95,12 +99,12 @@ func (*Mod) ModuleInfo() module.Info {
 
 // Features lists the XEP-0060 features this PEP service implements (XEP-0163 §6).
 var Features = []string{
-	NS + "#access-open", NS + "#access-presence", NS + "#access-roster", NS + "#access-whitelist",
-	NS + "#auto-create", NS + "#auto-subscribe", NS + "#config-node", NS + "#create-nodes",
-	NS + "#create-and-configure", NS + "#delete-items", NS + "#delete-nodes", NS + "#filtered-notifications",
-	NS + "#item-ids", NS + "#last-published", NS + "#persistent-items", NS + "#publish",
-	NS + "#publish-options", NS + "#purge-nodes", NS + "#retract-items", NS + "#retrieve-default",
-	NS + "#retrieve-items", NS + "#subscribe", NS + "#multi-items",
+	pubsub.NS + "#access-open", pubsub.NS + "#access-presence", pubsub.NS + "#access-roster", pubsub.NS + "#access-whitelist",
+	pubsub.NS + "#auto-create", pubsub.NS + "#auto-subscribe", pubsub.NS + "#config-node", pubsub.NS + "#create-nodes",
+	pubsub.NS + "#create-and-configure", pubsub.NS + "#delete-items", pubsub.NS + "#delete-nodes", pubsub.NS + "#filtered-notifications",
+	pubsub.NS + "#item-ids", pubsub.NS + "#last-published", pubsub.NS + "#persistent-items", pubsub.NS + "#publish",
+	pubsub.NS + "#publish-options", pubsub.NS + "#purge-nodes", pubsub.NS + "#retract-items", pubsub.NS + "#retrieve-default",
+	pubsub.NS + "#retrieve-items", pubsub.NS + "#subscribe", pubsub.NS + "#multi-items",
 }
 
 // Provision reads [modules.pep] and registers the handlers and hooks.
@@ -118,12 +122,16 @@ func (m *Mod) Provision(r module.Registrar) error {
 	if m.cfg.MaxNodes <= 0 {
 		m.cfg.MaxNodes = DefaultMaxNodes
 	}
-	m.nodes = nodes{t: r.Table("pep")}
+	m.nodes = pubsub.Nodes{T: r.Table("pep")}
+	m.st = r.Store()
+	if m.st != nil {
+		bridges.Store(m.st, m)
+	}
 	m.mu.caps = map[string]*capsEntry{}
 	m.mu.queries = map[string]capsQuery{}
 	m.mu.users = map[string]map[string]*resource{}
 
-	for _, space := range []string{NS, NSOwner} {
+	for _, space := range []string{pubsub.NS, pubsub.NSOwner} {
 		r.IQ(module.IQGet, space, "pubsub", m.own)
 		r.IQ(module.IQSet, space, "pubsub", m.own)
 		r.IQBare(module.IQGet, space, "pubsub", m.other)
@@ -136,6 +144,11 @@ func (m *Mod) Provision(r module.Registrar) error {
 	r.Hook(module.Inbound, module.KindPresence, module.OrderPEP, m.presence)
 	r.Hook(module.Inbound, module.KindIQ, module.OrderPEP, m.capsAnswer)
 	return nil
+}
+
+// policy is what PEP nodes may be configured to.
+func (m *Mod) policy() pubsub.Policy {
+	return pubsub.Policy{MaxItems: m.cfg.MaxItems, Access: pubsub.PEPAccess}
 }
 
 // own handles requests of the owner (to their bare JID or without 'to').
@@ -167,13 +180,23 @@ func forbidden() *stanza.Error {
 
 func (m *Mod) handle(c module.Context, iq *module.Packet, owner jid.JID, isOwner bool) {
 	q, _ := iq.Payload()
-	r, e := ParseRequest(q, iq.Type == "set")
+	r, e := pubsub.ParseRequest(q, iq.Type == "set")
 	if e != nil {
 		c.Error(iq, e)
 		return
 	}
 	switch r.Op {
-	case OpItems, OpSubscribe, OpUnsubscribe:
+	case pubsub.OpSubscriptions, pubsub.OpAffiliations, pubsub.OpOwnerSubscriptions, pubsub.OpOwnerAffiliations:
+		c.Error(iq, pubsub.Err(stanza.FeatureNotImplemented, "unsupported"))
+		return
+	case pubsub.OpCreate:
+		if r.Node == "" { // no instant nodes on PEP (XEP-0163 §3: nodes are named by namespace)
+			c.Error(iq, pubsub.Err(stanza.NotAcceptable, "nodeid-required"))
+			return
+		}
+	}
+	switch r.Op {
+	case pubsub.OpItems, pubsub.OpSubscribe, pubsub.OpUnsubscribe:
 	default:
 		if !isOwner {
 			c.Error(iq, forbidden())
@@ -181,23 +204,23 @@ func (m *Mod) handle(c module.Context, iq *module.Packet, owner jid.JID, isOwner
 		}
 	}
 	o := owner.String()
-	var cfg NodeConfig
+	var cfg pubsub.NodeConfig
 	var exists bool
-	if r.Op != OpDefault {
+	if r.Op != pubsub.OpDefault {
 		var err error
-		if cfg, exists, err = m.nodes.config(o, r.Node); err != nil {
+		if cfg, exists, err = m.nodes.Config(o, r.Node); err != nil {
 			m.fail(c, iq, err)
 			return
 		}
 	}
-	if !exists && r.Op != OpPublish && r.Op != OpCreate && r.Op != OpDefault {
+	if !exists && r.Op != pubsub.OpPublish && r.Op != pubsub.OpCreate && r.Op != pubsub.OpDefault {
 		c.Error(iq, notFound())
 		return
 	}
 	switch r.Op {
-	case OpPublish:
+	case pubsub.OpPublish:
 		m.publish(c, iq, owner, r, cfg, exists)
-	case OpCreate:
+	case pubsub.OpCreate:
 		if exists {
 			c.Error(iq, stanza.New(stanza.ConflictCond))
 			return
@@ -206,17 +229,17 @@ func (m *Mod) handle(c module.Context, iq *module.Packet, owner jid.JID, isOwner
 			c.Error(iq, e)
 			return
 		}
-		cfg = DefaultConfig()
-		if e := cfg.Apply(r.Options, m.cfg.MaxItems); e != nil {
+		cfg = pubsub.DefaultConfig(m.policy())
+		if e := cfg.Apply(r.Options, m.policy()); e != nil {
 			c.Error(iq, e)
 			return
 		}
-		if err := m.nodes.t.Apply(configOp(o, r.Node, cfg)); err != nil {
+		if err := m.nodes.T.Apply(pubsub.ConfigOp(o, r.Node, cfg)); err != nil {
 			m.fail(c, iq, err)
 			return
 		}
 		c.Reply(iq, nil)
-	case OpItems:
+	case pubsub.OpItems:
 		if !isOwner {
 			if e := m.access(c, owner, iq.From.Bare(), cfg); e != nil {
 				c.Error(iq, e)
@@ -224,8 +247,8 @@ func (m *Mod) handle(c module.Context, iq *module.Packet, owner jid.JID, isOwner
 			}
 		}
 		m.items(c, iq, o, r)
-	case OpRetract:
-		gone, err := m.nodes.retract(o, r.Node, r.IDs)
+	case pubsub.OpRetract:
+		gone, err := m.nodes.Retract(o, r.Node, r.IDs)
 		if err != nil {
 			m.fail(c, iq, err)
 			return
@@ -240,72 +263,64 @@ func (m *Mod) handle(c module.Context, iq *module.Packet, owner jid.JID, isOwner
 			notify = *r.Notify
 		}
 		if notify {
-			var b xmlstream.Builder
-			b.Start("items").Attr("node", r.Node)
-			for _, id := range gone {
-				b.Start("retract").Attr("id", id).End()
-			}
-			b.End()
-			m.broadcast(c, owner, r.Node, cfg, b.B)
+			m.broadcast(c, owner, r.Node, cfg, pubsub.RetractEvent(r.Node, gone))
 		}
-	case OpSubscribe, OpUnsubscribe:
+	case pubsub.OpSubscribe, pubsub.OpUnsubscribe:
 		m.subscribe(c, iq, owner, r, cfg, isOwner)
-	case OpConfigureGet, OpDefault:
-		if r.Op == OpDefault {
-			cfg = DefaultConfig()
+	case pubsub.OpConfigureGet, pubsub.OpDefault:
+		if r.Op == pubsub.OpDefault {
+			cfg = pubsub.DefaultConfig(m.policy())
 		}
 		var b xmlstream.Builder
-		b.Start("pubsub").Attr("xmlns", NSOwner)
-		if r.Op == OpDefault {
+		b.Start("pubsub").Attr("xmlns", pubsub.NSOwner)
+		if r.Op == pubsub.OpDefault {
 			b.Start("default")
 		} else {
 			b.Start("configure").Attr("node", r.Node)
 		}
-		cfg.AppendForm(&b)
+		cfg.AppendForm(&b, m.policy())
 		b.End().End()
 		c.Reply(iq, b.B)
-	case OpConfigureSet:
+	case pubsub.OpConfigureSet:
 		old := cfg
-		if e := cfg.Apply(r.Options, m.cfg.MaxItems); e != nil {
+		if e := cfg.Apply(r.Options, m.policy()); e != nil {
 			c.Error(iq, e)
 			return
 		}
-		err := m.nodes.t.Apply(configOp(o, r.Node, cfg))
+		err := m.nodes.T.Apply(pubsub.ConfigOp(o, r.Node, cfg))
 		if err == nil && !cfg.Persist {
-			err = m.nodes.purge(o, r.Node)
+			err = m.nodes.Purge(o, r.Node)
 		} else if err == nil && cfg.MaxItems < old.MaxItems {
-			err = m.nodes.trim(o, r.Node, cfg.MaxItems)
+			err = m.nodes.Trim(o, r.Node, cfg.MaxItems)
 		}
 		if err != nil {
 			m.fail(c, iq, err)
 			return
 		}
 		c.Reply(iq, nil)
-	case OpDelete, OpPurge:
+	case pubsub.OpDelete, pubsub.OpPurge:
 		var err error
-		if r.Op == OpDelete {
-			err = m.nodes.remove(o, r.Node)
+		if r.Op == pubsub.OpDelete {
+			err = m.nodes.Remove(o, r.Node)
 		} else {
-			err = m.nodes.purge(o, r.Node)
+			err = m.nodes.Purge(o, r.Node)
 		}
 		if err != nil {
 			m.fail(c, iq, err)
 			return
 		}
 		c.Reply(iq, nil)
-		var b xmlstream.Builder
-		if r.Op == OpDelete {
-			b.Start("delete").Attr("node", r.Node).End()
-		} else {
-			b.Start("purge").Attr("node", r.Node).End()
+		what := "purge"
+		if r.Op == pubsub.OpDelete {
+			what = "delete"
 		}
-		m.broadcast(c, owner, r.Node, cfg, b.B)
+		m.broadcast(c, owner, r.Node, cfg, pubsub.NodeEvent(what, r.Node))
 	}
 }
 
 // roomForNode returns policy-violation when owner has as many nodes as allowed.
 func (m *Mod) roomForNode(owner string) *stanza.Error {
-	n, err := m.nodes.count(owner)
+	n, err := m.nodes.Count(owner)
 	if err != nil {
 		return module.StoreError(err)
 	}
@@ -317,19 +332,13 @@ func (m *Mod) roomForNode(owner string) *stanza.Error {
 	return nil
 }
 
-func newID() string {
-	var b [8]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
-
 // publish implements XEP-0060 §7.1 with XEP-0163 §3 auto-create and XEP-0223
 // publish-options.
-func (m *Mod) publish(c module.Context, iq *module.Packet, owner jid.JID, r Request, cfg NodeConfig, exists bool) {
+func (m *Mod) publish(c module.Context, iq *module.Packet, owner jid.JID, r pubsub.Request, cfg pubsub.NodeConfig, exists bool) {
 	o := owner.String()
 	if exists {
-		if r.Options != nil && !cfg.Matches(r.Options, m.cfg.MaxItems) {
-			e := pubsubErr(stanza.ConflictCond, "precondition-not-met")
+		if r.Options != nil && !cfg.Matches(r.Options, m.policy()) {
+			e := pubsub.Err(stanza.ConflictCond, "precondition-not-met")
 			e.Text = "the node's configuration does not match the publish-options"
 			c.Error(iq, e)
 			return
@@ -339,106 +348,72 @@ func (m *Mod) publish(c module.Context, iq *module.Packet, owner jid.JID, r Requ
 			c.Error(iq, e)
 			return
 		}
-		cfg = DefaultConfig()
-		if e := cfg.Apply(r.Options, m.cfg.MaxItems); e != nil {
+		cfg = pubsub.DefaultConfig(m.policy())
+		if e := cfg.Apply(r.Options, m.policy()); e != nil {
 			if e.Condition == stanza.NotAcceptable {
-				e = pubsubErr(stanza.ConflictCond, "precondition-not-met")
+				e = pubsub.Err(stanza.ConflictCond, "precondition-not-met")
 				e.Text = "publish-options the node cannot have"
 			}
 			c.Error(iq, e)
 			return
 		}
 	}
-	if len(r.Payload) > m.cfg.MaxItemSize {
-		c.Error(iq, pubsubErr(stanza.NotAcceptable, "payload-too-big"))
-		return
-	}
-	if _, err := xmlstream.ParseElement(r.Payload, ""); err != nil {
-		// A prefix declared outside the payload would not survive storage.
-		c.Error(iq, pubsubErr(stanza.BadRequest, "invalid-payload"))
+	if e := pubsub.CheckPayload(r.Payload, m.cfg.MaxItemSize); e != nil {
+		c.Error(iq, e)
 		return
 	}
 	id := r.ItemID
 	if id == "" {
-		id = newID()
+		id = pubsub.NewID()
 	}
-	if err := m.nodes.publish(o, r.Node, cfg, !exists, id, r.Payload); err != nil {
+	if err := m.nodes.Publish(o, r.Node, cfg, !exists, id, r.Payload); err != nil {
 		m.fail(c, iq, err)
 		return
 	}
-	var b xmlstream.Builder
-	b.Start("pubsub").Attr("xmlns", NS).Start("publish").Attr("node", r.Node).
-		Start("item").Attr("id", id).End().End().End()
-	c.Reply(iq, b.B)
-
-	b = xmlstream.Builder{}
-	b.Start("items").Attr("node", r.Node).Start("item").Attr("id", id).Raw(r.Payload).End().End()
-	m.broadcast(c, owner, r.Node, cfg, b.B)
+	c.Reply(iq, pubsub.PublishReply(r.Node, id))
+	m.broadcast(c, owner, r.Node, cfg, pubsub.ItemsEvent(r.Node, pubsub.Item{ID: id, Payload: r.Payload}))
 }
 
-func (m *Mod) items(c module.Context, iq *module.Packet, o string, r Request) {
-	var its []Item
-	if len(r.IDs) > 0 {
-		for _, id := range r.IDs {
-			it, ok, err := m.nodes.item(o, r.Node, id)
-			if err != nil {
-				m.fail(c, iq, err)
-				return
-			}
-			if ok {
-				its = append(its, it)
-			}
-		}
-	} else {
-		var err error
-		if its, err = m.nodes.items(o, r.Node, r.MaxItems); err != nil {
-			m.fail(c, iq, err)
-			return
-		}
+func (m *Mod) items(c module.Context, iq *module.Packet, o string, r pubsub.Request) {
+	its, err := m.nodes.Select(o, r.Node, r.IDs, r.MaxItems)
+	if err != nil {
+		m.fail(c, iq, err)
+		return
 	}
-	var b xmlstream.Builder
-	b.Start("pubsub").Attr("xmlns", NS).Start("items").Attr("node", r.Node)
-	for _, it := range its {
-		b.Start("item").Attr("id", it.ID).Raw(it.Payload).End()
-	}
-	b.End().End()
-	c.Reply(iq, b.B)
+	c.Reply(iq, pubsub.ItemsReply(r.Node, its))
 }
 
 // subscribe handles explicit subscriptions (XEP-0060 §6.1, §6.2): PEP contacts usually
 // subscribe implicitly through +notify, but a subscription lets a JID without caps follow
 // a node.
-func (m *Mod) subscribe(c module.Context, iq *module.Packet, owner jid.JID, r Request, cfg NodeConfig, isOwner bool) {
+func (m *Mod) subscribe(c module.Context, iq *module.Packet, owner jid.JID, r pubsub.Request, cfg pubsub.NodeConfig, isOwner bool) {
 	j, err := jid.Parse(r.JID)
 	if err != nil {
 		c.Error(iq, stanza.New(stanza.JIDMalformed))
 		return
 	}
 	if !j.Bare().Equal(iq.From.Bare()) {
-		c.Error(iq, pubsubErr(stanza.BadRequest, "invalid-jid"))
+		c.Error(iq, pubsub.Err(stanza.BadRequest, "invalid-jid"))
 		return
 	}
-	if r.Op == OpSubscribe && !isOwner {
+	if r.Op == pubsub.OpSubscribe && !isOwner {
 		if e := m.access(c, owner, iq.From.Bare(), cfg); e != nil {
 			c.Error(iq, e)
 			return
 		}
 	}
-	if err := m.nodes.subscribe(owner.String(), r.Node, j.String(), r.Op == OpSubscribe); err != nil {
+	if err := m.nodes.Subscribe(owner.String(), r.Node, j.String(), r.Op == pubsub.OpSubscribe); err != nil {
 		m.fail(c, iq, err)
 		return
 	}
-	if r.Op == OpUnsubscribe {
+	if r.Op == pubsub.OpUnsubscribe {
 		c.Reply(iq, nil)
 		return
 	}
-	var b xmlstream.Builder
-	b.Start("pubsub").Attr("xmlns", NS).Start("subscription").Attr("node", r.Node).
-		Attr("jid", j.String()).Attr("subscription", "subscribed").End().End()
-	c.Reply(iq, b.B)
-	if cfg.SendLast != SendNever {
-		if it, ok, _ := m.nodes.last(owner.String(), r.Node); ok {
-			c.Route(eventMessage(owner, j, itemEvent(r.Node, it)))
+	c.Reply(iq, pubsub.SubscriptionReply(r.Node, j.String(), pubsub.SubSubscribed))
+	if cfg.SendLast != pubsub.SendNever {
+		if it, ok, _ := m.nodes.Last(owner.String(), r.Node); ok {
+			c.Route(pubsub.EventMessage(owner, j, pubsub.ItemsEvent(r.Node, it)))
 		}
 	}
 }
@@ -448,11 +423,11 @@ func (m *Mod) subscribe(c module.Context, iq *module.Packet, owner jid.JID, r Re
 // the owner's roster, inRoster whether the user is in the roster at all.
 func Allowed(model string, sub store.Subscription, inRoster bool) bool {
 	switch model {
-	case AccessOpen:
+	case pubsub.AccessOpen:
 		return true
-	case AccessPresence:
+	case pubsub.AccessPresence:
 		return sub == store.SubFrom || sub == store.SubBoth
-	case AccessRoster:
+	case pubsub.AccessRoster:
 		// No roster groups are configured (pubsub#roster_groups_allowed): anyone in the
 		// roster with a presence subscription of either way.
 		return inRoster && sub != store.SubNone
@@ -463,53 +438,38 @@ func Allowed(model string, sub store.Subscription, inRoster bool) bool {
 // DenyError is the XEP-0060 §6.1.3 / §6.5.9 error for a user the access model refuses.
 func DenyError(model string) *stanza.Error {
 	switch model {
-	case AccessPresence:
-		return pubsubErr(stanza.NotAuthorizedCond, "presence-subscription-required")
-	case AccessRoster:
-		return pubsubErr(stanza.NotAuthorizedCond, "not-in-roster-group")
+	case pubsub.AccessPresence:
+		return pubsub.Err(stanza.NotAuthorizedCond, "presence-subscription-required")
+	case pubsub.AccessRoster:
+		return pubsub.Err(stanza.NotAuthorizedCond, "not-in-roster-group")
 	}
-	return pubsubErr(stanza.NotAllowed, "closed-node")
+	return pubsub.Err(stanza.NotAllowed, "closed-node")
 }
 
-func (m *Mod) allowed(c module.Context, owner, user jid.JID, cfg NodeConfig) bool {
+func (m *Mod) allowed(c module.Context, owner, user jid.JID, cfg pubsub.NodeConfig) bool {
 	if user.Equal(owner) {
 		return true
 	}
-	if cfg.Access == AccessOpen {
+	if cfg.Access == pubsub.AccessOpen {
 		return true
 	}
 	it, ok := c.RosterItem(owner, user)
 	return Allowed(cfg.Access, it.Sub, ok)
 }
 
-func (m *Mod) access(c module.Context, owner, user jid.JID, cfg NodeConfig) *stanza.Error {
+func (m *Mod) access(c module.Context, owner, user jid.JID, cfg pubsub.NodeConfig) *stanza.Error {
 	if m.allowed(c, owner, user, cfg) {
 		return nil
 	}
 	return DenyError(cfg.Access)
 }
 
-func itemEvent(node string, it Item) []byte {
-	var b xmlstream.Builder
-	b.Start("items").Attr("node", node).Start("item").Attr("id", it.ID).Raw(it.Payload).End().End()
-	return b.B
-}
-
-// eventMessage is the XEP-0060 §7.1.2.1 notification of event (the <items/>, <delete/> or
-// <purge/> element) from owner to to.
-func eventMessage(owner, to jid.JID, event []byte) []byte {
-	var b xmlstream.Builder
-	b.Start("message").Attr("type", "headline").Attr("from", owner.String()).Attr("to", to.String()).
-		Attr("id", newID()).Start("event").Attr("xmlns", NSEvent).Raw(event).End().End()
-	return b.B
-}
-
 // broadcast notifies the owner's available resources, the contacts' resources with
 // NODE+notify that the access model admits, and the explicit subscribers.
-func (m *Mod) broadcast(c module.Context, owner jid.JID, node string, cfg NodeConfig, event []byte) {
+func (m *Mod) broadcast(c module.Context, owner jid.JID, node string, cfg pubsub.NodeConfig, event []byte) {
 	for _, s := range c.Sessions(owner) {
 		if s.Available() {
-			s.Send(eventMessage(owner, s.JID(), event))
+			s.Send(pubsub.EventMessage(owner, s.JID(), event))
 		}
 	}
 	sent := map[string]bool{}
@@ -519,13 +479,13 @@ func (m *Mod) broadcast(c module.Context, owner jid.JID, node string, cfg NodeCo
 			continue
 		}
 		sent[j.Bare().String()] = true
-		c.Route(eventMessage(owner, j, event))
+		c.Route(pubsub.EventMessage(owner, j, event))
 	}
-	for _, sub := range m.nodes.subscribers(owner.String(), node) {
+	for _, sub := range m.nodes.Subscribers(owner.String(), node) {
 		j, err := jid.Parse(sub)
 		if err != nil || j.Bare().Equal(owner) || sent[j.Bare().String()] || !m.allowed(c, owner, j.Bare(), cfg) {
 			continue
 		}
-		c.Route(eventMessage(owner, j, event))
+		c.Route(pubsub.EventMessage(owner, j, event))
 	}
 }

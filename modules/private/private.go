@@ -1,12 +1,20 @@
 // Package private implements XEP-0049: Private XML Storage, with a per-user quota of
 // fragments and bytes ([modules.private] max_items, max_bytes).
+//
+// With the PEP module enabled, XEP-0048 bookmarks (<storage xmlns='storage:bookmarks'/>)
+// are not stored here but unified with the XEP-0402 bookmarks node (XEP-0402 §5.3,
+// advertised as urn:xmpp:bookmarks:1#compat on the account): a read returns the node's
+// items cast into the old format, a write updates the node item by item with the usual
+// notifications. A fragment stored before the node existed is read until then.
 package private
 
 import (
 	"errors"
 
 	"github.com/vireo-im/vireo/modules/module"
+	"github.com/vireo-im/vireo/modules/pep"
 	"github.com/vireo-im/vireo/store"
+	"github.com/vireo-im/vireo/xmlstream"
 	"github.com/vireo-im/vireo/xmlstream/ns"
 	"github.com/vireo-im/vireo/xmlstream/stanza"
 )
@@ -32,6 +40,7 @@ type Config struct {
 // Mod is the module.
 type Mod struct {
 	t   store.Table
+	st  store.Store
 	cfg Config
 }
 
@@ -52,6 +61,8 @@ func (m *Mod) Provision(r module.Registrar) error {
 		m.cfg.MaxBytes = DefaultMaxBytes
 	}
 	m.t = r.Table("private")
+	m.st = r.Store()
+	r.Feature(pep.FeatureBookmarksCompat)
 	r.IQ(module.IQGet, ns.Private, "query", m.handle)
 	r.IQ(module.IQSet, ns.Private, "query", m.handle)
 	return nil
@@ -83,6 +94,11 @@ func (m *Mod) handle(c module.Context, iq *module.Packet) {
 		return
 	}
 	key := store.UserKey(iq.From.Bare().String(), string(child.NS()), string(child.Name()))
+	if string(child.NS()) == pep.NSLegacyBookmarks && string(child.Name()) == "storage" && len(child.Raw()) <= MaxSize {
+		if bm := pep.BookmarksFor(m.st); bm != nil && m.bookmarks(c, iq, bm, child, key) {
+			return
+		}
+	}
 	if iq.Type == "set" {
 		if len(child.Raw()) > MaxSize {
 			c.Error(iq, stanza.New(stanza.NotAcceptable))
@@ -130,4 +146,34 @@ func (m *Mod) over(user string, key []byte, size int) (bool, error) {
 		return items <= m.cfg.MaxItems && total <= m.cfg.MaxBytes
 	})
 	return items > m.cfg.MaxItems || total > m.cfg.MaxBytes, err
+}
+
+// bookmarks answers a request for XEP-0048 bookmarks from the XEP-0402 node; it reports
+// false when the request is left to the stored fragment (a read before the node exists).
+func (m *Mod) bookmarks(c module.Context, iq *module.Packet, bm pep.Bookmarks, child xmlstream.Element, key []byte) bool {
+	user := iq.From.Bare()
+	if iq.Type == "set" {
+		if e := bm.SetLegacy(c, user, child); e != nil {
+			c.Error(iq, e)
+			return true
+		}
+		// The node holds the bookmarks now; an older fragment must not come back.
+		if err := m.t.Delete(key); err != nil {
+			c.Error(iq, module.StoreError(err))
+			return true
+		}
+		c.Reply(iq, nil)
+		return true
+	}
+	v, ok, err := bm.Legacy(c, user)
+	if err != nil {
+		c.Error(iq, module.StoreError(err))
+		return true
+	}
+	if !ok {
+		return false
+	}
+	out := append([]byte("<query xmlns='jabber:iq:private'>"), v...)
+	c.Reply(iq, append(out, "</query>"...))
+	return true
 }

@@ -13,10 +13,12 @@ import (
 	"github.com/vireo-im/vireo/store"
 )
 
-// hookOnly are features implemented by hooks rather than IQ handlers.
+// hookOnly are features implemented by hooks rather than by IQ handlers of their own
+// namespace (urn:xmpp:bookmarks:1#compat is the jabber:iq:private handler's, XEP-0402 §5.3).
 var hookOnly = map[string]bool{
 	"urn:xmpp:sid:0": true, "urn:xmpp:hints": true, "msgoffline": true,
 	"urn:xmpp:features:rosterver": true, "urn:xmpp:features:pre-approval": true,
+	"urn:xmpp:bookmarks:1#compat": true,
 }
 
 // TestEveryFeatureIsHandled: disco lists exactly what is implemented. Each feature is

@@ -1,4 +1,4 @@
-package pep
+package pubsub
 
 import (
 	"strconv"
@@ -32,7 +32,18 @@ const (
 	OpDefault
 	OpDelete
 	OpPurge
+	OpSubscriptions      // a user's own subscriptions (§5.6)
+	OpAffiliations       // a user's own affiliations (§5.7)
+	OpOwnerSubscriptions // get or set a node's subscriptions (§8.8)
+	OpOwnerAffiliations  // get or set a node's affiliations (§8.9)
 )
+
+// Entry is one <subscription/> or <affiliation/> of an owner's set request: Value is the
+// subscription state or the affiliation.
+type Entry struct{ JID, Value string }
+
+// maxEntries bounds the entries of one owner's set request.
+const maxEntries = 256
 
 // Request is a parsed <pubsub/> or <pubsub xmlns='…#owner'/> request. Its byte slices
 // (Payload) view the IQ and live as long as it.
@@ -46,9 +57,12 @@ type Request struct {
 	Notify   *bool    // retract: the notify attribute when present
 	Options  Form     // publish-options, create's configure, or the owner configure form
 	JID      string   // subscribe, unsubscribe
+	Entries  []Entry  // owner subscriptions and affiliations set
 }
 
-func pubsubErr(c stanza.Condition, app string) *stanza.Error {
+// Err is a stanza error with condition c and, unless app is "", the XEP-0060
+// application-specific condition app (§7-§8 error tables).
+func Err(c stanza.Condition, app string) *stanza.Error {
 	e := stanza.New(c)
 	if app != "" {
 		e.AppCondition = []byte("<" + app + " xmlns='" + NSErrors + "'/>")
@@ -59,7 +73,7 @@ func pubsubErr(c stanza.Condition, app string) *stanza.Error {
 func attr(e xmlstream.Element, name string, max int) (string, *stanza.Error) {
 	v, _ := e.AppendAttr(nil, name)
 	if len(v) > max {
-		return "", badRequest(name + " too long")
+		return "", BadRequest(name + " too long")
 	}
 	return string(v), nil
 }
@@ -71,7 +85,7 @@ func ParseRequest(q xmlstream.Element, set bool) (Request, *stanza.Error) {
 	var r Request
 	owner := string(q.NS()) == NSOwner
 	if !owner && string(q.NS()) != NS || string(q.Name()) != "pubsub" {
-		return r, badRequest("not a pubsub request")
+		return r, BadRequest("not a pubsub request")
 	}
 	var action xmlstream.Element
 	var options, configure xmlstream.Element
@@ -84,23 +98,23 @@ func ParseRequest(q xmlstream.Element, set bool) (Request, *stanza.Error) {
 		switch name := string(e.Name()); {
 		case name == "publish-options" && !owner:
 			if hasOptions {
-				return r, badRequest("two publish-options")
+				return r, BadRequest("two publish-options")
 			}
 			options, hasOptions = e, true
 		case name == "configure" && !owner:
 			configure, hasConfigure = e, true
 		default:
 			if hasAction {
-				return r, badRequest("more than one pubsub action")
+				return r, BadRequest("more than one pubsub action")
 			}
 			action, hasAction = e, true
 		}
 	}
 	if !hasAction {
 		if hasConfigure {
-			return r, pubsubErr(stanza.BadRequest, "nodeid-required")
+			return r, Err(stanza.BadRequest, "nodeid-required")
 		}
-		return r, badRequest("no pubsub action")
+		return r, BadRequest("no pubsub action")
 	}
 	var e *stanza.Error
 	if r.Node, e = attr(action, "node", maxNodeNameBytes); e != nil {
@@ -114,9 +128,9 @@ func ParseRequest(q xmlstream.Element, set bool) (Request, *stanza.Error) {
 			r.Op = OpConfigureSet
 			x, ok := action.Child(ns.DataForms, "x")
 			if !ok {
-				return r, badRequest("configure without a data form")
+				return r, BadRequest("configure without a data form")
 			}
-			if r.Options, e = parseForm(x); e != nil {
+			if r.Options, e = ParseForm(x); e != nil {
 				return r, e
 			}
 		}
@@ -126,6 +140,22 @@ func ParseRequest(q xmlstream.Element, set bool) (Request, *stanza.Error) {
 		r.Op = OpDelete
 	case owner && name == "purge" && set:
 		r.Op = OpPurge
+	case owner && (name == "subscriptions" || name == "affiliations"):
+		r.Op = OpOwnerSubscriptions
+		attrName := "subscription"
+		if name == "affiliations" {
+			r.Op, attrName = OpOwnerAffiliations, "affiliation"
+		}
+		if set {
+			if r.Entries, e = entries(action, attrName); e != nil {
+				return r, e
+			}
+		}
+	case !owner && (name == "subscriptions" || name == "affiliations") && !set:
+		r.Op = OpSubscriptions
+		if name == "affiliations" {
+			r.Op = OpAffiliations
+		}
 	case !owner && name == "publish" && set:
 		r.Op = OpPublish
 		if err := r.parsePublish(action); err != nil {
@@ -133,11 +163,11 @@ func ParseRequest(q xmlstream.Element, set bool) (Request, *stanza.Error) {
 		}
 		if hasOptions {
 			if x, ok := options.Child(ns.DataForms, "x"); ok {
-				if r.Options, e = parseForm(x); e != nil {
+				if r.Options, e = ParseForm(x); e != nil {
 					return r, e
 				}
-				if t, ok := r.Options.value(fieldFormType); ok && t != publishOptionsFormType {
-					return r, badRequest("publish-options form has the wrong FORM_TYPE")
+				if t, ok := r.Options.Value(fieldFormType); ok && t != publishOptionsFormType {
+					return r, BadRequest("publish-options form has the wrong FORM_TYPE")
 				}
 			}
 		}
@@ -146,7 +176,7 @@ func ParseRequest(q xmlstream.Element, set bool) (Request, *stanza.Error) {
 		if m, ok := action.Attr("max_items"); ok {
 			n, err := strconv.Atoi(string(m))
 			if err != nil || n < 1 || n > maxRequestedMaxItems {
-				return r, badRequest("bad max_items")
+				return r, BadRequest("bad max_items")
 			}
 			r.MaxItems = n
 		}
@@ -158,7 +188,7 @@ func ParseRequest(q xmlstream.Element, set bool) (Request, *stanza.Error) {
 		if v, ok := action.Attr("notify"); ok {
 			b, ok := parseBool(string(v))
 			if !ok {
-				return r, badRequest("bad notify")
+				return r, BadRequest("bad notify")
 			}
 			r.Notify = &b
 		}
@@ -166,13 +196,13 @@ func ParseRequest(q xmlstream.Element, set bool) (Request, *stanza.Error) {
 			return r, e
 		}
 		if len(r.IDs) == 0 {
-			return r, pubsubErr(stanza.BadRequest, "item-required")
+			return r, Err(stanza.BadRequest, "item-required")
 		}
 	case !owner && name == "create" && set:
 		r.Op = OpCreate
 		if hasConfigure {
 			if x, ok := configure.Child(ns.DataForms, "x"); ok {
-				if r.Options, e = parseForm(x); e != nil {
+				if r.Options, e = ParseForm(x); e != nil {
 					return r, e
 				}
 			}
@@ -186,13 +216,17 @@ func ParseRequest(q xmlstream.Element, set bool) (Request, *stanza.Error) {
 			return r, e
 		}
 		if r.JID == "" {
-			return r, pubsubErr(stanza.BadRequest, "jid-required")
+			return r, Err(stanza.BadRequest, "jid-required")
 		}
 	default:
-		return r, pubsubErr(stanza.FeatureNotImplemented, "unsupported")
+		return r, Err(stanza.FeatureNotImplemented, "unsupported")
 	}
-	if r.Node == "" && r.Op != OpDefault {
-		return r, pubsubErr(stanza.BadRequest, "nodeid-required")
+	switch r.Op {
+	case OpDefault, OpCreate, OpSubscriptions, OpAffiliations:
+		return r, nil // a create without node asks for an instant node (§8.1.2)
+	}
+	if r.Node == "" {
+		return r, Err(stanza.BadRequest, "nodeid-required")
 	}
 	return r, nil
 }
@@ -201,10 +235,10 @@ func (r *Request) parsePublish(p xmlstream.Element) *stanza.Error {
 	it := p.Children()
 	item, ok := it.Next()
 	if !ok || string(item.Name()) != "item" || string(item.NS()) != NS {
-		return pubsubErr(stanza.BadRequest, "item-required")
+		return Err(stanza.BadRequest, "item-required")
 	}
 	if _, more := it.Next(); more {
-		return pubsubErr(stanza.BadRequest, "invalid-payload")
+		return Err(stanza.BadRequest, "invalid-payload")
 	}
 	var e *stanza.Error
 	if r.ItemID, e = attr(item, "id", maxItemIDBytes); e != nil {
@@ -213,10 +247,10 @@ func (r *Request) parsePublish(p xmlstream.Element) *stanza.Error {
 	pit := item.Children()
 	payload, ok := pit.Next()
 	if !ok {
-		return pubsubErr(stanza.BadRequest, "payload-required")
+		return Err(stanza.BadRequest, "payload-required")
 	}
 	if _, more := pit.Next(); more {
-		return pubsubErr(stanza.BadRequest, "invalid-payload")
+		return Err(stanza.BadRequest, "invalid-payload")
 	}
 	r.Payload = payload.Raw()
 	return nil
@@ -236,14 +270,42 @@ func itemIDs(e xmlstream.Element, required bool) ([]string, *stanza.Error) {
 		}
 		if id == "" {
 			if required {
-				return nil, pubsubErr(stanza.BadRequest, "item-required")
+				return nil, Err(stanza.BadRequest, "item-required")
 			}
 			continue
 		}
 		if len(ids) >= maxRequestedIDs {
-			return nil, badRequest("too many items")
+			return nil, BadRequest("too many items")
 		}
 		ids = append(ids, id)
 	}
 	return ids, nil
+}
+
+// entries reads the <subscription/> or <affiliation/> children of an owner's set request
+// (XEP-0060 §8.8.2, §8.9.2); each needs a jid and a value.
+func entries(e xmlstream.Element, attrName string) ([]Entry, *stanza.Error) {
+	var out []Entry
+	it := e.Children()
+	for c, ok := it.Next(); ok; c, ok = it.Next() {
+		if string(c.Name()) != attrName || string(c.NS()) != NSOwner {
+			continue
+		}
+		j, err := attr(c, "jid", 3071)
+		if err != nil {
+			return nil, err
+		}
+		v, err := attr(c, attrName, 32)
+		if err != nil {
+			return nil, err
+		}
+		if j == "" || v == "" {
+			return nil, BadRequest(attrName + " needs jid and " + attrName)
+		}
+		if len(out) >= maxEntries {
+			return nil, BadRequest("too many entries")
+		}
+		out = append(out, Entry{j, v})
+	}
+	return out, nil
 }

@@ -1,4 +1,4 @@
-package pep
+package pubsub
 
 import (
 	"testing"
@@ -17,6 +17,10 @@ func FuzzPubsubRequest(f *testing.F) {
 		"<pubsub xmlns='http://jabber.org/protocol/pubsub#owner'><configure node='n'><x xmlns='jabber:x:data' type='submit'><field var='pubsub#max_items'><value>max</value></field></x></configure></pubsub>",
 		"<pubsub xmlns='http://jabber.org/protocol/pubsub'><create node='n'/><configure/></pubsub>",
 		"<ps:pubsub xmlns:ps='http://jabber.org/protocol/pubsub'><ps:subscribe node='n' jid='a@b/c'/></ps:pubsub>",
+		"<pubsub xmlns='http://jabber.org/protocol/pubsub#owner'><affiliations node='n'><affiliation jid='a@b' affiliation='publisher'/></affiliations></pubsub>",
+		"<pubsub xmlns='http://jabber.org/protocol/pubsub#owner'><subscriptions node='n'><subscription jid='a@b/c' subscription='subscribed'/></subscriptions></pubsub>",
+		"<pubsub xmlns='http://jabber.org/protocol/pubsub'><subscriptions/></pubsub>",
+		"<pubsub xmlns='http://jabber.org/protocol/pubsub'><create/></pubsub>",
 	} {
 		f.Add([]byte(s), true)
 		f.Add([]byte(s), false)
@@ -32,14 +36,19 @@ func FuzzPubsubRequest(f *testing.F) {
 		if serr != nil {
 			return
 		}
-		if r.Node == "" && r.Op != OpDefault {
+		if r.Node == "" && r.Op != OpDefault && r.Op != OpCreate && r.Op != OpSubscriptions && r.Op != OpAffiliations {
 			t.Fatalf("accepted without a node: %q", raw)
 		}
 		if r.Op == OpPublish && len(r.Payload) == 0 {
 			t.Fatalf("publish without payload: %q", raw)
 		}
-		cfg := DefaultConfig()
-		cfg.Apply(r.Options, DefaultMaxItems)
-		cfg.Matches(r.Options, DefaultMaxItems)
+		for _, e := range r.Entries {
+			if e.JID == "" || e.Value == "" {
+				t.Fatalf("entry without jid or value: %q", raw)
+			}
+		}
+		cfg := DefaultConfig(pepPolicy)
+		cfg.Apply(r.Options, pepPolicy)
+		cfg.Matches(r.Options, pepPolicy)
 	})
 }

@@ -1,4 +1,4 @@
-package pep
+package pubsub
 
 import (
 	"strconv"
@@ -14,7 +14,26 @@ const (
 	AccessOpen      = "open"
 	AccessRoster    = "roster"
 	AccessWhitelist = "whitelist"
+	AccessAuthorize = "authorize"
 )
+
+// Policy is what a service allows in node configurations.
+type Policy struct {
+	MaxItems int      // the highest pubsub#max_items ("max" means this)
+	Access   []string // the access models a node may have, the first is the default
+}
+
+// PEPAccess are the access models of PEP nodes (XEP-0163 §3 and §4.2: presence default).
+var PEPAccess = []string{AccessPresence, AccessOpen, AccessRoster, AccessWhitelist}
+
+func (p Policy) allows(model string) bool {
+	for _, a := range p.Access {
+		if a == model {
+			return true
+		}
+	}
+	return false
+}
 
 // send_last_published_item values (XEP-0060 §12.6 pubsub#send_last_published_item).
 const (
@@ -57,16 +76,18 @@ type NodeConfig struct {
 	Title         string `json:"title,omitempty"`
 }
 
-// DefaultConfig is the configuration of an auto-created node.
-func DefaultConfig() NodeConfig {
-	return NodeConfig{Persist: true, MaxItems: defaultNodeMaxItems, Access: AccessPresence,
+// DefaultConfig is the configuration of a new node under p: one persistent item, p's
+// first access model, the last item sent on subscription and presence.
+func DefaultConfig(p Policy) NodeConfig {
+	return NodeConfig{Persist: true, MaxItems: defaultNodeMaxItems, Access: p.Access[0],
 		SendLast: SendOnSubAndPresence, NotifyRetract: true}
 }
 
 // Form is a submitted XEP-0004 data form: its fields' values by var.
 type Form map[string][]string
 
-func (f Form) value(v string) (string, bool) {
+// Value returns the first value of field v and whether the form has it.
+func (f Form) Value(v string) (string, bool) {
 	vs, ok := f[v]
 	if !ok {
 		return "", false
@@ -111,10 +132,11 @@ func badOption(text string) *stanza.Error {
 	return e
 }
 
-// Apply changes c by the fields of a configure (or create or publish-options) form; limit
-// caps pubsub#max_items. Unknown fields, and known ones at the only value this server
-// supports, are accepted and ignored. On error c is unchanged.
-func (c *NodeConfig) Apply(f Form, limit int) *stanza.Error {
+// Apply changes c by the fields of a configure (or create or publish-options) form within
+// p. Unknown fields, and known ones at the only value this server supports, are accepted
+// and ignored. On error c is unchanged.
+func (c *NodeConfig) Apply(f Form, p Policy) *stanza.Error {
+	limit := p.MaxItems
 	n := *c
 	for v, vs := range f {
 		s := ""
@@ -135,12 +157,10 @@ func (c *NodeConfig) Apply(f Form, limit int) *stanza.Error {
 			}
 			n.MaxItems = m
 		case fieldAccess:
-			switch s {
-			case AccessPresence, AccessOpen, AccessRoster, AccessWhitelist:
-				n.Access = s
-			default:
+			if !p.allows(s) {
 				return badOption("unsupported pubsub#access_model")
 			}
+			n.Access = s
 		case fieldSendLast:
 			switch s {
 			case SendNever, SendOnSub, SendOnSubAndPresence:
@@ -173,9 +193,9 @@ func (c *NodeConfig) Apply(f Form, limit int) *stanza.Error {
 // Matches reports whether c already has every option of a publish-options form (XEP-0223
 // §3: otherwise the publish fails with precondition-not-met). Fields c does not know are
 // ignored, like Apply ignores them.
-func (c NodeConfig) Matches(f Form, limit int) bool {
+func (c NodeConfig) Matches(f Form, p Policy) bool {
 	want := c
-	if e := want.Apply(f, limit); e != nil {
+	if e := want.Apply(f, p); e != nil {
 		return false
 	}
 	return want == c
@@ -183,14 +203,13 @@ func (c NodeConfig) Matches(f Form, limit int) bool {
 
 // AppendForm writes c as the pubsub#node_config form of a configure result (XEP-0060
 // §8.2.1), values escaped by the builder.
-func (c NodeConfig) AppendForm(b *xmlstream.Builder) {
+func (c NodeConfig) AppendForm(b *xmlstream.Builder, p Policy) {
 	b.Start("x").Attr("xmlns", ns.DataForms).Attr("type", "form")
 	field(b, fieldFormType, "hidden", "", nsNodeConfig)
 	field(b, fieldTitle, "text-single", "A friendly name for the node", c.Title)
 	field(b, fieldPersist, "boolean", "Persist items to storage", boolStr(c.Persist))
 	field(b, fieldMaxItems, "text-single", "Max # of items to persist", strconv.Itoa(c.MaxItems))
-	field(b, fieldAccess, "list-single", "Specify the subscriber model", c.Access,
-		AccessOpen, AccessPresence, AccessRoster, AccessWhitelist)
+	field(b, fieldAccess, "list-single", "Specify the subscriber model", c.Access, p.Access...)
 	field(b, fieldSendLast, "list-single", "When to send the last published item", c.SendLast,
 		SendNever, SendOnSub, SendOnSubAndPresence)
 	field(b, fieldNotifyRetract, "boolean", "Notify subscribers when items are removed from the node", boolStr(c.NotifyRetract))
@@ -218,13 +237,13 @@ func boolStr(b bool) string {
 	return "0"
 }
 
-// parseForm reads a submitted data form (XEP-0004 §3.3), bounded in fields and values.
-func parseForm(x xmlstream.Element) (Form, *stanza.Error) {
+// ParseForm reads a submitted data form (XEP-0004 §3.3), bounded in fields and values.
+func ParseForm(x xmlstream.Element) (Form, *stanza.Error) {
 	if typ, _ := x.Attr("type"); string(typ) != "submit" && string(typ) != "" {
 		if string(typ) == "cancel" {
 			return Form{}, nil
 		}
-		return nil, badRequest("data form must be of type submit")
+		return nil, BadRequest("data form must be of type submit")
 	}
 	f := Form{}
 	it := x.Children()
@@ -237,7 +256,7 @@ func parseForm(x xmlstream.Element) (Form, *stanza.Error) {
 			continue
 		}
 		if len(f) >= maxFormFields {
-			return nil, badRequest("too many form fields")
+			return nil, BadRequest("too many form fields")
 		}
 		var vals []string
 		vit := fe.Children()
@@ -247,7 +266,7 @@ func parseForm(x xmlstream.Element) (Form, *stanza.Error) {
 			}
 			t := ve.AppendText(nil)
 			if len(t) > maxFormValueBytes || len(vals) >= maxFormValuesPerField {
-				return nil, badRequest("form value too long")
+				return nil, BadRequest("form value too long")
 			}
 			vals = append(vals, string(t))
 		}
@@ -256,7 +275,8 @@ func parseForm(x xmlstream.Element) (Form, *stanza.Error) {
 	return f, nil
 }
 
-func badRequest(text string) *stanza.Error {
+// BadRequest is a bad-request error with text.
+func BadRequest(text string) *stanza.Error {
 	e := stanza.New(stanza.BadRequest)
 	e.Text = text
 	return e

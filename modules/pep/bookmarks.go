@@ -1,0 +1,247 @@
+package pep
+
+import (
+	"bytes"
+	"sync"
+
+	"github.com/vireo-im/vireo/modules/module"
+	"github.com/vireo-im/vireo/modules/pubsub"
+	"github.com/vireo-im/vireo/store"
+	"github.com/vireo-im/vireo/xmlstream"
+	"github.com/vireo-im/vireo/xmlstream/jid"
+	"github.com/vireo-im/vireo/xmlstream/stanza"
+)
+
+// XEP-0402 §5.3 compatibility with XEP-0048 bookmarks in XEP-0049 private storage.
+const (
+	// NSBookmarks is the XEP-0402 node and payload namespace.
+	NSBookmarks = "urn:xmpp:bookmarks:1"
+	// NSLegacyBookmarks is the XEP-0048 namespace of <storage/>.
+	NSLegacyBookmarks = "storage:bookmarks"
+	// FeatureBookmarksCompat says, on the account, that bookmarks written through either
+	// protocol are seen through the other.
+	FeatureBookmarksCompat = NSBookmarks + "#compat"
+	// maxLegacyBookmarks bounds the conferences of one XEP-0048 list.
+	maxLegacyBookmarks = 1000
+)
+
+// bridges maps a server's store to its PEP module, for the private storage module: one
+// process may run several servers (tests), each with its own store.
+var bridges sync.Map // store.Store -> *Mod
+
+// Bookmarks is the XEP-0402 side of the bookmarks compatibility, for the private storage
+// module. Its methods run on the user's shard (the private storage request's Context).
+type Bookmarks interface {
+	// Legacy returns the user's XEP-0402 bookmarks as a XEP-0048 <storage/> element;
+	// ok is false when the user has no bookmarks node.
+	Legacy(c module.Context, user jid.JID) (storage []byte, ok bool, err error)
+	// SetLegacy makes the user's XEP-0402 bookmarks those of a XEP-0048 <storage/>
+	// element: changed and new conferences are published, missing ones retracted, with
+	// the notifications of each.
+	SetLegacy(c module.Context, user jid.JID, storage xmlstream.Element) *stanza.Error
+}
+
+// BookmarksFor returns the PEP module of the server whose store is st, or nil when PEP
+// is not enabled there.
+func BookmarksFor(st store.Store) Bookmarks {
+	if m, ok := bridges.Load(st); ok {
+		return m.(*Mod)
+	}
+	return nil
+}
+
+// Cleanup withdraws the module from BookmarksFor.
+func (m *Mod) Cleanup() error {
+	if m.st != nil {
+		bridges.CompareAndDelete(m.st, m)
+	}
+	return nil
+}
+
+// bookmarksConfig is the XEP-0402 §3 node configuration.
+func (m *Mod) bookmarksConfig() pubsub.NodeConfig {
+	c := pubsub.DefaultConfig(m.policy())
+	c.MaxItems, c.Access, c.SendLast = m.cfg.MaxItems, pubsub.AccessWhitelist, pubsub.SendNever
+	return c
+}
+
+// Legacy implements Bookmarks: each XEP-0402 item cast into the storage:bookmarks
+// namespace with its item id as the jid attribute (XEP-0402 §5.3).
+func (m *Mod) Legacy(c module.Context, user jid.JID) ([]byte, bool, error) {
+	o := user.String()
+	_, exists, err := m.nodes.Config(o, NSBookmarks)
+	if err != nil || !exists {
+		return nil, false, err
+	}
+	its, err := m.nodes.Items(o, NSBookmarks, 0)
+	if err != nil {
+		return nil, false, err
+	}
+	var b xmlstream.Builder
+	b.Start("storage").Attr("xmlns", NSLegacyBookmarks)
+	for _, it := range its {
+		castLegacy(&b, it.ID, it.Payload)
+	}
+	b.End()
+	return b.B, true, nil
+}
+
+// castLegacy writes XEP-0402 item id's payload as a XEP-0048 <conference/> (in the
+// enclosing storage:bookmarks namespace); payloads that are no XEP-0402 conference are
+// skipped.
+func castLegacy(b *xmlstream.Builder, id string, payload []byte) {
+	e, err := xmlstream.ParseElement(payload, "")
+	if err != nil || string(e.NS()) != NSBookmarks || string(e.Name()) != "conference" {
+		return
+	}
+	b.Start("conference").Attr("jid", id)
+	copyAttrs(b, e)
+	ch := e.Children()
+	for x, ok := ch.Next(); ok; x, ok = ch.Next() {
+		switch {
+		case string(x.NS()) == NSBookmarks && (string(x.Name()) == "nick" || string(x.Name()) == "password"):
+			b.Start(string(x.Name())).TextBytes(x.AppendText(nil)).End()
+		case string(x.NS()) == NSBookmarks && string(x.Name()) == "extensions":
+			b.Start("extensions")
+			xc := x.Children()
+			for y, ok := xc.Next(); ok; y, ok = xc.Next() {
+				b.Raw(y.Raw())
+			}
+			b.End()
+		}
+	}
+	b.End()
+}
+
+func copyAttrs(b *xmlstream.Builder, e xmlstream.Element) {
+	for _, a := range []string{"name", "autojoin"} {
+		if v, ok := e.AppendAttr(nil, a); ok {
+			b.AttrBytes(a, v)
+		}
+	}
+}
+
+// fromLegacy converts one XEP-0048 <conference/> to a XEP-0402 item id and payload;
+// children of other namespaces go into <extensions/>. ok is false without a valid jid.
+func fromLegacy(e xmlstream.Element) (string, []byte, bool) {
+	v, _ := e.AppendAttr(nil, "jid")
+	j, err := jid.Parse(string(v))
+	if err != nil || !j.IsBare() || j.Local() == "" {
+		return "", nil, false
+	}
+	var b xmlstream.Builder
+	b.Start("conference").Attr("xmlns", NSBookmarks)
+	copyAttrs(&b, e)
+	var ext [][]byte
+	ch := e.Children()
+	for x, ok := ch.Next(); ok; x, ok = ch.Next() {
+		name := string(x.Name())
+		switch {
+		case string(x.NS()) == NSLegacyBookmarks && (name == "nick" || name == "password"):
+			b.Start(name).TextBytes(x.AppendText(nil)).End()
+		case string(x.NS()) == NSLegacyBookmarks && name == "extensions":
+			xc := x.Children()
+			for y, ok := xc.Next(); ok; y, ok = xc.Next() {
+				ext = append(ext, y.Raw())
+			}
+		case string(x.NS()) != NSLegacyBookmarks:
+			ext = append(ext, x.Raw())
+		}
+	}
+	if len(ext) > 0 {
+		b.Start("extensions")
+		for _, x := range ext {
+			b.Raw(x)
+		}
+		b.End()
+	}
+	b.End()
+	return j.String(), b.B, true
+}
+
+// SetLegacy implements Bookmarks (XEP-0402 §5.3: the server examines the list and
+// updates the individual items, sending updates or retraction notifications as needed).
+// <url/> bookmarks have no XEP-0402 form and are not kept.
+func (m *Mod) SetLegacy(c module.Context, user jid.JID, storage xmlstream.Element) *stanza.Error {
+	type bm struct {
+		id      string
+		payload []byte
+	}
+	var want []bm
+	seen := map[string]bool{}
+	ch := storage.Children()
+	for x, ok := ch.Next(); ok; x, ok = ch.Next() {
+		if string(x.NS()) != NSLegacyBookmarks || string(x.Name()) != "conference" {
+			continue
+		}
+		id, payload, ok := fromLegacy(x)
+		if !ok || seen[id] {
+			continue
+		}
+		if len(want) >= maxLegacyBookmarks {
+			return tooManyBookmarks()
+		}
+		if e := pubsub.CheckPayload(payload, m.cfg.MaxItemSize); e != nil {
+			return e
+		}
+		seen[id] = true
+		want = append(want, bm{id, payload})
+	}
+	o := user.String()
+	cfg, exists, err := m.nodes.Config(o, NSBookmarks)
+	if err != nil {
+		return module.StoreError(err)
+	}
+	if !exists {
+		if len(want) == 0 {
+			return nil
+		}
+		if e := m.roomForNode(o); e != nil {
+			return e
+		}
+		cfg = m.bookmarksConfig()
+	}
+	if len(want) > cfg.MaxItems {
+		return tooManyBookmarks()
+	}
+	have, err := m.nodes.Items(o, NSBookmarks, 0)
+	if err != nil {
+		return module.StoreError(err)
+	}
+	old := map[string][]byte{}
+	for _, it := range have {
+		old[it.ID] = it.Payload
+	}
+	var gone []string
+	for _, it := range have {
+		if !seen[it.ID] {
+			gone = append(gone, it.ID)
+		}
+	}
+	if len(gone) > 0 {
+		if _, err := m.nodes.Retract(o, NSBookmarks, gone); err != nil {
+			return module.StoreError(err)
+		}
+		if cfg.NotifyRetract {
+			m.broadcast(c, user, NSBookmarks, cfg, pubsub.RetractEvent(NSBookmarks, gone))
+		}
+	}
+	create := !exists
+	for _, w := range want {
+		if p, ok := old[w.id]; ok && bytes.Equal(p, w.payload) {
+			continue
+		}
+		if err := m.nodes.Publish(o, NSBookmarks, cfg, create, w.id, w.payload); err != nil {
+			return module.StoreError(err)
+		}
+		create = false
+		m.broadcast(c, user, NSBookmarks, cfg, pubsub.ItemsEvent(NSBookmarks, pubsub.Item{ID: w.id, Payload: w.payload}))
+	}
+	return nil
+}
+
+func tooManyBookmarks() *stanza.Error {
+	e := stanza.New(stanza.PolicyViolationCond)
+	e.Text = "more bookmarks than the bookmarks node keeps"
+	return e
+}

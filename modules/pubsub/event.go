@@ -1,0 +1,111 @@
+package pubsub
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+
+	"github.com/vireo-im/vireo/xmlstream"
+	"github.com/vireo-im/vireo/xmlstream/jid"
+	"github.com/vireo-im/vireo/xmlstream/stanza"
+)
+
+// NewID returns a random item id (XEP-0060 §7.1.1: the service picks one when the
+// publisher does not).
+func NewID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// ItemsEvent is the <items/> event payload announcing item it of node.
+func ItemsEvent(node string, it Item) []byte {
+	var b xmlstream.Builder
+	b.Start("items").Attr("node", node).Start("item").Attr("id", it.ID).Raw(it.Payload).End().End()
+	return b.B
+}
+
+// RetractEvent is the <items/> event payload announcing the retraction of ids.
+func RetractEvent(node string, ids []string) []byte {
+	var b xmlstream.Builder
+	b.Start("items").Attr("node", node)
+	for _, id := range ids {
+		b.Start("retract").Attr("id", id).End()
+	}
+	b.End()
+	return b.B
+}
+
+// NodeEvent is the <delete/> or <purge/> event payload (what) of node.
+func NodeEvent(what, node string) []byte {
+	var b xmlstream.Builder
+	b.Start(what).Attr("node", node).End()
+	return b.B
+}
+
+// EventMessage is the XEP-0060 §7.1.2.1 notification of event (the <items/>, <delete/>,
+// <purge/> or <subscription/> element) from the service from to to.
+func EventMessage(from, to jid.JID, event []byte) []byte {
+	var b xmlstream.Builder
+	b.Start("message").Attr("type", "headline").Attr("from", from.String()).Attr("to", to.String()).
+		Attr("id", NewID()).Start("event").Attr("xmlns", NSEvent).Raw(event).End().End()
+	return b.B
+}
+
+// ItemsReply is the result of an items request (XEP-0060 §6.5.2).
+func ItemsReply(node string, its []Item) []byte {
+	var b xmlstream.Builder
+	b.Start("pubsub").Attr("xmlns", NS).Start("items").Attr("node", node)
+	for _, it := range its {
+		b.Start("item").Attr("id", it.ID).Raw(it.Payload).End()
+	}
+	b.End().End()
+	return b.B
+}
+
+// PublishReply is the result of a publish (XEP-0060 §7.1.2) of item id.
+func PublishReply(node, id string) []byte {
+	var b xmlstream.Builder
+	b.Start("pubsub").Attr("xmlns", NS).Start("publish").Attr("node", node).
+		Start("item").Attr("id", id).End().End().End()
+	return b.B
+}
+
+// SubscriptionReply is the result of a subscribe (XEP-0060 §6.1.2) in state.
+func SubscriptionReply(node, j, state string) []byte {
+	var b xmlstream.Builder
+	b.Start("pubsub").Attr("xmlns", NS).Start("subscription").Attr("node", node).
+		Attr("jid", j).Attr("subscription", state).End().End()
+	return b.B
+}
+
+// CheckPayload checks a payload to publish: at most max bytes (not-acceptable,
+// payload-too-big) and parseable alone (a prefix declared outside it would not survive
+// storage: bad-request, invalid-payload).
+func CheckPayload(payload []byte, max int) *stanza.Error {
+	if len(payload) > max {
+		return Err(stanza.NotAcceptable, "payload-too-big")
+	}
+	if _, err := xmlstream.ParseElement(payload, ""); err != nil {
+		return Err(stanza.BadRequest, "invalid-payload")
+	}
+	return nil
+}
+
+// Select returns the items an items request asks for: those with ids when there are
+// ids, else the newest max (all when max is 0), oldest first.
+func (n Nodes) Select(owner, node string, ids []string, max int) ([]Item, error) {
+	if len(ids) == 0 {
+		return n.Items(owner, node, max)
+	}
+	var its []Item
+	for _, id := range ids {
+		it, ok, err := n.Item(owner, node, id)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			its = append(its, it)
+		}
+	}
+	return its, nil
+}

@@ -1,0 +1,397 @@
+package pubsub
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+
+	"github.com/vireo-im/vireo/store"
+)
+
+// Nodes stores the nodes of pubsub services in one table. owner names the service: a
+// user's bare JID for PEP (table "pep", keys under store.UserKey(owner), so that deleting
+// an account deletes its nodes) or a service domain (table "pubsub"):
+//
+//	owner \0 n \0 \0 node              -> NodeConfig (JSON)
+//	owner \0 i \0 node \0 seq(8, BE)   -> item id \0 payload
+//	owner \0 x \0 node \0 item id      -> seq(8, BE)
+//	owner \0 s \0 node \0 jid          -> "" (subscribed) or "pending"
+//	owner \0 a \0 node \0 bare jid     -> affiliation (services only; PEP has its owner)
+//	owner \0 c \0 bare jid \0 node     -> "" (the nodes a JID owns, for max_nodes)
+//
+// seq orders a node's items by publication; the newest has the highest. The methods do
+// no locking: each service runs all requests for one owner on one shard.
+type Nodes struct{ T store.Table }
+
+func nodeKey(owner, node string) []byte { return store.UserKey(owner, "n", "", node) }
+func nodesPrefix(owner string) []byte   { return store.UserKey(owner, "n", "", "") }
+func itemsPrefix(owner, node string) []byte {
+	return store.UserKey(owner, "i", node, "")
+}
+func idxPrefix(owner, node string) []byte { return store.UserKey(owner, "x", node, "") }
+func subsPrefix(owner, node string) []byte {
+	return store.UserKey(owner, "s", node, "")
+}
+func affPrefix(owner, node string) []byte { return store.UserKey(owner, "a", node, "") }
+func createdKey(owner, j, node string) []byte {
+	return store.UserKey(owner, "c", j, node)
+}
+
+func seqKey(prefix []byte, seq uint64) []byte {
+	k := make([]byte, len(prefix), len(prefix)+8)
+	copy(k, prefix)
+	return binary.BigEndian.AppendUint64(k, seq)
+}
+
+// Item is one stored item.
+type Item struct {
+	ID      string
+	Payload []byte
+	seq     uint64
+}
+
+func decodeItem(k, v []byte) (Item, bool) {
+	i := bytes.IndexByte(v, 0)
+	if i < 0 || len(k) < 8 {
+		return Item{}, false
+	}
+	return Item{ID: string(v[:i]), Payload: append([]byte(nil), v[i+1:]...),
+		seq: binary.BigEndian.Uint64(k[len(k)-8:])}, true
+}
+
+// Config returns a node's configuration; ok is false when the node does not exist.
+func (n Nodes) Config(owner, node string) (NodeConfig, bool, error) {
+	v, err := n.T.Get(nodeKey(owner, node))
+	if errors.Is(err, store.ErrNotFound) {
+		return NodeConfig{}, false, nil
+	}
+	if err != nil {
+		return NodeConfig{}, false, err
+	}
+	var c NodeConfig
+	if err := json.Unmarshal(v, &c); err != nil {
+		return NodeConfig{}, false, store.ErrCorrupt
+	}
+	return c, true, nil
+}
+
+// ConfigOp is the write that stores a node's configuration.
+func ConfigOp(owner, node string, c NodeConfig) store.Op {
+	v, _ := json.Marshal(c)
+	return store.Op{Key: nodeKey(owner, node), Val: v}
+}
+
+// List calls fn for each of owner's nodes, in name order.
+func (n Nodes) List(owner string, fn func(node string, c NodeConfig) bool) error {
+	p := nodesPrefix(owner)
+	return n.T.Scan(p, func(k, v []byte) bool {
+		var c NodeConfig
+		if json.Unmarshal(v, &c) != nil {
+			return true
+		}
+		return fn(string(k[len(p):]), c)
+	})
+}
+
+// Count counts owner's nodes.
+func (n Nodes) Count(owner string) (int, error) {
+	c := 0
+	err := n.T.Scan(nodesPrefix(owner), func(_, _ []byte) bool { c++; return true })
+	return c, err
+}
+
+// Items returns the node's items, oldest first: the newest max when max > 0.
+func (n Nodes) Items(owner, node string, max int) ([]Item, error) {
+	var out []Item
+	p := itemsPrefix(owner, node)
+	err := n.T.ScanRange(p, prefixEnd(p), max > 0, func(k, v []byte) bool {
+		if it, ok := decodeItem(k, v); ok {
+			out = append(out, it)
+		}
+		return max <= 0 || len(out) < max
+	})
+	if max > 0 {
+		for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+			out[i], out[j] = out[j], out[i]
+		}
+	}
+	return out, err
+}
+
+// Last returns the newest item.
+func (n Nodes) Last(owner, node string) (Item, bool, error) {
+	its, err := n.Items(owner, node, 1)
+	if err != nil || len(its) == 0 {
+		return Item{}, false, err
+	}
+	return its[0], true, nil
+}
+
+// Item returns the item with id.
+func (n Nodes) Item(owner, node, id string) (Item, bool, error) {
+	s, err := n.T.Get(append(idxPrefix(owner, node), id...))
+	if errors.Is(err, store.ErrNotFound) {
+		return Item{}, false, nil
+	}
+	if err != nil || len(s) != 8 {
+		return Item{}, false, err
+	}
+	k := seqKey(itemsPrefix(owner, node), binary.BigEndian.Uint64(s))
+	v, err := n.T.Get(k)
+	if errors.Is(err, store.ErrNotFound) {
+		return Item{}, false, nil
+	}
+	if err != nil {
+		return Item{}, false, err
+	}
+	it, ok := decodeItem(k, v)
+	return it, ok, nil
+}
+
+// Publish stores an item (replacing one with the same id), drops the oldest beyond the
+// node's max_items and writes cfg, in one atomic write. Items of a node that does not
+// persist them are not stored.
+func (n Nodes) Publish(owner, node string, cfg NodeConfig, create bool, id string, payload []byte) error {
+	var ops []store.Op
+	if create {
+		ops = append(ops, ConfigOp(owner, node, cfg))
+	}
+	if !cfg.Persist {
+		if len(ops) == 0 {
+			return nil
+		}
+		return n.T.Apply(ops...)
+	}
+	p := itemsPrefix(owner, node)
+	old, err := n.Items(owner, node, 0)
+	if err != nil {
+		return err
+	}
+	var seq uint64 = 1
+	if len(old) > 0 {
+		seq = old[len(old)-1].seq + 1
+	}
+	keep := old[:0:0]
+	for _, it := range old {
+		if it.ID == id {
+			ops = append(ops, store.Op{Key: seqKey(p, it.seq), Delete: true})
+			continue
+		}
+		keep = append(keep, it)
+	}
+	for len(keep) >= cfg.MaxItems && len(keep) > 0 {
+		ops = append(ops, store.Op{Key: seqKey(p, keep[0].seq), Delete: true},
+			store.Op{Key: append(idxPrefix(owner, node), keep[0].ID...), Delete: true})
+		keep = keep[1:]
+	}
+	v := make([]byte, 0, len(id)+1+len(payload))
+	v = append(append(append(v, id...), 0), payload...)
+	ops = append(ops, store.Op{Key: seqKey(p, seq), Val: v},
+		store.Op{Key: append(idxPrefix(owner, node), id...), Val: binary.BigEndian.AppendUint64(nil, seq)})
+	return n.T.Apply(ops...)
+}
+
+// Trim drops the oldest items beyond max (after max_items was lowered).
+func (n Nodes) Trim(owner, node string, max int) error {
+	old, err := n.Items(owner, node, 0)
+	if err != nil || len(old) <= max {
+		return err
+	}
+	var ops []store.Op
+	for _, it := range old[:len(old)-max] {
+		ops = append(ops, store.Op{Key: seqKey(itemsPrefix(owner, node), it.seq), Delete: true},
+			store.Op{Key: append(idxPrefix(owner, node), it.ID...), Delete: true})
+	}
+	return n.T.Apply(ops...)
+}
+
+// Retract removes the items with ids and reports which existed.
+func (n Nodes) Retract(owner, node string, ids []string) ([]string, error) {
+	var ops []store.Op
+	var gone []string
+	for _, id := range ids {
+		it, ok, err := n.Item(owner, node, id)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			continue
+		}
+		gone = append(gone, id)
+		ops = append(ops, store.Op{Key: seqKey(itemsPrefix(owner, node), it.seq), Delete: true},
+			store.Op{Key: append(idxPrefix(owner, node), id...), Delete: true})
+	}
+	if len(ops) == 0 {
+		return nil, nil
+	}
+	return gone, n.T.Apply(ops...)
+}
+
+// Purge removes every item of a node.
+func (n Nodes) Purge(owner, node string) error {
+	if err := n.T.DeletePrefix(itemsPrefix(owner, node)); err != nil {
+		return err
+	}
+	return n.T.DeletePrefix(idxPrefix(owner, node))
+}
+
+// Remove deletes a node with its items, subscriptions and affiliations.
+func (n Nodes) Remove(owner, node string) error {
+	var ops []store.Op
+	for j, a := range n.Affiliations(owner, node) {
+		if a == AffOwner {
+			ops = append(ops, store.Op{Key: createdKey(owner, j, node), Delete: true})
+		}
+	}
+	ops = append(ops, store.Op{Key: nodeKey(owner, node), Delete: true})
+	if err := n.T.Apply(ops...); err != nil {
+		return err
+	}
+	if err := n.Purge(owner, node); err != nil {
+		return err
+	}
+	if err := n.T.DeletePrefix(affPrefix(owner, node)); err != nil {
+		return err
+	}
+	return n.T.DeletePrefix(subsPrefix(owner, node))
+}
+
+// Subscription states (XEP-0060 §4.2). A subscription stored before states existed has
+// an empty value and counts as subscribed.
+const (
+	SubNone       = "none"
+	SubPending    = "pending"
+	SubSubscribed = "subscribed"
+)
+
+// Subscribe adds (on) or removes the subscription of j to a node, subscribed.
+func (n Nodes) Subscribe(owner, node, j string, on bool) error {
+	if on {
+		return n.SetSubscription(owner, node, j, SubSubscribed)
+	}
+	return n.SetSubscription(owner, node, j, SubNone)
+}
+
+// SetSubscription sets j's subscription state; SubNone removes it.
+func (n Nodes) SetSubscription(owner, node, j, state string) error {
+	k := append(subsPrefix(owner, node), j...)
+	switch state {
+	case SubNone:
+		return n.T.Delete(k)
+	case SubSubscribed:
+		return n.T.Set(k, nil)
+	}
+	return n.T.Set(k, []byte(state))
+}
+
+// Subscription returns j's subscription state (SubNone without one).
+func (n Nodes) Subscription(owner, node, j string) (string, error) {
+	v, err := n.T.Get(append(subsPrefix(owner, node), j...))
+	if errors.Is(err, store.ErrNotFound) {
+		return SubNone, nil
+	}
+	if err != nil {
+		return SubNone, err
+	}
+	return subState(v), nil
+}
+
+func subState(v []byte) string {
+	if len(v) == 0 {
+		return SubSubscribed
+	}
+	return string(v)
+}
+
+// MaxListed bounds the subscriptions and affiliations one node lists or notifies.
+const MaxListed = 10000
+
+// Subscriptions returns every subscription of a node by JID.
+func (n Nodes) Subscriptions(owner, node string) map[string]string {
+	out := map[string]string{}
+	p := subsPrefix(owner, node)
+	n.T.Scan(p, func(k, v []byte) bool {
+		out[string(k[len(p):])] = subState(v)
+		return len(out) < MaxListed
+	})
+	return out
+}
+
+// Subscribers lists the JIDs subscribed (not pending) to a node.
+func (n Nodes) Subscribers(owner, node string) []string {
+	var out []string
+	p := subsPrefix(owner, node)
+	n.T.Scan(p, func(k, v []byte) bool {
+		if subState(v) == SubSubscribed {
+			out = append(out, string(k[len(p):]))
+		}
+		return len(out) < MaxListed
+	})
+	return out
+}
+
+// Affiliations (XEP-0060 §4.1).
+const (
+	AffOwner     = "owner"
+	AffPublisher = "publisher"
+	AffMember    = "member"
+	AffNone      = "none"
+	AffOutcast   = "outcast"
+)
+
+// Affiliation returns the affiliation of bare JID j with a node (AffNone without one).
+func (n Nodes) Affiliation(owner, node, j string) (string, error) {
+	v, err := n.T.Get(append(affPrefix(owner, node), j...))
+	if errors.Is(err, store.ErrNotFound) {
+		return AffNone, nil
+	}
+	if err != nil {
+		return AffNone, err
+	}
+	return string(v), nil
+}
+
+// Affiliations returns every affiliation of a node by bare JID.
+func (n Nodes) Affiliations(owner, node string) map[string]string {
+	out := map[string]string{}
+	p := affPrefix(owner, node)
+	n.T.Scan(p, func(k, v []byte) bool {
+		out[string(k[len(p):])] = string(v)
+		return len(out) < MaxListed
+	})
+	return out
+}
+
+// AffiliationOps returns the writes that set bare JID j's affiliation (AffNone removes
+// it) and keep the owners' node index; apply them with others in one batch.
+func AffiliationOps(owner, node, j, aff string) []store.Op {
+	k := append(affPrefix(owner, node), j...)
+	if aff == AffNone {
+		return []store.Op{{Key: k, Delete: true}, {Key: createdKey(owner, j, node), Delete: true}}
+	}
+	ops := []store.Op{{Key: k, Val: []byte(aff)}}
+	if aff == AffOwner {
+		return append(ops, store.Op{Key: createdKey(owner, j, node), Val: nil})
+	}
+	return append(ops, store.Op{Key: createdKey(owner, j, node), Delete: true})
+}
+
+// Owned counts the nodes bare JID j owns on service owner.
+func (n Nodes) Owned(owner, j string) (int, error) {
+	c := 0
+	err := n.T.Scan(store.UserKey(owner, "c", j, ""), func(_, _ []byte) bool { c++; return true })
+	return c, err
+}
+
+// prefixEnd is the first key after every key starting with p.
+func prefixEnd(p []byte) []byte {
+	e := append([]byte(nil), p...)
+	for i := len(e) - 1; i >= 0; i-- {
+		if e[i] < 0xff {
+			e[i]++
+			return e[:i+1]
+		}
+	}
+	return nil
+}
