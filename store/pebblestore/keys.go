@@ -4,7 +4,7 @@ package pebblestore
 // per-user keys start with the bare JID and a 0x00, so one user's rows are one range and
 // "everything of user X" is a prefix delete.
 const (
-	pAccount   byte = 'a' // a user                       -> account (json)
+	pAccount   byte = 'a' // a user                       -> account (account_codec.go)
 	pRoster    byte = 'r' // r user 0 contact             -> roster item (json)
 	pRosterVer byte = 'v' // v user                       -> uint64 version
 	pOffline   byte = 'o' // o user 0 id(8, big endian)   -> stamp(8) raw

@@ -237,11 +237,7 @@ func (a accounts) Create(acc store.Account) error {
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
-	v, err := json.Marshal(acc)
-	if err != nil {
-		return err
-	}
-	return a.s.set(k, v)
+	return a.s.set(k, encodeAccount(acc))
 }
 
 func (a accounts) Get(user string) (store.Account, error) {
@@ -249,8 +245,8 @@ func (a accounts) Get(user string) (store.Account, error) {
 	if err != nil {
 		return store.Account{}, err
 	}
-	var acc store.Account
-	if err := json.Unmarshal(v, &acc); err != nil {
+	acc, err := decodeAccount(v)
+	if err != nil {
 		return store.Account{}, fmt.Errorf("%w: account %s: %v", store.ErrCorrupt, user, err)
 	}
 	return acc, nil
@@ -265,11 +261,7 @@ func (a accounts) SetCredentials(user string, creds [3]store.Credentials) error 
 		return err
 	}
 	acc.Creds = creds
-	v, err := json.Marshal(acc)
-	if err != nil {
-		return err
-	}
-	return a.s.set(key(pAccount, user), v)
+	return a.s.set(key(pAccount, user), encodeAccount(acc))
 }
 
 func (a accounts) Delete(user string) error {
