@@ -39,7 +39,8 @@ func (m *Mod) Provision(r module.Registrar) error {
 		if len(c.Sessions(s.JID().Bare())) > 0 {
 			return
 		}
-		if err := m.t.Set(store.UserKey(s.JID().Bare().String()), binary.BigEndian.AppendUint64(nil, uint64(c.Now().Unix()))); err != nil {
+		// Nobody was promised this record: a lazy write keeps a disk sync out of every logout.
+		if err := m.t.ApplyLazy(store.Op{Key: store.UserKey(s.JID().Bare().String()), Val: binary.BigEndian.AppendUint64(nil, uint64(c.Now().Unix()))}); err != nil {
 			l := c.Logger()
 			l.Warn().Err(err).Str("user", s.JID().Bare().String()).Msg("last: record logout time")
 		}
