@@ -114,17 +114,24 @@ func run(args []string) int {
 
 	sig := make(chan os.Signal, 4)
 	signal.Notify(sig, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
-	for v := range sig {
-		if v == syscall.SIGHUP {
-			if err := s.Reload(); err != nil {
-				log.Error().Err(err).Msg("reload failed; keeping the running configuration")
-			} else {
-				log.Info().Msg("configuration reloaded")
+wait:
+	for {
+		select {
+		case v := <-sig:
+			if v == syscall.SIGHUP {
+				if err := s.Reload(); err != nil {
+					log.Error().Err(err).Msg("reload failed; keeping the running configuration")
+				} else {
+					log.Info().Msg("configuration reloaded")
+				}
+				continue
 			}
-			continue
+			log.Info().Str("signal", v.String()).Msg("shutting down")
+			break wait
+		case msg := <-s.stop:
+			log.Info().Str("reason", msg).Msg("shutting down: requested by an administrator")
+			break wait
 		}
-		log.Info().Str("signal", v.String()).Msg("shutting down")
-		break
 	}
 	signal.Stop(sig)
 	if err := s.Close(); err != nil {
@@ -163,10 +170,13 @@ type server struct {
 	// fastKey derives XEP-0484 tokens; it lives in its own file beside the database, so
 	// a copy of the database alone holds no usable token.
 	fastKey []byte
+	// stop receives an administrator's shutdown request (module.Controller); run's signal
+	// loop takes it like SIGTERM.
+	stop chan string
 }
 
 func start(cfg *config.Config, log zerolog.Logger) (*server, error) {
-	s := &server{cfg: cfg, log: log, start: time.Now()}
+	s := &server{cfg: cfg, log: log, start: time.Now(), stop: make(chan string, 1)}
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, err
 	}
@@ -242,6 +252,7 @@ func (s *server) routerOptions(cfg *config.Config) router.Options {
 		OfflineQuota: cfg.Router.OfflineQuota,
 		DataDir:      cfg.DataDir,
 		TLS:          s.certs.TLSConfig(),
+		Controller:   s,
 	}
 }
 
@@ -358,6 +369,17 @@ func (s *server) Reload() error {
 	tuneGC(next.Runtime, s.log)
 	s.cfg = next
 	return nil
+}
+
+var _ module.Controller = (*server)(nil)
+
+// Shutdown implements module.Controller: run stops the server as on SIGTERM. A second
+// request while one is pending is dropped.
+func (s *server) Shutdown(msg string) {
+	select {
+	case s.stop <- msg:
+	default:
+	}
 }
 
 // Close shuts down in dependency order: no new connections and a clean close for every
