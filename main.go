@@ -29,7 +29,10 @@ import (
 	"github.com/vireo-im/vireo/engine"
 	"github.com/vireo-im/vireo/engine/admin"
 	"github.com/vireo-im/vireo/engine/config"
+	"github.com/vireo-im/vireo/engine/dashboard"
 	"github.com/vireo-im/vireo/engine/fast"
+	"github.com/vireo-im/vireo/engine/metrics"
+	"github.com/vireo-im/vireo/modules/adhoc"
 	"github.com/vireo-im/vireo/modules/module"
 	_ "github.com/vireo-im/vireo/modules/standard"
 	"github.com/vireo-im/vireo/router"
@@ -173,6 +176,8 @@ type server struct {
 	// stop receives an administrator's shutdown request (module.Controller); run's signal
 	// loop takes it like SIGTERM.
 	stop chan string
+	// dash is the web dashboard, mounted at /admin/ on the web listeners.
+	dash *dashboard.Dashboard
 }
 
 func start(cfg *config.Config, log zerolog.Logger) (*server, error) {
@@ -214,6 +219,7 @@ func start(cfg *config.Config, log zerolog.Logger) (*server, error) {
 		st.Close()
 		return nil, err
 	}
+	s.dash = dashboard.New(s, log.With().Str("mod", "dashboard").Logger(), nil)
 	s.eng, err = engine.New(s.engineConfig(cfg))
 	if err == nil {
 		err = s.eng.Start()
@@ -337,6 +343,7 @@ func (s *server) engineConfig(cfg *config.Config) engine.Config {
 			Origins:  cfg.Web.Origins,
 			// Empty: loopback only (engine default).
 			MetricsAllow: cfg.MetricsAllowPrefixes(),
+			Mounts:       []engine.Mount{{Prefix: dashboard.Prefix, Handler: s.dash}},
 		},
 	}
 }
@@ -439,6 +446,49 @@ func (s *server) Stats() map[string]any {
 }
 
 func (s *server) Modules() []string { return moduleLines() }
+
+// dashboard.Backend (beyond admin.Backend)
+
+var _ dashboard.Backend = (*server)(nil)
+
+func (s *server) Counters() metrics.Counters  { return s.eng.Counters() }
+func (s *server) LoginAttempt(ip string) bool { return s.eng.LoginAttempt(ip) }
+func (s *server) LoginSucceeded(ip string)    { s.eng.LoginSucceeded(ip) }
+
+func (s *server) S2SLinks() []dashboard.Link {
+	var out []dashboard.Link
+	for _, l := range s.eng.S2SLinks() {
+		out = append(out, dashboard.Link{Inbound: l.Inbound, Local: l.Local, Remote: l.Remote, Up: l.Up})
+	}
+	return out
+}
+
+// Admins are [modules.adhoc] admins of the running configuration, prepared as the module
+// prepares them (it validated them at start or reload).
+func (s *server) Admins() []string {
+	s.mu.Lock()
+	cfg := s.cfg
+	s.mu.Unlock()
+	var c adhoc.Config
+	if err := cfg.ModuleConfig("adhoc", &c); err != nil {
+		return nil
+	}
+	var out []string
+	for _, a := range c.Admins {
+		if j, err := jid.Parse(a); err == nil && j.Local() != "" && j.IsBare() {
+			out = append(out, j.String())
+		}
+	}
+	return out
+}
+
+// Config is the running configuration with its secrets redacted.
+func (s *server) Config() (string, error) {
+	s.mu.Lock()
+	cfg := s.cfg
+	s.mu.Unlock()
+	return cfg.Redacted()
+}
 
 // DataDir is the data_dir the server opened (a reload does not change it).
 func (s *server) DataDir() string {
