@@ -29,7 +29,10 @@ import (
 	"github.com/vireo-im/vireo/engine"
 	"github.com/vireo-im/vireo/engine/admin"
 	"github.com/vireo-im/vireo/engine/config"
+	"github.com/vireo-im/vireo/engine/dashboard"
 	"github.com/vireo-im/vireo/engine/fast"
+	"github.com/vireo-im/vireo/engine/metrics"
+	"github.com/vireo-im/vireo/modules/adhoc"
 	"github.com/vireo-im/vireo/modules/module"
 	_ "github.com/vireo-im/vireo/modules/standard"
 	"github.com/vireo-im/vireo/router"
@@ -114,17 +117,24 @@ func run(args []string) int {
 
 	sig := make(chan os.Signal, 4)
 	signal.Notify(sig, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
-	for v := range sig {
-		if v == syscall.SIGHUP {
-			if err := s.Reload(); err != nil {
-				log.Error().Err(err).Msg("reload failed; keeping the running configuration")
-			} else {
-				log.Info().Msg("configuration reloaded")
+wait:
+	for {
+		select {
+		case v := <-sig:
+			if v == syscall.SIGHUP {
+				if err := s.Reload(); err != nil {
+					log.Error().Err(err).Msg("reload failed; keeping the running configuration")
+				} else {
+					log.Info().Msg("configuration reloaded")
+				}
+				continue
 			}
-			continue
+			log.Info().Str("signal", v.String()).Msg("shutting down")
+			break wait
+		case msg := <-s.stop:
+			log.Info().Str("reason", msg).Msg("shutting down: requested by an administrator")
+			break wait
 		}
-		log.Info().Str("signal", v.String()).Msg("shutting down")
-		break
 	}
 	signal.Stop(sig)
 	if err := s.Close(); err != nil {
@@ -163,10 +173,15 @@ type server struct {
 	// fastKey derives XEP-0484 tokens; it lives in its own file beside the database, so
 	// a copy of the database alone holds no usable token.
 	fastKey []byte
+	// stop receives an administrator's shutdown request (module.Controller); run's signal
+	// loop takes it like SIGTERM.
+	stop chan string
+	// dash is the web dashboard, mounted at /admin/ on the web listeners.
+	dash *dashboard.Dashboard
 }
 
 func start(cfg *config.Config, log zerolog.Logger) (*server, error) {
-	s := &server{cfg: cfg, log: log, start: time.Now()}
+	s := &server{cfg: cfg, log: log, start: time.Now(), stop: make(chan string, 1)}
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, err
 	}
@@ -204,6 +219,7 @@ func start(cfg *config.Config, log zerolog.Logger) (*server, error) {
 		st.Close()
 		return nil, err
 	}
+	s.dash = dashboard.New(s, log.With().Str("mod", "dashboard").Logger(), nil)
 	s.eng, err = engine.New(s.engineConfig(cfg))
 	if err == nil {
 		err = s.eng.Start()
@@ -242,6 +258,7 @@ func (s *server) routerOptions(cfg *config.Config) router.Options {
 		OfflineQuota: cfg.Router.OfflineQuota,
 		DataDir:      cfg.DataDir,
 		TLS:          s.certs.TLSConfig(),
+		Controller:   s,
 	}
 }
 
@@ -326,6 +343,7 @@ func (s *server) engineConfig(cfg *config.Config) engine.Config {
 			Origins:  cfg.Web.Origins,
 			// Empty: loopback only (engine default).
 			MetricsAllow: cfg.MetricsAllowPrefixes(),
+			Mounts:       []engine.Mount{{Prefix: dashboard.Prefix, Handler: s.dash}},
 		},
 	}
 }
@@ -358,6 +376,17 @@ func (s *server) Reload() error {
 	tuneGC(next.Runtime, s.log)
 	s.cfg = next
 	return nil
+}
+
+var _ module.Controller = (*server)(nil)
+
+// Shutdown implements module.Controller: run stops the server as on SIGTERM. A second
+// request while one is pending is dropped.
+func (s *server) Shutdown(msg string) {
+	select {
+	case s.stop <- msg:
+	default:
+	}
 }
 
 // Close shuts down in dependency order: no new connections and a clean close for every
@@ -417,6 +446,49 @@ func (s *server) Stats() map[string]any {
 }
 
 func (s *server) Modules() []string { return moduleLines() }
+
+// dashboard.Backend (beyond admin.Backend)
+
+var _ dashboard.Backend = (*server)(nil)
+
+func (s *server) Counters() metrics.Counters  { return s.eng.Counters() }
+func (s *server) LoginAttempt(ip string) bool { return s.eng.LoginAttempt(ip) }
+func (s *server) LoginSucceeded(ip string)    { s.eng.LoginSucceeded(ip) }
+
+func (s *server) S2SLinks() []dashboard.Link {
+	var out []dashboard.Link
+	for _, l := range s.eng.S2SLinks() {
+		out = append(out, dashboard.Link{Inbound: l.Inbound, Local: l.Local, Remote: l.Remote, Up: l.Up})
+	}
+	return out
+}
+
+// Admins are [modules.adhoc] admins of the running configuration, prepared as the module
+// prepares them (it validated them at start or reload).
+func (s *server) Admins() []string {
+	s.mu.Lock()
+	cfg := s.cfg
+	s.mu.Unlock()
+	var c adhoc.Config
+	if err := cfg.ModuleConfig("adhoc", &c); err != nil {
+		return nil
+	}
+	var out []string
+	for _, a := range c.Admins {
+		if j, err := jid.Parse(a); err == nil && j.Local() != "" && j.IsBare() {
+			out = append(out, j.String())
+		}
+	}
+	return out
+}
+
+// Config is the running configuration with its secrets redacted.
+func (s *server) Config() (string, error) {
+	s.mu.Lock()
+	cfg := s.cfg
+	s.mu.Unlock()
+	return cfg.Redacted()
+}
 
 // DataDir is the data_dir the server opened (a reload does not change it).
 func (s *server) DataDir() string {

@@ -31,6 +31,9 @@ type authState struct {
 	addr     string    // throttle key of the client address whose attempt this is
 	v2       *sasl2Req // what an XEP-0388 <authenticate/> asked for besides authentication
 	external string    // s2s: the domain SASL EXTERNAL was offered for (XEP-0178)
+	// disabled is set by lookup when the account is disabled (store.Account.Disabled): the
+	// exchange still runs, and authSucceeded refuses it with <account-disabled/>.
+	disabled bool
 }
 
 // cbTypes lists the channel bindings this connection can offer (RFC 9266, RFC 5929).
@@ -284,6 +287,7 @@ func (c *conn) lookup(status sasl.Status) {
 				}
 				defer c.recoverPanic()
 				a.local = local
+				a.disabled = gerr == nil && acct.Disabled
 				if acctBlocked {
 					c.clear(fPaused)
 					c.auth = nil
@@ -374,6 +378,13 @@ func (c *conn) authFailed(err error) {
 
 func (c *conn) authSucceeded(out []byte) {
 	a := c.auth
+	if a.disabled {
+		// Every mechanism (PLAIN, SCRAM, FAST tokens; SASL and SASL2) gets its account from
+		// lookup and ends here. Refusing only after the proof keeps a disabled account's
+		// state from anyone who does not hold its password (RFC 6120 §6.5.1).
+		c.authFailed(&sasl.Failure{Condition: "account-disabled", Text: "this account is disabled"})
+		return
+	}
 	c.auth = nil
 	if a.addr != "" {
 		c.srv().throttle.refund(a.addr)

@@ -40,6 +40,9 @@ type Web struct {
 	// MetricsAllow lists the networks whose clients may GET /metrics (Prometheus);
 	// others get 403. Empty: loopback only (metrics.DefaultAllow).
 	MetricsAllow []netip.Prefix
+	// Mounts serve path prefixes with standard http.Handlers, off the loop (mount.go):
+	// the admin dashboard.
+	Mounts []Mount
 }
 
 // DefaultWSPath is the WebSocket endpoint when the configuration names none.

@@ -521,6 +521,7 @@ func nextTop(b []byte) (el, rest []byte) {
 // httpReq is the part of a request head the listener looks at.
 type httpReq struct {
 	method, path string
+	query        string            // after '?', raw; only mounted handlers read it
 	header       map[string]string // lower-case names; repeated headers joined with ","
 }
 
@@ -533,7 +534,7 @@ func parseHTTPHead(head []byte) (httpReq, bool) {
 	}
 	r.method, r.path = parts[0], parts[1]
 	if i := strings.IndexByte(r.path, '?'); i >= 0 {
-		r.path = r.path[:i]
+		r.path, r.query = r.path[:i], r.path[i+1:]
 	}
 	r.header = make(map[string]string, len(lines))
 	for _, l := range lines[1:] {
@@ -567,6 +568,10 @@ func (c *conn) onHTTP(r httpReq, body []byte) {
 	web := &c.srv().config().Web
 	if r.path == web.BOSHPath {
 		c.serveBOSH(r, body)
+		return
+	}
+	if m := web.mount(r.path); m != nil && r.path != web.WSPath {
+		c.serveMount(m.Handler, r, body)
 		return
 	}
 	if r.path != web.WSPath {

@@ -193,6 +193,7 @@ func (m *modReg) Identity(category, typ, name string) {
 }
 
 func (m *modReg) DataDir() string               { return m.g.r.opts.DataDir }
+func (m *modReg) Controller() module.Controller { return m.g.r.opts.Controller }
 func (m *modReg) TLSConfig() *tls.Config        { return m.g.r.opts.TLS }
 func (m *modReg) Table(name string) store.Table { return m.g.r.st.Table(name) }
 func (m *modReg) Store() store.Store            { return m.g.r.st }

@@ -77,6 +77,9 @@ type Options struct {
 	// TLSConfig); the router itself uses neither.
 	DataDir string
 	TLS     *tls.Config
+	// Controller is handed to modules as it is (module.Registrar Controller); nil when
+	// nothing outside the server can reload or stop it.
+	Controller module.Controller
 }
 
 // Limits bound a queue by stanzas and by bytes.

@@ -63,6 +63,9 @@ type Account struct {
 	User    string
 	Creds   [3]Credentials
 	Created time.Time
+	// Disabled accounts keep their data but cannot log in (XEP-0133 §4.3); the engine
+	// refuses them with <account-disabled/> (RFC 6120 §6.5.1).
+	Disabled bool `json:",omitempty"`
 }
 
 // Accounts stores accounts.
@@ -70,6 +73,8 @@ type Accounts interface {
 	Create(a Account) error
 	Get(user string) (Account, error)
 	SetCredentials(user string, creds [3]Credentials) error
+	// SetDisabled sets or clears Account.Disabled; ErrNotFound when there is no account.
+	SetDisabled(user string, disabled bool) error
 	// Delete removes the account and the user's data in every table.
 	Delete(user string) error
 	List(fn func(user string) bool) error

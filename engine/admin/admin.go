@@ -26,7 +26,7 @@ import (
 
 // Request is one admin command.
 type Request struct {
-	Op       string `json:"op"` // adduser, deluser, passwd, users, bulkadd, stats, reload, modules, backup, export, import
+	Op       string `json:"op"` // adduser, deluser, passwd, disable, enable, users, bulkadd, stats, reload, modules, backup, export, import
 	JID      string `json:"jid,omitempty"`
 	Password string `json:"password,omitempty"`
 	Domain   string `json:"domain,omitempty"`
@@ -77,6 +77,10 @@ func Do(b Backend, r Request) Response {
 		err = DelUser(b, r.JID)
 	case "passwd":
 		err = Passwd(b, r.JID, r.Password, r.Iter)
+	case "disable":
+		err = SetDisabled(b, r.JID, true)
+	case "enable":
+		err = SetDisabled(b, r.JID, false)
 	case "users":
 		resp.Users, err = Users(b.Store(), r.Domain)
 	case "bulkadd":
@@ -188,6 +192,24 @@ func Passwd(b Backend, j, password string, iter int) error {
 		return err
 	}
 	return b.Store().Accounts().SetCredentials(bare.String(), creds)
+}
+
+// SetDisabled disables an account (its sessions end, and it cannot log in until it is
+// enabled again) or enables it. Its data stays.
+func SetDisabled(b Backend, j string, disabled bool) error {
+	bare, err := bareJID(b, j)
+	if err != nil {
+		return err
+	}
+	err = b.Store().Accounts().SetDisabled(bare.String(), disabled)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("%s does not exist", bare)
+	}
+	if err == nil && disabled {
+		// After the flag is durable: a login racing with this sees it.
+		b.CloseUser(bare)
+	}
+	return err
 }
 
 // Users lists accounts, optionally of one domain, sorted.

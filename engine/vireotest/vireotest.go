@@ -21,6 +21,7 @@ import (
 
 	"github.com/vireo-im/vireo/engine"
 	"github.com/vireo-im/vireo/engine/config"
+	"github.com/vireo-im/vireo/modules/module"
 	_ "github.com/vireo-im/vireo/modules/standard"
 	"github.com/vireo-im/vireo/router"
 	"github.com/vireo-im/vireo/store"
@@ -67,7 +68,9 @@ type Options struct {
 	// nil leaves every module at its defaults.
 	ModuleConfig func(id string, v any) error
 	Web          engine.Web // web listener settings (origins, public URL)
-	WebTLSAddr   string     // the HTTPS web listener's address; default a free loopback port
+	// Controller is what modules get as the process (reload, shutdown); nil: none.
+	Controller module.Controller
+	WebTLSAddr string // the HTTPS web listener's address; default a free loopback port
 }
 
 // Server is a running test server.
@@ -124,7 +127,7 @@ func Start(t testing.TB, o Options) *Server {
 	// As the real server: XEP-0368 ALPN on c2s (the web listeners must still speak HTTP).
 	tlsCfg := &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12, NextProtos: []string{"xmpp-client"}}
 	rt, err := router.New(router.Options{Domains: []string{o.Domain}, Store: st, Logger: log, Shards: 8,
-		ModuleConfig: moduleConfig(o.ModuleConfig), DataDir: o.Dir, TLS: tlsCfg})
+		ModuleConfig: moduleConfig(o.ModuleConfig), DataDir: o.Dir, TLS: tlsCfg, Controller: o.Controller})
 	if err != nil {
 		st.Close()
 		t.Fatal(err)

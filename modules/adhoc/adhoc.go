@@ -56,6 +56,7 @@ type Mod struct {
 	sess   sessions
 	t      store.Table
 	motd   atomic.Pointer[string] // nil: no message of the day
+	ctl    module.Controller      // nil: reload and shutdown are not implemented
 }
 
 // ModuleInfo implements module.Module.
@@ -95,6 +96,7 @@ func (m *Mod) Provision(r module.Registrar) error {
 	for i := range commands {
 		m.byNode[commands[i].node()] = &commands[i]
 	}
+	m.ctl = r.Controller()
 	m.t = r.Table("adhoc")
 	if v, err := m.t.Get(motdKey); err == nil && len(v) > 0 {
 		s := string(v)

@@ -47,6 +47,14 @@ var commands = []command{
 		form: func(*Mod, module.Context) []Field {
 			return []Field{{Var: "accountjids", Type: "jid-multi", Label: "The Jabber ID(s) to delete", Required: true}}
 		}, run: deleteUser},
+	{name: "disable-user", title: "Disable a User", instructions: "Fill out this form to disable users.",
+		form: func(*Mod, module.Context) []Field {
+			return []Field{{Var: "accountjids", Type: "jid-multi", Label: "The Jabber ID(s) to disable", Required: true}}
+		}, run: disableUser},
+	{name: "reenable-user", title: "Re-Enable a User", instructions: "Fill out this form to re-enable users.",
+		form: func(*Mod, module.Context) []Field {
+			return []Field{{Var: "accountjids", Type: "jid-multi", Label: "The Jabber ID(s) to re-enable", Required: true}}
+		}, run: reenableUser},
 	{name: "change-user-password", title: "Change User Password", instructions: "Fill out this form to change a user's password.",
 		form: func(*Mod, module.Context) []Field {
 			return []Field{accountField("accountjid"), passwordField("password", "The new password", true)}
@@ -71,6 +79,14 @@ var commands = []command{
 	{name: "edit-motd", title: "Edit Message of the Day", instructions: "Fill out this form to edit the message of the day.",
 		form: motdForm(true), run: setMOTD},
 	{name: "delete-motd", title: "Delete Message of the Day", run: deleteMOTD},
+	// reload is not in XEP-0133; it is the SIGHUP of the process, under the same namespace.
+	{name: "reload", title: "Reload the Configuration", run: reload},
+	{name: "shutdown", title: "Shut Down Service", instructions: "Fill out this form to shut down the service.",
+		form: func(*Mod, module.Context) []Field {
+			return []Field{{Var: "delay", Type: "list-single", Label: "Time delay before shutting down the service",
+				Values: []string{"0"}, Options: []string{"0", "30", "60", "90", "120", "180", "300", "600", "900", "1800", "3600"}},
+				{Var: "announcement", Type: "text-multi", Label: "Announcement"}}
+		}, run: shutdown},
 }
 
 func motdForm(current bool) func(m *Mod, c module.Context) []Field {
@@ -363,4 +379,121 @@ func deleteMOTD(c module.Context, k *call) {
 	}
 	k.m.motd.Store(nil)
 	k.info(c, "message of the day deleted")
+}
+
+// disableUser is XEP-0133 §4.3: the accounts stay, their sessions end, and logins are
+// refused with <account-disabled/> until reenable-user.
+func disableUser(c module.Context, k *call) { setDisabled(c, k, true) }
+
+// reenableUser is XEP-0133 §4.4.
+func reenableUser(c module.Context, k *call) { setDisabled(c, k, false) }
+
+func setDisabled(c module.Context, k *call, disabled bool) {
+	vals := k.form["accountjids"]
+	if len(vals) == 0 {
+		k.fail(c, "no account JID given")
+		return
+	}
+	ss, _ := c.(module.ServerSessions)
+	verb := "re-enabled"
+	if disabled {
+		verb = "disabled"
+	}
+	var notes []Note
+	var done []string
+	for _, v := range vals {
+		j, bad := account(c, v)
+		if bad != "" {
+			notes = append(notes, Note{"error", bad})
+			continue
+		}
+		if disabled && j.Equal(k.iq.From.Bare()) {
+			notes = append(notes, Note{"error", "you cannot disable your own account"})
+			continue
+		}
+		err := c.Store().Accounts().SetDisabled(j.String(), disabled)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			notes = append(notes, Note{"error", "account " + j.String() + " does not exist"})
+			continue
+		case err != nil:
+			k.m.log.Error().Err(err).Str("user", j.String()).Bool("disabled", disabled).Msg("adhoc: set disabled")
+			notes = append(notes, Note{"error", "account " + j.String() + " could not be " + verb})
+			continue
+		}
+		if disabled && ss != nil {
+			// After the flag is stored: a login racing with this one sees it.
+			ss.CloseUser(j, stanza.NotAuthorized)
+		}
+		done = append(done, j.String())
+	}
+	if len(done) > 0 {
+		notes = append([]Note{{"info", verb + " " + strings.Join(done, ", ")}}, notes...)
+	}
+	k.done(c, notes, nil)
+}
+
+// reload re-reads the server's configuration through the module.Controller, on the
+// worker pool (it reads files and certificates).
+func reload(c module.Context, k *call) {
+	ctl := k.m.ctl
+	if ctl == nil {
+		k.error(c, stanza.New(stanza.FeatureNotImplemented))
+		return
+	}
+	var err error
+	if !c.Async(func() { err = ctl.Reload() }, func(c module.Context) {
+		if err != nil {
+			k.m.log.Warn().Err(err).Msg("adhoc: reload failed")
+			k.fail(c, "reload failed: "+err.Error())
+			return
+		}
+		k.info(c, "configuration reloaded")
+	}) {
+		k.error(c, stanza.New(stanza.ResourceConstraintCond))
+	}
+}
+
+// ShutdownGrace is the least time between the shutdown announcement and the stop, so
+// that the messages leave the router before the streams close.
+const ShutdownGrace = time.Second
+
+// shutdown is XEP-0133 §4.30: the announcement goes to every available session, then
+// after the delay the process stops through the module.Controller.
+func shutdown(c module.Context, k *call) {
+	ctl := k.m.ctl
+	if ctl == nil {
+		k.error(c, stanza.New(stanza.FeatureNotImplemented))
+		return
+	}
+	delay := 0
+	if v := k.form.Value("delay"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 24*3600 {
+			k.fail(c, "delay must be a number of seconds from 0 to 86400")
+			return
+		}
+		delay = n
+	}
+	body := strings.TrimSpace(strings.Join(k.form["announcement"], "\n"))
+	if body == "" {
+		body = "The server is shutting down."
+	}
+	from := k.iq.To.Domain()
+	if k.iq.To.IsZero() {
+		from = c.Domain()
+	}
+	by := k.iq.From.Bare().String()
+	online(c, k, func(c module.Context, s []module.OnlineSession) {
+		n := 0
+		for _, o := range s {
+			if o.Available {
+				c.Route(message(from, o.JID.String(), "Server shutdown", body))
+				n++
+			}
+		}
+		wait := max(time.Duration(delay)*time.Second, ShutdownGrace)
+		time.AfterFunc(wait, func() { ctl.Shutdown("XEP-0133 shutdown by " + by + ": " + body) })
+		k.info(c, "shutdown announced to "+strconv.Itoa(n)+" sessions; stopping in "+strconv.Itoa(int(wait/time.Second))+" s")
+	})
 }

@@ -27,3 +27,17 @@ type ServerSessions interface {
 	// administrator removed). Safe to call from any shard.
 	CloseUser(bare jid.JID, cond stanza.StreamCondition)
 }
+
+// Controller is the process the server runs in, for the administrative commands that act
+// on it rather than on accounts or sessions: a configuration reload and a shutdown
+// (XEP-0133 §4.30). main implements it; Registrar.Controller returns nil when the server
+// runs without one (tests, embedding), and modules then answer feature-not-implemented.
+// Both methods are safe to call from any goroutine.
+type Controller interface {
+	// Reload re-reads the configuration and applies what can change without a restart,
+	// as SIGHUP does; it returns when that is done.
+	Reload() error
+	// Shutdown starts a clean stop of the process, as SIGTERM does, and returns at once.
+	// msg is the reason, for the log; telling users is the caller's job.
+	Shutdown(msg string)
+}

@@ -245,6 +245,8 @@ type Registrar interface {
 	Services() []Service
 	// Domains lists the server's virtual hosts at provisioning (to name service domains).
 	Domains() []string
+	// Controller is the process around the server (reload, shutdown), or nil.
+	Controller() Controller
 	// DiscoNode answers the disco#info and disco#items queries addressed to the server
 	// with node='node' (XEP-0030 §3.2, §4.2): h gets both and tells them apart by the
 	// payload's namespace. Registering the same node twice fails provisioning.

@@ -14,7 +14,8 @@ import (
 // earlier versions still read; they are rewritten in binary at their next change.
 //
 //	0x01 | uvarint len, user | varint created (Unix ns, 0 for none) |
-//	3 × (uvarint len, salt | uvarint iter | uvarint len, stored key | uvarint len, server key)
+//	3 × (uvarint len, salt | uvarint iter | uvarint len, stored key | uvarint len, server key) |
+//	uvarint flags (1: disabled)
 const accountV1 = 0x01
 
 var errAccountRecord = errors.New("account record")
@@ -38,8 +39,14 @@ func encodeAccount(a store.Account) []byte {
 		b = appendBytes(b, c.StoredKey)
 		b = appendBytes(b, c.ServerKey)
 	}
-	return b
+	var flags uint64
+	if a.Disabled {
+		flags |= flagDisabled
+	}
+	return binary.AppendUvarint(b, flags)
 }
+
+const flagDisabled = 1
 
 func appendBytes(b, p []byte) []byte {
 	b = binary.AppendUvarint(b, uint64(len(p)))
@@ -67,6 +74,7 @@ func decodeAccount(v []byte) (store.Account, error) {
 		c.StoredKey = d.bytes()
 		c.ServerKey = d.bytes()
 	}
+	a.Disabled = d.uvarint()&flagDisabled != 0
 	if d.bad {
 		return store.Account{}, errAccountRecord
 	}

@@ -21,7 +21,7 @@ func sampleAccount() store.Account {
 }
 
 func TestAccountCodec(t *testing.T) {
-	for _, a := range []store.Account{sampleAccount(), {User: "bob@example.org"}} {
+	for _, a := range []store.Account{sampleAccount(), {User: "bob@example.org"}, {User: "carol@example.org", Disabled: true}} {
 		got, err := decodeAccount(encodeAccount(a))
 		if err != nil || !reflect.DeepEqual(got, a) {
 			t.Fatalf("round trip:\n got %+v, %v\nwant %+v", got, err, a)

@@ -264,6 +264,21 @@ func (a accounts) SetCredentials(user string, creds [3]store.Credentials) error 
 	return a.s.set(key(pAccount, user), encodeAccount(acc))
 }
 
+func (a accounts) SetDisabled(user string, disabled bool) error {
+	mu := a.s.lock(user)
+	mu.Lock()
+	defer mu.Unlock()
+	acc, err := a.Get(user)
+	if err != nil {
+		return err
+	}
+	if acc.Disabled == disabled {
+		return nil
+	}
+	acc.Disabled = disabled
+	return a.s.set(key(pAccount, user), encodeAccount(acc))
+}
+
 func (a accounts) Delete(user string) error {
 	mu := a.s.lock(user)
 	mu.Lock()

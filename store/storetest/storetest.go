@@ -61,6 +61,21 @@ func accounts(t *testing.T, s store.Store) {
 	if err := a.SetCredentials("nobody@y", creds('z')); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("SetCredentials missing = %v", err)
 	}
+	if err := a.SetDisabled("a@y", true); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := a.Get("a@y"); !got.Disabled || got.Creds[0].Salt[0] != 'z' {
+		t.Fatalf("SetDisabled(true) = %+v", got)
+	}
+	if err := a.SetDisabled("a@y", false); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := a.Get("a@y"); got.Disabled {
+		t.Fatal("SetDisabled(false) not applied")
+	}
+	if err := a.SetDisabled("nobody@y", true); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("SetDisabled missing = %v", err)
+	}
 	var list []string
 	a.List(func(u string) bool { list = append(list, u); return true })
 	if fmt.Sprint(list) != "[a@y b@y c@z]" {

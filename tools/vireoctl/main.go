@@ -31,6 +31,8 @@ commands:
   adduser JID PASSWORD     create an account
   deluser JID              remove an account and all its data
   passwd JID PASSWORD      change a password
+  disable JID              stop an account from logging in (its sessions end; data stays)
+  enable JID               let a disabled account log in again
   users [DOMAIN]           list accounts
   bulkadd [-prefix user] [-count N] [-password P] [-domain D] [-iter N]
                            create prefix1..prefixN accounts (load tests)
@@ -155,7 +157,7 @@ func parse(cmd string, args []string) (admin.Request, error) {
 			return r, err
 		}
 		r.JID, r.Password = args[0], args[1]
-	case "deluser":
+	case "deluser", "disable", "enable":
 		if err := need(1, "JID"); err != nil {
 			return r, err
 		}

@@ -1,0 +1,300 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/rs/zerolog"
+
+	"github.com/vireo-im/vireo/engine/admin"
+	"github.com/vireo-im/vireo/engine/config"
+)
+
+// dashServer starts the real server (main's start, the wiring the binary uses) on
+// loopback ports, with root@localhost as the administrator; it returns the server and
+// the dashboard's base URL.
+func dashServer(t *testing.T) (*server, string) {
+	t.Helper()
+	dir := t.TempDir()
+	web := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	toml := fmt.Sprintf(`domains = ["localhost"]
+data_dir = %q
+log_level = "warn"
+
+[c2s]
+listen = []
+tls_listen = ["127.0.0.1:%d"]
+allow_plain = true
+
+[web]
+listen = [%q]
+tls_listen = []
+
+[admin]
+socket = %q
+
+[s2s]
+secret = "do-not-show-this"
+
+[modules.adhoc]
+admins = ["root@localhost"]
+
+[modules.upload]
+listen = "127.0.0.1:0"
+`, filepath.Join(dir, "data"), freePort(t), web, filepath.Join(dir, "admin.sock"))
+	path := filepath.Join(dir, "vireo.toml")
+	if err := os.WriteFile(path, []byte(toml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := start(cfg, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if err := admin.AddUser(s, "root@localhost", "root pw", 4096); err != nil {
+		t.Fatal(err)
+	}
+	return s, "http://" + web + "/admin/"
+}
+
+// xmppPlain logs in over the c2s direct-TLS listener with SASL PLAIN and returns the
+// server's answer: <success .../> or the <failure/>.
+func xmppPlain(t *testing.T, s *server, user, pass string) string {
+	t.Helper()
+	addr := s.eng.Addr("c2s-tls").String()
+	c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, ServerName: "localhost"}) // the test's own self-signed cert
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprint(c, "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>")
+	r := bufio.NewReader(c)
+	var got strings.Builder
+	readUntil := func(s string) {
+		for !strings.Contains(got.String(), s) {
+			b, err := r.ReadByte()
+			if err != nil {
+				t.Fatalf("reading for %q: %v; got %s", s, err, got.String())
+			}
+			got.WriteByte(b)
+		}
+	}
+	readUntil("</stream:features>")
+	got.Reset()
+	fmt.Fprintf(c, "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>%s</auth>",
+		base64.StdEncoding.EncodeToString([]byte("\x00"+user+"\x00"+pass)))
+	for {
+		b, err := r.ReadByte()
+		if err != nil {
+			t.Fatalf("reading the SASL answer: %v; got %s", err, got.String())
+		}
+		got.WriteByte(b)
+		if g := got.String(); strings.Contains(g, "<success") && b == '>' || strings.Contains(g, "</failure>") {
+			return g
+		}
+	}
+}
+
+var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+// TestIntegrationDashboard: with Go's HTTP client and a cookie jar against the real
+// server, the administrator logs in with the XMPP password; a form without its CSRF
+// token is refused; a user added through the form logs in over XMPP, and once disabled
+// through the form is refused with <account-disabled/>.
+func TestIntegrationDashboard(t *testing.T) {
+	s, base := dashServer(t)
+	jar, _ := cookiejar.New(nil)
+	hc := &http.Client{Jar: jar, Timeout: 20 * time.Second}
+	get := func(path string) (int, string) {
+		t.Helper()
+		resp, err := hc.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	post := func(path string, v url.Values) (int, string) {
+		t.Helper()
+		resp, err := hc.PostForm(base+path, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	token := func(page string) string {
+		t.Helper()
+		m := csrfField.FindStringSubmatch(page)
+		if m == nil {
+			t.Fatalf("no CSRF token in:\n%s", page)
+		}
+		return m[1]
+	}
+
+	// Not logged in: the overview sends the browser to the login form.
+	code, page := get("")
+	if code != 200 || !strings.Contains(page, `action="/admin/login"`) {
+		t.Fatalf("anonymous GET: %d\n%s", code, page)
+	}
+	if code, _ := post("login", url.Values{"csrf": {"forged"}, "jid": {"root@localhost"}, "password": {"root pw"}}); code != http.StatusForbidden {
+		t.Fatalf("login with a forged token: %d", code)
+	}
+	_, page = get("login")
+	if code, _ := post("login", url.Values{"csrf": {token(page)}, "jid": {"root@localhost"}, "password": {"wrong"}}); code != http.StatusUnauthorized {
+		t.Fatalf("login with a wrong password: %d", code)
+	}
+	_, page = get("login")
+	code, page = post("login", url.Values{"csrf": {token(page)}, "jid": {"root@localhost"}, "password": {"root pw"}})
+	if code != 200 || !strings.Contains(page, "sessions online") || !strings.Contains(page, "root@localhost") {
+		t.Fatalf("after login: %d\n%s", code, page)
+	}
+	u, _ := url.Parse(base)
+	if cs := jar.Cookies(u); len(cs) != 1 || cs[0].Name != "vireo_admin" {
+		t.Fatalf("cookies after login: %v", cs)
+	}
+
+	_, page = get("users")
+	csrf := token(page)
+	add := url.Values{"action": {"add"}, "jid": {"alice@localhost"}, "password": {"alice pw"}}
+	if code, _ := post("users", add); code != http.StatusForbidden {
+		t.Fatalf("add without the CSRF token: %d", code)
+	}
+	if _, err := s.store.Accounts().Get("alice@localhost"); err == nil {
+		t.Fatal("the refused form created the account")
+	}
+	add.Set("csrf", csrf)
+	if code, page = post("users", add); code != 200 || !strings.Contains(page, "created alice@localhost") {
+		t.Fatalf("add: %d\n%s", code, page)
+	}
+	if got := xmppPlain(t, s, "alice", "alice pw"); !strings.Contains(got, "<success") {
+		t.Fatalf("alice cannot log in: %s", got)
+	}
+	if code, page = post("users", url.Values{"csrf": {csrf}, "action": {"disable"}, "jid": {"alice@localhost"}}); code != 200 || !strings.Contains(page, "disabled alice@localhost") {
+		t.Fatalf("disable: %d\n%s", code, page)
+	}
+	if got := xmppPlain(t, s, "alice", "alice pw"); !strings.Contains(got, "<account-disabled/>") {
+		t.Fatalf("disabled alice logs in: %s", got)
+	}
+
+	if _, page = get("config"); !strings.Contains(page, "(redacted)") || strings.Contains(page, "do-not-show-this") {
+		t.Fatalf("config page:\n%s", page)
+	}
+	if code, _ := post("logout", url.Values{"csrf": {csrf}}); code != 200 {
+		t.Fatalf("logout: %d", code)
+	}
+	if code, _ := post("users", add); code != http.StatusForbidden {
+		t.Fatalf("POST after logout: %d", code)
+	}
+}
+
+// needChromium returns Debian's Chromium, or skips (fails under CI, which installs it).
+func needChromium(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{"/usr/bin/chromium", "/usr/bin/chromium-browser"} {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("chromium is not installed (apt-get install chromium)")
+	}
+	t.Skip("chromium not installed")
+	return ""
+}
+
+// TestBrowserDashboard: headless Chromium logs in through the form, opens the users page
+// and disables an account with its button; the page is saved to docs/dashboard.png (the
+// README shows it).
+func TestBrowserDashboard(t *testing.T) {
+	chrome := needChromium(t)
+	s, base := dashServer(t)
+	for _, u := range []string{"alice", "bob", "carol", "dave", "erin"} {
+		if err := admin.AddUser(s, u+"@localhost", u+" pw", 4096); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chrome), chromedp.NoSandbox,
+		chromedp.WindowSize(1200, 720))
+	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
+	defer acancel()
+	bctx, bcancel := chromedp.NewContext(actx)
+	defer bcancel()
+	run := func(what string, a chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if _, err := chromedp.Run(bctx, a); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	// Waits poll the page with JavaScript, as engine/browser_test.go does: it survives the
+	// navigations a form submission causes.
+	poll := func(what, js string) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			ok, err := chromedp.Run(bctx, chromedp.Evaluate[bool](js))
+			if err == nil && ok {
+				return
+			}
+			if time.Now().After(deadline) {
+				text, _ := chromedp.Run(bctx, chromedp.Evaluate[string](`location.href + "\n" + document.body.innerText`))
+				t.Fatalf("%s: not seen (last error %v); page:\n%s", what, err, text)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	run("open", chromedp.Navigate(base))
+	poll("login form", `!!document.querySelector('#jid')`)
+	run("type JID", chromedp.SendKeys("#jid", "root@localhost"))
+	run("type password", chromedp.SendKeys("#password", "root pw"))
+	run("submit", chromedp.Click("button[type=submit]"))
+	poll("overview", `location.pathname === '/admin/' && !!document.querySelector('.cards')`)
+	run("users", chromedp.Navigate(base+"users"))
+	poll("users table", `document.body.innerText.includes('bob@localhost')`)
+	// Disable bob with the button of his row.
+	clicked, err := chromedp.Run(bctx, chromedp.Evaluate[bool](`(() => {
+		const row = [...document.querySelectorAll('tr')].find(r => r.cells[0] && r.cells[0].textContent === 'bob@localhost');
+		const b = row && [...row.querySelectorAll('button')].find(b => b.textContent === 'Disable');
+		if (!b) return false;
+		b.click();
+		return true;
+	})()`))
+	if err != nil || !clicked {
+		t.Fatalf("no Disable button for bob: %v", err)
+	}
+	poll("result", `!!document.querySelector('.flash.ok') && document.body.innerText.includes('disabled bob@localhost')`)
+	if acc, err := s.store.Accounts().Get("bob@localhost"); err != nil || !acc.Disabled {
+		t.Fatalf("bob not disabled: %+v %v", acc, err)
+	}
+	png, err := chromedp.Run(bctx, chromedp.FullScreenshot(100)) // 100: PNG (lower is JPEG)
+	if err != nil || len(png) < 1000 {
+		t.Fatalf("screenshot: %v (%d bytes)", err, len(png))
+	}
+	if err := os.WriteFile(filepath.Join("docs", "dashboard.png"), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Log("screenshot written to docs/dashboard.png")
+}

@@ -1,0 +1,158 @@
+package engine_test
+
+import (
+	"encoding/base64"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	msasl "mellium.im/sasl"
+
+	"github.com/vireo-im/vireo/engine/vireotest"
+	"github.com/vireo-im/vireo/modules/adhoc"
+	"github.com/vireo-im/vireo/modules/module"
+)
+
+// fakeController records what the XEP-0133 reload and shutdown commands ask of the
+// process; the test process itself is never stopped.
+type fakeController struct {
+	mu       sync.Mutex
+	reloads  int
+	shutdown chan string
+}
+
+var _ module.Controller = (*fakeController)(nil)
+
+func (f *fakeController) Reload() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reloads++
+	return nil
+}
+
+func (f *fakeController) Shutdown(msg string) { f.shutdown <- msg }
+
+func controlServer(t *testing.T, ctl module.Controller) *vireotest.Server {
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true, Controller: ctl, ModuleConfig: func(id string, v any) error {
+		if c, ok := v.(*adhoc.Config); ok {
+			c.Admins = []string{"admin@localhost"}
+		}
+		return nil
+	}})
+	srv.AddUser(t, "admin", "admin pw")
+	srv.AddUser(t, "bob", "bob pw")
+	return srv
+}
+
+// legacyPlain runs a RFC 6120 SASL PLAIN exchange and returns the server's answer.
+func legacyPlain(t *testing.T, srv *vireotest.Server, user, pass string) string {
+	t.Helper()
+	r := srv.DialTLS(t)
+	r.Send(srv.Header())
+	r.Expect("</stream:features>")
+	r.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>" +
+		base64.StdEncoding.EncodeToString([]byte("\x00"+user+"\x00"+pass)) + "</auth>")
+	got := r.Expect("</")
+	return got + r.Expect(">")
+}
+
+// TestIntegrationAdhocDisableUser: disable-user ends the account's sessions and every
+// login path (legacy SASL PLAIN and SCRAM, SASL2, a FAST token issued before) is refused
+// with <account-disabled/>, while a wrong password still gets <not-authorized/>;
+// reenable-user lets the account in again, FAST token included.
+func TestIntegrationAdhocDisableUser(t *testing.T) {
+	srv := controlServer(t, nil)
+	admin := srv.LoginPlain(t, "admin", "admin pw", "desk")
+
+	// A FAST token for bob, from a SASL2 login, and a live session.
+	b, _ := sasl2Open(t, srv)
+	b.Send(authenticate("PLAIN", plainResponse("bob", "bob pw"), userAgent(agentID)+
+		"<request-token xmlns='urn:xmpp:fast:0' mechanism='HT-SHA-256-NONE'/>"))
+	tm := tokenRe.FindStringSubmatch(b.Expect("</success>"))
+	if tm == nil {
+		t.Fatal("no FAST token")
+	}
+	token := tm[2]
+	bob := srv.LoginPlain(t, "bob", "bob pw", "phone")
+	bob.Send("<presence/>")
+
+	mustContain(t, adhocRun(t, admin, "disable-user", "accountjids", "bob@localhost"), "status='completed'", "disabled bob@localhost")
+	bob.ExpectClosed()
+
+	if got := legacyPlain(t, srv, "bob", "bob pw"); !strings.Contains(got, "<account-disabled/>") {
+		t.Fatalf("legacy PLAIN of a disabled account: %s", got)
+	}
+	if got := legacyPlain(t, srv, "bob", "wrong"); !strings.Contains(got, "<not-authorized/>") {
+		t.Fatalf("a wrong password reveals the account state: %s", got)
+	}
+	if _, err := loginDirectTLS(t, srv, "bob", "bob pw", "r", msasl.ScramSha256); err == nil || !strings.Contains(err.Error(), "disabled") {
+		t.Fatalf("SCRAM-SHA-256 of a disabled account: %v", err)
+	}
+	s2, _ := sasl2Open(t, srv)
+	s2.Send(authenticate("PLAIN", plainResponse("bob", "bob pw"), userAgent(agentID)))
+	if got := s2.Expect("</failure>"); !strings.Contains(got, "<account-disabled") {
+		t.Fatalf("SASL2 PLAIN of a disabled account: %s", got)
+	}
+	if _, got := fastLogin(t, srv, "HT-SHA-256-NONE", "bob", token, agentID, ""); !strings.Contains(got, "<account-disabled") {
+		t.Fatalf("FAST token of a disabled account: %s", got)
+	}
+	// An administrator cannot lock themselves out; an unknown account is reported.
+	mustContain(t, adhocRun(t, admin, "disable-user", "accountjids", "admin@localhost"), "you cannot disable your own account")
+	mustContain(t, adhocRun(t, admin, "disable-user", "accountjids", "nobody@localhost"), "account nobody@localhost does not exist")
+
+	mustContain(t, adhocRun(t, admin, "reenable-user", "accountjids", "bob@localhost"), "re-enabled bob@localhost")
+	srv.LoginPlain(t, "bob", "bob pw", "phone")
+	if _, got := fastLogin(t, srv, "HT-SHA-256-NONE", "bob", token, agentID, ""); !strings.HasPrefix(got, "<success") {
+		t.Fatalf("FAST token after reenable: %s", got)
+	}
+}
+
+// TestIntegrationAdhocReload: reload goes to the process's module.Controller; without one
+// the command is not implemented.
+func TestIntegrationAdhocReload(t *testing.T) {
+	ctl := &fakeController{shutdown: make(chan string, 1)}
+	srv := controlServer(t, ctl)
+	admin := srv.LoginPlain(t, "admin", "admin pw", "desk")
+	mustContain(t, adhocRun(t, admin, "reload"), "status='completed'", "configuration reloaded")
+	ctl.mu.Lock()
+	n := ctl.reloads
+	ctl.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("Reload called %d times", n)
+	}
+	bob := srv.LoginPlain(t, "bob", "bob pw", "r")
+	mustContain(t, adhocRun(t, bob, "reload"), "<forbidden")
+
+	bare := controlServer(t, nil)
+	a2 := bare.LoginPlain(t, "admin", "admin pw", "desk")
+	mustContain(t, adhocRun(t, a2, "reload"), "type='error'", "<feature-not-implemented")
+}
+
+// TestIntegrationAdhocShutdown: the announcement reaches the online users first, then the
+// process's shutdown hook is called with the reason.
+func TestIntegrationAdhocShutdown(t *testing.T) {
+	ctl := &fakeController{shutdown: make(chan string, 1)}
+	srv := controlServer(t, ctl)
+	admin := srv.LoginPlain(t, "admin", "admin pw", "desk")
+	bob := srv.LoginPlain(t, "bob", "bob pw", "r")
+	bob.Send("<presence/>")
+	bob.Expect("<presence")
+
+	start := time.Now()
+	got := adhocRun(t, admin, "shutdown", "delay", "0", "announcement", "back in five minutes")
+	mustContain(t, got, "status='completed'", "shutdown announced to 1 sessions")
+	bob.Expect("<body>back in five minutes</body>")
+	select {
+	case msg := <-ctl.shutdown:
+		if !strings.Contains(msg, "admin@localhost") || !strings.Contains(msg, "back in five minutes") {
+			t.Fatalf("shutdown reason = %q", msg)
+		}
+		if d := time.Since(start); d < adhoc.ShutdownGrace/2 {
+			t.Fatalf("shutdown after %v, before the announcement had time to leave", d)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the shutdown hook was not called")
+	}
+	mustContain(t, adhocRun(t, admin, "shutdown", "delay", "soon"), "delay must be a number")
+}

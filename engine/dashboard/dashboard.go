@@ -1,0 +1,422 @@
+// Package dashboard is the web administration console served under /admin/ on the web
+// listener (engine.Mount): an overview of the numbers /metrics exports, account
+// management, the server-to-server links and the effective configuration.
+//
+// Who may log in: the administrators of [modules.adhoc] admins, with their XMPP password,
+// checked against the account's stored SCRAM keys (store/creds); no password is kept
+// anywhere else. Attempts count against the same per-address budget as XMPP logins
+// (Backend.LoginAttempt). A login opens a server-side session (session.go) named by a
+// random 128-bit id in a cookie that is HttpOnly, SameSite=Strict and, on TLS listeners,
+// Secure. Every POST form carries the session's CSRF token (the login form a
+// double-submit token of its own), and a POST whose Origin is another site is refused.
+// Account operations are those of the admin socket (engine/admin).
+//
+// Pages are server-rendered with html/template and use no JavaScript. Handlers run off
+// the event loops, one goroutine per request (engine.Mount); the password check
+// (PBKDF2) runs there too.
+package dashboard
+
+import (
+	"errors"
+	"net"
+	"net/http"
+	"net/url"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/vireo-im/vireo/engine/admin"
+	"github.com/vireo-im/vireo/engine/metrics"
+	"github.com/vireo-im/vireo/store"
+	"github.com/vireo-im/vireo/store/creds"
+	"github.com/vireo-im/vireo/xmlstream/jid"
+)
+
+// Prefix is where the dashboard is mounted.
+const Prefix = "/admin/"
+
+// Cookie names. The login cookie carries the login form's CSRF token before there is a
+// session.
+const (
+	SessionCookie = "vireo_admin"
+	LoginCookie   = "vireo_admin_login"
+)
+
+// MaxUsersShown bounds the users page; a prefix narrows it.
+const MaxUsersShown = 200
+
+// Link is one server-to-server stream.
+type Link struct {
+	Inbound bool
+	Local   string
+	Remote  string
+	Up      bool
+}
+
+// Backend is what the dashboard needs from the running server. Every method must be safe
+// for concurrent use.
+type Backend interface {
+	admin.Backend
+	// Counters are the numbers GET /metrics exports.
+	Counters() metrics.Counters
+	// S2SLinks lists the server-to-server streams.
+	S2SLinks() []Link
+	// LoginAttempt counts a password attempt from ip and reports whether it may go on;
+	// LoginSucceeded gives a successful one back.
+	LoginAttempt(ip string) bool
+	LoginSucceeded(ip string)
+	// Admins are the bare JIDs allowed in (the XEP-0133 administrators).
+	Admins() []string
+	// Config is the effective configuration, secrets redacted.
+	Config() (string, error)
+}
+
+// Dashboard is the http.Handler of the console.
+type Dashboard struct {
+	b    Backend
+	log  zerolog.Logger
+	now  func() time.Time
+	sess *sessions
+	rate struct {
+		sync.Mutex
+		t      time.Time
+		routed int64
+	}
+}
+
+var _ http.Handler = (*Dashboard)(nil)
+
+// New returns the dashboard for b. now is the clock (nil: time.Now).
+func New(b Backend, log zerolog.Logger, now func() time.Time) *Dashboard {
+	if now == nil {
+		now = time.Now
+	}
+	return &Dashboard{b: b, log: log, now: now, sess: newSessions(now)}
+}
+
+// ServeHTTP implements http.Handler.
+func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	// Not no-referrer: under it browsers send "Origin: null" with the forms' POSTs.
+	h.Set("Referrer-Policy", "same-origin")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	if r.Method == http.MethodPost && !sameOrigin(r) {
+		http.Error(w, "cross-origin form refused", http.StatusForbidden)
+		return
+	}
+	path := strings.TrimPrefix(r.URL.Path, strings.TrimSuffix(Prefix, "/"))
+	switch path {
+	case "", "/":
+		if path == "" {
+			http.Redirect(w, r, Prefix, http.StatusMovedPermanently)
+			return
+		}
+		d.authed(w, r, http.MethodGet, d.overview)
+	case "/login":
+		switch r.Method {
+		case http.MethodGet, http.MethodHead:
+			d.loginForm(w, r, "", http.StatusOK)
+		case http.MethodPost:
+			d.login(w, r)
+		default:
+			methodNotAllowed(w, "GET, POST")
+		}
+	case "/logout":
+		d.authed(w, r, http.MethodPost, d.logout)
+	case "/users":
+		if r.Method == http.MethodPost {
+			d.authed(w, r, http.MethodPost, d.usersPost)
+			return
+		}
+		d.authed(w, r, http.MethodGet, d.users)
+	case "/s2s":
+		d.authed(w, r, http.MethodGet, d.s2s)
+	case "/config":
+		d.authed(w, r, http.MethodGet, d.config)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+func methodNotAllowed(w http.ResponseWriter, allow string) {
+	w.Header().Set("Allow", allow)
+	http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+}
+
+// sameOrigin refuses a POST whose Origin (sent by browsers on every POST) names another
+// site; clients that send none (not browsers) pass, CSRF tokens still apply.
+func sameOrigin(r *http.Request) bool {
+	o := r.Header.Get("Origin")
+	if o == "" {
+		return true
+	}
+	u, err := url.Parse(o)
+	return err == nil && strings.EqualFold(u.Host, r.Host)
+}
+
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// current is the request's live session, if any, with its id.
+func (d *Dashboard) current(r *http.Request) (session, string, bool) {
+	c, err := r.Cookie(SessionCookie)
+	if err != nil || c.Value == "" {
+		return session{}, "", false
+	}
+	s, ok := d.sess.get(c.Value)
+	if !ok {
+		return session{}, "", false
+	}
+	// The account may have lost its rights since the login.
+	if !d.isAdmin(s.user) {
+		d.sess.drop(c.Value)
+		return session{}, "", false
+	}
+	if acc, err := d.b.Store().Accounts().Get(s.user); err != nil || acc.Disabled {
+		d.sess.drop(c.Value)
+		return session{}, "", false
+	}
+	return s, c.Value, true
+}
+
+func (d *Dashboard) isAdmin(user string) bool { return slices.Contains(d.b.Admins(), user) }
+
+type page func(w http.ResponseWriter, r *http.Request, s session, id string)
+
+// authed runs p for a logged-in administrator with the method allowed; a POST must carry
+// the session's CSRF token. Without a session, GETs go to the login form.
+func (d *Dashboard) authed(w http.ResponseWriter, r *http.Request, method string, p page) {
+	if r.Method != method && !(method == http.MethodGet && r.Method == http.MethodHead) {
+		methodNotAllowed(w, method)
+		return
+	}
+	s, id, ok := d.current(r)
+	if !ok {
+		if r.Method == http.MethodPost {
+			http.Error(w, "not logged in", http.StatusForbidden)
+			return
+		}
+		http.Redirect(w, r, Prefix+"login", http.StatusSeeOther)
+		return
+	}
+	if r.Method == http.MethodPost && !tokenEqual(r.PostFormValue("csrf"), s.csrf) {
+		d.log.Warn().Str("user", s.user).Str("remote", clientIP(r)).Msg("dashboard: POST without its CSRF token refused")
+		http.Error(w, "missing or wrong CSRF token; reload the page", http.StatusForbidden)
+		return
+	}
+	p(w, r, s, id)
+}
+
+func (d *Dashboard) cookie(r *http.Request, name, value, path string, maxAge int) *http.Cookie {
+	return &http.Cookie{Name: name, Value: value, Path: path, MaxAge: maxAge, HttpOnly: true,
+		Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode}
+}
+
+// loginForm shows the form with a fresh double-submit token.
+func (d *Dashboard) loginForm(w http.ResponseWriter, r *http.Request, msg string, code int) {
+	tok := newToken()
+	http.SetCookie(w, d.cookie(r, LoginCookie, tok, Prefix+"login", 3600))
+	d.render(w, code, "login", data{Title: "Log in", CSRF: tok, Flash: msg})
+}
+
+// errLogin is the one answer for every refused login, so the form says nothing about
+// which accounts exist, are disabled or are administrators.
+const errLogin = "Wrong JID or password, or not an administrator."
+
+func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
+	c, err := r.Cookie(LoginCookie)
+	if err != nil || !tokenEqual(r.PostFormValue("csrf"), c.Value) {
+		d.loginForm(w, r, "The form expired; please try again.", http.StatusForbidden)
+		return
+	}
+	ip := clientIP(r)
+	if !d.b.LoginAttempt(ip) {
+		d.log.Info().Str("remote", ip).Msg("dashboard: login refused, too many attempts")
+		d.loginForm(w, r, "Too many login attempts from your address; try again in a minute.", http.StatusTooManyRequests)
+		return
+	}
+	user, ok := d.check(r.PostFormValue("jid"), r.PostFormValue("password"))
+	if !ok {
+		d.log.Info().Str("remote", ip).Str("jid", r.PostFormValue("jid")).Msg("dashboard: login failed")
+		d.loginForm(w, r, errLogin, http.StatusUnauthorized)
+		return
+	}
+	d.b.LoginSucceeded(ip)
+	id := d.sess.create(user)
+	d.log.Info().Str("user", user).Str("remote", ip).Msg("dashboard: login")
+	http.SetCookie(w, d.cookie(r, LoginCookie, "", Prefix+"login", -1))
+	http.SetCookie(w, d.cookie(r, SessionCookie, id, Prefix, int(SessionMax/time.Second)))
+	http.Redirect(w, r, Prefix, http.StatusSeeOther)
+}
+
+// check verifies password against the account's stored SCRAM-SHA-256 keys and that the
+// account is an enabled administrator; it returns the bare JID.
+func (d *Dashboard) check(j, password string) (string, bool) {
+	bare, err := jid.Parse(strings.TrimSpace(j))
+	if err != nil || bare.Local() == "" || !bare.IsBare() || password == "" || len(password) > 1023 {
+		return "", false
+	}
+	user := bare.String()
+	acc, err := d.b.Store().Accounts().Get(user)
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			d.log.Error().Err(err).Str("user", user).Msg("dashboard: read account")
+		}
+		return "", false
+	}
+	if !creds.VerifyPlain(acc.Creds[store.SHA256], store.SHA256, password) {
+		return "", false
+	}
+	return user, !acc.Disabled && d.isAdmin(user)
+}
+
+func (d *Dashboard) logout(w http.ResponseWriter, r *http.Request, s session, id string) {
+	d.sess.drop(id)
+	http.SetCookie(w, d.cookie(r, SessionCookie, "", Prefix, -1))
+	http.Redirect(w, r, Prefix+"login", http.StatusSeeOther)
+}
+
+// overview shows the numbers of /metrics, the Go heap, and stanzas a second since the
+// previous view (or since start).
+func (d *Dashboard) overview(w http.ResponseWriter, r *http.Request, s session, _ string) {
+	c := d.b.Counters()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	st := d.b.Stats()
+	now := d.now()
+	d.rate.Lock()
+	var rate float64
+	over := ""
+	if dt := now.Sub(d.rate.t); !d.rate.t.IsZero() && dt >= time.Second && dt < 10*time.Minute {
+		rate = float64(c.Routed-d.rate.routed) / dt.Seconds()
+		over = "over the last " + dt.Round(time.Second).String()
+	} else if up, _ := st["uptime_s"].(int64); up > 0 {
+		rate = float64(c.Routed) / float64(up)
+		over = "average since start"
+	}
+	if dt := now.Sub(d.rate.t); d.rate.t.IsZero() || dt >= time.Second {
+		d.rate.t, d.rate.routed = now, c.Routed
+	}
+	d.rate.Unlock()
+	d.render(w, http.StatusOK, "overview", data{Title: "Overview", User: s.user, CSRF: s.csrf, Flash: s.flash, FlashOK: s.flashOK,
+		Overview: &overviewData{C: c, Rate: rate, RateOver: over, HeapInuse: ms.HeapInuse, Sys: ms.Sys,
+			Goroutines: runtime.NumGoroutine(), GCs: ms.NumGC, Stats: st, Sessions: d.sess.len()}})
+}
+
+type overviewData struct {
+	C              metrics.Counters
+	Rate           float64
+	RateOver       string
+	HeapInuse, Sys uint64
+	Goroutines     int
+	GCs            uint32
+	Stats          map[string]any
+	Sessions       int
+}
+
+// userRow is one account on the users page.
+type userRow struct {
+	JID      string
+	Disabled bool
+	Self     bool
+}
+
+func (d *Dashboard) users(w http.ResponseWriter, r *http.Request, s session, _ string) {
+	q := strings.TrimSpace(r.URL.Query().Get("q"))
+	var rows []userRow
+	more := false
+	st := d.b.Store()
+	err := st.Accounts().List(func(u string) bool {
+		if !strings.HasPrefix(u, q) {
+			return true
+		}
+		if len(rows) == MaxUsersShown {
+			more = true
+			return false
+		}
+		rows = append(rows, userRow{JID: u, Self: u == s.user})
+		return true
+	})
+	for i := range rows {
+		if acc, err := st.Accounts().Get(rows[i].JID); err == nil {
+			rows[i].Disabled = acc.Disabled
+		}
+	}
+	flash, ok := s.flash, s.flashOK
+	if err != nil {
+		flash, ok = "Could not list the accounts: "+err.Error(), false
+	}
+	d.render(w, http.StatusOK, "users", data{Title: "Users", User: s.user, CSRF: s.csrf, Flash: flash, FlashOK: ok,
+		Query: q, Users: rows, More: more, Domains: d.b.Domains()})
+}
+
+// usersPost runs one account operation, leaves its result as the next page's message and
+// sends the browser back to the list (POST, redirect, GET).
+func (d *Dashboard) usersPost(w http.ResponseWriter, r *http.Request, s session, id string) {
+	action, j, pw := r.PostFormValue("action"), strings.TrimSpace(r.PostFormValue("jid")), r.PostFormValue("password")
+	var err error
+	var done string
+	self := false
+	if b, perr := jid.Parse(j); perr == nil && b.String() == s.user {
+		self = true
+	}
+	switch action {
+	case "add":
+		err, done = admin.AddUser(d.b, j, pw, 0), "created "+j
+	case "passwd":
+		err, done = admin.Passwd(d.b, j, pw, 0), "password of "+j+" changed"
+	case "disable", "delete":
+		if self {
+			err = errors.New("you cannot " + action + " your own account here")
+			break
+		}
+		if action == "delete" {
+			if r.PostFormValue("confirm") != "yes" {
+				err = errors.New("tick the box to confirm deleting " + j)
+				break
+			}
+			err, done = admin.DelUser(d.b, j), "deleted "+j
+		} else {
+			err, done = admin.SetDisabled(d.b, j, true), "disabled "+j
+		}
+		if err == nil {
+			d.sess.dropUser(j)
+		}
+	case "enable":
+		err, done = admin.SetDisabled(d.b, j, false), "re-enabled "+j
+	default:
+		http.Error(w, "unknown action", http.StatusBadRequest)
+		return
+	}
+	if err != nil {
+		d.sess.setFlash(id, err.Error(), false)
+	} else {
+		d.sess.setFlash(id, done, true)
+	}
+	d.log.Info().Str("admin", s.user).Str("action", action).Str("jid", j).Bool("ok", err == nil).Msg("dashboard: account operation")
+	http.Redirect(w, r, Prefix+"users?q="+url.QueryEscape(r.PostFormValue("q")), http.StatusSeeOther)
+}
+
+func (d *Dashboard) s2s(w http.ResponseWriter, r *http.Request, s session, _ string) {
+	d.render(w, http.StatusOK, "s2s", data{Title: "Server-to-server", User: s.user, CSRF: s.csrf, Links: d.b.S2SLinks()})
+}
+
+func (d *Dashboard) config(w http.ResponseWriter, r *http.Request, s session, _ string) {
+	text, err := d.b.Config()
+	if err != nil {
+		text = "could not render the configuration: " + err.Error()
+	}
+	d.render(w, http.StatusOK, "config", data{Title: "Configuration", User: s.user, CSRF: s.csrf, Config: text})
+}

@@ -1,0 +1,376 @@
+package dashboard
+
+import (
+	"crypto/tls"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/vireo-im/vireo/engine/metrics"
+	"github.com/vireo-im/vireo/store"
+	"github.com/vireo-im/vireo/store/creds"
+	"github.com/vireo-im/vireo/store/pebblestore"
+	"github.com/vireo-im/vireo/xmlstream/jid"
+)
+
+// fakeBackend is a store in a temporary directory and a per-address attempt counter
+// with the engine throttle's contract (counted at the start, refunded on success).
+type fakeBackend struct {
+	st     store.Store
+	admins []string
+	limit  int
+	mu     sync.Mutex
+	tries  map[string]int
+	closed []string
+}
+
+var _ Backend = (*fakeBackend)(nil)
+
+func (f *fakeBackend) Store() store.Store { return f.st }
+func (f *fakeBackend) Domains() []string  { return []string{"example.org"} }
+func (f *fakeBackend) CloseUser(b jid.JID) {
+	f.mu.Lock()
+	f.closed = append(f.closed, b.String())
+	f.mu.Unlock()
+}
+func (f *fakeBackend) Reload() error { return nil }
+func (f *fakeBackend) Stats() map[string]any {
+	return map[string]any{"uptime_s": int64(10), "accounts": 2}
+}
+func (f *fakeBackend) Modules() []string { return nil }
+func (f *fakeBackend) DataDir() string   { return "" }
+func (f *fakeBackend) Version() string   { return "test" }
+func (f *fakeBackend) Counters() metrics.Counters {
+	return metrics.Counters{Online: 3, Routed: 42, Shards: 8}
+}
+func (f *fakeBackend) S2SLinks() []Link {
+	return []Link{{Local: "example.org", Remote: "peer.example", Up: true}}
+}
+func (f *fakeBackend) Admins() []string { return f.admins }
+func (f *fakeBackend) Config() (string, error) {
+	return "domains = [\"example.org\"]\nsecret = \"(redacted)\"\n", nil
+}
+func (f *fakeBackend) LoginSucceeded(ip string) { f.mu.Lock(); f.tries[ip]--; f.mu.Unlock() }
+func (f *fakeBackend) LoginAttempt(ip string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.tries[ip] >= f.limit {
+		return false
+	}
+	f.tries[ip]++
+	return true
+}
+
+func newBackend(t *testing.T) *fakeBackend {
+	st, err := pebblestore.Open(t.TempDir(), pebblestore.Options{Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	for u, pw := range map[string]string{"root@example.org": "root pw", "bob@example.org": "bob pw"} {
+		keys, err := creds.DeriveAll(pw, creds.MinIter)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Accounts().Create(store.Account{User: u, Creds: keys}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return &fakeBackend{st: st, admins: []string{"root@example.org"}, limit: 5, tries: map[string]int{}}
+}
+
+// client drives the handler like a browser: cookies kept, redirects not followed.
+type client struct {
+	t   *testing.T
+	h   http.Handler
+	tls bool
+	jar map[string]*http.Cookie
+}
+
+func newClient(t *testing.T, h http.Handler) *client {
+	return &client{t: t, h: h, jar: map[string]*http.Cookie{}}
+}
+
+func (c *client) do(method, path string, form url.Values, hdr ...string) *http.Response {
+	c.t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	r := httptest.NewRequest(method, path, body)
+	r.RemoteAddr = "192.0.2.1:1234"
+	if form != nil {
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		r.Header.Set(hdr[i], hdr[i+1])
+	}
+	if c.tls {
+		r.TLS = &tls.ConnectionState{}
+	}
+	for _, k := range c.jar {
+		r.AddCookie(k)
+	}
+	w := httptest.NewRecorder()
+	c.h.ServeHTTP(w, r)
+	resp := w.Result()
+	for _, k := range resp.Cookies() {
+		if k.MaxAge < 0 {
+			delete(c.jar, k.Name)
+		} else {
+			c.jar[k.Name] = k
+		}
+	}
+	return resp
+}
+
+var csrfRe = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+func bodyOf(resp *http.Response) string {
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// formToken GETs path and returns the page and its CSRF token.
+func (c *client) formToken(path string) (string, string) {
+	c.t.Helper()
+	page := bodyOf(c.do("GET", path, nil))
+	m := csrfRe.FindStringSubmatch(page)
+	if m == nil {
+		c.t.Fatalf("no CSRF token on %s:\n%s", path, page)
+	}
+	return page, m[1]
+}
+
+func (c *client) login(user, pw string) *http.Response {
+	c.t.Helper()
+	_, tok := c.formToken("/admin/login")
+	return c.do("POST", "/admin/login", url.Values{"csrf": {tok}, "jid": {user}, "password": {pw}})
+}
+
+// TestDashboardSessions: ids are 128 random bits; sessions expire when idle and at their
+// maximum age however busy; dropUser ends all of a user's; the table is bounded.
+func TestDashboardSessions(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	s := newSessions(func() time.Time { return now })
+	id := s.create("a@x")
+	if len(id) != 22 || id == s.create("a@x") {
+		t.Fatalf("id %q: want 22 characters (128 bits), unique", id)
+	}
+	got, ok := s.get(id)
+	if !ok || got.user != "a@x" || len(got.csrf) != 22 || got.csrf == id {
+		t.Fatalf("get = %+v, %v", got, ok)
+	}
+	now = now.Add(SessionIdle - time.Second)
+	if _, ok := s.get(id); !ok {
+		t.Fatal("expired before its idle time")
+	}
+	now = now.Add(SessionIdle - time.Second) // used a moment ago: still alive
+	if _, ok := s.get(id); !ok {
+		t.Fatal("use did not extend the session")
+	}
+	now = now.Add(SessionIdle)
+	if _, ok := s.get(id); ok {
+		t.Fatal("idle session still valid")
+	}
+
+	busy := s.create("b@x")
+	for end := now.Add(SessionMax); now.Before(end.Add(-time.Minute)); now = now.Add(10 * time.Minute) {
+		if _, ok := s.get(busy); !ok {
+			t.Fatalf("busy session ended early at %v", now)
+		}
+	}
+	now = now.Add(10 * time.Minute)
+	if _, ok := s.get(busy); ok {
+		t.Fatal("session outlived SessionMax")
+	}
+
+	a, b := s.create("c@x"), s.create("c@x")
+	s.dropUser("c@x")
+	if _, ok := s.get(a); ok {
+		t.Fatal("dropUser left a session")
+	}
+	if _, ok := s.get(b); ok {
+		t.Fatal("dropUser left a session")
+	}
+	for range MaxSessions + 10 {
+		s.create("d@x")
+	}
+	if n := s.len(); n > MaxSessions {
+		t.Fatalf("%d sessions, bound %d", n, MaxSessions)
+	}
+}
+
+// TestDashboardLoginCookie: a login with the XMPP password opens a session whose cookie is
+// HttpOnly, SameSite=Strict, Secure on TLS; bad passwords, non-administrators and
+// disabled administrators get the same refusal; logout ends the session.
+func TestDashboardLoginCookie(t *testing.T) {
+	b := newBackend(t)
+	d := New(b, zerolog.Nop(), nil)
+	c := newClient(t, d)
+	if resp := c.do("GET", "/admin/", nil); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/admin/login" {
+		t.Fatalf("anonymous overview: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	for _, bad := range [][2]string{{"root@example.org", "wrong"}, {"bob@example.org", "bob pw"}, {"nobody@example.org", "x"}} {
+		resp := c.login(bad[0], bad[1])
+		if body := bodyOf(resp); resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, errLogin) {
+			t.Fatalf("login %v: %d", bad, resp.StatusCode)
+		}
+	}
+	c.tls = true
+	resp := c.login("root@example.org", "root pw")
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/admin/" {
+		t.Fatalf("login: %d %s", resp.StatusCode, bodyOf(resp))
+	}
+	k := c.jar[SessionCookie]
+	if k == nil || !k.HttpOnly || !k.Secure || k.SameSite != http.SameSiteStrictMode || k.Path != "/admin/" || len(k.Value) != 22 {
+		t.Fatalf("session cookie = %+v", k)
+	}
+	page := bodyOf(c.do("GET", "/admin/", nil))
+	for _, want := range []string{"sessions online", "<b>3</b>", "root@example.org"} {
+		if !strings.Contains(page, want) {
+			t.Fatalf("overview lacks %q:\n%s", want, page)
+		}
+	}
+	if page := bodyOf(c.do("GET", "/admin/config", nil)); !strings.Contains(page, "(redacted)") {
+		t.Fatalf("config page:\n%s", page)
+	}
+	if page := bodyOf(c.do("GET", "/admin/s2s", nil)); !strings.Contains(page, "peer.example") {
+		t.Fatalf("s2s page:\n%s", page)
+	}
+	_, tok := c.formToken("/admin/users")
+	if resp := c.do("POST", "/admin/logout", url.Values{"csrf": {tok}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("logout: %d", resp.StatusCode)
+	}
+	if resp := c.do("GET", "/admin/", nil); resp.StatusCode != http.StatusSeeOther {
+		t.Fatal("session alive after logout")
+	}
+
+	// Plain HTTP listener: no Secure flag (the browser would drop the cookie).
+	c2 := newClient(t, d)
+	c2.login("root@example.org", "root pw")
+	if k := c2.jar[SessionCookie]; k == nil || k.Secure {
+		t.Fatalf("cookie over plain HTTP = %+v", k)
+	}
+	// A disabled administrator is logged out at the next request.
+	b.st.Accounts().SetDisabled("root@example.org", true)
+	if resp := c2.do("GET", "/admin/", nil); resp.StatusCode != http.StatusSeeOther {
+		t.Fatal("a disabled administrator's session still works")
+	}
+	if resp := c2.login("root@example.org", "root pw"); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("a disabled administrator logged in: %d", resp.StatusCode)
+	}
+}
+
+// TestDashboardCSRF: every POST needs the session's token (the login form its
+// double-submit cookie), and a POST from another origin is refused.
+func TestDashboardCSRF(t *testing.T) {
+	b := newBackend(t)
+	c := newClient(t, New(b, zerolog.Nop(), nil))
+
+	if resp := c.do("POST", "/admin/login", url.Values{"jid": {"root@example.org"}, "password": {"root pw"}}); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("login without the form's token: %d", resp.StatusCode)
+	}
+	_, tok := c.formToken("/admin/login")
+	if resp := c.do("POST", "/admin/login", url.Values{"csrf": {tok + "x"}, "jid": {"root@example.org"}, "password": {"root pw"}}); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("login with a wrong token: %d", resp.StatusCode)
+	}
+	c.login("root@example.org", "root pw")
+	_, tok = c.formToken("/admin/users")
+	add := url.Values{"action": {"add"}, "jid": {"eve@example.org"}, "password": {"pw"}}
+	if resp := c.do("POST", "/admin/users", add); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("POST without token: %d", resp.StatusCode)
+	}
+	add.Set("csrf", "AAAAAAAAAAAAAAAAAAAAAA")
+	if resp := c.do("POST", "/admin/users", add); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("POST with a wrong token: %d", resp.StatusCode)
+	}
+	add.Set("csrf", tok)
+	if resp := c.do("POST", "/admin/users", add, "Origin", "https://evil.example"); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("cross-origin POST: %d", resp.StatusCode)
+	}
+	if _, err := b.st.Accounts().Get("eve@example.org"); err == nil {
+		t.Fatal("a refused POST created the account")
+	}
+	if resp := c.do("POST", "/admin/users", add, "Origin", "http://example.com"); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("same-origin POST with the token: %d %s", resp.StatusCode, bodyOf(resp))
+	}
+	if _, err := b.st.Accounts().Get("eve@example.org"); err != nil {
+		t.Fatalf("account not created: %v", err)
+	}
+	if page := bodyOf(c.do("GET", "/admin/users?q=eve", nil)); !strings.Contains(page, "created eve@example.org") || strings.Contains(page, "bob@example.org") {
+		t.Fatalf("users page after add (prefix eve):\n%s", page)
+	}
+}
+
+// TestDashboardRateLimit: password attempts count against the backend's per-address
+// budget; past it the form answers 429 without checking the password; a success gives
+// its attempt back.
+func TestDashboardRateLimit(t *testing.T) {
+	b := newBackend(t)
+	b.limit = 3
+	c := newClient(t, New(b, zerolog.Nop(), nil))
+	c.login("root@example.org", "root pw")
+	if b.tries["192.0.2.1"] != 0 {
+		t.Fatalf("a success kept its attempt: %d", b.tries["192.0.2.1"])
+	}
+	for i := range 3 {
+		if resp := c.login("root@example.org", "wrong"); resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("attempt %d: %d", i, resp.StatusCode)
+		}
+	}
+	resp := c.login("root@example.org", "root pw")
+	if body := bodyOf(resp); resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(body, "Too many login attempts") {
+		t.Fatalf("over the limit: %d", resp.StatusCode)
+	}
+}
+
+// TestDashboardUsers: disable closes the sessions and sets the flag, enable clears it,
+// delete needs the confirmation box, and an administrator cannot disable or delete
+// their own account.
+func TestDashboardUsers(t *testing.T) {
+	b := newBackend(t)
+	c := newClient(t, New(b, zerolog.Nop(), nil))
+	c.login("root@example.org", "root pw")
+	_, tok := c.formToken("/admin/users")
+	post := func(v url.Values) string {
+		t.Helper()
+		v.Set("csrf", tok)
+		if resp := c.do("POST", "/admin/users", v); resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("%v: %d %s", v, resp.StatusCode, bodyOf(resp))
+		}
+		return bodyOf(c.do("GET", "/admin/users", nil))
+	}
+	if p := post(url.Values{"action": {"disable"}, "jid": {"bob@example.org"}}); !strings.Contains(p, "disabled bob@example.org") || !strings.Contains(p, "Re-enable") {
+		t.Fatalf("after disable:\n%s", p)
+	}
+	if acc, _ := b.st.Accounts().Get("bob@example.org"); !acc.Disabled || len(b.closed) != 1 {
+		t.Fatalf("disable: flag %v, sessions closed %v", acc.Disabled, b.closed)
+	}
+	post(url.Values{"action": {"enable"}, "jid": {"bob@example.org"}})
+	if acc, _ := b.st.Accounts().Get("bob@example.org"); acc.Disabled {
+		t.Fatal("enable did not clear the flag")
+	}
+	if p := post(url.Values{"action": {"disable"}, "jid": {"root@example.org"}}); !strings.Contains(p, "cannot disable your own account") {
+		t.Fatalf("self-disable:\n%s", p)
+	}
+	if p := post(url.Values{"action": {"delete"}, "jid": {"bob@example.org"}}); !strings.Contains(p, "tick the box") {
+		t.Fatalf("delete without confirmation:\n%s", p)
+	}
+	post(url.Values{"action": {"passwd"}, "jid": {"bob@example.org"}, "password": {"new pw"}})
+	if acc, _ := b.st.Accounts().Get("bob@example.org"); !creds.VerifyPlain(acc.Creds[store.SHA256], store.SHA256, "new pw") {
+		t.Fatal("password not reset")
+	}
+	post(url.Values{"action": {"delete"}, "jid": {"bob@example.org"}, "confirm": {"yes"}})
+	if _, err := b.st.Accounts().Get("bob@example.org"); err == nil {
+		t.Fatal("not deleted")
+	}
+}

@@ -1,0 +1,143 @@
+package dashboard
+
+import (
+	"bytes"
+	"fmt"
+	"html/template"
+	"net/http"
+)
+
+// data is what every page template gets; each page reads its own fields.
+type data struct {
+	Title   string
+	User    string // empty on the login page
+	CSRF    string
+	Flash   string
+	FlashOK bool
+
+	Overview *overviewData
+	Query    string
+	Users    []userRow
+	More     bool
+	Domains  []string
+	Links    []Link
+	Config   string
+}
+
+var funcs = template.FuncMap{
+	"mib":  func(b uint64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) },
+	"rate": func(f float64) string { return fmt.Sprintf("%.1f", f) },
+}
+
+const layout = `{{define "layout"}}<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<title>{{.Title}} · Vireo admin</title>
+<style>
+body{font:15px/1.4 system-ui,sans-serif;margin:0;color:#1d2733;background:#f4f6f8}
+header{background:#1f4e5f;color:#fff;padding:.6em 1.2em;display:flex;gap:1.2em;align-items:center}
+header a{color:#dff3f8;text-decoration:none}header a:hover{text-decoration:underline}
+header .who{margin-left:auto;font-size:.9em}
+header form{display:inline}main{padding:1.2em;max-width:1100px}
+h1{font-size:1.3em;margin:.2em 0 .8em}
+table{border-collapse:collapse;background:#fff;width:100%}
+th,td{border-bottom:1px solid #dde3e8;padding:.35em .6em;text-align:left;vertical-align:middle}
+th{background:#e9eef2}td.n{text-align:right;font-variant-numeric:tabular-nums}
+.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(200px,1fr));gap:.8em;margin-bottom:1.2em}
+.card{background:#fff;border:1px solid #dde3e8;border-radius:6px;padding:.7em 1em}
+.card b{display:block;font-size:1.6em}.card span{color:#5a6b78;font-size:.85em}
+.flash{padding:.6em 1em;border-radius:6px;margin-bottom:1em;background:#fde8e8;border:1px solid #e9a6a6}
+.flash.ok{background:#e5f6e8;border-color:#9fd4a9}
+form.inline{display:inline-flex;gap:.3em;align-items:center;margin:0}
+input,button{font:inherit;padding:.25em .5em}button{cursor:pointer}
+.box{background:#fff;border:1px solid #dde3e8;border-radius:6px;padding:1em;margin-bottom:1em}
+.off{color:#a33;font-weight:600}pre{background:#fff;border:1px solid #dde3e8;padding:1em;overflow:auto}
+.login{max-width:360px;margin:4em auto}.login label{display:block;margin:.6em 0 .2em}.login input{width:100%;box-sizing:border-box}
+</style></head><body>
+<header><strong>Vireo admin</strong>{{if .User}}
+<a href="/admin/">Overview</a><a href="/admin/users">Users</a><a href="/admin/s2s">Server-to-server</a><a href="/admin/config">Configuration</a>
+<span class="who">{{.User}} <form method="post" action="/admin/logout"><input type="hidden" name="csrf" value="{{.CSRF}}"><button>Log out</button></form></span>{{end}}
+</header><main>
+{{if .Flash}}<div class="flash{{if .FlashOK}} ok{{end}}">{{.Flash}}</div>{{end}}
+{{template "content" .}}
+</main></body></html>{{end}}`
+
+var pages = map[string]string{
+	"login": `{{define "content"}}<div class="login box"><h1>Log in</h1>
+<form method="post" action="/admin/login"><input type="hidden" name="csrf" value="{{.CSRF}}">
+<label for="jid">Administrator JID</label><input id="jid" name="jid" type="text" autocomplete="username" required>
+<label for="password">XMPP password</label><input id="password" name="password" type="password" autocomplete="current-password" required>
+<p><button type="submit">Log in</button></p></form></div>{{end}}`,
+
+	"overview": `{{define "content"}}<h1>Overview</h1>{{with .Overview}}
+<div class="cards">
+<div class="card"><b>{{.C.Online}}</b><span>sessions online</span></div>
+<div class="card"><b>{{.C.Established}}</b><span>bound streams</span></div>
+<div class="card"><b>{{.C.Detached}}</b><span>detached (XEP-0198)</span></div>
+<div class="card"><b>{{.C.ConnsOpen}}</b><span>open connections ({{.C.TLS}} TLS)</span></div>
+<div class="card"><b>{{rate .Rate}}</b><span>stanzas/s ({{.RateOver}})</span></div>
+<div class="card"><b>{{.C.Queued}}</b><span>queued in {{.C.Shards}} router shards</span></div>
+<div class="card"><b>{{mib .HeapInuse}}</b><span>Go heap in use ({{mib .Sys}} from the OS)</span></div>
+<div class="card"><b>{{.Goroutines}}</b><span>goroutines, {{.GCs}} GC cycles</span></div>
+</div>
+<table><tr><th>Counter</th><th>Value</th></tr>
+<tr><td>Stanzas routed</td><td class="n">{{.C.Routed}}</td></tr>
+<tr><td>Stanzas dropped</td><td class="n">{{.C.Dropped}}</td></tr>
+<tr><td>Logins ok / failed</td><td class="n">{{.C.AuthOK}} / {{.C.AuthFail}}</td></tr>
+<tr><td>Connections refused (limits)</td><td class="n">{{.C.Refused}}</td></tr>
+<tr><td>Accept errors</td><td class="n">{{.C.AcceptErrors}}</td></tr>
+<tr><td>Registered accounts</td><td class="n">{{index .Stats "accounts"}}</td></tr>
+<tr><td>Uptime (s)</td><td class="n">{{index .Stats "uptime_s"}}</td></tr>
+<tr><td>Version</td><td class="n">{{index .Stats "version"}}</td></tr>
+<tr><td>Dashboard sessions</td><td class="n">{{.Sessions}}</td></tr>
+</table>{{end}}{{end}}`,
+
+	"users": `{{define "content"}}<h1>Users</h1>
+<div class="box"><form class="inline" method="get" action="/admin/users">
+<input name="q" value="{{.Query}}" placeholder="JID prefix" aria-label="JID prefix"><button>Search</button></form></div>
+<div class="box"><form class="inline" method="post" action="/admin/users"><input type="hidden" name="csrf" value="{{.CSRF}}">
+<input type="hidden" name="action" value="add"><input type="hidden" name="q" value="{{.Query}}">
+<input name="jid" placeholder="user@{{index .Domains 0}}" aria-label="new JID" required>
+<input name="password" type="password" placeholder="password" aria-label="new password" autocomplete="new-password" required>
+<button>Add user</button></form></div>
+<table><tr><th>JID</th><th>State</th><th>Actions</th></tr>
+{{$csrf := .CSRF}}{{$q := .Query}}{{range .Users}}<tr><td>{{.JID}}</td>
+<td>{{if .Disabled}}<span class="off">disabled</span>{{else}}active{{end}}</td><td>
+{{if not .Self}}<form class="inline" method="post" action="/admin/users"><input type="hidden" name="csrf" value="{{$csrf}}"><input type="hidden" name="q" value="{{$q}}"><input type="hidden" name="jid" value="{{.JID}}">
+{{if .Disabled}}<input type="hidden" name="action" value="enable"><button>Re-enable</button>{{else}}<input type="hidden" name="action" value="disable"><button>Disable</button>{{end}}</form>{{end}}
+<form class="inline" method="post" action="/admin/users"><input type="hidden" name="csrf" value="{{$csrf}}"><input type="hidden" name="q" value="{{$q}}"><input type="hidden" name="jid" value="{{.JID}}">
+<input type="hidden" name="action" value="passwd"><input name="password" type="password" placeholder="new password" aria-label="new password for {{.JID}}" autocomplete="new-password" required><button>Reset password</button></form>
+{{if not .Self}}<form class="inline" method="post" action="/admin/users"><input type="hidden" name="csrf" value="{{$csrf}}"><input type="hidden" name="q" value="{{$q}}"><input type="hidden" name="jid" value="{{.JID}}">
+<input type="hidden" name="action" value="delete"><label><input type="checkbox" name="confirm" value="yes" required> sure</label><button>Delete</button></form>{{end}}
+</td></tr>{{else}}<tr><td colspan="3">No account{{if .Query}} starts with “{{.Query}}”{{end}}.</td></tr>{{end}}
+</table>{{if .More}}<p>Only the first {{len .Users}} are shown; narrow the prefix.</p>{{end}}{{end}}`,
+
+	"s2s": `{{define "content"}}<h1>Server-to-server</h1>
+<table><tr><th>Direction</th><th>Local</th><th>Remote</th><th>State</th></tr>
+{{range .Links}}<tr><td>{{if .Inbound}}inbound{{else}}outbound{{end}}</td><td>{{.Local}}</td><td>{{.Remote}}</td><td>{{if .Up}}up{{else}}connecting{{end}}</td></tr>
+{{else}}<tr><td colspan="4">No server-to-server streams.</td></tr>{{end}}</table>{{end}}`,
+
+	"config": `{{define "content"}}<h1>Configuration</h1><p>The configuration in effect (defaults filled in), secrets redacted.</p>
+<pre>{{.Config}}</pre>{{end}}`,
+}
+
+var templates = func() map[string]*template.Template {
+	m := map[string]*template.Template{}
+	for name, p := range pages {
+		m[name] = template.Must(template.Must(template.New(name).Funcs(funcs).Parse(layout)).Parse(p))
+	}
+	return m
+}()
+
+// render writes page with d; it renders into memory first, so a template error is a 500,
+// not half a page.
+func (dsh *Dashboard) render(w http.ResponseWriter, code int, page string, d data) {
+	var b bytes.Buffer
+	if err := templates[page].ExecuteTemplate(&b, "layout", d); err != nil {
+		dsh.log.Error().Err(err).Str("page", page).Msg("dashboard: template")
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(code)
+	w.Write(b.Bytes())
+}
