@@ -285,7 +285,8 @@ func (s *server) engineConfig(cfg *config.Config) engine.Config {
 	}
 	var s2s engine.S2S
 	if cfg.S2S.Enabled {
-		s2s = engine.S2S{Hosts: cfg.S2S.Hosts, Secret: []byte(cfg.S2S.Secret), CAs: cfg.S2S.CAs}
+		s2s = engine.S2S{Hosts: cfg.S2S.Hosts, Secret: []byte(cfg.S2S.Secret), CAs: cfg.S2S.CAs,
+			RequireValidCerts: cfg.S2S.RequireValidCerts, IdleTimeout: cfg.S2S.IdleTimeout.Duration}
 		for _, a := range cfg.S2S.Listen {
 			ls = append(ls, engine.Listener{Name: "s2s", Addr: a, Kind: engine.KindS2S})
 		}
@@ -417,6 +418,18 @@ func (s *server) Stats() map[string]any {
 }
 
 func (s *server) Modules() []string { return moduleLines() }
+
+// S2SConns implements admin.S2SLister.
+func (s *server) S2SConns() []admin.S2SConn {
+	var out []admin.S2SConn
+	for _, c := range s.eng.S2SConns() {
+		out = append(out, admin.S2SConn{Local: c.Local, Remote: c.Remote, Direction: c.Direction, Auth: c.Auth,
+			TLS: c.TLS, CertValid: c.CertValid, IdleS: c.Idle.Seconds()})
+	}
+	return out
+}
+
+var _ admin.S2SLister = (*server)(nil)
 
 // DataDir is the data_dir the server opened (a reload does not change it).
 func (s *server) DataDir() string {
