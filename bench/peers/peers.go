@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -112,6 +113,39 @@ func New(name string, e *Env, plain, tls int) (Server, error) {
 	return nil, fmt.Errorf("peers: unknown server %q (vireo, prosody, ejabberd)", name)
 }
 
+// Pair is two servers federated with each other, for the s2s scenario: each serves its
+// own domain on its own loopback address and reaches the other through its s2s
+// listener.
+type Pair struct {
+	A, B             Server
+	DomainA, DomainB string
+}
+
+// NewPair returns Vireo instances serving a.localhost on 127.0.0.2 and b.localhost on
+// 127.0.0.3, each with an s2s listener and the other in its [s2s.hosts]; name is the
+// peer of the Vireo on A ("vireo" only, for now). They share the bench certificate
+// (issued for localhost), so each authenticates to the other with dialback.
+func NewPair(name string, e *Env) (*Pair, error) {
+	if name != "vireo" {
+		return nil, fmt.Errorf("peers: no federation pair for %q (vireo)", name)
+	}
+	base := 26222
+	mk := func(n, domain, ip string) *vireo {
+		plain := FreePort(base)
+		v := &vireo{env: e, ports: ports{plain: plain, tls: FreePort(plain + 1)}}
+		v.web = FreePort(v.tls + 1)
+		v.webTLS = FreePort(v.web + 1)
+		v.fed = &federation{name: n, domain: domain, ip: ip, s2s: FreePort(v.webTLS + 1)}
+		base = v.fed.s2s + 1
+		return v
+	}
+	a := mk("vireo-a", "a.localhost", "127.0.0.2")
+	b := mk("vireo-b", "b.localhost", "127.0.0.3")
+	a.fed.hosts = map[string]string{b.fed.domain: net.JoinHostPort(b.fed.ip, strconv.Itoa(b.fed.s2s))}
+	b.fed.hosts = map[string]string{a.fed.domain: net.JoinHostPort(a.fed.ip, strconv.Itoa(a.fed.s2s))}
+	return &Pair{A: a, B: b, DomainA: a.fed.domain, DomainB: b.fed.domain}, nil
+}
+
 // Install installs Debian packages for the named servers that are missing, and stops the
 // system services the packages may have started, so the bench's own instances get the
 // machine to themselves.
@@ -161,11 +195,11 @@ func FreePort(base int) int {
 
 // waitPorts returns once every port accepts connections: servers open their listeners one
 // by one, and a run that starts on the TLS port must not race its opening.
-func waitPorts(d time.Duration, alive func() bool, ports ...int) error {
+func waitPorts(d time.Duration, alive func() bool, host string, ports ...int) error {
 	deadline := time.Now().Add(d)
 	for _, port := range ports {
 		for {
-			c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+			c, err := net.Dial("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
 			if err == nil {
 				c.Close()
 				break
@@ -191,11 +225,16 @@ type proc struct {
 // launch starts cmd with its output in logPath and waits until every port accepts
 // connections; on failure the process is stopped.
 func launch(cmd *exec.Cmd, logPath string, wait time.Duration, ports ...int) (*proc, error) {
+	return launchAt(cmd, logPath, wait, "127.0.0.1", ports...)
+}
+
+// launchAt is launch for a server listening on host.
+func launchAt(cmd *exec.Cmd, logPath string, wait time.Duration, host string, ports ...int) (*proc, error) {
 	p, err := startProc(cmd, logPath)
 	if err != nil {
 		return nil, err
 	}
-	if err := waitPorts(wait, p.alive, ports...); err != nil {
+	if err := waitPorts(wait, p.alive, host, ports...); err != nil {
 		p.stop(15 * time.Second)
 		return nil, err
 	}
