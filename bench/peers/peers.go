@@ -121,29 +121,41 @@ type Pair struct {
 	DomainA, DomainB string
 }
 
-// NewPair returns Vireo instances serving a.localhost on 127.0.0.2 and b.localhost on
-// 127.0.0.3, each with an s2s listener and the other in its [s2s.hosts]; name is the
-// peer of the Vireo on A ("vireo" only, for now). They share the bench certificate
-// (issued for localhost), so each authenticates to the other with dialback.
+// NewPair returns a Vireo instance serving a.localhost on 127.0.0.2 and the server
+// called name ("vireo" or "prosody") serving b.localhost on 127.0.0.3, each with an s2s
+// listener and a static route to the other (Vireo's [s2s.hosts], a small Prosody plugin).
+// They share the bench certificate (issued for localhost), so each authenticates to the
+// other with dialback.
 func NewPair(name string, e *Env) (*Pair, error) {
-	if name != "vireo" {
-		return nil, fmt.Errorf("peers: no federation pair for %q (vireo)", name)
-	}
 	base := 26222
-	mk := func(n, domain, ip string) *vireo {
+	mk := func(n, domain, ip string) (ports, *federation) {
 		plain := FreePort(base)
-		v := &vireo{env: e, ports: ports{plain: plain, tls: FreePort(plain + 1)}}
-		v.web = FreePort(v.tls + 1)
-		v.webTLS = FreePort(v.web + 1)
-		v.fed = &federation{name: n, domain: domain, ip: ip, s2s: FreePort(v.webTLS + 1)}
-		base = v.fed.s2s + 1
-		return v
+		p := ports{plain: plain, tls: FreePort(plain + 1)}
+		p.web = FreePort(p.tls + 1)
+		p.webTLS = FreePort(p.web + 1)
+		f := &federation{name: n, domain: domain, ip: ip, s2s: FreePort(p.webTLS + 1)}
+		base = f.s2s + 1
+		return p, f
 	}
-	a := mk("vireo-a", "a.localhost", "127.0.0.2")
-	b := mk("vireo-b", "b.localhost", "127.0.0.3")
-	a.fed.hosts = map[string]string{b.fed.domain: net.JoinHostPort(b.fed.ip, strconv.Itoa(b.fed.s2s))}
-	b.fed.hosts = map[string]string{a.fed.domain: net.JoinHostPort(a.fed.ip, strconv.Itoa(a.fed.s2s))}
-	return &Pair{A: a, B: b, DomainA: a.fed.domain, DomainB: b.fed.domain}, nil
+	pa, fa := mk("vireo-a", "a.localhost", "127.0.0.2")
+	a := &vireo{env: e, ports: pa, fed: fa}
+	var b Server
+	var fb *federation
+	switch name {
+	case "vireo":
+		var pb ports
+		pb, fb = mk("vireo-b", "b.localhost", "127.0.0.3")
+		b = &vireo{env: e, ports: pb, fed: fb}
+	case "prosody":
+		var pb ports
+		pb, fb = mk("prosody-b", "b.localhost", "127.0.0.3")
+		b = &prosody{env: e, ports: pb, fed: fb}
+	default:
+		return nil, fmt.Errorf("peers: no federation pair for %q (vireo, prosody)", name)
+	}
+	fa.hosts = map[string]string{fb.domain: net.JoinHostPort(fb.ip, strconv.Itoa(fb.s2s))}
+	fb.hosts = map[string]string{fa.domain: net.JoinHostPort(fa.ip, strconv.Itoa(fa.s2s))}
+	return &Pair{A: a, B: b, DomainA: fa.domain, DomainB: fb.domain}, nil
 }
 
 // Install installs Debian packages for the named servers that are missing, and stops the

@@ -145,7 +145,20 @@ func TestPairFederates(t *testing.T) {
 		t.Skip("starts real servers")
 	}
 	env, _ := benchEnv(t)
-	p, err := NewPair("vireo", env)
+	for _, name := range []string{"vireo", "prosody"} {
+		t.Run(name, func(t *testing.T) {
+			if name == "prosody" {
+				if _, err := exec.LookPath("prosody"); err != nil || os.Getuid() != 0 {
+					t.Skip("prosody is not installed here (or not root)")
+				}
+			}
+			pairFederates(t, env, name)
+		})
+	}
+}
+
+func pairFederates(t *testing.T, env *Env, name string) {
+	p, err := NewPair(name, env)
 	if err != nil {
 		t.Fatal(err)
 	}
