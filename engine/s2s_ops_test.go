@@ -211,6 +211,25 @@ func TestS2SIdleClose(t *testing.T) {
 	alice.Expect("back again")
 }
 
+// TestS2SIdlePeerCloses: only the receiving server closes idle streams; the sender's
+// outbound stream, ended by the peer, is retired without bouncing anything, and the next
+// stanza goes over a new one.
+func TestS2SIdlePeerCloses(t *testing.T) {
+	a, b := federatedWith(t, nil, func(o *vireotest.Options) { o.S2SIdleTimeout = time.Second })
+	alice := a.LoginPlain(t, "alice", "secret", "phone")
+	bob := b.LoginPlain(t, "bob", "secret", "pc")
+	bob.Send("<presence/>")
+	alice.Send("<message to='bob@b.localhost/pc' id='p1' type='chat'><body>before</body></message>")
+	bob.Expect("before")
+	waitS2S(t, a, 5*time.Second, "a's outbound retired after b closed it", func(c []engine.S2SConn) bool {
+		_, ok := findS2S(c, "b.localhost", "out")
+		return !ok
+	})
+	alice.Send("<message to='bob@b.localhost/pc' id='p2' type='chat'><body>after</body></message>")
+	bob.Expect("after")
+	alice.Never("type='error'")
+}
+
 // TestS2SIdleInbound: a peer's stream silent for idle_timeout ends with a bare
 // </stream:stream>, not a stream error.
 func TestS2SIdleInbound(t *testing.T) {

@@ -189,9 +189,7 @@ func (o *s2sOut) Route(from, to jid.JID, raw []byte) error {
 				o.mu.Unlock()
 				return stanza.New(stanza.RemoteServerTimeout)
 			}
-			p = &outPeer{o: o, local: local, remote: remote, q: make(chan []byte, s2sQueueMax), done: make(chan struct{})}
-			o.mu.peers[key] = p
-			go p.run()
+			p = o.newPeer(key)
 		}
 		o.mu.Unlock()
 		switch p.enqueue(b) {
@@ -507,6 +505,56 @@ func (p *outPeer) enqueue(b []byte) enqueueResult {
 	}
 }
 
+// newPeer makes and starts the peer for key (local, remote). Called with o.mu held.
+func (o *s2sOut) newPeer(key [2]string) *outPeer {
+	p := &outPeer{o: o, local: key[0], remote: key[1], q: make(chan []byte, s2sQueueMax), done: make(chan struct{})}
+	o.mu.peers[key] = p
+	go p.run()
+	return p
+}
+
+// handOver retires p after the peer ended the stream (say, because it was idle on that
+// side) and moves the stanzas still queued, first (if not nil) ahead of them, to a new
+// stream: none of them was written, so nothing is lost or sent twice. It holds o.mu
+// throughout, so a Route that finds p retired meanwhile queues behind them, in order.
+func (p *outPeer) handOver(first []byte) {
+	o := p.o
+	key := [2]string{p.local, p.remote}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.mu.peers[key] == p {
+		delete(o.mu.peers, key)
+	}
+	p.mu.Lock()
+	p.mu.retired = true
+	p.mu.Unlock()
+	var left [][]byte
+	if first != nil {
+		left = append(left, first)
+	}
+	for len(p.q) > 0 {
+		left = append(left, <-p.q)
+	}
+	if len(left) == 0 {
+		return
+	}
+	if o.ctx.Err() != nil {
+		for _, b := range left {
+			go o.srv.rt.Bounce(b, stanza.New(stanza.RemoteServerNotFound))
+		}
+		return
+	}
+	np := o.mu.peers[key]
+	if np == nil {
+		np = o.newPeer(key)
+	}
+	for _, b := range left {
+		if np.enqueue(b) != enqueued {
+			go o.srv.rt.Bounce(b, stanza.New(stanza.ResourceConstraintCond))
+		}
+	}
+}
+
 // retire takes p out of service after it has been idle, unless stanzas wait in its
 // queue; it reports whether it did. Later Routes make a new peer.
 func (p *outPeer) retire() bool {
@@ -582,7 +630,7 @@ func (p *outPeer) run() {
 				// The peer has gone while this one waited: a write would still succeed
 				// (into a half-closed socket) and the stanza would be lost unseen.
 				ps.close()
-				p.fail(stanza.RemoteServerNotFound, b)
+				p.handOver(b)
 				return
 			default:
 			}
@@ -615,7 +663,7 @@ func (p *outPeer) run() {
 			return
 		case <-gone:
 			ps.close()
-			p.fail(stanza.RemoteServerNotFound, nil)
+			p.handOver(nil)
 			return
 		case <-p.done:
 			ps.nc.SetWriteDeadline(time.Now().Add(time.Second))
