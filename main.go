@@ -302,7 +302,8 @@ func (s *server) engineConfig(cfg *config.Config) engine.Config {
 	}
 	var s2s engine.S2S
 	if cfg.S2S.Enabled {
-		s2s = engine.S2S{Hosts: cfg.S2S.Hosts, Secret: []byte(cfg.S2S.Secret), CAs: cfg.S2S.CAs}
+		s2s = engine.S2S{Hosts: cfg.S2S.Hosts, Secret: []byte(cfg.S2S.Secret), CAs: cfg.S2S.CAs,
+			RequireValidCerts: cfg.S2S.RequireValidCerts, IdleTimeout: cfg.S2S.IdleTimeout.Duration}
 		for _, a := range cfg.S2S.Listen {
 			ls = append(ls, engine.Listener{Name: "s2s", Addr: a, Kind: engine.KindS2S})
 		}
@@ -455,10 +456,21 @@ func (s *server) Counters() metrics.Counters  { return s.eng.Counters() }
 func (s *server) LoginAttempt(ip string) bool { return s.eng.LoginAttempt(ip) }
 func (s *server) LoginSucceeded(ip string)    { s.eng.LoginSucceeded(ip) }
 
+// S2SLinks is S2SConns as the dashboard shows them.
 func (s *server) S2SLinks() []dashboard.Link {
 	var out []dashboard.Link
-	for _, l := range s.eng.S2SLinks() {
-		out = append(out, dashboard.Link{Inbound: l.Inbound, Local: l.Local, Remote: l.Remote, Up: l.Up})
+	for _, c := range s.eng.S2SConns() {
+		out = append(out, dashboard.Link{Inbound: c.Direction == "in", Local: c.Local, Remote: c.Remote, Up: true})
+	}
+	return out
+}
+
+// S2SConns implements admin.S2SLister.
+func (s *server) S2SConns() []admin.S2SConn {
+	var out []admin.S2SConn
+	for _, c := range s.eng.S2SConns() {
+		out = append(out, admin.S2SConn{Local: c.Local, Remote: c.Remote, Direction: c.Direction, Auth: c.Auth,
+			TLS: c.TLS, CertValid: c.CertValid, IdleS: c.Idle.Seconds()})
 	}
 	return out
 }
@@ -489,6 +501,8 @@ func (s *server) Config() (string, error) {
 	s.mu.Unlock()
 	return cfg.Redacted()
 }
+
+var _ admin.S2SLister = (*server)(nil)
 
 // DataDir is the data_dir the server opened (a reload does not change it).
 func (s *server) DataDir() string {

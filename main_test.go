@@ -146,6 +146,9 @@ func TestIntegrationFirstStart(t *testing.T) {
 	if out, err := exec.Command(ctl, "-config", cfgPath, "reload").CombinedOutput(); err != nil {
 		t.Fatalf("reload: %v\n%s", err, out)
 	}
+	if out, err := exec.Command(ctl, "-config", cfgPath, "s2s").CombinedOutput(); err != nil || !strings.Contains(string(out), "no server-to-server streams") {
+		t.Fatalf("s2s: %v\n%s", err, out)
+	}
 
 	// SIGTERM: the open stream is told, and the process exits 0.
 	cmd.Process.Signal(syscall.SIGTERM)

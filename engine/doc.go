@@ -23,7 +23,12 @@
 // goroutine over a blocking net.Conn (crypto/tls after STARTTLS, presenting our
 // certificate; SASL EXTERNAL when the peer offers it, else dialback) with the same tokenizer.
 // Stanzas wait in a bounded queue while the stream is set up, and are bounced through the
-// router (Router.Bounce) if it fails.
+// router (Router.Bounce) if it fails. The address comes from S2S.Hosts, else SRV
+// (s2s_dns.go); the peer's certificate is checked and recorded, and refused under
+// RequireValidCerts. A failed setup starts a per-domain back-off during which Route
+// refuses at once with remote-server-timeout. An idle stream is retired (Route makes a new
+// one); one the peer ends hands its unsent queue to a new one. Locks: s2sOut.mu (peers,
+// back-off, the registry of inbound streams) before outPeer.mu, never the reverse.
 //
 // # Stream management
 //

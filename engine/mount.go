@@ -176,34 +176,3 @@ func (s *Server) LoginAttempt(ip string) bool {
 
 // LoginSucceeded gives back the attempt LoginAttempt counted for ip.
 func (s *Server) LoginSucceeded(ip string) { s.throttle.refund(addrKey(ip)) }
-
-// S2SLink is one server-to-server stream.
-type S2SLink struct {
-	Inbound bool   // a peer's stream to us; else ours to the peer
-	Local   string // our domain (outbound only)
-	Remote  string // the peer's domain (outbound), or its address (inbound)
-	Up      bool   // inbound: dialback verified
-}
-
-// S2SLinks lists the outbound peers and the inbound server-to-server connections. Safe for
-// concurrent use.
-func (s *Server) S2SLinks() []S2SLink {
-	var out []S2SLink
-	s.s2s.mu.Lock()
-	for k := range s.s2s.mu.peers {
-		out = append(out, S2SLink{Local: k[0], Remote: k[1], Up: true})
-	}
-	s.s2s.mu.Unlock()
-	for _, l := range s.ls {
-		if _, ok := l.kind.(*s2sIn); !ok {
-			continue
-		}
-		for _, c := range l.snapshot() {
-			out = append(out, S2SLink{Inbound: true, Remote: c.ip(), Up: c.state.Load() == stEstablished})
-		}
-	}
-	slices.SortFunc(out, func(a, b S2SLink) int {
-		return strings.Compare(strconv.FormatBool(a.Inbound)+a.Local+a.Remote, strconv.FormatBool(b.Inbound)+b.Local+b.Remote)
-	})
-	return out
-}

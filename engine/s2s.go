@@ -31,7 +31,7 @@ const (
 // S2S configures federation (server-to-server, RFC 6120 and XEP-0220 dialback).
 type S2S struct {
 	// Hosts maps a remote domain to the address ("host:port") to dial for it, instead of
-	// DNS. A domain not listed is unreachable in this first slice (SRV lookup is next).
+	// DNS. A domain not listed is looked up with SRV (RFC 6120 §3.2, s2s_dns.go).
 	Hosts map[string]string
 	// Secret keys the dialback keys this server hands out (XEP-0220 §2.4); random per
 	// process when empty, which is enough: a key is verified while its stream is set up.
@@ -43,6 +43,22 @@ type S2S struct {
 	// whose certificate is valid for the domain in its stream header's 'from' is offered
 	// SASL EXTERNAL (XEP-0178) besides dialback. Nil: dialback only.
 	CAs *x509.CertPool
+	// RequireValidCerts refuses an outbound stream whose peer certificate does not chain
+	// to the system roots or CAs for the remote domain (RFC 6125 DNS-ID); the stanzas
+	// queued for it bounce with remote-server-not-found. False: such a peer is still
+	// reached, and authenticates us with dialback (XEP-0344 §2.2).
+	RequireValidCerts bool
+	// IdleTimeout closes an inbound or outbound stream that has carried nothing for that
+	// long, with </stream:stream>. Default s2sIdleTimeout.
+	IdleTimeout time.Duration
+	// BackoffMin and BackoffMax bound the wait after a failed outbound stream before the
+	// domain is dialed again; it doubles per failure, with jitter, and meanwhile stanzas
+	// to the domain bounce at once with remote-server-timeout. Defaults s2sBackoffMin and
+	// s2sBackoffMax.
+	BackoffMin, BackoffMax time.Duration
+	// Resolver looks up _xmpp-server._tcp SRV records and host addresses for domains not
+	// in Hosts; nil: net.DefaultResolver. Tests substitute a fake.
+	Resolver S2SResolver
 }
 
 // dialbackKey is XEP-0220 §2.4's recommended key: HMAC-SHA256 keyed with SHA-256 of the
@@ -173,6 +189,7 @@ func (k *s2sIn) external(c *conn, st *xmlstream.Stanza) {
 	c.authenticated()
 	c.state.Store(stEstablished)
 	s.authOK.Add(1)
+	s.s2s.addIn(c, domain, "external")
 	s.log.Info().Str("peer", domain).Str("remote", c.ip()).Msg("s2s inbound stream authenticated with SASL EXTERNAL")
 	c.write([]byte("<success xmlns='" + ns.SASL + "'/>"))
 	// RFC 6120 §6.4.6: the peer restarts the stream; header answers with empty features.
@@ -262,6 +279,7 @@ func (k *s2sIn) dialback(c *conn, st *xmlstream.Stanza) {
 				c.authenticated()
 				c.state.Store(stEstablished)
 				s.authOK.Add(1)
+				s.s2s.addIn(c, from, "dialback")
 				s.log.Info().Str("peer", from).Str("remote", c.ip()).Msg("s2s inbound stream authenticated")
 				k.resultAnswer(c, to, from, "valid")
 				c.resume()
@@ -313,6 +331,7 @@ func (k *s2sIn) established(c *conn, st *xmlstream.Stanza) {
 }
 
 func (k *s2sIn) closed(c *conn) {
+	k.srv.s2s.removeIn(c)
 	if c.has(fAuthed) {
 		k.srv.log.Info().Str("peer", c.bare.Domain()).Msg("s2s inbound stream closed")
 	}

@@ -5,10 +5,14 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
+	mrand "math/rand/v2"
 	"net"
+	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vireo-im/vireo/router"
@@ -28,6 +32,15 @@ const (
 	s2sSetupTimeout = 15 * time.Second
 	// s2sWriteTimeout bounds one write on an established outbound stream.
 	s2sWriteTimeout = 30 * time.Second
+	// s2sIdleTimeout is the default S2S.IdleTimeout: long enough that a conversation's
+	// pauses keep their stream, short enough that streams to servers we rarely talk to
+	// do not pile up.
+	s2sIdleTimeout = 10 * time.Minute
+	// s2sBackoffMin and s2sBackoffMax are the default S2S.BackoffMin and BackoffMax: a
+	// peer that is briefly down is retried within seconds, one that stays down costs a
+	// dial every few minutes at most.
+	s2sBackoffMin = 2 * time.Second
+	s2sBackoffMax = 5 * time.Minute
 	// s2sReadBuf is the outbound goroutine's read buffer (negotiation and a peer's rare
 	// stream-level answers only: stanzas from the peer come on its own stream).
 	s2sReadBuf = 4 << 10
@@ -46,8 +59,23 @@ type s2sOut struct {
 	cancel context.CancelFunc
 	mu     struct {
 		sync.Mutex
-		peers map[[2]string]*outPeer
+		peers   map[[2]string]*outPeer
+		backoff map[string]*retryState // remote domain -> failures, after a failed stream
+		in      map[*conn]inStream     // authenticated inbound streams, for S2SConns
 	}
+}
+
+// retryState is one remote domain's reconnect back-off.
+type retryState struct {
+	fails int
+	until time.Time
+}
+
+// inStream describes an authenticated inbound stream for S2SConns; the conn's lastRx
+// gives its idle time.
+type inStream struct {
+	remote, local, auth string
+	tls                 uint16
 }
 
 func newS2SOut(s *Server, cfg S2S) *s2sOut {
@@ -58,16 +86,81 @@ func newS2SOut(s *Server, cfg S2S) *s2sOut {
 	}
 	o.ctx, o.cancel = context.WithCancel(context.Background())
 	o.mu.peers = map[[2]string]*outPeer{}
+	o.mu.backoff = map[string]*retryState{}
+	o.mu.in = map[*conn]inStream{}
 	return o
 }
 
-var _ router.Remote = (*s2sOut)(nil)
-
-// addr is where remote is dialed: the static host table only, for now.
-func (o *s2sOut) addr(remote string) (string, bool) {
-	a, ok := o.srv.config().S2S.Hosts[remote]
-	return a, ok
+// addIn records an inbound stream authenticated for remote (auth: "dialback" or
+// "external"). Called on c's loop.
+func (o *s2sOut) addIn(c *conn, remote, auth string) {
+	is := inStream{remote: remote, local: o.srv.config().Domains[c.domain], auth: auth}
+	if t := c.tls.Load(); t != nil {
+		is.tls = t.Info().Version
+	}
+	o.mu.Lock()
+	o.mu.in[c] = is
+	o.mu.Unlock()
 }
+
+func (o *s2sOut) removeIn(c *conn) {
+	o.mu.Lock()
+	delete(o.mu.in, c)
+	o.mu.Unlock()
+}
+
+func (o *s2sOut) countIn() int64 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return int64(len(o.mu.in))
+}
+
+func (o *s2sOut) countOut() int64 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	n := int64(0)
+	for _, p := range o.mu.peers {
+		if p.info().up {
+			n++
+		}
+	}
+	return n
+}
+
+// backingOff reports whether remote failed recently and is not to be dialed yet. Called
+// with o.mu held.
+func (o *s2sOut) backingOff(remote string, now time.Time) bool {
+	st := o.mu.backoff[remote]
+	return st != nil && now.Before(st.until)
+}
+
+// noteResult updates remote's back-off after a stream setup: cleared on success; on
+// failure the wait doubles from BackoffMin up to BackoffMax, and is drawn uniformly from
+// its upper half so that servers that lost each other do not redial in lockstep.
+func (o *s2sOut) noteResult(remote string, ok bool) {
+	cfg := o.srv.config().S2S
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if ok {
+		delete(o.mu.backoff, remote)
+		return
+	}
+	st := o.mu.backoff[remote]
+	if st == nil {
+		st = new(retryState)
+		o.mu.backoff[remote] = st
+	}
+	st.fails++
+	d := cfg.BackoffMin
+	for i := 1; i < st.fails && d < cfg.BackoffMax; i++ {
+		d *= 2
+	}
+	d = min(d, cfg.BackoffMax)
+	d = d/2 + time.Duration(mrand.Int64N(int64(d/2)+1))
+	st.until = time.Now().Add(d)
+}
+
+var _ router.Remote = (*s2sOut)(nil)
 
 // Route implements router.Remote. It never blocks: the stanza is copied into the peer's
 // queue.
@@ -76,7 +169,7 @@ func (o *s2sOut) Route(from, to jid.JID, raw []byte) error {
 	if !o.srv.isLocal(local) && !o.srv.rt.IsService(local) {
 		return stanza.New(stanza.RemoteServerNotFound) // we cannot vouch for that sender
 	}
-	if _, ok := o.addr(remote); !ok || o.ctx.Err() != nil {
+	if o.ctx.Err() != nil {
 		return stanza.New(stanza.RemoteServerNotFound)
 	}
 	var b []byte
@@ -88,19 +181,25 @@ func (o *s2sOut) Route(from, to jid.JID, raw []byte) error {
 		b = append([]byte(nil), raw...)
 	}
 	key := [2]string{local, remote}
-	o.mu.Lock()
-	p := o.mu.peers[key]
-	if p == nil {
-		p = &outPeer{o: o, local: local, remote: remote, q: make(chan []byte, s2sQueueMax), done: make(chan struct{})}
-		o.mu.peers[key] = p
-		go p.run()
+	for {
+		o.mu.Lock()
+		p := o.mu.peers[key]
+		if p == nil {
+			if o.backingOff(remote, time.Now()) {
+				o.mu.Unlock()
+				return stanza.New(stanza.RemoteServerTimeout)
+			}
+			p = o.newPeer(key)
+		}
+		o.mu.Unlock()
+		switch p.enqueue(b) {
+		case enqueued:
+			return nil
+		case enqueueFull:
+			return stanza.New(stanza.ResourceConstraintCond)
+		}
+		// enqueueRetired: p closed for idleness meanwhile; the next round makes a new one.
 	}
-	o.mu.Unlock()
-	if !p.enqueue(b) {
-		e := stanza.New(stanza.ResourceConstraintCond)
-		return e
-	}
-	return nil
 }
 
 // close ends every outbound stream (server shutdown).
@@ -111,6 +210,67 @@ func (o *s2sOut) close() {
 		p.stop()
 	}
 	o.mu.Unlock()
+}
+
+// S2SConn describes one live server-to-server stream.
+type S2SConn struct {
+	Local     string        `json:"local"`
+	Remote    string        `json:"remote"`
+	Direction string        `json:"direction"`  // "in" or "out"
+	Auth      string        `json:"auth"`       // "dialback" or "external"
+	TLS       string        `json:"tls"`        // "1.3", "1.2"; "" without TLS
+	CertValid bool          `json:"cert_valid"` // out: the peer's certificate is valid for Remote
+	Idle      time.Duration `json:"idle"`       // since the stream last carried something
+}
+
+// S2SConns lists the authenticated inbound and established outbound server-to-server
+// streams, sorted by remote domain, then direction. Safe for concurrent use.
+func (s *Server) S2SConns() []S2SConn {
+	o := s.s2s
+	now := time.Now()
+	rel := sinceEpoch(now)
+	var out []S2SConn
+	o.mu.Lock()
+	for c, is := range o.mu.in {
+		idle := time.Duration(int32(rel-c.lastRx.Load())) * time.Second
+		out = append(out, S2SConn{Local: is.local, Remote: is.remote, Direction: "in", Auth: is.auth,
+			TLS: tlsVersionName(is.tls), CertValid: is.auth == "external", Idle: max(idle, 0)})
+	}
+	peers := make([]*outPeer, 0, len(o.mu.peers))
+	for _, p := range o.mu.peers {
+		peers = append(peers, p)
+	}
+	o.mu.Unlock()
+	for _, p := range peers {
+		in := p.info()
+		if !in.up {
+			continue
+		}
+		out = append(out, S2SConn{Local: p.local, Remote: p.remote, Direction: "out", Auth: in.auth,
+			TLS: tlsVersionName(in.tls), CertValid: in.certValid, Idle: now.Sub(time.Unix(0, p.last.Load()))})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Remote != out[j].Remote {
+			return out[i].Remote < out[j].Remote
+		}
+		if out[i].Direction != out[j].Direction {
+			return out[i].Direction < out[j].Direction
+		}
+		return out[i].Local < out[j].Local
+	})
+	return out
+}
+
+func tlsVersionName(v uint16) string {
+	switch v {
+	case 0:
+		return ""
+	case tls.VersionTLS13:
+		return "1.3"
+	case tls.VersionTLS12:
+		return "1.2"
+	}
+	return tls.VersionName(v)
 }
 
 // verify asks the authoritative server of originating, over a new stream, whether key is
@@ -181,19 +341,18 @@ var (
 	errS2SNoTLS    = errors.New("s2s: the peer does not offer STARTTLS")
 	errS2SProtocol = errors.New("s2s: unexpected answer from the peer")
 	errS2SRefused  = errors.New("s2s: the peer refused our dialback key")
+	errS2SCert     = errors.New("s2s: the peer's certificate is not valid for its domain (require_valid_certs)")
 )
 
 // open dials remote and negotiates a stream from local up to the features after STARTTLS;
 // it returns the stream, its id and those features. The whole setup has one deadline,
 // cleared at the end.
 func (o *s2sOut) open(local, remote string) (*peerStream, string, []byte, error) {
-	addr, ok := o.addr(remote)
-	if !ok {
-		return nil, "", nil, errors.New("s2s: no address for " + remote)
-	}
-	wait := o.srv.config().S2S.SetupTimeout
-	d := net.Dialer{Timeout: wait}
-	nc, err := d.DialContext(o.ctx, "tcp", addr)
+	cfg := o.srv.config().S2S
+	wait := cfg.SetupTimeout
+	ctx, cancel := context.WithTimeout(o.ctx, wait)
+	defer cancel()
+	nc, err := o.dial(ctx, remote)
 	if err != nil {
 		return nil, "", nil, err
 	}
@@ -220,16 +379,22 @@ func (o *s2sOut) open(local, remote string) (*peerStream, string, []byte, error)
 		}
 		return nil, "", nil, err
 	}
-	// This slice accepts any certificate: the peer proves its domain with dialback, which
-	// is what XEP-0220 allows without PKIX. Certificate validation is the next step. Our
-	// own certificate goes along, for a peer that offers SASL EXTERNAL (XEP-0178).
+	// The handshake accepts any certificate and peerCertValid checks it afterwards, so
+	// that an invalid one can still carry dialback (XEP-0344 §2.2) unless the policy
+	// requires a valid one. Our own certificate goes along, for a peer that offers SASL
+	// EXTERNAL (XEP-0178).
 	tc := tls.Client(nc, &tls.Config{ServerName: remote, InsecureSkipVerify: true, MinVersion: tls.VersionTLS12,
 		GetClientCertificate: o.clientCert(local)})
 	if err := tc.Handshake(); err != nil {
 		ps.close()
 		return nil, "", nil, err
 	}
-	ps.nc = tc
+	cs := tc.ConnectionState()
+	ps.nc, ps.tls, ps.certValid = tc, cs.Version, peerCertValid(cs.PeerCertificates, remote, cfg.CAs)
+	if !ps.certValid && cfg.RequireValidCerts {
+		ps.close()
+		return nil, "", nil, errS2SCert
+	}
 	ps.reset()
 	if id, feat, err = ps.header(local, remote); err != nil {
 		ps.close()
@@ -237,6 +402,29 @@ func (o *s2sOut) open(local, remote string) (*peerStream, string, []byte, error)
 	}
 	tc.SetDeadline(time.Time{})
 	return ps, id, feat, nil
+}
+
+// peerCertValid reports whether certs (leaf first, as the peer sent them) chain to the
+// system roots or to cas and name domain as a DNS-ID (RFC 6125 §6.4; XEP-0178 §3).
+func peerCertValid(certs []*x509.Certificate, domain string, cas *x509.CertPool) bool {
+	if len(certs) == 0 {
+		return false
+	}
+	inter := x509.NewCertPool()
+	for _, ic := range certs[1:] {
+		inter.AddCert(ic)
+	}
+	opts := x509.VerifyOptions{Intermediates: inter, DNSName: domain,
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}
+	if _, err := certs[0].Verify(opts); err == nil { // nil Roots: the system's
+		return true
+	}
+	if cas == nil {
+		return false
+	}
+	opts.Roots = cas
+	_, err := certs[0].Verify(opts)
+	return err == nil
 }
 
 // clientCert presents this server's certificate for local on outbound streams; none when
@@ -264,27 +452,125 @@ type outPeer struct {
 	local, remote string
 	q             chan []byte
 	done          chan struct{} // closed by stop
+	last          atomic.Int64  // unix nanoseconds of the last write or read, once up
 	mu            struct {
 		sync.Mutex
 		dead    bool // no more enqueues: run is bouncing what is left
+		retired bool // closed for idleness with an empty queue: Route makes a new peer
 		stopped bool
+		peerInfo
 	}
 }
 
-func (p *outPeer) enqueue(b []byte) bool {
+// peerInfo is what S2SConns shows of an outbound stream.
+type peerInfo struct {
+	up        bool
+	auth      string
+	tls       uint16
+	certValid bool
+}
+
+func (p *outPeer) info() peerInfo {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	return p.mu.peerInfo
+}
+
+func (p *outPeer) touch() { p.last.Store(time.Now().UnixNano()) }
+
+type enqueueResult uint8
+
+const (
+	enqueued enqueueResult = iota
+	enqueueFull
+	enqueueRetired
+)
+
+func (p *outPeer) enqueue(b []byte) enqueueResult {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.mu.retired {
+		return enqueueRetired
+	}
 	if p.mu.dead {
 		// The stream just failed; the failure path owns the queue. Bounce this one too.
 		go p.o.srv.rt.Bounce(b, stanza.New(stanza.RemoteServerNotFound))
-		return true
+		return enqueued
 	}
 	select {
 	case p.q <- b:
-		return true
+		return enqueued
 	default:
+		return enqueueFull
+	}
+}
+
+// newPeer makes and starts the peer for key (local, remote). Called with o.mu held.
+func (o *s2sOut) newPeer(key [2]string) *outPeer {
+	p := &outPeer{o: o, local: key[0], remote: key[1], q: make(chan []byte, s2sQueueMax), done: make(chan struct{})}
+	o.mu.peers[key] = p
+	go p.run()
+	return p
+}
+
+// handOver retires p after the peer ended the stream (say, because it was idle on that
+// side) and moves the stanzas still queued, first (if not nil) ahead of them, to a new
+// stream: none of them was written, so nothing is lost or sent twice. It holds o.mu
+// throughout, so a Route that finds p retired meanwhile queues behind them, in order.
+func (p *outPeer) handOver(first []byte) {
+	o := p.o
+	key := [2]string{p.local, p.remote}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.mu.peers[key] == p {
+		delete(o.mu.peers, key)
+	}
+	p.mu.Lock()
+	p.mu.retired = true
+	p.mu.Unlock()
+	var left [][]byte
+	if first != nil {
+		left = append(left, first)
+	}
+	for len(p.q) > 0 {
+		left = append(left, <-p.q)
+	}
+	if len(left) == 0 {
+		return
+	}
+	if o.ctx.Err() != nil {
+		for _, b := range left {
+			go o.srv.rt.Bounce(b, stanza.New(stanza.RemoteServerNotFound))
+		}
+		return
+	}
+	np := o.mu.peers[key]
+	if np == nil {
+		np = o.newPeer(key)
+	}
+	for _, b := range left {
+		if np.enqueue(b) != enqueued {
+			go o.srv.rt.Bounce(b, stanza.New(stanza.ResourceConstraintCond))
+		}
+	}
+}
+
+// retire takes p out of service after it has been idle, unless stanzas wait in its
+// queue; it reports whether it did. Later Routes make a new peer.
+func (p *outPeer) retire() bool {
+	o := p.o
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.q) > 0 {
 		return false
 	}
+	if key := [2]string{p.local, p.remote}; o.mu.peers[key] == p {
+		delete(o.mu.peers, key)
+	}
+	p.mu.retired = true
+	return true
 }
 
 func (p *outPeer) stop() {
@@ -298,7 +584,8 @@ func (p *outPeer) stop() {
 
 func (p *outPeer) run() {
 	log := p.o.srv.log
-	ps, err := p.connect()
+	ps, auth, err := p.connect()
+	p.o.noteResult(p.remote, err == nil)
 	if err != nil {
 		log.Info().Err(err).Str("peer", p.remote).Msg("s2s outbound stream failed")
 		cond := stanza.RemoteServerNotFound
@@ -309,7 +596,15 @@ func (p *outPeer) run() {
 		p.fail(cond, nil)
 		return
 	}
-	log.Info().Str("peer", p.remote).Str("local", p.local).Msg("s2s outbound stream authenticated")
+	log.Info().Str("peer", p.remote).Str("local", p.local).Str("auth", auth).Bool("cert_valid", ps.certValid).
+		Msg("s2s outbound stream authenticated")
+	p.touch()
+	p.mu.Lock()
+	p.mu.peerInfo = peerInfo{up: true, auth: auth, tls: ps.tls, certValid: ps.certValid}
+	p.mu.Unlock()
+	idle := p.o.srv.config().S2S.IdleTimeout
+	timer := time.NewTimer(idle)
+	defer timer.Stop()
 	gone := make(chan struct{})
 	go func() { // the peer sends nothing we need after dialback; read to notice the end
 		defer close(gone)
@@ -318,6 +613,7 @@ func (p *outPeer) run() {
 			if err != nil {
 				return
 			}
+			p.touch()
 			if ev.Kind == xmlstream.EventStreamEnd {
 				// RFC 6120 §4.4: close our direction too before the socket goes.
 				ps.nc.SetWriteDeadline(time.Now().Add(time.Second))
@@ -334,7 +630,7 @@ func (p *outPeer) run() {
 				// The peer has gone while this one waited: a write would still succeed
 				// (into a half-closed socket) and the stanza would be lost unseen.
 				ps.close()
-				p.fail(stanza.RemoteServerNotFound, b)
+				p.handOver(b)
 				return
 			default:
 			}
@@ -345,9 +641,29 @@ func (p *outPeer) run() {
 				p.fail(stanza.RemoteServerTimeout, b)
 				return
 			}
+			p.touch()
+		case <-timer.C:
+			if rest := idle - time.Since(time.Unix(0, p.last.Load())); rest > 0 {
+				timer.Reset(rest)
+				continue
+			}
+			if !p.retire() {
+				timer.Reset(idle)
+				continue
+			}
+			// RFC 6120 §4.4: close our direction and give the peer a moment to close its.
+			log.Info().Str("peer", p.remote).Str("local", p.local).Msg("s2s outbound stream idle, closing")
+			ps.nc.SetWriteDeadline(time.Now().Add(time.Second))
+			ps.nc.Write([]byte("</stream:stream>"))
+			select {
+			case <-gone:
+			case <-time.After(time.Second):
+			}
+			ps.close()
+			return
 		case <-gone:
 			ps.close()
-			p.fail(stanza.RemoteServerNotFound, nil)
+			p.handOver(nil)
 			return
 		case <-p.done:
 			ps.nc.SetWriteDeadline(time.Now().Add(time.Second))
@@ -361,21 +677,21 @@ func (p *outPeer) run() {
 
 // connect opens the stream and authenticates p.local: with SASL EXTERNAL when the peer
 // offers it (it has found our certificate valid, XEP-0178), else with dialback.
-func (p *outPeer) connect() (*peerStream, error) {
+func (p *outPeer) connect() (*peerStream, string, error) {
 	ps, id, feat, err := p.o.open(p.local, p.remote)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	ps.nc.SetDeadline(time.Now().Add(p.o.srv.config().S2S.SetupTimeout))
 	if offersExternal(feat) {
 		ok, err := p.external(ps)
 		if err != nil {
 			ps.close()
-			return nil, err
+			return nil, "", err
 		}
 		if ok {
 			ps.nc.SetDeadline(time.Time{})
-			return ps, nil
+			return ps, "external", nil
 		}
 		// Refused: dialback on the same stream, as XEP-0178 §3 allows.
 	}
@@ -384,7 +700,7 @@ func (p *outPeer) connect() (*peerStream, error) {
 		Text(dialbackKey(p.o.secret, p.remote, p.local, id)).End()
 	if _, err := ps.nc.Write(b.B); err != nil {
 		ps.close()
-		return nil, err
+		return nil, "", err
 	}
 	for {
 		ev, err := ps.next()
@@ -393,22 +709,22 @@ func (p *outPeer) connect() (*peerStream, error) {
 		}
 		if err != nil {
 			ps.close()
-			return nil, err
+			return nil, "", err
 		}
 		st := ev.Stanza
 		if err := asStreamError(st); err != nil {
 			ps.close()
-			return nil, err
+			return nil, "", err
 		}
 		if string(st.NS) != nsDialback || string(st.Name) != "result" {
 			continue
 		}
 		if typ, _ := st.Attr("type"); string(typ) != "valid" {
 			ps.close()
-			return nil, errS2SRefused
+			return nil, "", errS2SRefused
 		}
 		ps.nc.SetDeadline(time.Time{})
-		return ps, nil
+		return ps, "dialback", nil
 	}
 }
 
@@ -480,12 +796,14 @@ func (p *outPeer) fail(cond stanza.Condition, first []byte) {
 // xmlstream tokenizer. Not safe for concurrent use, except that one goroutine may write
 // nc while another reads.
 type peerStream struct {
-	nc   net.Conn
-	lim  *xmlstream.Limits
-	st   xmlstream.State
-	sc   *xmlstream.Scanner
-	buf  []byte
-	pend []byte
+	nc        net.Conn
+	tls       uint16 // negotiated TLS version
+	certValid bool   // the peer's certificate is valid for its domain (peerCertValid)
+	lim       *xmlstream.Limits
+	st        xmlstream.State
+	sc        *xmlstream.Scanner
+	buf       []byte
+	pend      []byte
 }
 
 func newPeerStream(nc net.Conn, lim *xmlstream.Limits) *peerStream {

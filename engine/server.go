@@ -192,6 +192,15 @@ func (c *Config) defaults() {
 	if c.S2S.SetupTimeout <= 0 {
 		c.S2S.SetupTimeout = s2sSetupTimeout
 	}
+	if c.S2S.IdleTimeout <= 0 {
+		c.S2S.IdleTimeout = s2sIdleTimeout
+	}
+	if c.S2S.BackoffMin <= 0 {
+		c.S2S.BackoffMin = s2sBackoffMin
+	}
+	if c.S2S.BackoffMax < c.S2S.BackoffMin {
+		c.S2S.BackoffMax = max(s2sBackoffMax, c.S2S.BackoffMin)
+	}
 }
 
 // fdReserve is the part of the descriptor limit kept for the database, the admin socket,
@@ -461,12 +470,14 @@ type Stats struct {
 	TLS          int64 `json:"tls"`
 	AuthOK       int64 `json:"auth_ok"`
 	AuthFail     int64 `json:"auth_fail"`
+	S2SIn        int64 `json:"s2s_in"`  // authenticated inbound server-to-server streams
+	S2SOut       int64 `json:"s2s_out"` // established outbound server-to-server streams
 }
 
 // Stats returns a snapshot of the counters.
 func (s *Server) Stats() Stats {
 	return Stats{Open: s.open.Load(), AcceptErrors: s.acceptErrs.Load(), Refused: s.refused.Load(), Established: s.established.Load(), TLS: s.tlsConns.Load(),
-		AuthOK: s.authOK.Load(), AuthFail: s.authFail.Load()}
+		AuthOK: s.authOK.Load(), AuthFail: s.authFail.Load(), S2SIn: s.s2s.countIn(), S2SOut: s.s2s.countOut()}
 }
 
 // counters snapshots the engine's and the router's counters for a metrics scrape.

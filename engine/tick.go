@@ -30,8 +30,10 @@ func (l *listener) sweep(now time.Time) {
 		pingTimeout = 1
 	}
 	_, isComponent := l.kind.(*component)
-	if _, ok := l.kind.(*s2sIn); ok {
-		isComponent = true // a peer server is not pinged in this slice (no idle close yet)
+	_, isS2S := l.kind.(*s2sIn)
+	s2sIdle := int64(cfg.S2S.IdleTimeout / time.Second)
+	if s2sIdle < 1 {
+		s2sIdle = 1
 	}
 	for _, c := range l.snapshot() {
 		if t := c.tls.Load(); t != nil {
@@ -44,6 +46,14 @@ func (l *listener) sweep(now time.Time) {
 		if st != stEstablished {
 			if now.Sub(epoch)/time.Second-time.Duration(c.opened) >= time.Duration(preAuth) {
 				c.Close(stanza.ConnectionTimeout)
+			}
+			continue
+		}
+		if isS2S {
+			// A peer server is not pinged: a stream silent for IdleTimeout is closed with
+			// </stream:stream>, and the peer dials again when it has something to send.
+			if int64(int32(rel-c.lastRx.Load())) >= s2sIdle {
+				c.Close("")
 			}
 			continue
 		}

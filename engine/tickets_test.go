@@ -13,7 +13,7 @@ func TestTicketKeysRotate(t *testing.T) {
 		t.Fatal("no first key")
 	}
 	first := k.keys[0]
-	if k.rotate(now.Add(ticketKeyEvery-time.Second)) {
+	if k.rotate(now.Add(ticketKeyEvery - time.Second)) {
 		t.Fatal("rotated within the day")
 	}
 	for i := 1; i <= 10; i++ {

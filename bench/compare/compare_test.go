@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vireo-im/vireo/bench/scenario"
 )
@@ -180,5 +181,35 @@ func TestOnlyLeavesOutTheOtherScenarios(t *testing.T) {
 	}
 	if pngs, _ := filepath.Glob(filepath.Join(dir, "*.png")); len(pngs) != 0 {
 		t.Errorf("plots drawn: %v", pngs)
+	}
+}
+
+func TestMarkdownS2S(t *testing.T) {
+	step := func(rate int, deliv float64, p99, a, b float64) scenario.S2SResult {
+		return scenario.S2SResult{UsersPerSide: 100, OfferedRate: rate, Sent: int64(deliv * 3), Delivered: int64(deliv * 3),
+			DeliveredPerSec: deliv, P50ms: 1, P99ms: p99, ServerCPUPerMsgA: a, ServerCPUPerMsgB: b}
+	}
+	r := Report{Suite: Suite{Name: "quick", Reps: 2, Only: []string{"s2s"}, S2SUsers: 100, S2SRateStart: 500, S2SRateMax: 4000,
+		StepDuration: 3 * time.Second, P99LimitMs: 100},
+		S2S: []S2SPairResult{{Name: "vireo-a ↔ vireo-b", Domains: [2]string{"a.localhost", "b.localhost"}, Versions: [2]string{"v1", "v1"},
+			Steps: [][]scenario.S2SResult{
+				{step(500, 500, 10, 100, 110), step(1000, 990, 20, 80, 90), step(2000, 1900, 150, 70, 70)},
+				{step(500, 500, 10, 100, 100), step(1000, 1000, 30, 60, 70), step(2000, 2000, 90, 50, 60)},
+			}, Errors: []string{"warm-up: slow"}}}}
+	md := Markdown(r, nil)
+	for _, want := range []string{
+		"## Federation (s2s)",
+		"| vireo-a ↔ vireo-b | a.localhost, b.localhost | v1; v1 |",
+		"| vireo-a ↔ vireo-b | 1 | 2000 | 1,900 | 0 | 1.0 | 150.0 | 70.0 | 70.0 | 0.0 |",
+		// best passing step of each run: 990/s and 2,000/s; their median and range
+		"| vireo-a ↔ vireo-b | **1,495** (990–2,000) | 65.0 (50.0–80.0) | 75.0 (60.0–90.0) |",
+		"- vireo-a ↔ vireo-b: warm-up: slow",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("missing %q in\n%s", want, md)
+		}
+	}
+	if strings.Contains(md, "| server | version |") {
+		t.Error("an s2s-only report lists single servers")
 	}
 }

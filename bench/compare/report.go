@@ -126,6 +126,10 @@ func Markdown(r Report, plots map[string]string) string {
 	fmt.Fprintf(&b, "Measured %s on %s, %d cores, %d GiB, %s, kernel %s, %s; open-files limit %s. The run took %.0f minutes.\n\n",
 		r.Date, r.Machine.CPU, r.Machine.Cores, r.Machine.MemoryGiB, r.Machine.OS, r.Machine.Kernel, r.Machine.Go, r.Machine.OpenFiles, r.Duration/60)
 	fmt.Fprintf(&b, "Command: `%s`\n\n", r.Command)
+	if len(r.Servers) == 0 && len(r.S2S) > 0 {
+		s2sSection(&b, r)
+		return b.String()
+	}
 	b.WriteString("| server | version |\n|---|---|\n")
 	for _, sv := range r.Servers {
 		fmt.Fprintf(&b, "| %s | %s |\n", sv.Name, sv.Version)
@@ -266,6 +270,9 @@ func Markdown(r Report, plots map[string]string) string {
 	if s.runs("ws") && hasWS(r) {
 		wsSection(&b, r)
 	}
+	if s.runs("s2s") && len(r.S2S) > 0 {
+		s2sSection(&b, r)
+	}
 
 	var errs bool
 	for _, sv := range r.Servers {
@@ -292,6 +299,7 @@ func Markdown(r Report, plots map[string]string) string {
 		"# the resume storm alone, at a chosen size:\nbin/xmppbench -compare vireo -suite quick -only resume -sessions 1000 -out /tmp/resume\n" +
 		"# FAST next to SCRAM alone, 2,000 plain and 1,000 TLS logins per phase:\nbin/xmppbench -compare vireo -suite quick -only fast -logins 2000 -logins-tls 1000 -out /tmp/fast\n" +
 		"# XMPP over WebSocket alone (idle ws:// and wss:// next to TCP at 2,000 and 8,000 sessions, messaging over ws://):\nbin/xmppbench -compare vireo -suite quick -only ws -sizes 2000,8000 -out /tmp/ws\n" +
+		"# federation between two Vireo processes alone (200 users per side):\nbin/xmppbench -compare vireo -suite quick -only s2s -out /tmp/s2s\n" +
 		"# redraw this report from its JSON:\nbin/xmppbench -render bench/results/compare.json\n```\n")
 	return b.String()
 }

@@ -42,28 +42,41 @@ type Suite struct {
 	// WSIdleSizes are the sizes of the WebSocket idle comparison (TCP plain and TLS, ws://
 	// and wss://, four fresh processes per repetition); empty: IdleSizes.
 	WSIdleSizes []int `json:"websocket_idle_sizes,omitempty"`
-	Conc        int   `json:"concurrent_logins"`
-	SourceIPs   int   `json:"source_ips"`
+	// The federation scenario (s2s): users per server and the rate steps (offered
+	// messages per second in all, doubling from S2SRateStart up to S2SRateMax).
+	S2SUsers     int `json:"s2s_users,omitempty"`
+	S2SRateStart int `json:"s2s_start_rate,omitempty"`
+	S2SRateMax   int `json:"s2s_max_rate,omitempty"`
+	Conc         int `json:"concurrent_logins"`
+	SourceIPs    int `json:"source_ips"`
 	// Only, when set, limits the run to these scenarios: idle, login, fast, msg, presence,
-	// resume, ws (XMPP over WebSocket: idle next to TCP, messaging). The FAST storm (fast) runs Logins logins per phase on plain TCP and
+	// resume, ws (XMPP over WebSocket: idle next to TCP, messaging), s2s (federation between
+	// two processes, run on the pairs given to Run). The FAST storm (fast) runs Logins logins per phase on plain TCP and
 	// LoginsTLS over TLS.
 	Only []string `json:"only,omitempty"`
 }
 
 func (s Suite) runs(scen string) bool { return len(s.Only) == 0 || slices.Contains(s.Only, scen) }
 
+// single reports whether any scenario on a single server runs (anything but s2s).
+func (s Suite) single() bool {
+	return len(s.Only) == 0 || slices.ContainsFunc(s.Only, func(x string) bool { return x != "s2s" })
+}
+
 // Quick is a few minutes per server: enough to see the shape, not to quote.
 func Quick() Suite {
 	return Suite{Name: "quick", Reps: 1, IdleSizes: []int{1000, 2000, 4000}, IdleRate: 2000, Logins: 2000, LoginsTLS: 1000,
 		Users: 500, RateStart: 500, RateMax: 64000, StepDuration: 3 * time.Second, P99LimitMs: 100,
-		PresenceUsers: 500, Contacts: 10, ResumeSessions: 2000, ResumeSenders: 20, ResumeRate: 200, WSIdleSizes: []int{1000, 4000}, Conc: 64, SourceIPs: 4}
+		PresenceUsers: 500, Contacts: 10, ResumeSessions: 2000, ResumeSenders: 20, ResumeRate: 200, WSIdleSizes: []int{1000, 4000},
+		S2SUsers: 200, S2SRateStart: 500, S2SRateMax: 16000, Conc: 64, SourceIPs: 4}
 }
 
 // Full is the suite the committed results come from.
 func Full() Suite {
 	return Suite{Name: "full", Reps: 3, IdleSizes: []int{2000, 8000, 16000}, IdleRate: 2000, Logins: 5000, LoginsTLS: 3000,
 		Users: 1000, RateStart: 500, RateMax: 256000, StepDuration: 5 * time.Second, P99LimitMs: 100,
-		PresenceUsers: 1000, Contacts: 20, ResumeSessions: 10000, ResumeSenders: 50, ResumeRate: 500, WSIdleSizes: []int{2000, 8000}, Conc: 64, SourceIPs: 4}
+		PresenceUsers: 1000, Contacts: 20, ResumeSessions: 10000, ResumeSenders: 50, ResumeRate: 500, WSIdleSizes: []int{2000, 8000},
+		S2SUsers: 500, S2SRateStart: 500, S2SRateMax: 64000, Conc: 64, SourceIPs: 4}
 }
 
 // resumeConfig is the suite's resume storm; the probe of detached sessions is half the storm.
@@ -118,12 +131,14 @@ type ServerResult struct {
 
 // Report is a whole comparison.
 type Report struct {
-	Date     string         `json:"date"`
-	Machine  Machine        `json:"machine"`
-	Command  string         `json:"command"`
-	Suite    Suite          `json:"suite"`
-	Servers  []ServerResult `json:"servers"`
-	Duration float64        `json:"duration_seconds"`
+	Date    string         `json:"date"`
+	Machine Machine        `json:"machine"`
+	Command string         `json:"command"`
+	Suite   Suite          `json:"suite"`
+	Servers []ServerResult `json:"servers"`
+	// S2S is the federation scenario, one entry per pair.
+	S2S      []S2SPairResult `json:"s2s,omitempty"`
+	Duration float64         `json:"duration_seconds"`
 }
 
 // Machine is what the numbers were measured on.
@@ -137,14 +152,25 @@ type Machine struct {
 	OpenFiles string `json:"open_files_limit"`
 }
 
-// Run runs s against each server in turn; a failed scenario is recorded in the server's
-// Errors and the run goes on.
-func Run(servers []peers.Server, s Suite, log io.Writer) Report {
+// Run runs s against each server in turn, then the federation scenario on each pair
+// (when s runs s2s); a failed scenario is recorded in the server's (or pair's) Errors and
+// the run goes on.
+func Run(servers []peers.Server, pairs []*peers.Pair, s Suite, log io.Writer) Report {
 	start := time.Now()
 	r := Report{Date: start.UTC().Format(time.RFC3339), Machine: ReadMachine(), Command: strings.Join(os.Args, " "), Suite: s}
 	for _, srv := range servers {
+		if !s.single() {
+			break
+		}
 		fmt.Fprintf(log, "== %s (%s)\n", srv.Name(), srv.Version())
 		r.Servers = append(r.Servers, runServer(srv, s, log))
+	}
+	for _, p := range pairs {
+		if !s.runs("s2s") {
+			break
+		}
+		fmt.Fprintf(log, "== %s ↔ %s (federation)\n", p.A.Name(), p.B.Name())
+		r.S2S = append(r.S2S, runS2S(p, s, log))
 	}
 	r.Duration = time.Since(start).Seconds()
 	return r

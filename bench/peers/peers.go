@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -112,6 +113,51 @@ func New(name string, e *Env, plain, tls int) (Server, error) {
 	return nil, fmt.Errorf("peers: unknown server %q (vireo, prosody, ejabberd)", name)
 }
 
+// Pair is two servers federated with each other, for the s2s scenario: each serves its
+// own domain on its own loopback address and reaches the other through its s2s
+// listener.
+type Pair struct {
+	A, B             Server
+	DomainA, DomainB string
+}
+
+// NewPair returns a Vireo instance serving a.localhost on 127.0.0.2 and the server
+// called name ("vireo" or "prosody") serving b.localhost on 127.0.0.3, each with an s2s
+// listener and a static route to the other (Vireo's [s2s.hosts], a small Prosody plugin).
+// They share the bench certificate (issued for localhost), so each authenticates to the
+// other with dialback.
+func NewPair(name string, e *Env) (*Pair, error) {
+	base := 26222
+	mk := func(n, domain, ip string) (ports, *federation) {
+		plain := FreePort(base)
+		p := ports{plain: plain, tls: FreePort(plain + 1)}
+		p.web = FreePort(p.tls + 1)
+		p.webTLS = FreePort(p.web + 1)
+		f := &federation{name: n, domain: domain, ip: ip, s2s: FreePort(p.webTLS + 1)}
+		base = f.s2s + 1
+		return p, f
+	}
+	pa, fa := mk("vireo-a", "a.localhost", "127.0.0.2")
+	a := &vireo{env: e, ports: pa, fed: fa}
+	var b Server
+	var fb *federation
+	switch name {
+	case "vireo":
+		var pb ports
+		pb, fb = mk("vireo-b", "b.localhost", "127.0.0.3")
+		b = &vireo{env: e, ports: pb, fed: fb}
+	case "prosody":
+		var pb ports
+		pb, fb = mk("prosody-b", "b.localhost", "127.0.0.3")
+		b = &prosody{env: e, ports: pb, fed: fb}
+	default:
+		return nil, fmt.Errorf("peers: no federation pair for %q (vireo, prosody)", name)
+	}
+	fa.hosts = map[string]string{fb.domain: net.JoinHostPort(fb.ip, strconv.Itoa(fb.s2s))}
+	fb.hosts = map[string]string{fa.domain: net.JoinHostPort(fa.ip, strconv.Itoa(fa.s2s))}
+	return &Pair{A: a, B: b, DomainA: fa.domain, DomainB: fb.domain}, nil
+}
+
 // Install installs Debian packages for the named servers that are missing, and stops the
 // system services the packages may have started, so the bench's own instances get the
 // machine to themselves.
@@ -161,11 +207,11 @@ func FreePort(base int) int {
 
 // waitPorts returns once every port accepts connections: servers open their listeners one
 // by one, and a run that starts on the TLS port must not race its opening.
-func waitPorts(d time.Duration, alive func() bool, ports ...int) error {
+func waitPorts(d time.Duration, alive func() bool, host string, ports ...int) error {
 	deadline := time.Now().Add(d)
 	for _, port := range ports {
 		for {
-			c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+			c, err := net.Dial("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
 			if err == nil {
 				c.Close()
 				break
@@ -191,11 +237,16 @@ type proc struct {
 // launch starts cmd with its output in logPath and waits until every port accepts
 // connections; on failure the process is stopped.
 func launch(cmd *exec.Cmd, logPath string, wait time.Duration, ports ...int) (*proc, error) {
+	return launchAt(cmd, logPath, wait, "127.0.0.1", ports...)
+}
+
+// launchAt is launch for a server listening on host.
+func launchAt(cmd *exec.Cmd, logPath string, wait time.Duration, host string, ports ...int) (*proc, error) {
 	p, err := startProc(cmd, logPath)
 	if err != nil {
 		return nil, err
 	}
-	if err := waitPorts(wait, p.alive, ports...); err != nil {
+	if err := waitPorts(wait, p.alive, host, ports...); err != nil {
 		p.stop(15 * time.Second)
 		return nil, err
 	}

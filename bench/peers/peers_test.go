@@ -40,10 +40,10 @@ func TestREADMEListsSettings(t *testing.T) {
 // and wss:// (RFC 7395) with the shared certificate, and exchanges a message over
 // WebSocket. Vireo always runs (it is built from this tree); Prosody and
 // ejabberd run where their packages are installed (make bench-compare installs them).
-func TestServersServeTheBench(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts real servers")
-	}
+// benchEnv builds vireo and vireoctl and makes a work directory with the shared
+// certificate; pool trusts that certificate.
+func benchEnv(t *testing.T) (env *Env, pool *x509.CertPool) {
+	t.Helper()
 	bin := t.TempDir()
 	for _, b := range []string{"vireo", "vireoctl"} {
 		pkg := "../.."
@@ -61,15 +61,23 @@ func TestServersServeTheBench(t *testing.T) {
 	}
 	t.Cleanup(func() { os.RemoveAll(work) })
 	os.Chmod(work, 0o755)
-	env, err := NewEnv(work, bin)
+	env, err = NewEnv(work, bin)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool := x509.NewCertPool()
+	pool = x509.NewCertPool()
 	pemBytes, _ := os.ReadFile(env.Cert)
 	if !pool.AppendCertsFromPEM(pemBytes) {
 		t.Fatal("shared certificate unreadable")
 	}
+	return env, pool
+}
+
+func TestServersServeTheBench(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real servers")
+	}
+	env, pool := benchEnv(t)
 	for i, name := range []string{"vireo", "prosody", "ejabberd"} {
 		t.Run(name, func(t *testing.T) {
 			if name != "vireo" {
@@ -127,5 +135,63 @@ func TestServersServeTheBench(t *testing.T) {
 				b.Close()
 			}
 		})
+	}
+}
+
+// TestPairFederates starts the federation pair of the s2s scenario and sends a message
+// each way between a.localhost and b.localhost.
+func TestPairFederates(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real servers")
+	}
+	env, _ := benchEnv(t)
+	for _, name := range []string{"vireo", "prosody"} {
+		t.Run(name, func(t *testing.T) {
+			if name == "prosody" {
+				if _, err := exec.LookPath("prosody"); err != nil || os.Getuid() != 0 {
+					t.Skip("prosody is not installed here (or not root)")
+				}
+			}
+			pairFederates(t, env, name)
+		})
+	}
+}
+
+func pairFederates(t *testing.T, env *Env, name string) {
+	p, err := NewPair(name, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var users []*loadgen.Session
+	for _, side := range []struct {
+		srv    Server
+		domain string
+	}{{p.A, p.DomainA}, {p.B, p.DomainB}} {
+		if err := side.srv.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer side.srv.Stop()
+		if err := side.srv.AddAccounts(1); err != nil {
+			t.Fatal(err)
+		}
+		s, err := loadgen.Dial(loadgen.Config{Addr: side.srv.Addr(false), Domain: side.domain, Mechanism: "SCRAM-SHA-1", Timeout: 10 * time.Second},
+			"user1", Password, "fed")
+		if err != nil {
+			t.Fatalf("%s: %v", side.srv.Name(), err)
+		}
+		defer s.Close()
+		users = append(users, s)
+	}
+	for _, d := range [][2]*loadgen.Session{{users[0], users[1]}, {users[1], users[0]}} {
+		d[0].Send([]byte("<message type='chat' to='" + d[1].JID + "'><body>across</body></message>"))
+		for {
+			st, err := d[1].Next()
+			if err != nil {
+				t.Fatalf("%s: %v", d[1].JID, err)
+			}
+			if string(st.Name) == "message" && loadgen.Contains(st.Raw, "across") {
+				break
+			}
+		}
 	}
 }

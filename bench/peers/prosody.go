@@ -6,11 +6,13 @@ import (
 	"crypto/sha1"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -20,30 +22,82 @@ import (
 //go:embed prosody.cfg.lua
 var prosodyConf string
 
+//go:embed mod_vireo_bench_hosts.lua
+var prosodyHostsPlugin []byte
+
 type prosody struct {
 	env *Env
 	ports
 	dir, cfg string
 	p        *proc
+	fed      *federation // set on the Prosody of a federation pair (NewPair)
 }
 
-func (s *prosody) Name() string    { return "prosody" }
+func (s *prosody) Name() string {
+	if s.fed != nil {
+		return s.fed.name
+	}
+	return "prosody"
+}
+
+func (s *prosody) host() string {
+	if s.fed != nil {
+		return s.fed.ip
+	}
+	return "127.0.0.1"
+}
+
+func (s *prosody) domain() string {
+	if s.fed != nil {
+		return s.fed.domain
+	}
+	return Domain
+}
+
+// Addr is the plain or direct-TLS c2s listener on the instance's address.
+func (s *prosody) Addr(tls bool) string {
+	return net.JoinHostPort(s.host(), strconv.Itoa(map[bool]int{false: s.plain, true: s.tls}[tls]))
+}
+
+// WebSocket is the ws:// or wss:// endpoint on the instance's address.
+func (s *prosody) WebSocket(tls bool) (string, string) {
+	return net.JoinHostPort(s.host(), strconv.Itoa(map[bool]int{false: s.web, true: s.webTLS}[tls])), WSPath
+}
 func (s *prosody) Version() string { return pkgVersion("prosody") }
 
 func (s *prosody) Start() error {
 	if s.dir == "" {
-		s.dir = filepath.Join(s.env.Dir, "prosody")
+		s.dir = filepath.Join(s.env.Dir, s.Name())
 		s.cfg = filepath.Join(s.dir, "prosody.cfg.lua")
 		if err := os.MkdirAll(s.hostDir("accounts"), 0o755); err != nil {
 			return err
 		}
 		m := s.ports.vars()
 		m["Dir"], m["Cert"], m["Key"] = s.dir, s.env.Cert, s.env.Key
+		m["Domain"], m["IP"] = Domain, "127.0.0.1"
+		if f := s.fed; f != nil {
+			hosts := map[string][2]string{}
+			for d, a := range f.hosts {
+				h, p, _ := net.SplitHostPort(a)
+				hosts[d] = [2]string{h, p}
+			}
+			m["Domain"], m["IP"], m["S2S"], m["Hosts"] = f.domain, f.ip, f.s2s, hosts
+			if err := os.MkdirAll(filepath.Join(s.dir, "plugins"), 0o755); err != nil {
+				return err
+			}
+			if err := os.WriteFile(filepath.Join(s.dir, "plugins", "mod_vireo_bench_hosts.lua"), prosodyHostsPlugin, 0o644); err != nil {
+				return err
+			}
+		}
 		if err := render(prosodyConf, s.cfg, m); err != nil {
 			return err
 		}
 	}
-	p, err := launch(exec.Command("prosody", "--config", s.cfg), filepath.Join(s.dir, "prosody.log"), 30*time.Second, s.list()...)
+	ports := s.list()
+	if s.fed != nil {
+		ports = append(ports, s.fed.s2s)
+	}
+	p, err := launchAt(exec.Command("prosody", "--config", s.cfg), filepath.Join(s.dir, "prosody.log"), 30*time.Second, s.host(), ports...)
 	s.p = p
 	return err
 }
@@ -51,10 +105,18 @@ func (s *prosody) Start() error {
 func (s *prosody) Stop()    { s.p.stop(15 * time.Second); s.p = nil }
 func (s *prosody) PID() int { return s.p.cmd.Process.Pid }
 
-// hostDir is Prosody's per-host store directory (datamanager encodes the host name; a
-// name of letters and dots stays as it is).
+// hostDir is Prosody's per-host store directory: util/datamanager encodes every
+// non-alphanumeric byte of the host name as %xx ("b.localhost" is "b%2elocalhost").
 func (s *prosody) hostDir(store string) string {
-	return filepath.Join(s.dir, "data", Domain, store)
+	var b strings.Builder
+	for _, c := range []byte(s.domain()) {
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, "%%%02x", c)
+		}
+	}
+	return filepath.Join(s.dir, "data", b.String(), store)
 }
 
 // AddAccounts writes internal_hashed account files — what `prosodyctl register` stores,
@@ -96,7 +158,7 @@ func (s *prosody) WriteRosters(n int, roster func(i int) map[int]string) (bool, 
 		}
 		sort.Ints(keys)
 		for _, j := range keys {
-			fmt.Fprintf(&b, "\t[\"user%d@%s\"] = {\n\t\t[\"subscription\"] = %q;\n\t\t[\"groups\"] = {};\n\t};\n", j+1, Domain, m[j])
+			fmt.Fprintf(&b, "\t[\"user%d@%s\"] = {\n\t\t[\"subscription\"] = %q;\n\t\t[\"groups\"] = {};\n\t};\n", j+1, s.domain(), m[j])
 		}
 		b.WriteString("};\n")
 		return os.WriteFile(filepath.Join(dir, fmt.Sprintf("user%d.dat", i+1)), []byte(b.String()), 0o644)

@@ -3,6 +3,7 @@ package peers
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,9 +23,42 @@ type vireo struct {
 	ports
 	dir, cfg string
 	p        *proc
+	// fed is set on the instances of a federation pair (NewPair); nil: the single
+	// instance serving Domain on 127.0.0.1.
+	fed *federation
 }
 
-func (v *vireo) Name() string { return "vireo" }
+// federation is one instance's side of a Vireo pair: its domain, loopback address, s2s
+// port, and the peer's s2s address for [s2s.hosts].
+type federation struct {
+	name, domain, ip string
+	s2s              int
+	hosts            map[string]string
+}
+
+func (v *vireo) host() string {
+	if v.fed != nil {
+		return v.fed.ip
+	}
+	return "127.0.0.1"
+}
+
+// Addr is the plain or direct-TLS c2s listener on the instance's address.
+func (v *vireo) Addr(tls bool) string {
+	return net.JoinHostPort(v.host(), strconv.Itoa(map[bool]int{false: v.plain, true: v.tls}[tls]))
+}
+
+// WebSocket is the ws:// or wss:// endpoint on the instance's address.
+func (v *vireo) WebSocket(tls bool) (string, string) {
+	return net.JoinHostPort(v.host(), strconv.Itoa(map[bool]int{false: v.web, true: v.webTLS}[tls])), WSPath
+}
+
+func (v *vireo) Name() string {
+	if v.fed != nil {
+		return v.fed.name
+	}
+	return "vireo"
+}
 
 func (v *vireo) Version() string {
 	out, err := exec.Command("git", "-C", v.env.SourceRoot, "describe", "--always", "--dirty").Output()
@@ -36,7 +70,7 @@ func (v *vireo) Version() string {
 
 func (v *vireo) Start() error {
 	if v.dir == "" {
-		v.dir = filepath.Join(v.env.Dir, "vireo")
+		v.dir = filepath.Join(v.env.Dir, v.Name())
 		v.cfg = filepath.Join(v.dir, "vireo.toml")
 		if err := os.MkdirAll(v.dir, 0o755); err != nil {
 			return err
@@ -45,7 +79,11 @@ func (v *vireo) Start() error {
 			return err
 		}
 	}
-	p, err := launch(exec.Command(filepath.Join(v.env.Bin, "vireo"), "-config", v.cfg), filepath.Join(v.dir, "vireo.log"), 30*time.Second, v.list()...)
+	ports := v.list()
+	if v.fed != nil {
+		ports = append(ports, v.fed.s2s)
+	}
+	p, err := launchAt(exec.Command(filepath.Join(v.env.Bin, "vireo"), "-config", v.cfg), filepath.Join(v.dir, "vireo.log"), 30*time.Second, v.host(), ports...)
 	v.p = p
 	return err
 }
@@ -53,6 +91,10 @@ func (v *vireo) Start() error {
 func (v *vireo) vars() map[string]any {
 	m := v.ports.vars()
 	m["Dir"], m["Cert"], m["Key"] = v.dir, v.env.Cert, v.env.Key
+	m["Domain"], m["IP"] = Domain, "127.0.0.1"
+	if f := v.fed; f != nil {
+		m["Domain"], m["IP"], m["S2S"], m["Hosts"] = f.domain, f.ip, f.s2s, f.hosts
+	}
 	return m
 }
 

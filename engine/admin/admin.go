@@ -26,7 +26,7 @@ import (
 
 // Request is one admin command.
 type Request struct {
-	Op       string `json:"op"` // adduser, deluser, passwd, disable, enable, users, bulkadd, stats, reload, modules, backup, export, import
+	Op       string `json:"op"` // adduser, deluser, passwd, disable, enable, users, bulkadd, stats, reload, modules, backup, export, import, s2s
 	JID      string `json:"jid,omitempty"`
 	Password string `json:"password,omitempty"`
 	Domain   string `json:"domain,omitempty"`
@@ -45,6 +45,25 @@ type Response struct {
 	Count int            `json:"count,omitempty"`
 	// Manifest describes the backup a backup request wrote.
 	Manifest *Manifest `json:"manifest,omitempty"`
+	// S2S lists the live server-to-server streams (op s2s).
+	S2S []S2SConn `json:"s2s,omitempty"`
+}
+
+// S2SConn is one live server-to-server stream, as the s2s op lists it.
+type S2SConn struct {
+	Local     string  `json:"local"`
+	Remote    string  `json:"remote"`
+	Direction string  `json:"direction"`  // "in" or "out"
+	Auth      string  `json:"auth"`       // "dialback" or "external"
+	TLS       string  `json:"tls"`        // TLS version, "1.3"; "" without TLS
+	CertValid bool    `json:"cert_valid"` // out: the peer's certificate validated for Remote
+	IdleS     float64 `json:"idle_s"`     // seconds since the stream last carried something
+}
+
+// S2SLister is what a running server's Backend adds for the s2s op; a stopped server's
+// backend lacks it.
+type S2SLister interface {
+	S2SConns() []S2SConn
 }
 
 // Backend is what the admin operations need from a running (or stopped) server.
@@ -97,6 +116,13 @@ func Do(b Backend, r Request) Response {
 		resp.Count, err = Export(b, r.Path)
 	case "import":
 		resp.Count, resp.Lines, err = Import(b, r.Path)
+	case "s2s":
+		l, ok := b.(S2SLister)
+		if !ok {
+			err = errors.New("s2s needs a running server")
+			break
+		}
+		resp.S2S = l.S2SConns()
 	default:
 		err = fmt.Errorf("unknown command %q", r.Op)
 	}

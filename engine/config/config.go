@@ -116,15 +116,24 @@ type S2S struct {
 	Listen  []string `toml:"listen"`
 	// Secret keys the dialback keys this server hands out; empty: random per start.
 	Secret string `toml:"secret"`
-	// Hosts maps a remote domain to "host:port", instead of DNS (SRV lookup is not
-	// implemented yet: a domain not listed is unreachable).
+	// Hosts maps a remote domain to "host:port", instead of DNS; a domain not listed is
+	// found with its _xmpp-server._tcp SRV records, else on port 5269 (RFC 6120 §3.2).
 	Hosts map[string]string `toml:"hosts"`
 	// CAFile names the PEM certificates (CAs) that peer servers' certificates are checked
 	// against for SASL EXTERNAL (XEP-0178); empty: peers authenticate with dialback only.
 	CAFile string `toml:"ca_file"`
 	// CAs is CAFile, loaded by Parse.
 	CAs *x509.CertPool `toml:"-"`
+	// RequireValidCerts refuses outbound streams to peers whose certificate does not
+	// validate for their domain against the system roots and CAFile; false: they are
+	// still reached and authenticated with dialback (XEP-0344).
+	RequireValidCerts bool `toml:"require_valid_certs"`
+	// IdleTimeout closes inbound and outbound streams that carried nothing for that long.
+	IdleTimeout Duration `toml:"idle_timeout"`
 }
+
+// DefaultS2SIdleTimeout is [s2s] idle_timeout when not set.
+const DefaultS2SIdleTimeout = 10 * time.Minute
 
 // DefaultS2SListen is the s2s listener when [s2s] is enabled without one (RFC 6120 port).
 const DefaultS2SListen = "[::]:5269"
@@ -353,6 +362,9 @@ func (c *Config) normalize() error {
 		}
 		seenComp[d] = true
 		c.Component.Allow[i].Domain = d
+	}
+	if c.S2S.IdleTimeout.Duration <= 0 {
+		c.S2S.IdleTimeout.Duration = DefaultS2SIdleTimeout
 	}
 	if c.S2S.Enabled && len(c.S2S.Listen) == 0 {
 		c.S2S.Listen = []string{DefaultS2SListen}

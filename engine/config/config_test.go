@@ -97,6 +97,16 @@ func TestS2SConfig(t *testing.T) {
 	if c.S2S.CAs != nil {
 		t.Fatal("CAs without ca_file")
 	}
+	if c.S2S.RequireValidCerts || c.S2S.IdleTimeout.Duration != DefaultS2SIdleTimeout {
+		t.Fatalf("require_valid_certs %v, idle_timeout %v: want false and the default", c.S2S.RequireValidCerts, c.S2S.IdleTimeout)
+	}
+	c, err = Parse([]byte("domains = [\"a.org\"]\n[s2s]\nenabled = true\nrequire_valid_certs = true\nidle_timeout = \"90s\"\n"), "/x/v.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.S2S.RequireValidCerts || c.S2S.IdleTimeout.Duration != 90*time.Second {
+		t.Fatalf("require_valid_certs %v, idle_timeout %v: want true and 90s", c.S2S.RequireValidCerts, c.S2S.IdleTimeout)
+	}
 }
 
 func TestS2SConfigCAFile(t *testing.T) {

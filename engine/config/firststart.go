@@ -134,7 +134,13 @@ secret = ""
 # certificate is valid for its domain may then authenticate with SASL EXTERNAL (XEP-0178)
 # instead of dialback. Empty: dialback only.
 # ca_file = "/etc/ssl/certs/ca-certificates.crt"
-# Remote domains and the address to reach each (DNS SRV lookup is not implemented yet).
+# Refuse peers whose certificate does not validate for their domain (system roots and
+# ca_file); false: reach them anyway and authenticate with dialback.
+# require_valid_certs = false
+# Close server-to-server streams idle for this long.
+# idle_timeout = "10m"
+# Remote domains and the address to reach each, instead of DNS (_xmpp-server._tcp SRV
+# records, else the domain on port 5269).
 # [s2s.hosts]
 # "example.net" = "203.0.113.7:5269"
 

@@ -53,6 +53,16 @@ type Options struct {
 	// S2SCAs are the roots peer servers' certificates are checked against for SASL
 	// EXTERNAL (engine.S2S.CAs); nil: dialback only.
 	S2SCAs *x509.CertPool
+	// S2SRequireValidCerts refuses outbound streams to peers whose certificate does not
+	// validate (engine.S2S.RequireValidCerts).
+	S2SRequireValidCerts bool
+	// S2SIdleTimeout closes idle s2s streams; default the engine's (10 minutes).
+	S2SIdleTimeout time.Duration
+	// S2SBackoffMin and S2SBackoffMax bound the reconnect back-off; default the engine's.
+	S2SBackoffMin, S2SBackoffMax time.Duration
+	// S2SResolver answers DNS for domains Federate did not list; default NoDNS, so that
+	// tests never look up a name on the network.
+	S2SResolver engine.S2SResolver
 	// CertPEM and KeyPEM are the server's certificate chain and key (say, issued by a
 	// test CA); default a self-signed certificate for Domain.
 	CertPEM, KeyPEM []byte
@@ -126,6 +136,10 @@ func Start(t testing.TB, o Options) *Server {
 	}
 	// As the real server: XEP-0368 ALPN on c2s (the web listeners must still speak HTTP).
 	tlsCfg := &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12, NextProtos: []string{"xmpp-client"}}
+	var resolver engine.S2SResolver = NoDNS{}
+	if o.S2SResolver != nil {
+		resolver = o.S2SResolver
+	}
 	rt, err := router.New(router.Options{Domains: []string{o.Domain}, Store: st, Logger: log, Shards: 8,
 		ModuleConfig: moduleConfig(o.ModuleConfig), DataDir: o.Dir, TLS: tlsCfg, Controller: o.Controller})
 	if err != nil {
@@ -159,21 +173,23 @@ func Start(t testing.TB, o Options) *Server {
 		SMAckAfter:       o.SMAckAfter,
 		MaxUnauthPerAddr: o.MaxUnauthAddr,
 		Web:              o.Web,
-		S2S:              engine.S2S{Secret: o.S2SSecret, SetupTimeout: o.S2SSetupTimeout, CAs: o.S2SCAs},
-		TLS:              tlsCfg,
-		RequireTLS:       requireTLS,
-		AllowPlain:       o.AllowPlain,
-		Registration:     o.Registration,
-		PreAuthTimeout:   o.PreAuthTimeout,
-		MaxOutbound:      o.MaxOutbound,
-		Limits:           lim,
-		Store:            st,
-		Router:           rt,
-		Logger:           log,
-		AuthFailLimit:    o.AuthFailLimit,
-		PingAfter:        o.PingAfter,
-		PingTimeout:      o.PingTimeout,
-		Loops:            2,
+		S2S: engine.S2S{Secret: o.S2SSecret, SetupTimeout: o.S2SSetupTimeout, CAs: o.S2SCAs,
+			RequireValidCerts: o.S2SRequireValidCerts, IdleTimeout: o.S2SIdleTimeout,
+			BackoffMin: o.S2SBackoffMin, BackoffMax: o.S2SBackoffMax, Resolver: resolver},
+		TLS:            tlsCfg,
+		RequireTLS:     requireTLS,
+		AllowPlain:     o.AllowPlain,
+		Registration:   o.Registration,
+		PreAuthTimeout: o.PreAuthTimeout,
+		MaxOutbound:    o.MaxOutbound,
+		Limits:         lim,
+		Store:          st,
+		Router:         rt,
+		Logger:         log,
+		AuthFailLimit:  o.AuthFailLimit,
+		PingAfter:      o.PingAfter,
+		PingTimeout:    o.PingTimeout,
+		Loops:          2,
 	})
 	if err == nil {
 		err = eng.Start()
@@ -220,6 +236,20 @@ func (s *Server) C2SAddr() string { return s.Engine.Addr("c2s").String() }
 
 // ComponentAddr is the XEP-0114 listener's address (with Options.Components).
 func (s *Server) ComponentAddr() string { return s.Engine.Addr("component").String() }
+
+// NoDNS is an engine.S2SResolver that knows no names: every lookup fails as if the
+// domain did not exist.
+type NoDNS struct{}
+
+// LookupSRV implements engine.S2SResolver.
+func (NoDNS) LookupSRV(_ context.Context, _, _, name string) (string, []*net.SRV, error) {
+	return "", nil, &net.DNSError{Err: "no such host (vireotest.NoDNS)", Name: name, IsNotFound: true}
+}
+
+// LookupHost implements engine.S2SResolver.
+func (NoDNS) LookupHost(_ context.Context, host string) ([]string, error) {
+	return nil, &net.DNSError{Err: "no such host (vireotest.NoDNS)", Name: host, IsNotFound: true}
+}
 
 // S2SAddr is the server-to-server listener's address (with Options.S2S).
 func (s *Server) S2SAddr() string { return s.Engine.Addr("s2s").String() }

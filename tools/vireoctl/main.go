@@ -38,6 +38,8 @@ commands:
                            create prefix1..prefixN accounts (load tests)
   stats                    server statistics (server must run)
   reload                   re-read the configuration (server must run)
+  s2s                      live server-to-server streams: domain, direction, auth
+                           method, TLS version, idle time (server must run)
   modules                  list built-in modules
   backup DIR               write a consistent backup into DIR (new): through the running
                            server, or from the database when it is stopped
@@ -96,7 +98,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	resp, err := admin.Call(cfg.Admin.Socket, req)
 	if err != nil {
 		// No server answering: work on the database directly.
-		if req.Op == "stats" || req.Op == "reload" {
+		if req.Op == "stats" || req.Op == "reload" || req.Op == "s2s" {
 			fmt.Fprintf(stderr, "vireoctl: %s needs a running server (admin socket %s: %v)\n", req.Op, cfg.Admin.Socket, err)
 			return 1
 		}
@@ -124,6 +126,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		for _, k := range keys {
 			fmt.Fprintf(stdout, "%-14s %v\n", k, resp.Stats[k])
 		}
+	case "s2s":
+		printS2S(stdout, resp.S2S)
 	case "bulkadd":
 		fmt.Fprintf(stdout, "created %d accounts\n", resp.Count)
 	case "export":
@@ -141,6 +145,29 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "ok")
 	}
 	return 0
+}
+
+// printS2S writes one line per server-to-server stream under a header.
+func printS2S(w io.Writer, conns []admin.S2SConn) {
+	if len(conns) == 0 {
+		fmt.Fprintln(w, "no server-to-server streams")
+		return
+	}
+	fmt.Fprintf(w, "%-28s %-4s %-28s %-9s %-4s %-5s %s\n", "REMOTE", "DIR", "LOCAL", "AUTH", "TLS", "CERT", "IDLE")
+	for _, c := range conns {
+		tlsv, cert := c.TLS, "-"
+		if tlsv == "" {
+			tlsv = "none"
+		}
+		if c.Direction == "out" || c.Auth == "external" {
+			cert = "no"
+			if c.CertValid {
+				cert = "ok"
+			}
+		}
+		idle := (time.Duration(c.IdleS * float64(time.Second))).Truncate(time.Second)
+		fmt.Fprintf(w, "%-28s %-4s %-28s %-9s %-4s %-5s %s\n", c.Remote, c.Direction, c.Local, c.Auth, tlsv, cert, idle)
+	}
 }
 
 func parse(cmd string, args []string) (admin.Request, error) {
@@ -169,7 +196,7 @@ func parse(cmd string, args []string) (admin.Request, error) {
 		if len(args) == 1 {
 			r.Domain = args[0]
 		}
-	case "stats", "reload":
+	case "stats", "reload", "s2s":
 		if err := need(0, "no arguments"); err != nil {
 			return r, err
 		}

@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -60,7 +61,7 @@ func main() {
 		servers  = flag.String("compare", "", "start these servers in turn and run the suite: vireo,prosody,ejabberd")
 		suite    = flag.String("suite", "quick", "with -compare: quick or full")
 		reps     = flag.Int("reps", 0, "with -compare: repetitions of each scenario (0: the suite's)")
-		only     = flag.String("only", "", "with -compare: run only these scenarios (idle,login,fast,msg,presence,resume,ws)")
+		only     = flag.String("only", "", "with -compare: run only these scenarios (idle,login,fast,msg,presence,resume,ws,s2s)")
 		bin      = flag.String("bin", "bin", "with -compare: directory holding vireo and vireoctl")
 		work     = flag.String("workdir", "", "with -compare: work directory (default: a temporary one, removed afterwards)")
 		install  = flag.Bool("install", false, "with -compare: apt-get install missing peers first")
@@ -103,7 +104,7 @@ func main() {
 						s.IdleSizes, s.WSIdleSizes = sz, sz
 					}
 				case "users":
-					s.Users = *users
+					s.Users, s.S2SUsers = *users, *users
 				}
 			})
 		}
@@ -213,6 +214,18 @@ func compareRun(names []string, suite, only, bin, work, out, name string, instal
 		}
 		servers = append(servers, srv)
 	}
+	var pairs []*peers.Pair
+	if slices.Contains(s.Only, "s2s") || len(s.Only) == 0 {
+		for _, n := range names {
+			p, err := peers.NewPair(n, env)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "xmppbench: no s2s scenario:", err)
+				continue
+			}
+			pairs = append(pairs, p)
+			servers = append(servers, p.A, p.B) // stopped on interrupt with the others
+		}
+	}
 	// An interrupted run must not leave servers behind on the machine.
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
@@ -224,7 +237,7 @@ func compareRun(names []string, suite, only, bin, work, out, name string, instal
 		}
 		os.Exit(130)
 	}()
-	rep := compare.Run(servers, s, os.Stderr)
+	rep := compare.Run(servers[:len(names)], pairs, s, os.Stderr)
 	if out == "" {
 		b, _ := json.MarshalIndent(rep, "", "  ")
 		fmt.Println(string(b))
