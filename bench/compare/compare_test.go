@@ -213,3 +213,25 @@ func TestMarkdownS2S(t *testing.T) {
 		t.Error("an s2s-only report lists single servers")
 	}
 }
+
+func TestMarkdownAims(t *testing.T) {
+	r := sample()
+	r.Servers[0].Name, r.Servers[1].Name = "vireo", "ejabberd"
+	md := Markdown(r, nil)
+	for _, want := range []string{
+		"## Against the aims (issue 15)",
+		"| idle plain session with presence, bytes (worst run) | 2,600 B (1,800–2,600) | ≤ 2,048 every run | no |", // the worst run decides
+		"| idle TLS 1.3 session, bytes (RSS slope, worst run) | 9,000 B | ≤ 6,144 every run | no | — |",         // ejabberd had no TLS run
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+	if strings.Contains(md, "moderate") {
+		t.Error("a moderate-rate row without a moderate run")
+	}
+	r.Servers = r.Servers[1:] // no Vireo: no aims table
+	if strings.Contains(Markdown(r, nil), "Against the aims") {
+		t.Error("aims without Vireo")
+	}
+}

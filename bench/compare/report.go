@@ -138,6 +138,7 @@ func Markdown(r Report, plots map[string]string) string {
 		"virtual host and accounts (SCRAM-SHA-1, 4,096 iterations); the generator (`bench/loadgen`) runs beside it on the same cores. "+
 		"So throughput is shared between the two; **server CPU per operation** (from `/proc/PID/stat`) is the figure that compares fairly. "+
 		"Each scenario ran %d time(s); tables quote the median with the range in brackets.\n\n", s.Reps)
+	b.WriteString(aims(r))
 
 	if s.runs("idle") {
 		b.WriteString("## Idle sessions\n\n")
@@ -316,6 +317,106 @@ func hasWS(r Report) bool {
 
 // hasFast reports whether r comes from a run that had the FAST storm (older reports do
 // not know it).
+// aims is the table of issue 15: each headline figure of Vireo next to its aim and to
+// ejabberd's, when the run measured it.
+func aims(r Report) string {
+	var v, ej *ServerResult
+	for i := range r.Servers {
+		switch r.Servers[i].Name {
+		case "vireo":
+			v = &r.Servers[i]
+		case "ejabberd":
+			ej = &r.Servers[i]
+		}
+	}
+	if v == nil {
+		return ""
+	}
+	type row struct {
+		name, aim string
+		get       func(*ServerResult) ([]float64, float64) // every run, and the figure quoted
+		ok        func(vals []float64, fig float64, ej float64) bool
+		unit      string
+	}
+	idle := func(tls bool) func(*ServerResult) ([]float64, float64) {
+		return func(s *ServerResult) ([]float64, float64) {
+			rs := s.IdlePlain
+			if tls {
+				rs = s.IdleTLS
+			}
+			xs := collect(rs, func(i scenario.IdleResult) float64 { return i.RSSPerSession })
+			if len(xs) == 0 {
+				return nil, 0
+			}
+			return xs, slices.Max(xs)
+		}
+	}
+	login := func(tls bool) func(*ServerResult) ([]float64, float64) {
+		return func(s *ServerResult) ([]float64, float64) {
+			rs := s.LoginPlain
+			if tls {
+				rs = s.LoginTLS
+			}
+			xs := collect(rs, func(l scenario.LoginResult) float64 { return l.ServerCPUPerLogin })
+			return xs, median(xs)
+		}
+	}
+	best := func(s *ServerResult) []scenario.MsgResult {
+		var out []scenario.MsgResult
+		for _, m := range bestOf(*s, r.Suite.P99LimitMs) {
+			if m.DeliveredPerSec > 0 {
+				out = append(out, m)
+			}
+		}
+		return out
+	}
+	rows := []row{
+		{"idle TLS 1.3 session, bytes (RSS slope, worst run)", "≤ 6,144 every run", idle(true),
+			func(xs []float64, f, _ float64) bool { return f <= 6144 }, "B"},
+		{"idle plain session with presence, bytes (worst run)", "≤ 2,048 every run", idle(false),
+			func(xs []float64, f, _ float64) bool { return f <= 2048 }, "B"},
+		{"server CPU per SCRAM login, plain", "≤ 125 µs", login(false),
+			func(_ []float64, f, _ float64) bool { return f <= 125 }, "µs"},
+		{"server CPU per SCRAM login, TLS", "≤ 400 µs", login(true),
+			func(_ []float64, f, _ float64) bool { return f <= 400 }, "µs"},
+		{"server CPU per delivered 1:1 message near saturation", "≤ 10 µs", func(s *ServerResult) ([]float64, float64) {
+			xs := collect(best(s), func(m scenario.MsgResult) float64 { return m.ServerCPUPerMsg })
+			return xs, median(xs)
+		}, func(_ []float64, f, _ float64) bool { return f <= 10 }, "µs"},
+		{fmt.Sprintf("the same at a moderate %s msg/s", num(ModerateRate)), "≤ 10 µs", func(s *ServerResult) ([]float64, float64) {
+			xs := collect(s.Moderate, func(m scenario.MsgResult) float64 { return m.ServerCPUPerMsg })
+			return xs, median(xs)
+		}, func(_ []float64, f, _ float64) bool { return f <= 10 }, "µs"},
+		{"highest 1:1 rate at p99 ≤ 100 ms, msgs/s", "≥ 5× ejabberd", func(s *ServerResult) ([]float64, float64) {
+			xs := collect(best(s), func(m scenario.MsgResult) float64 { return m.DeliveredPerSec })
+			return xs, median(xs)
+		}, func(_ []float64, f, e float64) bool { return e > 0 && f >= 5*e }, ""},
+	}
+	var b strings.Builder
+	b.WriteString("## Against the aims (issue 15)\n\n| figure | Vireo | aim | met | ejabberd |\n|---|---|---|---|---|\n")
+	for _, rw := range rows {
+		xs, f := rw.get(v)
+		if len(xs) == 0 {
+			continue
+		}
+		ejs, ejf := "—", 0.0
+		if ej != nil {
+			if exs, e := rw.get(ej); len(exs) > 0 {
+				ejf, ejs = e, num(e)+" "+rw.unit
+			}
+		}
+		met := "no"
+		if rw.ok(xs, f, ejf) {
+			met = "**yes**"
+		} else if rw.aim == "≥ 5× ejabberd" && ejf == 0 {
+			met = "— (no ejabberd run)"
+		}
+		fmt.Fprintf(&b, "| %s | %s %s%s | %s | %s | %s |\n", rw.name, num(f), rw.unit, spread(xs), rw.aim, met, ejs)
+	}
+	b.WriteString("\nWhere the remaining microseconds and bytes go: [profile.md](profile.md).\n\n")
+	return b.String()
+}
+
 func hasFast(r Report) bool {
 	for _, sv := range r.Servers {
 		if len(sv.FastPlain)+len(sv.FastTLS) > 0 || sv.FastUnsupported != "" {

@@ -98,6 +98,10 @@ func (s Suite) accounts() int {
 	return n
 }
 
+// ModerateRate is the offered rate of the moderate messaging step (issue 15: "most servers
+// live here").
+const ModerateRate = 5000
+
 // ServerResult is everything measured on one server; every slice has one entry per repetition.
 type ServerResult struct {
 	Name       string                 `json:"name"`
@@ -110,6 +114,9 @@ type ServerResult struct {
 	// LoginTLSResumed is the TLS login storm again, each connection resuming an earlier
 	// one's TLS session.
 	LoginTLSResumed []scenario.LoginResult `json:"login_tls_resumed,omitempty"`
+	// Moderate is one messaging step at ModerateRate after each rate search: the load most
+	// servers live at, where the fixed cost per wake-up shows.
+	Moderate []scenario.MsgResult `json:"moderate,omitempty"`
 	// FastPlain and FastTLS are the FAST storm: legacy SCRAM, SCRAM over SASL2 with a
 	// token request, and FAST logins, one after the other on the same process.
 	FastPlain []scenario.FastResult `json:"fast_plain,omitempty"`
@@ -305,11 +312,18 @@ fast:
 			continue
 		}
 		steps, err := scenario.Search(t, o, s.RateStart, s.RateMax, s.StepDuration, time.Duration(s.P99LimitMs*float64(time.Millisecond)))
-		o.Close()
 		if err != nil {
 			fail("messaging", err)
 		}
 		res.Search = append(res.Search, steps)
+		fmt.Fprintf(log, "  %s: messaging at a moderate %d/s (run %d/%d)\n", srv.Name(), ModerateRate, rep+1, s.Reps)
+		if m, err := scenario.Messaging(t, o, ModerateRate, s.StepDuration); err != nil {
+			fail("messaging at a moderate rate", err)
+		} else {
+			fmt.Fprintf(log, "  %s: delivered %.0f/s lost %d p99 %.1fms server %.1fµs/msg\n", srv.Name(), m.DeliveredPerSec, m.Loss, m.P99ms, m.ServerCPUPerMsg)
+			res.Moderate = append(res.Moderate, m)
+		}
+		o.Close()
 	}
 	// The resume storm and the idle density without stream management at its two sizes,
 	// each on a fresh process (memory slopes start from the same baseline).
