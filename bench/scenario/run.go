@@ -433,45 +433,15 @@ func Messaging(t Target, o *Online, rate int, dur time.Duration) (MsgResult, err
 	base := o.recvd.Load()
 	s0, _ := ReadProc(t.PID)
 	g0, _ := ReadProc(0)
-	var sent atomic.Int64
-	const tick = 10 * time.Millisecond
-	perTick := float64(rate) * tick.Seconds()
-	senders := 4
-	var wg sync.WaitGroup
 	start := time.Now()
-	for w := 0; w < senders; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			rng := rand.New(rand.NewPCG(uint64(w), uint64(start.UnixNano())))
-			buf := make([]byte, 0, 256)
-			owed := 0.0
-			tk := time.NewTicker(tick)
-			defer tk.Stop()
-			for now := range tk.C {
-				if now.Sub(start) >= dur {
-					return
-				}
-				owed += perTick / float64(senders)
-				for ; owed >= 1; owed-- {
-					a := rng.IntN(len(o.ss))
-					b := rng.IntN(len(o.ss) - 1)
-					if b >= a {
-						b++
-					}
-					buf = append(buf[:0], "<message type='chat' to='"...)
-					buf = append(buf, o.ss[b].JID...)
-					buf = append(buf, "'><body>ts:"...)
-					buf = strconv.AppendInt(buf, time.Now().UnixNano(), 10)
-					buf = append(buf, "</body></message>"...)
-					if o.ss[a].Send(buf) == nil {
-						sent.Add(1)
-					}
-				}
-			}
-		}(w)
-	}
-	wg.Wait()
+	sent := paced(rate, dur, func(rng *rand.Rand, buf []byte) ([]byte, *loadgen.Session) {
+		a := rng.IntN(len(o.ss))
+		b := rng.IntN(len(o.ss) - 1)
+		if b >= a {
+			b++
+		}
+		return chatTo(buf, o.ss[b].JID), o.ss[a]
+	})
 	deadline := time.Now().Add(3 * time.Second)
 	for o.recvd.Load()-base < sent.Load() && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
@@ -494,6 +464,54 @@ func Messaging(t Target, o *Online, rate int, dur time.Duration) (MsgResult, err
 		r.GenCPUPerMsg = float64((g1.CPU - g0.CPU).Microseconds()) / float64(delivered)
 	}
 	return r, nil
+}
+
+// paced sends messages at rate for dur from 4 goroutines, each tick of 10 ms sending its
+// share; next writes one message (the send time in the body, see chatTo) into buf and names
+// the session that sends it. It returns the counter of messages sent.
+func paced(rate int, dur time.Duration, next func(rng *rand.Rand, buf []byte) ([]byte, *loadgen.Session)) *atomic.Int64 {
+	var sent atomic.Int64
+	const tick = 10 * time.Millisecond
+	const senders = 4
+	perTick := float64(rate) * tick.Seconds()
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := 0; w < senders; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(w), uint64(start.UnixNano())))
+			buf := make([]byte, 0, 256)
+			owed := 0.0
+			tk := time.NewTicker(tick)
+			defer tk.Stop()
+			for now := range tk.C {
+				if now.Sub(start) >= dur {
+					return
+				}
+				owed += perTick / senders
+				for ; owed >= 1; owed-- {
+					var s *loadgen.Session
+					buf, s = next(rng, buf[:0])
+					if s.Send(buf) == nil {
+						sent.Add(1)
+					}
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	return &sent
+}
+
+// chatTo appends a chat message to jid whose body carries the send time, which the
+// receiving Online reads to time its delivery.
+func chatTo(buf []byte, jid string) []byte {
+	buf = append(buf, "<message type='chat' to='"...)
+	buf = append(buf, jid...)
+	buf = append(buf, "'><body>ts:"...)
+	buf = strconv.AppendInt(buf, time.Now().UnixNano(), 10)
+	return append(buf, "</body></message>"...)
 }
 
 // Search finds the highest rate at which p99 stays within limit and nothing is lost:

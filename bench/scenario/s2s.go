@@ -4,9 +4,9 @@ import (
 	"errors"
 	"math/rand/v2"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
+
+	"github.com/vireo-im/vireo/bench/loadgen"
 )
 
 // S2SResult is one step of the federation scenario: users on two servers (two domains)
@@ -71,45 +71,14 @@ func Federation(a, b Target, oa, ob *Online, rate int, dur time.Duration) (S2SRe
 	a0, _ := ReadProc(a.PID)
 	b0, _ := ReadProc(b.PID)
 	g0, _ := ReadProc(0)
-	var sent atomic.Int64
-	const tick = 10 * time.Millisecond
-	perTick := float64(rate) * tick.Seconds()
-	senders := 4
-	var wg sync.WaitGroup
-	start := time.Now()
-	for w := 0; w < senders; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			rng := rand.New(rand.NewPCG(uint64(w), uint64(start.UnixNano())))
-			buf := make([]byte, 0, 256)
-			owed := 0.0
-			tk := time.NewTicker(tick)
-			defer tk.Stop()
-			for now := range tk.C {
-				if now.Sub(start) >= dur {
-					return
-				}
-				owed += perTick / float64(senders)
-				for ; owed >= 1; owed-- {
-					from, to := oa, ob
-					if rng.IntN(2) == 1 {
-						from, to = ob, oa
-					}
-					s := from.ss[rng.IntN(len(from.ss))]
-					buf = append(buf[:0], "<message type='chat' to='"...)
-					buf = append(buf, to.ss[rng.IntN(len(to.ss))].JID...)
-					buf = append(buf, "'><body>ts:"...)
-					buf = strconv.AppendInt(buf, time.Now().UnixNano(), 10)
-					buf = append(buf, "</body></message>"...)
-					if s.Send(buf) == nil {
-						sent.Add(1)
-					}
-				}
-			}
-		}(w)
-	}
-	wg.Wait()
+	sent := paced(rate, dur, func(rng *rand.Rand, buf []byte) ([]byte, *loadgen.Session) {
+		from, to := oa, ob
+		if rng.IntN(2) == 1 {
+			from, to = ob, oa
+		}
+		s := from.ss[rng.IntN(len(from.ss))]
+		return chatTo(buf, to.ss[rng.IntN(len(to.ss))].JID), s
+	})
 	deadline := time.Now().Add(3 * time.Second)
 	for recvd()-base < sent.Load() && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
