@@ -12,6 +12,15 @@ import (
 // *tls.Config: the config asks Certs on every handshake, so a reload applies to the next one.
 type Certs struct {
 	cur atomic.Pointer[certSet]
+	// first, when set, is asked before the files: ACME's certificates (SetFirst).
+	first atomic.Pointer[func(name string) *tls.Certificate]
+}
+
+// SetFirst makes f the first source of certificates: GetCertificate asks it for the
+// client's SNI name ("" without one) and falls back to the loaded files when it returns
+// nil. f is called on every handshake, from any goroutine; it must not block.
+func (cs *Certs) SetFirst(f func(name string) *tls.Certificate) {
+	cs.first.Store(&f)
 }
 
 type certSet struct {
@@ -53,8 +62,13 @@ func (cs *Certs) TLSConfig() *tls.Config {
 	return &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		GetCertificate: func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
-			set := cs.cur.Load()
 			name := strings.ToLower(strings.TrimSuffix(h.ServerName, "."))
+			if f := cs.first.Load(); f != nil {
+				if c := (*f)(name); c != nil {
+					return c, nil
+				}
+			}
+			set := cs.cur.Load()
 			if c, ok := set.byName[name]; ok {
 				return c, nil
 			}
