@@ -197,8 +197,8 @@ func (m *Manager) Run(ctx context.Context) {
 	}
 }
 
-// pass looks at every host once, orders what is missing or due, and returns how long to
-// sleep before the next look.
+// pass looks at every host once as of now, orders what is missing or due, and returns
+// how long to sleep before the next look.
 func (m *Manager) pass(ctx context.Context, now time.Time) time.Duration {
 	next := MaxSleep
 	soon := func(at time.Time) {
@@ -213,7 +213,7 @@ func (m *Manager) pass(ctx context.Context, now time.Time) time.Duration {
 			soon(f.retry)
 			continue
 		}
-		if at, due := m.renewAt(names); !due {
+		if at, due := m.renewAt(names, now); !due {
 			soon(at)
 			continue
 		}
@@ -225,7 +225,7 @@ func (m *Manager) pass(ctx context.Context, now time.Time) time.Duration {
 			f := m.fails[host]
 			f.n++
 			wait := min(m.opts.RetryMin<<min(f.n-1, 20), m.opts.RetryMax)
-			f.retry = time.Now().Add(wait)
+			f.retry = now.Add(wait)
 			m.fails[host] = f
 			m.opts.Logger.Warn().Err(err).Strs("names", names).Int("failures", f.n).Dur("retry_in", wait).
 				Msg("acme: certificate order failed; serving the previous certificate meanwhile")
@@ -237,7 +237,7 @@ func (m *Manager) pass(ctx context.Context, now time.Time) time.Duration {
 		m.issued.Add(1)
 		m.opts.Logger.Info().Strs("names", names).Time("not_after", c.Leaf.NotAfter).
 			Str("issuer", c.Leaf.Issuer.CommonName).Msg("acme: certificate issued")
-		at, _ := m.renewAt(names)
+		at, _ := m.renewAt(names, now)
 		soon(at)
 	}
 	return next
@@ -246,7 +246,7 @@ func (m *Manager) pass(ctx context.Context, now time.Time) time.Duration {
 // renewAt is when the certificate for names is due, and whether it is due now: it is
 // missing, does not cover every name, or is within RenewBefore (capped at half its
 // lifetime, so a short-lived certificate is not renewed in a loop) of expiry.
-func (m *Manager) renewAt(names []string) (time.Time, bool) {
+func (m *Manager) renewAt(names []string, now time.Time) (time.Time, bool) {
 	c := m.Certificate(names[0])
 	if c == nil {
 		return time.Time{}, true
@@ -258,7 +258,7 @@ func (m *Manager) renewAt(names []string) (time.Time, bool) {
 	}
 	life := c.Leaf.NotAfter.Sub(c.Leaf.NotBefore)
 	at := c.Leaf.NotAfter.Add(-min(m.opts.RenewBefore, life/2))
-	return at, !time.Now().Before(at)
+	return at, !now.Before(at)
 }
 
 // install makes c the certificate for every name it covers (and for clients without SNI
