@@ -57,10 +57,10 @@ func loopbackDNS(t *testing.T) string {
 }
 
 // pebbleCA runs Let's Encrypt's pebble test CA in this process: its HTTP-01 validation
-// goes to httpPort on whatever loopbackDNS answers, and it issues certificates valid for
-// validity. It returns the directory URL, a PEM file trusting the directory's HTTPS, and
-// the pool of pebble's issuing root.
-func pebbleCA(t *testing.T, httpPort int, validity time.Duration) (dir, rootsFile string, issued *x509.CertPool) {
+// goes to httpPort and its TLS-ALPN-01 validation to tlsPort on whatever loopbackDNS
+// answers, and it issues certificates valid for validity. It returns the directory URL, a
+// PEM file trusting the directory's HTTPS, and the pool of pebble's issuing root.
+func pebbleCA(t *testing.T, httpPort, tlsPort int, validity time.Duration) (dir, rootsFile string, issued *x509.CertPool) {
 	t.Helper()
 	// No random 0-15 s sleep before each validation.
 	t.Setenv("PEBBLE_VA_NOSLEEP", "1")
@@ -72,7 +72,7 @@ func pebbleCA(t *testing.T, httpPort int, validity time.Duration) (dir, rootsFil
 	authority := ca.New(logger, store, "", "ecdsa", 0, 1, map[string]ca.Profile{
 		"default": {Description: "short-lived, for the renewal test", ValidityPeriod: uint64(validity / time.Second)},
 	})
-	validator := va.New(logger, httpPort, freePort(t), false, loopbackDNS(t), store)
+	validator := va.New(logger, httpPort, tlsPort, false, loopbackDNS(t), store)
 	front := wfe.New(logger, store, validator, authority, []string{"pebble.letsencrypt.org"}, false, false, 0, 0)
 	srv := httptest.NewTLSServer(front.Handler())
 	t.Cleanup(srv.Close)
@@ -86,9 +86,10 @@ func pebbleCA(t *testing.T, httpPort int, validity time.Duration) (dir, rootsFil
 	return srv.URL + wfe.DirectoryPath, rootsFile, issued
 }
 
-// acmeServer starts the real server (main's start) with [tls] acme on against dir. It
-// returns the server and the address of the upload module's HTTPS listener.
-func acmeServer(t *testing.T, webPort int, dir, rootsFile string) (*server, string) {
+// acmeServer starts the real server (main's start) with [tls] acme on against dir, its
+// plain web listener on webPort and its direct-TLS c2s listener on c2sPort. It returns
+// the server and the address of the upload module's HTTPS listener.
+func acmeServer(t *testing.T, challenge string, webPort, c2sPort int, dir, rootsFile string) (*server, string) {
 	t.Helper()
 	tmp := t.TempDir()
 	toml := fmt.Sprintf(`domains = [%q]
@@ -111,12 +112,13 @@ acme = true
 acme_email = "admin@vireo.test"
 acme_directory = %q
 acme_ca_roots = %q
+acme_challenge = %q
 # Longer than the test certificates live: the renewal comes at half their lifetime.
 acme_renew_before = "720h"
 
 [modules.upload]
 listen = "127.0.0.1:0"
-`, acmeDomain, filepath.Join(tmp, "data"), freePort(t), webPort, freePort(t), filepath.Join(tmp, "admin.sock"), dir, rootsFile)
+`, acmeDomain, filepath.Join(tmp, "data"), c2sPort, webPort, freePort(t), filepath.Join(tmp, "admin.sock"), dir, rootsFile, challenge)
 	path := filepath.Join(tmp, "vireo.toml")
 	if err := os.WriteFile(path, []byte(toml), 0o600); err != nil {
 		t.Fatal(err)
@@ -187,6 +189,52 @@ func verifies(chain []*x509.Certificate, roots *x509.CertPool, name string) bool
 	return err == nil
 }
 
+// waitIssued waits until addr serves acmeDomain a certificate that verifies under roots.
+func waitIssued(t *testing.T, addr string, roots *x509.CertPool) *x509.Certificate {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		chain := leafFor(t, addr, acmeDomain)
+		if verifies(chain, roots, acmeDomain) {
+			return chain[0]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no pebble certificate within 60s; still serving %q issued by %q", chain[0].Subject, chain[0].Issuer)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestIntegrationACMETLSALPN validates with TLS-ALPN-01 against the direct-TLS c2s
+// listener (nothing answers HTTP): the loop-driven TLS must answer a ClientHello offering
+// only acme-tls/1 with the challenge certificate, and then serve the issued one.
+func TestIntegrationACMETLSALPN(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a test CA and the whole server")
+	}
+	c2sPort := freePort(t)
+	dir, rootsFile, pebbleRoots := pebbleCA(t, freePort(t), c2sPort, time.Hour)
+	s, upload := acmeServer(t, "tls-alpn-01", freePort(t), c2sPort, dir, rootsFile)
+	c2s := s.eng.Addr("c2s-tls").String()
+	leaf := waitIssued(t, c2s, pebbleRoots)
+	for _, n := range []string{"conference." + acmeDomain, "pubsub." + acmeDomain, "upload." + acmeDomain} {
+		if err := leaf.VerifyHostname(n); err != nil {
+			t.Errorf("issued certificate does not cover %s: %v", n, err)
+		}
+		for _, addr := range []string{c2s, s.eng.Addr("web-tls").String(), upload} {
+			if got := leafFor(t, addr, n); !verifies(got, pebbleRoots, n) {
+				t.Errorf("%s for SNI %s: served %v issued by %q", addr, n, got[0].DNSNames, got[0].Issuer)
+			}
+		}
+	}
+	// No challenge is pending now: acme-tls/1 alone gets no certificate.
+	if c, err := tls.Dial("tcp", c2s, &tls.Config{ServerName: acmeDomain, InsecureSkipVerify: true,
+		NextProtos: []string{"acme-tls/1"}}); err == nil {
+		c.Close()
+		t.Error("an acme-tls/1 handshake succeeded with no validation pending")
+	}
+}
+
 // TestIntegrationACME runs the whole path against pebble: the server starts on its
 // self-signed certificate without waiting for the CA, obtains one certificate for the
 // host and its service domains with HTTP-01 answered by its own web listener, serves it
@@ -197,29 +245,17 @@ func TestIntegrationACME(t *testing.T) {
 		t.Skip("runs a test CA and the whole server")
 	}
 	webPort := freePort(t)
-	dir, rootsFile, pebbleRoots := pebbleCA(t, webPort, 20*time.Second)
+	// Nothing listens on the TLS-ALPN-01 port: http-01 is what gets validated.
+	dir, rootsFile, pebbleRoots := pebbleCA(t, webPort, freePort(t), 20*time.Second)
 	began := time.Now()
-	s, upload := acmeServer(t, webPort, dir, rootsFile)
+	s, upload := acmeServer(t, "http-01", webPort, freePort(t), dir, rootsFile)
 	if d := time.Since(began); d > 10*time.Second {
 		t.Errorf("start took %s: it waited for the CA", d)
 	}
 	c2s := s.eng.Addr("c2s-tls").String()
 	web := s.eng.Addr("web-tls").String()
 
-	// First issuance.
-	var first *x509.Certificate
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		chain := leafFor(t, c2s, acmeDomain)
-		first = chain[0]
-		if verifies(chain, pebbleRoots, acmeDomain) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no pebble certificate within 60s; still serving %q issued by %q", first.Subject, first.Issuer)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	first := waitIssued(t, c2s, pebbleRoots)
 	want := []string{acmeDomain, "conference." + acmeDomain, "pubsub." + acmeDomain, "upload." + acmeDomain}
 	for _, n := range want {
 		if err := first.VerifyHostname(n); err != nil {
@@ -253,7 +289,7 @@ func TestIntegrationACME(t *testing.T) {
 	}
 
 	// Renewal: at half the 20 s lifetime the loop orders again; a new connection sees it.
-	deadline = time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		chain := leafFor(t, c2s, acmeDomain)
 		if got := chain[0]; got.SerialNumber.Cmp(first.SerialNumber) != 0 {

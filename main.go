@@ -263,8 +263,11 @@ func start(cfg *config.Config, log zerolog.Logger) (*server, error) {
 
 // startACME prepares the ACME manager and puts its certificates in front of the files.
 func (s *server) startACME(cfg *config.Config) error {
-	if len(cfg.Web.Listen) == 0 {
-		s.log.Warn().Msg("acme: no plain [web] listener to answer HTTP-01 challenges; certificates cannot be issued")
+	switch {
+	case cfg.TLS.ACMEChallenge == acmecert.HTTP01 && len(cfg.Web.Listen) == 0:
+		s.log.Warn().Msg("acme: no plain [web] listener to answer http-01 challenges; certificates cannot be issued")
+	case cfg.TLS.ACMEChallenge == acmecert.TLSALPN01 && len(cfg.C2S.TLSListen)+len(cfg.Web.TLSListen) == 0:
+		s.log.Warn().Msg("acme: no direct-TLS listener to answer tls-alpn-01 challenges; certificates cannot be issued")
 	}
 	m, err := acmecert.New(acmecert.Options{
 		Directory:   cfg.TLS.ACMEDirectory,
@@ -273,6 +276,7 @@ func (s *server) startACME(cfg *config.Config) error {
 		Dir:         cfg.ACMEDir(),
 		RenewBefore: cfg.TLS.ACMERenewBefore.Duration,
 		Names:       s.acmeNames,
+		Challenge:   cfg.TLS.ACMEChallenge,
 		Logger:      s.log.With().Str("mod", "acme").Logger(),
 	})
 	if err != nil {
@@ -280,6 +284,9 @@ func (s *server) startACME(cfg *config.Config) error {
 	}
 	s.acme = m
 	s.certs.SetFirst(m.Certificate)
+	if cfg.TLS.ACMEChallenge == acmecert.TLSALPN01 {
+		s.certs.SetChallenge(m.ALPNCertificate)
+	}
 	return nil
 }
 

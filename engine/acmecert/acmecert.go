@@ -3,8 +3,10 @@
 //
 // One certificate is ordered per virtual host, naming the host and every service domain
 // under it (conference.example.org, upload.example.org, pubsub.example.org). Names are
-// validated with HTTP-01 (RFC 8555 §8.3): the web listener answers
-// /.well-known/acme-challenge/<token> from HTTPChallenge.
+// validated with HTTP-01 (RFC 8555 §8.3), where the plain web listener answers
+// /.well-known/acme-challenge/<token> from HTTPChallenge, or with TLS-ALPN-01 (RFC 8737),
+// where every TLS listener answers a ClientHello that offers only acme-tls/1 with the
+// certificate from ALPNCertificate.
 //
 // Run is the only goroutine that talks to the CA. It issues what is missing, renews what
 // is due, and backs off per host after a failure; it never holds up startup, since
@@ -54,6 +56,15 @@ const (
 	IssueTimeout = 5 * time.Minute
 )
 
+// Challenge types (RFC 8555 §8.3, RFC 8737).
+const (
+	HTTP01    = "http-01"
+	TLSALPN01 = "tls-alpn-01"
+)
+
+// ALPNProto is the ALPN protocol of TLS-ALPN-01 validation (RFC 8737 §6.2).
+const ALPNProto = acme.ALPNProto
+
 // Options configures a Manager.
 type Options struct {
 	// Directory is the ACME directory URL.
@@ -69,6 +80,8 @@ type Options struct {
 	// Names lists, per certificate, the names it covers, the virtual host first. It is
 	// called on every pass of the loop, so a reload that adds a host is picked up.
 	Names func() [][]string
+	// Challenge is HTTP01 (the default) or TLSALPN01.
+	Challenge string
 	// RetryMin and RetryMax override the package defaults (tests).
 	RetryMin, RetryMax time.Duration
 	Logger             zerolog.Logger
@@ -84,7 +97,8 @@ type Manager struct {
 	certs atomic.Pointer[map[string]*tls.Certificate]
 	mu    struct {
 		sync.Mutex
-		tokens map[string]string // HTTP-01 token → key authorization, while an order waits
+		tokens map[string]string           // HTTP-01 token → key authorization, while an order waits
+		alpn   map[string]*tls.Certificate // TLS-ALPN-01 name → challenge certificate, likewise
 	}
 	kick chan struct{}
 	// issued counts certificates obtained since New (tests, stats).
@@ -105,6 +119,13 @@ type failure struct {
 func New(o Options) (*Manager, error) {
 	if o.Directory == "" {
 		return nil, errors.New("acmecert: no directory URL")
+	}
+	switch o.Challenge {
+	case "":
+		o.Challenge = HTTP01
+	case HTTP01, TLSALPN01:
+	default:
+		return nil, fmt.Errorf("acmecert: unknown challenge %q (use %s or %s)", o.Challenge, HTTP01, TLSALPN01)
 	}
 	if o.RetryMin <= 0 {
 		o.RetryMin = RetryMin
@@ -138,6 +159,7 @@ func New(o Options) (*Manager, error) {
 		fails: map[string]failure{},
 	}
 	m.mu.tokens = map[string]string{}
+	m.mu.alpn = map[string]*tls.Certificate{}
 	empty := map[string]*tls.Certificate{}
 	m.certs.Store(&empty)
 	for i, names := range o.Names() {
@@ -168,6 +190,14 @@ func (m *Manager) HTTPChallenge(token string) (string, bool) {
 	defer m.mu.Unlock()
 	ka, ok := m.mu.tokens[token]
 	return ka, ok
+}
+
+// ALPNCertificate returns the TLS-ALPN-01 challenge certificate for name (lower case)
+// while an order for it waits, else nil.
+func (m *Manager) ALPNCertificate(name string) *tls.Certificate {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.mu.alpn[name]
 }
 
 // Kick makes Run check the certificates now (after a reload changed the hosts).
@@ -298,11 +328,14 @@ func (m *Manager) issue(ctx context.Context, names []string) (*tls.Certificate, 
 	if err != nil {
 		return nil, fmt.Errorf("new order: %w", err)
 	}
-	var tokens []string
+	var tokens, alpnNames []string
 	defer func() {
 		m.mu.Lock()
 		for _, t := range tokens {
 			delete(m.mu.tokens, t)
+		}
+		for _, n := range alpnNames {
+			delete(m.mu.alpn, n)
 		}
 		m.mu.Unlock()
 	}()
@@ -316,19 +349,31 @@ func (m *Manager) issue(ctx context.Context, names []string) (*tls.Certificate, 
 		if z.Status == acme.StatusValid {
 			continue
 		}
-		i := slices.IndexFunc(z.Challenges, func(c *acme.Challenge) bool { return c.Type == "http-01" })
+		i := slices.IndexFunc(z.Challenges, func(c *acme.Challenge) bool { return c.Type == m.opts.Challenge })
 		if i < 0 {
-			return nil, fmt.Errorf("%s: the CA offers no http-01 challenge", z.Identifier.Value)
+			return nil, fmt.Errorf("%s: the CA offers no %s challenge", z.Identifier.Value, m.opts.Challenge)
 		}
 		ch := z.Challenges[i]
-		ka, err := m.client.HTTP01ChallengeResponse(ch.Token)
-		if err != nil {
-			return nil, err
+		name := strings.ToLower(z.Identifier.Value)
+		if m.opts.Challenge == TLSALPN01 {
+			c, err := m.client.TLSALPN01ChallengeCert(ch.Token, name)
+			if err != nil {
+				return nil, err
+			}
+			m.mu.Lock()
+			m.mu.alpn[name] = &c
+			m.mu.Unlock()
+			alpnNames = append(alpnNames, name)
+		} else {
+			ka, err := m.client.HTTP01ChallengeResponse(ch.Token)
+			if err != nil {
+				return nil, err
+			}
+			m.mu.Lock()
+			m.mu.tokens[ch.Token] = ka
+			m.mu.Unlock()
+			tokens = append(tokens, ch.Token)
 		}
-		m.mu.Lock()
-		m.mu.tokens[ch.Token] = ka
-		m.mu.Unlock()
-		tokens = append(tokens, ch.Token)
 		if _, err := m.client.Accept(ctx, ch); err != nil {
 			return nil, fmt.Errorf("%s: accept challenge: %w", z.Identifier.Value, err)
 		}

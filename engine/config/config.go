@@ -143,13 +143,16 @@ const DefaultS2SListen = "[::]:5269"
 type TLS struct {
 	Cert string `toml:"cert"`
 	Key  string `toml:"key"`
-	// ACME obtains certificates from ACME_Directory with HTTP-01 challenges answered on
-	// the web listener, keeps them under data_dir/acme and renews them in the background.
-	// Cert and Key stay in use until the first certificate is issued (and for names the
-	// CA refuses).
+	// ACME obtains certificates from ACMEDirectory, keeps them under data_dir/acme and
+	// renews them in the background. Cert and Key stay in use until the first certificate
+	// is issued (and for names the CA refuses).
 	ACME          bool   `toml:"acme"`
 	ACMEEmail     string `toml:"acme_email"`
 	ACMEDirectory string `toml:"acme_directory"`
+	// ACMEChallenge is "http-01" (answered by the plain [web] listener; the CA connects to
+	// port 80) or "tls-alpn-01" (answered by every direct-TLS listener; the CA connects
+	// to port 443).
+	ACMEChallenge string `toml:"acme_challenge"`
 	// ACMECARoots is a PEM file of CAs trusted for the ACME server's own HTTPS (a private
 	// CA, a test CA); empty: the system roots.
 	ACMECARoots string `toml:"acme_ca_roots"`
@@ -265,7 +268,8 @@ func Defaults(domain string) *Config {
 		Component: Component{Listen: []string{"127.0.0.1:5347"}},
 		Router:    Router{Shards: 64, OfflineQuota: 1000},
 		Runtime:   Runtime{MemoryLimit: "auto", GCPercent: 50},
-		TLS:       TLS{ACMEDirectory: DefaultACMEDirectory, ACMERenewBefore: Duration{DefaultACMERenewBefore}},
+		TLS: TLS{ACMEDirectory: DefaultACMEDirectory, ACMEChallenge: "http-01",
+			ACMERenewBefore: Duration{DefaultACMERenewBefore}},
 	}
 }
 
@@ -452,6 +456,9 @@ func (c *Config) normalize() error {
 		if !c.TLS.ACMERoots.AppendCertsFromPEM(b) {
 			return fmt.Errorf("tls.acme_ca_roots: no PEM certificate in %s", c.TLS.ACMECARoots)
 		}
+	}
+	if c.TLS.ACMEChallenge != "http-01" && c.TLS.ACMEChallenge != "tls-alpn-01" {
+		return fmt.Errorf("tls.acme_challenge: %q; use \"http-01\" or \"tls-alpn-01\"", c.TLS.ACMEChallenge)
 	}
 	if c.TLS.ACME && c.TLS.ACMERenewBefore.Duration <= 0 {
 		return fmt.Errorf("tls.acme_renew_before: %s; it must be positive", c.TLS.ACMERenewBefore.Duration)
