@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -123,6 +124,23 @@ listen = "127.0.0.1:0"
 	if err := os.WriteFile(path, []byte(toml), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return startACME(t, path)
+}
+
+// closedServers lets a test close a server before its cleanup runs (Close is not
+// idempotent: the store refuses a second one).
+var closedServers sync.Map
+
+func closeOnce(s *server) error {
+	if _, done := closedServers.LoadOrStore(s, true); done {
+		return nil
+	}
+	return s.Close()
+}
+
+// startACME starts the server from the config file at path (see acmeServer).
+func startACME(t *testing.T, path string) (*server, string) {
+	t.Helper()
 	cfg, err := config.Load(path)
 	if err != nil {
 		t.Fatal(err)
@@ -133,7 +151,7 @@ listen = "127.0.0.1:0"
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.Close() })
+	t.Cleanup(func() { closeOnce(s) })
 	select {
 	case a := <-w.upload:
 		return s, a
@@ -232,6 +250,21 @@ func TestIntegrationACMETLSALPN(t *testing.T) {
 		NextProtos: []string{"acme-tls/1"}}); err == nil {
 		c.Close()
 		t.Error("an acme-tls/1 handshake succeeded with no validation pending")
+	}
+
+	// A restart serves the stored certificate from the first handshake and orders nothing
+	// (it has an hour left, renewal comes at half of it).
+	path := s.cfg.Path()
+	if err := closeOnce(s); err != nil {
+		t.Fatal(err)
+	}
+	s2, _ := startACME(t, path)
+	if got := leafFor(t, s2.eng.Addr("c2s-tls").String(), acmeDomain); got[0].SerialNumber.Cmp(leaf.SerialNumber) != 0 {
+		t.Errorf("after a restart: served serial %x issued by %q; want the stored %x", got[0].SerialNumber, got[0].Issuer, leaf.SerialNumber)
+	}
+	time.Sleep(2 * time.Second)
+	if n := s2.acme.Issued(); n != 0 {
+		t.Errorf("after a restart with a fresh stored certificate: %d orders", n)
 	}
 }
 
