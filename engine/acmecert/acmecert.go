@@ -228,22 +228,26 @@ func (m *Manager) Run(ctx context.Context) {
 }
 
 // pass looks at every host once as of now, orders what is missing or due, and returns
-// how long to sleep before the next look.
+// how long to sleep before the next look. Time spent in orders moves its clock on, so
+// a slow failing order does not make the next try due at once.
 func (m *Manager) pass(ctx context.Context, now time.Time) time.Duration {
+	began := time.Now()
+	clock := func() time.Time { return now.Add(time.Since(began)) }
 	next := MaxSleep
 	soon := func(at time.Time) {
-		if d := at.Sub(now); d < next {
+		if d := at.Sub(clock()); d < next {
 			next = max(d, time.Second)
 		}
 	}
 	all := m.opts.Names()
 	for i, names := range all {
 		host := names[0]
-		if f, ok := m.fails[host]; ok && now.Before(f.retry) {
+		t := clock()
+		if f, ok := m.fails[host]; ok && t.Before(f.retry) {
 			soon(f.retry)
 			continue
 		}
-		if at, due := m.renewAt(names, now); !due {
+		if at, due := m.renewAt(names, t); !due {
 			soon(at)
 			continue
 		}
@@ -255,9 +259,9 @@ func (m *Manager) pass(ctx context.Context, now time.Time) time.Duration {
 			f := m.fails[host]
 			f.n++
 			wait := min(m.opts.RetryMin<<min(f.n-1, 20), m.opts.RetryMax)
-			f.retry = now.Add(wait)
+			f.retry = clock().Add(wait)
 			m.fails[host] = f
-			m.opts.Logger.Warn().Err(err).Strs("names", names).Int("failures", f.n).Dur("retry_in", wait).
+			m.opts.Logger.Warn().Err(err).Strs("names", names).Int("failures", f.n).Str("retry_in", wait.String()).
 				Msg("acme: certificate order failed; serving the previous certificate meanwhile")
 			soon(f.retry)
 			continue
@@ -267,7 +271,7 @@ func (m *Manager) pass(ctx context.Context, now time.Time) time.Duration {
 		m.issued.Add(1)
 		m.opts.Logger.Info().Strs("names", names).Time("not_after", c.Leaf.NotAfter).
 			Str("issuer", c.Leaf.Issuer.CommonName).Msg("acme: certificate issued")
-		at, _ := m.renewAt(names, now)
+		at, _ := m.renewAt(names, clock())
 		soon(at)
 	}
 	return next
