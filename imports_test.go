@@ -28,6 +28,7 @@ func TestImportDirection(t *testing.T) {
 		{pkg: "engine/sasl", forbid: []string{""}, allowed: []string{"store", "engine/sasl"}},
 		{pkg: "engine/tlsconn", forbid: []string{""}, allowed: []string{"engine/tlsrec"}},
 		{pkg: "engine/tlsrec", forbid: []string{""}},
+		{pkg: "engine/acmecert", forbid: []string{""}},
 	}
 	// Only main, tools, tests harnesses and engine itself may import engine.
 	engineImporters := []string{".", "tools", "engine", "bench"}

@@ -27,6 +27,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/vireo-im/vireo/engine"
+	"github.com/vireo-im/vireo/engine/acmecert"
 	"github.com/vireo-im/vireo/engine/admin"
 	"github.com/vireo-im/vireo/engine/config"
 	"github.com/vireo-im/vireo/engine/dashboard"
@@ -178,6 +179,11 @@ type server struct {
 	stop chan string
 	// dash is the web dashboard, mounted at /admin/ on the web listeners.
 	dash *dashboard.Dashboard
+	// acme, when [tls] acme is on, obtains and renews certificates in the background;
+	// acmeStop ends its loop and acmeDone closes when it has.
+	acme     *acmecert.Manager
+	acmeStop context.CancelFunc
+	acmeDone chan struct{}
 }
 
 func start(cfg *config.Config, log zerolog.Logger) (*server, error) {
@@ -220,14 +226,32 @@ func start(cfg *config.Config, log zerolog.Logger) (*server, error) {
 		return nil, err
 	}
 	s.dash = dashboard.New(s, log.With().Str("mod", "dashboard").Logger(), nil)
+	if cfg.TLS.ACME {
+		if err := s.startACME(cfg); err != nil {
+			s.rt.Close()
+			st.Close()
+			return nil, err
+		}
+	}
 	s.eng, err = engine.New(s.engineConfig(cfg))
 	if err == nil {
 		err = s.eng.Start()
 	}
 	if err != nil {
+		s.stopACME()
 		s.rt.Close()
 		st.Close()
 		return nil, err
+	}
+	if s.acme != nil {
+		// Only now: HTTP-01 needs the web listener up. Until the first certificate is
+		// issued the listeners serve the configured (self-signed) one.
+		ctx, cancel := context.WithCancel(context.Background())
+		s.acmeStop, s.acmeDone = cancel, make(chan struct{})
+		go func() {
+			defer close(s.acmeDone)
+			s.acme.Run(ctx)
+		}()
 	}
 	s.admin, err = admin.Serve(cfg.Admin.Socket, s, log.With().Str("mod", "admin").Logger())
 	if err != nil {
@@ -235,6 +259,60 @@ func start(cfg *config.Config, log zerolog.Logger) (*server, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// startACME prepares the ACME manager and puts its certificates in front of the files.
+func (s *server) startACME(cfg *config.Config) error {
+	switch {
+	case cfg.TLS.ACMEChallenge == acmecert.HTTP01 && len(cfg.Web.Listen) == 0:
+		s.log.Warn().Msg("acme: no plain [web] listener to answer http-01 challenges; certificates cannot be issued")
+	case cfg.TLS.ACMEChallenge == acmecert.TLSALPN01 && len(cfg.C2S.TLSListen)+len(cfg.Web.TLSListen) == 0:
+		s.log.Warn().Msg("acme: no direct-TLS listener to answer tls-alpn-01 challenges; certificates cannot be issued")
+	}
+	m, err := acmecert.New(acmecert.Options{
+		Directory:   cfg.TLS.ACMEDirectory,
+		Email:       cfg.TLS.ACMEEmail,
+		Roots:       cfg.TLS.ACMERoots,
+		Dir:         cfg.ACMEDir(),
+		RenewBefore: cfg.TLS.ACMERenewBefore.Duration,
+		Names:       s.acmeNames,
+		Challenge:   cfg.TLS.ACMEChallenge,
+		Logger:      s.log.With().Str("mod", "acme").Logger(),
+	})
+	if err != nil {
+		return err
+	}
+	s.acme = m
+	s.certs.SetFirst(m.Certificate)
+	if cfg.TLS.ACMEChallenge == acmecert.TLSALPN01 {
+		s.certs.SetChallenge(m.ALPNCertificate)
+	}
+	return nil
+}
+
+// stopACME ends the ACME loop and waits for it.
+func (s *server) stopACME() {
+	if s.acmeStop != nil {
+		s.acmeStop()
+		<-s.acmeDone
+	}
+}
+
+// acmeNames lists one certificate per virtual host: the host, then the service domains
+// under it that modules claimed (conference., upload., pubsub.).
+func (s *server) acmeNames() [][]string {
+	svc := s.rt.ServiceDomains()
+	var out [][]string
+	for _, d := range s.Domains() {
+		names := []string{d}
+		for _, sv := range svc {
+			if strings.HasSuffix(sv, "."+d) {
+				names = append(names, sv)
+			}
+		}
+		out = append(out, names)
+	}
+	return out
 }
 
 func (s *server) routerOptions(cfg *config.Config) router.Options {
@@ -343,10 +421,19 @@ func (s *server) engineConfig(cfg *config.Config) engine.Config {
 			PublicWS: cfg.Web.PublicWebSocketURL,
 			Origins:  cfg.Web.Origins,
 			// Empty: loopback only (engine default).
-			MetricsAllow: cfg.MetricsAllowPrefixes(),
-			Mounts:       []engine.Mount{{Prefix: dashboard.Prefix, Handler: s.dash}},
+			MetricsAllow:  cfg.MetricsAllowPrefixes(),
+			Mounts:        []engine.Mount{{Prefix: dashboard.Prefix, Handler: s.dash}},
+			ACMEChallenge: s.acmeChallenge(),
 		},
 	}
+}
+
+// acmeChallenge is the web listener's HTTP-01 responder, nil without ACME.
+func (s *server) acmeChallenge() func(string) (string, bool) {
+	if s.acme == nil {
+		return nil
+	}
+	return s.acme.HTTPChallenge
 }
 
 // Reload re-reads the config file and applies what can change without a restart: domains,
@@ -364,6 +451,9 @@ func (s *server) Reload() error {
 		s.log.Warn().Msg("listener or data_dir changes need a restart; applying the rest")
 		next.C2S.Listen, next.C2S.TLSListen, next.DataDir = s.cfg.C2S.Listen, s.cfg.C2S.TLSListen, s.cfg.DataDir
 	}
+	if next.TLS.ACME != s.cfg.TLS.ACME || next.TLS.ACMEDirectory != s.cfg.TLS.ACMEDirectory {
+		s.log.Warn().Msg("turning acme on or off, or changing its directory, needs a restart")
+	}
 	if _, err := config.EnsureCert(next.TLS.Cert, next.TLS.Key, next.Domains); err != nil {
 		return err
 	}
@@ -376,6 +466,10 @@ func (s *server) Reload() error {
 	}
 	tuneGC(next.Runtime, s.log)
 	s.cfg = next
+	if s.acme != nil {
+		// New hosts get their certificates now rather than at the next renewal check.
+		s.acme.Kick()
+	}
 	return nil
 }
 
@@ -397,6 +491,7 @@ func (s *server) Close() error {
 	if s.admin != nil {
 		s.admin.Close()
 	}
+	s.stopACME()
 	if s.eng != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
 		errs = append(errs, s.eng.Shutdown(ctx))

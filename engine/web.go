@@ -43,7 +43,15 @@ type Web struct {
 	// Mounts serve path prefixes with standard http.Handlers, off the loop (mount.go):
 	// the admin dashboard.
 	Mounts []Mount
+	// ACMEChallenge answers ACME HTTP-01 validation (RFC 8555 §8.3) at
+	// /.well-known/acme-challenge/<token>: the key authorization for token, or false for
+	// a token it did not issue (404). nil: the path is 404. It is called on the loop and
+	// must not block.
+	ACMEChallenge func(token string) (keyAuth string, ok bool)
 }
+
+// ACMEChallengePrefix is the path under which HTTP-01 tokens are served (RFC 8555 §8.3).
+const ACMEChallengePrefix = "/.well-known/acme-challenge/"
 
 // DefaultWSPath is the WebSocket endpoint when the configuration names none.
 const DefaultWSPath = "/xmpp-websocket"
@@ -76,6 +84,10 @@ var routes = []route{
 
 // serveHTTP answers a request that is not the WebSocket upgrade.
 func (c *conn) serveHTTP(r httpReq) {
+	if tok, ok := strings.CutPrefix(r.path, ACMEChallengePrefix); ok {
+		c.acmeChallenge(r, tok)
+		return
+	}
 	for _, rt := range routes {
 		if rt.path != r.path {
 			continue
@@ -93,6 +105,30 @@ func (c *conn) serveHTTP(r httpReq) {
 		return
 	}
 	c.httpReply(404, "Not Found", "not found\n", nil)
+}
+
+// acmeChallenge serves an HTTP-01 key authorization. The CA's validator follows no
+// redirect to reach it, so the plain listener must answer it itself.
+func (c *conn) acmeChallenge(r httpReq, token string) {
+	if r.method != "GET" && r.method != "HEAD" {
+		c.httpReply(405, "Method Not Allowed", "", []string{"Allow: GET, HEAD"})
+		return
+	}
+	f := c.srv().config().Web.ACMEChallenge
+	if f == nil || token == "" || strings.Contains(token, "/") {
+		c.httpReply(404, "Not Found", "not found\n", nil)
+		return
+	}
+	ka, ok := f(token)
+	if !ok {
+		c.httpReply(404, "Not Found", "not found\n", nil)
+		return
+	}
+	if r.method == "HEAD" {
+		c.httpReply(200, "OK", "", []string{"Content-Type: application/octet-stream"})
+		return
+	}
+	c.httpReply(200, "OK", ka, []string{"Content-Type: application/octet-stream"})
 }
 
 var corsHeaders = []string{

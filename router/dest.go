@@ -2,6 +2,7 @@ package router
 
 import (
 	"errors"
+	"slices"
 	"sync"
 
 	"github.com/vireo-im/vireo/modules/module"
@@ -114,6 +115,18 @@ func (r *Router) resolve(to jid.JID) (destKind, *module.Service) {
 
 // IsService reports whether domain is a service domain claimed by a module.
 func (r *Router) IsService(domain string) bool { return r.reg.services[domain] != nil }
+
+// ServiceDomains lists the service domains modules claimed at provisioning
+// (conference.example.org, upload.example.org), sorted: the names a certificate must
+// cover besides the virtual hosts. Safe from any goroutine (the table is frozen).
+func (r *Router) ServiceDomains() []string {
+	out := make([]string, 0, len(r.reg.services))
+	for d := range r.reg.services {
+		out = append(out, d)
+	}
+	slices.Sort(out)
+	return out
+}
 
 // deliverAway hands a stanza to a destination outside this server's accounts and services:
 // a component or the Remote. It returns the error condition for the sender, or nil.

@@ -138,11 +138,41 @@ const DefaultS2SIdleTimeout = 10 * time.Minute
 // DefaultS2SListen is the s2s listener when [s2s] is enabled without one (RFC 6120 port).
 const DefaultS2SListen = "[::]:5269"
 
-// TLS names the certificate and key files (PEM).
+// TLS names the certificate and key files (PEM), and turns on automatic certificates
+// (ACME, RFC 8555) for every virtual host and its service subdomains.
 type TLS struct {
 	Cert string `toml:"cert"`
 	Key  string `toml:"key"`
+	// ACME obtains certificates from ACMEDirectory, keeps them under data_dir/acme and
+	// renews them in the background. Cert and Key stay in use until the first certificate
+	// is issued (and for names the CA refuses).
+	ACME          bool   `toml:"acme"`
+	ACMEEmail     string `toml:"acme_email"`
+	ACMEDirectory string `toml:"acme_directory"`
+	// ACMEChallenge is "http-01" (answered by the plain [web] listener; the CA connects to
+	// port 80) or "tls-alpn-01" (answered by every direct-TLS listener; the CA connects
+	// to port 443).
+	ACMEChallenge string `toml:"acme_challenge"`
+	// ACMECARoots is a PEM file of CAs trusted for the ACME server's own HTTPS (a private
+	// CA, a test CA); empty: the system roots.
+	ACMECARoots string `toml:"acme_ca_roots"`
+	// ACMERenewBefore renews a certificate this long before it expires (at most half its
+	// lifetime).
+	ACMERenewBefore Duration `toml:"acme_renew_before"`
+	// ACMERoots is ACMECARoots, loaded by Parse; nil for the system roots.
+	ACMERoots *x509.CertPool `toml:"-"`
 }
+
+// DefaultACMEDirectory is Let's Encrypt's production directory, the [tls] acme_directory
+// default.
+const DefaultACMEDirectory = "https://acme-v02.api.letsencrypt.org/directory"
+
+// DefaultACMERenewBefore is [tls] acme_renew_before when not set: Let's Encrypt's own
+// advice for 90-day certificates, leaving weeks of retries before expiry.
+const DefaultACMERenewBefore = 30 * 24 * time.Hour
+
+// ACMEDir is where ACME keeps its account key and certificates.
+func (c *Config) ACMEDir() string { return filepath.Join(c.DataDir, "acme") }
 
 // Admin configures the local admin endpoint used by vireoctl.
 type Admin struct {
@@ -238,6 +268,8 @@ func Defaults(domain string) *Config {
 		Component: Component{Listen: []string{"127.0.0.1:5347"}},
 		Router:    Router{Shards: 64, OfflineQuota: 1000},
 		Runtime:   Runtime{MemoryLimit: "auto", GCPercent: 50},
+		TLS: TLS{ACMEDirectory: DefaultACMEDirectory, ACMEChallenge: "http-01",
+			ACMERenewBefore: Duration{DefaultACMERenewBefore}},
 	}
 }
 
@@ -413,6 +445,23 @@ func (c *Config) normalize() error {
 		c.TLS.Key = filepath.Join(c.DataDir, "certs", c.Domains[0]+".key")
 	} else {
 		c.TLS.Cert, c.TLS.Key = abs(c.TLS.Cert), abs(c.TLS.Key)
+	}
+	if c.TLS.ACMECARoots != "" {
+		c.TLS.ACMECARoots = abs(c.TLS.ACMECARoots)
+		b, err := os.ReadFile(c.TLS.ACMECARoots)
+		if err != nil {
+			return fmt.Errorf("tls.acme_ca_roots: %w", err)
+		}
+		c.TLS.ACMERoots = x509.NewCertPool()
+		if !c.TLS.ACMERoots.AppendCertsFromPEM(b) {
+			return fmt.Errorf("tls.acme_ca_roots: no PEM certificate in %s", c.TLS.ACMECARoots)
+		}
+	}
+	if c.TLS.ACMEChallenge != "http-01" && c.TLS.ACMEChallenge != "tls-alpn-01" {
+		return fmt.Errorf("tls.acme_challenge: %q; use \"http-01\" or \"tls-alpn-01\"", c.TLS.ACMEChallenge)
+	}
+	if c.TLS.ACME && c.TLS.ACMERenewBefore.Duration <= 0 {
+		return fmt.Errorf("tls.acme_renew_before: %s; it must be positive", c.TLS.ACMERenewBefore.Duration)
 	}
 	if c.S2S.CAFile != "" {
 		c.S2S.CAFile = abs(c.S2S.CAFile)

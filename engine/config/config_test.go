@@ -190,3 +190,93 @@ func TestCertsSNIAndReload(t *testing.T) {
 		t.Fatal("reload kept the old certificate")
 	}
 }
+
+func TestACMEConfig(t *testing.T) {
+	dir := t.TempDir()
+	crt, _, err := SelfSigned([]string{"ca.example"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "roots.pem"), crt, 0o600)
+	path := filepath.Join(dir, "v.toml")
+	c, err := Parse([]byte("domains = [\"a.org\"]\n[tls]\nacme = true\n"), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.TLS.ACMEDirectory != DefaultACMEDirectory || c.TLS.ACMEChallenge != "http-01" ||
+		c.TLS.ACMERenewBefore.Duration != DefaultACMERenewBefore || c.TLS.ACMERoots != nil {
+		t.Errorf("defaults: %+v", c.TLS)
+	}
+	if c.ACMEDir() != filepath.Join(dir, "data", "acme") {
+		t.Errorf("ACMEDir = %s", c.ACMEDir())
+	}
+	c, err = Parse([]byte("domains = [\"a.org\"]\n[tls]\nacme = true\nacme_challenge = \"tls-alpn-01\"\n"+
+		"acme_ca_roots = \"roots.pem\"\nacme_renew_before = \"240h\"\n"), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.TLS.ACMERoots == nil || c.TLS.ACMERenewBefore.Duration != 240*time.Hour || c.TLS.ACMEChallenge != "tls-alpn-01" {
+		t.Errorf("set: %+v", c.TLS)
+	}
+	for _, bad := range []string{
+		"acme_challenge = \"dns-01\"",
+		"acme_ca_roots = \"missing.pem\"",
+		"acme = true\nacme_renew_before = \"0s\"",
+	} {
+		if _, err := Parse([]byte("domains = [\"a.org\"]\n[tls]\n"+bad+"\n"), path); err == nil || !strings.Contains(err.Error(), "tls.acme") {
+			t.Errorf("%s: err = %v", bad, err)
+		}
+	}
+}
+
+// TestACMECertsFirst: certificates from SetFirst win over the files, and a nil answer
+// falls back to them; SetChallenge answers only a ClientHello offering acme-tls/1 alone.
+func TestACMECertsFirst(t *testing.T) {
+	dir := t.TempDir()
+	crt, key, err := SelfSigned([]string{"a.org"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Config{TLS: TLS{Cert: filepath.Join(dir, "c.pem"), Key: filepath.Join(dir, "k.pem")}}
+	os.WriteFile(c.TLS.Cert, crt, 0o600)
+	os.WriteFile(c.TLS.Key, key, 0o600)
+	cs, err := LoadCerts(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := cs.cur.Load().def
+	acme, chal := new(tls.Certificate), new(tls.Certificate)
+	cs.SetFirst(func(name string) *tls.Certificate {
+		if name == "a.org" {
+			return acme
+		}
+		return nil
+	})
+	cs.SetChallenge(func(name string) *tls.Certificate {
+		if name == "a.org" {
+			return chal
+		}
+		return nil
+	})
+	tc := cs.TLSConfig()
+	for name, want := range map[string]*tls.Certificate{"A.org.": acme, "b.org": files} {
+		if got, _ := tc.GetCertificate(&tls.ClientHelloInfo{ServerName: name}); got != want {
+			t.Errorf("%s: got %p, want %p", name, got, want)
+		}
+	}
+	for _, tt := range []struct {
+		protos []string
+		name   string
+		want   bool
+	}{
+		{[]string{ACMEALPN}, "a.org", true},
+		{[]string{ACMEALPN}, "b.org", false},
+		{[]string{ACMEALPN, "xmpp-client"}, "a.org", false},
+		{[]string{"xmpp-client"}, "a.org", false},
+	} {
+		got, err := tc.GetConfigForClient(&tls.ClientHelloInfo{ServerName: tt.name, SupportedProtos: tt.protos})
+		if err != nil || (got != nil) != tt.want {
+			t.Errorf("%v %s: config %v, err %v; want one: %v", tt.protos, tt.name, got != nil, err, tt.want)
+		}
+	}
+}

@@ -148,6 +148,17 @@ secret = ""
 # PEM certificate chain and key. Empty: a self-signed certificate under data/certs/.
 cert = ""
 key = ""
+# Automatic certificates (ACME, e.g. Let's Encrypt) for every domain above and its service
+# subdomains (conference., pubsub., upload.), kept in data/acme/ and renewed in the
+# background; the certificate above is served until the first one is issued. The CA must
+# reach this server under each name: with http-01 on port 80 (a [web] listen address, or
+# port 80 forwarded to it), with tls-alpn-01 on port 443 (a c2s or web tls_listen).
+# acme = false
+# acme_email = "admin@{{.Domain}}"
+# acme_challenge = "http-01"
+# acme_directory = "https://acme-v02.api.letsencrypt.org/directory"
+# acme_ca_roots = ""          # PEM CAs for the ACME server's HTTPS (private or test CAs)
+# acme_renew_before = "720h"  # at most half a certificate's lifetime
 
 [admin]
 # Unix socket used by vireoctl; only local users with file access can reach it.

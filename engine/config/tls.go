@@ -12,6 +12,29 @@ import (
 // *tls.Config: the config asks Certs on every handshake, so a reload applies to the next one.
 type Certs struct {
 	cur atomic.Pointer[certSet]
+	// first, when set, is asked before the files: ACME's certificates (SetFirst).
+	first atomic.Pointer[func(name string) *tls.Certificate]
+	// challenge answers TLS-ALPN-01 validation (SetChallenge).
+	challenge atomic.Pointer[func(name string) *tls.Certificate]
+}
+
+// ACMEALPN is the ALPN protocol of ACME TLS-ALPN-01 validation (RFC 8737 §6.2).
+const ACMEALPN = "acme-tls/1"
+
+// SetChallenge answers ACME TLS-ALPN-01 validation: a ClientHello that offers only
+// acme-tls/1 gets f's certificate for its SNI name, and a handshake that speaks nothing
+// else (RFC 8737 §3). f returns nil for a name with no pending validation; such a
+// handshake then fails as any with an unknown ALPN protocol does. Called on every such
+// handshake, from any goroutine; it must not block.
+func (cs *Certs) SetChallenge(f func(name string) *tls.Certificate) {
+	cs.challenge.Store(&f)
+}
+
+// SetFirst makes f the first source of certificates: GetCertificate asks it for the
+// client's SNI name ("" without one) and falls back to the loaded files when it returns
+// nil. f is called on every handshake, from any goroutine; it must not block.
+func (cs *Certs) SetFirst(f func(name string) *tls.Certificate) {
+	cs.first.Store(&f)
 }
 
 type certSet struct {
@@ -53,8 +76,13 @@ func (cs *Certs) TLSConfig() *tls.Config {
 	return &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		GetCertificate: func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
-			set := cs.cur.Load()
 			name := strings.ToLower(strings.TrimSuffix(h.ServerName, "."))
+			if f := cs.first.Load(); f != nil {
+				if c := (*f)(name); c != nil {
+					return c, nil
+				}
+			}
+			set := cs.cur.Load()
 			if c, ok := set.byName[name]; ok {
 				return c, nil
 			}
@@ -64,6 +92,21 @@ func (cs *Certs) TLSConfig() *tls.Config {
 				}
 			}
 			return set.def, nil
+		},
+		// Survives the per-listener clones (engine, upload), which change NextProtos only.
+		GetConfigForClient: func(h *tls.ClientHelloInfo) (*tls.Config, error) {
+			if len(h.SupportedProtos) != 1 || h.SupportedProtos[0] != ACMEALPN {
+				return nil, nil
+			}
+			f := cs.challenge.Load()
+			if f == nil {
+				return nil, nil
+			}
+			c := (*f)(strings.ToLower(strings.TrimSuffix(h.ServerName, ".")))
+			if c == nil {
+				return nil, nil
+			}
+			return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{*c}, NextProtos: []string{ACMEALPN}}, nil
 		},
 		// Session tickets keep per-connection state small and resumption cheap for mobile
 		// reconnects; crypto/tls rotates the ticket keys itself.

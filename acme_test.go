@@ -1,0 +1,345 @@
+package main
+
+import (
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/letsencrypt/pebble/v2/ca"
+	"github.com/letsencrypt/pebble/v2/db"
+	"github.com/letsencrypt/pebble/v2/va"
+	"github.com/letsencrypt/pebble/v2/wfe"
+	"github.com/miekg/dns"
+	"github.com/rs/zerolog"
+
+	"github.com/vireo-im/vireo/engine/config"
+)
+
+// acmeDomain is the virtual host of the ACME tests; the test DNS server sends every name
+// to 127.0.0.1, so the CA validates against this process.
+const acmeDomain = "vireo.test"
+
+// loopbackDNS serves A 127.0.0.1 for every name over TCP (pebble's VA asks over TCP) and
+// empty answers for every other type (AAAA, CAA). It returns its address.
+func loopbackDNS(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &dns.Server{Listener: l, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(q)
+		for _, qq := range q.Question {
+			if qq.Qtype == dns.TypeA {
+				m.Answer = append(m.Answer, &dns.A{
+					Hdr: dns.RR_Header{Name: qq.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60},
+					A:   net.IPv4(127, 0, 0, 1),
+				})
+			}
+		}
+		w.WriteMsg(m)
+	})}
+	go srv.ActivateAndServe()
+	t.Cleanup(func() { srv.Shutdown() })
+	return l.Addr().String()
+}
+
+// pebbleCA runs Let's Encrypt's pebble test CA in this process: its HTTP-01 validation
+// goes to httpPort and its TLS-ALPN-01 validation to tlsPort on whatever loopbackDNS
+// answers, and it issues certificates valid for validity. It returns the directory URL, a
+// PEM file trusting the directory's HTTPS, and the pool of pebble's issuing root.
+func pebbleCA(t *testing.T, httpPort, tlsPort int, validity time.Duration) (dir, rootsFile string, issued *x509.CertPool) {
+	t.Helper()
+	// No random 0-15 s sleep before each validation.
+	t.Setenv("PEBBLE_VA_NOSLEEP", "1")
+	logger := log.New(io.Discard, "pebble ", 0)
+	if testing.Verbose() {
+		logger = log.New(os.Stderr, "pebble ", log.Lmicroseconds)
+	}
+	store := db.NewMemoryStore()
+	authority := ca.New(logger, store, "", "ecdsa", 0, 1, map[string]ca.Profile{
+		"default": {Description: "short-lived, for the renewal test", ValidityPeriod: uint64(validity / time.Second)},
+	})
+	validator := va.New(logger, httpPort, tlsPort, false, loopbackDNS(t), store)
+	front := wfe.New(logger, store, validator, authority, []string{"pebble.letsencrypt.org"}, false, false, 0, 0)
+	srv := httptest.NewTLSServer(front.Handler())
+	t.Cleanup(srv.Close)
+	rootsFile = filepath.Join(t.TempDir(), "acme-server.pem")
+	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	if err := os.WriteFile(rootsFile, pemBytes, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	issued = x509.NewCertPool()
+	issued.AddCert(authority.GetRootCert(0).Cert)
+	return srv.URL + wfe.DirectoryPath, rootsFile, issued
+}
+
+// acmeServer starts the real server (main's start) with [tls] acme on against dir, its
+// plain web listener on webPort and its direct-TLS c2s listener on c2sPort. It returns
+// the server and the address of the upload module's HTTPS listener.
+func acmeServer(t *testing.T, challenge string, webPort, c2sPort int, dir, rootsFile string) (*server, string) {
+	t.Helper()
+	tmp := t.TempDir()
+	toml := fmt.Sprintf(`domains = [%q]
+data_dir = %q
+log_level = "info"
+
+[c2s]
+listen = []
+tls_listen = ["127.0.0.1:%d"]
+
+[web]
+listen = ["127.0.0.1:%d"]
+tls_listen = ["127.0.0.1:%d"]
+
+[admin]
+socket = %q
+
+[tls]
+acme = true
+acme_email = "admin@vireo.test"
+acme_directory = %q
+acme_ca_roots = %q
+acme_challenge = %q
+# Longer than the test certificates live: the renewal comes at half their lifetime.
+acme_renew_before = "720h"
+
+[modules.upload]
+listen = "127.0.0.1:0"
+`, acmeDomain, filepath.Join(tmp, "data"), c2sPort, webPort, freePort(t), filepath.Join(tmp, "admin.sock"), dir, rootsFile, challenge)
+	path := filepath.Join(tmp, "vireo.toml")
+	if err := os.WriteFile(path, []byte(toml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return startACME(t, path)
+}
+
+// closedServers lets a test close a server before its cleanup runs (Close is not
+// idempotent: the store refuses a second one).
+var closedServers sync.Map
+
+func closeOnce(s *server) error {
+	if _, done := closedServers.LoadOrStore(s, true); done {
+		return nil
+	}
+	return s.Close()
+}
+
+// startACME starts the server from the config file at path (see acmeServer).
+func startACME(t *testing.T, path string) (*server, string) {
+	t.Helper()
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := testLogWriter{t: t, upload: make(chan string, 1)}
+	lg := zerolog.New(zerolog.ConsoleWriter{Out: w, NoColor: true}).Level(zerolog.InfoLevel).With().Timestamp().Logger()
+	s, err := start(cfg, lg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { closeOnce(s) })
+	select {
+	case a := <-w.upload:
+		return s, a
+	case <-time.After(10 * time.Second):
+		t.Fatal("the upload module did not log its listener")
+		return nil, ""
+	}
+}
+
+// testLogWriter sends the server's log to t and remembers the upload listener's address.
+type testLogWriter struct {
+	t      *testing.T
+	upload chan string
+}
+
+func (w testLogWriter) Write(b []byte) (int, error) {
+	if i := bytes.Index(b, []byte("upload: serving")); i >= 0 && w.upload != nil {
+		if _, after, ok := strings.Cut(string(b), "listen="); ok {
+			select {
+			case w.upload <- strings.Fields(after)[0]:
+			default:
+			}
+		}
+	}
+	if bytes.Contains(b, []byte("TLS handshake failed")) {
+		// The probes below hang up right after the handshake.
+		return len(b), nil
+	}
+	w.t.Log(strings.TrimRight(string(b), "\n"))
+	return len(b), nil
+}
+
+// leafFor handshakes with addr for SNI name and returns the chain it was served
+// (unverified).
+func leafFor(t *testing.T, addr, name string) []*x509.Certificate {
+	t.Helper()
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr,
+		&tls.Config{ServerName: name, InsecureSkipVerify: true, NextProtos: []string{"xmpp-client", "http/1.1"}})
+	if err != nil {
+		t.Fatalf("handshake with %s for %s: %v", addr, name, err)
+	}
+	defer c.Close()
+	return c.ConnectionState().PeerCertificates
+}
+
+// verifies reports whether chain is valid for name under roots now.
+func verifies(chain []*x509.Certificate, roots *x509.CertPool, name string) bool {
+	inter := x509.NewCertPool()
+	for _, c := range chain[1:] {
+		inter.AddCert(c)
+	}
+	_, err := chain[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, DNSName: name})
+	return err == nil
+}
+
+// waitIssued waits until addr serves acmeDomain a certificate that verifies under roots.
+func waitIssued(t *testing.T, addr string, roots *x509.CertPool) *x509.Certificate {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		chain := leafFor(t, addr, acmeDomain)
+		if verifies(chain, roots, acmeDomain) {
+			return chain[0]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no pebble certificate within 60s; still serving %q issued by %q", chain[0].Subject, chain[0].Issuer)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestIntegrationACMETLSALPN validates with TLS-ALPN-01 against the direct-TLS c2s
+// listener (nothing answers HTTP): the loop-driven TLS must answer a ClientHello offering
+// only acme-tls/1 with the challenge certificate, and then serve the issued one.
+func TestIntegrationACMETLSALPN(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a test CA and the whole server")
+	}
+	c2sPort := freePort(t)
+	dir, rootsFile, pebbleRoots := pebbleCA(t, freePort(t), c2sPort, time.Hour)
+	s, upload := acmeServer(t, "tls-alpn-01", freePort(t), c2sPort, dir, rootsFile)
+	c2s := s.eng.Addr("c2s-tls").String()
+	leaf := waitIssued(t, c2s, pebbleRoots)
+	for _, n := range []string{"conference." + acmeDomain, "pubsub." + acmeDomain, "upload." + acmeDomain} {
+		if err := leaf.VerifyHostname(n); err != nil {
+			t.Errorf("issued certificate does not cover %s: %v", n, err)
+		}
+		for _, addr := range []string{c2s, s.eng.Addr("web-tls").String(), upload} {
+			if got := leafFor(t, addr, n); !verifies(got, pebbleRoots, n) {
+				t.Errorf("%s for SNI %s: served %v issued by %q", addr, n, got[0].DNSNames, got[0].Issuer)
+			}
+		}
+	}
+	// No challenge is pending now: acme-tls/1 alone gets no certificate.
+	if c, err := tls.Dial("tcp", c2s, &tls.Config{ServerName: acmeDomain, InsecureSkipVerify: true,
+		NextProtos: []string{"acme-tls/1"}}); err == nil {
+		c.Close()
+		t.Error("an acme-tls/1 handshake succeeded with no validation pending")
+	}
+
+	// A restart serves the stored certificate from the first handshake and orders nothing
+	// (it has an hour left, renewal comes at half of it).
+	path := s.cfg.Path()
+	if err := closeOnce(s); err != nil {
+		t.Fatal(err)
+	}
+	s2, _ := startACME(t, path)
+	if got := leafFor(t, s2.eng.Addr("c2s-tls").String(), acmeDomain); got[0].SerialNumber.Cmp(leaf.SerialNumber) != 0 {
+		t.Errorf("after a restart: served serial %x issued by %q; want the stored %x", got[0].SerialNumber, got[0].Issuer, leaf.SerialNumber)
+	}
+	time.Sleep(2 * time.Second)
+	if n := s2.acme.Issued(); n != 0 {
+		t.Errorf("after a restart with a fresh stored certificate: %d orders", n)
+	}
+}
+
+// TestIntegrationACME runs the whole path against pebble: the server starts on its
+// self-signed certificate without waiting for the CA, obtains one certificate for the
+// host and its service domains with HTTP-01 answered by its own web listener, serves it
+// on every TLS listener, stores it privately, and renews it in the background; a new
+// connection then gets the new certificate with no restart.
+func TestIntegrationACME(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a test CA and the whole server")
+	}
+	webPort := freePort(t)
+	// Nothing listens on the TLS-ALPN-01 port: http-01 is what gets validated.
+	dir, rootsFile, pebbleRoots := pebbleCA(t, webPort, freePort(t), 20*time.Second)
+	began := time.Now()
+	s, upload := acmeServer(t, "http-01", webPort, freePort(t), dir, rootsFile)
+	if d := time.Since(began); d > 10*time.Second {
+		t.Errorf("start took %s: it waited for the CA", d)
+	}
+	c2s := s.eng.Addr("c2s-tls").String()
+	web := s.eng.Addr("web-tls").String()
+
+	first := waitIssued(t, c2s, pebbleRoots)
+	want := []string{acmeDomain, "conference." + acmeDomain, "pubsub." + acmeDomain, "upload." + acmeDomain}
+	for _, n := range want {
+		if err := first.VerifyHostname(n); err != nil {
+			t.Errorf("issued certificate does not cover %s: %v (names %v)", n, err, first.DNSNames)
+		}
+		for _, addr := range []string{c2s, web, upload} {
+			if got := leafFor(t, addr, n); !verifies(got, pebbleRoots, n) {
+				t.Errorf("%s for SNI %s: served %v issued by %q", addr, n, got[0].DNSNames, got[0].Issuer)
+			}
+		}
+	}
+	// A client without SNI gets the first host's certificate.
+	c, err := tls.Dial("tcp", c2s, &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.ConnectionState().PeerCertificates; !verifies(got, pebbleRoots, acmeDomain) {
+		t.Errorf("no SNI: served %v issued by %q", got[0].DNSNames, got[0].Issuer)
+	}
+	c.Close()
+
+	// Storage: a private directory and private files.
+	acmeDir := filepath.Join(s.DataDir(), "acme")
+	if fi, err := os.Stat(acmeDir); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("%s: %v, mode %v; want 0700", acmeDir, err, fi.Mode().Perm())
+	}
+	for _, f := range []string{"account.key", acmeDomain + ".pem"} {
+		if fi, err := os.Stat(filepath.Join(acmeDir, f)); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %v; want mode 0600", f, err)
+		}
+	}
+
+	// Renewal: at half the 20 s lifetime the loop orders again; a new connection sees it.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		chain := leafFor(t, c2s, acmeDomain)
+		if got := chain[0]; got.SerialNumber.Cmp(first.SerialNumber) != 0 {
+			if !verifies(chain, pebbleRoots, acmeDomain) {
+				t.Fatalf("renewed certificate does not verify: %v issued by %q", got.DNSNames, got.Issuer)
+			}
+			if !got.NotAfter.After(first.NotAfter) {
+				t.Errorf("renewed certificate expires %s, not after the first (%s)", got.NotAfter, first.NotAfter)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("certificate not renewed within 60s (first expires %s)", first.NotAfter)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	if n := s.acme.Issued(); n < 2 {
+		t.Errorf("Issued() = %d after a renewal", n)
+	}
+}

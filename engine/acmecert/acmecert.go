@@ -1,0 +1,532 @@
+// Package acmecert obtains and renews certificates with ACME (RFC 8555) for the server's
+// virtual hosts and their service subdomains.
+//
+// One certificate is ordered per virtual host, naming the host and every service domain
+// under it (conference.example.org, upload.example.org, pubsub.example.org). Names are
+// validated with HTTP-01 (RFC 8555 §8.3), where the plain web listener answers
+// /.well-known/acme-challenge/<token> from HTTPChallenge, or with TLS-ALPN-01 (RFC 8737),
+// where every TLS listener answers a ClientHello that offers only acme-tls/1 with the
+// certificate from ALPNCertificate.
+//
+// Run is the only goroutine that talks to the CA. It issues what is missing, renews what
+// is due, and backs off per host after a failure; it never holds up startup, since
+// Certificate returns nil for a name it has nothing for yet and the server then serves
+// its configured (self-signed) certificate. Issued certificates are swapped in through an
+// atomic map, so the next handshake on any live listener sees them.
+//
+// Storage, under Options.Dir (mode 0700): account.key, and <host>.pem holding the private
+// key and the chain, each written 0600 through a rename.
+package acmecert
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/crypto/acme"
+)
+
+// Tunables.
+const (
+	// RetryMin is the first wait after a failed issuance; it doubles per failure up to
+	// RetryMax. A minute lets a DNS or port-forwarding fix take effect quickly, and six
+	// hours stays well inside Let's Encrypt's failed-validation limit (5 per hour).
+	RetryMin = time.Minute
+	RetryMax = 6 * time.Hour
+	// MaxSleep bounds the loop's sleep so a clock jump or a suspended machine is noticed.
+	MaxSleep = 12 * time.Hour
+	// IssueTimeout bounds one order, from new-order to the downloaded chain.
+	IssueTimeout = 5 * time.Minute
+)
+
+// Challenge types (RFC 8555 §8.3, RFC 8737).
+const (
+	HTTP01    = "http-01"
+	TLSALPN01 = "tls-alpn-01"
+)
+
+// ALPNProto is the ALPN protocol of TLS-ALPN-01 validation (RFC 8737 §6.2).
+const ALPNProto = acme.ALPNProto
+
+// Options configures a Manager.
+type Options struct {
+	// Directory is the ACME directory URL.
+	Directory string
+	// Email is the account contact; empty registers without one.
+	Email string
+	// Roots verifies the ACME server's HTTPS; nil: the system roots.
+	Roots *x509.CertPool
+	// Dir holds the account key and certificates; created 0700.
+	Dir string
+	// RenewBefore renews a certificate this long before expiry, at most half its lifetime.
+	RenewBefore time.Duration
+	// Names lists, per certificate, the names it covers, the virtual host first. It is
+	// called on every pass of the loop, so a reload that adds a host is picked up.
+	Names func() [][]string
+	// Challenge is HTTP01 (the default) or TLSALPN01.
+	Challenge string
+	// RetryMin and RetryMax override the package defaults (tests).
+	RetryMin, RetryMax time.Duration
+	Logger             zerolog.Logger
+}
+
+// Manager holds ACME certificates and renews them. Its methods are safe for concurrent
+// use; Run must be called once.
+type Manager struct {
+	opts   Options
+	client *acme.Client
+	// certs maps each covered name ("" for the first host: clients without SNI) to its
+	// certificate; replaced whole on every issuance.
+	certs atomic.Pointer[map[string]*tls.Certificate]
+	mu    struct {
+		sync.Mutex
+		tokens map[string]string           // HTTP-01 token → key authorization, while an order waits
+		alpn   map[string]*tls.Certificate // TLS-ALPN-01 name → challenge certificate, likewise
+	}
+	kick chan struct{}
+	// issued counts certificates obtained since New (tests, stats).
+	issued atomic.Int64
+
+	// Owned by Run.
+	registered bool
+	fails      map[string]failure
+}
+
+type failure struct {
+	n     int
+	retry time.Time
+}
+
+// New loads (or creates) the account key and the stored certificates. It does not
+// contact the CA.
+func New(o Options) (*Manager, error) {
+	if o.Directory == "" {
+		return nil, errors.New("acmecert: no directory URL")
+	}
+	switch o.Challenge {
+	case "":
+		o.Challenge = HTTP01
+	case HTTP01, TLSALPN01:
+	default:
+		return nil, fmt.Errorf("acmecert: unknown challenge %q (use %s or %s)", o.Challenge, HTTP01, TLSALPN01)
+	}
+	if o.RetryMin <= 0 {
+		o.RetryMin = RetryMin
+	}
+	if o.RetryMax <= 0 {
+		o.RetryMax = RetryMax
+	}
+	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("acmecert: %w", err)
+	}
+	// MkdirAll keeps the mode of a directory that exists; the keys below must not be
+	// readable by others either way.
+	if err := os.Chmod(o.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("acmecert: %w", err)
+	}
+	key, err := loadOrCreateKey(filepath.Join(o.Dir, "account.key"))
+	if err != nil {
+		return nil, err
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: o.Roots, MinVersion: tls.VersionTLS12}
+	m := &Manager{
+		opts: o,
+		client: &acme.Client{
+			Key:          key,
+			DirectoryURL: o.Directory,
+			HTTPClient:   &http.Client{Transport: tr, Timeout: time.Minute},
+			UserAgent:    "vireo",
+		},
+		kick:  make(chan struct{}, 1),
+		fails: map[string]failure{},
+	}
+	m.mu.tokens = map[string]string{}
+	m.mu.alpn = map[string]*tls.Certificate{}
+	empty := map[string]*tls.Certificate{}
+	m.certs.Store(&empty)
+	for i, names := range o.Names() {
+		c, err := readCert(m.certPath(names[0]))
+		if err != nil {
+			if !errors.Is(err, os.ErrNotExist) {
+				o.Logger.Warn().Err(err).Str("host", names[0]).Msg("acme: stored certificate unusable; ordering a new one")
+			}
+			continue
+		}
+		if time.Now().After(c.Leaf.NotAfter) {
+			continue
+		}
+		m.install(c, i == 0)
+	}
+	return m, nil
+}
+
+// Certificate returns the ACME certificate for name (lower case, no final dot; "" for a
+// client without SNI), or nil when there is none yet. It never blocks.
+func (m *Manager) Certificate(name string) *tls.Certificate {
+	return (*m.certs.Load())[name]
+}
+
+// HTTPChallenge returns the key authorization for an HTTP-01 token of a pending order.
+func (m *Manager) HTTPChallenge(token string) (string, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ka, ok := m.mu.tokens[token]
+	return ka, ok
+}
+
+// ALPNCertificate returns the TLS-ALPN-01 challenge certificate for name (lower case)
+// while an order for it waits, else nil.
+func (m *Manager) ALPNCertificate(name string) *tls.Certificate {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.mu.alpn[name]
+}
+
+// Kick makes Run check the certificates now (after a reload changed the hosts).
+func (m *Manager) Kick() {
+	select {
+	case m.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Issued is the number of certificates obtained since New.
+func (m *Manager) Issued() int64 { return m.issued.Load() }
+
+// Run issues and renews certificates until ctx ends.
+func (m *Manager) Run(ctx context.Context) {
+	for {
+		wait := m.pass(ctx, time.Now())
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-m.kick:
+			t.Stop()
+		case <-t.C:
+		}
+	}
+}
+
+// pass looks at every host once as of now, orders what is missing or due, and returns
+// how long to sleep before the next look. Time spent in orders moves its clock on, so
+// a slow failing order does not make the next try due at once.
+func (m *Manager) pass(ctx context.Context, now time.Time) time.Duration {
+	began := time.Now()
+	clock := func() time.Time { return now.Add(time.Since(began)) }
+	next := MaxSleep
+	soon := func(at time.Time) {
+		if d := at.Sub(clock()); d < next {
+			next = max(d, time.Second)
+		}
+	}
+	all := m.opts.Names()
+	for i, names := range all {
+		host := names[0]
+		t := clock()
+		if f, ok := m.fails[host]; ok && t.Before(f.retry) {
+			soon(f.retry)
+			continue
+		}
+		if at, due := m.renewAt(names, t); !due {
+			soon(at)
+			continue
+		}
+		c, err := m.issue(ctx, names)
+		if ctx.Err() != nil {
+			return next
+		}
+		if err != nil {
+			f := m.fails[host]
+			f.n++
+			wait := min(m.opts.RetryMin<<min(f.n-1, 20), m.opts.RetryMax)
+			f.retry = clock().Add(wait)
+			m.fails[host] = f
+			m.opts.Logger.Warn().Err(err).Strs("names", names).Int("failures", f.n).Str("retry_in", wait.String()).
+				Msg("acme: certificate order failed; serving the previous certificate meanwhile")
+			soon(f.retry)
+			continue
+		}
+		delete(m.fails, host)
+		m.install(c, i == 0)
+		m.issued.Add(1)
+		m.opts.Logger.Info().Strs("names", names).Time("not_after", c.Leaf.NotAfter).
+			Str("issuer", c.Leaf.Issuer.CommonName).Msg("acme: certificate issued")
+		at, _ := m.renewAt(names, clock())
+		soon(at)
+	}
+	return next
+}
+
+// renewAt is when the certificate for names is due, and whether it is due now: it is
+// missing, does not cover every name, or is within RenewBefore (capped at half its
+// lifetime, so a short-lived certificate is not renewed in a loop) of expiry.
+func (m *Manager) renewAt(names []string, now time.Time) (time.Time, bool) {
+	c := m.Certificate(names[0])
+	if c == nil {
+		return time.Time{}, true
+	}
+	for _, n := range names {
+		if c.Leaf.VerifyHostname(n) != nil {
+			return time.Time{}, true
+		}
+	}
+	life := c.Leaf.NotAfter.Sub(c.Leaf.NotBefore)
+	at := c.Leaf.NotAfter.Add(-min(m.opts.RenewBefore, life/2))
+	return at, !now.Before(at)
+}
+
+// install makes c the certificate for every name it covers (and for clients without SNI
+// when def is set).
+func (m *Manager) install(c *tls.Certificate, def bool) {
+	old := *m.certs.Load()
+	next := make(map[string]*tls.Certificate, len(old)+len(c.Leaf.DNSNames)+1)
+	for k, v := range old {
+		next[k] = v
+	}
+	for _, n := range c.Leaf.DNSNames {
+		next[strings.ToLower(n)] = c
+	}
+	if def {
+		next[""] = c
+	}
+	m.certs.Store(&next)
+}
+
+// issue runs one order for names: account, authorizations with HTTP-01, finalize with a
+// fresh P-256 key, store.
+func (m *Manager) issue(ctx context.Context, names []string) (*tls.Certificate, error) {
+	ctx, cancel := context.WithTimeout(ctx, IssueTimeout)
+	defer cancel()
+	if !m.registered {
+		acct := &acme.Account{}
+		if m.opts.Email != "" {
+			acct.Contact = []string{"mailto:" + m.opts.Email}
+		}
+		_, err := m.client.Register(ctx, acct, acme.AcceptTOS)
+		if err != nil && !errors.Is(err, acme.ErrAccountAlreadyExists) {
+			return nil, fmt.Errorf("register account: %w", err)
+		}
+		m.registered = true
+	}
+	o, err := m.client.AuthorizeOrder(ctx, acme.DomainIDs(names...))
+	if err != nil {
+		return nil, fmt.Errorf("new order: %w", err)
+	}
+	var tokens, alpnNames []string
+	defer func() {
+		m.mu.Lock()
+		for _, t := range tokens {
+			delete(m.mu.tokens, t)
+		}
+		for _, n := range alpnNames {
+			delete(m.mu.alpn, n)
+		}
+		m.mu.Unlock()
+	}()
+	// Accept every challenge first, then wait: the CA validates the names in parallel.
+	var pending []*acme.Authorization
+	for _, u := range o.AuthzURLs {
+		z, err := m.client.GetAuthorization(ctx, u)
+		if err != nil {
+			return nil, fmt.Errorf("authorization: %w", err)
+		}
+		if z.Status == acme.StatusValid {
+			continue
+		}
+		i := slices.IndexFunc(z.Challenges, func(c *acme.Challenge) bool { return c.Type == m.opts.Challenge })
+		if i < 0 {
+			return nil, fmt.Errorf("%s: the CA offers no %s challenge", z.Identifier.Value, m.opts.Challenge)
+		}
+		ch := z.Challenges[i]
+		name := strings.ToLower(z.Identifier.Value)
+		if m.opts.Challenge == TLSALPN01 {
+			c, err := m.client.TLSALPN01ChallengeCert(ch.Token, name)
+			if err != nil {
+				return nil, err
+			}
+			m.mu.Lock()
+			m.mu.alpn[name] = &c
+			m.mu.Unlock()
+			alpnNames = append(alpnNames, name)
+		} else {
+			ka, err := m.client.HTTP01ChallengeResponse(ch.Token)
+			if err != nil {
+				return nil, err
+			}
+			m.mu.Lock()
+			m.mu.tokens[ch.Token] = ka
+			m.mu.Unlock()
+			tokens = append(tokens, ch.Token)
+		}
+		if _, err := m.client.Accept(ctx, ch); err != nil {
+			return nil, fmt.Errorf("%s: accept challenge: %w", z.Identifier.Value, err)
+		}
+		pending = append(pending, z)
+	}
+	for _, z := range pending {
+		if _, err := m.client.WaitAuthorization(ctx, z.URI); err != nil {
+			return nil, fmt.Errorf("%s: %w", z.Identifier.Value, err)
+		}
+	}
+	if o, err = m.client.WaitOrder(ctx, o.URI); err != nil {
+		return nil, fmt.Errorf("order: %w", err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	req := &x509.CertificateRequest{DNSNames: names}
+	if len(names[0]) <= 64 { // ub-common-name (RFC 5280 appendix A)
+		req.Subject = pkix.Name{CommonName: names[0]}
+	}
+	csr, err := x509.CreateCertificateRequest(rand.Reader, req, key)
+	if err != nil {
+		return nil, err
+	}
+	// CreateCertFromOrder, not CreateOrderCert: the finalize answer need not carry the
+	// order's Location (pebble's does not), and polling needs the order URL.
+	der, _, err := m.client.CreateCertFromOrder(ctx, o, csr, true)
+	if err != nil {
+		return nil, fmt.Errorf("finalize: %w", err)
+	}
+	c, err := certFromDER(der, key)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range names {
+		if err := c.Leaf.VerifyHostname(n); err != nil {
+			return nil, fmt.Errorf("issued certificate: %w", err)
+		}
+	}
+	if err := writeCert(m.certPath(names[0]), der, key); err != nil {
+		// Serve it anyway; the next start orders again.
+		m.opts.Logger.Warn().Err(err).Msg("acme: could not store the certificate")
+	}
+	return c, nil
+}
+
+func (m *Manager) certPath(host string) string {
+	return filepath.Join(m.opts.Dir, strings.ToLower(host)+".pem")
+}
+
+func certFromDER(der [][]byte, key crypto.Signer) (*tls.Certificate, error) {
+	if len(der) == 0 {
+		return nil, errors.New("acmecert: empty certificate chain")
+	}
+	leaf, err := x509.ParseCertificate(der[0])
+	if err != nil {
+		return nil, fmt.Errorf("acmecert: %w", err)
+	}
+	return &tls.Certificate{Certificate: der, PrivateKey: key, Leaf: leaf}, nil
+}
+
+func loadOrCreateKey(path string) (crypto.Signer, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		blk, _ := pem.Decode(b)
+		if blk == nil {
+			return nil, fmt.Errorf("acmecert: %s: no PEM key", path)
+		}
+		k, err := x509.ParseECPrivateKey(blk.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("acmecert: %s: %w", path, err)
+		}
+		return k, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("acmecert: %w", err)
+	}
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	kb, err := x509.MarshalECPrivateKey(k)
+	if err != nil {
+		return nil, err
+	}
+	if err := writeFile(path, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// readCert reads a <host>.pem written by writeCert.
+func readCert(path string) (*tls.Certificate, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var key crypto.Signer
+	var der [][]byte
+	for {
+		var blk *pem.Block
+		if blk, b = pem.Decode(b); blk == nil {
+			break
+		}
+		switch blk.Type {
+		case "EC PRIVATE KEY":
+			if key, err = x509.ParseECPrivateKey(blk.Bytes); err != nil {
+				return nil, fmt.Errorf("%s: %w", path, err)
+			}
+		case "CERTIFICATE":
+			der = append(der, blk.Bytes)
+		}
+	}
+	if key == nil {
+		return nil, fmt.Errorf("%s: no key", path)
+	}
+	c, err := certFromDER(der, key)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+func writeCert(path string, der [][]byte, key *ecdsa.PrivateKey) error {
+	kb, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return err
+	}
+	out := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})
+	for _, d := range der {
+		out = append(out, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: d})...)
+	}
+	return writeFile(path, out)
+}
+
+// writeFile replaces path with b, mode 0600, through a rename so a crash leaves the old
+// file or the new one.
+func writeFile(path string, b []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return fmt.Errorf("acmecert: %w", err)
+	}
+	if err := os.Chmod(tmp, 0o600); err != nil {
+		return fmt.Errorf("acmecert: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("acmecert: %w", err)
+	}
+	return nil
+}
