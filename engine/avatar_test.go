@@ -107,7 +107,15 @@ func TestIntegrationAvatarPEPToVCard(t *testing.T) {
 	got = c.Expect("</presence>")
 	mustHave(t, "directed presence", got, "direct", update)
 
-	// The vCard write did not come back to PEP as a second publication.
+	// A MUC join is a directed presence too: the room passes the hash on to occupants.
+	mucCreate(t, c, "faces@conference.localhost", "Carol")
+	a.Send(mucJoin("faces@conference.localhost", "Alice", "join"))
+	got = expectStanza(t, c, "from='faces@conference.localhost/Alice'")
+	mustHave(t, "MUC join", got, update)
+	expectStanza(t, a, "id='join'", "<status code='110'/>")
+
+	// The vCard write did not come back to PEP as a second publication (the server's own
+	// metadata would have no url info).
 	got = pepIQ(a, "i1", pepItems("i1", "", nsAvatarMeta, ">"))
 	mustHave(t, "metadata untouched", got, "url='https://example.org/a.png'")
 

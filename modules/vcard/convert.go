@@ -87,29 +87,57 @@ func (m *Mod) PEPAvatar(c module.Context, user jid.JID, a *pep.Avatar) {
 		l.Error().Err(err).Str("user", user.String()).Msg("vcard: read for the PEP avatar")
 		return
 	}
-	var card xmlstream.Element
-	hasCard := false
-	if len(old) > 0 {
-		card, err = xmlstream.ParseElement(old, ns.VCard)
-		hasCard = err == nil
-	}
-	cur := ""
-	if hasCard {
-		if p, ok := photo(card); ok {
-			cur = pep.AvatarID(p.data)
-		}
+	card, changed := withPhoto(old, a)
+	if !changed {
+		return // nothing new (or the avatar came from this vCard)
 	}
 	want := ""
 	if a != nil {
 		want = a.ID
 	}
-	if cur == want {
-		return // nothing new (or the avatar came from this vCard)
+	if len(card) > m.cfg.MaxBytes {
+		l.Warn().Str("user", user.String()).Int("bytes", len(card)).Msg("vcard: PEP avatar too large for the vCard")
+		return
+	}
+	if err := m.cards.Set(key, card); err != nil {
+		l.Error().Err(err).Str("user", user.String()).Msg("vcard: store the PEP avatar")
+		return
+	}
+	if err := m.hashes.Set(key, []byte(want)); err != nil {
+		l.Error().Err(err).Str("user", user.String()).Msg("vcard: store photo hash")
+	}
+	for _, s := range c.Sessions(user) {
+		s.SetValue(hashKey{}, want)
+	}
+}
+
+// withPhoto returns the stored vCard old (nil: none) with its PHOTO replaced by a, or
+// removed when a is nil; changed is false when old already has that photo (by SHA-1).
+// The other fields are kept as they are.
+func withPhoto(old []byte, a *pep.Avatar) (card []byte, changed bool) {
+	var cur xmlstream.Element
+	hasCard := false
+	if len(old) > 0 {
+		var err error
+		cur, err = xmlstream.ParseElement(old, ns.VCard)
+		hasCard = err == nil
+	}
+	have, want := "", ""
+	if hasCard {
+		if p, ok := photo(cur); ok {
+			have = pep.AvatarID(p.data)
+		}
+	}
+	if a != nil {
+		want = a.ID
+	}
+	if have == want {
+		return old, false
 	}
 	var b xmlstream.Builder
 	b.Start("vCard").Attr("xmlns", ns.VCard)
 	if hasCard {
-		it := card.Children()
+		it := cur.Children()
 		for x, ok := it.Next(); ok; x, ok = it.Next() {
 			if string(x.Name()) != "PHOTO" {
 				b.Raw(x.Raw())
@@ -125,20 +153,7 @@ func (m *Mod) PEPAvatar(c module.Context, user jid.JID, a *pep.Avatar) {
 		b.End()
 	}
 	b.End()
-	if len(b.B) > m.cfg.MaxBytes {
-		l.Warn().Str("user", user.String()).Int("bytes", len(b.B)).Msg("vcard: PEP avatar too large for the vCard")
-		return
-	}
-	if err := m.cards.Set(key, b.B); err != nil {
-		l.Error().Err(err).Str("user", user.String()).Msg("vcard: store the PEP avatar")
-		return
-	}
-	if err := m.hashes.Set(key, []byte(want)); err != nil {
-		l.Error().Err(err).Str("user", user.String()).Msg("vcard: store photo hash")
-	}
-	for _, s := range c.Sessions(user) {
-		s.SetValue(hashKey{}, want)
-	}
+	return b.B, true
 }
 
 // Cleanup withdraws the module from the PEP bridge.
