@@ -58,6 +58,10 @@ var accountFeatures = []string{
 // module; it holds only with PEP (the other side of the unification) enabled.
 const bookmarksCompat = "urn:xmpp:bookmarks:1#compat"
 
+// vcardConversion is XEP-0398 §2's account feature, registered by the vcard module; it
+// holds only with PEP (the other side of the conversion) enabled.
+const vcardConversion = "urn:xmpp:pep-vcard-conversion:0"
+
 // build serializes the replies once every module has registered.
 func (d *Disco) build() {
 	ids, features := d.reg.Identities(), d.reg.Features()
@@ -73,7 +77,7 @@ func (d *Disco) build() {
 		b.Start("identity").Attr("category", "pubsub").Attr("type", "pep").End()
 	}
 	for _, f := range features {
-		if slices.Contains(accountFeatures, f) || pep && (strings.HasPrefix(f, ns.PubSub) || f == bookmarksCompat) {
+		if slices.Contains(accountFeatures, f) || pep && (strings.HasPrefix(f, ns.PubSub) || f == bookmarksCompat || f == vcardConversion) {
 			b.Start("feature").Attr("var", f).End()
 		}
 	}

@@ -372,6 +372,9 @@ func (m *Mod) publish(c module.Context, iq *module.Packet, owner jid.JID, r pubs
 	}
 	c.Reply(iq, pubsub.PublishReply(r.Node, id))
 	m.broadcast(c, owner, r.Node, cfg, pubsub.ItemsEvent(r.Node, pubsub.Item{ID: id, Payload: r.Payload}))
+	if r.Node == NSAvatarMetadata {
+		m.avatarPublished(c, owner, r.Payload) // XEP-0398 §3.1
+	}
 }
 
 func (m *Mod) items(c module.Context, iq *module.Packet, o string, r pubsub.Request) {

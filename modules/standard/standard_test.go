@@ -14,11 +14,12 @@ import (
 )
 
 // hookOnly are features implemented by hooks rather than by IQ handlers of their own
-// namespace (urn:xmpp:bookmarks:1#compat is the jabber:iq:private handler's, XEP-0402 §5.3).
+// namespace (urn:xmpp:bookmarks:1#compat is the jabber:iq:private handler's, XEP-0402 §5.3;
+// urn:xmpp:pep-vcard-conversion:0 the vCard and PEP handlers', XEP-0398 §2).
 var hookOnly = map[string]bool{
 	"urn:xmpp:sid:0": true, "urn:xmpp:hints": true, "msgoffline": true,
 	"urn:xmpp:features:rosterver": true, "urn:xmpp:features:pre-approval": true,
-	"urn:xmpp:bookmarks:1#compat": true,
+	"urn:xmpp:bookmarks:1#compat": true, "urn:xmpp:pep-vcard-conversion:0": true,
 }
 
 // TestEveryFeatureIsHandled: disco lists exactly what is implemented. Each feature is

@@ -1,15 +1,13 @@
 // Package vcard implements XEP-0054: vcard-temp, and XEP-0153: vCard-Based Avatars (the
-// server adds the photo hash to the user's outgoing presence).
+// server adds the photo hash to the user's outgoing presence), with XEP-0398: User Avatar
+// to vCard-Based Avatars Conversion when PEP is enabled (see convert.go).
 package vcard
 
 import (
-	"crypto/sha1"
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
-	"strings"
 
 	"github.com/vireo-im/vireo/modules/module"
+	"github.com/vireo-im/vireo/modules/pep"
 	"github.com/vireo-im/vireo/store"
 	"github.com/vireo-im/vireo/xmlstream"
 	"github.com/vireo-im/vireo/xmlstream/ns"
@@ -30,8 +28,15 @@ func init() { module.Register(Mod{}) }
 // Mod is the module.
 type Mod struct {
 	cards, hashes store.Table
+	st            store.Store // the server's store, the key of the PEP bridge
 	cfg           Config
 }
+
+var (
+	_ module.Provisioner = (*Mod)(nil)
+	_ module.Cleaner     = (*Mod)(nil)
+	_ pep.AvatarSink     = (*Mod)(nil)
+)
 
 // ModuleInfo implements module.Module.
 func (Mod) ModuleInfo() module.Info {
@@ -52,6 +57,12 @@ func (m *Mod) Provision(r module.Registrar) error {
 		m.cfg.MaxBytes = MaxSize
 	}
 	m.cards, m.hashes = r.Table("vcard"), r.Table("vcardhash")
+	m.st = r.Store()
+	if m.st != nil {
+		pep.SetAvatarSink(m.st, m)
+	}
+	// XEP-0398 §2; the disco module lists it on accounts only when PEP is enabled too.
+	r.Feature(pep.FeatureVCardConversion)
 	r.IQ(module.IQGet, ns.VCard, "vCard", m.get)
 	r.IQ(module.IQSet, ns.VCard, "vCard", m.set)
 	r.IQBare(module.IQGet, ns.VCard, "vCard", m.get)
@@ -93,7 +104,11 @@ func (m *Mod) set(c module.Context, iq *module.Packet) {
 		c.Error(iq, module.StoreError(err))
 		return
 	}
-	hash := photoHash(card)
+	ph, hasPhoto := photo(card)
+	hash := ""
+	if hasPhoto {
+		hash = pep.AvatarID(ph.data)
+	}
 	if err := m.hashes.Set(user, []byte(hash)); err != nil {
 		l := c.Logger()
 		l.Error().Err(err).Str("user", iq.From.Bare().String()).Msg("vcard: store photo hash")
@@ -104,40 +119,24 @@ func (m *Mod) set(c module.Context, iq *module.Packet) {
 		s.SetValue(hashKey{}, hash)
 	}
 	c.Reply(iq, nil)
+	if hasPhoto {
+		m.toPEP(c, iq.From.Bare(), ph, hash)
+	}
 }
 
-// photoHash is the hex SHA-1 of the decoded PHOTO/BINVAL, or "" without a photo.
-func photoHash(card xmlstream.Element) string {
-	photo, ok := card.Child("", "PHOTO")
-	if !ok {
-		return ""
-	}
-	bin, ok := photo.Child("", "BINVAL")
-	if !ok {
-		return ""
-	}
-	txt := strings.Map(func(r rune) rune {
-		if r == ' ' || r == '\n' || r == '\r' || r == '\t' {
-			return -1
-		}
-		return r
-	}, string(bin.AppendText(nil)))
-	raw, err := base64.StdEncoding.DecodeString(txt)
-	if err != nil || len(raw) == 0 {
-		return ""
-	}
-	h := sha1.Sum(raw)
-	return hex.EncodeToString(h[:])
-}
-
-// presence adds <x xmlns='vcard-temp:x:update'> to available broadcast presence that has
-// none (XEP-0153 §4.1, server side).
+// presence adds <x xmlns='vcard-temp:x:update'><photo>HASH</photo></x> to the user's
+// available presence, broadcast or directed (MUC joins): XEP-0153 §4.1 on the server side
+// and XEP-0398 §4. A presence whose x has a <photo/> (even an empty one: the client says
+// "no avatar" or "not ready yet") is left as it is; an x without one is replaced.
 func (m *Mod) presence(c module.Context, p *module.Packet) module.Verdict {
-	if !p.To.IsZero() || p.Type != "" {
+	if p.Type != "" {
 		return module.Continue
 	}
-	if _, ok := p.Elem().Child(ns.VCardUpdate, "x"); ok {
-		return module.Continue
+	x, hasX := p.Elem().Child(ns.VCardUpdate, "x")
+	if hasX {
+		if _, ok := x.Child("", "photo"); ok {
+			return module.Continue
+		}
 	}
 	s := c.Session()
 	if s == nil {
@@ -161,6 +160,11 @@ func (m *Mod) presence(c module.Context, p *module.Packet) module.Verdict {
 	if hash == "" {
 		return module.Continue
 	}
-	p.Raw = xmlstream.AppendChild(nil, p.Raw, []byte("<x xmlns='vcard-temp:x:update'><photo>"+hash+"</photo></x>"))
+	raw := p.Raw
+	if hasX { // cut the empty x out; x.Raw() is a window on p.Raw
+		off := cap(p.Raw) - cap(x.Raw())
+		raw = append(append(make([]byte, 0, len(p.Raw)), p.Raw[:off]...), p.Raw[off+len(x.Raw()):]...)
+	}
+	p.Raw = xmlstream.AppendChild(nil, raw, []byte("<x xmlns='vcard-temp:x:update'><photo>"+hash+"</photo></x>"))
 	return module.Continue
 }
