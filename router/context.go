@@ -105,6 +105,7 @@ func (c *shardCtx) Reply(iq *module.Packet, payload []byte) {
 	}
 	b.End()
 	c.out = b.B
+	c.s.r.syncLazy()
 	c.sendTo(iq.From, b.B)
 }
 
@@ -139,6 +140,9 @@ func (c *shardCtx) Error(p *module.Packet, e *stanza.Error) {
 	b.Raw(e.AppendXML(c.s.tmp[:0]))
 	b.End()
 	c.out = b.B
+	if p.Kind == module.KindIQ {
+		c.s.r.syncLazy()
+	}
 	c.sendTo(p.From, b.B)
 }
 

@@ -310,6 +310,17 @@ func (r *Router) CloseUser(bare jid.JID, cond stanza.StreamCondition) {
 	r.shardOf(o.bare.String()).q.pushForce(o)
 }
 
+// syncLazy makes the store's lazy writes durable before the server answers an IQ: an answer
+// acknowledges what the client sent before it (a ping after messages), and the archive
+// copies of those must not be lost to a crash after it (store.LazySyncer).
+func (r *Router) syncLazy() {
+	if ls, ok := r.st.(store.LazySyncer); ok {
+		if err := ls.SyncLazy(); err != nil && module.LogStoreError(err) {
+			r.log.Error().Err(err).Msg("router: sync lazy writes")
+		}
+	}
+}
+
 // Stats are router counters.
 type Stats struct {
 	Online   int64 `json:"online"`

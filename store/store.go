@@ -212,6 +212,15 @@ type Checkpointer interface {
 	Checkpoint(dir string) error
 }
 
+// LazySyncer is a Store that can make its lazy writes (Table.ApplyLazy) durable: SyncLazy
+// returns once every lazy write made before the call is on disk, and costs nothing when
+// there was none since the last one. The router calls it before the server answers an
+// IQ, so that an answer (a ping, say) never acknowledges stanzas whose archive copies a
+// crash could still take: one sync per answer instead of one per archived message.
+type LazySyncer interface {
+	SyncLazy() error
+}
+
 // Store is the whole storage API.
 type Store interface {
 	Accounts() Accounts

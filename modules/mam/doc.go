@@ -32,11 +32,14 @@
 //
 // A message and its index row are one atomic write, made before the hook returns, that is
 // before the message is delivered, stored offline or answered. By default the write does
-// not wait for the disk (store.Table.ApplyLazy): it survives a crash of the process, and
-// the next synced write of the store (an offline message, a roster change, a token) makes
-// it, and everything before it, safe from power loss too. So an acknowledged offline
-// message is always in both archives (the kill -9 fault test checks it); what a power cut
-// can take is the archive copy of a message that was delivered live moments before.
+// not wait for the disk (store.Table.ApplyLazy): Pebble's log writer hands it to the
+// kernel moments later, and the next synced write of the store makes it, and everything
+// before it, safe from a crash and from power loss. Two synced writes close the window
+// where it matters: an offline message (synced) follows its archive rows, and before the
+// server answers an IQ the router syncs any lazy writes (store.LazySyncer), so an answer —
+// a ping after a burst of messages — never acknowledges a message whose archive copy a
+// crash could still take (the kill -9 fault test checks both). What a crash can take is
+// the archive copy of a message delivered live moments before, with nothing acknowledged.
 // [modules.mam] sync = true makes every archive write wait for the disk instead, at the
 // price of the disk's flush latency in every message's path. BenchmarkArchive on the
 // 2-core development VM: 15 µs per message lazily, 545 µs synced with one shard writing

@@ -51,6 +51,7 @@ type Store struct {
 	space    *space
 	broken   atomic.Pointer[error] // set when Pebble panicked in a commit: no more writes
 	bgErrors atomic.Int64          // Pebble background errors (failed flushes, compactions)
+	lazy     atomic.Bool           // a lazy write since the last sync (SyncLazy)
 
 	tmu    sync.Mutex
 	tables map[string]*table
@@ -679,7 +680,29 @@ func (t *table) DeletePrefix(prefix []byte) error {
 func (t *table) Apply(ops ...store.Op) error { return t.apply(ops, pebble.Sync) }
 
 // ApplyLazy commits ops without a sync (store.Table).
-func (t *table) ApplyLazy(ops ...store.Op) error { return t.apply(ops, pebble.NoSync) }
+func (t *table) ApplyLazy(ops ...store.Op) error {
+	err := t.apply(ops, pebble.NoSync)
+	if err == nil {
+		t.s.lazy.Store(true)
+	}
+	return err
+}
+
+// SyncLazy implements store.LazySyncer: a synced empty log record flushes the log, and with
+// it every write before it. Pebble commits concurrent syncs together.
+func (s *Store) SyncLazy() error {
+	if !s.lazy.Swap(false) {
+		return nil
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	b.LogData(nil, nil)
+	if err := s.commit(b, true); err != nil { // a sync that adds nothing: the reserve may serve
+		s.lazy.Store(true)
+		return err
+	}
+	return nil
+}
 
 func (t *table) apply(ops []store.Op, opts *pebble.WriteOptions) error {
 	if len(ops) == 0 {
