@@ -70,7 +70,9 @@
 // Persistent rooms keep their configuration, affiliations (with reserved nicknames) and
 // subject in the module's "muc" table, written synchronously on the room's shard when
 // they change; the directory of persistent rooms is read at startup and a room is loaded
-// at its first stanza. History is not persisted.
+// at its first stanza. History is not persisted by the room itself: a logged room whose
+// archive is a HistorySource (the mam module's) fills its ring from the archive when it is
+// loaded, so a persistent, logged room serves the same join history after a restart.
 //
 // # Bounds and flood control ([modules.muc])
 //
