@@ -65,6 +65,16 @@
 // or disappears with its last occupant, and when a room of that name is created (a
 // temporary room's archive outlives a restart until then, or until retention).
 //
+// # Registration
+//
+// A user registers a nickname with a room through jabber:iq:register and the
+// muc#register form (§7.10): the nickname is reserved (kept with the affiliation, the
+// same record as the member list's 'nick') and the user is put on the member list (an
+// admin or owner keeps that affiliation). Nobody else may enter under it or register it
+// (conflict); the x-roomuser-item node answers it (§7.12). Outcasts are refused, and a
+// members-only room takes registrations only from its members (registration-required).
+// <remove/> gives the nickname up, with the membership of a member.
+//
 // # Persistence
 //
 // Persistent rooms keep their configuration, affiliations (with reserved nicknames) and
@@ -96,7 +106,7 @@
 //
 // # Not implemented
 //
-// Room registration (muc#register), the #traffic node,
+// The #traffic node,
 // presence broadcast by role (muc#roomconfig_presencebroadcast), and service shutdown
 // notices (332).
 package muc
