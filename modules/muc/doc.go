@@ -65,6 +65,14 @@
 // or disappears with its last occupant, and when a room of that name is created (a
 // temporary room's archive outlives a restart until then, or until retention).
 //
+// # Mentions
+//
+// Members of a members-only room are not forgotten while away: a groupchat message that
+// names a member (a nickname as a word of the body, or an XEP-0372 mention reference to
+// the member's JID) is handed, once per named member with the member's sessions in the
+// room, to the Notifier installed with SetNotifier (the push module's, XEP-0357), which
+// decides on the member's shard whether it is awake in the room. Other rooms pay nothing.
+//
 // # Registration
 //
 // A user registers a nickname with a room through jabber:iq:register and the

@@ -219,6 +219,11 @@ func (r *room) groupchat(c module.Context, p *module.Packet, o *occupant) {
 	}
 	r.fanout(c, tmpl)
 	r.record(tmpl, now)
+	if r.cfg.MembersOnly {
+		if n := r.svc.m.notifier(); n != nil {
+			r.mentions(c, n, e, o)
+		}
+	}
 }
 
 // reflect builds the message the room sends for a client's groupchat message, once,
