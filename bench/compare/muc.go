@@ -52,7 +52,7 @@ func mucSection(b *strings.Builder, r Report) {
 			mi := medianRun(bests)
 			p := ps[max(mi, 0)]
 			if p.Error != "" && p.Best.Delivered == 0 {
-				fmt.Fprintf(b, "| %d | %s | — (%s) | | | | | | | |\n", n, sv.Name, oneLine(p.Error))
+				fmt.Fprintf(b, "| %d | %s | — (%s) | | | | | | | |\n", n, sv.Name, strings.ReplaceAll(oneLine(p.Error), "<", "&lt;"))
 				continue
 			}
 			if mi < 0 || p.Best.Delivered == 0 {
