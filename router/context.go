@@ -27,6 +27,7 @@ type shardCtx struct {
 var (
 	_ module.Context        = (*shardCtx)(nil)
 	_ module.DirectRouter   = (*shardCtx)(nil)
+	_ module.ShardCaller    = (*shardCtx)(nil)
 	_ module.ServerSessions = (*shardCtx)(nil)
 )
 
@@ -69,6 +70,16 @@ func (c *shardCtx) RouteTo(to jid.JID, raw []byte) {
 	o := copyOp(0, raw)
 	o.to = to
 	c.s.r.forward(o)
+}
+
+// CallOn runs fn on the shard of bare with a Context for that user (module.ShardCaller).
+func (c *shardCtx) CallOn(bare jid.JID, fn func(module.Context)) {
+	b := bare.Bare()
+	o := getOp()
+	o.kind = opCall
+	o.bare = b
+	o.fn = fn
+	c.s.r.shardOf(b.String()).q.pushForce(o)
 }
 
 func (c *shardCtx) Deliver(p *module.Packet) bool {

@@ -274,6 +274,9 @@ func Markdown(r Report, plots map[string]string) string {
 	if s.runs("s2s") && len(r.S2S) > 0 {
 		s2sSection(&b, r)
 	}
+	if s.runs("muc") && hasMUC(r) {
+		mucSection(&b, r)
+	}
 
 	var errs bool
 	for _, sv := range r.Servers {
@@ -301,6 +304,7 @@ func Markdown(r Report, plots map[string]string) string {
 		"# FAST next to SCRAM alone, 2,000 plain and 1,000 TLS logins per phase:\nbin/xmppbench -compare vireo -suite quick -only fast -logins 2000 -logins-tls 1000 -out /tmp/fast\n" +
 		"# XMPP over WebSocket alone (idle ws:// and wss:// next to TCP at 2,000 and 8,000 sessions, messaging over ws://):\nbin/xmppbench -compare vireo -suite quick -only ws -sizes 2000,8000 -out /tmp/ws\n" +
 		"# federation between two Vireo processes alone (200 users per side):\nbin/xmppbench -compare vireo -suite quick -only s2s -out /tmp/s2s\n" +
+		"# the groupchat fan-out alone (rooms of 10, 100 and 1,000 occupants, 10% talking):\nbin/xmppbench -compare vireo,prosody,ejabberd -only muc -muc-sizes 10,100,1000 -out /tmp/muc\n" +
 		"# redraw this report from its JSON:\nbin/xmppbench -render bench/results/compare.json\n```\n")
 	return b.String()
 }

@@ -47,10 +47,18 @@ type Suite struct {
 	S2SUsers     int `json:"s2s_users,omitempty"`
 	S2SRateStart int `json:"s2s_start_rate,omitempty"`
 	S2SRateMax   int `json:"s2s_max_rate,omitempty"`
-	Conc         int `json:"concurrent_logins"`
-	SourceIPs    int `json:"source_ips"`
+	// The groupchat fan-out (XEP-0045): room sizes (one session per occupant), the
+	// fraction of occupants that talk, and the search in delivered stanzas per second
+	// (MUCFixed > 0: one step at that rate instead).
+	MUCSizes     []int   `json:"muc_sizes,omitempty"`
+	MUCTalkers   float64 `json:"muc_talkers,omitempty"`
+	MUCRateStart int     `json:"muc_search_start_rate,omitempty"`
+	MUCRateMax   int     `json:"muc_search_max_rate,omitempty"`
+	MUCFixed     int     `json:"muc_fixed_rate,omitempty"`
+	Conc         int     `json:"concurrent_logins"`
+	SourceIPs    int     `json:"source_ips"`
 	// Only, when set, limits the run to these scenarios: idle, login, fast, msg, presence,
-	// resume, ws (XMPP over WebSocket: idle next to TCP, messaging), s2s (federation between
+	// resume, muc (groupchat fan-out), ws (XMPP over WebSocket: idle next to TCP, messaging), s2s (federation between
 	// two processes, run on the pairs given to Run). The FAST storm (fast) runs Logins logins per phase on plain TCP and
 	// LoginsTLS over TLS.
 	Only []string `json:"only,omitempty"`
@@ -68,7 +76,8 @@ func Quick() Suite {
 	return Suite{Name: "quick", Reps: 1, IdleSizes: []int{1000, 2000, 4000}, IdleRate: 2000, Logins: 2000, LoginsTLS: 1000,
 		Users: 500, RateStart: 500, RateMax: 64000, StepDuration: 3 * time.Second, P99LimitMs: 100,
 		PresenceUsers: 500, Contacts: 10, ResumeSessions: 2000, ResumeSenders: 20, ResumeRate: 200, WSIdleSizes: []int{1000, 4000},
-		S2SUsers: 200, S2SRateStart: 500, S2SRateMax: 16000, Conc: 64, SourceIPs: 4}
+		S2SUsers: 200, S2SRateStart: 500, S2SRateMax: 16000,
+		MUCSizes: []int{10, 100, 1000}, MUCTalkers: 0.1, MUCRateStart: 5000, MUCRateMax: 400000, Conc: 64, SourceIPs: 4}
 }
 
 // Full is the suite the committed results come from.
@@ -76,7 +85,8 @@ func Full() Suite {
 	return Suite{Name: "full", Reps: 3, IdleSizes: []int{2000, 8000, 16000}, IdleRate: 2000, Logins: 5000, LoginsTLS: 3000,
 		Users: 1000, RateStart: 500, RateMax: 256000, StepDuration: 5 * time.Second, P99LimitMs: 100,
 		PresenceUsers: 1000, Contacts: 20, ResumeSessions: 10000, ResumeSenders: 50, ResumeRate: 500, WSIdleSizes: []int{2000, 8000},
-		S2SUsers: 500, S2SRateStart: 500, S2SRateMax: 64000, Conc: 64, SourceIPs: 4}
+		S2SUsers: 500, S2SRateStart: 500, S2SRateMax: 64000,
+		MUCSizes: []int{10, 100, 1000, 5000}, MUCTalkers: 0.1, MUCRateStart: 5000, MUCRateMax: 800000, Conc: 64, SourceIPs: 4}
 }
 
 // resumeConfig is the suite's resume storm; the probe of detached sessions is half the storm.
@@ -85,12 +95,19 @@ func (s Suite) resumeConfig() scenario.ResumeConfig {
 		Rate: s.ResumeRate, Conc: s.Conc}
 }
 
+// mucConfig is the suite's groupchat fan-out.
+func (s Suite) mucConfig() scenario.MUCConfig {
+	return scenario.MUCConfig{Service: "conference." + peers.Domain, Sizes: s.MUCSizes, Talkers: s.MUCTalkers,
+		RateStart: s.MUCRateStart, RateMax: s.MUCRateMax, Fixed: s.MUCFixed, Step: s.StepDuration, LimitMs: s.P99LimitMs, Conc: s.Conc}
+}
+
 func (s Suite) accounts() int {
 	n := 0
 	rc := s.resumeConfig()
 	for scen, m := range map[string]int{"idle": s.IdleSizes[len(s.IdleSizes)-1], "login": max(s.Logins, s.LoginsTLS), "fast": max(s.Logins, s.LoginsTLS),
 		"msg": s.Users, "presence": s.PresenceUsers,
-		"resume": rc.Sessions + rc.TopUp + rc.Senders, "ws": max(s.Users, slices.Max(append([]int{0}, s.WSIdleSizes...)))} {
+		"resume": rc.Sessions + rc.TopUp + rc.Senders, "ws": max(s.Users, slices.Max(append([]int{0}, s.WSIdleSizes...))),
+		"muc": slices.Max(append([]int{0}, s.MUCSizes...))} {
 		if s.runs(scen) {
 			n = max(n, m)
 		}
@@ -133,7 +150,9 @@ type ServerResult struct {
 	ResumeUnsupported string `json:"resume_unsupported,omitempty"`
 	// WebSocket is the XMPP-over-WebSocket scenario (ws).
 	WebSocket *WSResult `json:"websocket,omitempty"`
-	Errors    []string  `json:"errors,omitempty"`
+	// MUC is the groupchat fan-out (muc), one entry per repetition.
+	MUC    []scenario.MUCResult `json:"muc,omitempty"`
+	Errors []string             `json:"errors,omitempty"`
 }
 
 // Report is a whole comparison.
@@ -362,6 +381,19 @@ fast:
 		if !ok {
 			return res
 		}
+	}
+	// The groupchat fan-out on a fresh process.
+	for rep := 0; rep < s.Reps && s.runs("muc"); rep++ {
+		if !restart(false) {
+			return res
+		}
+		fmt.Fprintf(log, "  %s: groupchat fan-out, rooms of %v (run %d/%d)\n", srv.Name(), s.MUCSizes, rep+1, s.Reps)
+		mr, err := scenario.MUC(target(false), s.mucConfig())
+		if err != nil {
+			fail("muc", err)
+			continue
+		}
+		res.MUC = append(res.MUC, mr)
 	}
 	if !s.runs("presence") {
 		return res

@@ -162,7 +162,8 @@ func (s *ejabberd) Settings() [][2]string {
 		{"`certfiles`", "the bench's self-signed ECDSA P-256 certificate, the same for all three"},
 		{"`auth_scram_hash: sha`", "SCRAM-SHA-1 keys stored, 4,096 iterations, like the others"},
 		{"`registration_timeout: infinity`, `mod_register` with `access: register` open", "the generator registers its accounts in-band from loopback"},
-		{"modules", "mod_fail2ban, mod_pres_counter (5 subscriptions a minute), mod_pubsub, mod_muc, mod_mqtt, mod_bosh, mod_http_api, mod_caps, mod_push and the other modules Vireo has no counterpart for are not loaded; kept: blocking (with privacy), carboncopy, disco, last, offline, ping, private, register, roster, stream_mgmt (XEP-0198 with resumption, Debian's `resend_on_timeout: if_offline`), vcard, version"},
+		{"`mod_muc` with `max_users: 10000`, `default_room_options: max_users: 10000`", "the groupchat fan-out needs a MUC service; rooms take 200 occupants by default (`max_users_presence` stays at 1,000, so rooms up to that size broadcast presence as the others do)"},
+		{"modules", "mod_fail2ban, mod_pres_counter (5 subscriptions a minute), mod_pubsub, mod_mqtt, mod_bosh, mod_http_api, mod_caps, mod_push and the other modules Vireo has no counterpart for are not loaded; kept: blocking (with privacy), carboncopy, disco, last, offline, ping, private, register, roster, stream_mgmt (XEP-0198 with resumption, Debian's `resend_on_timeout: if_offline`), vcard, version"},
 		{"`--node vireobench@localhost`, own spool and logs, own ejabberdctl.cfg", "apart from a system ejabberd; Debian's ejabberdctl.cfg would point back at /etc"},
 	}
 }

@@ -48,3 +48,6 @@ certificates = "{{.Dir}}"
 ssl = { certificate = "{{.Cert}}"; key = "{{.Key}}" }
 VirtualHost "{{.Domain}}"
   ssl = { certificate = "{{.Cert}}"; key = "{{.Key}}" }
+-- The groupchat fan-out (-only muc): XEP-0045 with mod_muc's defaults.
+Component "conference.localhost" "muc"
+  ssl = { certificate = "{{.Cert}}"; key = "{{.Key}}" }

@@ -177,6 +177,7 @@ func (s *prosody) Settings() [][2]string {
 		{"`modules_disabled = { \"limits\", \"s2s\" }`, `limits.c2s.rate`", "Debian's mod_limits shapes c2s to 10 kB/s; s2s is not measured"},
 		{"`modules_enabled`", "roster, saslauth, tls, disco, ping, presence, posix, carbons, blocklist, vcard_legacy, private, offline, websocket (RFC 7395, not on in Debian's config), smacks (XEP-0198 with resumption, on in Debian's config too, with its defaults: 600 s hibernation, 500-stanza queue): the IM features Vireo has on"},
 		{"`certificates`, `ssl`", "the bench's self-signed ECDSA P-256 certificate, the same for all three"},
+		{"`Component \"conference.localhost\" \"muc\"`", "the groupchat fan-out needs a MUC service (mod_muc with its defaults: no occupant limit, 20 messages of history)"},
 		{"accounts, rosters", "written as Prosody's own data files before the runs (prosodyctl per account is far too slow; in-band roster provisioning stalls)"},
 	}
 }

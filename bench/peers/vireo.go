@@ -110,6 +110,7 @@ func (v *vireo) Settings() [][2]string {
 		{"`max_outbound = 4194304`", "the rate search overloads servers on purpose; a slow session is not cut off at the default 1 MiB"},
 		{"`log_level = \"warn\"`", "as the generated config (quiet by default)"},
 		{"`[tls] cert`, `key`", "the bench's self-signed ECDSA P-256 certificate, the same for all three"},
+		{"`[modules.muc] default_occupants = 10000`, `max_occupants = 10000`, `flood_occupants = 100000`", "the groupchat fan-out fills rooms of up to 10,000 occupants as fast as they join: rooms take that many (200 by default, at most 5,000), and large-room join flood control (10 joins/s from 200 occupants) is off"},
 		{"accounts", "`vireoctl bulkadd` over the admin socket, SCRAM-SHA-1/256 keys with 4,096 iterations"},
 	}
 }

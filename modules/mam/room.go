@@ -2,6 +2,7 @@ package mam
 
 import (
 	"errors"
+	"time"
 
 	"github.com/vireo-im/vireo/modules/module"
 	"github.com/vireo-im/vireo/modules/muc"
@@ -29,7 +30,10 @@ const RoomPageBytes = 256 << 10
 // muc.JIDAccess get.
 type roomArchive struct{ m *Mod }
 
-var _ muc.ArchiveQuerier = roomArchive{}
+var (
+	_ muc.ArchiveQuerier = roomArchive{}
+	_ muc.HistorySource  = roomArchive{}
+)
 
 // Append archives a message a logged room reflected, on the room's shard.
 func (ra roomArchive) Append(c module.Context, g *muc.Groupchat) {
@@ -53,6 +57,37 @@ func (ra roomArchive) Append(c module.Context, g *muc.Groupchat) {
 // Forget deletes a room's archive.
 func (ra roomArchive) Forget(room jid.JID) error {
 	return ra.m.a.t.DeletePrefix(store.UserKey(room.Bare().String()))
+}
+
+// Recent replays the room's newest messages for its join history (muc.HistorySource),
+// newest first, without the real JIDs the rows keep: none older than since or than
+// retention. Rows that do not decode are skipped.
+func (ra roomArchive) Recent(room jid.JID, since time.Time, f func(at time.Time, raw []byte) bool) error {
+	if c := ra.m.cutoff(ra.m.now()); c.After(since) {
+		since = c
+	}
+	prefix := msgPrefix(room.Bare().String())
+	lo := prefix
+	if !since.IsZero() {
+		floor := sid.IDFloor(since)
+		lo = append(append([]byte(nil), prefix...), floor[:]...)
+	}
+	var buf []byte
+	return ra.m.a.t.ScanRange(lo, prefixEnd(prefix), true, func(k, v []byte) bool {
+		var id sid.ID
+		if len(k) != len(prefix)+len(id) {
+			return true
+		}
+		copy(id[:], k[len(prefix):])
+		rec, err := decode(v)
+		if err != nil {
+			return true
+		}
+		buf = cutChildren(buf[:0], rec.raw, func(c xmlstream.Element) bool {
+			return string(c.Name()) == "x" && string(c.NS()) == muc.NSUser
+		})
+		return f(id.Time(), buf)
+	})
 }
 
 // Namespaces lists what a logged room advertises and hands to Query.

@@ -11,3 +11,12 @@ import "github.com/vireo-im/vireo/xmlstream/jid"
 type DirectRouter interface {
 	RouteTo(to jid.JID, raw []byte)
 }
+
+// ShardCaller is implemented by Contexts that can run work on another entity's shard (the
+// router's). CallOn queues fn to run on the shard of bare's bare JID, after what is queued
+// there already, with a Context for that user (Sessions(bare) lists its sessions): a module
+// that learns something about a user on another shard (a room on the room's shard) acts on
+// the user's state where that state lives. fn must not keep the Context.
+type ShardCaller interface {
+	CallOn(bare jid.JID, fn func(c Context))
+}

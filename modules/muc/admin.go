@@ -37,6 +37,8 @@ func (r *room) iq(c module.Context, p *module.Packet) {
 		c.Reply(p, []byte("<query xmlns='"+ns.DiscoItems+"'/>"))
 	case get && space == ns.Ping && name == "ping":
 		c.Reply(p, nil)
+	case space == ns.Register && name == "query":
+		r.register(c, p, q)
 	case space == NSAdmin && name == "query":
 		if get {
 			r.adminGet(c, p, q)

@@ -65,12 +65,32 @@
 // or disappears with its last occupant, and when a room of that name is created (a
 // temporary room's archive outlives a restart until then, or until retention).
 //
+// # Mentions
+//
+// Members of a members-only room are not forgotten while away: a groupchat message that
+// names a member (a nickname as a word of the body, or an XEP-0372 mention reference to
+// the member's JID) is handed, once per named member with the member's sessions in the
+// room, to the Notifier installed with SetNotifier (the push module's, XEP-0357), which
+// decides on the member's shard whether it is awake in the room. Other rooms pay nothing.
+//
+// # Registration
+//
+// A user registers a nickname with a room through jabber:iq:register and the
+// muc#register form (§7.10): the nickname is reserved (kept with the affiliation, the
+// same record as the member list's 'nick') and the user is put on the member list (an
+// admin or owner keeps that affiliation). Nobody else may enter under it or register it
+// (conflict); the x-roomuser-item node answers it (§7.12). Outcasts are refused, and a
+// members-only room takes registrations only from its members (registration-required).
+// <remove/> gives the nickname up, with the membership of a member.
+//
 // # Persistence
 //
 // Persistent rooms keep their configuration, affiliations (with reserved nicknames) and
 // subject in the module's "muc" table, written synchronously on the room's shard when
 // they change; the directory of persistent rooms is read at startup and a room is loaded
-// at its first stanza. History is not persisted.
+// at its first stanza. History is not persisted by the room itself: a logged room whose
+// archive is a HistorySource (the mam module's) fills its ring from the archive when it is
+// loaded, so a persistent, logged room serves the same join history after a restart.
 //
 // # Bounds and flood control ([modules.muc])
 //
@@ -94,7 +114,7 @@
 //
 // # Not implemented
 //
-// Room registration (muc#register), the #traffic node,
+// The #traffic node,
 // presence broadcast by role (muc#roomconfig_presencebroadcast), and service shutdown
 // notices (332).
 package muc

@@ -394,7 +394,7 @@ func (r *room) features() []string {
 		archived = q.Namespaces()
 	}
 	return append(archived,
-		NS, NSStableID, NSOccupant, NSSelfPing, ns.DiscoInfo, ns.Ping,
+		NS, NSStableID, NSOccupant, NSSelfPing, NSRegister, ns.Register, ns.DiscoInfo, ns.Ping,
 		pick(c.Public, "muc_public", "muc_hidden"),
 		pick(c.Persistent, "muc_persistent", "muc_temporary"),
 		pick(c.MembersOnly, "muc_membersonly", "muc_open"),

@@ -142,6 +142,34 @@ func (r *room) record(tmpl []byte, at time.Time) {
 	r.hist.add(histEntry{raw: raw, at: at, chars: utf8.RuneCount(raw)}, r.cfg.History)
 }
 
+// seedHistory fills the empty history of a room just loaded from the store with the
+// newest muc#maxhistoryfetch messages of its archive (HistorySource), when the room is
+// logged: the ring then holds what it held before the restart, as far as the archive
+// kept it, and every <history/> limit applies to it as to live history. The seconds and
+// since limits cannot reach further back than the ring anyway (the service's own limit,
+// §7.2.14), so one read at load serves every later join from memory.
+func (r *room) seedHistory() {
+	if !r.cfg.Logging || r.cfg.History <= 0 || r.hist.n > 0 {
+		return
+	}
+	hs, ok := r.svc.m.archive().(HistorySource)
+	if !ok {
+		return
+	}
+	newest := make([]histEntry, 0, r.cfg.History)
+	err := hs.Recent(r.jid, time.Time{}, func(at time.Time, raw []byte) bool {
+		b := xmlstream.AppendChild(make([]byte, 0, len(raw)+96), raw, appendDelay(nil, r.jid, at))
+		newest = append(newest, histEntry{raw: b, at: at, chars: utf8.RuneCount(b)})
+		return len(newest) < r.cfg.History
+	})
+	if err != nil && module.LogStoreError(err) {
+		r.svc.m.log.Error().Err(err).Str("room", r.key).Msg("muc: read history from the archive")
+	}
+	for i := len(newest) - 1; i >= 0; i-- {
+		r.hist.add(newest[i], r.cfg.History)
+	}
+}
+
 // sendHistory sends the history a joiner asked for (x is its join element).
 func (r *room) sendHistory(c module.Context, snd *sender, to jid.JID, x xmlstream.Element) {
 	if r.hist.n == 0 {

@@ -63,6 +63,18 @@ type ArchiveQuerier interface {
 	Query(c module.Context, room jid.JID, iq *module.Packet, a Access)
 }
 
+// HistorySource is an Archive that can also replay a room's newest messages: a logged
+// room that is loaded from the store (a persistent room, at its first stanza after a
+// restart) fills its discussion history from it, so the legacy <history/> of XEP-0045
+// §7.2.14 survives a restart. Recent calls f with the room's messages newest first, none
+// older than since, until f returns false; raw is the message as the occupants got it
+// (without real JIDs and without <delay/>), valid during the call. It runs on the room's
+// shard.
+type HistorySource interface {
+	Archive
+	Recent(room jid.JID, since time.Time, f func(at time.Time, raw []byte) bool) error
+}
+
 // archives maps a server's store to the Archive installed for its rooms: one process may
 // run several servers (tests, the bench), and each server's rooms must write to their
 // own store.
@@ -207,6 +219,11 @@ func (r *room) groupchat(c module.Context, p *module.Packet, o *occupant) {
 	}
 	r.fanout(c, tmpl)
 	r.record(tmpl, now)
+	if r.cfg.MembersOnly {
+		if n := r.svc.m.notifier(); n != nil {
+			r.mentions(c, n, e, o)
+		}
+	}
 }
 
 // reflect builds the message the room sends for a client's groupchat message, once,

@@ -325,6 +325,7 @@ func (s *service) room(bare jid.JID) (*room, error) {
 		s.m.log.Error().Err(err).Str("room", key).Msg("muc: load room")
 		return nil, err
 	}
+	r.seedHistory()
 	s.rooms.Store(key, r)
 	s.dir.update(key, func(e *dirEntry) { e.loaded = true })
 	return r, nil

@@ -17,6 +17,12 @@
 // <active/> is not seen (no module signal carries it), so until one of those happens the
 // count can run high.
 //
+// Rooms: a member of a members-only room (XEP-0045) who is named in a groupchat message
+// while away from the room — no session in it, or none of its sessions there awake — is
+// notified as for a message of their own, from the sender's occupant JID (mention.go; the
+// muc module finds the mentions and hands them over through muc.SetNotifier, and the
+// notification is made on the member's shard through module.ShardCaller).
+//
 // Publishes carry unguessable ids. An app server that answers one with an error disables
 // its registration (§7.1), except for errors that say nothing about the registration: type
 // wait, and remote-server-not-found or remote-server-timeout, which servers on the way
@@ -43,6 +49,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/vireo-im/vireo/modules/module"
+	"github.com/vireo-im/vireo/modules/muc"
 	"github.com/vireo-im/vireo/store"
 	"github.com/vireo-im/vireo/xmlstream"
 	"github.com/vireo-im/vireo/xmlstream/jid"
@@ -108,9 +115,13 @@ type Mod struct {
 	// who never enabled push costs a map lookup, not a store scan. It may hold a user whose
 	// registrations went (a removed account, an app server's error): that costs one scan.
 	enabled sync.Map
+	st      store.Store // identifies this server's muc.Notifier
 }
 
-var _ module.Provisioner = (*Mod)(nil)
+var (
+	_ module.Provisioner = (*Mod)(nil)
+	_ module.Cleaner     = (*Mod)(nil)
+)
 
 // ModuleInfo implements module.Module.
 func (*Mod) ModuleInfo() module.Info {
@@ -150,6 +161,9 @@ func (m *Mod) Provision(r module.Registrar) error {
 	r.Hook(module.Outbound, module.KindMessage, module.OrderPush, m.sent)
 	r.OnAvailable(func(c module.Context, s module.Session) { m.awake(c, s.JID().Bare()) })
 	r.OnDetach(m.detached)
+	// Members of members-only rooms named while away from the room (mention.go).
+	m.st = r.Store()
+	muc.SetNotifier(m.st, mentions{m})
 	return nil
 }
 

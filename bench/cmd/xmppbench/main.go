@@ -42,7 +42,7 @@ func main() {
 		prefix   = flag.String("prefix", "user", "account name prefix (accounts prefix1..prefixN)")
 		password = flag.String("password", "password", "account password")
 		pid      = flag.Int("pid", 0, "server PID for /proc sampling")
-		scen     = flag.String("scenario", "idle", "idle, login, fast, msg, search, presence or resume")
+		scen     = flag.String("scenario", "idle", "idle, login, fast, msg, search, presence, resume or muc")
 		contacts = flag.Int("contacts", 20, "presence: roster size per user")
 		sizes    = flag.String("sizes", "2000,16000", "idle: session counts (with -compare: the idle and WebSocket idle sizes, overriding the suite's)")
 		ramp     = flag.Int("ramp-rate", 0, "idle: logins per second while ramping (0: as fast as -conc allows)")
@@ -56,12 +56,16 @@ func main() {
 		topUp    = flag.Int("topup", 0, "resume: sessions of the detached-memory probe (accounts N+1..N+topup; 0: N/2)")
 		senders  = flag.Int("senders", 20, "resume: online users sending to the dropped sessions (the accounts after the probe's)")
 		resRate  = flag.Int("resume-rate", 200, "resume: messages per second, in all, to the dropped sessions")
+		mucSizes = flag.String("muc-sizes", "10,100,1000", "muc: occupants per room, one room per size (with -compare: overriding the suite's)")
+		mucTalk  = flag.Float64("muc-talkers", 0.1, "muc: fraction of occupants that talk")
+		mucRate  = flag.Int("muc-rate", 0, "muc: one step at this many delivered stanzas per second instead of a search (with -compare too)")
+		portBase = flag.Int("port-base", 25222, "with -compare: the first port tried for the servers' listeners (another bench on the machine may hold the default ones)")
 		conc     = flag.Int("conc", 64, "concurrent logins (and resumptions)")
 		srcIPs   = flag.Int("source-ips", 4, "spread client sockets over 127.0.0.1..N")
 		servers  = flag.String("compare", "", "start these servers in turn and run the suite: vireo,prosody,ejabberd")
 		suite    = flag.String("suite", "quick", "with -compare: quick or full")
 		reps     = flag.Int("reps", 0, "with -compare: repetitions of each scenario (0: the suite's)")
-		only     = flag.String("only", "", "with -compare: run only these scenarios (idle,login,fast,msg,presence,resume,ws,s2s)")
+		only     = flag.String("only", "", "with -compare: run only these scenarios (idle,login,fast,msg,presence,resume,muc,ws,s2s)")
 		bin      = flag.String("bin", "bin", "with -compare: directory holding vireo and vireoctl")
 		work     = flag.String("workdir", "", "with -compare: work directory (default: a temporary one, removed afterwards)")
 		install  = flag.Bool("install", false, "with -compare: apt-get install missing peers first")
@@ -105,10 +109,18 @@ func main() {
 					}
 				case "users":
 					s.Users, s.S2SUsers = *users, *users
+				case "muc-sizes":
+					s.MUCSizes = parseSizes(*mucSizes)
+				case "muc-talkers":
+					s.MUCTalkers = *mucTalk
+				case "muc-rate":
+					s.MUCFixed = *mucRate
+				case "duration":
+					s.StepDuration = *dur
 				}
 			})
 		}
-		if err := compareRun(strings.Split(*servers, ","), *suite, *only, *bin, *work, *out, *name, *install, override); err != nil {
+		if err := compareRun(strings.Split(*servers, ","), *suite, *only, *bin, *work, *out, *name, *portBase, *install, override); err != nil {
 			fmt.Fprintln(os.Stderr, "xmppbench:", err)
 			os.Exit(1)
 		}
@@ -130,6 +142,9 @@ func main() {
 	case "resume":
 		res, err = scenario.ResumeStorm(t, scenario.ResumeConfig{Sessions: *sessions, TopUp: *topUp, Senders: *senders,
 			Rate: *resRate, Conc: *conc, RampRate: *ramp})
+	case "muc":
+		res, err = scenario.MUC(t, scenario.MUCConfig{Service: "conference." + *domain, Sizes: parseSizes(*mucSizes), Talkers: *mucTalk,
+			RateStart: *rate, RateMax: *maxRate, Fixed: *mucRate, Step: *dur, LimitMs: 100, Conc: *conc})
 	case "msg", "search":
 		var o *scenario.Online
 		o, err = scenario.Connect(t, *users, *conc)
@@ -174,7 +189,7 @@ func parseSizes(s string) []int {
 
 // compareRun starts each named server in turn (bench/peers), runs the suite against it
 // and writes the report.
-func compareRun(names []string, suite, only, bin, work, out, name string, install bool, override func(*compare.Suite)) error {
+func compareRun(names []string, suite, only, bin, work, out, name string, portBase int, install bool, override func(*compare.Suite)) error {
 	s := compare.Quick()
 	if suite == "full" {
 		s = compare.Full()
@@ -207,7 +222,7 @@ func compareRun(names []string, suite, only, bin, work, out, name string, instal
 	env.SourceRoot, _ = os.Getwd()
 	var servers []peers.Server
 	for i, n := range names {
-		plain := peers.FreePort(25222 + 100*i)
+		plain := peers.FreePort(portBase + 100*i)
 		srv, err := peers.New(n, env, plain, peers.FreePort(plain+1))
 		if err != nil {
 			return err
