@@ -87,7 +87,9 @@ func (l *listener) admit(nc *net.TCPConn) bool {
 		ip = a.IP.String()
 	}
 	key := addrKey(ip)
-	if !s.unauth.add(key, cfg.MaxUnauthPerAddr, cfg.trusted(ip)) {
+	// A trusted proxy carries many clients: they are counted by the address it names
+	// (rekeyClient), not by its own.
+	if !s.unauth.add(key, cfg.MaxUnauthPerAddr, cfg.trusted(ip) || l.cfg.WebSocket && cfg.Web.proxy(ip)) {
 		return false
 	}
 	s.pending.Add(1)
