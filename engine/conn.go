@@ -361,11 +361,14 @@ func (c *conn) startTLS() {
 	remote := c.gc.RemoteAddr()
 	t := tlsconn.Server(tc, c.asyncWrite, func(err error) {
 		if err != nil {
+			c.srv().counts.tls[1].Add(1)
 			ip := ""
 			if a, ok := remote.(*net.TCPAddr); ok {
 				ip = a.IP.String()
 			}
 			c.srv().tlsFailLog.log(c.srv(), ip, err)
+		} else {
+			c.srv().counts.tls[0].Add(1)
 		}
 		gc.Wake(nil) // back on the loop: read what arrived during the handshake, or close
 	})

@@ -232,7 +232,7 @@ func (c *conn) rekeyClient(ip string) bool {
 		s.unauth.done(addrKey(c.peerIP()))
 		if !s.unauth.add(addrKey(ip), cfg.MaxUnauthPerAddr, cfg.trusted(ip)) {
 			c.clear(fUnauth)
-			s.refused.Add(1)
+			s.refuse(refusedPerAddress)
 			c.httpReply(503, "Service Unavailable", "too many connections from this address\n", nil)
 			return false
 		}
