@@ -168,3 +168,37 @@ func TestWebForwardedThrottle(t *testing.T) {
 		t.Fatalf("spoofed header escaped the throttle: %q", got)
 	}
 }
+
+// TestWebForwardedUnauthLimit: connections through a trusted proxy count against the
+// limit of unauthenticated connections of the client it names, not of the proxy.
+func TestWebForwardedUnauthLimit(t *testing.T) {
+	srv := vireotest.Start(t, vireotest.Options{MaxUnauthAddr: 2,
+		Web: engine.Web{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}}})
+	upgrade := func(client string) string {
+		_, br := rawHTTP(t, srv.WebAddr(), "127.0.0.1", wsUpgrade+"Sec-WebSocket-Protocol: xmpp\r\nX-Forwarded-For: "+client+"\r\n\r\n")
+		l, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("upgrade for %s: %v", client, err)
+		}
+		return l
+	}
+	// The proxy itself is not limited: more idle connections than the limit stay open.
+	for i := 0; i < 3; i++ {
+		rawHTTP(t, srv.WebAddr(), "127.0.0.1", "")
+	}
+	for i := 0; i < 2; i++ {
+		if l := upgrade("198.51.100.7"); !strings.HasPrefix(l, "HTTP/1.1 101 ") {
+			t.Fatalf("upgrade %d: %q", i, l)
+		}
+	}
+	if l := upgrade("198.51.100.7"); !strings.HasPrefix(l, "HTTP/1.1 503 ") {
+		t.Fatalf("third unauthenticated stream of one client: %q, want 503", l)
+	}
+	if l := upgrade("198.51.100.8"); !strings.HasPrefix(l, "HTTP/1.1 101 ") {
+		t.Fatalf("another client: %q", l)
+	}
+	_, _, body := scrape(t, srv.WebAddr(), "127.0.0.1")
+	if v := metricValue(t, body, `vireo_connections_rejected_total{reason="per_address"}`); v != 1 {
+		t.Fatalf("rejected per_address = %v, want 1", v)
+	}
+}
