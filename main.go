@@ -421,9 +421,12 @@ func (s *server) engineConfig(cfg *config.Config) engine.Config {
 			PublicWS: cfg.Web.PublicWebSocketURL,
 			Origins:  cfg.Web.Origins,
 			// Empty: loopback only (engine default).
-			MetricsAllow:  cfg.MetricsAllowPrefixes(),
-			Mounts:        []engine.Mount{{Prefix: dashboard.Prefix, Handler: s.dash}},
-			ACMEChallenge: s.acmeChallenge(),
+			MetricsAllow:   cfg.MetricsAllowPrefixes(),
+			TrustedProxies: cfg.TrustedProxyPrefixes(),
+			BOSHInactivity: cfg.Web.BOSHInactivity.Duration,
+			BOSHWait:       cfg.Web.BOSHWait.Duration,
+			Mounts:         []engine.Mount{{Prefix: dashboard.Prefix, Handler: s.dash}},
+			ACMEChallenge:  s.acmeChallenge(),
 		},
 	}
 }

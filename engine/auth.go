@@ -31,6 +31,7 @@ type authState struct {
 	addr     string    // throttle key of the client address whose attempt this is
 	v2       *sasl2Req // what an XEP-0388 <authenticate/> asked for besides authentication
 	external string    // s2s: the domain SASL EXTERNAL was offered for (XEP-0178)
+	mech     uint8     // loginMechs index, for metrics
 	// disabled is set by lookup when the account is disabled (store.Account.Disabled): the
 	// exchange still runs, and authSucceeded refuses it with <account-disabled/>.
 	disabled bool
@@ -166,14 +167,14 @@ func (c *conn) onSASL(st *xmlstream.Stanza) {
 		}
 		if !c.srv().throttle.take(key, cfg.AuthFailLimit, time.Now()) {
 			c.auth = nil
-			c.srv().authFail.Add(1)
+			c.srv().login(mechIndex(string(mech)), false)
 			c.saslFailure(&sasl.Failure{Condition: "temporary-auth-failure", Text: "too many login attempts from this address; try again later"})
 			return
 		}
 		if c.has(fCBRejected) {
 			srv.AcceptUnboundClient()
 		}
-		c.auth = &authState{srv: srv, addr: key, v2: req}
+		c.auth = &authState{srv: srv, addr: key, v2: req, mech: mechIndex(string(mech))}
 	case "response":
 		if c.auth == nil {
 			c.saslFailure(&sasl.Failure{Condition: "malformed-request", Text: "no exchange in progress"})
@@ -291,7 +292,7 @@ func (c *conn) lookup(status sasl.Status) {
 				if acctBlocked {
 					c.clear(fPaused)
 					c.auth = nil
-					c.srv().authFail.Add(1)
+					c.srv().login(a.mech, false)
 					c.saslFailure(&sasl.Failure{Condition: "temporary-auth-failure", Text: "too many failed attempts for this account; try again later"})
 					c.resume()
 					return nil
@@ -350,7 +351,11 @@ func (c *conn) lookup(status sasl.Status) {
 
 func (c *conn) authFailed(err error) {
 	s := c.srv()
-	s.authFail.Add(1)
+	mech := uint8(mechOther)
+	if c.auth != nil {
+		mech = c.auth.mech
+	}
+	s.login(mech, false)
 	user := ""
 	if c.auth != nil {
 		user = c.auth.local
@@ -400,7 +405,7 @@ func (c *conn) authSucceeded(out []byte) {
 	c.bare = bare
 	c.set(fAuthed)
 	c.authenticated()
-	c.srv().authOK.Add(1)
+	c.srv().login(a.mech, true)
 	if e := c.srv().log.Debug(); e.Enabled() {
 		e.Str("remote", c.ip()).Str("user", bare.String()).Bool("sasl2", a.v2 != nil).Msg("authenticated")
 	}

@@ -32,7 +32,9 @@ import (
 //   - Close ends the session; the conn's onClose then runs like a dropped TCP connection's,
 //     so stream management and offline storage apply.
 //
-// Each HTTP connection carries one request and is closed after its answer.
+// An HTTP connection carries one request at a time. After the answer it stays open for the
+// next (HTTP/1.1 persistent connections, RFC 9112 §9.3) unless the request asked for
+// "Connection: close"; while a request is held, bytes that follow it wait unread.
 
 const (
 	nsHTTPBind = "http://jabber.org/protocol/httpbind"
@@ -396,9 +398,10 @@ func (s *boshSession) answerLocked(hc *conn, rid uint64, t *time.Timer, attrs []
 	boshReply(hc, s.origin, b)
 }
 
-// boshReply writes one HTTP answer with an XML body and closes the connection. Safe for
-// concurrent use.
+// boshReply writes one HTTP answer with an XML body, then closes the connection or, when
+// the request asked to keep it, reads the next request on it. Safe for concurrent use.
 func boshReply(hc *conn, origin string, body []byte) {
+	keep := hc.ws != nil && hc.ws.keep.Load() && !hc.closing.Load()
 	h := make([]byte, 0, 256+len(body))
 	h = append(h, "HTTP/1.1 200 OK\r\nContent-Type: text/xml; charset=utf-8\r\nCache-Control: no-store\r\n"...)
 	if origin != "" {
@@ -411,10 +414,44 @@ func boshReply(hc *conn, origin string, body []byte) {
 	}
 	h = append(h, "Content-Length: "...)
 	h = strconv.AppendInt(h, int64(len(body)), 10)
-	h = append(h, "\r\nConnection: close\r\n\r\n"...)
+	if keep {
+		h = append(h, "\r\nConnection: keep-alive\r\n\r\n"...)
+	} else {
+		h = append(h, "\r\nConnection: close\r\n\r\n"...)
+	}
 	h = append(h, body...)
 	hc.writeRaw(h)
-	hc.closeAfterWrites()
+	if !keep {
+		hc.closeAfterWrites()
+		return
+	}
+	// The wake is queued after the answer's write: the next request's answer cannot
+	// overtake it.
+	if hc.gc.Wake(func(_ gnet.Conn, err error) error {
+		if err == nil {
+			hc.boshNext()
+		}
+		return nil
+	}) != nil {
+		hc.closeAfterWrites()
+	}
+}
+
+// boshNext makes hc, answered, read its next request: what came meanwhile first. On the
+// loop.
+func (hc *conn) boshNext() {
+	if hc.closing.Load() {
+		return
+	}
+	defer hc.recoverPanic()
+	ws := hc.ws
+	ws.keep.Store(false)
+	ws.kept.Store(true)
+	hc.lastRx.Store(sinceEpoch(time.Now()))
+	ws.bosh.Store(false)
+	if ws.partial != nil {
+		hc.wsInput(nil)
+	}
 }
 
 // boshTerminate answers a request that belongs to no session.
@@ -459,6 +496,7 @@ func (c *conn) serveBOSH(r httpReq, body []byte) {
 		c.httpReply(405, "Method Not Allowed", "", []string{"Allow: POST, OPTIONS"})
 		return
 	}
+	c.ws.keep.Store(r.keep)
 	c.ws.bosh.Store(true) // this connection now waits for its answer; nothing else is read
 	b, err := parseBOSHBody(body)
 	if err != nil {
@@ -466,7 +504,7 @@ func (c *conn) serveBOSH(r httpReq, body []byte) {
 		return
 	}
 	if b.sid == "" {
-		c.boshCreate(b, origin)
+		c.boshCreate(r, b, origin)
 		return
 	}
 	s := c.srv().boshLookup(b.sid)
@@ -479,7 +517,7 @@ func (c *conn) serveBOSH(r httpReq, body []byte) {
 
 // boshCreate starts a session (XEP-0124 §7.1, XEP-0206 §3): the session creation response
 // carries the stream features.
-func (hc *conn) boshCreate(b boshBody, origin string) {
+func (hc *conn) boshCreate(r httpReq, b boshBody, origin string) {
 	srv := hc.srv()
 	cfg := srv.config()
 	if b.wait < 0 || b.hold < 0 || len(b.to) == 0 {
@@ -487,12 +525,12 @@ func (hc *conn) boshCreate(b boshBody, origin string) {
 		return
 	}
 	wait := min(time.Duration(b.wait)*time.Second, cfg.Web.BOSHWait)
-	s := &boshSession{sid: streamID(), srv: srv, remote: hc.gc.RemoteAddr(), origin: origin, wait: wait,
+	s := &boshSession{sid: streamID(), srv: srv, remote: hc.clientAddr(r), origin: origin, wait: wait,
 		hold: min(b.hold, boshHold), to: append([]byte(nil), b.to...), lang: append([]byte(nil), b.lang...)}
 	c := newConn(hc.l, s)
 	s.c = c
-	if hc.has(fTLS) || cfg.trusted(hc.ip()) {
-		// HTTPS, or a reverse proxy on a trusted network terminated TLS for the browser.
+	if hc.secureRequest(r) {
+		// HTTPS, or a reverse proxy terminated TLS for the browser.
 		c.set(fTLS)
 	}
 	s.lastReq.Store(time.Now().UnixNano())

@@ -1,8 +1,11 @@
 package engine_test
 
 import (
+	"bufio"
 	"encoding/base64"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/netip"
 	"regexp"
@@ -355,4 +358,91 @@ func TestIntegrationStanzaJSBosh(t *testing.T) {
 		_, port, _ := strings.Cut(srv.WebTLSAddr(), ":")
 		return "https://localhost:" + port + "/http-bind"
 	})
+}
+
+// boshRaw speaks BOSH over one raw TCP connection, to see what a client that reuses its
+// connection sees.
+type boshRaw struct {
+	t  *testing.T
+	c  net.Conn
+	br *bufio.Reader
+}
+
+func (b *boshRaw) post(body, extra string) {
+	b.t.Helper()
+	fmt.Fprintf(b.c, "POST /http-bind HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/xml; charset=utf-8\r\n%sContent-Length: %d\r\n\r\n%s",
+		extra, len(body), body)
+}
+
+// answer reads one HTTP answer: its Connection header and body.
+func (b *boshRaw) answer() (conn, body string) {
+	b.t.Helper()
+	resp, err := http.ReadResponse(b.br, nil)
+	if err != nil {
+		b.t.Fatalf("reading an answer: %v", err)
+	}
+	defer resp.Body.Close()
+	p, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 {
+		b.t.Fatalf("answer %d: %v %s", resp.StatusCode, err, p)
+	}
+	if resp.Close {
+		return "close", string(p) // net/http takes "Connection: close" out of the header
+	}
+	return resp.Header.Get("Connection"), string(p)
+}
+
+// TestBoshKeepAlive: successive requests of a session travel on one persistent HTTP/1.1
+// connection, pipelined ones included; "Connection: close" ends it.
+func TestBoshKeepAlive(t *testing.T) {
+	srv := boshServer(t, engine.Web{})
+	srv.AddUser(t, "alice", "pw")
+	c, err := net.DialTimeout("tcp", srv.WebAddr(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	b := &boshRaw{t: t, c: c, br: bufio.NewReader(c)}
+	b.post("<body "+boshNS+" rid='100' to='localhost' hold='1' wait='2' ver='1.11' xmpp:version='1.0'/>", "")
+	conn, resp := b.answer()
+	sid := bodyAttrs(resp)["sid"]
+	if conn != "keep-alive" || sid == "" || !strings.Contains(resp, "<mechanism>PLAIN</mechanism>") {
+		t.Fatalf("create: Connection %q, %s", conn, resp)
+	}
+	body := func(rid int, payload string) string {
+		return "<body " + boshNS + " rid='" + strconv.Itoa(rid) + "' sid='" + sid + "'>" + payload + "</body>"
+	}
+	rid := 101
+	b.post(body(rid, "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>"+
+		base64.StdEncoding.EncodeToString([]byte("\x00alice\x00pw"))+"</auth>"), "")
+	for conn, resp = b.answer(); !strings.Contains(resp, "<success"); conn, resp = b.answer() {
+		rid++
+		b.post(body(rid, ""), "")
+	}
+	if conn != "keep-alive" {
+		t.Fatalf("auth answer: Connection %q", conn)
+	}
+	// Two requests in one write: the second waits unread until the first, held for the
+	// wait, is answered, then is read from the same connection (and held in turn).
+	start := time.Now()
+	fmt.Fprintf(c, "POST /http-bind HTTP/1.1\r\nHost: localhost\r\nContent-Length: %d\r\n\r\n%s"+
+		"POST /http-bind HTTP/1.1\r\nHost: localhost\r\nContent-Length: %d\r\n\r\n%s",
+		len(body(rid+1, "")), body(rid+1, ""), len(body(rid+2, "")), body(rid+2, ""))
+	for i := 0; i < 2; i++ {
+		if conn, resp = b.answer(); conn != "keep-alive" || strings.Contains(resp, "terminate") {
+			t.Fatalf("pipelined answer %d: Connection %q, %s", i, conn, resp)
+		}
+	}
+	t.Logf("two pipelined requests answered in %v", time.Since(start))
+	rid += 2
+	// The last request asks to close.
+	rid++
+	b.post(body(rid, ""), "Connection: close\r\n")
+	if conn, _ = b.answer(); conn != "close" {
+		t.Fatalf("Connection %q, want close", conn)
+	}
+	if n, err := b.br.ReadByte(); err != io.EOF {
+		t.Fatalf("after Connection: close: %v %v, want EOF", n, err)
+	}
 }

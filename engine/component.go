@@ -83,7 +83,7 @@ func (k *component) element(c *conn, st *xmlstream.Stanza) bool {
 	c.auth = nil
 	if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
 		s.throttle.fail(key, now)
-		s.authFail.Add(1)
+		s.login(mechComponent, false)
 		s.log.Info().Str("component", domain).Str("remote", c.ip()).Msg("component handshake failed")
 		c.fail(stanza.NotAuthorized, "")
 		return false
@@ -96,7 +96,7 @@ func (k *component) element(c *conn, st *xmlstream.Stanza) bool {
 	c.set(fAuthed)
 	c.authenticated()
 	c.state.Store(stEstablished)
-	s.authOK.Add(1)
+	s.login(mechComponent, true)
 	s.log.Info().Str("component", domain).Str("remote", c.ip()).Msg("component connected")
 	c.write([]byte("<handshake/>"))
 	return false

@@ -91,12 +91,14 @@ func newConn(l *listener, gc netConn) *conn {
 }
 
 // ip is the client's address as text. It is derived when needed (authentication, logs,
-// close) rather than kept: every byte of conn is multiplied by the idle connections.
+// close) rather than kept: every byte of conn is multiplied by the idle connections. On a
+// WebSocket upgraded through a trusted proxy it is the client the proxy named
+// (forwarded.go); a BOSH session's transport reports its client likewise.
 func (c *conn) ip() string {
-	if a, ok := c.gc.RemoteAddr().(*net.TCPAddr); ok {
-		return a.IP.String()
+	if c.ws != nil && c.ws.client != "" {
+		return c.ws.client
 	}
-	return ""
+	return c.peerIP()
 }
 
 func (c *conn) has(f uint16) bool { return c.flags&f != 0 }
@@ -359,11 +361,14 @@ func (c *conn) startTLS() {
 	remote := c.gc.RemoteAddr()
 	t := tlsconn.Server(tc, c.asyncWrite, func(err error) {
 		if err != nil {
+			c.srv().counts.tls[1].Add(1)
 			ip := ""
 			if a, ok := remote.(*net.TCPAddr); ok {
 				ip = a.IP.String()
 			}
 			c.srv().tlsFailLog.log(c.srv(), ip, err)
+		} else {
+			c.srv().counts.tls[0].Add(1)
 		}
 		gc.Wake(nil) // back on the loop: read what arrived during the handshake, or close
 	})

@@ -48,7 +48,7 @@ func (l *listener) acceptLoop() {
 					reserve.Close()
 					reserve = nil
 					if c, err := l.ln.AcceptTCP(); err == nil {
-						s.refused.Add(1)
+						s.refuse(refusedOutOfFiles)
 						c.SetLinger(0)
 						c.Close()
 					}
@@ -64,31 +64,34 @@ func (l *listener) acceptLoop() {
 			continue
 		}
 		backoff = 0
-		if !l.admit(nc) {
-			s.refused.Add(1) // counted before the client can see the close
+		if reason := l.admit(nc); reason >= 0 {
+			s.refuse(reason) // counted before the client can see the close
 			nc.SetLinger(0)
 			nc.Close()
 		}
 	}
 }
 
-// admit applies the connection limits and hands nc to an event loop.
-func (l *listener) admit(nc *net.TCPConn) bool {
+// admit applies the connection limits and hands nc to an event loop. It returns -1, or
+// why nc was refused (refusedShutdown ...).
+func (l *listener) admit(nc *net.TCPConn) int {
 	s := l.srv
 	cfg := s.config()
 	if s.stopping.Load() {
-		return false
+		return refusedShutdown
 	}
 	if max := cfg.MaxConnections; max > 0 && s.open.Load()+s.pending.Load() >= int64(max) {
-		return false
+		return refusedMaxConnections
 	}
 	ip := ""
 	if a, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
 		ip = a.IP.String()
 	}
 	key := addrKey(ip)
-	if !s.unauth.add(key, cfg.MaxUnauthPerAddr, cfg.trusted(ip)) {
-		return false
+	// A trusted proxy carries many clients: they are counted by the address it names
+	// (rekeyClient), not by its own.
+	if !s.unauth.add(key, cfg.MaxUnauthPerAddr, cfg.trusted(ip) || l.cfg.WebSocket && cfg.Web.proxy(ip)) {
+		return refusedPerAddress
 	}
 	s.pending.Add(1)
 	ctx := gnet.NewNetConnContext(gnet.NewContext(context.Background(), l), nc)
@@ -96,7 +99,7 @@ func (l *listener) admit(nc *net.TCPConn) bool {
 	if err != nil {
 		s.pending.Add(-1)
 		s.unauth.done(key)
-		return false
+		return refusedRegister
 	}
 	// gnet duplicates the descriptor on a worker and closes nc; a failure there means
 	// OnOpen never runs, so the counts are given back here.
@@ -104,10 +107,10 @@ func (l *listener) admit(nc *net.TCPConn) bool {
 		if r, ok := <-ch; ok && r.Err != nil {
 			s.pending.Add(-1)
 			s.unauth.done(key)
-			s.refused.Add(1)
+			s.refuse(refusedRegister)
 		}
 	}()
-	return true
+	return -1
 }
 
 // perAddr counts connections per client address (IPv6 per /64) that have not

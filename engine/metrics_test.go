@@ -54,7 +54,15 @@ func metricValue(t *testing.T, body, series string) float64 {
 func TestIntegrationMetrics(t *testing.T) {
 	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true})
 	srv.AddUser(t, "alice", "secret")
-	srv.LoginPlain(t, "alice", "secret", "r")
+	a := srv.LoginPlain(t, "alice", "secret", "r")
+	// Enough messages that the 1-in-64 latency sample takes some (all but surely: the
+	// chance of none in 1000 is 1.5e-7).
+	var msgs strings.Builder
+	for i := 0; i < 1000; i++ {
+		msgs.WriteString("<message to='alice@localhost/r' type='chat' id='m" + strconv.Itoa(i) + "'><body>x</body></message>")
+	}
+	a.Send(msgs.String())
+	a.Expect("id='m999'")
 
 	code, ctype, body := scrape(t, srv.WebAddr(), "")
 	if code != 200 {
@@ -70,6 +78,12 @@ func TestIntegrationMetrics(t *testing.T) {
 		`vireo_tls_connections`:           1,
 		`vireo_router_shards`:             1,
 		`go_goroutines`:                   1,
+		`vireo_logins_by_mechanism_total{mechanism="PLAIN",result="ok"}`: 1,
+		`vireo_tls_handshakes_total{result="ok"}`:                        1,
+		`vireo_stanzas_total{direction="in",kind="message"}`:             1000,
+		`vireo_stanzas_total{direction="out",kind="message"}`:            1000,
+		`vireo_routing_latency_seconds_count`:                            1,
+		`vireo_store_commit_seconds_count`:                               1, // AddUser
 	} {
 		if v := metricValue(t, body, series); v < min {
 			t.Errorf("%s = %v, want >= %v", series, v, min)
@@ -77,7 +91,9 @@ func TestIntegrationMetrics(t *testing.T) {
 	}
 	for _, name := range []string{`vireo_logins_total{result="failed"}`, "vireo_stanzas_routed_total",
 		"vireo_stanzas_dropped_total", "vireo_sessions_detached", "vireo_connections_refused_total",
-		"vireo_accept_errors_total", "vireo_sessions_online", "process_open_fds"} {
+		"vireo_accept_errors_total", "vireo_sessions_online", "process_open_fds",
+		`vireo_tls_handshakes_total{result="failed"}`, `vireo_connections_rejected_total{reason="per_address"}`,
+		"vireo_store_offline_writes_total", "vireo_store_archive_writes_total", `vireo_routing_latency_seconds_bucket{le="+Inf"}`} {
 		metricValue(t, body, name)
 	}
 }

@@ -63,10 +63,12 @@ func (c *conn) serveMount(h http.Handler, r httpReq, body []byte) {
 	req.Host = c.requestHost(r)
 	req.RequestURI = target
 	req.ContentLength = int64(len(body))
-	req.RemoteAddr = net.JoinHostPort(c.ip(), "0")
+	req.RemoteAddr = net.JoinHostPort(c.clientIP(r), "0")
 	if t := c.tls.Load(); t != nil {
 		// What handlers look at (Secure cookies, scheme); the keys are none of theirs.
 		req.TLS = &tls.ConnectionState{HandshakeComplete: true, ServerName: t.ServerName()}
+	} else if r.fwd.proto == "https" {
+		req.TLS = &tls.ConnectionState{HandshakeComplete: true, ServerName: req.Host}
 	}
 	c.ws.bosh.Store(true)
 	log, gc := c.srv().log, c.gc

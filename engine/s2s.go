@@ -188,7 +188,7 @@ func (k *s2sIn) external(c *conn, st *xmlstream.Stanza) {
 	c.set(fAuthed)
 	c.authenticated()
 	c.state.Store(stEstablished)
-	s.authOK.Add(1)
+	s.login(mechExternal, true)
 	s.s2s.addIn(c, domain, "external")
 	s.log.Info().Str("peer", domain).Str("remote", c.ip()).Msg("s2s inbound stream authenticated with SASL EXTERNAL")
 	c.write([]byte("<success xmlns='" + ns.SASL + "'/>"))
@@ -267,7 +267,7 @@ func (k *s2sIn) dialback(c *conn, st *xmlstream.Stanza) {
 				}
 				defer c.recoverPanic()
 				if !ok {
-					s.authFail.Add(1)
+					s.login(mechDialback, false)
 					s.log.Info().Str("peer", from).Str("remote", c.ip()).Msg("s2s dialback failed")
 					k.resultAnswer(c, to, from, "invalid")
 					c.fail(stanza.NotAuthorized, "")
@@ -278,7 +278,7 @@ func (k *s2sIn) dialback(c *conn, st *xmlstream.Stanza) {
 				c.set(fAuthed)
 				c.authenticated()
 				c.state.Store(stEstablished)
-				s.authOK.Add(1)
+				s.login(mechDialback, true)
 				s.s2s.addIn(c, from, "dialback")
 				s.log.Info().Str("peer", from).Str("remote", c.ip()).Msg("s2s inbound stream authenticated")
 				k.resultAnswer(c, to, from, "valid")

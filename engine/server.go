@@ -249,6 +249,7 @@ type Server struct {
 	tlsConns    atomic.Int64
 	authOK      atomic.Int64
 	authFail    atomic.Int64
+	counts      loginCounters
 }
 
 // New validates cfg and prepares the listeners; Start opens them.
@@ -483,9 +484,11 @@ func (s *Server) Stats() Stats {
 // counters snapshots the engine's and the router's counters for a metrics scrape.
 func (s *Server) counters() metrics.Counters {
 	e, r := s.Stats(), s.rt.Stats()
-	return metrics.Counters{ConnsOpen: e.Open, Established: e.Established, TLS: e.TLS, AuthOK: e.AuthOK,
+	m := metrics.Counters{ConnsOpen: e.Open, Established: e.Established, TLS: e.TLS, AuthOK: e.AuthOK,
 		AuthFail: e.AuthFail, Refused: e.Refused, AcceptErrors: e.AcceptErrors, Online: r.Online,
 		Detached: r.Detached, Routed: r.Routed, Dropped: r.Dropped, Queued: int64(r.Queued), Shards: int64(r.Shards)}
+	s.metricsExtra(&m)
+	return m
 }
 
 // listener is one listening address: our accept loop (listen.go) and the registry of its

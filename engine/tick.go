@@ -42,6 +42,13 @@ func (l *listener) sweep(now time.Time) {
 		if c.closing.Load() || c.ws != nil && c.ws.bosh.Load() {
 			continue // a held BOSH request lasts up to its wait, timed by the session
 		}
+		if c.ws != nil && c.ws.kept.Load() && !c.ws.open {
+			// A persistent BOSH connection between requests: idle, not pre-auth, time.
+			if int64(int32(rel-c.lastRx.Load())) >= preAuth {
+				c.closeAfterWrites()
+			}
+			continue
+		}
 		st := c.state.Load()
 		if st != stEstablished {
 			if now.Sub(epoch)/time.Second-time.Duration(c.opened) >= time.Duration(preAuth) {

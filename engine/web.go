@@ -40,6 +40,10 @@ type Web struct {
 	// MetricsAllow lists the networks whose clients may GET /metrics (Prometheus);
 	// others get 403. Empty: loopback only (metrics.DefaultAllow).
 	MetricsAllow []netip.Prefix
+	// TrustedProxies lists the reverse proxies whose Forwarded / X-Forwarded-* headers
+	// name the client address, scheme and host (forwarded.go); from others they are
+	// ignored. Empty: none.
+	TrustedProxies []netip.Prefix
 	// Mounts serve path prefixes with standard http.Handlers, off the loop (mount.go):
 	// the admin dashboard.
 	Mounts []Mount
@@ -157,13 +161,16 @@ func (c *conn) announce(r httpReq, public, plain, secure, path string) string {
 		return public
 	}
 	scheme := plain
-	if c.tls.Load() != nil {
+	if c.tls.Load() != nil || r.fwd.proto == "https" {
 		scheme = secure
 	}
 	return scheme + c.requestHost(r) + path
 }
 
 func (c *conn) requestHost(r httpReq) string {
+	if r.fwd.host != "" {
+		return r.fwd.host // checked by forwardedHost
+	}
 	host := r.header["host"]
 	if host == "" || strings.ContainsAny(host, " /\"'<>") {
 		host = c.domainName()
@@ -189,7 +196,7 @@ func (c *conn) hostMetaJSON(r httpReq) {
 // serveMetrics answers a Prometheus scrape, to clients in Web.MetricsAllow only. It runs
 // on the event loop: the registry is gathered and encoded into memory, then written.
 func (c *conn) serveMetrics(r httpReq) {
-	if !metrics.Allowed(c.srv().config().Web.MetricsAllow, c.ip()) {
+	if !metrics.Allowed(c.srv().config().Web.MetricsAllow, c.clientIP(r)) {
 		c.httpReply(403, "Forbidden", "forbidden\n", nil)
 		return
 	}

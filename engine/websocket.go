@@ -56,6 +56,9 @@ type wsState struct {
 	msgLen  int                        // payload bytes of the current message so far
 	open    bool                       // the upgrade was answered: frames follow
 	bosh    atomic.Bool                // a BOSH request was read: the connection waits for its answer (read by the sweep)
+	keep    atomic.Bool                // the BOSH request being answered asked for a persistent connection
+	kept    atomic.Bool                // a BOSH answer kept the connection open: idle time counts from the last read
+	client  string                     // the client a trusted proxy named at the upgrade; "" if none
 	inMsg   bool                       // a message has begun and its final frame has not come
 	mode    uint8
 }
@@ -90,7 +93,13 @@ func (c *conn) wsConsume(b []byte) []byte {
 	for len(b) > 0 && !c.closing.Load() {
 		if !ws.open {
 			if ws.bosh.Load() {
-				return nil // one request per connection; its answer closes it
+				// A request waits for its answer; what follows (a pipelined request) waits
+				// for boshNext, bounded by one request's size.
+				if len(b) > maxHTTPHead+limit+boshSlack {
+					c.closeAfterWrites()
+					return nil
+				}
+				return b
 			}
 			i := bytes.Index(b, []byte("\r\n\r\n"))
 			if i > maxHTTPHead || i < 0 && len(b) > maxHTTPHead {
@@ -523,6 +532,8 @@ type httpReq struct {
 	method, path string
 	query        string            // after '?', raw; only mounted handlers read it
 	header       map[string]string // lower-case names; repeated headers joined with ","
+	fwd          forwarded         // what a trusted proxy said of the client (forwarded.go)
+	keep         bool              // HTTP/1.1 without "Connection: close", or 1.0 with keep-alive
 }
 
 func parseHTTPHead(head []byte) (httpReq, bool) {
@@ -533,6 +544,7 @@ func parseHTTPHead(head []byte) (httpReq, bool) {
 		return r, false
 	}
 	r.method, r.path = parts[0], parts[1]
+
 	if i := strings.IndexByte(r.path, '?'); i >= 0 {
 		r.path, r.query = r.path[:i], r.path[i+1:]
 	}
@@ -548,6 +560,11 @@ func parseHTTPHead(head []byte) (httpReq, bool) {
 			v = old + "," + v
 		}
 		r.header[k] = v
+	}
+	if parts[2] == "HTTP/1.1" {
+		r.keep = !headerHas(r.header["connection"], "close")
+	} else {
+		r.keep = headerHas(r.header["connection"], "keep-alive")
 	}
 	return r, true
 }
@@ -566,6 +583,9 @@ func headerHas(v, token string) bool {
 // until its answer.
 func (c *conn) onHTTP(r httpReq, body []byte) {
 	web := &c.srv().config().Web
+	if web.proxy(c.peerIP()) {
+		r.fwd = web.forwardedFrom(r.header)
+	}
 	if r.path == web.BOSHPath {
 		c.serveBOSH(r, body)
 		return
@@ -594,12 +614,15 @@ func (c *conn) onHTTP(r httpReq, body []byte) {
 	case !web.originOK(h["origin"]):
 		c.httpReply(403, "Forbidden", "origin not allowed\n", nil)
 	default:
+		if r.fwd.ip != "" && !c.rekeyClient(r.fwd.ip) {
+			return
+		}
 		sum := sha1.Sum([]byte(h["sec-websocket-key"] + wsGUID))
 		c.writeRaw([]byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
 			"Sec-WebSocket-Accept: " + base64.StdEncoding.EncodeToString(sum[:]) + "\r\nSec-WebSocket-Protocol: xmpp\r\n\r\n"))
 		c.ws.open = true
-		if !c.has(fTLS) && c.srv().config().trusted(c.ip()) {
-			// A reverse proxy on a trusted network terminated TLS for the browser.
+		if !c.has(fTLS) && c.secureRequest(r) {
+			// A reverse proxy terminated TLS for the browser.
 			c.set(fTLS)
 		}
 	}

@@ -282,6 +282,7 @@ func (r *Router) Submit(s *Session, st *xmlstream.Stanza) bool {
 	o.buf = bufPool.Get()
 	o.buf.B = xmlstream.SetAttrs(o.buf.B[:0], st.Raw, xmlstream.AttrSet{Name: "from", Value: s.fullB()})
 	o.charged, o.n = s, int64(len(o.buf.B))
+	o.t0 = sampleT0()
 	s.charge(o.n, int64(r.opts.SenderInflight))
 	return r.pushOrDrop(s.shard.q, o)
 }
@@ -482,7 +483,8 @@ type op struct {
 	timeout  time.Duration
 	queue    [][]byte // DetachWith's unacknowledged stanzas
 	collect  func() [][]byte
-	skip     int // AttachSkip
+	skip     int   // AttachSkip
+	t0       int64 // monoNow at Submit for a stanza sampled for the latency histogram; 0 if not
 }
 
 var opPool = sync.Pool{New: func() any { return new(op) }}
@@ -522,5 +524,6 @@ func putOp(o *op) {
 	o.to, o.bare, o.resource = jid.JID{}, jid.JID{}, ""
 	o.svc, o.fn, o.gen, o.timeout = nil, nil, 0, 0
 	o.queue, o.skip, o.collect = nil, 0, nil
+	o.t0 = 0
 	opPool.Put(o)
 }

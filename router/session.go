@@ -164,9 +164,21 @@ func (s *Session) send(raw []byte) bool {
 		}
 		d.queue = append(d.queue, append([]byte(nil), raw...))
 		d.bytes += len(raw)
+		s.countOut(raw)
 		return true
 	}
-	return s.conn.Send(raw)
+	if !s.conn.Send(raw) {
+		return false
+	}
+	s.countOut(raw)
+	return true
+}
+
+// countOut counts raw as delivered, on the session's shard.
+func (s *Session) countOut(raw []byte) {
+	if k, ok := kindOfRaw(raw); ok {
+		s.shard.stats.out[k].Add(1)
+	}
 }
 
 // Close ends the session's stream with cond; a detached session is ended by the router.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"runtime/debug"
 	"strconv"
+	"time"
 
 	"github.com/vireo-im/vireo/modules/module"
 	"github.com/vireo-im/vireo/store"
@@ -49,6 +50,7 @@ type shard struct {
 	scratch [2][]byte // lent to hooks that rewrite Packet.Raw
 	push    uint64
 	gen     uint64 // detach generations
+	stats   shardStats
 }
 
 func newShard(r *Router, i int) *shard {
@@ -102,6 +104,7 @@ func (s *shard) handle(o *op) {
 			}
 		}
 	case opOut:
+		s.stats.in[o.pk].Add(1)
 		keep = s.outbound(o)
 	case opIn:
 		s.inbound(o)
@@ -448,9 +451,12 @@ func (s *shard) inbound(o *op) {
 	}
 	if k == module.KindIQ {
 		s.inIQ(p, u)
-		return
+	} else {
+		s.deliver(p, u)
 	}
-	s.deliver(p, u)
+	if o.t0 != 0 {
+		s.stats.latency.Observe(time.Duration(monoNow() - o.t0))
+	}
 }
 
 func (s *shard) inIQ(p *module.Packet, u *user) {

@@ -11,6 +11,8 @@ import (
 	"errors"
 	"strings"
 	"time"
+
+	"github.com/vireo-im/vireo/hist"
 )
 
 // Errors.
@@ -222,6 +224,19 @@ type LazySyncer interface {
 }
 
 // Store is the whole storage API.
+// Metrics are what a store counts of its writes, for monitoring.
+type Metrics struct {
+	Commit        hist.Snapshot // latency of committed write batches
+	OfflineWrites int64         // offline messages stored
+	ArchiveWrites int64         // writes to the message archive (XEP-0313 MAM)
+}
+
+// Metered is implemented by stores that count their writes.
+type Metered interface {
+	// Metrics returns the counts so far. Safe for concurrent use.
+	Metrics() Metrics
+}
+
 type Store interface {
 	Accounts() Accounts
 	Rosters() Rosters

@@ -95,7 +95,25 @@ type Web struct {
 	// MetricsAllow lists the networks (CIDR) whose clients may scrape GET /metrics;
 	// empty: loopback only.
 	MetricsAllow []string `toml:"metrics_allow"`
+	// TrustedProxies lists the reverse proxies (CIDR) whose Forwarded / X-Forwarded-*
+	// headers name the client address, scheme and host; from anyone else they are ignored.
+	TrustedProxies []string `toml:"trusted_proxies"`
+	// BOSHInactivity is how long a BOSH session lives without a request (XEP-0124
+	// inactivity); BOSHWait the longest a request is held.
+	BOSHInactivity Duration `toml:"bosh_inactivity"`
+	BOSHWait       Duration `toml:"bosh_wait"`
 }
+
+// Bounds of the BOSH settings: a wait shorter than a few seconds turns long polling into
+// polling, and one beyond two minutes outlasts what proxies and browsers keep an idle
+// response open for; an inactivity below ten seconds ends the sessions of clients on a
+// slow network between two requests, and one above an hour keeps closed tabs online.
+const (
+	MinBOSHWait       = 5 * time.Second
+	MaxBOSHWait       = 120 * time.Second
+	MinBOSHInactivity = 10 * time.Second
+	MaxBOSHInactivity = time.Hour
+)
 
 // Component configures the XEP-0114 listener and the components allowed on it.
 type Component struct {
@@ -241,10 +259,12 @@ func Defaults(domain string) *Config {
 		LogLevel:  "info",
 		LogFormat: "console",
 		Web: Web{
-			Listen:        []string{"[::]:5280"},
-			TLSListen:     []string{"[::]:5443"},
-			WebSocketPath: "/xmpp-websocket",
-			BOSHPath:      "/http-bind",
+			Listen:         []string{"[::]:5280"},
+			TLSListen:      []string{"[::]:5443"},
+			WebSocketPath:  "/xmpp-websocket",
+			BOSHPath:       "/http-bind",
+			BOSHInactivity: Duration{60 * time.Second},
+			BOSHWait:       Duration{60 * time.Second},
 		},
 		C2S: C2S{
 			Listen:                []string{"[::]:5222"},
@@ -379,6 +399,17 @@ func (c *Config) normalize() error {
 		if _, err := netip.ParsePrefix(n); err != nil {
 			return fmt.Errorf("web.metrics_allow: %q: %w", n, err)
 		}
+	}
+	for _, n := range c.Web.TrustedProxies {
+		if _, err := netip.ParsePrefix(n); err != nil {
+			return fmt.Errorf("web.trusted_proxies: %q: %w", n, err)
+		}
+	}
+	if w := c.Web.BOSHWait.Duration; w < MinBOSHWait || w > MaxBOSHWait {
+		return fmt.Errorf("web.bosh_wait %v must be between %v and %v", w, MinBOSHWait, MaxBOSHWait)
+	}
+	if i := c.Web.BOSHInactivity.Duration; i < MinBOSHInactivity || i > MaxBOSHInactivity {
+		return fmt.Errorf("web.bosh_inactivity %v must be between %v and %v", i, MinBOSHInactivity, MaxBOSHInactivity)
 	}
 	seenComp := map[string]bool{}
 	for i, a := range c.Component.Allow {
@@ -517,6 +548,17 @@ func (c *Config) ModuleConfig(id string, v any) error {
 func (c *Config) TrustedPrefixes() []netip.Prefix {
 	var out []netip.Prefix
 	for _, n := range c.C2S.TrustedNetworks {
+		if p, err := netip.ParsePrefix(n); err == nil {
+			out = append(out, p.Masked())
+		}
+	}
+	return out
+}
+
+// TrustedProxyPrefixes returns web.trusted_proxies parsed (validated at load).
+func (c *Config) TrustedProxyPrefixes() []netip.Prefix {
+	var out []netip.Prefix
+	for _, n := range c.Web.TrustedProxies {
 		if p, err := netip.ParsePrefix(n); err == nil {
 			out = append(out, p.Masked())
 		}

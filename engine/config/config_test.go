@@ -280,3 +280,42 @@ func TestACMECertsFirst(t *testing.T) {
 		}
 	}
 }
+
+func TestWebConfig(t *testing.T) {
+	c, err := Parse([]byte("domains = [\"a.org\"]\n"), "/x/v.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Web.BOSHInactivity.Duration != 60*time.Second || c.Web.BOSHWait.Duration != 60*time.Second {
+		t.Fatalf("bosh_inactivity %v, bosh_wait %v: want the 60s defaults", c.Web.BOSHInactivity, c.Web.BOSHWait)
+	}
+	if p := c.TrustedProxyPrefixes(); len(p) != 0 {
+		t.Fatalf("trusted_proxies = %v, want none by default", p)
+	}
+	c, err = Parse([]byte("domains = [\"a.org\"]\n[web]\nbosh_inactivity = \"5m\"\nbosh_wait = \"30s\"\n"+
+		"trusted_proxies = [\"127.0.0.1/32\", \"2001:db8::1/128\"]\n"), "/x/v.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Web.BOSHInactivity.Duration != 5*time.Minute || c.Web.BOSHWait.Duration != 30*time.Second {
+		t.Fatalf("bosh_inactivity %v, bosh_wait %v", c.Web.BOSHInactivity, c.Web.BOSHWait)
+	}
+	if p := c.TrustedProxyPrefixes(); len(p) != 2 || !p[1].Contains(netip.MustParseAddr("2001:db8::1")) {
+		t.Fatalf("trusted_proxies = %v", p)
+	}
+	for _, tc := range []struct{ name, in, want string }{
+		{"wait short", "bosh_wait = \"1s\"", "web.bosh_wait"},
+		{"wait long", "bosh_wait = \"5m\"", "web.bosh_wait"},
+		{"inactivity short", "bosh_inactivity = \"2s\"", "web.bosh_inactivity"},
+		{"inactivity long", "bosh_inactivity = \"2h\"", "web.bosh_inactivity"},
+		{"bad duration", "bosh_wait = \"soon\"", "bosh_wait"},
+		{"proxy", "trusted_proxies = [\"10.0.0.1\"]", "web.trusted_proxies"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte("domains = [\"a.org\"]\n[web]\n"+tc.in+"\n"), "/x/v.toml")
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want it to mention %q", err, tc.want)
+			}
+		})
+	}
+}

@@ -1,7 +1,9 @@
 // Package metrics exports the server's counters to Prometheus.
 //
-// Nothing here is on a hot path: the collector reads the engine's and the router's
-// existing atomics when a scrape gathers it, so counting costs what it cost before.
+// Nothing here is on a hot path: the collector reads the engine's, the router's and the
+// store's atomics when a scrape gathers it. Counters on hot paths are kept per router
+// shard (and histograms in fixed buckets, package hist) and summed here, so counting a
+// stanza is an uncontended atomic add, with no lock and no allocation.
 // The package does not import engine (engine serves GET /metrics with it); the engine
 // hands it a function that snapshots its counters.
 package metrics
@@ -14,6 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/common/expfmt"
+
+	"github.com/vireo-im/vireo/hist"
 )
 
 // Counters is one snapshot of the counters the collector exports. Gauges hold the
@@ -32,7 +36,35 @@ type Counters struct {
 	Dropped      int64 // total stanzas dropped
 	Queued       int64 // ops waiting in the shards' queues
 	Shards       int64 // router shards
+
+	// Logins are authentications by mechanism (only those with any).
+	Logins []Login
+	// TLSHandshakes are inbound TLS handshakes: [0] completed, [1] failed (totals).
+	TLSHandshakes [2]int64
+	// RefusedBy splits Refused by reason (totals).
+	RefusedBy map[string]int64
+	// StanzasIn are stanzas from local clients and StanzasOut stanzas delivered to local
+	// sessions, by kind: message, presence, iq (totals).
+	StanzasIn, StanzasOut [3]int64
+	// RoutingLatency is the time from a client stanza's submission to the router to its
+	// delivery to the recipient's connection, for the sampled stanzas.
+	RoutingLatency hist.Snapshot
+	// StoreCommit is the store's write-batch commit latency; nil if the store does not
+	// count it.
+	StoreCommit *hist.Snapshot
+	// OfflineWrites and ArchiveWrites are offline messages and archive (MAM) writes
+	// stored (totals).
+	OfflineWrites, ArchiveWrites int64
 }
+
+// Login is the count of authentications with one mechanism.
+type Login struct {
+	Mechanism  string
+	OK, Failed int64
+}
+
+// stanzaKinds names the StanzasIn/StanzasOut indices.
+var stanzaKinds = [3]string{"message", "presence", "iq"}
 
 var (
 	descConnsOpen   = prometheus.NewDesc("vireo_connections_open", "Open client connections on all listeners.", nil, nil)
@@ -47,6 +79,15 @@ var (
 	descDropped     = prometheus.NewDesc("vireo_stanzas_dropped_total", "Stanzas dropped by the router.", nil, nil)
 	descQueued      = prometheus.NewDesc("vireo_router_queued", "Ops waiting in the router shards' queues.", nil, nil)
 	descShards      = prometheus.NewDesc("vireo_router_shards", "Router shards.", nil, nil)
+	descLoginsMech  = prometheus.NewDesc("vireo_logins_by_mechanism_total",
+		"Authentications by mechanism (SASL name; FAST for XEP-0484 tokens; component, dialback) and result.", []string{"mechanism", "result"}, nil)
+	descTLSHs         = prometheus.NewDesc("vireo_tls_handshakes_total", "Inbound TLS handshakes by result (ok, failed).", []string{"result"}, nil)
+	descRefusedBy     = prometheus.NewDesc("vireo_connections_rejected_total", "Connections refused at accept, by reason.", []string{"reason"}, nil)
+	descStanzas       = prometheus.NewDesc("vireo_stanzas_total", "Stanzas by kind and direction (in: from local clients; out: delivered to local sessions).", []string{"kind", "direction"}, nil)
+	descRoutingLat    = prometheus.NewDesc("vireo_routing_latency_seconds", "Time from a client stanza's submission to the router to its delivery to the recipient's connection (one stanza in 64 sampled).", nil, nil)
+	descStoreCommit   = prometheus.NewDesc("vireo_store_commit_seconds", "Store write-batch commit latency.", nil, nil)
+	descOfflineWrites = prometheus.NewDesc("vireo_store_offline_writes_total", "Offline messages stored.", nil, nil)
+	descArchiveWrites = prometheus.NewDesc("vireo_store_archive_writes_total", "Writes to the message archive (XEP-0313 MAM).", nil, nil)
 )
 
 // collector reads a Counters snapshot once per scrape.
@@ -57,7 +98,9 @@ var _ prometheus.Collector = collector{}
 // Describe implements prometheus.Collector.
 func (collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descConnsOpen, descEstablished, descOnline, descDetached, descTLS,
-		descLogins, descRefused, descAcceptErrs, descRouted, descDropped, descQueued, descShards} {
+		descLogins, descRefused, descAcceptErrs, descRouted, descDropped, descQueued, descShards,
+		descLoginsMech, descTLSHs, descRefusedBy, descStanzas, descRoutingLat, descStoreCommit,
+		descOfflineWrites, descArchiveWrites} {
 		ch <- d
 	}
 }
@@ -84,6 +127,28 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	n(descDropped, s.Dropped)
 	g(descQueued, s.Queued)
 	g(descShards, s.Shards)
+	for _, l := range s.Logins {
+		n(descLoginsMech, l.OK, l.Mechanism, "ok")
+		n(descLoginsMech, l.Failed, l.Mechanism, "failed")
+	}
+	n(descTLSHs, s.TLSHandshakes[0], "ok")
+	n(descTLSHs, s.TLSHandshakes[1], "failed")
+	for r, v := range s.RefusedBy {
+		n(descRefusedBy, v, r)
+	}
+	for i, k := range stanzaKinds {
+		n(descStanzas, s.StanzasIn[i], k, "in")
+		n(descStanzas, s.StanzasOut[i], k, "out")
+	}
+	h := func(d *prometheus.Desc, hs *hist.Snapshot) {
+		ch <- prometheus.MustNewConstHistogram(d, hs.Count(), hs.Sum.Seconds(), hs.Cumulative())
+	}
+	h(descRoutingLat, &s.RoutingLatency)
+	if s.StoreCommit != nil {
+		h(descStoreCommit, s.StoreCommit)
+		n(descOfflineWrites, s.OfflineWrites)
+		n(descArchiveWrites, s.ArchiveWrites)
+	}
 }
 
 // NewRegistry returns a registry with the Go runtime and process collectors and a

@@ -2,10 +2,17 @@ package metrics
 
 import (
 	"net/netip"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/vireo-im/vireo/hist"
 )
 
 func TestAllowed(t *testing.T) {
@@ -36,8 +43,17 @@ func TestAllowed(t *testing.T) {
 }
 
 func TestCollector(t *testing.T) {
+	var lat, commit hist.Snapshot
+	lat.Counts[0], lat.Counts[3], lat.Sum = 2, 1, 60*time.Microsecond // 2 at or below 5 µs, 1 in (25 µs, 50 µs]
+	commit.Counts[hist.NBuckets-1], commit.Sum = 1, 3*time.Second
 	c := collector{read: func() Counters {
-		return Counters{ConnsOpen: 3, AuthOK: 5, AuthFail: 2, Routed: 7, Shards: 4}
+		return Counters{ConnsOpen: 3, AuthOK: 5, AuthFail: 2, Routed: 7, Shards: 4,
+			Logins:         []Login{{Mechanism: "PLAIN", OK: 4, Failed: 2}, {Mechanism: "SCRAM-SHA-256", OK: 1}},
+			TLSHandshakes:  [2]int64{6, 1},
+			RefusedBy:      map[string]int64{"per_address": 2, "max_connections": 0},
+			StanzasIn:      [3]int64{10, 3, 4},
+			StanzasOut:     [3]int64{9, 5, 4},
+			RoutingLatency: lat, StoreCommit: &commit, OfflineWrites: 2, ArchiveWrites: 8}
 	}}
 	if probs, err := testutil.CollectAndLint(c); err != nil || len(probs) != 0 {
 		t.Fatalf("lint: %v %v", err, probs)
@@ -53,8 +69,62 @@ vireo_connections_open 3
 	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "vireo_logins_total", "vireo_connections_open"); err != nil {
 		t.Fatal(err)
 	}
-	if n := testutil.CollectAndCount(c); n != 13 {
-		t.Fatalf("%d series, want 13", n)
+	want = `# HELP vireo_logins_by_mechanism_total Authentications by mechanism (SASL name; FAST for XEP-0484 tokens; component, dialback) and result.
+# TYPE vireo_logins_by_mechanism_total counter
+vireo_logins_by_mechanism_total{mechanism="PLAIN",result="failed"} 2
+vireo_logins_by_mechanism_total{mechanism="PLAIN",result="ok"} 4
+vireo_logins_by_mechanism_total{mechanism="SCRAM-SHA-256",result="failed"} 0
+vireo_logins_by_mechanism_total{mechanism="SCRAM-SHA-256",result="ok"} 1
+# HELP vireo_tls_handshakes_total Inbound TLS handshakes by result (ok, failed).
+# TYPE vireo_tls_handshakes_total counter
+vireo_tls_handshakes_total{result="failed"} 1
+vireo_tls_handshakes_total{result="ok"} 6
+# HELP vireo_connections_rejected_total Connections refused at accept, by reason.
+# TYPE vireo_connections_rejected_total counter
+vireo_connections_rejected_total{reason="max_connections"} 0
+vireo_connections_rejected_total{reason="per_address"} 2
+# HELP vireo_stanzas_total Stanzas by kind and direction (in: from local clients; out: delivered to local sessions).
+# TYPE vireo_stanzas_total counter
+vireo_stanzas_total{direction="in",kind="iq"} 4
+vireo_stanzas_total{direction="in",kind="message"} 10
+vireo_stanzas_total{direction="in",kind="presence"} 3
+vireo_stanzas_total{direction="out",kind="iq"} 4
+vireo_stanzas_total{direction="out",kind="message"} 9
+vireo_stanzas_total{direction="out",kind="presence"} 5
+# HELP vireo_store_archive_writes_total Writes to the message archive (XEP-0313 MAM).
+# TYPE vireo_store_archive_writes_total counter
+vireo_store_archive_writes_total 8
+`
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "vireo_logins_by_mechanism_total",
+		"vireo_tls_handshakes_total", "vireo_connections_rejected_total", "vireo_stanzas_total", "vireo_store_archive_writes_total"); err != nil {
+		t.Fatal(err)
+	}
+	_, body, err := Render(prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(c)
+		return reg.Gather()
+	}), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{
+		"\nvireo_routing_latency_seconds_bucket{le=\"5e-06\"} 2\n",
+		"\nvireo_routing_latency_seconds_bucket{le=\"2.5e-05\"} 2\n",
+		"\nvireo_routing_latency_seconds_bucket{le=\"5e-05\"} 3\n",
+		"\nvireo_routing_latency_seconds_bucket{le=\"+Inf\"} 3\n",
+		"\nvireo_routing_latency_seconds_sum 6e-05\n",
+		"\nvireo_routing_latency_seconds_count 3\n",
+		"\nvireo_store_commit_seconds_bucket{le=\"2.5\"} 0\n",
+		"\nvireo_store_commit_seconds_count 1\n",
+		"\nvireo_store_offline_writes_total 2\n",
+	} {
+		if !strings.Contains(string(body), s) {
+			t.Errorf("no %q in\n%s", s, body)
+		}
+	}
+	// 13 + 4 logins + 2 TLS + 2 refusals + 6 stanzas + 2 histograms + 2 store counters.
+	if n := testutil.CollectAndCount(c); n != 31 {
+		t.Fatalf("%d series, want 31", n)
 	}
 }
 
@@ -70,6 +140,53 @@ func TestRender(t *testing.T) {
 	for _, s := range []string{"\nvireo_router_shards 2\n", "\ngo_goroutines ", "\nprocess_open_fds "} {
 		if !strings.Contains(string(body), s) {
 			t.Errorf("no %q in the body", s)
+		}
+	}
+}
+
+// TestDashboardMetrics: every vireo_ series the Grafana dashboard queries is one the
+// collector exports.
+func TestDashboardMetrics(t *testing.T) {
+	b, err := os.ReadFile("../../tools/grafana/vireo.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan *prometheus.Desc, 64)
+	collector{}.Describe(ch)
+	close(ch)
+	known := map[string]bool{}
+	for d := range ch {
+		m := regexp.MustCompile(`fqName: "([^"]+)"`).FindStringSubmatch(d.String())
+		known[m[1]] = true
+	}
+	names := regexp.MustCompile(`vireo_[a-z_]+`).FindAllString(string(b), -1)
+	if len(names) < 10 {
+		t.Fatalf("only %d vireo_ names in the dashboard", len(names))
+	}
+	for _, n := range names {
+		base := n
+		for _, suf := range []string{"_bucket", "_count", "_sum"} {
+			if strings.HasSuffix(n, suf) && known[strings.TrimSuffix(n, suf)] {
+				base = strings.TrimSuffix(n, suf)
+			}
+		}
+		if !known[base] {
+			t.Errorf("the dashboard queries %s, which is not exported", n)
+		}
+	}
+}
+
+// BenchmarkRender is one scrape's gathering and encoding, without the HTTP exchange.
+func BenchmarkRender(b *testing.B) {
+	var lat hist.Snapshot
+	reg := NewRegistry(func() Counters {
+		return Counters{Shards: 64, RoutingLatency: lat, StoreCommit: &lat, RefusedBy: map[string]int64{"per_address": 1},
+			Logins: []Login{{Mechanism: "PLAIN", OK: 1}}}
+	})
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if _, _, err := Render(reg, ""); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

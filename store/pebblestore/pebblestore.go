@@ -24,6 +24,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/rs/zerolog"
 
+	"github.com/vireo-im/vireo/hist"
 	"github.com/vireo-im/vireo/store"
 )
 
@@ -56,6 +57,23 @@ type Store struct {
 	tmu    sync.Mutex
 	tables map[string]*table
 	nextT  uint16
+
+	// For Metrics: commit latency, and the offline and archive (MAM) writes.
+	commitLat     hist.H
+	offlineWrites atomic.Int64
+	archiveWrites atomic.Int64
+}
+
+// ArchiveTable is the table whose writes count as archive (XEP-0313 MAM) writes.
+const ArchiveTable = "mam"
+
+var _ store.Metered = (*Store)(nil)
+
+// Metrics implements store.Metered. Safe for concurrent use.
+func (s *Store) Metrics() store.Metrics {
+	m := store.Metrics{OfflineWrites: s.offlineWrites.Load(), ArchiveWrites: s.archiveWrites.Load()}
+	s.commitLat.AddTo(&m.Commit)
+	return m
 }
 
 var _ store.Store = (*Store)(nil)
@@ -150,7 +168,9 @@ func (s *Store) commitWith(b *pebble.Batch, shrink bool, opts *pebble.WriteOptio
 			s.log.Error().Err(err).Msg("store: refusing all writes")
 		}
 	}()
+	start := time.Now()
 	err = b.Commit(opts)
+	s.commitLat.Observe(time.Since(start))
 	if err != nil && isENOSPC(err) {
 		err = fmt.Errorf("%w: %w", store.ErrFull, err)
 	}
@@ -512,6 +532,7 @@ func (o offline) Push(user string, raw []byte, stamp time.Time, q store.Quota) (
 	if err := o.s.commit(b, false); err != nil {
 		return 0, err
 	}
+	o.s.offlineWrites.Add(1)
 	return next, nil
 }
 
@@ -661,6 +682,9 @@ func (t *table) writeWith(f func(b *pebble.Batch), shrink bool, opts *pebble.Wri
 	}
 	if !reg {
 		t.reg.Store(true)
+	}
+	if t.name == ArchiveTable {
+		t.s.archiveWrites.Add(1)
 	}
 	return nil
 }

@@ -1,0 +1,100 @@
+package engine
+
+import (
+	"strings"
+	"sync/atomic"
+
+	"github.com/vireo-im/vireo/engine/metrics"
+	"github.com/vireo-im/vireo/store"
+)
+
+// Counters for metrics that are not on a hot path: a login, a TLS handshake, a refused
+// connection each cost an atomic add in a fixed array, read when scraped.
+
+// Login mechanisms counted apart. Client SASL mechanisms by name; the HT-* (XEP-0484
+// FAST) family as one; mechanisms outside the list as "other"; and the two
+// authentications that are not client SASL, external components' handshake (XEP-0114)
+// and server dialback (XEP-0220).
+var loginMechs = [...]string{"PLAIN", "SCRAM-SHA-1", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-256", "SCRAM-SHA-256-PLUS",
+	"SCRAM-SHA-512", "SCRAM-SHA-512-PLUS", "EXTERNAL", "FAST", "other", "component", "dialback"}
+
+const (
+	mechOther     = 9
+	mechComponent = 10
+	mechDialback  = 11
+	mechExternal  = 7
+)
+
+// mechIndex is the loginMechs index of a SASL mechanism name.
+func mechIndex(name string) uint8 {
+	if strings.HasPrefix(name, "HT-") {
+		return 8
+	}
+	for i, m := range loginMechs[:mechOther] {
+		if m == name {
+			return uint8(i)
+		}
+	}
+	return mechOther
+}
+
+// Why a connection was refused at accept.
+const (
+	refusedShutdown       = iota // the server is stopping
+	refusedMaxConnections        // Config.MaxConnections
+	refusedPerAddress            // Config.MaxUnauthPerAddr
+	refusedOutOfFiles            // shed while accept fails with EMFILE/ENFILE
+	refusedRegister              // the event loop would not take it
+	nRefused
+)
+
+var refusedReasons = [nRefused]string{"shutdown", "max_connections", "per_address", "out_of_files", "loop_register"}
+
+// loginCounters are logins by mechanism and result, TLS handshakes by result, and
+// refused connections by reason.
+type loginCounters struct {
+	logins  [len(loginMechs)][2]atomic.Int64 // [mech][0 ok, 1 failed]
+	tls     [2]atomic.Int64                  // handshakes: 0 ok, 1 failed
+	refused [nRefused]atomic.Int64
+}
+
+// login counts one authentication of mechanism mech. Safe for concurrent use.
+func (s *Server) login(mech uint8, ok bool) {
+	if ok {
+		s.authOK.Add(1)
+		s.counts.logins[mech][0].Add(1)
+		return
+	}
+	s.authFail.Add(1)
+	s.counts.logins[mech][1].Add(1)
+}
+
+// refuse counts a connection refused for reason. Safe for concurrent use.
+func (s *Server) refuse(reason int) {
+	s.refused.Add(1)
+	s.counts.refused[reason].Add(1)
+}
+
+// metricsExtra fills the parts of a metrics snapshot kept here, the router's and the
+// store's.
+func (s *Server) metricsExtra(m *metrics.Counters) {
+	for i, name := range loginMechs {
+		ok, failed := s.counts.logins[i][0].Load(), s.counts.logins[i][1].Load()
+		if ok != 0 || failed != 0 {
+			m.Logins = append(m.Logins, metrics.Login{Mechanism: name, OK: ok, Failed: failed})
+		}
+	}
+	m.TLSHandshakes = [2]int64{s.counts.tls[0].Load(), s.counts.tls[1].Load()}
+	m.RefusedBy = make(map[string]int64, nRefused)
+	for i, r := range refusedReasons {
+		m.RefusedBy[r] = s.counts.refused[i].Load()
+	}
+	rm := s.rt.Metrics()
+	m.StanzasIn, m.StanzasOut = rm.In, rm.Out
+	m.RoutingLatency = rm.Latency
+	if ms, ok := s.st.(store.Metered); ok {
+		sm := ms.Metrics()
+		m.StoreCommit = &sm.Commit
+		m.OfflineWrites, m.ArchiveWrites = sm.OfflineWrites, sm.ArchiveWrites
+	}
+}
