@@ -396,8 +396,22 @@ func TestFederationProsody(t *testing.T) {
 		t.Fatalf("iq to a missing vireo user: %q", got)
 	}
 
-	// Prosody goes away: the next message to bob comes back to alice as an error.
+	// Prosody goes away: once Vireo has seen its stream end, the next message to bob comes
+	// back to alice as an error. (A stanza written into the stream before that is lost:
+	// without stream management between servers nothing tells it apart from one delivered.)
 	p.kill()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		up := false
+		for _, c := range v.Engine.S2SConns() {
+			up = up || c.Remote == "prosody.test" && c.Direction == "out"
+		}
+		if !up {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the outbound stream to prosody.test outlived Prosody by 10 s")
+		}
+	}
 	alice.Send("<message to='bob@prosody.test/pc' id='m3' type='chat'><body>still there?</body></message>")
 	got, err := alice.ReadUntil("id='m3'", 10*time.Second)
 	if err == nil {
