@@ -415,11 +415,9 @@ func indexOf(b, sub []byte) int {
 	return -1
 }
 
-// Close ends every session.
-func (o *Online) Close() {
-	closeAll(o.ss)
-	o.wg.Wait()
-}
+// Close ends every session: the streams first, then, once the readers are done with them,
+// the connections and the parsers (a parser freed under a running reader is a race).
+func (o *Online) Close() { endAll(o.ss, &o.wg) }
 
 // Messaging sends rate chat messages per second between random pairs of o's sessions for
 // dur, waits for stragglers, and reports delivery and latency.
