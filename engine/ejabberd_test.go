@@ -1,7 +1,6 @@
 package engine_test
 
 import (
-	"bytes"
 	"crypto/x509"
 	"fmt"
 	"net"
@@ -10,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -75,9 +73,8 @@ type ejabberdServer struct {
 	domain   string
 	dir      string
 	c2s, s2s string
-	cmd      *exec.Cmd
-	exited   chan struct{}
-	caPEM    []byte
+	*peerProc
+	caPEM []byte
 }
 
 type ejabberdOptions struct {
@@ -147,53 +144,14 @@ modules:
 	e := &ejabberdServer{t: t, domain: o.domain, dir: dir, caPEM: o.pki.caPEM,
 		c2s: net.JoinHostPort(o.ip, strconv.Itoa(c2sPort)), s2s: net.JoinHostPort(o.ip, strconv.Itoa(s2sPort))}
 	// The shell runs inside the new mount namespace: bind the two files, then become erl.
-	e.cmd = exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c",
+	cmd := exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c",
 		`mount --bind "$0" /etc/hosts && mount --bind "$1" /etc/resolv.conf && exec "$2" -noinput -mnesia dir "\"$3\"" -s ejabberd`,
 		hosts, resolv, erl, filepath.Join(dir, "spool"))
-	e.cmd.Env = append(os.Environ(), "HOME="+dir, "EJABBERD_CONFIG_PATH="+cfg,
+	cmd.Env = append(os.Environ(), "HOME="+dir, "EJABBERD_CONFIG_PATH="+cfg,
 		"EJABBERD_LOG_PATH="+filepath.Join(dir, "ejabberd.log"), "ERL_LIBS="+libs,
 		"ERL_CRASH_DUMP="+filepath.Join(dir, "erl_crash.dump"), "ERL_CRASH_DUMP_BYTES=0")
-	var out bytes.Buffer
-	e.cmd.Stdout, e.cmd.Stderr = &out, &out
-	e.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := e.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	e.exited = make(chan struct{})
-	go func() { e.cmd.Wait(); close(e.exited) }()
-	t.Cleanup(func() {
-		e.kill()
-		if t.Failed() || os.Getenv("VIREO_TEST_LOGS") != "" {
-			log, _ := os.ReadFile(filepath.Join(dir, "ejabberd.log"))
-			t.Logf("ejabberd output:\n%s\nejabberd log:\n%s", out.String(), tail(log, 40000))
-		}
-	})
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", e.s2s, time.Second)
-		if err == nil {
-			c.Close()
-			break
-		}
-		select {
-		case <-e.exited:
-			t.Fatalf("ejabberd exited: %s", out.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("ejabberd not listening on %s: %s", e.s2s, out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	e.peerProc = startPeer(t, "ejabberd", cmd, filepath.Join(dir, "ejabberd.log"), e.s2s, 20*time.Second)
 	return e
-}
-
-// kill ends ejabberd at once (SIGKILL to its process group).
-func (e *ejabberdServer) kill() {
-	if e.cmd.Process != nil {
-		syscall.Kill(-e.cmd.Process.Pid, syscall.SIGKILL)
-	}
-	<-e.exited
 }
 
 // register creates user@domain with XEP-0077 in-band registration.

@@ -1,7 +1,6 @@
 package engine_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -14,7 +13,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -77,9 +75,8 @@ type prosodyServer struct {
 	conf     string
 	ctl      string
 	c2s, s2s string // host:port
-	cmd      *exec.Cmd
-	exited   chan struct{}
-	caPEM    []byte // the CA Prosody's certificate chains to, for its clients
+	*peerProc
+	caPEM []byte // the CA Prosody's certificate chains to, for its clients
 }
 
 type prosodyOptions struct {
@@ -172,40 +169,8 @@ Component "conference.%[14]s" "muc"
 	p := &prosodyServer{t: t, domain: o.domain, dir: dir, conf: write("prosody.cfg.lua", []byte(conf)), ctl: ctl,
 		c2s: net.JoinHostPort(o.ip, strconv.Itoa(c2sPort)), s2s: net.JoinHostPort(o.ip, strconv.Itoa(s2sPort)),
 		caPEM: o.pki.caPEM}
-	p.cmd = exec.Command(bin, "--config", p.conf, "-F")
-	var out bytes.Buffer
-	p.cmd.Stdout, p.cmd.Stderr = &out, &out
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p.exited = make(chan struct{})
-	go func() { p.cmd.Wait(); close(p.exited) }()
-	t.Cleanup(func() {
-		p.kill()
-		if t.Failed() || os.Getenv("VIREO_TEST_LOGS") != "" {
-			log, _ := os.ReadFile(filepath.Join(dir, "prosody.log"))
-			t.Logf("prosody output:\n%s\nprosody log:\n%s", out.String(), tail(log, 40000))
-		}
-	})
 	// Ready when the c2s port answers.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", p.c2s, time.Second)
-		if err == nil {
-			c.Close()
-			break
-		}
-		select {
-		case <-p.exited:
-			t.Fatalf("prosody exited: %s", out.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("prosody not listening on %s: %s", p.c2s, out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	p.peerProc = startPeer(t, "prosody", exec.Command(bin, "--config", p.conf, "-F"), filepath.Join(dir, "prosody.log"), p.c2s, 10*time.Second)
 	return p
 }
 
@@ -214,14 +179,6 @@ func tail(b []byte, n int) []byte {
 		return b[len(b)-n:]
 	}
 	return b
-}
-
-// kill ends Prosody at once (SIGKILL: no stream close, as a crash or a cut cable).
-func (p *prosodyServer) kill() {
-	if p.cmd.Process != nil {
-		syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-	}
-	<-p.exited
 }
 
 // register creates user@domain with prosodyctl.
