@@ -246,44 +246,18 @@ func fanout(t Target, o *Online, room string, talkers []*loadgen.Session, size, 
 	base := o.recvd.Load()
 	s0, _ := ReadProc(t.PID)
 	g0, _ := ReadProc(0)
-	var sent atomic.Int64
-	const tick = 10 * time.Millisecond
-	perTick := float64(rate) * tick.Seconds()
 	// Up to four sending goroutines, fewer at low rates so that each one's share of a
 	// message per tick still adds up to whole messages within the step.
 	senders := max(1, min(4, len(talkers), rate/20))
-	var wg sync.WaitGroup
-	start := time.Now()
-	for w := 0; w < senders; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			rng := rand.New(rand.NewPCG(uint64(w), uint64(start.UnixNano())))
-			buf := make([]byte, 0, 256)
-			owed := 0.0
-			tk := time.NewTicker(tick)
-			defer tk.Stop()
-			for now := range tk.C {
-				if now.Sub(start) >= dur {
-					return
-				}
-				owed += perTick / float64(senders)
-				for ; owed >= 1; owed-- {
-					// Talker w, w+senders, ...: each talker's messages stay in order.
-					k := w + senders*rng.IntN(max(1, (len(talkers)-w+senders-1)/senders))
-					buf = append(buf[:0], "<message type='groupchat' to='"...)
-					buf = append(buf, room...)
-					buf = append(buf, "'><body>ts:"...)
-					buf = strconv.AppendInt(buf, time.Now().UnixNano(), 10)
-					buf = append(buf, "</body></message>"...)
-					if talkers[k].Send(buf) == nil {
-						sent.Add(1)
-					}
-				}
-			}
-		}(w)
-	}
-	wg.Wait()
+	sent := paced(rate, senders, dur, func(w int, rng *rand.Rand, buf []byte) ([]byte, *loadgen.Session) {
+		// Talker w, w+senders, ...: each talker's messages stay in order.
+		k := w + senders*rng.IntN(max(1, (len(talkers)-w+senders-1)/senders))
+		buf = append(buf, "<message type='groupchat' to='"...)
+		buf = append(buf, room...)
+		buf = append(buf, "'><body>ts:"...)
+		buf = strconv.AppendInt(buf, time.Now().UnixNano(), 10)
+		return append(buf, "</body></message>"...), talkers[k]
+	})
 	deadline := time.Now().Add(5 * time.Second)
 	for o.recvd.Load()-base < sent.Load()*int64(size) && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)

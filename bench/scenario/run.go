@@ -432,7 +432,7 @@ func Messaging(t Target, o *Online, rate int, dur time.Duration) (MsgResult, err
 	s0, _ := ReadProc(t.PID)
 	g0, _ := ReadProc(0)
 	start := time.Now()
-	sent := paced(rate, dur, func(rng *rand.Rand, buf []byte) ([]byte, *loadgen.Session) {
+	sent := paced(rate, 4, dur, func(_ int, rng *rand.Rand, buf []byte) ([]byte, *loadgen.Session) {
 		a := rng.IntN(len(o.ss))
 		b := rng.IntN(len(o.ss) - 1)
 		if b >= a {
@@ -464,13 +464,12 @@ func Messaging(t Target, o *Online, rate int, dur time.Duration) (MsgResult, err
 	return r, nil
 }
 
-// paced sends messages at rate for dur from 4 goroutines, each tick of 10 ms sending its
-// share; next writes one message (the send time in the body, see chatTo) into buf and names
-// the session that sends it. It returns the counter of messages sent.
-func paced(rate int, dur time.Duration, next func(rng *rand.Rand, buf []byte) ([]byte, *loadgen.Session)) *atomic.Int64 {
+// paced sends messages at rate for dur from senders goroutines, each tick of 10 ms sending
+// its share; next writes one message (the send time in the body, see chatTo) into buf for
+// sender w and names the session that sends it. It returns the counter of messages sent.
+func paced(rate, senders int, dur time.Duration, next func(w int, rng *rand.Rand, buf []byte) ([]byte, *loadgen.Session)) *atomic.Int64 {
 	var sent atomic.Int64
 	const tick = 10 * time.Millisecond
-	const senders = 4
 	perTick := float64(rate) * tick.Seconds()
 	var wg sync.WaitGroup
 	start := time.Now()
@@ -487,10 +486,10 @@ func paced(rate int, dur time.Duration, next func(rng *rand.Rand, buf []byte) ([
 				if now.Sub(start) >= dur {
 					return
 				}
-				owed += perTick / senders
+				owed += perTick / float64(senders)
 				for ; owed >= 1; owed-- {
 					var s *loadgen.Session
-					buf, s = next(rng, buf[:0])
+					buf, s = next(w, rng, buf[:0])
 					if s.Send(buf) == nil {
 						sent.Add(1)
 					}

@@ -71,7 +71,7 @@ func Federation(a, b Target, oa, ob *Online, rate int, dur time.Duration) (S2SRe
 	a0, _ := ReadProc(a.PID)
 	b0, _ := ReadProc(b.PID)
 	g0, _ := ReadProc(0)
-	sent := paced(rate, dur, func(rng *rand.Rand, buf []byte) ([]byte, *loadgen.Session) {
+	sent := paced(rate, 4, dur, func(_ int, rng *rand.Rand, buf []byte) ([]byte, *loadgen.Session) {
 		from, to := oa, ob
 		if rng.IntN(2) == 1 {
 			from, to = ob, oa
