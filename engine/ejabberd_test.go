@@ -208,45 +208,9 @@ func vireoWithEjabberd(t *testing.T, trustCA bool) (*vireotest.Server, *ejabberd
 func TestFederationEjabberd(t *testing.T) {
 	v, e, _ := vireoWithEjabberd(t, false)
 	alice := v.LoginPlain(t, "alice", "alice secret", "phone")
-	alice.Send("<iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>")
-	alice.Expect("</iq>")
-	alice.Send("<presence/>")
 	carol := e.login("carol", "carol secret", "pc")
-	carol.Send("<iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>")
-	carol.Expect("</iq>")
-	carol.Send("<presence/>")
-
-	alice.Send("<presence to='carol@ejabberd.test' type='subscribe'/>")
-	got := carol.Expect("type='subscribe'")
-	got += carol.Expect(">")
-	if !strings.Contains(got, "from='alice@vireo.test'") {
-		t.Fatalf("carol's subscription request: %q", got)
-	}
-	carol.Send("<presence to='alice@vireo.test' type='subscribed'/>")
-	carol.Send("<presence to='alice@vireo.test' type='subscribe'/>")
-	alice.Expect("type='subscribed'")
-	alice.Expect("type='subscribe'")
-	alice.Send("<presence to='carol@ejabberd.test' type='subscribed'/>")
-	alice.Expect("subscription='both'")
-	carol.Expect("subscription='both'")
-
-	alice.Send("<presence><status>vireo here</status></presence>")
-	carol.Expect("vireo here")
-	carol.Send("<presence><status>ejabberd here</status></presence>")
-	alice.Expect("ejabberd here")
-
-	alice.Send("<message to='carol@ejabberd.test' id='m1' type='chat'><body>hello carol</body></message>")
-	got = carol.Expect("hello carol")
-	got += carol.Expect("</message>")
-	if !strings.Contains(got, "alice@vireo.test/phone") {
-		t.Fatalf("carol got %q", got)
-	}
-	carol.Send("<message to='alice@vireo.test/phone' id='m2' type='chat'><body>hi alice</body></message>")
-	got = alice.Expect("hi alice")
-	got += alice.Expect("</message>")
-	if !strings.Contains(got, "from='carol@ejabberd.test/pc'") || strings.Contains(got, "jabber:server") {
-		t.Fatalf("alice got %q", got)
-	}
+	converse(t, alice, carol, "alice@vireo.test/phone", "carol@ejabberd.test/pc")
+	var got string
 
 	alice.Send("<iq type='get' id='v1' to='ejabberd.test'><query xmlns='jabber:iq:version'/></iq>")
 	if got = alice.Expect("</iq>"); !strings.Contains(got, "type='result'") || !strings.Contains(got, "ejabberd") {

@@ -279,48 +279,9 @@ func vireoWithProsody(t *testing.T, trustCA bool) (*vireotest.Server, *prosodySe
 func TestFederationProsody(t *testing.T) {
 	v, p, logs := vireoWithProsody(t, false)
 	alice := v.LoginPlain(t, "alice", "alice secret", "phone")
-	alice.Send("<iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>")
-	alice.Expect("</iq>")
-	alice.Send("<presence/>")
 	bob := p.login("bob", "bob secret", "pc")
-	bob.Send("<iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>")
-	bob.Expect("</iq>")
-	bob.Send("<presence/>")
-
-	// Subscription both ways: alice asks, bob approves and asks back, alice approves.
-	alice.Send("<presence to='bob@prosody.test' type='subscribe'/>")
-	got := bob.Expect("type='subscribe'")
-	got += bob.Expect(">")
-	if !strings.Contains(got, "from='alice@vireo.test'") {
-		t.Fatalf("bob's subscription request: %q", got)
-	}
-	bob.Send("<presence to='alice@vireo.test' type='subscribed'/>")
-	bob.Send("<presence to='alice@vireo.test' type='subscribe'/>")
-	alice.Expect("type='subscribed'")
-	alice.Expect("type='subscribe'")
-	alice.Send("<presence to='bob@prosody.test' type='subscribed'/>")
-	alice.Expect("subscription='both'")
-	bob.Expect("subscription='both'")
-
-	// Presence across: each sees the other's next broadcast.
-	alice.Send("<presence><status>vireo here</status></presence>")
-	bob.Expect("vireo here")
-	bob.Send("<presence><status>prosody here</status></presence>")
-	alice.Expect("prosody here")
-
-	// Chat each way.
-	alice.Send("<message to='bob@prosody.test' id='m1' type='chat'><body>hello bob</body></message>")
-	got = bob.Expect("hello bob")
-	got += bob.Expect("</message>")
-	if !strings.Contains(got, "from='alice@vireo.test/phone'") {
-		t.Fatalf("bob got %q", got)
-	}
-	bob.Send("<message to='alice@vireo.test/phone' id='m2' type='chat'><body>hi alice</body></message>")
-	got = alice.Expect("hi alice")
-	got += alice.Expect("</message>")
-	if !strings.Contains(got, "from='bob@prosody.test/pc'") || strings.Contains(got, "jabber:server") {
-		t.Fatalf("alice got %q", got)
-	}
+	converse(t, alice, bob, "alice@vireo.test/phone", "bob@prosody.test/pc")
+	var got string
 
 	// IQs each way: to the other server, and to the other user's full JID.
 	alice.Send("<iq type='get' id='v1' to='prosody.test'><query xmlns='jabber:iq:version'/></iq>")
@@ -453,5 +414,55 @@ func TestFederationProsodyMUC(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "stream error host-unknown") {
 		t.Fatalf("Prosody's stream error is not in the log:\n%s", logs.String())
+	}
+}
+
+// converse runs the part of a federated conversation every peer test shares: local (a
+// Vireo client, localJID its full JID) and remote (a client of the peer server) come
+// online, subscribe to each other up to 'both', see each other's presence, and chat each
+// way, with every check of those steps made here.
+func converse(t *testing.T, local, remote *vireotest.RawConn, localJID, remoteJID string) {
+	t.Helper()
+	localBare, _, _ := strings.Cut(localJID, "/")
+	remoteBare, _, _ := strings.Cut(remoteJID, "/")
+	for _, c := range []*vireotest.RawConn{local, remote} {
+		c.Send("<iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>")
+		c.Expect("</iq>")
+		c.Send("<presence/>")
+	}
+
+	// Subscription both ways: local asks, remote approves and asks back, local approves.
+	local.Send("<presence to='" + remoteBare + "' type='subscribe'/>")
+	got := remote.Expect("type='subscribe'")
+	got += remote.Expect(">")
+	if !strings.Contains(got, "from='"+localBare+"'") {
+		t.Fatalf("the remote user's subscription request: %q", got)
+	}
+	remote.Send("<presence to='" + localBare + "' type='subscribed'/>")
+	remote.Send("<presence to='" + localBare + "' type='subscribe'/>")
+	local.Expect("type='subscribed'")
+	local.Expect("type='subscribe'")
+	local.Send("<presence to='" + remoteBare + "' type='subscribed'/>")
+	local.Expect("subscription='both'")
+	remote.Expect("subscription='both'")
+
+	// Presence across: each sees the other's next broadcast.
+	local.Send("<presence><status>vireo here</status></presence>")
+	remote.Expect("vireo here")
+	remote.Send("<presence><status>peer here</status></presence>")
+	local.Expect("peer here")
+
+	// Chat each way.
+	local.Send("<message to='" + remoteBare + "' id='m1' type='chat'><body>hello remote</body></message>")
+	got = remote.Expect("hello remote")
+	got += remote.Expect("</message>")
+	if !strings.Contains(got, "from='"+localJID+"'") {
+		t.Fatalf("the remote user got %q", got)
+	}
+	remote.Send("<message to='" + localJID + "' id='m2' type='chat'><body>hi local</body></message>")
+	got = local.Expect("hi local")
+	got += local.Expect("</message>")
+	if !strings.Contains(got, "from='"+remoteJID+"'") || strings.Contains(got, "jabber:server") {
+		t.Fatalf("the local user got %q", got)
 	}
 }
