@@ -5,6 +5,7 @@ import (
 	"encoding/base32"
 	"fmt"
 	"net"
+	"runtime"
 	"runtime/debug"
 	"sync/atomic"
 	"time"
@@ -69,14 +70,14 @@ type conn struct {
 	auth    *authState                 // only during a SASL exchange
 	bare    jid.JID                    // after SASL
 	scan    xmlstream.State
-	queued  atomic.Int64            // bytes handed to AsyncWrite and not written yet
-	lastRx  atomic.Uint32           // seconds since epoch of the last read
-	pingAt  atomic.Uint32           // seconds since epoch a keepalive ping went out, 0 if none
-	sm      atomic.Pointer[smState] // XEP-0198, once enabled or resumed
-	ws      *wsState                // RFC 7395 listeners only
+	out     *bytebufferpool.ByteBuffer // the outbox: bytes waiting for the loop (nil: none)
+	lastRx  atomic.Uint32              // seconds since epoch of the last read
+	pingAt  atomic.Uint32              // seconds since epoch a keepalive ping went out, 0 if none
+	sm      atomic.Pointer[smState]    // XEP-0198, once enabled or resumed
+	ws      *wsState                   // RFC 7395 listeners only
 	state   atomic.Uint32
-	closing atomic.Bool
-	opened  uint32 // seconds since the process started (epoch), for the pre-auth deadline
+	closing connBits // closing flag, outbox lock and close flag
+	opened  uint32   // seconds since the process started (epoch), for the pre-auth deadline
 	flags   uint16
 	domain  uint16 // index into the config's domains at stream start
 }
@@ -437,7 +438,7 @@ func (c *conn) Send(b []byte) bool {
 		}
 		return false
 	}
-	if c.queued.Load() > int64(c.srv().config().MaxOutbound) {
+	if c.outboxLen() > c.srv().config().MaxOutbound {
 		c.Close(stanza.PolicyViolation)
 		return false
 	}
@@ -475,16 +476,145 @@ func (c *conn) writeRaw(b []byte) {
 	c.asyncWrite(b)
 }
 
-// asyncWrite copies b into a pooled buffer and queues it on the loop. It is also the
-// TLS layer's transport write.
+// The outbox (conn.out) holds what other goroutines (shards, the TLS handshake) and the
+// loop itself have written and the loop has not yet handed to the socket. Without it every
+// stanza was one gnet task and one write(2); with it, a loop that wakes to several
+// stanzas for one connection (a busy room, a burst to one user, replies to a pipelined
+// read) writes them with one system call. The first byte queues a flush, which takes
+// everything appended until it runs; the buffer goes back to the pool then, so an idle
+// connection holds none.
+//
+// A new buffer is made only after a flush took the previous one, so every flush takes
+// all the bytes before it, in call order, whichever of the queued flushes runs first (gnet
+// may queue a Wake behind later tasks when its urgent queue is full). The close that ends
+// a stream is a flag beside the buffer rather than a gnet task of its own, so it cannot
+// overtake the bytes before it either.
+
+// connBits packs, in one word, the closing flag that any goroutine reads and the outbox's
+// spin lock and close flag: conn is multiplied by the idle connections, and a sync.Mutex
+// would add a word to it. The lock is held for an append, never across a system call.
+type connBits struct{ v atomic.Uint32 }
+
+const (
+	bClosing  uint32 = 1 << iota
+	bOutLock         // the outbox is being changed
+	bOutClose        // close the socket after the outbox's bytes
+)
+
+// Load reports whether the connection is closing.
+func (b *connBits) Load() bool { return b.v.Load()&bClosing != 0 }
+
+// Store sets or clears the closing flag.
+func (b *connBits) Store(v bool) {
+	if v {
+		b.v.Or(bClosing)
+	} else {
+		b.v.And(^bClosing)
+	}
+}
+
+func (b *connBits) lock() {
+	for {
+		old := b.v.Load()
+		if old&bOutLock == 0 && b.v.CompareAndSwap(old, old|bOutLock) {
+			return
+		}
+		runtime.Gosched()
+	}
+}
+
+func (b *connBits) unlock() { b.v.And(^bOutLock) }
+
+// asyncWrite queues b for the socket. It is also the TLS layer's transport write. Safe for
+// concurrent use; bytes go out in the order of the calls.
 func (c *conn) asyncWrite(b []byte) error {
+	if _, ok := c.gc.(gnet.Conn); !ok {
+		return c.asyncWriteTask(b) // a BOSH session: its transport frames each write
+	}
+	c.closing.lock()
+	if c.closing.v.Load()&bOutClose != 0 {
+		c.closing.unlock()
+		return net.ErrClosed
+	}
+	if c.out != nil {
+		c.out.B = append(c.out.B, b...)
+		c.closing.unlock()
+		return nil
+	}
 	buf := writePool.Get()
 	buf.B = append(buf.B[:0], b...)
-	n := int64(len(buf.B))
-	c.queued.Add(n)
+	c.out = buf
+	c.closing.unlock()
+	return c.queueFlush()
+}
+
+// queueFlush asks the loop to flush the outbox. Called, outside the lock, by whoever made
+// the outbox's buffer.
+func (c *conn) queueFlush() error {
+	err := c.gc.Wake(flushOutbox)
+	if err != nil {
+		// The loop is gone, and the connection with it.
+		c.closing.lock()
+		buf := c.out
+		c.out = nil
+		c.closing.unlock()
+		if buf != nil {
+			writePool.Put(buf)
+		}
+	}
+	return err
+}
+
+// outboxLen is how many bytes wait in the outbox (for a BOSH session, in its answers).
+func (c *conn) outboxLen() int {
+	if _, ok := c.gc.(gnet.Conn); !ok {
+		return c.gc.OutboundBuffered()
+	}
+	c.closing.lock()
+	defer c.closing.unlock()
+	if c.out == nil {
+		return 0
+	}
+	return len(c.out.B)
+}
+
+// flushOutbox runs on the loop: it writes what the connection's outbox holds.
+func flushOutbox(gc gnet.Conn, err error) error {
+	// A connection gnet has closed has no context: its descriptor may already belong to
+	// another connection, so nothing may be written.
+	c, ok := gc.Context().(*conn)
+	if !ok {
+		return nil
+	}
+	c.closing.lock()
+	buf, shut := c.out, c.closing.v.Load()&bOutClose != 0
+	c.out = nil
+	c.closing.unlock()
+	if buf == nil {
+		return nil
+	}
+	if err == nil && len(buf.B) > 0 {
+		_, err = gc.Write(buf.B)
+	}
+	writePool.Put(buf)
+	switch {
+	case shut:
+		return gc.Close()
+	case err == nil && gc.OutboundBuffered() > c.srv().config().MaxOutbound:
+		// The client does not read: drop it rather than buffer without end.
+		c.closing.Store(true)
+		return gc.Close()
+	}
+	return nil
+}
+
+// asyncWriteTask is the write of a transport that is not a gnet connection: one task
+// per write, in order.
+func (c *conn) asyncWriteTask(b []byte) error {
+	buf := writePool.Get()
+	buf.B = append(buf.B[:0], b...)
 	max := c.srv().config().MaxOutbound
 	err := c.gc.AsyncWrite(buf.B, func(_ gnet.Conn, err error) error {
-		c.queued.Add(-n)
 		writePool.Put(buf)
 		if err == nil && c.gc.OutboundBuffered() > max {
 			// The client does not read: drop it rather than buffer without end.
@@ -494,14 +624,13 @@ func (c *conn) asyncWrite(b []byte) error {
 		return nil
 	})
 	if err != nil {
-		c.queued.Add(-n)
 		writePool.Put(buf)
 	}
 	return err
 }
 
-// Drained implements router.Conn. An empty write queued behind everything sent so far
-// finds, when gnet runs its callback, the earlier bytes either on the socket or in gnet's
+// Drained implements router.Conn. A wake queued behind everything sent so far finds,
+// when gnet runs its callback, the earlier bytes either on the socket or in gnet's
 // outbound buffer (a client that reads slowly); in the second case it looks again, backing
 // off, until the buffer is empty or the connection is gone.
 func (c *conn) Drained(f func(ok bool)) {
@@ -509,7 +638,7 @@ func (c *conn) Drained(f func(ok bool)) {
 		f(false)
 		return
 	}
-	if err := c.gc.AsyncWrite([]byte{}, func(_ gnet.Conn, err error) error {
+	if err := c.gc.Wake(func(_ gnet.Conn, err error) error {
 		c.checkDrained(err, f, 10*time.Millisecond)
 		return nil
 	}); err != nil {
@@ -521,7 +650,7 @@ func (c *conn) checkDrained(err error, f func(bool), wait time.Duration) {
 	switch {
 	case err != nil || c.closing.Load():
 		f(false)
-	case c.gc.OutboundBuffered() == 0:
+	case c.gc.OutboundBuffered() == 0 && c.outboxLen() == 0:
 		f(true)
 	default:
 		time.AfterFunc(wait, func() {
@@ -541,7 +670,24 @@ func (c *conn) closeAfterWrites() {
 	if t := c.tls.Load(); t != nil && t.HandshakeComplete() {
 		t.Close() // close_notify, queued after the last record
 	}
-	c.gc.AsyncWrite([]byte{}, func(_ gnet.Conn, _ error) error { return c.gc.Close() })
+	if _, ok := c.gc.(gnet.Conn); !ok {
+		c.gc.AsyncWrite([]byte{}, func(_ gnet.Conn, _ error) error { return c.gc.Close() })
+		return
+	}
+	c.closing.lock()
+	if c.closing.v.Load()&bOutClose != 0 {
+		c.closing.unlock()
+		return
+	}
+	c.closing.v.Or(bOutClose)
+	made := c.out == nil
+	if made {
+		c.out = writePool.Get()
+	}
+	c.closing.unlock()
+	if made && c.queueFlush() != nil {
+		c.gc.Close() // the loop is gone: nothing can be written anyway
+	}
 }
 
 // Close implements router.Conn: stream error (if cond is set), end tag, close. Safe for

@@ -57,11 +57,16 @@
 // While such a result is pending the connection is paused: bytes that arrive meanwhile are
 // held in a pooled buffer and processed, in order, when it resumes.
 //
-// Writes (Send, stream errors, negotiation) may come from any goroutine. Every byte goes
-// out through gnet's AsyncWrite, whose per-loop queue is FIFO; for TLS connections the
-// records are produced under crypto/tls's write lock, so record order is preserved. The
-// bytes queued per connection are counted, and a client that stops reading is closed with
-// policy-violation instead of growing memory.
+// Writes (Send, stream errors, negotiation) may come from any goroutine. They are appended,
+// in call order, to the connection's outbox (conn.go), and the first byte queues one flush
+// on the loop: whatever arrived until the flush runs goes out in one write, so a loop that
+// wakes to many stanzas for one connection (a busy room, a burst) makes one system call,
+// not one per stanza. The close that ends a stream is a flag of the outbox, so it never
+// overtakes the bytes before it. For TLS connections the records are produced under the
+// record layer's write lock, so record order is the outbox's order. The bytes queued per
+// connection are counted, and a client that stops reading is closed with policy-violation
+// instead of growing memory. A BOSH session's transport (bosh.go) keeps one gnet task per
+// write.
 //
 // TLS runs crypto/tls on the loop after a goroutine-backed handshake (engine/tlsconn); an
 // idle connection has no goroutine and, between stanzas, no buffer of its own: plaintext is

@@ -254,7 +254,10 @@ func (s *shard) parseTo(v []byte) (jid.JID, error) {
 func (s *shard) outbound(o *op) bool {
 	se := o.sess
 	u := se.user
-	if u == nil || se.gone.Load() {
+	// A stream that ends right after its last stanzas (a script that sends and closes)
+	// unbinds before the shard reaches them; its Unbind comes after them in this queue, so
+	// while the session is still its user's, what it sent is routed, not dropped.
+	if u == nil || se.gone.Load() && u.find(se.jid.Resource()) != se {
 		return false
 	}
 	e, err := xmlstream.ParseElement(o.buf.B, "jabber:client")
