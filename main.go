@@ -463,7 +463,9 @@ func (s *server) Reload() error {
 	if err := s.certs.Reload(next); err != nil {
 		return err
 	}
-	s.rt.SetDomains(next.Domains)
+	if err := s.rt.SetDomains(next.Domains); err != nil {
+		return err
+	}
 	if err := s.eng.Reload(s.engineConfig(next)); err != nil {
 		return err
 	}
