@@ -192,31 +192,42 @@ func skipArray(src []byte, i int) (int, error) {
 	return 0, errors.New("config: domains array is not closed")
 }
 
-// WriteDomains replaces the domains of the config file at path (RewriteDomains) and
-// replaces the file atomically, keeping its mode. The new text must parse to the same
-// configuration with the new domains, or the file is left alone.
-func WriteDomains(path string, domains []string) error {
+// DomainsEdit is a checked rewrite of a config file's domains, not yet written.
+type DomainsEdit struct {
+	path string
+	out  []byte
+}
+
+// EditDomains prepares replacing the domains of the config file at path
+// (RewriteDomains): the new text must parse to the same configuration with the new
+// domains, or it fails and nothing is to be written.
+func EditDomains(path string, domains []string) (*DomainsEdit, error) {
 	src, err := os.ReadFile(path)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	out, err := RewriteDomains(src, domains)
 	if err != nil {
-		return fmt.Errorf("%s: %w; edit domains there by hand", path, err)
+		return nil, fmt.Errorf("%s: %w; edit domains there by hand", path, err)
 	}
 	if err := sameButDomains(src, out, path, domains); err != nil {
-		return fmt.Errorf("%s: %w; edit domains there by hand", path, err)
+		return nil, fmt.Errorf("%s: %w; edit domains there by hand", path, err)
 	}
-	fi, err := os.Stat(path)
+	return &DomainsEdit{path: path, out: out}, nil
+}
+
+// Commit replaces the file atomically, keeping its mode.
+func (e *DomainsEdit) Commit() error {
+	fi, err := os.Stat(e.path)
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	tmp, err := os.CreateTemp(filepath.Dir(e.path), "."+filepath.Base(e.path)+".*")
 	if err != nil {
 		return err
 	}
 	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(out); err != nil {
+	if _, err := tmp.Write(e.out); err != nil {
 		tmp.Close()
 		return err
 	}
@@ -233,7 +244,16 @@ func WriteDomains(path string, domains []string) error {
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	return os.Rename(tmp.Name(), path)
+	return os.Rename(tmp.Name(), e.path)
+}
+
+// WriteDomains replaces the domains of the config file at path: EditDomains, then Commit.
+func WriteDomains(path string, domains []string) error {
+	e, err := EditDomains(path, domains)
+	if err != nil {
+		return err
+	}
+	return e.Commit()
 }
 
 // sameButDomains checks that out parses, lists domains, and otherwise says what src says.
