@@ -276,3 +276,42 @@ func loginMelliumLocal(t *testing.T, s *server) *xmppClient {
 	}
 	return loginMellium(t, s, "alice", "localhost", "alice pw")
 }
+
+// TestIntegrationVhostACME: with [tls] acme on, a host added at runtime gets a certificate
+// from the CA for itself and its services without waiting for the renewal check; until
+// then it is served a self-signed one of its own.
+func TestIntegrationVhostACME(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a test CA and the whole server")
+	}
+	webPort := freePort(t)
+	dir, rootsFile, pebbleRoots := pebbleCA(t, webPort, freePort(t), time.Hour)
+	s, _ := acmeServer(t, "http-01", webPort, freePort(t), dir, rootsFile)
+	c2s := s.eng.Addr("c2s-tls").String()
+	waitIssued(t, c2s, pebbleRoots)
+
+	const host = "chat.vireo.test"
+	if r := vhost(t, s, "add", host); r.Error != "" {
+		t.Fatalf("add: %s", r.Error)
+	}
+	names := []string{host, "conference." + host, "pubsub." + host, "upload." + host}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		chain := leafFor(t, c2s, host)
+		if verifies(chain, pebbleRoots, host) {
+			for _, n := range names {
+				if err := chain[0].VerifyHostname(n); err != nil {
+					t.Errorf("issued certificate does not cover %s: %v (names %v)", n, err, chain[0].DNSNames)
+				}
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no CA certificate for %s within 60s; serving %v issued by %q", host, chain[0].DNSNames, chain[0].Issuer)
+		}
+		if err := chain[0].VerifyHostname(host); err != nil {
+			t.Fatalf("before issuance %s is served %v: %v", host, chain[0].DNSNames, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
