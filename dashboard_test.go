@@ -376,6 +376,20 @@ func TestIntegrationDashboardVhosts(t *testing.T) {
 	if c, err := config.Load(s.cfg.Path()); err != nil || !slices.Equal(c.Domains, []string{"localhost"}) {
 		t.Fatalf("config after remove: %v, %v", c, err)
 	}
+	// The administrator's own host cannot go: the next start would refuse the admins list.
+	if code, page := post("hosts", add); code != 200 || !strings.Contains(page, "added chat.test") {
+		t.Fatalf("add again: %d\n%s", code, page)
+	}
+	if code, page := post("hosts", url.Values{"csrf": {csrf}, "action": {"remove"}, "domain": {"localhost"}, "confirm": {"yes"}}); code != 200 || !strings.Contains(page, "root@localhost is an administrator") {
+		t.Fatalf("remove the administrator's host: %d\n%s", code, page)
+	}
+	if !slices.Contains(s.Domains(), "localhost") {
+		t.Fatal("the refused removal took effect")
+	}
+	remove.Set("confirm", "yes")
+	if code, page := post("hosts", remove); code != 200 || !strings.Contains(page, "removed chat.test") {
+		t.Fatalf("remove again: %d\n%s", code, page)
+	}
 	// The last host has no remove button, and the server refuses it anyway.
 	if page := get("hosts"); strings.Contains(page, `value="remove"`) {
 		t.Fatalf("remove offered for the last host:\n%s", page)

@@ -519,6 +519,15 @@ func (s *server) changeHosts(add bool, domain string) error {
 	if err != nil {
 		return err
 	}
+	if !add {
+		// The adhoc module refuses administrators of hosts not served: the next start
+		// would fail.
+		for _, a := range admins(s.cfg) {
+			if strings.HasSuffix(a, "@"+d) {
+				return fmt.Errorf("%s is an administrator ([modules.adhoc] admins); remove it from %s first", a, s.cfg.Path())
+			}
+		}
+	}
 	edit, err := config.EditDomains(s.cfg.Path(), hosts)
 	if err != nil {
 		return err
@@ -669,6 +678,10 @@ func (s *server) Admins() []string {
 	s.mu.Lock()
 	cfg := s.cfg
 	s.mu.Unlock()
+	return admins(cfg)
+}
+
+func admins(cfg *config.Config) []string {
 	var c adhoc.Config
 	if err := cfg.ModuleConfig("adhoc", &c); err != nil {
 		return nil
