@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -297,4 +298,103 @@ func TestBrowserDashboard(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Log("screenshot written to docs/dashboard.png")
+}
+
+// TestIntegrationDashboardVhosts: the virtual hosts page adds a host (only with the
+// session's CSRF token) that clients can then reach with its own certificate, and removes
+// it after the confirmation box is ticked; both change the config file.
+func TestIntegrationDashboardVhosts(t *testing.T) {
+	s, base := dashServer(t)
+	jar, _ := cookiejar.New(nil)
+	hc := &http.Client{Jar: jar, Timeout: 20 * time.Second}
+	get := func(path string) string {
+		t.Helper()
+		resp, err := hc.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	post := func(path string, v url.Values) (int, string) {
+		t.Helper()
+		resp, err := hc.PostForm(base+path, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	token := func(page string) string {
+		t.Helper()
+		m := csrfField.FindStringSubmatch(page)
+		if m == nil {
+			t.Fatalf("no CSRF token in:\n%s", page)
+		}
+		return m[1]
+	}
+	if code, page := post("login", url.Values{"csrf": {token(get("login"))}, "jid": {"root@localhost"}, "password": {"root pw"}}); code != 200 {
+		t.Fatalf("login: %d\n%s", code, page)
+	}
+	page := get("hosts")
+	if !strings.Contains(page, "<td>localhost</td>") || !strings.Contains(page, `action="/admin/hosts"`) {
+		t.Fatalf("hosts page:\n%s", page)
+	}
+	csrf := token(page)
+	add := url.Values{"action": {"add"}, "domain": {"chat.test"}}
+	if code, _ := post("hosts", add); code != http.StatusForbidden {
+		t.Fatalf("add without the CSRF token: %d", code)
+	}
+	if slices.Contains(s.Domains(), "chat.test") {
+		t.Fatal("the refused form added the host")
+	}
+	add.Set("csrf", csrf)
+	if code, page := post("hosts", add); code != 200 || !strings.Contains(page, "added chat.test") || !strings.Contains(page, "<td>chat.test</td>") {
+		t.Fatalf("add: %d\n%s", code, page)
+	}
+	if c, err := config.Load(s.cfg.Path()); err != nil || !slices.Equal(c.Domains, []string{"localhost", "chat.test"}) {
+		t.Fatalf("config after add: %v, %v", c, err)
+	}
+	conn, err := tls.Dial("tcp", s.eng.Addr("c2s-tls").String(), hostTLS(t, s, "chat.test"))
+	if err != nil {
+		t.Fatalf("TLS for the added host: %v", err)
+	}
+	conn.Close()
+	if code, page := post("hosts", add); code != 200 || !strings.Contains(page, "already a virtual host") {
+		t.Fatalf("add twice: %d\n%s", code, page)
+	}
+	remove := url.Values{"csrf": {csrf}, "action": {"remove"}, "domain": {"chat.test"}}
+	if code, page := post("hosts", remove); code != 200 || !strings.Contains(page, "tick the box") {
+		t.Fatalf("remove without confirming: %d\n%s", code, page)
+	}
+	remove.Set("confirm", "yes")
+	if code, page := post("hosts", remove); code != 200 || !strings.Contains(page, "removed chat.test") || strings.Contains(page, "<td>chat.test</td>") {
+		t.Fatalf("remove: %d\n%s", code, page)
+	}
+	if c, err := config.Load(s.cfg.Path()); err != nil || !slices.Equal(c.Domains, []string{"localhost"}) {
+		t.Fatalf("config after remove: %v, %v", c, err)
+	}
+	// The administrator's own host cannot go: the next start would refuse the admins list.
+	if code, page := post("hosts", add); code != 200 || !strings.Contains(page, "added chat.test") {
+		t.Fatalf("add again: %d\n%s", code, page)
+	}
+	if code, page := post("hosts", url.Values{"csrf": {csrf}, "action": {"remove"}, "domain": {"localhost"}, "confirm": {"yes"}}); code != 200 || !strings.Contains(page, "root@localhost is an administrator") {
+		t.Fatalf("remove the administrator's host: %d\n%s", code, page)
+	}
+	if !slices.Contains(s.Domains(), "localhost") {
+		t.Fatal("the refused removal took effect")
+	}
+	remove.Set("confirm", "yes")
+	if code, page := post("hosts", remove); code != 200 || !strings.Contains(page, "removed chat.test") {
+		t.Fatalf("remove again: %d\n%s", code, page)
+	}
+	// The last host has no remove button, and the server refuses it anyway.
+	if page := get("hosts"); strings.Contains(page, `value="remove"`) {
+		t.Fatalf("remove offered for the last host:\n%s", page)
+	}
+	if code, page := post("hosts", url.Values{"csrf": {csrf}, "action": {"remove"}, "domain": {"localhost"}, "confirm": {"yes"}}); code != 200 || !strings.Contains(page, "last virtual host") {
+		t.Fatalf("remove the last: %d\n%s", code, page)
+	}
 }

@@ -198,6 +198,9 @@ func start(cfg *config.Config, log zerolog.Logger) (*server, error) {
 	if created {
 		log.Warn().Str("cert", cfg.TLS.Cert).Msg("generated a self-signed certificate; clients will ask to trust it")
 	}
+	if err := s.ensureHostCerts(cfg); err != nil {
+		return nil, err
+	}
 	if s.certs, err = config.LoadCerts(cfg); err != nil {
 		return nil, err
 	}
@@ -460,10 +463,15 @@ func (s *server) Reload() error {
 	if _, err := config.EnsureCert(next.TLS.Cert, next.TLS.Key, next.Domains); err != nil {
 		return err
 	}
+	if err := s.ensureHostCerts(next); err != nil {
+		return err
+	}
 	if err := s.certs.Reload(next); err != nil {
 		return err
 	}
-	s.rt.SetDomains(next.Domains)
+	if err := s.rt.SetDomains(next.Domains); err != nil {
+		return err
+	}
 	if err := s.eng.Reload(s.engineConfig(next)); err != nil {
 		return err
 	}
@@ -471,6 +479,97 @@ func (s *server) Reload() error {
 	s.cfg = next
 	if s.acme != nil {
 		// New hosts get their certificates now rather than at the next renewal check.
+		s.acme.Kick()
+	}
+	return nil
+}
+
+// ensureHostCerts gives the virtual hosts that the configured certificate does not name
+// a self-signed one of their own (config.EnsureHostCerts).
+func (s *server) ensureHostCerts(cfg *config.Config) error {
+	made, err := config.EnsureHostCerts(cfg)
+	for _, d := range made {
+		cert, _ := cfg.HostCert(d)
+		s.log.Warn().Str("domain", d).Str("cert", cert).Msg("generated a self-signed certificate for a virtual host; clients will ask to trust it")
+	}
+	return err
+}
+
+var _ admin.HostManager = (*server)(nil)
+
+// AddHost implements admin.HostManager: domain is served at once (a certificate, its
+// service subdomains, logins) and written to the config file the server was started
+// with, so a restart keeps it. The file, not the database, holds the hosts: it stays
+// the one place an operator reads and edits them, and what `vireo -t`, a reload and
+// vireoctl with the server stopped see. Only its domains line is rewritten
+// (config.RewriteDomains); a file where that cannot be done safely is refused before
+// anything changes.
+func (s *server) AddHost(domain string) error { return s.changeHosts(true, domain) }
+
+// RemoveHost implements admin.HostManager: domain's sessions end with host-gone, its
+// services stop, and the config file no longer lists it. Its accounts, rooms and
+// archives stay in the store, and come back if the host is added again.
+func (s *server) RemoveHost(domain string) error { return s.changeHosts(false, domain) }
+
+func (s *server) changeHosts(add bool, domain string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	was := s.cfg.Domains
+	hosts, d, err := admin.NextHosts(was, add, domain)
+	if err != nil {
+		return err
+	}
+	if !add {
+		// The adhoc module refuses administrators of hosts not served: the next start
+		// would fail.
+		for _, a := range admins(s.cfg) {
+			if strings.HasSuffix(a, "@"+d) {
+				return fmt.Errorf("%s is an administrator ([modules.adhoc] admins); remove it from %s first", a, s.cfg.Path())
+			}
+		}
+	}
+	edit, err := config.EditDomains(s.cfg.Path(), hosts)
+	if err != nil {
+		return err
+	}
+	if err := s.setHosts(hosts); err != nil {
+		return err
+	}
+	if err := edit.Commit(); err != nil {
+		if rerr := s.setHosts(was); rerr != nil {
+			s.log.Error().Err(rerr).Msg("vhost: could not restore the previous virtual hosts")
+		}
+		return fmt.Errorf("write %s: %w", s.cfg.Path(), err)
+	}
+	s.log.Info().Str("domain", d).Bool("added", add).Strs("domains", hosts).Msg("virtual hosts changed")
+	return nil
+}
+
+// setHosts serves hosts instead of the running configuration's domains, everything else
+// unchanged: certificates first (a new host's first handshake finds its own), then the
+// router (services, and closing a removed host's sessions), then the engine. Called with
+// s.mu held.
+func (s *server) setHosts(hosts []string) error {
+	next := *s.cfg
+	next.Domains = hosts
+	if err := s.ensureHostCerts(&next); err != nil {
+		return err
+	}
+	if err := s.certs.Reload(&next); err != nil {
+		return err
+	}
+	if err := s.rt.SetDomains(hosts); err != nil {
+		s.certs.Reload(s.cfg)
+		return err
+	}
+	if err := s.eng.Reload(s.engineConfig(&next)); err != nil {
+		s.rt.SetDomains(s.cfg.Domains)
+		s.certs.Reload(s.cfg)
+		return err
+	}
+	s.cfg = &next
+	if s.acme != nil {
+		// New hosts and their services get certificates now, not at the next renewal check.
 		s.acme.Kick()
 	}
 	return nil
@@ -579,6 +678,10 @@ func (s *server) Admins() []string {
 	s.mu.Lock()
 	cfg := s.cfg
 	s.mu.Unlock()
+	return admins(cfg)
+}
+
+func admins(cfg *config.Config) []string {
 	var c adhoc.Config
 	if err := cfg.ModuleConfig("adhoc", &c); err != nil {
 		return nil

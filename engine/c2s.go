@@ -28,17 +28,13 @@ func (c2s) closed(c *conn) {}
 
 func (c *conn) onHeader(h *xmlstream.Stanza) {
 	cfg := c.srv().config()
-	c.domain = 0
+	c.domain, _ = c.srv().hostIndex(cfg.Domains[0])
 	to, _ := h.Attr("to")
 	if len(to) > 0 {
 		d, err := jid.PrepareDomain(string(xmlstream.AppendUnescaped(nil, to)))
 		found := false
 		if err == nil {
-			for i, x := range cfg.Domains {
-				if x == d {
-					c.domain, found = uint16(i), true
-				}
-			}
+			c.domain, found = c.srv().hostIndex(d)
 		}
 		c.writeHeader(h, ns.Client)
 		if !found {

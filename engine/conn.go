@@ -79,7 +79,7 @@ type conn struct {
 	closing connBits // closing flag, outbox lock and close flag
 	opened  uint32   // seconds since the process started (epoch), for the pre-auth deadline
 	flags   uint16
-	domain  uint16 // index into the config's domains at stream start
+	domain  uint16 // the stream's host, an index into Server.hosts (names)
 }
 
 func newConn(l *listener, gc netConn) *conn {
@@ -109,11 +109,10 @@ func (c *conn) clear(f uint16)    { c.flags &^= f }
 func (c *conn) srv() *Server { return c.l.srv }
 
 func (c *conn) domainName() string {
-	d := c.srv().config().Domains
-	if int(c.domain) < len(d) {
-		return d[c.domain]
+	if n := c.srv().hosts.Load().names; int(c.domain) < len(n) {
+		return n[c.domain]
 	}
-	return d[0]
+	return c.srv().config().Domains[0]
 }
 
 // --- reading ---

@@ -90,11 +90,7 @@ func (k *s2sIn) header(c *conn, h *xmlstream.Stanza) {
 	d, err := jid.PrepareDomain(string(xmlstream.AppendUnescaped(nil, to)))
 	found := false
 	if err == nil {
-		for i, x := range cfg.Domains {
-			if x == d {
-				c.domain, found = uint16(i), true
-			}
-		}
+		c.domain, found = c.srv().hostIndex(d)
 	}
 	if !found {
 		c.writeHeader(h, s2sHeaderNS)

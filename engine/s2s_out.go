@@ -94,7 +94,7 @@ func newS2SOut(s *Server, cfg S2S) *s2sOut {
 // addIn records an inbound stream authenticated for remote (auth: "dialback" or
 // "external"). Called on c's loop.
 func (o *s2sOut) addIn(c *conn, remote, auth string) {
-	is := inStream{remote: remote, local: o.srv.config().Domains[c.domain], auth: auth}
+	is := inStream{remote: remote, local: c.domainName(), auth: auth}
 	if t := c.tls.Load(); t != nil {
 		is.tls = t.Info().Version
 	}

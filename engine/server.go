@@ -219,7 +219,7 @@ func defaultMaxConnections() int {
 type Server struct {
 	cfg      atomic.Pointer[Config]
 	tickets  ticketKeys
-	domains  atomic.Pointer[map[string]bool]
+	hosts    atomic.Pointer[hostTable]
 	log      zerolog.Logger
 	rt       *router.Router
 	st       store.Store
@@ -262,7 +262,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	cfg.defaults()
 	s := &Server{log: cfg.Logger, rt: cfg.Router, st: cfg.Store}
-	s.apply(&cfg)
+	if err := s.apply(&cfg); err != nil {
+		return nil, err
+	}
 	s.scanners.New = func() any { return xmlstream.NewScanner() }
 	s.throttle = newThrottle()
 	s.guard = newAccountGuard()
@@ -294,7 +296,11 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-func (s *Server) apply(cfg *Config) {
+func (s *Server) apply(cfg *Config) error {
+	hosts, err := s.hosts.Load().with(cfg.Domains)
+	if err != nil {
+		return err
+	}
 	if cfg.TLS != nil {
 		// A browser offers h2 and http/1.1; with only xmpp-client on offer crypto/tls
 		// would refuse the handshake.
@@ -307,27 +313,92 @@ func (s *Server) apply(cfg *Config) {
 		s.tickets.rotate(time.Now())
 		s.tickets.install(cfg.loopTLS, cfg.webTLS, cfg.s2sTLS)
 	}
-	m := make(map[string]bool, len(cfg.Domains))
-	for _, d := range cfg.Domains {
-		m[d] = true
-	}
-	s.domains.Store(&m)
+	s.hosts.Store(hosts)
 	s.cfg.Store(cfg)
+	return nil
 }
 
 // Reload swaps domains, TLS, limits and flags. Listeners are not changed; existing
 // connections keep their negotiated state and see new limits at their next stream.
+// Streams for a domain no longer served that have not bound a session yet, and inbound
+// server-to-server streams for it, are closed with host-gone (RFC 6120 §4.9.3.6); the
+// router closes the bound ones (router.SetDomains).
 func (s *Server) Reload(cfg Config) error {
 	if len(cfg.Domains) == 0 {
 		return errors.New("engine: no domains")
 	}
 	old := s.cfg.Load()
+	was := s.hosts.Load()
 	cfg.defaults()
 	cfg.Listeners = old.Listeners
 	cfg.Store, cfg.Router = old.Store, old.Router
-	s.apply(&cfg)
+	if err := s.apply(&cfg); err != nil {
+		return err
+	}
 	s.setComponents(&cfg)
+	now := s.hosts.Load()
+	for h := range was.local {
+		if !now.local[h] {
+			s.closeHost(was.index[h])
+		}
+	}
 	return nil
+}
+
+// closeHost closes, with host-gone, the streams for the host at index i that the router
+// does not own: client streams before their session is bound, and inbound
+// server-to-server streams. conn.domain is the loop's, so each check runs on the loop.
+func (s *Server) closeHost(i uint16) {
+	for _, l := range s.ls {
+		if _, ok := l.kind.(*component); ok {
+			continue
+		}
+		_, s2s := l.kind.(*s2sIn)
+		for _, c := range l.snapshot() {
+			st := c.state.Load()
+			if st == stHeader || st == stEstablished && !s2s {
+				continue
+			}
+			c.gc.Wake(func(_ gnet.Conn, err error) error {
+				if err == nil && c.domain == i && !c.closing.Load() {
+					c.fail(stanza.HostGone, "")
+				}
+				return nil
+			})
+		}
+	}
+}
+
+// hostTable interns the virtual hosts a stream can be for. A conn keeps a 2-byte index
+// into names (conn.domain) rather than a string, and an index must keep naming the same
+// host while hosts are added and removed at runtime, so names only grows; local says which
+// are served now.
+type hostTable struct {
+	names []string
+	index map[string]uint16
+	local map[string]bool
+}
+
+// with returns a table serving domains; t may be nil.
+func (t *hostTable) with(domains []string) (*hostTable, error) {
+	n := &hostTable{index: map[string]uint16{}, local: make(map[string]bool, len(domains))}
+	if t != nil {
+		n.names = t.names
+		for k, v := range t.index {
+			n.index[k] = v
+		}
+	}
+	for _, d := range domains {
+		if _, ok := n.index[d]; !ok {
+			if len(n.names) > 1<<16-1 {
+				return nil, errors.New("engine: too many virtual hosts since the start; restart to serve more")
+			}
+			n.index[d] = uint16(len(n.names))
+			n.names = append(n.names[:len(n.names):len(n.names)], d)
+		}
+		n.local[d] = true
+	}
+	return n, nil
 }
 
 func (s *Server) setComponents(cfg *Config) {
@@ -343,7 +414,14 @@ func (s *Server) config() *Config { return s.cfg.Load() }
 // Config returns a copy of the running configuration (to change and pass to Reload).
 func (s *Server) Config() Config { return *s.config() }
 
-func (s *Server) isLocal(d string) bool { return (*s.domains.Load())[d] }
+func (s *Server) isLocal(d string) bool { return s.hosts.Load().local[d] }
+
+// hostIndex is the conn.domain of host, and whether host is served.
+func (s *Server) hostIndex(host string) (uint16, bool) {
+	t := s.hosts.Load()
+	i, ok := t.index[host]
+	return i, ok && t.local[host]
+}
 
 // Start opens every listener and the event loops, and returns once they accept
 // connections.

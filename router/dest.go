@@ -104,7 +104,7 @@ func (r *Router) resolve(to jid.JID) (destKind, *module.Service) {
 		}
 		return destAccount, nil
 	}
-	if sv := r.reg.services[d]; sv != nil {
+	if sv := r.svc.Load().byDomain[d]; sv != nil {
 		return destService, sv
 	}
 	if _, ok := r.component(d); ok {
@@ -114,14 +114,15 @@ func (r *Router) resolve(to jid.JID) (destKind, *module.Service) {
 }
 
 // IsService reports whether domain is a service domain claimed by a module.
-func (r *Router) IsService(domain string) bool { return r.reg.services[domain] != nil }
+func (r *Router) IsService(domain string) bool { return r.svc.Load().byDomain[domain] != nil }
 
-// ServiceDomains lists the service domains modules claimed at provisioning
-// (conference.example.org, upload.example.org), sorted: the names a certificate must
-// cover besides the virtual hosts. Safe from any goroutine (the table is frozen).
+// ServiceDomains lists the service domains modules claimed (conference.example.org,
+// upload.example.org), sorted: the names a certificate must cover besides the virtual
+// hosts. Safe from any goroutine.
 func (r *Router) ServiceDomains() []string {
-	out := make([]string, 0, len(r.reg.services))
-	for d := range r.reg.services {
+	t := r.svc.Load()
+	out := make([]string, 0, len(t.byDomain))
+	for d := range t.byDomain {
 		out = append(out, d)
 	}
 	slices.Sort(out)

@@ -33,6 +33,12 @@
 // Route, and stanzas from components (SubmitFrom) all go through it; what cannot be
 // delivered comes back to the sender as a stanza error from the same place.
 //
+// The local domains and the service domains are each one immutable table behind an atomic
+// pointer, so resolve takes no lock. SetDomains (hosts.go) replaces both when virtual hosts
+// come and go while the server runs: a new host's services (module.HostWatcher) are
+// published before the host, a removed host goes before its services, and then its users'
+// sessions are closed on their shards with host-gone.
+//
 // # Sessions that outlive their connection
 //
 // A Session delivers through Session.Send, never straight to a socket. Detach takes its Conn

@@ -30,9 +30,9 @@ type registry struct {
 	iqBare        map[iqKey]module.IQHandler
 	nonza         map[nonzaKey]module.NonzaHandler
 	bind2         map[nonzaKey]module.NonzaHandler
-	bind2Feats    []string        // namespaces of the Bind2 inline features, in registration order
-	public        map[string]bool // IQ namespaces answered for senders that are not local users
-	services      map[string]*module.Service
+	bind2Feats    []string                   // namespaces of the Bind2 inline features, in registration order
+	public        map[string]bool            // IQ namespaces answered for senders that are not local users
+	services      map[string]*module.Service // claimed at provisioning; Router.svc after
 	serviceList   []module.Service
 	hooks         [2][3][]hookEntry // [phase][kind]
 	features      []string
@@ -64,6 +64,7 @@ func (g *registry) freeze() {
 			sort.SliceStable(hs, func(a, b int) bool { return hs[a].order < hs[b].order })
 		}
 	}
+	g.r.svc.Store(&serviceTable{byDomain: g.services, list: g.serviceList})
 	sort.Strings(g.features)
 	out := g.features[:0]
 	for i, f := range g.features {
@@ -159,7 +160,12 @@ func (m *modReg) Service(s module.Service) {
 	m.g.serviceList = append(m.g.serviceList, s)
 }
 
-func (m *modReg) Services() []module.Service { return m.g.serviceList }
+func (m *modReg) Services() []module.Service {
+	if t := m.g.r.svc.Load(); t != nil {
+		return t.list
+	}
+	return m.g.serviceList
+}
 
 func (m *modReg) DiscoNode(node string, h module.IQHandler) {
 	if _, ok := m.g.discoNodes[node]; ok || node == "" || h == nil {

@@ -99,6 +99,10 @@ type Router struct {
 	first   atomic.Pointer[string]
 	shards  []*shard
 	reg     *registry
+	// svc is the service domains: read by every shard, replaced whole when virtual hosts
+	// come or go (hosts.go).
+	svc     atomic.Pointer[serviceTable]
+	hostsMu sync.Mutex // serializes SetDomains
 	mods    []module.Module
 	closed  atomic.Bool
 	wg      sync.WaitGroup
@@ -149,7 +153,7 @@ func New(o Options) (*Router, error) {
 	}
 	senderLimit.Store(int64(o.SenderInflight))
 	r := &Router{opts: o, log: o.Logger, st: o.Store, now: o.Now, seed: maphash.MakeSeed()}
-	r.SetDomains(o.Domains)
+	r.storeDomains(o.Domains)
 	r.reg = newRegistry(r)
 	if err := r.provision(); err != nil {
 		return nil, err
@@ -195,8 +199,7 @@ func (r *Router) provision() error {
 	return nil
 }
 
-// SetDomains replaces the served virtual hosts (reload).
-func (r *Router) SetDomains(d []string) {
+func (r *Router) storeDomains(d []string) {
 	m := make(map[string]bool, len(d))
 	for _, x := range d {
 		m[x] = true
@@ -460,6 +463,7 @@ const (
 	opCall      // Context.Async's done, back on the shard
 	opResume    // a blocked sender has drained: resume its connection
 	opExpireAll // shutdown: end every detached session
+	opCloseHost // a virtual host was removed: close the sessions of its users
 )
 
 // op is one unit of work for a shard. It is pooled; its buffer travels with it.

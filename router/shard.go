@@ -95,12 +95,12 @@ func (s *shard) handle(o *op) {
 		s.unbind(o.sess)
 	case opCloseUser:
 		if u := s.users[o.bare.String()]; u != nil {
-			for _, se := range append([]*Session(nil), u.sessions...) {
-				if se.conn != nil {
-					se.conn.Close(o.cond)
-				} else if se.gone.CompareAndSwap(false, true) {
-					s.end(se)
-				}
+			s.closeSessions(u, o.cond)
+		}
+	case opCloseHost:
+		for _, u := range s.users {
+			if u.bare.Domain() == o.bare.Domain() {
+				s.closeSessions(u, o.cond)
 			}
 		}
 	case opOut:
@@ -133,6 +133,17 @@ func (s *shard) handle(o *op) {
 		s.ctx.svc = o.to
 		o.fn(&s.ctx)
 		s.ctx.svc = jid.JID{}
+	}
+}
+
+// closeSessions closes the streams of u's sessions with cond and ends its detached ones.
+func (s *shard) closeSessions(u *user, cond stanza.StreamCondition) {
+	for _, se := range append([]*Session(nil), u.sessions...) {
+		if se.conn != nil {
+			se.conn.Close(cond)
+		} else if se.gone.CompareAndSwap(false, true) {
+			s.end(se)
+		}
 	}
 }
 

@@ -26,7 +26,7 @@ import (
 
 // Request is one admin command.
 type Request struct {
-	Op       string `json:"op"` // adduser, deluser, passwd, disable, enable, users, bulkadd, stats, reload, modules, backup, export, import, s2s
+	Op       string `json:"op"` // adduser, deluser, passwd, disable, enable, users, bulkadd, stats, reload, modules, backup, export, import, s2s, vhost
 	JID      string `json:"jid,omitempty"`
 	Password string `json:"password,omitempty"`
 	Domain   string `json:"domain,omitempty"`
@@ -34,6 +34,8 @@ type Request struct {
 	Count    int    `json:"count,omitempty"`
 	Iter     int    `json:"iter,omitempty"`
 	Path     string `json:"path,omitempty"` // backup, export, import: absolute path
+	// Action is what the vhost op does with Domain: list, add or remove.
+	Action string `json:"action,omitempty"`
 }
 
 // Response answers a Request. Error is empty on success.
@@ -116,6 +118,8 @@ func Do(b Backend, r Request) Response {
 		resp.Count, err = Export(b, r.Path)
 	case "import":
 		resp.Count, resp.Lines, err = Import(b, r.Path)
+	case "vhost":
+		resp.Lines, err = Vhost(b, r.Action, r.Domain)
 	case "s2s":
 		l, ok := b.(S2SLister)
 		if !ok {
@@ -359,7 +363,7 @@ func serveConn(c net.Conn, b Backend, log zerolog.Logger) {
 			resp.Error = "bad request: " + err.Error()
 		} else {
 			resp = Do(b, r)
-			log.Info().Str("op", r.Op).Str("jid", r.JID).Str("path", r.Path).Bool("ok", resp.Error == "").Msg("admin command")
+			log.Info().Str("op", r.Op).Str("jid", r.JID).Str("path", r.Path).Str("action", r.Action).Str("domain", r.Domain).Bool("ok", resp.Error == "").Msg("admin command")
 		}
 		if err := enc.Encode(resp); err != nil {
 			return

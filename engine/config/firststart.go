@@ -47,6 +47,8 @@ var defaultTmpl = template.Must(template.New("vireo.toml").Parse(`# vireo.toml â
 # SIGHUP or "vireoctl reload" (listeners need a restart).
 
 # Virtual hosts served by this server. The first one names the generated certificate.
+# "vireoctl vhost add DOMAIN" (and remove, and the dashboard) change them without a
+# restart and rewrite this line, and only this line, of this file.
 domains = ["{{.Domain}}"]
 
 # Database, certificates and the admin socket live here (relative to this file).

@@ -3,7 +3,10 @@ package config
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
+	"io/fs"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 )
@@ -66,8 +69,72 @@ func (cs *Certs) Reload(c *Config) error {
 	for _, n := range pair.Leaf.DNSNames {
 		set.byName[strings.ToLower(n)] = &pair
 	}
+	for _, d := range c.Domains {
+		if pair.Leaf.VerifyHostname(d) == nil {
+			continue
+		}
+		// A host the configured certificate does not name (one added at runtime) is
+		// served its own, when it has one (EnsureHostCerts).
+		cert, key := c.HostCert(d)
+		hp, err := tls.LoadX509KeyPair(cert, key)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("load certificate %s: %w", cert, err)
+		}
+		if hp.Leaf == nil {
+			if hp.Leaf, err = x509.ParseCertificate(hp.Certificate[0]); err != nil {
+				return fmt.Errorf("parse certificate %s: %w", cert, err)
+			}
+		}
+		for _, n := range hp.Leaf.DNSNames {
+			if _, ok := set.byName[strings.ToLower(n)]; !ok {
+				set.byName[strings.ToLower(n)] = &hp
+			}
+		}
+	}
 	cs.cur.Store(set)
 	return nil
+}
+
+// HostCert names the self-signed certificate and key of a virtual host that the
+// configured certificate does not cover: data_dir/certs/<host>.crt and .key, the names a
+// first start gives the certificate of its first host.
+func (c *Config) HostCert(domain string) (cert, key string) {
+	dir := filepath.Join(c.DataDir, "certs")
+	return filepath.Join(dir, domain+".crt"), filepath.Join(dir, domain+".key")
+}
+
+// EnsureHostCerts makes a self-signed certificate (EnsureCert) for every domain of c that
+// the certificate at c.TLS.Cert does not cover and that has none of its own yet; it
+// returns the domains it made one for. With ACME these stand in until the CA issues.
+func EnsureHostCerts(c *Config) ([]string, error) {
+	pair, err := tls.LoadX509KeyPair(c.TLS.Cert, c.TLS.Key)
+	if err != nil {
+		return nil, fmt.Errorf("load certificate %s: %w", c.TLS.Cert, err)
+	}
+	leaf := pair.Leaf
+	if leaf == nil {
+		if leaf, err = x509.ParseCertificate(pair.Certificate[0]); err != nil {
+			return nil, fmt.Errorf("parse certificate %s: %w", c.TLS.Cert, err)
+		}
+	}
+	var made []string
+	for _, d := range c.Domains {
+		if leaf.VerifyHostname(d) == nil {
+			continue
+		}
+		cert, key := c.HostCert(d)
+		created, err := EnsureCert(cert, key, []string{d})
+		if err != nil {
+			return made, fmt.Errorf("certificate for %s: %w", d, err)
+		}
+		if created {
+			made = append(made, d)
+		}
+	}
+	return made, nil
 }
 
 // TLSConfig returns a server config that picks certificates by SNI (exact name, then a

@@ -1,6 +1,6 @@
 // Package dashboard is the web administration console served under /admin/ on the web
 // listener (engine.Mount): an overview of the numbers /metrics exports, account
-// management, the server-to-server links and the effective configuration.
+// management, virtual hosts, the server-to-server links and the effective configuration.
 //
 // Who may log in: the administrators of [modules.adhoc] admins, with their XMPP password,
 // checked against the account's stored SCRAM keys (store/creds); no password is kept
@@ -9,7 +9,7 @@
 // random 128-bit id in a cookie that is HttpOnly, SameSite=Strict and, on TLS listeners,
 // Secure. Every POST form carries the session's CSRF token (the login form a
 // double-submit token of its own), and a POST whose Origin is another site is refused.
-// Account operations are those of the admin socket (engine/admin).
+// Account and virtual host operations are those of the admin socket (engine/admin).
 //
 // Pages are server-rendered with html/template and use no JavaScript. Handlers run off
 // the event loops, one goroutine per request (engine.Mount); the password check
@@ -136,6 +136,12 @@ func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		d.authed(w, r, http.MethodGet, d.users)
+	case "/hosts":
+		if r.Method == http.MethodPost {
+			d.authed(w, r, http.MethodPost, d.hostsPost)
+			return
+		}
+		d.authed(w, r, http.MethodGet, d.hosts)
 	case "/s2s":
 		d.authed(w, r, http.MethodGet, d.s2s)
 	case "/config":
@@ -407,6 +413,42 @@ func (d *Dashboard) usersPost(w http.ResponseWriter, r *http.Request, s session,
 	}
 	d.log.Info().Str("admin", s.user).Str("action", action).Str("jid", j).Bool("ok", err == nil).Msg("dashboard: account operation")
 	http.Redirect(w, r, Prefix+"users?q="+url.QueryEscape(r.PostFormValue("q")), http.StatusSeeOther)
+}
+
+func (d *Dashboard) hosts(w http.ResponseWriter, r *http.Request, s session, _ string) {
+	_, edit := d.b.(admin.HostManager)
+	d.render(w, http.StatusOK, "hosts", data{Title: "Virtual hosts", User: s.user, CSRF: s.csrf, Flash: s.flash, FlashOK: s.flashOK,
+		Domains: d.b.Domains(), CanEditHosts: edit})
+}
+
+// hostsPost adds or removes a virtual host (admin.Vhost, as vireoctl vhost does) and sends
+// the browser back to the list with the result.
+func (d *Dashboard) hostsPost(w http.ResponseWriter, r *http.Request, s session, id string) {
+	action, domain := r.PostFormValue("action"), strings.TrimSpace(r.PostFormValue("domain"))
+	var err error
+	var done string
+	switch action {
+	case "add":
+		_, err = admin.Vhost(d.b, action, domain)
+		done = "added " + domain
+	case "remove":
+		if r.PostFormValue("confirm") != "yes" {
+			err = errors.New("tick the box to confirm removing " + domain)
+			break
+		}
+		_, err = admin.Vhost(d.b, action, domain)
+		done = "removed " + domain + "; its users' sessions were closed"
+	default:
+		http.Error(w, "unknown action", http.StatusBadRequest)
+		return
+	}
+	if err != nil {
+		d.sess.setFlash(id, err.Error(), false)
+	} else {
+		d.sess.setFlash(id, done, true)
+	}
+	d.log.Info().Str("admin", s.user).Str("action", action).Str("domain", domain).Bool("ok", err == nil).Msg("dashboard: virtual host operation")
+	http.Redirect(w, r, Prefix+"hosts", http.StatusSeeOther)
 }
 
 func (d *Dashboard) s2s(w http.ResponseWriter, r *http.Request, s session, _ string) {

@@ -20,8 +20,10 @@ type data struct {
 	Users    []userRow
 	More     bool
 	Domains  []string
-	Links    []Link
-	Config   string
+	// CanEditHosts: the backend can add and remove virtual hosts (admin.HostManager).
+	CanEditHosts bool
+	Links        []Link
+	Config       string
 }
 
 var funcs = template.FuncMap{
@@ -54,7 +56,7 @@ input,button{font:inherit;padding:.25em .5em}button{cursor:pointer}
 .login{max-width:360px;margin:4em auto}.login label{display:block;margin:.6em 0 .2em}.login input{width:100%;box-sizing:border-box}
 </style></head><body>
 <header><strong>Vireo admin</strong>{{if .User}}
-<a href="/admin/">Overview</a><a href="/admin/users">Users</a><a href="/admin/s2s">Server-to-server</a><a href="/admin/config">Configuration</a>
+<a href="/admin/">Overview</a><a href="/admin/users">Users</a><a href="/admin/hosts">Virtual hosts</a><a href="/admin/s2s">Server-to-server</a><a href="/admin/config">Configuration</a>
 <span class="who">{{.User}} <form method="post" action="/admin/logout"><input type="hidden" name="csrf" value="{{.CSRF}}"><button>Log out</button></form></span>{{end}}
 </header><main>
 {{if .Flash}}<div class="flash{{if .FlashOK}} ok{{end}}">{{.Flash}}</div>{{end}}
@@ -110,6 +112,20 @@ var pages = map[string]string{
 <input type="hidden" name="action" value="delete"><label><input type="checkbox" name="confirm" value="yes" required> sure</label><button>Delete</button></form>{{end}}
 </td></tr>{{else}}<tr><td colspan="3">No account{{if .Query}} starts with “{{.Query}}”{{end}}.</td></tr>{{end}}
 </table>{{if .More}}<p>Only the first {{len .Users}} are shown; narrow the prefix.</p>{{end}}{{end}}`,
+
+	"hosts": `{{define "content"}}<h1>Virtual hosts</h1>
+<p>Each host has its own accounts and its conference, pubsub and upload services. A host
+added here is served at once (with a self-signed certificate unless ACME is on) and written
+to the configuration file; a removed one ends its users' sessions, and its data stays.</p>
+{{if .CanEditHosts}}<div class="box"><form class="inline" method="post" action="/admin/hosts"><input type="hidden" name="csrf" value="{{.CSRF}}">
+<input type="hidden" name="action" value="add"><input name="domain" placeholder="chat.example.org" aria-label="new virtual host" required>
+<button>Add host</button></form></div>{{end}}
+<table><tr><th>Host</th><th>Actions</th></tr>
+{{$csrf := .CSRF}}{{$edit := .CanEditHosts}}{{$last := eq (len .Domains) 1}}{{range .Domains}}<tr><td>{{.}}</td><td>
+{{if and $edit (not $last)}}<form class="inline" method="post" action="/admin/hosts"><input type="hidden" name="csrf" value="{{$csrf}}"><input type="hidden" name="domain" value="{{.}}">
+<input type="hidden" name="action" value="remove"><label><input type="checkbox" name="confirm" value="yes" required> sure</label><button>Remove</button></form>{{end}}
+</td></tr>{{end}}
+</table>{{end}}`,
 
 	"s2s": `{{define "content"}}<h1>Server-to-server</h1>
 <table><tr><th>Direction</th><th>Local</th><th>Remote</th><th>State</th></tr>

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/vireo-im/vireo/modules/module"
 	"github.com/vireo-im/vireo/xmlstream"
@@ -25,7 +26,15 @@ type Disco struct {
 	capsNode string // module.CapsNode#ver (XEP-0115 §6.2)
 	capsInfo []byte // info with node='capsNode'
 	account  []byte // pre-serialized account disco#info payload
-	items    []byte
+	// items is the disco#items payload with the services it was built from: virtual hosts
+	// added or removed at runtime replace the services (module.HostWatcher), and the
+	// payload is rebuilt at the next query.
+	items atomic.Pointer[itemsCache]
+}
+
+type itemsCache struct {
+	from []module.Service
+	b    []byte
 }
 
 // ModuleInfo implements module.Module.
@@ -83,10 +92,19 @@ func (d *Disco) build() {
 	}
 	b.End()
 	d.account = b.B
-	// XEP-0030 §4: the services of this server (MUC, pubsub, upload) are its items.
-	b = xmlstream.Builder{}
+}
+
+// serviceItems is the server's disco#items payload: XEP-0030 §4, the services of this
+// server (MUC, pubsub, upload) are its items. Built once per set of services; safe from
+// any shard.
+func (d *Disco) serviceItems() []byte {
+	svcs := d.reg.Services()
+	if c := d.items.Load(); c != nil && len(c.from) == len(svcs) && (len(svcs) == 0 || &c.from[0] == &svcs[0]) {
+		return c.b
+	}
+	var b xmlstream.Builder
 	b.Start("query").Attr("xmlns", ns.DiscoItems)
-	for _, sv := range d.reg.Services() {
+	for _, sv := range svcs {
 		b.Start("item").Attr("jid", sv.Domain)
 		if sv.Name != "" {
 			b.Attr("name", sv.Name)
@@ -94,7 +112,8 @@ func (d *Disco) build() {
 		b.End()
 	}
 	b.End()
-	d.items = b.B
+	d.items.Store(&itemsCache{from: svcs, b: b.B})
+	return b.B
 }
 
 // serverInfo serializes the server's disco#info payload, with node when not empty.
@@ -156,7 +175,7 @@ func (d *Disco) itemsQuery(c module.Context, iq *module.Packet) {
 		c.Error(iq, stanza.New(stanza.ItemNotFound))
 		return
 	}
-	c.Reply(iq, d.items)
+	c.Reply(iq, d.serviceItems())
 }
 
 // accountInfo answers for a user's bare JID (XEP-0030 §3.1 identities of accounts).

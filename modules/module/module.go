@@ -106,6 +106,20 @@ type Provisioner interface{ Provision(r Registrar) error }
 // Cleaner is implemented by modules that hold resources.
 type Cleaner interface{ Cleanup() error }
 
+// HostWatcher is implemented by a module whose service domains follow the virtual hosts
+// (conference.<host>), so that a host added while the server runs gets its services and
+// a removed one loses them. The router calls both from the goroutine that changes the
+// hosts, one call at a time, never from a shard; stanzas for the host's services may
+// still be running on shards while they are called.
+type HostWatcher interface {
+	// AddHost returns the services of host, as Provision claims them for the hosts known
+	// at start (with Service.Host set). An error leaves the host out.
+	AddHost(host string) ([]Service, error)
+	// RemoveHost forgets host's services after the router stopped routing to them; what
+	// they stored stays in the store.
+	RemoveHost(host string)
+}
+
 // IQType is the type of an IQ request.
 type IQType uint8
 
@@ -181,6 +195,9 @@ type Service struct {
 	Domain  string
 	Name    string // human-readable, for disco#items
 	Handler ServiceHandler
+	// Host is the virtual host the service belongs to: it goes when the host is removed
+	// while the server runs. Empty for a service of the whole server.
+	Host string
 }
 
 // Undeliverable handles a message the router could not hand to any session of its local
@@ -241,7 +258,9 @@ type Registrar interface {
 	// Service claims a service domain; the server lists it in its disco#items.
 	Service(s Service)
 	// Services lists the claimed service domains; complete once every module is
-	// provisioned.
+	// provisioned, and replaced (not changed in place) when virtual hosts come or go
+	// (HostWatcher), so a caller may cache what it derives from one slice until Services
+	// returns another.
 	Services() []Service
 	// Domains lists the server's virtual hosts at provisioning (to name service domains).
 	Domains() []string

@@ -151,17 +151,49 @@ func (m *Mod) Provision(r module.Registrar) error {
 	m.secret = secret
 	m.svcs = map[string]*service{}
 	for _, d := range r.Domains() {
-		dom, err := jid.PrepareDomain(m.cfg.Subdomain + "." + d)
+		s, err := m.newService(d)
 		if err != nil {
-			return fmt.Errorf("subdomain %q: %w", m.cfg.Subdomain, err)
+			return err
 		}
-		sj, _ := jid.Parse(dom)
-		s := &service{m: m, domain: dom, jid: sj}
-		s.dir.rooms = map[string]*dirEntry{}
-		m.svcs[dom] = s
-		r.Service(module.Service{Domain: dom, Name: m.cfg.Name, Handler: s.handle})
+		m.svcs[s.domain] = s
+		r.Service(module.Service{Domain: s.domain, Name: m.cfg.Name, Handler: s.handle, Host: d})
 	}
-	return m.loadDirectory()
+	return m.loadDirectory(m.svcs)
+}
+
+func (m *Mod) newService(host string) (*service, error) {
+	dom, err := jid.PrepareDomain(m.cfg.Subdomain + "." + host)
+	if err != nil {
+		return nil, fmt.Errorf("subdomain %q: %w", m.cfg.Subdomain, err)
+	}
+	sj, _ := jid.Parse(dom)
+	s := &service{m: m, domain: dom, jid: sj}
+	s.dir.rooms = map[string]*dirEntry{}
+	return s, nil
+}
+
+var _ module.HostWatcher = (*Mod)(nil)
+
+// AddHost implements module.HostWatcher: the service of a host added at runtime, with the
+// persistent rooms it had if it was served before.
+func (m *Mod) AddHost(host string) ([]module.Service, error) {
+	s, err := m.newService(host)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.loadDirectory(map[string]*service{s.domain: s}); err != nil {
+		return nil, err
+	}
+	m.svcs[s.domain] = s
+	return []module.Service{{Domain: s.domain, Name: m.cfg.Name, Handler: s.handle, Host: host}}, nil
+}
+
+// RemoveHost implements module.HostWatcher. Rooms in memory go with the service; the
+// persistent ones stay in the store and come back with the host.
+func (m *Mod) RemoveHost(host string) {
+	if dom, err := jid.PrepareDomain(m.cfg.Subdomain + "." + host); err == nil {
+		delete(m.svcs, dom)
+	}
 }
 
 func (c *Config) normalize() error {

@@ -136,18 +136,19 @@ func (r *room) forget() error {
 	return nil
 }
 
-// loadDirectory lists the persistent rooms at startup: only their names and visibility,
-// for disco#items; a room is loaded at its first stanza.
-func (m *Mod) loadDirectory() error {
+// loadDirectory lists the persistent rooms of svcs at startup (or when their host is
+// added): only their names and visibility, for disco#items; a room is loaded at its first
+// stanza.
+func (m *Mod) loadDirectory(svcs map[string]*service) error {
 	var bad error
 	err := m.t.Scan([]byte("c"), func(k, v []byte) bool {
 		bare, err := jid.ParseBytes(k[1:])
 		if err != nil {
 			return true
 		}
-		s := m.svcs[bare.Domain()]
+		s := svcs[bare.Domain()]
 		if s == nil {
-			return true // a virtual host no longer served
+			return true // a virtual host no longer served, or not asked for
 		}
 		var sc storedConfig
 		if err := json.Unmarshal(v, &sc); err != nil {

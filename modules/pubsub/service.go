@@ -94,16 +94,31 @@ func (m *Mod) Provision(r module.Registrar) error {
 	}
 	m.nodes = Nodes{T: r.Table("pubsub")}
 	for _, d := range r.Domains() {
-		dom, err := jid.PrepareDomain(m.cfg.Subdomain + "." + d)
+		svcs, err := m.AddHost(d)
 		if err != nil {
-			return fmt.Errorf("subdomain %q: %w", m.cfg.Subdomain, err)
+			return err
 		}
-		sj, _ := jid.Parse(dom)
-		s := &service{m: m, domain: dom, jid: sj}
-		r.Service(module.Service{Domain: dom, Name: m.cfg.Name, Handler: s.handle})
+		r.Service(svcs[0])
 	}
 	return nil
 }
+
+var _ module.HostWatcher = (*Mod)(nil)
+
+// AddHost implements module.HostWatcher: <subdomain>.<host>, at provisioning and for a
+// host added at runtime. Its nodes are in the store, found by the service's JID.
+func (m *Mod) AddHost(host string) ([]module.Service, error) {
+	dom, err := jid.PrepareDomain(m.cfg.Subdomain + "." + host)
+	if err != nil {
+		return nil, fmt.Errorf("subdomain %q: %w", m.cfg.Subdomain, err)
+	}
+	sj, _ := jid.Parse(dom)
+	s := &service{m: m, domain: dom, jid: sj}
+	return []module.Service{{Domain: dom, Name: m.cfg.Name, Handler: s.handle, Host: host}}, nil
+}
+
+// RemoveHost implements module.HostWatcher: the service keeps no state outside the store.
+func (m *Mod) RemoveHost(string) {}
 
 func (m *Mod) policy() Policy { return Policy{MaxItems: m.cfg.MaxItems, Access: ServiceAccess} }
 

@@ -102,6 +102,7 @@ type Mod struct {
 	stop      chan struct{}
 	done      chan struct{}
 	svcs      map[string]*service
+	pub       *url.URL // public_url, nil without one
 	// active counts HTTP handlers running, so Cleanup returns only when none can still
 	// write to the store (which closes after the router).
 	active sync.WaitGroup
@@ -173,25 +174,15 @@ func (m *Mod) Provision(r module.Registrar) error {
 		pub, _ = url.Parse(m.cfg.PublicURL) // checked in normalize
 		m.prefix = strings.TrimSuffix(pub.Path, "/")
 	}
+	m.pub = pub
 	m.svcs = map[string]*service{}
 	for _, d := range r.Domains() {
-		dom, err := jid.PrepareDomain(m.cfg.Subdomain + "." + d)
+		svcs, err := m.AddHost(d)
 		if err != nil {
 			ln.Close()
-			return fmt.Errorf("upload: subdomain %q: %w", m.cfg.Subdomain, err)
+			return err
 		}
-		s := &service{m: m, host: d, domain: dom}
-		if pub != nil {
-			s.base = strings.TrimSuffix(pub.String(), "/")
-		} else {
-			s.base = "https://" + dom
-			if _, port, _ := net.SplitHostPort(ln.Addr().String()); port != "443" {
-				s.base += ":" + port
-			}
-		}
-		s.info = s.discoInfo()
-		m.svcs[dom] = s
-		r.Service(module.Service{Domain: dom, Name: m.cfg.Name, Handler: s.handle})
+		r.Service(svcs[0])
 	}
 	m.srv = &http.Server{
 		Handler:           m,
@@ -209,6 +200,42 @@ func (m *Mod) Provision(r module.Registrar) error {
 	go m.sweeper()
 	m.log.Info().Str("listen", ln.Addr().String()).Msg("upload: serving")
 	return nil
+}
+
+var _ module.HostWatcher = (*Mod)(nil)
+
+// AddHost implements module.HostWatcher: upload.<host>, at provisioning and for a host
+// added at runtime. Nothing when the module is off (no listener).
+func (m *Mod) AddHost(host string) ([]module.Service, error) {
+	if m.ln == nil {
+		return nil, nil
+	}
+	dom, err := jid.PrepareDomain(m.cfg.Subdomain + "." + host)
+	if err != nil {
+		return nil, fmt.Errorf("upload: subdomain %q: %w", m.cfg.Subdomain, err)
+	}
+	s := &service{m: m, host: host, domain: dom}
+	if m.pub != nil {
+		s.base = strings.TrimSuffix(m.pub.String(), "/")
+	} else {
+		s.base = "https://" + dom
+		if _, port, _ := net.SplitHostPort(m.ln.Addr().String()); port != "443" {
+			s.base += ":" + port
+		}
+	}
+	s.info = s.discoInfo()
+	m.svcs[dom] = s
+	return []module.Service{{Domain: dom, Name: m.cfg.Name, Handler: s.handle, Host: host}}, nil
+}
+
+// RemoveHost implements module.HostWatcher. Stored files stay, and their download URLs
+// keep working: they name no host the HTTPS listener checks.
+func (m *Mod) RemoveHost(host string) {
+	for d, s := range m.svcs {
+		if s.host == host {
+			delete(m.svcs, d)
+		}
+	}
 }
 
 // open prepares the file area, the key and the usage counts: everything but the network.

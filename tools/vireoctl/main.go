@@ -41,6 +41,12 @@ commands:
   s2s                      live server-to-server streams: domain, direction, auth
                            method, TLS version, idle time (server must run)
   modules                  list built-in modules
+  vhost list               list the virtual hosts
+  vhost add DOMAIN         serve DOMAIN (certificate, conference., pubsub. and upload.
+                           services) at once, and add it to the config file
+  vhost remove DOMAIN      stop serving DOMAIN: its sessions end with host-gone, its
+                           data stays; removed from the config file too
+                           (with the server stopped, add and remove edit the file only)
   backup DIR               write a consistent backup into DIR (new): through the running
                            server, or from the database when it is stopped
   restore DIR              replace data_dir with the backup in DIR (server must be
@@ -128,6 +134,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 	case "s2s":
 		printS2S(stdout, resp.S2S)
+	case "vhost":
+		if req.Action != "list" {
+			fmt.Fprintln(stdout, "ok")
+		}
+		for _, l := range resp.Lines {
+			fmt.Fprintln(stdout, l)
+		}
 	case "bulkadd":
 		fmt.Fprintf(stdout, "created %d accounts\n", resp.Count)
 	case "export":
@@ -200,6 +213,15 @@ func parse(cmd string, args []string) (admin.Request, error) {
 		if err := need(0, "no arguments"); err != nil {
 			return r, err
 		}
+	case "vhost":
+		switch {
+		case len(args) == 1 && args[0] == "list":
+		case len(args) == 2 && (args[0] == "add" || args[0] == "remove"):
+			r.Domain = args[1]
+		default:
+			return r, errors.New("vhost: want list, add DOMAIN or remove DOMAIN")
+		}
+		r.Action = args[0]
 	case "bulkadd":
 		fl := flag.NewFlagSet("bulkadd", flag.ContinueOnError)
 		fl.SetOutput(io.Discard)
@@ -246,7 +268,28 @@ func (b offlineBackend) Modules() []string     { return nil }
 func (b offlineBackend) DataDir() string       { return b.cfg.DataDir }
 func (b offlineBackend) Version() string       { return "vireoctl " + Version + " (server stopped)" }
 
+var _ admin.HostManager = offlineBackend{}
+
+// AddHost implements admin.HostManager for a stopped server: the config file only; the
+// server makes the host's certificate when it starts.
+func (b offlineBackend) AddHost(domain string) error { return b.writeHosts(true, domain) }
+
+// RemoveHost implements admin.HostManager for a stopped server: the config file only.
+func (b offlineBackend) RemoveHost(domain string) error { return b.writeHosts(false, domain) }
+
+func (b offlineBackend) writeHosts(add bool, domain string) error {
+	hosts, _, err := admin.NextHosts(b.cfg.Domains, add, domain)
+	if err != nil {
+		return err
+	}
+	return config.WriteDomains(b.cfg.Path(), hosts)
+}
+
 func offline(cfg *config.Config, req admin.Request) (admin.Response, error) {
+	if req.Op == "vhost" {
+		// The config file is all there is to change: the database stays closed.
+		return admin.Do(offlineBackend{cfg: cfg}, req), nil
+	}
 	if req.Op == "backup" {
 		// Opening would create an empty database to back up.
 		if _, err := os.Stat(cfg.DBDir()); err != nil {

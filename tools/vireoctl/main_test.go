@@ -2,10 +2,14 @@ package main
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/vireo-im/vireo/engine/admin"
+	"github.com/vireo-im/vireo/engine/config"
 )
 
 func TestS2SPrint(t *testing.T) {
@@ -34,5 +38,47 @@ func TestS2SPrint(t *testing.T) {
 		if len(f) != 7 || f[0] != want[0] || f[1] != want[1] || f[3] != want[2] || f[4] != want[3] || f[5] != want[4] || f[6] != want[5] {
 			t.Fatalf("line %d: %q, want %v", i+1, lines[i+1], want)
 		}
+	}
+}
+
+// TestVhostOffline: with no server answering, vhost add and remove edit the config file
+// and vhost list reads it; bad arguments are refused before anything is read.
+func TestVhostOffline(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "vireo.toml")
+	if err := config.WriteDefault(path, "a.org", false); err != nil {
+		t.Fatal(err)
+	}
+	ctl := func(args ...string) (int, string) {
+		var out, errb bytes.Buffer
+		code := run(append([]string{"-config", path}, args...), &out, &errb)
+		return code, out.String() + errb.String()
+	}
+	for _, bad := range [][]string{{"vhost"}, {"vhost", "add"}, {"vhost", "list", "x"}, {"vhost", "drop", "b.org"}} {
+		if code, out := ctl(bad...); code != 2 {
+			t.Fatalf("%v: exit %d, %s", bad, code, out)
+		}
+	}
+	if code, out := ctl("vhost", "add", "B.org"); code != 0 {
+		t.Fatalf("add: %d %s", code, out)
+	}
+	if code, out := ctl("vhost", "list"); code != 0 || out != "a.org\nb.org\n" {
+		t.Fatalf("list: %d %q", code, out)
+	}
+	if code, out := ctl("vhost", "add", "b.org"); code != 1 || !strings.Contains(out, "already") {
+		t.Fatalf("add twice: %d %s", code, out)
+	}
+	if code, out := ctl("vhost", "remove", "a.org"); code != 0 {
+		t.Fatalf("remove: %d %s", code, out)
+	}
+	c, err := config.Load(path)
+	if err != nil || !slices.Equal(c.Domains, []string{"b.org"}) {
+		t.Fatalf("config after remove: %v %v", c, err)
+	}
+	if code, out := ctl("vhost", "remove", "b.org"); code != 1 || !strings.Contains(out, "last") {
+		t.Fatalf("remove the last: %d %s", code, out)
+	}
+	if _, err := os.Stat(c.DBDir()); err == nil {
+		t.Fatal("vhost opened (created) the database")
 	}
 }

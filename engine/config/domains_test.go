@@ -1,0 +1,162 @@
+package config
+
+import (
+	"crypto/tls"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestRewriteDomains(t *testing.T) {
+	for _, tc := range []struct {
+		name, in string
+		domains  []string
+		want     string // "" with err
+		err      bool
+	}{
+		{name: "one line", in: "domains = [\"a.org\"]\ndata_dir = \"d\"\n", domains: []string{"a.org", "b.org"},
+			want: "domains = [\"a.org\", \"b.org\"]\ndata_dir = \"d\"\n"},
+		{name: "comments kept", in: "# hosts\ndomains = [\"a.org\"] # mine\n\n[c2s]\n# domains = [\"x\"]\n", domains: []string{"b.org"},
+			want: "# hosts\ndomains = [\"b.org\"] # mine\n\n[c2s]\n# domains = [\"x\"]\n"},
+		{name: "multi-line array with comments", in: "log_level = \"info\"\ndomains = [\n  \"a.org\", # first ]\n  \"c.org\",\n]\n[s2s]\n", domains: []string{"a.org"},
+			want: "log_level = \"info\"\ndomains = [\"a.org\"]\n[s2s]\n"},
+		{name: "a string before that looks like the key", in: "data_dir = \"\"\"\ndomains = [\"x\"]\n\"\"\"\ndomains=[\"a.org\"]\n", domains: []string{"b.org"},
+			want: "data_dir = \"\"\"\ndomains = [\"x\"]\n\"\"\"\ndomains = [\"b.org\"]\n"},
+		{name: "nested array before", in: "x = [\n[1],\n]\ndomains = ['a.org']\n", domains: []string{"b.org"},
+			want: "x = [\n[1],\n]\ndomains = [\"b.org\"]\n"},
+		{name: "only under a table", in: "[c2s]\ndomains = [\"a.org\"]\n", domains: []string{"b.org"}, err: true},
+		{name: "dotted key", in: "domains.x = 1\n", domains: []string{"b.org"}, err: true},
+		{name: "longer key", in: "domainsx = [\"a\"]\n", domains: []string{"b.org"}, err: true},
+		{name: "not an array", in: "domains = \"a.org\"\n", domains: []string{"b.org"}, err: true},
+		{name: "escaped", in: "domains = []\n", domains: []string{"a\"b\\c\x01"}, want: "domains = [\"a\\\"b\\\\c\\u0001\"]\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := RewriteDomains([]byte(tc.in), tc.domains)
+			if tc.err {
+				if err == nil {
+					t.Fatalf("no error; got %q", got)
+				}
+				return
+			}
+			if err != nil || string(got) != tc.want {
+				t.Fatalf("got %q, %v\nwant %q", got, err, tc.want)
+			}
+		})
+	}
+}
+
+// FuzzRewriteDomains: whatever a valid file says, a rewrite that succeeds reads back with
+// the new domains and every other setting unchanged.
+func FuzzRewriteDomains(f *testing.F) {
+	var def strings.Builder
+	defaultTmpl.Execute(&def, map[string]any{"Domain": "a.org", "Registration": true, "When": "now"})
+	f.Add(def.String())
+	f.Add("domains = [\"a.org\"]\n[c2s]\nlisten = []\n")
+	f.Add("x = '''\ndomains = [\"q\"]\n'''\ndomains = [ # c\n\"a.org\" ]\n")
+	f.Add("domains = [\"a.org\"]\n[modules.muc]\nsubdomain = \"c\"\n")
+	f.Fuzz(func(t *testing.T, src string) {
+		was, err := Parse([]byte(src), "/fuzz/vireo.toml")
+		if err != nil {
+			return
+		}
+		want := append(slices.Clone(was.Domains), "added.example")
+		out, err := RewriteDomains([]byte(src), want)
+		if err != nil {
+			return
+		}
+		if err := sameButDomains([]byte(src), out, "/fuzz/vireo.toml", want); err != nil {
+			t.Fatalf("%v\nin:  %q\nout: %q", err, src, out)
+		}
+	})
+}
+
+func TestWriteDomains(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "vireo.toml")
+	if err := WriteDefault(path, "a.org", false); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(path)
+	if err := WriteDomains(path, []string{"a.org", "b.org"}); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := os.ReadFile(path)
+	c, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(c.Domains, []string{"a.org", "b.org"}) {
+		t.Fatalf("domains = %v", c.Domains)
+	}
+	// Only the domains line changed: the operator's comments are all there.
+	if strings.Replace(string(before), `domains = ["a.org"]`, `domains = ["a.org", "b.org"]`, 1) != string(after) {
+		t.Fatalf("file changed beyond the domains:\n%s", after)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o640 {
+		t.Fatalf("mode = %v, %v", fi.Mode(), err)
+	}
+	// A component on the new name: the file would no longer load, so it is left alone.
+	os.WriteFile(path, append(after, "\n[[component.allow]]\ndomain = \"c.org\"\nsecret = \"12345678\"\n"...), 0o640)
+	if err := WriteDomains(path, []string{"a.org", "c.org"}); err == nil {
+		t.Fatal("domains clashing with a component were written")
+	}
+	if c, err := Load(path); err != nil || len(c.Domains) != 2 {
+		t.Fatalf("after the refused rewrite: %v, %v", c, err)
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".vireo.toml") {
+			t.Fatalf("temporary file left: %s", e.Name())
+		}
+	}
+}
+
+func TestHostCerts(t *testing.T) {
+	dir := t.TempDir()
+	c := Defaults("a.org")
+	c.Domains = []string{"a.org", "b.org"}
+	c.path = filepath.Join(dir, "v.toml")
+	if err := c.normalize(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := EnsureCert(c.TLS.Cert, c.TLS.Key, []string{"a.org"}); err != nil {
+		t.Fatal(err)
+	}
+	cs, err := LoadCerts(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cn := func(name string) string {
+		crt, err := cs.TLSConfig().GetCertificate(&tls.ClientHelloInfo{ServerName: name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return crt.Leaf.Subject.CommonName
+	}
+	if got := cn("b.org"); got != "a.org" {
+		t.Fatalf("b.org without a certificate of its own: served %s, want the default", got)
+	}
+	made, err := EnsureHostCerts(c)
+	if err != nil || !slices.Equal(made, []string{"b.org"}) {
+		t.Fatalf("EnsureHostCerts = %v, %v", made, err)
+	}
+	if made, err := EnsureHostCerts(c); err != nil || len(made) != 0 {
+		t.Fatalf("second EnsureHostCerts = %v, %v", made, err)
+	}
+	if err := cs.Reload(c); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{"a.org": "a.org", "conference.a.org": "a.org", "b.org": "b.org", "conference.b.org": "b.org", "x.net": "a.org"} {
+		if got := cn(name); got != want {
+			t.Errorf("%s: served %s, want %s", name, got, want)
+		}
+	}
+	cert, _ := c.HostCert("b.org")
+	os.WriteFile(cert, []byte("garbage"), 0o644)
+	if err := cs.Reload(c); err == nil || errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("reload with a broken host certificate: %v", err)
+	}
+}

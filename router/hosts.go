@@ -1,0 +1,128 @@
+package router
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/vireo-im/vireo/modules/module"
+	"github.com/vireo-im/vireo/xmlstream/jid"
+	"github.com/vireo-im/vireo/xmlstream/stanza"
+)
+
+// serviceTable is the service domains modules claimed. It is never changed once
+// published: SetDomains builds a new one, so shards read it without a lock.
+type serviceTable struct {
+	byDomain map[string]*module.Service
+	list     []module.Service // in claim order, for disco#items
+}
+
+// SetDomains replaces the served virtual hosts (a reload, or a host added or removed at
+// runtime). A new host gets the services of every module.HostWatcher before it becomes
+// local, so conference.<host> answers as soon as its users can log in; a removed host
+// stops being local first, then loses its services, and its users' sessions are closed
+// with host-gone (RFC 6120 §4.9.3.6), detached ones ended. Its data stays in the store.
+// On error nothing changes. Safe for concurrent use.
+func (r *Router) SetDomains(d []string) error {
+	if len(d) == 0 {
+		return errors.New("router: no domains")
+	}
+	r.hostsMu.Lock()
+	defer r.hostsMu.Unlock()
+	old := *r.domains.Load()
+	next := make(map[string]bool, len(d))
+	for _, h := range d {
+		next[h] = true
+	}
+	tbl := r.svc.Load()
+	byDomain := maps.Clone(tbl.byDomain)
+	list := slices.Clone(tbl.list)
+	var added []string
+	for _, h := range d {
+		if old[h] {
+			continue
+		}
+		if byDomain[h] != nil {
+			return fmt.Errorf("router: %s is a service domain", h)
+		}
+		added = append(added, h)
+	}
+	var asked []module.HostWatcher
+	undo := func() {
+		for _, h := range added {
+			for _, w := range asked {
+				w.RemoveHost(h)
+			}
+		}
+	}
+	for _, m := range r.mods {
+		w, ok := m.(module.HostWatcher)
+		if !ok {
+			continue
+		}
+		asked = append(asked, w)
+		for _, h := range added {
+			svcs, err := w.AddHost(h)
+			if err != nil {
+				undo()
+				return fmt.Errorf("router: host %s: module %s: %w", h, m.ModuleInfo().ID, err)
+			}
+			for _, sv := range svcs {
+				sd, err := jid.PrepareDomain(sv.Domain)
+				if err == nil && (byDomain[sd] != nil || next[sd] || sv.Handler == nil) {
+					err = errors.New("already in use")
+				}
+				if err != nil {
+					undo()
+					return fmt.Errorf("router: host %s: service %s of module %s: %w", h, sv.Domain, m.ModuleInfo().ID, err)
+				}
+				sv.Domain, sv.Host = sd, h
+				byDomain[sd] = &sv
+				list = append(list, sv)
+			}
+		}
+	}
+	r.svc.Store(&serviceTable{byDomain: byDomain, list: list})
+	r.storeDomains(d)
+
+	var removed []string
+	for h := range old {
+		if !next[h] {
+			removed = append(removed, h)
+		}
+	}
+	if len(removed) == 0 {
+		return nil
+	}
+	slices.Sort(removed)
+	gone := func(sv *module.Service) bool { return sv.Host != "" && !next[sv.Host] }
+	byDomain = maps.Clone(byDomain) // the one published above is read by the shards
+	maps.DeleteFunc(byDomain, func(_ string, sv *module.Service) bool { return gone(sv) })
+	list = slices.DeleteFunc(slices.Clone(list), func(sv module.Service) bool { return gone(&sv) })
+	r.svc.Store(&serviceTable{byDomain: byDomain, list: list})
+	for _, h := range removed {
+		for _, m := range r.mods {
+			if w, ok := m.(module.HostWatcher); ok {
+				w.RemoveHost(h)
+			}
+		}
+		r.closeHost(h, stanza.HostGone)
+	}
+	return nil
+}
+
+// closeHost closes every session of host's users with cond, on their shards.
+func (r *Router) closeHost(host string, cond stanza.StreamCondition) {
+	d, err := jid.Parse(host)
+	if err != nil || r.closed.Load() {
+		return
+	}
+	for _, s := range r.shards {
+		o := getOp()
+		o.kind = opCloseHost
+		o.bare = d
+		o.cond = cond
+		s.q.pushForce(o)
+	}
+}
