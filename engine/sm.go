@@ -10,7 +10,6 @@ import (
 
 	"github.com/vireo-im/vireo/router"
 	"github.com/vireo-im/vireo/xmlstream"
-	"github.com/vireo-im/vireo/xmlstream/jid"
 	"github.com/vireo-im/vireo/xmlstream/stanza"
 )
 
@@ -41,9 +40,8 @@ const (
 // Every enabled stream holds one, so it is kept small: what is needed only while a resume
 // waits for the old connection lives behind wait.
 type smState struct {
-	id   string // empty when not resumable
-	bare jid.JID
-	sess *router.Session
+	id   string          // empty when not resumable
+	sess *router.Session // set at enable and never changed: its JID names the account
 
 	mu       sync.Mutex
 	hIn      uint32 // stanzas received from the client
@@ -52,7 +50,7 @@ type smState struct {
 	expiry   uint32 // seconds a detached session waits (the max promised at enable)
 	sinceReq int32
 	unacked  [][]byte // copies of stanzas hOut-len+1 .. hOut, oldest first
-	askedAt  int64    // unix seconds of the last <r/> the server sent
+	askedAt  uint32   // seconds since epoch of the last <r/> the server sent
 	owner    *conn    // the connection it is on; nil while detached
 	wait     *resumeWait
 	gen      uint64
@@ -78,7 +76,7 @@ func (sm *smState) sent(b []byte, ackEvery int) (ask, ok bool) {
 	sm.sinceReq++
 	if int(sm.sinceReq) >= ackEvery {
 		sm.sinceReq = 0
-		sm.askedAt = time.Now().Unix()
+		sm.askedAt = sinceEpoch(time.Now())
 		return true, true
 	}
 	return false, true
@@ -86,7 +84,7 @@ func (sm *smState) sent(b []byte, ackEvery int) (ask, ok bool) {
 
 // overdue reports whether stanzas have waited for an acknowledgement longer than after
 // since the last request, and notes a new request if so (the timeout sweep sends it).
-func (sm *smState) overdue(now int64, after int64) bool {
+func (sm *smState) overdue(now, after uint32) bool {
 	sm.mu.Lock()
 	defer sm.mu.Unlock()
 	if len(sm.unacked) == 0 || now-sm.askedAt < after {
@@ -170,8 +168,8 @@ func (c *conn) onSM(st *xmlstream.Stanza) {
 // answer; the caller stores it in c.sm under its lock while writing the answer.
 func (c *conn) newSM(resume bool) (*smState, []byte) {
 	cfg := c.srv().config()
-	sm := &smState{bare: c.bare, sess: c.sess, owner: c, expiry: uint32(cfg.ResumeTimeout / time.Second),
-		askedAt: time.Now().Unix()}
+	sm := &smState{sess: c.sess, owner: c, expiry: uint32(cfg.ResumeTimeout / time.Second),
+		askedAt: sinceEpoch(time.Now())}
 	var b xmlstream.Builder
 	b.Start("enabled").Attr("xmlns", nsSM)
 	if resume {
@@ -211,7 +209,7 @@ func (c *conn) onResume(st *xmlstream.Stanza) {
 // findResumable returns the resumable session id of this stream's account.
 func (c *conn) findResumable(id string) (*smState, bool) {
 	sm, found := c.srv().sms.load(id)
-	if !found || sm == nil || !sm.bare.Equal(c.bare) || sm.sess == nil || sm.sess.Ended() {
+	if !found || sm == nil || sm.sess == nil || !sm.sess.JID().Bare().Equal(c.bare) || sm.sess.Ended() {
 		if sm != nil && sm.sess != nil && sm.sess.Ended() {
 			c.srv().sms.remove(id)
 		}

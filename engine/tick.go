@@ -15,7 +15,6 @@ var pingSeq atomic.Uint64
 // their concurrency-safe Close/Send.
 func (l *listener) sweep(now time.Time) {
 	cfg := l.srv.config()
-	sec := now.Unix()
 	rel := sinceEpoch(now)
 	preAuth := int64(cfg.PreAuthTimeout / time.Second)
 	if preAuth < 1 {
@@ -67,7 +66,7 @@ func (l *listener) sweep(now time.Time) {
 		if isComponent {
 			continue // components are trusted peers on a private network; TCP keepalive suffices
 		}
-		if sm := c.sm.Load(); sm != nil && sm.overdue(sec, int64(cfg.SMAckAfter/time.Second)) {
+		if sm := c.sm.Load(); sm != nil && sm.overdue(rel, uint32(cfg.SMAckAfter/time.Second)) {
 			c.write([]byte("<r xmlns='urn:xmpp:sm:3'/>")) // XEP-0198: ask for what is overdue
 		}
 		if p := c.pingAt.Load(); p != 0 {
