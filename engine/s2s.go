@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
+	"slices"
 	"strings"
 	"time"
 
@@ -31,7 +32,9 @@ const (
 // S2S configures federation (server-to-server, RFC 6120 and XEP-0220 dialback).
 type S2S struct {
 	// Hosts maps a remote domain to the address ("host:port") to dial for it, instead of
-	// DNS. A domain not listed is looked up with SRV (RFC 6120 §3.2, s2s_dns.go).
+	// DNS; S2SDirectTLSScheme before the address ("tls://host:port") means the server
+	// there speaks XEP-0368 direct TLS. A domain not listed is looked up with SRV (RFC
+	// 6120 §3.2, XEP-0368; s2s_dns.go).
 	Hosts map[string]string
 	// Secret keys the dialback keys this server hands out (XEP-0220 §2.4); random per
 	// process when empty, which is enough: a key is verified while its stream is set up.
@@ -45,9 +48,20 @@ type S2S struct {
 	CAs *x509.CertPool
 	// RequireValidCerts refuses an outbound stream whose peer certificate does not chain
 	// to the system roots or CAs for the remote domain (RFC 6125 DNS-ID); the stanzas
-	// queued for it bounce with remote-server-not-found. False: such a peer is still
-	// reached, and authenticates us with dialback (XEP-0344 §2.2).
+	// queued for it bounce with remote-server-not-found. Inbound, it accepts dialback
+	// from a peer only when its TLS client certificate is valid in the same way for the
+	// domain it claims (XEP-0220 §2.5 not-authorized otherwise). False: such a peer is
+	// still reached, and authenticates us with dialback (XEP-0344 §2.2). Domains
+	// overrides it per remote domain.
 	RequireValidCerts bool
+	// Domains is the policy for single remote domains; a domain not listed gets
+	// RequireValidCerts and dialback. Keys are prepared domains (jid.PrepareDomain).
+	Domains map[string]S2SDomain
+	// Deny lists remote domains this server does not federate with: inbound streams
+	// claiming them end with policy-violation, stanzas to them bounce with not-allowed.
+	// Allow, when not empty, lists the only remote domains it federates with (Deny still
+	// wins). Both hold prepared domains, matched exactly (a subdomain is another domain).
+	Deny, Allow []string
 	// IdleTimeout closes an inbound or outbound stream that has carried nothing for that
 	// long, with </stream:stream>. Default s2sIdleTimeout.
 	IdleTimeout time.Duration
@@ -59,6 +73,37 @@ type S2S struct {
 	// Resolver looks up _xmpp-server._tcp SRV records and host addresses for domains not
 	// in Hosts; nil: net.DefaultResolver. Tests substitute a fake.
 	Resolver S2SResolver
+}
+
+// S2SDomain is the federation policy for one remote domain.
+type S2SDomain struct {
+	// RequireValidCerts is S2S.RequireValidCerts for this domain.
+	RequireValidCerts bool
+	// NoDialback refuses XEP-0220 dialback from this domain on inbound streams: it must
+	// authenticate with SASL EXTERNAL (XEP-0178), which needs S2S.CAs.
+	NoDialback bool
+}
+
+// s2sPolicy is what applies to one remote domain.
+type s2sPolicy struct {
+	requireCerts bool // a certificate valid for the domain, both ways
+	dialback     bool // inbound dialback accepted (with a valid certificate under requireCerts)
+}
+
+// allowed reports whether this server federates with remote (Deny, Allow).
+func (c *S2S) allowed(remote string) bool {
+	if slices.Contains(c.Deny, remote) {
+		return false
+	}
+	return len(c.Allow) == 0 || slices.Contains(c.Allow, remote)
+}
+
+// policy is the policy for remote: its Domains entry, else the defaults.
+func (c *S2S) policy(remote string) s2sPolicy {
+	if d, ok := c.Domains[remote]; ok {
+		return s2sPolicy{requireCerts: d.RequireValidCerts, dialback: !d.NoDialback}
+	}
+	return s2sPolicy{requireCerts: c.RequireValidCerts, dialback: true}
 }
 
 // dialbackKey is XEP-0220 §2.4's recommended key: HMAC-SHA256 keyed with SHA-256 of the
