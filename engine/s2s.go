@@ -151,6 +151,11 @@ func (k *s2sIn) header(c *conn, h *xmlstream.Stanza) {
 		c.fail(stanza.UnsupportedVersion, "version='1.0' is required")
 		return
 	}
+	from := attrDomain(h, "from")
+	if from != "" && !cfg.S2S.allowed(from) {
+		k.refuse(c, from)
+		return
+	}
 	established := c.state.Load() == stEstablished
 	if !established {
 		c.auth = &authState{streamID: id}
@@ -164,11 +169,15 @@ func (k *s2sIn) header(c *conn, h *xmlstream.Stanza) {
 	case established:
 		// Restarted after SASL EXTERNAL (RFC 6120 §6.4.6): nothing left to negotiate.
 	default:
-		if from := attrDomain(h, "from"); from != "" && k.certValidFor(c, from) {
+		if from != "" && k.certValidFor(c, from) {
 			c.auth.external = from
 			b.Start("mechanisms").Attr("xmlns", ns.SASL).Start("mechanism").Text("EXTERNAL").End().End()
 		}
-		b.Start("dialback").Attr("xmlns", nsDBFeature).Start("errors").End().End()
+		// Not offered to a domain whose policy refuses its dialback; one that does not
+		// say who it is learns at <db:result/>.
+		if from == "" || k.dialbackAllowed(c, from) {
+			b.Start("dialback").Attr("xmlns", nsDBFeature).Start("errors").End().End()
+		}
 	}
 	b.End()
 	c.write(b.B)
@@ -197,6 +206,32 @@ func (k *s2sIn) certValidFor(c *conn, domain string) bool {
 	_, err := certs[0].Verify(x509.VerifyOptions{Roots: cas, Intermediates: inter, DNSName: domain,
 		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
 	return err == nil
+}
+
+// refuse ends the stream of a peer that claims a domain this server does not federate
+// with (S2S.Deny, S2S.Allow). RFC 6120 §4.9.3.14 policy-violation, "the entity has
+// violated some local service policy", rather than §4.9.3.12 not-authorized: that one
+// reports data sent before authentication or a failed negotiation, which a peer could
+// remedy by retrying, and no credentials change this refusal.
+func (k *s2sIn) refuse(c *conn, from string) {
+	c.srv().log.Info().Str("peer", from).Str("remote", c.ip()).Msg("s2s inbound stream refused: domain not allowed")
+	c.fail(stanza.PolicyViolation, "federation with "+from+" is not allowed")
+}
+
+// dialbackAllowed reports whether the policy for domain accepts its dialback on c: not
+// under NoDialback, and under RequireValidCerts only with a TLS client certificate valid
+// for domain (XEP-0344 §2.2, checked as the outbound side checks the peer's).
+func (k *s2sIn) dialbackAllowed(c *conn, domain string) bool {
+	cfg := &c.srv().config().S2S
+	p := cfg.policy(domain)
+	if !p.dialback {
+		return false
+	}
+	if !p.requireCerts {
+		return true
+	}
+	t := c.tls.Load()
+	return t != nil && t.HandshakeComplete() && peerCertValid(t.PeerCertificates(), domain, cfg.CAs)
 }
 
 // external handles <auth mechanism='EXTERNAL'/> (XEP-0178 §3): offered only when the
@@ -279,6 +314,10 @@ func (k *s2sIn) dialback(c *conn, st *xmlstream.Stanza) {
 		c.fail(stanza.HostUnknown, "")
 		return
 	}
+	if !s.config().S2S.allowed(from) {
+		k.refuse(c, from)
+		return
+	}
 	key := strings.TrimSpace(string(st.Elem().AppendText(nil)))
 	switch string(st.Name) {
 	case "verify":
@@ -300,6 +339,15 @@ func (k *s2sIn) dialback(c *conn, st *xmlstream.Stanza) {
 		}
 		if s.isLocal(from) || s.rt.IsService(from) {
 			c.fail(stanza.InvalidFrom, "")
+			return
+		}
+		if !k.dialbackAllowed(c, from) {
+			// XEP-0220 §2.5: not-authorized, "a policy requiring ... a valid PKIX
+			// certificate ... and the Initiating Server did not provide proof". A dialback
+			// error leaves the stream up (the peer may still use SASL EXTERNAL).
+			s.login(mechDialback, false)
+			s.log.Info().Str("peer", from).Str("remote", c.ip()).Msg("s2s dialback refused by policy: a valid certificate or SASL EXTERNAL is required")
+			k.resultError(c, to, from, stanza.NotAuthorizedCond)
 			return
 		}
 		id := c.auth.streamID
@@ -339,6 +387,13 @@ func (k *s2sIn) dialback(c *conn, st *xmlstream.Stanza) {
 func (k *s2sIn) resultAnswer(c *conn, from, to, typ string) {
 	var b xmlstream.Builder
 	b.Start("db:result").Attr("from", from).Attr("to", to).Attr("type", typ).End()
+	c.write(b.B)
+}
+
+// resultError answers a <db:result/> with a dialback error (XEP-0220 §2.4).
+func (k *s2sIn) resultError(c *conn, from, to string, cond stanza.Condition) {
+	var b xmlstream.Builder
+	b.Start("db:result").Attr("from", from).Attr("to", to).Attr("type", "error").Raw(stanza.New(cond).AppendXML(nil)).End()
 	c.write(b.B)
 }
 

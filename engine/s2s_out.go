@@ -173,6 +173,12 @@ func (o *s2sOut) Route(from, to jid.JID, raw []byte) error {
 	if o.ctx.Err() != nil {
 		return stanza.New(stanza.RemoteServerNotFound)
 	}
+	if !o.srv.config().S2S.allowed(remote) {
+		// RFC 6120 §8.3.3.10 not-allowed: "the recipient or server does not allow any
+		// entity to perform the action (e.g., sending to entities at a blacklisted
+		// domain)". remote-server-not-found would tell the sender the domain is gone.
+		return stanza.New(stanza.NotAllowed)
+	}
 	var b []byte
 	if bytes.Contains(raw, []byte(ns.Client)) {
 		// A stanza that names jabber:client itself (some clients and libraries write it
@@ -618,7 +624,13 @@ func (p *outPeer) run() {
 		log.Info().Err(err).Str("peer", p.remote).Msg("s2s outbound stream failed")
 		cond := stanza.RemoteServerNotFound
 		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
+		var de *s2sDialbackError
+		switch {
+		case errors.As(err, &ne) && ne.Timeout():
+			cond = stanza.RemoteServerTimeout
+		case errors.As(err, &de):
+			// XEP-0220 §2.5: after a dialback error "the Initiating Server MUST return
+			// queued stanzas to the respective senders with a <remote-server-timeout/>".
 			cond = stanza.RemoteServerTimeout
 		}
 		p.fail(cond, nil)
@@ -747,13 +759,45 @@ func (p *outPeer) connect() (*peerStream, string, error) {
 		if string(st.NS) != nsDialback || string(st.Name) != "result" {
 			continue
 		}
-		if typ, _ := st.Attr("type"); string(typ) != "valid" {
+		switch typ, _ := st.Attr("type"); string(typ) {
+		case "valid":
+		case "error":
+			ps.close()
+			return nil, "", dialbackError(st)
+		default:
 			ps.close()
 			return nil, "", errS2SRefused
 		}
 		ps.nc.SetDeadline(time.Time{})
 		return ps, "dialback", nil
 	}
+}
+
+// s2sDialbackError is a dialback error the peer answered our <db:result/> with
+// (XEP-0220 §2.5), such as not-authorized from a server whose policy wants a valid
+// certificate from us.
+type s2sDialbackError struct{ cond string }
+
+func (e *s2sDialbackError) Error() string {
+	return "s2s: the peer answered dialback with error " + e.cond
+}
+
+// dialbackError reads the condition of a <db:result type='error'/>.
+func dialbackError(st *xmlstream.Stanza) error {
+	e := &s2sDialbackError{cond: string(stanza.UndefinedConditionCond)}
+	it := st.Elem().Children()
+	for c, ok := it.Next(); ok; c, ok = it.Next() {
+		if string(c.Name()) != "error" {
+			continue
+		}
+		ci := c.Children()
+		for cc, ok := ci.Next(); ok; cc, ok = ci.Next() {
+			if string(cc.NS()) == ns.Stanzas && string(cc.Name()) != "text" {
+				e.cond = string(cc.Name())
+			}
+		}
+	}
+	return e
 }
 
 // offersExternal reports whether stream features feat offer SASL EXTERNAL.
