@@ -51,8 +51,9 @@ type Options struct {
 	// S2SAddr is the s2s listener's address; default a free port on 127.0.0.1.
 	S2SAddr string
 	// S2SDirectTLS also opens an XEP-0368 direct TLS s2s listener ("s2s-tls") on a free
-	// port on 127.0.0.1; FederateDirectTLS points servers at it.
-	S2SDirectTLS bool
+	// port on 127.0.0.1, or on S2SDirectTLSAddr; FederateDirectTLS points servers at it.
+	S2SDirectTLS     bool
+	S2SDirectTLSAddr string
 	// S2SCAs are the roots peer servers' certificates are checked against for SASL
 	// EXTERNAL (engine.S2S.CAs); nil: dialback only.
 	S2SCAs *x509.CertPool
@@ -166,7 +167,11 @@ func Start(t testing.TB, o Options) *Server {
 		ls = append(ls, engine.Listener{Name: "s2s", Addr: addr, Kind: engine.KindS2S})
 	}
 	if o.S2SDirectTLS {
-		ls = append(ls, engine.Listener{Name: "s2s-tls", Addr: "127.0.0.1:0", Kind: engine.KindS2S, DirectTLS: true})
+		addr := "127.0.0.1:0"
+		if o.S2SDirectTLSAddr != "" {
+			addr = o.S2SDirectTLSAddr
+		}
+		ls = append(ls, engine.Listener{Name: "s2s-tls", Addr: addr, Kind: engine.KindS2S, DirectTLS: true})
 	}
 	eng, err := engine.New(engine.Config{
 		Domains:          []string{o.Domain},
