@@ -150,8 +150,10 @@ type S2S struct {
 	// CAs is CAFile, loaded by Parse.
 	CAs *x509.CertPool `toml:"-"`
 	// RequireValidCerts refuses outbound streams to peers whose certificate does not
-	// validate for their domain against the system roots and CAFile; false: they are
-	// still reached and authenticated with dialback (XEP-0344).
+	// validate for their domain against the system roots and CAFile, and accepts
+	// dialback from a peer only over a client certificate that validates so; false: they
+	// are still reached and authenticated with dialback (XEP-0344). Domains overrides it
+	// per remote domain.
 	RequireValidCerts bool `toml:"require_valid_certs"`
 	// Deny lists remote domains this server does not federate with; Allow, when not
 	// empty, the only ones it does. Matched exactly.
