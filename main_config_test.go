@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vireo-im/vireo/engine"
 	"github.com/vireo-im/vireo/engine/config"
@@ -79,9 +80,17 @@ func TestModuleQuotaConfig(t *testing.T) {
 // inherited where the domain does not set it.
 func TestS2SEngineConfig(t *testing.T) {
 	dir := t.TempDir()
+	ca, _, err := config.SelfSigned([]string{"ca.example"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "ca.pem"), ca, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	cfg, err := config.Parse([]byte(`domains = ["a.org"]
 [s2s]
 enabled = true
+ca_file = "ca.pem"
 listen = ["127.0.0.1:0"]
 direct_tls_listen = ["127.0.0.1:0"]
 require_valid_certs = true

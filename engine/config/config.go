@@ -590,7 +590,13 @@ func (s *S2S) normalizePolicy() error {
 		switch p.Dialback {
 		case "":
 			p.Dialback = "allow"
-		case "allow", "deny":
+		case "allow":
+		case "deny":
+			if s.CAFile == "" {
+				// Without CAs SASL EXTERNAL is never offered: the domain could not
+				// authenticate at all, which deny says more plainly.
+				return fmt.Errorf("s2s.domains.%q: dialback = \"deny\" needs s2s.ca_file (SASL EXTERNAL is offered only with it); to refuse the domain, list it in s2s.deny", d)
+			}
 		default:
 			return fmt.Errorf("s2s.domains.%q: dialback = %q; use \"allow\" or \"deny\"", d, p.Dialback)
 		}

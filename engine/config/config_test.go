@@ -79,6 +79,7 @@ func TestParseErrors(t *testing.T) {
 		{"s2s deny and allow", "domains = [\"a.org\"]\n[s2s]\ndeny = [\"b.org\"]\nallow = [\"B.org\"]", "both deny and allow"},
 		{"s2s dialback", "domains = [\"a.org\"]\n[s2s.domains.\"b.org\"]\ndialback = \"maybe\"", "dialback"},
 		{"s2s domain twice", "domains = [\"a.org\"]\n[s2s.domains.\"b.org\"]\n[s2s.domains.\"B.org\"]", "listed twice"},
+		{"s2s dialback deny without CAs", "domains = [\"a.org\"]\n[s2s.domains.\"b.org\"]\ndialback = \"deny\"", "needs s2s.ca_file"},
 		{"s2s domain key", "domains = [\"a.org\"]\n[s2s.domains.\"b.org\"]\nrequire_certs = true", "unknown keys"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -117,9 +118,16 @@ func TestS2SConfig(t *testing.T) {
 }
 
 func TestS2SConfigDirectTLSAndPolicy(t *testing.T) {
+	dir := t.TempDir()
+	crt, _, err := SelfSigned([]string{"ca.example"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "ca.pem"), crt, 0o600)
 	in := `domains = ["a.org"]
 [s2s]
 enabled = true
+ca_file = "ca.pem"
 direct_tls_listen = ["127.0.0.1:5270"]
 require_valid_certs = true
 deny = ["Spam.example"]
@@ -131,7 +139,7 @@ require_valid_certs = false
 [s2s.domains."strict.example"]
 dialback = "deny"
 `
-	c, err := Parse([]byte(in), "/x/v.toml")
+	c, err := Parse([]byte(in), filepath.Join(dir, "v.toml"))
 	if err != nil {
 		t.Fatal(err)
 	}
