@@ -91,7 +91,8 @@ func TestS2SDirectTLSRaw(t *testing.T) {
 
 // TestS2SDirectTLSSRV: a domain found through DNS is dialed at its _xmpps-server target
 // with TLS first when that ranks ahead, and at its _xmpp-server target with STARTTLS when
-// the direct TLS one does not answer (XEP-0368 §3: one merged list).
+// the direct TLS ones fail, one refusing the connection and one not speaking TLS
+// (XEP-0368 §3: one merged list).
 func TestS2SDirectTLSSRV(t *testing.T) {
 	b := vireotest.Start(t, vireotest.Options{Domain: "b.localhost", AllowPlain: true, S2S: true, S2SDirectTLS: true})
 	c := vireotest.Start(t, vireotest.Options{Domain: "c.localhost", AllowPlain: true, S2S: true})
@@ -110,7 +111,8 @@ func TestS2SDirectTLSSRV(t *testing.T) {
 		srv: map[string][]*net.SRV{"b.localhost": {{Target: "xmpp.b.test.", Port: port(b.S2SAddr()), Priority: 10}},
 			"c.localhost": {{Target: "xmpp.c.test.", Port: port(c.S2SAddr()), Priority: 10}}},
 		direct: map[string][]*net.SRV{"b.localhost": {{Target: "xmpp.b.test.", Port: port(b.S2STLSAddr()), Priority: 5}},
-			"c.localhost": {{Target: "xmpp.c.test.", Port: port(dead), Priority: 5}}},
+			"c.localhost": {{Target: "xmpp.c.test.", Port: port(dead), Priority: 5},
+				{Target: "xmpp.c.test.", Port: port(c.S2SAddr()), Priority: 6}}},
 		hosts: map[string][]string{"xmpp.b.test": {"127.0.0.1"}, "xmpp.c.test": {"127.0.0.1"}},
 	}
 	a := vireotest.Start(t, vireotest.Options{Domain: "a.localhost", AllowPlain: true, S2S: true, S2SResolver: dns})
