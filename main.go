@@ -384,9 +384,20 @@ func (s *server) engineConfig(cfg *config.Config) engine.Config {
 	var s2s engine.S2S
 	if cfg.S2S.Enabled {
 		s2s = engine.S2S{Hosts: cfg.S2S.Hosts, Secret: []byte(cfg.S2S.Secret), CAs: cfg.S2S.CAs,
-			RequireValidCerts: cfg.S2S.RequireValidCerts, IdleTimeout: cfg.S2S.IdleTimeout.Duration}
+			RequireValidCerts: cfg.S2S.RequireValidCerts, IdleTimeout: cfg.S2S.IdleTimeout.Duration,
+			Deny: cfg.S2S.Deny, Allow: cfg.S2S.Allow}
+		if len(cfg.S2S.Domains) > 0 {
+			s2s.Domains = make(map[string]engine.S2SDomain, len(cfg.S2S.Domains))
+			for d, p := range cfg.S2S.Domains {
+				s2s.Domains[d] = engine.S2SDomain{RequireValidCerts: p.RequireCerts(cfg.S2S.RequireValidCerts),
+					NoDialback: p.Dialback == "deny"}
+			}
+		}
 		for _, a := range cfg.S2S.Listen {
 			ls = append(ls, engine.Listener{Name: "s2s", Addr: a, Kind: engine.KindS2S})
+		}
+		for _, a := range cfg.S2S.DirectTLSListen {
+			ls = append(ls, engine.Listener{Name: "s2s-tls", Addr: a, Kind: engine.KindS2S, DirectTLS: true})
 		}
 	}
 	lim := xmlstream.DefaultLimits()
@@ -456,6 +467,12 @@ func (s *server) Reload() error {
 		next.DataDir != s.cfg.DataDir {
 		s.log.Warn().Msg("listener or data_dir changes need a restart; applying the rest")
 		next.C2S.Listen, next.C2S.TLSListen, next.DataDir = s.cfg.C2S.Listen, s.cfg.C2S.TLSListen, s.cfg.DataDir
+	}
+	// The engine keeps its listeners on reload; federation policy (deny, allow, domains,
+	// hosts, require_valid_certs) applies to new streams.
+	if next.S2S.Enabled != s.cfg.S2S.Enabled || strings.Join(next.S2S.Listen, ",") != strings.Join(s.cfg.S2S.Listen, ",") ||
+		strings.Join(next.S2S.DirectTLSListen, ",") != strings.Join(s.cfg.S2S.DirectTLSListen, ",") {
+		s.log.Warn().Msg("turning s2s on or off, or changing its listeners, needs a restart")
 	}
 	if next.TLS.ACME != s.cfg.TLS.ACME || next.TLS.ACMEDirectory != s.cfg.TLS.ACMEDirectory {
 		s.log.Warn().Msg("turning acme on or off, or changing its directory, needs a restart")
@@ -667,7 +684,7 @@ func (s *server) S2SConns() []admin.S2SConn {
 	var out []admin.S2SConn
 	for _, c := range s.eng.S2SConns() {
 		out = append(out, admin.S2SConn{Local: c.Local, Remote: c.Remote, Direction: c.Direction, Auth: c.Auth,
-			TLS: c.TLS, CertValid: c.CertValid, IdleS: c.Idle.Seconds()})
+			TLS: c.TLS, CertValid: c.CertValid, DirectTLS: c.DirectTLS, IdleS: c.Idle.Seconds()})
 	}
 	return out
 }

@@ -6,7 +6,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/vireo-im/vireo/engine"
 	"github.com/vireo-im/vireo/engine/config"
 	"github.com/vireo-im/vireo/modules/offline"
 	"github.com/vireo-im/vireo/modules/private"
@@ -70,5 +72,65 @@ func TestModuleQuotaConfig(t *testing.T) {
 				t.Fatalf("decoded %+v %+v %+v %+v", r, o, p, v)
 			}
 		})
+	}
+}
+
+// TestS2SEngineConfig: [s2s] direct_tls_listen, deny/allow and [s2s.domains] reach the
+// engine: a direct TLS s2s listener, and each domain's policy with require_valid_certs
+// inherited where the domain does not set it.
+func TestS2SEngineConfig(t *testing.T) {
+	dir := t.TempDir()
+	ca, _, err := config.SelfSigned([]string{"ca.example"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "ca.pem"), ca, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse([]byte(`domains = ["a.org"]
+[s2s]
+enabled = true
+ca_file = "ca.pem"
+listen = ["127.0.0.1:0"]
+direct_tls_listen = ["127.0.0.1:0"]
+require_valid_certs = true
+deny = ["spam.example"]
+allow = ["b.org", "strict.example", "lax.example"]
+[s2s.domains."strict.example"]
+dialback = "deny"
+[s2s.domains."lax.example"]
+require_valid_certs = false
+`), filepath.Join(dir, "vireo.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := config.EnsureCert(cfg.TLS.Cert, cfg.TLS.Key, cfg.Domains); err != nil {
+		t.Fatal(err)
+	}
+	certs, err := config.LoadCerts(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ec := (&server{certs: certs}).engineConfig(cfg)
+	var s2s, direct int
+	for _, l := range ec.Listeners {
+		switch {
+		case l.Name == "s2s" && l.Kind == engine.KindS2S && !l.DirectTLS:
+			s2s++
+		case l.Name == "s2s-tls" && l.Kind == engine.KindS2S && l.DirectTLS:
+			direct++
+		}
+	}
+	if s2s != 1 || direct != 1 {
+		t.Fatalf("listeners %+v", ec.Listeners)
+	}
+	want := map[string]engine.S2SDomain{"strict.example": {RequireValidCerts: true, NoDialback: true},
+		"lax.example": {RequireValidCerts: false}}
+	if len(ec.S2S.Domains) != len(want) || ec.S2S.Domains["strict.example"] != want["strict.example"] ||
+		ec.S2S.Domains["lax.example"] != want["lax.example"] {
+		t.Fatalf("domains %+v", ec.S2S.Domains)
+	}
+	if !ec.S2S.RequireValidCerts || len(ec.S2S.Deny) != 1 || ec.S2S.Deny[0] != "spam.example" || len(ec.S2S.Allow) != 3 {
+		t.Fatalf("s2s %+v", ec.S2S)
 	}
 }

@@ -24,8 +24,19 @@
 // certificate; SASL EXTERNAL when the peer offers it, else dialback) with the same tokenizer.
 // Stanzas wait in a bounded queue while the stream is set up, and are bounced through the
 // router (Router.Bounce) if it fails. The address comes from S2S.Hosts, else SRV
-// (s2s_dns.go); the peer's certificate is checked and recorded, and refused under
-// RequireValidCerts. A failed setup starts a per-domain back-off during which Route
+// (s2s_dns.go: _xmpp-server and XEP-0368 _xmpps-server records merged into one RFC 2782
+// order); at a direct TLS address TLS starts at once, elsewhere after STARTTLS, through
+// the same handshake. Inbound, a KindS2S listener with DirectTLS runs TLS from the first
+// byte as the c2s one does (conn.startTLS with ALPN xmpp-server). The peer's certificate
+// is checked and recorded, and refused under RequireValidCerts.
+//
+// Federation policy (S2S.Deny, Allow, Domains) is read from the running Config at each
+// decision, so a Reload applies to new streams and to every stanza routed after it:
+// Route refuses a denied domain with not-allowed before any stream is made; the inbound
+// kind ends a stream claiming a denied domain (header 'from', or <db:result/>) with
+// policy-violation, and answers dialback that a domain's policy does not accept with a
+// not-authorized dialback error (XEP-0220 §2.5). Streams already authenticated keep
+// going until they close. A failed setup starts a per-domain back-off during which Route
 // refuses at once with remote-server-timeout. An idle stream is retired (Route makes a new
 // one); one the peer ends hands its unsent queue to a new one. Locks: s2sOut.mu (peers,
 // back-off, the registry of inbound streams) before outPeer.mu, never the reverse.

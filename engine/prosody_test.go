@@ -18,6 +18,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/vireo-im/vireo/engine"
 	"github.com/vireo-im/vireo/engine/vireotest"
 )
 
@@ -30,7 +31,9 @@ import (
 // shared machine do not collide. The alternative, libunbound's hoststxt option pointed at a
 // hosts file of the test's own, would still need port 5269, and lua-unbound is optional.
 
-// prosodyHostsPlugin is mod_vireo_test_hosts: `vireo_test_hosts = { ["domain"] = { "ip", port } }`.
+// prosodyHostsPlugin is mod_vireo_test_hosts: `vireo_test_hosts = { ["domain"] = { "ip",
+// port } }`, or `{ "ip", port, tls = true }` for an XEP-0368 direct TLS address, which
+// Prosody asks for as the xmpps-server service before xmpp-server.
 const prosodyHostsPlugin = `local service = require "net.resolvers.service";
 local manual = require "net.resolvers.manual";
 local hosts = module:get_option("vireo_test_hosts", {});
@@ -41,7 +44,7 @@ service.new = function (hostname, srv, conn_type, extra)
 	if not to then
 		return orig(hostname, srv, conn_type, extra);
 	end
-	if srv ~= "xmpp-server" then -- no direct TLS (xmpps-server) in the table
+	if (srv == "xmpps-server") ~= (to.tls == true) then -- the other service: none
 		return manual.new({}, conn_type, extra);
 	end
 	module:log("debug", "static route for %s: %s:%d", hostname, to[1], to[2]);
@@ -75,6 +78,7 @@ type prosodyServer struct {
 	conf     string
 	ctl      string
 	c2s, s2s string // host:port
+	s2sTLS   string // host:port of the direct TLS s2s port, with directTLS
 	*peerProc
 	caPEM []byte // the CA Prosody's certificate chains to, for its clients
 }
@@ -88,6 +92,9 @@ type prosodyOptions struct {
 	// trustCA makes Prosody validate peers against the test CA (else only the system
 	// store, where the test CA is not: peer certificates then do not validate).
 	trustCA bool
+	// directTLS opens an XEP-0368 direct TLS s2s port (prosodyServer.s2sTLS); a hosts
+	// address "tls://host:port" is reached with direct TLS.
+	directTLS bool
 }
 
 // freePort finds a free TCP port on ip.
@@ -125,8 +132,14 @@ func startProsody(t *testing.T, o prosodyOptions) *prosodyServer {
 	c2sPort, s2sPort := freePort(t, o.ip), freePort(t, o.ip)
 	var hosts strings.Builder
 	for d, a := range o.hosts {
-		h, p, _ := net.SplitHostPort(a)
-		fmt.Fprintf(&hosts, "\t[%q] = { %q, %s };\n", d, h, p)
+		rest, direct := strings.CutPrefix(a, "tls://")
+		h, p, _ := net.SplitHostPort(rest)
+		fmt.Fprintf(&hosts, "\t[%q] = { %q, %s, tls = %v };\n", d, h, p, direct)
+	}
+	directPorts, s2sTLS := "", ""
+	if o.directTLS {
+		port := freePort(t, o.ip)
+		directPorts, s2sTLS = strconv.Itoa(port), net.JoinHostPort(o.ip, strconv.Itoa(port))
 	}
 	cafile := ""
 	if o.trustCA {
@@ -143,7 +156,7 @@ interfaces = { %[5]q }
 c2s_ports = { %[6]d }
 s2s_ports = { %[7]d }
 c2s_direct_tls_ports = { }
-s2s_direct_tls_ports = { }
+s2s_direct_tls_ports = { %[15]s }
 http_ports = { }
 https_ports = { }
 admin_socket = %[8]q
@@ -165,10 +178,10 @@ Component "conference.%[14]s" "muc"
 	muc_room_locking = false
 `, filepath.Join(dir, "prosody.pid"), filepath.Join(dir, "data"), filepath.Join(dir, "plugins"),
 		filepath.Join(dir, "prosody.log"), o.ip, c2sPort, s2sPort, filepath.Join(dir, "admin.sock"),
-		filepath.Join(dir, "certs"), hosts.String(), crt, key, cafile, o.domain)
+		filepath.Join(dir, "certs"), hosts.String(), crt, key, cafile, o.domain, directPorts)
 	p := &prosodyServer{t: t, domain: o.domain, dir: dir, conf: write("prosody.cfg.lua", []byte(conf)), ctl: ctl,
 		c2s: net.JoinHostPort(o.ip, strconv.Itoa(c2sPort)), s2s: net.JoinHostPort(o.ip, strconv.Itoa(s2sPort)),
-		caPEM: o.pki.caPEM}
+		s2sTLS: s2sTLS, caPEM: o.pki.caPEM}
 	// Ready when the c2s port answers.
 	p.peerProc = startPeer(t, "prosody", exec.Command(bin, "--config", p.conf, "-F"), filepath.Join(dir, "prosody.log"), p.c2s, 10*time.Second)
 	return p
@@ -369,6 +382,47 @@ func TestFederationProsodyExternal(t *testing.T) {
 	}
 	if strings.Contains(l, "dialback") {
 		t.Fatalf("dialback despite valid certificates:\n%s", l)
+	}
+}
+
+// TestFederationProsodyDirectTLS: Vireo and Prosody reach each other only at their XEP-0368
+// direct TLS ports (Prosody asks its xmpps-server service first), with dialback, and
+// both of Vireo's streams are listed as direct TLS.
+func TestFederationProsodyDirectTLS(t *testing.T) {
+	needProsody(t)
+	pki := newTestPKI(t)
+	vip, pip := loopbackIP(), loopbackIP()
+	vtls := net.JoinHostPort(vip, strconv.Itoa(freePort(t, vip)))
+	p := startProsody(t, prosodyOptions{domain: "prosody.test", ip: pip, pki: pki, directTLS: true,
+		hosts: map[string]string{"vireo.test": "tls://" + vtls}})
+	p.register("bob", "bob secret")
+	logs := new(syncBuffer)
+	log := zerolog.New(logs).Level(zerolog.DebugLevel)
+	certPEM, keyPEM := pki.issue(t, "vireo.test")
+	v := vireotest.Start(t, vireotest.Options{Domain: "vireo.test", AllowPlain: true, S2S: true,
+		S2SAddr: net.JoinHostPort(vip, "0"), S2SDirectTLS: true, S2SDirectTLSAddr: vtls,
+		S2SSetupTimeout: 3 * time.Second, CertPEM: certPEM, KeyPEM: keyPEM, Logger: &log})
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("vireo log:\n%s", tail([]byte(logs.String()), 20000))
+		}
+	})
+	v.Engine.SetS2SHosts(map[string]string{"prosody.test": engine.S2SDirectTLSScheme + p.s2sTLS})
+	v.AddUser(t, "alice", "alice secret")
+	alice := v.LoginPlain(t, "alice", "alice secret", "phone")
+	bob := p.login("bob", "bob secret", "pc")
+	converse(t, alice, bob, "alice@vireo.test/phone", "bob@prosody.test/pc")
+	for _, dir := range []string{"in", "out"} {
+		var c engine.S2SConn
+		found := false
+		for _, x := range v.Engine.S2SConns() {
+			if x.Remote == "prosody.test" && x.Direction == dir {
+				c, found = x, true
+			}
+		}
+		if !found || !c.DirectTLS || c.Auth != "dialback" || c.TLS == "" {
+			t.Fatalf("%s stream: %+v (%v); all: %+v", dir, c, found, v.Engine.S2SConns())
+		}
 	}
 }
 

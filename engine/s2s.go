@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
+	"slices"
 	"strings"
 	"time"
 
@@ -31,7 +32,9 @@ const (
 // S2S configures federation (server-to-server, RFC 6120 and XEP-0220 dialback).
 type S2S struct {
 	// Hosts maps a remote domain to the address ("host:port") to dial for it, instead of
-	// DNS. A domain not listed is looked up with SRV (RFC 6120 §3.2, s2s_dns.go).
+	// DNS; S2SDirectTLSScheme before the address ("tls://host:port") means the server
+	// there speaks XEP-0368 direct TLS. A domain not listed is looked up with SRV (RFC
+	// 6120 §3.2, XEP-0368; s2s_dns.go).
 	Hosts map[string]string
 	// Secret keys the dialback keys this server hands out (XEP-0220 §2.4); random per
 	// process when empty, which is enough: a key is verified while its stream is set up.
@@ -45,9 +48,20 @@ type S2S struct {
 	CAs *x509.CertPool
 	// RequireValidCerts refuses an outbound stream whose peer certificate does not chain
 	// to the system roots or CAs for the remote domain (RFC 6125 DNS-ID); the stanzas
-	// queued for it bounce with remote-server-not-found. False: such a peer is still
-	// reached, and authenticates us with dialback (XEP-0344 §2.2).
+	// queued for it bounce with remote-server-not-found. Inbound, it accepts dialback
+	// from a peer only when its TLS client certificate is valid in the same way for the
+	// domain it claims (XEP-0220 §2.5 not-authorized otherwise). False: such a peer is
+	// still reached, and authenticates us with dialback (XEP-0344 §2.2). Domains
+	// overrides it per remote domain.
 	RequireValidCerts bool
+	// Domains is the policy for single remote domains; a domain not listed gets
+	// RequireValidCerts and dialback. Keys are prepared domains (jid.PrepareDomain).
+	Domains map[string]S2SDomain
+	// Deny lists remote domains this server does not federate with: inbound streams
+	// claiming them end with policy-violation, stanzas to them bounce with not-allowed.
+	// Allow, when not empty, lists the only remote domains it federates with (Deny still
+	// wins). Both hold prepared domains, matched exactly (a subdomain is another domain).
+	Deny, Allow []string
 	// IdleTimeout closes an inbound or outbound stream that has carried nothing for that
 	// long, with </stream:stream>. Default s2sIdleTimeout.
 	IdleTimeout time.Duration
@@ -59,6 +73,37 @@ type S2S struct {
 	// Resolver looks up _xmpp-server._tcp SRV records and host addresses for domains not
 	// in Hosts; nil: net.DefaultResolver. Tests substitute a fake.
 	Resolver S2SResolver
+}
+
+// S2SDomain is the federation policy for one remote domain.
+type S2SDomain struct {
+	// RequireValidCerts is S2S.RequireValidCerts for this domain.
+	RequireValidCerts bool
+	// NoDialback refuses XEP-0220 dialback from this domain on inbound streams: it must
+	// authenticate with SASL EXTERNAL (XEP-0178), which needs S2S.CAs.
+	NoDialback bool
+}
+
+// s2sPolicy is what applies to one remote domain.
+type s2sPolicy struct {
+	requireCerts bool // a certificate valid for the domain, both ways
+	dialback     bool // inbound dialback accepted (with a valid certificate under requireCerts)
+}
+
+// allowed reports whether this server federates with remote (Deny, Allow).
+func (c *S2S) allowed(remote string) bool {
+	if slices.Contains(c.Deny, remote) {
+		return false
+	}
+	return len(c.Allow) == 0 || slices.Contains(c.Allow, remote)
+}
+
+// policy is the policy for remote: its Domains entry, else the defaults.
+func (c *S2S) policy(remote string) s2sPolicy {
+	if d, ok := c.Domains[remote]; ok {
+		return s2sPolicy{requireCerts: d.RequireValidCerts, dialback: !d.NoDialback}
+	}
+	return s2sPolicy{requireCerts: c.RequireValidCerts, dialback: true}
 }
 
 // dialbackKey is XEP-0220 §2.4's recommended key: HMAC-SHA256 keyed with SHA-256 of the
@@ -102,6 +147,11 @@ func (k *s2sIn) header(c *conn, h *xmlstream.Stanza) {
 		c.fail(stanza.UnsupportedVersion, "version='1.0' is required")
 		return
 	}
+	from := attrDomain(h, "from")
+	if from != "" && !cfg.S2S.allowed(from) {
+		k.refuse(c, from)
+		return
+	}
 	established := c.state.Load() == stEstablished
 	if !established {
 		c.auth = &authState{streamID: id}
@@ -115,11 +165,15 @@ func (k *s2sIn) header(c *conn, h *xmlstream.Stanza) {
 	case established:
 		// Restarted after SASL EXTERNAL (RFC 6120 §6.4.6): nothing left to negotiate.
 	default:
-		if from := attrDomain(h, "from"); from != "" && k.certValidFor(c, from) {
+		if from != "" && k.certValidFor(c, from) {
 			c.auth.external = from
 			b.Start("mechanisms").Attr("xmlns", ns.SASL).Start("mechanism").Text("EXTERNAL").End().End()
 		}
-		b.Start("dialback").Attr("xmlns", nsDBFeature).Start("errors").End().End()
+		// Not offered to a domain whose policy refuses its dialback; one that does not
+		// say who it is learns at <db:result/>.
+		if from == "" || k.dialbackAllowed(c, from) {
+			b.Start("dialback").Attr("xmlns", nsDBFeature).Start("errors").End().End()
+		}
 	}
 	b.End()
 	c.write(b.B)
@@ -148,6 +202,32 @@ func (k *s2sIn) certValidFor(c *conn, domain string) bool {
 	_, err := certs[0].Verify(x509.VerifyOptions{Roots: cas, Intermediates: inter, DNSName: domain,
 		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
 	return err == nil
+}
+
+// refuse ends the stream of a peer that claims a domain this server does not federate
+// with (S2S.Deny, S2S.Allow). RFC 6120 §4.9.3.14 policy-violation, "the entity has
+// violated some local service policy", rather than §4.9.3.12 not-authorized: that one
+// reports data sent before authentication or a failed negotiation, which a peer could
+// remedy by retrying, and no credentials change this refusal.
+func (k *s2sIn) refuse(c *conn, from string) {
+	c.srv().log.Info().Str("peer", from).Str("remote", c.ip()).Msg("s2s inbound stream refused: domain not allowed")
+	c.fail(stanza.PolicyViolation, "federation with "+from+" is not allowed")
+}
+
+// dialbackAllowed reports whether the policy for domain accepts its dialback on c: not
+// under NoDialback, and under RequireValidCerts only with a TLS client certificate valid
+// for domain (XEP-0344 §2.2, checked as the outbound side checks the peer's).
+func (k *s2sIn) dialbackAllowed(c *conn, domain string) bool {
+	cfg := &c.srv().config().S2S
+	p := cfg.policy(domain)
+	if !p.dialback {
+		return false
+	}
+	if !p.requireCerts {
+		return true
+	}
+	t := c.tls.Load()
+	return t != nil && t.HandshakeComplete() && peerCertValid(t.PeerCertificates(), domain, cfg.CAs)
 }
 
 // external handles <auth mechanism='EXTERNAL'/> (XEP-0178 §3): offered only when the
@@ -230,6 +310,10 @@ func (k *s2sIn) dialback(c *conn, st *xmlstream.Stanza) {
 		c.fail(stanza.HostUnknown, "")
 		return
 	}
+	if !s.config().S2S.allowed(from) {
+		k.refuse(c, from)
+		return
+	}
 	key := strings.TrimSpace(string(st.Elem().AppendText(nil)))
 	switch string(st.Name) {
 	case "verify":
@@ -251,6 +335,15 @@ func (k *s2sIn) dialback(c *conn, st *xmlstream.Stanza) {
 		}
 		if s.isLocal(from) || s.rt.IsService(from) {
 			c.fail(stanza.InvalidFrom, "")
+			return
+		}
+		if !k.dialbackAllowed(c, from) {
+			// XEP-0220 §2.5: not-authorized, "a policy requiring ... a valid PKIX
+			// certificate ... and the Initiating Server did not provide proof". A dialback
+			// error leaves the stream up (the peer may still use SASL EXTERNAL).
+			s.login(mechDialback, false)
+			s.log.Info().Str("peer", from).Str("remote", c.ip()).Msg("s2s dialback refused by policy: a valid certificate or SASL EXTERNAL is required")
+			k.resultError(c, to, from, stanza.NotAuthorizedCond)
 			return
 		}
 		id := c.auth.streamID
@@ -290,6 +383,13 @@ func (k *s2sIn) dialback(c *conn, st *xmlstream.Stanza) {
 func (k *s2sIn) resultAnswer(c *conn, from, to, typ string) {
 	var b xmlstream.Builder
 	b.Start("db:result").Attr("from", from).Attr("to", to).Attr("type", typ).End()
+	c.write(b.B)
+}
+
+// resultError answers a <db:result/> with a dialback error (XEP-0220 §2.4).
+func (k *s2sIn) resultError(c *conn, from, to string, cond stanza.Condition) {
+	var b xmlstream.Builder
+	b.Start("db:result").Attr("from", from).Attr("to", to).Attr("type", "error").Raw(stanza.New(cond).AppendXML(nil)).End()
 	c.write(b.B)
 }
 

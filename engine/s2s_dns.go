@@ -3,13 +3,19 @@ package engine
 import (
 	"context"
 	"errors"
+	mrand "math/rand/v2"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 )
 
 // s2sDefaultPort is the port a domain without SRV records is dialed on (RFC 6120 §3.2.2).
 const s2sDefaultPort = 5269
+
+// S2SDirectTLSScheme prefixes an S2S.Hosts address whose server speaks XEP-0368 direct
+// TLS ("tls://xmpp.example.net:5270"): TLS from the first byte, no STARTTLS.
+const S2SDirectTLSScheme = "tls://"
 
 // S2SResolver is the DNS the outbound side asks for the domains that S2S.Hosts does not
 // list. *net.Resolver satisfies it; tests substitute a fake so that no lookup leaves the
@@ -24,41 +30,83 @@ var (
 	errS2SNoAddress = errors.New("s2s: no address found for the domain")
 )
 
-// candidates lists the "host:port" addresses to try for remote, in order (RFC 6120 §3.2):
-// the S2S.Hosts entry alone when there is one; else the targets of its
-// _xmpp-server._tcp SRV records, in the order the resolver gives (priority, then
-// weighted random, RFC 2782), each target's addresses in turn; else, when there are no
-// SRV records, remote's own addresses on port 5269 (§3.2.2). A single SRV target of "."
-// means the service is decidedly not offered (§3.2.1): no fallback then.
-func s2sCandidates(ctx context.Context, cfg *S2S, remote string) ([]string, error) {
+// s2sTarget is one address to try for a remote domain, and whether TLS starts at once
+// there (XEP-0368) or after <starttls/> (RFC 6120 §5).
+type s2sTarget struct {
+	addr      string
+	directTLS bool
+}
+
+// s2sHostTarget reads an S2S.Hosts value: "host:port", or S2SDirectTLSScheme before it.
+func s2sHostTarget(a string) s2sTarget {
+	if rest, ok := strings.CutPrefix(a, S2SDirectTLSScheme); ok {
+		return s2sTarget{addr: rest, directTLS: true}
+	}
+	return s2sTarget{addr: a}
+}
+
+// srvRecord is an SRV record of either service, tagged with the one it came from.
+type srvRecord struct {
+	*net.SRV
+	directTLS bool
+}
+
+// s2sCandidates lists the addresses to try for remote, in order (RFC 6120 §3.2, XEP-0368):
+// the S2S.Hosts entry alone when there is one; else the targets of its _xmpp-server._tcp
+// (STARTTLS) and _xmpps-server._tcp (direct TLS) SRV records, merged into one list and
+// ordered as one by priority and weight (XEP-0368 §3, RFC 2782), each target's addresses
+// in turn; else, when neither service has records, remote's own addresses on port 5269
+// (§3.2.2). A service whose single record has the target "." is decidedly not offered
+// (RFC 6120 §3.2.1): it is left out, and there is no fallback to the domain's addresses
+// (XEP-0368 §5).
+func s2sCandidates(ctx context.Context, cfg *S2S, remote string) ([]s2sTarget, error) {
 	if a, ok := cfg.Hosts[remote]; ok {
-		return []string{a}, nil
+		return []s2sTarget{s2sHostTarget(a)}, nil
 	}
 	r := cfg.Resolver
 	if r == nil {
 		r = net.DefaultResolver
 	}
-	var out []string
-	_, srvs, err := r.LookupSRV(ctx, "xmpp-server", "tcp", remote)
-	if err == nil && len(srvs) > 0 {
+	var recs []srvRecord
+	refused := false // a service said "."
+	for _, svc := range []struct {
+		name      string
+		directTLS bool
+	}{{"xmpp-server", false}, {"xmpps-server", true}} {
+		// A failed lookup counts as no records: most domains have no _xmpps-server, and
+		// RFC 6120 §3.2.1 falls back rather than give up on a DNS error.
+		_, srvs, err := r.LookupSRV(ctx, svc.name, "tcp", remote)
+		if err != nil || len(srvs) == 0 {
+			continue
+		}
 		if len(srvs) == 1 && (srvs[0].Target == "." || srvs[0].Target == "") {
-			return nil, errS2SNoService
+			refused = true
+			continue
 		}
 		for _, s := range srvs {
+			recs = append(recs, srvRecord{SRV: s, directTLS: svc.directTLS})
+		}
+	}
+	var out []s2sTarget
+	switch {
+	case len(recs) > 0:
+		for _, s := range srvOrder(recs, mrand.IntN) {
 			target := strings.TrimSuffix(s.Target, ".")
 			ips, err := r.LookupHost(ctx, target)
 			if err != nil {
 				continue // §3.2.1: try the next target
 			}
 			for _, ip := range ips {
-				out = append(out, net.JoinHostPort(ip, strconv.Itoa(int(s.Port))))
+				out = append(out, s2sTarget{addr: net.JoinHostPort(ip, strconv.Itoa(int(s.Port))), directTLS: s.directTLS})
 			}
 		}
-	} else {
+	case refused:
+		return nil, errS2SNoService
+	default:
 		ips, err := r.LookupHost(ctx, remote)
 		if err == nil {
 			for _, ip := range ips {
-				out = append(out, net.JoinHostPort(ip, strconv.Itoa(s2sDefaultPort)))
+				out = append(out, s2sTarget{addr: net.JoinHostPort(ip, strconv.Itoa(s2sDefaultPort))})
 			}
 		}
 	}
@@ -68,18 +116,76 @@ func s2sCandidates(ctx context.Context, cfg *S2S, remote string) ([]string, erro
 	return out, nil
 }
 
-// dial connects to the first candidate address of remote that answers, within ctx.
-func (o *s2sOut) dial(ctx context.Context, remote string) (net.Conn, error) {
-	addrs, err := s2sCandidates(ctx, &o.srv.config().S2S, remote)
+// srvOrder orders recs as RFC 2782 says a client tries them: ascending priority; within
+// one priority, repeatedly a random draw weighted by weight among those not yet taken,
+// with the weight-0 records first in the running sum. intN(n) returns a number in
+// [0, n). Direct TLS records go ahead of STARTTLS ones before the draw, so that among
+// weight-0 records of one priority direct TLS is tried first: it saves a round trip, and
+// XEP-0368 §3 lets the initiating server prefer either.
+func srvOrder(recs []srvRecord, intN func(int) int) []srvRecord {
+	recs = slices.Clone(recs)
+	key := func(s srvRecord) int {
+		k := int(s.Priority) << 2
+		if s.Weight != 0 {
+			k |= 2
+		}
+		if !s.directTLS {
+			k |= 1
+		}
+		return k
+	}
+	slices.SortStableFunc(recs, func(a, b srvRecord) int { return key(a) - key(b) })
+	out := make([]srvRecord, 0, len(recs))
+	for i := 0; i < len(recs); {
+		j := i
+		for j < len(recs) && recs[j].Priority == recs[i].Priority {
+			j++
+		}
+		group := recs[i:j]
+		for len(group) > 0 {
+			sum := 0
+			for _, s := range group {
+				sum += int(s.Weight)
+			}
+			n := intN(sum + 1) // RFC 2782: between 0 and the sum, inclusive
+			k, run := 0, 0
+			for k = range group {
+				run += int(group[k].Weight)
+				if run >= n {
+					break
+				}
+			}
+			out = append(out, group[k])
+			group = slices.Delete(group, k, k+1)
+		}
+		i = j
+	}
+	return out
+}
+
+// dial connects to the first candidate address of remote that answers, within ctx. For
+// a direct TLS candidate that includes the TLS handshake (with local's certificate), so
+// that an address whose TLS fails gives way to the next one; the result is then a
+// *tls.Conn and directTLS is true.
+func (o *s2sOut) dial(ctx context.Context, local, remote string) (nc net.Conn, directTLS bool, err error) {
+	targets, err := s2sCandidates(ctx, &o.srv.config().S2S, remote)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	var d net.Dialer
 	var errs []error
-	for _, a := range addrs {
-		nc, err := d.DialContext(ctx, "tcp", a)
+	for _, t := range targets {
+		nc, err := d.DialContext(ctx, "tcp", t.addr)
+		if err == nil && t.directTLS {
+			var tc net.Conn
+			if tc, err = o.handshake(ctx, nc, local, remote, true); err != nil {
+				nc.Close()
+			} else {
+				nc = tc
+			}
+		}
 		if err == nil {
-			return nc, nil
+			return nc, t.directTLS, nil
 		}
 		errs = append(errs, err)
 		if ctx.Err() != nil {
@@ -90,8 +196,8 @@ func (o *s2sOut) dial(ctx context.Context, remote string) (net.Conn, error) {
 	for _, e := range errs {
 		var ne net.Error
 		if errors.As(e, &ne) && ne.Timeout() {
-			return nil, e
+			return nil, false, e
 		}
 	}
-	return nil, errors.Join(errs...)
+	return nil, false, errors.Join(errs...)
 }

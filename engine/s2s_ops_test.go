@@ -136,14 +136,19 @@ func TestS2SCertPolicyValid(t *testing.T) {
 	}
 }
 
-// tableDNS is an engine.S2SResolver from two tables.
+// tableDNS is an engine.S2SResolver from tables: _xmpp-server._tcp records (srv) and
+// _xmpps-server._tcp ones (direct, XEP-0368) by domain, addresses by host.
 type tableDNS struct {
-	srv   map[string][]*net.SRV
-	hosts map[string][]string
+	srv    map[string][]*net.SRV
+	direct map[string][]*net.SRV
+	hosts  map[string][]string
 }
 
 func (d tableDNS) LookupSRV(_ context.Context, service, proto, name string) (string, []*net.SRV, error) {
 	if r, ok := d.srv[name]; ok && service == "xmpp-server" && proto == "tcp" {
+		return "", r, nil
+	}
+	if r, ok := d.direct[name]; ok && service == "xmpps-server" && proto == "tcp" {
 		return "", r, nil
 	}
 	return "", nil, &net.DNSError{Err: "no such host", Name: name, IsNotFound: true}

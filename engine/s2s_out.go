@@ -76,6 +76,7 @@ type retryState struct {
 type inStream struct {
 	remote, local, auth string
 	tls                 uint16
+	directTLS           bool
 }
 
 func newS2SOut(s *Server, cfg S2S) *s2sOut {
@@ -94,7 +95,7 @@ func newS2SOut(s *Server, cfg S2S) *s2sOut {
 // addIn records an inbound stream authenticated for remote (auth: "dialback" or
 // "external"). Called on c's loop.
 func (o *s2sOut) addIn(c *conn, remote, auth string) {
-	is := inStream{remote: remote, local: c.domainName(), auth: auth}
+	is := inStream{remote: remote, local: c.domainName(), auth: auth, directTLS: c.l.cfg.DirectTLS}
 	if t := c.tls.Load(); t != nil {
 		is.tls = t.Info().Version
 	}
@@ -172,6 +173,12 @@ func (o *s2sOut) Route(from, to jid.JID, raw []byte) error {
 	if o.ctx.Err() != nil {
 		return stanza.New(stanza.RemoteServerNotFound)
 	}
+	if !o.srv.config().S2S.allowed(remote) {
+		// RFC 6120 §8.3.3.10 not-allowed: "the recipient or server does not allow any
+		// entity to perform the action (e.g., sending to entities at a blacklisted
+		// domain)". remote-server-not-found would tell the sender the domain is gone.
+		return stanza.New(stanza.NotAllowed)
+	}
 	var b []byte
 	if bytes.Contains(raw, []byte(ns.Client)) {
 		// A stanza that names jabber:client itself (some clients and libraries write it
@@ -220,6 +227,7 @@ type S2SConn struct {
 	Auth      string        `json:"auth"`       // "dialback" or "external"
 	TLS       string        `json:"tls"`        // "1.3", "1.2"; "" without TLS
 	CertValid bool          `json:"cert_valid"` // out: the peer's certificate is valid for Remote
+	DirectTLS bool          `json:"direct_tls"` // TLS from the first byte (XEP-0368), not STARTTLS
 	Idle      time.Duration `json:"idle"`       // since the stream last carried something
 }
 
@@ -234,7 +242,7 @@ func (s *Server) S2SConns() []S2SConn {
 	for c, is := range o.mu.in {
 		idle := time.Duration(int32(rel-c.lastRx.Load())) * time.Second
 		out = append(out, S2SConn{Local: is.local, Remote: is.remote, Direction: "in", Auth: is.auth,
-			TLS: tlsVersionName(is.tls), CertValid: is.auth == "external", Idle: max(idle, 0)})
+			TLS: tlsVersionName(is.tls), CertValid: is.auth == "external", DirectTLS: is.directTLS, Idle: max(idle, 0)})
 	}
 	peers := make([]*outPeer, 0, len(o.mu.peers))
 	for _, p := range o.mu.peers {
@@ -247,7 +255,7 @@ func (s *Server) S2SConns() []S2SConn {
 			continue
 		}
 		out = append(out, S2SConn{Local: p.local, Remote: p.remote, Direction: "out", Auth: in.auth,
-			TLS: tlsVersionName(in.tls), CertValid: in.certValid, Idle: now.Sub(time.Unix(0, p.last.Load()))})
+			TLS: tlsVersionName(in.tls), CertValid: in.certValid, DirectTLS: in.directTLS, Idle: now.Sub(time.Unix(0, p.last.Load()))})
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Remote != out[j].Remote {
@@ -344,64 +352,89 @@ var (
 	errS2SCert     = errors.New("s2s: the peer's certificate is not valid for its domain (require_valid_certs)")
 )
 
-// open dials remote and negotiates a stream from local up to the features after STARTTLS;
-// it returns the stream, its id and those features. The whole setup has one deadline,
-// cleared at the end.
+// open dials remote and negotiates a stream from local up to the features after TLS (after
+// STARTTLS, or at once on a direct TLS address, XEP-0368); it returns the stream, its id
+// and those features. The whole setup has one deadline, cleared at the end.
 func (o *s2sOut) open(local, remote string) (*peerStream, string, []byte, error) {
 	cfg := o.srv.config().S2S
 	wait := cfg.SetupTimeout
 	ctx, cancel := context.WithTimeout(o.ctx, wait)
 	defer cancel()
-	nc, err := o.dial(ctx, remote)
+	nc, direct, err := o.dial(ctx, local, remote)
 	if err != nil {
 		return nil, "", nil, err
 	}
 	nc.SetDeadline(time.Now().Add(wait))
 	ps := newPeerStream(nc, &o.srv.config().Limits)
+	if !direct {
+		if err := o.startTLS(ctx, ps, local, remote); err != nil {
+			ps.close()
+			return nil, "", nil, err
+		}
+	}
+	// XEP-0368 §3: the same certificate checks as after STARTTLS, and no STARTTLS inside.
+	cs := ps.nc.(*tls.Conn).ConnectionState()
+	ps.tls, ps.certValid, ps.directTLS = cs.Version, peerCertValid(cs.PeerCertificates, remote, cfg.CAs), direct
+	if !ps.certValid && cfg.policy(remote).requireCerts {
+		ps.close()
+		return nil, "", nil, errS2SCert
+	}
 	id, feat, err := ps.header(local, remote)
 	if err != nil {
 		ps.close()
 		return nil, "", nil, err
 	}
-	if !bytes.Contains(feat, []byte(ns.TLS)) {
-		ps.close()
-		return nil, "", nil, errS2SNoTLS
+	ps.nc.SetDeadline(time.Time{})
+	return ps, id, feat, nil
+}
+
+// startTLS opens the stream in the clear, asks for STARTTLS (RFC 6120 §5.4) and runs the
+// handshake; ps then reads and writes over TLS, from a fresh stream.
+func (o *s2sOut) startTLS(ctx context.Context, ps *peerStream, local, remote string) error {
+	_, feat, err := ps.header(local, remote)
+	if err != nil {
+		return err
 	}
-	if _, err = nc.Write([]byte("<starttls xmlns='" + ns.TLS + "'/>")); err != nil {
-		ps.close()
-		return nil, "", nil, err
+	if !bytes.Contains(feat, []byte(ns.TLS)) {
+		return errS2SNoTLS
+	}
+	if _, err = ps.nc.Write([]byte("<starttls xmlns='" + ns.TLS + "'/>")); err != nil {
+		return err
 	}
 	ev, err := ps.next()
 	if err != nil || ev.Kind != xmlstream.EventElement || string(ev.Stanza.Name) != "proceed" {
-		ps.close()
 		if err == nil {
 			err = errS2SProtocol
 		}
-		return nil, "", nil, err
+		return err
 	}
-	// The handshake accepts any certificate and peerCertValid checks it afterwards, so
-	// that an invalid one can still carry dialback (XEP-0344 §2.2) unless the policy
-	// requires a valid one. Our own certificate goes along, for a peer that offers SASL
-	// EXTERNAL (XEP-0178).
-	tc := tls.Client(nc, &tls.Config{ServerName: remote, InsecureSkipVerify: true, MinVersion: tls.VersionTLS12,
-		GetClientCertificate: o.clientCert(local)})
-	if err := tc.Handshake(); err != nil {
-		ps.close()
-		return nil, "", nil, err
+	tc, err := o.handshake(ctx, ps.nc, local, remote, false)
+	if err != nil {
+		return err
 	}
-	cs := tc.ConnectionState()
-	ps.nc, ps.tls, ps.certValid = tc, cs.Version, peerCertValid(cs.PeerCertificates, remote, cfg.CAs)
-	if !ps.certValid && cfg.RequireValidCerts {
-		ps.close()
-		return nil, "", nil, errS2SCert
-	}
+	ps.nc = tc
 	ps.reset()
-	if id, feat, err = ps.header(local, remote); err != nil {
-		ps.close()
-		return nil, "", nil, err
+	return nil
+}
+
+// handshake runs the TLS handshake of an outbound stream over nc, as STARTTLS and
+// XEP-0368 direct TLS both do. It accepts any certificate, and open checks it afterwards
+// (peerCertValid), so that an invalid one can still carry dialback (XEP-0344 §2.2) unless
+// the policy requires a valid one. Our own certificate goes along, for a peer that offers
+// SASL EXTERNAL (XEP-0178). SNI is the remote domain; on direct TLS the ALPN protocol is
+// xmpp-server (XEP-0368 §3). STARTTLS offers no ALPN, as before: a server that lists
+// other protocols only would refuse the handshake.
+func (o *s2sOut) handshake(ctx context.Context, nc net.Conn, local, remote string, direct bool) (*tls.Conn, error) {
+	cfg := &tls.Config{ServerName: remote, InsecureSkipVerify: true, MinVersion: tls.VersionTLS12,
+		GetClientCertificate: o.clientCert(local)}
+	if direct {
+		cfg.NextProtos = []string{"xmpp-server"}
 	}
-	tc.SetDeadline(time.Time{})
-	return ps, id, feat, nil
+	tc := tls.Client(nc, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return nil, err
+	}
+	return tc, nil
 }
 
 // peerCertValid reports whether certs (leaf first, as the peer sent them) chain to the
@@ -468,6 +501,7 @@ type peerInfo struct {
 	auth      string
 	tls       uint16
 	certValid bool
+	directTLS bool
 }
 
 func (p *outPeer) info() peerInfo {
@@ -590,7 +624,13 @@ func (p *outPeer) run() {
 		log.Info().Err(err).Str("peer", p.remote).Msg("s2s outbound stream failed")
 		cond := stanza.RemoteServerNotFound
 		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
+		var de *s2sDialbackError
+		switch {
+		case errors.As(err, &ne) && ne.Timeout():
+			cond = stanza.RemoteServerTimeout
+		case errors.As(err, &de):
+			// XEP-0220 §2.5: after a dialback error "the Initiating Server MUST return
+			// queued stanzas to the respective senders with a <remote-server-timeout/>".
 			cond = stanza.RemoteServerTimeout
 		}
 		p.fail(cond, nil)
@@ -600,7 +640,7 @@ func (p *outPeer) run() {
 		Msg("s2s outbound stream authenticated")
 	p.touch()
 	p.mu.Lock()
-	p.mu.peerInfo = peerInfo{up: true, auth: auth, tls: ps.tls, certValid: ps.certValid}
+	p.mu.peerInfo = peerInfo{up: true, auth: auth, tls: ps.tls, certValid: ps.certValid, directTLS: ps.directTLS}
 	p.mu.Unlock()
 	idle := p.o.srv.config().S2S.IdleTimeout
 	timer := time.NewTimer(idle)
@@ -719,13 +759,45 @@ func (p *outPeer) connect() (*peerStream, string, error) {
 		if string(st.NS) != nsDialback || string(st.Name) != "result" {
 			continue
 		}
-		if typ, _ := st.Attr("type"); string(typ) != "valid" {
+		switch typ, _ := st.Attr("type"); string(typ) {
+		case "valid":
+		case "error":
+			ps.close()
+			return nil, "", dialbackError(st)
+		default:
 			ps.close()
 			return nil, "", errS2SRefused
 		}
 		ps.nc.SetDeadline(time.Time{})
 		return ps, "dialback", nil
 	}
+}
+
+// s2sDialbackError is a dialback error the peer answered our <db:result/> with
+// (XEP-0220 §2.5), such as not-authorized from a server whose policy wants a valid
+// certificate from us.
+type s2sDialbackError struct{ cond string }
+
+func (e *s2sDialbackError) Error() string {
+	return "s2s: the peer answered dialback with error " + e.cond
+}
+
+// dialbackError reads the condition of a <db:result type='error'/>.
+func dialbackError(st *xmlstream.Stanza) error {
+	e := &s2sDialbackError{cond: string(stanza.UndefinedConditionCond)}
+	it := st.Elem().Children()
+	for c, ok := it.Next(); ok; c, ok = it.Next() {
+		if string(c.Name()) != "error" {
+			continue
+		}
+		ci := c.Children()
+		for cc, ok := ci.Next(); ok; cc, ok = ci.Next() {
+			if string(cc.NS()) == ns.Stanzas && string(cc.Name()) != "text" {
+				e.cond = string(cc.Name())
+			}
+		}
+	}
+	return e
 }
 
 // offersExternal reports whether stream features feat offer SASL EXTERNAL.
@@ -799,6 +871,7 @@ type peerStream struct {
 	nc        net.Conn
 	tls       uint16 // negotiated TLS version
 	certValid bool   // the peer's certificate is valid for its domain (peerCertValid)
+	directTLS bool   // TLS from the first byte (XEP-0368), not after STARTTLS
 	lim       *xmlstream.Limits
 	st        xmlstream.State
 	sc        *xmlstream.Scanner

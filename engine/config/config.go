@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -132,10 +133,16 @@ type ComponentSecret struct {
 type S2S struct {
 	Enabled bool     `toml:"enabled"`
 	Listen  []string `toml:"listen"`
+	// DirectTLSListen are XEP-0368 direct TLS listeners (TLS from the first byte, ALPN
+	// xmpp-server), for peers that find them through _xmpps-server._tcp SRV records;
+	// none unless set.
+	DirectTLSListen []string `toml:"direct_tls_listen"`
 	// Secret keys the dialback keys this server hands out; empty: random per start.
 	Secret string `toml:"secret"`
-	// Hosts maps a remote domain to "host:port", instead of DNS; a domain not listed is
-	// found with its _xmpp-server._tcp SRV records, else on port 5269 (RFC 6120 §3.2).
+	// Hosts maps a remote domain to "host:port", or "tls://host:port" for a server that
+	// speaks XEP-0368 direct TLS there, instead of DNS; a domain not listed is found with
+	// its _xmpp-server._tcp and _xmpps-server._tcp SRV records, else on port 5269 (RFC
+	// 6120 §3.2, XEP-0368).
 	Hosts map[string]string `toml:"hosts"`
 	// CAFile names the PEM certificates (CAs) that peer servers' certificates are checked
 	// against for SASL EXTERNAL (XEP-0178); empty: peers authenticate with dialback only.
@@ -143,12 +150,42 @@ type S2S struct {
 	// CAs is CAFile, loaded by Parse.
 	CAs *x509.CertPool `toml:"-"`
 	// RequireValidCerts refuses outbound streams to peers whose certificate does not
-	// validate for their domain against the system roots and CAFile; false: they are
-	// still reached and authenticated with dialback (XEP-0344).
+	// validate for their domain against the system roots and CAFile, and accepts
+	// dialback from a peer only over a client certificate that validates so; false: they
+	// are still reached and authenticated with dialback (XEP-0344). Domains overrides it
+	// per remote domain.
 	RequireValidCerts bool `toml:"require_valid_certs"`
+	// Deny lists remote domains this server does not federate with; Allow, when not
+	// empty, the only ones it does. Matched exactly.
+	Deny  []string `toml:"deny"`
+	Allow []string `toml:"allow"`
+	// Domains holds the policy for single remote domains ([s2s.domains."example.org"]).
+	Domains map[string]S2SDomain `toml:"domains"`
 	// IdleTimeout closes inbound and outbound streams that carried nothing for that long.
 	IdleTimeout Duration `toml:"idle_timeout"`
 }
+
+// S2SDomain is the federation policy for one remote domain.
+type S2SDomain struct {
+	// RequireValidCerts overrides [s2s] require_valid_certs for the domain; for it, both
+	// ways, a certificate valid for the domain is required (inbound, dialback is accepted
+	// only over one).
+	RequireValidCerts *bool `toml:"require_valid_certs"`
+	// Dialback is "allow" (the default) or "deny": the domain must then authenticate its
+	// inbound streams with SASL EXTERNAL (XEP-0178), which needs ca_file.
+	Dialback string `toml:"dialback"`
+}
+
+// RequireCerts is the domain's require_valid_certs, global the [s2s] value.
+func (d S2SDomain) RequireCerts(global bool) bool {
+	if d.RequireValidCerts != nil {
+		return *d.RequireValidCerts
+	}
+	return global
+}
+
+// S2SDirectTLSScheme marks an [s2s.hosts] address that speaks XEP-0368 direct TLS.
+const S2SDirectTLSScheme = "tls://"
 
 // DefaultS2SIdleTimeout is [s2s] idle_timeout when not set.
 const DefaultS2SIdleTimeout = 10 * time.Minute
@@ -438,12 +475,15 @@ func (c *Config) normalize() error {
 		if err != nil {
 			return fmt.Errorf("s2s.hosts: domain %q: %w", d, err)
 		}
-		if _, _, err := net.SplitHostPort(a); err != nil {
-			return fmt.Errorf("s2s.hosts: %q: %w", d, err)
+		if _, _, err := net.SplitHostPort(strings.TrimPrefix(a, S2SDirectTLSScheme)); err != nil {
+			return fmt.Errorf("s2s.hosts: %q: %w (want \"host:port\" or \"tls://host:port\")", d, err)
 		}
 		hosts[pd] = a
 	}
 	c.S2S.Hosts = hosts
+	if err := c.S2S.normalizePolicy(); err != nil {
+		return err
+	}
 	if c.Router.Shards <= 0 || c.Router.Shards > 1<<14 {
 		return fmt.Errorf("router.shards: %d out of range 1..16384", c.Router.Shards)
 	}
@@ -510,6 +550,59 @@ func (c *Config) normalize() error {
 	} else {
 		c.Admin.Socket = abs(c.Admin.Socket)
 	}
+	return nil
+}
+
+// normalizePolicy prepares the domains of deny, allow and [s2s.domains] and checks them.
+func (s *S2S) normalizePolicy() error {
+	prep := func(key string, ds []string) ([]string, error) {
+		out := make([]string, 0, len(ds))
+		for _, d := range ds {
+			p, err := jid.PrepareDomain(d)
+			if err != nil {
+				return nil, fmt.Errorf("s2s.%s: %q: %w", key, d, err)
+			}
+			out = append(out, p)
+		}
+		return out, nil
+	}
+	var err error
+	if s.Deny, err = prep("deny", s.Deny); err != nil {
+		return err
+	}
+	if s.Allow, err = prep("allow", s.Allow); err != nil {
+		return err
+	}
+	for _, d := range s.Deny {
+		if slices.Contains(s.Allow, d) {
+			return fmt.Errorf("s2s: %q is in both deny and allow", d)
+		}
+	}
+	doms := make(map[string]S2SDomain, len(s.Domains))
+	for d, p := range s.Domains {
+		pd, err := jid.PrepareDomain(d)
+		if err != nil {
+			return fmt.Errorf("s2s.domains: %q: %w", d, err)
+		}
+		if _, dup := doms[pd]; dup {
+			return fmt.Errorf("s2s.domains: %q is listed twice", d)
+		}
+		switch p.Dialback {
+		case "":
+			p.Dialback = "allow"
+		case "allow":
+		case "deny":
+			if s.CAFile == "" {
+				// Without CAs SASL EXTERNAL is never offered: the domain could not
+				// authenticate at all, which deny says more plainly.
+				return fmt.Errorf("s2s.domains.%q: dialback = \"deny\" needs s2s.ca_file (SASL EXTERNAL is offered only with it); to refuse the domain, list it in s2s.deny", d)
+			}
+		default:
+			return fmt.Errorf("s2s.domains.%q: dialback = %q; use \"allow\" or \"deny\"", d, p.Dialback)
+		}
+		doms[pd] = p
+	}
+	s.Domains = doms
 	return nil
 }
 

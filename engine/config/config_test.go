@@ -73,6 +73,14 @@ func TestParseErrors(t *testing.T) {
 		{"gc_percent", "domains = [\"a.org\"]\n[runtime]\ngc_percent = -5", "runtime.gc_percent"},
 		{"syntax", "domains = [", "config"},
 		{"s2s host", "domains = [\"a.org\"]\n[s2s.hosts]\n\"b.org\" = \"no-port\"", "s2s.hosts"},
+		{"s2s tls host", "domains = [\"a.org\"]\n[s2s.hosts]\n\"b.org\" = \"tls://no-port\"", "s2s.hosts"},
+		{"s2s deny", "domains = [\"a.org\"]\n[s2s]\ndeny = [\"a b\"]", "s2s.deny"},
+		{"s2s allow", "domains = [\"a.org\"]\n[s2s]\nallow = [\"\"]", "s2s.allow"},
+		{"s2s deny and allow", "domains = [\"a.org\"]\n[s2s]\ndeny = [\"b.org\"]\nallow = [\"B.org\"]", "both deny and allow"},
+		{"s2s dialback", "domains = [\"a.org\"]\n[s2s.domains.\"b.org\"]\ndialback = \"maybe\"", "dialback"},
+		{"s2s domain twice", "domains = [\"a.org\"]\n[s2s.domains.\"b.org\"]\n[s2s.domains.\"B.org\"]", "listed twice"},
+		{"s2s dialback deny without CAs", "domains = [\"a.org\"]\n[s2s.domains.\"b.org\"]\ndialback = \"deny\"", "needs s2s.ca_file"},
+		{"s2s domain key", "domains = [\"a.org\"]\n[s2s.domains.\"b.org\"]\nrequire_certs = true", "unknown keys"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse([]byte(tc.in), "/x/vireo.toml")
@@ -106,6 +114,63 @@ func TestS2SConfig(t *testing.T) {
 	}
 	if !c.S2S.RequireValidCerts || c.S2S.IdleTimeout.Duration != 90*time.Second {
 		t.Fatalf("require_valid_certs %v, idle_timeout %v: want true and 90s", c.S2S.RequireValidCerts, c.S2S.IdleTimeout)
+	}
+}
+
+func TestS2SConfigDirectTLSAndPolicy(t *testing.T) {
+	dir := t.TempDir()
+	crt, _, err := SelfSigned([]string{"ca.example"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "ca.pem"), crt, 0o600)
+	in := `domains = ["a.org"]
+[s2s]
+enabled = true
+ca_file = "ca.pem"
+direct_tls_listen = ["127.0.0.1:5270"]
+require_valid_certs = true
+deny = ["Spam.example"]
+allow = []
+[s2s.hosts]
+"b.org" = "tls://127.0.0.1:5270"
+[s2s.domains."Lax.example"]
+require_valid_certs = false
+[s2s.domains."strict.example"]
+dialback = "deny"
+`
+	c, err := Parse([]byte(in), filepath.Join(dir, "v.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.S2S.DirectTLSListen) != 1 || c.S2S.DirectTLSListen[0] != "127.0.0.1:5270" || len(c.S2S.Listen) != 1 {
+		t.Fatalf("listen %v, direct_tls_listen %v", c.S2S.Listen, c.S2S.DirectTLSListen)
+	}
+	if c.S2S.Hosts["b.org"] != "tls://127.0.0.1:5270" {
+		t.Fatalf("hosts = %v", c.S2S.Hosts)
+	}
+	if len(c.S2S.Deny) != 1 || c.S2S.Deny[0] != "spam.example" || len(c.S2S.Allow) != 0 {
+		t.Fatalf("deny %v, allow %v: want them prepared", c.S2S.Deny, c.S2S.Allow)
+	}
+	for _, tc := range []struct {
+		domain   string
+		listed   bool
+		require  bool
+		dialback string
+	}{
+		{"lax.example", true, false, "allow"},
+		{"strict.example", true, true, "deny"},
+		{"other.example", false, true, ""},
+	} {
+		d, ok := c.S2S.Domains[tc.domain]
+		if ok != tc.listed || d.RequireCerts(c.S2S.RequireValidCerts) != tc.require || d.Dialback != tc.dialback {
+			t.Fatalf("%s: %+v (%v)", tc.domain, d, ok)
+		}
+	}
+	// Off unless configured.
+	c, err = Parse([]byte("domains = [\"a.org\"]\n[s2s]\nenabled = true\n"), "/x/v.toml")
+	if err != nil || len(c.S2S.DirectTLSListen) != 0 {
+		t.Fatalf("direct_tls_listen %v, %v: want none by default", c.S2S.DirectTLSListen, err)
 	}
 }
 

@@ -138,6 +138,9 @@ listen = ["127.0.0.1:5347"]
 # Federation with other XMPP servers (STARTTLS required, XEP-0220 dialback). Off by default.
 enabled = false
 # listen = ["[::]:5269"]
+# XEP-0368 direct TLS listeners (TLS at once, ALPN xmpp-server), for servers that find them
+# through an _xmpps-server._tcp SRV record. None unless set.
+# direct_tls_listen = ["[::]:5270"]
 # Dialback key secret; empty: a random one per start.
 secret = ""
 # PEM CA certificates that peer servers' certificates are checked against; a peer whose
@@ -145,14 +148,26 @@ secret = ""
 # instead of dialback. Empty: dialback only.
 # ca_file = "/etc/ssl/certs/ca-certificates.crt"
 # Refuse peers whose certificate does not validate for their domain (system roots and
-# ca_file); false: reach them anyway and authenticate with dialback.
+# ca_file), both ways: no stream to them, and their dialback accepted only over a valid
+# certificate; false: reach them anyway and authenticate with dialback.
 # require_valid_certs = false
+# Remote domains never federated with (their streams end with policy-violation, stanzas to
+# them bounce with not-allowed); allow, when not empty, lists the only ones federated with.
+# deny = ["spam.example"]
+# allow = []
 # Close server-to-server streams idle for this long.
 # idle_timeout = "10m"
-# Remote domains and the address to reach each, instead of DNS (_xmpp-server._tcp SRV
-# records, else the domain on port 5269).
+# Remote domains and the address to reach each, instead of DNS (_xmpp-server._tcp and
+# _xmpps-server._tcp SRV records, else the domain on port 5269); "tls://" before the
+# address: direct TLS there (XEP-0368).
 # [s2s.hosts]
 # "example.net" = "203.0.113.7:5269"
+# "example.com" = "tls://203.0.113.8:5270"
+# Policy for one remote domain: require_valid_certs overrides the one above for it;
+# dialback = "deny" makes it authenticate with SASL EXTERNAL (needs ca_file).
+# [s2s.domains."example.org"]
+# require_valid_certs = true
+# dialback = "deny"
 
 [tls]
 # PEM certificate chain and key. Empty: a self-signed certificate under data/certs/.

@@ -50,6 +50,10 @@ type Options struct {
 	S2SSetupTimeout time.Duration
 	// S2SAddr is the s2s listener's address; default a free port on 127.0.0.1.
 	S2SAddr string
+	// S2SDirectTLS also opens an XEP-0368 direct TLS s2s listener ("s2s-tls") on a free
+	// port on 127.0.0.1, or on S2SDirectTLSAddr; FederateDirectTLS points servers at it.
+	S2SDirectTLS     bool
+	S2SDirectTLSAddr string
 	// S2SCAs are the roots peer servers' certificates are checked against for SASL
 	// EXTERNAL (engine.S2S.CAs); nil: dialback only.
 	S2SCAs *x509.CertPool
@@ -162,6 +166,13 @@ func Start(t testing.TB, o Options) *Server {
 		}
 		ls = append(ls, engine.Listener{Name: "s2s", Addr: addr, Kind: engine.KindS2S})
 	}
+	if o.S2SDirectTLS {
+		addr := "127.0.0.1:0"
+		if o.S2SDirectTLSAddr != "" {
+			addr = o.S2SDirectTLSAddr
+		}
+		ls = append(ls, engine.Listener{Name: "s2s-tls", Addr: addr, Kind: engine.KindS2S, DirectTLS: true})
+	}
 	eng, err := engine.New(engine.Config{
 		Domains:          []string{o.Domain},
 		Listeners:        ls,
@@ -262,6 +273,25 @@ func Federate(servers ...*Server) {
 		for _, p := range servers {
 			if p != s {
 				hosts[p.domain] = p.S2SAddr()
+			}
+		}
+		s.Engine.SetS2SHosts(hosts)
+	}
+}
+
+// S2STLSAddr is the direct TLS server-to-server listener's address (with
+// Options.S2SDirectTLS).
+func (s *Server) S2STLSAddr() string { return s.Engine.Addr("s2s-tls").String() }
+
+// FederateDirectTLS is Federate through the direct TLS s2s listeners (XEP-0368): every
+// server in servers (started with Options.S2SDirectTLS) reaches the others with TLS from
+// the first byte.
+func FederateDirectTLS(servers ...*Server) {
+	for _, s := range servers {
+		hosts := map[string]string{}
+		for _, p := range servers {
+			if p != s {
+				hosts[p.domain] = engine.S2SDirectTLSScheme + p.S2STLSAddr()
 			}
 		}
 		s.Engine.SetS2SHosts(hosts)

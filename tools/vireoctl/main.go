@@ -166,11 +166,14 @@ func printS2S(w io.Writer, conns []admin.S2SConn) {
 		fmt.Fprintln(w, "no server-to-server streams")
 		return
 	}
-	fmt.Fprintf(w, "%-28s %-4s %-28s %-9s %-4s %-5s %s\n", "REMOTE", "DIR", "LOCAL", "AUTH", "TLS", "CERT", "IDLE")
+	fmt.Fprintf(w, "%-28s %-4s %-28s %-9s %-4s %-8s %-5s %s\n", "REMOTE", "DIR", "LOCAL", "AUTH", "TLS", "MODE", "CERT", "IDLE")
 	for _, c := range conns {
-		tlsv, cert := c.TLS, "-"
-		if tlsv == "" {
-			tlsv = "none"
+		tlsv, mode, cert := c.TLS, "starttls", "-"
+		switch {
+		case tlsv == "":
+			tlsv, mode = "none", "-"
+		case c.DirectTLS:
+			mode = "direct" // XEP-0368
 		}
 		if c.Direction == "out" || c.Auth == "external" {
 			cert = "no"
@@ -179,7 +182,7 @@ func printS2S(w io.Writer, conns []admin.S2SConn) {
 			}
 		}
 		idle := (time.Duration(c.IdleS * float64(time.Second))).Truncate(time.Second)
-		fmt.Fprintf(w, "%-28s %-4s %-28s %-9s %-4s %-5s %s\n", c.Remote, c.Direction, c.Local, c.Auth, tlsv, cert, idle)
+		fmt.Fprintf(w, "%-28s %-4s %-28s %-9s %-4s %-8s %-5s %s\n", c.Remote, c.Direction, c.Local, c.Auth, tlsv, mode, cert, idle)
 	}
 }
 
