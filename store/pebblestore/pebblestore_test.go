@@ -3,6 +3,7 @@ package pebblestore
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -153,5 +154,32 @@ func TestOfflineMetaUpgrade(t *testing.T) {
 	}
 	if n, _ := o.Count("u@d"); n != 3 {
 		t.Fatalf("Count = %d, want 3", n)
+	}
+}
+
+// TestBloomFilters: point lookups of keys a flushed table cannot hold are answered by its
+// Bloom filter, without reading its blocks.
+func TestBloomFilters(t *testing.T) {
+	s, err := Open("db", Options{Logger: zerolog.Nop(), FS: vfs.NewMem()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	tb := s.Table("bloomtest")
+	for i := range 1000 {
+		if err := tb.Set([]byte(fmt.Sprintf("key%05d", i)), []byte("v")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 100 {
+		if _, err := tb.Get([]byte(fmt.Sprintf("absent%05d", i))); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("absent key: %v", err)
+		}
+	}
+	if m := s.db.Metrics(); m.Filter.Hits == 0 {
+		t.Fatalf("no lookup was answered by a filter: %+v", m.Filter)
 	}
 }
