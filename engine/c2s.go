@@ -254,6 +254,21 @@ func (c *conn) bind(res string, done func(s *router.Session, err, werr error)) {
 	})
 }
 
+// bind2 is bind for an XEP-0386 login: done also gets the modules' part of <bound/>.
+func (c *conn) bind2(res string, done func(s *router.Session, bound []byte, err, werr error)) {
+	c.set(fPaused | fBindWait)
+	gc := c.gc
+	c.srv().rt.BindBound(c.bare, res, c, func(s *router.Session, bound []byte, err error) {
+		werr := gc.Wake(func(_ gnet.Conn, werr error) error {
+			done(s, bound, err, werr)
+			return nil
+		})
+		if werr != nil && s != nil {
+			c.srv().rt.Unbind(s)
+		}
+	})
+}
+
 // bound runs on the loop with the router's answer to a bind.
 func (c *conn) bound(id []byte, s *router.Session, err error, werr error) {
 	defer c.recoverPanic()

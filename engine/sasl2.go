@@ -291,8 +291,8 @@ func (c *conn) sasl2Inline(r *sasl2Req) {
 		c.writeFeatures() // XEP-0388: features follow <success/> at once, no restart
 		return
 	}
-	c.bind(bind2Resource(c.bare, r.tag, r.agent), func(s *router.Session, err, werr error) {
-		c.bind2Done(r, s, err, werr)
+	c.bind2(bind2Resource(c.bare, r.tag, r.agent), func(s *router.Session, bound []byte, err, werr error) {
+		c.bind2Done(r, s, bound, err, werr)
 	})
 }
 
@@ -319,7 +319,7 @@ func bind2Resource(bare jid.JID, tag, agent string) string {
 }
 
 // bind2Done runs on the loop with the router's answer to a Bind2 bind.
-func (c *conn) bind2Done(r *sasl2Req, s *router.Session, err error, werr error) {
+func (c *conn) bind2Done(r *sasl2Req, s *router.Session, extra []byte, err error, werr error) {
 	defer c.recoverPanic()
 	c.clear(fBindWait)
 	if werr != nil || c.closing.Load() {
@@ -341,6 +341,7 @@ func (c *conn) bind2Done(r *sasl2Req, s *router.Session, err error, werr error) 
 	c.srv().established.Add(1)
 	var b xmlstream.Builder
 	b.Start("bound").Attr("xmlns", nsBind2)
+	b.Raw(extra)
 	var sm *smState
 	if r.smEnable != 0 {
 		var enabled []byte

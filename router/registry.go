@@ -40,6 +40,7 @@ type registry struct {
 	streamFeats   [2][]byte // [module.Stage] concatenated children of <stream:features>
 	sessEnd       []func(module.Context, module.Session)
 	avail         []func(module.Context, module.Session)
+	bound         []func(module.Context, module.Session) []byte
 	detach        []func(module.Context, module.Session, [][]byte)
 	undeliverable []module.Undeliverable
 	discoNodes    map[string]module.IQHandler // DiscoNode registrations
@@ -122,6 +123,10 @@ func (m *modReg) Nonza(ns, local string, h module.NonzaHandler) {
 		return
 	}
 	m.g.nonza[k] = h
+}
+
+func (m *modReg) Bound(f func(module.Context, module.Session) []byte) {
+	m.g.bound = append(m.g.bound, f)
 }
 
 func (m *modReg) Bind2(ns, local string, h module.NonzaHandler) {

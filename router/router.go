@@ -243,6 +243,18 @@ func (r *Router) shardOf(bare string) *shard {
 	return r.shards[maphash.String(r.seed, bare)%uint64(len(r.shards))]
 }
 
+// BindBound is Bind for an XEP-0386 Bind2 login: done also gets what the modules add to
+// <bound/> (module.Registrar.Bound), made in the session's shard as it is bound.
+func (r *Router) BindBound(user jid.JID, resource string, c Conn, done func(s *Session, bound []byte, err error)) {
+	r.Bind(user, resource, c, func(s *Session, err error) {
+		var b []byte
+		if err == nil {
+			b = s.shard.boundExtras(s) // Bind's done runs on the session's shard
+		}
+		done(s, b, err)
+	})
+}
+
 // Bind creates a session for user/resource (resource "" means server-generated). A
 // session with the same full JID is replaced; its Conn is closed with conflict. done runs on
 // a shard worker with the session or a *stanza.Error.

@@ -199,6 +199,16 @@ func (s *shard) bind(o *op) {
 	o.done(se, nil)
 }
 
+// boundExtras is what the modules add to se's XEP-0386 <bound/>.
+func (s *shard) boundExtras(se *Session) []byte {
+	var b []byte
+	for _, f := range s.r.reg.bound {
+		s.ctx.set(se, se.user)
+		b = append(b, f(&s.ctx, se)...)
+	}
+	return b
+}
+
 func (s *shard) unbind(se *Session) {
 	u := se.user
 	if u == nil || u.find(se.jid.Resource()) != se {

@@ -15,6 +15,13 @@
 // default of always, roster or never, and always/never JID lists, where never wins) decide
 // per contact; [modules.mam] default is the policy of users who set none.
 //
+// # Bind2
+//
+// An XEP-0386 login gets the §6 <metadata/> of the user's archive inside <bound/>, made on
+// the user's shard as the session is bound (module.Registrar.Bound): the first and the
+// last id at that instant, so a phone reconnecting knows what to fetch with no query of its
+// own, and nothing archived after binding is missed (it arrives live).
+//
 // # Ids
 //
 // Archive ids are XEP-0359 stanza-ids (sid.ID: milliseconds, a sequence, and random bits

@@ -187,10 +187,19 @@ func (m *Mod) metadata(c module.Context, iq *module.Packet) {
 
 // metadataOf answers §6 for the archive of owner (a user's or a room's bare JID).
 func (m *Mod) metadataOf(c module.Context, iq *module.Packet, owner string) {
-	first, last, ok, err := m.a.bounds(owner, sid.IDFloor(m.cutoff(c.Now())))
+	b, err := m.metadataXML(c, owner)
 	if err != nil {
 		m.storeFailed(c, iq, err, "mam: metadata")
 		return
+	}
+	c.Reply(iq, b)
+}
+
+// metadataXML is the §6 <metadata/> of owner's archive: its first and last message.
+func (m *Mod) metadataXML(c module.Context, owner string) ([]byte, error) {
+	first, last, ok, err := m.a.bounds(owner, sid.IDFloor(m.cutoff(c.Now())))
+	if err != nil {
+		return nil, err
 	}
 	var b xmlstream.Builder
 	b.Start("metadata").Attr("xmlns", NS)
@@ -202,7 +211,21 @@ func (m *Mod) metadataOf(c module.Context, iq *module.Packet, owner string) {
 			b.Start(x.name).AttrBytes("id", x.id.AppendText(nil)).Attr("timestamp", x.id.Time().Format(stampLayout)).End()
 		}
 	}
-	c.Reply(iq, b.End().B)
+	return b.End().B, nil
+}
+
+// bound is the archive's state for an XEP-0386 <bound/> (§3.2: "the state of the user's
+// message archive at the precise time of resource binding"), so a client knows what to
+// fetch without a round trip of its own. A store error leaves it out: the client can ask.
+func (m *Mod) bound(c module.Context, s module.Session) []byte {
+	b, err := m.metadataXML(c, s.JID().Bare().String())
+	if err != nil {
+		if module.LogStoreError(err) {
+			m.log.Error().Err(err).Msg("mam: metadata for Bind2")
+		}
+		return nil
+	}
+	return b
 }
 
 // userPrefs returns user's preferences, or the server default.

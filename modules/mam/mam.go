@@ -167,6 +167,7 @@ func (m *Mod) Provision(r module.Registrar) error {
 	r.IQ(module.IQSet, NS, "query", m.query) // also advertises NS
 	r.IQ(module.IQGet, NS, "query", m.form)
 	r.IQ(module.IQGet, NS, "metadata", m.metadata)
+	r.Bound(m.bound)
 	r.IQ(module.IQGet, NS, "prefs", m.getPrefs)
 	r.IQ(module.IQSet, NS, "prefs", m.setPrefs)
 	r.Feature(NSExtended)

@@ -255,6 +255,11 @@ type Registrar interface {
 	// the new session's shard before anything the client sends afterwards, and ns is
 	// offered as an inline Bind2 feature. Inline features give no answer in <bound/>.
 	Bind2(ns, local string, h NonzaHandler)
+	// Bound adds what f returns to the <bound/> of an XEP-0386 Bind2 login (XEP-0313's
+	// archive metadata, XEP-0386 §3.2): f runs in the new session's shard when it is bound,
+	// before the client can send anything on it, and returns one or more complete elements
+	// (or nil).
+	Bound(f func(c Context, s Session) []byte)
 	// Service claims a service domain; the server lists it in its disco#items.
 	Service(s Service)
 	// Services lists the claimed service domains; complete once every module is
