@@ -5,10 +5,25 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/vireo-im/vireo/modules/module"
 	"github.com/vireo-im/vireo/store/pie"
 )
 
-// Export writes every account of b's store, with its roster and offline messages, to a new
+// sections are the registered modules that keep per-user data of their own which
+// XEP-0227 carries (vCards, private XML, PEP, archives): each moves its own rows, so a
+// module added later joins exports by implementing pie.Section, without a change here.
+func sections() []pie.Section {
+	var out []pie.Section
+	for _, i := range module.All() {
+		if s, ok := i.New().(pie.Section); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Export writes every account of b's store, with its roster, offline messages and the
+// data of the modules that implement pie.Section, to a new
 // XEP-0227 file at path (absolute; it must not exist; mode 0600, since it holds the SCRAM
 // keys). The file appears only once it is complete. It returns the number of accounts.
 func Export(b Backend, path string) (int, error) {
@@ -23,7 +38,7 @@ func Export(b Backend, path string) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("export: %w", err)
 	}
-	err = pie.Export(f, b.Store())
+	err = pie.Export(f, b.Store(), sections()...)
 	if err == nil {
 		err = f.Sync()
 	}
@@ -41,7 +56,7 @@ func Export(b Backend, path string) (int, error) {
 }
 
 // Import reads the XEP-0227 file at path and creates its accounts of b's domains, with
-// their rosters and offline messages. Existing accounts are left alone; what was skipped
+// their rosters, offline messages and module data. Existing accounts are left alone; what was skipped
 // comes back as lines. The file is parsed whole before anything is written.
 func Import(b Backend, path string) (int, []string, error) {
 	if !filepath.IsAbs(path) {
@@ -62,6 +77,6 @@ func Import(b Backend, path string) (int, []string, error) {
 	if err != nil {
 		return 0, nil, fmt.Errorf("import: %w", err)
 	}
-	r, err := pie.Import(b.Store(), users, b.Domains())
+	r, err := pie.Import(b.Store(), users, b.Domains(), sections()...)
 	return r.Imported, r.Skipped, err
 }

@@ -1,14 +1,22 @@
-// Package pie implements XEP-0227: Portable Import/Export Format for XMPP-IM Servers, for
-// what the store holds of a user: the account, with its SCRAM keys as <scram-credentials/>
-// (XEP-0227 §5.2; the store keeps no passwords), the roster and the offline messages.
-// Other per-user data (MAM archives, PEP, private XML, vCards) is not exported yet.
+// Package pie implements XEP-0227 (1.1): Portable Import/Export Format for XMPP-IM
+// Servers, for what the store holds of a user: the account, with its SCRAM keys as
+// <scram-credentials/> (XEP-0227 §5.2; the store keeps no passwords), the roster (with
+// pending subscription requests, read from §4.8's <presence type='subscribe'/>) and the
+// offline messages; and, through Sections that the modules owning the data implement,
+// the vCard (vcard-temp), private XML storage, PEP nodes with configuration and items
+// (the two <pubsub/> elements of §4.9) and the message archive (§4.10). Privacy lists
+// are skipped (the server has none).
+//
+// Elements kept as bytes (vCards, private fragments, item payloads, archived messages)
+// are written again from the parsed tokens as standalone elements that declare their
+// namespaces, so prefixes of the exporting server cannot leak out of context.
 //
 // Vireo's own extras ride in attributes of the NSVireo namespace, which other servers
 // ignore: the account's creation time and the pending inbound subscription of a roster
 // item, which the roster format has no place for.
 //
-// Parse holds the whole document in memory (offline messages are kept as the bytes of
-// their element); MaxDocument bounds it.
+// Parse holds the whole document in memory, and Export one user's data at a time (an
+// archive of a million messages is that much memory); MaxDocument bounds a document.
 package pie
 
 import (
@@ -52,6 +60,12 @@ type User struct {
 	Created  time.Time
 	Roster   []store.RosterItem
 	Offline  []store.OfflineMessage // Raw as stored: the <message/> without xmlns
+
+	// What modules keep, moved by their Sections. Raw elements are standalone.
+	VCard   []byte   // <vCard xmlns='vcard-temp'/>
+	Private [][]byte // XEP-0049 fragments
+	PEP     []Node
+	Archive []Archived // oldest first
 }
 
 var mechanisms = [3]string{store.SHA1: "SCRAM-SHA-1", store.SHA256: "SCRAM-SHA-256", store.SHA512: "SCRAM-SHA-512"}
@@ -59,7 +73,7 @@ var mechanisms = [3]string{store.SHA1: "SCRAM-SHA-1", store.SHA256: "SCRAM-SHA-2
 // Export writes every account of st, grouped by domain, as one XEP-0227 document. It reads
 // the store as it goes: an export taken while the server runs is not one snapshot (take it
 // from a backup for that).
-func Export(w io.Writer, st store.Store) error {
+func Export(w io.Writer, st store.Store, sections ...Section) error {
 	var users []string
 	if err := st.Accounts().List(func(u string) bool { users = append(users, u); return true }); err != nil {
 		return err
@@ -140,6 +154,13 @@ func Export(w io.Writer, st store.Store) error {
 		if n > 0 {
 			b.End()
 		}
+		ud := User{JID: u}
+		for _, s := range sections {
+			if err := s.ExportUser(st, &ud); err != nil {
+				return fmt.Errorf("pie: %s: %w", u, err)
+			}
+		}
+		writeData(&b, &ud)
 		b.End() // user
 		if err := flush(); err != nil {
 			return err
@@ -268,6 +289,7 @@ func parseUser(d *xml.Decoder, doc []byte, ns, host string, se xml.StartElement)
 		}
 		u.Created = t
 	}
+	var subscribers []string
 	for {
 		tok, err := d.Token()
 		if err != nil {
@@ -275,6 +297,7 @@ func parseUser(d *xml.Decoder, doc []byte, ns, host string, se xml.StartElement)
 		}
 		switch t := tok.(type) {
 		case xml.EndElement:
+			u.pendingIn(subscribers)
 			return u, nil
 		case xml.StartElement:
 			var err error
@@ -285,6 +308,19 @@ func parseUser(d *xml.Decoder, doc []byte, ns, host string, se xml.StartElement)
 				err = parseRoster(d, &u)
 			case t.Name.Space == ns && t.Name.Local == "offline-messages":
 				err = parseOffline(d, doc, &u)
+			case t.Name.Space == NSVCard && t.Name.Local == "vCard":
+				u.VCard, err = canon(d, t)
+			case t.Name.Space == NSPrivate && t.Name.Local == "query":
+				err = parsePrivate(d, &u)
+			case t.Name.Space == NSPubsubOwner && t.Name.Local == "pubsub":
+				err = parsePEPOwner(d, &u)
+			case t.Name.Space == NSPubsub && t.Name.Local == "pubsub":
+				err = parsePEPItems(d, &u)
+			case t.Name.Space == NSArchive && t.Name.Local == "archive":
+				err = parseArchive(d, &u)
+			case t.Name.Space == NSClient && t.Name.Local == "presence" && attr(t, "", "type") == "subscribe":
+				subscribers = append(subscribers, attr(t, "", "from"))
+				err = d.Skip()
 			default:
 				err = d.Skip()
 			}
@@ -462,18 +498,25 @@ type Result struct {
 	Skipped []string
 }
 
-// Import creates the accounts of users in st with their rosters and offline messages.
-// Accounts that exist, of domains not in domains (when domains is not empty) or without
-// credentials are skipped and listed in the result. Offline messages are stored without a
-// quota; one without a stamp, or one the store cannot keep (before 1678), is stored at the
-// import time. It stops at the first store error.
-func Import(st store.Store, users []User, domains []string) (Result, error) {
+// Import creates the accounts of users in st with their rosters, offline messages and
+// what sections store (vCards, private XML, PEP, archives). Accounts that exist, of
+// domains not in domains (when domains is not empty) or without credentials are skipped
+// and listed in the result. Offline messages are stored without a quota; one without a
+// stamp, or one the store cannot keep (before 1678), is stored at the import time. It
+// stops at the first store error.
+//
+// The account is created last, after its data: an import that stopped half way leaves no
+// account, and running it again writes the same data over the first attempt's (the
+// offline queue of a user without an account is left over from such an attempt and is
+// replaced; sections write in place) and then creates the account.
+func Import(st store.Store, users []User, domains []string, sections ...Section) (Result, error) {
 	var r Result
 	served := map[string]bool{}
 	for _, d := range domains {
 		served[d] = true
 	}
-	for _, u := range users {
+	for i := range users {
+		u := &users[i]
 		if len(domains) > 0 && !served[domainOf(u.JID)] {
 			r.Skipped = append(r.Skipped, u.JID+": domain not served here")
 			continue
@@ -493,18 +536,21 @@ func Import(st store.Store, users []User, domains []string) (Result, error) {
 		if created.IsZero() {
 			created = time.Now().UTC()
 		}
-		err := st.Accounts().Create(store.Account{User: u.JID, Creds: c, Created: created})
-		if errors.Is(err, store.ErrExists) {
+		_, err := st.Accounts().Get(u.JID)
+		if err == nil {
 			r.Skipped = append(r.Skipped, u.JID+": account exists")
 			continue
 		}
-		if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
 			return r, fmt.Errorf("%s: %w", u.JID, err)
 		}
 		for _, it := range u.Roster {
 			if _, err := st.Rosters().Put(u.JID, it); err != nil {
 				return r, fmt.Errorf("%s: roster item %s: %w", u.JID, it.JID, err)
 			}
+		}
+		if err := st.Offline().DeleteAll(u.JID); err != nil {
+			return r, fmt.Errorf("%s: offline messages: %w", u.JID, err)
 		}
 		for _, m := range u.Offline {
 			stamp := m.Stamp
@@ -514,6 +560,19 @@ func Import(st store.Store, users []User, domains []string) (Result, error) {
 			if _, err := st.Offline().Push(u.JID, m.Raw, stamp, store.Quota{}); err != nil {
 				return r, fmt.Errorf("%s: offline message: %w", u.JID, err)
 			}
+		}
+		for _, s := range sections {
+			if err := s.ImportUser(st, u); err != nil {
+				return r, fmt.Errorf("%s: %w", u.JID, err)
+			}
+		}
+		err = st.Accounts().Create(store.Account{User: u.JID, Creds: c, Created: created})
+		if errors.Is(err, store.ErrExists) {
+			r.Skipped = append(r.Skipped, u.JID+": account exists")
+			continue
+		}
+		if err != nil {
+			return r, fmt.Errorf("%s: %w", u.JID, err)
 		}
 		r.Imported++
 	}
