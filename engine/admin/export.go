@@ -55,25 +55,15 @@ func Export(b Backend, path string) (int, error) {
 	return b.Store().Accounts().Count()
 }
 
-// Import reads the XEP-0227 file at path and creates its accounts of b's domains, with
-// their rosters, offline messages and module data. Existing accounts are left alone; what was skipped
-// comes back as lines. The file is parsed whole before anything is written.
+// Import reads the XEP-0227 file at path (with the per-host files it includes, as
+// ejabberd writes them) and creates its accounts of b's domains, with their rosters,
+// offline messages and module data. Existing accounts are left alone; what was skipped
+// comes back as lines. The files are parsed whole before anything is written.
 func Import(b Backend, path string) (int, []string, error) {
 	if !filepath.IsAbs(path) {
 		return 0, nil, fmt.Errorf("import: %q is not an absolute path", path)
 	}
-	fi, err := os.Stat(path)
-	if err != nil {
-		return 0, nil, fmt.Errorf("import: %w", err)
-	}
-	if fi.Size() > pie.MaxDocument {
-		return 0, nil, fmt.Errorf("import: %s is %d bytes, over %d", path, fi.Size(), pie.MaxDocument)
-	}
-	doc, err := os.ReadFile(path)
-	if err != nil {
-		return 0, nil, fmt.Errorf("import: %w", err)
-	}
-	users, err := pie.Parse(doc)
+	users, err := pie.ParseFile(path)
 	if err != nil {
 		return 0, nil, fmt.Errorf("import: %w", err)
 	}

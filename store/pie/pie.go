@@ -27,6 +27,8 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -201,50 +203,124 @@ func domainOf(u string) string {
 }
 
 // Parse decodes a XEP-0227 document (1.1, or 1.0 by its old namespace). XInclude is not
-// supported: a document that uses it is refused. Unknown elements are skipped.
+// supported here: a document that uses it is refused (ParseFile follows it). Unknown
+// elements are skipped.
 func Parse(doc []byte) ([]User, error) {
+	users, _, err := parse(doc, false, false)
+	return users, err
+}
+
+// nsXInclude is the namespace of XInclude (XEP-0227 §5).
+const nsXInclude = "http://www.w3.org/2001/XInclude"
+
+// ParseFile reads the XEP-0227 document at path and the files its <server-data/>
+// includes with XInclude (XEP-0227 §5), as ejabberd's export_piefxis writes them: one
+// file per host beside the main one. An included file must be in the same directory (a
+// document cannot make the import read other files) and hold a <host/> or a whole
+// <server-data/>; it may not include further.
+func ParseFile(path string) ([]User, error) {
+	doc, err := readDoc(path)
+	if err != nil {
+		return nil, err
+	}
+	users, hrefs, err := parse(doc, true, false)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	for _, h := range hrefs {
+		if h == "" || h != filepath.Base(h) || h == "." || h == ".." {
+			return nil, fmt.Errorf("pie: %s: include %q is not a file beside it", path, h)
+		}
+		sub := filepath.Join(filepath.Dir(path), h)
+		doc, err := readDoc(sub)
+		if err != nil {
+			return nil, err
+		}
+		us, _, err := parse(doc, false, true)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", sub, err)
+		}
+		users = append(users, us...)
+	}
+	return users, nil
+}
+
+func readDoc(path string) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("pie: %w", err)
+	}
+	if fi.Size() > MaxDocument {
+		return nil, fmt.Errorf("pie: %s is %d bytes, over %d", path, fi.Size(), MaxDocument)
+	}
+	doc, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("pie: %w", err)
+	}
+	return doc, nil
+}
+
+// parse decodes doc. With includes, the hrefs of XIncludes in <server-data/> are
+// returned rather than refused; with hostRoot, doc may be a lone <host/>.
+func parse(doc []byte, includes, hostRoot bool) ([]User, []string, error) {
 	if len(doc) > MaxDocument {
-		return nil, fmt.Errorf("pie: document of %d bytes, over %d", len(doc), MaxDocument)
+		return nil, nil, fmt.Errorf("pie: document of %d bytes, over %d", len(doc), MaxDocument)
 	}
 	d := xml.NewDecoder(bytes.NewReader(doc))
 	root, err := nextStart(d)
 	if err != nil {
-		return nil, err
-	}
-	if root.Name.Local != "server-data" || (root.Name.Space != NS && root.Name.Space != NSOld) {
-		return nil, fmt.Errorf("pie: root element {%s}%s, want {%s}server-data", root.Name.Space, root.Name.Local, NS)
+		return nil, nil, err
 	}
 	ns := root.Name.Space
+	if hostRoot && root.Name.Local == "host" && (ns == NS || ns == NSOld) {
+		users, err := parseHostElem(d, doc, root)
+		return users, nil, err
+	}
+	if root.Name.Local != "server-data" || (ns != NS && ns != NSOld) {
+		return nil, nil, fmt.Errorf("pie: root element {%s}%s, want {%s}server-data", ns, root.Name.Local, NS)
+	}
 	var users []User
+	var hrefs []string
 	for {
 		tok, err := d.Token()
 		if err != nil {
-			return nil, fmt.Errorf("pie: %w", err)
+			return nil, nil, fmt.Errorf("pie: %w", err)
 		}
 		switch t := tok.(type) {
 		case xml.EndElement:
-			return users, nil
+			return users, hrefs, nil
 		case xml.StartElement:
-			if t.Name.Space == "http://www.w3.org/2001/XInclude" {
-				return nil, errors.New("pie: XInclude is not supported; merge the files first")
-			}
-			if t.Name.Space != ns || t.Name.Local != "host" {
+			if t.Name.Space == nsXInclude {
+				if !includes || t.Name.Local != "include" {
+					return nil, nil, errors.New("pie: XInclude is not supported; merge the files first")
+				}
+				hrefs = append(hrefs, attr(t, "", "href"))
 				if err := d.Skip(); err != nil {
-					return nil, fmt.Errorf("pie: %w", err)
+					return nil, nil, fmt.Errorf("pie: %w", err)
 				}
 				continue
 			}
-			host := attr(t, "", "jid")
-			if host == "" || strings.ContainsAny(host, "@/") {
-				return nil, fmt.Errorf("pie: host jid %q", host)
+			if t.Name.Space != ns || t.Name.Local != "host" {
+				if err := d.Skip(); err != nil {
+					return nil, nil, fmt.Errorf("pie: %w", err)
+				}
+				continue
 			}
-			us, err := parseHost(d, doc, ns, host)
+			us, err := parseHostElem(d, doc, t)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			users = append(users, us...)
 		}
 	}
+}
+
+func parseHostElem(d *xml.Decoder, doc []byte, t xml.StartElement) ([]User, error) {
+	host := attr(t, "", "jid")
+	if host == "" || strings.ContainsAny(host, "@/") {
+		return nil, fmt.Errorf("pie: host jid %q", host)
+	}
+	return parseHost(d, doc, t.Name.Space, host)
 }
 
 func parseHost(d *xml.Decoder, doc []byte, ns, host string) ([]User, error) {
@@ -258,8 +334,8 @@ func parseHost(d *xml.Decoder, doc []byte, ns, host string) ([]User, error) {
 		case xml.EndElement:
 			return users, nil
 		case xml.StartElement:
-			if t.Name.Space == "http://www.w3.org/2001/XInclude" {
-				return nil, errors.New("pie: XInclude is not supported; merge the files first")
+			if t.Name.Space == nsXInclude {
+				return nil, errors.New("pie: XInclude of users is not supported; merge the files first")
 			}
 			if t.Name.Space != ns || t.Name.Local != "user" {
 				if err := d.Skip(); err != nil {
@@ -357,12 +433,25 @@ func parseScram(d *xml.Decoder, se xml.StartElement, u *User) error {
 	}
 	c := store.Credentials{Iter: iter}
 	size := creds.NewHash(store.Hash(h))().Size()
+	// ejabberd 23.01's export_piefxis (and its import) base64-encodes the base64 text it
+	// stores, so every field is encoded twice there. Keys of the wrong length that decode
+	// once more to the right one mark such a document; its salt is then decoded twice too.
+	twice := false
 	for _, f := range []struct {
 		dst *[]byte
 		s   string
 		n   int
-	}{{&c.Salt, v.Salt, 0}, {&c.ServerKey, v.ServerKey, size}, {&c.StoredKey, v.StoredKey, size}} {
+	}{{&c.ServerKey, v.ServerKey, size}, {&c.StoredKey, v.StoredKey, size}, {&c.Salt, v.Salt, 0}} {
 		b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(f.s))
+		if err == nil && f.n > 0 && len(b) != f.n {
+			if bb, err2 := base64.StdEncoding.DecodeString(string(b)); err2 == nil && len(bb) == f.n {
+				b, twice = bb, true
+			}
+		} else if err == nil && f.n == 0 && twice {
+			if bb, err2 := base64.StdEncoding.DecodeString(string(b)); err2 == nil && len(bb) > 0 {
+				b = bb
+			}
+		}
 		if err != nil || len(b) == 0 || (f.n > 0 && len(b) != f.n) {
 			return fmt.Errorf("%s: bad base64 or length in %q", mech, f.s)
 		}

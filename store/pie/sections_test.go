@@ -146,3 +146,56 @@ func TestImportProsodyExport(t *testing.T) {
 		t.Errorf("archive layout:\n%s", doc.Bytes())
 	}
 }
+
+// TestImportEjabberdExport imports what ejabberd 23.01's export_piefxis wrote for alice
+// (password "alice secret"): a main file that XIncludes one file per host, SCRAM-SHA-1
+// fields base64-encoded twice (as ejabberd stores them), a vCard, a roster and a private
+// XML fragment. (ejabberd 23.01 exports neither PEP nor archives.)
+func TestImportEjabberdExport(t *testing.T) {
+	users, err := pie.ParseFile("testdata/ejabberd-23.01/export.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(users) != 1 || users[0].JID != "alice@ejabberd.test" {
+		t.Fatalf("users %+v", users)
+	}
+	if _, err := pie.Parse(mustRead(t, "testdata/ejabberd-23.01/export.xml")); err == nil {
+		t.Error("Parse followed an XInclude")
+	}
+	st := open(t)
+	if res, err := pie.Import(st, users, []string{"ejabberd.test"}, sections...); err != nil || res.Imported != 1 {
+		t.Fatalf("import: %+v %v", res, err)
+	}
+	const u = "alice@ejabberd.test"
+	a, _ := st.Accounts().Get(u)
+	if !creds.VerifyPlain(a.Creds[store.SHA1], store.SHA1, "alice secret") {
+		t.Errorf("alice's SCRAM-SHA-1 keys from ejabberd do not verify: %+v", a.Creds[store.SHA1])
+	}
+	items, _, _ := st.Rosters().Get(u)
+	if len(items) != 1 || items[0].JID != "bob@example.org" || items[0].Groups[0] != "Friends" {
+		t.Errorf("roster %+v", items)
+	}
+	if card, err := st.Table("vcard").Get(store.UserKey(u)); err != nil || !bytes.Contains(card, []byte("<FN>Alice Liddell</FN>")) {
+		t.Errorf("vCard %q %v", card, err)
+	}
+	if p, err := st.Table("private").Get(store.UserKey(u, "urn:example:prefs", "prefs")); err != nil || !bytes.Contains(p, []byte("blue")) {
+		t.Errorf("private fragment %q %v", p, err)
+	}
+
+	// An include must name a file beside the main one.
+	dir := t.TempDir()
+	main := dir + "/main.xml"
+	os.WriteFile(main, []byte(`<server-data xmlns='urn:xmpp:pie:0' xmlns:xi='http://www.w3.org/2001/XInclude'><xi:include href='../etc/passwd'/></server-data>`), 0o600)
+	if _, err := pie.ParseFile(main); err == nil || !strings.Contains(err.Error(), "not a file beside it") {
+		t.Errorf("include outside the directory: %v", err)
+	}
+}
+
+func mustRead(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
