@@ -73,7 +73,7 @@ type prosodyServer struct {
 	domain   string
 	dir      string
 	conf     string
-	ctl      string
+	ctl, bin string
 	c2s, s2s string // host:port
 	*peerProc
 	caPEM []byte // the CA Prosody's certificate chains to, for its clients
@@ -88,6 +88,10 @@ type prosodyOptions struct {
 	// trustCA makes Prosody validate peers against the test CA (else only the system
 	// store, where the test CA is not: peer certificates then do not validate).
 	trustCA bool
+	// modules are enabled beside the ones every test needs.
+	modules []string
+	// hashed keeps SCRAM keys instead of plaintext passwords (internal_hashed).
+	hashed bool
 }
 
 // freePort finds a free TCP port on ip.
@@ -128,6 +132,13 @@ func startProsody(t *testing.T, o prosodyOptions) *prosodyServer {
 		h, p, _ := net.SplitHostPort(a)
 		fmt.Fprintf(&hosts, "\t[%q] = { %q, %s };\n", d, h, p)
 	}
+	extra, auth := "", "internal_plain"
+	for _, m := range o.modules {
+		extra += fmt.Sprintf(", %q", m)
+	}
+	if o.hashed {
+		auth = "internal_hashed"
+	}
 	cafile := ""
 	if o.trustCA {
 		cafile = fmt.Sprintf("cafile = %q;", ca)
@@ -148,9 +159,9 @@ http_ports = { }
 https_ports = { }
 admin_socket = %[8]q
 certificates = %[9]q
-modules_enabled = { "roster", "saslauth", "tls", "dialback", "disco", "version", "ping", "presence", "vireo_test_hosts" }
+modules_enabled = { "roster", "saslauth", "tls", "dialback", "disco", "version", "ping", "presence", "vireo_test_hosts"%[15]s }
 modules_disabled = { "offline", "s2s_bidi", "http", "admin_shell" }
-authentication = "internal_plain"
+authentication = %[16]q
 storage = "internal"
 c2s_require_encryption = true
 s2s_require_encryption = true
@@ -165,13 +176,19 @@ Component "conference.%[14]s" "muc"
 	muc_room_locking = false
 `, filepath.Join(dir, "prosody.pid"), filepath.Join(dir, "data"), filepath.Join(dir, "plugins"),
 		filepath.Join(dir, "prosody.log"), o.ip, c2sPort, s2sPort, filepath.Join(dir, "admin.sock"),
-		filepath.Join(dir, "certs"), hosts.String(), crt, key, cafile, o.domain)
-	p := &prosodyServer{t: t, domain: o.domain, dir: dir, conf: write("prosody.cfg.lua", []byte(conf)), ctl: ctl,
+		filepath.Join(dir, "certs"), hosts.String(), crt, key, cafile, o.domain, extra, auth)
+	p := &prosodyServer{t: t, domain: o.domain, dir: dir, conf: write("prosody.cfg.lua", []byte(conf)), ctl: ctl, bin: bin,
 		c2s: net.JoinHostPort(o.ip, strconv.Itoa(c2sPort)), s2s: net.JoinHostPort(o.ip, strconv.Itoa(s2sPort)),
 		caPEM: o.pki.caPEM}
-	// Ready when the c2s port answers.
-	p.peerProc = startPeer(t, "prosody", exec.Command(bin, "--config", p.conf, "-F"), filepath.Join(dir, "prosody.log"), p.c2s, 10*time.Second)
+	p.start()
 	return p
+}
+
+// start runs Prosody and returns once it serves (again, after kill).
+func (p *prosodyServer) start() {
+	p.t.Helper()
+	// Ready when the c2s port answers.
+	p.peerProc = startPeer(p.t, "prosody", exec.Command(p.bin, "--config", p.conf, "-F"), filepath.Join(p.dir, "prosody.log"), p.c2s, 10*time.Second)
 }
 
 func tail(b []byte, n int) []byte {

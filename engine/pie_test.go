@@ -1,0 +1,178 @@
+package engine_test
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	msasl "mellium.im/sasl"
+
+	"github.com/vireo-im/vireo/engine/admin"
+	"github.com/vireo-im/vireo/engine/vireotest"
+	"github.com/vireo-im/vireo/store"
+	"github.com/vireo-im/vireo/xmlstream/jid"
+)
+
+// XEP-0227 with the peers' own tools: users made in the peer by real clients, exported
+// by the peer's exporter, imported into Vireo by the code behind vireoctl import, and the
+// other way. Prosody's exporter is prosody-migrator (internal storage to and from
+// mod_storage_xep0227); its XEP-0227 side reads and writes the fixed data directory
+// /var/lib/prosody, so it runs in a mount namespace of its own (unshare -m, root, as
+// ejabberd does) where a directory of the test is bound there.
+
+// testBackend is the admin backend of a test server.
+var _ admin.Backend = testBackend{}
+
+type testBackend struct{ v *vireotest.Server }
+
+func (b testBackend) Store() store.Store  { return b.v.Store }
+func (b testBackend) Domains() []string   { return []string{b.v.Domain()} }
+func (testBackend) CloseUser(jid.JID)     {}
+func (testBackend) Reload() error         { return nil }
+func (testBackend) Stats() map[string]any { return nil }
+func (testBackend) Modules() []string     { return nil }
+func (testBackend) DataDir() string       { return "" }
+func (testBackend) Version() string       { return "test" }
+
+// mountNSBlocked says why the test cannot make a mount namespace here, or "".
+func mountNSBlocked() string {
+	if _, err := exec.LookPath("unshare"); err != nil {
+		return "unshare (util-linux) is missing"
+	}
+	if os.Geteuid() != 0 {
+		return "a mount namespace needs root"
+	}
+	if out, err := exec.Command("unshare", "-m", "true").CombinedOutput(); err != nil {
+		return fmt.Sprintf("unshare -m is not permitted here (a container without CAP_SYS_ADMIN?): %v %s", err, out)
+	}
+	return ""
+}
+
+// noErrors sends requests and then a version query to the server domain, and fails the test if anything
+// before the version answer (marker) is an error: the peer answers a session's requests
+// in order.
+func noErrors(t *testing.T, r *vireotest.RawConn, domain, marker string, reqs ...string) string {
+	t.Helper()
+	r.Send(strings.Join(reqs, "") + "<iq type='get' id='ver' to='" + domain + "'><query xmlns='jabber:iq:version'/></iq>")
+	got := r.Expect(marker)
+	if strings.Contains(got, "type='error'") || strings.Contains(got, `type="error"`) {
+		t.Fatalf("a request failed: %s", got)
+	}
+	return got
+}
+
+// TestPIEProsody: alice and bob of a real Prosody 0.12 (SCRAM-SHA-1 keys only) with a
+// roster, a vCard, a private XML fragment, a PEP nickname and a message in their archives;
+// prosody-migrator exports them, Vireo imports the files, both log in with their
+// passwords (PLAIN, and SCRAM-SHA-1 by a mellium client) and find their data. Then dave's
+// Vireo export goes into Prosody with prosody-migrator, and dave logs in to Prosody with
+// his password and finds his vCard and roster.
+func TestPIEProsody(t *testing.T) {
+	needProsody(t)
+	migrator, err := exec.LookPath("prosody-migrator")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("prosody-migrator is missing (apt-get install prosody)")
+		}
+		t.Skip("prosody-migrator is missing (apt-get install prosody)")
+	}
+	if why := mountNSBlocked(); why != "" {
+		t.Skip("SKIPPED, Prosody XEP-0227 interop not run: " + why)
+	}
+	if _, err := os.Stat("/var/lib/prosody"); err != nil {
+		t.Skip("SKIPPED: /var/lib/prosody, where prosody-migrator keeps XEP-0227 files, is missing")
+	}
+	p := startProsody(t, prosodyOptions{domain: "prosody.test", ip: loopbackIP(), pki: newTestPKI(t), hashed: true,
+		modules: []string{"vcard", "private", "pep", "mam"}})
+	p.register("alice", "alice secret")
+	p.register("bob", "bob secret")
+	bob := p.login("bob", "bob secret", "pc")
+	alice := p.login("alice", "alice secret", "pc")
+	noErrors(t, alice, p.domain, "<name>Prosody</name>",
+		"<iq type='set' id='v1'><vCard xmlns='vcard-temp'><FN>Alice Liddell</FN><NICKNAME>al</NICKNAME></vCard></iq>",
+		"<iq type='set' id='r1'><query xmlns='jabber:iq:roster'><item jid='bob@prosody.test' name='Bob'><group>Friends</group></item></query></iq>",
+		"<iq type='set' id='p1'><query xmlns='jabber:iq:private'><prefs xmlns='urn:example:prefs'><color>blue</color></prefs></query></iq>",
+		"<iq type='set' id='n1'><pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='http://jabber.org/protocol/nick'><item id='current'><nick xmlns='http://jabber.org/protocol/nick'>Ally</nick></item></publish></pubsub></iq>",
+		"<message to='bob@prosody.test/pc' type='chat' id='m1'><body>hello bob</body></message>")
+	bob.Expect("hello bob</body>")
+	p.kill()
+
+	// Prosody's internal storage to XEP-0227 files, one per user.
+	out := t.TempDir()
+	mcfg := filepath.Join(p.dir, "migrator.cfg.lua")
+	back := filepath.Join(p.dir, "data")
+	os.WriteFile(mcfg, []byte(fmt.Sprintf(`local stores = { "accounts", "roster", "vcard", "private", "archive-archive", "pep-pubsub" }
+input { type = "internal"; path = %[1]q; hosts = { ["prosody.test"] = stores } }
+output { type = "xep0227" }
+back_in { type = "xep0227"; hosts = { ["prosody.test"] = stores } }
+back_out { type = "internal"; path = %[1]q }
+`, back)), 0o644)
+	migrate := func(dir, from, to string, flags string) {
+		t.Helper()
+		cmd := exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c",
+			`mount --bind "$0" /var/lib/prosody && exec "$1" --root $5 --config="$2" "$3" "$4"`, dir, migrator, mcfg, from, to, flags)
+		if b, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(b), "Done!") {
+			files, _ := filepath.Glob(filepath.Join(dir, "*.xml"))
+			for _, f := range files {
+				doc, _ := os.ReadFile(f)
+				t.Logf("%s:\n%s", f, doc)
+			}
+			t.Fatalf("prosody-migrator %s %s: %v\n%s", from, to, err, b)
+		}
+	}
+	migrate(out, "input", "output", "")
+
+	v := vireotest.Start(t, vireotest.Options{Domain: "prosody.test", AllowPlain: true})
+	for _, u := range []string{"alice", "bob"} {
+		f := filepath.Join(out, u+"@prosody.test.xml")
+		n, skipped, err := admin.Import(testBackend{v}, f)
+		if err != nil || n != 1 {
+			doc, _ := os.ReadFile(f)
+			t.Fatalf("import %s: %d %v %v\n%s", f, n, skipped, err, doc)
+		}
+	}
+	va := v.LoginPlain(t, "alice", "alice secret", "pc")
+	loginSTARTTLS(t, v, "bob", "bob secret", "m", msasl.ScramSha1)
+	va.Send("<iq type='get' id='r'><query xmlns='jabber:iq:roster'/></iq>")
+	va.Expect("<group>Friends</group>")
+	va.Send("<iq type='get' id='v'><vCard xmlns='vcard-temp'/></iq>")
+	va.Expect("<FN>Alice Liddell</FN>")
+	va.Send("<iq type='get' id='p'><query xmlns='jabber:iq:private'><prefs xmlns='urn:example:prefs'/></query></iq>")
+	va.Expect("<color>blue</color>")
+	va.Send("<iq type='get' id='n'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='http://jabber.org/protocol/nick'/></pubsub></iq>")
+	va.Expect("Ally</nick>")
+	va.Send("<iq type='set' id='q'><query xmlns='urn:xmpp:mam:2' queryid='q1'/></iq>")
+	va.Expect("hello bob</body>")
+	if got := va.Expect("</iq>"); !strings.Contains(got, "<fin") || strings.Contains(got, "type='error'") {
+		t.Fatalf("archive query: %s", got)
+	}
+
+	// The other way: Vireo's export of dave, named as Prosody's XEP-0227 storage wants it.
+	v2 := vireotest.Start(t, vireotest.Options{Domain: "prosody.test", AllowPlain: true})
+	v2.AddUser(t, "dave", "dave secret")
+	d := v2.LoginPlain(t, "dave", "dave secret", "pc")
+	d.Send("<iq type='set' id='v1'><vCard xmlns='vcard-temp'><FN>Dave Bowman</FN></vCard></iq>")
+	d.Expect("id='v1'")
+	d.Send("<iq type='set' id='r1'><query xmlns='jabber:iq:roster'><item jid='alice@prosody.test' name='Alice'/></query></iq>")
+	d.Expect("id='r1'")
+	d.Send("<iq type='get' id='r2'><query xmlns='jabber:iq:roster'/></iq>")
+	d.Expect("id='r2'")
+	in := t.TempDir()
+	if _, err := admin.Export(testBackend{v2}, filepath.Join(in, "dave@prosody.test.xml")); err != nil {
+		t.Fatal(err)
+	}
+	// --keep-going: Prosody 0.12's XEP-0227 archive store fails on the host-wide
+	// archive (user nil) that the migrator asks every store for, before the users.
+	migrate(in, "back_in", "back_out", "--keep-going")
+	p.start()
+	pd := p.login("dave", "dave secret", "pc")
+	got := noErrors(t, pd, p.domain, "<name>Prosody</name>",
+		"<iq type='get' id='v2'><vCard xmlns='vcard-temp'/></iq>",
+		"<iq type='get' id='r2'><query xmlns='jabber:iq:roster'/></iq>")
+	if !strings.Contains(got, "<FN>Dave Bowman</FN>") || !strings.Contains(got, "alice@prosody.test") {
+		t.Fatalf("dave's vCard and roster in Prosody: %s", got)
+	}
+}
