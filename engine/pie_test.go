@@ -2,9 +2,13 @@ package engine_test
 
 import (
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -174,5 +178,99 @@ back_out { type = "internal"; path = %[1]q }
 		"<iq type='get' id='r2'><query xmlns='jabber:iq:roster'/></iq>")
 	if !strings.Contains(got, "<FN>Dave Bowman</FN>") || !strings.Contains(got, "alice@prosody.test") {
 		t.Fatalf("dave's vCard and roster in Prosody: %s", got)
+	}
+}
+
+// ejabberdAPI runs an ejabberd command (the ones ejabberdctl runs) through ejabberd's
+// own HTTP API, since the test's ejabberd is a bare VM that ejabberdctl cannot reach.
+func ejabberdAPI(t *testing.T, addr, cmd, body string) string {
+	t.Helper()
+	resp, err := http.Post("http://"+addr+"/api/"+cmd, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("ejabberd %s: %v", cmd, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("ejabberd %s %s: %s %s", cmd, body, resp.Status, b)
+	}
+	return string(b)
+}
+
+// TestPIEEjabberd: alice of a real ejabberd 23.01 (SCRAM keys) with a roster, a vCard and
+// a private XML fragment (23.01 exports neither PEP nor archives), exported by
+// export_piefxis (a main file that XIncludes one per host), imported into Vireo by
+// admin.Import; alice logs in to Vireo with her password (PLAIN, and SCRAM-SHA-1 with
+// mellium) and finds her data. Then dave's Vireo export goes into ejabberd by
+// import_piefxis, and ejabberd has his vCard and roster. Logging in as dave there is not
+// tested: ejabberd 23.01 reads SCRAM fields base64-encoded twice, as it writes them, so
+// keys encoded once as XEP-0227 says do not verify there.
+func TestPIEEjabberd(t *testing.T) {
+	needEjabberd(t)
+	ip := loopbackIP()
+	api := net.JoinHostPort(ip, strconv.Itoa(freePort(t, ip)))
+	_, apiPort, _ := net.SplitHostPort(api)
+	e := startEjabberd(t, ejabberdOptions{domain: "ejabberd.test", ip: ip, pki: newTestPKI(t),
+		vireo: "127.0.0.1:9", vireoDomain: "vireo.invalid",
+		listen:  fmt.Sprintf("  - port: %s\n    ip: %q\n    module: ejabberd_http\n    request_handlers:\n      /api: mod_http_api\n", apiPort, ip),
+		modules: "  mod_vcard: {}\n  mod_private: {}\n  mod_http_api: {}\n  mod_admin_extra: {}\n",
+		tail:    "auth_password_format: scram\napi_permissions:\n  \"loopback\":\n    from: mod_http_api\n    who:\n      ip: 127.0.0.0/8\n    what: \"*\"\n"})
+	e.register("alice", "alice secret")
+	alice := e.login("alice", "alice secret", "pc")
+	noErrors(t, alice, e.domain, "<name>ejabberd</name>",
+		"<iq type='set' id='v1'><vCard xmlns='vcard-temp'><FN>Alice Liddell</FN><NICKNAME>al</NICKNAME></vCard></iq>",
+		"<iq type='set' id='r1'><query xmlns='jabber:iq:roster'><item jid='bob@ejabberd.test' name='Bob'><group>Friends</group></item></query></iq>",
+		"<iq type='set' id='p1'><query xmlns='jabber:iq:private'><prefs xmlns='urn:example:prefs'><color>blue</color></prefs></query></iq>")
+
+	out := t.TempDir()
+	ejabberdAPI(t, api, "export_piefxis", fmt.Sprintf(`{"dir":%q}`, out))
+	files, _ := filepath.Glob(filepath.Join(out, "*.xml"))
+	var main string
+	for _, f := range files {
+		if !strings.Contains(filepath.Base(f), "_") { // the per-host files are NAME_host.xml
+			main = f
+		}
+	}
+	if main == "" || len(files) != 2 {
+		t.Fatalf("export_piefxis wrote %v", files)
+	}
+
+	v := vireotest.Start(t, vireotest.Options{Domain: "ejabberd.test", AllowPlain: true})
+	if n, skipped, err := admin.Import(testBackend{v}, main); err != nil || n != 1 {
+		for _, f := range files {
+			doc, _ := os.ReadFile(f)
+			t.Logf("%s:\n%s", f, doc)
+		}
+		t.Fatalf("import: %d %v %v", n, skipped, err)
+	}
+	va := v.LoginPlain(t, "alice", "alice secret", "pc")
+	loginSTARTTLS(t, v, "alice", "alice secret", "m", msasl.ScramSha1)
+	va.Send("<iq type='get' id='r'><query xmlns='jabber:iq:roster'/></iq>")
+	va.Expect("<group>Friends</group>")
+	va.Send("<iq type='get' id='v'><vCard xmlns='vcard-temp'/></iq>")
+	va.Expect("<FN>Alice Liddell</FN>")
+	va.Send("<iq type='get' id='p'><query xmlns='jabber:iq:private'><prefs xmlns='urn:example:prefs'/></query></iq>")
+	va.Expect("<color>blue</color>")
+
+	v2 := vireotest.Start(t, vireotest.Options{Domain: "ejabberd.test", AllowPlain: true})
+	v2.AddUser(t, "dave", "dave secret")
+	d := v2.LoginPlain(t, "dave", "dave secret", "pc")
+	d.Send("<iq type='set' id='v1'><vCard xmlns='vcard-temp'><FN>Dave Bowman</FN></vCard></iq>")
+	d.Expect("id='v1'")
+	d.Send("<iq type='set' id='r1'><query xmlns='jabber:iq:roster'><item jid='alice@ejabberd.test' name='Alice'/></query></iq>")
+	d.Expect("id='r1'")
+	d.Send("<iq type='get' id='r2'><query xmlns='jabber:iq:roster'/></iq>")
+	d.Expect("id='r2'")
+	f := filepath.Join(t.TempDir(), "vireo.xml")
+	if _, err := admin.Export(testBackend{v2}, f); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(f, 0o644)
+	ejabberdAPI(t, api, "import_piefxis", fmt.Sprintf(`{"file":%q}`, f))
+	if got := ejabberdAPI(t, api, "get_vcard", `{"user":"dave","host":"ejabberd.test","name":"FN"}`); !strings.Contains(got, "Dave Bowman") {
+		t.Errorf("dave's vCard in ejabberd: %s", got)
+	}
+	if got := ejabberdAPI(t, api, "get_roster", `{"user":"dave","host":"ejabberd.test"}`); !strings.Contains(got, "alice@ejabberd.test") {
+		t.Errorf("dave's roster in ejabberd: %s", got)
 	}
 }
