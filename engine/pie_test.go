@@ -274,3 +274,65 @@ func TestPIEEjabberd(t *testing.T) {
 		t.Errorf("dave's roster in ejabberd: %s", got)
 	}
 }
+
+// TestPIEVireoModules: what Vireo's own modules stored for alice and bob through their
+// clients (vCard with a photo, private XML, a PEP node with two items, a chat archived
+// on both sides) is exported and imported into a second server, where it reads back the
+// same; importing the file a second time changes nothing (the archive query still finds
+// one copy of the chat).
+func TestPIEVireoModules(t *testing.T) {
+	v := vireotest.Start(t, vireotest.Options{Domain: "vireo.test", AllowPlain: true})
+	v.AddUser(t, "alice", "alice secret")
+	v.AddUser(t, "bob", "bob secret")
+	a := v.LoginPlain(t, "alice", "alice secret", "pc")
+	b := v.LoginPlain(t, "bob", "bob secret", "pc")
+	a.Send("<iq type='set' id='v1'><vCard xmlns='vcard-temp'><FN>Alice &amp; Co</FN><PHOTO><TYPE>image/png</TYPE><BINVAL>iVBORw0KGgo=</BINVAL></PHOTO></vCard></iq>")
+	a.Expect("id='v1'")
+	a.Send("<iq type='set' id='p1'><query xmlns='jabber:iq:private'><prefs xmlns='urn:example:prefs'><color>blue</color></prefs></query></iq>")
+	a.Expect("id='p1'")
+	for i, id := range []string{"one", "two"} {
+		a.Send(fmt.Sprintf("<iq type='set' id='n%d'><pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='urn:example:notes'><item id='%s'><note xmlns='urn:example:notes'>%s</note></item></publish>"+
+			"<publish-options><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/pubsub#publish-options</value></field>"+
+			"<field var='pubsub#max_items'><value>10</value></field><field var='pubsub#access_model'><value>whitelist</value></field></x></publish-options></pubsub></iq>", i, id, id))
+		if got := a.Expect(fmt.Sprintf("id='n%d'", i)); strings.Contains(got[strings.LastIndex(got, "<iq"):], "type='error'") {
+			t.Fatalf("publish: %s", got)
+		}
+	}
+	a.Send("<message to='bob@vireo.test/pc' type='chat' id='m1'><body>hello bob</body></message>")
+	b.Expect("hello bob</body>")
+	a.Send("<iq type='get' id='ping'><ping xmlns='urn:xmpp:ping'/></iq>") // syncs the archive's lazy writes
+	a.Expect("id='ping'")
+
+	f := filepath.Join(t.TempDir(), "export.xml")
+	if n, err := admin.Export(testBackend{v}, f); err != nil || n != 2 {
+		t.Fatalf("export: %d %v", n, err)
+	}
+	v2 := vireotest.Start(t, vireotest.Options{Domain: "vireo.test", AllowPlain: true})
+	for i, want := range []int{2, 0} {
+		if n, skipped, err := admin.Import(testBackend{v2}, f); err != nil || n != want {
+			t.Fatalf("import %d: %d %v %v", i, n, skipped, err)
+		}
+	}
+	a2 := v2.LoginPlain(t, "alice", "alice secret", "pc")
+	a2.Send("<iq type='get' id='v'><vCard xmlns='vcard-temp'/></iq>")
+	a2.Expect("<FN>Alice &amp; Co</FN>")
+	a2.Send("<presence/>") // the photo hash of the imported vCard is in alice's presence
+	a2.Expect("vcard-temp:x:update")
+	a2.Send("<iq type='get' id='p'><query xmlns='jabber:iq:private'><prefs xmlns='urn:example:prefs'/></query></iq>")
+	a2.Expect("<color>blue</color>")
+	a2.Send("<iq type='get' id='n'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='urn:example:notes'/></pubsub></iq>")
+	if got := a2.Expect(">two</note>"); !strings.Contains(got, ">one</note>") {
+		t.Fatalf("notes node after import: %s", got)
+	}
+	a2.Send("<iq type='get' id='c'><pubsub xmlns='http://jabber.org/protocol/pubsub#owner'><configure node='urn:example:notes'/></pubsub></iq>")
+	// The access model's value comes before its options, which list every model.
+	if got := a2.Expect("</x>"); !strings.Contains(got, "<value>whitelist</value><option>") || !strings.Contains(got, "<value>10</value>") {
+		t.Fatalf("notes node configuration after import: %s", got)
+	}
+	b2 := v2.LoginPlain(t, "bob", "bob secret", "pc")
+	b2.Send("<iq type='set' id='q'><query xmlns='urn:xmpp:mam:2' queryid='q1'/></iq>")
+	got := b2.Expect("</fin>")
+	if strings.Count(got, "hello bob</body>") != 1 || !strings.Contains(got, "<count>1</count>") {
+		t.Fatalf("bob's archive after two imports: %s", got)
+	}
+}
