@@ -71,9 +71,9 @@ func noErrors(t *testing.T, r *vireotest.RawConn, domain, marker string, reqs ..
 // TestPIEProsody: alice and bob of a real Prosody 0.12 (SCRAM-SHA-1 keys only) with a
 // roster, a vCard, a private XML fragment, a PEP nickname and a message in their archives;
 // prosody-migrator exports them, Vireo imports the files, both log in with their
-// passwords (PLAIN, and SCRAM-SHA-1 by a mellium client) and find their data. Then dave's
-// Vireo export goes into Prosody with prosody-migrator, and dave logs in to Prosody with
-// his password and finds his vCard and roster.
+// passwords (PLAIN, and SCRAM-SHA-1 by a mellium client) and find their data. Then dave
+// and erin, exported by Vireo one file each, go into Prosody with prosody-migrator, and
+// log in to Prosody with their passwords; dave finds his vCard and roster.
 func TestPIEProsody(t *testing.T) {
 	needProsody(t)
 	migrator, err := exec.LookPath("prosody-migrator")
@@ -154,9 +154,11 @@ back_out { type = "internal"; path = %[1]q }
 		t.Fatalf("archive query: %s", got)
 	}
 
-	// The other way: Vireo's export of dave, named as Prosody's XEP-0227 storage wants it.
+	// The other way: Vireo's export, one file per account as Prosody's XEP-0227
+	// storage wants it (vireoctl export -split).
 	v2 := vireotest.Start(t, vireotest.Options{Domain: "prosody.test", AllowPlain: true})
 	v2.AddUser(t, "dave", "dave secret")
+	v2.AddUser(t, "erin", "erin secret")
 	d := v2.LoginPlain(t, "dave", "dave secret", "pc")
 	d.Send("<iq type='set' id='v1'><vCard xmlns='vcard-temp'><FN>Dave Bowman</FN></vCard></iq>")
 	d.Expect("id='v1'")
@@ -164,9 +166,9 @@ back_out { type = "internal"; path = %[1]q }
 	d.Expect("id='r1'")
 	d.Send("<iq type='get' id='r2'><query xmlns='jabber:iq:roster'/></iq>")
 	d.Expect("id='r2'")
-	in := t.TempDir()
-	if _, err := admin.Export(testBackend{v2}, filepath.Join(in, "dave@prosody.test.xml")); err != nil {
-		t.Fatal(err)
+	in := filepath.Join(t.TempDir(), "split")
+	if n, err := admin.ExportSplit(testBackend{v2}, in); err != nil || n != 2 {
+		t.Fatalf("export -split: %d %v", n, err)
 	}
 	// --keep-going: Prosody 0.12's XEP-0227 archive store fails on the host-wide
 	// archive (user nil) that the migrator asks every store for, before the users.
@@ -179,6 +181,7 @@ back_out { type = "internal"; path = %[1]q }
 	if !strings.Contains(got, "<FN>Dave Bowman</FN>") || !strings.Contains(got, "alice@prosody.test") {
 		t.Fatalf("dave's vCard and roster in Prosody: %s", got)
 	}
+	p.login("erin", "erin secret", "pc")
 }
 
 // ejabberdAPI runs an ejabberd command (the ones ejabberdctl runs) through ejabberd's

@@ -34,6 +34,8 @@ type Request struct {
 	Count    int    `json:"count,omitempty"`
 	Iter     int    `json:"iter,omitempty"`
 	Path     string `json:"path,omitempty"` // backup, export, import: absolute path
+	// Split makes export write a directory of files, one per account (ExportSplit).
+	Split bool `json:"split,omitempty"`
 }
 
 // Response answers a Request. Error is empty on success.
@@ -113,7 +115,11 @@ func Do(b Backend, r Request) Response {
 	case "backup":
 		resp.Manifest, err = Backup(b, r.Path)
 	case "export":
-		resp.Count, err = Export(b, r.Path)
+		if r.Split {
+			resp.Count, err = ExportSplit(b, r.Path)
+		} else {
+			resp.Count, err = Export(b, r.Path)
+		}
 	case "import":
 		resp.Count, resp.Lines, err = Import(b, r.Path)
 	case "s2s":

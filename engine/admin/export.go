@@ -1,11 +1,14 @@
 package admin
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/vireo-im/vireo/modules/module"
+	"github.com/vireo-im/vireo/store"
 	"github.com/vireo-im/vireo/store/pie"
 )
 
@@ -53,6 +56,61 @@ func Export(b Backend, path string) (int, error) {
 		return 0, fmt.Errorf("export: %w", err)
 	}
 	return b.Store().Accounts().Count()
+}
+
+// ExportSplit writes every account of b's store as a XEP-0227 file of its own,
+// user@domain.xml, into dir (absolute; it must not exist; mode 0700, the files 0600): the
+// layout Prosody's mod_storage_xep0227 (and so prosody-migrator) reads. The directory
+// appears only once every file is written. It returns the number of accounts.
+func ExportSplit(b Backend, dir string) (int, error) {
+	if !filepath.IsAbs(dir) {
+		return 0, fmt.Errorf("export: %q is not an absolute path", dir)
+	}
+	if _, err := os.Lstat(dir); err == nil {
+		return 0, fmt.Errorf("export: %s already exists", dir)
+	}
+	tmp := dir + ".partial"
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		return 0, fmt.Errorf("export: %w", err)
+	}
+	var users []string
+	err := b.Store().Accounts().List(func(u string) bool { users = append(users, u); return true })
+	secs := sections()
+	n := 0
+	for _, u := range users {
+		if err != nil {
+			break
+		}
+		if strings.ContainsAny(u, "/\x00") || strings.HasPrefix(u, ".") {
+			err = fmt.Errorf("account %q cannot name a file", u)
+			break
+		}
+		var f *os.File
+		f, err = os.OpenFile(filepath.Join(tmp, u+".xml"), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			break
+		}
+		err = pie.ExportUser(f, b.Store(), u, secs...)
+		if errors.Is(err, store.ErrNotFound) {
+			err = os.Remove(f.Name()) // deleted meanwhile
+			n--
+		}
+		if err == nil {
+			err = f.Sync()
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		n++
+	}
+	if err == nil {
+		err = os.Rename(tmp, dir)
+	}
+	if err != nil {
+		os.RemoveAll(tmp)
+		return 0, fmt.Errorf("export: %w", err)
+	}
+	return n, nil
 }
 
 // Import reads the XEP-0227 file at path (with the per-host files it includes, as

@@ -87,6 +87,20 @@ func Export(w io.Writer, st store.Store, sections ...Section) error {
 		}
 		return users[i] < users[j]
 	})
+	return export(w, st, users, sections)
+}
+
+// ExportUser writes one account as a document of its own: the file per user that
+// Prosody's mod_storage_xep0227 reads (it takes the first user of the first host).
+func ExportUser(w io.Writer, st store.Store, user string, sections ...Section) error {
+	if _, err := st.Accounts().Get(user); err != nil {
+		return fmt.Errorf("pie: %s: %w", user, err)
+	}
+	return export(w, st, []string{user}, sections)
+}
+
+// export writes the accounts users, sorted by domain.
+func export(w io.Writer, st store.Store, users []string, sections []Section) error {
 	var b xmlstream.Builder
 	b.B = append(b.B, "<?xml version='1.0' encoding='UTF-8'?>\n"...)
 	b.Start("server-data").Attr("xmlns", NS).Attr("xmlns:vireo", NSVireo)

@@ -48,6 +48,8 @@ commands:
   export FILE              write accounts, rosters, offline messages, vCards, private
                            XML, PEP nodes and archives to FILE (new) in XEP-0227
                            format, SCRAM keys included
+  export -split DIR        the same, one file per account, DIR/user@domain.xml (new):
+                           the layout of Prosody's mod_storage_xep0227
   import FILE              create the accounts of a XEP-0227 FILE (Vireo's, Prosody's
                            prosody-migrator, ejabberd's export_piefxis) with their
                            data (existing accounts are kept)
@@ -218,6 +220,9 @@ func parse(cmd string, args []string) (admin.Request, error) {
 		what := "DIR"
 		if cmd == "export" || cmd == "import" {
 			what = "FILE"
+		}
+		if cmd == "export" && len(args) > 0 && args[0] == "-split" {
+			r.Split, what, args = true, "DIR", args[1:]
 		}
 		if err := need(1, what); err != nil {
 			return r, err
