@@ -42,7 +42,7 @@ func (*Mod) ExportUser(st store.Store, u *pie.User) error {
 
 // ImportUser implements pie.Section: each node is created with the default
 // configuration changed by the options of the export this server supports (XEP-0227
-// §4.9: unknown ones are ignored), within the default limits (the module's configuration
+// §4.10: unknown ones are ignored), within the default limits (the module's configuration
 // is not at hand in an import), and its items are published in their order without
 // notifications. Publishing replaces an item of the same id, so a second import of the
 // same node leaves the same items.

@@ -283,7 +283,7 @@ func BadRequest(text string) *stanza.Error {
 }
 
 // Fields returns c as the fields of a pubsub#node_config form, for an export (XEP-0227
-// §4.9) that another server reads back with its own field names.
+// §4.10) that another server reads back with its own field names.
 func (c NodeConfig) Fields() map[string][]string {
 	f := map[string][]string{
 		fieldPersist:       {boolStr(c.Persist)},
@@ -300,7 +300,7 @@ func (c NodeConfig) Fields() map[string][]string {
 
 // ApplyEach is Apply field by field, skipping each field c cannot take (a value this
 // server does not support, an empty one) instead of refusing the form: an import of
-// another server's nodes (XEP-0227 §4.9) keeps what it can.
+// another server's nodes (XEP-0227 §4.10) keeps what it can.
 func (c *NodeConfig) ApplyEach(f Form, p Policy) {
 	for v, vs := range f {
 		if len(vs) == 0 {

@@ -12,7 +12,7 @@ import (
 	"github.com/vireo-im/vireo/xmlstream"
 )
 
-// Namespaces of the per-module data (XEP-0227 §4.5, §4.6, §4.9, §4.10).
+// Namespaces of the per-module data (XEP-0227 §4.6, §4.7, §4.10, §4.11).
 const (
 	NSVCard        = "vcard-temp"
 	NSPrivate      = "jabber:iq:private"
@@ -28,7 +28,7 @@ const (
 
 // Node is one PEP node of a user: its configuration as the fields of a
 // pubsub#node_config form, its items oldest first, and the affiliations and
-// subscriptions by JID that XEP-0227 §4.9 lets an export carry.
+// subscriptions by JID that XEP-0227 §4.10 lets an export carry.
 type Node struct {
 	Name          string
 	Config        map[string][]string
@@ -44,7 +44,7 @@ type Item struct {
 	Payload []byte
 }
 
-// Archived is one message of a user's archive (XEP-0313) as XEP-0227 §4.10 carries it:
+// Archived is one message of a user's archive (XEP-0313) as XEP-0227 §4.11 carries it:
 // the exporting server's archive id, the time it was archived and the <message/> with
 // xmlns='jabber:client'.
 type Archived struct {
@@ -257,7 +257,7 @@ func parsePEPItems(d *xml.Decoder, u *User) error {
 	})
 }
 
-// parseArchive reads the XEP-0227 §4.10 archive: <result/> elements, oldest first.
+// parseArchive reads the XEP-0227 §4.11 archive: <result/> elements, oldest first.
 func parseArchive(d *xml.Decoder, u *User) error {
 	return children(d, func(se xml.StartElement) error {
 		if se.Name.Space != NSMAM || se.Name.Local != "result" {
@@ -373,7 +373,7 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 // pendingIn marks the roster items of u that the subscription requests from (XEP-0227
-// §4.8) ask for, adding an item with no subscription for a requester not on the roster.
+// §4.9) ask for, adding an item with no subscription for a requester not on the roster.
 func (u *User) pendingIn(from []string) {
 	for _, f := range from {
 		f = strings.TrimSpace(f)

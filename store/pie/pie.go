@@ -1,11 +1,16 @@
 // Package pie implements XEP-0227 (1.1): Portable Import/Export Format for XMPP-IM
 // Servers, for what the store holds of a user: the account, with its SCRAM keys as
-// <scram-credentials/> (XEP-0227 §5.2; the store keeps no passwords), the roster (with
-// pending subscription requests, read from §4.8's <presence type='subscribe'/>) and the
+// <scram-credentials/> (XEP-0227 §4.3; the store keeps no passwords), the roster (with
+// pending subscription requests, read from §4.9's <presence type='subscribe'/>) and the
 // offline messages; and, through Sections that the modules owning the data implement,
 // the vCard (vcard-temp), private XML storage, PEP nodes with configuration and items
-// (the two <pubsub/> elements of §4.9) and the message archive (§4.10). Privacy lists
+// (the two <pubsub/> elements of §4.10) and the message archive (§4.11). Privacy lists
 // are skipped (the server has none).
+//
+// Documents split with XInclude (§5), as ejabberd's export_piefxis writes them, are read
+// by ParseFile; SCRAM fields that ejabberd 23.01 base64-encodes twice are recognized.
+// ExportUser writes one account per document, as Prosody's mod_storage_xep0227 keeps
+// them.
 //
 // Elements kept as bytes (vCards, private fragments, item payloads, archived messages)
 // are written again from the parsed tokens as standalone elements that declare their
@@ -154,6 +159,12 @@ func export(w io.Writer, st store.Store, users []string, sections []Section) err
 				writeItem(&b, it)
 			}
 			b.End()
+		}
+		// Pending requests also as §4.9 has them, for servers that do not know ours.
+		for _, it := range items {
+			if it.PendingIn {
+				b.Start("presence").Attr("xmlns", NSClient).Attr("type", "subscribe").Attr("from", it.JID).End()
+			}
 		}
 		n := 0
 		err = st.Offline().List(u, func(m store.OfflineMessage) bool {

@@ -75,6 +75,9 @@ func TestExportImportRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatalf("parse our own export: %v\n%s", err, doc.Bytes())
 	}
+	if !bytes.Contains(doc.Bytes(), []byte("<presence xmlns='jabber:client' type='subscribe' from='erin@remote.example'/>")) {
+		t.Errorf("erin's pending request is not in the export as XEP-0227 §4.9 has it:\n%s", doc.Bytes())
+	}
 	dst := openStore(t)
 	res, err := Import(dst, users, []string{"example.org"})
 	if err != nil {
