@@ -91,15 +91,15 @@ func ExportSplit(b Backend, dir string) (int, error) {
 			break
 		}
 		err = pie.ExportUser(f, b.Store(), u, secs...)
-		if errors.Is(err, store.ErrNotFound) {
-			err = os.Remove(f.Name()) // deleted meanwhile
-			n--
-		}
 		if err == nil {
 			err = f.Sync()
 		}
 		if cerr := f.Close(); err == nil {
 			err = cerr
+		}
+		if errors.Is(err, store.ErrNotFound) {
+			err = os.Remove(f.Name()) // deleted meanwhile
+			continue
 		}
 		n++
 	}
