@@ -270,7 +270,16 @@ func (c *conn) lookup(status sasl.Status) {
 		}
 		var plainOK bool
 		if status == sasl.NeedPassword && gerr == nil && !acctBlocked {
-			plainOK = creds.VerifyPlain(acct.Creds[store.SHA256], store.SHA256, a.srv.Password())
+			// An account imported from another server may hold SCRAM-SHA-1 keys only
+			// (Prosody and ejabberd keep one hash): PLAIN checks the strongest it has.
+			h := store.SHA256
+			for _, x := range []store.Hash{store.SHA256, store.SHA512, store.SHA1} {
+				if !acct.Creds[x].IsZero() {
+					h = x
+					break
+				}
+			}
+			plainOK = creds.VerifyPlain(acct.Creds[h], h, a.srv.Password())
 		}
 		if a.v2 != nil && gerr == nil {
 			// A token issued by this login is tied to the keys it proved.

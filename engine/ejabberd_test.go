@@ -83,6 +83,9 @@ type ejabberdOptions struct {
 	// vireo is Vireo's s2s address; vireoDomain resolves to its host there.
 	vireo, vireoDomain string
 	trustCA            bool
+	// listen, modules and tail are YAML added to the listeners, to the modules and at
+	// the end of the configuration.
+	listen, modules, tail string
 }
 
 func startEjabberd(t *testing.T, o ejabberdOptions) *ejabberdServer {
@@ -127,7 +130,7 @@ listen:
   - port: %[7]d
     ip: %[6]q
     module: ejabberd_s2s_in
-access_rules:
+%[8]saccess_rules:
   register:
     allow: all
 modules:
@@ -139,7 +142,7 @@ modules:
   mod_register:
     access: register
     ip_access: all
-`, o.domain, pemFile, caLine, vport, c2sPort, o.ip, s2sPort)
+%[9]s%[10]s`, o.domain, pemFile, caLine, vport, c2sPort, o.ip, s2sPort, o.listen, o.modules, o.tail)
 	cfg := write("ejabberd.yml", []byte(conf))
 	e := &ejabberdServer{t: t, domain: o.domain, dir: dir, caPEM: o.pki.caPEM,
 		c2s: net.JoinHostPort(o.ip, strconv.Itoa(c2sPort)), s2s: net.JoinHostPort(o.ip, strconv.Itoa(s2sPort))}

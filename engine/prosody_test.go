@@ -76,7 +76,7 @@ type prosodyServer struct {
 	domain   string
 	dir      string
 	conf     string
-	ctl      string
+	ctl, bin string
 	c2s, s2s string // host:port
 	s2sTLS   string // host:port of the direct TLS s2s port, with directTLS
 	*peerProc
@@ -95,6 +95,10 @@ type prosodyOptions struct {
 	// directTLS opens an XEP-0368 direct TLS s2s port (prosodyServer.s2sTLS); a hosts
 	// address "tls://host:port" is reached with direct TLS.
 	directTLS bool
+	// modules are enabled beside the ones every test needs.
+	modules []string
+	// hashed keeps SCRAM keys instead of plaintext passwords (internal_hashed).
+	hashed bool
 }
 
 // freePort finds a free TCP port on ip.
@@ -141,6 +145,13 @@ func startProsody(t *testing.T, o prosodyOptions) *prosodyServer {
 		port := freePort(t, o.ip)
 		directPorts, s2sTLS = strconv.Itoa(port), net.JoinHostPort(o.ip, strconv.Itoa(port))
 	}
+	extra, auth := "", "internal_plain"
+	for _, m := range o.modules {
+		extra += fmt.Sprintf(", %q", m)
+	}
+	if o.hashed {
+		auth = "internal_hashed"
+	}
 	cafile := ""
 	if o.trustCA {
 		cafile = fmt.Sprintf("cafile = %q;", ca)
@@ -156,14 +167,14 @@ interfaces = { %[5]q }
 c2s_ports = { %[6]d }
 s2s_ports = { %[7]d }
 c2s_direct_tls_ports = { }
-s2s_direct_tls_ports = { %[15]s }
+s2s_direct_tls_ports = { %[17]s }
 http_ports = { }
 https_ports = { }
 admin_socket = %[8]q
 certificates = %[9]q
-modules_enabled = { "roster", "saslauth", "tls", "dialback", "disco", "version", "ping", "presence", "vireo_test_hosts" }
+modules_enabled = { "roster", "saslauth", "tls", "dialback", "disco", "version", "ping", "presence", "vireo_test_hosts"%[15]s }
 modules_disabled = { "offline", "s2s_bidi", "http", "admin_shell" }
-authentication = "internal_plain"
+authentication = %[16]q
 storage = "internal"
 c2s_require_encryption = true
 s2s_require_encryption = true
@@ -178,13 +189,19 @@ Component "conference.%[14]s" "muc"
 	muc_room_locking = false
 `, filepath.Join(dir, "prosody.pid"), filepath.Join(dir, "data"), filepath.Join(dir, "plugins"),
 		filepath.Join(dir, "prosody.log"), o.ip, c2sPort, s2sPort, filepath.Join(dir, "admin.sock"),
-		filepath.Join(dir, "certs"), hosts.String(), crt, key, cafile, o.domain, directPorts)
-	p := &prosodyServer{t: t, domain: o.domain, dir: dir, conf: write("prosody.cfg.lua", []byte(conf)), ctl: ctl,
+		filepath.Join(dir, "certs"), hosts.String(), crt, key, cafile, o.domain, extra, auth, directPorts)
+	p := &prosodyServer{t: t, domain: o.domain, dir: dir, conf: write("prosody.cfg.lua", []byte(conf)), ctl: ctl, bin: bin,
 		c2s: net.JoinHostPort(o.ip, strconv.Itoa(c2sPort)), s2s: net.JoinHostPort(o.ip, strconv.Itoa(s2sPort)),
 		s2sTLS: s2sTLS, caPEM: o.pki.caPEM}
-	// Ready when the c2s port answers.
-	p.peerProc = startPeer(t, "prosody", exec.Command(bin, "--config", p.conf, "-F"), filepath.Join(dir, "prosody.log"), p.c2s, 10*time.Second)
+	p.start()
 	return p
+}
+
+// start runs Prosody and returns once it serves (again, after kill).
+func (p *prosodyServer) start() {
+	p.t.Helper()
+	// Ready when the c2s port answers.
+	p.peerProc = startPeer(p.t, "prosody", exec.Command(p.bin, "--config", p.conf, "-F"), filepath.Join(p.dir, "prosody.log"), p.c2s, 10*time.Second)
 }
 
 func tail(b []byte, n int) []byte {

@@ -36,6 +36,8 @@ type Request struct {
 	Path     string `json:"path,omitempty"` // backup, export, import: absolute path
 	// Action is what the vhost op does with Domain: list, add or remove.
 	Action string `json:"action,omitempty"`
+	// Split makes export write a directory of files, one per account (ExportSplit).
+	Split bool `json:"split,omitempty"`
 }
 
 // Response answers a Request. Error is empty on success.
@@ -116,7 +118,11 @@ func Do(b Backend, r Request) Response {
 	case "backup":
 		resp.Manifest, err = Backup(b, r.Path)
 	case "export":
-		resp.Count, err = Export(b, r.Path)
+		if r.Split {
+			resp.Count, err = ExportSplit(b, r.Path)
+		} else {
+			resp.Count, err = Export(b, r.Path)
+		}
 	case "import":
 		resp.Count, resp.Lines, err = Import(b, r.Path)
 	case "vhost":

@@ -1,14 +1,32 @@
 package admin
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
+	"github.com/vireo-im/vireo/modules/module"
+	"github.com/vireo-im/vireo/store"
 	"github.com/vireo-im/vireo/store/pie"
 )
 
-// Export writes every account of b's store, with its roster and offline messages, to a new
+// sections are the registered modules that keep per-user data of their own which
+// XEP-0227 carries (vCards, private XML, PEP, archives): each moves its own rows, so a
+// module added later joins exports by implementing pie.Section, without a change here.
+func sections() []pie.Section {
+	var out []pie.Section
+	for _, i := range module.All() {
+		if s, ok := i.New().(pie.Section); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Export writes every account of b's store, with its roster, offline messages and the
+// data of the modules that implement pie.Section, to a new
 // XEP-0227 file at path (absolute; it must not exist; mode 0600, since it holds the SCRAM
 // keys). The file appears only once it is complete. It returns the number of accounts.
 func Export(b Backend, path string) (int, error) {
@@ -23,7 +41,7 @@ func Export(b Backend, path string) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("export: %w", err)
 	}
-	err = pie.Export(f, b.Store())
+	err = pie.Export(f, b.Store(), sections()...)
 	if err == nil {
 		err = f.Sync()
 	}
@@ -40,28 +58,73 @@ func Export(b Backend, path string) (int, error) {
 	return b.Store().Accounts().Count()
 }
 
-// Import reads the XEP-0227 file at path and creates its accounts of b's domains, with
-// their rosters and offline messages. Existing accounts are left alone; what was skipped
-// comes back as lines. The file is parsed whole before anything is written.
+// ExportSplit writes every account of b's store as a XEP-0227 file of its own,
+// user@domain.xml, into dir (absolute; it must not exist; mode 0700, the files 0600): the
+// layout Prosody's mod_storage_xep0227 (and so prosody-migrator) reads. The directory
+// appears only once every file is written. It returns the number of accounts.
+func ExportSplit(b Backend, dir string) (int, error) {
+	if !filepath.IsAbs(dir) {
+		return 0, fmt.Errorf("export: %q is not an absolute path", dir)
+	}
+	if _, err := os.Lstat(dir); err == nil {
+		return 0, fmt.Errorf("export: %s already exists", dir)
+	}
+	tmp := dir + ".partial"
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		return 0, fmt.Errorf("export: %w", err)
+	}
+	var users []string
+	err := b.Store().Accounts().List(func(u string) bool { users = append(users, u); return true })
+	secs := sections()
+	n := 0
+	for _, u := range users {
+		if err != nil {
+			break
+		}
+		if strings.ContainsAny(u, "/\x00") || strings.HasPrefix(u, ".") {
+			err = fmt.Errorf("account %q cannot name a file", u)
+			break
+		}
+		var f *os.File
+		f, err = os.OpenFile(filepath.Join(tmp, u+".xml"), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			break
+		}
+		err = pie.ExportUser(f, b.Store(), u, secs...)
+		if err == nil {
+			err = f.Sync()
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if errors.Is(err, store.ErrNotFound) {
+			err = os.Remove(f.Name()) // deleted meanwhile
+			continue
+		}
+		n++
+	}
+	if err == nil {
+		err = os.Rename(tmp, dir)
+	}
+	if err != nil {
+		os.RemoveAll(tmp)
+		return 0, fmt.Errorf("export: %w", err)
+	}
+	return n, nil
+}
+
+// Import reads the XEP-0227 file at path (with the per-host files it includes, as
+// ejabberd writes them) and creates its accounts of b's domains, with their rosters,
+// offline messages and module data. Existing accounts are left alone; what was skipped
+// comes back as lines. The files are parsed whole before anything is written.
 func Import(b Backend, path string) (int, []string, error) {
 	if !filepath.IsAbs(path) {
 		return 0, nil, fmt.Errorf("import: %q is not an absolute path", path)
 	}
-	fi, err := os.Stat(path)
+	users, err := pie.ParseFile(path)
 	if err != nil {
 		return 0, nil, fmt.Errorf("import: %w", err)
 	}
-	if fi.Size() > pie.MaxDocument {
-		return 0, nil, fmt.Errorf("import: %s is %d bytes, over %d", path, fi.Size(), pie.MaxDocument)
-	}
-	doc, err := os.ReadFile(path)
-	if err != nil {
-		return 0, nil, fmt.Errorf("import: %w", err)
-	}
-	users, err := pie.Parse(doc)
-	if err != nil {
-		return 0, nil, fmt.Errorf("import: %w", err)
-	}
-	r, err := pie.Import(b.Store(), users, b.Domains())
+	r, err := pie.Import(b.Store(), users, b.Domains(), sections()...)
 	return r.Imported, r.Skipped, err
 }

@@ -281,3 +281,31 @@ func BadRequest(text string) *stanza.Error {
 	e.Text = text
 	return e
 }
+
+// Fields returns c as the fields of a pubsub#node_config form, for an export (XEP-0227
+// §4.10) that another server reads back with its own field names.
+func (c NodeConfig) Fields() map[string][]string {
+	f := map[string][]string{
+		fieldPersist:       {boolStr(c.Persist)},
+		fieldMaxItems:      {strconv.Itoa(c.MaxItems)},
+		fieldAccess:        {c.Access},
+		fieldSendLast:      {c.SendLast},
+		fieldNotifyRetract: {boolStr(c.NotifyRetract)},
+	}
+	if c.Title != "" {
+		f[fieldTitle] = []string{c.Title}
+	}
+	return f
+}
+
+// ApplyEach is Apply field by field, skipping each field c cannot take (a value this
+// server does not support, an empty one) instead of refusing the form: an import of
+// another server's nodes (XEP-0227 §4.10) keeps what it can.
+func (c *NodeConfig) ApplyEach(f Form, p Policy) {
+	for v, vs := range f {
+		if len(vs) == 0 {
+			continue
+		}
+		c.Apply(Form{v: vs}, p)
+	}
+}

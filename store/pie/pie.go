@@ -1,14 +1,27 @@
-// Package pie implements XEP-0227: Portable Import/Export Format for XMPP-IM Servers, for
-// what the store holds of a user: the account, with its SCRAM keys as <scram-credentials/>
-// (XEP-0227 §5.2; the store keeps no passwords), the roster and the offline messages.
-// Other per-user data (MAM archives, PEP, private XML, vCards) is not exported yet.
+// Package pie implements XEP-0227 (1.1): Portable Import/Export Format for XMPP-IM
+// Servers, for what the store holds of a user: the account, with its SCRAM keys as
+// <scram-credentials/> (XEP-0227 §4.3; the store keeps no passwords), the roster (with
+// pending subscription requests, read from §4.9's <presence type='subscribe'/>) and the
+// offline messages; and, through Sections that the modules owning the data implement,
+// the vCard (vcard-temp), private XML storage, PEP nodes with configuration and items
+// (the two <pubsub/> elements of §4.10) and the message archive (§4.11). Privacy lists
+// are skipped (the server has none).
+//
+// Documents split with XInclude (§5), as ejabberd's export_piefxis writes them, are read
+// by ParseFile; SCRAM fields that ejabberd 23.01 base64-encodes twice are recognized.
+// ExportUser writes one account per document, as Prosody's mod_storage_xep0227 keeps
+// them.
+//
+// Elements kept as bytes (vCards, private fragments, item payloads, archived messages)
+// are written again from the parsed tokens as standalone elements that declare their
+// namespaces, so prefixes of the exporting server cannot leak out of context.
 //
 // Vireo's own extras ride in attributes of the NSVireo namespace, which other servers
 // ignore: the account's creation time and the pending inbound subscription of a roster
 // item, which the roster format has no place for.
 //
-// Parse holds the whole document in memory (offline messages are kept as the bytes of
-// their element); MaxDocument bounds it.
+// Parse holds the whole document in memory, and Export one user's data at a time (an
+// archive of a million messages is that much memory); MaxDocument bounds a document.
 package pie
 
 import (
@@ -19,6 +32,8 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -52,6 +67,12 @@ type User struct {
 	Created  time.Time
 	Roster   []store.RosterItem
 	Offline  []store.OfflineMessage // Raw as stored: the <message/> without xmlns
+
+	// What modules keep, moved by their Sections. Raw elements are standalone.
+	VCard   []byte   // <vCard xmlns='vcard-temp'/>
+	Private [][]byte // XEP-0049 fragments
+	PEP     []Node
+	Archive []Archived // oldest first
 }
 
 var mechanisms = [3]string{store.SHA1: "SCRAM-SHA-1", store.SHA256: "SCRAM-SHA-256", store.SHA512: "SCRAM-SHA-512"}
@@ -59,7 +80,7 @@ var mechanisms = [3]string{store.SHA1: "SCRAM-SHA-1", store.SHA256: "SCRAM-SHA-2
 // Export writes every account of st, grouped by domain, as one XEP-0227 document. It reads
 // the store as it goes: an export taken while the server runs is not one snapshot (take it
 // from a backup for that).
-func Export(w io.Writer, st store.Store) error {
+func Export(w io.Writer, st store.Store, sections ...Section) error {
 	var users []string
 	if err := st.Accounts().List(func(u string) bool { users = append(users, u); return true }); err != nil {
 		return err
@@ -71,6 +92,20 @@ func Export(w io.Writer, st store.Store) error {
 		}
 		return users[i] < users[j]
 	})
+	return export(w, st, users, sections)
+}
+
+// ExportUser writes one account as a document of its own: the file per user that
+// Prosody's mod_storage_xep0227 reads (it takes the first user of the first host).
+func ExportUser(w io.Writer, st store.Store, user string, sections ...Section) error {
+	if _, err := st.Accounts().Get(user); err != nil {
+		return fmt.Errorf("pie: %s: %w", user, err)
+	}
+	return export(w, st, []string{user}, sections)
+}
+
+// export writes the accounts users, sorted by domain.
+func export(w io.Writer, st store.Store, users []string, sections []Section) error {
 	var b xmlstream.Builder
 	b.B = append(b.B, "<?xml version='1.0' encoding='UTF-8'?>\n"...)
 	b.Start("server-data").Attr("xmlns", NS).Attr("xmlns:vireo", NSVireo)
@@ -125,6 +160,12 @@ func Export(w io.Writer, st store.Store) error {
 			}
 			b.End()
 		}
+		// Pending requests also as §4.9 has them, for servers that do not know ours.
+		for _, it := range items {
+			if it.PendingIn {
+				b.Start("presence").Attr("xmlns", NSClient).Attr("type", "subscribe").Attr("from", it.JID).End()
+			}
+		}
 		n := 0
 		err = st.Offline().List(u, func(m store.OfflineMessage) bool {
 			if n == 0 {
@@ -140,6 +181,13 @@ func Export(w io.Writer, st store.Store) error {
 		if n > 0 {
 			b.End()
 		}
+		ud := User{JID: u}
+		for _, s := range sections {
+			if err := s.ExportUser(st, &ud); err != nil {
+				return fmt.Errorf("pie: %s: %w", u, err)
+			}
+		}
+		writeData(&b, &ud)
 		b.End() // user
 		if err := flush(); err != nil {
 			return err
@@ -180,50 +228,124 @@ func domainOf(u string) string {
 }
 
 // Parse decodes a XEP-0227 document (1.1, or 1.0 by its old namespace). XInclude is not
-// supported: a document that uses it is refused. Unknown elements are skipped.
+// supported here: a document that uses it is refused (ParseFile follows it). Unknown
+// elements are skipped.
 func Parse(doc []byte) ([]User, error) {
+	users, _, err := parse(doc, false, false)
+	return users, err
+}
+
+// nsXInclude is the namespace of XInclude (XEP-0227 §5).
+const nsXInclude = "http://www.w3.org/2001/XInclude"
+
+// ParseFile reads the XEP-0227 document at path and the files its <server-data/>
+// includes with XInclude (XEP-0227 §5), as ejabberd's export_piefxis writes them: one
+// file per host beside the main one. An included file must be in the same directory (a
+// document cannot make the import read other files) and hold a <host/> or a whole
+// <server-data/>; it may not include further.
+func ParseFile(path string) ([]User, error) {
+	doc, err := readDoc(path)
+	if err != nil {
+		return nil, err
+	}
+	users, hrefs, err := parse(doc, true, false)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	for _, h := range hrefs {
+		if h == "" || h != filepath.Base(h) || h == "." || h == ".." {
+			return nil, fmt.Errorf("pie: %s: include %q is not a file beside it", path, h)
+		}
+		sub := filepath.Join(filepath.Dir(path), h)
+		doc, err := readDoc(sub)
+		if err != nil {
+			return nil, err
+		}
+		us, _, err := parse(doc, false, true)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", sub, err)
+		}
+		users = append(users, us...)
+	}
+	return users, nil
+}
+
+func readDoc(path string) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("pie: %w", err)
+	}
+	if fi.Size() > MaxDocument {
+		return nil, fmt.Errorf("pie: %s is %d bytes, over %d", path, fi.Size(), MaxDocument)
+	}
+	doc, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("pie: %w", err)
+	}
+	return doc, nil
+}
+
+// parse decodes doc. With includes, the hrefs of XIncludes in <server-data/> are
+// returned rather than refused; with hostRoot, doc may be a lone <host/>.
+func parse(doc []byte, includes, hostRoot bool) ([]User, []string, error) {
 	if len(doc) > MaxDocument {
-		return nil, fmt.Errorf("pie: document of %d bytes, over %d", len(doc), MaxDocument)
+		return nil, nil, fmt.Errorf("pie: document of %d bytes, over %d", len(doc), MaxDocument)
 	}
 	d := xml.NewDecoder(bytes.NewReader(doc))
 	root, err := nextStart(d)
 	if err != nil {
-		return nil, err
-	}
-	if root.Name.Local != "server-data" || (root.Name.Space != NS && root.Name.Space != NSOld) {
-		return nil, fmt.Errorf("pie: root element {%s}%s, want {%s}server-data", root.Name.Space, root.Name.Local, NS)
+		return nil, nil, err
 	}
 	ns := root.Name.Space
+	if hostRoot && root.Name.Local == "host" && (ns == NS || ns == NSOld) {
+		users, err := parseHostElem(d, doc, root)
+		return users, nil, err
+	}
+	if root.Name.Local != "server-data" || (ns != NS && ns != NSOld) {
+		return nil, nil, fmt.Errorf("pie: root element {%s}%s, want {%s}server-data", ns, root.Name.Local, NS)
+	}
 	var users []User
+	var hrefs []string
 	for {
 		tok, err := d.Token()
 		if err != nil {
-			return nil, fmt.Errorf("pie: %w", err)
+			return nil, nil, fmt.Errorf("pie: %w", err)
 		}
 		switch t := tok.(type) {
 		case xml.EndElement:
-			return users, nil
+			return users, hrefs, nil
 		case xml.StartElement:
-			if t.Name.Space == "http://www.w3.org/2001/XInclude" {
-				return nil, errors.New("pie: XInclude is not supported; merge the files first")
-			}
-			if t.Name.Space != ns || t.Name.Local != "host" {
+			if t.Name.Space == nsXInclude {
+				if !includes || t.Name.Local != "include" {
+					return nil, nil, errors.New("pie: XInclude is not supported; merge the files first")
+				}
+				hrefs = append(hrefs, attr(t, "", "href"))
 				if err := d.Skip(); err != nil {
-					return nil, fmt.Errorf("pie: %w", err)
+					return nil, nil, fmt.Errorf("pie: %w", err)
 				}
 				continue
 			}
-			host := attr(t, "", "jid")
-			if host == "" || strings.ContainsAny(host, "@/") {
-				return nil, fmt.Errorf("pie: host jid %q", host)
+			if t.Name.Space != ns || t.Name.Local != "host" {
+				if err := d.Skip(); err != nil {
+					return nil, nil, fmt.Errorf("pie: %w", err)
+				}
+				continue
 			}
-			us, err := parseHost(d, doc, ns, host)
+			us, err := parseHostElem(d, doc, t)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			users = append(users, us...)
 		}
 	}
+}
+
+func parseHostElem(d *xml.Decoder, doc []byte, t xml.StartElement) ([]User, error) {
+	host := attr(t, "", "jid")
+	if host == "" || strings.ContainsAny(host, "@/") {
+		return nil, fmt.Errorf("pie: host jid %q", host)
+	}
+	return parseHost(d, doc, t.Name.Space, host)
 }
 
 func parseHost(d *xml.Decoder, doc []byte, ns, host string) ([]User, error) {
@@ -237,8 +359,8 @@ func parseHost(d *xml.Decoder, doc []byte, ns, host string) ([]User, error) {
 		case xml.EndElement:
 			return users, nil
 		case xml.StartElement:
-			if t.Name.Space == "http://www.w3.org/2001/XInclude" {
-				return nil, errors.New("pie: XInclude is not supported; merge the files first")
+			if t.Name.Space == nsXInclude {
+				return nil, errors.New("pie: XInclude of users is not supported; merge the files first")
 			}
 			if t.Name.Space != ns || t.Name.Local != "user" {
 				if err := d.Skip(); err != nil {
@@ -268,6 +390,7 @@ func parseUser(d *xml.Decoder, doc []byte, ns, host string, se xml.StartElement)
 		}
 		u.Created = t
 	}
+	var subscribers []string
 	for {
 		tok, err := d.Token()
 		if err != nil {
@@ -275,6 +398,7 @@ func parseUser(d *xml.Decoder, doc []byte, ns, host string, se xml.StartElement)
 		}
 		switch t := tok.(type) {
 		case xml.EndElement:
+			u.pendingIn(subscribers)
 			return u, nil
 		case xml.StartElement:
 			var err error
@@ -285,6 +409,19 @@ func parseUser(d *xml.Decoder, doc []byte, ns, host string, se xml.StartElement)
 				err = parseRoster(d, &u)
 			case t.Name.Space == ns && t.Name.Local == "offline-messages":
 				err = parseOffline(d, doc, &u)
+			case t.Name.Space == NSVCard && t.Name.Local == "vCard":
+				u.VCard, err = canon(d, t)
+			case t.Name.Space == NSPrivate && t.Name.Local == "query":
+				err = parsePrivate(d, &u)
+			case t.Name.Space == NSPubsubOwner && t.Name.Local == "pubsub":
+				err = parsePEPOwner(d, &u)
+			case t.Name.Space == NSPubsub && t.Name.Local == "pubsub":
+				err = parsePEPItems(d, &u)
+			case t.Name.Space == NSArchive && t.Name.Local == "archive":
+				err = parseArchive(d, &u)
+			case t.Name.Space == NSClient && t.Name.Local == "presence" && attr(t, "", "type") == "subscribe":
+				subscribers = append(subscribers, attr(t, "", "from"))
+				err = d.Skip()
 			default:
 				err = d.Skip()
 			}
@@ -321,12 +458,25 @@ func parseScram(d *xml.Decoder, se xml.StartElement, u *User) error {
 	}
 	c := store.Credentials{Iter: iter}
 	size := creds.NewHash(store.Hash(h))().Size()
+	// ejabberd 23.01's export_piefxis (and its import) base64-encodes the base64 text it
+	// stores, so every field is encoded twice there. Keys of the wrong length that decode
+	// once more to the right one mark such a document; its salt is then decoded twice too.
+	twice := false
 	for _, f := range []struct {
 		dst *[]byte
 		s   string
 		n   int
-	}{{&c.Salt, v.Salt, 0}, {&c.ServerKey, v.ServerKey, size}, {&c.StoredKey, v.StoredKey, size}} {
+	}{{&c.ServerKey, v.ServerKey, size}, {&c.StoredKey, v.StoredKey, size}, {&c.Salt, v.Salt, 0}} {
 		b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(f.s))
+		if err == nil && f.n > 0 && len(b) != f.n {
+			if bb, err2 := base64.StdEncoding.DecodeString(string(b)); err2 == nil && len(bb) == f.n {
+				b, twice = bb, true
+			}
+		} else if err == nil && f.n == 0 && twice {
+			if bb, err2 := base64.StdEncoding.DecodeString(string(b)); err2 == nil && len(bb) > 0 {
+				b = bb
+			}
+		}
 		if err != nil || len(b) == 0 || (f.n > 0 && len(b) != f.n) {
 			return fmt.Errorf("%s: bad base64 or length in %q", mech, f.s)
 		}
@@ -462,18 +612,25 @@ type Result struct {
 	Skipped []string
 }
 
-// Import creates the accounts of users in st with their rosters and offline messages.
-// Accounts that exist, of domains not in domains (when domains is not empty) or without
-// credentials are skipped and listed in the result. Offline messages are stored without a
-// quota; one without a stamp, or one the store cannot keep (before 1678), is stored at the
-// import time. It stops at the first store error.
-func Import(st store.Store, users []User, domains []string) (Result, error) {
+// Import creates the accounts of users in st with their rosters, offline messages and
+// what sections store (vCards, private XML, PEP, archives). Accounts that exist, of
+// domains not in domains (when domains is not empty) or without credentials are skipped
+// and listed in the result. Offline messages are stored without a quota; one without a
+// stamp, or one the store cannot keep (before 1678), is stored at the import time. It
+// stops at the first store error.
+//
+// The account is created last, after its data: an import that stopped half way leaves no
+// account, and running it again writes the same data over the first attempt's (the
+// offline queue of a user without an account is left over from such an attempt and is
+// replaced; sections write in place) and then creates the account.
+func Import(st store.Store, users []User, domains []string, sections ...Section) (Result, error) {
 	var r Result
 	served := map[string]bool{}
 	for _, d := range domains {
 		served[d] = true
 	}
-	for _, u := range users {
+	for i := range users {
+		u := &users[i]
 		if len(domains) > 0 && !served[domainOf(u.JID)] {
 			r.Skipped = append(r.Skipped, u.JID+": domain not served here")
 			continue
@@ -493,18 +650,21 @@ func Import(st store.Store, users []User, domains []string) (Result, error) {
 		if created.IsZero() {
 			created = time.Now().UTC()
 		}
-		err := st.Accounts().Create(store.Account{User: u.JID, Creds: c, Created: created})
-		if errors.Is(err, store.ErrExists) {
+		_, err := st.Accounts().Get(u.JID)
+		if err == nil {
 			r.Skipped = append(r.Skipped, u.JID+": account exists")
 			continue
 		}
-		if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
 			return r, fmt.Errorf("%s: %w", u.JID, err)
 		}
 		for _, it := range u.Roster {
 			if _, err := st.Rosters().Put(u.JID, it); err != nil {
 				return r, fmt.Errorf("%s: roster item %s: %w", u.JID, it.JID, err)
 			}
+		}
+		if err := st.Offline().DeleteAll(u.JID); err != nil {
+			return r, fmt.Errorf("%s: offline messages: %w", u.JID, err)
 		}
 		for _, m := range u.Offline {
 			stamp := m.Stamp
@@ -514,6 +674,19 @@ func Import(st store.Store, users []User, domains []string) (Result, error) {
 			if _, err := st.Offline().Push(u.JID, m.Raw, stamp, store.Quota{}); err != nil {
 				return r, fmt.Errorf("%s: offline message: %w", u.JID, err)
 			}
+		}
+		for _, s := range sections {
+			if err := s.ImportUser(st, u); err != nil {
+				return r, fmt.Errorf("%s: %w", u.JID, err)
+			}
+		}
+		err = st.Accounts().Create(store.Account{User: u.JID, Creds: c, Created: created})
+		if errors.Is(err, store.ErrExists) {
+			r.Skipped = append(r.Skipped, u.JID+": account exists")
+			continue
+		}
+		if err != nil {
+			return r, fmt.Errorf("%s: %w", u.JID, err)
 		}
 		r.Imported++
 	}

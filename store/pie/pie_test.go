@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/xml"
 	"fmt"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -73,6 +74,9 @@ func TestExportImportRoundTrip(t *testing.T) {
 	users, err := Parse(doc.Bytes())
 	if err != nil {
 		t.Fatalf("parse our own export: %v\n%s", err, doc.Bytes())
+	}
+	if !bytes.Contains(doc.Bytes(), []byte("<presence xmlns='jabber:client' type='subscribe' from='erin@remote.example'/>")) {
+		t.Errorf("erin's pending request is not in the export as XEP-0227 §4.9 has it:\n%s", doc.Bytes())
 	}
 	dst := openStore(t)
 	res, err := Import(dst, users, []string{"example.org"})
@@ -206,12 +210,24 @@ func TestImportOtherServers(t *testing.T) {
 	}
 }
 
-// FuzzImportParse feeds Parse arbitrary documents: it must not panic, and every offline
-// message it accepts is one well-formed <message/> element on its own, as it will be sent.
+// FuzzImportParse feeds Parse arbitrary documents: it must not panic, every offline
+// message it accepts is one well-formed <message/> element on its own, as it will be sent,
+// and every element it keeps as bytes (vCards, private fragments, item payloads,
+// archived messages) is one well-formed element on its own that reads back to the same
+// bytes, since it is stored and exported as it is.
 func FuzzImportParse(f *testing.F) {
 	f.Add([]byte(`<server-data xmlns='urn:xmpp:pie:0'><host jid='a.example'><user name='x' password='p'><offline-messages><message xmlns='jabber:client'><body>hi</body></message></offline-messages></user></host></server-data>`))
 	f.Add([]byte(`<server-data xmlns='urn:xmpp:pie:0'><host jid='a.example'><user name='x'><query xmlns='jabber:iq:roster'><item jid='y@a.example' subscription='both'><group>g</group></item></query></user></host></server-data>`))
 	f.Add([]byte(`<server-data xmlns='urn:xmpp:pie:0'><host jid='a'><user name='x'><scram-credentials xmlns='urn:xmpp:pie:0#scram' mechanism='SCRAM-SHA-1'><iter-count>1</iter-count><salt>AA==</salt><server-key>AAAAAAAAAAAAAAAAAAAAAAAAAAA=</server-key><stored-key>AAAAAAAAAAAAAAAAAAAAAAAAAAA=</stored-key></scram-credentials></user></host></server-data>`))
+	f.Add([]byte(`<server-data xmlns='urn:xmpp:pie:0' xmlns:v='vcard-temp'><host jid='a'><user name='x'><v:vCard xml:lang='en'><v:FN>X &amp; Y</v:FN><PHOTO xmlns=''/></v:vCard><query xmlns='jabber:iq:private'><p:prefs xmlns:p='urn:p' xmlns:q='urn:q' q:a='1'><p:c/></p:prefs></query>` +
+		`<presence xmlns='jabber:client' type='subscribe' from='z@b'/></user></host></server-data>`))
+	f.Add([]byte(`<server-data xmlns='urn:xmpp:pie:0'><host jid='a'><user name='x'><pubsub xmlns='http://jabber.org/protocol/pubsub#owner'><configure node='n'><x xmlns='jabber:x:data' type='form'><field var='pubsub#max_items'><value>5</value></field></x></configure>` +
+		`<subscriptions node='n'><subscription jid='y@a' subscription='subscribed'/></subscriptions><affiliations node='n'><affiliation jid='y@a' affiliation='member'/></affiliations></pubsub>` +
+		`<pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='n'><item id='1'><e xmlns='urn:e'>t</e></item><item id='2'/></items></pubsub>` +
+		`<archive xmlns='urn:xmpp:pie:0#mam'><result xmlns='urn:xmpp:mam:2' id='r1'><forwarded xmlns='urn:xmpp:forward:0'><delay xmlns='urn:xmpp:delay' stamp='2010-07-10T23:08:25Z'/><message xmlns='jabber:client' from='y@a/r' to='x@a'><body>b</body></message></forwarded></result></archive></user></host></server-data>`))
+	if doc, err := os.ReadFile("testdata/prosody-0.12.xml"); err == nil {
+		f.Add(doc)
+	}
 	f.Fuzz(func(t *testing.T, doc []byte) {
 		users, err := Parse(doc)
 		if err != nil {
@@ -226,6 +242,35 @@ func FuzzImportParse(f *testing.F) {
 				}
 				if _, err := d.Token(); err == nil {
 					t.Fatalf("offline message %q of %s: more than one element", m.Raw, u.JID)
+				}
+			}
+			var kept [][]byte
+			if u.VCard != nil {
+				kept = append(kept, u.VCard)
+			}
+			kept = append(kept, u.Private...)
+			for _, n := range u.PEP {
+				for _, it := range n.Items {
+					if it.Payload != nil {
+						kept = append(kept, it.Payload)
+					}
+				}
+			}
+			for _, a := range u.Archive {
+				kept = append(kept, a.Message)
+			}
+			for _, raw := range kept {
+				d := xml.NewDecoder(bytes.NewReader(raw))
+				se, err := nextStart(d)
+				if err != nil {
+					t.Fatalf("element %q of %s: %v", raw, u.JID, err)
+				}
+				again, err := canon(d, se)
+				if err != nil || !bytes.Equal(again, raw) {
+					t.Fatalf("element %q of %s reads back as %q (%v)", raw, u.JID, again, err)
+				}
+				if _, err := d.Token(); err == nil {
+					t.Fatalf("element %q of %s: more than one element", raw, u.JID)
 				}
 			}
 		}

@@ -51,9 +51,14 @@ commands:
                            server, or from the database when it is stopped
   restore DIR              replace data_dir with the backup in DIR (server must be
                            stopped); the old data_dir is kept as data_dir.before-restore-TIME
-  export FILE              write accounts, rosters and offline messages to FILE (new)
-                           in XEP-0227 format, SCRAM keys included
-  import FILE              create the accounts of a XEP-0227 FILE (existing ones are kept)
+  export FILE              write accounts, rosters, offline messages, vCards, private
+                           XML, PEP nodes and archives to FILE (new) in XEP-0227
+                           format, SCRAM keys included
+  export -split DIR        the same, one file per account, DIR/user@domain.xml (new):
+                           the layout of Prosody's mod_storage_xep0227
+  import FILE              create the accounts of a XEP-0227 FILE (Vireo's, Prosody's
+                           prosody-migrator, ejabberd's export_piefxis) with their
+                           data (existing accounts are kept)
 `
 
 // Version is vireoctl's version, set at build time with -ldflags "-X main.Version=...".
@@ -240,6 +245,9 @@ func parse(cmd string, args []string) (admin.Request, error) {
 		what := "DIR"
 		if cmd == "export" || cmd == "import" {
 			what = "FILE"
+		}
+		if cmd == "export" && len(args) > 0 && args[0] == "-split" {
+			r.Split, what, args = true, "DIR", args[1:]
 		}
 		if err := need(1, what); err != nil {
 			return r, err

@@ -84,3 +84,22 @@ func TestVhostOffline(t *testing.T) {
 		t.Fatal("vhost opened (created) the database")
 	}
 }
+
+func TestParseExport(t *testing.T) {
+	for _, tc := range []struct {
+		args  []string
+		split bool
+		ok    bool
+	}{
+		{[]string{"/tmp/a.xml"}, false, true},
+		{[]string{"-split", "/tmp/dir"}, true, true},
+		{[]string{"-split"}, false, false},
+		{nil, false, false},
+		{[]string{"/tmp/a.xml", "/tmp/b.xml"}, false, false},
+	} {
+		r, err := parse("export", tc.args)
+		if (err == nil) != tc.ok || (tc.ok && (r.Split != tc.split || r.Path != tc.args[len(tc.args)-1])) {
+			t.Errorf("export %q: %+v %v", tc.args, r, err)
+		}
+	}
+}
