@@ -243,6 +243,28 @@ func encodeSASL(b []byte) string {
 	return base64.StdEncoding.EncodeToString(b)
 }
 
+// completeKeys gives an account that holds keys for some SCRAM hashes only (imported from
+// Prosody or ejabberd, which keep SCRAM-SHA-1) the keys of the others, from the password a
+// PLAIN login just proved, with the iteration count it had. Without them a client that
+// picks the strongest mechanism offered (SCRAM-SHA-256) could never log in again. Runs on
+// the worker pool; a failure only means the next PLAIN login tries again.
+func (c *conn) completeKeys(user string, acct store.Account, have store.Hash, password string) {
+	keys := acct.Creds
+	for _, h := range []store.Hash{store.SHA1, store.SHA256, store.SHA512} {
+		if !keys[h].IsZero() {
+			continue
+		}
+		k, err := creds.Derive(password, h, keys[have].Iter)
+		if err != nil {
+			return
+		}
+		keys[h] = k
+	}
+	if err := c.srv().st.Accounts().SetCredentials(user, keys); err != nil {
+		c.srv().log.Warn().Err(err).Str("user", user).Msg("storing the missing SCRAM keys")
+	}
+}
+
 // lookup fetches credentials (and for PLAIN checks the password) on the worker pool, then
 // resumes the exchange on the loop.
 func (c *conn) lookup(status sasl.Status) {
@@ -280,6 +302,9 @@ func (c *conn) lookup(status sasl.Status) {
 				}
 			}
 			plainOK = creds.VerifyPlain(acct.Creds[h], h, a.srv.Password())
+			if plainOK && h != store.SHA256 {
+				c.completeKeys(local+"@"+domain, acct, h, a.srv.Password())
+			}
 		}
 		if a.v2 != nil && gerr == nil {
 			// A token issued by this login is tied to the keys it proved.
