@@ -54,20 +54,57 @@ func (c *conn) onHeader(h *xmlstream.Stanza) {
 
 func (c *conn) writeFeatures() {
 	cfg := c.srv().config()
-	var b xmlstream.Builder
-	b.Start("stream:features")
+	k := featKey{cfg: cfg, tls: c.has(fTLS), ws: c.ws != nil, cb: uint8(len(c.cbTypes()))}
 	switch c.state.Load() {
 	case stHeader, stNegotiating:
 		c.state.Store(stNegotiating)
-		tlsOK := c.has(fTLS)
-		if !tlsOK && cfg.TLS != nil && c.ws == nil { // WebSocket has its TLS below HTTP
+	case stAuthed, stBind:
+		c.state.Store(stBind)
+		k.bind = true
+	default:
+		return
+	}
+	c.write(c.srv().features(k, c.buildFeatures))
+}
+
+// featKey names one form of <stream:features>: it depends on nothing but the
+// configuration, the stage and the connection's TLS and WebSocket state, so each form is
+// built once per configuration instead of at every stream (re)start of every login.
+type featKey struct {
+	cfg     *Config
+	bind    bool  // after authentication
+	tls, ws bool  // TLS on; a WebSocket transport
+	cb      uint8 // how many channel-binding types the TLS connection supports
+}
+
+// features returns the features for k, building them with build the first time.
+func (s *Server) features(k featKey, build func(featKey) []byte) []byte {
+	if s.featCfg.Load() != k.cfg {
+		s.feats.Clear() // a reload: the old forms can no longer be asked for
+		s.featCfg.Store(k.cfg)
+	}
+	if b, ok := s.feats.Load(k); ok {
+		return b.([]byte)
+	}
+	b := build(k)
+	s.feats.Store(k, b)
+	return b
+}
+
+// buildFeatures makes the <stream:features> of k for this connection.
+func (c *conn) buildFeatures(k featKey) []byte {
+	cfg := k.cfg
+	var b xmlstream.Builder
+	b.Start("stream:features")
+	if !k.bind {
+		if !k.tls && cfg.TLS != nil && !k.ws { // WebSocket has its TLS below HTTP
 			b.Start("starttls").Attr("xmlns", ns.TLS)
 			if cfg.RequireTLS {
 				b.Start("required").End()
 			}
 			b.End()
 		}
-		if tlsOK || !cfg.RequireTLS || cfg.TLS == nil {
+		if k.tls || !cfg.RequireTLS || cfg.TLS == nil {
 			b.Start("mechanisms").Attr("xmlns", ns.SASL)
 			for _, m := range c.mechanisms() {
 				b.Start("mechanism").Text(m).End()
@@ -87,8 +124,7 @@ func (c *conn) writeFeatures() {
 			}
 			b.Raw(c.srv().rt.StreamFeatures(module.PreAuth))
 		}
-	case stAuthed, stBind:
-		c.state.Store(stBind)
+	} else {
 		b.Start("bind").Attr("xmlns", ns.Bind).End()
 		b.Start("session").Attr("xmlns", ns.Session).Start("optional").End().End()
 		b.Start("c").Attr("xmlns", ns.Caps).Attr("hash", "sha-1").Attr("node", module.CapsNode).
@@ -97,7 +133,7 @@ func (c *conn) writeFeatures() {
 		b.Raw(c.srv().rt.StreamFeatures(module.PostAuth))
 	}
 	b.End()
-	c.write(b.B)
+	return b.B
 }
 
 // onElement handles one top-level element. It reports whether TLS just started (the

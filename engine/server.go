@@ -218,6 +218,8 @@ func defaultMaxConnections() int {
 // Server is the engine: listeners and connections.
 type Server struct {
 	cfg      atomic.Pointer[Config]
+	feats    sync.Map // featKey -> []byte: the forms of <stream:features> (c2s.go)
+	featCfg  atomic.Pointer[Config]
 	tickets  ticketKeys
 	hosts    atomic.Pointer[hostTable]
 	log      zerolog.Logger
