@@ -479,7 +479,7 @@ func (c *conn) serveBOSH(r httpReq, body []byte) {
 	web := &c.srv().config().Web
 	origin, ok := web.corsOrigin(r.header["origin"])
 	if !ok {
-		c.httpReply(403, "Forbidden", "origin not allowed\n", nil)
+		c.httpAnswer(r, 403, "Forbidden", "origin not allowed\n", nil)
 		return
 	}
 	switch r.method {
@@ -489,11 +489,11 @@ func (c *conn) serveBOSH(r httpReq, body []byte) {
 		if origin != "" {
 			h = append(h, "Access-Control-Allow-Origin: "+origin)
 		}
-		c.httpReply(204, "No Content", "", h)
+		c.httpAnswer(r, 204, "No Content", "", h)
 		return
 	case "POST":
 	default:
-		c.httpReply(405, "Method Not Allowed", "", []string{"Allow: POST, OPTIONS"})
+		c.httpAnswer(r, 405, "Method Not Allowed", "", []string{"Allow: POST, OPTIONS"})
 		return
 	}
 	c.ws.keep.Store(r.keep)

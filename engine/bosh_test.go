@@ -446,3 +446,73 @@ func TestBoshKeepAlive(t *testing.T) {
 		t.Fatalf("after Connection: close: %v %v, want EOF", n, err)
 	}
 }
+
+// TestHTTPKeepAliveAnswers: answers that end a request cleanly keep a persistent
+// connection open: a browser's CORS preflight is followed by its POST on the same
+// connection, and refused methods and host-meta (GET and HEAD) do not cost a new
+// connection; an HTTP/1.0 request without keep-alive and a malformed request still close.
+func TestHTTPKeepAliveAnswers(t *testing.T) {
+	srv := boshServer(t, engine.Web{})
+	c, err := net.DialTimeout("tcp", srv.WebAddr(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	br := bufio.NewReader(c)
+	read := func(method string, wantCode int) *http.Response {
+		t.Helper()
+		// The method tells the reader that a HEAD answer has no body.
+		resp, err := http.ReadResponse(br, &http.Request{Method: method})
+		if err != nil {
+			t.Fatalf("reading an answer: %v", err)
+		}
+		io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != wantCode {
+			t.Fatalf("status %d, want %d", resp.StatusCode, wantCode)
+		}
+		return resp
+	}
+	for _, req := range []struct {
+		raw  string
+		code int
+	}{
+		{"OPTIONS /http-bind HTTP/1.1\r\nHost: localhost\r\nOrigin: https://chat.example\r\nAccess-Control-Request-Method: POST\r\n\r\n", 204},
+		{"GET /http-bind HTTP/1.1\r\nHost: localhost\r\n\r\n", 405},
+		{"GET /.well-known/host-meta HTTP/1.1\r\nHost: localhost\r\n\r\n", 200},
+		{"HEAD /.well-known/host-meta.json HTTP/1.1\r\nHost: localhost\r\n\r\n", 200},
+	} {
+		io.WriteString(c, req.raw)
+		resp := read(strings.Fields(req.raw)[0], req.code)
+		if resp.Close {
+			t.Fatalf("%q: the connection was closed", strings.SplitN(req.raw, "\r\n", 2)[0])
+		}
+		if strings.HasPrefix(req.raw, "HEAD") && resp.ContentLength <= 0 {
+			t.Fatalf("HEAD: Content-Length %d, want the GET's", resp.ContentLength)
+		}
+	}
+	b := &boshRaw{t: t, c: c, br: br}
+	b.post("<body "+boshNS+" rid='100' to='localhost' hold='1' wait='2' ver='1.11' xmpp:version='1.0'/>", "")
+	if conn, resp := b.answer(); conn != "keep-alive" || bodyAttrs(resp)["sid"] == "" {
+		t.Fatalf("session creation after the preflight: Connection %q, %s", conn, resp)
+	}
+
+	for _, raw := range []string{
+		"GET /.well-known/host-meta HTTP/1.0\r\nHost: localhost\r\n\r\n",
+		"GET /.well-known/host-meta HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+		"GET / HTTP/1.1\r\nContent-Length: x\r\n\r\n",
+	} {
+		c, err := net.DialTimeout("tcp", srv.WebAddr(), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(c, raw)
+		all, err := io.ReadAll(c) // returns at EOF: the server closed
+		c.Close()
+		if err != nil || !strings.HasPrefix(string(all), "HTTP/1.1 ") {
+			t.Fatalf("%q: %v %q", raw, err, all)
+		}
+	}
+}

@@ -97,42 +97,42 @@ func (c *conn) serveHTTP(r httpReq) {
 			continue
 		}
 		if !headerHas(rt.methods, r.method) {
-			c.httpReply(405, "Method Not Allowed", "", []string{"Allow: " + strings.ReplaceAll(rt.methods, ",", ", ")})
+			c.httpAnswer(r, 405, "Method Not Allowed", "", []string{"Allow: " + strings.ReplaceAll(rt.methods, ",", ", ")})
 			return
 		}
 		if r.method == "OPTIONS" {
 			// CORS preflight: host-meta is public and needs no credentials.
-			c.httpReply(204, "No Content", "", corsHeaders)
+			c.httpAnswer(r, 204, "No Content", "", corsHeaders)
 			return
 		}
 		rt.serve(c, r)
 		return
 	}
-	c.httpReply(404, "Not Found", "not found\n", nil)
+	c.httpAnswer(r, 404, "Not Found", "not found\n", nil)
 }
 
 // acmeChallenge serves an HTTP-01 key authorization. The CA's validator follows no
 // redirect to reach it, so the plain listener must answer it itself.
 func (c *conn) acmeChallenge(r httpReq, token string) {
 	if r.method != "GET" && r.method != "HEAD" {
-		c.httpReply(405, "Method Not Allowed", "", []string{"Allow: GET, HEAD"})
+		c.httpAnswer(r, 405, "Method Not Allowed", "", []string{"Allow: GET, HEAD"})
 		return
 	}
 	f := c.srv().config().Web.ACMEChallenge
 	if f == nil || token == "" || strings.Contains(token, "/") {
-		c.httpReply(404, "Not Found", "not found\n", nil)
+		c.httpAnswer(r, 404, "Not Found", "not found\n", nil)
 		return
 	}
 	ka, ok := f(token)
 	if !ok {
-		c.httpReply(404, "Not Found", "not found\n", nil)
+		c.httpAnswer(r, 404, "Not Found", "not found\n", nil)
 		return
 	}
 	if r.method == "HEAD" {
-		c.httpReply(200, "OK", "", []string{"Content-Type: application/octet-stream"})
+		c.httpAnswer(r, 200, "OK", "", []string{"Content-Type: application/octet-stream"})
 		return
 	}
-	c.httpReply(200, "OK", ka, []string{"Content-Type: application/octet-stream"})
+	c.httpAnswer(r, 200, "OK", ka, []string{"Content-Type: application/octet-stream"})
 }
 
 var corsHeaders = []string{
@@ -197,28 +197,26 @@ func (c *conn) hostMetaJSON(r httpReq) {
 // on the event loop: the registry is gathered and encoded into memory, then written.
 func (c *conn) serveMetrics(r httpReq) {
 	if !metrics.Allowed(c.srv().config().Web.MetricsAllow, c.clientIP(r)) {
-		c.httpReply(403, "Forbidden", "forbidden\n", nil)
+		c.httpAnswer(r, 403, "Forbidden", "forbidden\n", nil)
 		return
 	}
 	ctype, body, err := metrics.Render(c.srv().metrics, r.header["accept"])
 	if err != nil {
 		c.srv().log.Warn().Err(err).Msg("metrics: gather failed")
-		c.httpReply(500, "Internal Server Error", "metrics unavailable\n", nil)
+		c.httpAnswer(r, 500, "Internal Server Error", "metrics unavailable\n", nil)
 		return
 	}
-	c.httpReply(200, "OK", string(body), []string{"Content-Type: " + ctype, "Cache-Control: no-store"})
+	c.httpAnswer(r, 200, "OK", string(body), []string{"Content-Type: " + ctype, "Cache-Control: no-store"})
 }
 
 func (c *conn) httpBody(r httpReq, ctype, body string) {
 	h := append([]string{"Content-Type: " + ctype, "Cache-Control: max-age=3600"}, corsHeaders...)
 	if r.method == "HEAD" {
 		// The length of what a GET would return, and no body.
-		c.writeRaw([]byte("HTTP/1.1 200 OK\r\n" + strings.Join(h, "\r\n") + "\r\nContent-Length: " +
-			strconv.Itoa(len(body)) + "\r\nConnection: close\r\n\r\n"))
-		c.closeAfterWrites()
+		c.httpAnswer(r, 200, "OK", "", append(h, "Content-Length: "+strconv.Itoa(len(body))))
 		return
 	}
-	c.httpReply(200, "OK", body, h)
+	c.httpAnswer(r, 200, "OK", body, h)
 }
 
 func xmlAttrEscape(s string) string {

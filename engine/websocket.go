@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/valyala/bytebufferpool"
 
@@ -635,6 +636,19 @@ func validWSKey(k string) bool {
 
 // httpReply answers with status and a small body, then closes the connection.
 func (c *conn) httpReply(code int, text, body string, extra []string) {
+	c.httpWrite(false, code, text, body, extra)
+}
+
+// httpAnswer is httpReply for a request that was read whole and well-formed: when r asks
+// for a persistent connection (HTTP/1.1 by default) the connection stays open for the
+// next request, so a browser's CORS preflight, a refused method or a metrics scrape does
+// not cost the client a new TCP (and TLS) handshake.
+func (c *conn) httpAnswer(r httpReq, code int, text, body string, extra []string) {
+	c.httpWrite(r.keep, code, text, body, extra)
+}
+
+func (c *conn) httpWrite(keep bool, code int, text, body string, extra []string) {
+	keep = keep && !c.closing.Load()
 	var b strings.Builder
 	b.WriteString("HTTP/1.1 " + strconv.Itoa(code) + " " + text + "\r\n")
 	for _, h := range extra {
@@ -643,7 +657,20 @@ func (c *conn) httpReply(code int, text, body string, extra []string) {
 	if body != "" && !strings.Contains(strings.Join(extra, "\n"), "Content-Type:") {
 		b.WriteString("Content-Type: text/plain; charset=utf-8\r\n")
 	}
-	b.WriteString("Content-Length: " + strconv.Itoa(len(body)) + "\r\nConnection: close\r\n\r\n" + body)
+	conn := "close"
+	if keep {
+		conn = "keep-alive"
+	}
+	if !strings.Contains(strings.Join(extra, "\n"), "Content-Length:") { // a HEAD gives a GET's
+		b.WriteString("Content-Length: " + strconv.Itoa(len(body)) + "\r\n")
+	}
+	b.WriteString("Connection: " + conn + "\r\n\r\n" + body)
 	c.writeRaw([]byte(b.String()))
-	c.closeAfterWrites()
+	if !keep {
+		c.closeAfterWrites()
+		return
+	}
+	// Idle time now counts from the last read, as for a kept BOSH connection (tick.go).
+	c.ws.kept.Store(true)
+	c.lastRx.Store(sinceEpoch(time.Now()))
 }
