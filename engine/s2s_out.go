@@ -15,12 +15,17 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/valyala/bytebufferpool"
+
 	"github.com/vireo-im/vireo/router"
 	"github.com/vireo-im/vireo/xmlstream"
 	"github.com/vireo-im/vireo/xmlstream/jid"
 	"github.com/vireo-im/vireo/xmlstream/ns"
 	"github.com/vireo-im/vireo/xmlstream/stanza"
 )
+
+// s2sWritePool holds the buffers outbound streams gather a burst in.
+var s2sWritePool bytebufferpool.Pool
 
 // Outbound federation tunables.
 const (
@@ -32,6 +37,9 @@ const (
 	s2sSetupTimeout = 15 * time.Second
 	// s2sWriteTimeout bounds one write on an established outbound stream.
 	s2sWriteTimeout = 30 * time.Second
+	// s2sCoalesce is how many bytes of queued stanzas one write may gather: four TLS
+	// records' worth.
+	s2sCoalesce = 64 << 10
 	// s2sIdleTimeout is the default S2S.IdleTimeout: long enough that a conversation's
 	// pauses keep their stream, short enough that streams to servers we rarely talk to
 	// do not pile up.
@@ -551,7 +559,7 @@ func (o *s2sOut) newPeer(key [2]string) *outPeer {
 // side) and moves the stanzas still queued, first (if not nil) ahead of them, to a new
 // stream: none of them was written, so nothing is lost or sent twice. It holds o.mu
 // throughout, so a Route that finds p retired meanwhile queues behind them, in order.
-func (p *outPeer) handOver(first []byte) {
+func (p *outPeer) handOver(first ...[]byte) {
 	o := p.o
 	key := [2]string{p.local, p.remote}
 	o.mu.Lock()
@@ -562,10 +570,7 @@ func (p *outPeer) handOver(first []byte) {
 	p.mu.Lock()
 	p.mu.retired = true
 	p.mu.Unlock()
-	var left [][]byte
-	if first != nil {
-		left = append(left, first)
-	}
+	left := append([][]byte(nil), first...)
 	for len(p.q) > 0 {
 		left = append(left, <-p.q)
 	}
@@ -633,7 +638,7 @@ func (p *outPeer) run() {
 			// queued stanzas to the respective senders with a <remote-server-timeout/>".
 			cond = stanza.RemoteServerTimeout
 		}
-		p.fail(cond, nil)
+		p.fail(cond)
 		return
 	}
 	log.Info().Str("peer", p.remote).Str("local", p.local).Str("auth", auth).Bool("cert_valid", ps.certValid).
@@ -662,24 +667,45 @@ func (p *outPeer) run() {
 			}
 		}
 	}()
+	var batch [][]byte
+	out := s2sWritePool.Get()
+	defer s2sWritePool.Put(out)
 	for {
 		select {
 		case b := <-p.q:
+			// What queued up behind b goes in the same write: one TLS record and one
+			// system call for a burst instead of one per stanza.
+			batch = append(batch[:0], b)
+			out.B = append(out.B[:0], b...)
+		more:
+			for len(out.B) < s2sCoalesce {
+				select {
+				case x := <-p.q:
+					batch = append(batch, x)
+					out.B = append(out.B, x...)
+				default:
+					break more
+				}
+			}
 			select {
 			case <-gone:
 				// The peer has gone while this one waited: a write would still succeed
-				// (into a half-closed socket) and the stanza would be lost unseen.
+				// (into a half-closed socket) and the stanzas would be lost unseen.
 				ps.close()
-				p.handOver(b)
+				p.handOver(batch...)
 				return
 			default:
 			}
 			ps.nc.SetWriteDeadline(time.Now().Add(s2sWriteTimeout))
-			if _, err := ps.nc.Write(b); err != nil {
+			if _, err := ps.nc.Write(out.B); err != nil {
 				log.Info().Err(err).Str("peer", p.remote).Msg("s2s outbound write failed")
 				ps.close()
-				p.fail(stanza.RemoteServerTimeout, b)
+				p.fail(stanza.RemoteServerTimeout, batch...)
 				return
+			}
+			clear(batch) // the stanzas are written: let them go
+			if cap(out.B) > 4*s2sCoalesce {
+				out.B = nil // a huge stanza's buffer is not kept for an idle stream
 			}
 			p.touch()
 		case <-timer.C:
@@ -703,13 +729,13 @@ func (p *outPeer) run() {
 			return
 		case <-gone:
 			ps.close()
-			p.handOver(nil)
+			p.handOver()
 			return
 		case <-p.done:
 			ps.nc.SetWriteDeadline(time.Now().Add(time.Second))
 			ps.nc.Write([]byte("</stream:stream>"))
 			ps.close()
-			p.fail(stanza.RemoteServerNotFound, nil)
+			p.fail(stanza.RemoteServerNotFound)
 			return
 		}
 	}
@@ -840,7 +866,7 @@ func (p *outPeer) external(ps *peerStream) (bool, error) {
 
 // fail retires p: later Routes make a new peer, and every stanza queued (and first, if not
 // nil) is bounced to its sender with cond.
-func (p *outPeer) fail(cond stanza.Condition, first []byte) {
+func (p *outPeer) fail(cond stanza.Condition, first ...[]byte) {
 	o := p.o
 	o.mu.Lock()
 	if o.mu.peers[[2]string{p.local, p.remote}] == p {
@@ -851,8 +877,8 @@ func (p *outPeer) fail(cond stanza.Condition, first []byte) {
 	p.mu.dead = true
 	p.mu.Unlock()
 	rt := o.srv.rt
-	if first != nil {
-		rt.Bounce(first, stanza.New(cond))
+	for _, b := range first {
+		rt.Bounce(b, stanza.New(cond))
 	}
 	for {
 		select {

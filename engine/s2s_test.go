@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -367,5 +368,31 @@ func TestS2SPeerStreamError(t *testing.T) {
 	}
 	if l := logs.String(); !strings.Contains(l, "stream error host-unknown: not here") {
 		t.Fatalf("log: %s", l)
+	}
+}
+
+// TestS2SBurst: a burst pipelined in one write crosses an established federation stream,
+// where the writer gathers what queued up into shared writes, complete and in order.
+func TestS2SBurst(t *testing.T) {
+	a, b := federated(t)
+	alice := a.LoginPlain(t, "alice", "secret", "phone")
+	bob := b.LoginPlain(t, "bob", "secret", "pc")
+	alice.Send("<message to='bob@b.localhost/pc' type='chat'><body>setup</body></message>")
+	bob.Expect("<body>setup</body>")
+
+	const n = 500 // under the per-domain queue bound (s2sQueueMax)
+	var burst strings.Builder
+	for i := range n {
+		fmt.Fprintf(&burst, "<message to='bob@b.localhost/pc' type='chat'><body>b%d</body></message>", i)
+	}
+	alice.Send(burst.String())
+	for i := range n {
+		got, err := bob.ReadUntil(fmt.Sprintf("<body>b%d</body>", i), 20*time.Second)
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		if strings.Count(got, "<body>") != 1 {
+			t.Fatalf("message %d arrived after a later one: %q", i, got)
+		}
 	}
 }
