@@ -641,6 +641,9 @@ func (s *server) Stats() map[string]any {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	n, _ := s.store.Accounts().Count()
+	s.mu.Lock() // a reload or a host change replaces s.cfg
+	cfg := s.cfg
+	s.mu.Unlock()
 	return map[string]any{
 		"uptime_s":      int64(time.Since(s.start).Seconds()),
 		"accounts":      n,
@@ -651,12 +654,12 @@ func (s *server) Stats() map[string]any {
 		"sys":           ms.Sys,
 		"gc_cycles":     ms.NumGC,
 		"go_max_procs":  runtime.GOMAXPROCS(0),
-		"config":        s.cfg.Path(),
-		"domains":       s.Domains(),
+		"config":        cfg.Path(),
+		"domains":       cfg.Domains,
 		"version":       Version,
-		"registration":  s.cfg.C2S.Registration,
-		"shards":        s.cfg.Router.Shards,
-		"offline_quota": s.cfg.Router.OfflineQuota,
+		"registration":  cfg.C2S.Registration,
+		"shards":        cfg.Router.Shards,
+		"offline_quota": cfg.Router.OfflineQuota,
 	}
 }
 
