@@ -123,7 +123,7 @@ func TestPresenceLifecycle(t *testing.T) {
 	// §7.2.9 nickname conflict.
 	c := e.Bind("carol", "pc")
 	c.Send(join("Bob", "j3"))
-	c.C.Wait(t, "id='j3'", "type='error'", "<conflict xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>", "by='"+room+"'")
+	c.C.Wait(t, "id='j3'", "type='error'", "<conflict xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>", "by='"+room+"'", joinX)
 
 	// Multi-session (§7.2.10): the same bare JID may hold the same nick from another resource.
 	b2 := e.Bind("bob", "phone")
@@ -398,7 +398,7 @@ func TestRolesAndAffiliations(t *testing.T) {
 	b.C.Wait(t, "type='unavailable'", "status code='322'")
 	d2 := e.Bind("bob", "pc2")
 	d2.Send(join("Bob", "j7"))
-	d2.C.Wait(t, "id='j7'", "registration-required")
+	d2.C.Wait(t, "id='j7'", "registration-required", joinX)
 }
 
 func TestPasswordFullAndInvites(t *testing.T) {

@@ -294,6 +294,31 @@ func (r *room) presence(c module.Context, p *module.Packet) {
 	}
 }
 
+// joinError refuses a join (XEP-0045 §7.2): the error presence carries the request's
+// <x xmlns='http://jabber.org/protocol/muc'/>, as the XEP's examples do and clients expect
+// (slixmpp's plugin, for one, reports a refused join only when it is there).
+func joinError(c module.Context, p *module.Packet, e *stanza.Error) {
+	if p.From.IsZero() {
+		return
+	}
+	id := p.ID
+	if id == "" {
+		if v, ok := p.Elem().Attr("id"); ok {
+			id = string(xmlstream.AppendUnescaped(nil, v))
+		}
+	}
+	var b xmlstream.Builder
+	b.Start("presence").Attr("type", "error")
+	if id != "" {
+		b.Attr("id", id)
+	}
+	b.Attr("from", p.To.String()).Attr("to", p.From.String())
+	b.Start("x").Attr("xmlns", NS).End()
+	b.Raw(e.AppendXML(nil))
+	b.End()
+	c.Route(b.B)
+}
+
 // notInRoom answers presence without the MUC element from a non-occupant (XEP-0045
 // §7.2.23, groupchat 1.0 or a client that lost sync) with a kick: 110, 307 and 333.
 func notInRoom(c module.Context, p *module.Packet) {
@@ -328,18 +353,18 @@ func (s *service) create(c module.Context, p *module.Packet) {
 		return
 	}
 	if !s.mayCreate(c, p.From) {
-		c.Error(p, errBy(bare, stanza.NotAllowed, "room creation is restricted"))
+		joinError(c, p, errBy(bare, stanza.NotAllowed, "room creation is restricted"))
 		return
 	}
 	if cond := checkNick(nick); cond != "" {
-		c.Error(p, errBy(bare, cond, "invalid nickname"))
+		joinError(c, p, errBy(bare, cond, "invalid nickname"))
 		return
 	}
 	key := bare.String()
 	if !s.dir.reserve(key, s.m.cfg.MaxRooms) {
 		e := errBy(bare, stanza.ResourceConstraintCond, "this service has too many rooms")
 		e.Type = stanza.Wait
-		c.Error(p, e)
+		joinError(c, p, e)
 		return
 	}
 	r := newRoom(s, bare)
@@ -433,7 +458,7 @@ func (r *room) join(c module.Context, p *module.Packet, e, x xmlstream.Element, 
 	isNew := false
 	if o == nil {
 		if err := r.admit(c, p, x, aff); err != nil {
-			c.Error(p, err)
+			joinError(c, p, err)
 			return
 		}
 		if o = r.byNick[nick]; o != nil {
