@@ -55,6 +55,13 @@ func TestDefaultFileRoundTrip(t *testing.T) {
 	if d := c.DisabledModules(); len(d) != 0 {
 		t.Fatalf("disabled = %v", d)
 	}
+	if !c.Web.Dashboard {
+		t.Fatal("web.dashboard is off in the generated file")
+	}
+	// A file from before the setting existed keeps the dashboard it had.
+	if c, err := Parse([]byte(`domains = ["example.org"]`), path); err != nil || !c.Web.Dashboard {
+		t.Fatalf("web.dashboard when not set: %v, %v", c, err)
+	}
 }
 
 func TestParseErrors(t *testing.T) {
