@@ -335,6 +335,13 @@ func TestACMECertsFirst(t *testing.T) {
 		if got, _ := tc.GetCertificate(&tls.ClientHelloInfo{ServerName: name}); got != want {
 			t.Errorf("%s: got %p, want %p", name, got, want)
 		}
+		wantFile := c.TLS.Cert
+		if want == acme {
+			wantFile = ""
+		}
+		if leaf, file := cs.Served(name); leaf != want.Leaf || file != wantFile {
+			t.Errorf("Served(%s) = %p from %q; want %p from %q", name, leaf, file, want.Leaf, wantFile)
+		}
 	}
 	for _, tt := range []struct {
 		protos []string
