@@ -744,6 +744,25 @@ func (s *server) Config() (string, error) {
 
 var _ admin.S2SLister = (*server)(nil)
 
+var _ admin.CertReporter = (*server)(nil)
+
+// Certs implements admin.CertReporter: for each virtual host, the certificate a client
+// asking for it gets now, and with ACME how its orders go.
+func (s *server) Certs() []admin.CertStatus {
+	var out []admin.CertStatus
+	for _, d := range s.Domains() {
+		leaf, file := s.certs.Served(d)
+		c := admin.NewCertStatus(d, file, leaf)
+		if s.acme != nil {
+			st := s.acme.Status(d)
+			c.ACME = true
+			c.LastAttempt, c.LastError, c.Failures, c.NextRenewal = st.LastAttempt, st.LastError, st.Failures, st.Next
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
 // DataDir is the data_dir the server opened (a reload does not change it).
 func (s *server) DataDir() string {
 	s.mu.Lock()

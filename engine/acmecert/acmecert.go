@@ -325,12 +325,14 @@ func (m *Manager) pass(ctx context.Context, now time.Time) time.Duration {
 			continue
 		}
 		delete(m.fails, host)
+		// Noted before it is installed, so whoever sees the certificate served sees its
+		// order in Status too.
+		at, _ := m.due(c, names, clock())
+		m.note(host, func(h *hostState) { *h = hostState{attempt: tried, next: at} })
 		m.install(c, i == 0)
 		m.issued.Add(1)
 		m.opts.Logger.Info().Strs("names", names).Time("not_after", c.Leaf.NotAfter).
 			Str("issuer", c.Leaf.Issuer.CommonName).Msg("acme: certificate issued")
-		at, _ := m.renewAt(names, clock())
-		m.note(host, func(h *hostState) { *h = hostState{attempt: tried, next: at} })
 		soon(at)
 	}
 	return next
@@ -351,7 +353,11 @@ func (m *Manager) forget(all [][]string) {
 // missing, does not cover every name, or is within RenewBefore (capped at half its
 // lifetime, so a short-lived certificate is not renewed in a loop) of expiry.
 func (m *Manager) renewAt(names []string, now time.Time) (time.Time, bool) {
-	c := m.Certificate(names[0])
+	return m.due(m.Certificate(names[0]), names, now)
+}
+
+// due is renewAt for certificate c (nil: none).
+func (m *Manager) due(c *tls.Certificate, names []string, now time.Time) (time.Time, bool) {
 	if c == nil {
 		return time.Time{}, true
 	}
