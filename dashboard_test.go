@@ -182,6 +182,18 @@ func TestIntegrationDashboard(t *testing.T) {
 	if cs := jar.Cookies(u); len(cs) != 1 || cs[0].Name != "vireo_admin" {
 		t.Fatalf("cookies after login: %v", cs)
 	}
+	// Without ACME the certificate is the configured file (here the self-signed one a
+	// first start writes), in vireoctl stats and on the overview.
+	cert := certStatus(t, s, "localhost")
+	if cert.Source != "file" || cert.File != s.cfg.TLS.Cert || !cert.SelfSigned || cert.ACME || !cert.NotAfter.After(time.Now()) ||
+		!cert.LastAttempt.IsZero() || !cert.NextRenewal.IsZero() {
+		t.Errorf("stats: certificate %+v; want the self-signed file %s, no ACME", cert, s.cfg.TLS.Cert)
+	}
+	for _, want := range []string{"<td>localhost</td><td>file <small>" + cert.File + "</small></td>", "self-signed", "<td>ACME off</td>"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("overview lacks %q", want)
+		}
+	}
 
 	_, page = get("users")
 	csrf := token(page)
