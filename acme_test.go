@@ -24,6 +24,7 @@ import (
 	"github.com/miekg/dns"
 	"github.com/rs/zerolog"
 
+	"github.com/vireo-im/vireo/engine/acmecert"
 	"github.com/vireo-im/vireo/engine/admin"
 	"github.com/vireo-im/vireo/engine/config"
 )
@@ -378,4 +379,35 @@ func certStatus(t *testing.T, s *server, host string) admin.CertStatus {
 	}
 	t.Fatalf("stats: no certificate for %s in %+v", host, resp.Certs)
 	return admin.CertStatus{}
+}
+
+// TestIntegrationACMEStatusFailure: when the CA cannot validate (nothing answers HTTP-01
+// where it looks), stats keep showing the configured file certificate and report the
+// failed order, its error and the retry.
+func TestIntegrationACMEStatusFailure(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a test CA and the whole server")
+	}
+	// The CA validates on a port nothing listens on.
+	dir, rootsFile, _ := pebbleCA(t, freePort(t), freePort(t), time.Hour)
+	s, _ := acmeServer(t, "http-01", freePort(t), freePort(t), dir, rootsFile)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		c := certStatus(t, s, acmeDomain)
+		if c.LastError != "" {
+			t.Logf("reported: %+v", c)
+			if c.Source != "file" || c.File != s.cfg.TLS.Cert || !c.SelfSigned || !c.ACME || c.Failures != 1 {
+				t.Errorf("after a failed order: %+v; want the self-signed file, one failure", c)
+			}
+			// The first retry comes acmecert.RetryMin after the order ended.
+			if d := c.NextRenewal.Sub(c.LastAttempt); d < acmecert.RetryMin || d > acmecert.RetryMin+time.Minute {
+				t.Errorf("next order %s after the failed one; want about %s", d, acmecert.RetryMin)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no failed order reported within 60s: %+v", c)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
 }
