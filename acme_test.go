@@ -24,6 +24,8 @@ import (
 	"github.com/miekg/dns"
 	"github.com/rs/zerolog"
 
+	"github.com/vireo-im/vireo/engine/acmecert"
+	"github.com/vireo-im/vireo/engine/admin"
 	"github.com/vireo-im/vireo/engine/config"
 )
 
@@ -266,6 +268,10 @@ func TestIntegrationACMETLSALPN(t *testing.T) {
 	if n := s2.acme.Issued(); n != 0 {
 		t.Errorf("after a restart with a fresh stored certificate: %d orders", n)
 	}
+	if c := certStatus(t, s2, acmeDomain); c.Source != "acme" || !c.NotAfter.Equal(leaf.NotAfter) || !c.LastAttempt.IsZero() ||
+		c.NextRenewal.IsZero() || !c.NextRenewal.Before(c.NotAfter) {
+		t.Errorf("stats after a restart: %+v; want the stored certificate, no order, the renewal time", c)
+	}
 }
 
 // TestIntegrationACME runs the whole path against pebble: the server starts on its
@@ -289,6 +295,17 @@ func TestIntegrationACME(t *testing.T) {
 	web := s.eng.Addr("web-tls").String()
 
 	first := waitIssued(t, c2s, pebbleRoots)
+	// Operators see it in vireoctl stats: issued by the CA, renewal due before expiry.
+	c := certStatus(t, s, acmeDomain)
+	if c.Source != "acme" || c.File != "" || c.Issuer != first.Issuer.CommonName || c.SelfSigned || !c.ACME ||
+		!c.NotAfter.Equal(first.NotAfter) || !c.NotAfter.After(time.Now()) {
+		t.Errorf("stats after issuance: %+v; want source acme, issuer %q, not after %s", c, first.Issuer.CommonName, first.NotAfter)
+	}
+	if c.LastAttempt.Before(began) || c.LastAttempt.After(time.Now()) || c.LastError != "" || c.Failures != 0 ||
+		!c.NextRenewal.After(c.LastAttempt) || !c.NextRenewal.Before(c.NotAfter) {
+		t.Errorf("stats after issuance: last attempt %s (error %q, %d failures), next %s; want an attempt since start, next before %s",
+			c.LastAttempt, c.LastError, c.Failures, c.NextRenewal, c.NotAfter)
+	}
 	want := []string{acmeDomain, "conference." + acmeDomain, "pubsub." + acmeDomain, "upload." + acmeDomain}
 	for _, n := range want {
 		if err := first.VerifyHostname(n); err != nil {
@@ -301,14 +318,14 @@ func TestIntegrationACME(t *testing.T) {
 		}
 	}
 	// A client without SNI gets the first host's certificate.
-	c, err := tls.Dial("tcp", c2s, &tls.Config{InsecureSkipVerify: true})
+	conn, err := tls.Dial("tcp", c2s, &tls.Config{InsecureSkipVerify: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := c.ConnectionState().PeerCertificates; !verifies(got, pebbleRoots, acmeDomain) {
+	if got := conn.ConnectionState().PeerCertificates; !verifies(got, pebbleRoots, acmeDomain) {
 		t.Errorf("no SNI: served %v issued by %q", got[0].DNSNames, got[0].Issuer)
 	}
-	c.Close()
+	conn.Close()
 
 	// Storage: a private directory and private files.
 	acmeDir := filepath.Join(s.DataDir(), "acme")
@@ -341,5 +358,56 @@ func TestIntegrationACME(t *testing.T) {
 	}
 	if n := s.acme.Issued(); n < 2 {
 		t.Errorf("Issued() = %d after a renewal", n)
+	}
+	if c2 := certStatus(t, s, acmeDomain); !c2.LastAttempt.After(c.LastAttempt) || !c2.NotAfter.After(c.NotAfter) || c2.LastError != "" {
+		t.Errorf("stats after the renewal: %+v; want a later attempt and expiry than %+v", c2, c)
+	}
+}
+
+// certStatus asks the running server's admin socket for stats, as vireoctl stats does,
+// and returns the certificate entry of host.
+func certStatus(t *testing.T, s *server, host string) admin.CertStatus {
+	t.Helper()
+	resp, err := admin.Call(s.cfg.Admin.Socket, admin.Request{Op: "stats"})
+	if err != nil || resp.Error != "" {
+		t.Fatalf("stats: %v %s", err, resp.Error)
+	}
+	for _, c := range resp.Certs {
+		if c.Host == host {
+			return c
+		}
+	}
+	t.Fatalf("stats: no certificate for %s in %+v", host, resp.Certs)
+	return admin.CertStatus{}
+}
+
+// TestIntegrationACMEStatusFailure: when the CA cannot validate (nothing answers HTTP-01
+// where it looks), stats keep showing the configured file certificate and report the
+// failed order, its error and the retry.
+func TestIntegrationACMEStatusFailure(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a test CA and the whole server")
+	}
+	// The CA validates on a port nothing listens on.
+	dir, rootsFile, _ := pebbleCA(t, freePort(t), freePort(t), time.Hour)
+	s, _ := acmeServer(t, "http-01", freePort(t), freePort(t), dir, rootsFile)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		c := certStatus(t, s, acmeDomain)
+		if c.LastError != "" {
+			t.Logf("reported: %+v", c)
+			if c.Source != "file" || c.File != s.cfg.TLS.Cert || !c.SelfSigned || !c.ACME || c.Failures != 1 {
+				t.Errorf("after a failed order: %+v; want the self-signed file, one failure", c)
+			}
+			// The first retry comes acmecert.RetryMin after the order ended.
+			if d := c.NextRenewal.Sub(c.LastAttempt); d < acmecert.RetryMin || d > acmecert.RetryMin+time.Minute {
+				t.Errorf("next order %s after the failed one; want about %s", d, acmecert.RetryMin)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no failed order reported within 60s: %+v", c)
+		}
+		time.Sleep(250 * time.Millisecond)
 	}
 }

@@ -30,8 +30,14 @@ import (
 // the dashboard's base URL.
 func dashServer(t *testing.T) (*server, string) {
 	t.Helper()
+	return dashServerWeb(t, "")
+}
+
+// dashServerWeb is dashServer with web added to the [web] table.
+func dashServerWeb(t *testing.T, web string) (*server, string) {
+	t.Helper()
 	dir := t.TempDir()
-	web := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	toml := fmt.Sprintf(`domains = ["localhost"]
 data_dir = %q
 log_level = "warn"
@@ -44,6 +50,7 @@ allow_plain = true
 [web]
 listen = [%q]
 tls_listen = []
+%s
 
 [admin]
 socket = %q
@@ -56,7 +63,7 @@ admins = ["root@localhost"]
 
 [modules.upload]
 listen = "127.0.0.1:0"
-`, filepath.Join(dir, "data"), freePort(t), web, filepath.Join(dir, "admin.sock"))
+`, filepath.Join(dir, "data"), freePort(t), addr, web, filepath.Join(dir, "admin.sock"))
 	path := filepath.Join(dir, "vireo.toml")
 	if err := os.WriteFile(path, []byte(toml), 0o600); err != nil {
 		t.Fatal(err)
@@ -73,7 +80,7 @@ listen = "127.0.0.1:0"
 	if err := admin.AddUser(s, "root@localhost", "root pw", 4096); err != nil {
 		t.Fatal(err)
 	}
-	return s, "http://" + web + "/admin/"
+	return s, "http://" + addr + "/admin/"
 }
 
 // xmppPlain logs in over the c2s direct-TLS listener with SASL PLAIN and returns the
@@ -174,6 +181,18 @@ func TestIntegrationDashboard(t *testing.T) {
 	u, _ := url.Parse(base)
 	if cs := jar.Cookies(u); len(cs) != 1 || cs[0].Name != "vireo_admin" {
 		t.Fatalf("cookies after login: %v", cs)
+	}
+	// Without ACME the certificate is the configured file (here the self-signed one a
+	// first start writes), in vireoctl stats and on the overview.
+	cert := certStatus(t, s, "localhost")
+	if cert.Source != "file" || cert.File != s.cfg.TLS.Cert || !cert.SelfSigned || cert.ACME || !cert.NotAfter.After(time.Now()) ||
+		!cert.LastAttempt.IsZero() || !cert.NextRenewal.IsZero() {
+		t.Errorf("stats: certificate %+v; want the self-signed file %s, no ACME", cert, s.cfg.TLS.Cert)
+	}
+	for _, want := range []string{"<td>localhost</td><td>file <small>" + cert.File + "</small></td>", "self-signed", "<td>ACME off</td>"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("overview lacks %q", want)
+		}
 	}
 
 	_, page = get("users")
@@ -397,4 +416,84 @@ func TestIntegrationDashboardVhosts(t *testing.T) {
 	if code, page := post("hosts", url.Values{"csrf": {csrf}, "action": {"remove"}, "domain": {"localhost"}, "confirm": {"yes"}}); code != 200 || !strings.Contains(page, "last virtual host") {
 		t.Fatalf("remove the last: %d\n%s", code, page)
 	}
+}
+
+// TestIntegrationDashboardSwitch: with [web] dashboard = false every path under /admin/
+// answers as an unknown path does; a reload turns it on and off again, and a session
+// from before it was turned off does not survive being turned back on.
+func TestIntegrationDashboardSwitch(t *testing.T) {
+	s, base := dashServerWeb(t, "dashboard = false")
+	jar, _ := cookiejar.New(nil)
+	hc := &http.Client{Jar: jar, Timeout: 20 * time.Second}
+	root := strings.TrimSuffix(base, "/admin/")
+	// path is from the root of the web listener.
+	do := func(method, path string, v url.Values) (int, string) {
+		t.Helper()
+		var resp *http.Response
+		var err error
+		if method == http.MethodGet {
+			resp, err = hc.Get(root + path)
+		} else {
+			resp, err = hc.PostForm(root+path, v)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	unknownCode, unknownBody := do(http.MethodGet, "/no-such-page", nil)
+	if unknownCode != http.StatusNotFound {
+		t.Fatalf("unknown path: %d %q", unknownCode, unknownBody)
+	}
+	off := func(when string) {
+		t.Helper()
+		for _, tc := range []struct{ method, path string }{
+			{http.MethodGet, "/admin/"}, {http.MethodGet, "/admin/login"}, {http.MethodGet, "/admin/users"},
+			{http.MethodPost, "/admin/login"}, {http.MethodGet, "/admin"},
+		} {
+			code, body := do(tc.method, tc.path, url.Values{"jid": {"root@localhost"}, "password": {"root pw"}})
+			if code != unknownCode || body != unknownBody {
+				t.Errorf("%s: %s %s: %d %.80q; want %d %q as for an unknown path", when, tc.method, tc.path, code, body, unknownCode, unknownBody)
+			}
+		}
+	}
+	setDashboard := func(on bool) {
+		t.Helper()
+		b, err := os.ReadFile(s.cfg.Path())
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := strings.Replace(string(b), fmt.Sprintf("dashboard = %v", !on), fmt.Sprintf("dashboard = %v", on), 1)
+		if err := os.WriteFile(s.cfg.Path(), []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Reload(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	login := func() {
+		t.Helper()
+		_, page := do(http.MethodGet, "/admin/login", nil)
+		m := csrfField.FindStringSubmatch(page)
+		if m == nil {
+			t.Fatalf("no login form:\n%s", page)
+		}
+		code, page := do(http.MethodPost, "/admin/login", url.Values{"csrf": {m[1]}, "jid": {"root@localhost"}, "password": {"root pw"}})
+		if code != 200 || !strings.Contains(page, "sessions online") {
+			t.Fatalf("login: %d\n%s", code, page)
+		}
+	}
+
+	off("configured off")
+	setDashboard(true)
+	login()
+	setDashboard(false)
+	off("reloaded off")
+	setDashboard(true)
+	if code, page := do(http.MethodGet, "/admin/", nil); code != 200 || !strings.Contains(page, `action="/admin/login"`) {
+		t.Fatalf("back on: the old session still opens the overview: %d\n%s", code, page)
+	}
+	login()
 }

@@ -177,7 +177,8 @@ type server struct {
 	// stop receives an administrator's shutdown request (module.Controller); run's signal
 	// loop takes it like SIGTERM.
 	stop chan string
-	// dash is the web dashboard, mounted at /admin/ on the web listeners.
+	// dash is the web dashboard, mounted at /admin/ on the web listeners while [web]
+	// dashboard is on.
 	dash *dashboard.Dashboard
 	// acme, when [tls] acme is on, obtains and renews certificates in the background;
 	// acmeStop ends its loop and acmeDone closes when it has.
@@ -228,7 +229,7 @@ func start(cfg *config.Config, log zerolog.Logger) (*server, error) {
 		st.Close()
 		return nil, err
 	}
-	s.dash = dashboard.New(s, log.With().Str("mod", "dashboard").Logger(), nil)
+	s.dash = s.newDashboard()
 	if cfg.TLS.ACME {
 		if err := s.startACME(cfg); err != nil {
 			s.rt.Close()
@@ -439,10 +440,23 @@ func (s *server) engineConfig(cfg *config.Config) engine.Config {
 			TrustedProxies: cfg.TrustedProxyPrefixes(),
 			BOSHInactivity: cfg.Web.BOSHInactivity.Duration,
 			BOSHWait:       cfg.Web.BOSHWait.Duration,
-			Mounts:         []engine.Mount{{Prefix: dashboard.Prefix, Handler: s.dash}},
+			Mounts:         s.mounts(cfg),
 			ACMEChallenge:  s.acmeChallenge(),
 		},
 	}
+}
+
+func (s *server) newDashboard() *dashboard.Dashboard {
+	return dashboard.New(s, s.log.With().Str("mod", "dashboard").Logger(), nil)
+}
+
+// mounts are the handlers cfg puts on the web listeners. The engine looks them up per
+// request, so a reload that changes them applies to the next request.
+func (s *server) mounts(cfg *config.Config) []engine.Mount {
+	if !cfg.Web.Dashboard {
+		return nil
+	}
+	return []engine.Mount{{Prefix: dashboard.Prefix, Handler: s.dash}}
 }
 
 // acmeChallenge is the web listener's HTTP-01 responder, nil without ACME.
@@ -454,7 +468,8 @@ func (s *server) acmeChallenge() func(string) (string, bool) {
 }
 
 // Reload re-reads the config file and applies what can change without a restart: domains,
-// certificates, limits, registration. Listener changes are logged and need a restart.
+// certificates, limits, registration, the dashboard switch. Listener changes are logged
+// and need a restart.
 func (s *server) Reload() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -489,7 +504,14 @@ func (s *server) Reload() error {
 	if err := s.rt.SetDomains(next.Domains); err != nil {
 		return err
 	}
+	dash := s.dash
+	if next.Web.Dashboard && !s.cfg.Web.Dashboard {
+		// Turned back on: the sessions from before it was turned off do not come back
+		// with it, since an operator who turned it off may have done so to shut them out.
+		s.dash = s.newDashboard()
+	}
 	if err := s.eng.Reload(s.engineConfig(next)); err != nil {
+		s.dash = dash
 		return err
 	}
 	tuneGC(next.Runtime, s.log)
@@ -724,6 +746,25 @@ func (s *server) Config() (string, error) {
 }
 
 var _ admin.S2SLister = (*server)(nil)
+
+var _ admin.CertReporter = (*server)(nil)
+
+// Certs implements admin.CertReporter: for each virtual host, the certificate a client
+// asking for it gets now, and with ACME how its orders go.
+func (s *server) Certs() []admin.CertStatus {
+	var out []admin.CertStatus
+	for _, d := range s.Domains() {
+		leaf, file := s.certs.Served(d)
+		c := admin.NewCertStatus(d, file, leaf)
+		if s.acme != nil {
+			st := s.acme.Status(d)
+			c.ACME = true
+			c.LastAttempt, c.LastError, c.Failures, c.NextRenewal = st.LastAttempt, st.LastError, st.Failures, st.Next
+		}
+		out = append(out, c)
+	}
+	return out
+}
 
 // DataDir is the data_dir the server opened (a reload does not change it).
 func (s *server) DataDir() string {

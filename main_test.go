@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -142,6 +143,9 @@ func TestIntegrationFirstStart(t *testing.T) {
 	}
 	if out, err := exec.Command(ctl, "-config", cfgPath, "stats").CombinedOutput(); err != nil || !strings.Contains(string(out), "accounts") {
 		t.Fatalf("stats: %v\n%s", err, out)
+	} else if cert := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(domain) + ` +file +\S+Z +acme off +- +` + regexp.QuoteMeta(domain) +
+		` \(self-signed\)\n  file ` + regexp.QuoteMeta(cfg.TLS.Cert) + `$`); !cert.Match(out) {
+		t.Fatalf("stats: no line for the generated certificate of %s (%s):\n%s", domain, cfg.TLS.Cert, out)
 	}
 	if out, err := exec.Command(ctl, "-config", cfgPath, "reload").CombinedOutput(); err != nil {
 		t.Fatalf("reload: %v\n%s", err, out)

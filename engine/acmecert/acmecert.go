@@ -12,7 +12,8 @@
 // is due, and backs off per host after a failure; it never holds up startup, since
 // Certificate returns nil for a name it has nothing for yet and the server then serves
 // its configured (self-signed) certificate. Issued certificates are swapped in through an
-// atomic map, so the next handshake on any live listener sees them.
+// atomic map, so the next handshake on any live listener sees them. Status tells
+// operators, per host, what is served, how the last order went and when the next is due.
 //
 // Storage, under Options.Dir (mode 0700): account.key, and <host>.pem holding the private
 // key and the chain, each written 0600 through a rename.
@@ -99,6 +100,8 @@ type Manager struct {
 		sync.Mutex
 		tokens map[string]string           // HTTP-01 token → key authorization, while an order waits
 		alpn   map[string]*tls.Certificate // TLS-ALPN-01 name → challenge certificate, likewise
+		// hosts is what the last pass saw of each host, for Status; Run writes it.
+		hosts map[string]hostState
 	}
 	kick chan struct{}
 	// issued counts certificates obtained since New (tests, stats).
@@ -112,6 +115,31 @@ type Manager struct {
 type failure struct {
 	n     int
 	retry time.Time
+}
+
+// hostState is one host's order history as Status reports it.
+type hostState struct {
+	attempt time.Time // when the last order began; zero: none since New
+	err     string    // why it failed; empty if it succeeded
+	fails   int
+	next    time.Time
+}
+
+// Status is what the Manager knows of one host's certificate.
+type Status struct {
+	// Cert is the ACME certificate served for the host, nil until one is issued (or
+	// found stored at New).
+	Cert *x509.Certificate
+	// LastAttempt is when the last order for the host began, zero if none was made since
+	// New; LastError is why it failed, empty if it succeeded.
+	LastAttempt time.Time
+	LastError   string
+	// Failures counts the orders that failed in a row.
+	Failures int
+	// Next is when the next order is due: the renewal time, or the retry after a
+	// failure. Zero until the loop has looked at the host (soon after start, or after
+	// a reload added it).
+	Next time.Time
 }
 
 // New loads (or creates) the account key and the stored certificates. It does not
@@ -160,6 +188,7 @@ func New(o Options) (*Manager, error) {
 	}
 	m.mu.tokens = map[string]string{}
 	m.mu.alpn = map[string]*tls.Certificate{}
+	m.mu.hosts = map[string]hostState{}
 	empty := map[string]*tls.Certificate{}
 	m.certs.Store(&empty)
 	for i, names := range o.Names() {
@@ -208,6 +237,30 @@ func (m *Manager) Kick() {
 	}
 }
 
+// Status reports on the certificate of host (a virtual host, as Options.Names lists it
+// first).
+func (m *Manager) Status(host string) Status {
+	st := Status{}
+	if c := m.Certificate(strings.ToLower(host)); c != nil {
+		st.Cert = c.Leaf
+	}
+	m.mu.Lock()
+	h := m.mu.hosts[host]
+	m.mu.Unlock()
+	st.LastAttempt, st.LastError, st.Failures, st.Next = h.attempt, h.err, h.fails, h.next
+	return st
+}
+
+// note records what pass learnt of host; a host the pass did not order for keeps its
+// last attempt.
+func (m *Manager) note(host string, f func(*hostState)) {
+	m.mu.Lock()
+	h := m.mu.hosts[host]
+	f(&h)
+	m.mu.hosts[host] = h
+	m.mu.Unlock()
+}
+
 // Issued is the number of certificates obtained since New.
 func (m *Manager) Issued() int64 { return m.issued.Load() }
 
@@ -240,17 +293,21 @@ func (m *Manager) pass(ctx context.Context, now time.Time) time.Duration {
 		}
 	}
 	all := m.opts.Names()
+	m.forget(all)
 	for i, names := range all {
 		host := names[0]
 		t := clock()
 		if f, ok := m.fails[host]; ok && t.Before(f.retry) {
+			m.note(host, func(h *hostState) { h.next = f.retry })
 			soon(f.retry)
 			continue
 		}
 		if at, due := m.renewAt(names, t); !due {
+			m.note(host, func(h *hostState) { h.next = at })
 			soon(at)
 			continue
 		}
+		tried := clock()
 		c, err := m.issue(ctx, names)
 		if ctx.Err() != nil {
 			return next
@@ -261,27 +318,46 @@ func (m *Manager) pass(ctx context.Context, now time.Time) time.Duration {
 			wait := min(m.opts.RetryMin<<min(f.n-1, 20), m.opts.RetryMax)
 			f.retry = clock().Add(wait)
 			m.fails[host] = f
+			m.note(host, func(h *hostState) { *h = hostState{attempt: tried, err: err.Error(), fails: f.n, next: f.retry} })
 			m.opts.Logger.Warn().Err(err).Strs("names", names).Int("failures", f.n).Str("retry_in", wait.String()).
 				Msg("acme: certificate order failed; serving the previous certificate meanwhile")
 			soon(f.retry)
 			continue
 		}
 		delete(m.fails, host)
+		// Noted before it is installed, so whoever sees the certificate served sees its
+		// order in Status too.
+		at, _ := m.due(c, names, clock())
+		m.note(host, func(h *hostState) { *h = hostState{attempt: tried, next: at} })
 		m.install(c, i == 0)
 		m.issued.Add(1)
 		m.opts.Logger.Info().Strs("names", names).Time("not_after", c.Leaf.NotAfter).
 			Str("issuer", c.Leaf.Issuer.CommonName).Msg("acme: certificate issued")
-		at, _ := m.renewAt(names, clock())
 		soon(at)
 	}
 	return next
+}
+
+// forget drops the status of hosts no longer in all (removed by a reload).
+func (m *Manager) forget(all [][]string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for h := range m.mu.hosts {
+		if !slices.ContainsFunc(all, func(names []string) bool { return names[0] == h }) {
+			delete(m.mu.hosts, h)
+		}
+	}
 }
 
 // renewAt is when the certificate for names is due, and whether it is due now: it is
 // missing, does not cover every name, or is within RenewBefore (capped at half its
 // lifetime, so a short-lived certificate is not renewed in a loop) of expiry.
 func (m *Manager) renewAt(names []string, now time.Time) (time.Time, bool) {
-	c := m.Certificate(names[0])
+	return m.due(m.Certificate(names[0]), names, now)
+}
+
+// due is renewAt for certificate c (nil: none).
+func (m *Manager) due(c *tls.Certificate, names []string, now time.Time) (time.Time, bool) {
 	if c == nil {
 		return time.Time{}, true
 	}

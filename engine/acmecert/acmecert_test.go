@@ -67,8 +67,17 @@ func TestACMEStoredCertificate(t *testing.T) {
 	if m.Certificate("other.example") != nil {
 		t.Error("Certificate for an uncovered name is not nil")
 	}
-	if _, due := m.renewAt(names, time.Now()); due {
+	at, due := m.renewAt(names, time.Now())
+	if due {
 		t.Error("a stored certificate with 89 days left is due")
+	}
+	if st := m.Status("example.org"); st.Cert == nil || !st.Cert.NotAfter.Equal(m.Certificate("example.org").Leaf.NotAfter) || !st.Next.IsZero() {
+		t.Errorf("before a pass: Status = %+v; want the stored certificate, no next time yet", st)
+	}
+	// A pass finds nothing due: no attempt, the renewal time as the next.
+	m.pass(context.Background(), time.Now())
+	if st := m.Status("example.org"); !st.LastAttempt.IsZero() || st.LastError != "" || !st.Next.Equal(at) {
+		t.Errorf("after a pass: Status = %+v; want no attempt, next %s", st, at)
 	}
 	for _, f := range []string{"account.key", "example.org.pem"} {
 		if fi, err := os.Stat(filepath.Join(dir, f)); err != nil || fi.Mode().Perm() != 0o600 {
@@ -136,8 +145,14 @@ func TestACMEBackoff(t *testing.T) {
 		if wait < want-5*time.Second || wait > want+5*time.Second {
 			t.Errorf("failure %d: next pass in %s; want %s", i+1, wait, want)
 		}
-		if f := m.fails["example.org"]; f.n != i+1 {
+		f := m.fails["example.org"]
+		if f.n != i+1 {
 			t.Errorf("failure %d: counted %d", i+1, f.n)
+		}
+		st := m.Status("example.org")
+		if st.Cert != nil || st.Failures != i+1 || st.LastError == "" || !st.Next.Equal(f.retry) ||
+			st.LastAttempt.Before(now) || st.LastAttempt.After(f.retry) {
+			t.Errorf("failure %d: Status = %+v; want no certificate, the error, next %s", i+1, st, f.retry)
 		}
 		now = m.fails["example.org"].retry.Add(time.Second)
 	}
@@ -149,5 +164,14 @@ func TestACMEBackoff(t *testing.T) {
 	}
 	if m.Certificate("example.org") != nil || m.Issued() != 0 {
 		t.Error("a failed order installed a certificate")
+	}
+	if st := m.Status("example.org"); st.Failures != before.n || st.LastError == "" {
+		t.Errorf("a pass before the retry time changed the status: %+v", st)
+	}
+	// A host a reload removed is no longer reported.
+	m.opts.Names = func() [][]string { return [][]string{{"other.example"}} }
+	m.pass(context.Background(), before.retry.Add(-30*time.Second))
+	if st := m.Status("example.org"); st.Failures != 0 || st.LastError != "" || !st.LastAttempt.IsZero() {
+		t.Errorf("removed host: Status = %+v", st)
 	}
 }

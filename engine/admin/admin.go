@@ -51,6 +51,8 @@ type Response struct {
 	Manifest *Manifest `json:"manifest,omitempty"`
 	// S2S lists the live server-to-server streams (op s2s).
 	S2S []S2SConn `json:"s2s,omitempty"`
+	// Certs reports each virtual host's certificate (op stats, from a CertReporter).
+	Certs []CertStatus `json:"certs,omitempty"`
 }
 
 // S2SConn is one live server-to-server stream, as the s2s op lists it.
@@ -111,6 +113,9 @@ func Do(b Backend, r Request) Response {
 		resp.Count, err = BulkAdd(b, r.Prefix, r.Domain, r.Password, r.Count, r.Iter)
 	case "stats":
 		resp.Stats = b.Stats()
+		if c, ok := b.(CertReporter); ok {
+			resp.Certs = c.Certs()
+		}
 	case "reload":
 		err = b.Reload()
 	case "modules":

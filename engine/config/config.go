@@ -103,6 +103,9 @@ type Web struct {
 	// inactivity); BOSHWait the longest a request is held.
 	BOSHInactivity Duration `toml:"bosh_inactivity"`
 	BOSHWait       Duration `toml:"bosh_wait"`
+	// Dashboard serves the administration console at /admin/ on these listeners; off,
+	// /admin/ is an unknown path (404) like any other. A reload applies it.
+	Dashboard bool `toml:"dashboard"`
 }
 
 // Bounds of the BOSH settings: a wait shorter than a few seconds turns long polling into
@@ -302,6 +305,7 @@ func Defaults(domain string) *Config {
 			BOSHPath:       "/http-bind",
 			BOSHInactivity: Duration{60 * time.Second},
 			BOSHWait:       Duration{60 * time.Second},
+			Dashboard:      true,
 		},
 		C2S: C2S{
 			Listen:                []string{"[::]:5222"},

@@ -55,6 +55,13 @@ func TestDefaultFileRoundTrip(t *testing.T) {
 	if d := c.DisabledModules(); len(d) != 0 {
 		t.Fatalf("disabled = %v", d)
 	}
+	if !c.Web.Dashboard {
+		t.Fatal("web.dashboard is off in the generated file")
+	}
+	// A file from before the setting existed keeps the dashboard it had.
+	if c, err := Parse([]byte(`domains = ["example.org"]`), path); err != nil || !c.Web.Dashboard {
+		t.Fatalf("web.dashboard when not set: %v, %v", c, err)
+	}
 }
 
 func TestParseErrors(t *testing.T) {
@@ -327,6 +334,13 @@ func TestACMECertsFirst(t *testing.T) {
 	for name, want := range map[string]*tls.Certificate{"A.org.": acme, "b.org": files} {
 		if got, _ := tc.GetCertificate(&tls.ClientHelloInfo{ServerName: name}); got != want {
 			t.Errorf("%s: got %p, want %p", name, got, want)
+		}
+		wantFile := c.TLS.Cert
+		if want == acme {
+			wantFile = ""
+		}
+		if leaf, file := cs.Served(name); leaf != want.Leaf || file != wantFile {
+			t.Errorf("Served(%s) = %p from %q; want %p from %q", name, leaf, file, want.Leaf, wantFile)
 		}
 	}
 	for _, tt := range []struct {

@@ -149,9 +149,18 @@ func TestHostCerts(t *testing.T) {
 	if err := cs.Reload(c); err != nil {
 		t.Fatal(err)
 	}
+	bCert, _ := c.HostCert("b.org")
 	for name, want := range map[string]string{"a.org": "a.org", "conference.a.org": "a.org", "b.org": "b.org", "conference.b.org": "b.org", "x.net": "a.org"} {
 		if got := cn(name); got != want {
 			t.Errorf("%s: served %s, want %s", name, got, want)
+		}
+		// Served reports the same certificate, and the file it came from.
+		wantFile := c.TLS.Cert
+		if want == "b.org" {
+			wantFile = bCert
+		}
+		if leaf, file := cs.Served(name); leaf == nil || leaf.Subject.CommonName != want || file != wantFile {
+			t.Errorf("Served(%s) = %v from %q; want %s from %q", name, leaf, file, want, wantFile)
 		}
 	}
 	cert, _ := c.HostCert("b.org")

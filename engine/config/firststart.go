@@ -125,6 +125,9 @@ metrics_allow = ["127.0.0.0/8", "::1/128"]
 # a request is held (5s to 120s; keep it below your proxy's read timeout).
 bosh_inactivity = "60s"
 bosh_wait = "60s"
+# The administration dashboard at /admin/ (only [modules.adhoc] admins can log in). false
+# makes /admin/ answer 404; a reload applies it.
+dashboard = true
 
 [component]
 # XEP-0114 external components (gateways, bots, services) connect here.

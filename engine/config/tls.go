@@ -43,6 +43,8 @@ func (cs *Certs) SetFirst(f func(name string) *tls.Certificate) {
 type certSet struct {
 	byName map[string]*tls.Certificate
 	def    *tls.Certificate
+	// files names the file each certificate was read from (Served).
+	files map[*tls.Certificate]string
 }
 
 // LoadCerts reads the certificate named in c.
@@ -65,7 +67,7 @@ func (cs *Certs) Reload(c *Config) error {
 			return fmt.Errorf("parse certificate %s: %w", c.TLS.Cert, err)
 		}
 	}
-	set := &certSet{byName: map[string]*tls.Certificate{}, def: &pair}
+	set := &certSet{byName: map[string]*tls.Certificate{}, def: &pair, files: map[*tls.Certificate]string{&pair: c.TLS.Cert}}
 	for _, n := range pair.Leaf.DNSNames {
 		set.byName[strings.ToLower(n)] = &pair
 	}
@@ -88,6 +90,7 @@ func (cs *Certs) Reload(c *Config) error {
 				return fmt.Errorf("parse certificate %s: %w", cert, err)
 			}
 		}
+		set.files[&hp] = cert
 		for _, n := range hp.Leaf.DNSNames {
 			if _, ok := set.byName[strings.ToLower(n)]; !ok {
 				set.byName[strings.ToLower(n)] = &hp
@@ -137,28 +140,42 @@ func EnsureHostCerts(c *Config) ([]string, error) {
 	return made, nil
 }
 
+// pick is the certificate a handshake for name (lower case, no final dot) gets, and the
+// file it was read from: "" when the first source (SetFirst) supplied it.
+func (cs *Certs) pick(name string) (*tls.Certificate, string) {
+	if f := cs.first.Load(); f != nil {
+		if c := (*f)(name); c != nil {
+			return c, ""
+		}
+	}
+	set := cs.cur.Load()
+	c, ok := set.byName[name]
+	if !ok {
+		if i := strings.IndexByte(name, '.'); i > 0 {
+			c, ok = set.byName["*"+name[i:]]
+		}
+	}
+	if !ok {
+		c = set.def
+	}
+	return c, set.files[c]
+}
+
+// Served is the certificate a handshake for name gets now, as TLSConfig picks it, and
+// the file it was read from: "" when the first source (ACME) supplied it.
+func (cs *Certs) Served(name string) (leaf *x509.Certificate, file string) {
+	c, file := cs.pick(strings.ToLower(strings.TrimSuffix(name, ".")))
+	return c.Leaf, file
+}
+
 // TLSConfig returns a server config that picks certificates by SNI (exact name, then a
 // wildcard for the parent, then the default). TLS 1.2 is the floor (RFC 7525 / RFC 9325).
 func (cs *Certs) TLSConfig() *tls.Config {
 	return &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		GetCertificate: func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
-			name := strings.ToLower(strings.TrimSuffix(h.ServerName, "."))
-			if f := cs.first.Load(); f != nil {
-				if c := (*f)(name); c != nil {
-					return c, nil
-				}
-			}
-			set := cs.cur.Load()
-			if c, ok := set.byName[name]; ok {
-				return c, nil
-			}
-			if i := strings.IndexByte(name, '.'); i > 0 {
-				if c, ok := set.byName["*"+name[i:]]; ok {
-					return c, nil
-				}
-			}
-			return set.def, nil
+			c, _ := cs.pick(strings.ToLower(strings.TrimSuffix(h.ServerName, ".")))
+			return c, nil
 		},
 		// Survives the per-listener clones (engine, upload), which change NextProtos only.
 		GetConfigForClient: func(h *tls.ClientHelloInfo) (*tls.Config, error) {

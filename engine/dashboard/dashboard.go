@@ -1,6 +1,8 @@
 // Package dashboard is the web administration console served under /admin/ on the web
-// listener (engine.Mount): an overview of the numbers /metrics exports, account
-// management, virtual hosts, the server-to-server links and the effective configuration.
+// listener (engine.Mount): an overview of the numbers /metrics exports and of each virtual
+// host's certificate (with ACME, its renewal), account management, virtual hosts, the
+// server-to-server links and the effective configuration. [web] dashboard turns it off
+// (main mounts it or not).
 //
 // Who may log in: the administrators of [modules.adhoc] admins, with their XMPP password,
 // checked against the account's stored SCRAM keys (store/creds); no password is kept
@@ -73,6 +75,8 @@ type Backend interface {
 	Admins() []string
 	// Config is the effective configuration, secrets redacted.
 	Config() (string, error)
+	// Certs reports each virtual host's certificate, and with ACME its renewal.
+	Certs() []admin.CertStatus
 }
 
 // Dashboard is the http.Handler of the console.
@@ -318,7 +322,8 @@ func (d *Dashboard) overview(w http.ResponseWriter, r *http.Request, s session, 
 	d.rate.Unlock()
 	d.render(w, http.StatusOK, "overview", data{Title: "Overview", User: s.user, CSRF: s.csrf, Flash: s.flash, FlashOK: s.flashOK,
 		Overview: &overviewData{C: c, Rate: rate, RateOver: over, HeapInuse: ms.HeapInuse, Sys: ms.Sys,
-			Goroutines: runtime.NumGoroutine(), GCs: ms.NumGC, Stats: st, Sessions: d.sess.len()}})
+			Goroutines: runtime.NumGoroutine(), GCs: ms.NumGC, Stats: st, Sessions: d.sess.len(),
+			Certs: d.b.Certs(), Now: now}})
 }
 
 type overviewData struct {
@@ -330,6 +335,8 @@ type overviewData struct {
 	GCs            uint32
 	Stats          map[string]any
 	Sessions       int
+	Certs          []admin.CertStatus
+	Now            time.Time // for "in 3 days" beside the certificates' dates
 }
 
 // userRow is one account on the users page.

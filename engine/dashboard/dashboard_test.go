@@ -14,6 +14,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/vireo-im/vireo/engine/admin"
 	"github.com/vireo-im/vireo/engine/metrics"
 	"github.com/vireo-im/vireo/store"
 	"github.com/vireo-im/vireo/store/creds"
@@ -25,6 +26,7 @@ import (
 // with the engine throttle's contract (counted at the start, refunded on success).
 type fakeBackend struct {
 	st     store.Store
+	certs  []admin.CertStatus
 	admins []string
 	limit  int
 	mu     sync.Mutex
@@ -54,7 +56,8 @@ func (f *fakeBackend) Counters() metrics.Counters {
 func (f *fakeBackend) S2SLinks() []Link {
 	return []Link{{Local: "example.org", Remote: "peer.example", Up: true}}
 }
-func (f *fakeBackend) Admins() []string { return f.admins }
+func (f *fakeBackend) Admins() []string          { return f.admins }
+func (f *fakeBackend) Certs() []admin.CertStatus { return f.certs }
 func (f *fakeBackend) Config() (string, error) {
 	return "domains = [\"example.org\"]\nsecret = \"(redacted)\"\n", nil
 }
@@ -372,5 +375,67 @@ func TestDashboardUsers(t *testing.T) {
 	post(url.Values{"action": {"delete"}, "jid": {"bob@example.org"}, "confirm": {"yes"}})
 	if _, err := b.st.Accounts().Get("bob@example.org"); err == nil {
 		t.Fatal("not deleted")
+	}
+}
+
+// TestDashboardCerts: the overview lists each host's certificate: source, issuer,
+// expiry, and with ACME the last order (its error escaped) and the next.
+func TestDashboardCerts(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	b := newBackend(t)
+	b.certs = []admin.CertStatus{
+		{Host: "example.org", Source: "acme", Issuer: "Pebble Intermediate CA 1a2b", NotAfter: now.Add(60 * 24 * time.Hour),
+			ACME: true, LastAttempt: now.Add(-2 * time.Hour), NextRenewal: now.Add(30 * 24 * time.Hour)},
+		{Host: "chat.example", Source: "file", File: "/srv/vireo/data/certs/chat.example.crt", Issuer: "chat.example", SelfSigned: true,
+			NotAfter: now.Add(-time.Hour), ACME: true, LastAttempt: now.Add(-5 * time.Minute), LastError: "new order: <rejected>",
+			Failures: 3, NextRenewal: now.Add(4 * time.Minute)},
+		{Host: "plain.example", Source: "file", File: "/etc/vireo/cert.pem", Issuer: "R11", NotAfter: now.Add(10 * 24 * time.Hour)},
+	}
+	c := newClient(t, New(b, zerolog.Nop(), func() time.Time { return now }))
+	if resp := c.login("root@example.org", "root pw"); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("login: %d", resp.StatusCode)
+	}
+	page := bodyOf(c.do("GET", "/admin/", nil))
+	for _, want := range []string{
+		`<h2 id="certs">Certificates</h2>`,
+		`<td>example.org</td><td>acme</td>`,
+		`Pebble Intermediate CA 1a2b`,
+		`2026-04-30 12:00 UTC (in 60d)`,
+		`2026-03-01 10:00 UTC (2h ago) ok`,
+		`2026-03-31 12:00 UTC (in 30d)`,
+		`<td>chat.example</td><td>file <small>/srv/vireo/data/certs/chat.example.crt</small></td>`,
+		`chat.example <span class="off">self-signed</span>`,
+		`<td class="off">2026-03-01 11:00 UTC (1h ago)</td>`,
+		`failed 3 times in a row: new order: &lt;rejected&gt;`,
+		`2026-03-01 12:04 UTC (in 4m)`,
+		`<td>plain.example</td><td>file <small>/etc/vireo/cert.pem</small></td>`,
+		`<td>ACME off</td>`,
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("overview lacks %q", want)
+		}
+	}
+	if t.Failed() {
+		i := strings.Index(page, `<h2 id="certs">`)
+		t.Logf("page from the certificates on:\n%s", page[max(i, 0):])
+	}
+}
+
+func TestWhen(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		t    time.Time
+		want string
+	}{
+		{time.Time{}, "–"},
+		{now.Add(42 * time.Second), "2026-03-01 12:00 UTC (in 42s)"},
+		{now.Add(-3*time.Hour - 5*time.Minute), "2026-03-01 08:55 UTC (3h5m ago)"},
+		{now.Add(47 * time.Hour), "2026-03-03 11:00 UTC (in 47h)"},
+		{now.Add(89*24*time.Hour + time.Hour), "2026-05-29 13:00 UTC (in 89d)"},
+		{now.In(time.FixedZone("X", 3600)).Add(time.Hour), "2026-03-01 13:00 UTC (in 1h)"},
+	} {
+		if got := when(tc.t, now); got != tc.want {
+			t.Errorf("when(%s) = %q; want %q", tc.t, got, tc.want)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"time"
 )
 
 // data is what every page template gets; each page reads its own fields.
@@ -29,6 +30,44 @@ type data struct {
 var funcs = template.FuncMap{
 	"mib":  func(b uint64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) },
 	"rate": func(f float64) string { return fmt.Sprintf("%.1f", f) },
+	"when": when,
+}
+
+// when shows t in UTC to the minute with how far it is from now ("in 3d", "5m ago"); a
+// zero t is a dash.
+func when(t, now time.Time) string {
+	if t.IsZero() {
+		return "–"
+	}
+	d := t.Sub(now)
+	rel := "in "
+	if d < 0 {
+		d, rel = -d, ""
+	}
+	var span string
+	switch {
+	case d < time.Minute:
+		span = d.Round(time.Second).String()
+	case d < 48*time.Hour:
+		d = d.Round(time.Minute)
+		h, m := int(d/time.Hour), int(d%time.Hour/time.Minute)
+		switch {
+		case h == 0:
+			span = fmt.Sprintf("%dm", m)
+		case m == 0:
+			span = fmt.Sprintf("%dh", h)
+		default:
+			span = fmt.Sprintf("%dh%dm", h, m)
+		}
+	default:
+		span = fmt.Sprintf("%dd", int(d/(24*time.Hour)))
+	}
+	if rel == "" {
+		span += " ago"
+	} else {
+		span = rel + span
+	}
+	return t.UTC().Format("2006-01-02 15:04 UTC") + " (" + span + ")"
 }
 
 const layout = `{{define "layout"}}<!doctype html>
@@ -40,7 +79,7 @@ header{background:#1f4e5f;color:#fff;padding:.6em 1.2em;display:flex;gap:1.2em;a
 header a{color:#dff3f8;text-decoration:none}header a:hover{text-decoration:underline}
 header .who{margin-left:auto;font-size:.9em}
 header form{display:inline}main{padding:1.2em;max-width:1100px}
-h1{font-size:1.3em;margin:.2em 0 .8em}
+h1{font-size:1.3em;margin:.2em 0 .8em}h2{font-size:1.1em;margin:1.4em 0 .6em}
 table{border-collapse:collapse;background:#fff;width:100%}
 th,td{border-bottom:1px solid #dde3e8;padding:.35em .6em;text-align:left;vertical-align:middle}
 th{background:#e9eef2}td.n{text-align:right;font-variant-numeric:tabular-nums}
@@ -91,7 +130,15 @@ var pages = map[string]string{
 <tr><td>Uptime (s)</td><td class="n">{{index .Stats "uptime_s"}}</td></tr>
 <tr><td>Version</td><td class="n">{{index .Stats "version"}}</td></tr>
 <tr><td>Dashboard sessions</td><td class="n">{{.Sessions}}</td></tr>
-</table>{{end}}{{end}}`,
+</table>
+<h2 id="certs">Certificates</h2>
+<table><tr><th>Host</th><th>Source</th><th>Issuer</th><th>Expires</th><th>Last ACME order</th><th>Next ACME order</th></tr>
+{{$now := .Now}}{{range .Certs}}<tr><td>{{.Host}}</td><td>{{.Source}}{{if .File}} <small>{{.File}}</small>{{end}}</td>
+<td>{{.Issuer}}{{if .SelfSigned}} <span class="off">self-signed</span>{{end}}</td>
+<td{{if $now.After .NotAfter}} class="off"{{end}}>{{when .NotAfter $now}}</td>
+<td>{{if .ACME}}{{when .LastAttempt $now}}{{if .LastError}}<br><span class="off">failed{{if gt .Failures 1}} {{.Failures}} times in a row{{end}}: {{.LastError}}</span>{{else if not .LastAttempt.IsZero}} ok{{end}}{{else}}ACME off{{end}}</td>
+<td>{{if .ACME}}{{when .NextRenewal $now}}{{else}}–{{end}}</td></tr>
+{{end}}</table>{{end}}{{end}}`,
 
 	"users": `{{define "content"}}<h1>Users</h1>
 <div class="box"><form class="inline" method="get" action="/admin/users">

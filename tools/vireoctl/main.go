@@ -36,7 +36,8 @@ commands:
   users [DOMAIN]           list accounts
   bulkadd [-prefix user] [-count N] [-password P] [-domain D] [-iter N]
                            create prefix1..prefixN accounts (load tests)
-  stats                    server statistics (server must run)
+  stats                    server statistics, and each virtual host's certificate:
+                           source (acme or file), expiry, ACME orders (server must run)
   reload                   re-read the configuration (server must run)
   s2s                      live server-to-server streams: domain, direction, auth
                            method, TLS version, idle time (server must run)
@@ -137,6 +138,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		for _, k := range keys {
 			fmt.Fprintf(stdout, "%-14s %v\n", k, resp.Stats[k])
 		}
+		if len(resp.Certs) > 0 {
+			fmt.Fprintln(stdout)
+			printCerts(stdout, resp.Certs)
+		}
 	case "s2s":
 		printS2S(stdout, resp.S2S)
 	case "vhost":
@@ -166,6 +171,36 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 // printS2S writes one line per server-to-server stream under a header.
+// printCerts lists the certificates of stats: a line per host, and under it the file
+// it was read from and the error of a failed ACME order.
+func printCerts(w io.Writer, certs []admin.CertStatus) {
+	stamp := func(t time.Time) string {
+		if t.IsZero() {
+			return "-"
+		}
+		return t.UTC().Format(time.RFC3339)
+	}
+	const row = "%-28s %-6s %-20s %-20s %-20s %s\n"
+	fmt.Fprintf(w, row, "CERTIFICATE", "SOURCE", "NOT AFTER", "LAST ACME ORDER", "NEXT ACME ORDER", "ISSUER")
+	for _, c := range certs {
+		last, next := "acme off", "-"
+		if c.ACME {
+			last, next = stamp(c.LastAttempt), stamp(c.NextRenewal)
+		}
+		issuer := c.Issuer
+		if c.SelfSigned {
+			issuer += " (self-signed)"
+		}
+		fmt.Fprintf(w, row, c.Host, c.Source, stamp(c.NotAfter), last, next, issuer)
+		if c.File != "" {
+			fmt.Fprintf(w, "  file %s\n", c.File)
+		}
+		if c.LastError != "" {
+			fmt.Fprintf(w, "  last order failed (%d in a row): %s\n", c.Failures, c.LastError)
+		}
+	}
+}
+
 func printS2S(w io.Writer, conns []admin.S2SConn) {
 	if len(conns) == 0 {
 		fmt.Fprintln(w, "no server-to-server streams")

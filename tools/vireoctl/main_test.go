@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vireo-im/vireo/engine/admin"
 	"github.com/vireo-im/vireo/engine/config"
@@ -40,6 +41,43 @@ func TestS2SPrint(t *testing.T) {
 		if len(f) != 8 || f[0] != want[0] || f[1] != want[1] || f[3] != want[2] || f[4] != want[3] || f[5] != want[4] || f[6] != want[5] || f[7] != want[6] {
 			t.Fatalf("line %d: %q, want %v", i+1, lines[i+1], want)
 		}
+	}
+}
+
+func TestCertsPrint(t *testing.T) {
+	na := time.Date(2027, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, tc := range []struct {
+		name string
+		cert admin.CertStatus
+		want []string // the lines after the header
+	}{
+		{"file", admin.CertStatus{Host: "a.example", Source: "file", File: "/etc/vireo/a.pem", Issuer: "a.example", SelfSigned: true, NotAfter: na},
+			[]string{"a.example file 2027-01-02T03:04:05Z acme off - a.example (self-signed)", "file /etc/vireo/a.pem"}},
+		{"acme", admin.CertStatus{Host: "b.example", Source: "acme", Issuer: "R11", NotAfter: na, ACME: true,
+			LastAttempt: na.Add(-60 * 24 * time.Hour), NextRenewal: na.Add(-30 * 24 * time.Hour)},
+			[]string{"b.example acme 2027-01-02T03:04:05Z 2026-11-03T03:04:05Z 2026-12-03T03:04:05Z R11"}},
+		{"acme, not issued yet", admin.CertStatus{Host: "c.example", Source: "file", File: "/d/c.crt", Issuer: "c.example", SelfSigned: true,
+			NotAfter: na, ACME: true, LastAttempt: na.Add(-time.Hour), LastError: "new order: rate limited", Failures: 2, NextRenewal: na.Add(time.Hour)},
+			[]string{"c.example file 2027-01-02T03:04:05Z 2027-01-02T02:04:05Z 2027-01-02T04:04:05Z c.example (self-signed)",
+				"file /d/c.crt", "last order failed (2 in a row): new order: rate limited"}},
+		{"acme, not looked at yet", admin.CertStatus{Host: "d.example", Source: "file", Issuer: "d.example", NotAfter: na, ACME: true},
+			[]string{"d.example file 2027-01-02T03:04:05Z - - d.example"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var b bytes.Buffer
+			printCerts(&b, []admin.CertStatus{tc.cert})
+			lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+			if !strings.HasPrefix(lines[0], "CERTIFICATE") {
+				t.Fatalf("no header: %q", b.String())
+			}
+			var got []string
+			for _, l := range lines[1:] {
+				got = append(got, strings.Join(strings.Fields(l), " "))
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
+			}
+		})
 	}
 }
 
