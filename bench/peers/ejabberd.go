@@ -28,6 +28,7 @@ const ejabberdNode = "vireobench@localhost"
 type ejabberd struct {
 	env *Env
 	ports
+	features
 	dir  string
 	p    *proc
 	beam int
@@ -64,11 +65,6 @@ func (s *ejabberd) Start() error {
 				return err
 			}
 		}
-		m := s.ports.vars()
-		m["Cert"], m["Key"] = s.env.Cert, s.env.Key
-		if err := render(ejabberdConf, filepath.Join(s.dir, "ejabberd.yml"), m); err != nil {
-			return err
-		}
 		// Debian's ejabberdctl.cfg would point the config and PID file back at /etc and /run.
 		ctlCfg := "ERL_OPTIONS=\"-env ERL_CRASH_DUMP_BYTES 0\"\nEJABBERD_PID_PATH=" + filepath.Join(s.dir, "ejabberd.pid") + "\n"
 		if err := os.WriteFile(filepath.Join(s.dir, "ejabberdctl.cfg"), []byte(ctlCfg), 0o644); err != nil {
@@ -76,6 +72,13 @@ func (s *ejabberd) Start() error {
 		}
 		// ejabberdctl runs the VM as the ejabberd user when started by root.
 		exec.Command("chown", "-R", "ejabberd:ejabberd", s.dir).Run()
+	}
+	// Rendered at every start: Enable may have changed the modules since the last.
+	m := s.ports.vars()
+	m["Cert"], m["Key"] = s.env.Cert, s.env.Key
+	s.features.vars(m)
+	if err := render(ejabberdConf, filepath.Join(s.dir, "ejabberd.yml"), m); err != nil {
+		return err
 	}
 	cmd, err := s.ctl("foreground")
 	if err != nil {
@@ -164,6 +167,8 @@ func (s *ejabberd) Settings() [][2]string {
 		{"`registration_timeout: infinity`, `mod_register` with `access: register` open", "the generator registers its accounts in-band from loopback"},
 		{"`mod_muc` with `max_users: 10000`, `default_room_options: max_users: 10000`", "the groupchat fan-out needs a MUC service; rooms take 200 occupants by default (`max_users_presence` stays at 1,000, so rooms up to that size broadcast presence as the others do)"},
 		{"modules", "mod_fail2ban, mod_pres_counter (5 subscriptions a minute), mod_pubsub, mod_mqtt, mod_bosh, mod_http_api, mod_caps, mod_push and the other modules Vireo has no counterpart for are not loaded; kept: blocking (with privacy), carboncopy, disco, last, offline, ping, private, register, roster, stream_mgmt (XEP-0198 with resumption, Debian's `resend_on_timeout: if_offline`), vcard, version"},
+		{"`mod_mam` with `default: always` (with `-only mam`)", "the archive query scenario: ejabberd archives nothing by default; Mnesia storage, the default without SQL; loaded only for that scenario"},
+		{"`mod_caps`, `mod_pubsub` with the `pep` plugin (with `-only pep`)", "the PEP storm: PEP is mod_pubsub's pep plugin, and caps say which contacts want +notify; loaded only for that scenario"},
 		{"`--node vireobench@localhost`, own spool and logs, own ejabberdctl.cfg", "apart from a system ejabberd; Debian's ejabberdctl.cfg would point back at /etc"},
 	}
 }

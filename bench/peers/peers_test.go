@@ -195,3 +195,43 @@ func pairFederates(t *testing.T, env *Env, name string) {
 		}
 	}
 }
+
+// TestEnableRendersOptionalModules: Prosody and ejabberd load mod_mam and mod_pep (mod_caps
+// and mod_pubsub's pep plugin) only when the scenario that measures them enables them,
+// and a later Enable() takes them out again.
+func TestEnableRendersOptionalModules(t *testing.T) {
+	type want struct{ mam, pep []string }
+	for _, tc := range []struct {
+		server string
+		tmpl   string
+		w      want
+	}{
+		{"prosody", prosodyConf, want{[]string{`; "mam"`}, []string{`; "pep"`}}},
+		{"ejabberd", ejabberdConf, want{[]string{"  mod_mam:\n    default: always\n"}, []string{"  mod_caps: {}\n", "  mod_pubsub:\n    plugins:\n      - flat\n      - pep\n"}}},
+	} {
+		for _, on := range [][]string{nil, {FeatureMAM}, {FeaturePEP}, {FeatureMAM, FeaturePEP}, nil} {
+			var f features
+			f.Enable(FeatureMAM, FeaturePEP) // what the last scenario left
+			f.Enable(on...)
+			m := ports{plain: 1, tls: 2, web: 3, webTLS: 4}.vars()
+			m["Dir"], m["Cert"], m["Key"], m["Domain"], m["IP"] = "/d", "/c", "/k", Domain, "127.0.0.1"
+			f.vars(m)
+			path := filepath.Join(t.TempDir(), "cfg")
+			if err := render(tc.tmpl, path, m); err != nil {
+				t.Fatal(err)
+			}
+			b, _ := os.ReadFile(path)
+			for _, x := range []struct {
+				name  string
+				on    bool
+				lines []string
+			}{{FeatureMAM, f.mam, tc.w.mam}, {FeaturePEP, f.pep, tc.w.pep}} {
+				for _, l := range x.lines {
+					if strings.Contains(string(b), l) != x.on {
+						t.Errorf("%s with %v: %q present = %v", tc.server, on, l, !x.on)
+					}
+				}
+			}
+		}
+	}
+}

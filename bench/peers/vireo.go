@@ -98,6 +98,10 @@ func (v *vireo) vars() map[string]any {
 	return m
 }
 
+// Enable is a no-op: Vireo's defaults have MAM (default "always") and PEP on in every
+// scenario.
+func (v *vireo) Enable(...string) {}
+
 func (v *vireo) Stop()    { v.p.stop(15 * time.Second); v.p = nil }
 func (v *vireo) PID() int { return v.p.cmd.Process.Pid }
 func (v *vireo) Settings() [][2]string {
