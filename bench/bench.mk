@@ -16,3 +16,7 @@ bench-full: bench-tool ## the full suite against Vireo alone (3 runs of everythi
 .PHONY: bench-compare
 bench-compare: bench-tool ## Vireo, Prosody and ejabberd side by side (installs the peers from Debian; ~40 min)
 	$(BIN)/xmppbench -compare vireo,prosody,ejabberd -suite full -install -bin $(BIN) -out $(BENCH_OUT) -name compare
+
+.PHONY: bench-mampep
+bench-mampep: bench-tool ## archive queries on 1,000,000 messages of 10,000 users and the PEP storm of 1,000 users: Vireo, Prosody, ejabberd (long: the fill goes through the servers)
+	$(BIN)/xmppbench -compare vireo,prosody,ejabberd -suite full -only mam,pep -install -bin $(BIN) -out $(BENCH_OUT)/mampep -name mampep
