@@ -101,7 +101,7 @@ func pepSection(b *strings.Builder, r Report) {
 	b.WriteString("\n## PEP storm (XEP-0163)\n\n")
 	fmt.Fprintf(b, "%s users, every one a mutual contact of every other (rosters written as the server's own files where it has that path, "+
 		"else made in-band), log in and send presence with XEP-0115 caps that include `urn:xmpp:avatar:metadata+notify`, answering the "+
-		"server's disco#info for them; once no stanza has arrived for 2 s, every user publishes one XEP-0084 avatar metadata item at once. "+
+		"server's disco#info for them; once no stanza has arrived for 3 s, every user publishes one XEP-0084 avatar metadata item at once. "+
 		"Counted: the notifications from contacts, each (receiver, publisher) once, %s expected; per second from the first publish to the last "+
 		"notification, and the server's CPU over the same interval per notification. Latency runs from a publish sent to each notification "+
 		"of it. Prosody and ejabberd load PEP (ejabberd: mod_pubsub's pep plugin and mod_caps) only for this scenario; each run starts a fresh process.\n\n",
