@@ -137,7 +137,7 @@ func TestIntegrationPEPStormSmall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Subscriptions != n*(n-1) || r.Presences != n*(n-1) || r.CapsQueries < 1 || r.Published != n || r.PublishFails != 0 {
+	if r.Subscriptions != n*(n-1) || r.Presences != n*(n-1) || r.CapsQueries < 1 || r.Published != n || r.PublishFails != 0 || r.SetupFails != 0 {
 		t.Fatalf("setup: %+v", r)
 	}
 	if r.Expected != n*(n-1) || r.Unique != r.Expected || r.Delivered < r.Unique || r.Own != n || r.PerSecond <= 0 || r.P99ms <= 0 {
