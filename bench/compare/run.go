@@ -66,6 +66,10 @@ type Suite struct {
 	MAMQueries  int `json:"mam_queries,omitempty"`
 	MAMConc     int `json:"mam_in_flight,omitempty"`
 	MAMMax      int `json:"mam_max,omitempty"`
+	// MAMPlainMessages is the size of the plain reference: the same fill, before, on a
+	// fresh process with archiving off (Vireo's mam module disabled; Prosody and ejabberd
+	// without theirs). 0: none.
+	MAMPlainMessages int `json:"mam_plain_messages,omitempty"`
 	// PEPUsers is the PEP storm's size (XEP-0163, opt-in: -only pep): all mutual contacts.
 	PEPUsers  int `json:"pep_users,omitempty"`
 	Conc      int `json:"concurrent_logins"`
@@ -101,7 +105,7 @@ func Quick() Suite {
 		PresenceUsers: 500, Contacts: 10, ResumeSessions: 2000, ResumeSenders: 20, ResumeRate: 200, WSIdleSizes: []int{1000, 4000},
 		S2SUsers: 200, S2SRateStart: 500, S2SRateMax: 16000,
 		MUCSizes: []int{10, 100, 1000}, MUCTalkers: 0.1, MUCRateStart: 5000, MUCRateMax: 400000,
-		MAMUsers: 200, MAMMessages: 20000, MAMContacts: 4, MAMFillRate: 2000, MAMQueries: 2000, MAMConc: 4, MAMMax: 50,
+		MAMUsers: 200, MAMMessages: 20000, MAMContacts: 4, MAMFillRate: 2000, MAMQueries: 2000, MAMConc: 4, MAMMax: 50, MAMPlainMessages: 20000,
 		PEPUsers: 100, Conc: 64, SourceIPs: 4}
 }
 
@@ -112,7 +116,7 @@ func Full() Suite {
 		PresenceUsers: 1000, Contacts: 20, ResumeSessions: 10000, ResumeSenders: 50, ResumeRate: 500, WSIdleSizes: []int{2000, 8000},
 		S2SUsers: 500, S2SRateStart: 500, S2SRateMax: 64000,
 		MUCSizes: []int{10, 100, 1000, 5000}, MUCTalkers: 0.1, MUCRateStart: 5000, MUCRateMax: 800000,
-		MAMUsers: 10000, MAMMessages: 1000000, MAMContacts: 4, MAMFillRate: 2000, MAMQueries: 10000, MAMConc: 4, MAMMax: 50,
+		MAMUsers: 10000, MAMMessages: 1000000, MAMContacts: 4, MAMFillRate: 2000, MAMQueries: 10000, MAMConc: 4, MAMMax: 50, MAMPlainMessages: 100000,
 		PEPUsers: 1000, Conc: 64, SourceIPs: 4}
 }
 
@@ -455,6 +459,23 @@ fast:
 	// The opt-in scenarios come last: their archives and rosters stay in the data
 	// directory, and the presence storm's rosters must not hold the PEP storm's mesh.
 	if s.runs("mam") {
+		// The plain reference first, so that the archives it would leave behind (none:
+		// archiving is off) cannot matter.
+		var plain *scenario.MAMFill
+		if s.MAMPlainMessages > 0 {
+			srv.Enable(peers.FeatureNoArchive)
+			if !restart(false) {
+				return res
+			}
+			c := s.mamConfig()
+			c.Messages, c.Queries = s.MAMPlainMessages, 0
+			fmt.Fprintf(log, "  %s: the archive fill without archiving, %d messages\n", srv.Name(), c.Messages)
+			if mr, err := scenario.MAM(target(false), c); err != nil {
+				fail("mam plain fill", err)
+			} else {
+				plain = &mr.Fill
+			}
+		}
 		srv.Enable(peers.FeatureMAM)
 		if !restart(false) {
 			return res
@@ -469,6 +490,9 @@ fast:
 			if err != nil {
 				fail("mam", err)
 				break
+			}
+			if rep == 0 {
+				mr.Plain = plain
 			}
 			res.MAM = append(res.MAM, mr)
 		}

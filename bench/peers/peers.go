@@ -62,10 +62,13 @@ type Server interface {
 const (
 	FeatureMAM = "mam" // XEP-0313 archiving of one-to-one messages
 	FeaturePEP = "pep" // XEP-0163 personal eventing (and XEP-0115 caps where separate)
+	// FeatureNoArchive turns archiving off where it is on by default (Vireo), for the
+	// plain reference the archive scenario measures its cost against.
+	FeatureNoArchive = "no-mam"
 )
 
 // features is the set Enable keeps, for the config templates.
-type features struct{ mam, pep bool }
+type features struct{ mam, pep, noMAM bool }
 
 func (f *features) Enable(names ...string) {
 	*f = features{}
@@ -75,11 +78,13 @@ func (f *features) Enable(names ...string) {
 			f.mam = true
 		case FeaturePEP:
 			f.pep = true
+		case FeatureNoArchive:
+			f.noMAM = true
 		}
 	}
 }
 
-func (f features) vars(m map[string]any) { m["MAM"], m["PEP"] = f.mam, f.pep }
+func (f features) vars(m map[string]any) { m["MAM"], m["PEP"], m["NoMAM"] = f.mam, f.pep, f.noMAM }
 
 // Env is what the servers share: a work directory and the certificate.
 type Env struct {

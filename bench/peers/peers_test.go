@@ -6,11 +6,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/vireo-im/vireo/bench/loadgen"
+	"github.com/vireo-im/vireo/engine/config"
 )
 
 // TestREADMEListsSettings keeps README.md in step with what each server reports.
@@ -198,20 +200,23 @@ func pairFederates(t *testing.T, env *Env, name string) {
 
 // TestEnableRendersOptionalModules: Prosody and ejabberd load mod_mam and mod_pep (mod_caps
 // and mod_pubsub's pep plugin) only when the scenario that measures them enables them,
-// and a later Enable() takes them out again.
+// Vireo turns archiving off only for the plain reference, and a later Enable() takes
+// them out again; every rendering is valid in the server's config language where Go
+// can check it (Vireo's TOML).
 func TestEnableRendersOptionalModules(t *testing.T) {
-	type want struct{ mam, pep []string }
 	for _, tc := range []struct {
 		server string
 		tmpl   string
-		w      want
+		lines  map[string][]string // feature -> what only it adds
 	}{
-		{"prosody", prosodyConf, want{[]string{`; "mam"`}, []string{`; "pep"`}}},
-		{"ejabberd", ejabberdConf, want{[]string{"  mod_mam:\n    default: always\n"}, []string{"  mod_caps: {}\n", "  mod_pubsub:\n    plugins:\n      - flat\n      - pep\n"}}},
+		{"prosody", prosodyConf, map[string][]string{FeatureMAM: {`; "mam"`}, FeaturePEP: {`; "pep"`}}},
+		{"ejabberd", ejabberdConf, map[string][]string{FeatureMAM: {"  mod_mam:\n    default: always\n"},
+			FeaturePEP: {"  mod_caps: {}\n", "  mod_pubsub:\n    plugins:\n      - flat\n      - pep\n"}}},
+		{"vireo", vireoConf, map[string][]string{FeatureNoArchive: {"[modules]\n", `disabled = ["mam"]`}}},
 	} {
-		for _, on := range [][]string{nil, {FeatureMAM}, {FeaturePEP}, {FeatureMAM, FeaturePEP}, nil} {
+		for _, on := range [][]string{nil, {FeatureMAM}, {FeaturePEP}, {FeatureNoArchive}, {FeatureMAM, FeaturePEP}, nil} {
 			var f features
-			f.Enable(FeatureMAM, FeaturePEP) // what the last scenario left
+			f.Enable(FeatureMAM, FeaturePEP, FeatureNoArchive) // what the last scenario left
 			f.Enable(on...)
 			m := ports{plain: 1, tls: 2, web: 3, webTLS: 4}.vars()
 			m["Dir"], m["Cert"], m["Key"], m["Domain"], m["IP"] = "/d", "/c", "/k", Domain, "127.0.0.1"
@@ -221,15 +226,21 @@ func TestEnableRendersOptionalModules(t *testing.T) {
 				t.Fatal(err)
 			}
 			b, _ := os.ReadFile(path)
-			for _, x := range []struct {
-				name  string
-				on    bool
-				lines []string
-			}{{FeatureMAM, f.mam, tc.w.mam}, {FeaturePEP, f.pep, tc.w.pep}} {
-				for _, l := range x.lines {
-					if strings.Contains(string(b), l) != x.on {
-						t.Errorf("%s with %v: %q present = %v", tc.server, on, l, !x.on)
+			for feat, lines := range tc.lines {
+				want := slices.Contains(on, feat)
+				for _, l := range lines {
+					if strings.Contains(string(b), l) != want {
+						t.Errorf("%s with %v: %q present = %v", tc.server, on, l, !want)
 					}
+				}
+			}
+			if tc.server == "vireo" {
+				c, err := config.Parse(b, path)
+				if err != nil {
+					t.Fatalf("vireo with %v: %v\n%s", on, err, b)
+				}
+				if got := c.DisabledModules(); slices.Contains(on, FeatureNoArchive) != slices.Contains(got, "mam") {
+					t.Errorf("vireo with %v: disabled modules %v", on, got)
 				}
 			}
 		}

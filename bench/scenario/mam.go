@@ -29,8 +29,8 @@ type MAMConfig struct {
 	// FillRate is the fill's first offered rate in messages per second; it adapts to what
 	// the server delivers (see fill).
 	FillRate int
-	// Queries is how many queries are timed, Conc how many are in flight (each on its own
-	// session), Max the RSM page size.
+	// Queries is how many queries are timed (0: the fill alone), Conc how many are in
+	// flight (each on its own session), Max the RSM page size.
 	Queries, Conc, Max int
 	LoginConc          int
 }
@@ -56,8 +56,11 @@ type MAMResult struct {
 	Max      int     `json:"rsm_max"`
 	Conc     int     `json:"in_flight"`
 	Fill     MAMFill `json:"fill"`
-	Queries  int     `json:"queries"`
-	Failures int     `json:"failures"`
+	// Plain is the same fill on a fresh process with archiving off, when it was measured:
+	// the reference for the fill's CPU per message.
+	Plain    *MAMFill `json:"plain_fill,omitempty"`
+	Queries  int      `json:"queries"`
+	Failures int      `json:"failures"`
 	// Results is how many archived messages the queries returned in all, PerQuery the
 	// mean per page (Max when every pair has that many).
 	Results           int64   `json:"results"`
@@ -145,6 +148,9 @@ func MAM(t Target, c MAMConfig) (MAMResult, error) {
 		r.Fill = fill(t, o, c)
 		t.logf("  %s: %d of %d delivered in %.1f s (%.0f/s), server %.1f µs/message", t.Name, r.Fill.Delivered, r.Fill.Sent,
 			r.Fill.Seconds, r.Fill.PerSecond, r.Fill.ServerCPUPerMsg)
+	}
+	if c.Queries == 0 {
+		return r, nil // a fill alone (the plain reference without archiving)
 	}
 	o.drain(30 * time.Second)
 	var hist Histogram

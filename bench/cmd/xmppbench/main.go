@@ -68,6 +68,7 @@ func main() {
 		mamQ     = flag.Int("mam-queries", 2000, "mam: queries timed")
 		mamConc  = flag.Int("mam-conc", 4, "mam: queries in flight")
 		mamMax   = flag.Int("mam-max", 50, "mam: RSM page size (the last N with one contact)")
+		mamPlain = flag.Int("mam-plain-messages", 20000, "mam, with -compare: the fill's size without archiving, the plain reference (0: none; overriding the suite's)")
 		pepUsers = flag.Int("pep-users", 100, "pep: users, all mutual contacts, each publishing one avatar metadata item (with -compare: overriding the suite's; the issue's size is 1000)")
 		pepProv  = flag.Bool("pep-provisioned", false, "pep: the mesh rosters exist already (else they are made in-band first)")
 		portBase = flag.Int("port-base", 25222, "with -compare: the first port tried for the servers' listeners (another bench on the machine may hold the default ones)")
@@ -142,6 +143,8 @@ func main() {
 					s.MAMConc = *mamConc
 				case "mam-max":
 					s.MAMMax = *mamMax
+				case "mam-plain-messages":
+					s.MAMPlainMessages = *mamPlain
 				case "pep-users":
 					s.PEPUsers = *pepUsers
 				}
