@@ -143,9 +143,9 @@ func pepSection(b *strings.Builder, r Report) {
 		if p := sv.PEP[0]; p.SubscribeSeconds > 0 {
 			prov = fmt.Sprintf("%s subscriptions in-band in %.1f s", num(float64(p.Subscriptions)), p.SubscribeSeconds)
 		}
-		fmt.Fprintf(b, "| %s | **%s**%s | **%.2f**%s | %.2f | %.1f | %.1f | %s / %s | %s | %.0f | %.1f | %s |\n", sv.Name, num(median(ps)), spread(ps),
+		fmt.Fprintf(b, "| %s | **%s**%s | **%.2f**%s | %.2f | %.1f | %.1f | %s / %s | %s | %s | %.1f | %s |\n", sv.Name, num(median(ps)), spread(ps),
 			median(cpu), ratioSpread(cpu), median(gen), median(p50), median(p99), num(median(u)), num(float64(sv.PEP[0].Expected)), refused,
-			median(caps), median(login), prov)
+			num(median(caps)), median(login), prov)
 	}
 	for _, sv := range r.Servers {
 		for _, p := range sv.PEP {
