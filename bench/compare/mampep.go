@@ -41,7 +41,8 @@ func mamSection(b *strings.Builder, r Report) {
 	fmt.Fprintf(b, "%s users online; the archives are filled through the server with %s one-to-one chat messages, each user writing with %d ring "+
 		"contacts (i±1, i±2, …), so a pair shares about %s messages and each message lands in two archives (sender's and recipient's). "+
 		"The fill offers messages in 2-s chunks from %s/s, raising the rate by a quarter while the server keeps up and lowering it when a backlog "+
-		"builds, so it runs at about what the server sustains; *server µs/message* is the server's CPU over the whole fill per delivered message, "+
+		"builds, so it runs at about what the server sustains (a short fill can end before the rate gets there: *fill msgs/s* is what it "+
+		"reached); *server µs/message* is the server's CPU over the whole fill per delivered message, "+
 		"two archive writes included. Then %s queries, %d in flight, each from a random user for the last %d messages with one of its contacts: "+
 		"`<query xmlns='urn:xmpp:mam:2'>` with a `with` field and RSM `<max>%d</max><before/>`, timed from the IQ sent to its result (after every "+
 		"result message). The first run fills; the others query the same archives on the same process. Prosody and ejabberd load their "+
