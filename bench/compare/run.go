@@ -500,6 +500,11 @@ fast:
 	}
 	if s.runs("pep") {
 		srv.Enable(peers.FeaturePEP)
+		// Running with PEP before the rosters: ejabberd's shared roster commands come with
+		// the module.
+		if !restart(false) {
+			return res
+		}
 		provisioned, err := srv.WriteRosters(s.PEPUsers, func(i int) map[int]string { return scenario.Mesh(i, s.PEPUsers) })
 		if err != nil {
 			fail("pep rosters", err)

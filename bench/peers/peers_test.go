@@ -211,7 +211,7 @@ func TestEnableRendersOptionalModules(t *testing.T) {
 	}{
 		{"prosody", prosodyConf, map[string][]string{FeatureMAM: {`; "mam"`}, FeaturePEP: {`; "pep"`}}},
 		{"ejabberd", ejabberdConf, map[string][]string{FeatureMAM: {"  mod_mam:\n    default: always\n"},
-			FeaturePEP: {"  mod_caps: {}\n", "  mod_pubsub:\n    plugins:\n      - flat\n      - pep\n"}}},
+			FeaturePEP: {"  mod_caps: {}\n", "  mod_pubsub:\n    plugins:\n      - flat\n      - pep\n", "  mod_shared_roster: {}\n"}}},
 		{"vireo", vireoConf, map[string][]string{FeatureNoArchive: {"[modules]\n", `disabled = ["mam"]`}}},
 	} {
 		for _, on := range [][]string{nil, {FeatureMAM}, {FeaturePEP}, {FeatureNoArchive}, {FeatureMAM, FeaturePEP}, nil} {
@@ -243,6 +243,31 @@ func TestEnableRendersOptionalModules(t *testing.T) {
 					t.Errorf("vireo with %v: disabled modules %v", on, got)
 				}
 			}
+		}
+	}
+}
+
+func TestIsMesh(t *testing.T) {
+	ring := func(i int) map[int]string { return map[int]string{(i + 1) % 5: "to", (i + 4) % 5: "from"} }
+	mesh := func(i int) map[int]string {
+		m := map[int]string{}
+		for j := 0; j < 5; j++ {
+			if j != i {
+				m[j] = "both"
+			}
+		}
+		return m
+	}
+	self := func(i int) map[int]string { m := mesh(i); delete(m, (i+1)%5); m[i] = "both"; return m }
+	half := func(i int) map[int]string { m := mesh(i); m[(i+1)%5] = "to"; return m }
+	for _, tc := range []struct {
+		name   string
+		roster func(int) map[int]string
+		n      int
+		want   bool
+	}{{"mesh", mesh, 5, true}, {"ring", ring, 5, false}, {"mesh of more users", mesh, 6, false}, {"self", self, 5, false}, {"one-way", half, 5, false}} {
+		if got := isMesh(tc.n, tc.roster); got != tc.want {
+			t.Errorf("%s: isMesh = %v", tc.name, got)
 		}
 	}
 }
