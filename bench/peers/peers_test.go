@@ -211,7 +211,7 @@ func TestEnableRendersOptionalModules(t *testing.T) {
 	}{
 		{"prosody", prosodyConf, map[string][]string{FeatureMAM: {`; "mam"`}, FeaturePEP: {`; "pep"`}}},
 		{"ejabberd", ejabberdConf, map[string][]string{FeatureMAM: {"  mod_mam:\n    default: always\n"},
-			FeaturePEP: {"  mod_caps: {}\n", "  mod_pubsub:\n    plugins:\n      - flat\n      - pep\n", "  mod_shared_roster: {}\n"}}},
+			FeaturePEP: {"  mod_caps: {}\n", "  mod_pubsub:\n    plugins:\n      - flat\n      - pep\n", "  mod_shared_roster: {}\n", "  mod_admin_extra: {}\n"}}},
 		{"vireo", vireoConf, map[string][]string{FeatureNoArchive: {"[modules]\n", `disabled = ["mam"]`}}},
 	} {
 		for _, on := range [][]string{nil, {FeatureMAM}, {FeaturePEP}, {FeatureNoArchive}, {FeatureMAM, FeaturePEP}, nil} {
