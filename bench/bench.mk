@@ -16,3 +16,8 @@ bench-full: bench-tool ## the full suite against Vireo alone (3 runs of everythi
 .PHONY: bench-compare
 bench-compare: bench-tool ## Vireo, Prosody and ejabberd side by side (installs the peers from Debian; ~40 min)
 	$(BIN)/xmppbench -compare vireo,prosody,ejabberd -suite full -install -bin $(BIN) -out $(BENCH_OUT) -name compare
+
+.PHONY: bench-mampep
+bench-mampep: bench-tool ## archive queries on 1,000,000 messages of 10,000 users, then the PEP storm of 1,000 users (a run of its own: ejabberd's mesh is a shared roster of all accounts): Vireo, Prosody, ejabberd; long, the fill goes through the servers
+	$(BIN)/xmppbench -compare vireo,prosody,ejabberd -suite full -only mam -install -bin $(BIN) -out $(BENCH_OUT)/mampep -name mam
+	$(BIN)/xmppbench -compare vireo,prosody,ejabberd -suite full -only pep -bin $(BIN) -out $(BENCH_OUT)/mampep -name pep

@@ -235,3 +235,89 @@ func TestMarkdownAims(t *testing.T) {
 		t.Error("aims without Vireo")
 	}
 }
+
+// TestOptInScenarios: the archive queries and the PEP storm run only when named, and the
+// accounts cover them then.
+func TestOptInScenarios(t *testing.T) {
+	for _, tc := range []struct {
+		only     []string
+		scen     string
+		runs     bool
+		accounts int
+	}{
+		{nil, "mam", false, 0}, {nil, "pep", false, 0}, {nil, "msg", true, 0},
+		{[]string{"mam"}, "mam", true, 10000}, {[]string{"pep"}, "pep", true, 1000},
+		{[]string{"pep"}, "mam", false, 1000}, {[]string{"mam", "msg"}, "msg", true, 10000},
+	} {
+		s := Full()
+		s.Only = tc.only
+		if got := s.runs(tc.scen); got != tc.runs {
+			t.Errorf("Only %v: runs(%s) = %v", tc.only, tc.scen, got)
+		}
+		if tc.accounts > 0 && s.accounts() != tc.accounts {
+			t.Errorf("Only %v: accounts = %d, want %d", tc.only, s.accounts(), tc.accounts)
+		}
+	}
+	if md := Markdown(sampleMAMPEP(nil), nil); strings.Contains(md, "## Archive queries") || strings.Contains(md, "## PEP storm") {
+		t.Error("opt-in sections in a report whose run did not name them")
+	}
+}
+
+// sampleMAMPEP is a report of the archive queries and the PEP storm, three runs on alpha
+// and none on beta.
+func sampleMAMPEP(only []string) Report {
+	mam := func(p50, p99, cpu float64, fails int) scenario.MAMResult {
+		return scenario.MAMResult{Users: 200, Contacts: 4, Max: 50, Conc: 4, Queries: 1000, Failures: fails, Results: 49000, PerQuery: 49,
+			P50ms: p50, P90ms: p50 * 2, P99ms: p99, QueriesPerSec: 1e6 / cpu, ServerCPUPerQuery: cpu, GenCPUPerQuery: 40}
+	}
+	pep := func(rate, cpu float64) scenario.PEPResult {
+		return scenario.PEPResult{Users: 100, Expected: 9900, Unique: 9900, Delivered: 9900, Published: 100, CapsQueries: 1,
+			LoginSeconds: 3.5, PerSecond: rate, ServerCPUPerNotify: cpu, GenCPUPerNotify: 3, P50ms: 20, P99ms: 80}
+	}
+	r := Report{Suite: Quick(), Servers: []ServerResult{
+		{Name: "alpha", Version: "1", Moderate: []scenario.MsgResult{{ServerCPUPerMsg: 8}},
+			MAM: []scenario.MAMResult{mam(1.5, 9, 400, 0), mam(1.2, 7, 300, 2), mam(2, 12, 500, 0)},
+			PEP: []scenario.PEPResult{pep(50000, 4), pep(40000, 5), pep(60000, 3)}},
+		{Name: "beta", Version: "2"},
+	}}
+	r.Servers[0].MAM[0].Fill = scenario.MAMFill{Sent: 20000, Delivered: 20000, PerSecond: 5000, ServerCPUPerMsg: 21.5}
+	r.Servers[0].MAM[0].Plain = &scenario.MAMFill{Sent: 20000, Delivered: 20000, PerSecond: 9000, ServerCPUPerMsg: 9.25}
+	r.Servers[0].MAM[1].FirstFailure = "query refused: <iq type='error'/>"
+	r.Servers[0].PEP[2].PublishErrorFirst = "publish refused: <iq type='error'/>"
+	r.Servers[0].PEP[2].PublishFails, r.Servers[0].PEP[1].SetupFails = 3, 2
+	r.Servers[0].PEP[0].Subscriptions, r.Servers[0].PEP[0].SubscribeSeconds = 9900, 2.5
+	r.Suite.Only = only
+	return r
+}
+
+func TestMarkdownMAMAndPEP(t *testing.T) {
+	md := Markdown(sampleMAMPEP([]string{"mam", "pep"}), nil)
+	for _, want := range []string{
+		"## Archive queries (XEP-0313)",
+		"200 users online; the archives are filled through the server with 20,000 one-to-one chat messages, each user writing with 4 ring contacts",
+		"a pair shares about 50.0 messages",
+		"RSM `<max>50</max><before/>`",
+		// the fill next to the plain reference and the messaging scenario's figure
+		"| alpha | 5,000 | **21.5** | 9,000 | 9.2 | 8.0 | 20,000 / 20,000 |",
+		"| beta | — | — | — | — | — | — |",
+		"the same fill of 20,000 messages is the plain reference",
+		// medians of three runs, ranges, failures summed
+		"| alpha | 3,000 | 49.0 | **1.50** (1.20–2.00) | 3.00 | **9.00** (7.00–12.00) | 2,500 | **400** (300–500) | 40.0 | 2 |",
+		"alpha's first failed query: query refused: &lt;iq type='error'/>",
+		"## PEP storm (XEP-0163)",
+		"100 users, every one a mutual contact of every other",
+		"9,900 expected",
+		"| alpha | **50,000** (40,000–60,000) | **4.00** (3.00–5.00) | 3.00 | 20.0 | 80.0 | 9,900 / 9,900 | 3 (and 2 first publishes, five tries each) | 1.0 | 3.5 | 9,900 subscriptions in-band in 2.5 s |",
+		"| beta | — |",
+		"alpha's first refused publish: publish refused: &lt;iq type='error'/>",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+	for _, absent := range []string{"## Idle sessions", "## One-to-one", "## Presence storm"} {
+		if strings.Contains(md, absent) {
+			t.Errorf("report has %q", absent)
+		}
+	}
+}

@@ -277,6 +277,12 @@ func Markdown(r Report, plots map[string]string) string {
 	if s.runs("muc") && hasMUC(r) {
 		mucSection(&b, r)
 	}
+	if s.runs("mam") && hasMAM(r) {
+		mamSection(&b, r)
+	}
+	if s.runs("pep") && hasPEP(r) {
+		pepSection(&b, r)
+	}
 
 	var errs bool
 	for _, sv := range r.Servers {
@@ -305,6 +311,10 @@ func Markdown(r Report, plots map[string]string) string {
 		"# XMPP over WebSocket alone (idle ws:// and wss:// next to TCP at 2,000 and 8,000 sessions, messaging over ws://):\nbin/xmppbench -compare vireo -suite quick -only ws -sizes 2000,8000 -out /tmp/ws\n" +
 		"# federation between two Vireo processes alone (200 users per side):\nbin/xmppbench -compare vireo -suite quick -only s2s -out /tmp/s2s\n" +
 		"# the groupchat fan-out alone (rooms of 10, 100 and 1,000 occupants, 10% talking):\nbin/xmppbench -compare vireo,prosody,ejabberd -only muc -muc-sizes 10,100,1000 -out /tmp/muc\n" +
+		"# archive queries alone (quick: 20,000 messages between 200 users; the issue's size below) and the PEP storm alone (quick: 100 users):\n" +
+		"bin/xmppbench -compare vireo,prosody,ejabberd -only mam -out /tmp/mam\n" +
+		"bin/xmppbench -compare vireo,prosody,ejabberd -only mam -mam-users 10000 -mam-messages 1000000 -out /tmp/mam\n" +
+		"bin/xmppbench -compare vireo,prosody,ejabberd -only pep -pep-users 1000 -out /tmp/pep\n" +
 		"# redraw this report from its JSON:\nbin/xmppbench -render bench/results/compare.json\n```\n")
 	return b.String()
 }

@@ -55,16 +55,43 @@ type Suite struct {
 	MUCRateStart int     `json:"muc_search_start_rate,omitempty"`
 	MUCRateMax   int     `json:"muc_search_max_rate,omitempty"`
 	MUCFixed     int     `json:"muc_fixed_rate,omitempty"`
-	Conc         int     `json:"concurrent_logins"`
-	SourceIPs    int     `json:"source_ips"`
+	// The archive query scenario (XEP-0313, opt-in: -only mam): MAMUsers online, their
+	// archives filled with MAMMessages one-to-one messages between MAMContacts ring
+	// contacts each (offered from MAMFillRate/s, adapting), then MAMQueries queries for the
+	// last MAMMax messages with one contact, MAMConc in flight.
+	MAMUsers    int `json:"mam_users,omitempty"`
+	MAMMessages int `json:"mam_messages,omitempty"`
+	MAMContacts int `json:"mam_contacts,omitempty"`
+	MAMFillRate int `json:"mam_fill_rate,omitempty"`
+	MAMQueries  int `json:"mam_queries,omitempty"`
+	MAMConc     int `json:"mam_in_flight,omitempty"`
+	MAMMax      int `json:"mam_max,omitempty"`
+	// MAMPlainMessages is the size of the plain reference: the same fill, before, on a
+	// fresh process with archiving off (Vireo's mam module disabled; Prosody and ejabberd
+	// without theirs). 0: none.
+	MAMPlainMessages int `json:"mam_plain_messages,omitempty"`
+	// PEPUsers is the PEP storm's size (XEP-0163, opt-in: -only pep): all mutual contacts.
+	PEPUsers  int `json:"pep_users,omitempty"`
+	Conc      int `json:"concurrent_logins"`
+	SourceIPs int `json:"source_ips"`
 	// Only, when set, limits the run to these scenarios: idle, login, fast, msg, presence,
 	// resume, muc (groupchat fan-out), ws (XMPP over WebSocket: idle next to TCP, messaging), s2s (federation between
-	// two processes, run on the pairs given to Run). The FAST storm (fast) runs Logins logins per phase on plain TCP and
+	// two processes, run on the pairs given to Run), mam (archive queries), pep (PEP storm). The FAST storm (fast) runs Logins logins per phase on plain TCP and
 	// LoginsTLS over TLS.
 	Only []string `json:"only,omitempty"`
 }
 
-func (s Suite) runs(scen string) bool { return len(s.Only) == 0 || slices.Contains(s.Only, scen) }
+// optIn are the scenarios that run only when Only names them: at the full sizes their
+// setup alone (a million messages archived, a million subscriptions) takes longer than
+// the rest of the suite.
+var optIn = []string{"mam", "pep"}
+
+func (s Suite) runs(scen string) bool {
+	if len(s.Only) == 0 {
+		return !slices.Contains(optIn, scen)
+	}
+	return slices.Contains(s.Only, scen)
+}
 
 // single reports whether any scenario on a single server runs (anything but s2s).
 func (s Suite) single() bool {
@@ -77,7 +104,9 @@ func Quick() Suite {
 		Users: 500, RateStart: 500, RateMax: 64000, StepDuration: 3 * time.Second, P99LimitMs: 100,
 		PresenceUsers: 500, Contacts: 10, ResumeSessions: 2000, ResumeSenders: 20, ResumeRate: 200, WSIdleSizes: []int{1000, 4000},
 		S2SUsers: 200, S2SRateStart: 500, S2SRateMax: 16000,
-		MUCSizes: []int{10, 100, 1000}, MUCTalkers: 0.1, MUCRateStart: 5000, MUCRateMax: 400000, Conc: 64, SourceIPs: 4}
+		MUCSizes: []int{10, 100, 1000}, MUCTalkers: 0.1, MUCRateStart: 5000, MUCRateMax: 400000,
+		MAMUsers: 200, MAMMessages: 20000, MAMContacts: 4, MAMFillRate: 2000, MAMQueries: 2000, MAMConc: 4, MAMMax: 50, MAMPlainMessages: 20000,
+		PEPUsers: 100, Conc: 64, SourceIPs: 4}
 }
 
 // Full is the suite the committed results come from.
@@ -86,7 +115,15 @@ func Full() Suite {
 		Users: 1000, RateStart: 500, RateMax: 256000, StepDuration: 5 * time.Second, P99LimitMs: 100,
 		PresenceUsers: 1000, Contacts: 20, ResumeSessions: 10000, ResumeSenders: 50, ResumeRate: 500, WSIdleSizes: []int{2000, 8000},
 		S2SUsers: 500, S2SRateStart: 500, S2SRateMax: 64000,
-		MUCSizes: []int{10, 100, 1000, 5000}, MUCTalkers: 0.1, MUCRateStart: 5000, MUCRateMax: 800000, Conc: 64, SourceIPs: 4}
+		MUCSizes: []int{10, 100, 1000, 5000}, MUCTalkers: 0.1, MUCRateStart: 5000, MUCRateMax: 800000,
+		MAMUsers: 10000, MAMMessages: 1000000, MAMContacts: 4, MAMFillRate: 2000, MAMQueries: 10000, MAMConc: 4, MAMMax: 50, MAMPlainMessages: 100000,
+		PEPUsers: 1000, Conc: 64, SourceIPs: 4}
+}
+
+// mamConfig is the suite's archive query scenario.
+func (s Suite) mamConfig() scenario.MAMConfig {
+	return scenario.MAMConfig{Users: s.MAMUsers, Messages: s.MAMMessages, Contacts: s.MAMContacts, FillRate: s.MAMFillRate,
+		Queries: s.MAMQueries, Conc: s.MAMConc, Max: s.MAMMax, LoginConc: s.Conc}
 }
 
 // resumeConfig is the suite's resume storm; the probe of detached sessions is half the storm.
@@ -107,7 +144,7 @@ func (s Suite) accounts() int {
 	for scen, m := range map[string]int{"idle": s.IdleSizes[len(s.IdleSizes)-1], "login": max(s.Logins, s.LoginsTLS), "fast": max(s.Logins, s.LoginsTLS),
 		"msg": s.Users, "presence": s.PresenceUsers,
 		"resume": rc.Sessions + rc.TopUp + rc.Senders, "ws": max(s.Users, slices.Max(append([]int{0}, s.WSIdleSizes...))),
-		"muc": slices.Max(append([]int{0}, s.MUCSizes...))} {
+		"muc": slices.Max(append([]int{0}, s.MUCSizes...)), "mam": s.MAMUsers, "pep": s.PEPUsers} {
 		if s.runs(scen) {
 			n = max(n, m)
 		}
@@ -151,7 +188,10 @@ type ServerResult struct {
 	// WebSocket is the XMPP-over-WebSocket scenario (ws).
 	WebSocket *WSResult `json:"websocket,omitempty"`
 	// MUC is the groupchat fan-out (muc), one entry per repetition.
-	MUC    []scenario.MUCResult `json:"muc,omitempty"`
+	MUC []scenario.MUCResult `json:"muc,omitempty"`
+	// MAM is the archive query scenario and PEP the PEP storm, one entry per repetition.
+	MAM    []scenario.MAMResult `json:"mam,omitempty"`
+	PEP    []scenario.PEPResult `json:"pep,omitempty"`
 	Errors []string             `json:"errors,omitempty"`
 }
 
@@ -395,27 +435,95 @@ fast:
 		}
 		res.MUC = append(res.MUC, mr)
 	}
-	if !s.runs("presence") {
-		return res
-	}
-	provisioned, err := srv.WriteRosters(s.PresenceUsers, func(i int) map[int]string { return scenario.Ring(i, s.PresenceUsers, s.Contacts) })
-	if err != nil {
-		fail("rosters", err)
-		return res
-	}
-	// A fresh start reads rosters written behind the server's back and drops whatever the
-	// earlier scenarios left cached.
-	if !restart(false) {
-		return res
-	}
-	for rep := 0; rep < s.Reps; rep++ {
-		fmt.Fprintf(log, "  %s: presence storm, %d users x %d contacts (run %d/%d)\n", srv.Name(), s.PresenceUsers, s.Contacts, rep+1, s.Reps)
-		pr, err := scenario.PresenceStorm(target(false), s.PresenceUsers, s.Contacts, s.Conc, provisioned || rep > 0)
+	if s.runs("presence") {
+		provisioned, err := srv.WriteRosters(s.PresenceUsers, func(i int) map[int]string { return scenario.Ring(i, s.PresenceUsers, s.Contacts) })
 		if err != nil {
-			fail("presence", err)
-			break
+			fail("rosters", err)
+			return res
 		}
-		res.Presence = append(res.Presence, pr)
+		// A fresh start reads rosters written behind the server's back and drops whatever the
+		// earlier scenarios left cached.
+		if !restart(false) {
+			return res
+		}
+		for rep := 0; rep < s.Reps; rep++ {
+			fmt.Fprintf(log, "  %s: presence storm, %d users x %d contacts (run %d/%d)\n", srv.Name(), s.PresenceUsers, s.Contacts, rep+1, s.Reps)
+			pr, err := scenario.PresenceStorm(target(false), s.PresenceUsers, s.Contacts, s.Conc, provisioned || rep > 0)
+			if err != nil {
+				fail("presence", err)
+				break
+			}
+			res.Presence = append(res.Presence, pr)
+		}
+	}
+	// The opt-in scenarios come last: their archives and rosters stay in the data
+	// directory, and the presence storm's rosters must not hold the PEP storm's mesh.
+	if s.runs("mam") {
+		// The plain reference first, so that the archives it would leave behind (none:
+		// archiving is off) cannot matter.
+		var plain *scenario.MAMFill
+		if s.MAMPlainMessages > 0 {
+			srv.Enable(peers.FeatureNoArchive)
+			if !restart(false) {
+				return res
+			}
+			c := s.mamConfig()
+			c.Messages, c.Queries = s.MAMPlainMessages, 0
+			fmt.Fprintf(log, "  %s: the archive fill without archiving, %d messages\n", srv.Name(), c.Messages)
+			if mr, err := scenario.MAM(target(false), c); err != nil {
+				fail("mam plain fill", err)
+			} else {
+				plain = &mr.Fill
+			}
+		}
+		srv.Enable(peers.FeatureMAM)
+		if !restart(false) {
+			return res
+		}
+		for rep := 0; rep < s.Reps; rep++ {
+			c := s.mamConfig()
+			if rep > 0 {
+				c.Messages = 0 // the archives are filled: the repetitions only query
+			}
+			fmt.Fprintf(log, "  %s: archive queries, %d users, %d messages (run %d/%d)\n", srv.Name(), c.Users, c.Messages, rep+1, s.Reps)
+			mr, err := scenario.MAM(target(false), c)
+			if err != nil {
+				fail("mam", err)
+				break
+			}
+			if rep == 0 {
+				mr.Plain = plain
+			}
+			res.MAM = append(res.MAM, mr)
+		}
+		srv.Enable()
+	}
+	if s.runs("pep") {
+		srv.Enable(peers.FeaturePEP)
+		// Running with PEP before the rosters: ejabberd's shared roster commands come with
+		// the module.
+		if !restart(false) {
+			return res
+		}
+		provisioned, err := srv.WriteRosters(s.PEPUsers, func(i int) map[int]string { return scenario.Mesh(i, s.PEPUsers) })
+		if err != nil {
+			fail("pep rosters", err)
+			return res
+		}
+		for rep := 0; rep < s.Reps; rep++ {
+			// A fresh process each time: the storm's sessions learn caps and last items anew.
+			if !restart(false) {
+				return res
+			}
+			fmt.Fprintf(log, "  %s: PEP storm, %d users, all mutual contacts (run %d/%d)\n", srv.Name(), s.PEPUsers, rep+1, s.Reps)
+			pr, err := scenario.PEPStorm(target(false), s.PEPUsers, s.Conc, provisioned || rep > 0)
+			if err != nil {
+				fail("pep", err)
+				break
+			}
+			res.PEP = append(res.PEP, pr)
+		}
+		srv.Enable()
 	}
 	return res
 }

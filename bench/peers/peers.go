@@ -51,7 +51,40 @@ type Server interface {
 	WriteRosters(n int, roster func(i int) map[int]string) (bool, error)
 	// Settings lists every setting that differs from the server's packaged defaults and why.
 	Settings() [][2]string
+	// Enable turns on the optional features named (FeatureMAM, FeaturePEP) from the next
+	// Start, and the others off; Enable() turns them all off.
+	Enable(features ...string)
 }
+
+// Optional features: Prosody and ejabberd load them only for the scenario that measures
+// them (-only mam, -only pep), so that archiving and PEP cost nothing in the other
+// scenarios' figures. Vireo has both on in every scenario (its defaults).
+const (
+	FeatureMAM = "mam" // XEP-0313 archiving of one-to-one messages
+	FeaturePEP = "pep" // XEP-0163 personal eventing (and XEP-0115 caps where separate)
+	// FeatureNoArchive turns archiving off where it is on by default (Vireo), for the
+	// plain reference the archive scenario measures its cost against.
+	FeatureNoArchive = "no-mam"
+)
+
+// features is the set Enable keeps, for the config templates.
+type features struct{ mam, pep, noMAM bool }
+
+func (f *features) Enable(names ...string) {
+	*f = features{}
+	for _, n := range names {
+		switch n {
+		case FeatureMAM:
+			f.mam = true
+		case FeaturePEP:
+			f.pep = true
+		case FeatureNoArchive:
+			f.noMAM = true
+		}
+	}
+}
+
+func (f features) vars(m map[string]any) { m["MAM"], m["PEP"], m["NoMAM"] = f.mam, f.pep, f.noMAM }
 
 // Env is what the servers share: a work directory and the certificate.
 type Env struct {

@@ -6,11 +6,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/vireo-im/vireo/bench/loadgen"
+	"github.com/vireo-im/vireo/engine/config"
 )
 
 // TestREADMEListsSettings keeps README.md in step with what each server reports.
@@ -192,6 +194,80 @@ func pairFederates(t *testing.T, env *Env, name string) {
 			if string(st.Name) == "message" && loadgen.Contains(st.Raw, "across") {
 				break
 			}
+		}
+	}
+}
+
+// TestEnableRendersOptionalModules: Prosody and ejabberd load mod_mam and mod_pep (mod_caps
+// and mod_pubsub's pep plugin) only when the scenario that measures them enables them,
+// Vireo turns archiving off only for the plain reference, and a later Enable() takes
+// them out again; every rendering is valid in the server's config language where Go
+// can check it (Vireo's TOML).
+func TestEnableRendersOptionalModules(t *testing.T) {
+	for _, tc := range []struct {
+		server string
+		tmpl   string
+		lines  map[string][]string // feature -> what only it adds
+	}{
+		{"prosody", prosodyConf, map[string][]string{FeatureMAM: {`; "mam"`}, FeaturePEP: {`; "pep"`}}},
+		{"ejabberd", ejabberdConf, map[string][]string{FeatureMAM: {"  mod_mam:\n    default: always\n"},
+			FeaturePEP: {"  mod_caps: {}\n", "  mod_pubsub:\n    plugins:\n      - flat\n      - pep\n", "  mod_shared_roster: {}\n", "  mod_admin_extra: {}\n"}}},
+		{"vireo", vireoConf, map[string][]string{FeatureNoArchive: {"[modules]\n", `disabled = ["mam"]`}}},
+	} {
+		for _, on := range [][]string{nil, {FeatureMAM}, {FeaturePEP}, {FeatureNoArchive}, {FeatureMAM, FeaturePEP}, nil} {
+			var f features
+			f.Enable(FeatureMAM, FeaturePEP, FeatureNoArchive) // what the last scenario left
+			f.Enable(on...)
+			m := ports{plain: 1, tls: 2, web: 3, webTLS: 4}.vars()
+			m["Dir"], m["Cert"], m["Key"], m["Domain"], m["IP"] = "/d", "/c", "/k", Domain, "127.0.0.1"
+			f.vars(m)
+			path := filepath.Join(t.TempDir(), "cfg")
+			if err := render(tc.tmpl, path, m); err != nil {
+				t.Fatal(err)
+			}
+			b, _ := os.ReadFile(path)
+			for feat, lines := range tc.lines {
+				want := slices.Contains(on, feat)
+				for _, l := range lines {
+					if strings.Contains(string(b), l) != want {
+						t.Errorf("%s with %v: %q present = %v", tc.server, on, l, !want)
+					}
+				}
+			}
+			if tc.server == "vireo" {
+				c, err := config.Parse(b, path)
+				if err != nil {
+					t.Fatalf("vireo with %v: %v\n%s", on, err, b)
+				}
+				if got := c.DisabledModules(); slices.Contains(on, FeatureNoArchive) != slices.Contains(got, "mam") {
+					t.Errorf("vireo with %v: disabled modules %v", on, got)
+				}
+			}
+		}
+	}
+}
+
+func TestIsMesh(t *testing.T) {
+	ring := func(i int) map[int]string { return map[int]string{(i + 1) % 5: "to", (i + 4) % 5: "from"} }
+	mesh := func(i int) map[int]string {
+		m := map[int]string{}
+		for j := 0; j < 5; j++ {
+			if j != i {
+				m[j] = "both"
+			}
+		}
+		return m
+	}
+	self := func(i int) map[int]string { m := mesh(i); delete(m, (i+1)%5); m[i] = "both"; return m }
+	half := func(i int) map[int]string { m := mesh(i); m[(i+1)%5] = "to"; return m }
+	for _, tc := range []struct {
+		name   string
+		roster func(int) map[int]string
+		n      int
+		want   bool
+	}{{"mesh", mesh, 5, true}, {"ring", ring, 5, false}, {"mesh of more users", mesh, 6, false}, {"self", self, 5, false}, {"one-way", half, 5, false}} {
+		if got := isMesh(tc.n, tc.roster); got != tc.want {
+			t.Errorf("%s: isMesh = %v", tc.name, got)
 		}
 	}
 }

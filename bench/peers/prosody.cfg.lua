@@ -38,8 +38,15 @@ authentication = "internal_hashed"
 modules_enabled = { "roster"; "saslauth"; "tls"; "disco"; "ping"; "presence"; "posix"; "carbons"; "blocklist"; "vcard_legacy"; "private"; "offline"; "smacks"; "websocket"; "dialback"; "vireo_bench_hosts" }
 modules_disabled = { "limits"; "s2s_bidi" }
 {{- else}}
-modules_enabled = { "roster"; "saslauth"; "tls"; "disco"; "ping"; "presence"; "posix"; "carbons"; "blocklist"; "vcard_legacy"; "private"; "offline"; "smacks"; "websocket" }
+modules_enabled = { "roster"; "saslauth"; "tls"; "disco"; "ping"; "presence"; "posix"; "carbons"; "blocklist"; "vcard_legacy"; "private"; "offline"; "smacks"; "websocket"{{if .MAM}}; "mam"{{end}}{{if .PEP}}; "pep"{{end}} }
 modules_disabled = { "limits"; "s2s" }
+{{- end}}
+{{- if .MAM}}
+-- The archive scenario (-only mam) alone: mod_mam with its defaults (every one-to-one
+-- message archived, Prosody's default internal storage, pages of up to 50).
+{{- end}}
+{{- if .PEP}}
+-- The PEP storm (-only pep) alone: mod_pep with its defaults.
 {{- end}}
 -- mod_limits throttles c2s to 10 kB/s in Debian's config; open it up in case it loads anyway.
 limits = { c2s = { rate = "1000mb/s"; burst = "10s" }; s2sin = { rate = "1000mb/s"; burst = "10s" } }

@@ -28,6 +28,7 @@ var prosodyHostsPlugin []byte
 type prosody struct {
 	env *Env
 	ports
+	features
 	dir, cfg string
 	p        *proc
 	fed      *federation // set on the Prosody of a federation pair (NewPair)
@@ -72,16 +73,7 @@ func (s *prosody) Start() error {
 		if err := os.MkdirAll(s.hostDir("accounts"), 0o755); err != nil {
 			return err
 		}
-		m := s.ports.vars()
-		m["Dir"], m["Cert"], m["Key"] = s.dir, s.env.Cert, s.env.Key
-		m["Domain"], m["IP"] = Domain, "127.0.0.1"
-		if f := s.fed; f != nil {
-			hosts := map[string][2]string{}
-			for d, a := range f.hosts {
-				h, p, _ := net.SplitHostPort(a)
-				hosts[d] = [2]string{h, p}
-			}
-			m["Domain"], m["IP"], m["S2S"], m["Hosts"] = f.domain, f.ip, f.s2s, hosts
+		if s.fed != nil {
 			if err := os.MkdirAll(filepath.Join(s.dir, "plugins"), 0o755); err != nil {
 				return err
 			}
@@ -89,9 +81,10 @@ func (s *prosody) Start() error {
 				return err
 			}
 		}
-		if err := render(prosodyConf, s.cfg, m); err != nil {
-			return err
-		}
+	}
+	// Rendered at every start: Enable may have changed the modules since the last.
+	if err := render(prosodyConf, s.cfg, s.vars()); err != nil {
+		return err
 	}
 	ports := s.list()
 	if s.fed != nil {
@@ -100,6 +93,22 @@ func (s *prosody) Start() error {
 	p, err := launchAt(exec.Command("prosody", "--config", s.cfg), filepath.Join(s.dir, "prosody.log"), 30*time.Second, s.host(), ports...)
 	s.p = p
 	return err
+}
+
+func (s *prosody) vars() map[string]any {
+	m := s.ports.vars()
+	m["Dir"], m["Cert"], m["Key"] = s.dir, s.env.Cert, s.env.Key
+	m["Domain"], m["IP"] = Domain, "127.0.0.1"
+	if f := s.fed; f != nil {
+		hosts := map[string][2]string{}
+		for d, a := range f.hosts {
+			h, p, _ := net.SplitHostPort(a)
+			hosts[d] = [2]string{h, p}
+		}
+		m["Domain"], m["IP"], m["S2S"], m["Hosts"] = f.domain, f.ip, f.s2s, hosts
+	}
+	s.features.vars(m)
+	return m
 }
 
 func (s *prosody) Stop()    { s.p.stop(15 * time.Second); s.p = nil }
@@ -178,6 +187,7 @@ func (s *prosody) Settings() [][2]string {
 		{"`modules_enabled`", "roster, saslauth, tls, disco, ping, presence, posix, carbons, blocklist, vcard_legacy, private, offline, websocket (RFC 7395, not on in Debian's config), smacks (XEP-0198 with resumption, on in Debian's config too, with its defaults: 600 s hibernation, 500-stanza queue): the IM features Vireo has on"},
 		{"`certificates`, `ssl`", "the bench's self-signed ECDSA P-256 certificate, the same for all three"},
 		{"`Component \"conference.localhost\" \"muc\"`", "the groupchat fan-out needs a MUC service (mod_muc with its defaults: no occupant limit, 20 messages of history)"},
+		{"`modules_enabled` plus `mam` (with `-only mam`) or `pep` (with `-only pep`)", "the archive query and PEP storm scenarios, each module with its defaults (mod_mam: every one-to-one message archived, internal storage, pages of up to 50); loaded only for the scenario that measures it, so the other scenarios' figures are as before"},
 		{"accounts, rosters", "written as Prosody's own data files before the runs (prosodyctl per account is far too slow; in-band roster provisioning stalls)"},
 	}
 }

@@ -18,9 +18,12 @@ import (
 //go:embed vireo.toml
 var vireoConf string
 
+// vireo has MAM (default "always") and PEP on in every scenario, as its defaults do;
+// only FeatureNoArchive changes its config.
 type vireo struct {
 	env *Env
 	ports
+	features
 	dir, cfg string
 	p        *proc
 	// fed is set on the instances of a federation pair (NewPair); nil: the single
@@ -75,9 +78,10 @@ func (v *vireo) Start() error {
 		if err := os.MkdirAll(v.dir, 0o755); err != nil {
 			return err
 		}
-		if err := render(vireoConf, v.cfg, v.vars()); err != nil {
-			return err
-		}
+	}
+	// Rendered at every start: Enable may have changed the modules since the last.
+	if err := render(vireoConf, v.cfg, v.vars()); err != nil {
+		return err
 	}
 	ports := v.list()
 	if v.fed != nil {
@@ -95,6 +99,7 @@ func (v *vireo) vars() map[string]any {
 	if f := v.fed; f != nil {
 		m["Domain"], m["IP"], m["S2S"], m["Hosts"] = f.domain, f.ip, f.s2s, f.hosts
 	}
+	v.features.vars(m)
 	return m
 }
 

@@ -1,5 +1,6 @@
 // Package scenario holds the load scenarios of the bench suite (idle density, login storm,
-// one-to-one messaging) and the measurements they report: process memory and CPU from
+// one-to-one messaging, and the others bench/README.md lists, archive queries and the PEP
+// storm among them) and the measurements they report: process memory and CPU from
 // /proc, latency histograms, slopes. It drives loadgen sessions; it must not know which
 // server it measures beyond its PID.
 package scenario

@@ -6,6 +6,8 @@
 //	xmppbench -addr 127.0.0.1:5222 -pid PID -scenario resume -sessions 1000 -senders 20 -resume-rate 200
 //	xmppbench -addr 127.0.0.1:5222 -pid PID -scenario fast -logins 2000
 //	xmppbench -addr 127.0.0.1:5280 -ws /xmpp-websocket -pid PID -scenario idle -sizes 2000,8000
+//	xmppbench -addr 127.0.0.1:5222 -pid PID -scenario mam -mam-users 10000 -mam-messages 1000000
+//	xmppbench -addr 127.0.0.1:5222 -pid PID -scenario pep -pep-users 1000
 //
 // Or start servers itself, one after the other, each from bench/peers with a fresh data
 // directory, and write a side-by-side report (JSON, Markdown, PNG plots):
@@ -42,7 +44,7 @@ func main() {
 		prefix   = flag.String("prefix", "user", "account name prefix (accounts prefix1..prefixN)")
 		password = flag.String("password", "password", "account password")
 		pid      = flag.Int("pid", 0, "server PID for /proc sampling")
-		scen     = flag.String("scenario", "idle", "idle, login, fast, msg, search, presence, resume or muc")
+		scen     = flag.String("scenario", "idle", "idle, login, fast, msg, search, presence, resume, muc, mam or pep")
 		contacts = flag.Int("contacts", 20, "presence: roster size per user")
 		sizes    = flag.String("sizes", "2000,16000", "idle: session counts (with -compare: the idle and WebSocket idle sizes, overriding the suite's)")
 		ramp     = flag.Int("ramp-rate", 0, "idle: logins per second while ramping (0: as fast as -conc allows)")
@@ -59,13 +61,23 @@ func main() {
 		mucSizes = flag.String("muc-sizes", "10,100,1000", "muc: occupants per room, one room per size (with -compare: overriding the suite's)")
 		mucTalk  = flag.Float64("muc-talkers", 0.1, "muc: fraction of occupants that talk")
 		mucRate  = flag.Int("muc-rate", 0, "muc: one step at this many delivered stanzas per second instead of a search (with -compare too)")
+		mamUsers = flag.Int("mam-users", 200, "mam: users online, whose archives are filled and queried (with -compare: overriding the suite's; the issue's size is 10000)")
+		mamMsgs  = flag.Int("mam-messages", 20000, "mam: messages sent through the server to fill the archives, 0: query what is there (with -compare: overriding the suite's; the issue's size is 1000000)")
+		mamCont  = flag.Int("mam-contacts", 4, "mam: ring contacts each user writes with")
+		mamFill  = flag.Int("mam-fill-rate", 2000, "mam: the fill's first offered rate, msgs/s (it adapts to the server)")
+		mamQ     = flag.Int("mam-queries", 2000, "mam: queries timed")
+		mamConc  = flag.Int("mam-conc", 4, "mam: queries in flight")
+		mamMax   = flag.Int("mam-max", 50, "mam: RSM page size (the last N with one contact)")
+		mamPlain = flag.Int("mam-plain-messages", 20000, "mam, with -compare: the fill's size without archiving, the plain reference (0: none; overriding the suite's)")
+		pepUsers = flag.Int("pep-users", 100, "pep: users, all mutual contacts, each publishing one avatar metadata item (with -compare: overriding the suite's; the issue's size is 1000)")
+		pepProv  = flag.Bool("pep-provisioned", false, "pep: the mesh rosters exist already (else they are made in-band first)")
 		portBase = flag.Int("port-base", 25222, "with -compare: the first port tried for the servers' listeners (another bench on the machine may hold the default ones)")
 		conc     = flag.Int("conc", 64, "concurrent logins (and resumptions)")
 		srcIPs   = flag.Int("source-ips", 4, "spread client sockets over 127.0.0.1..N")
 		servers  = flag.String("compare", "", "start these servers in turn and run the suite: vireo,prosody,ejabberd")
 		suite    = flag.String("suite", "quick", "with -compare: quick or full")
 		reps     = flag.Int("reps", 0, "with -compare: repetitions of each scenario (0: the suite's)")
-		only     = flag.String("only", "", "with -compare: run only these scenarios (idle,login,fast,msg,presence,resume,muc,ws,s2s)")
+		only     = flag.String("only", "", "with -compare: run only these scenarios (idle,login,fast,msg,presence,resume,muc,ws,s2s; mam and pep run only when named)")
 		bin      = flag.String("bin", "bin", "with -compare: directory holding vireo and vireoctl")
 		work     = flag.String("workdir", "", "with -compare: work directory (default: a temporary one, removed afterwards)")
 		install  = flag.Bool("install", false, "with -compare: apt-get install missing peers first")
@@ -117,6 +129,24 @@ func main() {
 					s.MUCFixed = *mucRate
 				case "duration":
 					s.StepDuration = *dur
+				case "mam-users":
+					s.MAMUsers = *mamUsers
+				case "mam-messages":
+					s.MAMMessages = *mamMsgs
+				case "mam-contacts":
+					s.MAMContacts = *mamCont
+				case "mam-fill-rate":
+					s.MAMFillRate = *mamFill
+				case "mam-queries":
+					s.MAMQueries = *mamQ
+				case "mam-conc":
+					s.MAMConc = *mamConc
+				case "mam-max":
+					s.MAMMax = *mamMax
+				case "mam-plain-messages":
+					s.MAMPlainMessages = *mamPlain
+				case "pep-users":
+					s.PEPUsers = *pepUsers
 				}
 			})
 		}
@@ -145,6 +175,11 @@ func main() {
 	case "muc":
 		res, err = scenario.MUC(t, scenario.MUCConfig{Service: "conference." + *domain, Sizes: parseSizes(*mucSizes), Talkers: *mucTalk,
 			RateStart: *rate, RateMax: *maxRate, Fixed: *mucRate, Step: *dur, LimitMs: 100, Conc: *conc})
+	case "mam":
+		res, err = scenario.MAM(t, scenario.MAMConfig{Users: *mamUsers, Messages: *mamMsgs, Contacts: *mamCont, FillRate: *mamFill,
+			Queries: *mamQ, Conc: *mamConc, Max: *mamMax, LoginConc: *conc})
+	case "pep":
+		res, err = scenario.PEPStorm(t, *pepUsers, *conc, *pepProv)
 	case "msg", "search":
 		var o *scenario.Online
 		o, err = scenario.Connect(t, *users, *conc)
