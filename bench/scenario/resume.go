@@ -176,9 +176,13 @@ func (k *tracker) tally() Delivery {
 	return d
 }
 
-const seqPrefix = "rs"
+// seqPrefix starts the id of every storm message: "rs", a tag of this process, and "-".
+// The tag keeps messages of an earlier run against the same server (left in offline
+// storage by sessions that ended before they arrived, and delivered at the next login)
+// from being counted as this run's: same sequence number, other id.
+var seqPrefix = "rs" + strconv.FormatUint(uint64(time.Now().UnixNano())%(36*36*36*36), 36) + "-"
 
-// parseSeq reads the sequence number from a message id "rs<digits>".
+// parseSeq reads the sequence number from a message id seqPrefix+"<digits>".
 func parseSeq(id []byte) (int, bool) {
 	if len(id) <= len(seqPrefix) || string(id[:len(seqPrefix)]) != seqPrefix || len(id) > len(seqPrefix)+9 {
 		return 0, false
@@ -196,7 +200,8 @@ func parseSeq(id []byte) (int, bool) {
 func appendMessage(buf []byte, to string, seq int) []byte {
 	buf = append(buf, "<message type='chat' to='"...)
 	buf = append(buf, to...)
-	buf = append(buf, "' id='"+seqPrefix...)
+	buf = append(buf, "' id='"...)
+	buf = append(buf, seqPrefix...)
 	buf = strconv.AppendInt(buf, int64(seq), 10)
 	buf = append(buf, "'><body>resume storm "...)
 	buf = strconv.AppendInt(buf, int64(seq), 10)

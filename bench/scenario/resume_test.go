@@ -20,16 +20,17 @@ func TestParseSeq(t *testing.T) {
 		want int
 		ok   bool
 	}{
-		{"rs0", 0, true},
-		{"rs42", 42, true},
-		{"rs999999999", 999999999, true},
-		{"rs1000000000", 0, false}, // longer than any run's sequence
-		{"rs", 0, false},
+		{seqPrefix + "0", 0, true},
+		{seqPrefix + "42", 42, true},
+		{seqPrefix + "999999999", 999999999, true},
+		{seqPrefix + "1000000000", 0, false}, // longer than any run's sequence
+		{seqPrefix, 0, false},
 		{"", 0, false},
+		{"rs42", 0, false}, // another run's
 		{"ts42", 0, false},
-		{"rs4x2", 0, false},
-		{"rs-1", 0, false},
-		{"RS42", 0, false},
+		{seqPrefix + "4x2", 0, false},
+		{seqPrefix + "-1", 0, false},
+		{strings.ToUpper(seqPrefix) + "42", 0, false},
 	} {
 		got, ok := parseSeq([]byte(c.id))
 		if got != c.want || ok != c.ok {
@@ -40,7 +41,7 @@ func TestParseSeq(t *testing.T) {
 
 func TestAppendMessageCarriesSeq(t *testing.T) {
 	m := string(appendMessage(nil, "user7@localhost/rs", 1234))
-	if m != "<message type='chat' to='user7@localhost/rs' id='rs1234'><body>resume storm 1234</body></message>" {
+	if m != "<message type='chat' to='user7@localhost/rs' id='"+seqPrefix+"1234'><body>resume storm 1234</body></message>" {
 		t.Fatalf("message %s", m)
 	}
 	id := m[strings.Index(m, "id='")+4:]
