@@ -47,7 +47,7 @@ func mamSection(b *strings.Builder, r Report) {
 		"`<query xmlns='urn:xmpp:mam:2'>` with a `with` field and RSM `<max>%d</max><before/>`, timed from the IQ sent to its result (after every "+
 		"result message). The first run fills; the others query the same archives on the same process. Prosody and ejabberd load their "+
 		"archive module only for this scenario (mod_mam with Prosody's default internal storage; ejabberd's mod_mam, `default: always`, in Mnesia); "+
-		"Vireo archives in every scenario, so its messaging figures include archiving too.\n\n",
+		"Vireo, which archives by default, archives only in this scenario too: its other figures, messaging included, are without archiving, like the peers'.\n\n",
 		num(float64(s.MAMUsers)), num(float64(s.MAMMessages)), s.MAMContacts,
 		num(float64(s.MAMMessages)/max(1, float64(s.MAMUsers*s.MAMContacts/2))), num(float64(s.MAMFillRate)),
 		num(float64(s.MAMQueries)), s.MAMConc, s.MAMMax, s.MAMMax)

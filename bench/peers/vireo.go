@@ -18,8 +18,9 @@ import (
 //go:embed vireo.toml
 var vireoConf string
 
-// vireo has MAM (default "always") and PEP on in every scenario, as its defaults do;
-// only FeatureNoArchive changes its config.
+// vireo archives (XEP-0313, default "always") only when FeatureMAM is enabled, like the
+// peers, so that the other scenarios measure the same work on every server; PEP is on in
+// every scenario, as its defaults have it (it costs nothing unless used).
 type vireo struct {
 	env *Env
 	ports
@@ -110,6 +111,7 @@ func (v *vireo) Settings() [][2]string {
 		{"`listen`, `tls_listen`, `data_dir`", "loopback ports chosen by the bench, own data directory"},
 		{"`[web] listen`, `tls_listen`", "loopback ports chosen by the bench (WebSocket at the default `/xmpp-websocket`; loopback is a trusted network by default, so plain ws:// counts as encrypted)"},
 		{"`[modules.upload] listen`", "a free loopback port (upload is not benchmarked)"},
+		{"`[modules] disabled = [\"mam\"]` except with `-only mam`", "archiving is on by default; the peers' bench configs load their MAM modules only for the archive scenario, so every other scenario measures the same work on all three (the archive scenario reports Vireo's cost with and without it)"},
 		{"`require_tls = false`, `allow_plain = true`", "the plain-TCP runs measure every server the same way"},
 		{"`auth_failures_per_minute = 1000000`", "storms come from four loopback addresses; the brute-force throttle is not measured"},
 		{"`max_outbound = 4194304`", "the rate search overloads servers on purpose; a slow session is not cut off at the default 1 MiB"},
