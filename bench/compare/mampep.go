@@ -54,7 +54,7 @@ func mamSection(b *strings.Builder, r Report) {
 	if s.MAMPlainMessages > 0 {
 		fmt.Fprintf(b, "Before the fill, on a fresh process with archiving off (Vireo's `mam` module disabled, Prosody and ejabberd without theirs), "+
 			"the same fill of %s messages is the plain reference: *server µs/message, no archive*. The messaging scenario's figure is beside it "+
-			"when the run had that scenario too (Vireo archives there).\n\n", num(float64(s.MAMPlainMessages)))
+			"when the run had that scenario too (no server archives there). The plain fill is short and runs at the fill's starting rate, so its figure carries more fixed cost per message than a long fill at full speed: compare the columns at similar rates.\n\n", num(float64(s.MAMPlainMessages)))
 	}
 	b.WriteString("| server | fill msgs/s | server µs/message, archiving | fill msgs/s, no archive | server µs/message, no archive | " +
 		"server µs/message, messaging scenario | delivered / sent |\n|---|---|---|---|---|---|---|\n")
