@@ -34,11 +34,14 @@ func TestFastStormSmall(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, p := range []LoginResult{r.Stream, r.Legacy, r.SASL2, r.FAST} {
-			if p.Logins != k || p.Failures != 0 || p.LoginsPerSecond <= 0 || p.ServerCPUPerLogin <= 0 {
+			// CPU comes from /proc in clock ticks (10 ms): a phase shorter than a few
+			// ticks may read as none.
+			if p.Logins != k || p.Failures != 0 || p.LoginsPerSecond <= 0 || p.ServerCPUPerLogin < 0 ||
+				p.Seconds >= 0.1 && p.ServerCPUPerLogin == 0 {
 				t.Fatalf("run %d: phase %+v", i, p)
 			}
 		}
-		if r.CPUvsLegacy <= 0 || r.CPUvsSASL2 <= 0 || r.RateVsLegacy <= 0 || r.Mechanism != "SCRAM-SHA-1" || r.FastMechanism != FastMechanism {
+		if r.CPUvsLegacy < 0 || r.CPUvsSASL2 < 0 || r.RateVsLegacy <= 0 || r.Mechanism != "SCRAM-SHA-1" || r.FastMechanism != FastMechanism {
 			t.Fatalf("run %d: result %+v", i, r)
 		}
 	}
