@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/panjf2000/gnet/v2"
 	"github.com/valyala/bytebufferpool"
 
 	"github.com/vireo-im/vireo/router"
@@ -215,6 +216,45 @@ func (o *s2sOut) Route(from, to jid.JID, raw []byte) error {
 		}
 		// enqueueRetired: p closed for idleness meanwhile; the next round makes a new one.
 	}
+}
+
+// enforce ends the streams of remote domains cfg no longer federates with (a reload that
+// denied them, or an allow list without them): an authenticated inbound stream would
+// otherwise keep delivering their stanzas until it idled out. Outbound streams close with
+// </stream:stream>; Route already refuses new stanzas for those domains.
+func (o *s2sOut) enforce(cfg *S2S) {
+	o.mu.Lock()
+	var in []inRef
+	for c, is := range o.mu.in {
+		if !cfg.allowed(is.remote) {
+			in = append(in, inRef{c, is.remote})
+		}
+	}
+	var out []*outPeer
+	for k, p := range o.mu.peers {
+		if !cfg.allowed(k[1]) {
+			out = append(out, p)
+			delete(o.mu.peers, k)
+		}
+	}
+	o.mu.Unlock()
+	for _, p := range out {
+		p.stop()
+	}
+	for _, r := range in {
+		c, remote := r.c, r.remote
+		c.gc.Wake(func(_ gnet.Conn, err error) error {
+			if k, ok := c.l.kind.(*s2sIn); ok && err == nil && !c.closing.Load() {
+				k.refuse(c, remote)
+			}
+			return nil
+		})
+	}
+}
+
+type inRef struct {
+	c      *conn
+	remote string
 }
 
 // close ends every outbound stream (server shutdown).

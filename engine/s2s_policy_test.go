@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -205,4 +206,38 @@ func TestS2SPolicyDialbackNeedsCert(t *testing.T) {
 	if got := dialback(r, feat); !strings.Contains(got, "type='valid'") {
 		t.Fatalf("dialback for a domain without a policy: %q", got)
 	}
+}
+
+// TestS2SPolicyDenyLive: a reload that denies a domain ends its streams that are already
+// up: the inbound one with policy-violation (its stanzas stop at once), the outbound one
+// with the end of the stream; messages both ways then bounce.
+func TestS2SPolicyDenyLive(t *testing.T) {
+	a, b := federatedWith(t, nil, nil)
+	alice := a.LoginPlain(t, "alice", "secret", "phone")
+	bob := b.LoginPlain(t, "bob", "secret", "pc")
+	alice.Send("<presence/>")
+	bob.Send("<presence/>")
+	alice.Send("<message to='bob@b.localhost/pc' type='chat'><body>before</body></message>")
+	bob.Expect("<body>before</body>")
+	bob.Expect("</message>")
+	bob.Send("<message to='alice@a.localhost/phone' type='chat'><body>back</body></message>")
+	alice.Expect("<body>back</body>")
+	alice.Expect("</message>")
+	if n := len(b.Engine.S2SConns()); n != 2 {
+		t.Fatalf("b has %d s2s streams, want 2 (one each way)", n)
+	}
+
+	setS2SPolicy(t, b, func(c *engine.S2S) { c.Deny = []string{"a.localhost"} })
+	deadline := time.Now().Add(10 * time.Second)
+	for len(b.Engine.S2SConns()) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("b still has s2s streams with a denied domain: %+v", b.Engine.S2SConns())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	bob.Send("<message to='alice@a.localhost/phone' id='o1' type='chat'><body>after</body></message>")
+	expectBounce(t, bob, "o1", "not-allowed")
+	alice.Send("<message to='bob@b.localhost/pc' id='i1' type='chat'><body>denied</body></message>")
+	expectBounce(t, alice, "i1", "remote-server-not-found")
+	bob.Never("denied")
 }

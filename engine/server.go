@@ -338,6 +338,9 @@ func (s *Server) Reload(cfg Config) error {
 		return err
 	}
 	s.setComponents(&cfg)
+	if s.s2s != nil {
+		s.s2s.enforce(&cfg.S2S)
+	}
 	now := s.hosts.Load()
 	for h := range was.local {
 		if !now.local[h] {
