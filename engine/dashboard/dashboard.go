@@ -413,13 +413,19 @@ func (d *Dashboard) usersPost(w http.ResponseWriter, r *http.Request, s session,
 		http.Error(w, "unknown action", http.StatusBadRequest)
 		return
 	}
+	d.flashResult(id, err, done)
+	d.log.Info().Str("admin", s.user).Str("action", action).Str("jid", j).Bool("ok", err == nil).Msg("dashboard: account operation")
+	http.Redirect(w, r, Prefix+"users?q="+url.QueryEscape(r.PostFormValue("q")), http.StatusSeeOther)
+}
+
+// flashResult shows the outcome of a form on the page the browser is sent back to: err's
+// text, or done.
+func (d *Dashboard) flashResult(id string, err error, done string) {
 	if err != nil {
 		d.sess.setFlash(id, err.Error(), false)
 	} else {
 		d.sess.setFlash(id, done, true)
 	}
-	d.log.Info().Str("admin", s.user).Str("action", action).Str("jid", j).Bool("ok", err == nil).Msg("dashboard: account operation")
-	http.Redirect(w, r, Prefix+"users?q="+url.QueryEscape(r.PostFormValue("q")), http.StatusSeeOther)
 }
 
 func (d *Dashboard) hosts(w http.ResponseWriter, r *http.Request, s session, _ string) {
@@ -449,11 +455,7 @@ func (d *Dashboard) hostsPost(w http.ResponseWriter, r *http.Request, s session,
 		http.Error(w, "unknown action", http.StatusBadRequest)
 		return
 	}
-	if err != nil {
-		d.sess.setFlash(id, err.Error(), false)
-	} else {
-		d.sess.setFlash(id, done, true)
-	}
+	d.flashResult(id, err, done)
 	d.log.Info().Str("admin", s.user).Str("action", action).Str("domain", domain).Bool("ok", err == nil).Msg("dashboard: virtual host operation")
 	http.Redirect(w, r, Prefix+"hosts", http.StatusSeeOther)
 }

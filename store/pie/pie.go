@@ -487,52 +487,41 @@ func parseScram(d *xml.Decoder, se xml.StartElement, u *User) error {
 }
 
 func parseRoster(d *xml.Decoder, u *User) error {
-	for {
-		tok, err := d.Token()
-		if err != nil {
+	return children(d, func(t xml.StartElement) error {
+		if t.Name.Space != NSRoster || t.Name.Local != "item" {
+			return d.Skip()
+		}
+		var v struct {
+			Groups []string `xml:"jabber:iq:roster group"`
+		}
+		if err := d.DecodeElement(&v, &t); err != nil {
 			return err
 		}
-		switch t := tok.(type) {
-		case xml.EndElement:
-			return nil
-		case xml.StartElement:
-			if t.Name.Space != NSRoster || t.Name.Local != "item" {
-				if err := d.Skip(); err != nil {
-					return err
-				}
-				continue
-			}
-			var v struct {
-				Groups []string `xml:"jabber:iq:roster group"`
-			}
-			if err := d.DecodeElement(&v, &t); err != nil {
-				return err
-			}
-			it := store.RosterItem{
-				JID:       attr(t, "", "jid"),
-				Name:      attr(t, "", "name"),
-				Ask:       attr(t, "", "ask") == "subscribe",
-				Approved:  isTrue(attr(t, "", "approved")),
-				PendingIn: isTrue(attr(t, NSVireo, "pending-in")),
-				Groups:    v.Groups,
-			}
-			if it.JID == "" {
-				return errors.New("roster item without jid")
-			}
-			switch s := attr(t, "", "subscription"); s {
-			case "", "none":
-			case "to":
-				it.Sub = store.SubTo
-			case "from":
-				it.Sub = store.SubFrom
-			case "both":
-				it.Sub = store.SubBoth
-			default:
-				return fmt.Errorf("roster item %s: subscription %q", it.JID, s)
-			}
-			u.Roster = append(u.Roster, it)
+		it := store.RosterItem{
+			JID:       attr(t, "", "jid"),
+			Name:      attr(t, "", "name"),
+			Ask:       attr(t, "", "ask") == "subscribe",
+			Approved:  isTrue(attr(t, "", "approved")),
+			PendingIn: isTrue(attr(t, NSVireo, "pending-in")),
+			Groups:    v.Groups,
 		}
-	}
+		if it.JID == "" {
+			return errors.New("roster item without jid")
+		}
+		switch s := attr(t, "", "subscription"); s {
+		case "", "none":
+		case "to":
+			it.Sub = store.SubTo
+		case "from":
+			it.Sub = store.SubFrom
+		case "both":
+			it.Sub = store.SubBoth
+		default:
+			return fmt.Errorf("roster item %s: subscription %q", it.JID, s)
+		}
+		u.Roster = append(u.Roster, it)
+		return nil
+	})
 }
 
 // parseOffline keeps each <message/> as the bytes of its element in doc, with the
