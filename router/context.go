@@ -72,6 +72,15 @@ func (c *shardCtx) RouteTo(to jid.JID, raw []byte) {
 	c.s.r.forward(o)
 }
 
+// RoutePacket is RouteTo for a stanza whose kind, type, id and sender the caller knows
+// (module.PacketRouter).
+func (c *shardCtx) RoutePacket(p *module.Packet) {
+	o := copyOp(0, p.Raw)
+	o.to, o.from = p.To, p.From
+	o.known, o.pk, o.typ, o.id = true, p.Kind, p.Type, p.ID
+	c.s.r.forward(o)
+}
+
 // CallOn runs fn on the shard of bare with a Context for that user (module.ShardCaller).
 func (c *shardCtx) CallOn(bare jid.JID, fn func(module.Context)) {
 	b := bare.Bare()

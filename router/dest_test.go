@@ -57,6 +57,20 @@ func (m *rooms) handle(c module.Context, p *module.Packet) {
 			c.Reply(p, []byte("<query xmlns='urn:test:rooms'/>"))
 		}
 	case module.KindMessage:
+		if txt := body(p); strings.HasPrefix(txt, "packet") {
+			// What a room's fan-out does: the router is told kind, type and sender and
+			// does not parse them out of the stanza again.
+			to := p.From
+			if txt == "packet remote" {
+				to, _ = jid.Parse("someone@elsewhere.example/x")
+			}
+			var b xmlstream.Builder
+			b.Start("message").Attr("from", room+"/bot").Attr("to", to.String()).Attr("type", "chat").
+				Start("body").Text("told " + txt).End().End()
+			bot, _ := jid.Parse(room + "/bot")
+			c.(module.PacketRouter).RoutePacket(&module.Packet{Raw: b.B, Kind: module.KindMessage, Type: "chat", From: bot, To: to})
+			return
+		}
 		var b xmlstream.Builder
 		b.Start("message").Attr("from", room+"/bot").Attr("to", p.From.String()).Attr("type", "chat").
 			Start("body").Text("echo " + body(p)).End().End()
@@ -172,6 +186,16 @@ func TestResolverDestinations(t *testing.T) {
 	rm.mu.Unlock()
 	if e.R.IsService("example.org") || !e.R.IsService("rooms.example.org") {
 		t.Fatal("IsService")
+	}
+
+	// A module that says what it routes (module.PacketRouter): to a local user, and to a
+	// remote one, whose Remote gets the sender the module named.
+	a.Send("<message to='lobby@rooms.example.org' type='chat'><body>packet</body></message>")
+	a.C.Wait(t, "from='lobby@rooms.example.org/bot'", "told packet")
+	a.Send("<message to='lobby@rooms.example.org' type='chat'><body>packet remote</body></message>")
+	waitFor(t, func() bool { rm.mu.Lock(); defer rm.mu.Unlock(); return len(rm.got) == 2 })
+	if !strings.Contains(rm.got[1], "lobby@rooms.example.org/bot -> someone@elsewhere.example/x") || !strings.Contains(rm.got[1], "told packet remote") {
+		t.Fatalf("remote got %q", rm.got[1])
 	}
 }
 

@@ -388,10 +388,12 @@ func (r *Router) forward(o *op) {
 		o.svc = sv
 		r.shardOf(o.to.Bare().String()).q.pushForce(o)
 	default:
-		from := jid.JID{}
-		if e, err := xmlstream.ParseElement(o.buf.B, "jabber:client"); err == nil {
-			if v, ok := e.Attr("from"); ok {
-				from, _ = jid.ParseBytes(xmlstream.AppendUnescaped(nil, v))
+		from := o.from
+		if !o.known {
+			if e, err := xmlstream.ParseElement(o.buf.B, "jabber:client"); err == nil {
+				if v, ok := e.Attr("from"); ok {
+					from, _ = jid.ParseBytes(xmlstream.AppendUnescaped(nil, v))
+				}
 			}
 		}
 		if se := r.deliverAway(k, from, o.to, o.buf.B); se != nil {
@@ -501,6 +503,11 @@ type op struct {
 	collect  func() [][]byte
 	skip     int   // AttachSkip
 	t0       int64 // monoNow at Submit for a stanza sampled for the latency histogram; 0 if not
+	// known is set by RoutePacket: pk, typ, id and from describe buf, which the
+	// recipient's shard then does not parse.
+	known   bool
+	typ, id string
+	from    jid.JID
 }
 
 var opPool = sync.Pool{New: func() any { return new(op) }}
@@ -541,5 +548,6 @@ func putOp(o *op) {
 	o.svc, o.fn, o.gen, o.timeout = nil, nil, 0, 0
 	o.queue, o.skip, o.collect = nil, 0, nil
 	o.t0 = 0
+	o.known, o.typ, o.id, o.from = false, "", "", jid.JID{}
 	opPool.Put(o)
 }

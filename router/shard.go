@@ -447,7 +447,7 @@ func (s *shard) runHooks(ph module.Phase, k module.Kind) module.Verdict {
 
 // inbound runs the recipient's phase for a stanza addressed to a local user.
 func (s *shard) inbound(o *op) {
-	p, ok := s.packetOf(o.buf.B, o.to)
+	p, ok := s.opPacket(o)
 	if !ok || p.To.IsZero() {
 		return
 	}

@@ -63,10 +63,20 @@ func (s *shard) packetOf(raw []byte, to jid.JID) (*module.Packet, bool) {
 	return &s.pkt, true
 }
 
+// opPacket is packetOf for the stanza o carries, without a parse when the sender said what
+// it is (RoutePacket).
+func (s *shard) opPacket(o *op) (*module.Packet, bool) {
+	if !o.known {
+		return s.packetOf(o.buf.B, o.to)
+	}
+	s.pkt = module.Packet{Raw: o.buf.B, Kind: o.pk, Type: o.typ, ID: o.id, From: o.from, To: o.to}
+	return &s.pkt, true
+}
+
 // service runs a service domain's handler for one stanza, in the shard of the addressed
 // entity.
 func (s *shard) service(o *op) {
-	p, ok := s.packetOf(o.buf.B, o.to)
+	p, ok := s.opPacket(o)
 	if !ok || o.svc == nil {
 		return
 	}

@@ -12,6 +12,15 @@ type DirectRouter interface {
 	RouteTo(to jid.JID, raw []byte)
 }
 
+// PacketRouter is DirectRouter for a stanza whose kind, type and sender the caller knows
+// as well: the recipient's phase takes p.Kind, p.Type, p.ID and p.From as they are instead
+// of parsing p.Raw (a room hands every occupant the same reflected groupchat message, so
+// the parse would otherwise be paid once per occupant). They must be what p.Raw says, and
+// p.To the JID in its 'to'. p.Raw is copied before RoutePacket returns; p is not kept.
+type PacketRouter interface {
+	RoutePacket(p *Packet)
+}
+
 // ShardCaller is implemented by Contexts that can run work on another entity's shard (the
 // router's). CallOn queues fn to run on the shard of bare's bare JID, after what is queued
 // there already, with a Context for that user (Sessions(bare) lists its sessions): a module

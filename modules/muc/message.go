@@ -203,7 +203,7 @@ func (r *room) groupchat(c module.Context, p *module.Packet, o *occupant) {
 			r.svc.m.log.Error().Err(err).Str("room", r.key).Msg("muc: store subject")
 		}
 		tmpl, _ := r.reflect(c, e, o, false, now)
-		r.fanout(c, tmpl)
+		r.fanout(c, tmpl, o.ojid)
 		return
 	}
 	if o.role < roleParticipant {
@@ -217,7 +217,7 @@ func (r *room) groupchat(c module.Context, p *module.Packet, o *occupant) {
 			a.Append(c, &Groupchat{Room: r.jid, ID: id, At: now, From: o.ojid, Real: o.bare, Raw: tmpl})
 		}
 	}
-	r.fanout(c, tmpl)
+	r.fanout(c, tmpl, o.ojid)
 	r.record(tmpl, now)
 	if r.cfg.MembersOnly {
 		if n := r.svc.m.notifier(); n != nil {
@@ -279,11 +279,11 @@ func (r *room) reflect(c module.Context, e xmlstream.Element, o *occupant, withS
 
 // fanout delivers tmpl to every session of every occupant, the sender's included (§7.4:
 // the reflection tells it the message went out, with the same id and stanza-id).
-func (r *room) fanout(c module.Context, tmpl []byte) {
+func (r *room) fanout(c module.Context, tmpl []byte, from jid.JID) {
 	snd := newSender(c)
 	for _, x := range r.occ {
 		for _, s := range x.sess {
-			snd.to(s, tmpl)
+			snd.packet(s, tmpl, module.KindMessage, "groupchat", "", from)
 		}
 	}
 }

@@ -242,7 +242,14 @@ func (r *room) broadcast(snd *sender, o *occupant, opt *presOpt, skip jid.JID) {
 				}
 				t = plain
 			}
-			snd.to(s, t)
+			typ, id := "", ""
+			if opt.unavailable {
+				typ = "unavailable"
+			}
+			if x == o {
+				id = opt.selfID
+			}
+			snd.packet(s, t, module.KindPresence, typ, id, o.ojid)
 		}
 	}
 }

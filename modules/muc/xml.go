@@ -57,6 +57,8 @@ func stamp(dst, raw []byte, to jid.JID) []byte {
 type sender struct {
 	c   module.Context
 	d   module.DirectRouter
+	p   module.PacketRouter
+	pkt module.Packet // what packet hands the router; reused
 	buf *[]byte
 	own []byte
 	// The template last sent and where its start tag ends: consecutive sends of one
@@ -68,6 +70,7 @@ type sender struct {
 func newSender(c module.Context) sender {
 	s := sender{c: c}
 	s.d, _ = c.(module.DirectRouter)
+	s.p, _ = c.(module.PacketRouter)
 	if sc, ok := c.(module.Scratcher); ok {
 		s.buf = sc.Scratch(1)
 	} else {
@@ -81,6 +84,29 @@ func newSender(c module.Context) sender {
 // attribute the tag lacks, with the tag scanned once per template rather than once per
 // recipient.
 func (s *sender) to(to jid.JID, tmpl []byte) {
+	b := s.stamped(to, tmpl)
+	if s.d != nil {
+		s.d.RouteTo(to, b)
+		return
+	}
+	s.c.Route(b)
+}
+
+// packet is to for a template whose kind, type and sender the room knows (a reflected
+// groupchat message from an occupant): the router is told them (module.PacketRouter), so
+// the recipient's shard does not parse the stanza again, once per recipient.
+func (s *sender) packet(to jid.JID, tmpl []byte, k module.Kind, typ, id string, from jid.JID) {
+	if s.p == nil {
+		s.to(to, tmpl)
+		return
+	}
+	s.pkt = module.Packet{Raw: s.stamped(to, tmpl), Kind: k, Type: typ, ID: id, From: from, To: to}
+	s.p.RoutePacket(&s.pkt)
+	s.pkt.Raw = nil
+}
+
+// stamped returns tmpl with 'to' added, in the sender's buffer.
+func (s *sender) stamped(to jid.JID, tmpl []byte) []byte {
 	if len(tmpl) == 0 || len(s.last) != len(tmpl) || &s.last[0] != &tmpl[0] {
 		s.last, s.cut = tmpl, tagCut(tmpl)
 		for s.head = s.cut; s.head > 0 && isSpace(tmpl[s.head-1]); s.head-- {
@@ -97,11 +123,7 @@ func (s *sender) to(to jid.JID, tmpl []byte) {
 		b = append(b, tmpl[s.cut:]...)
 	}
 	*s.buf = b
-	if s.d != nil {
-		s.d.RouteTo(to, b)
-		return
-	}
-	s.c.Route(b)
+	return b
 }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
