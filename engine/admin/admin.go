@@ -21,6 +21,7 @@ import (
 
 	"github.com/vireo-im/vireo/store"
 	"github.com/vireo-im/vireo/store/creds"
+	"github.com/vireo-im/vireo/store/pie"
 	"github.com/vireo-im/vireo/xmlstream/jid"
 )
 
@@ -38,6 +39,9 @@ type Request struct {
 	Action string `json:"action,omitempty"`
 	// Split makes export write a directory of files, one per account (ExportSplit).
 	Split bool `json:"split,omitempty"`
+	// For names the server an export is written for (pie.ParseFlavour): "" for standard
+	// XEP-0227, "ejabberd" (or "ejabberd-sha256", "ejabberd-sha512") for ejabberd.
+	For string `json:"for,omitempty"`
 }
 
 // Response answers a Request. Error is empty on success.
@@ -123,10 +127,14 @@ func Do(b Backend, r Request) Response {
 	case "backup":
 		resp.Manifest, err = Backup(b, r.Path)
 	case "export":
+		var f pie.Flavour
+		if f, err = pie.ParseFlavour(r.For); err != nil {
+			break
+		}
 		if r.Split {
-			resp.Count, err = ExportSplit(b, r.Path)
+			resp.Count, err = ExportSplit(b, r.Path, f)
 		} else {
-			resp.Count, err = Export(b, r.Path)
+			resp.Count, err = Export(b, r.Path, f)
 		}
 	case "import":
 		resp.Count, resp.Lines, err = Import(b, r.Path)

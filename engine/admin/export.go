@@ -28,8 +28,10 @@ func sections() []pie.Section {
 // Export writes every account of b's store, with its roster, offline messages and the
 // data of the modules that implement pie.Section, to a new
 // XEP-0227 file at path (absolute; it must not exist; mode 0600, since it holds the SCRAM
-// keys). The file appears only once it is complete. It returns the number of accounts.
-func Export(b Backend, path string) (int, error) {
+// keys), its credentials written for the server of flavour f (pie.Standard, or ejabberd's
+// import_piefxis). The file appears only once it is complete. It returns the number of
+// accounts.
+func Export(b Backend, path string, f pie.Flavour) (int, error) {
 	if !filepath.IsAbs(path) {
 		return 0, fmt.Errorf("export: %q is not an absolute path", path)
 	}
@@ -37,15 +39,15 @@ func Export(b Backend, path string) (int, error) {
 		return 0, fmt.Errorf("export: %s already exists", path)
 	}
 	tmp := path + ".partial"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return 0, fmt.Errorf("export: %w", err)
 	}
-	err = pie.Export(f, b.Store(), sections()...)
+	err = pie.ExportFor(out, b.Store(), f, sections()...)
 	if err == nil {
-		err = f.Sync()
+		err = out.Sync()
 	}
-	if cerr := f.Close(); err == nil {
+	if cerr := out.Close(); err == nil {
 		err = cerr
 	}
 	if err == nil {
@@ -61,8 +63,9 @@ func Export(b Backend, path string) (int, error) {
 // ExportSplit writes every account of b's store as a XEP-0227 file of its own,
 // user@domain.xml, into dir (absolute; it must not exist; mode 0700, the files 0600): the
 // layout Prosody's mod_storage_xep0227 (and so prosody-migrator) reads. The directory
-// appears only once every file is written. It returns the number of accounts.
-func ExportSplit(b Backend, dir string) (int, error) {
+// appears only once every file is written; credentials are written for flavour fl as in
+// Export. It returns the number of accounts.
+func ExportSplit(b Backend, dir string, fl pie.Flavour) (int, error) {
 	if !filepath.IsAbs(dir) {
 		return 0, fmt.Errorf("export: %q is not an absolute path", dir)
 	}
@@ -90,7 +93,7 @@ func ExportSplit(b Backend, dir string) (int, error) {
 		if err != nil {
 			break
 		}
-		err = pie.ExportUser(f, b.Store(), u, secs...)
+		err = pie.ExportUserFor(f, b.Store(), u, fl, secs...)
 		if err == nil {
 			err = f.Sync()
 		}

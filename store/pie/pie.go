@@ -12,6 +12,12 @@
 // ExportUser writes one account per document, as Prosody's mod_storage_xep0227 keeps
 // them.
 //
+// An export is standard XEP-0227 unless a Flavour says otherwise: every SCRAM hash the
+// account has (SCRAM-SHA-1, -256, -512), each field base64-encoded once. The ejabberd
+// flavours (ExportFor, ExportUserFor with a Flavour from ParseFlavour) write what ejabberd
+// 23.01's import_piefxis reads: one <scram-credentials/> per account, since ejabberd
+// keeps one hash, and its salt, server-key and stored-key base64-encoded twice.
+//
 // Elements kept as bytes (vCards, private fragments, item payloads, archived messages)
 // are written again from the parsed tokens as standalone elements that declare their
 // namespaces, so prefixes of the exporting server cannot leak out of context.
@@ -77,10 +83,78 @@ type User struct {
 
 var mechanisms = [3]string{store.SHA1: "SCRAM-SHA-1", store.SHA256: "SCRAM-SHA-256", store.SHA512: "SCRAM-SHA-512"}
 
+// Flavour is how an export writes the SCRAM credentials, for the server that will read
+// it. The zero value is standard XEP-0227.
+type Flavour struct {
+	// Ejabberd writes the credentials as ejabberd 23.01's import_piefxis reads them.
+	// ejabberd keeps a #scram record per account whose salt, stored key and server key
+	// are base64 text (ejabberd_auth:password_to_scram/3; its SASL code decodes them,
+	// xmpp_sasl_scram), and import_piefxis base64-decodes each field of the file once
+	// into that record (ejabberd_piefxis:parse_scram_password/1), as its export encodes
+	// the text once more: so each field is written base64-encoded twice. ejabberd takes
+	// the first <scram-credentials/> of a user, and offers SCRAM only with the hash of
+	// its auth_scram_hash option: one element is written, of Hash, or of the account's
+	// first hash (SHA-1, SHA-256, SHA-512) when it has no keys of Hash (PLAIN still
+	// verifies against them there).
+	Ejabberd bool
+	// Hash is the SCRAM hash an ejabberd export keeps: ejabberd's auth_scram_hash, whose
+	// default, sha, is store.SHA1, the zero value.
+	Hash store.Hash
+}
+
+// Standard is XEP-0227 as written: every SCRAM hash, each field base64-encoded once.
+var Standard = Flavour{}
+
+// flavours are the names ParseFlavour takes, in the order the help lists them.
+var flavours = []struct {
+	name string
+	f    Flavour
+}{
+	{"xep0227", Standard},
+	{"ejabberd", Flavour{Ejabberd: true, Hash: store.SHA1}},
+	{"ejabberd-sha256", Flavour{Ejabberd: true, Hash: store.SHA256}},
+	{"ejabberd-sha512", Flavour{Ejabberd: true, Hash: store.SHA512}},
+}
+
+// ParseFlavour reads a flavour's name: "" or "xep0227" (standard XEP-0227), "ejabberd"
+// (ejabberd 23.01 with its default auth_scram_hash: sha, so SCRAM-SHA-1 keys),
+// "ejabberd-sha256" or "ejabberd-sha512" (auth_scram_hash: sha256 or sha512).
+func ParseFlavour(s string) (Flavour, error) {
+	if s == "" {
+		return Standard, nil
+	}
+	var names []string
+	for _, f := range flavours {
+		if f.name == s {
+			return f.f, nil
+		}
+		names = append(names, f.name)
+	}
+	return Standard, fmt.Errorf("pie: unknown export flavour %q (want one of %s)", s, strings.Join(names, ", "))
+}
+
+// String is the flavour's name for ParseFlavour.
+func (f Flavour) String() string {
+	if !f.Ejabberd {
+		return "xep0227" // Hash matters only to ejabberd
+	}
+	for _, n := range flavours {
+		if n.f == f {
+			return n.name
+		}
+	}
+	return fmt.Sprintf("ejabberd-hash%d", f.Hash) // a Hash the store does not have
+}
+
 // Export writes every account of st, grouped by domain, as one XEP-0227 document. It reads
 // the store as it goes: an export taken while the server runs is not one snapshot (take it
 // from a backup for that).
 func Export(w io.Writer, st store.Store, sections ...Section) error {
+	return ExportFor(w, st, Standard, sections...)
+}
+
+// ExportFor is Export with the credentials written for the server of flavour f.
+func ExportFor(w io.Writer, st store.Store, f Flavour, sections ...Section) error {
 	var users []string
 	if err := st.Accounts().List(func(u string) bool { users = append(users, u); return true }); err != nil {
 		return err
@@ -92,20 +166,25 @@ func Export(w io.Writer, st store.Store, sections ...Section) error {
 		}
 		return users[i] < users[j]
 	})
-	return export(w, st, users, sections)
+	return export(w, st, users, f, sections)
 }
 
 // ExportUser writes one account as a document of its own: the file per user that
 // Prosody's mod_storage_xep0227 reads (it takes the first user of the first host).
 func ExportUser(w io.Writer, st store.Store, user string, sections ...Section) error {
+	return ExportUserFor(w, st, user, Standard, sections...)
+}
+
+// ExportUserFor is ExportUser with the credentials written for the server of flavour f.
+func ExportUserFor(w io.Writer, st store.Store, user string, f Flavour, sections ...Section) error {
 	if _, err := st.Accounts().Get(user); err != nil {
 		return fmt.Errorf("pie: %s: %w", user, err)
 	}
-	return export(w, st, []string{user}, sections)
+	return export(w, st, []string{user}, f, sections)
 }
 
 // export writes the accounts users, sorted by domain.
-func export(w io.Writer, st store.Store, users []string, sections []Section) error {
+func export(w io.Writer, st store.Store, users []string, f Flavour, sections []Section) error {
 	var b xmlstream.Builder
 	b.B = append(b.B, "<?xml version='1.0' encoding='UTF-8'?>\n"...)
 	b.Start("server-data").Attr("xmlns", NS).Attr("xmlns:vireo", NSVireo)
@@ -138,17 +217,7 @@ func export(w io.Writer, st store.Store, users []string, sections []Section) err
 		if !acc.Created.IsZero() {
 			b.Attr("vireo:created", acc.Created.UTC().Format(time.RFC3339Nano))
 		}
-		for h, c := range acc.Creds {
-			if c.IsZero() {
-				continue
-			}
-			b.Start("scram-credentials").Attr("xmlns", NSScram).Attr("mechanism", mechanisms[h])
-			b.Start("iter-count").Text(strconv.Itoa(c.Iter)).End()
-			b.Start("salt").Text(base64.StdEncoding.EncodeToString(c.Salt)).End()
-			b.Start("server-key").Text(base64.StdEncoding.EncodeToString(c.ServerKey)).End()
-			b.Start("stored-key").Text(base64.StdEncoding.EncodeToString(c.StoredKey)).End()
-			b.End()
-		}
+		writeCreds(&b, acc.Creds, f)
 		items, _, err := st.Rosters().Get(u)
 		if err != nil {
 			return err
@@ -199,6 +268,35 @@ func export(w io.Writer, st store.Store, users []string, sections []Section) err
 	b.End()
 	b.B = append(b.B, '\n')
 	return flush()
+}
+
+// writeCreds writes the account's <scram-credentials/> for flavour f.
+func writeCreds(b *xmlstream.Builder, cs [3]store.Credentials, f Flavour) {
+	enc := base64.StdEncoding.EncodeToString
+	hashes := []store.Hash{store.SHA1, store.SHA256, store.SHA512}
+	if f.Ejabberd {
+		enc = func(p []byte) string {
+			return base64.StdEncoding.EncodeToString([]byte(base64.StdEncoding.EncodeToString(p)))
+		}
+		if int(f.Hash) < len(cs) {
+			hashes = append([]store.Hash{f.Hash}, hashes...)
+		}
+	}
+	for _, h := range hashes {
+		c := cs[h]
+		if c.IsZero() {
+			continue
+		}
+		b.Start("scram-credentials").Attr("xmlns", NSScram).Attr("mechanism", mechanisms[h])
+		b.Start("iter-count").Text(strconv.Itoa(c.Iter)).End()
+		b.Start("salt").Text(enc(c.Salt)).End()
+		b.Start("server-key").Text(enc(c.ServerKey)).End()
+		b.Start("stored-key").Text(enc(c.StoredKey)).End()
+		b.End()
+		if f.Ejabberd {
+			return // ejabberd keeps one
+		}
+	}
 }
 
 func writeItem(b *xmlstream.Builder, it store.RosterItem) {

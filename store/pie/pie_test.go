@@ -276,3 +276,120 @@ func FuzzImportParse(f *testing.F) {
 		}
 	})
 }
+
+// scramEl is a <scram-credentials/> element of an export.
+type scramEl struct {
+	Mechanism string `xml:"mechanism,attr"`
+	Iter      int    `xml:"iter-count"`
+	Salt      string `xml:"salt"`
+	ServerKey string `xml:"server-key"`
+	StoredKey string `xml:"stored-key"`
+}
+
+// scramEls exports st for flavour f and returns the <scram-credentials/> of its users.
+func scramEls(t *testing.T, st store.Store, f Flavour) (map[string][]scramEl, []byte) {
+	t.Helper()
+	var doc bytes.Buffer
+	if err := ExportFor(&doc, st, f); err != nil {
+		t.Fatal(err)
+	}
+	var v struct {
+		Hosts []struct {
+			JID   string `xml:"jid,attr"`
+			Users []struct {
+				Name  string    `xml:"name,attr"`
+				Scram []scramEl `xml:"urn:xmpp:pie:0#scram scram-credentials"`
+			} `xml:"user"`
+		} `xml:"host"`
+	}
+	if err := xml.Unmarshal(doc.Bytes(), &v); err != nil {
+		t.Fatalf("%v\n%s", err, doc.Bytes())
+	}
+	out := map[string][]scramEl{}
+	for _, h := range v.Hosts {
+		for _, u := range h.Users {
+			out[u.Name+"@"+h.JID] = u.Scram
+		}
+	}
+	return out, doc.Bytes()
+}
+
+// TestExportFlavours: the standard export writes every hash with each field
+// base64-encoded once, as XEP-0227 says; the ejabberd flavours write one
+// <scram-credentials/>, of the hash asked for (else the account's first), each field
+// encoded twice: what ejabberd 23.01's import_piefxis decodes once into the base64 text
+// its #scram record keeps. Vireo reads its ejabberd export back to the same keys.
+func TestExportFlavours(t *testing.T) {
+	st := openStore(t)
+	all, err := creds.DeriveAll("dave pw", creds.MinIter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sha1, err := creds.Derive("erin pw", store.SHA1, 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Accounts().Create(store.Account{User: "dave@example.org", Creds: all})
+	st.Accounts().Create(store.Account{User: "erin@example.org", Creds: [3]store.Credentials{store.SHA1: sha1}})
+	b64 := base64.StdEncoding.EncodeToString
+	mechs := []string{"SCRAM-SHA-1", "SCRAM-SHA-256", "SCRAM-SHA-512"}
+
+	std, doc := scramEls(t, st, Standard)
+	if d := std["dave@example.org"]; len(d) != 3 {
+		t.Fatalf("standard export: dave has %d <scram-credentials/>, want 3:\n%s", len(d), doc)
+	}
+	for h, el := range std["dave@example.org"] {
+		c := all[h]
+		if el.Mechanism != mechs[h] || el.Iter != c.Iter || el.Salt != b64(c.Salt) || el.ServerKey != b64(c.ServerKey) || el.StoredKey != b64(c.StoredKey) {
+			t.Errorf("standard export, %s: %+v; want each field base64-encoded once", mechs[h], el)
+		}
+	}
+
+	for _, tc := range []struct {
+		name       string
+		dave, erin store.Hash
+	}{{"ejabberd", store.SHA1, store.SHA1}, {"ejabberd-sha256", store.SHA256, store.SHA1}, {"ejabberd-sha512", store.SHA512, store.SHA1}} {
+		f, err := ParseFlavour(tc.name)
+		if err != nil || !f.Ejabberd || f.String() != tc.name {
+			t.Fatalf("ParseFlavour(%q) = %+v (%s), %v", tc.name, f, f, err)
+		}
+		els, doc := scramEls(t, st, f)
+		for _, u := range []struct {
+			jid string
+			h   store.Hash
+			c   store.Credentials
+		}{{"dave@example.org", tc.dave, all[tc.dave]}, {"erin@example.org", tc.erin, sha1}} {
+			e := els[u.jid]
+			if len(e) != 1 || e[0].Mechanism != mechs[u.h] {
+				t.Fatalf("%s: %s has %+v, want one %s:\n%s", tc.name, u.jid, e, mechs[u.h], doc)
+			}
+			el, c := e[0], u.c
+			if el.Iter != c.Iter || el.Salt != b64([]byte(b64(c.Salt))) || el.ServerKey != b64([]byte(b64(c.ServerKey))) || el.StoredKey != b64([]byte(b64(c.StoredKey))) {
+				t.Errorf("%s: %s: %+v; want each field base64-encoded twice", tc.name, u.jid, el)
+			}
+		}
+		users, err := Parse(doc)
+		if err != nil || len(users) != 2 {
+			t.Fatalf("%s: parse: %+v %v", tc.name, users, err)
+		}
+		for _, u := range users {
+			want := [3]store.Credentials{store.SHA1: sha1}
+			if u.JID == "dave@example.org" {
+				want = [3]store.Credentials{}
+				want[tc.dave] = all[tc.dave]
+			}
+			if !reflect.DeepEqual(u.Creds, want) {
+				t.Errorf("%s: %s read back as %+v, want %+v", tc.name, u.JID, u.Creds, want)
+			}
+		}
+	}
+
+	for _, s := range []string{"", "xep0227"} {
+		if f, err := ParseFlavour(s); err != nil || f != Standard || f.String() != "xep0227" {
+			t.Errorf("ParseFlavour(%q) = %+v, %v; want Standard", s, f, err)
+		}
+	}
+	if _, err := ParseFlavour("prosody"); err == nil || !strings.Contains(err.Error(), "ejabberd-sha256") {
+		t.Errorf("ParseFlavour(prosody): %v", err)
+	}
+}

@@ -22,6 +22,7 @@ import (
 	_ "github.com/vireo-im/vireo/modules/standard"
 	"github.com/vireo-im/vireo/store"
 	"github.com/vireo-im/vireo/store/pebblestore"
+	"github.com/vireo-im/vireo/store/pie"
 	"github.com/vireo-im/vireo/xmlstream/jid"
 )
 
@@ -57,6 +58,15 @@ commands:
                            format, SCRAM keys included
   export -split DIR        the same, one file per account, DIR/user@domain.xml (new):
                            the layout of Prosody's mod_storage_xep0227
+  export -for ejabberd FILE
+                           the same for ejabberd 23.01's import_piefxis (combines with
+                           -split): one SCRAM key set per account, SCRAM-SHA-1 for
+                           ejabberd's default auth_scram_hash (sha), salt and keys
+                           base64-encoded twice as ejabberd reads them (the standard
+                           file's keys do not verify there). -for ejabberd-sha256 or
+                           ejabberd-sha512 for auth_scram_hash sha256 or sha512 (an
+                           account without keys of that hash gets those it has: PLAIN
+                           works there, that SCRAM does not). Default: -for xep0227
   import FILE              create the accounts of a XEP-0227 FILE (Vireo's, Prosody's
                            prosody-migrator, ejabberd's export_piefxis) with their
                            data (existing accounts are kept)
@@ -281,8 +291,20 @@ func parse(cmd string, args []string) (admin.Request, error) {
 		if cmd == "export" || cmd == "import" {
 			what = "FILE"
 		}
-		if cmd == "export" && len(args) > 0 && args[0] == "-split" {
-			r.Split, what, args = true, "DIR", args[1:]
+		if cmd == "export" {
+			fl := flag.NewFlagSet("export", flag.ContinueOnError)
+			fl.SetOutput(io.Discard)
+			fl.BoolVar(&r.Split, "split", false, "one file per account")
+			fl.StringVar(&r.For, "for", "", "the server the file is for")
+			if err := fl.Parse(args); err != nil {
+				return r, fmt.Errorf("export: %w", err)
+			}
+			if _, err := pie.ParseFlavour(r.For); err != nil {
+				return r, fmt.Errorf("export: -for: %w", err)
+			}
+			if args = fl.Args(); r.Split {
+				what = "DIR"
+			}
 		}
 		if err := need(1, what); err != nil {
 			return r, err

@@ -127,16 +127,24 @@ func TestParseExport(t *testing.T) {
 	for _, tc := range []struct {
 		args  []string
 		split bool
+		for_  string
 		ok    bool
 	}{
-		{[]string{"/tmp/a.xml"}, false, true},
-		{[]string{"-split", "/tmp/dir"}, true, true},
-		{[]string{"-split"}, false, false},
-		{nil, false, false},
-		{[]string{"/tmp/a.xml", "/tmp/b.xml"}, false, false},
+		{[]string{"/tmp/a.xml"}, false, "", true},
+		{[]string{"-split", "/tmp/dir"}, true, "", true},
+		{[]string{"-split"}, false, "", false},
+		{nil, false, "", false},
+		{[]string{"/tmp/a.xml", "/tmp/b.xml"}, false, "", false},
+		{[]string{"-for", "ejabberd", "/tmp/a.xml"}, false, "ejabberd", true},
+		{[]string{"-for=ejabberd-sha256", "-split", "/tmp/dir"}, true, "ejabberd-sha256", true},
+		{[]string{"-split", "-for", "ejabberd", "/tmp/dir"}, true, "ejabberd", true},
+		{[]string{"-for", "xep0227", "/tmp/a.xml"}, false, "xep0227", true},
+		{[]string{"-for", "prosody", "/tmp/a.xml"}, false, "", false},
+		{[]string{"-for", "/tmp/a.xml"}, false, "", false},
+		{[]string{"/tmp/a.xml", "-split"}, false, "", false},
 	} {
 		r, err := parse("export", tc.args)
-		if (err == nil) != tc.ok || (tc.ok && (r.Split != tc.split || r.Path != tc.args[len(tc.args)-1])) {
+		if (err == nil) != tc.ok || (tc.ok && (r.Split != tc.split || r.For != tc.for_ || r.Path != tc.args[len(tc.args)-1])) {
 			t.Errorf("export %q: %+v %v", tc.args, r, err)
 		}
 	}
