@@ -245,8 +245,9 @@ func needChromium(t *testing.T) string {
 }
 
 // TestBrowserDashboard: headless Chromium logs in through the form, opens the users page
-// and disables an account with its button; the page is saved to docs/dashboard.png (the
-// README shows it).
+// and disables an account with its button; the page is saved to docs/dashboard.png, and
+// the overview with its certificate table to docs/dashboard-overview.png (the README shows
+// both).
 func TestBrowserDashboard(t *testing.T) {
 	chrome := needChromium(t)
 	s, base := dashServer(t)
@@ -317,6 +318,17 @@ func TestBrowserDashboard(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Log("screenshot written to docs/dashboard.png")
+
+	// The overview, with each host's certificate (the README shows it too).
+	run("overview again", chromedp.Navigate(base))
+	poll("certificate table", `!!document.querySelector('#certs') && document.body.innerText.includes('localhost')`)
+	png, err = chromedp.Run(bctx, chromedp.FullScreenshot(100))
+	if err != nil || len(png) < 1000 {
+		t.Fatalf("screenshot: %v (%d bytes)", err, len(png))
+	}
+	if err := os.WriteFile(filepath.Join("docs", "dashboard-overview.png"), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestIntegrationDashboardVhosts: the virtual hosts page adds a host (only with the
