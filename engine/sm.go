@@ -1,12 +1,14 @@
 package engine
 
 import (
+	"encoding/binary"
 	"hash/maphash"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
+	"github.com/valyala/bytebufferpool"
 
 	"github.com/vireo-im/vireo/router"
 	"github.com/vireo-im/vireo/xmlstream"
@@ -49,11 +51,79 @@ type smState struct {
 	acked    uint32 // the client's last acknowledged h
 	expiry   uint32 // seconds a detached session waits (the max promised at enable)
 	sinceReq int32
-	unacked  [][]byte // copies of stanzas hOut-len+1 .. hOut, oldest first
-	askedAt  uint32   // seconds since epoch of the last <r/> the server sent
-	owner    *conn    // the connection it is on; nil while detached
+	askedAt  uint32 // seconds since epoch of the last <r/> the server sent
+	unacked  smQueue
+	owner    *conn // the connection it is on; nil while detached
 	wait     *resumeWait
 	gen      uint64
+}
+
+// smQueue holds copies of the stanzas sent and not yet acknowledged, oldest first, each
+// behind its length, in one pooled buffer: keeping a stanza allocates nothing, and a
+// session whose client acknowledged everything holds no buffer (it went back to the pool,
+// where the next burst of any session finds it), so idle sessions leave no copies and no
+// holes behind in the heap.
+type smQueue struct {
+	buf  *bytebufferpool.ByteBuffer // nil when empty
+	head uint32                     // offset of the oldest stanza's length in buf
+	n    uint32                     // stanzas held
+}
+
+var smPool bytebufferpool.Pool
+
+func (q *smQueue) push(b []byte) {
+	if q.buf == nil {
+		q.buf = smPool.Get()
+		q.buf.B = q.buf.B[:0]
+	}
+	q.buf.B = binary.LittleEndian.AppendUint32(q.buf.B, uint32(len(b)))
+	q.buf.B = append(q.buf.B, b...)
+	q.n++
+}
+
+// drop forgets the n oldest stanzas (n <= q.n).
+func (q *smQueue) drop(n uint32) {
+	if n >= q.n {
+		q.reset()
+		return
+	}
+	for ; n > 0; n-- {
+		q.head += 4 + binary.LittleEndian.Uint32(q.buf.B[q.head:])
+		q.n--
+	}
+	// Keep the buffer from growing without end under a client that acknowledges
+	// something now and then but always lags: move what is left to the front once the
+	// acknowledged part is most of it.
+	if q.head >= 4096 && int(q.head) > len(q.buf.B)/2 {
+		q.buf.B = q.buf.B[:copy(q.buf.B, q.buf.B[q.head:])]
+		q.head = 0
+	}
+}
+
+// reset empties the queue and gives its buffer back.
+func (q *smQueue) reset() {
+	if q.buf != nil {
+		smPool.Put(q.buf)
+	}
+	*q = smQueue{}
+}
+
+// take empties the queue into copies of its stanzas, oldest first (for the router, which
+// keeps them while the session is detached).
+func (q *smQueue) take() [][]byte {
+	if q.n == 0 {
+		q.reset()
+		return nil
+	}
+	all := append([]byte(nil), q.buf.B[q.head:]...)
+	out := make([][]byte, 0, q.n)
+	for i := 0; i < len(all); {
+		l := int(binary.LittleEndian.Uint32(all[i:]))
+		out = append(out, all[i+4:i+4+l:i+4+l])
+		i += 4 + l
+	}
+	q.reset()
+	return out
 }
 
 // resumeWait is a connection waiting to resume a session while the old connection closes.
@@ -68,10 +138,10 @@ type resumeWait struct {
 func (sm *smState) sent(b []byte, ackEvery int) (ask, ok bool) {
 	sm.mu.Lock()
 	defer sm.mu.Unlock()
-	if len(sm.unacked) >= smMaxUnacked {
+	if sm.unacked.n >= smMaxUnacked {
 		return false, false
 	}
-	sm.unacked = append(sm.unacked, append([]byte(nil), b...))
+	sm.unacked.push(b)
 	sm.hOut++
 	sm.sinceReq++
 	if int(sm.sinceReq) >= ackEvery {
@@ -87,7 +157,7 @@ func (sm *smState) sent(b []byte, ackEvery int) (ask, ok bool) {
 func (sm *smState) overdue(now, after uint32) bool {
 	sm.mu.Lock()
 	defer sm.mu.Unlock()
-	if len(sm.unacked) == 0 || now-sm.askedAt < after {
+	if sm.unacked.n == 0 || now-sm.askedAt < after {
 		return false
 	}
 	sm.askedAt, sm.sinceReq = now, 0
@@ -98,10 +168,10 @@ func (sm *smState) overdue(now, after uint32) bool {
 func (sm *smState) keep(c *conn, b []byte) bool {
 	sm.mu.Lock()
 	defer sm.mu.Unlock()
-	if sm.owner != c || len(sm.unacked) >= smMaxUnacked {
+	if sm.owner != c || sm.unacked.n >= smMaxUnacked {
 		return false
 	}
-	sm.unacked = append(sm.unacked, append([]byte(nil), b...))
+	sm.unacked.push(b)
 	sm.hOut++
 	return true
 }
@@ -111,14 +181,11 @@ func (sm *smState) ack(h uint32) bool {
 	sm.mu.Lock()
 	defer sm.mu.Unlock()
 	n := h - sm.acked // modulo 2^32
-	if int64(n) > int64(len(sm.unacked)) {
+	if n > sm.unacked.n {
 		return false
 	}
-	sm.unacked = sm.unacked[n:]
+	sm.unacked.drop(n)
 	sm.acked = h
-	if len(sm.unacked) == 0 {
-		sm.unacked = nil
-	}
 	return true
 }
 
@@ -251,7 +318,8 @@ func (c *conn) finishResume(sm *smState, h uint32, r *sasl2Req) {
 	// client has the first n. From here this connection counts: what is resent gets the
 	// numbers it had.
 	sm.owner, sm.wait = c, nil
-	sm.acked, sm.hOut, sm.unacked, sm.sinceReq = h, h, nil, 0
+	sm.acked, sm.hOut, sm.sinceReq = h, h, 0
+	sm.unacked.reset()
 	sm.gen++
 	hIn := sm.hIn
 	sess := sm.sess
@@ -317,8 +385,8 @@ func (c *conn) smClosed() bool {
 			sm.mu.Unlock()
 			return nil
 		}
-		unacked := sm.unacked
-		sm.unacked, sm.owner = nil, nil
+		unacked := sm.unacked.take()
+		sm.owner = nil
 		wait := sm.wait
 		sm.gen++
 		gen := sm.gen

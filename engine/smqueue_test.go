@@ -1,0 +1,68 @@
+package engine
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// TestSMQueue: stanzas come back in order, acknowledged ones go, an empty queue holds no
+// buffer, and the compaction under a client that always lags keeps the order.
+func TestSMQueue(t *testing.T) {
+	stanza := func(i int) string { return fmt.Sprintf("<message id='%d'>%s</message>", i, strings.Repeat("x", i%300)) }
+	for _, tc := range []struct {
+		name       string
+		push, drop int // rounds of push, then drop
+		rounds     int
+		wantLeft   int
+	}{
+		{"nothing", 0, 0, 1, 0},
+		{"all acknowledged", 10, 10, 1, 0},
+		{"some left", 10, 7, 1, 3},
+		{"lagging client compacts", 50, 40, 40, 400},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var q smQueue
+			next, oldest := 0, 0
+			for r := 0; r < tc.rounds; r++ {
+				for i := 0; i < tc.push; i++ {
+					q.push([]byte(stanza(next)))
+					next++
+				}
+				q.drop(uint32(tc.drop))
+				oldest += tc.drop
+			}
+			if int(q.n) != tc.wantLeft {
+				t.Fatalf("%d left, want %d", q.n, tc.wantLeft)
+			}
+			if q.n == 0 && q.buf != nil {
+				t.Fatal("an empty queue keeps its buffer")
+			}
+			if q.buf != nil && q.head > 4096 && int(q.head) > len(q.buf.B)/2 {
+				t.Fatalf("not compacted: head %d of %d", q.head, len(q.buf.B))
+			}
+			got := q.take()
+			if len(got) != tc.wantLeft || q.buf != nil || q.n != 0 {
+				t.Fatalf("take: %d stanzas, queue %+v", len(got), q)
+			}
+			for i, b := range got {
+				if want := stanza(oldest + i); string(b) != want {
+					t.Fatalf("stanza %d: %q, want %q", i, b, want)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkSMSent: what stream management adds to every stanza sent (the copy kept until
+// acknowledged), with the client acknowledging every 10 as the server asks: no allocation.
+func BenchmarkSMSent(b *testing.B) {
+	sm := &smState{}
+	msg := []byte("<message from='alice@example.org/pc' to='bob@example.org/phone' type='chat' id='m1'><body>hello there</body></message>")
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if ask, _ := sm.sent(msg, 10); ask {
+			sm.ack(sm.hOut)
+		}
+	}
+}
