@@ -7,7 +7,6 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
-	"slices"
 	"strings"
 	"time"
 
@@ -92,10 +91,25 @@ type s2sPolicy struct {
 
 // allowed reports whether this server federates with remote (Deny, Allow).
 func (c *S2S) allowed(remote string) bool {
-	if slices.Contains(c.Deny, remote) {
+	if domainListed(c.Deny, remote) {
 		return false
 	}
-	return len(c.Allow) == 0 || slices.Contains(c.Allow, remote)
+	return len(c.Allow) == 0 || domainListed(c.Allow, remote)
+}
+
+// domainListed reports whether an entry of list names domain: the domain itself, or
+// "*.parent" for any domain below parent.
+func domainListed(list []string, domain string) bool {
+	for _, e := range list {
+		if e == domain {
+			return true
+		}
+		if parent, ok := strings.CutPrefix(e, "*."); ok && len(domain) > len(parent)+1 &&
+			strings.HasSuffix(domain, parent) && domain[len(domain)-len(parent)-1] == '.' {
+			return true
+		}
+	}
+	return false
 }
 
 // policy is the policy for remote: its Domains entry, else the defaults.

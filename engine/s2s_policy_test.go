@@ -102,7 +102,11 @@ func TestS2SPolicyDenyOutbound(t *testing.T) {
 	setS2SPolicy(t, a, func(c *engine.S2S) { c.Deny, c.Allow = nil, []string{"c.localhost"} })
 	alice.Send("<message to='bob@b.localhost/pc' id='o3' type='chat'><body>blocked</body></message>")
 	expectBounce(t, alice, "o3", "not-allowed")
-	setS2SPolicy(t, a, func(c *engine.S2S) { c.Allow = nil })
+	// A wildcard entry covers the subdomains.
+	setS2SPolicy(t, a, func(c *engine.S2S) { c.Deny, c.Allow = []string{"*.localhost"}, nil })
+	alice.Send("<message to='bob@b.localhost/pc' id='o5' type='chat'><body>blocked</body></message>")
+	expectBounce(t, alice, "o5", "not-allowed")
+	setS2SPolicy(t, a, func(c *engine.S2S) { c.Deny, c.Allow = nil, []string{"*.localhost"} })
 	alice.Send("<message to='bob@b.localhost/pc' id='o4' type='chat'><body>through</body></message>")
 	bob.Expect("through")
 }

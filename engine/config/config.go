@@ -159,7 +159,9 @@ type S2S struct {
 	// per remote domain.
 	RequireValidCerts bool `toml:"require_valid_certs"`
 	// Deny lists remote domains this server does not federate with; Allow, when not
-	// empty, the only ones it does. Matched exactly.
+	// empty, the only ones it does. An entry matches its domain exactly; "*.example.org"
+	// matches every subdomain of example.org (not example.org itself). Deny wins over
+	// Allow.
 	Deny  []string `toml:"deny"`
 	Allow []string `toml:"allow"`
 	// Domains holds the policy for single remote domains ([s2s.domains."example.org"]).
@@ -562,9 +564,13 @@ func (s *S2S) normalizePolicy() error {
 	prep := func(key string, ds []string) ([]string, error) {
 		out := make([]string, 0, len(ds))
 		for _, d := range ds {
-			p, err := jid.PrepareDomain(d)
+			base, wild := strings.CutPrefix(d, "*.")
+			p, err := jid.PrepareDomain(base)
 			if err != nil {
 				return nil, fmt.Errorf("s2s.%s: %q: %w", key, d, err)
+			}
+			if wild {
+				p = "*." + p
 			}
 			out = append(out, p)
 		}

@@ -137,7 +137,7 @@ enabled = true
 ca_file = "ca.pem"
 direct_tls_listen = ["127.0.0.1:5270"]
 require_valid_certs = true
-deny = ["Spam.example"]
+deny = ["Spam.example", "*.Bad.example"]
 allow = []
 [s2s.hosts]
 "b.org" = "tls://127.0.0.1:5270"
@@ -156,7 +156,7 @@ dialback = "deny"
 	if c.S2S.Hosts["b.org"] != "tls://127.0.0.1:5270" {
 		t.Fatalf("hosts = %v", c.S2S.Hosts)
 	}
-	if len(c.S2S.Deny) != 1 || c.S2S.Deny[0] != "spam.example" || len(c.S2S.Allow) != 0 {
+	if len(c.S2S.Deny) != 2 || c.S2S.Deny[0] != "spam.example" || c.S2S.Deny[1] != "*.bad.example" || len(c.S2S.Allow) != 0 {
 		t.Fatalf("deny %v, allow %v: want them prepared", c.S2S.Deny, c.S2S.Allow)
 	}
 	for _, tc := range []struct {

@@ -156,7 +156,8 @@ secret = ""
 # require_valid_certs = false
 # Remote domains never federated with (their streams end with policy-violation, stanzas to
 # them bounce with not-allowed); allow, when not empty, lists the only ones federated with.
-# deny = ["spam.example"]
+# "*.example.org" matches every subdomain of example.org; deny wins over allow.
+# deny = ["spam.example", "*.spam.example"]
 # allow = []
 # Close server-to-server streams idle for this long.
 # idle_timeout = "10m"
