@@ -115,7 +115,7 @@ func Full() Suite {
 		Users: 1000, RateStart: 500, RateMax: 256000, StepDuration: 5 * time.Second, P99LimitMs: 100,
 		PresenceUsers: 1000, Contacts: 20, ResumeSessions: 10000, ResumeSenders: 50, ResumeRate: 500, WSIdleSizes: []int{2000, 8000},
 		S2SUsers: 500, S2SRateStart: 500, S2SRateMax: 64000,
-		MUCSizes: []int{10, 100, 1000, 5000}, MUCTalkers: 0.1, MUCRateStart: 5000, MUCRateMax: 800000,
+		MUCSizes: []int{10, 100, 1000, 10000}, MUCTalkers: 0.1, MUCRateStart: 5000, MUCRateMax: 800000,
 		MAMUsers: 10000, MAMMessages: 1000000, MAMContacts: 4, MAMFillRate: 2000, MAMQueries: 10000, MAMConc: 4, MAMMax: 50, MAMPlainMessages: 100000,
 		PEPUsers: 1000, Conc: 64, SourceIPs: 4}
 }

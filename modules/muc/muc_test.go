@@ -634,3 +634,31 @@ func TestArchiveSeam(t *testing.T) {
 		t.Fatalf("forgotten: %q, want the room forgotten when destroyed", fa.forgot)
 	}
 }
+
+// TestJoinPresencesOfEqualLength: a joiner gets every occupant's presence; two of them
+// have the same length but start tags of different lengths (one has a child the other's
+// longer nickname makes up for), so the room must find each one's start tag again rather
+// than reuse where the last one ended.
+func TestJoinPresencesOfEqualLength(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob", "carol", "dave"}, nil)
+	instantRoom(t, e)
+	b := e.Bind("bob", "pc")
+	b.Send("<presence to='" + room + "/Bobby' id='jb'><x xmlns='" + nsMUC + "'/><show>away</show></presence>")
+	b.C.Wait(t, "<subject/>")
+	long := "Bobby" + strings.Repeat("c", len("<show>away</show>")) // same length as bob's presence
+	c := e.Bind("carol", "pc")
+	c.Send(join(long, "jc"))
+	c.C.Wait(t, "<subject/>")
+	d := e.Bind("dave", "pc")
+	d.Send(join("Dave", "jd"))
+	d.C.Wait(t, "<subject/>")
+	got := d.C.Got()
+	for _, want := range []string{
+		"<presence from='" + room + "/Bobby' to='dave@example.org/pc'><show>away</show>",
+		"<presence from='" + room + "/" + long + "' to='dave@example.org/pc'>",
+	} {
+		if index(got, want) < 0 {
+			t.Errorf("no presence starting %q in:\n%s", want, strings.Join(got, "\n"))
+		}
+	}
+}

@@ -491,7 +491,8 @@ func (r *room) join(c module.Context, p *module.Packet, e, x xmlstream.Element, 
 			continue
 		}
 		buf = r.appendPresence(buf[:0], x, none, sees, false)
-		snd.to(from, buf)
+		snd.forget() // buf is rewritten in place: not the template the sender last saw
+		snd.packet(from, buf, module.KindPresence, "", "", x.ojid)
 	}
 	if changed {
 		r.broadcast(&snd, o, &presOpt{real: from}, from)

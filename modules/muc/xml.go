@@ -105,6 +105,11 @@ func (s *sender) packet(to jid.JID, tmpl []byte, k module.Kind, typ, id string, 
 	s.pkt.Raw = nil
 }
 
+// forget drops what the sender knows about the last template: for a caller that
+// rewrites one buffer in place between sends (the same address and maybe the same length,
+// but another start tag).
+func (s *sender) forget() { s.last = nil }
+
 // stamped returns tmpl with 'to' added, in the sender's buffer.
 func (s *sender) stamped(to jid.JID, tmpl []byte) []byte {
 	if len(tmpl) == 0 || len(s.last) != len(tmpl) || &s.last[0] != &tmpl[0] {
