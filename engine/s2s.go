@@ -150,6 +150,17 @@ func (k *s2sIn) header(c *conn, h *xmlstream.Stanza) {
 	found := false
 	if err == nil {
 		c.domain, found = c.srv().hostIndex(d)
+		if !found {
+			// A stream to one of our service domains (a remote user in a room of
+			// conference.<host>, or the authoritative server asked to verify the key of
+			// one of its streams) belongs to the service's host: it ends with the host.
+			if host, ok := c.srv().rt.ServiceHost(d); ok {
+				if host == "" {
+					host = c.srv().config().Domains[0]
+				}
+				c.domain, found = c.srv().hostIndex(host)
+			}
+		}
 	}
 	if !found {
 		c.writeHeader(h, s2sHeaderNS)

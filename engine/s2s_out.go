@@ -66,6 +66,10 @@ type s2sOut struct {
 	secret []byte
 	ctx    context.Context
 	cancel context.CancelFunc
+	// unsent counts the stanzas in the peers' queues and in their writes under way: one
+	// more when enqueue takes a stanza, one less when it is written, bounced or handed over
+	// (handOver counts it again in the new peer). Flush waits for zero.
+	unsent atomic.Int64
 	mu     struct {
 		sync.Mutex
 		peers   map[[2]string]*outPeer
@@ -255,6 +259,22 @@ func (o *s2sOut) enforce(cfg *S2S) {
 type inRef struct {
 	c      *conn
 	remote string
+}
+
+var _ router.Flusher = (*s2sOut)(nil)
+
+// Flush implements router.Flusher: it waits until every stanza Route queued has been
+// written to its stream or bounced (a peer that cannot be reached fails its setup), or
+// until deadline. Server shutdown calls it before close, which would otherwise bounce what
+// is still queued.
+func (o *s2sOut) Flush(deadline time.Time) bool {
+	for o.unsent.Load() > 0 {
+		if !time.Now().Before(deadline) {
+			return false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return true
 }
 
 // close ends every outbound stream (server shutdown).
@@ -581,6 +601,7 @@ func (p *outPeer) enqueue(b []byte) enqueueResult {
 	}
 	select {
 	case p.q <- b:
+		p.o.unsent.Add(1)
 		return enqueued
 	default:
 		return enqueueFull
@@ -617,6 +638,7 @@ func (p *outPeer) handOver(first ...[]byte) {
 	if len(left) == 0 {
 		return
 	}
+	o.unsent.Add(-int64(len(left))) // enqueue counts those that go to the new peer again
 	if o.ctx.Err() != nil {
 		for _, b := range left {
 			go o.srv.rt.Bounce(b, stanza.New(stanza.RemoteServerNotFound))
@@ -743,6 +765,7 @@ func (p *outPeer) run() {
 				p.fail(stanza.RemoteServerTimeout, batch...)
 				return
 			}
+			p.o.unsent.Add(-int64(len(batch)))
 			clear(batch) // the stanzas are written: let them go
 			if cap(out.B) > 4*s2sCoalesce {
 				out.B = nil // a huge stanza's buffer is not kept for an idle stream
@@ -920,10 +943,12 @@ func (p *outPeer) fail(cond stanza.Condition, first ...[]byte) {
 	for _, b := range first {
 		rt.Bounce(b, stanza.New(cond))
 	}
+	o.unsent.Add(-int64(len(first)))
 	for {
 		select {
 		case b := <-p.q:
 			rt.Bounce(b, stanza.New(cond))
+			o.unsent.Add(-1)
 		default:
 			return
 		}

@@ -497,13 +497,20 @@ func (s *Server) Addr(name string) net.Addr {
 	return nil
 }
 
-// Shutdown stops accepting, sends <system-shutdown/> to every stream, waits for them to
-// close (or ctx), and stops the event loops.
+// Shutdown stops accepting, lets the modules say goodbye while every stream is still open
+// (router.Stopping: XEP-0045 status 332 to the occupants of every room, for at most
+// router.StopWait, ctx permitting), sends <system-shutdown/> to every stream, waits for
+// them to close (or ctx), and stops the event loops.
 func (s *Server) Shutdown(ctx context.Context) error {
 	if !s.stopping.CompareAndSwap(false, true) {
 		return nil
 	}
 	s.closeAcceptors()
+	deadline := time.Now().Add(router.StopWait)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	s.rt.Stopping(deadline)
 	s.s2s.close()
 	for _, l := range s.ls {
 		for _, c := range l.snapshot() {

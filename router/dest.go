@@ -116,6 +116,16 @@ func (r *Router) resolve(to jid.JID) (destKind, *module.Service) {
 // IsService reports whether domain is a service domain claimed by a module.
 func (r *Router) IsService(domain string) bool { return r.svc.Load().byDomain[domain] != nil }
 
+// ServiceHost returns the virtual host the service domain belongs to (module.Service.Host:
+// "" for a service of the whole server), and whether domain is a service domain at all.
+func (r *Router) ServiceHost(domain string) (string, bool) {
+	sv := r.svc.Load().byDomain[domain]
+	if sv == nil {
+		return "", false
+	}
+	return sv.Host, true
+}
+
 // ServiceDomains lists the service domains modules claimed (conference.example.org,
 // upload.example.org), sorted: the names a certificate must cover besides the virtual
 // hosts. Safe from any goroutine.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/vireo-im/vireo/modules/module"
 	"github.com/vireo-im/vireo/xmlstream/jid"
@@ -20,10 +21,12 @@ type serviceTable struct {
 
 // SetDomains replaces the served virtual hosts (a reload, or a host added or removed at
 // runtime). A new host gets the services of every module.HostWatcher before it becomes
-// local, so conference.<host> answers as soon as its users can log in; a removed host
-// stops being local first, then loses its services, and its users' sessions are closed
-// with host-gone (RFC 6120 §4.9.3.6), detached ones ended. Its data stays in the store.
-// On error nothing changes. Safe for concurrent use.
+// local, so conference.<host> answers as soon as its users can log in. For a removed host
+// the modules' OnStop functions run first, while it is still served (waiting at most
+// StopWait for what they send: XEP-0045 status 332 to the occupants of its rooms); then it
+// stops being local, loses its services, and its users' sessions are closed with
+// host-gone (RFC 6120 §4.9.3.6), detached ones ended. Its data stays in the store. On
+// error nothing changes. Safe for concurrent use.
 func (r *Router) SetDomains(d []string) error {
 	if len(d) == 0 {
 		return errors.New("router: no domains")
@@ -83,19 +86,26 @@ func (r *Router) SetDomains(d []string) error {
 			}
 		}
 	}
-	r.svc.Store(&serviceTable{byDomain: byDomain, list: list})
-	r.storeDomains(d)
-
 	var removed []string
 	for h := range old {
 		if !next[h] {
 			removed = append(removed, h)
 		}
 	}
+	slices.Sort(removed)
+	// Nothing fails from here on. The modules say goodbye for a removed host's services
+	// (XEP-0045 status 332 to their rooms' occupants) while the host and its services are
+	// still served, so that their stanzas still reach every recipient, the host's own
+	// users and other servers' included.
+	deadline := time.Now().Add(StopWait)
+	for _, h := range removed {
+		r.notifyStop(h, deadline)
+	}
+	r.svc.Store(&serviceTable{byDomain: byDomain, list: list})
+	r.storeDomains(d)
 	if len(removed) == 0 {
 		return nil
 	}
-	slices.Sort(removed)
 	gone := func(sv *module.Service) bool { return sv.Host != "" && !next[sv.Host] }
 	byDomain = maps.Clone(byDomain) // the one published above is read by the shards
 	maps.DeleteFunc(byDomain, func(_ string, sv *module.Service) bool { return gone(sv) })

@@ -43,6 +43,7 @@ type registry struct {
 	bound         []func(module.Context, module.Session) []byte
 	detach        []func(module.Context, module.Session, [][]byte)
 	undeliverable []module.Undeliverable
+	stop          []func(module.Stopping)
 	discoNodes    map[string]module.IQHandler // DiscoNode registrations
 	errs          []error                     // duplicate registrations, reported by provision
 }
@@ -188,6 +189,8 @@ func (m *modReg) DiscoNodeHandler(node string) (module.IQHandler, bool) {
 	return h, ok
 }
 func (m *modReg) Domains() []string { return append([]string(nil), m.g.r.opts.Domains...) }
+
+func (m *modReg) OnStop(f func(module.Stopping)) { m.g.stop = append(m.g.stop, f) }
 
 func (m *modReg) OnUndeliverable(f module.Undeliverable) {
 	m.g.undeliverable = append(m.g.undeliverable, f)

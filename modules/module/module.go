@@ -120,6 +120,23 @@ type HostWatcher interface {
 	RemoveHost(host string)
 }
 
+// Stopping tells a module (Registrar.OnStop) that the server is about to stop serving
+// something while the entities it serves can still be reached: the whole server (a
+// graceful shutdown: SIGTERM, vireoctl shutdown, XEP-0133 shutdown) or one virtual host
+// removed while the server runs, with its services.
+type Stopping struct {
+	// Host is the virtual host being removed, or "" when the whole server stops.
+	Host string
+	// CallOn queues fn on the shard of bare's bare JID with a Context for that entity, as
+	// ShardCaller.CallOn does (a room's state is on the room's shard). It may be called
+	// only while the OnStop function runs. The server waits until every fn queued this
+	// way has run, what they routed to local users has reached those users' shards, and
+	// what they routed to other servers has been written to the server-to-server streams,
+	// before it closes any connection; the wait is bounded (router.StopWait), so fn must
+	// be quick.
+	CallOn func(bare jid.JID, fn func(c Context))
+}
+
 // IQType is the type of an IQ request.
 type IQType uint8
 
@@ -243,6 +260,14 @@ type Registrar interface {
 	// unacked holds the stanzas the stream wrote that its client never acknowledged (they
 	// head the detached queue); f must neither modify nor keep them.
 	OnDetach(f func(c Context, s Session, unacked [][]byte))
+	// OnStop runs f when the server is about to stop, or to remove a virtual host while it
+	// runs, before any session or server-to-server stream of it closes: for a module with
+	// something to tell the entities it serves (XEP-0045 status 332). f runs on the goroutine
+	// that stops the server or changes the hosts, never on a shard, one call at a time and
+	// never beside a HostWatcher call; it must not block, and does its work on shards
+	// through Stopping.CallOn. When a host is removed, f runs while the host and its services
+	// are still served, before HostWatcher.RemoveHost.
+	OnStop(f func(s Stopping))
 	// OnUndeliverable registers the RFC 6121 fallback for messages that could not be
 	// delivered to the session they were meant for.
 	OnUndeliverable(f Undeliverable)

@@ -83,6 +83,23 @@
 // members-only room takes registrations only from its members (registration-required).
 // <remove/> gives the nickname up, with the membership of a member.
 //
+// # Service shutdown (332)
+//
+// When the server stops gracefully (SIGTERM, vireoctl shutdown, the XEP-0133 shutdown
+// command) or a virtual host is removed while it runs (vireoctl vhost remove), the
+// services going away (all of them, or the host's conference.<host>) learn it through
+// module.Registrar.OnStop before any stream closes: each loaded room, on its own shard,
+// removes every occupant and sends each of its sessions the occupant's unavailable
+// self-presence with status 110 and 332 (§15.6; item role='none', the affiliation as it
+// is, the real JID), as a kick does, but without telling the others of each departure
+// (everyone leaves at once; n occupants would cost n² stanzas). Occupants on other
+// servers, whose sessions outlive ours, get it over server-to-server: the engine waits
+// (at most router.StopWait, 2 s) until the notices are delivered to local sessions and
+// written to the outbound streams before it closes them. From then on the service refuses
+// everything but errors, results and unavailable presence (service-unavailable). Rooms are
+// not destroyed: a persistent room keeps its state and a temporary room's archive stays
+// (as on any restart); a host added again gets a fresh service.
+//
 // # Persistence
 //
 // Persistent rooms keep their configuration, affiliations (with reserved nicknames) and
@@ -114,7 +131,6 @@
 //
 // # Not implemented
 //
-// The #traffic node,
-// presence broadcast by role (muc#roomconfig_presencebroadcast), and service shutdown
-// notices (332).
+// The #traffic node, and
+// presence broadcast by role (muc#roomconfig_presencebroadcast).
 package muc

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -158,6 +159,7 @@ func (m *Mod) Provision(r module.Registrar) error {
 		m.svcs[s.domain] = s
 		r.Service(module.Service{Domain: s.domain, Name: m.cfg.Name, Handler: s.handle, Host: d})
 	}
+	r.OnStop(m.stop)
 	return m.loadDirectory(m.svcs)
 }
 
@@ -193,6 +195,40 @@ func (m *Mod) AddHost(host string) ([]module.Service, error) {
 func (m *Mod) RemoveHost(host string) {
 	if dom, err := jid.PrepareDomain(m.cfg.Subdomain + "." + host); err == nil {
 		delete(m.svcs, dom)
+	}
+}
+
+// stop is the module's OnStop: the services going away (every one when the server stops,
+// the host's when a virtual host is removed) take no more stanzas but errors, results and
+// unavailable presence, and every room in memory removes its occupants with status 332
+// (room.shutdown) on its own shard. Rooms not loaded have nobody in them.
+func (m *Mod) stop(st module.Stopping) {
+	var only string
+	if st.Host != "" {
+		d, err := jid.PrepareDomain(m.cfg.Subdomain + "." + st.Host)
+		if err != nil {
+			return
+		}
+		only = d
+	}
+	for dom, s := range m.svcs {
+		if only != "" && dom != only {
+			continue
+		}
+		s.closing.Store(true)
+		s.rooms.Range(func(k, _ any) bool {
+			key := k.(string)
+			bare, err := jid.Parse(key)
+			if err != nil {
+				return true
+			}
+			st.CallOn(bare, func(c module.Context) {
+				if v, ok := s.rooms.Load(key); ok {
+					v.(*room).shutdown(c)
+				}
+			})
+			return true
+		})
 	}
 }
 
@@ -268,6 +304,9 @@ type service struct {
 	// so a *room needs no lock; the map itself is shared by all shards.
 	rooms sync.Map
 	dir   directory
+	// closing is set when the service goes away (Mod.stop): its rooms have said goodbye to
+	// their occupants, and nobody may enter one again.
+	closing atomic.Bool
 }
 
 // directory lists every room of a service, live or persistent, for disco#items, the
@@ -367,6 +406,18 @@ func (s *service) room(bare jid.JID) (*room, error) {
 // inside it, on the shard of the addressed entity's bare JID.
 func (s *service) handle(c module.Context, p *module.Packet) {
 	if p.From.IsZero() {
+		return
+	}
+	if s.closing.Load() && p.Type != "error" && p.Type != "result" && p.Type != "unavailable" {
+		// The service is going away (server shutdown, host removed): its rooms are empty
+		// and stay so.
+		e := stanza.New(stanza.ServiceUnavailable)
+		e.Text = "the service is shutting down"
+		if p.Kind == module.KindPresence {
+			joinError(c, p, e)
+		} else {
+			c.Error(p, e)
+		}
 		return
 	}
 	if p.To.Local() == "" {

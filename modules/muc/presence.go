@@ -30,6 +30,7 @@ const (
 	codeKicked       = 307
 	codeAffiliation  = 321
 	codeMembersOnly  = 322
+	codeShutdown     = 332
 	codeError        = 333
 )
 
@@ -608,6 +609,29 @@ func (r *room) expel(c module.Context, snd *sender, o *occupant, opt *presOpt, t
 		then()
 	}
 	r.broadcast(snd, o, opt, jid.JID{})
+	r.updateDir()
+}
+
+// shutdown removes every occupant because the service goes away: the server stops or the
+// virtual host it belongs to is removed (XEP-0045 §15.6 status 332). Each occupant's
+// sessions get its unavailable self-presence with 110 and 332, as a kicked occupant does
+// (expel); nobody is told of the others' departure, since everyone leaves at once and a
+// room of n occupants would cost n² stanzas. The room itself stays as it is: a temporary
+// room is not destroyed (its archive is not deleted), a persistent one keeps its state.
+func (r *room) shutdown(c module.Context) {
+	if len(r.occ) == 0 {
+		return
+	}
+	snd := newSender(c)
+	opt := &presOpt{unavailable: true, codes: []int{codeShutdown}}
+	for _, o := range r.occ {
+		t := r.appendPresence(nil, o, opt, true, true)
+		for _, s := range o.sess {
+			snd.to(s, t)
+		}
+	}
+	r.occ = nil
+	r.byNick, r.byReal = map[string]*occupant{}, map[string]*occupant{}
 	r.updateDir()
 }
 
