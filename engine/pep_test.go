@@ -141,6 +141,11 @@ func TestIntegrationPep(t *testing.T) {
 
 		c := srv.LoginPlain(t, "carol", "secret", "x")
 		c.Send("<presence/>")
+		// Carol, no contact, sends alice directed presence with the same +notify caps (as
+		// a room's occupants do, from their occupant JIDs): presence-based delivery is for
+		// contacts, so she gets no notifications of alice's nodes, open ones included.
+		c.Send("<presence to='alice@localhost/pc'><c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='https://vireo.test/client' ver='" + ver + "'/></presence>")
+		a.Expect("from='carol@localhost/x'")
 
 		// OMEMO: device lists and bundles, open to anyone.
 		open := pepOpt("pubsub#access_model", "open")
@@ -148,6 +153,7 @@ func TestIntegrationPep(t *testing.T) {
 		mustHave(t, "publish devices", got, "type='result'")
 		got = b.Expect("</message>")
 		mustHave(t, "devices notification", got, "<items node='"+nsOMEMOList+"'><item id='current'>"+devices)
+		c.Never("<message")
 		got = pepIQ(a, "pub-12345", pepPublish(nsOMEMOBun, "12345", bundle, open+pepOpt("pubsub#max_items", "max")))
 		mustHave(t, "publish bundle", got, "type='result'")
 		got = pepIQ(a, "pub-axo", pepPublish(nsAxoList, "axo", axoList, open))

@@ -151,13 +151,24 @@ func (t Target) mucRoom(o *Online, c MUCConfig, p *MUCPoint, await func(*loadgen
 	var first firstError
 	var wg sync.WaitGroup
 	start := time.Now()
-	for w := 0; w < c.Conc; w++ {
+	// Each join sends the joiner every occupant's presence and every occupant the
+	// joiner's: a room of n costs n² stanzas to fill, all of which the generator reads. In
+	// a room of thousands, many joins in flight only pile presence up in the server's
+	// outboxes (and past max_outbound a reader that falls behind is cut off), so big rooms
+	// join with fewer in flight.
+	conc := c.Conc
+	if size > 1000 {
+		conc = min(conc, 4)
+	}
+	// A server that stops answering must not hold the run for joins × 60 s.
+	maxFails := int64(size/100 + 10)
+	for w := 0; w < conc; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for {
 				i := int(next.Add(1) - 1)
-				if i >= size-1 {
+				if i >= size-1 || fails.Load() > maxFails {
 					return
 				}
 				if err := joinOne(i); err != nil {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/vireo-im/vireo/modules/module"
 	"github.com/vireo-im/vireo/modules/pubsub"
+	"github.com/vireo-im/vireo/store"
 	"github.com/vireo-im/vireo/xmlstream"
 	"github.com/vireo-im/vireo/xmlstream/jid"
 	"github.com/vireo-im/vireo/xmlstream/ns"
@@ -58,6 +59,13 @@ func (m *Mod) presence(c module.Context, pk *module.Packet) module.Verdict {
 		return module.Continue
 	case "":
 	default:
+		return module.Continue
+	}
+	// Presence-based delivery goes to contacts (XEP-0163 §4.3.1: a presence subscription
+	// from the contact to the owner). Presence from anyone else (a room's occupants, 10,000
+	// of them in a big room, each to every other) is not tracked: it would cost memory per
+	// pair and send the owner's notifications to occupant JIDs.
+	if it, ok := c.RosterItem(pk.To.Bare(), pk.From.Bare()); !ok || it.Sub != store.SubFrom && it.Sub != store.SubBoth {
 		return module.Continue
 	}
 	key, hash, ver, capsNode := "", "", "", ""
