@@ -463,9 +463,30 @@ func (s *Session) Next() (*xmlstream.Stanza, error) {
 			return nil, err
 		}
 		if mine {
+			s.answerPing(st)
 			return st, nil
 		}
 	}
+}
+
+// answerPing answers the server's XEP-0199 ping, as every client does: a server pings a
+// connection that has been silent for minutes (Vireo after four) and closes it when no
+// answer comes, which ended the quiet occupants of a big room while it filled.
+func (s *Session) answerPing(st *xmlstream.Stanza) {
+	if string(st.Name) != "iq" || !bytes.Contains(st.Raw, []byte("urn:xmpp:ping")) {
+		return
+	}
+	if t, _ := st.Attr("type"); string(t) != "get" {
+		return
+	}
+	id, _ := st.Attr("id")
+	b := append([]byte("<iq type='result' id='"), id...)
+	if from, ok := st.Attr("from"); ok {
+		b = append(append(append(b, "' to='"...), from...), '\'')
+	} else {
+		b = append(b, '\'')
+	}
+	s.Send(append(b, "/>"...))
 }
 
 // Close ends the stream.

@@ -81,6 +81,8 @@ func TestNextCountsAndAcks(t *testing.T) {
 		{name: "h beyond what was sent", sm: unackedSM(5, 1),
 			in: "<a xmlns='urn:xmpp:sm:3' h='7'/>", acked: 5, unacked: 1, err: true},
 		{name: "a without h", sm: &SM{}, in: "<a xmlns='urn:xmpp:sm:3'/>", err: true},
+		{name: "the server's ping is answered", in: "<iq type='get' id='p1' from='localhost'><ping xmlns='urn:xmpp:ping'/></iq><iq type='result' id='p2'><ping xmlns='urn:xmpp:ping'/></iq>",
+			returned: []string{"iq", "iq"}, wantWrote: "<iq type='result' id='p1' to='localhost'/>"},
 		{name: "h not a number", sm: &SM{}, in: "<a xmlns='urn:xmpp:sm:3' h='-1'/>", err: true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
