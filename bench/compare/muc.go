@@ -33,7 +33,7 @@ func mucSection(b *strings.Builder, r Report) {
 		what = fmt.Sprintf("one step at an offered %d delivered stanzas per second", s.MUCFixed)
 	}
 	fmt.Fprintf(b, "One room per size on the server's MUC service, one session per occupant, all joined before the messages "+
-		"(%d joins in flight, no history); %.0f%% of the occupants talk, groupchat messages with the send time in the body, each step lasting %v; "+
+		"(%d joins in flight, 4 in rooms over 1,000 where each join already fans out to thousands; no history); %.0f%% of the occupants talk, groupchat messages with the send time in the body, each step lasting %v; "+
 		"%s. A message counts once per occupant that receives it (the sender's reflection included), so delivered stanzas per second are "+
 		"messages per second times occupants. *Last join* is the join of the last occupant alone, into the full room: from its presence to its "+
 		"self-presence, after the list of every other occupant.\n\n", s.Conc, 100*s.MUCTalkers, s.StepDuration, what)
