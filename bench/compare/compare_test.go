@@ -195,7 +195,12 @@ func TestMarkdownS2S(t *testing.T) {
 			Steps: [][]scenario.S2SResult{
 				{step(500, 500, 10, 100, 110), step(1000, 990, 20, 80, 90), step(2000, 1900, 150, 70, 70)},
 				{step(500, 500, 10, 100, 100), step(1000, 1000, 30, 60, 70), step(2000, 2000, 90, 50, 60)},
-			}, Errors: []string{"warm-up: slow"}}}}
+			}, Errors: []string{"warm-up: slow"}},
+			{Name: "vireo-a ↔ ejabberd-b", Domains: [2]string{"a.localhost", "b.localhost"}, Versions: [2]string{"v1", "ejabberd 23.01-1 (Debian package)"},
+				Steps: [][]scenario.S2SResult{
+					{step(500, 500, 20, 60, 300), step(1000, 700, 900, 50, 400)},
+					{step(500, 500, 30, 70, 320), step(1000, 1000, 80, 40, 250), step(2000, 1200, 2000, 30, 260)},
+				}}}}
 	md := Markdown(r, nil)
 	for _, want := range []string{
 		"## Federation (s2s)",
@@ -204,6 +209,10 @@ func TestMarkdownS2S(t *testing.T) {
 		// best passing step of each run: 990/s and 2,000/s; their median and range
 		"| vireo-a ↔ vireo-b | **1,495** (990–2,000) | 65.0 (50.0–80.0) | 75.0 (60.0–90.0) |",
 		"- vireo-a ↔ vireo-b: warm-up: slow",
+		// a second pair, another B side: its own rows and its own best step
+		"| vireo-a ↔ ejabberd-b | a.localhost, b.localhost | v1; ejabberd 23.01-1 (Debian package) |",
+		"| vireo-a ↔ ejabberd-b | 2 | 2000 | 1,200 | 0 | 1.0 | 2000.0 | 30.0 | 260.0 | 0.0 |",
+		"| vireo-a ↔ ejabberd-b | **750** (500–1,000) | 50.0 (40.0–60.0) | 275 (250–300) |",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("missing %q in\n%s", want, md)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -22,8 +23,12 @@ import (
 //go:embed ejabberd.yml
 var ejabberdConf string
 
-// ejabberdNode is the Erlang node name, apart from a system ejabberd's.
-const ejabberdNode = "vireobench@localhost"
+// ejabberdNode is the Erlang node name, apart from a system ejabberd's; ejabberdPairNode
+// is the federation pair's B side's (NewPair), apart from both.
+const (
+	ejabberdNode     = "vireobench@localhost"
+	ejabberdPairNode = "vireobenchb@localhost"
+)
 
 type ejabberd struct {
 	env *Env
@@ -35,15 +40,64 @@ type ejabberd struct {
 	// accounts is the highest n AddAccounts made: the @all@ shared roster group holds
 	// exactly these.
 	accounts int
+	// fed is set on the ejabberd of a federation pair (NewPair): b.localhost on 127.0.0.3
+	// with an s2s listener, started in a mount namespace whose /etc/hosts routes to the
+	// other side.
+	fed *federation
 }
 
-func (s *ejabberd) Name() string    { return "ejabberd" }
+func (s *ejabberd) Name() string {
+	if s.fed != nil {
+		return s.fed.name
+	}
+	return "ejabberd"
+}
+
 func (s *ejabberd) Version() string { return pkgVersion("ejabberd") }
 
-func (s *ejabberd) ctl(args ...string) (*exec.Cmd, error) {
-	cmd := exec.Command("ejabberdctl", append([]string{"--node", ejabberdNode,
+func (s *ejabberd) node() string {
+	if s.fed != nil {
+		return ejabberdPairNode
+	}
+	return ejabberdNode
+}
+
+func (s *ejabberd) host() string {
+	if s.fed != nil {
+		return s.fed.ip
+	}
+	return "127.0.0.1"
+}
+
+func (s *ejabberd) domain() string {
+	if s.fed != nil {
+		return s.fed.domain
+	}
+	return Domain
+}
+
+// Addr is the plain or direct-TLS c2s listener on the instance's address.
+func (s *ejabberd) Addr(tls bool) string {
+	return net.JoinHostPort(s.host(), strconv.Itoa(map[bool]int{false: s.plain, true: s.tls}[tls]))
+}
+
+// WebSocket is the ws:// or wss:// endpoint on the instance's address.
+func (s *ejabberd) WebSocket(tls bool) (string, string) {
+	return net.JoinHostPort(s.host(), strconv.Itoa(map[bool]int{false: s.web, true: s.webTLS}[tls])), WSPath
+}
+
+func (s *ejabberd) ctlArgs(args ...string) []string {
+	return append([]string{"--node", s.node(),
 		"--config", filepath.Join(s.dir, "ejabberd.yml"), "--ctl-config", filepath.Join(s.dir, "ejabberdctl.cfg"),
-		"--spool", filepath.Join(s.dir, "spool"), "--logs", filepath.Join(s.dir, "logs")}, args...)...)
+		"--spool", filepath.Join(s.dir, "spool"), "--logs", filepath.Join(s.dir, "logs")}, args...)
+}
+
+func (s *ejabberd) ctl(args ...string) (*exec.Cmd, error) {
+	return asEjabberd(exec.Command("ejabberdctl", s.ctlArgs(args...)...))
+}
+
+// asEjabberd runs cmd as the ejabberd user when the bench runs as root.
+func asEjabberd(cmd *exec.Cmd) (*exec.Cmd, error) {
 	// Started by root, ejabberdctl switches to the ejabberd user through su, whose PAM
 	// session drops the open-files soft limit to 1,024. Starting it as that user keeps
 	// the bench's limit, as the systemd unit's LimitNOFILE would.
@@ -62,7 +116,7 @@ func (s *ejabberd) ctl(args ...string) (*exec.Cmd, error) {
 
 func (s *ejabberd) Start() error {
 	if s.dir == "" {
-		s.dir = filepath.Join(s.env.Dir, "ejabberd")
+		s.dir = filepath.Join(s.env.Dir, s.Name())
 		for _, d := range []string{"spool", "logs"} {
 			if err := os.MkdirAll(filepath.Join(s.dir, d), 0o755); err != nil {
 				return err
@@ -73,32 +127,97 @@ func (s *ejabberd) Start() error {
 		if err := os.WriteFile(filepath.Join(s.dir, "ejabberdctl.cfg"), []byte(ctlCfg), 0o644); err != nil {
 			return err
 		}
+		if s.fed != nil {
+			if err := os.WriteFile(filepath.Join(s.dir, "hosts"), []byte(s.fed.hostsFile()), 0o644); err != nil {
+				return err
+			}
+			if err := os.WriteFile(filepath.Join(s.dir, "resolv.conf"), nil, 0o644); err != nil {
+				return err
+			}
+		}
 		// ejabberdctl runs the VM as the ejabberd user when started by root.
 		exec.Command("chown", "-R", "ejabberd:ejabberd", s.dir).Run()
 	}
 	// Rendered at every start: Enable may have changed the modules since the last.
-	m := s.ports.vars()
-	m["Cert"], m["Key"] = s.env.Cert, s.env.Key
-	s.features.vars(m)
-	if err := render(ejabberdConf, filepath.Join(s.dir, "ejabberd.yml"), m); err != nil {
-		return err
-	}
-	cmd, err := s.ctl("foreground")
+	m, err := s.vars()
 	if err != nil {
 		return err
 	}
+	if err := render(ejabberdConf, filepath.Join(s.dir, "ejabberd.yml"), m); err != nil {
+		return err
+	}
+	var cmd *exec.Cmd
+	if s.fed != nil {
+		// The VM starts epmd (Erlang's port mapper daemon) when none runs. Started here,
+		// outside the namespace, it is the daemon a single-server ejabberd leaves behind
+		// too, not one that keeps the namespace and its bind mounts alive.
+		if epmd, err := asEjabberd(exec.Command("epmd", "-daemon")); err == nil {
+			epmd.Run()
+		}
+		cmd, err = s.namespaced("foreground")
+	} else {
+		cmd, err = s.ctl("foreground")
+	}
+	if err != nil {
+		return err
+	}
+	ports := s.list()
+	if s.fed != nil {
+		ports = append(ports, s.fed.s2s)
+	}
 	// The VM runs under ejabberdctl; a failed start is stopped by its process group.
-	p, err := launch(cmd, filepath.Join(s.dir, "console.log"), 60*time.Second, s.list()...)
+	p, err := launchAt(cmd, filepath.Join(s.dir, "console.log"), 60*time.Second, s.host(), ports...)
 	if err != nil {
 		return err
 	}
 	s.p = p
-	s.beam = findProc("beam.smp", ejabberdNode)
+	s.beam = findProc("beam.smp", s.node())
 	if s.beam == 0 {
 		s.Stop()
 		return errors.New("peers: ejabberd's beam.smp process not found")
 	}
 	return nil
+}
+
+func (s *ejabberd) vars() (map[string]any, error) {
+	m := s.ports.vars()
+	m["Cert"], m["Key"] = s.env.Cert, s.env.Key
+	m["Domain"], m["IP"] = Domain, "127.0.0.1"
+	if f := s.fed; f != nil {
+		out, err := f.outPort()
+		if err != nil {
+			return nil, err
+		}
+		m["Domain"], m["IP"], m["S2S"], m["OutPort"] = f.domain, f.ip, f.s2s, out
+	}
+	s.features.vars(m)
+	return m, nil
+}
+
+// namespaced is ejabberdctl with args for the federation side. ejabberd 23.01 has no
+// static s2s route: it looks the remote domain's SRV records up with inet_res (the
+// nameservers of /etc/resolv.conf), then its address with getaddrinfo(3) (/etc/hosts),
+// and dials that address on outgoing_s2s_port. So, as engine/ejabberd_test.go does,
+// ejabberd runs in a mount namespace of its own (unshare -m, root) where /etc/hosts is a
+// bind mount of a file mapping the other side's domain to its address and
+// /etc/resolv.conf an empty one (no lookups leave the machine); outgoing_s2s_port is the
+// other side's s2s port. The machine's files are not touched. Inside, setpriv becomes
+// the ejabberd user (no PAM session, so the open-files limit stays the bench's) before
+// ejabberdctl runs.
+func (s *ejabberd) namespaced(args ...string) (*exec.Cmd, error) {
+	if os.Getuid() != 0 {
+		return nil, errors.New("peers: ejabberd as a federation peer needs root (a mount namespace for its /etc/hosts)")
+	}
+	u, err := user.Lookup("ejabberd")
+	if err != nil {
+		return nil, err
+	}
+	script := `hosts=$0 resolv=$1; shift; mount --bind "$hosts" /etc/hosts && mount --bind "$resolv" /etc/resolv.conf && exec "$@"`
+	cmd := exec.Command("unshare", append([]string{"-m", "--propagation", "private", "sh", "-c", script,
+		filepath.Join(s.dir, "hosts"), filepath.Join(s.dir, "resolv.conf"),
+		"setpriv", "--reuid=ejabberd", "--regid=ejabberd", "--init-groups", "--", "ejabberdctl"}, s.ctlArgs(args...)...)...)
+	cmd.Env = append(os.Environ(), "HOME="+u.HomeDir, "USER=ejabberd", "LOGNAME=ejabberd")
+	return cmd, nil
 }
 
 // Stop asks the VM to stop, waits for it, then ends the wrapper.
@@ -134,7 +253,7 @@ func (s *ejabberd) AddAccounts(n int) error {
 				if i >= n {
 					return
 				}
-				cfg := loadgen.Config{Addr: s.Addr(false), Domain: Domain, LocalAddr: "127.0.0." + strconv.Itoa(1+i%4)}
+				cfg := loadgen.Config{Addr: s.Addr(false), Domain: s.domain(), LocalAddr: "127.0.0." + strconv.Itoa(1+i%4)}
 				err := loadgen.Register(cfg, "user"+strconv.Itoa(i+1), Password)
 				if err != nil && !errors.Is(err, loadgen.ErrConflict) {
 					mu.Lock()
@@ -167,8 +286,8 @@ func (s *ejabberd) WriteRosters(n int, roster func(i int) map[int]string) (bool,
 		return false, nil
 	}
 	for _, args := range [][]string{
-		{"srg_create", "bench", Domain, "bench", "bench", "bench"},
-		{"srg_user_add", "@all@", Domain, "bench", Domain},
+		{"srg_create", "bench", s.domain(), "bench", "bench", "bench"},
+		{"srg_user_add", "@all@", s.domain(), "bench", s.domain()},
 	} {
 		cmd, err := s.ctl(args...)
 		if err != nil {
@@ -199,8 +318,8 @@ func isMesh(n int, roster func(i int) map[int]string) bool {
 }
 
 func (s *ejabberd) Settings() [][2]string {
-	return [][2]string{
-		{"`listen`", "the two c2s listeners and two `ejabberd_http` listeners (plain and `tls: true`) with only `ejabberd_http_ws` at `/xmpp-websocket`, on loopback ports chosen by the bench (no s2s, BOSH, API, STUN, MQTT); `websocket_ping_interval` and `websocket_timeout` at their defaults (60 s, 300 s)"},
+	rows := [][2]string{
+		{"`listen`", "the two c2s listeners and two `ejabberd_http` listeners (plain and `tls: true`) with only `ejabberd_http_ws` at `/xmpp-websocket`, on loopback ports chosen by the bench (no BOSH, API, STUN, MQTT; s2s only on the federation pair's B side); `websocket_ping_interval` and `websocket_timeout` at their defaults (60 s, 300 s)"},
 		{"no `shaper` on the c2s listeners", "Debian's `c2s_shaper` (`normal`) holds each client to 3,000 B/s"},
 		{"`backlog: 1024` on the c2s listeners", "the default accept backlog of 5 overflows in a login storm and clients stall in SYN retries; Vireo and Prosody listen with 128 or more"},
 		{"`cache_size: 100000`", "the default 1,000-entry caches shrink constantly with 16,000 sessions (ejabberd itself logs that the size should be raised)"},
@@ -215,6 +334,14 @@ func (s *ejabberd) Settings() [][2]string {
 		{"`mod_caps`, `mod_pubsub` with the `pep` plugin, `mod_shared_roster` and `mod_admin_extra` (with `-only pep`)", "the PEP storm: PEP is mod_pubsub's pep plugin, and caps say which contacts want +notify; when the storm's users are all the accounts, its full mesh of contacts is an @all@ shared roster group, made with mod_admin_extra's `srg_create` and `srg_user_add` (in-band it takes hours at 1,000 users); loaded only for that scenario"},
 		{"`--node vireobench@localhost`, own spool and logs, own ejabberdctl.cfg", "apart from a system ejabberd; Debian's ejabberdctl.cfg would point back at /etc"},
 	}
+	if s.fed == nil {
+		return rows
+	}
+	return append(rows, [][2]string{
+		{"`hosts: [b.localhost]`, every listener on 127.0.0.3, `--node vireobenchb@localhost`, `conference.b.localhost`", "the federation pair's B side (`-only s2s`, `ejabberd-b`): its own domain and loopback address, its own node, spool and logs (`ejabberd-b` in the work directory)"},
+		{"an `ejabberd_s2s_in` listener, `mod_s2s_dialback`, `s2s_use_starttls: required`", "federation over STARTTLS with dialback, as the Vireo and Prosody B sides: the bench certificate is self-signed (for localhost), so neither side validates the other's; the listener has ejabberd's defaults (no shaper, no `max_stanza_size`), and `s2s_access` stays open"},
+		{"`outgoing_s2s_port` (vireo-a's s2s port), `s2s_dns_timeout: 1`, `s2s_dns_retries: 1`; started in a mount namespace (`unshare -m`) with its own /etc/hosts and an empty /etc/resolv.conf, then `setpriv` to the ejabberd user", "ejabberd 23.01 has no static s2s route: it looks up SRV records (none here) and then the domain with getaddrinfo(3), and dials outgoing_s2s_port; the namespace's /etc/hosts maps a.localhost to 127.0.0.2 (the machine's is untouched), as in engine/ejabberd_test.go"},
+	}...)
 }
 
 // findProc returns the PID of a process named comm whose command line contains arg.

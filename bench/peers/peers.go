@@ -155,8 +155,10 @@ type Pair struct {
 }
 
 // NewPair returns a Vireo instance serving a.localhost on 127.0.0.2 and the server
-// called name ("vireo" or "prosody") serving b.localhost on 127.0.0.3, each with an s2s
-// listener and a static route to the other (Vireo's [s2s.hosts], a small Prosody plugin).
+// called name ("vireo", "prosody" or "ejabberd") serving b.localhost on 127.0.0.3, each
+// with an s2s listener and a static route to the other (Vireo's [s2s.hosts], a small
+// Prosody plugin; ejabberd, which has no such table, runs in a mount namespace whose
+// /etc/hosts maps a.localhost to 127.0.0.2, with outgoing_s2s_port at Vireo's s2s port).
 // They share the bench certificate (issued for localhost), so each authenticates to the
 // other with dialback.
 func NewPair(name string, e *Env) (*Pair, error) {
@@ -183,8 +185,12 @@ func NewPair(name string, e *Env) (*Pair, error) {
 		var pb ports
 		pb, fb = mk("prosody-b", "b.localhost", "127.0.0.3")
 		b = &prosody{env: e, ports: pb, fed: fb}
+	case "ejabberd":
+		var pb ports
+		pb, fb = mk("ejabberd-b", "b.localhost", "127.0.0.3")
+		b = &ejabberd{env: e, ports: pb, fed: fb}
 	default:
-		return nil, fmt.Errorf("peers: no federation pair for %q (vireo, prosody)", name)
+		return nil, fmt.Errorf("peers: no federation pair for %q (vireo, prosody, ejabberd)", name)
 	}
 	fa.hosts = map[string]string{fb.domain: net.JoinHostPort(fb.ip, strconv.Itoa(fb.s2s))}
 	fb.hosts = map[string]string{fa.domain: net.JoinHostPort(fa.ip, strconv.Itoa(fa.s2s))}

@@ -3,6 +3,7 @@ package peers
 import (
 	cryptotls "crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,6 +35,98 @@ func TestREADMEListsSettings(t *testing.T) {
 				t.Errorf("README.md lacks %s's row %q", n, row)
 			}
 		}
+		// The federation pair's B side (-only s2s) may list more.
+		p, err := NewPair(n, &Env{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, st := range p.B.Settings() {
+			if row := "| " + st[0] + " | " + st[1] + " |"; !strings.Contains(string(b), row) {
+				t.Errorf("README.md lacks %s's row %q", p.B.Name(), row)
+			}
+		}
+	}
+}
+
+// TestEjabberdPairRenders: the ejabberd B side of a federation pair serves b.localhost
+// on 127.0.0.3 with an s2s listener, dials Vireo's s2s port, resolves a.localhost from its
+// own hosts file and starts in a mount namespace as the ejabberd user; the single-server
+// config has none of it.
+func TestEjabberdPairRenders(t *testing.T) {
+	env := &Env{Dir: t.TempDir(), Cert: "/c", Key: "/k"}
+	p, err := NewPair("ejabberd", env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, ok := p.B.(*ejabberd)
+	if !ok || p.B.Name() != "ejabberd-b" || p.DomainB != "b.localhost" || e.node() == ejabberdNode {
+		t.Fatalf("B side %T %q %q", p.B, p.B.Name(), p.DomainB)
+	}
+	a := p.A.(*vireo)
+	if ws, _ := e.WebSocket(true); !strings.HasPrefix(e.Addr(false), "127.0.0.3:") || !strings.HasPrefix(ws, "127.0.0.3:") {
+		t.Errorf("B side listens on %s, %s", e.Addr(false), ws)
+	}
+	e.dir = filepath.Join(env.Dir, e.Name())
+	m, err := e.vars()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "ejabberd.yml")
+	if err := render(ejabberdConf, path, m); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(path)
+	cfg := string(b)
+	for _, want := range []string{
+		"hosts:\n  - b.localhost\n",
+		fmt.Sprintf("  -\n    port: %d\n    ip: \"127.0.0.3\"\n    module: ejabberd_s2s_in\n", e.fed.s2s),
+		fmt.Sprintf("\noutgoing_s2s_port: %d\n", a.fed.s2s),
+		"\ns2s_use_starttls: required\n",
+		"\n  mod_s2s_dialback: {}\n",
+		"host: \"conference.b.localhost\"",
+	} {
+		if !strings.Contains(cfg, want) {
+			t.Errorf("pair config lacks %q:\n%s", want, cfg)
+		}
+	}
+	if strings.Contains(cfg, "127.0.0.1") || strings.Contains(cfg, "<no value>") {
+		t.Errorf("pair config:\n%s", cfg)
+	}
+	if got, want := e.fed.hostsFile(), "127.0.0.1 localhost\n127.0.0.2 a.localhost\n"; got != want {
+		t.Errorf("hosts file %q, want %q", got, want)
+	}
+	if os.Getuid() == 0 {
+		cmd, err := e.namespaced("foreground")
+		if err != nil {
+			t.Fatal(err)
+		}
+		args := strings.Join(cmd.Args, " ")
+		for _, want := range []string{"unshare -m --propagation private sh -c ", filepath.Join(e.dir, "hosts") + " " + filepath.Join(e.dir, "resolv.conf") + " setpriv --reuid=ejabberd",
+			"-- ejabberdctl --node " + ejabberdPairNode + " ", " foreground"} {
+			if !strings.Contains(args, want) {
+				t.Errorf("command %q lacks %q", args, want)
+			}
+		}
+	}
+
+	// The single server: localhost on 127.0.0.1, no s2s.
+	single, _ := New("ejabberd", env, 1, 2)
+	m, err = single.(*ejabberd).vars()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := render(ejabberdConf, path, m); err != nil {
+		t.Fatal(err)
+	}
+	b, _ = os.ReadFile(path)
+	cfg = string(b)
+	for _, bad := range []string{"s2s", "127.0.0.3", "b.localhost", "<no value>"} {
+		if strings.Contains(cfg, bad) {
+			t.Errorf("single config has %q:\n%s", bad, cfg)
+		}
+	}
+	if !strings.Contains(cfg, "hosts:\n  - localhost\n") || !strings.Contains(cfg, "host: \"conference.localhost\"") {
+		t.Errorf("single config:\n%s", cfg)
 	}
 }
 
@@ -147,11 +240,17 @@ func TestPairFederates(t *testing.T) {
 		t.Skip("starts real servers")
 	}
 	env, _ := benchEnv(t)
-	for _, name := range []string{"vireo", "prosody"} {
+	for _, name := range []string{"vireo", "prosody", "ejabberd"} {
 		t.Run(name, func(t *testing.T) {
-			if name == "prosody" {
-				if _, err := exec.LookPath("prosody"); err != nil || os.Getuid() != 0 {
-					t.Skip("prosody is not installed here (or not root)")
+			if name != "vireo" {
+				bin := map[string]string{"prosody": "prosody", "ejabberd": "ejabberdctl"}[name]
+				if _, err := exec.LookPath(bin); err != nil || os.Getuid() != 0 {
+					t.Skipf("%s is not installed here (or not root)", name)
+				}
+			}
+			if name == "ejabberd" {
+				if out, err := exec.Command("unshare", "-m", "true").CombinedOutput(); err != nil {
+					t.Skipf("ejabberd's /etc/hosts needs a mount namespace: unshare -m: %v %s", err, out)
 				}
 			}
 			pairFederates(t, env, name)

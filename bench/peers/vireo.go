@@ -3,10 +3,12 @@ package peers
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"text/template"
@@ -38,6 +40,39 @@ type federation struct {
 	name, domain, ip string
 	s2s              int
 	hosts            map[string]string
+}
+
+// hostsFile is an /etc/hosts that maps each peer domain to its address, for a server
+// that finds its peers with getaddrinfo(3) (ejabberd), and keeps localhost.
+func (f *federation) hostsFile() string {
+	var b strings.Builder
+	b.WriteString("127.0.0.1 localhost\n")
+	for _, d := range slices.Sorted(maps.Keys(f.hosts)) {
+		h, _, _ := net.SplitHostPort(f.hosts[d])
+		fmt.Fprintf(&b, "%s %s\n", h, d)
+	}
+	return b.String()
+}
+
+// outPort is the s2s port every peer listens on, for a server that dials all remote
+// domains on one port (ejabberd's outgoing_s2s_port).
+func (f *federation) outPort() (int, error) {
+	port := 0
+	for d, a := range f.hosts {
+		_, ps, err := net.SplitHostPort(a)
+		if err != nil {
+			return 0, fmt.Errorf("peers: %s: %v", d, err)
+		}
+		p, _ := strconv.Atoi(ps)
+		if port != 0 && p != port {
+			return 0, fmt.Errorf("peers: the peers of %s listen on different s2s ports (%d, %d); ejabberd dials one", f.domain, port, p)
+		}
+		port = p
+	}
+	if port == 0 {
+		return 0, fmt.Errorf("peers: %s has no peer", f.domain)
+	}
+	return port, nil
 }
 
 func (v *vireo) host() string {
