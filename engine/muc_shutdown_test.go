@@ -46,18 +46,7 @@ func TestIntegrationMucVhostRemoved(t *testing.T) {
 	if err := srv.Store.Accounts().Create(store.Account{User: "dave@other.example", Creds: keys, Created: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
-	reload := func(domains ...string) {
-		t.Helper()
-		if err := srv.Router.SetDomains(domains); err != nil {
-			t.Fatal(err)
-		}
-		cfg := srv.Engine.Config()
-		cfg.Domains = domains
-		if err := srv.Engine.Reload(cfg); err != nil {
-			t.Fatal(err)
-		}
-	}
-	reload("localhost", "other.example")
+	setDomains(t, srv, "localhost", "other.example")
 
 	alice := mucLogin(t, srv, "alice", "pc")
 	bob := mucLogin(t, srv, "bob", "pc")
@@ -82,7 +71,7 @@ func TestIntegrationMucVhostRemoved(t *testing.T) {
 	mucJoined(t, dave, hall, "Dave", "j2")
 	expectStanza(t, alice, "from='"+hall+"/Dave'")
 
-	reload("localhost")
+	setDomains(t, srv, "localhost")
 	got := expectStanza(t, alice, mucGone(hall+"/Alice")...)
 	if !strings.Contains(got, "affiliation='owner'") || !strings.Contains(got, "jid='alice@localhost/pc'") {
 		t.Fatalf("alice's 332 presence: %s", got)

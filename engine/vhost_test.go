@@ -15,17 +15,6 @@ import (
 func TestIntegrationVhostReload(t *testing.T) {
 	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true})
 	srv.AddUser(t, "alice", "alice pw")
-	reload := func(domains ...string) {
-		t.Helper()
-		if err := srv.Router.SetDomains(domains); err != nil {
-			t.Fatal(err)
-		}
-		cfg := srv.Engine.Config()
-		cfg.Domains = domains
-		if err := srv.Engine.Reload(cfg); err != nil {
-			t.Fatal(err)
-		}
-	}
 	header := func(to string) string {
 		return "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='" + to + "' version='1.0'>"
 	}
@@ -34,7 +23,7 @@ func TestIntegrationVhostReload(t *testing.T) {
 	unknown.Send(header("new.example"))
 	unknown.Expect("host-unknown")
 
-	reload("new.example", "localhost", "other.example")
+	setDomains(t, srv, "new.example", "localhost", "other.example")
 	gone := srv.DialTLS(t)
 	gone.Send(header("new.example"))
 	if got := gone.Expect("</stream:features>"); !strings.Contains(got, "from='new.example'") && !strings.Contains(got, `from="new.example"`) {
@@ -45,7 +34,7 @@ func TestIntegrationVhostReload(t *testing.T) {
 	kept.Expect("</stream:features>")
 
 	// localhost moves from second to first, other.example takes its old place.
-	reload("localhost", "other.example")
+	setDomains(t, srv, "localhost", "other.example")
 	gone.Expect("<host-gone")
 	gone.ExpectClosed()
 	kept.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>" +
@@ -58,4 +47,18 @@ func TestIntegrationVhostReload(t *testing.T) {
 	again := srv.DialTLS(t)
 	again.Send(header("new.example"))
 	again.Expect("host-unknown")
+}
+
+// setDomains changes srv's virtual hosts as a reload that edits the domains line does:
+// the router's host table, then the engine's config.
+func setDomains(t *testing.T, srv *vireotest.Server, domains ...string) {
+	t.Helper()
+	if err := srv.Router.SetDomains(domains); err != nil {
+		t.Fatal(err)
+	}
+	cfg := srv.Engine.Config()
+	cfg.Domains = domains
+	if err := srv.Engine.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
 }
