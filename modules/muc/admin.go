@@ -329,8 +329,9 @@ func (r *room) applyRole(c module.Context, snd *sender, ch change, actor string,
 		r.expel(c, snd, t, &presOpt{codes: []int{codeKicked}, actor: actor, reason: ch.reason}, reply)
 		return
 	}
+	was := t.role
 	t.role = ch.nr
-	r.broadcast(snd, t, &presOpt{actor: actor, reason: ch.reason}, jid.JID{})
+	r.broadcast(snd, t, &presOpt{actor: actor, reason: ch.reason, was: was}, jid.JID{})
 }
 
 // applyAffiliation records an affiliation change (already stored) and tells the room:
@@ -366,8 +367,9 @@ func (r *room) applyAffiliation(c module.Context, snd *sender, ch change, actor 
 		case r.cfg.MembersOnly && ch.na < affMember:
 			r.expel(c, snd, o, &presOpt{codes: []int{codeAffiliation}, actor: actor, reason: ch.reason}, reply)
 		default:
+			was := o.role
 			o.role = roleAfter(old, ch.na, o.role, r.cfg.Moderated)
-			r.broadcast(snd, o, &presOpt{actor: actor, reason: ch.reason}, jid.JID{})
+			r.broadcast(snd, o, &presOpt{actor: actor, reason: ch.reason, was: was}, jid.JID{})
 		}
 	}
 	// §9.5: a user added to the member list of a members-only room is invited.

@@ -129,8 +129,16 @@
 // form values 1 KiB, 1000 items per #admin set, 10000 affiliations per room, 256 IQs
 // relayed between occupants awaiting an answer per room.
 //
+// # Presence broadcast by role
+//
+// muc#roomconfig_presencebroadcast lists the roles whose presence the others get (all
+// three by default). An occupant of another role is told its own presence (110) and the
+// broadcast roles' on joining, and nobody hears of its joins, changes or exit; a role
+// change that makes it quiet sends the others one unavailable presence, one that makes it
+// heard sends its presence. For very large rooms, broadcasting moderators only turns the
+// n² presence stanzas of filling a room into about n.
+//
 // # Not implemented
 //
-// The #traffic node, and
-// presence broadcast by role (muc#roomconfig_presencebroadcast).
+// The #traffic node.
 package muc

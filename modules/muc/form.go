@@ -38,7 +38,14 @@ type roomConfig struct {
 	ChangeSubject     bool   `json:"changesubject"`
 	History           int    `json:"history"`
 	Logging           bool   `json:"logging"` // muc#roomconfig_enablelogging: status 170
+	// Quiet holds the roles whose presence is not broadcast (muc#roomconfig_presencebroadcast
+	// lists the others), one bit per role (1<<roleVisitor ...); zero, the default,
+	// broadcasts every role's.
+	Quiet uint8 `json:"quiet,omitempty"`
 }
+
+// broadcasts reports whether the presence of an occupant with role rl goes to the others.
+func (c *roomConfig) broadcasts(rl role) bool { return c.Quiet&(1<<rl) == 0 }
 
 // defaultConfig is the configuration of a new room: temporary, public, open, unmoderated,
 // semi-anonymous, without password, private messages allowed, subject by moderators.
@@ -79,6 +86,7 @@ const (
 	fAllowInvites  = "muc#roomconfig_allowinvites"
 	fChangeSubject = "muc#roomconfig_changesubject"
 	fLogging       = "muc#roomconfig_enablelogging"
+	fBroadcast     = "muc#roomconfig_presencebroadcast"
 	fHistory       = "muc#maxhistoryfetch"
 	fHistoryAlt    = "muc#roomconfig_historylength" // not registered; Prosody's name, accepted
 	fAdmins        = "muc#roomconfig_roomadmins"
@@ -230,6 +238,22 @@ func parseConfigForm(x xmlstream.Element, cur roomConfig, lim formLimits) (confi
 			default:
 				return out, badForm(stanza.NotAcceptable, name+": anyone or moderators")
 			}
+		case fBroadcast:
+			var quiet uint8 = 1<<roleVisitor | 1<<roleParticipant | 1<<roleModerator
+			for _, v := range values {
+				switch strings.TrimSpace(v) {
+				case "moderator":
+					quiet &^= 1 << roleModerator
+				case "participant":
+					quiet &^= 1 << roleParticipant
+				case "visitor":
+					quiet &^= 1 << roleVisitor
+				case "":
+				default:
+					return out, badForm(stanza.NotAcceptable, name+": moderator, participant or visitor")
+				}
+			}
+			c.Quiet = quiet
 		case fAllowPM:
 			switch single {
 			case pmAnyone, pmParticipants, pmModerators, pmNone:
@@ -348,6 +372,18 @@ func (r *room) appendConfigForm(b *xmlstream.Builder) {
 	}
 	appendField(b, "list-single", fWhois, "Who May Discover Real JIDs?", whois)
 	options(b, [2]string{"Moderators Only", "moderators"}, [2]string{"Anyone", "anyone"})
+	b.End()
+	var bc []string
+	for _, r := range []struct {
+		rl   role
+		name string
+	}{{roleModerator, "moderator"}, {roleParticipant, "participant"}, {roleVisitor, "visitor"}} {
+		if c.broadcasts(r.rl) {
+			bc = append(bc, r.name)
+		}
+	}
+	appendField(b, "list-multi", fBroadcast, "Roles for which Presence is Broadcasted", bc...)
+	options(b, [2]string{"Moderator", "moderator"}, [2]string{"Participant", "participant"}, [2]string{"Visitor", "visitor"})
 	b.End()
 	appendField(b, "list-single", fAllowPM, "Who Can Send Private Messages?", c.AllowPM)
 	options(b, [2]string{"Anyone", pmAnyone}, [2]string{"Anyone with Voice", pmParticipants},

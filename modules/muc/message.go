@@ -618,6 +618,6 @@ func (r *room) voiceRequest(c module.Context, p *module.Packet, o *occupant, x x
 	}
 	t.role = roleParticipant
 	snd := newSender(c)
-	r.broadcast(&snd, t, &presOpt{actor: o.nick}, jid.JID{})
+	r.broadcast(&snd, t, &presOpt{actor: o.nick, was: roleVisitor}, jid.JID{})
 	return true
 }

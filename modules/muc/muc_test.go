@@ -662,3 +662,50 @@ func TestJoinPresencesOfEqualLength(t *testing.T) {
 		}
 	}
 }
+
+// TestPresenceBroadcastRoles: muc#roomconfig_presencebroadcast = moderator only. A
+// participant's presence reaches nobody but itself; a joiner gets only the moderators';
+// a participant made moderator appears to the others, and made participant again leaves
+// their list with one unavailable presence; its exit is then not broadcast.
+func TestPresenceBroadcastRoles(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob", "carol"}, nil)
+	a := instantRoom(t, e)
+	a.Send("<iq type='set' to='" + room + "' id='cfg'>" + owner + "<x xmlns='jabber:x:data' type='submit'>" +
+		"<field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig</value></field>" +
+		"<field var='muc#roomconfig_presencebroadcast'><value>moderator</value></field></x></query></iq>")
+	a.C.Wait(t, "id='cfg'", "type='result'")
+	a.Send("<iq type='get' to='" + room + "' id='cfg2'>" + owner + "</query></iq>")
+	got := a.C.Wait(t, "id='cfg2'")
+	if !strings.Contains(got, "var='muc#roomconfig_presencebroadcast' type='list-multi' label='Roles for which Presence is Broadcasted'><value>moderator</value><option") {
+		t.Fatalf("form: %s", got)
+	}
+	a.C.Reset()
+
+	b := e.Bind("bob", "pc")
+	b.Send(join("Bob", "jb"))
+	b.C.Wait(t, "<subject/>")
+	if got := b.C.Got(); index(got, "from='"+room+"/Alice'") < 0 || index(got, "from='"+room+"/Bob'", "status code='110'") < 0 {
+		t.Fatalf("bob's join: %v", got)
+	}
+	c := e.Bind("carol", "pc")
+	c.Send(join("Carol", "jc"))
+	c.C.Wait(t, "<subject/>")
+	if got := c.C.Got(); index(got, "from='"+room+"/Alice'") < 0 || index(got, "from='"+room+"/Bob'") >= 0 {
+		t.Fatalf("carol's join: %v", got)
+	}
+	a.C.Never(t, "from='"+room+"/Bob'")
+
+	// Bob made moderator: everyone sees him now.
+	a.Send("<iq type='set' to='" + room + "' id='m1'>" + admin + "<item nick='Bob' role='moderator'/></query></iq>")
+	c.C.Wait(t, "from='"+room+"/Bob'", "role='moderator'")
+	// Participant again: the others get him leaving their list.
+	c.C.Reset()
+	a.Send("<iq type='set' to='" + room + "' id='m2'>" + admin + "<item nick='Bob' role='participant'/></query></iq>")
+	c.C.Wait(t, "from='"+room+"/Bob'", "type='unavailable'", "role='none'")
+	b.C.Wait(t, "from='"+room+"/Bob'", "role='participant'", "status code='110'")
+	// His exit is his own business now.
+	c.C.Reset()
+	b.Send("<presence to='" + room + "/Bob' type='unavailable'/>")
+	b.C.Wait(t, "type='unavailable'", "status code='110'")
+	c.C.Never(t, "from='"+room+"/Bob'")
+}

@@ -48,6 +48,7 @@ type presOpt struct {
 	real        jid.JID // the real JID shown; zero: the occupant's first session
 	kids        []byte  // children instead of the occupant's stored ones (exit status)
 	noKids      bool
+	was         role // for a role change, the role before it (roleNone otherwise)
 }
 
 // destroyInfo is the <destroy/> of a room destruction (XEP-0045 §10.9).
@@ -218,33 +219,51 @@ func appendDestroy(dst []byte, d *destroyInfo) []byte {
 // broadcast sends o's presence to every session in the room except skip: the variant with
 // the real JID to those who may see it, the self variant (status 110) to o's own sessions.
 // The three variants are built once; each recipient costs one start-tag rewrite.
+//
+// The others hear nothing from an occupant whose role the room does not broadcast
+// (muc#roomconfig_presencebroadcast), except, when a role change makes it quiet, one
+// unavailable presence that takes it out of their list.
 func (r *room) broadcast(snd *sender, o *occupant, opt *presOpt, skip jid.JID) {
+	oopt := opt // what the others get; nil: nothing
+	if !r.cfg.broadcasts(o.role) {
+		oopt = nil
+		if opt.was != roleNone && r.cfg.broadcasts(opt.was) && !opt.unavailable {
+			gone := *opt
+			gone.unavailable, gone.kids, gone.noKids = true, nil, true
+			oopt = &gone
+		}
+	}
 	var plain, full, self []byte
 	for _, x := range r.occ {
+		if x != o && oopt == nil {
+			continue
+		}
 		for _, s := range x.sess {
 			if s.Equal(skip) {
 				continue
 			}
 			var t []byte
+			use := oopt
 			switch {
 			case x == o:
+				use = opt
 				if self == nil {
 					self = r.appendPresence(nil, o, opt, true, true)
 				}
 				t = self
 			case r.sees(x):
 				if full == nil {
-					full = r.appendPresence(nil, o, opt, true, false)
+					full = r.appendPresence(nil, o, oopt, true, false)
 				}
 				t = full
 			default:
 				if plain == nil {
-					plain = r.appendPresence(nil, o, opt, false, false)
+					plain = r.appendPresence(nil, o, oopt, false, false)
 				}
 				t = plain
 			}
 			typ, id := "", ""
-			if opt.unavailable {
+			if use.unavailable {
 				typ = "unavailable"
 			}
 			if x == o {
@@ -488,7 +507,7 @@ func (r *room) join(c module.Context, p *module.Packet, e, x xmlstream.Element, 
 	var buf []byte
 	none := &presOpt{}
 	for _, x := range r.occ {
-		if x == o {
+		if x == o || !r.cfg.broadcasts(x.role) {
 			continue
 		}
 		buf = r.appendPresence(buf[:0], x, none, sees, false)
