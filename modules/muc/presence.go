@@ -511,7 +511,6 @@ func (r *room) join(c module.Context, p *module.Packet, e, x xmlstream.Element, 
 			continue
 		}
 		buf = r.appendPresence(buf[:0], x, none, sees, false)
-		snd.forget() // buf is rewritten in place: not the template the sender last saw
 		snd.packet(from, buf, module.KindPresence, "", "", x.ojid)
 	}
 	if changed {

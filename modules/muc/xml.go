@@ -1,6 +1,7 @@
 package muc
 
 import (
+	"bytes"
 	"time"
 	"unsafe"
 
@@ -61,9 +62,12 @@ type sender struct {
 	pkt module.Packet // what packet hands the router; reused
 	buf *[]byte
 	own []byte
-	// The template last sent and where its start tag ends: consecutive sends of one
-	// template (a fan-out) find the insertion point once.
-	last      []byte
+	// The start tag of the template last sent, through its '>', and where to insert 'to':
+	// consecutive sends of one template (a fan-out) find the insertion point once. A
+	// template that starts with the same bytes has the same insertion point, whatever
+	// buffer it is in (callers rewrite one buffer between sends).
+	tag       [256]byte
+	tagLen    int // 0: nothing cached (or a start tag longer than tag)
 	head, cut int // tmpl[:head] + " to='…'" + tmpl[cut:]
 }
 
@@ -105,16 +109,19 @@ func (s *sender) packet(to jid.JID, tmpl []byte, k module.Kind, typ, id string, 
 	s.pkt.Raw = nil
 }
 
-// forget drops what the sender knows about the last template: for a caller that
-// rewrites one buffer in place between sends (the same address and maybe the same length,
-// but another start tag).
-func (s *sender) forget() { s.last = nil }
-
 // stamped returns tmpl with 'to' added, in the sender's buffer.
 func (s *sender) stamped(to jid.JID, tmpl []byte) []byte {
-	if len(tmpl) == 0 || len(s.last) != len(tmpl) || &s.last[0] != &tmpl[0] {
-		s.last, s.cut = tmpl, tagCut(tmpl)
+	if s.tagLen == 0 || !bytes.HasPrefix(tmpl, s.tag[:s.tagLen]) {
+		s.cut, s.tagLen = tagCut(tmpl), 0
 		for s.head = s.cut; s.head > 0 && isSpace(tmpl[s.head-1]); s.head-- {
+		}
+		if end := s.cut + 1; s.cut >= 0 {
+			if tmpl[s.cut] == '/' {
+				end++
+			}
+			if end <= len(s.tag) {
+				s.tagLen = copy(s.tag[:], tmpl[:end])
+			}
 		}
 	}
 	var b []byte
