@@ -428,6 +428,7 @@ func (s *server) engineConfig(cfg *config.Config) engine.Config {
 		ResumeTimeout:    cfg.C2S.ResumeTimeout.Duration,
 		SMAckEvery:       cfg.C2S.SMAckEvery,
 		SMAckAfter:       cfg.C2S.SMAckAfter.Duration,
+		CoalesceWrites:   coalesceWrites(cfg.C2S.CoalesceWrites.Duration),
 		FastKey:          s.fastKey,
 		FastTTL:          cfg.C2S.FastTokenTTL.Duration,
 		Web: engine.Web{
@@ -790,3 +791,12 @@ func moduleLines() []string {
 
 // Version is the server version, set at build time with -ldflags "-X main.Version=...".
 var Version = "0.1.0-dev"
+
+// coalesceWrites maps the config's c2s.coalesce_writes, where 0 turns coalescing off, to
+// the engine's, where 0 is the default.
+func coalesceWrites(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
+}

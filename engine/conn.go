@@ -190,6 +190,7 @@ func (c *conn) input(p []byte) {
 	if len(rest) > 0 {
 		c.hold(rest)
 	}
+	c.urgent() // the answers to what the client just sent (SM's <a/>, <enabled/>) do not wait
 }
 
 func (c *conn) hold(p []byte) {
@@ -245,6 +246,7 @@ func (c *conn) drainHeld() {
 		}
 		plainPool.Put(h)
 	}
+	c.urgent()
 }
 
 // process feeds p to the tokenizer and handles the events until p is consumed or the
@@ -461,9 +463,12 @@ func (c *conn) Send(b []byte) bool {
 func (c *conn) write(b []byte) {
 	if c.ws != nil {
 		c.wsWrite(b)
-		return
+	} else {
+		c.writeRaw(b)
 	}
-	c.writeRaw(b)
+	if len(b) > 2 && b[1] == 'i' && b[2] == 'q' {
+		c.urgent() // a request waits for this answer; a ping for its pong
+	}
 }
 
 // writeRaw sends bytes: through TLS when on, else straight to the socket queue.
@@ -498,6 +503,7 @@ const (
 	bClosing  uint32 = 1 << iota
 	bOutLock         // the outbox is being changed
 	bOutClose        // close the socket after the outbox's bytes
+	bOutLater        // the outbox waits for the coalescer's tick, not for a queued flush
 )
 
 // Load reports whether the connection is closing.
@@ -524,6 +530,22 @@ func (b *connBits) lock() {
 
 func (b *connBits) unlock() { b.v.And(^bOutLock) }
 
+// The word's upper half is when the outbox was last flushed, in milliseconds since epoch
+// modulo 2^16 (coalesce.go): a 65 s wrap can only make a write wait one tick it need not.
+
+// setFlushed records a flush at ms, and that nothing waits for the coalescer's tick.
+// Called with the lock held.
+func (b *connBits) setFlushed(ms uint16) {
+	for {
+		old := b.v.Load()
+		if b.v.CompareAndSwap(old, old&0xffff&^bOutLater|uint32(ms)<<16) {
+			return
+		}
+	}
+}
+
+func (b *connBits) flushed() uint16 { return uint16(b.v.Load() >> 16) }
+
 // asyncWrite queues b for the socket. It is also the TLS layer's transport write. Safe for
 // concurrent use; bytes go out in the order of the calls.
 func (c *conn) asyncWrite(b []byte) error {
@@ -543,8 +565,32 @@ func (c *conn) asyncWrite(b []byte) error {
 	buf := writePool.Get()
 	buf.B = append(buf.B[:0], b...)
 	c.out = buf
+	if every := c.srv().config().CoalesceWrites; every > 0 && c.state.Load() == stEstablished &&
+		msSinceEpoch()-c.closing.flushed() < uint16(every/time.Millisecond)+1 {
+		// This connection was written to moments ago: a busy room or a burst is
+		// arriving. Its bytes wait for the next tick and leave in one write(2).
+		c.closing.v.Or(bOutLater)
+		c.closing.unlock()
+		c.srv().coalesce.add(c, every)
+		return nil
+	}
 	c.closing.unlock()
 	return c.queueFlush()
+}
+
+// urgent flushes now an outbox that waits for the coalescer: what was just written is
+// an answer someone waits for.
+func (c *conn) urgent() {
+	if c.closing.v.Load()&bOutLater == 0 {
+		return
+	}
+	c.closing.lock()
+	later := c.closing.v.Load()&bOutLater != 0 && c.out != nil
+	c.closing.v.And(^bOutLater)
+	c.closing.unlock()
+	if later {
+		c.queueFlush()
+	}
 }
 
 // queueFlush asks the loop to flush the outbox. Called, outside the lock, by whoever made
@@ -588,6 +634,9 @@ func flushOutbox(gc gnet.Conn, err error) error {
 	c.closing.lock()
 	buf, shut := c.out, c.closing.v.Load()&bOutClose != 0
 	c.out = nil
+	if buf != nil {
+		c.closing.setFlushed(msSinceEpoch())
+	}
 	c.closing.unlock()
 	if buf == nil {
 		return nil
@@ -679,10 +728,11 @@ func (c *conn) closeAfterWrites() {
 		return
 	}
 	c.closing.v.Or(bOutClose)
-	made := c.out == nil
-	if made {
+	made := c.out == nil || c.closing.v.Load()&bOutLater != 0
+	if c.out == nil {
 		c.out = writePool.Get()
 	}
+	c.closing.v.And(^bOutLater)
 	c.closing.unlock()
 	if made && c.queueFlush() != nil {
 		c.gc.Close() // the loop is gone: nothing can be written anyway

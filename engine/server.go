@@ -34,6 +34,7 @@ import (
 const (
 	DefaultPreAuthTimeout = 30 * time.Second
 	DefaultMaxOutbound    = 1 << 20
+	DefaultCoalesceWrites = 10 * time.Millisecond
 	DefaultAuthFailLimit  = 10
 	// PingAfter is how long an established stream may be silent before the server sends an
 	// XEP-0199 ping; PingTimeout is how long the answer may take. Mobile clients behind
@@ -92,6 +93,10 @@ type Config struct {
 	ResumeTimeout time.Duration
 	SMAckEvery    int
 	SMAckAfter    time.Duration
+	// CoalesceWrites is how long bytes for a connection that was just written to may
+	// wait to leave with the next ones (coalesce.go): 0 is DefaultCoalesceWrites, below 0
+	// off.
+	CoalesceWrites time.Duration
 	// RegisterLimit is the in-band registrations per client address per minute;
 	// addresses in Trusted are exempt.
 	RegisterLimit int
@@ -144,6 +149,10 @@ func (c *Config) defaults() {
 	if c.MaxOutbound <= 0 {
 		c.MaxOutbound = DefaultMaxOutbound
 	}
+	if c.CoalesceWrites == 0 {
+		c.CoalesceWrites = DefaultCoalesceWrites
+	}
+	c.CoalesceWrites = min(c.CoalesceWrites, maxCoalesce)
 	if c.AuthFailLimit <= 0 {
 		c.AuthFailLimit = DefaultAuthFailLimit
 	}
@@ -235,9 +244,11 @@ type Server struct {
 	sockDir string
 	unauth  perAddr
 	sms     *smTable // resumable XEP-0198 sessions by id
-	bosh    boshRegistry
-	fast    *fast.Tokens
-	s2s     *s2sOut
+	// coalesce holds the outboxes whose flush waits for the next tick (coalesce.go).
+	coalesce coalescer
+	bosh     boshRegistry
+	fast     *fast.Tokens
+	s2s      *s2sOut
 	// tlsFailLog says why TLS handshakes fail, rate-limited.
 	tlsFailLog rateLog
 	// metrics is what GET /metrics on the web listeners gathers.

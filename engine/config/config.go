@@ -72,6 +72,7 @@ type C2S struct {
 	PreAuthTimeout        Duration `toml:"pre_auth_timeout"`
 	MaxStanza             int      `toml:"max_stanza"`
 	MaxOutbound           int      `toml:"max_outbound"`
+	CoalesceWrites        Duration `toml:"coalesce_writes"`
 	AuthFailuresPerMinute int      `toml:"auth_failures_per_minute"`
 	RegistrationsPerMin   int      `toml:"registrations_per_minute"`
 	TrustedNetworks       []string `toml:"trusted_networks"`
@@ -317,6 +318,7 @@ func Defaults(domain string) *Config {
 			PreAuthTimeout:        Duration{30 * time.Second},
 			MaxStanza:             256 << 10,
 			MaxOutbound:           1 << 20,
+			CoalesceWrites:        Duration{10 * time.Millisecond},
 			AuthFailuresPerMinute: 10,
 			RegistrationsPerMin:   10,
 			MaxUnauthPerAddress:   64,
@@ -405,6 +407,9 @@ func (c *Config) normalize() error {
 	}
 	if c.C2S.MaxOutbound < c.C2S.MaxStanza {
 		return fmt.Errorf("c2s.max_outbound (%d) must hold at least one max_stanza (%d)", c.C2S.MaxOutbound, c.C2S.MaxStanza)
+	}
+	if d := c.C2S.CoalesceWrites.Duration; d < 0 || d > time.Second {
+		return fmt.Errorf("c2s.coalesce_writes: %v is outside 0s (off) to 1s", d)
 	}
 	if c.C2S.PreAuthTimeout.Duration <= 0 {
 		return errors.New("c2s.pre_auth_timeout must be positive")

@@ -37,6 +37,9 @@ func TestDefaultFileRoundTrip(t *testing.T) {
 	if len(c.TrustedPrefixes()) != 2 || c.C2S.RegistrationsPerMin != 10 {
 		t.Fatalf("registration limits = %+v", c.C2S)
 	}
+	if c.C2S.CoalesceWrites.Duration != 10*time.Millisecond {
+		t.Fatalf("coalesce_writes = %v", c.C2S.CoalesceWrites)
+	}
 	if c.C2S.PreAuthTimeout.Duration != 30*time.Second {
 		t.Fatalf("pre_auth_timeout = %v", c.C2S.PreAuthTimeout)
 	}
@@ -72,6 +75,7 @@ func TestParseErrors(t *testing.T) {
 		{"unknown key", "domains = [\"a.org\"]\nfoo = 1", "unknown keys: foo"},
 		{"bad level", "domains = [\"a.org\"]\nlog_level = \"loud\"", "log_level"},
 		{"bad duration", "domains = [\"a.org\"]\n[c2s]\npre_auth_timeout = \"soon\"", "pre_auth_timeout"},
+		{"coalesce_writes", "domains = [\"a.org\"]\n[c2s]\ncoalesce_writes = \"2s\"", "c2s.coalesce_writes"},
 		{"tiny stanza", "domains = [\"a.org\"]\n[c2s]\nmax_stanza = 10", "max_stanza"},
 		{"shards", "domains = [\"a.org\"]\n[router]\nshards = 0", "shards"},
 		{"metrics_allow", "domains = [\"a.org\"]\n[web]\nmetrics_allow = [\"10.0.0.0/33\"]", "web.metrics_allow"},

@@ -75,9 +75,11 @@ type Options struct {
 	MaxConns        int
 	ResumeTimeout   time.Duration
 	SMAckAfter      time.Duration
-	MaxUnauthAddr   int
-	Dir             string // data directory; default t.TempDir()
-	Logger          *zerolog.Logger
+	// CoalesceWrites is engine.Config.CoalesceWrites (0: the engine's default).
+	CoalesceWrites time.Duration
+	MaxUnauthAddr  int
+	Dir            string // data directory; default t.TempDir()
+	Logger         *zerolog.Logger
 	// ModuleConfig decodes [modules.<id>] for the modules (router.Options.ModuleConfig);
 	// nil leaves every module at its defaults.
 	ModuleConfig func(id string, v any) error
@@ -182,6 +184,7 @@ func Start(t testing.TB, o Options) *Server {
 		MaxConnections:   o.MaxConns,
 		ResumeTimeout:    o.ResumeTimeout,
 		SMAckAfter:       o.SMAckAfter,
+		CoalesceWrites:   o.CoalesceWrites,
 		MaxUnauthPerAddr: o.MaxUnauthAddr,
 		Web:              o.Web,
 		S2S: engine.S2S{Secret: o.S2SSecret, SetupTimeout: o.S2SSetupTimeout, CAs: o.S2SCAs,

@@ -1,0 +1,66 @@
+package engine_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vireo-im/vireo/engine/vireotest"
+)
+
+// TestIntegrationCoalesce: with a tick far longer than the test, a stanza for a
+// connection that was just written to waits for the tick, and what a client waits for
+// does not: an IQ answer takes the waiting stanzas with it, in order, and so does the
+// end of the stream. Each step fails if the waiting bytes are lost or only the tick
+// releases them.
+func TestIntegrationCoalesce(t *testing.T) {
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true, CoalesceWrites: 10 * time.Second})
+	srv.AddUser(t, "alice", "alice pw")
+	srv.AddUser(t, "bob", "bob pw")
+	alice := srv.LoginPlain(t, "alice", "alice pw", "a")
+	bob := srv.LoginPlain(t, "bob", "bob pw", "b")
+
+	// Bob's bind result went out moments ago, so the first message waits.
+	alice.Send("<message to='bob@localhost/b' type='chat' id='m1'><body>one</body></message>")
+	alice.Send("<message to='bob@localhost/b' type='chat' id='m2'><body>two</body></message>")
+	bob.Never("<body>one</body>")
+
+	// A ping's answer is urgent: it flushes the messages ahead of it.
+	bob.Send("<iq type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>")
+	got := bob.Expect("id='p1'")
+	i1, i2, ip := strings.Index(got, "<body>one</body>"), strings.Index(got, "<body>two</body>"), strings.Index(got, "<iq")
+	if i1 < 0 || i2 < i1 || ip < i2 {
+		t.Fatalf("want one, two, then the pong; got %q", got)
+	}
+
+	// The end of the stream flushes what waits before it.
+	alice.Send("<message to='bob@localhost/b' type='chat' id='m3'><body>three</body></message>")
+	bob.Never("<body>three</body>")
+	bob.Send("</stream:stream>")
+	got = bob.Expect("</stream:stream>")
+	if !strings.Contains(got, "<body>three</body>") {
+		t.Fatalf("the message waiting before the end of the stream was lost: %q", got)
+	}
+	bob.ExpectClosed()
+}
+
+// TestIntegrationCoalesceTick: what waits leaves at the tick without any urgent write,
+// and a burst spread over several ticks arrives complete and in order.
+func TestIntegrationCoalesceTick(t *testing.T) {
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true, CoalesceWrites: 20 * time.Millisecond})
+	srv.AddUser(t, "alice", "alice pw")
+	srv.AddUser(t, "bob", "bob pw")
+	alice := srv.LoginPlain(t, "alice", "alice pw", "a")
+	bob := srv.LoginPlain(t, "bob", "bob pw", "b")
+	bodies := []string{"a", "b", "c", "d", "e", "f", "g", "h"}
+	for _, b := range bodies {
+		alice.Send("<message to='bob@localhost/b' type='chat'><body>" + b + "</body></message>")
+		time.Sleep(7 * time.Millisecond)
+	}
+	for _, b := range bodies {
+		got := bob.Expect("</body>")
+		if !strings.HasSuffix(got, "<body>"+b+"</body>") {
+			t.Fatalf("want body %q next; got %q", b, got)
+		}
+	}
+}
