@@ -320,6 +320,8 @@ func (c *conn) lookup(status sasl.Status) {
 				if werr != nil || c.closing.Load() || c.auth != a {
 					return nil
 				}
+				c.enterLoop()
+				defer c.exitLoop()
 				defer c.recoverPanic()
 				a.local = local
 				a.disabled = gerr == nil && acct.Disabled
@@ -517,6 +519,8 @@ func (c *conn) onRegister(st *xmlstream.Stanza, q xmlstream.Element) {
 			if werr != nil || c.closing.Load() {
 				return nil
 			}
+			c.enterLoop()
+			defer c.exitLoop()
 			defer c.recoverPanic()
 			c.clear(fPaused)
 			switch {

@@ -281,6 +281,10 @@ func (c *conn) bind(res string, done func(s *router.Session, err, werr error)) {
 	gc := c.gc
 	c.srv().rt.Bind(c.bare, res, c, func(s *router.Session, err error) {
 		werr := gc.Wake(func(_ gnet.Conn, werr error) error {
+			if werr == nil {
+				c.enterLoop()
+				defer c.exitLoop()
+			}
 			done(s, err, werr)
 			return nil
 		})
@@ -296,6 +300,10 @@ func (c *conn) bind2(res string, done func(s *router.Session, bound []byte, err,
 	gc := c.gc
 	c.srv().rt.BindBound(c.bare, res, c, func(s *router.Session, bound []byte, err error) {
 		werr := gc.Wake(func(_ gnet.Conn, werr error) error {
+			if werr == nil {
+				c.enterLoop()
+				defer c.exitLoop()
+			}
 			done(s, bound, err, werr)
 			return nil
 		})

@@ -132,6 +132,8 @@ const heldBlockedFactor = 16
 
 // onTraffic runs on the loop for every readable event and every Wake.
 func (c *conn) onTraffic() {
+	c.enterLoop()
+	defer c.exitLoop()
 	defer c.recoverPanic()
 	data, _ := c.gc.Next(-1)
 	if len(data) > 0 {
@@ -190,7 +192,6 @@ func (c *conn) input(p []byte) {
 	if len(rest) > 0 {
 		c.hold(rest)
 	}
-	c.urgent() // the answers to what the client just sent (SM's <a/>, <enabled/>) do not wait
 }
 
 func (c *conn) hold(p []byte) {
@@ -227,6 +228,8 @@ func (c *conn) Resume() {
 		if err != nil || c.closing.Load() {
 			return nil
 		}
+		c.enterLoop()
+		defer c.exitLoop()
 		defer c.recoverPanic()
 		c.clear(fBlocked)
 		c.drainHeld()
@@ -504,6 +507,7 @@ const (
 	bOutLock         // the outbox is being changed
 	bOutClose        // close the socket after the outbox's bytes
 	bOutLater        // the outbox waits for the coalescer's tick, not for a queued flush
+	bOnLoop          // the loop is running this connection's code and flushes when it ends
 )
 
 // Load reports whether the connection is closing.
@@ -565,6 +569,12 @@ func (c *conn) asyncWrite(b []byte) error {
 	buf := writePool.Get()
 	buf.B = append(buf.B[:0], b...)
 	c.out = buf
+	if c.closing.v.Load()&bOnLoop != 0 {
+		// The loop writes it when it is done with this connection (exitLoop): no
+		// wake-up through gnet's queue and eventfd for an answer the loop itself wrote.
+		c.closing.unlock()
+		return nil
+	}
 	if every := c.srv().config().CoalesceWrites; every > 0 && c.state.Load() == stEstablished &&
 		msSinceEpoch()-c.closing.flushed() < uint16(every/time.Millisecond)+1 {
 		// This connection was written to moments ago: a busy room or a burst is
@@ -576,6 +586,20 @@ func (c *conn) asyncWrite(b []byte) error {
 	}
 	c.closing.unlock()
 	return c.queueFlush()
+}
+
+// enterLoop marks the start of loop code for c: what it writes waits in the outbox for
+// exitLoop rather than queueing a flush.
+func (c *conn) enterLoop() { c.closing.v.Or(bOnLoop) }
+
+// exitLoop ends what enterLoop began and writes the outbox. The mark is cleared before the
+// outbox is taken: a writer on another goroutine that saw the mark made its bytes part of
+// what is taken here; one that did not queued its own flush.
+func (c *conn) exitLoop() {
+	c.closing.v.And(^bOnLoop)
+	if gc, ok := c.gc.(gnet.Conn); ok {
+		flushOutbox(gc, nil)
+	}
 }
 
 // urgent flushes now an outbox that waits for the coalescer: what was just written is
@@ -733,8 +757,9 @@ func (c *conn) closeAfterWrites() {
 		c.out = writePool.Get()
 	}
 	c.closing.v.And(^bOutLater)
+	onLoop := c.closing.v.Load()&bOnLoop != 0
 	c.closing.unlock()
-	if made && c.queueFlush() != nil {
+	if made && !onLoop && c.queueFlush() != nil {
 		c.gc.Close() // the loop is gone: nothing can be written anyway
 	}
 }

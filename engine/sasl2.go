@@ -266,6 +266,8 @@ func (c *conn) sasl2Succeeded(r *sasl2Req, out []byte) {
 			if werr != nil || c.closing.Load() {
 				return nil
 			}
+			c.enterLoop()
+			defer c.exitLoop()
 			defer c.recoverPanic()
 			c.clear(fPaused)
 			c.sasl2Inline(r)

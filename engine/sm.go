@@ -339,6 +339,8 @@ func (c *conn) finishResume(sm *smState, h uint32, r *sasl2Req) {
 			if werr != nil {
 				return nil
 			}
+			c.enterLoop()
+			defer c.exitLoop()
 			defer c.recoverPanic()
 			if err != nil {
 				c.sm.Store(nil)
