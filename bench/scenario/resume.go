@@ -409,9 +409,18 @@ func ResumeStorm(t Target, c ResumeConfig) (ResumeResult, error) {
 		if fails > 0 {
 			t.logf("  %s: %d failures, first: %v", t.Name, fails, err)
 		}
-		// Idle means past the server's first ack request (Vireo asks 5 s after
-		// unacknowledged stanzas; peers within seconds too): until the client has
-		// acknowledged its presence echo and roster, the server rightly keeps copies.
+		// Each session reads from now on, as an idle client does: it answers the
+		// server's <r/> (Next does) and its pings. Idle means past the server's first
+		// ack request (Vireo asks 5 s after unacknowledged stanzas; peers within seconds
+		// too): until the client has acknowledged its presence echo and roster, the
+		// server rightly keeps copies. (Before stop 23 nobody read here, so no ack ever
+		// came and the sample held every session's copies.)
+		for i := half[0]; i < half[1]; i++ {
+			if ss[i] != nil {
+				readWG.Add(1)
+				go stormReader(k, i, ss[i], false, &readWG)
+			}
+		}
 		time.Sleep(max(c.Settle, smIdleSettle))
 		p, err := t.sample("idle sessions with stream management", half[1]-r.LoginFailures)
 		if err != nil {
@@ -428,8 +437,6 @@ func ResumeStorm(t Target, c ResumeConfig) (ResumeResult, error) {
 		}
 		jids[i] = s.JID
 		targets = append(targets, i)
-		readWG.Add(1)
-		go stormReader(k, i, s, false, &readWG)
 	}
 
 	// 2. Traffic, then the drop.
