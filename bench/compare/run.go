@@ -21,12 +21,16 @@ import (
 
 // Suite is what is run against each server.
 type Suite struct {
-	Name          string        `json:"name"`
-	Reps          int           `json:"repetitions"`
-	IdleSizes     []int         `json:"idle_sizes"`
-	IdleRate      int           `json:"idle_ramp_rate"`
-	Logins        int           `json:"logins_plain"`
-	LoginsTLS     int           `json:"logins_tls"`
+	Name      string `json:"name"`
+	Reps      int    `json:"repetitions"`
+	IdleSizes []int  `json:"idle_sizes"`
+	IdleRate  int    `json:"idle_ramp_rate"`
+	Logins    int    `json:"logins_plain"`
+	LoginsTLS int    `json:"logins_tls"`
+	// ClassicTLS makes the generator offer only classical key exchanges (loadgen.
+	// ClassicCurves), the ones Debian 12's Prosody and ejabberd can pick; by default it
+	// also offers the X25519MLKEM768 hybrid, which Vireo picks.
+	ClassicTLS    bool          `json:"classic_key_exchange,omitempty"`
 	Users         int           `json:"messaging_users"`
 	RateStart     int           `json:"search_start_rate"`
 	RateMax       int           `json:"search_max_rate"`
@@ -254,7 +258,7 @@ func runServer(srv peers.Server, s Suite, log io.Writer) ServerResult {
 			mode = loadgen.DirectTLS
 		}
 		return scenario.Target{Name: srv.Name(), Prefix: "user", Password: peers.Password, PID: srv.PID(), SourceIPs: s.SourceIPs, Log: log,
-			Cfg: loadgen.Config{Addr: srv.Addr(tls), Domain: peers.Domain, Mode: mode, Mechanism: "SCRAM-SHA-1"}}
+			Cfg: loadgen.Config{Addr: srv.Addr(tls), Domain: peers.Domain, Mode: mode, Mechanism: "SCRAM-SHA-1", ClassicKeyExchange: s.ClassicTLS}}
 	}
 	// Each idle run gets a freshly started server, so the memory curve starts from the
 	// same baseline every time.

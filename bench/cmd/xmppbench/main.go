@@ -50,6 +50,7 @@ func main() {
 		ramp     = flag.Int("ramp-rate", 0, "idle: logins per second while ramping (0: as fast as -conc allows)")
 		logins   = flag.Int("logins", 5000, "login: number of logins; fast: logins per phase (with -compare: plain TCP logins of both, overriding the suite's)")
 		loginsT  = flag.Int("logins-tls", 0, "with -compare: TLS logins of the login and fast storms (overriding the suite's)")
+		classic  = flag.Bool("tls-classic", false, "offer only classical TLS key exchanges (X25519, P-256), not the X25519MLKEM768 hybrid Go offers first")
 		users    = flag.Int("users", 1000, "msg/search: online users")
 		rate     = flag.Int("rate", 5000, "msg: messages per second; search: start rate (doubled, then bisected)")
 		maxRate  = flag.Int("max-rate", 100000, "search: highest rate tried")
@@ -113,6 +114,8 @@ func main() {
 					s.Logins = *logins
 				case "logins-tls":
 					s.LoginsTLS = *loginsT
+				case "tls-classic":
+					s.ClassicTLS = *classic
 				case "reps":
 					s.Reps = max(1, *reps)
 				case "sizes":
@@ -157,7 +160,7 @@ func main() {
 		return
 	}
 	t := scenario.Target{Name: *addr, Prefix: *prefix, Password: *password, PID: *pid, SourceIPs: *srcIPs, Log: os.Stderr,
-		Cfg: loadgen.Config{Addr: *addr, Domain: *domain, Mode: parseMode(*mode), Mechanism: *mech, WSPath: *wsPath}}
+		Cfg: loadgen.Config{Addr: *addr, Domain: *domain, Mode: parseMode(*mode), Mechanism: *mech, WSPath: *wsPath, ClassicKeyExchange: *classic}}
 	var res any
 	var err error
 	switch *scen {
