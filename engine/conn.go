@@ -437,7 +437,7 @@ func (c *conn) Send(b []byte) bool {
 		// closes: it is handed to the router with the rest of the unacknowledged stanzas
 		// and resent on resume (otherwise it would go to offline storage, which a resume
 		// does not deliver).
-		if sm := c.sm.Load(); sm != nil && sm.id != "" && sm.keep(c, b) {
+		if sm := c.sm.Load(); sm != nil && sm.key != 0 && sm.keep(c, b) {
 			return true
 		}
 		return false

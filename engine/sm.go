@@ -1,8 +1,10 @@
 package engine
 
 import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
 	"encoding/binary"
-	"hash/maphash"
 	"strconv"
 	"sync"
 	"time"
@@ -42,7 +44,7 @@ const (
 // Every enabled stream holds one, so it is kept small: what is needed only while a resume
 // waits for the old connection lives behind wait.
 type smState struct {
-	id   string          // empty when not resumable
+	key  uint64          // its entry in the table of resumable sessions; 0 when not resumable
 	sess *router.Session // set at enable and never changed: its JID names the account
 
 	mu       sync.Mutex
@@ -50,12 +52,12 @@ type smState struct {
 	hOut     uint32 // stanzas sent to the client
 	acked    uint32 // the client's last acknowledged h
 	expiry   uint32 // seconds a detached session waits (the max promised at enable)
-	sinceReq int32
 	askedAt  uint32 // seconds since epoch of the last <r/> the server sent
+	sinceReq uint16 // stanzas sent since the last <r/>
+	gen      uint16 // detachments so far (wraps): a timer knows whether its detachment is over
 	unacked  smQueue
 	owner    *conn // the connection it is on; nil while detached
 	wait     *resumeWait
-	gen      uint64
 }
 
 // smQueue holds copies of the stanzas sent and not yet acknowledged, oldest first, each
@@ -144,7 +146,7 @@ func (sm *smState) sent(b []byte, ackEvery int) (ask, ok bool) {
 	sm.unacked.push(b)
 	sm.hOut++
 	sm.sinceReq++
-	if int(sm.sinceReq) >= ackEvery {
+	if int(sm.sinceReq) >= min(ackEvery, 1<<15) {
 		sm.sinceReq = 0
 		sm.askedAt = sinceEpoch(time.Now())
 		return true, true
@@ -240,9 +242,8 @@ func (c *conn) newSM(resume bool) (*smState, []byte) {
 	var b xmlstream.Builder
 	b.Start("enabled").Attr("xmlns", nsSM)
 	if resume {
-		sm.id = streamID() // 120 random bits
-		c.srv().sms.store(sm.id, sm)
-		b.Attr("id", sm.id).Attr("resume", "true").Attr("max", strconv.Itoa(int(sm.expiry)))
+		sm.key = c.srv().sms.add(sm)
+		b.Attr("id", c.srv().sms.id(sm.key, c.bare.String())).Attr("resume", "true").Attr("max", strconv.Itoa(int(sm.expiry)))
 	}
 	b.End()
 	return sm, b.B
@@ -275,10 +276,10 @@ func (c *conn) onResume(st *xmlstream.Stanza) {
 
 // findResumable returns the resumable session id of this stream's account.
 func (c *conn) findResumable(id string) (*smState, bool) {
-	sm, found := c.srv().sms.load(id)
-	if !found || sm == nil || sm.sess == nil || !sm.sess.JID().Bare().Equal(c.bare) || sm.sess.Ended() {
-		if sm != nil && sm.sess != nil && sm.sess.Ended() {
-			c.srv().sms.remove(id)
+	sm, found := c.srv().sms.find(id, c.bare.String())
+	if !found || sm.sess == nil || !sm.sess.JID().Bare().Equal(c.bare) || sm.sess.Ended() {
+		if found && sm.sess != nil && sm.sess.Ended() {
+			c.srv().sms.remove(sm.key)
 		}
 		return nil, false
 	}
@@ -325,7 +326,7 @@ func (c *conn) finishResume(sm *smState, h uint32, r *sasl2Req) {
 	sess := sm.sess
 	sm.mu.Unlock()
 	c.sm.Store(sm)
-	resumed := []byte("<resumed xmlns='urn:xmpp:sm:3' h='" + strconv.FormatUint(uint64(hIn), 10) + "' previd='" + sm.id + "'/>")
+	resumed := []byte("<resumed xmlns='urn:xmpp:sm:3' h='" + strconv.FormatUint(uint64(hIn), 10) + "' previd='" + c.srv().sms.id(sm.key, c.bare.String()) + "'/>")
 	if r != nil {
 		// XEP-0198 inside SASL2: <resumed/> in <success/>, and no stream features.
 		c.sasl2Success(r, sess.JID().String(), resumed)
@@ -373,7 +374,7 @@ func (c *conn) smClosed() bool {
 	}
 	s := c.srv()
 	// A clean close by the client, or the server shutting down, ends the session now.
-	resumable := sm.id != "" && !c.has(fCleanEnd) && !s.stopping.Load()
+	resumable := sm.key != 0 && !c.has(fCleanEnd) && !s.stopping.Load()
 	timeout := time.Duration(sm.expiry) * time.Second
 	if !resumable {
 		timeout = 0
@@ -394,8 +395,8 @@ func (c *conn) smClosed() bool {
 		gen := sm.gen
 		sm.mu.Unlock()
 		if !resumable {
-			if sm.id != "" {
-				s.sms.remove(sm.id)
+			if sm.key != 0 {
+				s.sms.remove(sm.key)
 			}
 			return unacked
 		}
@@ -404,7 +405,7 @@ func (c *conn) smClosed() bool {
 			done := sm.owner == nil && sm.gen == gen
 			sm.mu.Unlock()
 			if done {
-				s.sms.remove(sm.id)
+				s.sms.remove(sm.key)
 			}
 		})
 		if wait != nil {
@@ -423,47 +424,101 @@ func (c *conn) smClosed() bool {
 	return true
 }
 
-// smTable holds the resumable sessions by id. Every resumable stream has an entry, so it is
-// a plain map split in parts with a lock each (about 30 bytes an entry) rather than a
-// sync.Map (about 100, with the key boxed).
+// smTable holds the resumable sessions. Every resumable stream has an entry, so it is a
+// plain map split in parts with a lock each, keyed by a random 64-bit number, rather than a
+// sync.Map or a map of id strings: the id a client gets is that key and a MAC of it and
+// the account (smIDMAC), derived again when needed, so no session keeps its id as text,
+// a guessed key is useless without the server's secret, and an id is good for one
+// account only.
 type smTable struct {
-	seed  maphash.Seed
-	parts [32]struct {
+	secret [32]byte
+	parts  [32]struct {
 		mu sync.Mutex
-		m  map[string]*smState
+		m  map[uint64]*smState
 	}
 }
 
-func newSMTable() *smTable { return &smTable{seed: maphash.MakeSeed()} }
+// smIDMAC is how many bytes of the MAC an id carries: 64 bits beside the 64-bit key.
+const smIDMAC = 8
 
-func (t *smTable) part(id string) *struct {
+func newSMTable() *smTable {
+	t := &smTable{}
+	rand.Read(t.secret[:])
+	return t
+}
+
+func (t *smTable) part(key uint64) *struct {
 	mu sync.Mutex
-	m  map[string]*smState
+	m  map[uint64]*smState
 } {
-	return &t.parts[maphash.String(t.seed, id)%uint64(len(t.parts))]
+	return &t.parts[key%uint64(len(t.parts))]
 }
 
-func (t *smTable) store(id string, sm *smState) {
-	p := t.part(id)
-	p.mu.Lock()
-	if p.m == nil {
-		p.m = make(map[string]*smState)
+// add gives sm a fresh key and stores it under it.
+func (t *smTable) add(sm *smState) uint64 {
+	for {
+		var b [8]byte
+		rand.Read(b[:])
+		key := binary.LittleEndian.Uint64(b[:])
+		if key == 0 {
+			continue
+		}
+		p := t.part(key)
+		p.mu.Lock()
+		if _, taken := p.m[key]; taken {
+			p.mu.Unlock()
+			continue
+		}
+		if p.m == nil {
+			p.m = make(map[uint64]*smState)
+		}
+		p.m[key] = sm
+		p.mu.Unlock()
+		return key
 	}
-	p.m[id] = sm
-	p.mu.Unlock()
 }
 
-func (t *smTable) load(id string) (*smState, bool) {
-	p := t.part(id)
-	p.mu.Lock()
-	sm, ok := p.m[id]
-	p.mu.Unlock()
-	return sm, ok
+// mac is the MAC of key for account.
+func (t *smTable) mac(key uint64, account string) []byte {
+	m := hmac.New(sha256.New, t.secret[:])
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], key)
+	m.Write(b[:])
+	m.Write([]byte(account))
+	return m.Sum(nil)[:smIDMAC]
 }
 
-func (t *smTable) remove(id string) {
-	p := t.part(id)
+// id is the resumption id of key for account (26 characters).
+func (t *smTable) id(key uint64, account string) string {
+	var b [8 + smIDMAC]byte
+	binary.LittleEndian.PutUint64(b[:], key)
+	copy(b[8:], t.mac(key, account))
+	return idEnc.EncodeToString(b[:])
+}
+
+// find returns the session an id names, if the id was made for account.
+func (t *smTable) find(id, account string) (*smState, bool) {
+	var b [8 + smIDMAC + 1]byte
+	if idEnc.EncodedLen(8+smIDMAC) != len(id) {
+		return nil, false
+	}
+	if n, err := idEnc.Decode(b[:], []byte(id)); err != nil || n != 8+smIDMAC {
+		return nil, false
+	}
+	key := binary.LittleEndian.Uint64(b[:8])
+	if !hmac.Equal(b[8:8+smIDMAC], t.mac(key, account)) {
+		return nil, false
+	}
+	p := t.part(key)
 	p.mu.Lock()
-	delete(p.m, id)
+	sm, ok := p.m[key]
+	p.mu.Unlock()
+	return sm, ok && sm != nil
+}
+
+func (t *smTable) remove(key uint64) {
+	p := t.part(key)
+	p.mu.Lock()
+	delete(p.m, key)
 	p.mu.Unlock()
 }

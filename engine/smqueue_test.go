@@ -66,3 +66,45 @@ func BenchmarkSMSent(b *testing.B) {
 		}
 	}
 }
+
+// TestSMTableIDs: an id finds its session for the account it was made for and for no
+// other; a changed character, a truncated id or one for a removed session find nothing.
+func TestSMTableIDs(t *testing.T) {
+	tab := newSMTable()
+	a, b := &smState{}, &smState{}
+	ka, kb := tab.add(a), tab.add(b)
+	if ka == 0 || kb == 0 || ka == kb {
+		t.Fatalf("keys %d, %d", ka, kb)
+	}
+	ida := tab.id(ka, "alice@example.org")
+	if len(ida) != 26 || tab.id(ka, "alice@example.org") != ida {
+		t.Fatalf("id %q is not 26 characters or not stable", ida)
+	}
+	if got, ok := tab.find(ida, "alice@example.org"); !ok || got != a {
+		t.Fatalf("find(own id) = %p, %v; want %p", got, ok, a)
+	}
+	flip := []byte(ida)
+	if flip[20] == 'a' {
+		flip[20] = 'b'
+	} else {
+		flip[20] = 'a'
+	}
+	for _, tc := range []struct{ name, id, account string }{
+		{"another account", ida, "mallory@example.org"},
+		{"changed", string(flip), "alice@example.org"},
+		{"truncated", ida[:25], "alice@example.org"},
+		{"not base32", "!" + ida[1:], "alice@example.org"},
+		{"other key's MAC", tab.id(kb, "alice@example.org")[:13] + ida[13:], "alice@example.org"},
+	} {
+		if got, ok := tab.find(tc.id, tc.account); ok {
+			t.Errorf("%s: found %p", tc.name, got)
+		}
+	}
+	tab.remove(ka)
+	if _, ok := tab.find(ida, "alice@example.org"); ok {
+		t.Fatal("a removed session is still found")
+	}
+	if got, ok := tab.find(tab.id(kb, "bob@example.org"), "bob@example.org"); !ok || got != b {
+		t.Fatal("removing one session lost another")
+	}
+}
