@@ -72,8 +72,13 @@
 // in call order, to the connection's outbox (conn.go), and the first byte queues one flush
 // on the loop: whatever arrived until the flush runs goes out in one write, so a loop that
 // wakes to many stanzas for one connection (a busy room, a burst) makes one system call,
-// not one per stanza. The close that ends a stream is a flag of the outbox, so it never
-// overtakes the bytes before it. For TLS connections the records are produced under the
+// not one per stanza. Two refinements: what the loop writes while it runs a connection's
+// own code (answers to its input, SASL and bind results) waits for the end of that code
+// and is written then, without a queued flush; and a connection written to less than a
+// tick ago (c2s.coalesce_writes, coalesce.go) keeps what arrives until the tick, so a
+// member of a busy room gets a tick's stanzas in one write, while IQ answers flush at once.
+// The close that ends a stream is a flag of the outbox, so it never overtakes the bytes
+// before it. For TLS connections the records are produced under the
 // record layer's write lock, so record order is the outbox's order. The bytes queued per
 // connection are counted, and a client that stops reading is closed with policy-violation
 // instead of growing memory. A BOSH session's transport (bosh.go) keeps one gnet task per
