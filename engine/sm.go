@@ -27,7 +27,7 @@ const (
 	// DefaultSMAckEvery and DefaultSMAckAfter: the server asks for an acknowledgement after
 	// this many stanzas, or when stanzas have been unacknowledged this long.
 	DefaultSMAckEvery = 10
-	DefaultSMAckAfter = 5 * time.Second
+	DefaultSMAckAfter = time.Second
 	// smMaxUnacked bounds what one stream may have unacknowledged; past it the client is
 	// not acknowledging and the stream is closed (what was unacknowledged is not lost: it
 	// goes to the router like on any other close).

@@ -411,7 +411,7 @@ func ResumeStorm(t Target, c ResumeConfig) (ResumeResult, error) {
 		}
 		// Each session reads from now on, as an idle client does: it answers the
 		// server's <r/> (Next does) and its pings. Idle means past the server's first
-		// ack request (Vireo asks 5 s after unacknowledged stanzas; peers within seconds
+		// ack request (Vireo asks 1 s after unacknowledged stanzas; peers within seconds
 		// too): until the client has acknowledged its presence echo and roster, the
 		// server rightly keeps copies. (Before stop 23 nobody read here, so no ack ever
 		// came and the sample held every session's copies.)

@@ -325,7 +325,7 @@ func Defaults(domain string) *Config {
 			TrustedNetworks:       []string{"127.0.0.0/8", "::1/128"},
 			ResumeTimeout:         Duration{300 * time.Second},
 			SMAckEvery:            10,
-			SMAckAfter:            Duration{5 * time.Second},
+			SMAckAfter:            Duration{time.Second},
 			FastTokenTTL:          Duration{14 * 24 * time.Hour},
 			PingInterval:          Duration{4 * time.Minute},
 			PingTimeout:           Duration{60 * time.Second},

@@ -96,7 +96,7 @@ resume_timeout = "300s"
 # waited this long without one: soon enough that a phone answers while its radio is still
 # awake from the stanza, and that an idle session holds no copies of what it was sent.
 sm_ack_every = 10
-sm_ack_after = "5s"
+sm_ack_after = "1s"
 # XEP-0484 FAST: a client that logged in once gets a token for one-round-trip logins; it
 # lives this long, is renewed as it is used, and a password change ends every token.
 fast_token_ttl = "336h"
