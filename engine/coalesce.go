@@ -54,5 +54,8 @@ func (co *coalescer) tick() {
 // 2^16 (only differences below a tick, which is at most maxCoalesce, are used).
 func msSinceEpoch() uint16 { return uint16(time.Since(epoch) / time.Millisecond) }
 
+// coalesceMax is the outbox size at which a waiting connection is flushed at once.
+const coalesceMax = 32 << 10
+
 // maxCoalesce bounds the tick, so that it stays well inside the clock's 65 s wrap.
 const maxCoalesce = 10 * time.Second

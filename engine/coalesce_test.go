@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -61,6 +62,31 @@ func TestIntegrationCoalesceTick(t *testing.T) {
 		got := bob.Expect("</body>")
 		if !strings.HasSuffix(got, "<body>"+b+"</body>") {
 			t.Fatalf("want body %q next; got %q", b, got)
+		}
+	}
+}
+
+// TestIntegrationCoalesceFlood: a flood for a connection that was just written to (a
+// joiner's occupant list in a big room) is written in chunks while it grows, rather than
+// held for the tick until it passes the outbound cap and the stream is closed. (With the
+// first version of coalescing, 111 of 10,000 joiners of one room were disconnected so.)
+func TestIntegrationCoalesceFlood(t *testing.T) {
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true, CoalesceWrites: 10 * time.Second,
+		MaxOutbound: 256 << 10})
+	srv.AddUser(t, "alice", "alice pw")
+	srv.AddUser(t, "bob", "bob pw")
+	alice := srv.LoginPlain(t, "alice", "alice pw", "a")
+	bob := srv.LoginPlain(t, "bob", "bob pw", "b")
+	const n = 300
+	body := strings.Repeat("x", 3000)
+	var burst strings.Builder
+	for i := range n {
+		fmt.Fprintf(&burst, "<message to='bob@localhost/b' type='chat' id='f%d'><body>%s</body></message>", i, body)
+	}
+	alice.Send(burst.String()) // ~900 KB, more than three times the cap
+	for i := range n {
+		if _, err := bob.ReadUntil(fmt.Sprintf("id='f%d'", i), 10*time.Second); err != nil {
+			t.Fatalf("message %d of %d: %v", i, n, err)
 		}
 	}
 }

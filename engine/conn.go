@@ -563,6 +563,13 @@ func (c *conn) asyncWrite(b []byte) error {
 	}
 	if c.out != nil {
 		c.out.B = append(c.out.B, b...)
+		if v := c.closing.v.Load(); v&bOutLater != 0 && len(c.out.B) >= coalesceMax {
+			// Enough for one write already (a joiner's occupant list, a burst): waiting
+			// saves nothing more, and the outbox must not grow toward max_outbound.
+			c.closing.v.And(^bOutLater)
+			c.closing.unlock()
+			return c.queueFlush()
+		}
 		c.closing.unlock()
 		return nil
 	}
