@@ -563,7 +563,10 @@ func (c *conn) asyncWrite(b []byte) error {
 	}
 	if c.out != nil {
 		c.out.B = append(c.out.B, b...)
-		if v := c.closing.v.Load(); v&bOutLater != 0 && len(c.out.B) >= coalesceMax {
+		if v := c.closing.v.Load(); v&(bOutLater|bOnLoop) == bOutLater|bOnLoop {
+			// The loop's own answer joins waiting bytes: they all go when it is done.
+			c.closing.v.And(^bOutLater)
+		} else if v&bOutLater != 0 && len(c.out.B) >= coalesceMax {
 			// Enough for one write already (a joiner's occupant list, a burst): waiting
 			// saves nothing more, and the outbox must not grow toward max_outbound.
 			c.closing.v.And(^bOutLater)
@@ -603,7 +606,9 @@ func (c *conn) enterLoop() { c.closing.v.Or(bOnLoop) }
 // outbox is taken: a writer on another goroutine that saw the mark made its bytes part of
 // what is taken here; one that did not queued its own flush.
 func (c *conn) exitLoop() {
-	c.closing.v.And(^bOnLoop)
+	if c.closing.v.And(^bOnLoop)&bOutLater != 0 {
+		return // nothing of the loop's own: what waits keeps waiting for its tick
+	}
 	if gc, ok := c.gc.(gnet.Conn); ok {
 		flushOutbox(gc, nil)
 	}
