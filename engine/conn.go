@@ -249,7 +249,6 @@ func (c *conn) drainHeld() {
 		}
 		plainPool.Put(h)
 	}
-	c.urgent()
 }
 
 // process feeds p to the tokenizer and handles the events until p is consumed or the

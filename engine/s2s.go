@@ -379,6 +379,8 @@ func (k *s2sIn) dialback(c *conn, st *xmlstream.Stanza) {
 				if err != nil || c.closing.Load() {
 					return nil
 				}
+				c.enterLoop()
+				defer c.exitLoop()
 				defer c.recoverPanic()
 				if !ok {
 					s.login(mechDialback, false)
