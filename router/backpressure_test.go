@@ -23,6 +23,9 @@ func (gate) ModuleInfo() module.Info {
 	return module.Info{ID: "test_gate", New: func() module.Module { return gate{} }}
 }
 func (gate) Provision(r module.Registrar) error {
+	// Like a hook that waits for the disk, so messages queue on the shard instead of
+	// running on the sender's goroutine.
+	r.WaitsForDisk(module.Inbound, module.KindMessage)
 	r.Hook(module.Inbound, module.KindMessage, 1, func(c module.Context, p *module.Packet) module.Verdict {
 		if gateOn.Load() && strings.HasPrefix(p.To.String(), "gated@") {
 			<-gateCh

@@ -5,9 +5,19 @@
 // # Ownership and ordering
 //
 // A user's state belongs to exactly one shard, chosen by a hash of the bare JID, and only
-// that shard's worker goroutine reads or writes it, so user state needs no locks. Every
-// entry point (Bind, Submit, Unbind, CloseUser, module Route) turns into an op pushed onto
-// the owning shard's lock-free MPSC queue (queue.go).
+// the goroutine that owns the shard at the moment reads or writes it, so user state needs
+// no locks. Every entry point (Bind, Submit, Unbind, CloseUser, module Route) turns into an
+// op pushed onto the owning shard's lock-free MPSC queue (queue.go), which the shard's
+// worker drains.
+//
+// A message whose shard is idle (nobody owns it, nothing queued) does not wait for the
+// worker: Submit runs it in place on the caller's goroutine, the event loop that read it,
+// and its recipient's phase runs in place too when that shard is idle and the recipient
+// has an available session (runInline, forwardInline). At ordinary rates this saves the
+// two goroutine hand-offs that cost more than the routing itself. What may wait for the
+// disk stays on the workers: presence and IQs (roster writes, answers after a sync), a
+// recipient without an available session (offline storage), and hooks whose module
+// declared WaitsForDisk. Workers also run the recipient's phase in place on idle shards.
 //
 // A client stanza first runs the outbound phase in the sender's shard (the sender's roster,
 // blocking, carbons, IQs to the server), then, if it is for a local user, it is forwarded as

@@ -35,6 +35,7 @@ type registry struct {
 	services      map[string]*module.Service // claimed at provisioning; Router.svc after
 	serviceList   []module.Service
 	hooks         [2][3][]hookEntry // [phase][kind]
+	waits         [2][3]bool        // [phase][kind]: some hook may wait for the disk (WaitsForDisk)
 	features      []string
 	identities    []module.Identity
 	streamFeats   [2][]byte // [module.Stage] concatenated children of <stream:features>
@@ -116,6 +117,8 @@ func (m *modReg) IQBare(t module.IQType, ns, local string, h module.IQHandler) {
 }
 
 func (m *modReg) Public(ns string) { m.g.public[ns] = true }
+
+func (m *modReg) WaitsForDisk(ph module.Phase, k module.Kind) { m.g.waits[ph][k] = true }
 
 func (m *modReg) Nonza(ns, local string, h module.NonzaHandler) {
 	k := nonzaKey{ns, local}

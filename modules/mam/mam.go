@@ -178,6 +178,10 @@ func (m *Mod) Provision(r module.Registrar) error {
 	}
 	r.Hook(module.Outbound, module.KindMessage, module.OrderArchive, m.outbound)
 	r.Hook(module.Inbound, module.KindMessage, module.OrderArchive, m.inbound)
+	if m.cfg.Sync {
+		r.WaitsForDisk(module.Outbound, module.KindMessage)
+		r.WaitsForDisk(module.Inbound, module.KindMessage)
+	}
 	// Rooms of this server keep their archives here too (room.go).
 	m.st = r.Store()
 	muc.SetArchive(m.st, roomArchive{m})

@@ -242,6 +242,13 @@ type Registrar interface {
 	// bare JID as 'from') gets their answers there, on the user's shard, and returns Stop
 	// for the ones it recognizes (by id and sender).
 	Hook(ph Phase, k Kind, order int, h Hook)
+	// WaitsForDisk declares that the module's hooks for kind k in phase ph may wait for
+	// the disk (a synchronous store write). Message hooks otherwise may run on the event
+	// loop that read the stanza, when the shards involved are idle, so they must not wait
+	// for the disk or the network there; reading the store is fine. Inbound message hooks
+	// for a recipient without an available session never run on an event loop (offline
+	// storage waits for the disk).
+	WaitsForDisk(ph Phase, k Kind)
 	Feature(ns string)
 	Identity(category, typ, name string)
 	Table(name string) store.Table

@@ -1,0 +1,102 @@
+package router_test
+
+import (
+	"runtime"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/vireo-im/vireo/modules/module"
+	"github.com/vireo-im/vireo/router"
+	"github.com/vireo-im/vireo/router/routertest"
+)
+
+// where is a test module that records the goroutine on which the inbound phase of each
+// message to where@example.org runs.
+type where struct{}
+
+var whereG atomic.Int64
+
+func init() { module.Register(where{}) }
+
+func (where) ModuleInfo() module.Info {
+	return module.Info{ID: "test_where", New: func() module.Module { return where{} }}
+}
+
+func (where) Provision(r module.Registrar) error {
+	r.Hook(module.Inbound, module.KindMessage, 1, func(c module.Context, p *module.Packet) module.Verdict {
+		if strings.HasPrefix(p.To.String(), "where@") {
+			whereG.Store(goid())
+		}
+		return module.Continue
+	})
+	return nil
+}
+
+func goid() int64 {
+	var b [64]byte
+	f := strings.Fields(string(b[:runtime.Stack(b[:], false)]))
+	id, _ := strconv.ParseInt(f[1], 10, 64)
+	return id
+}
+
+// TestInline: a message whose shards are idle is routed on the goroutine that submits it
+// (the event loop that read it) and delivered before Submit returns; one for a recipient
+// without an available session (offline storage waits for the disk) goes through the
+// recipient's shard worker, and so does everything with Options.NoInline.
+func TestInline(t *testing.T) {
+	cases := []struct {
+		name     string
+		noInline bool
+		presence bool
+		inline   bool // some of the messages ran on the submitting goroutine
+	}{
+		{"available", false, true, true},
+		{"no available session", false, false, false},
+		{"NoInline", true, true, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var ids []string // every module but test_gate, which waits as the disk would
+			for _, m := range module.All() {
+				if m.ID != "test_gate" {
+					ids = append(ids, m.ID)
+				}
+			}
+			e := routertest.New(t, []string{"sender", "where"}, func(o *router.Options) {
+				o.NoInline, o.Modules = tc.noInline, ids
+			})
+			w := e.Bind("where", "r")
+			if tc.presence {
+				w.Send("<presence/>")
+			}
+			s := e.Bind("sender", "r")
+			me := goid()
+			inline := 0
+			for i := 0; i < 20; i++ {
+				time.Sleep(5 * time.Millisecond) // let the shards go idle
+				whereG.Store(0)
+				n := w.C.N.Load()
+				s.Send("<message to='where@example.org/r' type='chat'><body>" + strconv.Itoa(i) + "</body></message>")
+				if whereG.Load() == me {
+					inline++
+					if w.C.N.Load() != n+1 {
+						t.Fatal("routed in place but not delivered when Submit returned")
+					}
+				}
+			}
+			if tc.presence {
+				w.C.Wait(t, "<body>19</body>")
+			}
+			t.Logf("%d of 20 in place", inline)
+			if tc.inline && inline == 0 {
+				t.Fatal("no message was routed in place though the shards were idle")
+			}
+			if !tc.inline && inline > 0 {
+				t.Fatalf("%d messages ran on the submitting goroutine", inline)
+			}
+		})
+	}
+}
