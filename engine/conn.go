@@ -462,6 +462,31 @@ func (c *conn) Send(b []byte) bool {
 }
 
 // write sends XML: framed for WebSocket on a web listener, then writeRaw.
+// SendNear implements router.NearSender: the router calls it on the event loop that runs
+// near's code, routing in place a message near's client sent. When c is served by the same
+// loop, c's bytes are written when this call ends, by this loop, instead of through a
+// wake-up (gnet's queue and an eventfd write, then one more pass of the loop). A
+// connection that coalesces its writes (written to moments ago) waits for its tick as it
+// would otherwise.
+func (c *conn) SendNear(b []byte, near router.Conn) bool {
+	n, ok := near.(*conn)
+	if !ok || n == c || n.closing.v.Load()&bOnLoop == 0 {
+		return c.Send(b)
+	}
+	gc, ok := c.gc.(gnet.Conn)
+	ngc, nok := n.gc.(gnet.Conn)
+	if !ok || !nok || gc.EventLoop() != ngc.EventLoop() {
+		return c.Send(b)
+	}
+	if every := c.srv().config().CoalesceWrites; every > 0 && msSinceEpoch()-c.closing.flushed() < uint16(every/time.Millisecond)+1 {
+		return c.Send(b)
+	}
+	c.enterLoop()
+	ok = c.Send(b)
+	c.exitLoop()
+	return ok
+}
+
 func (c *conn) write(b []byte) {
 	if c.ws != nil {
 		c.wsWrite(b)

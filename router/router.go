@@ -55,6 +55,13 @@ type Conn interface {
 	Close(cond stanza.StreamCondition)
 }
 
+// NearSender is implemented by a Conn that takes a stanza more cheaply from the event
+// loop running another Conn's code: the router routing in place a message that near's
+// client sent (Submit). SendNear is Send otherwise.
+type NearSender interface {
+	SendNear(b []byte, near Conn) bool
+}
+
 // Options configure a Router.
 type Options struct {
 	Domains      []string

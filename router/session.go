@@ -167,7 +167,13 @@ func (s *Session) send(raw []byte) bool {
 		s.countOut(raw)
 		return true
 	}
-	if !s.conn.Send(raw) {
+	ok := false
+	if ns, isNear := s.conn.(NearSender); isNear && s.shard.near != nil {
+		ok = ns.SendNear(raw, s.shard.near)
+	} else {
+		ok = s.conn.Send(raw)
+	}
+	if !ok {
 		return false
 	}
 	s.countOut(raw)

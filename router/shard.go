@@ -48,7 +48,10 @@ type shard struct {
 	mu sync.Mutex
 	// onLoop is set while the shard runs an op in place for an event loop (Submit), which
 	// must not wait for the disk: what might is queued instead (runInline).
-	onLoop  bool
+	onLoop bool
+	// near is, while the shard runs an op in place for an event loop, the Conn of the
+	// client whose stanza it is: the loop runs that Conn's code (NearSender).
+	near    Conn
 	quit    chan struct{}
 	users   map[string]*user
 	toJID   map[string]jid.JID // raw 'to' bytes -> parsed JID, so routing does not allocate
@@ -101,8 +104,11 @@ func (s *shard) runInline(o *op, onLoop bool) bool {
 		return false
 	}
 	s.onLoop = onLoop
+	if onLoop && o.sess != nil {
+		s.near = o.sess.conn
+	}
 	s.handle(o)
-	s.onLoop = false
+	s.onLoop, s.near = false, nil
 	s.mu.Unlock()
 	return true
 }
@@ -502,9 +508,9 @@ func (s *shard) forwardInline(t *shard, o *op) bool {
 		t.mu.Unlock()
 		return false
 	}
-	t.onLoop = s.onLoop
+	t.onLoop, t.near = s.onLoop, s.near
 	t.handle(o)
-	t.onLoop = false
+	t.onLoop, t.near = false, nil
 	t.mu.Unlock()
 	return true
 }
