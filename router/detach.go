@@ -209,6 +209,17 @@ func (s *shard) endDetached(skip *Session, queued [][]byte) {
 // the modules' fallback (offline storage), else back to the sender as an error; IQ
 // requests are answered with service-unavailable; the rest is dropped.
 func (s *shard) undeliverable(raw []byte, skip *Session) {
+	if s.onLoop {
+		// Routed in place on an event loop, and the session refused it (its stream is
+		// closing): the fallback may store it offline, which waits for the disk, so the
+		// shard's worker runs it.
+		o := getOp()
+		o.kind = opCall
+		cp := append([]byte(nil), raw...)
+		o.fn = func(module.Context) { s.undeliverable(cp, skip) }
+		s.q.pushForce(o)
+		return
+	}
 	// A Packet of its own: the caller may still be using the shard's.
 	p, ok := s.parsePacket(raw, jid.JID{})
 	if !ok || p.Kind == module.KindPresence {

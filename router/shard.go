@@ -515,15 +515,17 @@ func (s *shard) forwardInline(t *shard, o *op) bool {
 	return true
 }
 
-// available reports whether to names a local user with a session that takes messages
-// now. Called by the goroutine that owns s.
+// available reports whether to names a local user with a connected session that takes
+// messages to the bare JID now (RFC 6121 §8.5.2: available, priority not negative), so
+// that neither offline storage nor the detached queue is involved. Called by the goroutine
+// that owns s.
 func (s *shard) available(to jid.JID) bool {
 	u := s.users[to.Bare().String()]
 	if u == nil {
 		return false
 	}
 	for _, se := range u.sessions {
-		if se.available && se.conn != nil {
+		if se.available && se.conn != nil && se.prio >= 0 {
 			return true
 		}
 	}
