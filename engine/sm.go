@@ -5,8 +5,10 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
+	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
@@ -41,13 +43,14 @@ const (
 // engine writes itself; the session that outlives the connection is the router's
 // (DetachWith, AttachSkip).
 //
-// Every enabled stream holds one, so it is kept small: what is needed only while a resume
-// waits for the old connection lives behind wait.
+// Every enabled stream holds one, so it is kept to 64 bytes (a size class): its lock is
+// one word, the queue of unacknowledged copies is one pointer, and what is needed only while
+// a resume waits for the old connection lives in the table (smTable.setWait).
 type smState struct {
 	key  uint64          // its entry in the table of resumable sessions; 0 when not resumable
 	sess *router.Session // set at enable and never changed: its JID names the account
 
-	mu       sync.Mutex
+	mu       smMu
 	hIn      uint32 // stanzas received from the client
 	hOut     uint32 // stanzas sent to the client
 	acked    uint32 // the client's last acknowledged h
@@ -57,18 +60,47 @@ type smState struct {
 	gen      uint16 // detachments so far (wraps): a timer knows whether its detachment is over
 	unacked  smQueue
 	owner    *conn // the connection it is on; nil while detached
-	wait     *resumeWait
 }
+
+// smMu is a lock in one 32-bit word (a sync.Mutex takes two): it is held for a few
+// counter updates and an append, never across a system call, so waiting means yielding.
+type smMu struct{ v atomic.Uint32 }
+
+func (m *smMu) Lock() {
+	for !m.v.CompareAndSwap(0, 1) {
+		runtime.Gosched()
+	}
+}
+
+func (m *smMu) Unlock() { m.v.Store(0) }
 
 // smQueue holds copies of the stanzas sent and not yet acknowledged, oldest first, each
 // behind its length, in one pooled buffer: keeping a stanza allocates nothing, and a
 // session whose client acknowledged everything holds no buffer (it went back to the pool,
 // where the next burst of any session finds it), so idle sessions leave no copies and no
-// holes behind in the heap.
+// holes behind in the heap. The buffer starts with the queue's own state, two
+// little-endian uint32 (the offset of the oldest stanza's length, and how many stanzas it
+// holds), so that the queue is a single pointer in every smState.
 type smQueue struct {
-	buf  *bytebufferpool.ByteBuffer // nil when empty
-	head uint32                     // offset of the oldest stanza's length in buf
-	n    uint32                     // stanzas held
+	buf *bytebufferpool.ByteBuffer // nil when empty
+}
+
+// smQHdr is the length of the state at the start of an smQueue's buffer.
+const smQHdr = 8
+
+// len is how many stanzas q holds.
+func (q *smQueue) len() uint32 {
+	if q.buf == nil {
+		return 0
+	}
+	return binary.LittleEndian.Uint32(q.buf.B[4:])
+}
+
+func (q *smQueue) head() uint32 { return binary.LittleEndian.Uint32(q.buf.B) }
+
+func (q *smQueue) set(head, n uint32) {
+	binary.LittleEndian.PutUint32(q.buf.B, head)
+	binary.LittleEndian.PutUint32(q.buf.B[4:], n)
 }
 
 var smPool bytebufferpool.Pool
@@ -76,30 +108,35 @@ var smPool bytebufferpool.Pool
 func (q *smQueue) push(b []byte) {
 	if q.buf == nil {
 		q.buf = smPool.Get()
-		q.buf.B = q.buf.B[:0]
+		q.buf.B = append(q.buf.B[:0], make([]byte, smQHdr)...)
+		q.set(smQHdr, 0)
 	}
+	n := q.len()
 	q.buf.B = binary.LittleEndian.AppendUint32(q.buf.B, uint32(len(b)))
 	q.buf.B = append(q.buf.B, b...)
-	q.n++
+	q.set(q.head(), n+1)
 }
 
-// drop forgets the n oldest stanzas (n <= q.n).
+// drop forgets the n oldest stanzas (n <= q.len()).
 func (q *smQueue) drop(n uint32) {
-	if n >= q.n {
+	left := q.len()
+	if n >= left {
 		q.reset()
 		return
 	}
+	head := q.head()
 	for ; n > 0; n-- {
-		q.head += 4 + binary.LittleEndian.Uint32(q.buf.B[q.head:])
-		q.n--
+		head += 4 + binary.LittleEndian.Uint32(q.buf.B[head:])
+		left--
 	}
 	// Keep the buffer from growing without end under a client that acknowledges
 	// something now and then but always lags: move what is left to the front once the
 	// acknowledged part is most of it.
-	if q.head >= 4096 && int(q.head) > len(q.buf.B)/2 {
-		q.buf.B = q.buf.B[:copy(q.buf.B, q.buf.B[q.head:])]
-		q.head = 0
+	if head >= 4096 && int(head) > len(q.buf.B)/2 {
+		q.buf.B = q.buf.B[:smQHdr+copy(q.buf.B[smQHdr:], q.buf.B[head:])]
+		head = smQHdr
 	}
+	q.set(head, left)
 }
 
 // reset empties the queue and gives its buffer back.
@@ -107,18 +144,19 @@ func (q *smQueue) reset() {
 	if q.buf != nil {
 		smPool.Put(q.buf)
 	}
-	*q = smQueue{}
+	q.buf = nil
 }
 
 // take empties the queue into copies of its stanzas, oldest first (for the router, which
 // keeps them while the session is detached).
 func (q *smQueue) take() [][]byte {
-	if q.n == 0 {
+	n := q.len()
+	if n == 0 {
 		q.reset()
 		return nil
 	}
-	all := append([]byte(nil), q.buf.B[q.head:]...)
-	out := make([][]byte, 0, q.n)
+	all := append([]byte(nil), q.buf.B[q.head():]...)
+	out := make([][]byte, 0, n)
 	for i := 0; i < len(all); {
 		l := int(binary.LittleEndian.Uint32(all[i:]))
 		out = append(out, all[i+4:i+4+l:i+4+l])
@@ -140,7 +178,7 @@ type resumeWait struct {
 func (sm *smState) sent(b []byte, ackEvery int) (ask, ok bool) {
 	sm.mu.Lock()
 	defer sm.mu.Unlock()
-	if sm.unacked.n >= smMaxUnacked {
+	if sm.unacked.len() >= smMaxUnacked {
 		return false, false
 	}
 	sm.unacked.push(b)
@@ -159,7 +197,7 @@ func (sm *smState) sent(b []byte, ackEvery int) (ask, ok bool) {
 func (sm *smState) overdue(now, after uint32) bool {
 	sm.mu.Lock()
 	defer sm.mu.Unlock()
-	if sm.unacked.n == 0 || now-sm.askedAt < after {
+	if sm.unacked.len() == 0 || now-sm.askedAt < after {
 		return false
 	}
 	sm.askedAt, sm.sinceReq = now, 0
@@ -170,7 +208,7 @@ func (sm *smState) overdue(now, after uint32) bool {
 func (sm *smState) keep(c *conn, b []byte) bool {
 	sm.mu.Lock()
 	defer sm.mu.Unlock()
-	if sm.owner != c || sm.unacked.n >= smMaxUnacked {
+	if sm.owner != c || sm.unacked.len() >= smMaxUnacked {
 		return false
 	}
 	sm.unacked.push(b)
@@ -183,7 +221,7 @@ func (sm *smState) ack(h uint32) bool {
 	sm.mu.Lock()
 	defer sm.mu.Unlock()
 	n := h - sm.acked // modulo 2^32
-	if n > sm.unacked.n {
+	if n > sm.unacked.len() {
 		return false
 	}
 	sm.unacked.drop(n)
@@ -294,7 +332,7 @@ func (c *conn) takeOver(sm *smState, h uint32, r *sasl2Req) {
 	if old != nil && old != c {
 		// The old connection still looks alive: close it, and resume when it has handed
 		// the session back (its onClose).
-		sm.wait = &resumeWait{c: c, h: h, r: r}
+		c.srv().sms.setWait(sm, &resumeWait{c: c, h: h, r: r})
 		sm.mu.Unlock()
 		c.set(fPaused)
 		old.closeNow()
@@ -318,7 +356,8 @@ func (c *conn) finishResume(sm *smState, h uint32, r *sasl2Req) {
 	// The router holds the unacknowledged stanzas at the head of the session's queue; the
 	// client has the first n. From here this connection counts: what is resent gets the
 	// numbers it had.
-	sm.owner, sm.wait = c, nil
+	sm.owner = c
+	c.srv().sms.setWait(sm, nil)
 	sm.acked, sm.hOut, sm.sinceReq = h, h, 0
 	sm.unacked.reset()
 	sm.gen++
@@ -390,7 +429,7 @@ func (c *conn) smClosed() bool {
 		}
 		unacked := sm.unacked.take()
 		sm.owner = nil
-		wait := sm.wait
+		wait := s.sms.setWait(sm, nil)
 		sm.gen++
 		gen := sm.gen
 		sm.mu.Unlock()
@@ -432,9 +471,93 @@ func (c *conn) smClosed() bool {
 // account only.
 type smTable struct {
 	secret [32]byte
-	parts  [32]struct {
-		mu sync.Mutex
-		m  map[uint64]*smState
+	parts  [32]smPart
+	// waits holds the connections waiting to resume a session while its old connection
+	// closes: rare and short, so one map for all rather than a field in every smState.
+	waitMu sync.Mutex
+	waits  map[*smState]*resumeWait
+}
+
+// smPart is one part of the table: an open-addressing hash set of states by key, linear
+// probing, no tombstones (removal shifts the run back). The keys are random, so the key
+// is its own hash. A slot is one pointer and the set is at most three quarters full, so
+// an entry costs 8 to 21 bytes where a Go map's costs ~40.
+type smPart struct {
+	mu    sync.Mutex
+	slots []*smState // len is a power of two, or 0
+	n     int
+}
+
+func (p *smPart) lookup(key uint64) (int, bool) {
+	mask := uint64(len(p.slots) - 1)
+	for i := key & mask; ; i = (i + 1) & mask {
+		switch sm := p.slots[i]; {
+		case sm == nil:
+			return int(i), false
+		case sm.key == key:
+			return int(i), true
+		}
+	}
+}
+
+func (p *smPart) get(key uint64) *smState {
+	if p.n == 0 {
+		return nil
+	}
+	if i, ok := p.lookup(key); ok {
+		return p.slots[i]
+	}
+	return nil
+}
+
+// insert adds sm under sm.key, which is not in p.
+func (p *smPart) insert(sm *smState) {
+	if (p.n+1)*4 > len(p.slots)*3 {
+		p.resize(max(16, 2*len(p.slots)))
+	}
+	i, _ := p.lookup(sm.key)
+	p.slots[i] = sm
+	p.n++
+}
+
+func (p *smPart) delete(key uint64) {
+	if p.n == 0 {
+		return
+	}
+	i, ok := p.lookup(key)
+	if !ok {
+		return
+	}
+	mask := len(p.slots) - 1
+	// Backward shift: move later members of the run into the hole when their home slot
+	// is not after it, so every lookup still finds them before an empty slot.
+	for j := (i + 1) & mask; p.slots[j] != nil; j = (j + 1) & mask {
+		home := int(p.slots[j].key & uint64(mask))
+		if (j-home)&mask >= (j-i)&mask {
+			p.slots[i] = p.slots[j]
+			i = j
+		}
+	}
+	p.slots[i] = nil
+	p.n--
+	if len(p.slots) > 16 && p.n*8 < len(p.slots) {
+		p.resize(len(p.slots) / 2)
+	}
+}
+
+func (p *smPart) resize(size int) {
+	old := p.slots
+	p.slots = make([]*smState, size)
+	mask := uint64(size - 1)
+	for _, sm := range old {
+		if sm == nil {
+			continue
+		}
+		i := sm.key & mask
+		for p.slots[i] != nil {
+			i = (i + 1) & mask
+		}
+		p.slots[i] = sm
 	}
 }
 
@@ -447,11 +570,9 @@ func newSMTable() *smTable {
 	return t
 }
 
-func (t *smTable) part(key uint64) *struct {
-	mu sync.Mutex
-	m  map[uint64]*smState
-} {
-	return &t.parts[key%uint64(len(t.parts))]
+func (t *smTable) part(key uint64) *smPart {
+	// The low bits pick the slot inside a part; the part comes from the high ones.
+	return &t.parts[key>>59]
 }
 
 // add gives sm a fresh key and stores it under it.
@@ -465,17 +586,32 @@ func (t *smTable) add(sm *smState) uint64 {
 		}
 		p := t.part(key)
 		p.mu.Lock()
-		if _, taken := p.m[key]; taken {
+		if p.get(key) != nil {
 			p.mu.Unlock()
 			continue
 		}
-		if p.m == nil {
-			p.m = make(map[uint64]*smState)
-		}
-		p.m[key] = sm
+		sm.key = key
+		p.insert(sm)
 		p.mu.Unlock()
 		return key
 	}
+}
+
+// setWait records w as the connection waiting to resume sm (nil: none) and returns the
+// one recorded before.
+func (t *smTable) setWait(sm *smState, w *resumeWait) *resumeWait {
+	t.waitMu.Lock()
+	defer t.waitMu.Unlock()
+	old := t.waits[sm]
+	switch {
+	case w != nil && t.waits == nil:
+		t.waits = map[*smState]*resumeWait{sm: w}
+	case w != nil:
+		t.waits[sm] = w
+	default:
+		delete(t.waits, sm)
+	}
+	return old
 }
 
 // mac is the MAC of key for account.
@@ -511,14 +647,14 @@ func (t *smTable) find(id, account string) (*smState, bool) {
 	}
 	p := t.part(key)
 	p.mu.Lock()
-	sm, ok := p.m[key]
+	sm := p.get(key)
 	p.mu.Unlock()
-	return sm, ok && sm != nil
+	return sm, sm != nil
 }
 
 func (t *smTable) remove(key uint64) {
 	p := t.part(key)
 	p.mu.Lock()
-	delete(p.m, key)
+	p.delete(key)
 	p.mu.Unlock()
 }

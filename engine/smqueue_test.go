@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"testing"
 )
@@ -32,17 +33,17 @@ func TestSMQueue(t *testing.T) {
 				q.drop(uint32(tc.drop))
 				oldest += tc.drop
 			}
-			if int(q.n) != tc.wantLeft {
-				t.Fatalf("%d left, want %d", q.n, tc.wantLeft)
+			if int(q.len()) != tc.wantLeft {
+				t.Fatalf("%d left, want %d", q.len(), tc.wantLeft)
 			}
-			if q.n == 0 && q.buf != nil {
+			if q.len() == 0 && q.buf != nil {
 				t.Fatal("an empty queue keeps its buffer")
 			}
-			if q.buf != nil && q.head > 4096 && int(q.head) > len(q.buf.B)/2 {
-				t.Fatalf("not compacted: head %d of %d", q.head, len(q.buf.B))
+			if q.buf != nil && q.head() > 4096 && int(q.head()) > len(q.buf.B)/2 {
+				t.Fatalf("not compacted: head %d of %d", q.head(), len(q.buf.B))
 			}
 			got := q.take()
-			if len(got) != tc.wantLeft || q.buf != nil || q.n != 0 {
+			if len(got) != tc.wantLeft || q.buf != nil || q.len() != 0 {
 				t.Fatalf("take: %d stanzas, queue %+v", len(got), q)
 			}
 			for i, b := range got {
@@ -106,5 +107,59 @@ func TestSMTableIDs(t *testing.T) {
 	}
 	if got, ok := tab.find(tab.id(kb, "bob@example.org"), "bob@example.org"); !ok || got != b {
 		t.Fatal("removing one session lost another")
+	}
+}
+
+// TestSMTableSet: the table's open-addressing parts find every state added and none
+// removed, through growth, shrinking and removals from the middle of probe runs; keys
+// crowded into one part and onto a few home slots make long runs.
+func TestSMTableSet(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		key  func(i int) uint64
+	}{
+		{"random keys", func(i int) uint64 { return rand.Uint64() | 1 }},
+		// One part (top bits 0), four home slots: every removal shifts a long run.
+		{"crowded", func(i int) uint64 { return uint64(i)<<20 | uint64(i%4+1) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var p smPart
+			want := map[uint64]*smState{}
+			for round := 0; round < 4; round++ {
+				for i := 0; i < 3000; i++ {
+					k := tc.key(round*3000 + i)
+					if want[k] != nil {
+						continue
+					}
+					sm := &smState{key: k}
+					p.insert(sm)
+					want[k] = sm
+				}
+				n := 0
+				for k := range want { // remove about two thirds, in map order
+					if n++; n%3 != 0 {
+						p.delete(k)
+						delete(want, k)
+					}
+				}
+				if p.n != len(want) {
+					t.Fatalf("round %d: %d held, want %d", round, p.n, len(want))
+				}
+				for k, sm := range want {
+					if got := p.get(k); got != sm {
+						t.Fatalf("round %d: key %x lost", round, k)
+					}
+				}
+			}
+			for k := range want {
+				p.delete(k)
+			}
+			if p.n != 0 || len(p.slots) > 16 {
+				t.Fatalf("emptied: %d held in %d slots", p.n, len(p.slots))
+			}
+			if p.get(tc.key(1)) != nil {
+				t.Fatal("an emptied part still finds a key")
+			}
+		})
 	}
 }
