@@ -23,6 +23,15 @@
 // work (PBKDF2) goes through Context.Async, which runs it on the server's one bounded worker
 // pool and brings the result back to the shard.
 //
+// Message hooks may also run on an event loop: when the shards involved are idle, the
+// router routes a chat message in place on the loop that read it (still with the shard's
+// ownership, so the rules above hold). A message hook must not wait for the disk or the
+// network there; reading the store and lazy writes are fine. A module whose message hooks
+// may wait (a synchronous store write) says so with Registrar.WaitsForDisk, and the router
+// then routes every message through the shard workers. Offline storage needs no such
+// declaration: a message for a recipient without an available session never runs in
+// place.
+//
 // Failures: a store write that fails is logged and, when a client is waiting for the
 // answer, answered with internal-server-error (or resource-constraint when a quota or the
 // disk is full) — never dropped silently.
