@@ -59,14 +59,8 @@ func TestInline(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			var ids []string // every module but test_gate, which waits as the disk would
-			for _, m := range module.All() {
-				if m.ID != "test_gate" {
-					ids = append(ids, m.ID)
-				}
-			}
 			e := routertest.New(t, []string{"sender", "where"}, func(o *router.Options) {
-				o.NoInline, o.Modules = tc.noInline, ids
+				o.NoInline, o.Modules = tc.noInline, modulesBut("test_gate")
 			})
 			w := e.Bind("where", "r")
 			if tc.presence {
