@@ -341,6 +341,7 @@ func (s *server) routerOptions(cfg *config.Config) router.Options {
 		DataDir:      cfg.DataDir,
 		TLS:          s.certs.TLSConfig(),
 		Controller:   s,
+		NoInline:     !cfg.Router.RouteInPlace,
 	}
 }
 
@@ -502,6 +503,7 @@ func (s *server) Reload() error {
 	if err := s.certs.Reload(next); err != nil {
 		return err
 	}
+	s.rt.SetInPlace(next.Router.RouteInPlace)
 	if err := s.rt.SetDomains(next.Domains); err != nil {
 		return err
 	}

@@ -45,23 +45,29 @@ func goid() int64 {
 // TestInline: a message whose shards are idle is routed on the goroutine that submits it
 // (the event loop that read it) and delivered before Submit returns; one for a recipient
 // without an available session (offline storage waits for the disk) goes through the
-// recipient's shard worker, and so does everything with Options.NoInline.
+// recipient's shard worker, and so does everything with Options.NoInline or after
+// SetInPlace(false).
 func TestInline(t *testing.T) {
 	cases := []struct {
 		name     string
 		noInline bool
 		presence bool
+		off      bool // SetInPlace(false) while the router runs (a config reload)
 		inline   bool // some of the messages ran on the submitting goroutine
 	}{
-		{"available", false, true, true},
-		{"no available session", false, false, false},
-		{"NoInline", true, true, false},
+		{"available", false, true, false, true},
+		{"no available session", false, false, false, false},
+		{"NoInline", true, true, false, false},
+		{"turned off by a reload", false, true, true, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			e := routertest.New(t, []string{"sender", "where"}, func(o *router.Options) {
 				o.NoInline, o.Modules = tc.noInline, modulesBut("test_gate")
 			})
+			if tc.off {
+				e.R.SetInPlace(false)
+			}
 			w := e.Bind("where", "r")
 			if tc.presence {
 				w.Send("<presence/>")

@@ -87,8 +87,8 @@ type Options struct {
 	// Controller is handed to modules as it is (module.Registrar Controller); nil when
 	// nothing outside the server can reload or stop it.
 	Controller module.Controller
-	// NoInline makes every op go through its shard's queue and worker, as before ops ran in
-	// place on idle shards (for measurements and tests).
+	// NoInline makes every op go through its shard's queue and worker instead of running
+	// in place on idle shards (SetInPlace changes it while the router runs).
 	NoInline bool
 }
 
@@ -123,6 +123,7 @@ type Router struct {
 	capsOnce sync.Once
 	caps     string
 
+	noInline  atomic.Bool // Options.NoInline, SetInPlace
 	online    atomic.Int64
 	detachedN atomic.Int64
 	routed    atomic.Int64
@@ -163,6 +164,7 @@ func New(o Options) (*Router, error) {
 	}
 	senderLimit.Store(int64(o.SenderInflight))
 	r := &Router{opts: o, log: o.Logger, st: o.Store, now: o.Now, seed: maphash.MakeSeed()}
+	r.noInline.Store(o.NoInline)
 	r.storeDomains(o.Domains)
 	r.reg = newRegistry(r)
 	if err := r.provision(); err != nil {
@@ -318,6 +320,12 @@ func (r *Router) Submit(s *Session, st *xmlstream.Stanza) bool {
 	}
 	return r.pushOrDrop(s.shard.q, o)
 }
+
+// SetInPlace turns routing in place on idle shards on or off (router.route_in_place): off,
+// every stanza goes through its shards' queues and workers, as it would if a module's
+// hooks could not run on an event loop. Safe for concurrent use; ops already running in
+// place finish there.
+func (r *Router) SetInPlace(on bool) { r.noInline.Store(!on) }
 
 // senderLimit is Options.SenderInflight for putOp, which has no router at hand.
 var senderLimit atomic.Int64

@@ -96,7 +96,7 @@ func (s *shard) drain() {
 // to the worker, a goroutine wake-up that costs more than routing a chat message does.
 // It reports false, doing nothing, when o must be queued.
 func (s *shard) runInline(o *op, onLoop bool) bool {
-	if s.r.opts.NoInline || !s.mu.TryLock() {
+	if s.r.noInline.Load() || !s.mu.TryLock() {
 		return false
 	}
 	if s.q.len() != 0 {
@@ -495,13 +495,13 @@ func (s *shard) forwardInline(t *shard, o *op) bool {
 	if t == s {
 		// The same shard, which s's goroutine owns already: o may go first only if
 		// nothing is queued before it.
-		if s.r.opts.NoInline || s.q.len() != 0 || s.onLoop && !t.available(o.to) {
+		if s.r.noInline.Load() || s.q.len() != 0 || s.onLoop && !t.available(o.to) {
 			return false
 		}
 		s.handle(o)
 		return true
 	}
-	if s.r.opts.NoInline || !t.mu.TryLock() {
+	if s.r.noInline.Load() || !t.mu.TryLock() {
 		return false
 	}
 	if t.q.len() != 0 || s.onLoop && !t.available(o.to) {

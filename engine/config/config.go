@@ -244,6 +244,9 @@ type Admin struct {
 type Router struct {
 	Shards       int `toml:"shards"`
 	OfflineQuota int `toml:"offline_quota"`
+	// RouteInPlace lets a chat message whose shards are idle be routed on the event loop
+	// that read it (router.Router.SetInPlace).
+	RouteInPlace bool `toml:"route_in_place"`
 }
 
 // Store configures the database under data_dir.
@@ -331,7 +334,7 @@ func Defaults(domain string) *Config {
 			PingTimeout:           Duration{60 * time.Second},
 		},
 		Component: Component{Listen: []string{"127.0.0.1:5347"}},
-		Router:    Router{Shards: 64, OfflineQuota: 1000},
+		Router:    Router{Shards: 64, OfflineQuota: 1000, RouteInPlace: true},
 		Runtime:   Runtime{MemoryLimit: "auto", GCPercent: 50},
 		TLS: TLS{ACMEDirectory: DefaultACMEDirectory, ACMEChallenge: "http-01",
 			ACMERenewBefore: Duration{DefaultACMERenewBefore}},
