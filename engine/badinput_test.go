@@ -2,6 +2,8 @@ package engine_test
 
 import (
 	"encoding/base64"
+	"io"
+	"net"
 	"strconv"
 	"strings"
 	"testing"
@@ -164,5 +166,33 @@ func TestIntegrationSpoofedFrom(t *testing.T) {
 	bob.Send("<iq type='get' id='b1'><ping xmlns='urn:xmpp:ping'/></iq>")
 	if got := bob.Expect("id='b1'"); strings.Contains(got, "spoofed") {
 		t.Fatalf("spoofed message delivered: %q", got)
+	}
+}
+
+// TestIntegrationStalledTLSHandshake: a client that sends half a ClientHello and stops is
+// closed at the pre-authentication timeout, and its handshake ends as a failure (the
+// handshake has no timer of its own; closing the connection is what stops it).
+func TestIntegrationStalledTLSHandshake(t *testing.T) {
+	srv := vireotest.Start(t, vireotest.Options{PreAuthTimeout: time.Second})
+	before := srv.Engine.Counters().TLSHandshakes[1]
+	nc, err := net.Dial("tcp", srv.TLSAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	// A handshake record header announcing 512 bytes, and 4 of them.
+	if _, err := nc.Write([]byte{22, 3, 1, 2, 0, 1, 0, 1, 252}); err != nil {
+		t.Fatal(err)
+	}
+	nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.Copy(io.Discard, nc); err != nil {
+		t.Fatalf("the stalled handshake was not closed: %v", err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for srv.Engine.Counters().TLSHandshakes[1] == before {
+		if time.Now().After(deadline) {
+			t.Fatal("the stalled handshake never ended")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -26,7 +26,6 @@ package tlsconn
 
 import (
 	"bytes"
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/binary"
@@ -110,8 +109,41 @@ type handover struct {
 	unsure       bool          // something did not parse: stay on crypto/tls
 }
 
-// HandshakeTimeout bounds a handshake that a client starts and never finishes.
-const HandshakeTimeout = 30 * time.Second
+// idleWorker is how long a handshake goroutine waits for the next handshake before it
+// exits.
+const idleWorker = 10 * time.Second
+
+// workers hands a handshake to a goroutine that finished one and waits for the next: a
+// handshake runs ~30 KiB deep in crypto/tls, and a new goroutine grows its stack there by
+// copying it three or four times, which cost 5% of a TLS login's CPU.
+var workers = make(chan *Conn)
+
+// run starts c's handshake on a waiting worker, or on a new one.
+func run(c *Conn) {
+	select {
+	case workers <- c:
+	default:
+		go work(c)
+	}
+}
+
+func work(c *Conn) {
+	var t *time.Timer
+	for {
+		c.handshake()
+		if t == nil {
+			t = time.NewTimer(idleWorker)
+		} else {
+			t.Reset(idleWorker)
+		}
+		select {
+		case c = <-workers:
+			t.Stop()
+		case <-t.C:
+			return
+		}
+	}
+}
 
 // Prepare returns a server config for Server: base, with a GetConfigForClient that gives each
 // handshake its own KeyLogWriter (the traffic secrets of the handover). Session tickets keep
@@ -149,10 +181,15 @@ func Prepare(base *tls.Config) *tls.Config {
 	return cfg
 }
 
-// Server wraps a new server-side TLS connection and starts its handshake goroutine. write
-// gets ciphertext and must take ownership (copy) before returning; done is called once when
-// the handshake ends, from the handshake goroutine. A cfg made by Prepare lets TLS 1.3
-// connections move to tlsrec after the handshake.
+// Server wraps a new server-side TLS connection and starts its handshake on a handshake
+// goroutine. write gets ciphertext and must take ownership (copy) before returning; done is
+// called once when the handshake ends, from the handshake goroutine. A cfg made by Prepare
+// lets TLS 1.3 connections move to tlsrec after the handshake.
+//
+// The handshake has no deadline of its own: the caller closes a connection whose client
+// stops halfway (the engine's pre-authentication timeout), and Close ends the handshake.
+// A timer and crypto/tls's context watcher goroutine per handshake cost more than the
+// engine's sweep, which runs anyway.
 func Server(cfg *tls.Config, write func(b []byte) error, done func(err error)) *Conn {
 	c := &Conn{done: done}
 	c.tr.cond.L = &c.tr.mu
@@ -160,21 +197,12 @@ func Server(cfg *tls.Config, write func(b []byte) error, done func(err error)) *
 	c.tr.handshaking = true
 	c.tr.hand = &handover{}
 	c.tc = tls.Server(&c.tr, cfg)
-	go c.handshake()
+	run(c)
 	return c
 }
 
 func (c *Conn) handshake() {
-	ctx, cancel := context.WithTimeout(context.Background(), HandshakeTimeout)
-	stop := context.AfterFunc(ctx, func() {
-		c.tr.mu.Lock()
-		c.tr.closed = true
-		c.tr.cond.Broadcast()
-		c.tr.mu.Unlock()
-	})
-	err := c.tc.HandshakeContext(ctx)
-	stop()
-	cancel()
+	err := c.tc.Handshake()
 	if err == nil {
 		cs := c.tc.ConnectionState()
 		c.info = Info{Version: cs.Version, CipherSuite: cs.CipherSuite, DidResume: cs.DidResume}
@@ -210,7 +238,14 @@ func (c *Conn) handOver() {
 		h.suite != c.info.CipherSuite {
 		return
 	}
-	rec, err := tlsrec.New(h.suite, h.clientSecret, h.serverSecret, 0, h.written, c.tr.write)
+	var rec *tlsrec.Conn
+	var err error
+	if h.probe != nil {
+		// The probe holds the server's write key with the count of records under it.
+		rec, err = h.probe.Writer(h.clientSecret, 0, c.tr.write)
+	} else {
+		rec, err = tlsrec.New(h.suite, h.clientSecret, h.serverSecret, 0, h.written, c.tr.write)
+	}
 	if err != nil {
 		return
 	}

@@ -61,13 +61,13 @@ type loop struct {
 	tamper int // flip a bit in the tamper-th byte read after the handshake (1-based; 0: never)
 }
 
-func newLoop(t *testing.T, cfg *tls.Config, maxChunk int) (*loop, net.Conn) {
+func newLoop(t testing.TB, cfg *tls.Config, maxChunk int) (*loop, net.Conn) {
 	client, wire := net.Pipe()
 	return serve(t, cfg, wire, maxChunk), client
 }
 
 // serve runs a server-side Conn over wire, which delivers the client's bytes.
-func serve(t *testing.T, cfg *tls.Config, wire net.Conn, maxChunk int) *loop {
+func serve(t testing.TB, cfg *tls.Config, wire net.Conn, maxChunk int) *loop {
 	l := &loop{wire: wire, hsDone: make(chan error, 2), maxCh: maxChunk}
 	out := make(chan []byte, 1024)
 	go func() {
@@ -95,7 +95,7 @@ func serve(t *testing.T, cfg *tls.Config, wire net.Conn, maxChunk int) *loop {
 	return l
 }
 
-func (l *loop) run(t *testing.T) {
+func (l *loop) run(t testing.TB) {
 	buf := make([]byte, 64<<10)
 	seen := 0
 	for {

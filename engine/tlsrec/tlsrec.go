@@ -19,13 +19,11 @@ package tlsrec
 import (
 	"crypto/aes"
 	"crypto/cipher"
-	"crypto/hkdf"
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"slices"
 	"sync"
@@ -100,10 +98,10 @@ func (a PeerAlert) Error() string { return "tlsrec: peer sent alert " + Alert(a)
 var ErrClosed = errors.New("tlsrec: closed")
 
 type suite struct {
-	id     uint16
-	keyLen int
-	hash   func() hash.Hash
-	aead   func(key []byte) (cipher.AEAD, error)
+	id      uint16
+	keyLen  int
+	hashLen int // 32 (SHA-256) or 48 (SHA-384)
+	aead    func(key []byte) (cipher.AEAD, error)
 }
 
 func aesGCM(key []byte) (cipher.AEAD, error) {
@@ -115,9 +113,9 @@ func aesGCM(key []byte) (cipher.AEAD, error) {
 }
 
 var suites = []*suite{
-	{TLS_AES_128_GCM_SHA256, 16, sha256.New, aesGCM},
-	{TLS_AES_256_GCM_SHA384, 32, sha512.New384, aesGCM},
-	{TLS_CHACHA20_POLY1305_SHA256, 32, sha256.New, chacha20poly1305.New},
+	{TLS_AES_128_GCM_SHA256, 16, sha256.Size, aesGCM},
+	{TLS_AES_256_GCM_SHA384, 32, sha512.Size384, aesGCM},
+	{TLS_CHACHA20_POLY1305_SHA256, 32, sha256.Size, chacha20poly1305.New},
 }
 
 func suiteByID(id uint16) *suite {
@@ -132,19 +130,57 @@ func suiteByID(id uint16) *suite {
 // Supported reports whether id is a suite this layer implements.
 func Supported(id uint16) bool { return suiteByID(id) != nil }
 
-// expandLabel is HKDF-Expand-Label (RFC 8446 §7.1) with an empty context.
-func expandLabel(h func() hash.Hash, secret []byte, label string, n int) []byte {
-	full := "tls13 " + label
-	info := make([]byte, 0, 4+len(full))
-	info = binary.BigEndian.AppendUint16(info, uint16(n))
-	info = append(info, byte(len(full)))
-	info = append(info, full...)
-	info = append(info, 0) // empty context
-	out, err := hkdf.Expand(h, secret, string(info), n)
-	if err != nil {
-		panic("tlsrec: hkdf: " + err.Error()) // only for lengths RFC 5869 forbids, never ours
+// sum hashes p with the suite's hash into out, returning the digest's length.
+func (s *suite) sum(out *[48]byte, p []byte) int {
+	if s.hashLen == sha512.Size384 {
+		*out = sha512.Sum384(p)
+		return sha512.Size384
 	}
-	return out
+	d := sha256.Sum256(p)
+	copy(out[:], d[:])
+	return sha256.Size
+}
+
+// expandLabel is HKDF-Expand-Label (RFC 8446 §7.1) with an empty context, for outputs no
+// longer than the hash (every key, IV and secret here), which HKDF-Expand makes in one
+// HMAC. It computes that HMAC (RFC 2104) over stack buffers: a handshake derives six of
+// these, a KeyUpdate two, and crypto/hmac allocates two hash states and their pads for each.
+func (s *suite) expandLabel(out []byte, secret []byte, label string) {
+	n := len(out)
+	bs := 64 // SHA-256's block
+	if s.hashLen == sha512.Size384 {
+		bs = 128
+	}
+	if n > s.hashLen || len(secret) > bs || len(label) > 32 {
+		panic("tlsrec: expandLabel beyond one block") // never ours
+	}
+	// info (HkdfLabel) followed by HKDF's counter byte 0x01.
+	var msg [4 + 6 + 32 + 1]byte
+	binary.BigEndian.PutUint16(msg[:], uint16(n))
+	msg[2] = byte(6 + len(label))
+	m := 3 + copy(msg[3:], "tls13 ")
+	m += copy(msg[m:], label)
+	msg[m] = 0 // empty context
+	msg[m+1] = 1
+	m += 2
+
+	var buf [128 + 48]byte
+	var sum [48]byte
+	for i := range bs {
+		var k byte
+		if i < len(secret) {
+			k = secret[i]
+		}
+		buf[i] = k ^ 0x36
+	}
+	copy(buf[bs:], msg[:m])
+	h := s.sum(&sum, buf[:bs+m])
+	for i := range bs {
+		buf[i] ^= 0x36 ^ 0x5c
+	}
+	copy(buf[bs:], sum[:h])
+	s.sum(&sum, buf[:bs+h])
+	copy(out, sum[:n])
 }
 
 // half is one direction's state.
@@ -158,18 +194,19 @@ type half struct {
 }
 
 func (h *half) set(s *suite, secret []byte) {
-	n := s.hash().Size()
+	n := s.hashLen
 	copy(h.secret[:], secret[:n])
-	copy(h.key[:], expandLabel(s.hash, secret[:n], "key", s.keyLen))
-	copy(h.iv[:], expandLabel(s.hash, secret[:n], "iv", 12))
+	s.expandLabel(h.key[:s.keyLen], secret[:n], "key")
+	s.expandLabel(h.iv[:], secret[:n], "iv")
 	h.seq = 0
 	h.aead = nil
 }
 
 // update moves to the next traffic secret (§7.2).
 func (h *half) update(s *suite) {
-	n := s.hash().Size()
-	h.set(s, expandLabel(s.hash, h.secret[:n], "traffic upd", n))
+	var next [48]byte
+	s.expandLabel(next[:s.hashLen], h.secret[:s.hashLen], "traffic upd")
+	h.set(s, next[:s.hashLen])
 }
 
 func (h *half) cipher(s *suite) (cipher.AEAD, error) {
@@ -221,7 +258,7 @@ func New(id uint16, readSecret, writeSecret []byte, readSeq, writeSeq uint64, wr
 	if s == nil {
 		return nil, fmt.Errorf("tlsrec: unsupported cipher suite %#04x", id)
 	}
-	n := s.hash().Size()
+	n := s.hashLen
 	if len(readSecret) != n || len(writeSecret) != n {
 		return nil, fmt.Errorf("tlsrec: traffic secrets must be %d bytes", n)
 	}
@@ -611,12 +648,26 @@ func NewProbe(id uint16, secret []byte) (*Probe, error) {
 	if s == nil {
 		return nil, fmt.Errorf("tlsrec: unsupported cipher suite %#04x", id)
 	}
-	if len(secret) != s.hash().Size() {
-		return nil, fmt.Errorf("tlsrec: traffic secret must be %d bytes", s.hash().Size())
+	if len(secret) != s.hashLen {
+		return nil, fmt.Errorf("tlsrec: traffic secret must be %d bytes", s.hashLen)
 	}
 	p := &Probe{s: s}
 	p.h.set(s, secret)
 	return p, nil
+}
+
+// Writer returns a Conn that reads under readSecret from sequence number readSeq and
+// writes under the probe's key from the record after the last one Try accepted, keeping
+// the cipher state the probe already built. The probe must not be used afterwards.
+func (p *Probe) Writer(readSecret []byte, readSeq uint64, write func([]byte) error) (*Conn, error) {
+	if len(readSecret) != p.s.hashLen {
+		return nil, fmt.Errorf("tlsrec: traffic secrets must be %d bytes", p.s.hashLen)
+	}
+	c := &Conn{s: p.s, write: write}
+	c.in.set(p.s, readSecret)
+	c.in.seq = readSeq
+	c.out = p.h
+	return c, nil
 }
 
 // Try reports whether rec (one whole record, left unchanged) opens under the probe's key at

@@ -3,6 +3,10 @@ package tlsrec
 import (
 	"bufio"
 	"bytes"
+	"crypto/hkdf"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"io"
@@ -54,7 +58,7 @@ func (w *wire) take() []byte {
 // pair returns two connected ends: a is the server (reads the client secret), b the client.
 func pair(t testing.TB, id uint16) (a, b *Conn, aw, bw *wire) {
 	t.Helper()
-	n := suiteByID(id).hash().Size()
+	n := suiteByID(id).hashLen
 	cs, ss := bytes.Repeat([]byte{1}, n), bytes.Repeat([]byte{2}, n)
 	aw, bw = &wire{}, &wire{}
 	var err error
@@ -351,4 +355,50 @@ func FuzzOpen(f *testing.F) {
 			b.Open(append([]byte(nil), data[h:]...), func([]byte) {})
 		}
 	})
+}
+
+// TestExpandLabel checks the one-block HKDF-Expand-Label against crypto/hkdf for every
+// suite's hash, label and output length used here, and for secrets of every length up to
+// the hash's block.
+func TestExpandLabel(t *testing.T) {
+	for _, s := range suites {
+		h := sha256.New
+		if s.hashLen == sha512.Size384 {
+			h = sha512.New384
+		}
+		for _, label := range []string{"key", "iv", "traffic upd", "finished", "c ap traffic"} {
+			for _, n := range []int{12, 16, 32, s.hashLen} {
+				for _, slen := range []int{0, 1, s.hashLen, 64} {
+					secret := make([]byte, slen)
+					for i := range secret {
+						secret[i] = byte(i*7 + n)
+					}
+					full := "tls13 " + label
+					info := binary.BigEndian.AppendUint16(nil, uint16(n))
+					info = append(info, byte(len(full)))
+					info = append(info, full...)
+					info = append(info, 0)
+					want, err := hkdf.Expand(h, secret, string(info), n)
+					if err != nil {
+						t.Fatal(err)
+					}
+					got := make([]byte, n)
+					s.expandLabel(got, secret, label)
+					if !bytes.Equal(got, want) {
+						t.Fatalf("suite %#04x %q n=%d secret %d bytes: got %x, want %x", s.id, label, n, slen, got, want)
+					}
+				}
+			}
+		}
+	}
+}
+
+func BenchmarkExpandLabel(b *testing.B) {
+	s := suiteByID(TLS_AES_128_GCM_SHA256)
+	secret := bytes.Repeat([]byte{3}, s.hashLen)
+	var out [16]byte
+	b.ReportAllocs()
+	for b.Loop() {
+		s.expandLabel(out[:], secret, "key")
+	}
 }
