@@ -3,9 +3,12 @@ package main
 import (
 	"bufio"
 	"os"
+	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/rs/zerolog"
 
@@ -24,7 +27,8 @@ func tuneGC(rt config.Runtime, log zerolog.Logger) {
 		if pct == 0 {
 			pct = 100
 		}
-		debug.SetGCPercent(pct)
+		headroom, _ := config.ParseBytes(rt.GCMinHeadroom) // validated at load
+		floor.set(pct, headroom)
 	}
 	if os.Getenv("GOMEMLIMIT") != "" {
 		return
@@ -93,4 +97,98 @@ func memTotal(path string) int64 {
 		}
 	}
 	return 0
+}
+
+// floor is the collector's headroom floor (runtime.gc_min_headroom).
+var floor gcFloor
+
+// gcFloor keeps the heap growth allowed between collections at or above a number of bytes.
+// GOGC is a percentage of the live heap, and a server with few sessions has almost none
+// (~2 MiB): at 50% it collected after every megabyte allocated, every ~15 TLS logins, and
+// the collector took a third of a login storm's CPU. After each collection it sets the
+// percentage to what gives the floor over the live heap just marked, never below the
+// configured one. From ~2× the floor of live heap on (tens of thousands of sessions at the
+// default) the configured percentage rules alone.
+type gcFloor struct {
+	mu       sync.Mutex
+	base     int   // configured percent; -1: collection by percentage is off
+	headroom int64 // bytes; 0: no floor
+	given    int   // the percent last given to the runtime
+	armed    bool
+	sample   []metrics.Sample
+}
+
+func (f *gcFloor) set(base int, headroom int64) {
+	f.mu.Lock()
+	f.base, f.headroom = base, headroom
+	if f.sample == nil {
+		f.sample = []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	}
+	arm := !f.armed && headroom > 0 && base >= 0
+	if arm {
+		f.armed = true
+	}
+	f.mu.Unlock()
+	f.apply()
+	if arm {
+		f.arm()
+	}
+}
+
+// arm runs apply once after the next collection, and from there after every one: a
+// cleanup runs when the collector finds its object unreachable.
+func (f *gcFloor) arm() {
+	runtime.AddCleanup(new(gcMark), func(f *gcFloor) {
+		f.apply()
+		f.mu.Lock()
+		again := f.headroom > 0 && f.base >= 0
+		f.armed = again
+		f.mu.Unlock()
+		if again {
+			f.arm()
+		}
+	}, f)
+}
+
+// gcMark is large enough to get its own allocation (cleanups do not run for objects that
+// share a tiny block).
+type gcMark struct{ _ [16]byte }
+
+// apply gives the runtime the percentage for the live heap of the last collection.
+func (f *gcFloor) apply() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	metrics.Read(f.sample)
+	live := int64(0)
+	if f.sample[0].Value.Kind() == metrics.KindUint64 {
+		live = int64(f.sample[0].Value.Uint64())
+	}
+	pct := floorPercent(f.base, f.headroom, live)
+	if pct != f.given {
+		debug.SetGCPercent(pct)
+		f.given = pct
+	}
+}
+
+// floorPercent is the GOGC that lets the heap grow by max(base% of live, headroom) bytes
+// before the next collection. The runtime also never collects below 4 MiB × GOGC/100
+// (its heap minimum scales with the percentage), so the percentage is capped where that
+// minimum would pass live + headroom. Rounded down to a multiple of 10 so that a live heap
+// moving by a few bytes does not change it at every collection.
+func floorPercent(base int, headroom, live int64) int {
+	if base < 0 || headroom <= 0 {
+		return base
+	}
+	if live < 1<<20 {
+		live = 1 << 20 // the runtime's own state; never divide by ~0
+	}
+	pct := headroom * 100 / live
+	if byMin := (live + headroom) * 100 / (4 << 20); pct > byMin {
+		pct = byMin
+	}
+	pct -= pct % 10
+	if pct <= int64(base) {
+		return base
+	}
+	return int(pct)
 }

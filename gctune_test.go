@@ -3,7 +3,11 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
 	"testing"
+	"time"
 
 	"github.com/vireo-im/vireo/engine/config"
 )
@@ -62,4 +66,68 @@ func TestParseBytes(t *testing.T) {
 			t.Errorf("%q: %d, %v", tc.in, got, err)
 		}
 	}
+}
+
+func TestFloorPercent(t *testing.T) {
+	const MiB = 1 << 20
+	for _, tc := range []struct {
+		name           string
+		base           int
+		headroom, live int64
+		want           int
+	}{
+		{"off", 50, 0, 2 * MiB, 50},
+		{"collection by percentage off", -1, 32 * MiB, 2 * MiB, -1},
+		// 32 MiB over 2 MiB would be 1600%, but the runtime's 4 MiB × GOGC/100 minimum
+		// would then put the goal at 64 MiB: capped at (2+32)/4 = 850%.
+		{"idle server", 50, 32 * MiB, 2 * MiB, 850},
+		{"below the runtime's own state", 50, 32 * MiB, 1000, 820},
+		{"16 MiB live", 50, 32 * MiB, 16 * MiB, 200},
+		{"rounded down", 50, 32 * MiB, 30 * MiB, 100},
+		{"percentage rules", 50, 32 * MiB, 64 * MiB, 50},
+		{"large heap", 50, 32 * MiB, 8 << 30, 50},
+		{"larger base", 200, 32 * MiB, 20 * MiB, 200},
+	} {
+		if got := floorPercent(tc.base, tc.headroom, tc.live); got != tc.want {
+			t.Errorf("%s: floorPercent(%d, %d, %d) = %d, want %d", tc.name, tc.base, tc.headroom, tc.live, got, tc.want)
+		}
+	}
+}
+
+// TestGCFloorFollowsCollections: once armed, every collection sets the percentage for the
+// live heap it marked, and turning the floor off gives the configured one back.
+func TestGCFloorFollowsCollections(t *testing.T) {
+	gogc := func() uint64 {
+		s := []metrics.Sample{{Name: "/gc/gogc:percent"}}
+		metrics.Read(s)
+		return s[0].Value.Uint64()
+	}
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	var f gcFloor
+	waitFor := func(what string, ok func(uint64) bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			runtime.GC()
+			if ok(gogc()) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: GOGC %d", what, gogc())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	f.set(50, 64<<20)
+	waitFor("with a 64 MiB floor over a test binary's heap", func(p uint64) bool { return p > 100 })
+	// A live heap of ~256 MiB: the percentage rules again.
+	keep := make([][]byte, 256)
+	for i := range keep {
+		keep[i] = make([]byte, 1<<20)
+	}
+	waitFor("with 256 MiB live", func(p uint64) bool { return p == 50 })
+	runtime.KeepAlive(keep)
+	keep = nil
+	waitFor("after it is freed", func(p uint64) bool { return p > 100 })
+	f.set(50, 0)
+	waitFor("floor off", func(p uint64) bool { return p == 50 })
 }
