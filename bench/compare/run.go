@@ -281,6 +281,7 @@ func runServer(srv peers.Server, s Suite, log io.Writer) ServerResult {
 		fail("accounts", err)
 		return res
 	}
+	srv.Enable(peers.FeatureGCAtScale) // bytes per session as at millions of sessions
 	for rep := 0; rep < s.Reps && s.runs("idle"); rep++ {
 		for _, tls := range []bool{false, true} {
 			if !restart(false) {
@@ -300,6 +301,7 @@ func runServer(srv peers.Server, s Suite, log io.Writer) ServerResult {
 			}
 		}
 	}
+	srv.Enable()
 	if s.runs("login") && !restart(false) {
 		return res
 	}
@@ -390,6 +392,7 @@ fast:
 	}
 	// The resume storm and the idle density without stream management at its two sizes,
 	// each on a fresh process (memory slopes start from the same baseline).
+	srv.Enable(peers.FeatureGCAtScale)
 	for rep := 0; rep < s.Reps && s.runs("resume"); rep++ {
 		rc := s.resumeConfig()
 		rc.RampRate = s.IdleRate
@@ -426,6 +429,7 @@ fast:
 			return res
 		}
 	}
+	srv.Enable()
 	// The groupchat fan-out on a fresh process.
 	for rep := 0; rep < s.Reps && s.runs("muc"); rep++ {
 		if !restart(false) {

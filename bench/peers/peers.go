@@ -65,10 +65,16 @@ const (
 	// FeatureNoArchive turns archiving off where it is on by default (Vireo), for the
 	// plain reference the archive scenario measures its cost against.
 	FeatureNoArchive = "no-mam"
+	// FeatureGCAtScale runs the collector as it runs with millions of sessions, for the
+	// scenarios that measure bytes per session: Vireo's headroom floor
+	// (runtime.gc_min_headroom) is off, because at the bench's 2,000 to 16,000 sessions it
+	// would be larger than gc_percent of the live heap and keep the collector's proportional
+	// headroom out of the slope, which a node with millions of sessions pays.
+	FeatureGCAtScale = "gc-at-scale"
 )
 
 // features is the set Enable keeps, for the config templates.
-type features struct{ mam, pep, noMAM bool }
+type features struct{ mam, pep, noMAM, atScale bool }
 
 func (f *features) Enable(names ...string) {
 	*f = features{}
@@ -80,11 +86,15 @@ func (f *features) Enable(names ...string) {
 			f.pep = true
 		case FeatureNoArchive:
 			f.noMAM = true
+		case FeatureGCAtScale:
+			f.atScale = true
 		}
 	}
 }
 
-func (f features) vars(m map[string]any) { m["MAM"], m["PEP"], m["NoMAM"] = f.mam, f.pep, f.noMAM }
+func (f features) vars(m map[string]any) {
+	m["MAM"], m["PEP"], m["NoMAM"], m["GCAtScale"] = f.mam, f.pep, f.noMAM, f.atScale
+}
 
 // Env is what the servers share: a work directory and the certificate.
 type Env struct {
