@@ -313,9 +313,9 @@ func TestEnableRendersOptionalModules(t *testing.T) {
 			FeaturePEP: {"  mod_caps: {}\n", "  mod_pubsub:\n    plugins:\n      - flat\n      - pep\n", "  mod_shared_roster: {}\n", "  mod_admin_extra: {}\n"}}},
 		{"vireo", vireoConf, nil},
 	} {
-		for _, on := range [][]string{nil, {FeatureMAM}, {FeaturePEP}, {FeatureNoArchive}, {FeatureMAM, FeaturePEP}, nil} {
+		for _, on := range [][]string{nil, {FeatureMAM}, {FeaturePEP}, {FeatureNoArchive}, {FeatureMAM, FeaturePEP}, {FeatureGCAtScale}, nil} {
 			var f features
-			f.Enable(FeatureMAM, FeaturePEP, FeatureNoArchive) // what the last scenario left
+			f.Enable(FeatureMAM, FeaturePEP, FeatureNoArchive, FeatureGCAtScale) // what the last scenario left
 			f.Enable(on...)
 			m := ports{plain: 1, tls: 2, web: 3, webTLS: 4}.vars()
 			m["Dir"], m["Cert"], m["Key"], m["Domain"], m["IP"] = "/d", "/c", "/k", Domain, "127.0.0.1"
@@ -340,6 +340,9 @@ func TestEnableRendersOptionalModules(t *testing.T) {
 				}
 				if got := c.DisabledModules(); slices.Contains(on, FeatureMAM) == slices.Contains(got, "mam") {
 					t.Errorf("vireo with %v: disabled modules %v", on, got)
+				}
+				if floorOff := c.Runtime.GCMinHeadroom == "0"; floorOff != slices.Contains(on, FeatureGCAtScale) {
+					t.Errorf("vireo with %v: gc_min_headroom %q", on, c.Runtime.GCMinHeadroom)
 				}
 			}
 		}
