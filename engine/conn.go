@@ -692,6 +692,13 @@ func flushOutbox(gc gnet.Conn, err error) error {
 		return nil
 	}
 	c.closing.lock()
+	if c.closing.v.Load()&(bOutLater|bOutClose) == bOutLater {
+		// A flush queued before the last one ran finds bytes that arrived since and wait
+		// for the coalescer's tick: they keep waiting (the tick, an urgent write or the
+		// close flushes them).
+		c.closing.unlock()
+		return nil
+	}
 	buf, shut := c.out, c.closing.v.Load()&bOutClose != 0
 	c.out = nil
 	if buf != nil {
