@@ -115,15 +115,11 @@ type gcFloor struct {
 	headroom int64 // bytes; 0: no floor
 	given    int   // the percent last given to the runtime
 	armed    bool
-	sample   []metrics.Sample
 }
 
 func (f *gcFloor) set(base int, headroom int64) {
 	f.mu.Lock()
 	f.base, f.headroom = base, headroom
-	if f.sample == nil {
-		f.sample = []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
-	}
 	arm := !f.armed && headroom > 0 && base >= 0
 	if arm {
 		f.armed = true
@@ -158,10 +154,11 @@ type gcMark struct{ _ [16]byte }
 func (f *gcFloor) apply() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	metrics.Read(f.sample)
+	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}} // once per collection
+	metrics.Read(sample)
 	live := int64(0)
-	if f.sample[0].Value.Kind() == metrics.KindUint64 {
-		live = int64(f.sample[0].Value.Uint64())
+	if sample[0].Value.Kind() == metrics.KindUint64 {
+		live = int64(sample[0].Value.Uint64())
 	}
 	pct := floorPercent(f.base, f.headroom, live)
 	if pct != f.given {
