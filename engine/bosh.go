@@ -338,10 +338,7 @@ func (s *boshSession) Close() error {
 	s.tasks.dead = true
 	s.enqueueLocked(func(gnet.Conn, error) error {
 		c := s.c
-		l := c.l
-		l.mu.Lock()
-		delete(l.conns, c)
-		l.mu.Unlock()
+		c.l.conns.remove(c)
 		c.onClose(nil)
 		return nil
 	})
@@ -535,9 +532,7 @@ func (hc *conn) boshCreate(r httpReq, b boshBody, origin string) {
 	}
 	s.lastReq.Store(time.Now().UnixNano())
 	srv.open.Add(1)
-	hc.l.mu.Lock()
-	hc.l.conns[c] = struct{}{}
-	hc.l.mu.Unlock()
+	hc.l.conns.add(c)
 	srv.boshAdd(s)
 
 	s.mu.Lock()

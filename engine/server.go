@@ -295,7 +295,7 @@ func New(cfg Config) (*Server, error) {
 		if l.DirectTLS && cfg.TLS == nil {
 			return nil, fmt.Errorf("engine: listener %s needs TLS certificates", l.Name)
 		}
-		s.ls = append(s.ls, &listener{srv: s, cfg: l, kind: s.kindFor(l), conns: map[*conn]struct{}{}})
+		s.ls = append(s.ls, &listener{srv: s, cfg: l, kind: s.kindFor(l)})
 	}
 	s.setComponents(&cfg)
 	s.metrics = metrics.NewRegistry(s.counters)
@@ -602,19 +602,13 @@ type listener struct {
 	ln   *net.TCPListener
 	done chan struct{} // closed when the accept loop has returned
 
-	mu    sync.Mutex
-	conns map[*conn]struct{}
+	conns connSet
+	// sweepBuf is one shard of conns at a time, kept between sweeps (only the tick
+	// goroutine sweeps).
+	sweepBuf []*conn
 }
 
-func (l *listener) snapshot() []*conn {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	out := make([]*conn, 0, len(l.conns))
-	for c := range l.conns {
-		out = append(out, c)
-	}
-	return out
-}
+func (l *listener) snapshot() []*conn { return l.conns.snapshot() }
 
 // reactor is the gnet event handler of the server's event loops; a connection's listener
 // travels to OnOpen as its initial context.
@@ -648,9 +642,7 @@ func (r *reactor) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 		c.ws = &wsState{} // before the sweep can see the conn
 	}
 	gc.SetContext(c)
-	l.mu.Lock()
-	l.conns[c] = struct{}{}
-	l.mu.Unlock()
+	l.conns.add(c)
 	s.open.Add(1)
 	if s.stopping.Load() {
 		return nil, gnet.Close
@@ -670,10 +662,7 @@ func (r *reactor) OnClose(gc gnet.Conn, err error) gnet.Action {
 	if !ok {
 		return gnet.None
 	}
-	l := c.l
-	l.mu.Lock()
-	delete(l.conns, c)
-	l.mu.Unlock()
+	c.l.conns.remove(c)
 	c.onClose(err)
 	return gnet.None
 }
