@@ -143,8 +143,8 @@ func Markdown(r Report, plots map[string]string) string {
 	if s.runs("idle") {
 		b.WriteString("## Idle sessions\n\n")
 		fmt.Fprintf(&b, "Authenticated, bound sessions with initial presence, ramped to %v at up to %d logins/s with %d in flight, held 3 s at each size; "+
-			"server RSS and PSS from `/proc/PID`. Bytes per session is the slope between the smallest and the largest size, so the "+
-			"server's fixed footprint drops out. A fresh server process for each run.\n\n", s.IdleSizes, s.IdleRate, s.Conc)
+			"server RSS and PSS from `/proc/PID`. Bytes per session is the least-squares slope of RSS over the sizes, so the "+
+			"server's fixed footprint drops out (a fit over several sizes, since each sample lands at a random point of the server's collection cycle). A fresh server process for each run.\n\n", s.IdleSizes, s.IdleRate, s.Conc)
 		b.WriteString("| server | transport | RSS bytes/session | PSS bytes/session | RSS at the largest size | ramp logins/s | failures |\n|---|---|---|---|---|---|---|\n")
 		for _, sv := range r.Servers {
 			for _, x := range []struct {
@@ -605,12 +605,12 @@ func resumeSection(b *strings.Builder, r Report) {
 		fmt.Fprintf(b, "| %s | %s | %s | %s | **%d** | **%d** | %d | %d |\n", sv.Name, num(float64(d.Sent)), num(float64(d.Delivered)),
 			num(float64(d.AfterResume)), d.Lost, d.Duplicates, d.Misrouted, d.Bounced)
 	}
-	fmt.Fprintf(b, "\nMemory, as RSS slopes like the idle scenario (median run). *Idle with SM*: the storm's sessions before the drop, sampled at %s and %s. "+
-		"*Idle plain*: the idle scenario at the same two sizes without stream management, on a fresh process. *Detached*: sampled after the drop "+
+	fmt.Fprintf(b, "\nMemory, as RSS slopes like the idle scenario (median run). *Idle with SM*: the storm's sessions before the drop, sampled at %s sessions "+
+		"and fitted by least squares. *Idle plain*: the idle scenario at the same sizes and wait without stream management, on a fresh process. *Detached*: sampled after the drop "+
 		"(%s detached) and again after %s more sessions have logged in with stream management and been dropped at once too (%s detached), before "+
 		"anyone reconnects; the probe's new connections can reuse the memory the first drop freed, so to first order the slope is what a detached session keeps. "+
 		"The messages that arrive for detached sessions meanwhile are queued and part of that slope; the last column says how much they were.\n\n",
-		num(float64(rc.Sessions/2)), num(float64(rc.Sessions)), num(float64(rc.Sessions)), num(float64(rc.TopUp)), num(float64(rc.Sessions+rc.TopUp)))
+		sizeList(scenario.ResumeIdleSizes(rc.Sessions)), num(float64(rc.Sessions)), num(float64(rc.TopUp)), num(float64(rc.Sessions+rc.TopUp)))
 	b.WriteString("| server | idle plain B/session | idle with SM B/session | detached B/session | messages queued between the detached samples |\n|---|---|---|---|---|\n")
 	for _, sv := range r.Servers {
 		if len(sv.Resume) == 0 {
@@ -641,4 +641,16 @@ func sum(xs []float64) float64 {
 // oneLine keeps a table cell on one line.
 func oneLine(s string) string {
 	return strings.NewReplacer("\n", " ", "|", "/").Replace(s)
+}
+
+// sizeList writes session counts as "2,500, 5,000 and 7,500".
+func sizeList(ns []int) string {
+	var parts []string
+	for _, n := range ns {
+		parts = append(parts, num(float64(n)))
+	}
+	if len(parts) < 2 {
+		return strings.Join(parts, "")
+	}
+	return strings.Join(parts[:len(parts)-1], ", ") + " and " + parts[len(parts)-1]
 }

@@ -115,7 +115,7 @@ func Quick() Suite {
 
 // Full is the suite the committed results come from.
 func Full() Suite {
-	return Suite{Name: "full", Reps: 3, IdleSizes: []int{2000, 8000, 16000}, IdleRate: 2000, Logins: 5000, LoginsTLS: 3000,
+	return Suite{Name: "full", Reps: 3, IdleSizes: []int{2000, 5500, 9000, 12500, 16000}, IdleRate: 2000, Logins: 5000, LoginsTLS: 3000,
 		Users: 1000, RateStart: 500, RateMax: 256000, StepDuration: 5 * time.Second, P99LimitMs: 100,
 		PresenceUsers: 1000, Contacts: 20, ResumeSessions: 10000, ResumeSenders: 50, ResumeRate: 500, WSIdleSizes: []int{2000, 8000},
 		S2SUsers: 500, S2SRateStart: 500, S2SRateMax: 64000,
@@ -183,7 +183,7 @@ type ServerResult struct {
 	FastUnsupported string                    `json:"fast_unsupported,omitempty"`
 	Search          [][]scenario.MsgResult    `json:"messaging_search"`
 	Presence        []scenario.PresenceResult `json:"presence_storm"`
-	// ResumeIdlePlain is the idle scenario at the resume storm's two sizes without stream
+	// ResumeIdlePlain is the idle scenario at the resume storm's idle sizes without stream
 	// management, on a fresh process: what the storm's idle slope with it compares to.
 	ResumeIdlePlain []scenario.IdleResult   `json:"resume_idle_plain,omitempty"`
 	Resume          []scenario.ResumeResult `json:"resume_storm,omitempty"`
@@ -390,7 +390,7 @@ fast:
 		}
 		o.Close()
 	}
-	// The resume storm and the idle density without stream management at its two sizes,
+	// The resume storm and the idle density without stream management at its idle sizes,
 	// each on a fresh process (memory slopes start from the same baseline).
 	srv.Enable(peers.FeatureGCAtScale)
 	for rep := 0; rep < s.Reps && s.runs("resume"); rep++ {
@@ -413,9 +413,9 @@ fast:
 		if !restart(false) {
 			return res
 		}
-		sizes := []int{rc.Sessions / 2, rc.Sessions}
+		sizes := scenario.ResumeIdleSizes(rc.Sessions)
 		fmt.Fprintf(log, "  %s: idle density without stream management %v (run %d/%d)\n", srv.Name(), sizes, rep+1, s.Reps)
-		ir, err := scenario.Idle(target(false), sizes, s.Conc, s.IdleRate, 3*time.Second)
+		ir, err := scenario.Idle(target(false), sizes, s.Conc, s.IdleRate, scenario.ResumeIdleSettle(rc.Settle))
 		if err != nil {
 			fail("resume idle plain", err)
 			continue

@@ -133,7 +133,7 @@ func wsSection(b *strings.Builder, r Report) {
 	b.WriteString("\n## XMPP over WebSocket (RFC 7395)\n\n")
 	fmt.Fprintf(b, "The idle scenario (authenticated, bound sessions with initial presence, ramped at up to %d logins/s, 3 s hold) at %v "+
 		"over plain TCP, direct TLS, ws:// and wss:// to the same server, each on a freshly started process; bytes per session are the "+
-		"RSS slope between the first and the last size. WebSocket sessions are the generator's own RFC 7395 client (`bench/loadgen/ws.go`): "+
+		"least-squares RSS slope over the sizes. WebSocket sessions are the generator's own RFC 7395 client (`bench/loadgen/ws.go`): "+
 		"HTTP/1.1 upgrade with subprotocol xmpp, one element per masked text frame, at each server's `/xmpp-websocket` on its own HTTP and HTTPS "+
 		"loopback ports (Vireo `[web]`, Prosody `mod_websocket`, ejabberd `ejabberd_http_ws`).\n\n", s.IdleRate, sizes)
 	b.WriteString("| server | TCP plain B/session | ws:// B/session | ws − TCP | direct TLS B/session | wss:// B/session | wss − TLS | failures |\n|---|---|---|---|---|---|---|---|\n")

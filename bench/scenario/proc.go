@@ -86,6 +86,32 @@ func parseStatCPU(b []byte) (time.Duration, error) {
 	return time.Duration(ut+st) * time.Second / clockTick, nil
 }
 
+// FitSlope is the least-squares slope of ys over xs (0 with fewer than two distinct xs).
+// Each memory sample lands at a random point of the server's collection cycle, its heap
+// anywhere between the live data and the collector's goal, so a fit over several sizes
+// moves less from run to run than the slope between two of them.
+func FitSlope(xs, ys []float64) float64 {
+	n := float64(len(xs))
+	if len(xs) < 2 || len(ys) != len(xs) {
+		return 0
+	}
+	var sx, sy float64
+	for i := range xs {
+		sx, sy = sx+xs[i], sy+ys[i]
+	}
+	mx, my := sx/n, sy/n
+	var sxx, sxy float64
+	for i := range xs {
+		dx := xs[i] - mx
+		sxx += dx * dx
+		sxy += dx * (ys[i] - my)
+	}
+	if sxx == 0 {
+		return 0
+	}
+	return sxy / sxx
+}
+
 // Slope returns (y2-y1)/(x2-x1).
 func Slope(x1, y1, x2, y2 float64) float64 {
 	if x2 == x1 {

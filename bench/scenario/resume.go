@@ -50,7 +50,7 @@ type ResumeResult struct {
 	Unsupported string `json:"unsupported,omitempty"`
 
 	// Idle sessions with stream management on (enabled with resumption, initial presence):
-	// the RSS slope between Sessions/2 and Sessions, as in the idle scenario.
+	// the RSS slope fitted over ResumeIdleSizes(Sessions), as in the idle scenario.
 	IdlePoints        []MemPoint `json:"sm_idle_points"`
 	IdleRSSPerSession float64    `json:"sm_idle_rss_bytes_per_session"`
 	IdlePSSPerSession float64    `json:"sm_idle_pss_bytes_per_session"`
@@ -318,10 +318,32 @@ func (t Target) sample(what string, n int) (MemPoint, error) {
 	return MemPoint{Sessions: n, Server: st}, nil
 }
 
-func memSlope(a, b MemPoint) (rss, pss float64) {
-	return Slope(float64(a.Sessions), float64(a.Server.RSS), float64(b.Sessions), float64(b.Server.RSS)),
-		Slope(float64(a.Sessions), float64(a.Server.PSS), float64(b.Sessions), float64(b.Server.PSS))
+func memSlope(ps ...MemPoint) (rss, pss float64) {
+	var xs, rs, ss []float64
+	for _, p := range ps {
+		xs, rs, ss = append(xs, float64(p.Sessions)), append(rs, float64(p.Server.RSS)), append(ss, float64(p.Server.PSS))
+	}
+	return FitSlope(xs, rs), FitSlope(xs, ss)
 }
+
+// ResumeIdleSteps is the number of equal steps by which the resume storm's sessions log
+// in, with a memory sample after each: the idle slope with stream management is fitted
+// over them.
+const ResumeIdleSteps = 4
+
+// ResumeIdleSizes are the session counts at the storm's idle samples (the plain idle
+// reference runs at the same ones).
+func ResumeIdleSizes(n int) []int {
+	out := make([]int, ResumeIdleSteps)
+	for i := range out {
+		out[i] = (i + 1) * n / ResumeIdleSteps
+	}
+	return out
+}
+
+// ResumeIdleSettle is the wait before each of the storm's idle samples, and the plain
+// reference's: past the server's first acknowledgement request.
+func ResumeIdleSettle(settle time.Duration) time.Duration { return max(settle, smIdleSettle) }
 
 // ErrNoResume is ResumeStorm's answer when the server offers no resumable stream management.
 var ErrNoResume = errors.New("scenario: no XEP-0198 resumption")
@@ -330,7 +352,7 @@ var ErrNoResume = errors.New("scenario: no XEP-0198 resumption")
 // the detached-density probe and the next Senders for the senders:
 //
 //  1. the senders log in (no stream management); the N log in, enable stream management
-//     with resumption and send initial presence, in two halves with a memory sample
+//     with resumption and send initial presence, in ResumeIdleSteps steps with a memory sample
 //     after each (idle bytes per session with stream management);
 //  2. the senders start: Rate messages per second to the N in turn, each with a unique
 //     id; after Lead every one of the N connections is closed at once, without a stream
@@ -372,7 +394,7 @@ func ResumeStorm(t Target, c ResumeConfig) (ResumeResult, error) {
 		}
 	}
 
-	// 1. Senders, then the N in two halves.
+	// 1. Senders, then the N in ResumeIdleSteps steps.
 	sendFrom := n + c.TopUp
 	senders, fails, err := t.dialMany(sendFrom, sendFrom+c.Senders, c.Conc, 0, "sender", true)
 	if fails > 0 {
@@ -402,7 +424,10 @@ func ResumeStorm(t Target, c ResumeConfig) (ResumeResult, error) {
 	var readWG sync.WaitGroup
 	// Whatever way the run ends, no session is left open; closing one twice is harmless.
 	defer func() { endAll(ss, &readWG) }()
-	for _, half := range [][2]int{{0, n / 2}, {n / 2, n}} {
+	from := 0
+	for _, to := range ResumeIdleSizes(n) {
+		half := [2]int{from, to}
+		from = to
 		got, fails, err := t.dialManyWith(half[0], half[1], c.Conc, c.RampRate, "rs", enableSM)
 		copy(ss[half[0]:], got)
 		r.LoginFailures += fails
@@ -421,14 +446,14 @@ func ResumeStorm(t Target, c ResumeConfig) (ResumeResult, error) {
 				go stormReader(k, i, ss[i], false, &readWG)
 			}
 		}
-		time.Sleep(max(c.Settle, smIdleSettle))
+		time.Sleep(ResumeIdleSettle(c.Settle))
 		p, err := t.sample("idle sessions with stream management", half[1]-r.LoginFailures)
 		if err != nil {
 			return r, err
 		}
 		r.IdlePoints = append(r.IdlePoints, p)
 	}
-	r.IdleRSSPerSession, r.IdlePSSPerSession = memSlope(r.IdlePoints[0], r.IdlePoints[1])
+	r.IdleRSSPerSession, r.IdlePSSPerSession = memSlope(r.IdlePoints...)
 	jids := make([]string, n)
 	var targets []int // the sessions that logged in
 	for i, s := range ss {

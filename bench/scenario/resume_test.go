@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -143,6 +144,15 @@ func TestMemSlope(t *testing.T) {
 	if rss, pss := memSlope(a, b); rss != 2048 || pss != 1024 {
 		t.Fatalf("slope %v %v", rss, pss)
 	}
+	// A middle sample above the line pulls the fit less than it would a two-point slope.
+	m := MemPoint{Sessions: 7500}
+	m.Server.RSS, m.Server.PSS = 40<<20+2500*2048+1<<20, 38<<20+2500*1024
+	if rss, pss := memSlope(a, m, b); rss != 2048 || pss != 1024 {
+		t.Fatalf("fitted slope %v %v, want 2048 1024", rss, pss)
+	}
+	if got := ResumeIdleSizes(10000); !slices.Equal(got, []int{2500, 5000, 7500, 10000}) {
+		t.Fatalf("ResumeIdleSizes(10000) = %v", got)
+	}
 }
 
 func TestFirstErrorKeepsTheFirstOfAnyType(t *testing.T) {
@@ -183,7 +193,7 @@ func TestResumeStormSmall(t *testing.T) {
 	if d.Sent < 100 || d.Delivered != d.Sent || d.Lost != 0 || d.Duplicates != 0 || d.Misrouted != 0 || d.Bounced != 0 || d.AfterResume == 0 {
 		t.Fatalf("delivery %+v", d)
 	}
-	if len(r.IdlePoints) != 2 || len(r.DetachedPoints) != 2 || r.DetachedPoints[1].Sessions != n+topUp || r.ResumesPerSecond <= 0 {
+	if len(r.IdlePoints) != ResumeIdleSteps || len(r.DetachedPoints) != 2 || r.DetachedPoints[1].Sessions != n+topUp || r.ResumesPerSecond <= 0 {
 		t.Fatalf("result %+v", r)
 	}
 }

@@ -172,8 +172,8 @@ type IdleResult struct {
 
 // Idle ramps to each size in sizes at up to rate logins per second (0: as fast as conc
 // logins in flight allow), each session sending initial presence, holds for settle,
-// samples the server, and reports bytes per session as the slope between the first and
-// last size.
+// samples the server, and reports bytes per session as the least-squares slope over the
+// sizes (FitSlope).
 func Idle(t Target, sizes []int, conc, rate int, settle time.Duration) (IdleResult, error) {
 	var r IdleResult
 	var all []*loadgen.Session
@@ -201,12 +201,12 @@ func Idle(t Target, sizes []int, conc, rate int, settle time.Duration) (IdleResu
 		t.logf("  %s: %d idle sessions, server RSS %.1f MiB PSS %.1f MiB (generator RSS %.1f MiB)", t.Name, up,
 			float64(st.RSS)/(1<<20), float64(st.PSS)/(1<<20), float64(gen.RSS)/(1<<20))
 	}
-	if len(r.Points) >= 2 {
-		a, b := r.Points[0], r.Points[len(r.Points)-1]
-		r.RSSPerSession = Slope(float64(a.Sessions), float64(a.Server.RSS), float64(b.Sessions), float64(b.Server.RSS))
-		r.PSSPerSession = Slope(float64(a.Sessions), float64(a.Server.PSS), float64(b.Sessions), float64(b.Server.PSS))
-		r.GenRSSPerSession = Slope(float64(a.Sessions), float64(a.Generator.RSS), float64(b.Sessions), float64(b.Generator.RSS))
+	var xs, rss, pss, gen []float64
+	for _, p := range r.Points {
+		xs = append(xs, float64(p.Sessions))
+		rss, pss, gen = append(rss, float64(p.Server.RSS)), append(pss, float64(p.Server.PSS)), append(gen, float64(p.Generator.RSS))
 	}
+	r.RSSPerSession, r.PSSPerSession, r.GenRSSPerSession = FitSlope(xs, rss), FitSlope(xs, pss), FitSlope(xs, gen)
 	if rampTime > 0 {
 		r.LoginsPerSecond = float64(have) / rampTime.Seconds()
 	}

@@ -1,6 +1,7 @@
 package scenario
 
 import (
+	"math"
 	"testing"
 	"time"
 )
@@ -21,6 +22,28 @@ func TestQuantile(t *testing.T) {
 	var empty Histogram
 	if empty.Quantile(0.5) != 0 {
 		t.Fatal("empty histogram")
+	}
+}
+
+func TestFitSlope(t *testing.T) {
+	tests := []struct {
+		name   string
+		xs, ys []float64
+		want   float64
+	}{
+		{"two points: the slope between them", []float64{2000, 16000}, []float64{10e6, 38e6}, 2000},
+		{"on a line", []float64{1, 2, 3, 4}, []float64{10, 12, 14, 16}, 2},
+		{"noise around a line", []float64{1, 2, 3, 4}, []float64{11, 11, 15, 15}, 1.6},
+		{"one point", []float64{5}, []float64{9}, 0},
+		{"no spread in x", []float64{3, 3, 3}, []float64{1, 2, 3}, 0},
+		{"lengths differ", []float64{1, 2}, []float64{1}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := FitSlope(tt.xs, tt.ys); math.Abs(got-tt.want) > 1e-9 {
+				t.Fatalf("FitSlope = %v, want %v", got, tt.want)
+			}
+		})
 	}
 }
 
