@@ -5,6 +5,7 @@
 package compare
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -415,7 +416,7 @@ fast:
 		}
 		sizes := scenario.ResumeIdleSizes(rc.Sessions)
 		fmt.Fprintf(log, "  %s: idle density without stream management %v (run %d/%d)\n", srv.Name(), sizes, rep+1, s.Reps)
-		ir, err := scenario.Idle(target(false), sizes, s.Conc, s.IdleRate, scenario.ResumeIdleSettle(rc.Settle))
+		ir, err := scenario.Idle(target(false), sizes, s.Conc, s.IdleRate, cmp.Or(rc.IdleSettle, scenario.DefaultIdleSettle))
 		if err != nil {
 			fail("resume idle plain", err)
 			continue

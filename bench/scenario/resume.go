@@ -27,12 +27,14 @@ type ResumeConfig struct {
 	// like the idle scenario's ramp.
 	RampRate int
 	Settle   time.Duration // wait before each memory sample (default 3 s)
+	// IdleSettle is the wait before each sample of the idle sessions (default 7 s): past
+	// the server's first acknowledgement request, until which it rightly keeps copies
+	// of the presence echo and the roster (Vireo asks 1 s after unacknowledged stanzas;
+	// peers within seconds too).
+	IdleSettle time.Duration
 	Lead     time.Duration // traffic before the drop (default 1 s)
 	Tail     time.Duration // traffic after the last <resumed/> (default 1 s)
 }
-
-// smIdleSettle is the least wait before sampling idle stream-management sessions.
-const smIdleSettle = 7 * time.Second
 
 // MemPoint is a memory sample at a count of sessions.
 type MemPoint struct {
@@ -329,7 +331,10 @@ func memSlope(ps ...MemPoint) (rss, pss float64) {
 // ResumeIdleSteps is the number of equal steps by which the resume storm's sessions log
 // in, with a memory sample after each: the idle slope with stream management is fitted
 // over them.
-const ResumeIdleSteps = 4
+const ResumeIdleSteps = 8
+
+// DefaultIdleSettle is ResumeConfig.IdleSettle's default.
+const DefaultIdleSettle = 7 * time.Second
 
 // ResumeIdleSizes are the session counts at the storm's idle samples (the plain idle
 // reference runs at the same ones).
@@ -341,9 +346,6 @@ func ResumeIdleSizes(n int) []int {
 	return out
 }
 
-// ResumeIdleSettle is the wait before each of the storm's idle samples, and the plain
-// reference's: past the server's first acknowledgement request.
-func ResumeIdleSettle(settle time.Duration) time.Duration { return max(settle, smIdleSettle) }
 
 // ErrNoResume is ResumeStorm's answer when the server offers no resumable stream management.
 var ErrNoResume = errors.New("scenario: no XEP-0198 resumption")
@@ -370,6 +372,9 @@ func ResumeStorm(t Target, c ResumeConfig) (ResumeResult, error) {
 	}
 	if c.Settle <= 0 {
 		c.Settle = 3 * time.Second
+	}
+	if c.IdleSettle <= 0 {
+		c.IdleSettle = DefaultIdleSettle
 	}
 	if c.Lead <= 0 {
 		c.Lead = time.Second
@@ -446,7 +451,7 @@ func ResumeStorm(t Target, c ResumeConfig) (ResumeResult, error) {
 				go stormReader(k, i, ss[i], false, &readWG)
 			}
 		}
-		time.Sleep(ResumeIdleSettle(c.Settle))
+		time.Sleep(c.IdleSettle)
 		p, err := t.sample("idle sessions with stream management", half[1]-r.LoginFailures)
 		if err != nil {
 			return r, err

@@ -150,7 +150,7 @@ func TestMemSlope(t *testing.T) {
 	if rss, pss := memSlope(a, m, b); rss != 2048 || pss != 1024 {
 		t.Fatalf("fitted slope %v %v, want 2048 1024", rss, pss)
 	}
-	if got := ResumeIdleSizes(10000); !slices.Equal(got, []int{2500, 5000, 7500, 10000}) {
+	if got := ResumeIdleSizes(10000); !slices.Equal(got, []int{1250, 2500, 3750, 5000, 6250, 7500, 8750, 10000}) {
 		t.Fatalf("ResumeIdleSizes(10000) = %v", got)
 	}
 }
@@ -182,7 +182,7 @@ func TestResumeStormSmall(t *testing.T) {
 	}
 	tg := Target{Name: "vireotest", Cfg: cfg, Prefix: "u", Password: "pw", PID: os.Getpid()}
 	r, err := ResumeStorm(tg, ResumeConfig{Sessions: n, TopUp: topUp, Senders: senders, Rate: 400, Conc: 8,
-		Settle: 100 * time.Millisecond, Lead: 300 * time.Millisecond, Tail: 200 * time.Millisecond})
+		Settle: 100 * time.Millisecond, IdleSettle: 500 * time.Millisecond, Lead: 300 * time.Millisecond, Tail: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
