@@ -45,7 +45,7 @@ func steps(rates ...float64) []scenario.MsgResult {
 // sample is a report shaped like a real one, with three runs that disagree.
 func sample() Report {
 	idle := func(perSession float64) scenario.IdleResult {
-		r := scenario.IdleResult{RSSPerSession: perSession, PSSPerSession: perSession}
+		r := scenario.IdleResult{RSSPerSession: perSession, PSSPerSession: perSession, LiveHeapPerSession: perSession / 4}
 		for _, n := range []int{1000, 4000} {
 			p := scenario.IdlePoint{Sessions: n}
 			p.Server.RSS = int64(10<<20 + float64(n)*perSession)
@@ -58,7 +58,7 @@ func sample() Report {
 	}
 	resume := func(rate float64, lost int64) scenario.ResumeResult {
 		return scenario.ResumeResult{Sessions: 2000, ResumesPerSecond: rate, ServerCPUPerResume: 1e6 / rate, P50ms: 20, P99ms: 40,
-			IdleRSSPerSession: 2800, DetachedRSSPerSession: 1900, QueuedBetween: 700, QueuedBytesBetween: 70 << 10, DetachedSeconds: 6.5,
+			IdleRSSPerSession: 2800, IdleLiveHeapPerSession: 600, DetachedRSSPerSession: 1900, QueuedBetween: 700, QueuedBytesBetween: 70 << 10, DetachedSeconds: 6.5,
 			Delivery: scenario.Delivery{Sent: 1000, Delivered: 1000 - lost, AfterResume: 900, Lost: lost}}
 	}
 	fast := func(legacy, sasl2, fst float64) scenario.FastResult {
@@ -89,7 +89,7 @@ func sample() Report {
 func TestMarkdownQuotesMedians(t *testing.T) {
 	md := Markdown(sample(), map[string]string{"messaging": "m.png"})
 	for _, want := range []string{
-		"| alpha | plain | **2,000** (1,800–2,600)", // median of three idle runs, with the range
+		"| alpha | plain | **2,000** (1,800–2,600) | 2,000 (1,800–2,600) | 500 (450–650) |", // median of three idle runs, with the range; live heap
 		"| alpha | plain | **4,000** (3,000–5,000)", // median login rate
 		"| alpha | **2,000** (1,000–4,000)",         // highest passing rate of the median search run
 		"| beta | TLS 1.3 | — |",                    // no TLS run: a dash, not a zero
@@ -100,7 +100,8 @@ func TestMarkdownQuotesMedians(t *testing.T) {
 		"| alpha | **2,000** (1,000–4,000) | 500 (250–1,000) |",              // median resumes/s and CPU per resume
 		"| beta | not supported here: server sent <failed/> no resumption |", // a reason, not a number
 		"| alpha | 3,000 | 2,998 | 2,700 | **2** | **0** |",                  // delivery summed over the runs
-		"| alpha | 2,100 | **2,800** (2,800–2,800) | **1,900** (1,900–1,900) | 700 (70.0 KiB) |",
+		"| alpha | 2,100 | **2,800** (2,800–2,800) | +700 | **1,900** (1,900–1,900) | 700 (70.0 KiB) |", // SM above plain: the one paired run
+		"alpha's live heap (`go_gc_heap_live_bytes`, fitted over the same samples) with stream management above without, each run: +75 bytes per session.",
 		"## FAST logins (XEP-0484) next to SCRAM",
 		"| alpha | plain | legacy SCRAM-SHA-1 | **3,000** (2,800–3,200) | **333** (312–357) |",
 		"| alpha | plain | FAST HT-SHA-256-NONE + Bind2 | **8,000** (6,000–8,000) | **125** (125–167) |",

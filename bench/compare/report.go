@@ -145,14 +145,17 @@ func Markdown(r Report, plots map[string]string) string {
 		fmt.Fprintf(&b, "Authenticated, bound sessions with initial presence, ramped to %v at up to %d logins/s with %d in flight, held 3 s at each size; "+
 			"server RSS and PSS from `/proc/PID`. Bytes per session is the least-squares slope of RSS over the sizes, so the "+
 			"server's fixed footprint drops out (a fit over several sizes, since each sample lands at a random point of the server's collection cycle). A fresh server process for each run.\n\n", s.IdleSizes, s.IdleRate, s.Conc)
-		b.WriteString("| server | transport | RSS bytes/session | PSS bytes/session | RSS at the largest size | ramp logins/s | failures |\n|---|---|---|---|---|---|---|\n")
+		b.WriteString("*Live heap* is what the server's last collection found reachable (Vireo's `go_gc_heap_live_bytes`, scraped with each sample; " +
+			"— for a server that does not report it): the RSS slope is that plus the collector's headroom (`gc_percent = 50` here), memory freed but not yet " +
+			"returned to the kernel, and buffers the login ramp left in pools.\n\n")
+		b.WriteString("| server | transport | RSS bytes/session | PSS bytes/session | live heap bytes/session | RSS at the largest size | ramp logins/s | failures |\n|---|---|---|---|---|---|---|---|\n")
 		for _, sv := range r.Servers {
 			for _, x := range []struct {
 				name string
 				rs   []scenario.IdleResult
 			}{{"plain", sv.IdlePlain}, {"TLS 1.3", sv.IdleTLS}} {
 				if len(x.rs) == 0 {
-					fmt.Fprintf(&b, "| %s | %s | — | — | — | — | — |\n", sv.Name, x.name)
+					fmt.Fprintf(&b, "| %s | %s | — | — | — | — | — | — |\n", sv.Name, x.name)
 					continue
 				}
 				rss := collect(x.rs, func(i scenario.IdleResult) float64 { return i.RSSPerSession })
@@ -160,8 +163,9 @@ func Markdown(r Report, plots map[string]string) string {
 				top := collect(x.rs, func(i scenario.IdleResult) float64 { return float64(i.Points[len(i.Points)-1].Server.RSS) / (1 << 20) })
 				ramp := collect(x.rs, func(i scenario.IdleResult) float64 { return i.LoginsPerSecond })
 				fails := collect(x.rs, func(i scenario.IdleResult) float64 { return float64(i.Failures) })
-				fmt.Fprintf(&b, "| %s | %s | **%s**%s | %s%s | %s MiB | %s | %.0f |\n", sv.Name, x.name, num(median(rss)), spread(rss),
-					num(median(pss)), spread(pss), num(median(top)), num(median(ramp)), slices.Max(fails))
+				live := collect(x.rs, func(i scenario.IdleResult) float64 { return i.LiveHeapPerSession })
+				fmt.Fprintf(&b, "| %s | %s | **%s**%s | %s%s | %s | %s MiB | %s | %.0f |\n", sv.Name, x.name, num(median(rss)), spread(rss),
+					num(median(pss)), spread(pss), medianOrDash(live), num(median(top)), num(median(ramp)), slices.Max(fails))
 			}
 		}
 		for _, k := range []string{"idle_plain", "idle_tls"} {
@@ -611,7 +615,7 @@ func resumeSection(b *strings.Builder, r Report) {
 		"anyone reconnects; the probe's new connections can reuse the memory the first drop freed, so to first order the slope is what a detached session keeps. "+
 		"The messages that arrive for detached sessions meanwhile are queued and part of that slope; the last column says how much they were.\n\n",
 		sizeList(scenario.ResumeIdleSizes(rc.Sessions)), num(float64(rc.Sessions)), num(float64(rc.TopUp)), num(float64(rc.Sessions+rc.TopUp)))
-	b.WriteString("| server | idle plain B/session | idle with SM B/session | detached B/session | messages queued between the detached samples |\n|---|---|---|---|---|\n")
+	b.WriteString("| server | idle plain B/session | idle with SM B/session | SM − plain, each run | detached B/session | messages queued between the detached samples |\n|---|---|---|---|---|---|\n")
 	for _, sv := range r.Servers {
 		if len(sv.Resume) == 0 {
 			continue
@@ -625,9 +629,43 @@ func resumeSection(b *strings.Builder, r Report) {
 		det := collect(sv.Resume, func(x scenario.ResumeResult) float64 { return x.DetachedRSSPerSession })
 		q := collect(sv.Resume, func(x scenario.ResumeResult) float64 { return float64(x.QueuedBetween) })
 		qb := collect(sv.Resume, func(x scenario.ResumeResult) float64 { return float64(x.QueuedBytesBetween) })
-		fmt.Fprintf(b, "| %s | %s | **%s**%s | **%s**%s | %s (%s KiB) |\n", sv.Name, plain, num(median(idle)), spread(idle), num(median(det)), spread(det),
-			num(median(q)), num(median(qb)/1024))
+		fmt.Fprintf(b, "| %s | %s | **%s**%s | %s | **%s**%s | %s (%s KiB) |\n", sv.Name, plain, num(median(idle)), spread(idle),
+			perRun(sv.Resume, sv.ResumeIdlePlain, func(x scenario.ResumeResult) float64 { return x.IdleRSSPerSession },
+				func(i scenario.IdleResult) float64 { return i.RSSPerSession }),
+			num(median(det)), spread(det), num(median(q)), num(median(qb)/1024))
 	}
+	for _, sv := range r.Servers {
+		if live := perRun(sv.Resume, sv.ResumeIdlePlain, func(x scenario.ResumeResult) float64 { return x.IdleLiveHeapPerSession },
+			func(i scenario.IdleResult) float64 { return i.LiveHeapPerSession }); live != "—" {
+			fmt.Fprintf(b, "\n%s's live heap (`go_gc_heap_live_bytes`, fitted over the same samples) with stream management above without, each run: %s bytes per session.\n", sv.Name, live)
+		}
+	}
+}
+
+// perRun lists, run by run, what a resume run's idle figure is above the plain idle run
+// that followed it on the same machine state ("+96, +201, …"); "—" when either is
+// missing.
+func perRun(rs []scenario.ResumeResult, ps []scenario.IdleResult, sm func(scenario.ResumeResult) float64, plain func(scenario.IdleResult) float64) string {
+	var parts []string
+	for i := range min(len(rs), len(ps)) {
+		a, b := sm(rs[i]), plain(ps[i])
+		if a == 0 || b == 0 {
+			return "—"
+		}
+		parts = append(parts, fmt.Sprintf("%+.0f", a-b))
+	}
+	if len(parts) == 0 {
+		return "—"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// medianOrDash is the median of xs, or "—" when any is missing (0).
+func medianOrDash(xs []float64) string {
+	if len(xs) == 0 || slices.Contains(xs, 0) {
+		return "—"
+	}
+	return num(median(xs)) + spread(xs)
 }
 
 func sum(xs []float64) float64 {

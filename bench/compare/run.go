@@ -258,8 +258,12 @@ func runServer(srv peers.Server, s Suite, log io.Writer) ServerResult {
 		if tls {
 			mode = loadgen.DirectTLS
 		}
-		return scenario.Target{Name: srv.Name(), Prefix: "user", Password: peers.Password, PID: srv.PID(), SourceIPs: s.SourceIPs, Log: log,
+		t := scenario.Target{Name: srv.Name(), Prefix: "user", Password: peers.Password, PID: srv.PID(), SourceIPs: s.SourceIPs, Log: log,
 			Cfg: loadgen.Config{Addr: srv.Addr(tls), Domain: peers.Domain, Mode: mode, Mechanism: "SCRAM-SHA-1", ClassicKeyExchange: s.ClassicTLS}}
+		if hr, ok := srv.(peers.HeapReporter); ok {
+			t.LiveHeap = hr.LiveHeap
+		}
+		return t
 	}
 	// Each idle run gets a freshly started server, so the memory curve starts from the
 	// same baseline every time.

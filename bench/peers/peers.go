@@ -56,6 +56,13 @@ type Server interface {
 	Enable(features ...string)
 }
 
+// HeapReporter is a server that reports the heap its last garbage collection found
+// reachable (Vireo's go_gc_heap_live_bytes at /metrics): a per-session figure that does
+// not move with the collector's cycle as RSS does.
+type HeapReporter interface {
+	LiveHeap() (int64, error)
+}
+
 // Optional features: Prosody and ejabberd load them only for the scenario that measures
 // them (-only mam, -only pep), so that archiving and PEP cost nothing in the other
 // scenarios' figures. Vireo has both on in every scenario (its defaults).

@@ -229,7 +229,34 @@ func TestServersServeTheBench(t *testing.T) {
 				a.Close()
 				b.Close()
 			}
+			if hr, ok := srv.(HeapReporter); ok {
+				// Exported and sane (0 until the first collection has run).
+				if live, err := hr.LiveHeap(); err != nil || live < 0 || live > 1<<30 {
+					t.Fatalf("LiveHeap = %d, %v", live, err)
+				}
+			} else if name == "vireo" {
+				t.Fatal("vireo reports no live heap")
+			}
 		})
+	}
+}
+
+func TestLiveHeapParse(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int64
+		ok   bool
+	}{
+		{"# HELP go_gc_heap_live_bytes x\n# TYPE go_gc_heap_live_bytes gauge\ngo_gc_heap_live_bytes 1.2345e+07\ngo_goroutines 9\n", 12345000, true},
+		{"go_gc_heap_live_bytes_total 5\ngo_gc_heap_live_bytes 42\n", 42, true},
+		{"go_goroutines 9\n", 0, false},
+		{"go_gc_heap_live_bytes x\n", 0, false},
+	}
+	for _, tt := range tests {
+		got, err := liveHeap(strings.NewReader(tt.in))
+		if (err == nil) != tt.ok || got != tt.want {
+			t.Errorf("liveHeap(%q) = %d, %v; want %d, ok %v", tt.in, got, err, tt.want, tt.ok)
+		}
 	}
 }
 

@@ -1,10 +1,13 @@
 package peers
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"maps"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -90,6 +93,41 @@ func (v *vireo) Addr(tls bool) string {
 // WebSocket is the ws:// or wss:// endpoint on the instance's address.
 func (v *vireo) WebSocket(tls bool) (string, string) {
 	return net.JoinHostPort(v.host(), strconv.Itoa(map[bool]int{false: v.web, true: v.webTLS}[tls])), WSPath
+}
+
+// LiveHeap implements HeapReporter: a scrape of /metrics on the plain web listener
+// (loopback is in the default metrics_allow).
+func (v *vireo) LiveHeap() (int64, error) {
+	addr, _ := v.WebSocket(false)
+	cl := http.Client{Timeout: 10 * time.Second}
+	resp, err := cl.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("peers: GET /metrics: %s", resp.Status)
+	}
+	return liveHeap(resp.Body)
+}
+
+// liveHeap finds go_gc_heap_live_bytes in a Prometheus text exposition.
+func liveHeap(r io.Reader) (int64, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "go_gc_heap_live_bytes "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				return 0, fmt.Errorf("peers: go_gc_heap_live_bytes %q: %w", v, err)
+			}
+			return int64(f), nil
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return 0, err
+	}
+	return 0, fmt.Errorf("peers: no go_gc_heap_live_bytes at /metrics")
 }
 
 func (v *vireo) Name() string {

@@ -32,14 +32,15 @@ type ResumeConfig struct {
 	// of the presence echo and the roster (Vireo asks 1 s after unacknowledged stanzas;
 	// peers within seconds too).
 	IdleSettle time.Duration
-	Lead     time.Duration // traffic before the drop (default 1 s)
-	Tail     time.Duration // traffic after the last <resumed/> (default 1 s)
+	Lead       time.Duration // traffic before the drop (default 1 s)
+	Tail       time.Duration // traffic after the last <resumed/> (default 1 s)
 }
 
 // MemPoint is a memory sample at a count of sessions.
 type MemPoint struct {
 	Sessions int      `json:"sessions"`
 	Server   ProcStat `json:"server"`
+	LiveHeap int64    `json:"server_live_heap_bytes,omitempty"` // Target.LiveHeap, 0 if none
 }
 
 // ResumeResult is the resume-storm result.
@@ -56,7 +57,10 @@ type ResumeResult struct {
 	IdlePoints        []MemPoint `json:"sm_idle_points"`
 	IdleRSSPerSession float64    `json:"sm_idle_rss_bytes_per_session"`
 	IdlePSSPerSession float64    `json:"sm_idle_pss_bytes_per_session"`
-	LoginFailures     int        `json:"login_failures"`
+	// IdleLiveHeapPerSession is the live heap's slope over the same samples, where the
+	// server reports it.
+	IdleLiveHeapPerSession float64 `json:"sm_idle_live_heap_bytes_per_session,omitempty"`
+	LoginFailures          int     `json:"login_failures"`
 
 	// Detached sessions: samples after the drop of the N and after the drop of TopUp more,
 	// before any reconnect; the slope between them. Messages keep arriving for the N
@@ -317,7 +321,7 @@ func (t Target) sample(what string, n int) (MemPoint, error) {
 		return MemPoint{}, err
 	}
 	t.logf("  %s: %d %s, server RSS %.1f MiB PSS %.1f MiB", t.Name, n, what, float64(st.RSS)/(1<<20), float64(st.PSS)/(1<<20))
-	return MemPoint{Sessions: n, Server: st}, nil
+	return MemPoint{Sessions: n, Server: st, LiveHeap: t.liveHeap()}, nil
 }
 
 func memSlope(ps ...MemPoint) (rss, pss float64) {
@@ -345,7 +349,6 @@ func ResumeIdleSizes(n int) []int {
 	}
 	return out
 }
-
 
 // ErrNoResume is ResumeStorm's answer when the server offers no resumable stream management.
 var ErrNoResume = errors.New("scenario: no XEP-0198 resumption")
@@ -459,6 +462,12 @@ func ResumeStorm(t Target, c ResumeConfig) (ResumeResult, error) {
 		r.IdlePoints = append(r.IdlePoints, p)
 	}
 	r.IdleRSSPerSession, r.IdlePSSPerSession = memSlope(r.IdlePoints...)
+	var ns []int
+	var live []int64
+	for _, p := range r.IdlePoints {
+		ns, live = append(ns, p.Sessions), append(live, p.LiveHeap)
+	}
+	r.IdleLiveHeapPerSession = liveSlope(ns, live)
 	jids := make([]string, n)
 	var targets []int // the sessions that logged in
 	for i, s := range ss {

@@ -26,6 +26,34 @@ type Target struct {
 	// single source address runs out of ephemeral ports.
 	SourceIPs int
 	Log       io.Writer
+	// LiveHeap, when set, reads the heap the server's last collection found reachable;
+	// memory samples carry it beside RSS.
+	LiveHeap func() (int64, error)
+}
+
+// liveHeap is t.LiveHeap's reading, 0 when there is none.
+func (t Target) liveHeap() int64 {
+	if t.LiveHeap == nil {
+		return 0
+	}
+	n, err := t.LiveHeap()
+	if err != nil {
+		t.logf("  %s: live heap: %v", t.Name, err)
+		return 0
+	}
+	return n
+}
+
+// liveSlope fits live heap over sessions when every sample has it.
+func liveSlope(sessions []int, live []int64) float64 {
+	var xs, ys []float64
+	for i, l := range live {
+		if l <= 0 {
+			return 0
+		}
+		xs, ys = append(xs, float64(sessions[i])), append(ys, float64(l))
+	}
+	return FitSlope(xs, ys)
 }
 
 func (t Target) cfgFor(i int) loadgen.Config {
@@ -156,6 +184,8 @@ type IdlePoint struct {
 	Sessions  int      `json:"sessions"`
 	Server    ProcStat `json:"server"`
 	Generator ProcStat `json:"generator"`
+	// LiveHeap is the server's live heap (Target.LiveHeap), 0 if it reports none.
+	LiveHeap int64 `json:"server_live_heap_bytes,omitempty"`
 }
 
 // IdleResult is the idle-density result: memory at each size and the slope.
@@ -166,8 +196,10 @@ type IdleResult struct {
 	// GenRSSPerSession is the generator's RSS slope: indicative only, as it moves with
 	// the generator's garbage collection (it can come out negative).
 	GenRSSPerSession float64 `json:"generator_rss_bytes_per_session"`
-	Failures         int     `json:"failures"`
-	LoginsPerSecond  float64 `json:"ramp_logins_per_second"`
+	// LiveHeapPerSession is the live heap's slope, where the server reports it.
+	LiveHeapPerSession float64 `json:"live_heap_bytes_per_session,omitempty"`
+	Failures           int     `json:"failures"`
+	LoginsPerSecond    float64 `json:"ramp_logins_per_second"`
 }
 
 // Idle ramps to each size in sizes at up to rate logins per second (0: as fast as conc
@@ -197,16 +229,19 @@ func Idle(t Target, sizes []int, conc, rate int, settle time.Duration) (IdleResu
 		}
 		gen, _ := ReadProc(0)
 		up := n - r.Failures
-		r.Points = append(r.Points, IdlePoint{Sessions: up, Server: st, Generator: gen})
+		r.Points = append(r.Points, IdlePoint{Sessions: up, Server: st, Generator: gen, LiveHeap: t.liveHeap()})
 		t.logf("  %s: %d idle sessions, server RSS %.1f MiB PSS %.1f MiB (generator RSS %.1f MiB)", t.Name, up,
 			float64(st.RSS)/(1<<20), float64(st.PSS)/(1<<20), float64(gen.RSS)/(1<<20))
 	}
 	var xs, rss, pss, gen []float64
+	var ns []int
+	var live []int64
 	for _, p := range r.Points {
-		xs = append(xs, float64(p.Sessions))
+		xs, ns, live = append(xs, float64(p.Sessions)), append(ns, p.Sessions), append(live, p.LiveHeap)
 		rss, pss, gen = append(rss, float64(p.Server.RSS)), append(pss, float64(p.Server.PSS)), append(gen, float64(p.Generator.RSS))
 	}
 	r.RSSPerSession, r.PSSPerSession, r.GenRSSPerSession = FitSlope(xs, rss), FitSlope(xs, pss), FitSlope(xs, gen)
+	r.LiveHeapPerSession = liveSlope(ns, live)
 	if rampTime > 0 {
 		r.LoginsPerSecond = float64(have) / rampTime.Seconds()
 	}

@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"net/http"
 	"net/netip"
+	"regexp"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -153,10 +154,17 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 
 // NewRegistry returns a registry with the Go runtime and process collectors and a
 // collector that calls read at each scrape. read must be safe for concurrent use.
+//
+// Beside the default Go series it exports go_gc_heap_live_bytes, the heap the last
+// collection found reachable, and go_gc_heap_goal_bytes, where the next one starts: the
+// process's RSS moves anywhere between the two with the collector's cycle, so the live
+// heap is the figure that follows the sessions a node holds, and the goal is what
+// gc_percent and gc_min_headroom set.
 func NewRegistry(read func() Counters) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
-		collectors.NewGoCollector(),
+		collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(
+			collectors.GoRuntimeMetricsRule{Matcher: regexp.MustCompile(`^/gc/heap/(live|goal):bytes$`)})),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collector{read: read},
 	)

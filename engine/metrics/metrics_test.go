@@ -137,7 +137,7 @@ func TestRender(t *testing.T) {
 	if !strings.HasPrefix(ctype, "text/plain; version=0.0.4") {
 		t.Fatalf("Content-Type = %q", ctype)
 	}
-	for _, s := range []string{"\nvireo_router_shards 2\n", "\ngo_goroutines ", "\nprocess_open_fds "} {
+	for _, s := range []string{"\nvireo_router_shards 2\n", "\ngo_goroutines ", "\nprocess_open_fds ", "\ngo_gc_heap_live_bytes ", "\ngo_gc_heap_goal_bytes "} {
 		if !strings.Contains(string(body), s) {
 			t.Errorf("no %q in the body", s)
 		}
