@@ -614,7 +614,7 @@ func resumeSection(b *strings.Builder, r Report) {
 		"(%s detached) and again after %s more sessions have logged in with stream management and been dropped at once too (%s detached), before "+
 		"anyone reconnects; the probe's new connections can reuse the memory the first drop freed, so to first order the slope is what a detached session keeps. "+
 		"The messages that arrive for detached sessions meanwhile are queued and part of that slope; the last column says how much they were.\n\n",
-		sizeList(scenario.ResumeIdleSizes(rc.Sessions)), num(float64(rc.Sessions)), num(float64(rc.TopUp)), num(float64(rc.Sessions+rc.TopUp)))
+		sizeList(resumeIdleSizes(r, rc.Sessions)), num(float64(rc.Sessions)), num(float64(rc.TopUp)), num(float64(rc.Sessions+rc.TopUp)))
 	b.WriteString("| server | idle plain B/session | idle with SM B/session | SM − plain, each run | detached B/session | messages queued between the detached samples |\n|---|---|---|---|---|---|\n")
 	for _, sv := range r.Servers {
 		if len(sv.Resume) == 0 {
@@ -679,6 +679,23 @@ func sum(xs []float64) float64 {
 // oneLine keeps a table cell on one line.
 func oneLine(s string) string {
 	return strings.NewReplacer("\n", " ", "|", "/").Replace(s)
+}
+
+// resumeIdleSizes are the session counts the report's first resume run sampled its idle
+// sessions at (reports from before stop 26 sampled two or four), else today's.
+func resumeIdleSizes(r Report, n int) []int {
+	for _, sv := range r.Servers {
+		for _, x := range sv.Resume {
+			if len(x.IdlePoints) > 0 {
+				var out []int
+				for _, p := range x.IdlePoints {
+					out = append(out, p.Sessions)
+				}
+				return out
+			}
+		}
+	}
+	return scenario.ResumeIdleSizes(n)
 }
 
 // sizeList writes session counts as "2,500, 5,000 and 7,500".
