@@ -89,7 +89,8 @@ func sample() Report {
 func TestMarkdownQuotesMedians(t *testing.T) {
 	md := Markdown(sample(), map[string]string{"messaging": "m.png"})
 	for _, want := range []string{
-		"| alpha | plain | **2,000** (1,800–2,600) | 2,000 (1,800–2,600) | 500 (450–650) |", // median of three idle runs, with the range; live heap
+		// Median of three idle runs, with the range; the live heap column.
+		"| alpha | plain | **2,000** (1,800–2,600) | 2,000 (1,800–2,600) | 500 (450–650) |",
 		"| alpha | plain | **4,000** (3,000–5,000)", // median login rate
 		"| alpha | **2,000** (1,000–4,000)",         // highest passing rate of the median search run
 		"| beta | TLS 1.3 | — |",                    // no TLS run: a dash, not a zero
