@@ -396,12 +396,10 @@ func (c *conn) authFailed(err error) {
 	if c.auth != nil {
 		user = c.auth.local
 		if err == sasl.ErrUnsupportedBinding && c.auth.addr != "" {
-			// A client probing our channel bindings guessed no password.
+			// A client probing our channel bindings guessed no password. Any other
+			// failure was counted when the attempt started (reserve) and stays.
 			s.throttle.refund(c.auth.addr)
 		}
-	}
-	if user != "" && err != sasl.ErrUnsupportedBinding {
-		// Counted when the attempt started (reserve); nothing to give back.
 	}
 	c.auth = nil
 	if err == sasl.ErrUnsupportedBinding {
