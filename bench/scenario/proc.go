@@ -112,14 +112,6 @@ func FitSlope(xs, ys []float64) float64 {
 	return sxy / sxx
 }
 
-// Slope returns (y2-y1)/(x2-x1).
-func Slope(x1, y1, x2, y2 float64) float64 {
-	if x2 == x1 {
-		return 0
-	}
-	return (y2 - y1) / (x2 - x1)
-}
-
 // Histogram collects latencies; it keeps every sample (runs are bounded).
 type Histogram struct{ d []time.Duration }
 

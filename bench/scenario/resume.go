@@ -324,12 +324,14 @@ func (t Target) sample(what string, n int) (MemPoint, error) {
 	return MemPoint{Sessions: n, Server: st, LiveHeap: t.liveHeap()}, nil
 }
 
-func memSlope(ps ...MemPoint) (rss, pss float64) {
+// memSlope fits RSS, PSS and (where every sample has it) the live heap over sessions.
+func memSlope(ps ...MemPoint) (rss, pss, live float64) {
 	var xs, rs, ss []float64
+	var ls []int64
 	for _, p := range ps {
-		xs, rs, ss = append(xs, float64(p.Sessions)), append(rs, float64(p.Server.RSS)), append(ss, float64(p.Server.PSS))
+		xs, rs, ss, ls = append(xs, float64(p.Sessions)), append(rs, float64(p.Server.RSS)), append(ss, float64(p.Server.PSS)), append(ls, p.LiveHeap)
 	}
-	return FitSlope(xs, rs), FitSlope(xs, ss)
+	return FitSlope(xs, rs), FitSlope(xs, ss), liveSlope(xs, ls)
 }
 
 // ResumeIdleSteps is the number of equal steps by which the resume storm's sessions log
@@ -434,10 +436,8 @@ func ResumeStorm(t Target, c ResumeConfig) (ResumeResult, error) {
 	defer func() { endAll(ss, &readWG) }()
 	from := 0
 	for _, to := range ResumeIdleSizes(n) {
-		half := [2]int{from, to}
-		from = to
-		got, fails, err := t.dialManyWith(half[0], half[1], c.Conc, c.RampRate, "rs", enableSM)
-		copy(ss[half[0]:], got)
+		got, fails, err := t.dialManyWith(from, to, c.Conc, c.RampRate, "rs", enableSM)
+		copy(ss[from:], got)
 		r.LoginFailures += fails
 		if fails > 0 {
 			t.logf("  %s: %d failures, first: %v", t.Name, fails, err)
@@ -448,26 +448,21 @@ func ResumeStorm(t Target, c ResumeConfig) (ResumeResult, error) {
 		// too): until the client has acknowledged its presence echo and roster, the
 		// server rightly keeps copies. (Before stop 23 nobody read here, so no ack ever
 		// came and the sample held every session's copies.)
-		for i := half[0]; i < half[1]; i++ {
+		for i := from; i < to; i++ {
 			if ss[i] != nil {
 				readWG.Add(1)
 				go stormReader(k, i, ss[i], false, &readWG)
 			}
 		}
 		time.Sleep(c.IdleSettle)
-		p, err := t.sample("idle sessions with stream management", half[1]-r.LoginFailures)
+		p, err := t.sample("idle sessions with stream management", to-r.LoginFailures)
 		if err != nil {
 			return r, err
 		}
 		r.IdlePoints = append(r.IdlePoints, p)
+		from = to
 	}
-	r.IdleRSSPerSession, r.IdlePSSPerSession = memSlope(r.IdlePoints...)
-	var ns []int
-	var live []int64
-	for _, p := range r.IdlePoints {
-		ns, live = append(ns, p.Sessions), append(live, p.LiveHeap)
-	}
-	r.IdleLiveHeapPerSession = liveSlope(ns, live)
+	r.IdleRSSPerSession, r.IdlePSSPerSession, r.IdleLiveHeapPerSession = memSlope(r.IdlePoints...)
 	jids := make([]string, n)
 	var targets []int // the sessions that logged in
 	for i, s := range ss {
@@ -518,7 +513,7 @@ func ResumeStorm(t Target, c ResumeConfig) (ResumeResult, error) {
 	}
 	r.QueuedBetween, r.QueuedBytesBetween = k.sentCount()-sent1, k.bytes.Load()-bytes1
 	r.DetachedPoints = []MemPoint{p1, p2}
-	r.DetachedRSSPerSession, r.DetachedPSSPerSession = memSlope(p1, p2)
+	r.DetachedRSSPerSession, r.DetachedPSSPerSession, _ = memSlope(p1, p2)
 
 	// 4. The storm.
 	resumed, rfails := t.resumeAll(k, ss, 0, c.Conc, &r, &readWG, dropped)

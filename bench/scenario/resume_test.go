@@ -141,13 +141,13 @@ func TestMemSlope(t *testing.T) {
 	a.Server.RSS, a.Server.PSS = 40<<20, 38<<20
 	b := MemPoint{Sessions: 10000}
 	b.Server.RSS, b.Server.PSS = 40<<20+5000*2048, 38<<20+5000*1024
-	if rss, pss := memSlope(a, b); rss != 2048 || pss != 1024 {
+	if rss, pss, _ := memSlope(a, b); rss != 2048 || pss != 1024 {
 		t.Fatalf("slope %v %v", rss, pss)
 	}
 	// A middle sample above the line pulls the fit less than it would a two-point slope.
 	m := MemPoint{Sessions: 7500}
 	m.Server.RSS, m.Server.PSS = 40<<20+2500*2048+1<<20, 38<<20+2500*1024
-	if rss, pss := memSlope(a, m, b); rss != 2048 || pss != 1024 {
+	if rss, pss, _ := memSlope(a, m, b); rss != 2048 || pss != 1024 {
 		t.Fatalf("fitted slope %v %v, want 2048 1024", rss, pss)
 	}
 	if got := ResumeIdleSizes(10000); !slices.Equal(got, []int{1250, 2500, 3750, 5000, 6250, 7500, 8750, 10000}) {

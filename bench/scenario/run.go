@@ -44,14 +44,14 @@ func (t Target) liveHeap() int64 {
 	return n
 }
 
-// liveSlope fits live heap over sessions when every sample has it.
-func liveSlope(sessions []int, live []int64) float64 {
-	var xs, ys []float64
+// liveSlope fits live heap over sessions when every sample has it (else 0).
+func liveSlope(xs []float64, live []int64) float64 {
+	ys := make([]float64, len(live))
 	for i, l := range live {
 		if l <= 0 {
 			return 0
 		}
-		xs, ys = append(xs, float64(sessions[i])), append(ys, float64(l))
+		ys[i] = float64(l)
 	}
 	return FitSlope(xs, ys)
 }
@@ -234,14 +234,13 @@ func Idle(t Target, sizes []int, conc, rate int, settle time.Duration) (IdleResu
 			float64(st.RSS)/(1<<20), float64(st.PSS)/(1<<20), float64(gen.RSS)/(1<<20))
 	}
 	var xs, rss, pss, gen []float64
-	var ns []int
 	var live []int64
 	for _, p := range r.Points {
-		xs, ns, live = append(xs, float64(p.Sessions)), append(ns, p.Sessions), append(live, p.LiveHeap)
+		xs, live = append(xs, float64(p.Sessions)), append(live, p.LiveHeap)
 		rss, pss, gen = append(rss, float64(p.Server.RSS)), append(pss, float64(p.Server.PSS)), append(gen, float64(p.Generator.RSS))
 	}
 	r.RSSPerSession, r.PSSPerSession, r.GenRSSPerSession = FitSlope(xs, rss), FitSlope(xs, pss), FitSlope(xs, gen)
-	r.LiveHeapPerSession = liveSlope(ns, live)
+	r.LiveHeapPerSession = liveSlope(xs, live)
 	if rampTime > 0 {
 		r.LoginsPerSecond = float64(have) / rampTime.Seconds()
 	}

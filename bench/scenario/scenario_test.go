@@ -47,15 +47,6 @@ func TestFitSlope(t *testing.T) {
 	}
 }
 
-func TestSlope(t *testing.T) {
-	if s := Slope(2000, 10e6, 16000, 38e6); s != 2000 {
-		t.Fatalf("slope = %v", s)
-	}
-	if Slope(1, 5, 1, 9) != 0 {
-		t.Fatal("vertical slope")
-	}
-}
-
 func TestParseStat(t *testing.T) {
 	raw := []byte("1234 (vireo (x) y) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 9 0 100 0 0")
 	d, err := parseStatCPU(raw)
