@@ -139,6 +139,7 @@ func (c *conn) onTraffic() {
 	if len(data) > 0 {
 		c.lastRx.Store(sinceEpoch(time.Now()))
 		c.pingAt.Store(0)
+		c.stir()
 	}
 	if c.closing.Load() {
 		return
@@ -493,6 +494,7 @@ func (c *conn) write(b []byte) {
 	} else {
 		c.writeRaw(b)
 	}
+	c.stir()
 	if len(b) > 2 && b[1] == 'i' && b[2] == 'q' {
 		c.urgent() // a request waits for this answer; a ping for its pong
 	}
@@ -532,6 +534,8 @@ const (
 	bOutClose        // close the socket after the outbox's bytes
 	bOutLater        // the outbox waits for the coalescer's tick, not for a queued flush
 	bOnLoop          // the loop is running this connection's code and flushes when it ends
+	bQuiet           // the last sweep found nothing to do or to wait for (tick.go)
+	bCold            // in the registry's cold set: swept every coldEvery-th second
 )
 
 // Load reports whether the connection is closing.
@@ -620,6 +624,24 @@ func (c *conn) asyncWrite(b []byte) error {
 	}
 	c.closing.unlock()
 	return c.queueFlush()
+}
+
+// stir records activity for the timeout sweep: a connection it had found quiet is swept
+// every second again (tick.go). The common case, a connection already swept every second,
+// costs one atomic load of a word the caller's write or read touches anyway.
+func (c *conn) stir() {
+	for {
+		old := c.closing.v.Load()
+		if old&(bQuiet|bCold) == 0 {
+			return
+		}
+		if c.closing.v.CompareAndSwap(old, old&^(bQuiet|bCold)) {
+			if old&bCold != 0 {
+				c.l.conns.warm(c)
+			}
+			return
+		}
+	}
 }
 
 // enterLoop marks the start of loop code for c: what it writes waits in the outbox for

@@ -20,10 +20,11 @@ type connSet struct {
 }
 
 type connShard struct {
-	mu sync.Mutex
-	m  map[*conn]struct{}
+	mu   sync.Mutex
+	m    map[*conn]struct{} // swept every second
+	cold map[*conn]struct{} // quiet: swept every coldEvery-th second (tick.go)
 	// Keeps two shards' locks off one cache line: the loops add and remove at once.
-	_ [64 - 16]byte
+	_ [64 - 24]byte
 }
 
 // shardOf spreads connections by address (the collector does not move heap objects):
@@ -46,6 +47,44 @@ func (s *connSet) remove(c *conn) {
 	sh := &s.shards[shardOf(c)]
 	sh.mu.Lock()
 	delete(sh.m, c)
+	delete(sh.cold, c)
+	sh.mu.Unlock()
+}
+
+// chill moves c to its shard's cold set if it is still in the warm one and nothing has
+// stirred it since the sweep marked it quiet. The mark and the move happen under the
+// shard's lock, so a stir that clears the cold mark always finds c in the cold set.
+func (s *connSet) chill(c *conn) {
+	sh := &s.shards[shardOf(c)]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if _, ok := sh.m[c]; !ok {
+		return // closed meanwhile
+	}
+	for {
+		old := c.closing.v.Load()
+		if old&bQuiet == 0 {
+			return // stirred since the sweep looked
+		}
+		if c.closing.v.CompareAndSwap(old, old&^bQuiet|bCold) {
+			break
+		}
+	}
+	delete(sh.m, c)
+	if sh.cold == nil {
+		sh.cold = make(map[*conn]struct{})
+	}
+	sh.cold[c] = struct{}{}
+}
+
+// warm moves c back to its shard's warm set, if it is in the cold one.
+func (s *connSet) warm(c *conn) {
+	sh := &s.shards[shardOf(c)]
+	sh.mu.Lock()
+	if _, ok := sh.cold[c]; ok {
+		delete(sh.cold, c)
+		sh.m[c] = struct{}{}
+	}
 	sh.mu.Unlock()
 }
 
@@ -55,19 +94,24 @@ func (s *connSet) len() int {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		n += len(sh.m)
+		n += len(sh.m) + len(sh.cold)
 		sh.mu.Unlock()
 	}
 	return n
 }
 
-// load appends shard i's connections to buf[:0] and returns it. The caller clears what
-// it got when done, so that the buffer it keeps does not keep closed connections alive.
-func (s *connSet) load(i int, buf []*conn) []*conn {
+// load appends shard i's warm (or cold) connections to buf[:0] and returns it. The caller
+// clears what it got when done, so that the buffer it keeps does not keep closed
+// connections alive.
+func (s *connSet) load(i int, cold bool, buf []*conn) []*conn {
 	sh := &s.shards[i]
 	sh.mu.Lock()
+	m := sh.m
+	if cold {
+		m = sh.cold
+	}
 	buf = buf[:0]
-	for c := range sh.m {
+	for c := range m {
 		buf = append(buf, c)
 	}
 	sh.mu.Unlock()
@@ -79,7 +123,8 @@ func (s *connSet) load(i int, buf []*conn) []*conn {
 func (s *connSet) snapshot() []*conn {
 	var out []*conn
 	for i := range s.shards {
-		out = append(out, s.load(i, nil)...)
+		out = append(out, s.load(i, false, nil)...)
+		out = append(out, s.load(i, true, nil)...)
 	}
 	return out
 }

@@ -91,5 +91,6 @@
 //
 // Timeouts come from each listener's OnTick sweep: a pre-auth deadline, and an XEP-0199
 // ping to established clients that have been silent, closing them if the ping goes
-// unanswered.
+// unanswered. Connections with nothing to time in the next few seconds are swept every
+// eighth second instead of every second; a read or write brings one back (tick.go).
 package engine

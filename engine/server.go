@@ -606,6 +606,7 @@ type listener struct {
 	// sweepBuf is one shard of conns at a time, kept between sweeps (only the tick
 	// goroutine sweeps).
 	sweepBuf []*conn
+	sweeps   uint64 // sweeps run, for the cold sets' turns
 }
 
 func (l *listener) snapshot() []*conn { return l.conns.snapshot() }

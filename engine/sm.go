@@ -193,15 +193,19 @@ func (sm *smState) sent(b []byte, ackEvery int) (ask, ok bool) {
 }
 
 // overdue reports whether stanzas have waited for an acknowledgement longer than after
-// since the last request, and notes a new request if so (the timeout sweep sends it).
-func (sm *smState) overdue(now, after uint32) bool {
+// since the last request, and notes a new request if so (the timeout sweep sends it);
+// waiting, whether any stanza waits for one at all.
+func (sm *smState) overdue(now, after uint32) (ask, waiting bool) {
 	sm.mu.Lock()
 	defer sm.mu.Unlock()
-	if sm.unacked.len() == 0 || now-sm.askedAt < after {
-		return false
+	if sm.unacked.len() == 0 {
+		return false, false
+	}
+	if now-sm.askedAt < after {
+		return false, true
 	}
 	sm.askedAt, sm.sinceReq = now, 0
-	return true
+	return true, true
 }
 
 // keep records a stanza for a closing connection that still owns the session, as if sent.

@@ -507,11 +507,17 @@ func (c *Conn) Release() {
 }
 
 // Idle drops the record layer's cipher state when the connection has not used it since the
-// previous call: call it periodically (every second or so) from any goroutine.
-func (c *Conn) Idle() {
-	if c.hs.Load() && c.rec != nil {
-		c.rec.Release()
+// previous call: call it periodically (every second or so) from any goroutine. It reports
+// whether the connection holds no cipher state that a later call could drop (a TLS 1.2
+// connection, on crypto/tls, never does); false during the handshake.
+func (c *Conn) Idle() bool {
+	if !c.hs.Load() {
+		return false
 	}
+	if c.rec != nil {
+		return c.rec.Release()
+	}
+	return true
 }
 
 func (t *transport) Read(p []byte) (int, error) {

@@ -604,22 +604,31 @@ func (c *Conn) Close() error {
 
 // Release drops the AEAD state of each direction not used since the previous Release, so a
 // connection idle between two calls keeps only secrets, keys, IVs and sequence numbers. It
-// skips a direction that is busy.
-func (c *Conn) Release() {
+// skips a direction that is busy. It reports whether neither direction holds AEAD state
+// now.
+func (c *Conn) Release() bool {
+	released := true
 	if c.rmu.TryLock() {
 		if !c.in.used {
 			c.in.aead = nil
 		}
 		c.in.used = false
+		released = c.in.aead == nil
 		c.rmu.Unlock()
+	} else {
+		released = false
 	}
 	if c.wmu.TryLock() {
 		if !c.out.used {
 			c.out.aead = nil
 		}
 		c.out.used = false
+		released = released && c.out.aead == nil
 		c.wmu.Unlock()
+	} else {
+		released = false
 	}
+	return released
 }
 
 // Seqs returns the read and write sequence numbers (for tests and diagnostics).
