@@ -5,13 +5,13 @@ import (
 	"time"
 )
 
-// The coalescer delays the flush of a connection that was written to within the last
-// tick, so a member of a busy room gets the stanzas of one tick in one write(2) rather
-// than one each. On loopback a write costs the server about 3 µs and the reader as much
-// again whatever its size up to a few KiB, so at 1,000 occupants the system calls were
-// most of a delivery's cost. What a client waits for is never delayed: the first
-// stanza after a quiet tick goes at once, and an IQ (a request's answer, a ping) flushes
-// whatever waits with it (conn.urgent). The delay is bounded by the tick, which is
+// The coalescer delays the flush of a connection in a burst, written to twice within a
+// tick (connBits.coalesces), so a member of a busy room gets the stanzas of one tick in
+// one write(2) rather than one each. On loopback a write costs the server about 3 µs and
+// the reader as much again whatever its size up to a few KiB, so at 1,000 occupants the
+// system calls were most of a delivery's cost. What a client waits for is never delayed:
+// the first two stanzas after a quiet tick go at once, and an IQ (a request's answer, a
+// ping) flushes whatever waits with it (conn.urgent). The delay is bounded by the tick, which is
 // the config's c2s.coalesce_writes (10 ms by default; 0 turns it off).
 type coalescer struct {
 	mu    sync.Mutex

@@ -41,6 +41,27 @@ func TestIntegrationCoalesce(t *testing.T) {
 	bob.ExpectClosed()
 }
 
+// TestIntegrationCoalesceBurst: a connection quiet for a tick gets the next two stanzas
+// at once, each in its own write, even when they come moments apart; from the third
+// within the tick on, a burst is under way and stanzas wait for the tick.
+func TestIntegrationCoalesceBurst(t *testing.T) {
+	const tick = 2 * time.Second
+	alice, bob := alicePlusBob(t, vireotest.Options{CoalesceWrites: tick})
+	time.Sleep(tick + 200*time.Millisecond) // bob's login answers are a tick old
+	for i, id := range []string{"m1", "m2"} {
+		alice.Send("<message to='bob@localhost/b' type='chat' id='" + id + "'><body>x</body></message>")
+		// Well under the tick: the stanza did not wait for it.
+		if got, err := bob.ReadUntil("id='"+id+"'", tick/2); err != nil {
+			t.Fatalf("stanza %d after a quiet tick waited: %v; got %q", i+1, err, got)
+		}
+	}
+	alice.Send("<message to='bob@localhost/b' type='chat' id='m3'><body>x</body></message>")
+	bob.Never("id='m3'")
+	if got, err := bob.ReadUntil("id='m3'", 2*tick); err != nil {
+		t.Fatalf("the third stanza of a burst was not flushed by the tick: %v; got %q", err, got)
+	}
+}
+
 // TestIntegrationCoalesceTick: what waits leaves at the tick without any urgent write,
 // and a burst spread over several ticks arrives complete and in order.
 func TestIntegrationCoalesceTick(t *testing.T) {

@@ -479,7 +479,7 @@ func (c *conn) SendNear(b []byte, near router.Conn) bool {
 	if !ok || !nok || gc.EventLoop() != ngc.EventLoop() {
 		return c.Send(b)
 	}
-	if every := c.srv().config().CoalesceWrites; every > 0 && msSinceEpoch()-c.closing.flushed() < uint16(every/time.Millisecond)+1 {
+	if every := c.srv().config().CoalesceWrites; every > 0 && c.closing.coalesces(msSinceEpoch(), every) {
 		return c.Send(b)
 	}
 	c.enterLoop()
@@ -536,6 +536,7 @@ const (
 	bOnLoop          // the loop is running this connection's code and flushes when it ends
 	bQuiet           // the last sweep found nothing to do or to wait for (tick.go)
 	bCold            // in the registry's cold set: swept every coldEvery-th second
+	bBurst           // the last flush came within a coalescer tick of the one before it
 )
 
 // Load reports whether the connection is closing.
@@ -565,18 +566,31 @@ func (b *connBits) unlock() { b.v.And(^bOutLock) }
 // The word's upper half is when the outbox was last flushed, in milliseconds since epoch
 // modulo 2^16 (coalesce.go): a 65 s wrap can only make a write wait one tick it need not.
 
-// setFlushed records a flush at ms, and that nothing waits for the coalescer's tick.
-// Called with the lock held.
-func (b *connBits) setFlushed(ms uint16) {
+// setFlushed records a flush at ms, whether it came within a tick of the previous one,
+// and that nothing waits for the coalescer's tick. Called with the lock held.
+func (b *connBits) setFlushed(ms, tick uint16) {
 	for {
 		old := b.v.Load()
-		if b.v.CompareAndSwap(old, old&0xffff&^bOutLater|uint32(ms)<<16) {
+		v := old&0xffff&^(bOutLater|bBurst) | uint32(ms)<<16
+		if ms-uint16(old>>16) < tick+1 {
+			v |= bBurst
+		}
+		if b.v.CompareAndSwap(old, v) {
 			return
 		}
 	}
 }
 
-func (b *connBits) flushed() uint16 { return uint16(b.v.Load() >> 16) }
+// coalesces reports whether bytes written at ms wait for the coalescer's tick: the
+// connection is in a burst, its last two flushes less than a tick apart and the last
+// less than a tick ago. A stanza to a connection written to once moments ago goes at
+// once: at five messages a user a second, one in twenty arrives within 10 ms of the one
+// before, and making each of those wait for the tick put 11 ms on the 99th percentile
+// while saving few writes. A busy room's occupant is in a burst from its third stanza on.
+func (b *connBits) coalesces(ms uint16, every time.Duration) bool {
+	v := b.v.Load()
+	return v&bBurst != 0 && ms-uint16(v>>16) < uint16(every/time.Millisecond)+1
+}
 
 // asyncWrite queues b for the socket. It is also the TLS layer's transport write. Safe for
 // concurrent use; bytes go out in the order of the calls.
@@ -614,7 +628,7 @@ func (c *conn) asyncWrite(b []byte) error {
 		return nil
 	}
 	if every := c.srv().config().CoalesceWrites; every > 0 && c.state.Load() == stEstablished &&
-		msSinceEpoch()-c.closing.flushed() < uint16(every/time.Millisecond)+1 {
+		c.closing.coalesces(msSinceEpoch(), every) {
 		// This connection was written to moments ago: a busy room or a burst is
 		// arriving. Its bytes wait for the next tick and leave in one write(2).
 		c.closing.v.Or(bOutLater)
@@ -724,7 +738,7 @@ func flushOutbox(gc gnet.Conn, err error) error {
 	buf, shut := c.out, c.closing.v.Load()&bOutClose != 0
 	c.out = nil
 	if buf != nil {
-		c.closing.setFlushed(msSinceEpoch())
+		c.closing.setFlushed(msSinceEpoch(), uint16(c.srv().config().CoalesceWrites/time.Millisecond))
 	}
 	c.closing.unlock()
 	if buf == nil {
