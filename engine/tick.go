@@ -59,10 +59,11 @@ func (l *listener) sweep(now time.Time) {
 }
 
 // coldEvery is how often, in sweeps (seconds), a quiet connection is looked at: an
-// eighth of the cost. What it may delay is bounded by it: a keepalive ping is never late
-// (a connection whose ping comes due within coldEvery seconds is not quiet); a connection
-// stirred in the instant the sweep moves it keeps its cipher state, or waits for its
-// XEP-0198 ack request, up to coldEvery seconds longer.
+// eighth of the cost. Nothing is late for it: a connection whose ping comes due within
+// coldEvery seconds is not quiet, and activity is never missed — a stir clears the first
+// mark before the move or finds the second after it (both change under the shard's lock
+// in chill), and what a write leaves to time (cipher state in use, stanzas to ack) keeps
+// the next check from finding the connection quiet.
 const coldEvery = 8
 
 // settle marks a warm connection that a sweep found quiet, and moves it to the cold set
