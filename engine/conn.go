@@ -467,7 +467,7 @@ func (c *conn) Send(b []byte) bool {
 // near's code, routing in place a message near's client sent. When c is served by the same
 // loop, c's bytes are written when this call ends, by this loop, instead of through a
 // wake-up (gnet's queue and an eventfd write, then one more pass of the loop). A
-// connection that coalesces its writes (written to moments ago) waits for its tick as it
+// connection that coalesces its writes (in a burst) waits for its tick as it
 // would otherwise.
 func (c *conn) SendNear(b []byte, near router.Conn) bool {
 	n, ok := near.(*conn)
@@ -629,7 +629,7 @@ func (c *conn) asyncWrite(b []byte) error {
 	}
 	if every := c.srv().config().CoalesceWrites; every > 0 && c.state.Load() == stEstablished &&
 		c.closing.coalesces(msSinceEpoch(), every) {
-		// This connection was written to moments ago: a busy room or a burst is
+		// This connection is in a burst (written to twice within a tick): a busy room is
 		// arriving. Its bytes wait for the next tick and leave in one write(2).
 		c.closing.v.Or(bOutLater)
 		c.closing.unlock()

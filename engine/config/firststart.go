@@ -76,8 +76,9 @@ pre_auth_timeout = "30s"
 max_stanza = 262144
 # Bytes queued for a client that does not read before the stream is closed.
 max_outbound = 1048576
-# How long stanzas for a client that was written to moments ago may wait to leave with
-# the next ones, in one write (busy rooms); answers to requests never wait. "0s": off.
+# How long stanzas for a client in a burst (written to twice within this) may wait to
+# leave with the next ones, in one write (busy rooms); answers to requests never wait.
+# "0s": off.
 coalesce_writes = "10ms"
 # Failed logins per client address per minute before temporary-auth-failure.
 auth_failures_per_minute = 10
