@@ -568,11 +568,11 @@ func (b *connBits) unlock() { b.v.And(^bOutLock) }
 
 // setFlushed records a flush at ms, whether it came within a tick of the previous one,
 // and that nothing waits for the coalescer's tick. Called with the lock held.
-func (b *connBits) setFlushed(ms, tick uint16) {
+func (b *connBits) setFlushed(ms uint16, every time.Duration) {
 	for {
 		old := b.v.Load()
 		v := old&0xffff&^(bOutLater|bBurst) | uint32(ms)<<16
-		if ms-uint16(old>>16) < tick+1 {
+		if ms-uint16(old>>16) < uint16(every/time.Millisecond)+1 {
 			v |= bBurst
 		}
 		if b.v.CompareAndSwap(old, v) {
@@ -738,7 +738,7 @@ func flushOutbox(gc gnet.Conn, err error) error {
 	buf, shut := c.out, c.closing.v.Load()&bOutClose != 0
 	c.out = nil
 	if buf != nil {
-		c.closing.setFlushed(msSinceEpoch(), uint16(c.srv().config().CoalesceWrites/time.Millisecond))
+		c.closing.setFlushed(msSinceEpoch(), c.srv().config().CoalesceWrites)
 	}
 	c.closing.unlock()
 	if buf == nil {

@@ -69,13 +69,9 @@ const coldEvery = 8
 // settle marks a warm connection that a sweep found quiet, and moves it to the cold set
 // when the previous sweep found it quiet too and nothing stirred it since.
 func (l *listener) settle(c *conn) {
-	v := c.closing.v.Load()
-	switch {
-	case v&bCold != 0:
-		// Moved by a walk that overlapped this one's copy of the shard.
-	case v&bQuiet == 0:
+	if c.closing.v.Load()&bQuiet == 0 {
 		c.closing.v.Or(bQuiet)
-	default:
+	} else {
 		l.conns.chill(c)
 	}
 }

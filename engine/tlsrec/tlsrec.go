@@ -607,28 +607,22 @@ func (c *Conn) Close() error {
 // skips a direction that is busy. It reports whether neither direction holds AEAD state
 // now.
 func (c *Conn) Release() bool {
-	released := true
-	if c.rmu.TryLock() {
-		if !c.in.used {
-			c.in.aead = nil
-		}
-		c.in.used = false
-		released = c.in.aead == nil
-		c.rmu.Unlock()
-	} else {
-		released = false
+	in := c.in.release(&c.rmu)
+	out := c.out.release(&c.wmu)
+	return in && out
+}
+
+// release is one direction of Release, under mu unless that is held (busy: false).
+func (h *half) release(mu *sync.Mutex) bool {
+	if !mu.TryLock() {
+		return false
 	}
-	if c.wmu.TryLock() {
-		if !c.out.used {
-			c.out.aead = nil
-		}
-		c.out.used = false
-		released = released && c.out.aead == nil
-		c.wmu.Unlock()
-	} else {
-		released = false
+	defer mu.Unlock()
+	if !h.used {
+		h.aead = nil
 	}
-	return released
+	h.used = false
+	return h.aead == nil
 }
 
 // Seqs returns the read and write sequence numbers (for tests and diagnostics).
