@@ -487,6 +487,10 @@ func (s *Server) startLoops() error {
 	}()
 	select {
 	case <-s.react.ready:
+		// The loops hold the bound socket; its name is needed by nobody from here on.
+		// Removing it now leaves nothing in the temporary directory for a process that
+		// is killed without a shutdown (gnet's own removal at stop finds nothing).
+		os.RemoveAll(dir)
 		return nil
 	case err := <-s.react.exited:
 		if err == nil {
