@@ -277,6 +277,12 @@ func (c *conn) onBind(st *xmlstream.Stanza, p xmlstream.Element) {
 // with its answer (werr set when the connection went meanwhile). Input waits until done
 // has run.
 func (c *conn) bind(res string, done func(s *router.Session, err, werr error)) {
+	if s, ok, err := c.srv().rt.TryBind(c.bare, res, c); ok {
+		// Bound on this loop: nothing was paused, and done's resume finds nothing held
+		// (input is held only while paused, and process runs with nothing held).
+		done(s, err, nil)
+		return
+	}
 	c.set(fPaused | fBindWait)
 	gc := c.gc
 	c.srv().rt.Bind(c.bare, res, c, func(s *router.Session, err error) {

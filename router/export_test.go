@@ -63,3 +63,11 @@ func BenchmarkChan(b *testing.B) {
 	}
 	<-done
 }
+
+// HoldShardOf locks the shard of bare, as its worker does while it runs ops, until the
+// returned func is called.
+func (r *Router) HoldShardOf(bare string) func() {
+	s := r.shardOf(bare)
+	s.mu.Lock()
+	return s.mu.Unlock
+}

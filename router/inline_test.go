@@ -11,6 +11,7 @@ import (
 	"github.com/vireo-im/vireo/modules/module"
 	"github.com/vireo-im/vireo/router"
 	"github.com/vireo-im/vireo/router/routertest"
+	"github.com/vireo-im/vireo/xmlstream/jid"
 )
 
 // where is a test module that records the goroutine on which the inbound phase of each
@@ -97,6 +98,67 @@ func TestInline(t *testing.T) {
 			if !tc.inline && inline > 0 {
 				t.Fatalf("%d messages ran on the submitting goroutine", inline)
 			}
+		})
+	}
+}
+
+// TestTryBind: a bind on an idle shard runs on the caller's goroutine and yields a working
+// session; one that would replace a bound resource, one on a busy shard and any with
+// routing in place turned off are left to Bind, having done nothing.
+func TestTryBind(t *testing.T) {
+	cases := []struct {
+		name     string
+		resource string
+		prebind  bool // the resource is bound already
+		busy     bool // the shard's worker holds it
+		off      bool // SetInPlace(false)
+		ok       bool
+	}{
+		{"idle, chosen resource", "phone", false, false, false, true},
+		{"idle, server-generated resource", "", false, false, false, true},
+		{"resource bound already", "phone", true, false, false, false},
+		{"shard busy", "phone", false, true, false, false},
+		{"in place turned off", "phone", false, false, true, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := routertest.New(t, []string{"sender", "where"}, nil)
+			if tc.off {
+				e.R.SetInPlace(false)
+			}
+			if tc.prebind {
+				e.Bind("where", tc.resource)
+			}
+			online := e.R.Stats().Online
+			if tc.busy {
+				release := e.R.HoldShardOf("where@example.org")
+				defer release()
+			}
+			bare, _ := jid.Parse("where@example.org")
+			c := &routertest.Conn{}
+			s, ok, err := e.R.TryBind(bare, tc.resource, c)
+			if ok != tc.ok {
+				t.Fatalf("TryBind ok = %v, want %v", ok, tc.ok)
+			}
+			if !ok {
+				if s != nil || err != nil || e.R.Stats().Online != online {
+					t.Fatalf("refused TryBind did something: %v %v, online %d -> %d", s, err, online, e.R.Stats().Online)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.JID().Bare().String() != "where@example.org" || tc.resource != "" && s.JID().Resource() != tc.resource || s.JID().Resource() == "" {
+				t.Fatalf("bound %s", s.JID())
+			}
+			if e.R.Stats().Online != online+1 {
+				t.Fatalf("online %d -> %d", online, e.R.Stats().Online)
+			}
+			// The session is the router's like any other: it gets a message sent to it.
+			snd := e.Bind("sender", "r")
+			snd.Send("<message to='" + s.JID().String() + "' type='chat'><body>hi</body></message>")
+			c.Wait(t, "<body>hi</body>")
 		})
 	}
 }

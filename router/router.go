@@ -267,6 +267,41 @@ func (r *Router) BindBound(user jid.JID, resource string, c Conn, done func(s *S
 	})
 }
 
+// TryBind is Bind run on the caller's goroutine while user's shard is idle (runInline's
+// rule), for an event loop that would otherwise wait for the shard's worker and then for
+// a wake-up of its own: two hand-offs that cost a login more than the bind itself. It
+// reports false, having done nothing, when the bind must go through Bind: the shard is
+// busy, routing in place is off, or resource is bound already (the replaced session's end
+// runs the modules' session-end callbacks, which may wait for the disk).
+func (r *Router) TryBind(user jid.JID, resource string, c Conn) (s *Session, ok bool, err error) {
+	if r.closed.Load() || r.noInline.Load() {
+		return nil, false, nil
+	}
+	bare := user.Bare()
+	t := r.shardOf(bare.String())
+	if !t.mu.TryLock() {
+		return nil, false, nil
+	}
+	defer t.mu.Unlock()
+	if t.q.len() != 0 {
+		return nil, false, nil
+	}
+	if u := t.users[bare.String()]; resource != "" && u != nil && u.find(resource) != nil {
+		return nil, false, nil
+	}
+	o := getOp()
+	o.kind = opBind
+	o.bare = bare
+	o.resource = resource
+	o.conn = c
+	o.done = func(se *Session, e error) { s, err = se, e }
+	t.handle(o)
+	if s == nil && err == nil {
+		err = stanza.New(stanza.InternalServerErrorCond) // a panic, contained by handle
+	}
+	return s, true, err
+}
+
 // Bind creates a session for user/resource (resource "" means server-generated). A
 // session with the same full JID is replaced; its Conn is closed with conflict. done runs on
 // a shard worker with the session or a *stanza.Error.
