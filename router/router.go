@@ -568,6 +568,9 @@ type op struct {
 	known   bool
 	typ, id string
 	from    jid.JID
+	// elem is buf parsed, when the sender's shard had that view of buf at hand (hasElem).
+	elem    xmlstream.Element
+	hasElem bool
 }
 
 var opPool = sync.Pool{New: func() any { return new(op) }}
@@ -609,5 +612,6 @@ func putOp(o *op) {
 	o.queue, o.skip, o.collect = nil, 0, nil
 	o.t0 = 0
 	o.known, o.typ, o.id, o.from = false, "", "", jid.JID{}
+	o.elem, o.hasElem = xmlstream.Element{}, false
 	opPool.Put(o)
 }

@@ -344,6 +344,7 @@ func (s *shard) outbound(o *op) bool {
 		}
 	}
 	s.setPacket(o.buf.B, o.pk, typ, id, se.jid, to)
+	s.pkt.SetElem(e)
 	s.ctx.set(se, u)
 	p := &s.pkt
 	switch o.pk {
@@ -461,6 +462,9 @@ func (s *shard) forwardPacket(o *op, p *module.Packet) bool {
 	case destAccount, destService:
 		if &p.Raw[0] != &o.buf.B[0] || len(p.Raw) != len(o.buf.B) {
 			o.buf.B = append(o.buf.B[:0], p.Raw...)
+		} else {
+			// The bytes the hooks saw, unchanged: their parse goes along.
+			o.elem, o.hasElem = p.Elem(), true
 		}
 		// The recipient's shard takes the packet as parsed here instead of parsing the
 		// stanza and its JIDs again.

@@ -70,6 +70,9 @@ func (s *shard) opPacket(o *op) (*module.Packet, bool) {
 		return s.packetOf(o.buf.B, o.to)
 	}
 	s.pkt = module.Packet{Raw: o.buf.B, Kind: o.pk, Type: o.typ, ID: o.id, From: o.from, To: o.to}
+	if o.hasElem {
+		s.pkt.SetElem(o.elem)
+	}
 	return &s.pkt, true
 }
 

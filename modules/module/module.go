@@ -360,6 +360,11 @@ func (p *Packet) Elem() xmlstream.Element {
 	return e
 }
 
+// SetElem hands Elem a view of Raw that the caller parsed already (the router parses each
+// stanza once to route it), so that the first hook to look inside does not parse it again.
+// e must be what xmlstream.ParseElement(p.Raw, ns.Client) returns.
+func (p *Packet) SetElem(e xmlstream.Element) { p.elem, p.elemOf = e, p.Raw }
+
 // Payload returns the first child element (the IQ query, for instance).
 func (p *Packet) Payload() (xmlstream.Element, bool) {
 	it := p.Elem().Children()
