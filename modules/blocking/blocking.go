@@ -59,23 +59,8 @@ func (m *Mod) items(user string) []string {
 // blocked reports whether user blocks j (full, bare or domain match, XEP-0191 §3.4 / RFC
 // 6121 privacy matching).
 func (m *Mod) blocked(user string, j jid.JID) bool {
-	m.mu.RLock()
-	e, known := m.empty[user]
-	m.mu.RUnlock()
-	if known && e {
+	if m.blocksNobody(user) {
 		return false
-	}
-	if !known {
-		n := len(m.items(user))
-		m.mu.Lock()
-		if len(m.empty) > 1<<20 {
-			clear(m.empty)
-		}
-		m.empty[user] = n == 0
-		m.mu.Unlock()
-		if n == 0 {
-			return false
-		}
 	}
 	for _, cand := range []string{j.String(), j.Bare().String(), j.Domain()} {
 		if _, err := m.t.Get(store.UserKey(user, cand)); err == nil {
@@ -85,6 +70,25 @@ func (m *Mod) blocked(user string, j jid.JID) bool {
 	return false
 }
 
+// blocksNobody reports whether user's block list is empty, reading it from the store
+// the first time.
+func (m *Mod) blocksNobody(user string) bool {
+	m.mu.RLock()
+	e, known := m.empty[user]
+	m.mu.RUnlock()
+	if known {
+		return e
+	}
+	n := len(m.items(user))
+	m.mu.Lock()
+	if len(m.empty) > 1<<20 {
+		clear(m.empty)
+	}
+	m.empty[user] = n == 0
+	m.mu.Unlock()
+	return n == 0
+}
+
 func (m *Mod) forget(user string) {
 	m.mu.Lock()
 	delete(m.empty, user)
@@ -92,7 +96,16 @@ func (m *Mod) forget(user string) {
 }
 
 func (m *Mod) outbound(c module.Context, p *module.Packet) module.Verdict {
-	if p.To.IsZero() || !m.blocked(p.From.Bare().String(), p.To) {
+	if p.To.IsZero() {
+		if p.Kind == module.KindPresence {
+			// A broadcast presence runs on a shard worker: learn the sender's list here,
+			// so that the check of the messages they send, which may run on an event loop
+			// (routed in place), does not read the store there.
+			m.blocksNobody(p.From.Bare().String())
+		}
+		return module.Continue
+	}
+	if !m.blocked(p.From.Bare().String(), p.To) {
 		return module.Continue
 	}
 	// §3.5: messages and IQ requests to a blocked entity are refused with <blocked/>;

@@ -172,3 +172,45 @@ func TestNoPresenceBroadcastToBlocked(t *testing.T) {
 	a.Send("<presence><status>after unblock</status></presence>")
 	b.C.Wait(t, "from='alice@example.org/pc'", "after unblock")
 }
+
+// TestListLearnedAtPresence: a user's block list is read when their initial presence is
+// broadcast (on a shard worker), not when their first message is checked, which may run
+// on an event loop. A row written behind the module's back after the presence is
+// therefore not seen, and one written before it is.
+func TestListLearnedAtPresence(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		before    bool // the row is written before alice's presence
+		delivered bool
+	}{
+		{"row written after the presence", false, true},
+		{"row written before the presence", true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := routertest.New(t, []string{"alice", "bob"}, nil)
+			a := e.Bind("alice", "pc")
+			b := e.Bind("bob", "pc")
+			row := func() {
+				if err := e.Store.Table("blocklist").Set(store.UserKey("alice@example.org", "bob@example.org"), nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.before {
+				row()
+			}
+			a.Send("<presence/>")
+			a.Send("<iq type='get' id='sync'><blocklist xmlns='urn:xmpp:blocking'/></iq>") // the presence has run
+			a.C.Wait(t, "id='sync'")
+			if !tc.before {
+				row()
+			}
+			b.Send("<message to='alice@example.org/pc' type='chat' id='m1'><body>hi</body></message>")
+			if tc.delivered {
+				a.C.Wait(t, "id='m1'")
+				return
+			}
+			b.C.Wait(t, "id='m1'", "service-unavailable")
+			a.C.Never(t, "id='m1'")
+		})
+	}
+}
