@@ -330,14 +330,14 @@ func (c *conn) lookup(status sasl.Status) {
 					c.auth = nil
 					c.srv().login(a.mech, false)
 					c.saslFailure(&sasl.Failure{Condition: "temporary-auth-failure", Text: "too many failed attempts for this account; try again later"})
-					c.resume()
+					c.drainHeld()
 					return nil
 				}
 				if gerr != nil && !errors.Is(gerr, store.ErrNotFound) && perr == nil {
 					c.clear(fPaused)
 					c.auth = nil
 					c.saslFailure(&sasl.Failure{Condition: "temporary-auth-failure"})
-					c.resume()
+					c.drainHeld()
 					return nil
 				}
 				c.clear(fPaused)
@@ -347,7 +347,7 @@ func (c *conn) lookup(status sasl.Status) {
 					} else {
 						c.authSucceeded(tokenOut)
 					}
-					c.resume()
+					c.drainHeld()
 					return nil
 				}
 				if status == sasl.NeedPassword {
@@ -356,7 +356,7 @@ func (c *conn) lookup(status sasl.Status) {
 					} else {
 						c.authSucceeded(nil)
 					}
-					c.resume()
+					c.drainHeld()
 					return nil
 				}
 				var creds store.Credentials
@@ -368,7 +368,7 @@ func (c *conn) lookup(status sasl.Status) {
 					err = &sasl.Failure{Condition: "not-authorized"}
 				}
 				c.saslStep(out, st, err)
-				c.resume()
+				c.drainHeld()
 				return nil
 			})
 		}

@@ -215,7 +215,10 @@ func (c *conn) hold(p []byte) {
 	c.held.B = append(c.held.B, p...)
 }
 
-// resume continues after a worker or router result: it processes what was held.
+// resume continues after a worker or router result: it processes what was held. A
+// result handler that clears the pause first and may start another step that pauses
+// again (the SASL exchange's: a SASL2 success binds, or writes a token first) ends with
+// drainHeld instead, so that input stays held until that step is answered too.
 func (c *conn) resume() {
 	c.clear(fPaused)
 	c.drainHeld()

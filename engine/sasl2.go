@@ -271,7 +271,7 @@ func (c *conn) sasl2Succeeded(r *sasl2Req, out []byte) {
 			defer c.recoverPanic()
 			c.clear(fPaused)
 			c.sasl2Inline(r)
-			c.resume()
+			c.drainHeld() // unless the bind paused it again: its answer resumes
 			return nil
 		})
 	})

@@ -19,6 +19,7 @@ var (
 	tokenRe  = regexp.MustCompile(`<token xmlns='urn:xmpp:fast:0' expiry='([^']+)' token='([^']+)'/>`)
 	authzRe  = regexp.MustCompile(`<authorization-identifier>([^<]+)</authorization-identifier>`)
 	extraRe  = regexp.MustCompile(`<additional-data>([^<]+)</additional-data>`)
+	pipeRe   = regexp.MustCompile(`<iq[^>]*id='pipe'[^>]*>`)
 	enableRe = regexp.MustCompile(`<enabled xmlns='urn:xmpp:sm:3' id='([^']+)' resume='true'`)
 )
 
@@ -285,4 +286,52 @@ func TestIntegrationSASL2Paths(t *testing.T) {
 		t.Fatalf("resent stanzas out of order: %q", got)
 	}
 	bob.Never("unavailable")
+}
+
+// TestIntegrationSASL2Pipelined: a client that sends a stanza right behind its
+// <authenticate/>, in the same write, has it handled once the Bind2 session exists, never
+// before: every path of a SASL2 login holds input until the bind's answer, including the
+// ones that first issue a token or check one on the worker pool.
+func TestIntegrationSASL2Pipelined(t *testing.T) {
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true})
+	srv.AddUser(t, "alice", "secret")
+	const bind = "<bind xmlns='urn:xmpp:bind:0'><tag>pipe</tag></bind>"
+	const ping = "<iq type='get' id='pipe' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>"
+
+	// A token for the FAST case, from a login that asks for one.
+	a, _ := sasl2Open(t, srv)
+	a.Send(authenticate("PLAIN", plainResponse("alice", "secret"), userAgent(agentID)+
+		"<request-token xmlns='urn:xmpp:fast:0' mechanism='HT-SHA-256-NONE'/>"))
+	tm := tokenRe.FindStringSubmatch(a.Expect("</success>"))
+	if tm == nil {
+		t.Fatal("no token")
+	}
+	token := tm[2]
+
+	cases := []struct {
+		name, mech, initial, inner string
+	}{
+		{"PLAIN", "PLAIN", plainResponse("alice", "secret"), userAgent(agentID) + bind},
+		{"PLAIN asking for a token", "PLAIN", plainResponse("alice", "secret"),
+			userAgent(agentID+"-2") + bind + "<request-token xmlns='urn:xmpp:fast:0' mechanism='HT-SHA-256-NONE'/>"},
+		{"FAST", "HT-SHA-256-NONE", htResponse("alice", token, nil), userAgent(agentID) + bind},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r, _ := sasl2Open(t, srv)
+			r.Send(authenticate(tc.mech, tc.initial, tc.inner) + ping)
+			got := r.Expect("id='pipe'")
+			got += r.Expect(">")
+			s, b := strings.Index(got, "<success"), strings.Index(got, "<bound")
+			iq := pipeRe.FindStringIndex(got)
+			if s < 0 || b < s || iq == nil || iq[0] < b || !strings.Contains(got[iq[0]:iq[1]], "type='result'") {
+				t.Fatalf("want <success/> with <bound/>, then the ping's result; got %q", got)
+			}
+			if tc.mech == "HT-SHA-256-NONE" {
+				if tm := tokenRe.FindStringSubmatch(got); tm != nil {
+					token = tm[2] // rotated
+				}
+			}
+		})
+	}
 }
