@@ -302,6 +302,10 @@ func (c *conn) bind(res string, done func(s *router.Session, err, werr error)) {
 
 // bind2 is bind for an XEP-0386 login: done also gets the modules' part of <bound/>.
 func (c *conn) bind2(res string, done func(s *router.Session, bound []byte, err, werr error)) {
+	if s, bound, ok, err := c.srv().rt.TryBindBound(c.bare, res, c); ok {
+		done(s, bound, err, nil) // bound on this loop, as in bind
+		return
+	}
 	c.set(fPaused | fBindWait)
 	gc := c.gc
 	c.srv().rt.BindBound(c.bare, res, c, func(s *router.Session, bound []byte, err error) {

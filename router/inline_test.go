@@ -162,3 +162,25 @@ func TestTryBind(t *testing.T) {
 		})
 	}
 }
+
+// TestTryBindBound: an XEP-0386 bind runs in place only while no module adds to <bound/>
+// (MAM's archive metadata reads the disk).
+func TestTryBindBound(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		mods func(*router.Options)
+		ok   bool
+	}{
+		{"with MAM", nil, false},
+		{"without MAM", func(o *router.Options) { o.Modules = modulesBut("mam") }, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := routertest.New(t, []string{"where"}, tc.mods)
+			bare, _ := jid.Parse("where@example.org")
+			s, bound, ok, err := e.R.TryBindBound(bare, "phone", &routertest.Conn{})
+			if ok != tc.ok || err != nil || (s != nil) != tc.ok || bound != nil {
+				t.Fatalf("TryBindBound = %v, %q, %v, %v; want ok %v", s, bound, ok, err, tc.ok)
+			}
+		})
+	}
+}

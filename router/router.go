@@ -302,6 +302,17 @@ func (r *Router) TryBind(user jid.JID, resource string, c Conn) (s *Session, ok 
 	return s, true, err
 }
 
+// TryBindBound is TryBind for an XEP-0386 bind. It also reports false while any module
+// adds to <bound/> (Registrar.Bound): those additions may read the disk (MAM's archive
+// metadata), which an event loop must not wait for.
+func (r *Router) TryBindBound(user jid.JID, resource string, c Conn) (s *Session, bound []byte, ok bool, err error) {
+	if len(r.reg.bound) != 0 {
+		return nil, nil, false, nil
+	}
+	s, ok, err = r.TryBind(user, resource, c)
+	return s, nil, ok, err
+}
+
 // Bind creates a session for user/resource (resource "" means server-generated). A
 // session with the same full JID is replaced; its Conn is closed with conflict. done runs on
 // a shard worker with the session or a *stanza.Error.
