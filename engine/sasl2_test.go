@@ -334,4 +334,20 @@ func TestIntegrationSASL2Pipelined(t *testing.T) {
 			}
 		})
 	}
+
+	// An inline XEP-0198 resume that waits for the old connection, behind a token write:
+	// the ping is answered on the resumed session, after <resumed/>.
+	old := srv.LoginPlain(t, "alice", "secret", "mobile")
+	id := enableSM(t, old)
+	old.Conn().Close()
+	r, _ := sasl2Open(t, srv)
+	r.Send(authenticate("PLAIN", plainResponse("alice", "secret"), userAgent(agentID+"-3")+
+		"<request-token xmlns='urn:xmpp:fast:0' mechanism='HT-SHA-256-NONE'/>"+
+		"<resume xmlns='urn:xmpp:sm:3' previd='"+id+"' h='0'/>"+bind) + ping)
+	got := r.Expect("id='pipe'")
+	got += r.Expect(">")
+	iq := pipeRe.FindStringIndex(got)
+	if res := strings.Index(got, "<resumed"); res < 0 || iq == nil || iq[0] < res || !strings.Contains(got[iq[0]:iq[1]], "type='result'") {
+		t.Fatalf("want <success/> with <resumed/>, then the ping's result; got %q", got)
+	}
 }
