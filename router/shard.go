@@ -305,7 +305,14 @@ func (s *shard) parseTo(v []byte) (jid.JID, error) {
 	if len(s.toJID) >= toCacheMax {
 		clear(s.toJID)
 	}
-	s.toJID[string(v)] = j
+	key := string(v)
+	if key == j.String() {
+		// Already canonical (nearly always): the key shares the JID's bytes, so a hit
+		// brings into the cache the bytes that routing reads next (the recipient's
+		// shard is chosen by them), and the entry costs one string instead of two.
+		key = j.String()
+	}
+	s.toJID[key] = j
 	return j, nil
 }
 
