@@ -66,14 +66,7 @@ func TestIntegrationAdhocDisableUser(t *testing.T) {
 	admin := srv.LoginPlain(t, "admin", "admin pw", "desk")
 
 	// A FAST token for bob, from a SASL2 login, and a live session.
-	b, _ := sasl2Open(t, srv)
-	b.Send(authenticate("PLAIN", plainResponse("bob", "bob pw"), userAgent(agentID)+
-		"<request-token xmlns='urn:xmpp:fast:0' mechanism='HT-SHA-256-NONE'/>"))
-	tm := tokenRe.FindStringSubmatch(b.Expect("</success>"))
-	if tm == nil {
-		t.Fatal("no FAST token")
-	}
-	token := tm[2]
+	token := fastToken(t, srv, "bob", "bob pw")
 	bob := srv.LoginPlain(t, "bob", "bob pw", "phone")
 	bob.Send("<presence/>")
 

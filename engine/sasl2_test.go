@@ -288,6 +288,21 @@ func TestIntegrationSASL2Paths(t *testing.T) {
 	bob.Never("unavailable")
 }
 
+// fastToken logs user in over SASL2 with PLAIN, asking for an HT-SHA-256-NONE token for
+// the client agentID, and returns the token.
+func fastToken(t *testing.T, srv *vireotest.Server, user, pass string) string {
+	t.Helper()
+	r, _ := sasl2Open(t, srv)
+	r.Send(authenticate("PLAIN", plainResponse(user, pass), userAgent(agentID)+
+		"<request-token xmlns='urn:xmpp:fast:0' mechanism='HT-SHA-256-NONE'/>"))
+	success := r.Expect("</success>")
+	if tm := tokenRe.FindStringSubmatch(success); tm != nil {
+		return tm[2]
+	}
+	t.Fatalf("no FAST token in %q", success)
+	return ""
+}
+
 // TestIntegrationSASL2Pipelined: a client that sends a stanza right behind its
 // <authenticate/>, in the same write, has it handled once the Bind2 session exists, never
 // before: every path of a SASL2 login holds input until the bind's answer, including the
@@ -298,15 +313,7 @@ func TestIntegrationSASL2Pipelined(t *testing.T) {
 	const bind = "<bind xmlns='urn:xmpp:bind:0'><tag>pipe</tag></bind>"
 	const ping = "<iq type='get' id='pipe' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>"
 
-	// A token for the FAST case, from a login that asks for one.
-	a, _ := sasl2Open(t, srv)
-	a.Send(authenticate("PLAIN", plainResponse("alice", "secret"), userAgent(agentID)+
-		"<request-token xmlns='urn:xmpp:fast:0' mechanism='HT-SHA-256-NONE'/>"))
-	tm := tokenRe.FindStringSubmatch(a.Expect("</success>"))
-	if tm == nil {
-		t.Fatal("no token")
-	}
-	token := tm[2]
+	token := fastToken(t, srv, "alice", "secret")
 
 	cases := []struct {
 		name, mech, initial, inner string
