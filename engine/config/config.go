@@ -245,7 +245,7 @@ type Router struct {
 	Shards       int `toml:"shards"`
 	OfflineQuota int `toml:"offline_quota"`
 	// RouteInPlace lets a chat message whose shards are idle be routed on the event loop
-	// that read it (router.Router.SetInPlace).
+	// that read it, and a bind run there (router.Router.SetInPlace, TryBind).
 	RouteInPlace bool `toml:"route_in_place"`
 }
 

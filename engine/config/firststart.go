@@ -203,9 +203,10 @@ shards = 64
 # Offline messages kept per user; beyond this senders get service-unavailable.
 # [modules.offline] quota, when set, takes precedence.
 offline_quota = 1000
-# Route a chat message on the event loop that read it when its shards are idle (saves
-# two goroutine hand-offs). Turn it off if a third-party module's message hooks wait
-# for the disk or the network without declaring it.
+# Route a chat message on the event loop that read it when its shards are idle, and
+# bind a new session there (saves two goroutine hand-offs each). Turn it off if a
+# third-party module's message hooks wait for the disk or the network without
+# declaring it.
 route_in_place = true
 
 [store]
