@@ -6,6 +6,7 @@
 package blocking
 
 import (
+	"hash/maphash"
 	"sync"
 
 	"github.com/vireo-im/vireo/modules/module"
@@ -24,8 +25,56 @@ func init() { module.Register(new(Mod)) }
 // Mod is the module.
 type Mod struct {
 	t     store.Table
+	known knownLists
+}
+
+// knownLists remembers, per user, whether their block list is empty. Every stanza is
+// checked against it, by the event loops and shard workers on every core at once, so it
+// is split in stripes that each have their own lock on their own cache line: one shared
+// RWMutex made the check slower on two cores than on one (BenchmarkBlocksNobody).
+type knownLists struct {
+	seed    maphash.Seed
+	stripes [knownStripes]knownStripe
+}
+
+const (
+	knownStripes = 32
+	knownMax     = 1 << 20 // users remembered before a stripe starts over
+)
+
+type knownStripe struct {
 	mu    sync.RWMutex
-	empty map[string]bool // user -> known to block nobody
+	empty map[string]bool // user -> their block list is empty
+	_     [64 - 24 - 8]byte
+}
+
+func (k *knownLists) stripe(user string) *knownStripe {
+	return &k.stripes[maphash.String(k.seed, user)%knownStripes]
+}
+
+func (k *knownLists) get(user string) (empty, known bool) {
+	st := k.stripe(user)
+	st.mu.RLock()
+	empty, known = st.empty[user]
+	st.mu.RUnlock()
+	return empty, known
+}
+
+func (k *knownLists) set(user string, empty bool) {
+	st := k.stripe(user)
+	st.mu.Lock()
+	if st.empty == nil || len(st.empty) >= knownMax/knownStripes {
+		st.empty = map[string]bool{}
+	}
+	st.empty[user] = empty
+	st.mu.Unlock()
+}
+
+func (k *knownLists) forget(user string) {
+	st := k.stripe(user)
+	st.mu.Lock()
+	delete(st.empty, user)
+	st.mu.Unlock()
 }
 
 // ModuleInfo implements module.Module.
@@ -36,7 +85,7 @@ func (*Mod) ModuleInfo() module.Info {
 // Provision registers handlers and hooks.
 func (m *Mod) Provision(r module.Registrar) error {
 	m.t = r.Table("blocklist")
-	m.empty = map[string]bool{}
+	m.known.seed = maphash.MakeSeed()
 	r.IQ(module.IQGet, ns.Blocking, "blocklist", m.list)
 	r.IQ(module.IQSet, ns.Blocking, "block", m.block)
 	r.IQ(module.IQSet, ns.Blocking, "unblock", m.unblock)
@@ -73,27 +122,15 @@ func (m *Mod) blocked(user string, j jid.JID) bool {
 // blocksNobody reports whether user's block list is empty, reading it from the store
 // the first time.
 func (m *Mod) blocksNobody(user string) bool {
-	m.mu.RLock()
-	e, known := m.empty[user]
-	m.mu.RUnlock()
-	if known {
+	if e, known := m.known.get(user); known {
 		return e
 	}
 	n := len(m.items(user))
-	m.mu.Lock()
-	if len(m.empty) > 1<<20 {
-		clear(m.empty)
-	}
-	m.empty[user] = n == 0
-	m.mu.Unlock()
+	m.known.set(user, n == 0)
 	return n == 0
 }
 
-func (m *Mod) forget(user string) {
-	m.mu.Lock()
-	delete(m.empty, user)
-	m.mu.Unlock()
-}
+func (m *Mod) forget(user string) { m.known.forget(user) }
 
 func (m *Mod) outbound(c module.Context, p *module.Packet) module.Verdict {
 	if p.To.IsZero() {
