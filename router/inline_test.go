@@ -184,3 +184,24 @@ func TestTryBindBound(t *testing.T) {
 		})
 	}
 }
+
+// TestStatsRouted: messages count as routed whether they went in place or through the
+// workers (the counts are kept per shard and summed).
+func TestStatsRouted(t *testing.T) {
+	for _, noInline := range []bool{false, true} {
+		e := routertest.New(t, []string{"sender", "where"}, func(o *router.Options) {
+			o.NoInline, o.Modules = noInline, modulesBut("test_gate")
+		})
+		w := e.Bind("where", "r")
+		w.Send("<presence/>")
+		s := e.Bind("sender", "r")
+		before := e.R.Stats().Routed
+		for i := 0; i < 10; i++ {
+			s.Send("<message to='where@example.org/r' type='chat'><body>" + strconv.Itoa(i) + "</body></message>")
+		}
+		w.C.Wait(t, "<body>9</body>")
+		if got := e.R.Stats().Routed - before; got != 10 {
+			t.Fatalf("NoInline %v: routed %d, want 10", noInline, got)
+		}
+	}
+}

@@ -423,6 +423,7 @@ func (r *Router) Stats() Stats {
 	st := Stats{Online: r.online.Load(), Detached: r.detachedN.Load(), Routed: r.routed.Load(), Dropped: r.dropped.Load(), Shards: len(r.shards)}
 	for _, s := range r.shards {
 		st.Queued += s.q.len()
+		st.Routed += s.stats.routed.Load()
 	}
 	return st
 }

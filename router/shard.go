@@ -481,7 +481,7 @@ func (s *shard) forwardPacket(o *op, p *module.Packet) bool {
 		if k == destService {
 			o.kind, o.svc = opService, sv
 		}
-		s.r.routed.Add(1)
+		s.stats.routed.Add(1)
 		t := s.r.shardOf(to.Bare().String())
 		if k == destAccount && s.forwardInline(t, o) {
 			return true

@@ -115,7 +115,7 @@ func (s *shard) relay(o *op) bool {
 		if k == destService {
 			o.kind, o.svc = opService, sv
 		}
-		s.r.routed.Add(1)
+		s.stats.routed.Add(1)
 		s.r.shardOf(p.To.Bare().String()).q.pushForce(o)
 		return true
 	}

@@ -28,9 +28,13 @@ const nKinds = 3
 // shardStats are one shard's counters, padded so that two shards' counters never share a
 // cache line.
 type shardStats struct {
-	_       [64]byte
-	in      [nKinds]atomic.Int64 // stanzas from local clients, by kind (outbound phase)
-	out     [nKinds]atomic.Int64 // stanzas handed to a session (its Conn, or its detached queue)
+	_   [64]byte
+	in  [nKinds]atomic.Int64 // stanzas from local clients, by kind (outbound phase)
+	out [nKinds]atomic.Int64 // stanzas handed to a session (its Conn, or its detached queue)
+	// routed counts the stanzas this shard passed on to a local recipient's shard. It is
+	// the shard's, not the router's: every message on every core would otherwise add to
+	// one shared word.
+	routed  atomic.Int64
 	latency hist.H
 	_       [64]byte
 }
