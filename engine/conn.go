@@ -575,7 +575,7 @@ func (b *connBits) setFlushed(ms uint16, every time.Duration) {
 	for {
 		old := b.v.Load()
 		v := old&0xffff&^(bOutLater|bBurst) | uint32(ms)<<16
-		if ms-uint16(old>>16) < uint16(every/time.Millisecond)+1 {
+		if withinTick(ms, uint16(old>>16), every) {
 			v |= bBurst
 		}
 		if b.v.CompareAndSwap(old, v) {
@@ -592,7 +592,13 @@ func (b *connBits) setFlushed(ms uint16, every time.Duration) {
 // while saving few writes. A busy room's occupant is in a burst from its third stanza on.
 func (b *connBits) coalesces(ms uint16, every time.Duration) bool {
 	v := b.v.Load()
-	return v&bBurst != 0 && ms-uint16(v>>16) < uint16(every/time.Millisecond)+1
+	return v&bBurst != 0 && withinTick(ms, uint16(v>>16), every)
+}
+
+// withinTick reports whether ms comes less than a coalescer tick after last, both on the
+// coalescer's 16-bit millisecond clock.
+func withinTick(ms, last uint16, every time.Duration) bool {
+	return ms-last < uint16(every/time.Millisecond)+1
 }
 
 // asyncWrite queues b for the socket. It is also the TLS layer's transport write. Safe for
