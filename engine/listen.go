@@ -93,6 +93,9 @@ func (l *listener) admit(nc *net.TCPConn) int {
 	if !s.unauth.add(key, cfg.MaxUnauthPerAddr, cfg.trusted(ip) || l.cfg.WebSocket && cfg.Web.proxy(ip)) {
 		return refusedPerAddress
 	}
+	if l.cfg.Kind != KindC2S {
+		nc.SetKeepAliveConfig(peerKeepAlive(cfg))
+	}
 	s.pending.Add(1)
 	ctx := gnet.NewNetConnContext(gnet.NewContext(context.Background(), l), nc)
 	ch, err := s.react.eng.Register(ctx)
@@ -111,6 +114,14 @@ func (l *listener) admit(nc *net.TCPConn) int {
 		}
 	}()
 	return -1
+}
+
+// peerKeepAlive is the TCP keepalive of a stream with a server or a component, which gets
+// no XEP-0199 pings: a dead peer is found in the time a silent client is (PingAfter, then
+// PingTimeout), not in Go's default 15 s that would probe every quiet link four times a
+// minute.
+func peerKeepAlive(cfg *Config) net.KeepAliveConfig {
+	return net.KeepAliveConfig{Enable: true, Idle: cfg.PingAfter, Interval: max(cfg.PingTimeout/4, time.Second), Count: 4}
 }
 
 // perAddr counts connections per client address (IPv6 per /64) that have not

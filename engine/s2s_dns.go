@@ -172,7 +172,7 @@ func (o *s2sOut) dial(ctx context.Context, local, remote string) (nc net.Conn, d
 	if err != nil {
 		return nil, false, err
 	}
-	var d net.Dialer
+	d := net.Dialer{KeepAliveConfig: peerKeepAlive(o.srv.config())}
 	var errs []error
 	for _, t := range targets {
 		nc, err := d.DialContext(ctx, "tcp", t.addr)

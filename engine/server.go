@@ -446,7 +446,13 @@ func (s *Server) Start() error {
 		return err
 	}
 	for _, l := range s.ls {
-		ln, err := net.Listen("tcp", strings.TrimPrefix(l.cfg.Addr, "tcp://"))
+		// No TCP keepalive from the listener: Go's default would probe every connection
+		// after 15 s of silence, waking an idle phone's radio four times a minute and
+		// costing the kernel a probe and its ack per idle connection per 15 s. Clients get
+		// XEP-0199 pings after PingAfter instead; server-facing kinds get a slow keepalive
+		// in admit.
+		lc := net.ListenConfig{KeepAlive: -1}
+		ln, err := lc.Listen(context.Background(), "tcp", strings.TrimPrefix(l.cfg.Addr, "tcp://"))
 		if err != nil {
 			s.stopListeners()
 			return fmt.Errorf("engine: listener %s on %s: %w", l.cfg.Name, l.cfg.Addr, err)

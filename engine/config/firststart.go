@@ -102,7 +102,9 @@ sm_ack_after = "1s"
 # lives this long, is renewed as it is used, and a password change ends every token.
 fast_token_ttl = "336h"
 # An established stream silent this long gets an XEP-0199 ping; no answer within
-# ping_timeout closes it (dead phones behind NATs).
+# ping_timeout closes it (dead phones behind NATs). Client sockets have no TCP
+# keepalive, so nothing else wakes an idle phone; s2s and component sockets use TCP
+# keepalive after ping_interval instead of pings.
 ping_interval = "4m"
 ping_timeout = "60s"
 
