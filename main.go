@@ -429,6 +429,7 @@ func (s *server) engineConfig(cfg *config.Config) engine.Config {
 		ResumeTimeout:    cfg.C2S.ResumeTimeout.Duration,
 		SMAckEvery:       cfg.C2S.SMAckEvery,
 		SMAckAfter:       cfg.C2S.SMAckAfter.Duration,
+		SMAckTimeout:     cfg.C2S.SMAckTimeout.Duration,
 		CoalesceWrites:   coalesceWrites(cfg.C2S.CoalesceWrites.Duration),
 		FastKey:          s.fastKey,
 		FastTTL:          cfg.C2S.FastTokenTTL.Duration,

@@ -4,6 +4,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vireo-im/vireo/engine"
 	"github.com/vireo-im/vireo/engine/config"
@@ -138,4 +139,35 @@ func TestIntegrationPush(t *testing.T) {
 	bob.Send("<message to='alice@localhost' type='chat' id='m7'><body>secret words</body></message>")
 	expectPublish(t, app, "n4", "2")
 	bob.Never("unavailable") // still detached, waiting to be resumed
+}
+
+// TestIntegrationPushAfterAckTimeout: a phone whose TCP died without a word (here: a
+// connection that stays open and says nothing) is sent a message and does not answer the
+// server's <r/>. After sm_ack_timeout the server takes it for dead, detaches the session,
+// and the app server gets the notification: a minute at the default, not the next ping's
+// four minutes plus its timeout.
+func TestIntegrationPushAfterAckTimeout(t *testing.T) {
+	cfg, err := config.Parse([]byte("domains = [\"localhost\"]\n[modules.push]\nmin_interval = \"0s\"\n"), "/x/vireo.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := vireotest.Start(t, vireotest.Options{RequireTLS: no(), AllowPlain: true, ModuleConfig: cfg.ModuleConfig,
+		SMAckAfter: time.Second, SMAckTimeout: 2 * time.Second,
+		Components: []engine.Component{{Domain: "push.localhost", Secret: compSecret}}})
+	srv.AddUser(t, "alice", "secret")
+	srv.AddUser(t, "bob", "secret")
+	app, _ := componentLogin(t, srv, "push.localhost", compSecret)
+	app.Expect("<handshake/>")
+	bob := srv.LoginPlain(t, "bob", "secret", "pc")
+
+	a := srv.LoginPlain(t, "alice", "secret", "phone")
+	a.Send("<iq type='set' id='e1'><enable xmlns='urn:xmpp:push:0' jid='push.localhost' node='n1'/></iq>")
+	a.Expect("id='e1'")
+	a.Send("<enable xmlns='urn:xmpp:sm:3' resume='true'/><presence/>")
+	a.Expect("<presence")
+	bob.Send("<message to='alice@localhost/phone' type='chat' id='m1'><body>wake up</body></message>")
+	a.Expect("<r xmlns='urn:xmpp:sm:3'/>") // and from here alice says nothing
+	sent := time.Now()
+	expectPublish(t, app, "n1", "1")
+	t.Logf("notified %v after the request went unanswered", time.Since(sent).Round(100*time.Millisecond))
 }

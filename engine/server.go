@@ -89,10 +89,12 @@ type Config struct {
 	Components []Component
 	// ResumeTimeout is how long a stream-management session waits for its client to
 	// resume it (XEP-0198); the server asks for an acknowledgement after SMAckEvery
-	// stanzas, or once stanzas have waited SMAckAfter.
+	// stanzas, or once stanzas have waited SMAckAfter; a client that leaves that request
+	// unanswered and sends nothing for SMAckTimeout is taken for dead.
 	ResumeTimeout time.Duration
 	SMAckEvery    int
 	SMAckAfter    time.Duration
+	SMAckTimeout  time.Duration
 	// CoalesceWrites is how long bytes for a connection that was just written to may
 	// wait to leave with the next ones (coalesce.go): 0 is DefaultCoalesceWrites, below 0
 	// off.
@@ -197,6 +199,9 @@ func (c *Config) defaults() {
 	}
 	if c.SMAckAfter <= 0 {
 		c.SMAckAfter = DefaultSMAckAfter
+	}
+	if c.SMAckTimeout <= 0 {
+		c.SMAckTimeout = DefaultSMAckTimeout
 	}
 	if c.S2S.SetupTimeout <= 0 {
 		c.S2S.SetupTimeout = s2sSetupTimeout

@@ -30,6 +30,13 @@ const (
 	// this many stanzas, or when stanzas have been unacknowledged this long.
 	DefaultSMAckEvery = 10
 	DefaultSMAckAfter = time.Second
+	// DefaultSMAckTimeout is how long a client may leave the server's <r/> unanswered while
+	// sending nothing at all before its connection is taken for dead (ejabberd's
+	// ack_timeout). A phone whose TCP died without a word (a NAT that forgot it, a network
+	// switch) is then detached within a minute of being sent something, and push and the
+	// other resources take over, instead of after the next ping (ping_interval, 4 m) or the
+	// kernel's retransmissions (~15 m).
+	DefaultSMAckTimeout = 60 * time.Second
 	// smMaxUnacked bounds what one stream may have unacknowledged; past it the client is
 	// not acknowledging and the stream is closed (what was unacknowledged is not lost: it
 	// goes to the router like on any other close).
@@ -57,6 +64,7 @@ type smState struct {
 	expiry   uint32 // seconds a detached session waits (the max promised at enable)
 	askedAt  uint32 // seconds since epoch of the last <r/> the server sent
 	sinceReq uint16 // stanzas sent since the last <r/>
+	awaiting bool   // an <r/> is out and no <a/> came since: no other is sent meanwhile
 	gen      uint16 // detachments so far (wraps): a timer knows whether its detachment is over
 	unacked  smQueue
 	owner    *conn // the connection it is on; nil while detached
@@ -183,9 +191,11 @@ func (sm *smState) sent(b []byte, ackEvery int) (ask, ok bool) {
 	}
 	sm.unacked.push(b)
 	sm.hOut++
-	sm.sinceReq++
-	if int(sm.sinceReq) >= min(ackEvery, 1<<15) {
-		sm.sinceReq = 0
+	if sm.sinceReq < 1<<15 {
+		sm.sinceReq++
+	}
+	if int(sm.sinceReq) >= min(ackEvery, 1<<15) && !sm.awaiting {
+		sm.sinceReq, sm.awaiting = 0, true
 		sm.askedAt = sinceEpoch(time.Now())
 		return true, true
 	}
@@ -194,18 +204,24 @@ func (sm *smState) sent(b []byte, ackEvery int) (ask, ok bool) {
 
 // overdue reports whether stanzas have waited for an acknowledgement longer than after
 // since the last request, and notes a new request if so (the timeout sweep sends it);
-// waiting, whether any stanza waits for one at all.
-func (sm *smState) overdue(now, after uint32) (ask, waiting bool) {
+// waiting, whether any stanza waits for one at all; unanswered, for how long the request
+// that is out has gone unanswered (0 when none is out). One request is out at a time, as
+// in Prosody and ejabberd: a client that does not answer (asleep, or gone without a word)
+// is not sent another every second.
+func (sm *smState) overdue(now, after uint32) (ask, waiting bool, unanswered uint32) {
 	sm.mu.Lock()
 	defer sm.mu.Unlock()
 	if sm.unacked.len() == 0 {
-		return false, false
+		return false, false, 0
+	}
+	if sm.awaiting {
+		return false, true, now - sm.askedAt
 	}
 	if now-sm.askedAt < after {
-		return false, true
+		return false, true, 0
 	}
-	sm.askedAt, sm.sinceReq = now, 0
-	return true, true
+	sm.askedAt, sm.sinceReq, sm.awaiting = now, 0, true
+	return true, true, 0
 }
 
 // keep records a stanza for a closing connection that still owns the session, as if sent.
@@ -230,6 +246,7 @@ func (sm *smState) ack(h uint32) bool {
 	}
 	sm.unacked.drop(n)
 	sm.acked = h
+	sm.awaiting = false
 	return true
 }
 
@@ -363,6 +380,7 @@ func (c *conn) finishResume(sm *smState, h uint32, r *sasl2Req) {
 	sm.owner = c
 	c.srv().sms.setWait(sm, nil)
 	sm.acked, sm.hOut, sm.sinceReq = h, h, 0
+	sm.awaiting, sm.askedAt = false, sinceEpoch(time.Now()) // no request from before the resume is waited for
 	sm.unacked.reset()
 	sm.gen++
 	hIn := sm.hIn

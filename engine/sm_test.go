@@ -158,3 +158,60 @@ func TestIntegrationStreamManagementBadCases(t *testing.T) {
 	m.Send("<resume xmlns='urn:xmpp:sm:3' previd='" + id + "' h='0'/>")
 	m.Expect("<item-not-found")
 }
+
+// TestIntegrationSMAckTimeout: a client that leaves the server's <r/> unanswered is asked
+// once, not every second, and when it has also sent nothing for sm_ack_timeout its
+// connection is taken for dead: closed with connection-timeout, the session detached (its
+// contacts see no unavailable) and resumable with what it was sent. A client that does not
+// answer but keeps talking is left alone.
+func TestIntegrationSMAckTimeout(t *testing.T) {
+	const ackTimeout = 3 * time.Second
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true, SMAckAfter: time.Second, SMAckTimeout: ackTimeout})
+	srv.AddUser(t, "alice", "secret")
+	srv.AddUser(t, "bob", "secret")
+	srv.AddUser(t, "carol", "secret")
+	bob := srv.LoginPlain(t, "bob", "secret", "pc")
+
+	// Carol does not answer <r/> but pings the server every half second: alive.
+	carol := srv.AuthPlain(t, "carol", "secret")
+	carol.Send("<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>c</resource></bind></iq>")
+	carol.Expect("id='b'")
+	enableSM(t, carol)
+	bob.Send("<message to='carol@localhost/c' type='chat' id='c1'><body>hi carol</body></message>")
+	carol.Expect("<r xmlns='urn:xmpp:sm:3'/>")
+
+	a := srv.AuthPlain(t, "alice", "secret")
+	a.Send("<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>phone</resource></bind></iq>")
+	a.Expect("id='b'")
+	id := enableSM(t, a)
+	a.Send("<presence/>")
+	a.Expect("<presence")
+	bob.Send("<message to='alice@localhost/phone' type='chat' id='m1'><body>are you there</body></message>")
+	start := time.Now()
+	for i := 0; time.Since(start) < ackTimeout+3*time.Second; i++ {
+		carol.Send(fmt.Sprintf("<iq type='get' id='p%d'><ping xmlns='urn:xmpp:ping'/></iq>", i))
+		carol.Expect(fmt.Sprintf("id='p%d'", i))
+		time.Sleep(500 * time.Millisecond)
+	}
+	// Alice said nothing since her presence: by now her stream is closed.
+	got := a.ExpectClosed()
+	if n := strings.Count(got, "<r xmlns='urn:xmpp:sm:3'/>"); n != 1 {
+		t.Fatalf("alice was asked for an ack %d times, want once: %q", n, got)
+	}
+	if !strings.Contains(got, "id='m1'") || !strings.Contains(got, "connection-timeout") {
+		t.Fatalf("alice's stream: %q", got)
+	}
+	bob.Never("unavailable")
+	bob.Send("<message to='alice@localhost/phone' type='chat' id='m2'><body>still there?</body></message>")
+
+	a2 := srv.AuthPlain(t, "alice", "secret")
+	a2.Send("<resume xmlns='urn:xmpp:sm:3' previd='" + id + "' h='0'/>")
+	got = a2.Expect("id='m2'")
+	if i, j := strings.Index(got, "id='m1'"), strings.Index(got, "<resumed"); i < j || j < 0 {
+		t.Fatalf("m1 not resent after <resumed/>: %q", got)
+	}
+	carol.Send("<iq type='get' id='last'><ping xmlns='urn:xmpp:ping'/></iq>")
+	if got := carol.Expect("id='last'"); strings.Contains(got, "connection-timeout") {
+		t.Fatalf("carol, who kept talking, was cut off: %q", got)
+	}
+}

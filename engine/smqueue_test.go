@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestSMQueue: stanzas come back in order, acknowledged ones go, an empty queue holds no
@@ -162,4 +163,42 @@ func TestSMTableSet(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSMOneRequestOut: the server has one <r/> out at a time; an <a/> lets it ask again,
+// and overdue says how long the one out has gone unanswered.
+func TestSMOneRequestOut(t *testing.T) {
+	now := sinceEpoch(time.Now())
+	sm := &smState{askedAt: now}
+	asks := 0
+	for range 30 {
+		if ask, ok := sm.sent([]byte("<message/>"), 10); !ok {
+			t.Fatal("refused")
+		} else if ask {
+			asks++
+		}
+	}
+	if asks != 1 {
+		t.Fatalf("%d requests for 30 stanzas while none was answered, want 1", asks)
+	}
+	if ask, waiting, unanswered := sm.overdue(now+5, 1); ask || !waiting || unanswered < 4 {
+		t.Fatalf("overdue with a request out: ask %v waiting %v unanswered %d", ask, waiting, unanswered)
+	}
+	if !sm.ack(10) {
+		t.Fatal("ack refused")
+	}
+	// Twenty still unacknowledged and the last request was long ago: ask now.
+	if ask, waiting, unanswered := sm.overdue(now+6, 1); !ask || !waiting || unanswered != 0 {
+		t.Fatalf("after an answer: ask %v waiting %v unanswered %d", ask, waiting, unanswered)
+	}
+	if ask, _, unanswered := sm.overdue(now+8, 1); ask || unanswered != 2 {
+		t.Fatalf("second request: ask again %v, unanswered %d", ask, unanswered)
+	}
+	if !sm.ack(30) {
+		t.Fatal("ack refused")
+	}
+	if ask, waiting, unanswered := sm.overdue(now+9, 1); ask || waiting || unanswered != 0 {
+		t.Fatalf("all acknowledged: ask %v waiting %v unanswered %d", ask, waiting, unanswered)
+	}
+	sm.unacked.reset()
 }

@@ -27,7 +27,8 @@ func (l *listener) sweep(now time.Time) {
 	cfg := l.srv.config()
 	p := sweepParams{now: now, rel: sinceEpoch(now), preAuth: int64(cfg.PreAuthTimeout / time.Second),
 		pingAfter: int64(cfg.PingAfter / time.Second), pingTimeout: int64(cfg.PingTimeout / time.Second),
-		s2sIdle: int64(cfg.S2S.IdleTimeout / time.Second), smAckAfter: uint32(cfg.SMAckAfter / time.Second)}
+		s2sIdle: int64(cfg.S2S.IdleTimeout / time.Second), smAckAfter: uint32(cfg.SMAckAfter / time.Second),
+		smAckTimeout: uint32(cfg.SMAckTimeout / time.Second)}
 	p.preAuth, p.pingAfter, p.pingTimeout, p.s2sIdle = max(p.preAuth, 1), max(p.pingAfter, 1), max(p.pingTimeout, 1), max(p.s2sIdle, 1)
 	_, p.isComponent = l.kind.(*component)
 	_, p.isS2S = l.kind.(*s2sIn)
@@ -81,7 +82,7 @@ type sweepParams struct {
 	now                                      time.Time
 	rel                                      uint32
 	preAuth, pingAfter, pingTimeout, s2sIdle int64
-	smAckAfter                               uint32
+	smAckAfter, smAckTimeout                 uint32
 	isComponent, isS2S                       bool
 }
 
@@ -123,9 +124,16 @@ func (p *sweepParams) check(c *conn) bool {
 		return quiet // components are trusted peers on a private network; TCP keepalive suffices
 	}
 	if sm := c.sm.Load(); sm != nil {
-		ask, waiting := sm.overdue(rel, p.smAckAfter)
+		ask, waiting, unanswered := sm.overdue(rel, p.smAckAfter)
 		if ask {
 			c.write([]byte("<r xmlns='urn:xmpp:sm:3'/>")) // XEP-0198: ask for what is overdue
+		}
+		if unanswered >= p.smAckTimeout && idle >= int64(p.smAckTimeout) {
+			// No answer to the <r/> and not a byte from the client for as long: taken for
+			// dead. The close detaches a resumable session (push and resumption take
+			// over); a client that is slow but sending something is left alone.
+			c.Close(stanza.ConnectionTimeout)
+			return false
 		}
 		quiet = quiet && !waiting
 	}

@@ -81,6 +81,7 @@ type C2S struct {
 	ResumeTimeout         Duration `toml:"resume_timeout"`
 	SMAckEvery            int      `toml:"sm_ack_every"`
 	SMAckAfter            Duration `toml:"sm_ack_after"`
+	SMAckTimeout          Duration `toml:"sm_ack_timeout"`
 	FastTokenTTL          Duration `toml:"fast_token_ttl"`
 	PingInterval          Duration `toml:"ping_interval"`
 	PingTimeout           Duration `toml:"ping_timeout"`
@@ -335,6 +336,7 @@ func Defaults(domain string) *Config {
 			ResumeTimeout:         Duration{300 * time.Second},
 			SMAckEvery:            10,
 			SMAckAfter:            Duration{time.Second},
+			SMAckTimeout:          Duration{60 * time.Second},
 			FastTokenTTL:          Duration{14 * 24 * time.Hour},
 			PingInterval:          Duration{4 * time.Minute},
 			PingTimeout:           Duration{60 * time.Second},
@@ -425,6 +427,9 @@ func (c *Config) normalize() error {
 	}
 	if c.C2S.ResumeTimeout.Duration < time.Second || c.C2S.SMAckAfter.Duration < time.Second || c.C2S.SMAckEvery < 1 {
 		return errors.New("c2s.resume_timeout and c2s.sm_ack_after must be at least 1s, c2s.sm_ack_every at least 1")
+	}
+	if c.C2S.SMAckTimeout.Duration < c.C2S.SMAckAfter.Duration {
+		return errors.New("c2s.sm_ack_timeout must be at least c2s.sm_ack_after")
 	}
 	if !strings.HasPrefix(c.Web.BOSHPath, "/") || c.Web.BOSHPath == c.Web.WebSocketPath {
 		return fmt.Errorf("web.bosh_path %q must start with / and differ from web.websocket_path", c.Web.BOSHPath)

@@ -98,6 +98,10 @@ resume_timeout = "300s"
 # awake from the stanza, and that an idle session holds no copies of what it was sent.
 sm_ack_every = 10
 sm_ack_after = "1s"
+# One request is out at a time. A client that leaves it unanswered and sends nothing for
+# this long is taken for dead (a phone whose TCP died without a word): its session is
+# detached for resumption and push notifications take over.
+sm_ack_timeout = "60s"
 # XEP-0484 FAST: a client that logged in once gets a token for one-round-trip logins; it
 # lives this long, is renewed as it is used, and a password change ends every token.
 fast_token_ttl = "336h"

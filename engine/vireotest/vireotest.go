@@ -75,6 +75,7 @@ type Options struct {
 	MaxConns        int
 	ResumeTimeout   time.Duration
 	SMAckAfter      time.Duration
+	SMAckTimeout    time.Duration
 	// CoalesceWrites is engine.Config.CoalesceWrites (0: the engine's default).
 	CoalesceWrites time.Duration
 	MaxUnauthAddr  int
@@ -184,6 +185,7 @@ func Start(t testing.TB, o Options) *Server {
 		MaxConnections:   o.MaxConns,
 		ResumeTimeout:    o.ResumeTimeout,
 		SMAckAfter:       o.SMAckAfter,
+		SMAckTimeout:     o.SMAckTimeout,
 		CoalesceWrites:   o.CoalesceWrites,
 		MaxUnauthPerAddr: o.MaxUnauthAddr,
 		Web:              o.Web,
