@@ -78,7 +78,7 @@ func TestConnSet(t *testing.T) {
 func idleListener(tb testing.TB, n int, pingAfter, silent time.Duration) (*listener, time.Time) {
 	tb.Helper()
 	srv := &Server{}
-	srv.cfg.Store(&Config{PreAuthTimeout: time.Minute, PingAfter: pingAfter, PingTimeout: time.Minute, SMAckAfter: time.Minute})
+	srv.cfg.Store(&Config{PreAuthTimeout: time.Minute, PingAfter: pingAfter, PingTimeout: time.Minute, SMAckAfter: time.Minute, SMAckTimeout: time.Minute})
 	l := &listener{srv: srv, kind: &c2s{}}
 	now := time.Now()
 	rel := sinceEpoch(now) - uint32(silent/time.Second)

@@ -30,6 +30,7 @@ func (l *listener) sweep(now time.Time) {
 		s2sIdle: int64(cfg.S2S.IdleTimeout / time.Second), smAckAfter: uint32(cfg.SMAckAfter / time.Second),
 		smAckTimeout: uint32(cfg.SMAckTimeout / time.Second)}
 	p.preAuth, p.pingAfter, p.pingTimeout, p.s2sIdle = max(p.preAuth, 1), max(p.pingAfter, 1), max(p.pingTimeout, 1), max(p.s2sIdle, 1)
+	p.smAckTimeout = max(p.smAckTimeout, 1)
 	_, p.isComponent = l.kind.(*component)
 	_, p.isS2S = l.kind.(*s2sIn)
 	turn := int(l.sweeps % coldEvery)
