@@ -701,6 +701,7 @@ func (r *reactor) OnTick() (time.Duration, gnet.Action) {
 		l.sweep(now)
 	}
 	r.srv.boshSweep(now)
+	r.srv.sms.expire(sinceEpoch(now))
 	if r.srv.tickets.rotate(now) {
 		cfg := r.srv.config()
 		r.srv.tickets.install(cfg.loopTLS, cfg.webTLS, cfg.s2sTLS)

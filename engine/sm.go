@@ -461,14 +461,8 @@ func (c *conn) smClosed() bool {
 			}
 			return unacked
 		}
-		time.AfterFunc(timeout+time.Second, func() {
-			sm.mu.Lock()
-			done := sm.owner == nil && sm.gen == gen
-			sm.mu.Unlock()
-			if done {
-				s.sms.remove(sm.key)
-			}
-		})
+		// The router ends the session at timeout; its table entry goes a second later.
+		s.sms.expireAt(sm, gen, sinceEpoch(time.Now().Add(timeout+time.Second)))
 		if wait != nil {
 			next := wait.c
 			next.gc.Wake(func(_ gnet.Conn, err error) error {
@@ -498,6 +492,62 @@ type smTable struct {
 	// closes: rare and short, so one map for all rather than a field in every smState.
 	waitMu sync.Mutex
 	waits  map[*smState]*resumeWait
+	// expiring lists detached sessions in the order they left, with the second their
+	// entry is due to go; the server's tick sweeps it (expire). A runtime timer and its
+	// closure per detached session cost ~150 bytes, an entry here 16. An entry due later
+	// than the ones behind it (a resumption timeout shortened by a reload) holds them back
+	// until its own time: entries go late, never early.
+	expMu    sync.Mutex
+	expiring []smExpiry
+	expHead  int
+}
+
+// smExpiry is one detached session's table entry due to go at second at, unless the
+// session was resumed or detached again since (gen).
+type smExpiry struct {
+	sm  *smState
+	at  uint32
+	gen uint16
+}
+
+// expireAt queues sm's entry to go at second at (sinceEpoch) if it is still detached by
+// detachment gen then.
+func (t *smTable) expireAt(sm *smState, gen uint16, at uint32) {
+	t.expMu.Lock()
+	t.expiring = append(t.expiring, smExpiry{sm: sm, at: at, gen: gen})
+	t.expMu.Unlock()
+}
+
+// expire removes the entries of sessions whose resumption window closed by second now.
+func (t *smTable) expire(now uint32) {
+	t.expMu.Lock()
+	defer t.expMu.Unlock()
+	for t.expHead < len(t.expiring) {
+		e := t.expiring[t.expHead]
+		if int32(now-e.at) < 0 {
+			break
+		}
+		t.expiring[t.expHead] = smExpiry{}
+		t.expHead++
+		e.sm.mu.Lock()
+		done := e.sm.owner == nil && e.sm.gen == e.gen
+		e.sm.mu.Unlock()
+		if done {
+			t.remove(e.sm.key)
+		}
+	}
+	// Keep the array from growing without end: move what is left to the front once the
+	// swept part is most of it, and give a storm's large array back when it empties.
+	if left := len(t.expiring) - t.expHead; t.expHead > 0 && t.expHead >= left {
+		if left == 0 && cap(t.expiring) > 1024 {
+			t.expiring = nil
+		} else {
+			n := copy(t.expiring, t.expiring[t.expHead:])
+			clear(t.expiring[n:])
+			t.expiring = t.expiring[:n]
+		}
+		t.expHead = 0
+	}
 }
 
 // smPart is one part of the table: an open-addressing hash set of states by key, linear

@@ -202,3 +202,52 @@ func TestSMOneRequestOut(t *testing.T) {
 	}
 	sm.unacked.reset()
 }
+
+// TestSMTableExpire: a detached session's entry goes at its second, unless it was resumed
+// or detached again since; entries go late behind a later one, never early; the queue
+// gives its array back.
+func TestSMTableExpire(t *testing.T) {
+	tb := newSMTable()
+	var sms []*smState
+	for i := 0; i < 3000; i++ {
+		sm := &smState{}
+		sm.key = tb.add(sm)
+		sms = append(sms, sm)
+	}
+	has := func(sm *smState) bool {
+		p := tb.part(sm.key)
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.get(sm.key) == sm
+	}
+	const t0 = 1000
+	for i, sm := range sms {
+		tb.expireAt(sm, sm.gen, t0+uint32(i/1000)) // 1,000 due at each of t0, t0+1, t0+2
+	}
+	sms[0].owner = &conn{} // resumed
+	sms[1].gen++           // detached again: a later entry decides
+	tb.expire(t0 - 1)
+	if !has(sms[2]) {
+		t.Fatal("removed before its time")
+	}
+	tb.expire(t0)
+	if !has(sms[0]) || !has(sms[1]) || has(sms[2]) || has(sms[999]) || !has(sms[1000]) {
+		t.Fatal("at t0: resumed or re-detached entries removed, or due ones kept, or later ones removed")
+	}
+	// An entry due later holds back one due earlier behind it.
+	late, early := &smState{}, &smState{}
+	late.key, early.key = tb.add(late), tb.add(early)
+	tb.expireAt(late, 0, t0+10)
+	tb.expireAt(early, 0, t0+3)
+	tb.expire(t0 + 5)
+	if has(sms[2999]) || !has(early) {
+		t.Fatal("at t0+5: due entries kept, or an entry removed from behind a later one")
+	}
+	tb.expire(t0 + 10)
+	if has(late) || has(early) {
+		t.Fatal("at t0+10: entries kept")
+	}
+	if len(tb.expiring) != 0 || cap(tb.expiring) > 1024 || tb.expHead != 0 {
+		t.Fatalf("emptied queue: len %d cap %d head %d", len(tb.expiring), cap(tb.expiring), tb.expHead)
+	}
+}

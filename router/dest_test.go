@@ -336,3 +336,29 @@ func TestUndeliverableFallsBack(t *testing.T) {
 	})
 	b.C.Never(t, "id='u2'") // stored, so no error for the sender
 }
+
+// TestDetachExpiryGenerations: each detachment ends by its own time only. A session that
+// came back and left again with a longer window is not ended by the first one's, and a
+// short window that comes after a long one still ends on time.
+func TestDetachExpiryGenerations(t *testing.T) {
+	e := newEnv(t)
+	a := e.Bind("alice", "phone")
+	done := make(chan error, 1)
+	e.R.Detach(a.S, 200*time.Millisecond)
+	c2 := &routertest.Conn{}
+	e.R.Attach(a.S, c2, func(err error) { done <- err })
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	e.R.Detach(a.S, time.Hour)
+	b := e.Bind("bob", "pc")
+	e.R.Detach(b.S, 100*time.Millisecond) // after a's hour, due long before it
+	waitFor(t, func() bool { return b.S.Ended() })
+	time.Sleep(time.Second)
+	if a.S.Ended() {
+		t.Fatal("the first detachment's time ended the second")
+	}
+	if n := e.R.Stats().Detached; n != 1 {
+		t.Fatalf("%d detached, want 1", n)
+	}
+}

@@ -95,8 +95,6 @@ func (s *shard) detach(o *op) {
 		d = &detached{}
 		se.setDetached(d)
 		s.r.detachedN.Add(1) // end and attach take it back, whichever comes
-	} else if d.timer != nil {
-		d.timer.Stop()
 	}
 	se.conn = nil
 	if o.collect != nil {
@@ -127,15 +125,9 @@ func (s *shard) detach(o *op) {
 		return
 	}
 	s.gen++
-	gen := s.gen
-	d.gen = gen
-	d.timer = time.AfterFunc(o.timeout, func() {
-		e := getOp()
-		e.kind = opExpire
-		e.sess = se
-		e.gen = gen
-		se.shard.q.pushForce(e)
-	})
+	d.gen = s.gen
+	s.exp.push(expiry{at: s.r.mono() + int64(o.timeout), sess: se, gen: d.gen})
+	s.noteNext()
 }
 
 func (s *shard) attach(o *op) {
@@ -145,9 +137,6 @@ func (s *shard) attach(o *op) {
 		return
 	}
 	d := se.detachedQ()
-	if d.timer != nil {
-		d.timer.Stop()
-	}
 	se.setDetached(nil)
 	se.conn = o.conn
 	s.r.detachedN.Add(-1)
@@ -169,24 +158,12 @@ func (s *shard) attach(o *op) {
 	o.done(nil, nil)
 }
 
-func (s *shard) expire(o *op) {
-	se := o.sess
-	if d := se.detachedQ(); d == nil || d.gen != o.gen || se.user == nil {
-		return
-	}
-	se.gone.Store(true)
-	s.end(se)
-}
-
 // end removes a session that may be detached, then applies the RFC 6121 rules to what it
 // had queued.
 func (s *shard) end(se *Session) {
 	u := se.user
 	var queued [][]byte
 	if d := se.detachedQ(); d != nil {
-		if d.timer != nil {
-			d.timer.Stop()
-		}
 		queued = d.queue
 		se.setDetached(nil)
 		s.r.detachedN.Add(-1)

@@ -116,9 +116,13 @@ type Router struct {
 	mods    []module.Module
 	closed  atomic.Bool
 	wg      sync.WaitGroup
-	work    *pool
-	comps   components
-	remote  atomic.Pointer[Remote]
+	// started is the base of the monotonic clock of detached sessions' expiries
+	// (expiry.go); stopTick stops their ticker.
+	started  time.Time
+	stopTick chan struct{}
+	work     *pool
+	comps    components
+	remote   atomic.Pointer[Remote]
 
 	capsOnce sync.Once
 	caps     string
@@ -163,7 +167,8 @@ func New(o Options) (*Router, error) {
 		o.SenderInflight = 1 << 20
 	}
 	senderLimit.Store(int64(o.SenderInflight))
-	r := &Router{opts: o, log: o.Logger, st: o.Store, now: o.Now, seed: maphash.MakeSeed()}
+	r := &Router{opts: o, log: o.Logger, st: o.Store, now: o.Now, seed: maphash.MakeSeed(),
+		started: time.Now(), stopTick: make(chan struct{})}
 	r.noInline.Store(o.NoInline)
 	r.storeDomains(o.Domains)
 	r.reg = newRegistry(r)
@@ -179,6 +184,8 @@ func New(o Options) (*Router, error) {
 		r.wg.Add(1)
 		go s.run()
 	}
+	r.wg.Add(1)
+	go r.expireLoop()
 	return r, nil
 }
 
@@ -240,6 +247,7 @@ func (r *Router) Close() error {
 	for _, s := range r.shards {
 		close(s.quit)
 	}
+	close(r.stopTick)
 	r.wg.Wait()
 	r.work.stop()
 	var errs []error
@@ -569,7 +577,6 @@ type op struct {
 	charged  *Session // the sender whose inflight bytes this op holds
 	n        int64
 	fn       func(module.Context)
-	gen      uint64
 	timeout  time.Duration
 	queue    [][]byte // DetachWith's unacknowledged stanzas
 	collect  func() [][]byte
@@ -620,7 +627,7 @@ func putOp(o *op) {
 	o.kind, o.pk, o.cond = 0, 0, ""
 	o.sess, o.buf, o.conn, o.done = nil, nil, nil, nil
 	o.to, o.bare, o.resource = jid.JID{}, jid.JID{}, ""
-	o.svc, o.fn, o.gen, o.timeout = nil, nil, 0, 0
+	o.svc, o.fn, o.timeout = nil, nil, 0
 	o.queue, o.skip, o.collect = nil, 0, nil
 	o.t0 = 0
 	o.known, o.typ, o.id, o.from = false, "", "", jid.JID{}

@@ -2,7 +2,6 @@ package router
 
 import (
 	"sync/atomic"
-	"time"
 	"unsafe"
 
 	"github.com/vireo-im/vireo/modules/module"
@@ -73,8 +72,7 @@ func (s *Session) setExtra(set func(*extra), unset bool) {
 type detached struct {
 	queue [][]byte
 	bytes int
-	gen   uint64 // matches the expiry timer that may end it
-	timer *time.Timer
+	gen   uint64 // matches the shard's expiry entry that may end it
 }
 
 type kv struct{ k, v any }

@@ -2,9 +2,11 @@ package router
 
 import (
 	"bytes"
+	"math"
 	"runtime/debug"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vireo-im/vireo/modules/module"
@@ -62,13 +64,19 @@ type shard struct {
 	scratch [2][]byte // lent to hooks that rewrite Packet.Raw
 	push    uint64
 	gen     uint64 // detach generations
-	stats   shardStats
+	exp     expiries
+	// nextExpiry is the earliest time in exp (Router.mono), for the router's ticker;
+	// expiryAsked is set while an opExpire it sent is queued.
+	nextExpiry  atomic.Int64
+	expiryAsked atomic.Bool
+	stats       shardStats
 }
 
 func newShard(r *Router, i int) *shard {
 	s := &shard{r: r, idx: i, q: newMPSC(QueueLimit), quit: make(chan struct{}),
 		users: map[string]*user{}, toJID: map[string]jid.JID{}}
 	s.ctx.s = s
+	s.nextExpiry.Store(math.MaxInt64)
 	return s
 }
 
@@ -165,7 +173,7 @@ func (s *shard) handle(o *op) {
 	case opAttach:
 		s.attach(o)
 	case opExpire:
-		s.expire(o)
+		s.expireDue()
 	case opCall:
 		s.ctx.set(nil, s.userFor(o.bare, false))
 		s.ctx.svc = o.to
