@@ -65,7 +65,7 @@ type smState struct {
 	askedAt  uint32 // seconds since epoch of the last <r/> the server sent
 	sinceReq uint16 // stanzas sent since the last <r/>
 	awaiting bool   // an <r/> is out and no <a/> came since: no other is sent meanwhile
-	gen      uint16 // detachments so far (wraps): a timer knows whether its detachment is over
+	gen      uint16 // detachments so far (wraps): an expiry entry knows whether its detachment is over
 	unacked  smQueue
 	owner    *conn // the connection it is on; nil while detached
 }
