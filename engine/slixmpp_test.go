@@ -7,10 +7,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/vireo-im/vireo/engine"
+	"github.com/vireo-im/vireo/engine/config"
 	"github.com/vireo-im/vireo/engine/vireotest"
 	"github.com/vireo-im/vireo/store"
 )
@@ -167,4 +170,81 @@ func TestIntegrationSlixmppPubsub(t *testing.T) {
 	srv.AddUser(t, "slix", "py secret")
 	runSlix(t, srv, "slixmpp_pubsub.py", "SERVICE pubsub.localhost", "CREATED slix-news", "SUBSCRIPTION subscribed",
 		"EVENT pubsub.localhost first {urn:example:news}entry Hello from slixmpp", "ITEMS OK", "CONFIG OK", "DELETED slix-news")
+}
+
+// TestIntegrationSlixmppSASL2: slixmpp (whose Debian version has no plugins for these)
+// logs in over XEP-0388 SASL2 with Bind2, gets a XEP-0484 FAST token, has its XEP-0198
+// plugin enable stream management from the features after <success/>, and registers a
+// XEP-0357 app server with a raw IQ; then it logs in again with the token in one round
+// trip. The app server, a real component, is notified of a message while it is offline.
+func TestIntegrationSlixmppSASL2(t *testing.T) {
+	needSlixmpp(t)
+	cfg, err := config.Parse([]byte("domains = [\"localhost\"]\n[modules.push]\nmin_interval = \"0s\"\n"), "/x/vireo.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true, ModuleConfig: cfg.ModuleConfig,
+		Components: []engine.Component{{Domain: "push.localhost", Secret: compSecret}}})
+	srv.AddUser(t, "slix", "py secret")
+	srv.AddUser(t, "bob", "secret")
+	app, _ := componentLogin(t, srv, "push.localhost", compSecret)
+	app.Expect("<handshake/>")
+
+	run := func(args ...string) string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		cmd := slixCmd(t, ctx, srv, "slixmpp_sasl2.py")
+		cmd.Args = append(cmd.Args, args...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("slixmpp %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	const agent = "d7f1c6a4-2b0e-4c55-9a6e-1f3b8e2c7d90"
+	out := run(agent)
+	for _, want := range []string{"SASL2 PLAIN bound as slix@localhost/", "SM ENABLED True", "PUSH ENABLED result"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("first login lacks %q:\n%s", want, out)
+		}
+	}
+	m := regexp.MustCompile(`TOKEN (\S+)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no FAST token:\n%s", out)
+	}
+	out = run(agent, m[1])
+	for _, want := range []string{"SASL2 HT-SHA-256-NONE bound as slix@localhost/", "FAST PROOF ok", "SM ENABLED True", "ECHO"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("FAST login lacks %q:\n%s", want, out)
+		}
+	}
+	// The token is bound to the user agent it was issued to.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := slixCmd(t, ctx, srv, "slixmpp_sasl2.py")
+	cmd.Args = append(cmd.Args, "00000000-0000-4000-8000-000000000000", m[1])
+	if b, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(b), "SASL2 FAILED") {
+		t.Fatalf("a token from another user agent: %v\n%s", err, b)
+	}
+
+	// slix is offline now: bob's message reaches the app server slixmpp registered.
+	bob := srv.LoginPlain(t, "bob", "secret", "pc")
+	bob.Send("<message to='slix@localhost' type='chat' id='p1'><body>ping the phone</body></message>")
+	// (slix's own "fast echo" may come first: its FAST session sent no presence, so it was
+	// not a session that counts as reading.)
+	for i := 0; ; i++ {
+		got := app.Expect("</iq>")
+		if !strings.Contains(got, "<publish node='slix-node'>") {
+			t.Fatalf("app server got: %s", got)
+		}
+		if strings.Contains(got, "<value>bob@localhost/pc</value>") {
+			break
+		}
+		if i == 2 {
+			t.Fatalf("no notification of bob's message; last: %s", got)
+		}
+		id := regexp.MustCompile(`id='([^']+)'`).FindStringSubmatch(got)
+		app.Send("<iq type='result' from='push.localhost' to='slix@localhost' id='" + id[1] + "'/>")
+	}
 }
