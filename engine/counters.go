@@ -50,12 +50,23 @@ const (
 
 var refusedReasons = [nRefused]string{"shutdown", "max_connections", "per_address", "out_of_files", "loop_register"}
 
+// Why the server closed a connection on its own clock (tick.go).
+const (
+	timeoutPreAuth = iota // no login within pre_auth_timeout
+	timeoutPing           // no answer to the XEP-0199 ping within ping_timeout
+	timeoutSMAck          // XEP-0198 <r/> unanswered, client silent, for sm_ack_timeout
+	nTimeouts
+)
+
+var timeoutKinds = [nTimeouts]string{"pre_auth", "ping", "sm_ack"}
+
 // loginCounters are logins by mechanism and result, TLS handshakes by result, and
 // refused connections by reason.
 type loginCounters struct {
 	logins  [len(loginMechs)][2]atomic.Int64 // [mech][0 ok, 1 failed]
 	tls     [2]atomic.Int64                  // handshakes: 0 ok, 1 failed
 	refused [nRefused]atomic.Int64
+	timeout [nTimeouts]atomic.Int64
 }
 
 // login counts one authentication of mechanism mech. Safe for concurrent use.
@@ -88,6 +99,10 @@ func (s *Server) metricsExtra(m *metrics.Counters) {
 	m.RefusedBy = make(map[string]int64, nRefused)
 	for i, r := range refusedReasons {
 		m.RefusedBy[r] = s.counts.refused[i].Load()
+	}
+	m.TimeoutsBy = make(map[string]int64, nTimeouts)
+	for i, k := range timeoutKinds {
+		m.TimeoutsBy[k] = s.counts.timeout[i].Load()
 	}
 	rm := s.rt.Metrics()
 	m.StanzasIn, m.StanzasOut = rm.In, rm.Out

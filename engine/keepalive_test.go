@@ -53,4 +53,8 @@ func TestIntegrationKeepalive(t *testing.T) {
 	// Alice's answer kept her session: it still routes.
 	alice.Send("<message to='alice@localhost/a' id='m1'><body>still here</body></message>")
 	alice.Expect("still here")
+	_, _, body := scrape(t, srv.WebAddr(), "127.0.0.1")
+	if v := metricValue(t, body, `vireo_connections_timed_out_total{kind="ping"}`); v != 1 {
+		t.Fatalf("ping timeouts = %v, want 1 (bob's)", v)
+	}
 }

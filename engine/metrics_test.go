@@ -93,6 +93,7 @@ func TestIntegrationMetrics(t *testing.T) {
 		"vireo_stanzas_dropped_total", "vireo_sessions_detached", "vireo_connections_refused_total",
 		"vireo_accept_errors_total", "vireo_sessions_online", "process_open_fds",
 		`vireo_tls_handshakes_total{result="failed"}`, `vireo_connections_rejected_total{reason="per_address"}`,
+		`vireo_connections_timed_out_total{kind="ping"}`,
 		"vireo_store_offline_writes_total", "vireo_store_archive_writes_total", `vireo_routing_latency_seconds_bucket{le="+Inf"}`} {
 		metricValue(t, body, name)
 	}

@@ -202,6 +202,10 @@ func TestIntegrationSMAckTimeout(t *testing.T) {
 		t.Fatalf("alice's stream: %q", got)
 	}
 	bob.Never("unavailable")
+	_, _, body := scrape(t, srv.WebAddr(), "127.0.0.1")
+	if v := metricValue(t, body, `vireo_connections_timed_out_total{kind="sm_ack"}`); v != 1 {
+		t.Fatalf("sm_ack timeouts = %v, want 1", v)
+	}
 	bob.Send("<message to='alice@localhost/phone' type='chat' id='m2'><body>still there?</body></message>")
 
 	a2 := srv.AuthPlain(t, "alice", "secret")

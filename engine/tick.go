@@ -107,6 +107,7 @@ func (p *sweepParams) check(c *conn) bool {
 	st := c.state.Load()
 	if st != stEstablished {
 		if p.now.Sub(epoch)/time.Second-time.Duration(c.opened) >= time.Duration(p.preAuth) {
+			c.srv().counts.timeout[timeoutPreAuth].Add(1)
 			c.Close(stanza.ConnectionTimeout)
 		}
 		return false
@@ -133,6 +134,7 @@ func (p *sweepParams) check(c *conn) bool {
 			// No answer to the <r/> and not a byte from the client for as long: taken for
 			// dead. The close detaches a resumable session (push and resumption take
 			// over); a client that is slow but sending something is left alone.
+			c.srv().counts.timeout[timeoutSMAck].Add(1)
 			c.Close(stanza.ConnectionTimeout)
 			return false
 		}
@@ -140,6 +142,7 @@ func (p *sweepParams) check(c *conn) bool {
 	}
 	if pa := c.pingAt.Load(); pa != 0 {
 		if int64(int32(rel-pa)) >= p.pingTimeout {
+			c.srv().counts.timeout[timeoutPing].Add(1)
 			c.Close(stanza.ConnectionTimeout)
 		}
 		return false

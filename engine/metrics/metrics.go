@@ -44,6 +44,9 @@ type Counters struct {
 	TLSHandshakes [2]int64
 	// RefusedBy splits Refused by reason (totals).
 	RefusedBy map[string]int64
+	// TimeoutsBy counts connections the server closed on its own clock, by kind: pre_auth,
+	// ping (XEP-0199 unanswered), sm_ack (XEP-0198 request unanswered) (totals).
+	TimeoutsBy map[string]int64
 	// StanzasIn are stanzas from local clients and StanzasOut stanzas delivered to local
 	// sessions, by kind: message, presence, iq (totals).
 	StanzasIn, StanzasOut [3]int64
@@ -84,6 +87,7 @@ var (
 		"Authentications by mechanism (SASL name; FAST for XEP-0484 tokens; component, dialback) and result.", []string{"mechanism", "result"}, nil)
 	descTLSHs         = prometheus.NewDesc("vireo_tls_handshakes_total", "Inbound TLS handshakes by result (ok, failed).", []string{"result"}, nil)
 	descRefusedBy     = prometheus.NewDesc("vireo_connections_rejected_total", "Connections refused at accept, by reason.", []string{"reason"}, nil)
+	descTimeouts      = prometheus.NewDesc("vireo_connections_timed_out_total", "Connections the server closed on a timeout, by kind (pre_auth; ping: XEP-0199 unanswered; sm_ack: XEP-0198 request unanswered, detached when resumable).", []string{"kind"}, nil)
 	descStanzas       = prometheus.NewDesc("vireo_stanzas_total", "Stanzas by kind and direction (in: from local clients; out: delivered to local sessions).", []string{"kind", "direction"}, nil)
 	descRoutingLat    = prometheus.NewDesc("vireo_routing_latency_seconds", "Time from a client stanza's submission to the router to its delivery to the recipient's connection (one stanza in 64 sampled).", nil, nil)
 	descStoreCommit   = prometheus.NewDesc("vireo_store_commit_seconds", "Store write-batch commit latency.", nil, nil)
@@ -100,7 +104,7 @@ var _ prometheus.Collector = collector{}
 func (collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descConnsOpen, descEstablished, descOnline, descDetached, descTLS,
 		descLogins, descRefused, descAcceptErrs, descRouted, descDropped, descQueued, descShards,
-		descLoginsMech, descTLSHs, descRefusedBy, descStanzas, descRoutingLat, descStoreCommit,
+		descLoginsMech, descTLSHs, descRefusedBy, descTimeouts, descStanzas, descRoutingLat, descStoreCommit,
 		descOfflineWrites, descArchiveWrites} {
 		ch <- d
 	}
@@ -136,6 +140,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	n(descTLSHs, s.TLSHandshakes[1], "failed")
 	for r, v := range s.RefusedBy {
 		n(descRefusedBy, v, r)
+	}
+	for k, v := range s.TimeoutsBy {
+		n(descTimeouts, v, k)
 	}
 	for i, k := range stanzaKinds {
 		n(descStanzas, s.StanzasIn[i], k, "in")
