@@ -13,6 +13,16 @@ import (
 
 var smIDRe = regexp.MustCompile(`<enabled xmlns='urn:xmpp:sm:3' id='([^']+)' resume='true' max='(\d+)'/>`)
 
+// loginSM authenticates user (password "secret"), binds res and enables resumable stream
+// management; it returns the stream and the resumption id.
+func loginSM(t *testing.T, srv *vireotest.Server, user, res string) (*vireotest.RawConn, string) {
+	t.Helper()
+	r := srv.AuthPlain(t, user, "secret")
+	r.Send("<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>" + res + "</resource></bind></iq>")
+	r.Expect("id='b'")
+	return r, enableSM(t, r)
+}
+
 func enableSM(t *testing.T, r *vireotest.RawConn) string {
 	t.Helper()
 	r.Send("<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
@@ -32,10 +42,7 @@ func TestIntegrationStreamManagement(t *testing.T) {
 	srv.AddUser(t, "bob", "secret")
 	bob := srv.LoginPlain(t, "bob", "secret", "pc")
 
-	a := srv.AuthPlain(t, "alice", "secret")
-	a.Send("<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>phone</resource></bind></iq>")
-	a.Expect("id='b'")
-	id := enableSM(t, a)
+	a, id := loginSM(t, srv, "alice", "phone")
 	a.Send("<presence/>")
 	a.Send("<r xmlns='urn:xmpp:sm:3'/>")
 	a.Expect("<a xmlns='urn:xmpp:sm:3' h='1'/>") // the presence was handled
@@ -173,17 +180,11 @@ func TestIntegrationSMAckTimeout(t *testing.T) {
 	bob := srv.LoginPlain(t, "bob", "secret", "pc")
 
 	// Carol does not answer <r/> but pings the server every half second: alive.
-	carol := srv.AuthPlain(t, "carol", "secret")
-	carol.Send("<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>c</resource></bind></iq>")
-	carol.Expect("id='b'")
-	enableSM(t, carol)
+	carol, _ := loginSM(t, srv, "carol", "c")
 	bob.Send("<message to='carol@localhost/c' type='chat' id='c1'><body>hi carol</body></message>")
 	carol.Expect("<r xmlns='urn:xmpp:sm:3'/>")
 
-	a := srv.AuthPlain(t, "alice", "secret")
-	a.Send("<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>phone</resource></bind></iq>")
-	a.Expect("id='b'")
-	id := enableSM(t, a)
+	a, id := loginSM(t, srv, "alice", "phone")
 	a.Send("<presence/>")
 	a.Expect("<presence")
 	bob.Send("<message to='alice@localhost/phone' type='chat' id='m1'><body>are you there</body></message>")

@@ -68,12 +68,10 @@ func portOf(t *testing.T, addr string) int {
 // probes only after ping_after of silence.
 func TestTCPKeepalive(t *testing.T) {
 	const pingAfter = 90 * time.Second
-	a := vireotest.Start(t, vireotest.Options{Domain: "a.localhost", AllowPlain: true, S2S: true, PingAfter: pingAfter,
-		Components: []engine.Component{{Domain: "bot.a.localhost", Secret: "s"}}})
-	b := vireotest.Start(t, vireotest.Options{Domain: "b.localhost", AllowPlain: true, S2S: true, PingAfter: pingAfter})
-	vireotest.Federate(a, b)
-	a.AddUser(t, "alice", "secret")
-	b.AddUser(t, "bob", "secret")
+	a, b := federatedWith(t, func(o *vireotest.Options) {
+		o.PingAfter = pingAfter
+		o.Components = []engine.Component{{Domain: "bot.a.localhost", Secret: "s"}}
+	}, func(o *vireotest.Options) { o.PingAfter = pingAfter })
 
 	alice := a.LoginPlain(t, "alice", "secret", "phone")
 	bob := b.LoginPlain(t, "bob", "secret", "pc")
