@@ -78,6 +78,12 @@ func (l *listener) settle(c *conn) {
 	}
 }
 
+// timeOut closes c with connection-timeout and counts it under kind (timeoutPreAuth ...).
+func (c *conn) timeOut(kind int) {
+	c.srv().counts.timeout[kind].Add(1)
+	c.Close(stanza.ConnectionTimeout)
+}
+
 // sweepParams is one sweep's clock and limits, in seconds.
 type sweepParams struct {
 	now                                      time.Time
@@ -107,8 +113,7 @@ func (p *sweepParams) check(c *conn) bool {
 	st := c.state.Load()
 	if st != stEstablished {
 		if p.now.Sub(epoch)/time.Second-time.Duration(c.opened) >= time.Duration(p.preAuth) {
-			c.srv().counts.timeout[timeoutPreAuth].Add(1)
-			c.Close(stanza.ConnectionTimeout)
+			c.timeOut(timeoutPreAuth)
 		}
 		return false
 	}
@@ -134,16 +139,14 @@ func (p *sweepParams) check(c *conn) bool {
 			// No answer to the <r/> and not a byte from the client for as long: taken for
 			// dead. The close detaches a resumable session (push and resumption take
 			// over); a client that is slow but sending something is left alone.
-			c.srv().counts.timeout[timeoutSMAck].Add(1)
-			c.Close(stanza.ConnectionTimeout)
+			c.timeOut(timeoutSMAck)
 			return false
 		}
 		quiet = quiet && !waiting
 	}
 	if pa := c.pingAt.Load(); pa != 0 {
 		if int64(int32(rel-pa)) >= p.pingTimeout {
-			c.srv().counts.timeout[timeoutPing].Add(1)
-			c.Close(stanza.ConnectionTimeout)
+			c.timeOut(timeoutPing)
 		}
 		return false
 	}
