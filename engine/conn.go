@@ -792,12 +792,10 @@ func (c *conn) asyncWriteTask(b []byte) error {
 // Drained implements router.Conn. A wake queued behind everything sent so far finds,
 // when gnet runs its callback, the earlier bytes either on the socket or in gnet's
 // outbound buffer (a client that reads slowly); in the second case it looks again, backing
-// off, until the buffer is empty or the connection is gone.
+// off, until the buffer is empty or the connection is gone. A stream that is ending
+// (closing) still writes what was queued before its end: bytes that went out before the
+// close count as written, as they are for the client that read them.
 func (c *conn) Drained(f func(ok bool)) {
-	if c.closing.Load() {
-		f(false)
-		return
-	}
 	if err := c.gc.Wake(func(_ gnet.Conn, err error) error {
 		c.checkDrained(err, f, 10*time.Millisecond)
 		return nil
@@ -808,10 +806,12 @@ func (c *conn) Drained(f func(ok bool)) {
 
 func (c *conn) checkDrained(err error, f func(bool), wait time.Duration) {
 	switch {
-	case err != nil || c.closing.Load():
-		f(false)
+	case err != nil:
+		f(false) // closed: what was still buffered is gone
 	case c.gc.OutboundBuffered() == 0 && c.outboxLen() == 0:
 		f(true)
+	case c.closing.Load():
+		f(false) // the rest may never go out: say so rather than wait for the close
 	default:
 		time.AfterFunc(wait, func() {
 			if werr := c.gc.Wake(func(_ gnet.Conn, err error) error {

@@ -52,3 +52,44 @@ func TestIntegrationOfflineBacklog(t *testing.T) {
 	c, _ := srv.Store.Offline().Count("bob@localhost")
 	t.Fatalf("%d messages still stored after delivery", c)
 }
+
+// TestIntegrationOfflineReadThenLeave: a client that reads its stored messages and ends
+// its stream at once must not get them again at its next login. (Found by the soak: the
+// delete of a written batch was skipped when the session had ended before the shard ran
+// it, so a quick client got the batch twice.)
+func TestIntegrationOfflineReadThenLeave(t *testing.T) {
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true})
+	srv.AddUser(t, "alice", "secret")
+	srv.AddUser(t, "bob", "secret")
+	a := srv.LoginPlain(t, "alice", "secret", "pc")
+	const rounds, per = 25, 3
+	for r := 0; r < rounds; r++ {
+		for i := 0; i < per; i++ {
+			a.Send(fmt.Sprintf("<message to='bob@localhost' type='chat' id='r%d-%d'><body>round %d</body></message>", r, i, r))
+		}
+		for i := 0; ; i++ {
+			if c, _ := srv.Store.Offline().Count("bob@localhost"); c == per {
+				break
+			} else if i == 500 {
+				t.Fatalf("round %d: %d stored, want %d", r, c, per)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		b := srv.LoginPlain(t, "bob", "secret", "phone")
+		b.Send("<presence/>")
+		if got, err := b.ReadUntil(fmt.Sprintf("id='r%d-%d'", r, per-1), 5*time.Second); err != nil {
+			t.Fatalf("round %d: %v: %q", r, err, got)
+		}
+		b.Send("</stream:stream>")
+		b.ReadUntil("</stream:stream>", 5*time.Second)
+		b.Conn().Close()
+		for i := 0; ; i++ {
+			if c, _ := srv.Store.Offline().Count("bob@localhost"); c == 0 {
+				break
+			} else if i == 100 {
+				t.Fatalf("round %d: %d of the %d messages read still stored: the next login gets them again", r, c, per)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}

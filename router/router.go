@@ -49,7 +49,8 @@ type Conn interface {
 	// reading from the client may go on. Safe for concurrent use.
 	Resume()
 	// Drained calls f once everything sent before it has been written to the socket
-	// (true), or when the stream is gone first (false). f may run on any goroutine.
+	// (true, also when the stream has ended since), or when the stream is gone before
+	// that (false). f may run on any goroutine.
 	Drained(f func(ok bool))
 	// Close sends a stream error with cond ("" for none), closes the stream. Idempotent.
 	Close(cond stanza.StreamCondition)

@@ -229,7 +229,9 @@ func (s *Session) AfterWritten(done func(c module.Context, ok bool)) {
 		o := getOp()
 		o.kind = opCall
 		o.bare = bare
-		o.fn = func(c module.Context) { done(c, ok && !s.gone.Load()) }
+		// ok stays true when the session ended after the bytes went out: the client
+		// has them (a module deletes what it delivered) even if no more can follow.
+		o.fn = func(c module.Context) { done(c, ok) }
 		sh.q.pushForce(o)
 	}
 	if s.gone.Load() || s.conn == nil {

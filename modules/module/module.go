@@ -391,9 +391,11 @@ type Session interface {
 	// queued until it resumes or expires).
 	Detached() bool
 	// AfterWritten runs done on this session's shard once everything sent to the session
-	// so far has been written to its connection (ok), or when that can no longer happen
-	// (the session ended or is detached: ok is false). Flow control for bulk sends such as
-	// offline messages: delete or send more only when the client has what was sent.
+	// so far has been written to its connection (ok, even if the session ended since:
+	// the client has the bytes), or when that can no longer happen (the connection went
+	// first, or the session is detached: ok is false). Flow control for bulk sends such as
+	// offline messages: delete what was written, and send more only while the session
+	// takes it (Send reports false once it ended).
 	AfterWritten(done func(c Context, ok bool))
 }
 
