@@ -21,3 +21,10 @@ bench-compare: bench-tool ## Vireo, Prosody and ejabberd side by side (installs 
 bench-mampep: bench-tool ## archive queries on 1,000,000 messages of 10,000 users, then the PEP storm of 1,000 users (a run of its own: ejabberd's mesh is a shared roster of all accounts): Vireo, Prosody, ejabberd; long, the fill goes through the servers
 	$(BIN)/xmppbench -compare vireo,prosody,ejabberd -suite full -only mam -install -bin $(BIN) -out $(BENCH_OUT)/mampep -name mam
 	$(BIN)/xmppbench -compare vireo,prosody,ejabberd -suite full -only pep -bin $(BIN) -out $(BENCH_OUT)/mampep -name pep
+
+SOAK_CYCLES ?= 20
+SOAK_LOAD ?= 60s
+SOAK_SERVERS ?= vireo
+.PHONY: soak
+soak: bench-tool ## the soak: SOAK_CYCLES (20) cycles of SOAK_LOAD (60s) mixed load — stream-management drops and resumes, login churn, wrong passwords, malformed XML, offline delivery — with a quiet sample after each; fails on any loss, failed login or growth of open files or threads (~30 min; report in /tmp/vireo-soak; SOAK_SERVERS=vireo,prosody,ejabberd to compare)
+	$(BIN)/xmppbench -compare $(SOAK_SERVERS) -suite full -only soak -reps 1 -soak-cycles $(SOAK_CYCLES) -soak-load $(SOAK_LOAD) -bin $(BIN) -out /tmp/vireo-soak -name soak

@@ -286,6 +286,9 @@ func Markdown(r Report, plots map[string]string) string {
 	if s.runs("muc") && hasMUC(r) {
 		mucSection(&b, r)
 	}
+	if s.runs("soak") && hasSoak(r) {
+		soakSection(&b, r)
+	}
 	if s.runs("mam") && hasMAM(r) {
 		mamSection(&b, r)
 	}

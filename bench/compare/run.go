@@ -76,9 +76,12 @@ type Suite struct {
 	// without theirs). 0: none.
 	MAMPlainMessages int `json:"mam_plain_messages,omitempty"`
 	// PEPUsers is the PEP storm's size (XEP-0163, opt-in: -only pep): all mutual contacts.
-	PEPUsers  int `json:"pep_users,omitempty"`
-	Conc      int `json:"concurrent_logins"`
-	SourceIPs int `json:"source_ips"`
+	PEPUsers int `json:"pep_users,omitempty"`
+	// Soak is the soak (opt-in: -only soak): a steady mixed load for many cycles, a quiet
+	// sample after each (scenario.SoakConfig).
+	Soak      scenario.SoakConfig `json:"soak,omitzero"`
+	Conc      int                 `json:"concurrent_logins"`
+	SourceIPs int                 `json:"source_ips"`
 	// Only, when set, limits the run to these scenarios: idle, login, fast, msg, presence,
 	// resume, muc (groupchat fan-out), ws (XMPP over WebSocket: idle next to TCP, messaging), s2s (federation between
 	// two processes, run on the pairs given to Run), mam (archive queries), pep (PEP storm). The FAST storm (fast) runs Logins logins per phase on plain TCP and
@@ -89,7 +92,7 @@ type Suite struct {
 // optIn are the scenarios that run only when Only names them: at the full sizes their
 // setup alone (a million messages archived, a million subscriptions) takes longer than
 // the rest of the suite.
-var optIn = []string{"mam", "pep"}
+var optIn = []string{"mam", "pep", "soak"}
 
 func (s Suite) runs(scen string) bool {
 	if len(s.Only) == 0 {
@@ -111,7 +114,9 @@ func Quick() Suite {
 		S2SUsers: 200, S2SRateStart: 500, S2SRateMax: 16000,
 		MUCSizes: []int{10, 100, 1000}, MUCTalkers: 0.1, MUCRateStart: 5000, MUCRateMax: 400000,
 		MAMUsers: 200, MAMMessages: 20000, MAMContacts: 4, MAMFillRate: 2000, MAMQueries: 2000, MAMConc: 4, MAMMax: 50, MAMPlainMessages: 20000,
-		PEPUsers: 100, Conc: 64, SourceIPs: 4}
+		PEPUsers: 100, Conc: 64, SourceIPs: 4,
+		Soak: scenario.SoakConfig{Stable: 500, Sleepers: 20, Senders: 10, Rate: 500, Churners: 4, Cycles: 4, Load: 20 * time.Second,
+			DropEvery: 100 * time.Millisecond, BadEvery: 500 * time.Millisecond, Settle: 3 * time.Second}}
 }
 
 // Full is the suite the committed results come from.
@@ -122,7 +127,9 @@ func Full() Suite {
 		S2SUsers: 500, S2SRateStart: 500, S2SRateMax: 64000,
 		MUCSizes: []int{10, 100, 1000, 10000}, MUCTalkers: 0.1, MUCRateStart: 5000, MUCRateMax: 800000,
 		MAMUsers: 10000, MAMMessages: 1000000, MAMContacts: 4, MAMFillRate: 2000, MAMQueries: 10000, MAMConc: 4, MAMMax: 50, MAMPlainMessages: 100000,
-		PEPUsers: 1000, Conc: 64, SourceIPs: 4}
+		PEPUsers: 1000, Conc: 64, SourceIPs: 4,
+		Soak: scenario.SoakConfig{Stable: 5000, Sleepers: 100, Senders: 20, Rate: 1000, Churners: 8, Cycles: 20, Load: 60 * time.Second,
+			DropEvery: 50 * time.Millisecond, BadEvery: 200 * time.Millisecond, Settle: 3 * time.Second}}
 }
 
 // mamConfig is the suite's archive query scenario.
@@ -149,7 +156,8 @@ func (s Suite) accounts() int {
 	for scen, m := range map[string]int{"idle": s.IdleSizes[len(s.IdleSizes)-1], "login": max(s.Logins, s.LoginsTLS), "fast": max(s.Logins, s.LoginsTLS),
 		"msg": s.Users, "presence": s.PresenceUsers,
 		"resume": rc.Sessions + rc.TopUp + rc.Senders, "ws": max(s.Users, slices.Max(append([]int{0}, s.WSIdleSizes...))),
-		"muc": slices.Max(append([]int{0}, s.MUCSizes...)), "mam": s.MAMUsers, "pep": s.PEPUsers} {
+		"muc": slices.Max(append([]int{0}, s.MUCSizes...)), "mam": s.MAMUsers, "pep": s.PEPUsers,
+		"soak": s.Soak.Stable + s.Soak.Sleepers + s.Soak.Senders + s.Soak.Churners} {
 		if s.runs(scen) {
 			n = max(n, m)
 		}
@@ -195,9 +203,12 @@ type ServerResult struct {
 	// MUC is the groupchat fan-out (muc), one entry per repetition.
 	MUC []scenario.MUCResult `json:"muc,omitempty"`
 	// MAM is the archive query scenario and PEP the PEP storm, one entry per repetition.
-	MAM    []scenario.MAMResult `json:"mam,omitempty"`
-	PEP    []scenario.PEPResult `json:"pep,omitempty"`
-	Errors []string             `json:"errors,omitempty"`
+	MAM  []scenario.MAMResult  `json:"mam,omitempty"`
+	PEP  []scenario.PEPResult  `json:"pep,omitempty"`
+	Soak []scenario.SoakResult `json:"soak,omitempty"`
+	// SoakProblems lists, per soak run, what it must not have shown (SoakResult.Problems).
+	SoakProblems [][]string `json:"soak_problems,omitempty"`
+	Errors       []string   `json:"errors,omitempty"`
 }
 
 // Report is a whole comparison.
@@ -537,6 +548,28 @@ fast:
 			res.PEP = append(res.PEP, pr)
 		}
 		srv.Enable()
+	}
+	// The soak last, on a fresh process: its figures are growth from cycle to cycle, so
+	// the collector runs as it does at scale (Vireo's default headroom floor would let a
+	// small heap grow for tens of MiB before the first collection, and report no live heap).
+	srv.Enable(peers.FeatureGCAtScale)
+	for rep := 0; rep < s.Reps && s.runs("soak"); rep++ {
+		if !restart(false) {
+			return res
+		}
+		c := s.Soak
+		c.Conc = s.Conc
+		fmt.Fprintf(log, "  %s: soak, %d cycles of %v: %d stable sessions, %d msgs/s (run %d/%d)\n", srv.Name(), c.Cycles, c.Load, c.Stable, c.Rate, rep+1, s.Reps)
+		sr, err := scenario.Soak(target(false), c)
+		if err != nil {
+			fail("soak", err)
+			continue
+		}
+		res.Soak = append(res.Soak, sr)
+		res.SoakProblems = append(res.SoakProblems, sr.Problems())
+		for _, p := range sr.Problems() {
+			fmt.Fprintf(log, "  %s: soak: %s\n", srv.Name(), p)
+		}
 	}
 	return res
 }

@@ -191,7 +191,7 @@ func (v *vireo) Settings() [][2]string {
 		{"`log_level = \"warn\"`", "as the generated config (quiet by default)"},
 		{"`[tls] cert`, `key`", "the bench's self-signed ECDSA P-256 certificate, the same for all three"},
 		{"`[modules.muc] default_occupants = 10000`, `max_occupants = 10000`, `flood_occupants = 100000`", "the groupchat fan-out fills rooms of up to 10,000 occupants as fast as they join: rooms take that many (200 by default, at most 5,000), and large-room join flood control (10 joins/s from 200 occupants) is off"},
-		{"`[runtime] gc_min_headroom = \"0\"` in the idle, resume and WebSocket scenarios", "the default floor of 32 MiB between collections is larger than `gc_percent` (50%) of the live heap up to ~64 MiB, so at the bench's sizes it would keep the collector's headroom out of the bytes-per-session slopes; a node with millions of sessions pays that headroom, and the slopes include it. The other scenarios run with the default"},
+		{"`[runtime] gc_min_headroom = \"0\"` in the idle, resume, WebSocket and soak scenarios", "the default floor of 32 MiB between collections is larger than `gc_percent` (50%) of the live heap up to ~64 MiB, so at the bench's sizes it would keep the collector's headroom out of the bytes-per-session slopes; a node with millions of sessions pays that headroom, and the slopes include it; the soak needs collections to tell growth from garbage. The other scenarios run with the default"},
 		{"accounts", "`vireoctl bulkadd` over the admin socket, SCRAM-SHA-1/256 keys with 4,096 iterations"},
 	}
 }

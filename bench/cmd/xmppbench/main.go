@@ -44,7 +44,7 @@ func main() {
 		prefix   = flag.String("prefix", "user", "account name prefix (accounts prefix1..prefixN)")
 		password = flag.String("password", "password", "account password")
 		pid      = flag.Int("pid", 0, "server PID for /proc sampling")
-		scen     = flag.String("scenario", "idle", "idle, login, fast, msg, search, presence, resume, muc, mam or pep")
+		scen     = flag.String("scenario", "idle", "idle, login, fast, msg, search, presence, resume, muc, mam, pep or soak")
 		contacts = flag.Int("contacts", 20, "presence: roster size per user")
 		sizes    = flag.String("sizes", "2000,16000", "idle: session counts (with -compare: the idle and WebSocket idle sizes, overriding the suite's)")
 		ramp     = flag.Int("ramp-rate", 0, "idle: logins per second while ramping (0: as fast as -conc allows)")
@@ -72,13 +72,17 @@ func main() {
 		mamPlain = flag.Int("mam-plain-messages", 20000, "mam, with -compare: the fill's size without archiving, the plain reference (0: none; overriding the suite's)")
 		pepUsers = flag.Int("pep-users", 100, "pep: users, all mutual contacts, each publishing one avatar metadata item (with -compare: overriding the suite's; the issue's size is 1000)")
 		pepProv  = flag.Bool("pep-provisioned", false, "pep: the mesh rosters exist already (else they are made in-band first)")
+		soakCyc  = flag.Int("soak-cycles", 4, "soak: load periods, each followed by a quiet sample (with -compare: overriding the suite's)")
+		soakLoad = flag.Duration("soak-load", 20*time.Second, "soak: length of a load period (with -compare: overriding the suite's)")
+		soakStab = flag.Int("soak-sessions", 500, "soak: sessions with stream management online all along, dropped and resumed at random (with -compare: overriding the suite's)")
+		soakRate = flag.Int("soak-rate", 500, "soak: tracked messages per second (with -compare: overriding the suite's)")
 		portBase = flag.Int("port-base", 25222, "with -compare: the first port tried for the servers' listeners (another bench on the machine may hold the default ones)")
 		conc     = flag.Int("conc", 64, "concurrent logins (and resumptions)")
 		srcIPs   = flag.Int("source-ips", 4, "spread client sockets over 127.0.0.1..N")
 		servers  = flag.String("compare", "", "start these servers in turn and run the suite: vireo,prosody,ejabberd")
 		suite    = flag.String("suite", "quick", "with -compare: quick or full")
 		reps     = flag.Int("reps", 0, "with -compare: repetitions of each scenario (0: the suite's)")
-		only     = flag.String("only", "", "with -compare: run only these scenarios (idle,login,fast,msg,presence,resume,muc,ws,s2s; mam and pep run only when named)")
+		only     = flag.String("only", "", "with -compare: run only these scenarios (idle,login,fast,msg,presence,resume,muc,ws,s2s; mam, pep and soak run only when named)")
 		bin      = flag.String("bin", "bin", "with -compare: directory holding vireo and vireoctl")
 		work     = flag.String("workdir", "", "with -compare: work directory (default: a temporary one, removed afterwards)")
 		install  = flag.Bool("install", false, "with -compare: apt-get install missing peers first")
@@ -150,6 +154,14 @@ func main() {
 					s.MAMPlainMessages = *mamPlain
 				case "pep-users":
 					s.PEPUsers = *pepUsers
+				case "soak-cycles":
+					s.Soak.Cycles = *soakCyc
+				case "soak-load":
+					s.Soak.Load = *soakLoad
+				case "soak-sessions":
+					s.Soak.Stable = *soakStab
+				case "soak-rate":
+					s.Soak.Rate = *soakRate
 				}
 			})
 		}
@@ -183,6 +195,18 @@ func main() {
 			Queries: *mamQ, Conc: *mamConc, Max: *mamMax, LoginConc: *conc})
 	case "pep":
 		res, err = scenario.PEPStorm(t, *pepUsers, *conc, *pepProv)
+	case "soak":
+		// The quick suite's soak with the sizes given; accounts prefix1.. in the order
+		// SoakConfig says (stable, sleepers, senders, churners).
+		c := compare.Quick().Soak
+		c.Cycles, c.Load, c.Stable, c.Rate, c.Conc = *soakCyc, *soakLoad, *soakStab, *soakRate, *conc
+		var sr scenario.SoakResult
+		sr, err = scenario.Soak(t, c)
+		res = sr
+		if err == nil && len(sr.Problems()) > 0 {
+			err = fmt.Errorf("soak: %s", strings.Join(sr.Problems(), "; "))
+			json.NewEncoder(os.Stdout).Encode(sr)
+		}
 	case "msg", "search":
 		var o *scenario.Online
 		o, err = scenario.Connect(t, *users, *conc)
@@ -294,11 +318,30 @@ func compareRun(names []string, suite, only, bin, work, out, name string, portBa
 	if out == "" {
 		b, _ := json.MarshalIndent(rep, "", "  ")
 		fmt.Println(string(b))
-		return nil
+		return soakVerdict(rep)
 	}
 	if err := compare.Write(rep, out, name); err != nil {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "report: %s\n", filepath.Join(out, name+".md"))
+	return soakVerdict(rep)
+}
+
+// soakVerdict fails the run when a soak showed what it must not (make soak's exit status).
+func soakVerdict(rep compare.Report) error {
+	var bad []string
+	for _, sv := range rep.Servers {
+		for _, ps := range sv.SoakProblems {
+			for _, p := range ps {
+				bad = append(bad, sv.Name+": "+p)
+			}
+		}
+		if s := rep.Suite; slices.Contains(s.Only, "soak") && len(sv.Soak) == 0 {
+			bad = append(bad, sv.Name+": the soak did not run: "+strings.Join(sv.Errors, "; "))
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("soak problems:\n  %s", strings.Join(bad, "\n  "))
+	}
 	return nil
 }

@@ -1,0 +1,70 @@
+package scenario
+
+import (
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/vireo-im/vireo/bench/loadgen"
+	"github.com/vireo-im/vireo/engine/vireotest"
+)
+
+// TestSoakSmall runs a short soak against a real server in this process: two quiet
+// samples after loads with drops and resumes, churn, wrong passwords, malformed streams
+// and offline sleepers, and nothing lost.
+func TestSoakSmall(t *testing.T) {
+	no := false
+	srv := vireotest.Start(t, vireotest.Options{Registration: true, RequireTLS: &no, AllowPlain: true, RegisterLimit: 1000,
+		AuthFailLimit: 1000000}) // every tenth churn login offers a wrong password
+	cfg := loadgen.Config{Addr: srv.C2SAddr(), Domain: srv.Domain(), Mode: loadgen.Plain, Mechanism: "SCRAM-SHA-1", Timeout: 10 * time.Second}
+	c := SoakConfig{Stable: 20, Sleepers: 3, Senders: 3, Churners: 2, Rate: 300, Cycles: 3, Load: 1500 * time.Millisecond,
+		DropEvery: 100 * time.Millisecond, BadEvery: 100 * time.Millisecond, Settle: 200 * time.Millisecond, Conc: 8}
+	for i := 1; i <= c.Stable+c.Sleepers+c.Senders+c.Churners; i++ {
+		if err := loadgen.Register(cfg, "u"+strconv.Itoa(i), "pw"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tg := Target{Name: "vireotest", Cfg: cfg, Prefix: "u", Password: "pw", PID: os.Getpid(), Log: os.Stderr}
+	r, err := Soak(tg, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := r.Delivery
+	if d.Sent < 500 || d.Delivered != d.Sent || d.AfterResume == 0 {
+		t.Errorf("delivery %+v", d)
+	}
+	if r.Drops < 5 || r.Resumes != r.Drops || r.ChurnLogins < 5 || r.WrongRefused < 1 || r.BadClosed < 5 || r.Collects != c.Sleepers*c.Cycles {
+		t.Errorf("result %+v", r)
+	}
+	if len(r.Points) != c.Cycles+1 {
+		t.Errorf("%d samples, want %d", len(r.Points), c.Cycles+1)
+	}
+	// The test's own process holds client and server: its descriptors and threads are
+	// checked all the same (the clients at the quiet samples are the same ones).
+	if p := r.Problems(); len(p) > 0 {
+		t.Errorf("problems: %v", p)
+	}
+}
+
+func TestSoakProblems(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		r    SoakResult
+		want int
+	}{
+		{"clean", SoakResult{Drops: 3, Resumes: 3, ChurnLogins: 10, WrongRefused: 1, BadClosed: 4, FDGrowth: 8, ThreadGrowth: -2}, 0},
+		{"lost", SoakResult{Delivery: Delivery{Sent: 10, Delivered: 9, Lost: 1}}, 1},
+		{"duplicate", SoakResult{Delivery: Delivery{Sent: 10, Delivered: 10, Duplicates: 1}}, 1},
+		{"resume failed", SoakResult{Drops: 3, Resumes: 2, ResumeFailures: 1, FirstFailure: "x"}, 2},
+		{"churn failed", SoakResult{ChurnFailures: 1}, 1},
+		{"wrong password let in", SoakResult{WrongAccepted: 1}, 1},
+		{"malformed not closed", SoakResult{BadOther: 1}, 1},
+		{"fd leak", SoakResult{FDGrowth: 9}, 1},
+		{"thread leak", SoakResult{ThreadGrowth: 20}, 1},
+	} {
+		if got := c.r.Problems(); len(got) != c.want {
+			t.Errorf("%s: %v, want %d problems", c.name, got, c.want)
+		}
+	}
+}
