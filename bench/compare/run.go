@@ -559,6 +559,7 @@ fast:
 		}
 		c := s.Soak
 		c.Conc = s.Conc
+		c.TLSAddr = srv.Addr(true)
 		fmt.Fprintf(log, "  %s: soak, %d cycles of %v: %d stable sessions, %d msgs/s (run %d/%d)\n", srv.Name(), c.Cycles, c.Load, c.Stable, c.Rate, rep+1, s.Reps)
 		sr, err := scenario.Soak(target(false), c)
 		if err != nil {

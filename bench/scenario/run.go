@@ -107,6 +107,15 @@ func (t Target) dialMany(from, to, conc, rate int, res string, presence bool) ([
 // dialManyWith is dialMany with what each session does after bind (nil: nothing); a
 // session whose setup fails is closed and counted as a failure.
 func (t Target) dialManyWith(from, to, conc, rate int, res string, setup func(*loadgen.Session) error) ([]*loadgen.Session, int, error) {
+	return t.dialManyRate(from, to, conc, rate, res, t.cfgFor, setup)
+}
+
+// dialManyCfg is dialManyWith with each account's connection from cfg.
+func (t Target) dialManyCfg(from, to, conc int, res string, cfg func(i int) loadgen.Config, setup func(*loadgen.Session) error) ([]*loadgen.Session, int, error) {
+	return t.dialManyRate(from, to, conc, 0, res, cfg, setup)
+}
+
+func (t Target) dialManyRate(from, to, conc, rate int, res string, cfg func(i int) loadgen.Config, setup func(*loadgen.Session) error) ([]*loadgen.Session, int, error) {
 	out := make([]*loadgen.Session, to-from)
 	var fails, done atomic.Int64
 	var firstErr firstError
@@ -127,7 +136,7 @@ func (t Target) dialManyWith(from, to, conc, rate int, res string, setup func(*l
 				if rate > 0 {
 					time.Sleep(time.Until(start.Add(time.Duration(i-from) * time.Second / time.Duration(rate))))
 				}
-				s, err := loadgen.Dial(t.cfgFor(i), t.Prefix+strconv.Itoa(i+1), t.Password, res)
+				s, err := loadgen.Dial(cfg(i), t.Prefix+strconv.Itoa(i+1), t.Password, res)
 				if err != nil {
 					fails.Add(1)
 					firstErr.set(err)

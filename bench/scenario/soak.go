@@ -46,6 +46,19 @@ type SoakConfig struct {
 	BadEvery time.Duration
 	Settle   time.Duration // quiet wait before each sample (default 3 s)
 	Conc     int           // logins in flight while the stable sessions log in
+	// TLSAddr, when set, is the server's direct TLS address (XEP-0368): every fourth
+	// stable session (and its resumptions) and every other churn login use it, so that
+	// TLS streams are dropped, resumed and churned too.
+	TLSAddr string `json:"tls_addr,omitempty"`
+}
+
+// cfg is account i's connection: direct TLS when tls and the soak has a TLS address.
+func (c *SoakConfig) cfg(t Target, i int, tls bool) loadgen.Config {
+	cfg := t.cfgFor(i)
+	if tls && c.TLSAddr != "" {
+		cfg.Addr, cfg.Mode = c.TLSAddr, loadgen.DirectTLS
+	}
+	return cfg
 }
 
 // SoakPoint is a sample of the server at a quiet moment: after a cycle's load has
@@ -185,7 +198,8 @@ func Soak(t Target, c SoakConfig) (SoakResult, error) {
 	}
 	defer func() { endAll(senders, &sendWG) }()
 
-	ss, fails, err := t.dialManyWith(0, c.Stable, c.Conc, 0, "soak", enableSM)
+	stableTLS := func(i int) bool { return i%4 == 3 }
+	ss, fails, err := t.dialManyCfg(0, c.Stable, c.Conc, "soak", func(i int) loadgen.Config { return c.cfg(t, i, stableTLS(i)) }, enableSM)
 	if fails > 0 {
 		dropAll(ss)
 		return r, fmt.Errorf("scenario: %d of %d stable sessions failed to log in: %w", fails, c.Stable, err)
@@ -265,7 +279,7 @@ func Soak(t Target, c SoakConfig) (SoakResult, error) {
 					}
 					i := rng.IntN(len(slots))
 					drops.Add(1)
-					if err := t.dropAndResume(i, slots[i], k); err != nil {
+					if err := t.dropAndResume(c.cfg(t, i, stableTLS(i)), i, slots[i], k); err != nil {
 						resumeFails.Add(1)
 						firstErr.set(fmt.Errorf("resume %s: %w", t.user(i), err))
 					} else {
@@ -297,7 +311,7 @@ func Soak(t Target, c SoakConfig) (SoakResult, error) {
 						}
 						continue
 					}
-					if err := t.churn(i); err != nil {
+					if err := t.churn(c.cfg(t, i, n%2 == 1), i); err != nil {
 						churnFail.Add(1)
 						firstErr.set(fmt.Errorf("churn %s: %w", t.user(i), err))
 						time.Sleep(100 * time.Millisecond)
@@ -424,7 +438,7 @@ func soakReader(k *tracker, i int, s *loadgen.Session, resumed bool, done chan s
 
 // dropAndResume closes stable session i's connection without a word, as a phone losing
 // its network does, waits for its reader to stop, and resumes the session on a new one.
-func (t Target) dropAndResume(i int, sl *soakSlot, k *tracker) error {
+func (t Target) dropAndResume(cfg loadgen.Config, i int, sl *soakSlot, k *tracker) error {
 	sl.mu.Lock()
 	defer sl.mu.Unlock()
 	if sl.s == nil {
@@ -433,11 +447,11 @@ func (t Target) dropAndResume(i int, sl *soakSlot, k *tracker) error {
 	prev := sl.s
 	prev.Drop()
 	<-sl.done
-	s, err := loadgen.Resume(t.cfgFor(i), t.user(i), t.Password, prev)
+	s, err := loadgen.Resume(cfg, t.user(i), t.Password, prev)
 	if err != nil {
 		// Keep the account online all the same, so that the run goes on and what the
 		// lost session held reaches this one (RFC 6121: another resource of the user).
-		s2, err2 := loadgen.Dial(t.cfgFor(i), t.user(i), t.Password, "soak")
+		s2, err2 := loadgen.Dial(cfg, t.user(i), t.Password, "soak")
 		if err2 == nil {
 			err2 = enableSM(s2)
 		}
@@ -455,8 +469,8 @@ func (t Target) dropAndResume(i int, sl *soakSlot, k *tracker) error {
 
 // churn is one short session: login, initial presence, a roster query answered, and a
 // clean logout that the server closes.
-func (t Target) churn(i int) error {
-	s, err := loadgen.Dial(t.cfgFor(i), t.user(i), t.Password, "churn")
+func (t Target) churn(cfg loadgen.Config, i int) error {
+	s, err := loadgen.Dial(cfg, t.user(i), t.Password, "churn")
 	if err != nil {
 		return err
 	}

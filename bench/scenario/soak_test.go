@@ -3,6 +3,7 @@ package scenario
 import (
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,13 +20,14 @@ func TestSoakSmall(t *testing.T) {
 		AuthFailLimit: 1000000}) // every tenth churn login offers a wrong password
 	cfg := loadgen.Config{Addr: srv.C2SAddr(), Domain: srv.Domain(), Mode: loadgen.Plain, Mechanism: "SCRAM-SHA-1", Timeout: 10 * time.Second}
 	c := SoakConfig{Stable: 20, Sleepers: 3, Senders: 3, Churners: 2, Rate: 300, Cycles: 3, Load: 1500 * time.Millisecond,
-		DropEvery: 100 * time.Millisecond, BadEvery: 100 * time.Millisecond, Settle: 200 * time.Millisecond, Conc: 8}
+		DropEvery: 100 * time.Millisecond, BadEvery: 100 * time.Millisecond, Settle: 200 * time.Millisecond, Conc: 8,
+		TLSAddr: srv.TLSAddr()}
 	for i := 1; i <= c.Stable+c.Sleepers+c.Senders+c.Churners; i++ {
 		if err := loadgen.Register(cfg, "u"+strconv.Itoa(i), "pw"); err != nil {
 			t.Fatal(err)
 		}
 	}
-	tg := Target{Name: "vireotest", Cfg: cfg, Prefix: "u", Password: "pw", PID: os.Getpid(), Log: os.Stderr}
+	tg := Target{Name: "vireotest", Cfg: cfg, Prefix: "u", Password: "pw", PID: os.Getpid(), Log: testLog{t}}
 	r, err := Soak(tg, c)
 	if err != nil {
 		t.Fatal(err)
@@ -67,4 +69,12 @@ func TestSoakProblems(t *testing.T) {
 			t.Errorf("%s: %v, want %d problems", c.name, got, c.want)
 		}
 	}
+}
+
+// testLog sends a scenario's progress lines to the test's log.
+type testLog struct{ t *testing.T }
+
+func (w testLog) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
 }
