@@ -552,7 +552,10 @@ fast:
 	// The soak last, on a fresh process: its figures are growth from cycle to cycle, so
 	// the collector runs as it does at scale (Vireo's default headroom floor would let a
 	// small heap grow for tens of MiB before the first collection, and report no live heap).
-	srv.Enable(peers.FeatureGCAtScale)
+	// Archiving on, as every server ships it for its users: the soak is the load of a
+	// production node.
+	srv.Enable(peers.FeatureGCAtScale, peers.FeatureMAM)
+	defer srv.Enable()
 	for rep := 0; rep < s.Reps && s.runs("soak"); rep++ {
 		if !restart(false) {
 			return res
@@ -560,6 +563,7 @@ fast:
 		c := s.Soak
 		c.Conc = s.Conc
 		c.TLSAddr = srv.Addr(true)
+		c.MUC = "conference." + peers.Domain
 		fmt.Fprintf(log, "  %s: soak, %d cycles of %v: %d stable sessions, %d msgs/s (run %d/%d)\n", srv.Name(), c.Cycles, c.Load, c.Stable, c.Rate, rep+1, s.Reps)
 		sr, err := scenario.Soak(target(false), c)
 		if err != nil {

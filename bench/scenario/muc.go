@@ -127,11 +127,7 @@ func (t Target) mucRoom(o *Online, c MUCConfig, p *MUCPoint, await func(*loadgen
 	join := func(i int) string {
 		return "<presence to='" + room + "/u" + strconv.Itoa(i) + "'><x xmlns='http://jabber.org/protocol/muc'><history maxstanzas='0'/></x></presence>"
 	}
-	// The self-presence (status 110) ends a join (§7.2.3); servers quote attributes as
-	// they like.
-	isSelf := func(raw []byte) bool {
-		return loadgen.Contains(raw, "code='110'") || loadgen.Contains(raw, "code=\"110\"")
-	}
+	// The self-presence (status 110) ends a join (§7.2.3).
 	joinOne := func(i int) error {
 		return await(o.ss[i], join(i), func(raw []byte) bool { return isSelf(raw) || isError(raw) && loadgen.Contains(raw, room) })
 	}

@@ -50,6 +50,9 @@ type SoakConfig struct {
 	// stable session (and its resumptions) and every other churn login use it, so that
 	// TLS streams are dropped, resumed and churned too.
 	TLSAddr string `json:"tls_addr,omitempty"`
+	// MUC, when set, is a XEP-0045 service: a sender keeps a room open there, and every
+	// churn login joins it, says something, sees it echoed and leaves.
+	MUC string `json:"muc_service,omitempty"`
 }
 
 // cfg is account i's connection: direct TLS when tls and the soak has a TLS address.
@@ -179,6 +182,14 @@ func Soak(t Target, c SoakConfig) (SoakResult, error) {
 	if fails > 0 {
 		closeAll(senders)
 		return r, fmt.Errorf("scenario: %d of %d senders failed to log in: %w", fails, c.Senders, err)
+	}
+	room := ""
+	if c.MUC != "" {
+		room = "soak" + strings.TrimSuffix(seqPrefix, "-") + "@" + c.MUC
+		if err := openRoom(senders[0], room); err != nil {
+			closeAll(senders)
+			return r, fmt.Errorf("scenario: soak room %s: %w", room, err)
+		}
 	}
 	var sendWG sync.WaitGroup
 	for _, s := range senders {
@@ -311,7 +322,7 @@ func Soak(t Target, c SoakConfig) (SoakResult, error) {
 						}
 						continue
 					}
-					if err := t.churn(c.cfg(t, i, n%2 == 1), i); err != nil {
+					if err := t.churn(c.cfg(t, i, n%2 == 1), i, room, n); err != nil {
 						churnFail.Add(1)
 						firstErr.set(fmt.Errorf("churn %s: %w", t.user(i), err))
 						time.Sleep(100 * time.Millisecond)
@@ -467,9 +478,10 @@ func (t Target) dropAndResume(cfg loadgen.Config, i int, sl *soakSlot, k *tracke
 	return err
 }
 
-// churn is one short session: login, initial presence, a roster query answered, and a
-// clean logout that the server closes.
-func (t Target) churn(cfg loadgen.Config, i int) error {
+// churn is one short session: login, initial presence, a roster query answered, a visit
+// to the room when there is one (join, a message seen echoed, leave), and a clean logout
+// that the server closes.
+func (t Target) churn(cfg loadgen.Config, i int, room string, n int) error {
 	s, err := loadgen.Dial(cfg, t.user(i), t.Password, "churn")
 	if err != nil {
 		return err
@@ -478,16 +490,33 @@ func (t Target) churn(cfg loadgen.Config, i int) error {
 	if err := s.Send([]byte("<presence/><iq type='get' id='soak-roster'><query xmlns='jabber:iq:roster'/></iq>")); err != nil {
 		return err
 	}
-	for {
-		st, err := s.Next()
-		if err != nil {
-			return fmt.Errorf("waiting for the roster: %w", err)
+	st, err := await(s, func(st *xmlstream.Stanza) bool { id, _ := st.Attr("id"); return string(st.Name) == "iq" && string(id) == "soak-roster" })
+	if err != nil {
+		return fmt.Errorf("waiting for the roster: %w", err)
+	}
+	if typ, _ := st.Attr("type"); string(typ) != "result" {
+		return fmt.Errorf("roster query: %s", st.Raw)
+	}
+	if room != "" {
+		nick := room + "/" + t.user(i) + "-" + strconv.Itoa(n)
+		if err := joinRoom(s, nick); err != nil {
+			return err
 		}
-		if id, _ := st.Attr("id"); string(st.Name) == "iq" && string(id) == "soak-roster" {
-			if typ, _ := st.Attr("type"); string(typ) != "result" {
-				return fmt.Errorf("roster query: %s", st.Raw)
-			}
-			break
+		id := "soak-muc-" + strconv.Itoa(n)
+		s.Send([]byte("<message type='groupchat' to='" + room + "' id='" + id + "'><body>churn " + strconv.Itoa(n) + "</body></message>"))
+		st, err := await(s, func(st *xmlstream.Stanza) bool { return string(st.Name) == "message" && string(st.ID) == id })
+		if err != nil {
+			return fmt.Errorf("waiting for the room's echo: %w", err)
+		}
+		if typ, _ := st.Attr("type"); string(typ) == "error" {
+			return fmt.Errorf("groupchat message: %s", st.Raw)
+		}
+		s.Send([]byte("<presence type='unavailable' to='" + nick + "'/>"))
+		if _, err := await(s, func(st *xmlstream.Stanza) bool {
+			typ, _ := st.Attr("type")
+			return string(st.Name) == "presence" && string(typ) == "unavailable" && isSelf(st.Raw)
+		}); err != nil {
+			return fmt.Errorf("waiting to leave the room: %w", err)
 		}
 	}
 	if err := s.EndStream(); err != nil {
@@ -498,6 +527,59 @@ func (t Target) churn(cfg loadgen.Config, i int) error {
 			return nil // the server closed the stream
 		}
 	}
+}
+
+// await reads s until a stanza matches.
+func await(s *loadgen.Session, match func(*xmlstream.Stanza) bool) (*xmlstream.Stanza, error) {
+	for {
+		st, err := s.Next()
+		if err != nil {
+			return nil, err
+		}
+		if match(st) {
+			return st, nil
+		}
+	}
+}
+
+// isSelf reports whether a presence from a room is the occupant's own (status 110, XEP-0045
+// §7.2.3); servers quote attributes as they like.
+func isSelf(raw []byte) bool {
+	return loadgen.Contains(raw, "code='110'") || loadgen.Contains(raw, "code=\"110\"")
+}
+
+// joinRoom enters the room as nick (room/nick) without history and waits for the
+// self-presence.
+func joinRoom(s *loadgen.Session, nick string) error {
+	s.Send([]byte("<presence to='" + nick + "'><x xmlns='http://jabber.org/protocol/muc'><history maxstanzas='0'/></x></presence>"))
+	st, err := await(s, func(st *xmlstream.Stanza) bool {
+		from, _ := st.Attr("from")
+		return string(st.Name) == "presence" && string(from) == nick && (isSelf(st.Raw) || isError(st.Raw))
+	})
+	if err != nil {
+		return fmt.Errorf("joining %s: %w", nick, err)
+	}
+	if isError(st.Raw) {
+		return fmt.Errorf("joining %s: %s", nick, st.Raw)
+	}
+	return nil
+}
+
+// openRoom creates room with s as its owner, staying in it, and accepts the default
+// configuration (XEP-0045 §10.1.2, an instant room) so that others can join.
+func openRoom(s *loadgen.Session, room string) error {
+	if err := joinRoom(s, room+"/keeper"); err != nil {
+		return err
+	}
+	s.Send([]byte("<iq type='set' to='" + room + "' id='soak-room'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'/></query></iq>"))
+	st, err := await(s, func(st *xmlstream.Stanza) bool { id, _ := st.Attr("id"); return string(st.Name) == "iq" && string(id) == "soak-room" })
+	if err != nil {
+		return err
+	}
+	if typ, _ := st.Attr("type"); string(typ) != "result" {
+		return fmt.Errorf("instant room: %s", st.Raw)
+	}
+	return nil
 }
 
 // wrongPassword logs in with a wrong password: nil when the server refused it with

@@ -21,7 +21,7 @@ func TestSoakSmall(t *testing.T) {
 	cfg := loadgen.Config{Addr: srv.C2SAddr(), Domain: srv.Domain(), Mode: loadgen.Plain, Mechanism: "SCRAM-SHA-1", Timeout: 10 * time.Second}
 	c := SoakConfig{Stable: 20, Sleepers: 3, Senders: 3, Churners: 2, Rate: 300, Cycles: 3, Load: 1500 * time.Millisecond,
 		DropEvery: 100 * time.Millisecond, BadEvery: 100 * time.Millisecond, Settle: 200 * time.Millisecond, Conc: 8,
-		TLSAddr: srv.TLSAddr()}
+		TLSAddr: srv.TLSAddr(), MUC: "conference." + srv.Domain()}
 	for i := 1; i <= c.Stable+c.Sleepers+c.Senders+c.Churners; i++ {
 		if err := loadgen.Register(cfg, "u"+strconv.Itoa(i), "pw"); err != nil {
 			t.Fatal(err)
