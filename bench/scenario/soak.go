@@ -490,7 +490,10 @@ func (t Target) churn(cfg loadgen.Config, i int, room string, n int) error {
 	if err := s.Send([]byte("<presence/><iq type='get' id='soak-roster'><query xmlns='jabber:iq:roster'/></iq>")); err != nil {
 		return err
 	}
-	st, err := await(s, func(st *xmlstream.Stanza) bool { id, _ := st.Attr("id"); return string(st.Name) == "iq" && string(id) == "soak-roster" })
+	st, err := await(s, func(st *xmlstream.Stanza) bool {
+		id, _ := st.Attr("id")
+		return string(st.Name) == "iq" && string(id) == "soak-roster"
+	})
 	if err != nil {
 		return fmt.Errorf("waiting for the roster: %w", err)
 	}
@@ -572,7 +575,10 @@ func openRoom(s *loadgen.Session, room string) error {
 		return err
 	}
 	s.Send([]byte("<iq type='set' to='" + room + "' id='soak-room'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'/></query></iq>"))
-	st, err := await(s, func(st *xmlstream.Stanza) bool { id, _ := st.Attr("id"); return string(st.Name) == "iq" && string(id) == "soak-room" })
+	st, err := await(s, func(st *xmlstream.Stanza) bool {
+		id, _ := st.Attr("id")
+		return string(st.Name) == "iq" && string(id) == "soak-room"
+	})
 	if err != nil {
 		return err
 	}
