@@ -274,6 +274,9 @@ func runServer(srv peers.Server, s Suite, log io.Writer) ServerResult {
 		if hr, ok := srv.(peers.HeapReporter); ok {
 			t.LiveHeap = hr.LiveHeap
 		}
+		if gr, ok := srv.(peers.GoroutineReporter); ok {
+			t.Goroutines = gr.Goroutines
+		}
 		return t
 	}
 	// Each idle run gets a freshly started server, so the memory curve starts from the
@@ -564,6 +567,7 @@ fast:
 		c.Conc = s.Conc
 		c.TLSAddr = srv.Addr(true)
 		c.MUC = "conference." + peers.Domain
+		c.WSAddr, c.WSPath = srv.WebSocket(false)
 		fmt.Fprintf(log, "  %s: soak, %d cycles of %v: %d stable sessions, %d msgs/s (run %d/%d)\n", srv.Name(), c.Cycles, c.Load, c.Stable, c.Rate, rep+1, s.Reps)
 		sr, err := scenario.Soak(target(false), c)
 		if err != nil {

@@ -2,6 +2,7 @@ package compare
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -27,8 +28,8 @@ func soakSection(b *strings.Builder, r Report) {
 		"(every other over direct TLS, as is every fourth stable session; every tenth attempt with a wrong password, which must be refused); archiving (XEP-0313) is on; a connection that sends malformed XML every %v must get a stream error and a close. "+
 		"Growth per cycle is fitted over the samples from cycle 1 on (the first load fills caches and pools).\n\n",
 		c.Cycles, c.Load, c.Settle, c.Stable, c.Rate, c.Senders, c.DropEvery, c.Sleepers, c.Churners, c.BadEvery)
-	b.WriteString("| server | tracked messages | lost / dup / misrouted / bounced | drops → resumed | churn logins (failed) | wrong passwords refused (let in) | malformed closed (not) | RSS per cycle | live heap per cycle | open files Δ | threads Δ | server CPU ms/s | problems |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| server | tracked messages | lost / dup / misrouted / bounced | drops → resumed | churn logins (failed) | wrong passwords refused (let in) | malformed closed (not) | RSS per cycle | live heap per cycle | open files Δ | threads Δ | goroutines Δ | server CPU ms/s | problems |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, sv := range r.Servers {
 		for i, x := range sv.Soak {
 			d := x.Delivery
@@ -40,13 +41,17 @@ func soakSection(b *strings.Builder, r Report) {
 			if x.LiveHeapPerCycle != 0 {
 				live = signedBytes(x.LiveHeapPerCycle)
 			}
-			fmt.Fprintf(b, "| %s | %s | %d / %d / %d / %d | %s → %s | %s (%d) | %d (%d) | %d (%d) | %s | %s | %+d | %+d | %.0f | %s |\n",
+			gor := "—"
+			if x.Points[len(x.Points)-1].Goroutines > 0 {
+				gor = fmt.Sprintf("%+d", x.GoroutineGrowth)
+			}
+			fmt.Fprintf(b, "| %s | %s | %d / %d / %d / %d | %s → %s | %s (%d) | %d (%d) | %d (%d) | %s | %s | %+d | %+d | %s | %.0f | %s |\n",
 				sv.Name, num(float64(d.Sent)), d.Lost, d.Duplicates, d.Misrouted, d.Bounced, num(float64(x.Drops)), num(float64(x.Resumes)),
 				num(float64(x.ChurnLogins)), x.ChurnFailures, x.WrongRefused, x.WrongAccepted, x.BadClosed, x.BadOther,
-				signedBytes(x.RSSPerCycle), live, x.FDGrowth, x.ThreadGrowth, x.ServerCPUPerS, probs)
+				signedBytes(x.RSSPerCycle), live, x.FDGrowth, x.ThreadGrowth, gor, x.ServerCPUPerS, probs)
 		}
 	}
-	b.WriteString("\nQuiet samples of each server's first run:\n\n| server | cycle | RSS MiB | live heap MiB | open files | threads |\n|---|---|---|---|---|---|\n")
+	b.WriteString("\nQuiet samples of each server's first run:\n\n| server | cycle | RSS MiB | live heap MiB | open files | threads | goroutines |\n|---|---|---|---|---|---|---|\n")
 	for _, sv := range r.Servers {
 		if len(sv.Soak) == 0 {
 			continue
@@ -56,7 +61,11 @@ func soakSection(b *strings.Builder, r Report) {
 			if p.LiveHeap > 0 {
 				live = fmt.Sprintf("%.1f", float64(p.LiveHeap)/(1<<20))
 			}
-			fmt.Fprintf(b, "| %s | %d | %.1f | %s | %d | %d |\n", sv.Name, p.Cycle, float64(p.Server.RSS)/(1<<20), live, p.FDs, p.Threads)
+			gor := "—"
+			if p.Goroutines > 0 {
+				gor = strconv.FormatInt(p.Goroutines, 10)
+			}
+			fmt.Fprintf(b, "| %s | %d | %.1f | %s | %d | %d | %s |\n", sv.Name, p.Cycle, float64(p.Server.RSS)/(1<<20), live, p.FDs, p.Threads, gor)
 		}
 	}
 }

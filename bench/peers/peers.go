@@ -63,6 +63,12 @@ type HeapReporter interface {
 	LiveHeap() (int64, error)
 }
 
+// GoroutineReporter is a server that reports its number of goroutines (Vireo's
+// go_goroutines): the soak's check for goroutines left behind.
+type GoroutineReporter interface {
+	Goroutines() (int64, error)
+}
+
 // Optional features: Prosody and ejabberd load them only for the scenario that measures
 // them (-only mam, -only pep), so that archiving and PEP cost nothing in the other
 // scenarios' figures. Vireo has both on in every scenario (its defaults).

@@ -97,7 +97,12 @@ func (v *vireo) WebSocket(tls bool) (string, string) {
 
 // LiveHeap implements HeapReporter: a scrape of /metrics on the plain web listener
 // (loopback is in the default metrics_allow).
-func (v *vireo) LiveHeap() (int64, error) {
+func (v *vireo) LiveHeap() (int64, error) { return v.metric("go_gc_heap_live_bytes") }
+
+// Goroutines implements GoroutineReporter, from the same scrape.
+func (v *vireo) Goroutines() (int64, error) { return v.metric("go_goroutines") }
+
+func (v *vireo) metric(name string) (int64, error) {
 	addr, _ := v.WebSocket(false)
 	cl := http.Client{Timeout: 10 * time.Second}
 	resp, err := cl.Get("http://" + addr + "/metrics")
@@ -108,18 +113,21 @@ func (v *vireo) LiveHeap() (int64, error) {
 	if resp.StatusCode != http.StatusOK {
 		return 0, fmt.Errorf("peers: GET /metrics: %s", resp.Status)
 	}
-	return liveHeap(resp.Body)
+	return metric(resp.Body, name)
 }
 
 // liveHeap finds go_gc_heap_live_bytes in a Prometheus text exposition.
-func liveHeap(r io.Reader) (int64, error) {
+func liveHeap(r io.Reader) (int64, error) { return metric(r, "go_gc_heap_live_bytes") }
+
+// metric finds the unlabelled metric name in a Prometheus text exposition.
+func metric(r io.Reader, name string) (int64, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "go_gc_heap_live_bytes "); ok {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
 			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
 			if err != nil {
-				return 0, fmt.Errorf("peers: go_gc_heap_live_bytes %q: %w", v, err)
+				return 0, fmt.Errorf("peers: %s %q: %w", name, v, err)
 			}
 			return int64(f), nil
 		}
@@ -127,7 +135,7 @@ func liveHeap(r io.Reader) (int64, error) {
 	if err := sc.Err(); err != nil {
 		return 0, err
 	}
-	return 0, fmt.Errorf("peers: no go_gc_heap_live_bytes at /metrics")
+	return 0, fmt.Errorf("peers: no %s at /metrics", name)
 }
 
 func (v *vireo) Name() string {

@@ -29,6 +29,8 @@ type Target struct {
 	// LiveHeap, when set, reads the heap the server's last collection found reachable;
 	// memory samples carry it beside RSS.
 	LiveHeap func() (int64, error)
+	// Goroutines, when set, reads the server's number of goroutines (the soak samples it).
+	Goroutines func() (int64, error)
 }
 
 // liveHeap is t.LiveHeap's reading, 0 when there is none.

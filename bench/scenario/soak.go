@@ -53,6 +53,26 @@ type SoakConfig struct {
 	// MUC, when set, is a XEP-0045 service: a sender keeps a room open there, and every
 	// churn login joins it, says something, sees it echoed and leaves.
 	MUC string `json:"muc_service,omitempty"`
+	// WSAddr and WSPath, when set, are the server's plain XMPP-over-WebSocket endpoint
+	// (RFC 7395): every third churn login goes there.
+	WSAddr string `json:"ws_addr,omitempty"`
+	WSPath string `json:"ws_path,omitempty"`
+}
+
+// churnCfg is churn attempt n's connection: TCP, direct TLS and WebSocket in turn (those
+// the soak has).
+func (c *SoakConfig) churnCfg(t Target, i, n int) loadgen.Config {
+	switch n % 3 {
+	case 1:
+		return c.cfg(t, i, true)
+	case 2:
+		if c.WSAddr != "" {
+			cfg := t.cfgFor(i)
+			cfg.Addr, cfg.WSPath, cfg.Mode = c.WSAddr, c.WSPath, loadgen.Plain
+			return cfg
+		}
+	}
+	return c.cfg(t, i, false)
 }
 
 // cfg is account i's connection: direct TLS when tls and the soak has a TLS address.
@@ -67,11 +87,12 @@ func (c *SoakConfig) cfg(t Target, i int, tls bool) loadgen.Config {
 // SoakPoint is a sample of the server at a quiet moment: after a cycle's load has
 // stopped, every message has arrived and the churn has logged out.
 type SoakPoint struct {
-	Cycle    int      `json:"cycle"` // 0: before the first load
-	Server   ProcStat `json:"server"`
-	FDs      int      `json:"open_files"`
-	Threads  int      `json:"threads"`
-	LiveHeap int64    `json:"server_live_heap_bytes,omitempty"`
+	Cycle      int      `json:"cycle"` // 0: before the first load
+	Server     ProcStat `json:"server"`
+	FDs        int      `json:"open_files"`
+	Threads    int      `json:"threads"`
+	LiveHeap   int64    `json:"server_live_heap_bytes,omitempty"`
+	Goroutines int64    `json:"server_goroutines,omitempty"` // where the server reports them
 }
 
 // SoakResult is what a soak found.
@@ -93,6 +114,8 @@ type SoakResult struct {
 	// FDGrowth and ThreadGrowth compare the last sample with cycle 1's.
 	FDGrowth     int `json:"open_files_growth"`
 	ThreadGrowth int `json:"threads_growth"`
+	// GoroutineGrowth compares them too, where the server reports goroutines.
+	GoroutineGrowth int64 `json:"goroutines_growth"`
 
 	Delivery       Delivery `json:"delivery"` // every tracked message, to stable sessions and sleepers
 	Drops          int      `json:"drops"`
@@ -142,6 +165,11 @@ func (r SoakResult) Problems() []string {
 	}
 	if r.ThreadGrowth > 8 {
 		p = append(p, fmt.Sprintf("threads grew by %d", r.ThreadGrowth))
+	}
+	// Timers and pooled workers come and go; a goroutine per session or per login left
+	// behind shows as hundreds.
+	if r.GoroutineGrowth > 32 {
+		p = append(p, fmt.Sprintf("goroutines grew by %d", r.GoroutineGrowth))
 	}
 	if r.FirstFailure != "" && len(p) > 0 {
 		p = append(p, "first failure: "+r.FirstFailure)
@@ -258,9 +286,14 @@ func Soak(t Target, c SoakConfig) (SoakResult, error) {
 			return err
 		}
 		p := SoakPoint{Cycle: cycle, Server: st, FDs: countFDs(t.PID), Threads: countThreads(t.PID), LiveHeap: t.liveHeap()}
+		if t.Goroutines != nil {
+			if n, err := t.Goroutines(); err == nil {
+				p.Goroutines = n
+			}
+		}
 		r.Points = append(r.Points, p)
-		t.logf("  %s: soak cycle %d quiet: RSS %.1f MiB, live heap %.1f MiB, %d open files, %d threads", t.Name, cycle,
-			float64(st.RSS)/(1<<20), float64(p.LiveHeap)/(1<<20), p.FDs, p.Threads)
+		t.logf("  %s: soak cycle %d quiet: RSS %.1f MiB, live heap %.1f MiB, %d open files, %d threads, %d goroutines", t.Name, cycle,
+			float64(st.RSS)/(1<<20), float64(p.LiveHeap)/(1<<20), p.FDs, p.Threads, p.Goroutines)
 		return nil
 	}
 	if err := sample(0); err != nil {
@@ -322,7 +355,7 @@ func Soak(t Target, c SoakConfig) (SoakResult, error) {
 						}
 						continue
 					}
-					if err := t.churn(c.cfg(t, i, n%2 == 1), i, room, n); err != nil {
+					if err := t.churn(c.churnCfg(t, i, n), i, room, n); err != nil {
 						churnFail.Add(1)
 						firstErr.set(fmt.Errorf("churn %s: %w", t.user(i), err))
 						time.Sleep(100 * time.Millisecond)
@@ -437,6 +470,9 @@ func (r *SoakResult) soakTrends() {
 	}
 	first, last := r.Points[1], r.Points[len(r.Points)-1]
 	r.FDGrowth, r.ThreadGrowth = last.FDs-first.FDs, last.Threads-first.Threads
+	if first.Goroutines > 0 && last.Goroutines > 0 {
+		r.GoroutineGrowth = last.Goroutines - first.Goroutines
+	}
 }
 
 // soakReader is stormReader with a channel that says when it stopped.

@@ -2,6 +2,7 @@ package scenario
 
 import (
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -21,13 +22,14 @@ func TestSoakSmall(t *testing.T) {
 	cfg := loadgen.Config{Addr: srv.C2SAddr(), Domain: srv.Domain(), Mode: loadgen.Plain, Mechanism: "SCRAM-SHA-1", Timeout: 10 * time.Second}
 	c := SoakConfig{Stable: 20, Sleepers: 3, Senders: 3, Churners: 2, Rate: 300, Cycles: 3, Load: 1500 * time.Millisecond,
 		DropEvery: 100 * time.Millisecond, BadEvery: 100 * time.Millisecond, Settle: 200 * time.Millisecond, Conc: 8,
-		TLSAddr: srv.TLSAddr(), MUC: "conference." + srv.Domain()}
+		TLSAddr: srv.TLSAddr(), MUC: "conference." + srv.Domain(), WSAddr: srv.WebAddr(), WSPath: "/xmpp-websocket"}
 	for i := 1; i <= c.Stable+c.Sleepers+c.Senders+c.Churners; i++ {
 		if err := loadgen.Register(cfg, "u"+strconv.Itoa(i), "pw"); err != nil {
 			t.Fatal(err)
 		}
 	}
-	tg := Target{Name: "vireotest", Cfg: cfg, Prefix: "u", Password: "pw", PID: os.Getpid(), Log: testLog{t}}
+	tg := Target{Name: "vireotest", Cfg: cfg, Prefix: "u", Password: "pw", PID: os.Getpid(), Log: testLog{t},
+		Goroutines: func() (int64, error) { return int64(runtime.NumGoroutine()), nil }}
 	r, err := Soak(tg, c)
 	if err != nil {
 		t.Fatal(err)
@@ -64,6 +66,7 @@ func TestSoakProblems(t *testing.T) {
 		{"malformed not closed", SoakResult{BadOther: 1}, 1},
 		{"fd leak", SoakResult{FDGrowth: 9}, 1},
 		{"thread leak", SoakResult{ThreadGrowth: 20}, 1},
+		{"goroutine leak", SoakResult{GoroutineGrowth: 300}, 1},
 	} {
 		if got := c.r.Problems(); len(got) != c.want {
 			t.Errorf("%s: %v, want %d problems", c.name, got, c.want)
