@@ -128,7 +128,7 @@ type SoakResult struct {
 	WrongAccepted  int      `json:"wrong_passwords_accepted"`
 	BadClosed      int      `json:"bad_input_closed_with_stream_error"`
 	BadOther       int      `json:"bad_input_other"` // no stream error, or the connection stayed open
-	ServerCPUPerS  float64  `json:"server_cpu_ms_per_second"`
+	ServerCPUPerS  float64  `json:"server_cpu_ms_per_second"` // during the load periods
 	FirstFailure   string   `json:"first_failure,omitempty"`
 }
 
@@ -299,14 +299,14 @@ func Soak(t Target, c SoakConfig) (SoakResult, error) {
 	if err := sample(0); err != nil {
 		return r, err
 	}
-	cpu0, _ := ReadProc(t.PID)
-	loadTime := time.Duration(0)
+	var loadTime, loadCPU time.Duration
 
 	var drops, resumes, resumeFails, collects, churnOK, churnFail, wrongOK, wrongBad, badClosed, badOther atomic.Int64
 	for cycle := 1; cycle <= c.Cycles; cycle++ {
 		stop := make(chan struct{})
 		var wg sync.WaitGroup
 		t0 := time.Now()
+		cpu0, _ := ReadProc(t.PID)
 		trafficWG := traffic(k, senders, jids, targets, c.Rate, stop)
 		if c.DropEvery > 0 {
 			wg.Add(1)
@@ -391,6 +391,8 @@ func Soak(t Target, c SoakConfig) (SoakResult, error) {
 		trafficWG.Wait()
 		wg.Wait()
 		loadTime += time.Since(t0)
+		cpu1, _ := ReadProc(t.PID)
+		loadCPU += cpu1.CPU - cpu0.CPU
 
 		// The sleepers log in, take what was stored for them, and leave.
 		for i := sleepFrom; i < sendFrom; i++ {
@@ -409,8 +411,7 @@ func Soak(t Target, c SoakConfig) (SoakResult, error) {
 			return r, err
 		}
 	}
-	cpu1, _ := ReadProc(t.PID)
-	r.ServerCPUPerS = float64((cpu1.CPU - cpu0.CPU).Milliseconds()) / loadTime.Seconds()
+	r.ServerCPUPerS = float64(loadCPU.Milliseconds()) / loadTime.Seconds()
 	r.Delivery = k.tally()
 	if d := r.Delivery; d.Lost > 0 || d.Duplicates > 0 {
 		t.logDeliveryFaults(k, sleepFrom)
