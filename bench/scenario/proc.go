@@ -29,27 +29,32 @@ const clockTick = 100
 
 // ReadProc samples /proc/pid. pid 0 means this process.
 func ReadProc(pid int) (ProcStat, error) {
-	p := "self"
-	if pid > 0 {
-		p = strconv.Itoa(pid)
-	}
+	p := procDir(pid)
 	var s ProcStat
 	s.Time = time.Now()
-	st, err := os.ReadFile("/proc/" + p + "/status")
+	st, err := os.ReadFile(p + "/status")
 	if err != nil {
 		return s, err
 	}
 	s.RSS = statusKB(st, "VmRSS:") * 1024
-	if sm, err := os.ReadFile("/proc/" + p + "/smaps_rollup"); err == nil {
+	if sm, err := os.ReadFile(p + "/smaps_rollup"); err == nil {
 		s.PSS = statusKB(sm, "Pss:") * 1024
 	}
-	raw, err := os.ReadFile("/proc/" + p + "/stat")
+	raw, err := os.ReadFile(p + "/stat")
 	if err != nil {
 		return s, err
 	}
 	cpu, err := parseStatCPU(raw)
 	s.CPU = cpu
 	return s, err
+}
+
+// procDir is /proc/pid, or /proc/self for pid 0.
+func procDir(pid int) string {
+	if pid > 0 {
+		return "/proc/" + strconv.Itoa(pid)
+	}
+	return "/proc/self"
 }
 
 func statusKB(b []byte, key string) int64 {

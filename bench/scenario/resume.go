@@ -214,6 +214,26 @@ func appendMessage(buf []byte, to string, seq int) []byte {
 	return append(buf, "</body></message>"...)
 }
 
+// readBounces reads each sender until its connection goes, counting the error messages
+// that come back (a full offline store, an unknown user) as bounced.
+func readBounces(k *tracker, senders []*loadgen.Session, wg *sync.WaitGroup) {
+	for _, s := range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				st, err := s.Next()
+				if err != nil {
+					return
+				}
+				if st.Kind() == xmlstream.KindMessage && string(st.Type) == "error" {
+					k.bounced.Add(1)
+				}
+			}
+		}()
+	}
+}
+
 // stormReader reads a session of the N until its connection goes, recording messages.
 func stormReader(k *tracker, i int, s *loadgen.Session, resumed bool, wg *sync.WaitGroup) {
 	defer wg.Done()
@@ -413,21 +433,7 @@ func ResumeStorm(t Target, c ResumeConfig) (ResumeResult, error) {
 	}
 	k := newTracker(c.Rate*600 + 1024) // ten minutes of traffic at most
 	var sendWG sync.WaitGroup
-	for _, s := range senders {
-		sendWG.Add(1)
-		go func() {
-			defer sendWG.Done()
-			for {
-				st, err := s.Next()
-				if err != nil {
-					return
-				}
-				if st.Kind() == xmlstream.KindMessage && string(st.Type) == "error" {
-					k.bounced.Add(1)
-				}
-			}
-		}()
-	}
+	readBounces(k, senders, &sendWG)
 	defer func() { endAll(senders, &sendWG) }()
 
 	ss := make([]*loadgen.Session, n)

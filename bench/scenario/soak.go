@@ -220,21 +220,7 @@ func Soak(t Target, c SoakConfig) (SoakResult, error) {
 		}
 	}
 	var sendWG sync.WaitGroup
-	for _, s := range senders {
-		sendWG.Add(1)
-		go func() {
-			defer sendWG.Done()
-			for {
-				st, err := s.Next()
-				if err != nil {
-					return
-				}
-				if st.Kind() == xmlstream.KindMessage && string(st.Type) == "error" {
-					k.bounced.Add(1)
-				}
-			}
-		}()
-	}
+	readBounces(k, senders, &sendWG)
 	defer func() { endAll(senders, &sendWG) }()
 
 	stableTLS := func(i int) bool { return i%4 == 3 }
@@ -734,11 +720,7 @@ func waitDelivered(k *tracker, max time.Duration) bool {
 
 // countFDs is the number of open files of process pid (0: this one).
 func countFDs(pid int) int {
-	p := "self"
-	if pid > 0 {
-		p = strconv.Itoa(pid)
-	}
-	es, err := os.ReadDir("/proc/" + p + "/fd")
+	es, err := os.ReadDir(procDir(pid) + "/fd")
 	if err != nil {
 		return -1
 	}
@@ -747,11 +729,7 @@ func countFDs(pid int) int {
 
 // countThreads is the number of threads of process pid (0: this one).
 func countThreads(pid int) int {
-	p := "self"
-	if pid > 0 {
-		p = strconv.Itoa(pid)
-	}
-	st, err := os.ReadFile("/proc/" + p + "/status")
+	st, err := os.ReadFile(procDir(pid) + "/status")
 	if err != nil {
 		return -1
 	}
