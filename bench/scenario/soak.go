@@ -127,7 +127,7 @@ type SoakResult struct {
 	WrongRefused   int      `json:"wrong_passwords_refused"`
 	WrongAccepted  int      `json:"wrong_passwords_accepted"`
 	BadClosed      int      `json:"bad_input_closed_with_stream_error"`
-	BadOther       int      `json:"bad_input_other"` // no stream error, or the connection stayed open
+	BadOther       int      `json:"bad_input_other"`          // no stream error, or the connection stayed open
 	ServerCPUPerS  float64  `json:"server_cpu_ms_per_second"` // during the load periods
 	FirstFailure   string   `json:"first_failure,omitempty"`
 }
