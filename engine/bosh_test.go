@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -514,5 +515,45 @@ func TestHTTPKeepAliveAnswers(t *testing.T) {
 		if err != nil || !strings.HasPrefix(string(all), "HTTP/1.1 ") {
 			t.Fatalf("%q: %v %q", raw, err, all)
 		}
+	}
+}
+
+// TestBoshSessionsDoNotLeak: sessions that end by terminate and sessions abandoned to the
+// inactivity timeout leave nothing behind: no session in the server's table, no open
+// stream, and no goroutine (each session runs its callbacks on a goroutine of its own while
+// it has any).
+func TestBoshSessionsDoNotLeak(t *testing.T) {
+	srv := boshServer(t, engine.Web{BOSHInactivity: time.Second})
+	srv.AddUser(t, "alice", "pw")
+	idle := func() { http.DefaultTransport.(*http.Transport).CloseIdleConnections() }
+	// One round first, so that pools, the account cache and the HTTP client's own
+	// goroutines exist before the baseline.
+	a := boshLogin(t, srv, "alice", "pw", "warm")
+	a.send(" type='terminate'", "<presence type='unavailable' xmlns='jabber:client'/>")
+	waitEstablished(t, srv, 0)
+	idle()
+	time.Sleep(100 * time.Millisecond)
+	base := runtime.NumGoroutine()
+	for i := 0; i < 30; i++ {
+		a := boshLogin(t, srv, "alice", "pw", "t"+strconv.Itoa(i))
+		a.send("", "<presence xmlns='jabber:client'/>")
+		if resp := a.send(" type='terminate'", "<presence type='unavailable' xmlns='jabber:client'/>"); bodyAttrs(resp)["type"] != "terminate" {
+			t.Fatalf("terminate %d: %s", i, resp)
+		}
+	}
+	for i := 0; i < 10; i++ {
+		boshLogin(t, srv, "alice", "pw", "a"+strconv.Itoa(i)) // abandoned: ends after 1 s without a request
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		idle()
+		n, open, g := engine.BOSHSessions(srv.Engine), srv.Engine.Stats().Open, runtime.NumGoroutine()
+		if n == 0 && open == 0 && g <= base+2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 40 sessions ended: %d BOSH sessions held, %d streams open, %d goroutines (%d before)", n, open, g, base)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

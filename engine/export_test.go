@@ -14,3 +14,10 @@ func Forwarded(w *Web, h map[string]string) (ip, proto, host string) {
 	f := w.forwardedFrom(h)
 	return f.ip, f.proto, f.host
 }
+
+// BOSHSessions is the number of BOSH sessions the server holds.
+func BOSHSessions(s *Server) int {
+	s.bosh.mu.Lock()
+	defer s.bosh.mu.Unlock()
+	return len(s.bosh.m)
+}
