@@ -501,9 +501,9 @@ func (t Target) dropAndResume(cfg loadgen.Config, i int, sl *soakSlot, k *tracke
 	return err
 }
 
-// churn is one short session: login, initial presence, a roster query answered, a visit
-// to the room when there is one (join, a message seen echoed, leave), and a clean logout
-// that the server closes.
+// churn is one short session: login, initial presence, a roster query answered, a
+// contact added and removed, a visit to the room when there is one (join, a message seen
+// echoed, leave), and a clean logout that the server closes.
 func (t Target) churn(cfg loadgen.Config, i int, room string, n int) error {
 	s, err := loadgen.Dial(cfg, t.user(i), t.Password, "churn")
 	if err != nil {
@@ -522,6 +522,25 @@ func (t Target) churn(cfg loadgen.Config, i int, room string, n int) error {
 	}
 	if typ, _ := st.Attr("type"); string(typ) != "result" {
 		return fmt.Errorf("roster query: %s", st.Raw)
+	}
+	// A contact added and removed again: two durable roster writes and their pushes
+	// (RFC 6121 §2.3, §2.5), so that roster state comes and goes with the churn.
+	peer := t.user(i+1000003) + "@" + cfg.Domain
+	for _, q := range []struct{ id, item string }{
+		{"soak-radd", "<item jid='" + peer + "' name='soak'/>"},
+		{"soak-rdel", "<item jid='" + peer + "' subscription='remove'/>"},
+	} {
+		s.Send([]byte("<iq type='set' id='" + q.id + "'><query xmlns='jabber:iq:roster'>" + q.item + "</query></iq>"))
+		st, err := await(s, func(st *xmlstream.Stanza) bool {
+			id, _ := st.Attr("id")
+			return string(st.Name) == "iq" && string(id) == q.id
+		})
+		if err != nil {
+			return fmt.Errorf("waiting for %s: %w", q.id, err)
+		}
+		if typ, _ := st.Attr("type"); string(typ) != "result" {
+			return fmt.Errorf("roster set: %s", st.Raw)
+		}
 	}
 	if room != "" {
 		nick := room + "/" + t.user(i) + "-" + strconv.Itoa(n)
