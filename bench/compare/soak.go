@@ -24,7 +24,7 @@ func soakSection(b *strings.Builder, r Report) {
 	fmt.Fprintf(b, "%d cycles of %v load, each followed by a quiet sample (the load stopped, every message arrived, %v later). "+
 		"During the load: %d sessions with stream management stay online and receive %d tracked messages/s from %d senders; "+
 		"one of them loses its TCP connection every %v on average (exponential gaps) and resumes at once; %d sleepers are offline and "+
-		"collect what was stored for them after each cycle; %d churn loops log in, query the roster, add and remove a contact, visit a groupchat room (join, a message seen echoed, leave) and log out "+
+		"collect what was stored for them after each cycle; %d churn loops log in, query the roster, add and remove a contact, visit a groupchat room (join, no more occupants than can be there, a message seen echoed, leave, or only log out every other time) and log out "+
 		"(every other over direct TLS, as is every fourth stable session; every tenth attempt with a wrong password, which must be refused); archiving (XEP-0313) is on; a connection that sends malformed XML every %v must get a stream error and a close. "+
 		"Growth per cycle is fitted over the samples from cycle 1 on (the first load fills caches and pools).\n\n",
 		c.Cycles, c.Load, c.Settle, c.Stable, c.Rate, c.Senders, c.DropEvery, c.Sleepers, c.Churners, c.BadEvery)

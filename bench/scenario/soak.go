@@ -341,7 +341,7 @@ func Soak(t Target, c SoakConfig) (SoakResult, error) {
 						}
 						continue
 					}
-					if err := t.churn(c.churnCfg(t, i, n), i, room, n); err != nil {
+					if err := t.churn(c.churnCfg(t, i, n), i, room, c.Churners, n); err != nil {
 						churnFail.Add(1)
 						firstErr.set(fmt.Errorf("churn %s: %w", t.user(i), err))
 						time.Sleep(100 * time.Millisecond)
@@ -502,9 +502,10 @@ func (t Target) dropAndResume(cfg loadgen.Config, i int, sl *soakSlot, k *tracke
 }
 
 // churn is one short session: login, initial presence, a roster query answered, a
-// contact added and removed, a visit to the room when there is one (join, a message seen
-// echoed, leave), and a clean logout that the server closes.
-func (t Target) churn(cfg loadgen.Config, i int, room string, n int) error {
+// contact added and removed, a visit to the room when there is one (join, no more
+// occupants than can be there, a message seen echoed, leave or not), and a clean logout
+// that the server closes.
+func (t Target) churn(cfg loadgen.Config, i int, room string, churners, n int) error {
 	s, err := loadgen.Dial(cfg, t.user(i), t.Password, "churn")
 	if err != nil {
 		return err
@@ -544,8 +545,14 @@ func (t Target) churn(cfg loadgen.Config, i int, room string, n int) error {
 	}
 	if room != "" {
 		nick := room + "/" + t.user(i) + "-" + strconv.Itoa(n)
-		if err := joinRoom(s, nick); err != nil {
+		others, err := joinRoom(s, nick)
+		if err != nil {
 			return err
+		}
+		// The keeper and the other churn loops, one session each, are all that can be in
+		// the room: more is an occupant whose session ended and who stayed.
+		if others > churners {
+			return fmt.Errorf("%s holds %d other occupants; at most %d can be there", room, others, churners)
 		}
 		id := "soak-muc-" + strconv.Itoa(n)
 		s.Send([]byte("<message type='groupchat' to='" + room + "' id='" + id + "'><body>churn " + strconv.Itoa(n) + "</body></message>"))
@@ -556,12 +563,16 @@ func (t Target) churn(cfg loadgen.Config, i int, room string, n int) error {
 		if typ, _ := st.Attr("type"); string(typ) == "error" {
 			return fmt.Errorf("groupchat message: %s", st.Raw)
 		}
-		s.Send([]byte("<presence type='unavailable' to='" + nick + "'/>"))
-		if _, err := await(s, func(st *xmlstream.Stanza) bool {
-			typ, _ := st.Attr("type")
-			return string(st.Name) == "presence" && string(typ) == "unavailable" && isSelf(st.Raw)
-		}); err != nil {
-			return fmt.Errorf("waiting to leave the room: %w", err)
+		// Every other visit leaves the room as a client does; the rest just log out, and
+		// the server must take them out of the room (XEP-0045 §7.14).
+		if n%2 == 0 {
+			s.Send([]byte("<presence type='unavailable' to='" + nick + "'/>"))
+			if _, err := await(s, func(st *xmlstream.Stanza) bool {
+				typ, _ := st.Attr("type")
+				return string(st.Name) == "presence" && string(typ) == "unavailable" && isSelf(st.Raw)
+			}); err != nil {
+				return fmt.Errorf("waiting to leave the room: %w", err)
+			}
 		}
 	}
 	if err := s.EndStream(); err != nil {
@@ -594,26 +605,38 @@ func isSelf(raw []byte) bool {
 }
 
 // joinRoom enters the room as nick (room/nick) without history and waits for the
-// self-presence.
-func joinRoom(s *loadgen.Session, nick string) error {
+// self-presence. It returns how many other occupants the room announced before it (their
+// presence comes first, XEP-0045 §7.2.3).
+func joinRoom(s *loadgen.Session, nick string) (int, error) {
+	room, _, _ := strings.Cut(nick, "/")
 	s.Send([]byte("<presence to='" + nick + "'><x xmlns='http://jabber.org/protocol/muc'><history maxstanzas='0'/></x></presence>"))
+	others := 0
 	st, err := await(s, func(st *xmlstream.Stanza) bool {
+		if string(st.Name) != "presence" {
+			return false
+		}
 		from, _ := st.Attr("from")
-		return string(st.Name) == "presence" && string(from) == nick && (isSelf(st.Raw) || isError(st.Raw))
+		if string(from) == nick && (isSelf(st.Raw) || isError(st.Raw)) {
+			return true
+		}
+		if typ, _ := st.Attr("type"); len(typ) == 0 && strings.HasPrefix(string(from), room+"/") {
+			others++
+		}
+		return false
 	})
 	if err != nil {
-		return fmt.Errorf("joining %s: %w", nick, err)
+		return 0, fmt.Errorf("joining %s: %w", nick, err)
 	}
 	if isError(st.Raw) {
-		return fmt.Errorf("joining %s: %s", nick, st.Raw)
+		return 0, fmt.Errorf("joining %s: %s", nick, st.Raw)
 	}
-	return nil
+	return others, nil
 }
 
 // openRoom creates room with s as its owner, staying in it, and accepts the default
 // configuration (XEP-0045 §10.1.2, an instant room) so that others can join.
 func openRoom(s *loadgen.Session, room string) error {
-	if err := joinRoom(s, room+"/keeper"); err != nil {
+	if _, err := joinRoom(s, room+"/keeper"); err != nil {
 		return err
 	}
 	s.Send([]byte("<iq type='set' to='" + room + "' id='soak-room'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'/></query></iq>"))
