@@ -43,6 +43,8 @@ const (
 	fBlocked    // the router holds too many of this session's bytes: hold input until Resume
 	fCleanEnd   // the client closed the stream itself: its session is not resumable
 	fSASL2      // the SASL exchange in progress is XEP-0388's: answers in its namespace
+	fGone       // the socket is closed (onClose ran)
+	fFlushed    // nothing was waiting to be written when the socket closed
 )
 
 // netConn is what conn needs of its transport. gnet.Conn satisfies it; so does a BOSH
@@ -808,6 +810,10 @@ func (c *conn) checkDrained(err error, f func(bool), wait time.Duration) {
 	switch {
 	case err != nil:
 		f(false) // closed: what was still buffered is gone
+	case c.has(fGone):
+		// gnet runs a wake for a closed connection with no error, and its buffer is
+		// released by then: what counts is whether everything was out at the close.
+		f(c.has(fFlushed))
 	case c.gc.OutboundBuffered() == 0 && c.outboxLen() == 0:
 		f(true)
 	case c.closing.Load():
@@ -922,6 +928,12 @@ func (c *conn) recoverPanic() {
 func (c *conn) onClose(err error) {
 	s := c.srv()
 	c.closing.Store(true)
+	// gnet calls this before it tries to write what is left and drops it: whatever is
+	// still buffered now may never reach the client (Drained says so).
+	c.set(fGone)
+	if c.gc.OutboundBuffered() == 0 && c.outboxLen() == 0 {
+		c.set(fFlushed)
+	}
 	s.open.Add(-1)
 	c.l.kind.closed(c)
 	c.authenticated() // gives back the per-address count if it never authenticated

@@ -1,8 +1,14 @@
 package engine_test
 
 import (
+	"crypto/tls"
+	"encoding/base64"
 	"fmt"
+	"io"
+	"net"
+	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -93,3 +99,74 @@ func TestIntegrationOfflineReadThenLeave(t *testing.T) {
 		}
 	}
 }
+
+// TestIntegrationOfflineDropMidBatch: a client with a tiny receive window that stops
+// reading in the middle of its stored messages and ends its stream (close_notify) loses
+// none of them: what the server had queued is written before it closes, and whatever the
+// first connection did not get comes at the next login. (The closed-socket case, where
+// gnet's buffer is gone before the module asks, is TestDrained's.)
+func TestIntegrationOfflineDropMidBatch(t *testing.T) {
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true})
+	srv.AddUser(t, "alice", "secret")
+	srv.AddUser(t, "bob", "secret")
+	a := srv.LoginPlain(t, "alice", "secret", "pc")
+	const n, size = 40, 16 << 10
+	body := strings.Repeat("z", size)
+	for i := 0; i < n; i++ {
+		a.Send(fmt.Sprintf("<message to='bob@localhost' type='chat' id='d%d'><body>%s</body></message>", i, body))
+	}
+	for i := 0; ; i++ {
+		if c, _ := srv.Store.Offline().Count("bob@localhost"); c == n {
+			break
+		} else if i == 500 {
+			t.Fatalf("%d stored, want %d", c, n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// A receive buffer of a few KiB, set before the handshake so that the window stays
+	// small: most of the first batch waits in the server's buffer.
+	d := &net.Dialer{Timeout: 5 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
+		return rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+	}}
+	nc, err := tls.DialWithDialer(d, "tcp", srv.TLSAddr(), srv.ClientTLS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := vireotest.NewRawConn(t, nc)
+	b.Send(srv.Header())
+	b.Expect("</stream:features>")
+	b.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>" + base64.StdEncoding.EncodeToString([]byte("\x00bob\x00secret")) + "</auth>")
+	b.Expect("<success")
+	b.Send(srv.Header())
+	b.Expect("</stream:features>")
+	b.Send("<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>phone</resource></bind></iq>")
+	b.Expect("</iq>")
+	b.Send("<presence/>")
+	time.Sleep(300 * time.Millisecond) // the first batch goes out and sticks
+	// Half-close (close_notify): the server ends the stream and closes, and this side
+	// can still read everything that reached it.
+	nc.CloseWrite()
+	got := map[string]bool{}
+	first, _ := io.ReadAll(nc)
+	for _, m := range msgIDs.FindAllStringSubmatch(string(first), -1) {
+		got[m[1]] = true
+	}
+	time.Sleep(300 * time.Millisecond)
+	c2 := srv.LoginPlain(t, "bob", "secret", "phone2")
+	c2.Send("<presence/>")
+	second, _ := c2.ReadUntil("never-sent", 3*time.Second)
+	for _, m := range msgIDs.FindAllStringSubmatch(second, -1) {
+		got[m[1]] = true
+	}
+	var missing []string
+	for i := 0; i < n; i++ {
+		if id := fmt.Sprintf("d%d", i); !got[id] {
+			missing = append(missing, id)
+		}
+	}
+	if len(missing) > 0 {
+		t.Fatalf("%d of %d stored messages never arrived (the first connection read %d bytes): %v", len(missing), n, len(first), missing)
+	}
+}
+
+var msgIDs = regexp.MustCompile(`<message[^>]* id='(d\d+)'`)
