@@ -301,8 +301,10 @@ func (c *conn) newSM(resume bool) (*smState, []byte) {
 	var b xmlstream.Builder
 	b.Start("enabled").Attr("xmlns", nsSM)
 	if resume {
-		sm.key = c.srv().sms.add(sm)
-		b.Attr("id", c.srv().sms.id(sm.key, c.bare.String())).Attr("resume", "true").Attr("max", strconv.Itoa(int(sm.expiry)))
+		// add sets sm.key under its part's lock, where other streams' lookups read the
+		// keys of the part's sessions: writing it again here, outside the lock, raced.
+		key := c.srv().sms.add(sm)
+		b.Attr("id", c.srv().sms.id(key, c.bare.String())).Attr("resume", "true").Attr("max", strconv.Itoa(int(sm.expiry)))
 	}
 	b.End()
 	return sm, b.B
@@ -647,7 +649,7 @@ func (t *smTable) part(key uint64) *smPart {
 	return &t.parts[key>>59]
 }
 
-// add gives sm a fresh key and stores it under it.
+// add gives sm a fresh key (sm.key, set under the part's lock) and stores it under it.
 func (t *smTable) add(sm *smState) uint64 {
 	for {
 		var b [8]byte
