@@ -115,6 +115,9 @@ type tracker struct {
 	misrouted   atomic.Int64
 	bounced     atomic.Int64
 	bytes       atomic.Int64 // wire bytes of the messages sent
+	// waiting, when set (by index of addressee), counts messages sent to each and not
+	// arrived yet, so that a wait for one addressee does not scan every message.
+	waiting []atomic.Int64
 }
 
 func newTracker(capacity int) *tracker {
@@ -131,10 +134,21 @@ func (k *tracker) take() (int, bool) {
 	return int(n), true
 }
 
-func (k *tracker) sent(seq, to, size int) { k.to[seq].Store(int32(to) + 1); k.bytes.Add(int64(size)) }
+func (k *tracker) sent(seq, to, size int) {
+	k.to[seq].Store(int32(to) + 1)
+	k.bytes.Add(int64(size))
+	if k.waiting != nil {
+		k.waiting[to].Add(1)
+	}
+}
 
 // unsent takes back a message whose write failed.
-func (k *tracker) unsent(seq, size int) { k.to[seq].Store(0); k.bytes.Add(-int64(size)) }
+func (k *tracker) unsent(seq, size int) {
+	if to := int(k.to[seq].Swap(0)) - 1; to >= 0 && k.waiting != nil {
+		k.waiting[to].Add(-1)
+	}
+	k.bytes.Add(-int64(size))
+}
 
 // recv records that session by got message seq; resumed says it came on a resumed stream.
 func (k *tracker) recv(seq, by int, resumed bool) {
@@ -145,8 +159,13 @@ func (k *tracker) recv(seq, by int, resumed bool) {
 	if to := int(k.to[seq].Load()) - 1; to != by {
 		k.misrouted.Add(1)
 	}
-	if k.got[seq].Add(1) == 1 && resumed {
-		k.afterResume.Add(1)
+	if k.got[seq].Add(1) == 1 {
+		if resumed {
+			k.afterResume.Add(1)
+		}
+		if to := int(k.to[seq].Load()) - 1; to >= 0 && k.waiting != nil {
+			k.waiting[to].Add(-1)
+		}
 	}
 }
 

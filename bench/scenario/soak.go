@@ -206,6 +206,7 @@ func Soak(t Target, c SoakConfig) (SoakResult, error) {
 
 	// Senders record bounces (a full offline store, an unknown user) as failures.
 	k := newTracker(int(float64(c.Rate)*c.Load.Seconds()*float64(c.Cycles)*1.2) + 1024)
+	k.waiting = make([]atomic.Int64, sendFrom)
 	senders, fails, err := t.dialMany(sendFrom, sendFrom+c.Senders, c.Conc, 0, "sender", true)
 	if fails > 0 {
 		closeAll(senders)
@@ -735,15 +736,7 @@ func (t Target) collect(i int, k *tracker) error {
 }
 
 // missingFor counts the messages sent to session i that have not arrived.
-func (k *tracker) missingFor(i int) int {
-	n := 0
-	for seq := range k.next.Load() {
-		if int(k.to[seq].Load())-1 == i && k.got[seq].Load() == 0 {
-			n++
-		}
-	}
-	return n
-}
+func (k *tracker) missingFor(i int) int { return int(k.waiting[i].Load()) }
 
 // waitDelivered waits until every message sent has arrived, up to max.
 func waitDelivered(k *tracker, max time.Duration) bool {
