@@ -43,6 +43,12 @@ type authState struct {
 // that see -PLUS offered pick it anyway and then send no binding (StanzaJS 12), so offering
 // it there would only break logins.
 func (c *conn) cbTypes() []string {
+	if ch, ok := c.gc.(*edgeChan); ok {
+		if c.ws != nil {
+			return nil
+		}
+		return ch.cbTypes()
+	}
 	t := c.tls.Load()
 	if t == nil || !t.HandshakeComplete() || c.ws != nil {
 		return nil
@@ -62,6 +68,9 @@ func (c *conn) mechanisms() []string {
 
 // channelBinding returns the binding data of typ for this connection.
 func (c *conn) channelBinding(typ string) ([]byte, bool) {
+	if ch, ok := c.gc.(*edgeChan); ok && c.ws == nil {
+		return ch.binding(typ)
+	}
 	t := c.tls.Load()
 	if t == nil || !t.HandshakeComplete() || c.ws != nil {
 		return nil, false
@@ -70,37 +79,42 @@ func (c *conn) channelBinding(typ string) ([]byte, bool) {
 	case "tls-exporter":
 		return t.Exporter()
 	case "tls-server-end-point":
-		cfg := c.srv().config()
-		if cfg.TLS == nil || cfg.TLS.GetCertificate == nil && len(cfg.TLS.Certificates) == 0 {
-			return nil, false
-		}
-		var crt *tls.Certificate
-		if cfg.TLS.GetCertificate != nil {
-			crt, _ = cfg.TLS.GetCertificate(&tls.ClientHelloInfo{ServerName: t.ServerName()})
-		} else {
-			crt = &cfg.TLS.Certificates[0]
-		}
-		if crt == nil || len(crt.Certificate) == 0 {
-			return nil, false
-		}
-		leaf, err := x509.ParseCertificate(crt.Certificate[0])
-		if err != nil {
-			return nil, false
-		}
-		// RFC 5929 §4.1: the certificate's signature hash, SHA-256 for MD5/SHA-1.
-		var h hash.Hash
-		switch leaf.SignatureAlgorithm {
-		case x509.SHA384WithRSA, x509.ECDSAWithSHA384, x509.SHA384WithRSAPSS:
-			h = sha512.New384()
-		case x509.SHA512WithRSA, x509.ECDSAWithSHA512, x509.SHA512WithRSAPSS:
-			h = sha512.New()
-		default:
-			h = sha256.New()
-		}
-		h.Write(crt.Certificate[0])
-		return h.Sum(nil), true
+		return endPoint(c.srv().config(), t.ServerName())
 	}
 	return nil, false
+}
+
+// endPoint is the RFC 5929 tls-server-end-point binding of the certificate served for
+// serverName.
+func endPoint(cfg *Config, serverName string) ([]byte, bool) {
+	if cfg.TLS == nil || cfg.TLS.GetCertificate == nil && len(cfg.TLS.Certificates) == 0 {
+		return nil, false
+	}
+	var crt *tls.Certificate
+	if cfg.TLS.GetCertificate != nil {
+		crt, _ = cfg.TLS.GetCertificate(&tls.ClientHelloInfo{ServerName: serverName})
+	} else {
+		crt = &cfg.TLS.Certificates[0]
+	}
+	if crt == nil || len(crt.Certificate) == 0 {
+		return nil, false
+	}
+	leaf, err := x509.ParseCertificate(crt.Certificate[0])
+	if err != nil {
+		return nil, false
+	}
+	// RFC 5929 §4.1: the certificate's signature hash, SHA-256 for MD5/SHA-1.
+	var h hash.Hash
+	switch leaf.SignatureAlgorithm {
+	case x509.SHA384WithRSA, x509.ECDSAWithSHA384, x509.SHA384WithRSAPSS:
+		h = sha512.New384()
+	case x509.SHA512WithRSA, x509.ECDSAWithSHA512, x509.SHA512WithRSAPSS:
+		h = sha512.New()
+	default:
+		h = sha256.New()
+	}
+	h.Write(crt.Certificate[0])
+	return h.Sum(nil), true
 }
 
 func (c *conn) saslFailure(f *sasl.Failure) {

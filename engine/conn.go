@@ -176,6 +176,10 @@ func (c *conn) recvTLS(p []byte) {
 
 // recv takes plaintext from the socket: XML, or WebSocket frames on a web listener.
 func (c *conn) recv(p []byte) {
+	if e := c.srv().edge; e != nil {
+		e.data(c, p) // an edge relays; the core parses
+		return
+	}
 	if c.ws != nil {
 		c.wsInput(p)
 		return
@@ -351,6 +355,14 @@ func (c *conn) onStartTLS() bool {
 		c.closeAfterWrites()
 		return false
 	}
+	if ch, ok := c.gc.(*edgeChan); ok {
+		// The edge runs the handshake; the next stream header comes from it in clear.
+		ch.startTLS([]byte("<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"))
+		c.set(fTLS)
+		c.state.Store(stHeader)
+		c.scan.Reset(c.l.kind.scanKind(), &cfg.Limits)
+		return false
+	}
 	c.write([]byte("<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"))
 	c.startTLS()
 	return true
@@ -379,6 +391,9 @@ func (c *conn) startTLS() {
 			c.srv().tlsFailLog.log(c.srv(), ip, err)
 		} else {
 			c.srv().counts.tls[0].Add(1)
+			if e := c.srv().edge; e != nil {
+				e.tlsUp(c, c.tls.Load()) // before any plaintext of the stream
+			}
 		}
 		gc.Wake(nil) // back on the loop: read what arrived during the handshake, or close
 	})
@@ -798,6 +813,10 @@ func (c *conn) asyncWriteTask(b []byte) error {
 // (closing) still writes what was queued before its end: bytes that went out before the
 // close count as written, as they are for the client that read them.
 func (c *conn) Drained(f func(ok bool)) {
+	if ch, ok := c.gc.(*edgeChan); ok {
+		ch.Drained(f)
+		return
+	}
 	if err := c.gc.Wake(func(_ gnet.Conn, err error) error {
 		c.checkDrained(err, f, 10*time.Millisecond)
 		return nil
@@ -935,6 +954,9 @@ func (c *conn) onClose(err error) {
 		c.set(fFlushed)
 	}
 	s.open.Add(-1)
+	if s.edge != nil {
+		s.edge.closed(c)
+	}
 	c.l.kind.closed(c)
 	c.authenticated() // gives back the per-address count if it never authenticated
 	// Stream management first: a resumed stream may close before its attach completed

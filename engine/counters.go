@@ -45,10 +45,11 @@ const (
 	refusedPerAddress            // Config.MaxUnauthPerAddr
 	refusedOutOfFiles            // shed while accept fails with EMFILE/ENFILE
 	refusedRegister              // the event loop would not take it
+	refusedNoCore                // an edge without a link to the core
 	nRefused
 )
 
-var refusedReasons = [nRefused]string{"shutdown", "max_connections", "per_address", "out_of_files", "loop_register"}
+var refusedReasons = [nRefused]string{"shutdown", "max_connections", "per_address", "out_of_files", "loop_register", "no_core"}
 
 // Why the server closed a connection on its own clock (tick.go).
 const (

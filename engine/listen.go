@@ -90,7 +90,8 @@ func (l *listener) admit(nc *net.TCPConn) int {
 	key := addrKey(ip)
 	// A trusted proxy carries many clients: they are counted by the address it names
 	// (rekeyClient), not by its own.
-	if !s.unauth.add(key, cfg.MaxUnauthPerAddr, cfg.trusted(ip) || l.cfg.WebSocket && cfg.Web.proxy(ip)) {
+	// An edge counts nothing: the core, which sees the stream, applies the limit.
+	if !s.unauth.add(key, cfg.MaxUnauthPerAddr, s.edge != nil || cfg.trusted(ip) || l.cfg.WebSocket && cfg.Web.proxy(ip)) {
 		return refusedPerAddress
 	}
 	if l.cfg.Kind != KindC2S {
@@ -161,6 +162,9 @@ func (p *perAddr) done(key string) {
 func (c *conn) authenticated() {
 	if t := c.tls.Load(); t != nil && c.has(fAuthed) {
 		t.Authenticated() // channel binding data is needed no more
+	}
+	if ch, ok := c.gc.(*edgeChan); ok && c.has(fAuthed) {
+		ch.tls.Store(nil)
 	}
 	if c.has(fUnauth) {
 		c.clear(fUnauth)

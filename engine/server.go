@@ -22,6 +22,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/vireo-im/vireo/engine/fast"
+	"github.com/vireo-im/vireo/engine/link"
 	"github.com/vireo-im/vireo/engine/metrics"
 	"github.com/vireo-im/vireo/engine/tlsconn"
 	"github.com/vireo-im/vireo/router"
@@ -118,6 +119,8 @@ type Config struct {
 	// S2S configures federation; the router's Remote is this server's outbound side when
 	// there is a KindS2S listener or a host table.
 	S2S S2S
+	// Link is the listener of edge processes' links (split_core.go); none without Listen.
+	Link Link
 
 	// loopTLS is TLS prepared for connections on the loops (tlsconn.Prepare); webTLS is the
 	// same with HTTP's ALPN for the web listeners (TLS announces xmpp-client).
@@ -252,8 +255,12 @@ type Server struct {
 	// coalesce holds the outboxes whose flush waits for the next tick (coalesce.go).
 	coalesce coalescer
 	bosh     boshRegistry
-	fast     *fast.Tokens
-	s2s      *s2sOut
+	// links serves edges' links (nil without Config.Link); edge is set on an edge server
+	// (NewEdge), which relays its connections to a core instead of serving them.
+	links *linkServer
+	edge  *edgeLink
+	fast  *fast.Tokens
+	s2s   *s2sOut
 	// tlsFailLog says why TLS handshakes fail, rate-limited.
 	tlsFailLog rateLog
 	// metrics is what GET /metrics on the web listeners gathers.
@@ -303,6 +310,12 @@ func New(cfg Config) (*Server, error) {
 		s.ls = append(s.ls, &listener{srv: s, cfg: l, kind: s.kindFor(l)})
 	}
 	s.setComponents(&cfg)
+	if len(cfg.Link.Listen) > 0 {
+		if len(cfg.Link.Secret) < 16 {
+			return nil, errors.New("engine: the link secret must have at least 16 bytes")
+		}
+		s.links = newLinkServer(s)
+	}
 	s.metrics = metrics.NewRegistry(s.counters)
 	s.s2s = newS2SOut(s, cfg.S2S)
 	for _, l := range cfg.Listeners {
@@ -450,6 +463,15 @@ func (s *Server) Start() error {
 	if err := s.startLoops(); err != nil {
 		return err
 	}
+	if e := s.edge; e != nil {
+		// Clients are taken only once the core can serve them.
+		go e.run()
+		select {
+		case <-e.up:
+		case <-time.After(link.HandshakeTimeout):
+			s.log.Warn().Str("core", e.cfg.Core).Msg("the core is not reachable yet; listening anyway, clients are refused until it is")
+		}
+	}
 	for _, l := range s.ls {
 		// No TCP keepalive from the listener: Go's default would probe every connection
 		// after 15 s of silence, waking an idle phone's radio four times a minute and
@@ -467,6 +489,12 @@ func (s *Server) Start() error {
 		l.done = make(chan struct{})
 		go l.acceptLoop()
 		s.log.Debug().Str("listener", l.cfg.Name).Stringer("addr", l.addr).Msg("listening")
+	}
+	if s.links != nil {
+		if err := s.links.start(s.config().Link); err != nil {
+			s.stopListeners()
+			return err
+		}
 	}
 	return nil
 }
@@ -515,6 +543,9 @@ func (s *Server) startLoops() error {
 
 // Addr returns the bound address of the first listener named name.
 func (s *Server) Addr(name string) net.Addr {
+	if name == "link" && s.links != nil {
+		return s.links.addr()
+	}
 	for _, l := range s.ls {
 		if l.cfg.Name == name && l.addr != nil {
 			return l.addr
@@ -536,12 +567,23 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
+	if s.edge != nil {
+		// The core says goodbye to the streams; here only the sockets are closed, once
+		// the link is down.
+		close(s.edge.stop)
+		<-s.edge.done
+		s.stopListeners()
+		return nil
+	}
 	s.rt.Stopping(deadline)
 	s.s2s.close()
 	for _, l := range s.ls {
 		for _, c := range l.snapshot() {
 			c.Close(stanza.SystemShutdown)
 		}
+	}
+	if s.links != nil {
+		s.links.closeStreams()
 	}
 	for s.open.Load() > 0 {
 		select {
@@ -553,6 +595,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 	s.stopListeners()
+	if s.links != nil {
+		s.links.stop()
+	}
 	return nil
 }
 
@@ -654,13 +699,17 @@ func (r *reactor) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	s.pending.Add(-1)
 	c := newConn(l, gc)
 	c.set(fUnauth) // counted per address at accept, until it authenticates or closes
-	if l.cfg.WebSocket {
+	if l.cfg.WebSocket && s.edge == nil {
 		c.ws = &wsState{} // before the sweep can see the conn
 	}
 	gc.SetContext(c)
 	l.conns.add(c)
 	s.open.Add(1)
 	if s.stopping.Load() {
+		return nil, gnet.Close
+	}
+	if s.edge != nil && !s.edge.open(c) {
+		s.refuse(refusedNoCore)
 		return nil, gnet.Close
 	}
 	if e := s.log.Debug(); e.Enabled() {
@@ -699,6 +748,11 @@ func (r *reactor) OnTick() (time.Duration, gnet.Action) {
 	now := time.Now()
 	for _, l := range r.srv.ls {
 		l.sweep(now)
+	}
+	if r.srv.links != nil {
+		for _, l := range r.srv.links.listeners() {
+			l.sweep(now)
+		}
 	}
 	r.srv.boshSweep(now)
 	r.srv.sms.expire(sinceEpoch(now))

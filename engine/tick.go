@@ -33,6 +33,7 @@ func (l *listener) sweep(now time.Time) {
 	p.smAckTimeout = max(p.smAckTimeout, 1)
 	_, p.isComponent = l.kind.(*component)
 	_, p.isS2S = l.kind.(*s2sIn)
+	p.edge = l.srv.edge != nil
 	turn := int(l.sweeps % coldEvery)
 	l.sweeps++
 	buf := l.sweepBuf
@@ -91,6 +92,7 @@ type sweepParams struct {
 	preAuth, pingAfter, pingTimeout, s2sIdle int64
 	smAckAfter, smAckTimeout                 uint32
 	isComponent, isS2S                       bool
+	edge                                     bool // an edge server's relayed connection
 }
 
 // check times out, pings or asks for acks as due, and reports whether c is quiet.
@@ -102,6 +104,9 @@ func (p *sweepParams) check(c *conn) bool {
 	}
 	if c.closing.Load() || c.ws != nil && c.ws.bosh.Load() {
 		return false // a held BOSH request lasts up to its wait, timed by the session
+	}
+	if p.edge {
+		return quiet // the core times the stream: it closes the channel, and the edge the socket
 	}
 	if c.ws != nil && c.ws.kept.Load() && !c.ws.open {
 		// A persistent BOSH connection between requests: idle, not pre-auth, time.

@@ -161,7 +161,7 @@ func (c *conn) announce(r httpReq, public, plain, secure, path string) string {
 		return public
 	}
 	scheme := plain
-	if c.tls.Load() != nil || r.fwd.proto == "https" {
+	if c.tls.Load() != nil || c.has(fTLS) && c.isEdge() || r.fwd.proto == "https" {
 		scheme = secure
 	}
 	return scheme + c.requestHost(r) + path

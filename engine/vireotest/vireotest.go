@@ -88,6 +88,9 @@ type Options struct {
 	// Controller is what modules get as the process (reload, shutdown); nil: none.
 	Controller module.Controller
 	WebTLSAddr string // the HTTPS web listener's address; default a free loopback port
+	// LinkSecret opens a TLS link listener ("link") for edges (StartEdge) on a free
+	// loopback port.
+	LinkSecret []byte
 }
 
 // Server is a running test server.
@@ -98,6 +101,7 @@ type Server struct {
 	Dir    string
 	// CertPEM is the server's self-signed certificate, for clients that need a CA file.
 	CertPEM []byte
+	KeyPEM  []byte
 	domain  string
 	pool    *x509.CertPool
 	tlsCfg  *tls.Config
@@ -176,6 +180,11 @@ func Start(t testing.TB, o Options) *Server {
 		}
 		ls = append(ls, engine.Listener{Name: "s2s-tls", Addr: addr, Kind: engine.KindS2S, DirectTLS: true})
 	}
+	var link engine.Link
+	if o.LinkSecret != nil {
+		link = engine.Link{Listen: []string{"127.0.0.1:0"}, Secret: o.LinkSecret,
+			TLS: &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS13}}
+	}
 	eng, err := engine.New(engine.Config{
 		Domains:          []string{o.Domain},
 		Listeners:        ls,
@@ -192,6 +201,7 @@ func Start(t testing.TB, o Options) *Server {
 		S2S: engine.S2S{Secret: o.S2SSecret, SetupTimeout: o.S2SSetupTimeout, CAs: o.S2SCAs,
 			RequireValidCerts: o.S2SRequireValidCerts, IdleTimeout: o.S2SIdleTimeout,
 			BackoffMin: o.S2SBackoffMin, BackoffMax: o.S2SBackoffMax, Resolver: resolver},
+		Link:           link,
 		TLS:            tlsCfg,
 		RequireTLS:     requireTLS,
 		AllowPlain:     o.AllowPlain,
@@ -215,7 +225,7 @@ func Start(t testing.TB, o Options) *Server {
 		st.Close()
 		t.Fatal(err)
 	}
-	s := &Server{Engine: eng, Router: rt, Store: st, Dir: o.Dir, CertPEM: certPEM, domain: o.Domain, pool: pool, tlsCfg: tlsCfg}
+	s := &Server{Engine: eng, Router: rt, Store: st, Dir: o.Dir, CertPEM: certPEM, KeyPEM: keyPEM, domain: o.Domain, pool: pool, tlsCfg: tlsCfg}
 	t.Cleanup(s.Stop)
 	return s
 }

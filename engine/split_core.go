@@ -1,0 +1,515 @@
+package engine
+
+import (
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+
+	"github.com/vireo-im/vireo/engine/link"
+	"github.com/vireo-im/vireo/xmlstream/stanza"
+)
+
+// The core's end of the split deployment (DESIGN.md, deployment 2): edge processes own
+// the sockets and TLS of clients and carry their streams over authenticated links
+// (engine/link); here each channel of a link is a conn like any other, with an edgeChan as
+// its transport. Streams, SASL, sessions and everything after them run here, so an edge
+// holds no credentials and no data.
+
+// Link configures the core's link listener.
+type Link struct {
+	// Listen are the addresses edges connect to: a private network, never the internet.
+	Listen []string
+	// Secret is shared with every edge; both sides prove they know it.
+	Secret []byte
+	// TLS, when set, is what the link listener speaks (the server's certificate).
+	TLS *tls.Config
+}
+
+// linkServer accepts edges' links and serves their channels.
+type linkServer struct {
+	srv *Server
+	lns []net.Listener
+	// c2s and web are the listeners edge channels belong to: their kind, timeouts and
+	// registry, as if the client had connected here.
+	c2s, web *listener
+	wg       sync.WaitGroup
+
+	mu    sync.Mutex
+	links map[*coreLink]struct{}
+}
+
+func newLinkServer(s *Server) *linkServer {
+	return &linkServer{srv: s, links: map[*coreLink]struct{}{},
+		c2s: &listener{srv: s, cfg: Listener{Name: "edge-c2s"}, kind: c2s{}},
+		web: &listener{srv: s, cfg: Listener{Name: "edge-web", WebSocket: true}, kind: c2s{}}}
+}
+
+func (ls *linkServer) listeners() []*listener { return []*listener{ls.c2s, ls.web} }
+
+func (ls *linkServer) start(cfg Link) error {
+	for _, a := range cfg.Listen {
+		ln, err := net.Listen("tcp", a)
+		if err != nil {
+			ls.stop()
+			return fmt.Errorf("engine: link listener on %s: %w", a, err)
+		}
+		ls.lns = append(ls.lns, ln)
+		ls.wg.Add(1)
+		go ls.accept(ln, cfg)
+	}
+	return nil
+}
+
+// Addr is the first link listener's address.
+func (ls *linkServer) addr() net.Addr {
+	if len(ls.lns) == 0 {
+		return nil
+	}
+	return ls.lns[0].Addr()
+}
+
+func (ls *linkServer) accept(ln net.Listener, cfg Link) {
+	defer ls.wg.Done()
+	log := ls.srv.log
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			log.Error().Err(err).Msg("link accept failed")
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		go func() {
+			if cfg.TLS != nil {
+				nc = tls.Server(nc, cfg.TLS)
+			}
+			name, err := link.Accept(nc, cfg.Secret)
+			if err != nil {
+				log.Warn().Err(err).Str("remote", nc.RemoteAddr().String()).Str("edge", name).Msg("edge link refused")
+				nc.Close()
+				return
+			}
+			lk := &coreLink{srv: ls.srv, ls: ls, name: name, lc: link.NewConn(nc), chans: map[uint32]*edgeChan{}}
+			ls.mu.Lock()
+			stopping := ls.srv.stopping.Load()
+			if !stopping {
+				ls.links[lk] = struct{}{}
+			}
+			ls.mu.Unlock()
+			if stopping {
+				lk.lc.Close(nil)
+				return
+			}
+			log.Info().Str("edge", name).Str("remote", nc.RemoteAddr().String()).Msg("edge linked")
+			err = lk.lc.Read(lk.frame)
+			lk.down()
+			ls.mu.Lock()
+			delete(ls.links, lk)
+			ls.mu.Unlock()
+			log.Warn().Err(err).Str("edge", name).Msg("edge link lost")
+		}()
+	}
+}
+
+// stop closes the listeners and every link.
+func (ls *linkServer) stop() {
+	for _, ln := range ls.lns {
+		ln.Close()
+	}
+	ls.wg.Wait()
+	ls.lns = nil
+	ls.mu.Lock()
+	for lk := range ls.links {
+		lk.lc.Close(nil)
+	}
+	ls.mu.Unlock()
+}
+
+// coreLink is one edge's link and its channels.
+type coreLink struct {
+	srv  *Server
+	ls   *linkServer
+	name string
+	lc   *link.Conn
+
+	mu    sync.Mutex
+	chans map[uint32]*edgeChan
+}
+
+func (lk *coreLink) chanFor(id uint32) *edgeChan {
+	lk.mu.Lock()
+	defer lk.mu.Unlock()
+	return lk.chans[id]
+}
+
+func (lk *coreLink) forget(id uint32) *edgeChan {
+	lk.mu.Lock()
+	defer lk.mu.Unlock()
+	ch := lk.chans[id]
+	delete(lk.chans, id)
+	return ch
+}
+
+// frame handles one frame from the edge, on the link's reading goroutine. An error ends
+// the link: the edge broke the protocol.
+func (lk *coreLink) frame(f link.Frame) error {
+	switch f.Type {
+	case link.Open:
+		info, err := link.ParseOpen(f.Payload)
+		if err != nil {
+			return err
+		}
+		lk.open(f.Chan, info)
+	case link.Data:
+		if ch := lk.chanFor(f.Chan); ch != nil {
+			ch.input(f.Payload)
+		}
+	case link.TLSUp:
+		info, err := link.ParseTLS(f.Payload)
+		if err != nil {
+			return err
+		}
+		if ch := lk.chanFor(f.Chan); ch != nil {
+			ch.Wake(func(gnet.Conn, error) error {
+				ch.tls.Store(&info)
+				ch.c.set(fTLS)
+				return nil
+			})
+		}
+	case link.Closed:
+		if ch := lk.forget(f.Chan); ch != nil {
+			ch.gone(len(f.Payload) == 1 && f.Payload[0] == 1)
+		}
+	case link.Drained:
+		if len(f.Payload) != 5 {
+			return errors.New("link: bad drained payload")
+		}
+		if ch := lk.chanFor(f.Chan); ch != nil {
+			ch.drained(binary.BigEndian.Uint32(f.Payload), f.Payload[4] == 1)
+		}
+	default:
+		return fmt.Errorf("link: frame type %d not expected from an edge", f.Type)
+	}
+	return nil
+}
+
+// open admits a new channel as accept and OnOpen admit a socket: the same limits, counted
+// by the client's address as the edge saw it.
+func (lk *coreLink) open(id uint32, info link.OpenInfo) {
+	s := lk.srv
+	cfg := s.config()
+	refuse := func(reason int) {
+		s.refuse(reason)
+		lk.lc.Send(link.Close, id, nil)
+	}
+	if s.stopping.Load() {
+		refuse(refusedShutdown)
+		return
+	}
+	if max := cfg.MaxConnections; max > 0 && s.open.Load()+s.pending.Load() >= int64(max) {
+		refuse(refusedMaxConnections)
+		return
+	}
+	remote, err := net.ResolveTCPAddr("tcp", info.Remote)
+	if err != nil {
+		remote = &net.TCPAddr{}
+	}
+	ip := remote.IP.String()
+	l := lk.ls.c2s
+	if info.Kind == link.KindWeb {
+		l = lk.ls.web
+	}
+	if !s.unauth.add(addrKey(ip), cfg.MaxUnauthPerAddr, cfg.trusted(ip) || l.cfg.WebSocket && cfg.Web.proxy(ip)) {
+		refuse(refusedPerAddress)
+		return
+	}
+	ch := &edgeChan{lk: lk, id: id, remote: remote}
+	c := newConn(l, ch)
+	ch.c = c
+	c.set(fUnauth)
+	if l.cfg.WebSocket {
+		c.ws = &wsState{}
+	}
+	if info.Flags&link.FlagDirectTLS != 0 {
+		c.set(fTLS) // the edge sends TLSUp before any byte of the stream
+	}
+	lk.mu.Lock()
+	if old := lk.chans[id]; old != nil {
+		lk.mu.Unlock()
+		s.unauth.done(addrKey(ip))
+		lk.lc.Close(fmt.Errorf("link: channel %d opened twice", id))
+		return
+	}
+	lk.chans[id] = ch
+	lk.mu.Unlock()
+	l.conns.add(c)
+	s.open.Add(1)
+	if e := s.log.Debug(); e.Enabled() {
+		e.Str("edge", lk.name).Str("remote", info.Remote).Msg("open")
+	}
+}
+
+// down ends every channel of a link that is gone: their bytes in flight may be lost.
+func (lk *coreLink) down() {
+	lk.mu.Lock()
+	chans := lk.chans
+	lk.chans = map[uint32]*edgeChan{}
+	lk.mu.Unlock()
+	for _, ch := range chans {
+		ch.gone(false)
+	}
+}
+
+// edgeChan is the transport of a conn whose client is connected to an edge. Its conn's
+// code runs on a goroutine of the channel's, one callback at a time, in order, like a
+// gnet connection's runs on its loop.
+type edgeChan struct {
+	lk     *coreLink
+	id     uint32
+	c      *conn
+	remote net.Addr
+	// tls is what the edge said of the client's TLS handshake, until authentication.
+	tls atomic.Pointer[link.TLSInfo]
+	// shut is set once the channel is closed from either side; flushed, once it is, tells
+	// whether the edge wrote everything before the close.
+	shut    atomic.Bool
+	flushed atomic.Bool
+
+	tasks struct {
+		sync.Mutex
+		q       []gnet.AsyncCallback
+		running bool
+		dead    bool
+	}
+	drains struct {
+		sync.Mutex
+		seq uint32
+		m   map[uint32]func(bool)
+	}
+}
+
+var _ netConn = (*edgeChan)(nil)
+
+var errChanClosed = errors.New("engine: edge channel closed")
+
+// Next implements netConn: bytes come as Data frames, not from a socket.
+func (ch *edgeChan) Next(int) ([]byte, error) { return nil, nil }
+
+// RemoteAddr implements netConn: the client's address as the edge saw it.
+func (ch *edgeChan) RemoteAddr() net.Addr { return ch.remote }
+
+// OutboundBuffered implements netConn. The edge bounds what waits for its client
+// (max_outbound applies there); the link bounds what waits for the edge.
+func (ch *edgeChan) OutboundBuffered() int { return 0 }
+
+// Wake implements netConn: cb runs on the channel's goroutine after the callbacks queued
+// before it. Safe for concurrent use; it fails once the channel is closed.
+func (ch *edgeChan) Wake(cb gnet.AsyncCallback) error {
+	ch.tasks.Lock()
+	defer ch.tasks.Unlock()
+	if ch.tasks.dead {
+		return errChanClosed
+	}
+	ch.enqueueLocked(cb)
+	return nil
+}
+
+func (ch *edgeChan) enqueueLocked(cb gnet.AsyncCallback) {
+	ch.tasks.q = append(ch.tasks.q, cb)
+	if !ch.tasks.running {
+		ch.tasks.running = true
+		go ch.run()
+	}
+}
+
+func (ch *edgeChan) run() {
+	for {
+		ch.tasks.Lock()
+		q := ch.tasks.q
+		ch.tasks.q = nil
+		if len(q) == 0 {
+			ch.tasks.running = false
+			ch.tasks.Unlock()
+			return
+		}
+		ch.tasks.Unlock()
+		for _, cb := range q {
+			if cb != nil {
+				cb(nil, nil)
+			}
+		}
+	}
+}
+
+// input queues bytes of the client's stream for its conn.
+func (ch *edgeChan) input(p []byte) {
+	buf := plainPool.Get()
+	buf.B = append(buf.B[:0], p...)
+	if ch.Wake(func(gnet.Conn, error) error {
+		c := ch.c
+		defer c.recoverPanic()
+		c.lastRx.Store(sinceEpoch(time.Now()))
+		c.pingAt.Store(0)
+		c.stir()
+		if !c.closing.Load() {
+			c.recv(buf.B)
+		}
+		plainPool.Put(buf)
+		return nil
+	}) != nil {
+		plainPool.Put(buf)
+	}
+}
+
+// AsyncWrite implements netConn: b goes to the edge at once, in call order; cb runs
+// before it returns. Safe for concurrent use.
+func (ch *edgeChan) AsyncWrite(b []byte, cb gnet.AsyncCallback) error {
+	if ch.shut.Load() {
+		return errChanClosed
+	}
+	if len(b) > 0 && !ch.lk.lc.Send(link.Data, ch.id, b) {
+		return errChanClosed
+	}
+	if cb != nil {
+		cb(nil, nil)
+	}
+	return nil
+}
+
+// startTLS has the edge write proceed and then run the client's TLS handshake: in one
+// frame, so that the client cannot answer proceed before the edge expects TLS.
+func (ch *edgeChan) startTLS(proceed []byte) {
+	ch.lk.lc.Send(link.StartTLS, ch.id, proceed)
+}
+
+// Close implements netConn: the edge closes the client's socket after the bytes sent
+// before, and the conn's onClose runs after the callbacks already queued. Safe for
+// concurrent use and idempotent.
+func (ch *edgeChan) Close() error {
+	if !ch.shut.CompareAndSwap(false, true) {
+		return nil
+	}
+	ch.lk.forget(ch.id)
+	ch.lk.lc.Send(link.Close, ch.id, nil)
+	ch.end()
+	return nil
+}
+
+// gone ends a channel the edge closed (flushed: everything sent to it was written to the
+// client first), or whose link was lost.
+func (ch *edgeChan) gone(flushed bool) {
+	if !ch.shut.CompareAndSwap(false, true) {
+		return
+	}
+	ch.flushed.Store(flushed)
+	ch.end()
+}
+
+func (ch *edgeChan) end() {
+	ch.c.closing.Store(true)
+	ch.tasks.Lock()
+	ch.tasks.dead = true
+	ch.enqueueLocked(func(gnet.Conn, error) error {
+		c := ch.c
+		c.l.conns.remove(c)
+		c.onClose(nil)
+		return nil
+	})
+	ch.tasks.Unlock()
+	ch.drains.Lock()
+	m := ch.drains.m
+	ch.drains.m = nil
+	ch.drains.Unlock()
+	for _, f := range m {
+		f(ch.flushed.Load())
+	}
+}
+
+// Drained implements drainer: the edge says whether every byte sent before this call has
+// left it for the client's socket.
+func (ch *edgeChan) Drained(f func(ok bool)) {
+	ch.drains.Lock()
+	if ch.shut.Load() {
+		ch.drains.Unlock()
+		f(ch.flushed.Load())
+		return
+	}
+	ch.drains.seq++
+	seq := ch.drains.seq
+	if ch.drains.m == nil {
+		ch.drains.m = map[uint32]func(bool){}
+	}
+	ch.drains.m[seq] = f
+	ch.drains.Unlock()
+	if !ch.lk.lc.Send(link.Drain, ch.id, binary.BigEndian.AppendUint32(nil, seq)) {
+		ch.drained(seq, false)
+	}
+}
+
+func (ch *edgeChan) drained(seq uint32, ok bool) {
+	ch.drains.Lock()
+	f := ch.drains.m[seq]
+	delete(ch.drains.m, seq)
+	if len(ch.drains.m) == 0 {
+		ch.drains.m = nil
+	}
+	ch.drains.Unlock()
+	if f != nil {
+		f(ok)
+	}
+}
+
+// isEdge reports whether c's client is connected to an edge.
+func (c *conn) isEdge() bool {
+	_, ok := c.gc.(*edgeChan)
+	return ok
+}
+
+// cbTypes and binding answer conn's channel-binding questions for a client whose TLS the
+// edge terminated.
+func (ch *edgeChan) cbTypes() []string {
+	t := ch.tls.Load()
+	switch {
+	case t == nil:
+		return nil
+	case len(t.Exporter) > 0 && len(t.EndPoint) > 0:
+		return []string{"tls-exporter", "tls-server-end-point"}
+	case len(t.Exporter) > 0:
+		return []string{"tls-exporter"}
+	case len(t.EndPoint) > 0:
+		return []string{"tls-server-end-point"}
+	}
+	return nil
+}
+
+func (ch *edgeChan) binding(typ string) ([]byte, bool) {
+	t := ch.tls.Load()
+	if t == nil {
+		return nil, false
+	}
+	switch typ {
+	case "tls-exporter":
+		return t.Exporter, len(t.Exporter) > 0
+	case "tls-server-end-point":
+		return t.EndPoint, len(t.EndPoint) > 0
+	}
+	return nil, false
+}
+
+// shutdownLinks sends system-shutdown to every edge channel's stream.
+func (ls *linkServer) closeStreams() {
+	for _, l := range ls.listeners() {
+		for _, c := range l.snapshot() {
+			c.Close(stanza.SystemShutdown)
+		}
+	}
+}
