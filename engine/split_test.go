@@ -1,8 +1,17 @@
 package engine_test
 
 import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
 	"strings"
 	"testing"
+	"time"
+
+	msasl "mellium.im/sasl"
+	"mellium.im/xmpp"
+	mjid "mellium.im/xmpp/jid"
 
 	"github.com/vireo-im/vireo/engine/vireotest"
 )
@@ -72,4 +81,109 @@ func TestSplitRelay(t *testing.T) {
 
 	b.Send("</stream:stream>")
 	b.ExpectClosed()
+}
+
+// TestSplitMellium logs in two mellium.im/xmpp clients through an edge, with SCRAM and
+// channel binding to the TLS the edge terminated (STARTTLS and direct TLS), and has them
+// chat.
+func TestSplitMellium(t *testing.T) {
+	core := vireotest.Start(t, vireotest.Options{LinkSecret: linkSecret})
+	core.AddUser(t, "alice", "alice secret")
+	core.AddUser(t, "bob", "bob secret")
+	edge := vireotest.StartEdge(t, core, linkSecret)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := net.Dial("tcp", edge.C2SAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := xmpp.NewClientSession(ctx, mjid.MustParse("alice@localhost/laptop"), conn,
+		xmpp.StartTLS(core.ClientTLS()), xmpp.SASL("", "alice secret", msasl.ScramSha256Plus), xmpp.BindResource())
+	if err != nil {
+		t.Fatalf("alice over STARTTLS at the edge with SCRAM-SHA-256-PLUS: %v", err)
+	}
+	t.Cleanup(func() { s.Close(); conn.Close() })
+	alice := &client{s: s}
+
+	cfg := core.ClientTLS()
+	cfg.MinVersion = tls.VersionTLS13
+	tc, err := tls.Dial("tcp", edge.TLSAddr(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	origin := mjid.MustParse("bob@localhost/phone")
+	bs, err := xmpp.NewSession(ctx, origin.Domain(), origin, tc, xmpp.Secure, xmpp.NewNegotiator(func(*xmpp.Session, *xmpp.StreamConfig) xmpp.StreamConfig {
+		return xmpp.StreamConfig{Features: []xmpp.StreamFeature{xmpp.SASL("", "bob secret", msasl.ScramSha1Plus), xmpp.BindResource()}}
+	}))
+	if err != nil {
+		t.Fatalf("bob over direct TLS at the edge with SCRAM-SHA-1-PLUS: %v", err)
+	}
+	t.Cleanup(func() { bs.Close(); tc.Close() })
+	bob := &client{s: bs}
+	alice.serve(t)
+	bob.serve(t)
+	aj, bj := s.LocalAddr().String(), bs.LocalAddr().String()
+	alice.send(t, "<message to='"+bj+"' type='chat' id='m1'><body>hi bob</body></message>")
+	bob.waitFor(t, "hi bob", `from="`+aj+`"`)
+	bob.send(t, "<message to='"+aj+"' type='chat' id='m2'><body>hello alice</body></message>")
+	alice.waitFor(t, "hello alice", `from="`+bj+`"`)
+}
+
+// TestSplitEdgeLost: when an edge goes away its clients' sessions detach at the core as
+// if their sockets had dropped. A client with stream management resumes through another
+// edge and gets every message sent meanwhile, once.
+func TestSplitEdgeLost(t *testing.T) {
+	core := vireotest.Start(t, vireotest.Options{LinkSecret: linkSecret, AllowPlain: true})
+	core.AddUser(t, "alice", "pw-alice")
+	core.AddUser(t, "bob", "pw-bob")
+	edge := vireotest.StartEdge(t, core, linkSecret)
+
+	login := func(e *vireotest.Edge) *vireotest.RawConn {
+		r := e.DialTLS(t)
+		r.Send(core.Header())
+		r.Expect("</stream:features>")
+		r.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGFsaWNlAHB3LWFsaWNl</auth>")
+		r.Expect("<success")
+		r.Send(core.Header())
+		r.Expect("</stream:features>")
+		return r
+	}
+	a := login(edge)
+	a.Send("<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>phone</resource></bind></iq>")
+	a.Expect("</iq>")
+	a.Send("<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
+	en := a.Expect("/>")
+	i := strings.Index(en, "id='")
+	if i < 0 {
+		t.Fatalf("no resumption id: %q", en)
+	}
+	id := en[i+4:]
+	id = id[:strings.IndexByte(id, '\'')]
+
+	// bob is connected to the core directly: the two deployments mix.
+	b := core.LoginPlain(t, "bob", "pw-bob", "desk")
+	b.Send("<message to='alice@localhost/phone' id='m1' type='chat'><body>before</body></message>")
+	a.Expect("before")
+
+	edge.Stop()
+	a.ExpectClosed()
+	for n := 2; n <= 4; n++ {
+		b.Send(fmt.Sprintf("<message to='alice@localhost/phone' id='m%d' type='chat'><body>during %d</body></message>", n, n))
+	}
+	b.Never("<error") // queued for the detached session, not bounced
+
+	edge2 := vireotest.StartEdge(t, core, linkSecret)
+	a2 := login(edge2)
+	a2.Send("<resume xmlns='urn:xmpp:sm:3' h='1' previd='" + id + "'/>")
+	a2.Expect("<resumed")
+	got := a2.Expect("during 4</body>")
+	for n := 2; n <= 4; n++ {
+		if c := strings.Count(got, fmt.Sprintf("during %d</body>", n)); c != 1 {
+			t.Fatalf("message %d arrived %d times after the resume: %q", n, c, got)
+		}
+	}
+	if strings.Contains(got, "before") {
+		t.Fatalf("an acknowledged message came again: %q", got)
+	}
 }
