@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -186,4 +187,43 @@ func TestSplitEdgeLost(t *testing.T) {
 	if strings.Contains(got, "before") {
 		t.Fatalf("an acknowledged message came again: %q", got)
 	}
+}
+
+// TestSplitWeb: the edge's web listeners relay HTTP to the core, which serves WebSocket
+// (RFC 7395) and BOSH there as on its own listeners.
+func TestSplitWeb(t *testing.T) {
+	// Loopback is trusted, as for a TLS-terminating proxy: PLAIN is offered over ws://.
+	core := vireotest.Start(t, vireotest.Options{LinkSecret: linkSecret, AllowPlain: true,
+		Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
+	core.AddUser(t, "alice", "pw-alice")
+	edge := vireotest.StartEdge(t, core, linkSecret)
+
+	w := wsOpen(t, edge.WebAddr())
+	w.send("<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='localhost' version='1.0'/>")
+	w.expect("</stream:features>")
+	w.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGFsaWNlAHB3LWFsaWNl</auth>")
+	w.expect("<success")
+	w.send("<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='localhost' version='1.0'/>")
+	w.expect("</stream:features>")
+	w.send("<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>web</resource></bind></iq>")
+	w.expect("alice@localhost/web")
+
+	b := core.LoginPlain(t, "alice", "pw-alice", "desk")
+	b.Send("<message to='alice@localhost/web' id='m1' type='chat'><body>to the browser</body></message>")
+	w.expect("to the browser")
+
+	code, _, resp := boshPost(t, "http://"+edge.WebAddr()+"/http-bind", "<body "+boshNS+
+		" rid='1000' to='localhost' hold='1' wait='5' ver='1.11' xmpp:version='1.0'/>")
+	if code != 200 || bodyAttrs(resp)["sid"] == "" {
+		t.Fatalf("BOSH through the edge: %d %s", code, resp)
+	}
+}
+
+// TestIntegrationStanzaJSEdge: StanzaJS over secure WebSocket to an edge.
+func TestIntegrationStanzaJSEdge(t *testing.T) {
+	runStanzaJSOn(t, vireotest.Options{AllowPlain: true, LinkSecret: linkSecret}, func(srv *vireotest.Server) string {
+		e := vireotest.StartEdge(t, srv, linkSecret)
+		_, port, _ := strings.Cut(e.WebTLSAddr(), ":")
+		return "wss://localhost:" + port + "/xmpp-websocket"
+	})
 }

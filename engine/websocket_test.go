@@ -361,8 +361,12 @@ func TestIntegrationStanzaJS(t *testing.T) {
 // runStanzaJS runs testdata/js/stanza.mjs as stan@localhost over the transport URL that
 // url gives (StanzaJS picks WebSocket or BOSH by its scheme) and chats with bob over TCP.
 func runStanzaJS(t *testing.T, url func(srv *vireotest.Server) string) {
+	runStanzaJSOn(t, vireotest.Options{AllowPlain: true}, url)
+}
+
+func runStanzaJSOn(t *testing.T, o vireotest.Options, url func(srv *vireotest.Server) string) {
 	dir := needNodePackage(t, "stanza")
-	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true})
+	srv := vireotest.Start(t, o)
 	srv.AddUser(t, "stan", "stan secret")
 	srv.AddUser(t, "bob", "bob secret")
 	srv.Store.Rosters().Put("stan@localhost", store.RosterItem{JID: "bob@localhost", Sub: store.SubBoth})

@@ -1,0 +1,178 @@
+package link
+
+import (
+	"bytes"
+	"errors"
+	"net"
+	"testing"
+	"time"
+)
+
+func TestFrames(t *testing.T) {
+	big := bytes.Repeat([]byte("x"), 2*MaxPayload+5)
+	var b []byte
+	b = Append(b, Open, 7, OpenInfo{Kind: KindWeb, Flags: FlagDirectTLS, Remote: "[::1]:5222"}.Append(nil))
+	b = AppendData(b, 7, big)
+	b = Append(b, Closed, 7, []byte{1})
+	var got []Frame
+	var data []byte
+	for off := 0; off < len(b); {
+		f, n, err := Parse(b[off:])
+		if err != nil {
+			t.Fatalf("at %d: %v", off, err)
+		}
+		off += n
+		got = append(got, f)
+		if f.Type == Data {
+			data = append(data, f.Payload...)
+		}
+	}
+	if len(got) != 5 || got[0].Type != Open || got[4].Type != Closed || got[4].Chan != 7 {
+		t.Fatalf("frames: %+v", got)
+	}
+	if !bytes.Equal(data, big) {
+		t.Fatalf("data split and joined: %d bytes, want %d", len(data), len(big))
+	}
+	o, err := ParseOpen(got[0].Payload)
+	if err != nil || o.Kind != KindWeb || o.Flags != FlagDirectTLS || o.Remote != "[::1]:5222" {
+		t.Fatalf("open: %+v %v", o, err)
+	}
+	// Every prefix of a frame is short, never an error.
+	one := Append(nil, Data, 1, []byte("hello"))
+	for i := range len(one) {
+		if _, _, err := Parse(one[:i]); err != ErrShort {
+			t.Fatalf("prefix %d: %v", i, err)
+		}
+	}
+}
+
+func TestParseRejects(t *testing.T) {
+	for name, b := range map[string][]byte{
+		"too long":     {0, 2, 0, 0, Data, 0, 0, 0, 1},
+		"too short":    {0, 0, 0, 4, Data, 0, 0, 0, 1},
+		"type 0":       {0, 0, 0, 5, 0, 0, 0, 0, 1},
+		"unknown type": {0, 0, 0, 5, maxType + 1, 0, 0, 0, 1},
+	} {
+		if _, _, err := Parse(b); err == nil || err == ErrShort {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if _, err := ParseOpen([]byte{9, 0}); err == nil {
+		t.Error("unknown kind accepted")
+	}
+	if _, err := ParseTLS([]byte{0, 1, 0, 2, 3, 'a'}); err == nil {
+		t.Error("truncated tls info accepted")
+	}
+}
+
+func TestTLSInfo(t *testing.T) {
+	in := TLSInfo{Version: 0x0304, Suite: 0x1301, ServerName: "example.org", Exporter: bytes.Repeat([]byte{1}, 32), EndPoint: bytes.Repeat([]byte{2}, 48)}
+	out, err := ParseTLS(in.Append(nil))
+	if err != nil || out.Version != in.Version || out.Suite != in.Suite || out.ServerName != in.ServerName ||
+		!bytes.Equal(out.Exporter, in.Exporter) || !bytes.Equal(out.EndPoint, in.EndPoint) {
+		t.Fatalf("%+v %v", out, err)
+	}
+}
+
+func handshake(coreSecret, edgeSecret string) (name string, cerr, eerr error) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		eerr = Dial(b, []byte(edgeSecret), "edge-1")
+		if eerr != nil {
+			b.Close()
+		}
+	}()
+	name, cerr = Accept(a, []byte(coreSecret))
+	if cerr != nil {
+		a.Close()
+	}
+	<-done
+	return name, cerr, eerr
+}
+
+func TestHandshake(t *testing.T) {
+	name, cerr, eerr := handshake("same secret", "same secret")
+	if cerr != nil || eerr != nil || name != "edge-1" {
+		t.Fatalf("good secret: %q %v %v", name, cerr, eerr)
+	}
+	_, cerr, eerr = handshake("core secret", "edge secret")
+	if !errors.Is(cerr, ErrAuth) || eerr == nil {
+		t.Fatalf("wrong secret: core %v, edge %v", cerr, eerr)
+	}
+}
+
+// TestConnStuck: a peer that never reads gets its link closed once MaxQueued bytes wait,
+// rather than growing the queue without end.
+func TestConnStuck(t *testing.T) {
+	a, b := net.Pipe()
+	defer b.Close()
+	c := NewConn(a)
+	p := make([]byte, MaxPayload)
+	deadline := time.Now().Add(10 * time.Second)
+	for c.Send(Data, 1, p) {
+		if time.Now().After(deadline) {
+			t.Fatal("still open with nobody reading")
+		}
+	}
+	if !errors.Is(c.Err(), ErrStuck) {
+		t.Fatalf("closed with %v", c.Err())
+	}
+}
+
+// TestConnExchange: frames sent on one end are read on the other in order; pings are
+// answered by the link itself.
+func TestConnExchange(t *testing.T) {
+	a, b := net.Pipe()
+	ca, cb := NewConn(a), NewConn(b)
+	defer ca.Close(nil)
+	defer cb.Close(nil)
+	got := make(chan Frame, 100)
+	go cb.Read(func(f Frame) error {
+		f.Payload = append([]byte(nil), f.Payload...)
+		got <- f
+		return nil
+	})
+	go ca.Read(func(Frame) error { return nil })
+	ca.Send(Ping, 0, nil)
+	for i := range 50 {
+		ca.Send(Data, uint32(i), []byte{byte(i)})
+	}
+	for i := range 50 {
+		select {
+		case f := <-got:
+			if f.Type != Data || f.Chan != uint32(i) || f.Payload[0] != byte(i) {
+				t.Fatalf("frame %d: %+v", i, f)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("frame %d not read", i)
+		}
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add(Append(nil, Open, 1, OpenInfo{Remote: "1.2.3.4:5"}.Append(nil)))
+	f.Add(Append(nil, TLSUp, 1, TLSInfo{ServerName: "a", Exporter: []byte{1}}.Append(nil)))
+	f.Add(Append(Append(nil, Data, 2, []byte("<x/>")), Drained, 2, []byte{0, 0, 0, 1, 1}))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for len(b) > 0 {
+			fr, n, err := Parse(b)
+			if err != nil {
+				return
+			}
+			if n < HeaderLen || n > len(b) || len(fr.Payload) != n-HeaderLen {
+				t.Fatalf("n=%d len=%d payload=%d", n, len(b), len(fr.Payload))
+			}
+			switch fr.Type {
+			case Open:
+				ParseOpen(fr.Payload)
+			case TLSUp:
+				ParseTLS(fr.Payload)
+			}
+			b = b[n:]
+		}
+	})
+}
