@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -91,6 +92,9 @@ func run(args []string) int {
 	}
 	log := newLogger(cfg)
 	tuneGC(cfg.Runtime, log)
+	if cfg.Edge.Core != "" {
+		return runEdge(cfg, *cfgPath, log)
+	}
 	if a := os.Getenv("VIREO_PPROF"); a != "" {
 		// Profiling for performance work: loopback only, off unless asked for.
 		go func() {
@@ -107,7 +111,7 @@ func run(args []string) int {
 	}
 	n, _ := s.store.Accounts().Count()
 	log.Info().Strs("domains", cfg.Domains).Strs("c2s", cfg.C2S.Listen).Strs("c2s_tls", cfg.C2S.TLSListen).
-		Strs("web", cfg.Web.Listen).Strs("web_tls", cfg.Web.TLSListen).Int("accounts", n).Msg("vireo is serving")
+		Strs("web", cfg.Web.Listen).Strs("web_tls", cfg.Web.TLSListen).Strs("link", cfg.Link.Listen).Int("accounts", n).Msg("vireo is serving")
 	if firstStart || n == 0 {
 		fmt.Fprintf(os.Stderr, "\nAdd a user with:\n  bin/vireoctl -config %s adduser alice@%s SECRET\n", *cfgPath, cfg.Domains[0])
 		if cfg.C2S.Registration {
@@ -404,7 +408,17 @@ func (s *server) engineConfig(cfg *config.Config) engine.Config {
 	}
 	lim := xmlstream.DefaultLimits()
 	lim.MaxStanza = cfg.C2S.MaxStanza
+	var lk engine.Link
+	if len(cfg.Link.Listen) > 0 {
+		lk = engine.Link{Listen: cfg.Link.Listen, Secret: []byte(cfg.Link.Secret)}
+		if cfg.Link.UseTLS() {
+			lk.TLS = s.certs.TLSConfig().Clone()
+			lk.TLS.NextProtos = nil
+			lk.TLS.MinVersion = tls.VersionTLS13
+		}
+	}
 	return engine.Config{
+		Link:             lk,
 		Domains:          cfg.Domains,
 		Listeners:        ls,
 		TLS:              s.certs.TLSConfig(),

@@ -283,6 +283,9 @@ type edgeChan struct {
 	// whether the edge wrote everything before the close.
 	shut    atomic.Bool
 	flushed atomic.Bool
+	// queued is the input waiting for the channel's goroutine: bounded as gnet's inbound
+	// buffer and hold bound a socket's, since the link's reader never waits.
+	queued atomic.Int64
 
 	tasks struct {
 		sync.Mutex
@@ -352,10 +355,18 @@ func (ch *edgeChan) run() {
 
 // input queues bytes of the client's stream for its conn.
 func (ch *edgeChan) input(p []byte) {
+	if ch.queued.Add(int64(len(p))) > int64(heldBlockedFactor*ch.c.srv().config().Limits.MaxStanza) {
+		// The conn cannot keep up with its client: end the stream as hold would.
+		ch.queued.Add(-int64(len(p)))
+		ch.c.Close(stanza.PolicyViolation)
+		return
+	}
 	buf := plainPool.Get()
 	buf.B = append(buf.B[:0], p...)
+	n := int64(len(p))
 	if ch.Wake(func(gnet.Conn, error) error {
 		c := ch.c
+		ch.queued.Add(-n)
 		defer c.recoverPanic()
 		c.lastRx.Store(sinceEpoch(time.Now()))
 		c.pingAt.Store(0)
@@ -366,6 +377,7 @@ func (ch *edgeChan) input(p []byte) {
 		plainPool.Put(buf)
 		return nil
 	}) != nil {
+		ch.queued.Add(-n)
 		plainPool.Put(buf)
 	}
 }

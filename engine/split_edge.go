@@ -87,6 +87,7 @@ func (e *edgeLink) run() {
 	defer close(e.done)
 	backoff := linkBackoffMin
 	first := true
+	var lastWarn time.Time
 	for {
 		lc, err := e.dial()
 		if err == nil {
@@ -102,8 +103,10 @@ func (e *edgeLink) run() {
 			err = lc.Read(e.frame)
 			e.down(lc)
 			e.srv.log.Warn().Err(err).Str("core", e.cfg.Core).Msg("link to the core lost; its clients are closed")
-		} else {
-			e.srv.log.Warn().Err(err).Str("core", e.cfg.Core).Msg("cannot link to the core")
+		} else if now := time.Now(); now.Sub(lastWarn) >= time.Minute {
+			// Retried every few seconds: said once a minute.
+			lastWarn = now
+			e.srv.log.Warn().Err(err).Str("core", e.cfg.Core).Msg("cannot link to the core; clients are refused until it can")
 		}
 		select {
 		case <-e.stop:

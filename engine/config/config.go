@@ -49,6 +49,8 @@ type Config struct {
 	Web       Web       `toml:"web"`
 	Component Component `toml:"component"`
 	S2S       S2S       `toml:"s2s"`
+	Link      Link      `toml:"link"`
+	Edge      Edge      `toml:"edge"`
 	TLS       TLS       `toml:"tls"`
 	Admin     Admin     `toml:"admin"`
 	Router    Router    `toml:"router"`
@@ -120,6 +122,38 @@ const (
 	MinBOSHInactivity = 10 * time.Second
 	MaxBOSHInactivity = time.Hour
 )
+
+// Link is the core's side of a split deployment: the listener edge processes connect to.
+type Link struct {
+	Listen []string `toml:"listen"`
+	Secret string   `toml:"secret"`
+	// TLS runs the link over TLS with this server's certificate (default true).
+	TLS *bool `toml:"tls"`
+}
+
+// UseTLS reports whether the link speaks TLS.
+func (l Link) UseTLS() bool { return l.TLS == nil || *l.TLS }
+
+// Edge makes this process an edge of a split deployment: its [c2s] and [web] listeners
+// are relayed to the core at Core; it opens no database and serves no module.
+type Edge struct {
+	Core   string `toml:"core"`
+	Secret string `toml:"secret"`
+	// Name identifies this edge in the core's logs (default the host name).
+	Name string `toml:"name"`
+	// TLS dials the core with TLS (default true), checking its certificate against CAFile
+	// (default the system roots) for ServerName (default the host of Core).
+	TLS        *bool  `toml:"tls"`
+	CAFile     string `toml:"ca_file"`
+	ServerName string `toml:"server_name"`
+}
+
+// UseTLS reports whether the link to the core speaks TLS.
+func (e Edge) UseTLS() bool { return e.TLS == nil || *e.TLS }
+
+// MinLinkSecret is the shortest link secret accepted: it is all that keeps strangers off
+// the core's link listener.
+const MinLinkSecret = 16
 
 // Component configures the XEP-0114 listener and the components allowed on it.
 type Component struct {
@@ -508,6 +542,20 @@ func (c *Config) normalize() error {
 	c.S2S.Hosts = hosts
 	if err := c.S2S.normalizePolicy(); err != nil {
 		return err
+	}
+	if len(c.Link.Listen) > 0 && len(c.Link.Secret) < MinLinkSecret {
+		return fmt.Errorf("link.secret must be at least %d characters", MinLinkSecret)
+	}
+	if c.Edge.Core != "" {
+		if len(c.Link.Listen) > 0 {
+			return errors.New("[edge] and [link] listen: a process is an edge or a core, not both")
+		}
+		if len(c.Edge.Secret) < MinLinkSecret {
+			return fmt.Errorf("edge.secret must be at least %d characters", MinLinkSecret)
+		}
+		if _, _, err := net.SplitHostPort(c.Edge.Core); err != nil {
+			return fmt.Errorf("edge.core %q: %w (want \"host:port\")", c.Edge.Core, err)
+		}
 	}
 	if c.Router.Shards <= 0 || c.Router.Shards > 1<<14 {
 		return fmt.Errorf("router.shards: %d out of range 1..16384", c.Router.Shards)

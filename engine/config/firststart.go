@@ -183,6 +183,22 @@ secret = ""
 # require_valid_certs = true
 # dialback = "deny"
 
+# Split deployment: edge processes hold the client sockets and TLS (in a DMZ) and relay
+# every stream over one authenticated link to a core that runs everything else (on a
+# private network). A core lists the addresses edges connect to; an edge has an [edge]
+# table instead, and uses only [c2s] and [web] listeners, limits and [tls] of its file.
+[link]
+# listen = ["10.0.0.2:5290"]   # private addresses only: never the internet
+# secret = "at least 16 characters, the same on every edge"
+# tls = true                   # with this server's certificate
+# [edge]
+# core = "10.0.0.2:5290"
+# secret = "the core's link secret"
+# name = "edge-1"              # default: the host name
+# tls = true
+# ca_file = ""                 # CA the core's certificate is checked against; default the system roots
+# server_name = ""             # name in the core's certificate; default the host in core
+
 [tls]
 # PEM certificate chain and key. Empty: a self-signed certificate under data/certs/.
 cert = ""

@@ -83,11 +83,13 @@ func (c *Conn) writer() {
 		case <-c.done:
 			return
 		}
+		// Two buffers take turns: Send appends to one while the other is written.
 		c.mu.Lock()
 		b := c.buf
 		c.buf = spare[:0]
 		c.mu.Unlock()
 		if len(b) == 0 {
+			spare = b
 			continue
 		}
 		if _, err := c.nc.Write(b); err != nil {

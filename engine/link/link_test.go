@@ -176,3 +176,51 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestConnConcurrentSends: frames from many goroutines arrive whole and, per channel, in
+// order, while the writer swaps its buffers under them (an empty wake once handed the
+// writer the buffer Send was appending to).
+func TestConnConcurrentSends(t *testing.T) {
+	a, b := net.Pipe()
+	ca, cb := NewConn(a), NewConn(b)
+	defer ca.Close(nil)
+	defer cb.Close(nil)
+	const senders, each = 4, 3000
+	next := make([]int, senders)
+	done := make(chan error, 1)
+	go func() {
+		n := 0
+		done <- cb.Read(func(f Frame) error {
+			ch := int(f.Chan)
+			want := bytes.Repeat([]byte{byte(next[ch])}, 1+next[ch]%300)
+			if !bytes.Equal(f.Payload, want) {
+				t.Errorf("channel %d frame %d: %d bytes, corrupt", ch, next[ch], len(f.Payload))
+				return errors.New("corrupt")
+			}
+			next[ch]++
+			if n++; n == senders*each {
+				return errors.New("all read")
+			}
+			return nil
+		})
+	}()
+	go ca.Read(func(Frame) error { return nil })
+	for s := range senders {
+		go func() {
+			for i := range each {
+				ca.Send(Data, uint32(s), bytes.Repeat([]byte{byte(i)}, 1+i%300))
+				if i%64 == 0 {
+					time.Sleep(time.Microsecond) // let the writer run dry now and then
+				}
+			}
+		}()
+	}
+	select {
+	case err := <-done:
+		if err.Error() != "all read" {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("read %v of %d per channel", next, each)
+	}
+}

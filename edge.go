@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/rs/zerolog"
+
+	"github.com/vireo-im/vireo/engine"
+	"github.com/vireo-im/vireo/engine/config"
+	"github.com/vireo-im/vireo/xmlstream"
+)
+
+// runEdge serves cfg as an edge of a split deployment ([edge] core is set): the [c2s] and
+// [web] listeners with [tls], relayed to the core. No database is opened and no module
+// runs here; SIGHUP reloads the certificates.
+func runEdge(cfg *config.Config, path string, log zerolog.Logger) int {
+	e, err := edgeSettings(cfg)
+	if err != nil {
+		log.Error().Err(err).Msg("edge: bad [edge] settings")
+		return 1
+	}
+	if created, err := config.EnsureCert(cfg.TLS.Cert, cfg.TLS.Key, cfg.Domains); err != nil {
+		log.Error().Err(err).Msg("edge: certificate")
+		return 1
+	} else if created {
+		log.Warn().Str("cert", cfg.TLS.Cert).Msg("generated a self-signed certificate; clients will ask to trust it")
+	}
+	certs, err := config.LoadCerts(cfg)
+	if err != nil {
+		log.Error().Err(err).Msg("edge: certificates")
+		return 1
+	}
+	lim := xmlstream.DefaultLimits()
+	lim.MaxStanza = cfg.C2S.MaxStanza
+	eng, err := engine.NewEdge(engine.Config{
+		Listeners:      edgeListeners(cfg),
+		TLS:            certs.TLSConfig(),
+		MaxOutbound:    cfg.C2S.MaxOutbound,
+		Limits:         lim,
+		MaxConnections: cfg.C2S.MaxConnections,
+		CoalesceWrites: coalesceWrites(cfg.C2S.CoalesceWrites.Duration),
+		Logger:         log.With().Str("mod", "edge").Logger(),
+	}, e)
+	if err == nil {
+		err = eng.Start()
+	}
+	if err != nil {
+		log.Error().Err(err).Msg("edge: start failed")
+		return 1
+	}
+	log.Info().Str("core", e.Core).Strs("c2s", cfg.C2S.Listen).Strs("c2s_tls", cfg.C2S.TLSListen).
+		Strs("web", cfg.Web.Listen).Strs("web_tls", cfg.Web.TLSListen).Msg("vireo edge is serving")
+	sig := make(chan os.Signal, 4)
+	signal.Notify(sig, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	for v := range sig {
+		if v != syscall.SIGHUP {
+			log.Info().Str("signal", v.String()).Msg("shutting down")
+			break
+		}
+		next, err := config.Load(path)
+		if err == nil {
+			err = certs.Reload(next)
+		}
+		if err != nil {
+			log.Error().Err(err).Msg("reload failed; keeping the running certificates")
+		} else {
+			log.Info().Msg("certificates reloaded (listeners and limits need a restart on an edge)")
+		}
+	}
+	signal.Stop(sig)
+	ctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
+	defer cancel()
+	eng.Shutdown(ctx)
+	log.Info().Msg("stopped")
+	return 0
+}
+
+func edgeListeners(cfg *config.Config) []engine.Listener {
+	var ls []engine.Listener
+	for _, a := range cfg.C2S.Listen {
+		ls = append(ls, engine.Listener{Name: "c2s", Addr: a})
+	}
+	for _, a := range cfg.C2S.TLSListen {
+		ls = append(ls, engine.Listener{Name: "c2s-tls", Addr: a, DirectTLS: true})
+	}
+	for _, a := range cfg.Web.Listen {
+		ls = append(ls, engine.Listener{Name: "web", Addr: a, WebSocket: true})
+	}
+	for _, a := range cfg.Web.TLSListen {
+		ls = append(ls, engine.Listener{Name: "web-tls", Addr: a, WebSocket: true, DirectTLS: true})
+	}
+	return ls
+}
+
+// edgeSettings turns [edge] into the engine's link settings.
+func edgeSettings(cfg *config.Config) (engine.Edge, error) {
+	e := engine.Edge{Core: cfg.Edge.Core, Secret: []byte(cfg.Edge.Secret), Name: cfg.Edge.Name}
+	if e.Name == "" {
+		e.Name, _ = os.Hostname()
+	}
+	if !cfg.Edge.UseTLS() {
+		return e, nil
+	}
+	name := cfg.Edge.ServerName
+	if name == "" {
+		name, _, _ = net.SplitHostPort(cfg.Edge.Core)
+	}
+	e.TLS = &tls.Config{ServerName: name, MinVersion: tls.VersionTLS13}
+	if cfg.Edge.CAFile != "" {
+		pem, err := os.ReadFile(cfg.Edge.CAFile)
+		if err != nil {
+			return e, err
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return e, fmt.Errorf("edge.ca_file %s: no certificate in it", cfg.Edge.CAFile)
+		}
+		e.TLS.RootCAs = pool
+	}
+	return e, nil
+}
