@@ -189,6 +189,9 @@ type server struct {
 	acme     *acmecert.Manager
 	acmeStop context.CancelFunc
 	acmeDone chan struct{}
+	// loops is the number of event loops when it is not the engine's default (a core
+	// with edge links: splitProcs).
+	loops int
 }
 
 func start(cfg *config.Config, log zerolog.Logger) (*server, error) {
@@ -240,6 +243,9 @@ func start(cfg *config.Config, log zerolog.Logger) (*server, error) {
 			st.Close()
 			return nil, err
 		}
+	}
+	if len(cfg.Link.Listen) > 0 {
+		s.loops = splitProcs() // the links' goroutines need processors the loops do not hold
 	}
 	s.eng, err = engine.New(s.engineConfig(cfg))
 	if err == nil {
@@ -418,6 +424,7 @@ func (s *server) engineConfig(cfg *config.Config) engine.Config {
 		}
 	}
 	return engine.Config{
+		Loops:            s.loops,
 		Link:             lk,
 		Domains:          cfg.Domains,
 		Listeners:        ls,
