@@ -15,14 +15,29 @@ import (
 // TestSoakSmall runs a short soak against a real server in this process: two quiet
 // samples after loads with drops and resumes, churn, wrong passwords, malformed streams
 // and offline sleepers, and nothing lost.
-func TestSoakSmall(t *testing.T) {
+func TestSoakSmall(t *testing.T) { soakSmall(t, false) }
+
+// TestSoakSmallSplit runs the same soak through an edge (the split deployment): every
+// client connects to the edge, which relays to the core over a TLS link.
+func TestSoakSmallSplit(t *testing.T) { soakSmall(t, true) }
+
+func soakSmall(t *testing.T, split bool) {
 	no := false
-	srv := vireotest.Start(t, vireotest.Options{Registration: true, RequireTLS: &no, AllowPlain: true, RegisterLimit: 1000,
-		AuthFailLimit: 1000000}) // every tenth churn login offers a wrong password
-	cfg := loadgen.Config{Addr: srv.C2SAddr(), Domain: srv.Domain(), Mode: loadgen.Plain, Mechanism: "SCRAM-SHA-1", Timeout: 10 * time.Second}
+	o := vireotest.Options{Registration: true, RequireTLS: &no, AllowPlain: true, RegisterLimit: 1000,
+		AuthFailLimit: 1000000} // every tenth churn login offers a wrong password
+	if split {
+		o.LinkSecret = []byte("the soak's link secret, 16+ bytes")
+	}
+	srv := vireotest.Start(t, o)
+	c2s, tlsAddr, web := srv.C2SAddr(), srv.TLSAddr(), srv.WebAddr()
+	if split {
+		e := vireotest.StartEdge(t, srv, o.LinkSecret)
+		c2s, tlsAddr, web = e.C2SAddr(), e.TLSAddr(), e.WebAddr()
+	}
+	cfg := loadgen.Config{Addr: c2s, Domain: srv.Domain(), Mode: loadgen.Plain, Mechanism: "SCRAM-SHA-1", Timeout: 10 * time.Second}
 	c := SoakConfig{Stable: 20, Sleepers: 3, Senders: 3, Churners: 2, Rate: 300, Cycles: 3, Load: 1500 * time.Millisecond,
 		DropEvery: 100 * time.Millisecond, BadEvery: 100 * time.Millisecond, Settle: 200 * time.Millisecond, Conc: 8,
-		TLSAddr: srv.TLSAddr(), MUC: "conference." + srv.Domain(), WSAddr: srv.WebAddr(), WSPath: "/xmpp-websocket"}
+		TLSAddr: tlsAddr, MUC: "conference." + srv.Domain(), WSAddr: web, WSPath: "/xmpp-websocket"}
 	for i := 1; i <= c.Stable+c.Sleepers+c.Senders+c.Churners; i++ {
 		if err := loadgen.Register(cfg, "u"+strconv.Itoa(i), "pw"); err != nil {
 			t.Fatal(err)
