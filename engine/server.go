@@ -22,7 +22,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/vireo-im/vireo/engine/fast"
-	"github.com/vireo-im/vireo/engine/link"
 	"github.com/vireo-im/vireo/engine/metrics"
 	"github.com/vireo-im/vireo/engine/tlsconn"
 	"github.com/vireo-im/vireo/router"
@@ -464,13 +463,10 @@ func (s *Server) Start() error {
 		return err
 	}
 	if e := s.edge; e != nil {
-		// Clients are taken only once the core can serve them.
+		// Listening starts after the first attempt to link, so that a core that is up
+		// serves the first clients; one that is not is retried while clients are refused.
 		go e.run()
-		select {
-		case <-e.up:
-		case <-time.After(link.HandshakeTimeout):
-			s.log.Warn().Str("core", e.cfg.Core).Msg("the core is not reachable yet; listening anyway, clients are refused until it is")
-		}
+		<-e.tried
 	}
 	for _, l := range s.ls {
 		// No TCP keepalive from the listener: Go's default would probe every connection

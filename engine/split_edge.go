@@ -43,7 +43,8 @@ type edgeLink struct {
 	cfg  Edge
 	stop chan struct{}
 	done chan struct{}
-	up   chan struct{} // closed when the first link is up
+	// tried is closed when the first attempt to link has ended, either way.
+	tried chan struct{}
 
 	mu    sync.Mutex
 	lc    *link.Conn // nil while the core cannot be reached
@@ -77,7 +78,7 @@ func NewEdge(cfg Config, e Edge) (*Server, error) {
 		}
 		s.ls = append(s.ls, &listener{srv: s, cfg: l, kind: c2s{}})
 	}
-	s.edge = &edgeLink{srv: s, cfg: e, stop: make(chan struct{}), done: make(chan struct{}), up: make(chan struct{}),
+	s.edge = &edgeLink{srv: s, cfg: e, stop: make(chan struct{}), done: make(chan struct{}), tried: make(chan struct{}),
 		ids: map[*conn]uint32{}, conns: map[uint32]*conn{}}
 	return s, nil
 }
@@ -95,10 +96,12 @@ func (e *edgeLink) run() {
 			e.mu.Lock()
 			e.lc = lc
 			e.mu.Unlock()
-			if first {
-				close(e.up)
-				first = false
-			}
+		}
+		if first {
+			close(e.tried)
+			first = false
+		}
+		if err == nil {
 			e.srv.log.Info().Str("core", e.cfg.Core).Msg("linked to the core")
 			err = lc.Read(e.frame)
 			e.down(lc)

@@ -227,3 +227,18 @@ func TestIntegrationStanzaJSEdge(t *testing.T) {
 		return "wss://localhost:" + port + "/xmpp-websocket"
 	})
 }
+
+// TestSplitWrongSecret: an edge that does not know the link secret is refused by the core,
+// and refuses its clients (closes their sockets) rather than hold them.
+func TestSplitWrongSecret(t *testing.T) {
+	core := vireotest.Start(t, vireotest.Options{LinkSecret: linkSecret})
+	edge := vireotest.StartEdge(t, core, []byte("not the secret the core has"))
+	r := edge.Dial(t)
+	r.Send(core.Header())
+	if got := r.ExpectClosed(); got != "" {
+		t.Fatalf("an edge without a link answered: %q", got)
+	}
+	if n := core.Engine.Stats().Open; n != 0 {
+		t.Fatalf("%d streams open at the core", n)
+	}
+}

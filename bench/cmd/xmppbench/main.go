@@ -76,6 +76,9 @@ func main() {
 		soakLoad = flag.Duration("soak-load", 20*time.Second, "soak: length of a load period (with -compare: overriding the suite's)")
 		soakStab = flag.Int("soak-sessions", 500, "soak: sessions with stream management online all along, dropped and resumed at random (with -compare: overriding the suite's)")
 		soakRate = flag.Int("soak-rate", 500, "soak: tracked messages per second (with -compare: overriding the suite's)")
+		soakTLS  = flag.String("soak-tls-addr", "", "soak: direct TLS address for a quarter of the stable sessions and the churn (empty: plain only)")
+		soakWS   = flag.String("soak-ws-addr", "", "soak: WebSocket (ws://) address for the churn (empty: none)")
+		soakMUC  = flag.String("soak-muc", "", "soak: the MUC service the churn visits a room on (empty: none)")
 		portBase = flag.Int("port-base", 25222, "with -compare: the first port tried for the servers' listeners (another bench on the machine may hold the default ones)")
 		conc     = flag.Int("conc", 64, "concurrent logins (and resumptions)")
 		srcIPs   = flag.Int("source-ips", 4, "spread client sockets over 127.0.0.1..N")
@@ -200,6 +203,10 @@ func main() {
 		// SoakConfig says (stable, sleepers, senders, churners).
 		c := compare.Quick().Soak
 		c.Cycles, c.Load, c.Stable, c.Rate, c.Conc = *soakCyc, *soakLoad, *soakStab, *soakRate, *conc
+		c.TLSAddr, c.WSAddr, c.MUC = *soakTLS, *soakWS, *soakMUC
+		if c.WSAddr != "" && c.WSPath == "" {
+			c.WSPath = "/xmpp-websocket"
+		}
 		var sr scenario.SoakResult
 		sr, err = scenario.Soak(t, c)
 		res = sr
