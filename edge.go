@@ -19,7 +19,7 @@ import (
 )
 
 // runEdge serves cfg as an edge of a split deployment ([edge] core is set): the [c2s] and
-// [web] listeners with [tls], relayed to the core. No database is opened and no module
+// [web] listeners, and [s2s] ones when enabled, with [tls], relayed to the core. No database is opened and no module
 // runs here; SIGHUP reloads the certificates.
 func runEdge(cfg *config.Config, path string, log zerolog.Logger) int {
 	e, err := edgeSettings(cfg)
@@ -59,7 +59,7 @@ func runEdge(cfg *config.Config, path string, log zerolog.Logger) int {
 		return 1
 	}
 	log.Info().Str("core", e.Core).Strs("c2s", cfg.C2S.Listen).Strs("c2s_tls", cfg.C2S.TLSListen).
-		Strs("web", cfg.Web.Listen).Strs("web_tls", cfg.Web.TLSListen).Msg("vireo edge is serving")
+		Strs("web", cfg.Web.Listen).Strs("web_tls", cfg.Web.TLSListen).Strs("s2s", s2sListen(cfg)).Msg("vireo edge is serving")
 	sig := make(chan os.Signal, 4)
 	signal.Notify(sig, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
 	for v := range sig {
@@ -96,6 +96,13 @@ func splitProcs() int {
 	return loops
 }
 
+func s2sListen(cfg *config.Config) []string {
+	if !cfg.S2S.Enabled {
+		return nil
+	}
+	return append(append([]string(nil), cfg.S2S.Listen...), cfg.S2S.DirectTLSListen...)
+}
+
 func edgeListeners(cfg *config.Config) []engine.Listener {
 	var ls []engine.Listener
 	for _, a := range cfg.C2S.Listen {
@@ -109,6 +116,15 @@ func edgeListeners(cfg *config.Config) []engine.Listener {
 	}
 	for _, a := range cfg.Web.TLSListen {
 		ls = append(ls, engine.Listener{Name: "web-tls", Addr: a, WebSocket: true, DirectTLS: true})
+	}
+	if cfg.S2S.Enabled {
+		// Inbound federation; the core dials out to other servers itself.
+		for _, a := range cfg.S2S.Listen {
+			ls = append(ls, engine.Listener{Name: "s2s", Addr: a, Kind: engine.KindS2S})
+		}
+		for _, a := range cfg.S2S.DirectTLSListen {
+			ls = append(ls, engine.Listener{Name: "s2s-tls", Addr: a, Kind: engine.KindS2S, DirectTLS: true})
+		}
 	}
 	return ls
 }

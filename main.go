@@ -395,7 +395,7 @@ func (s *server) engineConfig(cfg *config.Config) engine.Config {
 	}
 	var s2s engine.S2S
 	if cfg.S2S.Enabled {
-		s2s = engine.S2S{Hosts: cfg.S2S.Hosts, Secret: []byte(cfg.S2S.Secret), CAs: cfg.S2S.CAs,
+		s2s = engine.S2S{Enabled: true, Hosts: cfg.S2S.Hosts, Secret: []byte(cfg.S2S.Secret), CAs: cfg.S2S.CAs,
 			RequireValidCerts: cfg.S2S.RequireValidCerts, IdleTimeout: cfg.S2S.IdleTimeout.Duration,
 			Deny: cfg.S2S.Deny, Allow: cfg.S2S.Allow}
 		if len(cfg.S2S.Domains) > 0 {

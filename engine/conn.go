@@ -375,7 +375,7 @@ func (c *conn) startTLS() {
 	tc := cfg.loopTLS
 	if c.ws != nil {
 		tc = cfg.webTLS
-	} else if _, ok := c.l.kind.(*s2sIn); ok {
+	} else if _, ok := c.l.kind.(*s2sIn); ok || c.l.cfg.Kind == KindS2S {
 		tc = cfg.s2sTLS
 	}
 	// The handshake runs on its own goroutine, and gnet releases a closed conn's fields on

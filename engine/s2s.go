@@ -30,6 +30,9 @@ const (
 
 // S2S configures federation (server-to-server, RFC 6120 and XEP-0220 dialback).
 type S2S struct {
+	// Enabled turns federation on without a listener of its own here: a core whose
+	// inbound server-to-server streams come through edges.
+	Enabled bool
 	// Hosts maps a remote domain to the address ("host:port") to dial for it, instead of
 	// DNS; S2SDirectTLSScheme before the address ("tls://host:port") means the server
 	// there speaks XEP-0368 direct TLS. A domain not listed is looked up with SRV (RFC
@@ -210,11 +213,10 @@ func (k *s2sIn) header(c *conn, h *xmlstream.Stanza) {
 func (k *s2sIn) certValidFor(c *conn, domain string) bool {
 	s := c.srv()
 	cas := s.config().S2S.CAs
-	t := c.tls.Load()
-	if cas == nil || t == nil || !t.HandshakeComplete() || s.isLocal(domain) || s.rt.IsService(domain) {
+	if cas == nil || s.isLocal(domain) || s.rt.IsService(domain) {
 		return false
 	}
-	certs := t.PeerCertificates()
+	certs := c.peerCerts()
 	if len(certs) == 0 {
 		return false
 	}
@@ -251,8 +253,7 @@ func (k *s2sIn) dialbackAllowed(c *conn, domain string) bool {
 	if !p.requireCerts {
 		return true
 	}
-	t := c.tls.Load()
-	return t != nil && t.HandshakeComplete() && peerCertValid(t.PeerCertificates(), domain, cfg.CAs)
+	return peerCertValid(c.peerCerts(), domain, cfg.CAs)
 }
 
 // external handles <auth mechanism='EXTERNAL'/> (XEP-0178 §3): offered only when the

@@ -317,11 +317,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.metrics = metrics.NewRegistry(s.counters)
 	s.s2s = newS2SOut(s, cfg.S2S)
+	remote := len(cfg.S2S.Hosts) > 0 || cfg.S2S.Enabled
 	for _, l := range cfg.Listeners {
-		if l.Kind == KindS2S || len(cfg.S2S.Hosts) > 0 {
-			s.rt.SetRemote(s.s2s)
-			break
-		}
+		remote = remote || l.Kind == KindS2S
+	}
+	if remote {
+		s.rt.SetRemote(s.s2s)
 	}
 	return s, nil
 }

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -38,8 +39,8 @@ type linkServer struct {
 	lns []net.Listener
 	// c2s and web are the listeners edge channels belong to: their kind, timeouts and
 	// registry, as if the client had connected here.
-	c2s, web *listener
-	wg       sync.WaitGroup
+	c2s, web, s2s *listener
+	wg            sync.WaitGroup
 
 	mu    sync.Mutex
 	links map[*coreLink]struct{}
@@ -48,10 +49,11 @@ type linkServer struct {
 func newLinkServer(s *Server) *linkServer {
 	return &linkServer{srv: s, links: map[*coreLink]struct{}{},
 		c2s: &listener{srv: s, cfg: Listener{Name: "edge-c2s"}, kind: c2s{}},
-		web: &listener{srv: s, cfg: Listener{Name: "edge-web", WebSocket: true}, kind: c2s{}}}
+		web: &listener{srv: s, cfg: Listener{Name: "edge-web", WebSocket: true}, kind: c2s{}},
+		s2s: &listener{srv: s, cfg: Listener{Name: "edge-s2s", Kind: KindS2S}, kind: &s2sIn{srv: s}}}
 }
 
-func (ls *linkServer) listeners() []*listener { return []*listener{ls.c2s, ls.web} }
+func (ls *linkServer) listeners() []*listener { return []*listener{ls.c2s, ls.web, ls.s2s} }
 
 func (ls *linkServer) start(cfg Link) error {
 	for _, a := range cfg.Listen {
@@ -225,8 +227,11 @@ func (lk *coreLink) open(id uint32, info link.OpenInfo) {
 	}
 	ip := remote.IP.String()
 	l := lk.ls.c2s
-	if info.Kind == link.KindWeb {
+	switch info.Kind {
+	case link.KindWeb:
 		l = lk.ls.web
+	case link.KindS2S:
+		l = lk.ls.s2s
 	}
 	if !s.unauth.add(addrKey(ip), cfg.MaxUnauthPerAddr, cfg.trusted(ip) || l.cfg.WebSocket && cfg.Web.proxy(ip)) {
 		refuse(refusedPerAddress)
@@ -478,6 +483,30 @@ func (ch *edgeChan) drained(seq uint32, ok bool) {
 	if f != nil {
 		f(ok)
 	}
+}
+
+// peerCerts is the certificate chain the peer presented in its TLS handshake, here or at
+// the edge, until authentication.
+func (c *conn) peerCerts() []*x509.Certificate {
+	if ch, ok := c.gc.(*edgeChan); ok {
+		t := ch.tls.Load()
+		if t == nil {
+			return nil
+		}
+		var certs []*x509.Certificate
+		for _, der := range t.PeerCerts {
+			crt, err := x509.ParseCertificate(der)
+			if err != nil {
+				return nil
+			}
+			certs = append(certs, crt)
+		}
+		return certs
+	}
+	if t := c.tls.Load(); t != nil && t.HandshakeComplete() {
+		return t.PeerCertificates()
+	}
+	return nil
 }
 
 // isEdge reports whether c's client is connected to an edge.

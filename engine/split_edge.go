@@ -70,8 +70,8 @@ func NewEdge(cfg Config, e Edge) (*Server, error) {
 	s.throttle = newThrottle()
 	s.sms = newSMTable()
 	for _, l := range cfg.Listeners {
-		if l.Kind != KindC2S {
-			return nil, errors.New("engine: an edge relays client and web listeners only")
+		if l.Kind == KindComponent {
+			return nil, errors.New("engine: components connect to the core, not to an edge")
 		}
 		if l.DirectTLS && cfg.TLS == nil {
 			return nil, errors.New("engine: listener " + l.Name + " needs TLS certificates")
@@ -162,8 +162,11 @@ func (e *edgeLink) down(lc *link.Conn) {
 // open gives a new connection its channel; false when the core cannot be reached.
 func (e *edgeLink) open(c *conn) bool {
 	info := link.OpenInfo{Kind: link.KindC2S}
-	if c.l.cfg.WebSocket {
+	switch {
+	case c.l.cfg.WebSocket:
 		info.Kind = link.KindWeb
+	case c.l.cfg.Kind == KindS2S:
+		info.Kind = link.KindS2S
 	}
 	if c.l.cfg.DirectTLS {
 		info.Flags |= link.FlagDirectTLS
@@ -205,9 +208,17 @@ func (e *edgeLink) tlsUp(c *conn, t *tlsconn.Conn) {
 	inf := t.Info()
 	info := link.TLSInfo{Version: inf.Version, Suite: inf.CipherSuite, ServerName: t.ServerName()}
 	info.Exporter, _ = t.Exporter()
-	if c.l.cfg.WebSocket {
+	switch {
+	case c.l.cfg.WebSocket:
 		info.Exporter = nil // a browser cannot bind to its TLS (cbTypes)
-	} else {
+	case c.l.cfg.Kind == KindS2S:
+		for _, crt := range t.PeerCertificates() {
+			info.PeerCerts = append(info.PeerCerts, crt.Raw)
+		}
+		if !info.Fits() {
+			info.PeerCerts = nil
+		}
+	default:
 		info.EndPoint, _ = endPoint(e.srv.config(), info.ServerName)
 	}
 	e.send(c, link.TLSUp, info.Append(nil))

@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"net/netip"
@@ -14,6 +15,7 @@ import (
 	"mellium.im/xmpp"
 	mjid "mellium.im/xmpp/jid"
 
+	"github.com/vireo-im/vireo/engine"
 	"github.com/vireo-im/vireo/engine/vireotest"
 )
 
@@ -240,5 +242,55 @@ func TestSplitWrongSecret(t *testing.T) {
 	}
 	if n := core.Engine.Stats().Open; n != 0 {
 		t.Fatalf("%d streams open at the core", n)
+	}
+}
+
+// TestSplitS2S: a remote server's stream comes in through the edge and is authenticated
+// (dialback) and served by the core; the core's own outbound stream answers.
+func TestSplitS2S(t *testing.T) {
+	a := vireotest.Start(t, vireotest.Options{Domain: "a.localhost", AllowPlain: true, S2S: true, S2SSecret: []byte("secret-a")})
+	b := vireotest.Start(t, vireotest.Options{Domain: "b.localhost", AllowPlain: true, S2S: true, LinkSecret: linkSecret})
+	vireotest.Federate(a, b)
+	edge := vireotest.StartEdge(t, b, linkSecret)
+	a.Engine.SetS2SHosts(map[string]string{"b.localhost": edge.S2SAddr()}) // a reaches b through b's edge
+	a.AddUser(t, "alice", "secret")
+	b.AddUser(t, "bob", "secret")
+	alice := a.LoginPlain(t, "alice", "secret", "phone")
+	bob := b.LoginPlain(t, "bob", "secret", "pc")
+	alice.Send("<message to='bob@b.localhost/pc' id='m1' type='chat'><body>over the edge</body></message>")
+	if got := bob.Expect("</message>"); !strings.Contains(got, "over the edge") || !strings.Contains(got, "from='alice@a.localhost/phone'") {
+		t.Fatalf("bob got %q", got)
+	}
+	bob.Send("<message to='alice@a.localhost/phone' id='m2' type='chat'><body>and back</body></message>")
+	alice.Expect("and back")
+	if n := b.Engine.Stats().S2SIn; n != 1 {
+		t.Fatalf("b's core counts %d inbound s2s streams, want the one through its edge", n)
+	}
+}
+
+// TestSplitS2SExternal: the certificate a remote server presents to the edge reaches the
+// core, which lets it authenticate with SASL EXTERNAL (XEP-0178).
+func TestSplitS2SExternal(t *testing.T) {
+	pki := newTestPKI(t)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pki.caPEM)
+	start := func(domain string, secret []byte) *vireotest.Server {
+		crt, key := pki.issue(t, domain)
+		return vireotest.Start(t, vireotest.Options{Domain: domain, AllowPlain: true, S2S: true, S2SCAs: pool,
+			S2SRequireValidCerts: true, CertPEM: crt, KeyPEM: key, LinkSecret: secret})
+	}
+	a, b := start("a.localhost", nil), start("b.localhost", linkSecret)
+	vireotest.Federate(a, b)
+	edge := vireotest.StartEdge(t, b, linkSecret)
+	a.Engine.SetS2SHosts(map[string]string{"b.localhost": edge.S2SAddr()})
+	a.AddUser(t, "alice", "secret")
+	b.AddUser(t, "bob", "secret")
+	alice := a.LoginPlain(t, "alice", "secret", "phone")
+	bob := b.LoginPlain(t, "bob", "secret", "pc")
+	alice.Send("<message to='bob@b.localhost/pc' type='chat'><body>valid chain via the edge</body></message>")
+	bob.Expect("valid chain via the edge")
+	in := waitS2S(t, b, 5*time.Second, "inbound listed", func(c []engine.S2SConn) bool { _, ok := findS2S(c, "a.localhost", "in"); return ok })
+	if c, _ := findS2S(in, "a.localhost", "in"); c.Auth != "external" || !c.CertValid {
+		t.Fatalf("inbound stream through the edge: %+v", c)
 	}
 }

@@ -525,7 +525,8 @@ func (c *Config) normalize() error {
 	if c.S2S.IdleTimeout.Duration <= 0 {
 		c.S2S.IdleTimeout.Duration = DefaultS2SIdleTimeout
 	}
-	if c.S2S.Enabled && len(c.S2S.Listen) == 0 {
+	if c.S2S.Enabled && c.S2S.Listen == nil && len(c.Link.Listen) == 0 {
+		// A core with edges takes inbound streams through them unless it says otherwise.
 		c.S2S.Listen = []string{DefaultS2SListen}
 	}
 	hosts := make(map[string]string, len(c.S2S.Hosts))

@@ -186,7 +186,9 @@ secret = ""
 # Split deployment: edge processes hold the client sockets and TLS (in a DMZ) and relay
 # every stream over one authenticated link to a core that runs everything else (on a
 # private network). A core lists the addresses edges connect to; an edge has an [edge]
-# table instead, and uses only [c2s] and [web] listeners, limits and [tls] of its file.
+# table instead, and uses only the [c2s], [web] and [s2s] listeners, limits and [tls] of its
+# file. A core with [link] and [s2s] enabled and no s2s listen takes federation through its
+# edges only.
 [link]
 # listen = ["10.0.0.2:5290"]   # private addresses only: never the internet
 # secret = "at least 16 characters, the same on every edge"

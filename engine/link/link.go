@@ -61,6 +61,7 @@ const (
 const (
 	KindC2S byte = iota // RFC 6120 client stream, STARTTLS or direct TLS
 	KindWeb             // HTTP: WebSocket (RFC 7395) and BOSH
+	KindS2S             // RFC 6120 server-to-server stream, inbound
 )
 
 // Open flags.
@@ -141,7 +142,7 @@ func ParseOpen(p []byte) (OpenInfo, error) {
 	if len(p) < 2 || len(p) > 2+64 {
 		return OpenInfo{}, errors.New("link: bad open payload")
 	}
-	if p[0] > KindWeb {
+	if p[0] > KindS2S {
 		return OpenInfo{}, fmt.Errorf("link: unknown channel kind %d", p[0])
 	}
 	return OpenInfo{Kind: p[0], Flags: p[1], Remote: string(p[2:])}, nil
@@ -154,6 +155,9 @@ type TLSInfo struct {
 	ServerName string
 	Exporter   []byte // RFC 9266 tls-exporter; empty when the connection cannot export
 	EndPoint   []byte // RFC 5929 tls-server-end-point of the certificate the client got
+	// PeerCerts is the chain the peer presented (DER), for XEP-0178 SASL EXTERNAL on
+	// server-to-server streams; empty for clients.
+	PeerCerts [][]byte
 }
 
 // Append encodes t.
@@ -164,7 +168,25 @@ func (t TLSInfo) Append(b []byte) []byte {
 		b = append(b, byte(len(f)))
 		b = append(b, f...)
 	}
+	b = append(b, byte(len(t.PeerCerts)))
+	for _, c := range t.PeerCerts {
+		b = binary.BigEndian.AppendUint16(b, uint16(len(c)))
+		b = append(b, c...)
+	}
 	return b
+}
+
+// Fits reports whether t's encoding fits one frame: a peer's certificate chain can be
+// long, and one that does not fit is left out (the peer then authenticates with dialback).
+func (t TLSInfo) Fits() bool {
+	n := 4 + 3 + len(t.ServerName) + len(t.Exporter) + len(t.EndPoint) + 1
+	for _, c := range t.PeerCerts {
+		if len(c) > 0xffff {
+			return false
+		}
+		n += 2 + len(c)
+	}
+	return len(t.ServerName) < 256 && len(t.Exporter) < 256 && len(t.EndPoint) < 256 && len(t.PeerCerts) < 256 && n <= MaxPayload
 }
 
 // ParseTLS decodes a TLSUp frame's payload.
@@ -182,6 +204,19 @@ func ParseTLS(p []byte) (TLSInfo, error) {
 		}
 		f[i] = p[1 : 1+int(p[0])]
 		p = p[1+int(p[0]):]
+	}
+	if len(p) < 1 {
+		return TLSInfo{}, bad
+	}
+	nc := int(p[0])
+	p = p[1:]
+	for range nc {
+		if len(p) < 2 || len(p) < 2+int(binary.BigEndian.Uint16(p)) {
+			return TLSInfo{}, bad
+		}
+		n := int(binary.BigEndian.Uint16(p))
+		t.PeerCerts = append(t.PeerCerts, append([]byte(nil), p[2:2+n]...))
+		p = p[2+n:]
 	}
 	if len(p) != 0 {
 		return TLSInfo{}, bad

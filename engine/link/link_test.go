@@ -66,11 +66,19 @@ func TestParseRejects(t *testing.T) {
 }
 
 func TestTLSInfo(t *testing.T) {
-	in := TLSInfo{Version: 0x0304, Suite: 0x1301, ServerName: "example.org", Exporter: bytes.Repeat([]byte{1}, 32), EndPoint: bytes.Repeat([]byte{2}, 48)}
+	in := TLSInfo{Version: 0x0304, Suite: 0x1301, ServerName: "example.org", Exporter: bytes.Repeat([]byte{1}, 32), EndPoint: bytes.Repeat([]byte{2}, 48),
+		PeerCerts: [][]byte{bytes.Repeat([]byte{3}, 1200), bytes.Repeat([]byte{4}, 900)}}
+	if !in.Fits() {
+		t.Fatal("a small chain does not fit")
+	}
 	out, err := ParseTLS(in.Append(nil))
 	if err != nil || out.Version != in.Version || out.Suite != in.Suite || out.ServerName != in.ServerName ||
-		!bytes.Equal(out.Exporter, in.Exporter) || !bytes.Equal(out.EndPoint, in.EndPoint) {
+		!bytes.Equal(out.Exporter, in.Exporter) || !bytes.Equal(out.EndPoint, in.EndPoint) ||
+		len(out.PeerCerts) != 2 || !bytes.Equal(out.PeerCerts[1], in.PeerCerts[1]) {
 		t.Fatalf("%+v %v", out, err)
+	}
+	if (TLSInfo{PeerCerts: [][]byte{make([]byte, MaxPayload)}}).Fits() {
+		t.Fatal("a chain over a frame fits")
 	}
 }
 

@@ -19,7 +19,7 @@ type Edge struct {
 }
 
 // StartEdge runs an edge for core (started with Options.LinkSecret) until the test ends:
-// the same four listeners as the core's on free loopback ports, the core's certificate,
+// the core's four client and web listeners and an s2s one, on free loopback ports, the core's certificate,
 // and a TLS link checked against it. The edge is linked when StartEdge returns.
 func StartEdge(t testing.TB, core *Server, secret []byte) *Edge {
 	t.Helper()
@@ -28,7 +28,8 @@ func StartEdge(t testing.TB, core *Server, secret []byte) *Edge {
 		t.Fatal(err)
 	}
 	ls := []engine.Listener{{Name: "c2s", Addr: "127.0.0.1:0"}, {Name: "c2s-tls", Addr: "127.0.0.1:0", DirectTLS: true},
-		{Name: "web", Addr: "127.0.0.1:0", WebSocket: true}, {Name: "web-tls", Addr: "127.0.0.1:0", WebSocket: true, DirectTLS: true}}
+		{Name: "web", Addr: "127.0.0.1:0", WebSocket: true}, {Name: "web-tls", Addr: "127.0.0.1:0", WebSocket: true, DirectTLS: true},
+		{Name: "s2s", Addr: "127.0.0.1:0", Kind: engine.KindS2S}}
 	eng, err := engine.NewEdge(engine.Config{
 		Listeners: ls,
 		TLS:       &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12, NextProtos: []string{"xmpp-client"}},
@@ -59,6 +60,9 @@ func (e *Edge) C2SAddr() string    { return e.Engine.Addr("c2s").String() }
 func (e *Edge) TLSAddr() string    { return e.Engine.Addr("c2s-tls").String() }
 func (e *Edge) WebAddr() string    { return e.Engine.Addr("web").String() }
 func (e *Edge) WebTLSAddr() string { return e.Engine.Addr("web-tls").String() }
+
+// S2SAddr is the edge's server-to-server listener, relayed to the core's s2s.
+func (e *Edge) S2SAddr() string { return e.Engine.Addr("s2s").String() }
 
 // DialTLS opens a raw direct-TLS connection to the edge.
 func (e *Edge) DialTLS(t testing.TB) *RawConn {
