@@ -28,3 +28,7 @@ SOAK_SERVERS ?= vireo
 .PHONY: soak
 soak: bench-tool ## the soak: SOAK_CYCLES (20) cycles of SOAK_LOAD (60s) mixed load — stream-management drops and resumes, login churn over TCP, TLS and WebSocket with roster writes and room visits, wrong passwords, malformed XML, offline delivery, archiving — with a quiet sample after each; fails on any loss, failed login or growth of open files, threads or goroutines (~25 min; report in /tmp/vireo-soak; SOAK_SERVERS=vireo,prosody,ejabberd to compare)
 	$(BIN)/xmppbench -compare $(SOAK_SERVERS) -suite full -only soak -reps 1 -soak-cycles $(SOAK_CYCLES) -soak-load $(SOAK_LOAD) -bin $(BIN) -out /tmp/vireo-soak -name soak
+
+.PHONY: bench-split
+bench-split: bench-tool ## the split deployment (an edge in front of the core) against the all-in-one server: idle bytes, login and message CPU, latency (~10 min; report in bench/results/split)
+	bash bench/split.sh

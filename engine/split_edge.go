@@ -179,9 +179,10 @@ func (e *edgeLink) open(c *conn) bool {
 	if e.lc == nil {
 		return false
 	}
+	// Ids wrap after 2^32 connections: one still in use (or 0) is skipped.
 	e.next++
-	if e.next == 0 {
-		e.next = 1
+	for e.next == 0 || e.conns[e.next] != nil {
+		e.next++
 	}
 	id := e.next
 	e.ids[c] = id

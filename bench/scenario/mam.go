@@ -158,7 +158,7 @@ func MAM(t Target, c MAMConfig) (MAMResult, error) {
 	var next, fails, results atomic.Int64
 	var first firstError
 	var wg sync.WaitGroup
-	s0, _ := ReadProc(t.PID)
+	s0, _ := t.readProc()
 	g0, _ := ReadProc(0)
 	start := time.Now()
 	for w := 0; w < c.Conc; w++ {
@@ -209,7 +209,7 @@ func MAM(t Target, c MAMConfig) (MAMResult, error) {
 	}
 	wg.Wait()
 	el := time.Since(start)
-	s1, _ := ReadProc(t.PID)
+	s1, _ := t.readProc()
 	g1, _ := ReadProc(0)
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	r.Queries, r.Failures, r.Results, r.Seconds = hist.Count(), int(fails.Load()), results.Load(), el.Seconds()
@@ -241,7 +241,7 @@ func fill(t Target, o *Online, c MAMConfig) MAMFill {
 	var f MAMFill
 	rate := max(c.FillRate, 10)
 	base := o.recvd.Load()
-	s0, _ := ReadProc(t.PID)
+	s0, _ := t.readProc()
 	g0, _ := ReadProc(0)
 	start := time.Now()
 	lastLog := start
@@ -283,7 +283,7 @@ func fill(t Target, o *Online, c MAMConfig) MAMFill {
 		time.Sleep(20 * time.Millisecond)
 	}
 	el := time.Since(start)
-	s1, _ := ReadProc(t.PID)
+	s1, _ := t.readProc()
 	g1, _ := ReadProc(0)
 	f.Delivered, f.Seconds, f.FinalRate = o.recvd.Load()-base, el.Seconds(), rate
 	f.PerSecond = float64(f.Delivered) / el.Seconds()

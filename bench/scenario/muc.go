@@ -251,7 +251,7 @@ func fanout(t Target, o *Online, room string, talkers []*loadgen.Session, size, 
 	o.hist = Histogram{}
 	o.mu.Unlock()
 	base := o.recvd.Load()
-	s0, _ := ReadProc(t.PID)
+	s0, _ := t.readProc()
 	g0, _ := ReadProc(0)
 	// Up to four sending goroutines, fewer at low rates so that each one's share of a
 	// message per tick still adds up to whole messages within the step.
@@ -269,7 +269,7 @@ func fanout(t Target, o *Online, room string, talkers []*loadgen.Session, size, 
 	for o.recvd.Load()-base < sent.Load()*int64(size) && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	s1, _ := ReadProc(t.PID)
+	s1, _ := t.readProc()
 	g1, _ := ReadProc(0)
 	delivered := o.recvd.Load() - base
 	o.mu.Lock()

@@ -270,7 +270,7 @@ func PEPStorm(t Target, n, conc int, provisioned bool) (PEPResult, error) {
 			}
 		}
 	}
-	s0, _ := ReadProc(t.PID)
+	s0, _ := t.readProc()
 	start := time.Now()
 	o, err := ConnectWith(t, n, conc, false, on)
 	if err != nil {
@@ -333,7 +333,7 @@ func PEPStorm(t Target, n, conc int, provisioned bool) (PEPResult, error) {
 	}
 	res.Presences = presences.Load()
 	res.LoginSeconds = time.Since(start).Seconds()
-	s1, _ := ReadProc(t.PID)
+	s1, _ := t.readProc()
 	res.ServerCPUPresencePhase = (s1.CPU - s0.CPU).Seconds()
 	res.CapsQueries = caps.Load()
 	t.logf("  %s: %d sessions up with presence in %.1f s, %d of %d contacts seen available, %d caps queries answered", t.Name, n, res.LoginSeconds,
@@ -362,7 +362,7 @@ func PEPStorm(t Target, n, conc int, provisioned bool) (PEPResult, error) {
 		lastSeen = time.Now()
 	}
 	el := lastSeen.Sub(pubStart)
-	s2, _ := ReadProc(t.PID)
+	s2, _ := t.readProc()
 	g1, _ := ReadProc(0)
 	time.Sleep(200 * time.Millisecond) // the publish answers that are still on their way
 	res.Published, res.PublishFails = int(acked.Load()), int(pubFails.Load())

@@ -152,7 +152,7 @@ func storm(t Target, n, conc int, res PresenceResult) (PresenceResult, error) {
 			}
 		}
 	}
-	s0, _ := ReadProc(t.PID)
+	s0, _ := t.readProc()
 	start := time.Now()
 	o, err := ConnectWith(t, n, conc, false, count)
 	if err != nil {
@@ -177,7 +177,7 @@ func storm(t Target, n, conc int, res PresenceResult) (PresenceResult, error) {
 		time.Sleep(time.Second) // count stragglers (duplicates) for the delivered total
 	}
 	el := lastChange.Sub(start)
-	s1, _ := ReadProc(t.PID)
+	s1, _ := t.readProc()
 	res.Delivered = delivered.Load()
 	res.Unique = unique.Load()
 	res.Seconds = el.Seconds()

@@ -355,7 +355,7 @@ func dropAll(ss []*loadgen.Session) {
 }
 
 func (t Target) sample(what string, n int) (MemPoint, error) {
-	st, err := ReadProc(t.PID)
+	st, err := t.readProc()
 	if err != nil {
 		return MemPoint{}, err
 	}
@@ -588,7 +588,7 @@ func (t Target) resumeAll(k *tracker, ss []*loadgen.Session, base, conc int, r *
 			total++
 		}
 	}
-	s0, _ := ReadProc(t.PID)
+	s0, _ := t.readProc()
 	g0, _ := ReadProc(0)
 	start := time.Now()
 	r.DetachedSeconds = start.Sub(dropped).Seconds()
@@ -630,7 +630,7 @@ func (t Target) resumeAll(k *tracker, ss []*loadgen.Session, base, conc int, r *
 		}()
 	}
 	wg.Wait()
-	s1, _ := ReadProc(t.PID)
+	s1, _ := t.readProc()
 	g1, _ := ReadProc(0)
 	stop()
 	ok := int(done.Load())

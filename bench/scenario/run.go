@@ -22,6 +22,9 @@ type Target struct {
 	Prefix   string
 	Password string
 	PID      int // server process, for /proc sampling
+	// Also are more processes of the same server (a split deployment's edges): memory and
+	// CPU samples are the sum over PID and these.
+	Also []int
 	// SourceIPs spreads client sockets over 127.0.0.1..127.0.0.SourceIPs so that no
 	// single source address runs out of ephemeral ports.
 	SourceIPs int
@@ -31,6 +34,21 @@ type Target struct {
 	LiveHeap func() (int64, error)
 	// Goroutines, when set, reads the server's number of goroutines (the soak samples it).
 	Goroutines func() (int64, error)
+}
+
+// readProc samples the server: PID, plus the processes in Also.
+func (t Target) readProc() (ProcStat, error) {
+	s, err := ReadProc(t.PID)
+	for _, pid := range t.Also {
+		o, oerr := ReadProc(pid)
+		if oerr != nil && err == nil {
+			err = oerr
+		}
+		s.RSS += o.RSS
+		s.PSS += o.PSS
+		s.CPU += o.CPU
+	}
+	return s, err
 }
 
 // liveHeap is t.LiveHeap's reading, 0 when there is none.
@@ -234,7 +252,7 @@ func Idle(t Target, sizes []int, conc, rate int, settle time.Duration) (IdleResu
 		}
 		have = n
 		time.Sleep(settle)
-		st, err := ReadProc(t.PID)
+		st, err := t.readProc()
 		if err != nil {
 			return r, err
 		}
@@ -324,7 +342,7 @@ func ResumedLoginStorm(t Target, k, conc int) (LoginResult, error) {
 // storm runs login(i) for i in 0..k-1, conc at a time, as fast as they complete, and
 // measures the rate and the CPU time the server and the generator spent per success.
 func (t Target) storm(what string, k, conc int, login func(i int) error) (LoginResult, error) {
-	s0, err := ReadProc(t.PID)
+	s0, err := t.readProc()
 	if err != nil {
 		return LoginResult{}, err
 	}
@@ -355,7 +373,7 @@ func (t Target) storm(what string, k, conc int, login func(i int) error) (LoginR
 	wg.Wait()
 	el := time.Since(start)
 	stop()
-	s1, _ := ReadProc(t.PID)
+	s1, _ := t.readProc()
 	g1, _ := ReadProc(0)
 	ok := k - int(fails.Load())
 	r := LoginResult{Logins: ok, Failures: int(fails.Load()), Seconds: el.Seconds(), LoginsPerSecond: float64(ok) / el.Seconds()}
@@ -474,7 +492,7 @@ func Messaging(t Target, o *Online, rate int, dur time.Duration) (MsgResult, err
 	o.hist = Histogram{}
 	o.mu.Unlock()
 	base := o.recvd.Load()
-	s0, _ := ReadProc(t.PID)
+	s0, _ := t.readProc()
 	g0, _ := ReadProc(0)
 	start := time.Now()
 	sent := paced(rate, 4, dur, func(_ int, rng *rand.Rand, buf []byte) ([]byte, *loadgen.Session) {
@@ -490,7 +508,7 @@ func Messaging(t Target, o *Online, rate int, dur time.Duration) (MsgResult, err
 		time.Sleep(20 * time.Millisecond)
 	}
 	el := time.Since(start)
-	s1, _ := ReadProc(t.PID)
+	s1, _ := t.readProc()
 	g1, _ := ReadProc(0)
 	delivered := o.recvd.Load() - base
 	o.mu.Lock()

@@ -268,7 +268,7 @@ func Soak(t Target, c SoakConfig) (SoakResult, error) {
 
 	sample := func(cycle int) error {
 		time.Sleep(c.Settle)
-		st, err := ReadProc(t.PID)
+		st, err := t.readProc()
 		if err != nil {
 			return err
 		}
@@ -293,7 +293,7 @@ func Soak(t Target, c SoakConfig) (SoakResult, error) {
 		stop := make(chan struct{})
 		var wg sync.WaitGroup
 		t0 := time.Now()
-		cpu0, _ := ReadProc(t.PID)
+		cpu0, _ := t.readProc()
 		trafficWG := traffic(k, senders, jids, targets, c.Rate, stop)
 		if c.DropEvery > 0 {
 			wg.Add(1)
@@ -378,7 +378,7 @@ func Soak(t Target, c SoakConfig) (SoakResult, error) {
 		trafficWG.Wait()
 		wg.Wait()
 		loadTime += time.Since(t0)
-		cpu1, _ := ReadProc(t.PID)
+		cpu1, _ := t.readProc()
 		loadCPU += cpu1.CPU - cpu0.CPU
 
 		// The sleepers log in, take what was stored for them, and leave.

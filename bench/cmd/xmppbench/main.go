@@ -44,6 +44,7 @@ func main() {
 		prefix   = flag.String("prefix", "user", "account name prefix (accounts prefix1..prefixN)")
 		password = flag.String("password", "password", "account password")
 		pid      = flag.Int("pid", 0, "server PID for /proc sampling")
+		alsoPIDs = flag.String("also-pids", "", "more PIDs of the same server, comma-separated (a split deployment's edge): memory and CPU are summed over all")
 		scen     = flag.String("scenario", "idle", "idle, login, fast, msg, search, presence, resume, muc, mam, pep or soak")
 		contacts = flag.Int("contacts", 20, "presence: roster size per user")
 		sizes    = flag.String("sizes", "2000,16000", "idle: session counts (with -compare: the idle and WebSocket idle sizes, overriding the suite's)")
@@ -174,7 +175,13 @@ func main() {
 		}
 		return
 	}
-	t := scenario.Target{Name: *addr, Prefix: *prefix, Password: *password, PID: *pid, SourceIPs: *srcIPs, Log: os.Stderr,
+	var also []int
+	for _, f := range strings.Split(*alsoPIDs, ",") {
+		if n, err := strconv.Atoi(strings.TrimSpace(f)); err == nil {
+			also = append(also, n)
+		}
+	}
+	t := scenario.Target{Name: *addr, Prefix: *prefix, Password: *password, PID: *pid, Also: also, SourceIPs: *srcIPs, Log: os.Stderr,
 		Cfg: loadgen.Config{Addr: *addr, Domain: *domain, Mode: parseMode(*mode), Mechanism: *mech, WSPath: *wsPath, ClassicKeyExchange: *classic}}
 	var res any
 	var err error
