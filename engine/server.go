@@ -646,6 +646,10 @@ func (s *Server) counters() metrics.Counters {
 		AuthFail: e.AuthFail, Refused: e.Refused, AcceptErrors: e.AcceptErrors, Online: r.Online,
 		Detached: r.Detached, Routed: r.Routed, Dropped: r.Dropped, Queued: int64(r.Queued), Shards: int64(r.Shards)}
 	s.metricsExtra(&m)
+	if s.links != nil {
+		m.Links = true
+		m.EdgeLinks, m.EdgeChannels = s.links.count()
+	}
 	return m
 }
 

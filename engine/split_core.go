@@ -122,6 +122,19 @@ func (ls *linkServer) accept(ln net.Listener, cfg Link) {
 	}
 }
 
+// count is the number of links and of their open channels.
+func (ls *linkServer) count() (links, chans int64) {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	for lk := range ls.links {
+		links++
+		lk.mu.Lock()
+		chans += int64(len(lk.chans))
+		lk.mu.Unlock()
+	}
+	return links, chans
+}
+
 // stop closes the listeners and every link.
 func (ls *linkServer) stop() {
 	for _, ln := range ls.lns {

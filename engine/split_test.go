@@ -5,7 +5,9 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"strings"
 	"testing"
@@ -213,6 +215,16 @@ func TestSplitWeb(t *testing.T) {
 	b := core.LoginPlain(t, "alice", "pw-alice", "desk")
 	b.Send("<message to='alice@localhost/web' id='m1' type='chat'><body>to the browser</body></message>")
 	w.expect("to the browser")
+
+	res, err := http.Get("http://" + core.WebAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if !strings.Contains(string(body), "\nvireo_edge_links 1\n") || !strings.Contains(string(body), "\nvireo_edge_channels 1\n") {
+		t.Fatalf("the core's metrics do not count the edge and its WebSocket client:\n%s", body)
+	}
 
 	code, _, resp := boshPost(t, "http://"+edge.WebAddr()+"/http-bind", "<body "+boshNS+
 		" rid='1000' to='localhost' hold='1' wait='5' ver='1.11' xmpp:version='1.0'/>")

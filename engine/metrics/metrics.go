@@ -59,6 +59,11 @@ type Counters struct {
 	// OfflineWrites and ArchiveWrites are offline messages and archive (MAM) writes
 	// stored (totals).
 	OfflineWrites, ArchiveWrites int64
+	// EdgeLinks and EdgeChannels are the edges linked to this core and the client
+	// connections they relay (split deployment), reported when Links is set (a core with
+	// a link listener).
+	Links                   bool
+	EdgeLinks, EdgeChannels int64
 }
 
 // Login is the count of authentications with one mechanism.
@@ -93,6 +98,8 @@ var (
 	descStoreCommit   = prometheus.NewDesc("vireo_store_commit_seconds", "Store write-batch commit latency.", nil, nil)
 	descOfflineWrites = prometheus.NewDesc("vireo_store_offline_writes_total", "Offline messages stored.", nil, nil)
 	descArchiveWrites = prometheus.NewDesc("vireo_store_archive_writes_total", "Writes to the message archive (XEP-0313 MAM).", nil, nil)
+	descEdgeLinks     = prometheus.NewDesc("vireo_edge_links", "Edges linked to this core (split deployment).", nil, nil)
+	descEdgeChannels  = prometheus.NewDesc("vireo_edge_channels", "Client connections relayed by the linked edges.", nil, nil)
 )
 
 // collector reads a Counters snapshot once per scrape.
@@ -105,7 +112,7 @@ func (collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descConnsOpen, descEstablished, descOnline, descDetached, descTLS,
 		descLogins, descRefused, descAcceptErrs, descRouted, descDropped, descQueued, descShards,
 		descLoginsMech, descTLSHs, descRefusedBy, descTimeouts, descStanzas, descRoutingLat, descStoreCommit,
-		descOfflineWrites, descArchiveWrites} {
+		descOfflineWrites, descArchiveWrites, descEdgeLinks, descEdgeChannels} {
 		ch <- d
 	}
 }
@@ -150,6 +157,10 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	h := func(d *prometheus.Desc, hs *hist.Snapshot) {
 		ch <- prometheus.MustNewConstHistogram(d, hs.Count(), hs.Sum.Seconds(), hs.Cumulative())
+	}
+	if s.Links {
+		g(descEdgeLinks, s.EdgeLinks)
+		g(descEdgeChannels, s.EdgeChannels)
 	}
 	h(descRoutingLat, &s.RoutingLatency)
 	if s.StoreCommit != nil {

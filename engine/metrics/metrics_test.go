@@ -126,6 +126,16 @@ vireo_store_archive_writes_total 8
 	if n := testutil.CollectAndCount(c); n != 31 {
 		t.Fatalf("%d series, want 31", n)
 	}
+	core := collector{read: func() Counters { return Counters{Links: true, EdgeLinks: 2, EdgeChannels: 7} }}
+	if err := testutil.CollectAndCompare(core, strings.NewReader(`# HELP vireo_edge_channels Client connections relayed by the linked edges.
+# TYPE vireo_edge_channels gauge
+vireo_edge_channels 7
+# HELP vireo_edge_links Edges linked to this core (split deployment).
+# TYPE vireo_edge_links gauge
+vireo_edge_links 2
+`), "vireo_edge_links", "vireo_edge_channels"); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestRender(t *testing.T) {
