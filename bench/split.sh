@@ -92,8 +92,11 @@ field() { grep -o "\"$2\": *[-0-9.e+]*" "$OUT/$1.json" | head -1 | sed 's/.*: */
 for r in $(seq 1 "$REPS"); do
 	for via in direct edge; do
 		p=25222; [ $via = edge ] && p=25322
-		start # fresh processes: the idle slope is of a server that held nothing before
+		# Fresh processes for each idle run: the slope is of a server that held nothing
+		# before (memory freed by an earlier run would be reused and hide the cost).
+		start
 		bench "idle-$via-$r" "127.0.0.1:$p" -scenario idle -sizes 2000,16000
+		start
 		bench "idle-tls-$via-$r" "127.0.0.1:$((p + 1))" -tls direct -scenario idle -sizes 2000,16000
 		bench "login-$via-$r" "127.0.0.1:$p" -scenario login -logins 5000
 		for rate in 5000 20000; do

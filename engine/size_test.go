@@ -23,3 +23,13 @@ func TestSMStateSize(t *testing.T) {
 	}
 	t.Logf("smState: %d bytes", unsafe.Sizeof(smState{}))
 }
+
+// TestEdgeChanSize pins what a client connected through an edge costs the core besides
+// its conn, in place of a gnet connection and its buffers (split_core.go). 160 is a size
+// class.
+func TestEdgeChanSize(t *testing.T) {
+	if s := unsafe.Sizeof(edgeChan{}); s > 160 {
+		t.Fatalf("edgeChan is %d bytes; keep it at most 160", s)
+	}
+	t.Logf("edgeChan: %d bytes", unsafe.Sizeof(edgeChan{}))
+}

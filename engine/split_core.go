@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -234,11 +235,8 @@ func (lk *coreLink) open(id uint32, info link.OpenInfo) {
 		refuse(refusedMaxConnections)
 		return
 	}
-	remote, err := net.ResolveTCPAddr("tcp", info.Remote)
-	if err != nil {
-		remote = &net.TCPAddr{}
-	}
-	ip := remote.IP.String()
+	remote, _ := netip.ParseAddrPort(info.Remote) // the zero value when the edge sent no address
+	ip := remote.Addr().String()
 	l := lk.ls.c2s
 	switch info.Kind {
 	case link.KindWeb:
@@ -294,7 +292,7 @@ type edgeChan struct {
 	lk     *coreLink
 	id     uint32
 	c      *conn
-	remote net.Addr
+	remote netip.AddrPort // kept as a value: a net.Addr is two more allocations per client
 	// tls is what the edge said of the client's TLS handshake, until authentication.
 	tls atomic.Pointer[link.TLSInfo]
 	// shut is set once the channel is closed from either side; flushed, once it is, tells
@@ -326,7 +324,7 @@ var errChanClosed = errors.New("engine: edge channel closed")
 func (ch *edgeChan) Next(int) ([]byte, error) { return nil, nil }
 
 // RemoteAddr implements netConn: the client's address as the edge saw it.
-func (ch *edgeChan) RemoteAddr() net.Addr { return ch.remote }
+func (ch *edgeChan) RemoteAddr() net.Addr { return net.TCPAddrFromAddrPort(ch.remote) }
 
 // OutboundBuffered implements netConn. The edge bounds what waits for its client
 // (max_outbound applies there); the link bounds what waits for the edge.

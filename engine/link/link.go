@@ -124,6 +124,10 @@ func AppendData(b []byte, ch uint32, p []byte) []byte {
 	return Append(b, Data, ch, p)
 }
 
+// MaxRemote bounds an Open frame's client address (an IPv6 address with a zone and a
+// port fits many times over).
+const MaxRemote = 128
+
 // OpenInfo is an Open frame's payload.
 type OpenInfo struct {
 	Kind   byte
@@ -131,15 +135,19 @@ type OpenInfo struct {
 	Remote string // the client's address, host:port
 }
 
-// Append encodes o.
+// Append encodes o; a Remote longer than MaxRemote is cut.
 func (o OpenInfo) Append(b []byte) []byte {
 	b = append(b, o.Kind, o.Flags)
-	return append(b, o.Remote...)
+	r := o.Remote
+	if len(r) > MaxRemote {
+		r = r[:MaxRemote]
+	}
+	return append(b, r...)
 }
 
 // ParseOpen decodes an Open frame's payload.
 func ParseOpen(p []byte) (OpenInfo, error) {
-	if len(p) < 2 || len(p) > 2+64 {
+	if len(p) < 2 || len(p) > 2+MaxRemote {
 		return OpenInfo{}, errors.New("link: bad open payload")
 	}
 	if p[0] > KindS2S {
