@@ -45,7 +45,17 @@ type linkServer struct {
 
 	mu    sync.Mutex
 	links map[*coreLink]struct{}
+	// pending counts handshakes in progress: a link listener reachable by something that
+	// is not an edge must not collect descriptors and goroutines without end.
+	pending atomic.Int32
+	// refusedAt and refusedN rate-limit the log of refused handshakes.
+	refusedAt atomic.Int64
+	refusedN  atomic.Int64
 }
+
+// maxLinkHandshakes bounds handshakes in progress on the link listeners: edges connect
+// once and stay, so more than a few at a time is someone else.
+const maxLinkHandshakes = 32
 
 func newLinkServer(s *Server) *linkServer {
 	return &linkServer{srv: s, links: map[*coreLink]struct{}{},
@@ -91,13 +101,20 @@ func (ls *linkServer) accept(ln net.Listener, cfg Link) {
 			time.Sleep(100 * time.Millisecond)
 			continue
 		}
+		if ls.pending.Add(1) > maxLinkHandshakes {
+			ls.pending.Add(-1)
+			ls.refused(nc.RemoteAddr().String(), "", errors.New("too many handshakes in progress"))
+			nc.Close()
+			continue
+		}
 		go func() {
 			if cfg.TLS != nil {
 				nc = tls.Server(nc, cfg.TLS)
 			}
 			name, err := link.Accept(nc, cfg.Secret)
+			ls.pending.Add(-1)
 			if err != nil {
-				log.Warn().Err(err).Str("remote", nc.RemoteAddr().String()).Str("edge", name).Msg("edge link refused")
+				ls.refused(nc.RemoteAddr().String(), name, err)
 				nc.Close()
 				return
 			}
@@ -121,6 +138,19 @@ func (ls *linkServer) accept(ln net.Listener, cfg Link) {
 			log.Warn().Err(err).Str("edge", name).Msg("edge link lost")
 		}()
 	}
+}
+
+// refused logs a refused link handshake: the first, then at most one line (with the
+// count) every ten seconds.
+func (ls *linkServer) refused(remote, name string, err error) {
+	n := ls.refusedN.Add(1)
+	now := time.Now().UnixNano()
+	last := ls.refusedAt.Load()
+	if now-last < int64(10*time.Second) || !ls.refusedAt.CompareAndSwap(last, now) {
+		return
+	}
+	ls.refusedN.Store(0)
+	ls.srv.log.Warn().Err(err).Str("remote", remote).Str("edge", name).Int64("refused", n).Msg("edge link refused")
 }
 
 // count is the number of links and of their open channels.

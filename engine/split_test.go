@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -304,5 +306,58 @@ func TestSplitS2SExternal(t *testing.T) {
 	in := waitS2S(t, b, 5*time.Second, "inbound listed", func(c []engine.S2SConn) bool { _, ok := findS2S(c, "a.localhost", "in"); return ok })
 	if c, _ := findS2S(in, "a.localhost", "in"); c.Auth != "external" || !c.CertValid {
 		t.Fatalf("inbound stream through the edge: %+v", c)
+	}
+}
+
+// TestSplitLinkHandshakeBound: connections to the link listener that never authenticate
+// are bounded; past the bound they are closed at once, and an edge links once they are gone.
+func TestSplitLinkHandshakeBound(t *testing.T) {
+	core := vireotest.Start(t, vireotest.Options{LinkSecret: linkSecret})
+	var idle []net.Conn
+	for range 40 {
+		c, err := net.Dial("tcp", core.Engine.Addr("link").String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		idle = append(idle, c)
+	}
+	var closed atomic.Int32
+	var wg sync.WaitGroup
+	for _, c := range idle {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+			if _, err := c.Read(make([]byte, 1)); err == io.EOF {
+				closed.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := closed.Load(); n < 40-32 {
+		t.Fatalf("%d of 40 idle link connections closed at once, want at least 8", n)
+	}
+	for _, c := range idle {
+		c.Close()
+	}
+	// The edge's first attempt may still find the bound full; it tries again.
+	edge := vireotest.StartEdge(t, core, linkSecret)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.Dial("tcp", edge.C2SAddr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(c, core.Header())
+		c.SetReadDeadline(time.Now().Add(time.Second))
+		b, _ := io.ReadAll(io.LimitReader(c, 64))
+		c.Close()
+		if strings.Contains(string(b), "<stream:stream") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the edge did not link after the idle connections went")
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
