@@ -244,8 +244,10 @@ func start(cfg *config.Config, log zerolog.Logger) (*server, error) {
 			return nil, err
 		}
 	}
-	if len(cfg.Link.Listen) > 0 {
-		s.loops = splitProcs() // the links' goroutines need processors the loops do not hold
+	if len(cfg.Link.Listen) > 0 || cfg.S2S.Enabled {
+		// Edge links and outbound federation run on Go's own network poller: they need
+		// processors the event loops do not hold (splitProcs).
+		s.loops = splitProcs()
 	}
 	s.eng, err = engine.New(s.engineConfig(cfg))
 	if err == nil {
