@@ -107,20 +107,9 @@ func s2sListen(cfg *config.Config) []string {
 	return append(append([]string(nil), cfg.S2S.Listen...), cfg.S2S.DirectTLSListen...)
 }
 
+// edgeListeners are the client listeners, and the s2s ones when federation is on.
 func edgeListeners(cfg *config.Config) []engine.Listener {
-	var ls []engine.Listener
-	for _, a := range cfg.C2S.Listen {
-		ls = append(ls, engine.Listener{Name: "c2s", Addr: a})
-	}
-	for _, a := range cfg.C2S.TLSListen {
-		ls = append(ls, engine.Listener{Name: "c2s-tls", Addr: a, DirectTLS: true})
-	}
-	for _, a := range cfg.Web.Listen {
-		ls = append(ls, engine.Listener{Name: "web", Addr: a, WebSocket: true})
-	}
-	for _, a := range cfg.Web.TLSListen {
-		ls = append(ls, engine.Listener{Name: "web-tls", Addr: a, WebSocket: true, DirectTLS: true})
-	}
+	ls := clientListeners(cfg)
 	if cfg.S2S.Enabled {
 		// Inbound federation; the core dials out to other servers itself.
 		for _, a := range cfg.S2S.Listen {

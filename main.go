@@ -371,7 +371,9 @@ func moduleConfig(cfg *config.Config) func(id string, v any) error {
 	}
 }
 
-func (s *server) engineConfig(cfg *config.Config) engine.Config {
+// clientListeners are the [c2s] and [web] listeners, the same on an all-in-one server, a
+// core and an edge.
+func clientListeners(cfg *config.Config) []engine.Listener {
 	var ls []engine.Listener
 	for _, a := range cfg.C2S.Listen {
 		ls = append(ls, engine.Listener{Name: "c2s", Addr: a})
@@ -385,6 +387,11 @@ func (s *server) engineConfig(cfg *config.Config) engine.Config {
 	for _, a := range cfg.Web.TLSListen {
 		ls = append(ls, engine.Listener{Name: "web-tls", Addr: a, WebSocket: true, DirectTLS: true})
 	}
+	return ls
+}
+
+func (s *server) engineConfig(cfg *config.Config) engine.Config {
+	ls := clientListeners(cfg)
 	var comps []engine.Component
 	for _, c := range cfg.Component.Allow {
 		comps = append(comps, engine.Component{Domain: c.Domain, Secret: c.Secret})

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
@@ -14,29 +13,6 @@ import (
 	"testing"
 	"time"
 )
-
-// startLogged runs the binary with cfg and returns its log lines (JSON).
-func startLogged(t *testing.T, vireo, cfg string) (*exec.Cmd, <-chan string) {
-	t.Helper()
-	cmd := exec.Command(vireo, "-config", cfg, "-log-format", "json", "-log-level", "info")
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	lines := make(chan string, 1000)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			select {
-			case lines <- sc.Text():
-			default:
-			}
-		}
-		close(lines)
-	}()
-	return cmd, lines
-}
 
 // TestIntegrationSplitProcesses runs the split deployment as an operator would: a core
 // process with only a link listener, an edge process with the client listeners, both

@@ -91,23 +91,7 @@ func TestIntegrationFirstStart(t *testing.T) {
 		t.Fatalf("offline adduser: %v\n%s", err, out)
 	}
 
-	cmd := exec.Command(vireo, "-config", cfgPath, "-log-format", "json")
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	lines := make(chan string, 100)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			select {
-			case lines <- sc.Text():
-			default:
-			}
-		}
-		close(lines)
-	}()
+	cmd, lines := startLogged(t, vireo, cfgPath)
 	if seen := waitFor(t, lines, "vireo is serving"); !strings.Contains(seen, "chmod -R go-rwx "+dataDir) {
 		t.Fatalf("no warning about the world-readable data_dir:\n%s", seen)
 	}
@@ -196,6 +180,29 @@ func TestIntegrationFirstStart(t *testing.T) {
 	if n < 5 {
 		t.Fatalf("only %d paths under %s", n, dataDir)
 	}
+}
+
+// startLogged runs the binary with cfg and returns its log lines (JSON).
+func startLogged(t *testing.T, vireo, cfg string) (*exec.Cmd, <-chan string) {
+	t.Helper()
+	cmd := exec.Command(vireo, "-config", cfg, "-log-format", "json", "-log-level", "info")
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	lines := make(chan string, 1000)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			default:
+			}
+		}
+		close(lines)
+	}()
+	return cmd, lines
 }
 
 // waitFor reads log lines until one contains substr and returns the lines read.

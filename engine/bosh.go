@@ -176,12 +176,7 @@ type boshSession struct {
 	pauseUntil atomic.Int64 // unix nanoseconds; 0 unless paused
 	closed     atomic.Bool
 
-	tasks struct {
-		sync.Mutex
-		q       []gnet.AsyncCallback
-		running bool
-		dead    bool // onClose has run: Wake fails like on a closed socket
-	}
+	tasks taskQueue // dead once onClose is queued: Wake fails like on a closed socket
 
 	out struct {
 		sync.Mutex
@@ -221,43 +216,10 @@ func (s *boshSession) OutboundBuffered() int {
 // Wake implements netConn: cb runs on a goroutine of the session's, holding mu, in the
 // order of the calls. Safe for concurrent use; it fails once the session's conn is closed.
 func (s *boshSession) Wake(cb gnet.AsyncCallback) error {
-	s.tasks.Lock()
-	if s.tasks.dead {
-		s.tasks.Unlock()
+	if !s.tasks.add(cb) {
 		return errBOSHClosed
 	}
-	s.enqueueLocked(cb)
-	s.tasks.Unlock()
 	return nil
-}
-
-func (s *boshSession) enqueueLocked(cb gnet.AsyncCallback) {
-	s.tasks.q = append(s.tasks.q, cb)
-	if !s.tasks.running {
-		s.tasks.running = true
-		go s.runTasks()
-	}
-}
-
-func (s *boshSession) runTasks() {
-	for {
-		s.tasks.Lock()
-		q := s.tasks.q
-		s.tasks.q = nil
-		if len(q) == 0 {
-			s.tasks.running = false
-			s.tasks.Unlock()
-			return
-		}
-		s.tasks.Unlock()
-		s.mu.Lock()
-		for _, cb := range q {
-			if cb != nil {
-				cb(nil, nil)
-			}
-		}
-		s.mu.Unlock()
-	}
 }
 
 // AsyncWrite implements netConn: it translates what the stream kind writes for BOSH
@@ -334,15 +296,12 @@ func (s *boshSession) Close() error {
 	s.out.terminate = true
 	s.flushLocked()
 	s.out.Unlock()
-	s.tasks.Lock()
-	s.tasks.dead = true
-	s.enqueueLocked(func(gnet.Conn, error) error {
+	s.tasks.last(func(gnet.Conn, error) error {
 		c := s.c
 		c.l.conns.remove(c)
 		c.onClose(nil)
 		return nil
 	})
-	s.tasks.Unlock()
 	return nil
 }
 
@@ -524,6 +483,7 @@ func (hc *conn) boshCreate(r httpReq, b boshBody, origin string) {
 	wait := min(time.Duration(b.wait)*time.Second, cfg.Web.BOSHWait)
 	s := &boshSession{sid: streamID(), srv: srv, remote: hc.clientAddr(r), origin: origin, wait: wait,
 		hold: min(b.hold, boshHold), to: append([]byte(nil), b.to...), lang: append([]byte(nil), b.lang...)}
+	s.tasks.hold = &s.mu
 	c := newConn(hc.l, s)
 	s.c = c
 	if hc.secureRequest(r) {

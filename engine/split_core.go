@@ -333,12 +333,7 @@ type edgeChan struct {
 	// buffer and hold bound a socket's, since the link's reader never waits.
 	queued atomic.Int64
 
-	tasks struct {
-		sync.Mutex
-		q       []gnet.AsyncCallback
-		running bool
-		dead    bool
-	}
+	tasks  taskQueue
 	drains struct {
 		sync.Mutex
 		seq uint32
@@ -363,40 +358,10 @@ func (ch *edgeChan) OutboundBuffered() int { return 0 }
 // Wake implements netConn: cb runs on the channel's goroutine after the callbacks queued
 // before it. Safe for concurrent use; it fails once the channel is closed.
 func (ch *edgeChan) Wake(cb gnet.AsyncCallback) error {
-	ch.tasks.Lock()
-	defer ch.tasks.Unlock()
-	if ch.tasks.dead {
+	if !ch.tasks.add(cb) {
 		return errChanClosed
 	}
-	ch.enqueueLocked(cb)
 	return nil
-}
-
-func (ch *edgeChan) enqueueLocked(cb gnet.AsyncCallback) {
-	ch.tasks.q = append(ch.tasks.q, cb)
-	if !ch.tasks.running {
-		ch.tasks.running = true
-		go ch.run()
-	}
-}
-
-func (ch *edgeChan) run() {
-	for {
-		ch.tasks.Lock()
-		q := ch.tasks.q
-		ch.tasks.q = nil
-		if len(q) == 0 {
-			ch.tasks.running = false
-			ch.tasks.Unlock()
-			return
-		}
-		ch.tasks.Unlock()
-		for _, cb := range q {
-			if cb != nil {
-				cb(nil, nil)
-			}
-		}
-	}
 }
 
 // input queues bytes of the client's stream for its conn.
@@ -474,15 +439,12 @@ func (ch *edgeChan) gone(flushed bool) {
 
 func (ch *edgeChan) end() {
 	ch.c.closing.Store(true)
-	ch.tasks.Lock()
-	ch.tasks.dead = true
-	ch.enqueueLocked(func(gnet.Conn, error) error {
+	ch.tasks.last(func(gnet.Conn, error) error {
 		c := ch.c
 		c.l.conns.remove(c)
 		c.onClose(nil)
 		return nil
 	})
-	ch.tasks.Unlock()
 	ch.drains.Lock()
 	m := ch.drains.m
 	ch.drains.m = nil
