@@ -35,13 +35,7 @@ func TestSplitRelay(t *testing.T) {
 	edge := vireotest.StartEdge(t, core, linkSecret)
 
 	// alice: direct TLS.
-	a := edge.DialTLS(t)
-	a.Send(core.Header())
-	a.Expect("</stream:features>")
-	a.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGFsaWNlAHB3LWFsaWNl</auth>")
-	a.Expect("<success")
-	a.Send(core.Header())
-	a.Expect("</stream:features>")
+	a := edge.AuthPlain(t, "alice", "pw-alice")
 	a.Send("<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>r</resource></bind></iq>")
 	a.Expect("alice@localhost/r")
 
@@ -146,17 +140,7 @@ func TestSplitEdgeLost(t *testing.T) {
 	core.AddUser(t, "bob", "pw-bob")
 	edge := vireotest.StartEdge(t, core, linkSecret)
 
-	login := func(e *vireotest.Edge) *vireotest.RawConn {
-		r := e.DialTLS(t)
-		r.Send(core.Header())
-		r.Expect("</stream:features>")
-		r.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGFsaWNlAHB3LWFsaWNl</auth>")
-		r.Expect("<success")
-		r.Send(core.Header())
-		r.Expect("</stream:features>")
-		return r
-	}
-	a := login(edge)
+	a := edge.AuthPlain(t, "alice", "pw-alice")
 	a.Send("<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>phone</resource></bind></iq>")
 	a.Expect("</iq>")
 	a.Send("<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
@@ -181,7 +165,7 @@ func TestSplitEdgeLost(t *testing.T) {
 	b.Never("<error") // queued for the detached session, not bounced
 
 	edge2 := vireotest.StartEdge(t, core, linkSecret)
-	a2 := login(edge2)
+	a2 := edge2.AuthPlain(t, "alice", "pw-alice")
 	a2.Send("<resume xmlns='urn:xmpp:sm:3' h='1' previd='" + id + "'/>")
 	a2.Expect("<resumed")
 	got := a2.Expect("during 4</body>")

@@ -2,6 +2,7 @@ package vireotest
 
 import (
 	"context"
+	"encoding/base64"
 	"crypto/tls"
 	"net"
 	"testing"
@@ -80,4 +81,19 @@ func (e *Edge) DialTLS(t testing.TB) *RawConn {
 func (e *Edge) Dial(t testing.TB) *RawConn {
 	t.Helper()
 	return DialAddr(t, e.C2SAddr())
+}
+
+// AuthPlain logs in over direct TLS to the edge with SASL PLAIN and restarts the stream;
+// it returns the raw connection after the post-authentication features (before bind).
+func (e *Edge) AuthPlain(t testing.TB, user, pass string) *RawConn {
+	t.Helper()
+	r := e.DialTLS(t)
+	r.Send(e.core.Header())
+	r.Expect("</stream:features>")
+	r.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>" +
+		base64.StdEncoding.EncodeToString([]byte("\x00"+user+"\x00"+pass)) + "</auth>")
+	r.Expect("<success")
+	r.Send(e.core.Header())
+	r.Expect("</stream:features>")
+	return r
 }
