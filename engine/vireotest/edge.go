@@ -2,8 +2,8 @@ package vireotest
 
 import (
 	"context"
-	"encoding/base64"
 	"crypto/tls"
+	"encoding/base64"
 	"net"
 	"testing"
 	"time"
