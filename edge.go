@@ -6,10 +6,12 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"runtime"
 	"syscall"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -58,8 +60,21 @@ func runEdge(cfg *config.Config, path string, log zerolog.Logger) int {
 		log.Error().Err(err).Msg("edge: start failed")
 		return 1
 	}
+	if a := cfg.Edge.MetricsListen; a != "" {
+		ln, err := net.Listen("tcp", a)
+		if err != nil {
+			log.Error().Err(err).Msg("edge: metrics listener")
+			eng.Shutdown(context.Background())
+			return 1
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", eng.MetricsHandler())
+		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go hs.Serve(ln)
+		defer hs.Close()
+	}
 	log.Info().Str("core", e.Core).Strs("c2s", cfg.C2S.Listen).Strs("c2s_tls", cfg.C2S.TLSListen).
-		Strs("web", cfg.Web.Listen).Strs("web_tls", cfg.Web.TLSListen).Strs("s2s", s2sListen(cfg)).Msg("vireo edge is serving")
+		Strs("web", cfg.Web.Listen).Strs("web_tls", cfg.Web.TLSListen).Strs("s2s", s2sListen(cfg)).Str("metrics", cfg.Edge.MetricsListen).Msg("vireo edge is serving")
 	sig := make(chan os.Signal, 4)
 	signal.Notify(sig, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
 	for v := range sig {

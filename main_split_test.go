@@ -5,6 +5,8 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,7 +26,7 @@ func TestIntegrationSplitProcesses(t *testing.T) {
 	}
 	vireo, ctl := buildBinaries(t)
 	dir := t.TempDir()
-	linkPort, c2sTLS := freePort(t), freePort(t)
+	linkPort, c2sTLS, metricsPort := freePort(t), freePort(t), freePort(t)
 	coreCfg, edgeCfg := filepath.Join(dir, "core.toml"), filepath.Join(dir, "edge.toml")
 	cert := filepath.Join(dir, "core", "cert.pem")
 	os.WriteFile(coreCfg, []byte(fmt.Sprintf(`domains = ["localhost"]
@@ -59,12 +61,13 @@ tls_listen = []
 core = "127.0.0.1:%d"
 secret = "a secret for the link, long enough"
 name = "edge-a"
+metrics_listen = "127.0.0.1:%d"
 ca_file = %q
 server_name = "localhost"
 [tls]
 cert = %q
 key = %q
-`, filepath.Join(dir, "edge", "data"), c2sTLS, linkPort, cert, cert, filepath.Join(dir, "core", "key.pem"))), 0o600)
+`, filepath.Join(dir, "edge", "data"), c2sTLS, linkPort, metricsPort, cert, cert, filepath.Join(dir, "core", "key.pem"))), 0o600)
 
 	core, coreLog := startLogged(t, vireo, coreCfg)
 	waitFor(t, coreLog, "vireo is serving")
@@ -103,6 +106,17 @@ key = %q
 	fmt.Fprint(c, "<message to='alice@localhost/r' id='m1'><body>round trip</body></message>")
 	if got := readUntil(t, c, "round trip"); !strings.Contains(got, "round trip") {
 		t.Fatalf("message through the edge: %q", got)
+	}
+
+	// The edge's own metrics: its connection and its link.
+	res, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if !strings.Contains(string(body), "\nvireo_edge_link_up 1\n") || !strings.Contains(string(body), "\nvireo_connections_open 1\n") {
+		t.Fatalf("edge metrics:\n%s", body)
 	}
 
 	// The core stops: its clients are told, through the edge, and the edge waits for it.

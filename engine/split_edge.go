@@ -5,12 +5,14 @@ import (
 	"encoding/binary"
 	"errors"
 	"net"
+	"net/http"
 	"sync"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
 
 	"github.com/vireo-im/vireo/engine/link"
+	"github.com/vireo-im/vireo/engine/metrics"
 	"github.com/vireo-im/vireo/engine/tlsconn"
 )
 
@@ -78,6 +80,7 @@ func NewEdge(cfg Config, e Edge) (*Server, error) {
 		}
 		s.ls = append(s.ls, &listener{srv: s, cfg: l, kind: c2s{}})
 	}
+	s.metrics = metrics.NewRegistry(s.edgeCounters)
 	s.edge = &edgeLink{srv: s, cfg: e, stop: make(chan struct{}), done: make(chan struct{}), tried: make(chan struct{}),
 		ids: map[*conn]uint32{}, conns: map[uint32]*conn{}}
 	return s, nil
@@ -301,4 +304,36 @@ func (e *edgeLink) frame(f link.Frame) error {
 		return errors.New("link: frame not expected from the core")
 	}
 	return nil
+}
+
+// edgeCounters snapshots an edge's counters for a metrics scrape.
+func (s *Server) edgeCounters() metrics.Counters {
+	e := s.Stats()
+	m := metrics.Counters{Edge: true, ConnsOpen: e.Open, TLS: e.TLS, Refused: e.Refused, AcceptErrors: e.AcceptErrors,
+		TLSHandshakes: [2]int64{s.counts.tls[0].Load(), s.counts.tls[1].Load()}, RefusedBy: make(map[string]int64, nRefused)}
+	for i, r := range refusedReasons {
+		m.RefusedBy[r] = s.counts.refused[i].Load()
+	}
+	s.edge.mu.Lock()
+	lc := s.edge.lc
+	s.edge.mu.Unlock()
+	if lc != nil && lc.Err() == nil {
+		m.LinkUp, m.LinkQueued = true, int64(lc.Queued())
+	}
+	return m
+}
+
+// MetricsHandler serves the server's Prometheus metrics over HTTP: an edge has no web
+// listener of its own to serve them on (its web listeners relay to the core), so its
+// process serves this on a listener of the operator's choosing.
+func (s *Server) MetricsHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctype, body, err := metrics.Render(s.metrics, r.Header.Get("Accept"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", ctype)
+		w.Write(body)
+	})
 }

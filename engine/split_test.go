@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"strings"
 	"sync"
@@ -343,5 +344,37 @@ func TestSplitLinkHandshakeBound(t *testing.T) {
 			t.Fatal("the edge did not link after the idle connections went")
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestSplitEdgeMetrics: an edge reports its connections and its link, and nothing of
+// sessions, which are the core's.
+func TestSplitEdgeMetrics(t *testing.T) {
+	core := vireotest.Start(t, vireotest.Options{LinkSecret: linkSecret, AllowPlain: true})
+	core.AddUser(t, "alice", "pw-alice")
+	edge := vireotest.StartEdge(t, core, linkSecret)
+	edge.AuthPlain(t, "alice", "pw-alice")
+	scrape := func() string {
+		rec := httptest.NewRecorder()
+		edge.Engine.MetricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		return rec.Body.String()
+	}
+	got := scrape()
+	for _, want := range []string{"\nvireo_edge_link_up 1\n", "\nvireo_connections_open 1\n", "\nvireo_tls_connections 1\n",
+		"vireo_tls_handshakes_total{result=\"ok\"} 1\n"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("no %q in the edge's metrics:\n%s", strings.TrimSpace(want), got)
+		}
+	}
+	if strings.Contains(got, "vireo_sessions_online") {
+		t.Errorf("the edge reports sessions:\n%s", got)
+	}
+	core.Stop()
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(scrape(), "\nvireo_edge_link_up 0\n") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the link is still reported up after the core stopped:\n%s", scrape())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

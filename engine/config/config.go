@@ -146,6 +146,9 @@ type Edge struct {
 	TLS        *bool  `toml:"tls"`
 	CAFile     string `toml:"ca_file"`
 	ServerName string `toml:"server_name"`
+	// MetricsListen, when set, serves the edge's Prometheus metrics at /metrics on this
+	// address (its web listeners relay to the core, whose metrics they would show).
+	MetricsListen string `toml:"metrics_listen"`
 }
 
 // UseTLS reports whether the link to the core speaks TLS.

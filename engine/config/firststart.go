@@ -200,6 +200,7 @@ secret = ""
 # tls = true
 # ca_file = ""                 # CA the core's certificate is checked against; default the system roots
 # server_name = ""             # name in the core's certificate; default the host in core
+# metrics_listen = "127.0.0.1:9102"  # the edge's own /metrics (Prometheus); none by default
 
 [tls]
 # PEM certificate chain and key. Empty: a self-signed certificate under data/certs/.

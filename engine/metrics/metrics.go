@@ -64,6 +64,12 @@ type Counters struct {
 	// a link listener).
 	Links                   bool
 	EdgeLinks, EdgeChannels int64
+	// Edge is set by an edge process: it reports its connections, TLS and refusals, its
+	// link to the core (LinkUp, LinkQueued) and nothing of sessions, routing or storage,
+	// which live in the core.
+	Edge       bool
+	LinkUp     bool
+	LinkQueued int64
 }
 
 // Login is the count of authentications with one mechanism.
@@ -100,6 +106,8 @@ var (
 	descArchiveWrites = prometheus.NewDesc("vireo_store_archive_writes_total", "Writes to the message archive (XEP-0313 MAM).", nil, nil)
 	descEdgeLinks     = prometheus.NewDesc("vireo_edge_links", "Edges linked to this core (split deployment).", nil, nil)
 	descEdgeChannels  = prometheus.NewDesc("vireo_edge_channels", "Client connections relayed by the linked edges.", nil, nil)
+	descLinkUp        = prometheus.NewDesc("vireo_edge_link_up", "1 while this edge is linked to its core.", nil, nil)
+	descLinkQueued    = prometheus.NewDesc("vireo_edge_link_queued_bytes", "Bytes waiting to be written to the core.", nil, nil)
 )
 
 // collector reads a Counters snapshot once per scrape.
@@ -112,7 +120,7 @@ func (collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descConnsOpen, descEstablished, descOnline, descDetached, descTLS,
 		descLogins, descRefused, descAcceptErrs, descRouted, descDropped, descQueued, descShards,
 		descLoginsMech, descTLSHs, descRefusedBy, descTimeouts, descStanzas, descRoutingLat, descStoreCommit,
-		descOfflineWrites, descArchiveWrites, descEdgeLinks, descEdgeChannels} {
+		descOfflineWrites, descArchiveWrites, descEdgeLinks, descEdgeChannels, descLinkUp, descLinkQueued} {
 		ch <- d
 	}
 }
@@ -127,14 +135,28 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
 	}
 	g(descConnsOpen, s.ConnsOpen)
+	g(descTLS, s.TLS)
+	n(descRefused, s.Refused)
+	n(descAcceptErrs, s.AcceptErrors)
+	n(descTLSHs, s.TLSHandshakes[0], "ok")
+	n(descTLSHs, s.TLSHandshakes[1], "failed")
+	for r, v := range s.RefusedBy {
+		n(descRefusedBy, v, r)
+	}
+	if s.Edge {
+		up := int64(0)
+		if s.LinkUp {
+			up = 1
+		}
+		g(descLinkUp, up)
+		g(descLinkQueued, s.LinkQueued)
+		return
+	}
 	g(descEstablished, s.Established)
 	g(descOnline, s.Online)
 	g(descDetached, s.Detached)
-	g(descTLS, s.TLS)
 	n(descLogins, s.AuthOK, "ok")
 	n(descLogins, s.AuthFail, "failed")
-	n(descRefused, s.Refused)
-	n(descAcceptErrs, s.AcceptErrors)
 	n(descRouted, s.Routed)
 	n(descDropped, s.Dropped)
 	g(descQueued, s.Queued)
@@ -142,11 +164,6 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	for _, l := range s.Logins {
 		n(descLoginsMech, l.OK, l.Mechanism, "ok")
 		n(descLoginsMech, l.Failed, l.Mechanism, "failed")
-	}
-	n(descTLSHs, s.TLSHandshakes[0], "ok")
-	n(descTLSHs, s.TLSHandshakes[1], "failed")
-	for r, v := range s.RefusedBy {
-		n(descRefusedBy, v, r)
 	}
 	for k, v := range s.TimeoutsBy {
 		n(descTimeouts, v, k)

@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -103,6 +104,7 @@ type Server struct {
 	CertPEM []byte
 	KeyPEM  []byte
 	domain  string
+	stopped sync.Once
 	pool    *x509.CertPool
 	tlsCfg  *tls.Config
 }
@@ -247,11 +249,13 @@ func moduleConfig(user func(id string, v any) error) func(id string, v any) erro
 
 // Stop shuts everything down; Start registers it with t.Cleanup.
 func (s *Server) Stop() {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	s.Engine.Shutdown(ctx)
-	s.Router.Close()
-	s.Store.Close()
+	s.stopped.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s.Engine.Shutdown(ctx)
+		s.Router.Close()
+		s.Store.Close()
+	})
 }
 
 // Domain is the served domain.
