@@ -522,6 +522,10 @@ func (s *server) Reload() error {
 		strings.Join(next.S2S.DirectTLSListen, ",") != strings.Join(s.cfg.S2S.DirectTLSListen, ",") {
 		s.log.Warn().Msg("turning s2s on or off, or changing its listeners, needs a restart")
 	}
+	if strings.Join(next.Link.Listen, ",") != strings.Join(s.cfg.Link.Listen, ",") || next.Link.Secret != s.cfg.Link.Secret ||
+		next.Link.UseTLS() != s.cfg.Link.UseTLS() {
+		s.log.Warn().Msg("[link] changes need a restart; linked edges keep their links")
+	}
 	if next.TLS.ACME != s.cfg.TLS.ACME || next.TLS.ACMEDirectory != s.cfg.TLS.ACMEDirectory {
 		s.log.Warn().Msg("turning acme on or off, or changing its directory, needs a restart")
 	}

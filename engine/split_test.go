@@ -378,3 +378,18 @@ func TestSplitEdgeMetrics(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestSplitOversized: the core's stanza limit holds for a client behind an edge; the
+// stream ends with policy-violation and the edge closes the socket.
+func TestSplitOversized(t *testing.T) {
+	core := vireotest.Start(t, vireotest.Options{LinkSecret: linkSecret, AllowPlain: true, MaxStanza: 64 << 10})
+	core.AddUser(t, "alice", "pw-alice")
+	edge := vireotest.StartEdge(t, core, linkSecret)
+	a := edge.AuthPlain(t, "alice", "pw-alice")
+	a.Send("<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>")
+	a.Expect("</iq>")
+	a.Send("<message to='alice@localhost'><body>" + strings.Repeat("x", 200<<10) + "</body></message>")
+	if got := a.ExpectClosed(); !strings.Contains(got, "policy-violation") {
+		t.Fatalf("oversized stanza through the edge: %q", got)
+	}
+}

@@ -104,8 +104,14 @@ func (v *vireo) Goroutines() (int64, error) { return v.metric("go_goroutines") }
 
 func (v *vireo) metric(name string) (int64, error) {
 	addr, _ := v.WebSocket(false)
+	return Metric("http://"+addr+"/metrics", name)
+}
+
+// Metric reads the unlabelled metric name from a Prometheus endpoint (a server that is
+// already running: xmppbench -metrics-url).
+func Metric(url, name string) (int64, error) {
 	cl := http.Client{Timeout: 10 * time.Second}
-	resp, err := cl.Get("http://" + addr + "/metrics")
+	resp, err := cl.Get(url)
 	if err != nil {
 		return 0, err
 	}

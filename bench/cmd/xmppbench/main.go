@@ -44,6 +44,7 @@ func main() {
 		prefix   = flag.String("prefix", "user", "account name prefix (accounts prefix1..prefixN)")
 		password = flag.String("password", "password", "account password")
 		pid      = flag.Int("pid", 0, "server PID for /proc sampling")
+		metricsU = flag.String("metrics-url", "", "the server's Prometheus endpoint (Vireo: http://<web listener>/metrics), for the live heap and goroutines in the soak's samples")
 		alsoPIDs = flag.String("also-pids", "", "more PIDs of the same server, comma-separated (a split deployment's edge): memory and CPU are summed over all")
 		scen     = flag.String("scenario", "idle", "idle, login, fast, msg, search, presence, resume, muc, mam, pep or soak")
 		contacts = flag.Int("contacts", 20, "presence: roster size per user")
@@ -182,6 +183,7 @@ func main() {
 		}
 	}
 	t := scenario.Target{Name: *addr, Prefix: *prefix, Password: *password, PID: *pid, Also: also, SourceIPs: *srcIPs, Log: os.Stderr,
+		LiveHeap: metricFunc(*metricsU, "go_gc_heap_live_bytes"), Goroutines: metricFunc(*metricsU, "go_goroutines"),
 		Cfg: loadgen.Config{Addr: *addr, Domain: *domain, Mode: parseMode(*mode), Mechanism: *mech, WSPath: *wsPath, ClassicKeyExchange: *classic}}
 	var res any
 	var err error
@@ -241,6 +243,14 @@ func main() {
 	}
 	b, _ := json.MarshalIndent(res, "", "  ")
 	fmt.Println(string(b))
+}
+
+// metricFunc reads name from the Prometheus endpoint url; nil without one.
+func metricFunc(url, name string) func() (int64, error) {
+	if url == "" {
+		return nil
+	}
+	return func() (int64, error) { return peers.Metric(url, name) }
 }
 
 func parseMode(s string) loadgen.Mode {
