@@ -221,4 +221,23 @@ func TestExportImportOps(t *testing.T) {
 	if it, err := c.st.Rosters().Item("alice@example.org", "bob@example.org"); err != nil || it.Sub != store.SubBoth {
 		t.Fatalf("alice's roster after import: %+v %v", it, err)
 	}
+
+	// FILE.zst is written compressed and read back.
+	zfile := filepath.Join(root, "export.xml.zst")
+	if r := Do(b, Request{Op: "export", Path: zfile}); r.Error != "" || r.Count != 2 {
+		t.Fatalf("export .zst: %+v", r)
+	}
+	raw, _ := os.ReadFile(file)
+	z, _ := os.ReadFile(zfile)
+	if !bytes.HasPrefix(z, []byte{0x28, 0xb5, 0x2f, 0xfd}) || len(z) >= len(raw) {
+		t.Fatalf("export.xml.zst: %d bytes against %d uncompressed, starts %x", len(z), len(raw), z[:4])
+	}
+	d := openBackend(t, filepath.Join(root, "d"))
+	defer d.st.Close()
+	if r := Do(d, Request{Op: "import", Path: zfile}); r.Error != "" || r.Count != 2 {
+		t.Fatalf("import .zst: %+v", r)
+	}
+	if it, err := d.st.Rosters().Item("alice@example.org", "bob@example.org"); err != nil || it.Sub != store.SubBoth {
+		t.Fatalf("alice's roster after a compressed import: %+v %v", it, err)
+	}
 }

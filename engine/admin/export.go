@@ -3,9 +3,12 @@ package admin
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/vireo-im/vireo/modules/module"
 	"github.com/vireo-im/vireo/store"
@@ -30,7 +33,8 @@ func sections() []pie.Section {
 // XEP-0227 file at path (absolute; it must not exist; mode 0600, since it holds the SCRAM
 // keys), its credentials written for the server of flavour f (pie.Standard, or ejabberd's
 // import_piefxis). The file appears only once it is complete. It returns the number of
-// accounts.
+// accounts. A path ending in ".zst" is written compressed with Zstandard (RFC 8878), which
+// Import reads back: an archive's XML shrinks several times.
 func Export(b Backend, path string, f pie.Flavour) (int, error) {
 	if !filepath.IsAbs(path) {
 		return 0, fmt.Errorf("export: %q is not an absolute path", path)
@@ -43,7 +47,22 @@ func Export(b Backend, path string, f pie.Flavour) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("export: %w", err)
 	}
-	err = pie.ExportFor(out, b.Store(), f, sections()...)
+	var w io.Writer = out
+	var zw *zstd.Encoder
+	if strings.HasSuffix(path, ".zst") {
+		if zw, err = zstd.NewWriter(out); err != nil {
+			out.Close()
+			os.Remove(tmp)
+			return 0, fmt.Errorf("export: %w", err)
+		}
+		w = zw
+	}
+	err = pie.ExportFor(w, b.Store(), f, sections()...)
+	if zw != nil {
+		if cerr := zw.Close(); err == nil {
+			err = cerr
+		}
+	}
 	if err == nil {
 		err = out.Sync()
 	}

@@ -45,6 +45,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
+
 	"github.com/vireo-im/vireo/store"
 	"github.com/vireo-im/vireo/store/creds"
 	"github.com/vireo-im/vireo/xmlstream"
@@ -380,8 +382,26 @@ func readDoc(path string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pie: %w", err)
 	}
+	if bytes.HasPrefix(doc, zstdMagic) {
+		// Compressed (vireoctl export FILE.zst): the bound applies to what it expands to.
+		d, err := zstd.NewReader(bytes.NewReader(doc), zstd.WithDecoderMaxMemory(MaxDocument), zstd.WithDecoderConcurrency(1))
+		if err != nil {
+			return nil, fmt.Errorf("pie: %s: %w", path, err)
+		}
+		defer d.Close()
+		doc, err = io.ReadAll(io.LimitReader(d, MaxDocument+1))
+		if err != nil {
+			return nil, fmt.Errorf("pie: %s: %w", path, err)
+		}
+		if len(doc) > MaxDocument {
+			return nil, fmt.Errorf("pie: %s expands to more than %d bytes", path, MaxDocument)
+		}
+	}
 	return doc, nil
 }
+
+// zstdMagic opens every Zstandard frame (RFC 8878 §3.1.1).
+var zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
 
 // parse decodes doc. With includes, the hrefs of XIncludes in <server-data/> are
 // returned rather than refused; with hostRoot, doc may be a lone <host/>.
