@@ -127,19 +127,30 @@ func needSlixmpp(t *testing.T) {
 // slixCmd is the command that runs testdata/script as slix@localhost/py against srv's
 // STARTTLS listener, trusting srv's certificate.
 func slixCmd(t *testing.T, ctx context.Context, srv *vireotest.Server, script string) *exec.Cmd {
+	return slixCmdAt(t, ctx, srv, srv.C2SAddr(), script)
+}
+
+// slixCmdAt is slixCmd against addr (an edge's listener) instead of srv's own.
+func slixCmdAt(t *testing.T, ctx context.Context, srv *vireotest.Server, addr, script string) *exec.Cmd {
 	t.Helper()
 	ca := filepath.Join(t.TempDir(), "ca.pem")
 	os.WriteFile(ca, srv.CertPEM, 0o600)
-	host, port, _ := net.SplitHostPort(srv.C2SAddr())
+	host, port, _ := net.SplitHostPort(addr)
 	return exec.CommandContext(ctx, "/usr/bin/python3", "testdata/"+script, "slix@localhost/py", "py secret", host, port, ca)
 }
 
 // runSlix runs script to the end and checks that its output has every line of want.
 func runSlix(t *testing.T, srv *vireotest.Server, script string, want ...string) {
 	t.Helper()
+	runSlixAt(t, srv, srv.C2SAddr(), script, want...)
+}
+
+// runSlixAt is runSlix against addr.
+func runSlixAt(t *testing.T, srv *vireotest.Server, addr, script string, want ...string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	out, err := slixCmd(t, ctx, srv, script).CombinedOutput()
+	out, err := slixCmdAt(t, ctx, srv, addr, script).CombinedOutput()
 	s := string(out)
 	if err != nil {
 		t.Fatalf("slixmpp: %v\n%s", err, s)

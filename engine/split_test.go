@@ -393,3 +393,13 @@ func TestSplitOversized(t *testing.T) {
 		t.Fatalf("oversized stanza through the edge: %q", got)
 	}
 }
+
+// TestIntegrationSlixmppSMEdge: Debian's slixmpp logs in through an edge over STARTTLS,
+// enables stream management, loses its TCP connection and resumes through the edge.
+func TestIntegrationSlixmppSMEdge(t *testing.T) {
+	needSlixmpp(t)
+	core := vireotest.Start(t, vireotest.Options{LinkSecret: linkSecret})
+	core.AddUser(t, "slix", "py secret")
+	edge := vireotest.StartEdge(t, core, linkSecret)
+	runSlixAt(t, core, edge.C2SAddr(), "slixmpp_sm.py", "ENABLED True", "RESUMED", "ECHO")
+}
