@@ -178,8 +178,9 @@ func (e *edgeLink) open(c *conn) bool {
 		info.Remote = a.String()
 	}
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.lc == nil {
+	lc := e.lc
+	if lc == nil {
+		e.mu.Unlock()
 		return false
 	}
 	// Ids wrap after 2^32 connections: one still in use (or 0) is skipped.
@@ -190,7 +191,10 @@ func (e *edgeLink) open(c *conn) bool {
 	id := e.next
 	e.ids[c] = id
 	e.conns[id] = c
-	return e.lc.Send(link.Open, id, info.Append(nil))
+	e.mu.Unlock()
+	// Sent outside the lock: the send may write to the link itself. The loop that runs
+	// this connection sends its Data only after this returns, so Open comes first.
+	return lc.Send(link.Open, id, info.Append(nil))
 }
 
 // send sends a frame of c's channel.

@@ -3,6 +3,7 @@ package link
 import (
 	"bytes"
 	"errors"
+	"io"
 	"net"
 	"testing"
 	"time"
@@ -230,5 +231,45 @@ func TestConnConcurrentSends(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatalf("read %v of %d per channel", next, each)
+	}
+}
+
+// BenchmarkParse is the reader's cost per frame.
+func BenchmarkParse(b *testing.B) {
+	frame := Append(nil, Data, 7, bytes.Repeat([]byte("x"), 200))
+	b.ReportAllocs()
+	b.SetBytes(int64(len(frame)))
+	for b.Loop() {
+		if _, _, err := Parse(frame); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkSend is a sender's cost per 200-byte Data frame, written through a socket pair
+// whose other end discards.
+func BenchmarkSend(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		s, err := ln.Accept()
+		if err == nil {
+			io.Copy(io.Discard, s)
+		}
+	}()
+	nc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := NewConn(nc)
+	defer c.Close(nil)
+	p := bytes.Repeat([]byte("x"), 200)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(p) + HeaderLen))
+	for b.Loop() {
+		c.Send(Data, 1, p)
 	}
 }
