@@ -45,6 +45,7 @@ const (
 	fSASL2      // the SASL exchange in progress is XEP-0388's: answers in its namespace
 	fGone       // the socket is closed (onClose ran)
 	fFlushed    // nothing was waiting to be written when the socket closed
+	fTLSUp      // an edge told the core of this connection's finished TLS handshake
 )
 
 // netConn is what conn needs of its transport. gnet.Conn satisfies it; so does a BOSH
@@ -160,6 +161,13 @@ func (c *conn) onTraffic() {
 			c.closeNow()
 		}
 		return
+	}
+	if e := c.srv().edge; e != nil && !c.has(fTLSUp) {
+		// Here, on the loop, before any plaintext goes to the core: the core must know
+		// the channel binding before it offers mechanisms (a client that sees no -PLUS
+		// says it could have bound, and the core, then knowing it could, must refuse).
+		c.set(fTLSUp)
+		e.tlsUp(c, t)
 	}
 	if err := t.Process(data, c.recvTLS); err != nil {
 		c.closeNow() // close_notify, a broken record, or an alert
@@ -391,9 +399,6 @@ func (c *conn) startTLS() {
 			c.srv().tlsFailLog.log(c.srv(), ip, err)
 		} else {
 			c.srv().counts.tls[0].Add(1)
-			if e := c.srv().edge; e != nil {
-				e.tlsUp(c, c.tls.Load()) // before any plaintext of the stream
-			}
 		}
 		gc.Wake(nil) // back on the loop: read what arrived during the handshake, or close
 	})

@@ -403,3 +403,26 @@ func TestIntegrationSlixmppSMEdge(t *testing.T) {
 	edge := vireotest.StartEdge(t, core, linkSecret)
 	runSlixAt(t, core, edge.C2SAddr(), "slixmpp_sm.py", "ENABLED True", "RESUMED", "ECHO")
 }
+
+// TestSplitBindingBeforeFeatures: the first features a client gets over TLS at an edge
+// already offer channel binding, however fast it sends its stream header after the
+// handshake. Were the header to reach the core before the edge's TLSUp, the core would
+// offer SCRAM without -PLUS, and refuse the client that then says it could have bound
+// (slixmpp did, once, under load).
+func TestSplitBindingBeforeFeatures(t *testing.T) {
+	core := vireotest.Start(t, vireotest.Options{LinkSecret: linkSecret})
+	edge := vireotest.StartEdge(t, core, linkSecret)
+	cfg := core.ClientTLS()
+	for i := range 50 {
+		c, err := tls.Dial("tcp", edge.TLSAddr(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(c, core.Header())
+		r := vireotest.NewRawConn(t, c)
+		if f := r.Expect("</stream:features>"); !strings.Contains(f, "SCRAM-SHA-256-PLUS") {
+			t.Fatalf("connection %d: features without channel binding: %q", i, f)
+		}
+		c.Close()
+	}
+}
