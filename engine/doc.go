@@ -41,6 +41,18 @@
 // one); one the peer ends hands its unsent queue to a new one. Locks: s2sOut.mu (peers,
 // back-off, the registry of inbound streams) before outPeer.mu, never the reverse.
 //
+// # Split deployment
+//
+// The same engine runs as either end of DESIGN.md's split deployment. On an edge (NewEdge,
+// split_edge.go) every listener relays: a connection's plaintext, after the TLS the edge
+// terminates, goes over a link (engine/link) to the core, and nothing is parsed. On the
+// core (Config.Link, split_core.go) each channel of a link is a conn whose transport is
+// an edgeChan, with the pseudo-listeners edge-c2s, edge-web and edge-s2s for its kind,
+// timeouts and registry, as a BOSH session has been a transport without a socket. The
+// core's conn code runs on the channel's task queue (tasks.go) instead of a loop. STARTTLS,
+// channel binding (TLSUp), "written" for the offline module (Drain), and closes cross the
+// link as frames; everything else is the ordinary conn code.
+//
 // # Stream management
 //
 // XEP-0198 (sm.go) is the engine's own part of the protocol because it counts every stanza
