@@ -29,6 +29,9 @@ func runEdge(cfg *config.Config, path string, log zerolog.Logger) int {
 		log.Error().Err(err).Msg("edge: bad [edge] settings")
 		return 1
 	}
+	if e.TLS == nil {
+		log.Warn().Str("core", e.Core).Msg("the link to the core is not encrypted (edge.tls = false): clients' streams cross it in clear")
+	}
 	if created, err := config.EnsureCert(cfg.TLS.Cert, cfg.TLS.Key, cfg.Domains); err != nil {
 		log.Error().Err(err).Msg("edge: certificate")
 		return 1

@@ -244,6 +244,9 @@ func start(cfg *config.Config, log zerolog.Logger) (*server, error) {
 			return nil, err
 		}
 	}
+	if len(cfg.Link.Listen) > 0 && !cfg.Link.UseTLS() {
+		log.Warn().Strs("link", cfg.Link.Listen).Msg("edge links are not encrypted (link.tls = false): clients' streams cross them in clear")
+	}
 	if len(cfg.Link.Listen) > 0 || cfg.S2S.Enabled {
 		// Edge links and outbound federation run on Go's own network poller: they need
 		// processors the event loops do not hold (splitProcs).
