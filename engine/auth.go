@@ -43,14 +43,14 @@ type authState struct {
 // that see -PLUS offered pick it anyway and then send no binding (StanzaJS 12), so offering
 // it there would only break logins.
 func (c *conn) cbTypes() []string {
+	if c.ws != nil {
+		return nil
+	}
 	if ch, ok := c.gc.(*edgeChan); ok {
-		if c.ws != nil {
-			return nil
-		}
-		return ch.cbTypes()
+		return ch.cbTypes() // the edge ran the TLS
 	}
 	t := c.tls.Load()
-	if t == nil || !t.HandshakeComplete() || c.ws != nil {
+	if t == nil || !t.HandshakeComplete() {
 		return nil
 	}
 	if _, ok := t.Exporter(); ok {
@@ -68,11 +68,14 @@ func (c *conn) mechanisms() []string {
 
 // channelBinding returns the binding data of typ for this connection.
 func (c *conn) channelBinding(typ string) ([]byte, bool) {
-	if ch, ok := c.gc.(*edgeChan); ok && c.ws == nil {
+	if c.ws != nil {
+		return nil, false
+	}
+	if ch, ok := c.gc.(*edgeChan); ok {
 		return ch.binding(typ)
 	}
 	t := c.tls.Load()
-	if t == nil || !t.HandshakeComplete() || c.ws != nil {
+	if t == nil || !t.HandshakeComplete() {
 		return nil, false
 	}
 	switch typ {

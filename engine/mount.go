@@ -67,7 +67,7 @@ func (c *conn) serveMount(h http.Handler, r httpReq, body []byte) {
 	if t := c.tls.Load(); t != nil {
 		// What handlers look at (Secure cookies, scheme); the keys are none of theirs.
 		req.TLS = &tls.ConnectionState{HandshakeComplete: true, ServerName: t.ServerName()}
-	} else if r.fwd.proto == "https" || c.has(fTLS) && c.isEdge() {
+	} else if r.fwd.proto == "https" || c.has(fTLS) { // TLS that an edge ran, or a proxy's word
 		req.TLS = &tls.ConnectionState{HandshakeComplete: true, ServerName: req.Host}
 	}
 	c.ws.bosh.Store(true)

@@ -512,12 +512,6 @@ func (c *conn) peerCerts() []*x509.Certificate {
 	return nil
 }
 
-// isEdge reports whether c's client is connected to an edge.
-func (c *conn) isEdge() bool {
-	_, ok := c.gc.(*edgeChan)
-	return ok
-}
-
 // cbTypes and binding answer conn's channel-binding questions for a client whose TLS the
 // edge terminated.
 func (ch *edgeChan) cbTypes() []string {

@@ -26,14 +26,22 @@ import (
 
 var linkSecret = []byte("a link secret of more than 16 bytes")
 
+// splitPair starts a core with o and a link listener, and an edge linked to it. Accounts
+// added to the core after it returns are usable through the edge.
+func splitPair(t *testing.T, o vireotest.Options) (*vireotest.Server, *vireotest.Edge) {
+	t.Helper()
+	o.LinkSecret = linkSecret
+	core := vireotest.Start(t, o)
+	return core, vireotest.StartEdge(t, core, linkSecret)
+}
+
 // TestSplitRelay runs the split deployment: clients connect to an edge, which relays
 // their streams over a TLS link to the core. Direct TLS and STARTTLS both end at the
 // edge; the core authenticates, binds and routes.
 func TestSplitRelay(t *testing.T) {
-	core := vireotest.Start(t, vireotest.Options{LinkSecret: linkSecret, AllowPlain: true})
+	core, edge := splitPair(t, vireotest.Options{AllowPlain: true})
 	core.AddUser(t, "alice", "pw-alice")
 	core.AddUser(t, "bob", "pw-bob")
-	edge := vireotest.StartEdge(t, core, linkSecret)
 
 	// alice: direct TLS.
 	a := edge.AuthPlain(t, "alice", "pw-alice")
@@ -89,10 +97,9 @@ func TestSplitRelay(t *testing.T) {
 // channel binding to the TLS the edge terminated (STARTTLS and direct TLS), and has them
 // chat.
 func TestSplitMellium(t *testing.T) {
-	core := vireotest.Start(t, vireotest.Options{LinkSecret: linkSecret})
+	core, edge := splitPair(t, vireotest.Options{})
 	core.AddUser(t, "alice", "alice secret")
 	core.AddUser(t, "bob", "bob secret")
-	edge := vireotest.StartEdge(t, core, linkSecret)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -136,10 +143,9 @@ func TestSplitMellium(t *testing.T) {
 // if their sockets had dropped. A client with stream management resumes through another
 // edge and gets every message sent meanwhile, once.
 func TestSplitEdgeLost(t *testing.T) {
-	core := vireotest.Start(t, vireotest.Options{LinkSecret: linkSecret, AllowPlain: true})
+	core, edge := splitPair(t, vireotest.Options{AllowPlain: true})
 	core.AddUser(t, "alice", "pw-alice")
 	core.AddUser(t, "bob", "pw-bob")
-	edge := vireotest.StartEdge(t, core, linkSecret)
 
 	a := edge.AuthPlain(t, "alice", "pw-alice")
 	a.Send("<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>phone</resource></bind></iq>")
@@ -350,9 +356,8 @@ func TestSplitLinkHandshakeBound(t *testing.T) {
 // TestSplitEdgeMetrics: an edge reports its connections and its link, and nothing of
 // sessions, which are the core's.
 func TestSplitEdgeMetrics(t *testing.T) {
-	core := vireotest.Start(t, vireotest.Options{LinkSecret: linkSecret, AllowPlain: true})
+	core, edge := splitPair(t, vireotest.Options{AllowPlain: true})
 	core.AddUser(t, "alice", "pw-alice")
-	edge := vireotest.StartEdge(t, core, linkSecret)
 	edge.AuthPlain(t, "alice", "pw-alice")
 	scrape := func() string {
 		rec := httptest.NewRecorder()
@@ -382,9 +387,8 @@ func TestSplitEdgeMetrics(t *testing.T) {
 // TestSplitOversized: the core's stanza limit holds for a client behind an edge; the
 // stream ends with policy-violation and the edge closes the socket.
 func TestSplitOversized(t *testing.T) {
-	core := vireotest.Start(t, vireotest.Options{LinkSecret: linkSecret, AllowPlain: true, MaxStanza: 64 << 10})
+	core, edge := splitPair(t, vireotest.Options{AllowPlain: true, MaxStanza: 64 << 10})
 	core.AddUser(t, "alice", "pw-alice")
-	edge := vireotest.StartEdge(t, core, linkSecret)
 	a := edge.AuthPlain(t, "alice", "pw-alice")
 	a.Send("<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>")
 	a.Expect("</iq>")
@@ -398,9 +402,8 @@ func TestSplitOversized(t *testing.T) {
 // enables stream management, loses its TCP connection and resumes through the edge.
 func TestIntegrationSlixmppSMEdge(t *testing.T) {
 	needSlixmpp(t)
-	core := vireotest.Start(t, vireotest.Options{LinkSecret: linkSecret})
+	core, edge := splitPair(t, vireotest.Options{})
 	core.AddUser(t, "slix", "py secret")
-	edge := vireotest.StartEdge(t, core, linkSecret)
 	runSlixAt(t, core, edge.C2SAddr(), "slixmpp_sm.py", "ENABLED True", "RESUMED", "ECHO")
 }
 
@@ -410,8 +413,7 @@ func TestIntegrationSlixmppSMEdge(t *testing.T) {
 // offer SCRAM without -PLUS, and refuse the client that then says it could have bound
 // (slixmpp did, once, under load).
 func TestSplitBindingBeforeFeatures(t *testing.T) {
-	core := vireotest.Start(t, vireotest.Options{LinkSecret: linkSecret})
-	edge := vireotest.StartEdge(t, core, linkSecret)
+	core, edge := splitPair(t, vireotest.Options{})
 	cfg := core.ClientTLS()
 	for i := range 50 {
 		c, err := tls.Dial("tcp", edge.TLSAddr(), cfg)

@@ -161,7 +161,9 @@ func (c *conn) announce(r httpReq, public, plain, secure, path string) string {
 		return public
 	}
 	scheme := plain
-	if c.tls.Load() != nil || c.has(fTLS) && c.isEdge() || r.fwd.proto == "https" {
+	// fTLS: TLS on this hop, run here or at an edge (an HTTP connection sets it no other
+	// way; a proxy's word is r.fwd).
+	if c.has(fTLS) || r.fwd.proto == "https" {
 		scheme = secure
 	}
 	return scheme + c.requestHost(r) + path
