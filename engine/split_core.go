@@ -543,7 +543,7 @@ func (ch *edgeChan) binding(typ string) ([]byte, bool) {
 	return nil, false
 }
 
-// shutdownLinks sends system-shutdown to every edge channel's stream.
+// closeStreams sends system-shutdown to every edge channel's stream.
 func (ls *linkServer) closeStreams() {
 	for _, l := range ls.listeners() {
 		for _, c := range l.snapshot() {
