@@ -428,7 +428,7 @@ func (s *server) engineConfig(cfg *config.Config) engine.Config {
 	lim.MaxStanza = cfg.C2S.MaxStanza
 	var lk engine.Link
 	if len(cfg.Link.Listen) > 0 {
-		lk = engine.Link{Listen: cfg.Link.Listen, Secret: []byte(cfg.Link.Secret)}
+		lk = engine.Link{Listen: cfg.Link.Listen, Secret: []byte(cfg.Link.Secret), S2S: cfg.Link.FederateThroughEdges}
 		if cfg.Link.UseTLS() {
 			lk.TLS = s.certs.TLSConfig().Clone()
 			lk.TLS.NextProtos = nil

@@ -402,6 +402,51 @@ func TestFederationProsodyExternal(t *testing.T) {
 	}
 }
 
+// TestFederationProsodyThroughEdge: Vireo as a split deployment federates with a real
+// Prosody through its edge both ways. Prosody's stream comes in at the edge; Vireo's
+// outbound stream is opened by the edge (link.federate_through_edges) with TLS from the
+// core to Prosody through it. Both servers trust the test CA, so each authenticates to
+// the other with SASL EXTERNAL: the certificates cross the edge in both directions.
+func TestFederationProsodyThroughEdge(t *testing.T) {
+	needProsody(t)
+	pki := newTestPKI(t)
+	certPEM, keyPEM := pki.issue(t, "vireo.test")
+	cas := x509.NewCertPool()
+	cas.AppendCertsFromPEM(pki.caPEM)
+	logs := new(syncBuffer)
+	log := zerolog.New(logs).Level(zerolog.DebugLevel)
+	v := vireotest.Start(t, vireotest.Options{Domain: "vireo.test", AllowPlain: true, S2S: true, S2SCAs: cas,
+		S2SSetupTimeout: 3 * time.Second, CertPEM: certPEM, KeyPEM: keyPEM, Logger: &log, LinkSecret: linkSecret, LinkS2S: true})
+	t.Cleanup(func() {
+		if t.Failed() || os.Getenv("VIREO_TEST_LOGS") != "" {
+			t.Logf("vireo log:\n%s", tail([]byte(logs.String()), 20000))
+		}
+	})
+	edge := vireotest.StartEdge(t, v, linkSecret)
+	p := startProsody(t, prosodyOptions{domain: "prosody.test", ip: loopbackIP(), pki: pki, trustCA: true,
+		hosts: map[string]string{"vireo.test": edge.S2SAddr()}})
+	p.register("bob", "bob secret")
+	v.Engine.SetS2SHosts(map[string]string{"prosody.test": p.s2s})
+	v.AddUser(t, "alice", "alice secret")
+	alice := v.LoginPlain(t, "alice", "alice secret", "phone")
+	bob := p.login("bob", "bob secret", "pc")
+	converse(t, alice, bob, "alice@vireo.test/phone", "bob@prosody.test/pc")
+
+	conns := waitS2S(t, v, 5*time.Second, "both streams listed", func(c []engine.S2SConn) bool {
+		_, in := findS2S(c, "prosody.test", "in")
+		_, out := findS2S(c, "prosody.test", "out")
+		return in && out
+	})
+	out, _ := findS2S(conns, "prosody.test", "out")
+	in, _ := findS2S(conns, "prosody.test", "in")
+	if out.Via != t.Name() || out.Auth != "external" || !out.CertValid {
+		t.Fatalf("Vireo's stream to Prosody: %+v, want SASL EXTERNAL through edge %q", out, t.Name())
+	}
+	if in.Auth != "external" {
+		t.Fatalf("Prosody's stream through the edge: %+v, want SASL EXTERNAL", in)
+	}
+}
+
 // TestFederationProsodyDirectTLS: Vireo and Prosody reach each other only at their XEP-0368
 // direct TLS ports (Prosody asks its xmpps-server service first), with dialback, and
 // both of Vireo's streams are listed as direct TLS.

@@ -173,9 +173,20 @@ func (o *s2sOut) dial(ctx context.Context, local, remote string) (nc net.Conn, d
 		return nil, false, err
 	}
 	d := net.Dialer{KeepAliveConfig: peerKeepAlive(o.srv.config())}
+	// A core that federates through its edges (Link.S2S) has them open the connection.
+	ls := o.srv.links
+	if ls != nil && !o.srv.config().Link.S2S {
+		ls = nil
+	}
 	var errs []error
 	for _, t := range targets {
-		nc, err := d.DialContext(ctx, "tcp", t.addr)
+		var nc net.Conn
+		var err error
+		if ls != nil {
+			nc, err = ls.connect(ctx, t.addr)
+		} else {
+			nc, err = d.DialContext(ctx, "tcp", t.addr)
+		}
 		if err == nil && t.directTLS {
 			var tc net.Conn
 			if tc, err = o.handshake(ctx, nc, local, remote, true); err != nil {

@@ -297,12 +297,13 @@ func (o *s2sOut) close() {
 type S2SConn struct {
 	Local     string        `json:"local"`
 	Remote    string        `json:"remote"`
-	Direction string        `json:"direction"`  // "in" or "out"
-	Auth      string        `json:"auth"`       // "dialback" or "external"
-	TLS       string        `json:"tls"`        // "1.3", "1.2"; "" without TLS
-	CertValid bool          `json:"cert_valid"` // out: the peer's certificate is valid for Remote
-	DirectTLS bool          `json:"direct_tls"` // TLS from the first byte (XEP-0368), not STARTTLS
-	Idle      time.Duration `json:"idle"`       // since the stream last carried something
+	Direction string        `json:"direction"`     // "in" or "out"
+	Auth      string        `json:"auth"`          // "dialback" or "external"
+	TLS       string        `json:"tls"`           // "1.3", "1.2"; "" without TLS
+	CertValid bool          `json:"cert_valid"`    // out: the peer's certificate is valid for Remote
+	DirectTLS bool          `json:"direct_tls"`    // TLS from the first byte (XEP-0368), not STARTTLS
+	Via       string        `json:"via,omitempty"` // out: the edge that holds the socket (Link.S2S)
+	Idle      time.Duration `json:"idle"`          // since the stream last carried something
 }
 
 // S2SConns lists the authenticated inbound and established outbound server-to-server
@@ -329,7 +330,7 @@ func (s *Server) S2SConns() []S2SConn {
 			continue
 		}
 		out = append(out, S2SConn{Local: p.local, Remote: p.remote, Direction: "out", Auth: in.auth,
-			TLS: tlsVersionName(in.tls), CertValid: in.certValid, DirectTLS: in.directTLS, Idle: now.Sub(time.Unix(0, p.last.Load()))})
+			TLS: tlsVersionName(in.tls), CertValid: in.certValid, DirectTLS: in.directTLS, Via: in.via, Idle: now.Sub(time.Unix(0, p.last.Load()))})
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Remote != out[j].Remote {
@@ -449,6 +450,7 @@ func (o *s2sOut) open(local, remote string) (*peerStream, string, []byte, error)
 	// XEP-0368 §3: the same certificate checks as after STARTTLS, and no STARTTLS inside.
 	cs := ps.nc.(*tls.Conn).ConnectionState()
 	ps.tls, ps.certValid, ps.directTLS = cs.Version, peerCertValid(cs.PeerCertificates, remote, cfg.CAs), direct
+	ps.via = viaEdge(ps.nc)
 	if !ps.certValid && cfg.policy(remote).requireCerts {
 		ps.close()
 		return nil, "", nil, errS2SCert
@@ -576,6 +578,7 @@ type peerInfo struct {
 	tls       uint16
 	certValid bool
 	directTLS bool
+	via       string
 }
 
 func (p *outPeer) info() peerInfo {
@@ -713,7 +716,7 @@ func (p *outPeer) run() {
 		Msg("s2s outbound stream authenticated")
 	p.touch()
 	p.mu.Lock()
-	p.mu.peerInfo = peerInfo{up: true, auth: auth, tls: ps.tls, certValid: ps.certValid, directTLS: ps.directTLS}
+	p.mu.peerInfo = peerInfo{up: true, auth: auth, tls: ps.tls, certValid: ps.certValid, directTLS: ps.directTLS, via: ps.via}
 	p.mu.Unlock()
 	idle := p.o.srv.config().S2S.IdleTimeout
 	timer := time.NewTimer(idle)
@@ -969,6 +972,7 @@ type peerStream struct {
 	tls       uint16 // negotiated TLS version
 	certValid bool   // the peer's certificate is valid for its domain (peerCertValid)
 	directTLS bool   // TLS from the first byte (XEP-0368), not after STARTTLS
+	via       string // the edge that holds the socket, or ""
 	lim       *xmlstream.Limits
 	st        xmlstream.State
 	sc        *xmlstream.Scanner

@@ -32,6 +32,9 @@ type Link struct {
 	Secret []byte
 	// TLS, when set, is what the link listener speaks (the server's certificate).
 	TLS *tls.Config
+	// S2S sends outbound federation through the edges: they open the TCP connections
+	// (split_out.go), so this core needs no route to the internet.
+	S2S bool
 }
 
 // linkServer accepts edges' links and serves their channels.
@@ -45,6 +48,9 @@ type linkServer struct {
 
 	mu    sync.Mutex
 	links map[*coreLink]struct{}
+	// joined is closed, and replaced, when an edge links: outbound connections wait on it
+	// while no edge is linked.
+	joined chan struct{}
 	// pending counts handshakes in progress: a link listener reachable by something that
 	// is not an edge must not collect descriptors and goroutines without end.
 	pending atomic.Int32
@@ -58,7 +64,7 @@ type linkServer struct {
 const maxLinkHandshakes = 32
 
 func newLinkServer(s *Server) *linkServer {
-	return &linkServer{srv: s, links: map[*coreLink]struct{}{},
+	return &linkServer{srv: s, links: map[*coreLink]struct{}{}, joined: make(chan struct{}),
 		c2s: &listener{srv: s, cfg: Listener{Name: "edge-c2s"}, kind: c2s{}},
 		web: &listener{srv: s, cfg: Listener{Name: "edge-web", WebSocket: true}, kind: c2s{}},
 		s2s: &listener{srv: s, cfg: Listener{Name: "edge-s2s", Kind: KindS2S}, kind: &s2sIn{srv: s}}}
@@ -118,11 +124,14 @@ func (ls *linkServer) accept(ln net.Listener, cfg Link) {
 				nc.Close()
 				return
 			}
-			lk := &coreLink{srv: ls.srv, ls: ls, name: name, lc: link.NewConn(nc), chans: map[uint32]*edgeChan{}}
+			lk := &coreLink{srv: ls.srv, ls: ls, name: name, lc: link.NewConn(nc), chans: map[uint32]*edgeChan{},
+				outs: map[uint32]*linkConn{}}
 			ls.mu.Lock()
 			stopping := ls.srv.stopping.Load()
 			if !stopping {
 				ls.links[lk] = struct{}{}
+				close(ls.joined)
+				ls.joined = make(chan struct{})
 			}
 			ls.mu.Unlock()
 			if stopping {
@@ -187,8 +196,10 @@ type coreLink struct {
 	name string
 	lc   *link.Conn
 
-	mu    sync.Mutex
-	chans map[uint32]*edgeChan
+	mu      sync.Mutex
+	chans   map[uint32]*edgeChan
+	outs    map[uint32]*linkConn // connections the edge holds for this core (split_out.go)
+	nextOut uint32
 }
 
 func (lk *coreLink) chanFor(id uint32) *edgeChan {
@@ -208,6 +219,9 @@ func (lk *coreLink) forget(id uint32) *edgeChan {
 // frame handles one frame from the edge, on the link's reading goroutine. An error ends
 // the link: the edge broke the protocol.
 func (lk *coreLink) frame(f link.Frame) error {
+	if f.Chan&link.CoreChan != 0 {
+		return lk.outFrame(f)
+	}
 	switch f.Type {
 	case link.Open:
 		info, err := link.ParseOpen(f.Payload)
@@ -307,12 +321,14 @@ func (lk *coreLink) open(id uint32, info link.OpenInfo) {
 // down ends every channel of a link that is gone: their bytes in flight may be lost.
 func (lk *coreLink) down() {
 	lk.mu.Lock()
-	chans := lk.chans
+	chans, outs := lk.chans, lk.outs
 	lk.chans = map[uint32]*edgeChan{}
+	lk.outs = map[uint32]*linkConn{}
 	lk.mu.Unlock()
 	for _, ch := range chans {
 		ch.gone(false)
 	}
+	lk.downOuts(outs)
 }
 
 // edgeChan is the transport of a conn whose client is connected to an edge. Its conn's

@@ -53,6 +53,7 @@ type edgeLink struct {
 	next  uint32
 	ids   map[*conn]uint32
 	conns map[uint32]*conn
+	outs  map[uint32]*edgeOut // connections held for the core (split_out.go)
 }
 
 // NewEdge prepares an edge server: cfg's listeners (c2s and web kinds), TLS, limits and
@@ -82,7 +83,7 @@ func NewEdge(cfg Config, e Edge) (*Server, error) {
 	}
 	s.metrics = metrics.NewRegistry(s.edgeCounters)
 	s.edge = &edgeLink{srv: s, cfg: e, stop: make(chan struct{}), done: make(chan struct{}), tried: make(chan struct{}),
-		ids: map[*conn]uint32{}, conns: map[uint32]*conn{}}
+		ids: map[*conn]uint32{}, conns: map[uint32]*conn{}, outs: map[uint32]*edgeOut{}}
 	return s, nil
 }
 
@@ -153,13 +154,15 @@ func (e *edgeLink) down(lc *link.Conn) {
 	if e.lc == lc {
 		e.lc = nil
 	}
-	conns := e.conns
+	conns, outs := e.conns, e.outs
 	e.conns = map[uint32]*conn{}
 	e.ids = map[*conn]uint32{}
+	e.outs = map[uint32]*edgeOut{}
 	e.mu.Unlock()
 	for _, c := range conns {
 		c.closeNow()
 	}
+	e.downOuts(outs)
 }
 
 // open gives a new connection its channel; false when the core cannot be reached.
@@ -183,10 +186,11 @@ func (e *edgeLink) open(c *conn) bool {
 		e.mu.Unlock()
 		return false
 	}
-	// Ids wrap after 2^32 connections: one still in use (or 0) is skipped.
-	e.next++
+	// Ids wrap after 2^31 connections, below the core's own (link.CoreChan): one still in
+	// use (or 0) is skipped.
+	e.next = (e.next + 1) &^ link.CoreChan
 	for e.next == 0 || e.conns[e.next] != nil {
-		e.next++
+		e.next = (e.next + 1) &^ link.CoreChan
 	}
 	id := e.next
 	e.ids[c] = id
@@ -256,6 +260,9 @@ func (e *edgeLink) frame(f link.Frame) error {
 	c := e.conns[f.Chan]
 	lc := e.lc
 	e.mu.Unlock()
+	if f.Chan&link.CoreChan != 0 {
+		return e.outFrame(lc, f)
+	}
 	switch f.Type {
 	case link.Data:
 		if c != nil {
@@ -320,6 +327,7 @@ func (s *Server) edgeCounters() metrics.Counters {
 	}
 	s.edge.mu.Lock()
 	lc := s.edge.lc
+	m.CoreConns = int64(len(s.edge.outs))
 	s.edge.mu.Unlock()
 	if lc != nil && lc.Err() == nil {
 		m.LinkUp, m.LinkQueued = true, int64(lc.Queued())

@@ -273,6 +273,75 @@ func TestSplitS2S(t *testing.T) {
 	}
 }
 
+// TestSplitS2SOutbound: a core that federates through its edges (Link.S2S) has an edge
+// open its outbound connection; TLS and dialback run from the core to the peer through
+// it, and the peer's dialback check comes back in through the edge. A peer the edge
+// cannot reach gets the sender an error, and with the edge gone the stream ends and the
+// next edge carries the next one.
+func TestSplitS2SOutbound(t *testing.T) {
+	a := vireotest.Start(t, vireotest.Options{Domain: "a.localhost", AllowPlain: true, S2S: true, S2SSecret: []byte("secret-a")})
+	b := vireotest.Start(t, vireotest.Options{Domain: "b.localhost", AllowPlain: true, S2S: true, LinkSecret: linkSecret, LinkS2S: true,
+		S2SSetupTimeout: 5 * time.Second})
+	vireotest.Federate(a, b)
+	edge := vireotest.StartEdge(t, b, linkSecret)
+	a.Engine.SetS2SHosts(map[string]string{"b.localhost": edge.S2SAddr()})
+	a.AddUser(t, "alice", "secret")
+	b.AddUser(t, "bob", "secret")
+	alice := a.LoginPlain(t, "alice", "secret", "phone")
+	bob := b.LoginPlain(t, "bob", "secret", "pc")
+
+	bob.Send("<message to='alice@a.localhost/phone' id='m1' type='chat'><body>out through the edge</body></message>")
+	if got := alice.Expect("</message>"); !strings.Contains(got, "out through the edge") || !strings.Contains(got, "from='bob@b.localhost/pc'") {
+		t.Fatalf("alice got %q", got)
+	}
+	out := waitS2S(t, b, 5*time.Second, "outbound listed", func(c []engine.S2SConn) bool { _, ok := findS2S(c, "a.localhost", "out"); return ok })
+	if c, _ := findS2S(out, "a.localhost", "out"); c.Via != t.Name() || c.TLS != "1.3" || c.Auth != "dialback" {
+		t.Fatalf("b's outbound stream: %+v, want TLS 1.3 and dialback through edge %q", c, t.Name())
+	}
+	alice.Send("<message to='bob@b.localhost/pc' id='m2' type='chat'><body>and back in</body></message>")
+	bob.Expect("and back in")
+	rec := httptest.NewRecorder()
+	edge.Engine.MetricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if m := rec.Body.String(); !strings.Contains(m, "\nvireo_edge_core_connections 1\n") {
+		t.Fatalf("the edge does not count the connection it holds for the core:\n%s", m)
+	}
+
+	// A peer the edge cannot reach: the sender gets an error, not silence.
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadAddr := dead.Addr().String()
+	dead.Close()
+	b.Engine.SetS2SHosts(map[string]string{"a.localhost": a.S2SAddr(), "c.localhost": deadAddr})
+	bob.Send("<message to='carol@c.localhost' id='m3' type='chat'><body>nobody there</body></message>")
+	if got := bob.Expect("</error>"); !strings.Contains(got, "id='m3'") || !strings.Contains(got, "remote-server-not-found") {
+		t.Fatalf("a message to an unreachable peer: %q", got)
+	}
+
+	// The edge goes away: the stream it held ends; a second edge carries the next one.
+	edge.Stop()
+	waitS2S(t, b, 10*time.Second, "outbound gone with its edge", func(c []engine.S2SConn) bool { _, ok := findS2S(c, "a.localhost", "out"); return !ok })
+	edge2 := vireotest.StartEdge(t, b, linkSecret)
+	a.Engine.SetS2SHosts(map[string]string{"b.localhost": edge2.S2SAddr()})
+	bob.Send("<message to='alice@a.localhost/phone' id='m4' type='chat'><body>through the second edge</body></message>")
+	alice.Expect("through the second edge")
+}
+
+// TestSplitS2SOutboundNoEdge: a core that federates through its edges and has none
+// linked waits for one for the stream's setup time, then bounces the message.
+func TestSplitS2SOutboundNoEdge(t *testing.T) {
+	b := vireotest.Start(t, vireotest.Options{Domain: "b.localhost", AllowPlain: true, S2S: true, LinkSecret: linkSecret, LinkS2S: true,
+		S2SSetupTimeout: time.Second})
+	b.Engine.SetS2SHosts(map[string]string{"a.localhost": "127.0.0.1:1"})
+	b.AddUser(t, "bob", "secret")
+	bob := b.LoginPlain(t, "bob", "secret", "pc")
+	bob.Send("<message to='alice@a.localhost' id='m1' type='chat'><body>no edge</body></message>")
+	if got := bob.Expect("</error>"); !strings.Contains(got, "id='m1'") || !strings.Contains(got, "type='error'") {
+		t.Fatalf("a message with no edge to leave by: %q", got)
+	}
+}
+
 // TestSplitS2SExternal: the certificate a remote server presents to the edge reaches the
 // core, which lets it authenticate with SASL EXTERNAL (XEP-0178).
 func TestSplitS2SExternal(t *testing.T) {

@@ -129,6 +129,10 @@ type Link struct {
 	Secret string   `toml:"secret"`
 	// TLS runs the link over TLS with this server's certificate (default true).
 	TLS *bool `toml:"tls"`
+	// FederateThroughEdges has the linked edges open this core's outbound federation
+	// connections, so that the core needs no route to the internet. TLS runs from the
+	// core to the peer through the edge.
+	FederateThroughEdges bool `toml:"federate_through_edges"`
 }
 
 // UseTLS reports whether the link speaks TLS.
@@ -549,6 +553,9 @@ func (c *Config) normalize() error {
 	}
 	if len(c.Link.Listen) > 0 && len(c.Link.Secret) < MinLinkSecret {
 		return fmt.Errorf("link.secret must be at least %d characters", MinLinkSecret)
+	}
+	if c.Link.FederateThroughEdges && len(c.Link.Listen) == 0 {
+		return errors.New("link.federate_through_edges needs link.listen: edges link to this core there")
 	}
 	if c.Edge.Core != "" {
 		if len(c.Link.Listen) > 0 {

@@ -91,6 +91,7 @@ func TestParseErrors(t *testing.T) {
 		{"s2s dialback", "domains = [\"a.org\"]\n[s2s.domains.\"b.org\"]\ndialback = \"maybe\"", "dialback"},
 		{"s2s domain twice", "domains = [\"a.org\"]\n[s2s.domains.\"b.org\"]\n[s2s.domains.\"B.org\"]", "listed twice"},
 		{"s2s dialback deny without CAs", "domains = [\"a.org\"]\n[s2s.domains.\"b.org\"]\ndialback = \"deny\"", "needs s2s.ca_file"},
+		{"federate through no link", "domains = [\"a.org\"]\n[link]\nfederate_through_edges = true", "link.federate_through_edges"},
 		{"link secret", "domains = [\"a.org\"]\n[link]\nlisten = [\"10.0.0.1:5290\"]\nsecret = \"short\"", "link.secret"},
 		{"edge secret", "domains = [\"a.org\"]\n[edge]\ncore = \"10.0.0.1:5290\"", "edge.secret"},
 		{"edge core", "domains = [\"a.org\"]\n[edge]\ncore = \"no-port\"\nsecret = \"0123456789abcdef\"", "edge.core"},

@@ -187,12 +187,14 @@ secret = ""
 # every stream over one authenticated link to a core that runs everything else (on a
 # private network). A core lists the addresses edges connect to; an edge has an [edge]
 # table instead, and uses only the [c2s], [web] and [s2s] listeners, limits and [tls] of its
-# file. A core with [link] and [s2s] enabled and no s2s listen takes federation through its
-# edges only.
+# file. A core with [link] and [s2s] enabled and no s2s listen takes inbound federation
+# through its edges only; with federate_through_edges its outbound streams leave through
+# them too.
 [link]
 # listen = ["10.0.0.2:5290"]   # private addresses only: never the internet
 # secret = "at least 16 characters, the same on every edge"
 # tls = true                   # with this server's certificate
+# federate_through_edges = false  # true: edges open outbound federation too (no internet route needed here)
 # [edge]
 # core = "10.0.0.2:5290"
 # secret = "the core's link secret"

@@ -26,8 +26,8 @@ import (
 	"time"
 )
 
-// Frame types. Edge to core: Open, Data, Closed, TLSUp, Drained. Core to edge: Data,
-// Close, StartTLS, Drain. Either way: Ping, Pong.
+// Frame types. Edge to core: Open, Data, Closed, TLSUp, Drained, Connected. Core to edge:
+// Data, Close, StartTLS, Drain, Connect. Either way: Ping, Pong.
 const (
 	// Open starts channel Chan: kind (1 byte), flags (1), the client's address.
 	Open byte = 1 + iota
@@ -54,7 +54,13 @@ const (
 	Ping
 	// Pong answers Ping.
 	Pong
-	maxType = Pong
+	// Connect asks the edge to open a TCP connection for the core (outbound federation) on a
+	// channel the core numbered (CoreChan set): ConnectInfo. Data, Close and Closed then work
+	// as on a client's channel; the edge relays bytes and never terminates TLS on it.
+	Connect
+	// Connected answers Connect: 1 and the address reached, or 0 and why not.
+	Connected
+	maxType = Connected
 )
 
 // Channel kinds: which of the edge's listeners the client connected to.
@@ -63,6 +69,10 @@ const (
 	KindWeb             // HTTP: WebSocket (RFC 7395) and BOSH
 	KindS2S             // RFC 6120 server-to-server stream, inbound
 )
+
+// CoreChan marks the channels the core opens (Connect): the edge numbers its own below it,
+// so the two never meet.
+const CoreChan = 1 << 31
 
 // Open flags.
 const (
@@ -155,6 +165,62 @@ func ParseOpen(p []byte) (OpenInfo, error) {
 	}
 	return OpenInfo{Kind: p[0], Flags: p[1], Remote: string(p[2:])}, nil
 }
+
+// MaxConnectAddr bounds a Connect frame's address: a host name of 255 bytes and a port.
+const MaxConnectAddr = 262
+
+// ConnectInfo is a Connect frame's payload.
+type ConnectInfo struct {
+	Timeout time.Duration // for the TCP connection, millisecond resolution, at most ~49 days
+	Addr    string        // host:port; the edge resolves a host name itself
+}
+
+// Append encodes d; an Addr longer than MaxConnectAddr is cut.
+func (d ConnectInfo) Append(b []byte) []byte {
+	b = binary.BigEndian.AppendUint32(b, uint32(min(d.Timeout.Milliseconds(), 1<<32-1)))
+	a := d.Addr
+	if len(a) > MaxConnectAddr {
+		a = a[:MaxConnectAddr]
+	}
+	return append(b, a...)
+}
+
+// ParseConnect decodes a Connect frame's payload.
+func ParseConnect(p []byte) (ConnectInfo, error) {
+	if len(p) < 5 || len(p) > 4+MaxConnectAddr {
+		return ConnectInfo{}, errors.New("link: bad dial payload")
+	}
+	return ConnectInfo{Timeout: time.Duration(binary.BigEndian.Uint32(p)) * time.Millisecond, Addr: string(p[4:])}, nil
+}
+
+// AppendConnected encodes a Connected payload: the address reached, or err. Text beyond
+// MaxConnectAddr bytes is cut.
+func AppendConnected(b []byte, addr string, err error) []byte {
+	ok, text := byte(1), addr
+	if err != nil {
+		ok, text = 0, err.Error()
+	}
+	if len(text) > MaxConnectAddr {
+		text = text[:MaxConnectAddr]
+	}
+	return append(append(b, ok), text...)
+}
+
+// ParseConnected decodes a Connected payload: the address reached, or the edge's error.
+func ParseConnected(p []byte) (string, error) {
+	if len(p) < 1 || p[0] > 1 || len(p) > 1+MaxConnectAddr {
+		return "", errors.New("link: bad dialed payload")
+	}
+	if p[0] == 0 {
+		return "", &ConnectError{Text: string(p[1:])}
+	}
+	return string(p[1:]), nil
+}
+
+// ConnectError is an edge's failure to connect for the core.
+type ConnectError struct{ Text string }
+
+func (e *ConnectError) Error() string { return "edge: " + e.Text }
 
 // TLSInfo is a TLSUp frame's payload: the handshake as SASL needs to know it.
 type TLSInfo struct {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 )
@@ -166,6 +167,8 @@ func FuzzParse(f *testing.F) {
 	f.Add(Append(nil, Open, 1, OpenInfo{Remote: "1.2.3.4:5"}.Append(nil)))
 	f.Add(Append(nil, TLSUp, 1, TLSInfo{ServerName: "a", Exporter: []byte{1}}.Append(nil)))
 	f.Add(Append(Append(nil, Data, 2, []byte("<x/>")), Drained, 2, []byte{0, 0, 0, 1, 1}))
+	f.Add(Append(Append(nil, Connect, CoreChan|1, ConnectInfo{Timeout: time.Second, Addr: "a.example:5269"}.Append(nil)),
+		Connected, CoreChan|1, AppendConnected(nil, "192.0.2.1:5269", nil)))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		for len(b) > 0 {
 			fr, n, err := Parse(b)
@@ -180,10 +183,49 @@ func FuzzParse(f *testing.F) {
 				ParseOpen(fr.Payload)
 			case TLSUp:
 				ParseTLS(fr.Payload)
+			case Connect:
+				if d, err := ParseConnect(fr.Payload); err == nil {
+					if e, err := ParseConnect(d.Append(nil)); err != nil || e != d {
+						t.Fatalf("dial %+v does not round-trip: %+v %v", d, e, err)
+					}
+				}
+			case Connected:
+				ParseConnected(fr.Payload)
 			}
 			b = b[n:]
 		}
 	})
+}
+
+// TestConnectPayloads: Connect and Connected payloads round-trip and reject what is malformed.
+func TestConnectPayloads(t *testing.T) {
+	d := ConnectInfo{Timeout: 1500 * time.Millisecond, Addr: "xmpp.example.org:5269"}
+	got, err := ParseConnect(d.Append(nil))
+	if err != nil || got != d {
+		t.Fatalf("dial: %+v %v", got, err)
+	}
+	long := ConnectInfo{Addr: strings.Repeat("a", 300)}
+	if got, err := ParseConnect(long.Append(nil)); err != nil || len(got.Addr) != MaxConnectAddr {
+		t.Fatalf("a long address is cut to the bound: %d %v", len(got.Addr), err)
+	}
+	for name, p := range map[string][]byte{"empty": nil, "no address": {0, 0, 0, 1}, "too long": make([]byte, 5+MaxConnectAddr)} {
+		if _, err := ParseConnect(p); err == nil {
+			t.Errorf("dial %s: accepted", name)
+		}
+	}
+	if a, err := ParseConnected(AppendConnected(nil, "192.0.2.7:5269", nil)); err != nil || a != "192.0.2.7:5269" {
+		t.Fatalf("dialed: %q %v", a, err)
+	}
+	_, err = ParseConnected(AppendConnected(nil, "", errors.New("connection refused")))
+	var de *ConnectError
+	if !errors.As(err, &de) || de.Text != "connection refused" {
+		t.Fatalf("dialed failure: %v", err)
+	}
+	for name, p := range map[string][]byte{"empty": nil, "bad flag": {2}, "too long": make([]byte, 2+MaxConnectAddr)} {
+		if _, err := ParseConnected(p); err == nil || errors.As(err, &de) {
+			t.Errorf("dialed %s: %v", name, err)
+		}
+	}
 }
 
 // TestConnConcurrentSends: frames from many goroutines arrive whole and, per channel, in

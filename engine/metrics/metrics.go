@@ -70,6 +70,8 @@ type Counters struct {
 	Edge       bool
 	LinkUp     bool
 	LinkQueued int64
+	// CoreConns are the connections an edge holds for its core's outbound federation.
+	CoreConns int64
 }
 
 // Login is the count of authentications with one mechanism.
@@ -108,6 +110,7 @@ var (
 	descEdgeChannels  = prometheus.NewDesc("vireo_edge_channels", "Client connections relayed by the linked edges.", nil, nil)
 	descLinkUp        = prometheus.NewDesc("vireo_edge_link_up", "1 while this edge is linked to its core.", nil, nil)
 	descLinkQueued    = prometheus.NewDesc("vireo_edge_link_queued_bytes", "Bytes waiting to be written to the core.", nil, nil)
+	descCoreConns     = prometheus.NewDesc("vireo_edge_core_connections", "Outbound federation connections this edge holds for its core.", nil, nil)
 )
 
 // collector reads a Counters snapshot once per scrape.
@@ -120,7 +123,7 @@ func (collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descConnsOpen, descEstablished, descOnline, descDetached, descTLS,
 		descLogins, descRefused, descAcceptErrs, descRouted, descDropped, descQueued, descShards,
 		descLoginsMech, descTLSHs, descRefusedBy, descTimeouts, descStanzas, descRoutingLat, descStoreCommit,
-		descOfflineWrites, descArchiveWrites, descEdgeLinks, descEdgeChannels, descLinkUp, descLinkQueued} {
+		descOfflineWrites, descArchiveWrites, descEdgeLinks, descEdgeChannels, descLinkUp, descLinkQueued, descCoreConns} {
 		ch <- d
 	}
 }
@@ -150,6 +153,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		g(descLinkUp, up)
 		g(descLinkQueued, s.LinkQueued)
+		g(descCoreConns, s.CoreConns)
 		return
 	}
 	g(descEstablished, s.Established)

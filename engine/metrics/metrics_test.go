@@ -127,7 +127,7 @@ vireo_store_archive_writes_total 8
 		t.Fatalf("%d series, want 31", n)
 	}
 	edge := collector{read: func() Counters {
-		return Counters{Edge: true, LinkUp: true, LinkQueued: 12, ConnsOpen: 3, RefusedBy: map[string]int64{"no_core": 4}}
+		return Counters{Edge: true, LinkUp: true, LinkQueued: 12, CoreConns: 2, ConnsOpen: 3, RefusedBy: map[string]int64{"no_core": 4}}
 	}}
 	if err := testutil.CollectAndCompare(edge, strings.NewReader(`# HELP vireo_edge_link_up 1 while this edge is linked to its core.
 # TYPE vireo_edge_link_up gauge
@@ -135,12 +135,15 @@ vireo_edge_link_up 1
 # HELP vireo_edge_link_queued_bytes Bytes waiting to be written to the core.
 # TYPE vireo_edge_link_queued_bytes gauge
 vireo_edge_link_queued_bytes 12
-`), "vireo_edge_link_up", "vireo_edge_link_queued_bytes"); err != nil {
+# HELP vireo_edge_core_connections Outbound federation connections this edge holds for its core.
+# TYPE vireo_edge_core_connections gauge
+vireo_edge_core_connections 2
+`), "vireo_edge_link_up", "vireo_edge_link_queued_bytes", "vireo_edge_core_connections"); err != nil {
 		t.Fatal(err)
 	}
-	// Connections, TLS and refusals (4 + 2 + 1), link (2); nothing of sessions or routing.
-	if n := testutil.CollectAndCount(edge); n != 9 {
-		t.Fatalf("an edge reports %d series, want 9", n)
+	// Connections, TLS and refusals (4 + 2 + 1), link (3); nothing of sessions or routing.
+	if n := testutil.CollectAndCount(edge); n != 10 {
+		t.Fatalf("an edge reports %d series, want 10", n)
 	}
 	core := collector{read: func() Counters { return Counters{Links: true, EdgeLinks: 2, EdgeChannels: 7} }}
 	if err := testutil.CollectAndCompare(core, strings.NewReader(`# HELP vireo_edge_channels Client connections relayed by the linked edges.

@@ -92,6 +92,8 @@ type Options struct {
 	// LinkSecret opens a TLS link listener ("link") for edges (StartEdge) on a free
 	// loopback port.
 	LinkSecret []byte
+	// LinkS2S sends outbound federation through the linked edges (engine.Link.S2S).
+	LinkS2S bool
 }
 
 // Server is a running test server.
@@ -184,7 +186,7 @@ func Start(t testing.TB, o Options) *Server {
 	}
 	var link engine.Link
 	if o.LinkSecret != nil {
-		link = engine.Link{Listen: []string{"127.0.0.1:0"}, Secret: o.LinkSecret,
+		link = engine.Link{Listen: []string{"127.0.0.1:0"}, Secret: o.LinkSecret, S2S: o.LinkS2S,
 			TLS: &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS13}}
 	}
 	eng, err := engine.New(engine.Config{
