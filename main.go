@@ -750,7 +750,7 @@ func (s *server) S2SConns() []admin.S2SConn {
 	var out []admin.S2SConn
 	for _, c := range s.eng.S2SConns() {
 		out = append(out, admin.S2SConn{Local: c.Local, Remote: c.Remote, Direction: c.Direction, Auth: c.Auth,
-			TLS: c.TLS, CertValid: c.CertValid, DirectTLS: c.DirectTLS, IdleS: c.Idle.Seconds()})
+			TLS: c.TLS, CertValid: c.CertValid, DirectTLS: c.DirectTLS, Via: c.Via, IdleS: c.Idle.Seconds()})
 	}
 	return out
 }

@@ -51,7 +51,10 @@
 // timeouts and registry, as a BOSH session has been a transport without a socket. The
 // core's conn code runs on the channel's task queue (tasks.go) instead of a loop. STARTTLS,
 // channel binding (TLSUp), "written" for the offline module (Drain), and closes cross the
-// link as frames; everything else is the ordinary conn code.
+// link as frames; everything else is the ordinary conn code. With Link.S2S the core's
+// outbound federation dials through an edge too (split_out.go): the edge holds the TCP
+// connection and relays its bytes, and the s2s code gets a net.Conn (linkConn) and runs
+// TLS over it as over a socket.
 //
 // # Stream management
 //

@@ -4,7 +4,10 @@
 //
 // An edge owns sockets and TLS; the core owns XMPP. A channel is one client connection:
 // the edge opens it when a client connects, both sides send the bytes of its stream as
-// plaintext, and either side closes it. The link knows nothing of XMPP.
+// plaintext, and either side closes it. A core that federates through its edges also
+// asks an edge to open a TCP connection for it (Connect): a channel the core numbers,
+// whose bytes the edge relays untouched (TLS runs from the core to the peer). The link
+// knows nothing of XMPP.
 //
 // It does not encrypt: run it over TLS (the edge dials with tls.Dial) when the network
 // between edge and core is not trusted. Authentication binds to that TLS connection when

@@ -232,7 +232,11 @@ func printS2S(w io.Writer, conns []admin.S2SConn) {
 			}
 		}
 		idle := (time.Duration(c.IdleS * float64(time.Second))).Truncate(time.Second)
-		fmt.Fprintf(w, "%-28s %-4s %-28s %-9s %-4s %-8s %-5s %s\n", c.Remote, c.Direction, c.Local, c.Auth, tlsv, mode, cert, idle)
+		via := ""
+		if c.Via != "" {
+			via = " via edge " + c.Via
+		}
+		fmt.Fprintf(w, "%-28s %-4s %-28s %-9s %-4s %-8s %-5s %s%s\n", c.Remote, c.Direction, c.Local, c.Auth, tlsv, mode, cert, idle, via)
 	}
 }
 

@@ -30,8 +30,13 @@ func TestS2SPrint(t *testing.T) {
 		{Local: "a.example", Remote: "b.example", Direction: "out", Auth: "external", TLS: "1.3", CertValid: true, IdleS: 75.4},
 		{Local: "a.example", Remote: "b.example", Direction: "in", Auth: "dialback", TLS: "1.2", IdleS: 3},
 		{Local: "a.example", Remote: "c.example", Direction: "in", Auth: "dialback", TLS: "1.3", DirectTLS: true, IdleS: 1},
+		{Local: "a.example", Remote: "d.example", Direction: "out", Auth: "dialback", TLS: "1.3", Via: "edge-2", IdleS: 2},
 	})
 	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	if !strings.HasSuffix(lines[4], "2s via edge edge-2") {
+		t.Fatalf("a stream through an edge: %q", lines[4])
+	}
+	lines = lines[:4]
 	if len(lines) != 4 || !strings.HasPrefix(lines[0], "REMOTE") {
 		t.Fatalf("table: %q", b.String())
 	}
