@@ -90,6 +90,7 @@ type inStream struct {
 	remote, local, auth string
 	tls                 uint16
 	directTLS           bool
+	via                 string // the edge that relays it, or ""
 }
 
 func newS2SOut(s *Server, cfg S2S) *s2sOut {
@@ -111,6 +112,8 @@ func (o *s2sOut) addIn(c *conn, remote, auth string) {
 	is := inStream{remote: remote, local: c.domainName(), auth: auth, directTLS: c.l.cfg.DirectTLS}
 	if t := c.tls.Load(); t != nil {
 		is.tls = t.Info().Version
+	} else if ch, ok := c.gc.(*edgeChan); ok {
+		is.tls, is.directTLS, is.via = ch.tlsVer, ch.direct, ch.lk.name // the TLS the peer had with the edge
 	}
 	o.mu.Lock()
 	o.mu.in[c] = is
@@ -302,7 +305,7 @@ type S2SConn struct {
 	TLS       string        `json:"tls"`           // "1.3", "1.2"; "" without TLS
 	CertValid bool          `json:"cert_valid"`    // out: the peer's certificate is valid for Remote
 	DirectTLS bool          `json:"direct_tls"`    // TLS from the first byte (XEP-0368), not STARTTLS
-	Via       string        `json:"via,omitempty"` // out: the edge that holds the socket (Link.S2S)
+	Via       string        `json:"via,omitempty"` // the edge that holds the socket (split deployment)
 	Idle      time.Duration `json:"idle"`          // since the stream last carried something
 }
 
@@ -317,7 +320,7 @@ func (s *Server) S2SConns() []S2SConn {
 	for c, is := range o.mu.in {
 		idle := time.Duration(int32(rel-c.lastRx.Load())) * time.Second
 		out = append(out, S2SConn{Local: is.local, Remote: is.remote, Direction: "in", Auth: is.auth,
-			TLS: tlsVersionName(is.tls), CertValid: is.auth == "external", DirectTLS: is.directTLS, Idle: max(idle, 0)})
+			TLS: tlsVersionName(is.tls), CertValid: is.auth == "external", DirectTLS: is.directTLS, Via: is.via, Idle: max(idle, 0)})
 	}
 	peers := make([]*outPeer, 0, len(o.mu.peers))
 	for _, p := range o.mu.peers {

@@ -241,6 +241,7 @@ func (lk *coreLink) frame(f link.Frame) error {
 		if ch := lk.chanFor(f.Chan); ch != nil {
 			ch.Wake(func(gnet.Conn, error) error {
 				ch.tls.Store(&info)
+				ch.tlsVer = info.Version
 				ch.c.set(fTLS)
 				return nil
 			})
@@ -292,7 +293,7 @@ func (lk *coreLink) open(id uint32, info link.OpenInfo) {
 		refuse(refusedPerAddress)
 		return
 	}
-	ch := &edgeChan{lk: lk, id: id, remote: remote}
+	ch := &edgeChan{lk: lk, id: id, remote: remote, direct: info.Flags&link.FlagDirectTLS != 0}
 	c := newConn(l, ch)
 	ch.c = c
 	c.set(fUnauth)
@@ -335,8 +336,12 @@ func (lk *coreLink) down() {
 // code runs on a goroutine of the channel's, one callback at a time, in order, like a
 // gnet connection's runs on its loop.
 type edgeChan struct {
-	lk     *coreLink
-	id     uint32
+	lk *coreLink
+	id uint32
+	// tlsVer and direct describe the client's TLS at the edge for listings (S2SConns);
+	// set on the channel's goroutine. They fill what would be padding after id.
+	tlsVer uint16
+	direct bool
 	c      *conn
 	remote netip.AddrPort // kept as a value: a net.Addr is two more allocations per client
 	// tls is what the edge said of the client's TLS handshake, until authentication.

@@ -271,6 +271,10 @@ func TestSplitS2S(t *testing.T) {
 	if n := b.Engine.Stats().S2SIn; n != 1 {
 		t.Fatalf("b's core counts %d inbound s2s streams, want the one through its edge", n)
 	}
+	in := waitS2S(t, b, 5*time.Second, "inbound listed", func(c []engine.S2SConn) bool { _, ok := findS2S(c, "a.localhost", "in"); return ok })
+	if c, _ := findS2S(in, "a.localhost", "in"); c.TLS == "" || c.DirectTLS || c.Via != t.Name() {
+		t.Fatalf("the inbound stream through the edge is listed as %+v, want the STARTTLS it did at the edge", c)
+	}
 }
 
 // TestSplitS2SOutbound: a core that federates through its edges (Link.S2S) has an edge

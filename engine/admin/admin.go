@@ -68,7 +68,7 @@ type S2SConn struct {
 	TLS       string  `json:"tls"`           // TLS version, "1.3"; "" without TLS
 	CertValid bool    `json:"cert_valid"`    // out: the peer's certificate validated for Remote
 	DirectTLS bool    `json:"direct_tls"`    // TLS from the first byte (XEP-0368), not STARTTLS
-	Via       string  `json:"via,omitempty"` // out: the edge that holds the socket (split deployment)
+	Via       string  `json:"via,omitempty"` // the edge that holds the socket (split deployment)
 	IdleS     float64 `json:"idle_s"`        // seconds since the stream last carried something
 }
 
