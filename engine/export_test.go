@@ -1,5 +1,10 @@
 package engine
 
+import (
+	"context"
+	"net"
+)
+
 // RewriteComponentNS exposes rewriteNS to the external tests.
 var RewriteComponentNS = rewriteNS
 
@@ -20,4 +25,10 @@ func BOSHSessions(s *Server) int {
 	s.bosh.mu.Lock()
 	defer s.bosh.mu.Unlock()
 	return len(s.bosh.m)
+}
+
+// ConnectThroughEdge opens a TCP connection to addr through one of s's linked edges, as
+// outbound federation does with Link.S2S.
+func ConnectThroughEdge(ctx context.Context, s *Server, addr string) (net.Conn, error) {
+	return s.links.connect(ctx, addr)
 }

@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -330,6 +331,98 @@ func TestSplitS2SOutbound(t *testing.T) {
 	a.Engine.SetS2SHosts(map[string]string{"b.localhost": edge2.S2SAddr()})
 	bob.Send("<message to='alice@a.localhost/phone' id='m4' type='chat'><body>through the second edge</body></message>")
 	alice.Expect("through the second edge")
+}
+
+// TestSplitConnectRelay: a connection an edge holds for the core carries bytes both ways
+// intact and in order, across many frames; a peer that stops reading loses its
+// connection at the edge's bound instead of growing the edge's memory, and the core's
+// reader sees the end.
+func TestSplitConnectRelay(t *testing.T) {
+	core, edge := splitPair(t, vireotest.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	echo, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer echo.Close()
+	go func() {
+		for {
+			c, err := echo.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	nc, err := engine.ConnectThroughEdge(ctx, core.Engine, echo.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := make([]byte, 3<<20)
+	for i := range want {
+		want[i] = byte(i*7 + i>>11)
+	}
+	go func() {
+		for p := want; len(p) > 0; p = p[min(len(p), 100_000):] {
+			nc.Write(p[:min(len(p), 100_000)])
+		}
+	}()
+	nc.SetReadDeadline(time.Now().Add(15 * time.Second))
+	got := make([]byte, len(want))
+	if _, err := io.ReadFull(nc, got); err != nil {
+		t.Fatalf("echo through the edge: %v", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("the echo through the edge differs from what was sent")
+	}
+	nc.Close()
+
+	// A peer that accepts and never reads.
+	sink, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	held := make(chan net.Conn, 1)
+	go func() {
+		c, err := sink.Accept()
+		if err == nil {
+			held <- c
+		}
+	}()
+	nc, err = engine.ConnectThroughEdge(ctx, core.Engine, sink.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		select {
+		case c := <-held:
+			c.Close()
+		default:
+		}
+	}()
+	chunk := make([]byte, 64<<10)
+	for range 32 << 20 / len(chunk) {
+		if _, err := nc.Write(chunk); err != nil {
+			break
+		}
+	}
+	nc.SetReadDeadline(time.Now().Add(15 * time.Second))
+	if _, err := nc.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("a peer that does not read: the core's read ends with %v, want EOF from the edge's close", err)
+	}
+	scrape := func() string {
+		rec := httptest.NewRecorder()
+		edge.Engine.MetricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		return rec.Body.String()
+	}
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(scrape(), "\nvireo_edge_core_connections 0\n"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the edge still counts the connection:\n%s", scrape())
+		}
+	}
 }
 
 // TestSplitS2SOutboundNoEdge: a core that federates through its edges and has none

@@ -400,3 +400,25 @@ func TestIsMesh(t *testing.T) {
 		}
 	}
 }
+
+// TestVireoVersionNamesItsBinary: a report names the commit of the binary it ran. One
+// from outside the source tree's bin/ without build information is not credited to the
+// tree's commit (an A/B against an older build once was).
+func TestVireoVersionNamesItsBinary(t *testing.T) {
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := t.TempDir()
+	if err := os.WriteFile(filepath.Join(other, "vireo"), []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	v := &vireo{env: &Env{Bin: other, SourceRoot: root}}
+	if got := v.Version(); !strings.Contains(got, "commit unknown") || !strings.Contains(got, other) {
+		t.Fatalf("a binary from elsewhere is reported as %q", got)
+	}
+	v = &vireo{env: &Env{Bin: filepath.Join(root, "bin"), SourceRoot: root}}
+	if got := v.Version(); strings.Contains(got, "commit unknown") {
+		t.Fatalf("the tree's own binary is reported as %q", got)
+	}
+}

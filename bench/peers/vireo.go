@@ -3,6 +3,7 @@ package peers
 import (
 	"bufio"
 	"bytes"
+	"debug/buildinfo"
 	"fmt"
 	"io"
 	"maps"
@@ -152,6 +153,32 @@ func (v *vireo) Name() string {
 }
 
 func (v *vireo) Version() string {
+	bin := filepath.Join(v.env.Bin, "vireo")
+	// The commit the binary was built from when it says (go build in a clone); else the
+	// source tree's, but only for the binary built there: a binary from elsewhere
+	// (-bin, an A/B against an older build) must not be reported as the tree's commit.
+	if bi, err := buildinfo.ReadFile(bin); err == nil {
+		rev, dirty := "", false
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.modified":
+				dirty = s.Value == "true"
+			}
+		}
+		if len(rev) >= 7 {
+			rev = rev[:7]
+			if dirty {
+				rev += "-dirty"
+			}
+			return "vireo " + rev + " (" + bi.GoVersion + ")"
+		}
+	}
+	abs, _ := filepath.Abs(v.env.Bin)
+	if root, _ := filepath.Abs(v.env.SourceRoot); abs != filepath.Join(root, "bin") {
+		return "vireo (binary from " + v.env.Bin + ", commit unknown)"
+	}
 	out, err := exec.Command("git", "-C", v.env.SourceRoot, "describe", "--always", "--dirty").Output()
 	if err != nil {
 		return "vireo (unknown commit)"
