@@ -361,12 +361,13 @@ type linkConn struct {
 	connected chan struct{} // closed by Connected, or by the failure that came first
 	notify    chan struct{}
 
+	settled sync.Once // closes connected
+
 	mu       sync.Mutex
 	remote   string
 	in       []byte
 	err      error // what Read returns once in is empty: io.EOF, or why it failed
 	closed   bool
-	upDone   bool
 	deadline time.Time
 }
 
@@ -378,12 +379,8 @@ func (c *linkConn) up(remote string, err error) {
 	}
 	c.mu.Lock()
 	c.remote = remote
-	first := !c.upDone
-	c.upDone = true
 	c.mu.Unlock()
-	if first {
-		close(c.connected)
-	}
+	c.settled.Do(func() { close(c.connected) })
 }
 
 func (lk *coreLink) forgetOut(id uint32) {
@@ -398,12 +395,8 @@ func (c *linkConn) fail(err error) {
 	if c.err == nil {
 		c.err = err
 	}
-	first := !c.upDone
-	c.upDone = true
 	c.mu.Unlock()
-	if first {
-		close(c.connected)
-	}
+	c.settled.Do(func() { close(c.connected) })
 	c.poke()
 }
 

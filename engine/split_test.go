@@ -251,18 +251,24 @@ func TestSplitWrongSecret(t *testing.T) {
 	}
 }
 
-// TestSplitS2S: a remote server's stream comes in through the edge and is authenticated
-// (dialback) and served by the core; the core's own outbound stream answers.
-func TestSplitS2S(t *testing.T) {
-	a := vireotest.Start(t, vireotest.Options{Domain: "a.localhost", AllowPlain: true, S2S: true, S2SSecret: []byte("secret-a")})
-	b := vireotest.Start(t, vireotest.Options{Domain: "b.localhost", AllowPlain: true, S2S: true, LinkSecret: linkSecret})
+// splitFederation federates a with b, which a reaches through a new edge of b's (b was
+// started with linkSecret), and logs in alice@a (resource phone) and bob@b (pc).
+func splitFederation(t *testing.T, a, b *vireotest.Server) (*vireotest.Edge, *vireotest.RawConn, *vireotest.RawConn) {
+	t.Helper()
 	vireotest.Federate(a, b)
 	edge := vireotest.StartEdge(t, b, linkSecret)
 	a.Engine.SetS2SHosts(map[string]string{"b.localhost": edge.S2SAddr()}) // a reaches b through b's edge
 	a.AddUser(t, "alice", "secret")
 	b.AddUser(t, "bob", "secret")
-	alice := a.LoginPlain(t, "alice", "secret", "phone")
-	bob := b.LoginPlain(t, "bob", "secret", "pc")
+	return edge, a.LoginPlain(t, "alice", "secret", "phone"), b.LoginPlain(t, "bob", "secret", "pc")
+}
+
+// TestSplitS2S: a remote server's stream comes in through the edge and is authenticated
+// (dialback) and served by the core; the core's own outbound stream answers.
+func TestSplitS2S(t *testing.T) {
+	a := vireotest.Start(t, vireotest.Options{Domain: "a.localhost", AllowPlain: true, S2S: true, S2SSecret: []byte("secret-a")})
+	b := vireotest.Start(t, vireotest.Options{Domain: "b.localhost", AllowPlain: true, S2S: true, LinkSecret: linkSecret})
+	_, alice, bob := splitFederation(t, a, b)
 	alice.Send("<message to='bob@b.localhost/pc' id='m1' type='chat'><body>over the edge</body></message>")
 	if got := bob.Expect("</message>"); !strings.Contains(got, "over the edge") || !strings.Contains(got, "from='alice@a.localhost/phone'") {
 		t.Fatalf("bob got %q", got)
@@ -287,13 +293,7 @@ func TestSplitS2SOutbound(t *testing.T) {
 	a := vireotest.Start(t, vireotest.Options{Domain: "a.localhost", AllowPlain: true, S2S: true, S2SSecret: []byte("secret-a")})
 	b := vireotest.Start(t, vireotest.Options{Domain: "b.localhost", AllowPlain: true, S2S: true, LinkSecret: linkSecret, LinkS2S: true,
 		S2SSetupTimeout: 5 * time.Second})
-	vireotest.Federate(a, b)
-	edge := vireotest.StartEdge(t, b, linkSecret)
-	a.Engine.SetS2SHosts(map[string]string{"b.localhost": edge.S2SAddr()})
-	a.AddUser(t, "alice", "secret")
-	b.AddUser(t, "bob", "secret")
-	alice := a.LoginPlain(t, "alice", "secret", "phone")
-	bob := b.LoginPlain(t, "bob", "secret", "pc")
+	edge, alice, bob := splitFederation(t, a, b)
 
 	bob.Send("<message to='alice@a.localhost/phone' id='m1' type='chat'><body>out through the edge</body></message>")
 	if got := alice.Expect("</message>"); !strings.Contains(got, "out through the edge") || !strings.Contains(got, "from='bob@b.localhost/pc'") {
@@ -451,13 +451,7 @@ func TestSplitS2SExternal(t *testing.T) {
 			S2SRequireValidCerts: true, CertPEM: crt, KeyPEM: key, LinkSecret: secret})
 	}
 	a, b := start("a.localhost", nil), start("b.localhost", linkSecret)
-	vireotest.Federate(a, b)
-	edge := vireotest.StartEdge(t, b, linkSecret)
-	a.Engine.SetS2SHosts(map[string]string{"b.localhost": edge.S2SAddr()})
-	a.AddUser(t, "alice", "secret")
-	b.AddUser(t, "bob", "secret")
-	alice := a.LoginPlain(t, "alice", "secret", "phone")
-	bob := b.LoginPlain(t, "bob", "secret", "pc")
+	_, alice, bob := splitFederation(t, a, b)
 	alice.Send("<message to='bob@b.localhost/pc' type='chat'><body>valid chain via the edge</body></message>")
 	bob.Expect("valid chain via the edge")
 	in := waitS2S(t, b, 5*time.Second, "inbound listed", func(c []engine.S2SConn) bool { _, ok := findS2S(c, "a.localhost", "in"); return ok })
