@@ -502,6 +502,10 @@ func (s *Session) answerPing(st *xmlstream.Stanza) {
 	s.Send(append(b, "/>"...))
 }
 
+// SetDeadline bounds the session's reads and writes from now on (the zero time: no
+// bound), so that a reply that never comes is an error and not a wait without end.
+func (s *Session) SetDeadline(t time.Time) error { return s.conn.SetDeadline(t) }
+
 // Close ends the stream.
 func (s *Session) Close() error {
 	s.Send(s.streamEnd())

@@ -506,12 +506,22 @@ func (t Target) dropAndResume(cfg loadgen.Config, i int, sl *soakSlot, k *tracke
 // contact added and removed, a visit to the room when there is one (join, no more
 // occupants than can be there, a message seen echoed, leave or not), and a clean logout
 // that the server closes.
-func (t Target) churn(cfg loadgen.Config, i int, room string, churners, n int) error {
+func (t Target) churn(cfg loadgen.Config, i int, room string, churners, n int) (err error) {
 	s, err := loadgen.Dial(cfg, t.user(i), t.Password, "churn")
 	if err != nil {
 		return err
 	}
 	defer s.Close()
+	// A churn takes well under a second; a reply that has not come in churnWait never
+	// will, and the run reports it (which step, which transport, when) instead of waiting
+	// without end.
+	start := time.Now()
+	s.SetDeadline(start.Add(churnWait))
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("%w (attempt %d over %s, began %s)", err, n, churnTransport(cfg), start.UTC().Format(time.RFC3339Nano))
+		}
+	}()
 	if err := s.Send([]byte("<presence/><iq type='get' id='soak-roster'><query xmlns='jabber:iq:roster'/></iq>")); err != nil {
 		return err
 	}
@@ -584,6 +594,20 @@ func (t Target) churn(cfg loadgen.Config, i int, room string, churners, n int) e
 			return nil // the server closed the stream
 		}
 	}
+}
+
+// churnWait bounds one churn session.
+const churnWait = time.Minute
+
+// churnTransport names cfg's transport for a failure report.
+func churnTransport(cfg loadgen.Config) string {
+	switch {
+	case cfg.WSPath != "":
+		return "WebSocket"
+	case cfg.Mode == loadgen.DirectTLS:
+		return "direct TLS"
+	}
+	return "TCP"
 }
 
 // await reads s until a stanza matches.
