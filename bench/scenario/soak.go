@@ -556,7 +556,7 @@ func (t Target) churn(cfg loadgen.Config, i int, room string, churners, n int) (
 	}
 	if room != "" {
 		nick := room + "/" + t.user(i) + "-" + strconv.Itoa(n)
-		others, err := joinRoom(s, nick)
+		others, joined, err := joinRoomSelf(s, nick)
 		if err != nil {
 			return err
 		}
@@ -567,9 +567,22 @@ func (t Target) churn(cfg loadgen.Config, i int, room string, churners, n int) (
 		}
 		id := "soak-muc-" + strconv.Itoa(n)
 		s.Send([]byte("<message type='groupchat' to='" + room + "' id='" + id + "'><body>churn " + strconv.Itoa(n) + "</body></message>"))
-		st, err := await(s, func(st *xmlstream.Stanza) bool { return string(st.Name) == "message" && string(st.ID) == id })
+		var seen []string // what came instead, for a report when the echo does not
+		st, err := await(s, func(st *xmlstream.Stanza) bool {
+			if string(st.Name) == "message" && string(st.ID) == id {
+				return true
+			}
+			raw := string(st.Raw)
+			if len(raw) > 300 {
+				raw = raw[:300] + "…"
+			}
+			if seen = append(seen, raw); len(seen) > 6 {
+				seen = seen[1:]
+			}
+			return false
+		})
 		if err != nil {
-			return fmt.Errorf("waiting for the room's echo: %w", err)
+			return fmt.Errorf("waiting for the room's echo as %s: %w; joined with %q; received meanwhile: %q", nick, err, joined, seen)
 		}
 		if typ, _ := st.Attr("type"); string(typ) == "error" {
 			return fmt.Errorf("groupchat message: %s", st.Raw)
@@ -633,7 +646,15 @@ func isSelf(raw []byte) bool {
 // self-presence. It returns how many other occupants the room announced before it (their
 // presence comes first, XEP-0045 §7.2.3).
 func joinRoom(s *loadgen.Session, nick string) (int, error) {
+	n, _, err := joinRoomSelf(s, nick)
+	return n, err
+}
+
+// joinRoomSelf is joinRoom that also returns the self-presence (or what came before it,
+// for a report) that ended the join.
+func joinRoomSelf(s *loadgen.Session, nick string) (int, []string, error) {
 	room, _, _ := strings.Cut(nick, "/")
+	var seen []string
 	s.Send([]byte("<presence to='" + nick + "'><x xmlns='http://jabber.org/protocol/muc'><history maxstanzas='0'/></x></presence>"))
 	others := 0
 	st, err := await(s, func(st *xmlstream.Stanza) bool {
@@ -641,6 +662,9 @@ func joinRoom(s *loadgen.Session, nick string) (int, error) {
 			return false
 		}
 		from, _ := st.Attr("from")
+		if strings.HasPrefix(string(from), room+"/") && (isSelf(st.Raw) || isError(st.Raw)) {
+			seen = append(seen, string(st.Raw))
+		}
 		if string(from) == nick && (isSelf(st.Raw) || isError(st.Raw)) {
 			return true
 		}
@@ -650,12 +674,12 @@ func joinRoom(s *loadgen.Session, nick string) (int, error) {
 		return false
 	})
 	if err != nil {
-		return 0, fmt.Errorf("joining %s: %w", nick, err)
+		return 0, seen, fmt.Errorf("joining %s: %w", nick, err)
 	}
 	if isError(st.Raw) {
-		return 0, fmt.Errorf("joining %s: %s", nick, st.Raw)
+		return 0, seen, fmt.Errorf("joining %s: %s", nick, st.Raw)
 	}
-	return others, nil
+	return others, seen, nil
 }
 
 // openRoom creates room with s as its owner, staying in it, and accepts the default
