@@ -128,6 +128,9 @@ key = %q
 	waitFor(t, edgeLog, "link to the core lost")
 	_, coreLog = startLogged(t, vireo, coreCfg)
 	waitFor(t, coreLog, "edge linked")
+	// The core logs the link when its side of the handshake is done; the edge takes
+	// clients once its own side is, a moment later.
+	waitFor(t, edgeLog, "linked to the core")
 	c = login()
 	fmt.Fprint(c, "<iq type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>")
 	if got := readUntil(t, c, "id='p'"); !strings.Contains(got, "type='result'") {
