@@ -246,19 +246,18 @@ func (e *edgeLink) closed(c *conn) {
 	lc := e.lc
 	e.mu.Unlock()
 	if ok && lc != nil {
-		flushed := byte(0)
-		if c.has(fFlushed) {
-			flushed = 1
-		}
-		lc.Send(link.Closed, id, []byte{flushed})
+		lc.Send(link.Closed, id, []byte{b2u(c.has(fFlushed))})
 	}
 }
 
 // frame handles one frame from the core, on the link's reading goroutine.
 func (e *edgeLink) frame(f link.Frame) error {
 	e.mu.Lock()
-	c := e.conns[f.Chan]
 	lc := e.lc
+	var c *conn
+	if f.Chan&link.CoreChan == 0 {
+		c = e.conns[f.Chan]
+	}
 	e.mu.Unlock()
 	if f.Chan&link.CoreChan != 0 {
 		return e.outFrame(lc, f)
@@ -296,12 +295,7 @@ func (e *edgeLink) frame(f link.Frame) error {
 		}
 		seq := binary.BigEndian.Uint32(f.Payload)
 		answer := func(ok bool) {
-			b := binary.BigEndian.AppendUint32(make([]byte, 0, 5), seq)
-			if ok {
-				b = append(b, 1)
-			} else {
-				b = append(b, 0)
-			}
+			b := append(binary.BigEndian.AppendUint32(make([]byte, 0, 5), seq), b2u(ok))
 			if lc != nil {
 				lc.Send(link.Drained, f.Chan, b)
 			}

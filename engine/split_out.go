@@ -252,9 +252,10 @@ func (ls *linkServer) connect(ctx context.Context, addr string) (net.Conn, error
 	var lk *coreLink
 	for lk == nil {
 		ls.mu.Lock()
+		fewest := 0
 		for l := range ls.links {
-			if lk == nil || l.countOuts() < lk.countOuts() {
-				lk = l
+			if n := l.countOuts(); lk == nil || n < fewest {
+				lk, fewest = l, n
 			}
 		}
 		joined := ls.joined
