@@ -636,10 +636,23 @@ func (c *conn) asyncWrite(b []byte) error {
 	}
 	if c.out != nil {
 		c.out.B = append(c.out.B, b...)
-		if v := c.closing.v.Load(); v&(bOutLater|bOnLoop) == bOutLater|bOnLoop {
-			// The loop's own answer joins waiting bytes: they all go when it is done.
-			c.closing.v.And(^bOutLater)
-		} else if v&bOutLater != 0 && len(c.out.B) >= coalesceMax {
+		v := c.closing.v.Load()
+		for v&(bOutLater|bOnLoop) == bOutLater|bOnLoop {
+			// The loop is running this connection's code and flushes when it leaves
+			// (exitLoop): the bytes waiting for the tick go with it. The wait is cleared
+			// only while the loop is still there. A loop that left meanwhile saw the wait
+			// and left the bytes to the tick; clearing it then would leave them to nobody,
+			// and every later byte behind them (the connection would go silent for good,
+			// its pings and its close included).
+			if testHookJoinLoop != nil {
+				testHookJoinLoop()
+			}
+			if c.closing.v.CompareAndSwap(v, v&^bOutLater) {
+				break
+			}
+			v = c.closing.v.Load()
+		}
+		if v&(bOutLater|bOnLoop) == bOutLater && len(c.out.B) >= coalesceMax {
 			// Enough for one write already (a joiner's occupant list, a burst): waiting
 			// saves nothing more, and the outbox must not grow toward max_outbound.
 			c.closing.v.And(^bOutLater)
@@ -671,6 +684,10 @@ func (c *conn) asyncWrite(b []byte) error {
 	return c.queueFlush()
 }
 
+// testHookJoinLoop, when set by a test, runs as a writer is about to join its bytes to the
+// flush of a loop running the connection's code.
+var testHookJoinLoop func()
+
 // stir records activity for the timeout sweep: a connection it had found quiet is swept
 // every second again (tick.go). The common case, a connection already swept every second,
 // costs one atomic load of a word the caller's write or read touches anyway.
@@ -695,7 +712,10 @@ func (c *conn) enterLoop() { c.closing.v.Or(bOnLoop) }
 
 // exitLoop ends what enterLoop began and writes the outbox. The mark is cleared before the
 // outbox is taken: a writer on another goroutine that saw the mark made its bytes part of
-// what is taken here; one that did not queued its own flush.
+// what is taken here; one that did not queued its own flush, or left its bytes to the
+// coalescer's tick. The tick's wait that the clearing reads is final: a writer takes it
+// away only while the mark is set (asyncWrite), so bytes the wait covers here still have
+// the tick.
 func (c *conn) exitLoop() {
 	if c.closing.v.And(^bOnLoop)&bOutLater != 0 {
 		return // nothing of the loop's own: what waits keeps waiting for its tick
@@ -729,6 +749,7 @@ func (c *conn) queueFlush() error {
 		c.closing.lock()
 		buf := c.out
 		c.out = nil
+		c.closing.v.And(^bOutLater)
 		c.closing.unlock()
 		if buf != nil {
 			writePool.Put(buf)
