@@ -114,7 +114,8 @@ type SoakResult struct {
 	// FDGrowth and ThreadGrowth compare the last sample with cycle 1's.
 	FDGrowth     int `json:"open_files_growth"`
 	ThreadGrowth int `json:"threads_growth"`
-	// GoroutineGrowth compares them too, where the server reports goroutines.
+	// GoroutineGrowth compares the floors of the two halves of the samples after cycle
+	// 1 (goroutineGrowth), where the server reports goroutines.
 	GoroutineGrowth int64 `json:"goroutines_growth"`
 
 	Delivery       Delivery `json:"delivery"` // every tracked message, to stable sessions and sleepers
@@ -458,9 +459,36 @@ func (r *SoakResult) soakTrends() {
 	}
 	first, last := r.Points[1], r.Points[len(r.Points)-1]
 	r.FDGrowth, r.ThreadGrowth = last.FDs-first.FDs, last.Threads-first.Threads
-	if first.Goroutines > 0 && last.Goroutines > 0 {
-		r.GoroutineGrowth = last.Goroutines - first.Goroutines
+	r.GoroutineGrowth = goroutineGrowth(r.Points[1:])
+}
+
+// goroutineGrowth compares the fewest goroutines the server had at a quiet moment in the
+// second half of the samples with the fewest in the first half. Pooled workers that
+// expire when idle make any one sample swing by dozens (127 to 174 in one run without a
+// leak), so two single samples say little; a goroutine left behind per session or per
+// login raises the floor, cycle after cycle. 0 when the server does not report them.
+func goroutineGrowth(pts []SoakPoint) int64 {
+	if len(pts) < 2 {
+		return 0
 	}
+	floor := func(ps []SoakPoint) int64 {
+		m := int64(-1)
+		for _, p := range ps {
+			if p.Goroutines <= 0 {
+				return -1
+			}
+			if m < 0 || p.Goroutines < m {
+				m = p.Goroutines
+			}
+		}
+		return m
+	}
+	half := len(pts) / 2
+	a, b := floor(pts[:half]), floor(pts[half:])
+	if a < 0 || b < 0 {
+		return 0
+	}
+	return b - a
 }
 
 // soakReader is stormReader with a channel that says when it stopped.

@@ -96,3 +96,30 @@ func (w testLog) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
 }
+
+// TestGoroutineGrowth: pooled workers make quiet samples swing; a leak raises their floor.
+func TestGoroutineGrowth(t *testing.T) {
+	pts := func(gs ...int64) []SoakPoint {
+		var out []SoakPoint
+		for i, g := range gs {
+			out = append(out, SoakPoint{Cycle: i + 1, Goroutines: g})
+		}
+		return out
+	}
+	for _, c := range []struct {
+		name string
+		pts  []SoakPoint
+		want int64
+	}{
+		// The samples of a run without a leak (stop 33): first to last says +47.
+		{"workers come and go", pts(127, 172, 144, 170, 170, 158, 173, 146, 164, 147, 167, 148, 166, 174), 19},
+		{"one per cycle", pts(100, 110, 120, 130, 140, 150), 30},
+		{"leak per login", pts(120, 400, 700, 1000), 580},
+		{"not reported", pts(0, 0, 0), 0},
+		{"one sample", pts(150), 0},
+	} {
+		if got := goroutineGrowth(c.pts); got != c.want {
+			t.Errorf("%s: %d, want %d", c.name, got, c.want)
+		}
+	}
+}
