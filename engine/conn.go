@@ -644,8 +644,8 @@ func (c *conn) asyncWrite(b []byte) error {
 			// and left the bytes to the tick; clearing it then would leave them to nobody,
 			// and every later byte behind them (the connection would go silent for good,
 			// its pings and its close included).
-			if testHookJoinLoop != nil {
-				testHookJoinLoop()
+			if h := testHookJoinLoop.Load(); h != nil {
+				(*h)()
 			}
 			if c.closing.v.CompareAndSwap(v, v&^bOutLater) {
 				break
@@ -685,8 +685,9 @@ func (c *conn) asyncWrite(b []byte) error {
 }
 
 // testHookJoinLoop, when set by a test, runs as a writer is about to join its bytes to the
-// flush of a loop running the connection's code.
-var testHookJoinLoop func()
+// flush of a loop running the connection's code. Atomic: servers of other tests may write
+// while one sets it.
+var testHookJoinLoop atomic.Pointer[func()]
 
 // stir records activity for the timeout sweep: a connection it had found quiet is swept
 // every second again (tick.go). The common case, a connection already swept every second,

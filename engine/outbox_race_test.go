@@ -54,13 +54,14 @@ func TestOutboxJoinLoopLeaving(t *testing.T) {
 	c.enterLoop()
 
 	left := false
-	testHookJoinLoop = func() {
+	hook := func() {
 		if !left {
 			left = true
 			c.exitLoop()
 		}
 	}
-	defer func() { testHookJoinLoop = nil }()
+	testHookJoinLoop.Store(&hook)
+	defer testHookJoinLoop.Store(nil)
 	joined := []byte("<message>joined</message>")
 	c.asyncWrite(joined)
 	if !left {
