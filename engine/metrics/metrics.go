@@ -84,7 +84,7 @@ type Login struct {
 var stanzaKinds = [3]string{"message", "presence", "iq"}
 
 var (
-	descConnsOpen   = prometheus.NewDesc("vireo_connections_open", "Open client connections on all listeners.", nil, nil)
+	descConnsOpen   = prometheus.NewDesc("vireo_connections_open", "Open connections on all listeners, HTTP ones included (a scrape over the web listener counts itself).", nil, nil)
 	descEstablished = prometheus.NewDesc("vireo_sessions_established", "Streams with a bound resource.", nil, nil)
 	descOnline      = prometheus.NewDesc("vireo_sessions_online", "Sessions online in the router.", nil, nil)
 	descDetached    = prometheus.NewDesc("vireo_sessions_detached", "XEP-0198 sessions waiting for their client to resume.", nil, nil)

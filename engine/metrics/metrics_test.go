@@ -62,7 +62,7 @@ func TestCollector(t *testing.T) {
 # TYPE vireo_logins_total counter
 vireo_logins_total{result="failed"} 2
 vireo_logins_total{result="ok"} 5
-# HELP vireo_connections_open Open client connections on all listeners.
+# HELP vireo_connections_open Open connections on all listeners, HTTP ones included (a scrape over the web listener counts itself).
 # TYPE vireo_connections_open gauge
 vireo_connections_open 3
 `
