@@ -88,9 +88,23 @@ func (s *Session) Blocked() bool { return s.blocked.Load() }
 // charge counts n bytes of a submitted stanza against the session.
 func (s *Session) charge(n int64, limit int64) {
 	if s.inflight.Add(n) > limit {
+		if h := testHookCharge.Load(); h != nil {
+			(*h)()
+		}
 		s.blocked.Store(true)
+		// Credits that ran between the add and the mark (the goroutine can be preempted
+		// there for as long as the scheduler likes) found the session unblocked and
+		// resumed nothing. If they brought it down to where a credit resumes, nothing
+		// in flight is left to resume it: take the mark back. A credit that comes after
+		// the mark either resumes or finds it taken back.
+		if s.inflight.Load() <= limit/2 {
+			s.blocked.CompareAndSwap(true, false)
+		}
 	}
 }
+
+// testHookCharge, when set by a test, runs in charge between the count and the mark.
+var testHookCharge atomic.Pointer[func()]
 
 // credit gives n bytes back once their op is done, and resumes the client when enough has
 // drained. It runs on whichever shard finished the op.
