@@ -22,7 +22,7 @@ import (
 
 // runEdge serves cfg as an edge of a split deployment ([edge] core is set): the [c2s] and
 // [web] listeners, and [s2s] ones when enabled, with [tls], relayed to the core. No database is opened and no module
-// runs here; SIGHUP reloads the certificates.
+// runs here; SIGHUP reloads the certificates and the listeners.
 func runEdge(cfg *config.Config, path string, log zerolog.Logger) int {
 	e, err := edgeSettings(cfg)
 	if err != nil {
@@ -89,10 +89,13 @@ func runEdge(cfg *config.Config, path string, log zerolog.Logger) int {
 		if err == nil {
 			err = certs.Reload(next)
 		}
+		if err == nil {
+			err = eng.ReloadListeners(edgeListeners(next))
+		}
 		if err != nil {
-			log.Error().Err(err).Msg("reload failed; keeping the running certificates")
+			log.Error().Err(err).Msg("reload failed; keeping the running certificates and listeners")
 		} else {
-			log.Info().Msg("certificates reloaded (listeners and limits need a restart on an edge)")
+			log.Info().Msg("certificates and listeners reloaded (limits need a restart on an edge)")
 		}
 	}
 	signal.Stop(sig)

@@ -504,8 +504,9 @@ func (s *server) acmeChallenge() func(string) (string, bool) {
 }
 
 // Reload re-reads the config file and applies what can change without a restart: domains,
-// certificates, limits, registration, the dashboard switch. Listener changes are logged
-// and need a restart.
+// certificates, limits, registration, the dashboard switch, listeners. What needs a
+// restart (data_dir, turning federation on or off, [link], ACME on or off) is logged and
+// kept as it was.
 func (s *server) Reload() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -513,17 +514,17 @@ func (s *server) Reload() error {
 	if err != nil {
 		return err
 	}
-	if strings.Join(next.C2S.Listen, ",") != strings.Join(s.cfg.C2S.Listen, ",") ||
-		strings.Join(next.C2S.TLSListen, ",") != strings.Join(s.cfg.C2S.TLSListen, ",") ||
-		next.DataDir != s.cfg.DataDir {
-		s.log.Warn().Msg("listener or data_dir changes need a restart; applying the rest")
-		next.C2S.Listen, next.C2S.TLSListen, next.DataDir = s.cfg.C2S.Listen, s.cfg.C2S.TLSListen, s.cfg.DataDir
+	if next.DataDir != s.cfg.DataDir {
+		s.log.Warn().Msg("data_dir changes need a restart; applying the rest")
+		next.DataDir = s.cfg.DataDir
 	}
-	// The engine keeps its listeners on reload; federation policy (deny, allow, domains,
-	// hosts, require_valid_certs) applies to new streams.
-	if next.S2S.Enabled != s.cfg.S2S.Enabled || strings.Join(next.S2S.Listen, ",") != strings.Join(s.cfg.S2S.Listen, ",") ||
-		strings.Join(next.S2S.DirectTLSListen, ",") != strings.Join(s.cfg.S2S.DirectTLSListen, ",") {
-		s.log.Warn().Msg("turning s2s on or off, or changing its listeners, needs a restart")
+	// Listener changes apply (engine.Server.Reload): new ones open, removed ones stop
+	// accepting and keep their connections. Federation policy (deny, allow, domains, hosts,
+	// require_valid_certs) applies to new streams; turning federation on or off does not
+	// apply, and keeps the s2s listeners as they are.
+	if next.S2S.Enabled != s.cfg.S2S.Enabled {
+		s.log.Warn().Msg("turning s2s on or off needs a restart; applying the rest")
+		next.S2S.Enabled, next.S2S.Listen, next.S2S.DirectTLSListen = s.cfg.S2S.Enabled, s.cfg.S2S.Listen, s.cfg.S2S.DirectTLSListen
 	}
 	if strings.Join(next.Link.Listen, ",") != strings.Join(s.cfg.Link.Listen, ",") || next.Link.Secret != s.cfg.Link.Secret ||
 		next.Link.UseTLS() != s.cfg.Link.UseTLS() {
@@ -552,7 +553,12 @@ func (s *server) Reload() error {
 		s.dash = s.newDashboard()
 	}
 	if err := s.eng.Reload(s.engineConfig(next)); err != nil {
+		// A listener that could not be opened (a port in use) fails the reload as a
+		// whole: what was applied before the engine goes back as it was.
 		s.dash = dash
+		s.rt.SetDomains(s.cfg.Domains)
+		s.rt.SetInPlace(s.cfg.Router.RouteInPlace)
+		s.certs.Reload(s.cfg)
 		return err
 	}
 	tuneGC(next.Runtime, s.log)

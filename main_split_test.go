@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -136,6 +137,26 @@ key = %q
 	if got := readUntil(t, c, "id='p'"); !strings.Contains(got, "type='result'") {
 		t.Fatalf("ping after the core came back: %q", got)
 	}
+	// SIGHUP on the edge opens a listener added to its file; the session it has goes on.
+	plain := freePort(t)
+	b, _ := os.ReadFile(edgeCfg)
+	os.WriteFile(edgeCfg, []byte(strings.Replace(string(b), "[c2s]\nlisten = []", fmt.Sprintf("[c2s]\nlisten = [\"127.0.0.1:%d\"]", plain), 1)), 0o600)
+	edge.Process.Signal(syscall.SIGHUP)
+	waitFor(t, edgeLog, "certificates and listeners reloaded")
+	pc, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", plain))
+	if err != nil {
+		t.Fatalf("the listener added by SIGHUP: %v", err)
+	}
+	defer pc.Close()
+	fmt.Fprint(pc, "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>")
+	if got := readUntil(t, pc, "</stream:features>"); !strings.Contains(got, "starttls") {
+		t.Fatalf("features through the added edge listener: %q", got)
+	}
+	fmt.Fprint(c, "<iq type='get' id='p2'><ping xmlns='urn:xmpp:ping'/></iq>")
+	if got := readUntil(t, c, "id='p2'"); !strings.Contains(got, "type='result'") {
+		t.Fatalf("ping after the edge's reload: %q", got)
+	}
+
 	edge.Process.Signal(syscall.SIGTERM)
 	done := make(chan error, 1)
 	go func() { done <- edge.Wait() }()

@@ -134,6 +134,52 @@ func TestIntegrationFirstStart(t *testing.T) {
 	if out, err := exec.Command(ctl, "-config", cfgPath, "reload").CombinedOutput(); err != nil {
 		t.Fatalf("reload: %v\n%s", err, out)
 	}
+	// A second plain port, added to the file and reloaded, serves without a restart.
+	second := freePort(t)
+	b, _ = os.ReadFile(cfgPath)
+	edited := strings.Replace(string(b), fmt.Sprintf(`listen = ["127.0.0.1:%d"]`, plain), fmt.Sprintf(`listen = ["127.0.0.1:%d", "127.0.0.1:%d"]`, plain, second), 1)
+	os.WriteFile(cfgPath, []byte(edited), 0o640)
+	if out, err := exec.Command(ctl, "-config", cfgPath, "reload").CombinedOutput(); err != nil {
+		t.Fatalf("reload with a second port: %v\n%s", err, out)
+	}
+	// A port in use fails the reload, and the rest of that edit (a new domain) is not applied.
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	busyPort := busy.Addr().(*net.TCPAddr).Port
+	bad := strings.Replace(edited, fmt.Sprintf(`"127.0.0.1:%d"]`, second), fmt.Sprintf(`"127.0.0.1:%d", "127.0.0.1:%d"]`, second, busyPort), 1)
+	bad = strings.Replace(bad, fmt.Sprintf("domains = [%q]", domain), fmt.Sprintf("domains = [%q, \"added.example\"]", domain), 1)
+	if bad == edited {
+		t.Fatal("could not edit the listen and domains lines")
+	}
+	os.WriteFile(cfgPath, []byte(bad), 0o640)
+	if out, err := exec.Command(ctl, "-config", cfgPath, "reload").CombinedOutput(); err == nil || !strings.Contains(string(out), "address already in use") {
+		t.Fatalf("reload onto a port in use: %v\n%s", err, out)
+	}
+	busy.Close()
+	os.WriteFile(cfgPath, []byte(edited), 0o640)
+	if pc, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", second)); err != nil {
+		t.Fatal(err)
+	} else {
+		fmt.Fprint(pc, "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='added.example' version='1.0'>")
+		if got := readUntil(t, pc, "</stream:stream>"); !strings.Contains(got, "host-unknown") {
+			t.Fatalf("a domain from the failed reload is served: %q", got)
+		}
+		pc.Close()
+	}
+	for _, port := range []int{plain, second} {
+		pc, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			t.Fatalf("port %d after the reload: %v", port, err)
+		}
+		fmt.Fprintf(pc, "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='%s' version='1.0'>", domain)
+		pc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if got := readUntil(t, pc, "</stream:features>"); !strings.Contains(got, "starttls") {
+			t.Fatalf("port %d after the reload: %q", port, got)
+		}
+		pc.Close()
+	}
 	if out, err := exec.Command(ctl, "-config", cfgPath, "s2s").CombinedOutput(); err != nil || !strings.Contains(string(out), "no server-to-server streams") {
 		t.Fatalf("s2s: %v\n%s", err, out)
 	}

@@ -128,3 +128,17 @@ func (s *connSet) snapshot() []*conn {
 	}
 	return out
 }
+
+// empty reports whether the set holds no connection.
+func (s *connSet) empty() bool {
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		n := len(sh.m) + len(sh.cold)
+		sh.mu.Unlock()
+		if n > 0 {
+			return false
+		}
+	}
+	return true
+}

@@ -32,3 +32,7 @@ func BOSHSessions(s *Server) int {
 func ConnectThroughEdge(ctx context.Context, s *Server, addr string) (net.Conn, error) {
 	return s.links.connect(ctx, addr)
 }
+
+// RetiredListeners is the number of listeners a reload took away that still hold
+// connections.
+func RetiredListeners(s *Server) int { return len(s.lset.Load().retired) }

@@ -98,10 +98,12 @@ func (l *listener) admit(nc *net.TCPConn) int {
 		nc.SetKeepAliveConfig(peerKeepAlive(cfg))
 	}
 	s.pending.Add(1)
+	l.inflight.Add(1)
 	ctx := gnet.NewNetConnContext(gnet.NewContext(context.Background(), l), nc)
 	ch, err := s.react.eng.Register(ctx)
 	if err != nil {
 		s.pending.Add(-1)
+		l.inflight.Add(-1)
 		s.unauth.done(key)
 		return refusedRegister
 	}
@@ -110,6 +112,7 @@ func (l *listener) admit(nc *net.TCPConn) int {
 	go func() {
 		if r, ok := <-ch; ok && r.Err != nil {
 			s.pending.Add(-1)
+			l.inflight.Add(-1)
 			s.unauth.done(key)
 			s.refuse(refusedRegister)
 		}

@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -233,15 +232,19 @@ func defaultMaxConnections() int {
 
 // Server is the engine: listeners and connections.
 type Server struct {
-	cfg      atomic.Pointer[Config]
-	feats    sync.Map // featKey -> []byte: the forms of <stream:features> (c2s.go)
-	featCfg  atomic.Pointer[Config]
-	tickets  ticketKeys
-	hosts    atomic.Pointer[hostTable]
-	log      zerolog.Logger
-	rt       *router.Router
-	st       store.Store
-	ls       []*listener
+	cfg     atomic.Pointer[Config]
+	feats   sync.Map // featKey -> []byte: the forms of <stream:features> (c2s.go)
+	featCfg atomic.Pointer[Config]
+	tickets ticketKeys
+	hosts   atomic.Pointer[hostTable]
+	log     zerolog.Logger
+	rt      *router.Router
+	st      store.Store
+	// lset is the listeners: those that accept, and those a reload took away that still
+	// hold connections. lsMu serializes its changes (reload, pruning, shutdown).
+	lset     atomic.Pointer[listenerSet]
+	lsMu     sync.Mutex
+	lsClosed bool // set under lsMu by closeAcceptors: no listener opens after it
 	throttle *throttle
 	guard    *accountGuard
 	scanners sync.Pool
@@ -302,12 +305,11 @@ func New(cfg Config) (*Server, error) {
 	if s.fast, err = fast.New(cfg.Store.Table(fastTable), key, cfg.FastTTL); err != nil {
 		return nil, fmt.Errorf("engine: %w", err)
 	}
-	for _, l := range cfg.Listeners {
-		if l.DirectTLS && cfg.TLS == nil {
-			return nil, fmt.Errorf("engine: listener %s needs TLS certificates", l.Name)
-		}
-		s.ls = append(s.ls, &listener{srv: s, cfg: l, kind: s.kindFor(l)})
+	ls, err := s.newListeners(&cfg, cfg.Listeners)
+	if err != nil {
+		return nil, err
 	}
+	s.lset.Store(&listenerSet{active: ls})
 	s.setComponents(&cfg)
 	if len(cfg.Link.Listen) > 0 {
 		if len(cfg.Link.Secret) < 16 {
@@ -349,8 +351,10 @@ func (s *Server) apply(cfg *Config) error {
 	return nil
 }
 
-// Reload swaps domains, TLS, limits and flags. Listeners are not changed; existing
-// connections keep their negotiated state and see new limits at their next stream.
+// Reload swaps domains, TLS, limits, flags and listeners. Existing connections keep their
+// negotiated state and see new limits at their next stream. A listener added is opened, one
+// taken away stops accepting while its connections go on, and one unchanged keeps its
+// socket; a listener that cannot be opened fails the reload before anything changes.
 // Streams for a domain no longer served that have not bound a session yet, and inbound
 // server-to-server streams for it, are closed with host-gone (RFC 6120 §4.9.3.6); the
 // router closes the bound ones (router.SetDomains).
@@ -361,11 +365,16 @@ func (s *Server) Reload(cfg Config) error {
 	old := s.cfg.Load()
 	was := s.hosts.Load()
 	cfg.defaults()
-	cfg.Listeners = old.Listeners
 	cfg.Store, cfg.Router = old.Store, old.Router
-	if err := s.apply(&cfg); err != nil {
+	plan, err := s.planListeners(&cfg, cfg.Listeners)
+	if err != nil {
 		return err
 	}
+	if err := s.apply(&cfg); err != nil {
+		plan.abort()
+		return err
+	}
+	lerr := plan.commit()
 	s.setComponents(&cfg)
 	if s.s2s != nil {
 		s.s2s.enforce(&cfg.S2S)
@@ -376,14 +385,26 @@ func (s *Server) Reload(cfg Config) error {
 			s.closeHost(was.index[h])
 		}
 	}
-	return nil
+	return lerr
+}
+
+// ReloadListeners applies an edge's new listeners as Reload does a core's: added ones
+// open, removed ones stop accepting and keep their connections.
+func (s *Server) ReloadListeners(ls []Listener) error {
+	cfg := *s.config()
+	cfg.Listeners = ls
+	plan, err := s.planListeners(&cfg, ls)
+	if err != nil {
+		return err
+	}
+	return plan.commit()
 }
 
 // closeHost closes, with host-gone, the streams for the host at index i that the router
 // does not own: client streams before their session is bound, and inbound
 // server-to-server streams. conn.domain is the loop's, so each check runs on the loop.
 func (s *Server) closeHost(i uint16) {
-	for _, l := range s.ls {
+	for _, l := range s.allListeners() {
 		if _, ok := l.kind.(*component); ok {
 			continue
 		}
@@ -469,23 +490,12 @@ func (s *Server) Start() error {
 		go e.run()
 		<-e.tried
 	}
-	for _, l := range s.ls {
-		// No TCP keepalive from the listener: Go's default would probe every connection
-		// after 15 s of silence, waking an idle phone's radio four times a minute and
-		// costing the kernel a probe and its ack per idle connection per 15 s. Clients get
-		// XEP-0199 pings after PingAfter instead; server-facing kinds get a slow keepalive
-		// in admit.
-		lc := net.ListenConfig{KeepAlive: -1}
-		ln, err := lc.Listen(context.Background(), "tcp", strings.TrimPrefix(l.cfg.Addr, "tcp://"))
-		if err != nil {
+	for _, l := range s.listeners() {
+		if err := l.bind(); err != nil {
 			s.stopListeners()
-			return fmt.Errorf("engine: listener %s on %s: %w", l.cfg.Name, l.cfg.Addr, err)
+			return err
 		}
-		l.ln = ln.(*net.TCPListener)
-		l.addr = l.ln.Addr().(*net.TCPAddr)
-		l.done = make(chan struct{})
-		go l.acceptLoop()
-		s.log.Debug().Str("listener", l.cfg.Name).Stringer("addr", l.addr).Msg("listening")
+		l.serve()
 	}
 	if s.links != nil {
 		if err := s.links.start(s.config().Link); err != nil {
@@ -543,7 +553,7 @@ func (s *Server) Addr(name string) net.Addr {
 	if name == "link" && s.links != nil {
 		return s.links.addr()
 	}
-	for _, l := range s.ls {
+	for _, l := range s.listeners() {
 		if l.cfg.Name == name && l.addr != nil {
 			return l.addr
 		}
@@ -574,7 +584,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.rt.Stopping(deadline)
 	s.s2s.close()
-	for _, l := range s.ls {
+	for _, l := range s.allListeners() {
 		for _, c := range l.snapshot() {
 			c.Close(stanza.SystemShutdown)
 		}
@@ -599,12 +609,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 func (s *Server) closeAcceptors() {
-	for _, l := range s.ls {
-		if l.ln != nil {
-			l.ln.Close()
-			<-l.done
-			l.ln = nil
-		}
+	s.lsMu.Lock()
+	defer s.lsMu.Unlock()
+	s.lsClosed = true
+	for _, l := range s.listeners() {
+		l.stopAccepting()
 	}
 }
 
@@ -662,6 +671,9 @@ type listener struct {
 	addr *net.TCPAddr
 	ln   *net.TCPListener
 	done chan struct{} // closed when the accept loop has returned
+	// inflight counts connections handed to gnet whose OnOpen has not run: a retired
+	// listener is kept until they have landed in conns.
+	inflight atomic.Int32
 
 	conns connSet
 	// sweepBuf is one shard of conns at a time, kept between sweeps (only the tick
@@ -698,6 +710,7 @@ func (r *reactor) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 		return nil, gnet.Close // a connection to the loops' own socket: nobody should make one
 	}
 	s.pending.Add(-1)
+	l.inflight.Add(-1)
 	c := newConn(l, gc)
 	c.set(fUnauth) // counted per address at accept, until it authenticates or closes
 	if l.cfg.WebSocket && s.edge == nil {
@@ -747,9 +760,10 @@ func (r *reactor) OnTraffic(gc gnet.Conn) gnet.Action {
 func (r *reactor) OnTick() (time.Duration, gnet.Action) {
 	r.readyOnce.Do(func() { close(r.ready) })
 	now := time.Now()
-	for _, l := range r.srv.ls {
+	for _, l := range r.srv.allListeners() {
 		l.sweep(now)
 	}
+	r.srv.pruneListeners()
 	if r.srv.links != nil {
 		for _, l := range r.srv.links.listeners() {
 			l.sweep(now)

@@ -72,18 +72,14 @@ func NewEdge(cfg Config, e Edge) (*Server, error) {
 	}
 	s.throttle = newThrottle()
 	s.sms = newSMTable()
-	for _, l := range cfg.Listeners {
-		if l.Kind == KindComponent {
-			return nil, errors.New("engine: components connect to the core, not to an edge")
-		}
-		if l.DirectTLS && cfg.TLS == nil {
-			return nil, errors.New("engine: listener " + l.Name + " needs TLS certificates")
-		}
-		s.ls = append(s.ls, &listener{srv: s, cfg: l, kind: c2s{}})
-	}
-	s.metrics = metrics.NewRegistry(s.edgeCounters)
 	s.edge = &edgeLink{srv: s, cfg: e, stop: make(chan struct{}), done: make(chan struct{}), tried: make(chan struct{}),
 		ids: map[*conn]uint32{}, conns: map[uint32]*conn{}, outs: map[uint32]*edgeOut{}}
+	ls, err := s.newListeners(&cfg, cfg.Listeners)
+	if err != nil {
+		return nil, err
+	}
+	s.lset.Store(&listenerSet{active: ls})
+	s.metrics = metrics.NewRegistry(s.edgeCounters)
 	return s, nil
 }
 

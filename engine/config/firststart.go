@@ -44,7 +44,7 @@ func DetectDomain() string {
 
 var defaultTmpl = template.Must(template.New("vireo.toml").Parse(`# vireo.toml — written by Vireo on first start ({{.When}}).
 # Every option has a safe default; uncomment and edit what you need, then reload with
-# SIGHUP or "vireoctl reload" (listeners need a restart).
+# SIGHUP or "vireoctl reload" (data_dir and [link] need a restart).
 
 # Virtual hosts served by this server. The first one names the generated certificate.
 # "vireoctl vhost add DOMAIN" (and remove, and the dashboard) change them without a
