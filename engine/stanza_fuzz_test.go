@@ -1,0 +1,184 @@
+package engine_test
+
+import (
+	"bytes"
+	"encoding/xml"
+	"errors"
+	"io"
+	"reflect"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/vireo-im/vireo/engine/vireotest"
+	"github.com/vireo-im/vireo/store"
+	"github.com/vireo-im/vireo/store/creds"
+)
+
+// stanzaSeeds reach every module a client can talk to: each is a well-formed stanza that
+// a bound session may send, some valid, some not.
+var stanzaSeeds = []string{
+	`<iq type='get' id='r1'><query xmlns='jabber:iq:roster' ver=''/></iq>`,
+	`<iq type='set' id='r2'><query xmlns='jabber:iq:roster'><item jid='bob@localhost' name='Bob'><group>G</group></item></query></iq>`,
+	`<iq type='set' id='r3'><query xmlns='jabber:iq:roster'><item jid='bob@localhost' subscription='remove'/></query></iq>`,
+	`<presence to='bob@localhost' type='subscribe'/>`,
+	`<presence to='bob@localhost' type='subscribed'/>`,
+	`<presence><show>away</show><status>s</status><priority>-129</priority></presence>`,
+	`<presence><c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='n' ver='v'/></presence>`,
+	`<message to='bob@localhost' type='chat' id='m1'><body>hi</body><request xmlns='urn:xmpp:receipts'/></message>`,
+	`<message to='fuzz@localhost' type='headline'><body>self</body><store xmlns='urn:xmpp:hints'/></message>`,
+	`<message to='bob@localhost'><active xmlns='http://jabber.org/protocol/chatstates'/></message>`,
+	`<message to='bob@localhost'><x xmlns='jabber:x:conference' jid='room@conference.localhost'/></message>`,
+	`<iq type='get' id='d1' to='localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`,
+	`<iq type='get' id='d2' to='localhost'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>`,
+	`<iq type='get' id='d3' to='conference.localhost'><query xmlns='http://jabber.org/protocol/disco#items'><set xmlns='http://jabber.org/protocol/rsm'><max>-1</max></set></query></iq>`,
+	`<iq type='get' id='v1'><vCard xmlns='vcard-temp'/></iq>`,
+	`<iq type='set' id='v2'><vCard xmlns='vcard-temp'><FN>F</FN><PHOTO><TYPE>image/png</TYPE><BINVAL>!!</BINVAL></PHOTO></vCard></iq>`,
+	`<iq type='get' id='b1'><blocklist xmlns='urn:xmpp:blocking'/></iq>`,
+	`<iq type='set' id='b2'><block xmlns='urn:xmpp:blocking'><item jid='@@@'/></block></iq>`,
+	`<iq type='set' id='b3'><unblock xmlns='urn:xmpp:blocking'/></iq>`,
+	`<iq type='set' id='p1'><query xmlns='jabber:iq:private'><storage xmlns='storage:bookmarks'><conference jid='a@b' autojoin='maybe'/></storage></query></iq>`,
+	`<iq type='get' id='p2'><query xmlns='jabber:iq:private'><x xmlns='jabber:client'/></query></iq>`,
+	`<iq type='set' id='c1'><enable xmlns='urn:xmpp:carbons:2'/></iq>`,
+	`<iq type='set' id='c2'><disable xmlns='urn:xmpp:carbons:2'/></iq>`,
+	`<inactive xmlns='urn:xmpp:csi:0'/>`,
+	`<active xmlns='urn:xmpp:csi:0'/>`,
+	`<enable xmlns='urn:xmpp:sm:3' resume='true' max='-5'/>`,
+	`<r xmlns='urn:xmpp:sm:3'/>`,
+	`<a xmlns='urn:xmpp:sm:3' h='4294967295'/>`,
+	`<iq type='set' id='q1'><query xmlns='urn:xmpp:mam:2' queryid='q'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>urn:xmpp:mam:2</value></field><field var='start'><value>yesterday</value></field></x><set xmlns='http://jabber.org/protocol/rsm'><max>99999999999</max><before/></set></query></iq>`,
+	`<iq type='get' id='q2'><prefs xmlns='urn:xmpp:mam:2'/></iq>`,
+	`<iq type='get' id='q3'><metadata xmlns='urn:xmpp:mam:2'/></iq>`,
+	`<iq type='set' id='ps1'><pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='urn:xmpp:avatar:metadata'><item id='x'><metadata xmlns='urn:xmpp:avatar:metadata'><info bytes='-1' id='x' type='image/png'/></metadata></item></publish></pubsub></iq>`,
+	`<iq type='set' id='ps2'><pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='urn:xmpp:bookmarks:1'><item id='r@c'><conference xmlns='urn:xmpp:bookmarks:1' autojoin='1'/></item></publish><publish-options><x xmlns='jabber:x:data' type='submit'><field var='pubsub#max_items'><value>max</value></field></x></publish-options></pubsub></iq>`,
+	`<iq type='get' id='ps3' to='fuzz@localhost'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='urn:xmpp:bookmarks:1' max_items='0'/></pubsub></iq>`,
+	`<iq type='set' id='ps4'><pubsub xmlns='http://jabber.org/protocol/pubsub#owner'><configure node='x'/></pubsub></iq>`,
+	`<iq type='set' id='pu1'><enable xmlns='urn:xmpp:push:0' jid='push.example' node='n'><x xmlns='jabber:x:data' type='submit'/></enable></iq>`,
+	`<iq type='set' id='pu2'><disable xmlns='urn:xmpp:push:0' jid=''/></iq>`,
+	`<iq type='set' id='ad1' to='localhost'><command xmlns='http://jabber.org/protocol/commands' node='http://jabber.org/protocol/admin#add-user' action='execute'/></iq>`,
+	`<iq type='set' id='ad2' to='localhost'><command xmlns='http://jabber.org/protocol/commands' node='ping' sessionid='nope' action='complete'><x xmlns='jabber:x:data' type='submit'/></command></iq>`,
+	`<presence to='room@conference.localhost/nick'><x xmlns='http://jabber.org/protocol/muc'><history maxstanzas='-1' since='x'/><password>p</password></x></presence>`,
+	`<message to='room@conference.localhost' type='groupchat' id='g1'><body>hey</body></message>`,
+	`<iq type='set' id='mu1' to='room@conference.localhost'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'><field var='muc#roomconfig_maxusers'><value>0</value></field></x></query></iq>`,
+	`<iq type='set' id='mu2' to='room@conference.localhost'><query xmlns='http://jabber.org/protocol/muc#admin'><item affiliation='owner' jid=''/></query></iq>`,
+	`<message to='room@conference.localhost'><x xmlns='http://jabber.org/protocol/muc#user'><invite to='bob@localhost'/></x></message>`,
+	`<iq type='get' id='u1' to='upload.localhost'><request xmlns='urn:xmpp:http:upload:0' filename='../x' size='-1' content-type='a/b'/></iq>`,
+	`<iq type='get' id='t1' to='localhost'><time xmlns='urn:xmpp:time'/></iq>`,
+	`<iq type='get' id='ve1' to='localhost'><query xmlns='jabber:iq:version'/></iq>`,
+	`<iq type='get' id='l1' to='bob@localhost'><query xmlns='jabber:iq:last'/></iq>`,
+	`<iq type='set' id='re1'><query xmlns='jabber:iq:register'><password></password></query></iq>`,
+	`<iq type='set' id='re2'><query xmlns='jabber:iq:register'><remove/></query></iq>`,
+	`<iq type='result' id='x1' to='bob@localhost/r'/>`,
+	`<iq type='error' id='x2' to='localhost'><error type='cancel'><bad-request xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>`,
+	`<iq type='set' id='x3'><bind xmlns='urn:xmpp:bind2:0'/></iq>`,
+	`<message to='&#x0;@localhost'/>`,
+	`<message to='a@b@c/d'><body xml:lang=''/></message>`,
+}
+
+// FuzzClientStanza sends one well-formed stanza from a bound session through the whole
+// server (engine, router, every module) and then a ping: the ping must be answered, or the
+// stream closed with a stream error, and nothing may have panicked (a recovered panic
+// is still a bug: it ends a stream or an operation that should have had an error).
+func FuzzClientStanza(f *testing.F) {
+	for _, s := range stanzaSeeds {
+		f.Add([]byte(s))
+	}
+	var panics panicCounter
+	log := zerolog.New(io.Discard).Level(zerolog.ErrorLevel).Hook(&panics)
+	srv := vireotest.Start(f, vireotest.Options{AllowPlain: true, Logger: &log})
+	user := srv.AddUser(f, "fuzz", "fuzz pw")
+	srv.AddUser(f, "bob", "bob pw")
+	keys, err := creds.DeriveAll("fuzz pw", creds.MinIter)
+	if err != nil {
+		f.Fatal(err)
+	}
+	var n atomic.Int64
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if !wellFormed(b) {
+			return // the scanner's own fuzzers (xmlstream) cover malformed input
+		}
+		// An input may have removed the account or changed its password (XEP-0077):
+		// each starts from the same account.
+		if a, err := srv.Store.Accounts().Get(user); err != nil {
+			if err := srv.Store.Accounts().Create(store.Account{User: user, Creds: keys, Created: time.Now()}); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			if !reflect.DeepEqual(a.Creds, keys) {
+				if err := srv.Store.Accounts().SetCredentials(user, keys); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if a.Disabled {
+				if err := srv.Store.Accounts().SetDisabled(user, false); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		c := srv.LoginPlain(t, "fuzz", "fuzz pw", "r"+strconv.FormatInt(n.Add(1), 10))
+		defer c.Conn().Close()
+		c.Send(string(b))
+		c.Send("<iq type='get' id='fuzz-end'><ping xmlns='urn:xmpp:ping'/></iq>")
+		got, err := c.ReadUntil("id='fuzz-end'", 10*time.Second)
+		if err != nil && !(errors.Is(err, io.EOF) && strings.Contains(got, "<stream:error")) {
+			t.Fatalf("after %q: no answer to a ping and no stream error (%v): %q", b, err, got)
+		}
+		if m := panics.last(); m != "" {
+			t.Fatalf("after %q: %s", b, m)
+		}
+	})
+}
+
+// wellFormed reports whether b is one XML element and nothing else.
+func wellFormed(b []byte) bool {
+	if !bytes.HasPrefix(bytes.TrimSpace(b), []byte("<")) || bytes.Contains(b, []byte("<?")) || bytes.Contains(b, []byte("<!")) {
+		return false
+	}
+	d := xml.NewDecoder(bytes.NewReader(b))
+	depth, elems := 0, 0
+	for {
+		tok, err := d.Token()
+		if err == io.EOF {
+			return depth == 0 && elems == 1
+		}
+		if err != nil {
+			return false
+		}
+		switch tok.(type) {
+		case xml.StartElement:
+			if depth == 0 {
+				elems++
+			}
+			depth++
+		case xml.EndElement:
+			depth--
+		}
+	}
+}
+
+// panicCounter keeps the last error log line that reports a recovered panic.
+type panicCounter struct {
+	mu  sync.Mutex
+	msg string
+}
+
+func (p *panicCounter) Run(e *zerolog.Event, level zerolog.Level, msg string) {
+	if level >= zerolog.ErrorLevel && strings.Contains(msg, "panic") {
+		p.mu.Lock()
+		p.msg = msg
+		p.mu.Unlock()
+	}
+}
+
+func (p *panicCounter) last() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	m := p.msg
+	p.msg = ""
+	return m
+}
