@@ -13,7 +13,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -429,10 +428,20 @@ func (r *RawConn) ReadUntil(substr string, d time.Duration) (string, error) {
 	return r.readUntil(substr, d)
 }
 
+// readUntil searches what is buffered in place: a reader that falls behind a flood holds
+// megabytes, and copying them for every stanza looked for made it quadratic, slow enough
+// that the server rightly cut it off as a slow reader.
 func (r *RawConn) readUntil(substr string, d time.Duration) (string, error) {
 	deadline := time.Now().Add(d)
-	p := make([]byte, 4096)
-	for !strings.Contains(r.buf.String(), substr) {
+	want := []byte(substr)
+	var p []byte
+	for {
+		if i := bytes.Index(r.buf.Bytes(), want); i >= 0 {
+			return string(r.buf.Next(i + len(want))), nil
+		}
+		if p == nil {
+			p = make([]byte, 32<<10)
+		}
 		r.c.SetReadDeadline(deadline)
 		n, err := r.c.Read(p)
 		r.buf.Write(p[:n])
@@ -440,11 +449,6 @@ func (r *RawConn) readUntil(substr string, d time.Duration) (string, error) {
 			return r.buf.String(), err
 		}
 	}
-	s := r.buf.String()
-	i := strings.Index(s, substr) + len(substr)
-	r.buf.Reset()
-	r.buf.WriteString(s[i:])
-	return s[:i], nil
 }
 
 // ExpectClosed reads until the server closes the connection and returns what it sent.
