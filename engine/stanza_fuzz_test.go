@@ -15,6 +15,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/vireo-im/vireo/engine"
 	"github.com/vireo-im/vireo/engine/vireotest"
 	"github.com/vireo-im/vireo/store"
 	"github.com/vireo-im/vireo/store/creds"
@@ -181,4 +182,62 @@ func (p *panicCounter) last() string {
 	m := p.msg
 	p.msg = ""
 	return m
+}
+
+// componentSeeds are what an XEP-0114 component (a gateway, a bot, a push app server) may
+// send: stanzas from its own domain to local users and services, some invalid.
+var componentSeeds = []string{
+	`<message from='u@bot.localhost' to='fuzz@localhost' type='chat' id='c1'><body>hi</body></message>`,
+	`<message from='u@bot.localhost' to='fuzz@localhost/r' type='groupchat'><body>x</body><delay xmlns='urn:xmpp:delay' stamp='never'/></message>`,
+	`<message from='bot.localhost' to='fuzz@localhost'><event xmlns='http://jabber.org/protocol/pubsub#event'><items node='urn:xmpp:avatar:metadata'><item id='1'/></items></event></message>`,
+	`<presence from='u@bot.localhost' to='fuzz@localhost' type='subscribe'/>`,
+	`<presence from='u@bot.localhost/x' to='fuzz@localhost' type='probe'/>`,
+	`<presence from='u@bot.localhost/x' to='room@conference.localhost/u'><x xmlns='http://jabber.org/protocol/muc'/></presence>`,
+	`<message from='u@bot.localhost/x' to='room@conference.localhost' type='groupchat'><body>g</body></message>`,
+	`<iq from='u@bot.localhost' to='fuzz@localhost' type='set' id='c2'><query xmlns='jabber:iq:roster'><item jid='a@b'/></query></iq>`,
+	`<iq from='u@bot.localhost' to='fuzz@localhost' type='get' id='c3'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`,
+	`<iq from='u@bot.localhost' to='fuzz@localhost' type='get' id='c4'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='urn:xmpp:avatar:data'/></pubsub></iq>`,
+	`<iq from='u@bot.localhost' to='fuzz@localhost' type='set' id='c5'><query xmlns='urn:xmpp:mam:2'/></iq>`,
+	`<iq from='u@bot.localhost' to='localhost' type='get' id='c6'><vCard xmlns='vcard-temp'/></iq>`,
+	`<iq from='bot.localhost' to='localhost' type='error' id='push-1'><error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>`,
+	`<iq from='bot.localhost' to='fuzz@localhost/r' type='result' id='c7'/>`,
+	`<message from='evil@localhost' to='fuzz@localhost'><body>spoofed</body></message>`,
+	`<message to='fuzz@localhost'><body>no from</body></message>`,
+}
+
+// FuzzComponentStanza sends one well-formed stanza from an external component through the
+// router and every module, then a ping from the component: it must be answered, or the
+// stream closed with a stream error, and nothing may have panicked.
+func FuzzComponentStanza(f *testing.F) {
+	for _, s := range componentSeeds {
+		f.Add([]byte(s))
+	}
+	var panics panicCounter
+	log := zerolog.New(io.Discard).Level(zerolog.ErrorLevel).Hook(&panics)
+	srv := vireotest.Start(f, vireotest.Options{AllowPlain: true, Logger: &log,
+		Components: []engine.Component{{Domain: "bot.localhost", Secret: compSecret}}})
+	srv.AddUser(f, "fuzz", "fuzz pw")
+	online := srv.LoginPlain(f, "fuzz", "fuzz pw", "r")
+	online.Send("<presence/>")
+	go io.Copy(io.Discard, online.Conn()) // an online recipient that reads whatever comes
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if !wellFormed(b) {
+			return
+		}
+		comp, _ := componentLogin(t, srv, "bot.localhost", compSecret)
+		comp.Expect("<handshake/>")
+		comp.Send(string(b))
+		comp.Send("<iq type='get' id='fuzz-end' from='bot.localhost' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+		got, err := comp.ReadUntil("id='fuzz-end'", 10*time.Second)
+		if err != nil && !(errors.Is(err, io.EOF) && strings.Contains(got, "<stream:error")) {
+			t.Fatalf("after %q: no answer to a ping and no stream error (%v): %q", b, err, got)
+		}
+		if err == nil {
+			comp.Send("</stream:stream>")
+			comp.ExpectClosed()
+		}
+		if m := panics.last(); m != "" {
+			t.Fatalf("after %q: %s", b, m)
+		}
+	})
 }
