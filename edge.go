@@ -22,7 +22,7 @@ import (
 
 // runEdge serves cfg as an edge of a split deployment ([edge] core is set): the [c2s] and
 // [web] listeners, and [s2s] ones when enabled, with [tls], relayed to the core. No database is opened and no module
-// runs here; SIGHUP reloads the certificates and the listeners.
+// runs here; SIGHUP reloads the certificates, the limits and the listeners.
 func runEdge(cfg *config.Config, path string, log zerolog.Logger) int {
 	e, err := edgeSettings(cfg)
 	if err != nil {
@@ -43,19 +43,8 @@ func runEdge(cfg *config.Config, path string, log zerolog.Logger) int {
 		log.Error().Err(err).Msg("edge: certificates")
 		return 1
 	}
-	lim := xmlstream.DefaultLimits()
-	lim.MaxStanza = cfg.C2S.MaxStanza
 	loops := splitProcs()
-	eng, err := engine.NewEdge(engine.Config{
-		Loops:          loops,
-		Listeners:      edgeListeners(cfg),
-		TLS:            certs.TLSConfig(),
-		MaxOutbound:    cfg.C2S.MaxOutbound,
-		Limits:         lim,
-		MaxConnections: cfg.C2S.MaxConnections,
-		CoalesceWrites: coalesceWrites(cfg.C2S.CoalesceWrites.Duration),
-		Logger:         log.With().Str("mod", "edge").Logger(),
-	}, e)
+	eng, err := engine.NewEdge(edgeEngineConfig(cfg, certs, loops, log), e)
 	if err == nil {
 		err = eng.Start()
 	}
@@ -90,12 +79,12 @@ func runEdge(cfg *config.Config, path string, log zerolog.Logger) int {
 			err = certs.Reload(next)
 		}
 		if err == nil {
-			err = eng.ReloadListeners(edgeListeners(next))
+			err = eng.ReloadEdge(edgeEngineConfig(next, certs, loops, log))
 		}
 		if err != nil {
-			log.Error().Err(err).Msg("reload failed; keeping the running certificates and listeners")
+			log.Error().Err(err).Msg("reload failed; keeping the running configuration")
 		} else {
-			log.Info().Msg("certificates and listeners reloaded (limits need a restart on an edge)")
+			log.Info().Msg("certificates, limits and listeners reloaded ([edge] settings need a restart)")
 		}
 	}
 	signal.Stop(sig)
@@ -126,6 +115,23 @@ func s2sListen(cfg *config.Config) []string {
 		return nil
 	}
 	return append(append([]string(nil), cfg.S2S.Listen...), cfg.S2S.DirectTLSListen...)
+}
+
+// edgeEngineConfig is the engine's configuration of an edge: listeners, certificates and
+// the client limits that apply to the bytes it relays.
+func edgeEngineConfig(cfg *config.Config, certs *config.Certs, loops int, log zerolog.Logger) engine.Config {
+	lim := xmlstream.DefaultLimits()
+	lim.MaxStanza = cfg.C2S.MaxStanza
+	return engine.Config{
+		Loops:          loops,
+		Listeners:      edgeListeners(cfg),
+		TLS:            certs.TLSConfig(),
+		MaxOutbound:    cfg.C2S.MaxOutbound,
+		Limits:         lim,
+		MaxConnections: cfg.C2S.MaxConnections,
+		CoalesceWrites: coalesceWrites(cfg.C2S.CoalesceWrites.Duration),
+		Logger:         log.With().Str("mod", "edge").Logger(),
+	}
 }
 
 // edgeListeners are the client listeners, and the s2s ones when federation is on.

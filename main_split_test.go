@@ -142,7 +142,7 @@ key = %q
 	b, _ := os.ReadFile(edgeCfg)
 	os.WriteFile(edgeCfg, []byte(strings.Replace(string(b), "[c2s]\nlisten = []", fmt.Sprintf("[c2s]\nlisten = [\"127.0.0.1:%d\"]", plain), 1)), 0o600)
 	edge.Process.Signal(syscall.SIGHUP)
-	waitFor(t, edgeLog, "certificates and listeners reloaded")
+	waitFor(t, edgeLog, "certificates, limits and listeners reloaded")
 	pc, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", plain))
 	if err != nil {
 		t.Fatalf("the listener added by SIGHUP: %v", err)

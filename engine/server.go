@@ -388,13 +388,22 @@ func (s *Server) Reload(cfg Config) error {
 	return lerr
 }
 
-// ReloadListeners applies an edge's new listeners as Reload does a core's: added ones
-// open, removed ones stop accepting and keep their connections.
-func (s *Server) ReloadListeners(ls []Listener) error {
-	cfg := *s.config()
-	cfg.Listeners = ls
-	plan, err := s.planListeners(&cfg, ls)
+// ReloadEdge is an edge's Reload: certificates, limits and listeners (added ones open,
+// removed ones stop accepting and keep their connections). Domains are the core's.
+func (s *Server) ReloadEdge(cfg Config) error {
+	if s.edge == nil {
+		return errors.New("engine: not an edge")
+	}
+	if len(cfg.Domains) == 0 {
+		cfg.Domains = s.config().Domains
+	}
+	cfg.defaults()
+	plan, err := s.planListeners(&cfg, cfg.Listeners)
 	if err != nil {
+		return err
+	}
+	if err := s.apply(&cfg); err != nil {
+		plan.abort()
 		return err
 	}
 	return plan.commit()
