@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -120,4 +121,47 @@ func TestIntegrationReloadListenersShutdown(t *testing.T) {
 	go srv.Stop()
 	c.Expect("<system-shutdown")
 	c.ExpectClosed()
+}
+
+// TestReloadListenersConcurrent: reloads that race (an admin command and a SIGHUP) leave
+// exactly the listeners of the last one, and no socket behind.
+func TestReloadListenersConcurrent(t *testing.T) {
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true})
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	extra := free.Addr().String()
+	free.Close()
+	base := srv.Engine.Config()
+	with := base
+	with.Listeners = append(slices.Clone(base.Listeners), engine.Listener{Name: "c2s-extra", Addr: extra})
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 20 {
+				cfg := base
+				if (g+i)%2 == 0 {
+					cfg = with
+				}
+				srv.Engine.Reload(cfg) // a port still held by a retiring listener may fail one
+			}
+		}()
+	}
+	wg.Wait()
+	if err := srv.Engine.Reload(base); err != nil {
+		t.Fatal(err)
+	}
+	if srv.Engine.Addr("c2s-extra") != nil {
+		t.Fatal("c2s-extra is listed after the last reload took it away")
+	}
+	if c, err := net.DialTimeout("tcp", extra, 2*time.Second); err == nil {
+		c.Close()
+		t.Fatalf("%s still accepts: a racing reload left its socket open", extra)
+	}
+	if err := srv.Engine.Reload(with); err != nil {
+		t.Fatalf("the port is not free again: %v", err)
+	}
 }

@@ -245,6 +245,8 @@ type Server struct {
 	lset     atomic.Pointer[listenerSet]
 	lsMu     sync.Mutex
 	lsClosed bool // set under lsMu by closeAcceptors: no listener opens after it
+	// reloadMu serializes reloads: a listener plan is made against the set it commits to.
+	reloadMu sync.Mutex
 	throttle *throttle
 	guard    *accountGuard
 	scanners sync.Pool
@@ -362,6 +364,8 @@ func (s *Server) Reload(cfg Config) error {
 	if len(cfg.Domains) == 0 {
 		return errors.New("engine: no domains")
 	}
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
 	old := s.cfg.Load()
 	was := s.hosts.Load()
 	cfg.defaults()
@@ -394,6 +398,8 @@ func (s *Server) ReloadEdge(cfg Config) error {
 	if s.edge == nil {
 		return errors.New("engine: not an edge")
 	}
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
 	if len(cfg.Domains) == 0 {
 		cfg.Domains = s.config().Domains
 	}
