@@ -796,6 +796,18 @@ var _ admin.S2SLister = (*server)(nil)
 
 var _ admin.CertReporter = (*server)(nil)
 
+var _ admin.ListenerReporter = (*server)(nil)
+
+// Listeners implements admin.ListenerReporter: what vireoctl stats shows of the listeners,
+// those a reload closed included while they still carry connections.
+func (s *server) Listeners() []admin.ListenerStatus {
+	var out []admin.ListenerStatus
+	for _, l := range s.eng.Listeners() {
+		out = append(out, admin.ListenerStatus{Name: l.Name, Addr: l.Addr, Accepting: l.Accepting, Conns: l.Conns})
+	}
+	return out
+}
+
 // Certs implements admin.CertReporter: for each virtual host, the certificate a client
 // asking for it gets now, and with ACME how its orders go.
 func (s *server) Certs() []admin.CertStatus {

@@ -168,6 +168,10 @@ func TestIntegrationFirstStart(t *testing.T) {
 		}
 		pc.Close()
 	}
+	if out, err := exec.Command(ctl, "-config", cfgPath, "stats").CombinedOutput(); err != nil ||
+		!regexp.MustCompile(fmt.Sprintf(`(?m)^c2s +127\.0\.0\.1:%d +accepting +\d+$`, second)).Match(out) {
+		t.Fatalf("stats does not list the port the reload opened: %v\n%s", err, out)
+	}
 	for _, port := range []int{plain, second} {
 		pc, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err != nil {

@@ -250,3 +250,34 @@ func (s *Server) pruneListeners() {
 		s.lset.Store(&listenerSet{active: ls.active, retired: keep})
 	}
 }
+
+// ListenerInfo describes one listener for the operator (vireoctl stats).
+type ListenerInfo struct {
+	Name, Addr string
+	Accepting  bool // false: a reload closed it; its connections go on
+	Conns      int
+}
+
+// Listeners lists the accepting listeners, then those a reload closed that still hold
+// connections.
+func (s *Server) Listeners() []ListenerInfo {
+	ls := s.lset.Load()
+	if ls == nil {
+		return nil
+	}
+	var out []ListenerInfo
+	add := func(l *listener, accepting bool) {
+		addr := l.cfg.Addr
+		if a := l.addr; a != nil {
+			addr = a.String()
+		}
+		out = append(out, ListenerInfo{Name: l.cfg.Name, Addr: addr, Accepting: accepting, Conns: l.conns.count()})
+	}
+	for _, l := range ls.active {
+		add(l, true)
+	}
+	for _, l := range ls.retired {
+		add(l, false)
+	}
+	return out
+}

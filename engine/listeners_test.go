@@ -80,6 +80,15 @@ func TestIntegrationReloadListeners(t *testing.T) {
 	if n := engine.RetiredListeners(srv.Engine); n != 1 {
 		t.Fatalf("%d retired listeners, want 1", n)
 	}
+	var closed []engine.ListenerInfo
+	for _, l := range srv.Engine.Listeners() {
+		if !l.Accepting {
+			closed = append(closed, l)
+		}
+	}
+	if len(closed) != 1 || closed[0].Name != "c2s-tls" || closed[0].Addr != tlsAddr || closed[0].Conns != 1 {
+		t.Fatalf("listeners closed by the reload: %+v; want c2s-tls on %s with its one session", closed, tlsAddr)
+	}
 	kept.Send("</stream:stream>")
 	kept.ExpectClosed()
 	deadline := time.Now().Add(10 * time.Second)

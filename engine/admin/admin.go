@@ -57,6 +57,22 @@ type Response struct {
 	S2S []S2SConn `json:"s2s,omitempty"`
 	// Certs reports each virtual host's certificate (op stats, from a CertReporter).
 	Certs []CertStatus `json:"certs,omitempty"`
+	// Listeners are the listening addresses, and those a reload closed that still carry
+	// connections (op stats, from a ListenerReporter).
+	Listeners []ListenerStatus `json:"listeners,omitempty"`
+}
+
+// ListenerStatus is one listener, as stats reports it.
+type ListenerStatus struct {
+	Name      string `json:"name"` // c2s, c2s-tls, web, web-tls, s2s, s2s-tls, component
+	Addr      string `json:"addr"`
+	Accepting bool   `json:"accepting"` // false: closed by a reload, its connections go on
+	Conns     int    `json:"conns"`
+}
+
+// ListenerReporter is what a running server's Backend adds to answer stats with Listeners.
+type ListenerReporter interface {
+	Listeners() []ListenerStatus
 }
 
 // S2SConn is one live server-to-server stream, as the s2s op lists it.
@@ -120,6 +136,9 @@ func Do(b Backend, r Request) Response {
 		resp.Stats = b.Stats()
 		if c, ok := b.(CertReporter); ok {
 			resp.Certs = c.Certs()
+		}
+		if l, ok := b.(ListenerReporter); ok {
+			resp.Listeners = l.Listeners()
 		}
 	case "reload":
 		err = b.Reload()

@@ -148,6 +148,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		for _, k := range keys {
 			fmt.Fprintf(stdout, "%-14s %v\n", k, resp.Stats[k])
 		}
+		if len(resp.Listeners) > 0 {
+			fmt.Fprintln(stdout)
+			printListeners(stdout, resp.Listeners)
+		}
 		if len(resp.Certs) > 0 {
 			fmt.Fprintln(stdout)
 			printCerts(stdout, resp.Certs)
@@ -208,6 +212,17 @@ func printCerts(w io.Writer, certs []admin.CertStatus) {
 		if c.LastError != "" {
 			fmt.Fprintf(w, "  last order failed (%d in a row): %s\n", c.Failures, c.LastError)
 		}
+	}
+}
+
+func printListeners(w io.Writer, ls []admin.ListenerStatus) {
+	fmt.Fprintf(w, "%-10s %-28s %-16s %s\n", "LISTENER", "ADDRESS", "STATE", "CONNECTIONS")
+	for _, l := range ls {
+		state := "accepting"
+		if !l.Accepting {
+			state = "closed by reload"
+		}
+		fmt.Fprintf(w, "%-10s %-28s %-16s %d\n", l.Name, l.Addr, state, l.Conns)
 	}
 }
 
