@@ -130,16 +130,4 @@ func (s *connSet) snapshot() []*conn {
 }
 
 // empty reports whether the set holds no connection.
-func (s *connSet) empty() bool { return s.count() == 0 }
-
-// count is how many connections the set holds.
-func (s *connSet) count() int {
-	n := 0
-	for i := range s.shards {
-		sh := &s.shards[i]
-		sh.mu.Lock()
-		n += len(sh.m) + len(sh.cold)
-		sh.mu.Unlock()
-	}
-	return n
-}
+func (s *connSet) empty() bool { return s.len() == 0 }

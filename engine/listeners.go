@@ -271,7 +271,7 @@ func (s *Server) Listeners() []ListenerInfo {
 		if a := l.addr; a != nil {
 			addr = a.String()
 		}
-		out = append(out, ListenerInfo{Name: l.cfg.Name, Addr: addr, Accepting: accepting, Conns: l.conns.count()})
+		out = append(out, ListenerInfo{Name: l.cfg.Name, Addr: addr, Accepting: accepting, Conns: l.conns.len()})
 	}
 	for _, l := range ls.active {
 		add(l, true)
@@ -280,4 +280,19 @@ func (s *Server) Listeners() []ListenerInfo {
 		add(l, false)
 	}
 	return out
+}
+
+// swap applies cfg with its listeners. A listener that cannot be opened fails it before
+// anything changes (err); late is the error of one bound after the listener it replaces
+// closed (listenerPlan.commit), when the rest has applied.
+func (s *Server) swap(cfg *Config) (late, err error) {
+	plan, err := s.planListeners(cfg, cfg.Listeners)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.apply(cfg); err != nil {
+		plan.abort()
+		return nil, err
+	}
+	return plan.commit(), nil
 }

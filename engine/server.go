@@ -370,15 +370,10 @@ func (s *Server) Reload(cfg Config) error {
 	was := s.hosts.Load()
 	cfg.defaults()
 	cfg.Store, cfg.Router = old.Store, old.Router
-	plan, err := s.planListeners(&cfg, cfg.Listeners)
+	lerr, err := s.swap(&cfg)
 	if err != nil {
 		return err
 	}
-	if err := s.apply(&cfg); err != nil {
-		plan.abort()
-		return err
-	}
-	lerr := plan.commit()
 	s.setComponents(&cfg)
 	if s.s2s != nil {
 		s.s2s.enforce(&cfg.S2S)
@@ -404,15 +399,8 @@ func (s *Server) ReloadEdge(cfg Config) error {
 		cfg.Domains = s.config().Domains
 	}
 	cfg.defaults()
-	plan, err := s.planListeners(&cfg, cfg.Listeners)
-	if err != nil {
-		return err
-	}
-	if err := s.apply(&cfg); err != nil {
-		plan.abort()
-		return err
-	}
-	return plan.commit()
+	late, err := s.swap(&cfg)
+	return errors.Join(err, late)
 }
 
 // closeHost closes, with host-gone, the streams for the host at index i that the router
