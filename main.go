@@ -533,6 +533,10 @@ func (s *server) Reload() error {
 	if next.TLS.ACME != s.cfg.TLS.ACME || next.TLS.ACMEDirectory != s.cfg.TLS.ACMEDirectory {
 		s.log.Warn().Msg("turning acme on or off, or changing its directory, needs a restart")
 	}
+	// A port in use fails the reload here, before the router or the certificates change.
+	if err := s.eng.CheckListeners(s.engineConfig(next)); err != nil {
+		return err
+	}
 	if _, err := config.EnsureCert(next.TLS.Cert, next.TLS.Key, next.Domains); err != nil {
 		return err
 	}

@@ -296,3 +296,17 @@ func (s *Server) swap(cfg *Config) (late, err error) {
 	}
 	return plan.commit(), nil
 }
+
+// CheckListeners binds, and closes again, the listeners in cfg that are not open yet, so
+// that a reload can fail on a port in use before it changes anything else (the server's
+// Reload checks again as it applies).
+func (s *Server) CheckListeners(cfg Config) error {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	plan, err := s.planListeners(&cfg, cfg.Listeners)
+	if err != nil {
+		return err
+	}
+	plan.abort()
+	return nil
+}
