@@ -17,18 +17,11 @@ import (
 	"time"
 
 	"github.com/vireo-im/vireo/engine/config"
+	"github.com/vireo-im/vireo/engine/vireotest"
 )
 
-// freePort returns a loopback port that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+// freePort returns a loopback port that was free a moment ago (vireotest.FreePort).
+func freePort(t *testing.T) int { return vireotest.FreePort(t, "127.0.0.1") }
 
 func buildBinaries(t *testing.T) (vireo, ctl string) {
 	t.Helper()

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -136,12 +137,7 @@ func TestIntegrationReloadListenersShutdown(t *testing.T) {
 // exactly the listeners of the last one, and no socket behind.
 func TestReloadListenersConcurrent(t *testing.T) {
 	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true})
-	free, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	extra := free.Addr().String()
-	free.Close()
+	extra := "127.0.0.1:" + strconv.Itoa(vireotest.FreePort(t, "127.0.0.1"))
 	base := srv.Engine.Config()
 	with := base
 	with.Listeners = append(slices.Clone(base.Listeners), engine.Listener{Name: "c2s-extra", Addr: extra})

@@ -101,16 +101,8 @@ type prosodyOptions struct {
 	hashed bool
 }
 
-// freePort finds a free TCP port on ip.
-func freePort(t *testing.T, ip string) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
+// freePort finds a free TCP port on ip (vireotest.FreePort).
+func freePort(t *testing.T, ip string) int { return vireotest.FreePort(t, ip) }
 
 // startProsody writes a configuration into a temporary directory and runs Prosody in the
 // foreground until the test ends.

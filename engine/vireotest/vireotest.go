@@ -11,8 +11,10 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/netip"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -534,4 +536,24 @@ func (r *RawConn) Never(substr string) {
 	if got, err := r.readUntil(substr, 300*time.Millisecond); err == nil {
 		r.t.Fatalf("unexpectedly received %q: %q", substr, got)
 	}
+}
+
+// FreePort returns a TCP port on ip that was free a moment ago, for a server a test starts
+// on it. It is below the kernel's ephemeral range (32768 and up by default): a port from
+// that range can be handed to a listener on ":0" (the upload module's) or to any process's
+// outgoing socket between choosing it and binding it. The search starts at a random place,
+// so that packages testing in parallel rarely try the same port.
+func FreePort(t testing.TB, ip string) int {
+	t.Helper()
+	const lo, n = 20000, 12768 // [20000, 32768)
+	start := rand.IntN(n)
+	for i := range n {
+		p := lo + (start+i)%n
+		if l, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(p))); err == nil {
+			l.Close()
+			return p
+		}
+	}
+	t.Fatalf("no free port on %s below the ephemeral range", ip)
+	return 0
 }
