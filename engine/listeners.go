@@ -87,9 +87,7 @@ func (l *listener) serve() {
 func (l *listener) stopAccepting() {
 	if l.ln != nil {
 		l.ln.Close()
-		if l.done != nil {
-			<-l.done
-		}
+		<-l.done
 		l.ln = nil
 	}
 }
@@ -148,19 +146,15 @@ func (s *Server) planListeners(cfg *Config, specs []Listener) (*listenerPlan, er
 		}
 		return false
 	}
-	var bound []*listener
 	for _, n := range p.add {
 		if held(n) {
 			p.late = append(p.late, n)
 			continue
 		}
 		if err := n.bind(); err != nil {
-			for _, b := range bound {
-				b.ln.Close()
-			}
+			p.abort()
 			return nil, err
 		}
-		bound = append(bound, n)
 	}
 	return p, nil
 }
