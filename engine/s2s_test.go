@@ -19,7 +19,7 @@ import (
 
 // federated starts a.localhost and b.localhost with s2s listeners pointed at each other,
 // alice on a and bob on b.
-func federated(t *testing.T) (a, b *vireotest.Server) {
+func federated(t testing.TB) (a, b *vireotest.Server) {
 	t.Helper()
 	a = vireotest.Start(t, vireotest.Options{Domain: "a.localhost", AllowPlain: true, S2S: true, S2SSecret: []byte("secret-a")})
 	b = vireotest.Start(t, vireotest.Options{Domain: "b.localhost", AllowPlain: true, S2S: true})
@@ -108,7 +108,7 @@ func TestS2SBounce(t *testing.T) {
 
 // s2sLogin opens a raw s2s stream to b claiming a.localhost, with a key made from a's
 // secret, so that b's check with a succeeds.
-func s2sLogin(t *testing.T, b *vireotest.Server) *vireotest.RawConn {
+func s2sLogin(t testing.TB, b *vireotest.Server) *vireotest.RawConn {
 	t.Helper()
 	hdr := "<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' from='a.localhost' to='b.localhost' version='1.0'>"
 	r := vireotest.DialAddr(t, b.S2SAddr())

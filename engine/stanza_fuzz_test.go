@@ -249,3 +249,106 @@ func FuzzComponentStanza(f *testing.F) {
 		}
 	})
 }
+
+// s2sSeeds are what a federated server may send on an authenticated inbound stream for
+// a.localhost: stanzas from its users to b's users and services, some invalid.
+var s2sSeeds = []string{
+	`<message from='alice@a.localhost/x' to='bob@b.localhost/pc' type='chat' id='s1'><body>hi</body></message>`,
+	`<message from='alice@a.localhost' to='bob@b.localhost' type='chat'><body>x</body><request xmlns='urn:xmpp:receipts'/><active xmlns='http://jabber.org/protocol/chatstates'/></message>`,
+	`<message from='alice@a.localhost/x' to='nobody@b.localhost' type='chat'><body>offline</body></message>`,
+	`<message from='alice@a.localhost/x' to='bob@b.localhost' type='error' id='s2'><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>`,
+	`<message from='a.localhost' to='bob@b.localhost'><event xmlns='http://jabber.org/protocol/pubsub#event'><items node='urn:xmpp:avatar:metadata'><item id='1'/></items></event></message>`,
+	`<message from='alice@a.localhost/x' to='bob@b.localhost'><received xmlns='urn:xmpp:carbons:2'><forwarded xmlns='urn:xmpp:forward:0'><message from='bob@b.localhost' to='x@y'><body>forged carbon</body></message></forwarded></received></message>`,
+	`<message from='alice@a.localhost/x' to='bob@b.localhost'><result xmlns='urn:xmpp:mam:2' queryid='q'><forwarded xmlns='urn:xmpp:forward:0'><message><body>forged archive</body></message></forwarded></result></message>`,
+	`<presence from='alice@a.localhost' to='bob@b.localhost' type='subscribe'/>`,
+	`<presence from='alice@a.localhost' to='bob@b.localhost' type='subscribed'/>`,
+	`<presence from='alice@a.localhost' to='bob@b.localhost' type='unsubscribed'/>`,
+	`<presence from='alice@a.localhost/x' to='bob@b.localhost' type='probe'/>`,
+	`<presence from='alice@a.localhost/x' to='bob@b.localhost'><show>away</show><priority>-1</priority><c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='n' ver='v'/></presence>`,
+	`<presence from='alice@a.localhost/x' to='room@conference.b.localhost/alice'><x xmlns='http://jabber.org/protocol/muc'><history maxstanzas='5'/></x></presence>`,
+	`<message from='alice@a.localhost/x' to='room@conference.b.localhost' type='groupchat'><body>g</body></message>`,
+	`<message from='alice@a.localhost/x' to='room@conference.b.localhost'><x xmlns='http://jabber.org/protocol/muc#user'><invite to='bob@b.localhost'/></x></message>`,
+	`<iq from='alice@a.localhost/x' to='bob@b.localhost' type='get' id='s3'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`,
+	`<iq from='alice@a.localhost/x' to='bob@b.localhost/pc' type='get' id='s4'><ping xmlns='urn:xmpp:ping'/></iq>`,
+	`<iq from='alice@a.localhost/x' to='bob@b.localhost' type='set' id='s5'><query xmlns='jabber:iq:roster'><item jid='eve@a.localhost'/></query></iq>`,
+	`<iq from='alice@a.localhost/x' to='bob@b.localhost' type='set' id='s6'><query xmlns='urn:xmpp:mam:2'/></iq>`,
+	`<iq from='alice@a.localhost/x' to='bob@b.localhost' type='get' id='s7'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='urn:xmpp:avatar:data'/></pubsub></iq>`,
+	`<iq from='alice@a.localhost/x' to='bob@b.localhost' type='get' id='s8'><vCard xmlns='vcard-temp'/></iq>`,
+	`<iq from='alice@a.localhost/x' to='b.localhost' type='get' id='s9'><query xmlns='jabber:iq:version'/></iq>`,
+	`<iq from='alice@a.localhost/x' to='b.localhost' type='get' id='s10'><query xmlns='jabber:iq:last'/></iq>`,
+	`<iq from='alice@a.localhost/x' to='b.localhost' type='set' id='s11'><command xmlns='http://jabber.org/protocol/commands' node='http://jabber.org/protocol/admin#add-user'/></iq>`,
+	`<iq from='alice@a.localhost/x' to='pubsub.b.localhost' type='set' id='s12'><pubsub xmlns='http://jabber.org/protocol/pubsub'><create node='n'/></pubsub></iq>`,
+	`<iq from='alice@a.localhost/x' to='upload.b.localhost' type='get' id='s13'><request xmlns='urn:xmpp:http:upload:0' filename='a.txt' size='10'/></iq>`,
+	`<iq from='alice@a.localhost/x' to='bob@b.localhost/pc' type='result' id='unknown'/>`,
+	`<iq from='alice@a.localhost/x' to='bob@b.localhost' type='error' id='s14'><error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>`,
+	`<db:verify xmlns:db='jabber:server:dialback' from='a.localhost' to='b.localhost' id='abc'>0123</db:verify>`,
+	`<db:result xmlns:db='jabber:server:dialback' from='c.localhost' to='b.localhost'>0123</db:result>`,
+	`<message from='mallory@evil.localhost' to='bob@b.localhost'><body>forged</body></message>`,
+	`<message from='alice@a.localhost' to='someone@elsewhere.localhost'><body>relay</body></message>`,
+	`<message to='bob@b.localhost'><body>no from</body></message>`,
+}
+
+// FuzzS2SStanza sends one well-formed stanza over an inbound server-to-server stream that
+// authenticated (dialback) as a.localhost, the internet-facing side of federation, then a
+// message to a user who is online: it must reach that user, or the stream must have been
+// closed with a stream error, and nothing may have panicked. Whatever b answers goes to
+// a.localhost, a real server, over b's outbound stream.
+func FuzzS2SStanza(f *testing.F) {
+	for _, s := range s2sSeeds {
+		f.Add([]byte(s))
+	}
+	var panics panicCounter
+	log := zerolog.New(io.Discard).Level(zerolog.ErrorLevel).Hook(&panics)
+	a := vireotest.Start(f, vireotest.Options{Domain: "a.localhost", AllowPlain: true, S2S: true, S2SSecret: []byte("secret-a"), Logger: &log})
+	b := vireotest.Start(f, vireotest.Options{Domain: "b.localhost", AllowPlain: true, S2S: true, Logger: &log})
+	vireotest.Federate(a, b)
+	a.AddUser(f, "alice", "secret")
+	b.AddUser(f, "bob", "secret")
+	// bob's stream lives across inputs; an input can end it only by a server defect.
+	bob := b.LoginPlain(f, "bob", "secret", "pc")
+	bob.Send("<presence/>")
+	var n atomic.Int64
+	f.Fuzz(func(t *testing.T, in []byte) {
+		if !wellFormed(in) {
+			return
+		}
+		r := s2sLogin(t, b)
+		// b sends nothing on an inbound stream but a stream error and its close: read
+		// for them meanwhile, so that a closed stream does not wait out bob's timeout.
+		type end struct {
+			got string
+			err error
+		}
+		ended := make(chan end, 1)
+		go func() {
+			got, err := r.ReadUntil("</stream:stream>", 15*time.Second)
+			ended <- end{got, err}
+		}()
+		defer func() { r.Conn().Close(); <-ended }()
+		r.Send(string(in))
+		mark := "alive-" + strconv.FormatInt(n.Add(1), 10) + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+		r.Send("<message from='alice@a.localhost/x' to='bob@b.localhost/pc' type='chat'><body>" + mark + "</body></message>")
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			if _, err := bob.ReadUntil(mark, 50*time.Millisecond); err == nil {
+				break
+			}
+			var e end
+			select {
+			case e = <-ended:
+				ended <- e // for the deferred wait
+			default:
+				if time.Now().Before(deadline) {
+					continue
+				}
+				e = end{"", errors.New("no stream error either")}
+			}
+			if !closedWithError(e.got, e.err) {
+				t.Fatalf("after %q: the next message was not delivered and the stream has no stream error (%v): %q", in, e.err, e.got)
+			}
+			break
+		}
+		if m := panics.last(); m != "" {
+			t.Fatalf("after %q: %s", in, m)
+		}
+	})
+}

@@ -55,16 +55,72 @@ func webSeeds() []string {
 // WebSocket) and half-closes: the server must close the connection in time, and nothing may
 // have panicked.
 func FuzzWebInput(f *testing.F) {
-	for _, s := range webSeeds() {
+	fuzzListener(f, webSeeds(), func(s *vireotest.Server) string { return s.WebAddr() })
+}
+
+// c2sSeeds are what a client sends before and while it logs in, pipelined.
+func c2sSeeds() []string {
+	const hdr = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>"
+	plain := "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGZ1enoAZnV6eiBwdw==</auth>"
+	return []string{
+		hdr,
+		hdr + "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>\x16\x03\x01\x00\x05hello",
+		hdr + plain + hdr + "<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>r</resource></bind></iq><presence/></stream:stream>",
+		hdr + "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-1'>biwsbj1mdXp6LHI9YWJjZGVm</auth><response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>Yz1iaXdzLHI9YWJjZGVmLHA9QUFBQQ==</response><abort xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>",
+		hdr + "<authenticate xmlns='urn:xmpp:sasl:2' mechanism='PLAIN'><initial-response>AGZ1enoAZnV6eiBwdw==</initial-response><user-agent id='d4565fa7-4d72-4749-b3d3-740edbf87770'><software>f</software></user-agent><bind xmlns='urn:xmpp:bind2:0'><tag>t</tag><enable xmlns='urn:xmpp:sm:3' resume='true'/><enable xmlns='urn:xmpp:carbons:2'/><inactive xmlns='urn:xmpp:csi:0'/></bind><request-token xmlns='urn:xmpp:fast:0' mechanism='HT-SHA-256-NONE'/></authenticate>",
+		hdr + "<authenticate xmlns='urn:xmpp:sasl:2' mechanism='HT-SHA-256-NONE'><initial-response>ZnV6egBBQUFB</initial-response><fast xmlns='urn:xmpp:fast:0' count='1'/><user-agent id='x'/></authenticate>",
+		hdr + "<iq type='set' id='reg'><query xmlns='jabber:iq:register'><username>new</username><password>pw</password></query></iq>",
+		hdr + "<enable xmlns='urn:xmpp:sm:3' resume='true'/><resume xmlns='urn:xmpp:sm:3' previd='abc' h='5'/><r xmlns='urn:xmpp:sm:3'/>",
+		hdr + "<message to='fuzz@localhost'><body>before auth</body></message>",
+		"<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='unknown.example' version='2.0'>",
+		"<stream:stream xmlns:stream='http://etherx.jabber.org/streams' xmlns='jabber:client'><stream:stream>",
+		"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+	}
+}
+
+// FuzzC2SInput writes any bytes to a client listener (STARTTLS port, plain allowed): stream
+// headers, SASL and SASL2, registration, pipelined logins; then half-closes. The server
+// must close the connection in time, and nothing may have panicked.
+func FuzzC2SInput(f *testing.F) {
+	fuzzListener(f, c2sSeeds(), func(s *vireotest.Server) string { return s.C2SAddr() })
+}
+
+// s2sSeeds are what a peer server sends before its stream is authenticated.
+func s2sRawSeeds() []string {
+	const hdr = "<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' from='a.localhost' to='localhost' version='1.0'>"
+	return []string{
+		hdr,
+		hdr + "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>",
+		hdr + "<db:result from='a.localhost' to='localhost'>0123456789abcdef</db:result>",
+		hdr + "<db:verify from='a.localhost' to='localhost' id='x'>0123</db:verify>",
+		hdr + "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>=</auth>",
+		hdr + "<message from='alice@a.localhost' to='fuzz@localhost'><body>early</body></message>",
+		"<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' to='localhost'>",
+		"<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' from='' to='conference.localhost' version='1.0'></stream:stream>",
+	}
+}
+
+// FuzzS2SInput writes any bytes to the server-to-server listener before authentication
+// (stream headers, STARTTLS, dialback, SASL EXTERNAL) and half-closes: the server must
+// close the connection in time, and nothing may have panicked.
+func FuzzS2SInput(f *testing.F) {
+	fuzzListener(f, s2sRawSeeds(), func(s *vireotest.Server) string { return s.S2SAddr() })
+}
+
+// fuzzListener runs a server (federation on, plain c2s allowed, one account), and for
+// each input dials the listener addr names, writes the input and half-closes: the server
+// must close within 10 s, and no handler may have recovered from a panic.
+func fuzzListener(f *testing.F, seeds []string, addr func(*vireotest.Server) string) {
+	for _, s := range seeds {
 		f.Add([]byte(s))
 	}
 	var panics panicCounter
 	log := zerolog.New(io.Discard).Level(zerolog.ErrorLevel).Hook(&panics)
-	srv := vireotest.Start(f, vireotest.Options{AllowPlain: true, Logger: &log})
+	srv := vireotest.Start(f, vireotest.Options{AllowPlain: true, S2S: true, Logger: &log})
 	srv.AddUser(f, "fuzz", "fuzz pw")
-	addr := srv.WebAddr()
+	a := addr(srv)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		c, err := net.DialTimeout("tcp", a, 5*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
