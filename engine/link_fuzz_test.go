@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"github.com/vireo-im/vireo/engine/link"
 	"github.com/vireo-im/vireo/engine/vireotest"
 )
@@ -51,13 +49,9 @@ func linkSeeds() [][]byte {
 // a client on the core's own listener must still get answers, and nothing may have
 // panicked.
 func FuzzLinkFrames(f *testing.F) {
-	for _, s := range linkSeeds() {
-		f.Add(s)
-	}
-	var panics panicCounter
-	log := zerolog.New(io.Discard).Level(zerolog.ErrorLevel).Hook(&panics)
+	panics, log := fuzzSetup(f, linkSeeds())
 	secret := []byte("fuzz link secret")
-	core := vireotest.Start(f, vireotest.Options{AllowPlain: true, S2S: true, LinkSecret: secret, Logger: &log})
+	core := vireotest.Start(f, vireotest.Options{AllowPlain: true, S2S: true, LinkSecret: secret, Logger: log})
 	core.AddUser(f, "fuzz", "fuzz pw")
 	bob := core.LoginPlain(f, "fuzz", "fuzz pw", "watch")
 	addr := core.Engine.Addr("link").String()

@@ -87,12 +87,8 @@ var stanzaSeeds = []string{
 // stream closed with a stream error, and nothing may have panicked (a recovered panic
 // is still a bug: it ends a stream or an operation that should have had an error).
 func FuzzClientStanza(f *testing.F) {
-	for _, s := range stanzaSeeds {
-		f.Add([]byte(s))
-	}
-	var panics panicCounter
-	log := zerolog.New(io.Discard).Level(zerolog.ErrorLevel).Hook(&panics)
-	srv := vireotest.Start(f, vireotest.Options{AllowPlain: true, Logger: &log})
+	panics, log := fuzzSetup(f, stanzaSeeds)
+	srv := vireotest.Start(f, vireotest.Options{AllowPlain: true, Logger: log})
 	user := srv.AddUser(f, "fuzz", "fuzz pw")
 	srv.AddUser(f, "bob", "bob pw")
 	keys, err := creds.DeriveAll("fuzz pw", creds.MinIter)
@@ -170,6 +166,17 @@ func wellFormed(b []byte) bool {
 	}
 }
 
+// fuzzSetup adds seeds to f's corpus and returns a logger for the servers under test with
+// the counter of the recovered panics it sees.
+func fuzzSetup[S ~string | ~[]byte](f *testing.F, seeds []S) (*panicCounter, *zerolog.Logger) {
+	for _, s := range seeds {
+		f.Add([]byte(s))
+	}
+	panics := new(panicCounter)
+	log := zerolog.New(io.Discard).Level(zerolog.ErrorLevel).Hook(panics)
+	return panics, &log
+}
+
 // panicCounter keeps the last error log line that reports a recovered panic.
 type panicCounter struct {
 	mu  sync.Mutex
@@ -217,12 +224,8 @@ var componentSeeds = []string{
 // router and every module, then a ping from the component: it must be answered, or the
 // stream closed with a stream error, and nothing may have panicked.
 func FuzzComponentStanza(f *testing.F) {
-	for _, s := range componentSeeds {
-		f.Add([]byte(s))
-	}
-	var panics panicCounter
-	log := zerolog.New(io.Discard).Level(zerolog.ErrorLevel).Hook(&panics)
-	srv := vireotest.Start(f, vireotest.Options{AllowPlain: true, Logger: &log,
+	panics, log := fuzzSetup(f, componentSeeds)
+	srv := vireotest.Start(f, vireotest.Options{AllowPlain: true, Logger: log,
 		Components: []engine.Component{{Domain: "bot.localhost", Secret: compSecret}}})
 	srv.AddUser(f, "fuzz", "fuzz pw")
 	online := srv.LoginPlain(f, "fuzz", "fuzz pw", "r")
@@ -294,13 +297,9 @@ var s2sSeeds = []string{
 // closed with a stream error, and nothing may have panicked. Whatever b answers goes to
 // a.localhost, a real server, over b's outbound stream.
 func FuzzS2SStanza(f *testing.F) {
-	for _, s := range s2sSeeds {
-		f.Add([]byte(s))
-	}
-	var panics panicCounter
-	log := zerolog.New(io.Discard).Level(zerolog.ErrorLevel).Hook(&panics)
-	a := vireotest.Start(f, vireotest.Options{Domain: "a.localhost", AllowPlain: true, S2S: true, S2SSecret: []byte("secret-a"), Logger: &log})
-	b := vireotest.Start(f, vireotest.Options{Domain: "b.localhost", AllowPlain: true, S2S: true, Logger: &log})
+	panics, log := fuzzSetup(f, s2sSeeds)
+	a := vireotest.Start(f, vireotest.Options{Domain: "a.localhost", AllowPlain: true, S2S: true, S2SSecret: []byte("secret-a"), Logger: log})
+	b := vireotest.Start(f, vireotest.Options{Domain: "b.localhost", AllowPlain: true, S2S: true, Logger: log})
 	vireotest.Federate(a, b)
 	a.AddUser(f, "alice", "secret")
 	b.AddUser(f, "bob", "secret")

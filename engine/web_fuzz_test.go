@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"github.com/vireo-im/vireo/engine/vireotest"
 )
 
@@ -111,12 +109,8 @@ func FuzzS2SInput(f *testing.F) {
 // each input dials the listener addr names, writes the input and half-closes: the server
 // must close within 10 s, and no handler may have recovered from a panic.
 func fuzzListener(f *testing.F, seeds []string, addr func(*vireotest.Server) string) {
-	for _, s := range seeds {
-		f.Add([]byte(s))
-	}
-	var panics panicCounter
-	log := zerolog.New(io.Discard).Level(zerolog.ErrorLevel).Hook(&panics)
-	srv := vireotest.Start(f, vireotest.Options{AllowPlain: true, S2S: true, Logger: &log})
+	panics, log := fuzzSetup(f, seeds)
+	srv := vireotest.Start(f, vireotest.Options{AllowPlain: true, S2S: true, Logger: log})
 	srv.AddUser(f, "fuzz", "fuzz pw")
 	a := addr(srv)
 	f.Fuzz(func(t *testing.T, b []byte) {
