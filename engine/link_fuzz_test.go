@@ -73,9 +73,10 @@ func FuzzLinkFrames(f *testing.F) {
 			}
 			// The core answers a Ping on the link's reader, and the channels' streams
 			// on its loops: let what the input started run before the link goes.
+			buf := make([]byte, 32<<10)
 			for end := time.Now().Add(time.Second); time.Now().Before(end); {
 				nc.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
-				if _, err := nc.Read(make([]byte, 32<<10)); err != nil {
+				if _, err := nc.Read(buf); err != nil {
 					break
 				}
 			}

@@ -83,7 +83,7 @@ func FuzzC2SInput(f *testing.F) {
 	fuzzListener(f, c2sSeeds(), func(s *vireotest.Server) string { return s.C2SAddr() })
 }
 
-// s2sSeeds are what a peer server sends before its stream is authenticated.
+// s2sRawSeeds are what a peer server sends before its stream is authenticated.
 func s2sRawSeeds() []string {
 	const hdr = "<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' from='a.localhost' to='localhost' version='1.0'>"
 	return []string{
