@@ -43,7 +43,7 @@ func runEdge(cfg *config.Config, path string, log zerolog.Logger) int {
 		log.Error().Err(err).Msg("edge: certificates")
 		return 1
 	}
-	loops := splitProcs()
+	loops := eventLoops(cfg.Runtime.EventLoops)
 	eng, err := engine.NewEdge(edgeEngineConfig(cfg, certs, loops, log), e)
 	if err == nil {
 		err = eng.Start()
@@ -95,19 +95,28 @@ func runEdge(cfg *config.Config, path string, log zerolog.Logger) int {
 	return 0
 }
 
-// splitProcs gives the Go scheduler one processor more than there are event loops, and
-// returns the number of loops. A gnet loop waits for its sockets in epoll_wait holding its
-// processor; edge links and outbound federation run on Go's own network poller, which is
-// polled only by a processor with nothing else to do, or by sysmon every 10 ms. With as
-// many loops as processors, under load those goroutines waited up to 10 ms for a turn:
-// p50 10.4 ms through an edge at 1,000 msg/s, and p99 10.3 ms between two federated
-// servers at 500 msg/s; with the spare processor 0.9 ms and 1.0 ms. Twice the loops did
-// as well for latency but cost a quarter more CPU per message at 8,000 msg/s (idle
-// processors spinning); one spare cost nothing measurable.
-func splitProcs() int {
-	loops := runtime.GOMAXPROCS(0)
-	runtime.GOMAXPROCS(loops + 1)
-	return loops
+// eventLoops is the number of event loops for the [runtime] event_loops setting n, and sets
+// the processors Go may use so that one is left over. A gnet loop waits for its sockets in
+// epoll_wait holding its processor, so with as many loops as processors no processor is
+// ever idle: the goroutines that accept connections, finish TLS handshakes, read the
+// store, and run edge links and outbound federation on Go's own network poller then wait
+// for the runtime's monitor (sysmon) to take a processor back from a waiting loop, after
+// 20 µs or, for the network poller, up to 10 ms. Measured on 2 cores, against a loop per
+// processor (interleaved A/B, bench/results/profile.md "Stop 36"): 12% less server CPU per
+// plain login, 7-10% per TLS login, 9-16% per message, with sysmon's share of the CPU gone;
+// the highest message rate ~6% lower, since the one loop is then the bottleneck. Through
+// an edge, as many loops as processors put p50 at 10.4 ms at 1,000 msg/s (0.9 ms with the
+// spare). n at or above the processors (an operator's choice, or a one-processor machine)
+// raises the processors to n+1 for the same reason.
+func eventLoops(n int) int {
+	procs := runtime.GOMAXPROCS(0)
+	if n <= 0 {
+		n = max(1, procs-1)
+	}
+	if n >= procs {
+		runtime.GOMAXPROCS(n + 1)
+	}
+	return n
 }
 
 func s2sListen(cfg *config.Config) []string {

@@ -189,8 +189,7 @@ type server struct {
 	acme     *acmecert.Manager
 	acmeStop context.CancelFunc
 	acmeDone chan struct{}
-	// loops is the number of event loops when it is not the engine's default (a core
-	// with edge links: splitProcs).
+	// loops is the number of event loops (eventLoops).
 	loops int
 }
 
@@ -231,6 +230,8 @@ func start(cfg *config.Config, log zerolog.Logger) (*server, error) {
 			log.Warn().Str("dir", d).Msg(w)
 		}
 	}
+	// Before the router sizes its worker pool by the processors.
+	s.loops = eventLoops(cfg.Runtime.EventLoops)
 	s.rt, err = router.New(s.routerOptions(cfg))
 	if err != nil {
 		st.Close()
@@ -246,11 +247,6 @@ func start(cfg *config.Config, log zerolog.Logger) (*server, error) {
 	}
 	if len(cfg.Link.Listen) > 0 && !cfg.Link.UseTLS() {
 		log.Warn().Strs("link", cfg.Link.Listen).Msg("edge links are not encrypted (link.tls = false): clients' streams cross them in clear")
-	}
-	if len(cfg.Link.Listen) > 0 || cfg.S2S.Enabled {
-		// Edge links and outbound federation run on Go's own network poller: they need
-		// processors the event loops do not hold (splitProcs).
-		s.loops = splitProcs()
 	}
 	s.eng, err = engine.New(s.engineConfig(cfg))
 	if err == nil {
@@ -505,8 +501,8 @@ func (s *server) acmeChallenge() func(string) (string, bool) {
 
 // Reload re-reads the config file and applies what can change without a restart: domains,
 // certificates, limits, registration, the dashboard switch, listeners. What needs a
-// restart (data_dir, turning federation on or off, [link], ACME on or off) is logged and
-// kept as it was.
+// restart (data_dir, turning federation on or off, [link], ACME on or off, the number of
+// event loops) is logged and kept as it was.
 func (s *server) Reload() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -529,6 +525,9 @@ func (s *server) Reload() error {
 	if strings.Join(next.Link.Listen, ",") != strings.Join(s.cfg.Link.Listen, ",") || next.Link.Secret != s.cfg.Link.Secret ||
 		next.Link.UseTLS() != s.cfg.Link.UseTLS() {
 		s.log.Warn().Msg("[link] changes need a restart; linked edges keep their links")
+	}
+	if next.Runtime.EventLoops != s.cfg.Runtime.EventLoops {
+		s.log.Warn().Msg("runtime.event_loops changes need a restart")
 	}
 	if next.TLS.ACME != s.cfg.TLS.ACME || next.TLS.ACMEDirectory != s.cfg.TLS.ACMEDirectory {
 		s.log.Warn().Msg("turning acme on or off, or changing its directory, needs a restart")

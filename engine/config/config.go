@@ -300,10 +300,14 @@ type Store struct {
 	MinFree int64 `toml:"min_free"`
 }
 
-// Runtime tunes Go's garbage collector. A server that holds mostly idle session state is
-// best bounded by memory, not by a percentage of the live heap: with a memory limit the
-// collector lets the heap grow while there is room and works harder only near the limit.
+// Runtime tunes Go's garbage collector and the number of event loops. A server that holds
+// mostly idle session state is best bounded by memory, not by a percentage of the live
+// heap: with a memory limit the collector lets the heap grow while there is room and works
+// harder only near the limit.
 type Runtime struct {
+	// EventLoops is the number of gnet event loops; 0 (the default) means one fewer than
+	// the processors Go may use, and at least one. Read at start only.
+	EventLoops int `toml:"event_loops"`
 	// MemoryLimit is the soft limit for the Go heap and runtime, as bytes with an optional
 	// unit ("12GiB", "800MiB", "2000000000"). "auto" (the default) picks 80% of the
 	// cgroup's memory limit or, without one, of physical memory; "off" sets none. The
@@ -585,6 +589,9 @@ func (c *Config) normalize() error {
 		if _, err := ParseBytes(h); err != nil {
 			return fmt.Errorf("runtime.gc_min_headroom: %w", err)
 		}
+	}
+	if c.Runtime.EventLoops < 0 || c.Runtime.EventLoops > 4096 {
+		return fmt.Errorf("runtime.event_loops: %d; use 0 for one fewer than the processors", c.Runtime.EventLoops)
 	}
 	if c.Runtime.GCPercent < -1 {
 		return fmt.Errorf("runtime.gc_percent: %d; use -1 to turn proportional collection off", c.Runtime.GCPercent)

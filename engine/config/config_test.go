@@ -82,6 +82,7 @@ func TestParseErrors(t *testing.T) {
 		{"min_free", "domains = [\"a.org\"]\n[store]\nmin_free = -2", "store.min_free"},
 		{"memory_limit", "domains = [\"a.org\"]\n[runtime]\nmemory_limit = \"lots\"", "runtime.memory_limit"},
 		{"gc_percent", "domains = [\"a.org\"]\n[runtime]\ngc_percent = -5", "runtime.gc_percent"},
+		{"event_loops", "domains = [\"a.org\"]\n[runtime]\nevent_loops = -1", "runtime.event_loops"},
 		{"syntax", "domains = [", "config"},
 		{"s2s host", "domains = [\"a.org\"]\n[s2s.hosts]\n\"b.org\" = \"no-port\"", "s2s.hosts"},
 		{"s2s tls host", "domains = [\"a.org\"]\n[s2s.hosts]\n\"b.org\" = \"tls://no-port\"", "s2s.hosts"},
