@@ -32,3 +32,10 @@ soak: bench-tool ## the soak: SOAK_CYCLES (20) cycles of SOAK_LOAD (60s) mixed l
 .PHONY: bench-split
 bench-split: bench-tool ## the split deployment (an edge in front of the core) against the all-in-one server: idle bytes, login and message CPU, latency (~10 min; report in bench/results/split)
 	bash bench/split.sh
+
+AB_PAIRS ?= 20
+AB_WORKLOAD ?= login
+.PHONY: bench-ab
+bench-ab: bench-tool ## two Vireo builds interleaved, A=dir B=dir (each holding vireo and vireoctl): B/A server CPU per op with a 95% interval over AB_PAIRS (20) pairs; AB_WORKLOAD login, tls or msg (5,000 msg/s); report in /tmp/vireo-ab
+	@test -n "$(A)" -a -n "$(B)" || { echo "usage: make bench-ab A=old/bin B=new/bin [AB_WORKLOAD=login|tls|msg] [AB_PAIRS=20]"; exit 2; }
+	$(BIN)/xmppbench -ab $(A),$(B) -ab-workload $(AB_WORKLOAD) -pairs $(AB_PAIRS) $(if $(filter msg,$(AB_WORKLOAD)),-duration 6s,-logins $(if $(filter tls,$(AB_WORKLOAD)),2000,6000) -tls-classic) -out /tmp/vireo-ab -name ab-$(AB_WORKLOAD)

@@ -94,6 +94,9 @@ func main() {
 		install   = flag.Bool("install", false, "with -compare: apt-get install missing peers first")
 		out       = flag.String("out", "", "with -compare: directory for the JSON, Markdown and PNG report")
 		name      = flag.String("name", "compare", "with -compare: report file name (without extension)")
+		abBins    = flag.String("ab", "", "compare two Vireo builds, interleaved: directories A,B each holding vireo and vireoctl (with -ab-workload, -pairs, -out, -name)")
+		abWork    = flag.String("ab-workload", "login", "with -ab: login (-logins plain TCP), tls (-logins direct TLS) or msg (-users at -rate for -duration)")
+		pairs     = flag.Int("pairs", 20, "with -ab: runs of each build, alternating")
 		render    = flag.String("render", "", "redraw the Markdown report and plots from this JSON report")
 	)
 	flag.Parse()
@@ -104,6 +107,18 @@ func main() {
 			err = compare.Write(r, filepath.Dir(*render), strings.TrimSuffix(filepath.Base(*render), ".json"))
 		}
 		if err != nil {
+			fmt.Fprintln(os.Stderr, "xmppbench:", err)
+			os.Exit(1)
+		}
+		return
+	case *abBins != "":
+		bins := strings.Split(*abBins, ",")
+		if len(bins) != 2 {
+			fmt.Fprintln(os.Stderr, "xmppbench: -ab wants two directories, A,B")
+			os.Exit(2)
+		}
+		if err := abRun(compare.ABConfig{BinA: bins[0], BinB: bins[1], PortBase: *portBase, Pairs: *pairs, Workload: *abWork,
+			Logins: *logins, Conc: *conc, Users: *users, Rate: *rate, Step: *dur, SourceIPs: *srcIPs, ClassicTLS: *classic}, *work, *out, *name); err != nil {
 			fmt.Fprintln(os.Stderr, "xmppbench:", err)
 			os.Exit(1)
 		}
@@ -278,6 +293,40 @@ func parseSizes(s string) []int {
 
 // compareRun starts each named server in turn (bench/peers), runs the suite against it
 // and writes the report.
+// abRun runs compare.AB in work (a temporary directory when empty) and prints the
+// report, writing it and its JSON to out/name.{md,json} when out is set.
+func abRun(c compare.ABConfig, work, out, name string) error {
+	if work == "" {
+		d, err := os.MkdirTemp("", "xmppbench-ab-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(d)
+		work = d
+	}
+	c.Dir = work
+	r, err := compare.AB(c, os.Stderr)
+	if err != nil {
+		return err
+	}
+	md := r.Markdown()
+	fmt.Print(md)
+	if out == "" {
+		return nil
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return err
+	}
+	j, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(out, name+".json"), j, 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(out, name+".md"), []byte(md), 0o644)
+}
+
 func compareRun(names []string, suite, only, bin, work, out, name string, portBase int, install bool, override func(*compare.Suite)) error {
 	s := compare.Quick()
 	if suite == "full" {
