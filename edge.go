@@ -43,7 +43,7 @@ func runEdge(cfg *config.Config, path string, log zerolog.Logger) int {
 		log.Error().Err(err).Msg("edge: certificates")
 		return 1
 	}
-	loops := eventLoops(cfg.Runtime.EventLoops)
+	loops := eventLoops(cfg.Runtime.EventLoops, true)
 	eng, err := engine.NewEdge(edgeEngineConfig(cfg, certs, loops, log), e)
 	if err == nil {
 		err = eng.Start()
@@ -95,25 +95,27 @@ func runEdge(cfg *config.Config, path string, log zerolog.Logger) int {
 	return 0
 }
 
-// eventLoops is the number of event loops for the [runtime] event_loops setting n, and sets
-// the processors Go may use so that one is left over. A gnet loop waits for its sockets in
-// epoll_wait holding its processor, so with as many loops as processors no processor is
-// ever idle: the goroutines that accept connections, finish TLS handshakes, read the
-// store, and run edge links and outbound federation on Go's own network poller then wait
-// for the runtime's monitor (sysmon) to take a processor back from a waiting loop, after
-// 20 µs or, for the network poller, up to 10 ms. Measured on 2 cores, against a loop per
-// processor (interleaved A/B, bench/results/profile.md "Stop 36"): 12% less server CPU per
-// plain login, 7-10% per TLS login, 9-16% per message, with sysmon's share of the CPU gone;
-// the highest message rate ~6% lower, since the one loop is then the bottleneck. Through
-// an edge, as many loops as processors put p50 at 10.4 ms at 1,000 msg/s (0.9 ms with the
-// spare). n at or above the processors (an operator's choice, or a one-processor machine)
-// raises the processors to n+1 for the same reason.
-func eventLoops(n int) int {
+// eventLoops is the number of event loops for the [runtime] event_loops setting n (0: one
+// per processor). A gnet loop waits for its sockets in epoll_wait holding its processor, so
+// with as many loops as processors none is ever idle, and a goroutine the server wakes
+// (accepts, TLS handshakes, store reads) waits for the runtime's monitor (sysmon) to take
+// a processor back from a waiting loop, after 20 µs; goroutines on Go's own network
+// poller wait for sysmon to poll it, every 10 ms. Edge links and outbound federation live
+// there, so with spare set (a core with [link], a server with [s2s], every edge) and as
+// many loops as processors, Go may use one processor more: through an edge, p50 went from
+// 10.4 to 0.9 ms at 1,000 msg/s.
+//
+// Fewer loops than processors leave a processor free without that. Measured on 2 cores
+// with one loop against two (interleaved pairs, bench/results/profile.md "Stop 36"): 12%
+// less server CPU per plain login, 7% per TLS login, but a 6-30% lower peak message
+// rate, the one loop then being the bottleneck; so it is the operator's choice, not the
+// default.
+func eventLoops(n int, spare bool) int {
 	procs := runtime.GOMAXPROCS(0)
 	if n <= 0 {
-		n = max(1, procs-1)
+		n = procs
 	}
-	if n >= procs {
+	if spare && n >= procs {
 		runtime.GOMAXPROCS(n + 1)
 	}
 	return n

@@ -230,8 +230,10 @@ func start(cfg *config.Config, log zerolog.Logger) (*server, error) {
 			log.Warn().Str("dir", d).Msg(w)
 		}
 	}
-	// Before the router sizes its worker pool by the processors.
-	s.loops = eventLoops(cfg.Runtime.EventLoops)
+	// Before the router sizes its worker pool by the processors. Edge links and outbound
+	// federation run on Go's own network poller: they need a processor the event loops
+	// do not hold.
+	s.loops = eventLoops(cfg.Runtime.EventLoops, len(cfg.Link.Listen) > 0 || cfg.S2S.Enabled)
 	s.rt, err = router.New(s.routerOptions(cfg))
 	if err != nil {
 		st.Close()

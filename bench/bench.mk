@@ -35,7 +35,12 @@ bench-split: bench-tool ## the split deployment (an edge in front of the core) a
 
 AB_PAIRS ?= 20
 AB_WORKLOAD ?= login
+AB_ARGS_login = -logins 6000
+AB_ARGS_tls = -logins 2000 -tls-classic
+AB_ARGS_fast = -logins 3000
+AB_ARGS_fast-tls = -logins 1000 -tls-classic
+AB_ARGS_msg = -rate 5000 -duration 6s
 .PHONY: bench-ab
-bench-ab: bench-tool ## two Vireo builds interleaved, A=dir B=dir (each holding vireo and vireoctl): B/A server CPU per op with a 95% interval over AB_PAIRS (20) pairs; AB_WORKLOAD login, tls or msg (5,000 msg/s); report in /tmp/vireo-ab
-	@test -n "$(A)" -a -n "$(B)" || { echo "usage: make bench-ab A=old/bin B=new/bin [AB_WORKLOAD=login|tls|msg] [AB_PAIRS=20]"; exit 2; }
-	$(BIN)/xmppbench -ab $(A),$(B) -ab-workload $(AB_WORKLOAD) -pairs $(AB_PAIRS) $(if $(filter msg,$(AB_WORKLOAD)),-duration 6s,-logins $(if $(filter tls,$(AB_WORKLOAD)),2000,6000) -tls-classic) -out /tmp/vireo-ab -name ab-$(AB_WORKLOAD)
+bench-ab: bench-tool ## two Vireo builds interleaved, A=dir B=dir (each holding vireo and vireoctl): B/A server CPU per op with a 95% interval over AB_PAIRS (20) pairs; AB_WORKLOAD login, tls, fast, fast-tls or msg (5,000 msg/s); report in /tmp/vireo-ab
+	@test -n "$(A)" -a -n "$(B)" || { echo "usage: make bench-ab A=old/bin B=new/bin [AB_WORKLOAD=login|tls|fast|fast-tls|msg] [AB_PAIRS=20]"; exit 2; }
+	$(BIN)/xmppbench -ab $(A),$(B) -ab-workload $(AB_WORKLOAD) -pairs $(AB_PAIRS) $(AB_ARGS_$(AB_WORKLOAD)) -out /tmp/vireo-ab -name ab-$(AB_WORKLOAD)

@@ -75,8 +75,8 @@
 //
 // # Loops, goroutines and ownership
 //
-// One gnet engine runs the event loops; how many is the caller's choice (the server
-// leaves one processor without a loop: vireo's eventLoops). A connection's state
+// One gnet engine runs the event loops, one per processor unless the caller says
+// otherwise (vireo's eventLoops). A connection's state
 // (conn) is owned by its loop: OnOpen, OnTraffic, OnClose and Wake callbacks touch it
 // without locks. A loop never blocks: store lookups for SASL, password hashing for PLAIN
 // and registration run on a small worker pool (work.go), and results come back to the loop

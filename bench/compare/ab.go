@@ -26,8 +26,10 @@ type ABConfig struct {
 	Dir        string // work directory
 	PortBase   int
 	Pairs      int
-	// Workload: "login" (plain TCP SCRAM logins), "tls" (direct TLS 1.3 logins) or
-	// "msg" (one-to-one messages at Rate between Users online users, Step per run).
+	// Workload: "login" (plain TCP SCRAM logins), "tls" (direct TLS 1.3 logins), "fast"
+	// or "fast-tls" (the FAST storm's FAST phase: Logins per phase, after its SASL2 phase
+	// got the tokens), or "msg" (one-to-one messages at Rate between Users online users,
+	// Step per run).
 	Workload   string
 	Logins     int
 	Conc       int
@@ -85,7 +87,7 @@ func AB(c ABConfig, log io.Writer) (ABResult, error) {
 	}
 	r.VersionA, r.VersionB = srv[0].Version(), srv[1].Version()
 	target := func(s peers.Server) scenario.Target {
-		tls := c.Workload == "tls"
+		tls := c.Workload == "tls" || c.Workload == "fast-tls"
 		mode := loadgen.Plain
 		if tls {
 			mode = loadgen.DirectTLS
@@ -112,6 +114,13 @@ func AB(c ABConfig, log io.Writer) (ABResult, error) {
 				err = fmt.Errorf("%d messages lost", m.Loss)
 			}
 			return m.ServerCPUPerMsg, err
+		}
+		if strings.HasPrefix(c.Workload, "fast") {
+			f, err := scenario.FastStorm(t, c.Logins, c.Conc)
+			if err == nil && f.FAST.Failures > 0 {
+				err = fmt.Errorf("%d FAST logins failed: %s", f.FAST.Failures, f.FAST.FirstFailure)
+			}
+			return f.FAST.ServerCPUPerLogin, err
 		}
 		l, err := scenario.LoginStorm(t, c.Logins, c.Conc)
 		if err == nil && l.Failures > 0 {
@@ -202,6 +211,8 @@ func (r ABResult) Markdown() string {
 	switch c.Workload {
 	case "msg":
 		fmt.Fprintf(&b, "Each run: %d online users on each server, one-to-one messages at %d/s for %s.", c.Users, c.Rate, c.Step)
+	case "fast", "fast-tls":
+		fmt.Fprintf(&b, "Each run: the FAST storm (%s), %d logins per phase, %d in flight; the figure is its FAST phase (HT-SHA-256-NONE + Bind2).", c.Workload, c.Logins, c.Conc)
 	case "tls":
 		fmt.Fprintf(&b, "Each run: %d direct TLS 1.3 logins (SCRAM-SHA-1, bind, close), %d in flight.", c.Logins, c.Conc)
 	default:

@@ -305,8 +305,10 @@ type Store struct {
 // heap: with a memory limit the collector lets the heap grow while there is room and works
 // harder only near the limit.
 type Runtime struct {
-	// EventLoops is the number of gnet event loops; 0 (the default) means one fewer than
-	// the processors Go may use, and at least one. Read at start only.
+	// EventLoops is the number of gnet event loops; 0 (the default) means one per
+	// processor Go may use. Fewer leave a processor to the goroutines (accepts, TLS
+	// handshakes, store reads): cheaper logins, a lower peak message rate. Read at start
+	// only.
 	EventLoops int `toml:"event_loops"`
 	// MemoryLimit is the soft limit for the Go heap and runtime, as bytes with an optional
 	// unit ("12GiB", "800MiB", "2000000000"). "auto" (the default) picks 80% of the
@@ -591,7 +593,7 @@ func (c *Config) normalize() error {
 		}
 	}
 	if c.Runtime.EventLoops < 0 || c.Runtime.EventLoops > 4096 {
-		return fmt.Errorf("runtime.event_loops: %d; use 0 for one fewer than the processors", c.Runtime.EventLoops)
+		return fmt.Errorf("runtime.event_loops: %d; use 0 for one per processor", c.Runtime.EventLoops)
 	}
 	if c.Runtime.GCPercent < -1 {
 		return fmt.Errorf("runtime.gc_percent: %d; use -1 to turn proportional collection off", c.Runtime.GCPercent)

@@ -95,7 +95,7 @@ func main() {
 		out       = flag.String("out", "", "with -compare: directory for the JSON, Markdown and PNG report")
 		name      = flag.String("name", "compare", "with -compare: report file name (without extension)")
 		abBins    = flag.String("ab", "", "compare two Vireo builds, interleaved: directories A,B each holding vireo and vireoctl (with -ab-workload, -pairs, -out, -name)")
-		abWork    = flag.String("ab-workload", "login", "with -ab: login (-logins plain TCP), tls (-logins direct TLS) or msg (-users at -rate for -duration)")
+		abWork    = flag.String("ab-workload", "login", "with -ab: login (-logins plain TCP), tls (-logins direct TLS), fast or fast-tls (the FAST phase of -logins per phase) or msg (-users at -rate for -duration)")
 		pairs     = flag.Int("pairs", 20, "with -ab: runs of each build, alternating")
 		render    = flag.String("render", "", "redraw the Markdown report and plots from this JSON report")
 	)
