@@ -107,7 +107,7 @@ func runEdge(cfg *config.Config, path string, log zerolog.Logger) int {
 //
 // Fewer loops than processors leave a processor free without that. Measured on 2 cores
 // with one loop against two (interleaved pairs, bench/results/profile.md "Stop 36"): 12%
-// less server CPU per plain login, 7% per TLS login, but a 6-30% lower peak message
+// less server CPU per plain login, 7% per TLS login, but a 6-34% lower peak message
 // rate, the one loop then being the bottleneck; so it is the operator's choice, not the
 // default.
 func eventLoops(n int, spare bool) int {

@@ -259,7 +259,7 @@ gc_min_headroom = "32MiB"
 # Event loops (network threads); 0 = one per processor. Fewer leave a processor free to
 # accept connections, finish TLS handshakes and read the store without waiting for a loop
 # to give its processor back: on 2 processors, 1 loop costs 12% less CPU per login and 7%
-# less per TLS login, and lowers the peak message rate by 6-30%. Needs a restart.
+# less per TLS login, and lowers the peak message rate by 6-34%. Needs a restart.
 event_loops = 0
 
 [modules]
