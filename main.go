@@ -728,6 +728,7 @@ func (s *server) Stats() map[string]any {
 		"sys":           ms.Sys,
 		"gc_cycles":     ms.NumGC,
 		"go_max_procs":  runtime.GOMAXPROCS(0),
+		"event_loops":   s.loops,
 		"config":        cfg.Path(),
 		"domains":       cfg.Domains,
 		"version":       Version,
