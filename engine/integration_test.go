@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/xml"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -129,8 +130,17 @@ func loginDirectTLS(t *testing.T, srv *vireotest.Server, user, pass, res string,
 
 // TestIntegrationLoginAndChat: STARTTLS + SCRAM-SHA-256 and direct TLS + SCRAM-SHA-1-PLUS
 // with mellium.im/xmpp, then a chat message both ways through the router.
+//
+// It runs with two event loops (alice and bob on different ones, routed across) and with
+// one, as [runtime] event_loops = 1 configures.
 func TestIntegrationLoginAndChat(t *testing.T) {
-	srv := vireotest.Start(t, vireotest.Options{})
+	for _, loops := range []int{2, 1} {
+		t.Run(fmt.Sprintf("loops=%d", loops), func(t *testing.T) { testLoginAndChat(t, loops) })
+	}
+}
+
+func testLoginAndChat(t *testing.T, loops int) {
+	srv := vireotest.Start(t, vireotest.Options{Loops: loops})
 	srv.AddUser(t, "alice", "alice secret")
 	srv.AddUser(t, "bob", "bob secret")
 

@@ -147,12 +147,20 @@ func (s *smClient) login(resume bool) error {
 // it a stream of messages; after each drop it resumes with the h it counted. Every message
 // must arrive, in order, with duplicates only from the resend window (a client drops them
 // by id, as XEP-0198 expects).
+//
+// It runs with two event loops and with one ([runtime] event_loops = 1).
 func TestIntegrationSMFaultLoop(t *testing.T) {
+	for _, loops := range []int{2, 1} {
+		t.Run(fmt.Sprintf("loops=%d", loops), func(t *testing.T) { testSMFaultLoop(t, loops) })
+	}
+}
+
+func testSMFaultLoop(t *testing.T, loops int) {
 	const n, drops = 300, 6
 	seed := rand.Uint64()
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 1))
-	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true})
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true, Loops: loops})
 	srv.AddUser(t, "alice", "secret")
 	srv.AddUser(t, "bob", "secret")
 	a := &smClient{t: t, srv: srv}

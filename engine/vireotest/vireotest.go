@@ -6,6 +6,7 @@ package vireotest
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -35,6 +36,7 @@ import (
 // Options tune the test server; the zero value is a sensible default.
 type Options struct {
 	Domain         string // default "localhost"
+	Loops          int    // event loops; default 2, so that connections land on different loops
 	RequireTLS     *bool  // default true
 	AllowPlain     bool
 	Registration   bool
@@ -220,7 +222,7 @@ func Start(t testing.TB, o Options) *Server {
 		AuthFailLimit:  o.AuthFailLimit,
 		PingAfter:      o.PingAfter,
 		PingTimeout:    o.PingTimeout,
-		Loops:          2,
+		Loops:          cmp.Or(o.Loops, 2),
 	})
 	if err == nil {
 		err = eng.Start()
