@@ -13,6 +13,10 @@
 // directory, and write a side-by-side report (JSON, Markdown, PNG plots):
 //
 //	xmppbench -compare vireo,prosody,ejabberd -suite full -install -out bench/results
+//
+// Or compare two Vireo builds, both running, runs alternating, B/A per pair:
+//
+//	xmppbench -ab /tmp/old-bin,bin -ab-workload login -logins 6000 -pairs 20
 package main
 
 import (
