@@ -55,6 +55,14 @@ type ABResult struct {
 // accounts the workload needs) and runs the pairs.
 func AB(c ABConfig, log io.Writer) (ABResult, error) {
 	r := ABResult{Config: c, Unit: "server CPU µs per login", Date: time.Now().UTC().Format(time.RFC3339)}
+	switch c.Workload {
+	case "login", "tls", "fast", "fast-tls", "msg":
+	default:
+		return r, fmt.Errorf("compare: unknown A/B workload %q (login, tls, fast, fast-tls, msg)", c.Workload)
+	}
+	if c.Pairs < 1 {
+		return r, fmt.Errorf("compare: %d pairs", c.Pairs)
+	}
 	if c.Workload == "msg" {
 		r.Unit = "server CPU µs per message"
 	}

@@ -1,6 +1,7 @@
 package compare
 
 import (
+	"io"
 	"math"
 	"strings"
 	"testing"
@@ -44,6 +45,14 @@ func TestABMarkdown(t *testing.T) {
 	for _, want := range []string{"**B/A = 0.900**", "B cost less in 2 of 2 pairs", "| 2 | 160.0 | 144.0 | 0.900 |", "6000 plain-TCP logins"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q:\n%s", want, md)
+		}
+	}
+}
+
+func TestABRefusesBadConfig(t *testing.T) {
+	for _, c := range []ABConfig{{Workload: "tsl", Pairs: 5}, {Workload: "login", Pairs: 0}} {
+		if _, err := AB(c, io.Discard); err == nil {
+			t.Errorf("%+v: no error", c)
 		}
 	}
 }
