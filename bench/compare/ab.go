@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vireo-im/vireo/bench/loadgen"
 	"github.com/vireo-im/vireo/bench/peers"
 	"github.com/vireo-im/vireo/bench/scenario"
 )
@@ -94,14 +93,9 @@ func AB(c ABConfig, log io.Writer) (ABResult, error) {
 		base = plain + 10
 	}
 	r.VersionA, r.VersionB = srv[0].Version(), srv[1].Version()
+	tls := c.Workload == "tls" || c.Workload == "fast-tls"
 	target := func(s peers.Server) scenario.Target {
-		tls := c.Workload == "tls" || c.Workload == "fast-tls"
-		mode := loadgen.Plain
-		if tls {
-			mode = loadgen.DirectTLS
-		}
-		return scenario.Target{Name: s.Name(), Prefix: "user", Password: peers.Password, PID: s.PID(), SourceIPs: c.SourceIPs, Log: io.Discard,
-			Cfg: loadgen.Config{Addr: s.Addr(tls), Domain: peers.Domain, Mode: mode, Mechanism: "SCRAM-SHA-1", ClassicKeyExchange: c.ClassicTLS}}
+		return serverTarget(s, tls, c.SourceIPs, c.ClassicTLS, io.Discard)
 	}
 	var online [2]*scenario.Online
 	if c.Workload == "msg" {

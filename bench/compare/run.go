@@ -258,27 +258,32 @@ func Run(servers []peers.Server, pairs []*peers.Pair, s Suite, log io.Writer) Re
 	return r
 }
 
+// serverTarget is the generator's view of srv: its plain or direct TLS listener, the
+// bench accounts, SCRAM-SHA-1, and the server's live heap and goroutines where it reports
+// them.
+func serverTarget(srv peers.Server, tls bool, sourceIPs int, classicTLS bool, log io.Writer) scenario.Target {
+	mode := loadgen.Plain
+	if tls {
+		mode = loadgen.DirectTLS
+	}
+	t := scenario.Target{Name: srv.Name(), Prefix: "user", Password: peers.Password, PID: srv.PID(), SourceIPs: sourceIPs, Log: log,
+		Cfg: loadgen.Config{Addr: srv.Addr(tls), Domain: peers.Domain, Mode: mode, Mechanism: "SCRAM-SHA-1", ClassicKeyExchange: classicTLS}}
+	if hr, ok := srv.(peers.HeapReporter); ok {
+		t.LiveHeap = hr.LiveHeap
+	}
+	if gr, ok := srv.(peers.GoroutineReporter); ok {
+		t.Goroutines = gr.Goroutines
+	}
+	return t
+}
+
 func runServer(srv peers.Server, s Suite, log io.Writer) ServerResult {
 	res := ServerResult{Name: srv.Name(), Version: srv.Version(), Settings: srv.Settings()}
 	fail := func(what string, err error) {
 		fmt.Fprintf(log, "  %s: %s: %v\n", srv.Name(), what, err)
 		res.Errors = append(res.Errors, what+": "+err.Error())
 	}
-	target := func(tls bool) scenario.Target {
-		mode := loadgen.Plain
-		if tls {
-			mode = loadgen.DirectTLS
-		}
-		t := scenario.Target{Name: srv.Name(), Prefix: "user", Password: peers.Password, PID: srv.PID(), SourceIPs: s.SourceIPs, Log: log,
-			Cfg: loadgen.Config{Addr: srv.Addr(tls), Domain: peers.Domain, Mode: mode, Mechanism: "SCRAM-SHA-1", ClassicKeyExchange: s.ClassicTLS}}
-		if hr, ok := srv.(peers.HeapReporter); ok {
-			t.LiveHeap = hr.LiveHeap
-		}
-		if gr, ok := srv.(peers.GoroutineReporter); ok {
-			t.Goroutines = gr.Goroutines
-		}
-		return t
-	}
+	target := func(tls bool) scenario.Target { return serverTarget(srv, tls, s.SourceIPs, s.ClassicTLS, log) }
 	// Each idle run gets a freshly started server, so the memory curve starts from the
 	// same baseline every time.
 	restart := func(first bool) bool {
