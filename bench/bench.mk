@@ -14,8 +14,12 @@ bench-full: bench-tool ## the full suite against Vireo alone (3 runs of everythi
 	$(BIN)/xmppbench -compare vireo -suite full -bin $(BIN) -out $(BENCH_OUT) -name vireo-full
 
 .PHONY: bench-compare
-bench-compare: bench-tool ## Vireo, Prosody and ejabberd side by side (installs the peers from Debian; ~40 min)
+bench-compare: bench-tool ## Vireo, Prosody and ejabberd side by side, every scenario of the full suite 3 times (installs the peers from Debian; well over an hour on 2 cores)
 	$(BIN)/xmppbench -compare vireo,prosody,ejabberd -suite full -install -bin $(BIN) -out $(BENCH_OUT) -name compare
+
+.PHONY: bench-aims
+bench-aims: bench-tool ## the density-and-speed figures (idle bytes, login and message CPU, highest rate) of Vireo, Prosody and ejabberd, 3 runs each, every server offered the same TLS key exchange (~35 min; report in BENCH_OUT/aims.md)
+	$(BIN)/xmppbench -compare vireo,prosody,ejabberd -suite full -reps 3 -only idle,login,msg -tls-classic -install -bin $(BIN) -out $(BENCH_OUT) -name aims
 
 .PHONY: bench-mampep
 bench-mampep: bench-tool ## archive queries on 1,000,000 messages of 10,000 users, then the PEP storm of 1,000 users (a run of its own: ejabberd's mesh is a shared roster of all accounts): Vireo, Prosody, ejabberd; long, the fill goes through the servers
