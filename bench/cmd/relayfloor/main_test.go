@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+)
+
+// TestRelayDelivers runs both relays in this process and checks that every frame offered
+// reaches its recipient and no other, and that the figures the report rests on are there.
+func TestRelayDelivers(t *testing.T) {
+	for _, tc := range []struct {
+		mode   string
+		direct bool
+		batch  time.Duration
+	}{
+		{mode: "gnet"},
+		{mode: "gnet", direct: true},
+		{mode: "gnet", batch: 2 * time.Millisecond},
+		{mode: "net"},
+	} {
+		name := tc.mode
+		if tc.direct {
+			name += "-direct"
+		}
+		if tc.batch > 0 {
+			name += "-batch"
+		}
+		mode := tc.mode
+		t.Run(name, func(t *testing.T) {
+			addr, err := freeAddr()
+			if err != nil {
+				t.Fatal(err)
+			}
+			const users = 8
+			up := make(chan struct{})
+			ready := func() { close(up) }
+			done := make(chan error, 1)
+			go func() {
+				if mode != "net" {
+					done <- serveGnet(addr, users, 2, tc.direct, tc.batch, ready)
+				} else {
+					done <- serveNet(addr, users, ready)
+				}
+			}()
+			select {
+			case <-up:
+			case err := <-done:
+				t.Fatal(err)
+			case <-time.After(10 * time.Second):
+				t.Fatal("relay did not start")
+			}
+			if mode != "net" {
+				defer gnet.Stop(context.Background(), "tcp://"+addr)
+			}
+			r, err := drive(addr, os.Getpid(), users, 400, 300, 500*time.Millisecond)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Lost != 0 || r.Misdelivered != 0 {
+				t.Fatalf("lost %d, misdelivered %d of %.0f/s", r.Lost, r.Misdelivered, r.Delivered)
+			}
+			if r.Delivered < 300 || r.P50ms <= 0 || r.P99ms < r.P50ms {
+				t.Fatalf("implausible report %+v", r)
+			}
+		})
+	}
+}
