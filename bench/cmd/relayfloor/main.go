@@ -35,10 +35,10 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
-	"golang.org/x/sys/unix"
 )
 
 // A frame is a 4-byte recipient, a 2-byte payload length and the payload. The generator's
@@ -397,7 +397,7 @@ func (h *relay) handOver() {
 func (h *relay) writeDirect(d gnet.Conn, f []byte) {
 	id := d.Context().(int)
 	h.locks[id].Lock()
-	n, err := unix.Write(d.Fd(), f)
+	n, err := syscall.Write(d.Fd(), f)
 	h.locks[id].Unlock()
 	if err != nil || n < len(f) {
 		// A full socket buffer (not seen at these rates): the rest goes the queued way.
