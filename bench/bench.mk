@@ -50,7 +50,9 @@ bench-ab: bench-tool ## two Vireo builds interleaved, A=dir B=dir (each holding 
 	$(BIN)/xmppbench -ab $(A),$(B) -ab-workload $(AB_WORKLOAD) -pairs $(AB_PAIRS) $(AB_ARGS_$(AB_WORKLOAD)) -out /tmp/vireo-ab -name ab-$(AB_WORKLOAD)
 
 .PHONY: bench-floor
-bench-floor: ## the floor under any server here: a relay that only reads a frame and writes it to its recipient (gnet with a loop per processor and with one loop, Go's net), server CPU per message at 5,000 and 60,000 msg/s (~2 min; bench/results/floor)
+bench-floor: ## the floor under any server here: a relay that only reads a frame and writes it to its recipient (gnet with a loop per processor and with one loop, Go's net), server CPU per message at 5,000 and 60,000 msg/s; then a server that answers a login's six round trips with canned bytes (~3 min; bench/results/floor)
 	$(GO) build -o $(BIN)/relayfloor ./bench/cmd/relayfloor
 	@for r in 5000 60000; do for m in "-loops 0" "-loops 1" "-mode net"; do \
 	  echo "== $$r msg/s $$m"; $(BIN)/relayfloor -rate $$r -duration 10s $$m || exit 1; done; done
+	@for m in "-loops 0" "-loops 0 -enroll" "-loops 1" "-mode net"; do \
+	  echo "== 6000 logins $$m"; $(BIN)/relayfloor -logins 6000 $$m || exit 1; done

@@ -55,11 +55,24 @@ func main() {
 	rate := flag.Int("rate", 5000, "messages per second offered")
 	size := flag.Int("size", 300, "bytes per message, header included (an XMPP chat message with a short body is ~300)")
 	dur := flag.Duration("duration", 10*time.Second, "measured time (after 1 s of warm-up)")
+	logins := flag.Int("logins", 0, "instead of relaying messages: this many connections, each making -exchanges request/answer round trips and closing (the login floor)")
+	exchanges := flag.Int("exchanges", 6, "with -logins: round trips per connection")
+	conc := flag.Int("conc", 64, "with -logins: connections at once")
+	request := flag.Int("request", 150, "with -logins: bytes per request")
+	enroll := flag.Bool("enroll", false, "with -logins, gnet: accept with Go's net package and hand each connection to a loop (gnet's Register), as Vireo's listeners do, instead of gnet's own listener")
+	answer := flag.Int("answer", 0, "with -logins: bytes per answer (300 when 0); the server answers instead of relaying")
 	flag.Parse()
+	if *answer == 0 && *logins > 0 {
+		*answer = 300
+	}
 	if *serve != "" {
 		var err error
 		ready := func() { fmt.Println("listening") }
-		if *mode == "net" {
+		if *answer > 0 && *mode == "net" {
+			err = serveAnswerNet(*serve, *answer, ready)
+		} else if *answer > 0 {
+			err = serveAnswerGnet(*serve, *loops, *answer, *enroll, ready)
+		} else if *mode == "net" {
 			err = serveNet(*serve, *users, ready)
 		} else {
 			err = serveGnet(*serve, *users, *loops, *direct, *batch, ready)
@@ -68,6 +81,20 @@ func main() {
 			fmt.Fprintln(os.Stderr, "relayfloor:", err)
 			os.Exit(1)
 		}
+		return
+	}
+	if *logins > 0 {
+		if *exchanges < 1 || *conc < 1 || *request < hdr || *request > 65535 || *answer < hdr || *answer > 65535 {
+			fmt.Fprintln(os.Stderr, "relayfloor: -exchanges ≥ 1, -conc ≥ 1, -request and -answer 6..65535")
+			os.Exit(2)
+		}
+		res, err := runLogins(*mode, *loops, *enroll, *logins, *exchanges, *conc, *request, *answer)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "relayfloor:", err)
+			os.Exit(1)
+		}
+		out, _ := json.MarshalIndent(res, "", "  ")
+		fmt.Println(string(out))
 		return
 	}
 	if *size < hdr+8 || *size > 65535 || *users < 2 || *rate < 1 || *dur <= 0 {
@@ -121,8 +148,8 @@ func run(mode string, loops int, direct bool, batch time.Duration, users, rate, 
 	}
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
 	// The relay prints one line when it listens.
-	if _, err := bufio.NewReader(stdout).ReadString('\n'); err != nil {
-		return result{}, fmt.Errorf("relay did not start: %w", err)
+	if err := awaitReady(stdout); err != nil {
+		return result{}, err
 	}
 	r, err := drive(addr, cmd.Process.Pid, users, rate, size, dur)
 	r.Mode = mode
@@ -271,6 +298,22 @@ func drive(addr string, pid, users, rate, size int, dur time.Duration) (result, 
 	}
 	mu.Unlock()
 	return r, nil
+}
+
+// awaitReady reads the child's output up to its "listening" line (gnet logs a line of its
+// own before it), then drains the rest so that the child never blocks on a full pipe.
+func awaitReady(out io.Reader) error {
+	br := bufio.NewReader(out)
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			return fmt.Errorf("relay did not start: %w", err)
+		}
+		if line == "listening\n" {
+			go io.Copy(io.Discard, br)
+			return nil
+		}
+	}
 }
 
 func freeAddr() (string, error) {

@@ -69,3 +69,47 @@ func TestRelayDelivers(t *testing.T) {
 		})
 	}
 }
+
+// TestLoginFloorAnswers runs the answering servers in this process and checks that every
+// exchange of every connection gets its whole answer.
+func TestLoginFloorAnswers(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		mode   string
+		enroll bool
+	}{
+		{"gnet", "gnet", false},
+		{"gnet-enroll", "gnet", true},
+		{"net", "net", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr, err := freeAddr()
+			if err != nil {
+				t.Fatal(err)
+			}
+			up := make(chan struct{})
+			done := make(chan error, 1)
+			go func() {
+				if tc.mode == "net" {
+					done <- serveAnswerNet(addr, 300, func() { close(up) })
+				} else {
+					done <- serveAnswerGnet(addr, 2, 300, tc.enroll, func() { close(up) })
+				}
+			}()
+			select {
+			case <-up:
+			case err := <-done:
+				t.Fatal(err)
+			case <-time.After(10 * time.Second):
+				t.Fatal("server did not start")
+			}
+			if tc.mode == "gnet" {
+				defer gnet.Stop(context.Background(), "tcp://"+addr)
+			}
+			fails, err := storm(addr, 200, 6, 8, 150)
+			if err != nil || fails != 0 {
+				t.Fatalf("%d of 200 connections failed (%v)", fails, err)
+			}
+		})
+	}
+}
