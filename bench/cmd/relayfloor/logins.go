@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -42,33 +41,17 @@ func runLogins(mode string, loops int, enroll bool, logins, exchanges, conc, req
 	if mode == "gnet" {
 		r.Loops, r.Enroll = loops, enroll
 	}
-	self, err := os.Executable()
-	if err != nil {
-		return r, err
-	}
-	addr, err := freeAddr()
-	if err != nil {
-		return r, err
-	}
-	cmd := exec.Command(self, "-serve", addr, "-mode", mode, "-loops", strconv.Itoa(loops), "-answer", strconv.Itoa(answer),
+	addr, pid, stop, err := startServer("-mode", mode, "-loops", strconv.Itoa(loops), "-answer", strconv.Itoa(answer),
 		"-enroll="+strconv.FormatBool(enroll))
-	cmd.Stderr = os.Stderr
-	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return r, err
 	}
-	if err := cmd.Start(); err != nil {
-		return r, err
-	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	if err := awaitReady(stdout); err != nil {
-		return r, err
-	}
+	defer stop()
 	// A warm-up of a tenth, then the measured logins.
 	if _, err := storm(addr, max(logins/10, conc), exchanges, conc, request); err != nil {
 		return r, err
 	}
-	s0, err := procCPU(cmd.Process.Pid)
+	s0, err := procCPU(pid)
 	if err != nil {
 		return r, err
 	}
@@ -79,7 +62,7 @@ func runLogins(mode string, loops int, enroll bool, logins, exchanges, conc, req
 		return r, err
 	}
 	el := time.Since(t0)
-	s1, err := procCPU(cmd.Process.Pid)
+	s1, err := procCPU(pid)
 	if err != nil {
 		return r, err
 	}
@@ -221,33 +204,21 @@ func (h *answerer) OnTraffic(c gnet.Conn) gnet.Action {
 
 // serveAnswerNet answers with Go's net package, a goroutine per connection.
 func serveAnswerNet(addr string, answer int, ready func()) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
-	ready()
 	ans := answerFrame(answer)
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			return err
-		}
-		go func() {
-			defer c.Close()
-			br := bufio.NewReaderSize(c, 4096)
-			buf := make([]byte, 65536+hdr)
-			for {
-				if _, err := io.ReadFull(br, buf[:hdr]); err != nil {
-					return
-				}
-				n := int(binary.BigEndian.Uint16(buf[4:6]))
-				if _, err := io.ReadFull(br, buf[hdr:hdr+n]); err != nil {
-					return
-				}
-				if _, err := c.Write(ans); err != nil {
-					return
-				}
+	return acceptEach(addr, ready, func(c net.Conn) {
+		br := bufio.NewReaderSize(c, 4096)
+		buf := make([]byte, 65536+hdr)
+		for {
+			if _, err := io.ReadFull(br, buf[:hdr]); err != nil {
+				return
 			}
-		}()
-	}
+			n := int(binary.BigEndian.Uint16(buf[4:6]))
+			if _, err := io.ReadFull(br, buf[hdr:hdr+n]); err != nil {
+				return
+			}
+			if _, err := c.Write(ans); err != nil {
+				return
+			}
+		}
+	})
 }

@@ -128,35 +128,45 @@ type result struct {
 }
 
 func run(mode string, loops int, direct bool, batch time.Duration, users, rate, size int, dur time.Duration) (result, error) {
-	self, err := os.Executable()
-	if err != nil {
-		return result{}, err
-	}
-	addr, err := freeAddr()
-	if err != nil {
-		return result{}, err
-	}
-	cmd := exec.Command(self, "-serve", addr, "-mode", mode, "-loops", strconv.Itoa(loops), "-users", strconv.Itoa(users),
+	addr, pid, stop, err := startServer("-mode", mode, "-loops", strconv.Itoa(loops), "-users", strconv.Itoa(users),
 		"-direct="+strconv.FormatBool(direct), "-batch", batch.String())
-	cmd.Stderr = os.Stderr
-	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return result{}, err
 	}
-	if err := cmd.Start(); err != nil {
-		return result{}, err
-	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	// The relay prints one line when it listens.
-	if err := awaitReady(stdout); err != nil {
-		return result{}, err
-	}
-	r, err := drive(addr, cmd.Process.Pid, users, rate, size, dur)
+	defer stop()
+	r, err := drive(addr, pid, users, rate, size, dur)
 	r.Mode = mode
 	if mode == "gnet" {
 		r.Loops, r.Direct, r.Batch = loops, direct, batch.String()
 	}
 	return r, err
+}
+
+// startServer starts this command as the server (-serve on a free loopback port, with
+// args) and waits until it listens. stop ends it.
+func startServer(args ...string) (addr string, pid int, stop func(), err error) {
+	self, err := os.Executable()
+	if err != nil {
+		return "", 0, nil, err
+	}
+	if addr, err = freeAddr(); err != nil {
+		return "", 0, nil, err
+	}
+	cmd := exec.Command(self, append([]string{"-serve", addr}, args...)...)
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return "", 0, nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return "", 0, nil, err
+	}
+	stop = func() { cmd.Process.Kill(); cmd.Wait() }
+	if err := awaitReady(stdout); err != nil {
+		stop()
+		return "", 0, nil, err
+	}
+	return addr, cmd.Process.Pid, stop, nil
 }
 
 // drive offers rate messages a second for 1 s of warm-up and dur measured to the relay
@@ -504,16 +514,48 @@ func (h *relay) OnTraffic(c gnet.Conn) gnet.Action {
 // serveNet is the relay on Go's net package: a goroutine per connection reads frames and
 // writes each to its recipient's connection itself, under that connection's lock.
 func serveNet(addr string, users int, ready func()) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
-	ready()
 	type peer struct {
 		mu sync.Mutex
 		c  net.Conn
 	}
 	peers := make([]atomic.Pointer[peer], users)
+	return acceptEach(addr, ready, func(c net.Conn) {
+		br := bufio.NewReaderSize(c, 4096)
+		var id [4]byte
+		if _, err := io.ReadFull(br, id[:]); err != nil {
+			return
+		}
+		i := int(binary.BigEndian.Uint32(id[:]))
+		if i >= users {
+			return
+		}
+		peers[i].Store(&peer{c: c})
+		buf := make([]byte, 65536+hdr)
+		for {
+			if _, err := io.ReadFull(br, buf[:hdr]); err != nil {
+				return
+			}
+			n := hdr + int(binary.BigEndian.Uint16(buf[4:6]))
+			if _, err := io.ReadFull(br, buf[hdr:n]); err != nil {
+				return
+			}
+			if d := peers[int(binary.BigEndian.Uint32(buf[0:4]))%users].Load(); d != nil {
+				d.mu.Lock()
+				d.c.Write(buf[:n])
+				d.mu.Unlock()
+			}
+		}
+	})
+}
+
+// acceptEach listens on addr, calls ready, then serves each connection on a goroutine of
+// its own with serve, closing it when serve returns.
+func acceptEach(addr string, ready func(), serve func(net.Conn)) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	ready()
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -521,31 +563,7 @@ func serveNet(addr string, users int, ready func()) error {
 		}
 		go func() {
 			defer c.Close()
-			br := bufio.NewReaderSize(c, 4096)
-			var id [4]byte
-			if _, err := io.ReadFull(br, id[:]); err != nil {
-				return
-			}
-			i := int(binary.BigEndian.Uint32(id[:]))
-			if i >= users {
-				return
-			}
-			peers[i].Store(&peer{c: c})
-			buf := make([]byte, 65536+hdr)
-			for {
-				if _, err := io.ReadFull(br, buf[:hdr]); err != nil {
-					return
-				}
-				n := hdr + int(binary.BigEndian.Uint16(buf[4:6]))
-				if _, err := io.ReadFull(br, buf[hdr:n]); err != nil {
-					return
-				}
-				if d := peers[int(binary.BigEndian.Uint32(buf[0:4]))%users].Load(); d != nil {
-					d.mu.Lock()
-					d.c.Write(buf[:n])
-					d.mu.Unlock()
-				}
-			}
+			serve(c)
 		}()
 	}
 }

@@ -31,31 +31,13 @@ func TestRelayDelivers(t *testing.T) {
 		}
 		mode := tc.mode
 		t.Run(name, func(t *testing.T) {
-			addr, err := freeAddr()
-			if err != nil {
-				t.Fatal(err)
-			}
 			const users = 8
-			up := make(chan struct{})
-			ready := func() { close(up) }
-			done := make(chan error, 1)
-			go func() {
-				if mode != "net" {
-					done <- serveGnet(addr, users, 2, tc.direct, tc.batch, ready)
-				} else {
-					done <- serveNet(addr, users, ready)
+			addr := serveHere(t, mode == "gnet", func(addr string, ready func()) error {
+				if mode == "gnet" {
+					return serveGnet(addr, users, 2, tc.direct, tc.batch, ready)
 				}
-			}()
-			select {
-			case <-up:
-			case err := <-done:
-				t.Fatal(err)
-			case <-time.After(10 * time.Second):
-				t.Fatal("relay did not start")
-			}
-			if mode != "net" {
-				defer gnet.Stop(context.Background(), "tcp://"+addr)
-			}
+				return serveNet(addr, users, ready)
+			})
 			r, err := drive(addr, os.Getpid(), users, 400, 300, 500*time.Millisecond)
 			if err != nil {
 				t.Fatal(err)
@@ -83,33 +65,40 @@ func TestLoginFloorAnswers(t *testing.T) {
 		{"net", "net", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			addr, err := freeAddr()
-			if err != nil {
-				t.Fatal(err)
-			}
-			up := make(chan struct{})
-			done := make(chan error, 1)
-			go func() {
+			addr := serveHere(t, tc.mode == "gnet" && !tc.enroll, func(addr string, ready func()) error {
 				if tc.mode == "net" {
-					done <- serveAnswerNet(addr, 300, func() { close(up) })
-				} else {
-					done <- serveAnswerGnet(addr, 2, 300, tc.enroll, func() { close(up) })
+					return serveAnswerNet(addr, 300, ready)
 				}
-			}()
-			select {
-			case <-up:
-			case err := <-done:
-				t.Fatal(err)
-			case <-time.After(10 * time.Second):
-				t.Fatal("server did not start")
-			}
-			if tc.mode == "gnet" {
-				defer gnet.Stop(context.Background(), "tcp://"+addr)
-			}
+				return serveAnswerGnet(addr, 2, 300, tc.enroll, ready)
+			})
 			fails, err := storm(addr, 200, 6, 8, 150)
 			if err != nil || fails != 0 {
 				t.Fatalf("%d of 200 connections failed (%v)", fails, err)
 			}
 		})
 	}
+}
+
+// serveHere runs serve on a free loopback address in this process and returns the address
+// once it listens. A gnet server bound to it (gnetOwned) is stopped when the test ends.
+func serveHere(t *testing.T, gnetOwned bool, serve func(addr string, ready func()) error) string {
+	t.Helper()
+	addr, err := freeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := make(chan struct{})
+	done := make(chan error, 1)
+	go func() { done <- serve(addr, func() { close(up) }) }()
+	select {
+	case <-up:
+	case err := <-done:
+		t.Fatal(err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("server did not start")
+	}
+	if gnetOwned {
+		t.Cleanup(func() { gnet.Stop(context.Background(), "tcp://"+addr) })
+	}
+	return addr
 }
