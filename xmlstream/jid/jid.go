@@ -104,9 +104,18 @@ func PrepareLocal(s string) (string, error) {
 	if s == "" {
 		return "", malformed("empty localpart")
 	}
-	out, err := precis.UsernameCaseMapped.String(s)
-	if err != nil {
-		return "", malformed("localpart %q: %v", s, err)
+	out := s
+	if printableASCII(s, '!') {
+		// What the profile does to printable ASCII (IdentifierClass takes all of it;
+		// width mapping, normalization and the bidi rule leave it alone) is the case
+		// mapping. A login prepares its JIDs several times and the general path was
+		// most of that.
+		out = lowerASCII(s)
+	} else {
+		var err error
+		if out, err = precis.UsernameCaseMapped.String(s); err != nil {
+			return "", malformed("localpart %q: %v", s, err)
+		}
 	}
 	if len(out) > MaxPart {
 		return "", malformed("localpart longer than %d bytes", MaxPart)
@@ -122,9 +131,13 @@ func PrepareResource(s string) (string, error) {
 	if s == "" {
 		return "", malformed("empty resourcepart")
 	}
-	out, err := precis.OpaqueString.String(s)
-	if err != nil {
-		return "", malformed("resourcepart: %v", err)
+	out := s
+	if !printableASCII(s, ' ') {
+		// The profile leaves printable ASCII and the space as they are.
+		var err error
+		if out, err = precis.OpaqueString.String(s); err != nil {
+			return "", malformed("resourcepart: %v", err)
+		}
 	}
 	if len(out) > MaxPart {
 		return "", malformed("resourcepart longer than %d bytes", MaxPart)
@@ -148,6 +161,11 @@ func PrepareDomain(s string) (string, error) {
 		}
 		return "[" + a.String() + "]", nil
 	}
+	if plainHostname(s) {
+		// Lowercase ASCII labels that IDNA does not decode (no "--", so no xn--) and
+		// that are no IPv4 literal (a letter among them) map to themselves.
+		return checkDomain(s, s)
+	}
 	if a, err := netip.ParseAddr(s); err == nil && a.Is4() {
 		return a.String(), nil
 	}
@@ -158,7 +176,11 @@ func PrepareDomain(s string) (string, error) {
 	if err != nil {
 		return "", malformed("domainpart %q: %v", s, err)
 	}
-	out = strings.ToLower(out)
+	return checkDomain(s, strings.ToLower(out))
+}
+
+// checkDomain applies RFC 7622's limits to out, the prepared form of s.
+func checkDomain(s, out string) (string, error) {
 	if len(out) > MaxPart || out == "" {
 		return "", malformed("domainpart length")
 	}
@@ -229,3 +251,44 @@ func (j JID) Equal(o JID) bool { return j.s == o.s }
 
 // AppendTo appends the canonical form to dst.
 func (j JID) AppendTo(dst []byte) []byte { return append(dst, j.s...) }
+
+// printableASCII reports whether every byte of s is printable ASCII from first on
+// ('!' leaves the space out, ' ' takes it in).
+func printableASCII(s string, first byte) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < first || s[i] > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+// lowerASCII lowercases ASCII s, without a copy when it is lowercase already.
+func lowerASCII(s string) string {
+	for i := 0; i < len(s); i++ {
+		if 'A' <= s[i] && s[i] <= 'Z' {
+			return strings.ToLower(s)
+		}
+	}
+	return s
+}
+
+// plainHostname reports whether s is lowercase letters, digits, hyphens and dots, with a
+// letter among them and no "--".
+func plainHostname(s string) bool {
+	letter := false
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case 'a' <= c && c <= 'z':
+			letter = true
+		case '0' <= c && c <= '9', c == '.':
+		case c == '-':
+			if i > 0 && s[i-1] == '-' {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return letter
+}

@@ -2,9 +2,12 @@ package jid
 
 import (
 	"errors"
+	"net/netip"
 	"strings"
 	"testing"
 	"unsafe"
+
+	"golang.org/x/text/secure/precis"
 )
 
 func TestParse(t *testing.T) {
@@ -99,6 +102,64 @@ func BenchmarkParse(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
 		if _, err := Parse("juliet@example.com/balcony"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestASCIIFastPaths checks the shortcuts for ASCII parts against the general
+// preparation on inputs on both sides of their edges.
+func TestASCIIFastPaths(t *testing.T) {
+	for _, s := range []string{
+		"juliet", "Juliet", "JULIET", "a!b#c$d%", "x~y", "foo\\20bar", "a b", " lead", "trail ",
+		"example.com", "a-b.example", "-a.example", "a-.example", "a--b.example", "xn--bcher-kva.example",
+		"1.2.3.4", "1.2.3.4a", "a..b", "a.b.", "localhost", "Example.com", "ex_ample.com",
+	} {
+		checkFastPaths(t, s)
+	}
+	if d, err := PrepareDomain("xn--bcher-kva.example"); err != nil || d != "bücher.example" {
+		t.Errorf("PrepareDomain(xn--bcher-kva.example) = %q, %v; the general path must decode it", d, err)
+	}
+}
+
+// checkFastPaths fails t when a shortcut taken for s maps it otherwise than the profile
+// it stands for.
+func checkFastPaths(t *testing.T, s string) {
+	t.Helper()
+	if s != "" && printableASCII(s, '!') {
+		want, err := precis.UsernameCaseMapped.String(s)
+		if err != nil || want != lowerASCII(s) {
+			t.Errorf("localpart %q: profile %q, %v; shortcut %q", s, want, err, lowerASCII(s))
+		}
+	}
+	if s != "" && printableASCII(s, ' ') {
+		want, err := precis.OpaqueString.String(s)
+		if err != nil || want != s {
+			t.Errorf("resourcepart %q: profile %q, %v; shortcut keeps it", s, want, err)
+		}
+	}
+	if plainHostname(s) {
+		if a, err := netip.ParseAddr(s); err == nil {
+			t.Errorf("domainpart %q: taken as a name, but it is the address %v", s, a)
+		}
+		want, err := idnaProfile.ToUnicode(s)
+		if err != nil || strings.ToLower(want) != s {
+			t.Errorf("domainpart %q: IDNA %q, %v; shortcut keeps it", s, want, err)
+		}
+	}
+}
+
+func FuzzASCIIFastPaths(f *testing.F) {
+	for _, s := range []string{"Juliet", "a-b.example", "xn--x.y", "1.2.3.4", "a b~", "ex--ample"} {
+		f.Add(s)
+	}
+	f.Fuzz(checkFastPaths)
+}
+
+func BenchmarkPrepare(b *testing.B) {
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if _, err := New("user123", "localhost", "vireo-bench"); err != nil {
 			b.Fatal(err)
 		}
 	}
