@@ -169,3 +169,27 @@ func charLen(b []byte) int {
 	}
 	return 0
 }
+
+// IsNCName reports whether s is an NCName (Namespaces in XML 1.0 §3): an XML name without
+// a colon. For parsers other than this package's (encoding/xml takes "p:0" as the name "0"
+// in namespace p) whose names are written out again.
+func IsNCName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, r := range s {
+		switch {
+		case r == ':':
+			return false
+		case r < utf8.RuneSelf:
+			if i == 0 && !nameStartOK[r] || !nameOK[r] {
+				return false
+			}
+		case r == utf8.RuneError:
+			return false
+		case i == 0 && !isNameStartRune(r), !isNameRune(r):
+			return false
+		}
+	}
+	return true
+}

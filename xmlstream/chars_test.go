@@ -35,3 +35,18 @@ func TestCharLen(t *testing.T) {
 		check(utf8.AppendRune(nil, r))
 	}
 }
+
+func TestIsNCName(t *testing.T) {
+	for _, tc := range []struct {
+		s    string
+		want bool
+	}{
+		{"a", true}, {"_x", true}, {"a-b.c9", true}, {"é", true}, {"a·", true}, {"vCard", true},
+		{"", false}, {"0", false}, {"-a", false}, {".a", false}, {"a:b", false}, {":", false},
+		{"a b", false}, {"\xff", false}, {"·a", false}, {"a\x00", false},
+	} {
+		if got := IsNCName(tc.s); got != tc.want {
+			t.Errorf("IsNCName(%q) = %v, want %v", tc.s, got, tc.want)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package pie
 import (
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"sort"
 	"strconv"
 	"strings"
@@ -72,7 +73,17 @@ type Section interface {
 func canon(d *xml.Decoder, se xml.StartElement) ([]byte, error) {
 	var b xmlstream.Builder
 	spaces := []string{""}
-	open := func(se xml.StartElement) {
+	open := func(se xml.StartElement) error {
+		// encoding/xml reads <p:0/> as the element "0" in p's namespace; written out
+		// again it would be <0/>, which no parser takes.
+		if !xmlstream.IsNCName(se.Name.Local) {
+			return fmt.Errorf("pie: element name %q is not an XML name", se.Name.Local)
+		}
+		for _, a := range se.Attr {
+			if !xmlstream.IsNCName(a.Name.Local) {
+				return fmt.Errorf("pie: attribute name %q of <%s/> is not an XML name", a.Name.Local, se.Name.Local)
+			}
+		}
 		b.Start(se.Name.Local)
 		if se.Name.Space != spaces[len(spaces)-1] {
 			b.Attr("xmlns", se.Name.Space)
@@ -92,8 +103,11 @@ func canon(d *xml.Decoder, se xml.StartElement) ([]byte, error) {
 				b.Attr("xmlns:"+p, a.Name.Space).Attr(p+":"+a.Name.Local, a.Value)
 			}
 		}
+		return nil
 	}
-	open(se)
+	if err := open(se); err != nil {
+		return nil, err
+	}
 	for {
 		tok, err := d.Token()
 		if err != nil {
@@ -101,7 +115,9 @@ func canon(d *xml.Decoder, se xml.StartElement) ([]byte, error) {
 		}
 		switch t := tok.(type) {
 		case xml.StartElement:
-			open(t)
+			if err := open(t); err != nil {
+				return nil, err
+			}
 		case xml.EndElement:
 			b.End()
 			spaces = spaces[:len(spaces)-1]

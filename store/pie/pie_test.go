@@ -393,3 +393,21 @@ func TestExportFlavours(t *testing.T) {
 		t.Errorf("ParseFlavour(prosody): %v", err)
 	}
 }
+
+// TestImportRefusesBadNames: encoding/xml reads <p:0/> as an element named "0"; written
+// into the store it would be XML no client can parse, so the import stops with an error
+// that names it.
+func TestImportRefusesBadNames(t *testing.T) {
+	for _, frag := range []string{
+		`<p:0 xmlns:p='urn:x'/>`,
+		`<x xmlns='urn:x' xmlns:p='urn:y' p:0='v'/>`,
+		`<x xmlns='urn:x'><p:1a xmlns:p='urn:y'/></x>`,
+	} {
+		doc := `<server-data xmlns='urn:xmpp:pie:0'><host jid='a'><user name='u'>` +
+			`<query xmlns='jabber:iq:private'>` + frag + `</query></user></host></server-data>`
+		_, err := Parse([]byte(doc))
+		if err == nil || !strings.Contains(err.Error(), "not an XML name") {
+			t.Errorf("Parse of %s: %v, want an error naming the bad name", frag, err)
+		}
+	}
+}
