@@ -168,7 +168,7 @@ func serveAnswerGnet(addr string, loops, answer int, enroll bool, ready func()) 
 	}
 	// An engine with no listener of its own: gnet binds one it never reads from a
 	// port nobody dials, the least it takes.
-	return gnet.Rotate(h, []string{"tcp://127.0.0.1:0"}, append(opts, gnet.WithLoadBalancing(gnet.LeastConnections))...)
+	return gnet.Rotate(h, []string{"tcp://127.0.0.1:0"}, append(opts, gnet.WithLoadBalancing(gnet.LeastConnections), gnet.WithTicker(true))...)
 }
 
 type answerer struct {
@@ -176,15 +176,26 @@ type answerer struct {
 	ans    []byte
 	ready  func()
 	enroll func(gnet.Engine)
+	eng    gnet.Engine
+	once   sync.Once
 }
 
 func (h *answerer) OnBoot(eng gnet.Engine) gnet.Action {
-	if h.enroll != nil {
-		go h.enroll(eng)
-		return gnet.None
+	h.eng = eng
+	if h.enroll == nil {
+		h.ready()
 	}
-	h.ready()
 	return gnet.None
+}
+
+// OnTick starts the accepting goroutine: gnet calls OnBoot before its loops are
+// registered (a Register then finds none, or races with their registration), and the
+// first tick after.
+func (h *answerer) OnTick() (time.Duration, gnet.Action) {
+	if h.enroll != nil {
+		h.once.Do(func() { go h.enroll(h.eng) })
+	}
+	return time.Hour, gnet.None
 }
 
 func (h *answerer) OnTraffic(c gnet.Conn) gnet.Action {

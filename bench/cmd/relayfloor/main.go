@@ -374,7 +374,7 @@ func selfCPU() time.Duration {
 func serveGnet(addr string, users, loops int, direct bool, batch time.Duration, ready func()) error {
 	h := &relay{conns: make([]atomic.Pointer[gnet.Conn], users), ready: ready, direct: direct, batch: batch}
 	if direct {
-		h.locks = make([]sync.Mutex, users)
+		h.locks, h.fds = make([]sync.Mutex, users), make([]atomic.Int32, users)
 	}
 	if batch > 0 {
 		h.held = map[gnet.EventLoop]*held{}
@@ -393,6 +393,7 @@ type relay struct {
 	ready  func()
 	direct bool // see serveGnet
 	locks  []sync.Mutex
+	fds    []atomic.Int32
 
 	batch  time.Duration
 	heldMu sync.Mutex
@@ -447,11 +448,12 @@ func (h *relay) handOver() {
 	}
 }
 
-func (h *relay) writeDirect(d gnet.Conn, f []byte) {
-	id := d.Context().(int)
-	h.locks[id].Lock()
-	n, err := syscall.Write(d.Fd(), f)
-	h.locks[id].Unlock()
+// writeDirect writes f to connection dst's descriptor, which the loop that read dst's
+// hello recorded: no field of another loop's gnet connection is read here.
+func (h *relay) writeDirect(dst int, d gnet.Conn, f []byte) {
+	h.locks[dst].Lock()
+	n, err := syscall.Write(int(h.fds[dst].Load()), f)
+	h.locks[dst].Unlock()
 	if err != nil || n < len(f) {
 		// A full socket buffer (not seen at these rates): the rest goes the queued way.
 		d.AsyncWrite(slices.Clone(f[max(n, 0):]), nil)
@@ -480,6 +482,9 @@ func (h *relay) OnTraffic(c gnet.Conn) gnet.Action {
 			return gnet.Close
 		}
 		c.SetContext(id)
+		if h.direct {
+			h.fds[id].Store(int32(c.Fd()))
+		}
 		h.conns[id].Store(&c)
 	}
 	for {
@@ -497,7 +502,7 @@ func (h *relay) OnTraffic(c gnet.Conn) gnet.Action {
 			if p := h.conns[dst].Load(); p != nil {
 				d := *p
 				if h.direct {
-					h.writeDirect(d, f)
+					h.writeDirect(dst, d, f)
 				} else if d.EventLoop() == c.EventLoop() {
 					d.Write(f)
 				} else if h.batch > 0 {
