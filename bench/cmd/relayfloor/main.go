@@ -22,7 +22,6 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -32,13 +31,14 @@ import (
 	"os/exec"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
+
+	"github.com/vireo-im/vireo/bench/scenario"
 )
 
 // A frame is a 4-byte recipient, a 2-byte payload length and the payload. The generator's
@@ -335,29 +335,14 @@ func freeAddr() (string, error) {
 	return ln.Addr().String(), nil
 }
 
-// procCPU is utime + stime of pid (fields 14 and 15 of /proc/PID/stat, after the command
-// name, which may hold spaces).
+// procCPU is the CPU pid has used (utime + stime); 0 is this process.
 func procCPU(pid int) (time.Duration, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, err
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, errors.New("relayfloor: unreadable /proc stat")
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 13 {
-		return 0, errors.New("relayfloor: short /proc stat")
-	}
-	u, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(u+st) * 10 * time.Millisecond, nil // USER_HZ is 100 on Linux
+	st, err := scenario.ReadProc(pid)
+	return st.CPU, err
 }
 
 func selfCPU() time.Duration {
-	d, _ := procCPU(os.Getpid())
+	d, _ := procCPU(0)
 	return d
 }
 
