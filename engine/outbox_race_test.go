@@ -1,29 +1,86 @@
 package engine
 
 import (
+	"bytes"
+	"fmt"
+	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
+	"golang.org/x/sys/unix"
 )
 
 // loopConn is a gnet.Conn served by a goroutine that plays the event loop: wakes run on
-// it in order, and Write, which gnet allows on the loop only, counts what reached the
-// socket. Methods the outbox does not use are left to the nil embedded interface.
+// it in order. Write, which gnet allows on the loop only, writes to one end of a socket
+// pair with a small send buffer, retrying what did not fit as gnet would; a reader that
+// pauses now and then drains the other end into got and counts it in written. Methods the outbox does
+// not use are left to the nil embedded interface.
 type loopConn struct {
 	gnet.Conn
 	ctx     any
 	tasks   chan func()
+	fd      int
 	written atomic.Int64
+	mu      sync.Mutex
+	got     []byte
+}
+
+func newLoopConn(t testing.TB, tasks int) *loopConn {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.SetNonblock(fds[0], true); err != nil {
+		t.Fatal(err)
+	}
+	unix.SetsockoptInt(fds[0], unix.SOL_SOCKET, unix.SO_SNDBUF, 2048)
+	lc := &loopConn{tasks: make(chan func(), tasks), fd: fds[0]}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 64<<10)
+		for i := 1; ; i++ {
+			if i%8 == 0 {
+				time.Sleep(200 * time.Microsecond) // a slow reader now and then: writes fall short
+			}
+			n, err := unix.Read(fds[1], buf)
+			if n <= 0 || err != nil {
+				return
+			}
+			lc.mu.Lock()
+			lc.got = append(lc.got, buf[:n]...)
+			lc.mu.Unlock()
+			lc.written.Add(int64(n))
+		}
+	}()
+	t.Cleanup(func() {
+		unix.Close(fds[0])
+		<-done
+		unix.Close(fds[1])
+	})
+	return lc
 }
 
 func (l *loopConn) Context() any          { return l.ctx }
 func (l *loopConn) OutboundBuffered() int { return 0 }
 func (l *loopConn) Close() error          { return nil }
 func (l *loopConn) Write(b []byte) (int, error) {
-	l.written.Add(int64(len(b)))
+	for n := 0; n < len(b); {
+		m, err := unix.Write(l.fd, b[n:])
+		if m > 0 {
+			n += m
+		}
+		if err != nil && err != unix.EAGAIN && err != unix.EINTR {
+			return n, err
+		}
+		if m <= 0 {
+			time.Sleep(50 * time.Microsecond)
+		}
+	}
 	return len(b), nil
 }
 func (l *loopConn) Wake(cb gnet.AsyncCallback) error {
@@ -40,7 +97,7 @@ func TestOutboxJoinLoopLeaving(t *testing.T) {
 	srv := &Server{}
 	srv.cfg.Store(&Config{CoalesceWrites: time.Millisecond, MaxOutbound: 1 << 30})
 	l := &listener{srv: srv, kind: &c2s{}}
-	lc := &loopConn{tasks: make(chan func(), 16)}
+	lc := newLoopConn(t, 16)
 	c := &conn{l: l, gc: lc}
 	lc.ctx = c
 	c.state.Store(stEstablished)
@@ -74,6 +131,7 @@ func TestOutboxJoinLoopLeaving(t *testing.T) {
 		select {
 		case f := <-lc.tasks: // the tick's flush, run on the loop
 			f()
+		case <-time.After(time.Millisecond): // the socket's reader counts asynchronously
 		case <-deadline:
 			t.Fatalf("%d of %d bytes reached the socket; %d stuck in the outbox (bits %#x)",
 				lc.written.Load(), want, c.outboxLen(), c.closing.v.Load()&0xff)
@@ -94,7 +152,7 @@ func TestOutboxNoLostFlush(t *testing.T) {
 	srv.cfg.Store(&Config{CoalesceWrites: time.Millisecond, MaxOutbound: 1 << 30})
 	l := &listener{srv: srv, kind: &c2s{}}
 	for round := range 200 {
-		lc := &loopConn{tasks: make(chan func(), 1<<16)}
+		lc := newLoopConn(t, 1<<16)
 		c := &conn{l: l, gc: lc}
 		lc.ctx = c
 		c.state.Store(stEstablished)
@@ -161,5 +219,96 @@ func TestOutboxNoLostFlush(t *testing.T) {
 			t.Fatalf("round %d: %d of %d bytes reached the socket; %d stuck in the outbox (bits %#x)",
 				round, w, s, c.outboxLen(), c.closing.v.Load()&0xff)
 		}
+	}
+}
+
+// TestOutboxOrder: writers on other goroutines write to a connection while the loop
+// flushes the outbox and runs the connection's own code, with and without the coalescer,
+// and the socket's reader falls behind now and then. Every writer's records must arrive
+// whole, each once, in the order it wrote them.
+func TestOutboxOrder(t *testing.T) {
+	for _, coalesce := range []time.Duration{0, time.Millisecond} {
+		t.Run(coalesce.String(), func(t *testing.T) {
+			srv := &Server{}
+			srv.cfg.Store(&Config{CoalesceWrites: coalesce, MaxOutbound: 1 << 30})
+			l := &listener{srv: srv, kind: &c2s{}}
+			lc := newLoopConn(t, 1<<16)
+			c := &conn{l: l, gc: lc}
+			lc.ctx = c
+			c.state.Store(stEstablished)
+			const per = 3000
+			record := func(w byte, n int) []byte { return fmt.Appendf(nil, "<m w='%c' n='%06d'/>", w, n) }
+			size := len(record('A', 0))
+
+			stop := make(chan struct{})
+			loopDone := make(chan struct{})
+			loopWrote, spin := 0, 0
+			go func() { // the loop: wakes, and now and then the connection's own code
+				defer close(loopDone)
+				for {
+					select {
+					case f := <-lc.tasks:
+						f()
+						continue
+					case <-stop:
+						for {
+							select {
+							case f := <-lc.tasks:
+								f()
+							default:
+								return
+							}
+						}
+					default:
+					}
+					if spin++; loopWrote < per && spin%8 == 0 {
+						c.enterLoop()
+						c.asyncWrite(record('L', loopWrote))
+						loopWrote++
+						c.exitLoop()
+					} else {
+						runtime.Gosched()
+					}
+				}
+			}()
+			var wg sync.WaitGroup
+			for _, w := range []byte("ABC") {
+				wg.Go(func() {
+					for n := range per {
+						c.asyncWrite(record(w, n))
+						if n%8 == 0 {
+							time.Sleep(20 * time.Microsecond) // let the outbox empty now and then
+						}
+					}
+				})
+			}
+			wg.Wait()
+			want := int64(4 * per * size)
+			deadline := time.Now().Add(10 * time.Second)
+			for lc.written.Load() != want && time.Now().Before(deadline) {
+				time.Sleep(time.Millisecond)
+			}
+			close(stop)
+			<-loopDone
+			lc.mu.Lock()
+			got := slices.Clone(lc.got)
+			lc.mu.Unlock()
+			if int64(len(got)) != want {
+				t.Fatalf("%d of %d bytes reached the socket; %d in the outbox (bits %#x)", len(got), want, c.outboxLen(), c.closing.v.Load()&0xffff)
+			}
+			next := map[byte]int{}
+			for i := 0; i < len(got); i += size {
+				r := got[i : i+size]
+				var w byte
+				var n int
+				if _, err := fmt.Sscanf(string(r), "<m w='%c' n='%06d'/>", &w, &n); err != nil || !bytes.Equal(r, record(w, n)) {
+					t.Fatalf("record at byte %d is torn: %q", i, r)
+				}
+				if n != next[w] {
+					t.Fatalf("writer %c: record %d arrived where %d was due", w, n, next[w])
+				}
+				next[w]++
+			}
+		})
 	}
 }

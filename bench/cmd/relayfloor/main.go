@@ -13,6 +13,7 @@
 //	relayfloor -rate 5000                 # the relay on gnet, a loop per processor
 //	relayfloor -rate 5000 -loops 1        # one loop
 //	relayfloor -rate 5000 -mode net       # Go's net package, a goroutine per connection
+//	relayfloor -rate 5000 -mode rtpoll    # loops that wait in Go's poller (rtpoll.go)
 //
 // Only loopback is used. The run is bounded by -duration.
 package main
@@ -47,7 +48,7 @@ const hdr = 6
 
 func main() {
 	serve := flag.String("serve", "", "run the relay on this address (the parent starts it)")
-	mode := flag.String("mode", "gnet", "relay: gnet (event loops) or net (a goroutine per connection)")
+	mode := flag.String("mode", "gnet", "relay: gnet (event loops), net (a goroutine per connection) or rtpoll (event loops that wait in the runtime's poller)")
 	loops := flag.Int("loops", 0, "gnet event loops (0: one per processor)")
 	batch := flag.Duration("batch", 0, "gnet: hold frames for another loop's connections and hand them over once per this interval (one wake-up of that loop for all of them) instead of one wake-up each")
 	direct := flag.Bool("direct", false, "gnet: write a frame for another loop's connection from the loop that read it (write(2) on its socket) instead of waking that loop; see serveGnet")
@@ -74,6 +75,8 @@ func main() {
 			err = serveAnswerGnet(*serve, *loops, *answer, *enroll, ready)
 		} else if *mode == "net" {
 			err = serveNet(*serve, *users, ready)
+		} else if *mode == "rtpoll" {
+			err = serveRtpoll(*serve, *users, *loops, ready)
 		} else {
 			err = serveGnet(*serve, *users, *loops, *direct, *batch, ready)
 		}
@@ -138,6 +141,9 @@ func run(mode string, loops int, direct bool, batch time.Duration, users, rate, 
 	r.Mode = mode
 	if mode == "gnet" {
 		r.Loops, r.Direct, r.Batch = loops, direct, batch.String()
+	}
+	if mode == "rtpoll" {
+		r.Loops = loops
 	}
 	return r, err
 }

@@ -21,6 +21,7 @@ func TestRelayDelivers(t *testing.T) {
 		{mode: "gnet", direct: true},
 		{mode: "gnet", batch: 2 * time.Millisecond},
 		{mode: "net"},
+		{mode: "rtpoll"},
 	} {
 		name := tc.mode
 		if tc.direct {
@@ -33,8 +34,11 @@ func TestRelayDelivers(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			const users = 8
 			addr := serveHere(t, mode == "gnet", func(addr string, ready func()) error {
-				if mode == "gnet" {
+				switch mode {
+				case "gnet":
 					return serveGnet(addr, users, 2, tc.direct, tc.batch, ready)
+				case "rtpoll":
+					return serveRtpoll(addr, users, 2, ready)
 				}
 				return serveNet(addr, users, ready)
 			})
