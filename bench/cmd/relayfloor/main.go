@@ -358,10 +358,10 @@ func selfCPU() time.Duration {
 //
 // With direct, every frame is written by the loop that read it, with write(2) on the
 // recipient's descriptor under a lock per recipient: no other thread wakes. It measures
-// what the wake-up costs; a server cannot do it on gnet, which closes a descriptor on its
-// own loop (a peer's reset) before it tells the handler, so another loop's write could
-// land on a descriptor the kernel has given to a new connection. The relay's connections
-// live as long as the run.
+// what the wake-up costs. The relay's connections live as long as the run; a server must
+// also keep such writes off a descriptor gnet has closed (it calls OnClose first, so a
+// lock OnClose takes does it) and behind the bytes the loop and gnet still hold. Vireo
+// tried it that way and measured no saving (bench/results/profile.md, "Stop 38").
 func serveGnet(addr string, users, loops int, direct bool, batch time.Duration, ready func()) error {
 	h := &relay{conns: make([]atomic.Pointer[gnet.Conn], users), ready: ready, direct: direct, batch: batch}
 	if direct {
