@@ -21,7 +21,7 @@ import (
 // Namespaces of server-to-server streams (RFC 6120, XEP-0220).
 const (
 	nsServer    = "jabber:server"
-	nsDialback  = "jabber:server:dialback"
+	nsDialback  = ns.Dialback
 	nsDBFeature = "urn:xmpp:features:dialback"
 	// s2sHeaderNS is what writeHeaderFrom puts inside xmlns='...': the stream namespace,
 	// then the dialback prefix declaration every s2s header carries.

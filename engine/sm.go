@@ -16,11 +16,12 @@ import (
 
 	"github.com/vireo-im/vireo/router"
 	"github.com/vireo-im/vireo/xmlstream"
+	"github.com/vireo-im/vireo/xmlstream/ns"
 	"github.com/vireo-im/vireo/xmlstream/stanza"
 )
 
 // nsSM is XEP-0198 Stream Management.
-const nsSM = "urn:xmpp:sm:3"
+const nsSM = ns.SM
 
 // Stream management defaults.
 const (

@@ -149,7 +149,7 @@ func (m *Mod) outbound(c module.Context, p *module.Packet) module.Verdict {
 	// presence and IQ results and errors (never answered with an error) go nowhere.
 	if p.Kind == module.KindMessage || isRequest(p) {
 		e := stanza.New(stanza.NotAcceptable)
-		e.AppCondition = []byte("<blocked xmlns='urn:xmpp:blocking:errors'/>")
+		e.AppCondition = []byte("<blocked xmlns='" + ns.BlockingErrors + "'/>")
 		c.Error(p, e)
 	}
 	return module.Stop

@@ -13,12 +13,13 @@ import (
 
 	"github.com/vireo-im/vireo/modules/module"
 	"github.com/vireo-im/vireo/xmlstream"
+	"github.com/vireo-im/vireo/xmlstream/ns"
 )
 
 // NS is the XEP-0352 namespace.
-const NS = "urn:xmpp:csi:0"
+const NS = ns.CSI
 
-const nsChatStates = "http://jabber.org/protocol/chatstates"
+const nsChatStates = ns.ChatStates
 
 // Bounds on what one inactive session holds back.
 const (

@@ -3,10 +3,11 @@ package xtime
 
 import (
 	"github.com/vireo-im/vireo/modules/module"
+	"github.com/vireo-im/vireo/xmlstream/ns"
 )
 
 // NS is the XEP-0202 namespace.
-const NS = "urn:xmpp:time"
+const NS = ns.Time
 
 func init() { module.Register(Mod{}) }
 
