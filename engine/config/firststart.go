@@ -323,6 +323,18 @@ disabled = []
 # max_registrations = 16
 # min_interval = "2s"
 #
+# [modules.extdisco]
+# XEP-0215: the STUN and TURN servers clients use for calls. With a secret, each answer
+# carries TURN credentials that coturn (use-auth-secret, the same static-auth-secret)
+# accepts until ttl has passed. Off while no service is listed.
+# ttl = "24h"
+# [[modules.extdisco.services]]
+# type = "turn"           # stun, turn or turns
+# host = "turn.example.org"
+# port = 3478
+# transport = "udp"       # udp or tcp
+# secret = "coturn's static-auth-secret"
+#
 # [modules.muc]
 # XEP-0045 chat rooms, served at <subdomain>.<each domain>.
 # subdomain = "conference"

@@ -8,6 +8,7 @@ import (
 	_ "github.com/vireo-im/vireo/modules/carbons"
 	_ "github.com/vireo-im/vireo/modules/csi"
 	_ "github.com/vireo-im/vireo/modules/disco"
+	_ "github.com/vireo-im/vireo/modules/extdisco"
 	_ "github.com/vireo-im/vireo/modules/hints"
 	_ "github.com/vireo-im/vireo/modules/last"
 	_ "github.com/vireo-im/vireo/modules/mam"
