@@ -38,6 +38,7 @@ type registry struct {
 	waits         [2][3]bool        // [phase][kind]: some hook may wait for the disk (WaitsForDisk)
 	features      []string
 	identities    []module.Identity
+	forms         []module.Form // InfoForm registrations, sorted by FORM_TYPE at provisioning
 	streamFeats   [2][]byte // [module.Stage] concatenated children of <stream:features>
 	sessEnd       []func(module.Context, module.Session)
 	avail         []func(module.Context, module.Session)
@@ -205,6 +206,19 @@ func (m *modReg) Hook(ph module.Phase, k module.Kind, order int, h module.Hook) 
 
 func (m *modReg) Feature(ns string) { m.g.features = append(m.g.features, ns) }
 
+func (m *modReg) InfoForm(f module.Form) {
+	for _, x := range m.g.forms {
+		if x.Type == f.Type {
+			m.g.dup(m.id, "disco#info form "+f.Type)
+			return
+		}
+	}
+	m.g.forms = append(m.g.forms, f)
+	sort.Slice(m.g.forms, func(a, b int) bool { return m.g.forms[a].Type < m.g.forms[b].Type })
+}
+
+func (m *modReg) InfoForms() []module.Form { return m.g.forms }
+
 func (m *modReg) Identity(category, typ, name string) {
 	m.g.identities = append(m.g.identities, module.Identity{Category: category, Type: typ, Name: name})
 }
@@ -256,7 +270,7 @@ func (r *Router) IQHandlers() []IQKey {
 
 // CapsVer is the XEP-0115 verification string of the server's disco#info.
 func (r *Router) CapsVer() string {
-	r.capsOnce.Do(func() { r.caps = module.CapsVer(r.reg.identities, r.reg.features) })
+	r.capsOnce.Do(func() { r.caps = module.CapsVer(r.reg.identities, r.reg.features, r.reg.forms...) })
 	return r.caps
 }
 

@@ -323,6 +323,12 @@ disabled = []
 # max_registrations = 16
 # min_interval = "2s"
 #
+# [modules.contact]
+# XEP-0157: where to reach the operator, published in the server's disco#info (URIs).
+# abuse = ["mailto:abuse@example.org", "xmpp:abuse@example.org"]
+# security = ["mailto:security@example.org"]
+# support = ["https://example.org/support"]
+#
 # [modules.extdisco]
 # XEP-0215: the STUN and TURN servers clients use for calls. With a secret, each answer
 # carries TURN credentials that coturn (use-auth-secret, the same static-auth-secret)

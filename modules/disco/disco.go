@@ -73,10 +73,10 @@ const vcardConversion = "urn:xmpp:pep-vcard-conversion:0"
 
 // build serializes the replies once every module has registered.
 func (d *Disco) build() {
-	ids, features := d.reg.Identities(), d.reg.Features()
-	d.info = serverInfo(ids, features, "")
-	d.capsNode = module.CapsNode + "#" + module.CapsVer(ids, features)
-	d.capsInfo = serverInfo(ids, features, d.capsNode)
+	ids, features, forms := d.reg.Identities(), d.reg.Features(), d.reg.InfoForms()
+	d.info = serverInfo(ids, features, forms, "")
+	d.capsNode = module.CapsNode + "#" + module.CapsVer(ids, features, forms...)
+	d.capsInfo = serverInfo(ids, features, forms, d.capsNode)
 	var b xmlstream.Builder
 	b.Start("query").Attr("xmlns", ns.DiscoInfo)
 	b.Start("identity").Attr("category", "account").Attr("type", "registered").End()
@@ -117,7 +117,7 @@ func (d *Disco) serviceItems() []byte {
 }
 
 // serverInfo serializes the server's disco#info payload, with node when not empty.
-func serverInfo(ids []module.Identity, features []string, node string) []byte {
+func serverInfo(ids []module.Identity, features []string, forms []module.Form, node string) []byte {
 	var b xmlstream.Builder
 	b.Start("query").Attr("xmlns", ns.DiscoInfo)
 	if node != "" {
@@ -132,6 +132,18 @@ func serverInfo(ids []module.Identity, features []string, node string) []byte {
 	}
 	for _, f := range features {
 		b.Start("feature").Attr("var", f).End()
+	}
+	for _, f := range forms { // XEP-0128
+		b.Start("x").Attr("xmlns", ns.DataForms).Attr("type", "result")
+		b.Start("field").Attr("var", "FORM_TYPE").Attr("type", "hidden").Start("value").Text(f.Type).End().End()
+		for _, fl := range f.Fields {
+			b.Start("field").Attr("var", fl.Var)
+			for _, v := range fl.Values {
+				b.Start("value").Text(v).End()
+			}
+			b.End()
+		}
+		b.End()
 	}
 	b.End()
 	return b.B

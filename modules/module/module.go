@@ -260,6 +260,10 @@ type Registrar interface {
 	WaitsForDisk(ph Phase, k Kind)
 	Feature(ns string)
 	Identity(category, typ, name string)
+	// InfoForm adds an XEP-0128 extended information form (a result form with its
+	// FORM_TYPE) to the server's disco#info, and with it to the server's XEP-0115
+	// verification string. One form per FORM_TYPE.
+	InfoForm(f Form)
 	Table(name string) store.Table
 	Store() store.Store
 	Logger() zerolog.Logger
@@ -268,6 +272,9 @@ type Registrar interface {
 	// lazily (at the first query), not during Provision.
 	Features() []string
 	Identities() []Identity
+	// InfoForms are the forms of InfoForm, sorted by FORM_TYPE; complete once every
+	// module is provisioned.
+	InfoForms() []Form
 	OnSessionEnd(func(c Context, s Session))
 	OnAvailable(func(c Context, s Session))
 	// OnDetach runs f when a client stream with XEP-0198 stream management goes away and

@@ -6,6 +6,7 @@ import (
 	_ "github.com/vireo-im/vireo/modules/adhoc"
 	_ "github.com/vireo-im/vireo/modules/blocking"
 	_ "github.com/vireo-im/vireo/modules/carbons"
+	_ "github.com/vireo-im/vireo/modules/contact"
 	_ "github.com/vireo-im/vireo/modules/csi"
 	_ "github.com/vireo-im/vireo/modules/disco"
 	_ "github.com/vireo-im/vireo/modules/extdisco"

@@ -1,0 +1,72 @@
+// Package contact implements XEP-0157: Contact Addresses for XMPP Services. The operator's
+// addresses for abuse reports, administration, feedback, sales, security and support go
+// into the server's disco#info as the http://jabber.org/network/serverinfo form, where
+// clients, other servers' operators and provider directories look for them.
+//
+// It owns only that form, built from [modules.contact] at start; it adds nothing when no
+// address is configured, and it neither checks that an address reaches anybody nor
+// serves a different form per virtual host.
+package contact
+
+import (
+	"fmt"
+	"net/url"
+
+	"github.com/vireo-im/vireo/modules/module"
+)
+
+// FormType is the FORM_TYPE of XEP-0157's form.
+const FormType = "http://jabber.org/network/serverinfo"
+
+func init() { module.Register(Mod{}) }
+
+// Config is [modules.contact]: URIs ("mailto:abuse@example.org", "xmpp:admin@example.org",
+// "https://example.org/support") per role.
+type Config struct {
+	Abuse    []string `toml:"abuse"`
+	Admin    []string `toml:"admin"`
+	Feedback []string `toml:"feedback"`
+	Sales    []string `toml:"sales"`
+	Security []string `toml:"security"`
+	Status   []string `toml:"status"`
+	Support  []string `toml:"support"`
+}
+
+// Mod is the module.
+type Mod struct{}
+
+// ModuleInfo implements module.Module.
+func (Mod) ModuleInfo() module.Info {
+	return module.Info{ID: "contact", XEP: 157, New: func() module.Module { return new(Mod) }}
+}
+
+// Provision checks the addresses and registers the form.
+func (m *Mod) Provision(r module.Registrar) error {
+	var cfg Config
+	if err := r.Config(&cfg); err != nil {
+		return err
+	}
+	f := module.Form{Type: FormType}
+	for _, role := range []struct {
+		name  string
+		addrs []string
+	}{
+		{"abuse", cfg.Abuse}, {"admin", cfg.Admin}, {"feedback", cfg.Feedback}, {"sales", cfg.Sales},
+		{"security", cfg.Security}, {"status", cfg.Status}, {"support", cfg.Support},
+	} {
+		if len(role.addrs) == 0 {
+			continue
+		}
+		for _, a := range role.addrs {
+			u, err := url.Parse(a)
+			if err != nil || u.Scheme == "" || u.Opaque == "" && u.Host == "" {
+				return fmt.Errorf("contact: %s address %q: want a URI such as mailto:%s@example.org or xmpp:%s@example.org", role.name, a, role.name, role.name)
+			}
+		}
+		f.Fields = append(f.Fields, module.FormField{Var: role.name + "-addresses", Values: role.addrs})
+	}
+	if len(f.Fields) > 0 {
+		r.InfoForm(f)
+	}
+	return nil
+}

@@ -1,0 +1,69 @@
+package contact
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/vireo-im/vireo/modules/module"
+)
+
+type fakeReg struct {
+	module.Registrar
+	cfg   Config
+	forms []module.Form
+}
+
+func (r *fakeReg) Config(v any) error       { *v.(*Config) = r.cfg; return nil }
+func (r *fakeReg) InfoForm(f module.Form)   { r.forms = append(r.forms, f) }
+func (r *fakeReg) InfoForms() []module.Form { return r.forms }
+
+// TestProvision: configured roles become the form's fields in XEP-0157's names, nothing
+// configured adds no form, and an address that is not a URI is refused at start.
+func TestProvision(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		cfg     Config
+		fields  []string
+		wantErr string
+	}{
+		{name: "none"},
+		{name: "abuse and support", cfg: Config{Abuse: []string{"mailto:a@example.org", "xmpp:a@example.org"}, Support: []string{"https://example.org/help"}},
+			fields: []string{"abuse-addresses=mailto:a@example.org,xmpp:a@example.org", "support-addresses=https://example.org/help"}},
+		{name: "every role", cfg: Config{Abuse: []string{"mailto:1@x"}, Admin: []string{"mailto:2@x"}, Feedback: []string{"mailto:3@x"},
+			Sales: []string{"mailto:4@x"}, Security: []string{"mailto:5@x"}, Status: []string{"https://status.x"}, Support: []string{"xmpp:6@x"}},
+			fields: []string{"abuse-addresses=mailto:1@x", "admin-addresses=mailto:2@x", "feedback-addresses=mailto:3@x",
+				"sales-addresses=mailto:4@x", "security-addresses=mailto:5@x", "status-addresses=https://status.x", "support-addresses=xmpp:6@x"}},
+		{name: "bare address", cfg: Config{Abuse: []string{"abuse@example.org"}}, wantErr: "abuse address"},
+		{name: "empty", cfg: Config{Admin: []string{""}}, wantErr: "admin address"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &fakeReg{cfg: tc.cfg}
+			err := new(Mod).Provision(r)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want one naming %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(tc.fields) == 0 {
+				if len(r.forms) != 0 {
+					t.Fatalf("form without addresses: %+v", r.forms)
+				}
+				return
+			}
+			if len(r.forms) != 1 || r.forms[0].Type != FormType {
+				t.Fatalf("forms %+v", r.forms)
+			}
+			var got []string
+			for _, f := range r.forms[0].Fields {
+				got = append(got, f.Var+"="+strings.Join(f.Values, ","))
+			}
+			if strings.Join(got, " ") != strings.Join(tc.fields, " ") {
+				t.Fatalf("fields %v, want %v", got, tc.fields)
+			}
+		})
+	}
+}
