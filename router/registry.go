@@ -39,7 +39,7 @@ type registry struct {
 	features      []string
 	identities    []module.Identity
 	forms         []module.Form // InfoForm registrations, sorted by FORM_TYPE at provisioning
-	streamFeats   [2][]byte // [module.Stage] concatenated children of <stream:features>
+	streamFeats   [2][]byte     // [module.Stage] concatenated children of <stream:features>
 	sessEnd       []func(module.Context, module.Session)
 	avail         []func(module.Context, module.Session)
 	bound         []func(module.Context, module.Session) []byte
