@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -94,6 +95,10 @@ func TestEjabberdPairRenders(t *testing.T) {
 	}
 	if got, want := e.fed.hostsFile(), "127.0.0.1 localhost\n127.0.0.2 a.localhost\n"; got != want {
 		t.Errorf("hosts file %q, want %q", got, want)
+	}
+	if _, err := user.Lookup("ejabberd"); err != nil && os.Getenv("CI") == "" {
+		t.Log("the namespaced command is not checked: Debian's ejabberd (its user) is not installed")
+		return
 	}
 	if os.Getuid() == 0 {
 		cmd, err := e.namespaced("foreground")
