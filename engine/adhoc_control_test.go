@@ -149,3 +149,33 @@ func TestIntegrationAdhocShutdown(t *testing.T) {
 	}
 	mustContain(t, adhocRun(t, admin, "shutdown", "delay", "soon"), "delay must be a number")
 }
+
+// TestIntegrationAdhocEndUserSession: XEP-0133 end-user-session. A full JID ends that one
+// session with <policy-violation/> and leaves the account's others; a bare JID ends them
+// all; the account itself stays, so its owner logs in again. The administrator cannot end
+// the session the command comes from.
+func TestIntegrationAdhocEndUserSession(t *testing.T) {
+	srv := controlServer(t, nil)
+	admin := srv.LoginPlain(t, "admin", "admin pw", "desk")
+	phone := srv.LoginPlain(t, "bob", "bob pw", "phone")
+	laptop := srv.LoginPlain(t, "bob", "bob pw", "laptop")
+
+	mustContain(t, adhocRun(t, admin, "end-user-session", "accountjids", "bob@localhost/phone"), "status='completed'", "ended the sessions of bob@localhost/phone")
+	if got := phone.ExpectClosed(); !strings.Contains(got, "<policy-violation") {
+		t.Fatalf("the ended session got no policy-violation: %q", got)
+	}
+	laptop.Send("<iq type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>")
+	laptop.Expect("id='p1'") // the account's other session goes on
+
+	mustContain(t, adhocRun(t, admin, "end-user-session", "accountjids", "bob@localhost"), "ended the sessions of bob@localhost")
+	laptop.ExpectClosed()
+	srv.LoginPlain(t, "bob", "bob pw", "phone") // the account is untouched
+
+	mustContain(t, adhocRun(t, admin, "end-user-session", "accountjids", "admin@localhost/desk"), "you cannot end the session you are sending from")
+	mustContain(t, adhocRun(t, admin, "end-user-session", "accountjids", "admin@localhost"), "you cannot end the session you are sending from")
+	mustContain(t, adhocRun(t, admin, "end-user-session", "accountjids", "bob@elsewhere.example"), "is not served here")
+	bob := srv.LoginPlain(t, "bob", "bob pw", "r2")
+	mustContain(t, adhocRun(t, bob, "end-user-session"), "<forbidden")
+	admin.Send("<iq type='get' id='p2'><ping xmlns='urn:xmpp:ping'/></iq>")
+	admin.Expect("id='p2'")
+}

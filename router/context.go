@@ -337,6 +337,6 @@ func (c *shardCtx) OnlineSessions(done func(module.Context, []module.OnlineSessi
 }
 
 // CloseUser implements module.ServerSessions.
-func (c *shardCtx) CloseUser(bare jid.JID, cond stanza.StreamCondition) {
-	c.s.r.CloseUser(bare, cond)
+func (c *shardCtx) CloseUser(j jid.JID, cond stanza.StreamCondition) {
+	c.s.r.CloseUser(j, cond)
 }

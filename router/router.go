@@ -397,13 +397,14 @@ func (r *Router) Unbind(s *Session) {
 	s.shard.q.pushForce(o)
 }
 
-// CloseUser closes every session of bare with cond (account removed or disabled).
-func (r *Router) CloseUser(bare jid.JID, cond stanza.StreamCondition) {
+// CloseUser closes every session of the account j names with cond (account removed or
+// disabled), or only the one of j's resource when j is a full JID (module.ServerSessions).
+func (r *Router) CloseUser(j jid.JID, cond stanza.StreamCondition) {
 	o := getOp()
 	o.kind = opCloseUser
-	o.bare = bare.Bare()
+	o.bare = j // full when one resource is meant: the shard takes the bare part for the user
 	o.cond = cond
-	r.shardOf(o.bare.String()).q.pushForce(o)
+	r.shardOf(j.Bare().String()).q.pushForce(o)
 }
 
 // syncLazy makes the store's lazy writes durable before the server answers an IQ: an answer

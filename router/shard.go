@@ -140,13 +140,13 @@ func (s *shard) handle(o *op) {
 	case opUnbind:
 		s.unbind(o.sess)
 	case opCloseUser:
-		if u := s.users[o.bare.String()]; u != nil {
-			s.closeSessions(u, o.cond)
+		if u := s.users[o.bare.Bare().String()]; u != nil {
+			s.closeSessions(u, o.cond, o.bare.Resource())
 		}
 	case opCloseHost:
 		for _, u := range s.users {
 			if u.bare.Domain() == o.bare.Domain() {
-				s.closeSessions(u, o.cond)
+				s.closeSessions(u, o.cond, "")
 			}
 		}
 	case opOut:
@@ -183,8 +183,13 @@ func (s *shard) handle(o *op) {
 }
 
 // closeSessions closes the streams of u's sessions with cond and ends its detached ones.
-func (s *shard) closeSessions(u *user, cond stanza.StreamCondition) {
+// closeSessions ends u's sessions with cond: all of them, or the one of resource when it
+// is not empty.
+func (s *shard) closeSessions(u *user, cond stanza.StreamCondition, resource string) {
 	for _, se := range append([]*Session(nil), u.sessions...) {
+		if resource != "" && se.JID().Resource() != resource {
+			continue
+		}
 		if se.conn != nil {
 			se.conn.Close(cond)
 		} else if se.gone.CompareAndSwap(false, true) {

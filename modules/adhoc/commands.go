@@ -2,6 +2,7 @@ package adhoc
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -55,6 +56,10 @@ var commands = []command{
 		form: func(*Mod, module.Context) []Field {
 			return []Field{{Var: "accountjids", Type: "jid-multi", Label: "The Jabber ID(s) to re-enable", Required: true}}
 		}, run: reenableUser},
+	{name: "end-user-session", title: "End User Session", instructions: "Fill out this form to end sessions: a bare JID ends all of the account's, a full JID that one.",
+		form: func(*Mod, module.Context) []Field {
+			return []Field{{Var: "accountjids", Type: "jid-multi", Label: "The Jabber ID(s) for which to end sessions", Required: true}}
+		}, run: endSessions},
 	{name: "change-user-password", title: "Change User Password", instructions: "Fill out this form to change a user's password.",
 		form: func(*Mod, module.Context) []Field {
 			return []Field{accountField("accountjid"), passwordField("password", "The new password", true)}
@@ -384,6 +389,44 @@ func deleteMOTD(c module.Context, k *call) {
 // disableUser is XEP-0133 §4.3: the accounts stay, their sessions end, and logins are
 // refused with <account-disabled/> until reenable-user.
 func disableUser(c module.Context, k *call) { setDisabled(c, k, true) }
+
+// endSessions is XEP-0133 §4.11: the sessions named end with <policy-violation/>; the
+// accounts stay as they are (disable-user keeps them out).
+func endSessions(c module.Context, k *call) {
+	vals := k.form["accountjids"]
+	if len(vals) == 0 {
+		k.fail(c, "no account JID given")
+		return
+	}
+	ss, ok := c.(module.ServerSessions)
+	if !ok {
+		k.error(c, stanza.New(stanza.FeatureNotImplemented))
+		return
+	}
+	var notes []Note
+	var done []string
+	for _, v := range vals {
+		j, err := jid.Parse(strings.TrimSpace(v))
+		switch {
+		case err != nil || j.Local() == "":
+			notes = append(notes, Note{"error", fmt.Sprintf("%q: want user@domain or user@domain/resource", v)})
+			continue
+		case !c.IsLocal(j.Domain()):
+			notes = append(notes, Note{"error", fmt.Sprintf("%q: domain %s is not served here", v, j.Domain())})
+			continue
+		case j.Equal(k.iq.From) || j.IsBare() && j.Equal(k.iq.From.Bare()):
+			// The answer would have nowhere to go.
+			notes = append(notes, Note{"error", "you cannot end the session you are sending from"})
+			continue
+		}
+		ss.CloseUser(j, stanza.PolicyViolation)
+		done = append(done, j.String())
+	}
+	if len(done) > 0 {
+		notes = append([]Note{{"info", "ended the sessions of " + strings.Join(done, ", ")}}, notes...)
+	}
+	k.done(c, notes, nil)
+}
 
 // reenableUser is XEP-0133 §4.4.
 func reenableUser(c module.Context, k *call) { setDisabled(c, k, false) }

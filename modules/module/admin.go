@@ -23,9 +23,11 @@ type ServerSessions interface {
 	// snapshot is not atomic across shards; it costs one op per shard, so it is for rare
 	// administrative queries, not for anything per stanza. done owns the slice.
 	OnlineSessions(done func(c Context, online []OnlineSession))
-	// CloseUser ends every session of bare with cond, on bare's shard (an account an
-	// administrator removed). Safe to call from any shard.
-	CloseUser(bare jid.JID, cond stanza.StreamCondition)
+	// CloseUser ends every session of the account j names with cond, or only the session
+	// of j's resource when j is a full JID, on the account's shard (an account an
+	// administrator removed, a session an administrator ended). Safe to call from any
+	// shard.
+	CloseUser(j jid.JID, cond stanza.StreamCondition)
 }
 
 // Controller is the process the server runs in, for the administrative commands that act
