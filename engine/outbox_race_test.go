@@ -83,6 +83,18 @@ func (l *loopConn) Write(b []byte) (int, error) {
 	}
 	return len(b), nil
 }
+// drain runs the wakes still queued, as a loop does before it stops.
+func (l *loopConn) drain() {
+	for {
+		select {
+		case f := <-l.tasks:
+			f()
+		default:
+			return
+		}
+	}
+}
+
 func (l *loopConn) Wake(cb gnet.AsyncCallback) error {
 	l.tasks <- func() { cb(l, nil) }
 	return nil
@@ -168,14 +180,8 @@ func TestOutboxNoLostFlush(t *testing.T) {
 				case f := <-lc.tasks:
 					f()
 				case <-stop:
-					for {
-						select {
-						case f := <-lc.tasks:
-							f()
-						default:
-							return
-						}
-					}
+					lc.drain()
+					return
 				default:
 					if !busy.Load() {
 						select {
@@ -251,14 +257,8 @@ func TestOutboxOrder(t *testing.T) {
 						f()
 						continue
 					case <-stop:
-						for {
-							select {
-							case f := <-lc.tasks:
-								f()
-							default:
-								return
-							}
-						}
+						lc.drain()
+						return
 					default:
 					}
 					if spin++; loopWrote < per && spin%8 == 0 {
