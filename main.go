@@ -25,6 +25,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/rs/zerolog"
 
 	"github.com/vireo-im/vireo/engine"
@@ -87,6 +88,10 @@ func run(args []string) int {
 		cfg.LogFormat = *format
 	}
 	if *check {
+		if err := checkModules(cfg); err != nil {
+			fmt.Fprintf(os.Stderr, "vireo: %s: %v\n", *cfgPath, err)
+			return 1
+		}
 		fmt.Fprintf(os.Stderr, "vireo: %s is valid\n", *cfgPath)
 		return 0
 	}
@@ -332,6 +337,37 @@ func (s *server) acmeNames() [][]string {
 	return out
 }
 
+// checkModules provisions every enabled module with its [modules.*] table against a
+// database in memory, as a start would, so that -t catches what only a module checks
+// (a TURN service's transport, a contact address that is not a URI) instead of calling
+// the file valid and leaving the error to the next start. Modules that need the data
+// directory stay off, as they do without one; nothing is opened or written on disk.
+func checkModules(cfg *config.Config) error {
+	st, err := pebblestore.Open("check", pebblestore.Options{Logger: zerolog.Nop(), FS: vfs.NewMem()})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	s := &server{store: st, log: zerolog.Nop()}
+	opts := s.routerOptions(cfg)
+	opts.DataDir, opts.TLS, opts.Controller = "", nil, nil
+	rt, err := router.New(opts)
+	if err != nil {
+		return err
+	}
+	rt.Close()
+	return nil
+}
+
+// moduleTLS is the TLS configuration modules with listeners of their own get; nil before
+// the certificates are loaded (checkModules).
+func (s *server) moduleTLS() *tls.Config {
+	if s.certs == nil {
+		return nil
+	}
+	return s.certs.TLSConfig()
+}
+
 func (s *server) routerOptions(cfg *config.Config) router.Options {
 	var enabled []string
 	off := map[string]bool{}
@@ -352,7 +388,7 @@ func (s *server) routerOptions(cfg *config.Config) router.Options {
 		Logger:       s.log.With().Str("mod", "router").Logger(),
 		OfflineQuota: cfg.Router.OfflineQuota,
 		DataDir:      cfg.DataDir,
-		TLS:          s.certs.TLSConfig(),
+		TLS:          s.moduleTLS(),
 		Controller:   s,
 		NoInline:     !cfg.Router.RouteInPlace,
 	}
