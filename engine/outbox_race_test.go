@@ -83,6 +83,7 @@ func (l *loopConn) Write(b []byte) (int, error) {
 	}
 	return len(b), nil
 }
+
 // drain runs the wakes still queued, as a loop does before it stops.
 func (l *loopConn) drain() {
 	for {
