@@ -110,12 +110,11 @@ func (m *Mod) Provision(r module.Registrar) error {
 // services answers §3.1 and §3.2: every service, or those of the type asked for, each
 // with credentials when it has any.
 func (m *Mod) services(c module.Context, iq *module.Packet) {
-	q, ok := m.query(c, iq)
+	q, ok := query(c, iq)
 	if !ok {
 		return
 	}
-	typ, _ := q.Attr("type")
-	typ = xmlstream.AppendUnescaped(nil, typ) // attribute values come as they were sent
+	typ, _ := q.AppendAttr(nil, "type")
 	var b xmlstream.Builder
 	b.Start("services").Attr("xmlns", NS)
 	if len(typ) > 0 {
@@ -134,7 +133,7 @@ func (m *Mod) services(c module.Context, iq *module.Packet) {
 // credentials answers §3.3: credentials for the service named by host and type (and port,
 // when given). A service that is not configured is item-not-found.
 func (m *Mod) credentials(c module.Context, iq *module.Packet) {
-	q, ok := m.query(c, iq)
+	q, ok := query(c, iq)
 	if !ok {
 		return
 	}
@@ -142,10 +141,9 @@ func (m *Mod) credentials(c module.Context, iq *module.Packet) {
 	hasPort := false
 	want, ok := q.Child(NS, "service")
 	if ok {
-		host, _ = want.Attr("host")
-		typ, _ = want.Attr("type")
-		port, hasPort = want.Attr("port")
-		host, typ, port = xmlstream.AppendUnescaped(nil, host), xmlstream.AppendUnescaped(nil, typ), xmlstream.AppendUnescaped(nil, port)
+		host, _ = want.AppendAttr(nil, "host")
+		typ, _ = want.AppendAttr(nil, "type")
+		port, hasPort = want.AppendAttr(nil, "port")
 	}
 	if len(host) == 0 || len(typ) == 0 {
 		c.Error(iq, &stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest, Text: "a <service/> with host and type is required"})
@@ -175,7 +173,7 @@ func (m *Mod) credentials(c module.Context, iq *module.Packet) {
 
 // query returns the request's payload, or answers with an error: the services are the
 // server's, so a query addressed to a user is not for this module.
-func (m *Mod) query(c module.Context, iq *module.Packet) (xmlstream.Element, bool) {
+func query(c module.Context, iq *module.Packet) (xmlstream.Element, bool) {
 	if !iq.To.IsZero() && iq.To.Local() != "" {
 		c.Error(iq, stanza.New(stanza.ServiceUnavailable))
 		return xmlstream.Element{}, false

@@ -172,8 +172,8 @@ func FuzzQuery(f *testing.F) {
 				if !ok {
 					break
 				}
-				host, _ := s.Attr("host")
-				if h := string(xmlstream.AppendUnescaped(nil, host)); h != "stun.example.org" && h != "turn.example.org" {
+				host, _ := s.AppendAttr(nil, "host")
+				if h := string(host); h != "stun.example.org" && h != "turn.example.org" {
 					t.Fatalf("%s: a service that is not configured: %q", local, s.Raw())
 				}
 			}
