@@ -1,0 +1,192 @@
+package engine_test
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vireo-im/vireo/engine/vireotest"
+	"github.com/vireo-im/vireo/store"
+)
+
+// TestIntegrationAioxmpp: Debian's python3-aioxmpp (a second Python client with its own
+// stream, SASL and XEP-0198 code, nobody here wrote it) verifies the certificate over
+// STARTTLS, logs in with SCRAM, gets the roster and stream management with resumption, and
+// exchanges messages with bob. Then it loses its TCP connection without a word; bob sends
+// while the session is detached, aioxmpp reconnects and resumes on its own, and gets that
+// message exactly once. Bob never sees alice go offline.
+func TestIntegrationAioxmpp(t *testing.T) {
+	needPython(t, "aioxmpp", "python3-aioxmpp")
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true})
+	srv.AddUser(t, "alice", "aio secret")
+	srv.AddUser(t, "bob", "secret")
+	srv.Store.Rosters().Put("alice@localhost", store.RosterItem{JID: "bob@localhost", Sub: store.SubBoth})
+	srv.Store.Rosters().Put("bob@localhost", store.RosterItem{JID: "alice@localhost", Sub: store.SubBoth})
+	bob := srv.LoginPlain(t, "bob", "secret", "pc")
+	bob.Send("<presence/>")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	// aioxmpp connects through a proxy whose connections the test resets.
+	px := newCutProxy(t, srv.C2SAddr())
+	cmd := slixCmdAt(t, ctx, srv, px.Addr(), "aioxmpp_sm.py")
+	cmd.Args[2] = "alice@localhost"
+	cmd.Args[3] = "aio secret"
+	lines := startLines(t, cmd)
+	var seen []string
+	// expect reads lines until one starts with want and returns it.
+	expect := func(want string) string {
+		t.Helper()
+		for {
+			l, ok := lines.next(30 * time.Second)
+			if !ok {
+				t.Fatalf("aioxmpp never printed %q; it printed:\n%s", want, strings.Join(seen, "\n"))
+			}
+			seen = append(seen, l)
+			if strings.HasPrefix(l, "FAILED") {
+				t.Fatalf("aioxmpp: %s\n%s", l, strings.Join(seen, "\n"))
+			}
+			if strings.HasPrefix(l, want) {
+				return l
+			}
+		}
+	}
+
+	expect("BOUND alice@localhost/")
+	expect("SM True True")
+	expect("ROSTER bob@localhost both")
+	bob.Expect("hello from aioxmpp")
+	bob.Send("<message to='alice@localhost' type='chat' id='m1'><body>hello aioxmpp</body></message>")
+	expect("GOT bob@localhost hello aioxmpp")
+	expect("CUT ME")
+	px.Cut()
+	expect("SUSPENDED")
+	bob.Send("<message to='alice@localhost' type='chat' id='m2'><body>while you were away</body></message>")
+	expect("RESUMED True")
+	got := bob.Expect("back again")
+	if strings.Contains(got, "unavailable") {
+		t.Fatalf("bob saw alice go offline while her session was detached:\n%s", got)
+	}
+	bob.Send("<message to='alice@localhost' type='chat' id='m3'><body>bye</body></message>")
+	expect("DONE")
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("aioxmpp: %v\n%s", err, strings.Join(seen, "\n"))
+	}
+	n := 0
+	for _, l := range seen {
+		if l == "GOT bob@localhost while you were away" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("the message sent while detached arrived %d times:\n%s", n, strings.Join(seen, "\n"))
+	}
+	// Only now that aioxmpp closed its stream does alice go offline.
+	bob.Expect("type='unavailable'")
+}
+
+// cutProxy forwards TCP connections to a server until Cut resets them, as a phone's
+// network does when it changes.
+type cutProxy struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	conns  []*net.TCPConn
+}
+
+func newCutProxy(t *testing.T, target string) *cutProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cutProxy{ln: ln, target: target}
+	t.Cleanup(func() { ln.Close(); p.Cut() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c.(*net.TCPConn), s.(*net.TCPConn))
+			p.mu.Unlock()
+			go func() { io.Copy(s, c); s.(*net.TCPConn).CloseWrite() }()
+			go func() { io.Copy(c, s); c.(*net.TCPConn).CloseWrite() }()
+		}
+	}()
+	return p
+}
+
+// Addr is where clients connect.
+func (p *cutProxy) Addr() string { return p.ln.Addr().String() }
+
+// Cut resets every connection made so far, on both sides.
+func (p *cutProxy) Cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.SetLinger(0) // close sends RST
+		c.Close()
+	}
+	p.conns = nil
+}
+
+// lineReader hands out a process's stdout line by line, with a timeout per line.
+type lineReader chan string
+
+// startLines starts cmd (stderr to the test's) and reads its stdout by lines.
+func startLines(t *testing.T, cmd *exec.Cmd) lineReader {
+	t.Helper()
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(lineReader, 64)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	return lines
+}
+
+// next is the next line, or false when none came within d or the output ended.
+func (l lineReader) next(d time.Duration) (string, bool) {
+	select {
+	case s, ok := <-l:
+		return s, ok
+	case <-time.After(d):
+		return "", false
+	}
+}
+
+// needPython skips the test where Debian's python3 lacks module (and fails it in CI, which
+// installs pkg).
+func needPython(t *testing.T, module, pkg string) {
+	t.Helper()
+	if err := exec.Command("/usr/bin/python3", "-c", "import "+module).Run(); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s is not installed (apt-get install %s): %v", module, pkg, err)
+		}
+		t.Skip(pkg + " not installed")
+	}
+}
