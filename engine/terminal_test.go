@@ -1,0 +1,197 @@
+package engine_test
+
+import (
+	"crypto/sha1"
+	"encoding/hex"
+	"encoding/pem"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vireo-im/vireo/engine/vireotest"
+	"github.com/vireo-im/vireo/store"
+)
+
+// tmuxTerm is a terminal client running in a detached tmux session of its own tmux
+// server: the test types into it and reads its screen, as a user would.
+type tmuxTerm struct {
+	t      *testing.T
+	socket string
+}
+
+// startTerm runs command (with env) in a 200x50 tmux window.
+func startTerm(t *testing.T, env []string, command ...string) *tmuxTerm {
+	t.Helper()
+	if _, err := exec.LookPath("tmux"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("tmux is not installed (apt-get install tmux)")
+		}
+		t.Skip("tmux not installed")
+	}
+	tm := &tmuxTerm{t: t, socket: fmt.Sprintf("vireo-test-%d-%d", os.Getpid(), time.Now().UnixNano())}
+	args := []string{"new-session", "-d", "-x", "200", "-y", "50", "env"}
+	args = append(append(args, env...), command...)
+	if out, err := tm.tmux(args...); err != nil {
+		t.Fatalf("tmux: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { tm.tmux("kill-server") })
+	return tm
+}
+
+func (tm *tmuxTerm) tmux(args ...string) ([]byte, error) {
+	return exec.Command("tmux", append([]string{"-L", tm.socket}, args...)...).CombinedOutput()
+}
+
+// screen is what the window shows now.
+func (tm *tmuxTerm) screen() string {
+	out, _ := tm.tmux("capture-pane", "-p", "-J")
+	return string(out)
+}
+
+// waitFor waits up to 20 s for text to appear on the screen.
+func (tm *tmuxTerm) waitFor(text string) {
+	tm.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		s := tm.screen()
+		if strings.Contains(s, text) {
+			return
+		}
+		if time.Now().After(deadline) {
+			tm.t.Fatalf("the terminal never showed %q; it shows:\n%s", text, s)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// typeLine types line and Enter.
+func (tm *tmuxTerm) typeLine(line string) {
+	tm.t.Helper()
+	if out, err := tm.tmux("send-keys", "-l", line); err != nil {
+		tm.t.Fatalf("tmux send-keys: %v\n%s", err, out)
+	}
+	if out, err := tm.tmux("send-keys", "Enter"); err != nil {
+		tm.t.Fatalf("tmux send-keys: %v\n%s", err, out)
+	}
+}
+
+// needTool skips the test where Debian's pkg (which provides bin) is missing, and fails it
+// in CI, which installs it.
+func needTool(t *testing.T, bin, pkg string) {
+	t.Helper()
+	if _, err := exec.LookPath(bin); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s is not installed (apt-get install %s)", bin, pkg)
+		}
+		t.Skip(pkg + " not installed")
+	}
+}
+
+// certSHA1 is the SHA-1 fingerprint of the first certificate in pemBytes, lower-case hex.
+func certSHA1(t *testing.T, pemBytes []byte) string {
+	t.Helper()
+	b, _ := pem.Decode(pemBytes)
+	if b == nil {
+		t.Fatal("no certificate in PEM")
+	}
+	sum := sha1.Sum(b.Bytes)
+	return hex.EncodeToString(sum[:])
+}
+
+// TestIntegrationProfanity drives Debian's profanity (a terminal client on libstrophe) in
+// tmux, as a user at a terminal would: it connects over STARTTLS, trusting the server's
+// certificate as "/tls always" would have, logs in with SCRAM and shows its contact bob
+// online; a message typed in it reaches bob, bob's answer appears on its screen, and /quit
+// takes alice offline for bob.
+func TestIntegrationProfanity(t *testing.T) {
+	needTool(t, "profanity", "profanity")
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true})
+	srv.AddUser(t, "alice", "term secret")
+	srv.AddUser(t, "bob", "secret")
+	srv.Store.Rosters().Put("alice@localhost", store.RosterItem{JID: "bob@localhost", Name: "Bob", Sub: store.SubBoth})
+	srv.Store.Rosters().Put("bob@localhost", store.RosterItem{JID: "alice@localhost", Sub: store.SubBoth})
+	bob := mucLogin(t, srv, "bob", "pc")
+
+	home := t.TempDir()
+	data := filepath.Join(home, "data", "profanity")
+	if err := os.MkdirAll(data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	host, port, _ := net.SplitHostPort(srv.C2SAddr())
+	account := "[alice@localhost]\nenabled=true\njid=alice@localhost\nserver=" + host + "\nport=" + port +
+		"\nresource=term\npassword=term secret\ntls.policy=force\n"
+	// profanity's own trust store: what "/tls always" writes for an accepted certificate.
+	files := map[string]string{
+		"accounts": account,
+		"tlscerts": "[" + certSHA1(t, srv.CertPEM) + "]\n",
+	}
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(data, name), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	term := startTerm(t, []string{"HOME=" + home, "XDG_CONFIG_HOME=" + filepath.Join(home, "config"),
+		"XDG_DATA_HOME=" + filepath.Join(home, "data"), "TERM=xterm-256color"},
+		"profanity", "-a", "alice@localhost")
+	term.waitFor("alice@localhost/term logged in successfully")
+	expectStanza(t, bob, "<presence", "from='alice@localhost/term'")
+	term.waitFor("Bob")
+
+	term.typeLine("/msg bob@localhost hello from a terminal")
+	expectStanza(t, bob, "from='alice@localhost/term'", "<body>hello from a terminal</body>")
+	bob.Send("<message to='alice@localhost/term' type='chat' id='t1'><body>hello terminal, bob here</body></message>")
+	term.waitFor("hello terminal, bob here")
+
+	term.typeLine("/quit")
+	expectStanza(t, bob, "from='alice@localhost/term'", "type='unavailable'")
+}
+
+// TestIntegrationMcabber drives Debian's mcabber (a terminal client on another library,
+// loudmouth) in tmux: it connects over STARTTLS checking the certificate against the test
+// server's, logs in, and exchanges messages with bob.
+func TestIntegrationMcabber(t *testing.T) {
+	needTool(t, "mcabber", "mcabber")
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true})
+	srv.AddUser(t, "alice", "term secret")
+	srv.AddUser(t, "bob", "secret")
+	srv.Store.Rosters().Put("alice@localhost", store.RosterItem{JID: "bob@localhost", Name: "Bob", Sub: store.SubBoth})
+	srv.Store.Rosters().Put("bob@localhost", store.RosterItem{JID: "alice@localhost", Sub: store.SubBoth})
+	bob := mucLogin(t, srv, "bob", "pc")
+
+	home := t.TempDir()
+	dir := filepath.Join(home, ".mcabber")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ca := filepath.Join(home, "ca.pem")
+	if err := os.WriteFile(ca, srv.CertPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	host, port, _ := net.SplitHostPort(srv.C2SAddr())
+	rc := "set jid = alice@localhost\nset password = term secret\nset resource = mc\nset server = " + host +
+		"\nset port = " + port + "\nset tls = 1\nset ssl_verify = 1\nset ssl_ca = " + ca + "\n"
+	if err := os.WriteFile(filepath.Join(dir, "mcabberrc"), []byte(rc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	term := startTerm(t, []string{"HOME=" + home, "TERM=xterm-256color"}, "mcabber")
+	term.waitFor("Connection established.")
+	expectStanza(t, bob, "<presence", "from='alice@localhost/mc")
+	term.waitFor("Bob")
+
+	term.typeLine("/say_to bob@localhost hello from mcabber")
+	expectStanza(t, bob, "from='alice@localhost/mc", "<body>hello from mcabber</body>")
+	bob.Send("<message to='alice@localhost' type='chat' id='t1'><body>hello mcabber, bob here</body></message>")
+	// Select the buddy with unread messages, and Enter on an empty line opens its chat.
+	term.typeLine("/roster unread_first")
+	term.typeLine("")
+	term.waitFor("hello mcabber, bob here")
+
+	// loudmouth writes attributes in double quotes, and the server passes them on as sent.
+	term.typeLine("/quit")
+	expectStanza(t, bob, "from='alice@localhost/mc", `type="unavailable"`)
+}
