@@ -87,7 +87,7 @@ func TestS2SPolicyDenyOutbound(t *testing.T) {
 	bob.Send("<presence/>")
 	alice.Send("<message to='bob@b.localhost/pc' id='o1' type='chat'><body>blocked</body></message>")
 	got := alice.Expect("</message>")
-	if !strings.Contains(got, "type='error'") || !strings.Contains(got, "<error type='cancel'><not-allowed") || !strings.Contains(got, "id='o1'") {
+	if !strings.Contains(got, "type='error'") || !strings.Contains(got, "<error type='cancel' code='405'><not-allowed") || !strings.Contains(got, "id='o1'") {
 		t.Fatalf("bounce: %q", got)
 	}
 	alice.Send("<iq type='get' id='o2' to='b.localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -106,8 +107,8 @@ func certSHA1(t *testing.T, pemBytes []byte) string {
 // TestIntegrationProfanity drives Debian's profanity (a terminal client on libstrophe) in
 // tmux, as a user at a terminal would: it connects over STARTTLS, trusting the server's
 // certificate as "/tls always" would have, logs in with SCRAM and shows its contact bob
-// online; a message typed in it reaches bob, bob's answer appears on its screen, and /quit
-// takes alice offline for bob.
+// online; a message typed in it reaches bob, bob's answer appears on its screen, its OMEMO
+// keys land in PEP where bob can read them, and /quit takes alice offline for bob.
 func TestIntegrationProfanity(t *testing.T) {
 	needTool(t, "profanity", "profanity")
 	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true})
@@ -146,6 +147,34 @@ func TestIntegrationProfanity(t *testing.T) {
 	expectStanza(t, bob, "from='alice@localhost/term'", "<body>hello from a terminal</body>")
 	bob.Send("<message to='alice@localhost/term' type='chat' id='t1'><body>hello terminal, bob here</body></message>")
 	term.waitFor("hello terminal, bob here")
+
+	// OMEMO (XEP-0384 0.3, as Conversations speaks it): profanity generates its keys and
+	// publishes its bundle and device list to PEP, open to anyone. Its first device list
+	// goes out only when fetching the list fails with the XEP-0086 code 404
+	// (stanza.Condition.LegacyCode).
+	term.typeLine("/win 1")
+	term.typeLine("/omemo gen")
+	term.waitFor("Your Device ID is ")
+	m := regexp.MustCompile(`Your Device ID is (\d+)`).FindStringSubmatch(term.screen())
+	if m == nil {
+		t.Fatalf("no device id on the screen:\n%s", term.screen())
+	}
+	const devicelist = "eu.siacs.conversations.axolotl.devicelist"
+	deadline := time.Now().Add(10 * time.Second)
+	for i := 0; ; i++ {
+		id := fmt.Sprintf("dl%d", i)
+		bob.Send("<iq type='get' to='alice@localhost' id='" + id + "'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='" + devicelist + "'/></pubsub></iq>")
+		got := expectStanza(t, bob, "id='"+id+"'")
+		if strings.Contains(got, "type='result'") && strings.Contains(got, `<device id="`+m[1]+`"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("alice's device list never listed device %s: %s", m[1], got)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	bob.Send("<iq type='get' to='alice@localhost' id='bundle'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='eu.siacs.conversations.axolotl.bundles:" + m[1] + "'/></pubsub></iq>")
+	expectStanza(t, bob, "id='bundle'", "type='result'", "<identityKey>")
 
 	term.typeLine("/quit")
 	expectStanza(t, bob, "from='alice@localhost/term'", "type='unavailable'")

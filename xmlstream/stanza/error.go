@@ -158,8 +158,45 @@ func (e *Error) typ() ErrorType {
 	return e.Type
 }
 
-// AppendXML appends the RFC 6120 §8.3.2 serialization to dst and returns it:
-// <error type='..' [by='..']><COND xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>[<text ...>..</text>]APP</error>.
+// LegacyCode is the XEP-0086 error code for c ("" for a condition it does not map, such
+// as policy-violation). Clients that predate RFC 3920 read only the code, and some current
+// ones still branch on it: profanity 0.13 publishes its first OMEMO device list only when
+// fetching the list fails with code 404. ejabberd, Openfire and Tigase send it too.
+func (c Condition) LegacyCode() string {
+	switch c {
+	case BadRequest, JIDMalformed, UnexpectedRequest:
+		return "400"
+	case NotAuthorizedCond:
+		return "401"
+	case Forbidden:
+		return "403"
+	case ItemNotFound, RecipientUnavailable, RemoteServerNotFound:
+		return "404"
+	case NotAllowed:
+		return "405"
+	case NotAcceptable:
+		return "406"
+	case RegistrationRequired, SubscriptionRequired:
+		return "407"
+	case ConflictCond:
+		return "409"
+	case InternalServerErrorCond, ResourceConstraintCond, UndefinedConditionCond:
+		return "500"
+	case FeatureNotImplemented:
+		return "501"
+	case ServiceUnavailable:
+		return "503"
+	case RemoteServerTimeout:
+		return "504"
+	case Gone, Redirect:
+		return "302"
+	}
+	return ""
+}
+
+// AppendXML appends the RFC 6120 §8.3.2 serialization to dst and returns it, with the
+// XEP-0086 legacy code where the condition has one:
+// <error type='..' [by='..'] [code='..']><COND xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>[<text ...>..</text>]APP</error>.
 func (e *Error) AppendXML(dst []byte) []byte {
 	dst = append(dst, "<error type='"...)
 	dst = appendEscaped(dst, string(e.typ()))
@@ -167,6 +204,11 @@ func (e *Error) AppendXML(dst []byte) []byte {
 	if e.By != "" {
 		dst = append(dst, " by='"...)
 		dst = appendEscaped(dst, e.By)
+		dst = append(dst, '\'')
+	}
+	if code := e.cond().LegacyCode(); code != "" {
+		dst = append(dst, " code='"...)
+		dst = append(dst, code...)
 		dst = append(dst, '\'')
 	}
 	dst = append(dst, "><"...)

@@ -63,6 +63,26 @@ func TestStreamErrorIs(t *testing.T) {
 	}
 }
 
+// TestLegacyCode: every RFC 6120 condition that XEP-0086's table maps has its code there.
+func TestLegacyCode(t *testing.T) {
+	want := map[stanza.Condition]string{
+		stanza.BadRequest: "400", stanza.ConflictCond: "409", stanza.FeatureNotImplemented: "501",
+		stanza.Forbidden: "403", stanza.Gone: "302", stanza.InternalServerErrorCond: "500",
+		stanza.ItemNotFound: "404", stanza.JIDMalformed: "400", stanza.NotAcceptable: "406",
+		stanza.NotAllowed: "405", stanza.NotAuthorizedCond: "401", stanza.PolicyViolationCond: "",
+		stanza.RecipientUnavailable: "404", stanza.Redirect: "302", stanza.RegistrationRequired: "407",
+		stanza.RemoteServerNotFound: "404", stanza.RemoteServerTimeout: "504",
+		stanza.ResourceConstraintCond: "500", stanza.ServiceUnavailable: "503",
+		stanza.SubscriptionRequired: "407", stanza.UndefinedConditionCond: "500",
+		stanza.UnexpectedRequest: "400", stanza.Condition("x-unknown"): "",
+	}
+	for c, code := range want {
+		if got := c.LegacyCode(); got != code {
+			t.Errorf("%s: code %q, want %q", c, got, code)
+		}
+	}
+}
+
 func TestStanzaErrorAppendXML(t *testing.T) {
 	tests := []struct {
 		name string
@@ -70,16 +90,19 @@ func TestStanzaErrorAppendXML(t *testing.T) {
 		want string
 	}{
 		{"default type", stanza.New(stanza.ItemNotFound),
-			"<error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error>"},
+			"<error type='cancel' code='404'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error>"},
 		{"full", &stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest, Text: "a<b", By: "example.com",
 			AppCondition: []byte("<blocked xmlns='urn:xmpp:blocking:errors'/>")},
-			"<error type='modify' by='example.com'><bad-request xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>" +
+			"<error type='modify' by='example.com' code='400'><bad-request xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>" +
 				"<text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas' xml:lang='en'>a&lt;b</text>" +
 				"<blocked xmlns='urn:xmpp:blocking:errors'/></error>"},
 		{"empty", &stanza.Error{},
-			"<error type='modify'><undefined-condition xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error>"},
+			"<error type='modify' code='500'><undefined-condition xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error>"},
 		{"empty type", &stanza.Error{Condition: stanza.Forbidden},
-			"<error type='auth'><forbidden xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error>"},
+			"<error type='auth' code='403'><forbidden xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error>"},
+		// XEP-0086 predates policy-violation: no code.
+		{"no legacy code", stanza.New(stanza.PolicyViolationCond),
+			"<error type='modify'><policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error>"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
