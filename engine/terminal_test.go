@@ -6,6 +6,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -107,16 +108,21 @@ func certSHA1(t *testing.T, pemBytes []byte) string {
 // TestIntegrationProfanity drives Debian's profanity (a terminal client on libstrophe) in
 // tmux, as a user at a terminal would: it connects over STARTTLS, trusting the server's
 // certificate as "/tls always" would have, logs in with SCRAM and shows its contact bob
-// online; a message typed in it reaches bob, bob's answer appears on its screen, its OMEMO
+// online; a message typed in it reaches bob, bob's offline message and answer appear on its
+// screen, a file goes through HTTP upload, it joins bob's room and talks there, its OMEMO
 // keys land in PEP where bob can read them, and /quit takes alice offline for bob.
 func TestIntegrationProfanity(t *testing.T) {
 	needTool(t, "profanity", "profanity")
-	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true})
+	srv := uploadServer(t, vireotest.Options{})
 	srv.AddUser(t, "alice", "term secret")
 	srv.AddUser(t, "bob", "secret")
 	srv.Store.Rosters().Put("alice@localhost", store.RosterItem{JID: "bob@localhost", Name: "Bob", Sub: store.SubBoth})
 	srv.Store.Rosters().Put("bob@localhost", store.RosterItem{JID: "alice@localhost", Sub: store.SubBoth})
 	bob := mucLogin(t, srv, "bob", "pc")
+	mucCreate(t, bob, mucRoom, "Bob")
+	bob.Send("<message to='alice@localhost' type='chat' id='t0'><body>sent while you were offline</body></message>")
+	bob.Send("<iq type='get' id='sync'><ping xmlns='urn:xmpp:ping'/></iq>") // the offline copy is stored before the answer
+	expectStanza(t, bob, "id='sync'")
 
 	home := t.TempDir()
 	data := filepath.Join(home, "data", "profanity")
@@ -145,8 +151,35 @@ func TestIntegrationProfanity(t *testing.T) {
 
 	term.typeLine("/msg bob@localhost hello from a terminal")
 	expectStanza(t, bob, "from='alice@localhost/term'", "<body>hello from a terminal</body>")
+	term.waitFor("sent while you were offline") // the offline message, in bob's window
 	bob.Send("<message to='alice@localhost/term' type='chat' id='t1'><body>hello terminal, bob here</body></message>")
 	term.waitFor("hello terminal, bob here")
+
+	// A file through XEP-0363: profanity finds upload.localhost, PUTs over HTTPS (trusting
+	// the certificate it was told to) and sends bob the link.
+	file := filepath.Join(home, "notes.txt")
+	if err := os.WriteFile(file, []byte("from the terminal\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	term.typeLine("/sendfile " + file)
+	got := expectStanza(t, bob, "from='alice@localhost/term'", "/notes.txt</body>")
+	if m := regexp.MustCompile(`<body>(https://[^<]+)</body>`).FindStringSubmatch(got); m == nil {
+		t.Fatalf("no link in %s", got)
+	} else {
+		hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: srv.ClientTLS()}}
+		if code, b, _ := httpDo(t, hc, "GET", m[1], "", "", nil, -1); code != 200 || string(b) != "from the terminal\n" {
+			t.Fatalf("GET %s: %d %q", m[1], code, b)
+		}
+	}
+
+	// A room bob made: profanity joins (with a nick of its own choosing) and talks.
+	term.typeLine("/join " + mucRoom)
+	joined := expectStanza(t, bob, "<presence", "from='"+mucRoom+"/")
+	nick := regexp.MustCompile(`from='` + mucRoom + `/([^']+)'`).FindStringSubmatch(joined)[1]
+	term.waitFor("You have joined the room")
+	term.typeLine("hello room")
+	// (libstrophe quotes attributes with ", and the room passes type on as sent.)
+	expectStanza(t, bob, "from='"+mucRoom+"/"+nick+"'", "groupchat", "<body>hello room</body>")
 
 	// OMEMO (XEP-0384 0.3, as Conversations speaks it): profanity generates its keys and
 	// publishes its bundle and device list to PEP, open to anyone. Its first device list
