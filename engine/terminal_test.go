@@ -215,7 +215,7 @@ func TestIntegrationProfanity(t *testing.T) {
 
 // TestIntegrationMcabber drives Debian's mcabber (a terminal client on another library,
 // loudmouth) in tmux: it connects over STARTTLS checking the certificate against the test
-// server's, logs in, and exchanges messages with bob.
+// server's, logs in, exchanges messages with bob, and joins bob's room and talks there.
 func TestIntegrationMcabber(t *testing.T) {
 	needTool(t, "mcabber", "mcabber")
 	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true})
@@ -224,6 +224,7 @@ func TestIntegrationMcabber(t *testing.T) {
 	srv.Store.Rosters().Put("alice@localhost", store.RosterItem{JID: "bob@localhost", Name: "Bob", Sub: store.SubBoth})
 	srv.Store.Rosters().Put("bob@localhost", store.RosterItem{JID: "alice@localhost", Sub: store.SubBoth})
 	bob := mucLogin(t, srv, "bob", "pc")
+	mucCreate(t, bob, mucRoom, "Bob")
 
 	home := t.TempDir()
 	dir := filepath.Join(home, ".mcabber")
@@ -252,6 +253,19 @@ func TestIntegrationMcabber(t *testing.T) {
 	term.typeLine("/roster unread_first")
 	term.typeLine("")
 	term.waitFor("hello mcabber, bob here")
+
+	// A room bob made: mcabber joins as "mcab" and talks in it. The room's history
+	// arrives first; bob's line must be on the screen.
+	bob.Send("<message to='" + mucRoom + "' type='groupchat' id='r0'><body>welcome to the coven</body></message>")
+	expectStanza(t, bob, "id='r0'")
+	term.typeLine("/room join " + mucRoom + " mcab")
+	expectStanza(t, bob, "<presence", "from='"+mucRoom+"/mcab'")
+	term.waitFor(`You have joined ` + mucRoom + ` as "mcab"`)
+	term.typeLine("/roster unread_first") // the room, with its history unread
+	term.typeLine("")
+	term.waitFor("welcome to the coven")
+	term.typeLine("hello from the terminal room")
+	expectStanza(t, bob, "from='"+mucRoom+"/mcab'", "groupchat", "<body>hello from the terminal room</body>")
 
 	// loudmouth writes attributes in double quotes, and the server passes them on as sent.
 	term.typeLine("/quit")
