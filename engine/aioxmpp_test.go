@@ -190,3 +190,50 @@ func needPython(t *testing.T, module, pkg string) {
 		t.Skip(pkg + " not installed")
 	}
 }
+
+// TestIntegrationAioxmppServices runs aioxmpp's service clients one after another
+// (testdata/aioxmpp_services.py): disco, ping, version, carbons, blocking, vCard,
+// bookmarks in private XML storage, a PEP avatar, an upload slot, the ad-hoc command list,
+// a room bob made (join, talk, hear bob, read the configuration) and a pubsub node's
+// life. aioxmpp validates every answer against its typed model, so a malformed answer
+// fails its step as a wrong one would.
+func TestIntegrationAioxmppServices(t *testing.T) {
+	needPython(t, "aioxmpp", "python3-aioxmpp")
+	srv := uploadServer(t, vireotest.Options{})
+	srv.AddUser(t, "alice", "aio secret")
+	srv.AddUser(t, "bob", "secret")
+	bob := mucLogin(t, srv, "bob", "pc")
+	const room = "tea@conference.localhost"
+	mucCreate(t, bob, room, "Bob")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
+	defer cancel()
+	cmd := slixCmd(t, ctx, srv, "aioxmpp_services.py")
+	cmd.Args[2] = "alice@localhost"
+	cmd.Args[3] = "aio secret"
+	lines := startLines(t, cmd)
+	// Bob greets alice when her nick joins his room.
+	go func() {
+		if _, err := bob.ReadUntil("from='"+room+"/al'", 100*time.Second); err == nil {
+			bob.Conn().SetWriteDeadline(time.Now().Add(5 * time.Second))
+			io.WriteString(bob.Conn(), "<message to='"+room+"' type='groupchat' id='g1'><body>hi al</body></message>")
+		}
+	}()
+	var seen []string
+	for {
+		l, ok := lines.next(60 * time.Second)
+		if !ok {
+			break
+		}
+		seen = append(seen, l)
+	}
+	out := strings.Join(seen, "\n")
+	if err := cmd.Wait(); err != nil || !strings.Contains(out, "DONE 0 failed") {
+		t.Fatalf("aioxmpp: %v\n%s", err, out)
+	}
+	for _, want := range []string{"OK muc", "OK muc owner", "OK pubsub", "OK blocking", "OK avatar (PEP)", "OK bookmarks (private XML)", "JOINED al"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("aioxmpp output lacks %q:\n%s", want, out)
+		}
+	}
+}
