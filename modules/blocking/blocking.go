@@ -7,7 +7,9 @@ package blocking
 
 import (
 	"hash/maphash"
+	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/vireo-im/vireo/modules/module"
 	"github.com/vireo-im/vireo/store"
@@ -26,6 +28,9 @@ func init() { module.Register(new(Mod)) }
 type Mod struct {
 	t     store.Table
 	known knownLists
+	// pushes numbers the pushes, so that each has an id of its own (RFC 6120 §8.1.3): a
+	// client matching answers to requests by id may ignore a repeated one.
+	pushes atomic.Uint64
 }
 
 // knownLists remembers, per user, whether their block list is empty. Every stanza is
@@ -358,7 +363,8 @@ func seesPresence(it store.RosterItem) bool {
 func (m *Mod) push(c module.Context, iq *module.Packet, payload []byte) {
 	for _, s := range c.Sessions(iq.From.Bare()) {
 		var b xmlstream.Builder
-		b.Start("iq").Attr("type", "set").Attr("id", "block-push").Attr("to", s.JID().String()).Raw(payload).End()
+		id := "block-push" + strconv.FormatUint(m.pushes.Add(1), 36)
+		b.Start("iq").Attr("type", "set").Attr("id", id).Attr("to", s.JID().String()).Raw(payload).End()
 		s.Send(b.B)
 	}
 }

@@ -214,3 +214,26 @@ func TestListLearnedAtPresence(t *testing.T) {
 		})
 	}
 }
+
+// TestPushes: a block and an unblock reach the account's other session as pushes
+// (XEP-0191 §3.3, §3.4), each with an id of its own.
+func TestPushes(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob"}, nil)
+	a := e.Bind("alice", "pc")
+	phone := e.Bind("alice", "phone")
+	block(t, a, "block", "bl", "bob@example.org")
+	unblock := func() { block(t, a, "unblock", "ub", "bob@example.org") }
+	unblock()
+	p1 := phone.C.Wait(t, "<block xmlns='urn:xmpp:blocking'><item jid='bob@example.org'/></block>", "type='set'")
+	p2 := phone.C.Wait(t, "<unblock xmlns='urn:xmpp:blocking'><item jid='bob@example.org'/></unblock>", "type='set'")
+	idOf := func(s string) string {
+		i := strings.Index(s, "id='")
+		if i < 0 {
+			t.Fatalf("push without an id: %s", s)
+		}
+		return s[i+4 : i+4+strings.IndexByte(s[i+4:], '\'')]
+	}
+	if idOf(p1) == idOf(p2) {
+		t.Fatalf("two pushes share id %q:\n%s\n%s", idOf(p1), p1, p2)
+	}
+}
