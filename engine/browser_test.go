@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -63,8 +64,9 @@ converse.initialize({
 
 // TestBrowserConverse: Converse.js in headless Chromium finds the WebSocket endpoint through
 // XEP-0156 host-meta on https://localhost (the web TLS listener on 127.0.0.1:443), logs in,
-// reads its roster and chats with a slixmpp user in both directions; then the same over
-// BOSH. The test keeps a screenshot of each chat (the paths are logged).
+// reads its roster and chats with a slixmpp user in both directions, and (over WebSocket)
+// joins an archived room, shows its history from the archive and talks there, and stores
+// the room as a XEP-0402 bookmark; then the chat again over BOSH. The test keeps a screenshot of each chat (the paths are logged).
 func TestBrowserConverse(t *testing.T) {
 	dir := needNodePackage(t, "converse.js")
 	chrome := needChromium(t)
@@ -149,6 +151,59 @@ func converseChat(t *testing.T, dir, chrome, transport string) {
 	waitOutput(t, slixOut, "GOT conv@localhost hi from converse", 30*time.Second)
 	poll("answer", `(async () => { const c = await vt.api.chats.get('slix@localhost'); return !!c && c.messages.pluck('body').includes('hi from slixmpp'); })()`)
 	poll("answer on screen", `document.querySelector('converse-root').innerText.includes('hi from slixmpp')`)
+
+	if transport == "websocket" {
+		// A room bob made, with a line in its history: Converse joins it (disco#info of the
+		// room, the join, history or its MUC archive), shows the line and talks there.
+		srv.AddUser(t, "bob", "secret")
+		bob := mucLogin(t, srv, "bob", "pc")
+		mucCreate(t, bob, mucRoom, "Bob")
+		// A community room: persistent and archived, so Converse asks for no history in its
+		// join and reads the room's archive (XEP-0313) instead.
+		bob.Send(mucConfig(mucRoom, "cfg", "muc#roomconfig_persistentroom", "1", "muc#roomconfig_enablelogging", "1"))
+		expectStanza(t, bob, "id='cfg'", "type='result'")
+		bob.Send("<message to='" + mucRoom + "' type='groupchat' id='r0'><body>before converse came</body></message>")
+		expectStanza(t, bob, "id='r0'")
+		evalBool(`(() => { window.xlog = []; const c = vt.api.connection.get(); c.xmlInput = e => window.xlog.push('IN ' + e.outerHTML); c.xmlOutput = e => window.xlog.push('OUT ' + e.outerHTML); return true; })()`)
+		defer func() {
+			l, _ := chromedp.Run(bctx, chromedp.Evaluate[string](`window.xlog.join("\n")`))
+			t.Log(l)
+		}()
+		if ok, err := evalBool(`(async () => { await vt.api.rooms.open('` + mucRoom + `', {nick: 'conv'}, true); return true; })()`); err != nil || !ok {
+			t.Fatalf("opening the room in Converse: %v", err)
+		}
+		expectStanza(t, bob, "<presence", "from='"+mucRoom+"/conv'")
+		poll("room history", `(async () => { const r = await vt.api.rooms.get('`+mucRoom+`'); return !!r && r.messages.pluck('body').includes('before converse came'); })()`)
+		if ok, err := evalBool(`(async () => { const r = await vt.api.rooms.get('` + mucRoom + `'); await r.sendMessage({body: 'hello from the browser'}); return true; })()`); err != nil || !ok {
+			t.Fatalf("talking in the room: %v", err)
+		}
+		expectStanza(t, bob, "from='"+mucRoom+"/conv'", "groupchat", "<body>hello from the browser</body>")
+		poll("room on screen", `document.querySelector('converse-root').innerText.includes('before converse came')`)
+		// Converse keeps the room it joined as a bookmark, with max_items "max" (our PEP
+		// advertises #config-node-max; without it Converse asks for 9999 and is refused).
+		if ok, err := evalBool(`(async () => { const r = await vt.api.rooms.get('` + mucRoom + `'); await vt.api.bookmarks.set({jid: '` + mucRoom + `', name: 'coven', nick: 'conv', autojoin: true}); return true; })()`); err != nil || !ok {
+			t.Fatalf("bookmarking the room: %v", err)
+		}
+		bob.Send("<iq type='get' id='bm' to='conv@localhost'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='urn:xmpp:bookmarks:1'/></pubsub></iq>")
+		if got := expectStanza(t, bob, "id='bm'"); !strings.Contains(got, "type='error'") {
+			t.Fatalf("bob read conv's bookmarks, which are private (whitelist): %s", got)
+		}
+		// conv's own second session reads it back.
+		conv2 := srv.LoginPlain(t, "conv", "conv secret", "check")
+		deadline := time.Now().Add(20 * time.Second)
+		for i := 0; ; i++ {
+			id := fmt.Sprintf("bm%d", i)
+			conv2.Send("<iq type='get' id='" + id + "'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='urn:xmpp:bookmarks:1'/></pubsub></iq>")
+			got := expectStanza(t, conv2, "id='"+id+"'")
+			if strings.Contains(got, "<item id='"+mucRoom+"'>") && strings.Contains(got, "autojoin") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("conv's bookmark never reached PEP: %s", got)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
 
 	png, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
 	if err != nil || len(png) < 1000 {

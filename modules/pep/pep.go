@@ -98,10 +98,12 @@ func (*Mod) ModuleInfo() module.Info {
 }
 
 // Features lists the XEP-0060 features this PEP service implements (XEP-0163 §6).
+// #config-node-max says pubsub#max_items takes "max": without it Converse.js asks for 9999
+// bookmarks (XEP-0402), above the limit, and cannot store any.
 var Features = []string{
 	pubsub.NS + "#access-open", pubsub.NS + "#access-presence", pubsub.NS + "#access-roster", pubsub.NS + "#access-whitelist",
-	pubsub.NS + "#auto-create", pubsub.NS + "#auto-subscribe", pubsub.NS + "#config-node", pubsub.NS + "#create-nodes",
-	pubsub.NS + "#create-and-configure", pubsub.NS + "#delete-items", pubsub.NS + "#delete-nodes", pubsub.NS + "#filtered-notifications",
+	pubsub.NS + "#auto-create", pubsub.NS + "#auto-subscribe", pubsub.NS + "#config-node", pubsub.NS + "#config-node-max",
+	pubsub.NS + "#create-nodes", pubsub.NS + "#create-and-configure", pubsub.NS + "#delete-items", pubsub.NS + "#delete-nodes", pubsub.NS + "#filtered-notifications",
 	pubsub.NS + "#item-ids", pubsub.NS + "#last-published", pubsub.NS + "#persistent-items", pubsub.NS + "#publish",
 	pubsub.NS + "#publish-options", pubsub.NS + "#purge-nodes", pubsub.NS + "#retract-items", pubsub.NS + "#retrieve-default",
 	pubsub.NS + "#retrieve-items", pubsub.NS + "#subscribe", pubsub.NS + "#multi-items",

@@ -62,7 +62,7 @@ var ServiceAccess = []string{AccessOpen, AccessAuthorize, AccessWhitelist}
 // ServiceFeatures are the XEP-0060 §10 features of the service.
 var ServiceFeatures = []string{
 	NS, NS + "#access-authorize", NS + "#access-open", NS + "#access-whitelist",
-	NS + "#config-node", NS + "#create-and-configure", NS + "#create-nodes", NS + "#delete-items",
+	NS + "#config-node", NS + "#config-node-max", NS + "#create-and-configure", NS + "#create-nodes", NS + "#delete-items",
 	NS + "#delete-nodes", NS + "#instant-nodes", NS + "#item-ids", NS + "#last-published",
 	NS + "#manage-subscriptions", NS + "#member-affiliation", NS + "#modify-affiliations",
 	NS + "#outcast-affiliation", NS + "#persistent-items", NS + "#publish", NS + "#publish-options",
