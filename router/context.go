@@ -151,9 +151,9 @@ func (c *shardCtx) Error(p *module.Packet, e *stanza.Error) {
 	if id != "" {
 		b.Attr("id", id)
 	}
-	if p.To.IsZero() {
-		b.Attr("from", c.Domain())
-	} else {
+	// A stanza without 'to' was handled for the sender's account; as with Reply, the
+	// answer then carries no 'from' (RFC 6120 §8.1.2.1: none, or the account's bare JID).
+	if !p.To.IsZero() {
 		b.AttrBytes("from", p.To.AppendTo(c.s.tmp[:0]))
 	}
 	b.AttrBytes("to", p.From.AppendTo(c.s.tmp[:0]))

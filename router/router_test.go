@@ -305,3 +305,28 @@ func waitCount(c *countConn, n int64) {
 		time.Sleep(50 * time.Microsecond)
 	}
 }
+
+// TestAnswersForTheAccount: the answer to an IQ without 'to', which the server handles for
+// the sender's account, carries no 'from' (RFC 6120 §8.1.2.1 allows none or the bare JID),
+// a result and an error alike; an IQ to the server's domain is answered from the domain.
+func TestAnswersForTheAccount(t *testing.T) {
+	e := newEnv(t)
+	a := e.Bind("alice", "pc")
+	for _, tc := range []struct {
+		id, payload, want string
+	}{
+		{"r1", "<query xmlns='jabber:iq:roster'/>", "type='result'"},
+		{"r2", "<pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='none-such'/></pubsub>", "<item-not-found"},
+		{"r3", "<query xmlns='urn:example:none'/>", "<service-unavailable"},
+	} {
+		t.Run(tc.id, func(t *testing.T) {
+			a.Send("<iq type='get' id='" + tc.id + "'>" + tc.payload + "</iq>")
+			got := a.C.Wait(t, "id='"+tc.id+"'", tc.want)
+			if strings.Contains(got, "from=") {
+				t.Fatalf("answer for the account has a 'from': %s", got)
+			}
+		})
+	}
+	a.Send("<iq type='get' id='r4' to='example.org'><query xmlns='urn:example:none'/></iq>")
+	a.C.Wait(t, "id='r4'", "from='example.org'", "<service-unavailable")
+}
