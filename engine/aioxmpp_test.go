@@ -237,3 +237,34 @@ func TestIntegrationAioxmppServices(t *testing.T) {
 		}
 	}
 }
+
+// TestIntegrationAioxmppSubscription: two aioxmpp clients become contacts the RFC 6121
+// way (a roster set, subscribe, approve, subscribe back, approve), see each other online,
+// and part again when alice removes bob: bob sees her resources go unavailable before the
+// subscription goes (RFC 6121 §3.2.2; testdata/aioxmpp_subscribe.py).
+func TestIntegrationAioxmppSubscription(t *testing.T) {
+	needPython(t, "aioxmpp", "python3-aioxmpp")
+	srv := vireotest.Start(t, vireotest.Options{})
+	srv.AddUser(t, "alice", "aio secret")
+	srv.AddUser(t, "bob", "aio secret")
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := slixCmd(t, ctx, srv, "aioxmpp_subscribe.py")
+	// JID PASSWORD HOST PORT CAFILE → ALICE BOB PASSWORD HOST PORT CAFILE
+	cmd.Args = append([]string{cmd.Args[0], cmd.Args[1], "alice@localhost", "bob@localhost", "aio secret"}, cmd.Args[4:]...)
+	out, err := cmd.CombinedOutput()
+	s := string(out)
+	if err != nil {
+		t.Fatalf("aioxmpp: %v\n%s", err, s)
+	}
+	for _, want := range []string{"BOB ASKED BY alice@localhost", "ALICE ASKED BY bob@localhost",
+		"ROSTERS both both Bob", "PRESENCE BOTH WAYS", "REMOVED None", "DONE"} {
+		if !strings.Contains(s, want) {
+			t.Fatalf("aioxmpp output lacks %q:\n%s", want, s)
+		}
+	}
+	// Bob keeps alice in his roster, subscribed to nothing (RFC 6121 §3.2.3, §3.3.3).
+	if items, _, err := srv.Store.Rosters().Get("bob@localhost"); err != nil || len(items) != 1 || items[0].Sub != store.SubNone {
+		t.Fatalf("bob's stored roster after alice removed him: %v %v", items, err)
+	}
+}

@@ -250,6 +250,15 @@ func (r *Roster) remove(c module.Context, iq *module.Packet, user, contact jid.J
 		send("unsubscribe")
 	}
 	if old.Sub == store.SubFrom || old.Sub == store.SubBoth {
+		// RFC 6121 §3.2.2: while the contact still sees the user's presence, each of the
+		// user's available resources goes unavailable for it, then the subscription goes.
+		for _, s := range c.Sessions(user) {
+			if s.Available() {
+				var b xmlstream.Builder
+				b.Start("presence").Attr("type", "unavailable").Attr("from", s.JID().String()).Attr("to", contact.String()).End()
+				c.Route(b.B)
+			}
+		}
 		send("unsubscribed")
 	}
 }

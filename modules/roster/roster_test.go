@@ -144,3 +144,25 @@ func TestRosterBytes(t *testing.T) {
 	a.Send("<iq type='set' id='shrink'><query xmlns='jabber:iq:roster'><item jid='c0@example.org' name='x'/></query></iq>")
 	a.C.Wait(t, "id='shrink'", "type='result'")
 }
+
+// TestRemoveContactPresence: removing a contact who sees the user's presence tells the
+// contact first that each available resource of the user went unavailable, then that the
+// subscription is gone (RFC 6121 §3.2.2, via §2.5.2's unsubscribed).
+func TestRemoveContactPresence(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob"}, nil)
+	e.Store.Rosters().Put("alice@example.org", store.RosterItem{JID: "bob@example.org", Sub: store.SubBoth})
+	e.Store.Rosters().Put("bob@example.org", store.RosterItem{JID: "alice@example.org", Sub: store.SubBoth})
+	b := e.Bind("bob", "pc")
+	b.Send("<presence/>")
+	a := e.Bind("alice", "pc")
+	a.Send("<presence/>")
+	b.C.Wait(t, "<presence", "from='alice@example.org/pc'")
+	a.Send("<iq type='set' id='rm'><query xmlns='jabber:iq:roster'><item jid='bob@example.org' subscription='remove'/></query></iq>")
+	a.C.Wait(t, "id='rm'", "type='result'")
+	gone := b.C.Wait(t, "type='unavailable'", "from='alice@example.org/pc'")
+	b.C.Wait(t, "type='unsubscribed'", "from='alice@example.org'")
+	all := b.C.All()
+	if strings.Index(all, gone) > strings.Index(all, "type='unsubscribed'") {
+		t.Fatalf("unsubscribed came before the unavailable presence:\n%s", all)
+	}
+}
