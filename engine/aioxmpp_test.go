@@ -268,3 +268,30 @@ func TestIntegrationAioxmppSubscription(t *testing.T) {
 		t.Fatalf("bob's stored roster after alice removed him: %v %v", items, err)
 	}
 }
+
+// TestIntegrationAioxmppRegistration: an account's life through aioxmpp's XEP-0077 code
+// (testdata/aioxmpp_register.py): sign-up before login, the registration read back, a
+// password change (the old password then fails), and cancellation (no login after it).
+func TestIntegrationAioxmppRegistration(t *testing.T) {
+	needPython(t, "aioxmpp", "python3-aioxmpp")
+	srv := vireotest.Start(t, vireotest.Options{Registration: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := slixCmd(t, ctx, srv, "aioxmpp_register.py")
+	cmd.Args[2] = "carol@localhost"
+	cmd.Args[3] = "carol's secret"
+	out, err := cmd.CombinedOutput()
+	s := string(out)
+	if err != nil {
+		t.Fatalf("aioxmpp: %v\n%s", err, s)
+	}
+	for _, want := range []string{"FIELDS True True", "REGISTERED", "INFO registered True carol",
+		"PASSWORD CHANGED", "OLD PASSWORD REFUSED True", "NEW PASSWORD WORKS", "CANCELLED", "GONE True", "DONE"} {
+		if !strings.Contains(s, want) {
+			t.Fatalf("aioxmpp output lacks %q:\n%s", want, s)
+		}
+	}
+	if _, err := srv.Store.Accounts().Get("carol@localhost"); err == nil {
+		t.Fatal("carol's account is still stored after cancelling")
+	}
+}
