@@ -401,3 +401,35 @@ func runStanzaJSOn(t *testing.T, o vireotest.Options, url func(srv *vireotest.Se
 		t.Fatalf("stanza: %v\n%s", err, out.String())
 	}
 }
+
+// TestIntegrationStanzaServices runs StanzaJS's service calls over wss:// one after
+// another (testdata/js/stanza_services.mjs): disco, ping, time, version, carbons, stream
+// management, blocking, vCard, an upload slot, a message archive search, a room bob made,
+// a XEP-0402 bookmark and a PEP avatar.
+func TestIntegrationStanzaServices(t *testing.T) {
+	dir := needNodePackage(t, "stanza")
+	srv := uploadServer(t, vireotest.Options{})
+	srv.AddUser(t, "stan", "stan secret")
+	srv.AddUser(t, "bob", "secret")
+	bob := mucLogin(t, srv, "bob", "pc")
+	mucCreate(t, bob, mucRoom, "Bob")
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	os.WriteFile(ca, srv.CertPEM, 0o600)
+	_, port, _ := strings.Cut(srv.WebTLSAddr(), ":")
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", "stanza_services.mjs", "wss://localhost:"+port+"/xmpp-websocket", "stan@localhost", "stan secret", mucRoom)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "NODE_EXTRA_CA_CERTS="+ca, "NODE_OPTIONS=--dns-result-order=ipv4first")
+	out, err := cmd.CombinedOutput()
+	s := string(out)
+	if err != nil || !strings.Contains(s, "DONE 0") {
+		t.Fatalf("stanza: %v\n%s", err, s)
+	}
+	for _, want := range []string{"OK muc", "OK archive", "OK bookmarks", "OK stream management", "OK avatar"} {
+		if !strings.Contains(s, want) {
+			t.Fatalf("stanza output lacks %q:\n%s", want, s)
+		}
+	}
+	expectStanza(t, bob, "from='"+mucRoom+"/stan'", "<body>tea from stanza</body>")
+}
