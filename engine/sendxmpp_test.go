@@ -18,7 +18,8 @@ import (
 // TestIntegrationSendxmpp drives Debian's go-sendxmpp (a command-line client built on
 // another Go XMPP library, go-xmpp) as a script or cron job would: a message over
 // STARTTLS and over direct TLS (XEP-0368), both checking the certificate; a file through
-// XEP-0363 upload; a message to a room (XEP-0045); listening for messages; and a wrong
+// XEP-0363 upload; a message to a room (XEP-0045); listening for messages; XEP-0373
+// OpenPGP end to end, with both keys published to and fetched from PEP; and a wrong
 // password, which must fail with a non-zero exit.
 func TestIntegrationSendxmpp(t *testing.T) {
 	if _, err := exec.LookPath("go-sendxmpp"); err != nil {
@@ -39,14 +40,18 @@ func TestIntegrationSendxmpp(t *testing.T) {
 	}
 	// run is go-sendxmpp as alice with args; Go's crypto/x509 trusts SSL_CERT_FILE alone,
 	// so certificates are checked against the test server's (no -n).
+	// Each user has a home of their own, for their OpenPGP keys.
+	command := func(ctx context.Context, user, password, stdin string, args ...string) *exec.Cmd {
+		cmd := exec.CommandContext(ctx, "go-sendxmpp", append([]string{"-u", user + "@localhost", "-p", password, "-j", srv.C2SAddr()}, args...)...)
+		cmd.Env = append(os.Environ(), "SSL_CERT_FILE="+ca, "HOME="+filepath.Join(dir, user))
+		cmd.Stdin = strings.NewReader(stdin)
+		return cmd
+	}
 	run := func(stdin string, args ...string) (string, error) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		cmd := exec.CommandContext(ctx, "go-sendxmpp", append([]string{"-u", "alice@localhost", "-p", "send secret"}, args...)...)
-		cmd.Env = append(os.Environ(), "SSL_CERT_FILE="+ca, "HOME="+dir)
-		cmd.Stdin = strings.NewReader(stdin)
-		out, err := cmd.CombinedOutput()
+		out, err := command(ctx, "alice", "send secret", stdin, args...).CombinedOutput()
 		return string(out), err
 	}
 	mustRun := func(stdin string, args ...string) string {
@@ -90,8 +95,7 @@ func TestIntegrationSendxmpp(t *testing.T) {
 	// Listening: go-sendxmpp prints what it is sent until it is stopped.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	lcmd := exec.CommandContext(ctx, "go-sendxmpp", "-u", "alice@localhost", "-p", "send secret", "-j", srv.C2SAddr(), "-l")
-	lcmd.Env = append(os.Environ(), "SSL_CERT_FILE="+ca, "HOME="+dir)
+	lcmd := command(ctx, "alice", "send secret", "", "-l")
 	lines := startLines(t, lcmd)
 	defer lcmd.Process.Kill()
 	// Its session comes online with initial presence; bob is not subscribed, so he
@@ -111,6 +115,41 @@ func TestIntegrationSendxmpp(t *testing.T) {
 	}
 	lcmd.Process.Kill()
 	lcmd.Wait()
+
+	// XEP-0373 OpenPGP: each side makes a key and publishes it to PEP, open to anyone;
+	// alice encrypts to the key she fetches from bob's PEP, and bob's listener fetches
+	// hers to check the signature and prints the clear text. The server carries only
+	// ciphertext.
+	for _, u := range [][2]string{{"alice", "send secret"}, {"bob", "secret"}} {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		out, err := command(ctx, u[0], u[1], "", "--ox-genprivkey-x25519", "--ox-passphrase", "pp").CombinedOutput()
+		cancel()
+		if err != nil {
+			t.Fatalf("%s's OpenPGP key: %v\n%s", u[0], err, out)
+		}
+	}
+	ocmd := command(ctx, "bob", "secret", "", "-l", "--ox", "--ox-passphrase", "pp")
+	olines := startLines(t, ocmd)
+	defer ocmd.Process.Kill()
+	deadline = time.Now().Add(30 * time.Second)
+	for heard := false; !heard; {
+		if time.Now().After(deadline) {
+			t.Fatal("bob's go-sendxmpp -l --ox printed nothing")
+		}
+		mustRun("only for bob", "--ox", "--ox-passphrase", "pp", "bob@localhost")
+		got := expectStanza(t, bob, "from='alice@localhost/", "<openpgp xmlns=\"urn:xmpp:openpgp:0\">")
+		if strings.Contains(got, "only for bob") {
+			t.Fatalf("the clear text went through the server: %s", got)
+		}
+		if l, ok := olines.next(2 * time.Second); ok {
+			if !strings.Contains(l, "only for bob") {
+				t.Fatalf("bob's go-sendxmpp -l --ox printed %q", l)
+			}
+			heard = true
+		}
+	}
+	ocmd.Process.Kill()
+	ocmd.Wait()
 
 	if out, err := run("never sent", "-p", "wrong", "-j", srv.C2SAddr(), "bob@localhost"); err == nil {
 		t.Fatalf("a wrong password succeeded:\n%s", out)
