@@ -295,3 +295,29 @@ func TestIntegrationAioxmppRegistration(t *testing.T) {
 		t.Fatal("carol's account is still stored after cancelling")
 	}
 }
+
+// TestIntegrationAioxmppOffline: what waits for a user who is away, through two aioxmpp
+// clients (testdata/aioxmpp_offline.py): a subscription request and three messages, all
+// delivered at bob's next login, the messages in order and stamped (XEP-0203); alice comes
+// back to a roster that says "to" and sees bob online.
+func TestIntegrationAioxmppOffline(t *testing.T) {
+	needPython(t, "aioxmpp", "python3-aioxmpp")
+	srv := vireotest.Start(t, vireotest.Options{})
+	srv.AddUser(t, "alice", "aio secret")
+	srv.AddUser(t, "bob", "aio secret")
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := slixCmd(t, ctx, srv, "aioxmpp_offline.py")
+	cmd.Args = append([]string{cmd.Args[0], cmd.Args[1], "alice@localhost", "bob@localhost", "aio secret"}, cmd.Args[4:]...)
+	out, err := cmd.CombinedOutput()
+	s := string(out)
+	if err != nil {
+		t.Fatalf("aioxmpp: %v\n%s", err, s)
+	}
+	for _, want := range []string{"BOB ASKED BY alice@localhost", "BOB GOT while you were away 1 delayed",
+		"BOB GOT while you were away 3 delayed", "ORDER True", "ALICE ROSTER to", "ALICE SEES BOB", "DONE"} {
+		if !strings.Contains(s, want) {
+			t.Fatalf("aioxmpp output lacks %q:\n%s", want, s)
+		}
+	}
+}
