@@ -44,7 +44,16 @@ const conversePage = `<!doctype html>
 <body class="converse-fullscreen">
 <script type="module">
 import converse from '/dist/converse.min.js';
-converse.plugins.add('vireo-test', { initialize() { window.vt = this._converse; } });
+converse.plugins.add('vireo-test', { initialize() {
+  window.vt = this._converse;
+  // The stream, for a failing test to show: window.xlog.
+  window.xlog = [];
+  this._converse.api.listen.on('connectionInitialized', () => {
+    const c = this._converse.api.connection.get();
+    c.xmlInput = (e) => window.xlog.push('IN ' + e.outerHTML);
+    c.xmlOutput = (e) => window.xlog.push('OUT ' + e.outerHTML);
+  });
+} });
 converse.initialize({
   assets_path: '/dist/',
   ...(location.search === '?bosh'
@@ -138,7 +147,8 @@ func converseChat(t *testing.T, dir, chrome, transport string) {
 			if time.Now().After(deadline) {
 				text, _ := chromedp.Run(bctx, chromedp.Evaluate[string](`JSON.stringify({api: !!window.vt,
 					connected: !!(window.vt && window.vt.api.connection.connected()), text: document.body.innerText})`))
-				t.Fatalf("%s: not seen (last error %v); page says:\n%s\nslixmpp:\n%s", what, err, text, slixOut.String())
+				xlog, _ := chromedp.Run(bctx, chromedp.Evaluate[string](`(window.xlog || []).slice(-40).join("\n")`))
+				t.Fatalf("%s: not seen (last error %v); page says:\n%s\nslixmpp:\n%s\nConverse's stream, last 40:\n%s", what, err, text, slixOut.String(), xlog)
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
@@ -164,11 +174,6 @@ func converseChat(t *testing.T, dir, chrome, transport string) {
 		expectStanza(t, bob, "id='cfg'", "type='result'")
 		bob.Send("<message to='" + mucRoom + "' type='groupchat' id='r0'><body>before converse came</body></message>")
 		expectStanza(t, bob, "id='r0'")
-		evalBool(`(() => { window.xlog = []; const c = vt.api.connection.get(); c.xmlInput = e => window.xlog.push('IN ' + e.outerHTML); c.xmlOutput = e => window.xlog.push('OUT ' + e.outerHTML); return true; })()`)
-		defer func() {
-			l, _ := chromedp.Run(bctx, chromedp.Evaluate[string](`window.xlog.join("\n")`))
-			t.Log(l)
-		}()
 		if ok, err := evalBool(`(async () => { await vt.api.rooms.open('` + mucRoom + `', {nick: 'conv'}, true); return true; })()`); err != nil || !ok {
 			t.Fatalf("opening the room in Converse: %v", err)
 		}
