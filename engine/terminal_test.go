@@ -109,7 +109,7 @@ func certSHA1(t *testing.T, pemBytes []byte) string {
 // tmux, as a user at a terminal would: it connects over STARTTLS, trusting the server's
 // certificate as "/tls always" would have, logs in with SCRAM and shows its contact bob
 // online; a message typed in it reaches bob, bob's offline message and answer appear on its
-// screen, a file goes through HTTP upload, it joins bob's room and talks there, its OMEMO
+// screen, as do carbons of alice's phone's chat with bob, a file goes through HTTP upload, it joins bob's room and talks there, its OMEMO
 // keys land in PEP where bob can read them, and /quit takes alice offline for bob.
 func TestIntegrationProfanity(t *testing.T) {
 	needTool(t, "profanity", "profanity")
@@ -154,6 +154,17 @@ func TestIntegrationProfanity(t *testing.T) {
 	term.waitFor("sent while you were offline") // the offline message, in bob's window
 	bob.Send("<message to='alice@localhost/term' type='chat' id='t1'><body>hello terminal, bob here</body></message>")
 	term.waitFor("hello terminal, bob here")
+
+	// XEP-0280 carbons, which profanity enables: alice's phone talks with bob, and the
+	// terminal shows both sides.
+	phone := srv.LoginPlain(t, "alice", "term secret", "phone")
+	phone.Send("<presence/>")
+	bob.Send("<message to='alice@localhost/phone' type='chat' id='c1'><body>for the phone only</body></message>")
+	expectStanza(t, phone, "id='c1'")
+	phone.Send("<message to='bob@localhost' type='chat' id='c2'><body>answered from the phone</body></message>")
+	expectStanza(t, bob, "id='c2'")
+	term.waitFor("for the phone only")
+	term.waitFor("answered from the phone")
 
 	// A file through XEP-0363: profanity finds upload.localhost, PUTs over HTTPS (trusting
 	// the certificate it was told to) and sends bob the link.
