@@ -321,3 +321,32 @@ func TestIntegrationAioxmppOffline(t *testing.T) {
 		}
 	}
 }
+
+// TestIntegrationAioxmppMuc: a room's life through two aioxmpp clients, which track
+// occupants, roles and affiliations from the status codes they are sent
+// (testdata/aioxmpp_muc.py): creation, a join seen by both, the topic, a nick change, a
+// private message, a kick with its reason, and a ban that refuses the rejoin.
+func TestIntegrationAioxmppMuc(t *testing.T) {
+	needPython(t, "aioxmpp", "python3-aioxmpp")
+	srv := vireotest.Start(t, vireotest.Options{})
+	srv.AddUser(t, "alice", "aio secret")
+	srv.AddUser(t, "bob", "aio secret")
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := slixCmd(t, ctx, srv, "aioxmpp_muc.py")
+	cmd.Args = append([]string{cmd.Args[0], cmd.Args[1], "alice@localhost", "bob@localhost", "aio secret"}, cmd.Args[4:]...)
+	cmd.Args = append(cmd.Args, "salon@conference.localhost")
+	out, err := cmd.CombinedOutput()
+	s := string(out)
+	if err != nil {
+		t.Fatalf("aioxmpp: %v\n%s", err, s)
+	}
+	for _, want := range []string{"ALICE owner moderator", "BOB none participant seen as Bob", "BOB SEES ['Alice', 'Bob']",
+		"TOPIC tea at five by Alice", "NICK Bob -> Robert bob now Robert", "PRIVATE just between us from Alice marked True",
+		"BOB EXIT LeaveMode.KICKED mind your manners", "ALICE SAW LeaveMode.KICKED",
+		"OUTCASTS ['bob@localhost']", "BANNED JOIN REFUSED forbidden", "DONE"} {
+		if !strings.Contains(s, want) {
+			t.Fatalf("aioxmpp output lacks %q:\n%s", want, s)
+		}
+	}
+}

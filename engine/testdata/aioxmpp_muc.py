@@ -1,0 +1,138 @@
+"""A room's life through two aioxmpp clients (aioxmpp tracks occupants, roles and
+affiliations from the status codes it is sent, so wrong codes show up as wrong state):
+alice creates it and is owner and moderator; bob joins and each sees the other; alice sets
+the topic; bob changes his nick; alice sends bob a private message; alice kicks bob, who
+sees why; alice bans him and his rejoin is refused. Prints one line per step; exits
+non-zero on failure. Used by TestIntegrationAioxmppMuc.
+
+Run as: python3 testdata/aioxmpp_muc.py ALICE BOB PASSWORD HOST PORT CAFILE ROOM"""
+import asyncio
+import logging
+import os
+import sys
+
+import aioxmpp
+import aioxmpp.connector
+import aioxmpp.errors
+import aioxmpp.forms
+import aioxmpp.muc
+import aioxmpp.muc.xso
+import aioxmpp.security_layer
+
+
+def say(*words):
+    print(*words, flush=True)
+
+
+def make_client(jid, password, host, port, cafile):
+    def ssl_context():
+        ctx = aioxmpp.security_layer.default_ssl_context()
+        ctx.load_verify_locations(cafile)
+        return ctx
+
+    return aioxmpp.Client(
+        aioxmpp.JID.fromstr(jid),
+        aioxmpp.make_security_layer(password, ssl_context_factory=ssl_context),
+        override_peer=[(host, int(port), aioxmpp.connector.STARTTLSConnector())],
+    )
+
+
+def event(signal):
+    """A future set with the arguments of signal's next emission."""
+    fut = asyncio.get_event_loop().create_future()
+
+    def handler(*args, **kwargs):
+        if not fut.done():
+            fut.set_result((args, kwargs))
+        return True  # disconnect after the first call
+
+    signal.connect(handler)
+    return fut
+
+
+async def within(fut, what, timeout=10):
+    try:
+        return await asyncio.wait_for(fut, timeout)
+    except asyncio.TimeoutError:
+        raise TimeoutError(what)
+
+
+async def main():
+    alice_jid, bob_jid, password, host, port, cafile, room_jid = sys.argv[1:8]
+    logging.basicConfig(level=getattr(logging, os.environ.get("AIOXMPP_LOG", "CRITICAL")))
+    R = aioxmpp.JID.fromstr(room_jid)
+    online = aioxmpp.PresenceState(True)
+    alice, bob = make_client(alice_jid, password, host, port, cafile), make_client(bob_jid, password, host, port, cafile)
+    amuc, bmuc = alice.summon(aioxmpp.MUCClient), bob.summon(aioxmpp.MUCClient)
+    bdispatch = bob.summon(aioxmpp.dispatcher.SimpleMessageDispatcher)
+    async with alice.connected(presence=online), bob.connected(presence=online):
+        aroom, fut = amuc.join(R, "Alice")
+        await within(fut, "alice's join")
+        say("ALICE", aroom.me.affiliation, aroom.me.role)
+        # A new room stays locked until its owner accepts a configuration (XEP-0045
+        # §10.1.2); an empty submitted form makes it an instant room.
+        await amuc.set_room_config(R, aioxmpp.forms.Data(aioxmpp.forms.DataType.SUBMIT))
+
+        joined = event(aroom.on_join)
+        broom, fut = bmuc.join(R, "Bob")
+        await within(fut, "bob's join")
+        (member,), _ = await within(joined, "alice sees bob join")
+        say("BOB", broom.me.affiliation, broom.me.role, "seen as", member.nick)
+        say("BOB SEES", sorted(m.nick for m in broom.members))
+
+        topic = event(broom.on_topic_changed)
+        await aroom.set_topic({None: "tea at five"})
+        (_, new_topic), kw = await within(topic, "bob sees the topic")
+        say("TOPIC", new_topic.any(), "by", kw.get("muc_nick"))
+
+        renamed = event(aroom.on_nick_changed)
+        self_renamed = event(broom.on_nick_changed)
+        await broom.set_nick("Robert")
+        (_, old, new), _ = await within(renamed, "alice sees bob's new nick")
+        await within(self_renamed, "bob sees his own new nick")
+        say("NICK", old, "->", new, "bob now", broom.me.nick)
+
+        # aioxmpp hands private messages from a room to its one-to-one layer, not to the
+        # room's on_message: take them from the plain message dispatcher.
+        private = asyncio.get_event_loop().create_future()
+
+        def on_chat(msg):
+            if msg.body and not private.done():
+                private.set_result(((msg, msg.from_.resource, None), {}))
+
+        bdispatch.register_callback(aioxmpp.MessageType.CHAT, None, on_chat)
+        pm = aioxmpp.Message(to=R.replace(resource="Robert"), type_=aioxmpp.MessageType.CHAT)
+        pm.body[None] = "just between us"
+        pm.xep0045_muc_user = aioxmpp.muc.xso.UserExt()  # XEP-0045 §7.5: a private message is marked
+        await alice.send(pm)
+        (msg, sender, source), _ = await within(private, "bob gets the private message")
+        say("PRIVATE", msg.body.any(), "from", sender, "marked", msg.xep0045_muc_user is not None)
+
+        exited = event(broom.on_exit)
+        left = event(aroom.on_leave)
+        target = next(m for m in aroom.members if m.nick == "Robert")
+        await aroom.kick(target, "mind your manners")
+        _, kw = await within(exited, "bob hears he was kicked")
+        say("BOB EXIT", kw.get("muc_leave_mode"), kw.get("muc_reason"))
+        _, kw = await within(left, "alice sees bob leave")
+        say("ALICE SAW", kw.get("muc_leave_mode"))
+
+        await amuc.set_affiliation(R, aioxmpp.JID.fromstr(bob_jid), "outcast", reason="again")
+        outcasts = await amuc.get_affiliated(R, "outcast")
+        say("OUTCASTS", [str(j) for j in outcasts])
+        broom, fut = bmuc.join(R, "Bob")
+        try:
+            await within(fut, "bob's refused join")
+            say("BANNED JOIN ALLOWED")
+        except aioxmpp.errors.XMPPError as e:
+            say("BANNED JOIN REFUSED", e.condition.value[1] if hasattr(e.condition, "value") else e.condition)
+        await aroom.leave()
+    say("DONE")
+
+
+if __name__ == "__main__":
+    try:
+        asyncio.run(asyncio.wait_for(main(), 60))
+    except Exception as e:
+        say("FAILED", type(e).__name__, e)
+        sys.exit(1)
