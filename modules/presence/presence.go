@@ -4,11 +4,17 @@
 //
 // Subscription state lives in the roster (store.RosterItem); inbound subscription requests
 // that the user has not answered are kept in the "subreq" table and shown again at every
-// login until answered (RFC 6121 §3.1.3). It must not deliver messages or answer IQs.
+// login until answered (RFC 6121 §3.1.3). The last unavailable presence of a user whose
+// sessions are all gone is kept in "lastunavail" and answers contacts' probes, stamped
+// with when it was sent (RFC 6121 §4.3.2 option (a), XEP-0203): clients show "last seen"
+// and the parting status from it. It must not deliver messages or answer IQs.
 package presence
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
+	"time"
 
 	"github.com/vireo-im/vireo/modules/module"
 	"github.com/vireo-im/vireo/store"
@@ -27,11 +33,16 @@ const MaxPendingRequests = 500
 // MaxPendingRequests × MaxRequestBytes (1 MiB) whatever the senders put in them.
 const MaxRequestBytes = 2048
 
+// MaxLastBytes bounds the children kept of a user's last unavailable presence (a status);
+// a larger one is kept as its time alone.
+const MaxLastBytes = 1024
+
 func init() { module.Register(Presence{}) }
 
 // Presence is the presence module.
 type Presence struct {
 	subreq store.Table
+	last   store.Table // user → unix seconds (8 bytes) + the children of their last unavailable presence
 }
 
 // ModuleInfo implements module.Module.
@@ -48,6 +59,7 @@ const (
 // Provision registers the hooks.
 func (p *Presence) Provision(r module.Registrar) error {
 	p.subreq = r.Table("subreq")
+	p.last = r.Table("lastunavail")
 	r.Hook(module.Outbound, module.KindPresence, module.OrderPresence, p.outbound)
 	r.Hook(module.Inbound, module.KindPresence, module.OrderPresence, p.inbound)
 	r.Feature(ns.PreApproval)
@@ -257,6 +269,9 @@ func (p *Presence) broadcast(c module.Context, pk *module.Packet, user jid.JID) 
 			o.Send(rewrite(pk.Raw, pk.From, o.JID()))
 		}
 	}
+	if s != nil && pk.Type == "unavailable" && !othersAvailable(c, user, s) {
+		p.keepLast(c, user, pk)
+	}
 	if s != nil {
 		if d, ok := s.Value(keyDirected).(map[string]bool); ok && pk.Type == "unavailable" {
 			for to := range d {
@@ -416,12 +431,58 @@ func (p *Presence) inbound(c module.Context, pk *module.Packet) module.Verdict {
 			}
 		}
 		if !sent {
-			c.Route(simple("unavailable", user, pk.From))
+			c.Route(p.lastUnavailable(c, user, pk.From))
 		}
 	default:
 		return module.Continue // available, unavailable, error: default delivery
 	}
 	return module.Stop
+}
+
+// othersAvailable reports whether user has an available session other than s.
+func othersAvailable(c module.Context, user jid.JID, s module.Session) bool {
+	for _, o := range c.Sessions(user) {
+		if o != s && o.Available() {
+			return true
+		}
+	}
+	return false
+}
+
+// keepLast records pk, the unavailable presence of user's last available session, for
+// probes while the user is offline. Nobody was promised it: a lazy write.
+func (p *Presence) keepLast(c module.Context, user jid.JID, pk *module.Packet) {
+	v := binary.BigEndian.AppendUint64(make([]byte, 0, 64), uint64(c.Now().Unix()))
+	inner := pk.Elem().Inner()
+	start := pk.Raw
+	if i := bytes.IndexByte(start, '>'); i >= 0 {
+		start = start[:i]
+	}
+	// Children that use a prefix declared on <presence> itself cannot be moved into
+	// another stanza as they are; so few clients do that that the time alone is enough.
+	if len(inner) <= MaxLastBytes && !bytes.Contains(start, []byte("xmlns:")) {
+		v = append(v, inner...)
+	}
+	if err := p.last.ApplyLazy(store.Op{Key: store.UserKey(user.String()), Val: v}); err != nil && module.LogStoreError(err) {
+		l := c.Logger()
+		l.Warn().Err(err).Str("user", user.String()).Msg("presence: keep the last unavailable presence")
+	}
+}
+
+// lastUnavailable is the answer to contact's probe of user, who has no available
+// session: the last unavailable presence with its time, or a bare one if none is kept.
+func (p *Presence) lastUnavailable(c module.Context, user, contact jid.JID) []byte {
+	v, err := p.last.Get(store.UserKey(user.String()))
+	if err != nil || len(v) < 8 {
+		return simple("unavailable", user, contact)
+	}
+	var b xmlstream.Builder
+	b.Start("presence").Attr("type", "unavailable").Attr("from", user.String()).Attr("to", contact.String())
+	b.Raw(v[8:])
+	stamp := time.Unix(int64(binary.BigEndian.Uint64(v)), 0).UTC().Format("2006-01-02T15:04:05Z")
+	b.Start("delay").Attr("xmlns", ns.Delay).Attr("from", user.Domain()).Attr("stamp", stamp).End()
+	b.End()
+	return b.B
 }
 
 // toAvailable delivers a subscription presence to the user's available resources, with

@@ -164,3 +164,53 @@ func TestSubscriptionRequestBytes(t *testing.T) {
 	a.Send("<presence/>")
 	a.C.Wait(t, "type='subscribe'", "from='bob@example.org'")
 }
+
+// TestLastUnavailable: a probe of a contact whose sessions are all gone is answered with
+// the contact's last unavailable presence, status included, from the bare JID and stamped
+// with when it was sent (RFC 6121 §4.3.2 (a), XEP-0203). A session that goes while
+// another stays available records nothing; a dropped connection records the time alone.
+func TestLastUnavailable(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob"}, nil)
+	e.Store.Rosters().Put("alice@example.org", store.RosterItem{JID: "bob@example.org", Sub: store.SubBoth})
+	e.Store.Rosters().Put("bob@example.org", store.RosterItem{JID: "alice@example.org", Sub: store.SubBoth})
+	probe := func(res string) string {
+		t.Helper()
+		a := e.Bind("alice", res)
+		a.Send("<presence/>")
+		got := a.C.Wait(t, "from='bob@example.org", "<presence")
+		a.Unbind()
+		return got
+	}
+	if got := probe("nobody-yet"); got != "<presence type='unavailable' from='bob@example.org' to='alice@example.org'/>" {
+		t.Fatalf("probe of a contact never seen: %s", got)
+	}
+
+	pc := e.Bind("bob", "pc")
+	pc.Send("<presence><status>working</status></presence>")
+	phone := e.Bind("bob", "phone")
+	phone.Send("<presence><status>on the go</status></presence>")
+	phone.Send("<presence type='unavailable'><status>phone off</status></presence>")
+	pc.Send("<presence type='unavailable'><status>gone fishing &amp; back monday</status></presence>")
+	before := time.Now().UTC().Add(-time.Second)
+	got := probe("after-logout")
+	for _, want := range []string{"type='unavailable'", "from='bob@example.org'", "<status>gone fishing &amp; back monday</status>",
+		"<delay xmlns='urn:xmpp:delay' from='example.org' stamp='"} {
+		if !strings.Contains(got, want) {
+			t.Fatalf("probe after logout lacks %q: %s", want, got)
+		}
+	}
+	stamp := got[strings.Index(got, "stamp='")+7:]
+	when, err := time.Parse(time.RFC3339, stamp[:strings.IndexByte(stamp, '\'')])
+	if err != nil || when.Before(before.Truncate(time.Second)) || when.After(time.Now().Add(time.Second)) {
+		t.Fatalf("stamp %v (%v) is not the time of the logout", when, err)
+	}
+
+	// A connection that drops: the unavailable presence the server sends has no status.
+	pc = e.Bind("bob", "pc")
+	pc.Send("<presence><status>back</status></presence>")
+	pc.Unbind()
+	got = probe("after-drop")
+	if strings.Contains(got, "<status>") || !strings.Contains(got, "<delay ") {
+		t.Fatalf("probe after a dropped connection: %s", got)
+	}
+}
