@@ -259,3 +259,21 @@ func TestIntegrationSlixmppSASL2(t *testing.T) {
 		app.Send("<iq type='result' from='push.localhost' to='slix@localhost' id='" + id[1] + "'/>")
 	}
 }
+
+// TestIntegrationSlixmppServices runs slixmpp's plugins one after another
+// (testdata/slixmpp_services.py): disco, ping, version, time, last activity of a contact
+// who left, carbons, blocking, vCard, private storage, XEP-0048 bookmarks in it, XEP-0223
+// private PEP, and a password change.
+func TestIntegrationSlixmppServices(t *testing.T) {
+	needSlixmpp(t)
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true})
+	srv.AddUser(t, "slix", "py secret")
+	srv.AddUser(t, "bob", "secret")
+	srv.Store.Rosters().Put("slix@localhost", store.RosterItem{JID: "bob@localhost", Sub: store.SubBoth})
+	srv.Store.Rosters().Put("bob@localhost", store.RosterItem{JID: "slix@localhost", Sub: store.SubBoth})
+	bob := srv.LoginPlain(t, "bob", "secret", "pc")
+	bob.Send("<presence/>")
+	bob.Send("<presence type='unavailable'><status>off</status></presence></stream:stream>")
+	bob.ExpectClosed()
+	runSlix(t, srv, "slixmpp_services.py", "OK last activity", "OK private PEP (XEP-0223)", "OK change password", "DONE 0")
+}
