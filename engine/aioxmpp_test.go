@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -36,9 +37,7 @@ func TestIntegrationAioxmpp(t *testing.T) {
 	defer cancel()
 	// aioxmpp connects through a proxy whose connections the test resets.
 	px := newCutProxy(t, srv.C2SAddr())
-	cmd := slixCmdAt(t, ctx, srv, px.Addr(), "aioxmpp_sm.py")
-	cmd.Args[2] = "alice@localhost"
-	cmd.Args[3] = "aio secret"
+	cmd := aioCmd(t, ctx, srv, px.Addr(), "aioxmpp_sm.py", "alice@localhost", "aio secret")
 	lines := startLines(t, cmd)
 	var seen []string
 	// expect reads lines until one starts with want and returns it.
@@ -208,9 +207,7 @@ func TestIntegrationAioxmppServices(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
 	defer cancel()
-	cmd := slixCmd(t, ctx, srv, "aioxmpp_services.py")
-	cmd.Args[2] = "alice@localhost"
-	cmd.Args[3] = "aio secret"
+	cmd := aioCmd(t, ctx, srv, srv.C2SAddr(), "aioxmpp_services.py", "alice@localhost", "aio secret")
 	lines := startLines(t, cmd)
 	// Bob greets alice when her nick joins his room.
 	go func() {
@@ -247,22 +244,9 @@ func TestIntegrationAioxmppSubscription(t *testing.T) {
 	srv := vireotest.Start(t, vireotest.Options{})
 	srv.AddUser(t, "alice", "aio secret")
 	srv.AddUser(t, "bob", "aio secret")
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	cmd := slixCmd(t, ctx, srv, "aioxmpp_subscribe.py")
-	// JID PASSWORD HOST PORT CAFILE → ALICE BOB PASSWORD HOST PORT CAFILE
-	cmd.Args = append([]string{cmd.Args[0], cmd.Args[1], "alice@localhost", "bob@localhost", "aio secret"}, cmd.Args[4:]...)
-	out, err := cmd.CombinedOutput()
-	s := string(out)
-	if err != nil {
-		t.Fatalf("aioxmpp: %v\n%s", err, s)
-	}
-	for _, want := range []string{"BOB ASKED BY alice@localhost", "ALICE ASKED BY bob@localhost",
-		"ROSTERS both both Bob", "PRESENCE BOTH WAYS", "REMOVED None", "DONE"} {
-		if !strings.Contains(s, want) {
-			t.Fatalf("aioxmpp output lacks %q:\n%s", want, s)
-		}
-	}
+	runAio(t, srv, "aioxmpp_subscribe.py", []string{"alice@localhost", "bob@localhost", "aio secret"},
+		"BOB ASKED BY alice@localhost", "ALICE ASKED BY bob@localhost", "ROSTERS both both Bob", "PRESENCE BOTH WAYS",
+		"REMOVED None", "DONE")
 	// Bob keeps alice in his roster, subscribed to nothing (RFC 6121 §3.2.3, §3.3.3).
 	if items, _, err := srv.Store.Rosters().Get("bob@localhost"); err != nil || len(items) != 1 || items[0].Sub != store.SubNone {
 		t.Fatalf("bob's stored roster after alice removed him: %v %v", items, err)
@@ -275,22 +259,9 @@ func TestIntegrationAioxmppSubscription(t *testing.T) {
 func TestIntegrationAioxmppRegistration(t *testing.T) {
 	needPython(t, "aioxmpp", "python3-aioxmpp")
 	srv := vireotest.Start(t, vireotest.Options{Registration: true})
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	cmd := slixCmd(t, ctx, srv, "aioxmpp_register.py")
-	cmd.Args[2] = "carol@localhost"
-	cmd.Args[3] = "carol's secret"
-	out, err := cmd.CombinedOutput()
-	s := string(out)
-	if err != nil {
-		t.Fatalf("aioxmpp: %v\n%s", err, s)
-	}
-	for _, want := range []string{"FIELDS True True", "REGISTERED", "INFO registered True carol",
-		"PASSWORD CHANGED", "OLD PASSWORD REFUSED True", "NEW PASSWORD WORKS", "CANCELLED", "GONE True", "DONE"} {
-		if !strings.Contains(s, want) {
-			t.Fatalf("aioxmpp output lacks %q:\n%s", want, s)
-		}
-	}
+	runAio(t, srv, "aioxmpp_register.py", []string{"carol@localhost", "carol's secret"},
+		"FIELDS True True", "REGISTERED", "INFO registered True carol", "PASSWORD CHANGED", "OLD PASSWORD REFUSED True",
+		"NEW PASSWORD WORKS", "CANCELLED", "GONE True", "DONE")
 	if _, err := srv.Store.Accounts().Get("carol@localhost"); err == nil {
 		t.Fatal("carol's account is still stored after cancelling")
 	}
@@ -305,21 +276,9 @@ func TestIntegrationAioxmppOffline(t *testing.T) {
 	srv := vireotest.Start(t, vireotest.Options{})
 	srv.AddUser(t, "alice", "aio secret")
 	srv.AddUser(t, "bob", "aio secret")
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	cmd := slixCmd(t, ctx, srv, "aioxmpp_offline.py")
-	cmd.Args = append([]string{cmd.Args[0], cmd.Args[1], "alice@localhost", "bob@localhost", "aio secret"}, cmd.Args[4:]...)
-	out, err := cmd.CombinedOutput()
-	s := string(out)
-	if err != nil {
-		t.Fatalf("aioxmpp: %v\n%s", err, s)
-	}
-	for _, want := range []string{"BOB ASKED BY alice@localhost", "BOB GOT while you were away 1 delayed",
-		"BOB GOT while you were away 3 delayed", "ORDER True", "ALICE ROSTER to", "ALICE SEES BOB", "DONE"} {
-		if !strings.Contains(s, want) {
-			t.Fatalf("aioxmpp output lacks %q:\n%s", want, s)
-		}
-	}
+	runAio(t, srv, "aioxmpp_offline.py", []string{"alice@localhost", "bob@localhost", "aio secret"},
+		"BOB ASKED BY alice@localhost", "BOB GOT while you were away 1 delayed", "BOB GOT while you were away 3 delayed",
+		"ORDER True", "ALICE ROSTER to", "ALICE SEES BOB", "DONE")
 }
 
 // TestIntegrationAioxmppMuc: a room's life through two aioxmpp clients, which track
@@ -331,22 +290,40 @@ func TestIntegrationAioxmppMuc(t *testing.T) {
 	srv := vireotest.Start(t, vireotest.Options{})
 	srv.AddUser(t, "alice", "aio secret")
 	srv.AddUser(t, "bob", "aio secret")
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	cmd := slixCmd(t, ctx, srv, "aioxmpp_muc.py")
-	cmd.Args = append([]string{cmd.Args[0], cmd.Args[1], "alice@localhost", "bob@localhost", "aio secret"}, cmd.Args[4:]...)
-	cmd.Args = append(cmd.Args, "salon@conference.localhost")
-	out, err := cmd.CombinedOutput()
-	s := string(out)
-	if err != nil {
-		t.Fatalf("aioxmpp: %v\n%s", err, s)
-	}
-	for _, want := range []string{"ALICE owner moderator", "BOB none participant seen as Bob", "BOB SEES ['Alice', 'Bob']",
+	runAio(t, srv, "aioxmpp_muc.py", []string{"alice@localhost", "bob@localhost", "aio secret", "salon@conference.localhost"},
+		"ALICE owner moderator", "BOB none participant seen as Bob", "BOB SEES ['Alice', 'Bob']",
 		"TOPIC tea at five by Alice", "NICK Bob -> Robert bob now Robert", "PRIVATE just between us from Alice marked True",
 		"BOB EXIT LeaveMode.KICKED mind your manners", "ALICE SAW LeaveMode.KICKED",
-		"OUTCASTS ['bob@localhost']", "BANNED JOIN REFUSED forbidden", "DONE"} {
-		if !strings.Contains(s, want) {
-			t.Fatalf("aioxmpp output lacks %q:\n%s", want, s)
+		"OUTCASTS ['bob@localhost']", "BANNED JOIN REFUSED forbidden", "DONE")
+}
+
+// aioCmd is Debian's python3 running testdata/script against addr (a STARTTLS listener),
+// trusting srv's certificate: the script gets HOST PORT CAFILE, then args (testdata/aiorun.py).
+func aioCmd(t *testing.T, ctx context.Context, srv *vireotest.Server, addr, script string, args ...string) *exec.Cmd {
+	t.Helper()
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, srv.CertPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	host, port, _ := net.SplitHostPort(addr)
+	return exec.CommandContext(ctx, "/usr/bin/python3", append([]string{"testdata/" + script, host, port, ca}, args...)...)
+}
+
+// runAio runs script against srv's STARTTLS listener to the end and checks that it
+// succeeded and printed every line in want; it returns the output.
+func runAio(t *testing.T, srv *vireotest.Server, script string, args []string, want ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
+	defer cancel()
+	out, err := aioCmd(t, ctx, srv, srv.C2SAddr(), script, args...).CombinedOutput()
+	s := string(out)
+	if err != nil {
+		t.Fatalf("aioxmpp %s: %v\n%s", script, err, s)
+	}
+	for _, w := range want {
+		if !strings.Contains(s, w) {
+			t.Fatalf("aioxmpp %s printed no %q:\n%s", script, w, s)
 		}
 	}
+	return s
 }

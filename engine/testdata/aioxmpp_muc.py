@@ -5,36 +5,17 @@ the topic; bob changes his nick; alice sends bob a private message; alice kicks 
 sees why; alice bans him and his rejoin is refused. Prints one line per step; exits
 non-zero on failure. Used by TestIntegrationAioxmppMuc.
 
-Run as: python3 testdata/aioxmpp_muc.py ALICE BOB PASSWORD HOST PORT CAFILE ROOM"""
+Run as: python3 testdata/aioxmpp_muc.py HOST PORT CAFILE ALICE BOB PASSWORD ROOM"""
 import asyncio
-import logging
-import os
-import sys
 
 import aioxmpp
-import aioxmpp.connector
 import aioxmpp.errors
 import aioxmpp.forms
 import aioxmpp.muc
 import aioxmpp.muc.xso
-import aioxmpp.security_layer
 
-
-def say(*words):
-    print(*words, flush=True)
-
-
-def make_client(jid, password, host, port, cafile):
-    def ssl_context():
-        ctx = aioxmpp.security_layer.default_ssl_context()
-        ctx.load_verify_locations(cafile)
-        return ctx
-
-    return aioxmpp.Client(
-        aioxmpp.JID.fromstr(jid),
-        aioxmpp.make_security_layer(password, ssl_context_factory=ssl_context),
-        override_peer=[(host, int(port), aioxmpp.connector.STARTTLSConnector())],
-    )
+import aiorun
+from aiorun import say
 
 
 def event(signal):
@@ -57,12 +38,10 @@ async def within(fut, what, timeout=10):
         raise TimeoutError(what)
 
 
-async def main():
-    alice_jid, bob_jid, password, host, port, cafile, room_jid = sys.argv[1:8]
-    logging.basicConfig(level=getattr(logging, os.environ.get("AIOXMPP_LOG", "CRITICAL")))
+async def main(alice_jid, bob_jid, password, room_jid):
     R = aioxmpp.JID.fromstr(room_jid)
     online = aioxmpp.PresenceState(True)
-    alice, bob = make_client(alice_jid, password, host, port, cafile), make_client(bob_jid, password, host, port, cafile)
+    alice, bob = aiorun.client(alice_jid, password), aiorun.client(bob_jid, password)
     amuc, bmuc = alice.summon(aioxmpp.MUCClient), bob.summon(aioxmpp.MUCClient)
     bdispatch = bob.summon(aioxmpp.dispatcher.SimpleMessageDispatcher)
     async with alice.connected(presence=online), bob.connected(presence=online):
@@ -131,8 +110,4 @@ async def main():
 
 
 if __name__ == "__main__":
-    try:
-        asyncio.run(asyncio.wait_for(main(), 60))
-    except Exception as e:
-        say("FAILED", type(e).__name__, e)
-        sys.exit(1)
+    aiorun.run(main)

@@ -4,50 +4,21 @@ gets the request and the messages in order, each with a XEP-0203 delay stamp, an
 approves. Alice comes back to a roster that says "to" and sees bob online. Prints one line
 per step; exits non-zero on failure. Used by TestIntegrationAioxmppOffline.
 
-Run as: python3 testdata/aioxmpp_offline.py ALICE BOB PASSWORD HOST PORT CAFILE"""
+Run as: python3 testdata/aioxmpp_offline.py HOST PORT CAFILE ALICE BOB PASSWORD"""
 import asyncio
-import logging
-import os
-import sys
 
 import aioxmpp
-import aioxmpp.connector
 import aioxmpp.misc  # XEP-0203 delay on messages
-import aioxmpp.security_layer
+
+import aiorun
+from aiorun import say, wait_until
 
 
-def say(*words):
-    print(*words, flush=True)
-
-
-async def wait_until(cond, what, timeout=15):
-    for _ in range(int(timeout * 20)):
-        if cond():
-            return
-        await asyncio.sleep(0.05)
-    raise TimeoutError(what)
-
-
-def make_client(jid, password, host, port, cafile):
-    def ssl_context():
-        ctx = aioxmpp.security_layer.default_ssl_context()
-        ctx.load_verify_locations(cafile)
-        return ctx
-
-    return aioxmpp.Client(
-        aioxmpp.JID.fromstr(jid),
-        aioxmpp.make_security_layer(password, ssl_context_factory=ssl_context),
-        override_peer=[(host, int(port), aioxmpp.connector.STARTTLSConnector())],
-    )
-
-
-async def main():
-    alice_jid, bob_jid, password, host, port, cafile = sys.argv[1:7]
-    logging.basicConfig(level=getattr(logging, os.environ.get("AIOXMPP_LOG", "CRITICAL")))
+async def main(alice_jid, bob_jid, password):
     A, B = aioxmpp.JID.fromstr(alice_jid), aioxmpp.JID.fromstr(bob_jid)
     online = aioxmpp.PresenceState(True)
 
-    alice = make_client(alice_jid, password, host, port, cafile)
+    alice = aiorun.client(alice_jid, password)
     aroster = alice.summon(aioxmpp.RosterClient)
     async with alice.connected(presence=online) as stream:
         aroster.subscribe(B)
@@ -58,7 +29,7 @@ async def main():
         say("ALICE SENT")
     await asyncio.sleep(0.3)
 
-    bob = make_client(bob_jid, password, host, port, cafile)
+    bob = aiorun.client(bob_jid, password)
     broster = bob.summon(aioxmpp.RosterClient)
     bdispatch = bob.summon(aioxmpp.dispatcher.SimpleMessageDispatcher)
     got = []
@@ -83,7 +54,7 @@ async def main():
         say("ORDER", got == ["while you were away %d" % i for i in range(1, 4)])
         await asyncio.sleep(0.3)
 
-        alice = make_client(alice_jid, password, host, port, cafile)
+        alice = aiorun.client(alice_jid, password)
         aroster = alice.summon(aioxmpp.RosterClient)
         apres = alice.summon(aioxmpp.PresenceClient)
         async with alice.connected(presence=online):
@@ -95,8 +66,4 @@ async def main():
 
 
 if __name__ == "__main__":
-    try:
-        asyncio.run(asyncio.wait_for(main(), 60))
-    except Exception as e:
-        say("FAILED", type(e).__name__, e)
-        sys.exit(1)
+    aiorun.run(main)

@@ -3,41 +3,23 @@ read the registration, change the password, log in with the new one (the old one
 cancel the registration, and fail to log in again. Prints one line per step; exits
 non-zero on failure. Used by TestIntegrationAioxmppRegistration.
 
-Run as: python3 testdata/aioxmpp_register.py JID PASSWORD HOST PORT CAFILE"""
+Run as: python3 testdata/aioxmpp_register.py HOST PORT CAFILE JID PASSWORD"""
 import asyncio
-import logging
-import os
-import sys
 
 import aiosasl
 import aioxmpp
-import aioxmpp.connector
-import aioxmpp.errors
 import aioxmpp.ibr
 import aioxmpp.node
-import aioxmpp.security_layer
+
+import aiorun
+from aiorun import say
 
 
-def say(*words):
-    print(*words, flush=True)
-
-
-async def main():
-    jid, password, host, port, cafile = sys.argv[1:6]
-    logging.basicConfig(level=getattr(logging, os.environ.get("AIOXMPP_LOG", "CRITICAL")))
+async def main(jid, password):
     me = aioxmpp.JID.fromstr(jid)
-    peer = [(host, int(port), aioxmpp.connector.STARTTLSConnector())]
-
-    def ssl_context():
-        ctx = aioxmpp.security_layer.default_ssl_context()
-        ctx.load_verify_locations(cafile)
-        return ctx
-
-    def layer(pw):
-        return aioxmpp.make_security_layer(pw, ssl_context_factory=ssl_context)
 
     # Before logging in: a TLS stream without SASL, as a client's sign-up screen has.
-    _, stream, _ = await aioxmpp.node.connect_xmlstream(me, layer(None), override_peer=peer)
+    _, stream, _ = await aioxmpp.node.connect_xmlstream(me, aiorun.security_layer(None), override_peer=aiorun.peer())
     fields = await aioxmpp.ibr.get_registration_fields(stream)
     used = {tag[1] for tag in aioxmpp.ibr.get_used_fields(fields)}
     say("FIELDS", "username" in used, "password" in used)
@@ -46,7 +28,7 @@ async def main():
     stream.close()
 
     async def login(pw):
-        client = aioxmpp.Client(me, layer(pw), override_peer=peer, max_initial_attempts=1)
+        client = aiorun.client(jid, pw, max_initial_attempts=1)
         return client, client.connected()
 
     client, conn = await login(password)
@@ -84,8 +66,4 @@ async def main():
 
 
 if __name__ == "__main__":
-    try:
-        asyncio.run(asyncio.wait_for(main(), 60))
-    except Exception as e:
-        say("FAILED", type(e).__name__, e)
-        sys.exit(1)
+    aiorun.run(main)

@@ -3,11 +3,8 @@ or "FAIL <step>: <why>". aioxmpp parses every stanza into typed objects and vali
 them, so a step fails on a malformed answer as well as on a wrong one. Used by
 TestIntegrationAioxmppServices, which checks that every step is OK and plays bob.
 
-Run as: python3 testdata/aioxmpp_services.py JID PASSWORD HOST PORT CAFILE"""
+Run as: python3 testdata/aioxmpp_services.py HOST PORT CAFILE JID PASSWORD"""
 import asyncio
-import logging
-import os
-import sys
 
 import aioxmpp
 import aioxmpp.adhoc
@@ -15,7 +12,6 @@ import aioxmpp.avatar
 import aioxmpp.blocking
 import aioxmpp.bookmarks
 import aioxmpp.carbons
-import aioxmpp.connector
 import aioxmpp.disco
 import aioxmpp.forms
 import aioxmpp.httpupload
@@ -23,10 +19,12 @@ import aioxmpp.muc
 import aioxmpp.ping
 import aioxmpp.private_xml
 import aioxmpp.pubsub
-import aioxmpp.security_layer
 import aioxmpp.vcard
 import aioxmpp.version
 import aioxmpp.xso
+
+import aiorun
+from aiorun import say
 
 
 @aioxmpp.pubsub.xso.as_payload_class
@@ -35,28 +33,12 @@ class Note(aioxmpp.xso.XSO):
     text = aioxmpp.xso.Text()
 
 
-def say(*words):
-    print(*words, flush=True)
-
-
-async def main():
-    jid, password, host, port, cafile = sys.argv[1:6]
-    logging.basicConfig(level=getattr(logging, os.environ.get("AIOXMPP_LOG", "CRITICAL")))
-
-    def ssl_context():
-        ctx = aioxmpp.security_layer.default_ssl_context()
-        ctx.load_verify_locations(cafile)
-        return ctx
-
+async def main(jid, password):
     me = aioxmpp.JID.fromstr(jid)
     server = aioxmpp.JID.fromstr(me.domain)
     bob = aioxmpp.JID.fromstr("bob@" + me.domain)
     room_jid = aioxmpp.JID.fromstr("tea@conference." + me.domain)
-    client = aioxmpp.Client(
-        me,
-        aioxmpp.make_security_layer(password, ssl_context_factory=ssl_context),
-        override_peer=[(host, int(port), aioxmpp.connector.STARTTLSConnector())],
-    )
+    client = aiorun.client(jid, password)
     failed = []
     # Services summoned before the stream comes up fetch their initial state with it
     # (the block list, for one).
@@ -206,9 +188,4 @@ async def main():
 
 
 if __name__ == "__main__":
-    try:
-        ok = asyncio.run(asyncio.wait_for(main(), 120))
-    except Exception as e:
-        say("FAILED", type(e).__name__, e)
-        sys.exit(1)
-    sys.exit(0 if ok else 1)
+    aiorun.run(main, 120)

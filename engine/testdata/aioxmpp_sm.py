@@ -3,41 +3,19 @@ bind, roster, XEP-0198 with resumption, a message each way, a TCP connection the
 resets and the resumed stream. Used by TestIntegrationAioxmpp, which plays bob and reads the lines
 this prints; exits non-zero on failure.
 
-Run as: python3 testdata/aioxmpp_sm.py JID PASSWORD HOST PORT CAFILE"""
+Run as: python3 testdata/aioxmpp_sm.py HOST PORT CAFILE JID PASSWORD"""
 import asyncio
-import logging
-import os
-import sys
 from datetime import timedelta
 
-import OpenSSL.SSL
 import aioxmpp
-import aioxmpp.connector
 import aioxmpp.roster
-import aioxmpp.security_layer
+
+import aiorun
+from aiorun import say
 
 
-def say(*words):
-    print(*words, flush=True)
-
-
-async def main():
-    jid, password, host, port, cafile = sys.argv[1:6]
-    # CRITICAL by default: the reset the test causes is logged as an error.
-    logging.basicConfig(level=getattr(logging, os.environ.get("AIOXMPP_LOG", "CRITICAL")))
-
-    def ssl_context():
-        # aioxmpp's PKIX verifier checks the chain OpenSSL built from this context and the
-        # host name against the JID's domain: trust only the test server's certificate.
-        ctx = aioxmpp.security_layer.default_ssl_context()
-        ctx.load_verify_locations(cafile)
-        return ctx
-
-    client = aioxmpp.Client(
-        aioxmpp.JID.fromstr(jid),
-        aioxmpp.make_security_layer(password, ssl_context_factory=ssl_context),
-        override_peer=[(host, int(port), aioxmpp.connector.STARTTLSConnector())],
-    )
+async def main(jid, password):
+    client = aiorun.client(jid, password)
     client.backoff_start = timedelta(seconds=0.5)  # reconnect soon after the drop
     roster = client.summon(aioxmpp.roster.RosterClient)
     dispatcher = client.summon(aioxmpp.dispatcher.SimpleMessageDispatcher)
@@ -95,8 +73,4 @@ async def main():
 
 
 if __name__ == "__main__":
-    try:
-        asyncio.run(asyncio.wait_for(main(), 60))
-    except Exception as e:
-        say("FAILED", type(e).__name__, e)
-        sys.exit(1)
+    aiorun.run(main)

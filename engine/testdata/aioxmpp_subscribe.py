@@ -4,44 +4,17 @@ rosters say "both" and each sees the other online. Then alice removes bob: bob's
 loses her and he sees her go offline. Prints one line per step; exits non-zero on failure.
 Used by TestIntegrationAioxmppSubscription.
 
-Run as: python3 testdata/aioxmpp_subscribe.py ALICE BOB PASSWORD HOST PORT CAFILE"""
-import asyncio
-import logging
-import os
-import sys
-
+Run as: python3 testdata/aioxmpp_subscribe.py HOST PORT CAFILE ALICE BOB PASSWORD"""
 import aioxmpp
-import aioxmpp.connector
 import aioxmpp.roster
-import aioxmpp.security_layer
+
+import aiorun
+from aiorun import say, wait_until
 
 
-def say(*words):
-    print(*words, flush=True)
-
-
-async def wait_until(cond, what, timeout=15):
-    for _ in range(int(timeout * 20)):
-        if cond():
-            return
-        await asyncio.sleep(0.05)
-    raise TimeoutError(what)
-
-
-def make_client(jid, password, host, port, cafile):
-    def ssl_context():
-        ctx = aioxmpp.security_layer.default_ssl_context()
-        ctx.load_verify_locations(cafile)
-        return ctx
-
-    c = aioxmpp.Client(
-        aioxmpp.JID.fromstr(jid),
-        aioxmpp.make_security_layer(password, ssl_context_factory=ssl_context),
-        override_peer=[(host, int(port), aioxmpp.connector.STARTTLSConnector())],
-    )
-    roster = c.summon(aioxmpp.RosterClient)
-    presence = c.summon(aioxmpp.PresenceClient)
-    return c, roster, presence
+def make_client(jid, password):
+    c = aiorun.client(jid, password)
+    return c, c.summon(aioxmpp.RosterClient), c.summon(aioxmpp.PresenceClient)
 
 
 def sub(roster, jid):
@@ -49,11 +22,9 @@ def sub(roster, jid):
     return item.subscription if item else None
 
 
-async def main():
-    alice_jid, bob_jid, password, host, port, cafile = sys.argv[1:7]
-    logging.basicConfig(level=getattr(logging, os.environ.get("AIOXMPP_LOG", "CRITICAL")))
-    alice, aroster, apres = make_client(alice_jid, password, host, port, cafile)
-    bob, broster, bpres = make_client(bob_jid, password, host, port, cafile)
+async def main(alice_jid, bob_jid, password):
+    alice, aroster, apres = make_client(alice_jid, password)
+    bob, broster, bpres = make_client(bob_jid, password)
     A, B = aioxmpp.JID.fromstr(alice_jid), aioxmpp.JID.fromstr(bob_jid)
 
     # Bob approves what he is asked and asks back; alice approves bob's request.
@@ -87,8 +58,4 @@ async def main():
 
 
 if __name__ == "__main__":
-    try:
-        asyncio.run(asyncio.wait_for(main(), 60))
-    except Exception as e:
-        say("FAILED", type(e).__name__, e)
-        sys.exit(1)
+    aiorun.run(main)
