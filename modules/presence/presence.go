@@ -252,6 +252,11 @@ func (p *Presence) broadcast(c module.Context, pk *module.Packet, user jid.JID) 
 	if s != nil && pk.Type == "" && pk.Initial {
 		initial = true // the router says so: no per-session state for it
 	}
+	if s != nil && pk.Type == "unavailable" && !othersAvailable(c, user, s) {
+		// Kept before anyone hears of it: a contact told the user left and probing at once
+		// gets this, not what came before.
+		p.keepLast(c, user, pk)
+	}
 	items := roster(c, user)
 	for _, it := range items {
 		if !hasFrom(it.Sub) {
@@ -268,9 +273,6 @@ func (p *Presence) broadcast(c module.Context, pk *module.Packet, user jid.JID) 
 		if o.Available() || o == s {
 			o.Send(rewrite(pk.Raw, pk.From, o.JID()))
 		}
-	}
-	if s != nil && pk.Type == "unavailable" && !othersAvailable(c, user, s) {
-		p.keepLast(c, user, pk)
 	}
 	if s != nil {
 		if d, ok := s.Value(keyDirected).(map[string]bool); ok && pk.Type == "unavailable" {
