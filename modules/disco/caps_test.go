@@ -65,7 +65,8 @@ func body(iq string) string {
 
 // TestAccountInfo: the account's disco#info (to a bare JID, by the owner or by someone
 // else) has the account identity and the features that apply to accounts, like XEP-0359
-// (every message to the account carries <stanza-id by='account'/>).
+// (every message to the account carries <stanza-id by='account'/>) and XEP-0313 (the
+// account's archive, which clients look for there).
 func TestAccountInfo(t *testing.T) {
 	e := routertest.New(t, []string{"alice", "bob"}, nil)
 	a := e.Bind("alice", "pc")
@@ -80,7 +81,8 @@ func TestAccountInfo(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.s.Send("<iq type='get' id='ai' to='alice@example.org'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
 			got := tc.s.C.Wait(t, "id='ai'")
-			for _, want := range []string{"type='result'", "category='account'", "var='urn:xmpp:sid:0'"} {
+			for _, want := range []string{"type='result'", "category='account'", "var='urn:xmpp:sid:0'",
+				"var='urn:xmpp:mam:2'", "var='urn:xmpp:mam:2#extended'"} {
 				if !strings.Contains(got, want) {
 					t.Errorf("missing %s in %s", want, got)
 				}

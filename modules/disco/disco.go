@@ -61,6 +61,9 @@ func (d *Disco) Provision(r module.Registrar) error {
 var accountFeatures = []string{
 	ns.SID,  // XEP-0359 §6: messages to the account carry <stanza-id by='account'/>
 	ns.Push, // XEP-0357 §4: the account can enable push notifications
+	// XEP-0313 §7: a client learns of its archive from its own bare JID; Conversations
+	// looks nowhere else, and without these it never syncs history.
+	ns.MAM, ns.MAMExtended,
 }
 
 // bookmarksCompat is XEP-0402 §5.3's account feature, registered by the private storage

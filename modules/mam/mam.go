@@ -24,8 +24,8 @@ import (
 
 // Namespaces.
 const (
-	NS         = "urn:xmpp:mam:2"                 // XEP-0313
-	NSExtended = "urn:xmpp:mam:2#extended"        // XEP-0313 §7: before-id, after-id, ids, flip-page, metadata
+	NS         = ns.MAM                           // XEP-0313
+	NSExtended = ns.MAMExtended                   // XEP-0313 §7: before-id, after-id, ids, flip-page, metadata
 	NSRSM      = "http://jabber.org/protocol/rsm" // XEP-0059
 	nsValidate = "http://jabber.org/protocol/xdata-validate"
 )

@@ -42,6 +42,8 @@ const (
 	Blocking        = "urn:xmpp:blocking"                      // XEP-0191
 	BlockingErrors  = "urn:xmpp:blocking:errors"               // XEP-0191
 	Carbons         = "urn:xmpp:carbons:2"                     // XEP-0280
+	MAM             = "urn:xmpp:mam:2"                         // XEP-0313
+	MAMExtended     = "urn:xmpp:mam:2#extended"                // XEP-0313 §7
 	Forward         = "urn:xmpp:forward:0"                     // XEP-0297
 	Hints           = "urn:xmpp:hints"                         // XEP-0334
 	SID             = "urn:xmpp:sid:0"                         // XEP-0359
