@@ -73,7 +73,8 @@ converse.initialize({
 
 // TestBrowserConverse: Converse.js in headless Chromium finds the WebSocket endpoint through
 // XEP-0156 host-meta on https://localhost (the web TLS listener on 127.0.0.1:443), logs in,
-// reads its roster and chats with a slixmpp user in both directions, and (over WebSocket)
+// reads its roster and chats with a slixmpp user in both directions, shows a chat's history
+// from the user's archive, and (over WebSocket)
 // joins an archived room, shows its history from the archive and talks there, and stores
 // the room as a XEP-0402 bookmark; then the chat again over BOSH. The test keeps a screenshot of each chat (the paths are logged).
 func TestBrowserConverse(t *testing.T) {
@@ -106,6 +107,16 @@ func converseChat(t *testing.T, dir, chrome, transport string) {
 	}
 	defer slix.Process.Kill()
 	waitOutput(t, slixOut, "READY", 30*time.Second)
+
+	// Before Converse comes: bob and another session of conv talk, so that the exchange is
+	// in conv's archive (XEP-0313) and nowhere Converse could see it but there.
+	srv.AddUser(t, "bob", "secret")
+	bob := mucLogin(t, srv, "bob", "pc")
+	earlier := srv.LoginPlain(t, "conv", "conv secret", "earlier")
+	bob.Send("<message to='conv@localhost/earlier' type='chat' id='e1'><body>from the archive</body></message>")
+	expectStanza(t, earlier, "id='e1'")
+	earlier.Send("</stream:stream>")
+	earlier.ExpectClosed()
 
 	mux := http.NewServeMux()
 	mux.Handle("/dist/", http.StripPrefix("/dist/", http.FileServer(http.Dir(filepath.Join(dir, "node_modules", "converse.js", "dist")))))
@@ -161,12 +172,16 @@ func converseChat(t *testing.T, dir, chrome, transport string) {
 	waitOutput(t, slixOut, "GOT conv@localhost hi from converse", 30*time.Second)
 	poll("answer", `(async () => { const c = await vt.api.chats.get('slix@localhost'); return !!c && c.messages.pluck('body').includes('hi from slixmpp'); })()`)
 	poll("answer on screen", `document.querySelector('converse-root').innerText.includes('hi from slixmpp')`)
+	// Opening the chat with bob fetches its history from conv's archive: Converse looks
+	// for the archive on conv's own bare JID (XEP-0313 §7).
+	if ok, err := evalBool(`(async () => { await vt.api.chats.open('bob@localhost', {}, true); return true; })()`); err != nil || !ok {
+		t.Fatalf("opening the chat with bob: %v", err)
+	}
+	poll("one-to-one history from the archive", `(async () => { const c = await vt.api.chats.get('bob@localhost'); return !!c && c.messages.pluck('body').includes('from the archive'); })()`)
 
 	if transport == "websocket" {
 		// A room bob made, with a line in its history: Converse joins it (disco#info of the
 		// room, the join, history or its MUC archive), shows the line and talks there.
-		srv.AddUser(t, "bob", "secret")
-		bob := mucLogin(t, srv, "bob", "pc")
 		mucCreate(t, bob, mucRoom, "Bob")
 		// A community room: persistent and archived, so Converse asks for no history in its
 		// join and reads the room's archive (XEP-0313) instead.
