@@ -28,8 +28,7 @@ func TestIntegrationAioxmpp(t *testing.T) {
 	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true})
 	srv.AddUser(t, "alice", "aio secret")
 	srv.AddUser(t, "bob", "secret")
-	srv.Store.Rosters().Put("alice@localhost", store.RosterItem{JID: "bob@localhost", Sub: store.SubBoth})
-	srv.Store.Rosters().Put("bob@localhost", store.RosterItem{JID: "alice@localhost", Sub: store.SubBoth})
+	srv.Befriend(t, "alice", "bob", "")
 	bob := srv.LoginPlain(t, "bob", "secret", "pc")
 	bob.Send("<presence/>")
 
@@ -240,10 +239,7 @@ func TestIntegrationAioxmppServices(t *testing.T) {
 // and part again when alice removes bob: bob sees her resources go unavailable before the
 // subscription goes (RFC 6121 §3.2.2; testdata/aioxmpp_subscribe.py).
 func TestIntegrationAioxmppSubscription(t *testing.T) {
-	needPython(t, "aioxmpp", "python3-aioxmpp")
-	srv := vireotest.Start(t, vireotest.Options{})
-	srv.AddUser(t, "alice", "aio secret")
-	srv.AddUser(t, "bob", "aio secret")
+	srv := aioPair(t)
 	runAio(t, srv, "aioxmpp_subscribe.py", []string{"alice@localhost", "bob@localhost", "aio secret"},
 		"BOB ASKED BY alice@localhost", "ALICE ASKED BY bob@localhost", "ROSTERS both both Bob", "PRESENCE BOTH WAYS",
 		"REMOVED None", "DONE")
@@ -272,10 +268,7 @@ func TestIntegrationAioxmppRegistration(t *testing.T) {
 // delivered at bob's next login, the messages in order and stamped (XEP-0203); alice comes
 // back to a roster that says "to" and sees bob online.
 func TestIntegrationAioxmppOffline(t *testing.T) {
-	needPython(t, "aioxmpp", "python3-aioxmpp")
-	srv := vireotest.Start(t, vireotest.Options{})
-	srv.AddUser(t, "alice", "aio secret")
-	srv.AddUser(t, "bob", "aio secret")
+	srv := aioPair(t)
 	runAio(t, srv, "aioxmpp_offline.py", []string{"alice@localhost", "bob@localhost", "aio secret"},
 		"BOB ASKED BY alice@localhost", "BOB GOT while you were away 1 delayed", "BOB GOT while you were away 3 delayed",
 		"ORDER True", "ALICE ROSTER to", "ALICE SEES BOB", "DONE")
@@ -286,15 +279,23 @@ func TestIntegrationAioxmppOffline(t *testing.T) {
 // (testdata/aioxmpp_muc.py): creation, a join seen by both, the topic, a nick change, a
 // private message, a kick with its reason, and a ban that refuses the rejoin.
 func TestIntegrationAioxmppMuc(t *testing.T) {
-	needPython(t, "aioxmpp", "python3-aioxmpp")
-	srv := vireotest.Start(t, vireotest.Options{})
-	srv.AddUser(t, "alice", "aio secret")
-	srv.AddUser(t, "bob", "aio secret")
+	srv := aioPair(t)
 	runAio(t, srv, "aioxmpp_muc.py", []string{"alice@localhost", "bob@localhost", "aio secret", "salon@conference.localhost"},
 		"ALICE owner moderator", "BOB none participant seen as Bob", "BOB SEES ['Alice', 'Bob']",
 		"TOPIC tea at five by Alice", "NICK Bob -> Robert bob now Robert", "PRIVATE just between us from Alice marked True",
 		"BOB EXIT LeaveMode.KICKED mind your manners", "ALICE SAW LeaveMode.KICKED",
 		"OUTCASTS ['bob@localhost']", "BANNED JOIN REFUSED forbidden", "DONE")
+}
+
+// aioPair skips without aioxmpp, else starts a server with alice and bob, whose password
+// is "aio secret", for scripts that play both.
+func aioPair(t *testing.T) *vireotest.Server {
+	t.Helper()
+	needPython(t, "aioxmpp", "python3-aioxmpp")
+	srv := vireotest.Start(t, vireotest.Options{})
+	srv.AddUser(t, "alice", "aio secret")
+	srv.AddUser(t, "bob", "aio secret")
+	return srv
 }
 
 // aioCmd is Debian's python3 running testdata/script against addr (a STARTTLS listener),

@@ -11,7 +11,6 @@ import (
 	"testing"
 
 	"github.com/vireo-im/vireo/engine/vireotest"
-	"github.com/vireo-im/vireo/store"
 )
 
 const (
@@ -39,8 +38,7 @@ func avatarPair(t *testing.T) *vireotest.Server {
 	for _, u := range []string{"alice", "bob", "carol"} {
 		srv.AddUser(t, u, "secret")
 	}
-	srv.Store.Rosters().Put("alice@localhost", store.RosterItem{JID: "bob@localhost", Sub: store.SubBoth})
-	srv.Store.Rosters().Put("bob@localhost", store.RosterItem{JID: "alice@localhost", Sub: store.SubBoth})
+	srv.Befriend(t, "alice", "bob", "")
 	return srv
 }
 

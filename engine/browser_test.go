@@ -17,7 +17,6 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/vireo-im/vireo/engine/vireotest"
-	"github.com/vireo-im/vireo/store"
 )
 
 // needChromium returns Debian's Chromium, or skips (fails under CI, which installs it).
@@ -90,8 +89,7 @@ func converseChat(t *testing.T, dir, chrome, transport string) {
 	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true, WebTLSAddr: "127.0.0.1:443"})
 	srv.AddUser(t, "conv", "conv secret")
 	srv.AddUser(t, "slix", "py secret")
-	srv.Store.Rosters().Put("conv@localhost", store.RosterItem{JID: "slix@localhost", Name: "Slix", Sub: store.SubBoth})
-	srv.Store.Rosters().Put("slix@localhost", store.RosterItem{JID: "conv@localhost", Sub: store.SubBoth})
+	srv.Befriend(t, "conv", "slix", "Slix")
 
 	// The slixmpp user, online first.
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/vireo-im/vireo/engine/vireotest"
-	"github.com/vireo-im/vireo/store"
 )
 
 // TestIntegrationCSI checks XEP-0352 on a real stream: the feature is offered after SASL,
@@ -16,8 +15,7 @@ func TestIntegrationCSI(t *testing.T) {
 	srv := vireotest.Start(t, vireotest.Options{RequireTLS: no(), AllowPlain: true})
 	srv.AddUser(t, "alice", "secret")
 	srv.AddUser(t, "bob", "secret")
-	srv.Store.Rosters().Put("alice@localhost", store.RosterItem{JID: "bob@localhost", Sub: store.SubBoth})
-	srv.Store.Rosters().Put("bob@localhost", store.RosterItem{JID: "alice@localhost", Sub: store.SubBoth})
+	srv.Befriend(t, "alice", "bob", "")
 
 	a := srv.DialTLS(t)
 	a.Send(srv.Header())

@@ -8,7 +8,6 @@ import (
 	"github.com/vireo-im/vireo/engine/vireotest"
 	"github.com/vireo-im/vireo/modules/module"
 	"github.com/vireo-im/vireo/modules/pep"
-	"github.com/vireo-im/vireo/store"
 )
 
 // pepIQ sends an IQ with id and returns the server's whole answer to it.
@@ -106,8 +105,7 @@ func TestIntegrationPep(t *testing.T) {
 		srv.AddUser(t, "alice", "secret")
 		srv.AddUser(t, "bob", "secret")
 		srv.AddUser(t, "carol", "secret")
-		srv.Store.Rosters().Put("alice@localhost", store.RosterItem{JID: "bob@localhost", Sub: store.SubBoth})
-		srv.Store.Rosters().Put("bob@localhost", store.RosterItem{JID: "alice@localhost", Sub: store.SubBoth})
+		srv.Befriend(t, "alice", "bob", "")
 
 		a := srv.LoginPlain(t, "alice", "secret", "pc")
 		a.Send("<presence/>")

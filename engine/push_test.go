@@ -9,7 +9,6 @@ import (
 	"github.com/vireo-im/vireo/engine"
 	"github.com/vireo-im/vireo/engine/config"
 	"github.com/vireo-im/vireo/engine/vireotest"
-	"github.com/vireo-im/vireo/store"
 )
 
 var pushIDRe = regexp.MustCompile(`<iq type='set' from='alice@localhost' to='push.localhost' id='(push-[a-z2-7]{26})'>`)
@@ -51,8 +50,7 @@ func TestIntegrationPush(t *testing.T) {
 		Components: []engine.Component{{Domain: "push.localhost", Secret: compSecret}}})
 	srv.AddUser(t, "alice", "secret")
 	srv.AddUser(t, "bob", "secret")
-	srv.Store.Rosters().Put("alice@localhost", store.RosterItem{JID: "bob@localhost", Sub: store.SubBoth})
-	srv.Store.Rosters().Put("bob@localhost", store.RosterItem{JID: "alice@localhost", Sub: store.SubBoth})
+	srv.Befriend(t, "alice", "bob", "")
 	app, _ := componentLogin(t, srv, "push.localhost", compSecret)
 	app.Expect("<handshake/>")
 	bob := srv.LoginPlain(t, "bob", "secret", "pc")

@@ -15,7 +15,6 @@ import (
 	"github.com/vireo-im/vireo/engine"
 	"github.com/vireo-im/vireo/engine/config"
 	"github.com/vireo-im/vireo/engine/vireotest"
-	"github.com/vireo-im/vireo/store"
 )
 
 // TestIntegrationSlixmpp logs in with Debian's python3-slixmpp (a client nobody here
@@ -35,8 +34,7 @@ func TestIntegrationSlixmppCSI(t *testing.T) {
 	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true})
 	srv.AddUser(t, "slix", "py secret")
 	srv.AddUser(t, "bob", "secret")
-	srv.Store.Rosters().Put("slix@localhost", store.RosterItem{JID: "bob@localhost", Sub: store.SubBoth})
-	srv.Store.Rosters().Put("bob@localhost", store.RosterItem{JID: "slix@localhost", Sub: store.SubBoth})
+	srv.Befriend(t, "slix", "bob", "")
 	bob := srv.LoginPlain(t, "bob", "secret", "pc")
 	bob.Send("<presence/>")
 
@@ -269,8 +267,7 @@ func TestIntegrationSlixmppServices(t *testing.T) {
 	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true})
 	srv.AddUser(t, "slix", "py secret")
 	srv.AddUser(t, "bob", "secret")
-	srv.Store.Rosters().Put("slix@localhost", store.RosterItem{JID: "bob@localhost", Sub: store.SubBoth})
-	srv.Store.Rosters().Put("bob@localhost", store.RosterItem{JID: "slix@localhost", Sub: store.SubBoth})
+	srv.Befriend(t, "slix", "bob", "")
 	bob := srv.LoginPlain(t, "bob", "secret", "pc")
 	bob.Send("<presence/>")
 	bob.Send("<presence type='unavailable'><status>off</status></presence></stream:stream>")

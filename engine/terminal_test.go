@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/vireo-im/vireo/engine/vireotest"
-	"github.com/vireo-im/vireo/store"
 )
 
 // tmuxTerm is a terminal client running in a detached tmux session of its own tmux
@@ -116,8 +115,7 @@ func TestIntegrationProfanity(t *testing.T) {
 	srv := uploadServer(t, vireotest.Options{})
 	srv.AddUser(t, "alice", "term secret")
 	srv.AddUser(t, "bob", "secret")
-	srv.Store.Rosters().Put("alice@localhost", store.RosterItem{JID: "bob@localhost", Name: "Bob", Sub: store.SubBoth})
-	srv.Store.Rosters().Put("bob@localhost", store.RosterItem{JID: "alice@localhost", Sub: store.SubBoth})
+	srv.Befriend(t, "alice", "bob", "Bob")
 	bob := mucLogin(t, srv, "bob", "pc")
 	mucCreate(t, bob, mucRoom, "Bob")
 	bob.Send("<message to='alice@localhost' type='chat' id='t0'><body>sent while you were offline</body></message>")
@@ -232,8 +230,7 @@ func TestIntegrationMcabber(t *testing.T) {
 	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true})
 	srv.AddUser(t, "alice", "term secret")
 	srv.AddUser(t, "bob", "secret")
-	srv.Store.Rosters().Put("alice@localhost", store.RosterItem{JID: "bob@localhost", Name: "Bob", Sub: store.SubBoth})
-	srv.Store.Rosters().Put("bob@localhost", store.RosterItem{JID: "alice@localhost", Sub: store.SubBoth})
+	srv.Befriend(t, "alice", "bob", "Bob")
 	bob := mucLogin(t, srv, "bob", "pc")
 	mucCreate(t, bob, mucRoom, "Bob")
 

@@ -351,6 +351,19 @@ func (s *Server) AddUser(t testing.TB, local, password string) string {
 	return user
 }
 
+// Befriend makes the local users a and b each other's contacts, each subscribed to the
+// other's presence (roster items with subscription both). name is what a's roster calls b
+// ("" for nothing).
+func (s *Server) Befriend(t testing.TB, a, b, name string) {
+	t.Helper()
+	for _, it := range []struct{ user, contact, name string }{{a, b, name}, {b, a, ""}} {
+		item := store.RosterItem{JID: it.contact + "@" + s.domain, Name: it.name, Sub: store.SubBoth}
+		if _, err := s.Store.Rosters().Put(it.user+"@"+s.domain, item); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // RawConn is a plain socket with send/expect helpers.
 type RawConn struct {
 	t   testing.TB
