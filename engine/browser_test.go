@@ -74,8 +74,8 @@ converse.initialize({
 // XEP-0156 host-meta on https://localhost (the web TLS listener on 127.0.0.1:443), logs in,
 // reads its roster and chats with a slixmpp user in both directions, shows a chat's history
 // from the user's archive, and (over WebSocket)
-// joins an archived room, shows its history from the archive and talks there, and stores
-// the room as a XEP-0402 bookmark; then the chat again over BOSH. The test keeps a screenshot of each chat (the paths are logged).
+// joins an archived room, shows its history from the archive and talks there, retracts a
+// line as a moderator (XEP-0425), and stores the room as a XEP-0402 bookmark; then the chat again over BOSH. The test keeps a screenshot of each chat (the paths are logged).
 func TestBrowserConverse(t *testing.T) {
 	dir := needNodePackage(t, "converse.js")
 	chrome := needChromium(t)
@@ -197,6 +197,19 @@ func converseChat(t *testing.T, dir, chrome, transport string) {
 		}
 		expectStanza(t, bob, "from='"+mucRoom+"/conv'", "groupchat", "<body>hello from the browser</body>")
 		poll("room on screen", `document.querySelector('converse-root').innerText.includes('before converse came')`)
+		// bob makes conv a moderator; Converse sees that it may moderate (its role and the
+		// room's XEP-0425 feature) and retracts bob's line, which goes from the screen.
+		bob.Send("<iq type='set' to='" + mucRoom + "' id='mkmod'>" + mucAdmin + "<item nick='conv' role='moderator'/></query></iq>")
+		expectStanza(t, bob, "id='mkmod'", "type='result'")
+		poll("may moderate", `(async () => { const r = await vt.api.rooms.get('`+mucRoom+`'); return !!r && !!(await r.canModerateMessages()); })()`)
+		if ok, err := evalBool(`(async () => { const r = await vt.api.rooms.get('` + mucRoom + `');
+			const m = r.messages.findWhere({body: 'before converse came'});
+			await r.retractOtherMessage(m, 'off topic');
+			return m.get('moderated') === 'retracted'; })()`); err != nil || !ok {
+			t.Fatalf("retracting bob's line from Converse (refused: %v): %v", !ok, err)
+		}
+		expectStanza(t, bob, "from='"+mucRoom+"'", "<retract xmlns='urn:xmpp:message-retract:1' id='", "by='"+mucRoom+"/conv'", "<reason>off topic</reason>")
+		poll("retracted line gone from the screen", `!document.querySelector('converse-root').innerText.includes('before converse came')`)
 		// Converse keeps the room it joined as a bookmark, with max_items "max" (our PEP
 		// advertises #config-node-max; without it Converse asks for 9999 and is refused).
 		if ok, err := evalBool(`(async () => { const r = await vt.api.rooms.get('` + mucRoom + `'); await vt.api.bookmarks.set({jid: '` + mucRoom + `', name: 'coven', nick: 'conv', autojoin: true}); return true; })()`); err != nil || !ok {

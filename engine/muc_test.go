@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -293,7 +294,8 @@ func TestIntegrationMucRestart(t *testing.T) {
 // TestIntegrationSlixmppMuc: slixmpp's XEP-0045 plugin (a client nobody here wrote) joins a
 // room that a raw client created: it gets the occupant list, its self-presence, the
 // history and the subject, sees its own groupchat message reflected with the room's
-// stanza-id, and receives Alice's.
+// stanza-id, and receives Alice's; made a moderator, it retracts Alice's message with its
+// XEP-0425 plugin (0.2, inside XEP-0422 <apply-to/>) and gets the room's retraction.
 func TestIntegrationSlixmppMuc(t *testing.T) {
 	needSlixmpp(t)
 	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true})
@@ -312,8 +314,18 @@ func TestIntegrationSlixmppMuc(t *testing.T) {
 			done <- err
 			return
 		}
+		// Slix is made a moderator, and retracts what alice says next.
+		alice.Send("<iq type='set' to='" + room + "' id='role'>" + mucAdmin + "<item nick='Slix' role='moderator'/></query></iq>")
+		if _, err := alice.ReadUntil("id='role'", 10*time.Second); err != nil {
+			done <- err
+			return
+		}
 		alice.Send("<message to='" + room + "' type='groupchat' id='r'><body>hi slix</body></message>")
-		done <- nil
+		got, err := alice.ReadUntil("<apply-to xmlns='urn:xmpp:fasten:0'", 40*time.Second)
+		if err == nil && !strings.Contains(got, "by='"+room+"/Slix'") {
+			err = fmt.Errorf("the retraction does not name slix: %s", got)
+		}
+		done <- err
 	}()
 	runSlix(t, srv, "slixmpp_muc.py",
 		"JOINED "+room+"/Slix 110",
@@ -321,8 +333,10 @@ func TestIntegrationSlixmppMuc(t *testing.T) {
 		"HISTORY kettle on",
 		"SUBJECT Tea time",
 		"REFLECTED "+room+" yes",
-		"GOT hi slix")
+		"GOT hi slix",
+		"MODERATE OK",
+		"MODERATED by "+room+"/Slix reason slix tidies up")
 	if err := <-done; err != nil {
-		t.Fatalf("alice never saw slixmpp's message: %v", err)
+		t.Fatalf("alice: %v", err)
 	}
 }

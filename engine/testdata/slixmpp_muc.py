@@ -1,6 +1,8 @@
 """Join a MUC room with slixmpp's XEP-0045 plugin, print what the join brought (status
 codes, history, subject), send a groupchat message, see it reflected with the room's
-stanza-id, and wait for a message from another occupant (Alice).
+stanza-id, and wait for a message from another occupant (Alice). Made a moderator by then,
+retract Alice's message with slixmpp's XEP-0425 plugin (the 0.2 protocol) and see the
+room's retraction come back.
 Used by TestIntegrationSlixmppMuc; exits non-zero on failure."""
 
 import slixmpp
@@ -18,8 +20,11 @@ class Client(slixmpp.ClientXMPP):
         slixrun.trust(self, cafile)
         self.register_plugin("xep_0045")
         self.register_plugin("xep_0359")
+        self.register_plugin("xep_0425")
         self.add_event_handler("session_start", self.start)
         self.add_event_handler("groupchat_message", self.groupchat)
+        self.add_event_handler("moderated_message", self.moderated)
+        self.retracting = None
 
     async def start(self, _):
         self.send_presence()
@@ -47,8 +52,25 @@ class Client(slixmpp.ClientXMPP):
             print("REFLECTED", sid["by"], "yes" if sid["id"] else "no", flush=True)
         elif nick == "Alice":
             print("GOT", msg["body"], flush=True)
-            self.ok = True
+            self.retracting = msg["stanza_id"]["id"]
+            self.loop.create_task(self.retract(self.retracting))
+
+    async def retract(self, sid):
+        try:
+            await self["xep_0425"].moderate(slixmpp.JID(ROOM), sid, "slix tidies up", timeout=10)
+            print("MODERATE OK", flush=True)
+        except Exception as e:  # IqError carries the condition
+            print("MODERATE FAILED", getattr(e, "condition", e), flush=True)
             self.disconnect()
+
+    def moderated(self, msg):
+        at = msg["apply_to"]
+        if msg["from"] != slixmpp.JID(ROOM) or at["id"] != self.retracting:
+            return
+        mod = at["moderated"]
+        print("MODERATED by", mod["by"], "reason", mod["reason"], flush=True)
+        self.ok = True
+        self.disconnect()
 
 
 def main():

@@ -2,6 +2,7 @@ package mam
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/vireo-im/vireo/modules/module"
@@ -33,6 +34,7 @@ type roomArchive struct{ m *Mod }
 var (
 	_ muc.ArchiveQuerier = roomArchive{}
 	_ muc.HistorySource  = roomArchive{}
+	_ muc.Retracter      = roomArchive{}
 )
 
 // Append archives a message a logged room reflected, on the room's shard.
@@ -52,6 +54,26 @@ func (ra roomArchive) Append(c module.Context, g *muc.Groupchat) {
 	if err := ra.m.a.add(g.Room.String(), id, false, g.From, raw); err != nil {
 		ra.m.logFailure(err, "mam: archive room message")
 	}
+}
+
+// Replace puts edit's tombstone in place of a room's archived message (muc.Retracter),
+// under the same id and 'with' row, and waits for the disk: the moderator is told the
+// message is gone once it is.
+func (ra roomArchive) Replace(room jid.JID, id string, edit func(raw []byte) []byte) error {
+	sidv, ok := sid.ParseID([]byte(id))
+	if !ok {
+		return store.ErrNotFound // not an id this archive gave
+	}
+	key := room.Bare().String()
+	rec, err := ra.m.a.get(key, sidv)
+	if err != nil {
+		return err
+	}
+	remote, err := jid.Parse(rec.remote)
+	if err != nil {
+		return fmt.Errorf("%w: archive record jid: %v", store.ErrCorrupt, err)
+	}
+	return ra.m.a.t.Apply(store.Op{Key: msgKey(key, sidv), Val: encode(rec.out, remote, edit(rec.raw))})
 }
 
 // Forget deletes a room's archive.

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vireo-im/vireo/modules/mam"
 	"github.com/vireo-im/vireo/router/routertest"
@@ -178,5 +179,48 @@ func TestMamRoomPageBytes(t *testing.T) {
 	bodies, _, _, fin = roomQuery(t, a, "bw", "<set xmlns='http://jabber.org/protocol/rsm'><before/></set>")
 	if first(bodies) != "bcd" || !strings.Contains(fin, "complete='false'") || !strings.Contains(fin, "<first index='1'>") {
 		t.Fatalf("backwards: %q, %s", first(bodies), fin)
+	}
+}
+
+// TestMamRoomModeration: a moderator's XEP-0425 retraction leaves a tombstone in the
+// room's archive under the message's id, without its text (and without the sender's real
+// JID for a requester who may not see it), and archives the retraction itself after it,
+// so a client that read the message earlier learns of the retraction when it catches up.
+func TestMamRoomModeration(t *testing.T) {
+	e := newEnv(t, mam.Config{})
+	a, b := e.Bind("alice", "pc"), e.Bind("bob", "pc")
+	roomJoin(t, a, "Alice")
+	roomConfig(t, a, "cfg", "muc#roomconfig_persistentroom", "1", "muc#roomconfig_enablelogging", "1")
+	roomJoin(t, b, "Bob")
+	b.Send("<message to='" + mroom + "' type='groupchat' id='s1'><body>free potions</body><origin-id xmlns='urn:xmpp:sid:0' id='o1'/></message>")
+	spam := stanzaIDRe.FindStringSubmatch(a.C.Wait(t, "id='s1'"))[1]
+	b.Send("<message to='" + mroom + "' type='groupchat' id='s2'><body>honest</body></message>")
+	a.C.Wait(t, "id='s2'")
+	e.advance(time.Minute)
+	a.Send("<iq type='set' to='" + mroom + "' id='mod'><moderate xmlns='urn:xmpp:message-moderate:1' id='" + spam + "'>" +
+		"<retract xmlns='urn:xmpp:message-retract:1'/><reason>spam</reason></moderate></iq>")
+	a.C.Wait(t, "id='mod'", "type='result'")
+
+	bodies, ids, results, _ := roomQuery(t, b, "q1", "")
+	if len(results) != 3 || ids[0] != spam || !slices.Equal(bodies, []string{"", "honest", ""}) {
+		t.Fatalf("archive after the retraction: bodies %q ids %q\n%s", bodies, ids, strings.Join(results, "\n"))
+	}
+	for _, want := range []string{"from='" + mroom + "/Bob'", "<origin-id xmlns='urn:xmpp:sid:0' id='o1'/>",
+		"<occupant-id xmlns='urn:xmpp:occupant-id:0'", "<retracted xmlns='urn:xmpp:message-retract:1' stamp='" + e.at(time.Minute, stamp) + "'>",
+		"by='" + mroom + "/Alice'", "<reason>spam</reason>"} {
+		if !strings.Contains(results[0], want) {
+			t.Fatalf("tombstone lacks %q: %s", want, results[0])
+		}
+	}
+	if strings.Contains(results[0], "potions") || strings.Contains(results[0], realBy) {
+		t.Fatalf("tombstone keeps the text, or shows a participant the real JID: %s", results[0])
+	}
+	if !strings.Contains(results[2], "<retract xmlns='urn:xmpp:message-retract:1' id='"+spam+"'>") {
+		t.Fatalf("the retraction is not archived after the message: %s", results[2])
+	}
+	// The owner still sees who sent it.
+	_, _, results, _ = roomQuery(t, a, "q2", "")
+	if !strings.Contains(results[0], realBy+"'bob@example.org'") {
+		t.Fatalf("the owner's tombstone lacks the sender's real JID: %s", results[0])
 	}
 }

@@ -39,6 +39,17 @@ func (r *room) iq(c module.Context, p *module.Packet) {
 		c.Reply(p, nil)
 	case space == ns.Register && name == "query":
 		r.register(c, p, q)
+	case !get && (space == NSModerate || space == NSFasten):
+		m, ok, err := parseModeration(q)
+		switch {
+		case !ok:
+			c.Error(p, stanza.New(stanza.ServiceUnavailable))
+		case err != nil:
+			err.By = r.key
+			c.Error(p, err)
+		default:
+			r.moderate(c, p, m)
+		}
 	case space == NSAdmin && name == "query":
 		if get {
 			r.adminGet(c, p, q)

@@ -1,5 +1,6 @@
 // Package muc implements XEP-0045: Multi-User Chat, with XEP-0421 occupant ids, XEP-0410
-// self-ping, XEP-0359 stanza ids on reflected messages and XEP-0203 delays on history.
+// self-ping, XEP-0425 moderated retraction, XEP-0359 stanza ids on reflected messages and
+// XEP-0203 delays on history.
 //
 // # Services and rooms
 //
@@ -64,6 +65,17 @@
 // earlier logged period archived. A room's archive is deleted when the room is destroyed
 // or disappears with its last occupant, and when a room of that name is created (a
 // temporary room's archive outlives a restart until then, or until retention).
+//
+// # Moderation
+//
+// A moderator retracts an occupant's message by the stanza-id the room gave it (XEP-0425,
+// 0.3 and the 0.2 that older clients send inside a XEP-0422 <apply-to/>). The message's
+// body and every child but its ids, delay and occupant-id give way to a <retracted/>
+// tombstone, in the archive (a Retracter, the mam module's, which waits for the disk before
+// the moderator's result) and in the history ring, so nobody who joins or reads the
+// archive later gets the text. Every occupant gets the retraction from the room in both
+// versions, and a logged room archives it, so a client that read the message before
+// learns of the retraction when it catches up.
 //
 // # Mentions
 //

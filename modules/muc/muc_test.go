@@ -709,3 +709,80 @@ func TestPresenceBroadcastRoles(t *testing.T) {
 	b.C.Wait(t, "type='unavailable'", "status code='110'")
 	c.C.Never(t, "from='"+room+"/Bob'")
 }
+
+// TestModerate: XEP-0425 moderated retraction in a room without an archive. A participant
+// may not retract; an unknown stanza-id is item-not-found; a moderator's retraction (0.3,
+// then 0.2 inside <apply-to/>) reaches every occupant from the room in both versions, with
+// who did it and why, and the discussion history keeps a tombstone without the text.
+func TestModerate(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob", "carol"}, nil)
+	a := instantRoom(t, e)
+	b := e.Bind("bob", "pc")
+	b.Send(join("Bob", "j2"))
+	b.C.Wait(t, "<subject/>")
+	a.Send("<iq type='get' to='" + room + "' id='i'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+	a.C.Wait(t, "id='i'", "<feature var='urn:xmpp:message-moderate:1'/>", "<feature var='urn:xmpp:message-moderate:0'/>")
+
+	b.Send("<message to='" + room + "' type='groupchat' id='spam1'><body>free potions</body></message>")
+	sid1 := sidRe.FindStringSubmatch(a.C.Wait(t, "id='spam1'"))[1]
+	b.Send("<message to='" + room + "' type='groupchat' id='ok1'><body>an honest line</body></message>")
+	a.C.Wait(t, "id='ok1'")
+	moderate := func(id, sid, inner string) string {
+		return "<iq type='set' to='" + room + "' id='" + id + "'><moderate xmlns='urn:xmpp:message-moderate:1' id='" + sid + "'>" + inner + "</moderate></iq>"
+	}
+	retract := "<retract xmlns='urn:xmpp:message-retract:1'/>"
+
+	b.Send(moderate("x1", sid1, retract))
+	b.C.Wait(t, "id='x1'", "type='error'", "forbidden")
+	a.Send(moderate("x2", "no-such-id", retract))
+	a.C.Wait(t, "id='x2'", "type='error'", "item-not-found")
+	a.Send(moderate("x3", sid1, "<reason>spam</reason>"))
+	a.C.Wait(t, "id='x3'", "type='error'", "feature-not-implemented")
+	b.C.Never(t, "message-retract")
+
+	a.Send(moderate("x4", sid1, retract+"<reason>spam &amp; scams</reason>"))
+	a.C.Wait(t, "id='x4'", "type='result'")
+	for _, s := range []*routertest.Sess{a, b} {
+		got := s.C.Wait(t, "<message", "from='"+room+"'", "<retract xmlns='urn:xmpp:message-retract:1' id='"+sid1+"'>")
+		for _, want := range []string{
+			"<moderated xmlns='urn:xmpp:message-moderate:1' by='" + room + "/Alice'><occupant-id xmlns='urn:xmpp:occupant-id:0' id='",
+			"<reason>spam &amp; scams</reason>",
+			"<apply-to xmlns='urn:xmpp:fasten:0' id='" + sid1 + "'><moderated xmlns='urn:xmpp:message-moderate:0' by='" + room + "/Alice'>",
+			"<retract xmlns='urn:xmpp:message-retract:0'/>",
+			"by='" + room + "'/>", // its own stanza-id
+		} {
+			if !strings.Contains(got, want) {
+				t.Fatalf("retraction lacks %q:\n%s", want, got)
+			}
+		}
+	}
+
+	// 0.2: <moderate/> inside <apply-to/>.
+	b.Send("<message to='" + room + "' type='groupchat' id='spam2'><body>more potions</body></message>")
+	sid2 := sidRe.FindStringSubmatch(a.C.Wait(t, "id='spam2'"))[1]
+	a.Send("<iq type='set' to='" + room + "' id='x5'><apply-to xmlns='urn:xmpp:fasten:0' id='" + sid2 + "'>" +
+		"<moderate xmlns='urn:xmpp:message-moderate:0'><retract xmlns='urn:xmpp:message-retract:0'/></moderate></apply-to></iq>")
+	a.C.Wait(t, "id='x5'", "type='result'")
+	b.C.Wait(t, "from='"+room+"'", "<apply-to xmlns='urn:xmpp:fasten:0' id='"+sid2+"'>")
+
+	// Who joins now gets the tombstones in the history, and the honest line.
+	c := e.Bind("carol", "pc")
+	c.Send(join("Carol", "j3"))
+	c.C.Wait(t, "<subject/>")
+	got := strings.Join(c.C.Got(), "\n")
+	if strings.Contains(got, "potions") || !strings.Contains(got, "an honest line") {
+		t.Fatalf("history after retraction:\n%s", got)
+	}
+	tomb := c.C.Wait(t, "id='spam1'")
+	for _, want := range []string{
+		"from='" + room + "/Bob'", "<delay xmlns='urn:xmpp:delay'", "id='" + sid1 + "' by='" + room + "'/>",
+		"<occupant-id xmlns='urn:xmpp:occupant-id:0'",
+		"<retracted xmlns='urn:xmpp:message-retract:1' stamp='",
+		"<moderated xmlns='urn:xmpp:message-moderate:1' by='" + room + "/Alice'>",
+		"<reason>spam &amp; scams</reason></retracted></message>",
+	} {
+		if !strings.Contains(tomb, want) {
+			t.Fatalf("tombstone lacks %q:\n%s", want, tomb)
+		}
+	}
+}

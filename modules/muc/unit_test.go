@@ -376,3 +376,76 @@ type stampCtx struct {
 }
 
 func (c *stampCtx) Route(raw []byte) { c.got = string(raw) }
+
+// FuzzModeration: whatever a client sends as a moderation request, and whatever message
+// the room finds under the id, the request parses or is refused, and the tombstone is one
+// well-formed message that keeps none of the message's other children.
+func FuzzModeration(f *testing.F) {
+	f.Add("<moderate xmlns='"+NSModerate+"' id='s1'><retract xmlns='"+NSRetract+"'/><reason>spam</reason></moderate>",
+		"<message type='groupchat' from='r@c/n' id='x'><body>hi</body><stanza-id xmlns='urn:xmpp:sid:0' id='s1' by='r@c'/></message>")
+	f.Add("<apply-to xmlns='"+NSFasten+"' id='s1'><moderate xmlns='"+NSModerate0+"'><retract xmlns='"+NSRetract0+"'/></moderate></apply-to>",
+		"<message xmlns='jabber:client'><html xmlns='http://jabber.org/protocol/xhtml-im'><body>x</body></html><delay xmlns='urn:xmpp:delay' stamp='now'/></message>")
+	f.Add("<moderate xmlns='"+NSModerate+"'/>", "<message/>")
+	ojid, _ := jid.Parse("r@c/mod")
+	by := &occupant{ojid: ojid, id: "occ"}
+	at := time.Unix(1e9, 0)
+	f.Fuzz(func(t *testing.T, req, msg string) {
+		if iq, ok := scanned("<iq type='set' id='1'>" + req + "</iq>"); ok {
+			it := iq.Children()
+			if q, ok := it.Next(); ok {
+				if m, ok, e := parseModeration(q); ok && e == nil && (m.id == "" || len(m.reason) > maxReasonBytes) {
+					t.Fatalf("accepted %+v", m)
+				}
+			}
+		}
+		m, ok := scanned(msg)
+		if !ok {
+			return
+		}
+		tomb := tombstone(m.Raw(), by, "why", at)
+		e, err := xmlstream.ParseElement(tomb, ns.Client)
+		if err != nil || string(e.Name()) != "message" {
+			t.Fatalf("tombstone of %q is not a message: %v\n%s", msg, err, tomb)
+		}
+		n := 0
+		for it := e.Children(); ; {
+			ch, ok := it.Next()
+			if !ok {
+				break
+			}
+			switch string(ch.Name()) {
+			case "retracted":
+				n++
+			case "occupant-id", "stanza-id", "origin-id", "delay", "x":
+			default:
+				t.Fatalf("tombstone keeps <%s/>:\n%s", ch.Name(), tomb)
+			}
+		}
+		if n != 1 {
+			t.Fatalf("%d <retracted/> in\n%s", n, tomb)
+		}
+	})
+}
+
+// scanned reads s as a client would send it, through the stream scanner (ParseElement
+// trusts its input), and returns the first element.
+func scanned(s string) (xmlstream.Element, bool) {
+	sc := xmlstream.NewScanner()
+	lim := xmlstream.DefaultLimits()
+	var xs xmlstream.State
+	xs.Reset(xmlstream.KindClient, &lim)
+	in := []byte("<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='c' version='1.0'>" + s)
+	for len(in) > 0 {
+		ev, n, err := sc.Next(&xs, in)
+		if err != nil || ev.Kind == xmlstream.EventNone {
+			return xmlstream.Element{}, false
+		}
+		in = in[n:]
+		if ev.Kind != xmlstream.EventElement {
+			continue
+		}
+		e, err := xmlstream.ParseElement(ev.Stanza.Raw, ns.Client)
+		return e, err == nil
+	}
+	return xmlstream.Element{}, false
+}

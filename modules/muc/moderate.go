@@ -1,0 +1,239 @@
+package muc
+
+import (
+	"bytes"
+	"errors"
+	"time"
+	"unicode/utf8"
+
+	"github.com/vireo-im/vireo/modules/module"
+	"github.com/vireo-im/vireo/modules/sid"
+	"github.com/vireo-im/vireo/store"
+	"github.com/vireo-im/vireo/xmlstream"
+	"github.com/vireo-im/vireo/xmlstream/jid"
+	"github.com/vireo-im/vireo/xmlstream/ns"
+	"github.com/vireo-im/vireo/xmlstream/stanza"
+)
+
+// XEP-0425 moderated message retraction: a moderator asks the room to retract an
+// occupant's message by the stanza-id the room gave it. Both versions clients speak are
+// understood: 0.3 (message-moderate:1, Converse.js, Gajim) and 0.2 (message-moderate:0
+// inside a XEP-0422 <apply-to/>, slixmpp and older clients).
+const (
+	NSModerate  = "urn:xmpp:message-moderate:1"
+	NSModerate0 = "urn:xmpp:message-moderate:0"
+	NSRetract   = "urn:xmpp:message-retract:1" // XEP-0424
+	NSRetract0  = "urn:xmpp:message-retract:0"
+	NSFasten    = "urn:xmpp:fasten:0" // XEP-0422
+)
+
+// maxReasonBytes bounds the reason a moderator gives, which every occupant gets and the
+// archive keeps.
+const maxReasonBytes = 1024
+
+// Retracter is an Archive that can put a tombstone in place of a message it holds
+// (XEP-0425 §5). Replace stores edit(raw) in place of the message archived in room's
+// archive under the stanza-id id, durably before it returns (the moderator's IQ result
+// says the message is gone); store.ErrNotFound when there is no such message. raw is
+// the message as archived, valid during edit only. It runs on the room's shard.
+type Retracter interface {
+	Archive
+	Replace(room jid.JID, id string, edit func(raw []byte) []byte) error
+}
+
+// moderation is a parsed moderation request.
+type moderation struct {
+	id     string // the stanza-id of the message to retract
+	reason string
+}
+
+// parseModeration reads q, the payload of an IQ set to the room: <moderate/> of 0.3, or
+// <apply-to/> holding the <moderate/> of 0.2. ok is false when q is neither.
+func parseModeration(q xmlstream.Element) (m moderation, ok bool, err *stanza.Error) {
+	mod, retractNS := q, NSRetract
+	switch {
+	case string(q.Name()) == "moderate" && string(q.NS()) == NSModerate:
+	case string(q.Name()) == "apply-to" && string(q.NS()) == NSFasten:
+		if mod, ok = q.Child(NSModerate0, "moderate"); !ok {
+			return m, false, nil
+		}
+		retractNS = NSRetract0
+	default:
+		return m, false, nil
+	}
+	id, _ := q.AppendAttr(nil, "id")
+	if len(id) == 0 {
+		return m, true, &stanza.Error{Type: stanza.BadRequest.DefaultType(), Condition: stanza.BadRequest, Text: "the moderation names no stanza-id"}
+	}
+	if _, ok := mod.Child(retractNS, "retract"); !ok {
+		// The XEP leaves room for other moderator actions; retraction is the only one.
+		return m, true, &stanza.Error{Type: stanza.FeatureNotImplemented.DefaultType(), Condition: stanza.FeatureNotImplemented, Text: "only retraction is supported"}
+	}
+	m.id = string(id)
+	if r, ok := mod.Child("", "reason"); ok {
+		m.reason = trimText(string(r.AppendText(nil)), maxReasonBytes)
+	}
+	return m, true, nil
+}
+
+// moderate retracts the message a moderator named (XEP-0425 §3): its body and every other
+// child that could tell what it said give way to a tombstone in the room's archive and in
+// its discussion history, so that nobody who joins or reads the archive later gets it;
+// every occupant gets the retraction, in both versions of the protocol; the retraction
+// itself is archived, so that a client that fetched the message before learns of it when
+// it catches up.
+func (r *room) moderate(c module.Context, p *module.Packet, m moderation) {
+	o := r.byReal[p.From.String()]
+	if o == nil || o.role != roleModerator {
+		c.Error(p, errBy(r.jid, stanza.Forbidden, "only moderators may retract the messages of others"))
+		return
+	}
+	now := c.Now()
+	edit := func(raw []byte) []byte { return tombstone(raw, o, m.reason, now) }
+	found := false
+	if rt, ok := r.svc.m.archive().(Retracter); ok {
+		// Also when logging is off now: the archive may hold the message from before.
+		switch err := rt.Replace(r.jid, m.id, edit); {
+		case err == nil:
+			found = true
+		case !errors.Is(err, store.ErrNotFound):
+			if module.LogStoreError(err) {
+				r.svc.m.log.Error().Err(err).Str("room", r.key).Msg("muc: retract an archived message")
+			}
+			c.Error(p, stanza.New(stanza.InternalServerErrorCond))
+			return
+		}
+	}
+	if r.retractHistory(m.id, edit) {
+		found = true
+	}
+	if !found {
+		c.Error(p, errBy(r.jid, stanza.ItemNotFound, "the room has no message with this stanza-id"))
+		return
+	}
+	ann, id := r.retraction(m, o, now)
+	if r.cfg.Logging {
+		if a := r.svc.m.archive(); a != nil {
+			a.Append(c, &Groupchat{Room: r.jid, ID: id, At: now, From: r.jid, Raw: ann})
+		}
+	}
+	r.fanout(c, ann, r.jid)
+	c.Reply(p, nil)
+}
+
+// retractHistory replaces the discussion history's message with the stanza-id id by
+// edit's tombstone; it reports whether there was one.
+func (r *room) retractHistory(id string, edit func([]byte) []byte) bool {
+	needle := []byte("id='" + id + "'")
+	for i := 0; i < r.hist.n; i++ {
+		h := r.hist.at(i)
+		if !bytes.Contains(h.raw, needle) {
+			continue
+		}
+		e, err := xmlstream.ParseElement(h.raw, ns.Client)
+		if err != nil || stanzaIDBy(e, r.key) != id {
+			continue
+		}
+		h.raw = edit(h.raw)
+		h.chars = utf8.RuneCount(h.raw)
+		return true
+	}
+	return false
+}
+
+// stanzaIDBy returns the id of e's <stanza-id/> stamped by the entity by, or "".
+func stanzaIDBy(e xmlstream.Element, by string) string {
+	for it := e.Children(); ; {
+		ch, ok := it.Next()
+		if !ok {
+			return ""
+		}
+		if string(ch.Name()) != "stanza-id" || string(ch.NS()) != ns.SID {
+			continue
+		}
+		if v, _ := ch.AppendAttr(nil, "by"); string(v) == by {
+			v, _ = ch.AppendAttr(nil, "id")
+			return string(v)
+		}
+	}
+}
+
+// tombstone rebuilds the message raw as XEP-0425 §5 leaves it: the same start tag, the
+// children that say who sent it when and under which ids (occupant-id, stanza-id,
+// origin-id, delay, and the real JID the archive keeps for those allowed to see it), and a
+// <retracted/> that says who retracted it, when and why. Everything else (body, markup,
+// attachments, replies, corrections) goes.
+func tombstone(raw []byte, by *occupant, reason string, at time.Time) []byte {
+	var b xmlstream.Builder
+	dst := make([]byte, 0, len(raw)+384)
+	e, err := xmlstream.ParseElement(raw, ns.Client)
+	var tag []byte
+	if err == nil {
+		tag, _ = split(e)
+	}
+	if rest, ok := bytes.CutPrefix(tag, []byte("<message")); !ok || len(rest) == 0 || !isSpace(rest[0]) && rest[0] != '>' && rest[0] != '/' {
+		// The room keeps only messages it wrote itself; should anything else turn up,
+		// nothing of it stays.
+		b.Reset(append(dst, "<message type='groupchat'>"...))
+	} else {
+		b.Reset(append(append(dst, openTag(tag)...), '>'))
+		for it := e.Children(); ; {
+			ch, ok := it.Next()
+			if !ok {
+				break
+			}
+			name, space := string(ch.Name()), string(ch.NS())
+			switch {
+			case name == "occupant-id" && space == NSOccupant,
+				(name == "stanza-id" || name == "origin-id") && space == ns.SID,
+				name == "delay" && space == ns.Delay,
+				name == "x" && space == NSUser:
+				b.Raw(ch.Raw())
+			}
+		}
+	}
+	b.Start("retracted").Attr("xmlns", NSRetract).Attr("stamp", at.UTC().Format(stampLayout))
+	appendModerated(&b, NSModerate, by)
+	b.End()
+	if reason != "" {
+		b.Start("reason").Text(reason).End()
+	}
+	b.End()
+	return append(b.B, "</message>"...)
+}
+
+// appendModerated writes <moderated/> in namespace space: the moderator's occupant JID
+// and (XEP-0421) occupant id.
+func appendModerated(b *xmlstream.Builder, space string, by *occupant) {
+	b.Start("moderated").Attr("xmlns", space).Attr("by", by.ojid.String())
+	b.Raw(appendOccupantID(nil, by.id))
+}
+
+// retraction builds the message every occupant gets when a message is retracted, from the
+// room, with a stanza-id of its own (returned): XEP-0425 0.3's <retract/> and, for
+// clients of 0.2, the same inside <apply-to/>.
+func (r *room) retraction(m moderation, by *occupant, now time.Time) ([]byte, string) {
+	var idb [32]byte
+	id := string(sid.AppendID(idb[:0], now))
+	var b xmlstream.Builder
+	b.Start("message").Attr("type", "groupchat").Attr("from", r.key).Attr("id", id)
+	b.Start("retract").Attr("xmlns", NSRetract).Attr("id", m.id)
+	appendModerated(&b, NSModerate, by)
+	b.End()
+	if m.reason != "" {
+		b.Start("reason").Text(m.reason).End()
+	}
+	b.End()
+	b.Start("apply-to").Attr("xmlns", NSFasten).Attr("id", m.id)
+	appendModerated(&b, NSModerate0, by)
+	b.Start("retract").Attr("xmlns", NSRetract0).End()
+	if m.reason != "" {
+		b.Start("reason").Text(m.reason).End()
+	}
+	b.End().End()
+	b.Raw([]byte("<stanza-id xmlns='" + ns.SID + "' id='" + id + "' by='"))
+	b.B = xmlstream.AppendEscapedString(b.B, r.key)
+	b.B = append(b.B, "'/>"...)
+	b.End()
+	return b.B, id
+}
