@@ -73,7 +73,7 @@ converse.initialize({
 // TestBrowserConverse: Converse.js in headless Chromium finds the WebSocket endpoint through
 // XEP-0156 host-meta on https://localhost (the web TLS listener on 127.0.0.1:443), logs in,
 // reads its roster and chats with a slixmpp user in both directions, shows a chat's history
-// from the user's archive, and (over WebSocket)
+// from the user's archive, and (over WebSocket) uploads a file (XEP-0363) and
 // joins an archived room, shows its history from the archive and talks there, retracts a
 // line as a moderator (XEP-0425), and stores the room as a XEP-0402 bookmark; then the chat again over BOSH. The test keeps a screenshot of each chat (the paths are logged).
 func TestBrowserConverse(t *testing.T) {
@@ -86,7 +86,7 @@ func TestBrowserConverse(t *testing.T) {
 }
 
 func converseChat(t *testing.T, dir, chrome, transport string) {
-	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true, WebTLSAddr: "127.0.0.1:443"})
+	srv := uploadServer(t, vireotest.Options{WebTLSAddr: "127.0.0.1:443"})
 	srv.AddUser(t, "conv", "conv secret")
 	srv.AddUser(t, "slix", "py secret")
 	srv.Befriend(t, "conv", "slix", "Slix")
@@ -145,6 +145,12 @@ func converseChat(t *testing.T, dir, chrome, transport string) {
 	evalBool := func(js string) (bool, error) {
 		return chromedp.Run(bctx, chromedp.Evaluate[bool](js, chromedp.EvalAwaitPromise))
 	}
+	pageState := func() string {
+		text, _ := chromedp.Run(bctx, chromedp.Evaluate[string](`JSON.stringify({api: !!window.vt,
+			connected: !!(window.vt && window.vt.api.connection.connected()), text: document.body.innerText})`))
+		xlog, _ := chromedp.Run(bctx, chromedp.Evaluate[string](`(window.xlog || []).slice(-40).join("\n")`))
+		return fmt.Sprintf("page says:\n%s\nslixmpp:\n%s\nConverse's stream, last 40:\n%s", text, slixOut.String(), xlog)
+	}
 	poll := func(what, js string) {
 		t.Helper()
 		deadline := time.Now().Add(45 * time.Second)
@@ -154,10 +160,7 @@ func converseChat(t *testing.T, dir, chrome, transport string) {
 				return
 			}
 			if time.Now().After(deadline) {
-				text, _ := chromedp.Run(bctx, chromedp.Evaluate[string](`JSON.stringify({api: !!window.vt,
-					connected: !!(window.vt && window.vt.api.connection.connected()), text: document.body.innerText})`))
-				xlog, _ := chromedp.Run(bctx, chromedp.Evaluate[string](`(window.xlog || []).slice(-40).join("\n")`))
-				t.Fatalf("%s: not seen (last error %v); page says:\n%s\nslixmpp:\n%s\nConverse's stream, last 40:\n%s", what, err, text, slixOut.String(), xlog)
+				t.Fatalf("%s: not seen (last error %v); %s", what, err, pageState())
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
@@ -178,6 +181,23 @@ func converseChat(t *testing.T, dir, chrome, transport string) {
 	poll("one-to-one history from the archive", `(async () => { const c = await vt.api.chats.get('bob@localhost'); return !!c && c.messages.pluck('body').includes('from the archive'); })()`)
 
 	if transport == "websocket" {
+		// A file sent from the browser: Converse finds the XEP-0363 service in disco, gets a
+		// slot, PUTs the file across origins (CORS preflight, the slot's Authorization
+		// header) and sends bob its URL, which serves the file.
+		if ok, err := evalBool(`(async () => { const c = await vt.api.chats.get('bob@localhost');
+			await c.sendFiles([new File(['sent from a browser'], 'note.txt', {type: 'text/plain'})]); return true; })()`); err != nil || !ok {
+			t.Fatalf("sending a file from Converse: %v", err)
+		}
+		got, err := bob.ReadUntil("</url>", 30*time.Second)
+		if err != nil {
+			t.Fatalf("bob never got the file's URL: %v; %s", err, pageState())
+		}
+		url := got[strings.LastIndex(got, "<url>")+len("<url>") : len(got)-len("</url>")]
+		hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: srv.ClientTLS()}}
+		if code, b, _ := httpDo(t, hc, "GET", url, "", "", nil, -1); code != 200 || string(b) != "sent from a browser" {
+			t.Fatalf("GET %s: %d %q", url, code, b)
+		}
+
 		// A room bob made, with a line in its history: Converse joins it (disco#info of the
 		// room, the join, history or its MUC archive), shows the line and talks there.
 		mucCreate(t, bob, mucRoom, "Bob")
