@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -53,15 +54,20 @@ converse.plugins.add('vireo-test', { initialize() {
     c.xmlOutput = (e) => window.xlog.push('OUT ' + e.outerHTML);
   });
 } });
+const q = new URLSearchParams(location.search);
 converse.initialize({
   assets_path: '/dist/',
-  ...(location.search === '?bosh'
+  ...(q.has('bosh')
     ? { discover_connection_methods: false, bosh_service_url: 'https://localhost/http-bind' }
+    : q.has('ws')
+    ? { discover_connection_methods: false, websocket_url: q.get('ws') }
     : { discover_connection_methods: true }),
   jid: 'conv@localhost',
   password: 'conv secret',
   auto_login: true,
-  auto_reconnect: false,
+  // With a WebSocket URL given, the test cuts the connection: Converse reconnects and
+  // resumes its XEP-0198 session.
+  auto_reconnect: q.has('ws'),
   view_mode: 'fullscreen',
   whitelisted_plugins: ['vireo-test'],
   play_sounds: false,
@@ -116,55 +122,8 @@ func converseChat(t *testing.T, dir, chrome, transport string) {
 	earlier.Send("</stream:stream>")
 	earlier.ExpectClosed()
 
-	mux := http.NewServeMux()
-	mux.Handle("/dist/", http.StripPrefix("/dist/", http.FileServer(http.Dir(filepath.Join(dir, "node_modules", "converse.js", "dist")))))
-	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Write([]byte(conversePage))
-	})
-	page := httptest.NewServer(mux)
-	defer page.Close()
-	_, pagePort, _ := net.SplitHostPort(page.Listener.Addr().String())
-
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chrome), chromedp.NoSandbox,
-		chromedp.WindowSize(1280, 800),
-		// The test CA is not in Chromium's store; the certificate is checked by every other
-		// client test.
-		chromedp.Flag("ignore-certificate-errors", true))
-	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
-	defer acancel()
-	bctx, bcancel := chromedp.NewContext(actx)
-	defer bcancel()
-	query := ""
-	if transport == "bosh" {
-		query = "?bosh"
-	}
-	if _, err := chromedp.Run(bctx, chromedp.Navigate("http://localhost:"+pagePort+"/"+query)); err != nil {
-		t.Fatalf("chromium: %v", err)
-	}
-	evalBool := func(js string) (bool, error) {
-		return chromedp.Run(bctx, chromedp.Evaluate[bool](js, chromedp.EvalAwaitPromise))
-	}
-	pageState := func() string {
-		text, _ := chromedp.Run(bctx, chromedp.Evaluate[string](`JSON.stringify({api: !!window.vt,
-			connected: !!(window.vt && window.vt.api.connection.connected()), text: document.body.innerText})`))
-		xlog, _ := chromedp.Run(bctx, chromedp.Evaluate[string](`(window.xlog || []).slice(-40).join("\n")`))
-		return fmt.Sprintf("page says:\n%s\nslixmpp:\n%s\nConverse's stream, last 40:\n%s", text, slixOut.String(), xlog)
-	}
-	poll := func(what, js string) {
-		t.Helper()
-		deadline := time.Now().Add(45 * time.Second)
-		for {
-			ok, err := evalBool(js)
-			if err == nil && ok {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: not seen (last error %v); %s", what, err, pageState())
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
-	}
+	b := openConverse(t, ctx, dir, chrome, query(transport), func() string { return "slixmpp:\n" + slixOut.String() })
+	evalBool, poll, pageState := b.eval, b.poll, b.state
 	poll("logged in", `!!(window.vt && window.vt.api.connection.connected() && window.vt.session && window.vt.session.get('jid'))`)
 	poll("roster", `(async () => (await vt.api.contacts.get()).some(c => c.get('jid') === 'slix@localhost'))()`)
 	if sent, err := evalBool(`(async () => { const c = await vt.api.chats.open('slix@localhost', {}, true); await c.sendMessage({body: 'hi from converse'}); return true; })()`); err != nil || !sent {
@@ -256,7 +215,7 @@ func converseChat(t *testing.T, dir, chrome, transport string) {
 		}
 	}
 
-	png, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
+	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
 	if err != nil || len(png) < 1000 {
 		t.Fatalf("screenshot: %v (%d bytes)", err, len(png))
 	}
@@ -266,6 +225,130 @@ func converseChat(t *testing.T, dir, chrome, transport string) {
 	}
 	if err := slix.Wait(); err != nil {
 		t.Fatalf("slixmpp: %v\n%s", err, slixOut.String())
+	}
+}
+
+// TestBrowserConverseResume: Converse.js over WebSocket loses its TCP connection (a proxy
+// resets it, as a network change would) while bob writes to it. It reconnects by itself
+// and resumes its XEP-0198 session: what bob sent meanwhile arrives, each message once,
+// and bob never sees conv go offline.
+func TestBrowserConverseResume(t *testing.T) {
+	dir := needNodePackage(t, "converse.js")
+	chrome := needChromium(t)
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true})
+	srv.AddUser(t, "conv", "conv secret")
+	srv.AddUser(t, "bob", "secret")
+	srv.Befriend(t, "conv", "bob", "Bob")
+	proxy := newCutProxy(t, srv.WebTLSAddr())
+	_, pport, _ := net.SplitHostPort(proxy.Addr())
+	bob := srv.LoginPlain(t, "bob", "secret", "pc")
+	bob.Send("<presence/>")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	b := openConverse(t, ctx, dir, chrome, "?ws="+url.QueryEscape("wss://localhost:"+pport+"/xmpp-websocket"), nil)
+	b.poll("logged in", `!!(window.vt && window.vt.api.connection.connected())`)
+	b.poll("stream management", `window.xlog.some(l => l.startsWith('IN <enabled') && l.includes('resume="true"'))`)
+	if _, err := bob.ReadUntil("from='conv@localhost/", 30*time.Second); err != nil {
+		t.Fatalf("bob never saw conv online: %v; %s", err, b.state())
+	}
+	if ok, err := b.eval(`(async () => { await vt.api.chats.open('bob@localhost', {}, true); return true; })()`); err != nil || !ok {
+		t.Fatalf("opening the chat with bob: %v", err)
+	}
+
+	proxy.Cut()
+	for i := 1; i <= 3; i++ {
+		bob.Send(fmt.Sprintf("<message to='conv@localhost' type='chat' id='w%d'><body>while away %d</body></message>", i, i))
+	}
+	b.poll("resumed", `window.xlog.some(l => l.startsWith('IN <resumed'))`)
+	b.poll("the messages sent while away, once each", `(async () => { const c = await vt.api.chats.get('bob@localhost');
+		const bodies = c.messages.pluck('body');
+		return [1, 2, 3].every(i => bodies.filter(b => b === 'while away ' + i).length === 1); })()`)
+	if n, err := chromedp.Run(b.ctx, chromedp.Evaluate[int](`window.xlog.filter(l => l.startsWith('OUT <bind') ||
+		l.startsWith('OUT <iq') && l.includes('<bind xmlns="urn:ietf:params:xml:ns:xmpp-bind"')).length`)); err != nil || n != 1 {
+		t.Fatalf("Converse bound %d times (%v): the reconnection did not resume; %s", n, err, b.state())
+	}
+	// bob saw no unavailable presence from conv.
+	bob.Send("<iq type='get' id='sync'><ping xmlns='urn:xmpp:ping'/></iq>")
+	got, err := bob.ReadUntil("id='sync'", 10*time.Second)
+	if err != nil || strings.Contains(got, "type='unavailable'") {
+		t.Fatalf("bob (err %v) saw conv go offline:\n%s", err, got)
+	}
+}
+
+func query(transport string) string {
+	if transport == "bosh" {
+		return "?bosh"
+	}
+	return ""
+}
+
+// converseBrowser is Converse.js in headless Chromium, loaded from a page the test serves
+// on its own origin.
+type converseBrowser struct {
+	t     *testing.T
+	ctx   context.Context
+	more func() string // what else a failure shows
+}
+
+// openConverse serves conversePage and Converse's files, starts Chromium and opens the page
+// with query (the connection method).
+func openConverse(t *testing.T, ctx context.Context, dir, chrome, query string, more func() string) *converseBrowser {
+	t.Helper()
+	mux := http.NewServeMux()
+	mux.Handle("/dist/", http.StripPrefix("/dist/", http.FileServer(http.Dir(filepath.Join(dir, "node_modules", "converse.js", "dist")))))
+	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Write([]byte(conversePage))
+	})
+	page := httptest.NewServer(mux)
+	t.Cleanup(page.Close)
+	_, pagePort, _ := net.SplitHostPort(page.Listener.Addr().String())
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chrome), chromedp.NoSandbox,
+		chromedp.WindowSize(1280, 800),
+		// The test CA is not in Chromium's store; the certificate is checked by every other
+		// client test.
+		chromedp.Flag("ignore-certificate-errors", true))
+	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
+	t.Cleanup(acancel)
+	bctx, bcancel := chromedp.NewContext(actx)
+	t.Cleanup(bcancel)
+	if _, err := chromedp.Run(bctx, chromedp.Navigate("http://localhost:"+pagePort+"/"+query)); err != nil {
+		t.Fatalf("chromium: %v", err)
+	}
+	if more == nil {
+		more = func() string { return "" }
+	}
+	return &converseBrowser{t: t, ctx: bctx, more: more}
+}
+
+// eval runs js (an expression, or an async function's promise) and returns its truth.
+func (b *converseBrowser) eval(js string) (bool, error) {
+	return chromedp.Run(b.ctx, chromedp.Evaluate[bool](js, chromedp.EvalAwaitPromise))
+}
+
+// state is what a failing test shows: the page's text and the last of Converse's stream.
+func (b *converseBrowser) state() string {
+	text, _ := chromedp.Run(b.ctx, chromedp.Evaluate[string](`JSON.stringify({api: !!window.vt,
+		connected: !!(window.vt && window.vt.api.connection.connected()), text: document.body.innerText})`))
+	xlog, _ := chromedp.Run(b.ctx, chromedp.Evaluate[string](`(window.xlog || []).slice(-40).join("\n")`))
+	return fmt.Sprintf("page says:\n%s\n%s\nConverse's stream, last 40:\n%s", text, b.more(), xlog)
+}
+
+// poll waits up to 45 s for js to be true.
+func (b *converseBrowser) poll(what, js string) {
+	b.t.Helper()
+	deadline := time.Now().Add(45 * time.Second)
+	for {
+		ok, err := b.eval(js)
+		if err == nil && ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.t.Fatalf("%s: not seen (last error %v); %s", what, err, b.state())
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 
