@@ -286,8 +286,8 @@ func query(transport string) string {
 // converseBrowser is Converse.js in headless Chromium, loaded from a page the test serves
 // on its own origin.
 type converseBrowser struct {
-	t     *testing.T
-	ctx   context.Context
+	t    *testing.T
+	ctx  context.Context
 	more func() string // what else a failure shows
 }
 
