@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/vireo-im/vireo/engine/vireotest"
+	"github.com/vireo-im/vireo/modules/blocking"
 )
 
 // tmuxTerm is a terminal client running in a detached tmux session of its own tmux
@@ -109,10 +110,16 @@ func certSHA1(t *testing.T, pemBytes []byte) string {
 // certificate as "/tls always" would have, logs in with SCRAM and shows its contact bob
 // online; a message typed in it reaches bob, bob's offline message and answer appear on its
 // screen, as do carbons of alice's phone's chat with bob, a file goes through HTTP upload, it joins bob's room and talks there, its OMEMO
-// keys land in PEP where bob can read them, and /quit takes alice offline for bob.
+// keys land in PEP where bob can read them, it blocks and reports a spammer to the abuse
+// desk (XEP-0377), and /quit takes alice offline for bob.
 func TestIntegrationProfanity(t *testing.T) {
 	needTool(t, "profanity", "profanity")
-	srv := uploadServer(t, vireotest.Options{})
+	srv := uploadServer(t, vireotest.Options{ModuleConfig: func(_ string, v any) error {
+		if c, ok := v.(*blocking.Config); ok {
+			c.ReportTo = []string{"abuse@localhost"}
+		}
+		return nil
+	}})
 	srv.AddUser(t, "alice", "term secret")
 	srv.AddUser(t, "bob", "secret")
 	srv.Befriend(t, "alice", "bob", "Bob")
@@ -217,6 +224,26 @@ func TestIntegrationProfanity(t *testing.T) {
 	}
 	bob.Send("<iq type='get' to='alice@localhost' id='bundle'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='eu.siacs.conversations.axolotl.bundles:" + m[1] + "'/></pubsub></iq>")
 	expectStanza(t, bob, "id='bundle'", "type='result'", "<identityKey>")
+
+	// A spammer: alice blocks and reports it (XEP-0377), which profanity offers only when
+	// the server advertises reporting; the abuse desk gets the report, and the spammer's
+	// next message bounces.
+	srv.AddUser(t, "mallory", "secret")
+	srv.AddUser(t, "abuse", "secret")
+	desk := srv.LoginPlain(t, "abuse", "secret", "desk")
+	desk.Send("<presence/>")
+	mallory := srv.LoginPlain(t, "mallory", "secret", "bot")
+	mallory.Send("<message to='alice@localhost' type='chat' id='sp1'><body>cheap potions</body></message>")
+	term.waitFor("chat message: mallory@localhost/bot")
+	term.typeLine("/blocked report-spam mallory@localhost Very annoying guy")
+	got = expectStanza(t, desk, "from='localhost'", "<report xmlns='urn:xmpp:reporting:1' reason='urn:xmpp:reporting:spam'>")
+	for _, want := range []string{"<jid xmlns='urn:xmpp:jid:0'>mallory@localhost</jid>", "Very annoying guy", "jid='alice@localhost'"} {
+		if !strings.Contains(got, want) {
+			t.Fatalf("the abuse desk's report lacks %q: %s", want, got)
+		}
+	}
+	mallory.Send("<message to='alice@localhost/term' type='chat' id='sp2'><body>more potions</body></message>")
+	expectStanza(t, mallory, "id='sp2'", "type='error'", "service-unavailable")
 
 	term.typeLine("/quit")
 	expectStanza(t, bob, "from='alice@localhost/term'", "type='unavailable'")

@@ -31,12 +31,16 @@ func uploadServer(t *testing.T, o vireotest.Options) *vireotest.Server {
 	l.Close()
 	_, port, _ := net.SplitHostPort(addr)
 	o.AllowPlain = true
+	user := o.ModuleConfig
 	o.ModuleConfig = func(id string, v any) error {
 		if c, ok := v.(*upload.Config); ok {
 			c.Listen = addr
 			c.PublicURL = "https://localhost:" + port
 			c.MaxFileSize = 1000
 			c.Quota = 3000
+		}
+		if user != nil {
+			return user(id, v)
 		}
 		return nil
 	}

@@ -329,6 +329,11 @@ disabled = []
 # security = ["mailto:security@example.org"]
 # support = ["https://example.org/support"]
 #
+# [modules.blocking]
+# XEP-0377: who gets the reports users attach when they block someone (the reporter, the
+# reason, their text and the reported messages from their archive). Always logged.
+# report_to = ["abuse@example.org"]
+#
 # [modules.extdisco]
 # XEP-0215: the STUN and TURN servers clients use for calls. With a secret, each answer
 # carries TURN credentials that coturn (use-auth-secret, the same static-auth-secret)

@@ -1,11 +1,14 @@
-// Package blocking implements XEP-0191: Blocking Command.
+// Package blocking implements XEP-0191: Blocking Command, with XEP-0377 reports attached
+// to a block (report.go).
 //
 // Blocked JIDs live in the "blocklist" table, one row per (user, jid). A small in-memory
 // set of users known to block nobody keeps the per-stanza check off the disk for most
-// traffic.
+// traffic. Reports are logged and sent to the abuse desk the operator names; they are not
+// stored, and nothing here acts on them by itself (no automatic bans).
 package blocking
 
 import (
+	"fmt"
 	"hash/maphash"
 	"strconv"
 	"sync"
@@ -31,6 +34,9 @@ type Mod struct {
 	// pushes numbers the pushes, so that each has an id of its own (RFC 6120 §8.1.3): a
 	// client matching answers to requests by id may ignore a repeated one.
 	pushes atomic.Uint64
+	// reportTo is [modules.blocking] report_to; reports numbers the forwarded reports.
+	reportTo []jid.JID
+	reports  atomic.Uint64
 }
 
 // knownLists remembers, per user, whether their block list is empty. Every stanza is
@@ -89,7 +95,19 @@ func (*Mod) ModuleInfo() module.Info {
 
 // Provision registers handlers and hooks.
 func (m *Mod) Provision(r module.Registrar) error {
+	var cfg Config
+	if err := r.Config(&cfg); err != nil {
+		return err
+	}
+	for _, s := range cfg.ReportTo {
+		j, err := jid.Parse(s)
+		if err != nil {
+			return fmt.Errorf("blocking: report_to %q: %v", s, err)
+		}
+		m.reportTo = append(m.reportTo, j)
+	}
 	m.t = r.Table("blocklist")
+	r.Feature(NSReporting)
 	m.known.seed = maphash.MakeSeed()
 	r.IQ(module.IQGet, ns.Blocking, "blocklist", m.list)
 	r.IQ(module.IQSet, ns.Blocking, "block", m.block)
@@ -252,6 +270,9 @@ func (m *Mod) block(c module.Context, iq *module.Packet) {
 	m.forget(user)
 	c.Reply(iq, nil)
 	m.push(c, iq, q.Raw())
+	if reports := reportsOf(q); len(reports) > 0 {
+		m.handleReports(c, iq.From, reports)
+	}
 	// §3.3: the blocked contact gets unavailable presence from each available resource.
 	for _, to := range targets {
 		for _, s := range c.Sessions(iq.From.Bare()) {
@@ -263,6 +284,29 @@ func (m *Mod) block(c module.Context, iq *module.Packet) {
 			}
 		}
 	}
+}
+
+// reportsOf returns the XEP-0377 reports of a block request's items, at most maxReports.
+func reportsOf(q xmlstream.Element) []report {
+	var out []report
+	for it := q.Children(); len(out) < maxReports; {
+		e, ok := it.Next()
+		if !ok {
+			break
+		}
+		if string(e.Name()) != "item" {
+			continue
+		}
+		v, _ := e.AppendAttr(nil, "jid")
+		j, err := jid.ParseBytes(v)
+		if err != nil {
+			continue
+		}
+		if r, ok := parseReport(e, j); ok {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 func (m *Mod) unblock(c module.Context, iq *module.Packet) {

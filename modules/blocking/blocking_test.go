@@ -1,9 +1,13 @@
 package blocking_test
 
 import (
+	"fmt"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/vireo-im/vireo/modules/blocking"
 	_ "github.com/vireo-im/vireo/modules/standard"
 	"github.com/vireo-im/vireo/router"
 	"github.com/vireo-im/vireo/router/routertest"
@@ -236,4 +240,73 @@ func TestPushes(t *testing.T) {
 	if idOf(p1) == idOf(p2) {
 		t.Fatalf("two pushes share id %q:\n%s\n%s", idOf(p1), p1, p2)
 	}
+}
+
+var aliceSIDRe = regexp.MustCompile(`<stanza-id xmlns='urn:xmpp:sid:0' id='([^']+)' by='alice@example.org'/>`)
+
+// TestReports: XEP-0377. The server advertises reporting; a block with a report blocks as
+// any block does, and the report goes to the abuse desk of [modules.blocking] report_to
+// with the reporter, the reason and text, and the reported messages from the reporter's
+// archive (only those the reported JID sent); the 0.2 form is understood; a report with no
+// known reason is dropped and the block stands.
+func TestReports(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob", "carol", "abuse"}, func(o *router.Options) {
+		o.ModuleConfig = func(id string, v any) error {
+			if c, ok := v.(*blocking.Config); ok {
+				c.ReportTo = []string{"abuse@example.org"}
+			}
+			return nil
+		}
+	})
+	a, b, c, desk := e.Bind("alice", "pc"), e.Bind("bob", "pc"), e.Bind("carol", "pc"), e.Bind("abuse", "desk")
+	desk.Send("<presence/>") // available: reports to an absent desk wait offline
+	a.Send("<iq type='get' to='example.org' id='info'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+	a.C.Wait(t, "id='info'", "<feature var='urn:xmpp:reporting:1'/>")
+
+	var ids []string
+	for i, s := range []*routertest.Sess{b, c, b} {
+		body := fmt.Sprintf("buy now %d", i)
+		s.Send("<message to='alice@example.org/pc' type='chat' id='s" + strconv.Itoa(i) + "'><body>" + body + "</body></message>")
+		ids = append(ids, aliceSIDRe.FindStringSubmatch(a.C.Wait(t, "<body>"+body+"</body>"))[1])
+	}
+	a.Send("<iq type='set' id='b1'><block xmlns='urn:xmpp:blocking'><item jid='bob@example.org'>" +
+		"<report xmlns='urn:xmpp:reporting:1' reason='urn:xmpp:reporting:spam'>" +
+		"<stanza-id xmlns='urn:xmpp:sid:0' by='alice@example.org' id='" + ids[0] + "'/>" +
+		"<stanza-id xmlns='urn:xmpp:sid:0' by='alice@example.org' id='" + ids[1] + "'/>" +
+		"<stanza-id xmlns='urn:xmpp:sid:0' by='alice@example.org' id='" + ids[2] + "'/>" +
+		"<stanza-id xmlns='urn:xmpp:sid:0' by='alice@example.org' id='nonsense'/>" +
+		"<text xml:lang='en'>Never came trouble to my house like this &amp; that.</text></report></item></block></iq>")
+	a.C.Wait(t, "id='b1'", "type='result'")
+	got := desk.C.Wait(t, "from='example.org'", "to='abuse@example.org'", "id='report-")
+	for _, want := range []string{
+		"<body>alice@example.org reported bob@example.org for spam: Never came trouble to my house like this &amp; that.\n(2 reported messages attached)</body>",
+		"<report xmlns='urn:xmpp:reporting:1' reason='urn:xmpp:reporting:spam'><jid xmlns='urn:xmpp:jid:0'>bob@example.org</jid><text>",
+		"<address type='ofrom' jid='alice@example.org'/>",
+		"<body>buy now 0</body>", "<body>buy now 2</body>",
+		"<forwarded xmlns='urn:xmpp:forward:0'><delay xmlns='urn:xmpp:delay' stamp='",
+	} {
+		if !strings.Contains(got, want) {
+			t.Fatalf("the abuse desk's report lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "buy now 1") {
+		t.Fatalf("the report carries carol's message, which bob did not send:\n%s", got)
+	}
+	b.Send("<message to='alice@example.org/pc' type='chat' id='after'><body>still here</body></message>")
+	b.C.Wait(t, "id='after'", "type='error'", "service-unavailable")
+
+	// 0.2, as slixmpp sends it.
+	a.Send("<iq type='set' id='b2'><block xmlns='urn:xmpp:blocking'><item jid='carol@example.org'>" +
+		"<report xmlns='urn:xmpp:reporting:0'><abuse/><text>rude</text></report></item></block></iq>")
+	a.C.Wait(t, "id='b2'", "type='result'")
+	desk.C.Wait(t, "<body>alice@example.org reported carol@example.org for abuse: rude</body>", "reason='urn:xmpp:reporting:abuse'")
+
+	// No reason the XEP knows: blocked, not reported.
+	desk.C.Reset()
+	a.Send("<iq type='set' id='b3'><block xmlns='urn:xmpp:blocking'><item jid='spam.example'>" +
+		"<report xmlns='urn:xmpp:reporting:1' reason='urn:example:annoying'/></item></block></iq>")
+	a.C.Wait(t, "id='b3'", "type='result'")
+	a.Send("<iq type='get' id='l'><blocklist xmlns='urn:xmpp:blocking'/></iq>")
+	a.C.Wait(t, "id='l'", "<item jid='spam.example'/>")
+	desk.C.Never(t, "spam.example")
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/vireo-im/vireo/modules/blocking"
 	"github.com/vireo-im/vireo/modules/module"
 	"github.com/vireo-im/vireo/modules/muc"
 	"github.com/vireo-im/vireo/modules/sid"
@@ -185,6 +186,8 @@ func (m *Mod) Provision(r module.Registrar) error {
 	// Rooms of this server keep their archives here too (room.go).
 	m.st = r.Store()
 	muc.SetArchive(m.st, roomArchive{m})
+	// XEP-0377 reports name messages by the stanza-ids of the reporter's archive.
+	blocking.SetEvidence(m.st, evidence{m})
 
 	if m.retention > 0 {
 		m.stop, m.done = make(chan struct{}), make(chan struct{})
@@ -198,6 +201,7 @@ func (m *Mod) Provision(r module.Registrar) error {
 func (m *Mod) Cleanup() error {
 	if m.st != nil {
 		muc.SetArchive(m.st, nil)
+		blocking.SetEvidence(m.st, nil)
 		m.st = nil
 	}
 	if m.stop != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/vireo-im/vireo/xmlstream/jid"
 	"github.com/vireo-im/vireo/xmlstream/ns"
 	"github.com/vireo-im/vireo/xmlstream/stanza"
+	"github.com/vireo-im/vireo/xmlstream/xmltest"
 )
 
 func TestDefaultRole(t *testing.T) {
@@ -390,15 +391,12 @@ func FuzzModeration(f *testing.F) {
 	by := &occupant{ojid: ojid, id: "occ"}
 	at := time.Unix(1e9, 0)
 	f.Fuzz(func(t *testing.T, req, msg string) {
-		if iq, ok := scanned("<iq type='set' id='1'>" + req + "</iq>"); ok {
-			it := iq.Children()
-			if q, ok := it.Next(); ok {
-				if m, ok, e := parseModeration(q); ok && e == nil && (m.id == "" || len(m.reason) > maxReasonBytes) {
-					t.Fatalf("accepted %+v", m)
-				}
+		if q, ok := xmltest.IQPayload([]byte(req)); ok {
+			if m, ok, e := parseModeration(q); ok && e == nil && (m.id == "" || len(m.reason) > maxReasonBytes) {
+				t.Fatalf("accepted %+v", m)
 			}
 		}
-		m, ok := scanned(msg)
+		m, ok := xmltest.Stanza([]byte(msg))
 		if !ok {
 			return
 		}
@@ -425,27 +423,4 @@ func FuzzModeration(f *testing.F) {
 			t.Fatalf("%d <retracted/> in\n%s", n, tomb)
 		}
 	})
-}
-
-// scanned reads s as a client would send it, through the stream scanner (ParseElement
-// trusts its input), and returns the first element.
-func scanned(s string) (xmlstream.Element, bool) {
-	sc := xmlstream.NewScanner()
-	lim := xmlstream.DefaultLimits()
-	var xs xmlstream.State
-	xs.Reset(xmlstream.KindClient, &lim)
-	in := []byte("<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='c' version='1.0'>" + s)
-	for len(in) > 0 {
-		ev, n, err := sc.Next(&xs, in)
-		if err != nil || ev.Kind == xmlstream.EventNone {
-			return xmlstream.Element{}, false
-		}
-		in = in[n:]
-		if ev.Kind != xmlstream.EventElement {
-			continue
-		}
-		e, err := xmlstream.ParseElement(ev.Stanza.Raw, ns.Client)
-		return e, err == nil
-	}
-	return xmlstream.Element{}, false
 }

@@ -14,28 +14,35 @@ const header = "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx
 // handler would get. ok is false when the tokenizer or the parser refuses it, or the IQ has
 // no child.
 func IQPayload(raw []byte) (payload xmlstream.Element, ok bool) {
+	in := append([]byte("<iq type='set' id='f'>"), raw...)
+	iq, ok := Stanza(append(in, "</iq>"...))
+	if !ok {
+		return xmlstream.Element{}, false
+	}
+	it := iq.Children()
+	return it.Next()
+}
+
+// Stanza runs raw through the tokenizer as a client's stanza would be (16 KiB limit) and
+// returns the first element it yields. ok is false when the tokenizer or the parser
+// refuses it.
+func Stanza(raw []byte) (stanza xmlstream.Element, ok bool) {
 	sc := xmlstream.NewScanner()
 	lim := xmlstream.DefaultLimits()
 	lim.MaxStanza = 16 << 10
 	var xs xmlstream.State
 	xs.Reset(xmlstream.KindClient, &lim)
-	in := append([]byte(header+"<iq type='set' id='f'>"), raw...)
-	in = append(in, "</iq>"...)
-	var iqRaw []byte
-	for len(in) > 0 && iqRaw == nil {
+	in := append([]byte(header), raw...)
+	for len(in) > 0 {
 		ev, n, err := sc.Next(&xs, in)
 		if err != nil || ev.Kind == xmlstream.EventNone {
 			return xmlstream.Element{}, false
 		}
 		in = in[n:]
 		if ev.Kind == xmlstream.EventElement {
-			iqRaw = ev.Stanza.Raw
+			e, err := xmlstream.ParseElement(ev.Stanza.Raw, ns.Client)
+			return e, err == nil
 		}
 	}
-	iq, err := xmlstream.ParseElement(iqRaw, ns.Client)
-	if err != nil {
-		return xmlstream.Element{}, false
-	}
-	it := iq.Children()
-	return it.Next()
+	return xmlstream.Element{}, false
 }
