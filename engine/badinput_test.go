@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"io"
 	"net"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -195,4 +196,39 @@ func TestIntegrationStalledTLSHandshake(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// TestStreamLimitsAdvertised: XEP-0478. Client streams announce the stanza limit they
+// enforce and how long they may be silent, before authentication (the pre-auth timeout)
+// and after (the ping interval); a stanza one byte over the limit announced gets the
+// policy-violation stream error, one at the limit passes.
+func TestStreamLimitsAdvertised(t *testing.T) {
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true, MaxStanza: 8192})
+	srv.AddUser(t, "alice", "secret")
+	r := srv.DialTLS(t)
+	r.Send(srv.Header())
+	pre := r.Expect("</stream:features>")
+	want := "<limits xmlns='urn:xmpp:stream-limits:0'><max-bytes>8192</max-bytes><idle-seconds>30</idle-seconds></limits>"
+	if !strings.Contains(pre, want) {
+		t.Fatalf("pre-auth features lack %s:\n%s", want, pre)
+	}
+	r.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>" + base64.StdEncoding.EncodeToString([]byte("\x00alice\x00secret")) + "</auth>")
+	r.Expect("<success")
+	r.Send(srv.Header())
+	post := r.Expect("</stream:features>")
+	m := regexp.MustCompile(`<limits xmlns='urn:xmpp:stream-limits:0'><max-bytes>(\d+)</max-bytes><idle-seconds>(\d+)</idle-seconds></limits>`).FindStringSubmatch(post)
+	if m == nil || m[1] != "8192" || m[2] != "240" {
+		t.Fatalf("post-auth limits %q in:\n%s", m, post)
+	}
+	r.Send("<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq><presence/>")
+	r.Expect("id='b'")
+	stanza := func(n int) string {
+		head, tail := "<message to='alice@localhost' id='big'><body>", "</body></message>"
+		return head + strings.Repeat("x", n-len(head)-len(tail)) + tail
+	}
+	r.Send(stanza(8192))
+	r.Expect("id='big'")
+	r.Send(stanza(8193))
+	r.Expect("<policy-violation")
+	r.ExpectClosed()
 }

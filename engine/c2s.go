@@ -1,6 +1,9 @@
 package engine
 
 import (
+	"strconv"
+	"time"
+
 	"github.com/panjf2000/gnet/v2"
 
 	"github.com/vireo-im/vireo/modules/module"
@@ -124,6 +127,8 @@ func (c *conn) buildFeatures(k featKey) []byte {
 			}
 			b.Raw(c.srv().rt.StreamFeatures(module.PreAuth))
 		}
+		// A silent unauthenticated stream lasts PreAuthTimeout at most.
+		appendLimits(&b, cfg.Limits.MaxStanza, cfg.PreAuthTimeout)
 	} else {
 		b.Start("bind").Attr("xmlns", ns.Bind).End()
 		b.Start("session").Attr("xmlns", ns.Session).Start("optional").End().End()
@@ -131,9 +136,24 @@ func (c *conn) buildFeatures(k featKey) []byte {
 			Attr("ver", c.srv().rt.CapsVer()).End()
 		b.Start("sm").Attr("xmlns", nsSM).End() // XEP-0198, the engine's own
 		b.Raw(c.srv().rt.StreamFeatures(module.PostAuth))
+		appendLimits(&b, cfg.Limits.MaxStanza, cfg.PingAfter)
 	}
 	b.End()
 	return b.B
+}
+
+// nsStreamLimits is XEP-0478 stream limits advertisement.
+const nsStreamLimits = "urn:xmpp:stream-limits:0"
+
+// appendLimits writes the XEP-0478 <limits/> feature: the largest top-level element the
+// stream takes (a larger one closes it with policy-violation) and how long it may be
+// silent before the server checks on it or closes it. Clients that read it shrink what
+// they send (avatars, vCards) instead of losing the connection to a stream error.
+func appendLimits(b *xmlstream.Builder, maxBytes int, idle time.Duration) {
+	b.Start("limits").Attr("xmlns", nsStreamLimits)
+	b.Start("max-bytes").Text(strconv.Itoa(maxBytes)).End()
+	b.Start("idle-seconds").Text(strconv.Itoa(int(idle / time.Second))).End()
+	b.End()
 }
 
 // onElement handles one top-level element. It reports whether TLS just started (the

@@ -187,6 +187,7 @@ func (k *s2sIn) header(c *conn, h *xmlstream.Stanza) {
 	}
 	var b xmlstream.Builder
 	b.Start("stream:features")
+	offered := false // a way to authenticate
 	switch {
 	case !c.has(fTLS) && cfg.TLS != nil:
 		b.Start("starttls").Attr("xmlns", ns.TLS).Start("required").End().End()
@@ -196,12 +197,19 @@ func (k *s2sIn) header(c *conn, h *xmlstream.Stanza) {
 		if from != "" && k.certValidFor(c, from) {
 			c.auth.external = from
 			b.Start("mechanisms").Attr("xmlns", ns.SASL).Start("mechanism").Text("EXTERNAL").End().End()
+			offered = true
 		}
 		// Not offered to a domain whose policy refuses its dialback; one that does not
 		// say who it is learns at <db:result/>.
 		if from == "" || k.dialbackAllowed(c, from) {
 			b.Start("dialback").Attr("xmlns", nsDBFeature).Start("errors").End().End()
+			offered = true
 		}
+	}
+	if offered {
+		// XEP-0478, beside a way in: an empty <stream:features/> stays empty, which is how
+		// a peer learns that nothing is left (RFC 6120 §6.4.6) or offered.
+		appendLimits(&b, cfg.Limits.MaxStanza, cfg.S2S.IdleTimeout)
 	}
 	b.End()
 	c.write(b.B)

@@ -28,8 +28,8 @@ func (c *chunkConn) Read(p []byte) (int, error) {
 }
 
 // FuzzS2SPeerAnswer feeds what a peer server may answer on an outbound stream, in
-// pieces, through peerStream and the readers of its stream errors and dialback errors:
-// nothing may panic, and every error read names a condition.
+// pieces, through peerStream and the readers of its stream errors, dialback errors and
+// XEP-0478 limits: nothing may panic, and every error read names a condition.
 func FuzzS2SPeerAnswer(f *testing.F) {
 	for _, s := range []string{
 		"<db:result from='b.example' to='a.example' type='error'><error type='auth'><not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></db:result>",
@@ -38,6 +38,8 @@ func FuzzS2SPeerAnswer(f *testing.F) {
 		"<db:result type='valid'/><db:verify id='x' type='invalid'/>",
 		"<stream:error><policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-streams'/><text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>no</text></stream:error></stream:stream>",
 		"<db:result type='error'><error><x:bad xmlns:x='urn:ietf:params:xml:ns:xmpp-stanzas'/></error>",
+		"<stream:features><dialback xmlns='urn:xmpp:features:dialback'/><limits xmlns='urn:xmpp:stream-limits:0'><max-bytes> 10000 </max-bytes><idle-seconds>600</idle-seconds></limits></stream:features>",
+		"<stream:features><x><![CDATA[<limits]]></x><limits xmlns='urn:xmpp:stream-limits:0'><max-bytes>-1</max-bytes></limits></stream:features>",
 	} {
 		f.Add([]byte(s), uint8(7))
 	}
@@ -56,6 +58,9 @@ func FuzzS2SPeerAnswer(f *testing.F) {
 			st := ev.Stanza
 			if e := asStreamError(st); e != nil && e.(*s2sStreamError).cond == "" {
 				t.Fatalf("stream error without a condition from %q", st.Raw)
+			}
+			if string(st.Name) == "features" && advertisedMax(st.Raw) < 0 {
+				t.Fatalf("negative limit from %q", st.Raw)
 			}
 			if string(st.NS) == nsDialback {
 				e := dialbackError(st).(*s2sDialbackError)

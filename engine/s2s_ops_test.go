@@ -381,3 +381,34 @@ func TestS2SAdmin(t *testing.T) {
 		t.Fatalf("stats engine %s: %v", raw, err)
 	}
 }
+
+// TestS2SStreamLimits: XEP-0478 across servers. b takes stanzas of up to 8 KiB and says so
+// in its stream features; a bounces to its sender, with policy-violation and no 'by', a
+// message larger than that instead of sending what b would close the stream over, and
+// the stream goes on carrying the ones that fit, in order.
+func TestS2SStreamLimits(t *testing.T) {
+	a, b := federatedWith(t, nil, func(o *vireotest.Options) { o.MaxStanza = 8192 })
+	alice := a.LoginPlain(t, "alice", "secret", "phone")
+	alice.Send("<presence/>")
+	bob := b.LoginPlain(t, "bob", "secret", "pc")
+	bob.Send("<presence/>")
+	alice.Send("<message to='bob@b.localhost/pc' id='m1' type='chat'><body>first</body></message>")
+	bob.Expect("first")
+	alice.Send("<message to='bob@b.localhost/pc' id='big' type='chat'><body>" + strings.Repeat("x", 9000) + "</body></message>")
+	alice.Send("<message to='bob@b.localhost/pc' id='m2' type='chat'><body>after</body></message>")
+	got := alice.Expect("</message>")
+	for _, want := range []string{"id='big'", "type='error'", "<policy-violation", "8192 bytes b.localhost takes"} {
+		if !strings.Contains(got, want) {
+			t.Fatalf("the bounce lacks %q: %s", want, got)
+		}
+	}
+	if strings.Contains(got, " by=") {
+		t.Fatalf("the bounce names this server's policy: %s", got)
+	}
+	if got := bob.Expect("after"); strings.Contains(got, "xxxx") {
+		t.Fatalf("bob got the oversized message: %s", got)
+	}
+	if _, ok := findS2S(a.Engine.S2SConns(), "b.localhost", "out"); !ok {
+		t.Fatalf("the stream to b did not survive: %+v", a.Engine.S2SConns())
+	}
+}

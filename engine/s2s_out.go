@@ -11,6 +11,8 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -749,17 +751,25 @@ func (p *outPeer) run() {
 		case b := <-p.q:
 			// What queued up behind b goes in the same write: one TLS record and one
 			// system call for a burst instead of one per stanza.
-			batch = append(batch[:0], b)
-			out.B = append(out.B[:0], b...)
+			batch, out.B = batch[:0], out.B[:0]
+			if !p.tooBig(ps, b) {
+				batch = append(batch, b)
+				out.B = append(out.B, b...)
+			}
 		more:
 			for len(out.B) < s2sCoalesce {
 				select {
 				case x := <-p.q:
-					batch = append(batch, x)
-					out.B = append(out.B, x...)
+					if !p.tooBig(ps, x) {
+						batch = append(batch, x)
+						out.B = append(out.B, x...)
+					}
 				default:
 					break more
 				}
+			}
+			if len(batch) == 0 {
+				continue
 			}
 			select {
 			case <-gone:
@@ -823,6 +833,7 @@ func (p *outPeer) connect() (*peerStream, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
+	ps.maxBytes = advertisedMax(feat)
 	ps.nc.SetDeadline(time.Now().Add(p.o.srv.config().S2S.SetupTimeout))
 	if offersExternal(feat) {
 		ok, err := p.external(ps)
@@ -901,6 +912,43 @@ func dialbackError(st *xmlstream.Stanza) error {
 	return e
 }
 
+// advertisedMax reads the XEP-0478 <max-bytes/> of stream features feat (the peer's, as
+// its stream yielded them), or 0.
+func advertisedMax(feat []byte) int {
+	// <stream:features> itself uses a prefix its header declared, which ParseElement
+	// cannot resolve on its own; the <limits/> child declares its namespace.
+	i := bytes.Index(feat, []byte("<limits"))
+	if i < 0 {
+		return 0
+	}
+	lim, err := xmlstream.ParseElement(feat[i:], "")
+	if err != nil || string(lim.NS()) != nsStreamLimits {
+		return 0
+	}
+	mb, ok := lim.Child(nsStreamLimits, "max-bytes")
+	if !ok {
+		return 0
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(mb.AppendText(nil))))
+	if err != nil || n <= 0 {
+		return 0
+	}
+	return n
+}
+
+// tooBig bounces b when it is larger than the peer said it takes (XEP-0478 §4: an error
+// to the sender, policy-violation without 'by', for a policy that is not ours), rather
+// than send what the peer would close the stream for, losing the stanzas after it.
+func (p *outPeer) tooBig(ps *peerStream, b []byte) bool {
+	if ps.maxBytes == 0 || len(b) <= ps.maxBytes {
+		return false
+	}
+	p.o.unsent.Add(-1)
+	go p.o.srv.rt.Bounce(b, &stanza.Error{Type: stanza.Modify, Condition: stanza.PolicyViolationCond,
+		Text: "the stanza is larger than the " + strconv.Itoa(ps.maxBytes) + " bytes " + p.remote + " takes"})
+	return true
+}
+
 // offersExternal reports whether stream features feat offer SASL EXTERNAL.
 func offersExternal(feat []byte) bool {
 	i := bytes.Index(feat, []byte(ns.SASL))
@@ -930,10 +978,15 @@ func (p *outPeer) external(ps *peerStream) (bool, error) {
 	default:
 		return false, errS2SProtocol
 	}
-	// RFC 6120 §6.4.6: restart; the features of the new stream need nothing more from us.
+	// RFC 6120 §6.4.6: restart; the features of the new stream need nothing more from us,
+	// but may say new limits (XEP-0478).
 	ps.reset()
-	if _, _, err := ps.header(p.local, p.remote); err != nil {
+	_, feat, err := ps.header(p.local, p.remote)
+	if err != nil {
 		return false, err
+	}
+	if n := advertisedMax(feat); n > 0 {
+		ps.maxBytes = n
 	}
 	p.o.srv.log.Debug().Str("peer", p.remote).Msg("s2s SASL EXTERNAL succeeded")
 	return true, nil
@@ -976,11 +1029,14 @@ type peerStream struct {
 	certValid bool   // the peer's certificate is valid for its domain (peerCertValid)
 	directTLS bool   // TLS from the first byte (XEP-0368), not after STARTTLS
 	via       string // the edge that holds the socket, or ""
-	lim       *xmlstream.Limits
-	st        xmlstream.State
-	sc        *xmlstream.Scanner
-	buf       []byte
-	pend      []byte
+	// maxBytes is the largest stanza the peer takes, as its stream features said (XEP-0478),
+	// or 0 when they did not say.
+	maxBytes int
+	lim      *xmlstream.Limits
+	st       xmlstream.State
+	sc       *xmlstream.Scanner
+	buf      []byte
+	pend     []byte
 }
 
 func newPeerStream(nc net.Conn, lim *xmlstream.Limits) *peerStream {

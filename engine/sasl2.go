@@ -368,7 +368,10 @@ func (c *conn) bind2Done(r *sasl2Req, s *router.Session, extra []byte, err error
 	}
 	// Features follow <success/>; resource binding and stream management are done.
 	var f xmlstream.Builder
-	f.Start("stream:features").Raw(c.srv().rt.StreamFeatures(module.PostAuth)).End()
+	cfg := c.srv().config()
+	f.Start("stream:features").Raw(c.srv().rt.StreamFeatures(module.PostAuth))
+	appendLimits(&f, cfg.Limits.MaxStanza, cfg.PingAfter)
+	f.End()
 	c.write(f.B)
 	if e := c.srv().log.Debug(); e.Enabled() {
 		e.Str("jid", s.JID().String()).Str("remote", c.ip()).Msg("bound (Bind2)")
