@@ -81,7 +81,8 @@ converse.initialize({
 // reads its roster and chats with a slixmpp user in both directions, shows a chat's history
 // from the user's archive, and (over WebSocket) uploads a file (XEP-0363) and
 // joins an archived room, shows its history from the archive and talks there, retracts a
-// line as a moderator (XEP-0425), and stores the room as a XEP-0402 bookmark; then the chat again over BOSH. The test keeps a screenshot of each chat (the paths are logged).
+// line as a moderator (XEP-0425) and its own (XEP-0424), both tombstones in the room's
+// archive, and stores the room as a XEP-0402 bookmark; then the chat again over BOSH. The test keeps a screenshot of each chat (the paths are logged).
 func TestBrowserConverse(t *testing.T) {
 	dir := needNodePackage(t, "converse.js")
 	chrome := needChromium(t)
@@ -189,6 +190,19 @@ func converseChat(t *testing.T, dir, chrome, transport string) {
 		}
 		expectStanza(t, bob, "from='"+mucRoom+"'", "<retract xmlns='urn:xmpp:message-retract:1' id='", "by='"+mucRoom+"/conv'", "<reason>off topic</reason>")
 		poll("retracted line gone from the screen", `!document.querySelector('converse-root').innerText.includes('before converse came')`)
+		// conv retracts its own line (XEP-0424); the room keeps a tombstone in its archive.
+		if ok, err := evalBool(`(async () => { const r = await vt.api.rooms.get('` + mucRoom + `');
+			const m = r.messages.findWhere({body: 'hello from the browser'});
+			await r.retractOwnMessage(m); return true; })()`); err != nil || !ok {
+			t.Fatalf("retracting conv's own line: %v", err)
+		}
+		expectStanza(t, bob, "from='"+mucRoom+"/conv'", "urn:xmpp:message-retract:1", "retracted a message")
+		bob.Send("<iq type='set' to='" + mucRoom + "' id='arch'><query xmlns='urn:xmpp:mam:2'/></iq>")
+		arch, err := bob.ReadUntil("id='arch'", 10*time.Second)
+		if err != nil || strings.Contains(arch, "hello from the browser") || strings.Contains(arch, "before converse came") ||
+			strings.Count(arch, "<retracted xmlns='urn:xmpp:message-retract:1'") != 2 {
+			t.Fatalf("the room's archive after both retractions (%v):\n%s", err, arch)
+		}
 		// Converse keeps the room it joined as a bookmark, with max_items "max" (our PEP
 		// advertises #config-node-max; without it Converse asks for 9999 and is refused).
 		if ok, err := evalBool(`(async () => { const r = await vt.api.rooms.get('` + mucRoom + `'); await vt.api.bookmarks.set({jid: '` + mucRoom + `', name: 'coven', nick: 'conv', autojoin: true}); return true; })()`); err != nil || !ok {

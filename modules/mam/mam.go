@@ -172,6 +172,8 @@ func (m *Mod) Provision(r module.Registrar) error {
 	r.IQ(module.IQGet, NS, "prefs", m.getPrefs)
 	r.IQ(module.IQSet, NS, "prefs", m.setPrefs)
 	r.Feature(NSExtended)
+	// XEP-0424 §2: retractions are archived, body or not (archivable).
+	r.Feature(muc.NSRetract)
 	// Someone else's archive (XEP-0313 §9.1): only its owner may read or configure it.
 	for _, l := range []string{"query", "metadata", "prefs"} {
 		r.IQBare(module.IQGet, NS, l, forbidden)
@@ -227,7 +229,8 @@ func (m *Mod) cutoff(now time.Time) time.Time {
 // --- archiving ---
 
 // archivable applies XEP-0313 §5.1.1 and XEP-0334 to a chat or normal message: it is kept
-// when it has a body or a <store/> hint, unless it carries <no-store/> or
+// when it has a body, a <store/> hint or an XEP-0424 retraction (which the archive must
+// keep, §6, for clients that catch up later), unless it carries <no-store/> or
 // <no-permanent-store/>. Chat states, receipts and markers alone are not kept. body
 // reports a <body/>.
 func archivable(p *module.Packet) (keep, body bool) {
@@ -247,7 +250,7 @@ func archivable(p *module.Packet) (keep, body bool) {
 			body = true
 		case space == ns.Hints && (name == "no-store" || name == "no-permanent-store"):
 			return false, body
-		case space == ns.Hints && name == "store":
+		case space == ns.Hints && name == "store", name == "retract" && space == muc.NSRetract:
 			hint = true
 		}
 	}

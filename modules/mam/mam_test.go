@@ -97,8 +97,8 @@ func form(fields ...string) string {
 }
 
 // TestMamArchivesBothSides: a message is in the sender's and the recipient's archive; the
-// recipient's archive id is the stanza-id it received; chat states, groupchat, errors and
-// no-store messages are not archived.
+// recipient's archive id is the stanza-id it received; a retraction is archived without a
+// body; chat states, groupchat, errors and no-store messages are not archived.
 func TestMamArchivesBothSides(t *testing.T) {
 	e := newEnv(t, mam.Config{})
 	a, b := e.Bind("alice", "pc"), e.Bind("bob", "phone")
@@ -110,23 +110,26 @@ func TestMamArchivesBothSides(t *testing.T) {
 	a.Send("<message to='bob@example.org' type='groupchat'><body>gc</body></message>")
 	a.Send("<message to='bob@example.org' type='headline'><body>news</body></message>")
 	a.Send("<message to='bob@example.org'><body>two</body><stanza-id xmlns='urn:xmpp:sid:0' id='spoof' by='bob@example.org'/></message>")
+	// XEP-0424 §6: a retraction is kept without a body, for clients that catch up later.
+	a.Send("<message to='bob@example.org' type='chat' id='r1'><retract xmlns='urn:xmpp:message-retract:1' id='m1'/></message>")
 	got := b.C.Wait(t, "<body>two</body>")
 	first := b.C.Wait(t, "<body>one</body>")
 	m := stanzaIDRe.FindAllStringSubmatch(first+got, -1)
 	if len(m) != 2 || m[0][2] != "bob@example.org" || strings.Contains(got, "spoof") {
 		t.Fatalf("delivered stanza-ids: %q\n%s\n%s", m, first, got)
 	}
+	b.C.Wait(t, "id='r1'")
 
 	bodies, ids, fin := query(t, b, "q1", "")
-	if strings.Join(bodies, ",") != "one,two" || ids[0] != m[0][1] || ids[1] != m[1][1] {
+	if strings.Join(bodies, ",") != "one,two," || ids[0] != m[0][1] || ids[1] != m[1][1] {
 		t.Fatalf("bob's archive: %v %v, delivered ids %s %s", bodies, ids, m[0][1], m[1][1])
 	}
-	if !strings.Contains(fin, "<fin xmlns='urn:xmpp:mam:2' complete='true'>") || !strings.Contains(fin, "<count>2</count>") ||
-		!strings.Contains(fin, "<first index='0'>"+ids[0]+"</first><last>"+ids[1]+"</last>") {
+	if !strings.Contains(fin, "<fin xmlns='urn:xmpp:mam:2' complete='true'>") || !strings.Contains(fin, "<count>3</count>") ||
+		!strings.Contains(fin, "<first index='0'>"+ids[0]+"</first><last>"+ids[2]+"</last>") {
 		t.Fatalf("fin: %s", fin)
 	}
 	bodies, aids, _ := query(t, a, "q2", "")
-	if strings.Join(bodies, ",") != "one,two" || aids[0] == ids[0] {
+	if strings.Join(bodies, ",") != "one,two," || aids[0] == ids[0] {
 		t.Fatalf("alice's archive: %v %v", bodies, aids)
 	}
 	// A result forwards the message as sent, with its time.

@@ -73,7 +73,11 @@ func (ra roomArchive) Replace(room jid.JID, id string, edit func(raw []byte) []b
 	if err != nil {
 		return fmt.Errorf("%w: archive record jid: %v", store.ErrCorrupt, err)
 	}
-	return ra.m.a.t.Apply(store.Op{Key: msgKey(key, sidv), Val: encode(rec.out, remote, edit(rec.raw))})
+	t := edit(rec.raw)
+	if t == nil {
+		return nil
+	}
+	return ra.m.a.t.Apply(store.Op{Key: msgKey(key, sidv), Val: encode(rec.out, remote, t)})
 }
 
 // Forget deletes a room's archive.

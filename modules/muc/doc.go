@@ -1,6 +1,6 @@
 // Package muc implements XEP-0045: Multi-User Chat, with XEP-0421 occupant ids, XEP-0410
-// self-ping, XEP-0425 moderated retraction, XEP-0359 stanza ids on reflected messages and
-// XEP-0203 delays on history.
+// self-ping, XEP-0424 and XEP-0425 retraction (tombstones in history and archive),
+// XEP-0359 stanza ids on reflected messages and XEP-0203 delays on history.
 //
 // # Services and rooms
 //
@@ -76,6 +76,11 @@
 // archive later gets the text. Every occupant gets the retraction from the room in both
 // versions, and a logged room archives it, so a client that read the message before
 // learns of the retraction when it catches up.
+//
+// An occupant's retraction of its own message (XEP-0424) is reflected and archived like any
+// message, and the message it names becomes a tombstone too when its occupant-id is the
+// retractor's. It names the message by the room's stanza-id, or, as Converse.js 14 does,
+// by the id its client gave it, which the history ring turns into the stanza-id.
 //
 // # Mentions
 //

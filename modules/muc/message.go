@@ -219,6 +219,13 @@ func (r *room) groupchat(c module.Context, p *module.Packet, o *occupant) {
 	}
 	r.fanout(c, tmpl, o.ojid)
 	r.record(tmpl, now)
+	if retractedID(e) != "" {
+		mid := id
+		if v, ok := e.AppendAttr(nil, "id"); ok {
+			mid = string(v)
+		}
+		r.selfRetract(o, e, mid, now)
+	}
 	if r.cfg.MembersOnly {
 		if n := r.svc.m.notifier(); n != nil {
 			r.mentions(c, n, e, o)

@@ -32,10 +32,11 @@ const (
 const maxReasonBytes = 1024
 
 // Retracter is an Archive that can put a tombstone in place of a message it holds
-// (XEP-0425 §5). Replace stores edit(raw) in place of the message archived in room's
-// archive under the stanza-id id, durably before it returns (the moderator's IQ result
-// says the message is gone); store.ErrNotFound when there is no such message. raw is
-// the message as archived, valid during edit only. It runs on the room's shard.
+// (XEP-0424 §6, XEP-0425 §5). Replace stores edit(raw) in place of the message archived
+// in room's archive under the stanza-id id, durably before it returns (the moderator's IQ
+// result says the message is gone); when edit returns nil the message stays as it is.
+// store.ErrNotFound when there is no such message. raw is the message as archived, valid
+// during edit only. It runs on the room's shard.
 type Retracter interface {
 	Archive
 	Replace(room jid.JID, id string, edit func(raw []byte) []byte) error
@@ -89,7 +90,7 @@ func (r *room) moderate(c module.Context, p *module.Packet, m moderation) {
 		return
 	}
 	now := c.Now()
-	edit := func(raw []byte) []byte { return tombstone(raw, o, m.reason, now) }
+	edit := func(raw []byte) []byte { return tombstone(raw, o, "", m.reason, now) }
 	found := false
 	if rt, ok := r.svc.m.archive().(Retracter); ok {
 		// Also when logging is off now: the archive may hold the message from before.
@@ -122,7 +123,7 @@ func (r *room) moderate(c module.Context, p *module.Packet, m moderation) {
 }
 
 // retractHistory replaces the discussion history's message with the stanza-id id by
-// edit's tombstone; it reports whether there was one.
+// edit's tombstone (unless edit returns nil); it reports whether it did.
 func (r *room) retractHistory(id string, edit func([]byte) []byte) bool {
 	needle := []byte("id='" + id + "'")
 	for i := 0; i < r.hist.n; i++ {
@@ -134,8 +135,11 @@ func (r *room) retractHistory(id string, edit func([]byte) []byte) bool {
 		if err != nil || stanzaIDBy(e, r.key) != id {
 			continue
 		}
-		h.raw = edit(h.raw)
-		h.chars = utf8.RuneCount(h.raw)
+		t := edit(h.raw)
+		if t == nil {
+			return false
+		}
+		h.raw, h.chars = t, utf8.RuneCount(t)
 		return true
 	}
 	return false
@@ -158,12 +162,13 @@ func stanzaIDBy(e xmlstream.Element, by string) string {
 	}
 }
 
-// tombstone rebuilds the message raw as XEP-0425 §5 leaves it: the same start tag, the
-// children that say who sent it when and under which ids (occupant-id, stanza-id,
-// origin-id, delay, and the real JID the archive keeps for those allowed to see it), and a
-// <retracted/> that says who retracted it, when and why. Everything else (body, markup,
+// tombstone rebuilds the message raw as XEP-0424 §5 and XEP-0425 §5 leave it: the same
+// start tag, the children that say who sent it when and under which ids (occupant-id,
+// stanza-id, origin-id, delay, and the real JID the archive keeps for those allowed to see
+// it), and a <retracted/> that says when, by which retraction (its id) or which moderator
+// (by), and why. Everything else (body, markup,
 // attachments, replies, corrections) goes.
-func tombstone(raw []byte, by *occupant, reason string, at time.Time) []byte {
+func tombstone(raw []byte, by *occupant, retraction, reason string, at time.Time) []byte {
 	var b xmlstream.Builder
 	dst := make([]byte, 0, len(raw)+384)
 	e, err := xmlstream.ParseElement(raw, ns.Client)
@@ -193,13 +198,104 @@ func tombstone(raw []byte, by *occupant, reason string, at time.Time) []byte {
 		}
 	}
 	b.Start("retracted").Attr("xmlns", NSRetract).Attr("stamp", at.UTC().Format(stampLayout))
-	appendModerated(&b, NSModerate, by)
-	b.End()
+	if retraction != "" {
+		b.Attr("id", retraction) // XEP-0424 §5: the id of the retraction, to match it
+	}
+	if by != nil {
+		appendModerated(&b, NSModerate, by)
+		b.End()
+	}
 	if reason != "" {
 		b.Start("reason").Text(reason).End()
 	}
 	b.End()
 	return append(b.B, "</message>"...)
+}
+
+// selfRetract carries out an occupant's retraction of its own message (XEP-0424), which
+// the room has just reflected and archived as any message: the message it names by the
+// room's stanza-id becomes a tombstone in the archive and the history, as a room "SHOULD
+// prevent further distribution" of it (§5), provided the occupant wrote it, which its
+// occupant-id (XEP-0421, the same for every session and nickname of one account) tells.
+// Anything else is left as it was: a retraction of someone else's message is only a
+// message.
+func (r *room) selfRetract(o *occupant, e xmlstream.Element, retraction string, now time.Time) {
+	id := retractedID(e)
+	if id == "" {
+		return
+	}
+	// XEP-0424 §6.1 names a groupchat message by the room's stanza-id, but some clients
+	// (Converse.js 14) name their own by the id they gave it: the history finds which
+	// stanza-id that was, among the occupant's recent messages.
+	if sid, ok := r.historySID(id, o.id); ok {
+		id = sid
+	}
+	edit := func(raw []byte) []byte {
+		m, err := xmlstream.ParseElement(raw, ns.Client)
+		if err != nil || occupantIDOf(m) != o.id {
+			return nil
+		}
+		return tombstone(raw, nil, retraction, "", now)
+	}
+	if rt, ok := r.svc.m.archive().(Retracter); ok {
+		if err := rt.Replace(r.jid, id, edit); err != nil && !errors.Is(err, store.ErrNotFound) && module.LogStoreError(err) {
+			r.svc.m.log.Error().Err(err).Str("room", r.key).Msg("muc: retract an archived message")
+		}
+	}
+	r.retractHistory(id, edit)
+}
+
+// historySID returns the room's stanza-id of the message in the history that occupant
+// occID sent with the id (or origin-id) clientID.
+func (r *room) historySID(clientID, occID string) (string, bool) {
+	needle := []byte(clientID)
+	for i := r.hist.n - 1; i >= 0; i-- {
+		h := r.hist.at(i)
+		if !bytes.Contains(h.raw, needle) {
+			continue
+		}
+		m, err := xmlstream.ParseElement(h.raw, ns.Client)
+		if err != nil || occupantIDOf(m) != occID {
+			continue
+		}
+		own, _ := m.AppendAttr(nil, "id")
+		if string(own) != clientID {
+			if oid, ok := m.Child(ns.SID, "origin-id"); ok {
+				own, _ = oid.AppendAttr(nil, "id")
+			}
+		}
+		if string(own) == clientID {
+			if sid := stanzaIDBy(m, r.key); sid != "" {
+				return sid, true
+			}
+		}
+	}
+	return "", false
+}
+
+// retractedID returns the stanza-id a groupchat message retracts (XEP-0424: <retract/>
+// of 0.4, or of 0.3 inside a XEP-0422 <apply-to/>), or "".
+func retractedID(e xmlstream.Element) string {
+	if rc, ok := e.Child(NSRetract, "retract"); ok {
+		v, _ := rc.AppendAttr(nil, "id")
+		return string(v)
+	}
+	if at, ok := e.Child(NSFasten, "apply-to"); ok {
+		if _, ok := at.Child(NSRetract0, "retract"); ok {
+			v, _ := at.AppendAttr(nil, "id")
+			return string(v)
+		}
+	}
+	return ""
+}
+
+// occupantIDOf returns the id of e's XEP-0421 <occupant-id/>, or "".
+func occupantIDOf(e xmlstream.Element) string {
+	if oc, ok := e.Child(NSOccupant, "occupant-id"); ok {
+		v, _ := oc.AppendAttr(nil, "id")
+		return string(v)
+	}
+	return ""
 }
 
 // appendModerated writes <moderated/> in namespace space: the moderator's occupant JID

@@ -786,3 +786,44 @@ func TestModerate(t *testing.T) {
 		}
 	}
 }
+
+// TestSelfRetract: XEP-0424 in a room. An occupant's retraction of its own message, named
+// by the room's stanza-id or (as Converse.js does) by the id the client gave it, is
+// reflected like any message and turns the original into a tombstone in the history, with
+// the retraction's id; a retraction of someone else's message changes nothing.
+func TestSelfRetract(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob", "carol"}, nil)
+	a := instantRoom(t, e)
+	b := e.Bind("bob", "pc")
+	b.Send(join("Bob", "j2"))
+	b.C.Wait(t, "<subject/>")
+	say := func(s *routertest.Sess, id, inner string) string {
+		s.Send("<message to='" + room + "' type='groupchat' id='" + id + "'>" + inner + "</message>")
+		return a.C.Wait(t, "id='"+id+"'")
+	}
+	retract := func(id string) string {
+		return "<retract xmlns='urn:xmpp:message-retract:1' id='" + id + "'/><fallback xmlns='urn:xmpp:fallback:0' for='urn:xmpp:message-retract:1'/><body>/me retracted a message</body>"
+	}
+	sidB1 := sidRe.FindStringSubmatch(say(b, "b1", "<body>oops, wrong room</body>"))[1]
+	say(b, "b2", "<body>also a mistake</body><origin-id xmlns='urn:xmpp:sid:0' id='o-b2'/>")
+	sidA1 := sidRe.FindStringSubmatch(say(a, "a1", "<body>alice stays</body>"))[1]
+	say(b, "r1", retract(sidB1)) // by stanza-id
+	say(b, "r2", retract("o-b2")) // by the client's own id
+	say(b, "r3", retract(sidA1))  // someone else's: only a message
+
+	c := e.Bind("carol", "pc")
+	c.Send(join("Carol", "j3"))
+	c.C.Wait(t, "<subject/>")
+	got := strings.Join(c.C.Got(), "\n")
+	for _, gone := range []string{"wrong room", "also a mistake"} {
+		if strings.Contains(got, gone) {
+			t.Fatalf("history still has %q:\n%s", gone, got)
+		}
+	}
+	if !strings.Contains(got, "alice stays") {
+		t.Fatalf("bob's retraction took alice's message:\n%s", got)
+	}
+	c.C.Wait(t, "id='b1'", "<retracted xmlns='urn:xmpp:message-retract:1' stamp='", "id='r1'/>")
+	c.C.Wait(t, "id='b2'", "<origin-id xmlns='urn:xmpp:sid:0' id='o-b2'/>", "id='r2'/>")
+	c.C.Wait(t, "id='r3'", "/me retracted a message") // the retractions are history too
+}

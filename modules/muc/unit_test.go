@@ -400,7 +400,7 @@ func FuzzModeration(f *testing.F) {
 		if !ok {
 			return
 		}
-		tomb := tombstone(m.Raw(), by, "why", at)
+		tomb := tombstone(m.Raw(), by, "r1", "why", at)
 		e, err := xmlstream.ParseElement(tomb, ns.Client)
 		if err != nil || string(e.Name()) != "message" {
 			t.Fatalf("tombstone of %q is not a message: %v\n%s", msg, err, tomb)

@@ -15,11 +15,14 @@ import (
 
 // hookOnly are features implemented by hooks rather than by IQ handlers of their own
 // namespace (urn:xmpp:bookmarks:1#compat is the jabber:iq:private handler's, XEP-0402 §5.3;
-// urn:xmpp:pep-vcard-conversion:0 the vCard and PEP handlers', XEP-0398 §2).
+// urn:xmpp:pep-vcard-conversion:0 the vCard and PEP handlers', XEP-0398 §2;
+// urn:xmpp:reporting:1 the blocking handler's, XEP-0377 §5; urn:xmpp:message-retract:1
+// the archive's hook, XEP-0424 §2).
 var hookOnly = map[string]bool{
 	"urn:xmpp:sid:0": true, "urn:xmpp:hints": true, "msgoffline": true,
 	"urn:xmpp:features:rosterver": true, "urn:xmpp:features:pre-approval": true,
 	"urn:xmpp:bookmarks:1#compat": true, "urn:xmpp:pep-vcard-conversion:0": true,
+	"urn:xmpp:reporting:1": true, "urn:xmpp:message-retract:1": true,
 }
 
 // TestEveryFeatureIsHandled: disco lists exactly what is implemented. Each feature is
