@@ -129,27 +129,7 @@ func TestIntegrationProfanity(t *testing.T) {
 	bob.Send("<iq type='get' id='sync'><ping xmlns='urn:xmpp:ping'/></iq>") // the offline copy is stored before the answer
 	expectStanza(t, bob, "id='sync'")
 
-	home := t.TempDir()
-	data := filepath.Join(home, "data", "profanity")
-	if err := os.MkdirAll(data, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	host, port, _ := net.SplitHostPort(srv.C2SAddr())
-	account := "[alice@localhost]\nenabled=true\njid=alice@localhost\nserver=" + host + "\nport=" + port +
-		"\nresource=term\npassword=term secret\ntls.policy=force\n"
-	// profanity's own trust store: what "/tls always" writes for an accepted certificate.
-	files := map[string]string{
-		"accounts": account,
-		"tlscerts": "[" + certSHA1(t, srv.CertPEM) + "]\n",
-	}
-	for name, body := range files {
-		if err := os.WriteFile(filepath.Join(data, name), []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	term := startTerm(t, []string{"HOME=" + home, "XDG_CONFIG_HOME=" + filepath.Join(home, "config"),
-		"XDG_DATA_HOME=" + filepath.Join(home, "data"), "TERM=xterm-256color"},
-		"profanity", "-a", "alice@localhost")
+	term := startProfanity(t, srv, "alice", "term secret")
 	term.waitFor("alice@localhost/term logged in successfully")
 	expectStanza(t, bob, "<presence", "from='alice@localhost/term'")
 	term.waitFor("Bob")
@@ -173,7 +153,7 @@ func TestIntegrationProfanity(t *testing.T) {
 
 	// A file through XEP-0363: profanity finds upload.localhost, PUTs over HTTPS (trusting
 	// the certificate it was told to) and sends bob the link.
-	file := filepath.Join(home, "notes.txt")
+	file := filepath.Join(t.TempDir(), "notes.txt")
 	if err := os.WriteFile(file, []byte("from the terminal\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -247,6 +227,88 @@ func TestIntegrationProfanity(t *testing.T) {
 
 	term.typeLine("/quit")
 	expectStanza(t, bob, "from='alice@localhost/term'", "type='unavailable'")
+}
+
+// startProfanity runs profanity for user@localhost (resource "term") against srv's
+// STARTTLS listener, trusting the server's certificate as "/tls always" would have.
+func startProfanity(t *testing.T, srv *vireotest.Server, user, password string) *tmuxTerm {
+	t.Helper()
+	home := t.TempDir()
+	data := filepath.Join(home, "data", "profanity")
+	if err := os.MkdirAll(data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	host, port, _ := net.SplitHostPort(srv.C2SAddr())
+	j := user + "@localhost"
+	account := "[" + j + "]\nenabled=true\njid=" + j + "\nserver=" + host + "\nport=" + port +
+		"\nresource=term\npassword=" + password + "\ntls.policy=force\n"
+	// profanity's own trust store: what "/tls always" writes for an accepted certificate.
+	files := map[string]string{
+		"accounts": account,
+		"tlscerts": "[" + certSHA1(t, srv.CertPEM) + "]\n",
+	}
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(data, name), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return startTerm(t, []string{"HOME=" + home, "XDG_CONFIG_HOME=" + filepath.Join(home, "config"),
+		"XDG_DATA_HOME=" + filepath.Join(home, "data"), "TERM=xterm-256color"},
+		"profanity", "-a", j)
+}
+
+// TestIntegrationProfanityMuc: a room run from profanity's room commands, as its owner
+// would: /join creates it locked, /room accept unlocks it with the defaults, and bob
+// (raw) sees the subject, his role raised, his kick with its reason, his ban and the
+// refused rejoin; carol sees the room destroyed.
+func TestIntegrationProfanityMuc(t *testing.T) {
+	needTool(t, "profanity", "profanity")
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true})
+	srv.AddUser(t, "alice", "term secret")
+	srv.AddUser(t, "bob", "secret")
+	srv.AddUser(t, "carol", "secret")
+	bob := mucLogin(t, srv, "bob", "pc")
+	carol := mucLogin(t, srv, "carol", "pc")
+	const room = "den@conference.localhost"
+
+	term := startProfanity(t, srv, "alice", "term secret")
+	term.waitFor("alice@localhost/term logged in successfully")
+	term.typeLine("/join " + room + " nick Alice")
+	term.waitFor("Room locked, requires configuration")
+	bob.Send(mucJoin(room, "Bob", "early"))
+	expectStanza(t, bob, "id='early'", "type='error'", "item-not-found") // locked (§10.1.1)
+	term.typeLine("/room accept")
+	term.waitFor("Room unlocked")
+
+	bob.Send(mucJoin(room, "Bob", "jb"))
+	expectStanza(t, bob, "id='jb'", "<status code='110'/>")
+	term.typeLine("/subject set Potions and spells")
+	expectStanza(t, bob, "from='"+room+"/Alice'", "<subject>Potions and spells</subject>")
+	term.typeLine("/role set moderator Bob")
+	expectStanza(t, bob, "<presence", "from='"+room+"/Bob'", "role='moderator'")
+	term.typeLine("/affiliation set member carol@localhost")
+	term.typeLine("/affiliation list member")
+	term.waitFor("carol@localhost")
+	term.typeLine("/kick Bob mind your manners")
+	got := expectStanza(t, bob, "type='unavailable'", "<status code='307'/>")
+	if !strings.Contains(got, "<reason>mind your manners</reason>") {
+		t.Fatalf("kick without its reason: %s", got)
+	}
+	bob.Send(mucJoin(room, "Bob", "jb2"))
+	expectStanza(t, bob, "id='jb2'", "<status code='110'/>")
+	term.typeLine("/ban bob@localhost selling potions")
+	got = expectStanza(t, bob, "type='unavailable'", "<status code='301'/>")
+	if !strings.Contains(got, "affiliation='outcast'") {
+		t.Fatalf("ban: %s", got)
+	}
+	bob.Send(mucJoin(room, "Bob", "jb3"))
+	expectStanza(t, bob, "id='jb3'", "type='error'", "forbidden")
+
+	carol.Send(mucJoin(room, "Carol", "jc"))
+	expectStanza(t, carol, "id='jc'", "affiliation='member'")
+	term.typeLine("/room destroy")
+	expectStanza(t, carol, "type='unavailable'", "<destroy")
+	term.typeLine("/quit")
 }
 
 // TestIntegrationMcabber drives Debian's mcabber (a terminal client on another library,
