@@ -79,7 +79,8 @@ converse.initialize({
 // TestBrowserConverse: Converse.js in headless Chromium finds the WebSocket endpoint through
 // XEP-0156 host-meta on https://localhost (the web TLS listener on 127.0.0.1:443), logs in,
 // reads its roster and chats with a slixmpp user in both directions, shows a chat's history
-// from the user's archive, and (over WebSocket) uploads a file (XEP-0363) and
+// from the user's archive, and (over WebSocket) uploads a file (XEP-0363), retracts a line
+// (XEP-0424, a tombstone in the archive) and
 // joins an archived room, shows its history from the archive and talks there, retracts a
 // line as a moderator (XEP-0425) and its own (XEP-0424), both tombstones in the room's
 // archive, and stores the room as a XEP-0402 bookmark; then the chat again over BOSH. The test keeps a screenshot of each chat (the paths are logged).
@@ -156,6 +157,20 @@ func converseChat(t *testing.T, dir, chrome, transport string) {
 		hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: srv.ClientTLS()}}
 		if code, b, _ := httpDo(t, hc, "GET", url, "", "", nil, -1); code != 200 || string(b) != "sent from a browser" {
 			t.Fatalf("GET %s: %d %q", url, code, b)
+		}
+		// A line sent to bob and retracted (XEP-0424): both archives keep a tombstone.
+		if ok, err := evalBool(`(async () => { const c = await vt.api.chats.get('bob@localhost');
+			const m = await c.sendMessage({body: 'meant for someone else'});
+			c.retractOwnMessage(m); return true; })()`); err != nil || !ok {
+			t.Fatalf("retracting a line to bob: %v", err)
+		}
+		if _, err := bob.ReadUntil("retracted a message", 20*time.Second); err != nil {
+			t.Fatalf("bob never got the retraction: %v; %s", err, pageState())
+		}
+		bob.Send("<iq type='set' id='own'><query xmlns='urn:xmpp:mam:2'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>urn:xmpp:mam:2</value></field><field var='with'><value>conv@localhost</value></field></x></query></iq>")
+		if own, err := bob.ReadUntil("id='own'", 10*time.Second); err != nil || strings.Contains(own, "meant for someone else") ||
+			!strings.Contains(own, "<retracted xmlns='urn:xmpp:message-retract:1'") {
+			t.Fatalf("bob's archive after the retraction (%v):\n%s", err, own)
 		}
 
 		// A room bob made, with a line in its history: Converse joins it (disco#info of the

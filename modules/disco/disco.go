@@ -64,6 +64,9 @@ var accountFeatures = []string{
 	// XEP-0313 §7: a client learns of its archive from its own bare JID; Conversations
 	// looks nowhere else, and without these it never syncs history.
 	ns.MAM, ns.MAMExtended,
+	// XEP-0424 §2, §5: the account's archive keeps retractions and tombstones what they
+	// retract (the mam module).
+	"urn:xmpp:message-retract:1", "urn:xmpp:message-retract:1#tombstone",
 }
 
 // bookmarksCompat is XEP-0402 §5.3's account feature, registered by the private storage

@@ -15,6 +15,11 @@
 // default of always, roster or never, and always/never JID lists, where never wins) decide
 // per contact; [modules.mam] default is the policy of users who set none.
 //
+// An XEP-0424 retraction is archived with or without a body, and the message it names
+// (by 'id' or origin-id, among the newest 200 of the conversation, sent by the same
+// party) becomes a tombstone in both archives: its ids and a <retracted/> with the
+// retraction's id and time, nothing of what it said (retract.go).
+//
 // # Bind2
 //
 // An XEP-0386 login gets the §6 <metadata/> of the user's archive inside <bound/>, made on

@@ -172,8 +172,10 @@ func (m *Mod) Provision(r module.Registrar) error {
 	r.IQ(module.IQGet, NS, "prefs", m.getPrefs)
 	r.IQ(module.IQSet, NS, "prefs", m.setPrefs)
 	r.Feature(NSExtended)
-	// XEP-0424 §2: retractions are archived, body or not (archivable).
+	// XEP-0424 §2: retractions are archived, body or not (archivable), and the message a
+	// retraction names becomes a tombstone (§5, retract.go).
 	r.Feature(muc.NSRetract)
+	r.Feature(muc.NSRetract + "#tombstone")
 	// Someone else's archive (XEP-0313 §9.1): only its owner may read or configure it.
 	for _, l := range []string{"query", "metadata", "prefs"} {
 		r.IQBare(module.IQGet, NS, l, forbidden)
@@ -288,7 +290,16 @@ func (m *Mod) outbound(c module.Context, p *module.Packet) module.Verdict {
 		return module.Continue
 	}
 	m.archive(c, user, sid.Next(c.Now()), true, to, p.Raw)
+	if target := muc.RetractedID(p.Elem()); target != "" {
+		m.retract(user, to.Bare(), true, target, messageID(p), c.Now())
+	}
 	return module.Continue
+}
+
+// messageID is the 'id' of p's message.
+func messageID(p *module.Packet) string {
+	v, _ := p.Elem().AppendAttr(nil, "id")
+	return string(v)
 }
 
 // inbound archives a message for its local recipient under the stanza-id the recipient
@@ -314,6 +325,9 @@ func (m *Mod) inbound(c module.Context, p *module.Packet) module.Verdict {
 	}
 	if err := m.a.add(user.String(), id, false, p.From, p.Raw); err != nil {
 		m.logFailure(err, "mam: archive message")
+	}
+	if target := muc.RetractedID(p.Elem()); target != "" {
+		m.retract(user, p.From.Bare(), false, target, messageID(p), c.Now())
 	}
 	return module.Continue
 }

@@ -111,7 +111,7 @@ func TestMamArchivesBothSides(t *testing.T) {
 	a.Send("<message to='bob@example.org' type='headline'><body>news</body></message>")
 	a.Send("<message to='bob@example.org'><body>two</body><stanza-id xmlns='urn:xmpp:sid:0' id='spoof' by='bob@example.org'/></message>")
 	// XEP-0424 §6: a retraction is kept without a body, for clients that catch up later.
-	a.Send("<message to='bob@example.org' type='chat' id='r1'><retract xmlns='urn:xmpp:message-retract:1' id='m1'/></message>")
+	a.Send("<message to='bob@example.org' type='chat' id='r1'><retract xmlns='urn:xmpp:message-retract:1' id='m0'/></message>")
 	got := b.C.Wait(t, "<body>two</body>")
 	first := b.C.Wait(t, "<body>one</body>")
 	m := stanzaIDRe.FindAllStringSubmatch(first+got, -1)
@@ -464,4 +464,40 @@ func TestMamSpoofedStanzaID(t *testing.T) {
 	if len(ids) != 3 || ids[0] != victim || bodies[0] != "first" || ids[1] == victim || ids[2] == victim {
 		t.Fatalf("archive after spoofing: %v %v", bodies, ids)
 	}
+}
+
+// TestMamRetract: XEP-0424 §5 in user archives. A retraction of one's own message, named
+// by its id or origin-id, leaves a tombstone with the retraction's id in both archives,
+// and is archived itself; a retraction of the other party's message, or of an unknown id,
+// changes nothing.
+func TestMamRetract(t *testing.T) {
+	e := newEnv(t, mam.Config{})
+	a, b := e.Bind("alice", "pc"), e.Bind("bob", "phone")
+	a.Send("<presence/>")
+	b.Send("<presence/>")
+	a.Send("<message to='bob@example.org' type='chat' id='m1'><body>wrong window</body><origin-id xmlns='urn:xmpp:sid:0' id='o1'/></message>")
+	a.Send("<message to='bob@example.org' type='chat' id='m2'><body>stays</body></message>")
+	b.C.Wait(t, "<body>stays</body>")
+	b.Send("<message to='alice@example.org' type='chat' id='x1'><retract xmlns='urn:xmpp:message-retract:1' id='m2'/></message>") // not his
+	a.Send("<message to='bob@example.org' type='chat' id='x2'><retract xmlns='urn:xmpp:message-retract:1' id='nope'/></message>")
+	a.Send("<message to='bob@example.org' type='chat' id='r1'><retract xmlns='urn:xmpp:message-retract:1' id='o1'/>" +
+		"<fallback xmlns='urn:xmpp:fallback:0' for='urn:xmpp:message-retract:1'/><body>/me retracted a message</body></message>")
+	b.C.Wait(t, "id='r1'")
+	a.C.Wait(t, "id='x1'")
+	for _, s := range []*routertest.Sess{a, b} {
+		bodies, _, _ := query(t, s, "q", "")
+		if strings.Join(bodies, "|") != "|stays|||/me retracted a message" {
+			t.Fatalf("archive bodies %q", bodies)
+		}
+		s.C.Reset()
+		s.Send("<iq type='set' id='q2'><query xmlns='urn:xmpp:mam:2'/></iq>")
+		got := s.C.Wait(t, "<iq", "id='q2'")
+		all := strings.Join(s.C.Got(), "\n")
+		if strings.Contains(all, "wrong window") || !strings.Contains(all, "<retracted xmlns='urn:xmpp:message-retract:1' stamp='") ||
+			!strings.Contains(all, "id='r1'/></message>") || !strings.Contains(all, "<origin-id xmlns='urn:xmpp:sid:0' id='o1'/>") {
+			t.Fatalf("archive after the retraction (%s):\n%s", got, all)
+		}
+	}
+	a.Send("<iq type='get' to='alice@example.org' id='info'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+	a.C.Wait(t, "id='info'", "<feature var='urn:xmpp:message-retract:1#tombstone'/>")
 }

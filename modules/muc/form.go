@@ -430,7 +430,8 @@ func (r *room) features() []string {
 		archived = q.Namespaces()
 	}
 	return append(archived,
-		NS, NSStableID, NSOccupant, NSSelfPing, NSRegister, ns.Register, ns.DiscoInfo, ns.Ping, NSModerate, NSModerate0, NSRetract, NSRetract + "#tombstone",
+		NS, NSStableID, NSOccupant, NSSelfPing, NSRegister, ns.Register, ns.DiscoInfo, ns.Ping,
+		NSModerate, NSModerate0, NSRetract, NSRetract+"#tombstone",
 		pick(c.Public, "muc_public", "muc_hidden"),
 		pick(c.Persistent, "muc_persistent", "muc_temporary"),
 		pick(c.MembersOnly, "muc_membersonly", "muc_open"),

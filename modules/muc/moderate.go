@@ -212,6 +212,18 @@ func tombstone(raw []byte, by *occupant, retraction, reason string, at time.Time
 	return append(b.B, "</message>"...)
 }
 
+// Tombstone is a message's XEP-0424 tombstone as the rooms keep them: raw's start tag and
+// ids (stanza-id, origin-id, occupant-id), its delay, and <retracted/> with the time, the
+// id of the retraction (when not "") and the reason (when not ""). The user archives (the
+// mam module) keep their tombstones in the same form.
+func Tombstone(raw []byte, retraction, reason string, at time.Time) []byte {
+	return tombstone(raw, nil, retraction, reason, at)
+}
+
+// RetractedID returns the id a message retracts (XEP-0424: <retract/> of 0.4, or of 0.3
+// inside a XEP-0422 <apply-to/>), or "".
+func RetractedID(e xmlstream.Element) string { return retractedID(e) }
+
 // selfRetract carries out an occupant's retraction of its own message (XEP-0424), which
 // the room has just reflected and archived as any message: the message it names by the
 // room's stanza-id becomes a tombstone in the archive and the history, as a room "SHOULD

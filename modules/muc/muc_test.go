@@ -807,7 +807,7 @@ func TestSelfRetract(t *testing.T) {
 	sidB1 := sidRe.FindStringSubmatch(say(b, "b1", "<body>oops, wrong room</body>"))[1]
 	say(b, "b2", "<body>also a mistake</body><origin-id xmlns='urn:xmpp:sid:0' id='o-b2'/>")
 	sidA1 := sidRe.FindStringSubmatch(say(a, "a1", "<body>alice stays</body>"))[1]
-	say(b, "r1", retract(sidB1)) // by stanza-id
+	say(b, "r1", retract(sidB1))  // by stanza-id
 	say(b, "r2", retract("o-b2")) // by the client's own id
 	say(b, "r3", retract(sidA1))  // someone else's: only a message
 

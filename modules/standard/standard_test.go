@@ -22,7 +22,7 @@ var hookOnly = map[string]bool{
 	"urn:xmpp:sid:0": true, "urn:xmpp:hints": true, "msgoffline": true,
 	"urn:xmpp:features:rosterver": true, "urn:xmpp:features:pre-approval": true,
 	"urn:xmpp:bookmarks:1#compat": true, "urn:xmpp:pep-vcard-conversion:0": true,
-	"urn:xmpp:reporting:1": true, "urn:xmpp:message-retract:1": true,
+	"urn:xmpp:reporting:1": true, "urn:xmpp:message-retract:1": true, "urn:xmpp:message-retract:1#tombstone": true,
 }
 
 // TestEveryFeatureIsHandled: disco lists exactly what is implemented. Each feature is
