@@ -37,6 +37,7 @@ type Mod struct {
 	// reportTo is [modules.blocking] report_to; reports numbers the forwarded reports.
 	reportTo []jid.JID
 	reports  atomic.Uint64
+	budget   reportBudget
 }
 
 // knownLists remembers, per user, whether their block list is empty. Every stanza is

@@ -17,7 +17,7 @@ import (
 // abuse, a text, the stanza-ids of the messages in question). The block itself is made
 // exactly as without a report. The report is logged, and it goes to the operator's abuse
 // desk ([modules.blocking] report_to) as a message from the server, with the reported
-// messages the reporter's archive holds (Evidence). Reports are forwarded nowhere else:
+// messages the reporter's archive holds (Evidence), up to reportsPerHour per reporter. Reports are forwarded nowhere else:
 // the 'report-origin' and 'third-party' opt-ins ask for processing this server does not
 // offer, which the XEP allows it to ignore.
 const (
@@ -35,7 +35,41 @@ const (
 	maxReportIDs   = 20   // stanza-ids per report
 	maxReportText  = 2048 // bytes of the reporter's text
 	maxReportBytes = 64 << 10
+	// reportsPerHour bounds what one account sends the abuse desk: more reports in an
+	// hour still block, and are logged, but are not forwarded.
+	reportsPerHour = 20
 )
+
+// reportBudget counts each reporter's forwarded reports in the current hour.
+type reportBudget struct {
+	mu sync.Mutex
+	m  map[string]reportWindow
+}
+
+type reportWindow struct {
+	start time.Time
+	n     int
+}
+
+// take reports whether user may forward one more report at now, and counts it.
+func (r *reportBudget) take(user string, now time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.m == nil || len(r.m) > 100000 {
+		// Forgetting everyone at worst lets each reporter start a new hour early.
+		r.m = map[string]reportWindow{}
+	}
+	w := r.m[user]
+	if now.Sub(w.start) >= time.Hour {
+		w = reportWindow{start: now}
+	}
+	if w.n >= reportsPerHour {
+		return false
+	}
+	w.n++
+	r.m[user] = w
+	return true
+}
 
 // Config is [modules.blocking].
 type Config struct {
@@ -138,8 +172,12 @@ func (m *Mod) handleReports(c module.Context, reporter jid.JID, reports []report
 		if ev != nil && len(r.ids) > 0 {
 			msgs = ev.Messages(reporter.Bare().String(), r.jid, r.ids)
 		}
+		forward := len(m.reportTo) > 0 && m.budget.take(reporter.Bare().String(), c.Now())
 		l.Info().Str("reporter", reporter.Bare().String()).Str("reported", r.jid.String()).
-			Str("reason", r.reason).Int("messages", len(msgs)).Msg("blocking: abuse report")
+			Str("reason", r.reason).Int("messages", len(msgs)).Bool("forwarded", forward).Msg("blocking: abuse report")
+		if !forward {
+			continue
+		}
 		for _, to := range m.reportTo {
 			c.Route(m.forward(reporter, to, r, msgs))
 		}

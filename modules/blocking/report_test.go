@@ -2,6 +2,7 @@ package blocking
 
 import (
 	"testing"
+	"time"
 
 	"github.com/vireo-im/vireo/xmlstream/jid"
 	"github.com/vireo-im/vireo/xmlstream/xmltest"
@@ -32,4 +33,25 @@ func FuzzReport(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestReportBudget: one account forwards at most reportsPerHour reports an hour; the next
+// hour starts again, and other accounts have budgets of their own.
+func TestReportBudget(t *testing.T) {
+	var b reportBudget
+	now := time.Unix(1e9, 0)
+	for i := 0; i < reportsPerHour; i++ {
+		if !b.take("mallory@c", now.Add(time.Duration(i)*time.Minute)) {
+			t.Fatalf("report %d refused", i)
+		}
+	}
+	if b.take("mallory@c", now.Add(50*time.Minute)) {
+		t.Fatal("a report over the hour's budget was forwarded")
+	}
+	if !b.take("alice@c", now.Add(50*time.Minute)) {
+		t.Fatal("another account's report was refused")
+	}
+	if !b.take("mallory@c", now.Add(61*time.Minute)) {
+		t.Fatal("the next hour's report was refused")
+	}
 }
