@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vireo-im/vireo/engine/admin"
 	"github.com/vireo-im/vireo/engine/vireotest"
 	"github.com/vireo-im/vireo/store"
 )
@@ -261,6 +262,22 @@ func TestIntegrationAioxmppRegistration(t *testing.T) {
 	if _, err := srv.Store.Accounts().Get("carol@localhost"); err == nil {
 		t.Fatal("carol's account is still stored after cancelling")
 	}
+}
+
+// TestIntegrationAioxmppInvite: an operator's invitation (XEP-0401, as vireoctl invite
+// makes it) redeemed through aioxmpp's registration code on a closed server
+// (testdata/aioxmpp_invite.py): refused without the token, then XEP-0445 <preauth/>, the
+// form with the reserved name filled in, registration, and a login.
+func TestIntegrationAioxmppInvite(t *testing.T) {
+	needPython(t, "aioxmpp", "python3-aioxmpp")
+	srv := vireotest.Start(t, vireotest.Options{})
+	lines, err := admin.Invite(adminBackend{srv}, "create", "dora@localhost", "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := strings.TrimPrefix(lines[0], "xmpp:dora@localhost?register;preauth=")
+	runAio(t, srv, "aioxmpp_invite.py", []string{"dora@localhost", "explorer", token},
+		"CLOSED not-authorized", "TOKEN ACCEPTED", "FORM dora", "REGISTERED", "LOGGED IN dora@localhost", "DONE")
 }
 
 // TestIntegrationAioxmppOffline: what waits for a user who is away, through two aioxmpp

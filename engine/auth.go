@@ -17,6 +17,7 @@ import (
 	"github.com/vireo-im/vireo/modules/module"
 	"github.com/vireo-im/vireo/store"
 	"github.com/vireo-im/vireo/store/creds"
+	"github.com/vireo-im/vireo/store/invites"
 	"github.com/vireo-im/vireo/xmlstream"
 	"github.com/vireo-im/vireo/xmlstream/jid"
 	"github.com/vireo-im/vireo/xmlstream/ns"
@@ -481,10 +482,78 @@ func (c *conn) authSucceeded(out []byte) {
 
 const registerForm = "<query xmlns='jabber:iq:register'><instructions>Choose a username and password.</instructions><username/><password/></query>"
 
+// XEP-0445 pre-authenticated in-band registration.
+const (
+	nsIBRToken = "urn:xmpp:ibr-token:0" // the stream feature
+	nsPreauth  = "urn:xmpp:pars:0"      // <preauth token=…/>
+)
+
+// invitation returns the invitation this connection presented (XEP-0445), if any.
+func (c *conn) invitation() (invites.Invite, bool) {
+	if !c.has(fInvited) {
+		return invites.Invite{}, false
+	}
+	v, ok := c.srv().invited.Load(c)
+	if !ok {
+		return invites.Invite{}, false
+	}
+	return v.(invites.Invite), true
+}
+
+// onPreauth checks the token of an XEP-0401 invitation before registration (XEP-0445 §4):
+// a valid one for this host lets the stream register, even where registration is closed,
+// the name the invitation reserves or (without one) a name of the client's choosing.
+// Wrong tokens count against the address's registration budget, so they cannot be
+// guessed at speed.
+func (c *conn) onPreauth(st *xmlstream.Stanza, q xmlstream.Element) {
+	id := append([]byte(nil), st.ID...)
+	if string(st.Type) != "set" {
+		c.iqError(id, stanza.New(stanza.BadRequest))
+		return
+	}
+	cfg := c.srv().config()
+	key, now := "register:"+c.ip(), time.Now()
+	trusted := cfg.trusted(c.ip())
+	if !trusted && c.srv().throttle.blocked(key, cfg.RegisterLimit, now) {
+		e := stanza.New(stanza.ResourceConstraintCond)
+		e.Type = stanza.Wait
+		c.iqError(id, e)
+		return
+	}
+	token, _ := q.AppendAttr(nil, "token")
+	inv, err := invites.Check(c.srv().st.Table(invites.Table), string(token), now)
+	if err != nil || inv.Domain != c.domainName() {
+		if !trusted {
+			c.srv().throttle.fail(key, now)
+		}
+		if err != nil && !errors.Is(err, invites.ErrInvalid) {
+			c.iqError(id, module.StoreError(err))
+			return
+		}
+		e := stanza.New(stanza.ItemNotFound)
+		e.Text = "The provided token is invalid or expired"
+		c.iqError(id, e)
+		return
+	}
+	c.srv().invited.Store(c, inv)
+	c.set(fInvited)
+	c.iqResult(id, nil)
+}
+
 func (c *conn) onRegister(st *xmlstream.Stanza, q xmlstream.Element) {
 	id := append([]byte(nil), st.ID...)
+	inv, invited := c.invitation()
 	switch string(st.Type) {
 	case "get":
+		if invited && inv.Username != "" {
+			// XEP-0445 §4: the name is the invitation's; the client only chooses a password.
+			var b xmlstream.Builder
+			b.Start("query").Attr("xmlns", ns.Register).
+				Start("instructions").Text("Choose a password for "+inv.JID()+".").End().
+				Start("username").Text(inv.Username).End().Start("password").End().End()
+			c.iqResult(id, b.B)
+			return
+		}
 		c.iqResult(id, []byte(registerForm))
 		return
 	case "set":
@@ -522,13 +591,31 @@ func (c *conn) onRegister(st *xmlstream.Stanza, q xmlstream.Element) {
 		c.srv().throttle.fail(key, time.Now())
 	}
 	user := local + "@" + c.domainName()
+	if invited && inv.Username != "" && local != inv.Username {
+		e := stanza.New(stanza.NotAcceptable)
+		e.Text = "This invitation is for " + inv.JID() + "."
+		c.iqError(id, e)
+		return
+	}
 	st2 := c.srv().st
+	if tok, held := invites.Reserved(st2.Table(invites.Table), user, time.Now()); held && (!invited || tok != inv.Token) {
+		e := stanza.New(stanza.ConflictCond)
+		e.Text = "This name is reserved for an invitation."
+		c.iqError(id, e)
+		return
+	}
 	gc := c.gc
 	c.set(fPaused)
 	ok := c.srv().rt.Go(func() {
 		keys, err := creds.DeriveAll(password, creds.DefaultIter)
 		if err == nil {
 			err = st2.Accounts().Create(store.Account{User: user, Creds: keys, Created: time.Now().UTC()})
+		}
+		if err == nil && invited {
+			// The account exists: the token is spent (XEP-0445 §4, single use).
+			if rerr := invites.Redeem(st2.Table(invites.Table), inv); rerr != nil && module.LogStoreError(rerr) {
+				c.srv().log.Error().Err(rerr).Str("user", user).Msg("redeem invitation")
+			}
 		}
 		gc.Wake(func(_ gnet.Conn, werr error) error {
 			if werr != nil || c.closing.Load() {
@@ -540,7 +627,11 @@ func (c *conn) onRegister(st *xmlstream.Stanza, q xmlstream.Element) {
 			c.clear(fPaused)
 			switch {
 			case err == nil:
-				c.srv().log.Info().Str("user", user).Str("remote", c.ip()).Msg("account registered in-band")
+				c.srv().log.Info().Str("user", user).Str("remote", c.ip()).Bool("invited", invited).Msg("account registered in-band")
+				if invited {
+					c.srv().invited.Delete(c)
+					c.clear(fInvited)
+				}
 				c.iqResult(id, nil)
 			case errors.Is(err, store.ErrExists):
 				c.iqError(id, stanza.New(stanza.ConflictCond))

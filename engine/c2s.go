@@ -125,6 +125,8 @@ func (c *conn) buildFeatures(k featKey) []byte {
 			if cfg.Registration {
 				b.Start("register").Attr("xmlns", ns.RegisterFeature).End()
 			}
+			// XEP-0445: an invitation's token opens registration, open or not.
+			b.Start("register").Attr("xmlns", nsIBRToken).End()
 			b.Raw(c.srv().rt.StreamFeatures(module.PreAuth))
 		}
 		// A silent unauthenticated stream lasts PreAuthTimeout at most.
@@ -175,13 +177,19 @@ func (c *conn) onElement(st *xmlstream.Stanza) bool {
 		return false
 	}
 	cfg := c.srv().config()
-	if st.Kind() == xmlstream.KindIQ && !c.has(fAuthed) && cfg.Registration {
-		if p, ok := st.FirstChild(); ok && string(p.NS()) == ns.Register {
+	if st.Kind() == xmlstream.KindIQ && !c.has(fAuthed) {
+		p, ok := st.FirstChild()
+		preauth := ok && string(p.NS()) == nsPreauth && string(p.Name()) == "preauth"
+		if preauth || ok && string(p.NS()) == ns.Register && (cfg.Registration || c.has(fInvited)) {
 			if cfg.RequireTLS && !c.has(fTLS) && cfg.TLS != nil {
 				c.fail(stanza.NotAuthorized, "STARTTLS is required first")
 				return false
 			}
-			c.onRegister(st, p)
+			if preauth {
+				c.onPreauth(st, p)
+			} else {
+				c.onRegister(st, p)
+			}
 			return false
 		}
 	}

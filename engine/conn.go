@@ -46,6 +46,7 @@ const (
 	fGone       // the socket is closed (onClose ran)
 	fFlushed    // nothing was waiting to be written when the socket closed
 	fTLSUp      // an edge told the core of this connection's finished TLS handshake
+	fInvited    // the client presented a valid invitation (Server.invited holds it)
 )
 
 // netConn is what conn needs of its transport. gnet.Conn satisfies it; so does a BOSH
@@ -986,6 +987,9 @@ func (c *conn) onClose(err error) {
 	}
 	c.l.kind.closed(c)
 	c.authenticated() // gives back the per-address count if it never authenticated
+	if c.has(fInvited) {
+		s.invited.Delete(c)
+	}
 	// Stream management first: a resumed stream may close before its attach completed
 	// (c.sess still nil), and the session must still be handed back to the router.
 	handed := c.smClosed()

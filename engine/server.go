@@ -234,6 +234,9 @@ func defaultMaxConnections() int {
 type Server struct {
 	cfg     atomic.Pointer[Config]
 	feats   sync.Map // featKey -> []byte: the forms of <stream:features> (c2s.go)
+	// invited holds the XEP-0445 invitation each connection flagged fInvited presented
+	// (*conn -> invites.Invite): only the few connections that register pay for it.
+	invited sync.Map
 	featCfg atomic.Pointer[Config]
 	tickets ticketKeys
 	hosts   atomic.Pointer[hostTable]

@@ -27,7 +27,7 @@ import (
 
 // Request is one admin command.
 type Request struct {
-	Op       string `json:"op"` // adduser, deluser, passwd, disable, enable, users, bulkadd, stats, reload, modules, backup, export, import, s2s, vhost
+	Op       string `json:"op"` // adduser, deluser, passwd, disable, enable, users, bulkadd, stats, reload, modules, backup, export, import, s2s, vhost, invite
 	JID      string `json:"jid,omitempty"`
 	Password string `json:"password,omitempty"`
 	Domain   string `json:"domain,omitempty"`
@@ -35,8 +35,13 @@ type Request struct {
 	Count    int    `json:"count,omitempty"`
 	Iter     int    `json:"iter,omitempty"`
 	Path     string `json:"path,omitempty"` // backup, export, import: absolute path
-	// Action is what the vhost op does with Domain: list, add or remove.
+	// Action is what the vhost op does with Domain: list, add or remove; what the invite
+	// op does: create (for JID: a domain, or the user@domain it reserves), list, or
+	// revoke (Token).
 	Action string `json:"action,omitempty"`
+	// TTL is how long an invitation lasts (invites.DefaultTTL when 0).
+	TTL   time.Duration `json:"ttl,omitempty"`
+	Token string        `json:"token,omitempty"`
 	// Split makes export write a directory of files, one per account (ExportSplit).
 	Split bool `json:"split,omitempty"`
 	// For names the server an export is written for (pie.ParseFlavour): "" for standard
@@ -160,6 +165,8 @@ func Do(b Backend, r Request) Response {
 		resp.Count, resp.Lines, err = Import(b, r.Path)
 	case "vhost":
 		resp.Lines, err = Vhost(b, r.Action, r.Domain)
+	case "invite":
+		resp.Lines, err = Invite(b, r.Action, r.JID, r.Token, r.TTL)
 	case "s2s":
 		l, ok := b.(S2SLister)
 		if !ok {

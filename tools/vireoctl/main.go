@@ -49,6 +49,13 @@ commands:
   vhost remove DOMAIN      stop serving DOMAIN: its sessions end with host-gone, its
                            data stays; removed from the config file too
                            (with the server stopped, add and remove edit the file only)
+  invite [-ttl 168h] DOMAIN|USER@DOMAIN
+                           create an account invitation (XEP-0401) and print its
+                           xmpp:…?register;preauth=TOKEN link: the invitee's client
+                           registers with it (XEP-0445) even where registration is
+                           closed; with USER@DOMAIN the name is reserved for the invitee
+  invite list              the invitations still valid
+  invite revoke TOKEN      withdraw an invitation
   backup DIR               write a consistent backup into DIR (new): through the running
                            server, or from the database when it is stopped
   restore DIR              replace data_dir with the backup in DIR (server must be
@@ -160,6 +167,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		printS2S(stdout, resp.S2S)
 	case "vhost":
 		if req.Action != "list" {
+			fmt.Fprintln(stdout, "ok")
+		}
+		for _, l := range resp.Lines {
+			fmt.Fprintln(stdout, l)
+		}
+	case "invite":
+		if req.Action == "revoke" {
 			fmt.Fprintln(stdout, "ok")
 		}
 		for _, l := range resp.Lines {
@@ -294,6 +308,23 @@ func parse(cmd string, args []string) (admin.Request, error) {
 			return r, errors.New("vhost: want list, add DOMAIN or remove DOMAIN")
 		}
 		r.Action = args[0]
+	case "invite":
+		fl := flag.NewFlagSet("invite", flag.ContinueOnError)
+		fl.SetOutput(io.Discard)
+		fl.DurationVar(&r.TTL, "ttl", 0, "how long the invitation lasts")
+		if err := fl.Parse(args); err != nil {
+			return r, fmt.Errorf("invite: %w", err)
+		}
+		switch args = fl.Args(); {
+		case len(args) == 1 && args[0] == "list":
+			r.Action = "list"
+		case len(args) == 2 && args[0] == "revoke":
+			r.Action, r.Token = "revoke", args[1]
+		case len(args) == 1 && args[0] != "revoke":
+			r.Action, r.JID = "create", args[0]
+		default:
+			return r, errors.New("invite: want DOMAIN, USER@DOMAIN, list or revoke TOKEN")
+		}
 	case "bulkadd":
 		fl := flag.NewFlagSet("bulkadd", flag.ContinueOnError)
 		fl.SetOutput(io.Discard)

@@ -154,3 +154,25 @@ func TestParseExport(t *testing.T) {
 		}
 	}
 }
+
+func TestParseInvite(t *testing.T) {
+	for _, tc := range []struct {
+		args                []string
+		action, target, tok string
+		ttl                 time.Duration
+		ok                  bool
+	}{
+		{[]string{"example.org"}, "create", "example.org", "", 0, true},
+		{[]string{"-ttl", "48h", "juliet@example.org"}, "create", "juliet@example.org", "", 48 * time.Hour, true},
+		{[]string{"list"}, "list", "", "", 0, true},
+		{[]string{"revoke", "TOKEN"}, "revoke", "", "TOKEN", 0, true},
+		{[]string{"revoke"}, "", "", "", 0, false},
+		{nil, "", "", "", 0, false},
+		{[]string{"-ttl", "soon", "example.org"}, "", "", "", 0, false},
+	} {
+		r, err := parse("invite", tc.args)
+		if (err == nil) != tc.ok || tc.ok && (r.Action != tc.action || r.JID != tc.target || r.Token != tc.tok || r.TTL != tc.ttl) {
+			t.Errorf("invite %q: %+v %v", tc.args, r, err)
+		}
+	}
+}

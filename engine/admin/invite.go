@@ -1,0 +1,63 @@
+package admin
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/vireo-im/vireo/store/invites"
+	"github.com/vireo-im/vireo/xmlstream/jid"
+)
+
+// Invite manages account invitations (XEP-0401, redeemed with XEP-0445): create one for
+// target, a served domain (the invitee chooses the name) or user@domain (the name is
+// reserved for the invitee until it expires), and return its URI and expiry; list the
+// valid ones; or revoke one by its token. Inviting someone to a name that is taken fails.
+func Invite(b Backend, action, target, token string, ttl time.Duration) ([]string, error) {
+	t := b.Store().Table(invites.Table)
+	now := time.Now()
+	switch action {
+	case "create":
+		j, err := jid.Parse(target)
+		if err != nil || !j.IsBare() {
+			return nil, fmt.Errorf("invite: %q: want a domain or user@domain", target)
+		}
+		if !slices.Contains(b.Domains(), j.Domain()) {
+			return nil, fmt.Errorf("invite: %s is not served here", j.Domain())
+		}
+		if j.Local() != "" {
+			if _, err := b.Store().Accounts().Get(j.String()); err == nil {
+				return nil, fmt.Errorf("invite: %s already exists", j)
+			}
+		}
+		inv, err := invites.Create(t, j.Domain(), j.Local(), "", ttl, now)
+		if err != nil {
+			return nil, err
+		}
+		return []string{inv.URI(), "expires " + inv.Expires.Format(time.RFC3339)}, nil
+	case "list":
+		list, err := invites.List(t, now)
+		if err != nil {
+			return nil, err
+		}
+		var out []string
+		for _, inv := range list {
+			by := inv.Inviter
+			if by == "" {
+				by = "operator"
+			}
+			out = append(out, fmt.Sprintf("%s %s expires %s by %s", inv.Token, inv.JID(), inv.Expires.Format(time.RFC3339), by))
+		}
+		return out, nil
+	case "revoke":
+		if err := invites.Revoke(t, token); err != nil {
+			if errors.Is(err, invites.ErrInvalid) {
+				return nil, fmt.Errorf("invite: no invitation %q", token)
+			}
+			return nil, err
+		}
+		return nil, nil
+	}
+	return nil, fmt.Errorf("invite: unknown action %q (want create, list or revoke)", action)
+}

@@ -1,0 +1,106 @@
+package engine_test
+
+import (
+	"encoding/base64"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vireo-im/vireo/engine/admin"
+	"github.com/vireo-im/vireo/engine/vireotest"
+	"github.com/vireo-im/vireo/store/invites"
+)
+
+// TestIntegrationInvite: XEP-0401 invitations redeemed with XEP-0445 on a server whose
+// registration is closed. The operator's invitation (admin op, as vireoctl invite makes
+// it) for a reserved name: the stream offers urn:xmpp:ibr-token:0; without a token
+// registration is not allowed, a wrong token is item-not-found, the right one opens
+// registration for that name only (another name is not-acceptable, the form names the
+// reserved one), the account logs in, and the token is spent. An invitation for the
+// domain lets the invitee choose a name, but not one another invitation reserves.
+func TestIntegrationInvite(t *testing.T) {
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true})
+	b := adminBackend{srv}
+	lines, err := admin.Invite(b, "create", "juliet@localhost", "", time.Hour)
+	if err != nil || len(lines) != 2 || !strings.HasPrefix(lines[0], "xmpp:juliet@localhost?register;preauth=") {
+		t.Fatalf("invite: %q %v", lines, err)
+	}
+	token := strings.TrimPrefix(lines[0], "xmpp:juliet@localhost?register;preauth=")
+	if _, err := admin.Invite(b, "create", "juliet@localhost", "", 0); err == nil {
+		t.Fatal("a second invitation reserved juliet")
+	}
+	if _, err := admin.Invite(b, "create", "x@elsewhere.example", "", 0); err == nil {
+		t.Fatal("an invitation for a domain not served here")
+	}
+
+	// register answers the whole answer: an error's condition follows its id.
+	register := func(r *vireotest.RawConn, id, user string) string {
+		r.Send("<iq type='set' id='" + id + "'><query xmlns='jabber:iq:register'><username>" + user + "</username><password>balcony</password></query></iq>")
+		got := r.Expect("id='" + id + "'")
+		if strings.Contains(got[strings.LastIndex(got, "<iq"):], "type='error'") {
+			got += r.Expect("</iq>")
+		}
+		return got
+	}
+	r := srv.DialTLS(t)
+	r.Send(srv.Header())
+	feats := r.Expect("</stream:features>")
+	if !strings.Contains(feats, "<register xmlns='urn:xmpp:ibr-token:0'/>") || strings.Contains(feats, "http://jabber.org/features/iq-register") {
+		t.Fatalf("features of a closed server that takes invitations: %s", feats)
+	}
+	// Closed without a token: the request is not for an unauthenticated stream.
+	r.Send("<iq type='set' id='pa0'><preauth xmlns='urn:xmpp:pars:0' token='wrong'/></iq>")
+	if got := r.Expect("id='pa0'"); !strings.Contains(got, "type='error'") {
+		t.Fatalf("a wrong token: %s", got)
+	}
+	r.Expect("item-not-found")
+	r.Send("<iq type='set' id='pa1'><preauth xmlns='urn:xmpp:pars:0' token='" + token + "'/></iq>")
+	if got := r.Expect("id='pa1'"); !strings.Contains(got, "type='result'") {
+		t.Fatalf("the right token: %s", got)
+	}
+	r.Send("<iq type='get' id='form'><query xmlns='jabber:iq:register'/></iq>")
+	r.Expect("<username>juliet</username>")
+	if got := register(r, "reg0", "romeo"); !strings.Contains(got, "not-acceptable") {
+		t.Fatalf("registered another name with juliet's invitation: %s", got)
+	}
+	if got := register(r, "reg1", "juliet"); !strings.Contains(got, "type='result'") {
+		t.Fatalf("registration with the invitation: %s", got)
+	}
+	srv.LoginPlain(t, "juliet", "balcony", "phone")
+	if _, err := invites.Check(srv.Store.Table(invites.Table), token, time.Now()); err == nil {
+		t.Fatal("the token still works after its account was made")
+	}
+
+	// Without any token, a closed server takes no registration.
+	r2 := srv.DialTLS(t)
+	r2.Send(srv.Header())
+	r2.Expect("</stream:features>")
+	r2.Send("<iq type='set' id='reg2'><query xmlns='jabber:iq:register'><username>mallory</username><password>x</password></query></iq>")
+	r2.Expect("</stream:error>")
+
+	// A domain invitation: the invitee picks a name, but not a reserved one.
+	lines, err = admin.Invite(b, "create", "localhost", "", 0)
+	if err != nil || !strings.HasPrefix(lines[0], "xmpp:localhost?register;preauth=") {
+		t.Fatalf("domain invite: %q %v", lines, err)
+	}
+	if _, err := admin.Invite(b, "create", "nurse@localhost", "", 0); err != nil {
+		t.Fatal(err)
+	}
+	r3 := srv.DialTLS(t)
+	r3.Send(srv.Header())
+	r3.Expect("</stream:features>")
+	r3.Send("<iq type='set' id='pa3'><preauth xmlns='urn:xmpp:pars:0' token='" + strings.TrimPrefix(lines[0], "xmpp:localhost?register;preauth=") + "'/></iq>")
+	r3.Expect("type='result'")
+	if got := register(r3, "reg3", "nurse"); !strings.Contains(got, "conflict") {
+		t.Fatalf("took a name another invitation reserves: %s", got)
+	}
+	if got := register(r3, "reg4", "tybalt"); !strings.Contains(got, "type='result'") {
+		t.Fatalf("registration of a free name: %s", got)
+	}
+	r3.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>" + base64.StdEncoding.EncodeToString([]byte("\x00tybalt\x00balcony")) + "</auth>")
+	r3.Expect("<success")
+	list, err := admin.Invite(b, "list", "", "", 0)
+	if err != nil || len(list) != 1 || !strings.Contains(list[0], "nurse@localhost") {
+		t.Fatalf("invitations left: %q %v", list, err)
+	}
+}

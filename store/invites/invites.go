@@ -1,0 +1,194 @@
+// Package invites keeps account invitations (XEP-0401) in the store's "invites" table:
+// creating them, checking the token a client presents before it registers (XEP-0445
+// pre-authenticated in-band registration) and redeeming it once the account exists. An
+// invitation may reserve the username it is for: nobody registers that name without its
+// token until it expires.
+//
+// It speaks no XMPP and holds no state of its own: the engine checks and redeems tokens,
+// vireoctl and the XEP-0401 ad-hoc command create them.
+package invites
+
+import (
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/big"
+	"strings"
+	"time"
+
+	"github.com/vireo-im/vireo/store"
+	"github.com/vireo-im/vireo/xmlstream/jid"
+)
+
+// Table is the store table invitations live in.
+const Table = "invites"
+
+// DefaultTTL is how long an invitation stays valid unless its creator says otherwise.
+const DefaultTTL = 7 * 24 * time.Hour
+
+// MaxTTL bounds an invitation's life, and so how long a username stays reserved.
+const MaxTTL = 90 * 24 * time.Hour
+
+// ErrInvalid is the answer for a token that is unknown, used or expired.
+var ErrInvalid = errors.New("invites: the invitation is invalid or expired")
+
+// Invite is one invitation to create an account.
+type Invite struct {
+	Token    string    `json:"-"`
+	Domain   string    `json:"domain"`             // the host the account is created on
+	Username string    `json:"username,omitempty"` // the localpart it is reserved for; "": the invitee's choice
+	Inviter  string    `json:"inviter,omitempty"`  // bare JID of who created it; "": the operator
+	Expires  time.Time `json:"expires"`
+}
+
+// JID is the account the invitation is for: user@domain, or the domain alone when the
+// invitee chooses the name.
+func (i Invite) JID() string {
+	if i.Username == "" {
+		return i.Domain
+	}
+	return i.Username + "@" + i.Domain
+}
+
+// URI is the invitation as XEP-0401 §3.2 writes it: xmpp:[user@]domain?register;preauth=TOKEN.
+func (i Invite) URI() string { return "xmpp:" + i.JID() + "?register;preauth=" + i.Token }
+
+func tokenKey(token string) []byte { return []byte("t\x00" + token) }
+func nameKey(bare string) []byte   { return []byte("u\x00" + bare) }
+
+// tokenAlphabet is what tokens are made of: alphanumeric, as XEP-0401 §3.2 recommends,
+// so that a token survives any URI, chat client and e-mail unescaped.
+const tokenAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+// newToken returns 24 random alphanumeric characters (about 143 bits).
+func newToken() (string, error) {
+	var b strings.Builder
+	max := big.NewInt(int64(len(tokenAlphabet)))
+	for range 24 {
+		n, err := rand.Int(rand.Reader, max)
+		if err != nil {
+			return "", err
+		}
+		b.WriteByte(tokenAlphabet[n.Int64()])
+	}
+	return b.String(), nil
+}
+
+// Create stores a new invitation for domain valid for ttl (DefaultTTL when 0), reserving
+// username when it is not "". It fails for a username that is not a valid localpart, and
+// for one another invitation still reserves.
+func Create(t store.Table, domain, username, inviter string, ttl time.Duration, now time.Time) (Invite, error) {
+	if ttl <= 0 {
+		ttl = DefaultTTL
+	}
+	if ttl > MaxTTL {
+		return Invite{}, fmt.Errorf("invites: an invitation lasts at most %v", MaxTTL)
+	}
+	if username != "" {
+		u, err := jid.PrepareLocal(username)
+		if err != nil || u == "" {
+			return Invite{}, fmt.Errorf("invites: %q is not a valid username", username)
+		}
+		username = u
+		if _, ok := Reserved(t, username+"@"+domain, now); ok {
+			return Invite{}, fmt.Errorf("invites: %s is already reserved by another invitation", username+"@"+domain)
+		}
+	}
+	tok, err := newToken()
+	if err != nil {
+		return Invite{}, err
+	}
+	inv := Invite{Token: tok, Domain: domain, Username: username, Inviter: inviter, Expires: now.Add(ttl).UTC().Truncate(time.Second)}
+	v, err := json.Marshal(inv)
+	if err != nil {
+		return Invite{}, err
+	}
+	ops := []store.Op{{Key: tokenKey(tok), Val: v}}
+	if username != "" {
+		ops = append(ops, store.Op{Key: nameKey(inv.JID()), Val: []byte(tok)})
+	}
+	// Synchronous: the creator hands the token out as soon as this returns.
+	return inv, t.Apply(ops...)
+}
+
+// Check returns the invitation token stands for, or ErrInvalid when there is none or it
+// expired at now.
+func Check(t store.Table, token string, now time.Time) (Invite, error) {
+	if token == "" || len(token) > 128 {
+		return Invite{}, ErrInvalid
+	}
+	v, err := t.Get(tokenKey(token))
+	if errors.Is(err, store.ErrNotFound) {
+		return Invite{}, ErrInvalid
+	}
+	if err != nil {
+		return Invite{}, err
+	}
+	var inv Invite
+	if err := json.Unmarshal(v, &inv); err != nil {
+		return Invite{}, fmt.Errorf("%w: invitation: %v", store.ErrCorrupt, err)
+	}
+	if !now.Before(inv.Expires) {
+		return Invite{}, ErrInvalid
+	}
+	inv.Token = token
+	return inv, nil
+}
+
+// Reserved reports whether an invitation valid at now reserves the account bare
+// (user@domain), and its token.
+func Reserved(t store.Table, bare string, now time.Time) (token string, ok bool) {
+	v, err := t.Get(nameKey(bare))
+	if err != nil {
+		return "", false
+	}
+	if _, err := Check(t, string(v), now); err != nil {
+		return "", false
+	}
+	return string(v), true
+}
+
+// Redeem removes an invitation once its account exists (a token is good for one
+// account), with the reservation it held.
+func Redeem(t store.Table, inv Invite) error {
+	ops := []store.Op{{Key: tokenKey(inv.Token), Delete: true}}
+	if inv.Username != "" {
+		ops = append(ops, store.Op{Key: nameKey(inv.JID()), Delete: true})
+	}
+	return t.Apply(ops...)
+}
+
+// List returns the invitations still valid at now, and deletes the expired ones it finds.
+func List(t store.Table, now time.Time) ([]Invite, error) {
+	var out, expired []Invite
+	err := t.Scan([]byte("t\x00"), func(k, v []byte) bool {
+		var inv Invite
+		if json.Unmarshal(v, &inv) != nil {
+			return true
+		}
+		inv.Token = string(k[2:])
+		if now.Before(inv.Expires) {
+			out = append(out, inv)
+		} else {
+			expired = append(expired, inv)
+		}
+		return true
+	})
+	for _, inv := range expired {
+		Redeem(t, inv)
+	}
+	return out, err
+}
+
+// Revoke deletes the invitation token stands for; ErrInvalid when there is none.
+func Revoke(t store.Table, token string) error {
+	v, err := t.Get(tokenKey(token))
+	if err != nil {
+		return ErrInvalid
+	}
+	var inv Invite
+	json.Unmarshal(v, &inv)
+	inv.Token = token
+	return Redeem(t, inv)
+}

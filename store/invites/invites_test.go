@@ -1,0 +1,81 @@
+package invites_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/vireo-im/vireo/store/invites"
+	"github.com/vireo-im/vireo/store/pebblestore"
+)
+
+// TestLifecycle: an invitation on real Pebble: its token checks until it expires or is
+// redeemed, a reserved name stays reserved meanwhile, and listing drops what expired.
+func TestLifecycle(t *testing.T) {
+	st, err := pebblestore.Open(t.TempDir(), pebblestore.Options{Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	tb := st.Table(invites.Table)
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+
+	open, err := invites.Create(tb, "example.org", "", "", 0, now)
+	if err != nil || len(open.Token) != 24 || open.URI() != "xmpp:example.org?register;preauth="+open.Token {
+		t.Fatalf("open invitation %+v: %v", open, err)
+	}
+	named, err := invites.Create(tb, "example.org", "Juliet", "romeo@example.org", time.Hour, now)
+	if err != nil || named.Username != "juliet" || !strings.HasPrefix(named.URI(), "xmpp:juliet@example.org?register;preauth=") {
+		t.Fatalf("named invitation %+v: %v", named, err)
+	}
+	if _, err := invites.Create(tb, "example.org", "juliet", "", 0, now); err == nil {
+		t.Fatal("a second invitation reserved the same name")
+	}
+	if _, err := invites.Create(tb, "example.org", "bad name", "", 0, now); err == nil {
+		t.Fatal("an invalid username was accepted")
+	}
+	if _, err := invites.Create(tb, "example.org", "", "", invites.MaxTTL+time.Hour, now); err == nil {
+		t.Fatal("an invitation beyond MaxTTL was accepted")
+	}
+
+	got, err := invites.Check(tb, named.Token, now.Add(time.Minute))
+	if err != nil || got.Username != "juliet" || got.Inviter != "romeo@example.org" {
+		t.Fatalf("check: %+v %v", got, err)
+	}
+	for _, bad := range []string{"", "nope", strings.Repeat("x", 200)} {
+		if _, err := invites.Check(tb, bad, now); !errors.Is(err, invites.ErrInvalid) {
+			t.Fatalf("token %q: %v", bad, err)
+		}
+	}
+	if tok, ok := invites.Reserved(tb, "juliet@example.org", now); !ok || tok != named.Token {
+		t.Fatal("juliet is not reserved")
+	}
+	// Expired: neither the token nor the reservation holds.
+	later := now.Add(2 * time.Hour)
+	if _, err := invites.Check(tb, named.Token, later); !errors.Is(err, invites.ErrInvalid) {
+		t.Fatalf("expired token: %v", err)
+	}
+	if _, ok := invites.Reserved(tb, "juliet@example.org", later); ok {
+		t.Fatal("an expired invitation still reserves its name")
+	}
+	list, err := invites.List(tb, later)
+	if err != nil || len(list) != 1 || list[0].Token != open.Token {
+		t.Fatalf("list: %+v %v", list, err)
+	}
+	if _, err := invites.Check(tb, named.Token, now); !errors.Is(err, invites.ErrInvalid) {
+		t.Fatal("listing kept the expired invitation")
+	}
+	// Redeemed: gone.
+	if err := invites.Redeem(tb, open); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := invites.Check(tb, open.Token, now); !errors.Is(err, invites.ErrInvalid) {
+		t.Fatal("a redeemed token still checks")
+	}
+	if err := invites.Revoke(tb, open.Token); !errors.Is(err, invites.ErrInvalid) {
+		t.Fatalf("revoking a redeemed token: %v", err)
+	}
+}
