@@ -110,7 +110,9 @@ func TestIntegrationAdhocMOTD(t *testing.T) {
 }
 
 // TestIntegrationSlixmppAdhoc: slixmpp's XEP-0050 plugin, as an administrator, lists the
-// commands and runs add-user over two stages; the account it created logs in.
+// commands and runs add-user over two stages; the account it created logs in. Then it
+// makes an XEP-0401 account invitation, which aioxmpp redeems (XEP-0445) on this server,
+// whose registration is closed.
 func TestIntegrationSlixmppAdhoc(t *testing.T) {
 	needSlixmpp(t)
 	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true, ModuleConfig: func(id string, v any) error {
@@ -120,8 +122,16 @@ func TestIntegrationSlixmppAdhoc(t *testing.T) {
 		return nil
 	}})
 	srv.AddUser(t, "slix", "py secret")
-	runSlix(t, srv, "slixmpp_adhoc.py", "COMMAND http://jabber.org/protocol/admin#add-user",
+	out := runSlixOut(t, srv, "slixmpp_adhoc.py", "COMMAND http://jabber.org/protocol/admin#add-user",
 		"COMMAND http://jabber.org/protocol/admin#announce", "STAGE executing actions complete",
-		"FIELDS accountjid,password,password-verify", "STAGE completed", "NOTE info account fromslix@localhost created")
+		"FIELDS accountjid,password,password-verify", "STAGE completed", "NOTE info account fromslix@localhost created",
+		"COMMAND urn:xmpp:invite#create-account", "INVITE FIELDS username",
+		"INVITATION urn:xmpp:invite#invitation xmpp:invited@localhost?register;preauth=")
 	srv.LoginPlain(t, "fromslix", "slix made me", "go")
+	// The invitation slixmpp's administrator made, redeemed by aioxmpp's registration code
+	// on this server, whose registration is closed.
+	needPython(t, "aioxmpp", "python3-aioxmpp")
+	token := regexp.MustCompile(`preauth=([A-Za-z0-9]+)`).FindStringSubmatch(out)[1]
+	runAio(t, srv, "aioxmpp_invite.py", []string{"invited@localhost", "new here", token},
+		"TOKEN ACCEPTED", "FORM invited", "REGISTERED", "LOGGED IN invited@localhost", "DONE")
 }

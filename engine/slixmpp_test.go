@@ -143,8 +143,14 @@ func runSlix(t *testing.T, srv *vireotest.Server, script string, want ...string)
 	runSlixAt(t, srv, srv.C2SAddr(), script, want...)
 }
 
-// runSlixAt is runSlix against addr.
-func runSlixAt(t *testing.T, srv *vireotest.Server, addr, script string, want ...string) {
+// runSlixOut is runSlix returning the script's output.
+func runSlixOut(t *testing.T, srv *vireotest.Server, script string, want ...string) string {
+	t.Helper()
+	return runSlixAt(t, srv, srv.C2SAddr(), script, want...)
+}
+
+// runSlixAt is runSlix against addr; it returns the script's output.
+func runSlixAt(t *testing.T, srv *vireotest.Server, addr, script string, want ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -158,6 +164,7 @@ func runSlixAt(t *testing.T, srv *vireotest.Server, addr, script string, want ..
 			t.Fatalf("slixmpp output lacks %q:\n%s", w, s)
 		}
 	}
+	return s
 }
 
 // TestIntegrationSlixmppPep: slixmpp's XEP-0084 and XEP-0172 plugins (on XEP-0163) publish

@@ -1,6 +1,7 @@
 """List the server's ad-hoc commands and run XEP-0133 add-user through slixmpp's XEP-0050
 plugin and its multi-stage API (start_command, then complete_command with the filled
-form). Used by TestIntegrationSlixmppAdhoc; exits non-zero on failure."""
+form); then XEP-0401 create-account, printing the invitation's URI. Used by
+TestIntegrationSlixmppAdhoc; exits non-zero on failure."""
 import asyncio
 
 import slixmpp
@@ -30,8 +31,29 @@ class Client(slixmpp.ClientXMPP):
         session = {"next": self.form, "error": self.error}
         self["xep_0050"].start_command(self.boundjid.domain, ADMIN + "#add-user", session)
         await asyncio.wait_for(self.finished.wait(), 20)
+        self.finished.clear()
+        session = {"next": self.invite_form, "error": self.error}
+        self["xep_0050"].start_command(self.boundjid.domain, "urn:xmpp:invite#create-account", session)
+        await asyncio.wait_for(self.finished.wait(), 20)
         self.ok = True
         self.disconnect()
+
+    def invite_form(self, iq, session):
+        fields = iq["command"]["form"].get_fields()
+        print("INVITE FIELDS", ",".join(k for k in fields if k != "FORM_TYPE"), flush=True)
+        form = self["xep_0004"].make_form(ftype="submit")
+        form.add_field(var="username", value="invited")
+        session["payload"] = form
+        session["next"] = self.invited
+        self["xep_0050"].complete_command(session)
+
+    def invited(self, iq, session):
+        values = iq["command"]["form"].get_values()
+        form_type = values.get("FORM_TYPE")
+        if isinstance(form_type, list):  # slixmpp lists a hidden field's values
+            form_type = " ".join(form_type)
+        print("INVITATION", form_type, values.get("uri"), flush=True)
+        self.finished.set()
 
     def form(self, iq, session):
         cmd = iq["command"]

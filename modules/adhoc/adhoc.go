@@ -1,5 +1,6 @@
 // Package adhoc implements XEP-0050: Ad-Hoc Commands, with the commands of XEP-0133:
-// Service Administration for the administrators named in the configuration:
+// Service Administration and XEP-0401's account invitation (urn:xmpp:invite#create-account,
+// store/invites) for the administrators named in the configuration:
 //
 //	[modules.adhoc]
 //	admins = ["alice@example.org"]
@@ -191,7 +192,7 @@ func (m *Mod) execute(c module.Context, iq *module.Packet) {
 			return
 		}
 		resp.SessionID, resp.Status, resp.HasForm = sid, Executing, true
-		resp.Instructions = cmd.instructions
+		resp.Instructions, resp.FormType = cmd.instructions, cmd.formType()
 		resp.Fields = cmd.form(m, c)
 		m.reply(c, iq, &resp)
 		return
@@ -240,7 +241,7 @@ func (m *Mod) run(c module.Context, iq *module.Packet, cmd *command, sid string,
 // done answers the run as completed with notes and, when fields is not nil, a result form.
 func (k *call) done(c module.Context, notes []Note, fields []Field) {
 	r := Response{Node: k.cmd.node(), SessionID: k.sid, Status: Completed, Notes: notes,
-		Title: k.cmd.title, Fields: fields, HasForm: fields != nil}
+		Title: k.cmd.title, Fields: fields, HasForm: fields != nil, FormType: k.cmd.resultFormType()}
 	k.m.reply(c, &k.iq, &r)
 }
 

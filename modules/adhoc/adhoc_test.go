@@ -4,11 +4,13 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vireo-im/vireo/modules/adhoc"
 	_ "github.com/vireo-im/vireo/modules/disco"
 	"github.com/vireo-im/vireo/router"
 	"github.com/vireo-im/vireo/router/routertest"
+	"github.com/vireo-im/vireo/store/invites"
 )
 
 func newEnv(t *testing.T) *routertest.Env {
@@ -189,4 +191,46 @@ func TestAdhocAnnounceAndMOTD(t *testing.T) {
 	b3 := e.Bind("bob", "three")
 	b3.Send("<presence/>")
 	b3.C.Never(t, "hello all")
+}
+
+// TestInviteCreateAccount: XEP-0401 §4.2 for administrators. The command is listed with
+// the others; its form asks for a username and has no FORM_TYPE; the result is an
+// urn:xmpp:invite#invitation form with the xmpp: URI of a token that works, reserved
+// for the name; an existing account's name is refused, and nobody else may run it.
+func TestInviteCreateAccount(t *testing.T) {
+	e := newEnv(t)
+	alice, bob := e.Bind("alice", "r"), e.Bind("bob", "r")
+	const node = "urn:xmpp:invite#create-account"
+	alice.Send("<iq type='get' id='l' to='example.org'><query xmlns='http://jabber.org/protocol/disco#items' node='" + cmdNS + "'/></iq>")
+	alice.C.Wait(t, "id='l'", "node='"+node+"'")
+	run := func(s *routertest.Sess, id, user string) string {
+		s.C.Reset()
+		s.Send("<iq type='set' id='" + id + "' to='example.org'><command xmlns='" + cmdNS + "' node='" + node + "' action='execute'/></iq>")
+		got := s.C.Wait(t, "id='"+id+"'")
+		if !strings.Contains(got, "type='form'") || strings.Contains(got, "FORM_TYPE") || !strings.Contains(got, "var='username'") {
+			return got
+		}
+		sid := sidRe.FindStringSubmatch(got)[1]
+		s.Send("<iq type='set' id='" + id + "c' to='example.org'><command xmlns='" + cmdNS + "' node='" + node + "' sessionid='" + sid + "'>" +
+			"<x xmlns='jabber:x:data' type='submit'><field var='username'><value>" + user + "</value></field></x></command></iq>")
+		return s.C.Wait(t, "id='"+id+"c'")
+	}
+	got := run(alice, "i1", "juliet")
+	m := regexp.MustCompile(`<value>xmpp:juliet@example\.org\?register;preauth=([A-Za-z0-9]+)</value>`).FindStringSubmatch(got)
+	if m == nil || !strings.Contains(got, "<value>urn:xmpp:invite#invitation</value>") || !strings.Contains(got, "var='expire'") {
+		t.Fatalf("invitation: %s", got)
+	}
+	inv, err := invites.Check(e.Store.Table(invites.Table), m[1], time.Now())
+	if err != nil || inv.Username != "juliet" || inv.Inviter != "alice@example.org" {
+		t.Fatalf("the token: %+v %v", inv, err)
+	}
+	if got := run(alice, "i2", "bob"); !strings.Contains(got, "already exists") {
+		t.Fatalf("an invitation for an existing account: %s", got)
+	}
+	if got := run(alice, "i3", ""); !strings.Contains(got, "<value>xmpp:example.org?register;preauth=") {
+		t.Fatalf("an invitation without a name: %s", got)
+	}
+	if got := run(bob, "i4", "x"); !strings.Contains(got, "forbidden") {
+		t.Fatalf("a user ran it: %s", got)
+	}
 }

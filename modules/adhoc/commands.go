@@ -11,20 +11,48 @@ import (
 	"github.com/vireo-im/vireo/modules/module"
 	"github.com/vireo-im/vireo/store"
 	"github.com/vireo-im/vireo/store/creds"
+	"github.com/vireo-im/vireo/store/invites"
 	"github.com/vireo-im/vireo/xmlstream/jid"
 	"github.com/vireo-im/vireo/xmlstream/stanza"
 )
 
-// command is one XEP-0133 command.
+// command is one XEP-0133 command, or another administrator's command (XEP-0401).
 type command struct {
 	name, title, instructions string
 	// form returns the fields of the form stage; nil runs the command at execute.
 	form func(m *Mod, c module.Context) []Field
 	// run performs the command and answers through k, now or later on c's shard.
 	run func(c module.Context, k *call)
+	// ns is the namespace of the node (ns#name) and the FORM_TYPE of the forms; ""
+	// is AdminNS. resultType is the FORM_TYPE of the result form when it differs.
+	ns, resultType string
 }
 
-func (cmd *command) node() string { return AdminNS + "#" + cmd.name }
+func (cmd *command) node() string {
+	if cmd.ns != "" {
+		return cmd.ns + "#" + cmd.name
+	}
+	return AdminNS + "#" + cmd.name
+}
+
+// formType is the FORM_TYPE of the command's form stage ("" for none).
+func (cmd *command) formType() string {
+	switch cmd.ns {
+	case "":
+		return AdminNS
+	case InviteNS:
+		return "" // XEP-0401 §4.2's form has none
+	}
+	return cmd.ns
+}
+
+// resultFormType is the FORM_TYPE of the command's result form.
+func (cmd *command) resultFormType() string {
+	if cmd.resultType != "" {
+		return cmd.resultType
+	}
+	return cmd.formType()
+}
 
 // MaxPassword is the longest password accepted, as in XEP-0077 changes.
 const MaxPassword = 1023
@@ -92,6 +120,59 @@ var commands = []command{
 				Values: []string{"0"}, Options: []string{"0", "30", "60", "90", "120", "180", "300", "600", "900", "1800", "3600"}},
 				{Var: "announcement", Type: "text-multi", Label: "Announcement"}}
 		}, run: shutdown},
+	// XEP-0401 §4.2: an account invitation, redeemed with XEP-0445 (store/invites).
+	{name: "create-account", ns: InviteNS, resultType: InvitationForm, title: "Create an account invitation",
+		instructions: "Name the account, or leave the name to the invitee.",
+		form: func(*Mod, module.Context) []Field {
+			return []Field{{Var: "username", Type: "text-single", Label: "Username"}}
+		}, run: createAccountInvite},
+}
+
+// InviteNS is XEP-0401's namespace: its command nodes are InviteNS#name; InvitationForm is
+// the FORM_TYPE of the invitation they return.
+const (
+	InviteNS       = "urn:xmpp:invite"
+	InvitationForm = "urn:xmpp:invite#invitation"
+)
+
+// createAccountInvite is XEP-0401 §4.2: an invitation to create an account on the server
+// the command was sent to, for the username given (reserved for the invitee until the
+// invitation expires) or of the invitee's choosing; the result carries its xmpp: URI and
+// expiry.
+func createAccountInvite(c module.Context, k *call) {
+	domain := c.Domain()
+	if !k.iq.To.IsZero() {
+		domain = k.iq.To.Domain()
+	}
+	user := strings.TrimSpace(k.form.Value("username"))
+	if user != "" {
+		j, bad := account(c, user+"@"+domain)
+		if bad != "" {
+			k.fail(c, bad)
+			return
+		}
+		found, ok := exists(c, k, j)
+		if !ok {
+			return
+		}
+		if found {
+			k.fail(c, "account "+j.String()+" already exists")
+			return
+		}
+	}
+	inv, err := invites.Create(c.Store().Table(invites.Table), domain, user, k.iq.From.Bare().String(), 0, c.Now())
+	if err != nil {
+		if module.LogStoreError(err) {
+			k.error(c, module.StoreError(err))
+			return
+		}
+		k.fail(c, strings.TrimPrefix(err.Error(), "invites: "))
+		return
+	}
+	k.done(c, nil, []Field{
+		{Var: "uri", Type: "text-single", Label: "Invitation", Values: []string{inv.URI()}},
+		{Var: "expire", Type: "text-single", Label: "Expires", Values: []string{inv.Expires.Format(time.RFC3339)}},
+	})
 }
 
 func motdForm(current bool) func(m *Mod, c module.Context) []Field {

@@ -13,9 +13,9 @@ type Field struct {
 	Options          []string // list-single choices
 }
 
-// appendForm writes <x xmlns='jabber:x:data' type='typ'> with the admin FORM_TYPE
-// (XEP-0133 §4 uses it for every form and result) and fields.
-func appendForm(b *xmlstream.Builder, typ, title, instructions string, fields []Field) {
+// appendForm writes <x xmlns='jabber:x:data' type='typ'> with FORM_TYPE formType (XEP-0133
+// §4 uses the admin namespace for every form and result; "" writes none) and fields.
+func appendForm(b *xmlstream.Builder, typ, formType, title, instructions string, fields []Field) {
 	b.Start("x").Attr("xmlns", ns.DataForms).Attr("type", typ)
 	if title != "" {
 		b.Start("title").Text(title).End()
@@ -23,8 +23,10 @@ func appendForm(b *xmlstream.Builder, typ, title, instructions string, fields []
 	if instructions != "" && typ == "form" {
 		b.Start("instructions").Text(instructions).End()
 	}
-	b.Start("field").Attr("var", "FORM_TYPE").Attr("type", "hidden").
-		Start("value").Text(AdminNS).End().End()
+	if formType != "" {
+		b.Start("field").Attr("var", "FORM_TYPE").Attr("type", "hidden").
+			Start("value").Text(formType).End().End()
+	}
 	for _, f := range fields {
 		b.Start("field").Attr("var", f.Var)
 		if f.Type != "" {
@@ -69,6 +71,8 @@ type Response struct {
 	Title, Instructions string
 	Fields              []Field
 	HasForm             bool
+	// FormType is the form's FORM_TYPE ("" for none).
+	FormType string
 }
 
 // Append serializes r as the payload of the IQ result (XEP-0050 §3.4).
@@ -90,7 +94,7 @@ func (r *Response) Append(b *xmlstream.Builder) {
 		if r.Status == Executing {
 			typ = "form"
 		}
-		appendForm(b, typ, r.Title, r.Instructions, r.Fields)
+		appendForm(b, typ, r.FormType, r.Title, r.Instructions, r.Fields)
 	}
 	b.End()
 }
