@@ -32,6 +32,26 @@ import (
 	"github.com/vireo-im/vireo/modules/blocking"
 )
 
+// reportingServer is uploadServer sending XEP-0377 reports to abuse@localhost.
+func reportingServer(t *testing.T) *vireotest.Server {
+	t.Helper()
+	return uploadServer(t, vireotest.Options{ModuleConfig: func(_ string, v any) error {
+		if c, ok := v.(*blocking.Config); ok {
+			c.ReportTo = []string{"abuse@localhost"}
+		}
+		return nil
+	}})
+}
+
+// abuseDesk logs in abuse@localhost, available, to receive reports.
+func abuseDesk(t *testing.T, srv *vireotest.Server) *vireotest.RawConn {
+	t.Helper()
+	srv.AddUser(t, "abuse", "secret")
+	desk := srv.LoginPlain(t, "abuse", "secret", "desk")
+	desk.Send("<presence/>")
+	return desk
+}
+
 // TestIntegrationMelliumServices sweeps the services a client uses with mellium.im/xmpp's
 // own packages, which decode every answer into their types and fail on what they do not
 // expect: disco of the server and its services, ping, version, entity time, carbons, the
@@ -40,17 +60,10 @@ import (
 // bookmarks, and a room joined, configured public and listed, as mellium's own tests do
 // against Prosody.
 func TestIntegrationMelliumServices(t *testing.T) {
-	srv := uploadServer(t, vireotest.Options{ModuleConfig: func(_ string, v any) error {
-		if c, ok := v.(*blocking.Config); ok {
-			c.ReportTo = []string{"abuse@localhost"}
-		}
-		return nil
-	}})
+	srv := reportingServer(t)
 	srv.AddUser(t, "alice", "secret")
 	srv.AddUser(t, "bob", "secret")
-	srv.AddUser(t, "abuse", "secret")
-	desk := srv.LoginPlain(t, "abuse", "secret", "desk")
-	desk.Send("<presence/>")
+	desk := abuseDesk(t, srv)
 	bob := srv.LoginPlain(t, "bob", "secret", "pc")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -90,8 +103,7 @@ func TestIntegrationMelliumServices(t *testing.T) {
 		return nil
 	}))
 	live := make(chan string, 16)
-	mc := &muc.Client{}
-	m := mux.New(stanza.NSClient, history.Handle(hist), muc.HandleClient(mc),
+	m := mux.New(stanza.NSClient, history.Handle(hist),
 		mux.MessageFunc(stanza.ChatMessage, xml.Name{Space: stanza.NSClient, Local: "body"}, func(msg stanza.Message, r xmlstream.TokenReadEncoder) error {
 			live <- msg.ID
 			return nil
@@ -216,9 +228,12 @@ func TestIntegrationMelliumServices(t *testing.T) {
 		t.Fatalf("bookmarks: %+v", marks)
 	}
 
+	// The room is entered with a plain join presence: mellium's muc.Client races with
+	// itself between Join and its presence handler (go test -race sees it in
+	// muc.(*Client).HandlePresence against muc.(*Channel).JoinPresence), so the room's
+	// form and listing go through the package's functions alone.
 	room := mjid.MustParse("tea@conference.localhost/Alice")
-	ch, err := mc.Join(ctx, room, s)
-	step("room join", err)
+	step("room join", s.Send(ctx, stanza.Presence{To: room}.Wrap(xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Space: muc.NS, Local: "x"}}))))
 	cfg, err := muc.GetConfig(ctx, room.Bare(), s)
 	step("room configuration form", err)
 	_, err = cfg.Set("muc#roomconfig_publicroom", true)
@@ -234,5 +249,5 @@ func TestIntegrationMelliumServices(t *testing.T) {
 	if len(rooms) != 1 || rooms[0] != "tea@conference.localhost" {
 		t.Fatalf("rooms listed: %v", rooms)
 	}
-	step("room leave", ch.Leave(ctx, "bye"))
+	step("room leave", s.Send(ctx, stanza.Presence{To: room, Type: stanza.UnavailablePresence}.Wrap(nil)))
 }

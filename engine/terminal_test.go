@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/vireo-im/vireo/engine/vireotest"
-	"github.com/vireo-im/vireo/modules/blocking"
 )
 
 // tmuxTerm is a terminal client running in a detached tmux session of its own tmux
@@ -114,12 +113,7 @@ func certSHA1(t *testing.T, pemBytes []byte) string {
 // desk (XEP-0377), and /quit takes alice offline for bob.
 func TestIntegrationProfanity(t *testing.T) {
 	needTool(t, "profanity", "profanity")
-	srv := uploadServer(t, vireotest.Options{ModuleConfig: func(_ string, v any) error {
-		if c, ok := v.(*blocking.Config); ok {
-			c.ReportTo = []string{"abuse@localhost"}
-		}
-		return nil
-	}})
+	srv := reportingServer(t)
 	srv.AddUser(t, "alice", "term secret")
 	srv.AddUser(t, "bob", "secret")
 	srv.Befriend(t, "alice", "bob", "Bob")
@@ -209,9 +203,7 @@ func TestIntegrationProfanity(t *testing.T) {
 	// the server advertises reporting; the abuse desk gets the report, and the spammer's
 	// next message bounces.
 	srv.AddUser(t, "mallory", "secret")
-	srv.AddUser(t, "abuse", "secret")
-	desk := srv.LoginPlain(t, "abuse", "secret", "desk")
-	desk.Send("<presence/>")
+	desk := abuseDesk(t, srv)
 	mallory := srv.LoginPlain(t, "mallory", "secret", "bot")
 	mallory.Send("<message to='alice@localhost' type='chat' id='sp1'><body>cheap potions</body></message>")
 	term.waitFor("chat message: mallory@localhost/bot")
