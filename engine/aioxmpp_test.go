@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -278,6 +279,38 @@ func TestIntegrationAioxmppInvite(t *testing.T) {
 	token := strings.TrimPrefix(lines[0], "xmpp:dora@localhost?register;preauth=")
 	runAio(t, srv, "aioxmpp_invite.py", []string{"dora@localhost", "explorer", token},
 		"CLOSED not-authorized", "TOKEN ACCEPTED", "FORM dora", "REGISTERED", "LOGGED IN dora@localhost", "DONE")
+}
+
+// TestIntegrationAioxmppContactInvite: XEP-0401 §4.1. romeo (raw) runs the contact
+// invitation command; aioxmpp follows the link as a client does (testdata/
+// aioxmpp_contact_invite.py): pre-approval, then a subscription request with the token
+// (XEP-0379), which romeo's server approves and answers on his behalf. Both rosters end
+// at both, and romeo, who never approved anything, was never asked.
+func TestIntegrationAioxmppContactInvite(t *testing.T) {
+	needPython(t, "aioxmpp", "python3-aioxmpp")
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true})
+	srv.AddUser(t, "romeo", "secret")
+	srv.AddUser(t, "juliet", "aio secret")
+	romeo := srv.LoginPlain(t, "romeo", "secret", "pc")
+	romeo.Send("<iq type='get' id='r'><query xmlns='jabber:iq:roster'/></iq><presence/>")
+	romeo.Send("<iq type='set' id='inv' to='localhost'><command xmlns='http://jabber.org/protocol/commands' node='urn:xmpp:invite#invite' action='execute'/></iq>")
+	got := romeo.Expect("</iq>")
+	for !strings.Contains(got, "id='inv'") {
+		got = romeo.Expect("</iq>")
+	}
+	m := regexp.MustCompile(`xmpp:romeo@localhost\?roster;preauth=([A-Za-z0-9]+)`).FindStringSubmatch(got)
+	if m == nil {
+		t.Fatalf("invitation: %s", got)
+	}
+	out := runAio(t, srv, "aioxmpp_contact_invite.py", []string{"juliet@localhost", "aio secret", "romeo@localhost", m[1]},
+		"ASKED WITH TOKEN", "ROSTER both", "SEES ROMEO", "DONE")
+	if strings.Contains(out, "ASKED BY") {
+		t.Fatalf("juliet's pre-approval was not honoured:\n%s", out)
+	}
+	got, _ = romeo.ReadUntil("subscription='both'", 10*time.Second)
+	if !strings.Contains(got, "<item jid='juliet@localhost' subscription='both'") || strings.Contains(got, "type='subscribe'") {
+		t.Fatalf("romeo's side: %s", got)
+	}
 }
 
 // TestIntegrationAioxmppOffline: what waits for a user who is away, through two aioxmpp

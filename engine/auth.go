@@ -522,7 +522,7 @@ func (c *conn) onPreauth(st *xmlstream.Stanza, q xmlstream.Element) {
 	}
 	token, _ := q.AppendAttr(nil, "token")
 	inv, err := invites.Check(c.srv().st.Table(invites.Table), string(token), now)
-	if err != nil || inv.Domain != c.domainName() {
+	if err != nil || inv.Domain != c.domainName() || inv.Contact { // a contact invitation opens no registration
 		if !trusted {
 			c.srv().throttle.fail(key, now)
 		}

@@ -1,6 +1,7 @@
 // Package adhoc implements XEP-0050: Ad-Hoc Commands, with the commands of XEP-0133:
 // Service Administration and XEP-0401's account invitation (urn:xmpp:invite#create-account,
-// store/invites) for the administrators named in the configuration:
+// store/invites) for the administrators named in the configuration, and XEP-0401's contact
+// invitation (urn:xmpp:invite#invite) for every user of the server:
 //
 //	[modules.adhoc]
 //	admins = ["alice@example.org"]
@@ -114,6 +115,12 @@ func (m *Mod) Provision(r module.Registrar) error {
 
 func (m *Mod) isAdmin(from jid.JID) bool { return len(m.admins) > 0 && m.admins[from.Bare().String()] }
 
+// mayRun reports whether from may see and run cmd: administrators run every command, the
+// server's own users those meant for them (XEP-0401's contact invitation).
+func (m *Mod) mayRun(c module.Context, cmd *command, from jid.JID) bool {
+	return m.isAdmin(from) || cmd.users && from.Local() != "" && c.IsLocal(from.Domain())
+}
+
 // disco answers disco#items and disco#info on the command list node and on each command
 // node (XEP-0050 §2.2, §2.3). Non-administrators see an empty list and no command.
 func (m *Mod) disco(c module.Context, iq *module.Packet) {
@@ -123,13 +130,14 @@ func (m *Mod) disco(c module.Context, iq *module.Packet) {
 	if !iq.To.IsZero() {
 		server = iq.To.String()
 	}
-	admin := m.isAdmin(iq.From)
 	var b xmlstream.Builder
 	if string(q.NS()) == ns.DiscoItems {
 		b.Start("query").Attr("xmlns", ns.DiscoItems).Attr("node", string(node))
-		if string(node) == NS && admin {
+		if string(node) == NS {
 			for i := range commands {
-				b.Start("item").Attr("jid", server).Attr("node", commands[i].node()).Attr("name", commands[i].title).End()
+				if m.mayRun(c, &commands[i], iq.From) {
+					b.Start("item").Attr("jid", server).Attr("node", commands[i].node()).Attr("name", commands[i].title).End()
+				}
 			}
 		}
 		b.End()
@@ -140,7 +148,7 @@ func (m *Mod) disco(c module.Context, iq *module.Packet) {
 	if string(node) == NS {
 		b.Start("identity").Attr("category", "automation").Attr("type", "command-list").End()
 	} else {
-		if !admin {
+		if cmd := m.byNode[string(node)]; cmd == nil || !m.mayRun(c, cmd, iq.From) {
 			c.Error(iq, stanza.New(stanza.Forbidden))
 			return
 		}
@@ -170,7 +178,7 @@ func (m *Mod) execute(c module.Context, iq *module.Packet) {
 		c.Error(iq, stanza.New(stanza.ItemNotFound))
 		return
 	}
-	if !m.isAdmin(iq.From) {
+	if !m.mayRun(c, cmd, iq.From) {
 		c.Error(iq, stanza.New(stanza.Forbidden))
 		return
 	}
@@ -234,7 +242,9 @@ type call struct {
 func (m *Mod) run(c module.Context, iq *module.Packet, cmd *command, sid string, f Form) {
 	k := &call{m: m, iq: *iq, cmd: cmd, sid: sid, form: f}
 	k.iq.Raw = nil
-	m.log.Info().Str("admin", iq.From.Bare().String()).Str("command", cmd.name).Msg("adhoc: admin command")
+	if !cmd.users {
+		m.log.Info().Str("admin", iq.From.Bare().String()).Str("command", cmd.name).Msg("adhoc: admin command")
+	}
 	cmd.run(c, k)
 }
 

@@ -71,7 +71,8 @@ func TestAdhocFlow(t *testing.T) {
 		}, []string{"admin#add-user", "admin#announce", "name='Add User'"}},
 		{"disco items non-admin", bob, func(*testing.T) string {
 			return "<iq type='get' id='q' to='example.org'><query xmlns='http://jabber.org/protocol/disco#items' node='" + cmdNS + "'/></iq>"
-		}, []string{"type='result'", "node='" + cmdNS + "'/>"}},
+		}, []string{"type='result'", // a user sees the contact invitation alone
+			"node='" + cmdNS + "'><item jid='example.org' node='urn:xmpp:invite#invite' name='Invite a contact'/></query>"}},
 		{"disco info node", alice, func(*testing.T) string {
 			return "<iq type='get' id='q' to='example.org'><query xmlns='http://jabber.org/protocol/disco#info' node='http://jabber.org/protocol/admin#add-user'/></iq>"
 		}, []string{"category='automation'", "type='command-node'", "var='jabber:x:data'"}},
@@ -232,5 +233,22 @@ func TestInviteCreateAccount(t *testing.T) {
 	}
 	if got := run(bob, "i4", "x"); !strings.Contains(got, "forbidden") {
 		t.Fatalf("a user ran it: %s", got)
+	}
+}
+
+// TestInviteContact: XEP-0401 §4.1 for every user: the command completes at once with an
+// urn:xmpp:invite#invitation form whose URI is the user's roster link with a token.
+func TestInviteContact(t *testing.T) {
+	e := newEnv(t)
+	bob := e.Bind("bob", "r")
+	bob.Send("<iq type='set' id='c' to='example.org'><command xmlns='" + cmdNS + "' node='urn:xmpp:invite#invite' action='execute'/></iq>")
+	got := bob.C.Wait(t, "id='c'", "status='completed'", "<value>urn:xmpp:invite#invitation</value>")
+	m := regexp.MustCompile(`<value>xmpp:bob@example\.org\?roster;preauth=([A-Za-z0-9]+)</value>`).FindStringSubmatch(got)
+	if m == nil {
+		t.Fatalf("invitation: %s", got)
+	}
+	inv, err := invites.Check(e.Store.Table(invites.Table), m[1], time.Now())
+	if err != nil || !inv.Contact || inv.Inviter != "bob@example.org" {
+		t.Fatalf("the token: %+v %v", inv, err)
 	}
 }

@@ -26,6 +26,8 @@ type command struct {
 	// ns is the namespace of the node (ns#name) and the FORM_TYPE of the forms; ""
 	// is AdminNS. resultType is the FORM_TYPE of the result form when it differs.
 	ns, resultType string
+	// users lets every user of the server run it, not only the administrators.
+	users bool
 }
 
 func (cmd *command) node() string {
@@ -120,6 +122,8 @@ var commands = []command{
 				Values: []string{"0"}, Options: []string{"0", "30", "60", "90", "120", "180", "300", "600", "900", "1800", "3600"}},
 				{Var: "announcement", Type: "text-multi", Label: "Announcement"}}
 		}, run: shutdown},
+	// XEP-0401 §4.1: a contact invitation, for any user (presence carries it out).
+	{name: "invite", ns: InviteNS, resultType: InvitationForm, title: "Invite a contact", users: true, run: contactInvite},
 	// XEP-0401 §4.2: an account invitation, redeemed with XEP-0445 (store/invites).
 	{name: "create-account", ns: InviteNS, resultType: InvitationForm, title: "Create an account invitation",
 		instructions: "Name the account, or leave the name to the invitee.",
@@ -134,6 +138,26 @@ const (
 	InviteNS       = "urn:xmpp:invite"
 	InvitationForm = "urn:xmpp:invite#invitation"
 )
+
+// contactInvite is XEP-0401 §4.1: a link (xmpp:user?roster;preauth=TOKEN) whose token,
+// carried in the invitee's subscription request (XEP-0379), has the user's server approve
+// it and subscribe back. It opens no registration (no ibr=y).
+func contactInvite(c module.Context, k *call) {
+	inv, err := invites.CreateContact(c.Store().Table(invites.Table), k.iq.From.Bare(), 0, c.Now())
+	if err != nil {
+		k.error(c, module.StoreError(err))
+		return
+	}
+	k.done(c, nil, invitationFields(inv))
+}
+
+// invitationFields are the fields of an urn:xmpp:invite#invitation result.
+func invitationFields(inv invites.Invite) []Field {
+	return []Field{
+		{Var: "uri", Type: "text-single", Label: "Invitation", Values: []string{inv.URI()}},
+		{Var: "expire", Type: "text-single", Label: "Expires", Values: []string{inv.Expires.Format(time.RFC3339)}},
+	}
+}
 
 // createAccountInvite is XEP-0401 §4.2: an invitation to create an account on the server
 // the command was sent to, for the username given (reserved for the invitee until the
@@ -169,10 +193,7 @@ func createAccountInvite(c module.Context, k *call) {
 		k.fail(c, strings.TrimPrefix(err.Error(), "invites: "))
 		return
 	}
-	k.done(c, nil, []Field{
-		{Var: "uri", Type: "text-single", Label: "Invitation", Values: []string{inv.URI()}},
-		{Var: "expire", Type: "text-single", Label: "Expires", Values: []string{inv.Expires.Format(time.RFC3339)}},
-	})
+	k.done(c, nil, invitationFields(inv))
 }
 
 func motdForm(current bool) func(m *Mod, c module.Context) []Field {

@@ -7,7 +7,9 @@
 // login until answered (RFC 6121 §3.1.3). The last unavailable presence of a user whose
 // sessions are all gone is kept in "lastunavail" and answers contacts' probes, stamped
 // with when it was sent (RFC 6121 §4.3.2 option (a), XEP-0203): clients show "last seen"
-// and the parting status from it. It must not deliver messages or answer IQs.
+// and the parting status from it. A subscription request carrying the token of one of the
+// user's contact invitations (XEP-0401 §4.1, XEP-0379 <preauth/>) is approved and answered
+// on the user's behalf, and the token spent. It must not deliver messages or answer IQs.
 package presence
 
 import (
@@ -18,6 +20,7 @@ import (
 
 	"github.com/vireo-im/vireo/modules/module"
 	"github.com/vireo-im/vireo/store"
+	"github.com/vireo-im/vireo/store/invites"
 	"github.com/vireo-im/vireo/xmlstream"
 	"github.com/vireo-im/vireo/xmlstream/jid"
 	"github.com/vireo-im/vireo/xmlstream/ns"
@@ -344,6 +347,49 @@ func (p *Presence) sendCurrent(c module.Context, user, contact jid.JID) {
 	}
 }
 
+// invited carries out a contact invitation (XEP-0401 §4.1 with XEP-0379): a subscription
+// request that holds the token of an invitation user made is approved as the user would
+// approve it, and answered with the user's own request, so both end up subscribed without
+// the user doing anything; the token is spent. It reports whether it did.
+func (p *Presence) invited(c module.Context, pk *module.Packet, user, contact jid.JID) bool {
+	pre, ok := pk.Elem().Child(nsPreauth, "preauth")
+	if !ok {
+		return false
+	}
+	token, _ := pre.AppendAttr(nil, "token")
+	t := c.Store().Table(invites.Table)
+	inv, err := invites.Check(t, string(token), c.Now())
+	if err != nil || !inv.Contact || inv.Inviter != user.String() {
+		return false
+	}
+	it, ok := c.RosterItem(user, contact)
+	if !ok {
+		if len(roster(c, user)) >= c.Store().Rosters().Limit() {
+			return false
+		}
+		it = store.RosterItem{JID: contact.String()}
+	}
+	it.Sub = addFrom(it.Sub)
+	it.Approved = false
+	if !hasTo(it.Sub) {
+		it.Ask = true
+	}
+	saveItem(c, user, it)
+	if err := invites.Redeem(t, inv); err != nil && module.LogStoreError(err) {
+		l := c.Logger()
+		l.Error().Err(err).Str("user", user.String()).Msg("presence: spend a contact invitation")
+	}
+	c.Route(simple("subscribed", user, contact))
+	p.sendCurrent(c, user, contact)
+	if it.Ask {
+		c.Route(simple("subscribe", user, contact))
+	}
+	return true
+}
+
+// nsPreauth is XEP-0379's namespace: <preauth token=…/> in a subscription request.
+const nsPreauth = "urn:xmpp:pars:0"
+
 func (p *Presence) inbound(c module.Context, pk *module.Packet) module.Verdict {
 	if pk.From.IsZero() {
 		return module.Stop
@@ -363,6 +409,9 @@ func (p *Presence) inbound(c module.Context, pk *module.Packet) module.Verdict {
 			saveItem(c, user, it)
 			c.Route(simple("subscribed", user, contact))
 			p.sendCurrent(c, user, contact)
+			return module.Stop
+		}
+		if p.invited(c, pk, user, contact) {
 			return module.Stop
 		}
 		if !ok && len(roster(c, user)) >= c.Store().Rosters().Limit() {

@@ -11,6 +11,8 @@ import (
 	"github.com/vireo-im/vireo/router"
 	"github.com/vireo-im/vireo/router/routertest"
 	"github.com/vireo-im/vireo/store"
+	"github.com/vireo-im/vireo/store/invites"
+	"github.com/vireo-im/vireo/xmlstream/jid"
 )
 
 // TestSelfSubscription: a user is always subscribed to their own presence (RFC 6121
@@ -220,4 +222,33 @@ func TestLastUnavailable(t *testing.T) {
 	if strings.Contains(got, "<status>") || !strings.Contains(got, "type='unavailable'") || !strings.Contains(got, "<delay ") {
 		t.Fatalf("probe after a dropped connection: %s", got)
 	}
+}
+
+// TestContactInvitation: XEP-0401 §4.1 with XEP-0379 on the inviter's server. Juliet,
+// holding romeo's invitation token, pre-approves him and asks for his presence with the
+// token: romeo's server approves on his behalf and asks back, so both rosters say both
+// and romeo is never asked; the token is spent, so carol's request with it waits for
+// romeo as any request does.
+func TestContactInvitation(t *testing.T) {
+	e := routertest.New(t, []string{"romeo", "juliet", "carol"}, nil)
+	r, j, c := e.Bind("romeo", "pc"), e.Bind("juliet", "pc"), e.Bind("carol", "pc")
+	for _, s := range []*routertest.Sess{r, j, c} {
+		s.Send("<iq type='get' id='r'><query xmlns='jabber:iq:roster'/></iq><presence/>")
+		s.C.Wait(t, "id='r'")
+	}
+	romeo, _ := jid.Parse("romeo@example.org")
+	inv, err := invites.CreateContact(e.Store.Table(invites.Table), romeo, 0, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.C.Reset()
+	j.Send("<presence type='subscribed' to='romeo@example.org'/>") // RFC 6121 §3.4 pre-approval
+	j.Send("<presence type='subscribe' to='romeo@example.org'><preauth xmlns='urn:xmpp:pars:0' token='" + inv.Token + "'/></presence>")
+	j.C.Wait(t, "<item jid='romeo@example.org' subscription='both'")
+	r.C.Wait(t, "<item jid='juliet@example.org' subscription='both'")
+	j.C.Wait(t, "<presence", "from='romeo@example.org/pc'")
+	r.C.Never(t, "type='subscribe'")
+
+	c.Send("<presence type='subscribe' to='romeo@example.org'><preauth xmlns='urn:xmpp:pars:0' token='" + inv.Token + "'/></presence>")
+	r.C.Wait(t, "type='subscribe'", "from='carol@example.org'")
 }

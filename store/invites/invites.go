@@ -33,26 +33,40 @@ const MaxTTL = 90 * 24 * time.Hour
 // ErrInvalid is the answer for a token that is unknown, used or expired.
 var ErrInvalid = errors.New("invites: the invitation is invalid or expired")
 
-// Invite is one invitation to create an account.
+// Invite is one invitation: to create an account, or (Contact) to become the inviter's
+// contact.
 type Invite struct {
 	Token    string    `json:"-"`
 	Domain   string    `json:"domain"`             // the host the account is created on
 	Username string    `json:"username,omitempty"` // the localpart it is reserved for; "": the invitee's choice
 	Inviter  string    `json:"inviter,omitempty"`  // bare JID of who created it; "": the operator
 	Expires  time.Time `json:"expires"`
+	// Contact makes it a contact invitation (XEP-0401 §4.1, XEP-0379): a subscription
+	// request to Inviter carrying the token is approved, and answered with one, by the
+	// inviter's server. It opens no registration.
+	Contact bool `json:"contact,omitempty"`
 }
 
 // JID is the account the invitation is for: user@domain, or the domain alone when the
-// invitee chooses the name.
+// invitee chooses the name; for a contact invitation, the inviter.
 func (i Invite) JID() string {
-	if i.Username == "" {
+	switch {
+	case i.Contact:
+		return i.Inviter
+	case i.Username == "":
 		return i.Domain
 	}
 	return i.Username + "@" + i.Domain
 }
 
-// URI is the invitation as XEP-0401 §3.2 writes it: xmpp:[user@]domain?register;preauth=TOKEN.
-func (i Invite) URI() string { return "xmpp:" + i.JID() + "?register;preauth=" + i.Token }
+// URI is the invitation as XEP-0401 §3.2 writes it: xmpp:[user@]domain?register;preauth=TOKEN,
+// or xmpp:inviter?roster;preauth=TOKEN for a contact invitation.
+func (i Invite) URI() string {
+	if i.Contact {
+		return "xmpp:" + i.Inviter + "?roster;preauth=" + i.Token
+	}
+	return "xmpp:" + i.JID() + "?register;preauth=" + i.Token
+}
 
 func tokenKey(token string) []byte { return []byte("t\x00" + token) }
 func nameKey(bare string) []byte   { return []byte("u\x00" + bare) }
@@ -110,6 +124,28 @@ func Create(t store.Table, domain, username, inviter string, ttl time.Duration, 
 	}
 	// Synchronous: the creator hands the token out as soon as this returns.
 	return inv, t.Apply(ops...)
+}
+
+// CreateContact stores a new contact invitation from inviter (a bare JID) valid for ttl
+// (DefaultTTL when 0).
+func CreateContact(t store.Table, inviter jid.JID, ttl time.Duration, now time.Time) (Invite, error) {
+	if ttl <= 0 {
+		ttl = DefaultTTL
+	}
+	if ttl > MaxTTL || inviter.Local() == "" {
+		return Invite{}, errors.New("invites: a contact invitation needs an account and at most MaxTTL")
+	}
+	tok, err := newToken()
+	if err != nil {
+		return Invite{}, err
+	}
+	inv := Invite{Token: tok, Domain: inviter.Domain(), Inviter: inviter.Bare().String(), Contact: true,
+		Expires: now.Add(ttl).UTC().Truncate(time.Second)}
+	v, err := json.Marshal(inv)
+	if err != nil {
+		return Invite{}, err
+	}
+	return inv, t.Apply(store.Op{Key: tokenKey(tok), Val: v})
 }
 
 // Check returns the invitation token stands for, or ErrInvalid when there is none or it
