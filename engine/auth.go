@@ -549,7 +549,7 @@ func (c *conn) onRegister(st *xmlstream.Stanza, q xmlstream.Element) {
 			// XEP-0445 §4: the name is the invitation's; the client only chooses a password.
 			var b xmlstream.Builder
 			b.Start("query").Attr("xmlns", ns.Register).
-				Start("instructions").Text("Choose a password for "+inv.JID()+".").End().
+				Start("instructions").Text("Choose a password for " + inv.JID() + ".").End().
 				Start("username").Text(inv.Username).End().Start("password").End().End()
 			c.iqResult(id, b.B)
 			return

@@ -232,8 +232,8 @@ func defaultMaxConnections() int {
 
 // Server is the engine: listeners and connections.
 type Server struct {
-	cfg     atomic.Pointer[Config]
-	feats   sync.Map // featKey -> []byte: the forms of <stream:features> (c2s.go)
+	cfg   atomic.Pointer[Config]
+	feats sync.Map // featKey -> []byte: the forms of <stream:features> (c2s.go)
 	// invited holds the XEP-0445 invitation each connection flagged fInvited presented
 	// (*conn -> invites.Invite): only the few connections that register pay for it.
 	invited sync.Map
