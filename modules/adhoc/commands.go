@@ -144,6 +144,10 @@ const (
 // it and subscribe back. It opens no registration (no ibr=y).
 func contactInvite(c module.Context, k *call) {
 	inv, err := invites.CreateContact(c.Store().Table(invites.Table), k.iq.From.Bare(), 0, c.Now())
+	if errors.Is(err, invites.ErrTooMany) {
+		k.fail(c, strings.TrimPrefix(err.Error(), "invites: "))
+		return
+	}
 	if err != nil {
 		k.error(c, module.StoreError(err))
 		return

@@ -16,8 +16,8 @@
 // per contact; [modules.mam] default is the policy of users who set none.
 //
 // An XEP-0424 retraction is archived with or without a body, and the message it names
-// (by 'id' or origin-id, among the newest 200 of the conversation, sent by the same
-// party) becomes a tombstone in both archives: its ids and a <retracted/> with the
+// (by 'id' or origin-id, among the conversation's newest 50 of the last week, sent by the
+// same party) becomes a tombstone in both archives: its ids and a <retracted/> with the
 // retraction's id and time, nothing of what it said (retract.go).
 //
 // # Bind2

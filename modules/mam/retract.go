@@ -12,15 +12,19 @@ import (
 	"github.com/vireo-im/vireo/xmlstream/ns"
 )
 
-// retractScan bounds how far back in one conversation a retraction looks for the message
-// it names: people retract what they just sent, and a retraction must not walk an archive
-// of years.
-const retractScan = 200
+// retractScan and retractAge bound how far back in one conversation a retraction looks
+// for the message it names: people retract what they just sent, and a stream of
+// retractions (cheap to send) must not make the server read an archive of years for each.
+const (
+	retractScan = 50
+	retractAge  = 7 * 24 * time.Hour
+)
 
 // retract applies a retraction (XEP-0424) in user's archive: the message that contact
 // sent (out false) or that user sent to contact (out true), named by its 'id' or
 // origin-id (§6.1: the id of the message in a one-to-one chat), among the newest
-// retractScan of the conversation, becomes a tombstone with the retraction's id (§5),
+// retractScan of the conversation's last retractAge, becomes a tombstone with the
+// retraction's id (§5),
 // as the archive of the retraction itself follows it. Both must come from the same bare
 // JID (§6), which the direction and the conversation's JID ensure.
 func (m *Mod) retract(user, contact jid.JID, out bool, target, retraction string, at time.Time) {
@@ -31,7 +35,9 @@ func (m *Mod) retract(user, contact jid.JID, out bool, target, retraction string
 	var rec record
 	found := false
 	seen := 0
-	err := m.a.t.ScanRange(prefix, prefixEnd(prefix), true, func(k, _ []byte) bool {
+	oldest := sid.IDFloor(at.Add(-retractAge))
+	lo := append(append([]byte(nil), prefix...), oldest[:]...)
+	err := m.a.t.ScanRange(lo, prefixEnd(prefix), true, func(k, _ []byte) bool {
 		if seen++; seen > retractScan || len(k) != len(prefix)+len(hit) {
 			return false
 		}

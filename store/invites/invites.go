@@ -71,6 +71,16 @@ func (i Invite) URI() string {
 func tokenKey(token string) []byte { return []byte("t\x00" + token) }
 func nameKey(bare string) []byte   { return []byte("u\x00" + bare) }
 
+// byInviterKey indexes a contact invitation under its inviter, to count and prune them.
+func byInviterKey(inviter, token string) []byte { return []byte("i\x00" + inviter + "\x00" + token) }
+
+// MaxContact bounds the contact invitations one account has out at a time: each is a row
+// until it is used or expires, and any user may make them.
+const MaxContact = 50
+
+// ErrTooMany is the answer for a contact invitation beyond MaxContact.
+var ErrTooMany = errors.New("invites: too many open contact invitations; wait for some to be used or expire")
+
 // tokenAlphabet is what tokens are made of: alphanumeric, as XEP-0401 §3.2 recommends,
 // so that a token survives any URI, chat client and e-mail unescaped.
 const tokenAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
@@ -135,17 +145,42 @@ func CreateContact(t store.Table, inviter jid.JID, ttl time.Duration, now time.T
 	if ttl > MaxTTL || inviter.Local() == "" {
 		return Invite{}, errors.New("invites: a contact invitation needs an account and at most MaxTTL")
 	}
+	who := inviter.Bare().String()
+	// Count the inviter's open invitations, dropping the index rows of those gone.
+	open := 0
+	var stale []store.Op
+	prefix := byInviterKey(who, "")
+	err := t.Scan(prefix, func(k, _ []byte) bool {
+		tok := string(k[len(prefix):])
+		if _, err := Check(t, tok, now); err != nil {
+			stale = append(stale, store.Op{Key: append([]byte(nil), k...), Delete: true}, store.Op{Key: tokenKey(tok), Delete: true})
+			return true
+		}
+		open++
+		return true
+	})
+	if err != nil {
+		return Invite{}, err
+	}
+	if len(stale) > 0 {
+		if err := t.Apply(stale...); err != nil {
+			return Invite{}, err
+		}
+	}
+	if open >= MaxContact {
+		return Invite{}, ErrTooMany
+	}
 	tok, err := newToken()
 	if err != nil {
 		return Invite{}, err
 	}
-	inv := Invite{Token: tok, Domain: inviter.Domain(), Inviter: inviter.Bare().String(), Contact: true,
+	inv := Invite{Token: tok, Domain: inviter.Domain(), Inviter: who, Contact: true,
 		Expires: now.Add(ttl).UTC().Truncate(time.Second)}
 	v, err := json.Marshal(inv)
 	if err != nil {
 		return Invite{}, err
 	}
-	return inv, t.Apply(store.Op{Key: tokenKey(tok), Val: v})
+	return inv, t.Apply(store.Op{Key: tokenKey(tok), Val: v}, store.Op{Key: byInviterKey(who, tok), Val: nil})
 }
 
 // Check returns the invitation token stands for, or ErrInvalid when there is none or it
@@ -191,6 +226,9 @@ func Redeem(t store.Table, inv Invite) error {
 	ops := []store.Op{{Key: tokenKey(inv.Token), Delete: true}}
 	if inv.Username != "" {
 		ops = append(ops, store.Op{Key: nameKey(inv.JID()), Delete: true})
+	}
+	if inv.Contact {
+		ops = append(ops, store.Op{Key: byInviterKey(inv.Inviter, inv.Token), Delete: true})
 	}
 	return t.Apply(ops...)
 }

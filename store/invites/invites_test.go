@@ -10,6 +10,7 @@ import (
 
 	"github.com/vireo-im/vireo/store/invites"
 	"github.com/vireo-im/vireo/store/pebblestore"
+	"github.com/vireo-im/vireo/xmlstream/jid"
 )
 
 // TestLifecycle: an invitation on real Pebble: its token checks until it expires or is
@@ -77,5 +78,47 @@ func TestLifecycle(t *testing.T) {
 	}
 	if err := invites.Revoke(tb, open.Token); !errors.Is(err, invites.ErrInvalid) {
 		t.Fatalf("revoking a redeemed token: %v", err)
+	}
+}
+
+// TestContactLimit: one account has at most MaxContact contact invitations out; a used or
+// expired one makes room again.
+func TestContactLimit(t *testing.T) {
+	st, err := pebblestore.Open(t.TempDir(), pebblestore.Options{Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	tb := st.Table(invites.Table)
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	romeo, _ := jid.Parse("romeo@example.org")
+	var first invites.Invite
+	for i := 0; i < invites.MaxContact; i++ {
+		inv, err := invites.CreateContact(tb, romeo, time.Hour, now)
+		if err != nil {
+			t.Fatalf("invitation %d: %v", i, err)
+		}
+		if i == 0 {
+			first = inv
+		}
+	}
+	if first.URI() != "xmpp:romeo@example.org?roster;preauth="+first.Token || !first.Contact {
+		t.Fatalf("contact invitation %+v", first)
+	}
+	if _, err := invites.CreateContact(tb, romeo, time.Hour, now); !errors.Is(err, invites.ErrTooMany) {
+		t.Fatalf("one too many: %v", err)
+	}
+	juliet, _ := jid.Parse("juliet@example.org")
+	if _, err := invites.CreateContact(tb, juliet, time.Hour, now); err != nil {
+		t.Fatalf("another account's: %v", err)
+	}
+	if err := invites.Redeem(tb, first); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := invites.CreateContact(tb, romeo, time.Hour, now); err != nil {
+		t.Fatalf("after one was used: %v", err)
+	}
+	if _, err := invites.CreateContact(tb, romeo, time.Hour, now.Add(2*time.Hour)); err != nil {
+		t.Fatalf("after all expired: %v", err)
 	}
 }
