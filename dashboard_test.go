@@ -319,6 +319,19 @@ func TestBrowserDashboard(t *testing.T) {
 	}
 	t.Log("screenshot written to docs/dashboard.png")
 
+	// An account invitation from the invitations page: its link shows in the flash.
+	run("invitations", chromedp.Navigate(base+"invites"))
+	poll("invitation form", `!!document.querySelector('input[name=for]')`)
+	run("type invitee", chromedp.SendKeys("input[name=for]", "juliet@localhost"))
+	run("create", chromedp.Click("form.inline button", chromedp.NodeVisible))
+	poll("invitation link", `!!document.querySelector('.flash.ok') && document.body.innerText.includes('xmpp:juliet@localhost?register;preauth=')`)
+	if png, err := chromedp.Run(bctx, chromedp.FullScreenshot(100)); err == nil {
+		shot := filepath.Join(os.TempDir(), "vireo-dashboard-invites.png")
+		if os.WriteFile(shot, png, 0o644) == nil {
+			t.Logf("screenshot of the invitations page: %s", shot)
+		}
+	}
+
 	// The overview, with each host's certificate (the README shows it too).
 	run("overview again", chromedp.Navigate(base))
 	poll("certificate table", `!!document.querySelector('#certs') && document.body.innerText.includes('localhost')`)

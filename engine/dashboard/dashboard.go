@@ -11,7 +11,8 @@
 // random 128-bit id in a cookie that is HttpOnly, SameSite=Strict and, on TLS listeners,
 // Secure. Every POST form carries the session's CSRF token (the login form a
 // double-submit token of its own), and a POST whose Origin is another site is refused.
-// Account and virtual host operations are those of the admin socket (engine/admin).
+// Account, virtual host and invitation operations are those of the admin socket
+// (engine/admin).
 //
 // Pages are server-rendered with html/template and use no JavaScript. Handlers run off
 // the event loops, one goroutine per request (engine.Mount); the password check
@@ -35,6 +36,7 @@ import (
 	"github.com/vireo-im/vireo/engine/metrics"
 	"github.com/vireo-im/vireo/store"
 	"github.com/vireo-im/vireo/store/creds"
+	"github.com/vireo-im/vireo/store/invites"
 	"github.com/vireo-im/vireo/xmlstream/jid"
 )
 
@@ -146,6 +148,12 @@ func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		d.authed(w, r, http.MethodGet, d.hosts)
+	case "/invites":
+		if r.Method == http.MethodPost {
+			d.authed(w, r, http.MethodPost, d.invitesPost)
+			return
+		}
+		d.authed(w, r, http.MethodGet, d.invites)
 	case "/s2s":
 		d.authed(w, r, http.MethodGet, d.s2s)
 	case "/config":
@@ -458,6 +466,51 @@ func (d *Dashboard) hostsPost(w http.ResponseWriter, r *http.Request, s session,
 	d.flashResult(id, err, done)
 	d.log.Info().Str("admin", s.user).Str("action", action).Str("domain", domain).Bool("ok", err == nil).Msg("dashboard: virtual host operation")
 	http.Redirect(w, r, Prefix+"hosts", http.StatusSeeOther)
+}
+
+// inviteTTLs are the lifetimes the invitations page offers.
+var inviteTTLs = map[string]time.Duration{"1d": 24 * time.Hour, "7d": 7 * 24 * time.Hour, "30d": 30 * 24 * time.Hour}
+
+// invites lists the invitations still valid (store/invites), the operator's and the users'.
+func (d *Dashboard) invites(w http.ResponseWriter, r *http.Request, s session, _ string) {
+	list, err := invites.List(d.b.Store().Table(invites.Table), time.Now())
+	if err != nil {
+		http.Error(w, "reading the invitations: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	d.render(w, http.StatusOK, "invites", data{Title: "Invitations", User: s.user, CSRF: s.csrf, Flash: s.flash, FlashOK: s.flashOK,
+		Invites: list, Now: time.Now(), Domains: d.b.Domains()})
+}
+
+// invitesPost creates an account invitation (admin.Invite, as vireoctl invite does) or
+// revokes one, and sends the browser back to the list; a new invitation's link is in the
+// flash, to copy.
+func (d *Dashboard) invitesPost(w http.ResponseWriter, r *http.Request, s session, id string) {
+	action := r.PostFormValue("action")
+	var err error
+	var done string
+	switch action {
+	case "create":
+		target := strings.TrimSpace(r.PostFormValue("for"))
+		ttl, ok := inviteTTLs[r.PostFormValue("ttl")]
+		if !ok {
+			http.Error(w, "unknown lifetime", http.StatusBadRequest)
+			return
+		}
+		var lines []string
+		if lines, err = admin.Invite(d.b, "create", target, "", ttl); err == nil {
+			done = "invitation for " + target + " (" + lines[1] + "): " + lines[0]
+		}
+	case "revoke":
+		_, err = admin.Invite(d.b, "revoke", "", r.PostFormValue("token"), 0)
+		done = "invitation revoked"
+	default:
+		http.Error(w, "unknown action", http.StatusBadRequest)
+		return
+	}
+	d.flashResult(id, err, done)
+	d.log.Info().Str("admin", s.user).Str("action", action).Bool("ok", err == nil).Msg("dashboard: invitation")
+	http.Redirect(w, r, Prefix+"invites", http.StatusSeeOther)
 }
 
 func (d *Dashboard) s2s(w http.ResponseWriter, r *http.Request, s session, _ string) {

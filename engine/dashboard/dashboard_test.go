@@ -18,6 +18,7 @@ import (
 	"github.com/vireo-im/vireo/engine/metrics"
 	"github.com/vireo-im/vireo/store"
 	"github.com/vireo-im/vireo/store/creds"
+	"github.com/vireo-im/vireo/store/invites"
 	"github.com/vireo-im/vireo/store/pebblestore"
 	"github.com/vireo-im/vireo/xmlstream/jid"
 )
@@ -437,5 +438,40 @@ func TestWhen(t *testing.T) {
 		if got := when(tc.t, now); got != tc.want {
 			t.Errorf("when(%s) = %q; want %q", tc.t, got, tc.want)
 		}
+	}
+}
+
+// TestDashboardInvites: the invitations page makes an account invitation whose link the
+// flash shows (and which store/invites accepts), lists the open ones, revokes one, and
+// says why it refuses a host that is not served.
+func TestDashboardInvites(t *testing.T) {
+	b := newBackend(t)
+	c := newClient(t, New(b, zerolog.Nop(), nil))
+	c.login("root@example.org", "root pw")
+	_, tok := c.formToken("/admin/invites")
+	post := func(v url.Values) string {
+		t.Helper()
+		v.Set("csrf", tok)
+		if resp := c.do("POST", "/admin/invites", v); resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("%v: %d %s", v, resp.StatusCode, bodyOf(resp))
+		}
+		return bodyOf(c.do("GET", "/admin/invites", nil))
+	}
+	p := post(url.Values{"action": {"create"}, "for": {"juliet@example.org"}, "ttl": {"7d"}})
+	m := regexp.MustCompile(`xmpp:juliet@example\.org\?register;preauth=([A-Za-z0-9]+)`).FindStringSubmatch(p)
+	if m == nil || !strings.Contains(p, "<td>juliet@example.org</td><td>operator</td>") {
+		t.Fatalf("after create:\n%s", p)
+	}
+	if inv, err := invites.Check(b.st.Table(invites.Table), m[1], time.Now()); err != nil || inv.Username != "juliet" {
+		t.Fatalf("the token: %+v %v", inv, err)
+	}
+	if p := post(url.Values{"action": {"create"}, "for": {"x@elsewhere.example"}, "ttl": {"1d"}}); !strings.Contains(p, "not served here") {
+		t.Fatalf("a host not served:\n%s", p)
+	}
+	if resp := c.do("POST", "/admin/invites", url.Values{"csrf": {tok}, "action": {"create"}, "for": {"example.org"}, "ttl": {"1y"}}); resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("an unknown lifetime: %d", resp.StatusCode)
+	}
+	if p := post(url.Values{"action": {"revoke"}, "token": {m[1]}}); !strings.Contains(p, "invitation revoked") || !strings.Contains(p, "No open invitation.") {
+		t.Fatalf("after revoke:\n%s", p)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"html/template"
 	"net/http"
 	"time"
+
+	"github.com/vireo-im/vireo/store/invites"
 )
 
 // data is what every page template gets; each page reads its own fields.
@@ -25,6 +27,8 @@ type data struct {
 	CanEditHosts bool
 	Links        []Link
 	Config       string
+	Invites      []invites.Invite
+	Now          time.Time
 }
 
 var funcs = template.FuncMap{
@@ -95,7 +99,7 @@ input,button{font:inherit;padding:.25em .5em}button{cursor:pointer}
 .login{max-width:360px;margin:4em auto}.login label{display:block;margin:.6em 0 .2em}.login input{width:100%;box-sizing:border-box}
 </style></head><body>
 <header><strong>Vireo admin</strong>{{if .User}}
-<a href="/admin/">Overview</a><a href="/admin/users">Users</a><a href="/admin/hosts">Virtual hosts</a><a href="/admin/s2s">Server-to-server</a><a href="/admin/config">Configuration</a>
+<a href="/admin/">Overview</a><a href="/admin/users">Users</a><a href="/admin/hosts">Virtual hosts</a><a href="/admin/invites">Invitations</a><a href="/admin/s2s">Server-to-server</a><a href="/admin/config">Configuration</a>
 <span class="who">{{.User}} <form method="post" action="/admin/logout"><input type="hidden" name="csrf" value="{{.CSRF}}"><button>Log out</button></form></span>{{end}}
 </header><main>
 {{if .Flash}}<div class="flash{{if .FlashOK}} ok{{end}}">{{.Flash}}</div>{{end}}
@@ -172,6 +176,21 @@ to the configuration file; a removed one ends its users' sessions, and its data 
 {{if and $edit (not $last)}}<form class="inline" method="post" action="/admin/hosts"><input type="hidden" name="csrf" value="{{$csrf}}"><input type="hidden" name="domain" value="{{.}}">
 <input type="hidden" name="action" value="remove"><label><input type="checkbox" name="confirm" value="yes" required> sure</label><button>Remove</button></form>{{end}}
 </td></tr>{{end}}
+</table>{{end}}`,
+
+	"invites": `{{define "content"}}<h1>Invitations</h1>
+<p>An invitation is an <code>xmpp:</code> link to send by mail or chat: the invitee's client
+(Conversations, Monal, Gajim, …) registers with it, even while in-band registration is off,
+and chooses a password nobody else sees. An invitation for <code>user@host</code> reserves
+that name; one for a host leaves the name to the invitee. Each link works once.</p>
+<div class="box"><form class="inline" method="post" action="/admin/invites"><input type="hidden" name="csrf" value="{{.CSRF}}">
+<input type="hidden" name="action" value="create"><input name="for" placeholder="{{if .Domains}}juliet@{{index .Domains 0}} or {{index .Domains 0}}{{end}}" aria-label="invitation for" required>
+<select name="ttl" aria-label="valid for"><option value="1d">1 day</option><option value="7d" selected>7 days</option><option value="30d">30 days</option></select>
+<button>Create invitation</button></form></div>
+<table><tr><th>For</th><th>Made by</th><th>Expires</th><th>Actions</th></tr>
+{{$csrf := .CSRF}}{{$now := .Now}}{{range .Invites}}<tr><td>{{if .Contact}}contact of {{.Inviter}}{{else}}{{.JID}}{{end}}</td><td>{{if .Inviter}}{{.Inviter}}{{else}}operator{{end}}</td><td>{{when .Expires $now}}</td><td>
+<form class="inline" method="post" action="/admin/invites"><input type="hidden" name="csrf" value="{{$csrf}}"><input type="hidden" name="action" value="revoke"><input type="hidden" name="token" value="{{.Token}}"><button>Revoke</button></form>
+</td></tr>{{else}}<tr><td colspan="4">No open invitation.</td></tr>{{end}}
 </table>{{end}}`,
 
 	"s2s": `{{define "content"}}<h1>Server-to-server</h1>
