@@ -606,15 +606,23 @@ func (c *conn) onRegister(st *xmlstream.Stanza, q xmlstream.Element) {
 	}
 	gc := c.gc
 	c.set(fPaused)
-	ok := c.srv().rt.Go(func() {
+	srv := c.srv()
+	ok := srv.rt.Go(func() {
 		keys, err := creds.DeriveAll(password, creds.DefaultIter)
+		if err == nil && invited {
+			srv.redeeming.Lock()
+			defer srv.redeeming.Unlock()
+			if !invites.Unspent(st2.Table(invites.Table), inv.Token) {
+				err = invites.ErrInvalid // another stream spent it meanwhile
+			}
+		}
 		if err == nil {
 			err = st2.Accounts().Create(store.Account{User: user, Creds: keys, Created: time.Now().UTC()})
 		}
 		if err == nil && invited {
 			// The account exists: the token is spent (XEP-0445 §4, single use).
 			if rerr := invites.Redeem(st2.Table(invites.Table), inv); rerr != nil && module.LogStoreError(rerr) {
-				c.srv().log.Error().Err(rerr).Str("user", user).Msg("redeem invitation")
+				srv.log.Error().Err(rerr).Str("user", user).Msg("redeem invitation")
 			}
 		}
 		gc.Wake(func(_ gnet.Conn, werr error) error {
@@ -635,6 +643,10 @@ func (c *conn) onRegister(st *xmlstream.Stanza, q xmlstream.Element) {
 				c.iqResult(id, nil)
 			case errors.Is(err, store.ErrExists):
 				c.iqError(id, stanza.New(stanza.ConflictCond))
+			case errors.Is(err, invites.ErrInvalid):
+				e := stanza.New(stanza.NotAuthorizedCond)
+				e.Text = "The invitation has been used."
+				c.iqError(id, e)
 			default:
 				c.iqError(id, module.StoreError(err)) // resource-constraint when the disk is full
 			}

@@ -103,4 +103,23 @@ func TestIntegrationInvite(t *testing.T) {
 	if err != nil || len(list) != 1 || !strings.Contains(list[0], "nurse@localhost") {
 		t.Fatalf("invitations left: %q %v", list, err)
 	}
+
+	// Two streams hold one token: one account is made with it, the other is refused.
+	lines, err = admin.Invite(b, "create", "localhost", "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := strings.TrimPrefix(lines[0], "xmpp:localhost?register;preauth=")
+	var both [2]*vireotest.RawConn
+	for i := range both {
+		both[i] = srv.DialTLS(t)
+		both[i].Send(srv.Header())
+		both[i].Expect("</stream:features>")
+		both[i].Send("<iq type='set' id='pa'><preauth xmlns='urn:xmpp:pars:0' token='" + tok + "'/></iq>")
+		both[i].Expect("type='result'")
+	}
+	first, second := register(both[0], "t0", "benvolio"), register(both[1], "t1", "mercutio")
+	if !strings.Contains(first, "type='result'") || !strings.Contains(second, "not-authorized") {
+		t.Fatalf("one token, two registrations:\n%s\n%s", first, second)
+	}
 }

@@ -236,7 +236,10 @@ type Server struct {
 	feats sync.Map // featKey -> []byte: the forms of <stream:features> (c2s.go)
 	// invited holds the XEP-0445 invitation each connection flagged fInvited presented
 	// (*conn -> invites.Invite): only the few connections that register pay for it.
-	invited sync.Map
+	// redeeming serializes the registrations that spend one, so that two streams holding
+	// the same token cannot both make an account with it.
+	invited   sync.Map
+	redeeming sync.Mutex
 	featCfg atomic.Pointer[Config]
 	tickets ticketKeys
 	hosts   atomic.Pointer[hostTable]

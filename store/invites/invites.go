@@ -207,6 +207,14 @@ func Check(t store.Table, token string, now time.Time) (Invite, error) {
 	return inv, nil
 }
 
+// Unspent reports whether the invitation token stands for has not been redeemed or
+// revoked, expired or not: XEP-0445 §4 checks expiry once, when the token is presented,
+// and a registration that follows must not fail because it ran out meanwhile.
+func Unspent(t store.Table, token string) bool {
+	_, err := t.Get(tokenKey(token))
+	return err == nil
+}
+
 // Reserved reports whether an invitation valid at now reserves the account bare
 // (user@domain), and its token.
 func Reserved(t store.Table, bare string, now time.Time) (token string, ok bool) {
