@@ -168,11 +168,11 @@ func (m *Mod) handleReports(c module.Context, reporter jid.JID, reports []report
 	}
 	l := c.Logger()
 	for _, r := range reports {
+		forward := len(m.reportTo) > 0 && m.budget.take(reporter.Bare().String(), c.Now())
 		var msgs []Archived
-		if ev != nil && len(r.ids) > 0 {
+		if forward && ev != nil && len(r.ids) > 0 {
 			msgs = ev.Messages(reporter.Bare().String(), r.jid, r.ids)
 		}
-		forward := len(m.reportTo) > 0 && m.budget.take(reporter.Bare().String(), c.Now())
 		l.Info().Str("reporter", reporter.Bare().String()).Str("reported", r.jid.String()).
 			Str("reason", r.reason).Int("messages", len(msgs)).Bool("forwarded", forward).Msg("blocking: abuse report")
 		if !forward {

@@ -120,6 +120,9 @@ func (r *room) moderate(c module.Context, p *module.Packet, m moderation) {
 	}
 	r.fanout(c, ann, r.jid)
 	c.Reply(p, nil)
+	// A moderator's action, rare and one an operator may have to account for.
+	r.svc.m.log.Info().Str("room", r.key).Str("moderator", o.bare.String()).Str("message", m.id).
+		Msg("muc: message retracted by a moderator")
 }
 
 // retractHistory replaces the discussion history's message with the stanza-id id by
