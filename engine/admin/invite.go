@@ -43,11 +43,14 @@ func Invite(b Backend, action, target, token string, ttl time.Duration) ([]strin
 		}
 		var out []string
 		for _, inv := range list {
-			by := inv.Inviter
+			by, what := inv.Inviter, inv.JID()
 			if by == "" {
 				by = "operator"
 			}
-			out = append(out, fmt.Sprintf("%s %s expires %s by %s", inv.Token, inv.JID(), inv.Expires.Format(time.RFC3339), by))
+			if inv.Contact {
+				what = "contact-of:" + inv.Inviter
+			}
+			out = append(out, fmt.Sprintf("%s %s expires %s by %s", inv.Token, what, inv.Expires.Format(time.RFC3339), by))
 		}
 		return out, nil
 	case "revoke":
