@@ -240,6 +240,7 @@ type Server struct {
 	// the same token cannot both make an account with it.
 	invited   sync.Map
 	redeeming sync.Mutex
+
 	featCfg atomic.Pointer[Config]
 	tickets ticketKeys
 	hosts   atomic.Pointer[hostTable]
