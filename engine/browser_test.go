@@ -83,7 +83,8 @@ converse.initialize({
 // (XEP-0424, a tombstone in the archive) and
 // joins an archived room, shows its history from the archive and talks there, retracts a
 // line as a moderator (XEP-0425) and its own (XEP-0424), both tombstones in the room's
-// archive, and stores the room as a XEP-0402 bookmark; then the chat again over BOSH. The test keeps a screenshot of each chat (the paths are logged).
+// archive, stores the room as a XEP-0402 bookmark, and makes a contact invitation through
+// its ad-hoc commands (XEP-0401); then the chat again over BOSH. The test keeps a screenshot of each chat (the paths are logged).
 func TestBrowserConverse(t *testing.T) {
 	dir := needNodePackage(t, "converse.js")
 	chrome := needChromium(t)
@@ -226,6 +227,16 @@ func converseChat(t *testing.T, dir, chrome, transport string) {
 		bob.Send("<iq type='get' id='bm' to='conv@localhost'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='urn:xmpp:bookmarks:1'/></pubsub></iq>")
 		if got := expectStanza(t, bob, "id='bm'"); !strings.Contains(got, "type='error'") {
 			t.Fatalf("bob read conv's bookmarks, which are private (whitelist): %s", got)
+		}
+		// Converse's ad-hoc commands (XEP-0050) list the XEP-0401 contact invitation for conv,
+		// a plain user, and running it returns the link in an invitation form.
+		inv, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](`(async () => {
+			const cmds = await vt.api.adhoc.getCommands('localhost');
+			const c = cmds.find(c => c.node === 'urn:xmpp:invite#invite');
+			if (!c) return 'no command among ' + JSON.stringify(cmds);
+			return JSON.stringify(await vt.api.adhoc.fetchCommandForm('localhost', c.node)); })()`, chromedp.EvalAwaitPromise))
+		if err != nil || !strings.Contains(inv, "xmpp:conv@localhost?roster;preauth=") || !strings.Contains(inv, "urn:xmpp:invite#invitation") {
+			t.Fatalf("the contact invitation through Converse's ad-hoc commands (%v): %s", err, inv)
 		}
 		// conv's own second session reads it back.
 		conv2 := srv.LoginPlain(t, "conv", "conv secret", "check")
