@@ -180,7 +180,7 @@ to the configuration file; a removed one ends its users' sessions, and its data 
 
 	"invites": `{{define "content"}}<h1>Invitations</h1>
 <p>An invitation is an <code>xmpp:</code> link to send by mail or chat: the invitee's client
-(Conversations, Monal, Gajim, …) registers with it, even while in-band registration is off,
+(Conversations, Monal, …) registers with it, even while in-band registration is off,
 and chooses a password nobody else sees. An invitation for <code>user@host</code> reserves
 that name; one for a host leaves the name to the invitee. Each link works once.</p>
 <div class="box"><form class="inline" method="post" action="/admin/invites"><input type="hidden" name="csrf" value="{{.CSRF}}">
