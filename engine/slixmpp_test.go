@@ -267,11 +267,13 @@ func TestIntegrationSlixmppSASL2(t *testing.T) {
 
 // TestIntegrationSlixmppServices runs slixmpp's plugins one after another
 // (testdata/slixmpp_services.py): disco, ping, version, time, last activity of a contact
-// who left, carbons, blocking, vCard, private storage, XEP-0048 bookmarks in it, XEP-0223
-// private PEP, and a password change.
+// who left, carbons, blocking, a report to the abuse desk with its XEP-0377 plugin (the
+// 0.2 form), vCard, private storage, XEP-0048 bookmarks in it, XEP-0223 private PEP, and a
+// password change.
 func TestIntegrationSlixmppServices(t *testing.T) {
 	needSlixmpp(t)
-	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true})
+	srv := reportingServer(t)
+	desk := abuseDesk(t, srv)
 	srv.AddUser(t, "slix", "py secret")
 	srv.AddUser(t, "bob", "secret")
 	srv.Befriend(t, "slix", "bob", "")
@@ -279,5 +281,6 @@ func TestIntegrationSlixmppServices(t *testing.T) {
 	bob.Send("<presence/>")
 	bob.Send("<presence type='unavailable'><status>off</status></presence></stream:stream>")
 	bob.ExpectClosed()
-	runSlix(t, srv, "slixmpp_services.py", "OK last activity", "OK private PEP (XEP-0223)", "OK change password", "DONE 0")
+	runSlix(t, srv, "slixmpp_services.py", "OK last activity", "OK block and report", "OK private PEP (XEP-0223)", "OK change password", "DONE 0")
+	desk.Expect("<body>slix@localhost reported spammer@example.org for spam: buy potions</body>")
 }

@@ -25,7 +25,7 @@ class Client(ClientXMPP):
         slixrun.trust(self, cafile)
         self.ok = False
         for p in ["xep_0012", "xep_0030", "xep_0048", "xep_0049", "xep_0054", "xep_0077", "xep_0092",
-                  "xep_0191", "xep_0199", "xep_0202", "xep_0223", "xep_0280"]:
+                  "xep_0191", "xep_0199", "xep_0202", "xep_0223", "xep_0280", "xep_0377"]:
             self.register_plugin(p)
         self.add_event_handler("session_start", self.start)
 
@@ -90,6 +90,16 @@ class Client(ClientXMPP):
             await self["xep_0191"].unblock(["spam@example.org"])
 
         await self.step("blocking", blocking())
+
+        async def report():
+            # XEP-0377 as slixmpp's plugin writes it: the 0.2 namespace, in <block/>.
+            iq = self.make_iq_set()
+            iq["block"]["items"] = [JID("spammer@example.org")]
+            iq["block"]["report"]["spam"] = True
+            iq["block"]["report"]["text"] = "buy potions"
+            await iq.send()
+
+        await self.step("block and report", report())
 
         async def vcard():
             card = self["xep_0054"].make_vcard()

@@ -287,7 +287,8 @@ func (m *Mod) block(c module.Context, iq *module.Packet) {
 	}
 }
 
-// reportsOf returns the XEP-0377 reports of a block request's items, at most maxReports.
+// reportsOf returns the XEP-0377 reports of a block request's items, at most maxReports;
+// a report in <block/> itself applies to each item without one of its own.
 func reportsOf(q xmlstream.Element) []report {
 	var out []report
 	for it := q.Children(); len(out) < maxReports; {
@@ -304,6 +305,9 @@ func reportsOf(q xmlstream.Element) []report {
 			continue
 		}
 		if r, ok := parseReport(e, j); ok {
+			out = append(out, r)
+		} else if r, ok := parseReport(q, j); ok {
+			// slixmpp puts the report beside the items, in <block/> itself.
 			out = append(out, r)
 		}
 	}
