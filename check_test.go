@@ -19,6 +19,8 @@ func TestCheckModules(t *testing.T) {
 		{name: "bad transport", cfg: base + "[[modules.extdisco.services]]\ntype = \"turn\"\nhost = \"turn.example.org\"\ntransport = \"sctp\"\n", wantErr: "module extdisco"},
 		{name: "bad contact", cfg: base + "[modules.contact]\nabuse = [\"abuse@example.org\"]\n", wantErr: "module contact"},
 		{name: "disabled", cfg: base + "[modules]\ndisabled = [\"contact\"]\n[modules.contact]\nabuse = [\"abuse@example.org\"]\n"},
+		{name: "abuse desk", cfg: base + "[modules.blocking]\nreport_to = [\"abuse@example.org\"]\n"},
+		{name: "bad abuse desk", cfg: base + "[modules.blocking]\nreport_to = [\"@example.org\"]\n", wantErr: "module blocking"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg, err := config.Parse([]byte(tc.cfg), t.TempDir()+"/vireo.toml")
