@@ -16,7 +16,7 @@ import (
 	"github.com/vireo-im/vireo/xmlstream/stanza"
 )
 
-// command is one XEP-0133 command, or another administrator's command (XEP-0401).
+// command is one XEP-0133 command, or one of XEP-0401's invitation commands.
 type command struct {
 	name, title, instructions string
 	// form returns the fields of the form stage; nil runs the command at execute.
