@@ -193,3 +193,15 @@ func IsNCName(s string) bool {
 	}
 	return true
 }
+
+// TruncateText cuts s to at most n bytes without splitting a UTF-8 sequence, for text a
+// server keeps or relays within a bound (a reason, a status, a report).
+func TruncateText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}

@@ -50,3 +50,22 @@ func TestIsNCName(t *testing.T) {
 		}
 	}
 }
+
+func TestTruncateText(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"short", 10, "short"},
+		{"exactly", 7, "exactly"},
+		{"héllo", 2, "h"}, // é is two bytes: not split
+		{"héllo", 3, "hé"},
+		{"日本", 4, "日"},
+		{"日本", 2, ""},
+	} {
+		if got := TruncateText(tc.in, tc.n); got != tc.want {
+			t.Errorf("TruncateText(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
+		}
+	}
+}

@@ -112,7 +112,7 @@ func parseReport(item xmlstream.Element, j jid.JID) (r report, ok bool) {
 		}
 		switch {
 		case string(ch.Name()) == "text" && r.text == "":
-			r.text = trim(strings.TrimSpace(string(ch.AppendText(nil))), maxReportText)
+			r.text = xmlstream.TruncateText(strings.TrimSpace(string(ch.AppendText(nil))), maxReportText)
 		case string(ch.Name()) == "stanza-id" && string(ch.NS()) == ns.SID && len(r.ids) < maxReportIDs:
 			if v, _ := ch.AppendAttr(nil, "id"); len(v) > 0 && len(v) <= 64 {
 				r.ids = append(r.ids, string(v))
@@ -120,17 +120,6 @@ func parseReport(item xmlstream.Element, j jid.JID) (r report, ok bool) {
 		}
 	}
 	return r, true
-}
-
-// trim cuts s to at most n bytes on a UTF-8 boundary.
-func trim(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && s[n]&0xC0 == 0x80 {
-		n--
-	}
-	return s[:n]
 }
 
 // Evidence reads the messages a report points at from the reporter's archive (the mam

@@ -698,9 +698,5 @@ func trimText(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	s = s[:n]
-	for !utf8.ValidString(s) {
-		s = s[:len(s)-1]
-	}
-	return strings.TrimSpace(s)
+	return strings.TrimSpace(xmlstream.TruncateText(s, n))
 }
