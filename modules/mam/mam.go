@@ -234,26 +234,31 @@ func (m *Mod) cutoff(now time.Time) time.Time {
 // when it has a body, a <store/> hint or an XEP-0424 retraction (which the archive must
 // keep, §6, for clients that catch up later), unless it carries <no-store/> or
 // <no-permanent-store/>. Chat states, receipts and markers alone are not kept. body
-// reports a <body/>.
-func archivable(p *module.Packet) (keep, body bool) {
+// reports a <body/>; retract a child that may retract a message (XEP-0424's <retract/>,
+// or an XEP-0422 <apply-to/>), for muc.RetractedID to read.
+func archivable(p *module.Packet) (keep, body, retract bool) {
 	switch p.Type {
 	case "", "normal", "chat":
 	default:
-		return false, false // groupchat (a room keeps its own archive), headline, error
+		return false, false, false // groupchat (a room keeps its own archive), headline, error
 	}
 	hint := false
 	for it := p.Elem().Children(); ; {
 		c, ok := it.Next()
 		if !ok {
-			return body || hint, body
+			return body || hint, body, retract
 		}
 		switch name, space := string(c.Name()), string(c.NS()); {
 		case name == "body" && space == ns.Client:
 			body = true
 		case space == ns.Hints && (name == "no-store" || name == "no-permanent-store"):
-			return false, body
-		case space == ns.Hints && name == "store", name == "retract" && space == muc.NSRetract:
+			return false, body, false
+		case space == ns.Hints && name == "store":
 			hint = true
+		case name == "retract" && space == muc.NSRetract:
+			hint, retract = true, true
+		case name == "apply-to" && space == muc.NSFasten:
+			retract = true
 		}
 	}
 }
@@ -286,12 +291,15 @@ func (m *Mod) outbound(c module.Context, p *module.Packet) module.Verdict {
 	if to.IsZero() || to.Bare().Equal(user) || to.Local() == "" && to.Resource() == "" && c.IsLocal(to.Domain()) {
 		return module.Continue
 	}
-	if keep, _ := archivable(p); !keep {
+	keep, _, retract := archivable(p)
+	if !keep {
 		return module.Continue
 	}
 	m.archive(c, user, sid.Next(c.Now()), true, to, p.Raw)
-	if target := muc.RetractedID(p.Elem()); target != "" {
-		m.retract(user, to.Bare(), true, target, messageID(p), c.Now())
+	if retract {
+		if target := muc.RetractedID(p.Elem()); target != "" {
+			m.retract(user, to.Bare(), true, target, messageID(p), c.Now())
+		}
 	}
 	return module.Continue
 }
@@ -306,7 +314,7 @@ func messageID(p *module.Packet) string {
 // gets: the one the sid module stamped, or one stamped here when sid is off or did not
 // stamp (it stamps messages with a body; here a bodiless one with a <store/> hint).
 func (m *Mod) inbound(c module.Context, p *module.Packet) module.Verdict {
-	keep, body := archivable(p)
+	keep, body, retract := archivable(p)
 	if p.From.IsZero() || !keep {
 		return module.Continue
 	}
@@ -326,8 +334,10 @@ func (m *Mod) inbound(c module.Context, p *module.Packet) module.Verdict {
 	if err := m.a.add(user.String(), id, false, p.From, p.Raw); err != nil {
 		m.logFailure(err, "mam: archive message")
 	}
-	if target := muc.RetractedID(p.Elem()); target != "" {
-		m.retract(user, p.From.Bare(), false, target, messageID(p), c.Now())
+	if retract {
+		if target := muc.RetractedID(p.Elem()); target != "" {
+			m.retract(user, p.From.Bare(), false, target, messageID(p), c.Now())
+		}
 	}
 	return module.Continue
 }
