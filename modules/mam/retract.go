@@ -47,7 +47,7 @@ func (m *Mod) retract(user, contact jid.JID, out bool, target, retraction string
 		if err != nil || r.out != out || !bytes.Contains(r.raw, needle) {
 			return true
 		}
-		if e, err := xmlstream.ParseElement(r.raw, ns.Client); err == nil && names(e, target) && muc.RetractedID(e) == "" {
+		if e, err := xmlstream.ParseElement(r.raw, ns.Client); err == nil && muc.Names(e, target) && muc.RetractedID(e) == "" {
 			hit, rec, found = id, r, true
 			return false
 		}
@@ -72,16 +72,4 @@ func (m *Mod) retract(user, contact jid.JID, out bool, target, retraction string
 	if err != nil {
 		m.logFailure(err, "mam: retract a message")
 	}
-}
-
-// names reports whether message e carries id as its 'id' or its origin-id.
-func names(e xmlstream.Element, id string) bool {
-	if v, ok := e.AppendAttr(nil, "id"); ok && string(v) == id {
-		return true
-	}
-	if o, ok := e.Child(ns.SID, "origin-id"); ok {
-		v, _ := o.AppendAttr(nil, "id")
-		return string(v) == id
-	}
-	return false
 }

@@ -128,24 +128,32 @@ func (r *room) moderate(c module.Context, p *module.Packet, m moderation) {
 // retractHistory replaces the discussion history's message with the stanza-id id by
 // edit's tombstone (unless edit returns nil); it reports whether it did.
 func (r *room) retractHistory(id string, edit func([]byte) []byte) bool {
-	needle := []byte("id='" + id + "'")
-	for i := 0; i < r.hist.n; i++ {
-		h := r.hist.at(i)
-		if !bytes.Contains(h.raw, needle) {
-			continue
-		}
-		e, err := xmlstream.ParseElement(h.raw, ns.Client)
-		if err != nil || stanzaIDBy(e, r.key) != id {
-			continue
-		}
-		t := edit(h.raw)
-		if t == nil {
-			return false
-		}
-		h.raw, h.chars = t, utf8.RuneCount(t)
-		return true
+	h, _ := r.findHistory("id='"+id+"'", func(e xmlstream.Element) bool { return stanzaIDBy(e, r.key) == id })
+	if h == nil {
+		return false
 	}
-	return false
+	t := edit(h.raw)
+	if t == nil {
+		return false
+	}
+	h.raw, h.chars = t, utf8.RuneCount(t)
+	return true
+}
+
+// findHistory returns the newest history entry that contains needle (a cheap first cut)
+// and, parsed, satisfies match, with its parsed form; nil when there is none.
+func (r *room) findHistory(needle string, match func(e xmlstream.Element) bool) (*histEntry, xmlstream.Element) {
+	nb := []byte(needle)
+	for i := r.hist.n - 1; i >= 0; i-- {
+		h := r.hist.at(i)
+		if !bytes.Contains(h.raw, nb) {
+			continue
+		}
+		if e, err := xmlstream.ParseElement(h.raw, ns.Client); err == nil && match(e) {
+			return h, e
+		}
+	}
+	return nil, xmlstream.Element{}
 }
 
 // stanzaIDBy returns the id of e's <stanza-id/> stamped by the entity by, or "".
@@ -263,29 +271,26 @@ func (r *room) selfRetract(o *occupant, e xmlstream.Element, retraction string, 
 // historySID returns the room's stanza-id of the message in the history that occupant
 // occID sent with the id (or origin-id) clientID.
 func (r *room) historySID(clientID, occID string) (string, bool) {
-	needle := []byte(clientID)
-	for i := r.hist.n - 1; i >= 0; i-- {
-		h := r.hist.at(i)
-		if !bytes.Contains(h.raw, needle) {
-			continue
-		}
-		m, err := xmlstream.ParseElement(h.raw, ns.Client)
-		if err != nil || occupantIDOf(m) != occID {
-			continue
-		}
-		own, _ := m.AppendAttr(nil, "id")
-		if string(own) != clientID {
-			if oid, ok := m.Child(ns.SID, "origin-id"); ok {
-				own, _ = oid.AppendAttr(nil, "id")
-			}
-		}
-		if string(own) == clientID {
-			if sid := stanzaIDBy(m, r.key); sid != "" {
-				return sid, true
-			}
-		}
+	h, e := r.findHistory(clientID, func(e xmlstream.Element) bool {
+		return occupantIDOf(e) == occID && Names(e, clientID) && stanzaIDBy(e, r.key) != ""
+	})
+	if h == nil {
+		return "", false
 	}
-	return "", false
+	return stanzaIDBy(e, r.key), true
+}
+
+// Names reports whether message e carries id as its 'id' or its origin-id (XEP-0359): how
+// XEP-0424 names a message in a one-to-one chat, and Converse.js its own in rooms.
+func Names(e xmlstream.Element, id string) bool {
+	if v, ok := e.AppendAttr(nil, "id"); ok && string(v) == id {
+		return true
+	}
+	if o, ok := e.Child(ns.SID, "origin-id"); ok {
+		v, _ := o.AppendAttr(nil, "id")
+		return string(v) == id
+	}
+	return false
 }
 
 // retractedID returns the stanza-id a groupchat message retracts (XEP-0424: <retract/>
