@@ -103,12 +103,6 @@ func newToken() (string, error) {
 // username when it is not "". It fails for a username that is not a valid localpart, and
 // for one another invitation still reserves.
 func Create(t store.Table, domain, username, inviter string, ttl time.Duration, now time.Time) (Invite, error) {
-	if ttl <= 0 {
-		ttl = DefaultTTL
-	}
-	if ttl > MaxTTL {
-		return Invite{}, fmt.Errorf("invites: an invitation lasts at most %v", MaxTTL)
-	}
 	if username != "" {
 		u, err := jid.PrepareLocal(username)
 		if err != nil || u == "" {
@@ -119,31 +113,43 @@ func Create(t store.Table, domain, username, inviter string, ttl time.Duration, 
 			return Invite{}, fmt.Errorf("invites: %s is already reserved by another invitation", username+"@"+domain)
 		}
 	}
+	return put(t, Invite{Domain: domain, Username: username, Inviter: inviter}, ttl, now)
+}
+
+// put gives inv a new token and an expiry ttl from now (DefaultTTL when 0, at most
+// MaxTTL) and stores it with its reservation or inviter index, synchronously: the creator
+// hands the token out as soon as this returns.
+func put(t store.Table, inv Invite, ttl time.Duration, now time.Time) (Invite, error) {
+	if ttl <= 0 {
+		ttl = DefaultTTL
+	}
+	if ttl > MaxTTL {
+		return Invite{}, fmt.Errorf("invites: an invitation lasts at most %v", MaxTTL)
+	}
 	tok, err := newToken()
 	if err != nil {
 		return Invite{}, err
 	}
-	inv := Invite{Token: tok, Domain: domain, Username: username, Inviter: inviter, Expires: now.Add(ttl).UTC().Truncate(time.Second)}
+	inv.Token, inv.Expires = tok, now.Add(ttl).UTC().Truncate(time.Second)
 	v, err := json.Marshal(inv)
 	if err != nil {
 		return Invite{}, err
 	}
 	ops := []store.Op{{Key: tokenKey(tok), Val: v}}
-	if username != "" {
+	if inv.Username != "" {
 		ops = append(ops, store.Op{Key: nameKey(inv.JID()), Val: []byte(tok)})
 	}
-	// Synchronous: the creator hands the token out as soon as this returns.
+	if inv.Contact {
+		ops = append(ops, store.Op{Key: byInviterKey(inv.Inviter, tok)})
+	}
 	return inv, t.Apply(ops...)
 }
 
 // CreateContact stores a new contact invitation from inviter (a bare JID) valid for ttl
 // (DefaultTTL when 0).
 func CreateContact(t store.Table, inviter jid.JID, ttl time.Duration, now time.Time) (Invite, error) {
-	if ttl <= 0 {
-		ttl = DefaultTTL
-	}
-	if ttl > MaxTTL || inviter.Local() == "" {
-		return Invite{}, errors.New("invites: a contact invitation needs an account and at most MaxTTL")
+	if inviter.Local() == "" {
+		return Invite{}, errors.New("invites: a contact invitation needs an account")
 	}
 	who := inviter.Bare().String()
 	// Count the inviter's open invitations, dropping the index rows of those gone.
@@ -170,17 +176,7 @@ func CreateContact(t store.Table, inviter jid.JID, ttl time.Duration, now time.T
 	if open >= MaxContact {
 		return Invite{}, ErrTooMany
 	}
-	tok, err := newToken()
-	if err != nil {
-		return Invite{}, err
-	}
-	inv := Invite{Token: tok, Domain: inviter.Domain(), Inviter: who, Contact: true,
-		Expires: now.Add(ttl).UTC().Truncate(time.Second)}
-	v, err := json.Marshal(inv)
-	if err != nil {
-		return Invite{}, err
-	}
-	return inv, t.Apply(store.Op{Key: tokenKey(tok), Val: v}, store.Op{Key: byInviterKey(who, tok), Val: nil})
+	return put(t, Invite{Domain: inviter.Domain(), Inviter: who, Contact: true}, ttl, now)
 }
 
 // Check returns the invitation token stands for, or ErrInvalid when there is none or it
