@@ -8,20 +8,27 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/vireo-im/vireo/store"
 	"github.com/vireo-im/vireo/store/invites"
 	"github.com/vireo-im/vireo/store/pebblestore"
 	"github.com/vireo-im/vireo/xmlstream/jid"
 )
 
-// TestLifecycle: an invitation on real Pebble: its token checks until it expires or is
-// redeemed, a reserved name stays reserved meanwhile, and listing drops what expired.
-func TestLifecycle(t *testing.T) {
+// openTable is the invitations table of a new Pebble store, closed with the test.
+func openTable(t *testing.T) store.Table {
+	t.Helper()
 	st, err := pebblestore.Open(t.TempDir(), pebblestore.Options{Logger: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
-	tb := st.Table(invites.Table)
+	t.Cleanup(func() { st.Close() })
+	return st.Table(invites.Table)
+}
+
+// TestLifecycle: an invitation on real Pebble: its token checks until it expires or is
+// redeemed, a reserved name stays reserved meanwhile, and listing drops what expired.
+func TestLifecycle(t *testing.T) {
+	tb := openTable(t)
 	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
 
 	open, err := invites.Create(tb, "example.org", "", "", 0, now)
@@ -84,12 +91,7 @@ func TestLifecycle(t *testing.T) {
 // TestContactLimit: one account has at most MaxContact contact invitations out; a used or
 // expired one makes room again.
 func TestContactLimit(t *testing.T) {
-	st, err := pebblestore.Open(t.TempDir(), pebblestore.Options{Logger: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	tb := st.Table(invites.Table)
+	tb := openTable(t)
 	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
 	romeo, _ := jid.Parse("romeo@example.org")
 	var first invites.Invite
