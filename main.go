@@ -34,12 +34,14 @@ import (
 	"github.com/vireo-im/vireo/engine/config"
 	"github.com/vireo-im/vireo/engine/dashboard"
 	"github.com/vireo-im/vireo/engine/fast"
+	"github.com/vireo-im/vireo/engine/invitepage"
 	"github.com/vireo-im/vireo/engine/metrics"
 	"github.com/vireo-im/vireo/modules/adhoc"
 	"github.com/vireo-im/vireo/modules/module"
 	_ "github.com/vireo-im/vireo/modules/standard"
 	"github.com/vireo-im/vireo/router"
 	"github.com/vireo-im/vireo/store"
+	"github.com/vireo-im/vireo/store/invites"
 	"github.com/vireo-im/vireo/store/pebblestore"
 	"github.com/vireo-im/vireo/xmlstream"
 	"github.com/vireo-im/vireo/xmlstream/jid"
@@ -189,6 +191,8 @@ type server struct {
 	// dash is the web dashboard, mounted at /admin/ on the web listeners while [web]
 	// dashboard is on.
 	dash *dashboard.Dashboard
+	// invitePage serves XEP-0401 invitation pages on every web listener.
+	invitePage *invitepage.Page
 	// acme, when [tls] acme is on, obtains and renews certificates in the background;
 	// acmeStop ends its loop and acmeDone closes when it has.
 	acme     *acmecert.Manager
@@ -245,6 +249,7 @@ func start(cfg *config.Config, log zerolog.Logger) (*server, error) {
 		return nil, err
 	}
 	s.dash = s.newDashboard()
+	s.invitePage = invitepage.New(s, s.log.With().Str("mod", "invitepage").Logger())
 	if cfg.TLS.ACME {
 		if err := s.startACME(cfg); err != nil {
 			s.rt.Close()
@@ -390,6 +395,7 @@ func (s *server) routerOptions(cfg *config.Config) router.Options {
 		DataDir:      cfg.DataDir,
 		TLS:          s.moduleTLS(),
 		Controller:   s,
+		WebURL:       s.WebURL,
 		NoInline:     !cfg.Router.RouteInPlace,
 	}
 }
@@ -523,10 +529,11 @@ func (s *server) newDashboard() *dashboard.Dashboard {
 // mounts are the handlers cfg puts on the web listeners. The engine looks them up per
 // request, so a reload that changes them applies to the next request.
 func (s *server) mounts(cfg *config.Config) []engine.Mount {
-	if !cfg.Web.Dashboard {
-		return nil
+	m := []engine.Mount{{Prefix: invitepage.Prefix, Handler: s.invitePage}}
+	if cfg.Web.Dashboard {
+		m = append(m, engine.Mount{Prefix: dashboard.Prefix, Handler: s.dash})
 	}
-	return []engine.Mount{{Prefix: dashboard.Prefix, Handler: s.dash}}
+	return m
 }
 
 // acmeChallenge is the web listener's HTTP-01 responder, nil without ACME.
@@ -775,6 +782,21 @@ func (s *server) Stats() map[string]any {
 }
 
 func (s *server) Modules() []string { return moduleLines() }
+
+// invitepage.Backend (beyond WebURL)
+
+func (s *server) Invitation(token string) (invites.Invite, error) { return s.eng.Invitation(token) }
+func (s *server) RegisterInvited(token, username, password, ip string) (string, error) {
+	return s.eng.RegisterInvited(token, username, password, ip)
+}
+
+// WebURL is the web listener's public base URL for domain, from the current config.
+func (s *server) WebURL(domain string) string {
+	s.mu.Lock()
+	cfg := s.cfg
+	s.mu.Unlock()
+	return cfg.WebURL(domain)
+}
 
 // dashboard.Backend (beyond admin.Backend)
 

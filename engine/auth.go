@@ -522,7 +522,7 @@ func (c *conn) onPreauth(st *xmlstream.Stanza, q xmlstream.Element) {
 	}
 	token, _ := q.AppendAttr(nil, "token")
 	inv, err := invites.Check(c.srv().st.Table(invites.Table), string(token), now)
-	if err != nil || inv.Domain != c.domainName() || inv.Contact { // a contact invitation opens no registration
+	if err != nil || inv.Domain != c.domainName() || !inv.Registers() { // a contact invitation without ibr=y opens none
 		if !trusted {
 			c.srv().throttle.fail(key, now)
 		}
@@ -538,6 +538,42 @@ func (c *conn) onPreauth(st *xmlstream.Stanza, q xmlstream.Element) {
 	c.srv().invited.Store(c, inv)
 	c.set(fInvited)
 	c.iqResult(id, nil)
+}
+
+// createAccount stores user (bare) with password, spending inv when it is not nil: its
+// token must still be unspent, it is redeemed once the account exists (XEP-0445 §4,
+// single use), and the modules hear of the account (OnRegistered), which makes a contact
+// invitation's inviter and the new account contacts. It derives the SCRAM keys (PBKDF2):
+// call it off the event loops.
+func (s *Server) createAccount(user, password string, inv *invites.Invite) error {
+	keys, err := creds.DeriveAll(password, creds.DefaultIter)
+	if err != nil {
+		return err
+	}
+	t := s.st.Table(invites.Table)
+	if inv != nil {
+		s.redeeming.Lock()
+		defer s.redeeming.Unlock()
+		if !invites.Unspent(t, inv.Token) {
+			return invites.ErrInvalid // another stream or page spent it meanwhile
+		}
+	}
+	if err := s.st.Accounts().Create(store.Account{User: user, Creds: keys, Created: time.Now().UTC()}); err != nil {
+		return err
+	}
+	u, _ := jid.Parse(user) // prepared by the caller
+	reg := module.Registration{User: u}
+	if inv != nil {
+		if rerr := invites.Redeem(t, *inv); rerr != nil && module.LogStoreError(rerr) {
+			s.log.Error().Err(rerr).Str("user", user).Msg("redeem invitation")
+		}
+		if inv.Contact {
+			reg.Inviter, _ = jid.Parse(inv.Inviter)
+			reg.Contact = true
+		}
+	}
+	s.rt.Registered(reg)
+	return nil
 }
 
 func (c *conn) onRegister(st *xmlstream.Stanza, q xmlstream.Element) {
@@ -573,7 +609,7 @@ func (c *conn) onRegister(st *xmlstream.Stanza, q xmlstream.Element) {
 	}
 	local, err := jid.PrepareLocal(string(u.AppendText(nil)))
 	password := string(p.AppendText(nil))
-	if err != nil || len(password) == 0 || len(password) > 1023 {
+	if err != nil || local == "" || len(password) == 0 || len(password) > 1023 {
 		c.iqError(id, stanza.New(stanza.NotAcceptable))
 		return
 	}
@@ -607,24 +643,12 @@ func (c *conn) onRegister(st *xmlstream.Stanza, q xmlstream.Element) {
 	gc := c.gc
 	c.set(fPaused)
 	srv := c.srv()
+	var spend *invites.Invite
+	if invited {
+		spend = &inv
+	}
 	ok := srv.rt.Go(func() {
-		keys, err := creds.DeriveAll(password, creds.DefaultIter)
-		if err == nil && invited {
-			srv.redeeming.Lock()
-			defer srv.redeeming.Unlock()
-			if !invites.Unspent(st2.Table(invites.Table), inv.Token) {
-				err = invites.ErrInvalid // another stream spent it meanwhile
-			}
-		}
-		if err == nil {
-			err = st2.Accounts().Create(store.Account{User: user, Creds: keys, Created: time.Now().UTC()})
-		}
-		if err == nil && invited {
-			// The account exists: the token is spent (XEP-0445 §4, single use).
-			if rerr := invites.Redeem(st2.Table(invites.Table), inv); rerr != nil && module.LogStoreError(rerr) {
-				srv.log.Error().Err(rerr).Str("user", user).Msg("redeem invitation")
-			}
-		}
+		err := srv.createAccount(user, password, spend)
 		gc.Wake(func(_ gnet.Conn, werr error) error {
 			if werr != nil || c.closing.Load() {
 				return nil

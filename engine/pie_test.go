@@ -48,6 +48,7 @@ func (testBackend) Stats() map[string]any { return nil }
 func (testBackend) Modules() []string     { return nil }
 func (testBackend) DataDir() string       { return "" }
 func (testBackend) Version() string       { return "test" }
+func (testBackend) WebURL(string) string  { return "" }
 
 // mountNSBlocked says why the test cannot make a mount namespace here, or "".
 func mountNSBlocked() string {

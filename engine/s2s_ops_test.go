@@ -318,6 +318,7 @@ func (b adminBackend) Reload() error         { return nil }
 func (b adminBackend) Modules() []string     { return nil }
 func (b adminBackend) DataDir() string       { return "" }
 func (b adminBackend) Version() string       { return "test" }
+func (adminBackend) WebURL(string) string    { return "" }
 func (b adminBackend) Stats() map[string]any { return map[string]any{"engine": b.s.Engine.Stats()} }
 func (b adminBackend) S2SConns() []admin.S2SConn {
 	var out []admin.S2SConn

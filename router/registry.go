@@ -44,6 +44,7 @@ type registry struct {
 	avail         []func(module.Context, module.Session)
 	bound         []func(module.Context, module.Session) []byte
 	detach        []func(module.Context, module.Session, [][]byte)
+	registered    []func(module.Context, module.Registration)
 	undeliverable []module.Undeliverable
 	stop          []func(module.Stopping)
 	discoNodes    map[string]module.IQHandler // DiscoNode registrations
@@ -226,6 +227,13 @@ func (m *modReg) Identity(category, typ, name string) {
 func (m *modReg) DataDir() string               { return m.g.r.opts.DataDir }
 func (m *modReg) Controller() module.Controller { return m.g.r.opts.Controller }
 func (m *modReg) TLSConfig() *tls.Config        { return m.g.r.opts.TLS }
+
+func (m *modReg) WebURL(domain string) string {
+	if f := m.g.r.opts.WebURL; f != nil {
+		return f(domain)
+	}
+	return ""
+}
 func (m *modReg) Table(name string) store.Table { return m.g.r.st.Table(name) }
 func (m *modReg) Store() store.Store            { return m.g.r.st }
 func (m *modReg) Logger() zerolog.Logger        { return m.g.r.log.With().Str("mod", m.id).Logger() }
@@ -250,6 +258,10 @@ func (m *modReg) OnAvailable(f func(module.Context, module.Session)) {
 
 func (m *modReg) OnDetach(f func(module.Context, module.Session, [][]byte)) {
 	m.g.detach = append(m.g.detach, f)
+}
+
+func (m *modReg) OnRegistered(f func(module.Context, module.Registration)) {
+	m.g.registered = append(m.g.registered, f)
 }
 
 // IQKey names one registered IQ handler.

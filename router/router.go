@@ -88,6 +88,8 @@ type Options struct {
 	// Controller is handed to modules as it is (module.Registrar Controller); nil when
 	// nothing outside the server can reload or stop it.
 	Controller module.Controller
+	// WebURL is handed to modules as module.Registrar WebURL; nil: no web pages.
+	WebURL func(domain string) string
 	// NoInline makes every op go through its shard's queue and worker instead of running
 	// in place on idle shards (SetInPlace changes it while the router runs).
 	NoInline bool
@@ -384,6 +386,25 @@ func (r *Router) SetInPlace(on bool) { r.noInline.Store(!on) }
 
 // senderLimit is Options.SenderInflight for putOp, which has no router at hand.
 var senderLimit atomic.Int64
+
+// Registered tells the modules (module.Registrar.OnRegistered) that reg.User created
+// its account: their functions run on the account's shard, so before anything a login of
+// it queues there afterwards. Safe for concurrent use.
+func (r *Router) Registered(reg module.Registration) {
+	if r.closed.Load() || len(r.reg.registered) == 0 {
+		return
+	}
+	reg.User = reg.User.Bare()
+	o := getOp()
+	o.kind = opCall
+	o.bare = reg.User
+	o.fn = func(c module.Context) {
+		for _, f := range r.reg.registered {
+			f(c, reg)
+		}
+	}
+	r.shardOf(reg.User.String()).q.pushForce(o)
+}
 
 // Unbind ends a session. Safe to call once per session from any goroutine; later calls
 // do nothing.

@@ -113,6 +113,9 @@ type Backend interface {
 	DataDir() string
 	// Version names the program and its version, for backup manifests.
 	Version() string
+	// WebURL is the public base URL of the web listener for pages about domain ("" when
+	// none), for the links to invitation pages.
+	WebURL(domain string) string
 }
 
 // MaxLine bounds one request line so a local client cannot make the server buffer without end.

@@ -30,6 +30,7 @@ func (b testBackend) Stats() map[string]any { return nil }
 func (b testBackend) Modules() []string     { return nil }
 func (b testBackend) DataDir() string       { return b.dataDir }
 func (b testBackend) Version() string       { return "test" }
+func (testBackend) WebURL(string) string    { return "" }
 
 func openBackend(t *testing.T, dataDir string) testBackend {
 	t.Helper()

@@ -35,7 +35,11 @@ func Invite(b Backend, action, target, token string, ttl time.Duration) ([]strin
 		if err != nil {
 			return nil, err
 		}
-		return []string{inv.URI(), "expires " + inv.Expires.Format(time.RFC3339)}, nil
+		out := []string{inv.URI(), "expires " + inv.Expires.Format(time.RFC3339)}
+		if u := inv.PageURL(b.WebURL(inv.Domain)); u != "" {
+			out = append(out, "page "+u)
+		}
+		return out, nil
 	case "list":
 		list, err := invites.List(t, now)
 		if err != nil {

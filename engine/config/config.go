@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -96,7 +97,11 @@ type Web struct {
 	WebSocketPath      string   `toml:"websocket_path"`
 	BOSHPath           string   `toml:"bosh_path"`
 	PublicWebSocketURL string   `toml:"public_websocket_url"`
-	Origins            []string `toml:"origins"`
+	// PublicURL is where browsers reach the web listener ("https://chat.example.org"),
+	// for the pages the server links to (XEP-0401 invitation pages); empty: https:// each
+	// domain at the port of the first tls_listen.
+	PublicURL string   `toml:"public_url"`
+	Origins   []string `toml:"origins"`
 	// MetricsAllow lists the networks (CIDR) whose clients may scrape GET /metrics;
 	// empty: loopback only.
 	MetricsAllow []string `toml:"metrics_allow"`
@@ -487,6 +492,12 @@ func (c *Config) normalize() error {
 	if u := c.Web.PublicWebSocketURL; u != "" && !strings.HasPrefix(u, "ws://") && !strings.HasPrefix(u, "wss://") {
 		return fmt.Errorf("web.public_websocket_url %q must be a ws:// or wss:// URL", u)
 	}
+	if u := c.Web.PublicURL; u != "" {
+		p, err := url.Parse(u)
+		if err != nil || (p.Scheme != "https" && p.Scheme != "http") || p.Host == "" || p.RawQuery != "" || p.Fragment != "" {
+			return fmt.Errorf("web.public_url %q must be an http(s) URL without query or fragment", u)
+		}
+	}
 	if c.C2S.FastTokenTTL.Duration < time.Minute {
 		return errors.New("c2s.fast_token_ttl must be at least 1m")
 	}
@@ -771,4 +782,21 @@ func (c *Config) MetricsAllowPrefixes() []netip.Prefix {
 		}
 	}
 	return out
+}
+
+// WebURL is the public base URL of the web listener for pages about domain, without a
+// trailing slash: [web] public_url, else https://domain with the port of the first
+// tls_listen (none for 443); "" when there is neither.
+func (c *Config) WebURL(domain string) string {
+	if u := c.Web.PublicURL; u != "" {
+		return strings.TrimSuffix(u, "/")
+	}
+	if len(c.Web.TLSListen) == 0 || domain == "" {
+		return ""
+	}
+	_, port, err := net.SplitHostPort(c.Web.TLSListen[0])
+	if err != nil || port == "443" {
+		return "https://" + domain
+	}
+	return "https://" + domain + ":" + port
 }

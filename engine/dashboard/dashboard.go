@@ -500,6 +500,9 @@ func (d *Dashboard) invitesPost(w http.ResponseWriter, r *http.Request, s sessio
 		var lines []string
 		if lines, err = admin.Invite(d.b, "create", target, "", ttl); err == nil {
 			done = "invitation for " + target + " (" + lines[1] + "): " + lines[0]
+			if len(lines) > 2 { // the landing page, where the server has a web listener
+				done += " — " + lines[2]
+			}
 		}
 	case "revoke":
 		_, err = admin.Invite(d.b, "revoke", "", r.PostFormValue("token"), 0)

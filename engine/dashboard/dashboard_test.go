@@ -48,9 +48,10 @@ func (f *fakeBackend) Reload() error { return nil }
 func (f *fakeBackend) Stats() map[string]any {
 	return map[string]any{"uptime_s": int64(10), "accounts": 2}
 }
-func (f *fakeBackend) Modules() []string { return nil }
-func (f *fakeBackend) DataDir() string   { return "" }
-func (f *fakeBackend) Version() string   { return "test" }
+func (f *fakeBackend) Modules() []string    { return nil }
+func (f *fakeBackend) DataDir() string      { return "" }
+func (f *fakeBackend) Version() string      { return "test" }
+func (*fakeBackend) WebURL(d string) string { return "https://" + d + ":5443" }
 func (f *fakeBackend) Counters() metrics.Counters {
 	return metrics.Counters{Online: 3, Routed: 42, Shards: 8}
 }

@@ -181,7 +181,8 @@ to the configuration file; a removed one ends its users' sessions, and its data 
 	"invites": `{{define "content"}}<h1>Invitations</h1>
 <p>An invitation is an <code>xmpp:</code> link to send by mail or chat: the invitee's client
 (Conversations, Monal, …) registers with it, even while in-band registration is off,
-and chooses a password nobody else sees. An invitation for <code>user@host</code> reserves
+and chooses a password nobody else sees. Its page (the https link) does the same in a
+browser, for any client. An invitation for <code>user@host</code> reserves
 that name; one for a host leaves the name to the invitee. Each link works once.</p>
 <div class="box"><form class="inline" method="post" action="/admin/invites"><input type="hidden" name="csrf" value="{{.CSRF}}">
 <input type="hidden" name="action" value="create"><input name="for" placeholder="{{if .Domains}}juliet@{{index .Domains 0}} or {{index .Domains 0}}{{end}}" aria-label="invitation for" required>

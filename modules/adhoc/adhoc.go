@@ -48,6 +48,10 @@ func init() { module.Register(new(Mod)) }
 type Config struct {
 	// Admins are the bare JIDs of local accounts allowed to run the XEP-0133 commands.
 	Admins []string `toml:"admins"`
+	// ContactInvitesRegister lets the contact invitations every user can make (XEP-0401
+	// urn:xmpp:invite#invite) also create an account here (ibr=y), so users bring their
+	// friends to a server whose open registration is off. Off: they only add a contact.
+	ContactInvitesRegister bool `toml:"contact_invites_register"`
 }
 
 // Mod is the module.
@@ -59,6 +63,10 @@ type Mod struct {
 	t      store.Table
 	motd   atomic.Pointer[string] // nil: no message of the day
 	ctl    module.Controller      // nil: reload and shutdown are not implemented
+	// inviteRegister is Config.ContactInvitesRegister; webURL the registrar's WebURL, for
+	// the invitations' landing pages.
+	inviteRegister bool
+	webURL         func(domain string) string
 }
 
 // ModuleInfo implements module.Module.
@@ -99,6 +107,7 @@ func (m *Mod) Provision(r module.Registrar) error {
 		m.byNode[commands[i].node()] = &commands[i]
 	}
 	m.ctl = r.Controller()
+	m.inviteRegister, m.webURL = cfg.ContactInvitesRegister, r.WebURL
 	m.t = r.Table("adhoc")
 	if v, err := m.t.Get(motdKey); err == nil && len(v) > 0 {
 		s := string(v)

@@ -141,9 +141,10 @@ const (
 
 // contactInvite is XEP-0401 §4.1: a link (xmpp:user?roster;preauth=TOKEN) whose token,
 // carried in the invitee's subscription request (XEP-0379), has the user's server approve
-// it and subscribe back. It opens no registration (no ibr=y).
+// it and subscribe back. With contact_invites_register it also creates an account here
+// (ibr=y), which starts out as the user's contact (the presence module's OnRegistered).
 func contactInvite(c module.Context, k *call) {
-	inv, err := invites.CreateContact(c.Store().Table(invites.Table), k.iq.From.Bare(), 0, c.Now())
+	inv, err := invites.CreateContact(c.Store().Table(invites.Table), k.iq.From.Bare(), k.m.inviteRegister, 0, c.Now())
 	if errors.Is(err, invites.ErrTooMany) {
 		k.fail(c, strings.TrimPrefix(err.Error(), "invites: "))
 		return
@@ -152,15 +153,17 @@ func contactInvite(c module.Context, k *call) {
 		k.error(c, module.StoreError(err))
 		return
 	}
-	k.done(c, nil, invitationFields(inv))
+	k.done(c, nil, k.m.invitationFields(inv))
 }
 
-// invitationFields are the fields of an urn:xmpp:invite#invitation result.
-func invitationFields(inv invites.Invite) []Field {
-	return []Field{
-		{Var: "uri", Type: "text-single", Label: "Invitation", Values: []string{inv.URI()}},
-		{Var: "expire", Type: "text-single", Label: "Expires", Values: []string{inv.Expires.Format(time.RFC3339)}},
+// invitationFields are the fields of an urn:xmpp:invite#invitation result: the xmpp: URI,
+// the landing page (XEP-0401 §3.2 SHOULD) when the server has a web listener, the expiry.
+func (m *Mod) invitationFields(inv invites.Invite) []Field {
+	f := []Field{{Var: "uri", Type: "text-single", Label: "Invitation", Values: []string{inv.URI()}}}
+	if u := inv.PageURL(m.webURL(inv.Domain)); u != "" {
+		f = append(f, Field{Var: "landing-url", Type: "text-single", Label: "Invitation page", Values: []string{u}})
 	}
+	return append(f, Field{Var: "expire", Type: "text-single", Label: "Expires", Values: []string{inv.Expires.Format(time.RFC3339)}})
 }
 
 // createAccountInvite is XEP-0401 §4.2: an invitation to create an account on the server
@@ -197,7 +200,7 @@ func createAccountInvite(c module.Context, k *call) {
 		k.fail(c, strings.TrimPrefix(err.Error(), "invites: "))
 		return
 	}
-	k.done(c, nil, invitationFields(inv))
+	k.done(c, nil, k.m.invitationFields(inv))
 }
 
 func motdForm(current bool) func(m *Mod, c module.Context) []Field {

@@ -283,6 +283,10 @@ type Registrar interface {
 	// unacked holds the stanzas the stream wrote that its client never acknowledged (they
 	// head the detached queue); f must neither modify nor keep them.
 	OnDetach(f func(c Context, s Session, unacked [][]byte))
+	// OnRegistered runs f when an account was created by its user (XEP-0077 in-band, or a
+	// web invitation page), after it is stored: on the new account's shard, with a
+	// Context for it, before its first login can be bound.
+	OnRegistered(f func(c Context, r Registration))
 	// OnStop runs f when the server is about to stop, or to remove a virtual host while it
 	// runs, before any session or server-to-server stream of it closes: for a module with
 	// something to tell the entities it serves (XEP-0045 status 332). f runs on the goroutine
@@ -334,6 +338,20 @@ type Registrar interface {
 	// with them), for a module that runs a listener of its own; nil when the server has
 	// none. Clone it before changing anything.
 	TLSConfig() *tls.Config
+	// WebURL is the public base URL (no trailing slash) of the server's web listener for
+	// pages about domain, such as XEP-0401 invitation pages ("" when there is none). It
+	// follows config reloads: call it when the URL is needed, not at Provision.
+	WebURL(domain string) string
+}
+
+// Registration is an account its user just created.
+type Registration struct {
+	User jid.JID // the new account (bare)
+	// Inviter made the invitation the account was created with (XEP-0401), zero for an
+	// open registration or the operator's invitation; Contact says the invitation was
+	// the inviter's contact invitation with ibr=y, so the two are to become contacts.
+	Inviter jid.JID
+	Contact bool
 }
 
 // Packet is a stanza in flight. The router owns it; it is valid during the call only.

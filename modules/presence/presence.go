@@ -67,7 +67,40 @@ func (p *Presence) Provision(r module.Registrar) error {
 	r.Hook(module.Inbound, module.KindPresence, module.OrderPresence, p.inbound)
 	r.Feature(ns.PreApproval)
 	r.StreamFeature(module.PostAuth, "<sub xmlns='"+ns.PreApproval+"'/>")
+	r.OnRegistered(p.registered)
 	return nil
+}
+
+// registered makes an account created with a contact invitation (XEP-0401 §4.1 with
+// ibr=y) and its inviter mutual contacts, as the XEP has the server do: the new account's
+// roster gets the inviter, subscribed both ways, and the inviter's gets the new account,
+// with a roster push to the inviter's sessions (on the inviter's shard). A client that
+// then sends the XEP-0379 subscription request anyway finds it approved.
+func (p *Presence) registered(c module.Context, r module.Registration) {
+	if !r.Contact || r.Inviter.IsZero() || r.Inviter.Equal(r.User) {
+		return
+	}
+	user, inviter := r.User.Bare(), r.Inviter.Bare()
+	saveItem(c, user, store.RosterItem{JID: inviter.String(), Sub: store.SubBoth})
+	sc, ok := c.(module.ShardCaller)
+	if !ok {
+		return
+	}
+	sc.CallOn(inviter, func(c module.Context) {
+		it, ok := c.RosterItem(inviter, user)
+		if !ok {
+			if len(roster(c, inviter)) >= c.Store().Rosters().Limit() {
+				return // the invitee still has the inviter; nothing to make room for here
+			}
+			it = store.RosterItem{JID: user.String()}
+		}
+		it.Sub, it.Ask, it.Approved, it.PendingIn = store.SubBoth, false, false, false
+		saveItem(c, inviter, it)
+		p.dropRequest(c, store.UserKey(inviter.String(), user.String()))
+		// The inviter's available sessions are seen at once; the invitee's first
+		// login probes the inviter like any contact's.
+		p.sendCurrent(c, inviter, user)
+	})
 }
 
 func rewrite(raw []byte, from, to jid.JID) []byte {

@@ -237,7 +237,7 @@ func TestContactInvitation(t *testing.T) {
 		s.C.Wait(t, "id='r'")
 	}
 	romeo, _ := jid.Parse("romeo@example.org")
-	inv, err := invites.CreateContact(e.Store.Table(invites.Table), romeo, 0, time.Now())
+	inv, err := invites.CreateContact(e.Store.Table(invites.Table), romeo, false, 0, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -43,9 +43,15 @@ type Invite struct {
 	Expires  time.Time `json:"expires"`
 	// Contact makes it a contact invitation (XEP-0401 §4.1, XEP-0379): a subscription
 	// request to Inviter carrying the token is approved, and answered with one, by the
-	// inviter's server. It opens no registration.
+	// inviter's server.
 	Contact bool `json:"contact,omitempty"`
+	// Register lets a contact invitation also create an account on Domain (ibr=y), which
+	// then starts out as the inviter's mutual contact. Account invitations always do.
+	Register bool `json:"register,omitempty"`
 }
+
+// Registers reports whether the invitation lets its holder create an account.
+func (i Invite) Registers() bool { return !i.Contact || i.Register }
 
 // JID is the account the invitation is for: user@domain, or the domain alone when the
 // invitee chooses the name; for a contact invitation, the inviter.
@@ -60,12 +66,28 @@ func (i Invite) JID() string {
 }
 
 // URI is the invitation as XEP-0401 §3.2 writes it: xmpp:[user@]domain?register;preauth=TOKEN,
-// or xmpp:inviter?roster;preauth=TOKEN for a contact invitation.
+// or xmpp:inviter?roster;preauth=TOKEN[;ibr=y] for a contact invitation.
 func (i Invite) URI() string {
 	if i.Contact {
-		return "xmpp:" + i.Inviter + "?roster;preauth=" + i.Token
+		u := "xmpp:" + i.Inviter + "?roster;preauth=" + i.Token
+		if i.Register {
+			u += ";ibr=y"
+		}
+		return u
 	}
 	return "xmpp:" + i.JID() + "?register;preauth=" + i.Token
+}
+
+// PagePath is where the web listener serves invitation pages: PagePath + token.
+const PagePath = "/invite/"
+
+// PageURL is the invitation's XEP-0401 landing page under base, the web listener's public
+// URL; "" without one.
+func (i Invite) PageURL(base string) string {
+	if base == "" {
+		return ""
+	}
+	return base + PagePath + i.Token
 }
 
 func tokenKey(token string) []byte { return []byte("t\x00" + token) }
@@ -77,6 +99,18 @@ func byInviterKey(inviter, token string) []byte { return []byte("i\x00" + invite
 // MaxContact bounds the contact invitations one account has out at a time: each is a row
 // until it is used or expires, and any user may make them.
 const MaxContact = 50
+
+// Errors of a registration through an invitation page, worded for its user.
+var (
+	ErrBudget      = errors.New("too many registrations from this address; try again in a minute")
+	ErrBadUsername = errors.New("that is not a valid username")
+	ErrBadPassword = fmt.Errorf("choose a password of %d to 1023 characters", MinPagePassword)
+	ErrNameTaken   = errors.New("that username is taken")
+)
+
+// MinPagePassword is the shortest password an invitation page takes: the page is the
+// only guide its user has, where a client may have rules of its own.
+const MinPagePassword = 8
 
 // ErrTooMany is the answer for a contact invitation beyond MaxContact.
 var ErrTooMany = errors.New("invites: too many open contact invitations; wait for some to be used or expire")
@@ -146,8 +180,8 @@ func put(t store.Table, inv Invite, ttl time.Duration, now time.Time) (Invite, e
 }
 
 // CreateContact stores a new contact invitation from inviter (a bare JID) valid for ttl
-// (DefaultTTL when 0).
-func CreateContact(t store.Table, inviter jid.JID, ttl time.Duration, now time.Time) (Invite, error) {
+// (DefaultTTL when 0); register lets it create an account too (ibr=y).
+func CreateContact(t store.Table, inviter jid.JID, register bool, ttl time.Duration, now time.Time) (Invite, error) {
 	if inviter.Local() == "" {
 		return Invite{}, errors.New("invites: a contact invitation needs an account")
 	}
@@ -176,7 +210,7 @@ func CreateContact(t store.Table, inviter jid.JID, ttl time.Duration, now time.T
 	if open >= MaxContact {
 		return Invite{}, ErrTooMany
 	}
-	return put(t, Invite{Domain: inviter.Domain(), Inviter: who, Contact: true}, ttl, now)
+	return put(t, Invite{Domain: inviter.Domain(), Inviter: who, Contact: true, Register: register}, ttl, now)
 }
 
 // Check returns the invitation token stands for, or ErrInvalid when there is none or it

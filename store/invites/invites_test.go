@@ -96,7 +96,7 @@ func TestContactLimit(t *testing.T) {
 	romeo, _ := jid.Parse("romeo@example.org")
 	var first invites.Invite
 	for i := 0; i < invites.MaxContact; i++ {
-		inv, err := invites.CreateContact(tb, romeo, time.Hour, now)
+		inv, err := invites.CreateContact(tb, romeo, false, time.Hour, now)
 		if err != nil {
 			t.Fatalf("invitation %d: %v", i, err)
 		}
@@ -107,20 +107,20 @@ func TestContactLimit(t *testing.T) {
 	if first.URI() != "xmpp:romeo@example.org?roster;preauth="+first.Token || !first.Contact {
 		t.Fatalf("contact invitation %+v", first)
 	}
-	if _, err := invites.CreateContact(tb, romeo, time.Hour, now); !errors.Is(err, invites.ErrTooMany) {
+	if _, err := invites.CreateContact(tb, romeo, false, time.Hour, now); !errors.Is(err, invites.ErrTooMany) {
 		t.Fatalf("one too many: %v", err)
 	}
 	juliet, _ := jid.Parse("juliet@example.org")
-	if _, err := invites.CreateContact(tb, juliet, time.Hour, now); err != nil {
+	if _, err := invites.CreateContact(tb, juliet, false, time.Hour, now); err != nil {
 		t.Fatalf("another account's: %v", err)
 	}
 	if err := invites.Redeem(tb, first); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := invites.CreateContact(tb, romeo, time.Hour, now); err != nil {
+	if _, err := invites.CreateContact(tb, romeo, false, time.Hour, now); err != nil {
 		t.Fatalf("after one was used: %v", err)
 	}
-	if _, err := invites.CreateContact(tb, romeo, time.Hour, now.Add(2*time.Hour)); err != nil {
+	if _, err := invites.CreateContact(tb, romeo, false, time.Hour, now.Add(2*time.Hour)); err != nil {
 		t.Fatalf("after all expired: %v", err)
 	}
 }

@@ -377,14 +377,15 @@ type offlineBackend struct {
 	st  store.Store
 }
 
-func (b offlineBackend) Store() store.Store    { return b.st }
-func (b offlineBackend) Domains() []string     { return b.cfg.Domains }
-func (b offlineBackend) CloseUser(jid.JID)     {}
-func (b offlineBackend) Reload() error         { return errors.New("server is not running") }
-func (b offlineBackend) Stats() map[string]any { return nil }
-func (b offlineBackend) Modules() []string     { return nil }
-func (b offlineBackend) DataDir() string       { return b.cfg.DataDir }
-func (b offlineBackend) Version() string       { return "vireoctl " + Version + " (server stopped)" }
+func (b offlineBackend) Store() store.Store     { return b.st }
+func (b offlineBackend) Domains() []string      { return b.cfg.Domains }
+func (b offlineBackend) CloseUser(jid.JID)      {}
+func (b offlineBackend) Reload() error          { return errors.New("server is not running") }
+func (b offlineBackend) Stats() map[string]any  { return nil }
+func (b offlineBackend) Modules() []string      { return nil }
+func (b offlineBackend) WebURL(d string) string { return b.cfg.WebURL(d) }
+func (b offlineBackend) DataDir() string        { return b.cfg.DataDir }
+func (b offlineBackend) Version() string        { return "vireoctl " + Version + " (server stopped)" }
 
 var _ admin.HostManager = offlineBackend{}
 

@@ -1,0 +1,76 @@
+package engine
+
+import (
+	"errors"
+	"time"
+
+	"github.com/vireo-im/vireo/store"
+	"github.com/vireo-im/vireo/store/invites"
+	"github.com/vireo-im/vireo/xmlstream/jid"
+)
+
+// Invitations redeemed outside XMPP: the XEP-0401 landing page (engine/invitepage) lets
+// someone whose client cannot register with a token create the account in a browser. It
+// follows the rules of XEP-0445 registration on a stream (onPreauth, onRegister): the
+// same per-address budget, the same reservation and single-use checks, the same
+// createAccount.
+
+// Invitation returns the invitation token stands for when it is valid now and for one of
+// the server's hosts (invites.ErrInvalid otherwise), for a page to describe it.
+func (s *Server) Invitation(token string) (invites.Invite, error) {
+	inv, err := invites.Check(s.st.Table(invites.Table), token, time.Now())
+	if err != nil {
+		return invites.Invite{}, err
+	}
+	if !s.isLocal(inv.Domain) {
+		return invites.Invite{}, invites.ErrInvalid
+	}
+	return inv, nil
+}
+
+// RegisterInvited creates the account an invitation allows, for a client at address ip:
+// username is ignored when the invitation names the account. It returns the new bare
+// JID, or invites.ErrBudget, invites.ErrInvalid (unknown, expired, spent, or an invitation
+// that creates no account), invites.ErrBadUsername, invites.ErrBadPassword, invites.ErrNameTaken or a store error.
+// It derives the SCRAM keys (PBKDF2), so it runs for tens of milliseconds. Safe for
+// concurrent use.
+func (s *Server) RegisterInvited(token, username, password, ip string) (string, error) {
+	cfg, now := s.config(), time.Now()
+	key := "register:" + ip
+	if !cfg.trusted(ip) {
+		// Every attempt counts, as a wrong token does on a stream, so tokens cannot be
+		// guessed through the page faster than through XMPP.
+		if s.throttle.blocked(key, cfg.RegisterLimit, now) {
+			return "", invites.ErrBudget
+		}
+		s.throttle.fail(key, now)
+	}
+	inv, err := s.Invitation(token)
+	if err != nil {
+		return "", err
+	}
+	if !inv.Registers() {
+		return "", invites.ErrInvalid
+	}
+	local := inv.Username
+	if local == "" {
+		if local, err = jid.PrepareLocal(username); err != nil || local == "" {
+			return "", invites.ErrBadUsername
+		}
+	}
+	if n := len(password); n < invites.MinPagePassword || n > 1023 {
+		return "", invites.ErrBadPassword
+	}
+	user := local + "@" + inv.Domain
+	if tok, held := invites.Reserved(s.st.Table(invites.Table), user, now); held && tok != inv.Token {
+		return "", invites.ErrNameTaken
+	}
+	switch err := s.createAccount(user, password, &inv); {
+	case errors.Is(err, store.ErrExists):
+		return "", invites.ErrNameTaken
+	case err != nil:
+		return "", err
+	}
+	s.log.Info().Str("user", user).Str("remote", ip).Bool("contact", inv.Contact).Msg("account registered with an invitation page")
+	return user, nil
+}

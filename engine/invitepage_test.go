@@ -1,0 +1,219 @@
+package engine_test
+
+import (
+	"crypto/tls"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/vireo-im/vireo/engine"
+	"github.com/vireo-im/vireo/engine/invitepage"
+	"github.com/vireo-im/vireo/engine/vireotest"
+	"github.com/vireo-im/vireo/modules/adhoc"
+	"github.com/vireo-im/vireo/store/invites"
+	"github.com/vireo-im/vireo/xmlstream/jid"
+)
+
+// pageBackend is invitepage.Backend over a test server, as main wires it over the real one.
+type pageBackend struct {
+	eng  atomic.Pointer[engine.Server]
+	base atomic.Pointer[string]
+}
+
+func (b *pageBackend) Invitation(tok string) (invites.Invite, error) {
+	return b.eng.Load().Invitation(tok)
+}
+func (b *pageBackend) RegisterInvited(tok, user, pw, ip string) (string, error) {
+	return b.eng.Load().RegisterInvited(tok, user, pw, ip)
+}
+func (b *pageBackend) WebURL(string) string {
+	if p := b.base.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+// inviteServer starts a closed server whose users' contact invitations create accounts
+// (contact_invites_register), with the invitation pages on its web listeners; base is the
+// HTTPS listener's URL.
+func inviteServer(t *testing.T) (srv *vireotest.Server, base string) {
+	t.Helper()
+	b := new(pageBackend)
+	srv = vireotest.Start(t, vireotest.Options{AllowPlain: true, WebURL: b.WebURL,
+		Web: engine.Web{Mounts: []engine.Mount{{Prefix: invitepage.Prefix, Handler: invitepage.New(b, zerolog.Nop())}}},
+		ModuleConfig: func(id string, v any) error {
+			if c, ok := v.(*adhoc.Config); ok {
+				c.ContactInvitesRegister = true
+			}
+			return nil
+		}})
+	base = "https://" + srv.WebTLSAddr()
+	b.eng.Store(srv.Engine)
+	b.base.Store(&base)
+	return srv, base
+}
+
+// contactInvitation has c run XEP-0401's urn:xmpp:invite#invite and returns the answer.
+func contactInvitation(t *testing.T, c *vireotest.RawConn) string {
+	t.Helper()
+	c.Send("<iq type='set' id='inv' to='localhost'><command xmlns='http://jabber.org/protocol/commands' node='urn:xmpp:invite#invite' action='execute'/></iq>")
+	got := c.Expect("</iq>")
+	for !strings.Contains(got, "id='inv'") {
+		got = c.Expect("</iq>")
+	}
+	return got
+}
+
+var pageClient = &http.Client{Timeout: 10 * time.Second,
+	Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} // the test's own certificate
+
+func fetchPage(t *testing.T, method, u string, form url.Values) (int, string) {
+	t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequest(method, u, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	resp, err := pageClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestIntegrationInvitePage: XEP-0401 §3.2 with ibr=y and the landing page. romeo's
+// contact invitation carries ibr=y and a landing-url on the HTTPS web listener; the page
+// names romeo and offers the form; juliet creates her account there; romeo gets the
+// roster push of a mutual subscription, juliet's first login finds romeo in her roster
+// subscribed both ways and each sees the other online; the spent link shows as invalid.
+// An operator's invitation for a reserved name makes that account whatever name is
+// typed; a contact invitation without ibr=y offers and takes no account.
+func TestIntegrationInvitePage(t *testing.T) {
+	srv, base := inviteServer(t)
+	srv.AddUser(t, "romeo", "secret")
+	romeo := srv.LoginPlain(t, "romeo", "secret", "pc")
+	romeo.Send("<iq type='get' id='r'><query xmlns='jabber:iq:roster'/></iq><presence/>")
+	got := contactInvitation(t, romeo)
+	m := regexp.MustCompile(`xmpp:romeo@localhost\?roster;preauth=([A-Za-z0-9]+);ibr=y`).FindStringSubmatch(got)
+	if m == nil {
+		t.Fatalf("invitation without ibr=y: %s", got)
+	}
+	page := base + "/invite/" + m[1]
+	if !strings.Contains(got, "<field var='landing-url' type='text-single' label='Invitation page'><value>"+page+"</value>") {
+		t.Fatalf("no landing-url %s: %s", page, got)
+	}
+
+	code, body := fetchPage(t, "GET", page, nil)
+	if code != 200 || !strings.Contains(body, "romeo@localhost invites you to chat") || !strings.Contains(body, `id="create"`) ||
+		!strings.Contains(body, `href="xmpp:romeo@localhost?roster;preauth=`+m[1]+`;ibr=y"`) {
+		t.Fatalf("page: %d\n%s", code, body)
+	}
+	form := url.Values{"username": {"Juliet"}, "password": {"balcony!"}, "password2": {"balcony?"}}
+	if code, body = fetchPage(t, "POST", page, form); code != 400 || !strings.Contains(body, "the two passwords differ") {
+		t.Fatalf("different passwords: %d\n%s", code, body)
+	}
+	form.Set("password2", "balcony!")
+	form.Set("username", "ju liet")
+	if code, body = fetchPage(t, "POST", page, form); code != 400 || !strings.Contains(body, invites.ErrBadUsername.Error()) {
+		t.Fatalf("a name with a space: %d\n%s", code, body)
+	}
+	form.Set("username", "Juliet")
+	if code, body = fetchPage(t, "POST", page, form); code != 200 || !strings.Contains(body, `<strong id="account">juliet@localhost</strong>`) ||
+		!strings.Contains(body, "is already in your contacts") {
+		t.Fatalf("registration: %d\n%s", code, body)
+	}
+	got, _ = romeo.ReadUntil("subscription='both'", 10*time.Second)
+	if !strings.Contains(got, "<item jid='juliet@localhost' subscription='both'") {
+		t.Fatalf("romeo's roster push: %s", got)
+	}
+	juliet := srv.LoginPlain(t, "juliet", "balcony!", "phone")
+	juliet.Send("<iq type='get' id='jr'><query xmlns='jabber:iq:roster'/></iq>")
+	if got := juliet.Expect("</iq>"); !strings.Contains(got, "<item jid='romeo@localhost' subscription='both'") {
+		t.Fatalf("juliet's roster: %s", got)
+	}
+	juliet.Send("<presence/>")
+	juliet.Expect("from='romeo@localhost/pc'")
+	romeo.Expect("from='juliet@localhost/phone'")
+	if code, body = fetchPage(t, "POST", page, form); code == 200 || !strings.Contains(body, "This invitation is not valid") {
+		t.Fatalf("the spent link again: %d\n%s", code, body)
+	}
+
+	// The operator's invitation reserves its name: the page has no name field.
+	inv, err := invites.Create(srv.Store.Table(invites.Table), "localhost", "dora", "", time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, body = fetchPage(t, "GET", inv.PageURL(base), nil); code != 200 || !strings.Contains(body, "the account <strong>dora@localhost</strong>") ||
+		strings.Contains(body, `name="username"`) {
+		t.Fatalf("account invitation page: %d\n%s", code, body)
+	}
+	if code, body = fetchPage(t, "POST", inv.PageURL(base), url.Values{"username": {"mallory"}, "password": {"explorer"}, "password2": {"explorer"}}); code != 200 ||
+		!strings.Contains(body, `<strong id="account">dora@localhost</strong>`) {
+		t.Fatalf("account invitation: %d\n%s", code, body)
+	}
+	srv.LoginPlain(t, "dora", "explorer", "web")
+
+	// A contact invitation without ibr=y: the page offers no account and takes none.
+	romeoJID, _ := jid.Parse("romeo@localhost")
+	plain, err := invites.CreateContact(srv.Store.Table(invites.Table), romeoJID, false, time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, body = fetchPage(t, "GET", plain.PageURL(base), nil); code != 200 || strings.Contains(body, `id="create"`) || strings.Contains(body, "ibr=y") {
+		t.Fatalf("contact-only page: %d\n%s", code, body)
+	}
+	if code, _ = fetchPage(t, "POST", plain.PageURL(base), url.Values{"username": {"eve"}, "password": {"eavesdrop"}, "password2": {"eavesdrop"}}); code != 403 {
+		t.Fatalf("contact-only invitation took a registration: %d", code)
+	}
+	if _, err := srv.Store.Accounts().Get("eve@localhost"); err == nil {
+		t.Fatal("eve was created")
+	}
+}
+
+// TestIntegrationContactInviteIBR: the same ibr=y invitation redeemed on a stream
+// (XEP-0445): the token opens registration of a name of the invitee's choice, and the new
+// account starts out as romeo's mutual contact, with romeo told by a roster push.
+func TestIntegrationContactInviteIBR(t *testing.T) {
+	srv, _ := inviteServer(t)
+	srv.AddUser(t, "romeo", "secret")
+	romeo := srv.LoginPlain(t, "romeo", "secret", "pc")
+	romeo.Send("<iq type='get' id='r'><query xmlns='jabber:iq:roster'/></iq>")
+	m := regexp.MustCompile(`preauth=([A-Za-z0-9]+);ibr=y`).FindStringSubmatch(contactInvitation(t, romeo))
+	if m == nil {
+		t.Fatal("no ibr=y invitation")
+	}
+	r := srv.DialTLS(t)
+	r.Send(srv.Header())
+	r.Expect("</stream:features>")
+	r.Send("<iq type='set' id='pa'><preauth xmlns='urn:xmpp:pars:0' token='" + m[1] + "'/></iq>")
+	if got := r.Expect("id='pa'"); !strings.Contains(got, "type='result'") {
+		t.Fatalf("the contact token: %s", got)
+	}
+	r.Send("<iq type='set' id='reg'><query xmlns='jabber:iq:register'><username>juliet</username><password>balcony</password></query></iq>")
+	if got := r.Expect("id='reg'"); !strings.Contains(got, "type='result'") {
+		t.Fatalf("registration: %s", got)
+	}
+	if got, _ := romeo.ReadUntil("subscription='both'", 10*time.Second); !strings.Contains(got, "<item jid='juliet@localhost' subscription='both'") {
+		t.Fatalf("romeo's roster push: %s", got)
+	}
+	juliet := srv.LoginPlain(t, "juliet", "balcony", "phone")
+	juliet.Send("<iq type='get' id='jr'><query xmlns='jabber:iq:roster'/></iq>")
+	if got := juliet.Expect("</iq>"); !strings.Contains(got, "<item jid='romeo@localhost' subscription='both'") {
+		t.Fatalf("juliet's roster: %s", got)
+	}
+}
