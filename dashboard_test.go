@@ -522,3 +522,41 @@ func TestIntegrationDashboardSwitch(t *testing.T) {
 	}
 	login()
 }
+
+// TestInvitePageWiring: the binary's wiring of XEP-0401 invitation pages: with the
+// dashboard off they are still served on the web listener, and vireoctl's invitation (the
+// admin op) prints the page under [web] public_url; the page opens there and creates the
+// account, which then logs in.
+func TestInvitePageWiring(t *testing.T) {
+	s, base := dashServerWeb(t, "public_url = \"https://chat.example.org/\"\ndashboard = false")
+	web := strings.TrimSuffix(base, "/admin/")
+	lines, err := admin.Invite(s, "create", "localhost", "", 0)
+	if err != nil || len(lines) != 3 || !strings.HasPrefix(lines[2], "page https://chat.example.org/invite/") {
+		t.Fatalf("invite: %q %v", lines, err)
+	}
+	path := strings.TrimPrefix(lines[2], "page https://chat.example.org")
+	if resp, err := http.Get(base); err != nil || resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("dashboard off, /admin/: %v %v", resp, err)
+	}
+	resp, err := http.Get(web + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "You are invited to localhost") {
+		t.Fatalf("page: %d\n%s", resp.StatusCode, body)
+	}
+	resp, err = http.PostForm(web+path, url.Values{"username": {"nurse"}, "password": {"verona nights"}, "password2": {"verona nights"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "nurse@localhost") {
+		t.Fatalf("registration: %d\n%s", resp.StatusCode, body)
+	}
+	if got := xmppPlain(t, s, "nurse", "verona nights"); !strings.Contains(got, "<success") {
+		t.Fatalf("nurse cannot log in: %s", got)
+	}
+}

@@ -1,16 +1,20 @@
 package engine_test
 
 import (
+	"context"
 	"crypto/tls"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/rs/zerolog"
 
 	"github.com/vireo-im/vireo/engine"
@@ -216,4 +220,73 @@ func TestIntegrationContactInviteIBR(t *testing.T) {
 	if got := juliet.Expect("</iq>"); !strings.Contains(got, "<item jid='romeo@localhost' subscription='both'") {
 		t.Fatalf("juliet's roster: %s", got)
 	}
+}
+
+// TestIntegrationAioxmppContactRegister: aioxmpp, as a client without an account that
+// opens romeo's ibr=y link (testdata/aioxmpp_contact_register.py), registers with the
+// token on romeo's server and logs in to find romeo already its contact, subscribed both
+// ways, and online; neither side is asked anything.
+func TestIntegrationAioxmppContactRegister(t *testing.T) {
+	needPython(t, "aioxmpp", "python3-aioxmpp")
+	srv, _ := inviteServer(t)
+	srv.AddUser(t, "romeo", "secret")
+	romeo := srv.LoginPlain(t, "romeo", "secret", "pc")
+	romeo.Send("<iq type='get' id='r'><query xmlns='jabber:iq:roster'/></iq><presence/>")
+	m := regexp.MustCompile(`preauth=([A-Za-z0-9]+);ibr=y`).FindStringSubmatch(contactInvitation(t, romeo))
+	if m == nil {
+		t.Fatal("no ibr=y invitation")
+	}
+	out := runAio(t, srv, "aioxmpp_contact_register.py", []string{"juliet@localhost", "aio secret", "romeo@localhost", m[1]},
+		"TOKEN ACCEPTED", "FORM ''", "REGISTERED", "ROSTER both", "SEES ROMEO", "DONE")
+	if strings.Contains(out, "ASKED BY") {
+		t.Fatalf("juliet was asked:\n%s", out)
+	}
+	got, _ := romeo.ReadUntil("from='juliet@localhost", 10*time.Second)
+	if !strings.Contains(got, "<item jid='juliet@localhost' subscription='both'") || strings.Contains(got, "type='subscribe'") {
+		t.Fatalf("romeo's side: %s", got)
+	}
+}
+
+// TestBrowserInvitePage: the landing page as its reader meets it, in headless Chromium:
+// an operator's invitation that leaves the name to the invitee opens over HTTPS, the form
+// is filled and sent like a person would, the page says the account is ready, and the
+// account logs in over XMPP with the password typed there.
+func TestBrowserInvitePage(t *testing.T) {
+	chrome := needChromium(t)
+	srv, base := inviteServer(t)
+	inv, err := invites.Create(srv.Store.Table(invites.Table), "localhost", "", "", time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chrome), chromedp.NoSandbox,
+		chromedp.WindowSize(900, 900),
+		chromedp.Flag("ignore-certificate-errors", true)) // the test's own certificate
+	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
+	defer acancel()
+	bctx, bcancel := chromedp.NewContext(actx)
+	defer bcancel()
+	b := &converseBrowser{t: t, ctx: bctx, more: func() string { return "" }}
+	if _, err := chromedp.Run(bctx, chromedp.Navigate(inv.PageURL(base))); err != nil {
+		t.Fatalf("chromium: %v", err)
+	}
+	b.poll("the form", `!!document.querySelector('#username') && document.title === 'Your invitation to localhost'`)
+	b.poll("the xmpp: link", `document.querySelector('#open').getAttribute('href') === '`+inv.URI()+`'`)
+	for _, f := range [][2]string{{"#username", "nurse"}, {"#password", "verona nights"}, {"#password2", "verona nights"}} {
+		if _, err := chromedp.Run(bctx, chromedp.SendKeys(f[0], f[1])); err != nil {
+			t.Fatalf("type %s: %v", f[0], err)
+		}
+	}
+	if _, err := chromedp.Run(bctx, chromedp.Click("#create", chromedp.NodeVisible)); err != nil {
+		t.Fatalf("click: %v", err)
+	}
+	b.poll("account ready", `!!document.querySelector('#account') && document.querySelector('#account').textContent === 'nurse@localhost'`)
+	if png, err := chromedp.Run(bctx, chromedp.FullScreenshot(100)); err == nil {
+		shot := filepath.Join(os.TempDir(), "vireo-invite-page.png")
+		if os.WriteFile(shot, png, 0o644) == nil {
+			t.Log("screenshot written to", shot)
+		}
+	}
+	srv.LoginPlain(t, "nurse", "verona nights", "phone")
 }

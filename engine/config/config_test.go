@@ -381,6 +381,22 @@ func TestWebConfig(t *testing.T) {
 	if p := c.TrustedProxyPrefixes(); len(p) != 0 {
 		t.Fatalf("trusted_proxies = %v, want none by default", p)
 	}
+	// Pages' URLs: the first tls_listen's port on each domain, none without TLS, or
+	// public_url as written.
+	for _, tc := range []struct{ web, domain, want string }{
+		{"", "a.org", "https://a.org:5443"},
+		{"tls_listen = [\"[::]:443\"]", "a.org", "https://a.org"},
+		{"tls_listen = []", "a.org", ""},
+		{"public_url = \"https://chat.a.org/xmpp/\"", "b.org", "https://chat.a.org/xmpp"},
+	} {
+		c, err := Parse([]byte("domains = [\"a.org\"]\n[web]\n"+tc.web+"\n"), "/x/v.toml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.WebURL(tc.domain); got != tc.want {
+			t.Errorf("%s: WebURL(%s) = %q, want %q", tc.web, tc.domain, got, tc.want)
+		}
+	}
 	c, err = Parse([]byte("domains = [\"a.org\"]\n[web]\nbosh_inactivity = \"5m\"\nbosh_wait = \"30s\"\n"+
 		"trusted_proxies = [\"127.0.0.1/32\", \"2001:db8::1/128\"]\n"), "/x/v.toml")
 	if err != nil {
@@ -399,6 +415,9 @@ func TestWebConfig(t *testing.T) {
 		{"inactivity long", "bosh_inactivity = \"2h\"", "web.bosh_inactivity"},
 		{"bad duration", "bosh_wait = \"soon\"", "bosh_wait"},
 		{"proxy", "trusted_proxies = [\"10.0.0.1\"]", "web.trusted_proxies"},
+		{"public_url scheme", "public_url = \"ftp://a.org\"", "web.public_url"},
+		{"public_url query", "public_url = \"https://a.org/?x=1\"", "web.public_url"},
+		{"public_url host", "public_url = \"https:///path\"", "web.public_url"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse([]byte("domains = [\"a.org\"]\n[web]\n"+tc.in+"\n"), "/x/v.toml")

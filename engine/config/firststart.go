@@ -123,6 +123,9 @@ tls_listen = ["[::]:5443"]
 websocket_path = "/xmpp-websocket"
 bosh_path = "/http-bind"
 # public_websocket_url = "wss://chat.example.org/xmpp-websocket"
+# Where browsers reach these listeners, for the pages the server links to (invitation
+# pages at /invite/); default https://<domain>:<first tls_listen port>.
+# public_url = "https://chat.example.org"
 # Origins (scheme://host[:port]) allowed to open a WebSocket; empty allows any.
 origins = []
 # Networks allowed to scrape Prometheus metrics at GET /metrics; others get 403.
@@ -290,6 +293,10 @@ disabled = []
 # change-user-password, online users, announce, message of the day) for these local
 # accounts; nobody is an administrator by default.
 # admins = ["alice@example.org"]
+# Every user can make XEP-0401 contact invitations. With this, they also create an account
+# here (ibr=y) that starts out as the inviter's contact: users bring their friends even
+# while registration is off.
+# contact_invites_register = false
 #
 # [modules.vcard]
 # Largest vCard (avatar included) a user may store (not-acceptable beyond).

@@ -21,13 +21,13 @@ label{display:block;margin:.5em 0 .2em}input{font-size:1em;padding:.4em;width:10
 <h1>Your account is ready</h1>
 <p>Your address is <strong id="account">{{.Created}}</strong>. Log in to it with any XMPP app (see below) and the password you chose.</p>
 {{if .Invite.Contact}}<p><strong>{{.Invite.Inviter}}</strong> is already in your contacts.</p>{{end}}
-{{template "apps"}}
+{{template "apps" false}}
 {{else}}
 {{if .Invite.Contact}}<h1>{{.Invite.Inviter}} invites you to chat</h1>
 <p>{{.Invite.Inviter}} uses XMPP, an open chat network. Open the invitation in an XMPP app and you become contacts.</p>
 {{else}}<h1>You are invited to {{.Invite.Domain}}</h1>
 <p>This invitation creates {{if .Invite.Username}}the account <strong>{{.Invite.Username}}@{{.Invite.Domain}}</strong>{{else}}an account of your choice{{end}} on {{.Invite.Domain}}, an XMPP chat server.</p>{{end}}
-{{template "apps"}}
+{{template "apps" true}}
 <div class="box"><h2>2. Open the invitation</h2>
 <p><a class="button" id="open" href="{{xmppURL .Invite.URI}}">Open in your app</a></p>
 <p class="small">If the button does nothing, no XMPP app is installed yet{{if .Invite.Registers}}, or yours cannot take invitations: create the account below instead{{end}}.</p></div>
@@ -44,7 +44,7 @@ label{display:block;margin:.5em 0 .2em}input{font-size:1em;padding:.4em;width:10
 <p class="small">This invitation works once and expires on {{.Expires}}.</p>
 {{end}}
 </body></html>
-{{define "apps"}}<div class="box"><h2>1. Get an XMPP app</h2><ul>
+{{define "apps"}}<div class="box"><h2>{{if .}}1. {{end}}Get an XMPP app</h2><ul>
 <li>Android: <a href="https://conversations.im/">Conversations</a> (also on F-Droid as Conversations or Monocles)</li>
 <li>iPhone and iPad: <a href="https://monal-im.org/">Monal</a> or <a href="https://siskin.im/">Siskin IM</a></li>
 <li>Windows, macOS, Linux: <a href="https://gajim.org/">Gajim</a>, <a href="https://dino.im/">Dino</a> (Linux) or <a href="https://beagle.im/">BeagleIM</a> (macOS)</li>

@@ -68,7 +68,9 @@ func (p *Page) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer") // the token is in the path
+	// The token is in the path: no other site gets it as a referrer. Not no-referrer:
+	// under it browsers send "Origin: null" with the form's POST.
+	h.Set("Referrer-Policy", "same-origin")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 	token := strings.TrimPrefix(r.URL.Path, Prefix)
@@ -176,7 +178,7 @@ func sameOrigin(r *http.Request) bool {
 		return true
 	}
 	u, err := url.Parse(o)
-	return err == nil && u.Host == r.Host
+	return err == nil && strings.EqualFold(u.Host, r.Host)
 }
 
 var page = template.Must(template.New("invite").Funcs(template.FuncMap{

@@ -104,15 +104,25 @@ func TestContactLimit(t *testing.T) {
 			first = inv
 		}
 	}
-	if first.URI() != "xmpp:romeo@example.org?roster;preauth="+first.Token || !first.Contact {
+	if first.URI() != "xmpp:romeo@example.org?roster;preauth="+first.Token || !first.Contact || first.Registers() {
 		t.Fatalf("contact invitation %+v", first)
+	}
+	if first.PageURL("") != "" || first.PageURL("https://chat.example.org") != "https://chat.example.org/invite/"+first.Token {
+		t.Fatalf("page URL %q", first.PageURL("https://chat.example.org"))
 	}
 	if _, err := invites.CreateContact(tb, romeo, false, time.Hour, now); !errors.Is(err, invites.ErrTooMany) {
 		t.Fatalf("one too many: %v", err)
 	}
 	juliet, _ := jid.Parse("juliet@example.org")
-	if _, err := invites.CreateContact(tb, juliet, false, time.Hour, now); err != nil {
+	ibr, err := invites.CreateContact(tb, juliet, true, time.Hour, now)
+	if err != nil {
 		t.Fatalf("another account's: %v", err)
+	}
+	if ibr.URI() != "xmpp:juliet@example.org?roster;preauth="+ibr.Token+";ibr=y" || !ibr.Registers() {
+		t.Fatalf("ibr=y invitation %+v: %s", ibr, ibr.URI())
+	}
+	if got, err := invites.Check(tb, ibr.Token, now); err != nil || !got.Register || !got.Contact {
+		t.Fatalf("stored ibr=y invitation %+v %v", got, err)
 	}
 	if err := invites.Redeem(tb, first); err != nil {
 		t.Fatal(err)
