@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -64,4 +65,27 @@ func TestIntegrationSlixmppMucMam(t *testing.T) {
 		}
 		seen[id] = true
 	}
+}
+
+// TestIntegrationSlixmppRoomList: slixmpp browses a room list longer than its page with
+// its XEP-0059 iterator (testdata/slixmpp_rooms.py): three pages of 10, 10 and 3 public
+// rooms, each with its first room, index and the count, every room once and in order.
+func TestIntegrationSlixmppRoomList(t *testing.T) {
+	needSlixmpp(t)
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true})
+	srv.AddUser(t, "slix", "py secret")
+	srv.AddUser(t, "alice", "secret")
+	a := srv.LoginPlain(t, "alice", "secret", "pc")
+	for i := range 23 {
+		r := fmt.Sprintf("room%02d@conference.localhost", i)
+		a.Send("<presence to='" + r + "/Alice' id='j" + r + "'><x xmlns='http://jabber.org/protocol/muc'/></presence>")
+		a.Expect("id='j" + r + "'")
+		a.Send("<iq type='set' to='" + r + "' id='c" + r + "'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'/></query></iq>")
+		a.Expect("id='c" + r + "'")
+	}
+	runSlix(t, srv, "slixmpp_rooms.py",
+		"PAGE 10 first room00@conference.localhost index 0 count 23",
+		"PAGE 10 first room10@conference.localhost index 10 count 23",
+		"PAGE 3 first room20@conference.localhost index 20 count 23",
+		"ROOMS 23 pages in order True distinct True", "DONE")
 }

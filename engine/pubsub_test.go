@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 
@@ -174,6 +175,19 @@ func TestIntegrationPubsub(t *testing.T) {
 		// Node discovery.
 		got = pepIQ(c, "d3", "<iq type='get' id='d3' to='"+psSvc+"'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>")
 		mustHave(t, "service items", got, "node='news'", "node='private' name='Private'")
+		// Paged (XEP-0059): two of the three nodes, then the one after the last.
+		const rsmSet = "<set xmlns='http://jabber.org/protocol/rsm'>"
+		got = pepIQ(c, "d3p", "<iq type='get' id='d3p' to='"+psSvc+"'><query xmlns='http://jabber.org/protocol/disco#items'>"+rsmSet+"<max>2</max></set></query></iq>")
+		mustHave(t, "first page", got, "<first index='0'>", "<count>3</count>")
+		last := regexp.MustCompile(`<last>([^<]+)</last>`).FindStringSubmatch(got)
+		if n := strings.Count(got, "<item "); n != 2 || last == nil {
+			t.Fatalf("first page of nodes: %s", got)
+		}
+		page2 := pepIQ(c, "d3q", "<iq type='get' id='d3q' to='"+psSvc+"'><query xmlns='http://jabber.org/protocol/disco#items'>"+rsmSet+"<max>2</max><after>"+last[1]+"</after></set></query></iq>")
+		mustHave(t, "second page", page2, "<first index='2'>", "<count>3</count>")
+		if n := strings.Count(page2, "<item "); n != 1 || strings.Contains(got, page2[strings.Index(page2, "node='"):strings.Index(page2, "node='")+12]) {
+			t.Fatalf("second page of nodes: %s after %s", page2, got)
+		}
 		got = pepIQ(b, "d4", "<iq type='get' id='d4' to='"+psSvc+"'><query xmlns='http://jabber.org/protocol/disco#items' node='news'/></iq>")
 		mustHave(t, "node items", got, "name='one'", "name='three'")
 		got = pepIQ(b, "d5", "<iq type='get' id='d5' to='"+psSvc+"'><query xmlns='http://jabber.org/protocol/disco#info' node='news'/></iq>")

@@ -477,7 +477,11 @@ func (s *service) serviceStanza(c module.Context, p *module.Packet) {
 			}
 			c.Reply(p, s.discoInfo())
 		case p.Type == "get" && string(q.NS()) == ns.DiscoItems && string(q.Name()) == "query":
-			c.Reply(p, s.discoItems())
+			if items, e := s.discoItems(q); e != nil {
+				c.Error(p, e)
+			} else {
+				c.Reply(p, items)
+			}
 		case p.Type == "get" && string(q.NS()) == ns.Ping && string(q.Name()) == "ping":
 			c.Reply(p, nil)
 		default:

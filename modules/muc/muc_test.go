@@ -3,6 +3,7 @@ package muc_test
 import (
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -826,4 +827,57 @@ func TestSelfRetract(t *testing.T) {
 	c.C.Wait(t, "id='b1'", "<retracted xmlns='urn:xmpp:message-retract:1' stamp='", "id='r1'/>")
 	c.C.Wait(t, "id='b2'", "<origin-id xmlns='urn:xmpp:sid:0' id='o-b2'/>", "id='r2'/>")
 	c.C.Wait(t, "id='r3'", "/me retracted a message") // the retractions are history too
+}
+
+// TestRoomListPaging: XEP-0045 §6.3 with XEP-0059 on a service with more public rooms than
+// one listing holds: without <set/> the first 250 rooms in JID order and a <set/> with
+// the count; a client pages forward with after, backward with before, and reads the count
+// alone with max 0.
+func TestRoomListPaging(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob"}, nil)
+	a := e.Bind("alice", "pc")
+	const n = 260
+	for i := range n {
+		r := "r" + strconv.Itoa(1000+i) + "@conference.example.org"
+		id := strconv.Itoa(i)
+		a.Send("<presence to='" + r + "/Alice' id='j" + id + "'>" + joinX + "</presence>")
+		a.C.Wait(t, "id='j"+id+"'", "status code='201'")
+		a.Send("<iq type='set' to='" + r + "' id='c" + id + "'>" + owner + submit + "</query></iq>")
+		a.C.Wait(t, "id='c"+id+"'", "type='result'")
+	}
+	b := e.Bind("bob", "pc")
+	list := func(id, set string) string {
+		t.Helper()
+		b.Send("<iq type='get' to='conference.example.org' id='" + id + "'><query xmlns='http://jabber.org/protocol/disco#items'>" + set + "</query></iq>")
+		return b.C.Wait(t, "id='"+id+"'")
+	}
+	items := regexp.MustCompile(`<item jid='r(\d+)@`)
+	rooms := func(got string) []string {
+		var out []string
+		for _, m := range items.FindAllStringSubmatch(got, -1) {
+			out = append(out, m[1])
+		}
+		return out
+	}
+	const rsm = "http://jabber.org/protocol/rsm"
+	got := list("l0", "")
+	if r := rooms(got); len(r) != 250 || r[0] != "1000" || r[249] != "1249" ||
+		!strings.Contains(got, "<set xmlns='"+rsm+"'><first index='0'>r1000@conference.example.org</first><last>r1249@conference.example.org</last><count>260</count></set>") {
+		t.Fatalf("first listing (%d rooms): %s", len(r), got)
+	}
+	got = list("l1", "<set xmlns='"+rsm+"'><max>20</max><after>r1249@conference.example.org</after></set>")
+	if r := rooms(got); len(r) != 10 || r[0] != "1250" || !strings.Contains(got, "<first index='250'>") {
+		t.Fatalf("after: %v %s", r, got)
+	}
+	got = list("l2", "<set xmlns='"+rsm+"'><max>5</max><before>r1010@conference.example.org</before></set>")
+	if r := rooms(got); !slices.Equal(r, []string{"1005", "1006", "1007", "1008", "1009"}) {
+		t.Fatalf("before: %v %s", r, got)
+	}
+	got = list("l3", "<set xmlns='"+rsm+"'><max>0</max></set>")
+	if r := rooms(got); len(r) != 0 || !strings.Contains(got, "<set xmlns='"+rsm+"'><count>260</count></set>") {
+		t.Fatalf("count: %s", got)
+	}
+	if got = list("l4", "<set xmlns='"+rsm+"'><max>many</max></set>"); !strings.Contains(got, "bad-request") {
+		t.Fatalf("bad max: %s", got)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/vireo-im/vireo/modules/module"
+	"github.com/vireo-im/vireo/modules/rsm"
 	"github.com/vireo-im/vireo/xmlstream"
 	"github.com/vireo-im/vireo/xmlstream/jid"
 	"github.com/vireo-im/vireo/xmlstream/ns"
@@ -795,24 +796,46 @@ func (s *service) discoInfo(c module.Context, p *module.Packet, q xmlstream.Elem
 	c.Reply(p, b.B)
 }
 
+// Node listing pages: without an RSM max, and at most.
+const (
+	nodePage    = 250
+	maxNodePage = 500
+)
+
 // discoItems lists the service's nodes, or a readable node's items (XEP-0060 §5.2, §5.5).
 func (s *service) discoItems(c module.Context, p *module.Packet, q xmlstream.Element) {
 	var b xmlstream.Builder
 	b.Start("query").Attr("xmlns", ns.DiscoItems)
 	node, _ := q.AppendAttr(nil, "node")
 	if len(node) == 0 {
+		// The service's nodes, sorted by name and paged with XEP-0059 (a service may
+		// hold many; a listing without <set/> gets the first nodePage of them).
+		r, e := rsm.Parse(q)
+		if e != nil {
+			c.Error(p, e)
+			return
+		}
+		type entry struct{ name, title string }
+		var nodes []entry
 		err := s.m.nodes.List(s.domain, func(n string, cfg NodeConfig) bool {
-			b.Start("item").Attr("jid", s.domain).Attr("node", n)
-			if cfg.Title != "" {
-				b.Attr("name", cfg.Title)
-			}
-			b.End()
+			nodes = append(nodes, entry{n, cfg.Title})
 			return true
 		})
 		if err != nil {
 			s.fail(c, p, err)
 			return
 		}
+		sort.Slice(nodes, func(i, j int) bool { return nodes[i].name < nodes[j].name })
+		key := func(i int) string { return nodes[i].name }
+		pg := rsm.Cut(len(nodes), key, r, nodePage, maxNodePage)
+		for _, n := range nodes[pg.Lo:pg.Hi] {
+			b.Start("item").Attr("jid", s.domain).Attr("node", n.name)
+			if n.title != "" {
+				b.Attr("name", n.title)
+			}
+			b.End()
+		}
+		pg.Append(&b, key)
 		b.End()
 		c.Reply(p, b.B)
 		return
