@@ -478,8 +478,14 @@ func (d *Dashboard) invites(w http.ResponseWriter, r *http.Request, s session, _
 		http.Error(w, "reading the invitations: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
+	pages := map[string]string{}
+	for _, inv := range list {
+		if u := inv.PageURL(d.b.WebURL(inv.Domain)); u != "" {
+			pages[inv.Token] = u
+		}
+	}
 	d.render(w, http.StatusOK, "invites", data{Title: "Invitations", User: s.user, CSRF: s.csrf, Flash: s.flash, FlashOK: s.flashOK,
-		Invites: list, Now: time.Now(), Domains: d.b.Domains()})
+		Invites: list, Pages: pages, Now: time.Now(), Domains: d.b.Domains()})
 }
 
 // invitesPost creates an account invitation (admin.Invite, as vireoctl invite does) or

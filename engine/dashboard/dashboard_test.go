@@ -461,7 +461,7 @@ func TestDashboardInvites(t *testing.T) {
 	p := post(url.Values{"action": {"create"}, "for": {"juliet@example.org"}, "ttl": {"7d"}})
 	m := regexp.MustCompile(`xmpp:juliet@example\.org\?register;preauth=([A-Za-z0-9]+)`).FindStringSubmatch(p)
 	if m == nil || !strings.Contains(p, "<td>juliet@example.org</td><td>operator</td>") ||
-		!strings.Contains(p, "https://example.org:5443/invite/"+m[1]) {
+		!strings.Contains(p, "https://example.org:5443/invite/"+m[1]) || !strings.Contains(p, `<a href="https://example.org:5443/invite/`+m[1]+`">open</a>`) {
 		t.Fatalf("after create:\n%s", p)
 	}
 	if inv, err := invites.Check(b.st.Table(invites.Table), m[1], time.Now()); err != nil || inv.Username != "juliet" {

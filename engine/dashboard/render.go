@@ -28,6 +28,7 @@ type data struct {
 	Links        []Link
 	Config       string
 	Invites      []invites.Invite
+	Pages        map[string]string // invitation token → its landing page
 	Now          time.Time
 }
 
@@ -188,10 +189,10 @@ that name; one for a host leaves the name to the invitee. Each link works once.<
 <input type="hidden" name="action" value="create"><input name="for" placeholder="{{if .Domains}}juliet@{{index .Domains 0}} or {{index .Domains 0}}{{end}}" aria-label="invitation for" required>
 <select name="ttl" aria-label="valid for"><option value="1d">1 day</option><option value="7d" selected>7 days</option><option value="30d">30 days</option></select>
 <button>Create invitation</button></form></div>
-<table><tr><th>For</th><th>Made by</th><th>Expires</th><th>Actions</th></tr>
-{{$csrf := .CSRF}}{{$now := .Now}}{{range .Invites}}<tr><td>{{if .Contact}}contact of {{.Inviter}}{{else}}{{.JID}}{{end}}</td><td>{{if .Inviter}}{{.Inviter}}{{else}}operator{{end}}</td><td>{{when .Expires $now}}</td><td>
+<table><tr><th>For</th><th>Made by</th><th>Expires</th><th>Page</th><th>Actions</th></tr>
+{{$csrf := .CSRF}}{{$now := .Now}}{{$pages := .Pages}}{{range .Invites}}<tr><td>{{if .Contact}}contact of {{.Inviter}}{{else}}{{.JID}}{{end}}</td><td>{{if .Inviter}}{{.Inviter}}{{else}}operator{{end}}</td><td>{{when .Expires $now}}</td><td>{{with index $pages .Token}}<a href="{{.}}">open</a>{{else}}–{{end}}</td><td>
 <form class="inline" method="post" action="/admin/invites"><input type="hidden" name="csrf" value="{{$csrf}}"><input type="hidden" name="action" value="revoke"><input type="hidden" name="token" value="{{.Token}}"><button>Revoke</button></form>
-</td></tr>{{else}}<tr><td colspan="4">No open invitation.</td></tr>{{end}}
+</td></tr>{{else}}<tr><td colspan="5">No open invitation.</td></tr>{{end}}
 </table>{{end}}`,
 
 	"s2s": `{{define "content"}}<h1>Server-to-server</h1>
