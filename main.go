@@ -397,6 +397,8 @@ func (s *server) routerOptions(cfg *config.Config) router.Options {
 		Controller:   s,
 		WebURL:       s.WebURL,
 		NoInline:     !cfg.Router.RouteInPlace,
+		SenderRate:   cfg.C2S.MaxRate,
+		SenderBurst:  cfg.C2S.MaxBurst,
 	}
 }
 
@@ -591,6 +593,7 @@ func (s *server) Reload() error {
 		return err
 	}
 	s.rt.SetInPlace(next.Router.RouteInPlace)
+	s.rt.SetSenderRate(next.C2S.MaxRate, next.C2S.MaxBurst)
 	if err := s.rt.SetDomains(next.Domains); err != nil {
 		return err
 	}
@@ -606,6 +609,7 @@ func (s *server) Reload() error {
 		s.dash = dash
 		s.rt.SetDomains(s.cfg.Domains)
 		s.rt.SetInPlace(s.cfg.Router.RouteInPlace)
+		s.rt.SetSenderRate(s.cfg.C2S.MaxRate, s.cfg.C2S.MaxBurst)
 		s.certs.Reload(s.cfg)
 		return err
 	}

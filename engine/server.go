@@ -663,7 +663,7 @@ func (s *Server) counters() metrics.Counters {
 	e, r := s.Stats(), s.rt.Stats()
 	m := metrics.Counters{ConnsOpen: e.Open, Established: e.Established, TLS: e.TLS, AuthOK: e.AuthOK,
 		AuthFail: e.AuthFail, Refused: e.Refused, AcceptErrors: e.AcceptErrors, Online: r.Online,
-		Detached: r.Detached, Routed: r.Routed, Dropped: r.Dropped, Queued: int64(r.Queued), Shards: int64(r.Shards)}
+		Detached: r.Detached, Routed: r.Routed, Dropped: r.Dropped, Shaped: r.Shaped, Queued: int64(r.Queued), Shards: int64(r.Shards)}
 	s.metricsExtra(&m)
 	if s.links != nil {
 		m.Links = true

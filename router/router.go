@@ -81,6 +81,11 @@ type Options struct {
 	// SenderInflight bounds the bytes of one session's stanzas inside the router at once
 	// (default 1 MiB); above it the engine stops reading that client until they drain.
 	SenderInflight int
+	// SenderRate shapes what one session submits: a token bucket of SenderBurst bytes
+	// refilled at SenderRate bytes a second; a session in debt is blocked (the engine
+	// holds its client's input) until the debt is repaid. 0: no shaping.
+	// SetSenderRate changes both while the router runs.
+	SenderRate, SenderBurst int
 	// DataDir and TLS are handed to modules as they are (module.Registrar DataDir and
 	// TLSConfig); the router itself uses neither.
 	DataDir string
@@ -135,6 +140,10 @@ type Router struct {
 	detachedN atomic.Int64
 	routed    atomic.Int64
 	dropped   atomic.Int64
+	// senderRate and senderBurst are Options.SenderRate and SenderBurst (SetSenderRate);
+	// shaped counts the times a sender went into debt.
+	senderRate, senderBurst atomic.Int64
+	shaped                  atomic.Int64
 }
 
 // New provisions the modules and starts the shard workers.
@@ -173,6 +182,7 @@ func New(o Options) (*Router, error) {
 	r := &Router{opts: o, log: o.Logger, st: o.Store, now: o.Now, seed: maphash.MakeSeed(),
 		started: time.Now(), stopTick: make(chan struct{})}
 	r.noInline.Store(o.NoInline)
+	r.SetSenderRate(o.SenderRate, o.SenderBurst)
 	r.storeDomains(o.Domains)
 	r.reg = newRegistry(r)
 	if err := r.provision(); err != nil {
@@ -368,6 +378,9 @@ func (r *Router) Submit(s *Session, st *xmlstream.Stanza) bool {
 	o.charged, o.n = s, int64(len(o.buf.B))
 	o.t0 = sampleT0()
 	s.charge(o.n, int64(r.opts.SenderInflight))
+	if rate := r.senderRate.Load(); rate > 0 {
+		r.shape(s, o.n, rate)
+	}
 	// A message goes through an idle shard on the caller's goroutine (the event loop that
 	// read it), and on into the recipient's when that is idle too (forwardInline): at
 	// ordinary rates that saves both hand-offs. Presence and IQs go to the worker: their
@@ -376,6 +389,30 @@ func (r *Router) Submit(s *Session, st *xmlstream.Stanza) bool {
 		return true
 	}
 	return r.pushOrDrop(s.shard.q, o)
+}
+
+// shape charges n bytes to s's token bucket and, when that puts it in debt, holds the
+// session (Blocked) and schedules its resumption for when the debt is repaid. Credits
+// that drain a session blocked for its bytes in flight leave one in debt held.
+func (r *Router) shape(s *Session, n, rate int64) {
+	now := uint32(time.Since(r.started) / time.Millisecond)
+	wait := s.spend(n, rate, r.senderBurst.Load(), now)
+	if wait <= 0 || !s.rateHeld.CompareAndSwap(false, true) {
+		return
+	}
+	r.shaped.Add(1)
+	time.AfterFunc(wait, func() {
+		s.rateHeld.Store(false)
+		if !s.blocked.Load() { // else its credits resume it, now that it is out of debt
+			s.resume()
+		}
+	})
+}
+
+// SetSenderRate changes Options.SenderRate and SenderBurst; safe for concurrent use.
+func (r *Router) SetSenderRate(rate, burst int) {
+	r.senderBurst.Store(int64(burst))
+	r.senderRate.Store(int64(rate))
 }
 
 // SetInPlace turns routing in place on idle shards on or off (router.route_in_place): off,
@@ -447,11 +484,14 @@ type Stats struct {
 	Dropped  int64 `json:"dropped"`
 	Queued   int   `json:"queued"`
 	Shards   int   `json:"shards"`
+	// Shaped counts the times a sender went over its rate (Options.SenderRate).
+	Shaped int64 `json:"shaped"`
 }
 
 // Stats returns a snapshot of the counters.
 func (r *Router) Stats() Stats {
-	st := Stats{Online: r.online.Load(), Detached: r.detachedN.Load(), Routed: r.routed.Load(), Dropped: r.dropped.Load(), Shards: len(r.shards)}
+	st := Stats{Online: r.online.Load(), Detached: r.detachedN.Load(), Routed: r.routed.Load(), Dropped: r.dropped.Load(),
+		Shards: len(r.shards), Shaped: r.shaped.Load()}
 	for _, s := range r.shards {
 		st.Queued += s.q.len()
 		st.Routed += s.stats.routed.Load()

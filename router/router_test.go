@@ -209,6 +209,13 @@ func BenchmarkChatDelivery(b *testing.B) {
 	}
 	b.Run("archive", func(b *testing.B) { benchChat(b, newEnv(b), 0) })
 	b.Run("no-archive", func(b *testing.B) { benchChat(b, noArchive(b), 0) })
+	// The sender's token bucket checked on every message, never in debt: its cost alone.
+	b.Run("no-archive-shaped", func(b *testing.B) {
+		benchChat(b, routertest.New(b, []string{"alice", "bob", "carol"}, func(o *router.Options) {
+			o.Modules = modulesBut("mam", "test_gate")
+			o.SenderRate, o.SenderBurst = 1<<30, 1<<30
+		}), 0)
+	})
 	// At a moderate 5,000 messages per second nothing is shared between messages: each one
 	// pays the wake-ups of the shard goroutines and the store's log writer by itself.
 	b.Run("archive-5000/s", func(b *testing.B) { benchChat(b, newEnv(b), 5000) })

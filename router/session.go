@@ -1,7 +1,9 @@
 package router
 
 import (
+	"math"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"github.com/vireo-im/vireo/modules/module"
@@ -17,11 +19,16 @@ import (
 // errors).
 type Session struct {
 	gone atomic.Bool // Unbind called
+	// rateTokens and rateAt are the sender's token bucket (Options.SenderRate): the bytes
+	// it may still submit at once (negative: owed), and when the bucket was last filled,
+	// in ms since the router started. They sit in what would be padding.
+	rateTokens atomic.Int32
 	// inflight counts the bytes of this session's stanzas still inside the router; over
 	// Options.SenderInflight the engine stops taking more from the client (blocked) until
 	// they drain below half of it and the router calls the Conn's Resume.
 	inflight atomic.Int64
 	blocked  atomic.Bool
+	rateAt   atomic.Uint32
 
 	shard *shard
 	conn  Conn // nil while detached
@@ -31,9 +38,12 @@ type Session struct {
 	prio       int8
 	available  bool
 	interested bool
-	presence   []byte
-	values     []kv   // module state; two or three keys at most, so a slice beats a map
-	x          *extra // what few sessions need: nil for the common, attached, unfiltered one
+	// rateHeld says the sender is in debt to its token bucket (Router.shape): its client
+	// is not read until a timer clears it. It fills padding too.
+	rateHeld atomic.Bool
+	presence []byte
+	values   []kv   // module state; two or three keys at most, so a slice beats a map
+	x        *extra // what few sessions need: nil for the common, attached, unfiltered one
 }
 
 // extra holds the session state that most sessions never have, behind one pointer.
@@ -83,7 +93,7 @@ func (s *Session) Ended() bool { return s.gone.Load() }
 
 // Blocked reports whether the session's client should not be read from until the router
 // calls its Conn's Resume. Safe for concurrent use.
-func (s *Session) Blocked() bool { return s.blocked.Load() }
+func (s *Session) Blocked() bool { return s.blocked.Load() || s.rateHeld.Load() }
 
 // charge counts n bytes of a submitted stanza against the session.
 func (s *Session) charge(n int64, limit int64) {
@@ -103,6 +113,22 @@ func (s *Session) charge(n int64, limit int64) {
 	}
 }
 
+// spend takes n bytes from the session's token bucket, filled at rate bytes a second up
+// to burst since its last fill at ms now, and returns how long the sender must wait
+// before the bucket is out of debt (0: it is not in debt). Only the goroutine submitting
+// for the session calls it.
+func (s *Session) spend(n, rate, burst int64, now uint32) time.Duration {
+	t := int64(s.rateTokens.Load()) + int64(now-s.rateAt.Load())*rate/1000
+	t = min(t, burst) - n
+	t = max(t, math.MinInt32)
+	s.rateTokens.Store(int32(t))
+	s.rateAt.Store(now)
+	if t >= 0 {
+		return 0
+	}
+	return time.Duration(-t) * time.Second / time.Duration(rate)
+}
+
 // testHookCharge, when set by a test, runs in charge between the count and the mark.
 var testHookCharge atomic.Pointer[func()]
 
@@ -110,12 +136,19 @@ var testHookCharge atomic.Pointer[func()]
 // drained. It runs on whichever shard finished the op.
 func (s *Session) credit(n int64, limit int64) {
 	if s.inflight.Add(-n) <= limit/2 && s.blocked.Load() && s.blocked.CompareAndSwap(true, false) {
-		// The connection belongs to the session's shard: resume it from there.
-		o := getOp()
-		o.kind = opResume
-		o.sess = s
-		s.shard.q.pushForce(o)
+		if s.rateHeld.Load() {
+			return // in debt to its rate: the shaping timer resumes it
+		}
+		s.resume()
 	}
+}
+
+// resume has the session's shard resume its connection (the connection belongs there).
+func (s *Session) resume() {
+	o := getOp()
+	o.kind = opResume
+	o.sess = s
+	s.shard.q.pushForce(o)
 }
 
 var _ module.Session = (*Session)(nil)

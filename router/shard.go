@@ -244,6 +244,7 @@ func (s *shard) bind(o *op) {
 		return
 	}
 	se := &Session{shard: s, conn: o.conn, jid: full, user: u}
+	se.rateTokens.Store(math.MaxInt32) // a full bucket: spend caps it at the burst
 	u.sessions = append(u.sessions, se)
 	u.exists = true
 	s.r.online.Add(1)

@@ -67,14 +67,18 @@ type Config struct {
 
 // C2S configures client listeners and their limits.
 type C2S struct {
-	Listen                []string `toml:"listen"`
-	TLSListen             []string `toml:"tls_listen"`
-	RequireTLS            bool     `toml:"require_tls"`
-	AllowPlain            bool     `toml:"allow_plain"`
-	Registration          bool     `toml:"registration"`
-	PreAuthTimeout        Duration `toml:"pre_auth_timeout"`
-	MaxStanza             int      `toml:"max_stanza"`
-	MaxOutbound           int      `toml:"max_outbound"`
+	Listen         []string `toml:"listen"`
+	TLSListen      []string `toml:"tls_listen"`
+	RequireTLS     bool     `toml:"require_tls"`
+	AllowPlain     bool     `toml:"allow_plain"`
+	Registration   bool     `toml:"registration"`
+	PreAuthTimeout Duration `toml:"pre_auth_timeout"`
+	MaxStanza      int      `toml:"max_stanza"`
+	MaxOutbound    int      `toml:"max_outbound"`
+	// MaxRate shapes each client's stanzas after login: MaxBurst bytes at once, then
+	// MaxRate bytes a second (0: off).
+	MaxRate               int      `toml:"max_rate"`
+	MaxBurst              int      `toml:"max_burst"`
 	CoalesceWrites        Duration `toml:"coalesce_writes"`
 	AuthFailuresPerMinute int      `toml:"auth_failures_per_minute"`
 	RegistrationsPerMin   int      `toml:"registrations_per_minute"`
@@ -380,6 +384,8 @@ func Defaults(domain string) *Config {
 			PreAuthTimeout:        Duration{30 * time.Second},
 			MaxStanza:             256 << 10,
 			MaxOutbound:           1 << 20,
+			MaxRate:               64 << 10,
+			MaxBurst:              1 << 20,
 			CoalesceWrites:        Duration{10 * time.Millisecond},
 			AuthFailuresPerMinute: 10,
 			RegistrationsPerMin:   10,
@@ -506,6 +512,12 @@ func (c *Config) normalize() error {
 	}
 	if c.C2S.MaxConnections < 0 || c.C2S.MaxUnauthPerAddress < 0 {
 		return errors.New("c2s.max_connections and c2s.max_unauth_per_address must not be negative")
+	}
+	if c.C2S.MaxRate < 0 || c.C2S.MaxRate > 1<<30 {
+		return fmt.Errorf("c2s.max_rate (%d) must be 0 (off) to 1 GiB a second", c.C2S.MaxRate)
+	}
+	if c.C2S.MaxRate > 0 && (c.C2S.MaxBurst < c.C2S.MaxStanza || c.C2S.MaxBurst > 1<<30) {
+		return fmt.Errorf("c2s.max_burst (%d) must hold at least one max_stanza (%d), and at most 1 GiB", c.C2S.MaxBurst, c.C2S.MaxStanza)
 	}
 	if c.C2S.RegistrationsPerMin < 0 {
 		return errors.New("c2s.registrations_per_minute must not be negative")

@@ -77,6 +77,8 @@ func TestParseErrors(t *testing.T) {
 		{"bad duration", "domains = [\"a.org\"]\n[c2s]\npre_auth_timeout = \"soon\"", "pre_auth_timeout"},
 		{"coalesce_writes", "domains = [\"a.org\"]\n[c2s]\ncoalesce_writes = \"2s\"", "c2s.coalesce_writes"},
 		{"tiny stanza", "domains = [\"a.org\"]\n[c2s]\nmax_stanza = 10", "max_stanza"},
+		{"negative rate", "domains = [\"a.org\"]\n[c2s]\nmax_rate = -1", "c2s.max_rate"},
+		{"burst under a stanza", "domains = [\"a.org\"]\n[c2s]\nmax_burst = 1000", "c2s.max_burst"},
 		{"shards", "domains = [\"a.org\"]\n[router]\nshards = 0", "shards"},
 		{"metrics_allow", "domains = [\"a.org\"]\n[web]\nmetrics_allow = [\"10.0.0.0/33\"]", "web.metrics_allow"},
 		{"min_free", "domains = [\"a.org\"]\n[store]\nmin_free = -2", "store.min_free"},

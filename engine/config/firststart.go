@@ -84,6 +84,12 @@ coalesce_writes = "10ms"
 auth_failures_per_minute = 10
 # In-band registrations per client address per minute (resource-constraint beyond).
 registrations_per_minute = 10
+# What one logged-in client may send: max_burst bytes at once, then max_rate bytes a
+# second (about 250 short messages). A faster client is read at that pace, and one that
+# keeps sending faster is closed with policy-violation once 16 max_stanza of its input
+# wait. 0: off.
+max_rate = 65536
+max_burst = 1048576
 # Open connections at most (0: the process's descriptor limit minus a reserve of 512).
 max_connections = 0
 # Connections per client address (IPv6: per /64) that have not logged in yet.

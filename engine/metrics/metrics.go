@@ -35,6 +35,7 @@ type Counters struct {
 	Detached     int64 // XEP-0198 sessions waiting for their client to resume
 	Routed       int64 // total stanzas routed
 	Dropped      int64 // total stanzas dropped
+	Shaped       int64 // total times a client went over [c2s] max_rate and was held back
 	Queued       int64 // ops waiting in the shards' queues
 	Shards       int64 // router shards
 
@@ -94,6 +95,7 @@ var (
 	descAcceptErrs  = prometheus.NewDesc("vireo_accept_errors_total", "Failed accepts (EMFILE ...), shed and survived.", nil, nil)
 	descRouted      = prometheus.NewDesc("vireo_stanzas_routed_total", "Stanzas routed.", nil, nil)
 	descDropped     = prometheus.NewDesc("vireo_stanzas_dropped_total", "Stanzas dropped by the router.", nil, nil)
+	descShaped      = prometheus.NewDesc("vireo_senders_shaped_total", "Times a client sent faster than c2s.max_rate and its input was held back.", nil, nil)
 	descQueued      = prometheus.NewDesc("vireo_router_queued", "Ops waiting in the router shards' queues.", nil, nil)
 	descShards      = prometheus.NewDesc("vireo_router_shards", "Router shards.", nil, nil)
 	descLoginsMech  = prometheus.NewDesc("vireo_logins_by_mechanism_total",
@@ -121,7 +123,7 @@ var _ prometheus.Collector = collector{}
 // Describe implements prometheus.Collector.
 func (collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descConnsOpen, descEstablished, descOnline, descDetached, descTLS,
-		descLogins, descRefused, descAcceptErrs, descRouted, descDropped, descQueued, descShards,
+		descLogins, descRefused, descAcceptErrs, descRouted, descDropped, descShaped, descQueued, descShards,
 		descLoginsMech, descTLSHs, descRefusedBy, descTimeouts, descStanzas, descRoutingLat, descStoreCommit,
 		descOfflineWrites, descArchiveWrites, descEdgeLinks, descEdgeChannels, descLinkUp, descLinkQueued, descCoreConns} {
 		ch <- d
@@ -163,6 +165,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	n(descLogins, s.AuthFail, "failed")
 	n(descRouted, s.Routed)
 	n(descDropped, s.Dropped)
+	n(descShaped, s.Shaped)
 	g(descQueued, s.Queued)
 	g(descShards, s.Shards)
 	for _, l := range s.Logins {

@@ -47,7 +47,7 @@ func TestCollector(t *testing.T) {
 	lat.Counts[0], lat.Counts[3], lat.Sum = 2, 1, 60*time.Microsecond // 2 at or below 5 µs, 1 in (25 µs, 50 µs]
 	commit.Counts[hist.NBuckets-1], commit.Sum = 1, 3*time.Second
 	c := collector{read: func() Counters {
-		return Counters{ConnsOpen: 3, AuthOK: 5, AuthFail: 2, Routed: 7, Shards: 4,
+		return Counters{ConnsOpen: 3, AuthOK: 5, AuthFail: 2, Routed: 7, Shards: 4, Shaped: 6,
 			Logins:         []Login{{Mechanism: "PLAIN", OK: 4, Failed: 2}, {Mechanism: "SCRAM-SHA-256", OK: 1}},
 			TLSHandshakes:  [2]int64{6, 1},
 			RefusedBy:      map[string]int64{"per_address": 2, "max_connections": 0},
@@ -66,7 +66,11 @@ vireo_logins_total{result="ok"} 5
 # TYPE vireo_connections_open gauge
 vireo_connections_open 3
 `
-	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "vireo_logins_total", "vireo_connections_open"); err != nil {
+	want += `# HELP vireo_senders_shaped_total Times a client sent faster than c2s.max_rate and its input was held back.
+# TYPE vireo_senders_shaped_total counter
+vireo_senders_shaped_total 6
+`
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "vireo_logins_total", "vireo_connections_open", "vireo_senders_shaped_total"); err != nil {
 		t.Fatal(err)
 	}
 	want = `# HELP vireo_logins_by_mechanism_total Authentications by mechanism (SASL name; FAST for XEP-0484 tokens; component, dialback) and result.
@@ -123,8 +127,8 @@ vireo_store_archive_writes_total 8
 		}
 	}
 	// 13 + 4 logins + 2 TLS + 2 refusals + 6 stanzas + 2 histograms + 2 store counters.
-	if n := testutil.CollectAndCount(c); n != 31 {
-		t.Fatalf("%d series, want 31", n)
+	if n := testutil.CollectAndCount(c); n != 32 {
+		t.Fatalf("%d series, want 32", n)
 	}
 	edge := collector{read: func() Counters {
 		return Counters{Edge: true, LinkUp: true, LinkQueued: 12, CoreConns: 2, ConnsOpen: 3, RefusedBy: map[string]int64{"no_core": 4}}

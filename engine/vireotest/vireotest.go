@@ -91,6 +91,8 @@ type Options struct {
 	Web          engine.Web // web listener settings (origins, public URL)
 	// Controller is what modules get as the process (reload, shutdown); nil: none.
 	Controller module.Controller
+	// SenderRate and SenderBurst shape what one session sends (router.Options); 0: off.
+	SenderRate, SenderBurst int
 	// WebURL is what modules get as the web listener's public URL (router.Options.WebURL).
 	WebURL     func(domain string) string
 	WebTLSAddr string // the HTTPS web listener's address; default a free loopback port
@@ -161,7 +163,8 @@ func Start(t testing.TB, o Options) *Server {
 		resolver = o.S2SResolver
 	}
 	rt, err := router.New(router.Options{Domains: []string{o.Domain}, Store: st, Logger: log, Shards: 8,
-		ModuleConfig: moduleConfig(o.ModuleConfig), DataDir: o.Dir, TLS: tlsCfg, Controller: o.Controller, WebURL: o.WebURL})
+		ModuleConfig: moduleConfig(o.ModuleConfig), DataDir: o.Dir, TLS: tlsCfg, Controller: o.Controller, WebURL: o.WebURL,
+		SenderRate: o.SenderRate, SenderBurst: o.SenderBurst})
 	if err != nil {
 		st.Close()
 		t.Fatal(err)
