@@ -34,6 +34,7 @@ import (
 
 	"github.com/vireo-im/vireo/engine/admin"
 	"github.com/vireo-im/vireo/engine/metrics"
+	"github.com/vireo-im/vireo/engine/webpage"
 	"github.com/vireo-im/vireo/store"
 	"github.com/vireo-im/vireo/store/creds"
 	"github.com/vireo-im/vireo/store/invites"
@@ -106,14 +107,8 @@ func New(b Backend, log zerolog.Logger, now func() time.Time) *Dashboard {
 
 // ServeHTTP implements http.Handler.
 func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h := w.Header()
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
-	// Not no-referrer: under it browsers send "Origin: null" with the forms' POSTs.
-	h.Set("Referrer-Policy", "same-origin")
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
-	if r.Method == http.MethodPost && !sameOrigin(r) {
+	webpage.Harden(w.Header())
+	if r.Method == http.MethodPost && !webpage.SameOrigin(r) {
 		http.Error(w, "cross-origin form refused", http.StatusForbidden)
 		return
 	}
@@ -166,17 +161,6 @@ func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func methodNotAllowed(w http.ResponseWriter, allow string) {
 	w.Header().Set("Allow", allow)
 	http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-}
-
-// sameOrigin refuses a POST whose Origin (sent by browsers on every POST) names another
-// site; clients that send none (not browsers) pass, CSRF tokens still apply.
-func sameOrigin(r *http.Request) bool {
-	o := r.Header.Get("Origin")
-	if o == "" {
-		return true
-	}
-	u, err := url.Parse(o)
-	return err == nil && strings.EqualFold(u.Host, r.Host)
 }
 
 func clientIP(r *http.Request) string {

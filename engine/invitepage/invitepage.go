@@ -18,11 +18,11 @@ import (
 	"html/template"
 	"net"
 	"net/http"
-	"net/url"
 	"strings"
 
 	"github.com/rs/zerolog"
 
+	"github.com/vireo-im/vireo/engine/webpage"
 	"github.com/vireo-im/vireo/store/invites"
 )
 
@@ -65,14 +65,7 @@ type view struct {
 
 // ServeHTTP implements http.Handler.
 func (p *Page) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h := w.Header()
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
-	// The token is in the path: no other site gets it as a referrer. Not no-referrer:
-	// under it browsers send "Origin: null" with the form's POST.
-	h.Set("Referrer-Policy", "same-origin")
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	webpage.Harden(w.Header()) // the token in the path goes to no other site as a referrer
 	token := strings.TrimPrefix(r.URL.Path, Prefix)
 	if token == "" || strings.Contains(token, "/") {
 		p.render(w, http.StatusNotFound, view{Invalid: true})
@@ -102,7 +95,7 @@ func (p *Page) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case http.MethodGet, http.MethodHead:
 		p.render(w, http.StatusOK, v)
 	case http.MethodPost:
-		if !v.Form || !sameOrigin(r) {
+		if !v.Form || !webpage.SameOrigin(r) {
 			http.Error(w, "this form takes a password only over HTTPS, from its own page", http.StatusForbidden)
 			return
 		}
@@ -168,17 +161,6 @@ func loopback(addr string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
-}
-
-// sameOrigin refuses a POST another site's page makes: its Origin (browsers send one
-// with every POST) must name the host the request went to.
-func sameOrigin(r *http.Request) bool {
-	o := r.Header.Get("Origin")
-	if o == "" {
-		return true
-	}
-	u, err := url.Parse(o)
-	return err == nil && strings.EqualFold(u.Host, r.Host)
 }
 
 var page = template.Must(template.New("invite").Funcs(template.FuncMap{
