@@ -559,4 +559,22 @@ func TestInvitePageWiring(t *testing.T) {
 	if got := xmppPlain(t, s, "nurse", "verona nights"); !strings.Contains(got, "<success") {
 		t.Fatalf("nurse cannot log in: %s", got)
 	}
+
+	// A password reset link, as vireoctl reset makes it, on the same listener.
+	lines, err = admin.ResetLink(s, "nurse@localhost", 0)
+	if err != nil || !strings.HasPrefix(lines[0], "https://chat.example.org/reset/") {
+		t.Fatalf("reset link: %q %v", lines, err)
+	}
+	resp, err = http.PostForm(web+strings.TrimPrefix(lines[0], "https://chat.example.org"), url.Values{"password": {"balcony scene"}, "password2": {"balcony scene"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "Your password is changed") {
+		t.Fatalf("reset: %d\n%s", resp.StatusCode, body)
+	}
+	if got := xmppPlain(t, s, "nurse", "balcony scene"); !strings.Contains(got, "<success") {
+		t.Fatalf("nurse cannot log in with the new password: %s", got)
+	}
 }

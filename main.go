@@ -531,7 +531,7 @@ func (s *server) newDashboard() *dashboard.Dashboard {
 // mounts are the handlers cfg puts on the web listeners. The engine looks them up per
 // request, so a reload that changes them applies to the next request.
 func (s *server) mounts(cfg *config.Config) []engine.Mount {
-	m := []engine.Mount{{Prefix: invitepage.Prefix, Handler: s.invitePage}}
+	m := []engine.Mount{{Prefix: invitepage.Prefix, Handler: s.invitePage}, {Prefix: invites.ResetPath, Handler: s.invitePage}}
 	if cfg.Web.Dashboard {
 		m = append(m, engine.Mount{Prefix: dashboard.Prefix, Handler: s.dash})
 	}
@@ -792,6 +792,9 @@ func (s *server) Modules() []string { return moduleLines() }
 func (s *server) Invitation(token string) (invites.Invite, error) { return s.eng.Invitation(token) }
 func (s *server) RegisterInvited(token, username, password, ip string) (string, error) {
 	return s.eng.RegisterInvited(token, username, password, ip)
+}
+func (s *server) ResetPassword(token, password, ip string) (string, error) {
+	return s.eng.ResetPassword(token, password, ip)
 }
 
 // WebURL is the web listener's public base URL for domain, from the current config.

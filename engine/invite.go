@@ -4,7 +4,9 @@ import (
 	"errors"
 	"time"
 
+	"github.com/vireo-im/vireo/modules/module"
 	"github.com/vireo-im/vireo/store"
+	"github.com/vireo-im/vireo/store/creds"
 	"github.com/vireo-im/vireo/store/invites"
 	"github.com/vireo-im/vireo/xmlstream/jid"
 )
@@ -72,5 +74,55 @@ func (s *Server) RegisterInvited(token, username, password, ip string) (string, 
 		return "", err
 	}
 	s.log.Info().Str("user", user).Str("remote", ip).Bool("contact", inv.Contact).Msg("account registered with an invitation page")
+	return user, nil
+}
+
+// ResetPassword sets a new password for the account a password reset link names, for a
+// client at ip, and spends the link. It returns the account, or invites.ErrBudget,
+// invites.ErrInvalid (unknown, expired or spent, not a reset link, or the account is
+// gone), invites.ErrBadPassword or a store error. The account's FAST tokens die with
+// its old credentials; its sessions stay. It derives the SCRAM keys (PBKDF2). Safe for
+// concurrent use.
+func (s *Server) ResetPassword(token, password, ip string) (string, error) {
+	cfg, now := s.config(), time.Now()
+	key := "register:" + ip
+	if !cfg.trusted(ip) {
+		if s.throttle.blocked(key, cfg.RegisterLimit, now) {
+			return "", invites.ErrBudget
+		}
+		s.throttle.fail(key, now)
+	}
+	inv, err := s.Invitation(token)
+	if err != nil {
+		return "", err
+	}
+	if !inv.Reset {
+		return "", invites.ErrInvalid
+	}
+	if n := len(password); n < invites.MinPagePassword || n > 1023 {
+		return "", invites.ErrBadPassword
+	}
+	user := inv.Username + "@" + inv.Domain
+	keys, err := creds.DeriveAll(password, creds.DefaultIter)
+	if err != nil {
+		return "", err
+	}
+	t := s.st.Table(invites.Table)
+	s.redeeming.Lock()
+	defer s.redeeming.Unlock()
+	if !invites.Unspent(t, inv.Token) {
+		return "", invites.ErrInvalid
+	}
+	switch err := s.st.Accounts().SetCredentials(user, keys); {
+	case errors.Is(err, store.ErrNotFound):
+		invites.Redeem(t, inv)
+		return "", invites.ErrInvalid
+	case err != nil:
+		return "", err
+	}
+	if err := invites.Redeem(t, inv); err != nil && module.LogStoreError(err) {
+		s.log.Error().Err(err).Str("user", user).Msg("spend a password reset link")
+	}
+	s.log.Info().Str("user", user).Str("remote", ip).Msg("password reset through its link")
 	return user, nil
 }

@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"io"
 	"net/http"
 	"net/url"
@@ -18,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/vireo-im/vireo/engine"
+	"github.com/vireo-im/vireo/engine/admin"
 	"github.com/vireo-im/vireo/engine/invitepage"
 	"github.com/vireo-im/vireo/engine/vireotest"
 	"github.com/vireo-im/vireo/modules/adhoc"
@@ -37,6 +39,9 @@ func (b *pageBackend) Invitation(tok string) (invites.Invite, error) {
 func (b *pageBackend) RegisterInvited(tok, user, pw, ip string) (string, error) {
 	return b.eng.Load().RegisterInvited(tok, user, pw, ip)
 }
+func (b *pageBackend) ResetPassword(tok, pw, ip string) (string, error) {
+	return b.eng.Load().ResetPassword(tok, pw, ip)
+}
 func (b *pageBackend) WebURL(string) string {
 	if p := b.base.Load(); p != nil {
 		return *p
@@ -50,8 +55,9 @@ func (b *pageBackend) WebURL(string) string {
 func inviteServer(t *testing.T) (srv *vireotest.Server, base string) {
 	t.Helper()
 	b := new(pageBackend)
+	page := invitepage.New(b, zerolog.Nop())
 	srv = vireotest.Start(t, vireotest.Options{AllowPlain: true, WebURL: b.WebURL,
-		Web: engine.Web{Mounts: []engine.Mount{{Prefix: invitepage.Prefix, Handler: invitepage.New(b, zerolog.Nop())}}},
+		Web: engine.Web{Mounts: []engine.Mount{{Prefix: invitepage.Prefix, Handler: page}, {Prefix: invites.ResetPath, Handler: page}}},
 		ModuleConfig: func(id string, v any) error {
 			if c, ok := v.(*adhoc.Config); ok {
 				c.ContactInvitesRegister = true
@@ -289,4 +295,56 @@ func TestBrowserInvitePage(t *testing.T) {
 		}
 	}
 	srv.LoginPlain(t, "nurse", "verona nights", "phone")
+}
+
+// TestIntegrationResetLink: a password reset link. Without a web listener to name the
+// page the operator is told so; with one, the link's page (at /reset/, not /invite/)
+// takes a new password over HTTPS, the old one stops working and the new one logs in,
+// the link is spent, and its token opens no registration on a stream.
+func TestIntegrationResetLink(t *testing.T) {
+	srv, base := inviteServer(t)
+	srv.AddUser(t, "juliet", "old secret")
+	if _, err := admin.ResetLink(adminBackend{srv}, "juliet@localhost", 0); err == nil || !strings.Contains(err.Error(), "web listener") {
+		t.Fatalf("a reset link with nowhere to serve it: %v", err)
+	}
+	if _, err := admin.ResetLink(adminBackend{srv}, "nobody@localhost", 0); err == nil {
+		t.Fatal("a reset link for an account that does not exist")
+	}
+	juliet, _ := jid.Parse("juliet@localhost")
+	inv, err := invites.CreateReset(srv.Store.Table(invites.Table), juliet, 0, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := inv.PageURL(base)
+	if !strings.HasPrefix(page, base+"/reset/") {
+		t.Fatalf("page %s", page)
+	}
+	if code, _ := fetchPage(t, "GET", base+"/invite/"+inv.Token, nil); code != 404 {
+		t.Fatalf("a reset token at /invite/: %d", code)
+	}
+	code, body := fetchPage(t, "GET", page, nil)
+	if code != 200 || !strings.Contains(body, "New password for juliet@localhost") || strings.Contains(body, `name="username"`) {
+		t.Fatalf("reset page: %d\n%s", code, body)
+	}
+	// Its token is no invitation to register.
+	r := srv.DialTLS(t)
+	r.Send(srv.Header())
+	r.Expect("</stream:features>")
+	r.Send("<iq type='set' id='pa'><preauth xmlns='urn:xmpp:pars:0' token='" + inv.Token + "'/></iq>")
+	r.Expect("item-not-found")
+
+	form := url.Values{"password": {"new secret"}, "password2": {"new secret"}}
+	if code, body = fetchPage(t, "POST", page, form); code != 200 || !strings.Contains(body, `<strong id="account">juliet@localhost</strong>`) ||
+		!strings.Contains(body, "Your password is changed") {
+		t.Fatalf("reset: %d\n%s", code, body)
+	}
+	srv.LoginPlain(t, "juliet", "new secret", "phone")
+	old := srv.DialTLS(t)
+	old.Send(srv.Header())
+	old.Expect("</stream:features>")
+	old.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>" + base64.StdEncoding.EncodeToString([]byte("\x00juliet\x00old secret")) + "</auth>")
+	old.Expect("<not-authorized/>")
+	if code, body = fetchPage(t, "POST", page, form); code == 200 || !strings.Contains(body, "not valid") {
+		t.Fatalf("the spent link: %d\n%s", code, body)
+	}
 }

@@ -27,7 +27,7 @@ import (
 
 // Request is one admin command.
 type Request struct {
-	Op       string `json:"op"` // adduser, deluser, passwd, disable, enable, users, bulkadd, stats, reload, modules, backup, export, import, s2s, vhost, invite
+	Op       string `json:"op"` // adduser, deluser, passwd, disable, enable, users, bulkadd, stats, reload, modules, backup, export, import, s2s, vhost, invite, reset
 	JID      string `json:"jid,omitempty"`
 	Password string `json:"password,omitempty"`
 	Domain   string `json:"domain,omitempty"`
@@ -170,6 +170,8 @@ func Do(b Backend, r Request) Response {
 		resp.Lines, err = Vhost(b, r.Action, r.Domain)
 	case "invite":
 		resp.Lines, err = Invite(b, r.Action, r.JID, r.Token, r.TTL)
+	case "reset":
+		resp.Lines, err = ResetLink(b, r.JID, r.TTL)
 	case "s2s":
 		l, ok := b.(S2SLister)
 		if !ok {

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/vireo-im/vireo/store"
 	"github.com/vireo-im/vireo/store/invites"
 	"github.com/vireo-im/vireo/xmlstream/jid"
 )
@@ -51,8 +52,11 @@ func Invite(b Backend, action, target, token string, ttl time.Duration) ([]strin
 			if by == "" {
 				by = "operator"
 			}
-			if inv.Contact {
+			switch {
+			case inv.Contact:
 				what = "contact-of:" + inv.Inviter
+			case inv.Reset:
+				what = "password-reset:" + inv.JID()
 			}
 			out = append(out, fmt.Sprintf("%s %s expires %s by %s", inv.Token, what, inv.Expires.Format(time.RFC3339), by))
 		}
@@ -67,4 +71,36 @@ func Invite(b Backend, action, target, token string, ttl time.Duration) ([]strin
 		return nil, nil
 	}
 	return nil, fmt.Errorf("invite: unknown action %q (want create, list or revoke)", action)
+}
+
+// ResetLink makes a password reset link for the existing account j, valid for ttl
+// (invites.ResetTTL when 0), and returns its page and expiry: whoever opens the page sets
+// the account's password, once. It needs the web listener's public URL (an HTTPS
+// tls_listen or [web] public_url) to name the page.
+func ResetLink(b Backend, j string, ttl time.Duration) ([]string, error) {
+	bare, err := bareJID(b, j)
+	if err != nil {
+		return nil, err
+	}
+	if bare.Local() == "" {
+		return nil, fmt.Errorf("reset: %q is not an account", j)
+	}
+	if _, err := b.Store().Accounts().Get(bare.String()); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, fmt.Errorf("reset: %s does not exist", bare)
+		}
+		return nil, err
+	}
+	base := b.WebURL(bare.Domain())
+	if base == "" {
+		return nil, errors.New("reset: the page needs a web listener: add a [web] tls_listen, or set [web] public_url")
+	}
+	if ttl > invites.MaxTTL {
+		return nil, fmt.Errorf("reset: a link lasts at most %v", invites.MaxTTL)
+	}
+	inv, err := invites.CreateReset(b.Store().Table(invites.Table), bare, ttl, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	return []string{inv.PageURL(base), "expires " + inv.Expires.Format(time.RFC3339)}, nil
 }

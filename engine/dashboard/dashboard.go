@@ -401,6 +401,11 @@ func (d *Dashboard) usersPost(w http.ResponseWriter, r *http.Request, s session,
 		}
 	case "enable":
 		err, done = admin.SetDisabled(d.b, j, false), "re-enabled "+j
+	case "resetlink":
+		var lines []string
+		if lines, err = admin.ResetLink(d.b, j, 0); err == nil {
+			done = "password reset link for " + j + " (" + lines[1] + "), send it to its owner: " + lines[0]
+		}
 	default:
 		http.Error(w, "unknown action", http.StatusBadRequest)
 		return

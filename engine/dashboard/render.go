@@ -160,6 +160,8 @@ var pages = map[string]string{
 {{if .Disabled}}<input type="hidden" name="action" value="enable"><button>Re-enable</button>{{else}}<input type="hidden" name="action" value="disable"><button>Disable</button>{{end}}</form>{{end}}
 <form class="inline" method="post" action="/admin/users"><input type="hidden" name="csrf" value="{{$csrf}}"><input type="hidden" name="q" value="{{$q}}"><input type="hidden" name="jid" value="{{.JID}}">
 <input type="hidden" name="action" value="passwd"><input name="password" type="password" placeholder="new password" aria-label="new password for {{.JID}}" autocomplete="new-password" required><button>Reset password</button></form>
+<form class="inline" method="post" action="/admin/users"><input type="hidden" name="csrf" value="{{$csrf}}"><input type="hidden" name="q" value="{{$q}}"><input type="hidden" name="jid" value="{{.JID}}">
+<input type="hidden" name="action" value="resetlink"><button>Reset link</button></form>
 {{if not .Self}}<form class="inline" method="post" action="/admin/users"><input type="hidden" name="csrf" value="{{$csrf}}"><input type="hidden" name="q" value="{{$q}}"><input type="hidden" name="jid" value="{{.JID}}">
 <input type="hidden" name="action" value="delete"><label><input type="checkbox" name="confirm" value="yes" required> sure</label><button>Delete</button></form>{{end}}
 </td></tr>{{else}}<tr><td colspan="3">No account{{if .Query}} starts with “{{.Query}}”{{end}}.</td></tr>{{end}}

@@ -6,7 +6,7 @@ package invitepage
 const pageHTML = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="robots" content="noindex">
-<title>{{if .Invalid}}Invitation not valid{{else if .Invite.Contact}}{{.Invite.Inviter}} invites you to chat{{else}}Your invitation to {{.Invite.Domain}}{{end}}</title>
+<title>{{if .Invalid}}Link not valid{{else if .Invite.Reset}}New password for {{.Invite.Username}}@{{.Invite.Domain}}{{else if .Invite.Contact}}{{.Invite.Inviter}} invites you to chat{{else}}Your invitation to {{.Invite.Domain}}{{end}}</title>
 <style>
 body{font:16px/1.5 system-ui,sans-serif;max-width:38em;margin:2em auto;padding:0 1em;color:#222}
 h1{font-size:1.5em}.box{border:1px solid #ccc;border-radius:6px;padding:1em;margin:1em 0}
@@ -17,6 +17,18 @@ label{display:block;margin:.5em 0 .2em}input{font-size:1em;padding:.4em;width:10
 {{if .Invalid}}
 <h1>This invitation is not valid</h1>
 <p>It was used already, has expired or was withdrawn. Ask the person who sent it for a new one.</p>
+{{else if .Changed}}
+<h1>Your password is changed</h1>
+<p>Log in to <strong id="account">{{.Changed}}</strong> with your new password. Apps that were logged in keep working until they next log in, and then ask for it.</p>
+{{else if .Invite.Reset}}
+<h1>New password for {{.Invite.Username}}@{{.Invite.Domain}}</h1>
+{{if .Form}}<div class="box">{{if .Error}}<p class="error" id="error">{{.Error}}</p>{{end}}
+<form method="post">
+<label for="password">New password</label><input id="password" type="password" name="password" required minlength="8" maxlength="1023" autocomplete="new-password">
+<label for="password2">New password again</label><input id="password2" type="password" name="password2" required minlength="8" maxlength="1023" autocomplete="new-password">
+<p><button id="create">Set password</button></p></form></div>
+{{else if .HTTPSURL}}<p>Open <a href="{{.HTTPSURL}}">the secure page</a> to choose it.</p>{{end}}
+<p class="small">This link works once and expires on {{.Expires}}.</p>
 {{else if .Created}}
 <h1>Your account is ready</h1>
 <p>Your address is <strong id="account">{{.Created}}</strong>. Log in to it with any XMPP app (see below) and the password you chose.</p>

@@ -2,7 +2,9 @@
 // /invite/<token> on the web listener (engine.Mount): what the invitation is (an account
 // on the server, or becoming someone's contact), apps to install, a button that opens the
 // xmpp: link in one, and, where the invitation creates an account, a form that creates it
-// in the browser, for the many clients that cannot register with a token (XEP-0445).
+// in the browser, for the many clients that cannot register with a token (XEP-0445). The
+// operator's password reset links (/reset/<token>) are served the same way: a form that
+// sets a new password.
 //
 // It keeps nothing: the token in the path is the whole authority, checked on every
 // request against the store through the Backend, which applies the same per-address
@@ -36,6 +38,8 @@ type Backend interface {
 	// RegisterInvited creates the account the invitation allows for a client at ip and
 	// returns its bare JID; the errors of store/invites are worded for the user.
 	RegisterInvited(token, username, password, ip string) (string, error)
+	// ResetPassword sets the password of the account a reset link names, likewise.
+	ResetPassword(token, password, ip string) (string, error)
 	// WebURL is the public base URL of the web listener for domain ("" when none).
 	WebURL(domain string) string
 }
@@ -61,17 +65,22 @@ type view struct {
 	Error    string
 	Created  string // the new account, once made
 	Invalid  bool
+	Changed  string // the account whose password a reset link just set
 }
 
 // ServeHTTP implements http.Handler.
 func (p *Page) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	webpage.Harden(w.Header()) // the token in the path goes to no other site as a referrer
-	token := strings.TrimPrefix(r.URL.Path, Prefix)
+	reset := strings.HasPrefix(r.URL.Path, invites.ResetPath)
+	token := strings.TrimPrefix(strings.TrimPrefix(r.URL.Path, Prefix), invites.ResetPath)
 	if token == "" || strings.Contains(token, "/") {
 		p.render(w, http.StatusNotFound, view{Invalid: true})
 		return
 	}
 	inv, err := p.b.Invitation(token)
+	if err == nil && inv.Reset != reset {
+		err = invites.ErrInvalid // each kind at its own address
+	}
 	if err != nil {
 		if !errors.Is(err, invites.ErrInvalid) {
 			p.log.Error().Err(err).Msg("invitation page: read the invitation")
@@ -83,7 +92,7 @@ func (p *Page) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	v := view{Invite: inv, Expires: inv.Expires.UTC().Format("2 January 2006, 15:04 UTC")}
 	secure := r.TLS != nil || loopback(r.RemoteAddr)
-	if inv.Registers() {
+	if inv.Registers() || inv.Reset {
 		v.Form = secure
 		if !secure {
 			if base := p.b.WebURL(inv.Domain); strings.HasPrefix(base, "https://") {
@@ -121,8 +130,16 @@ func (p *Page) register(w http.ResponseWriter, r *http.Request, v view, token st
 		return
 	}
 	ip, _, _ := net.SplitHostPort(r.RemoteAddr)
-	user, err := p.b.RegisterInvited(token, v.Username, pw, ip)
+	var user string
+	var err error
+	if v.Invite.Reset {
+		user, err = p.b.ResetPassword(token, pw, ip)
+	} else {
+		user, err = p.b.RegisterInvited(token, v.Username, pw, ip)
+	}
 	switch {
+	case err == nil && v.Invite.Reset:
+		p.render(w, http.StatusOK, view{Invite: v.Invite, Changed: user})
 	case err == nil:
 		p.render(w, http.StatusOK, view{Invite: v.Invite, Created: user})
 	case errors.Is(err, invites.ErrInvalid):

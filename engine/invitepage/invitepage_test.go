@@ -43,6 +43,11 @@ func (f *fake) RegisterInvited(tok, user, pw, ip string) (string, error) {
 	return user + "@example.org", nil
 }
 
+func (f *fake) ResetPassword(tok, pw, ip string) (string, error) {
+	f.calls = append(f.calls, tok+" reset "+ip)
+	return "juliet@example.org", nil
+}
+
 func (f *fake) WebURL(d string) string { return "https://" + d + ":5443" }
 
 // TestPage: the page's answers by transport, method and backend outcome. A password is
@@ -55,6 +60,7 @@ func TestPage(t *testing.T) {
 		"acct":    {Token: "acct", Domain: "example.org", Expires: exp},
 		"contact": {Token: "contact", Domain: "example.org", Inviter: "romeo@example.org", Contact: true, Expires: exp},
 		"ibr":     {Token: "ibr", Domain: "example.org", Inviter: "romeo@example.org", Contact: true, Register: true, Expires: exp},
+		"reset":   {Token: "reset", Domain: "example.org", Username: "juliet", Reset: true, Expires: exp},
 	}}
 	p := New(f, zerolog.Nop())
 	form := url.Values{"username": {"juliet"}, "password": {"balcony1"}, "password2": {"balcony1"}}
@@ -88,6 +94,14 @@ func TestPage(t *testing.T) {
 		{name: "store failure", method: "POST", path: "/invite/acct", remote: "203.0.113.5:1", tls: true,
 			form: url.Values{"username": {"broken"}, "password": {"balcony1"}, "password2": {"balcony1"}}, code: 500,
 			want: []string{"could not be created now"}, not: []string{"disk on fire"}, registered: true},
+		{name: "reset link", method: "GET", path: "/reset/reset", remote: "203.0.113.5:1", tls: true, code: 200,
+			want: []string{"New password for juliet@example.org", `name="password2"`}, not: []string{`name="username"`, "xmpp:"}},
+		{name: "reset link at /invite/", method: "GET", path: "/invite/reset", remote: "203.0.113.5:1", tls: true, code: 404},
+		{name: "invitation at /reset/", method: "GET", path: "/reset/acct", remote: "203.0.113.5:1", tls: true, code: 404},
+		{name: "reset over plain HTTP from afar", method: "GET", path: "/reset/reset", remote: "203.0.113.5:1", code: 200,
+			want: []string{`href="https://example.org:5443/reset/reset"`}, not: []string{`name="password"`}},
+		{name: "reset", method: "POST", path: "/reset/reset", remote: "203.0.113.5:1", tls: true, form: form, code: 200,
+			want: []string{"Your password is changed", `<strong id="account">juliet@example.org</strong>`}, registered: true},
 		{name: "PUT", method: "PUT", path: "/invite/acct", remote: "203.0.113.5:1", tls: true, code: 405},
 	}
 	for _, tt := range tests {

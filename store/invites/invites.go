@@ -48,10 +48,13 @@ type Invite struct {
 	// Register lets a contact invitation also create an account on Domain (ibr=y), which
 	// then starts out as the inviter's mutual contact. Account invitations always do.
 	Register bool `json:"register,omitempty"`
+	// Reset makes it a password reset link for the existing account Username@Domain,
+	// made by the operator: its page sets a new password. It creates no account.
+	Reset bool `json:"reset,omitempty"`
 }
 
 // Registers reports whether the invitation lets its holder create an account.
-func (i Invite) Registers() bool { return !i.Contact || i.Register }
+func (i Invite) Registers() bool { return !i.Reset && (!i.Contact || i.Register) }
 
 // JID is the account the invitation is for: user@domain, or the domain alone when the
 // invitee chooses the name; for a contact invitation, the inviter.
@@ -78,14 +81,21 @@ func (i Invite) URI() string {
 	return "xmpp:" + i.JID() + "?register;preauth=" + i.Token
 }
 
-// PagePath is where the web listener serves invitation pages: PagePath + token.
-const PagePath = "/invite/"
+// PagePath is where the web listener serves invitation pages (PagePath + token), and
+// ResetPath the pages of password reset links.
+const (
+	PagePath  = "/invite/"
+	ResetPath = "/reset/"
+)
 
-// PageURL is the invitation's XEP-0401 landing page under base, the web listener's public
-// URL; "" without one.
+// PageURL is the invitation's XEP-0401 landing page (or a reset link's page) under base,
+// the web listener's public URL; "" without one.
 func (i Invite) PageURL(base string) string {
-	if base == "" {
+	switch {
+	case base == "":
 		return ""
+	case i.Reset:
+		return base + ResetPath + i.Token
 	}
 	return base + PagePath + i.Token
 }
@@ -170,13 +180,29 @@ func put(t store.Table, inv Invite, ttl time.Duration, now time.Time) (Invite, e
 		return Invite{}, err
 	}
 	ops := []store.Op{{Key: tokenKey(tok), Val: v}}
-	if inv.Username != "" {
+	if inv.Username != "" && !inv.Reset {
 		ops = append(ops, store.Op{Key: nameKey(inv.JID()), Val: []byte(tok)})
 	}
 	if inv.Contact {
 		ops = append(ops, store.Op{Key: byInviterKey(inv.Inviter, tok)})
 	}
 	return inv, t.Apply(ops...)
+}
+
+// ResetTTL is how long a password reset link lasts unless its maker says otherwise: a
+// day, since whoever holds it takes over the account.
+const ResetTTL = 24 * time.Hour
+
+// CreateReset stores a new password reset link for the existing account bare (the caller
+// checks that it exists), valid for ttl (ResetTTL when 0).
+func CreateReset(t store.Table, bare jid.JID, ttl time.Duration, now time.Time) (Invite, error) {
+	if bare.Local() == "" || !bare.IsBare() {
+		return Invite{}, fmt.Errorf("invites: %q is not an account", bare)
+	}
+	if ttl <= 0 {
+		ttl = ResetTTL
+	}
+	return put(t, Invite{Domain: bare.Domain(), Username: bare.Local(), Reset: true}, ttl, now)
 }
 
 // CreateContact stores a new contact invitation from inviter (a bare JID) valid for ttl
@@ -262,7 +288,7 @@ func Reserved(t store.Table, bare string, now time.Time) (token string, ok bool)
 // account), with the reservation it held.
 func Redeem(t store.Table, inv Invite) error {
 	ops := []store.Op{{Key: tokenKey(inv.Token), Delete: true}}
-	if inv.Username != "" {
+	if inv.Username != "" && !inv.Reset {
 		ops = append(ops, store.Op{Key: nameKey(inv.JID()), Delete: true})
 	}
 	if inv.Contact {

@@ -134,3 +134,31 @@ func TestContactLimit(t *testing.T) {
 		t.Fatalf("after all expired: %v", err)
 	}
 }
+
+// TestReset: a password reset link names an existing account, reserves nothing (the
+// name is taken already), creates no account, lives a day by default, and has its own
+// page address.
+func TestReset(t *testing.T) {
+	tb := openTable(t)
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	juliet, _ := jid.Parse("juliet@example.org")
+	inv, err := invites.CreateReset(tb, juliet, 0, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !inv.Reset || inv.Registers() || inv.JID() != "juliet@example.org" || !inv.Expires.Equal(now.Add(invites.ResetTTL)) {
+		t.Fatalf("reset link %+v", inv)
+	}
+	if got := inv.PageURL("https://chat.example.org"); got != "https://chat.example.org/reset/"+inv.Token {
+		t.Fatalf("page %s", got)
+	}
+	if _, held := invites.Reserved(tb, "juliet@example.org", now); held {
+		t.Fatal("a reset link reserved the name")
+	}
+	if got, err := invites.Check(tb, inv.Token, now); err != nil || !got.Reset {
+		t.Fatalf("stored: %+v %v", got, err)
+	}
+	if _, err := invites.CreateReset(tb, jid.JID{}, 0, now); err == nil {
+		t.Fatal("a reset link for no account")
+	}
+}

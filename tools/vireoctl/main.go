@@ -55,7 +55,11 @@ commands:
                            registers with it (XEP-0445) even where registration is
                            closed; with USER@DOMAIN the name is reserved for the invitee
   invite list              the invitations still valid
-  invite revoke TOKEN      withdraw an invitation
+  invite revoke TOKEN      withdraw an invitation (or a reset link)
+  reset [-ttl 24h] USER@DOMAIN
+                           print a password reset link for the account: its page (on
+                           the web listener) sets a new password, once; invite list
+                           shows the open ones
   backup DIR               write a consistent backup into DIR (new): through the running
                            server, or from the database when it is stopped
   restore DIR              replace data_dir with the backup in DIR (server must be
@@ -172,7 +176,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		for _, l := range resp.Lines {
 			fmt.Fprintln(stdout, l)
 		}
-	case "invite":
+	case "invite", "reset":
 		if req.Action == "revoke" {
 			fmt.Fprintln(stdout, "ok")
 		}
@@ -325,6 +329,17 @@ func parse(cmd string, args []string) (admin.Request, error) {
 		default:
 			return r, errors.New("invite: want DOMAIN, USER@DOMAIN, list or revoke TOKEN")
 		}
+	case "reset":
+		fl := flag.NewFlagSet("reset", flag.ContinueOnError)
+		fl.SetOutput(io.Discard)
+		fl.DurationVar(&r.TTL, "ttl", 0, "how long the link lasts")
+		if err := fl.Parse(args); err != nil {
+			return r, fmt.Errorf("reset: %w", err)
+		}
+		if args = fl.Args(); len(args) != 1 {
+			return r, errors.New("reset: want USER@DOMAIN")
+		}
+		r.JID = args[0]
 	case "bulkadd":
 		fl := flag.NewFlagSet("bulkadd", flag.ContinueOnError)
 		fl.SetOutput(io.Discard)

@@ -176,3 +176,22 @@ func TestParseInvite(t *testing.T) {
 		}
 	}
 }
+
+func TestParseReset(t *testing.T) {
+	for _, tc := range []struct {
+		args   []string
+		target string
+		ttl    time.Duration
+		ok     bool
+	}{
+		{[]string{"juliet@example.org"}, "juliet@example.org", 0, true},
+		{[]string{"-ttl", "2h", "juliet@example.org"}, "juliet@example.org", 2 * time.Hour, true},
+		{nil, "", 0, false},
+		{[]string{"a@example.org", "b@example.org"}, "", 0, false},
+	} {
+		r, err := parse("reset", tc.args)
+		if (err == nil) != tc.ok || tc.ok && (r.Op != "reset" || r.JID != tc.target || r.TTL != tc.ttl) {
+			t.Errorf("reset %q: %+v %v", tc.args, r, err)
+		}
+	}
+}
