@@ -159,7 +159,7 @@ var pages = map[string]string{
 {{if not .Self}}<form class="inline" method="post" action="/admin/users"><input type="hidden" name="csrf" value="{{$csrf}}"><input type="hidden" name="q" value="{{$q}}"><input type="hidden" name="jid" value="{{.JID}}">
 {{if .Disabled}}<input type="hidden" name="action" value="enable"><button>Re-enable</button>{{else}}<input type="hidden" name="action" value="disable"><button>Disable</button>{{end}}</form>{{end}}
 <form class="inline" method="post" action="/admin/users"><input type="hidden" name="csrf" value="{{$csrf}}"><input type="hidden" name="q" value="{{$q}}"><input type="hidden" name="jid" value="{{.JID}}">
-<input type="hidden" name="action" value="passwd"><input name="password" type="password" placeholder="new password" aria-label="new password for {{.JID}}" autocomplete="new-password" required><button>Reset password</button></form>
+<input type="hidden" name="action" value="passwd"><input name="password" type="password" placeholder="new password" aria-label="new password for {{.JID}}" autocomplete="new-password" required><button>Set password</button></form>
 <form class="inline" method="post" action="/admin/users"><input type="hidden" name="csrf" value="{{$csrf}}"><input type="hidden" name="q" value="{{$q}}"><input type="hidden" name="jid" value="{{.JID}}">
 <input type="hidden" name="action" value="resetlink"><button>Reset link</button></form>
 {{if not .Self}}<form class="inline" method="post" action="/admin/users"><input type="hidden" name="csrf" value="{{$csrf}}"><input type="hidden" name="q" value="{{$q}}"><input type="hidden" name="jid" value="{{.JID}}">
