@@ -576,6 +576,9 @@ func (s *server) Reload() error {
 	if next.Runtime.EventLoops != s.cfg.Runtime.EventLoops {
 		s.log.Warn().Msg("runtime.event_loops changes need a restart")
 	}
+	if changed := s.cfg.ChangedModules(next); len(changed) > 0 {
+		s.log.Warn().Strs("modules", changed).Msg("[modules] changes need a restart; applying the rest")
+	}
 	if next.TLS.ACME != s.cfg.TLS.ACME || next.TLS.ACMEDirectory != s.cfg.TLS.ACMEDirectory {
 		s.log.Warn().Msg("turning acme on or off, or changing its directory, needs a restart")
 	}

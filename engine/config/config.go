@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -760,6 +761,29 @@ func (c *Config) ModuleConfig(id string, v any) error {
 		return fmt.Errorf("modules.%s: %w", id, err)
 	}
 	return nil
+}
+
+// ChangedModules lists the [modules] entries (module tables, and "disabled") that differ
+// between c and next, sorted: modules read their tables once, when the server starts, so
+// a reload tells the operator which edits wait for a restart.
+func (c *Config) ChangedModules(next *Config) []string {
+	ids := map[string]bool{}
+	for id := range c.Modules {
+		ids[id] = true
+	}
+	for id := range next.Modules {
+		ids[id] = true
+	}
+	var out []string
+	for id := range ids {
+		var a, b any
+		ea, eb := c.ModuleConfig(id, &a), next.ModuleConfig(id, &b)
+		if ea != nil || eb != nil || !reflect.DeepEqual(a, b) {
+			out = append(out, id)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // TrustedPrefixes returns c2s.trusted_networks parsed (validated at load).

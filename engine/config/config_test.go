@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -425,6 +426,36 @@ func TestWebConfig(t *testing.T) {
 			_, err := Parse([]byte("domains = [\"a.org\"]\n[web]\n"+tc.in+"\n"), "/x/v.toml")
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want it to mention %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestChangedModules: what a reload reports as waiting for a restart: module tables
+// added, removed or edited, and the disabled list; reordered keys are no change.
+func TestChangedModules(t *testing.T) {
+	base := "domains = [\"a.org\"]\n"
+	for _, tc := range []struct {
+		name, a, b string
+		want       []string
+	}{
+		{"same", "[modules.muc]\nmax_rooms = 5\nname = \"Rooms\"\n", "[modules.muc]\nname = \"Rooms\"\nmax_rooms = 5\n", nil},
+		{"edited", "[modules.muc]\nmax_rooms = 5\n", "[modules.muc]\nmax_rooms = 6\n", []string{"muc"}},
+		{"added and removed", "[modules.muc]\nmax_rooms = 5\n", "[modules.adhoc]\nadmins = [\"x@a.org\"]\n", []string{"adhoc", "muc"}},
+		{"disabled", "[modules]\ndisabled = [\"mam\"]\n", "[modules]\ndisabled = []\n", []string{"disabled"}},
+		{"none", "", "", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, err := Parse([]byte(base+tc.a), "/x/v.toml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := Parse([]byte(base+tc.b), "/x/v.toml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := a.ChangedModules(b); !slices.Equal(got, tc.want) {
+				t.Fatalf("got %q, want %q", got, tc.want)
 			}
 		})
 	}
