@@ -61,13 +61,25 @@ const (
 
 var timeoutKinds = [nTimeouts]string{"pre_auth", "ping", "sm_ack"}
 
-// loginCounters are logins by mechanism and result, TLS handshakes by result, and
-// refused connections by reason.
+// How an account was created by its user.
+const (
+	regOpen   = iota // XEP-0077 in-band registration, open to all
+	regInvite        // XEP-0077 with an XEP-0445 invitation token
+	regPage          // an invitation's web page
+	nRegs
+)
+
+var regKinds = [nRegs]string{"open", "invitation", "invitation_page"}
+
+// loginCounters are logins by mechanism and result, TLS handshakes by result, refused
+// connections by reason, accounts users created by how, and password reset links used.
 type loginCounters struct {
 	logins  [len(loginMechs)][2]atomic.Int64 // [mech][0 ok, 1 failed]
 	tls     [2]atomic.Int64                  // handshakes: 0 ok, 1 failed
 	refused [nRefused]atomic.Int64
 	timeout [nTimeouts]atomic.Int64
+	regs    [nRegs]atomic.Int64
+	resets  atomic.Int64
 }
 
 // login counts one authentication of mechanism mech. Safe for concurrent use.
@@ -105,6 +117,11 @@ func (s *Server) metricsExtra(m *metrics.Counters) {
 	for i, k := range timeoutKinds {
 		m.TimeoutsBy[k] = s.counts.timeout[i].Load()
 	}
+	m.RegistrationsBy = make(map[string]int64, nRegs)
+	for i, k := range regKinds {
+		m.RegistrationsBy[k] = s.counts.regs[i].Load()
+	}
+	m.PasswordResets = s.counts.resets.Load()
 	rm := s.rt.Metrics()
 	m.StanzasIn, m.StanzasOut = rm.In, rm.Out
 	m.RoutingLatency = rm.Latency

@@ -73,6 +73,7 @@ func (s *Server) RegisterInvited(token, username, password, ip string) (string, 
 	case err != nil:
 		return "", err
 	}
+	s.counts.regs[regPage].Add(1)
 	s.log.Info().Str("user", user).Str("remote", ip).Bool("contact", inv.Contact).Msg("account registered with an invitation page")
 	return user, nil
 }
@@ -123,6 +124,7 @@ func (s *Server) ResetPassword(token, password, ip string) (string, error) {
 	if err := invites.Redeem(t, inv); err != nil && module.LogStoreError(err) {
 		s.log.Error().Err(err).Str("user", user).Msg("spend a password reset link")
 	}
+	s.counts.resets.Add(1)
 	s.log.Info().Str("user", user).Str("remote", ip).Msg("password reset through its link")
 	return user, nil
 }

@@ -177,6 +177,9 @@ func TestIntegrationInvitePage(t *testing.T) {
 		t.Fatalf("account invitation: %d\n%s", code, body)
 	}
 	srv.LoginPlain(t, "dora", "explorer", "web")
+	if m := srv.Engine.Counters(); m.RegistrationsBy["invitation_page"] != 2 || m.RegistrationsBy["open"] != 0 {
+		t.Fatalf("registrations counted: %v", m.RegistrationsBy)
+	}
 
 	// A contact invitation without ibr=y: the page offers no account and takes none.
 	romeoJID, _ := jid.Parse("romeo@localhost")
@@ -220,6 +223,9 @@ func TestIntegrationContactInviteIBR(t *testing.T) {
 	}
 	if got, _ := romeo.ReadUntil("subscription='both'", 10*time.Second); !strings.Contains(got, "<item jid='juliet@localhost' subscription='both'") {
 		t.Fatalf("romeo's roster push: %s", got)
+	}
+	if m := srv.Engine.Counters(); m.RegistrationsBy["invitation"] != 1 {
+		t.Fatalf("registrations counted: %v", m.RegistrationsBy)
 	}
 	juliet := srv.LoginPlain(t, "juliet", "balcony", "phone")
 	juliet.Send("<iq type='get' id='jr'><query xmlns='jabber:iq:roster'/></iq>")
@@ -339,6 +345,9 @@ func TestIntegrationResetLink(t *testing.T) {
 		t.Fatalf("reset: %d\n%s", code, body)
 	}
 	srv.LoginPlain(t, "juliet", "new secret", "phone")
+	if m := srv.Engine.Counters(); m.PasswordResets != 1 {
+		t.Fatalf("resets counted: %d", m.PasswordResets)
+	}
 	old := srv.DialTLS(t)
 	old.Send(srv.Header())
 	old.Expect("</stream:features>")

@@ -48,6 +48,11 @@ type Counters struct {
 	// TimeoutsBy counts connections the server closed on its own clock, by kind: pre_auth,
 	// ping (XEP-0199 unanswered), sm_ack (XEP-0198 request unanswered) (totals).
 	TimeoutsBy map[string]int64
+	// RegistrationsBy counts the accounts users created, by how: open (XEP-0077),
+	// invitation (XEP-0445 token on a stream), invitation_page (in a browser); and
+	// PasswordResets the password reset links used (totals).
+	RegistrationsBy map[string]int64
+	PasswordResets  int64
 	// StanzasIn are stanzas from local clients and StanzasOut stanzas delivered to local
 	// sessions, by kind: message, presence, iq (totals).
 	StanzasIn, StanzasOut [3]int64
@@ -102,6 +107,8 @@ var (
 		"Authentications by mechanism (SASL name; FAST for XEP-0484 tokens; component, dialback) and result.", []string{"mechanism", "result"}, nil)
 	descTLSHs         = prometheus.NewDesc("vireo_tls_handshakes_total", "Inbound TLS handshakes by result (ok, failed).", []string{"result"}, nil)
 	descRefusedBy     = prometheus.NewDesc("vireo_connections_rejected_total", "Connections refused at accept, by reason.", []string{"reason"}, nil)
+	descRegs          = prometheus.NewDesc("vireo_registrations_total", "Accounts created by their users, by how (open: in-band; invitation: in-band with a token; invitation_page: in a browser).", []string{"via"}, nil)
+	descResets        = prometheus.NewDesc("vireo_password_resets_total", "Password reset links used.", nil, nil)
 	descTimeouts      = prometheus.NewDesc("vireo_connections_timed_out_total", "Connections the server closed on a timeout, by kind (pre_auth; ping: XEP-0199 unanswered; sm_ack: XEP-0198 request unanswered, detached when resumable).", []string{"kind"}, nil)
 	descStanzas       = prometheus.NewDesc("vireo_stanzas_total", "Stanzas by kind and direction (in: from local clients; out: delivered to local sessions).", []string{"kind", "direction"}, nil)
 	descRoutingLat    = prometheus.NewDesc("vireo_routing_latency_seconds", "Time from a client stanza's submission to the router to its delivery to the recipient's connection (one stanza in 64 sampled).", nil, nil)
@@ -125,7 +132,7 @@ func (collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descConnsOpen, descEstablished, descOnline, descDetached, descTLS,
 		descLogins, descRefused, descAcceptErrs, descRouted, descDropped, descShaped, descQueued, descShards,
 		descLoginsMech, descTLSHs, descRefusedBy, descTimeouts, descStanzas, descRoutingLat, descStoreCommit,
-		descOfflineWrites, descArchiveWrites, descEdgeLinks, descEdgeChannels, descLinkUp, descLinkQueued, descCoreConns} {
+		descOfflineWrites, descArchiveWrites, descRegs, descResets, descEdgeLinks, descEdgeChannels, descLinkUp, descLinkQueued, descCoreConns} {
 		ch <- d
 	}
 }
@@ -171,6 +178,12 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	for _, l := range s.Logins {
 		n(descLoginsMech, l.OK, l.Mechanism, "ok")
 		n(descLoginsMech, l.Failed, l.Mechanism, "failed")
+	}
+	for k, v := range s.RegistrationsBy {
+		n(descRegs, v, k)
+	}
+	if s.RegistrationsBy != nil {
+		n(descResets, s.PasswordResets)
 	}
 	for k, v := range s.TimeoutsBy {
 		n(descTimeouts, v, k)

@@ -48,6 +48,7 @@ func TestCollector(t *testing.T) {
 	commit.Counts[hist.NBuckets-1], commit.Sum = 1, 3*time.Second
 	c := collector{read: func() Counters {
 		return Counters{ConnsOpen: 3, AuthOK: 5, AuthFail: 2, Routed: 7, Shards: 4, Shaped: 6,
+			RegistrationsBy: map[string]int64{"open": 1, "invitation": 2, "invitation_page": 3}, PasswordResets: 4,
 			Logins:         []Login{{Mechanism: "PLAIN", OK: 4, Failed: 2}, {Mechanism: "SCRAM-SHA-256", OK: 1}},
 			TLSHandshakes:  [2]int64{6, 1},
 			RefusedBy:      map[string]int64{"per_address": 2, "max_connections": 0},
@@ -66,11 +67,20 @@ vireo_logins_total{result="ok"} 5
 # TYPE vireo_connections_open gauge
 vireo_connections_open 3
 `
-	want += `# HELP vireo_senders_shaped_total Times a client sent faster than c2s.max_rate and its input was held back.
+	want += `# HELP vireo_registrations_total Accounts created by their users, by how (open: in-band; invitation: in-band with a token; invitation_page: in a browser).
+# TYPE vireo_registrations_total counter
+vireo_registrations_total{via="invitation"} 2
+vireo_registrations_total{via="invitation_page"} 3
+vireo_registrations_total{via="open"} 1
+# HELP vireo_password_resets_total Password reset links used.
+# TYPE vireo_password_resets_total counter
+vireo_password_resets_total 4
+# HELP vireo_senders_shaped_total Times a client sent faster than c2s.max_rate and its input was held back.
 # TYPE vireo_senders_shaped_total counter
 vireo_senders_shaped_total 6
 `
-	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "vireo_logins_total", "vireo_connections_open", "vireo_senders_shaped_total"); err != nil {
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "vireo_logins_total", "vireo_connections_open", "vireo_senders_shaped_total",
+		"vireo_registrations_total", "vireo_password_resets_total"); err != nil {
 		t.Fatal(err)
 	}
 	want = `# HELP vireo_logins_by_mechanism_total Authentications by mechanism (SASL name; FAST for XEP-0484 tokens; component, dialback) and result.
@@ -127,8 +137,8 @@ vireo_store_archive_writes_total 8
 		}
 	}
 	// 13 + 4 logins + 2 TLS + 2 refusals + 6 stanzas + 2 histograms + 2 store counters.
-	if n := testutil.CollectAndCount(c); n != 32 {
-		t.Fatalf("%d series, want 32", n)
+	if n := testutil.CollectAndCount(c); n != 36 {
+		t.Fatalf("%d series, want 36", n)
 	}
 	edge := collector{read: func() Counters {
 		return Counters{Edge: true, LinkUp: true, LinkQueued: 12, CoreConns: 2, ConnsOpen: 3, RefusedBy: map[string]int64{"no_core": 4}}
