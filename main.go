@@ -64,6 +64,8 @@ func run(args []string) int {
 	level := fl.String("log-level", "", "override log_level: debug, info, warn, error")
 	format := fl.String("log-format", "", "override log_format: console or json")
 	check := fl.Bool("t", false, "check the configuration and exit")
+	dns := fl.Bool("dns", false, "print the DNS records clients and other servers look for, look each one up, and exit")
+	dnsTarget := fl.String("dns-target", "", "with -dns: the host name the SRV records point to (default: each domain itself)")
 	if err := fl.Parse(args); err != nil {
 		return 2
 	}
@@ -88,6 +90,17 @@ func run(args []string) int {
 	}
 	if *format != "" {
 		cfg.LogFormat = *format
+	}
+	if *dns {
+		services, err := serviceDomains(cfg)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "vireo: %s: %v\n", *cfgPath, err)
+			return 1
+		}
+		if missing := dnsReport(os.Stdout, cfg.DNSRecords(*dnsTarget, services, uploadHosts(cfg)), net.DefaultResolver, 3*time.Second); missing > 0 {
+			return 1
+		}
+		return 0
 	}
 	if *check {
 		if err := checkModules(cfg); err != nil {
@@ -348,9 +361,16 @@ func (s *server) acmeNames() [][]string {
 // the file valid and leaving the error to the next start. Modules that need the data
 // directory stay off, as they do without one; nothing is opened or written on disk.
 func checkModules(cfg *config.Config) error {
+	_, err := serviceDomains(cfg)
+	return err
+}
+
+// serviceDomains provisions the enabled modules against a database in memory, as
+// checkModules does, and returns the service domains they claim (conference.<domain> …).
+func serviceDomains(cfg *config.Config) ([]string, error) {
 	st, err := pebblestore.Open("check", pebblestore.Options{Logger: zerolog.Nop(), FS: vfs.NewMem()})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer st.Close()
 	s := &server{store: st, log: zerolog.Nop()}
@@ -358,10 +378,10 @@ func checkModules(cfg *config.Config) error {
 	opts.DataDir, opts.TLS, opts.Controller = "", nil, nil
 	rt, err := router.New(opts)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	rt.Close()
-	return nil
+	defer rt.Close()
+	return rt.ServiceDomains(), nil
 }
 
 // moduleTLS is the TLS configuration modules with listeners of their own get; nil before

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vireo-im/vireo/engine/config"
+)
+
+// fakeResolver answers from maps; anything else is not found.
+type fakeResolver struct {
+	srv  map[string][]*net.SRV
+	host map[string][]string
+}
+
+func (f fakeResolver) LookupSRV(_ context.Context, service, proto, name string) (string, []*net.SRV, error) {
+	if s, ok := f.srv["_"+service+"._"+proto+"."+name]; ok {
+		return "", s, nil
+	}
+	return "", nil, errors.New("no such host")
+}
+
+func (f fakeResolver) LookupHost(_ context.Context, host string) ([]string, error) {
+	if a, ok := f.host[host]; ok {
+		return a, nil
+	}
+	return nil, errors.New("no such host")
+}
+
+// TestDNSReport: `vireo -dns` marks each record found, missing, or pointing elsewhere,
+// and counts what is not right; the upload service's host comes from its config.
+func TestDNSReport(t *testing.T) {
+	cfg, err := config.Parse([]byte("domains = [\"a.org\"]\n[modules.upload]\npublic_url = \"https://files.a.org/up\"\n"), "/x/v.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	web := uploadHosts(cfg)
+	if len(web) != 1 || web[0] != "files.a.org" {
+		t.Fatalf("upload hosts %q", web)
+	}
+	r := fakeResolver{
+		srv: map[string][]*net.SRV{
+			"_xmpp-client._tcp.a.org":  {{Target: "a.org.", Port: 5222}},
+			"_xmpps-client._tcp.a.org": {{Target: "a.org.", Port: 443}},
+		},
+		host: map[string][]string{"a.org": {"192.0.2.7"}},
+	}
+	var b strings.Builder
+	bad := dnsReport(&b, cfg.DNSRecords("", nil, web), r, time.Second)
+	out := b.String()
+	for _, want := range []string{
+		"_xmpp-client._tcp.a.org. 3600 IN SRV 5 0 5222 a.org.   ; clients, STARTTLS (RFC 6120)   [ok]",
+		"[DIFFERS: points to a.org:443]",
+		"files.a.org. 3600 IN A/AAAA <this machine's address>   ; clients fetch and upload files here (HTTPS)   [MISSING]",
+		"[ok: 192.0.2.7]",
+		"; 2 of 4 missing or different.",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+	if bad != 2 {
+		t.Fatalf("%d bad, want 2", bad)
+	}
+	cfg, _ = config.Parse([]byte("domains = [\"a.org\"]\n[modules]\ndisabled = [\"upload\"]\n"), "/x/v.toml")
+	if h := uploadHosts(cfg); h != nil {
+		t.Fatalf("disabled upload has hosts %q", h)
+	}
+}
