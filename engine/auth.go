@@ -660,12 +660,10 @@ func (c *conn) onRegister(st *xmlstream.Stanza, q xmlstream.Element) {
 			switch {
 			case err == nil:
 				c.srv().log.Info().Str("user", user).Str("remote", c.ip()).Bool("invited", invited).Msg("account registered in-band")
-				if invited {
-					c.srv().counts.regs[regInvite].Add(1)
-				} else {
+				if !invited {
 					c.srv().counts.regs[regOpen].Add(1)
-				}
-				if invited {
+				} else {
+					c.srv().counts.regs[regInvite].Add(1)
 					c.srv().invited.Delete(c)
 					c.clear(fInvited)
 				}

@@ -12,10 +12,26 @@ import (
 )
 
 // Invitations redeemed outside XMPP: the XEP-0401 landing page (engine/invitepage) lets
-// someone whose client cannot register with a token create the account in a browser. It
-// follows the rules of XEP-0445 registration on a stream (onPreauth, onRegister): the
-// same per-address budget, the same reservation and single-use checks, the same
-// createAccount.
+// someone whose client cannot register with a token create the account in a browser, and
+// a password reset link's page sets a new password. They follow the rules of XEP-0445
+// registration on a stream (onPreauth, onRegister): the same per-address budget, the same
+// reservation and single-use checks, the same createAccount.
+
+// pageAttempt counts one attempt from a page at client address ip against the address's
+// registration budget, as a wrong token on a stream counts, so that tokens cannot be
+// guessed through the pages faster than through XMPP; trusted networks are exempt.
+func (s *Server) pageAttempt(ip string) error {
+	cfg, now := s.config(), time.Now()
+	if cfg.trusted(ip) {
+		return nil
+	}
+	key := "register:" + ip
+	if s.throttle.blocked(key, cfg.RegisterLimit, now) {
+		return invites.ErrBudget
+	}
+	s.throttle.fail(key, now)
+	return nil
+}
 
 // Invitation returns the invitation token stands for when it is valid now and for one of
 // the server's hosts (invites.ErrInvalid otherwise), for a page to describe it.
@@ -32,20 +48,13 @@ func (s *Server) Invitation(token string) (invites.Invite, error) {
 
 // RegisterInvited creates the account an invitation allows, for a client at address ip:
 // username is ignored when the invitation names the account. It returns the new bare
-// JID, or invites.ErrBudget, invites.ErrInvalid (unknown, expired, spent, or an invitation
-// that creates no account), invites.ErrBadUsername, invites.ErrBadPassword, invites.ErrNameTaken or a store error.
-// It derives the SCRAM keys (PBKDF2), so it runs for tens of milliseconds. Safe for
-// concurrent use.
+// JID, or invites.ErrBudget, invites.ErrInvalid (unknown, expired, spent, or an
+// invitation that creates no account), invites.ErrBadUsername, invites.ErrBadPassword,
+// invites.ErrNameTaken or a store error. It derives the SCRAM keys (PBKDF2), so it runs
+// for tens of milliseconds. Safe for concurrent use.
 func (s *Server) RegisterInvited(token, username, password, ip string) (string, error) {
-	cfg, now := s.config(), time.Now()
-	key := "register:" + ip
-	if !cfg.trusted(ip) {
-		// Every attempt counts, as a wrong token does on a stream, so tokens cannot be
-		// guessed through the page faster than through XMPP.
-		if s.throttle.blocked(key, cfg.RegisterLimit, now) {
-			return "", invites.ErrBudget
-		}
-		s.throttle.fail(key, now)
+	if err := s.pageAttempt(ip); err != nil {
+		return "", err
 	}
 	inv, err := s.Invitation(token)
 	if err != nil {
@@ -64,7 +73,7 @@ func (s *Server) RegisterInvited(token, username, password, ip string) (string, 
 		return "", invites.ErrBadPassword
 	}
 	user := local + "@" + inv.Domain
-	if tok, held := invites.Reserved(s.st.Table(invites.Table), user, now); held && tok != inv.Token {
+	if tok, held := invites.Reserved(s.st.Table(invites.Table), user, time.Now()); held && tok != inv.Token {
 		return "", invites.ErrNameTaken
 	}
 	switch err := s.createAccount(user, password, &inv); {
@@ -85,13 +94,8 @@ func (s *Server) RegisterInvited(token, username, password, ip string) (string, 
 // its old credentials; its sessions stay. It derives the SCRAM keys (PBKDF2). Safe for
 // concurrent use.
 func (s *Server) ResetPassword(token, password, ip string) (string, error) {
-	cfg, now := s.config(), time.Now()
-	key := "register:" + ip
-	if !cfg.trusted(ip) {
-		if s.throttle.blocked(key, cfg.RegisterLimit, now) {
-			return "", invites.ErrBudget
-		}
-		s.throttle.fail(key, now)
+	if err := s.pageAttempt(ip); err != nil {
+		return "", err
 	}
 	inv, err := s.Invitation(token)
 	if err != nil {
