@@ -127,6 +127,7 @@ func TestIntegrationSlixmppAdhoc(t *testing.T) {
 	out := runSlixOut(t, srv, "slixmpp_adhoc.py", "COMMAND http://jabber.org/protocol/admin#add-user",
 		"COMMAND http://jabber.org/protocol/admin#announce", "STAGE executing actions complete",
 		"FIELDS accountjid,password,password-verify", "STAGE completed", "NOTE info account fromslix@localhost created",
+		"REGISTERED fromslix@localhost slix@localhost",
 		"COMMAND urn:xmpp:invite#create-account", "INVITE FIELDS username",
 		"INVITATION urn:xmpp:invite#invitation xmpp:invited@localhost?register;preauth=")
 	srv.LoginPlain(t, "fromslix", "slix made me", "go")
@@ -136,4 +137,24 @@ func TestIntegrationSlixmppAdhoc(t *testing.T) {
 	token := regexp.MustCompile(`preauth=([A-Za-z0-9]+)`).FindStringSubmatch(out)[1]
 	runAio(t, srv, "aioxmpp_invite.py", []string{"invited@localhost", "new here", token},
 		"TOKEN ACCEPTED", "FORM invited", "REGISTERED", "LOGGED IN invited@localhost", "DONE")
+}
+
+// TestIntegrationAdhocUserLists: XEP-0133 §4.17 and §4.18. The registered accounts of the
+// host in JID order, cut at max_items with a note saying how many there are; the
+// disabled ones alone; a max_items that is not a number is refused.
+func TestIntegrationAdhocUserLists(t *testing.T) {
+	srv := adhocServer(t)
+	srv.AddUser(t, "carol", "carol pw")
+	admin := srv.LoginPlain(t, "admin", "admin pw", "desk")
+	mustContain(t, adhocRun(t, admin, "disable-user", "accountjids", "bob@localhost"), "status='completed'")
+	got := adhocRun(t, admin, "get-registered-users-list", "max_items", "none")
+	mustContain(t, got, "status='completed'", "<field var='registereduserjids' type='jid-multi' label='The list of all users'><value>admin@localhost</value><value>bob@localhost</value><value>carol@localhost</value></field>")
+	got = adhocRun(t, admin, "get-registered-users-list", "max_items", "2")
+	mustContain(t, got, "<value>admin@localhost</value><value>bob@localhost</value></field>", "<note type='info'>the first 2 of 3</note>")
+	if strings.Contains(got, "carol@") {
+		t.Fatalf("max_items 2 listed carol: %s", got)
+	}
+	got = adhocRun(t, admin, "get-disabled-users-list", "max_items", "100")
+	mustContain(t, got, "<field var='disableduserjids' type='jid-multi' label='The list of all disabled users'><value>bob@localhost</value></field>")
+	mustContain(t, adhocRun(t, admin, "get-disabled-users-list", "max_items", "lots"), "max_items must be a positive number")
 }

@@ -1,6 +1,7 @@
 """List the server's ad-hoc commands and run XEP-0133 add-user through slixmpp's XEP-0050
 plugin and its multi-stage API (start_command, then complete_command with the filled
-form); then XEP-0401 create-account, printing the invitation's URI. Used by
+form); then get-registered-users-list with a max_items of its choosing, printing the
+accounts; then XEP-0401 create-account, printing the invitation's URI. Used by
 TestIntegrationSlixmppAdhoc; exits non-zero on failure."""
 import asyncio
 
@@ -32,11 +33,28 @@ class Client(slixmpp.ClientXMPP):
         self["xep_0050"].start_command(self.boundjid.domain, ADMIN + "#add-user", session)
         await asyncio.wait_for(self.finished.wait(), 20)
         self.finished.clear()
+        session = {"next": self.list_form, "error": self.error}
+        self["xep_0050"].start_command(self.boundjid.domain, ADMIN + "#get-registered-users-list", session)
+        await asyncio.wait_for(self.finished.wait(), 20)
+        self.finished.clear()
         session = {"next": self.invite_form, "error": self.error}
         self["xep_0050"].start_command(self.boundjid.domain, "urn:xmpp:invite#create-account", session)
         await asyncio.wait_for(self.finished.wait(), 20)
         self.ok = True
         self.disconnect()
+
+    def list_form(self, iq, session):
+        form = self["xep_0004"].make_form(ftype="submit")
+        form.add_field(var="FORM_TYPE", ftype="hidden", value=ADMIN)
+        form.add_field(var="max_items", value="25")
+        session["payload"] = form
+        session["next"] = self.listed
+        self["xep_0050"].complete_command(session)
+
+    def listed(self, iq, session):
+        users = iq["command"]["form"].get_values().get("registereduserjids") or []
+        print("REGISTERED", " ".join(str(u) for u in users), flush=True)
+        self.finished.set()
 
     def invite_form(self, iq, session):
         fields = iq["command"]["form"].get_fields()

@@ -98,12 +98,13 @@ var commands = []command{
 		form: func(*Mod, module.Context) []Field { return []Field{accountField("accountjid")} },
 		run:  userStatistics},
 	{name: "get-registered-users-num", title: "Get Number of Registered Users", run: registeredNum},
+	{name: "get-registered-users-list", title: "Get List of Registered Users", instructions: "How many users to list.",
+		form: maxItemsForm, run: usersList(false)},
+	{name: "get-disabled-users-list", title: "Get List of Disabled Users", instructions: "How many users to list.",
+		form: maxItemsForm, run: usersList(true)},
 	{name: "get-online-users-num", title: "Get Number of Online Users", run: onlineNum},
 	{name: "get-online-users-list", title: "Get List of Online Users", instructions: "How many users to list.",
-		form: func(*Mod, module.Context) []Field {
-			return []Field{{Var: "max_items", Type: "list-single", Label: "Maximum number of items to show",
-				Values: []string{"100"}, Options: []string{"25", "50", "75", "100", "150", "200", "none"}}}
-		}, run: onlineList},
+		form: maxItemsForm, run: onlineList},
 	{name: "announce", title: "Send Announcement to Online Users", instructions: "Fill out this form to make an announcement to all active users.",
 		form: func(*Mod, module.Context) []Field {
 			return []Field{{Var: "subject", Type: "text-single", Label: "Subject"},
@@ -420,16 +421,99 @@ func onlineNum(c module.Context, k *call) {
 	})
 }
 
-// onlineList is XEP-0133 §4.16.
-func onlineList(c module.Context, k *call) {
-	max := -1
-	if v := k.form.Value("max_items"); v != "" && v != "none" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n <= 0 {
-			k.fail(c, "max_items must be a positive number or none")
+// maxItemsForm is the form of the listing commands (XEP-0133 §4.16 to §4.18).
+func maxItemsForm(*Mod, module.Context) []Field {
+	return []Field{{Var: "max_items", Type: "list-single", Label: "Maximum number of items to show",
+		Values: []string{"100"}, Options: []string{"25", "50", "75", "100", "150", "200", "none"}}}
+}
+
+// maxItems reads the max_items field: -1 for none; false (answered) when it is not a
+// positive number.
+func maxItems(c module.Context, k *call) (int, bool) {
+	v := k.form.Value("max_items")
+	if v == "" || v == "none" {
+		return -1, true
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		k.fail(c, "max_items must be a positive number or none")
+		return 0, false
+	}
+	return n, true
+}
+
+// MaxListed bounds a listing of accounts with max_items none: a result is one stanza,
+// and XEP-0133 lets a service truncate it.
+const MaxListed = 1000
+
+// usersList is XEP-0133 §4.17 (get-registered-users-list), or with disabled §4.18
+// (get-disabled-users-list): the accounts of the host the command was sent to, in JID
+// order, at most max_items (MaxListed for none), with a note when there are more. The
+// accounts are read on the worker pool, not on the shard: a server may have millions.
+func usersList(disabled bool) func(c module.Context, k *call) {
+	field, label := "registereduserjids", "The list of all users"
+	if disabled {
+		field, label = "disableduserjids", "The list of all disabled users"
+	}
+	return func(c module.Context, k *call) {
+		max, ok := maxItems(c, k)
+		if !ok {
 			return
 		}
-		max = n
+		if max < 0 || max > MaxListed {
+			max = MaxListed
+		}
+		domain := c.Domain()
+		if !k.iq.To.IsZero() {
+			domain = k.iq.To.Domain()
+		}
+		accts := c.Store().Accounts()
+		var (
+			users []string
+			total int
+			err   error
+		)
+		job := func() {
+			err = accts.List(func(u string) bool {
+				if _, d, _ := strings.Cut(u, "@"); d != domain {
+					return true
+				}
+				if disabled {
+					if a, gerr := accts.Get(u); gerr != nil || !a.Disabled {
+						return true
+					}
+				}
+				total++
+				if len(users) < max {
+					users = append(users, u)
+				}
+				return true
+			})
+		}
+		done := func(c module.Context) {
+			if err != nil {
+				k.error(c, module.StoreError(err))
+				return
+			}
+			var notes []Note
+			if total > len(users) {
+				notes = append(notes, Note{"info", "the first " + strconv.Itoa(len(users)) + " of " + strconv.Itoa(total)})
+			}
+			k.done(c, notes, []Field{{Var: field, Type: "jid-multi", Label: label, Values: users}})
+		}
+		if !c.Async(job, done) {
+			e := stanza.New(stanza.ResourceConstraintCond)
+			e.Type = stanza.Wait
+			k.error(c, e)
+		}
+	}
+}
+
+// onlineList is XEP-0133 §4.16.
+func onlineList(c module.Context, k *call) {
+	max, ok := maxItems(c, k)
+	if !ok {
+		return
 	}
 	online(c, k, func(c module.Context, s []module.OnlineSession) {
 		users := onlineUsers(s)
