@@ -304,6 +304,12 @@ disabled = []
 # while registration is off.
 # contact_invites_register = false
 #
+# [modules.welcome]
+# One message from the server to every account its user creates (in-band or with an
+# invitation), read at the first login: rules, where to get help, rooms to join.
+# subject = "Welcome"
+# message = """Welcome! Say hello in lobby@conference.example.org."""
+#
 # [modules.vcard]
 # Largest vCard (avatar included) a user may store (not-acceptable beyond).
 # max_bytes = 65536

@@ -1,0 +1,72 @@
+// Package welcome sends every account its user creates (in-band, with an invitation, or
+// on an invitation's page) one message from the server: the operator's rules, where to
+// get help, which rooms to join. It is the message of the day's counterpart for
+// newcomers (XEP-0133's MOTD greets every login).
+//
+// It owns only [modules.welcome]; it is off while message is empty. The message goes the
+// way any message to an account without a session goes, to offline storage, so the
+// newcomer reads it at the first login, stamped with its time. It sends nothing to
+// accounts an operator adds (vireoctl, the dashboard, XEP-0133 add-user): those come
+// with their own word.
+package welcome
+
+import (
+	"strings"
+
+	"github.com/vireo-im/vireo/modules/module"
+	"github.com/vireo-im/vireo/xmlstream"
+)
+
+func init() { module.Register(new(Mod)) }
+
+// MaxMessage bounds the message: one stanza to every newcomer's offline store.
+const MaxMessage = 16 << 10
+
+// Config is [modules.welcome].
+type Config struct {
+	// Message is the body; "" turns the module off. Subject is its subject line.
+	Message string `toml:"message"`
+	Subject string `toml:"subject"`
+}
+
+// Mod is the module.
+type Mod struct{ cfg Config }
+
+// ModuleInfo implements module.Module.
+func (*Mod) ModuleInfo() module.Info {
+	return module.Info{ID: "welcome", New: func() module.Module { return new(Mod) }}
+}
+
+var _ module.Provisioner = (*Mod)(nil)
+
+// Provision reads the message and, when there is one, asks to hear of new accounts.
+func (m *Mod) Provision(r module.Registrar) error {
+	if err := r.Config(&m.cfg); err != nil {
+		return err
+	}
+	m.cfg.Message = strings.TrimSpace(m.cfg.Message)
+	if len(m.cfg.Message) > MaxMessage {
+		return errTooLong
+	}
+	if m.cfg.Message != "" {
+		r.OnRegistered(m.welcome)
+	}
+	return nil
+}
+
+type configError string
+
+func (e configError) Error() string { return string(e) }
+
+const errTooLong = configError("message: at most 16 KiB")
+
+// welcome routes the message from the account's host to the new account.
+func (m *Mod) welcome(c module.Context, r module.Registration) {
+	var b xmlstream.Builder
+	b.Start("message").Attr("type", "normal").Attr("from", r.User.Domain()).Attr("to", r.User.String())
+	if m.cfg.Subject != "" {
+		b.Start("subject").Text(m.cfg.Subject).End()
+	}
+	b.Start("body").Text(m.cfg.Message).End().End()
+	c.Route(b.B)
+}
