@@ -26,7 +26,7 @@ import (
 	_ "github.com/vireo-im/vireo/modules/sid"
 	_ "github.com/vireo-im/vireo/modules/upload"
 	_ "github.com/vireo-im/vireo/modules/vcard"
-	_ "github.com/vireo-im/vireo/modules/welcome"
 	_ "github.com/vireo-im/vireo/modules/version"
+	_ "github.com/vireo-im/vireo/modules/welcome"
 	_ "github.com/vireo-im/vireo/modules/xtime"
 )
