@@ -229,6 +229,7 @@ func (v *vireo) Settings() [][2]string {
 		{"`require_tls = false`, `allow_plain = true`", "the plain-TCP runs measure every server the same way"},
 		{"`auth_failures_per_minute = 1000000`", "storms come from four loopback addresses; the brute-force throttle is not measured"},
 		{"`max_outbound = 4194304`", "the rate search overloads servers on purpose; a slow session is not cut off at the default 1 MiB"},
+		{"`[modules.antispam]` limits `0`", "the federation scenario sends from remote accounts its recipients never added, at full speed; by default 20 such messages a minute per sender (200 per server) get through"},
 		{"`max_rate = 0`", "no shaping of what one client sends (64 KiB/s after a 1 MiB burst by default), as ejabberd's shaper is removed: the rate search and the groupchat fan-out send faster from one client"},
 		{"`log_level = \"warn\"`", "as the generated config (quiet by default)"},
 		{"`[tls] cert`, `key`", "the bench's self-signed ECDSA P-256 certificate, the same for all three"},

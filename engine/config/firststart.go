@@ -304,6 +304,13 @@ disabled = []
 # while registration is off.
 # contact_invites_register = false
 #
+# [modules.antispam]
+# Messages with a body from accounts on other servers to local users who have not added
+# them: at most this many a minute per sender, and per sending server (0: no limit);
+# beyond, policy-violation (wait). Contacts, groupchat and local users are not counted.
+# stranger_messages_per_minute = 20
+# stranger_domain_messages_per_minute = 200
+#
 # [modules.welcome]
 # One message from the server to every account its user creates (in-band or with an
 # invitation), read at the first login: rules, where to get help, rooms to join.

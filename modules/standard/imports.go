@@ -4,6 +4,7 @@ package standard
 
 import (
 	_ "github.com/vireo-im/vireo/modules/adhoc"
+	_ "github.com/vireo-im/vireo/modules/antispam"
 	_ "github.com/vireo-im/vireo/modules/blocking"
 	_ "github.com/vireo-im/vireo/modules/carbons"
 	_ "github.com/vireo-im/vireo/modules/contact"

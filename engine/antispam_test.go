@@ -1,0 +1,63 @@
+package engine_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/vireo-im/vireo/engine/vireotest"
+	"github.com/vireo-im/vireo/modules/antispam"
+)
+
+// TestS2SStrangerLimits: [modules.antispam] between two federated servers. alice on a
+// is a stranger to bob on b: of her 8 messages to him in a minute, 5 reach him and the
+// rest come back to her as policy-violation (wait); once bob adds her to his roster,
+// all of hers arrive. Her chat states (no body) are never counted.
+func TestS2SStrangerLimits(t *testing.T) {
+	a, b := federatedWith(t, nil, func(o *vireotest.Options) {
+		o.ModuleConfig = func(id string, v any) error {
+			if c, ok := v.(*antispam.Config); ok {
+				c.PerSender, c.PerDomain = 5, 100
+			}
+			return nil
+		}
+	})
+	alice := a.LoginPlain(t, "alice", "secret", "phone")
+	alice.Send("<presence/>")
+	bob := b.LoginPlain(t, "bob", "secret", "pc")
+	bob.Send("<presence/>")
+	for i := range 3 {
+		alice.Send(fmt.Sprintf("<message to='bob@b.localhost/pc' id='cs%d' type='chat'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>", i))
+	}
+	for i := range 8 {
+		alice.Send(fmt.Sprintf("<message to='bob@b.localhost/pc' id='m%d' type='chat'><body>hi %d</body></message>", i, i))
+	}
+	got := bob.Expect("id='m4'")
+	for i := range 5 {
+		if !strings.Contains(got, fmt.Sprintf("id='m%d'", i)) {
+			t.Fatalf("message %d did not arrive: %s", i, got)
+		}
+	}
+	errs := alice.Expect("id='m7'")
+	for i := 5; i < 8; i++ {
+		if !strings.Contains(errs, fmt.Sprintf("id='m%d'", i)) {
+			t.Fatalf("no bounce for message %d: %s", i, errs)
+		}
+	}
+	for _, want := range []string{"type='error'", "type='wait'", "<policy-violation", "have not added you"} {
+		if !strings.Contains(errs, want) {
+			t.Fatalf("the bounce lacks %q: %s", want, errs)
+		}
+	}
+	bob.Never("id='m5'")
+
+	// A contact is not a stranger.
+	bob.Send("<iq type='set' id='add'><query xmlns='jabber:iq:roster'><item jid='alice@a.localhost'/></query></iq>")
+	bob.Expect("id='add'")
+	for i := 10; i < 18; i++ {
+		alice.Send(fmt.Sprintf("<message to='bob@b.localhost/pc' id='m%d' type='chat'><body>hi %d</body></message>", i, i))
+	}
+	if got := bob.Expect("id='m17'"); strings.Count(got, "<message") < 8 {
+		t.Fatalf("a contact's messages were limited: %s", got)
+	}
+}

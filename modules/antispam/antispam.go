@@ -1,0 +1,146 @@
+// Package antispam limits what strangers on other servers can send: messages with a body
+// from a remote sender to a local user who does not have that sender in the roster. Spam
+// over federation comes from accounts nobody added, in waves from one account or from many
+// accounts of one server; each gets a budget per minute, and past it the messages are
+// refused with policy-violation (type wait) before anything stores, archives or pushes
+// them. Contacts, local users, groupchat traffic and messages without a body (chat
+// states, receipts) are never counted.
+//
+// It owns the counters only (in memory, per minute, bounded); it keeps no lists, does
+// not read message bodies, and leaves blocking one entity to XEP-0191 and refusing whole
+// servers to [s2s] deny.
+package antispam
+
+import (
+	"sync"
+	"time"
+
+	"github.com/vireo-im/vireo/modules/module"
+	"github.com/vireo-im/vireo/xmlstream/stanza"
+)
+
+func init() { module.Register(new(Mod)) }
+
+// Defaults of [modules.antispam]: far above what a person writes to people who have not
+// added them yet, far below a spam run.
+const (
+	DefaultPerSender = 20
+	DefaultPerDomain = 200
+)
+
+// maxTracked bounds the senders and domains counted at once; past it the windows of the
+// minutes gone are dropped, and if a wave of new senders still fills it, counting starts
+// over (the budget is then briefly looser, never tighter).
+const maxTracked = 100_000
+
+// Config is [modules.antispam].
+type Config struct {
+	// PerSender and PerDomain are the messages a minute one remote account, and all the
+	// accounts of one remote server together, may send to local users who do not have
+	// them in their rosters; 0 turns that limit off.
+	PerSender int `toml:"stranger_messages_per_minute"`
+	PerDomain int `toml:"stranger_domain_messages_per_minute"`
+}
+
+// Mod is the module.
+type Mod struct {
+	cfg              Config
+	mu               sync.Mutex
+	senders, domains map[string]*window // by bare JID, by domain
+}
+
+type window struct {
+	minute int64
+	n      int
+}
+
+// ModuleInfo implements module.Module.
+func (*Mod) ModuleInfo() module.Info {
+	return module.Info{ID: "antispam", New: func() module.Module { return new(Mod) }}
+}
+
+var _ module.Provisioner = (*Mod)(nil)
+
+// Provision reads the limits and hooks inbound messages.
+func (m *Mod) Provision(r module.Registrar) error {
+	m.cfg = Config{PerSender: DefaultPerSender, PerDomain: DefaultPerDomain}
+	if err := r.Config(&m.cfg); err != nil {
+		return err
+	}
+	if m.cfg.PerSender < 0 || m.cfg.PerDomain < 0 {
+		return configError("limits must be 0 (off) or more")
+	}
+	m.senders, m.domains = map[string]*window{}, map[string]*window{}
+	if m.cfg.PerSender > 0 || m.cfg.PerDomain > 0 {
+		r.Hook(module.Inbound, module.KindMessage, module.OrderStrangers, m.inbound)
+	}
+	return nil
+}
+
+type configError string
+
+func (e configError) Error() string { return string(e) }
+
+func (m *Mod) inbound(c module.Context, p *module.Packet) module.Verdict {
+	if p.From.IsZero() || p.To.Local() == "" || c.IsLocal(p.From.Domain()) {
+		return module.Continue
+	}
+	switch p.Type {
+	case "groupchat", "error", "headline":
+		return module.Continue
+	}
+	if _, ok := p.Elem().Child("", "body"); !ok {
+		return module.Continue
+	}
+	if _, known := c.RosterItem(p.To.Bare(), p.From.Bare()); known {
+		return module.Continue
+	}
+	if m.allow(p.From.Bare().String(), p.From.Domain(), c.Now()) {
+		return module.Continue
+	}
+	e := stanza.New(stanza.PolicyViolationCond)
+	e.Type = stanza.Wait
+	e.Text = "Too many messages to people who have not added you; wait a minute."
+	c.Error(p, e)
+	return module.Stop
+}
+
+// allow counts one message from sender of domain and reports whether both are within
+// their budgets for this minute. A refused message counts too: a sender that keeps
+// trying stays refused until the minute turns.
+func (m *Mod) allow(sender, domain string, now time.Time) bool {
+	minute := now.Unix() / 60
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	okS := count(m.senders, sender, minute, m.cfg.PerSender)
+	okD := count(m.domains, domain, minute, m.cfg.PerDomain)
+	return okS && okD
+}
+
+// count adds one to key's window of this minute in counts and reports whether it is
+// within limit (0: no limit, nothing counted).
+func count(counts map[string]*window, key string, minute int64, limit int) bool {
+	if limit == 0 {
+		return true
+	}
+	w := counts[key]
+	if w == nil {
+		if len(counts) >= maxTracked {
+			for k, w := range counts {
+				if w.minute != minute {
+					delete(counts, k)
+				}
+			}
+			if len(counts) >= maxTracked {
+				clear(counts)
+			}
+		}
+		w = &window{}
+		counts[key] = w
+	}
+	if w.minute != minute {
+		w.minute, w.n = minute, 0
+	}
+	w.n++
+	return w.n <= limit
+}
