@@ -3,8 +3,9 @@
 // over federation comes from accounts nobody added, in waves from one account or from many
 // accounts of one server; each gets a budget per minute, and past it the messages are
 // refused with policy-violation (type wait) before anything stores, archives or pushes
-// them. Contacts, local users, groupchat traffic and messages without a body (chat
-// states, receipts) are never counted.
+// them. Contacts, local users, servers and services, room traffic (groupchat, private
+// messages and invitations through rooms) and messages without a body (chat states,
+// receipts) are never counted.
 //
 // It owns the counters only (in memory, per minute, bounded); it keeps no lists, does
 // not read message bodies, and leaves blocking one entity to XEP-0191 and refusing whole
@@ -82,14 +83,20 @@ type configError string
 func (e configError) Error() string { return string(e) }
 
 func (m *Mod) inbound(c module.Context, p *module.Packet) module.Verdict {
-	if p.From.IsZero() || p.To.Local() == "" || c.IsLocal(p.From.Domain()) {
-		return module.Continue
+	if p.From.Local() == "" || p.To.Local() == "" || c.IsLocal(p.From.Domain()) {
+		return module.Continue // servers and services, or local senders
 	}
 	switch p.Type {
 	case "groupchat", "error", "headline":
 		return module.Continue
 	}
-	if _, ok := p.Elem().Child("", "body"); !ok {
+	e := p.Elem()
+	if _, ok := e.Child("", "body"); !ok {
+		return module.Continue
+	}
+	if _, ok := e.Child(nsMUCUser, "x"); ok {
+		// A private message or an invitation through a room: its bare JID is the
+		// room's, shared by every occupant.
 		return module.Continue
 	}
 	if _, known := c.RosterItem(p.To.Bare(), p.From.Bare()); known {
@@ -98,12 +105,15 @@ func (m *Mod) inbound(c module.Context, p *module.Packet) module.Verdict {
 	if m.allow(p.From.Bare().String(), p.From.Domain(), c.Now()) {
 		return module.Continue
 	}
-	e := stanza.New(stanza.PolicyViolationCond)
-	e.Type = stanza.Wait
-	e.Text = "Too many messages to people who have not added you; wait a minute."
-	c.Error(p, e)
+	se := stanza.New(stanza.PolicyViolationCond)
+	se.Type = stanza.Wait
+	se.Text = "Too many messages to people who have not added you; wait a minute."
+	c.Error(p, se)
 	return module.Stop
 }
+
+// nsMUCUser marks room traffic (XEP-0045 §7.5 private messages, §7.8 invitations).
+const nsMUCUser = "http://jabber.org/protocol/muc#user"
 
 // allow counts one message from sender of domain and reports whether both are within
 // their budgets for this minute. A refused message counts too: a sender that keeps

@@ -1,0 +1,62 @@
+package antispam_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/vireo-im/vireo/modules/antispam"
+	_ "github.com/vireo-im/vireo/modules/standard"
+	"github.com/vireo-im/vireo/router"
+	"github.com/vireo-im/vireo/router/routertest"
+	"github.com/vireo-im/vireo/xmlstream/jid"
+)
+
+// TestRemoteSenders: what arrives from other servers (SubmitFrom, as a server-to-server
+// stream hands it over). A stranger's messages stop at the budget; private messages
+// through a room on the other server (their bare JID is the room's, shared by every
+// occupant), a remote server's own messages and chat states without a body are not
+// counted.
+func TestRemoteSenders(t *testing.T) {
+	e := routertest.New(t, []string{"bob"}, func(o *router.Options) {
+		o.ModuleConfig = func(id string, v any) error {
+			if c, ok := v.(*antispam.Config); ok {
+				c.PerSender, c.PerDomain = 2, 100
+			}
+			return nil
+		}
+	})
+	bob := e.Bind("bob", "pc")
+	bob.Send("<presence/>")
+	from := func(s string) jid.JID { j, _ := jid.Parse(s); return j }
+	send := func(sender, id, extra string) {
+		raw := fmt.Sprintf("<message from='%s' to='bob@example.org/pc' id='%s' type='chat'>%s</message>", sender, id, extra)
+		if !e.R.SubmitFrom(from(sender), []byte(raw)) {
+			t.Fatal("submit refused")
+		}
+	}
+	for i := range 4 {
+		send("tea@conference.remote.example/Alice", fmt.Sprintf("pm%d", i), "<body>psst</body><x xmlns='http://jabber.org/protocol/muc#user'/>")
+		send("remote.example", fmt.Sprintf("srv%d", i), "<body>maintenance tonight</body>")
+		send("spammer@remote.example/bot", fmt.Sprintf("cs%d", i), "<composing xmlns='http://jabber.org/protocol/chatstates'/>")
+	}
+	for i := range 4 {
+		send("spammer@remote.example/bot", fmt.Sprintf("sp%d", i), "<body>buy now</body>")
+	}
+	// Markers after the rest from the same senders (one sender's stanzas keep their order).
+	send("spammer@remote.example/bot", "csend", "<active xmlns='http://jabber.org/protocol/chatstates'/>")
+	send("tea@conference.remote.example/Alice", "last", "<body>psst</body><x xmlns='http://jabber.org/protocol/muc#user'/>")
+	bob.C.Wait(t, "id='csend'")
+	bob.C.Wait(t, "id='last'")
+	got := bob.C.All()
+	for _, id := range []string{"pm3", "srv3", "cs3", "sp0", "sp1"} {
+		if !strings.Contains(got, "id='"+id+"'") {
+			t.Errorf("%s did not arrive", id)
+		}
+	}
+	for _, id := range []string{"sp2", "sp3"} {
+		if strings.Contains(got, "id='"+id+"'") {
+			t.Errorf("%s got past the sender's budget", id)
+		}
+	}
+}
