@@ -61,3 +61,34 @@ func TestS2SStrangerLimits(t *testing.T) {
 		t.Fatalf("a contact's messages were limited: %s", got)
 	}
 }
+
+// TestFederationProsodyStranger: a real Prosody's user writes to a Vireo user who never
+// added him: the first 3 messages of the minute arrive, the rest go back through Prosody
+// to his client as policy-violation (wait) errors.
+func TestFederationProsodyStranger(t *testing.T) {
+	v, p, _ := vireoWithProsody(t, false, func(o *vireotest.Options) {
+		o.ModuleConfig = func(id string, v any) error {
+			if c, ok := v.(*antispam.Config); ok {
+				c.PerSender, c.PerDomain = 3, 100
+			}
+			return nil
+		}
+	})
+	alice := v.LoginPlain(t, "alice", "alice secret", "phone")
+	alice.Send("<presence/>")
+	bob := p.login("bob", "bob secret", "pc")
+	for i := range 5 {
+		bob.Send(fmt.Sprintf("<message to='alice@vireo.test' id='s%d' type='chat'><body>hello %d</body></message>", i, i))
+	}
+	if got := alice.Expect("id='s2'"); !strings.Contains(got, "hello 0") || !strings.Contains(got, "hello 1") {
+		t.Fatalf("the first messages: %s", got)
+	}
+	got := bob.Expect("id='s4'")
+	got += bob.Expect("</message>")
+	for _, want := range []string{"id='s3'", "type='error'", "policy-violation", "type='wait'"} {
+		if !strings.Contains(got, want) {
+			t.Fatalf("bob's bounces lack %q: %s", want, got)
+		}
+	}
+	alice.Never("hello 3")
+}

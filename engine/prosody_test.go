@@ -264,7 +264,7 @@ func loopbackIP() string {
 // other's domain to the other's s2s port. With trustCA both trust the test CA that issued
 // their certificates, else neither can validate the other's. The returned buffer is Vireo's
 // log.
-func vireoWithProsody(t *testing.T, trustCA bool) (*vireotest.Server, *prosodyServer, *syncBuffer) {
+func vireoWithProsody(t *testing.T, trustCA bool, more ...func(*vireotest.Options)) (*vireotest.Server, *prosodyServer, *syncBuffer) {
 	t.Helper()
 	needProsody(t)
 	pki := newTestPKI(t)
@@ -281,6 +281,9 @@ func vireoWithProsody(t *testing.T, trustCA bool) (*vireotest.Server, *prosodySe
 	if trustCA {
 		o.S2SCAs = x509.NewCertPool()
 		o.S2SCAs.AppendCertsFromPEM(pki.caPEM)
+	}
+	for _, f := range more {
+		f(&o)
 	}
 	v := vireotest.Start(t, o)
 	t.Cleanup(func() {
