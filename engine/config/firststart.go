@@ -305,9 +305,10 @@ disabled = []
 # contact_invites_register = false
 #
 # [modules.antispam]
-# Messages with a body from accounts on other servers to local users who have not added
-# them: at most this many a minute per sender, and per sending server (0: no limit);
-# beyond, policy-violation (wait). Contacts, groupchat and local users are not counted.
+# Messages with a body and subscription requests from accounts on other servers to local
+# users who have not added them: at most this many a minute per sender, and per sending
+# server (0: no limit); beyond, messages get policy-violation (wait) and requests are
+# dropped. Contacts, room traffic and local users are not counted.
 # stranger_messages_per_minute = 20
 # stranger_domain_messages_per_minute = 200
 #

@@ -1,5 +1,6 @@
-// Package antispam limits what strangers on other servers can send: messages with a body
-// from a remote sender to a local user who does not have that sender in the roster. Spam
+// Package antispam limits what strangers on other servers can send: messages with a body,
+// and subscription requests, from a remote sender to a local user who does not have that
+// sender in the roster. Spam
 // over federation comes from accounts nobody added, in waves from one account or from many
 // accounts of one server; each gets a budget per minute, and past it the messages are
 // refused with policy-violation (type wait) before anything stores, archives or pushes
@@ -74,6 +75,7 @@ func (m *Mod) Provision(r module.Registrar) error {
 	m.senders, m.domains = map[string]*window{}, map[string]*window{}
 	if m.cfg.PerSender > 0 || m.cfg.PerDomain > 0 {
 		r.Hook(module.Inbound, module.KindMessage, module.OrderStrangers, m.inbound)
+		r.Hook(module.Inbound, module.KindPresence, module.OrderStrangers, m.subscribe)
 	}
 	return nil
 }
@@ -109,6 +111,23 @@ func (m *Mod) inbound(c module.Context, p *module.Packet) module.Verdict {
 	se.Type = stanza.Wait
 	se.Text = "Too many messages to people who have not added you; wait a minute."
 	c.Error(p, se)
+	return module.Stop
+}
+
+// subscribe counts a remote stranger's subscription request (the other way spam comes,
+// with an advertisement in its status or nick) against the same budgets; one past them
+// is dropped, as a request the user would never see (RFC 6121 §3.1.3 lets a server
+// refuse silently).
+func (m *Mod) subscribe(c module.Context, p *module.Packet) module.Verdict {
+	if p.Type != "subscribe" || p.From.Local() == "" || p.To.Local() == "" || c.IsLocal(p.From.Domain()) {
+		return module.Continue
+	}
+	if _, known := c.RosterItem(p.To.Bare(), p.From.Bare()); known {
+		return module.Continue
+	}
+	if m.allow(p.From.Bare().String(), p.From.Domain(), c.Now()) {
+		return module.Continue
+	}
 	return module.Stop
 }
 

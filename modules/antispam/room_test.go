@@ -48,7 +48,19 @@ func TestRemoteSenders(t *testing.T) {
 	send("tea@conference.remote.example/Alice", "last", "<body>psst</body><x xmlns='http://jabber.org/protocol/muc#user'/>")
 	bob.C.Wait(t, "id='csend'")
 	bob.C.Wait(t, "id='last'")
+	// The spammer is out of budget: a subscription request from it goes nowhere; one
+	// from another stranger of the server arrives.
+	for _, sub := range []string{"spammer@remote.example", "fan@remote.example"} {
+		raw := "<presence from='" + sub + "' to='bob@example.org' type='subscribe'><status>see my site</status></presence>"
+		e.R.SubmitFrom(from(sub), []byte(raw))
+	}
+	send("spammer@remote.example/bot", "csend2", "<active xmlns='http://jabber.org/protocol/chatstates'/>")
+	bob.C.Wait(t, "id='csend2'")
+	bob.C.Wait(t, "from='fan@remote.example'", "type='subscribe'")
 	got := bob.C.All()
+	if strings.Contains(got, "from='spammer@remote.example' to='bob@example.org' type='subscribe'") {
+		t.Error("the spammer's subscription request got through")
+	}
 	for _, id := range []string{"pm3", "srv3", "cs3", "sp0", "sp1"} {
 		if !strings.Contains(got, "id='"+id+"'") {
 			t.Errorf("%s did not arrive", id)
