@@ -547,14 +547,9 @@ func TestInvitePageWiring(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(string(body), "You are invited to localhost") {
 		t.Fatalf("page: %d\n%s", resp.StatusCode, body)
 	}
-	resp, err = http.PostForm(web+path, url.Values{"username": {"nurse"}, "password": {"verona nights"}, "password2": {"verona nights"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ = io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || !strings.Contains(string(body), "nurse@localhost") {
-		t.Fatalf("registration: %d\n%s", resp.StatusCode, body)
+	if code, body := postPage(t, web+path, url.Values{"username": {"nurse"}, "password": {"verona nights"}, "password2": {"verona nights"}}); code != 200 ||
+		!strings.Contains(body, "nurse@localhost") {
+		t.Fatalf("registration: %d\n%s", code, body)
 	}
 	if got := xmppPlain(t, s, "nurse", "verona nights"); !strings.Contains(got, "<success") {
 		t.Fatalf("nurse cannot log in: %s", got)
@@ -565,16 +560,23 @@ func TestInvitePageWiring(t *testing.T) {
 	if err != nil || !strings.HasPrefix(lines[0], "https://chat.example.org/reset/") {
 		t.Fatalf("reset link: %q %v", lines, err)
 	}
-	resp, err = http.PostForm(web+strings.TrimPrefix(lines[0], "https://chat.example.org"), url.Values{"password": {"balcony scene"}, "password2": {"balcony scene"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ = io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || !strings.Contains(string(body), "Your password is changed") {
-		t.Fatalf("reset: %d\n%s", resp.StatusCode, body)
+	if code, body := postPage(t, web+strings.TrimPrefix(lines[0], "https://chat.example.org"), url.Values{"password": {"balcony scene"}, "password2": {"balcony scene"}}); code != 200 ||
+		!strings.Contains(body, "Your password is changed") {
+		t.Fatalf("reset: %d\n%s", code, body)
 	}
 	if got := xmppPlain(t, s, "nurse", "balcony scene"); !strings.Contains(got, "<success") {
 		t.Fatalf("nurse cannot log in with the new password: %s", got)
 	}
+}
+
+// postPage posts form to u and returns the status and the page.
+func postPage(t *testing.T, u string, form url.Values) (int, string) {
+	t.Helper()
+	resp, err := http.PostForm(u, form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
 }

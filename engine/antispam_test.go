@@ -14,14 +14,7 @@ import (
 // rest come back to her as policy-violation (wait); once bob adds her to his roster,
 // all of hers arrive. Her chat states (no body) are never counted.
 func TestS2SStrangerLimits(t *testing.T) {
-	a, b := federatedWith(t, nil, func(o *vireotest.Options) {
-		o.ModuleConfig = func(id string, v any) error {
-			if c, ok := v.(*antispam.Config); ok {
-				c.PerSender, c.PerDomain = 5, 100
-			}
-			return nil
-		}
-	})
+	a, b := federatedWith(t, nil, func(o *vireotest.Options) { o.ModuleConfig = strangerLimits(5, 100) })
 	alice := a.LoginPlain(t, "alice", "secret", "phone")
 	alice.Send("<presence/>")
 	bob := b.LoginPlain(t, "bob", "secret", "pc")
@@ -66,14 +59,7 @@ func TestS2SStrangerLimits(t *testing.T) {
 // added him: the first 3 messages of the minute arrive, the rest go back through Prosody
 // to his client as policy-violation (wait) errors.
 func TestFederationProsodyStranger(t *testing.T) {
-	v, p, _ := vireoWithProsody(t, false, func(o *vireotest.Options) {
-		o.ModuleConfig = func(id string, v any) error {
-			if c, ok := v.(*antispam.Config); ok {
-				c.PerSender, c.PerDomain = 3, 100
-			}
-			return nil
-		}
-	})
+	v, p, _ := vireoWithProsody(t, false, func(o *vireotest.Options) { o.ModuleConfig = strangerLimits(3, 100) })
 	alice := v.LoginPlain(t, "alice", "alice secret", "phone")
 	alice.Send("<presence/>")
 	bob := p.login("bob", "bob secret", "pc")
@@ -91,4 +77,14 @@ func TestFederationProsodyStranger(t *testing.T) {
 		}
 	}
 	alice.Never("hello 3")
+}
+
+// strangerLimits is a ModuleConfig that sets [modules.antispam] (vireotest turns it off).
+func strangerLimits(perSender, perDomain int) func(id string, v any) error {
+	return func(id string, v any) error {
+		if c, ok := v.(*antispam.Config); ok {
+			c.PerSender, c.PerDomain = perSender, perDomain
+		}
+		return nil
+	}
 }

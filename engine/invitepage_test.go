@@ -70,6 +70,21 @@ func inviteServer(t *testing.T) (srv *vireotest.Server, base string) {
 	return srv, base
 }
 
+// ibrInvitation starts inviteServer with romeo logged in (his roster fetched, then more
+// sent), and returns the token of the ibr=y contact invitation he made.
+func ibrInvitation(t *testing.T, more string) (*vireotest.Server, *vireotest.RawConn, string) {
+	t.Helper()
+	srv, _ := inviteServer(t)
+	srv.AddUser(t, "romeo", "secret")
+	romeo := srv.LoginPlain(t, "romeo", "secret", "pc")
+	romeo.Send("<iq type='get' id='r'><query xmlns='jabber:iq:roster'/></iq>" + more)
+	m := regexp.MustCompile(`preauth=([A-Za-z0-9]+);ibr=y`).FindStringSubmatch(contactInvitation(t, romeo))
+	if m == nil {
+		t.Fatal("no ibr=y invitation")
+	}
+	return srv, romeo, m[1]
+}
+
 // contactInvitation has c run XEP-0401's urn:xmpp:invite#invite and returns the answer.
 func contactInvitation(t *testing.T, c *vireotest.RawConn) string {
 	t.Helper()
@@ -202,18 +217,11 @@ func TestIntegrationInvitePage(t *testing.T) {
 // (XEP-0445): the token opens registration of a name of the invitee's choice, and the new
 // account starts out as romeo's mutual contact, with romeo told by a roster push.
 func TestIntegrationContactInviteIBR(t *testing.T) {
-	srv, _ := inviteServer(t)
-	srv.AddUser(t, "romeo", "secret")
-	romeo := srv.LoginPlain(t, "romeo", "secret", "pc")
-	romeo.Send("<iq type='get' id='r'><query xmlns='jabber:iq:roster'/></iq>")
-	m := regexp.MustCompile(`preauth=([A-Za-z0-9]+);ibr=y`).FindStringSubmatch(contactInvitation(t, romeo))
-	if m == nil {
-		t.Fatal("no ibr=y invitation")
-	}
+	srv, romeo, token := ibrInvitation(t, "")
 	r := srv.DialTLS(t)
 	r.Send(srv.Header())
 	r.Expect("</stream:features>")
-	r.Send("<iq type='set' id='pa'><preauth xmlns='urn:xmpp:pars:0' token='" + m[1] + "'/></iq>")
+	r.Send("<iq type='set' id='pa'><preauth xmlns='urn:xmpp:pars:0' token='" + token + "'/></iq>")
 	if got := r.Expect("id='pa'"); !strings.Contains(got, "type='result'") {
 		t.Fatalf("the contact token: %s", got)
 	}
@@ -240,15 +248,8 @@ func TestIntegrationContactInviteIBR(t *testing.T) {
 // ways, and online; neither side is asked anything.
 func TestIntegrationAioxmppContactRegister(t *testing.T) {
 	needPython(t, "aioxmpp", "python3-aioxmpp")
-	srv, _ := inviteServer(t)
-	srv.AddUser(t, "romeo", "secret")
-	romeo := srv.LoginPlain(t, "romeo", "secret", "pc")
-	romeo.Send("<iq type='get' id='r'><query xmlns='jabber:iq:roster'/></iq><presence/>")
-	m := regexp.MustCompile(`preauth=([A-Za-z0-9]+);ibr=y`).FindStringSubmatch(contactInvitation(t, romeo))
-	if m == nil {
-		t.Fatal("no ibr=y invitation")
-	}
-	out := runAio(t, srv, "aioxmpp_contact_register.py", []string{"juliet@localhost", "aio secret", "romeo@localhost", m[1]},
+	srv, romeo, token := ibrInvitation(t, "<presence/>")
+	out := runAio(t, srv, "aioxmpp_contact_register.py", []string{"juliet@localhost", "aio secret", "romeo@localhost", token},
 		"TOKEN ACCEPTED", "FORM ''", "REGISTERED", "ROSTER both", "SEES ROMEO", "DONE")
 	if strings.Contains(out, "ASKED BY") {
 		t.Fatalf("juliet was asked:\n%s", out)
