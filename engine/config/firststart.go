@@ -311,6 +311,10 @@ disabled = []
 # dropped. Contacts, room traffic and local users are not counted.
 # stranger_messages_per_minute = 20
 # stranger_domain_messages_per_minute = 200
+# Servers known for spam (one domain per line, # comments; the JabberSPAM list has this
+# form): their accounts reach only local users who added them, and get no answer. Read
+# again within a minute of a change.
+# blocked_domains_file = "/etc/vireo/spam-domains.txt"
 #
 # [modules.welcome]
 # One message from the server to every account its user creates (in-band or with an

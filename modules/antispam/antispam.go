@@ -8,13 +8,21 @@
 // messages and invitations through rooms) and messages without a body (chat states,
 // receipts) are never counted.
 //
-// It owns the counters only (in memory, per minute, bounded); it keeps no lists, does
+// Servers in an operator's list of known spam sources (blocked_domains_file) get nothing
+// through to people who have not added their accounts, and no answer.
+//
+// It owns the counters (in memory, per minute, bounded) and the list it reads; it does
 // not read message bodies, and leaves blocking one entity to XEP-0191 and refusing whole
 // servers to [s2s] deny.
 package antispam
 
 import (
+	"bufio"
+	"fmt"
+	"os"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vireo-im/vireo/modules/module"
@@ -42,6 +50,12 @@ type Config struct {
 	// them in their rosters; 0 turns that limit off.
 	PerSender int `toml:"stranger_messages_per_minute"`
 	PerDomain int `toml:"stranger_domain_messages_per_minute"`
+	// BlockedDomainsFile names a list of servers known for spam, one domain per line (#
+	// starts a comment), such as the community-maintained JabberSPAM list: their
+	// accounts reach local users who have added them, and nobody else; their
+	// subdomains are listed with them. The file is read at start and again within a
+	// minute of a change. "": none.
+	BlockedDomainsFile string `toml:"blocked_domains_file"`
 }
 
 // Mod is the module.
@@ -49,6 +63,11 @@ type Mod struct {
 	cfg              Config
 	mu               sync.Mutex
 	senders, domains map[string]*window // by bare JID, by domain
+	// blocked is the domains of BlockedDomainsFile; checked (the file's modification
+	// time, under mu) at most once a minute, as hooks run.
+	blocked   atomic.Pointer[map[string]bool]
+	checked   time.Time
+	fileMtime time.Time
 }
 
 type window struct {
@@ -73,7 +92,12 @@ func (m *Mod) Provision(r module.Registrar) error {
 		return configError("limits must be 0 (off) or more")
 	}
 	m.senders, m.domains = map[string]*window{}, map[string]*window{}
-	if m.cfg.PerSender > 0 || m.cfg.PerDomain > 0 {
+	if f := m.cfg.BlockedDomainsFile; f != "" {
+		if err := m.load(time.Time{}); err != nil {
+			return err
+		}
+	}
+	if m.cfg.PerSender > 0 || m.cfg.PerDomain > 0 || m.cfg.BlockedDomainsFile != "" {
 		r.Hook(module.Inbound, module.KindMessage, module.OrderStrangers, m.inbound)
 		r.Hook(module.Inbound, module.KindPresence, module.OrderStrangers, m.subscribe)
 	}
@@ -104,6 +128,9 @@ func (m *Mod) inbound(c module.Context, p *module.Packet) module.Verdict {
 	if _, known := c.RosterItem(p.To.Bare(), p.From.Bare()); known {
 		return module.Continue
 	}
+	if m.listed(p.From.Domain(), c.Now()) {
+		return module.Stop // no answer: a listed server learns nothing
+	}
 	if m.allow(p.From.Bare().String(), p.From.Domain(), c.Now()) {
 		return module.Continue
 	}
@@ -125,10 +152,67 @@ func (m *Mod) subscribe(c module.Context, p *module.Packet) module.Verdict {
 	if _, known := c.RosterItem(p.To.Bare(), p.From.Bare()); known {
 		return module.Continue
 	}
-	if m.allow(p.From.Bare().String(), p.From.Domain(), c.Now()) {
-		return module.Continue
+	if m.listed(p.From.Domain(), c.Now()) || !m.allow(p.From.Bare().String(), p.From.Domain(), c.Now()) {
+		return module.Stop
 	}
-	return module.Stop
+	return module.Continue
+}
+
+// listed reports whether domain, or a domain it is under, is in BlockedDomainsFile,
+// re-reading the file first when a minute has passed since the last look and it changed
+// (a file that cannot be read then keeps the list as it was).
+func (m *Mod) listed(domain string, now time.Time) bool {
+	if m.cfg.BlockedDomainsFile == "" {
+		return false
+	}
+	m.mu.Lock()
+	if now.Sub(m.checked) >= time.Minute {
+		m.checked = now
+		m.load(m.fileMtime)
+	}
+	m.mu.Unlock()
+	set := *m.blocked.Load()
+	for d := domain; d != ""; {
+		if set[d] {
+			return true
+		}
+		_, rest, ok := strings.Cut(d, ".")
+		if !ok {
+			break
+		}
+		d = rest
+	}
+	return false
+}
+
+// load reads BlockedDomainsFile unless its modification time is still since.
+func (m *Mod) load(since time.Time) error {
+	fi, err := os.Stat(m.cfg.BlockedDomainsFile)
+	if err != nil {
+		return fmt.Errorf("blocked_domains_file: %w", err)
+	}
+	if !since.IsZero() && fi.ModTime().Equal(since) {
+		return nil
+	}
+	f, err := os.Open(m.cfg.BlockedDomainsFile)
+	if err != nil {
+		return fmt.Errorf("blocked_domains_file: %w", err)
+	}
+	defer f.Close()
+	set := map[string]bool{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line, _, _ := strings.Cut(sc.Text(), "#")
+		if d := strings.ToLower(strings.TrimSuffix(strings.TrimSpace(line), ".")); d != "" {
+			set[d] = true
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("blocked_domains_file: %w", err)
+	}
+	m.blocked.Store(&set)
+	m.fileMtime = fi.ModTime()
+	return nil
 }
 
 // nsMUCUser marks room traffic (XEP-0045 §7.5 private messages, §7.8 invitations).
