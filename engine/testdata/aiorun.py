@@ -33,6 +33,25 @@ def peer():
     return [(HOST, int(PORT), aioxmpp.connector.STARTTLSConnector())]
 
 
+_preauth_iq = False
+
+
+async def preauth(stream, me, token):
+    """Presents an invitation's token on stream before registering (XEP-0445 <preauth/>,
+    aioxmpp's XEP-0379 element sent as an IQ payload); fails if the server refuses it."""
+    import aioxmpp.misc.pars
+    import aioxmpp.protocol
+    global _preauth_iq
+    if not _preauth_iq:
+        aioxmpp.IQ.as_payload_class(aioxmpp.misc.pars.Preauth)
+        _preauth_iq = True
+    iq = aioxmpp.IQ(to=aioxmpp.JID.fromstr(me.domain), type_=aioxmpp.IQType.SET,
+                    payload=aioxmpp.misc.pars.Preauth())
+    iq.payload.token = token
+    iq.autoset_id()
+    await aioxmpp.protocol.send_and_wait_for(stream, [iq], [aioxmpp.IQ], timeout=10)
+
+
 def security_layer(password):
     """SASL with password (None: none) over TLS that trusts only the test certificate;
     aioxmpp's PKIX verifier also checks the host name against the JID's domain."""

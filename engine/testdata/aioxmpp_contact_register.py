@@ -8,25 +8,17 @@ step; exits non-zero on failure. Used by TestIntegrationAioxmppContactRegister.
 Run as: python3 testdata/aioxmpp_contact_register.py HOST PORT CAFILE JULIET PASSWORD ROMEO TOKEN"""
 import aioxmpp
 import aioxmpp.ibr
-import aioxmpp.misc.pars
 import aioxmpp.node
-import aioxmpp.protocol
 import aioxmpp.roster
 
 import aiorun
 from aiorun import say, wait_until
 
-aioxmpp.IQ.as_payload_class(aioxmpp.misc.pars.Preauth)
-
 
 async def main(juliet_jid, password, romeo_jid, token):
     me = aioxmpp.JID.fromstr(juliet_jid)
     _, stream, _ = await aioxmpp.node.connect_xmlstream(me, aiorun.security_layer(None), override_peer=aiorun.peer())
-    iq = aioxmpp.IQ(to=aioxmpp.JID.fromstr(me.domain), type_=aioxmpp.IQType.SET,
-                    payload=aioxmpp.misc.pars.Preauth())
-    iq.payload.token = token
-    iq.autoset_id()
-    await aioxmpp.protocol.send_and_wait_for(stream, [iq], [aioxmpp.IQ], timeout=10)
+    await aiorun.preauth(stream, me, token)
     say("TOKEN ACCEPTED")
     fields = await aioxmpp.ibr.get_registration_fields(stream)
     say("FORM", repr(fields.username or ""))

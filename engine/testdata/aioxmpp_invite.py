@@ -8,14 +8,10 @@ Run as: python3 testdata/aioxmpp_invite.py HOST PORT CAFILE JID PASSWORD TOKEN""
 import aioxmpp
 import aioxmpp.errors
 import aioxmpp.ibr
-import aioxmpp.misc.pars
 import aioxmpp.node
-import aioxmpp.protocol
 
 import aiorun
 from aiorun import say
-
-aioxmpp.IQ.as_payload_class(aioxmpp.misc.pars.Preauth)
 
 
 async def main(jid, password, token):
@@ -30,11 +26,7 @@ async def main(jid, password, token):
     stream.close()
 
     _, stream, _ = await aioxmpp.node.connect_xmlstream(me, aiorun.security_layer(None), override_peer=aiorun.peer())
-    iq = aioxmpp.IQ(to=aioxmpp.JID.fromstr(me.domain), type_=aioxmpp.IQType.SET,
-                    payload=aioxmpp.misc.pars.Preauth())
-    iq.payload.token = token
-    iq.autoset_id()
-    await aioxmpp.protocol.send_and_wait_for(stream, [iq], [aioxmpp.IQ], timeout=10)
+    await aiorun.preauth(stream, me, token)
     say("TOKEN ACCEPTED")
     fields = await aioxmpp.ibr.get_registration_fields(stream)
     say("FORM", fields.username)

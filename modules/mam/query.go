@@ -3,8 +3,10 @@ package mam
 import (
 	"bytes"
 	"strconv"
+	"strings"
 	"time"
 
+	resultset "github.com/vireo-im/vireo/modules/rsm"
 	"github.com/vireo-im/vireo/modules/sid"
 	"github.com/vireo-im/vireo/xmlstream"
 	"github.com/vireo-im/vireo/xmlstream/jid"
@@ -242,50 +244,30 @@ func parseTime(s string) (time.Time, error) {
 	return t.UTC(), err
 }
 
-// parseRSM reads an XEP-0059 <set/> request: max, after, before (empty for the last
-// page), index.
+// parseRSM reads an XEP-0059 <set/> request (modules/rsm) into q: max, after, before
+// (empty for the last page), index, with the keys as archive ids.
 func parseRSM(set xmlstream.Element, q *Query) *stanza.Error {
-	for it := set.Children(); ; {
-		c, ok := it.Next()
-		if !ok {
-			return nil
+	r, e := resultset.ParseSet(set)
+	if e != nil {
+		return e
+	}
+	q.Max, q.Index = r.Max, r.Index
+	if r.HasAfter {
+		id, e := parseID([]byte(r.After))
+		if e != nil {
+			return e
 		}
-		if string(c.NS()) != NSRSM {
-			continue
-		}
-		text := bytes.TrimSpace(c.AppendText(nil))
-		if len(text) > maxFieldBytes {
-			return badRequest("RSM value too long")
-		}
-		switch string(c.Name()) {
-		case "max", "index":
-			n, err := strconv.Atoi(string(text))
-			if err != nil || n < 0 {
-				return badRequest("RSM " + string(c.Name()) + " must be a non-negative integer")
-			}
-			if string(c.Name()) == "max" {
-				q.Max = n
-			} else {
-				q.Index = n
-			}
-		case "after":
-			if len(text) == 0 {
-				return badRequest("RSM after needs an id")
-			}
-			id, e := parseID(text)
+		q.After = &id
+	}
+	if r.HasBefore {
+		q.HasBefore = true
+		if strings.TrimSpace(r.Before) != "" {
+			id, e := parseID([]byte(r.Before))
 			if e != nil {
 				return e
 			}
-			q.After = &id
-		case "before":
-			q.HasBefore = true
-			if len(text) > 0 {
-				id, e := parseID(text)
-				if e != nil {
-					return e
-				}
-				q.Before = &id
-			}
+			q.Before = &id
 		}
 	}
+	return nil
 }

@@ -5,7 +5,7 @@
 // Paging is by key, not by position: <after>K</after> is the page of keys greater than K,
 // whether or not K is still in the list, so a list that changes between two requests
 // neither repeats nor skips what stayed. Lists that live in the store and are paged there
-// (the message archive) keep their own reading of <set/> (modules/mam).
+// (the message archive) read the <set/> here (ParseSet) and page in the store.
 package rsm
 
 import (
@@ -40,11 +40,17 @@ var None = Request{Max: -1, Index: -1}
 // Parse reads the <set xmlns='http://jabber.org/protocol/rsm'/> among q's children: None
 // when there is none, a bad-request error for a malformed one.
 func Parse(q xmlstream.Element) (Request, *stanza.Error) {
-	r := None
 	set, ok := q.Child(NS, "set")
 	if !ok {
-		return r, nil
+		return None, nil
 	}
+	return ParseSet(set)
+}
+
+// ParseSet reads a <set/> element itself (for a caller that meets it among other
+// children, as the archive's query does), with Parse's errors.
+func ParseSet(set xmlstream.Element) (Request, *stanza.Error) {
+	r := None
 	for it := set.Children(); ; {
 		c, ok := it.Next()
 		if !ok {
