@@ -540,17 +540,21 @@ func (c *conn) onPreauth(st *xmlstream.Stanza, q xmlstream.Element) {
 	c.iqResult(id, nil)
 }
 
-// createAccount stores user (bare) with password, spending inv when it is not nil: its
-// token must still be unspent, it is redeemed once the account exists (XEP-0445 §4,
-// single use), and the modules hear of the account (OnRegistered), which makes a contact
-// invitation's inviter and the new account contacts. It derives the SCRAM keys (PBKDF2):
-// call it off the event loops.
+// createAccount stores user (bare) with password, spending inv when it is not nil: a name
+// another invitation reserves is refused (invites.ErrNameTaken), the token must still be
+// unspent, it is redeemed once the account exists (XEP-0445 §4, single use), and the
+// modules hear of the account (OnRegistered), which makes a contact invitation's inviter
+// and the new account contacts. It derives the SCRAM keys (PBKDF2): call it off the event
+// loops.
 func (s *Server) createAccount(user, password string, inv *invites.Invite) error {
+	t := s.st.Table(invites.Table)
+	if tok, held := invites.Reserved(t, user, time.Now()); held && (inv == nil || tok != inv.Token) {
+		return invites.ErrNameTaken
+	}
 	keys, err := creds.DeriveAll(password, creds.DefaultIter)
 	if err != nil {
 		return err
 	}
-	t := s.st.Table(invites.Table)
 	if inv != nil {
 		s.redeeming.Lock()
 		defer s.redeeming.Unlock()
@@ -633,13 +637,6 @@ func (c *conn) onRegister(st *xmlstream.Stanza, q xmlstream.Element) {
 		c.iqError(id, e)
 		return
 	}
-	st2 := c.srv().st
-	if tok, held := invites.Reserved(st2.Table(invites.Table), user, time.Now()); held && (!invited || tok != inv.Token) {
-		e := stanza.New(stanza.ConflictCond)
-		e.Text = "This name is reserved for an invitation."
-		c.iqError(id, e)
-		return
-	}
 	gc := c.gc
 	c.set(fPaused)
 	srv := c.srv()
@@ -670,6 +667,10 @@ func (c *conn) onRegister(st *xmlstream.Stanza, q xmlstream.Element) {
 				c.iqResult(id, nil)
 			case errors.Is(err, store.ErrExists):
 				c.iqError(id, stanza.New(stanza.ConflictCond))
+			case errors.Is(err, invites.ErrNameTaken):
+				e := stanza.New(stanza.ConflictCond)
+				e.Text = "This name is reserved for an invitation."
+				c.iqError(id, e)
 			case errors.Is(err, invites.ErrInvalid):
 				e := stanza.New(stanza.NotAuthorizedCond)
 				e.Text = "The invitation has been used."

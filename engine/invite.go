@@ -73,9 +73,6 @@ func (s *Server) RegisterInvited(token, username, password, ip string) (string, 
 		return "", invites.ErrBadPassword
 	}
 	user := local + "@" + inv.Domain
-	if tok, held := invites.Reserved(s.st.Table(invites.Table), user, time.Now()); held && tok != inv.Token {
-		return "", invites.ErrNameTaken
-	}
 	switch err := s.createAccount(user, password, &inv); {
 	case errors.Is(err, store.ErrExists):
 		return "", invites.ErrNameTaken

@@ -18,6 +18,7 @@ package antispam
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -89,7 +90,7 @@ func (m *Mod) Provision(r module.Registrar) error {
 		return err
 	}
 	if m.cfg.PerSender < 0 || m.cfg.PerDomain < 0 {
-		return configError("limits must be 0 (off) or more")
+		return errors.New("limits must be 0 (off) or more")
 	}
 	m.senders, m.domains = map[string]*window{}, map[string]*window{}
 	if f := m.cfg.BlockedDomainsFile; f != "" {
@@ -103,10 +104,6 @@ func (m *Mod) Provision(r module.Registrar) error {
 	}
 	return nil
 }
-
-type configError string
-
-func (e configError) Error() string { return string(e) }
 
 func (m *Mod) inbound(c module.Context, p *module.Packet) module.Verdict {
 	if p.From.Local() == "" || p.To.Local() == "" || c.IsLocal(p.From.Domain()) {

@@ -96,10 +96,9 @@ func (p *Presence) registered(c module.Context, r module.Registration) {
 		}
 		it.Sub, it.Ask, it.Approved, it.PendingIn = store.SubBoth, false, false, false
 		saveItem(c, inviter, it)
+		// No presence now: the new account has no session yet, and its first login
+		// probes the inviter like any contact's.
 		p.dropRequest(c, store.UserKey(inviter.String(), user.String()))
-		// The inviter's available sessions are seen at once; the invitee's first
-		// login probes the inviter like any contact's.
-		p.sendCurrent(c, inviter, user)
 	})
 }
 

@@ -11,6 +11,7 @@
 package welcome
 
 import (
+	"errors"
 	"strings"
 
 	"github.com/vireo-im/vireo/modules/module"
@@ -54,11 +55,7 @@ func (m *Mod) Provision(r module.Registrar) error {
 	return nil
 }
 
-type configError string
-
-func (e configError) Error() string { return string(e) }
-
-const errTooLong = configError("message: at most 16 KiB")
+var errTooLong = errors.New("message: at most 16 KiB")
 
 // welcome routes the message from the account's host to the new account.
 func (m *Mod) welcome(c module.Context, r module.Registration) {
