@@ -358,3 +358,63 @@ func TestIntegrationSASL2Pipelined(t *testing.T) {
 		t.Fatalf("want <success/> with <resumed/>, then the ping's result; got %q", got)
 	}
 }
+
+// TestIntegrationSASL2QuickStart: Conversations' reconnect to a server whose SASL2
+// features it knows: the stream header and <authenticate/> (a FAST token, Bind2, an
+// inline XEP-0198 resume) in one write, before the server has said anything. The server
+// answers in stream order (its header, the pre-authentication features, <success/> with
+// <resumed/>) and the message that waited for the dropped connection follows.
+func TestIntegrationSASL2QuickStart(t *testing.T) {
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true})
+	srv.AddUser(t, "alice", "secret")
+	srv.AddUser(t, "bob", "secret")
+	token := fastToken(t, srv, "alice", "secret")
+	header := "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' " +
+		"from='alice@localhost' to='localhost' version='1.0' xml:lang='en'>"
+	inOrder := func(t *testing.T, got string, marks ...string) {
+		t.Helper()
+		at := 0
+		for _, m := range marks {
+			i := strings.Index(got[at:], m)
+			if i < 0 {
+				t.Fatalf("want %q after byte %d; got %q", m, at, got)
+			}
+			at += i + len(m)
+		}
+	}
+
+	// A first login in one write: bound, SM and carbons enabled.
+	r := srv.DialTLS(t)
+	r.Send(header + authenticate("HT-SHA-256-NONE", htResponse("alice", token, nil), userAgent(agentID)+bind2Full))
+	got := r.Expect("</success>")
+	inOrder(t, got, "<stream:stream", "<stream:features>", "<authentication xmlns='urn:xmpp:sasl:2'>", "</stream:features>",
+		"<success xmlns='urn:xmpp:sasl:2'>", "<bound xmlns='urn:xmpp:bind:0'>", "<enabled xmlns='urn:xmpp:sm:3'")
+	m := enableRe.FindStringSubmatch(got)
+	if m == nil {
+		t.Fatalf("no resumable <enabled/> in %q", got)
+	}
+	r.Expect("</stream:features>")
+	r.Send("<presence/><iq type='get' id='up' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+	r.Expect("id='up'")
+
+	// The phone loses its connection; bob writes meanwhile; the reconnect resumes.
+	r.Conn().Close()
+	bob := srv.LoginPlain(t, "bob", "secret", "desk")
+	bob.Send("<message to='alice@localhost' type='chat' id='q1'><body>while you were away</body></message>")
+	bob.Send("<iq type='get' id='sync' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+	bob.Expect("id='sync'")
+	q := srv.DialTLS(t)
+	q.Send(header + authenticate("HT-SHA-256-NONE", htResponse("alice", token, nil), userAgent(agentID)+
+		"<bind xmlns='urn:xmpp:bind:0'><tag>phone</tag></bind><resume xmlns='urn:xmpp:sm:3' previd='"+m[1]+"' h='0'/>"))
+	got = q.Expect("while you were away")
+	inOrder(t, got, "<stream:stream", "</stream:features>", "<success xmlns='urn:xmpp:sasl:2'>", "<resumed xmlns='urn:xmpp:sm:3'",
+		"</success>", "while you were away")
+	if strings.Contains(got, "<bound") {
+		t.Fatalf("a resumed session is not bound again: %q", got)
+	}
+
+	// A wrong token in a quick start is a plain SASL2 failure after the features.
+	w := srv.DialTLS(t)
+	w.Send(header + authenticate("HT-SHA-256-NONE", htResponse("alice", token+"x", nil), userAgent(agentID)+bind2Full))
+	inOrder(t, w.Expect("</failure>"), "</stream:features>", "<failure xmlns='urn:xmpp:sasl:2'>", "<not-authorized ")
+}

@@ -65,6 +65,9 @@ type Session struct {
 	wmu  sync.Mutex
 	sm   *SM  // XEP-0198, once enabled or resumed
 	ws   bool // RFC 7395 framing: conn is a *wsConn
+	// held is written ahead of the next Send, in the same write: a quick start's stream
+	// header, which goes out with the <authenticate/> behind it.
+	held []byte
 }
 
 var saltCache sync.Map // key -> salted password
@@ -183,11 +186,16 @@ func (s *Session) tlsConfig(cfg Config) *tls.Config {
 // picks, at about 60 µs more per handshake here.
 var ClassicCurves = []tls.CurveID{tls.X25519, tls.CurveP256}
 
-func (s *Session) restart(cfg Config) error {
+// resetReader starts reading a new stream from the server.
+func (s *Session) resetReader() {
 	lim := xmlstream.DefaultLimits()
 	lim.MaxStanza = 1 << 20
 	s.st.Reset(xmlstream.KindClient, &lim)
 	s.rest = nil
+}
+
+func (s *Session) restart(cfg Config) error {
+	s.resetReader()
 	if s.ws {
 		// RFC 7395 §3.4: <open/>; the tokenizer gets a stream header of its own, and
 		// the server's <open/> comes as a first element that expect skips.
@@ -198,7 +206,7 @@ func (s *Session) restart(cfg Config) error {
 		_, err := s.next()
 		return err
 	}
-	_, err := io.WriteString(s.conn, "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='"+cfg.Domain+"' version='1.0'>")
+	_, err := io.WriteString(s.conn, streamHeader(cfg))
 	if err != nil {
 		return err
 	}
@@ -206,6 +214,10 @@ func (s *Session) restart(cfg Config) error {
 		return err
 	}
 	return nil
+}
+
+func streamHeader(cfg Config) string {
+	return "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='" + cfg.Domain + "' version='1.0'>"
 }
 
 // next returns the next complete top-level element (or the stream header) as raw bytes
@@ -458,6 +470,9 @@ func ScramFinal(h func() hash.Hash, pass, cnonce, clientFirstBare, serverFirst s
 func (s *Session) Send(raw []byte) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	if s.held != nil {
+		raw, s.held = append(s.held, raw...), nil
+	}
 	_, err := s.conn.Write(raw)
 	return err
 }

@@ -56,6 +56,11 @@ type SASL2Login struct {
 	Tag  string
 	// RequestToken asks for a FAST token for this HT mechanism ("" asks for none).
 	RequestToken string
+	// QuickStart sends the stream header and the <authenticate/> in one write, without
+	// waiting for the features, as Conversations does when it reconnects to a server
+	// whose SASL2 features it saw before: with a FAST token the login is one round trip
+	// after TCP (and TLS). Plain TCP or direct TLS only.
+	QuickStart bool
 }
 
 // SASL2Result is what the server's <success/> carried.
@@ -351,6 +356,9 @@ func dialSASL2(cfg Config, user, mech string, l SASL2Login, auth func(*Session) 
 }
 
 func (s *Session) loginSASL2(cfg Config, user, mech string, l SASL2Login, auth func(*Session) (SASL2Result, error)) (SASL2Result, error) {
+	if l.QuickStart {
+		return s.quickStart(cfg, l, auth)
+	}
 	f, err := s.secure(cfg)
 	if err != nil {
 		return SASL2Result{}, err
@@ -381,6 +389,36 @@ func (s *Session) loginSASL2(cfg Config, user, mech string, l SASL2Login, auth f
 		return r, fmt.Errorf("loadgen: Bind2 asked for but <success/> has no <bound/>: authorized as %s", r.AuthzID)
 	}
 	return r, s.bind(cfg, user, l.Tag)
+}
+
+// quickStart logs in without reading the features first: the stream header waits in
+// s.held for auth's <authenticate/>, and the server's header and pre-authentication
+// features come back ahead of its answer (sasl2Exchange passes over them).
+func (s *Session) quickStart(cfg Config, l SASL2Login, auth func(*Session) (SASL2Result, error)) (SASL2Result, error) {
+	if s.ws || cfg.Mode == StartTLS {
+		return SASL2Result{}, errors.New("loadgen: quick start needs plain TCP or direct TLS")
+	}
+	if cfg.Mode == DirectTLS {
+		tc := tls.Client(s.conn, s.tlsConfig(cfg))
+		if err := tc.Handshake(); err != nil {
+			return SASL2Result{}, err
+		}
+		s.conn = tc
+	}
+	s.resetReader()
+	s.held = []byte(streamHeader(cfg))
+	r, err := auth(s)
+	if err != nil {
+		return r, err
+	}
+	if _, err := s.expect("features"); err != nil {
+		return r, err
+	}
+	if !r.Bound {
+		return r, fmt.Errorf("loadgen: quick start without <bound/>: authorized as %s", r.AuthzID)
+	}
+	s.JID = r.AuthzID
+	return r, nil
 }
 
 // sasl2Exchange sends authenticate and answers each <challenge/> with step's response

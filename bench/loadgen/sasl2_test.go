@@ -243,6 +243,36 @@ func TestSASL2AndFAST(t *testing.T) {
 			}
 			f.Close()
 
+			// Quick start: header and <authenticate/> in one write, FAST and SCRAM alike.
+			q := l
+			q.QuickStart = true
+			if c.mode == StartTLS {
+				if _, _, err := DialFAST(cfg, "bencher", r.Token, c.tok, q); err == nil {
+					t.Fatal("quick start over STARTTLS")
+				}
+			} else {
+				f, _, err := DialFAST(cfg, "bencher", r.Token, c.tok, q)
+				if err != nil {
+					t.Fatalf("FAST quick start: %v", err)
+				}
+				if f.JID != jid {
+					t.Fatalf("FAST quick start bound %q, want %q", f.JID, jid)
+				}
+				f.Send([]byte("<iq type='get' id='p2'><ping xmlns='urn:xmpp:ping'/></iq>"))
+				if st, err := f.expect("iq"); err != nil || string(st.Type) != "result" {
+					t.Fatalf("ping after a quick start: %v", err)
+				}
+				f.Close()
+				s, _, err := DialSASL2(cfg, "bencher", "s3cret", q)
+				if err != nil {
+					t.Fatalf("SCRAM quick start: %v", err)
+				}
+				if s.JID != jid {
+					t.Fatalf("SCRAM quick start bound %q, want %q", s.JID, jid)
+				}
+				s.Close()
+			}
+
 			var fe *FailureError
 			if _, _, err := DialFAST(cfg, "bencher", r.Token+"x", c.tok, l); !errors.As(err, &fe) || fe.Condition != "not-authorized" {
 				t.Fatalf("wrong token: %v", err)

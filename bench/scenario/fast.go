@@ -19,7 +19,7 @@ const FastTag = "bench"
 // ErrNoFAST is FastStorm's answer for a server that offers no SASL2, Bind2 or FAST.
 var ErrNoFAST = errors.New("scenario: server does not offer SASL2 with Bind2 and FAST")
 
-// FastResult is the FAST login storm: three phases of k logins each on the same server
+// FastResult is the FAST login storm: four phases of k logins each on the same server
 // run, every session closed right after it is bound, after a phase of k connections
 // that log in to nothing.
 type FastResult struct {
@@ -37,12 +37,18 @@ type FastResult struct {
 	// FAST is XEP-0484 with the token SASL2 got for each account: one HT message and
 	// Bind2 in the same round trip.
 	FAST LoginResult `json:"fast"`
+	// Quick is the same FAST login sent as Conversations reconnects to a server whose
+	// features it knows: the stream header and <authenticate/> in one write, so the
+	// login is one round trip after TCP (and TLS), then the close.
+	Quick LoginResult `json:"fast_quick_start"`
 	// Server CPU per FAST login over server CPU per login of the other two phases, and
 	// FAST's rate over theirs.
 	CPUvsLegacy  float64 `json:"fast_cpu_over_legacy"`
 	CPUvsSASL2   float64 `json:"fast_cpu_over_sasl2"`
 	RateVsLegacy float64 `json:"fast_rate_over_legacy"`
 	RateVsSASL2  float64 `json:"fast_rate_over_sasl2"`
+	// QuickVsLegacy is server CPU per quick-start FAST login over a legacy login's.
+	QuickVsLegacy float64 `json:"quick_start_cpu_over_legacy"`
 	// AboveFloorVsLegacy is the same CPU ratio with the stream-only floor taken off both:
 	// what authenticating and binding cost, FAST over legacy SCRAM.
 	AboveFloorVsLegacy float64 `json:"fast_over_legacy_above_floor"`
@@ -50,11 +56,12 @@ type FastResult struct {
 	Unsupported string `json:"unsupported,omitempty"`
 }
 
-// FastStorm runs three login storms of k accounts (prefix1..prefixk), conc in flight, one
+// FastStorm runs four login storms of k accounts (prefix1..prefixk), conc in flight, one
 // after the other against the same server process, after k connections that only open a
 // stream (the floor under every login): (1) legacy SCRAM, the LoginStorm path;
 // (2) SCRAM over SASL2 with Bind2 that requests a FAST token, kept per account; (3) FAST
-// logins with those tokens. Each simulated client has a stable user-agent id, new for
+// logins with those tokens; (4) the same FAST logins as a quick start (header and
+// <authenticate/> in one write). Each simulated client has a stable user-agent id, new for
 // each call, so every call issues fresh tokens and its FAST phase finds only the one
 // token per client that its SASL2 phase issued.
 func FastStorm(t Target, k, conc int) (FastResult, error) {
@@ -94,14 +101,14 @@ func FastStorm(t Target, k, conc int) (FastResult, error) {
 	}
 	t.logf("  %s: stream only: %.0f/s, server %.0f µs each, %d failed", t.Name, r.Stream.LoginsPerSecond, r.Stream.ServerCPUPerLogin, r.Stream.Failures)
 
-	t.logf("  %s: FAST storm phase 1/3: %d legacy %s logins", t.Name, k, mech)
+	t.logf("  %s: FAST storm phase 1/4: %d legacy %s logins", t.Name, k, mech)
 	if r.Legacy, err = LoginStorm(t, k, conc); err != nil {
 		return r, err
 	}
 	t.logf("  %s: legacy %s: %.0f logins/s, server %.0f µs/login, %d failed", t.Name, mech, r.Legacy.LoginsPerSecond, r.Legacy.ServerCPUPerLogin, r.Legacy.Failures)
 
 	tokens := make([]string, k)
-	t.logf("  %s: FAST storm phase 2/3: %d SASL2 %s logins with Bind2 and a token request", t.Name, k, mech)
+	t.logf("  %s: FAST storm phase 2/4: %d SASL2 %s logins with Bind2 and a token request", t.Name, k, mech)
 	r.SASL2, err = t.storm("SASL2 logins", k, conc, func(i int) error {
 		l := login(i)
 		l.RequestToken = FastMechanism
@@ -121,24 +128,36 @@ func FastStorm(t Target, k, conc int) (FastResult, error) {
 	}
 	t.logf("  %s: SASL2 %s + token: %.0f logins/s, server %.0f µs/login, %d failed", t.Name, mech, r.SASL2.LoginsPerSecond, r.SASL2.ServerCPUPerLogin, r.SASL2.Failures)
 
-	t.logf("  %s: FAST storm phase 3/3: %d FAST logins (%s)", t.Name, k, FastMechanism)
-	r.FAST, err = t.storm("FAST logins", k, conc, func(i int) error {
-		if tokens[i] == "" {
-			return fmt.Errorf("scenario: no token for %s from the SASL2 phase", user(i))
+	fast := func(quick bool) func(int) error {
+		return func(i int) error {
+			if tokens[i] == "" {
+				return fmt.Errorf("scenario: no token for %s from the SASL2 phase", user(i))
+			}
+			l := login(i)
+			l.QuickStart = quick
+			s, res, err := loadgen.DialFAST(t.cfgFor(i), user(i), tokens[i], FastMechanism, l)
+			if err != nil {
+				return err
+			}
+			s.Close()
+			if res.Token != "" { // rotated: the old one may be gone
+				tokens[i] = res.Token
+			}
+			return nil
 		}
-		s, _, err := loadgen.DialFAST(t.cfgFor(i), user(i), tokens[i], FastMechanism, login(i))
-		if err != nil {
-			return err
-		}
-		s.Close()
-		return nil
-	})
-	if err != nil {
+	}
+	t.logf("  %s: FAST storm phase 3/4: %d FAST logins (%s)", t.Name, k, FastMechanism)
+	if r.FAST, err = t.storm("FAST logins", k, conc, fast(false)); err != nil {
+		return r, err
+	}
+	t.logf("  %s: FAST: %.0f logins/s, server %.0f µs/login, %d failed", t.Name, r.FAST.LoginsPerSecond, r.FAST.ServerCPUPerLogin, r.FAST.Failures)
+	t.logf("  %s: FAST storm phase 4/4: %d FAST logins as a quick start", t.Name, k)
+	if r.Quick, err = t.storm("FAST quick starts", k, conc, fast(true)); err != nil {
 		return r, err
 	}
 	r.ratios()
-	t.logf("  %s: FAST: %.0f logins/s, server %.0f µs/login, %d failed; server CPU FAST/legacy %.2f, FAST/SASL2 %.2f", t.Name,
-		r.FAST.LoginsPerSecond, r.FAST.ServerCPUPerLogin, r.FAST.Failures, r.CPUvsLegacy, r.CPUvsSASL2)
+	t.logf("  %s: FAST quick start: %.0f logins/s, server %.0f µs/login, %d failed; server CPU FAST/legacy %.2f, FAST/SASL2 %.2f, quick start/legacy %.2f", t.Name,
+		r.Quick.LoginsPerSecond, r.Quick.ServerCPUPerLogin, r.Quick.Failures, r.CPUvsLegacy, r.CPUvsSASL2, r.QuickVsLegacy)
 	return r, nil
 }
 
@@ -153,6 +172,7 @@ func (r *FastResult) ratios() {
 	r.CPUvsSASL2 = div(r.FAST.ServerCPUPerLogin, r.SASL2.ServerCPUPerLogin)
 	r.RateVsLegacy = div(r.FAST.LoginsPerSecond, r.Legacy.LoginsPerSecond)
 	r.RateVsSASL2 = div(r.FAST.LoginsPerSecond, r.SASL2.LoginsPerSecond)
+	r.QuickVsLegacy = div(r.Quick.ServerCPUPerLogin, r.Legacy.ServerCPUPerLogin)
 	if r.Stream.Logins > 0 {
 		r.AboveFloorVsLegacy = div(r.FAST.ServerCPUPerLogin-r.Stream.ServerCPUPerLogin, r.Legacy.ServerCPUPerLogin-r.Stream.ServerCPUPerLogin)
 	}

@@ -12,7 +12,7 @@ import (
 	"github.com/vireo-im/vireo/engine/vireotest"
 )
 
-// TestFastStormSmall runs the three phases against an in-process server, over plain TCP
+// TestFastStormSmall runs the four phases against an in-process server, over plain TCP
 // and direct TLS: every login of every phase succeeds and the ratios are filled in.
 func TestFastStormSmall(t *testing.T) {
 	no := false
@@ -33,7 +33,7 @@ func TestFastStormSmall(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, p := range []LoginResult{r.Stream, r.Legacy, r.SASL2, r.FAST} {
+		for _, p := range []LoginResult{r.Stream, r.Legacy, r.SASL2, r.FAST, r.Quick} {
 			// CPU comes from /proc in clock ticks (10 ms): a phase shorter than a few
 			// ticks may read as none.
 			if p.Logins != k || p.Failures != 0 || p.LoginsPerSecond <= 0 || p.ServerCPUPerLogin < 0 ||
@@ -41,7 +41,7 @@ func TestFastStormSmall(t *testing.T) {
 				t.Fatalf("run %d: phase %+v", i, p)
 			}
 		}
-		if r.CPUvsLegacy < 0 || r.CPUvsSASL2 < 0 || r.RateVsLegacy <= 0 || r.Mechanism != "SCRAM-SHA-1" || r.FastMechanism != FastMechanism {
+		if r.CPUvsLegacy < 0 || r.CPUvsSASL2 < 0 || r.QuickVsLegacy < 0 || r.RateVsLegacy <= 0 || r.Mechanism != "SCRAM-SHA-1" || r.FastMechanism != FastMechanism {
 			t.Fatalf("run %d: result %+v", i, r)
 		}
 	}
