@@ -121,6 +121,8 @@ acme_renew_before = "720h"
 
 [modules.upload]
 listen = "127.0.0.1:0"
+[modules.proxy65]
+listen = "127.0.0.1:0"
 `, acmeDomain, filepath.Join(tmp, "data"), c2sPort, webPort, freePort(t), filepath.Join(tmp, "admin.sock"), dir, rootsFile, challenge)
 	path := filepath.Join(tmp, "vireo.toml")
 	if err := os.WriteFile(path, []byte(toml), 0o600); err != nil {

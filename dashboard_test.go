@@ -63,6 +63,8 @@ admins = ["root@localhost"]
 
 [modules.upload]
 listen = "127.0.0.1:0"
+[modules.proxy65]
+listen = "127.0.0.1:0"
 `, filepath.Join(dir, "data"), freePort(t), addr, web, filepath.Join(dir, "admin.sock"))
 	path := filepath.Join(dir, "vireo.toml")
 	if err := os.WriteFile(path, []byte(toml), 0o600); err != nil {

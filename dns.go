@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vireo-im/vireo/engine/config"
+	"github.com/vireo-im/vireo/modules/proxy65"
 	"github.com/vireo-im/vireo/modules/upload"
 )
 
@@ -70,25 +71,35 @@ func dnsReport(w io.Writer, recs []config.DNSRecord, r resolver, timeout time.Du
 	return bad
 }
 
-// uploadHosts are the host names of the file upload service's URLs (XEP-0363), which
-// clients connect to directly: [modules.upload] public_url's host, else
-// <subdomain>.<domain> for each domain; none when the module is disabled.
-func uploadHosts(cfg *config.Config) []string {
-	if slices.Contains(cfg.DisabledModules(), "upload") {
-		return nil
-	}
-	uc := upload.Config{Subdomain: upload.DefaultSubdomain}
-	if err := cfg.ModuleConfig("upload", &uc); err != nil {
-		return nil
-	}
-	if uc.PublicURL != "" {
-		if u, err := url.Parse(uc.PublicURL); err == nil && u.Hostname() != "" {
-			return []string{u.Hostname()}
+// directHosts are the host names clients connect to for what modules serve on listeners
+// of their own, with why: the file upload service's URLs (XEP-0363), [modules.upload]
+// public_url's host or else <subdomain>.<domain>; the file transfer proxy (XEP-0065),
+// [modules.proxy65] address or else <subdomain>.<domain> (an IP address needs no record).
+// None for a disabled module.
+func directHosts(cfg *config.Config) map[string]string {
+	out := map[string]string{}
+	disabled := cfg.DisabledModules()
+	if uc := (upload.Config{}); !slices.Contains(disabled, "upload") && cfg.ModuleConfig("upload", &uc) == nil {
+		const why = "clients fetch and upload files here (HTTPS)"
+		if u, err := url.Parse(uc.PublicURL); uc.PublicURL != "" && err == nil && u.Hostname() != "" {
+			out[u.Hostname()] = why
+		} else {
+			for _, d := range cfg.Domains {
+				out[cmp.Or(uc.Subdomain, upload.DefaultSubdomain)+"."+d] = why
+			}
 		}
 	}
-	var out []string
-	for _, d := range cfg.Domains {
-		out = append(out, cmp.Or(uc.Subdomain, upload.DefaultSubdomain)+"."+d)
+	if pc := (proxy65.Config{}); !slices.Contains(disabled, "proxy65") && cfg.ModuleConfig("proxy65", &pc) == nil {
+		const why = "clients relay file transfers here (XEP-0065 SOCKS5)"
+		switch {
+		case net.ParseIP(pc.Address) != nil:
+		case pc.Address != "":
+			out[pc.Address] = why
+		default:
+			for _, d := range cfg.Domains {
+				out[cmp.Or(pc.Subdomain, proxy65.DefaultSubdomain)+"."+d] = why
+			}
+		}
 	}
 	return out
 }

@@ -38,9 +38,9 @@ func TestDNSReport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	web := uploadHosts(cfg)
-	if len(web) != 1 || web[0] != "files.a.org" {
-		t.Fatalf("upload hosts %q", web)
+	web := directHosts(cfg)
+	if len(web) != 2 || web["files.a.org"] == "" || web["proxy.a.org"] == "" {
+		t.Fatalf("hosts of the upload and proxy services %q", web)
 	}
 	r := fakeResolver{
 		srv: map[string][]*net.SRV{
@@ -57,17 +57,22 @@ func TestDNSReport(t *testing.T) {
 		"[DIFFERS: points to a.org:443]",
 		"files.a.org. 3600 IN A/AAAA <this machine's address>   ; clients fetch and upload files here (HTTPS)   [MISSING]",
 		"[ok: 192.0.2.7]",
-		"; 2 of 4 missing or different.",
+		"proxy.a.org. 3600 IN A/AAAA <this machine's address>   ; clients relay file transfers here (XEP-0065 SOCKS5)   [MISSING]",
+		"; 3 of 5 missing or different.",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
 		}
 	}
-	if bad != 2 {
-		t.Fatalf("%d bad, want 2", bad)
+	if bad != 3 {
+		t.Fatalf("%d bad, want 3", bad)
 	}
-	cfg, _ = config.Parse([]byte("domains = [\"a.org\"]\n[modules]\ndisabled = [\"upload\"]\n"), "/x/v.toml")
-	if h := uploadHosts(cfg); h != nil {
-		t.Fatalf("disabled upload has hosts %q", h)
+	cfg, _ = config.Parse([]byte("domains = [\"a.org\"]\n[modules]\ndisabled = [\"upload\"]\n[modules.proxy65]\naddress = \"192.0.2.9\"\n"), "/x/v.toml")
+	if h := directHosts(cfg); len(h) != 0 {
+		t.Fatalf("disabled upload and a proxy at an IP address have hosts %q", h)
+	}
+	cfg, _ = config.Parse([]byte("domains = [\"a.org\"]\n[modules]\ndisabled = [\"proxy65\"]\n[modules.upload]\nsubdomain = \"files\"\n"), "/x/v.toml")
+	if h := directHosts(cfg); len(h) != 1 || h["files.a.org"] == "" {
+		t.Fatalf("upload.subdomain, proxy off: hosts %q", h)
 	}
 }

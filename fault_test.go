@@ -174,6 +174,8 @@ socket = %q
 
 [modules.upload]
 listen = "127.0.0.1:0"
+[modules.proxy65]
+listen = "127.0.0.1:0"
 `, filepath.Join(s.dir, "data"), s.addr, filepath.Join(s.dir, "admin.sock")) + s.extra
 	path := filepath.Join(s.dir, "vireo.toml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {

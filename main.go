@@ -97,7 +97,7 @@ func run(args []string) int {
 			fmt.Fprintf(os.Stderr, "vireo: %s: %v\n", *cfgPath, err)
 			return 1
 		}
-		if missing := dnsReport(os.Stdout, cfg.DNSRecords(*dnsTarget, services, uploadHosts(cfg)), net.DefaultResolver, 3*time.Second); missing > 0 {
+		if missing := dnsReport(os.Stdout, cfg.DNSRecords(*dnsTarget, services, directHosts(cfg)), net.DefaultResolver, 3*time.Second); missing > 0 {
 			return 1
 		}
 		return 0

@@ -49,6 +49,8 @@ cert = %q
 key = %q
 [modules.upload]
 listen = "127.0.0.1:0"
+[modules.proxy65]
+listen = "127.0.0.1:0"
 `, filepath.Join(dir, "core", "data"), linkPort, cert, filepath.Join(dir, "core", "key.pem"))), 0o600)
 	os.WriteFile(edgeCfg, []byte(fmt.Sprintf(`domains = ["localhost"]
 data_dir = %q

@@ -69,7 +69,7 @@ func TestIntegrationFirstStart(t *testing.T) {
 	if s == string(b) {
 		t.Fatal("generated config has no listen lines to edit")
 	}
-	s += "\n[modules.upload]\nlisten = \"127.0.0.1:0\"\n"
+	s += "\n[modules.upload]\nlisten = \"127.0.0.1:0\"\n[modules.proxy65]\nlisten = \"127.0.0.1:0\"\n"
 	os.WriteFile(cfgPath, []byte(s), 0o640)
 	// A data_dir that already exists open to everyone (made by hand, or by an installer):
 	// the server warns with the chmod to run and creates everything inside it private.

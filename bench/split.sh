@@ -41,6 +41,8 @@ key = "$WORK/key.pem"
 disabled = ["mam"]
 [modules.upload]
 listen = "127.0.0.1:0"
+[modules.proxy65]
+listen = "127.0.0.1:0"
 EOF
 cat > "$WORK/edge.toml" <<EOF
 domains = ["localhost"]

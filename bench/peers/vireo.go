@@ -224,7 +224,7 @@ func (v *vireo) Settings() [][2]string {
 	return [][2]string{
 		{"`listen`, `tls_listen`, `data_dir`", "loopback ports chosen by the bench, own data directory"},
 		{"`[web] listen`, `tls_listen`", "loopback ports chosen by the bench (WebSocket at the default `/xmpp-websocket`; loopback is a trusted network by default, so plain ws:// counts as encrypted)"},
-		{"`[modules.upload] listen`", "a free loopback port (upload is not benchmarked)"},
+		{"`[modules.upload] listen`, `[modules.proxy65] listen`", "free loopback ports (file upload and the SOCKS5 proxy are not benchmarked)"},
 		{"`[modules] disabled = [\"mam\"]` except with `-only mam`", "archiving is on by default; the peers' bench configs load their MAM modules only for the archive scenario, so every other scenario measures the same work on all three (the archive scenario reports Vireo's cost with and without it)"},
 		{"`require_tls = false`, `allow_plain = true`", "the plain-TCP runs measure every server the same way"},
 		{"`auth_failures_per_minute = 1000000`", "storms come from four loopback addresses; the brute-force throttle is not measured"},

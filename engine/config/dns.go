@@ -34,8 +34,9 @@ func (r DNSRecord) String() string {
 // (STARTTLS and XEP-0368 direct TLS) and, with federation on, for the server ports of the
 // domain and of each XMPP service domain in services (rooms, pubsub: other servers'
 // users reach them; local users go through their own server and need no record); and an
-// address for every name a client or peer connects to, webHosts (file upload) included.
-func (c *Config) DNSRecords(target string, services, webHosts []string) []DNSRecord {
+// address for every name a client or peer connects to, those of hosts (modules' own
+// listeners, such as file upload, with why clients connect) included.
+func (c *Config) DNSRecords(target string, services []string, hosts map[string]string) []DNSRecord {
 	var out []DNSRecord
 	fqdn := func(s string) string { return strings.TrimSuffix(s, ".") + "." }
 	addrs := map[string]string{}
@@ -72,9 +73,9 @@ func (c *Config) DNSRecords(target string, services, webHosts []string) []DNSRec
 			addrs[s] = "other servers' users reach this service"
 		}
 	}
-	for _, h := range webHosts {
+	for h, why := range hosts {
 		if _, ok := addrs[h]; !ok {
-			addrs[h] = "clients fetch and upload files here (HTTPS)"
+			addrs[h] = why
 		}
 	}
 	names := make([]string, 0, len(addrs))

@@ -6,7 +6,7 @@ import (
 )
 
 func TestDNSRecords(t *testing.T) {
-	recs := func(toml, target string, services, web []string) string {
+	recs := func(toml, target string, services []string, web map[string]string) string {
 		t.Helper()
 		c, err := Parse([]byte("domains = [\"a.org\", \"b.org\"]\n"+toml), "/x/v.toml")
 		if err != nil {
@@ -19,7 +19,7 @@ func TestDNSRecords(t *testing.T) {
 		return strings.Join(lines, "\n")
 	}
 	// The defaults: client ports only; rooms need no record without federation.
-	got := recs("", "", []string{"conference.a.org"}, []string{"upload.a.org"})
+	got := recs("", "", []string{"conference.a.org"}, map[string]string{"upload.a.org": "files"})
 	for _, want := range []string{
 		"_xmpp-client._tcp.a.org. 3600 IN SRV 5 0 5222 a.org.",
 		"_xmpps-client._tcp.b.org. 3600 IN SRV 5 0 5223 b.org.",

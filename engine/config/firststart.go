@@ -407,6 +407,19 @@ disabled = []
 # quota = 1073741824       # bytes one user keeps stored; -1 for no quota
 # slot_ttl = "5m"          # how long a granted slot waits for its upload
 # retention = "720h"       # how long files are kept; "0" for ever
+#
+# [modules.proxy65]
+# XEP-0065 SOCKS5 proxy at <subdomain>.<each domain>: file transfers between two clients
+# that cannot reach each other go through it, on its own TCP port. Only this server's
+# users may use it. Turn it off with disabled = ["proxy65"] under [modules].
+# subdomain = "proxy"
+# listen = ":7777"
+# address = ""             # host clients connect to; default proxy.<domain> (needs DNS)
+# port = 0                 # port clients connect to; default the listener's
+# max_streams = 1000       # transfers relaying at once
+# max_streams_per_user = 10
+# max_pending = 1000       # connections waiting for their transfer to start
+# max_rate = 0             # bytes per second per direction of a transfer; 0: no bound
 `))
 
 // WriteDefault writes a commented config for domain to path, failing if the file exists.

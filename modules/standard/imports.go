@@ -20,6 +20,7 @@ import (
 	_ "github.com/vireo-im/vireo/modules/ping"
 	_ "github.com/vireo-im/vireo/modules/presence"
 	_ "github.com/vireo-im/vireo/modules/private"
+	_ "github.com/vireo-im/vireo/modules/proxy65"
 	_ "github.com/vireo-im/vireo/modules/pubsub"
 	_ "github.com/vireo-im/vireo/modules/push"
 	_ "github.com/vireo-im/vireo/modules/register"

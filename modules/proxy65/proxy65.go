@@ -1,0 +1,375 @@
+package proxy65
+
+import (
+	"crypto/sha1"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/vireo-im/vireo/modules/module"
+	"github.com/vireo-im/vireo/xmlstream"
+	"github.com/vireo-im/vireo/xmlstream/jid"
+	"github.com/vireo-im/vireo/xmlstream/ns"
+	"github.com/vireo-im/vireo/xmlstream/stanza"
+)
+
+// NS is the XEP-0065 namespace.
+const NS = "http://jabber.org/protocol/bytestreams"
+
+// Defaults of [modules.proxy65]; each can be changed there.
+const (
+	DefaultSubdomain = "proxy"
+	// DefaultListen is the SOCKS5 listener; 7777 is ejabberd's port and the one
+	// firewall guides for XMPP name.
+	DefaultListen = ":7777"
+	// DefaultMaxStreams bounds the streams relaying at once (two sockets each).
+	DefaultMaxStreams = 1000
+	// DefaultMaxStreamsPerUser bounds one account's active streams: a client sends a
+	// handful of files at once, not hundreds.
+	DefaultMaxStreamsPerUser = 10
+	// DefaultMaxPending bounds the connections that negotiated SOCKS5 and wait for the
+	// activation (XEP-0065 §10.3: session requests that are never activated).
+	DefaultMaxPending = 1000
+)
+
+// Fixed bounds.
+const (
+	// pendingPerAddr bounds the waiting connections of one client address.
+	pendingPerAddr = 32
+	// pendingTTL is how long a connection waits for its activation: Jingle clients try
+	// their candidates before they choose, which takes seconds, not minutes.
+	pendingTTL = 2 * time.Minute
+	// greetingTimeout bounds the SOCKS5 exchange before a connection waits.
+	greetingTimeout = 10 * time.Second
+)
+
+func init() { module.Register(new(Mod)) }
+
+// Config is [modules.proxy65].
+type Config struct {
+	// Subdomain names the service: <subdomain>.<virtual host> for each host.
+	Subdomain string `toml:"subdomain"`
+	// Name is the service's disco identity name.
+	Name string `toml:"name"`
+	// Listen is the SOCKS5 listener's address.
+	Listen string `toml:"listen"`
+	// Address and Port are what <streamhost/> tells clients to connect to: by default
+	// the service domain (which needs an A/AAAA record, as `vireo -dns` lists) and the
+	// listener's port. Set them behind NAT or a port forward.
+	Address string `toml:"address"`
+	Port    int    `toml:"port"`
+	// MaxStreams and MaxStreamsPerUser bound active streams; MaxPending the connections
+	// waiting for activation.
+	MaxStreams        int `toml:"max_streams"`
+	MaxStreamsPerUser int `toml:"max_streams_per_user"`
+	MaxPending        int `toml:"max_pending"`
+	// MaxRate bounds each direction of a stream, bytes per second (0: no bound).
+	MaxRate int64 `toml:"max_rate"`
+	// AllowRemote lets users of other servers use the proxy (by default only this
+	// server's users may: an open relay carries anyone's traffic on the operator's link).
+	AllowRemote bool `toml:"allow_remote"`
+}
+
+// SetDefaultListen sets the listener used when the config names none (test harnesses
+// move it to a free loopback port).
+func (c *Config) SetDefaultListen(addr string) {
+	if c.Listen == "" {
+		c.Listen = addr
+	}
+}
+
+func (c *Config) normalize() error {
+	if c.Subdomain == "" {
+		c.Subdomain = DefaultSubdomain
+	}
+	if c.Name == "" {
+		c.Name = "SOCKS5 Bytestreams Proxy"
+	}
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	if c.Port < 0 || c.Port > 65535 {
+		return fmt.Errorf("port %d: want 1-65535, or 0 for the listener's", c.Port)
+	}
+	for _, v := range []*int{&c.MaxStreams, &c.MaxStreamsPerUser, &c.MaxPending} {
+		if *v < 0 {
+			return fmt.Errorf("limits must not be negative")
+		}
+	}
+	if c.MaxStreams == 0 {
+		c.MaxStreams = DefaultMaxStreams
+	}
+	if c.MaxStreamsPerUser == 0 {
+		c.MaxStreamsPerUser = DefaultMaxStreamsPerUser
+	}
+	if c.MaxPending == 0 {
+		c.MaxPending = DefaultMaxPending
+	}
+	if c.MaxRate < 0 {
+		return fmt.Errorf("max_rate %d: want bytes per second, or 0 for no bound", c.MaxRate)
+	}
+	return nil
+}
+
+// Mod is the module: one proxy service per virtual host, one SOCKS5 listener for all.
+type Mod struct {
+	cfg  Config
+	log  zerolog.Logger
+	ln   net.Listener
+	port int // advertised
+	svcs map[string]*service
+	stop chan struct{}
+	wg   sync.WaitGroup // the accept loop, greetings and relays
+
+	mu struct {
+		sync.Mutex
+		closed  bool
+		pending map[string]*pair // by stream hash
+		waiting int              // connections in pending pairs or greeting
+		perAddr map[string]int   // of waiting, by client address
+		active  map[*stream]struct{}
+		perUser map[string]int // active streams by activating account (bare JID)
+	}
+}
+
+var (
+	_ module.Provisioner = (*Mod)(nil)
+	_ module.Cleaner     = (*Mod)(nil)
+	_ module.HostWatcher = (*Mod)(nil)
+)
+
+// ModuleInfo implements module.Module.
+func (*Mod) ModuleInfo() module.Info {
+	return module.Info{ID: "proxy65", XEP: 65, New: func() module.Module { return new(Mod) }}
+}
+
+// service is proxy.<host>.
+type service struct {
+	m      *Mod
+	host   string
+	domain string
+	info   []byte // disco#info payload
+	addr   []byte // the bytestreams <query/> with this service's <streamhost/>
+}
+
+// Provision reads [modules.proxy65], opens the listener and claims one service domain per
+// virtual host. Without a data directory (a router run alone in tests) the module stays
+// off, as the upload module does.
+func (m *Mod) Provision(r module.Registrar) error {
+	m.log = r.Logger()
+	if err := r.Config(&m.cfg); err != nil {
+		return err
+	}
+	if err := m.cfg.normalize(); err != nil {
+		return err
+	}
+	if r.DataDir() == "" {
+		m.log.Debug().Msg("proxy65: no data directory; service off")
+		return nil
+	}
+	ln, err := net.Listen("tcp", m.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("proxy65: listen %s: %w", m.cfg.Listen, err)
+	}
+	m.ln = ln
+	m.port = m.cfg.Port
+	if m.port == 0 {
+		m.port = ln.Addr().(*net.TCPAddr).Port
+	}
+	m.svcs = map[string]*service{}
+	m.mu.pending = map[string]*pair{}
+	m.mu.perAddr = map[string]int{}
+	m.mu.active = map[*stream]struct{}{}
+	m.mu.perUser = map[string]int{}
+	m.stop = make(chan struct{})
+	for _, d := range r.Domains() {
+		svcs, err := m.AddHost(d)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		r.Service(svcs[0])
+	}
+	m.wg.Add(1)
+	go m.acceptLoop()
+	m.log.Info().Str("listen", ln.Addr().String()).Msg("proxy65: serving")
+	return nil
+}
+
+// AddHost implements module.HostWatcher: proxy.<host>, at provisioning and for a host
+// added at runtime. Nothing when the module is off.
+func (m *Mod) AddHost(host string) ([]module.Service, error) {
+	if m.ln == nil {
+		return nil, nil
+	}
+	dom, err := jid.PrepareDomain(m.cfg.Subdomain + "." + host)
+	if err != nil {
+		return nil, fmt.Errorf("proxy65: subdomain %q: %w", m.cfg.Subdomain, err)
+	}
+	s := &service{m: m, host: host, domain: dom}
+	s.info, s.addr = s.payloads()
+	m.svcs[dom] = s
+	return []module.Service{{Domain: dom, Name: m.cfg.Name, Handler: s.handle, Host: host}}, nil
+}
+
+// RemoveHost implements module.HostWatcher. Streams already relaying go on.
+func (m *Mod) RemoveHost(host string) {
+	for d, s := range m.svcs {
+		if s.host == host {
+			delete(m.svcs, d)
+		}
+	}
+}
+
+// Cleanup closes the listener and every connection, waiting or relaying, and waits for
+// their goroutines.
+func (m *Mod) Cleanup() error {
+	if m.ln == nil {
+		return nil
+	}
+	close(m.stop)
+	err := m.ln.Close()
+	m.mu.Lock()
+	m.mu.closed = true
+	for _, p := range m.mu.pending {
+		m.dropAll(p)
+	}
+	for s := range m.mu.active {
+		s.close()
+	}
+	m.mu.Unlock()
+	m.wg.Wait()
+	return err
+}
+
+func (s *service) payloads() (info, addr []byte) {
+	var b xmlstream.Builder
+	b.Start("query").Attr("xmlns", ns.DiscoInfo)
+	b.Start("identity").Attr("category", "proxy").Attr("type", "bytestreams").Attr("name", s.m.cfg.Name).End()
+	for _, f := range []string{ns.DiscoInfo, ns.DiscoItems, NS, ns.Ping} {
+		b.Start("feature").Attr("var", f).End()
+	}
+	b.End()
+	info = b.B
+	host := s.m.cfg.Address
+	if host == "" {
+		host = s.domain
+	}
+	if ip := net.ParseIP(host); ip != nil {
+		host = ip.String() // RFC 5952 form for IPv6, as XEP-0065 asks
+	}
+	var a xmlstream.Builder
+	a.Start("query").Attr("xmlns", NS)
+	a.Start("streamhost").Attr("jid", s.domain).Attr("host", host).Attr("port", strconv.Itoa(s.m.port)).End()
+	a.End()
+	return info, a.B
+}
+
+// handle answers what is addressed to proxy.<host>.
+func (s *service) handle(c module.Context, p *module.Packet) {
+	if p.From.IsZero() {
+		return
+	}
+	switch p.Kind {
+	case module.KindIQ:
+	case module.KindMessage:
+		if p.Type != "error" {
+			c.Error(p, stanza.New(stanza.ServiceUnavailable))
+		}
+		return
+	default:
+		return
+	}
+	if p.Type != "get" && p.Type != "set" {
+		return
+	}
+	if p.To.Local() != "" || p.To.Resource() != "" {
+		c.Error(p, stanza.New(stanza.ServiceUnavailable))
+		return
+	}
+	q, ok := p.Payload()
+	if !ok {
+		c.Error(p, stanza.New(stanza.BadRequest))
+		return
+	}
+	name, space := string(q.Name()), string(q.NS())
+	switch {
+	case p.Type == "get" && space == ns.DiscoInfo && name == "query":
+		if n, _ := q.AppendAttr(nil, "node"); len(n) > 0 {
+			c.Error(p, stanza.New(stanza.ItemNotFound))
+			return
+		}
+		c.Reply(p, s.info)
+	case p.Type == "get" && space == ns.DiscoItems && name == "query":
+		c.Reply(p, []byte("<query xmlns='"+ns.DiscoItems+"'/>"))
+	case p.Type == "get" && space == ns.Ping && name == "ping":
+		c.Reply(p, nil)
+	case space == NS && name == "query":
+		if !s.allowed(c, p.From) {
+			e := stanza.New(stanza.Forbidden)
+			e.Text = "only users of this server may use its proxy"
+			c.Error(p, e)
+			return
+		}
+		if p.Type == "get" {
+			c.Reply(p, s.addr) // XEP-0065 §4
+			return
+		}
+		s.activate(c, p, q)
+	default:
+		c.Error(p, stanza.New(stanza.ServiceUnavailable))
+	}
+}
+
+func (s *service) allowed(c module.Context, from jid.JID) bool {
+	return s.m.cfg.AllowRemote || from.Local() != "" && c.IsLocal(from.Domain())
+}
+
+// activate handles <query sid=…><activate>target</activate></query> (XEP-0065 §6.3.5).
+func (s *service) activate(c module.Context, p *module.Packet, q xmlstream.Element) {
+	sid, _ := q.AppendAttr(nil, "sid")
+	act, ok := q.Child(NS, "activate")
+	if !ok || len(sid) == 0 {
+		e := stanza.New(stanza.BadRequest)
+		e.Text = "an activation needs a sid and an <activate/> with the target's JID"
+		c.Error(p, e)
+		return
+	}
+	target, err := jid.ParseBytes(trimSpace(act.AppendText(nil)))
+	if err != nil {
+		c.Error(p, stanza.New(stanza.JIDMalformed))
+		return
+	}
+	// The hash uses the JIDs of the requester's and target's IQ exchange, which may be
+	// bare (§6.3.2): the full 'from' first, then its bare form.
+	hashes := [2]string{Hash(string(sid), p.From.String(), target.String()), Hash(string(sid), p.From.Bare().String(), target.String())}
+	if serr := s.m.activate(hashes, p.From.Bare().String()); serr != nil {
+		c.Error(p, serr)
+		return
+	}
+	c.Reply(p, nil)
+}
+
+// Hash is a stream's DST.ADDR: SHA1(sid + requester + target), hexadecimal.
+func Hash(sid, requester, target string) string {
+	h := sha1.New()
+	h.Write([]byte(sid))
+	h.Write([]byte(requester))
+	h.Write([]byte(target))
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func trimSpace(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t' || b[0] == '\n' || b[0] == '\r') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t' || b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
+		b = b[:len(b)-1]
+	}
+	return b
+}

@@ -1,0 +1,175 @@
+package proxy65
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestHash checks Hash against the two DST.ADDR values XEP-0260 §2.2 gives (initiator's
+// and responder's proxy candidates).
+func TestHash(t *testing.T) {
+	for _, c := range []struct{ sid, req, target, want string }{
+		{"vj3hs98y", "romeo@montague.lit/orchard", "juliet@capulet.lit/balcony", "972b7bf47291ca609517f67f86b5081086052dad"},
+		{"vj3hs98y", "juliet@capulet.lit/balcony", "romeo@montague.lit/orchard", "1a12fb7bc625e55f3ed5b29a53dbe0e4aa7d80ba"},
+	} {
+		if got := Hash(c.sid, c.req, c.target); got != c.want {
+			t.Errorf("Hash(%q, %q, %q) = %s, want %s", c.sid, c.req, c.target, got, c.want)
+		}
+	}
+}
+
+const hash = "972b7bf47291ca609517f67f86b5081086052dad"
+
+func connectRequest(cmd, atyp byte, addr string) []byte {
+	b := append([]byte{5, cmd, 0, atyp, byte(len(addr))}, addr...)
+	return append(b, 0, 0)
+}
+
+func TestReadRequest(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		in    []byte
+		hash  string
+		reply byte // expected errSocks reply, 0 for none
+		fail  bool
+	}{
+		{"hash", connectRequest(1, 3, hash), hash, 0, false},
+		{"upper case", connectRequest(1, 3, strings.ToUpper(hash)), hash, 0, false},
+		{"port not 0", append(connectRequest(1, 3, hash)[:5+40], 0x1f, 0x90), hash, 0, false},
+		{"SOCKS4", append([]byte{4}, connectRequest(1, 3, hash)[1:]...), "", 0, true},
+		{"BIND", connectRequest(2, 3, hash), "", replyBadCommand, true},
+		{"UDP ASSOCIATE", connectRequest(3, 3, hash), "", replyBadCommand, true},
+		{"IPv4", []byte{5, 1, 0, 1, 127, 0, 0, 1, 0, 80}, "", replyBadAddress, true},
+		{"short name", connectRequest(1, 3, "example.org"), "", replyBadAddress, true},
+		{"not hex", connectRequest(1, 3, strings.Repeat("g", 40)), "", replyBadAddress, true},
+		{"truncated", connectRequest(1, 3, hash)[:20], "", 0, true},
+		{"empty", nil, "", 0, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			req, err := readRequest(bytes.NewReader(c.in))
+			if c.fail {
+				if err == nil {
+					t.Fatalf("accepted: %+v", req)
+				}
+				var se *errSocks
+				if c.reply != 0 && (!errors.As(err, &se) || se.reply != c.reply) {
+					t.Fatalf("error %v, want SOCKS reply %d", err, c.reply)
+				}
+				return
+			}
+			if err != nil || req.hash != c.hash {
+				t.Fatalf("got %q, %v; want %q", req.hash, err, c.hash)
+			}
+			// The reply repeats DST.ADDR and DST.PORT as sent.
+			r := reply(replySucceeded, &req)
+			if !bytes.Equal(r[:5], []byte{5, 0, 0, 3, 40}) || !bytes.Equal(r[5:], c.in[5:]) {
+				t.Fatalf("reply %v does not repeat the request %v", r, c.in)
+			}
+		})
+	}
+}
+
+type rw struct {
+	io.Reader
+	out bytes.Buffer
+}
+
+func (r *rw) Write(b []byte) (int, error) { return r.out.Write(b) }
+
+func TestGreet(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		in   []byte
+		out  []byte
+		ok   bool
+	}{
+		{"no authentication", []byte{5, 1, 0}, []byte{5, 0}, true},
+		{"among others", []byte{5, 3, 2, 1, 0}, []byte{5, 0}, true},
+		{"password only", []byte{5, 1, 2}, []byte{5, 0xff}, false},
+		{"no methods", []byte{5, 0}, []byte{5, 0xff}, false},
+		{"SOCKS4", []byte{4, 1, 0}, nil, false},
+		{"truncated", []byte{5, 3, 0}, nil, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			x := &rw{Reader: bytes.NewReader(c.in)}
+			err := greet(x)
+			if (err == nil) != c.ok || !bytes.Equal(x.out.Bytes(), c.out) {
+				t.Fatalf("err %v, wrote %v; want ok=%v and %v", err, x.out.Bytes(), c.ok, c.out)
+			}
+		})
+	}
+}
+
+// FuzzReadRequest: any input is an error or a lower-case hexadecimal stream hash that
+// the reply repeats as sent; never a panic.
+func FuzzReadRequest(f *testing.F) {
+	f.Add(connectRequest(1, 3, hash))
+	f.Add(connectRequest(1, 3, strings.ToUpper(hash)))
+	f.Add([]byte{5, 1, 0, 1, 127, 0, 0, 1, 0, 80})
+	f.Add([]byte{5, 1, 0, 3, 0xff})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		req, err := readRequest(bytes.NewReader(in))
+		if err != nil {
+			return
+		}
+		if len(req.hash) != HashLen || strings.ToLower(req.hash) != req.hash || !strings.EqualFold(req.hash, string(in[5:5+HashLen])) {
+			t.Fatalf("hash %q from %q", req.hash, in)
+		}
+		if r := reply(replySucceeded, &req); !bytes.Equal(r[5:], in[5:5+HashLen+2]) {
+			t.Fatalf("reply %q for %q", r, in)
+		}
+	})
+}
+
+func TestConfig(t *testing.T) {
+	c := Config{}
+	if err := c.normalize(); err != nil || c.Subdomain != "proxy" || c.Listen != ":7777" || c.MaxStreams != DefaultMaxStreams ||
+		c.MaxStreamsPerUser != DefaultMaxStreamsPerUser || c.MaxPending != DefaultMaxPending {
+		t.Fatalf("defaults: %+v %v", c, err)
+	}
+	for _, bad := range []Config{{Port: 70000}, {MaxStreams: -1}, {MaxRate: -5}} {
+		if err := bad.normalize(); err == nil {
+			t.Errorf("%+v accepted", bad)
+		}
+	}
+}
+
+// TestCopyPaced: with max_rate, a stream moves no faster than the rate (the bound is a
+// floor on the time taken, which pacing guarantees, not a measurement of speed), and
+// every byte arrives.
+func TestCopyPaced(t *testing.T) {
+	m := &Mod{cfg: Config{MaxRate: 32 << 10}, stop: make(chan struct{})}
+	a, b := net.Pipe()
+	payload := bytes.Repeat([]byte("x"), 48<<10)
+	go func() {
+		a.Write(payload)
+		a.Close()
+	}()
+	var out bytes.Buffer
+	start := time.Now()
+	if err := m.copyPaced(&pipeWriter{&out}, b); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took < 1400*time.Millisecond {
+		t.Fatalf("48 KiB at 32 KiB/s took %v", took)
+	}
+	if !bytes.Equal(out.Bytes(), payload) {
+		t.Fatalf("copied %d bytes, want %d", out.Len(), len(payload))
+	}
+}
+
+type pipeWriter struct{ b *bytes.Buffer }
+
+func (p *pipeWriter) Read([]byte) (int, error)         { return 0, io.EOF }
+func (p *pipeWriter) Write(b []byte) (int, error)      { return p.b.Write(b) }
+func (p *pipeWriter) Close() error                     { return nil }
+func (p *pipeWriter) LocalAddr() net.Addr              { return nil }
+func (p *pipeWriter) RemoteAddr() net.Addr             { return nil }
+func (p *pipeWriter) SetDeadline(time.Time) error      { return nil }
+func (p *pipeWriter) SetReadDeadline(time.Time) error  { return nil }
+func (p *pipeWriter) SetWriteDeadline(time.Time) error { return nil }
