@@ -11,8 +11,9 @@ import (
 )
 
 // TestIntegrationSlixmppMucMam: room history from the archive with slixmpp (a client
-// nobody here wrote). Its XEP-0045 plugin creates a room and submits the owner form made
-// persistent, members-only and logged, and makes bob a member; bob joins (status 170) and
+// nobody here wrote). Its XEP-0045 plugin creates a room (logged from the start: status 170
+// beside 110 and 201) and submits the owner form made persistent, members-only and
+// logged, and makes bob a member; bob joins (status 170) and
 // the owner and bob exchange five messages; bob's rejoin with the plugin's
 // <history maxstanzas='2'/> brings the last two; the XEP-0313 plugin pages through the
 // room's archive with RSM max 2 and gets all five in order, under the stanza-ids bob got
@@ -43,7 +44,7 @@ func TestIntegrationSlixmppMucMam(t *testing.T) {
 			t.Fatalf("%s: %q, want %q\n%s", w, got, want, s)
 		}
 	}
-	one("CREATED", "110 201")
+	one("CREATED", "110 170 201")
 	one("FIELDS", "muc#roomconfig_enablelogging muc#roomconfig_membersonly muc#roomconfig_persistentroom")
 	one("FEATURES", "muc_membersonly muc_persistent urn:xmpp:mam:2")
 	one("JOINED", "110 170")

@@ -387,6 +387,9 @@ disabled = []
 # max_rooms = 10000
 # default_occupants = 200
 # max_occupants = 5000
+# New rooms are logged: their messages archived (XEP-0313) for occupants to catch up
+# on. Owners can turn it off per room; false makes new rooms unlogged.
+# default_logging = true
 # History kept in memory per room (messages), default and largest.
 # default_history = 20
 # max_history = 200

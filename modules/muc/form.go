@@ -48,10 +48,11 @@ type roomConfig struct {
 func (c *roomConfig) broadcasts(rl role) bool { return c.Quiet&(1<<rl) == 0 }
 
 // defaultConfig is the configuration of a new room: temporary, public, open, unmoderated,
-// semi-anonymous, without password, private messages allowed, subject by moderators.
+// semi-anonymous, without password, private messages allowed, subject by moderators,
+// logged unless [modules.muc] default_logging is false.
 func (m *Mod) defaultConfig() roomConfig {
 	return roomConfig{Public: true, MaxUsers: m.cfg.DefaultOccupants, AllowPM: pmAnyone,
-		History: m.cfg.DefaultHistory}
+		History: m.cfg.DefaultHistory, Logging: m.cfg.Logging == nil || *m.cfg.Logging}
 }
 
 // formLimits are the service bounds a submitted configuration must respect.

@@ -102,6 +102,11 @@ type Config struct {
 	FloodOccupants   int     `toml:"flood_occupants"`
 	JoinRate         float64 `toml:"join_rate"`
 	PresenceInterval string  `toml:"presence_interval"`
+	// Logging is whether a new room is logged (muc#roomconfig_enablelogging): its
+	// messages archived (XEP-0313, when the archive module runs) for its occupants to
+	// catch up on, as mobile clients do. Default true, as Prosody's muc_log_by_default;
+	// an owner turns it off in the room's configuration.
+	Logging *bool `toml:"default_logging"`
 	// OccupantIDSecret keys the XEP-0421 occupant ids. Empty: a random secret is made at
 	// first start and kept in the store, so ids stay stable across restarts.
 	OccupantIDSecret string `toml:"occupant_id_secret"`

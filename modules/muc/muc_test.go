@@ -574,13 +574,36 @@ func (f *fakeArchive) Query(c module.Context, room jid.JID, iq *module.Packet, a
 	c.Reply(iq, nil)
 }
 
+// TestRoomsLoggedByDefault: with an archive, a new room is logged (its configuration
+// form says so) and advertises the archive, as Conversations' compliance test and the
+// Compliance Suites' advanced group chat expect.
+func TestRoomsLoggedByDefault(t *testing.T) {
+	e := routertest.New(t, []string{"alice"}, nil)
+	muc.SetArchive(e.Store, &fakeArchive{})
+	t.Cleanup(func() { muc.SetArchive(e.Store, nil) })
+	a := instantRoom(t, e)
+	a.Send("<iq type='get' to='" + room + "' id='i'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+	a.C.Wait(t, "id='i'", "<feature var='urn:xmpp:mam:2'/>")
+	a.Send("<iq type='get' to='" + room + "' id='f'>" + owner + "</query></iq>")
+	a.C.Wait(t, "id='f'", "<field var='muc#roomconfig_enablelogging' type='boolean' label='Enable Public Logging?'><value>1</value></field>")
+}
+
 // TestArchiveSeam: the seam for XEP-0313 on rooms sees each message a logged room
 // reflects once, with its stanza-id and sender, and the archive queries addressed to the
-// room with the requester's access; an unlogged room neither archives nor advertises
-// the archive; a room's archive is forgotten when the room is created and destroyed.
+// room with the requester's access; an unlogged room (default_logging = false here; new
+// rooms are logged by default) neither archives nor advertises the archive; a room's
+// archive is forgotten when the room is created and destroyed.
 func TestArchiveSeam(t *testing.T) {
 	fa := &fakeArchive{}
-	e := routertest.New(t, []string{"alice", "bob", "carol"}, nil)
+	off := false
+	e := routertest.New(t, []string{"alice", "bob", "carol"}, func(o *router.Options) {
+		o.ModuleConfig = func(id string, v any) error {
+			if c, ok := v.(*muc.Config); ok {
+				c.Logging = &off
+			}
+			return nil
+		}
+	})
 	muc.SetArchive(e.Store, fa)
 	t.Cleanup(func() { muc.SetArchive(e.Store, nil) })
 	a := instantRoom(t, e)
