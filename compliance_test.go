@@ -147,7 +147,8 @@ func TestComplianceSuites(t *testing.T) {
 	sm := ""
 	if strings.Contains(postAuth, "urn:xmpp:sm:3") {
 		x.send("<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
-		sm = x.until("/>")
+		got := x.until("<enabled ") // after what the initial presence brought
+		sm = got[strings.LastIndex(got, "<enabled "):] + x.until("/>")
 	}
 
 	disco := func(to, id string) string {

@@ -25,6 +25,7 @@ class Client(slixmpp.ClientXMPP):
         self.add_event_handler("groupchat_message", self.groupchat)
         self.add_event_handler("moderated_message", self.moderated)
         self.retracting = None
+        self.moderate_ok = self.moderated_seen = False
 
     async def start(self, _):
         self.send_presence()
@@ -59,8 +60,17 @@ class Client(slixmpp.ClientXMPP):
         try:
             await self["xep_0425"].moderate(slixmpp.JID(ROOM), sid, "slix tidies up", timeout=10)
             print("MODERATE OK", flush=True)
+            self.moderate_ok = True
+            self.finish()
         except Exception as e:  # IqError carries the condition
             print("MODERATE FAILED", getattr(e, "condition", e), flush=True)
+            self.disconnect()
+
+    def finish(self):
+        """Done once the room answered the moderation and broadcast it, in either order: a
+        logged room writes the tombstone to its archive before it answers."""
+        if self.moderate_ok and self.moderated_seen:
+            self.ok = True
             self.disconnect()
 
     def moderated(self, msg):
@@ -69,8 +79,8 @@ class Client(slixmpp.ClientXMPP):
             return
         mod = at["moderated"]
         print("MODERATED by", mod["by"], "reason", mod["reason"], flush=True)
-        self.ok = True
-        self.disconnect()
+        self.moderated_seen = True
+        self.finish()
 
 
 def main():
