@@ -112,7 +112,8 @@ func TestIntegrationAdhocMOTD(t *testing.T) {
 }
 
 // TestIntegrationSlixmppAdhoc: slixmpp's XEP-0050 plugin, as an administrator, lists the
-// commands and runs add-user over two stages; the account it created logs in. Then it
+// commands and runs add-user over two stages; the account it created logs in; it reads
+// its own roster with get-user-roster. Then it
 // makes an XEP-0401 account invitation, which aioxmpp redeems (XEP-0445) on this server,
 // whose registration is closed.
 func TestIntegrationSlixmppAdhoc(t *testing.T) {
@@ -127,7 +128,7 @@ func TestIntegrationSlixmppAdhoc(t *testing.T) {
 	out := runSlixOut(t, srv, "slixmpp_adhoc.py", "COMMAND http://jabber.org/protocol/admin#add-user",
 		"COMMAND http://jabber.org/protocol/admin#announce", "STAGE executing actions complete",
 		"FIELDS accountjid,password,password-verify", "STAGE completed", "NOTE info account fromslix@localhost created",
-		"REGISTERED fromslix@localhost slix@localhost",
+		"REGISTERED fromslix@localhost slix@localhost", "ROSTER friend@localhost (Friend), none, groups Pals",
 		"COMMAND urn:xmpp:invite#create-account", "INVITE FIELDS username",
 		"INVITATION urn:xmpp:invite#invitation xmpp:invited@localhost?register;preauth=")
 	srv.LoginPlain(t, "fromslix", "slix made me", "go")

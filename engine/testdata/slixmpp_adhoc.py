@@ -1,7 +1,8 @@
 """List the server's ad-hoc commands and run XEP-0133 add-user through slixmpp's XEP-0050
 plugin and its multi-stage API (start_command, then complete_command with the filled
 form); then get-registered-users-list with a max_items of its choosing, printing the
-accounts; then XEP-0401 create-account, printing the invitation's URI. Used by
+accounts; then get-user-roster for its own account after adding a contact, printing the
+roster's lines; then XEP-0401 create-account, printing the invitation's URI. Used by
 TestIntegrationSlixmppAdhoc; exits non-zero on failure."""
 import asyncio
 
@@ -37,6 +38,11 @@ class Client(slixmpp.ClientXMPP):
         self["xep_0050"].start_command(self.boundjid.domain, ADMIN + "#get-registered-users-list", session)
         await asyncio.wait_for(self.finished.wait(), 20)
         self.finished.clear()
+        await self.update_roster("friend@" + self.boundjid.domain, name="Friend", groups=["Pals"])
+        session = {"next": self.roster_form, "error": self.error}
+        self["xep_0050"].start_command(self.boundjid.domain, ADMIN + "#get-user-roster", session)
+        await asyncio.wait_for(self.finished.wait(), 20)
+        self.finished.clear()
         session = {"next": self.invite_form, "error": self.error}
         self["xep_0050"].start_command(self.boundjid.domain, "urn:xmpp:invite#create-account", session)
         await asyncio.wait_for(self.finished.wait(), 20)
@@ -54,6 +60,22 @@ class Client(slixmpp.ClientXMPP):
     def listed(self, iq, session):
         users = iq["command"]["form"].get_values().get("registereduserjids") or []
         print("REGISTERED", " ".join(str(u) for u in users), flush=True)
+        self.finished.set()
+
+    def roster_form(self, iq, session):
+        form = self["xep_0004"].make_form(ftype="submit")
+        form.add_field(var="FORM_TYPE", ftype="hidden", value=ADMIN)
+        form.add_field(var="accountjids", ftype="jid-multi", value=[self.boundjid.bare])
+        session["payload"] = form
+        session["next"] = self.rostered
+        self["xep_0050"].complete_command(session)
+
+    def rostered(self, iq, session):
+        lines = iq["command"]["form"].get_values().get("roster-" + self.boundjid.bare) or []
+        if isinstance(lines, str):  # slixmpp joins a text-multi field's values
+            lines = lines.split("\n")
+        for line in lines:
+            print("ROSTER", line, flush=True)
         self.finished.set()
 
     def invite_form(self, iq, session):

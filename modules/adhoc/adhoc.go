@@ -258,9 +258,12 @@ func (m *Mod) run(c module.Context, iq *module.Packet, cmd *command, sid string,
 }
 
 // done answers the run as completed with notes and, when fields is not nil, a result form.
-func (k *call) done(c module.Context, notes []Note, fields []Field) {
+func (k *call) done(c module.Context, notes []Note, fields []Field) { k.doneWith(c, notes, fields, nil) }
+
+// doneWith is done with elements the result form carries after its fields.
+func (k *call) doneWith(c module.Context, notes []Note, fields []Field, extra []byte) {
 	r := Response{Node: k.cmd.node(), SessionID: k.sid, Status: Completed, Notes: notes,
-		Title: k.cmd.title, Fields: fields, HasForm: fields != nil, FormType: k.cmd.resultFormType()}
+		Title: k.cmd.title, Fields: fields, HasForm: fields != nil, FormType: k.cmd.resultFormType(), Extra: extra}
 	k.m.reply(c, &k.iq, &r)
 }
 

@@ -10,6 +10,7 @@ import (
 	_ "github.com/vireo-im/vireo/modules/disco"
 	"github.com/vireo-im/vireo/router"
 	"github.com/vireo-im/vireo/router/routertest"
+	"github.com/vireo-im/vireo/store"
 	"github.com/vireo-im/vireo/store/invites"
 )
 
@@ -138,6 +139,23 @@ func TestAdhocFlow(t *testing.T) {
 		{"user statistics", alice, func(t *testing.T) string {
 			return cmd("q", "get-user-statistics", "sessionid='"+start(t, alice, "get-user-statistics")+"' action='complete'", submit("accountjid", "bob@example.org"))
 		}, []string{"var='rostersize'", "<value>0</value>", "<value>bob@example.org/r</value>"}},
+		{"user roster", alice, func(t *testing.T) string {
+			if _, err := e.Store.Rosters().Put("bob@example.org", store.RosterItem{JID: "juliet@capulet.lit", Name: "Juliet",
+				Sub: store.SubBoth, Groups: []string{"Friends", "Lovers"}}); err != nil {
+				t.Fatal(err)
+			}
+			return cmd("q", "get-user-roster", "sessionid='"+start(t, alice, "get-user-roster")+"' action='complete'",
+				"<x xmlns='jabber:x:data' type='submit'><field var='accountjids'><value>bob@example.org</value><value>ghost@example.org</value></field></x>")
+		}, []string{"status='completed'", "<field var='accountjids' type='jid-multi'><value>bob@example.org</value></field>",
+			"<value>juliet@capulet.lit (Juliet), both, groups Friends, Lovers</value>",
+			"<query xmlns='jabber:iq:roster'><item jid='juliet@capulet.lit' name='Juliet' subscription='both'><group>Friends</group><group>Lovers</group></item></query></x>",
+			"<note type='error'>account ghost@example.org does not exist"}},
+		{"disabled num", alice, func(t *testing.T) string {
+			if err := e.Store.Accounts().SetDisabled("carol@example.org", true); err != nil {
+				t.Fatal(err)
+			}
+			return cmd("q", "get-disabled-users-num", "", "")
+		}, []string{"status='completed'", "var='disabledusersnum'", "<value>1</value>"}},
 		{"delete", alice, func(t *testing.T) string {
 			return cmd("q", "delete-user", "sessionid='"+start(t, alice, "delete-user")+"' action='complete'",
 				"<x xmlns='jabber:x:data' type='submit'><field var='accountjids'><value>carol@example.org</value><value>ghost@example.org</value></field></x>")

@@ -12,7 +12,9 @@ import (
 	"github.com/vireo-im/vireo/store"
 	"github.com/vireo-im/vireo/store/creds"
 	"github.com/vireo-im/vireo/store/invites"
+	"github.com/vireo-im/vireo/xmlstream"
 	"github.com/vireo-im/vireo/xmlstream/jid"
+	"github.com/vireo-im/vireo/xmlstream/ns"
 	"github.com/vireo-im/vireo/xmlstream/stanza"
 )
 
@@ -94,10 +96,15 @@ var commands = []command{
 		form: func(*Mod, module.Context) []Field {
 			return []Field{accountField("accountjid"), passwordField("password", "The new password", true)}
 		}, run: changePassword},
+	{name: "get-user-roster", title: "Get User Roster", instructions: "Fill out this form to get a user's roster.",
+		form: func(*Mod, module.Context) []Field {
+			return []Field{{Var: "accountjids", Type: "jid-multi", Label: "The Jabber ID(s) for which to retrieve the roster", Required: true}}
+		}, run: userRoster},
 	{name: "get-user-statistics", title: "Get User Statistics", instructions: "Fill out this form to get a user's statistics.",
 		form: func(*Mod, module.Context) []Field { return []Field{accountField("accountjid")} },
 		run:  userStatistics},
 	{name: "get-registered-users-num", title: "Get Number of Registered Users", run: registeredNum},
+	{name: "get-disabled-users-num", title: "Get Number of Disabled Users", run: disabledNum},
 	{name: "get-registered-users-list", title: "Get List of Registered Users", instructions: "How many users to list.",
 		form: maxItemsForm, run: usersList(false)},
 	{name: "get-disabled-users-list", title: "Get List of Disabled Users", instructions: "How many users to list.",
@@ -402,6 +409,117 @@ func userStatistics(c module.Context, k *call) {
 			{Var: "onlineresources", Type: "text-multi", Label: "Online resources", Values: res},
 		})
 	})
+}
+
+// maxRosters bounds the accounts one get-user-roster run reads (rosters hold up to a
+// thousand items each).
+const maxRosters = 20
+
+// userRoster is XEP-0133 §4.8: each account's roster, as the jabber:iq:roster <query/>
+// the XEP puts in the result form (one per account, in the order asked), and as lines
+// in a text-multi field per account, which form clients show to the administrator.
+func userRoster(c module.Context, k *call) {
+	vals := k.form["accountjids"]
+	switch {
+	case len(vals) == 0:
+		k.fail(c, "no account JID given")
+		return
+	case len(vals) > maxRosters:
+		k.fail(c, "at most "+strconv.Itoa(maxRosters)+" accounts at a time")
+		return
+	}
+	var notes []Note
+	var asked []string
+	var fields []Field
+	var b xmlstream.Builder
+	for _, v := range vals {
+		j, bad := account(c, v)
+		if bad != "" {
+			notes = append(notes, Note{"error", bad})
+			continue
+		}
+		found, ok := exists(c, k, j)
+		if !ok {
+			return
+		}
+		if !found {
+			notes = append(notes, Note{"error", "account " + j.String() + " does not exist"})
+			continue
+		}
+		items, _, err := c.Store().Rosters().Get(j.String())
+		if err != nil {
+			k.error(c, module.StoreError(err))
+			return
+		}
+		asked = append(asked, j.String())
+		b.Start("query").Attr("xmlns", ns.Roster)
+		lines := make([]string, 0, len(items))
+		for _, it := range items {
+			module.AppendRosterItem(&b, it, false)
+			lines = append(lines, rosterLine(it))
+		}
+		b.End()
+		fields = append(fields, Field{Var: "roster-" + j.String(), Type: "text-multi", Label: "Roster of " + j.String() + " (" + strconv.Itoa(len(items)) + ")", Values: lines})
+	}
+	if len(asked) == 0 {
+		k.done(c, notes, nil)
+		return
+	}
+	fields = append([]Field{{Var: "accountjids", Type: "jid-multi", Values: asked}}, fields...)
+	k.doneWith(c, notes, fields, b.B)
+}
+
+// rosterLine is a roster item as a person reads it: "juliet@example.org (Juliet), both,
+// pending in, groups Friends, Family".
+func rosterLine(it store.RosterItem) string {
+	var sb strings.Builder
+	sb.WriteString(it.JID)
+	if it.Name != "" {
+		sb.WriteString(" (" + it.Name + ")")
+	}
+	sb.WriteString(", " + it.Sub.String())
+	if it.Ask {
+		sb.WriteString(", asked")
+	}
+	if it.PendingIn {
+		sb.WriteString(", pending in")
+	}
+	if len(it.Groups) > 0 {
+		sb.WriteString(", groups " + strings.Join(it.Groups, ", "))
+	}
+	return sb.String()
+}
+
+// disabledNum is XEP-0133 §4.14: the disabled accounts of the domain addressed, counted
+// on the worker pool (every account is read).
+func disabledNum(c module.Context, k *call) {
+	domain := c.Domain()
+	if !k.iq.To.IsZero() {
+		domain = k.iq.To.Domain()
+	}
+	accts := c.Store().Accounts()
+	var n int
+	var err error
+	job := func() {
+		err = accts.List(func(u string) bool {
+			if _, d, _ := strings.Cut(u, "@"); d == domain {
+				if a, gerr := accts.Get(u); gerr == nil && a.Disabled {
+					n++
+				}
+			}
+			return true
+		})
+	}
+	done := func(c module.Context) {
+		if err != nil {
+			k.error(c, module.StoreError(err))
+			return
+		}
+		k.done(c, nil, []Field{{Var: "disabledusersnum", Label: "The number of disabled users", Values: []string{strconv.Itoa(n)}}})
+	}
+	if !c.Async(job, done) {
+		k.error(c, stanza.New(stanza.ResourceConstraintCond))
+	}
 }
 
 // registeredNum is XEP-0133 §4.11.

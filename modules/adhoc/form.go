@@ -15,7 +15,7 @@ type Field struct {
 
 // appendForm writes <x xmlns='jabber:x:data' type='typ'> with FORM_TYPE formType (XEP-0133
 // §4 uses the admin namespace for every form and result; "" writes none) and fields.
-func appendForm(b *xmlstream.Builder, typ, formType, title, instructions string, fields []Field) {
+func appendForm(b *xmlstream.Builder, typ, formType, title, instructions string, fields []Field, extra []byte) {
 	b.Start("x").Attr("xmlns", ns.DataForms).Attr("type", typ)
 	if title != "" {
 		b.Start("title").Text(title).End()
@@ -46,6 +46,7 @@ func appendForm(b *xmlstream.Builder, typ, formType, title, instructions string,
 		}
 		b.End()
 	}
+	b.Raw(extra)
 	b.End()
 }
 
@@ -71,6 +72,9 @@ type Response struct {
 	Title, Instructions string
 	Fields              []Field
 	HasForm             bool
+	// Extra is complete XML elements the form carries after its fields (XEP-0133 §4.8's
+	// jabber:iq:roster <query/>).
+	Extra []byte
 	// FormType is the form's FORM_TYPE ("" for none).
 	FormType string
 }
@@ -94,7 +98,7 @@ func (r *Response) Append(b *xmlstream.Builder) {
 		if r.Status == Executing {
 			typ = "form"
 		}
-		appendForm(b, typ, r.FormType, r.Title, r.Instructions, r.Fields)
+		appendForm(b, typ, r.FormType, r.Title, r.Instructions, r.Fields, r.Extra)
 	}
 	b.End()
 }
