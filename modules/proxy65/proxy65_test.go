@@ -152,8 +152,8 @@ func TestCopyPaced(t *testing.T) {
 	}()
 	var out bytes.Buffer
 	start := time.Now()
-	if err := m.copyPaced(&pipeWriter{&out}, b); err != nil {
-		t.Fatal(err)
+	if n, err := m.copyPaced(&pipeWriter{&out}, b); err != nil || n != int64(len(payload)) {
+		t.Fatalf("copied %d, %v", n, err)
 	}
 	if took := time.Since(start); took < 1400*time.Millisecond {
 		t.Fatalf("48 KiB at 32 KiB/s took %v", took)

@@ -301,12 +301,18 @@ var aLongTimeAgo = time.Unix(1, 0)
 // relay copies both ways until both directions end, then closes and uncounts s.
 func (m *Mod) relay(s *stream) {
 	defer m.wg.Done()
+	start := time.Now()
 	var wg sync.WaitGroup
+	var ab, ba int64
 	wg.Add(2)
-	go func() { defer wg.Done(); m.pipe(s, s.b, s.a) }()
-	go func() { defer wg.Done(); m.pipe(s, s.a, s.b) }()
+	go func() { defer wg.Done(); ab = m.pipe(s, s.b, s.a) }()
+	go func() { defer wg.Done(); ba = m.pipe(s, s.a, s.b) }()
 	wg.Wait()
 	s.close()
+	// One line per transfer, at debug: who used the proxy for how much, when an operator
+	// looks into its bandwidth.
+	m.log.Debug().Str("user", s.user).Int64("bytes_first_to_second", ab).Int64("bytes_second_to_first", ba).
+		Dur("took", time.Since(start)).Msg("proxy65: stream ended")
 	m.mu.Lock()
 	delete(m.mu.active, s)
 	if n := m.mu.perUser[s.user] - 1; n > 0 {
@@ -317,35 +323,38 @@ func (m *Mod) relay(s *stream) {
 	m.mu.Unlock()
 }
 
-// pipe copies src to dst. At src's end it passes the half-close on (the receiver sees the
-// end of the file while its own direction may go on); on an error it ends the stream.
-func (m *Mod) pipe(s *stream, dst, src net.Conn) {
+// pipe copies src to dst and returns how many bytes it moved. At src's end it passes the
+// half-close on (the receiver sees the end of the file while its own direction may go on);
+// on an error it ends the stream.
+func (m *Mod) pipe(s *stream, dst, src net.Conn) int64 {
+	var n int64
 	var err error
 	if m.cfg.MaxRate > 0 {
-		err = m.copyPaced(dst, src)
+		n, err = m.copyPaced(dst, src)
 	} else {
-		_, err = io.Copy(dst, src) // splice(2) between two TCP sockets on Linux
+		n, err = io.Copy(dst, src) // splice(2) between two TCP sockets on Linux
 	}
 	if err != nil {
 		s.close()
-		return
+		return n
 	}
 	if tc, ok := dst.(*net.TCPConn); ok {
 		tc.CloseWrite()
 	} else {
 		s.close()
 	}
+	return n
 }
 
-// copyPaced copies at most cfg.MaxRate bytes per second.
-func (m *Mod) copyPaced(dst, src net.Conn) error {
+// copyPaced copies at most cfg.MaxRate bytes per second; it returns the bytes copied.
+func (m *Mod) copyPaced(dst, src net.Conn) (int64, error) {
 	buf := make([]byte, min(32<<10, max(m.cfg.MaxRate/8, 512)))
 	start, sent := time.Now(), int64(0)
 	for {
 		n, rerr := src.Read(buf)
 		if n > 0 {
 			if _, err := dst.Write(buf[:n]); err != nil {
-				return err
+				return sent, err
 			}
 			sent += int64(n)
 			if ahead := time.Duration(float64(sent)/float64(m.cfg.MaxRate)*float64(time.Second)) - time.Since(start); ahead > 0 {
@@ -353,16 +362,16 @@ func (m *Mod) copyPaced(dst, src net.Conn) error {
 				select {
 				case <-m.stop:
 					t.Stop()
-					return errClosed
+					return sent, errClosed
 				case <-t.C:
 				}
 			}
 		}
 		if rerr == io.EOF {
-			return nil
+			return sent, nil
 		}
 		if rerr != nil {
-			return rerr
+			return sent, rerr
 		}
 	}
 }
