@@ -27,6 +27,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/vireo-im/vireo/modules/last"
 	"github.com/vireo-im/vireo/modules/module"
 	"github.com/vireo-im/vireo/store"
 	"github.com/vireo-im/vireo/xmlstream"
@@ -61,6 +62,7 @@ type Mod struct {
 	byNode map[string]*command
 	sess   sessions
 	t      store.Table
+	last   store.Table            // the last module's logout records (get-user-lastlogin)
 	motd   atomic.Pointer[string] // nil: no message of the day
 	ctl    module.Controller      // nil: reload and shutdown are not implemented
 	// inviteRegister is Config.ContactInvitesRegister; webURL the registrar's WebURL, for
@@ -109,6 +111,7 @@ func (m *Mod) Provision(r module.Registrar) error {
 	m.ctl = r.Controller()
 	m.inviteRegister, m.webURL = cfg.ContactInvitesRegister, r.WebURL
 	m.t = r.Table("adhoc")
+	m.last = r.Table(last.Table)
 	if v, err := m.t.Get(motdKey); err == nil && len(v) > 0 {
 		s := string(v)
 		m.motd.Store(&s)
@@ -258,7 +261,9 @@ func (m *Mod) run(c module.Context, iq *module.Packet, cmd *command, sid string,
 }
 
 // done answers the run as completed with notes and, when fields is not nil, a result form.
-func (k *call) done(c module.Context, notes []Note, fields []Field) { k.doneWith(c, notes, fields, nil) }
+func (k *call) done(c module.Context, notes []Note, fields []Field) {
+	k.doneWith(c, notes, fields, nil)
+}
 
 // doneWith is done with elements the result form carries after its fields.
 func (k *call) doneWith(c module.Context, notes []Note, fields []Field, extra []byte) {

@@ -16,7 +16,7 @@ import (
 
 func newEnv(t *testing.T) *routertest.Env {
 	return routertest.New(t, []string{"alice", "bob"}, func(o *router.Options) {
-		o.Modules = []string{"adhoc", "disco"}
+		o.Modules = []string{"adhoc", "disco", "last"}
 		o.ModuleConfig = func(id string, v any) error {
 			if c, ok := v.(*adhoc.Config); ok {
 				c.Admins = []string{"alice@example.org"}
@@ -149,6 +149,19 @@ func TestAdhocFlow(t *testing.T) {
 		}, []string{"status='completed'", "<field var='accountjids' type='jid-multi'><value>bob@example.org</value></field>",
 			"<value>juliet@capulet.lit (Juliet), both, groups Friends, Lovers</value>",
 			"<query xmlns='jabber:iq:roster'><item jid='juliet@capulet.lit' name='Juliet' subscription='both'><group>Friends</group><group>Lovers</group></item></query></x>",
+			"<note type='error'>account ghost@example.org does not exist"}},
+		{"last login", alice, func(t *testing.T) string {
+			cs := e.Bind("carol", "r") // a session that ends leaves its time (XEP-0012)
+			cs.Unbind()
+			if err := e.Store.Accounts().Create(store.Account{User: "erin@example.org"}); err != nil {
+				t.Fatal(err)
+			}
+			return cmd("q", "get-user-lastlogin", "sessionid='"+start(t, alice, "get-user-lastlogin")+"' action='complete'",
+				"<x xmlns='jabber:x:data' type='submit'><field var='accountjids'><value>bob@example.org</value><value>carol@example.org</value>"+
+					"<value>ghost@example.org</value><value>erin@example.org</value></field></x>")
+		}, []string{"status='completed'", "<value>bob@example.org</value><value>carol@example.org</value><value>erin@example.org</value></field>",
+			"<field var='lastlogin' type='text-multi' label='When the last session ended (online: one is open now)'><value>online</value><value>20",
+			"</value><value>never</value></field>",
 			"<note type='error'>account ghost@example.org does not exist"}},
 		{"disabled num", alice, func(t *testing.T) string {
 			if err := e.Store.Accounts().SetDisabled("carol@example.org", true); err != nil {

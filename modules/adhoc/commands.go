@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vireo-im/vireo/modules/last"
 	"github.com/vireo-im/vireo/modules/module"
 	"github.com/vireo-im/vireo/store"
 	"github.com/vireo-im/vireo/store/creds"
@@ -100,6 +101,10 @@ var commands = []command{
 		form: func(*Mod, module.Context) []Field {
 			return []Field{{Var: "accountjids", Type: "jid-multi", Label: "The Jabber ID(s) for which to retrieve the roster", Required: true}}
 		}, run: userRoster},
+	{name: "get-user-lastlogin", title: "Get User Last Login Time", instructions: "Fill out this form to get a user's last login time.",
+		form: func(*Mod, module.Context) []Field {
+			return []Field{{Var: "accountjids", Type: "jid-multi", Label: "The Jabber ID(s) for which to retrieve the last login time", Required: true}}
+		}, run: userLastLogin},
 	{name: "get-user-statistics", title: "Get User Statistics", instructions: "Fill out this form to get a user's statistics.",
 		form: func(*Mod, module.Context) []Field { return []Field{accountField("accountjid")} },
 		run:  userStatistics},
@@ -411,27 +416,23 @@ func userStatistics(c module.Context, k *call) {
 	})
 }
 
-// maxRosters bounds the accounts one get-user-roster run reads (rosters hold up to a
-// thousand items each).
-const maxRosters = 20
+// maxAccountsPerRun bounds the accounts one get-user-roster or get-user-lastlogin run
+// reads (rosters hold up to a thousand items each).
+const maxAccountsPerRun = 20
 
-// userRoster is XEP-0133 §4.8: each account's roster, as the jabber:iq:roster <query/>
-// the XEP puts in the result form (one per account, in the order asked), and as lines
-// in a text-multi field per account, which form clients show to the administrator.
-func userRoster(c module.Context, k *call) {
+// existingAccounts validates the accountjids of a run: the accounts that exist, in the
+// order given, and a note for each value that is not one. ok is false when k has been
+// answered already (too many or none, or a store error).
+func existingAccounts(c module.Context, k *call) (js []jid.JID, notes []Note, ok bool) {
 	vals := k.form["accountjids"]
 	switch {
 	case len(vals) == 0:
 		k.fail(c, "no account JID given")
-		return
-	case len(vals) > maxRosters:
-		k.fail(c, "at most "+strconv.Itoa(maxRosters)+" accounts at a time")
-		return
+		return nil, nil, false
+	case len(vals) > maxAccountsPerRun:
+		k.fail(c, "at most "+strconv.Itoa(maxAccountsPerRun)+" accounts at a time")
+		return nil, nil, false
 	}
-	var notes []Note
-	var asked []string
-	var fields []Field
-	var b xmlstream.Builder
 	for _, v := range vals {
 		j, bad := account(c, v)
 		if bad != "" {
@@ -440,18 +441,45 @@ func userRoster(c module.Context, k *call) {
 		}
 		found, ok := exists(c, k, j)
 		if !ok {
-			return
+			return nil, nil, false
 		}
 		if !found {
 			notes = append(notes, Note{"error", "account " + j.String() + " does not exist"})
 			continue
 		}
+		js = append(js, j)
+	}
+	if len(js) == 0 {
+		k.done(c, notes, nil)
+		return nil, nil, false
+	}
+	return js, notes, true
+}
+
+func jidStrings(js []jid.JID) []string {
+	out := make([]string, len(js))
+	for i, j := range js {
+		out[i] = j.String()
+	}
+	return out
+}
+
+// userRoster is XEP-0133 §4.8: each account's roster, as the jabber:iq:roster <query/>
+// the XEP puts in the result form (one per account, in the order asked), and as lines
+// in a text-multi field per account, which form clients show to the administrator.
+func userRoster(c module.Context, k *call) {
+	js, notes, ok := existingAccounts(c, k)
+	if !ok {
+		return
+	}
+	fields := []Field{{Var: "accountjids", Type: "jid-multi", Values: jidStrings(js)}}
+	var b xmlstream.Builder
+	for _, j := range js {
 		items, _, err := c.Store().Rosters().Get(j.String())
 		if err != nil {
 			k.error(c, module.StoreError(err))
 			return
 		}
-		asked = append(asked, j.String())
 		b.Start("query").Attr("xmlns", ns.Roster)
 		lines := make([]string, 0, len(items))
 		for _, it := range items {
@@ -461,12 +489,40 @@ func userRoster(c module.Context, k *call) {
 		b.End()
 		fields = append(fields, Field{Var: "roster-" + j.String(), Type: "text-multi", Label: "Roster of " + j.String() + " (" + strconv.Itoa(len(items)) + ")", Values: lines})
 	}
-	if len(asked) == 0 {
-		k.done(c, notes, nil)
+	k.doneWith(c, notes, fields, b.B)
+}
+
+// userLastLogin is XEP-0133 §4.9, answered as ejabberd does: "online" for an account with
+// a session now, else when its last session ended (the XEP-0012 record, UTC), "never"
+// without one. One lastlogin value per account, in the order of accountjids.
+func userLastLogin(c module.Context, k *call) {
+	js, notes, ok := existingAccounts(c, k)
+	if !ok {
 		return
 	}
-	fields = append([]Field{{Var: "accountjids", Type: "jid-multi", Values: asked}}, fields...)
-	k.doneWith(c, notes, fields, b.B)
+	when := make([]string, len(js))
+	for i, j := range js {
+		at, found, err := last.Ended(k.m.last, j.String())
+		switch {
+		case err != nil:
+			k.error(c, module.StoreError(err))
+			return
+		case found:
+			when[i] = at.UTC().Format(time.RFC3339)
+		default:
+			when[i] = "never"
+		}
+	}
+	online(c, k, func(c module.Context, s []module.OnlineSession) {
+		on := onlineUsers(s)
+		for i, j := range js {
+			if _, yes := slices.BinarySearch(on, j.String()); yes {
+				when[i] = "online"
+			}
+		}
+		k.done(c, notes, []Field{{Var: "accountjids", Type: "jid-multi", Values: jidStrings(js)},
+			{Var: "lastlogin", Type: "text-multi", Label: "When the last session ended (online: one is open now)", Values: when}})
+	})
 }
 
 // rosterLine is a roster item as a person reads it: "juliet@example.org (Juliet), both,

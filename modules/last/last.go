@@ -5,17 +5,36 @@ package last
 
 import (
 	"encoding/binary"
+	"errors"
 	"strconv"
 	"time"
 
 	"github.com/vireo-im/vireo/modules/module"
 	"github.com/vireo-im/vireo/store"
-	"github.com/vireo-im/vireo/xmlstream/jid"
 	"github.com/vireo-im/vireo/xmlstream/ns"
 	"github.com/vireo-im/vireo/xmlstream/stanza"
 )
 
 func init() { module.Register(Mod{}) }
+
+// Table is the store table of the logout records: per account, the Unix time its last
+// session ended. The administration commands read it (XEP-0133 get-user-lastlogin).
+const Table = "last"
+
+// Ended returns when user's last session ended, from the Table t; ok is false when no
+// record is kept (the account never logged out, or the module is disabled).
+func Ended(t store.Table, user string) (at time.Time, ok bool, err error) {
+	v, err := t.Get(store.UserKey(user))
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return time.Time{}, false, nil
+	case err != nil:
+		return time.Time{}, false, err
+	case len(v) != 8:
+		return time.Time{}, false, nil
+	}
+	return time.Unix(int64(binary.BigEndian.Uint64(v)), 0), true, nil
+}
 
 // Mod is the module.
 type Mod struct {
@@ -31,7 +50,7 @@ func (Mod) ModuleInfo() module.Info {
 // Provision registers handlers and the logout hook.
 func (m *Mod) Provision(r module.Registrar) error {
 	m.start = time.Now()
-	m.t = r.Table("last")
+	m.t = r.Table(Table)
 	r.Public(ns.Last)
 	r.IQ(module.IQGet, ns.Last, "query", m.query)
 	r.IQBare(module.IQGet, ns.Last, "query", m.contact)
@@ -75,16 +94,10 @@ func (m *Mod) contact(c module.Context, iq *module.Packet) {
 			return
 		}
 	}
-	v, err := m.t.Get(store.UserKey(user.String()))
-	if err != nil || len(v) != 8 {
+	at, ok, err := Ended(m.t, user.String())
+	if err != nil || !ok {
 		c.Error(iq, stanza.New(stanza.ItemNotFound))
 		return
 	}
-	secs := c.Now().Unix() - int64(binary.BigEndian.Uint64(v))
-	if secs < 0 {
-		secs = 0
-	}
-	reply(c, iq, secs)
+	reply(c, iq, max(0, int64(c.Now().Sub(at).Seconds())))
 }
-
-var _ = jid.JID{}
