@@ -781,6 +781,18 @@ func (s *server) Domains() []string {
 
 func (s *server) CloseUser(bare jid.JID) { s.rt.CloseUser(bare, stanza.NotAuthorized) }
 
+// OnlineUsers implements admin.OnlineLister: the accounts with a session now.
+func (s *server) OnlineUsers() ([]string, error) {
+	ch := make(chan []string, 1)
+	s.rt.OnlineUsers(func(u []string) { ch <- u })
+	select {
+	case u := <-ch:
+		return u, nil
+	case <-time.After(10 * time.Second):
+		return nil, errors.New("the router did not list its sessions within 10 s")
+	}
+}
+
 func (s *server) Stats() map[string]any {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)

@@ -455,6 +455,42 @@ func (r *Router) Unbind(s *Session) {
 	s.shard.q.pushForce(o)
 }
 
+// OnlineUsers snapshots, on every shard's worker, the accounts (bare JIDs) with at least
+// one session, attached or detached, and runs done with all of them on the worker of the
+// shard that finishes last: for administration (which accounts are in use now), not for
+// anything a stanza waits on.
+func (r *Router) OnlineUsers(done func(users []string)) {
+	var (
+		mu   sync.Mutex
+		all  []string
+		left = len(r.shards)
+	)
+	for _, sh := range r.shards {
+		o := getOp()
+		o.kind = opCall
+		o.fn = func(module.Context) {
+			var part []string
+			for _, u := range sh.users {
+				for _, se := range u.sessions {
+					if !se.gone.Load() {
+						part = append(part, u.bare.String())
+						break
+					}
+				}
+			}
+			mu.Lock()
+			all = append(all, part...)
+			left--
+			last := left == 0
+			mu.Unlock()
+			if last {
+				done(all)
+			}
+		}
+		sh.q.pushForce(o)
+	}
+}
+
 // CloseUser closes every session of the account j names with cond (account removed or
 // disabled), or only the one of j's resource when j is a full JID (module.ServerSessions).
 func (r *Router) CloseUser(j jid.JID, cond stanza.StreamCondition) {

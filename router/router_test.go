@@ -337,3 +337,25 @@ func TestAnswersForTheAccount(t *testing.T) {
 	a.Send("<iq type='get' id='r4' to='example.org'><query xmlns='urn:example:none'/></iq>")
 	a.C.Wait(t, "id='r4'", "from='example.org'", "<service-unavailable")
 }
+
+// TestOnlineUsers: the accounts with a session, once each however many resources they
+// bind, from every shard; an account whose last session ended is not among them.
+func TestOnlineUsers(t *testing.T) {
+	e := newEnv(t)
+	e.Bind("alice", "a")
+	e.Bind("alice", "b")
+	e.Bind("bob", "a")
+	c := e.Bind("carol", "a")
+	c.Unbind()
+	got := make(chan []string, 1)
+	e.R.OnlineUsers(func(u []string) { got <- u })
+	select {
+	case u := <-got:
+		slices.Sort(u)
+		if !slices.Equal(u, []string{"alice@example.org", "bob@example.org"}) {
+			t.Fatalf("online users %q", u)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("OnlineUsers never answered")
+	}
+}

@@ -27,7 +27,7 @@ import (
 
 // Request is one admin command.
 type Request struct {
-	Op       string `json:"op"` // adduser, deluser, passwd, disable, enable, users, bulkadd, stats, reload, modules, backup, export, import, s2s, vhost, invite, reset
+	Op       string `json:"op"` // adduser, deluser, passwd, disable, enable, users, inactive, bulkadd, stats, reload, modules, backup, export, import, s2s, vhost, invite, reset
 	JID      string `json:"jid,omitempty"`
 	Password string `json:"password,omitempty"`
 	Domain   string `json:"domain,omitempty"`
@@ -44,6 +44,9 @@ type Request struct {
 	Token string        `json:"token,omitempty"`
 	// Split makes export write a directory of files, one per account (ExportSplit).
 	Split bool `json:"split,omitempty"`
+	// Days is the inactive op's threshold; Delete makes it delete what it lists.
+	Days   int  `json:"days,omitempty"`
+	Delete bool `json:"delete,omitempty"`
 	// For names the server an export is written for (pie.ParseFlavour): "" for standard
 	// XEP-0227, "ejabberd" (or "ejabberd-sha256", "ejabberd-sha512") for ejabberd.
 	For string `json:"for,omitempty"`
@@ -138,6 +141,8 @@ func Do(b Backend, r Request) Response {
 		err = SetDisabled(b, r.JID, false)
 	case "users":
 		resp.Users, err = Users(b.Store(), r.Domain)
+	case "inactive":
+		resp.Lines, resp.Count, err = Inactive(b, r.Domain, r.Days, r.Delete, time.Now())
 	case "bulkadd":
 		resp.Count, err = BulkAdd(b, r.Prefix, r.Domain, r.Password, r.Count, r.Iter)
 	case "stats":

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -35,6 +36,10 @@ commands:
   disable JID              stop an account from logging in (its sessions end; data stays)
   enable JID               let a disabled account log in again
   users [DOMAIN]           list accounts
+  inactive [-delete] DAYS [DOMAIN]
+                           list the accounts nobody used for DAYS (at least 30): no
+                           session now, the last one ended before (XEP-0012 record),
+                           or never logged in and created before; -delete removes them
   bulkadd [-prefix user] [-count N] [-password P] [-domain D] [-iter N]
                            create prefix1..prefixN accounts (load tests)
   stats                    server statistics, and each virtual host's certificate:
@@ -183,6 +188,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 		for _, l := range resp.Lines {
 			fmt.Fprintln(stdout, l)
 		}
+	case "inactive":
+		for _, l := range resp.Lines {
+			fmt.Fprintln(stdout, l)
+		}
+		if req.Delete {
+			fmt.Fprintf(stdout, "deleted %d accounts inactive for %d days\n", resp.Count, req.Days)
+		} else {
+			fmt.Fprintf(stdout, "%d accounts inactive for %d days (vireoctl inactive -delete %d deletes them)\n", resp.Count, req.Days, req.Days)
+		}
 	case "bulkadd":
 		fmt.Fprintf(stdout, "created %d accounts\n", resp.Count)
 	case "export":
@@ -298,6 +312,25 @@ func parse(cmd string, args []string) (admin.Request, error) {
 		}
 		if len(args) == 1 {
 			r.Domain = args[0]
+		}
+	case "inactive":
+		fl := flag.NewFlagSet("inactive", flag.ContinueOnError)
+		fl.SetOutput(io.Discard)
+		fl.BoolVar(&r.Delete, "delete", false, "delete the accounts listed")
+		if err := fl.Parse(args); err != nil {
+			return r, fmt.Errorf("inactive: %w", err)
+		}
+		args = fl.Args()
+		if len(args) < 1 || len(args) > 2 {
+			return r, errors.New("inactive: want DAYS [DOMAIN]")
+		}
+		days, err := strconv.Atoi(args[0])
+		if err != nil || days < admin.MinInactiveDays {
+			return r, fmt.Errorf("inactive: DAYS %q: want a number of days, at least %d", args[0], admin.MinInactiveDays)
+		}
+		r.Days = days
+		if len(args) == 2 {
+			r.Domain = args[1]
 		}
 	case "stats", "reload", "s2s":
 		if err := need(0, "no arguments"); err != nil {

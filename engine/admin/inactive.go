@@ -1,0 +1,115 @@
+package admin
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/vireo-im/vireo/modules/last"
+	"github.com/vireo-im/vireo/store"
+)
+
+// OnlineLister is what a running server's Backend adds so that inactive leaves alone the
+// accounts in use now; a stopped server has none online.
+type OnlineLister interface {
+	// OnlineUsers returns the bare JIDs with a session (attached or detached).
+	OnlineUsers() ([]string, error)
+}
+
+// MinInactiveDays bounds the inactive op's threshold from below: a slip of the finger
+// ("1" for "365") must not list, or delete, everyone who was away for a day.
+const MinInactiveDays = 30
+
+// Inactive lists the accounts of domain ("" for all) nobody has used for days: no session
+// now, and their last session ended before then (the XEP-0012 record the last module
+// keeps), or, never logged in, created before then. Accounts with neither a record nor a
+// creation time (imported, or made before either was kept) are left alone and counted in
+// a last line. With del it deletes what it lists, with their data in every table. It
+// returns one line per account and how many it listed (or deleted).
+func Inactive(b Backend, domain string, days int, del bool, now time.Time) ([]string, int, error) {
+	if days < MinInactiveDays {
+		return nil, 0, fmt.Errorf("inactive: want at least %d days", MinInactiveDays)
+	}
+	if domain != "" && !servesDomain(b, domain) {
+		return nil, 0, fmt.Errorf("%s is not served here (domains: %s)", domain, strings.Join(b.Domains(), ", "))
+	}
+	online := map[string]bool{}
+	if l, ok := b.(OnlineLister); ok {
+		users, err := l.OnlineUsers()
+		if err != nil {
+			return nil, 0, err
+		}
+		for _, u := range users {
+			online[u] = true
+		}
+	}
+	cutoff := now.Add(-time.Duration(days) * 24 * time.Hour)
+	st := b.Store()
+	lastT := st.Table(last.Table)
+	type found struct{ user, why string }
+	var list []found
+	unknown := 0
+	var ferr error
+	err := st.Accounts().List(func(u string) bool {
+		if domain != "" && !strings.HasSuffix(u, "@"+domain) || online[u] {
+			return true
+		}
+		ended, ok, err := last.Ended(lastT, u)
+		if err != nil {
+			ferr = err
+			return false
+		}
+		if ok {
+			if ended.Before(cutoff) {
+				list = append(list, found{u, "last session ended " + ended.UTC().Format("2006-01-02")})
+			}
+			return true
+		}
+		a, err := st.Accounts().Get(u)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+		case err != nil:
+			ferr = err
+			return false
+		case a.Created.IsZero():
+			unknown++
+		case a.Created.Before(cutoff):
+			list = append(list, found{u, "never logged in, created " + a.Created.UTC().Format("2006-01-02")})
+		}
+		return true
+	})
+	if err == nil {
+		err = ferr
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].user < list[j].user })
+	lines := make([]string, 0, len(list)+1)
+	n := 0
+	for _, f := range list {
+		if del {
+			if err := DelUser(b, f.user); err != nil {
+				lines = append(lines, f.user+"  not deleted: "+err.Error())
+				continue
+			}
+		}
+		n++
+		lines = append(lines, f.user+"  "+f.why)
+	}
+	if unknown > 0 {
+		lines = append(lines, fmt.Sprintf("(%d accounts with no record of a session and no creation time left alone)", unknown))
+	}
+	return lines, n, nil
+}
+
+func servesDomain(b Backend, domain string) bool {
+	for _, d := range b.Domains() {
+		if d == domain {
+			return true
+		}
+	}
+	return false
+}
