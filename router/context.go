@@ -300,40 +300,31 @@ func (c *shardCtx) OnlineSessions(done func(module.Context, []module.OnlineSessi
 	}
 	ent := c.svc
 	var (
-		mu   sync.Mutex
-		all  []module.OnlineSession
-		left = len(r.shards)
+		mu  sync.Mutex
+		all []module.OnlineSession
 	)
-	for _, sh := range r.shards {
-		o := getOp()
-		o.kind = opCall
-		o.fn = func(module.Context) {
-			var part []module.OnlineSession
-			for _, u := range sh.users {
-				for _, se := range u.sessions {
-					if se.gone.Load() {
-						continue
-					}
-					part = append(part, module.OnlineSession{JID: se.jid, Available: se.available,
-						Priority: int(se.prio), Detached: se.conn == nil})
+	r.onEveryShard(func(sh *shard) {
+		var part []module.OnlineSession
+		for _, u := range sh.users {
+			for _, se := range u.sessions {
+				if se.gone.Load() {
+					continue
 				}
-			}
-			mu.Lock()
-			all = append(all, part...)
-			left--
-			last := left == 0
-			mu.Unlock()
-			if last {
-				b := getOp()
-				b.kind = opCall
-				b.bare = bare
-				b.to = ent
-				b.fn = func(c module.Context) { done(c, all) }
-				home.q.pushForce(b)
+				part = append(part, module.OnlineSession{JID: se.jid, Available: se.available,
+					Priority: int(se.prio), Detached: se.conn == nil})
 			}
 		}
-		sh.q.pushForce(o)
-	}
+		mu.Lock()
+		all = append(all, part...)
+		mu.Unlock()
+	}, func() {
+		b := getOp()
+		b.kind = opCall
+		b.bare = bare
+		b.to = ent
+		b.fn = func(c module.Context) { done(c, all) }
+		home.q.pushForce(b)
+	})
 }
 
 // CloseUser implements module.ServerSessions.

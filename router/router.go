@@ -460,31 +460,36 @@ func (r *Router) Unbind(s *Session) {
 // shard that finishes last: for administration (which accounts are in use now), not for
 // anything a stanza waits on.
 func (r *Router) OnlineUsers(done func(users []string)) {
-	var (
-		mu   sync.Mutex
-		all  []string
-		left = len(r.shards)
-	)
+	var mu sync.Mutex
+	var all []string
+	r.onEveryShard(func(sh *shard) {
+		var part []string
+		for _, u := range sh.users {
+			for _, se := range u.sessions {
+				if !se.gone.Load() {
+					part = append(part, u.bare.String())
+					break
+				}
+			}
+		}
+		mu.Lock()
+		all = append(all, part...)
+		mu.Unlock()
+	}, func() { done(all) })
+}
+
+// onEveryShard runs each on every shard's worker (which owns that shard's users and
+// sessions), and last on the worker of the shard that finishes last, after every each.
+func (r *Router) onEveryShard(each func(sh *shard), last func()) {
+	var left atomic.Int32
+	left.Store(int32(len(r.shards)))
 	for _, sh := range r.shards {
 		o := getOp()
 		o.kind = opCall
 		o.fn = func(module.Context) {
-			var part []string
-			for _, u := range sh.users {
-				for _, se := range u.sessions {
-					if !se.gone.Load() {
-						part = append(part, u.bare.String())
-						break
-					}
-				}
-			}
-			mu.Lock()
-			all = append(all, part...)
-			left--
-			last := left == 0
-			mu.Unlock()
-			if last {
-				done(all)
+			each(sh)
+			if left.Add(-1) == 0 {
+				last()
 			}
 		}
 		sh.q.pushForce(o)

@@ -70,6 +70,13 @@ func passwordField(v, label string, req bool) Field {
 	return Field{Var: v, Type: "text-private", Label: label, Required: req}
 }
 
+// accountsForm is the form of a command on one or more accounts (accountjids).
+func accountsForm(label string) func(*Mod, module.Context) []Field {
+	return func(*Mod, module.Context) []Field {
+		return []Field{{Var: "accountjids", Type: "jid-multi", Label: label, Required: true}}
+	}
+}
+
 // commands are the XEP-0133 commands served, in the order they are listed (§4).
 var commands = []command{
 	{name: "add-user", title: "Add User", instructions: "Fill out this form to add a user.",
@@ -78,33 +85,21 @@ var commands = []command{
 				passwordField("password-verify", "Retype password", false)}
 		}, run: addUser},
 	{name: "delete-user", title: "Delete User", instructions: "Fill out this form to delete users.",
-		form: func(*Mod, module.Context) []Field {
-			return []Field{{Var: "accountjids", Type: "jid-multi", Label: "The Jabber ID(s) to delete", Required: true}}
-		}, run: deleteUser},
+		form: accountsForm("The Jabber ID(s) to delete"), run: deleteUser},
 	{name: "disable-user", title: "Disable a User", instructions: "Fill out this form to disable users.",
-		form: func(*Mod, module.Context) []Field {
-			return []Field{{Var: "accountjids", Type: "jid-multi", Label: "The Jabber ID(s) to disable", Required: true}}
-		}, run: disableUser},
+		form: accountsForm("The Jabber ID(s) to disable"), run: disableUser},
 	{name: "reenable-user", title: "Re-Enable a User", instructions: "Fill out this form to re-enable users.",
-		form: func(*Mod, module.Context) []Field {
-			return []Field{{Var: "accountjids", Type: "jid-multi", Label: "The Jabber ID(s) to re-enable", Required: true}}
-		}, run: reenableUser},
+		form: accountsForm("The Jabber ID(s) to re-enable"), run: reenableUser},
 	{name: "end-user-session", title: "End User Session", instructions: "Fill out this form to end sessions: a bare JID ends all of the account's, a full JID that one.",
-		form: func(*Mod, module.Context) []Field {
-			return []Field{{Var: "accountjids", Type: "jid-multi", Label: "The Jabber ID(s) for which to end sessions", Required: true}}
-		}, run: endSessions},
+		form: accountsForm("The Jabber ID(s) for which to end sessions"), run: endSessions},
 	{name: "change-user-password", title: "Change User Password", instructions: "Fill out this form to change a user's password.",
 		form: func(*Mod, module.Context) []Field {
 			return []Field{accountField("accountjid"), passwordField("password", "The new password", true)}
 		}, run: changePassword},
 	{name: "get-user-roster", title: "Get User Roster", instructions: "Fill out this form to get a user's roster.",
-		form: func(*Mod, module.Context) []Field {
-			return []Field{{Var: "accountjids", Type: "jid-multi", Label: "The Jabber ID(s) for which to retrieve the roster", Required: true}}
-		}, run: userRoster},
+		form: accountsForm("The Jabber ID(s) for which to retrieve the roster"), run: userRoster},
 	{name: "get-user-lastlogin", title: "Get User Last Login Time", instructions: "Fill out this form to get a user's last login time.",
-		form: func(*Mod, module.Context) []Field {
-			return []Field{{Var: "accountjids", Type: "jid-multi", Label: "The Jabber ID(s) for which to retrieve the last login time", Required: true}}
-		}, run: userLastLogin},
+		form: accountsForm("The Jabber ID(s) for which to retrieve the last login time"), run: userLastLogin},
 	{name: "get-user-statistics", title: "Get User Statistics", instructions: "Fill out this form to get a user's statistics.",
 		form: func(*Mod, module.Context) []Field { return []Field{accountField("accountjid")} },
 		run:  userStatistics},

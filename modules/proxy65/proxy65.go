@@ -272,58 +272,25 @@ func (s *service) payloads() (info, addr []byte) {
 
 // handle answers what is addressed to proxy.<host>.
 func (s *service) handle(c module.Context, p *module.Packet) {
-	if p.From.IsZero() {
-		return
-	}
-	switch p.Kind {
-	case module.KindIQ:
-	case module.KindMessage:
-		if p.Type != "error" {
-			c.Error(p, stanza.New(stanza.ServiceUnavailable))
-		}
-		return
-	default:
-		return
-	}
-	if p.Type != "get" && p.Type != "set" {
-		return
-	}
-	if p.To.Local() != "" || p.To.Resource() != "" {
-		c.Error(p, stanza.New(stanza.ServiceUnavailable))
-		return
-	}
-	q, ok := p.Payload()
+	q, ok := module.LeafService(c, p, s.info)
 	if !ok {
-		c.Error(p, stanza.New(stanza.BadRequest))
 		return
 	}
-	name, space := string(q.Name()), string(q.NS())
-	switch {
-	case p.Type == "get" && space == ns.DiscoInfo && name == "query":
-		if n, _ := q.AppendAttr(nil, "node"); len(n) > 0 {
-			c.Error(p, stanza.New(stanza.ItemNotFound))
-			return
-		}
-		c.Reply(p, s.info)
-	case p.Type == "get" && space == ns.DiscoItems && name == "query":
-		c.Reply(p, []byte("<query xmlns='"+ns.DiscoItems+"'/>"))
-	case p.Type == "get" && space == ns.Ping && name == "ping":
-		c.Reply(p, nil)
-	case space == NS && name == "query":
-		if !s.allowed(c, p.From) {
-			e := stanza.New(stanza.Forbidden)
-			e.Text = "only users of this server may use its proxy"
-			c.Error(p, e)
-			return
-		}
-		if p.Type == "get" {
-			c.Reply(p, s.addr) // XEP-0065 §4
-			return
-		}
-		s.activate(c, p, q)
-	default:
+	if string(q.NS()) != NS || string(q.Name()) != "query" {
 		c.Error(p, stanza.New(stanza.ServiceUnavailable))
+		return
 	}
+	if !s.allowed(c, p.From) {
+		e := stanza.New(stanza.Forbidden)
+		e.Text = "only users of this server may use its proxy"
+		c.Error(p, e)
+		return
+	}
+	if p.Type == "get" {
+		c.Reply(p, s.addr) // XEP-0065 §4
+		return
+	}
+	s.activate(c, p, q)
 }
 
 func (s *service) allowed(c module.Context, from jid.JID) bool {

@@ -342,48 +342,15 @@ func (w debugWriter) Write(p []byte) (int, error) {
 
 // handle is the module.ServiceHandler of upload.<host>, on the service domain's shard.
 func (s *service) handle(c module.Context, p *module.Packet) {
-	if p.From.IsZero() {
-		return
-	}
-	switch p.Kind {
-	case module.KindIQ:
-	case module.KindMessage:
-		if p.Type != "error" {
-			c.Error(p, stanza.New(stanza.ServiceUnavailable))
-		}
-		return
-	default:
-		return
-	}
-	if p.Type != "get" && p.Type != "set" {
-		return
-	}
-	if p.To.Local() != "" || p.To.Resource() != "" {
-		c.Error(p, stanza.New(stanza.ServiceUnavailable))
-		return
-	}
-	q, ok := p.Payload()
+	q, ok := module.LeafService(c, p, s.info)
 	if !ok {
-		c.Error(p, stanza.New(stanza.BadRequest))
 		return
 	}
-	name, space := string(q.Name()), string(q.NS())
-	switch {
-	case p.Type == "get" && space == ns.DiscoInfo && name == "query":
-		if n, _ := q.AppendAttr(nil, "node"); len(n) > 0 {
-			c.Error(p, stanza.New(stanza.ItemNotFound))
-			return
-		}
-		c.Reply(p, s.info)
-	case p.Type == "get" && space == ns.DiscoItems && name == "query":
-		c.Reply(p, []byte("<query xmlns='"+ns.DiscoItems+"'/>"))
-	case p.Type == "get" && space == ns.Ping && name == "ping":
-		c.Reply(p, nil)
-	case p.Type == "get" && space == NS && name == "request":
+	if p.Type == "get" && string(q.NS()) == NS && string(q.Name()) == "request" {
 		s.request(c, p, q)
-	default:
-		c.Error(p, stanza.New(stanza.ServiceUnavailable))
+		return
 	}
+	c.Error(p, stanza.New(stanza.ServiceUnavailable))
 }
 
 // request answers a slot request (XEP-0363 §4, errors §5).
