@@ -317,28 +317,13 @@ func setPassword(c module.Context, k *call, create bool) {
 
 // deleteUser is XEP-0133 §4.2: each account's sessions end, then its data goes.
 func deleteUser(c module.Context, k *call) {
-	vals := k.form["accountjids"]
-	if len(vals) == 0 {
-		k.fail(c, "no account JID given")
+	js, notes, ok := existingAccounts(c, k, 0)
+	if !ok {
 		return
 	}
 	ss, _ := c.(module.ServerSessions)
-	var notes []Note
 	var deleted []string
-	for _, v := range vals {
-		j, bad := account(c, v)
-		if bad != "" {
-			notes = append(notes, Note{"error", bad})
-			continue
-		}
-		found, ok := exists(c, k, j)
-		if !ok {
-			return
-		}
-		if !found {
-			notes = append(notes, Note{"error", "account " + j.String() + " does not exist"})
-			continue
-		}
+	for _, j := range js {
 		if ss != nil {
 			ss.CloseUser(j, stanza.NotAuthorized)
 		}
@@ -417,15 +402,16 @@ const maxAccountsPerRun = 20
 
 // existingAccounts validates the accountjids of a run: the accounts that exist, in the
 // order given, and a note for each value that is not one. ok is false when k has been
-// answered already (too many or none, or a store error).
-func existingAccounts(c module.Context, k *call) (js []jid.JID, notes []Note, ok bool) {
+// answered already (none given, more than max when max > 0, none exists, or a store
+// error).
+func existingAccounts(c module.Context, k *call, max int) (js []jid.JID, notes []Note, ok bool) {
 	vals := k.form["accountjids"]
 	switch {
 	case len(vals) == 0:
 		k.fail(c, "no account JID given")
 		return nil, nil, false
-	case len(vals) > maxAccountsPerRun:
-		k.fail(c, "at most "+strconv.Itoa(maxAccountsPerRun)+" accounts at a time")
+	case max > 0 && len(vals) > max:
+		k.fail(c, "at most "+strconv.Itoa(max)+" accounts at a time")
 		return nil, nil, false
 	}
 	for _, v := range vals {
@@ -463,7 +449,7 @@ func jidStrings(js []jid.JID) []string {
 // the XEP puts in the result form (one per account, in the order asked), and as lines
 // in a text-multi field per account, which form clients show to the administrator.
 func userRoster(c module.Context, k *call) {
-	js, notes, ok := existingAccounts(c, k)
+	js, notes, ok := existingAccounts(c, k, maxAccountsPerRun)
 	if !ok {
 		return
 	}
@@ -491,7 +477,7 @@ func userRoster(c module.Context, k *call) {
 // a session now, else when its last session ended (the XEP-0012 record, UTC), "never"
 // without one. One lastlogin value per account, in the order of accountjids.
 func userLastLogin(c module.Context, k *call) {
-	js, notes, ok := existingAccounts(c, k)
+	js, notes, ok := existingAccounts(c, k, maxAccountsPerRun)
 	if !ok {
 		return
 	}
