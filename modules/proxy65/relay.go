@@ -59,15 +59,20 @@ func (s *stream) close() {
 func (m *Mod) acceptLoop() {
 	defer m.wg.Done()
 	var backoff time.Duration
+	var logged time.Time
 	for {
 		c, err := m.ln.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			// Out of descriptors and the like: wait and go on, as the c2s listener does.
+			// Out of descriptors and the like: wait and go on, as the c2s listener does,
+			// and say so at most every ten seconds.
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			m.log.Warn().Err(err).Msg("proxy65: accept failed")
+			if now := time.Now(); now.Sub(logged) > 10*time.Second {
+				logged = now
+				m.log.Warn().Err(err).Msg("proxy65: accept failed; retrying")
+			}
 			select {
 			case <-m.stop:
 				return
@@ -110,7 +115,7 @@ func (m *Mod) admit(addr string) bool {
 	return true
 }
 
-// release uncounts a waiting connection.
+// release uncounts a waiting connection. Mod.mu is held.
 func (m *Mod) release(addr string) {
 	m.mu.waiting--
 	if n := m.mu.perAddr[addr] - 1; n > 0 {
