@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -201,10 +202,8 @@ func bareJID(b Backend, s string) (jid.JID, error) {
 	if j.Local() == "" || !j.IsBare() {
 		return jid.JID{}, fmt.Errorf("%q: want user@domain", s)
 	}
-	for _, d := range b.Domains() {
-		if d == j.Domain() {
-			return j, nil
-		}
+	if slices.Contains(b.Domains(), j.Domain()) {
+		return j, nil
 	}
 	return jid.JID{}, fmt.Errorf("%q: domain %s is not served here (domains: %s)", s, j.Domain(), strings.Join(b.Domains(), ", "))
 }

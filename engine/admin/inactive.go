@@ -3,6 +3,7 @@ package admin
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -32,7 +33,7 @@ func Inactive(b Backend, domain string, days int, del bool, now time.Time) ([]st
 	if days < MinInactiveDays {
 		return nil, 0, fmt.Errorf("inactive: want at least %d days", MinInactiveDays)
 	}
-	if domain != "" && !servesDomain(b, domain) {
+	if domain != "" && !slices.Contains(b.Domains(), domain) {
 		return nil, 0, fmt.Errorf("%s is not served here (domains: %s)", domain, strings.Join(b.Domains(), ", "))
 	}
 	online := map[string]bool{}
@@ -103,13 +104,4 @@ func Inactive(b Backend, domain string, days int, del bool, now time.Time) ([]st
 		lines = append(lines, fmt.Sprintf("(%d accounts with no record of a session and no creation time left alone)", unknown))
 	}
 	return lines, n, nil
-}
-
-func servesDomain(b Backend, domain string) bool {
-	for _, d := range b.Domains() {
-		if d == domain {
-			return true
-		}
-	}
-	return false
 }

@@ -1,6 +1,7 @@
 package proxy65
 
 import (
+	"bytes"
 	"crypto/sha1"
 	"encoding/hex"
 	"fmt"
@@ -122,7 +123,6 @@ type Mod struct {
 	log  zerolog.Logger
 	ln   net.Listener
 	port int // advertised
-	svcs map[string]*service
 	stop chan struct{}
 	wg   sync.WaitGroup // the accept loop, greetings and relays
 
@@ -151,7 +151,6 @@ func (*Mod) ModuleInfo() module.Info {
 // service is proxy.<host>.
 type service struct {
 	m      *Mod
-	host   string
 	domain string
 	info   []byte // disco#info payload
 	addr   []byte // the bytestreams <query/> with this service's <streamhost/>
@@ -181,7 +180,6 @@ func (m *Mod) Provision(r module.Registrar) error {
 	if m.port == 0 {
 		m.port = ln.Addr().(*net.TCPAddr).Port
 	}
-	m.svcs = map[string]*service{}
 	m.mu.pending = map[string]*pair{}
 	m.mu.perAddr = map[string]int{}
 	m.mu.active = map[*stream]struct{}{}
@@ -211,20 +209,14 @@ func (m *Mod) AddHost(host string) ([]module.Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("proxy65: subdomain %q: %w", m.cfg.Subdomain, err)
 	}
-	s := &service{m: m, host: host, domain: dom}
+	s := &service{m: m, domain: dom}
 	s.info, s.addr = s.payloads()
-	m.svcs[dom] = s
 	return []module.Service{{Domain: dom, Name: m.cfg.Name, Handler: s.handle, Host: host}}, nil
 }
 
-// RemoveHost implements module.HostWatcher. Streams already relaying go on.
-func (m *Mod) RemoveHost(host string) {
-	for d, s := range m.svcs {
-		if s.host == host {
-			delete(m.svcs, d)
-		}
-	}
-}
+// RemoveHost implements module.HostWatcher: the router drops the service, and the module
+// keeps nothing per host. Streams already relaying go on.
+func (m *Mod) RemoveHost(string) {}
 
 // Cleanup closes the listener and every connection, waiting or relaying, and waits for
 // their goroutines.
@@ -307,7 +299,7 @@ func (s *service) activate(c module.Context, p *module.Packet, q xmlstream.Eleme
 		c.Error(p, e)
 		return
 	}
-	target, err := jid.ParseBytes(trimSpace(act.AppendText(nil)))
+	target, err := jid.ParseBytes(bytes.TrimSpace(act.AppendText(nil)))
 	if err != nil {
 		c.Error(p, stanza.New(stanza.JIDMalformed))
 		return
@@ -329,14 +321,4 @@ func Hash(sid, requester, target string) string {
 	h.Write([]byte(requester))
 	h.Write([]byte(target))
 	return hex.EncodeToString(h.Sum(nil))
-}
-
-func trimSpace(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t' || b[0] == '\n' || b[0] == '\r') {
-		b = b[1:]
-	}
-	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t' || b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
-		b = b[:len(b)-1]
-	}
-	return b
 }

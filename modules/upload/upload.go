@@ -101,7 +101,6 @@ type Mod struct {
 	ln        net.Listener
 	stop      chan struct{}
 	done      chan struct{}
-	svcs      map[string]*service
 	pub       *url.URL // public_url, nil without one
 	// active counts HTTP handlers running, so Cleanup returns only when none can still
 	// write to the store (which closes after the router).
@@ -175,7 +174,6 @@ func (m *Mod) Provision(r module.Registrar) error {
 		m.prefix = strings.TrimSuffix(pub.Path, "/")
 	}
 	m.pub = pub
-	m.svcs = map[string]*service{}
 	for _, d := range r.Domains() {
 		svcs, err := m.AddHost(d)
 		if err != nil {
@@ -224,19 +222,13 @@ func (m *Mod) AddHost(host string) ([]module.Service, error) {
 		}
 	}
 	s.info = s.discoInfo()
-	m.svcs[dom] = s
 	return []module.Service{{Domain: dom, Name: m.cfg.Name, Handler: s.handle, Host: host}}, nil
 }
 
-// RemoveHost implements module.HostWatcher. Stored files stay, and their download URLs
-// keep working: they name no host the HTTPS listener checks.
-func (m *Mod) RemoveHost(host string) {
-	for d, s := range m.svcs {
-		if s.host == host {
-			delete(m.svcs, d)
-		}
-	}
-}
+// RemoveHost implements module.HostWatcher: the router drops the service, and the module
+// keeps nothing per host. Stored files stay, and their download URLs keep working: they
+// name no host the HTTPS listener checks.
+func (m *Mod) RemoveHost(string) {}
 
 // open prepares the file area, the key and the usage counts: everything but the network.
 func (m *Mod) open(dataDir string, t store.Table) error {
