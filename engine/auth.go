@@ -192,6 +192,8 @@ func (c *conn) onSASL(st *xmlstream.Stanza) {
 		if c.has(fCBRejected) {
 			srv.AcceptUnboundClient()
 		}
+		// XEP-0474: both profiles advertise the same mechanism list (FAST's are apart).
+		srv.Advertised(c.mechanisms(), c.cbTypes())
 		c.auth = &authState{srv: srv, addr: key, v2: req, mech: mechIndex(string(mech))}
 	case "response":
 		if c.auth == nil {

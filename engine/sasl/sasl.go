@@ -1,7 +1,7 @@
 // Package sasl implements the server side of the SASL mechanisms Vireo offers (RFC 6120
 // §6): SCRAM-SHA-1, SCRAM-SHA-256 and SCRAM-SHA-512 (RFC 5802, RFC 7677) with their -PLUS
 // variants over the tls-exporter (RFC 9266) and tls-server-end-point (RFC 5929) channel
-// bindings, PLAIN (RFC 4616), and the HT mechanisms that carry XEP-0484 FAST tokens
+// bindings, with XEP-0474's downgrade protection, PLAIN (RFC 4616), and the HT mechanisms that carry XEP-0484 FAST tokens
 // (ht.go).
 //
 // The exchanges are pure state machines: no I/O, no store access, no logging. The engine
@@ -17,6 +17,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -131,6 +132,7 @@ type Server struct {
 	creds  store.Credentials
 	allowY bool
 	ht     *htServer // HT (FAST token) exchanges only
+	ssdp   string    // XEP-0474: what the stream advertised, hashed into server-first
 }
 
 // AcceptUnboundClient lets a client send the 'y' flag (it supports channel binding, but
@@ -139,6 +141,42 @@ type Server struct {
 // back, not an attacker who stripped -PLUS from our features (RFC 5802 §6). slixmpp does
 // this on TLS 1.3, where its tls-unique does not exist.
 func (s *Server) AcceptUnboundClient() { s.allowY = true }
+
+// Advertised records what the stream offered before this exchange: the mechanisms of the
+// SASL profile the client authenticates with, and the XEP-0440 channel-binding types (nil
+// when the stream advertised none). A SCRAM exchange puts their hash in its
+// server-first-message (XEP-0474), where the client's proof signs it: a client that
+// compares it with the lists it saw detects an attacker who shortened them, without
+// pinning what it saw on earlier connections.
+func (s *Server) Advertised(mechs, cbTypes []string) {
+	if s.plain || s.ht != nil {
+		return
+	}
+	s.ssdp = DowngradeString(mechs, cbTypes)
+}
+
+// DowngradeString is XEP-0474's string S: the mechanisms sorted by octet and joined by
+// %x1E, then, when channel bindings were advertised, %x1F and their types sorted and
+// joined the same way.
+func DowngradeString(mechs, cbTypes []string) string {
+	var b strings.Builder
+	join := func(list []string) {
+		sorted := slices.Clone(list)
+		slices.Sort(sorted) // Go compares strings bytewise: RFC 4790's i;octet
+		for i, v := range sorted {
+			if i > 0 {
+				b.WriteByte(0x1e)
+			}
+			b.WriteString(v)
+		}
+	}
+	join(mechs)
+	if len(cbTypes) > 0 {
+		b.WriteByte(0x1f)
+		join(cbTypes)
+	}
+	return b.String()
+}
 
 const (
 	stStart uint8 = iota
@@ -372,6 +410,11 @@ func (s *Server) Resume(c store.Credentials) ([]byte, Status, error) {
 	}
 	s.creds = c
 	s.first = "r=" + s.nonce + ",s=" + base64.StdEncoding.EncodeToString(c.Salt) + ",i=" + strconv.Itoa(c.Iter)
+	if s.ssdp != "" {
+		h := creds.NewHash(s.m.hash)()
+		h.Write([]byte(s.ssdp))
+		s.first += ",h=" + base64.StdEncoding.EncodeToString(h.Sum(nil))
+	}
 	s.state = stFinal
 	return []byte(s.first), Continue, nil
 }

@@ -4,13 +4,18 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/hmac"
+	"crypto/pbkdf2"
 	"crypto/rand"
+	"crypto/sha1"
 	"crypto/sha256"
+	"crypto/sha512"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
 	"errors"
+	"fmt"
+	"hash"
 	"math/big"
 	"net"
 	"strings"
@@ -78,6 +83,13 @@ func run(t *testing.T, cm msasl.Mechanism, mech string, user, pass string, store
 	srv, err := NewServer(mech, cb)
 	if err != nil {
 		return err
+	}
+	// As the engine does: every SCRAM exchange carries XEP-0474's h attribute, which
+	// clients that do not know it must ignore (RFC 5802 §5.1).
+	if cb != nil {
+		srv.Advertised(Mechanisms(true, []string{"tls-exporter"}, true), []string{"tls-exporter"})
+	} else {
+		srv.Advertised(Mechanisms(false, nil, false), nil)
 	}
 	_, resp, err := client.Step(nil)
 	if err != nil {
@@ -339,4 +351,119 @@ func TestHT(t *testing.T) {
 			t.Fatalf("%q accepted", bad)
 		}
 	}
+}
+
+func TestDowngradeString(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		mechs []string
+		cb    []string
+		hash  func() hash.Hash
+		want  string // base64 of the hash of S
+		wantS string
+	}{
+		// XEP-0474 §5's example (version 0.5.0).
+		{"xep example", []string{"SCRAM-SHA-1-PLUS", "SCRAM-SHA-1"}, []string{"tls-server-end-point", "tls-exporter"},
+			sha1.New, "G6k/rBLDqgOhRRaCuuatSDFkJ08=",
+			"SCRAM-SHA-1\x1eSCRAM-SHA-1-PLUS\x1ftls-exporter\x1etls-server-end-point"},
+		{"no channel binding advertised", []string{"SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN"}, nil,
+			sha256.New, "", "PLAIN\x1eSCRAM-SHA-1\x1eSCRAM-SHA-256"},
+		{"empty binding list is none", []string{"SCRAM-SHA-1"}, []string{}, sha256.New, "", "SCRAM-SHA-1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := DowngradeString(tc.mechs, tc.cb)
+			if got != tc.wantS {
+				t.Fatalf("S = %q, want %q", got, tc.wantS)
+			}
+			if tc.want != "" {
+				h := tc.hash()
+				h.Write([]byte(got))
+				if b := base64.StdEncoding.EncodeToString(h.Sum(nil)); b != tc.want {
+					t.Fatalf("hash = %s, want %s", b, tc.want)
+				}
+			}
+		})
+	}
+}
+
+// TestDowngradeProtection checks the h attribute of each SCRAM hash against one computed
+// here, and that the client's proof signs it: a client that saw h altered (the attacker
+// made it match a shortened list) fails the login.
+func TestDowngradeProtection(t *testing.T) {
+	stored := stored3(t, "pencil")
+	mechs := []string{"SCRAM-SHA-512", "SCRAM-SHA-256", "SCRAM-SHA-1"}
+	for _, tc := range []struct {
+		mech string
+		h    store.Hash
+		fn   func() hash.Hash
+	}{
+		{"SCRAM-SHA-1", store.SHA1, sha1.New},
+		{"SCRAM-SHA-256", store.SHA256, sha256.New},
+		{"SCRAM-SHA-512", store.SHA512, sha512.New},
+	} {
+		for _, tamper := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/tampered=%v", tc.mech, tamper), func(t *testing.T) {
+				srv, err := NewServer(tc.mech, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				srv.Advertised(mechs, nil)
+				bare := "n=juliet,r=abcdefghijklmnop"
+				if _, st, err := srv.Step([]byte("n,," + bare)); err != nil || st != NeedCredentials {
+					t.Fatalf("first: %v %v", st, err)
+				}
+				first, _, err := srv.Resume(stored[tc.h])
+				if err != nil {
+					t.Fatal(err)
+				}
+				sum := tc.fn()
+				sum.Write([]byte("SCRAM-SHA-1\x1eSCRAM-SHA-256\x1eSCRAM-SHA-512"))
+				want := ",h=" + base64.StdEncoding.EncodeToString(sum.Sum(nil))
+				if !strings.HasSuffix(string(first), want) {
+					t.Fatalf("server-first %q does not end in %q", first, want)
+				}
+				seen := string(first)
+				if tamper {
+					seen = strings.TrimSuffix(seen, want) + ",h=" + base64.StdEncoding.EncodeToString(make([]byte, sum.Size()))
+				}
+				final := clientFinal(tc.fn, "pencil", stored[tc.h], bare, seen)
+				_, st, err := srv.Step([]byte(final))
+				if tamper {
+					var f *Failure
+					if !errors.As(err, &f) || f.Condition != "not-authorized" {
+						t.Fatalf("tampered h: %v %v, want not-authorized", st, err)
+					}
+					return
+				}
+				if err != nil || st != Success {
+					t.Fatalf("final: %v %v", st, err)
+				}
+			})
+		}
+	}
+}
+
+// clientFinal computes RFC 5802's client-final-message for the server-first the client saw.
+func clientFinal(h func() hash.Hash, pass string, c store.Credentials, bare, serverFirst string) string {
+	var nonce string
+	for _, kv := range strings.Split(serverFirst, ",") {
+		if v, ok := strings.CutPrefix(kv, "r="); ok {
+			nonce = v
+		}
+	}
+	salted, _ := pbkdf2.Key(h, pass, c.Salt, c.Iter, h().Size())
+	mac := func(key []byte, msg string) []byte {
+		m := hmac.New(h, key)
+		m.Write([]byte(msg))
+		return m.Sum(nil)
+	}
+	clientKey := mac(salted, "Client Key")
+	sk := h()
+	sk.Write(clientKey)
+	without := "c=biws,r=" + nonce
+	sig := mac(sk.Sum(nil), bare+","+serverFirst+","+without)
+	for i := range clientKey {
+		clientKey[i] ^= sig[i]
+	}
+	return without + ",p=" + base64.StdEncoding.EncodeToString(clientKey)
 }
