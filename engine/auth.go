@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"hash"
+	"slices"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
@@ -62,9 +63,82 @@ func (c *conn) cbTypes() []string {
 	return []string{"tls-server-end-point"}
 }
 
-func (c *conn) mechanisms() []string {
+func (c *conn) mechanisms() []string { return c.mechanismsFor(0) }
+
+// mechanismsFor lists the mechanisms for an account with keys for the SCRAM hashes in
+// have (scramMask; 0: every hash, the answer for anyone not named in advance).
+func (c *conn) mechanismsFor(have uint8) []string {
 	cfg := c.srv().config()
-	return sasl.Mechanisms(c.has(fTLS), c.cbTypes(), cfg.AllowPlain)
+	all := sasl.Mechanisms(c.has(fTLS), c.cbTypes(), cfg.AllowPlain)
+	if have == 0 {
+		return all
+	}
+	return slices.DeleteFunc(all, func(m string) bool {
+		h, ok := sasl.MechanismHash(m)
+		return ok && have&(1<<h) == 0
+	})
+}
+
+// scramMask says which SCRAM hashes acct has keys for, as bits 1<<store.Hash, or 0 when
+// it has all of them or none (nothing to tailor).
+func scramMask(acct store.Account) uint8 {
+	var m uint8
+	for _, h := range []store.Hash{store.SHA1, store.SHA256, store.SHA512} {
+		if !acct.Creds[h].IsZero() {
+			m |= 1 << h
+		}
+	}
+	if m == 1<<store.SHA1|1<<store.SHA256|1<<store.SHA512 {
+		return 0
+	}
+	return m
+}
+
+// tailorFeatures answers a stream header that names its account in 'from' (RFC 6120
+// §4.7.1): when that account lacks some SCRAM hashes (imported from a server that kept one,
+// as Prosody and ejabberd do), the features offer only the mechanisms it can log in with,
+// so that a client does not pick SCRAM-SHA-512 and fail. Everyone else, existing account or
+// not, gets the usual list. It reports whether it took over writing the features; they go
+// out when the account has been read, off the loop.
+func (c *conn) tailorFeatures(from []byte) bool {
+	cfg := c.srv().config()
+	if len(from) == 0 || c.state.Load() != stHeader || !c.has(fTLS) && cfg.RequireTLS && cfg.TLS != nil {
+		return false // no mechanisms in these features (STARTTLS first)
+	}
+	j, err := jid.Parse(string(xmlstream.AppendUnescaped(nil, from)))
+	if err != nil || j.Local() == "" || j.Domain() != c.domainName() {
+		return false
+	}
+	user := j.Bare().String()
+	st, gc := c.srv().st, c.gc
+	c.set(fPaused)
+	ok := c.srv().rt.Go(func() {
+		acct, err := st.Accounts().Get(user)
+		var have uint8
+		if err == nil {
+			have = scramMask(acct)
+		}
+		gc.Wake(func(_ gnet.Conn, werr error) error {
+			if werr != nil || c.closing.Load() {
+				return nil
+			}
+			c.enterLoop()
+			defer c.exitLoop()
+			defer c.recoverPanic()
+			c.clear(fPaused)
+			if have != 0 {
+				c.set(fTailored)
+			}
+			c.writeFeaturesFor(have)
+			c.drainHeld()
+			return nil
+		})
+	})
+	if !ok {
+		c.clear(fPaused)
+		return false
+	}
+	return true
 }
 
 // channelBinding returns the binding data of typ for this connection.
@@ -292,6 +366,7 @@ func (c *conn) lookup(status sasl.Status) {
 	domain := c.domainName()
 	st := c.srv().st
 	gc := c.gc
+	tailored := c.has(fTailored)
 	c.set(fPaused)
 	ok := c.srv().rt.Go(func() {
 		local, perr := jid.PrepareLocal(a.srv.Username())
@@ -382,6 +457,11 @@ func (c *conn) lookup(status sasl.Status) {
 				var creds store.Credentials
 				if gerr == nil {
 					creds = acct.Creds[a.srv.Hash()]
+				}
+				if tailored {
+					// The features listed this account's hashes (tailorFeatures); XEP-0474
+					// hashes what was listed.
+					a.srv.Advertised(c.mechanismsFor(scramMask(acct)), c.cbTypes())
 				}
 				out, st, err := a.srv.Resume(creds)
 				if err == nil && st == sasl.Success && gerr != nil {

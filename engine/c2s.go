@@ -52,12 +52,19 @@ func (c *conn) onHeader(h *xmlstream.Stanza) {
 		c.fail(stanza.UnsupportedVersion, "version='1.0' is required")
 		return
 	}
+	c.clear(fTailored) // a restarted stream may name no account
+	if from, ok := h.Attr("from"); ok && c.tailorFeatures(from) {
+		return
+	}
 	c.writeFeatures()
 }
 
-func (c *conn) writeFeatures() {
+func (c *conn) writeFeatures() { c.writeFeaturesFor(0) }
+
+// writeFeaturesFor writes the features, offering the SCRAM hashes in have (0: all).
+func (c *conn) writeFeaturesFor(have uint8) {
 	cfg := c.srv().config()
-	k := featKey{cfg: cfg, tls: c.has(fTLS), ws: c.ws != nil, cb: uint8(len(c.cbTypes()))}
+	k := featKey{cfg: cfg, tls: c.has(fTLS), ws: c.ws != nil, cb: uint8(len(c.cbTypes())), have: have}
 	switch c.state.Load() {
 	case stHeader, stNegotiating:
 		c.state.Store(stNegotiating)
@@ -78,6 +85,7 @@ type featKey struct {
 	bind    bool  // after authentication
 	tls, ws bool  // TLS on; a WebSocket transport
 	cb      uint8 // how many channel-binding types the TLS connection supports
+	have    uint8 // the SCRAM hashes offered (scramMask; 0: all)
 }
 
 // features returns the features for k, building them with build the first time.
@@ -109,11 +117,11 @@ func (c *conn) buildFeatures(k featKey) []byte {
 		}
 		if k.tls || !cfg.RequireTLS || cfg.TLS == nil {
 			b.Start("mechanisms").Attr("xmlns", ns.SASL)
-			for _, m := range c.mechanisms() {
+			for _, m := range c.mechanismsFor(k.have) {
 				b.Start("mechanism").Text(m).End()
 			}
 			b.End()
-			c.sasl2Feature(&b)
+			c.sasl2Feature(&b, k.have)
 			if cb := c.cbTypes(); len(cb) > 0 {
 				// XEP-0440: which channel bindings this server supports.
 				b.Start("sasl-channel-binding").Attr("xmlns", "urn:xmpp:sasl-cb:0")

@@ -47,6 +47,7 @@ const (
 	fFlushed    // nothing was waiting to be written when the socket closed
 	fTLSUp      // an edge told the core of this connection's finished TLS handshake
 	fInvited    // the client presented a valid invitation (Server.invited holds it)
+	fTailored   // the features offered only the SCRAM hashes the account in 'from' has keys for
 )
 
 // netConn is what conn needs of its transport. gnet.Conn satisfies it; so does a BOSH

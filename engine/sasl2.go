@@ -61,9 +61,9 @@ type sasl2Req struct {
 }
 
 // sasl2Feature writes the <authentication/> stream feature.
-func (c *conn) sasl2Feature(b *xmlstream.Builder) {
+func (c *conn) sasl2Feature(b *xmlstream.Builder, have uint8) {
 	b.Start("authentication").Attr("xmlns", nsSASL2)
-	for _, m := range c.mechanisms() {
+	for _, m := range c.mechanismsFor(have) {
 		b.Start("mechanism").Text(m).End()
 	}
 	b.Start("inline")

@@ -82,58 +82,64 @@ func TestIntegrationSCRAMDowngradeProtection(t *testing.T) {
 				r = srv.Dial(t)
 			}
 			r.Send(srv.Header())
-			features := r.Expect("</stream:features>")
-			opts := []msasl.Option{msasl.Credentials(func() ([]byte, []byte, []byte) {
-				return []byte("alice"), []byte("secret"), nil
-			})}
-			if tc.tls {
-				var mechs []string
-				for _, x := range mechRe.FindAllStringSubmatch(features, -1) {
-					mechs = append(mechs, x[1])
-				}
-				opts = append(opts, msasl.TLSState(r.Conn().(*tls.Conn).ConnectionState()), msasl.RemoteMechanisms(mechs...))
-			}
-			client := msasl.NewClient(tc.mech, opts...)
-			_, first, err := client.Step(nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ns, answer := "urn:ietf:params:xml:ns:xmpp-sasl", "response"
-			if tc.sasl2 {
-				ns = "urn:xmpp:sasl:2"
-				r.Send(authenticate(tc.mech.Name, base64.StdEncoding.EncodeToString(first), userAgent(agentID)))
-			} else {
-				r.Send("<auth xmlns='" + ns + "' mechanism='" + tc.mech.Name + "'>" + base64.StdEncoding.EncodeToString(first) + "</auth>")
-			}
-			m := saslTextRe.FindStringSubmatch(r.Expect("</challenge>"))
-			if m == nil || m[1] != "challenge" {
-				t.Fatalf("no challenge: %v", m)
-			}
-			serverFirst, err := base64.StdEncoding.DecodeString(m[2])
-			if err != nil {
-				t.Fatal(err)
-			}
-			want := ssdpHash(t, features, tc.sasl2, tc.h)
-			attrs := strings.Split(string(serverFirst), ",")
-			if got := attrs[len(attrs)-1]; got != "h="+want {
-				t.Fatalf("server-first %q: last attribute %q, want h=%s", serverFirst, got, want)
-			}
-			_, final, err := client.Step(serverFirst)
-			if err != nil {
-				t.Fatal(err)
-			}
-			r.Send("<" + answer + " xmlns='" + ns + "'>" + base64.StdEncoding.EncodeToString(final) + "</" + answer + ">")
-			done := r.Expect("</success>")
-			if m = saslTextRe.FindStringSubmatch(done[strings.LastIndex(done, "<success"):]); m == nil {
-				t.Fatalf("no server-final in %q", done)
-			}
-			if tc.sasl2 {
-				m = saslTextRe.FindStringSubmatch(done[strings.Index(done, "<additional-data"):])
-			}
-			serverFinal, _ := base64.StdEncoding.DecodeString(m[2])
-			if _, _, err := client.Step(serverFinal); err != nil {
-				t.Fatalf("server signature rejected: %v", err)
-			}
+			scramWithSSDP(t, r, r.Expect("</stream:features>"), tc.sasl2, tc.mech, tc.h, "alice", "secret")
 		})
+	}
+}
+
+// scramWithSSDP logs in on r, whose features were features, with mellium's SCRAM client,
+// and checks that the server-first-message ends in the h attribute of those features.
+func scramWithSSDP(t *testing.T, r *vireotest.RawConn, features string, sasl2 bool, mech msasl.Mechanism, h func() hash.Hash, user, pass string) {
+	t.Helper()
+	opts := []msasl.Option{msasl.Credentials(func() ([]byte, []byte, []byte) {
+		return []byte(user), []byte(pass), nil
+	})}
+	if tc, ok := r.Conn().(*tls.Conn); ok {
+		var mechs []string
+		for _, x := range mechRe.FindAllStringSubmatch(features, -1) {
+			mechs = append(mechs, x[1])
+		}
+		opts = append(opts, msasl.TLSState(tc.ConnectionState()), msasl.RemoteMechanisms(mechs...))
+	}
+	client := msasl.NewClient(mech, opts...)
+	_, first, err := client.Step(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns, answer := "urn:ietf:params:xml:ns:xmpp-sasl", "response"
+	if sasl2 {
+		ns = "urn:xmpp:sasl:2"
+		r.Send(authenticate(mech.Name, base64.StdEncoding.EncodeToString(first), userAgent(agentID)))
+	} else {
+		r.Send("<auth xmlns='" + ns + "' mechanism='" + mech.Name + "'>" + base64.StdEncoding.EncodeToString(first) + "</auth>")
+	}
+	m := saslTextRe.FindStringSubmatch(r.Expect("</challenge>"))
+	if m == nil || m[1] != "challenge" {
+		t.Fatalf("no challenge: %v", m)
+	}
+	serverFirst, err := base64.StdEncoding.DecodeString(m[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := ssdpHash(t, features, sasl2, h)
+	attrs := strings.Split(string(serverFirst), ",")
+	if got := attrs[len(attrs)-1]; got != "h="+want {
+		t.Fatalf("server-first %q: last attribute %q, want h=%s", serverFirst, got, want)
+	}
+	_, final, err := client.Step(serverFirst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Send("<" + answer + " xmlns='" + ns + "'>" + base64.StdEncoding.EncodeToString(final) + "</" + answer + ">")
+	done := r.Expect("</success>")
+	if m = saslTextRe.FindStringSubmatch(done[strings.LastIndex(done, "<success"):]); m == nil {
+		t.Fatalf("no server-final in %q", done)
+	}
+	if sasl2 {
+		m = saslTextRe.FindStringSubmatch(done[strings.Index(done, "<additional-data"):])
+	}
+	serverFinal, _ := base64.StdEncoding.DecodeString(m[2])
+	if _, _, err := client.Step(serverFinal); err != nil {
+		t.Fatalf("server signature rejected: %v", err)
 	}
 }

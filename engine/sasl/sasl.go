@@ -116,6 +116,16 @@ func Mechanisms(tls bool, cbTypes []string, allowPlain bool) []string {
 	return out
 }
 
+// MechanismHash returns the hash of a SCRAM mechanism (with or without -PLUS).
+func MechanismHash(mechanism string) (store.Hash, bool) {
+	for _, m := range scram {
+		if m.name == mechanism {
+			return m.hash, true
+		}
+	}
+	return 0, false
+}
+
 // Server is one SASL exchange.
 type Server struct {
 	m      mech
