@@ -326,6 +326,10 @@ func (c *conn) saslStep(out []byte, status sasl.Status, err error) {
 	case sasl.NeedCredentials, sasl.NeedPassword, sasl.NeedToken:
 		c.lookup(status)
 	case sasl.Success:
+		if a := c.auth; a.v2 != nil && a.v2.pending != 0 && !a.disabled {
+			c.nextUpgrade(out) // XEP-0480 tasks before <success/>
+			return
+		}
 		c.authSucceeded(out)
 	}
 }
@@ -404,6 +408,11 @@ func (c *conn) lookup(status sasl.Status) {
 		if a.v2 != nil && gerr == nil {
 			// A token issued by this login is tied to the keys it proved.
 			a.v2.fp = fast.Fingerprint(acct.Creds[store.SHA256])
+			if status == sasl.NeedCredentials && a.v2.upgrade != 0 {
+				// XEP-0480: the tasks this account needs, run if the proof holds.
+				a.v2.pending = a.v2.upgrade &^ haveHashes(acct)
+				a.v2.iter = max(acct.Creds[a.srv.Hash()].Iter, creds.MinIter)
+			}
 		}
 		var tokenOut []byte
 		var tokenErr error = &sasl.Failure{Condition: "not-authorized"}

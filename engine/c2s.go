@@ -179,6 +179,9 @@ func (c *conn) onElement(st *xmlstream.Stanza) bool {
 	switch {
 	case elemNS == ns.TLS && name == "starttls":
 		return c.onStartTLS()
+	case elemNS == nsSASL2 && (name == "next" || name == "task-data"):
+		c.onUpgrade(st, name)
+		return false
 	case elemNS == ns.SASL && (name == "auth" || name == "response" || name == "abort"),
 		elemNS == nsSASL2 && (name == "authenticate" || name == "response" || name == "abort"):
 		c.onSASL(st)

@@ -1,9 +1,15 @@
 package engine_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/pbkdf2"
 	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/sha512"
 	"crypto/tls"
+	"encoding/base64"
+	"hash"
 	"regexp"
 	"slices"
 	"strings"
@@ -144,4 +150,166 @@ func TestIntegrationTailoredMechanisms(t *testing.T) {
 		t.Fatalf("mellium preferring SCRAM-SHA-256 on a SHA-1 account: %v", err)
 	}
 	s.Close()
+}
+
+// TestIntegrationSCRAMUpgrade: XEP-0480. An account with SCRAM-SHA-1 keys only logs in
+// with SCRAM-SHA-1 over SASL2 and asks for the SHA-256 and SHA-512 upgrades: the server
+// checks the proof, then runs one task per missing hash (a fresh salt and the account's
+// iteration count out, the SaltedPassword back, computed here with crypto/pbkdf2), stores
+// the keys and only then sends <success/>. SCRAM-SHA-256 works afterwards with the same
+// password; keys an account has are never replaced; bad task steps fail the login.
+func TestIntegrationSCRAMUpgrade(t *testing.T) {
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true})
+	sha1Keys, err := creds.Derive("old secret", store.SHA1, 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	legacy := func(user string) {
+		var keys [3]store.Credentials
+		keys[store.SHA1] = sha1Keys
+		if err := srv.Store.Accounts().Create(store.Account{User: user + "@localhost", Creds: keys}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	legacy("mia")
+	legacy("noah")
+	srv.AddUser(t, "bob", "secret")
+	const upgrades = "<upgrade xmlns='urn:xmpp:sasl:upgrade:0'>UPGR-SCRAM-SHA-256</upgrade>" +
+		"<upgrade xmlns='urn:xmpp:sasl:upgrade:0'>UPGR-SCRAM-SHA-512</upgrade><upgrade xmlns='urn:xmpp:sasl:upgrade:0'>UPGR-BLOOP2</upgrade>"
+	taskRe := regexp.MustCompile(`<continue xmlns='urn:xmpp:sasl:2'><additional-data>([^<]+)</additional-data><tasks><task>([^<]+)</task></tasks>`)
+	saltRe := regexp.MustCompile(`<task-data xmlns='urn:xmpp:sasl:2'><salt xmlns='urn:xmpp:scram-upgrade:0' iterations='([0-9]+)'>([^<]+)</salt></task-data>`)
+
+	// login runs SCRAM-SHA-1 over SASL2 asking for the upgrades, and returns the stream,
+	// the client, and what followed the client's final message up to the first closing tag.
+	login := func(t *testing.T, user, pass string) (*vireotest.RawConn, *msasl.Negotiator, string) {
+		t.Helper()
+		r := srv.DialTLS(t)
+		r.Send(srv.Header())
+		feats := r.Expect("</stream:features>")
+		if !strings.Contains(feats, "<upgrade xmlns='urn:xmpp:sasl:upgrade:0'>UPGR-SCRAM-SHA-256</upgrade>") {
+			t.Fatalf("no upgrade task offered: %s", feats)
+		}
+		client := msasl.NewClient(msasl.ScramSha1, msasl.Credentials(func() ([]byte, []byte, []byte) {
+			return []byte(user), []byte(pass), nil
+		}))
+		_, first, _ := client.Step(nil)
+		r.Send(authenticate("SCRAM-SHA-1", base64.StdEncoding.EncodeToString(first), upgrades+userAgent(agentID)))
+		m := saslTextRe.FindStringSubmatch(r.Expect("</challenge>"))
+		serverFirst, _ := base64.StdEncoding.DecodeString(m[2])
+		_, final, err := client.Step(serverFirst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Send("<response xmlns='urn:xmpp:sasl:2'>" + base64.StdEncoding.EncodeToString(final) + "</response>")
+		got := r.Expect("</")
+		return r, client, got + r.Expect(">")
+	}
+	// task answers one <continue/>: it checks the server's signature and the task name,
+	// sends <next/>, and answers the salt with the SaltedPassword of the task's hash.
+	task := func(t *testing.T, r *vireotest.RawConn, client *msasl.Negotiator, got, want string, h func() hash.Hash, pass string) {
+		t.Helper()
+		got += r.Expect("</continue>")
+		m := taskRe.FindStringSubmatch(got)
+		if m == nil || m[2] != want {
+			t.Fatalf("want a continue with task %s, got %q", want, got)
+		}
+		if want == "UPGR-SCRAM-SHA-256" { // the first: check the SCRAM server signature
+			sig, _ := base64.StdEncoding.DecodeString(m[1])
+			if _, _, err := client.Step(sig); err != nil {
+				t.Fatalf("server signature in continue: %v", err)
+			}
+		}
+		r.Send("<next xmlns='urn:xmpp:sasl:2' task='" + want + "'/>")
+		s := saltRe.FindStringSubmatch(r.Expect("</task-data>"))
+		if s == nil || s[1] != "4096" {
+			t.Fatalf("salt: %v", s)
+		}
+		salt, _ := base64.StdEncoding.DecodeString(s[2])
+		salted, err := pbkdf2.Key(h, pass, salt, 4096, h().Size())
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Send("<task-data xmlns='urn:xmpp:sasl:2'><hash xmlns='urn:xmpp:scram-upgrade:0'>" +
+			base64.StdEncoding.EncodeToString(salted) + "</hash></task-data>")
+	}
+
+	if _, err := loginDirectTLS(t, srv, "mia", "old secret", "x", msasl.ScramSha256); err == nil {
+		t.Fatal("SCRAM-SHA-256 worked before the upgrade")
+	}
+	r, client, got := login(t, "mia", "old secret")
+	task(t, r, client, got, "UPGR-SCRAM-SHA-256", sha256.New, "old secret")
+	task(t, r, client, r.Expect("</")+r.Expect(">"), "UPGR-SCRAM-SHA-512", sha512.New, "old secret")
+	if done := r.Expect("</success>"); !strings.Contains(done, "<authorization-identifier>mia@localhost</authorization-identifier>") {
+		t.Fatalf("success: %q", done)
+	}
+	acct, err := srv.Store.Accounts().Get("mia@localhost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !creds.VerifyPlain(acct.Creds[store.SHA512], store.SHA512, "old secret") || acct.Creds[store.SHA512].Iter != 4096 {
+		t.Fatalf("SHA-512 keys after the upgrade: %+v", acct.Creds[store.SHA512])
+	}
+	if !bytes.Equal(acct.Creds[store.SHA1].StoredKey, sha1Keys.StoredKey) {
+		t.Fatal("the SHA-1 keys changed")
+	}
+	if _, err := loginDirectTLS(t, srv, "mia", "old secret", "y", msasl.ScramSha256Plus); err != nil {
+		t.Fatalf("SCRAM-SHA-256-PLUS after the upgrade: %v", err)
+	}
+
+	t.Run("account with every hash: no task", func(t *testing.T) {
+		before, _ := srv.Store.Accounts().Get("bob@localhost")
+		_, _, got := login(t, "bob", "secret")
+		if !strings.HasPrefix(got, "<success") {
+			t.Fatalf("want success at once, got %q", got)
+		}
+		after, _ := srv.Store.Accounts().Get("bob@localhost")
+		if !bytes.Equal(before.Creds[store.SHA256].Salt, after.Creds[store.SHA256].Salt) {
+			t.Fatal("bob's keys were replaced")
+		}
+	})
+	t.Run("wrong password: no task", func(t *testing.T) {
+		_, _, got := login(t, "noah", "wrong")
+		if !strings.HasPrefix(got, "<failure") || !strings.Contains(got, "not-authorized") {
+			t.Fatalf("want not-authorized, got %q", got)
+		}
+	})
+	for _, tc := range []struct{ name, send, want string }{
+		{"next for another task", "<next xmlns='urn:xmpp:sasl:2' task='UPGR-SCRAM-SHA-512'/>", "<malformed-request"},
+		{"task-data before next", "<task-data xmlns='urn:xmpp:sasl:2'><hash xmlns='urn:xmpp:scram-upgrade:0'>AAAA</hash></task-data>", "<malformed-request"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, _, got := login(t, "noah", "old secret")
+			if !strings.HasPrefix(got, "<continue") {
+				t.Fatalf("want continue, got %q", got)
+			}
+			r.Expect("</continue>")
+			r.Send(tc.send)
+			if f := r.Expect("</failure>"); !strings.Contains(f, tc.want) {
+				t.Fatalf("want %s, got %q", tc.want, f)
+			}
+		})
+	}
+	t.Run("short hash", func(t *testing.T) {
+		r, _, got := login(t, "noah", "old secret")
+		r.Expect("</continue>")
+		_ = got
+		r.Send("<next xmlns='urn:xmpp:sasl:2' task='UPGR-SCRAM-SHA-256'/>")
+		r.Expect("</task-data>")
+		r.Send("<task-data xmlns='urn:xmpp:sasl:2'><hash xmlns='urn:xmpp:scram-upgrade:0'>AAAA</hash></task-data>")
+		if f := r.Expect("</failure>"); !strings.Contains(f, "malformed-request") {
+			t.Fatalf("got %q", f)
+		}
+		if acct, _ := srv.Store.Accounts().Get("noah@localhost"); !acct.Creds[store.SHA256].IsZero() {
+			t.Fatal("keys stored from a bad hash")
+		}
+	})
+	t.Run("next with no task", func(t *testing.T) {
+		r := srv.DialTLS(t)
+		r.Send(srv.Header())
+		r.Expect("</stream:features>")
+		r.Send("<next xmlns='urn:xmpp:sasl:2' task='UPGR-SCRAM-SHA-256'/>")
+		if e := r.Expect("</stream:stream>"); !strings.Contains(e, "policy-violation") {
+			t.Fatalf("got %q", e)
+		}
+	})
 }

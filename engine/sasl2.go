@@ -12,6 +12,7 @@ import (
 	"github.com/vireo-im/vireo/engine/sasl"
 	"github.com/vireo-im/vireo/modules/module"
 	"github.com/vireo-im/vireo/router"
+	"github.com/vireo-im/vireo/store"
 	"github.com/vireo-im/vireo/xmlstream"
 	"github.com/vireo-im/vireo/xmlstream/jid"
 	"github.com/vireo-im/vireo/xmlstream/ns"
@@ -53,6 +54,14 @@ type sasl2Req struct {
 	smEnable int8     // 0 not asked, 1 enable, 2 enable with resume
 	inline   [][]byte // other inline features, each with its namespace declared
 
+	// XEP-0480 (upgrade.go): tasks asked for and still to do, as bits 1<<store.Hash.
+	upgrade, pending uint8
+	stage            uint8 // of the task in progress
+	task             store.Hash
+	iter             int    // iteration count for the new keys: the account's
+	salt             []byte // sent with the task in progress
+	final            []byte // the server-final-message, for <continue/> and <success/>
+
 	// Set while finishing.
 	extra    []byte // the mechanism's success data
 	token    string
@@ -79,7 +88,9 @@ func (c *conn) sasl2Feature(b *xmlstream.Builder, have uint8) {
 	}
 	b.End()
 	b.Start("sm").Attr("xmlns", nsSM).End()
-	b.End().End()
+	b.End()
+	upgradeFeature(b)
+	b.End()
 }
 
 // parseAuthenticate reads an <authenticate/>: the initial response and the inline
@@ -112,6 +123,8 @@ func (c *conn) parseAuthenticate(st *xmlstream.Stanza, mech string) (initial []b
 				return nil, nil, &sasl.Failure{Condition: "malformed-request", Text: "resume needs previd and h"}
 			}
 			r.resume, r.resumeID, r.resumeH = true, string(id), n
+		case space == nsUpgrade && name == "upgrade":
+			parseUpgrade(r, ch)
 		case space == nsBind2 && name == "bind":
 			if f := c.parseBind2(ch, r); f != nil {
 				return nil, nil, f

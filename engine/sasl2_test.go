@@ -106,7 +106,8 @@ func TestIntegrationSASL2Bind2FAST(t *testing.T) {
 		"<bind xmlns='urn:xmpp:bind:0'><inline><feature var='urn:xmpp:sm:3'/>",
 		"<feature var='urn:xmpp:carbons:2'/>", "<feature var='urn:xmpp:csi:0'/>",
 		"<fast xmlns='urn:xmpp:fast:0'><mechanism>HT-SHA-256-EXPR</mechanism><mechanism>HT-SHA-256-ENDP</mechanism><mechanism>HT-SHA-256-NONE</mechanism></fast>",
-		"<sm xmlns='urn:xmpp:sm:3'/></inline></authentication>",
+		"<sm xmlns='urn:xmpp:sm:3'/></inline><upgrade xmlns='urn:xmpp:sasl:upgrade:0'>UPGR-SCRAM-SHA-1</upgrade>",
+		"<upgrade xmlns='urn:xmpp:sasl:upgrade:0'>UPGR-SCRAM-SHA-512</upgrade></authentication>",
 	} {
 		if !strings.Contains(feats, want) {
 			t.Fatalf("features lack %q: %s", want, feats)

@@ -70,6 +70,13 @@ func derive(password string, h store.Hash, salt []byte, iter int) (store.Credent
 	if err != nil {
 		return store.Credentials{}, err
 	}
+	return FromSalted(h, salted, salt, iter), nil
+}
+
+// FromSalted computes the stored keys from RFC 5802's SaltedPassword, which a client sends
+// in an XEP-0480 SCRAM upgrade instead of the password.
+func FromSalted(h store.Hash, salted, salt []byte, iter int) store.Credentials {
+	hf := NewHash(h)
 	mac := hmac.New(hf, salted)
 	mac.Write([]byte("Client Key"))
 	clientKey := mac.Sum(nil)
@@ -77,7 +84,7 @@ func derive(password string, h store.Hash, salt []byte, iter int) (store.Credent
 	sh.Write(clientKey)
 	mac = hmac.New(hf, salted)
 	mac.Write([]byte("Server Key"))
-	return store.Credentials{Salt: salt, Iter: iter, StoredKey: sh.Sum(nil), ServerKey: mac.Sum(nil)}, nil
+	return store.Credentials{Salt: salt, Iter: iter, StoredKey: sh.Sum(nil), ServerKey: mac.Sum(nil)}
 }
 
 // VerifyPlain checks password against stored credentials.
