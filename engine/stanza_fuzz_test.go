@@ -351,3 +351,85 @@ func FuzzS2SStanza(f *testing.F) {
 		}
 	})
 }
+
+// preauthSeeds are what a client sends before it is authenticated: SASL and SASL2 steps
+// (with XEP-0480 upgrade tasks and FAST), registration, STARTTLS, stream management and
+// binding out of order.
+var preauthSeeds = []string{
+	`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGZ1enoAZnV6eiBwdw==</auth>`,
+	`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-1'>biwsbj1mdXp6LHI9YWJjZGVm</auth><response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>Yz1iaXdzLHI9YWJjZGVmLHA9QUFBQQ==</response>`,
+	`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-1'/><abort xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>`,
+	`<authenticate xmlns='urn:xmpp:sasl:2' mechanism='SCRAM-SHA-1'><initial-response>biwsbj1mdXp6LHI9YWJjZGVm</initial-response><upgrade xmlns='urn:xmpp:sasl:upgrade:0'>UPGR-SCRAM-SHA-256</upgrade><user-agent id='x'/></authenticate>`,
+	`<next xmlns='urn:xmpp:sasl:2' task='UPGR-SCRAM-SHA-256'/><task-data xmlns='urn:xmpp:sasl:2'><hash xmlns='urn:xmpp:scram-upgrade:0'>AAAA</hash></task-data>`,
+	`<authenticate xmlns='urn:xmpp:sasl:2' mechanism='HT-SHA-256-NONE'><initial-response>ZnV6egBBQUFB</initial-response><user-agent id='x'/><bind xmlns='urn:xmpp:bind:0'><tag>t</tag><enable xmlns='urn:xmpp:sm:3' resume='true'/></bind><resume xmlns='urn:xmpp:sm:3' previd='p' h='1'/></authenticate>`,
+	`<authenticate xmlns='urn:xmpp:sasl:2' mechanism='PLAIN'><initial-response>AGZ1enoAZnV6eiBwdw==</initial-response><user-agent id='y'/><request-token xmlns='urn:xmpp:fast:0' mechanism='HT-SHA-256-NONE'/><bind xmlns='urn:xmpp:bind:0'/></authenticate>`,
+	`<iq type='get' id='g'><query xmlns='jabber:iq:register'/></iq>`,
+	`<iq type='set' id='p'><preauth xmlns='urn:xmpp:pars:0' token='t'/></iq>`,
+	`<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>`,
+	`<resume xmlns='urn:xmpp:sm:3' previd='x' h='0'/>`,
+	`<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>`,
+	`<message to='bob@localhost'><body>early</body></message>`,
+}
+
+// FuzzPreAuth sends a stream header (naming an account or not) and a sequence of elements
+// before authentication. Whatever the sequence, no handler panics and the server still
+// opens streams for others.
+func FuzzPreAuth(f *testing.F) {
+	panics, log := fuzzSetup(f, preauthSeeds)
+	srv := vireotest.Start(f, vireotest.Options{RequireTLS: no(), AllowPlain: true, Logger: log})
+	srv.AddUser(f, "fuzz", "fuzz pw")
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if !wellFormedSeq(b) {
+			return
+		}
+		for _, header := range []string{srv.Header(), strings.Replace(srv.Header(), " to=", " from='fuzz@localhost' to=", 1)} {
+			c := srv.Dial(t)
+			c.Send(header)
+			c.Expect("</stream:features>")
+			c.Send(string(b))
+			// The half-close is read after the input: the server has handled all of it
+			// when it closes its side (work it started off the loop may still be running).
+			c.Conn().(*net.TCPConn).CloseWrite()
+			c.Conn().SetReadDeadline(time.Now().Add(10 * time.Second))
+			if _, err := io.Copy(io.Discard, c.Conn()); err != nil {
+				t.Fatalf("after %q: the stream did not end: %v", b, err)
+			}
+			c.Conn().Close()
+			if m := panics.last(); m != "" {
+				t.Fatalf("after %q: %s", b, m)
+			}
+		}
+		other := srv.Dial(t)
+		defer other.Conn().Close()
+		other.Send(srv.Header())
+		other.Expect("</stream:features>")
+	})
+}
+
+// wellFormedSeq reports whether b is one or more XML elements and nothing else.
+func wellFormedSeq(b []byte) bool {
+	if !bytes.HasPrefix(bytes.TrimSpace(b), []byte("<")) || bytes.Contains(b, []byte("<?")) || bytes.Contains(b, []byte("<!")) {
+		return false
+	}
+	d := xml.NewDecoder(bytes.NewReader(b))
+	depth := 0
+	for {
+		tok, err := d.Token()
+		if err == io.EOF {
+			return depth == 0
+		}
+		if err != nil {
+			return false
+		}
+		switch tok.(type) {
+		case xml.StartElement:
+			depth++
+		case xml.EndElement:
+			depth--
+		case xml.CharData:
+			if depth == 0 && len(bytes.TrimSpace(tok.(xml.CharData))) > 0 {
+				return false
+			}
+		}
+	}
+}
