@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -74,5 +75,41 @@ func TestDNSReport(t *testing.T) {
 	cfg, _ = config.Parse([]byte("domains = [\"a.org\"]\n[modules]\ndisabled = [\"proxy65\"]\n[modules.upload]\nsubdomain = \"files\"\n"), "/x/v.toml")
 	if h := directHosts(cfg); len(h) != 1 || h["files.a.org"] == "" {
 		t.Fatalf("upload.subdomain, proxy off: hosts %q", h)
+	}
+}
+
+// TestRemoteDomains: other servers reach the components as they reach the services, so
+// `vireo -dns` lists an SRV record for each, and each host's certificate (ACME) names the
+// services and components under it.
+func TestRemoteDomains(t *testing.T) {
+	cfg, err := config.Parse([]byte("domains = [\"a.org\", \"b.org\"]\n[s2s]\nenabled = true\n"+
+		"[[component.allow]]\ndomain = \"push.a.org\"\nsecret = \"12345678\"\n"+
+		"[[component.allow]]\ndomain = \"gw.example\"\nsecret = \"12345678\"\n"), "/x/v.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := remoteDomains(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"conference.a.org", "push.a.org", "gw.example"} {
+		if !slices.Contains(got, want) {
+			t.Errorf("remote domains %q lack %s", got, want)
+		}
+	}
+	var recs []string
+	for _, r := range cfg.DNSRecords("", got, nil) {
+		recs = append(recs, r.Name)
+	}
+	if !slices.Contains(recs, "_xmpp-server._tcp.push.a.org.") {
+		t.Errorf("no s2s SRV record for the component: %q", recs)
+	}
+	names := hostNames(cfg.Domains, append(got, "push.a.org"))
+	if len(names) != 2 || !slices.Contains(names[0], "push.a.org") || !slices.Contains(names[0], "conference.a.org") ||
+		slices.Contains(names[0], "gw.example") || slices.Contains(names[1], "push.a.org") {
+		t.Fatalf("certificate names %q", names)
+	}
+	if n := len(names[0]); n != len(slices.Compact(slices.Sorted(slices.Values(names[0])))) {
+		t.Fatalf("a name twice: %q", names[0])
 	}
 }

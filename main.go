@@ -19,6 +19,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -92,7 +93,7 @@ func run(args []string) int {
 		cfg.LogFormat = *format
 	}
 	if *dns {
-		services, err := serviceDomains(cfg)
+		services, err := remoteDomains(cfg)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "vireo: %s: %v\n", *cfgPath, err)
 			return 1
@@ -339,20 +340,52 @@ func (s *server) stopACME() {
 }
 
 // acmeNames lists one certificate per virtual host: the host, then the service domains
-// under it that modules claimed (conference., upload., pubsub.).
+// under it that modules claimed (conference., upload., pubsub.) and the XEP-0114
+// components under it, which other servers reach over s2s too.
 func (s *server) acmeNames() [][]string {
-	svc := s.rt.ServiceDomains()
+	s.mu.Lock()
+	cfg := s.cfg
+	s.mu.Unlock()
+	return hostNames(cfg.Domains, append(s.rt.ServiceDomains(), componentDomains(cfg)...))
+}
+
+// hostNames groups under each host the names in under that are its subdomains.
+func hostNames(hosts, under []string) [][]string {
 	var out [][]string
-	for _, d := range s.Domains() {
+	for _, d := range hosts {
 		names := []string{d}
-		for _, sv := range svc {
-			if strings.HasSuffix(sv, "."+d) {
+		for _, sv := range under {
+			if strings.HasSuffix(sv, "."+d) && !slices.Contains(names, sv) {
 				names = append(names, sv)
 			}
 		}
 		out = append(out, names)
 	}
 	return out
+}
+
+// componentDomains lists the XEP-0114 components' domains.
+func componentDomains(cfg *config.Config) []string {
+	out := make([]string, 0, len(cfg.Component.Allow))
+	for _, a := range cfg.Component.Allow {
+		out = append(out, a.Domain)
+	}
+	return out
+}
+
+// remoteDomains lists the domains other servers reach here besides the hosts: the modules'
+// services and the components (a push app server, a gateway).
+func remoteDomains(cfg *config.Config) ([]string, error) {
+	services, err := serviceDomains(cfg)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range componentDomains(cfg) {
+		if !slices.Contains(services, d) {
+			services = append(services, d)
+		}
+	}
+	return services, nil
 }
 
 // checkModules provisions every enabled module with its [modules.*] table against a

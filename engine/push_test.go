@@ -11,6 +11,8 @@ import (
 	"github.com/vireo-im/vireo/engine/vireotest"
 )
 
+var pushAnyIDRe = regexp.MustCompile(`id='(push-[a-z2-7]{26})'`)
+
 var pushIDRe = regexp.MustCompile(`<iq type='set' from='alice@localhost' to='push.localhost' id='(push-[a-z2-7]{26})'>`)
 
 // expectPublish reads the next publish the app server gets and checks its node, count and
@@ -168,4 +170,60 @@ func TestIntegrationPushAfterAckTimeout(t *testing.T) {
 	sent := time.Now()
 	expectPublish(t, app, "n1", "1")
 	t.Logf("notified %v after the request went unanswered", time.Since(sent).Round(100*time.Millisecond))
+}
+
+// TestIntegrationPushFederated: the app server of most phones lives on another XMPP
+// server (Conversations registers p2.siacs.eu). alice on a.localhost registers
+// push.b.localhost, an XEP-0114 component of b.localhost; her notifications cross the s2s
+// link as pubsub publishes from her bare JID, the component's answers come back the same
+// way, and its error disables the registration.
+func TestIntegrationPushFederated(t *testing.T) {
+	cfg, err := config.Parse([]byte("domains = [\"a.localhost\"]\n[modules.push]\nmin_interval = \"0s\"\n"), "/x/vireo.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := vireotest.Start(t, vireotest.Options{Domain: "a.localhost", RequireTLS: no(), AllowPlain: true, S2S: true,
+		S2SSecret: []byte("secret-a"), ModuleConfig: cfg.ModuleConfig})
+	b := vireotest.Start(t, vireotest.Options{Domain: "b.localhost", RequireTLS: no(), AllowPlain: true, S2S: true,
+		Components: []engine.Component{{Domain: "push.b.localhost", Secret: compSecret}}})
+	vireotest.Federate(a, b)
+	// As DNS would: the component's domain is served at b's s2s address.
+	a.Engine.SetS2SHosts(map[string]string{"b.localhost": b.S2SAddr(), "push.b.localhost": b.S2SAddr()})
+	a.AddUser(t, "alice", "secret")
+	a.AddUser(t, "carol", "secret")
+	a.Befriend(t, "alice", "carol", "")
+	app, _ := componentLogin(t, b, "push.b.localhost", compSecret)
+	app.Expect("<handshake/>")
+
+	alice := a.LoginPlain(t, "alice", "secret", "phone")
+	alice.Send("<iq type='set' id='e1'><enable xmlns='urn:xmpp:push:0' jid='push.b.localhost' node='fed'/></iq>")
+	if got := alice.Expect("id='e1'"); !strings.Contains(got, "type='result'") {
+		t.Fatalf("enable: %s", got)
+	}
+	alice.Send("</stream:stream>")
+	carol := a.LoginPlain(t, "carol", "secret", "pc")
+	carol.Send("<message to='alice@a.localhost' type='chat' id='f1'><body>ping</body></message>")
+	got := app.Expect("</iq>")
+	for _, want := range []string{"from='alice@a.localhost'", "to='push.b.localhost'", "<publish node='fed'>",
+		"<field var='message-count'><value>1</value></field>", "<field var='last-message-sender'><value>carol@a.localhost/pc</value></field>"} {
+		if !strings.Contains(got, want) {
+			t.Fatalf("the component got %q; lacks %q", got, want)
+		}
+	}
+	id := pushAnyIDRe.FindStringSubmatch(got)
+	if id == nil {
+		t.Fatalf("no publish id in %q", got)
+	}
+	// An error from across the link disables the registration: the next message is not
+	// published. The disco query behind it is answered after the error was handled.
+	app.Send("<iq type='error' from='push.b.localhost' to='alice@a.localhost' id='" + id[1] + "'><error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>")
+	app.Send("<iq type='get' from='push.b.localhost' to='alice@a.localhost' id='sync1'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+	app.Expect("id='sync1'")
+	if got := app.Expect("</iq>"); !strings.Contains(got, "<feature var='urn:xmpp:push:0'/>") {
+		t.Fatalf("alice's server did not answer across the link: %s", got)
+	}
+	carol.Send("<message to='alice@a.localhost' type='chat' id='f2'><body>ping</body></message>")
+	carol.Send("<iq type='get' id='c1'><ping xmlns='urn:xmpp:ping'/></iq>")
+	carol.Expect("id='c1'")
+	app.Never("<publish")
 }

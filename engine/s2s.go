@@ -152,17 +152,12 @@ func (k *s2sIn) header(c *conn, h *xmlstream.Stanza) {
 	d, err := jid.PrepareDomain(string(xmlstream.AppendUnescaped(nil, to)))
 	found := false
 	if err == nil {
-		c.domain, found = c.srv().hostIndex(d)
-		if !found {
-			// A stream to one of our service domains (a remote user in a room of
-			// conference.<host>, or the authoritative server asked to verify the key of
-			// one of its streams) belongs to the service's host: it ends with the host.
-			if host, ok := c.srv().rt.ServiceHost(d); ok {
-				if host == "" {
-					host = c.srv().config().Domains[0]
-				}
-				c.domain, found = c.srv().hostIndex(host)
-			}
+		// A stream to one of our service or component domains (a remote user in a room of
+		// conference.<host>, a phone's server publishing to our push component, or the
+		// authoritative server asked to verify the key of one of its streams) belongs to
+		// the host that domain belongs to.
+		if host, ok := c.srv().remoteHost(d); ok {
+			c.domain, found = c.srv().hostIndex(host)
 		}
 	}
 	if !found {
@@ -221,7 +216,7 @@ func (k *s2sIn) header(c *conn, h *xmlstream.Stanza) {
 func (k *s2sIn) certValidFor(c *conn, domain string) bool {
 	s := c.srv()
 	cas := s.config().S2S.CAs
-	if cas == nil || s.isLocal(domain) || s.rt.IsService(domain) {
+	if cas == nil || s.servesRemote(domain) {
 		return false
 	}
 	certs := c.peerCerts()
@@ -340,7 +335,7 @@ func (k *s2sIn) dialback(c *conn, st *xmlstream.Stanza) {
 		c.fail(stanza.ImproperAddressing, "")
 		return
 	}
-	if !s.isLocal(to) && !s.rt.IsService(to) {
+	if !s.servesRemote(to) {
 		c.fail(stanza.HostUnknown, "")
 		return
 	}
@@ -367,7 +362,7 @@ func (k *s2sIn) dialback(c *conn, st *xmlstream.Stanza) {
 			k.resultAnswer(c, to, from, "invalid")
 			return
 		}
-		if s.isLocal(from) || s.rt.IsService(from) {
+		if s.servesRemote(from) {
 			c.fail(stanza.InvalidFrom, "")
 			return
 		}
@@ -449,7 +444,7 @@ func (k *s2sIn) established(c *conn, st *xmlstream.Stanza) {
 	}
 	to, err := jid.ParseBytes(xmlstream.AppendUnescaped(nil, toAttr))
 	s := c.srv()
-	if err != nil || (!s.isLocal(to.Domain()) && !s.rt.IsService(to.Domain())) {
+	if err != nil || !s.servesRemote(to.Domain()) {
 		c.fail(stanza.HostUnknown, "")
 		return
 	}

@@ -191,7 +191,7 @@ var _ router.Remote = (*s2sOut)(nil)
 // queue.
 func (o *s2sOut) Route(from, to jid.JID, raw []byte) error {
 	local, remote := from.Domain(), to.Domain()
-	if !o.srv.isLocal(local) && !o.srv.rt.IsService(local) {
+	if !o.srv.servesRemote(local) {
 		return stanza.New(stanza.RemoteServerNotFound) // we cannot vouch for that sender
 	}
 	if o.ctx.Err() != nil {

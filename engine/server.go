@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -480,6 +481,37 @@ func (s *Server) config() *Config { return s.cfg.Load() }
 func (s *Server) Config() Config { return *s.config() }
 
 func (s *Server) isLocal(d string) bool { return s.hosts.Load().local[d] }
+
+// servesRemote reports whether a remote server may address d here: a virtual host, a
+// module's service (conference.<host>) or an XEP-0114 component (a push app server that
+// phones on other servers register, a gateway).
+func (s *Server) servesRemote(d string) bool {
+	return s.isLocal(d) || s.rt.IsService(d) || s.rt.IsComponent(d)
+}
+
+// remoteHost is the virtual host whose s2s streams carry d, a served domain: the host itself,
+// a service's host, or for a component the host it is a subdomain of (else the first).
+func (s *Server) remoteHost(d string) (string, bool) {
+	if s.isLocal(d) {
+		return d, true
+	}
+	if host, ok := s.rt.ServiceHost(d); ok {
+		if host == "" {
+			host = s.config().Domains[0]
+		}
+		return host, true
+	}
+	if !s.rt.IsComponent(d) {
+		return "", false
+	}
+	for i := strings.IndexByte(d, '.'); i >= 0; i = strings.IndexByte(d, '.') {
+		d = d[i+1:]
+		if s.isLocal(d) {
+			return d, true
+		}
+	}
+	return s.config().Domains[0], true
+}
 
 // hostIndex is the conn.domain of host, and whether host is served.
 func (s *Server) hostIndex(host string) (uint16, bool) {

@@ -54,6 +54,14 @@ func (r *Router) SetComponents(domains []string) {
 	r.comps.mu.Unlock()
 }
 
+// IsComponent reports whether domain is a configured XEP-0114 component's, connected or
+// not. Safe from any goroutine.
+func (r *Router) IsComponent(domain string) bool {
+	r.comps.mu.RLock()
+	defer r.comps.mu.RUnlock()
+	return r.comps.known[domain]
+}
+
 // AttachComponent makes domain a destination served by c. A second connection for the
 // same domain gets ErrConflict.
 func (r *Router) AttachComponent(domain string, c Conn) error {
