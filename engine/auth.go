@@ -105,6 +105,9 @@ func (c *conn) tailorFeatures(from []byte) bool {
 	if len(from) == 0 || c.state.Load() != stHeader || !c.has(fTLS) && cfg.RequireTLS && cfg.TLS != nil {
 		return false // no mechanisms in these features (STARTTLS first)
 	}
+	if pk, ok := c.srv().st.(store.PartialKeyCounter); ok && pk.PartialKeyAccounts() == 0 {
+		return false // every account has every hash's keys: nothing to ask
+	}
 	j, err := jid.Parse(string(xmlstream.AppendUnescaped(nil, from)))
 	if err != nil || j.Local() == "" || j.Domain() != c.domainName() {
 		return false

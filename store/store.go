@@ -83,6 +83,29 @@ type Accounts interface {
 	Count() (int, error)
 }
 
+// PartialKeys says whether some hashes' SCRAM keys are missing: an account imported from a
+// server that kept one hash (Prosody and ejabberd keep SCRAM-SHA-1) has keys for that hash
+// only, until its owner's client provides the rest. Accounts with no keys at all are not
+// partial.
+func PartialKeys(c [3]Credentials) bool {
+	some, all := false, true
+	for _, k := range c {
+		if k.IsZero() {
+			all = false
+		} else {
+			some = true
+		}
+	}
+	return some && !all
+}
+
+// PartialKeyCounter is implemented by stores that keep count of the accounts with
+// PartialKeys. The engine asks an account's keys before the stream features (to offer the
+// mechanisms it can use) only while the count is not zero.
+type PartialKeyCounter interface {
+	PartialKeyAccounts() int64
+}
+
 // Subscription is an RFC 6121 subscription state.
 type Subscription uint8
 

@@ -37,6 +37,7 @@ type ABConfig struct {
 	Step       time.Duration
 	SourceIPs  int
 	ClassicTLS bool
+	SendFrom   bool // clients name their account in the stream header (loadgen.Config.SendFrom)
 }
 
 // ABResult is the outcome: server CPU per operation of each build, pair by pair.
@@ -95,7 +96,9 @@ func AB(c ABConfig, log io.Writer) (ABResult, error) {
 	r.VersionA, r.VersionB = srv[0].Version(), srv[1].Version()
 	tls := c.Workload == "tls" || c.Workload == "fast-tls"
 	target := func(s peers.Server) scenario.Target {
-		return serverTarget(s, tls, c.SourceIPs, c.ClassicTLS, io.Discard)
+		t := serverTarget(s, tls, c.SourceIPs, c.ClassicTLS, io.Discard)
+		t.Cfg.SendFrom = c.SendFrom
+		return t
 	}
 	var online [2]*scenario.Online
 	if c.Workload == "msg" {

@@ -52,6 +52,19 @@ type Config struct {
 	WSPath string
 	// ClassicKeyExchange offers only classical TLS key exchanges (ClassicCurves).
 	ClassicKeyExchange bool
+	// SendFrom names the account in the stream header's 'from' (RFC 6120 §4.7.1), as
+	// Conversations does; a server may then tailor the features to the account.
+	SendFrom bool
+
+	from string // the bare JID for 'from', set per session when SendFrom is on
+}
+
+// forUser returns cfg with the header's 'from' filled for user when SendFrom is on.
+func (cfg Config) forUser(user string) Config {
+	if cfg.SendFrom {
+		cfg.from = user + "@" + cfg.Domain
+	}
+	return cfg
 }
 
 // Session is one logged-in client.
@@ -123,6 +136,7 @@ func connect(cfg *Config) (*Session, error) {
 
 // Dial connects, authenticates user/pass and binds resource.
 func Dial(cfg Config, user, pass, resource string) (*Session, error) {
+	cfg = cfg.forUser(user)
 	s, err := connect(&cfg)
 	if err != nil {
 		return nil, err
@@ -217,7 +231,11 @@ func (s *Session) restart(cfg Config) error {
 }
 
 func streamHeader(cfg Config) string {
-	return "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='" + cfg.Domain + "' version='1.0'>"
+	from := ""
+	if cfg.from != "" {
+		from = " from='" + cfg.from + "'"
+	}
+	return "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='" + cfg.Domain + "'" + from + " version='1.0'>"
 }
 
 // next returns the next complete top-level element (or the stream header) as raw bytes

@@ -45,9 +45,11 @@ func TestRegisterAndDial(t *testing.T) {
 		mode Mode
 		addr string
 		mech string
-	}{{Plain, srv.C2SAddr(), "SCRAM-SHA-1"}, {StartTLS, srv.C2SAddr(), "SCRAM-SHA-256"}, {DirectTLS, srv.TLSAddr(), "PLAIN"}} {
+		from bool
+	}{{Plain, srv.C2SAddr(), "SCRAM-SHA-1", false}, {StartTLS, srv.C2SAddr(), "SCRAM-SHA-256", false}, {DirectTLS, srv.TLSAddr(), "PLAIN", false},
+		{Plain, srv.C2SAddr(), "SCRAM-SHA-1", true}, {DirectTLS, srv.TLSAddr(), "SCRAM-SHA-256", true}} {
 		cfg := plain
-		cfg.Mode, cfg.Addr, cfg.Mechanism = c.mode, c.addr, c.mech
+		cfg.Mode, cfg.Addr, cfg.Mechanism, cfg.SendFrom = c.mode, c.addr, c.mech, c.from
 		s, err := Dial(cfg, "bencher", "s3cret", "r1")
 		if err != nil {
 			t.Fatalf("mode %d %s: %v", c.mode, c.mech, err)
@@ -56,6 +58,13 @@ func TestRegisterAndDial(t *testing.T) {
 			t.Fatalf("bound %q", s.JID)
 		}
 		s.Close()
+	}
+	if h := streamHeader(plain.forUser("bencher")); strings.Contains(h, "from=") {
+		t.Fatalf("from without SendFrom: %s", h)
+	}
+	plain.SendFrom = true
+	if h := streamHeader(plain.forUser("bencher")); !strings.Contains(h, " from='bencher@"+srv.Domain()+"' ") {
+		t.Fatalf("SendFrom: %s", h)
 	}
 	if _, err := Dial(plain, "bencher", "wrong", "r1"); err == nil {
 		t.Fatal("wrong password logged in")

@@ -342,6 +342,7 @@ func DialFAST(cfg Config, user, token, mech string, l SASL2Login) (*Session, SAS
 // finishes the login: after <success/> come the features without a restart, and the
 // session binds the RFC 6120 way if Bind2 did not.
 func dialSASL2(cfg Config, user, mech string, l SASL2Login, auth func(*Session) (SASL2Result, error)) (*Session, SASL2Result, error) {
+	cfg = cfg.forUser(user)
 	s, err := connect(&cfg)
 	if err != nil {
 		return nil, SASL2Result{}, err

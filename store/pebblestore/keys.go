@@ -12,6 +12,7 @@ const (
 	pTableName byte = 'n' // n name                       -> table id (2)
 	pTable     byte = 't' // t id(2) key                  -> value
 	pMeta      byte = 'm' // m name                       -> store metadata (schema version)
+	pPartial   byte = 'k' // k user                       -> "" (the account lacks some hash's SCRAM keys)
 )
 
 func key(prefix byte, parts ...string) []byte {

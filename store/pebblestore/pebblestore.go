@@ -54,6 +54,7 @@ type Store struct {
 	broken   atomic.Pointer[error] // set when Pebble panicked in a commit: no more writes
 	bgErrors atomic.Int64          // Pebble background errors (failed flushes, compactions)
 	lazy     atomic.Bool           // a lazy write since the last sync (SyncLazy)
+	partial  atomic.Int64          // accounts with store.PartialKeys (pPartial rows)
 
 	tmu    sync.Mutex
 	tables map[string]*table
@@ -134,7 +135,71 @@ func Open(dir string, o Options) (*Store, error) {
 		cache.Unref()
 		return nil, err
 	}
+	if err := s.loadPartial(); err != nil {
+		db.Close()
+		cache.Unref()
+		return nil, err
+	}
 	return s, nil
+}
+
+// partialIndexed marks a database whose pPartial rows are complete. One written before
+// they existed gets them from a scan of its accounts, once.
+var partialIndexed = key(pMeta, "partial-keys-indexed")
+
+// loadPartial counts the accounts with partial keys, indexing them first if need be.
+func (s *Store) loadPartial() error {
+	if _, err := s.get(partialIndexed); errors.Is(err, store.ErrNotFound) {
+		b := s.db.NewBatch()
+		defer b.Close()
+		err := s.scan([]byte{pAccount}, prefixEnd([]byte{pAccount}), func(k, v []byte) bool {
+			if acc, err := decodeAccount(v); err == nil && store.PartialKeys(acc.Creds) {
+				b.Set(key(pPartial, string(k[1:])), nil, nil)
+			}
+			return true
+		})
+		if err != nil {
+			return err
+		}
+		b.Set(partialIndexed, []byte{1}, nil)
+		if err := s.commit(b, false); err != nil {
+			return fmt.Errorf("pebblestore: index accounts with partial keys: %w", err)
+		}
+	} else if err != nil {
+		return err
+	}
+	n := int64(0)
+	err := s.scan([]byte{pPartial}, prefixEnd([]byte{pPartial}), func(_, _ []byte) bool { n++; return true })
+	s.partial.Store(n)
+	return err
+}
+
+// PartialKeyAccounts implements store.PartialKeyCounter.
+func (s *Store) PartialKeyAccounts() int64 { return s.partial.Load() }
+
+// setAccount writes acc (whose previous keys were before, when wasPartial) with its
+// pPartial row in the same batch, and keeps the count.
+func (a accounts) setAccount(acc store.Account, wasPartial bool) error {
+	b := a.s.db.NewBatch()
+	defer b.Close()
+	b.Set(key(pAccount, acc.User), encodeAccount(acc), nil)
+	partial := store.PartialKeys(acc.Creds)
+	switch {
+	case partial && !wasPartial:
+		b.Set(key(pPartial, acc.User), nil, nil)
+	case !partial && wasPartial:
+		b.Delete(key(pPartial, acc.User), nil)
+	}
+	if err := a.s.commit(b, false); err != nil {
+		return err
+	}
+	switch {
+	case partial && !wasPartial:
+		a.s.partial.Add(1)
+	case !partial && wasPartial:
+		a.s.partial.Add(-1)
+	}
+	return nil
 }
 
 // Close flushes and closes the database. On a full disk it does not flush (the flush
@@ -266,7 +331,7 @@ func (a accounts) Create(acc store.Account) error {
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
-	return a.s.set(k, encodeAccount(acc))
+	return a.setAccount(acc, false)
 }
 
 func (a accounts) Get(user string) (store.Account, error) {
@@ -289,8 +354,9 @@ func (a accounts) SetCredentials(user string, creds [3]store.Credentials) error 
 	if err != nil {
 		return err
 	}
+	was := store.PartialKeys(acc.Creds)
 	acc.Creds = creds
-	return a.s.set(key(pAccount, user), encodeAccount(acc))
+	return a.setAccount(acc, was)
 }
 
 func (a accounts) SetDisabled(user string, disabled bool) error {
@@ -312,12 +378,17 @@ func (a accounts) Delete(user string) error {
 	mu := a.s.lock(user)
 	mu.Lock()
 	defer mu.Unlock()
-	if _, err := a.Get(user); err != nil {
+	acc, err := a.Get(user)
+	if err != nil {
 		return err
 	}
 	b := a.s.db.NewBatch()
 	defer b.Close()
 	b.Delete(key(pAccount, user), nil)
+	partial := store.PartialKeys(acc.Creds)
+	if partial {
+		b.Delete(key(pPartial, user), nil)
+	}
 	b.Delete(key(pRosterVer, user), nil)
 	b.Delete(key(pOffMeta, user), nil)
 	for _, p := range []byte{pRoster, pOffline} {
@@ -330,7 +401,13 @@ func (a accounts) Delete(user string) error {
 		b.DeleteRange(lo, prefixEnd(lo), nil)
 	}
 	a.s.tmu.Unlock()
-	return a.s.commit(b, true)
+	if err := a.s.commit(b, true); err != nil {
+		return err
+	}
+	if partial {
+		a.s.partial.Add(-1)
+	}
+	return nil
 }
 
 func (a accounts) List(fn func(user string) bool) error {

@@ -183,3 +183,69 @@ func TestBloomFilters(t *testing.T) {
 		t.Fatalf("no lookup was answered by a filter: %+v", m.Filter)
 	}
 }
+
+// TestPartialKeyAccounts: the count of accounts that lack some hash's SCRAM keys follows
+// every account write, survives a restart, and a database written before the count
+// existed gets it from one scan when it is opened.
+func TestPartialKeyAccounts(t *testing.T) {
+	fs := vfs.NewMem()
+	s, err := Open("db", Options{Logger: zerolog.Nop(), FS: fs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := store.Credentials{Salt: []byte("salt"), Iter: 4096, StoredKey: []byte("s"), ServerKey: []byte("k")}
+	sha1Only := [3]store.Credentials{store.SHA1: k}
+	full := [3]store.Credentials{k, k, k}
+	a := s.Accounts()
+	step := func(what string, err error, want int64) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if n := s.PartialKeyAccounts(); n != want {
+			t.Fatalf("after %s: %d partial, want %d", what, n, want)
+		}
+	}
+	step("open", nil, 0)
+	step("create full", a.Create(store.Account{User: "full@d", Creds: full}), 0)
+	step("create no keys", a.Create(store.Account{User: "none@d"}), 0)
+	step("create sha1", a.Create(store.Account{User: "mia@d", Creds: sha1Only}), 1)
+	step("create sha1 again", a.Create(store.Account{User: "noah@d", Creds: sha1Only}), 2)
+	if err := a.Create(store.Account{User: "mia@d", Creds: sha1Only}); !errors.Is(err, store.ErrExists) {
+		t.Fatalf("second create: %v", err)
+	}
+	step("a failed create", nil, 2)
+	step("complete mia", a.SetCredentials("mia@d", full), 1)
+	step("complete mia again", a.SetCredentials("mia@d", full), 1)
+	step("disable noah", a.SetDisabled("noah@d", true), 1)
+	step("partial full", a.SetCredentials("full@d", sha1Only), 2)
+	step("delete noah", a.Delete("noah@d"), 1)
+	step("delete mia", a.Delete("mia@d"), 1)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open("db", Options{Logger: zerolog.Nop(), FS: fs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	step("reopen", nil, 1)
+	// A database from before: an account row and no index.
+	if err := s.DB().Set(key(pAccount, "old@d"), encodeAccount(store.Account{User: "old@d", Creds: sha1Only}), nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range [][]byte{partialIndexed, key(pPartial, "full@d")} {
+		if err := s.DB().Delete(k, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open("db", Options{Logger: zerolog.Nop(), FS: fs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	step("reopen an old database", nil, 2)
+	step("complete old", s.Accounts().SetCredentials("old@d", full), 1)
+}

@@ -101,6 +101,7 @@ func main() {
 		abBins    = flag.String("ab", "", "compare two Vireo builds, interleaved: directories A,B each holding vireo and vireoctl (with -ab-workload, -pairs, -out, -name)")
 		abWork    = flag.String("ab-workload", "login", "with -ab: login (-logins plain TCP), tls (-logins direct TLS), fast or fast-tls (the FAST phase of -logins per phase) or msg (-users at -rate for -duration)")
 		pairs     = flag.Int("pairs", 20, "with -ab: runs of each build, alternating")
+		sendFrom  = flag.Bool("from", false, "with -ab: clients name their account in the stream header's from, as Conversations does")
 		render    = flag.String("render", "", "redraw the Markdown report and plots from this JSON report")
 	)
 	flag.Parse()
@@ -122,7 +123,7 @@ func main() {
 			os.Exit(2)
 		}
 		if err := abRun(compare.ABConfig{BinA: bins[0], BinB: bins[1], PortBase: *portBase, Pairs: *pairs, Workload: *abWork,
-			Logins: *logins, Conc: *conc, Users: *users, Rate: *rate, Step: *dur, SourceIPs: *srcIPs, ClassicTLS: *classic}, *work, *out, *name); err != nil {
+			Logins: *logins, Conc: *conc, Users: *users, Rate: *rate, Step: *dur, SourceIPs: *srcIPs, ClassicTLS: *classic, SendFrom: *sendFrom}, *work, *out, *name); err != nil {
 			fmt.Fprintln(os.Stderr, "xmppbench:", err)
 			os.Exit(1)
 		}
