@@ -266,12 +266,23 @@ func loopbackIP() string {
 // log.
 func vireoWithProsody(t *testing.T, trustCA bool, more ...func(*vireotest.Options)) (*vireotest.Server, *prosodyServer, *syncBuffer) {
 	t.Helper()
+	return vireoWithProsodyOpts(t, trustCA, nil, more...)
+}
+
+// vireoWithProsodyOpts is vireoWithProsody with Prosody's options adjusted by popt first
+// (modules, routes).
+func vireoWithProsodyOpts(t *testing.T, trustCA bool, popt func(*prosodyOptions), more ...func(*vireotest.Options)) (*vireotest.Server, *prosodyServer, *syncBuffer) {
+	t.Helper()
 	needProsody(t)
 	pki := newTestPKI(t)
 	vip, pip := loopbackIP(), loopbackIP()
 	vs2s := net.JoinHostPort(vip, strconv.Itoa(freePort(t, vip)))
-	p := startProsody(t, prosodyOptions{domain: "prosody.test", ip: pip, pki: pki, trustCA: trustCA,
-		hosts: map[string]string{"vireo.test": vs2s}})
+	po := prosodyOptions{domain: "prosody.test", ip: pip, pki: pki, trustCA: trustCA,
+		hosts: map[string]string{"vireo.test": vs2s}}
+	if popt != nil {
+		popt(&po)
+	}
+	p := startProsody(t, po)
 	p.register("bob", "bob secret")
 	logs := new(syncBuffer)
 	log := zerolog.New(logs).Level(zerolog.DebugLevel)
@@ -575,5 +586,50 @@ func converse(t *testing.T, local, remote *vireotest.RawConn, localJID, remoteJI
 	got += local.Expect("</message>")
 	if !strings.Contains(got, "from='"+remoteJID+"'") || strings.Contains(got, "jabber:server") {
 		t.Fatalf("the local user got %q", got)
+	}
+}
+
+// TestFederationProsodyPush: the XEP-0357 app server is an XEP-0114 component of Vireo
+// (push.vireo.test), and bob's server is a real Prosody with mod_cloud_notify
+// (prosody-modules). bob registers the component; while he is offline, carol's message
+// makes Prosody publish a notification, which crosses the s2s link to the component's
+// domain (dialback, Vireo's certificate does not name it) and reaches the component.
+func TestFederationProsodyPush(t *testing.T) {
+	if _, err := os.Stat("/usr/lib/prosody/modules/mod_cloud_notify/mod_cloud_notify.lua"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("mod_cloud_notify is not installed (apt-get install prosody-modules)")
+		}
+		t.Skip("mod_cloud_notify is not installed (apt-get install prosody-modules)")
+	}
+	var vs2s string
+	v, p, _ := vireoWithProsodyOpts(t, false, func(o *prosodyOptions) {
+		vs2s = o.hosts["vireo.test"]
+		o.hosts["push.vireo.test"] = vs2s
+		o.modules = append(o.modules, "cloud_notify")
+	}, func(o *vireotest.Options) {
+		o.Components = []engine.Component{{Domain: "push.vireo.test", Secret: compSecret}}
+	})
+	app, _ := componentLogin(t, v, "push.vireo.test", compSecret)
+	app.Expect("<handshake/>")
+	p.register("carol", "carol secret")
+
+	bob := p.login("bob", "bob secret", "phone")
+	bob.Send("<iq type='set' id='e1'><enable xmlns='urn:xmpp:push:0' jid='push.vireo.test' node='bobs-phone'/></iq>")
+	if got := bob.Expect("id='e1'") + bob.Expect(">"); !strings.Contains(got, "type='result'") {
+		t.Fatalf("Prosody refused the registration: %s", got)
+	}
+	bob.Send("</stream:stream>")
+	bob.Conn().Close()
+
+	carol := p.login("carol", "carol secret", "pc")
+	carol.Send("<message to='bob@prosody.test' type='chat' id='c1'><body>wake up</body></message>")
+	got, err := app.ReadUntil("</iq>", 15*time.Second)
+	if err != nil {
+		t.Fatalf("no notification reached the component: %v %q", err, got)
+	}
+	for _, want := range []string{"prosody.test", "push.vireo.test", "bobs-phone", "urn:xmpp:push:0", "message-count"} {
+		if !strings.Contains(got, want) {
+			t.Fatalf("the component got %q; lacks %q", got, want)
+		}
 	}
 }
