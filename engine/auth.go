@@ -113,14 +113,28 @@ func (c *conn) tailorFeatures(from []byte) bool {
 		return false
 	}
 	user := j.Bare().String()
-	st, gc := c.srv().st, c.gc
-	c.set(fPaused)
-	ok := c.srv().rt.Go(func() {
-		acct, err := st.Accounts().Get(user)
-		var have uint8
-		if err == nil {
+	st := c.srv().st
+	var have uint8
+	return c.offLoop(func() {
+		if acct, err := st.Accounts().Get(user); err == nil {
 			have = scramMask(acct)
 		}
+	}, func() {
+		if have != 0 {
+			c.set(fTailored)
+		}
+		c.writeFeaturesFor(have)
+	})
+}
+
+// offLoop runs work on the worker pool with the connection's input held, then then on the
+// loop, unless the connection has gone meanwhile, then what arrived meanwhile (unless
+// then paused again). It reports false, with input flowing, when the pool refused the work.
+func (c *conn) offLoop(work, then func()) bool {
+	gc := c.gc
+	c.set(fPaused)
+	ok := c.srv().rt.Go(func() {
+		work()
 		gc.Wake(func(_ gnet.Conn, werr error) error {
 			if werr != nil || c.closing.Load() {
 				return nil
@@ -129,19 +143,15 @@ func (c *conn) tailorFeatures(from []byte) bool {
 			defer c.exitLoop()
 			defer c.recoverPanic()
 			c.clear(fPaused)
-			if have != 0 {
-				c.set(fTailored)
-			}
-			c.writeFeaturesFor(have)
+			then()
 			c.drainHeld()
 			return nil
 		})
 	})
 	if !ok {
 		c.clear(fPaused)
-		return false
 	}
-	return true
+	return ok
 }
 
 // channelBinding returns the binding data of typ for this connection.
@@ -731,53 +741,39 @@ func (c *conn) onRegister(st *xmlstream.Stanza, q xmlstream.Element) {
 		c.iqError(id, e)
 		return
 	}
-	gc := c.gc
-	c.set(fPaused)
 	srv := c.srv()
 	var spend *invites.Invite
 	if invited {
 		spend = &inv
 	}
-	ok := srv.rt.Go(func() {
-		err := srv.createAccount(user, password, spend)
-		gc.Wake(func(_ gnet.Conn, werr error) error {
-			if werr != nil || c.closing.Load() {
-				return nil
+	var cerr error
+	ok := c.offLoop(func() { cerr = srv.createAccount(user, password, spend) }, func() {
+		switch {
+		case cerr == nil:
+			c.srv().log.Info().Str("user", user).Str("remote", c.ip()).Bool("invited", invited).Msg("account registered in-band")
+			if !invited {
+				c.srv().counts.regs[regOpen].Add(1)
+			} else {
+				c.srv().counts.regs[regInvite].Add(1)
+				c.srv().invited.Delete(c)
+				c.clear(fInvited)
 			}
-			c.enterLoop()
-			defer c.exitLoop()
-			defer c.recoverPanic()
-			c.clear(fPaused)
-			switch {
-			case err == nil:
-				c.srv().log.Info().Str("user", user).Str("remote", c.ip()).Bool("invited", invited).Msg("account registered in-band")
-				if !invited {
-					c.srv().counts.regs[regOpen].Add(1)
-				} else {
-					c.srv().counts.regs[regInvite].Add(1)
-					c.srv().invited.Delete(c)
-					c.clear(fInvited)
-				}
-				c.iqResult(id, nil)
-			case errors.Is(err, store.ErrExists):
-				c.iqError(id, stanza.New(stanza.ConflictCond))
-			case errors.Is(err, invites.ErrNameTaken):
-				e := stanza.New(stanza.ConflictCond)
-				e.Text = "This name is reserved for an invitation."
-				c.iqError(id, e)
-			case errors.Is(err, invites.ErrInvalid):
-				e := stanza.New(stanza.NotAuthorizedCond)
-				e.Text = "The invitation has been used."
-				c.iqError(id, e)
-			default:
-				c.iqError(id, module.StoreError(err)) // resource-constraint when the disk is full
-			}
-			c.resume()
-			return nil
-		})
+			c.iqResult(id, nil)
+		case errors.Is(cerr, store.ErrExists):
+			c.iqError(id, stanza.New(stanza.ConflictCond))
+		case errors.Is(cerr, invites.ErrNameTaken):
+			e := stanza.New(stanza.ConflictCond)
+			e.Text = "This name is reserved for an invitation."
+			c.iqError(id, e)
+		case errors.Is(cerr, invites.ErrInvalid):
+			e := stanza.New(stanza.NotAuthorizedCond)
+			e.Text = "The invitation has been used."
+			c.iqError(id, e)
+		default:
+			c.iqError(id, module.StoreError(cerr)) // resource-constraint when the disk is full
+		}
 	})
 	if !ok {
-		c.clear(fPaused)
 		e := stanza.New(stanza.ResourceConstraintCond)
 		e.Type = stanza.Wait
 		c.iqError(id, e)

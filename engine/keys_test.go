@@ -31,15 +31,7 @@ import (
 // password while a wrong one still fails.
 func TestIntegrationCompleteKeys(t *testing.T) {
 	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true})
-	sha1, err := creds.Derive("old secret", store.SHA1, 4096)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var keys [3]store.Credentials
-	keys[store.SHA1] = sha1
-	if err := srv.Store.Accounts().Create(store.Account{User: "mia@localhost", Creds: keys}); err != nil {
-		t.Fatal(err)
-	}
+	sha1OnlyAccount(t, srv, "mia", "old secret")
 	if _, err := loginDirectTLS(t, srv, "mia", "old secret", "a", msasl.ScramSha256); err == nil {
 		t.Fatal("SCRAM-SHA-256 worked without SHA-256 keys")
 	}
@@ -72,15 +64,7 @@ func TestIntegrationCompleteKeys(t *testing.T) {
 // nothing about accounts that do not exist; XEP-0474's hash covers the tailored list.
 func TestIntegrationTailoredMechanisms(t *testing.T) {
 	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true})
-	sha1Keys, err := creds.Derive("old secret", store.SHA1, 4096)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var keys [3]store.Credentials
-	keys[store.SHA1] = sha1Keys
-	if err := srv.Store.Accounts().Create(store.Account{User: "mia@localhost", Creds: keys}); err != nil {
-		t.Fatal(err)
-	}
+	sha1OnlyAccount(t, srv, "mia", "old secret")
 	srv.AddUser(t, "bob", "secret")
 	header := func(from string) string {
 		h := srv.Header()
@@ -160,19 +144,8 @@ func TestIntegrationTailoredMechanisms(t *testing.T) {
 // password; keys an account has are never replaced; bad task steps fail the login.
 func TestIntegrationSCRAMUpgrade(t *testing.T) {
 	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true})
-	sha1Keys, err := creds.Derive("old secret", store.SHA1, 4096)
-	if err != nil {
-		t.Fatal(err)
-	}
-	legacy := func(user string) {
-		var keys [3]store.Credentials
-		keys[store.SHA1] = sha1Keys
-		if err := srv.Store.Accounts().Create(store.Account{User: user + "@localhost", Creds: keys}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	legacy("mia")
-	legacy("noah")
+	sha1Keys := sha1OnlyAccount(t, srv, "mia", "old secret")
+	sha1OnlyAccount(t, srv, "noah", "old secret")
 	srv.AddUser(t, "bob", "secret")
 	const upgrades = "<upgrade xmlns='urn:xmpp:sasl:upgrade:0'>UPGR-SCRAM-SHA-256</upgrade>" +
 		"<upgrade xmlns='urn:xmpp:sasl:upgrade:0'>UPGR-SCRAM-SHA-512</upgrade><upgrade xmlns='urn:xmpp:sasl:upgrade:0'>UPGR-BLOOP2</upgrade>"
@@ -312,4 +285,20 @@ func TestIntegrationSCRAMUpgrade(t *testing.T) {
 			t.Fatalf("got %q", e)
 		}
 	})
+}
+
+// sha1OnlyAccount creates local@localhost with SCRAM-SHA-1 keys only (4,096 iterations), as
+// an import from Prosody or ejabberd leaves it, and returns the keys.
+func sha1OnlyAccount(t *testing.T, srv *vireotest.Server, local, pass string) store.Credentials {
+	t.Helper()
+	k, err := creds.Derive(pass, store.SHA1, 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys [3]store.Credentials
+	keys[store.SHA1] = k
+	if err := srv.Store.Accounts().Create(store.Account{User: local + "@localhost", Creds: keys}); err != nil {
+		t.Fatal(err)
+	}
+	return k
 }

@@ -6,8 +6,6 @@ import (
 	"encoding/base64"
 	"time"
 
-	"github.com/panjf2000/gnet/v2"
-
 	"github.com/vireo-im/vireo/engine/fast"
 	"github.com/vireo-im/vireo/engine/sasl"
 	"github.com/vireo-im/vireo/modules/module"
@@ -258,9 +256,7 @@ func (c *conn) sasl2Succeeded(r *sasl2Req, out []byte) {
 	user := c.bare.String()
 	tokens := c.srv().fast
 	log := c.srv().log
-	gc := c.gc
-	c.set(fPaused)
-	ok := c.srv().rt.Go(func() {
+	ok := c.offLoop(func() {
 		now := time.Now()
 		if r.invalidate {
 			if err := tokens.Invalidate(user, r.agent); err != nil {
@@ -275,21 +271,8 @@ func (c *conn) sasl2Succeeded(r *sasl2Req, out []byte) {
 				r.token, r.expiry = tok, exp
 			}
 		}
-		gc.Wake(func(_ gnet.Conn, werr error) error {
-			if werr != nil || c.closing.Load() {
-				return nil
-			}
-			c.enterLoop()
-			defer c.exitLoop()
-			defer c.recoverPanic()
-			c.clear(fPaused)
-			c.sasl2Inline(r)
-			c.drainHeld() // unless the bind paused it again: its answer resumes
-			return nil
-		})
-	})
+	}, func() { c.sasl2Inline(r) }) // a bind pauses input again: its answer resumes it
 	if !ok {
-		c.clear(fPaused)
 		c.sasl2Inline(r) // no pool: the login works, without a new token
 	}
 }

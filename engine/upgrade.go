@@ -6,8 +6,6 @@ import (
 	"math/bits"
 	"strconv"
 
-	"github.com/panjf2000/gnet/v2"
-
 	"github.com/vireo-im/vireo/engine/sasl"
 	"github.com/vireo-im/vireo/store"
 	"github.com/vireo-im/vireo/store/creds"
@@ -141,9 +139,8 @@ func (c *conn) saveUpgrade(a *authState, k store.Credentials) {
 	r := a.v2
 	r.stage = upgradeSave
 	user := a.local + "@" + c.domainName()
-	st, gc, log := c.srv().st, c.gc, c.srv().log
-	c.set(fPaused)
-	ok := c.srv().rt.Go(func() {
+	st, log := c.srv().st, c.srv().log
+	ok := c.offLoop(func() {
 		acct, err := st.Accounts().Get(user)
 		if err == nil && acct.Creds[r.task].IsZero() { // never replace keys it has
 			keys := acct.Creds
@@ -154,27 +151,19 @@ func (c *conn) saveUpgrade(a *authState, k store.Credentials) {
 			// The login goes on: the client can upgrade at its next login.
 			log.Warn().Err(err).Str("user", user).Msg("SCRAM upgrade not stored")
 		}
-		gc.Wake(func(_ gnet.Conn, werr error) error {
-			if werr != nil || c.closing.Load() || c.auth != a {
-				return nil
-			}
-			c.enterLoop()
-			defer c.exitLoop()
-			defer c.recoverPanic()
-			c.clear(fPaused)
-			r.pending &^= 1 << r.task
-			r.stage = upgradeNone
-			if r.pending != 0 {
-				c.nextUpgrade(r.final)
-			} else {
-				c.authSucceeded(r.final)
-			}
-			c.drainHeld()
-			return nil
-		})
+	}, func() {
+		if c.auth != a {
+			return // the client started over meanwhile
+		}
+		r.pending &^= 1 << r.task
+		r.stage = upgradeNone
+		if r.pending != 0 {
+			c.nextUpgrade(r.final)
+		} else {
+			c.authSucceeded(r.final)
+		}
 	})
 	if !ok {
-		c.clear(fPaused)
 		r.stage = upgradeNone
 		c.authSucceeded(r.final) // no pool: the login works, without the upgrade
 	}
