@@ -4,6 +4,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vireo-im/vireo/engine/vireotest"
 	"github.com/vireo-im/vireo/modules/adhoc"
@@ -158,4 +159,48 @@ func TestIntegrationAdhocUserLists(t *testing.T) {
 	got = adhocRun(t, admin, "get-disabled-users-list", "max_items", "100")
 	mustContain(t, got, "<field var='disableduserjids' type='jid-multi' label='The list of all disabled users'><value>bob@localhost</value></field>")
 	mustContain(t, adhocRun(t, admin, "get-disabled-users-list", "max_items", "lots"), "max_items must be a positive number")
+}
+
+// TestIntegrationAdhocActiveIdle: XEP-0133 §4.16, §4.17, §4.21 and §4.22. Online users are
+// active or idle: idle when no session of theirs is in use, each either XEP-0352
+// inactive or XEP-0198 detached; one active session makes the user active.
+func TestIntegrationAdhocActiveIdle(t *testing.T) {
+	srv := adhocServer(t)
+	srv.AddUser(t, "carol", "carol pw")
+	srv.AddUser(t, "dave", "dave pw")
+	admin := srv.LoginPlain(t, "admin", "admin pw", "desk")
+	// bob: one inactive session, one active; carol: inactive; dave: detached.
+	bob1 := srv.LoginPlain(t, "bob", "bob pw", "phone")
+	bob1.Send("<inactive xmlns='urn:xmpp:csi:0'/><iq type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>")
+	bob1.Expect("id='p'")
+	srv.LoginPlain(t, "bob", "bob pw", "desk")
+	carol := srv.LoginPlain(t, "carol", "carol pw", "phone")
+	carol.Send("<inactive xmlns='urn:xmpp:csi:0'/><iq type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>")
+	carol.Expect("id='p'")
+	dave := srv.LoginPlain(t, "dave", "dave pw", "phone")
+	dave.Send("<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
+	dave.Expect("<enabled")
+	dave.Conn().Close()
+	// Wait until the server has seen dave's connection go (the session stays, detached).
+	for i := 0; ; i++ {
+		if got := adhocRun(t, admin, "get-idle-users-num"); strings.Contains(got, "<value>2</value>") {
+			break
+		} else if i == 50 {
+			t.Fatalf("dave never became idle: %s", got)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	mustContain(t, adhocRun(t, admin, "get-online-users-num"), "<value>4</value>")
+	mustContain(t, adhocRun(t, admin, "get-active-users-num"), "var='activeusersnum'", "<value>2</value>")
+	mustContain(t, adhocRun(t, admin, "get-active-users", "max_items", "none"),
+		"<value>admin@localhost</value><value>bob@localhost</value></field>")
+	mustContain(t, adhocRun(t, admin, "get-idle-users", "max_items", "none"),
+		"label='The list of idle users'", "<value>carol@localhost</value><value>dave@localhost</value></field>")
+	mustContain(t, adhocRun(t, admin, "get-idle-users", "max_items", "25"), "<value>carol@localhost</value>")
+
+	// carol looks at her phone again: she is active.
+	carol.Send("<active xmlns='urn:xmpp:csi:0'/><iq type='get' id='p2'><ping xmlns='urn:xmpp:ping'/></iq>")
+	carol.Expect("id='p2'")
+	mustContain(t, adhocRun(t, admin, "get-active-users-num"), "<value>3</value>")
+	mustContain(t, adhocRun(t, admin, "get-idle-users-num"), "var='idleusersnum'", "<value>1</value>")
 }

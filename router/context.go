@@ -311,7 +311,8 @@ func (c *shardCtx) OnlineSessions(done func(module.Context, []module.OnlineSessi
 					continue
 				}
 				part = append(part, module.OnlineSession{JID: se.jid, Available: se.available,
-					Priority: int(se.prio), Detached: se.conn == nil})
+					Priority: int(se.prio), Detached: se.conn == nil,
+					Inactive: se.x != nil && se.x.filter != nil}) // a filter holds back for XEP-0352
 			}
 		}
 		mu.Lock()

@@ -112,6 +112,12 @@ var commands = []command{
 	{name: "get-online-users-num", title: "Get Number of Online Users", run: onlineNum},
 	{name: "get-online-users-list", title: "Get List of Online Users", instructions: "How many users to list.",
 		form: maxItemsForm, run: onlineList},
+	{name: "get-active-users-num", title: "Get Number of Active Users", run: activityNum(true)},
+	{name: "get-idle-users-num", title: "Get Number of Idle Users", run: activityNum(false)},
+	{name: "get-active-users", title: "Get List of Active Users", instructions: "How many users to list.",
+		form: maxItemsForm, run: activityList(true)},
+	{name: "get-idle-users", title: "Get List of Idle Users", instructions: "How many users to list.",
+		form: maxItemsForm, run: activityList(false)},
 	{name: "announce", title: "Send Announcement to Online Users", instructions: "Fill out this form to make an announcement to all active users.",
 		form: func(*Mod, module.Context) []Field {
 			return []Field{{Var: "subject", Type: "text-single", Label: "Subject"},
@@ -559,7 +565,7 @@ func disabledNum(c module.Context, k *call) {
 	}
 }
 
-// registeredNum is XEP-0133 §4.11.
+// registeredNum is XEP-0133 §4.13.
 func registeredNum(c module.Context, k *call) {
 	n, err := c.Store().Accounts().Count()
 	if err != nil {
@@ -576,7 +582,7 @@ func onlineNum(c module.Context, k *call) {
 	})
 }
 
-// maxItemsForm is the form of the listing commands (XEP-0133 §4.16 to §4.18).
+// maxItemsForm is the form of the listing commands (XEP-0133 §4.18 to §4.22).
 func maxItemsForm(*Mod, module.Context) []Field {
 	return []Field{{Var: "max_items", Type: "list-single", Label: "Maximum number of items to show",
 		Values: []string{"100"}, Options: []string{"25", "50", "75", "100", "150", "200", "none"}}}
@@ -601,7 +607,7 @@ func maxItems(c module.Context, k *call) (int, bool) {
 // and XEP-0133 lets a service truncate it.
 const MaxListed = 1000
 
-// usersList is XEP-0133 §4.17 (get-registered-users-list), or with disabled §4.18
+// usersList is XEP-0133 §4.18 (get-registered-users-list), or with disabled §4.19
 // (get-disabled-users-list): the accounts of the host the command was sent to, in JID
 // order, at most max_items (MaxListed for none), with a note when there are more. The
 // accounts are read on the worker pool, not on the shard: a server may have millions.
@@ -664,7 +670,65 @@ func usersList(disabled bool) func(c module.Context, k *call) {
 	}
 }
 
-// onlineList is XEP-0133 §4.16.
+// activeUsers splits the online users (sorted bare JIDs) into active and idle (XEP-0133:
+// online = active + idle). A user is idle when none of their sessions is in use: each is
+// detached (XEP-0198, waiting for its client to come back) or said it is not looked at
+// (XEP-0352 <inactive/>).
+func activeUsers(s []module.OnlineSession) (active, idle []string) {
+	inUse := map[string]bool{}
+	for _, o := range s {
+		b := o.JID.Bare().String()
+		inUse[b] = inUse[b] || !o.Detached && !o.Inactive
+	}
+	for _, u := range onlineUsers(s) {
+		if inUse[u] {
+			active = append(active, u)
+		} else {
+			idle = append(idle, u)
+		}
+	}
+	return active, idle
+}
+
+// activityNum is XEP-0133 §4.16 (active) and §4.17 (idle).
+func activityNum(active bool) func(c module.Context, k *call) {
+	return func(c module.Context, k *call) {
+		online(c, k, func(c module.Context, s []module.OnlineSession) {
+			a, i := activeUsers(s)
+			f := Field{Var: "activeusersnum", Label: "The number of active users", Values: []string{strconv.Itoa(len(a))}}
+			if !active {
+				f = Field{Var: "idleusersnum", Label: "The number of idle users", Values: []string{strconv.Itoa(len(i))}}
+			}
+			k.done(c, nil, []Field{f})
+		})
+	}
+}
+
+// activityList is XEP-0133 §4.21 (active) and §4.22 (idle).
+func activityList(active bool) func(c module.Context, k *call) {
+	return func(c module.Context, k *call) {
+		max, ok := maxItems(c, k)
+		if !ok {
+			return
+		}
+		online(c, k, func(c module.Context, s []module.OnlineSession) {
+			users, idle := activeUsers(s)
+			f := Field{Var: "activeuserjids", Type: "jid-multi", Label: "The list of active users"}
+			if !active {
+				// XEP-0133 §4.22's example names the idle list's field activeuserjids too.
+				users = idle
+				f.Label = "The list of idle users"
+			}
+			if max >= 0 && len(users) > max {
+				users = users[:max]
+			}
+			f.Values = users
+			k.done(c, nil, []Field{f})
+		})
+	}
+}
+
+// onlineList is XEP-0133 §4.20.
 func onlineList(c module.Context, k *call) {
 	max, ok := maxItems(c, k)
 	if !ok {
@@ -738,7 +802,7 @@ func deleteMOTD(c module.Context, k *call) {
 // refused with <account-disabled/> until reenable-user.
 func disableUser(c module.Context, k *call) { setDisabled(c, k, true) }
 
-// endSessions is XEP-0133 §4.11: the sessions named end with <policy-violation/>; the
+// endSessions is XEP-0133 §4.5: the sessions named end with <policy-violation/>; the
 // accounts stay as they are (disable-user keeps them out).
 func endSessions(c module.Context, k *call) {
 	vals := k.form["accountjids"]

@@ -11,6 +11,9 @@ type OnlineSession struct {
 	Available bool    // has sent available presence
 	Priority  int
 	Detached  bool // XEP-0198: waiting to be resumed
+	// Inactive: the session holds back what can wait because its client said nobody looks
+	// at it (XEP-0352 <inactive/>, a phone in a pocket).
+	Inactive bool
 }
 
 // ServerSessions is implemented by Contexts that can reach every shard (the router's): the
