@@ -2,15 +2,18 @@ package engine_test
 
 import (
 	"context"
+	"crypto/sha1"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	mrand "math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -72,13 +75,14 @@ func needProsody(t *testing.T) (string, string) {
 
 // prosodyServer is one Prosody process serving a domain on loopback ports of its own.
 type prosodyServer struct {
-	t        *testing.T
-	domain   string
-	dir      string
-	conf     string
-	ctl, bin string
-	c2s, s2s string // host:port
-	s2sTLS   string // host:port of the direct TLS s2s port, with directTLS
+	t         *testing.T
+	domain    string
+	dir       string
+	conf      string
+	ctl, bin  string
+	c2s, s2s  string // host:port
+	s2sTLS    string // host:port of the direct TLS s2s port, with directTLS
+	component string // host:port of the component port, with component
 	*peerProc
 	caPEM []byte // the CA Prosody's certificate chains to, for its clients
 }
@@ -99,6 +103,9 @@ type prosodyOptions struct {
 	modules []string
 	// hashed keeps SCRAM keys instead of plaintext passwords (internal_hashed).
 	hashed bool
+	// component adds an XEP-0114 component push.<domain> (secret compSecret) and a
+	// component port (prosodyServer.component).
+	component bool
 }
 
 // freePort finds a free TCP port on ip (vireotest.FreePort).
@@ -137,6 +144,12 @@ func startProsody(t *testing.T, o prosodyOptions) *prosodyServer {
 		port := freePort(t, o.ip)
 		directPorts, s2sTLS = strconv.Itoa(port), net.JoinHostPort(o.ip, strconv.Itoa(port))
 	}
+	compPorts, compDef, compAddr := "", "", ""
+	if o.component {
+		port := freePort(t, o.ip)
+		compPorts, compAddr = strconv.Itoa(port), net.JoinHostPort(o.ip, strconv.Itoa(port))
+		compDef = fmt.Sprintf("Component %q\n\tcomponent_secret = %q\n", "push."+o.domain, compSecret)
+	}
 	extra, auth := "", "internal_plain"
 	for _, m := range o.modules {
 		extra += fmt.Sprintf(", %q", m)
@@ -160,6 +173,8 @@ c2s_ports = { %[6]d }
 s2s_ports = { %[7]d }
 c2s_direct_tls_ports = { }
 s2s_direct_tls_ports = { %[17]s }
+component_ports = { %[18]s }
+component_interfaces = { %[5]q }
 http_ports = { }
 https_ports = { }
 admin_socket = %[8]q
@@ -179,12 +194,12 @@ ssl = { certificate = %[11]q; key = %[12]q; %[13]s }
 VirtualHost %[14]q
 Component "conference.%[14]s" "muc"
 	muc_room_locking = false
-`, filepath.Join(dir, "prosody.pid"), filepath.Join(dir, "data"), filepath.Join(dir, "plugins"),
+%[19]s`, filepath.Join(dir, "prosody.pid"), filepath.Join(dir, "data"), filepath.Join(dir, "plugins"),
 		filepath.Join(dir, "prosody.log"), o.ip, c2sPort, s2sPort, filepath.Join(dir, "admin.sock"),
-		filepath.Join(dir, "certs"), hosts.String(), crt, key, cafile, o.domain, extra, auth, directPorts)
+		filepath.Join(dir, "certs"), hosts.String(), crt, key, cafile, o.domain, extra, auth, directPorts, compPorts, compDef)
 	p := &prosodyServer{t: t, domain: o.domain, dir: dir, conf: write("prosody.cfg.lua", []byte(conf)), ctl: ctl, bin: bin,
 		c2s: net.JoinHostPort(o.ip, strconv.Itoa(c2sPort)), s2s: net.JoinHostPort(o.ip, strconv.Itoa(s2sPort)),
-		s2sTLS: s2sTLS, caPEM: o.pki.caPEM}
+		s2sTLS: s2sTLS, component: compAddr, caPEM: o.pki.caPEM}
 	p.start()
 	return p
 }
@@ -632,4 +647,58 @@ func TestFederationProsodyPush(t *testing.T) {
 			t.Fatalf("the component got %q; lacks %q", got, want)
 		}
 	}
+}
+
+// TestFederationProsodyPushOut: the other direction. alice's phone on Vireo registers an app
+// server that is a component of a real Prosody (push.prosody.test); while she is offline a
+// message makes Vireo publish across s2s to that domain, and the component, connected to
+// Prosody over XEP-0114, gets it from her bare JID and answers; its error disables the
+// registration.
+func TestFederationProsodyPushOut(t *testing.T) {
+	v, p, _ := vireoWithProsodyOpts(t, false, func(o *prosodyOptions) { o.component = true })
+	v.Engine.SetS2SHosts(map[string]string{"prosody.test": p.s2s, "push.prosody.test": p.s2s})
+	v.AddUser(t, "carol", "carol secret")
+
+	// The app server: a raw XEP-0114 component of Prosody.
+	app := vireotest.DialAddr(t, p.component)
+	app.Send("<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams' to='push.prosody.test'>")
+	app.Expect("<stream:stream")
+	m := regexp.MustCompile(`id=['"]([^'"]+)['"]`).FindStringSubmatch(app.Expect(">"))
+	if m == nil {
+		t.Fatal("no stream id from Prosody's component port")
+	}
+	sum := sha1.Sum([]byte(m[1] + compSecret))
+	app.Send("<handshake>" + hex.EncodeToString(sum[:]) + "</handshake>")
+	app.Expect("<handshake")
+
+	alice := v.LoginPlain(t, "alice", "alice secret", "phone")
+	alice.Send("<iq type='set' id='e1'><enable xmlns='urn:xmpp:push:0' jid='push.prosody.test' node='alices-phone'/></iq>")
+	if got := alice.Expect("id='e1'") + alice.Expect(">"); !strings.Contains(got, "type='result'") {
+		t.Fatalf("enable: %s", got)
+	}
+	alice.Send("</stream:stream>")
+	alice.ExpectClosed()
+	carol := v.LoginPlain(t, "carol", "carol secret", "pc")
+	carol.Send("<message to='alice@vireo.test' type='chat' id='c1'><body>wake up</body></message>")
+	got, err := app.ReadUntil("</iq>", 15*time.Second)
+	if err != nil {
+		t.Fatalf("no notification reached Prosody's component: %v %q", err, got)
+	}
+	for _, want := range []string{"alice@vireo.test", "push.prosody.test", "<publish node='alices-phone'>", "<field var='message-count'><value>1</value></field>"} {
+		if !strings.Contains(got, want) {
+			t.Fatalf("the component got %q; lacks %q", got, want)
+		}
+	}
+	id := pushAnyIDRe.FindStringSubmatch(got)
+	if id == nil {
+		t.Fatalf("no publish id in %q", got)
+	}
+	app.Send("<iq type='error' from='push.prosody.test' to='alice@vireo.test' id='" + id[1] + "'><error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>")
+	app.Send("<iq type='get' from='push.prosody.test' to='alice@vireo.test' id='sync1'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+	app.Expect("id='sync1'")
+	app.Expect("</iq>")
+	carol.Send("<message to='alice@vireo.test' type='chat' id='c2'><body>again</body></message>")
+	carol.Send("<iq type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>")
+	carol.Expect("id='p1'")
+	app.Never("<publish")
 }
