@@ -129,5 +129,6 @@ func (s *Server) metricsExtra(m *metrics.Counters) {
 		sm := ms.Metrics()
 		m.StoreCommit = &sm.Commit
 		m.OfflineWrites, m.ArchiveWrites = sm.OfflineWrites, sm.ArchiveWrites
+		m.PartialKeyAccounts = sm.PartialKeyAccounts
 	}
 }

@@ -32,6 +32,13 @@ import (
 func TestIntegrationCompleteKeys(t *testing.T) {
 	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true})
 	sha1OnlyAccount(t, srv, "mia", "old secret")
+	partial := func() float64 {
+		_, _, body := scrape(t, srv.WebAddr(), "")
+		return metricValue(t, body, "vireo_accounts_partial_keys")
+	}
+	if n := partial(); n != 1 {
+		t.Fatalf("vireo_accounts_partial_keys = %v, want 1", n)
+	}
 	if _, err := loginDirectTLS(t, srv, "mia", "old secret", "a", msasl.ScramSha256); err == nil {
 		t.Fatal("SCRAM-SHA-256 worked without SHA-256 keys")
 	}
@@ -50,6 +57,9 @@ func TestIntegrationCompleteKeys(t *testing.T) {
 	}
 	if _, err := loginDirectTLS(t, srv, "mia", "old secret", "d", msasl.ScramSha256); err != nil {
 		t.Fatalf("SCRAM-SHA-256 after the PLAIN login: %v", err)
+	}
+	if n := partial(); n != 0 {
+		t.Fatalf("vireo_accounts_partial_keys = %v after the PLAIN login, want 0", n)
 	}
 	if _, err := loginDirectTLS(t, srv, "mia", "wrong", "e", msasl.ScramSha256); err == nil {
 		t.Fatal("a wrong password worked")

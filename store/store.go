@@ -252,6 +252,9 @@ type Metrics struct {
 	Commit        hist.Snapshot // latency of committed write batches
 	OfflineWrites int64         // offline messages stored
 	ArchiveWrites int64         // writes to the message archive (XEP-0313 MAM)
+	// PartialKeyAccounts are the accounts without some hash's SCRAM keys (PartialKeys):
+	// an import's progress towards keys for every mechanism.
+	PartialKeyAccounts int64
 }
 
 // Metered is implemented by stores that count their writes.

@@ -65,6 +65,8 @@ type Counters struct {
 	// OfflineWrites and ArchiveWrites are offline messages and archive (MAM) writes
 	// stored (totals).
 	OfflineWrites, ArchiveWrites int64
+	// PartialKeyAccounts are accounts that lack some hash's SCRAM keys (imported).
+	PartialKeyAccounts int64
 	// EdgeLinks and EdgeChannels are the edges linked to this core and the client
 	// connections they relay (split deployment), reported when Links is set (a core with
 	// a link listener).
@@ -115,6 +117,7 @@ var (
 	descStoreCommit   = prometheus.NewDesc("vireo_store_commit_seconds", "Store write-batch commit latency.", nil, nil)
 	descOfflineWrites = prometheus.NewDesc("vireo_store_offline_writes_total", "Offline messages stored.", nil, nil)
 	descArchiveWrites = prometheus.NewDesc("vireo_store_archive_writes_total", "Writes to the message archive (XEP-0313 MAM).", nil, nil)
+	descPartialKeys   = prometheus.NewDesc("vireo_accounts_partial_keys", "Accounts without the SCRAM keys of some hash (imported from a server that kept one); they get them at their next PLAIN login, password change or XEP-0480 upgrade.", nil, nil)
 	descEdgeLinks     = prometheus.NewDesc("vireo_edge_links", "Edges linked to this core (split deployment).", nil, nil)
 	descEdgeChannels  = prometheus.NewDesc("vireo_edge_channels", "Client connections relayed by the linked edges.", nil, nil)
 	descLinkUp        = prometheus.NewDesc("vireo_edge_link_up", "1 while this edge is linked to its core.", nil, nil)
@@ -132,7 +135,7 @@ func (collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descConnsOpen, descEstablished, descOnline, descDetached, descTLS,
 		descLogins, descRefused, descAcceptErrs, descRouted, descDropped, descShaped, descQueued, descShards,
 		descLoginsMech, descTLSHs, descRefusedBy, descTimeouts, descStanzas, descRoutingLat, descStoreCommit,
-		descOfflineWrites, descArchiveWrites, descRegs, descResets, descEdgeLinks, descEdgeChannels, descLinkUp, descLinkQueued, descCoreConns} {
+		descOfflineWrites, descArchiveWrites, descPartialKeys, descRegs, descResets, descEdgeLinks, descEdgeChannels, descLinkUp, descLinkQueued, descCoreConns} {
 		ch <- d
 	}
 }
@@ -204,6 +207,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		h(descStoreCommit, s.StoreCommit)
 		n(descOfflineWrites, s.OfflineWrites)
 		n(descArchiveWrites, s.ArchiveWrites)
+		g(descPartialKeys, s.PartialKeyAccounts)
 	}
 }
 

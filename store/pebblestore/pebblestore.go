@@ -73,7 +73,8 @@ var _ store.Metered = (*Store)(nil)
 
 // Metrics implements store.Metered. Safe for concurrent use.
 func (s *Store) Metrics() store.Metrics {
-	m := store.Metrics{OfflineWrites: s.offlineWrites.Load(), ArchiveWrites: s.archiveWrites.Load()}
+	m := store.Metrics{OfflineWrites: s.offlineWrites.Load(), ArchiveWrites: s.archiveWrites.Load(),
+		PartialKeyAccounts: s.partial.Load()}
 	s.commitLat.AddTo(&m.Commit)
 	return m
 }
