@@ -54,7 +54,7 @@ func TestCollector(t *testing.T) {
 			RefusedBy:      map[string]int64{"per_address": 2, "max_connections": 0},
 			StanzasIn:      [3]int64{10, 3, 4},
 			StanzasOut:     [3]int64{9, 5, 4},
-			RoutingLatency: lat, StoreCommit: &commit, OfflineWrites: 2, ArchiveWrites: 8}
+			RoutingLatency: lat, StoreCommit: &commit, OfflineWrites: 2, ArchiveWrites: 8, PartialKeyAccounts: 3}
 	}}
 	if probs, err := testutil.CollectAndLint(c); err != nil || len(probs) != 0 {
 		t.Fatalf("lint: %v %v", err, probs)
@@ -131,14 +131,16 @@ vireo_store_archive_writes_total 8
 		"\nvireo_store_commit_seconds_bucket{le=\"2.5\"} 0\n",
 		"\nvireo_store_commit_seconds_count 1\n",
 		"\nvireo_store_offline_writes_total 2\n",
+		"\nvireo_accounts_partial_keys 3\n",
 	} {
 		if !strings.Contains(string(body), s) {
 			t.Errorf("no %q in\n%s", s, body)
 		}
 	}
-	// 13 + 4 logins + 2 TLS + 2 refusals + 6 stanzas + 2 histograms + 2 store counters.
-	if n := testutil.CollectAndCount(c); n != 36 {
-		t.Fatalf("%d series, want 36", n)
+	// 13 + 4 logins + 2 TLS + 2 refusals + 6 stanzas + 2 histograms + 2 store counters
+	// + the accounts with partial keys.
+	if n := testutil.CollectAndCount(c); n != 37 {
+		t.Fatalf("%d series, want 37", n)
 	}
 	edge := collector{read: func() Counters {
 		return Counters{Edge: true, LinkUp: true, LinkQueued: 12, CoreConns: 2, ConnsOpen: 3, RefusedBy: map[string]int64{"no_core": 4}}
