@@ -14,6 +14,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/vireo-im/vireo/engine"
 	"github.com/vireo-im/vireo/engine/vireotest"
 )
 
@@ -177,12 +178,23 @@ func (e *ejabberdServer) login(user, pass, resource string) *vireotest.RawConn {
 // vireoWithEjabberd starts vireo.test (alice) and ejabberd.test (carol).
 func vireoWithEjabberd(t *testing.T, trustCA bool) (*vireotest.Server, *ejabberdServer, *syncBuffer) {
 	t.Helper()
+	return vireoWithEjabberdOpts(t, trustCA, nil, nil)
+}
+
+// vireoWithEjabberdOpts is vireoWithEjabberd with ejabberd's and Vireo's options adjusted
+// first by eopt and vopt (either may be nil).
+func vireoWithEjabberdOpts(t *testing.T, trustCA bool, eopt func(*ejabberdOptions), vopt func(*vireotest.Options)) (*vireotest.Server, *ejabberdServer, *syncBuffer) {
+	t.Helper()
 	needEjabberd(t)
 	pki := newTestPKI(t)
 	vip, eip := loopbackIP(), loopbackIP()
 	vs2s := net.JoinHostPort(vip, strconv.Itoa(freePort(t, vip)))
-	e := startEjabberd(t, ejabberdOptions{domain: "ejabberd.test", ip: eip, pki: pki, vireo: vs2s,
-		vireoDomain: "vireo.test", trustCA: trustCA})
+	eo := ejabberdOptions{domain: "ejabberd.test", ip: eip, pki: pki, vireo: vs2s,
+		vireoDomain: "vireo.test", trustCA: trustCA}
+	if eopt != nil {
+		eopt(&eo)
+	}
+	e := startEjabberd(t, eo)
 	e.register("carol", "carol secret")
 	logs := new(syncBuffer)
 	log := zerolog.New(logs).Level(zerolog.DebugLevel)
@@ -192,6 +204,9 @@ func vireoWithEjabberd(t *testing.T, trustCA bool) (*vireotest.Server, *ejabberd
 	if trustCA {
 		o.S2SCAs = x509.NewCertPool()
 		o.S2SCAs.AppendCertsFromPEM(pki.caPEM)
+	}
+	if vopt != nil {
+		vopt(&o)
 	}
 	v := vireotest.Start(t, o)
 	t.Cleanup(func() {
@@ -257,5 +272,42 @@ func TestFederationEjabberdExternal(t *testing.T) {
 	l := logs.String()
 	if !strings.Contains(l, "s2s inbound stream authenticated with SASL EXTERNAL") || !strings.Contains(l, "s2s SASL EXTERNAL succeeded") {
 		t.Fatalf("vireo did not use SASL EXTERNAL both ways:\n%s", l)
+	}
+}
+
+// TestFederationEjabberdPush: as TestFederationProsodyPush with ejabberd 23.01's mod_push:
+// dave on ejabberd registers push.vireo.test, a component of Vireo, as his app server;
+// a message while he is offline makes ejabberd publish a notification, which crosses
+// s2s (dialback: Vireo's certificate does not name the component) to the component.
+func TestFederationEjabberdPush(t *testing.T) {
+	v, e, _ := vireoWithEjabberdOpts(t, false, func(o *ejabberdOptions) {
+		o.vireoDomain += " push.vireo.test" // one /etc/hosts line names both
+		o.modules += "  mod_push: {}\n  mod_offline: {}\n" // it notifies for messages stored offline
+	}, func(o *vireotest.Options) {
+		o.Components = []engine.Component{{Domain: "push.vireo.test", Secret: compSecret}}
+	})
+	app, _ := componentLogin(t, v, "push.vireo.test", compSecret)
+	app.Expect("<handshake/>")
+	e.register("dave", "dave secret")
+
+	dave := e.login("dave", "dave secret", "phone")
+	dave.Send("<iq type='set' id='e1'><enable xmlns='urn:xmpp:push:0' jid='push.vireo.test' node='daves-phone'/></iq>")
+	if got := dave.Expect("id='e1'") + dave.Expect(">"); !strings.Contains(got, "type='result'") {
+		t.Fatalf("ejabberd refused the registration: %s", got)
+	}
+	dave.Send("</stream:stream>")
+	dave.Conn().Close()
+
+	carol := e.login("carol", "carol secret", "pc")
+	carol.Send("<message to='dave@ejabberd.test' type='chat' id='c1'><body>wake up</body></message>")
+	got, err := app.ReadUntil("</iq>", 20*time.Second)
+	if err != nil {
+		t.Fatalf("no notification reached the component: %v %q", err, got)
+	}
+	// ejabberd publishes from its domain, Prosody too; Vireo from the user's bare JID.
+	for _, want := range []string{"from='ejabberd.test'", "to='push.vireo.test'", "<publish node='daves-phone'>", "urn:xmpp:push:0"} {
+		if !strings.Contains(got, want) {
+			t.Fatalf("the component got %q; lacks %q", got, want)
+		}
 	}
 }
