@@ -286,6 +286,27 @@ func TestIntegrationSCRAMUpgrade(t *testing.T) {
 			t.Fatal("keys stored from a bad hash")
 		}
 	})
+	t.Run("not without TLS", func(t *testing.T) {
+		plain := vireotest.Start(t, vireotest.Options{AllowPlain: true, RequireTLS: no()})
+		sha1OnlyAccount(t, plain, "mia", "old secret")
+		r := plain.Dial(t)
+		r.Send(plain.Header())
+		if feats := r.Expect("</stream:features>"); strings.Contains(feats, "urn:xmpp:sasl:upgrade:0") {
+			t.Fatalf("upgrade tasks offered without TLS: %s", feats)
+		}
+		client := msasl.NewClient(msasl.ScramSha1, msasl.Credentials(func() ([]byte, []byte, []byte) {
+			return []byte("mia"), []byte("old secret"), nil
+		}))
+		_, first, _ := client.Step(nil)
+		r.Send(authenticate("SCRAM-SHA-1", base64.StdEncoding.EncodeToString(first), upgrades+userAgent(agentID)))
+		m := saslTextRe.FindStringSubmatch(r.Expect("</challenge>"))
+		serverFirst, _ := base64.StdEncoding.DecodeString(m[2])
+		_, final, _ := client.Step(serverFirst)
+		r.Send("<response xmlns='urn:xmpp:sasl:2'>" + base64.StdEncoding.EncodeToString(final) + "</response>")
+		if got := r.Expect("</"); !strings.HasPrefix(got, "<success") {
+			t.Fatalf("want success without a task over plain TCP, got %q", got)
+		}
+	})
 	t.Run("next with no task", func(t *testing.T) {
 		r := srv.DialTLS(t)
 		r.Send(srv.Header())

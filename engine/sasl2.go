@@ -87,7 +87,9 @@ func (c *conn) sasl2Feature(b *xmlstream.Builder, have uint8) {
 	b.End()
 	b.Start("sm").Attr("xmlns", nsSM).End()
 	b.End()
-	upgradeFeature(b)
+	if c.has(fTLS) {
+		upgradeFeature(b) // a SaltedPassword logs in as well as the password: never in the clear
+	}
 	b.End()
 }
 
@@ -121,7 +123,7 @@ func (c *conn) parseAuthenticate(st *xmlstream.Stanza, mech string) (initial []b
 				return nil, nil, &sasl.Failure{Condition: "malformed-request", Text: "resume needs previd and h"}
 			}
 			r.resume, r.resumeID, r.resumeH = true, string(id), n
-		case space == nsUpgrade && name == "upgrade":
+		case space == nsUpgrade && name == "upgrade" && c.has(fTLS):
 			parseUpgrade(r, ch)
 		case space == nsBind2 && name == "bind":
 			if f := c.parseBind2(ch, r); f != nil {
