@@ -281,7 +281,7 @@ func TestFederationEjabberdExternal(t *testing.T) {
 // s2s (dialback: Vireo's certificate does not name the component) to the component.
 func TestFederationEjabberdPush(t *testing.T) {
 	v, e, _ := vireoWithEjabberdOpts(t, false, func(o *ejabberdOptions) {
-		o.vireoDomain += " push.vireo.test" // one /etc/hosts line names both
+		o.vireoDomain += " push.vireo.test"                // one /etc/hosts line names both
 		o.modules += "  mod_push: {}\n  mod_offline: {}\n" // it notifies for messages stored offline
 	}, func(o *vireotest.Options) {
 		o.Components = []engine.Component{{Domain: "push.vireo.test", Secret: compSecret}}
