@@ -127,9 +127,10 @@ func (c *conn) tailorFeatures(from []byte) bool {
 	})
 }
 
-// offLoop runs work on the worker pool with the connection's input held, then then on the
-// loop, unless the connection has gone meanwhile, then what arrived meanwhile (unless
-// then paused again). It reports false, with input flowing, when the pool refused the work.
+// offLoop runs work on the worker pool with the connection's input held; back on the loop,
+// unless the connection has gone meanwhile, it runs then and processes what arrived in the
+// meantime (unless then paused the input again). It reports false, with input flowing,
+// when the pool refused the work.
 func (c *conn) offLoop(work, then func()) bool {
 	gc := c.gc
 	c.set(fPaused)
