@@ -125,25 +125,34 @@ func TestIntegrationTailoredMechanisms(t *testing.T) {
 		scramWithSSDP(t, r, r.Expect("</stream:features>"), sasl2, msasl.ScramSha1Plus, sha1.New, "mia", "old secret")
 	}
 
-	// mellium sends 'from' and takes the first mechanism of its list that is offered.
+	if err := loginStrongestFirst(t, srv, "mia", "old secret"); err != nil {
+		t.Fatalf("mellium preferring SCRAM-SHA-256 on a SHA-1 account: %v", err)
+	}
+}
+
+// loginStrongestFirst logs user in over direct TLS with mellium as Conversations chooses:
+// the first of SCRAM-SHA-256-PLUS, SCRAM-SHA-256, SCRAM-SHA-1-PLUS and SCRAM-SHA-1 that
+// the server offers, no retry. mellium names the account in the stream header's 'from'.
+func loginStrongestFirst(t *testing.T, srv *vireotest.Server, user, pass string) error {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	conn, err := tls.Dial("tcp", srv.TLSAddr(), srv.ClientTLS())
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	defer conn.Close()
-	origin := mjid.MustParse("mia@" + srv.Domain() + "/m")
+	origin := mjid.MustParse(user + "@" + srv.Domain() + "/m")
 	s, err := xmpp.NewSession(ctx, origin.Domain(), origin, conn, xmpp.Secure, xmpp.NewNegotiator(func(*xmpp.Session, *xmpp.StreamConfig) xmpp.StreamConfig {
 		return xmpp.StreamConfig{Features: []xmpp.StreamFeature{
-			xmpp.SASL("", "old secret", msasl.ScramSha256Plus, msasl.ScramSha256, msasl.ScramSha1Plus, msasl.ScramSha1),
+			xmpp.SASL("", pass, msasl.ScramSha256Plus, msasl.ScramSha256, msasl.ScramSha1Plus, msasl.ScramSha1),
 			xmpp.BindResource(),
 		}}
 	}))
 	if err != nil {
-		t.Fatalf("mellium preferring SCRAM-SHA-256 on a SHA-1 account: %v", err)
+		return err
 	}
-	s.Close()
+	return s.Close()
 }
 
 // TestIntegrationSCRAMUpgrade: XEP-0480. An account with SCRAM-SHA-1 keys only logs in

@@ -148,6 +148,11 @@ back_out { type = "internal"; path = %[1]q }
 		}
 	}
 	va := v.LoginPlain(t, "alice", "alice secret", "pc")
+	// bob's account came with Prosody's SCRAM-SHA-1 keys only: a client that prefers
+	// SCRAM-SHA-256 and names its account, as Conversations does, is offered SHA-1.
+	if err := loginStrongestFirst(t, v, "bob", "bob secret"); err != nil {
+		t.Fatalf("bob, preferring SCRAM-SHA-256, after the import: %v", err)
+	}
 	loginSTARTTLS(t, v, "bob", "bob secret", "m", msasl.ScramSha1)
 	va.Send("<iq type='get' id='r'><query xmlns='jabber:iq:roster'/></iq>")
 	va.Expect("<group>Friends</group>")
@@ -257,6 +262,12 @@ func TestPIEEjabberd(t *testing.T) {
 			t.Logf("%s:\n%s", f, doc)
 		}
 		t.Fatalf("import: %d %v %v", n, skipped, err)
+	}
+	// ejabberd's keys are SCRAM-SHA-1's: a client that prefers SCRAM-SHA-256 and names its
+	// account, as Conversations does, is offered SHA-1 (before the PLAIN login below
+	// completes the keys).
+	if err := loginStrongestFirst(t, v, "alice", "alice secret"); err != nil {
+		t.Fatalf("alice, preferring SCRAM-SHA-256, after the import: %v", err)
 	}
 	va := v.LoginPlain(t, "alice", "alice secret", "pc")
 	loginSTARTTLS(t, v, "alice", "alice secret", "m", msasl.ScramSha1)
