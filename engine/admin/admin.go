@@ -45,6 +45,8 @@ type Request struct {
 	Token string        `json:"token,omitempty"`
 	// Split makes export write a directory of files, one per account (ExportSplit).
 	Split bool `json:"split,omitempty"`
+	// Partial makes the users op list only accounts without some hash's SCRAM keys.
+	Partial bool `json:"partial,omitempty"`
 	// Days is the inactive op's threshold; Delete makes it delete what it lists.
 	Days   int  `json:"days,omitempty"`
 	Delete bool `json:"delete,omitempty"`
@@ -141,7 +143,11 @@ func Do(b Backend, r Request) Response {
 	case "enable":
 		err = SetDisabled(b, r.JID, false)
 	case "users":
-		resp.Users, err = Users(b.Store(), r.Domain)
+		if r.Partial {
+			resp.Users, err = PartialKeyUsers(b.Store(), r.Domain)
+		} else {
+			resp.Users, err = Users(b.Store(), r.Domain)
+		}
 	case "inactive":
 		resp.Lines, resp.Count, err = Inactive(b, r.Domain, r.Days, r.Delete, time.Now())
 	case "bulkadd":
@@ -309,6 +315,32 @@ func Users(st store.Store, domain string) ([]string, error) {
 	})
 	sort.Strings(out)
 	return out, err
+}
+
+// PartialKeyUsers lists the accounts, optionally of one domain, that lack some hash's
+// SCRAM keys (store.PartialKeys): imported from a server that kept one hash, and not yet
+// given the others by a PLAIN login, a password change or an XEP-0480 upgrade. Their users
+// log in with SCRAM-SHA-1 (or PLAIN) until then; a client that insists on SCRAM-SHA-256
+// and does not name its account in the stream header fails.
+func PartialKeyUsers(st store.Store, domain string) ([]string, error) {
+	users, err := Users(st, domain)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, u := range users {
+		a, err := st.Accounts().Get(u)
+		if err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				continue // deleted meanwhile
+			}
+			return nil, err
+		}
+		if store.PartialKeys(a.Creds) {
+			out = append(out, u)
+		}
+	}
+	return out, nil
 }
 
 // BulkAdd creates prefix1..prefixN@domain with one password, spreading PBKDF2 over the

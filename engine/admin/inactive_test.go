@@ -75,3 +75,42 @@ func TestInactive(t *testing.T) {
 		t.Fatal("a deleted account's logout record stayed")
 	}
 }
+
+// TestPartialKeyUsers: `vireoctl users -partial` lists the accounts that have some hashes'
+// SCRAM keys but not all, of every domain or one; complete accounts and accounts with no
+// keys are not listed, and one that gets its keys leaves the list.
+func TestPartialKeyUsers(t *testing.T) {
+	tb := openBackend(t, t.TempDir())
+	k := store.Credentials{Salt: []byte("salt"), Iter: 4096, StoredKey: []byte("s"), ServerKey: []byte("k")}
+	for _, a := range []struct {
+		user  string
+		creds [3]store.Credentials
+	}{
+		{"full@example.org", [3]store.Credentials{k, k, k}},
+		{"sha1@example.org", [3]store.Credentials{store.SHA1: k}},
+		{"sha256@other.org", [3]store.Credentials{store.SHA256: k}},
+		{"none@example.org", [3]store.Credentials{}},
+	} {
+		if err := tb.st.Accounts().Create(store.Account{User: a.user, Creds: a.creds}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		domain string
+		want   []string
+	}{
+		{"", []string{"sha1@example.org", "sha256@other.org"}},
+		{"example.org", []string{"sha1@example.org"}},
+		{"nowhere.org", nil},
+	} {
+		if got, err := PartialKeyUsers(tb.st, tc.domain); err != nil || !slices.Equal(got, tc.want) {
+			t.Errorf("domain %q: %q %v, want %q", tc.domain, got, err, tc.want)
+		}
+	}
+	if err := tb.st.Accounts().SetCredentials("sha1@example.org", [3]store.Credentials{k, k, k}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := PartialKeyUsers(tb.st, ""); !slices.Equal(got, []string{"sha256@other.org"}) {
+		t.Fatalf("after completing sha1's keys: %q", got)
+	}
+}

@@ -35,7 +35,9 @@ commands:
   passwd JID PASSWORD      change a password
   disable JID              stop an account from logging in (its sessions end; data stays)
   enable JID               let a disabled account log in again
-  users [DOMAIN]           list accounts
+  users [-partial] [DOMAIN]
+                           list accounts; -partial: only those without some hash's
+                           SCRAM keys (imported; they log in with SCRAM-SHA-1 or PLAIN)
   inactive [-delete] DAYS [DOMAIN]
                            list the accounts nobody used for DAYS (at least 30): no
                            session now, the last one ended before (XEP-0012 record),
@@ -307,6 +309,13 @@ func parse(cmd string, args []string) (admin.Request, error) {
 		}
 		r.JID = args[0]
 	case "users":
+		fl := flag.NewFlagSet("users", flag.ContinueOnError)
+		fl.SetOutput(io.Discard)
+		fl.BoolVar(&r.Partial, "partial", false, "only accounts without some hash's SCRAM keys")
+		if err := fl.Parse(args); err != nil {
+			return r, fmt.Errorf("users: %w", err)
+		}
+		args = fl.Args()
 		if len(args) > 1 {
 			return r, errors.New("users: at most one DOMAIN")
 		}

@@ -195,3 +195,24 @@ func TestParseReset(t *testing.T) {
 		}
 	}
 }
+
+func TestParseUsers(t *testing.T) {
+	for _, tc := range []struct {
+		args    []string
+		domain  string
+		partial bool
+		ok      bool
+	}{
+		{nil, "", false, true},
+		{[]string{"example.org"}, "example.org", false, true},
+		{[]string{"-partial"}, "", true, true},
+		{[]string{"-partial", "example.org"}, "example.org", true, true},
+		{[]string{"a.org", "b.org"}, "", false, false},
+		{[]string{"-whatever"}, "", false, false},
+	} {
+		r, err := parse("users", tc.args)
+		if (err == nil) != tc.ok || tc.ok && (r.Domain != tc.domain || r.Partial != tc.partial) {
+			t.Errorf("users %q: %+v %v", tc.args, r, err)
+		}
+	}
+}
