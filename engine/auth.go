@@ -82,16 +82,10 @@ func (c *conn) mechanismsFor(have uint8) []string {
 // scramMask says which SCRAM hashes acct has keys for, as bits 1<<store.Hash, or 0 when
 // it has all of them or none (nothing to tailor).
 func scramMask(acct store.Account) uint8 {
-	var m uint8
-	for _, h := range []store.Hash{store.SHA1, store.SHA256, store.SHA512} {
-		if !acct.Creds[h].IsZero() {
-			m |= 1 << h
-		}
-	}
-	if m == 1<<store.SHA1|1<<store.SHA256|1<<store.SHA512 {
+	if !store.PartialKeys(acct.Creds) {
 		return 0
 	}
-	return m
+	return haveHashes(acct)
 }
 
 // tailorFeatures answers a stream header that names its account in 'from' (RFC 6120
@@ -250,8 +244,9 @@ func (c *conn) onSASL(st *xmlstream.Stanza) {
 		return
 	case "auth", "authenticate":
 		mech, _ := st.Attr("mechanism")
+		mechs := c.mechanisms()
 		srv, err := sasl.NewServer(string(mech), c.channelBinding)
-		if err != nil || !c.offered(string(mech), v2) {
+		if err != nil || !c.offered(string(mech), v2, mechs) {
 			c.saslFailure(&sasl.Failure{Condition: "invalid-mechanism"})
 			return
 		}
@@ -281,7 +276,7 @@ func (c *conn) onSASL(st *xmlstream.Stanza) {
 			srv.AcceptUnboundClient()
 		}
 		// XEP-0474: both profiles advertise the same mechanism list (FAST's are apart).
-		srv.Advertised(c.mechanisms(), c.cbTypes())
+		srv.Advertised(mechs, c.cbTypes())
 		c.auth = &authState{srv: srv, addr: key, v2: req, mech: mechIndex(string(mech))}
 	case "response":
 		if c.auth == nil {
@@ -300,12 +295,13 @@ func (c *conn) onSASL(st *xmlstream.Stanza) {
 	c.saslStep(out, status, err)
 }
 
-// offered reports whether mech was offered: FAST's token mechanisms only inside SASL2.
-func (c *conn) offered(mech string, v2 bool) bool {
+// offered reports whether mech was offered, mechs being the SASL list: FAST's token
+// mechanisms only inside SASL2.
+func (c *conn) offered(mech string, v2 bool, mechs []string) bool {
 	if v2 && contains(sasl.FastMechanisms(c.cbTypes()), mech) {
 		return true
 	}
-	return contains(c.mechanisms(), mech)
+	return contains(mechs, mech)
 }
 
 // decodeSASL decodes the base64 text of auth/response; "=" means empty (RFC 6120 §6.4.2).

@@ -291,23 +291,12 @@ func TestFederationEjabberdPush(t *testing.T) {
 	e.register("dave", "dave secret")
 
 	dave := e.login("dave", "dave secret", "phone")
-	dave.Send("<iq type='set' id='e1'><enable xmlns='urn:xmpp:push:0' jid='push.vireo.test' node='daves-phone'/></iq>")
-	if got := dave.Expect("id='e1'") + dave.Expect(">"); !strings.Contains(got, "type='result'") {
-		t.Fatalf("ejabberd refused the registration: %s", got)
-	}
+	enablePush(t, dave, "push.vireo.test", "daves-phone")
 	dave.Send("</stream:stream>")
 	dave.Conn().Close()
 
 	carol := e.login("carol", "carol secret", "pc")
 	carol.Send("<message to='dave@ejabberd.test' type='chat' id='c1'><body>wake up</body></message>")
-	got, err := app.ReadUntil("</iq>", 20*time.Second)
-	if err != nil {
-		t.Fatalf("no notification reached the component: %v %q", err, got)
-	}
 	// ejabberd publishes from its domain, Prosody too; Vireo from the user's bare JID.
-	for _, want := range []string{"from='ejabberd.test'", "to='push.vireo.test'", "<publish node='daves-phone'>", "urn:xmpp:push:0"} {
-		if !strings.Contains(got, want) {
-			t.Fatalf("the component got %q; lacks %q", got, want)
-		}
-	}
+	awaitPublish(t, app, 20*time.Second, "from='ejabberd.test'", "to='push.vireo.test'", "<publish node='daves-phone'>", "urn:xmpp:push:0")
 }

@@ -629,24 +629,13 @@ func TestFederationProsodyPush(t *testing.T) {
 	p.register("carol", "carol secret")
 
 	bob := p.login("bob", "bob secret", "phone")
-	bob.Send("<iq type='set' id='e1'><enable xmlns='urn:xmpp:push:0' jid='push.vireo.test' node='bobs-phone'/></iq>")
-	if got := bob.Expect("id='e1'") + bob.Expect(">"); !strings.Contains(got, "type='result'") {
-		t.Fatalf("Prosody refused the registration: %s", got)
-	}
+	enablePush(t, bob, "push.vireo.test", "bobs-phone")
 	bob.Send("</stream:stream>")
 	bob.Conn().Close()
 
 	carol := p.login("carol", "carol secret", "pc")
 	carol.Send("<message to='bob@prosody.test' type='chat' id='c1'><body>wake up</body></message>")
-	got, err := app.ReadUntil("</iq>", 15*time.Second)
-	if err != nil {
-		t.Fatalf("no notification reached the component: %v %q", err, got)
-	}
-	for _, want := range []string{"prosody.test", "push.vireo.test", "bobs-phone", "urn:xmpp:push:0", "message-count"} {
-		if !strings.Contains(got, want) {
-			t.Fatalf("the component got %q; lacks %q", got, want)
-		}
-	}
+	awaitPublish(t, app, 15*time.Second, "prosody.test", "push.vireo.test", "bobs-phone", "urn:xmpp:push:0", "message-count")
 }
 
 // TestFederationProsodyPushOut: the other direction. alice's phone on Vireo registers an app
@@ -672,31 +661,14 @@ func TestFederationProsodyPushOut(t *testing.T) {
 	app.Expect("<handshake")
 
 	alice := v.LoginPlain(t, "alice", "alice secret", "phone")
-	alice.Send("<iq type='set' id='e1'><enable xmlns='urn:xmpp:push:0' jid='push.prosody.test' node='alices-phone'/></iq>")
-	if got := alice.Expect("id='e1'") + alice.Expect(">"); !strings.Contains(got, "type='result'") {
-		t.Fatalf("enable: %s", got)
-	}
+	enablePush(t, alice, "push.prosody.test", "alices-phone")
 	alice.Send("</stream:stream>")
 	alice.ExpectClosed()
 	carol := v.LoginPlain(t, "carol", "carol secret", "pc")
 	carol.Send("<message to='alice@vireo.test' type='chat' id='c1'><body>wake up</body></message>")
-	got, err := app.ReadUntil("</iq>", 15*time.Second)
-	if err != nil {
-		t.Fatalf("no notification reached Prosody's component: %v %q", err, got)
-	}
-	for _, want := range []string{"alice@vireo.test", "push.prosody.test", "<publish node='alices-phone'>", "<field var='message-count'><value>1</value></field>"} {
-		if !strings.Contains(got, want) {
-			t.Fatalf("the component got %q; lacks %q", got, want)
-		}
-	}
-	id := pushAnyIDRe.FindStringSubmatch(got)
-	if id == nil {
-		t.Fatalf("no publish id in %q", got)
-	}
-	app.Send("<iq type='error' from='push.prosody.test' to='alice@vireo.test' id='" + id[1] + "'><error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>")
-	app.Send("<iq type='get' from='push.prosody.test' to='alice@vireo.test' id='sync1'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
-	app.Expect("id='sync1'")
-	app.Expect("</iq>")
+	_, id := awaitPublish(t, app, 15*time.Second, "alice@vireo.test", "push.prosody.test", "<publish node='alices-phone'>",
+		"<field var='message-count'><value>1</value></field>")
+	refusePush(t, app, "push.prosody.test", "alice@vireo.test", id)
 	carol.Send("<message to='alice@vireo.test' type='chat' id='c2'><body>again</body></message>")
 	carol.Send("<iq type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>")
 	carol.Expect("id='p1'")

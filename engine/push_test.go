@@ -11,8 +11,6 @@ import (
 	"github.com/vireo-im/vireo/engine/vireotest"
 )
 
-var pushAnyIDRe = regexp.MustCompile(`id='(push-[a-z2-7]{26})'`)
-
 var pushIDRe = regexp.MustCompile(`<iq type='set' from='alice@localhost' to='push.localhost' id='(push-[a-z2-7]{26})'>`)
 
 // expectPublish reads the next publish the app server gets and checks its node, count and
@@ -196,34 +194,59 @@ func TestIntegrationPushFederated(t *testing.T) {
 	app.Expect("<handshake/>")
 
 	alice := a.LoginPlain(t, "alice", "secret", "phone")
-	alice.Send("<iq type='set' id='e1'><enable xmlns='urn:xmpp:push:0' jid='push.b.localhost' node='fed'/></iq>")
-	if got := alice.Expect("id='e1'"); !strings.Contains(got, "type='result'") {
-		t.Fatalf("enable: %s", got)
-	}
+	enablePush(t, alice, "push.b.localhost", "fed")
 	alice.Send("</stream:stream>")
 	carol := a.LoginPlain(t, "carol", "secret", "pc")
 	carol.Send("<message to='alice@a.localhost' type='chat' id='f1'><body>ping</body></message>")
-	got := app.Expect("</iq>")
-	for _, want := range []string{"from='alice@a.localhost'", "to='push.b.localhost'", "<publish node='fed'>",
-		"<field var='message-count'><value>1</value></field>", "<field var='last-message-sender'><value>carol@a.localhost/pc</value></field>"} {
-		if !strings.Contains(got, want) {
-			t.Fatalf("the component got %q; lacks %q", got, want)
-		}
-	}
-	id := pushAnyIDRe.FindStringSubmatch(got)
-	if id == nil {
-		t.Fatalf("no publish id in %q", got)
-	}
+	_, id := awaitPublish(t, app, 10*time.Second, "from='alice@a.localhost'", "to='push.b.localhost'", "<publish node='fed'>",
+		"<field var='message-count'><value>1</value></field>", "<field var='last-message-sender'><value>carol@a.localhost/pc</value></field>")
 	// An error from across the link disables the registration: the next message is not
 	// published. The disco query behind it is answered after the error was handled.
-	app.Send("<iq type='error' from='push.b.localhost' to='alice@a.localhost' id='" + id[1] + "'><error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>")
-	app.Send("<iq type='get' from='push.b.localhost' to='alice@a.localhost' id='sync1'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
-	app.Expect("id='sync1'")
-	if got := app.Expect("</iq>"); !strings.Contains(got, "<feature var='urn:xmpp:push:0'/>") {
+	if got := refusePush(t, app, "push.b.localhost", "alice@a.localhost", id); !strings.Contains(got, "<feature var='urn:xmpp:push:0'/>") {
 		t.Fatalf("alice's server did not answer across the link: %s", got)
 	}
 	carol.Send("<message to='alice@a.localhost' type='chat' id='f2'><body>ping</body></message>")
 	carol.Send("<iq type='get' id='c1'><ping xmlns='urn:xmpp:ping'/></iq>")
 	carol.Expect("id='c1'")
 	app.Never("<publish")
+}
+
+// enablePush registers app and node as c's push service (XEP-0357 §5) and checks that
+// c's server says result.
+func enablePush(t *testing.T, c *vireotest.RawConn, app, node string) {
+	t.Helper()
+	c.Send("<iq type='set' id='e1'><enable xmlns='urn:xmpp:push:0' jid='" + app + "' node='" + node + "'/></iq>")
+	if got := c.Expect("id='e1'") + c.Expect(">"); !strings.Contains(got, "type='result'") {
+		t.Fatalf("enable %s %s: %s", app, node, got)
+	}
+}
+
+// awaitPublish reads the next notification the app server gets, within d, checks that it
+// contains each of want, and returns it with its id.
+func awaitPublish(t *testing.T, app *vireotest.RawConn, d time.Duration, want ...string) (got, id string) {
+	t.Helper()
+	got, err := app.ReadUntil("</iq>", d)
+	if err != nil {
+		t.Fatalf("no notification reached the app server: %v %q", err, got)
+	}
+	for _, w := range want {
+		if !strings.Contains(got, w) {
+			t.Fatalf("the app server got %q; lacks %q", got, w)
+		}
+	}
+	if m := regexp.MustCompile(`id=['"]([^'"]+)['"]`).FindStringSubmatch(got); m != nil {
+		id = m[1]
+	}
+	return got, id
+}
+
+// refusePush answers the publish id with an error from appDomain, then asks user's
+// account for disco#info, which its server answers after it handled the error; it returns
+// that answer.
+func refusePush(t *testing.T, app *vireotest.RawConn, appDomain, user, id string) string {
+	t.Helper()
+	app.Send("<iq type='error' from='" + appDomain + "' to='" + user + "' id='" + id + "'><error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>")
+	app.Send("<iq type='get' from='" + appDomain + "' to='" + user + "' id='sync1'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+	app.Expect("id='sync1'")
+	return app.Expect("</iq>")
 }
