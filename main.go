@@ -23,6 +23,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -167,6 +168,18 @@ wait:
 		log.Error().Err(err).Msg("shutdown")
 		return 1
 	}
+	if s.restart.Load() {
+		// XEP-0133 restart: the same program (the file now at its path, so an upgrade
+		// installed there starts), arguments and environment, in this process, so a
+		// supervisor sees no exit.
+		exe, err := os.Executable()
+		if err == nil {
+			log.Info().Str("program", exe).Msg("stopped; restarting")
+			err = syscall.Exec(exe, os.Args, os.Environ())
+		}
+		log.Error().Err(err).Msg("restart failed")
+		return 1
+	}
 	log.Info().Msg("stopped")
 	return 0
 }
@@ -200,8 +213,10 @@ type server struct {
 	// a copy of the database alone holds no usable token.
 	fastKey []byte
 	// stop receives an administrator's shutdown request (module.Controller); run's signal
-	// loop takes it like SIGTERM.
-	stop chan string
+	// loop takes it like SIGTERM. restart, set before, has run start the program again
+	// once stopped (module.Restarter).
+	stop    chan string
+	restart atomic.Bool
 	// dash is the web dashboard, mounted at /admin/ on the web listeners while [web]
 	// dashboard is on.
 	dash *dashboard.Dashboard
@@ -778,6 +793,60 @@ func (s *server) Shutdown(msg string) {
 	case s.stop <- msg:
 	default:
 	}
+}
+
+var _ module.Restarter = (*server)(nil)
+
+// Restart implements module.Restarter: run stops the server as on SIGTERM, then starts
+// the program again in its place.
+func (s *server) Restart(msg string) {
+	s.restart.Store(true)
+	s.Shutdown(msg)
+}
+
+var _ module.Federation = (*server)(nil)
+
+// FederationLists implements module.Federation.
+func (s *server) FederationLists() (deny, allow []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.cfg.S2S.Deny), slices.Clone(s.cfg.S2S.Allow)
+}
+
+// SetFederationList implements module.Federation. The list is written to the config file
+// the server was started with (config.EditS2SList: that key alone; comments and every
+// other line as they were), like the virtual hosts, so the file stays the one place that
+// states the policy; it applies as a reload applies it (streams with a domain now refused
+// end). A file where that cannot be done safely is refused before anything changes.
+func (s *server) SetFederationList(allow bool, domains []string) ([]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	key := "deny"
+	if allow {
+		key = "allow"
+	}
+	edit, list, err := config.EditS2SList(s.cfg.Path(), key, domains)
+	if err != nil {
+		return nil, err
+	}
+	next := *s.cfg
+	if allow {
+		next.S2S.Allow = list
+	} else {
+		next.S2S.Deny = list
+	}
+	if err := s.eng.Reload(s.engineConfig(&next)); err != nil {
+		return nil, err
+	}
+	if err := edit.Commit(); err != nil {
+		if rerr := s.eng.Reload(s.engineConfig(s.cfg)); rerr != nil {
+			s.log.Error().Err(rerr).Msg("federation: could not restore the previous policy")
+		}
+		return nil, fmt.Errorf("write %s: %w", s.cfg.Path(), err)
+	}
+	s.cfg = &next
+	s.log.Info().Str("list", key).Strs("domains", list).Msg("federation policy changed")
+	return list, nil
 }
 
 // Close shuts down in dependency order: no new connections and a clean close for every

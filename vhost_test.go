@@ -133,9 +133,15 @@ type xmppClient struct {
 
 func loginMellium(t *testing.T, s *server, user, host, pass string) *xmppClient {
 	t.Helper()
+	return loginMelliumAt(t, s.eng.Addr("c2s-tls").String(), hostTLS(t, s, host), user, host, pass)
+}
+
+// loginMelliumAt logs in over direct TLS at addr, for a server in another process.
+func loginMelliumAt(t *testing.T, addr string, tc *tls.Config, user, host, pass string) *xmppClient {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	conn, err := tls.Dial("tcp", s.eng.Addr("c2s-tls").String(), hostTLS(t, s, host))
+	conn, err := tls.Dial("tcp", addr, tc)
 	if err != nil {
 		t.Fatal(err)
 	}

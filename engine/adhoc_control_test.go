@@ -179,3 +179,91 @@ func TestIntegrationAdhocEndUserSession(t *testing.T) {
 	admin.Send("<iq type='get' id='p2'><ping xmlns='urn:xmpp:ping'/></iq>")
 	admin.Expect("id='p2'")
 }
+
+// policyController is a Controller that also holds the federation policy
+// (module.Federation) the way the process does, applied with Server.Reload, without
+// the config file (main's tests cover the file), and records restarts.
+type policyController struct {
+	fakeController
+	srv      *vireotest.Server
+	restarts chan string
+}
+
+var (
+	_ module.Federation = (*policyController)(nil)
+	_ module.Restarter  = (*policyController)(nil)
+)
+
+func (p *policyController) FederationLists() (deny, allow []string) {
+	c := p.srv.Engine.Config()
+	return c.S2S.Deny, c.S2S.Allow
+}
+
+func (p *policyController) SetFederationList(allow bool, domains []string) ([]string, error) {
+	cfg := p.srv.Engine.Config()
+	if allow {
+		cfg.S2S.Allow = domains
+	} else {
+		cfg.S2S.Deny = domains
+	}
+	return domains, p.srv.Engine.Reload(cfg)
+}
+
+func (p *policyController) Restart(msg string) { p.restarts <- msg }
+
+// TestIntegrationSlixmppBlacklist: slixmpp's XEP-0050 plugin runs XEP-0133 edit-blacklist
+// (§4.11): the form shows the list in force as a jid-multi field, the list it submits is
+// the policy at once, and its message to the blacklisted server bounces with not-allowed.
+func TestIntegrationSlixmppBlacklist(t *testing.T) {
+	needSlixmpp(t)
+	ctl := &policyController{restarts: make(chan string, 1)}
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true, S2S: true, Controller: ctl, ModuleConfig: func(id string, v any) error {
+		if c, ok := v.(*adhoc.Config); ok {
+			c.Admins = []string{"slix@localhost"}
+		}
+		return nil
+	}})
+	ctl.srv = srv
+	srv.AddUser(t, "slix", "py secret")
+	cfg := srv.Engine.Config()
+	cfg.S2S.Deny = []string{"old.example"}
+	if err := srv.Engine.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	runSlix(t, srv, "slixmpp_blacklist.py", "LIST old.example", "STAGE completed", "NOTE info blacklist set: 3 entries",
+		"BOUNCE x@spam.example not-allowed")
+	if d := srv.Engine.Config().S2S.Deny; strings.Join(d, " ") != "old.example spam.example *.bad.example" {
+		t.Fatalf("deny = %v", d)
+	}
+}
+
+// TestIntegrationAdhocRestartAnnounced: XEP-0133 restart (§4.29) tells every available
+// session, then asks the process to restart; a process that cannot restart answers
+// feature-not-implemented, as do the blacklist and whitelist commands of one that holds
+// no federation policy.
+func TestIntegrationAdhocRestartAnnounced(t *testing.T) {
+	ctl := &policyController{restarts: make(chan string, 1)}
+	srv := controlServer(t, ctl)
+	ctl.srv = srv
+	admin := srv.LoginPlain(t, "admin", "admin pw", "desk")
+	bob := srv.LoginPlain(t, "bob", "bob pw", "phone")
+	bob.Send("<presence/>")
+	bob.Expect("<presence")
+	mustContain(t, adhocRun(t, admin, "restart", "delay", "0", "announcement", "Upgrading"), "status='completed'", "restart announced to 1 sessions")
+	bob.Expect("Server restart</subject>")
+	select {
+	case msg := <-ctl.restarts:
+		if !strings.Contains(msg, "restart by admin@localhost: Upgrading") {
+			t.Fatalf("restart reason %q", msg)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no restart")
+	}
+	mustContain(t, adhocRun(t, admin, "restart", "delay", "soon"), "type='error'", "delay must be a number")
+
+	plain := controlServer(t, &fakeController{shutdown: make(chan string, 1)})
+	admin = plain.LoginPlain(t, "admin", "admin pw", "desk")
+	for _, node := range []string{"restart", "edit-blacklist", "edit-whitelist"} {
+		mustContain(t, adhocRun(t, admin, node, "announcement", "x"), "type='error'", "<feature-not-implemented")
+	}
+}

@@ -11,30 +11,71 @@ import (
 	"unicode/utf8"
 )
 
-// errNoDomainsKey is returned when the file has no top-level `domains = [...]` that the
-// rewrite can replace (a quoted or dotted key, say): the operator edits such a file by hand.
-var errNoDomainsKey = errors.New("config: no top-level domains = [...] to rewrite")
-
 // RewriteDomains returns src with the value of its top-level `domains` key replaced by
 // domains and every other byte (comments, layout, other settings) as it was. Virtual hosts
 // added or removed at runtime are written back to the operator's own file rather than kept
 // elsewhere, so the file stays the one place that says what the server serves: a restart,
 // a reload and `vireo -t` all see the same list.
 func RewriteDomains(src []byte, domains []string) ([]byte, error) {
-	start, end, err := findDomains(src)
+	return rewriteArray(src, "", "domains", domains, true)
+}
+
+// RewriteS2SList returns src with the [s2s] list named key ("deny" or "allow") set to
+// domains, and every other byte as it was: XEP-0133's blacklist and whitelist commands
+// edit the operator's own file, as the virtual hosts do (RewriteDomains). A key the
+// table lacks is added under its header, a missing [s2s] table at the end of the file.
+func RewriteS2SList(src []byte, key string, domains []string) ([]byte, error) {
+	if key != "deny" && key != "allow" {
+		return nil, fmt.Errorf("config: [s2s] %s is not a federation list", key)
+	}
+	return rewriteArray(src, "s2s", key, domains, false)
+}
+
+// rewriteArray sets key in table ("" for the top level) to an array of values. With
+// mustExist, a file without the key is refused rather than given one.
+func rewriteArray(src []byte, table, key string, values []string, mustExist bool) ([]byte, error) {
+	loc, err := findKey(src, table, key)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]byte, 0, len(src)+64)
-	out = append(out, src[:start]...)
-	out = appendDomains(out, domains)
-	return append(out, src[end:]...), nil
+	switch {
+	case loc.found:
+		out = append(out, src[:loc.start]...)
+		out = appendArray(out, key, values)
+		return append(out, src[loc.end:]...), nil
+	case mustExist:
+		return nil, fmt.Errorf("config: no %s = [...] to rewrite", dotted(table, key))
+	case loc.table:
+		out = append(out, src[:loc.at]...)
+		if loc.at > 0 && src[loc.at-1] != '\n' {
+			out = append(out, '\n')
+		}
+		out = appendArray(out, key, values)
+		out = append(out, '\n')
+		return append(out, src[loc.at:]...), nil
+	default:
+		out = append(out, src...)
+		if len(out) > 0 && out[len(out)-1] != '\n' {
+			out = append(out, '\n')
+		}
+		out = append(out, "\n["+table+"]\n"...)
+		out = appendArray(out, key, values)
+		return append(out, '\n'), nil
+	}
 }
 
-// appendDomains writes `domains = ["a", "b"]` with TOML basic strings.
-func appendDomains(b []byte, domains []string) []byte {
-	b = append(b, "domains = ["...)
-	for i, d := range domains {
+func dotted(table, key string) string {
+	if table == "" {
+		return key
+	}
+	return "[" + table + "] " + key
+}
+
+// appendArray writes `key = ["a", "b"]` with TOML basic strings.
+func appendArray(b []byte, key string, values []string) []byte {
+	b = append(b, key+" = ["...)
+	for i, d := range values {
 		if i > 0 {
 			b = append(b, ", "...)
 		}
@@ -54,11 +95,22 @@ func appendDomains(b []byte, domains []string) []byte {
 	return append(b, ']')
 }
 
-// findDomains locates `domains = <value>` among the top-level keys (before the first table
-// header): the offsets of the key and just past the value. It knows only as much TOML as
-// it needs to skip strings, comments and nested arrays; WriteDomains checks its result by
-// parsing it.
-func findDomains(src []byte) (start, end int, err error) {
+// keyLoc is where findKey found a key: start and end of `key = [...]` when found;
+// otherwise whether the table's header is there, and at, the offset just past it.
+type keyLoc struct {
+	found, table bool
+	start, end   int
+	at           int
+}
+
+// findKey locates `key = <array>` among the keys of table ("" for the top level, before
+// the first table header). It knows only as much TOML as it needs to skip strings,
+// comments and nested arrays and to read a plain table header; the callers check its
+// result by parsing it, so a file it misreads (a quoted or dotted key, say) is refused
+// rather than damaged.
+func findKey(src []byte, table, key string) (keyLoc, error) {
+	loc := keyLoc{table: table == ""}
+	cur := ""
 	depth := 0
 	lineStart := true
 	for i := 0; i < len(src); {
@@ -77,14 +129,26 @@ func findDomains(src []byte) (start, end int, err error) {
 		}
 		if lineStart && depth == 0 {
 			if c == '[' {
-				return 0, 0, errNoDomainsKey // a table header: the top level is over
-			}
-			if v, ok := valueAfterKey(src, i, "domains"); ok {
-				e, err := skipArray(src, v)
-				if err != nil {
-					return 0, 0, err
+				end := len(src)
+				if n := bytes.IndexByte(src[i:], '\n'); n >= 0 {
+					end = i + n
 				}
-				return i, e, nil
+				cur = headerName(src[i:end])
+				if cur == table && !loc.table {
+					loc.table, loc.at = true, min(end+1, len(src))
+				}
+				i = end
+				continue
+			}
+			if cur == table {
+				if v, ok := valueAfterKey(src, i, key); ok {
+					e, err := skipArray(src, v)
+					if err != nil {
+						return loc, fmt.Errorf("config: %s: %w", dotted(table, key), err)
+					}
+					loc.found, loc.start, loc.end = true, i, e
+					return loc, nil
+				}
 			}
 		}
 		lineStart = false
@@ -99,7 +163,20 @@ func findDomains(src []byte) (start, end int, err error) {
 		}
 		i++
 	}
-	return 0, 0, errNoDomainsKey
+	return loc, nil
+}
+
+// headerName is the name in a `[name]` header line, trimmed; "" for an array of tables
+// (`[[name]]`) or anything else, which no caller looks for.
+func headerName(line []byte) string {
+	if n := bytes.IndexByte(line, '#'); n >= 0 && !bytes.ContainsAny(line[:n], `"'`) {
+		line = line[:n]
+	}
+	line = bytes.TrimSpace(line)
+	if len(line) < 2 || line[len(line)-1] != ']' || bytes.HasPrefix(line, []byte("[[")) {
+		return ""
+	}
+	return string(bytes.TrimSpace(line[1 : len(line)-1]))
 }
 
 // valueAfterKey reports whether src[i:] starts with the bare key followed by '=' and
@@ -168,7 +245,7 @@ func skipString(src []byte, i int) int {
 // skipArray returns the offset just past the array that starts at i.
 func skipArray(src []byte, i int) (int, error) {
 	if i >= len(src) || src[i] != '[' {
-		return 0, errors.New("config: domains is not an array")
+		return 0, errors.New("not an array")
 	}
 	depth := 0
 	for j := i; j < len(src); {
@@ -189,11 +266,11 @@ func skipArray(src []byte, i int) (int, error) {
 		}
 		j++
 	}
-	return 0, errors.New("config: domains array is not closed")
+	return 0, errors.New("array is not closed")
 }
 
-// DomainsEdit is a checked rewrite of a config file's domains, not yet written.
-type DomainsEdit struct {
+// FileEdit is a checked rewrite of a config file, not yet written.
+type FileEdit struct {
 	path string
 	out  []byte
 }
@@ -201,7 +278,7 @@ type DomainsEdit struct {
 // EditDomains prepares replacing the domains of the config file at path
 // (RewriteDomains): the new text must parse to the same configuration with the new
 // domains, or it fails and nothing is to be written.
-func EditDomains(path string, domains []string) (*DomainsEdit, error) {
+func EditDomains(path string, domains []string) (*FileEdit, error) {
 	src, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
@@ -213,11 +290,11 @@ func EditDomains(path string, domains []string) (*DomainsEdit, error) {
 	if err := sameButDomains(src, out, path, domains); err != nil {
 		return nil, fmt.Errorf("%s: %w; edit domains there by hand", path, err)
 	}
-	return &DomainsEdit{path: path, out: out}, nil
+	return &FileEdit{path: path, out: out}, nil
 }
 
 // Commit replaces the file atomically, keeping its mode.
-func (e *DomainsEdit) Commit() error {
+func (e *FileEdit) Commit() error {
 	fi, err := os.Stat(e.path)
 	if err != nil {
 		return err
@@ -290,4 +367,73 @@ func (c *Config) withoutDomains() *Config {
 	cp.Domains = nil
 	cp.TLS.Cert, cp.TLS.Key = "", ""
 	return &cp
+}
+
+// EditS2SList prepares replacing the [s2s] list key ("deny" or "allow") of the config
+// file at path (RewriteS2SList). The new text must parse, and to the same configuration
+// but for that list; the list it reads back (domains prepared, as the server uses them)
+// is returned with the edit.
+func EditS2SList(path, key string, domains []string) (*FileEdit, []string, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	out, err := RewriteS2SList(src, key, domains)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w; edit [s2s] %s there by hand", path, err, key)
+	}
+	list, err := sameButS2SList(src, out, path, key, len(domains))
+	if err != nil {
+		return nil, nil, err
+	}
+	if !slices.Equal(list, domains) {
+		// The file says what the server uses: domains as prepared ("Spam.Example" is
+		// spam.example).
+		if out, err = RewriteS2SList(src, key, list); err != nil {
+			return nil, nil, err
+		}
+		if _, err := sameButS2SList(src, out, path, key, len(list)); err != nil {
+			return nil, nil, err
+		}
+	}
+	return &FileEdit{path: path, out: out}, list, nil
+}
+
+// sameButS2SList checks that out parses, holds n entries in the [s2s] list key, and
+// otherwise says what src says; it returns the list as read back.
+func sameButS2SList(src, out []byte, path, key string, n int) ([]string, error) {
+	was, err := Parse(src, path)
+	if err != nil {
+		return nil, err
+	}
+	now, err := Parse(out, path)
+	if err != nil {
+		// The new list itself is what does not parse: a domain that is not one, or one in
+		// both lists. Parse names it.
+		return nil, err
+	}
+	list := &now.S2S.Deny
+	if key == "allow" {
+		list = &now.S2S.Allow
+	}
+	if len(*list) != n {
+		return nil, fmt.Errorf("%s: the rewritten [s2s] %s reads back as %s; edit it there by hand", path, key, strings.Join(*list, ", "))
+	}
+	if key == "allow" {
+		was.S2S.Allow = now.S2S.Allow
+	} else {
+		was.S2S.Deny = now.S2S.Deny
+	}
+	a, err := was.Redacted()
+	if err != nil {
+		return nil, err
+	}
+	b, err := now.Redacted()
+	if err != nil {
+		return nil, err
+	}
+	if a != b {
+		return nil, fmt.Errorf("%s: rewriting [s2s] %s would change other settings; edit it there by hand", path, key)
+	}
+	return slices.Clone(*list), nil
 }

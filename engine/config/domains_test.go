@@ -169,3 +169,125 @@ func TestHostCerts(t *testing.T) {
 		t.Fatalf("reload with a broken host certificate: %v", err)
 	}
 }
+
+func TestRewriteS2SList(t *testing.T) {
+	for _, tc := range []struct {
+		name, in, key string
+		list          []string
+		want          string // "" with err
+		err           bool
+	}{
+		{name: "replaced, comments kept", in: "domains = [\"a.org\"]\n[s2s]\n# spam\ndeny = [\"x.org\"] # old\nallow = []\n", key: "deny",
+			list: []string{"x.org", "*.y.org"}, want: "domains = [\"a.org\"]\n[s2s]\n# spam\ndeny = [\"x.org\", \"*.y.org\"] # old\nallow = []\n"},
+		{name: "the other list", in: "domains = [\"a.org\"]\n[s2s]\ndeny = [\"x.org\"]\nallow = []\n", key: "allow",
+			list: []string{"b.org"}, want: "domains = [\"a.org\"]\n[s2s]\ndeny = [\"x.org\"]\nallow = [\"b.org\"]\n"},
+		{name: "added under the header", in: "domains = [\"a.org\"]\n[s2s] # federation\nenabled = true\n[s2s.hosts]\n\"b.org\" = \"127.0.0.1:5269\"\n", key: "deny",
+			list: []string{"x.org"}, want: "domains = [\"a.org\"]\n[s2s] # federation\ndeny = [\"x.org\"]\nenabled = true\n[s2s.hosts]\n\"b.org\" = \"127.0.0.1:5269\"\n"},
+		{name: "header on the last line", in: "domains = [\"a.org\"]\n[s2s]", key: "deny",
+			list: []string{"x.org"}, want: "domains = [\"a.org\"]\n[s2s]\ndeny = [\"x.org\"]\n"},
+		{name: "table added", in: "domains = [\"a.org\"]\n[c2s]\ndeny = [\"not this\"]", key: "deny",
+			list: []string{"x.org"}, want: "domains = [\"a.org\"]\n[c2s]\ndeny = [\"not this\"]\n\n[s2s]\ndeny = [\"x.org\"]\n"},
+		{name: "a subtable's key is not the table's", in: "[s2s.domains.\"b.org\"]\ndeny = [1]\n[s2s]\nallow = []\n", key: "deny",
+			list: nil, want: "[s2s.domains.\"b.org\"]\ndeny = [1]\n[s2s]\ndeny = []\nallow = []\n"},
+		{name: "array of tables is not the table", in: "[[s2s]]\ndeny = []\n", key: "deny",
+			list: []string{"x.org"}, want: "[[s2s]]\ndeny = []\n\n[s2s]\ndeny = [\"x.org\"]\n"},
+		{name: "not a list", in: "[s2s]\ndeny = \"x.org\"\n", key: "deny", list: []string{"x.org"}, err: true},
+		{name: "not a federation list", in: "[s2s]\n", key: "listen", list: []string{"x.org"}, err: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := RewriteS2SList([]byte(tc.in), tc.key, tc.list)
+			if tc.err {
+				if err == nil {
+					t.Fatalf("no error; got %q", got)
+				}
+				return
+			}
+			if err != nil || string(got) != tc.want {
+				t.Fatalf("got %q, %v\nwant %q", got, err, tc.want)
+			}
+		})
+	}
+}
+
+// FuzzRewriteS2SList: whatever a valid file says, an edit that EditS2SList's check
+// accepts reads back with the new list and every other setting unchanged, and one it
+// refuses leaves nothing to write.
+func FuzzRewriteS2SList(f *testing.F) {
+	var def strings.Builder
+	defaultTmpl.Execute(&def, map[string]any{"Domain": "a.org", "Registration": true, "When": "now"})
+	f.Add(def.String(), false)
+	f.Add("domains = [\"a.org\"]\n[s2s]\nenabled = true\ndeny = [\"x.org\"]\n", true)
+	f.Add("domains = [\"a.org\"]\ns2s.deny = [\"x.org\"]\n", false)
+	f.Add("domains = [\"a.org\"]\n[s2s.hosts]\n\"b.org\" = \"127.0.0.1:1\"\n", false)
+	f.Fuzz(func(t *testing.T, src string, allow bool) {
+		was, err := Parse([]byte(src), "/fuzz/vireo.toml")
+		if err != nil {
+			return
+		}
+		key, list := "deny", slices.Clone(was.S2S.Deny)
+		if allow {
+			key, list = "allow", slices.Clone(was.S2S.Allow)
+		}
+		list = append(list, "added.example")
+		out, err := RewriteS2SList([]byte(src), key, list)
+		if err != nil {
+			return
+		}
+		got, err := sameButS2SList([]byte(src), out, "/fuzz/vireo.toml", key, len(list))
+		if err != nil {
+			return // refused: EditS2SList writes nothing
+		}
+		if !slices.Equal(got, list) {
+			t.Fatalf("read back %v, want %v\nin:  %q\nout: %q", got, list, src, out)
+		}
+	})
+}
+
+func TestEditS2SList(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "vireo.toml")
+	if err := WriteDefault(path, "a.org", false); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(path)
+	edit, list, err := EditS2SList(path, "deny", []string{"Spam.Example", "*.bad.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(list, []string{"spam.example", "*.bad.example"}) {
+		t.Fatalf("list = %v", list)
+	}
+	if now, _ := os.ReadFile(path); string(now) != string(before) {
+		t.Fatal("the file changed before Commit")
+	}
+	if err := edit.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(c.S2S.Deny, list) {
+		t.Fatalf("deny = %v", c.S2S.Deny)
+	}
+	after, _ := os.ReadFile(path)
+	if strings.Replace(string(before), "[s2s]\n", "[s2s]\ndeny = [\"spam.example\", \"*.bad.example\"]\n", 1) != string(after) {
+		t.Fatalf("the operator's text changed:\n%s", after)
+	}
+	// Refused, and nothing to write: a name that is no domain, one in both lists.
+	if _, _, err := EditS2SList(path, "deny", []string{"a b"}); err == nil || !strings.Contains(err.Error(), "a b") {
+		t.Fatalf("a bad domain: %v", err)
+	}
+	if _, _, err := EditS2SList(path, "allow", []string{"spam.example"}); err == nil || !strings.Contains(err.Error(), "both") {
+		t.Fatalf("a domain in both lists: %v", err)
+	}
+	// Emptied: the key stays, with no entries.
+	if edit, list, err := EditS2SList(path, "deny", nil); err != nil || len(list) != 0 {
+		t.Fatalf("emptied: %v, %v", list, err)
+	} else if err := edit.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := Load(path); err != nil || len(c.S2S.Deny) != 0 {
+		t.Fatalf("after emptying: %v, %v", c.S2S.Deny, err)
+	}
+}

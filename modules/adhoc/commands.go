@@ -103,6 +103,13 @@ var commands = []command{
 	{name: "get-user-statistics", title: "Get User Statistics", instructions: "Fill out this form to get a user's statistics.",
 		form: func(*Mod, module.Context) []Field { return []Field{accountField("accountjid")} },
 		run:  userStatistics},
+	// §4.11 and §4.12 on the server's federation policy: the [s2s] deny and allow lists.
+	{name: "edit-blacklist", title: "Edit Blacklist",
+		instructions: "Fill out this form to edit the list of servers with whom communications are disallowed (a domain, or *.domain for its subdomains).",
+		form:         federationForm(false), run: editFederation(false)},
+	{name: "edit-whitelist", title: "Edit Whitelist",
+		instructions: "Fill out this form to edit the list of servers with whom communications are allowed (a domain, or *.domain for its subdomains). Empty: every server not on the blacklist.",
+		form:         federationForm(true), run: editFederation(true)},
 	{name: "get-registered-users-num", title: "Get Number of Registered Users", run: registeredNum},
 	{name: "get-disabled-users-num", title: "Get Number of Disabled Users", run: disabledNum},
 	{name: "get-registered-users-list", title: "Get List of Registered Users", instructions: "How many users to list.",
@@ -130,12 +137,10 @@ var commands = []command{
 	{name: "delete-motd", title: "Delete Message of the Day", run: deleteMOTD},
 	// reload is not in XEP-0133; it is the SIGHUP of the process, under the same namespace.
 	{name: "reload", title: "Reload the Configuration", run: reload},
+	{name: "restart", title: "Restart Service", instructions: "Fill out this form to restart the service.",
+		form: stopForm("Time delay before restarting"), run: stopService(true)},
 	{name: "shutdown", title: "Shut Down Service", instructions: "Fill out this form to shut down the service.",
-		form: func(*Mod, module.Context) []Field {
-			return []Field{{Var: "delay", Type: "list-single", Label: "Time delay before shutting down the service",
-				Values: []string{"0"}, Options: []string{"0", "30", "60", "90", "120", "180", "300", "600", "900", "1800", "3600"}},
-				{Var: "announcement", Type: "text-multi", Label: "Announcement"}}
-		}, run: shutdown},
+		form: stopForm("Time delay before shutting down the service"), run: stopService(false)},
 	// XEP-0401 §4.1: a contact invitation, for any user (presence carries it out).
 	{name: "invite", ns: InviteNS, resultType: InvitationForm, title: "Invite a contact", users: true, run: contactInvite},
 	// XEP-0401 §4.2: an account invitation, redeemed with XEP-0445 (store/invites).
@@ -913,42 +918,134 @@ func reload(c module.Context, k *call) {
 // that the messages leave the router before the streams close.
 const ShutdownGrace = time.Second
 
-// shutdown is XEP-0133 §4.30: the announcement goes to every available session, then
-// after the delay the process stops through the module.Controller.
-func shutdown(c module.Context, k *call) {
-	ctl := k.m.ctl
-	if ctl == nil {
-		k.error(c, stanza.New(stanza.FeatureNotImplemented))
-		return
+// stopForm is the form of restart (§4.29) and shutdown (§4.30).
+func stopForm(label string) func(*Mod, module.Context) []Field {
+	return func(*Mod, module.Context) []Field {
+		return []Field{{Var: "delay", Type: "list-single", Label: label,
+			Values: []string{"0"}, Options: []string{"0", "30", "60", "90", "120", "180", "300", "600", "900", "1800", "3600"}},
+			{Var: "announcement", Type: "text-multi", Label: "Announcement"}}
 	}
-	delay := 0
-	if v := k.form.Value("delay"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 || n > 24*3600 {
-			k.fail(c, "delay must be a number of seconds from 0 to 86400")
+}
+
+// stopService is XEP-0133 §4.29 (restart) and §4.30 (shutdown): the announcement goes
+// to every available session, then after the delay the process stops through the
+// module.Controller, and with restart starts again (module.Restarter).
+func stopService(restart bool) func(module.Context, *call) {
+	what, subject, dflt, doing := "shutdown", "Server shutdown", "The server is shutting down.", "stopping"
+	if restart {
+		what, subject, dflt, doing = "restart", "Server restart", "The server is restarting.", "restarting"
+	}
+	return func(c module.Context, k *call) {
+		ctl := k.m.ctl
+		rs, canRestart := ctl.(module.Restarter)
+		if ctl == nil || restart && !canRestart {
+			k.error(c, stanza.New(stanza.FeatureNotImplemented))
 			return
 		}
-		delay = n
+		delay := 0
+		if v := k.form.Value("delay"); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 || n > 24*3600 {
+				k.fail(c, "delay must be a number of seconds from 0 to 86400")
+				return
+			}
+			delay = n
+		}
+		body := strings.TrimSpace(strings.Join(k.form["announcement"], "\n"))
+		if body == "" {
+			body = dflt
+		}
+		from := k.iq.To.Domain()
+		if k.iq.To.IsZero() {
+			from = c.Domain()
+		}
+		by := k.iq.From.Bare().String()
+		online(c, k, func(c module.Context, s []module.OnlineSession) {
+			n := 0
+			for _, o := range s {
+				if o.Available {
+					c.Route(message(from, o.JID.String(), subject, body))
+					n++
+				}
+			}
+			wait := max(time.Duration(delay)*time.Second, ShutdownGrace)
+			reason := "XEP-0133 " + what + " by " + by + ": " + body
+			time.AfterFunc(wait, func() {
+				if restart {
+					rs.Restart(reason)
+				} else {
+					ctl.Shutdown(reason)
+				}
+			})
+			k.info(c, what+" announced to "+strconv.Itoa(n)+" sessions; "+doing+" in "+strconv.Itoa(int(wait/time.Second))+" s")
+		})
 	}
-	body := strings.TrimSpace(strings.Join(k.form["announcement"], "\n"))
-	if body == "" {
-		body = "The server is shutting down."
+}
+
+// federationVar is the field of the blacklist or whitelist command.
+func federationVar(allow bool) string {
+	if allow {
+		return "whitelistjids"
 	}
-	from := k.iq.To.Domain()
-	if k.iq.To.IsZero() {
-		from = c.Domain()
-	}
-	by := k.iq.From.Bare().String()
-	online(c, k, func(c module.Context, s []module.OnlineSession) {
-		n := 0
-		for _, o := range s {
-			if o.Available {
-				c.Route(message(from, o.JID.String(), "Server shutdown", body))
-				n++
+	return "blacklistjids"
+}
+
+// federationForm shows the list in force.
+func federationForm(allow bool) func(*Mod, module.Context) []Field {
+	return func(m *Mod, _ module.Context) []Field {
+		f := Field{Var: federationVar(allow), Type: "jid-multi", Label: "The blacklist"}
+		if allow {
+			f.Label = "The whitelist"
+		}
+		if fed, ok := m.ctl.(module.Federation); ok {
+			deny, allowed := fed.FederationLists()
+			f.Values = deny
+			if allow {
+				f.Values = allowed
 			}
 		}
-		wait := max(time.Duration(delay)*time.Second, ShutdownGrace)
-		time.AfterFunc(wait, func() { ctl.Shutdown("XEP-0133 shutdown by " + by + ": " + body) })
-		k.info(c, "shutdown announced to "+strconv.Itoa(n)+" sessions; stopping in "+strconv.Itoa(int(wait/time.Second))+" s")
-	})
+		return []Field{f}
+	}
+}
+
+// editFederation is XEP-0133 §4.11 and §4.12 for the whole server: the submitted list
+// replaces the [s2s] deny (blacklist) or allow (whitelist) list, in the config file and
+// in force (module.Federation). The policy names servers, so an entry with a user or a
+// resource is refused rather than widened to its domain.
+func editFederation(allow bool) func(module.Context, *call) {
+	return func(c module.Context, k *call) {
+		fed, ok := k.m.ctl.(module.Federation)
+		if !ok {
+			k.error(c, stanza.New(stanza.FeatureNotImplemented))
+			return
+		}
+		var list []string
+		for _, v := range k.form[federationVar(allow)] {
+			v = strings.TrimSpace(v)
+			if v == "" || slices.Contains(list, v) {
+				continue
+			}
+			if strings.ContainsAny(v, "@/") {
+				k.fail(c, v+" is not a server: the list holds domains, or *.domain for a domain's subdomains")
+				return
+			}
+			list = append(list, v)
+		}
+		var got []string
+		var err error
+		if !c.Async(func() { got, err = fed.SetFederationList(allow, list) }, func(c module.Context) {
+			if err != nil {
+				k.m.log.Warn().Err(err).Bool("whitelist", allow).Msg("adhoc: federation list not changed")
+				k.fail(c, "not changed: "+err.Error())
+				return
+			}
+			name := "blacklist"
+			if allow {
+				name = "whitelist"
+			}
+			k.info(c, name+" set: "+strconv.Itoa(len(got))+" entries")
+		}) {
+			k.error(c, stanza.New(stanza.ResourceConstraintCond))
+		}
+	}
 }

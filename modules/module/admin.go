@@ -46,3 +46,23 @@ type Controller interface {
 	// msg is the reason, for the log; telling users is the caller's job.
 	Shutdown(msg string)
 }
+
+// Federation is a Controller's hold on the federation policy: the [s2s] deny and allow
+// lists of the config file, which XEP-0133's edit-blacklist and edit-whitelist (§4.11,
+// §4.12) edit. A Controller without it (tests, embedding) has those commands answer
+// feature-not-implemented.
+type Federation interface {
+	// FederationLists returns the lists in force.
+	FederationLists() (deny, allow []string)
+	// SetFederationList replaces one list (allow: the whitelist) in the config file and
+	// in force; streams with domains it now refuses end at once. It returns the list as
+	// the server reads it, or why it was refused, and then nothing changed.
+	SetFederationList(allow bool, domains []string) ([]string, error)
+}
+
+// Restarter is a Controller that can restart the process in place (XEP-0133 §4.29): a
+// clean stop, as Shutdown, then the same program with the same arguments.
+type Restarter interface {
+	// Restart starts it and returns at once; msg is the reason, for the log.
+	Restart(msg string)
+}

@@ -1,0 +1,280 @@
+package main
+
+import (
+	"crypto/tls"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const adminNS = "http://jabber.org/protocol/admin"
+
+// iqAnswer waits for the answer to the IQ with id and returns it (mellium re-encodes what
+// it receives, attributes in double quotes).
+func (c *xmppClient) iqAnswer(t *testing.T, id string) string {
+	t.Helper()
+	mark := `id="` + id + `"`
+	c.waitFor(t, mark)
+	c.mu.Lock()
+	g := c.got.String()
+	c.mu.Unlock()
+	i := strings.Index(g, mark)
+	start := strings.LastIndex(g[:i], "<iq")
+	end := strings.Index(g[i:], "</iq>")
+	if end < 0 {
+		return g[start:]
+	}
+	return g[start : i+end+len("</iq>")]
+}
+
+var sessionID = regexp.MustCompile(`sessionid="([^"]+)"`)
+
+// adhoc runs an XEP-0133 command in two stages, execute then submit with fields (a var
+// may repeat for several values), and returns both answers.
+func (c *xmppClient) adhoc(t *testing.T, host, node string, fields ...[2]string) (form, done string) {
+	t.Helper()
+	id := fmt.Sprintf("%s-%d", node, time.Now().UnixNano())
+	c.send(t, "<iq type='set' id='"+id+"-1' to='"+host+"'><command xmlns='http://jabber.org/protocol/commands' node='"+adminNS+"#"+node+"' action='execute'/></iq>")
+	form = c.iqAnswer(t, id+"-1")
+	m := sessionID.FindStringSubmatch(form)
+	if m == nil {
+		t.Fatalf("%s: no session in %s", node, form)
+	}
+	x := "<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>" + adminNS + "</value></field>"
+	byVar := map[string][]string{}
+	var order []string
+	for _, f := range fields {
+		if _, ok := byVar[f[0]]; !ok {
+			order = append(order, f[0])
+		}
+		byVar[f[0]] = append(byVar[f[0]], f[1])
+	}
+	for _, v := range order {
+		x += "<field var='" + v + "'>"
+		for _, val := range byVar[v] {
+			x += "<value>" + val + "</value>"
+		}
+		x += "</field>"
+	}
+	c.send(t, "<iq type='set' id='"+id+"-2' to='"+host+"'><command xmlns='http://jabber.org/protocol/commands' node='"+adminNS+"#"+node+
+		"' sessionid='"+m[1]+"' action='complete'>"+x+"</x></command></iq>")
+	return form, c.iqAnswer(t, id+"-2")
+}
+
+// bounced waits for the error that answers the message with id, and checks its condition.
+func (c *xmppClient) bounced(t *testing.T, id, cond string) {
+	t.Helper()
+	mark := `id="` + id + `"`
+	c.waitFor(t, mark)
+	c.mu.Lock()
+	g := c.got.String()
+	c.mu.Unlock()
+	i := strings.Index(g, mark)
+	start := strings.LastIndex(g[:i], "<message")
+	end := strings.Index(g[i:], "</message>")
+	if start < 0 || end < 0 {
+		t.Fatalf("no message answers %s: %s", id, g)
+	}
+	m := g[start : i+end]
+	if !strings.Contains(m, `type="error"`) || !strings.Contains(m, "<"+cond) {
+		t.Fatalf("answer to %s is no %s error: %s", id, cond, m)
+	}
+}
+
+func mustHave(t *testing.T, what, got string, want ...string) {
+	t.Helper()
+	for _, w := range want {
+		if !strings.Contains(got, w) {
+			t.Fatalf("%s lacks %q:\n%s", what, w, got)
+		}
+	}
+}
+
+// adminServer is vhostServer's config with federation on and admin@localhost an
+// administrator; it returns the started server and the config path.
+func adminServer(t *testing.T) (*server, string) {
+	t.Helper()
+	dir := t.TempDir()
+	toml := fmt.Sprintf(`domains = ["localhost"]
+data_dir = %q
+log_level = "warn"
+
+[c2s]
+listen = []
+tls_listen = ["127.0.0.1:%d"]
+registration = true
+
+[web]
+listen = []
+tls_listen = []
+
+[admin]
+socket = %q
+
+[s2s]
+# Federation, with the operator's own words, which the commands must keep.
+enabled = true
+listen = ["127.0.0.1:%d"]
+
+[modules.adhoc]
+admins = ["admin@localhost"]
+[modules.upload]
+listen = "127.0.0.1:0"
+[modules.proxy65]
+listen = "127.0.0.1:0"
+`, filepath.Join(dir, "data"), freePort(t), filepath.Join(dir, "admin.sock"), freePort(t))
+	path := filepath.Join(dir, "vireo.toml")
+	if err := os.WriteFile(path, []byte(toml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return startVhost(t, path), path
+}
+
+// TestIntegrationAdhocFederation: XEP-0133 edit-blacklist and edit-whitelist (§4.11,
+// §4.12) on the real server. The form shows the list in force; a submitted list is
+// written to the config file ([s2s] deny or allow, domains prepared, every other line as
+// the operator wrote it) and applies at once: messages to a blacklisted server, or to one
+// off a whitelist, bounce with not-allowed. Entries that are not servers, and a domain on
+// both lists, are refused and change nothing; the file survives a restart as the policy.
+func TestIntegrationAdhocFederation(t *testing.T) {
+	s, path := adminServer(t)
+	registerIBR(t, s, "localhost", "admin", "admin pw")
+	registerIBR(t, s, "localhost", "bob", "bob pw")
+	admin := loginMellium(t, s, "admin", "localhost", "admin pw")
+	before, _ := os.ReadFile(path)
+
+	form, done := admin.adhoc(t, "localhost", "edit-blacklist", [2]string{"blacklistjids", "Spam.Example"}, [2]string{"blacklistjids", "*.bad.example"})
+	mustHave(t, "blacklist form", form, `var="blacklistjids"`, `type="jid-multi"`, "Edit Blacklist", `status="executing"`)
+	mustHave(t, "blacklist set", done, `status="completed"`, "blacklist set: 2 entries")
+	after, _ := os.ReadFile(path)
+	want := strings.Replace(string(before), "[s2s]\n", "[s2s]\ndeny = [\"spam.example\", \"*.bad.example\"]\n", 1)
+	if string(after) != want {
+		t.Fatalf("config file after edit-blacklist:\n%s\nwant:\n%s", after, want)
+	}
+	// In force: a message to either bounces with not-allowed (RFC 6120 §8.3.3.10).
+	admin.send(t, "<message to='x@spam.example' id='m1' type='chat'><body>hi</body></message>")
+	admin.send(t, "<message to='y@deep.bad.example' id='m2' type='chat'><body>hi</body></message>")
+	admin.bounced(t, "m1", "not-allowed")
+	admin.bounced(t, "m2", "not-allowed")
+	// The form shows the list in force.
+	form, _ = admin.adhoc(t, "localhost", "edit-blacklist", [2]string{"blacklistjids", "spam.example"}, [2]string{"blacklistjids", "*.bad.example"})
+	mustHave(t, "blacklist form", form, ">spam.example</value><value xmlns=\"jabber:x:data\">*.bad.example</value></field>")
+
+	// Refused, nothing changed: a user's JID, a domain on both lists, a name that is no domain.
+	for _, tc := range []struct {
+		node, field, value, why string
+	}{
+		{"edit-blacklist", "blacklistjids", "eve@evil.example", "is not a server"},
+		{"edit-whitelist", "whitelistjids", "spam.example", "both deny and allow"},
+		{"edit-whitelist", "whitelistjids", "no domain", "no domain"},
+	} {
+		_, done := admin.adhoc(t, "localhost", tc.node, [2]string{tc.field, tc.value})
+		mustHave(t, tc.node+" "+tc.value, done, `status="completed"`, `type="error"`, tc.why)
+	}
+	if now, _ := os.ReadFile(path); string(now) != string(after) {
+		t.Fatalf("a refused edit changed the file:\n%s", now)
+	}
+
+	// A whitelist: only the servers on it (and not blacklisted).
+	_, done = admin.adhoc(t, "localhost", "edit-whitelist", [2]string{"whitelistjids", "friends.example"})
+	mustHave(t, "whitelist set", done, "whitelist set: 1 entries")
+	if d, a := s.FederationLists(); strings.Join(d, ",") != "spam.example,*.bad.example" || strings.Join(a, ",") != "friends.example" {
+		t.Fatalf("lists in force: deny %v, allow %v", d, a)
+	}
+	admin.send(t, "<message to='z@stranger.example' id='m3' type='chat'><body>hi</body></message>")
+	admin.bounced(t, "m3", "not-allowed")
+
+	// bob is no administrator.
+	bob := loginMellium(t, s, "bob", "localhost", "bob pw")
+	bob.send(t, "<iq type='set' id='b1' to='localhost'><command xmlns='http://jabber.org/protocol/commands' node='"+adminNS+"#edit-blacklist' action='execute'/></iq>")
+	mustHave(t, "bob's edit-blacklist", bob.iqAnswer(t, "b1"), `type="error"`, "forbidden")
+
+	// The policy is the file's: a restart keeps it.
+	closeOnce(s)
+	s = startVhost(t, path)
+	if d, a := s.FederationLists(); strings.Join(d, ",") != "spam.example,*.bad.example" || strings.Join(a, ",") != "friends.example" {
+		t.Fatalf("after a restart: deny %v, allow %v", d, a)
+	}
+	// Emptied, the whitelist no longer limits.
+	admin = loginMellium(t, s, "admin", "localhost", "admin pw")
+	_, done = admin.adhoc(t, "localhost", "edit-whitelist")
+	mustHave(t, "whitelist emptied", done, "whitelist set: 0 entries")
+	if _, a := s.FederationLists(); len(a) != 0 {
+		t.Fatalf("allow after emptying: %v", a)
+	}
+}
+
+// TestIntegrationAdhocRestart: XEP-0133 restart (§4.29) on the real binary. Every
+// available session gets the announcement, the streams end with system-shutdown, and
+// the same process serves again, with the accounts and the config it had.
+func TestIntegrationAdhocRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	vireo, ctl := buildBinaries(t)
+	dir := t.TempDir()
+	port := freePort(t)
+	cfgPath := filepath.Join(dir, "vireo.toml")
+	toml := fmt.Sprintf(`domains = ["localhost"]
+data_dir = %q
+[c2s]
+listen = []
+tls_listen = ["127.0.0.1:%d"]
+[web]
+listen = []
+tls_listen = []
+[modules.adhoc]
+admins = ["admin@localhost"]
+[modules.upload]
+listen = "127.0.0.1:0"
+[modules.proxy65]
+listen = "127.0.0.1:0"
+`, filepath.Join(dir, "data"), port)
+	if err := os.WriteFile(cfgPath, []byte(toml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []string{"admin", "bob"} {
+		if out, err := exec.Command(ctl, "-config", cfgPath, "adduser", u+"@localhost", u+" pw").CombinedOutput(); err != nil {
+			t.Fatalf("adduser: %v\n%s", err, out)
+		}
+	}
+	cmd, lines := startLogged(t, vireo, cfgPath)
+	waitFor(t, lines, "vireo is serving")
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	tc := &tls.Config{InsecureSkipVerify: true, ServerName: "localhost"}
+
+	bob := loginMelliumAt(t, addr, tc, "bob", "localhost", "bob pw")
+	bob.send(t, "<presence/>")
+	admin := loginMelliumAt(t, addr, tc, "admin", "localhost", "admin pw")
+	form, done := admin.adhoc(t, "localhost", "restart", [2]string{"delay", "0"}, [2]string{"announcement", "Back in a moment."})
+	mustHave(t, "restart form", form, `var="delay"`, `var="announcement"`, "Time delay before restarting")
+	mustHave(t, "restart", done, `status="completed"`, "restart announced to 1 sessions; restarting in 1 s")
+	bob.waitFor(t, ">Server restart</subject>", ">Back in a moment.</body>")
+	select {
+	case err := <-bob.done:
+		if err == nil || !strings.Contains(err.Error(), "system-shutdown") {
+			t.Logf("bob's stream ended: %v", err) // mellium may report the close as EOF
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("bob's stream did not end")
+	}
+	waitFor(t, lines, "restarting")
+	waitFor(t, lines, "vireo is serving")
+	if err := cmd.Process.Signal(syscall.Signal(0)); err != nil {
+		t.Fatalf("the process is gone: %v", err)
+	}
+	// The same process, serving again: bob logs in.
+	bob = loginMelliumAt(t, addr, tc, "bob", "localhost", "bob pw")
+	bob.send(t, "<iq type='get' id='p1' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+	mustHave(t, "ping after the restart", bob.iqAnswer(t, "p1"), `type="result"`)
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v", err)
+	}
+}
