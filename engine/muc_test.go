@@ -1,6 +1,9 @@
 package engine_test
 
 import (
+	"crypto/sha1"
+	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"regexp"
 	"strings"
@@ -339,4 +342,39 @@ func TestIntegrationSlixmppMuc(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("alice: %v", err)
 	}
+}
+
+// TestIntegrationSlixmppRoomAvatar: XEP-0486 room avatars with slixmpp's XEP-0054 plugin.
+// An owner publishes the room's vCard with a photo; the other occupant is told (status
+// 104); the room's info form carries the photo's SHA-1 and its vCard the photo, for
+// slixmpp and, after a restart of the server on the same data, for a user who never
+// joined.
+func TestIntegrationSlixmppRoomAvatar(t *testing.T) {
+	needSlixmpp(t)
+	const png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+	raw, _ := base64.StdEncoding.DecodeString(png)
+	sum := sha1.Sum(raw)
+	hash := hex.EncodeToString(sum[:])
+	dir := t.TempDir()
+	t.Run("set", func(t *testing.T) {
+		srv := vireotest.Start(t, vireotest.Options{RequireTLS: no(), AllowPlain: true, Dir: dir})
+		srv.AddUser(t, "alice", "secret")
+		srv.AddUser(t, "slix", "py secret")
+		alice := mucLogin(t, srv, "alice", "pc")
+		mucCreate(t, alice, mucRoom, "Alice")
+		alice.Send(mucConfig(mucRoom, "cfg", "muc#roomconfig_persistentroom", "1"))
+		expectStanza(t, alice, "id='cfg'", "type='result'")
+		alice.Send("<iq type='set' to='" + mucRoom + "' id='own'>" + mucAdmin + "<item affiliation='owner' jid='slix@localhost'/></query></iq>")
+		expectStanza(t, alice, "id='own'", "type='result'")
+		runSlix(t, srv, "slixmpp_roomavatar.py", "PUBLISHED "+hash, "INFO HASH "+hash, "VCARD image/png "+hash)
+		expectStanza(t, alice, "type='groupchat'", "<status code='104'/>")
+		alice.Send("</stream:stream>")
+	})
+	srv := vireotest.Start(t, vireotest.Options{RequireTLS: no(), AllowPlain: true, Dir: dir})
+	srv.AddUser(t, "bob", "secret")
+	bob := mucLogin(t, srv, "bob", "pc")
+	bob.Send("<iq type='get' to='" + mucRoom + "' id='info'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+	expectStanza(t, bob, "id='info'", "var='muc#roominfo_avatarhash'", "<value>"+hash+"</value>")
+	bob.Send("<iq type='get' to='" + mucRoom + "' id='vc'><vCard xmlns='vcard-temp'/></iq>")
+	expectStanza(t, bob, "id='vc'", "type='result'", "image/png", "<BINVAL>")
 }

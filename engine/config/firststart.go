@@ -398,6 +398,8 @@ disabled = []
 # flood_occupants = 200
 # join_rate = 10
 # presence_interval = "5s"
+# Largest vCard an owner may set on a room (XEP-0486 room avatars), bytes.
+# max_vcard_bytes = 65536
 #
 # [modules.upload]
 # XEP-0363 HTTP file upload, served at <subdomain>.<each domain>, with its own HTTPS

@@ -37,6 +37,12 @@ func (r *room) iq(c module.Context, p *module.Packet) {
 		c.Reply(p, []byte("<query xmlns='"+ns.DiscoItems+"'/>"))
 	case get && space == ns.Ping && name == "ping":
 		c.Reply(p, nil)
+	case space == NSVCard && name == "vCard":
+		if get {
+			r.getVCard(c, p)
+		} else {
+			r.setVCard(c, p, q)
+		}
 	case space == ns.Register && name == "query":
 		r.register(c, p, q)
 	case !get && (space == NSModerate || space == NSFasten):

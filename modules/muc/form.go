@@ -431,7 +431,7 @@ func (r *room) features() []string {
 		archived = q.Namespaces()
 	}
 	return append(archived,
-		NS, NSStableID, NSOccupant, NSSelfPing, NSRegister, ns.Register, ns.DiscoInfo, ns.Ping,
+		NS, NSStableID, NSOccupant, NSSelfPing, NSRegister, ns.Register, ns.DiscoInfo, ns.Ping, NSVCard,
 		NSModerate, NSModerate0, NSRetract, NSRetract+"#tombstone",
 		pick(c.Public, "muc_public", "muc_hidden"),
 		pick(c.Persistent, "muc_persistent", "muc_temporary"),
@@ -471,5 +471,14 @@ func (r *room) appendInfo(b *xmlstream.Builder) {
 	}
 	appendField(b, "", fHistory, "Maximum Number of History Messages Returned by Room", strconv.Itoa(r.cfg.History))
 	b.End()
+	if r.vcard != nil && len(r.vcard.hashes) > 0 {
+		// XEP-0486 §3.3: the SHA-1 of each photo, so a client fetches the vCard only when
+		// the avatar it has cached is not one of them.
+		b.Start("field").Attr("var", "muc#roominfo_avatarhash").Attr("type", "text-multi").Attr("label", "Avatar hash")
+		for _, h := range r.vcard.hashes {
+			b.Start("value").Text(h).End()
+		}
+		b.End()
+	}
 	b.End().End()
 }

@@ -31,6 +31,7 @@ const (
 	NSSelfPing  = NS + "#self-ping-optimization" // XEP-0410 §3.3
 	NSOccupant  = "urn:xmpp:occupant-id:0"       // XEP-0421
 	NSConfStamp = "jabber:x:conference"          // XEP-0249 direct invitations
+	NSVCard     = "vcard-temp"                   // XEP-0054, for XEP-0486 room avatars
 )
 
 // Tunables: defaults of [modules.muc]; each can be changed there.
@@ -76,6 +77,9 @@ const (
 	maxAffiliations = 10000
 	// maxPendingIQ bounds the IQs one room relays between occupants and awaits answers to.
 	maxPendingIQ = 256
+	// DefaultMaxVCard bounds a room's vCard (XEP-0486: its avatar), as the vcard module
+	// bounds a user's.
+	DefaultMaxVCard = 64 << 10
 )
 
 func init() { module.Register(new(Mod)) }
@@ -110,6 +114,8 @@ type Config struct {
 	// OccupantIDSecret keys the XEP-0421 occupant ids. Empty: a random secret is made at
 	// first start and kept in the store, so ids stay stable across restarts.
 	OccupantIDSecret string `toml:"occupant_id_secret"`
+	// MaxVCardBytes bounds the vCard an owner sets on a room (XEP-0486 room avatars).
+	MaxVCardBytes int `toml:"max_vcard_bytes"`
 }
 
 // Mod is the module: one MUC service per virtual host.
@@ -266,6 +272,7 @@ func (c *Config) normalize() error {
 		c.DefaultHistory = min(DefaultHistory, c.MaxHistory)
 	}
 	pos(&c.FloodOccupants, DefaultFloodOccupants)
+	pos(&c.MaxVCardBytes, DefaultMaxVCard)
 	if c.JoinRate <= 0 {
 		c.JoinRate = DefaultJoinRate
 	}

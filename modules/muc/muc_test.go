@@ -1,6 +1,9 @@
 package muc_test
 
 import (
+	"crypto/sha1"
+	"encoding/base64"
+	"encoding/hex"
 	"regexp"
 	"slices"
 	"strconv"
@@ -903,4 +906,59 @@ func TestRoomListPaging(t *testing.T) {
 	if got = list("l4", "<set xmlns='"+rsm+"'><max>many</max></set>"); !strings.Contains(got, "bad-request") {
 		t.Fatalf("bad max: %s", got)
 	}
+}
+
+// TestRoomVCard: XEP-0486. An owner sets the room's vCard (its avatar); occupants are told
+// with status 104; anyone, joined or not, sees the photo's SHA-1 in the room's
+// muc#roominfo form and fetches the vCard; others may not set it; a vCard too large or
+// with a photo that is not base64 is refused; an empty vCard removes the avatar. The
+// service advertises vcard-temp.
+func TestRoomVCard(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob"}, nil)
+	a := instantRoom(t, e)
+	b := e.Bind("bob", "pc")
+	const photo = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+	raw, _ := base64.StdEncoding.DecodeString(photo)
+	sum := sha1.Sum(raw)
+	hash := hex.EncodeToString(sum[:])
+	card := "<vCard xmlns='vcard-temp'><PHOTO><TYPE>image/png</TYPE><BINVAL>\n" + photo[:40] + "\n" + photo[40:] + "</BINVAL></PHOTO></vCard>"
+
+	b.Send("<iq type='get' to='conference.example.org' id='s1'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+	b.C.Wait(t, "id='s1'", "<feature var='vcard-temp'/>")
+	b.Send("<iq type='get' to='" + room + "' id='g0'><vCard xmlns='vcard-temp'/></iq>")
+	b.C.Wait(t, "id='g0'", "type='result'", "<vCard xmlns='vcard-temp'/>")
+
+	b.Send("<iq type='set' to='" + room + "' id='v0'>" + card + "</iq>")
+	b.C.Wait(t, "id='v0'", "type='error'", "<forbidden")
+	a.Send("<iq type='set' to='" + room + "' id='v1'>" + card + "</iq>")
+	a.C.Wait(t, "id='v1'", "type='result'")
+	a.C.Wait(t, "type='groupchat'", "status code='104'")
+
+	b.Send("<iq type='get' to='" + room + "' id='i1'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+	info := b.C.Wait(t, "id='i1'", "<feature var='vcard-temp'/>")
+	if want := "<field var='muc#roominfo_avatarhash' type='text-multi' label='Avatar hash'><value>" + hash + "</value></field>"; !strings.Contains(info, want) {
+		t.Fatalf("room info lacks %s: %s", want, info)
+	}
+	b.Send("<iq type='get' to='" + room + "' id='g1'><vCard xmlns='vcard-temp'/></iq>")
+	b.C.Wait(t, "id='g1'", "type='result'", "<BINVAL>", photo[40:])
+
+	// Refused, and the avatar stays.
+	a.Send("<iq type='set' to='" + room + "' id='v2'><vCard xmlns='vcard-temp'><PHOTO><BINVAL>not base64!</BINVAL></PHOTO></vCard></iq>")
+	a.C.Wait(t, "id='v2'", "type='error'", "<bad-request")
+	a.Send("<iq type='set' to='" + room + "' id='v3'><vCard xmlns='vcard-temp'><DESC>" + strings.Repeat("x", muc.DefaultMaxVCard) + "</DESC></vCard></iq>")
+	a.C.Wait(t, "id='v3'", "type='error'", "<not-acceptable")
+	b.Send("<iq type='get' to='" + room + "' id='i2'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+	b.C.Wait(t, "id='i2'", hash)
+
+	// An empty vCard removes the avatar: the occupants are told, and the hash goes.
+	a.C.Reset()
+	a.Send("<iq type='set' to='" + room + "' id='v4'><vCard xmlns='vcard-temp'/></iq>")
+	a.C.Wait(t, "id='v4'", "type='result'")
+	a.C.Wait(t, "status code='104'")
+	b.Send("<iq type='get' to='" + room + "' id='i3'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+	if got := b.C.Wait(t, "id='i3'"); strings.Contains(got, "avatarhash") {
+		t.Fatalf("hash after removal: %s", got)
+	}
+	b.Send("<iq type='get' to='" + room + "' id='g2'><vCard xmlns='vcard-temp'/></iq>")
+	b.C.Wait(t, "id='g2'", "type='result'", "<vCard xmlns='vcard-temp'/>")
 }

@@ -206,6 +206,8 @@ type room struct {
 	pending map[string]pendingIQ
 	pendSeq []string
 	iqSeq   uint64
+	// vcard is the room's vCard-temp (XEP-0486), nil while none is set.
+	vcard *roomVCard
 }
 
 // pendingIQ is an IQ request relayed from one occupant to another, awaiting its answer.

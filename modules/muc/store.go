@@ -16,10 +16,12 @@ import (
 //	c <room>                -> configuration (storedConfig, JSON)
 //	t <room>                -> subject (storedSubject, JSON)
 //	a <room> 0 <bare JID>   -> affiliation (storedAff, JSON)
+//	v <room>                -> vCard (XEP-0486): photo hashes, a newline, the vCard
 var keySecret = []byte("k")
 
 func keyConfig(room string) []byte  { return append([]byte("c"), room...) }
 func keySubject(room string) []byte { return append([]byte("t"), room...) }
+func keyVCard(room string) []byte   { return append([]byte("v"), room...) }
 func keyAffs(room string) []byte    { return append(append([]byte("a"), room...), 0) }
 func keyAff(room, bare string) []byte {
 	return append(keyAffs(room), bare...)
@@ -52,13 +54,32 @@ func (r *room) persist(wasPersistent bool) error {
 		if err := r.saveConfig(); err != nil {
 			return err
 		}
-		return r.saveAffs()
+		if err := r.saveAffs(); err != nil {
+			return err
+		}
+		return r.saveHeldVCard()
 	case wasPersistent:
+		// The vCard stays with the room, in memory now.
+		if r.vcard != nil && r.vcard.card == nil {
+			v, err := r.svc.m.t.Get(keyVCard(r.key))
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+			_, r.vcard.card = splitVCard(v)
+		}
 		err := r.forget()
 		r.svc.dir.update(r.key, func(e *dirEntry) { e.persisted = false })
 		return err
 	}
 	return nil
+}
+
+// saveHeldVCard stores a vCard set while the room was not stored (locked, or temporary).
+func (r *room) saveHeldVCard() error {
+	if r.vcard == nil || r.vcard.card == nil {
+		return nil
+	}
+	return r.saveVCard(r.vcard)
 }
 
 func (r *room) saveConfig() error {
@@ -115,6 +136,9 @@ func (r *room) saveAll() error {
 	if err := r.saveAffs(); err != nil {
 		return err
 	}
+	if err := r.saveHeldVCard(); err != nil {
+		return err
+	}
 	if r.subject.set {
 		return r.saveSubject()
 	}
@@ -128,6 +152,9 @@ func (r *room) forget() error {
 		return err
 	}
 	if err := t.Delete(keySubject(r.key)); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	if err := t.Delete(keyVCard(r.key)); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
 	if err := t.Delete(keyConfig(r.key)); err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -187,6 +214,12 @@ func (s *service) load(bare jid.JID) (*room, error) {
 		if json.Unmarshal(v, &ss) == nil {
 			r.subject = subject{text: ss.Text, nick: ss.Nick, occID: ss.OccID, at: ss.At, set: true}
 		}
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	if v, err := t.Get(keyVCard(key)); err == nil {
+		hashes, _ := splitVCard(v)
+		r.vcard = &roomVCard{hashes: hashes}
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return nil, err
 	}
