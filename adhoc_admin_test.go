@@ -11,6 +11,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vireo-im/vireo/engine/admin"
+	"github.com/vireo-im/vireo/engine/config"
 )
 
 const adminNS = "http://jabber.org/protocol/admin"
@@ -146,10 +149,10 @@ func TestIntegrationAdhocFederation(t *testing.T) {
 	s, path := adminServer(t)
 	registerIBR(t, s, "localhost", "admin", "admin pw")
 	registerIBR(t, s, "localhost", "bob", "bob pw")
-	admin := loginMellium(t, s, "admin", "localhost", "admin pw")
+	root := loginMellium(t, s, "admin", "localhost", "admin pw")
 	before, _ := os.ReadFile(path)
 
-	form, done := admin.adhoc(t, "localhost", "edit-blacklist", [2]string{"blacklistjids", "Spam.Example"}, [2]string{"blacklistjids", "*.bad.example"})
+	form, done := root.adhoc(t, "localhost", "edit-blacklist", [2]string{"blacklistjids", "Spam.Example"}, [2]string{"blacklistjids", "*.bad.example"})
 	mustHave(t, "blacklist form", form, `var="blacklistjids"`, `type="jid-multi"`, "Edit Blacklist", `status="executing"`)
 	mustHave(t, "blacklist set", done, `status="completed"`, "blacklist set: 2 entries")
 	after, _ := os.ReadFile(path)
@@ -158,12 +161,12 @@ func TestIntegrationAdhocFederation(t *testing.T) {
 		t.Fatalf("config file after edit-blacklist:\n%s\nwant:\n%s", after, want)
 	}
 	// In force: a message to either bounces with not-allowed (RFC 6120 §8.3.3.10).
-	admin.send(t, "<message to='x@spam.example' id='m1' type='chat'><body>hi</body></message>")
-	admin.send(t, "<message to='y@deep.bad.example' id='m2' type='chat'><body>hi</body></message>")
-	admin.bounced(t, "m1", "not-allowed")
-	admin.bounced(t, "m2", "not-allowed")
+	root.send(t, "<message to='x@spam.example' id='m1' type='chat'><body>hi</body></message>")
+	root.send(t, "<message to='y@deep.bad.example' id='m2' type='chat'><body>hi</body></message>")
+	root.bounced(t, "m1", "not-allowed")
+	root.bounced(t, "m2", "not-allowed")
 	// The form shows the list in force.
-	form, _ = admin.adhoc(t, "localhost", "edit-blacklist", [2]string{"blacklistjids", "spam.example"}, [2]string{"blacklistjids", "*.bad.example"})
+	form, _ = root.adhoc(t, "localhost", "edit-blacklist", [2]string{"blacklistjids", "spam.example"}, [2]string{"blacklistjids", "*.bad.example"})
 	mustHave(t, "blacklist form", form, ">spam.example</value><value xmlns=\"jabber:x:data\">*.bad.example</value></field>")
 
 	// Refused, nothing changed: a user's JID, a domain on both lists, a name that is no domain.
@@ -174,7 +177,7 @@ func TestIntegrationAdhocFederation(t *testing.T) {
 		{"edit-whitelist", "whitelistjids", "spam.example", "both deny and allow"},
 		{"edit-whitelist", "whitelistjids", "no domain", "no domain"},
 	} {
-		_, done := admin.adhoc(t, "localhost", tc.node, [2]string{tc.field, tc.value})
+		_, done := root.adhoc(t, "localhost", tc.node, [2]string{tc.field, tc.value})
 		mustHave(t, tc.node+" "+tc.value, done, `status="completed"`, `type="error"`, tc.why)
 	}
 	if now, _ := os.ReadFile(path); string(now) != string(after) {
@@ -182,13 +185,13 @@ func TestIntegrationAdhocFederation(t *testing.T) {
 	}
 
 	// A whitelist: only the servers on it (and not blacklisted).
-	_, done = admin.adhoc(t, "localhost", "edit-whitelist", [2]string{"whitelistjids", "friends.example"})
+	_, done = root.adhoc(t, "localhost", "edit-whitelist", [2]string{"whitelistjids", "friends.example"})
 	mustHave(t, "whitelist set", done, "whitelist set: 1 entries")
 	if d, a := s.FederationLists(); strings.Join(d, ",") != "spam.example,*.bad.example" || strings.Join(a, ",") != "friends.example" {
 		t.Fatalf("lists in force: deny %v, allow %v", d, a)
 	}
-	admin.send(t, "<message to='z@stranger.example' id='m3' type='chat'><body>hi</body></message>")
-	admin.bounced(t, "m3", "not-allowed")
+	root.send(t, "<message to='z@stranger.example' id='m3' type='chat'><body>hi</body></message>")
+	root.bounced(t, "m3", "not-allowed")
 
 	// bob is no administrator.
 	bob := loginMellium(t, s, "bob", "localhost", "bob pw")
@@ -202,11 +205,22 @@ func TestIntegrationAdhocFederation(t *testing.T) {
 		t.Fatalf("after a restart: deny %v, allow %v", d, a)
 	}
 	// Emptied, the whitelist no longer limits.
-	admin = loginMellium(t, s, "admin", "localhost", "admin pw")
-	_, done = admin.adhoc(t, "localhost", "edit-whitelist")
+	root = loginMellium(t, s, "admin", "localhost", "admin pw")
+	_, done = root.adhoc(t, "localhost", "edit-whitelist")
 	mustHave(t, "whitelist emptied", done, "whitelist set: 0 entries")
 	if _, a := s.FederationLists(); len(a) != 0 {
 		t.Fatalf("allow after emptying: %v", a)
+	}
+
+	// vireoctl s2s deny add, through the admin socket: in force at once, and in the file.
+	resp, err := admin.Call(s.cfg.Admin.Socket, admin.Request{Op: "federation", List: "deny", Action: "add", Domain: "CLI.example"})
+	if err != nil || resp.Error != "" || strings.Join(resp.Lines, ",") != "spam.example,*.bad.example,cli.example" {
+		t.Fatalf("federation add: %v %+v", err, resp)
+	}
+	root.send(t, "<message to='x@cli.example' id='m4' type='chat'><body>hi</body></message>")
+	root.bounced(t, "m4", "not-allowed")
+	if c, err := config.Load(path); err != nil || strings.Join(c.S2S.Deny, ",") != "spam.example,*.bad.example,cli.example" {
+		t.Fatalf("deny in the file: %v, %v", c, err)
 	}
 }
 

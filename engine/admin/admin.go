@@ -28,7 +28,7 @@ import (
 
 // Request is one admin command.
 type Request struct {
-	Op       string `json:"op"` // adduser, deluser, passwd, disable, enable, users, inactive, bulkadd, stats, reload, modules, backup, export, import, s2s, vhost, invite, reset
+	Op       string `json:"op"` // adduser, deluser, passwd, disable, enable, users, inactive, bulkadd, stats, reload, modules, backup, export, import, s2s, federation, vhost, invite, reset
 	JID      string `json:"jid,omitempty"`
 	Password string `json:"password,omitempty"`
 	Domain   string `json:"domain,omitempty"`
@@ -36,7 +36,9 @@ type Request struct {
 	Count    int    `json:"count,omitempty"`
 	Iter     int    `json:"iter,omitempty"`
 	Path     string `json:"path,omitempty"` // backup, export, import: absolute path
-	// Action is what the vhost op does with Domain: list, add or remove; what the invite
+	// List is the federation op's list: "deny" or "allow".
+	List string `json:"list,omitempty"`
+	// Action is what the vhost and federation ops do with Domain: list, add or remove; what the invite
 	// op does: create (for JID: a domain, or the user@domain it reserves), list, or
 	// revoke (Token).
 	Action string `json:"action,omitempty"`
@@ -180,6 +182,8 @@ func Do(b Backend, r Request) Response {
 		resp.Count, resp.Lines, err = Import(b, r.Path)
 	case "vhost":
 		resp.Lines, err = Vhost(b, r.Action, r.Domain)
+	case "federation":
+		resp.Lines, err = Federation(b, r.List, r.Action, r.Domain)
 	case "invite":
 		resp.Lines, err = Invite(b, r.Action, r.JID, r.Token, r.TTL)
 	case "reset":

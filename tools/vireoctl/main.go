@@ -49,6 +49,12 @@ commands:
   reload                   re-read the configuration (server must run)
   s2s                      live server-to-server streams: domain, direction, auth
                            method, TLS version, idle time (server must run)
+  s2s deny|allow [list | add DOMAIN | remove DOMAIN]
+                           the servers never federated with, and (when not empty) the
+                           only ones federated with; DOMAIN or *.DOMAIN. A running
+                           server applies a change at once (streams with a denied
+                           server end); the config file's [s2s] deny or allow is
+                           rewritten, comments kept (the file only, when stopped)
   modules                  list built-in modules
   vhost list               list the virtual hosts
   vhost add DOMAIN         serve DOMAIN (certificate, conference., pubsub. and upload.
@@ -176,7 +182,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 	case "s2s":
 		printS2S(stdout, resp.S2S)
-	case "vhost":
+	case "vhost", "federation":
 		if req.Action != "list" {
 			fmt.Fprintln(stdout, "ok")
 		}
@@ -341,7 +347,22 @@ func parse(cmd string, args []string) (admin.Request, error) {
 		if len(args) == 2 {
 			r.Domain = args[1]
 		}
-	case "stats", "reload", "s2s":
+	case "s2s":
+		if len(args) == 0 {
+			break // the live streams
+		}
+		// s2s deny|allow [list | add DOMAIN | remove DOMAIN]: the federation lists.
+		r.Op, r.List, r.Action = "federation", args[0], "list"
+		switch {
+		case args[0] != "deny" && args[0] != "allow":
+			return r, errors.New("s2s: want no arguments, or deny|allow [list | add DOMAIN | remove DOMAIN]")
+		case len(args) == 1 || len(args) == 2 && args[1] == "list":
+		case len(args) == 3 && (args[1] == "add" || args[1] == "remove"):
+			r.Action, r.Domain = args[1], args[2]
+		default:
+			return r, fmt.Errorf("s2s %s: want list, add DOMAIN or remove DOMAIN", args[0])
+		}
+	case "stats", "reload":
 		if err := need(0, "no arguments"); err != nil {
 			return r, err
 		}
@@ -461,8 +482,29 @@ func (b offlineBackend) writeHosts(add bool, domain string) error {
 	return config.WriteDomains(b.cfg.Path(), hosts)
 }
 
+var _ admin.FederationEditor = offlineBackend{}
+
+// FederationLists implements admin.FederationEditor for a stopped server: the file's.
+func (b offlineBackend) FederationLists() (deny, allow []string) {
+	return b.cfg.S2S.Deny, b.cfg.S2S.Allow
+}
+
+// SetFederationList implements admin.FederationEditor for a stopped server: the config
+// file only, checked as a running server checks it.
+func (b offlineBackend) SetFederationList(allow bool, domains []string) ([]string, error) {
+	key := "deny"
+	if allow {
+		key = "allow"
+	}
+	edit, list, err := config.EditS2SList(b.cfg.Path(), key, domains)
+	if err != nil {
+		return nil, err
+	}
+	return list, edit.Commit()
+}
+
 func offline(cfg *config.Config, req admin.Request) (admin.Response, error) {
-	if req.Op == "vhost" {
+	if req.Op == "vhost" || req.Op == "federation" {
 		// The config file is all there is to change: the database stays closed.
 		return admin.Do(offlineBackend{cfg: cfg}, req), nil
 	}

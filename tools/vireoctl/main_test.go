@@ -128,6 +128,59 @@ func TestVhostOffline(t *testing.T) {
 	}
 }
 
+// TestFederationOffline: with no server answering, s2s deny and allow edit the config
+// file's [s2s] lists and list them; bad arguments are refused before anything is read,
+// and an edit the config would refuse (a domain on both lists) changes nothing.
+func TestFederationOffline(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "vireo.toml")
+	if err := config.WriteDefault(path, "a.org", false); err != nil {
+		t.Fatal(err)
+	}
+	ctl := func(args ...string) (int, string) {
+		var out, errb bytes.Buffer
+		code := run(append([]string{"-config", path}, args...), &out, &errb)
+		return code, out.String() + errb.String()
+	}
+	for _, bad := range [][]string{{"s2s", "block"}, {"s2s", "deny", "add"}, {"s2s", "deny", "list", "x"}, {"s2s", "allow", "drop", "b.org"}} {
+		if code, out := ctl(bad...); code != 2 {
+			t.Fatalf("%v: exit %d, %s", bad, code, out)
+		}
+	}
+	if code, out := ctl("s2s", "deny", "add", "Spam.Example"); code != 0 || out != "ok\nspam.example\n" {
+		t.Fatalf("add: %d %q", code, out)
+	}
+	if code, out := ctl("s2s", "deny", "add", "*.bad.example"); code != 0 || out != "ok\nspam.example\n*.bad.example\n" {
+		t.Fatalf("add a wildcard: %d %q", code, out)
+	}
+	if code, out := ctl("s2s", "deny"); code != 0 || out != "spam.example\n*.bad.example\n" {
+		t.Fatalf("list: %d %q", code, out)
+	}
+	before, _ := os.ReadFile(path)
+	if code, out := ctl("s2s", "allow", "add", "spam.example"); code != 1 || !strings.Contains(out, "both") {
+		t.Fatalf("a domain on both lists: %d %s", code, out)
+	}
+	if code, out := ctl("s2s", "deny", "add", "no domain"); code != 1 || !strings.Contains(out, "not a domain") {
+		t.Fatalf("no domain: %d %s", code, out)
+	}
+	if code, out := ctl("s2s", "deny", "remove", "other.example"); code != 1 || !strings.Contains(out, "not on the deny list") {
+		t.Fatalf("remove one not listed: %d %s", code, out)
+	}
+	if after, _ := os.ReadFile(path); string(after) != string(before) {
+		t.Fatalf("a refused edit changed the file")
+	}
+	if code, out := ctl("s2s", "deny", "remove", "spam.example"); code != 0 || out != "ok\n*.bad.example\n" {
+		t.Fatalf("remove: %d %q", code, out)
+	}
+	c, err := config.Load(path)
+	if err != nil || !slices.Equal(c.S2S.Deny, []string{"*.bad.example"}) {
+		t.Fatalf("config after remove: %v %v", c.S2S.Deny, err)
+	}
+	if _, err := os.Stat(c.DBDir()); err == nil {
+		t.Fatal("s2s deny opened (created) the database")
+	}
+}
+
 func TestParseExport(t *testing.T) {
 	for _, tc := range []struct {
 		args  []string
