@@ -292,3 +292,45 @@ listen = "127.0.0.1:0"
 		t.Fatalf("exit after SIGTERM: %v", err)
 	}
 }
+
+// TestIntegrationReloadModules: a reload changes the settings of modules that take them
+// while running: an administrator added to [modules.adhoc] admins runs XEP-0133 commands
+// at once, one removed no longer does, and the welcome message ([modules.welcome]) greets
+// the next account with its new words. A module table the module refuses fails the
+// reload as a whole, and what ran before stays.
+func TestIntegrationReloadModules(t *testing.T) {
+	s, path := adminServer(t)
+	orig, _ := os.ReadFile(path)
+	registerIBR(t, s, "localhost", "admin", "admin pw")
+	registerIBR(t, s, "localhost", "bob", "bob pw")
+	bob := loginMellium(t, s, "bob", "localhost", "bob pw")
+	run := func(c *xmppClient, id string) string {
+		c.send(t, "<iq type='set' id='"+id+"' to='localhost'><command xmlns='http://jabber.org/protocol/commands' node='"+adminNS+"#get-online-users-num' action='execute'/></iq>")
+		return c.iqAnswer(t, id)
+	}
+	mustHave(t, "bob before", run(bob, "r1"), `type="error"`, "forbidden")
+
+	edited := strings.Replace(string(orig), `admins = ["admin@localhost"]`, `admins = ["bob@localhost"]`, 1) +
+		"[modules.welcome]\nmessage = \"Welcome aboard.\"\nsubject = \"Hello\"\n"
+	if err := os.WriteFile(path, []byte(edited), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	mustHave(t, "bob after", run(bob, "r2"), `type="result"`, `status="completed"`)
+	root := loginMellium(t, s, "admin", "localhost", "admin pw")
+	mustHave(t, "admin after", run(root, "r3"), `type="error"`, "forbidden")
+	registerIBR(t, s, "localhost", "newcomer", "new pw")
+	newcomer := loginMellium(t, s, "newcomer", "localhost", "new pw")
+	newcomer.send(t, "<presence/>")
+	newcomer.waitFor(t, ">Hello</subject>", ">Welcome aboard.</body>")
+
+	// Refused: an administrator on a domain not served. Nothing changes.
+	bad := strings.Replace(edited, `admins = ["bob@localhost"]`, `admins = ["eve@elsewhere.example"]`, 1)
+	os.WriteFile(path, []byte(bad), 0o600)
+	if err := s.Reload(); err == nil || !strings.Contains(err.Error(), "not served here") {
+		t.Fatalf("reload with a bad admin: %v", err)
+	}
+	mustHave(t, "bob after the refused reload", run(bob, "r4"), `type="result"`)
+}

@@ -615,9 +615,11 @@ func (s *server) acmeChallenge() func(string) (string, bool) {
 }
 
 // Reload re-reads the config file and applies what can change without a restart: domains,
-// certificates, limits, registration, the dashboard switch, listeners. What needs a
-// restart (data_dir, turning federation on or off, [link], ACME on or off, the number of
-// event loops) is logged and kept as it was.
+// certificates, limits, registration, the dashboard switch, listeners, and the settings
+// of modules that take them while running (module.Reconfigurer: the administrators, the
+// welcome message). What needs a restart (data_dir, turning federation on or off, [link],
+// ACME on or off, the number of event loops, other modules' settings) is logged and kept
+// as it was.
 func (s *server) Reload() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -644,8 +646,23 @@ func (s *server) Reload() error {
 	if next.Runtime.EventLoops != s.cfg.Runtime.EventLoops {
 		s.log.Warn().Msg("runtime.event_loops changes need a restart")
 	}
-	if changed := s.cfg.ChangedModules(next); len(changed) > 0 {
-		s.log.Warn().Strs("modules", changed).Msg("[modules] changes need a restart; applying the rest")
+	// Modules that can change their settings while they run check them now, before
+	// anything changes, and apply them with the rest; the others wait for a restart.
+	var applies []func()
+	var reconfigured, later []string
+	for _, id := range s.cfg.ChangedModules(next) {
+		apply, ok, err := s.rt.Reconfigure(id, module.Reconfig{Decode: func(v any) error { return moduleConfig(next)(id, v) }, Domains: next.Domains})
+		if err != nil {
+			return fmt.Errorf("modules.%s: %w", id, err)
+		}
+		if !ok {
+			later = append(later, id)
+			continue
+		}
+		applies, reconfigured = append(applies, apply), append(reconfigured, id)
+	}
+	if len(later) > 0 {
+		s.log.Warn().Strs("modules", later).Msg("[modules] changes need a restart; applying the rest")
 	}
 	if next.TLS.ACME != s.cfg.TLS.ACME || next.TLS.ACMEDirectory != s.cfg.TLS.ACMEDirectory {
 		s.log.Warn().Msg("turning acme on or off, or changing its directory, needs a restart")
@@ -685,6 +702,12 @@ func (s *server) Reload() error {
 		return err
 	}
 	tuneGC(next.Runtime, s.log)
+	for _, apply := range applies {
+		apply()
+	}
+	if len(reconfigured) > 0 {
+		s.log.Info().Strs("modules", reconfigured).Msg("module settings changed")
+	}
 	s.cfg = next
 	if s.acme != nil {
 		// New hosts get their certificates now rather than at the next renewal check.

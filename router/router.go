@@ -738,3 +738,21 @@ func putOp(o *op) {
 	o.elem, o.hasElem = xmlstream.Element{}, false
 	opPool.Put(o)
 }
+
+// Reconfigure asks the running module id to check new settings (module.Reconfigurer) and
+// returns what applies them; false when no such module runs or it cannot change its
+// settings while it runs (they wait for a restart).
+func (r *Router) Reconfigure(id string, rc module.Reconfig) (apply func(), ok bool, err error) {
+	for _, m := range r.mods {
+		if m.ModuleInfo().ID != id {
+			continue
+		}
+		rm, ok := m.(module.Reconfigurer)
+		if !ok {
+			return nil, false, nil
+		}
+		apply, err := rm.Reconfigure(rc)
+		return apply, err == nil, err
+	}
+	return nil, false, nil
+}

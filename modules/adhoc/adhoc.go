@@ -22,6 +22,7 @@ package adhoc
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 
@@ -58,7 +59,7 @@ type Config struct {
 // Mod is the module.
 type Mod struct {
 	log    zerolog.Logger
-	admins map[string]bool // prepared bare JIDs; read-only after Provision
+	admins atomic.Pointer[map[string]bool] // prepared bare JIDs; replaced whole at a reload
 	byNode map[string]*command
 	sess   sessions
 	t      store.Table
@@ -67,7 +68,7 @@ type Mod struct {
 	ctl    module.Controller      // nil: reload and shutdown are not implemented
 	// inviteRegister is Config.ContactInvitesRegister; webURL the registrar's WebURL, for
 	// the invitations' landing pages.
-	inviteRegister bool
+	inviteRegister atomic.Bool
 	webURL         func(domain string) string
 }
 
@@ -85,31 +86,17 @@ var motdKey = []byte("motd")
 // Provision reads the administrators and registers the handlers.
 func (m *Mod) Provision(r module.Registrar) error {
 	m.log = r.Logger()
-	var cfg Config
-	if err := r.Config(&cfg); err != nil {
+	apply, err := m.Reconfigure(module.Reconfig{Decode: r.Config, Domains: r.Domains()})
+	if err != nil {
 		return err
 	}
-	local := map[string]bool{}
-	for _, d := range r.Domains() {
-		local[d] = true
-	}
-	m.admins = map[string]bool{}
-	for _, a := range cfg.Admins {
-		j, err := jid.Parse(a)
-		if err != nil || j.Local() == "" || !j.IsBare() {
-			return fmt.Errorf("admins: %q is not a bare user@domain JID", a)
-		}
-		if !local[j.Domain()] {
-			return fmt.Errorf("admins: %q: domain %s is not served here", a, j.Domain())
-		}
-		m.admins[j.String()] = true
-	}
+	apply()
 	m.byNode = map[string]*command{}
 	for i := range commands {
 		m.byNode[commands[i].node()] = &commands[i]
 	}
 	m.ctl = r.Controller()
-	m.inviteRegister, m.webURL = cfg.ContactInvitesRegister, r.WebURL
+	m.webURL = r.WebURL
 	m.t = r.Table("adhoc")
 	m.last = r.Table(last.Table)
 	if v, err := m.t.Get(motdKey); err == nil && len(v) > 0 {
@@ -125,7 +112,46 @@ func (m *Mod) Provision(r module.Registrar) error {
 	return nil
 }
 
-func (m *Mod) isAdmin(from jid.JID) bool { return len(m.admins) > 0 && m.admins[from.Bare().String()] }
+var _ module.Reconfigurer = (*Mod)(nil)
+
+// Reconfigure implements module.Reconfigurer: the administrators (local accounts, as
+// bare JIDs) and the contact invitations' registration switch change at a reload, so an
+// operator adds or removes an administrator without a restart.
+func (m *Mod) Reconfigure(rc module.Reconfig) (func(), error) {
+	var cfg Config
+	if err := rc.Decode(&cfg); err != nil {
+		return nil, err
+	}
+	admins, err := prepareAdmins(cfg.Admins, rc.Domains)
+	if err != nil {
+		return nil, err
+	}
+	return func() {
+		m.admins.Store(&admins)
+		m.inviteRegister.Store(cfg.ContactInvitesRegister)
+	}, nil
+}
+
+// prepareAdmins checks the configured administrators: bare JIDs of accounts on domains.
+func prepareAdmins(list, domains []string) (map[string]bool, error) {
+	admins := map[string]bool{}
+	for _, a := range list {
+		j, err := jid.Parse(a)
+		if err != nil || j.Local() == "" || !j.IsBare() {
+			return nil, fmt.Errorf("admins: %q is not a bare user@domain JID", a)
+		}
+		if !slices.Contains(domains, j.Domain()) {
+			return nil, fmt.Errorf("admins: %q: domain %s is not served here", a, j.Domain())
+		}
+		admins[j.String()] = true
+	}
+	return admins, nil
+}
+
+func (m *Mod) isAdmin(from jid.JID) bool {
+	a := m.admins.Load()
+	return a != nil && (*a)[from.Bare().String()]
+}
 
 // mayRun reports whether from may see and run cmd: administrators run every command, the
 // server's own users those meant for them (XEP-0401's contact invitation).

@@ -163,7 +163,7 @@ const (
 // it and subscribe back. With contact_invites_register it also creates an account here
 // (ibr=y), which starts out as the user's contact (the presence module's OnRegistered).
 func contactInvite(c module.Context, k *call) {
-	inv, err := invites.CreateContact(c.Store().Table(invites.Table), k.iq.From.Bare(), k.m.inviteRegister, 0, c.Now())
+	inv, err := invites.CreateContact(c.Store().Table(invites.Table), k.iq.From.Bare(), k.m.inviteRegister.Load(), 0, c.Now())
 	if errors.Is(err, invites.ErrTooMany) {
 		k.fail(c, strings.TrimPrefix(err.Error(), "invites: "))
 		return

@@ -61,7 +61,7 @@ type Config struct {
 
 // Mod is the module.
 type Mod struct {
-	cfg              Config
+	cfg              atomic.Pointer[Config] // replaced whole at a reload
 	mu               sync.Mutex
 	senders, domains map[string]*window // by bare JID, by domain
 	// blocked is the domains of BlockedDomainsFile; checked (the file's modification
@@ -85,27 +85,50 @@ var _ module.Provisioner = (*Mod)(nil)
 
 // Provision reads the limits and hooks inbound messages.
 func (m *Mod) Provision(r module.Registrar) error {
-	m.cfg = Config{PerSender: DefaultPerSender, PerDomain: DefaultPerDomain}
-	if err := r.Config(&m.cfg); err != nil {
+	m.senders, m.domains = map[string]*window{}, map[string]*window{}
+	apply, err := m.Reconfigure(module.Reconfig{Decode: r.Config})
+	if err != nil {
 		return err
 	}
-	if m.cfg.PerSender < 0 || m.cfg.PerDomain < 0 {
-		return errors.New("limits must be 0 (off) or more")
-	}
-	m.senders, m.domains = map[string]*window{}, map[string]*window{}
-	if f := m.cfg.BlockedDomainsFile; f != "" {
-		if err := m.load(time.Time{}); err != nil {
-			return err
-		}
-	}
-	if m.cfg.PerSender > 0 || m.cfg.PerDomain > 0 || m.cfg.BlockedDomainsFile != "" {
-		r.Hook(module.Inbound, module.KindMessage, module.OrderStrangers, m.inbound)
-		r.Hook(module.Inbound, module.KindPresence, module.OrderStrangers, m.subscribe)
-	}
+	apply()
+	r.Hook(module.Inbound, module.KindMessage, module.OrderStrangers, m.inbound)
+	r.Hook(module.Inbound, module.KindPresence, module.OrderStrangers, m.subscribe)
 	return nil
 }
 
+var _ module.Reconfigurer = (*Mod)(nil)
+
+// Reconfigure implements module.Reconfigurer: the limits and the blocked domains file
+// change at a reload (a spam wave is no time for a restart). A file that cannot be read
+// fails the reload.
+func (m *Mod) Reconfigure(rc module.Reconfig) (func(), error) {
+	cfg := Config{PerSender: DefaultPerSender, PerDomain: DefaultPerDomain}
+	if err := rc.Decode(&cfg); err != nil {
+		return nil, err
+	}
+	if cfg.PerSender < 0 || cfg.PerDomain < 0 {
+		return nil, errors.New("limits must be 0 (off) or more")
+	}
+	set, mtime := map[string]bool{}, time.Time{}
+	if cfg.BlockedDomainsFile != "" {
+		var err error
+		if set, mtime, err = readBlocked(cfg.BlockedDomainsFile); err != nil {
+			return nil, err
+		}
+	}
+	return func() {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		m.blocked.Store(&set)
+		m.fileMtime, m.checked = mtime, time.Time{}
+		m.cfg.Store(&cfg)
+	}, nil
+}
+
 func (m *Mod) inbound(c module.Context, p *module.Packet) module.Verdict {
+	if cfg := m.cfg.Load(); cfg.PerSender == 0 && cfg.PerDomain == 0 && cfg.BlockedDomainsFile == "" {
+		return module.Continue
+	}
 	if p.From.Local() == "" || p.To.Local() == "" || c.IsLocal(p.From.Domain()) {
 		return module.Continue // servers and services, or local senders
 	}
@@ -143,6 +166,9 @@ func (m *Mod) inbound(c module.Context, p *module.Packet) module.Verdict {
 // is dropped, as a request the user would never see (RFC 6121 §3.1.3 lets a server
 // refuse silently).
 func (m *Mod) subscribe(c module.Context, p *module.Packet) module.Verdict {
+	if cfg := m.cfg.Load(); cfg.PerSender == 0 && cfg.PerDomain == 0 && cfg.BlockedDomainsFile == "" {
+		return module.Continue
+	}
 	if p.Type != "subscribe" || p.From.Local() == "" || p.To.Local() == "" || c.IsLocal(p.From.Domain()) {
 		return module.Continue
 	}
@@ -159,13 +185,13 @@ func (m *Mod) subscribe(c module.Context, p *module.Packet) module.Verdict {
 // re-reading the file first when a minute has passed since the last look and it changed
 // (a file that cannot be read then keeps the list as it was).
 func (m *Mod) listed(domain string, now time.Time) bool {
-	if m.cfg.BlockedDomainsFile == "" {
+	if m.cfg.Load().BlockedDomainsFile == "" {
 		return false
 	}
 	m.mu.Lock()
 	if now.Sub(m.checked) >= time.Minute {
 		m.checked = now
-		m.load(m.fileMtime)
+		m.reload()
 	}
 	m.mu.Unlock()
 	set := *m.blocked.Load()
@@ -182,18 +208,29 @@ func (m *Mod) listed(domain string, now time.Time) bool {
 	return false
 }
 
-// load reads BlockedDomainsFile unless its modification time is still since.
-func (m *Mod) load(since time.Time) error {
-	fi, err := os.Stat(m.cfg.BlockedDomainsFile)
-	if err != nil {
-		return fmt.Errorf("blocked_domains_file: %w", err)
+// reload reads BlockedDomainsFile again when its modification time changed; a file that
+// cannot be read keeps the list as it was. Called with mu held.
+func (m *Mod) reload() {
+	f := m.cfg.Load().BlockedDomainsFile
+	fi, err := os.Stat(f)
+	if err != nil || fi.ModTime().Equal(m.fileMtime) {
+		return
 	}
-	if !since.IsZero() && fi.ModTime().Equal(since) {
-		return nil
+	if set, mtime, err := readBlocked(f); err == nil {
+		m.blocked.Store(&set)
+		m.fileMtime = mtime
 	}
-	f, err := os.Open(m.cfg.BlockedDomainsFile)
+}
+
+// readBlocked reads a blocked domains file: one domain per line, # comments.
+func readBlocked(name string) (map[string]bool, time.Time, error) {
+	fi, err := os.Stat(name)
 	if err != nil {
-		return fmt.Errorf("blocked_domains_file: %w", err)
+		return nil, time.Time{}, fmt.Errorf("blocked_domains_file: %w", err)
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("blocked_domains_file: %w", err)
 	}
 	defer f.Close()
 	set := map[string]bool{}
@@ -205,11 +242,9 @@ func (m *Mod) load(since time.Time) error {
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return fmt.Errorf("blocked_domains_file: %w", err)
+		return nil, time.Time{}, fmt.Errorf("blocked_domains_file: %w", err)
 	}
-	m.blocked.Store(&set)
-	m.fileMtime = fi.ModTime()
-	return nil
+	return set, fi.ModTime(), nil
 }
 
 // nsMUCUser marks room traffic (XEP-0045 §7.5 private messages, §7.8 invitations).
@@ -222,8 +257,9 @@ func (m *Mod) allow(sender, domain string, now time.Time) bool {
 	minute := now.Unix() / 60
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	okS := count(m.senders, sender, minute, m.cfg.PerSender)
-	okD := count(m.domains, domain, minute, m.cfg.PerDomain)
+	cfg := m.cfg.Load()
+	okS := count(m.senders, sender, minute, cfg.PerSender)
+	okD := count(m.domains, domain, minute, cfg.PerDomain)
 	return okS && okD
 }
 

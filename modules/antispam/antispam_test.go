@@ -2,14 +2,18 @@ package antispam
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/vireo-im/vireo/modules/module"
 )
 
 // TestAllow: one sender's budget, many senders' shared domain budget, the minute turning
 // over, refused attempts counting, and a full table starting over rather than growing.
 func TestAllow(t *testing.T) {
-	m := &Mod{cfg: Config{PerSender: 3, PerDomain: 5}, senders: map[string]*window{}, domains: map[string]*window{}}
+	m := withConfig(Config{PerSender: 3, PerDomain: 5})
 	t0 := time.Date(2026, 12, 6, 12, 0, 10, 0, time.UTC)
 	for i, want := range []bool{true, true, true, false, false} {
 		if got := m.allow("spam@x.example", "x.example", t0); got != want {
@@ -29,7 +33,7 @@ func TestAllow(t *testing.T) {
 		t.Fatal("the next minute refused")
 	}
 	// Off: no limit of that kind.
-	off := &Mod{cfg: Config{PerSender: 0, PerDomain: 2}, senders: map[string]*window{}, domains: map[string]*window{}}
+	off := withConfig(Config{PerSender: 0, PerDomain: 2})
 	for i := range 2 {
 		if !off.allow(fmt.Sprintf("u%d@z.example", i), "z.example", t0) {
 			t.Fatalf("sender limit off: message %d refused", i)
@@ -39,7 +43,7 @@ func TestAllow(t *testing.T) {
 		t.Fatal("the domain limit did not hold with the sender limit off")
 	}
 	// Bounded: a wave of new senders never grows the table past maxTracked.
-	big := &Mod{cfg: Config{PerSender: 1}, senders: map[string]*window{}, domains: map[string]*window{}}
+	big := withConfig(Config{PerSender: 1})
 	for i := range maxTracked + 10 {
 		big.allow(fmt.Sprintf("s%d@w.example", i), "w.example", t0)
 	}
@@ -50,10 +54,56 @@ func TestAllow(t *testing.T) {
 
 // BenchmarkAllow: the cost a counted stranger's message pays.
 func BenchmarkAllow(b *testing.B) {
-	m := &Mod{cfg: Config{PerSender: 1 << 30, PerDomain: 1 << 30}, senders: map[string]*window{}, domains: map[string]*window{}}
+	m := withConfig(Config{PerSender: 1 << 30, PerDomain: 1 << 30})
 	now := time.Now()
 	b.ReportAllocs()
 	for b.Loop() {
 		m.allow("spam@x.example", "x.example", now)
+	}
+}
+
+func withConfig(c Config) *Mod {
+	m := &Mod{senders: map[string]*window{}, domains: map[string]*window{}}
+	m.cfg.Store(&c)
+	return m
+}
+
+// TestReconfigure: a reload's new limits and blocked domains file take over whole; a
+// negative limit or a file that cannot be read is refused and changes nothing.
+func TestReconfigure(t *testing.T) {
+	m := &Mod{senders: map[string]*window{}, domains: map[string]*window{}}
+	decode := func(c Config) module.Reconfig {
+		return module.Reconfig{Decode: func(v any) error { *v.(*Config) = c; return nil }}
+	}
+	apply, err := m.Reconfigure(module.Reconfig{Decode: func(any) error { return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	apply()
+	if c := m.cfg.Load(); c.PerSender != DefaultPerSender || c.PerDomain != DefaultPerDomain {
+		t.Fatalf("defaults: %+v", c)
+	}
+	list := filepath.Join(t.TempDir(), "blocked.txt")
+	if _, err := m.Reconfigure(decode(Config{PerSender: -1})); err == nil {
+		t.Fatal("a negative limit accepted")
+	}
+	if _, err := m.Reconfigure(decode(Config{BlockedDomainsFile: list})); err == nil {
+		t.Fatal("a missing file accepted")
+	}
+	if m.listed("spam.example", time.Now()) || m.cfg.Load().PerSender != DefaultPerSender {
+		t.Fatal("a refused reconfiguration changed something")
+	}
+	os.WriteFile(list, []byte("# JabberSPAM\nSpam.Example.\n"), 0o600)
+	apply, err = m.Reconfigure(decode(Config{PerSender: 1, BlockedDomainsFile: list}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	apply()
+	if !m.listed("a.spam.example", time.Now()) || m.listed("example", time.Now()) {
+		t.Fatal("the new file is not in force")
+	}
+	t0 := time.Now()
+	if !m.allow("x@y.example", "y.example", t0) || m.allow("x@y.example", "y.example", t0) {
+		t.Fatal("the new sender limit is not in force")
 	}
 }

@@ -112,6 +112,24 @@ func All() []Info {
 // Provisioner is implemented by modules that register handlers.
 type Provisioner interface{ Provision(r Registrar) error }
 
+// Reconfigurer is a module whose [modules.<id>] settings can change while it runs. At a
+// configuration reload that changed its table, the router hands it the new one; the
+// module checks the settings whole and returns what applies them, or an error, and then
+// the reload fails and nothing changed. apply runs once the rest of the reload is in
+// place, while stanzas may be running on shards: what they read must change atomically.
+// A module without it keeps its settings until a restart.
+type Reconfigurer interface {
+	Reconfigure(rc Reconfig) (apply func(), err error)
+}
+
+// Reconfig is what a Reconfigurer gets at a reload.
+type Reconfig struct {
+	// Decode fills v from the module's new table, as Registrar.Config does at start.
+	Decode func(v any) error
+	// Domains are the virtual hosts served after the reload.
+	Domains []string
+}
+
 // Cleaner is implemented by modules that hold resources.
 type Cleaner interface{ Cleanup() error }
 

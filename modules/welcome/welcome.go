@@ -13,6 +13,7 @@ package welcome
 import (
 	"errors"
 	"strings"
+	"sync/atomic"
 
 	"github.com/vireo-im/vireo/modules/module"
 	"github.com/vireo-im/vireo/xmlstream"
@@ -31,7 +32,7 @@ type Config struct {
 }
 
 // Mod is the module.
-type Mod struct{ cfg Config }
+type Mod struct{ cfg atomic.Pointer[Config] }
 
 // ModuleInfo implements module.Module.
 func (*Mod) ModuleInfo() module.Info {
@@ -40,30 +41,46 @@ func (*Mod) ModuleInfo() module.Info {
 
 var _ module.Provisioner = (*Mod)(nil)
 
-// Provision reads the message and, when there is one, asks to hear of new accounts.
+// Provision reads the message and asks to hear of new accounts.
 func (m *Mod) Provision(r module.Registrar) error {
-	if err := r.Config(&m.cfg); err != nil {
+	apply, err := m.Reconfigure(module.Reconfig{Decode: r.Config})
+	if err != nil {
 		return err
 	}
-	m.cfg.Message = strings.TrimSpace(m.cfg.Message)
-	if len(m.cfg.Message) > MaxMessage {
-		return errTooLong
-	}
-	if m.cfg.Message != "" {
-		r.OnRegistered(m.welcome)
-	}
+	apply()
+	r.OnRegistered(m.welcome)
 	return nil
+}
+
+var _ module.Reconfigurer = (*Mod)(nil)
+
+// Reconfigure implements module.Reconfigurer: a new message greets the accounts made
+// after the reload; an empty one turns the greeting off.
+func (m *Mod) Reconfigure(rc module.Reconfig) (func(), error) {
+	var cfg Config
+	if err := rc.Decode(&cfg); err != nil {
+		return nil, err
+	}
+	cfg.Message = strings.TrimSpace(cfg.Message)
+	if len(cfg.Message) > MaxMessage {
+		return nil, errTooLong
+	}
+	return func() { m.cfg.Store(&cfg) }, nil
 }
 
 var errTooLong = errors.New("message: at most 16 KiB")
 
 // welcome routes the message from the account's host to the new account.
 func (m *Mod) welcome(c module.Context, r module.Registration) {
+	cfg := m.cfg.Load()
+	if cfg.Message == "" {
+		return
+	}
 	var b xmlstream.Builder
 	b.Start("message").Attr("type", "normal").Attr("from", r.User.Domain()).Attr("to", r.User.String())
-	if m.cfg.Subject != "" {
-		b.Start("subject").Text(m.cfg.Subject).End()
+	if cfg.Subject != "" {
+		b.Start("subject").Text(cfg.Subject).End()
 	}
-	b.Start("body").Text(m.cfg.Message).End().End()
+	b.Start("body").Text(cfg.Message).End().End()
 	c.Route(b.B)
 }
