@@ -45,6 +45,9 @@ func (c *xmppClient) adhoc(t *testing.T, host, node string, fields ...[2]string)
 	id := fmt.Sprintf("%s-%d", node, time.Now().UnixNano())
 	c.send(t, "<iq type='set' id='"+id+"-1' to='"+host+"'><command xmlns='http://jabber.org/protocol/commands' node='"+adminNS+"#"+node+"' action='execute'/></iq>")
 	form = c.iqAnswer(t, id+"-1")
+	if strings.Contains(form, `status="completed"`) {
+		return "", form // a command without a form is done at once
+	}
 	m := sessionID.FindStringSubmatch(form)
 	if m == nil {
 		t.Fatalf("%s: no session in %s", node, form)
@@ -333,4 +336,65 @@ func TestIntegrationReloadModules(t *testing.T) {
 		t.Fatalf("reload with a bad admin: %v", err)
 	}
 	mustHave(t, "bob after the refused reload", run(bob, "r4"), `type="result"`)
+}
+
+// TestIntegrationAdhocSettings: XEP-0133 set-welcome, delete-welcome and edit-admin
+// (§4.26–§4.28) write [modules.welcome] message and [modules.adhoc] admins to the config
+// file (the rest of it as it was) and are in force at once: the next account gets the
+// new welcome, none after it is deleted, and a new administrator runs commands. The
+// admin list must keep its sender; the forms show what is in force; a reload after them
+// changes nothing.
+func TestIntegrationAdhocSettings(t *testing.T) {
+	s, path := adminServer(t)
+	registerIBR(t, s, "localhost", "admin", "admin pw")
+	registerIBR(t, s, "localhost", "bob", "bob pw")
+	root := loginMellium(t, s, "admin", "localhost", "admin pw")
+	before, _ := os.ReadFile(path)
+
+	_, done := root.adhoc(t, "localhost", "set-welcome", [2]string{"welcome", "Welcome to \"localhost\"."}, [2]string{"welcome", "Be kind."})
+	mustHave(t, "set-welcome", done, `status="completed"`, "welcome message set")
+	after, _ := os.ReadFile(path)
+	if want := string(before) + "\n[modules.welcome]\nmessage = \"Welcome to \\\"localhost\\\".\\nBe kind.\"\n"; string(after) != want {
+		t.Fatalf("config after set-welcome:\n%s", after)
+	}
+	registerIBR(t, s, "localhost", "newcomer", "new pw")
+	n := loginMellium(t, s, "newcomer", "localhost", "new pw")
+	n.send(t, "<presence/>")
+	n.waitFor(t, "Welcome to &#34;localhost&#34;.\nBe kind.</body>")
+	form, _ := root.adhoc(t, "localhost", "set-welcome", [2]string{"welcome", "Welcome again."})
+	mustHave(t, "set-welcome form", form, "Welcome to &#34;localhost&#34;.</value>", ">Be kind.</value>")
+
+	_, done = root.adhoc(t, "localhost", "delete-welcome")
+	mustHave(t, "delete-welcome", done, `status="completed"`, "welcome message deleted")
+	registerIBR(t, s, "localhost", "late", "late pw")
+	late := loginMellium(t, s, "late", "localhost", "late pw")
+	late.send(t, "<presence/>")
+	late.send(t, "<iq type='get' id='ping' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+	late.iqAnswer(t, "ping")
+	time.Sleep(200 * time.Millisecond)
+	late.mu.Lock()
+	if g := late.got.String(); strings.Contains(g, "Welcome") {
+		t.Fatalf("welcomed after delete-welcome: %s", g)
+	}
+	late.mu.Unlock()
+
+	// edit-admin: the form lists the administrators; a list without the sender is refused.
+	form, done = root.adhoc(t, "localhost", "edit-admin", [2]string{"adminjids", "bob@localhost"})
+	mustHave(t, "edit-admin form", form, `var="adminjids"`, ">admin@localhost</value>")
+	mustHave(t, "edit-admin without the sender", done, `type="error"`, "the list must keep you")
+	_, done = root.adhoc(t, "localhost", "edit-admin", [2]string{"adminjids", "admin@localhost"}, [2]string{"adminjids", "Bob@localhost"})
+	mustHave(t, "edit-admin", done, `status="completed"`, "admin list set: 2 administrators")
+	if got, _ := os.ReadFile(path); !strings.Contains(string(got), "[modules.adhoc]\nadmins = [\"admin@localhost\", \"bob@localhost\"]\n") {
+		t.Fatalf("config after edit-admin:\n%s", got)
+	}
+	bob := loginMellium(t, s, "bob", "localhost", "bob pw")
+	bob.send(t, "<iq type='set' id='b1' to='localhost'><command xmlns='http://jabber.org/protocol/commands' node='"+adminNS+"#get-online-users-num' action='execute'/></iq>")
+	mustHave(t, "bob, an administrator now", bob.iqAnswer(t, "b1"), `status="completed"`)
+	_, done = root.adhoc(t, "localhost", "edit-admin", [2]string{"adminjids", "admin@localhost"}, [2]string{"adminjids", "eve@elsewhere.example"})
+	mustHave(t, "edit-admin, a domain not served", done, `type="error"`, "not served here")
+	if err := s.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	bob.send(t, "<iq type='set' id='b2' to='localhost'><command xmlns='http://jabber.org/protocol/commands' node='"+adminNS+"#get-online-users-num' action='execute'/></iq>")
+	mustHave(t, "bob after a reload", bob.iqAnswer(t, "b2"), `status="completed"`)
 }

@@ -827,6 +827,46 @@ func (s *server) Restart(msg string) {
 	s.Shutdown(msg)
 }
 
+var _ module.Settings = (*server)(nil)
+
+// ModuleSetting implements module.Settings.
+func (s *server) ModuleSetting(id, key string) any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var m map[string]any
+	if err := s.cfg.ModuleConfig(id, &m); err != nil {
+		return nil
+	}
+	return m[key]
+}
+
+// SetModuleSetting implements module.Settings: the config file gets the new line
+// (config.EditModuleSetting), the module checks its table as at a reload, and only then is
+// the file written and the setting applied. Other edits waiting in the file wait for the
+// next reload.
+func (s *server) SetModuleSetting(id, key string, value any) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	edit, now, err := config.EditModuleSetting(s.cfg.Path(), id, key, value)
+	if err != nil {
+		return err
+	}
+	apply, ok, err := s.rt.Reconfigure(id, module.Reconfig{Decode: func(v any) error { return moduleConfig(now)(id, v) }, Domains: s.cfg.Domains})
+	if err != nil {
+		return fmt.Errorf("modules.%s: %w", id, err)
+	}
+	if !ok {
+		return fmt.Errorf("module %s is not running, or takes its settings only at a restart", id)
+	}
+	if err := edit.Commit(); err != nil {
+		return fmt.Errorf("write %s: %w", s.cfg.Path(), err)
+	}
+	apply()
+	s.cfg = s.cfg.WithModule(id, now)
+	s.log.Info().Str("module", id).Str("key", key).Msg("module setting changed")
+	return nil
+}
+
 var _ module.Federation = (*server)(nil)
 
 // FederationLists implements module.Federation.

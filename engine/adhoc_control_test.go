@@ -239,8 +239,8 @@ func TestIntegrationSlixmppBlacklist(t *testing.T) {
 
 // TestIntegrationAdhocRestartAnnounced: XEP-0133 restart (§4.29) tells every available
 // session, then asks the process to restart; a process that cannot restart answers
-// feature-not-implemented, as do the blacklist and whitelist commands of one that holds
-// no federation policy.
+// feature-not-implemented, as do the blacklist, whitelist, welcome and admin-list
+// commands of one that holds no federation policy or settings.
 func TestIntegrationAdhocRestartAnnounced(t *testing.T) {
 	ctl := &policyController{restarts: make(chan string, 1)}
 	srv := controlServer(t, ctl)
@@ -263,7 +263,8 @@ func TestIntegrationAdhocRestartAnnounced(t *testing.T) {
 
 	plain := controlServer(t, &fakeController{shutdown: make(chan string, 1)})
 	admin = plain.LoginPlain(t, "admin", "admin pw", "desk")
-	for _, node := range []string{"restart", "edit-blacklist", "edit-whitelist"} {
+	for _, node := range []string{"restart", "edit-blacklist", "edit-whitelist", "set-welcome", "edit-admin"} {
 		mustContain(t, adhocRun(t, admin, node, "announcement", "x"), "type='error'", "<feature-not-implemented")
 	}
+	mustContain(t, adhocRun(t, admin, "delete-welcome"), "type='error'", "<feature-not-implemented") // no form: at once
 }

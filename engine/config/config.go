@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"net/url"
@@ -64,6 +65,43 @@ type Config struct {
 
 	md   toml.MetaData
 	path string
+	// modMD decodes the module tables WithModule took from another file's parse.
+	modMD map[string]*toml.MetaData
+}
+
+// primitiveDecode decodes the [modules] entry id, p, with the metadata it was parsed with.
+func (c *Config) primitiveDecode(id string, p toml.Primitive, v any) error {
+	if md, ok := c.modMD[id]; ok {
+		return md.PrimitiveDecode(p, v)
+	}
+	return c.md.PrimitiveDecode(p, v)
+}
+
+// WithModule returns a copy of c whose [modules.<id>] table is other's: the running
+// configuration after one module's settings were edited in the file and applied alone,
+// while whatever else the file now says waits for a reload.
+func (c *Config) WithModule(id string, other *Config) *Config {
+	cp := *c
+	cp.Modules = maps.Clone(c.Modules)
+	if cp.Modules == nil {
+		cp.Modules = map[string]toml.Primitive{}
+	}
+	cp.modMD = maps.Clone(c.modMD)
+	if cp.modMD == nil {
+		cp.modMD = map[string]*toml.MetaData{}
+	}
+	if p, ok := other.Modules[id]; ok {
+		cp.Modules[id] = p
+		md := other.md
+		if o, ok := other.modMD[id]; ok {
+			md = *o
+		}
+		cp.modMD[id] = &md
+	} else {
+		delete(cp.Modules, id)
+		delete(cp.modMD, id)
+	}
+	return &cp
 }
 
 // C2S configures client listeners and their limits.
@@ -745,7 +783,7 @@ func (c *Config) DisabledModules() []string {
 		return nil
 	}
 	var out []string
-	if err := c.md.PrimitiveDecode(p, &out); err != nil {
+	if err := c.primitiveDecode("disabled", p, &out); err != nil {
 		return nil
 	}
 	return out
@@ -757,7 +795,7 @@ func (c *Config) ModuleConfig(id string, v any) error {
 	if !ok {
 		return nil
 	}
-	if err := c.md.PrimitiveDecode(p, v); err != nil {
+	if err := c.primitiveDecode(id, p, v); err != nil {
 		return fmt.Errorf("modules.%s: %w", id, err)
 	}
 	return nil

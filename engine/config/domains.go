@@ -34,24 +34,34 @@ func RewriteS2SList(src []byte, key string, domains []string) ([]byte, error) {
 // rewriteArray sets key in table ("" for the top level) to an array of values. With
 // mustExist, a file without the key is refused rather than given one.
 func rewriteArray(src []byte, table, key string, values []string, mustExist bool) ([]byte, error) {
+	return rewriteKey(src, table, key, appendArray(nil, key, values), mustExist)
+}
+
+// rewriteKey replaces `key = <value>` in table with line (what appendArray or
+// appendString write), or adds line under the table's header, or the table at the end.
+func rewriteKey(src []byte, table, key string, line []byte, mustExist bool) ([]byte, error) {
 	loc, err := findKey(src, table, key)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]byte, 0, len(src)+64)
+	out := make([]byte, 0, len(src)+len(line)+16)
 	switch {
 	case loc.found:
+		// The same kind of value as before: an array stays an array, a string a string.
+		if isString, was := line[len(key)+3] == '"', src[loc.value]; isString != (was == '"' || was == '\'') {
+			return nil, fmt.Errorf("config: %s is not a%s", dotted(table, key), map[bool]string{true: " string", false: "n array"}[isString])
+		}
 		out = append(out, src[:loc.start]...)
-		out = appendArray(out, key, values)
+		out = append(out, line...)
 		return append(out, src[loc.end:]...), nil
 	case mustExist:
-		return nil, fmt.Errorf("config: no %s = [...] to rewrite", dotted(table, key))
+		return nil, fmt.Errorf("config: no %s = ... to rewrite", dotted(table, key))
 	case loc.table:
 		out = append(out, src[:loc.at]...)
 		if loc.at > 0 && src[loc.at-1] != '\n' {
 			out = append(out, '\n')
 		}
-		out = appendArray(out, key, values)
+		out = append(out, line...)
 		out = append(out, '\n')
 		return append(out, src[loc.at:]...), nil
 	default:
@@ -60,7 +70,7 @@ func rewriteArray(src []byte, table, key string, values []string, mustExist bool
 			out = append(out, '\n')
 		}
 		out = append(out, "\n["+table+"]\n"...)
-		out = appendArray(out, key, values)
+		out = append(out, line...)
 		return append(out, '\n'), nil
 	}
 }
@@ -79,28 +89,41 @@ func appendArray(b []byte, key string, values []string) []byte {
 		if i > 0 {
 			b = append(b, ", "...)
 		}
-		b = append(b, '"')
-		for _, r := range d {
-			switch {
-			case r == '"' || r == '\\':
-				b = append(b, '\\', byte(r))
-			case r < 0x20 || r == 0x7f || r == utf8.RuneError:
-				b = fmt.Appendf(b, `\u%04X`, r)
-			default:
-				b = utf8.AppendRune(b, r)
-			}
-		}
-		b = append(b, '"')
+		b = appendBasic(b, d)
 	}
 	return append(b, ']')
+}
+
+// appendString writes `key = "value"`, a TOML basic string on one line.
+func appendString(b []byte, key, value string) []byte {
+	return appendBasic(append(b, key+" = "...), value)
+}
+
+// appendBasic writes s as a TOML basic string: quotes, backslashes and control
+// characters (line ends included) escaped.
+func appendBasic(b []byte, s string) []byte {
+	b = append(b, '"')
+	for _, r := range s {
+		switch {
+		case r == '"' || r == '\\':
+			b = append(b, '\\', byte(r))
+		case r == '\n':
+			b = append(b, `\n`...)
+		case r < 0x20 || r == 0x7f || r == utf8.RuneError:
+			b = fmt.Appendf(b, `\u%04X`, r)
+		default:
+			b = utf8.AppendRune(b, r)
+		}
+	}
+	return append(b, '"')
 }
 
 // keyLoc is where findKey found a key: start and end of `key = [...]` when found;
 // otherwise whether the table's header is there, and at, the offset just past it.
 type keyLoc struct {
-	found, table bool
-	start, end   int
-	at           int
+	found, table      bool
+	start, value, end int
+	at                int
 }
 
 // findKey locates `key = <array>` among the keys of table ("" for the top level, before
@@ -142,11 +165,11 @@ func findKey(src []byte, table, key string) (keyLoc, error) {
 			}
 			if cur == table {
 				if v, ok := valueAfterKey(src, i, key); ok {
-					e, err := skipArray(src, v)
+					e, err := skipValue(src, v)
 					if err != nil {
 						return loc, fmt.Errorf("config: %s: %w", dotted(table, key), err)
 					}
-					loc.found, loc.start, loc.end = true, i, e
+					loc.found, loc.start, loc.value, loc.end = true, i, v, e
 					return loc, nil
 				}
 			}
@@ -240,6 +263,19 @@ func skipString(src []byte, i int) int {
 		}
 	}
 	return len(src)
+}
+
+// skipValue returns the offset just past the array or string that starts at i; other
+// values are not rewritten.
+func skipValue(src []byte, i int) (int, error) {
+	if i < len(src) && (src[i] == '"' || src[i] == '\'') {
+		e := skipString(src, i)
+		if e >= len(src) && (e == i || src[e-1] != src[i]) {
+			return 0, errors.New("string is not closed")
+		}
+		return e, nil
+	}
+	return skipArray(src, i)
 }
 
 // skipArray returns the offset just past the array that starts at i.
@@ -436,4 +472,59 @@ func sameButS2SList(src, out []byte, path, key string, n int) ([]string, error) 
 		return nil, fmt.Errorf("%s: rewriting [s2s] %s would change other settings; edit it there by hand", path, key)
 	}
 	return slices.Clone(*list), nil
+}
+
+// EditModuleSetting prepares setting key of [modules.<id>] in the config file at path to
+// value, a string or a list of strings, the key or the table added when missing: what
+// XEP-0133's commands on server settings (the administrators, the welcome message)
+// write, so that the file stays the one place that says them. The new text must parse,
+// to the same configuration but for that table, and read value back; the parsed new
+// configuration comes with the edit, for the module to check its table before anything
+// is written.
+func EditModuleSetting(path, id, key string, value any) (*FileEdit, *Config, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	var line []byte
+	switch v := value.(type) {
+	case string:
+		line = appendString(nil, key, v)
+	case []string:
+		line = appendArray(nil, key, v)
+	default:
+		return nil, nil, fmt.Errorf("config: modules.%s.%s: a %T is not written here", id, key, value)
+	}
+	table := "modules." + id
+	out, err := rewriteKey(src, table, key, line, false)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w; edit [%s] %s there by hand", path, err, table, key)
+	}
+	was, err := Parse(src, path)
+	if err != nil {
+		return nil, nil, err
+	}
+	now, err := Parse(out, path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: the rewritten [%s] does not parse: %w; edit it there by hand", path, table, err)
+	}
+	var got map[string]any
+	if err := now.ModuleConfig(id, &got); err != nil {
+		return nil, nil, err
+	}
+	if fmt.Sprint(got[key]) != fmt.Sprint(value) {
+		return nil, nil, fmt.Errorf("%s: [%s] %s reads back as %v; edit it there by hand", path, table, key, got[key])
+	}
+	a, err := was.WithModule(id, now).Redacted()
+	if err != nil {
+		return nil, nil, err
+	}
+	b, err := now.Redacted()
+	if err != nil {
+		return nil, nil, err
+	}
+	if a != b {
+		return nil, nil, fmt.Errorf("%s: rewriting [%s] %s would change other settings; edit it there by hand", path, table, key)
+	}
+	return &FileEdit{path: path, out: out}, now, nil
 }

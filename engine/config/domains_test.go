@@ -291,3 +291,72 @@ func TestEditS2SList(t *testing.T) {
 		t.Fatalf("after emptying: %v, %v", c.S2S.Deny, err)
 	}
 }
+
+// TestEditModuleSetting: a module's setting is written into its table (added when
+// missing) as a list or a one-line string whatever it holds (quotes, line ends), and
+// reads back; comments and the rest stay; a value of another kind in the file is left
+// for the operator.
+func TestEditModuleSetting(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "vireo.toml")
+	base := "domains = [\"a.org\"] # mine\n\n[modules.adhoc]\n# who runs XEP-0133\nadmins = [\"alice@a.org\"]\n"
+	os.WriteFile(path, []byte(base), 0o600)
+
+	edit, now, err := EditModuleSetting(path, "adhoc", "admins", []string{"alice@a.org", "bob@a.org"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ac struct{ Admins []string }
+	if now.ModuleConfig("adhoc", &ac); !slices.Equal(ac.Admins, []string{"alice@a.org", "bob@a.org"}) {
+		t.Fatalf("parsed admins %v", ac.Admins)
+	}
+	if err := edit.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(path)
+	if want := strings.Replace(base, `admins = ["alice@a.org"]`, `admins = ["alice@a.org", "bob@a.org"]`, 1); string(got) != want {
+		t.Fatalf("file:\n%s\nwant:\n%s", got, want)
+	}
+
+	msg := "Welcome to \"a.org\".\nRules: be kind \\ patient.\n\tTab, and é."
+	edit, _, err = EditModuleSetting(path, "welcome", "message", msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edit.Commit()
+	c, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wc struct{ Message string }
+	if c.ModuleConfig("welcome", &wc); wc.Message != msg {
+		t.Fatalf("message read back %q", wc.Message)
+	}
+	got, _ = os.ReadFile(path)
+	if !strings.HasPrefix(string(got), string(got[:len(base)])) || !strings.HasSuffix(string(got), "\n[modules.welcome]\nmessage = \"Welcome to \\\"a.org\\\".\\nRules: be kind \\\\ patient.\\n\\u0009Tab, and é.\"\n") {
+		t.Fatalf("file:\n%s", got)
+	}
+	// Replaced in place the second time.
+	edit, _, err = EditModuleSetting(path, "welcome", "message", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	edit.Commit()
+	if got, _ := os.ReadFile(path); strings.Count(string(got), "message =") != 1 || !strings.Contains(string(got), "message = \"\"\n") {
+		t.Fatalf("file:\n%s", got)
+	}
+	// Refused: a string where the file has a list.
+	if _, _, err := EditModuleSetting(path, "adhoc", "admins", "bob@a.org"); err == nil {
+		t.Fatal("a string written over a list")
+	}
+	// The running configuration with one module's table taken from the file.
+	was, _ := Parse([]byte(base), path)
+	with := was.WithModule("welcome", c)
+	var w2 struct{ Message string }
+	if with.ModuleConfig("welcome", &w2); w2.Message != msg {
+		t.Fatalf("WithModule: %q", w2.Message)
+	}
+	if r, err := with.Redacted(); err != nil || !strings.Contains(r, "Rules") {
+		t.Fatalf("WithModule redacted: %v\n%s", err, r)
+	}
+}

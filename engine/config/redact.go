@@ -29,7 +29,7 @@ func (c *Config) Redacted() (string, error) {
 		mods := map[string]any{}
 		for id, p := range c.Modules {
 			var v any
-			if err := c.md.PrimitiveDecode(p, &v); err != nil {
+			if err := c.primitiveDecode(id, p, &v); err != nil {
 				return "", err
 			}
 			mods[id] = v

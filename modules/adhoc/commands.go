@@ -3,6 +3,7 @@ package adhoc
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -135,6 +136,13 @@ var commands = []command{
 	{name: "edit-motd", title: "Edit Message of the Day", instructions: "Fill out this form to edit the message of the day.",
 		form: motdForm(true), run: setMOTD},
 	{name: "delete-motd", title: "Delete Message of the Day", run: deleteMOTD},
+	// §4.26–§4.28 on settings the config file holds ([modules.welcome] message, [modules.adhoc]
+	// admins): written there, and in force at once (module.Settings).
+	{name: "set-welcome", title: "Set Welcome Message", instructions: "Fill out this form to set the welcome message new users get.",
+		form: welcomeForm, run: setWelcome},
+	{name: "delete-welcome", title: "Delete Welcome Message", run: deleteWelcome},
+	{name: "edit-admin", title: "Edit Admin List", instructions: "Fill out this form to edit the list of administrators (local accounts).",
+		form: adminForm, run: editAdmin},
 	// reload is not in XEP-0133; it is the SIGHUP of the process, under the same namespace.
 	{name: "reload", title: "Reload the Configuration", run: reload},
 	{name: "restart", title: "Restart Service", instructions: "Fill out this form to restart the service.",
@@ -1047,5 +1055,90 @@ func editFederation(allow bool) func(module.Context, *call) {
 		}) {
 			k.error(c, stanza.New(stanza.ResourceConstraintCond))
 		}
+	}
+}
+
+// welcomeForm shows the welcome message in force.
+func welcomeForm(m *Mod, _ module.Context) []Field {
+	f := Field{Var: "welcome", Type: "text-multi", Label: "Welcome Message", Required: true}
+	if st, ok := m.ctl.(module.Settings); ok {
+		if v, _ := st.ModuleSetting("welcome", "message").(string); v != "" {
+			f.Values = strings.Split(v, "\n")
+		}
+	}
+	return []Field{f}
+}
+
+// setWelcome is XEP-0133 §4.26: the message every account made from now on gets.
+func setWelcome(c module.Context, k *call) {
+	if _, ok := k.m.ctl.(module.Settings); !ok {
+		k.error(c, stanza.New(stanza.FeatureNotImplemented))
+		return
+	}
+	msg := strings.TrimSpace(strings.Join(k.form["welcome"], "\n"))
+	if msg == "" {
+		k.fail(c, "the welcome message is empty; delete-welcome removes it")
+		return
+	}
+	setting(c, k, "welcome", "message", msg, "welcome message set")
+}
+
+// deleteWelcome is XEP-0133 §4.27.
+func deleteWelcome(c module.Context, k *call) {
+	setting(c, k, "welcome", "message", "", "welcome message deleted")
+}
+
+// adminForm shows the administrators in force.
+func adminForm(m *Mod, _ module.Context) []Field {
+	f := Field{Var: "adminjids", Type: "jid-multi", Label: "The admin list", Required: true}
+	if a := m.admins.Load(); a != nil {
+		f.Values = slices.Sorted(maps.Keys(*a))
+	}
+	return []Field{f}
+}
+
+// editAdmin is XEP-0133 §4.28: the list replaces [modules.adhoc] admins. It must keep the
+// administrator who sends it, so nobody locks themselves out by a slip.
+func editAdmin(c module.Context, k *call) {
+	if _, ok := k.m.ctl.(module.Settings); !ok {
+		k.error(c, stanza.New(stanza.FeatureNotImplemented))
+		return
+	}
+	var list []string
+	for _, v := range k.form["adminjids"] {
+		j, err := jid.Parse(strings.TrimSpace(v))
+		if err != nil || j.Local() == "" || !j.IsBare() {
+			k.fail(c, v+" is not an account's bare JID")
+			return
+		}
+		if s := j.String(); !slices.Contains(list, s) {
+			list = append(list, s)
+		}
+	}
+	if !slices.Contains(list, k.iq.From.Bare().String()) {
+		k.fail(c, "the list must keep you ("+k.iq.From.Bare().String()+"): another administrator can remove you")
+		return
+	}
+	setting(c, k, "adhoc", "admins", list, "admin list set: "+strconv.Itoa(len(list))+" administrators")
+}
+
+// setting writes one module setting through module.Settings, off the shard (it writes
+// the config file), and completes the command with done or the reason it was refused.
+func setting(c module.Context, k *call, id, key string, value any, done string) {
+	st, ok := k.m.ctl.(module.Settings)
+	if !ok {
+		k.error(c, stanza.New(stanza.FeatureNotImplemented))
+		return
+	}
+	var err error
+	if !c.Async(func() { err = st.SetModuleSetting(id, key, value) }, func(c module.Context) {
+		if err != nil {
+			k.m.log.Warn().Err(err).Str("module", id).Str("key", key).Msg("adhoc: setting not changed")
+			k.fail(c, "not changed: "+err.Error())
+			return
+		}
+		k.info(c, done)
+	}) {
+		k.error(c, stanza.New(stanza.ResourceConstraintCond))
 	}
 }

@@ -66,3 +66,17 @@ type Restarter interface {
 	// Restart starts it and returns at once; msg is the reason, for the log.
 	Restart(msg string)
 }
+
+// Settings is a Controller's hold on module settings kept in the config file, for
+// XEP-0133's commands on them (edit-admin, set-welcome, delete-welcome). A setting is
+// written to [modules.<id>] (comments and every other line kept) and the module takes it
+// at once (Reconfigurer), as a reload would give it.
+type Settings interface {
+	// ModuleSetting returns key of [modules.<id>] in force: a string, a []any of strings,
+	// or nil when unset.
+	ModuleSetting(id, key string) any
+	// SetModuleSetting writes key = value (a string or a []string) and has the module
+	// take it. A value the module refuses, or a file where that cannot be done safely,
+	// changes nothing.
+	SetModuleSetting(id, key string, value any) error
+}
