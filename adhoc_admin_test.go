@@ -227,7 +227,7 @@ func TestIntegrationAdhocFederation(t *testing.T) {
 	}
 }
 
-// TestIntegrationAdhocRestart: XEP-0133 restart (§4.29) on the real binary. Every
+// TestIntegrationAdhocRestart: XEP-0133 restart (§4.30) on the real binary. Every
 // available session gets the announcement, the streams end with system-shutdown, and
 // the same process serves again, with the accounts and the config it had.
 func TestIntegrationAdhocRestart(t *testing.T) {
@@ -339,7 +339,7 @@ func TestIntegrationReloadModules(t *testing.T) {
 }
 
 // TestIntegrationAdhocSettings: XEP-0133 set-welcome, delete-welcome and edit-admin
-// (§4.26–§4.28) write [modules.welcome] message and [modules.adhoc] admins to the config
+// (§4.27–§4.29) write [modules.welcome] message and [modules.adhoc] admins to the config
 // file (the rest of it as it was) and are in force at once: the next account gets the
 // new welcome, none after it is deleted, and a new administrator runs commands. The
 // admin list must keep its sender; the forms show what is in force; a reload after them

@@ -237,7 +237,7 @@ func TestIntegrationSlixmppBlacklist(t *testing.T) {
 	}
 }
 
-// TestIntegrationAdhocRestartAnnounced: XEP-0133 restart (§4.29) tells every available
+// TestIntegrationAdhocRestartAnnounced: XEP-0133 restart (§4.30) tells every available
 // session, then asks the process to restart; a process that cannot restart answers
 // feature-not-implemented, as do the blacklist, whitelist, welcome and admin-list
 // commands of one that holds no federation policy or settings.

@@ -136,7 +136,7 @@ var commands = []command{
 	{name: "edit-motd", title: "Edit Message of the Day", instructions: "Fill out this form to edit the message of the day.",
 		form: motdForm(true), run: setMOTD},
 	{name: "delete-motd", title: "Delete Message of the Day", run: deleteMOTD},
-	// §4.26–§4.28 on settings the config file holds ([modules.welcome] message, [modules.adhoc]
+	// §4.27–§4.29 on settings the config file holds ([modules.welcome] message, [modules.adhoc]
 	// admins): written there, and in force at once (module.Settings).
 	{name: "set-welcome", title: "Set Welcome Message", instructions: "Fill out this form to set the welcome message new users get.",
 		form: welcomeForm, run: setWelcome},
@@ -926,7 +926,7 @@ func reload(c module.Context, k *call) {
 // that the messages leave the router before the streams close.
 const ShutdownGrace = time.Second
 
-// stopForm is the form of restart (§4.29) and shutdown (§4.30).
+// stopForm is the form of restart (§4.30) and shutdown (§4.31).
 func stopForm(label string) func(*Mod, module.Context) []Field {
 	return func(*Mod, module.Context) []Field {
 		return []Field{{Var: "delay", Type: "list-single", Label: label,
@@ -935,7 +935,7 @@ func stopForm(label string) func(*Mod, module.Context) []Field {
 	}
 }
 
-// stopService is XEP-0133 §4.29 (restart) and §4.30 (shutdown): the announcement goes
+// stopService is XEP-0133 §4.30 (restart) and §4.31 (shutdown): the announcement goes
 // to every available session, then after the delay the process stops through the
 // module.Controller, and with restart starts again (module.Restarter).
 func stopService(restart bool) func(module.Context, *call) {
@@ -1069,7 +1069,7 @@ func welcomeForm(m *Mod, _ module.Context) []Field {
 	return []Field{f}
 }
 
-// setWelcome is XEP-0133 §4.26: the message every account made from now on gets.
+// setWelcome is XEP-0133 §4.27: the message every account made from now on gets.
 func setWelcome(c module.Context, k *call) {
 	if _, ok := k.m.ctl.(module.Settings); !ok {
 		k.error(c, stanza.New(stanza.FeatureNotImplemented))
@@ -1083,7 +1083,7 @@ func setWelcome(c module.Context, k *call) {
 	setting(c, k, "welcome", "message", msg, "welcome message set")
 }
 
-// deleteWelcome is XEP-0133 §4.27.
+// deleteWelcome is XEP-0133 §4.28.
 func deleteWelcome(c module.Context, k *call) {
 	setting(c, k, "welcome", "message", "", "welcome message deleted")
 }
@@ -1097,7 +1097,7 @@ func adminForm(m *Mod, _ module.Context) []Field {
 	return []Field{f}
 }
 
-// editAdmin is XEP-0133 §4.28: the list replaces [modules.adhoc] admins. It must keep the
+// editAdmin is XEP-0133 §4.29: the list replaces [modules.adhoc] admins. It must keep the
 // administrator who sends it, so nobody locks themselves out by a slip.
 func editAdmin(c module.Context, k *call) {
 	if _, ok := k.m.ctl.(module.Settings); !ok {

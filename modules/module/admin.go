@@ -35,7 +35,7 @@ type ServerSessions interface {
 
 // Controller is the process the server runs in, for the administrative commands that act
 // on it rather than on accounts or sessions: a configuration reload and a shutdown
-// (XEP-0133 §4.30). main implements it; Registrar.Controller returns nil when the server
+// (XEP-0133 §4.31). main implements it; Registrar.Controller returns nil when the server
 // runs without one (tests, embedding), and modules then answer feature-not-implemented.
 // Both methods are safe to call from any goroutine.
 type Controller interface {
@@ -60,7 +60,7 @@ type Federation interface {
 	SetFederationList(allow bool, domains []string) ([]string, error)
 }
 
-// Restarter is a Controller that can restart the process in place (XEP-0133 §4.29): a
+// Restarter is a Controller that can restart the process in place (XEP-0133 §4.30): a
 // clean stop, as Shutdown, then the same program with the same arguments.
 type Restarter interface {
 	// Restart starts it and returns at once; msg is the reason, for the log.
