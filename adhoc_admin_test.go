@@ -216,7 +216,7 @@ func TestIntegrationAdhocFederation(t *testing.T) {
 	}
 
 	// vireoctl s2s deny add, through the admin socket: in force at once, and in the file.
-	resp, err := admin.Call(s.cfg.Admin.Socket, admin.Request{Op: "federation", List: "deny", Action: "add", Domain: "CLI.example"})
+	resp, err := admin.Call(running(s).Admin.Socket, admin.Request{Op: "federation", List: "deny", Action: "add", Domain: "CLI.example"})
 	if err != nil || resp.Error != "" || strings.Join(resp.Lines, ",") != "spam.example,*.bad.example,cli.example" {
 		t.Fatalf("federation add: %v %+v", err, resp)
 	}

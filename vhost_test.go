@@ -73,10 +73,18 @@ func startVhost(t *testing.T, path string) *server {
 	return s
 }
 
+// running is s's configuration, read as the server's own goroutines change it (a vhost
+// change, a module setting, a reload): under its lock.
+func running(s *server) *config.Config {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cfg
+}
+
 // vhost runs one vhost request over the admin socket, as vireoctl does.
 func vhost(t *testing.T, s *server, action, domain string) admin.Response {
 	t.Helper()
-	resp, err := admin.Call(s.cfg.Admin.Socket, admin.Request{Op: "vhost", Action: action, Domain: domain})
+	resp, err := admin.Call(running(s).Admin.Socket, admin.Request{Op: "vhost", Action: action, Domain: domain})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +95,7 @@ func vhost(t *testing.T, s *server, action, domain string) admin.Response {
 // the server serves host its own certificate.
 func hostTLS(t *testing.T, s *server, host string) *tls.Config {
 	t.Helper()
-	cert, _ := s.cfg.HostCert(host)
+	cert, _ := running(s).HostCert(host)
 	pem, err := os.ReadFile(cert)
 	if err != nil {
 		t.Fatalf("no certificate for %s: %v", host, err)
