@@ -8,6 +8,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/vireo-im/vireo/modules/module"
 	"github.com/vireo-im/vireo/modules/sid"
 	"github.com/vireo-im/vireo/store"
 	"github.com/vireo-im/vireo/store/pebblestore"
@@ -181,7 +182,8 @@ func TestArchiveCountLimit(t *testing.T) {
 // within its budget, and resumes where it stopped.
 func TestArchiveExpire(t *testing.T) {
 	st := openStore(t)
-	m := &Mod{a: archive{t: st.Table("mam")}, retention: time.Hour, log: zerolog.Nop()}
+	m := &Mod{a: archive{t: st.Table("mam")}, log: zerolog.Nop()}
+	m.set.Store(&settings{def: PolicyAlways, maxPage: DefaultMaxPage, retention: time.Hour})
 	base := nextDay()
 	bob, _ := jid.Parse("bob@d/r")
 	users := []string{"u1@d", "u2@d", "u3@d"}
@@ -252,5 +254,36 @@ func TestRecordRoundTrip(t *testing.T) {
 		if _, err := decode(bad); err == nil {
 			t.Errorf("decode(%v) accepted", bad)
 		}
+	}
+}
+
+// TestReconfigure: a reload's retention, default policy and page size take over whole;
+// a bad value is refused and changes nothing.
+func TestReconfigure(t *testing.T) {
+	m := &Mod{log: zerolog.Nop()}
+	with := func(c Config) module.Reconfig {
+		return module.Reconfig{Decode: func(v any) error { *v.(*Config) = c; return nil }}
+	}
+	apply, err := m.Reconfigure(with(Config{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	apply()
+	now := time.Now()
+	if st := m.set.Load(); st.def != PolicyAlways || st.maxPage != DefaultMaxPage || !m.cutoff(now).IsZero() {
+		t.Fatalf("defaults: %+v", st)
+	}
+	for _, bad := range []Config{{Retention: "soon"}, {Default: "sometimes"}, {SweepInterval: "-1h"}} {
+		if _, err := m.Reconfigure(with(bad)); err == nil {
+			t.Fatalf("%+v accepted", bad)
+		}
+	}
+	apply, err = m.Reconfigure(with(Config{Retention: "30d", Default: PolicyRoster, MaxPage: 10}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	apply()
+	if st := m.set.Load(); st.def != PolicyRoster || st.maxPage != 10 || !m.cutoff(now).Equal(now.Add(-30*24*time.Hour)) {
+		t.Fatalf("after: %+v", st)
 	}
 }

@@ -48,7 +48,7 @@ func (m *Mod) query(c module.Context, iq *module.Packet) {
 		return
 	}
 	user := iq.From.Bare().String()
-	pg, e, err := m.a.query(user, &q, m.cutoff(c.Now()), m.maxPage)
+	pg, e, err := m.a.query(user, &q, m.cutoff(c.Now()), m.set.Load().maxPage)
 	if e != nil {
 		c.Error(iq, e)
 		return
@@ -240,7 +240,7 @@ func (m *Mod) userPrefs(user jid.JID) (prefs, error) {
 	var p prefs
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		p = prefs{def: m.cfg.Default}
+		p = prefs{def: m.set.Load().def}
 	case err != nil:
 		return prefs{}, err
 	default:

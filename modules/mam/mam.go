@@ -76,15 +76,14 @@ type Config struct {
 
 // Mod is the module.
 type Mod struct {
-	cfg       Config
-	maxPage   int
-	retention time.Duration
-	every     time.Duration
-	a         archive
-	prefs     *prefsCache // nil in tests that build a Mod by hand: every lookup reads the store
-	st        store.Store // the server's store: its rooms' archive is installed under it
-	log       zerolog.Logger
-	now       func() time.Time
+	cfg   Config // as at start: sync and sweep_interval change at a restart
+	set   atomic.Pointer[settings]
+	every time.Duration
+	a     archive
+	prefs *prefsCache // nil in tests that build a Mod by hand: every lookup reads the store
+	st    store.Store // the server's store: its rooms' archive is installed under it
+	log   zerolog.Logger
+	now   func() time.Time
 
 	features func() []string
 	sidOnce  sync.Once
@@ -132,31 +131,27 @@ func ParseRetention(s string) (time.Duration, error) {
 	return d, nil
 }
 
+// settings are what a reload changes (Reconfigure).
+type settings struct {
+	def       string // the policy for users who set none
+	maxPage   int
+	retention time.Duration // 0: kept for ever
+}
+
 // Provision reads [modules.mam] and registers the IQs, hooks and the sweeper.
 func (m *Mod) Provision(r module.Registrar) error {
 	m.log = r.Logger()
 	if err := r.Config(&m.cfg); err != nil {
 		return err
 	}
-	if m.cfg.Default == "" {
-		m.cfg.Default = PolicyAlways
-	}
-	if !validPolicy(m.cfg.Default) {
-		return fmt.Errorf("default %q: want always, roster or never", m.cfg.Default)
-	}
-	m.maxPage = m.cfg.MaxPage
-	if m.maxPage <= 0 {
-		m.maxPage = DefaultMaxPage
-	}
-	var err error
-	if m.retention, err = ParseRetention(m.cfg.Retention); err != nil {
+	apply, err := m.Reconfigure(module.Reconfig{Decode: r.Config})
+	if err != nil {
 		return err
 	}
+	apply()
 	m.every = DefaultSweepInterval
 	if m.cfg.SweepInterval != "" {
-		if m.every, err = time.ParseDuration(m.cfg.SweepInterval); err != nil || m.every <= 0 {
-			return fmt.Errorf("sweep_interval %q: want a duration such as \"1h\"", m.cfg.SweepInterval)
-		}
+		m.every, _ = time.ParseDuration(m.cfg.SweepInterval) // checked by Reconfigure
 	}
 	if m.now == nil {
 		m.now = time.Now
@@ -193,11 +188,47 @@ func (m *Mod) Provision(r module.Registrar) error {
 	// XEP-0377 reports name messages by the stanza-ids of the reporter's archive.
 	blocking.SetEvidence(m.st, evidence{m})
 
-	if m.retention > 0 {
-		m.stop, m.done = make(chan struct{}), make(chan struct{})
-		go m.sweeper()
-	}
+	// The sweeper runs even without a retention, which a reload may set.
+	m.stop, m.done = make(chan struct{}), make(chan struct{})
+	go m.sweeper()
 	return nil
+}
+
+var _ module.Reconfigurer = (*Mod)(nil)
+
+// Reconfigure implements module.Reconfigurer: the default policy, the page size and the
+// retention change at a reload (a shorter retention applies at the next sweep). sync and
+// sweep_interval are read at start only; a change to them is logged and waits.
+func (m *Mod) Reconfigure(rc module.Reconfig) (func(), error) {
+	var cfg Config
+	if err := rc.Decode(&cfg); err != nil {
+		return nil, err
+	}
+	st := &settings{def: cfg.Default, maxPage: cfg.MaxPage}
+	if st.def == "" {
+		st.def = PolicyAlways
+	}
+	if !validPolicy(st.def) {
+		return nil, fmt.Errorf("default %q: want always, roster or never", st.def)
+	}
+	if st.maxPage <= 0 {
+		st.maxPage = DefaultMaxPage
+	}
+	var err error
+	if st.retention, err = ParseRetention(cfg.Retention); err != nil {
+		return nil, err
+	}
+	if cfg.SweepInterval != "" {
+		if d, err := time.ParseDuration(cfg.SweepInterval); err != nil || d <= 0 {
+			return nil, fmt.Errorf("sweep_interval %q: want a duration such as \"1h\"", cfg.SweepInterval)
+		}
+	}
+	return func() {
+		if m.set.Load() != nil && (cfg.Sync != m.cfg.Sync || cfg.SweepInterval != m.cfg.SweepInterval) {
+			m.log.Warn().Msg("mam: sync and sweep_interval change at a restart; applying the rest")
+		}
+		m.set.Store(st)
+	}, nil
 }
 
 // Cleanup removes the rooms' archive from muc, stops the sweeper and waits for it, so
@@ -222,10 +253,11 @@ func forbidden(c module.Context, iq *module.Packet) {
 
 // cutoff is the oldest time still kept (the zero time without retention).
 func (m *Mod) cutoff(now time.Time) time.Time {
-	if m.retention <= 0 {
+	r := m.set.Load().retention
+	if r <= 0 {
 		return time.Time{}
 	}
-	return now.Add(-m.retention)
+	return now.Add(-r)
 }
 
 // --- archiving ---

@@ -151,7 +151,7 @@ func (ra roomArchive) query(c module.Context, room jid.JID, iq *module.Packet, p
 		return
 	}
 	key := room.String()
-	pg, e, err := m.a.query(key, &q, m.cutoff(c.Now()), m.maxPage)
+	pg, e, err := m.a.query(key, &q, m.cutoff(c.Now()), m.set.Load().maxPage)
 	if e != nil {
 		c.Error(iq, e)
 		return

@@ -17,6 +17,9 @@ func (m *Mod) sweeper() {
 		case <-m.stop:
 			return
 		case <-t.C:
+			if m.set.Load().retention <= 0 {
+				continue // kept for ever (until a reload sets a retention)
+			}
 			if _, err := m.sweep(sweepBudget); err != nil {
 				m.log.Error().Err(err).Msg("mam: sweep expired messages")
 			}

@@ -154,12 +154,13 @@ func (m *Mod) notify(c module.Context, user jid.JID, sender string, body []byte,
 	a.count += n
 	now := c.Now()
 	a.expire(now)
-	if !m.cfg.IncludeBody {
+	st := m.set.Load()
+	if !st.includeBody {
 		body = nil
 	}
 	for _, r := range regs {
 		rk := r.jid + "\x00" + r.node
-		if t, ok := a.last[rk]; ok && m.every > 0 && now.Sub(t) < m.every {
+		if t, ok := a.last[rk]; ok && st.every > 0 && now.Sub(t) < st.every {
 			continue // coalesced: the next notification carries the count
 		}
 		if a.last == nil {

@@ -44,6 +44,7 @@ import (
 	"bytes"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -106,8 +107,7 @@ type Config struct {
 
 // Mod is the module.
 type Mod struct {
-	cfg     Config
-	every   time.Duration
+	set     atomic.Pointer[settings] // replaced whole at a reload
 	t       store.Table
 	log     zerolog.Logger
 	account sync.Map // bare JID -> *account; each one is used only on its account's shard
@@ -128,23 +128,44 @@ func (*Mod) ModuleInfo() module.Info {
 	return module.Info{ID: "push", XEP: 357, New: func() module.Module { return new(Mod) }}
 }
 
+// settings are what a reload changes (Reconfigure).
+type settings struct {
+	includeBody bool
+	maxReg      int
+	every       time.Duration // least time between two notifications to one registration
+}
+
+var _ module.Reconfigurer = (*Mod)(nil)
+
+// Reconfigure implements module.Reconfigurer: whether bodies go out, the registrations
+// per account and the interval change at a reload.
+func (m *Mod) Reconfigure(rc module.Reconfig) (func(), error) {
+	var cfg Config
+	if err := rc.Decode(&cfg); err != nil {
+		return nil, err
+	}
+	st := &settings{includeBody: cfg.IncludeBody, maxReg: cfg.MaxRegistrations, every: DefaultMinInterval}
+	if st.maxReg <= 0 {
+		st.maxReg = DefaultMaxRegistrations
+	}
+	if cfg.MinInterval != "" {
+		d, err := time.ParseDuration(cfg.MinInterval)
+		if err != nil || d < 0 {
+			return nil, fmt.Errorf("min_interval %q: want a duration such as \"2s\"", cfg.MinInterval)
+		}
+		st.every = d
+	}
+	return func() { m.set.Store(st) }, nil
+}
+
 // Provision reads [modules.push] and registers the IQs, hooks and callbacks.
 func (m *Mod) Provision(r module.Registrar) error {
 	m.log = r.Logger()
-	if err := r.Config(&m.cfg); err != nil {
+	apply, err := m.Reconfigure(module.Reconfig{Decode: r.Config})
+	if err != nil {
 		return err
 	}
-	if m.cfg.MaxRegistrations <= 0 {
-		m.cfg.MaxRegistrations = DefaultMaxRegistrations
-	}
-	m.every = DefaultMinInterval
-	if m.cfg.MinInterval != "" {
-		d, err := time.ParseDuration(m.cfg.MinInterval)
-		if err != nil || d < 0 {
-			return fmt.Errorf("min_interval %q: want a duration such as \"2s\"", m.cfg.MinInterval)
-		}
-		m.every = d
-	}
+	apply()
 	m.t = r.Table("push")
 	if err := m.t.Scan(nil, func(k, _ []byte) bool {
 		if i := bytes.IndexByte(k, 0); i > 0 {
@@ -224,7 +245,7 @@ func (m *Mod) enable(c module.Context, iq *module.Packet) {
 		c.Error(iq, stanza.New(stanza.InternalServerErrorCond))
 		return
 	}
-	if !exists && n >= m.cfg.MaxRegistrations {
+	if !exists && n >= m.set.Load().maxReg {
 		c.Error(iq, &stanza.Error{Type: stanza.Wait, Condition: stanza.ResourceConstraintCond,
 			Text: "too many push registrations; disable one first"})
 		return

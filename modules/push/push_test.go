@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vireo-im/vireo/modules/module"
 	"github.com/vireo-im/vireo/modules/push"
 	_ "github.com/vireo-im/vireo/modules/standard"
 	"github.com/vireo-im/vireo/router"
@@ -393,4 +394,20 @@ func TestPushRegistrationsSurviveRestart(t *testing.T) {
 	if p := e.publishes(); strings.Join(p, " ") != "n9:1" {
 		t.Fatalf("published %v, want n9:1", p)
 	}
+}
+
+// TestReconfigure: a reload's settings are checked whole; a bad interval is refused.
+func TestReconfigure(t *testing.T) {
+	m := new(push.Mod)
+	with := func(c push.Config) module.Reconfig {
+		return module.Reconfig{Decode: func(v any) error { *v.(*push.Config) = c; return nil }}
+	}
+	if _, err := m.Reconfigure(with(push.Config{MinInterval: "often"})); err == nil {
+		t.Fatal("a bad min_interval accepted")
+	}
+	apply, err := m.Reconfigure(with(push.Config{IncludeBody: true, MinInterval: "0s"}))
+	if err != nil || apply == nil {
+		t.Fatal(err)
+	}
+	apply()
 }
