@@ -22,18 +22,27 @@ const adminNS = "http://jabber.org/protocol/admin"
 // it receives, attributes in double quotes).
 func (c *xmppClient) iqAnswer(t *testing.T, id string) string {
 	t.Helper()
+	return c.answer(t, "iq", id)
+}
+
+// answer waits for the stanza named name with id and returns it whole.
+func (c *xmppClient) answer(t *testing.T, name, id string) string {
+	t.Helper()
 	mark := `id="` + id + `"`
 	c.waitFor(t, mark)
 	c.mu.Lock()
 	g := c.got.String()
 	c.mu.Unlock()
 	i := strings.Index(g, mark)
-	start := strings.LastIndex(g[:i], "<iq")
-	end := strings.Index(g[i:], "</iq>")
+	start := strings.LastIndex(g[:i], "<"+name)
+	end := strings.Index(g[i:], "</"+name+">")
+	if start < 0 {
+		t.Fatalf("no %s answers %s: %s", name, id, g)
+	}
 	if end < 0 {
 		return g[start:]
 	}
-	return g[start : i+end+len("</iq>")]
+	return g[start : i+end+len("</"+name+">")]
 }
 
 var sessionID = regexp.MustCompile(`sessionid="([^"]+)"`)
@@ -76,19 +85,7 @@ func (c *xmppClient) adhoc(t *testing.T, host, node string, fields ...[2]string)
 // bounced waits for the error that answers the message with id, and checks its condition.
 func (c *xmppClient) bounced(t *testing.T, id, cond string) {
 	t.Helper()
-	mark := `id="` + id + `"`
-	c.waitFor(t, mark)
-	c.mu.Lock()
-	g := c.got.String()
-	c.mu.Unlock()
-	i := strings.Index(g, mark)
-	start := strings.LastIndex(g[:i], "<message")
-	end := strings.Index(g[i:], "</message>")
-	if start < 0 || end < 0 {
-		t.Fatalf("no message answers %s: %s", id, g)
-	}
-	m := g[start : i+end]
-	if !strings.Contains(m, `type="error"`) || !strings.Contains(m, "<"+cond) {
+	if m := c.answer(t, "message", id); !strings.Contains(m, `type="error"`) || !strings.Contains(m, "<"+cond) {
 		t.Fatalf("answer to %s is no %s error: %s", id, cond, m)
 	}
 }

@@ -86,11 +86,9 @@ var motdKey = []byte("motd")
 // Provision reads the administrators and registers the handlers.
 func (m *Mod) Provision(r module.Registrar) error {
 	m.log = r.Logger()
-	apply, err := m.Reconfigure(module.Reconfig{Decode: r.Config, Domains: r.Domains()})
-	if err != nil {
+	if err := module.Configure(r, m); err != nil {
 		return err
 	}
-	apply()
 	m.byNode = map[string]*command{}
 	for i := range commands {
 		m.byNode[commands[i].node()] = &commands[i]

@@ -767,6 +767,14 @@ func announce(c module.Context, k *call) {
 	if subject == "" {
 		subject = "Announcement"
 	}
+	tellAvailable(c, k, subject, body, func(c module.Context, n int) {
+		k.info(c, "announcement sent to "+strconv.Itoa(n)+" sessions")
+	})
+}
+
+// tellAvailable sends a message from the server (the host the command was sent to) to
+// every available session, then calls then with their number.
+func tellAvailable(c module.Context, k *call, subject, body string, then func(c module.Context, n int)) {
 	from := k.iq.To.Domain()
 	if k.iq.To.IsZero() {
 		from = c.Domain()
@@ -779,7 +787,7 @@ func announce(c module.Context, k *call) {
 				n++
 			}
 		}
-		k.info(c, "announcement sent to "+strconv.Itoa(n)+" sessions")
+		then(c, n)
 	})
 }
 
@@ -963,19 +971,8 @@ func stopService(restart bool) func(module.Context, *call) {
 		if body == "" {
 			body = dflt
 		}
-		from := k.iq.To.Domain()
-		if k.iq.To.IsZero() {
-			from = c.Domain()
-		}
 		by := k.iq.From.Bare().String()
-		online(c, k, func(c module.Context, s []module.OnlineSession) {
-			n := 0
-			for _, o := range s {
-				if o.Available {
-					c.Route(message(from, o.JID.String(), subject, body))
-					n++
-				}
-			}
+		tellAvailable(c, k, subject, body, func(c module.Context, n int) {
 			wait := max(time.Duration(delay)*time.Second, ShutdownGrace)
 			reason := "XEP-0133 " + what + " by " + by + ": " + body
 			time.AfterFunc(wait, func() {

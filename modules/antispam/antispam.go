@@ -86,11 +86,9 @@ var _ module.Provisioner = (*Mod)(nil)
 // Provision reads the limits and hooks inbound messages.
 func (m *Mod) Provision(r module.Registrar) error {
 	m.senders, m.domains = map[string]*window{}, map[string]*window{}
-	apply, err := m.Reconfigure(module.Reconfig{Decode: r.Config})
-	if err != nil {
+	if err := module.Configure(r, m); err != nil {
 		return err
 	}
-	apply()
 	r.Hook(module.Inbound, module.KindMessage, module.OrderStrangers, m.inbound)
 	r.Hook(module.Inbound, module.KindPresence, module.OrderStrangers, m.subscribe)
 	return nil

@@ -144,11 +144,9 @@ func (m *Mod) Provision(r module.Registrar) error {
 	if err := r.Config(&m.cfg); err != nil {
 		return err
 	}
-	apply, err := m.Reconfigure(module.Reconfig{Decode: r.Config})
-	if err != nil {
+	if err := module.Configure(r, m); err != nil {
 		return err
 	}
-	apply()
 	m.every = DefaultSweepInterval
 	if m.cfg.SweepInterval != "" {
 		m.every, _ = time.ParseDuration(m.cfg.SweepInterval) // checked by Reconfigure

@@ -122,6 +122,17 @@ type Reconfigurer interface {
 	Reconfigure(rc Reconfig) (apply func(), err error)
 }
 
+// Configure gives a Reconfigurer its settings at start, the way a reload does later:
+// its Provision calls it, so the two read the table with the same checks.
+func Configure(r Registrar, m Reconfigurer) error {
+	apply, err := m.Reconfigure(Reconfig{Decode: r.Config, Domains: r.Domains()})
+	if err != nil {
+		return err
+	}
+	apply()
+	return nil
+}
+
 // Reconfig is what a Reconfigurer gets at a reload.
 type Reconfig struct {
 	// Decode fills v from the module's new table, as Registrar.Config does at start.

@@ -161,11 +161,9 @@ func (m *Mod) Reconfigure(rc module.Reconfig) (func(), error) {
 // Provision reads [modules.push] and registers the IQs, hooks and callbacks.
 func (m *Mod) Provision(r module.Registrar) error {
 	m.log = r.Logger()
-	apply, err := m.Reconfigure(module.Reconfig{Decode: r.Config})
-	if err != nil {
+	if err := module.Configure(r, m); err != nil {
 		return err
 	}
-	apply()
 	m.t = r.Table("push")
 	if err := m.t.Scan(nil, func(k, _ []byte) bool {
 		if i := bytes.IndexByte(k, 0); i > 0 {

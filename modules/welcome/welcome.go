@@ -43,11 +43,9 @@ var _ module.Provisioner = (*Mod)(nil)
 
 // Provision reads the message and asks to hear of new accounts.
 func (m *Mod) Provision(r module.Registrar) error {
-	apply, err := m.Reconfigure(module.Reconfig{Decode: r.Config})
-	if err != nil {
+	if err := module.Configure(r, m); err != nil {
 		return err
 	}
-	apply()
 	r.OnRegistered(m.welcome)
 	return nil
 }
