@@ -8,10 +8,10 @@ import (
 	"github.com/vireo-im/vireo/xmlstream"
 )
 
-var _ pie.Section = Mod{}
+var _ pie.Section = (*Mod)(nil)
 
 // ExportUser implements pie.Section: every stored fragment.
-func (Mod) ExportUser(st store.Store, u *pie.User) error {
+func (*Mod) ExportUser(st store.Store, u *pie.User) error {
 	err := st.Table("private").Scan(store.UserKey(u.JID), func(_, v []byte) bool {
 		u.Private = append(u.Private, append([]byte(nil), v...))
 		return true
@@ -24,7 +24,7 @@ func (Mod) ExportUser(st store.Store, u *pie.User) error {
 
 // ImportUser implements pie.Section: each fragment under its namespace and name, as a
 // set would store it. The per-user quota is not applied: the data was accepted once.
-func (Mod) ImportUser(st store.Store, u *pie.User) error {
+func (*Mod) ImportUser(st store.Store, u *pie.User) error {
 	for _, p := range u.Private {
 		e, err := xmlstream.ParseElement(p, "")
 		if err != nil {

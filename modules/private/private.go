@@ -10,6 +10,7 @@ package private
 
 import (
 	"errors"
+	"sync/atomic"
 
 	"github.com/vireo-im/vireo/modules/module"
 	"github.com/vireo-im/vireo/modules/pep"
@@ -29,7 +30,7 @@ const (
 	DefaultMaxBytes = 1 << 20
 )
 
-func init() { module.Register(Mod{}) }
+func init() { module.Register(new(Mod)) }
 
 // Config is [modules.private].
 type Config struct {
@@ -41,24 +42,36 @@ type Config struct {
 type Mod struct {
 	t   store.Table
 	st  store.Store
-	cfg Config
+	cfg atomic.Pointer[Config] // replaced whole at a reload
 }
 
 // ModuleInfo implements module.Module.
-func (Mod) ModuleInfo() module.Info {
+func (*Mod) ModuleInfo() module.Info {
 	return module.Info{ID: "private", XEP: 49, New: func() module.Module { return new(Mod) }}
+}
+
+var _ module.Reconfigurer = (*Mod)(nil)
+
+// Reconfigure implements module.Reconfigurer: the bounds change at a reload (fragments
+// already stored stay; the next write is held to the new ones).
+func (m *Mod) Reconfigure(rc module.Reconfig) (func(), error) {
+	var cfg Config
+	if err := rc.Decode(&cfg); err != nil {
+		return nil, err
+	}
+	if cfg.MaxItems <= 0 {
+		cfg.MaxItems = DefaultMaxItems
+	}
+	if cfg.MaxBytes <= 0 {
+		cfg.MaxBytes = DefaultMaxBytes
+	}
+	return func() { m.cfg.Store(&cfg) }, nil
 }
 
 // Provision registers the handlers.
 func (m *Mod) Provision(r module.Registrar) error {
-	if err := r.Config(&m.cfg); err != nil {
+	if err := module.Configure(r, m); err != nil {
 		return err
-	}
-	if m.cfg.MaxItems <= 0 {
-		m.cfg.MaxItems = DefaultMaxItems
-	}
-	if m.cfg.MaxBytes <= 0 {
-		m.cfg.MaxBytes = DefaultMaxBytes
 	}
 	m.t = r.Table("private")
 	m.st = r.Store()
@@ -137,15 +150,16 @@ func (m *Mod) handle(c module.Context, iq *module.Packet) {
 // fragment key replaces does not count. Every IQ of one user runs on that user's shard, so
 // the check and the following write are not interleaved with another of the user's sets.
 func (m *Mod) over(user string, key []byte, size int) (bool, error) {
+	cfg := m.cfg.Load()
 	items, total := 1, int64(size)
 	err := m.t.Scan(store.UserKey(user), func(k, v []byte) bool {
 		if string(k) != string(key) {
 			items++
 			total += int64(len(v))
 		}
-		return items <= m.cfg.MaxItems && total <= m.cfg.MaxBytes
+		return items <= cfg.MaxItems && total <= cfg.MaxBytes
 	})
-	return items > m.cfg.MaxItems || total > m.cfg.MaxBytes, err
+	return items > cfg.MaxItems || total > cfg.MaxBytes, err
 }
 
 // bookmarks answers a request for XEP-0048 bookmarks from the XEP-0402 node; it reports

@@ -10,10 +10,10 @@ import (
 	"github.com/vireo-im/vireo/xmlstream"
 )
 
-var _ pie.Section = Mod{}
+var _ pie.Section = (*Mod)(nil)
 
 // ExportUser implements pie.Section: the stored vCard, as the client set it.
-func (Mod) ExportUser(st store.Store, u *pie.User) error {
+func (*Mod) ExportUser(st store.Store, u *pie.User) error {
 	v, err := st.Table("vcard").Get(store.UserKey(u.JID))
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
@@ -27,7 +27,7 @@ func (Mod) ExportUser(st store.Store, u *pie.User) error {
 
 // ImportUser implements pie.Section: it stores the vCard with its photo hash, as a
 // vCard set by the user would be, so the avatar hash is in the user's presence at once.
-func (Mod) ImportUser(st store.Store, u *pie.User) error {
+func (*Mod) ImportUser(st store.Store, u *pie.User) error {
 	if u.VCard == nil {
 		return nil
 	}

@@ -5,6 +5,7 @@ package vcard
 
 import (
 	"errors"
+	"sync/atomic"
 
 	"github.com/vireo-im/vireo/modules/module"
 	"github.com/vireo-im/vireo/modules/pep"
@@ -23,13 +24,13 @@ type Config struct {
 	MaxBytes int `toml:"max_bytes"`
 }
 
-func init() { module.Register(Mod{}) }
+func init() { module.Register(new(Mod)) }
 
 // Mod is the module.
 type Mod struct {
 	cards, hashes store.Table
-	st            store.Store // the server's store, the key of the PEP bridge
-	cfg           Config
+	st            store.Store            // the server's store, the key of the PEP bridge
+	cfg           atomic.Pointer[Config] // replaced whole at a reload
 }
 
 var (
@@ -39,7 +40,7 @@ var (
 )
 
 // ModuleInfo implements module.Module.
-func (Mod) ModuleInfo() module.Info {
+func (*Mod) ModuleInfo() module.Info {
 	return module.Info{ID: "vcard", XEP: 54, New: func() module.Module { return new(Mod) }}
 }
 
@@ -48,13 +49,24 @@ type hashKey struct{}
 // noPhoto is the cached answer "this account has no avatar".
 type noPhoto struct{}
 
+var _ module.Reconfigurer = (*Mod)(nil)
+
+// Reconfigure implements module.Reconfigurer: max_bytes changes at a reload.
+func (m *Mod) Reconfigure(rc module.Reconfig) (func(), error) {
+	var cfg Config
+	if err := rc.Decode(&cfg); err != nil {
+		return nil, err
+	}
+	if cfg.MaxBytes <= 0 {
+		cfg.MaxBytes = MaxSize
+	}
+	return func() { m.cfg.Store(&cfg) }, nil
+}
+
 // Provision registers the handlers and the presence hook.
 func (m *Mod) Provision(r module.Registrar) error {
-	if err := r.Config(&m.cfg); err != nil {
+	if err := module.Configure(r, m); err != nil {
 		return err
-	}
-	if m.cfg.MaxBytes <= 0 {
-		m.cfg.MaxBytes = MaxSize
 	}
 	m.cards, m.hashes = r.Table("vcard"), r.Table("vcardhash")
 	m.st = r.Store()
@@ -93,7 +105,7 @@ func (m *Mod) set(c module.Context, iq *module.Packet) {
 		return
 	}
 	card, _ := iq.Payload()
-	if len(card.Raw()) > m.cfg.MaxBytes {
+	if len(card.Raw()) > m.cfg.Load().MaxBytes {
 		e := stanza.New(stanza.NotAcceptable)
 		e.Text = "vCard too large"
 		c.Error(iq, e)

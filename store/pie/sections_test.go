@@ -20,7 +20,7 @@ import (
 )
 
 // sections are the modules that carry data of their own, as engine/admin finds them.
-var sections = []pie.Section{vcard.Mod{}, private.Mod{}, new(pep.Mod), new(mam.Mod)}
+var sections = []pie.Section{new(vcard.Mod), new(private.Mod), new(pep.Mod), new(mam.Mod)}
 
 func open(t *testing.T) *pebblestore.Store {
 	t.Helper()
