@@ -582,3 +582,71 @@ func postPage(t *testing.T, u string, form url.Values) (int, string) {
 	body, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(body)
 }
+
+// TestIntegrationDashboardFederation: the server-to-server page lists the blocked and
+// allowed servers and changes them as vireoctl s2s deny|allow does: at once, in the
+// config file, behind the CSRF token; a server on both lists is refused.
+func TestIntegrationDashboardFederation(t *testing.T) {
+	s, base := dashServer(t)
+	jar, _ := cookiejar.New(nil)
+	hc := &http.Client{Jar: jar, Timeout: 20 * time.Second}
+	do := func(path string, v url.Values) (int, string) {
+		t.Helper()
+		var resp *http.Response
+		var err error
+		if v == nil {
+			resp, err = hc.Get(base + path)
+		} else {
+			resp, err = hc.PostForm(base+path, v)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	token := func(page string) string {
+		t.Helper()
+		m := csrfField.FindStringSubmatch(page)
+		if m == nil {
+			t.Fatalf("no CSRF token in:\n%s", page)
+		}
+		return m[1]
+	}
+	_, login := do("login", nil)
+	if code, page := do("login", url.Values{"csrf": {token(login)}, "jid": {"root@localhost"}, "password": {"root pw"}}); code != 200 {
+		t.Fatalf("login: %d\n%s", code, page)
+	}
+	_, page := do("s2s", nil)
+	if !strings.Contains(page, "Blocked servers") || !strings.Contains(page, `name="list" value="deny"`) {
+		t.Fatalf("s2s page:\n%s", page)
+	}
+	csrf := token(page)
+	block := url.Values{"list": {"deny"}, "action": {"add"}, "domain": {"Spam.Example"}}
+	if code, _ := do("s2s", block); code != http.StatusForbidden {
+		t.Fatalf("block without the CSRF token: %d", code)
+	}
+	block.Set("csrf", csrf)
+	if code, page := do("s2s", block); code != 200 || !strings.Contains(page, "Spam.Example added to the deny list") || !strings.Contains(page, "<td>spam.example</td>") {
+		t.Fatalf("block: %d\n%s", code, page)
+	}
+	if d, _ := s.FederationLists(); !slices.Equal(d, []string{"spam.example"}) {
+		t.Fatalf("deny in force: %v", d)
+	}
+	if c, err := config.Load(running(s).Path()); err != nil || !slices.Equal(c.S2S.Deny, []string{"spam.example"}) {
+		t.Fatalf("deny in the file: %v, %v", c, err)
+	}
+	if code, page := do("s2s", url.Values{"csrf": {csrf}, "list": {"allow"}, "action": {"add"}, "domain": {"spam.example"}}); code != 200 || !strings.Contains(page, "both deny and allow") {
+		t.Fatalf("a server on both lists: %d\n%s", code, page)
+	}
+	if code, page := do("s2s", url.Values{"csrf": {csrf}, "list": {"deny"}, "action": {"remove"}, "domain": {"spam.example"}}); code != 200 || strings.Contains(page, "<td>spam.example</td>") {
+		t.Fatalf("unblock: %d\n%s", code, page)
+	}
+	if d, _ := s.FederationLists(); len(d) != 0 {
+		t.Fatalf("deny after unblocking: %v", d)
+	}
+	if code, _ := do("s2s", url.Values{"csrf": {csrf}, "list": {"mute"}, "action": {"add"}, "domain": {"x.example"}}); code != http.StatusBadRequest {
+		t.Fatalf("an unknown list: %d", code)
+	}
+}

@@ -150,6 +150,10 @@ func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		d.authed(w, r, http.MethodGet, d.invites)
 	case "/s2s":
+		if r.Method == http.MethodPost {
+			d.authed(w, r, http.MethodPost, d.s2sPost)
+			return
+		}
 		d.authed(w, r, http.MethodGet, d.s2s)
 	case "/config":
 		d.authed(w, r, http.MethodGet, d.config)
@@ -512,7 +516,27 @@ func (d *Dashboard) invitesPost(w http.ResponseWriter, r *http.Request, s sessio
 }
 
 func (d *Dashboard) s2s(w http.ResponseWriter, r *http.Request, s session, _ string) {
-	d.render(w, http.StatusOK, "s2s", data{Title: "Server-to-server", User: s.user, CSRF: s.csrf, Links: d.b.S2SLinks()})
+	dt := data{Title: "Server-to-server", User: s.user, CSRF: s.csrf, Flash: s.flash, FlashOK: s.flashOK, Links: d.b.S2SLinks()}
+	if f, ok := d.b.(admin.FederationEditor); ok {
+		dt.CanEditFederation = true
+		dt.Deny, dt.Allow = f.FederationLists()
+	}
+	d.render(w, http.StatusOK, "s2s", dt)
+}
+
+// s2sPost adds a domain to, or removes one from, the federation's deny or allow list
+// (admin.Federation, as vireoctl s2s deny|allow does) and sends the browser back.
+func (d *Dashboard) s2sPost(w http.ResponseWriter, r *http.Request, s session, id string) {
+	list, action, domain := r.PostFormValue("list"), r.PostFormValue("action"), strings.TrimSpace(r.PostFormValue("domain"))
+	if (list != "deny" && list != "allow") || (action != "add" && action != "remove") {
+		http.Error(w, "unknown list or action", http.StatusBadRequest)
+		return
+	}
+	_, err := admin.Federation(d.b, list, action, domain)
+	verb := map[string]string{"add": "added to", "remove": "removed from"}[action]
+	d.flashResult(id, err, domain+" "+verb+" the "+list+" list")
+	d.log.Info().Str("admin", s.user).Str("list", list).Str("action", action).Str("domain", domain).Bool("ok", err == nil).Msg("dashboard: federation list operation")
+	http.Redirect(w, r, Prefix+"s2s", http.StatusSeeOther)
 }
 
 func (d *Dashboard) config(w http.ResponseWriter, r *http.Request, s session, _ string) {

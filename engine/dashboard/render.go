@@ -26,10 +26,13 @@ type data struct {
 	// CanEditHosts: the backend can add and remove virtual hosts (admin.HostManager).
 	CanEditHosts bool
 	Links        []Link
-	Config       string
-	Invites      []invites.Invite
-	Pages        map[string]string // invitation token → its landing page
-	Now          time.Time
+	// CanEditFederation: the backend holds the federation lists (admin.FederationEditor).
+	CanEditFederation bool
+	Deny, Allow       []string
+	Config            string
+	Invites           []invites.Invite
+	Pages             map[string]string // invitation token → its landing page
+	Now               time.Time
 }
 
 var funcs = template.FuncMap{
@@ -200,7 +203,27 @@ that name; one for a host leaves the name to the invitee. Each link works once.<
 	"s2s": `{{define "content"}}<h1>Server-to-server</h1>
 <table><tr><th>Direction</th><th>Local</th><th>Remote</th><th>State</th></tr>
 {{range .Links}}<tr><td>{{if .Inbound}}inbound{{else}}outbound{{end}}</td><td>{{.Local}}</td><td>{{.Remote}}</td><td>{{if .Up}}up{{else}}connecting{{end}}</td></tr>
-{{else}}<tr><td colspan="4">No server-to-server streams.</td></tr>{{end}}</table>{{end}}`,
+{{else}}<tr><td colspan="4">No server-to-server streams.</td></tr>{{end}}</table>
+{{if .CanEditFederation}}{{$csrf := .CSRF}}
+<h2>Blocked servers</h2>
+<p>Never federated with: their streams are closed, and messages to them bounce. A change
+applies at once and is written to the configuration file (<code>[s2s] deny</code>);
+<code>*.example.org</code> blocks every subdomain of example.org.</p>
+<div class="box"><form class="inline" method="post" action="/admin/s2s"><input type="hidden" name="csrf" value="{{.CSRF}}">
+<input type="hidden" name="list" value="deny"><input type="hidden" name="action" value="add"><input name="domain" placeholder="spam.example" aria-label="server to block" required>
+<button>Block</button></form></div>
+<table><tr><th>Server</th><th>Actions</th></tr>
+{{range .Deny}}<tr><td>{{.}}</td><td><form class="inline" method="post" action="/admin/s2s"><input type="hidden" name="csrf" value="{{$csrf}}"><input type="hidden" name="list" value="deny"><input type="hidden" name="action" value="remove"><input type="hidden" name="domain" value="{{.}}"><button>Unblock</button></form></td></tr>
+{{else}}<tr><td colspan="2">None.</td></tr>{{end}}</table>
+<h2>Only these servers</h2>
+<p>When not empty, the only servers federated with (<code>[s2s] allow</code>); empty, every
+server that is not blocked.</p>
+<div class="box"><form class="inline" method="post" action="/admin/s2s"><input type="hidden" name="csrf" value="{{.CSRF}}">
+<input type="hidden" name="list" value="allow"><input type="hidden" name="action" value="add"><input name="domain" placeholder="friends.example" aria-label="server to allow" required>
+<button>Allow</button></form></div>
+<table><tr><th>Server</th><th>Actions</th></tr>
+{{range .Allow}}<tr><td>{{.}}</td><td><form class="inline" method="post" action="/admin/s2s"><input type="hidden" name="csrf" value="{{$csrf}}"><input type="hidden" name="list" value="allow"><input type="hidden" name="action" value="remove"><input type="hidden" name="domain" value="{{.}}"><button>Remove</button></form></td></tr>
+{{else}}<tr><td colspan="2">None: every server that is not blocked.</td></tr>{{end}}</table>{{end}}{{end}}`,
 
 	"config": `{{define "content"}}<h1>Configuration</h1><p>The configuration in effect (defaults filled in), secrets redacted.</p>
 <pre>{{.Config}}</pre>{{end}}`,
