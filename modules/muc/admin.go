@@ -447,7 +447,7 @@ func (r *room) ownerSet(c module.Context, p *module.Packet, q xmlstream.Element)
 		c.Reply(p, nil)
 		return
 	}
-	f, e := parseConfigForm(x, r.cfg, formLimits{maxUsers: r.svc.m.cfg.MaxOccupants, maxHistory: r.svc.m.cfg.MaxHistory})
+	f, e := parseConfigForm(x, r.cfg, formLimits{maxUsers: r.svc.m.conf().MaxOccupants, maxHistory: r.svc.m.conf().MaxHistory})
 	if e != nil {
 		c.Error(p, e)
 		return

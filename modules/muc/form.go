@@ -51,8 +51,9 @@ func (c *roomConfig) broadcasts(rl role) bool { return c.Quiet&(1<<rl) == 0 }
 // semi-anonymous, without password, private messages allowed, subject by moderators,
 // logged unless [modules.muc] default_logging is false.
 func (m *Mod) defaultConfig() roomConfig {
-	return roomConfig{Public: true, MaxUsers: m.cfg.DefaultOccupants, AllowPM: pmAnyone,
-		History: m.cfg.DefaultHistory, Logging: m.cfg.Logging == nil || *m.cfg.Logging}
+	c := m.conf()
+	return roomConfig{Public: true, MaxUsers: c.DefaultOccupants, AllowPM: pmAnyone,
+		History: c.DefaultHistory, Logging: c.Logging == nil || *c.Logging}
 }
 
 // formLimits are the service bounds a submitted configuration must respect.
@@ -329,7 +330,7 @@ func options(b *xmlstream.Builder, opts ...[2]string) {
 // appendConfigForm writes the room configuration form (XEP-0045 §10.1.3) with the current
 // values, inside <query xmlns='…#owner'/>.
 func (r *room) appendConfigForm(b *xmlstream.Builder) {
-	c, lim := r.cfg, r.svc.m.cfg
+	c, lim := r.cfg, r.svc.m.conf()
 	b.Start("query").Attr("xmlns", NSOwner)
 	b.Start("x").Attr("xmlns", ns.DataForms).Attr("type", "form")
 	b.Start("title").Text("Configuration of " + r.key).End()

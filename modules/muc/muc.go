@@ -120,13 +120,13 @@ type Config struct {
 
 // Mod is the module: one MUC service per virtual host.
 type Mod struct {
-	cfg       Config
-	presEvery time.Duration
-	log       zerolog.Logger
-	t         store.Table
-	st        store.Store // identifies this server's Archive (SetArchive)
-	secret    []byte
-	svcs      map[string]*service
+	cfg    Config // as at start: subdomain, name and the occupant-id secret change at a restart
+	set    atomic.Pointer[settings]
+	log    zerolog.Logger
+	t      store.Table
+	st     store.Store // identifies this server's Archive (SetArchive)
+	secret []byte
+	svcs   map[string]*service
 }
 
 var _ module.Provisioner = (*Mod)(nil)
@@ -140,20 +140,10 @@ func (*Mod) ModuleInfo() module.Info {
 // service domain per virtual host.
 func (m *Mod) Provision(r module.Registrar) error {
 	m.log = r.Logger()
-	if err := r.Config(&m.cfg); err != nil {
+	if err := module.Configure(r, m); err != nil {
 		return err
 	}
-	if err := m.cfg.normalize(); err != nil {
-		return err
-	}
-	m.presEvery = DefaultPresenceInterval
-	if m.cfg.PresenceInterval != "" {
-		d, err := time.ParseDuration(m.cfg.PresenceInterval)
-		if err != nil || d < 0 {
-			return fmt.Errorf("presence_interval %q: want a duration such as \"5s\"", m.cfg.PresenceInterval)
-		}
-		m.presEvery = d
-	}
+	m.cfg = m.set.Load().Config
 	m.t = r.Table("muc")
 	m.st = r.Store()
 	secret, err := m.loadSecret()
@@ -172,6 +162,46 @@ func (m *Mod) Provision(r module.Registrar) error {
 	}
 	r.OnStop(m.stop)
 	return m.loadDirectory(m.svcs)
+}
+
+// settings are the limits and defaults a reload changes (Reconfigure).
+type settings struct {
+	Config
+	presEvery time.Duration
+}
+
+// conf is the settings in force.
+func (m *Mod) conf() *settings { return m.set.Load() }
+
+var _ module.Reconfigurer = (*Mod)(nil)
+
+// Reconfigure implements module.Reconfigurer: room limits, defaults for new rooms, who
+// may create rooms, and join and presence flood control change at a reload (an
+// operator tightens them during a raid without a restart); rooms keep the settings
+// their owners gave them. The subdomain, the service's name and the occupant-id secret
+// are read at start only; a change to them is logged and waits.
+func (m *Mod) Reconfigure(rc module.Reconfig) (func(), error) {
+	var cfg Config
+	if err := rc.Decode(&cfg); err != nil {
+		return nil, err
+	}
+	if err := cfg.normalize(); err != nil {
+		return nil, err
+	}
+	st := &settings{Config: cfg, presEvery: DefaultPresenceInterval}
+	if cfg.PresenceInterval != "" {
+		d, err := time.ParseDuration(cfg.PresenceInterval)
+		if err != nil || d < 0 {
+			return nil, fmt.Errorf("presence_interval %q: want a duration such as \"5s\"", cfg.PresenceInterval)
+		}
+		st.presEvery = d
+	}
+	return func() {
+		if m.set.Load() != nil && (cfg.Subdomain != m.cfg.Subdomain || cfg.Name != m.cfg.Name || cfg.OccupantIDSecret != m.cfg.OccupantIDSecret) {
+			m.log.Warn().Msg("muc: subdomain, name and occupant_id_secret change at a restart; applying the rest")
+		}
+		m.set.Store(st)
+	}, nil
 }
 
 func (m *Mod) newService(host string) (*service, error) {
@@ -514,7 +544,7 @@ func (s *service) noRoomIQ(c module.Context, p *module.Packet) {
 
 // mayCreate applies [modules.muc] create.
 func (s *service) mayCreate(c module.Context, from jid.JID) bool {
-	if s.m.cfg.Create == "anyone" {
+	if s.m.conf().Create == "anyone" {
 		return true
 	}
 	return c.IsLocal(from.Domain())

@@ -962,3 +962,31 @@ func TestRoomVCard(t *testing.T) {
 	b.Send("<iq type='get' to='" + room + "' id='g2'><vCard xmlns='vcard-temp'/></iq>")
 	b.C.Wait(t, "id='g2'", "type='result'", "<vCard xmlns='vcard-temp'/>")
 }
+
+// TestReconfigure: a reload's limits take over at once (the room of one is full for the
+// next joiner), and a bad table is refused whole.
+func TestReconfigure(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob"}, nil)
+	instantRoom(t, e)
+	with := func(c muc.Config) module.Reconfig {
+		return module.Reconfig{Decode: func(v any) error { *v.(*muc.Config) = c; return nil }, Domains: []string{"example.org"}}
+	}
+	if _, ok, err := e.R.Reconfigure("muc", with(muc.Config{PresenceInterval: "soon"})); err == nil || ok {
+		t.Fatalf("a bad presence_interval: %v, %v", ok, err)
+	}
+	if _, ok, err := e.R.Reconfigure("muc", with(muc.Config{DefaultOccupants: 20, MaxOccupants: 10})); err == nil || ok {
+		t.Fatalf("default above max: %v, %v", ok, err)
+	}
+	b := e.Bind("bob", "pc")
+	apply, ok, err := e.R.Reconfigure("muc", with(muc.Config{MaxOccupants: 1}))
+	if err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	apply()
+	b.Send(join("Bob", "jb"))
+	b.C.Wait(t, "id='jb'", "type='error'", "the room is full")
+	apply, _, _ = e.R.Reconfigure("muc", with(muc.Config{}))
+	apply()
+	b.Send(join("Bob", "jb2"))
+	b.C.Wait(t, "id='jb2'", "status code='110'")
+}
