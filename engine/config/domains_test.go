@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestRewriteDomains(t *testing.T) {
@@ -359,4 +360,41 @@ func TestEditModuleSetting(t *testing.T) {
 	if r, err := with.Redacted(); err != nil || !strings.Contains(r, "Rules") {
 		t.Fatalf("WithModule redacted: %v\n%s", err, r)
 	}
+}
+
+// FuzzRewriteModuleSetting: whatever a valid file says and whatever the string, a rewrite
+// of [modules.welcome] message either is refused or parses, reads the string back and
+// leaves every other setting as it was (EditModuleSetting's checks, here without a file).
+func FuzzRewriteModuleSetting(f *testing.F) {
+	var def strings.Builder
+	defaultTmpl.Execute(&def, map[string]any{"Domain": "a.org", "Registration": true, "When": "now"})
+	f.Add(def.String(), "Welcome.\nBe kind.")
+	f.Add("domains = [\"a.org\"]\n[modules.welcome]\nmessage = '''\nold\n'''\n", "new \"quoted\" \\ text")
+	f.Add("domains = [\"a.org\"]\n[modules.welcome] # here\nsubject = \"x\"\n[modules.adhoc]\n", "\x00\x7f\t")
+	f.Fuzz(func(t *testing.T, src, msg string) {
+		if !utf8.ValidString(msg) {
+			return
+		}
+		was, err := Parse([]byte(src), "/fuzz/vireo.toml")
+		if err != nil {
+			return
+		}
+		out, err := rewriteKey([]byte(src), "modules.welcome", "message", appendString(nil, "message", msg), false)
+		if err != nil {
+			return
+		}
+		now, err := Parse(out, "/fuzz/vireo.toml")
+		if err != nil {
+			return // refused: EditModuleSetting writes nothing
+		}
+		var got struct{ Message string }
+		if err := now.ModuleConfig("welcome", &got); err != nil || got.Message != msg {
+			t.Fatalf("read back %q (%v), want %q\nin:  %q\nout: %q", got.Message, err, msg, src, out)
+		}
+		a, _ := was.WithModule("welcome", now).Redacted()
+		b, _ := now.Redacted()
+		if a != b {
+			t.Fatalf("other settings changed\nin:  %q\nout: %q", src, out)
+		}
+	})
 }
