@@ -123,7 +123,10 @@ func appendBasic(b []byte, s string) []byte {
 type keyLoc struct {
 	found, table      bool
 	start, value, end int
-	at                int
+	// at is just past the table's header line, or past a commented-out example of the
+	// key in the table (`# deny = [...]`, as the generated config has them), where a new
+	// line reads best: under the words that explain it.
+	at int
 }
 
 // findKey locates `key = <array>` among the keys of table ("" for the top level, before
@@ -133,6 +136,7 @@ type keyLoc struct {
 // rather than damaged.
 func findKey(src []byte, table, key string) (keyLoc, error) {
 	loc := keyLoc{table: table == ""}
+	example := false
 	cur := ""
 	depth := 0
 	lineStart := true
@@ -147,7 +151,13 @@ func findKey(src []byte, table, key string) (keyLoc, error) {
 			i++
 			continue
 		case '#':
-			i = skipComment(src, i)
+			e := skipComment(src, i)
+			if lineStart && depth == 0 && cur == table && loc.table && !example {
+				if _, ok := valueAfterKey(src, skipBlank(src, i+1), key); ok {
+					loc.at, example = min(e+1, len(src)), true
+				}
+			}
+			i = e
 			continue
 		}
 		if lineStart && depth == 0 {
@@ -220,6 +230,14 @@ func valueAfterKey(src []byte, i int, key string) (int, bool) {
 		j++
 	}
 	return j, true
+}
+
+// skipBlank returns the offset of the first byte at or after i that is not a space or tab.
+func skipBlank(src []byte, i int) int {
+	for i < len(src) && (src[i] == ' ' || src[i] == '\t') {
+		i++
+	}
+	return i
 }
 
 func skipComment(src []byte, i int) int {

@@ -184,6 +184,10 @@ func TestRewriteS2SList(t *testing.T) {
 			list: []string{"b.org"}, want: "domains = [\"a.org\"]\n[s2s]\ndeny = [\"x.org\"]\nallow = [\"b.org\"]\n"},
 		{name: "added under the header", in: "domains = [\"a.org\"]\n[s2s] # federation\nenabled = true\n[s2s.hosts]\n\"b.org\" = \"127.0.0.1:5269\"\n", key: "deny",
 			list: []string{"x.org"}, want: "domains = [\"a.org\"]\n[s2s] # federation\ndeny = [\"x.org\"]\nenabled = true\n[s2s.hosts]\n\"b.org\" = \"127.0.0.1:5269\"\n"},
+		{name: "under its commented example", in: "[s2s]\nenabled = true\n# Servers never federated with.\n#deny = [\"x\"]\n# allow = []\n[s2s.hosts]\n", key: "deny",
+			list: []string{"x.org"}, want: "[s2s]\nenabled = true\n# Servers never federated with.\n#deny = [\"x\"]\ndeny = [\"x.org\"]\n# allow = []\n[s2s.hosts]\n"},
+		{name: "an example in another table is not it", in: "[c2s]\n# deny = []\n[s2s]\n", key: "deny",
+			list: []string{"x.org"}, want: "[c2s]\n# deny = []\n[s2s]\ndeny = [\"x.org\"]\n"},
 		{name: "header on the last line", in: "domains = [\"a.org\"]\n[s2s]", key: "deny",
 			list: []string{"x.org"}, want: "domains = [\"a.org\"]\n[s2s]\ndeny = [\"x.org\"]\n"},
 		{name: "table added", in: "domains = [\"a.org\"]\n[c2s]\ndeny = [\"not this\"]", key: "deny",
@@ -272,7 +276,8 @@ func TestEditS2SList(t *testing.T) {
 		t.Fatalf("deny = %v", c.S2S.Deny)
 	}
 	after, _ := os.ReadFile(path)
-	if strings.Replace(string(before), "[s2s]\n", "[s2s]\ndeny = [\"spam.example\", \"*.bad.example\"]\n", 1) != string(after) {
+	example := "# deny = [\"spam.example\", \"*.spam.example\"]\n" // the generated file's, under [s2s]
+	if !strings.Contains(string(before), example) || strings.Replace(string(before), example, example+"deny = [\"spam.example\", \"*.bad.example\"]\n", 1) != string(after) {
 		t.Fatalf("the operator's text changed:\n%s", after)
 	}
 	// Refused, and nothing to write: a name that is no domain, one in both lists.
