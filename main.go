@@ -617,7 +617,7 @@ func (s *server) acmeChallenge() func(string) (string, bool) {
 // Reload re-reads the config file and applies what can change without a restart: domains,
 // certificates, limits, registration, the dashboard switch, listeners, and the settings
 // of modules that take them while running (module.Reconfigurer: adhoc, welcome, antispam,
-// mam, push, vcard, private, muc). What needs a restart (data_dir, turning federation on or off, [link],
+// mam, push, vcard, private, extdisco, muc). What needs a restart (data_dir, turning federation on or off, [link],
 // ACME on or off, the number of event loops, other modules' settings) is logged and kept
 // as it was.
 func (s *server) Reload() error {

@@ -17,7 +17,10 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/vireo-im/vireo/modules/module"
 	"github.com/vireo-im/vireo/xmlstream"
@@ -31,7 +34,7 @@ const NS = "urn:xmpp:extdisco:2"
 // for a call, short enough that a leaked pair soon stops working.
 const DefaultTTL = 24 * time.Hour
 
-func init() { module.Register(Mod{}) }
+func init() { module.Register(new(Mod)) }
 
 // Service is one configured external service ([[modules.extdisco.services]]).
 type Service struct {
@@ -63,12 +66,19 @@ type Config struct {
 
 // Mod is the module.
 type Mod struct {
-	cfg Config
-	ttl time.Duration
+	set     atomic.Pointer[settings] // replaced whole at a reload
+	offered bool                     // services were configured at start: the queries are registered
+	log     zerolog.Logger
+}
+
+// settings are what a reload changes (Reconfigure).
+type settings struct {
+	services []Service
+	ttl      time.Duration
 }
 
 // ModuleInfo implements module.Module.
-func (Mod) ModuleInfo() module.Info {
+func (*Mod) ModuleInfo() module.Info {
 	return module.Info{ID: "extdisco", XEP: 215, New: func() module.Module { return new(Mod) }}
 }
 
@@ -76,35 +86,56 @@ func (Mod) ModuleInfo() module.Info {
 // configured it registers nothing: a server that advertised the feature with an empty
 // list would only make clients ask.
 func (m *Mod) Provision(r module.Registrar) error {
-	if err := r.Config(&m.cfg); err != nil {
+	m.log = r.Logger()
+	if err := module.Configure(r, m); err != nil {
 		return err
 	}
-	if len(m.cfg.Services) == 0 {
+	if len(m.set.Load().services) == 0 {
 		return nil
 	}
-	m.ttl = DefaultTTL
-	if m.cfg.TTL != "" {
-		d, err := time.ParseDuration(m.cfg.TTL)
-		if err != nil || d <= 0 {
-			return fmt.Errorf("extdisco: ttl %q: want a positive duration such as \"24h\"", m.cfg.TTL)
-		}
-		m.ttl = d
-	}
-	for i, s := range m.cfg.Services {
-		if s.Type == "" || s.Host == "" {
-			return fmt.Errorf("extdisco: services[%d]: type and host are required", i)
-		}
-		if s.Port < 0 || s.Port > 65535 {
-			return fmt.Errorf("extdisco: services[%d]: port %d", i, s.Port)
-		}
-		if s.Transport != "" && s.Transport != "udp" && s.Transport != "tcp" {
-			return fmt.Errorf("extdisco: services[%d]: transport %q: want udp or tcp", i, s.Transport)
-		}
-	}
+	m.offered = true
 	r.Feature(NS)
 	r.IQ(module.IQGet, NS, "services", m.services)
 	r.IQ(module.IQGet, NS, "credentials", m.credentials)
 	return nil
+}
+
+var _ module.Reconfigurer = (*Mod)(nil)
+
+// Reconfigure implements module.Reconfigurer: the services, their secrets (rotated
+// without a restart) and the credentials' lifetime change at a reload. A server that
+// started without services offers none until a restart, since its disco features are
+// fixed then; the change is logged.
+func (m *Mod) Reconfigure(rc module.Reconfig) (func(), error) {
+	var cfg Config
+	if err := rc.Decode(&cfg); err != nil {
+		return nil, err
+	}
+	st := &settings{services: cfg.Services, ttl: DefaultTTL}
+	if cfg.TTL != "" {
+		d, err := time.ParseDuration(cfg.TTL)
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("extdisco: ttl %q: want a positive duration such as \"24h\"", cfg.TTL)
+		}
+		st.ttl = d
+	}
+	for i, s := range cfg.Services {
+		if s.Type == "" || s.Host == "" {
+			return nil, fmt.Errorf("extdisco: services[%d]: type and host are required", i)
+		}
+		if s.Port < 0 || s.Port > 65535 {
+			return nil, fmt.Errorf("extdisco: services[%d]: port %d", i, s.Port)
+		}
+		if s.Transport != "" && s.Transport != "udp" && s.Transport != "tcp" {
+			return nil, fmt.Errorf("extdisco: services[%d]: transport %q: want udp or tcp", i, s.Transport)
+		}
+	}
+	return func() {
+		if m.set.Load() != nil && !m.offered && len(st.services) > 0 {
+			m.log.Warn().Msg("extdisco: services are offered from the next restart (none were at start)")
+		}
+		m.set.Store(st)
+	}, nil
 }
 
 // services answers §3.1 and §3.2: every service, or those of the type asked for, each
@@ -120,10 +151,11 @@ func (m *Mod) services(c module.Context, iq *module.Packet) {
 	if len(typ) > 0 {
 		b.AttrBytes("type", typ)
 	}
-	for i := range m.cfg.Services {
-		s := &m.cfg.Services[i]
+	st := m.set.Load()
+	for i := range st.services {
+		s := &st.services[i]
 		if len(typ) == 0 || s.Type == string(typ) {
-			m.appendService(&b, s, iq, c.Now())
+			m.appendService(&b, s, iq, c.Now(), st.ttl)
 		}
 	}
 	b.End()
@@ -152,15 +184,16 @@ func (m *Mod) credentials(c module.Context, iq *module.Packet) {
 	var b xmlstream.Builder
 	b.Start("credentials").Attr("xmlns", NS)
 	found := false
-	for i := range m.cfg.Services {
-		s := &m.cfg.Services[i]
+	st := m.set.Load()
+	for i := range st.services {
+		s := &st.services[i]
 		if !strings.EqualFold(s.Host, string(host)) || s.Type != string(typ) {
 			continue
 		}
 		if hasPort && string(port) != strconv.Itoa(s.Port) {
 			continue
 		}
-		m.appendService(&b, s, iq, c.Now())
+		m.appendService(&b, s, iq, c.Now(), st.ttl)
 		found = true
 	}
 	b.End()
@@ -188,7 +221,7 @@ func query(c module.Context, iq *module.Packet) (xmlstream.Element, bool) {
 
 // appendService writes one <service/>, with credentials derived for the requester when
 // the service has a shared secret.
-func (m *Mod) appendService(b *xmlstream.Builder, s *Service, iq *module.Packet, now time.Time) {
+func (m *Mod) appendService(b *xmlstream.Builder, s *Service, iq *module.Packet, now time.Time, ttl time.Duration) {
 	b.Start("service").Attr("type", s.Type).Attr("host", s.Host)
 	if s.Port > 0 {
 		b.Attr("port", strconv.Itoa(s.Port))
@@ -201,7 +234,7 @@ func (m *Mod) appendService(b *xmlstream.Builder, s *Service, iq *module.Packet,
 	}
 	switch {
 	case s.Secret != "":
-		exp := now.Add(m.ttl).UTC().Truncate(time.Second)
+		exp := now.Add(ttl).UTC().Truncate(time.Second)
 		user, pass := Credentials(s.Secret, iq.From.Bare().String(), exp)
 		b.Attr("username", user).Attr("password", pass).
 			Attr("expires", exp.Format(time.RFC3339)).Attr("restricted", "1")

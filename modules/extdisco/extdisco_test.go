@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/vireo-im/vireo/modules/module"
 	"github.com/vireo-im/vireo/xmlstream"
 	"github.com/vireo-im/vireo/xmlstream/jid"
@@ -37,8 +39,10 @@ type fakeReg struct {
 	iqs      map[string]module.IQHandler
 }
 
-func (r *fakeReg) Config(v any) error { *v.(*Config) = r.cfg; return nil }
-func (r *fakeReg) Feature(ns string)  { r.features = append(r.features, ns) }
+func (r *fakeReg) Config(v any) error     { *v.(*Config) = r.cfg; return nil }
+func (r *fakeReg) Logger() zerolog.Logger { return zerolog.Nop() }
+func (r *fakeReg) Domains() []string      { return []string{"example.org"} }
+func (r *fakeReg) Feature(ns string)      { r.features = append(r.features, ns) }
 func (r *fakeReg) IQ(_ module.IQType, _, local string, h module.IQHandler) {
 	if r.iqs == nil {
 		r.iqs = map[string]module.IQHandler{}
@@ -179,4 +183,32 @@ func FuzzQuery(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestReconfigure: a reload rotates a TURN secret and the lifetime of credentials; a bad
+// service is refused and the old list stays.
+func TestReconfigure(t *testing.T) {
+	turn := Service{Type: "turn", Host: "turn.example.org", Port: 3478, Secret: "one"}
+	m := new(Mod)
+	if err := m.Provision(&fakeReg{cfg: Config{Services: []Service{turn}}}); err != nil {
+		t.Fatal(err)
+	}
+	with := func(c Config) module.Reconfig {
+		return module.Reconfig{Decode: func(v any) error { *v.(*Config) = c; return nil }}
+	}
+	if _, err := m.Reconfigure(with(Config{Services: []Service{{Type: "turn"}}})); err == nil {
+		t.Fatal("a service without a host accepted")
+	}
+	turn.Secret = "two"
+	apply, err := m.Reconfigure(with(Config{TTL: "1h", Services: []Service{turn}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.set.Load().services[0].Secret != "one" {
+		t.Fatal("applied before apply")
+	}
+	apply()
+	if st := m.set.Load(); st.services[0].Secret != "two" || st.ttl != time.Hour || !m.offered {
+		t.Fatalf("after the reload: %+v", st)
+	}
 }
