@@ -132,36 +132,8 @@ var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 // through the form is refused with <account-disabled/>.
 func TestIntegrationDashboard(t *testing.T) {
 	s, base := dashServer(t)
-	jar, _ := cookiejar.New(nil)
-	hc := &http.Client{Jar: jar, Timeout: 20 * time.Second}
-	get := func(path string) (int, string) {
-		t.Helper()
-		resp, err := hc.Get(base + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
-	post := func(path string, v url.Values) (int, string) {
-		t.Helper()
-		resp, err := hc.PostForm(base+path, v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
-	token := func(page string) string {
-		t.Helper()
-		m := csrfField.FindStringSubmatch(page)
-		if m == nil {
-			t.Fatalf("no CSRF token in:\n%s", page)
-		}
-		return m[1]
-	}
+	br := newBrowser(t, base)
+	get, post, token := br.get, br.post, br.token
 
 	// Not logged in: the overview sends the browser to the login form.
 	code, page := get("")
@@ -181,7 +153,7 @@ func TestIntegrationDashboard(t *testing.T) {
 		t.Fatalf("after login: %d\n%s", code, page)
 	}
 	u, _ := url.Parse(base)
-	if cs := jar.Cookies(u); len(cs) != 1 || cs[0].Name != "vireo_admin" {
+	if cs := br.hc.Jar.Cookies(u); len(cs) != 1 || cs[0].Name != "vireo_admin" {
 		t.Fatalf("cookies after login: %v", cs)
 	}
 	// Without ACME the certificate is the configured file (here the self-signed one a
@@ -351,39 +323,10 @@ func TestBrowserDashboard(t *testing.T) {
 // it after the confirmation box is ticked; both change the config file.
 func TestIntegrationDashboardVhosts(t *testing.T) {
 	s, base := dashServer(t)
-	jar, _ := cookiejar.New(nil)
-	hc := &http.Client{Jar: jar, Timeout: 20 * time.Second}
-	get := func(path string) string {
-		t.Helper()
-		resp, err := hc.Get(base + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return string(b)
-	}
-	post := func(path string, v url.Values) (int, string) {
-		t.Helper()
-		resp, err := hc.PostForm(base+path, v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
-	token := func(page string) string {
-		t.Helper()
-		m := csrfField.FindStringSubmatch(page)
-		if m == nil {
-			t.Fatalf("no CSRF token in:\n%s", page)
-		}
-		return m[1]
-	}
-	if code, page := post("login", url.Values{"csrf": {token(get("login"))}, "jid": {"root@localhost"}, "password": {"root pw"}}); code != 200 {
-		t.Fatalf("login: %d\n%s", code, page)
-	}
+	br := newBrowser(t, base)
+	br.login()
+	post, token := br.post, br.token
+	get := func(path string) string { _, p := br.get(path); return p }
 	page := get("hosts")
 	if !strings.Contains(page, "<td>localhost</td>") || !strings.Contains(page, `action="/admin/hosts"`) {
 		t.Fatalf("hosts page:\n%s", page)
@@ -588,36 +531,15 @@ func postPage(t *testing.T, u string, form url.Values) (int, string) {
 // config file, behind the CSRF token; a server on both lists is refused.
 func TestIntegrationDashboardFederation(t *testing.T) {
 	s, base := dashServer(t)
-	jar, _ := cookiejar.New(nil)
-	hc := &http.Client{Jar: jar, Timeout: 20 * time.Second}
+	br := newBrowser(t, base)
+	br.login()
 	do := func(path string, v url.Values) (int, string) {
-		t.Helper()
-		var resp *http.Response
-		var err error
 		if v == nil {
-			resp, err = hc.Get(base + path)
-		} else {
-			resp, err = hc.PostForm(base+path, v)
+			return br.get(path)
 		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		return br.post(path, v)
 	}
-	token := func(page string) string {
-		t.Helper()
-		m := csrfField.FindStringSubmatch(page)
-		if m == nil {
-			t.Fatalf("no CSRF token in:\n%s", page)
-		}
-		return m[1]
-	}
-	_, login := do("login", nil)
-	if code, page := do("login", url.Values{"csrf": {token(login)}, "jid": {"root@localhost"}, "password": {"root pw"}}); code != 200 {
-		t.Fatalf("login: %d\n%s", code, page)
-	}
+	token := br.token
 	_, page := do("s2s", nil)
 	if !strings.Contains(page, "Blocked servers") || !strings.Contains(page, `name="list" value="deny"`) {
 		t.Fatalf("s2s page:\n%s", page)
@@ -648,5 +570,60 @@ func TestIntegrationDashboardFederation(t *testing.T) {
 	}
 	if code, _ := do("s2s", url.Values{"csrf": {csrf}, "list": {"mute"}, "action": {"add"}, "domain": {"x.example"}}); code != http.StatusBadRequest {
 		t.Fatalf("an unknown list: %d", code)
+	}
+}
+
+// browser is a dashboard client with its own cookies, as a browser keeps them.
+type browser struct {
+	t    *testing.T
+	hc   *http.Client
+	base string
+}
+
+func newBrowser(t *testing.T, base string) *browser {
+	jar, _ := cookiejar.New(nil)
+	return &browser{t: t, hc: &http.Client{Jar: jar, Timeout: 20 * time.Second}, base: base}
+}
+
+// get fetches path under the dashboard and returns the status and the page.
+func (b *browser) get(path string) (int, string) {
+	b.t.Helper()
+	resp, err := b.hc.Get(b.base + path)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+// post submits v to path and returns the status and the page it ends on.
+func (b *browser) post(path string, v url.Values) (int, string) {
+	b.t.Helper()
+	resp, err := b.hc.PostForm(b.base+path, v)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+// token is the CSRF token of a page's forms.
+func (b *browser) token(page string) string {
+	b.t.Helper()
+	m := csrfField.FindStringSubmatch(page)
+	if m == nil {
+		b.t.Fatalf("no CSRF token in:\n%s", page)
+	}
+	return m[1]
+}
+
+// login logs in as root@localhost, the dashboard tests' administrator.
+func (b *browser) login() {
+	b.t.Helper()
+	_, page := b.get("login")
+	if code, page := b.post("login", url.Values{"csrf": {b.token(page)}, "jid": {"root@localhost"}, "password": {"root pw"}}); code != 200 {
+		b.t.Fatalf("login: %d\n%s", code, page)
 	}
 }
