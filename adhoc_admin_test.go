@@ -103,23 +103,7 @@ func mustHave(t *testing.T, what, got string, want ...string) {
 // administrator; it returns the started server and the config path.
 func adminServer(t *testing.T) (*server, string) {
 	t.Helper()
-	dir := t.TempDir()
-	toml := fmt.Sprintf(`domains = ["localhost"]
-data_dir = %q
-log_level = "warn"
-
-[c2s]
-listen = []
-tls_listen = ["127.0.0.1:%d"]
-registration = true
-
-[web]
-listen = []
-tls_listen = []
-
-[admin]
-socket = %q
-
+	return vhostServerWith(t, fmt.Sprintf(`
 [s2s]
 # Federation, with the operator's own words, which the commands must keep.
 enabled = true
@@ -127,16 +111,17 @@ listen = ["127.0.0.1:%d"]
 
 [modules.adhoc]
 admins = ["admin@localhost"]
-[modules.upload]
-listen = "127.0.0.1:0"
-[modules.proxy65]
-listen = "127.0.0.1:0"
-`, filepath.Join(dir, "data"), freePort(t), filepath.Join(dir, "admin.sock"), freePort(t))
-	path := filepath.Join(dir, "vireo.toml")
-	if err := os.WriteFile(path, []byte(toml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return startVhost(t, path), path
+`, freePort(t)))
+}
+
+// adminSession is adminServer with the accounts admin and bob registered and the
+// administrator logged in with mellium.
+func adminSession(t *testing.T) (*server, string, *xmppClient) {
+	t.Helper()
+	s, path := adminServer(t)
+	registerIBR(t, s, "localhost", "admin", "admin pw")
+	registerIBR(t, s, "localhost", "bob", "bob pw")
+	return s, path, loginMellium(t, s, "admin", "localhost", "admin pw")
 }
 
 // TestIntegrationAdhocFederation: XEP-0133 edit-blacklist and edit-whitelist (§4.11,
@@ -146,10 +131,7 @@ listen = "127.0.0.1:0"
 // off a whitelist, bounce with not-allowed. Entries that are not servers, and a domain on
 // both lists, are refused and change nothing; the file survives a restart as the policy.
 func TestIntegrationAdhocFederation(t *testing.T) {
-	s, path := adminServer(t)
-	registerIBR(t, s, "localhost", "admin", "admin pw")
-	registerIBR(t, s, "localhost", "bob", "bob pw")
-	root := loginMellium(t, s, "admin", "localhost", "admin pw")
+	s, path, root := adminSession(t)
 	before, _ := os.ReadFile(path)
 
 	form, done := root.adhoc(t, "localhost", "edit-blacklist", [2]string{"blacklistjids", "Spam.Example"}, [2]string{"blacklistjids", "*.bad.example"})
@@ -342,10 +324,7 @@ func TestIntegrationReloadModules(t *testing.T) {
 // admin list must keep its sender; the forms show what is in force; a reload after them
 // changes nothing.
 func TestIntegrationAdhocSettings(t *testing.T) {
-	s, path := adminServer(t)
-	registerIBR(t, s, "localhost", "admin", "admin pw")
-	registerIBR(t, s, "localhost", "bob", "bob pw")
-	root := loginMellium(t, s, "admin", "localhost", "admin pw")
+	s, path, root := adminSession(t)
 	before, _ := os.ReadFile(path)
 
 	_, done := root.adhoc(t, "localhost", "set-welcome", [2]string{"welcome", "Welcome to \"localhost\"."}, [2]string{"welcome", "Be kind."})

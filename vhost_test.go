@@ -29,6 +29,12 @@ import (
 // real server (main's start) on loopback; it returns the config path.
 func vhostServer(t *testing.T) (*server, string) {
 	t.Helper()
+	return vhostServerWith(t, "")
+}
+
+// vhostServerWith is vhostServer with extra tables at the end of the config.
+func vhostServerWith(t *testing.T, extra string) (*server, string) {
+	t.Helper()
 	dir := t.TempDir()
 	toml := fmt.Sprintf(`# The operator's own words, which a vhost change must keep.
 domains = ["localhost"] # more with vireoctl vhost add
@@ -51,7 +57,7 @@ socket = %q
 listen = "127.0.0.1:0"
 [modules.proxy65]
 listen = "127.0.0.1:0"
-`, filepath.Join(dir, "data"), freePort(t), filepath.Join(dir, "admin.sock"))
+`, filepath.Join(dir, "data"), freePort(t), filepath.Join(dir, "admin.sock")) + extra
 	path := filepath.Join(dir, "vireo.toml")
 	if err := os.WriteFile(path, []byte(toml), 0o600); err != nil {
 		t.Fatal(err)
