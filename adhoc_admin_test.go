@@ -317,6 +317,90 @@ func TestIntegrationReloadModules(t *testing.T) {
 	mustHave(t, "bob after the refused reload", run(bob, "r4"), `type="result"`)
 }
 
+// TestIntegrationReloadServices: the limits of the upload, SOCKS5 proxy, pubsub and PEP
+// services and the XEP-0157 contact addresses change at a reload, for sessions already
+// open: a file above the new max_file_size is refused and the service's disco#info names
+// the new size, the proxy names its new address and port, a second node is over the new
+// max_nodes, a PEP item above the new max_item_size is refused, and the server's
+// disco#info (and the stream features' caps) carry the new abuse address.
+func TestIntegrationReloadServices(t *testing.T) {
+	s, path := adminServer(t)
+	orig, _ := os.ReadFile(path)
+	registerIBR(t, s, "localhost", "bob", "bob pw")
+	registerIBR(t, s, "localhost", "carol", "carol pw") // never online: her messages are stored
+	bob := loginMellium(t, s, "bob", "localhost", "bob pw")
+	ask := func(id, raw string) string {
+		bob.send(t, raw)
+		return bob.iqAnswer(t, id)
+	}
+	slot := func(id string) string {
+		return ask(id, "<iq type='get' id='"+id+"' to='upload.localhost'><request xmlns='urn:xmpp:http:upload:0' filename='a.txt' size='5000' content-type='text/plain'/></iq>")
+	}
+	streamhost := func(id string) string {
+		return ask(id, "<iq type='get' id='"+id+"' to='proxy.localhost'><query xmlns='http://jabber.org/protocol/bytestreams'/></iq>")
+	}
+	create := func(id, node string) string {
+		return ask(id, "<iq type='set' id='"+id+"' to='pubsub.localhost'><pubsub xmlns='http://jabber.org/protocol/pubsub'><create node='"+node+"'/></pubsub></iq>")
+	}
+	publish := func(id string) string {
+		return ask(id, "<iq type='set' id='"+id+"'><pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='urn:test:big'><item id='1'><big xmlns='urn:test:big'>"+
+			strings.Repeat("x", 500)+"</big></item></publish></pubsub></iq>")
+	}
+	serverInfo := func(id string) string {
+		return ask(id, "<iq type='get' id='"+id+"' to='localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+	}
+	mustHave(t, "slot before", slot("u1"), `type="result"`, "<put ")
+	mustHave(t, "streamhost before", streamhost("p1"), `host="proxy.localhost"`)
+	mustHave(t, "first node", create("c1", "one"), `type="result"`)
+	mustHave(t, "second node before", create("c2", "two"), `type="result"`)
+	mustHave(t, "PEP item before", publish("e1"), `type="result"`)
+	if info := serverInfo("i1"); strings.Contains(info, "abuse-addresses") {
+		t.Fatalf("abuse address before it was configured: %s", info)
+	}
+	capsBefore := s.rt.CapsVer()
+
+	edited := strings.Replace(string(orig), "[modules.upload]\nlisten = \"127.0.0.1:0\"\n", "[modules.upload]\nlisten = \"127.0.0.1:0\"\nmax_file_size = 1000\n", 1)
+	edited = strings.Replace(edited, "[modules.proxy65]\nlisten = \"127.0.0.1:0\"\n", "[modules.proxy65]\nlisten = \"127.0.0.1:0\"\naddress = \"192.0.2.7\"\nport = 7777\n", 1)
+	tables := "[modules.pubsub]\nmax_nodes = 2\n[modules.pep]\nmax_item_size = 300\n[modules.contact]\nabuse = [\"mailto:abuse@localhost\"]\n" +
+		"[modules.offline]\nquota = 2\n"
+	edited += tables
+	if edited == string(orig)+tables {
+		t.Fatalf("the upload and proxy65 tables were not edited:\n%s", edited)
+	}
+	if err := os.WriteFile(path, []byte(edited), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	mustHave(t, "slot after", slot("u2"), `type="error"`, "the largest is 1000 bytes")
+	mustHave(t, "upload info after", ask("u3", "<iq type='get' id='u3' to='upload.localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>"),
+		`var="max-file-size"><value xmlns="jabber:x:data">1000</value>`)
+	mustHave(t, "streamhost after", streamhost("p2"), `host="192.0.2.7"`, `port="7777"`)
+	mustHave(t, "third node after", create("c3", "three"), `type="error"`, "as many nodes as allowed")
+	mustHave(t, "PEP item after", publish("e2"), `type="error"`, "payload-too-big")
+	mustHave(t, "server info after", serverInfo("i2"), `var="abuse-addresses"`, ">mailto:abuse@localhost</value>")
+	if s.rt.CapsVer() == capsBefore {
+		t.Fatal("the caps verification string did not change with the server's disco#info")
+	}
+	for i := range 3 {
+		bob.send(t, fmt.Sprintf("<message to='carol@localhost' id='o%d' type='chat'><body>%d</body></message>", i, i))
+	}
+	bob.bounced(t, "o2", "service-unavailable")
+	bob.mu.Lock()
+	if g := bob.got.String(); strings.Contains(g, `id="o0"`) || strings.Contains(g, `id="o1"`) { // bob sends from no other resource
+		t.Fatalf("a message within the offline quota bounced: %s", g)
+	}
+	bob.mu.Unlock()
+
+	// A bad value fails the reload, and what was in force stays.
+	os.WriteFile(path, []byte(strings.Replace(edited, "max_file_size = 1000", "max_file_size = 1000\nquota = -5", 1)), 0o600)
+	if err := s.Reload(); err == nil || !strings.Contains(err.Error(), "quota") {
+		t.Fatalf("reload with a bad quota: %v", err)
+	}
+	mustHave(t, "slot after the refused reload", slot("u4"), `type="error"`, "the largest is 1000 bytes")
+}
+
 // TestIntegrationAdhocSettings: XEP-0133 set-welcome, delete-welcome and edit-admin
 // (§4.27–§4.29) write [modules.welcome] message and [modules.adhoc] admins to the config
 // file (the rest of it as it was) and are in force at once: the next account gets the

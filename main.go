@@ -650,7 +650,11 @@ func (s *server) Reload() error {
 	// anything changes, and apply them with the rest; the others wait for a restart.
 	var applies []func()
 	var reconfigured, later []string
-	for _, id := range s.cfg.ChangedModules(next) {
+	changed := s.cfg.ChangedModules(next)
+	if next.Router.OfflineQuota != s.cfg.Router.OfflineQuota && !slices.Contains(changed, "offline") {
+		changed = append(changed, "offline") // the default of its quota
+	}
+	for _, id := range changed {
 		apply, ok, err := s.rt.Reconfigure(id, module.Reconfig{Decode: func(v any) error { return moduleConfig(next)(id, v) }, Domains: next.Domains})
 		if err != nil {
 			return fmt.Errorf("modules.%s: %w", id, err)

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"sort"
+	"sync/atomic"
 
 	"github.com/rs/zerolog"
 
@@ -25,21 +26,23 @@ type hookEntry struct {
 // registry collects what modules register. It is written during provisioning only and
 // read-only afterwards, so shard workers read it without locks.
 type registry struct {
-	r             *Router
-	iq            map[iqKey]module.IQHandler
-	iqBare        map[iqKey]module.IQHandler
-	nonza         map[nonzaKey]module.NonzaHandler
-	bind2         map[nonzaKey]module.NonzaHandler
-	bind2Feats    []string                   // namespaces of the Bind2 inline features, in registration order
-	public        map[string]bool            // IQ namespaces answered for senders that are not local users
-	services      map[string]*module.Service // claimed at provisioning; Router.svc after
-	serviceList   []module.Service
-	hooks         [2][3][]hookEntry // [phase][kind]
-	waits         [2][3]bool        // [phase][kind]: some hook may wait for the disk (WaitsForDisk)
-	features      []string
-	identities    []module.Identity
-	forms         []module.Form // InfoForm registrations, sorted by FORM_TYPE at provisioning
-	streamFeats   [2][]byte     // [module.Stage] concatenated children of <stream:features>
+	r           *Router
+	iq          map[iqKey]module.IQHandler
+	iqBare      map[iqKey]module.IQHandler
+	nonza       map[nonzaKey]module.NonzaHandler
+	bind2       map[nonzaKey]module.NonzaHandler
+	bind2Feats  []string                   // namespaces of the Bind2 inline features, in registration order
+	public      map[string]bool            // IQ namespaces answered for senders that are not local users
+	services    map[string]*module.Service // claimed at provisioning; Router.svc after
+	serviceList []module.Service
+	hooks       [2][3][]hookEntry // [phase][kind]
+	waits       [2][3]bool        // [phase][kind]: some hook may wait for the disk (WaitsForDisk)
+	features    []string
+	identities  []module.Identity
+	// forms are the InfoForm registrations, sorted by FORM_TYPE; copied on every change
+	// (a reload may replace one: Reconfig.InfoForm), so a slice once read stays valid.
+	forms         atomic.Pointer[[]module.Form]
+	streamFeats   [2][]byte // [module.Stage] concatenated children of <stream:features>
 	sessEnd       []func(module.Context, module.Session)
 	avail         []func(module.Context, module.Session)
 	bound         []func(module.Context, module.Session) []byte
@@ -208,17 +211,39 @@ func (m *modReg) Hook(ph module.Phase, k module.Kind, order int, h module.Hook) 
 func (m *modReg) Feature(ns string) { m.g.features = append(m.g.features, ns) }
 
 func (m *modReg) InfoForm(f module.Form) {
-	for _, x := range m.g.forms {
+	for _, x := range m.g.infoForms() {
 		if x.Type == f.Type {
 			m.g.dup(m.id, "disco#info form "+f.Type)
 			return
 		}
 	}
-	m.g.forms = append(m.g.forms, f)
-	sort.Slice(m.g.forms, func(a, b int) bool { return m.g.forms[a].Type < m.g.forms[b].Type })
+	m.g.setInfoForm(f)
 }
 
-func (m *modReg) InfoForms() []module.Form { return m.g.forms }
+func (m *modReg) InfoForms() []module.Form { return m.g.infoForms() }
+
+func (g *registry) infoForms() []module.Form {
+	if p := g.forms.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// setInfoForm adds f, or replaces the form of its FORM_TYPE; a form without fields
+// removes it. Provisioning and reloads call it one at a time.
+func (g *registry) setInfoForm(f module.Form) {
+	var out []module.Form
+	for _, x := range g.infoForms() {
+		if x.Type != f.Type {
+			out = append(out, x)
+		}
+	}
+	if len(f.Fields) > 0 {
+		out = append(out, f)
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].Type < out[b].Type })
+	g.forms.Store(&out)
+}
 
 func (m *modReg) Identity(category, typ, name string) {
 	m.g.identities = append(m.g.identities, module.Identity{Category: category, Type: typ, Name: name})
@@ -280,10 +305,26 @@ func (r *Router) IQHandlers() []IQKey {
 	return out
 }
 
-// CapsVer is the XEP-0115 verification string of the server's disco#info.
+// CapsVer is the XEP-0115 verification string of the server's disco#info, computed once
+// per set of forms.
 func (r *Router) CapsVer() string {
-	r.capsOnce.Do(func() { r.caps = module.CapsVer(r.reg.identities, r.reg.features, r.reg.forms...) })
-	return r.caps
+	forms := r.reg.forms.Load()
+	if c := r.caps.Load(); c != nil && c.forms == forms {
+		return c.ver
+	}
+	var fs []module.Form
+	if forms != nil {
+		fs = *forms
+	}
+	c := &capsCache{forms: forms, ver: module.CapsVer(r.reg.identities, r.reg.features, fs...)}
+	r.caps.Store(c)
+	return c.ver
+}
+
+// capsCache is the verification string of one set of forms.
+type capsCache struct {
+	forms *[]module.Form
+	ver   string
 }
 
 // StreamFeatures returns what modules add to <stream:features> at stage (read-only).

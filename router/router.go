@@ -132,8 +132,7 @@ type Router struct {
 	comps    components
 	remote   atomic.Pointer[Remote]
 
-	capsOnce sync.Once
-	caps     string
+	caps atomic.Pointer[capsCache]
 
 	noInline  atomic.Bool // Options.NoInline, SetInPlace
 	online    atomic.Int64
@@ -751,6 +750,7 @@ func (r *Router) Reconfigure(id string, rc module.Reconfig) (apply func(), ok bo
 		if !ok {
 			return nil, false, nil
 		}
+		rc.InfoForm = r.reg.setInfoForm
 		apply, err := rm.Reconfigure(rc)
 		return apply, err == nil, err
 	}

@@ -34,8 +34,8 @@ type Mod struct {
 	// pushes numbers the pushes, so that each has an id of its own (RFC 6120 §8.1.3): a
 	// client matching answers to requests by id may ignore a repeated one.
 	pushes atomic.Uint64
-	// reportTo is [modules.blocking] report_to; reports numbers the forwarded reports.
-	reportTo []jid.JID
+	// reportTo is [modules.blocking] report_to (a reload swaps it); reports numbers the forwarded reports.
+	reportTo atomic.Pointer[[]jid.JID]
 	reports  atomic.Uint64
 	budget   reportBudget
 }
@@ -94,18 +94,29 @@ func (*Mod) ModuleInfo() module.Info {
 	return module.Info{ID: "blocking", XEP: 191, New: func() module.Module { return new(Mod) }}
 }
 
-// Provision registers handlers and hooks.
-func (m *Mod) Provision(r module.Registrar) error {
+var _ module.Reconfigurer = (*Mod)(nil)
+
+// Reconfigure implements module.Reconfigurer: report_to changes at a reload.
+func (m *Mod) Reconfigure(rc module.Reconfig) (func(), error) {
 	var cfg Config
-	if err := r.Config(&cfg); err != nil {
-		return err
+	if err := rc.Decode(&cfg); err != nil {
+		return nil, err
 	}
+	to := []jid.JID{}
 	for _, s := range cfg.ReportTo {
 		j, err := jid.Parse(s)
 		if err != nil {
-			return fmt.Errorf("blocking: report_to %q: %v", s, err)
+			return nil, fmt.Errorf("blocking: report_to %q: %v", s, err)
 		}
-		m.reportTo = append(m.reportTo, j)
+		to = append(to, j)
+	}
+	return func() { m.reportTo.Store(&to) }, nil
+}
+
+// Provision registers handlers and hooks.
+func (m *Mod) Provision(r module.Registrar) error {
+	if err := module.Configure(r, m); err != nil {
+		return err
 	}
 	m.t = r.Table("blocklist")
 	r.Feature(NSReporting)

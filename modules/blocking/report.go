@@ -157,7 +157,8 @@ func (m *Mod) handleReports(c module.Context, reporter jid.JID, reports []report
 	}
 	l := c.Logger()
 	for _, r := range reports {
-		forward := len(m.reportTo) > 0 && m.budget.take(reporter.Bare().String(), c.Now())
+		reportTo := *m.reportTo.Load()
+		forward := len(reportTo) > 0 && m.budget.take(reporter.Bare().String(), c.Now())
 		var msgs []Archived
 		if forward && ev != nil && len(r.ids) > 0 {
 			msgs = ev.Messages(reporter.Bare().String(), r.jid, r.ids)
@@ -167,7 +168,7 @@ func (m *Mod) handleReports(c module.Context, reporter jid.JID, reports []report
 		if !forward {
 			continue
 		}
-		for _, to := range m.reportTo {
+		for _, to := range reportTo {
 			c.Route(m.forward(reporter, to, r, msgs))
 		}
 	}

@@ -41,10 +41,16 @@ func (Mod) ModuleInfo() module.Info {
 }
 
 // Provision checks the addresses and registers the form.
-func (m *Mod) Provision(r module.Registrar) error {
+func (m *Mod) Provision(r module.Registrar) error { return module.Configure(r, m) }
+
+var _ module.Reconfigurer = (*Mod)(nil)
+
+// Reconfigure implements module.Reconfigurer: the addresses change at a reload, and with
+// them the server's disco#info and its XEP-0115 verification string.
+func (m *Mod) Reconfigure(rc module.Reconfig) (func(), error) {
 	var cfg Config
-	if err := r.Config(&cfg); err != nil {
-		return err
+	if err := rc.Decode(&cfg); err != nil {
+		return nil, err
 	}
 	f := module.Form{Type: FormType}
 	for _, role := range []struct {
@@ -60,13 +66,10 @@ func (m *Mod) Provision(r module.Registrar) error {
 		for _, a := range role.addrs {
 			u, err := url.Parse(a)
 			if err != nil || u.Scheme == "" || u.Opaque == "" && u.Host == "" {
-				return fmt.Errorf("contact: %s address %q: want a URI such as mailto:%s@example.org or xmpp:%s@example.org", role.name, a, role.name, role.name)
+				return nil, fmt.Errorf("contact: %s address %q: want a URI such as mailto:%s@example.org or xmpp:%s@example.org", role.name, a, role.name, role.name)
 			}
 		}
 		f.Fields = append(f.Fields, module.FormField{Var: role.name + "-addresses", Values: role.addrs})
 	}
-	if len(f.Fields) > 0 {
-		r.InfoForm(f)
-	}
-	return nil
+	return func() { rc.InfoForm(f) }, nil
 }

@@ -1,6 +1,7 @@
 package contact
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -14,8 +15,58 @@ type fakeReg struct {
 }
 
 func (r *fakeReg) Config(v any) error       { *v.(*Config) = r.cfg; return nil }
-func (r *fakeReg) InfoForm(f module.Form)   { r.forms = append(r.forms, f) }
 func (r *fakeReg) InfoForms() []module.Form { return r.forms }
+func (r *fakeReg) Domains() []string        { return nil }
+
+// InfoForm keeps the router's rule: a form replaces the one of its type, and a form
+// without fields removes it.
+func (r *fakeReg) InfoForm(f module.Form) {
+	r.forms = slices.DeleteFunc(r.forms, func(x module.Form) bool { return x.Type == f.Type })
+	if len(f.Fields) > 0 {
+		r.forms = append(r.forms, f)
+	}
+}
+
+// TestReconfigure: a reload replaces the addresses, one without any removes the form,
+// and a bad address fails the reload with the form in force unchanged.
+func TestReconfigure(t *testing.T) {
+	r := &fakeReg{cfg: Config{Abuse: []string{"mailto:a@example.org"}}}
+	m := new(Mod)
+	if err := m.Provision(r); err != nil {
+		t.Fatal(err)
+	}
+	reload := func(cfg Config) error {
+		apply, err := m.Reconfigure(module.Reconfig{Decode: func(v any) error { *v.(*Config) = cfg; return nil }, InfoForm: r.InfoForm})
+		if err == nil {
+			apply()
+		}
+		return err
+	}
+	fields := func() string {
+		var out []string
+		for _, f := range r.forms {
+			for _, fl := range f.Fields {
+				out = append(out, fl.Var+"="+strings.Join(fl.Values, ","))
+			}
+		}
+		return strings.Join(out, " ")
+	}
+	if err := reload(Config{Abuse: []string{"mailto:b@example.org"}, Security: []string{"mailto:s@example.org"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := fields(), "abuse-addresses=mailto:b@example.org security-addresses=mailto:s@example.org"; got != want {
+		t.Fatalf("after the reload: %s, want %s", got, want)
+	}
+	if err := reload(Config{Abuse: []string{"b@example.org"}}); err == nil {
+		t.Fatal("a bare address was taken at a reload")
+	}
+	if got, want := fields(), "abuse-addresses=mailto:b@example.org security-addresses=mailto:s@example.org"; got != want {
+		t.Fatalf("after a failed reload: %s, want %s", got, want)
+	}
+	if err := reload(Config{}); err != nil || len(r.forms) != 0 {
+		t.Fatalf("no addresses: %v, forms %+v", err, r.forms)
+	}
+}
 
 // TestProvision: configured roles become the form's fields in XEP-0157's names, nothing
 // configured adds no form, and an address that is not a URI is refused at start.

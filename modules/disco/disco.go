@@ -20,16 +20,24 @@ func init() { module.Register(new(Disco)) }
 
 // Disco is the module.
 type Disco struct {
-	reg      module.Registrar
-	once     sync.Once
-	info     []byte // pre-serialized server disco#info payload
-	capsNode string // module.CapsNode#ver (XEP-0115 §6.2)
-	capsInfo []byte // info with node='capsNode'
-	account  []byte // pre-serialized account disco#info payload
+	reg     module.Registrar
+	once    sync.Once
+	account []byte // pre-serialized account disco#info payload
+	// server is the server's disco#info with the forms it was built from: a reload may
+	// replace a module's XEP-0128 form (Reconfig.InfoForm), and the payloads and the
+	// verification string are rebuilt at the next query.
+	server atomic.Pointer[serverCache]
 	// items is the disco#items payload with the services it was built from: virtual hosts
 	// added or removed at runtime replace the services (module.HostWatcher), and the
 	// payload is rebuilt at the next query.
 	items atomic.Pointer[itemsCache]
+}
+
+type serverCache struct {
+	from     []module.Form
+	info     []byte // pre-serialized server disco#info payload
+	capsNode string // module.CapsNode#ver (XEP-0115 §6.2)
+	capsInfo []byte // info with node='capsNode'
 }
 
 type itemsCache struct {
@@ -77,12 +85,23 @@ const bookmarksCompat = "urn:xmpp:bookmarks:1#compat"
 // holds only with PEP (the other side of the conversion) enabled.
 const vcardConversion = "urn:xmpp:pep-vcard-conversion:0"
 
-// build serializes the replies once every module has registered.
+// serverInfo is the server's disco#info, built once per set of forms.
+func (d *Disco) serverInfo() *serverCache {
+	forms := d.reg.InfoForms()
+	if c := d.server.Load(); c != nil && len(c.from) == len(forms) && (len(forms) == 0 || &c.from[0] == &forms[0]) {
+		return c
+	}
+	ids, features := d.reg.Identities(), d.reg.Features()
+	c := &serverCache{from: forms, info: serverInfo(ids, features, forms, "")}
+	c.capsNode = module.CapsNode + "#" + module.CapsVer(ids, features, forms...)
+	c.capsInfo = serverInfo(ids, features, forms, c.capsNode)
+	d.server.Store(c)
+	return c
+}
+
+// build serializes the account's reply once every module has registered.
 func (d *Disco) build() {
-	ids, features, forms := d.reg.Identities(), d.reg.Features(), d.reg.InfoForms()
-	d.info = serverInfo(ids, features, forms, "")
-	d.capsNode = module.CapsNode + "#" + module.CapsVer(ids, features, forms...)
-	d.capsInfo = serverInfo(ids, features, forms, d.capsNode)
+	ids, features := d.reg.Identities(), d.reg.Features()
 	var b xmlstream.Builder
 	b.Start("query").Attr("xmlns", ns.DiscoInfo)
 	b.Start("identity").Attr("category", "account").Attr("type", "registered").End()
@@ -160,12 +179,12 @@ func (d *Disco) infoQuery(c module.Context, iq *module.Packet) {
 		d.accountInfo(c, iq) // the user asking about their own account
 		return
 	}
-	d.once.Do(d.build)
+	srv := d.serverInfo()
 	q, _ := iq.Payload()
 	if n, ok := q.AppendAttr(nil, "node"); ok && len(n) > 0 {
 		// XEP-0115 §6.2: the node of the server's caps is answered like no node.
-		if string(n) == d.capsNode {
-			c.Reply(iq, d.capsInfo)
+		if string(n) == srv.capsNode {
+			c.Reply(iq, srv.capsInfo)
 			return
 		}
 		if h, ok := d.reg.DiscoNodeHandler(string(n)); ok {
@@ -175,7 +194,7 @@ func (d *Disco) infoQuery(c module.Context, iq *module.Packet) {
 		c.Error(iq, stanza.New(stanza.ItemNotFound))
 		return
 	}
-	c.Reply(iq, d.info)
+	c.Reply(iq, srv.info)
 }
 
 func (d *Disco) itemsQuery(c module.Context, iq *module.Packet) {
@@ -183,7 +202,6 @@ func (d *Disco) itemsQuery(c module.Context, iq *module.Packet) {
 		d.accountItems(c, iq)
 		return
 	}
-	d.once.Do(d.build)
 	q, _ := iq.Payload()
 	if n, ok := q.AppendAttr(nil, "node"); ok && len(n) > 0 {
 		if h, ok := d.reg.DiscoNodeHandler(string(n)); ok {

@@ -125,7 +125,7 @@ type Reconfigurer interface {
 // Configure gives a Reconfigurer its settings at start, the way a reload does later:
 // its Provision calls it, so the two read the table with the same checks.
 func Configure(r Registrar, m Reconfigurer) error {
-	apply, err := m.Reconfigure(Reconfig{Decode: r.Config, Domains: r.Domains()})
+	apply, err := m.Reconfigure(Reconfig{Decode: r.Config, Domains: r.Domains(), InfoForm: r.InfoForm})
 	if err != nil {
 		return err
 	}
@@ -139,6 +139,10 @@ type Reconfig struct {
 	Decode func(v any) error
 	// Domains are the virtual hosts served after the reload.
 	Domains []string
+	// InfoForm replaces the module's XEP-0128 form of f's FORM_TYPE in the server's
+	// disco#info (and its XEP-0115 verification string); a form without fields removes
+	// it. Only from apply.
+	InfoForm func(f Form)
 }
 
 // Cleaner is implemented by modules that hold resources.

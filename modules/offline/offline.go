@@ -8,6 +8,7 @@ package offline
 import (
 	"errors"
 	"sync"
+	"sync/atomic"
 
 	"github.com/rs/zerolog"
 
@@ -42,7 +43,7 @@ func (c *Config) SetDefaultQuota(n int) {
 
 // Offline is the offline storage module.
 type Offline struct {
-	cfg  Config
+	set  atomic.Pointer[Config] // the quotas in force; a reload swaps them
 	log  zerolog.Logger
 	busy sync.Map // bare JID -> the session a delivery is in progress for
 }
@@ -52,17 +53,29 @@ func (*Offline) ModuleInfo() module.Info {
 	return module.Info{ID: "offline", XEP: 160, New: func() module.Module { return new(Offline) }}
 }
 
+var _ module.Reconfigurer = (*Offline)(nil)
+
+// Reconfigure implements module.Reconfigurer: the quotas change at a reload. A user above
+// a lowered quota keeps what is stored and gets no more until it is delivered.
+func (o *Offline) Reconfigure(rc module.Reconfig) (func(), error) {
+	var cfg Config
+	if err := rc.Decode(&cfg); err != nil {
+		return nil, err
+	}
+	if cfg.Quota <= 0 {
+		cfg.Quota = DefaultQuota
+	}
+	if cfg.QuotaBytes <= 0 {
+		cfg.QuotaBytes = DefaultQuotaBytes
+	}
+	return func() { o.set.Store(&cfg) }, nil
+}
+
 // Provision registers the inbound hook and the delivery at login.
 func (o *Offline) Provision(r module.Registrar) error {
 	o.log = r.Logger()
-	if err := r.Config(&o.cfg); err != nil {
+	if err := module.Configure(r, o); err != nil {
 		return err
-	}
-	if o.cfg.Quota <= 0 {
-		o.cfg.Quota = DefaultQuota
-	}
-	if o.cfg.QuotaBytes <= 0 {
-		o.cfg.QuotaBytes = DefaultQuotaBytes
 	}
 	r.Hook(module.Inbound, module.KindMessage, module.OrderOffline, o.store)
 	r.OnUndeliverable(o.keep)
@@ -146,7 +159,8 @@ func (o *Offline) keep(c module.Context, p *module.Packet) bool {
 	b.Start("delay").Attr("xmlns", ns.Delay).Attr("from", c.Domain()).
 		Attr("stamp", now.Format("2006-01-02T15:04:05.000Z")).Text("Offline Storage").End()
 	raw := xmlstream.AppendChild(nil, p.Raw, b.B)
-	_, err := c.Store().Offline().Push(user.String(), raw, now, store.Quota{Items: o.cfg.Quota, Bytes: o.cfg.QuotaBytes})
+	q := o.set.Load()
+	_, err := c.Store().Offline().Push(user.String(), raw, now, store.Quota{Items: q.Quota, Bytes: q.QuotaBytes})
 	switch {
 	case errors.Is(err, store.ErrQuota):
 		e := stanza.New(stanza.ServiceUnavailable)

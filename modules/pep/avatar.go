@@ -124,7 +124,7 @@ func (m *Mod) publishOwn(c module.Context, owner jid.JID, node, id string, paylo
 		}
 		cfg = pubsub.DefaultConfig(m.policy())
 	}
-	if e := pubsub.CheckPayload(payload, m.cfg.MaxItemSize); e != nil {
+	if e := pubsub.CheckPayload(payload, m.conf().MaxItemSize); e != nil {
 		return e
 	}
 	if err := m.nodes.Publish(o, node, cfg, !exists, id, payload); err != nil {

@@ -61,7 +61,7 @@ func (m *Mod) Cleanup() error {
 // bookmarksConfig is the XEP-0402 §3 node configuration.
 func (m *Mod) bookmarksConfig() pubsub.NodeConfig {
 	c := pubsub.DefaultConfig(m.policy())
-	c.MaxItems, c.Access, c.SendLast = m.cfg.MaxItems, pubsub.AccessWhitelist, pubsub.SendNever
+	c.MaxItems, c.Access, c.SendLast = m.conf().MaxItems, pubsub.AccessWhitelist, pubsub.SendNever
 	return c
 }
 
@@ -181,7 +181,7 @@ func (m *Mod) SetLegacy(c module.Context, user jid.JID, storage xmlstream.Elemen
 		if len(want) >= maxLegacyBookmarks {
 			return tooManyBookmarks()
 		}
-		if e := pubsub.CheckPayload(payload, m.cfg.MaxItemSize); e != nil {
+		if e := pubsub.CheckPayload(payload, m.conf().MaxItemSize); e != nil {
 			return e
 		}
 		seen[id] = true

@@ -31,6 +31,7 @@ package pep
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -72,7 +73,7 @@ type Config struct {
 
 // Mod is the module.
 type Mod struct {
-	cfg   Config
+	set   atomic.Pointer[Config] // the limits in force; a reload swaps them
 	nodes pubsub.Nodes
 	log   zerolog.Logger
 	st    store.Store // the server's store, the key of BookmarksFor
@@ -112,17 +113,8 @@ var Features = []string{
 // Provision reads [modules.pep] and registers the handlers and hooks.
 func (m *Mod) Provision(r module.Registrar) error {
 	m.log = r.Logger()
-	if err := r.Config(&m.cfg); err != nil {
+	if err := module.Configure(r, m); err != nil {
 		return err
-	}
-	if m.cfg.MaxItems <= 0 {
-		m.cfg.MaxItems = DefaultMaxItems
-	}
-	if m.cfg.MaxItemSize <= 0 || m.cfg.MaxItemSize > DefaultMaxItemSize {
-		m.cfg.MaxItemSize = DefaultMaxItemSize
-	}
-	if m.cfg.MaxNodes <= 0 {
-		m.cfg.MaxNodes = DefaultMaxNodes
 	}
 	m.nodes = pubsub.Nodes{T: r.Table("pep")}
 	m.st = r.Store()
@@ -148,9 +140,34 @@ func (m *Mod) Provision(r module.Registrar) error {
 	return nil
 }
 
+var _ module.Reconfigurer = (*Mod)(nil)
+
+// Reconfigure implements module.Reconfigurer: every limit changes at a reload. They
+// bound what is asked after it: a node keeps the max_items it was configured with, and
+// an account above a lowered max_nodes keeps its nodes but creates no more.
+func (m *Mod) Reconfigure(rc module.Reconfig) (func(), error) {
+	var cfg Config
+	if err := rc.Decode(&cfg); err != nil {
+		return nil, err
+	}
+	if cfg.MaxItems <= 0 {
+		cfg.MaxItems = DefaultMaxItems
+	}
+	if cfg.MaxItemSize <= 0 || cfg.MaxItemSize > DefaultMaxItemSize {
+		cfg.MaxItemSize = DefaultMaxItemSize
+	}
+	if cfg.MaxNodes <= 0 {
+		cfg.MaxNodes = DefaultMaxNodes
+	}
+	return func() { m.set.Store(&cfg) }, nil
+}
+
+// conf is the configuration in force.
+func (m *Mod) conf() *Config { return m.set.Load() }
+
 // policy is what PEP nodes may be configured to.
 func (m *Mod) policy() pubsub.Policy {
-	return pubsub.Policy{MaxItems: m.cfg.MaxItems, Access: pubsub.PEPAccess}
+	return pubsub.Policy{MaxItems: m.conf().MaxItems, Access: pubsub.PEPAccess}
 }
 
 // own handles requests of the owner (to their bare JID or without 'to').
@@ -326,7 +343,7 @@ func (m *Mod) roomForNode(owner string) *stanza.Error {
 	if err != nil {
 		return module.StoreError(err)
 	}
-	if n >= m.cfg.MaxNodes {
+	if n >= m.conf().MaxNodes {
 		e := stanza.New(stanza.PolicyViolationCond)
 		e.Text = "too many nodes on this account"
 		return e
@@ -360,7 +377,7 @@ func (m *Mod) publish(c module.Context, iq *module.Packet, owner jid.JID, r pubs
 			return
 		}
 	}
-	if e := pubsub.CheckPayload(r.Payload, m.cfg.MaxItemSize); e != nil {
+	if e := pubsub.CheckPayload(r.Payload, m.conf().MaxItemSize); e != nil {
 		c.Error(iq, e)
 		return
 	}

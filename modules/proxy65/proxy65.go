@@ -8,6 +8,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -119,10 +120,10 @@ func (c *Config) normalize() error {
 
 // Mod is the module: one proxy service per virtual host, one SOCKS5 listener for all.
 type Mod struct {
-	cfg  Config
+	cfg  Config                 // as at start: the listener, subdomain and name hold until a restart
+	set  atomic.Pointer[Config] // the settings in force; a reload swaps them
 	log  zerolog.Logger
 	ln   net.Listener
-	port int // advertised
 	stop chan struct{}
 	wg   sync.WaitGroup // the accept loop, greetings and relays
 
@@ -153,7 +154,14 @@ type service struct {
 	m      *Mod
 	domain string
 	info   []byte // disco#info payload
-	addr   []byte // the bytestreams <query/> with this service's <streamhost/>
+	addr   atomic.Pointer[addrCache]
+}
+
+// addrCache is the bytestreams <query/> with a service's <streamhost/>, for the settings
+// it was built from (address and port change at a reload).
+type addrCache struct {
+	set *Config
+	b   []byte
 }
 
 // Provision reads [modules.proxy65], opens the listener and claims one service domain per
@@ -161,10 +169,7 @@ type service struct {
 // off, as the upload module does.
 func (m *Mod) Provision(r module.Registrar) error {
 	m.log = r.Logger()
-	if err := r.Config(&m.cfg); err != nil {
-		return err
-	}
-	if err := m.cfg.normalize(); err != nil {
+	if err := module.Configure(r, m); err != nil {
 		return err
 	}
 	if r.DataDir() == "" {
@@ -176,10 +181,6 @@ func (m *Mod) Provision(r module.Registrar) error {
 		return fmt.Errorf("proxy65: listen %s: %w", m.cfg.Listen, err)
 	}
 	m.ln = ln
-	m.port = m.cfg.Port
-	if m.port == 0 {
-		m.port = ln.Addr().(*net.TCPAddr).Port
-	}
 	m.mu.pending = map[string]*pair{}
 	m.mu.perAddr = map[string]int{}
 	m.mu.active = map[*stream]struct{}{}
@@ -199,6 +200,32 @@ func (m *Mod) Provision(r module.Registrar) error {
 	return nil
 }
 
+var _ module.Reconfigurer = (*Mod)(nil)
+
+// Reconfigure implements module.Reconfigurer: the limits, max_rate (for streams activated
+// after the reload), allow_remote, and the address and port the streamhost names change at
+// a reload; the listener, subdomain and name at a restart.
+func (m *Mod) Reconfigure(rc module.Reconfig) (func(), error) {
+	var cfg Config
+	if err := rc.Decode(&cfg); err != nil {
+		return nil, err
+	}
+	if err := cfg.normalize(); err != nil {
+		return nil, err
+	}
+	return func() {
+		if m.set.Load() == nil {
+			m.cfg = cfg
+		} else if cfg.Subdomain != m.cfg.Subdomain || cfg.Name != m.cfg.Name || cfg.Listen != m.cfg.Listen {
+			m.log.Warn().Msg("proxy65: listen, subdomain and name change at a restart; applying the rest")
+		}
+		m.set.Store(&cfg)
+	}, nil
+}
+
+// conf is the settings in force.
+func (m *Mod) conf() *Config { return m.set.Load() }
+
 // AddHost implements module.HostWatcher: proxy.<host>, at provisioning and for a host
 // added at runtime. Nothing when the module is off.
 func (m *Mod) AddHost(host string) ([]module.Service, error) {
@@ -209,8 +236,7 @@ func (m *Mod) AddHost(host string) ([]module.Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("proxy65: subdomain %q: %w", m.cfg.Subdomain, err)
 	}
-	s := &service{m: m, domain: dom}
-	s.info, s.addr = s.payloads()
+	s := &service{m: m, domain: dom, info: discoInfo(m.cfg.Name)}
 	return []module.Service{{Domain: dom, Name: m.cfg.Name, Handler: s.handle, Host: host}}, nil
 }
 
@@ -239,27 +265,42 @@ func (m *Mod) Cleanup() error {
 	return err
 }
 
-func (s *service) payloads() (info, addr []byte) {
+// discoInfo is a service's disco#info payload.
+func discoInfo(name string) []byte {
 	var b xmlstream.Builder
 	b.Start("query").Attr("xmlns", ns.DiscoInfo)
-	b.Start("identity").Attr("category", "proxy").Attr("type", "bytestreams").Attr("name", s.m.cfg.Name).End()
+	b.Start("identity").Attr("category", "proxy").Attr("type", "bytestreams").Attr("name", name).End()
 	for _, f := range []string{ns.DiscoInfo, ns.DiscoItems, NS, ns.Ping} {
 		b.Start("feature").Attr("var", f).End()
 	}
 	b.End()
-	info = b.B
-	host := s.m.cfg.Address
+	return b.B
+}
+
+// streamhost is the bytestreams <query/> naming this service's address (XEP-0065 §4),
+// built once per settings.
+func (s *service) streamhost() []byte {
+	set := s.m.conf()
+	if c := s.addr.Load(); c != nil && c.set == set {
+		return c.b
+	}
+	host := set.Address
 	if host == "" {
 		host = s.domain
 	}
 	if ip := net.ParseIP(host); ip != nil {
 		host = ip.String() // RFC 5952 form for IPv6, as XEP-0065 asks
 	}
+	port := set.Port
+	if port == 0 {
+		port = s.m.ln.Addr().(*net.TCPAddr).Port
+	}
 	var a xmlstream.Builder
 	a.Start("query").Attr("xmlns", NS)
-	a.Start("streamhost").Attr("jid", s.domain).Attr("host", host).Attr("port", strconv.Itoa(s.m.port)).End()
+	a.Start("streamhost").Attr("jid", s.domain).Attr("host", host).Attr("port", strconv.Itoa(port)).End()
 	a.End()
-	return info, a.B
+	s.addr.Store(&addrCache{set: set, b: a.B})
+	return a.B
 }
 
 // handle answers what is addressed to proxy.<host>.
@@ -279,14 +320,14 @@ func (s *service) handle(c module.Context, p *module.Packet) {
 		return
 	}
 	if p.Type == "get" {
-		c.Reply(p, s.addr) // XEP-0065 §4
+		c.Reply(p, s.streamhost())
 		return
 	}
 	s.activate(c, p, q)
 }
 
 func (s *service) allowed(c module.Context, from jid.JID) bool {
-	return s.m.cfg.AllowRemote || from.Local() != "" && c.IsLocal(from.Domain())
+	return s.m.conf().AllowRemote || from.Local() != "" && c.IsLocal(from.Domain())
 }
 
 // activate handles <query sid=…><activate>target</activate></query> (XEP-0065 §6.3.5).

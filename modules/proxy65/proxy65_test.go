@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vireo-im/vireo/modules/module"
 )
 
 // TestHash checks Hash against the two DST.ADDR values XEP-0260 §2.2 gives (initiator's
@@ -143,7 +145,7 @@ func TestConfig(t *testing.T) {
 // floor on the time taken, which pacing guarantees, not a measurement of speed), and
 // every byte arrives.
 func TestCopyPaced(t *testing.T) {
-	m := &Mod{cfg: Config{MaxRate: 32 << 10}, stop: make(chan struct{})}
+	m := &Mod{stop: make(chan struct{})}
 	a, b := net.Pipe()
 	payload := bytes.Repeat([]byte("x"), 48<<10)
 	go func() {
@@ -152,7 +154,7 @@ func TestCopyPaced(t *testing.T) {
 	}()
 	var out bytes.Buffer
 	start := time.Now()
-	if n, err := m.copyPaced(&pipeWriter{&out}, b); err != nil || n != int64(len(payload)) {
+	if n, err := m.copyPaced(&pipeWriter{&out}, b, 32<<10); err != nil || n != int64(len(payload)) {
 		t.Fatalf("copied %d, %v", n, err)
 	}
 	if took := time.Since(start); took < 1400*time.Millisecond {
@@ -177,9 +179,11 @@ func (p *pipeWriter) SetWriteDeadline(time.Time) error { return nil }
 // relayPair runs m's listener and returns the two ends of an activated stream.
 func relayPair(tb testing.TB, m *Mod) (net.Conn, net.Conn) {
 	tb.Helper()
-	if err := m.cfg.normalize(); err != nil {
+	apply, err := m.Reconfigure(module.Reconfig{Decode: func(any) error { return nil }})
+	if err != nil {
 		tb.Fatal(err)
 	}
+	apply()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)

@@ -107,7 +107,7 @@ func clientAddr(c net.Conn) string {
 func (m *Mod) admit(addr string) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.mu.closed || m.mu.waiting >= m.cfg.MaxPending || m.mu.perAddr[addr] >= pendingPerAddr {
+	if m.mu.closed || m.mu.waiting >= m.conf().MaxPending || m.mu.perAddr[addr] >= pendingPerAddr {
 		return false
 	}
 	m.mu.waiting++
@@ -272,7 +272,7 @@ func (m *Mod) activate(hashes [2]string, user string) *stanza.Error {
 		e := stanza.New(stanza.NotAllowed)
 		e.Text = "only one party is connected"
 		return e
-	case len(m.mu.active) >= m.cfg.MaxStreams || m.mu.perUser[user] >= m.cfg.MaxStreamsPerUser:
+	case len(m.mu.active) >= m.conf().MaxStreams || m.mu.perUser[user] >= m.conf().MaxStreamsPerUser:
 		m.mu.Unlock()
 		e := stanza.New(stanza.ResourceConstraintCond) // type wait
 		e.Text = "too many file transfers through this proxy at once"
@@ -334,8 +334,8 @@ func (m *Mod) relay(s *stream) {
 func (m *Mod) pipe(s *stream, dst, src net.Conn) int64 {
 	var n int64
 	var err error
-	if m.cfg.MaxRate > 0 {
-		n, err = m.copyPaced(dst, src)
+	if rate := m.conf().MaxRate; rate > 0 {
+		n, err = m.copyPaced(dst, src, rate)
 	} else {
 		n, err = io.Copy(dst, src) // splice(2) between two TCP sockets on Linux
 	}
@@ -351,9 +351,9 @@ func (m *Mod) pipe(s *stream, dst, src net.Conn) int64 {
 	return n
 }
 
-// copyPaced copies at most cfg.MaxRate bytes per second; it returns the bytes copied.
-func (m *Mod) copyPaced(dst, src net.Conn) (int64, error) {
-	buf := make([]byte, min(32<<10, max(m.cfg.MaxRate/8, 512)))
+// copyPaced copies at most rate bytes per second; it returns the bytes copied.
+func (m *Mod) copyPaced(dst, src net.Conn, rate int64) (int64, error) {
+	buf := make([]byte, min(32<<10, max(rate/8, 512)))
 	start, sent := time.Now(), int64(0)
 	for {
 		n, rerr := src.Read(buf)
@@ -362,7 +362,7 @@ func (m *Mod) copyPaced(dst, src net.Conn) (int64, error) {
 				return sent, err
 			}
 			sent += int64(n)
-			if ahead := time.Duration(float64(sent)/float64(m.cfg.MaxRate)*float64(time.Second)) - time.Since(start); ahead > 0 {
+			if ahead := time.Duration(float64(sent)/float64(rate)*float64(time.Second)) - time.Since(start); ahead > 0 {
 				t := time.NewTimer(ahead)
 				select {
 				case <-m.stop:

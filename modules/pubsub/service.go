@@ -3,6 +3,7 @@ package pubsub
 import (
 	"fmt"
 	"sort"
+	"sync/atomic"
 
 	"github.com/rs/zerolog"
 
@@ -43,9 +44,10 @@ type Config struct {
 	MaxItemSize int    `toml:"max_item_size"` // bytes of one item's payload
 }
 
-// Mod is the module; it is read-only after Provision.
+// Mod is the module.
 type Mod struct {
-	cfg   Config
+	cfg   Config                 // as at start: the subdomain and name hold until a restart
+	set   atomic.Pointer[Config] // the limits in force; a reload swaps them
 	nodes Nodes
 	log   zerolog.Logger
 }
@@ -75,24 +77,10 @@ var ServiceFeatures = []string{
 // Provision reads [modules.pubsub] and claims one service domain per virtual host.
 func (m *Mod) Provision(r module.Registrar) error {
 	m.log = r.Logger()
-	if err := r.Config(&m.cfg); err != nil {
+	if err := module.Configure(r, m); err != nil {
 		return err
 	}
-	if m.cfg.Subdomain == "" {
-		m.cfg.Subdomain = DefaultSubdomain
-	}
-	if m.cfg.Name == "" {
-		m.cfg.Name = DefaultName
-	}
-	if m.cfg.MaxNodes <= 0 {
-		m.cfg.MaxNodes = DefaultMaxNodes
-	}
-	if m.cfg.MaxItems <= 0 {
-		m.cfg.MaxItems = DefaultMaxItems
-	}
-	if m.cfg.MaxItemSize <= 0 || m.cfg.MaxItemSize > DefaultMaxItemSize {
-		m.cfg.MaxItemSize = DefaultMaxItemSize
-	}
+	m.cfg = *m.conf()
 	m.nodes = Nodes{T: r.Table("pubsub")}
 	for _, d := range r.Domains() {
 		svcs, err := m.AddHost(d)
@@ -103,6 +91,42 @@ func (m *Mod) Provision(r module.Registrar) error {
 	}
 	return nil
 }
+
+var _ module.Reconfigurer = (*Mod)(nil)
+
+// Reconfigure implements module.Reconfigurer: the limits change at a reload; they bound
+// what is asked after it (a node keeps the max_items it was configured with). The
+// subdomain and name change at a restart.
+func (m *Mod) Reconfigure(rc module.Reconfig) (func(), error) {
+	var cfg Config
+	if err := rc.Decode(&cfg); err != nil {
+		return nil, err
+	}
+	if cfg.Subdomain == "" {
+		cfg.Subdomain = DefaultSubdomain
+	}
+	if cfg.Name == "" {
+		cfg.Name = DefaultName
+	}
+	if cfg.MaxNodes <= 0 {
+		cfg.MaxNodes = DefaultMaxNodes
+	}
+	if cfg.MaxItems <= 0 {
+		cfg.MaxItems = DefaultMaxItems
+	}
+	if cfg.MaxItemSize <= 0 || cfg.MaxItemSize > DefaultMaxItemSize {
+		cfg.MaxItemSize = DefaultMaxItemSize
+	}
+	return func() {
+		if m.set.Load() != nil && (cfg.Subdomain != m.cfg.Subdomain || cfg.Name != m.cfg.Name) {
+			m.log.Warn().Msg("pubsub: subdomain and name change at a restart; applying the rest")
+		}
+		m.set.Store(&cfg)
+	}, nil
+}
+
+// conf is the configuration in force.
+func (m *Mod) conf() *Config { return m.set.Load() }
 
 var _ module.HostWatcher = (*Mod)(nil)
 
@@ -121,12 +145,12 @@ func (m *Mod) AddHost(host string) ([]module.Service, error) {
 // RemoveHost implements module.HostWatcher: the service keeps no state outside the store.
 func (m *Mod) RemoveHost(string) {}
 
-func (m *Mod) policy() Policy { return Policy{MaxItems: m.cfg.MaxItems, Access: ServiceAccess} }
+func (m *Mod) policy() Policy { return Policy{MaxItems: m.conf().MaxItems, Access: ServiceAccess} }
 
 // defaultConfig is the configuration of a new node.
 func (m *Mod) defaultConfig() NodeConfig {
 	c := DefaultConfig(m.policy())
-	c.MaxItems = min(serviceNodeMaxItems, m.cfg.MaxItems)
+	c.MaxItems = min(serviceNodeMaxItems, m.conf().MaxItems)
 	c.SendLast = SendOnSub // no presence-based delivery on a service
 	return c
 }
@@ -388,7 +412,7 @@ func (s *service) create(c module.Context, p *module.Packet, r Request, from str
 		s.fail(c, p, err)
 		return
 	}
-	if n >= s.m.cfg.MaxNodes {
+	if n >= s.m.conf().MaxNodes {
 		e := stanza.New(stanza.PolicyViolationCond)
 		e.Text = "you own as many nodes as allowed"
 		c.Error(p, e)
@@ -416,7 +440,7 @@ func (s *service) publish(c module.Context, p *module.Packet, r Request, cfg Nod
 		c.Error(p, e)
 		return
 	}
-	if e := CheckPayload(r.Payload, s.m.cfg.MaxItemSize); e != nil {
+	if e := CheckPayload(r.Payload, s.m.conf().MaxItemSize); e != nil {
 		c.Error(p, e)
 		return
 	}

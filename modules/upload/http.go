@@ -218,7 +218,8 @@ func disposition(ctype string) string {
 
 // expired reports whether rec is past retention at now.
 func (m *Mod) expired(rec record, now time.Time) bool {
-	return m.retention > 0 && !now.Before(rec.created.Add(m.retention))
+	r := m.conf().retention
+	return r > 0 && !now.Before(rec.created.Add(r))
 }
 
 // record is the row of one stored file in table "upload", keyed by slot id.
@@ -327,7 +328,7 @@ func (m *Mod) sweep(now time.Time) int {
 		if !e.IsDir() || !validID(id) || known[id] || busy[id] {
 			continue
 		}
-		if fi, err := e.Info(); err != nil || now.Sub(fi.ModTime()) < m.slotTTL {
+		if fi, err := e.Info(); err != nil || now.Sub(fi.ModTime()) < m.conf().slotTTL {
 			continue // a PUT that started after the scan above
 		}
 		if err := os.RemoveAll(filepath.Join(m.dir, id)); err == nil {

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -88,20 +89,19 @@ func (c *Config) SetDefaultListen(addr string) {
 
 // Mod is the module: one upload service per virtual host, one HTTPS listener for all.
 type Mod struct {
-	cfg       Config
-	log       zerolog.Logger
-	t         store.Table
-	dir       string // data_dir/upload
-	key       []byte
-	slotTTL   time.Duration
-	retention time.Duration // 0: for ever
-	prefix    string        // path of the public URL, stripped from requests
-	now       func() time.Time
-	srv       *http.Server
-	ln        net.Listener
-	stop      chan struct{}
-	done      chan struct{}
-	pub       *url.URL // public_url, nil without one
+	cfg    Config                 // as at start: the listener, names and URL hold until a restart
+	lim    atomic.Pointer[limits] // the limits in force; a reload swaps them
+	log    zerolog.Logger
+	t      store.Table
+	dir    string // data_dir/upload
+	key    []byte
+	prefix string // path of the public URL, stripped from requests
+	now    func() time.Time
+	srv    *http.Server
+	ln     net.Listener
+	stop   chan struct{}
+	done   chan struct{}
+	pub    *url.URL // public_url, nil without one
 	// active counts HTTP handlers running, so Cleanup returns only when none can still
 	// write to the store (which closes after the router).
 	active sync.WaitGroup
@@ -127,13 +127,20 @@ func (*Mod) ModuleInfo() module.Info {
 	return module.Info{ID: "upload", XEP: 363, New: func() module.Module { return new(Mod) }}
 }
 
+// limits are the settings that change at a reload.
+type limits struct {
+	maxFileSize, quota int64
+	slotTTL            time.Duration
+	retention          time.Duration // 0: for ever
+	info               []byte        // every service's disco#info: it names max-file-size
+}
+
 // service is upload.<host>.
 type service struct {
 	m      *Mod
 	host   string // the virtual host whose users may ask
 	domain string
 	base   string // URL base without trailing slash
-	info   []byte // disco#info payload, built once
 }
 
 // Provision reads [modules.upload], loads the key and the per-user usage, opens the
@@ -141,17 +148,7 @@ type service struct {
 // configuration (a router run alone in tests) the module stays off.
 func (m *Mod) Provision(r module.Registrar) error {
 	m.log = r.Logger()
-	if err := r.Config(&m.cfg); err != nil {
-		return err
-	}
-	if err := m.cfg.normalize(); err != nil {
-		return err
-	}
-	var err error
-	if m.slotTTL, err = parseDuration("slot_ttl", m.cfg.SlotTTL, DefaultSlotTTL); err != nil {
-		return err
-	}
-	if m.retention, err = parseDuration("retention", m.cfg.Retention, DefaultRetention); err != nil {
+	if err := module.Configure(r, m); err != nil {
 		return err
 	}
 	if r.DataDir() == "" || r.TLSConfig() == nil {
@@ -200,6 +197,34 @@ func (m *Mod) Provision(r module.Registrar) error {
 	return nil
 }
 
+var _ module.Reconfigurer = (*Mod)(nil)
+
+// Reconfigure implements module.Reconfigurer: max_file_size, quota, slot_ttl and
+// retention change at a reload (a shorter retention expires files at the next sweep);
+// the listener, subdomain, name and public_url at a restart.
+func (m *Mod) Reconfigure(rc module.Reconfig) (func(), error) {
+	var cfg Config
+	if err := rc.Decode(&cfg); err != nil {
+		return nil, err
+	}
+	l, err := cfg.limits()
+	if err != nil {
+		return nil, err
+	}
+	return func() {
+		if m.lim.Load() == nil {
+			m.cfg = cfg
+		} else if cfg.Subdomain != m.cfg.Subdomain || cfg.Name != m.cfg.Name || cfg.Listen != m.cfg.Listen || cfg.PublicURL != m.cfg.PublicURL {
+			m.log.Warn().Msg("upload: listen, subdomain, name and public_url change at a restart; applying the rest")
+		}
+		l.info = discoInfo(m.cfg.Name, l.maxFileSize)
+		m.lim.Store(l)
+	}, nil
+}
+
+// conf is the limits in force.
+func (m *Mod) conf() *limits { return m.lim.Load() }
+
 var _ module.HostWatcher = (*Mod)(nil)
 
 // AddHost implements module.HostWatcher: upload.<host>, at provisioning and for a host
@@ -221,7 +246,6 @@ func (m *Mod) AddHost(host string) ([]module.Service, error) {
 			s.base += ":" + port
 		}
 	}
-	s.info = s.discoInfo()
 	return []module.Service{{Domain: dom, Name: m.cfg.Name, Handler: s.handle, Host: host}}, nil
 }
 
@@ -284,6 +308,22 @@ func (m *Mod) Cleanup() error {
 	return err
 }
 
+// limits checks the whole table and returns its limits.
+func (c *Config) limits() (*limits, error) {
+	if err := c.normalize(); err != nil {
+		return nil, err
+	}
+	l := &limits{maxFileSize: c.MaxFileSize, quota: c.Quota}
+	var err error
+	if l.slotTTL, err = parseDuration("slot_ttl", c.SlotTTL, DefaultSlotTTL); err != nil {
+		return nil, err
+	}
+	if l.retention, err = parseDuration("retention", c.Retention, DefaultRetention); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
 func (c *Config) normalize() error {
 	if c.Subdomain == "" {
 		c.Subdomain = DefaultSubdomain
@@ -334,7 +374,7 @@ func (w debugWriter) Write(p []byte) (int, error) {
 
 // handle is the module.ServiceHandler of upload.<host>, on the service domain's shard.
 func (s *service) handle(c module.Context, p *module.Packet) {
-	q, ok := module.LeafService(c, p, s.info)
+	q, ok := module.LeafService(c, p, s.m.conf().info)
 	if !ok {
 		return
 	}
@@ -368,8 +408,9 @@ func (s *service) request(c module.Context, p *module.Packet, q xmlstream.Elemen
 
 // grant checks the size and the owner's quota and records a new slot.
 func (m *Mod) grant(owner string, req Request, now time.Time) (*slot, *stanza.Error) {
-	if req.Size > m.cfg.MaxFileSize {
-		return nil, fileTooLarge(m.cfg.MaxFileSize)
+	lim := m.conf()
+	if req.Size > lim.maxFileSize {
+		return nil, fileTooLarge(lim.maxFileSize)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -381,14 +422,14 @@ func (m *Mod) grant(owner string, req Request, now time.Time) (*slot, *stanza.Er
 			return nil, e
 		}
 	}
-	if q := m.cfg.Quota; q >= 0 && m.mu.used[owner]+m.mu.reserved[owner]+req.Size > q {
+	if q := lim.quota; q >= 0 && m.mu.used[owner]+m.mu.reserved[owner]+req.Size > q {
 		e := stanza.New(stanza.ResourceConstraintCond)
 		e.Type = stanza.Wait
 		e.Text = "upload quota of " + strconv.FormatInt(q, 10) + " bytes exceeded; older files expire with time"
 		return nil, e
 	}
 	sl := &slot{id: newSlotID(), name: req.Filename, ctype: req.ContentType, owner: owner,
-		size: req.Size, expires: now.Add(m.slotTTL)}
+		size: req.Size, expires: now.Add(lim.slotTTL)}
 	m.mu.slots[sl.id] = sl
 	m.mu.pending[owner]++
 	m.mu.reserved[owner] += sl.size
@@ -442,18 +483,18 @@ func slotXML(u, auth string) []byte {
 	return b.B
 }
 
-// discoInfo is the service's disco#info (XEP-0363 §2), with the XEP-0128 form that
+// discoInfo is a service's disco#info (XEP-0363 §2), with the XEP-0128 form that
 // announces max-file-size.
-func (s *service) discoInfo() []byte {
+func discoInfo(name string, maxFileSize int64) []byte {
 	var b xmlstream.Builder
 	b.Start("query").Attr("xmlns", ns.DiscoInfo)
-	b.Start("identity").Attr("category", "store").Attr("type", "file").Attr("name", s.m.cfg.Name).End()
+	b.Start("identity").Attr("category", "store").Attr("type", "file").Attr("name", name).End()
 	for _, f := range []string{ns.DiscoInfo, ns.DiscoItems, NS, ns.Ping} {
 		b.Start("feature").Attr("var", f).End()
 	}
 	b.Start("x").Attr("xmlns", ns.DataForms).Attr("type", "result")
 	b.Start("field").Attr("var", "FORM_TYPE").Attr("type", "hidden").Start("value").Text(NS).End().End()
-	b.Start("field").Attr("var", "max-file-size").Start("value").Text(strconv.FormatInt(s.m.cfg.MaxFileSize, 10)).End().End()
+	b.Start("field").Attr("var", "max-file-size").Start("value").Text(strconv.FormatInt(maxFileSize, 10)).End().End()
 	b.End()
 	b.End()
 	return b.B

@@ -13,6 +13,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/rs/zerolog"
 
+	"github.com/vireo-im/vireo/modules/module"
 	"github.com/vireo-im/vireo/store/pebblestore"
 	"github.com/vireo-im/vireo/xmlstream/stanza"
 	"github.com/vireo-im/vireo/xmlstream/xmltest"
@@ -141,12 +142,14 @@ func newTestMod(t *testing.T, now *time.Time) *Mod {
 	}
 	t.Cleanup(func() { st.Close() })
 	m := &Mod{log: zerolog.Nop(), now: func() time.Time { return *now }}
-	if err := m.cfg.normalize(); err != nil {
+	apply, err := m.Reconfigure(module.Reconfig{Decode: func(v any) error {
+		*v.(*Config) = Config{Quota: 100, MaxFileSize: 60}
+		return nil
+	}})
+	if err != nil {
 		t.Fatal(err)
 	}
-	m.cfg.Quota = 100
-	m.cfg.MaxFileSize = 60
-	m.slotTTL, m.retention = DefaultSlotTTL, DefaultRetention
+	apply()
 	if err := m.open(t.TempDir(), st.Table("upload")); err != nil {
 		t.Fatal(err)
 	}
