@@ -519,7 +519,7 @@ func (s *server) engineConfig(cfg *config.Config) engine.Config {
 	if cfg.S2S.Enabled {
 		s2s = engine.S2S{Enabled: true, Hosts: cfg.S2S.Hosts, Secret: []byte(cfg.S2S.Secret), CAs: cfg.S2S.CAs,
 			RequireValidCerts: cfg.S2S.RequireValidCerts, IdleTimeout: cfg.S2S.IdleTimeout.Duration,
-			Deny: cfg.S2S.Deny, Allow: cfg.S2S.Allow}
+			Deny: cfg.S2S.Deny, Allow: cfg.S2S.Allow, NoBidi: !cfg.S2S.BidiOn()}
 		if len(cfg.S2S.Domains) > 0 {
 			s2s.Domains = make(map[string]engine.S2SDomain, len(cfg.S2S.Domains))
 			for d, p := range cfg.S2S.Domains {
@@ -1021,7 +1021,7 @@ func (s *server) LoginSucceeded(ip string)    { s.eng.LoginSucceeded(ip) }
 func (s *server) S2SLinks() []dashboard.Link {
 	var out []dashboard.Link
 	for _, c := range s.eng.S2SConns() {
-		out = append(out, dashboard.Link{Inbound: c.Direction == "in", Local: c.Local, Remote: c.Remote, Up: true})
+		out = append(out, dashboard.Link{Inbound: c.Direction == "in", Bidi: c.Bidi, Local: c.Local, Remote: c.Remote, Up: true})
 	}
 	return out
 }
@@ -1031,7 +1031,7 @@ func (s *server) S2SConns() []admin.S2SConn {
 	var out []admin.S2SConn
 	for _, c := range s.eng.S2SConns() {
 		out = append(out, admin.S2SConn{Local: c.Local, Remote: c.Remote, Direction: c.Direction, Auth: c.Auth,
-			TLS: c.TLS, CertValid: c.CertValid, DirectTLS: c.DirectTLS, Via: c.Via, IdleS: c.Idle.Seconds()})
+			TLS: c.TLS, CertValid: c.CertValid, DirectTLS: c.DirectTLS, Via: c.Via, IdleS: c.Idle.Seconds(), Bidi: c.Bidi})
 	}
 	return out
 }

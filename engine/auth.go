@@ -33,6 +33,8 @@ type authState struct {
 	addr     string    // throttle key of the client address whose attempt this is
 	v2       *sasl2Req // what an XEP-0388 <authenticate/> asked for besides authentication
 	external string    // s2s: the domain SASL EXTERNAL was offered for (XEP-0178)
+	s2sTo    string    // s2s: our domain the stream header named
+	bidi     bool      // s2s: the peer asked for a bidirectional stream (XEP-0288)
 	mech     uint8     // loginMechs index, for metrics
 	// disabled is set by lookup when the account is disabled (store.Account.Disabled): the
 	// exchange still runs, and authSucceeded refuses it with <account-disabled/>.

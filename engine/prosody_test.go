@@ -106,6 +106,9 @@ type prosodyOptions struct {
 	// component adds an XEP-0114 component push.<domain> (secret compSecret) and a
 	// component port (prosodyServer.component).
 	component bool
+	// bidi keeps Prosody's mod_s2s_bidi (XEP-0288) on; the other tests turn it off so
+	// that each direction has a stream of its own.
+	bidi bool
 }
 
 // freePort finds a free TCP port on ip (vireotest.FreePort).
@@ -151,6 +154,9 @@ func startProsody(t *testing.T, o prosodyOptions) *prosodyServer {
 		compDef = fmt.Sprintf("Component %q\n\tcomponent_secret = %q\n", "push."+o.domain, compSecret)
 	}
 	extra, auth := "", "internal_plain"
+	if o.bidi {
+		o.modules = append(o.modules, "s2s_bidi")
+	}
 	for _, m := range o.modules {
 		extra += fmt.Sprintf(", %q", m)
 	}
@@ -197,6 +203,9 @@ Component "conference.%[14]s" "muc"
 %[19]s`, filepath.Join(dir, "prosody.pid"), filepath.Join(dir, "data"), filepath.Join(dir, "plugins"),
 		filepath.Join(dir, "prosody.log"), o.ip, c2sPort, s2sPort, filepath.Join(dir, "admin.sock"),
 		filepath.Join(dir, "certs"), hosts.String(), crt, key, cafile, o.domain, extra, auth, directPorts, compPorts, compDef)
+	if o.bidi {
+		conf = strings.Replace(conf, `"s2s_bidi", `, "", 1)
+	}
 	p := &prosodyServer{t: t, domain: o.domain, dir: dir, conf: write("prosody.cfg.lua", []byte(conf)), ctl: ctl, bin: bin,
 		c2s: net.JoinHostPort(o.ip, strconv.Itoa(c2sPort)), s2s: net.JoinHostPort(o.ip, strconv.Itoa(s2sPort)),
 		s2sTLS: s2sTLS, component: compAddr, caPEM: o.pki.caPEM}
@@ -673,4 +682,43 @@ func TestFederationProsodyPushOut(t *testing.T) {
 	carol.Send("<iq type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>")
 	carol.Expect("id='p1'")
 	app.Never("<publish")
+}
+
+// TestFederationProsodyBidi: with Prosody's mod_s2s_bidi on, the conversation runs over a
+// single XEP-0288 bidirectional stream whichever server connects first: Vireo lists one
+// stream with prosody.test, outbound when Vireo spoke first, inbound when Prosody did, and
+// opens no other. (Not tested: Vireo first with dialback. Prosody checks our dialback key
+// over its own outbound stream, XEP-0288 §2.2 forbids the same one, and that stream then
+// stays; two bidirectional streams, both used, are Prosody's choice there.)
+func TestFederationProsodyBidi(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		trustCA    bool
+		vireoFirst bool
+		dir, auth  string
+	}{
+		{"vireo first, external", true, true, "out", "external"},
+		{"prosody first, dialback", false, false, "in", "dialback"},
+		{"prosody first, external", true, false, "in", "external"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v, p, _ := vireoWithProsodyOpts(t, tc.trustCA, func(o *prosodyOptions) { o.bidi = true })
+			alice := v.LoginPlain(t, "alice", "alice secret", "phone")
+			bob := p.login("bob", "bob secret", "pc")
+			if tc.vireoFirst {
+				converse(t, alice, bob, "alice@vireo.test/phone", "bob@prosody.test/pc")
+			} else {
+				converse(t, bob, alice, "bob@prosody.test/pc", "alice@vireo.test/phone")
+			}
+			var got []engine.S2SConn
+			for _, c := range v.Engine.S2SConns() {
+				if c.Remote == "prosody.test" {
+					got = append(got, c)
+				}
+			}
+			if len(got) != 1 || got[0].Direction != tc.dir || !got[0].Bidi || got[0].Auth != tc.auth {
+				t.Fatalf("streams with prosody.test: %+v, want one bidirectional %s stream (%s)", got, tc.dir, tc.auth)
+			}
+		})
+	}
 }

@@ -23,6 +23,9 @@ const (
 	nsServer    = "jabber:server"
 	nsDialback  = ns.Dialback
 	nsDBFeature = "urn:xmpp:features:dialback"
+	// XEP-0288: the stream feature, and the element that asks for a bidirectional stream.
+	nsBidiFeature = "urn:xmpp:features:bidi"
+	nsBidi        = "urn:xmpp:bidi"
 	// s2sHeaderNS is what writeHeaderFrom puts inside xmlns='...': the stream namespace,
 	// then the dialback prefix declaration every s2s header carries.
 	s2sHeaderNS = nsServer + "' xmlns:db='" + nsDialback
@@ -72,6 +75,9 @@ type S2S struct {
 	// to the domain bounce at once with remote-server-timeout. Defaults s2sBackoffMin and
 	// s2sBackoffMax.
 	BackoffMin, BackoffMax time.Duration
+	// NoBidi turns XEP-0288 bidirectional streams off: this server then neither offers
+	// nor asks for them, and each direction has a stream of its own.
+	NoBidi bool
 	// Resolver looks up _xmpp-server._tcp SRV records and host addresses for domains not
 	// in Hosts; nil: net.DefaultResolver. Tests substitute a fake.
 	Resolver S2SResolver
@@ -138,8 +144,9 @@ func dialbackKey(secret []byte, receiving, originating, id string) string {
 // outbound stream (s2sOut.verify). From then on the stream carries stanzas from that domain
 // to our local domains and services; each one's 'from' and 'to' are checked. It also
 // answers <db:verify/> for keys this server handed out (we are then the authoritative
-// server). Streams are one-way: our stanzas to the peer go over our own outbound stream.
-// One authenticated domain per stream in this slice (no multiplexing).
+// server). A peer that asked for a bidirectional stream (XEP-0288) gets our stanzas for
+// the domain pair it authenticated over it (s2sOut.Route); otherwise they go over our own
+// outbound stream. One authenticated domain per stream (no multiplexing).
 type s2sIn struct{ srv *Server }
 
 func (*s2sIn) name() string                   { return "s2s" }
@@ -177,7 +184,7 @@ func (k *s2sIn) header(c *conn, h *xmlstream.Stanza) {
 	}
 	established := c.state.Load() == stEstablished
 	if !established {
-		c.auth = &authState{streamID: id}
+		c.auth = &authState{streamID: id, s2sTo: d}
 		c.state.Store(stNegotiating)
 	}
 	var b xmlstream.Builder
@@ -200,6 +207,9 @@ func (k *s2sIn) header(c *conn, h *xmlstream.Stanza) {
 			b.Start("dialback").Attr("xmlns", nsDBFeature).Start("errors").End().End()
 			offered = true
 		}
+		if offered && k.bidiOffered(c) {
+			b.Start("bidi").Attr("xmlns", nsBidiFeature).End()
+		}
 	}
 	if offered {
 		// XEP-0478, beside a way in: an empty <stream:features/> stays empty, which is how
@@ -208,6 +218,9 @@ func (k *s2sIn) header(c *conn, h *xmlstream.Stanza) {
 	}
 	b.End()
 	c.write(b.B)
+	if established {
+		c.srv().s2s.activateBidi(c) // after the restart's features, our stanzas may follow
+	}
 }
 
 // certValidFor reports whether the peer presented, in the TLS handshake, a certificate
@@ -232,6 +245,13 @@ func (k *s2sIn) certValidFor(c *conn, domain string) bool {
 	_, err := certs[0].Verify(x509.VerifyOptions{Roots: cas, Intermediates: inter, DNSName: domain,
 		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
 	return err == nil
+}
+
+// bidiOffered reports whether c may ask for a bidirectional stream (XEP-0288 §2.1: only
+// once TLS is up, when this server has TLS).
+func (k *s2sIn) bidiOffered(c *conn) bool {
+	cfg := c.srv().config()
+	return !cfg.S2S.NoBidi && (c.has(fTLS) || cfg.TLS == nil)
 }
 
 // refuse ends the stream of a peer that claims a domain this server does not federate
@@ -289,12 +309,13 @@ func (k *s2sIn) external(c *conn, st *xmlstream.Stanza) {
 	}
 	s := c.srv()
 	c.bare, _ = jid.New("", domain, "")
+	local, bidi := c.auth.s2sTo, c.auth.bidi
 	c.auth = nil
 	c.set(fAuthed)
 	c.authenticated()
 	c.state.Store(stEstablished)
 	s.login(mechExternal, true)
-	s.s2s.addIn(c, domain, "external")
+	s.s2s.addIn(c, domain, "external", local, bidi)
 	s.log.Info().Str("peer", domain).Str("remote", c.ip()).Msg("s2s inbound stream authenticated with SASL EXTERNAL")
 	c.write([]byte("<success xmlns='" + ns.SASL + "'/>"))
 	// RFC 6120 §6.4.6: the peer restarts the stream; header answers with empty features.
@@ -315,6 +336,12 @@ func (k *s2sIn) element(c *conn, st *xmlstream.Stanza) bool {
 	}
 	if string(st.Name) == "auth" && string(st.NS) == ns.SASL && c.has(fTLS) {
 		k.external(c, st)
+		return false
+	}
+	if string(st.Name) == "bidi" && string(st.NS) == nsBidi && c.auth != nil && k.bidiOffered(c) {
+		// XEP-0288 §2.2: no answer; our stanzas for the domain pair the peer goes on to
+		// authenticate may use this stream.
+		c.auth.bidi = true
 		return false
 	}
 	c.fail(stanza.NotAuthorized, "")
@@ -375,7 +402,7 @@ func (k *s2sIn) dialback(c *conn, st *xmlstream.Stanza) {
 			k.resultError(c, to, from, stanza.NotAuthorizedCond)
 			return
 		}
-		id := c.auth.streamID
+		id, bidi := c.auth.streamID, c.auth.bidi
 		c.set(fPaused) // hold what follows until the authoritative server has answered
 		go func() {
 			ok := s.s2s.verify(to, from, id, key)
@@ -399,9 +426,10 @@ func (k *s2sIn) dialback(c *conn, st *xmlstream.Stanza) {
 				c.authenticated()
 				c.state.Store(stEstablished)
 				s.login(mechDialback, true)
-				s.s2s.addIn(c, from, "dialback")
+				s.s2s.addIn(c, from, "dialback", to, bidi)
 				s.log.Info().Str("peer", from).Str("remote", c.ip()).Msg("s2s inbound stream authenticated")
 				k.resultAnswer(c, to, from, "valid")
+				s.s2s.activateBidi(c)
 				c.resume()
 				return nil
 			})

@@ -22,6 +22,10 @@ import (
 )
 
 // federatedWith is federated with each server's options adjusted by opt (nil: none).
+// noBidi makes a server open a stream per direction (no XEP-0288), for tests of each
+// direction's stream.
+func noBidi(o *vireotest.Options) { o.S2SNoBidi = true }
+
 func federatedWith(t *testing.T, optA, optB func(*vireotest.Options)) (a, b *vireotest.Server) {
 	t.Helper()
 	oa := vireotest.Options{Domain: "a.localhost", AllowPlain: true, S2S: true, S2SSecret: []byte("secret-a")}
@@ -191,7 +195,7 @@ func TestS2SSRV(t *testing.T) {
 func TestS2SIdleClose(t *testing.T) {
 	logs := new(syncBuffer)
 	log := zerolog.New(logs)
-	idle := func(o *vireotest.Options) { o.S2SIdleTimeout = time.Second }
+	idle := func(o *vireotest.Options) { o.S2SIdleTimeout = time.Second; o.S2SNoBidi = true } // a stream each way
 	a, b := federatedWith(t, func(o *vireotest.Options) { idle(o); o.Logger = &log }, idle)
 	alice := a.LoginPlain(t, "alice", "secret", "phone")
 	alice.Send("<presence/>")
@@ -331,7 +335,7 @@ func (b adminBackend) S2SConns() []admin.S2SConn {
 
 // TestS2SAdmin: the s2s admin op lists the live streams and stats counts them.
 func TestS2SAdmin(t *testing.T) {
-	a, b := federatedWith(t, nil, nil)
+	a, b := federatedWith(t, noBidi, noBidi)
 	dir, err := os.MkdirTemp("", "vs2s")
 	if err != nil {
 		t.Fatal(err)

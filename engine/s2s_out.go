@@ -77,6 +77,10 @@ type s2sOut struct {
 		peers   map[[2]string]*outPeer
 		backoff map[string]*retryState // remote domain -> failures, after a failed stream
 		in      map[*conn]inStream     // authenticated inbound streams, for S2SConns
+		// bidi are the inbound streams whose peer asked for a bidirectional stream
+		// (XEP-0288), by the domain pair (local, remote) they authenticated: Route sends
+		// over one when no outbound stream for the pair exists.
+		bidi map[[2]string]*conn
 	}
 }
 
@@ -90,6 +94,7 @@ type retryState struct {
 // gives its idle time.
 type inStream struct {
 	remote, local, auth string
+	bidi                string // our domain whose stanzas to remote may go over it (XEP-0288), or ""
 	tls                 uint16
 	directTLS           bool
 	via                 string // the edge that relays it, or ""
@@ -105,13 +110,19 @@ func newS2SOut(s *Server, cfg S2S) *s2sOut {
 	o.mu.peers = map[[2]string]*outPeer{}
 	o.mu.backoff = map[string]*retryState{}
 	o.mu.in = map[*conn]inStream{}
+	o.mu.bidi = map[[2]string]*conn{}
 	return o
 }
 
 // addIn records an inbound stream authenticated for remote (auth: "dialback" or
-// "external"). Called on c's loop.
-func (o *s2sOut) addIn(c *conn, remote, auth string) {
+// "external") to local, one of our domains; with bidi, the peer asked for a
+// bidirectional stream, and our stanzas from local to remote may go over it. Called on
+// c's loop.
+func (o *s2sOut) addIn(c *conn, remote, auth, local string, bidi bool) {
 	is := inStream{remote: remote, local: c.domainName(), auth: auth, directTLS: c.l.cfg.DirectTLS}
+	if bidi {
+		is.bidi = local
+	}
 	if t := c.tls.Load(); t != nil {
 		is.tls = t.Info().Version
 	} else if ch, ok := c.gc.(*edgeChan); ok {
@@ -122,10 +133,37 @@ func (o *s2sOut) addIn(c *conn, remote, auth string) {
 	o.mu.Unlock()
 }
 
+// activateBidi lets Route use c, once the peer may take our stanzas on it: after the
+// dialback result said valid, or after the stream restarted following SASL EXTERNAL (a
+// stanza before the new stream's features would break the negotiation). Called on c's
+// loop, after those writes.
+func (o *s2sOut) activateBidi(c *conn) {
+	if o == nil {
+		return // an edge: federation is the core's
+	}
+	o.mu.Lock()
+	if is, ok := o.mu.in[c]; ok && is.bidi != "" {
+		// The newest stream for the pair wins: the peer stops using an older one.
+		o.mu.bidi[[2]string{is.bidi, is.remote}] = c
+	}
+	o.mu.Unlock()
+}
+
 func (o *s2sOut) removeIn(c *conn) {
 	o.mu.Lock()
+	if is, ok := o.mu.in[c]; ok && is.bidi != "" {
+		o.dropBidiLocked([2]string{is.bidi, is.remote}, c)
+	}
 	delete(o.mu.in, c)
 	o.mu.Unlock()
+}
+
+// dropBidiLocked forgets c as the bidirectional stream for key, if it still is. o.mu is
+// held.
+func (o *s2sOut) dropBidiLocked(key [2]string, c *conn) {
+	if o.mu.bidi[key] == c {
+		delete(o.mu.bidi, key)
+	}
 }
 
 func (o *s2sOut) countIn() int64 {
@@ -188,7 +226,9 @@ func (o *s2sOut) noteResult(remote string, ok bool) {
 var _ router.Remote = (*s2sOut)(nil)
 
 // Route implements router.Remote. It never blocks: the stanza is copied into the peer's
-// queue.
+// queue, or into the outbox of the peer's bidirectional inbound stream (XEP-0288) when
+// there is one and no outbound stream for the pair; a pair keeps the stream it has, so
+// its stanzas stay in order.
 func (o *s2sOut) Route(from, to jid.JID, raw []byte) error {
 	local, remote := from.Domain(), to.Domain()
 	if !o.srv.servesRemote(local) {
@@ -216,6 +256,16 @@ func (o *s2sOut) Route(from, to jid.JID, raw []byte) error {
 		o.mu.Lock()
 		p := o.mu.peers[key]
 		if p == nil {
+			if c := o.mu.bidi[key]; c != nil {
+				o.mu.Unlock()
+				if c.Send(b) {
+					return nil
+				}
+				o.mu.Lock() // closing: from now on the pair gets an outbound stream
+				o.dropBidiLocked(key, c)
+				o.mu.Unlock()
+				continue
+			}
 			if o.backingOff(remote, time.Now()) {
 				o.mu.Unlock()
 				return stanza.New(stanza.RemoteServerTimeout)
@@ -301,6 +351,7 @@ func (o *s2sOut) close() {
 // S2SConn describes one live server-to-server stream.
 type S2SConn struct {
 	Local     string        `json:"local"`
+	Bidi      bool          `json:"bidi,omitempty"` // XEP-0288: it carries stanzas both ways
 	Remote    string        `json:"remote"`
 	Direction string        `json:"direction"`     // "in" or "out"
 	Auth      string        `json:"auth"`          // "dialback" or "external"
@@ -321,7 +372,7 @@ func (s *Server) S2SConns() []S2SConn {
 	o.mu.Lock()
 	for c, is := range o.mu.in {
 		idle := time.Duration(int32(rel-c.lastRx.Load())) * time.Second
-		out = append(out, S2SConn{Local: is.local, Remote: is.remote, Direction: "in", Auth: is.auth,
+		out = append(out, S2SConn{Local: is.local, Remote: is.remote, Direction: "in", Auth: is.auth, Bidi: is.bidi != "",
 			TLS: tlsVersionName(is.tls), CertValid: is.auth == "external", DirectTLS: is.directTLS, Via: is.via, Idle: max(idle, 0)})
 	}
 	peers := make([]*outPeer, 0, len(o.mu.peers))
@@ -334,7 +385,7 @@ func (s *Server) S2SConns() []S2SConn {
 		if !in.up {
 			continue
 		}
-		out = append(out, S2SConn{Local: p.local, Remote: p.remote, Direction: "out", Auth: in.auth,
+		out = append(out, S2SConn{Local: p.local, Remote: p.remote, Direction: "out", Auth: in.auth, Bidi: in.bidi,
 			TLS: tlsVersionName(in.tls), CertValid: in.certValid, DirectTLS: in.directTLS, Via: in.via, Idle: now.Sub(time.Unix(0, p.last.Load()))})
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -579,6 +630,7 @@ type outPeer struct {
 // peerInfo is what S2SConns shows of an outbound stream.
 type peerInfo struct {
 	up        bool
+	bidi      bool
 	auth      string
 	tls       uint16
 	certValid bool
@@ -721,13 +773,13 @@ func (p *outPeer) run() {
 		Msg("s2s outbound stream authenticated")
 	p.touch()
 	p.mu.Lock()
-	p.mu.peerInfo = peerInfo{up: true, auth: auth, tls: ps.tls, certValid: ps.certValid, directTLS: ps.directTLS, via: ps.via}
+	p.mu.peerInfo = peerInfo{up: true, bidi: ps.bidi, auth: auth, tls: ps.tls, certValid: ps.certValid, directTLS: ps.directTLS, via: ps.via}
 	p.mu.Unlock()
 	idle := p.o.srv.config().S2S.IdleTimeout
 	timer := time.NewTimer(idle)
 	defer timer.Stop()
 	gone := make(chan struct{})
-	go func() { // the peer sends nothing we need after dialback; read to notice the end
+	go func() { // read to notice the end, and the peer's stanzas on a bidirectional stream
 		defer close(gone)
 		for {
 			ev, err := ps.next()
@@ -740,6 +792,15 @@ func (p *outPeer) run() {
 				ps.nc.SetWriteDeadline(time.Now().Add(time.Second))
 				ps.nc.Write([]byte("</stream:stream>"))
 				return
+			}
+			if ev.Kind == xmlstream.EventElement && ps.bidi {
+				if cond := p.receive(ps, ev.Stanza); cond != "" {
+					// RFC 6120 §4.9: a stream error ends the stream; the writer hands what
+					// is queued to a new one.
+					ps.nc.SetWriteDeadline(time.Now().Add(time.Second))
+					ps.nc.Write([]byte("<stream:error><" + string(cond) + " xmlns='" + ns.Streams + "'/></stream:error></stream:stream>"))
+					return
+				}
 			}
 		}
 	}()
@@ -826,8 +887,48 @@ func (p *outPeer) run() {
 	}
 }
 
+// receive checks and routes one stanza the peer sent over our bidirectional stream
+// (XEP-0288): it may only come from the domain we connected to, for the domain we
+// authenticated, and only from a peer this server would accept an inbound stream from
+// (the policy an inbound stream's dialback meets, or a certificate valid for it). It
+// returns the stream error to end the stream with, or "".
+func (p *outPeer) receive(ps *peerStream, st *xmlstream.Stanza) stanza.StreamCondition {
+	if string(st.NS) == nsDialback || asStreamError(st) != nil {
+		return "" // a claim for another domain pair goes on a stream of its own; an error ends the stream
+	}
+	if st.Kind() == xmlstream.KindOther {
+		return stanza.UnsupportedStanzaType
+	}
+	s := p.o.srv
+	cfg := &s.config().S2S
+	if pol := cfg.policy(p.remote); !cfg.allowed(p.remote) || !ps.certValid && (!pol.dialback || pol.requireCerts) {
+		return stanza.PolicyViolation
+	}
+	fromAttr, ok1 := st.Attr("from")
+	toAttr, ok2 := st.Attr("to")
+	if !ok1 || !ok2 {
+		return stanza.ImproperAddressing
+	}
+	from, err := jid.ParseBytes(xmlstream.AppendUnescaped(nil, fromAttr))
+	if err != nil || from.Domain() != p.remote {
+		return stanza.InvalidFrom
+	}
+	if to, err := jid.ParseBytes(xmlstream.AppendUnescaped(nil, toAttr)); err != nil || to.Domain() != p.local {
+		return stanza.HostUnknown
+	}
+	raw := st.Raw
+	if bytes.Contains(raw, []byte(nsServer)) {
+		raw = rewriteXMLNS(raw, nsServer, ns.Client)
+	}
+	if !s.rt.SubmitFrom(from, raw) {
+		return stanza.PolicyViolation // too many stanzas
+	}
+	return ""
+}
+
 // connect opens the stream and authenticates p.local: with SASL EXTERNAL when the peer
-// offers it (it has found our certificate valid, XEP-0178), else with dialback.
+// offers it (it has found our certificate valid, XEP-0178), else with dialback. When the
+// peer offers XEP-0288, it asks for a bidirectional stream first.
 func (p *outPeer) connect() (*peerStream, string, error) {
 	ps, id, feat, err := p.o.open(p.local, p.remote)
 	if err != nil {
@@ -835,6 +936,14 @@ func (p *outPeer) connect() (*peerStream, string, error) {
 	}
 	ps.maxBytes = advertisedMax(feat)
 	ps.nc.SetDeadline(time.Now().Add(p.o.srv.config().S2S.SetupTimeout))
+	if !p.o.srv.config().S2S.NoBidi && bytes.Contains(feat, []byte(nsBidiFeature)) {
+		// §2.2: no answer comes; it is pipelined with what follows.
+		if _, err := ps.nc.Write([]byte("<bidi xmlns='" + nsBidi + "'/>")); err != nil {
+			ps.close()
+			return nil, "", err
+		}
+		ps.bidi = true
+	}
 	if offersExternal(feat) {
 		ok, err := p.external(ps)
 		if err != nil {
@@ -1029,6 +1138,7 @@ type peerStream struct {
 	certValid bool   // the peer's certificate is valid for its domain (peerCertValid)
 	directTLS bool   // TLS from the first byte (XEP-0368), not after STARTTLS
 	via       string // the edge that holds the socket, or ""
+	bidi      bool   // we asked for a bidirectional stream (XEP-0288): the peer's stanzas come over it too
 	// maxBytes is the largest stanza the peer takes, as its stream features said (XEP-0478),
 	// or 0 when they did not say.
 	maxBytes int

@@ -216,7 +216,7 @@ func TestS2SPolicyDialbackNeedsCert(t *testing.T) {
 // up: the inbound one with policy-violation (its stanzas stop at once), the outbound one
 // with the end of the stream; messages both ways then bounce.
 func TestS2SPolicyDenyLive(t *testing.T) {
-	a, b := federatedWith(t, nil, nil)
+	a, b := federatedWith(t, noBidi, noBidi)
 	alice := a.LoginPlain(t, "alice", "secret", "phone")
 	bob := b.LoginPlain(t, "bob", "secret", "pc")
 	alice.Send("<presence/>")

@@ -219,6 +219,12 @@ func TestS2STimeout(t *testing.T) {
 // both trust for SASL EXTERNAL, federated; it returns the CA too and each server's log.
 func externalPair(t *testing.T) (a, b *vireotest.Server, pki *testPKI, alog, blog *syncBuffer) {
 	t.Helper()
+	return externalPairWith(t, true) // a stream each way
+}
+
+// externalPairWith is externalPair with XEP-0288 bidirectional streams on or off.
+func externalPairWith(t *testing.T, noBidi bool) (a, b *vireotest.Server, pki *testPKI, alog, blog *syncBuffer) {
+	t.Helper()
 	pki = newTestPKI(t)
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(pki.caPEM)
@@ -227,7 +233,7 @@ func externalPair(t *testing.T) (a, b *vireotest.Server, pki *testPKI, alog, blo
 		log := zerolog.New(logs).Level(zerolog.DebugLevel)
 		crt, key := pki.issue(t, domain)
 		return vireotest.Start(t, vireotest.Options{Domain: domain, AllowPlain: true, S2S: true, S2SCAs: pool,
-			CertPEM: crt, KeyPEM: key, Logger: &log}), logs
+			CertPEM: crt, KeyPEM: key, Logger: &log, S2SNoBidi: noBidi}), logs
 	}
 	a, alog = start("a.localhost")
 	b, blog = start("b.localhost")

@@ -16,7 +16,8 @@ import (
 // listeners, reaching each other over direct TLS (XEP-0368), alice on a and bob on b.
 func directPair(t *testing.T) (a, b *vireotest.Server) {
 	t.Helper()
-	a, b = federatedWith(t, func(o *vireotest.Options) { o.S2SDirectTLS = true }, func(o *vireotest.Options) { o.S2SDirectTLS = true })
+	direct := func(o *vireotest.Options) { o.S2SDirectTLS, o.S2SNoBidi = true, true } // a stream each way
+	a, b = federatedWith(t, direct, direct)
 	vireotest.FederateDirectTLS(a, b)
 	return a, b
 }

@@ -92,13 +92,14 @@ type ListenerReporter interface {
 type S2SConn struct {
 	Local     string  `json:"local"`
 	Remote    string  `json:"remote"`
-	Direction string  `json:"direction"`     // "in" or "out"
-	Auth      string  `json:"auth"`          // "dialback" or "external"
-	TLS       string  `json:"tls"`           // TLS version, "1.3"; "" without TLS
-	CertValid bool    `json:"cert_valid"`    // out: the peer's certificate validated for Remote
-	DirectTLS bool    `json:"direct_tls"`    // TLS from the first byte (XEP-0368), not STARTTLS
-	Via       string  `json:"via,omitempty"` // the edge that holds the socket (split deployment)
-	IdleS     float64 `json:"idle_s"`        // seconds since the stream last carried something
+	Direction string  `json:"direction"`      // "in" or "out"
+	Auth      string  `json:"auth"`           // "dialback" or "external"
+	TLS       string  `json:"tls"`            // TLS version, "1.3"; "" without TLS
+	CertValid bool    `json:"cert_valid"`     // out: the peer's certificate validated for Remote
+	DirectTLS bool    `json:"direct_tls"`     // TLS from the first byte (XEP-0368), not STARTTLS
+	Via       string  `json:"via,omitempty"`  // the edge that holds the socket (split deployment)
+	IdleS     float64 `json:"idle_s"`         // seconds since the stream last carried something
+	Bidi      bool    `json:"bidi,omitempty"` // XEP-0288: it carries stanzas both ways
 }
 
 // S2SLister is what a running server's Backend adds for the s2s op; a stopped server's

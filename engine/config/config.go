@@ -259,7 +259,13 @@ type S2S struct {
 	Domains map[string]S2SDomain `toml:"domains"`
 	// IdleTimeout closes inbound and outbound streams that carried nothing for that long.
 	IdleTimeout Duration `toml:"idle_timeout"`
+	// Bidi, unless false, offers and asks for XEP-0288 bidirectional streams: one
+	// connection per peer carries both directions.
+	Bidi *bool `toml:"bidi"`
 }
+
+// BidiOn reports whether bidirectional streams are on (the default).
+func (s *S2S) BidiOn() bool { return s.Bidi == nil || *s.Bidi }
 
 // S2SDomain is the federation policy for one remote domain.
 type S2SDomain struct {

@@ -180,6 +180,9 @@ secret = ""
 # allow = []
 # Close server-to-server streams idle for this long.
 # idle_timeout = "10m"
+# Bidirectional streams (XEP-0288): a peer that offers them carries both directions over
+# one connection, half the sockets and TLS handshakes; false: a stream per direction.
+# bidi = true
 # Remote domains and the address to reach each, instead of DNS (_xmpp-server._tcp and
 # _xmpps-server._tcp SRV records, else the domain on port 5269); "tls://" before the
 # address: direct TLS there (XEP-0368).

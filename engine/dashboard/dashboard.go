@@ -57,6 +57,7 @@ const MaxUsersShown = 200
 // Link is one server-to-server stream.
 type Link struct {
 	Inbound bool
+	Bidi    bool // XEP-0288: it carries stanzas both ways
 	Local   string
 	Remote  string
 	Up      bool

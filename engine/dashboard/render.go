@@ -202,7 +202,7 @@ that name; one for a host leaves the name to the invitee. Each link works once.<
 
 	"s2s": `{{define "content"}}<h1>Server-to-server</h1>
 <table><tr><th>Direction</th><th>Local</th><th>Remote</th><th>State</th></tr>
-{{range .Links}}<tr><td>{{if .Inbound}}inbound{{else}}outbound{{end}}</td><td>{{.Local}}</td><td>{{.Remote}}</td><td>{{if .Up}}up{{else}}connecting{{end}}</td></tr>
+{{range .Links}}<tr><td>{{if .Inbound}}inbound{{else}}outbound{{end}}{{if .Bidi}}, both ways{{end}}</td><td>{{.Local}}</td><td>{{.Remote}}</td><td>{{if .Up}}up{{else}}connecting{{end}}</td></tr>
 {{else}}<tr><td colspan="4">No server-to-server streams.</td></tr>{{end}}</table>
 {{if .CanEditFederation}}{{$csrf := .CSRF}}
 <h2>Blocked servers</h2>

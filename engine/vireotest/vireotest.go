@@ -67,6 +67,9 @@ type Options struct {
 	S2SRequireValidCerts bool
 	// S2SIdleTimeout closes idle s2s streams; default the engine's (10 minutes).
 	S2SIdleTimeout time.Duration
+	// S2SNoBidi turns XEP-0288 bidirectional streams off (engine.S2S.NoBidi): a stream per
+	// direction.
+	S2SNoBidi bool
 	// S2SBackoffMin and S2SBackoffMax bound the reconnect back-off; default the engine's.
 	S2SBackoffMin, S2SBackoffMax time.Duration
 	// S2SResolver answers DNS for domains Federate did not list; default NoDNS, so that
@@ -213,7 +216,7 @@ func Start(t testing.TB, o Options) *Server {
 		Web:              o.Web,
 		S2S: engine.S2S{Secret: o.S2SSecret, SetupTimeout: o.S2SSetupTimeout, CAs: o.S2SCAs,
 			RequireValidCerts: o.S2SRequireValidCerts, IdleTimeout: o.S2SIdleTimeout,
-			BackoffMin: o.S2SBackoffMin, BackoffMax: o.S2SBackoffMax, Resolver: resolver},
+			BackoffMin: o.S2SBackoffMin, BackoffMax: o.S2SBackoffMax, Resolver: resolver, NoBidi: o.S2SNoBidi},
 		Link:           link,
 		TLS:            tlsCfg,
 		RequireTLS:     requireTLS,

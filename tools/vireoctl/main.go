@@ -291,6 +291,9 @@ func printS2S(w io.Writer, conns []admin.S2SConn) {
 		if c.Via != "" {
 			via = " via edge " + c.Via
 		}
+		if c.Bidi {
+			via += " both ways" // XEP-0288: the peer's stanzas to us, or ours to it, use it too
+		}
 		fmt.Fprintf(w, "%-28s %-4s %-28s %-9s %-4s %-8s %-5s %s%s\n", c.Remote, c.Direction, c.Local, c.Auth, tlsv, mode, cert, idle, via)
 	}
 }

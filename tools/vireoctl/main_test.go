@@ -31,10 +31,14 @@ func TestS2SPrint(t *testing.T) {
 		{Local: "a.example", Remote: "b.example", Direction: "in", Auth: "dialback", TLS: "1.2", IdleS: 3},
 		{Local: "a.example", Remote: "c.example", Direction: "in", Auth: "dialback", TLS: "1.3", DirectTLS: true, IdleS: 1},
 		{Local: "a.example", Remote: "d.example", Direction: "out", Auth: "dialback", TLS: "1.3", Via: "edge-2", IdleS: 2},
+		{Local: "a.example", Remote: "e.example", Direction: "in", Auth: "dialback", TLS: "1.3", IdleS: 4, Bidi: true},
 	})
 	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
 	if !strings.HasSuffix(lines[4], "2s via edge edge-2") {
 		t.Fatalf("a stream through an edge: %q", lines[4])
+	}
+	if !strings.HasSuffix(lines[5], "4s both ways") {
+		t.Fatalf("a bidirectional stream: %q", lines[5])
 	}
 	lines = lines[:4]
 	if len(lines) != 4 || !strings.HasPrefix(lines[0], "REMOTE") {
