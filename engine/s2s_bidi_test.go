@@ -227,3 +227,25 @@ func TestS2SBidiOutboundChecks(t *testing.T) {
 	}
 	alice.Never("spoof")
 }
+
+// TestS2SBidiIdle: on the receiving server, what its own users send over a bidirectional
+// stream keeps the stream from idling out, though the peer sends nothing back: b's
+// stanzas go on over a's stream past b's idle_timeout, and b opens none of its own.
+func TestS2SBidiIdle(t *testing.T) {
+	// Two seconds: the sweep counts idle time in whole seconds.
+	a, b := federatedWith(t, nil, func(o *vireotest.Options) { o.S2SIdleTimeout = 2 * time.Second })
+	alice := a.LoginPlain(t, "alice", "secret", "phone")
+	alice.Send("<presence/>")
+	bob := b.LoginPlain(t, "bob", "secret", "pc")
+	bob.Send("<presence/>")
+	alice.Send("<message to='bob@b.localhost/pc' type='chat'><body>opening</body></message>")
+	bob.Expect("opening")
+	oneBidi(t, b, "a.localhost", "in")
+	for i := range 16 { // 4.8 s, more than twice b's idle_timeout
+		n := string(rune('a' + i))
+		bob.Send("<message to='alice@a.localhost/phone' type='chat'><body>tick " + n + "</body></message>")
+		alice.Expect("tick " + n)
+		time.Sleep(300 * time.Millisecond)
+	}
+	oneBidi(t, b, "a.localhost", "in")
+}

@@ -259,6 +259,9 @@ func (o *s2sOut) Route(from, to jid.JID, raw []byte) error {
 			if c := o.mu.bidi[key]; c != nil {
 				o.mu.Unlock()
 				if c.Send(b) {
+					// What it carries our way counts as traffic too: the idle sweep
+					// (IdleTimeout) closes a stream silent in both directions only.
+					c.lastRx.Store(sinceEpoch(time.Now()))
 					return nil
 				}
 				o.mu.Lock() // closing: from now on the pair gets an outbound stream
