@@ -432,12 +432,11 @@ func TestFederationProsodyExternal(t *testing.T) {
 	}
 }
 
-// TestFederationProsodyThroughEdge: Vireo as a split deployment federates with a real
-// Prosody through its edge both ways. Prosody's stream comes in at the edge; Vireo's
-// outbound stream is opened by the edge (link.federate_through_edges) with TLS from the
-// core to Prosody through it. Both servers trust the test CA, so each authenticates to
-// the other with SASL EXTERNAL: the certificates cross the edge in both directions.
-func TestFederationProsodyThroughEdge(t *testing.T) {
+// prosodyThroughEdge starts Vireo with an edge that holds its s2s listener, and a Prosody
+// that reaches Vireo through the edge, both trusting the test CA; with bidi, Prosody's
+// mod_s2s_bidi is on (XEP-0288).
+func prosodyThroughEdge(t *testing.T, bidi bool) (*vireotest.Server, *prosodyServer) {
+	t.Helper()
 	needProsody(t)
 	pki := newTestPKI(t)
 	certPEM, keyPEM := pki.issue(t, "vireo.test")
@@ -454,10 +453,39 @@ func TestFederationProsodyThroughEdge(t *testing.T) {
 	})
 	edge := vireotest.StartEdge(t, v, linkSecret)
 	p := startProsody(t, prosodyOptions{domain: "prosody.test", ip: loopbackIP(), pki: pki, trustCA: true,
-		hosts: map[string]string{"vireo.test": edge.S2SAddr()}})
+		hosts: map[string]string{"vireo.test": edge.S2SAddr()}, bidi: bidi})
 	p.register("bob", "bob secret")
 	v.Engine.SetS2SHosts(map[string]string{"prosody.test": p.s2s})
 	v.AddUser(t, "alice", "alice secret")
+	return v, p
+}
+
+// TestFederationProsodyBidiThroughEdge: Prosody asks for a bidirectional stream through
+// the edge (split deployment); Vireo's answers go back over it, through the edge, and
+// Vireo opens no stream of its own.
+func TestFederationProsodyBidiThroughEdge(t *testing.T) {
+	v, p := prosodyThroughEdge(t, true)
+	alice := v.LoginPlain(t, "alice", "alice secret", "phone")
+	bob := p.login("bob", "bob secret", "pc")
+	converse(t, bob, alice, "bob@prosody.test/pc", "alice@vireo.test/phone")
+	var got []engine.S2SConn
+	for _, c := range v.Engine.S2SConns() {
+		if c.Remote == "prosody.test" {
+			got = append(got, c)
+		}
+	}
+	if len(got) != 1 || got[0].Direction != "in" || !got[0].Bidi || got[0].Via != t.Name() {
+		t.Fatalf("streams with prosody.test: %+v, want one bidirectional inbound stream through edge %q", got, t.Name())
+	}
+}
+
+// TestFederationProsodyThroughEdge: Vireo as a split deployment federates with a real
+// Prosody through its edge both ways. Prosody's stream comes in at the edge; Vireo's
+// outbound stream is opened by the edge (link.federate_through_edges) with TLS from the
+// core to Prosody through it. Both servers trust the test CA, so each authenticates to
+// the other with SASL EXTERNAL: the certificates cross the edge in both directions.
+func TestFederationProsodyThroughEdge(t *testing.T) {
+	v, p := prosodyThroughEdge(t, false)
 	alice := v.LoginPlain(t, "alice", "alice secret", "phone")
 	bob := p.login("bob", "bob secret", "pc")
 	converse(t, alice, bob, "alice@vireo.test/phone", "bob@prosody.test/pc")
