@@ -25,6 +25,12 @@ func psForm(fields ...string) string {
 	return "<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/pubsub#node_config</value></field>" + strings.Join(fields, "") + "</x>"
 }
 
+// subOpts is a submitted pubsub#subscribe_options form with one field.
+func subOpts(v, value string) string {
+	return "<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/pubsub#subscribe_options</value></field>" +
+		pepOpt(v, value) + "</x>"
+}
+
 func psPublish(node, id, payload string) string {
 	return "<publish node='" + node + "'><item id='" + id + "'>" + payload + "</item></publish>"
 }
@@ -146,6 +152,38 @@ func TestIntegrationPubsub(t *testing.T) {
 		mustHave(t, "approved", ev, "<subscription node='private' jid='bob@localhost' subscription='subscribed'/>")
 		got = psIQ(b, "get", "s7", "", "<items node='private'/>")
 		mustHave(t, "items once subscribed", got, "type='result'", "<items node='private'")
+
+		// Subscription options (§6.3): bob turns notifications off and on again; carol
+		// subscribes with options in the same request (§6.3.7).
+		got = pepIQ(a, "x0", "<iq type='get' id='x0' to='"+psSvc+"'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+		mustHave(t, "options feature", got, "http://jabber.org/protocol/pubsub#subscription-options")
+		got = psIQ(b, "get", "x1", "", "<options node='news' jid='bob@localhost/pc'/>")
+		mustHave(t, "options", got, "<options node='news' jid='bob@localhost/pc'>", "<value>http://jabber.org/protocol/pubsub#subscribe_options</value>",
+			"<field var='pubsub#deliver' type='boolean' label='Enable delivery?'><value>1</value></field>")
+		got = psIQ(c, "get", "x2", "", "<options node='news' jid='bob@localhost/pc'/>")
+		mustHave(t, "options of another", got, "<forbidden")
+		got = psIQ(c, "get", "x3", "", "<options node='news' jid='carol@localhost'/>")
+		mustHave(t, "options without a subscription", got, "<unexpected-request", "<not-subscribed")
+		got = psIQ(b, "set", "x4", "", "<options node='news' jid='bob@localhost/pc'>"+subOpts("pubsub#digest", "1")+"</options>")
+		mustHave(t, "an option not offered", got, "<bad-request", "<invalid-options")
+		got = psIQ(b, "set", "x5", "", "<options node='news' jid='bob@localhost/pc'>"+subOpts("pubsub#deliver", "0")+"</options>")
+		mustHave(t, "deliver off", got, "type='result'")
+		got = psIQ(b, "get", "x6", "", "<options node='news' jid='bob@localhost/pc'/>")
+		mustHave(t, "options after", got, "<field var='pubsub#deliver' type='boolean' label='Enable delivery?'><value>0</value></field>")
+		got = psIQ(c, "set", "x7", "", "<subscribe node='news' jid='carol@localhost'/><options>"+subOpts("pubsub#deliver", "1")+"</options>")
+		mustHave(t, "subscribe with options", got, "subscription='subscribed'", "<subscribe-options/>")
+		got = psIQ(a, "set", "x8", "", psPublish("news", "quiet", "<p xmlns='urn:p'>q</p>"))
+		mustHave(t, "publish quiet", got, "type='result'")
+		c.Expect("<item id='quiet'>")
+		b.Never("<item id='quiet'>")
+		got = psIQ(b, "set", "x9", "", "<options node='news' jid='bob@localhost/pc'>"+subOpts("pubsub#deliver", "1")+"</options>")
+		mustHave(t, "deliver on", got, "type='result'")
+		got = psIQ(a, "set", "x10", "", psPublish("news", "loud", "<p xmlns='urn:p'>l</p>"))
+		mustHave(t, "publish loud", got, "type='result'")
+		b.Expect("<item id='loud'>")
+		c.Expect("<item id='loud'>")
+		got = psIQ(c, "set", "x11", "", "<unsubscribe node='news' jid='carol@localhost'/>")
+		mustHave(t, "carol leaves", got, "type='result'")
 
 		// Owner lists and affiliations.
 		got = psIQ(a, "get", "o1", "owner", "<subscriptions node='news'/>")

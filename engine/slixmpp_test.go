@@ -179,13 +179,14 @@ func TestIntegrationSlixmppPep(t *testing.T) {
 
 // TestIntegrationSlixmppPubsub: slixmpp's XEP-0060 plugin finds pubsub.localhost in the
 // server's disco#items, creates a configured node, subscribes, publishes and gets the
-// event, reads the item and the configuration back, and deletes the node (with its event).
+// event, reads its subscription's options and turns delivery off (XEP-0060 §6.3), reads
+// the item and the configuration back, and deletes the node (with its event).
 func TestIntegrationSlixmppPubsub(t *testing.T) {
 	needSlixmpp(t)
 	srv := vireotest.Start(t, vireotest.Options{})
 	srv.AddUser(t, "slix", "py secret")
 	runSlix(t, srv, "slixmpp_pubsub.py", "SERVICE pubsub.localhost", "CREATED slix-news", "SUBSCRIPTION subscribed",
-		"EVENT pubsub.localhost first {urn:example:news}entry Hello from slixmpp", "ITEMS OK", "CONFIG OK", "DELETED slix-news")
+		"EVENT pubsub.localhost first {urn:example:news}entry Hello from slixmpp", "DELIVER True", "DELIVER False", "ITEMS OK", "CONFIG OK", "DELETED slix-news")
 }
 
 // TestIntegrationSlixmppSASL2: slixmpp (whose Debian version has no plugins for these)

@@ -1,7 +1,7 @@
 """Use slixmpp's XEP-0060 plugin against the server's pubsub.<domain> service: find it in
 the server's disco#items, create a node with a configure form, subscribe, publish an item
-and get its event, read it back and the node's configuration, then delete the node and get
-that event. Used by TestIntegrationSlixmppPubsub; exits non-zero on failure."""
+and get its event, read and set the subscription's options, read the item back and the
+node's configuration, then delete the node and get that event. Used by TestIntegrationSlixmppPubsub; exits non-zero on failure."""
 import asyncio
 from xml.etree import ElementTree as ET
 
@@ -54,6 +54,21 @@ class Client(slixmpp.ClientXMPP):
         payload = ET.fromstring("<entry xmlns='urn:example:news'>Hello from slixmpp</entry>")
         await ps.publish(service, NODE, id="first", payload=payload)
         await asyncio.wait_for(self.got_item.wait(), 10)
+        # XEP-0060 §6.3 subscription options, read with the plugin; slixmpp's
+        # set_subscription_options sends type='get', so the set is built from its stanzas.
+        user = self.boundjid.bare
+        opts = await ps.get_subscription_options(service, NODE, user)
+        print("DELIVER", opts["pubsub"]["options"]["options"].get_values()["pubsub#deliver"], flush=True)
+        form = self["xep_0004"].make_form(ftype="submit")
+        form.add_field(var="FORM_TYPE", ftype="hidden", value="http://jabber.org/protocol/pubsub#subscribe_options")
+        form.add_field(var="pubsub#deliver", ftype="boolean", value=False)
+        iq = self.Iq(stype="set", sto=service)
+        iq["pubsub"]["options"]["node"] = NODE
+        iq["pubsub"]["options"]["jid"] = user
+        iq["pubsub"]["options"]["options"] = form
+        await iq.send()
+        opts = await ps.get_subscription_options(service, NODE, user)
+        print("DELIVER", opts["pubsub"]["options"]["options"].get_values()["pubsub#deliver"], flush=True)
         got = await ps.get_items(service, NODE)
         if "Hello from slixmpp" in str(got):
             print("ITEMS OK", flush=True)

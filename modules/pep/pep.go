@@ -205,7 +205,8 @@ func (m *Mod) handle(c module.Context, iq *module.Packet, owner jid.JID, isOwner
 		return
 	}
 	switch r.Op {
-	case pubsub.OpSubscriptions, pubsub.OpAffiliations, pubsub.OpOwnerSubscriptions, pubsub.OpOwnerAffiliations:
+	case pubsub.OpSubscriptions, pubsub.OpAffiliations, pubsub.OpOwnerSubscriptions, pubsub.OpOwnerAffiliations,
+		pubsub.OpOptions, pubsub.OpOptionsSet:
 		c.Error(iq, pubsub.Err(stanza.FeatureNotImplemented, "unsupported"))
 		return
 	case pubsub.OpCreate:

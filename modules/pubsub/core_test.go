@@ -199,6 +199,16 @@ func TestParseRequest(t *testing.T) {
 		{"owner affiliations set", own + "<affiliations node='n'><affiliation jid='a@b' affiliation='member'/></affiliations></pubsub>", true, OpOwnerAffiliations, ""},
 		{"owner affiliations no node", own + "<affiliations/></pubsub>", false, 0, "nodeid-required"},
 		{"owner subscriptions no state", own + "<subscriptions node='n'><subscription jid='a@b'/></subscriptions></pubsub>", true, 0, "bad-request"},
+		{"options get", ps + "<options node='n' jid='a@b'/></pubsub>", false, OpOptions, ""},
+		{"options set", ps + "<options node='n' jid='a@b'><x xmlns='jabber:x:data' type='submit'/></options></pubsub>", true, OpOptionsSet, ""},
+		{"options set no form", ps + "<options node='n' jid='a@b'/></pubsub>", true, 0, "invalid-options"},
+		{"options no jid", ps + "<options node='n'/></pubsub>", false, 0, "jid-required"},
+		{"options no node", ps + "<options jid='a@b'/></pubsub>", false, 0, "nodeid-required"},
+		{"subscribe with options", ps + "<subscribe node='n' jid='a@b'/><options><x xmlns='jabber:x:data' type='submit'/></options></pubsub>", true, OpSubscribe, ""},
+		{"options then subscribe", ps + "<options/><subscribe node='n' jid='a@b'/></pubsub>", true, OpSubscribe, ""},
+		{"options beside unsubscribe", ps + "<unsubscribe node='n' jid='a@b'/><options/></pubsub>", true, 0, "bad-request"},
+		{"options beside items", ps + "<items node='n'/><options/></pubsub>", false, 0, "bad-request"},
+		{"two options", ps + "<options node='n' jid='a@b'/><options node='n' jid='a@b'/></pubsub>", false, 0, "bad-request"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e, err := xmlstream.ParseElement([]byte(tc.xml), "jabber:client")
@@ -216,5 +226,44 @@ func TestParseRequest(t *testing.T) {
 				t.Fatalf("op %d err %v, want %d", r.Op, serr, tc.op)
 			}
 		})
+	}
+}
+
+// TestSubOptions: a stored subscription keeps its state and options apart, values stored
+// before options existed read as they did, and the form takes pubsub#deliver and refuses
+// what the service does not offer.
+func TestSubOptions(t *testing.T) {
+	for _, tc := range []struct {
+		state string
+		o     SubOptions
+	}{{SubSubscribed, SubOptions{}}, {SubSubscribed, SubOptions{NoDeliver: true}}, {SubPending, SubOptions{}}, {SubPending, SubOptions{NoDeliver: true}}} {
+		if st, o := splitSub(joinSub(tc.state, tc.o)); st != tc.state || o != tc.o {
+			t.Fatalf("%s %+v came back as %s %+v", tc.state, tc.o, st, o)
+		}
+	}
+	for v, want := range map[string]string{"": SubSubscribed, "pending": SubPending} {
+		if st, o := splitSub([]byte(v)); st != want || o.NoDeliver {
+			t.Fatalf("stored %q read as %s %+v", v, st, o)
+		}
+	}
+	formType := []string{subscribeOptionsFormType}
+	for _, tc := range []struct {
+		name string
+		f    Form
+		cur  SubOptions
+		want SubOptions
+		err  bool
+	}{
+		{"off", Form{fieldFormType: formType, fieldDeliver: {"0"}}, SubOptions{}, SubOptions{NoDeliver: true}, false},
+		{"on", Form{fieldDeliver: {"true"}}, SubOptions{NoDeliver: true}, SubOptions{}, false},
+		{"empty keeps", Form{}, SubOptions{NoDeliver: true}, SubOptions{NoDeliver: true}, false},
+		{"bad value", Form{fieldDeliver: {"maybe"}}, SubOptions{}, SubOptions{}, true},
+		{"not offered", Form{"pubsub#digest": {"1"}}, SubOptions{}, SubOptions{}, true},
+		{"wrong form", Form{fieldFormType: {nsNodeConfig}}, SubOptions{}, SubOptions{}, true},
+	} {
+		got, e := ParseSubOptions(tc.f, tc.cur)
+		if (e != nil) != tc.err || !tc.err && got != tc.want {
+			t.Fatalf("%s: %+v %v", tc.name, got, e)
+		}
 	}
 }

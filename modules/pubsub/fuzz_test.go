@@ -21,6 +21,8 @@ func FuzzPubsubRequest(f *testing.F) {
 		"<pubsub xmlns='http://jabber.org/protocol/pubsub#owner'><subscriptions node='n'><subscription jid='a@b/c' subscription='subscribed'/></subscriptions></pubsub>",
 		"<pubsub xmlns='http://jabber.org/protocol/pubsub'><subscriptions/></pubsub>",
 		"<pubsub xmlns='http://jabber.org/protocol/pubsub'><create/></pubsub>",
+		"<pubsub xmlns='http://jabber.org/protocol/pubsub'><subscribe node='n' jid='a@b'/><options><x xmlns='jabber:x:data' type='submit'><field var='pubsub#deliver'><value>0</value></field></x></options></pubsub>",
+		"<pubsub xmlns='http://jabber.org/protocol/pubsub'><options node='n' jid='a@b'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>http://jabber.org/protocol/pubsub#subscribe_options</value></field></x></options></pubsub>",
 	} {
 		f.Add([]byte(s), true)
 		f.Add([]byte(s), false)

@@ -273,16 +273,18 @@ func (n Nodes) Subscribe(owner, node, j string, on bool) error {
 	return n.SetSubscription(owner, node, j, SubNone)
 }
 
-// SetSubscription sets j's subscription state; SubNone removes it.
+// SetSubscription sets j's subscription state, keeping its options (an approved pending
+// subscription keeps what was asked with it); SubNone removes it with them.
 func (n Nodes) SetSubscription(owner, node, j, state string) error {
 	k := append(subsPrefix(owner, node), j...)
-	switch state {
-	case SubNone:
+	if state == SubNone {
 		return n.T.Delete(k)
-	case SubSubscribed:
-		return n.T.Set(k, nil)
 	}
-	return n.T.Set(k, []byte(state))
+	_, o, err := n.SubOptions(owner, node, j)
+	if err != nil {
+		return err
+	}
+	return n.T.Set(k, joinSub(state, o))
 }
 
 // Subscription returns j's subscription state (SubNone without one).
@@ -298,10 +300,8 @@ func (n Nodes) Subscription(owner, node, j string) (string, error) {
 }
 
 func subState(v []byte) string {
-	if len(v) == 0 {
-		return SubSubscribed
-	}
-	return string(v)
+	st, _ := splitSub(v)
+	return st
 }
 
 // MaxListed bounds the subscriptions and affiliations one node lists or notifies.
@@ -318,12 +318,13 @@ func (n Nodes) Subscriptions(owner, node string) map[string]string {
 	return out
 }
 
-// Subscribers lists the JIDs subscribed (not pending) to a node.
+// Subscribers lists the JIDs subscribed (not pending) to a node that take notifications
+// (not pubsub#deliver false).
 func (n Nodes) Subscribers(owner, node string) []string {
 	var out []string
 	p := subsPrefix(owner, node)
 	n.T.Scan(p, func(k, v []byte) bool {
-		if subState(v) == SubSubscribed {
+		if st, o := splitSub(v); st == SubSubscribed && !o.NoDeliver {
 			out = append(out, string(k[len(p):]))
 		}
 		return len(out) < MaxListed

@@ -36,6 +36,8 @@ const (
 	OpAffiliations       // a user's own affiliations (§5.7)
 	OpOwnerSubscriptions // get or set a node's subscriptions (§8.8)
 	OpOwnerAffiliations  // get or set a node's affiliations (§8.9)
+	OpOptions            // get a subscription's options (§6.3.2)
+	OpOptionsSet         // set them (§6.3.5)
 )
 
 // Entry is one <subscription/> or <affiliation/> of an owner's set request: Value is the
@@ -55,7 +57,7 @@ type Request struct {
 	IDs      []string // items: the ids asked for; retract: the ids to remove
 	MaxItems int      // items: max_items (0: all)
 	Notify   *bool    // retract: the notify attribute when present
-	Options  Form     // publish-options, create's configure, or the owner configure form
+	Options  Form     // publish-options, create's configure, the owner configure form, or subscription options
 	JID      string   // subscribe, unsubscribe
 	Entries  []Entry  // owner subscriptions and affiliations set
 }
@@ -88,8 +90,8 @@ func ParseRequest(q xmlstream.Element, set bool) (Request, *stanza.Error) {
 		return r, BadRequest("not a pubsub request")
 	}
 	var action xmlstream.Element
-	var options, configure xmlstream.Element
-	hasAction, hasOptions, hasConfigure := false, false, false
+	var options, configure, subOpts xmlstream.Element
+	hasAction, hasOptions, hasConfigure, hasSubOpts := false, false, false, false
 	it := q.Children()
 	for e, ok := it.Next(); ok; e, ok = it.Next() {
 		if string(e.NS()) != string(q.NS()) {
@@ -103,12 +105,21 @@ func ParseRequest(q xmlstream.Element, set bool) (Request, *stanza.Error) {
 			options, hasOptions = e, true
 		case name == "configure" && !owner:
 			configure, hasConfigure = e, true
+		case name == "options" && !owner:
+			// An options request (§6.3), or the options of a subscribe (§6.3.7).
+			if hasSubOpts {
+				return r, BadRequest("two options")
+			}
+			subOpts, hasSubOpts = e, true
 		default:
 			if hasAction {
 				return r, BadRequest("more than one pubsub action")
 			}
 			action, hasAction = e, true
 		}
+	}
+	if !hasAction && hasSubOpts {
+		action, hasAction, hasSubOpts = subOpts, true, false
 	}
 	if !hasAction {
 		if hasConfigure {
@@ -218,8 +229,37 @@ func ParseRequest(q xmlstream.Element, set bool) (Request, *stanza.Error) {
 		if r.JID == "" {
 			return r, Err(stanza.BadRequest, "jid-required")
 		}
+		if hasSubOpts && r.Op == OpSubscribe {
+			if x, ok := subOpts.Child(ns.DataForms, "x"); ok {
+				if r.Options, e = ParseForm(x); e != nil {
+					return r, e
+				}
+			}
+			hasSubOpts = false
+		}
+	case !owner && name == "options":
+		r.Op = OpOptions
+		if set {
+			r.Op = OpOptionsSet
+			x, ok := action.Child(ns.DataForms, "x")
+			if !ok {
+				return r, Err(stanza.BadRequest, "invalid-options")
+			}
+			if r.Options, e = ParseForm(x); e != nil {
+				return r, e
+			}
+		}
+		if r.JID, e = attr(action, "jid", 3071); e != nil {
+			return r, e
+		}
+		if r.JID == "" {
+			return r, Err(stanza.BadRequest, "jid-required")
+		}
 	default:
 		return r, Err(stanza.FeatureNotImplemented, "unsupported")
+	}
+	if hasSubOpts {
+		return r, BadRequest("options beside " + name)
 	}
 	switch r.Op {
 	case OpDefault, OpCreate, OpSubscriptions, OpAffiliations:

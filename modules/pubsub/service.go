@@ -2,6 +2,7 @@ package pubsub
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"sync/atomic"
 
@@ -71,7 +72,7 @@ var ServiceFeatures = []string{
 	NS + "#outcast-affiliation", NS + "#persistent-items", NS + "#publish", NS + "#publish-options",
 	NS + "#publisher-affiliation", NS + "#purge-nodes", NS + "#retract-items",
 	NS + "#retrieve-affiliations", NS + "#retrieve-default", NS + "#retrieve-items",
-	NS + "#retrieve-subscriptions", NS + "#subscribe", NS + "#subscription-notifications",
+	NS + "#retrieve-subscriptions", NS + "#subscribe", NS + "#subscription-notifications", NS + "#subscription-options",
 }
 
 // Provision reads [modules.pubsub] and claims one service domain per virtual host.
@@ -271,7 +272,7 @@ func (s *service) request(c module.Context, p *module.Packet, q xmlstream.Elemen
 			c.Error(p, forbidden("only owners and publishers may do this"))
 			return
 		}
-	case OpItems, OpSubscribe, OpUnsubscribe:
+	case OpItems, OpSubscribe, OpUnsubscribe, OpOptions, OpOptionsSet:
 	default:
 		if aff != AffOwner {
 			c.Error(p, forbidden("only owners may do this"))
@@ -312,6 +313,8 @@ func (s *service) request(c module.Context, p *module.Packet, q xmlstream.Elemen
 		c.Reply(p, ItemsReply(r.Node, its))
 	case OpSubscribe:
 		s.subscribe(c, p, r, cfg, aff)
+	case OpOptions, OpOptionsSet:
+		s.options(c, p, r, aff)
 	case OpUnsubscribe:
 		j, err := jid.Parse(r.JID)
 		if err != nil {
@@ -360,7 +363,15 @@ func (s *service) request(c module.Context, p *module.Packet, q xmlstream.Elemen
 		}
 		c.Reply(p, nil)
 	case OpDelete:
-		subs := s.m.nodes.Subscribers(s.domain, r.Node)
+		// §8.4.2: every subscriber learns that the node is gone, those that asked for no
+		// notifications (pubsub#deliver) too: their subscription ends with it.
+		var subs []string
+		for j, st := range s.m.nodes.Subscriptions(s.domain, r.Node) {
+			if st == SubSubscribed {
+				subs = append(subs, j)
+			}
+		}
+		slices.Sort(subs)
 		if err := s.m.nodes.Remove(s.domain, r.Node); err != nil {
 			s.fail(c, p, err)
 			return
@@ -487,14 +498,26 @@ func (s *service) subscribe(c module.Context, p *module.Packet, r Request, cfg N
 		c.Error(p, Err(stanza.BadRequest, "invalid-jid"))
 		return
 	}
-	st, err := s.m.nodes.Subscription(s.domain, r.Node, j.String())
+	st, cur, err := s.m.nodes.SubOptions(s.domain, r.Node, j.String())
 	if err != nil {
 		s.fail(c, p, err)
 		return
 	}
+	// §6.3.7: options that come with the subscribe are checked first and apply to it.
+	opts, e := ParseSubOptions(r.Options, cur)
+	if e != nil {
+		c.Error(p, e)
+		return
+	}
 	switch st {
 	case SubSubscribed:
-		c.Reply(p, SubscriptionReply(r.Node, j.String(), SubSubscribed))
+		if opts != cur {
+			if err := s.m.nodes.SetSubOptions(s.domain, r.Node, j.String(), st, opts); err != nil {
+				s.fail(c, p, err)
+				return
+			}
+		}
+		c.Reply(p, subscriptionReplyOpts(r.Node, j.String(), SubSubscribed))
 		return
 	case SubPending:
 		c.Error(p, Err(stanza.NotAuthorizedCond, "pending-subscription"))
@@ -513,11 +536,11 @@ func (s *service) subscribe(c module.Context, p *module.Packet, r Request, cfg N
 			state = SubPending
 		}
 	}
-	if err := s.m.nodes.SetSubscription(s.domain, r.Node, j.String(), state); err != nil {
+	if err := s.m.nodes.SetSubOptions(s.domain, r.Node, j.String(), state, opts); err != nil {
 		s.fail(c, p, err)
 		return
 	}
-	c.Reply(p, SubscriptionReply(r.Node, j.String(), state))
+	c.Reply(p, subscriptionReplyOpts(r.Node, j.String(), state))
 	if state == SubPending {
 		s.askOwners(c, r.Node, j.String())
 		return
