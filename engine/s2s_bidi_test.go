@@ -2,6 +2,8 @@ package engine_test
 
 import (
 	"crypto/tls"
+	"crypto/x509"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -248,4 +250,52 @@ func TestS2SBidiIdle(t *testing.T) {
 		time.Sleep(300 * time.Millisecond)
 	}
 	oneBidi(t, b, "a.localhost", "in")
+}
+
+// TestS2SBidiSlowPeer: a peer that asked for a bidirectional stream and stops reading is
+// treated like a full outbound queue: stanzas beyond max_outbound bounce to their senders
+// with resource-constraint, and the stream stays up (a slow server is not ended as a slow
+// client would be).
+func TestS2SBidiSlowPeer(t *testing.T) {
+	pki := newTestPKI(t)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pki.caPEM)
+	crt, key := pki.issue(t, "b.localhost")
+	b := vireotest.Start(t, vireotest.Options{Domain: "b.localhost", AllowPlain: true, S2S: true, S2SCAs: pool,
+		CertPEM: crt, KeyPEM: key, MaxOutbound: 64 << 10})
+	b.AddUser(t, "bob", "secret")
+	ccrt, ckey := pki.issue(t, "c.localhost")
+	cert, err := tls.X509KeyPair(ccrt, ckey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, feat := s2sTLS(t, b, "c.localhost", &cert)
+	if !strings.Contains(feat, "urn:xmpp:features:bidi") {
+		t.Fatalf("features: %s", feat)
+	}
+	r.Send("<bidi xmlns='urn:xmpp:bidi'/><auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>=</auth>")
+	r.Expect("<success")
+	r.Send("<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' from='c.localhost' to='b.localhost' version='1.0'>")
+	r.Expect("<stream:features/>")
+
+	bob := b.LoginPlain(t, "bob", "secret", "pc")
+	bob.Send("<presence/>")
+	bob.Send("<message to='carol@c.localhost' id='first' type='chat'><body>first</body></message>")
+	r.Expect("id='first'") // over the peer's own stream: c.localhost has no address to dial
+
+	// The peer reads nothing more. Its socket buffers fill, then the stream's outbox.
+	body := strings.Repeat("x", 8<<10)
+	bounced := false
+	for i := 0; i < 4000 && !bounced; i++ {
+		bob.Send(fmt.Sprintf("<message to='carol@c.localhost' id='m%d' type='chat'><body>%s</body></message>", i, body))
+		if i%16 == 15 {
+			if _, err := bob.ReadUntil("<resource-constraint", 20*time.Millisecond); err == nil {
+				bounced = true
+			}
+		}
+	}
+	if !bounced {
+		t.Fatal("no resource-constraint bounce while the peer read nothing")
+	}
+	oneBidi(t, b, "c.localhost", "in")
 }

@@ -258,6 +258,11 @@ func (o *s2sOut) Route(from, to jid.JID, raw []byte) error {
 		if p == nil {
 			if c := o.mu.bidi[key]; c != nil {
 				o.mu.Unlock()
+				if c.outboxLen() > o.srv.config().MaxOutbound {
+					// The peer reads slower than we write: refuse, as a full queue does,
+					// rather than let Send end the stream for a slow reader.
+					return stanza.New(stanza.ResourceConstraintCond)
+				}
 				if c.Send(b) {
 					// What it carries our way counts as traffic too: the idle sweep
 					// (IdleTimeout) closes a stream silent in both directions only.
