@@ -92,6 +92,7 @@ func s2sRawSeeds() []string {
 		hdr + "<db:result from='a.localhost' to='localhost'>0123456789abcdef</db:result>",
 		hdr + "<db:verify from='a.localhost' to='localhost' id='x'>0123</db:verify>",
 		hdr + "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>=</auth>",
+		hdr + "<bidi xmlns='urn:xmpp:bidi'/><db:result from='a.localhost' to='localhost'>0123</db:result>",
 		hdr + "<message from='alice@a.localhost' to='fuzz@localhost'><body>early</body></message>",
 		"<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' to='localhost'>",
 		"<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' from='' to='conference.localhost' version='1.0'></stream:stream>",
