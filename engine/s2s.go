@@ -224,27 +224,15 @@ func (k *s2sIn) header(c *conn, h *xmlstream.Stanza) {
 }
 
 // certValidFor reports whether the peer presented, in the TLS handshake, a certificate
-// that chains to S2S.CAs and names domain (a DNS-ID, RFC 6125; XEP-0178 §3). xmppAddr and
-// SRV-ID identities are not checked in this slice.
+// that chains to S2S.CAs and names domain (DNS-ID, SRV-ID or XmppAddr: certNames; RFC
+// 6125; XEP-0178 §3).
 func (k *s2sIn) certValidFor(c *conn, domain string) bool {
 	s := c.srv()
 	cas := s.config().S2S.CAs
 	if cas == nil || s.servesRemote(domain) {
 		return false
 	}
-	certs := c.peerCerts()
-	if len(certs) == 0 {
-		return false
-	}
-	inter := x509.NewCertPool()
-	for _, ic := range certs[1:] {
-		inter.AddCert(ic)
-	}
-	// A server certificate may carry serverAuth only (RFC 6125 leaves client use open and
-	// public CAs are dropping clientAuth), so any extended key usage is accepted.
-	_, err := certs[0].Verify(x509.VerifyOptions{Roots: cas, Intermediates: inter, DNSName: domain,
-		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
-	return err == nil
+	return verifiedNames(c.peerCerts(), domain, cas)
 }
 
 // bidiOffered reports whether c may ask for a bidirectional stream (XEP-0288 §2.1: only

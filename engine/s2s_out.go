@@ -578,26 +578,13 @@ func (o *s2sOut) handshake(ctx context.Context, nc net.Conn, local, remote strin
 }
 
 // peerCertValid reports whether certs (leaf first, as the peer sent them) chain to the
-// system roots or to cas and name domain as a DNS-ID (RFC 6125 §6.4; XEP-0178 §3).
+// system roots or to cas and name domain (DNS-ID, SRV-ID or XmppAddr: certNames; RFC
+// 6125 §6.4, XEP-0178 §3).
 func peerCertValid(certs []*x509.Certificate, domain string, cas *x509.CertPool) bool {
-	if len(certs) == 0 {
-		return false
-	}
-	inter := x509.NewCertPool()
-	for _, ic := range certs[1:] {
-		inter.AddCert(ic)
-	}
-	opts := x509.VerifyOptions{Intermediates: inter, DNSName: domain,
-		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}
-	if _, err := certs[0].Verify(opts); err == nil { // nil Roots: the system's
+	if verifiedNames(certs, domain, nil) {
 		return true
 	}
-	if cas == nil {
-		return false
-	}
-	opts.Roots = cas
-	_, err := certs[0].Verify(opts)
-	return err == nil
+	return cas != nil && verifiedNames(certs, domain, cas)
 }
 
 // clientCert presents this server's certificate for local on outbound streams; none when
