@@ -228,6 +228,39 @@ func TestIntegrationPep(t *testing.T) {
 		got = pepIQ(a, "i5", pepItems("i5", "", nsBookmarks, ">"))
 		mustHave(t, "alice reads bookmarks", got, bm)
 
+		// The owner's lists (XEP-0060 §5.6-§5.7, §8.8-§8.9): a whitelist node opens to the
+		// members alice lists; publishing stays hers.
+		own := func(id, body string) string {
+			return "<iq type='set' id='" + id + "'><pubsub xmlns='http://jabber.org/protocol/pubsub#owner'>" + body + "</pubsub></iq>"
+		}
+		got = pepIQ(a, "af1", "<iq type='get' id='af1'><pubsub xmlns='http://jabber.org/protocol/pubsub#owner'><affiliations node='"+nsBookmarks+"'/></pubsub></iq>")
+		mustHave(t, "affiliations", got, "<affiliation jid='alice@localhost' affiliation='owner'/>")
+		got = pepIQ(a, "af2", own("af2", "<affiliations node='"+nsBookmarks+"'><affiliation jid='bob@localhost' affiliation='publisher'/></affiliations>"))
+		mustHave(t, "publisher refused", got, "<not-acceptable")
+		got = pepIQ(b, "af3", "<iq type='set' id='af3' to='alice@localhost'><pubsub xmlns='http://jabber.org/protocol/pubsub#owner'><affiliations node='"+nsBookmarks+
+			"'><affiliation jid='bob@localhost' affiliation='member'/></affiliations></pubsub></iq>")
+		mustHave(t, "bob makes himself a member", got, "<forbidden")
+		got = pepIQ(a, "af4", own("af4", "<affiliations node='"+nsBookmarks+"'><affiliation jid='bob@localhost' affiliation='member'/></affiliations>"))
+		mustHave(t, "bob a member", got, "type='result'")
+		got = pepIQ(b, "b4", pepItems("b4", "alice@localhost", nsBookmarks, ">"))
+		mustHave(t, "a member reads", got, "type='result'", bm)
+		got = pepIQ(c, "c9", pepItems("c9", "alice@localhost", nsBookmarks, ">"))
+		mustHave(t, "carol still may not", got, "<closed-node")
+		got = pepIQ(a, "af5", "<iq type='get' id='af5'><pubsub xmlns='http://jabber.org/protocol/pubsub#owner'><affiliations node='"+nsBookmarks+"'/></pubsub></iq>")
+		mustHave(t, "affiliations after", got, "<affiliation jid='alice@localhost' affiliation='owner'/><affiliation jid='bob@localhost' affiliation='member'/>")
+		got = pepIQ(a, "af6", "<iq type='get' id='af6'><pubsub xmlns='http://jabber.org/protocol/pubsub'><affiliations/></pubsub></iq>")
+		mustHave(t, "alice's own affiliations", got, "<affiliation node='"+nsBookmarks+"' affiliation='owner'/>")
+		got = pepIQ(a, "af7", own("af7", "<affiliations node='"+nsBookmarks+"'><affiliation jid='bob@localhost' affiliation='none'/></affiliations>"))
+		mustHave(t, "bob no longer a member", got, "type='result'")
+		got = pepIQ(b, "b5", pepItems("b5", "alice@localhost", nsBookmarks, ">"))
+		mustHave(t, "a former member", got, "<closed-node")
+		got = pepIQ(a, "sb1", own("sb1", "<subscriptions node='"+nsNick+"'><subscription jid='carol@localhost' subscription='subscribed'/></subscriptions>"))
+		mustHave(t, "owner subscribes carol", got, "type='result'")
+		got = pepIQ(a, "sb2", "<iq type='get' id='sb2'><pubsub xmlns='http://jabber.org/protocol/pubsub#owner'><subscriptions node='"+nsNick+"'/></pubsub></iq>")
+		mustHave(t, "owner subscriptions", got, "<subscription jid='carol@localhost' subscription='subscribed'/>")
+		got = pepIQ(a, "sb3", own("sb3", "<subscriptions node='"+nsNick+"'><subscription jid='carol@localhost' subscription='none'/></subscriptions>"))
+		mustHave(t, "owner ends it", got, "type='result'")
+
 		// Purge and delete, with notifications.
 		got = pepIQ(a, "p1", "<iq type='set' id='p1'><pubsub xmlns='http://jabber.org/protocol/pubsub#owner'><purge node='urn:test:multi'/></pubsub></iq>")
 		mustHave(t, "purge", got, "type='result'")

@@ -278,7 +278,7 @@ func (m *Mod) sendLast(c module.Context, owner, full jid.JID) {
 		return true
 	})
 	for _, l := range todo {
-		if !m.allowed(c, owner, full.Bare(), l.cfg) {
+		if !m.allowed(c, owner, full.Bare(), l.node, l.cfg) {
 			continue
 		}
 		if it, ok, _ := m.nodes.Last(o, l.node); ok {

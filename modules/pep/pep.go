@@ -108,6 +108,8 @@ var Features = []string{
 	pubsub.NS + "#item-ids", pubsub.NS + "#last-published", pubsub.NS + "#persistent-items", pubsub.NS + "#publish",
 	pubsub.NS + "#publish-options", pubsub.NS + "#purge-nodes", pubsub.NS + "#retract-items", pubsub.NS + "#retrieve-default",
 	pubsub.NS + "#retrieve-items", pubsub.NS + "#subscribe", pubsub.NS + "#multi-items",
+	pubsub.NS + "#member-affiliation", pubsub.NS + "#modify-affiliations", pubsub.NS + "#manage-subscriptions",
+	pubsub.NS + "#retrieve-affiliations", pubsub.NS + "#retrieve-subscriptions",
 }
 
 // Provision reads [modules.pep] and registers the handlers and hooks.
@@ -205,9 +207,15 @@ func (m *Mod) handle(c module.Context, iq *module.Packet, owner jid.JID, isOwner
 		return
 	}
 	switch r.Op {
-	case pubsub.OpSubscriptions, pubsub.OpAffiliations, pubsub.OpOwnerSubscriptions, pubsub.OpOwnerAffiliations,
-		pubsub.OpOptions, pubsub.OpOptionsSet:
+	case pubsub.OpOptions, pubsub.OpOptionsSet:
 		c.Error(iq, pubsub.Err(stanza.FeatureNotImplemented, "unsupported"))
+		return
+	case pubsub.OpSubscriptions, pubsub.OpAffiliations:
+		if !isOwner {
+			c.Error(iq, forbidden())
+			return
+		}
+		m.ownLists(c, iq, owner, r)
 		return
 	case pubsub.OpCreate:
 		if r.Node == "" { // no instant nodes on PEP (XEP-0163 §3: nodes are named by namespace)
@@ -261,7 +269,7 @@ func (m *Mod) handle(c module.Context, iq *module.Packet, owner jid.JID, isOwner
 		c.Reply(iq, nil)
 	case pubsub.OpItems:
 		if !isOwner {
-			if e := m.access(c, owner, iq.From.Bare(), cfg); e != nil {
+			if e := m.access(c, owner, iq.From.Bare(), r.Node, cfg); e != nil {
 				c.Error(iq, e)
 				return
 			}
@@ -287,6 +295,10 @@ func (m *Mod) handle(c module.Context, iq *module.Packet, owner jid.JID, isOwner
 		}
 	case pubsub.OpSubscribe, pubsub.OpUnsubscribe:
 		m.subscribe(c, iq, owner, r, cfg, isOwner)
+	case pubsub.OpOwnerAffiliations:
+		m.ownerAffiliations(c, iq, owner, r)
+	case pubsub.OpOwnerSubscriptions:
+		m.ownerSubscriptions(c, iq, owner, r)
 	case pubsub.OpConfigureGet, pubsub.OpDefault:
 		if r.Op == pubsub.OpDefault {
 			cfg = pubsub.DefaultConfig(m.policy())
@@ -420,7 +432,7 @@ func (m *Mod) subscribe(c module.Context, iq *module.Packet, owner jid.JID, r pu
 		return
 	}
 	if r.Op == pubsub.OpSubscribe && !isOwner {
-		if e := m.access(c, owner, iq.From.Bare(), cfg); e != nil {
+		if e := m.access(c, owner, iq.From.Bare(), r.Node, cfg); e != nil {
 			c.Error(iq, e)
 			return
 		}
@@ -469,19 +481,25 @@ func DenyError(model string) *stanza.Error {
 	return pubsub.Err(stanza.NotAllowed, "closed-node")
 }
 
-func (m *Mod) allowed(c module.Context, owner, user jid.JID, cfg pubsub.NodeConfig) bool {
+// allowed reports whether user may read node of owner's, configured cfg: the owner, and
+// whom the access model admits; a whitelist node admits the members the owner listed.
+func (m *Mod) allowed(c module.Context, owner, user jid.JID, node string, cfg pubsub.NodeConfig) bool {
 	if user.Equal(owner) {
 		return true
 	}
-	if cfg.Access == pubsub.AccessOpen {
+	switch cfg.Access {
+	case pubsub.AccessOpen:
 		return true
+	case pubsub.AccessWhitelist:
+		a, _ := m.nodes.Affiliation(owner.String(), node, user.String())
+		return a == pubsub.AffMember
 	}
 	it, ok := c.RosterItem(owner, user)
 	return Allowed(cfg.Access, it.Sub, ok)
 }
 
-func (m *Mod) access(c module.Context, owner, user jid.JID, cfg pubsub.NodeConfig) *stanza.Error {
-	if m.allowed(c, owner, user, cfg) {
+func (m *Mod) access(c module.Context, owner, user jid.JID, node string, cfg pubsub.NodeConfig) *stanza.Error {
+	if m.allowed(c, owner, user, node, cfg) {
 		return nil
 	}
 	return DenyError(cfg.Access)
@@ -498,7 +516,7 @@ func (m *Mod) broadcast(c module.Context, owner jid.JID, node string, cfg pubsub
 	sent := map[string]bool{}
 	for _, full := range m.interested(owner.String(), node) {
 		j, err := jid.Parse(full)
-		if err != nil || j.Bare().Equal(owner) || !m.allowed(c, owner, j.Bare(), cfg) {
+		if err != nil || j.Bare().Equal(owner) || !m.allowed(c, owner, j.Bare(), node, cfg) {
 			continue
 		}
 		sent[j.Bare().String()] = true
@@ -506,7 +524,7 @@ func (m *Mod) broadcast(c module.Context, owner jid.JID, node string, cfg pubsub
 	}
 	for _, sub := range m.nodes.Subscribers(owner.String(), node) {
 		j, err := jid.Parse(sub)
-		if err != nil || j.Bare().Equal(owner) || sent[j.Bare().String()] || !m.allowed(c, owner, j.Bare(), cfg) {
+		if err != nil || j.Bare().Equal(owner) || sent[j.Bare().String()] || !m.allowed(c, owner, j.Bare(), node, cfg) {
 			continue
 		}
 		c.Route(pubsub.EventMessage(owner, j, event))
