@@ -1,7 +1,8 @@
 package pep
 
 import (
-	"sort"
+	"maps"
+	"slices"
 
 	"github.com/vireo-im/vireo/modules/module"
 	"github.com/vireo-im/vireo/modules/pubsub"
@@ -38,7 +39,7 @@ func (m *Mod) ownLists(c module.Context, iq *module.Packet, owner jid.JID, r pub
 			return true
 		}
 		subs := m.nodes.Subscriptions(o, node)
-		for _, j := range sortedKeys(subs) {
+		for _, j := range slices.Sorted(maps.Keys(subs)) {
 			if sj, err := jid.Parse(j); err == nil && sj.Bare().Equal(owner) {
 				b.Start("subscription").Attr("node", node).Attr("jid", j).Attr("subscription", subs[j]).End()
 			}
@@ -59,7 +60,7 @@ func (m *Mod) ownerAffiliations(c module.Context, iq *module.Packet, owner jid.J
 	if iq.Type == "get" {
 		affs := m.nodes.Affiliations(o, r.Node)
 		affs[o] = pubsub.AffOwner
-		c.Reply(iq, ownerList("affiliation", r.Node, affs))
+		c.Reply(iq, pubsub.OwnerList("affiliation", r.Node, affs))
 		return
 	}
 	for _, e := range r.Entries {
@@ -97,7 +98,7 @@ func (m *Mod) ownerAffiliations(c module.Context, iq *module.Packet, owner jid.J
 func (m *Mod) ownerSubscriptions(c module.Context, iq *module.Packet, owner jid.JID, r pubsub.Request) {
 	o := owner.String()
 	if iq.Type == "get" {
-		c.Reply(iq, ownerList("subscription", r.Node, m.nodes.Subscriptions(o, r.Node)))
+		c.Reply(iq, pubsub.OwnerList("subscription", r.Node, m.nodes.Subscriptions(o, r.Node)))
 		return
 	}
 	for _, e := range r.Entries {
@@ -117,24 +118,4 @@ func (m *Mod) ownerSubscriptions(c module.Context, iq *module.Packet, owner jid.
 		}
 	}
 	c.Reply(iq, nil)
-}
-
-// ownerList is the owner's <subscriptions/> or <affiliations/> of node, sorted by JID.
-func ownerList(what, node string, byJID map[string]string) []byte {
-	var b xmlstream.Builder
-	b.Start("pubsub").Attr("xmlns", pubsub.NSOwner).Start(what+"s").Attr("node", node)
-	for _, j := range sortedKeys(byJID) {
-		b.Start(what).Attr("jid", j).Attr(what, byJID[j]).End()
-	}
-	b.End().End()
-	return b.B
-}
-
-func sortedKeys(m map[string]string) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

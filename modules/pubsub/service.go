@@ -697,9 +697,9 @@ func sortedKeys(m map[string]string) []string {
 	return out
 }
 
-// ownerList is the owner's list of a node's subscriptions or affiliations (what), by JID
-// (XEP-0060 §8.8.1, §8.9.1).
-func ownerList(what, node string, byJID map[string]string) []byte {
+// OwnerList is an owner's <subscriptions/> or <affiliations/> (what: "subscription" or
+// "affiliation") of node, sorted by JID (XEP-0060 §8.8.1, §8.9.1).
+func OwnerList(what, node string, byJID map[string]string) []byte {
 	var b xmlstream.Builder
 	b.Start("pubsub").Attr("xmlns", NSOwner).Start(what+"s").Attr("node", node)
 	for _, j := range sortedKeys(byJID) {
@@ -713,7 +713,7 @@ func ownerList(what, node string, byJID map[string]string) []byte {
 // pending subscription here tells the subscriber as the form would.
 func (s *service) ownerSubscriptions(c module.Context, p *module.Packet, r Request) {
 	if p.Type == "get" {
-		c.Reply(p, ownerList("subscription", r.Node, s.m.nodes.Subscriptions(s.domain, r.Node)))
+		c.Reply(p, OwnerList("subscription", r.Node, s.m.nodes.Subscriptions(s.domain, r.Node)))
 		return
 	}
 	type change struct {
@@ -758,7 +758,7 @@ func (s *service) ownerSubscriptions(c module.Context, p *module.Packet, r Reque
 func (s *service) ownerAffiliations(c module.Context, p *module.Packet, r Request) {
 	affs := s.m.nodes.Affiliations(s.domain, r.Node)
 	if p.Type == "get" {
-		c.Reply(p, ownerList("affiliation", r.Node, affs))
+		c.Reply(p, OwnerList("affiliation", r.Node, affs))
 		return
 	}
 	var ops []affChange
