@@ -443,34 +443,45 @@ func (k *s2sIn) resultError(c *conn, from, to string, cond stanza.Condition) {
 // established checks and routes one stanza from the authenticated peer: 'from' must be in
 // the domain it proved, 'to' must be ours (RFC 6120 §13.11: else a stream error).
 func (k *s2sIn) established(c *conn, st *xmlstream.Stanza) {
+	if cond := submitPeerStanza(c.srv(), st, c.bare.Domain(), ""); cond != "" {
+		text := ""
+		if cond == stanza.PolicyViolation {
+			text = "too many stanzas"
+		}
+		c.fail(cond, text)
+	}
+}
+
+// submitPeerStanza checks one stanza a peer server sent on a stream authenticated for
+// remote and hands it to the router: a message, presence or IQ, 'from' inside remote, 'to'
+// in local (any domain this server serves when local is ""). It returns the stream error
+// to end the stream with (RFC 6120 §13.11), or "". The inbound stream's loop and an
+// outbound bidirectional stream's reader (XEP-0288) both use it.
+func submitPeerStanza(s *Server, st *xmlstream.Stanza, remote, local string) stanza.StreamCondition {
 	if st.Kind() == xmlstream.KindOther {
-		c.fail(stanza.UnsupportedStanzaType, "")
-		return
+		return stanza.UnsupportedStanzaType
 	}
 	fromAttr, ok1 := st.Attr("from")
 	toAttr, ok2 := st.Attr("to")
 	if !ok1 || !ok2 {
-		c.fail(stanza.ImproperAddressing, "")
-		return
+		return stanza.ImproperAddressing
 	}
 	from, err := jid.ParseBytes(xmlstream.AppendUnescaped(nil, fromAttr))
-	if err != nil || from.Domain() != c.bare.Domain() {
-		c.fail(stanza.InvalidFrom, "")
-		return
+	if err != nil || from.Domain() != remote {
+		return stanza.InvalidFrom
 	}
 	to, err := jid.ParseBytes(xmlstream.AppendUnescaped(nil, toAttr))
-	s := c.srv()
-	if err != nil || !s.servesRemote(to.Domain()) {
-		c.fail(stanza.HostUnknown, "")
-		return
+	if err != nil || local == "" && !s.servesRemote(to.Domain()) || local != "" && to.Domain() != local {
+		return stanza.HostUnknown
 	}
 	raw := st.Raw
 	if strings.Contains(string(raw), nsServer) {
 		raw = rewriteXMLNS(raw, nsServer, ns.Client)
 	}
 	if !s.rt.SubmitFrom(from, raw) {
-		c.fail(stanza.PolicyViolation, "too many stanzas")
+		return stanza.PolicyViolation
 	}
+	return ""
 }
 
 func (k *s2sIn) closed(c *conn) {

@@ -891,34 +891,12 @@ func (p *outPeer) receive(ps *peerStream, st *xmlstream.Stanza) stanza.StreamCon
 	if string(st.NS) == nsDialback || asStreamError(st) != nil {
 		return "" // a claim for another domain pair goes on a stream of its own; an error ends the stream
 	}
-	if st.Kind() == xmlstream.KindOther {
-		return stanza.UnsupportedStanzaType
-	}
 	s := p.o.srv
 	cfg := &s.config().S2S
 	if pol := cfg.policy(p.remote); !cfg.allowed(p.remote) || !ps.certValid && (!pol.dialback || pol.requireCerts) {
 		return stanza.PolicyViolation
 	}
-	fromAttr, ok1 := st.Attr("from")
-	toAttr, ok2 := st.Attr("to")
-	if !ok1 || !ok2 {
-		return stanza.ImproperAddressing
-	}
-	from, err := jid.ParseBytes(xmlstream.AppendUnescaped(nil, fromAttr))
-	if err != nil || from.Domain() != p.remote {
-		return stanza.InvalidFrom
-	}
-	if to, err := jid.ParseBytes(xmlstream.AppendUnescaped(nil, toAttr)); err != nil || to.Domain() != p.local {
-		return stanza.HostUnknown
-	}
-	raw := st.Raw
-	if bytes.Contains(raw, []byte(nsServer)) {
-		raw = rewriteXMLNS(raw, nsServer, ns.Client)
-	}
-	if !s.rt.SubmitFrom(from, raw) {
-		return stanza.PolicyViolation // too many stanzas
-	}
-	return ""
+	return submitPeerStanza(s, st, p.remote, p.local)
 }
 
 // connect opens the stream and authenticates p.local: with SASL EXTERNAL when the peer
