@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"slices"
 	"sort"
@@ -35,6 +36,7 @@ import (
 	"github.com/vireo-im/vireo/engine/admin"
 	"github.com/vireo-im/vireo/engine/config"
 	"github.com/vireo-im/vireo/engine/dashboard"
+	"github.com/vireo-im/vireo/engine/extauth"
 	"github.com/vireo-im/vireo/engine/fast"
 	"github.com/vireo-im/vireo/engine/invitepage"
 	"github.com/vireo-im/vireo/engine/metrics"
@@ -229,6 +231,8 @@ type server struct {
 	acmeDone chan struct{}
 	// loops is the number of event loops (eventLoops).
 	loops int
+	// ext runs [auth] external, the operator's password-checking program; nil without one.
+	ext *extauth.Program
 }
 
 func start(cfg *config.Config, log zerolog.Logger) (*server, error) {
@@ -289,6 +293,12 @@ func start(cfg *config.Config, log zerolog.Logger) (*server, error) {
 	if len(cfg.Link.Listen) > 0 && !cfg.Link.UseTLS() {
 		log.Warn().Strs("link", cfg.Link.Listen).Msg("edge links are not encrypted (link.tls = false): clients' streams cross them in clear")
 	}
+	if s.ext, err = startExternal(cfg, s.log); err != nil {
+		s.stopACME()
+		s.rt.Close()
+		st.Close()
+		return nil, err
+	}
 	s.eng, err = engine.New(s.engineConfig(cfg))
 	if err == nil {
 		err = s.eng.Start()
@@ -297,6 +307,9 @@ func start(cfg *config.Config, log zerolog.Logger) (*server, error) {
 		s.stopACME()
 		s.rt.Close()
 		st.Close()
+		if s.ext != nil {
+			s.ext.Close()
+		}
 		return nil, err
 	}
 	if s.acme != nil {
@@ -574,6 +587,7 @@ func (s *server) engineConfig(cfg *config.Config) engine.Config {
 		SMAckAfter:       cfg.C2S.SMAckAfter.Duration,
 		SMAckTimeout:     cfg.C2S.SMAckTimeout.Duration,
 		CoalesceWrites:   coalesceWrites(cfg.C2S.CoalesceWrites.Duration),
+		External:         s.external(),
 		FastKey:          s.fastKey,
 		FastTTL:          cfg.C2S.FastTokenTTL.Duration,
 		Web: engine.Web{
@@ -590,6 +604,29 @@ func (s *server) engineConfig(cfg *config.Config) engine.Config {
 			ACMEChallenge:  s.acmeChallenge(),
 		},
 	}
+}
+
+// startExternal starts [auth] external, or returns nil when there is none.
+func startExternal(cfg *config.Config, log zerolog.Logger) (*extauth.Program, error) {
+	a := cfg.Auth
+	if len(a.External) == 0 {
+		return nil, nil
+	}
+	p, err := extauth.Start(extauth.Config{Command: a.External, Processes: a.ExternalProcesses,
+		Timeout: a.ExternalTimeout.Duration, CacheTTL: a.ExternalCache.Duration,
+		Log: log.With().Str("mod", "extauth").Logger()})
+	if err != nil {
+		return nil, fmt.Errorf("auth.external: %w", err)
+	}
+	return p, nil
+}
+
+// external is the engine's PasswordChecker: nil (not a nil *extauth.Program) without one.
+func (s *server) external() engine.PasswordChecker {
+	if s.ext == nil {
+		return nil
+	}
+	return s.ext
 }
 
 func (s *server) newDashboard() *dashboard.Dashboard {
@@ -615,9 +652,9 @@ func (s *server) acmeChallenge() func(string) (string, bool) {
 }
 
 // Reload re-reads the config file and applies what can change without a restart: domains,
-// certificates, limits, registration, the dashboard switch, listeners, and the settings
-// of modules that take them while running (module.Reconfigurer: adhoc, welcome, antispam,
-// mam, push, vcard, private, extdisco, muc). What needs a restart (data_dir, turning federation on or off, [link],
+// certificates, limits, registration, the dashboard switch, listeners, the external
+// authentication program, and the settings of modules that take them while running
+// (module.Reconfigurer). What needs a restart (data_dir, turning federation on or off, [link],
 // ACME on or off, the number of event loops, other modules' settings) is logged and kept
 // as it was.
 func (s *server) Reload() error {
@@ -695,15 +732,39 @@ func (s *server) Reload() error {
 		// with it, since an operator who turned it off may have done so to shut them out.
 		s.dash = s.newDashboard()
 	}
+	// A changed [auth] starts the new program now (one that does not start fails the
+	// reload); the old one stops once the engine uses the new one.
+	oldExt, extChanged := s.ext, !reflect.DeepEqual(next.Auth, s.cfg.Auth)
+	if extChanged {
+		ext, err := startExternal(next, s.log)
+		if err != nil {
+			s.dash = dash
+			s.rt.SetDomains(s.cfg.Domains)
+			s.rt.SetInPlace(s.cfg.Router.RouteInPlace)
+			s.rt.SetSenderRate(s.cfg.C2S.MaxRate, s.cfg.C2S.MaxBurst)
+			s.certs.Reload(s.cfg)
+			return err
+		}
+		s.ext = ext
+	}
 	if err := s.eng.Reload(s.engineConfig(next)); err != nil {
 		// A listener that could not be opened (a port in use) fails the reload as a
 		// whole: what was applied before the engine goes back as it was.
+		if extChanged {
+			if s.ext != nil {
+				s.ext.Close()
+			}
+			s.ext = oldExt
+		}
 		s.dash = dash
 		s.rt.SetDomains(s.cfg.Domains)
 		s.rt.SetInPlace(s.cfg.Router.RouteInPlace)
 		s.rt.SetSenderRate(s.cfg.C2S.MaxRate, s.cfg.C2S.MaxBurst)
 		s.certs.Reload(s.cfg)
 		return err
+	}
+	if extChanged && oldExt != nil {
+		oldExt.Close()
 	}
 	tuneGC(next.Runtime, s.log)
 	for _, apply := range applies {
@@ -931,6 +992,9 @@ func (s *server) Close() error {
 	}
 	if s.rt != nil {
 		errs = append(errs, s.rt.Close())
+	}
+	if s.ext != nil {
+		s.ext.Close()
 	}
 	if s.store != nil {
 		errs = append(errs, s.store.Close())

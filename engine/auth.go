@@ -9,6 +9,7 @@ import (
 	"errors"
 	"hash"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
@@ -72,6 +73,11 @@ func (c *conn) mechanisms() []string { return c.mechanismsFor(0) }
 func (c *conn) mechanismsFor(have uint8) []string {
 	cfg := c.srv().config()
 	all := sasl.Mechanisms(c.has(fTLS), c.cbTypes(), cfg.AllowPlain)
+	if cfg.External != nil {
+		// Clients pick SCRAM whenever it is offered and rarely fall back: the accounts of
+		// the operator's program have no keys, so offering it would fail their logins.
+		return slices.DeleteFunc(all, func(m string) bool { return m != "PLAIN" })
+	}
 	if have == 0 {
 		return all
 	}
@@ -375,6 +381,35 @@ func (c *conn) completeKeys(user string, acct store.Account, have store.Hash, pa
 	}
 }
 
+// externalLogin checks a PLAIN password with the operator's program (Config.External) for
+// an account without keys, acct as read (gerr store.ErrNotFound: none yet). The first
+// login the program accepts creates the local account, without keys, that holds the
+// user's roster and the rest, and the modules hear of it as of a registration. An error
+// of the program is returned as gerr: the login gets temporary-auth-failure.
+func (s *Server) externalLogin(ext PasswordChecker, local, domain, password string, acct store.Account, gerr error) (bool, store.Account, error) {
+	ok, err := ext.CheckPassword(local, domain, password)
+	if err != nil {
+		s.log.Warn().Err(err).Str("user", local+"@"+domain).Msg("external authentication gave no answer")
+		return false, acct, err
+	}
+	if !ok || gerr == nil {
+		return ok, acct, gerr
+	}
+	user := local + "@" + domain
+	acct = store.Account{User: user, Created: time.Now().UTC(), External: true}
+	switch err := s.st.Accounts().Create(acct); {
+	case errors.Is(err, store.ErrExists): // another stream's first login, just now
+		acct, err = s.st.Accounts().Get(user)
+		return err == nil && store.NoKeys(acct.Creds), acct, err
+	case err != nil:
+		return false, acct, err
+	}
+	if u, err := jid.New(local, domain, ""); err == nil {
+		s.rt.Registered(module.Registration{User: u})
+	}
+	return true, acct, nil
+}
+
 // lookup fetches credentials (and for PLAIN checks the password) on the worker pool, then
 // resumes the exchange on the loop.
 func (c *conn) lookup(status sasl.Status) {
@@ -402,7 +437,12 @@ func (c *conn) lookup(status sasl.Status) {
 			acctBlocked = !ok
 		}
 		var plainOK bool
-		if status == sasl.NeedPassword && gerr == nil && !acctBlocked {
+		if ext := c.srv().config().External; ext != nil && status == sasl.NeedPassword && !acctBlocked && perr == nil &&
+			(errors.Is(gerr, store.ErrNotFound) || gerr == nil && store.NoKeys(acct.Creds)) {
+			// An account without keys is the operator's program's to check (local
+			// accounts, with keys, are checked here as usual).
+			plainOK, acct, gerr = c.srv().externalLogin(ext, local, domain, a.srv.Password(), acct, gerr)
+		} else if status == sasl.NeedPassword && gerr == nil && !acctBlocked {
 			// An account imported from another server may hold SCRAM-SHA-1 keys only
 			// (Prosody and ejabberd keep one hash): PLAIN checks the strongest it has.
 			h := store.SHA256
@@ -653,6 +693,19 @@ func (s *Server) createAccount(user, password string, inv *invites.Invite) error
 	t := s.st.Table(invites.Table)
 	if tok, held := invites.Reserved(t, user, time.Now()); held && (inv == nil || tok != inv.Token) {
 		return invites.ErrNameTaken
+	}
+	if ext := s.config().External; ext != nil {
+		// A name the operator's program knows is taken, whether or not its owner has
+		// logged in here yet: a local account would shadow it.
+		if local, domain, ok := strings.Cut(user, "@"); ok {
+			known, err := ext.UserExists(local, domain)
+			if err != nil {
+				return err
+			}
+			if known {
+				return store.ErrExists
+			}
+		}
 	}
 	keys, err := creds.DeriveAll(password, creds.DefaultIter)
 	if err != nil {

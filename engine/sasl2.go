@@ -87,8 +87,10 @@ func (c *conn) sasl2Feature(b *xmlstream.Builder, have uint8) {
 	b.End()
 	b.Start("sm").Attr("xmlns", nsSM).End()
 	b.End()
-	if c.has(fTLS) {
-		upgradeFeature(b) // a SaltedPassword logs in as well as the password: never in the clear
+	if c.has(fTLS) && c.srv().config().External == nil {
+		// A SaltedPassword logs in as well as the password: never in the clear. Not with
+		// an external program: no SCRAM login, which a task follows, is offered then.
+		upgradeFeature(b)
 	}
 	b.End()
 }

@@ -66,6 +66,13 @@ const (
 	KindS2S                           // RFC 6120 server-to-server (federation), s2s.go
 )
 
+// PasswordChecker checks passwords the server does not hold. Its methods block: the engine
+// calls them on the worker pool. An error means no answer, not a wrong password.
+type PasswordChecker interface {
+	CheckPassword(user, domain, password string) (bool, error)
+	UserExists(user, domain string) (bool, error)
+}
+
 // Config is what the engine needs from the server configuration.
 type Config struct {
 	Domains        []string
@@ -82,6 +89,11 @@ type Config struct {
 	Router         *router.Router
 	Logger         zerolog.Logger
 	AuthFailLimit  int
+	// External checks the passwords of the accounts this server holds no keys for (an
+	// operator's program, extauth.Program); nil: only local accounts log in. With it, the
+	// only password mechanism offered is PLAIN (over TLS): SCRAM needs keys the server does
+	// not have.
+	External PasswordChecker
 	// PingAfter is how long an established client stream may be silent before the server
 	// pings it; PingTimeout how long the answer may take.
 	PingAfter, PingTimeout time.Duration

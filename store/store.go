@@ -68,6 +68,9 @@ type Account struct {
 	// Disabled accounts keep their data but cannot log in (XEP-0133 §4.3); the engine
 	// refuses them with <account-disabled/> (RFC 6120 §6.5.1).
 	Disabled bool `json:",omitempty"`
+	// External accounts were created by the first login an operator's program accepted
+	// (engine Config.External); while they hold no keys, their password is the program's.
+	External bool `json:",omitempty"`
 }
 
 // Accounts stores accounts.
@@ -81,6 +84,17 @@ type Accounts interface {
 	Delete(user string) error
 	List(fn func(user string) bool) error
 	Count() (int, error)
+}
+
+// NoKeys says whether an account holds no SCRAM keys at all: one whose password only the
+// operator's external authentication program checks (engine Config.External).
+func NoKeys(c [3]Credentials) bool {
+	for _, k := range c {
+		if !k.IsZero() {
+			return false
+		}
+	}
+	return true
 }
 
 // PartialKeys says whether some hashes' SCRAM keys are missing: an account imported from a

@@ -49,6 +49,7 @@ type Config struct {
 	LogFormat string   `toml:"log_format"`
 
 	C2S       C2S       `toml:"c2s"`
+	Auth      Auth      `toml:"auth"`
 	Web       Web       `toml:"web"`
 	Component Component `toml:"component"`
 	S2S       S2S       `toml:"s2s"`
@@ -131,6 +132,20 @@ type C2S struct {
 	FastTokenTTL          Duration `toml:"fast_token_ttl"`
 	PingInterval          Duration `toml:"ping_interval"`
 	PingTimeout           Duration `toml:"ping_timeout"`
+}
+
+// Auth configures where passwords are checked besides the server's own accounts.
+type Auth struct {
+	// External is a program and its arguments that checks the passwords of accounts the
+	// server holds no keys for, over ejabberd's extauth protocol (engine/extauth); the
+	// first login it accepts creates the account here. Empty: local accounts only.
+	External []string `toml:"external"`
+	// ExternalProcesses copies of it run (default 1), each answering one check at a time.
+	ExternalProcesses int `toml:"external_processes"`
+	// ExternalTimeout bounds one answer (default 5s).
+	ExternalTimeout Duration `toml:"external_timeout"`
+	// ExternalCache is how long a successful check is remembered (default 0: never).
+	ExternalCache Duration `toml:"external_cache"`
 }
 
 // Web configures the web listeners: RFC 7395 XMPP over WebSocket and XEP-0156 host-meta.
@@ -677,6 +692,23 @@ func (c *Config) normalize() error {
 		return filepath.Join(base, p)
 	}
 	c.DataDir = abs(c.DataDir)
+	if len(c.Auth.External) > 0 {
+		if c.Auth.External[0] == "" {
+			return errors.New("auth.external: the first element is the program to run")
+		}
+		if !c.C2S.AllowPlain {
+			return errors.New("auth.external: its accounts log in with SASL PLAIN over TLS; set c2s.allow_plain = true")
+		}
+		if c.Auth.ExternalProcesses < 0 || c.Auth.ExternalProcesses > 64 {
+			return fmt.Errorf("auth.external_processes: %d; use 1 to 64", c.Auth.ExternalProcesses)
+		}
+		if c.Auth.ExternalTimeout.Duration < 0 || c.Auth.ExternalCache.Duration < 0 {
+			return errors.New("auth.external_timeout and auth.external_cache cannot be negative")
+		}
+		if strings.ContainsRune(c.Auth.External[0], filepath.Separator) {
+			c.Auth.External[0] = abs(c.Auth.External[0]) // a bare name is looked up in PATH
+		}
+	}
 	if c.TLS.Cert == "" && c.TLS.Key == "" {
 		c.TLS.Cert = filepath.Join(c.DataDir, "certs", c.Domains[0]+".crt")
 		c.TLS.Key = filepath.Join(c.DataDir, "certs", c.Domains[0]+".key")

@@ -101,6 +101,10 @@ func TestParseErrors(t *testing.T) {
 		{"edge core", "domains = [\"a.org\"]\n[edge]\ncore = \"no-port\"\nsecret = \"0123456789abcdef\"", "edge.core"},
 		{"edge and core", "domains = [\"a.org\"]\n[edge]\ncore = \"h:1\"\nsecret = \"0123456789abcdef\"\n[link]\nlisten = [\"h:2\"]\nsecret = \"0123456789abcdef\"", "not both"},
 		{"s2s domain key", "domains = [\"a.org\"]\n[s2s.domains.\"b.org\"]\nrequire_certs = true", "unknown keys"},
+		{"external without plain", "domains = [\"a.org\"]\n[c2s]\nallow_plain = false\n[auth]\nexternal = [\"/bin/true\"]", "c2s.allow_plain"},
+		{"external empty program", "domains = [\"a.org\"]\n[auth]\nexternal = [\"\"]", "auth.external"},
+		{"external processes", "domains = [\"a.org\"]\n[auth]\nexternal = [\"check\"]\nexternal_processes = 65", "auth.external_processes"},
+		{"auth key", "domains = [\"a.org\"]\n[auth]\nprogram = \"check\"", "unknown keys: auth.program"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse([]byte(tc.in), "/x/vireo.toml")

@@ -118,6 +118,20 @@ fast_token_ttl = "336h"
 ping_interval = "4m"
 ping_timeout = "60s"
 
+[auth]
+# A site with a user database of its own (forum, shop, directory) can have its users log
+# in with the passwords they have there: external names a program that answers "is this
+# password right?" over ejabberd's extauth protocol, so scripts written for ejabberd or
+# Prosody's mod_auth_external work as they are. The first login it accepts creates the
+# account here; accounts made here (vireoctl adduser, registration) keep their own
+# passwords, and registration refuses the names the program knows. Its users log in with
+# PLAIN over TLS, or with a FAST token after that; SCRAM is then not offered. A password
+# changed on the site ends no FAST token: they expire (fast_token_ttl).
+# external = ["/usr/local/bin/check-password", "--config", "/etc/site.conf"]
+# external_processes = 1       # copies of the program, each answering one check at a time
+# external_timeout = "5s"      # no answer within this: the login gets temporary-auth-failure
+# external_cache = "0s"        # remember a success this long (a changed password works as long)
+
 [web]
 # Web clients: XMPP over WebSocket (RFC 7395) at websocket_path, and XEP-0156 host-meta at
 # /.well-known/host-meta(.json) so browsers find it. tls_listen uses the certificates

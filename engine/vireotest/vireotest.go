@@ -36,10 +36,12 @@ import (
 
 // Options tune the test server; the zero value is a sensible default.
 type Options struct {
-	Domain         string // default "localhost"
-	Loops          int    // event loops; default 2, so that connections land on different loops
-	RequireTLS     *bool  // default true
-	AllowPlain     bool
+	Domain     string // default "localhost"
+	Loops      int    // event loops; default 2, so that connections land on different loops
+	RequireTLS *bool  // default true
+	AllowPlain bool
+	// External checks the passwords of accounts without keys (engine.Config.External).
+	External       engine.PasswordChecker
 	Registration   bool
 	PreAuthTimeout time.Duration
 	MaxOutbound    int
@@ -221,6 +223,7 @@ func Start(t testing.TB, o Options) *Server {
 		TLS:            tlsCfg,
 		RequireTLS:     requireTLS,
 		AllowPlain:     o.AllowPlain,
+		External:       o.External,
 		Registration:   o.Registration,
 		PreAuthTimeout: o.PreAuthTimeout,
 		MaxOutbound:    o.MaxOutbound,

@@ -4,6 +4,7 @@
 package register
 
 import (
+	"errors"
 	"strings"
 	"sync"
 	"time"
@@ -19,6 +20,8 @@ import (
 )
 
 func init() { module.Register(new(Mod)) }
+
+var errManaged = errors.New("register: the password is managed elsewhere")
 
 // Mod is the module.
 type Mod struct {
@@ -99,6 +102,13 @@ func (m *Mod) set(c module.Context, iq *module.Packet) {
 	st := c.Store()
 	var err error
 	ok := c.Async(func() {
+		// An account that logs in through the operator's program (engine
+		// Config.External) has its password in the site's database; keys set here would
+		// shadow it.
+		if acct, gerr := st.Accounts().Get(key); gerr == nil && acct.External && store.NoKeys(acct.Creds) {
+			err = errManaged
+			return
+		}
 		var keys [3]store.Credentials
 		keys, err = creds.DeriveAll(password, creds.DefaultIter)
 		if err == nil {
@@ -106,6 +116,12 @@ func (m *Mod) set(c module.Context, iq *module.Packet) {
 		}
 	}, func(c module.Context) {
 		m.rate.done(key)
+		if err == errManaged {
+			e := stanza.New(stanza.NotAllowed)
+			e.Text = "this account's password is managed by the site that runs this server"
+			c.Error(&req, e)
+			return
+		}
 		if err != nil {
 			if module.LogStoreError(err) {
 				m.log.Error().Err(err).Str("user", key).Msg("register: change password")

@@ -15,7 +15,7 @@ import (
 //
 //	0x01 | uvarint len, user | varint created (Unix ns, 0 for none) |
 //	3 × (uvarint len, salt | uvarint iter | uvarint len, stored key | uvarint len, server key) |
-//	uvarint flags (1: disabled)
+//	uvarint flags (1: disabled, 2: external)
 const accountV1 = 0x01
 
 var errAccountRecord = errors.New("account record")
@@ -43,10 +43,16 @@ func encodeAccount(a store.Account) []byte {
 	if a.Disabled {
 		flags |= flagDisabled
 	}
+	if a.External {
+		flags |= flagExternal
+	}
 	return binary.AppendUvarint(b, flags)
 }
 
-const flagDisabled = 1
+const (
+	flagDisabled = 1
+	flagExternal = 2
+)
 
 func appendBytes(b, p []byte) []byte {
 	b = binary.AppendUvarint(b, uint64(len(p)))
@@ -74,7 +80,8 @@ func decodeAccount(v []byte) (store.Account, error) {
 		c.StoredKey = d.bytes()
 		c.ServerKey = d.bytes()
 	}
-	a.Disabled = d.uvarint()&flagDisabled != 0
+	flags := d.uvarint()
+	a.Disabled, a.External = flags&flagDisabled != 0, flags&flagExternal != 0
 	if d.bad {
 		return store.Account{}, errAccountRecord
 	}

@@ -21,7 +21,8 @@ func sampleAccount() store.Account {
 }
 
 func TestAccountCodec(t *testing.T) {
-	for _, a := range []store.Account{sampleAccount(), {User: "bob@example.org"}, {User: "carol@example.org", Disabled: true}} {
+	for _, a := range []store.Account{sampleAccount(), {User: "bob@example.org"}, {User: "carol@example.org", Disabled: true},
+		{User: "dan@example.org", External: true}, {User: "eve@example.org", External: true, Disabled: true}} {
 		got, err := decodeAccount(encodeAccount(a))
 		if err != nil || !reflect.DeepEqual(got, a) {
 			t.Fatalf("round trip:\n got %+v, %v\nwant %+v", got, err, a)

@@ -1,0 +1,155 @@
+package engine_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/vireo-im/vireo/engine/extauth"
+	"github.com/vireo-im/vireo/engine/vireotest"
+	"github.com/vireo-im/vireo/store"
+)
+
+// TestIntegrationExternalAuth: a site's password program (extauth/testdata/auth.py, the
+// ejabberd extauth protocol, run by Debian's python3) checks the accounts the server holds
+// no keys for, beside local accounts that keep theirs. Only PLAIN is offered, and SCRAM is
+// refused; the first accepted login creates the account; a wrong password, a program that
+// fails, registration of a name the program knows and a password change of such an
+// account are refused; a FAST token then logs in without the program; and go-sendxmpp, a
+// client nobody here wrote, logs in through it and sends a message.
+func TestIntegrationExternalAuth(t *testing.T) {
+	if _, err := os.Stat("/usr/bin/python3"); err != nil {
+		t.Skip("no /usr/bin/python3")
+	}
+	dir := t.TempDir()
+	users := filepath.Join(dir, "users")
+	if err := os.WriteFile(users, []byte("ann@localhost:site pw\nzed@localhost:zed pw\nyan@localhost:yan pw\nbob@localhost:site bob\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	script, _ := filepath.Abs("extauth/testdata/auth.py")
+	prog, err := extauth.Start(extauth.Config{Command: []string{"/usr/bin/python3", script, users},
+		Timeout: 3 * time.Second, Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { prog.Close() })
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true, External: prog, Registration: true})
+	srv.AddUser(t, "bob", "local bob") // a local account: its own keys, never the program's
+
+	// The mechanisms: PLAIN only; a client that picks SCRAM anyway is refused.
+	r, feats := sasl2Open(t, srv)
+	if !strings.Contains(feats, "<mechanism>PLAIN</mechanism>") || strings.Contains(feats, "SCRAM") {
+		t.Fatalf("features: want PLAIN and no SCRAM, got %q", feats)
+	}
+	r.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-1'>biwsbj1hbm4scj1hYmNk</auth>")
+	r.Expect("<invalid-mechanism/>")
+
+	// The first login the program accepts creates the account, without keys.
+	if _, err := srv.Store.Accounts().Get("ann@localhost"); err == nil {
+		t.Fatal("ann exists before her first login")
+	}
+	calls := prog.Calls()
+	ann := srv.LoginPlain(t, "ann", "site pw", "web")
+	if acct, err := srv.Store.Accounts().Get("ann@localhost"); err != nil || !store.NoKeys(acct.Creds) || !acct.External {
+		t.Fatalf("ann after her first login: %+v, %v; want an external account without keys", acct, err)
+	}
+	if prog.Calls() != calls+1 {
+		t.Fatalf("program calls %d → %d, want one", calls, prog.Calls())
+	}
+	// Her password is the site's: a change here is refused.
+	ann.Send("<iq type='set' id='pw'><query xmlns='jabber:iq:register'><username>ann</username><password>mine</password></query></iq>")
+	ann.Expect("<not-allowed")
+
+	failure := func(user, pass string) string {
+		t.Helper()
+		r, _ := sasl2Open(t, srv)
+		r.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>" + plainResponse(user, pass) + "</auth>")
+		return r.Expect("</failure>")
+	}
+	if got := failure("ann", "wrong"); !strings.Contains(got, "<not-authorized/>") {
+		t.Fatalf("a wrong password: %q", got)
+	}
+	if got := failure("nobody", "x"); !strings.Contains(got, "<not-authorized/>") {
+		t.Fatalf("a user nobody knows: %q", got)
+	}
+	// A program that dies gives no answer: temporary-auth-failure, never success.
+	if got := failure("ann", "crash"); !strings.Contains(got, "<temporary-auth-failure/>") {
+		t.Fatalf("the program crashed: %q", got)
+	}
+
+	// A local account is checked here: bob's site password is not his, and the program is
+	// not asked.
+	calls = prog.Calls()
+	if got := failure("bob", "site bob"); !strings.Contains(got, "<not-authorized/>") {
+		t.Fatalf("bob with the site's password: %q", got)
+	}
+	bob := srv.LoginPlain(t, "bob", "local bob", "pc")
+	bob.Send("<presence/>")
+	if prog.Calls() != calls {
+		t.Fatalf("the program was asked about a local account (%d → %d calls)", calls, prog.Calls())
+	}
+
+	// Registration refuses a name the program knows (yan never logged in), and takes one
+	// it does not.
+	register := func(user string) string {
+		t.Helper()
+		r, _ := sasl2Open(t, srv)
+		r.Send("<iq type='set' id='reg'><query xmlns='jabber:iq:register'><username>" + user + "</username><password>pw of " + user + "</password></query></iq>")
+		got := r.Expect("id='reg'")
+		if strings.Contains(got, "type='error'") {
+			got += r.Expect("</iq>")
+		}
+		return got
+	}
+	if got := register("yan"); !strings.Contains(got, "<conflict") {
+		t.Fatalf("registering a name the program knows: %q", got)
+	}
+	if got := register("newbie"); !strings.Contains(got, "type='result'") {
+		t.Fatalf("registering a free name: %q", got)
+	}
+	srv.LoginPlain(t, "newbie", "pw of newbie", "x")
+
+	// FAST: a token issued after a PLAIN login through the program logs in without it.
+	token := fastToken(t, srv, "ann", "site pw")
+	calls = prog.Calls()
+	if _, got := fastLogin(t, srv, "HT-SHA-256-NONE", "ann", token, agentID, ""); !strings.HasPrefix(got, "<success") {
+		t.Fatalf("FAST login of an external account: %q", got)
+	}
+	if prog.Calls() != calls {
+		t.Fatalf("a FAST login asked the program (%d → %d calls)", calls, prog.Calls())
+	}
+
+	// A real client: go-sendxmpp logs zed in (his first login) with PLAIN and sends bob a
+	// message.
+	if _, err := exec.LookPath("go-sendxmpp"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("go-sendxmpp is not installed (apt-get install go-sendxmpp)")
+		}
+		t.Skip("go-sendxmpp not installed")
+	}
+	ca := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(ca, srv.CertPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "go-sendxmpp", "-u", "zed@localhost", "-p", "zed pw", "-j", srv.C2SAddr(), "bob@localhost")
+	cmd.Env = append(os.Environ(), "SSL_CERT_FILE="+ca, "HOME="+dir)
+	cmd.Stdin = strings.NewReader("from the site's database")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go-sendxmpp: %v\n%s", err, out)
+	}
+	expectStanza(t, bob, "from='zed@localhost/", "from the site")
+	cmd = exec.CommandContext(ctx, "go-sendxmpp", "-u", "zed@localhost", "-p", "not zed's", "-j", srv.C2SAddr(), "bob@localhost")
+	cmd.Env = append(os.Environ(), "SSL_CERT_FILE="+ca, "HOME="+dir)
+	cmd.Stdin = strings.NewReader("never sent")
+	if out, err := cmd.CombinedOutput(); err == nil {
+		t.Fatalf("go-sendxmpp logged in with a wrong password:\n%s", out)
+	}
+}
