@@ -299,6 +299,7 @@ func start(cfg *config.Config, log zerolog.Logger) (*server, error) {
 		st.Close()
 		return nil, err
 	}
+	s.rt.SetExternalUsers(userChecker(s.ext))
 	s.eng, err = engine.New(s.engineConfig(cfg))
 	if err == nil {
 		err = s.eng.Start()
@@ -621,6 +622,15 @@ func startExternal(cfg *config.Config, log zerolog.Logger) (*extauth.Program, er
 	return p, nil
 }
 
+// userChecker is the router's question about users the store does not hold yet: nil
+// without a program.
+func userChecker(p *extauth.Program) router.UserChecker {
+	if p == nil {
+		return nil
+	}
+	return p.UserExists
+}
+
 // external is the engine's PasswordChecker: nil (not a nil *extauth.Program) without one.
 func (s *server) external() engine.PasswordChecker {
 	if s.ext == nil {
@@ -763,8 +773,11 @@ func (s *server) Reload() error {
 		s.certs.Reload(s.cfg)
 		return err
 	}
-	if extChanged && oldExt != nil {
-		oldExt.Close()
+	if extChanged {
+		s.rt.SetExternalUsers(userChecker(s.ext))
+		if oldExt != nil {
+			oldExt.Close()
+		}
 	}
 	tuneGC(next.Runtime, s.log)
 	for _, apply := range applies {

@@ -29,7 +29,7 @@ func TestIntegrationExternalAuth(t *testing.T) {
 	}
 	dir := t.TempDir()
 	users := filepath.Join(dir, "users")
-	if err := os.WriteFile(users, []byte("ann@localhost:site pw\nzed@localhost:zed pw\nyan@localhost:yan pw\nbob@localhost:site bob\n"), 0o600); err != nil {
+	if err := os.WriteFile(users, []byte("ann@localhost:site pw\nzed@localhost:zed pw\nyan@localhost:yan pw\nbob@localhost:site bob\numa@localhost:uma pw\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	script, _ := filepath.Abs("extauth/testdata/auth.py")
@@ -94,6 +94,37 @@ func TestIntegrationExternalAuth(t *testing.T) {
 	if prog.Calls() != calls {
 		t.Fatalf("the program was asked about a local account (%d → %d calls)", calls, prog.Calls())
 	}
+
+	// First contact: uma is known to the program but has never logged in. Bob's
+	// subscription request and messages wait for the program's answer, then reach her
+	// account, created for them, in order; she gets them at her first login. A name the
+	// program does not know bounces.
+	if _, err := srv.Store.Accounts().Get("uma@localhost"); err == nil {
+		t.Fatal("uma exists before anyone wrote to her")
+	}
+	bob.Send("<presence type='subscribe' to='uma@localhost'/>")
+	for i := range 3 {
+		bob.Send("<message type='chat' id='first" + string(rune('0'+i)) + "' to='uma@localhost'><body>first contact " + string(rune('0'+i)) + "</body></message>")
+	}
+	bob.Send("<message type='chat' id='lost' to='nobody@localhost'><body>?</body></message>")
+	expectStanza(t, bob, "id='lost'", "type='error'", "<service-unavailable")
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		acct, err := srv.Store.Accounts().Get("uma@localhost")
+		if err == nil && acct.External {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("uma after bob wrote to her: %+v, %v; want an external account", acct, err)
+		}
+	}
+	uma := srv.LoginPlain(t, "uma", "uma pw", "phone")
+	uma.Send("<presence/>")
+	got := uma.Expect("first contact 2")
+	if i0, i1, i2, sub := strings.Index(got, "first contact 0"), strings.Index(got, "first contact 1"), strings.Index(got, "first contact 2"),
+		strings.Index(got, "type='subscribe'"); sub < 0 || i0 < 0 || i0 > i1 || i1 > i2 {
+		t.Fatalf("uma's first login, want the subscription request and three messages in order: %q", got)
+	}
+	uma.Never("type='error'")
 
 	// Registration refuses a name the program knows (yan never logged in), and takes one
 	// it does not.

@@ -120,6 +120,8 @@ type Router struct {
 	// svc is the service domains: read by every shard, replaced whole when virtual hosts
 	// come or go (hosts.go).
 	svc     atomic.Pointer[serviceTable]
+	// extUsers answers for accounts the store does not hold yet (SetExternalUsers).
+	extUsers atomic.Pointer[UserChecker]
 	hostsMu sync.Mutex // serializes SetDomains
 	mods    []module.Module
 	closed  atomic.Bool

@@ -2,6 +2,7 @@ package router
 
 import (
 	"bytes"
+	"errors"
 	"math"
 	"runtime/debug"
 	"strconv"
@@ -70,6 +71,11 @@ type shard struct {
 	nextExpiry  atomic.Int64
 	expiryAsked atomic.Bool
 	stats       shardStats
+	// extWait holds, per bare JID the store does not know, the stanzas waiting for the
+	// external program's answer about it (waitExternal), in arrival order; extNo the bare
+	// JIDs it said it does not know, until a Router.mono time.
+	extWait map[string][]*op
+	extNo   map[string]int64
 }
 
 func newShard(r *Router, i int) *shard {
@@ -153,7 +159,7 @@ func (s *shard) handle(o *op) {
 		s.stats.in[o.pk].Add(1)
 		keep = s.outbound(o)
 	case opIn:
-		s.inbound(o)
+		keep = s.inbound(o)
 	case opService:
 		s.service(o)
 	case opRelay:
@@ -566,33 +572,37 @@ func (s *shard) runHooks(ph module.Phase, k module.Kind) module.Verdict {
 	return module.Continue
 }
 
-// inbound runs the recipient's phase for a stanza addressed to a local user.
-func (s *shard) inbound(o *op) {
+// inbound runs the recipient's phase for a stanza addressed to a local user. It reports
+// whether it kept o (waiting for the external program's answer, waitExternal).
+func (s *shard) inbound(o *op) bool {
 	p, ok := s.opPacket(o)
 	if !ok || p.To.IsZero() {
-		return
+		return false
 	}
 	k, typ, to := p.Kind, p.Type, p.To
 	if to.Local() == "" {
 		s.toServer(p)
-		return
+		return false
 	}
 	u := s.userFor(to.Bare(), false)
 	if u == nil {
 		u = &user{bare: to.Bare(), key: to.Bare().String()}
 		if _, err := s.r.st.Accounts().Get(u.key); err != nil {
+			if errors.Is(err, store.ErrNotFound) && s.waitExternal(o, to.Bare(), u.key) {
+				return true
+			}
 			s.ctx.set(nil, nil)
 			// RFC 6121 §8.5.1: no such user.
 			if typ != "error" && (k == module.KindIQ && (typ == "get" || typ == "set") || k == module.KindMessage) {
 				s.ctx.Error(p, stanza.New(stanza.ServiceUnavailable))
 			}
-			return
+			return false
 		}
 		u.exists = true
 	}
 	s.ctx.set(nil, u)
 	if s.runHooks(module.Inbound, k) == module.Stop {
-		return
+		return false
 	}
 	if k == module.KindIQ {
 		s.inIQ(p, u)
@@ -602,6 +612,7 @@ func (s *shard) inbound(o *op) {
 	if o.t0 != 0 {
 		s.stats.latency.Observe(time.Duration(monoNow() - o.t0))
 	}
+	return false
 }
 
 func (s *shard) inIQ(p *module.Packet, u *user) {

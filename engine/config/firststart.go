@@ -122,8 +122,8 @@ ping_timeout = "60s"
 # A site with a user database of its own (forum, shop, directory) can have its users log
 # in with the passwords they have there: external names a program that answers "is this
 # password right?" over ejabberd's extauth protocol, so scripts written for ejabberd or
-# Prosody's mod_auth_external work as they are. The first login it accepts creates the
-# account here; accounts made here (vireoctl adduser, registration) keep their own
+# Prosody's mod_auth_external work as they are. The first login it accepts, or the first
+# stanza to a name it knows, creates the account here; accounts made here (vireoctl adduser, registration) keep their own
 # passwords, and registration refuses the names the program knows. Its users log in with
 # PLAIN over TLS, or with a FAST token after that; SCRAM is then not offered. A password
 # changed on the site ends no FAST token: they expire (fast_token_ttl).

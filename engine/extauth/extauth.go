@@ -14,9 +14,9 @@
 // remembered for a while (CacheTTL), as a salted hash of the password, so that a burst of
 // reconnects does not queue behind the program.
 //
-// It does not know XMPP, SASL or the store: the engine decides when to ask, creates the
-// local account of a user the program accepted, and keeps every other piece of the user's
-// data. It does not forward password changes, registrations or removals to the program
+// It does not know XMPP, SASL or the store: the engine asks at a login, the router about a
+// stanza to a name the store does not hold; they create the local account of a user the
+// program knows, and keep every other piece of the user's data. It does not forward password changes, registrations or removals to the program
 // (ejabberd's setpass, tryregister and removeuser): the site manages its accounts itself.
 package extauth
 

@@ -203,6 +203,9 @@ func Start(t testing.TB, o Options) *Server {
 		link = engine.Link{Listen: []string{"127.0.0.1:0"}, Secret: o.LinkSecret, S2S: o.LinkS2S,
 			TLS: &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS13}}
 	}
+	if o.External != nil {
+		rt.SetExternalUsers(o.External.UserExists)
+	}
 	eng, err := engine.New(engine.Config{
 		Domains:          []string{o.Domain},
 		Listeners:        ls,

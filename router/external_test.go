@@ -1,0 +1,98 @@
+package router_test
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/vireo-im/vireo/router"
+	"github.com/vireo-im/vireo/router/routertest"
+)
+
+// TestExternalUsers: stanzas to a user the store does not know wait for the external
+// program's answer, at most ExternalWaitStanzas of them (the rest bounce at once); a yes
+// creates the account and they reach it in order; a no bounces them and is remembered; a
+// program that fails bounces them and is asked again after a while.
+func TestExternalUsers(t *testing.T) {
+	e := routertest.New(t, []string{"alice"}, nil)
+	var calls atomic.Int32
+	release := make(chan struct{})
+	answer := map[string]error{"uma": nil, "ned": errNo, "oli": errors.New("program down")}
+	e.R.SetExternalUsers(func(local, domain string) (bool, error) {
+		calls.Add(1)
+		if local == "uma" {
+			<-release
+		}
+		err := answer[local]
+		if err == errNo {
+			return false, nil
+		}
+		return err == nil, err
+	})
+	a := e.Bind("alice", "pc")
+	const n = router.ExternalWaitStanzas + 8
+	for i := range n {
+		a.Send(fmt.Sprintf("<message type='chat' id='u%d' to='uma@example.org'><body>m%d.</body></message>", i, i))
+	}
+	// Beyond the bound: bounced while the program is still thinking.
+	for i := router.ExternalWaitStanzas; i < n; i++ {
+		a.C.Wait(t, fmt.Sprintf("id='u%d'", i), "service-unavailable")
+	}
+	a.C.Never(t, fmt.Sprintf("id='u%d' type='error'", router.ExternalWaitStanzas-1))
+	if c := calls.Load(); c != 1 {
+		t.Fatalf("%d questions about uma, want 1", c)
+	}
+	close(release)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if acct, err := e.Store.Accounts().Get("uma@example.org"); err == nil && acct.External {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("uma's account was not created")
+		}
+	}
+	uma := e.Bind("uma", "phone")
+	uma.Send("<presence/>")
+	uma.C.Wait(t, fmt.Sprintf("m%d.", router.ExternalWaitStanzas-1))
+	all := uma.C.All()
+	prev := -1
+	for i := range router.ExternalWaitStanzas {
+		at := strings.Index(all, fmt.Sprintf(">m%d.<", i))
+		if at < prev {
+			t.Fatalf("message %d missing or out of order:\n%s", i, all)
+		}
+		prev = at
+	}
+	if strings.Contains(all, fmt.Sprintf(">m%d.<", router.ExternalWaitStanzas)) {
+		t.Fatal("a bounced message was delivered too")
+	}
+
+	// No: bounced, and remembered.
+	calls.Store(0)
+	for i := range 3 {
+		a.Send(fmt.Sprintf("<message type='chat' id='n%d' to='ned@example.org'><body>?</body></message>", i))
+		a.C.Wait(t, fmt.Sprintf("id='n%d'", i), "service-unavailable")
+	}
+	if c := calls.Load(); c != 1 {
+		t.Fatalf("%d questions about ned, want 1 (the no is remembered)", c)
+	}
+	if _, err := e.Store.Accounts().Get("ned@example.org"); err == nil {
+		t.Fatal("an account was created for a user the program does not know")
+	}
+
+	// A program that fails: bounced, not remembered for long.
+	calls.Store(0)
+	a.Send("<message type='chat' id='o1' to='oli@example.org'><body>?</body></message>")
+	a.C.Wait(t, "id='o1'", "service-unavailable")
+	time.Sleep(1100 * time.Millisecond)
+	a.Send("<message type='chat' id='o2' to='oli@example.org'><body>?</body></message>")
+	a.C.Wait(t, "id='o2'", "service-unavailable")
+	if c := calls.Load(); c != 2 {
+		t.Fatalf("%d questions about oli, want 2 (a failure is retried after a second)", c)
+	}
+}
+
+var errNo = errors.New("no")
