@@ -119,13 +119,13 @@ type Router struct {
 	reg     *registry
 	// svc is the service domains: read by every shard, replaced whole when virtual hosts
 	// come or go (hosts.go).
-	svc     atomic.Pointer[serviceTable]
+	svc atomic.Pointer[serviceTable]
 	// extUsers answers for accounts the store does not hold yet (SetExternalUsers).
 	extUsers atomic.Pointer[UserChecker]
-	hostsMu sync.Mutex // serializes SetDomains
-	mods    []module.Module
-	closed  atomic.Bool
-	wg      sync.WaitGroup
+	hostsMu  sync.Mutex // serializes SetDomains
+	mods     []module.Module
+	closed   atomic.Bool
+	wg       sync.WaitGroup
 	// started is the base of the monotonic clock of detached sessions' expiries
 	// (expiry.go); stopTick stops their ticker.
 	started  time.Time
