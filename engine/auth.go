@@ -437,11 +437,10 @@ func (c *conn) lookup(status sasl.Status) {
 			acctBlocked = !ok
 		}
 		var plainOK bool
-		if ext := c.srv().config().External; ext != nil && status == sasl.NeedPassword && !acctBlocked && perr == nil &&
+		var ext PasswordChecker
+		if e := c.srv().config().External; e != nil && status == sasl.NeedPassword && !acctBlocked && perr == nil &&
 			(errors.Is(gerr, store.ErrNotFound) || gerr == nil && store.NoKeys(acct.Creds)) {
-			// An account without keys is the operator's program's to check (local
-			// accounts, with keys, are checked here as usual).
-			plainOK, acct, gerr = c.srv().externalLogin(ext, local, domain, a.srv.Password(), acct, gerr)
+			ext = e // an account without keys is the operator's program's to check
 		} else if status == sasl.NeedPassword && gerr == nil && !acctBlocked {
 			// An account imported from another server may hold SCRAM-SHA-1 keys only
 			// (Prosody and ejabberd keep one hash): PLAIN checks the strongest it has.
@@ -457,87 +456,100 @@ func (c *conn) lookup(status sasl.Status) {
 				c.completeKeys(local+"@"+domain, acct, h, a.srv.Password())
 			}
 		}
-		if a.v2 != nil && gerr == nil {
-			// A token issued by this login is tied to the keys it proved.
-			a.v2.fp = fast.Fingerprint(acct.Creds[store.SHA256])
-			if status == sasl.NeedCredentials && a.v2.upgrade != 0 {
-				// XEP-0480: the tasks this account needs, run if the proof holds.
-				a.v2.pending = a.v2.upgrade &^ haveHashes(acct)
-				a.v2.iter = max(acct.Creds[a.srv.Hash()].Iter, creds.MinIter)
+		// finish runs once the password was checked: here, or after the program answered.
+		finish := func() {
+			if a.v2 != nil && gerr == nil {
+				// A token issued by this login is tied to the keys it proved.
+				a.v2.fp = fast.Fingerprint(acct.Creds[store.SHA256])
+				if status == sasl.NeedCredentials && a.v2.upgrade != 0 {
+					// XEP-0480: the tasks this account needs, run if the proof holds.
+					a.v2.pending = a.v2.upgrade &^ haveHashes(acct)
+					a.v2.iter = max(acct.Creds[a.srv.Hash()].Iter, creds.MinIter)
+				}
+			}
+			var tokenOut []byte
+			var tokenErr error = &sasl.Failure{Condition: "not-authorized"}
+			if status == sasl.NeedToken && gerr == nil && !acctBlocked {
+				tokenOut, tokenErr = c.checkToken(a, local+"@"+domain, time.Now())
+			}
+			wake := func() {
+				gc.Wake(func(_ gnet.Conn, werr error) error {
+					if werr != nil || c.closing.Load() || c.auth != a {
+						return nil
+					}
+					c.enterLoop()
+					defer c.exitLoop()
+					defer c.recoverPanic()
+					a.local = local
+					a.disabled = gerr == nil && acct.Disabled
+					if acctBlocked {
+						c.clear(fPaused)
+						c.auth = nil
+						c.srv().login(a.mech, false)
+						c.saslFailure(&sasl.Failure{Condition: "temporary-auth-failure", Text: "too many failed attempts for this account; try again later"})
+						c.drainHeld()
+						return nil
+					}
+					if gerr != nil && !errors.Is(gerr, store.ErrNotFound) && perr == nil {
+						c.clear(fPaused)
+						c.auth = nil
+						c.saslFailure(&sasl.Failure{Condition: "temporary-auth-failure"})
+						c.drainHeld()
+						return nil
+					}
+					c.clear(fPaused)
+					if status == sasl.NeedToken {
+						if tokenErr != nil {
+							c.authFailed(tokenErr)
+						} else {
+							c.authSucceeded(tokenOut)
+						}
+						c.drainHeld()
+						return nil
+					}
+					if status == sasl.NeedPassword {
+						if gerr != nil || !plainOK {
+							c.authFailed(&sasl.Failure{Condition: "not-authorized"})
+						} else {
+							c.authSucceeded(nil)
+						}
+						c.drainHeld()
+						return nil
+					}
+					var creds store.Credentials
+					if gerr == nil {
+						creds = acct.Creds[a.srv.Hash()]
+					}
+					if tailored {
+						// The features listed this account's hashes (tailorFeatures); XEP-0474
+						// hashes what was listed.
+						a.srv.Advertised(c.mechanismsFor(scramMask(acct)), c.cbTypes())
+					}
+					out, st, err := a.srv.Resume(creds)
+					if err == nil && st == sasl.Success && gerr != nil {
+						err = &sasl.Failure{Condition: "not-authorized"}
+					}
+					c.saslStep(out, st, err)
+					c.drainHeld()
+					return nil
+				})
+			}
+			if wait > 0 {
+				time.AfterFunc(wait, wake)
+			} else {
+				wake()
 			}
 		}
-		var tokenOut []byte
-		var tokenErr error = &sasl.Failure{Condition: "not-authorized"}
-		if status == sasl.NeedToken && gerr == nil && !acctBlocked {
-			tokenOut, tokenErr = c.checkToken(a, local+"@"+domain, time.Now())
+		if ext == nil {
+			finish()
+			return
 		}
-		wake := func() {
-			gc.Wake(func(_ gnet.Conn, werr error) error {
-				if werr != nil || c.closing.Load() || c.auth != a {
-					return nil
-				}
-				c.enterLoop()
-				defer c.exitLoop()
-				defer c.recoverPanic()
-				a.local = local
-				a.disabled = gerr == nil && acct.Disabled
-				if acctBlocked {
-					c.clear(fPaused)
-					c.auth = nil
-					c.srv().login(a.mech, false)
-					c.saslFailure(&sasl.Failure{Condition: "temporary-auth-failure", Text: "too many failed attempts for this account; try again later"})
-					c.drainHeld()
-					return nil
-				}
-				if gerr != nil && !errors.Is(gerr, store.ErrNotFound) && perr == nil {
-					c.clear(fPaused)
-					c.auth = nil
-					c.saslFailure(&sasl.Failure{Condition: "temporary-auth-failure"})
-					c.drainHeld()
-					return nil
-				}
-				c.clear(fPaused)
-				if status == sasl.NeedToken {
-					if tokenErr != nil {
-						c.authFailed(tokenErr)
-					} else {
-						c.authSucceeded(tokenOut)
-					}
-					c.drainHeld()
-					return nil
-				}
-				if status == sasl.NeedPassword {
-					if gerr != nil || !plainOK {
-						c.authFailed(&sasl.Failure{Condition: "not-authorized"})
-					} else {
-						c.authSucceeded(nil)
-					}
-					c.drainHeld()
-					return nil
-				}
-				var creds store.Credentials
-				if gerr == nil {
-					creds = acct.Creds[a.srv.Hash()]
-				}
-				if tailored {
-					// The features listed this account's hashes (tailorFeatures); XEP-0474
-					// hashes what was listed.
-					a.srv.Advertised(c.mechanismsFor(scramMask(acct)), c.cbTypes())
-				}
-				out, st, err := a.srv.Resume(creds)
-				if err == nil && st == sasl.Success && gerr != nil {
-					err = &sasl.Failure{Condition: "not-authorized"}
-				}
-				c.saslStep(out, st, err)
-				c.drainHeld()
-				return nil
-			})
-		}
-		if wait > 0 {
-			time.AfterFunc(wait, wake)
-		} else {
-			wake()
-		}
+		// The program may take up to its timeout: it must not hold a worker of the shared
+		// pool meanwhile (extauth bounds how many wait).
+		go func() {
+			plainOK, acct, gerr = c.srv().externalLogin(ext, local, domain, a.srv.Password(), acct, gerr)
+			finish()
+		}()
 	})
 	if !ok {
 		c.clear(fPaused)

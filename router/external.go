@@ -11,7 +11,7 @@ import (
 
 // UserChecker says whether an account exists outside the store: the operator's password
 // program (engine Config.External), whose users have an account here only from their
-// first login on. It blocks; the router calls it on its worker pool.
+// first login on. It blocks; the router calls it on a goroutine of its own.
 type UserChecker func(local, domain string) (bool, error)
 
 // Bounds of the stanzas waiting for a UserChecker's answer. A stanza beyond them is
@@ -75,7 +75,9 @@ func (s *shard) waitExternal(o *op, bare jid.JID, key string) bool {
 	}
 	s.extWait[key] = []*op{o}
 	check, r, st := *f, s.r, s.r.st
-	ok := r.Go(func() {
+	// A goroutine, not the shared worker pool: the answer may take the program's timeout,
+	// and ExternalWaitUsers bounds how many wait per shard.
+	go func() {
 		known, err := check(bare.Local(), bare.Domain())
 		created := false
 		if err == nil && known {
@@ -97,11 +99,7 @@ func (s *shard) waitExternal(o *op, bare jid.JID, key string) bool {
 		back.bare = bare
 		back.fn = func(module.Context) { s.resumeExternal(key, known && err == nil, err != nil) }
 		s.q.pushForce(back)
-	})
-	if !ok {
-		delete(s.extWait, key)
-		return false
-	}
+	}()
 	return true
 }
 

@@ -49,6 +49,10 @@ const (
 	// MaxCached bounds the remembered successes (about 100 bytes each): beyond it new ones
 	// are not remembered until old ones expire.
 	MaxCached = 100_000
+	// MaxWaiting is how many requests may wait per process: each holds a goroutine of its
+	// caller for up to the timeout, and a program that hangs must not pile them up. Beyond
+	// it a request fails at once with ErrBusy.
+	MaxWaiting = 64
 	// restartDelay spaces the starts of a program that keeps failing, so that a broken
 	// script does not become a fork loop.
 	restartDelay = time.Second
@@ -78,9 +82,11 @@ type Config struct {
 // Program is a running external authentication program. Its methods are safe for
 // concurrent use; each blocks until a process answers, so call them off the event loops.
 type Program struct {
-	cfg    Config
-	procs  chan *proc // idle processes; nil slots mean "start one"
-	closed atomic.Bool
+	cfg   Config
+	procs chan *proc // idle processes; nil slots mean "start one"
+	// waiting holds a token per request in flight (MaxWaiting per process).
+	waiting chan struct{}
+	closed  atomic.Bool
 
 	salt  [16]byte
 	mu    sync.Mutex
@@ -112,7 +118,8 @@ func Start(cfg Config) (*Program, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
 	}
-	p := &Program{cfg: cfg, procs: make(chan *proc, cfg.Processes), cache: map[string]cached{}, alive: map[*proc]struct{}{}}
+	p := &Program{cfg: cfg, procs: make(chan *proc, cfg.Processes), waiting: make(chan struct{}, cfg.Processes*MaxWaiting),
+		cache: map[string]cached{}, alive: map[*proc]struct{}{}}
 	if _, err := rand.Read(p.salt[:]); err != nil {
 		return nil, err
 	}
@@ -204,6 +211,12 @@ func (p *Program) ask(req string) (bool, error) {
 	}
 	if p.closed.Load() {
 		return false, ErrClosed
+	}
+	select {
+	case p.waiting <- struct{}{}:
+		defer func() { <-p.waiting }()
+	default:
+		return false, ErrBusy
 	}
 	// Waiting for a process counts against the same timeout: a program that hangs must not
 	// queue every login behind it.

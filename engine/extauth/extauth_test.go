@@ -86,6 +86,30 @@ func TestFailures(t *testing.T) {
 	}
 }
 
+// TestBusy: requests beyond MaxWaiting per process fail at once instead of piling up
+// behind a program that hangs.
+func TestBusy(t *testing.T) {
+	p, _ := start(t, Config{Timeout: 2 * time.Second}, users)
+	var wg sync.WaitGroup
+	for range MaxWaiting {
+		wg.Go(func() { p.CheckPassword("alice", "example.org", "slow") })
+	}
+	// Every waiting slot is taken once the first request is with the program.
+	for deadline := time.Now().Add(2 * time.Second); len(p.waiting) < MaxWaiting; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d waiting, want %d", len(p.waiting), MaxWaiting)
+		}
+	}
+	t0 := time.Now()
+	if _, err := p.CheckPassword("alice", "example.org", "wonder land"); !errors.Is(err, ErrBusy) {
+		t.Fatalf("request %d: %v, want ErrBusy", MaxWaiting+1, err)
+	}
+	if d := time.Since(t0); d > time.Second {
+		t.Fatalf("ErrBusy took %v: it must not wait", d)
+	}
+	wg.Wait()
+}
+
 // TestCache: a remembered success skips the program; another password asks it, and a no
 // forgets the success.
 func TestCache(t *testing.T) {
