@@ -40,6 +40,7 @@ import (
 	"github.com/vireo-im/vireo/engine/fast"
 	"github.com/vireo-im/vireo/engine/invitepage"
 	"github.com/vireo-im/vireo/engine/metrics"
+	"github.com/vireo-im/vireo/engine/webapi"
 	"github.com/vireo-im/vireo/modules/adhoc"
 	"github.com/vireo-im/vireo/modules/module"
 	_ "github.com/vireo-im/vireo/modules/standard"
@@ -650,6 +651,11 @@ func (s *server) mounts(cfg *config.Config) []engine.Mount {
 	if cfg.Web.Dashboard {
 		m = append(m, engine.Mount{Prefix: dashboard.Prefix, Handler: s.dash})
 	}
+	if len(cfg.Web.APITokens) > 0 {
+		api := webapi.New(s, webapi.Config{Tokens: cfg.Web.APITokens, Allow: cfg.APIAllowPrefixes()},
+			s.log.With().Str("mod", "api").Logger())
+		m = append(m, engine.Mount{Prefix: webapi.Prefix, Handler: api})
+	}
 	return m
 }
 
@@ -1026,6 +1032,15 @@ func (s *server) Domains() []string {
 }
 
 func (s *server) CloseUser(bare jid.JID) { s.rt.CloseUser(bare, stanza.NotAuthorized) }
+
+// SendMessage implements admin.MessageSender: the message is routed as a component's
+// would be, from the sender's shard, so that messages from one sender stay in order.
+func (s *server) SendMessage(from jid.JID, raw []byte) error {
+	if !s.rt.SubmitFrom(from, raw) {
+		return errors.New("the server is overloaded; try again")
+	}
+	return nil
+}
 
 // OnlineUsers implements admin.OnlineLister: the accounts with a session now.
 func (s *server) OnlineUsers() ([]string, error) {

@@ -28,7 +28,7 @@ import (
 
 // Request is one admin command.
 type Request struct {
-	Op       string `json:"op"` // adduser, deluser, passwd, disable, enable, users, inactive, bulkadd, stats, reload, modules, backup, export, import, s2s, federation, vhost, invite, reset
+	Op       string `json:"op"` // adduser, deluser, passwd, disable, enable, users, inactive, bulkadd, stats, reload, modules, backup, export, import, s2s, federation, vhost, invite, reset, message
 	JID      string `json:"jid,omitempty"`
 	Password string `json:"password,omitempty"`
 	Domain   string `json:"domain,omitempty"`
@@ -52,6 +52,12 @@ type Request struct {
 	// Days is the inactive op's threshold; Delete makes it delete what it lists.
 	Days   int  `json:"days,omitempty"`
 	Delete bool `json:"delete,omitempty"`
+	// From, To, Type, Subject and Body are the message op's message.
+	From    string `json:"from,omitempty"`
+	To      string `json:"to,omitempty"`
+	Type    string `json:"type,omitempty"`
+	Subject string `json:"subject,omitempty"`
+	Body    string `json:"body,omitempty"`
 	// For names the server an export is written for (pie.ParseFlavour): "" for standard
 	// XEP-0227, "ejabberd" (or "ejabberd-sha256", "ejabberd-sha512") for ejabberd.
 	For string `json:"for,omitempty"`
@@ -189,6 +195,11 @@ func Do(b Backend, r Request) Response {
 		resp.Lines, err = Invite(b, r.Action, r.JID, r.Token, r.TTL)
 	case "reset":
 		resp.Lines, err = ResetLink(b, r.JID, r.TTL)
+	case "message":
+		var id string
+		if id, err = Message(b, r.From, r.To, r.Type, r.Subject, r.Body); err == nil {
+			resp.Lines = []string{id}
+		}
 	case "s2s":
 		l, ok := b.(S2SLister)
 		if !ok {

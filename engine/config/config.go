@@ -163,6 +163,11 @@ type Web struct {
 	// MetricsAllow lists the networks (CIDR) whose clients may scrape GET /metrics;
 	// empty: loopback only.
 	MetricsAllow []string `toml:"metrics_allow"`
+	// APITokens are the bearer tokens of the HTTP API at /api/v1/ (engine/webapi), for a
+	// site's own programs; none: no API. APIAllow lists the networks (CIDR) it answers;
+	// empty: loopback only.
+	APITokens []string `toml:"api_tokens"`
+	APIAllow  []string `toml:"api_allow"`
 	// TrustedProxies lists the reverse proxies (CIDR) whose Forwarded / X-Forwarded-*
 	// headers name the client address, scheme and host; from anyone else they are ignored.
 	TrustedProxies []string `toml:"trusted_proxies"`
@@ -597,6 +602,16 @@ func (c *Config) normalize() error {
 			return fmt.Errorf("web.trusted_proxies: %q: %w", n, err)
 		}
 	}
+	for _, n := range c.Web.APIAllow {
+		if _, err := netip.ParsePrefix(n); err != nil {
+			return fmt.Errorf("web.api_allow: %q: %w", n, err)
+		}
+	}
+	for _, tok := range c.Web.APITokens {
+		if len(tok) < MinAPIToken {
+			return fmt.Errorf("web.api_tokens: a token of %d characters; use at least %d random ones (openssl rand -hex 24)", len(tok), MinAPIToken)
+		}
+	}
 	if w := c.Web.BOSHWait.Duration; w < MinBOSHWait || w > MaxBOSHWait {
 		return fmt.Errorf("web.bosh_wait %v must be between %v and %v", w, MinBOSHWait, MaxBOSHWait)
 	}
@@ -877,6 +892,22 @@ func (c *Config) TrustedPrefixes() []netip.Prefix {
 func (c *Config) TrustedProxyPrefixes() []netip.Prefix {
 	var out []netip.Prefix
 	for _, n := range c.Web.TrustedProxies {
+		if p, err := netip.ParsePrefix(n); err == nil {
+			out = append(out, p.Masked())
+		}
+	}
+	return out
+}
+
+// MinAPIToken is the shortest [web] api_tokens entry: a token is a password that a
+// network peer may guess, so it must be long and random.
+const MinAPIToken = 24
+
+// APIAllowPrefixes returns web.api_allow parsed (validated at load); nil when empty,
+// which the API reads as loopback only.
+func (c *Config) APIAllowPrefixes() []netip.Prefix {
+	var out []netip.Prefix
+	for _, n := range c.Web.APIAllow {
 		if p, err := netip.ParsePrefix(n); err == nil {
 			out = append(out, p.Masked())
 		}

@@ -161,6 +161,14 @@ bosh_wait = "60s"
 # The administration dashboard at /admin/ (only [modules.adhoc] admins can log in). false
 # makes /admin/ answer 404; a reload applies it.
 dashboard = true
+# An HTTP API for your site's programs at /api/v1/<operation> (POST, JSON): create and
+# remove accounts, change passwords, send a user a message (adduser, deluser, passwd,
+# message, users, invite, ...: what vireoctl does, without backup, export and import).
+# Each request carries "Authorization: Bearer <token>" with one of these tokens (24
+# characters at least: openssl rand -hex 24); from api_allow's networks only (default
+# loopback), and over TLS unless from loopback. No tokens: no API.
+# api_tokens = []
+# api_allow = ["10.0.0.0/8"]
 
 [component]
 # XEP-0114 external components (gateways, bots, services) connect here.

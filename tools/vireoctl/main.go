@@ -47,6 +47,10 @@ commands:
   stats                    server statistics, and each virtual host's certificate:
                            source (acme or file), expiry, ACME orders (server must run)
   reload                   re-read the configuration (server must run)
+  message [-type chat|normal|headline] [-subject S] FROM TO [BODY...]
+                           send TO (anyone, here or federated) a message from FROM (a
+                           served domain, or an account: a site's bot); no BODY reads
+                           it from standard input (server must run)
   s2s                      live server-to-server streams: domain, direction, auth
                            method, TLS version, idle time (server must run)
   s2s deny|allow [list | add DOMAIN | remove DOMAIN]
@@ -144,7 +148,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	resp, err := admin.Call(cfg.Admin.Socket, req)
 	if err != nil {
 		// No server answering: work on the database directly.
-		if req.Op == "stats" || req.Op == "reload" || req.Op == "s2s" {
+		if req.Op == "stats" || req.Op == "reload" || req.Op == "s2s" || req.Op == "message" {
 			fmt.Fprintf(stderr, "vireoctl: %s needs a running server (admin socket %s: %v)\n", req.Op, cfg.Admin.Socket, err)
 			return 1
 		}
@@ -182,6 +186,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 	case "s2s":
 		printS2S(stdout, resp.S2S)
+	case "message":
+		fmt.Fprintln(stdout, "sent", strings.Join(resp.Lines, " "))
 	case "vhost", "federation":
 		if req.Action != "list" {
 			fmt.Fprintln(stdout, "ok")
@@ -312,6 +318,28 @@ func parse(cmd string, args []string) (admin.Request, error) {
 			return r, err
 		}
 		r.JID, r.Password = args[0], args[1]
+	case "message":
+		fl := flag.NewFlagSet("message", flag.ContinueOnError)
+		fl.SetOutput(io.Discard)
+		fl.StringVar(&r.Type, "type", "chat", "chat, normal or headline")
+		fl.StringVar(&r.Subject, "subject", "", "the subject")
+		if err := fl.Parse(args); err != nil {
+			return r, fmt.Errorf("message: %w", err)
+		}
+		args = fl.Args()
+		if len(args) < 2 {
+			return r, errors.New("message: want FROM TO [BODY...] (no BODY: standard input)")
+		}
+		r.From, r.To = args[0], args[1]
+		if len(args) > 2 {
+			r.Body = strings.Join(args[2:], " ")
+		} else {
+			b, err := io.ReadAll(io.LimitReader(os.Stdin, admin.MaxMessageText+1))
+			if err != nil {
+				return r, fmt.Errorf("message: %w", err)
+			}
+			r.Body = strings.TrimRight(string(b), "\n")
+		}
 	case "deluser", "disable", "enable":
 		if err := need(1, "JID"); err != nil {
 			return r, err
