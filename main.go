@@ -569,6 +569,7 @@ func (s *server) engineConfig(cfg *config.Config) engine.Config {
 		RequireTLS:       cfg.C2S.RequireTLS,
 		AllowPlain:       cfg.C2S.AllowPlain,
 		Registration:     cfg.C2S.Registration,
+		ReservedNames:    cfg.C2S.ReservedNames,
 		PreAuthTimeout:   cfg.C2S.PreAuthTimeout.Duration,
 		MaxOutbound:      cfg.C2S.MaxOutbound,
 		Limits:           lim,

@@ -695,6 +695,9 @@ func (c *conn) onPreauth(st *xmlstream.Stanza, q xmlstream.Element) {
 	c.iqResult(id, nil)
 }
 
+// ErrReservedName refuses a registration of one of Config.ReservedNames.
+var ErrReservedName = errors.New("engine: the name is reserved")
+
 // createAccount stores user (bare) with password, spending inv when it is not nil: a name
 // another invitation reserves is refused (invites.ErrNameTaken), the token must still be
 // unspent, it is redeemed once the account exists (XEP-0445 §4, single use), and the
@@ -702,6 +705,9 @@ func (c *conn) onPreauth(st *xmlstream.Stanza, q xmlstream.Element) {
 // and the new account contacts. It derives the SCRAM keys (PBKDF2): call it off the event
 // loops.
 func (s *Server) createAccount(user, password string, inv *invites.Invite) error {
+	if local, _, _ := strings.Cut(user, "@"); (inv == nil || inv.Username == "") && slices.Contains(s.config().ReservedNames, local) {
+		return ErrReservedName // the operator's roles: only an invitation naming it, or vireoctl
+	}
 	t := s.st.Table(invites.Table)
 	if tok, held := invites.Reserved(t, user, time.Now()); held && (inv == nil || tok != inv.Token) {
 		return invites.ErrNameTaken
@@ -828,6 +834,10 @@ func (c *conn) onRegister(st *xmlstream.Stanza, q xmlstream.Element) {
 		case errors.Is(cerr, invites.ErrNameTaken):
 			e := stanza.New(stanza.ConflictCond)
 			e.Text = "This name is reserved for an invitation."
+			c.iqError(id, e)
+		case errors.Is(cerr, ErrReservedName):
+			e := stanza.New(stanza.NotAcceptable)
+			e.Text = "This name is reserved; choose another."
 			c.iqError(id, e)
 		case errors.Is(cerr, invites.ErrInvalid):
 			e := stanza.New(stanza.NotAuthorizedCond)

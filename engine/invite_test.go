@@ -123,3 +123,55 @@ func TestIntegrationInvite(t *testing.T) {
 		t.Fatalf("one token, two registrations:\n%s\n%s", first, second)
 	}
 }
+
+// TestIntegrationReservedNames: open registration, and an invitation that lets the
+// invitee choose, refuse the operator's role names (in any case) with not-acceptable; an
+// invitation that names one, and the administrator, still create it.
+func TestIntegrationReservedNames(t *testing.T) {
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true, Registration: true, ReservedNames: []string{"admin", "postmaster"}})
+	b := adminBackend{srv}
+	register := func(user, token string) string {
+		t.Helper()
+		r := srv.DialTLS(t)
+		r.Send(srv.Header())
+		r.Expect("</stream:features>")
+		if token != "" {
+			r.Send("<iq type='set' id='pa'><preauth xmlns='urn:xmpp:pars:0' token='" + token + "'/></iq>")
+			r.Expect("id='pa'")
+		}
+		r.Send("<iq type='set' id='reg'><query xmlns='jabber:iq:register'><username>" + user + "</username><password>pw of " + user + "</password></query></iq>")
+		got := r.Expect("id='reg'")
+		if strings.Contains(got[strings.LastIndex(got, "<iq"):], "type='error'") {
+			got += r.Expect("</iq>")
+		}
+		return got
+	}
+	for _, name := range []string{"admin", "Admin", "POSTMASTER"} {
+		if got := register(name, ""); !strings.Contains(got, "not-acceptable") || !strings.Contains(got, "reserved") {
+			t.Fatalf("open registration of %s: %s", name, got)
+		}
+	}
+	if got := register("alice", ""); !strings.Contains(got, "type='result'") {
+		t.Fatalf("open registration of alice: %s", got)
+	}
+	lines, err := admin.Invite(b, "create", "localhost", "", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	anyName := lines[0][strings.Index(lines[0], "preauth=")+len("preauth="):]
+	if got := register("admin", anyName); !strings.Contains(got, "not-acceptable") {
+		t.Fatalf("an invitee choosing admin: %s", got)
+	}
+	lines, err = admin.Invite(b, "create", "postmaster@localhost", "", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	named := lines[0][strings.Index(lines[0], "preauth=")+len("preauth="):]
+	if got := register("postmaster", named); !strings.Contains(got, "type='result'") {
+		t.Fatalf("the invitation naming postmaster: %s", got)
+	}
+	if err := admin.AddUser(b, "admin@localhost", "root pw", 0); err != nil {
+		t.Fatalf("the administrator creating admin: %v", err)
+	}
+	srv.LoginPlain(t, "admin", "root pw", "x")
+}

@@ -81,6 +81,9 @@ type Config struct {
 	RequireTLS     bool
 	AllowPlain     bool
 	Registration   bool
+	// ReservedNames are prepared localparts that registration refuses unless an
+	// invitation names the account (config C2S.ReservedNames).
+	ReservedNames []string
 	PreAuthTimeout time.Duration
 	MaxOutbound    int
 	Limits         xmlstream.Limits

@@ -112,6 +112,11 @@ type C2S struct {
 	RequireTLS     bool     `toml:"require_tls"`
 	AllowPlain     bool     `toml:"allow_plain"`
 	Registration   bool     `toml:"registration"`
+	// ReservedNames are the user names in-band registration and invitations that let the
+	// invitee choose refuse (RFC 2142's role addresses and the like), so that nobody
+	// registers admin@ and speaks for the operator; vireoctl and invitations naming the
+	// account still create them.
+	ReservedNames  []string `toml:"reserved_names"`
 	PreAuthTimeout Duration `toml:"pre_auth_timeout"`
 	MaxStanza      int      `toml:"max_stanza"`
 	MaxOutbound    int      `toml:"max_outbound"`
@@ -425,6 +430,11 @@ func ParseBytes(s string) (int64, error) {
 	return n * mult, nil
 }
 
+// DefaultReservedNames is [c2s] reserved_names unless set: the names of the operator's
+// roles (RFC 2142 mailboxes, and what Prosody reserves by default).
+var DefaultReservedNames = []string{"admin", "administrator", "root", "hostmaster", "postmaster",
+	"webmaster", "abuse", "security", "support", "xmpp"}
+
 // Defaults returns a Config with every option at its safe default for domain.
 func Defaults(domain string) *Config {
 	return &Config{
@@ -446,6 +456,7 @@ func Defaults(domain string) *Config {
 			TLSListen:             []string{"[::]:5223"},
 			RequireTLS:            true,
 			AllowPlain:            true,
+			ReservedNames:         slices.Clone(DefaultReservedNames),
 			PreAuthTimeout:        Duration{30 * time.Second},
 			MaxStanza:             256 << 10,
 			MaxOutbound:           1 << 20,
@@ -586,6 +597,13 @@ func (c *Config) normalize() error {
 	}
 	if c.C2S.RegistrationsPerMin < 0 {
 		return errors.New("c2s.registrations_per_minute must not be negative")
+	}
+	for i, n := range c.C2S.ReservedNames {
+		p, err := jid.PrepareLocal(n)
+		if err != nil || p == "" {
+			return fmt.Errorf("c2s.reserved_names: %q is not a user name", n)
+		}
+		c.C2S.ReservedNames[i] = p
 	}
 	for _, n := range c.C2S.TrustedNetworks {
 		if _, err := netip.ParsePrefix(n); err != nil {

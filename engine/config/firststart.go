@@ -70,6 +70,9 @@ allow_plain = true
 # XEP-0077 in-band registration: anyone who can connect can create an account.
 # On in this generated development config; turn it off for a public server.
 registration = {{.Registration}}
+# Names registration refuses (an invitation naming one, and vireoctl, still create them),
+# so that nobody registers admin@ and speaks for you.
+reserved_names = ["admin", "administrator", "root", "hostmaster", "postmaster", "webmaster", "abuse", "security", "support", "xmpp"]
 # Close streams that have not authenticated after this long.
 pre_auth_timeout = "30s"
 # Largest stanza accepted, in bytes (policy-violation above).

@@ -43,6 +43,7 @@ type Options struct {
 	// External checks the passwords of accounts without keys (engine.Config.External).
 	External       engine.PasswordChecker
 	Registration   bool
+	ReservedNames  []string // refused by registration (engine.Config.ReservedNames)
 	PreAuthTimeout time.Duration
 	MaxOutbound    int
 	MaxStanza      int
@@ -228,6 +229,7 @@ func Start(t testing.TB, o Options) *Server {
 		AllowPlain:     o.AllowPlain,
 		External:       o.External,
 		Registration:   o.Registration,
+		ReservedNames:  o.ReservedNames,
 		PreAuthTimeout: o.PreAuthTimeout,
 		MaxOutbound:    o.MaxOutbound,
 		Limits:         lim,
