@@ -114,12 +114,21 @@ admins = ["admin@localhost"]
 `, freePort(t)))
 }
 
+// addAdmin creates admin@localhost as an operator does (admin is a reserved name, which
+// in-band registration refuses).
+func addAdmin(t *testing.T, s *server) {
+	t.Helper()
+	if err := admin.AddUser(s, "admin@localhost", "admin pw", 0); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // adminSession is adminServer with the accounts admin and bob registered and the
 // administrator logged in with mellium.
 func adminSession(t *testing.T) (*server, string, *xmppClient) {
 	t.Helper()
 	s, path := adminServer(t)
-	registerIBR(t, s, "localhost", "admin", "admin pw")
+	addAdmin(t, s) // a reserved name: the operator creates it
 	registerIBR(t, s, "localhost", "bob", "bob pw")
 	return s, path, loginMellium(t, s, "admin", "localhost", "admin pw")
 }
@@ -283,7 +292,7 @@ listen = "127.0.0.1:0"
 func TestIntegrationReloadModules(t *testing.T) {
 	s, path := adminServer(t)
 	orig, _ := os.ReadFile(path)
-	registerIBR(t, s, "localhost", "admin", "admin pw")
+	addAdmin(t, s) // a reserved name: the operator creates it
 	registerIBR(t, s, "localhost", "bob", "bob pw")
 	bob := loginMellium(t, s, "bob", "localhost", "bob pw")
 	run := func(c *xmppClient, id string) string {
