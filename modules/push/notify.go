@@ -72,7 +72,7 @@ func (m *Mod) message(c module.Context, p *module.Packet) module.Verdict {
 	if _, ok := m.enabled.Load(user.String()); !ok {
 		return module.Continue // nobody to notify: spare the look for a body
 	}
-	if body, ok := bodyOf(p.Elem()); ok {
+	if body, ok := important(p.Elem()); ok {
 		m.notify(c, user, p.From.String(), body, 1)
 	}
 	return module.Continue
@@ -111,7 +111,7 @@ func (m *Mod) detached(c module.Context, s module.Session, unacked [][]byte) {
 		default:
 			continue
 		}
-		b, ok := bodyOf(e)
+		b, ok := important(e)
 		if !ok {
 			continue
 		}
@@ -123,20 +123,42 @@ func (m *Mod) detached(c module.Context, s module.Session, unacked [][]byte) {
 	}
 }
 
-// bodyOf returns the text of the message's first non-empty <body/>.
-func bodyOf(e xmlstream.Element) ([]byte, bool) {
+// important says whether a chat or normal message is worth waking a phone for, and
+// returns the text of its first non-empty <body/>: one with a body, an end-to-end
+// encrypted one (whose body, if any, is a fallback and some clients send none), and an
+// XEP-0353 call proposal (a phone asleep must ring). Chat states, receipts, markers and
+// the rest are not. The same as Prosody's mod_cloud_notify, which the push services of
+// Conversations and Monal are used to.
+func important(e xmlstream.Element) (body []byte, ok bool) {
 	for it := e.Children(); ; {
-		c, ok := it.Next()
-		if !ok {
-			return nil, false
+		c, more := it.Next()
+		if !more {
+			return body, ok || len(body) > 0
 		}
-		if string(c.Name()) == "body" && string(c.NS()) == ns.Client {
-			if b := c.AppendText(nil); len(b) > 0 {
-				return b, true
+		switch name, space := string(c.Name()), string(c.NS()); {
+		case name == "body" && space == ns.Client:
+			if len(body) == 0 {
+				body = c.AppendText(nil)
 			}
+		case name == "encrypted" && (space == nsOMEMOLegacy || space == nsOMEMO0 || space == nsOMEMO1 || space == nsOMEMO2),
+			name == "x" && space == nsPGPLegacy, name == "openpgp" && space == nsOX,
+			name == "propose" && (space == nsJMI0 || space == nsJMI1):
+			ok = true
 		}
 	}
 }
+
+// The payloads that make a message without a body important.
+const (
+	nsOMEMOLegacy = "eu.siacs.conversations.axolotl" // XEP-0384 before 0.4, what most clients send
+	nsOMEMO0      = "urn:xmpp:omemo:0"
+	nsOMEMO1      = "urn:xmpp:omemo:1"
+	nsOMEMO2      = "urn:xmpp:omemo:2"
+	nsPGPLegacy   = "jabber:x:encrypted" // XEP-0027
+	nsOX          = "urn:xmpp:openpgp:0" // XEP-0373
+	nsJMI0        = "urn:xmpp:jingle-message:0"
+	nsJMI1        = "urn:xmpp:jingle-message:1"
+)
 
 // notify counts n messages for user, the last from sender, and publishes a notification
 // to each registration that was not notified within the last min_interval.

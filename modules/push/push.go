@@ -3,7 +3,8 @@
 // A client registers an app server (a JID and a node, with an optional form of publish
 // options such as a secret) with <enable/>; registrations are kept per account in the
 // store, synced before the result, at most max_registrations of them. When a chat or normal
-// message with a body arrives for an account that has registrations and no session awake to
+// message worth waking a phone for (a body, an end-to-end encrypted payload, an XEP-0353
+// call proposal: important) arrives for an account that has registrations and no session awake to
 // read it (every session detached, XEP-0352 inactive or without available presence, or none),
 // the server publishes a notification as the user's bare JID to each app server (§7, with
 // the urn:xmpp:push:summary form): the number of messages since the account was last

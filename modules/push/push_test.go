@@ -234,6 +234,44 @@ func TestPushNotifies(t *testing.T) {
 	}
 }
 
+// TestPushImportant: besides messages with a body, a call proposal (XEP-0353) and an
+// encrypted message without a fallback body wake the phone; receipts, markers and chat
+// states do not. The same for what a stream left unacknowledged when it went away.
+func TestPushImportant(t *testing.T) {
+	e := newEnv(t, push.Config{MinInterval: "0s", IncludeBody: true})
+	a := e.Bind("alice", "phone")
+	iq(t, a, "e1", enable("n1"))
+	a.Unbind()
+	b := e.Bind("bob", "pc")
+	b.Send("<presence/>")
+	for i, c := range []struct {
+		payload string
+		push    bool
+	}{
+		{"<propose xmlns='urn:xmpp:jingle-message:0' id='call1'><description xmlns='urn:xmpp:jingle:apps:rtp:1' media='audio'/></propose>", true},
+		{"<propose xmlns='urn:xmpp:jingle-message:1' id='call2'><description xmlns='urn:xmpp:jingle:apps:rtp:1' media='video'/></propose>", true},
+		{"<encrypted xmlns='urn:xmpp:omemo:2'><header sid='1'/><payload>AAAA</payload></encrypted>", true},
+		{"<encrypted xmlns='eu.siacs.conversations.axolotl'><header sid='1'/></encrypted><body>I sent you an OMEMO encrypted message</body>", true},
+		{"<openpgp xmlns='urn:xmpp:openpgp:0'>BASE64</openpgp>", true},
+		{"<received xmlns='urn:xmpp:receipts' id='m1'/>", false},
+		{"<displayed xmlns='urn:xmpp:chat-markers:0' id='m1'/>", false},
+		{"<active xmlns='http://jabber.org/protocol/chatstates'/>", false},
+		{"<body></body>", false},
+		{"<propose xmlns='urn:example:not-jmi' id='x'/>", false},
+	} {
+		b.Send(fmt.Sprintf("<message to='alice@example.org' type='chat' id='i%d'>%s</message>", i, c.payload))
+		sync(t, b, fmt.Sprintf("s%d", i))
+		raw := e.app.Got()
+		if got := e.publishes(); (len(got) > 0) != c.push {
+			t.Errorf("%s: published %v, want a publish: %v", c.payload, got, c.push)
+		}
+		if strings.Contains(c.payload, "axolotl") && (len(raw) == 0 ||
+			!strings.Contains(raw[len(raw)-1], "<field var='last-message-body'><value>I sent you an OMEMO")) {
+			t.Errorf("the fallback body of an encrypted message is the excerpt: %q", raw)
+		}
+	}
+}
+
 func TestPushIncludeBody(t *testing.T) {
 	e := newEnv(t, push.Config{IncludeBody: true, MinInterval: "0s"})
 	a := e.Bind("alice", "phone")
