@@ -4,8 +4,9 @@
 //
 // # What is archived, and when
 //
-// A chat or normal message with a <body/> (or an XEP-0334 <store/> hint), without a
-// <no-store/> or <no-permanent-store/> hint, is archived for both parties at the moment it
+// A chat or normal message with a <body/> or a <subject/>, an XEP-0334 <store/> hint, an
+// end-to-end encrypted payload, an XEP-0353 call signal or a room invitation (archivable),
+// without a <no-store/> or <no-permanent-store/> hint, is archived for both parties at the moment it
 // is routed (§5.1.1): in the sender's archive in the outbound phase, on the sender's shard,
 // and in the recipient's archive in the inbound phase, on the recipient's shard, both at
 // OrderArchive, after blocking (a refused message is in no archive) and before delivery,

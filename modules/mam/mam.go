@@ -261,11 +261,14 @@ func (m *Mod) cutoff(now time.Time) time.Time {
 // --- archiving ---
 
 // archivable applies XEP-0313 §5.1.1 and XEP-0334 to a chat or normal message: it is kept
-// when it has a body, a <store/> hint or an XEP-0424 retraction (which the archive must
-// keep, §6, for clients that catch up later), unless it carries <no-store/> or
-// <no-permanent-store/>. Chat states, receipts and markers alone are not kept. body
-// reports a <body/>; retract a child that may retract a message (XEP-0424's <retract/>,
-// or an XEP-0422 <apply-to/>), for muc.RetractedID to read.
+// when it has a body or a subject, a <store/> hint, an XEP-0424 retraction (which the
+// archive must keep, §6, for clients that catch up later), an end-to-end encrypted payload
+// (some clients send no fallback body), an XEP-0353 call signal (a phone woken by a push
+// learns of the call it missed from the archive) or an invitation to a room, unless it
+// carries <no-store/> or <no-permanent-store/>: what Prosody keeps, but receipts and
+// markers. Chat states, receipts and markers alone are not kept. body reports a <body/>;
+// retract a child that may retract a message (XEP-0424's <retract/>, or an XEP-0422
+// <apply-to/>), for muc.RetractedID to read.
 func archivable(p *module.Packet) (keep, body, retract bool) {
 	switch p.Type {
 	case "", "normal", "chat":
@@ -283,14 +286,33 @@ func archivable(p *module.Packet) (keep, body, retract bool) {
 			body = true
 		case space == ns.Hints && (name == "no-store" || name == "no-permanent-store"):
 			return false, body, false
-		case space == ns.Hints && name == "store":
+		case space == ns.Hints && name == "store", name == "subject" && space == ns.Client:
 			hint = true
 		case name == "retract" && space == muc.NSRetract:
 			hint, retract = true, true
 		case name == "apply-to" && space == muc.NSFasten:
 			retract = true
+		case keptPayload(name, space):
+			hint = true
 		}
 	}
+}
+
+// keptPayload says whether a child makes a message worth archiving without a body.
+func keptPayload(name, space string) bool {
+	switch space {
+	case "eu.siacs.conversations.axolotl", "urn:xmpp:omemo:0", "urn:xmpp:omemo:1", "urn:xmpp:omemo:2":
+		return name == "encrypted" // XEP-0384
+	case "urn:xmpp:openpgp:0":
+		return name == "openpgp" // XEP-0373
+	case "jabber:x:encrypted", "jabber:x:conference": // XEP-0027, XEP-0249
+		return name == "x"
+	case "urn:xmpp:jingle-message:0", "urn:xmpp:jingle-message:1": // XEP-0353
+		return true
+	case "http://jabber.org/protocol/muc#user": // a mediated invitation (XEP-0045 §7.8.2)
+		return name == "x"
+	}
+	return false
 }
 
 // wants applies the user's preferences (XEP-0441) to a message with contact: never wins

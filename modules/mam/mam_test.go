@@ -143,6 +143,48 @@ func TestMamArchivesBothSides(t *testing.T) {
 	}
 }
 
+// TestMamArchivesPayloads: bodiless messages that a client catching up needs are archived
+// (an encrypted one without a fallback body, a call proposal and its retraction, a direct
+// and a mediated room invitation, a subject); receipts, markers and chat states alone are
+// not, and a no-store hint wins over all of them.
+func TestMamArchivesPayloads(t *testing.T) {
+	e := newEnv(t, mam.Config{})
+	a, b := e.Bind("alice", "pc"), e.Bind("bob", "phone")
+	a.Send("<presence/>")
+	b.Send("<presence/>")
+	prev := 0
+	for i, c := range []struct {
+		payload string
+		kept    bool
+	}{
+		{"<encrypted xmlns='urn:xmpp:omemo:2'><header sid='1'/><payload>AAAA</payload></encrypted>", true},
+		{"<encrypted xmlns='eu.siacs.conversations.axolotl'><header sid='1'/></encrypted>", true},
+		{"<openpgp xmlns='urn:xmpp:openpgp:0'>BASE64</openpgp>", true},
+		{"<propose xmlns='urn:xmpp:jingle-message:0' id='c1'><description xmlns='urn:xmpp:jingle:apps:rtp:1' media='audio'/></propose>", true},
+		{"<retract xmlns='urn:xmpp:jingle-message:0' id='c1'/>", true},
+		{"<x xmlns='jabber:x:conference' jid='room@conference.example.org'/>", true},
+		{"<x xmlns='http://jabber.org/protocol/muc#user'><invite from='carol@example.org'/></x>", true},
+		{"<subject>plans</subject>", true},
+		{"<received xmlns='urn:xmpp:receipts' id='m1'/>", false},
+		{"<displayed xmlns='urn:xmpp:chat-markers:0' id='m1'/>", false},
+		{"<composing xmlns='http://jabber.org/protocol/chatstates'/>", false},
+		{"<propose xmlns='urn:xmpp:jingle-message:0' id='c2'/><no-store xmlns='urn:xmpp:hints'/>", false},
+	} {
+		id := fmt.Sprintf("p%d", i)
+		a.Send("<message to='bob@example.org' type='chat' id='" + id + "'>" + c.payload + "</message>")
+		b.C.Wait(t, "id='"+id+"'")
+		_, ids, _ := query(t, b, "q"+id, "")
+		want := prev
+		if c.kept {
+			want++
+		}
+		if len(ids) != want {
+			t.Errorf("%s: %d messages in bob's archive after it, want %d", c.payload, len(ids), want)
+		}
+		prev = len(ids)
+	}
+}
+
 // TestMamPaging drives RSM and the form filters through the router.
 func TestMamPaging(t *testing.T) {
 	e := newEnv(t, mam.Config{MaxPage: 4})

@@ -89,28 +89,35 @@ func (o *Offline) Provision(r module.Registrar) error {
 	return nil
 }
 
-// storable reports whether a message is worth keeping (XEP-0160 §3, XEP-0334 hints).
+// storable reports whether a message is worth keeping for the next login (XEP-0160 §3,
+// XEP-0334 hints): one with a body or a <store/> hint, and one with any other payload
+// (receipts, markers, call proposals, encrypted messages without a fallback body,
+// invitations) unless it carries chat states, which say something about now and nothing
+// at the next login. That is ejabberd's default (store_empty_body = unless_chat_state);
+// Prosody keeps even chat states.
 func storable(e xmlstream.Element) bool {
-	body, store := false, false
+	body, store, other, state := false, false, false, false
 	for it := e.Children(); ; {
 		c, ok := it.Next()
 		if !ok {
 			break
 		}
-		switch string(c.Name()) {
-		case "body":
+		switch name, space := string(c.Name()), string(c.NS()); {
+		case (name == "body" || name == "subject") && space == ns.Client:
 			body = true
-		case "no-store", "no-permanent-store":
-			if string(c.NS()) == ns.Hints {
-				return false
-			}
-		case "store":
-			if string(c.NS()) == ns.Hints {
-				store = true
-			}
+		case space == ns.Hints && (name == "no-store" || name == "no-permanent-store"):
+			return false
+		case space == ns.Hints && name == "store":
+			store = true
+		case space == ns.ChatStates:
+			state = true
+		case space == ns.Client || space == ns.SID || space == ns.Hints:
+			// <thread/>, stanza and origin ids, other hints: no payload
+		default:
+			other = true
 		}
 	}
-	return body || store
+	return body || store || other && !state
 }
 
 func (o *Offline) store(c module.Context, p *module.Packet) module.Verdict {

@@ -109,3 +109,44 @@ func TestDeliveryUnderFlowControl(t *testing.T) {
 		last = j
 	}
 }
+
+// TestStorable: what waits for an offline user's next login. Messages with a body or a
+// subject, and bodiless ones with a payload (a receipt, a marker, a call proposal, an
+// encrypted message without a fallback body, a store hint), as ejabberd keeps them; not
+// chat states, nor anything with a no-store hint.
+func TestStorable(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob"}, nil)
+	a := e.Bind("alice", "pc")
+	cases := []struct {
+		payload string
+		kept    bool
+	}{
+		{"<body>hello</body>", true},
+		{"<subject>plans</subject>", true},
+		{"<received xmlns='urn:xmpp:receipts' id='m1'/>", true},
+		{"<displayed xmlns='urn:xmpp:chat-markers:0' id='m1'/>", true},
+		{"<propose xmlns='urn:xmpp:jingle-message:0' id='c1'><description xmlns='urn:xmpp:jingle:apps:rtp:1' media='audio'/></propose>", true},
+		{"<encrypted xmlns='urn:xmpp:omemo:2'><header sid='1'/><payload>AAAA</payload></encrypted>", true},
+		{"<store xmlns='urn:xmpp:hints'/><thread>t1</thread>", true},
+		{"<composing xmlns='http://jabber.org/protocol/chatstates'/>", false},
+		{"<active xmlns='http://jabber.org/protocol/chatstates'/><thread>t1</thread>", false},
+		{"<thread>t1</thread>", false},
+		{"<body>secret</body><no-store xmlns='urn:xmpp:hints'/>", false},
+		{"<received xmlns='urn:xmpp:receipts' id='m2'/><no-permanent-store xmlns='urn:xmpp:hints'/>", false},
+	}
+	for i, c := range cases {
+		a.Send(fmt.Sprintf("<message to='bob@example.org' type='chat' id='s%d'>%s</message>", i, c.payload))
+	}
+	a.Send("<iq type='get' id='sync' to='bob@example.org'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+	a.C.Wait(t, "id='sync'")
+	b := e.Bind("bob", "phone")
+	b.Send("<presence/>")
+	b.C.Wait(t, "id='s6'")
+	b.C.Never(t, "id='s11'")
+	for i, c := range cases {
+		got := strings.Contains(b.C.All(), fmt.Sprintf("id='s%d'", i))
+		if got != c.kept {
+			t.Errorf("%s: delivered at login %v, want %v", c.payload, got, c.kept)
+		}
+	}
+}
