@@ -13,7 +13,7 @@ import (
 
 // start runs testdata/auth.py (the Debian python3, as a site's script would) over a users
 // file the test can rewrite.
-func start(t *testing.T, cfg Config, users string) (*Program, string) {
+func start(t testing.TB, cfg Config, users string) (*Program, string) {
 	t.Helper()
 	if _, err := os.Stat("/usr/bin/python3"); err != nil {
 		t.Skip("no /usr/bin/python3")
@@ -217,4 +217,26 @@ func FuzzParseAnswer(f *testing.F) {
 			t.Fatalf("%v read as yes", a)
 		}
 	})
+}
+
+// BenchmarkCheckPassword: one check through the test script (Debian's python3 reading a
+// file per request): the cost of the pipe round trip and the program, which the cache
+// skips.
+func BenchmarkCheckPassword(b *testing.B) {
+	for _, ttl := range []time.Duration{0, time.Minute} {
+		name := "program"
+		if ttl > 0 {
+			name = "cached"
+		}
+		b.Run(name, func(b *testing.B) {
+			p, _ := start(b, Config{CacheTTL: ttl}, users)
+			defer p.Close()
+			b.ReportAllocs()
+			for b.Loop() {
+				if ok, err := p.CheckPassword("alice", "example.org", "wonder land"); !ok || err != nil {
+					b.Fatal(ok, err)
+				}
+			}
+		})
+	}
 }
