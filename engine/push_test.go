@@ -139,6 +139,50 @@ func TestIntegrationPush(t *testing.T) {
 	bob.Never("unavailable") // still detached, waiting to be resumed
 }
 
+// TestIntegrationPushCall: a call to a phone that is asleep with no connection. Bob's
+// XEP-0353 call proposal has no body: it still goes to the app server (the phone must
+// ring), waits in offline storage and in alice's archive, and reaches her at her next
+// login, where her client learns of the call.
+func TestIntegrationPushCall(t *testing.T) {
+	cfg, err := config.Parse([]byte("domains = [\"localhost\"]\n[modules.push]\nmin_interval = \"0s\"\n"), "/x/vireo.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := vireotest.Start(t, vireotest.Options{RequireTLS: no(), AllowPlain: true, ModuleConfig: cfg.ModuleConfig,
+		Components: []engine.Component{{Domain: "push.localhost", Secret: compSecret}}})
+	srv.AddUser(t, "alice", "secret")
+	srv.AddUser(t, "bob", "secret")
+	srv.Befriend(t, "alice", "bob", "")
+	app, _ := componentLogin(t, srv, "push.localhost", compSecret)
+	app.Expect("<handshake/>")
+	bob := srv.LoginPlain(t, "bob", "secret", "pc")
+	bob.Send("<presence/>")
+	a := srv.LoginPlain(t, "alice", "secret", "phone")
+	a.Send("<iq type='set' id='e1'><enable xmlns='urn:xmpp:push:0' jid='push.localhost' node='n1'/></iq>")
+	a.Expect("id='e1'")
+	a.Send("<presence/>")
+	bob.Expect("from='alice@localhost/phone'")
+	a.Send("</stream:stream>")
+	bob.Expect("type='unavailable'")
+
+	bob.Send("<message to='alice@localhost' type='chat' id='call1'><propose xmlns='urn:xmpp:jingle-message:0' id='ca11'>" +
+		"<description xmlns='urn:xmpp:jingle:apps:rtp:1' media='audio'/></propose></message>")
+	expectPublish(t, app, "n1", "1")
+	bob.Send("<message to='alice@localhost' type='chat' id='c2'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>")
+	app.Never("<iq")
+
+	a = srv.LoginPlain(t, "alice", "secret", "phone")
+	a.Send("<presence/>")
+	if got := a.Expect("</propose>"); !strings.Contains(got, "id='call1'") {
+		t.Fatalf("the call proposal at login: %s", got)
+	}
+	a.Send("<iq type='set' id='q1'><query xmlns='urn:xmpp:mam:2' queryid='q1'/></iq>")
+	if got := a.Expect("<fin "); !strings.Contains(got, "<propose xmlns='urn:xmpp:jingle-message:0' id='ca11'>") {
+		t.Fatalf("alice's archive lacks the call proposal: %s", got)
+	}
+	a.Never("composing")
+}
+
 // TestIntegrationPushAfterAckTimeout: a phone whose TCP died without a word (here: a
 // connection that stays open and says nothing) is sent a message and does not answer the
 // server's <r/>. After sm_ack_timeout the server takes it for dead, detaches the session,
