@@ -287,3 +287,42 @@ func TestReconfigure(t *testing.T) {
 		t.Fatalf("after: %+v", st)
 	}
 }
+
+// TestSweepIntervalReload: a reload's sweep_interval applies from the reload, not after
+// the interval in force (an hour by default) has run out.
+func TestSweepIntervalReload(t *testing.T) {
+	st := openStore(t)
+	m := &Mod{a: archive{t: st.Table("mam")}, log: zerolog.Nop()}
+	with := func(c Config) module.Reconfig {
+		return module.Reconfig{Decode: func(v any) error { *v.(*Config) = c; return nil }}
+	}
+	apply, err := m.Reconfigure(with(Config{Retention: "1h"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	apply()
+	base := nextDay()
+	m.now = func() time.Time { return base.Add(2 * time.Hour) }
+	bob, _ := jid.Parse("bob@d/r")
+	m.a.add("u@d", sid.Next(base), false, bob, []byte("<message/>"))
+	m.stop, m.done, m.resweep = make(chan struct{}), make(chan struct{}), make(chan struct{}, 1)
+	go m.sweeper()
+	defer func() { close(m.stop); <-m.done }()
+	count := func() (n int) {
+		m.a.t.Scan(store.UserKey("u@d"), func(_, _ []byte) bool { n++; return true })
+		return
+	}
+	time.Sleep(50 * time.Millisecond)
+	if count() == 0 {
+		t.Fatal("swept before the hour")
+	}
+	if apply, err = m.Reconfigure(with(Config{Retention: "1h", SweepInterval: "10ms"})); err != nil {
+		t.Fatal(err)
+	}
+	apply()
+	for deadline := time.Now().Add(5 * time.Second); count() != 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the new sweep interval did not apply")
+		}
+	}
+}

@@ -78,7 +78,7 @@ type Config struct {
 type Mod struct {
 	cfg   Config // as at start: sync and sweep_interval change at a restart
 	set   atomic.Pointer[settings]
-	every time.Duration
+	resweep chan struct{} // a reload changed the sweep interval
 	a     archive
 	prefs *prefsCache // nil in tests that build a Mod by hand: every lookup reads the store
 	st    store.Store // the server's store: its rooms' archive is installed under it
@@ -136,6 +136,7 @@ type settings struct {
 	def       string // the policy for users who set none
 	maxPage   int
 	retention time.Duration // 0: kept for ever
+	every     time.Duration // between two sweeps
 }
 
 // Provision reads [modules.mam] and registers the IQs, hooks and the sweeper.
@@ -146,10 +147,6 @@ func (m *Mod) Provision(r module.Registrar) error {
 	}
 	if err := module.Configure(r, m); err != nil {
 		return err
-	}
-	m.every = DefaultSweepInterval
-	if m.cfg.SweepInterval != "" {
-		m.every, _ = time.ParseDuration(m.cfg.SweepInterval) // checked by Reconfigure
 	}
 	if m.now == nil {
 		m.now = time.Now
@@ -187,16 +184,17 @@ func (m *Mod) Provision(r module.Registrar) error {
 	blocking.SetEvidence(m.st, evidence{m})
 
 	// The sweeper runs even without a retention, which a reload may set.
-	m.stop, m.done = make(chan struct{}), make(chan struct{})
+	m.stop, m.done, m.resweep = make(chan struct{}), make(chan struct{}), make(chan struct{}, 1)
 	go m.sweeper()
 	return nil
 }
 
 var _ module.Reconfigurer = (*Mod)(nil)
 
-// Reconfigure implements module.Reconfigurer: the default policy, the page size and the
-// retention change at a reload (a shorter retention applies at the next sweep). sync and
-// sweep_interval are read at start only; a change to them is logged and waits.
+// Reconfigure implements module.Reconfigurer: the default policy, the page size, the
+// retention (a shorter one applies at the next sweep) and the sweep interval (counted from
+// the reload) change at a reload. sync is read at start only (whether archiving may wait
+// for the disk decides how the router runs the hooks); a change to it is logged and waits.
 func (m *Mod) Reconfigure(rc module.Reconfig) (func(), error) {
 	var cfg Config
 	if err := rc.Decode(&cfg); err != nil {
@@ -216,16 +214,23 @@ func (m *Mod) Reconfigure(rc module.Reconfig) (func(), error) {
 	if st.retention, err = ParseRetention(cfg.Retention); err != nil {
 		return nil, err
 	}
+	st.every = DefaultSweepInterval
 	if cfg.SweepInterval != "" {
-		if d, err := time.ParseDuration(cfg.SweepInterval); err != nil || d <= 0 {
+		if st.every, err = time.ParseDuration(cfg.SweepInterval); err != nil || st.every <= 0 {
 			return nil, fmt.Errorf("sweep_interval %q: want a duration such as \"1h\"", cfg.SweepInterval)
 		}
 	}
 	return func() {
-		if m.set.Load() != nil && (cfg.Sync != m.cfg.Sync || cfg.SweepInterval != m.cfg.SweepInterval) {
-			m.log.Warn().Msg("mam: sync and sweep_interval change at a restart; applying the rest")
+		if m.set.Load() != nil && cfg.Sync != m.cfg.Sync {
+			m.log.Warn().Msg("mam: sync changes at a restart; applying the rest")
 		}
-		m.set.Store(st)
+		old := m.set.Swap(st)
+		if old != nil && old.every != st.every && m.resweep != nil {
+			select {
+			case m.resweep <- struct{}{}: // the sweeper waits the new interval from now
+			default:
+			}
+		}
 	}, nil
 }
 

@@ -6,16 +6,18 @@ import (
 	"github.com/vireo-im/vireo/modules/sid"
 )
 
-// sweeper deletes expired messages every m.every until Cleanup. Queries already hide
-// them; the sweep gives the disk back.
+// sweeper deletes expired messages every sweep interval until Cleanup. Queries already
+// hide them; the sweep gives the disk back.
 func (m *Mod) sweeper() {
 	defer close(m.done)
-	t := time.NewTicker(m.every)
+	t := time.NewTicker(m.set.Load().every)
 	defer t.Stop()
 	for {
 		select {
 		case <-m.stop:
 			return
+		case <-m.resweep:
+			t.Reset(m.set.Load().every)
 		case <-t.C:
 			if m.set.Load().retention <= 0 {
 				continue // kept for ever (until a reload sets a retention)
