@@ -69,6 +69,14 @@ func TestIntegrationWebAPI(t *testing.T) {
 		t.Fatalf("message over the admin socket: %+v, %v", resp, err)
 	}
 	ann.waitFor(t, "over the socket")
+	// An announcement reaches every account online (ann), not those offline (newsbot).
+	if r := mustCall("announce", `{"subject": "Maintenance", "body": "restarting at 22:00"}`); r.Count != 1 {
+		t.Fatalf("announce: sent to %d, want 1 (ann)", r.Count)
+	}
+	ann.waitFor(t, "type=\"normal\"", ">Maintenance</subject>", "restarting at 22:00")
+	if code, r := call("POST", "announce", apiToken, `{"domain": "elsewhere.example", "body": "x"}`); code != 400 || !strings.Contains(r.Error, "not served") {
+		t.Fatalf("announce to a domain not served: %d %+v", code, r)
+	}
 
 	for _, c := range []struct {
 		method, op, token, body string

@@ -75,15 +75,15 @@ type PasswordChecker interface {
 
 // Config is what the engine needs from the server configuration.
 type Config struct {
-	Domains        []string
-	Listeners      []Listener
-	TLS            *tls.Config
-	RequireTLS     bool
-	AllowPlain     bool
-	Registration   bool
+	Domains      []string
+	Listeners    []Listener
+	TLS          *tls.Config
+	RequireTLS   bool
+	AllowPlain   bool
+	Registration bool
 	// ReservedNames are prepared localparts that registration refuses unless an
 	// invitation names the account (config C2S.ReservedNames).
-	ReservedNames []string
+	ReservedNames  []string
 	PreAuthTimeout time.Duration
 	MaxOutbound    int
 	Limits         xmlstream.Limits

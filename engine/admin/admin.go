@@ -28,7 +28,7 @@ import (
 
 // Request is one admin command.
 type Request struct {
-	Op       string `json:"op"` // adduser, deluser, passwd, disable, enable, users, inactive, bulkadd, stats, reload, modules, backup, export, import, s2s, federation, vhost, invite, reset, message
+	Op       string `json:"op"` // adduser, deluser, passwd, disable, enable, users, inactive, bulkadd, stats, reload, modules, backup, export, import, s2s, federation, vhost, invite, reset, message, announce
 	JID      string `json:"jid,omitempty"`
 	Password string `json:"password,omitempty"`
 	Domain   string `json:"domain,omitempty"`
@@ -195,6 +195,8 @@ func Do(b Backend, r Request) Response {
 		resp.Lines, err = Invite(b, r.Action, r.JID, r.Token, r.TTL)
 	case "reset":
 		resp.Lines, err = ResetLink(b, r.JID, r.TTL)
+	case "announce":
+		resp.Count, err = Announce(b, r.Domain, r.Subject, r.Body)
 	case "message":
 		var id string
 		if id, err = Message(b, r.From, r.To, r.Type, r.Subject, r.Body); err == nil {

@@ -102,3 +102,39 @@ func checkText(s string) error {
 	}
 	return nil
 }
+
+// Announce sends every account with a session now (on domain, or on every served domain
+// when it is empty) a normal message from its domain with subject (default
+// "Announcement") and body: maintenance warnings and the like, as XEP-0133's announce
+// command does from a client. It returns how many accounts it was sent to.
+func Announce(b Backend, domain, subject, body string) (int, error) {
+	l, ok := b.(OnlineLister)
+	if !ok {
+		return 0, errors.New("announce needs a running server")
+	}
+	if domain != "" && !slices.Contains(b.Domains(), domain) {
+		return 0, fmt.Errorf("domain %s is not served here", domain)
+	}
+	if strings.TrimSpace(body) == "" {
+		return 0, errors.New("the announcement is empty")
+	}
+	if subject == "" {
+		subject = "Announcement"
+	}
+	users, err := l.OnlineUsers()
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, u := range users {
+		_, d, ok := strings.Cut(u, "@")
+		if !ok || domain != "" && d != domain {
+			continue
+		}
+		if _, err := Message(b, d, u, "normal", subject, body); err != nil {
+			return n, fmt.Errorf("after %d of %d: %w", n, len(users), err)
+		}
+		n++
+	}
+	return n, nil
+}

@@ -107,11 +107,11 @@ func (c *Config) WithModule(id string, other *Config) *Config {
 
 // C2S configures client listeners and their limits.
 type C2S struct {
-	Listen         []string `toml:"listen"`
-	TLSListen      []string `toml:"tls_listen"`
-	RequireTLS     bool     `toml:"require_tls"`
-	AllowPlain     bool     `toml:"allow_plain"`
-	Registration   bool     `toml:"registration"`
+	Listen       []string `toml:"listen"`
+	TLSListen    []string `toml:"tls_listen"`
+	RequireTLS   bool     `toml:"require_tls"`
+	AllowPlain   bool     `toml:"allow_plain"`
+	Registration bool     `toml:"registration"`
 	// ReservedNames are the user names in-band registration and invitations that let the
 	// invitee choose refuse (RFC 2142's role addresses and the like), so that nobody
 	// registers admin@ and speaks for the operator; vireoctl and invitations naming the

@@ -76,14 +76,14 @@ type Config struct {
 
 // Mod is the module.
 type Mod struct {
-	cfg   Config // as at start: sync and sweep_interval change at a restart
-	set   atomic.Pointer[settings]
+	cfg     Config // as at start: sync and sweep_interval change at a restart
+	set     atomic.Pointer[settings]
 	resweep chan struct{} // a reload changed the sweep interval
-	a     archive
-	prefs *prefsCache // nil in tests that build a Mod by hand: every lookup reads the store
-	st    store.Store // the server's store: its rooms' archive is installed under it
-	log   zerolog.Logger
-	now   func() time.Time
+	a       archive
+	prefs   *prefsCache // nil in tests that build a Mod by hand: every lookup reads the store
+	st      store.Store // the server's store: its rooms' archive is installed under it
+	log     zerolog.Logger
+	now     func() time.Time
 
 	features func() []string
 	sidOnce  sync.Once

@@ -51,6 +51,10 @@ commands:
                            send TO (anyone, here or federated) a message from FROM (a
                            served domain, or an account: a site's bot); no BODY reads
                            it from standard input (server must run)
+  announce [-domain D] [-subject S] [BODY...]
+                           send every account online (of domain D) a message from its
+                           domain: maintenance warnings; no BODY reads standard input
+                           (server must run)
   s2s                      live server-to-server streams: domain, direction, auth
                            method, TLS version, idle time (server must run)
   s2s deny|allow [list | add DOMAIN | remove DOMAIN]
@@ -148,7 +152,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	resp, err := admin.Call(cfg.Admin.Socket, req)
 	if err != nil {
 		// No server answering: work on the database directly.
-		if req.Op == "stats" || req.Op == "reload" || req.Op == "s2s" || req.Op == "message" {
+		if req.Op == "stats" || req.Op == "reload" || req.Op == "s2s" || req.Op == "message" || req.Op == "announce" {
 			fmt.Fprintf(stderr, "vireoctl: %s needs a running server (admin socket %s: %v)\n", req.Op, cfg.Admin.Socket, err)
 			return 1
 		}
@@ -188,6 +192,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		printS2S(stdout, resp.S2S)
 	case "message":
 		fmt.Fprintln(stdout, "sent", strings.Join(resp.Lines, " "))
+	case "announce":
+		fmt.Fprintf(stdout, "sent to %d accounts online\n", resp.Count)
 	case "vhost", "federation":
 		if req.Action != "list" {
 			fmt.Fprintln(stdout, "ok")
@@ -337,6 +343,22 @@ func parse(cmd string, args []string) (admin.Request, error) {
 			b, err := io.ReadAll(io.LimitReader(os.Stdin, admin.MaxMessageText+1))
 			if err != nil {
 				return r, fmt.Errorf("message: %w", err)
+			}
+			r.Body = strings.TrimRight(string(b), "\n")
+		}
+	case "announce":
+		fl := flag.NewFlagSet("announce", flag.ContinueOnError)
+		fl.SetOutput(io.Discard)
+		fl.StringVar(&r.Domain, "domain", "", "only the accounts of this domain")
+		fl.StringVar(&r.Subject, "subject", "", "the subject (default Announcement)")
+		if err := fl.Parse(args); err != nil {
+			return r, fmt.Errorf("announce: %w", err)
+		}
+		r.Body = strings.Join(fl.Args(), " ")
+		if r.Body == "" {
+			b, err := io.ReadAll(io.LimitReader(os.Stdin, admin.MaxMessageText+1))
+			if err != nil {
+				return r, fmt.Errorf("announce: %w", err)
 			}
 			r.Body = strings.TrimRight(string(b), "\n")
 		}
