@@ -1043,6 +1043,23 @@ func (s *server) SendMessage(from jid.JID, raw []byte) error {
 	return nil
 }
 
+// UserSessions implements admin.SessionLister.
+func (s *server) UserSessions(bare jid.JID) ([]admin.Session, error) {
+	ch := make(chan []module.OnlineSession, 1)
+	s.rt.UserSessions(bare, func(l []module.OnlineSession) { ch <- l })
+	select {
+	case l := <-ch:
+		out := make([]admin.Session, 0, len(l))
+		for _, o := range l {
+			out = append(out, admin.Session{Resource: o.JID.Resource(), Available: o.Available, Priority: o.Priority,
+				Detached: o.Detached, Inactive: o.Inactive})
+		}
+		return out, nil
+	case <-time.After(10 * time.Second):
+		return nil, errors.New("the user's shard did not answer")
+	}
+}
+
 // OnlineUsers implements admin.OnlineLister: the accounts with a session now.
 func (s *server) OnlineUsers() ([]string, error) {
 	ch := make(chan []string, 1)

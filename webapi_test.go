@@ -69,6 +69,13 @@ func TestIntegrationWebAPI(t *testing.T) {
 		t.Fatalf("message over the admin socket: %+v, %v", resp, err)
 	}
 	ann.waitFor(t, "over the socket")
+	// ann's sessions, as a site's "online now" asks for them; newsbot has none.
+	if r := mustCall("sessions", `{"jid": "ann@localhost"}`); len(r.Sessions) != 1 || r.Sessions[0].Resource == "" || !r.Sessions[0].Available {
+		t.Fatalf("ann's sessions: %+v", r.Sessions)
+	}
+	if r := mustCall("sessions", `{"jid": "newsbot@localhost"}`); len(r.Sessions) != 0 {
+		t.Fatalf("newsbot's sessions: %+v", r.Sessions)
+	}
 	// An announcement reaches every account online (ann), not those offline (newsbot).
 	if r := mustCall("announce", `{"subject": "Maintenance", "body": "restarting at 22:00"}`); r.Count != 1 {
 		t.Fatalf("announce: sent to %d, want 1 (ann)", r.Count)

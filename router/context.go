@@ -310,9 +310,7 @@ func (c *shardCtx) OnlineSessions(done func(module.Context, []module.OnlineSessi
 				if se.gone.Load() {
 					continue
 				}
-				part = append(part, module.OnlineSession{JID: se.jid, Available: se.available,
-					Priority: int(se.prio), Detached: se.conn == nil,
-					Inactive: se.x != nil && se.x.filter != nil}) // a filter holds back for XEP-0352
+				part = append(part, se.online())
 			}
 		}
 		mu.Lock()

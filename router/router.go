@@ -479,6 +479,36 @@ func (r *Router) OnlineUsers(done func(users []string)) {
 	}, func() { done(all) })
 }
 
+// UserSessions calls done, on the user's shard, with the sessions of bare (attached or
+// detached) as they are now: none when the user is offline. Safe for concurrent use.
+func (r *Router) UserSessions(bare jid.JID, done func([]module.OnlineSession)) {
+	bare = bare.Bare()
+	key := bare.String()
+	sh := r.shardOf(key)
+	o := getOp()
+	o.kind = opCall
+	o.bare = bare
+	o.fn = func(module.Context) {
+		var out []module.OnlineSession
+		if u := sh.users[key]; u != nil {
+			for _, se := range u.sessions {
+				if !se.gone.Load() {
+					out = append(out, se.online())
+				}
+			}
+		}
+		done(out)
+	}
+	sh.q.pushForce(o)
+}
+
+// online describes se for the administration queries. Called by the goroutine that owns
+// its shard.
+func (se *Session) online() module.OnlineSession {
+	return module.OnlineSession{JID: se.jid, Available: se.available, Priority: int(se.prio),
+		Detached: se.conn == nil, Inactive: se.x != nil && se.x.filter != nil} // a filter holds back for XEP-0352
+}
+
 // onEveryShard runs each on every shard's worker (which owns that shard's users and
 // sessions), and last on the worker of the shard that finishes last, after every each.
 func (r *Router) onEveryShard(each func(sh *shard), last func()) {

@@ -28,7 +28,7 @@ import (
 
 // Request is one admin command.
 type Request struct {
-	Op       string `json:"op"` // adduser, deluser, passwd, disable, enable, users, inactive, bulkadd, stats, reload, modules, backup, export, import, s2s, federation, vhost, invite, reset, message, announce
+	Op       string `json:"op"` // adduser, deluser, passwd, disable, enable, users, inactive, bulkadd, stats, reload, modules, backup, export, import, s2s, federation, vhost, invite, reset, message, announce, sessions
 	JID      string `json:"jid,omitempty"`
 	Password string `json:"password,omitempty"`
 	Domain   string `json:"domain,omitempty"`
@@ -72,6 +72,8 @@ type Response struct {
 	Count int            `json:"count,omitempty"`
 	// Manifest describes the backup a backup request wrote.
 	Manifest *Manifest `json:"manifest,omitempty"`
+	// Sessions are an account's sessions (op sessions).
+	Sessions []Session `json:"sessions,omitempty"`
 	// S2S lists the live server-to-server streams (op s2s).
 	S2S []S2SConn `json:"s2s,omitempty"`
 	// Certs reports each virtual host's certificate (op stats, from a CertReporter).
@@ -197,6 +199,8 @@ func Do(b Backend, r Request) Response {
 		resp.Lines, err = ResetLink(b, r.JID, r.TTL)
 	case "announce":
 		resp.Count, err = Announce(b, r.Domain, r.Subject, r.Body)
+	case "sessions":
+		resp.Sessions, err = Sessions(b, r.JID)
 	case "message":
 		var id string
 		if id, err = Message(b, r.From, r.To, r.Type, r.Subject, r.Body); err == nil {

@@ -138,3 +138,30 @@ func Announce(b Backend, domain, subject, body string) (int, error) {
 	}
 	return n, nil
 }
+
+// Session is one session of an account, as the sessions op lists it.
+type Session struct {
+	Resource  string `json:"resource"`
+	Available bool   `json:"available"` // has sent available presence
+	Priority  int    `json:"priority"`
+	Detached  bool   `json:"detached,omitempty"` // XEP-0198: the connection is gone, resumable
+	Inactive  bool   `json:"inactive,omitempty"` // XEP-0352: nobody looks at the client
+}
+
+// SessionLister is what a running server's Backend adds for the sessions op.
+type SessionLister interface {
+	UserSessions(bare jid.JID) ([]Session, error)
+}
+
+// Sessions lists the sessions of account j: what a site shows as "online now".
+func Sessions(b Backend, j string) ([]Session, error) {
+	l, ok := b.(SessionLister)
+	if !ok {
+		return nil, errors.New("sessions needs a running server")
+	}
+	bare, err := bareJID(b, j)
+	if err != nil {
+		return nil, err
+	}
+	return l.UserSessions(bare)
+}

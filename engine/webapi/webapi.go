@@ -35,7 +35,7 @@ const MaxBody = 4*admin.MaxMessageText + 4096
 
 // Ops are the operations the API offers.
 var Ops = []string{"adduser", "deluser", "passwd", "disable", "enable", "users", "inactive",
-	"stats", "reload", "s2s", "modules", "vhost", "federation", "invite", "reset", "message", "announce"}
+	"stats", "reload", "s2s", "modules", "vhost", "federation", "invite", "reset", "message", "announce", "sessions"}
 
 // Config says who may call.
 type Config struct {

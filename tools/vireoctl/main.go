@@ -51,6 +51,8 @@ commands:
                            send TO (anyone, here or federated) a message from FROM (a
                            served domain, or an account: a site's bot); no BODY reads
                            it from standard input (server must run)
+  sessions JID             the account's sessions now: resource, state (available,
+                           unavailable, detached, inactive) and priority (server must run)
   announce [-domain D] [-subject S] [BODY...]
                            send every account online (of domain D) a message from its
                            domain: maintenance warnings; no BODY reads standard input
@@ -152,7 +154,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	resp, err := admin.Call(cfg.Admin.Socket, req)
 	if err != nil {
 		// No server answering: work on the database directly.
-		if req.Op == "stats" || req.Op == "reload" || req.Op == "s2s" || req.Op == "message" || req.Op == "announce" {
+		if req.Op == "stats" || req.Op == "reload" || req.Op == "s2s" || req.Op == "message" || req.Op == "announce" || req.Op == "sessions" {
 			fmt.Fprintf(stderr, "vireoctl: %s needs a running server (admin socket %s: %v)\n", req.Op, cfg.Admin.Socket, err)
 			return 1
 		}
@@ -194,6 +196,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "sent", strings.Join(resp.Lines, " "))
 	case "announce":
 		fmt.Fprintf(stdout, "sent to %d accounts online\n", resp.Count)
+	case "sessions":
+		for _, se := range resp.Sessions {
+			state := "available"
+			switch {
+			case !se.Available:
+				state = "unavailable"
+			case se.Detached:
+				state = "detached"
+			case se.Inactive:
+				state = "inactive"
+			}
+			fmt.Fprintf(stdout, "%-30s %-11s priority %d\n", se.Resource, state, se.Priority)
+		}
 	case "vhost", "federation":
 		if req.Action != "list" {
 			fmt.Fprintln(stdout, "ok")
@@ -362,7 +377,7 @@ func parse(cmd string, args []string) (admin.Request, error) {
 			}
 			r.Body = strings.TrimRight(string(b), "\n")
 		}
-	case "deluser", "disable", "enable":
+	case "deluser", "disable", "enable", "sessions":
 		if err := need(1, "JID"); err != nil {
 			return r, err
 		}
