@@ -85,7 +85,7 @@ func (r *room) iq(c module.Context, p *module.Packet) {
 }
 
 // discoInfo answers disco#info on the room (XEP-0045 §6.4) and its nodes: the reserved
-// nickname (§7.12) and the traffic node, which is not supported (§17.1.1).
+// nickname (§7.12) and the traffic node (§6.7), to those who may read the room.
 func (r *room) discoInfo(c module.Context, p *module.Packet, q xmlstream.Element) {
 	node, _ := q.AppendAttr(nil, "node")
 	var b xmlstream.Builder
@@ -99,8 +99,15 @@ func (r *room) discoInfo(c module.Context, p *module.Packet, q xmlstream.Element
 		}
 		b.End()
 	case NS + "#traffic":
-		c.Error(p, stanza.New(stanza.FeatureNotImplemented))
-		return
+		if r.archiveAccess(p.From) == NoAccess {
+			c.Error(p, stanza.New(stanza.Forbidden)) // what it says is for those who may read it
+			return
+		}
+		b.Start("query").Attr("xmlns", ns.DiscoInfo).Attr("node", NS+"#traffic")
+		for _, space := range r.traffic() {
+			b.Start("feature").Attr("var", space).End()
+		}
+		b.End()
 	default:
 		c.Error(p, stanza.New(stanza.ItemNotFound))
 		return

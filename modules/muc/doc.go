@@ -155,7 +155,6 @@
 // heard sends its presence. For very large rooms, broadcasting moderators only turns the
 // n² presence stanzas of filling a room into about n.
 //
-// # Not implemented
-//
-// The #traffic node.
+// The #traffic node (§6.7) lists the payload namespaces of the room's discussion history,
+// to those who may read the room (archiveAccess).
 package muc

@@ -1,6 +1,7 @@
 package muc
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -206,3 +207,36 @@ func (r *room) subjectMessage() []byte {
 }
 
 func (r *room) sendSubject(snd *sender, to jid.JID) { snd.to(to, r.subjectMessage()) }
+
+// trafficSkip are the namespaces of what every groupchat message carries or the room adds
+// (the message itself, its ids, delay, occupant id, muc#user data), which say nothing about
+// the room's traffic.
+var trafficSkip = map[string]bool{"jabber:client": true, "urn:xmpp:sid:0": true, "urn:xmpp:delay": true,
+	NSOccupant: true, NS + "#user": true}
+
+// traffic lists, sorted, the namespaces of the payloads in the room's discussion history
+// (XEP-0045 §6.7: what a client should be ready for before it joins).
+func (r *room) traffic() []string {
+	seen := map[string]bool{}
+	for i := range r.hist.n {
+		e, err := xmlstream.ParseElement(r.hist.at(i).raw, "jabber:client")
+		if err != nil {
+			continue
+		}
+		for it := e.Children(); ; {
+			c, ok := it.Next()
+			if !ok {
+				break
+			}
+			if space := string(c.NS()); space != "" && !trafficSkip[space] {
+				seen[space] = true
+			}
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for space := range seen {
+		out = append(out, space)
+	}
+	slices.Sort(out)
+	return out
+}

@@ -475,6 +475,41 @@ func TestHistory(t *testing.T) {
 	}
 }
 
+// TestTraffic: the room's #traffic node (XEP-0045 §6.7) lists the payload namespaces of
+// its history, not what every message carries; a members-only room tells no outsider.
+func TestTraffic(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob"}, nil)
+	a := instantRoom(t, e)
+	b := e.Bind("bob", "pc")
+	traffic := func(s *routertest.Sess, id string) string {
+		t.Helper()
+		s.Send("<iq type='get' to='" + room + "' id='" + id + "'><query xmlns='http://jabber.org/protocol/disco#info' node='" + nsMUC + "#traffic'/></iq>")
+		return s.C.Wait(t, "id='"+id+"'")
+	}
+	if got := traffic(b, "t0"); !strings.Contains(got, "type='result'") || strings.Contains(got, "<feature") {
+		t.Fatalf("an empty room's traffic: %s", got)
+	}
+	a.Send("<message to='" + room + "' type='groupchat' id='m1'><body>hi</body><markable xmlns='urn:xmpp:chat-markers:0'/>" +
+		"<origin-id xmlns='urn:xmpp:sid:0' id='o1'/></message>")
+	a.Send("<message to='" + room + "' type='groupchat' id='m2'><body>re</body><reply xmlns='urn:xmpp:reply:0' id='x'/></message>")
+	a.C.Wait(t, "id='m2'")
+	got := traffic(b, "t1")
+	for _, want := range []string{"node='" + nsMUC + "#traffic'", "<feature var='urn:xmpp:chat-markers:0'/>", "<feature var='urn:xmpp:reply:0'/>"} {
+		if !strings.Contains(got, want) {
+			t.Fatalf("traffic lacks %s: %s", want, got)
+		}
+	}
+	for _, not := range []string{"jabber:client", "urn:xmpp:sid:0", "urn:xmpp:delay", "urn:xmpp:occupant-id:0"} {
+		if strings.Contains(got, "'"+not+"'") {
+			t.Fatalf("traffic lists %s: %s", not, got)
+		}
+	}
+	configure(t, a, "mo", map[string]string{"muc#roomconfig_membersonly": "1"})
+	if got := traffic(b, "t2"); !strings.Contains(got, "<forbidden") {
+		t.Fatalf("an outsider asking a members-only room: %s", got)
+	}
+}
+
 // TestBoundsAndFlood: [modules.muc] through the server's config decoding: the service name,
 // the room bound, join flood control and presence coalescing in large rooms.
 func TestBoundsAndFlood(t *testing.T) {
