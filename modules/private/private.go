@@ -5,7 +5,9 @@
 // are not stored here but unified with the XEP-0402 bookmarks node (XEP-0402 §5.3,
 // advertised as urn:xmpp:bookmarks:1#compat on the account): a read returns the node's
 // items cast into the old format, a write updates the node item by item with the usual
-// notifications. A fragment stored before the node existed is read until then.
+// notifications. A fragment stored before the node existed is read until then. The
+// <url/> bookmarks of a list (web pages, XEP-0048 §3.3), which XEP-0402 has no place for,
+// are kept here, in a fragment of their own, and added to every read.
 package private
 
 import (
@@ -171,8 +173,15 @@ func (m *Mod) bookmarks(c module.Context, iq *module.Packet, bm pep.Bookmarks, c
 			c.Error(iq, e)
 			return true
 		}
-		// The node holds the bookmarks now; an older fragment must not come back.
-		if err := m.t.Delete(key); err != nil {
+		// The node holds the conferences now; the fragment keeps only the <url/>
+		// bookmarks, which XEP-0402 has no place for (an older fragment must not come back).
+		var err error
+		if urls := legacyURLs(child); urls == nil {
+			err = m.t.Delete(key)
+		} else {
+			err = m.t.Set(key, storageOf(urls))
+		}
+		if err != nil {
 			c.Error(iq, module.StoreError(err))
 			return true
 		}
@@ -187,7 +196,62 @@ func (m *Mod) bookmarks(c module.Context, iq *module.Packet, bm pep.Bookmarks, c
 	if !ok {
 		return false
 	}
+	if frag, err := m.t.Get(key); err == nil {
+		if e, err := xmlstream.ParseElement(frag, ""); err == nil {
+			if urls := legacyURLs(e); urls != nil {
+				v = withURLs(v, urls)
+			}
+		}
+	}
 	out := append([]byte("<query xmlns='jabber:iq:private'>"), v...)
 	c.Reply(iq, append(out, "</query>"...))
 	return true
+}
+
+// legacyURLs returns the <url/> children of a XEP-0048 <storage/> (web page bookmarks,
+// XEP-0048 §3.3), nil when there are none.
+func legacyURLs(storage xmlstream.Element) [][]byte {
+	var out [][]byte
+	for it := storage.Children(); ; {
+		x, ok := it.Next()
+		if !ok {
+			return out
+		}
+		if string(x.Name()) == "url" && string(x.NS()) == pep.NSLegacyBookmarks {
+			out = append(out, x.Raw())
+		}
+	}
+}
+
+// storageOf is a XEP-0048 <storage/> holding urls.
+func storageOf(urls [][]byte) []byte {
+	var b xmlstream.Builder
+	b.Start("storage").Attr("xmlns", pep.NSLegacyBookmarks)
+	for _, u := range urls {
+		b.Raw(u)
+	}
+	b.End()
+	return b.B
+}
+
+// withURLs adds urls to storage, the <storage/> the XEP-0402 node gave.
+func withURLs(storage []byte, urls [][]byte) []byte {
+	e, err := xmlstream.ParseElement(storage, "")
+	if err != nil {
+		return storage
+	}
+	var b xmlstream.Builder
+	b.Start("storage").Attr("xmlns", pep.NSLegacyBookmarks)
+	for it := e.Children(); ; {
+		x, ok := it.Next()
+		if !ok {
+			break
+		}
+		b.Raw(x.Raw())
+	}
+	for _, u := range urls {
+		b.Raw(u)
+	}
+	b.End()
+	return b.B
 }

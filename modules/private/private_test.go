@@ -63,3 +63,42 @@ func TestQuota(t *testing.T) {
 		t.Fatalf("fragment after a refused replacement: %s", got)
 	}
 }
+
+// TestLegacyURLBookmarks: XEP-0048 web page bookmarks (<url/>), which XEP-0402 has no
+// place for, survive beside the conferences the PEP node holds: a read gives both, the
+// node only the conferences, and a list without them drops them.
+func TestLegacyURLBookmarks(t *testing.T) {
+	e := routertest.New(t, []string{"alice"}, nil)
+	a := e.Bind("alice", "pc")
+	set := func(id, inner string) {
+		t.Helper()
+		a.Send("<iq type='set' id='" + id + "'><query xmlns='jabber:iq:private'><storage xmlns='storage:bookmarks'>" + inner + "</storage></query></iq>")
+		a.C.Wait(t, "id='"+id+"'", "type='result'")
+	}
+	get := func(id string) string {
+		t.Helper()
+		a.Send("<iq type='get' id='" + id + "'><query xmlns='jabber:iq:private'><storage xmlns='storage:bookmarks'/></query></iq>")
+		return a.C.Wait(t, "id='"+id+"'")
+	}
+	conf := "<conference jid='room@conference.example.org' name='Room' autojoin='true'><nick>Al</nick></conference>"
+	url := "<url name='Vireo' url='https://example.org/vireo'/>"
+	set("s1", conf+url)
+	got := get("g1")
+	for _, want := range []string{"jid='room@conference.example.org'", "<nick>Al</nick>", url} {
+		if !strings.Contains(got, want) {
+			t.Fatalf("read lacks %s: %s", want, got)
+		}
+	}
+	a.Send("<iq type='get' id='n1'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='urn:xmpp:bookmarks:1'/></pubsub></iq>")
+	if node := a.C.Wait(t, "id='n1'"); !strings.Contains(node, "room@conference.example.org") || strings.Contains(node, "example.org/vireo") {
+		t.Fatalf("the XEP-0402 node: %s", node)
+	}
+	set("s2", conf)
+	if got := get("g2"); strings.Contains(got, "<url") || !strings.Contains(got, "room@conference.example.org") {
+		t.Fatalf("after a list without urls: %s", got)
+	}
+	set("s3", url)
+	if got := get("g3"); !strings.Contains(got, url) || strings.Contains(got, "room@conference") {
+		t.Fatalf("a list of urls only: %s", got)
+	}
+}
