@@ -64,6 +64,11 @@ func TestIntegrationReloadExternalAuth(t *testing.T) {
 	login("first pw", msasl.Plain, true)
 	login("second pw", msasl.Plain, false)
 	registerIBR(t, s, "localhost", "bob", "bob pw") // a local account beside the program's
+	// vireoctl stats shows the program and what it answered (two checks, one registration's
+	// question about bob).
+	if ea, ok := s.Stats()["external_auth"].(map[string]any); !ok || ea["program"] != "/usr/bin/python3" || ea["answered"] != uint64(3) || ea["failed"] != uint64(0) {
+		t.Fatalf("stats: %v", s.Stats()["external_auth"])
+	}
 
 	write := func(text string) {
 		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {

@@ -1076,10 +1076,10 @@ func (s *server) Stats() map[string]any {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	n, _ := s.store.Accounts().Count()
-	s.mu.Lock() // a reload or a host change replaces s.cfg
-	cfg := s.cfg
+	s.mu.Lock() // a reload or a host change replaces s.cfg and s.ext
+	cfg, ext := s.cfg, s.ext
 	s.mu.Unlock()
-	return map[string]any{
+	st := map[string]any{
 		"uptime_s":      int64(time.Since(s.start).Seconds()),
 		"accounts":      n,
 		"engine":        s.eng.Stats(),
@@ -1097,6 +1097,10 @@ func (s *server) Stats() map[string]any {
 		"shards":        cfg.Router.Shards,
 		"offline_quota": cfg.Router.OfflineQuota,
 	}
+	if ext != nil {
+		st["external_auth"] = map[string]any{"program": ext.Command()[0], "answered": ext.Calls(), "failed": ext.Failures()}
+	}
+	return st
 }
 
 func (s *server) Modules() []string { return moduleLines() }

@@ -546,8 +546,9 @@ func (c *conn) lookup(status sasl.Status) {
 		}
 		// The program may take up to its timeout: it must not hold a worker of the shared
 		// pool meanwhile (extauth bounds how many wait).
+		password := a.srv.Password()
 		go func() {
-			plainOK, acct, gerr = c.srv().externalLogin(ext, local, domain, a.srv.Password(), acct, gerr)
+			plainOK, acct, gerr = c.srv().externalLogin(ext, local, domain, password, acct, gerr)
 			finish()
 		}()
 	})

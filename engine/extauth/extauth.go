@@ -95,6 +95,7 @@ type Program struct {
 	all   sync.Mutex
 	alive map[*proc]struct{} // for Close
 	calls atomic.Uint64      // requests the program answered (for tests and metrics)
+	fails atomic.Uint64      // requests it did not: exits, garbage, timeouts, busy
 }
 
 type cached struct {
@@ -181,6 +182,13 @@ func (p *Program) UserExists(user, domain string) (bool, error) {
 // Calls is the number of requests the program answered.
 func (p *Program) Calls() uint64 { return p.calls.Load() }
 
+// Failures is the number of requests that got no answer (the program exited, answered
+// garbage or too late, or every process was busy).
+func (p *Program) Failures() uint64 { return p.fails.Load() }
+
+// Command is the program and its arguments, as run.
+func (p *Program) Command() []string { return p.cfg.Command }
+
 // Close stops every process; requests after it fail with ErrClosed.
 func (p *Program) Close() error {
 	if p.closed.Swap(true) {
@@ -216,6 +224,7 @@ func (p *Program) ask(req string) (bool, error) {
 	case p.waiting <- struct{}{}:
 		defer func() { <-p.waiting }()
 	default:
+		p.fails.Add(1)
 		return false, ErrBusy
 	}
 	// Waiting for a process counts against the same timeout: a program that hangs must not
@@ -226,17 +235,20 @@ func (p *Program) ask(req string) (bool, error) {
 	case pr = <-p.procs:
 		t.Stop()
 	case <-t.C:
+		p.fails.Add(1)
 		return false, ErrBusy
 	}
 	if pr == nil {
 		var err error
 		if pr, err = p.start(); err != nil {
+			p.fails.Add(1)
 			time.AfterFunc(restartDelay, func() { p.procs <- nil })
 			return false, err
 		}
 	}
 	ok, err := pr.ask(req, p.cfg.Timeout)
 	if err != nil {
+		p.fails.Add(1)
 		if !p.closed.Load() {
 			p.cfg.Log.Error().Err(err).Str("program", p.cfg.Command[0]).Msg("extauth: the program failed; restarting it")
 		}

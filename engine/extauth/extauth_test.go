@@ -78,6 +78,9 @@ func TestFailures(t *testing.T) {
 		if ok || err == nil {
 			t.Fatalf("%s: %v, %v; want an error", bad, ok, err)
 		}
+		if p.Failures() == 0 {
+			t.Fatalf("%s: not counted as a failure", bad)
+		}
 		// Waits for the restart (restartDelay), within the timeout.
 		ok, err = p.CheckPassword("alice", "example.org", "wonder land")
 		if !ok || err != nil {
