@@ -749,17 +749,21 @@ func (s *server) Reload() error {
 		// with it, since an operator who turned it off may have done so to shut them out.
 		s.dash = s.newDashboard()
 	}
+	// undo puts back what was applied before a later step failed.
+	undo := func() {
+		s.dash = dash
+		s.rt.SetDomains(s.cfg.Domains)
+		s.rt.SetInPlace(s.cfg.Router.RouteInPlace)
+		s.rt.SetSenderRate(s.cfg.C2S.MaxRate, s.cfg.C2S.MaxBurst)
+		s.certs.Reload(s.cfg)
+	}
 	// A changed [auth] starts the new program now (one that does not start fails the
 	// reload); the old one stops once the engine uses the new one.
 	oldExt, extChanged := s.ext, !reflect.DeepEqual(next.Auth, s.cfg.Auth)
 	if extChanged {
 		ext, err := startExternal(next, s.log)
 		if err != nil {
-			s.dash = dash
-			s.rt.SetDomains(s.cfg.Domains)
-			s.rt.SetInPlace(s.cfg.Router.RouteInPlace)
-			s.rt.SetSenderRate(s.cfg.C2S.MaxRate, s.cfg.C2S.MaxBurst)
-			s.certs.Reload(s.cfg)
+			undo()
 			return err
 		}
 		s.ext = ext
@@ -773,11 +777,7 @@ func (s *server) Reload() error {
 			}
 			s.ext = oldExt
 		}
-		s.dash = dash
-		s.rt.SetDomains(s.cfg.Domains)
-		s.rt.SetInPlace(s.cfg.Router.RouteInPlace)
-		s.rt.SetSenderRate(s.cfg.C2S.MaxRate, s.cfg.C2S.MaxBurst)
-		s.certs.Reload(s.cfg)
+		undo()
 		return err
 	}
 	if extChanged {

@@ -325,6 +325,15 @@ func printS2S(w io.Writer, conns []admin.S2SConn) {
 	}
 }
 
+// bodyArg is a message's text: the words of args, or standard input when there are none.
+func bodyArg(args []string) (string, error) {
+	if len(args) > 0 {
+		return strings.Join(args, " "), nil
+	}
+	b, err := io.ReadAll(io.LimitReader(os.Stdin, admin.MaxMessageText+1))
+	return strings.TrimRight(string(b), "\n"), err
+}
+
 func parse(cmd string, args []string) (admin.Request, error) {
 	r := admin.Request{Op: cmd}
 	need := func(n int, what string) error {
@@ -352,14 +361,9 @@ func parse(cmd string, args []string) (admin.Request, error) {
 			return r, errors.New("message: want FROM TO [BODY...] (no BODY: standard input)")
 		}
 		r.From, r.To = args[0], args[1]
-		if len(args) > 2 {
-			r.Body = strings.Join(args[2:], " ")
-		} else {
-			b, err := io.ReadAll(io.LimitReader(os.Stdin, admin.MaxMessageText+1))
-			if err != nil {
-				return r, fmt.Errorf("message: %w", err)
-			}
-			r.Body = strings.TrimRight(string(b), "\n")
+		var err error
+		if r.Body, err = bodyArg(args[2:]); err != nil {
+			return r, fmt.Errorf("message: %w", err)
 		}
 	case "announce":
 		fl := flag.NewFlagSet("announce", flag.ContinueOnError)
@@ -369,13 +373,9 @@ func parse(cmd string, args []string) (admin.Request, error) {
 		if err := fl.Parse(args); err != nil {
 			return r, fmt.Errorf("announce: %w", err)
 		}
-		r.Body = strings.Join(fl.Args(), " ")
-		if r.Body == "" {
-			b, err := io.ReadAll(io.LimitReader(os.Stdin, admin.MaxMessageText+1))
-			if err != nil {
-				return r, fmt.Errorf("announce: %w", err)
-			}
-			r.Body = strings.TrimRight(string(b), "\n")
+		var err error
+		if r.Body, err = bodyArg(fl.Args()); err != nil {
+			return r, fmt.Errorf("announce: %w", err)
 		}
 	case "deluser", "disable", "enable", "sessions":
 		if err := need(1, "JID"); err != nil {
