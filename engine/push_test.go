@@ -35,13 +35,11 @@ func expectPublish(t *testing.T, app *vireotest.RawConn, node, count string) (st
 	return got, m[1]
 }
 
-// TestIntegrationPush runs XEP-0357 end to end: a real XEP-0114 component is the app
-// server, alice registers it over her stream, and messages from bob while she is offline,
-// XEP-0352 inactive, or gone with XEP-0198 messages unacknowledged reach it as pubsub
-// publishes; an error from the app server disables its registration, and so does
-// <disable/>.
-func TestIntegrationPush(t *testing.T) {
-	// [modules.push] goes through the same decoding as vireo.toml's.
+// pushServer starts a server with [modules.push] as vireo.toml gives it (min_interval 0),
+// the contacts alice and bob, an XEP-0114 component as the app server on push.localhost,
+// and bob logged in and available.
+func pushServer(t *testing.T) (*vireotest.Server, *vireotest.RawConn, *vireotest.RawConn) {
+	t.Helper()
 	cfg, err := config.Parse([]byte("domains = [\"localhost\"]\n[modules.push]\nmin_interval = \"0s\"\n"), "/x/vireo.toml")
 	if err != nil {
 		t.Fatal(err)
@@ -55,6 +53,16 @@ func TestIntegrationPush(t *testing.T) {
 	app.Expect("<handshake/>")
 	bob := srv.LoginPlain(t, "bob", "secret", "pc")
 	bob.Send("<presence/>")
+	return srv, app, bob
+}
+
+// TestIntegrationPush runs XEP-0357 end to end: a real XEP-0114 component is the app
+// server, alice registers it over her stream, and messages from bob while she is offline,
+// XEP-0352 inactive, or gone with XEP-0198 messages unacknowledged reach it as pubsub
+// publishes; an error from the app server disables its registration, and so does
+// <disable/>.
+func TestIntegrationPush(t *testing.T) {
+	srv, app, bob := pushServer(t)
 
 	// The account advertises push; alice registers two nodes, the first with a secret.
 	a := srv.LoginPlain(t, "alice", "secret", "phone")
@@ -144,19 +152,7 @@ func TestIntegrationPush(t *testing.T) {
 // ring), waits in offline storage and in alice's archive, and reaches her at her next
 // login, where her client learns of the call.
 func TestIntegrationPushCall(t *testing.T) {
-	cfg, err := config.Parse([]byte("domains = [\"localhost\"]\n[modules.push]\nmin_interval = \"0s\"\n"), "/x/vireo.toml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := vireotest.Start(t, vireotest.Options{RequireTLS: no(), AllowPlain: true, ModuleConfig: cfg.ModuleConfig,
-		Components: []engine.Component{{Domain: "push.localhost", Secret: compSecret}}})
-	srv.AddUser(t, "alice", "secret")
-	srv.AddUser(t, "bob", "secret")
-	srv.Befriend(t, "alice", "bob", "")
-	app, _ := componentLogin(t, srv, "push.localhost", compSecret)
-	app.Expect("<handshake/>")
-	bob := srv.LoginPlain(t, "bob", "secret", "pc")
-	bob.Send("<presence/>")
+	srv, app, bob := pushServer(t)
 	a := srv.LoginPlain(t, "alice", "secret", "phone")
 	a.Send("<iq type='set' id='e1'><enable xmlns='urn:xmpp:push:0' jid='push.localhost' node='n1'/></iq>")
 	a.Expect("id='e1'")
