@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/vireo-im/vireo/modules/module"
+	"github.com/vireo-im/vireo/xmlstream/ns"
 	"github.com/vireo-im/vireo/xmlstream/stanza"
 )
 
@@ -138,7 +139,7 @@ func (m *Mod) inbound(c module.Context, p *module.Packet) module.Verdict {
 	if _, ok := e.Child("", "body"); !ok {
 		return module.Continue
 	}
-	if _, ok := e.Child(nsMUCUser, "x"); ok {
+	if _, ok := e.Child(ns.MUCUser, "x"); ok { // room traffic: XEP-0045 §7.5 private messages, §7.8 invitations
 		// A private message or an invitation through a room: its bare JID is the
 		// room's, shared by every occupant.
 		return module.Continue
@@ -244,9 +245,6 @@ func readBlocked(name string) (map[string]bool, time.Time, error) {
 	}
 	return set, fi.ModTime(), nil
 }
-
-// nsMUCUser marks room traffic (XEP-0045 §7.5 private messages, §7.8 invitations).
-const nsMUCUser = "http://jabber.org/protocol/muc#user"
 
 // allow counts one message from sender of domain and reports whether both are within
 // their budgets for this minute. A refused message counts too: a sender that keeps

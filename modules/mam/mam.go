@@ -306,18 +306,12 @@ func archivable(p *module.Packet) (keep, body, retract bool) {
 // keptPayload says whether a child makes a message worth archiving without a body.
 func keptPayload(name, space string) bool {
 	switch space {
-	case "eu.siacs.conversations.axolotl", "urn:xmpp:omemo:0", "urn:xmpp:omemo:1", "urn:xmpp:omemo:2":
-		return name == "encrypted" // XEP-0384
-	case "urn:xmpp:openpgp:0":
-		return name == "openpgp" // XEP-0373
-	case "jabber:x:encrypted", "jabber:x:conference": // XEP-0027, XEP-0249
-		return name == "x"
-	case "urn:xmpp:jingle-message:0", "urn:xmpp:jingle-message:1": // XEP-0353
+	case ns.JMI0, ns.JMI1: // XEP-0353
 		return true
-	case "http://jabber.org/protocol/muc#user": // a mediated invitation (XEP-0045 §7.8.2)
+	case ns.Conference, ns.MUCUser: // XEP-0249, a mediated invitation (XEP-0045 §7.8.2)
 		return name == "x"
 	}
-	return false
+	return ns.Encrypted(name, space)
 }
 
 // wants applies the user's preferences (XEP-0441) to a message with contact: never wins

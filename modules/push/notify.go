@@ -140,25 +140,11 @@ func important(e xmlstream.Element) (body []byte, ok bool) {
 			if len(body) == 0 {
 				body = c.AppendText(nil)
 			}
-		case name == "encrypted" && (space == nsOMEMOLegacy || space == nsOMEMO0 || space == nsOMEMO1 || space == nsOMEMO2),
-			name == "x" && space == nsPGPLegacy, name == "openpgp" && space == nsOX,
-			name == "propose" && (space == nsJMI0 || space == nsJMI1):
+		case ns.Encrypted(name, space), name == "propose" && (space == ns.JMI0 || space == ns.JMI1):
 			ok = true
 		}
 	}
 }
-
-// The payloads that make a message without a body important.
-const (
-	nsOMEMOLegacy = "eu.siacs.conversations.axolotl" // XEP-0384 before 0.4, what most clients send
-	nsOMEMO0      = "urn:xmpp:omemo:0"
-	nsOMEMO1      = "urn:xmpp:omemo:1"
-	nsOMEMO2      = "urn:xmpp:omemo:2"
-	nsPGPLegacy   = "jabber:x:encrypted" // XEP-0027
-	nsOX          = "urn:xmpp:openpgp:0" // XEP-0373
-	nsJMI0        = "urn:xmpp:jingle-message:0"
-	nsJMI1        = "urn:xmpp:jingle-message:1"
-)
 
 // notify counts n messages for user, the last from sender, and publishes a notification
 // to each registration that was not notified within the last min_interval.

@@ -56,4 +56,33 @@ const (
 	DataForms       = "jabber:x:data"                          // XEP-0004
 	PubSub          = "http://jabber.org/protocol/pubsub"      // XEP-0060
 	Push            = "urn:xmpp:push:0"                        // XEP-0357
+	MUCUser         = "http://jabber.org/protocol/muc#user"    // XEP-0045
+	Conference      = "jabber:x:conference"                    // XEP-0249
 )
+
+// End-to-end encryption and call signalling: payloads that make a message without a body
+// worth keeping (mam, offline) and waking a phone for (push).
+const (
+	OMEMOLegacy = "eu.siacs.conversations.axolotl" // XEP-0384 before 0.4, what most clients send
+	OMEMO0      = "urn:xmpp:omemo:0"
+	OMEMO1      = "urn:xmpp:omemo:1"
+	OMEMO2      = "urn:xmpp:omemo:2"
+	PGPLegacy   = "jabber:x:encrypted"        // XEP-0027
+	OX          = "urn:xmpp:openpgp:0"        // XEP-0373
+	JMI0        = "urn:xmpp:jingle-message:0" // XEP-0353
+	JMI1        = "urn:xmpp:jingle-message:1"
+)
+
+// Encrypted reports whether a message's child name in namespace space is an end-to-end
+// encrypted payload (XEP-0384, XEP-0373, XEP-0027).
+func Encrypted(name, space string) bool {
+	switch space {
+	case OMEMOLegacy, OMEMO0, OMEMO1, OMEMO2:
+		return name == "encrypted"
+	case OX:
+		return name == "openpgp"
+	case PGPLegacy:
+		return name == "x"
+	}
+	return false
+}
