@@ -135,6 +135,28 @@ func TestIntegrationPubsub(t *testing.T) {
 		got = psIQ(c, "get", "i4", "", "<items node='nope'/>")
 		mustHave(t, "items missing", got, "<item-not-found")
 
+		// XEP-0059 paging of items (XEP-0060 §6.5.4), in publication order by item id.
+		got = psIQ(a, "set", "p6", "", psPublish("news", "three", "<p xmlns='urn:p'>3</p>"))
+		mustHave(t, "publish three", got, "type='result'")
+		b.Expect("<item id='three'>")
+		const set = "<set xmlns='http://jabber.org/protocol/rsm'>"
+		got = psIQ(c, "get", "r1", "", "<items node='news'/>"+set+"<max>2</max></set>")
+		mustHave(t, "first page", got, "<item id='one'>", "<item id='two'>", "</items>"+set+"<first index='0'>one</first><last>two</last><count>3</count></set>")
+		mustNotHave(t, "first page", got, "<item id='three'>")
+		got = psIQ(c, "get", "r2", "", "<items node='news'/>"+set+"<max>2</max><after>two</after></set>")
+		mustHave(t, "next page", got, "<item id='three'>", "<first index='2'>three</first><last>three</last><count>3</count>")
+		mustNotHave(t, "next page", got, "<item id='one'>", "<item id='two'>")
+		got = psIQ(c, "get", "r3", "", "<items node='news'/>"+set+"<max>1</max><before/></set>")
+		mustHave(t, "last page", got, "<item id='three'>", "<first index='2'>three</first>")
+		mustNotHave(t, "last page", got, "<item id='two'>")
+		got = psIQ(c, "get", "r4", "", "<items node='news'/>"+set+"<max>0</max></set>")
+		mustHave(t, "count only", got, "<count>3</count>")
+		mustNotHave(t, "count only", got, "<item ", "<first")
+		got = psIQ(c, "get", "r5", "", "<items node='news'/>"+set+"<after>gone</after></set>")
+		mustHave(t, "after a retracted id", got, "type='error'", "<item-not-found")
+		got = psIQ(c, "get", "r6", "", "<items node='news'><item id='one'/></items>"+set+"<max>1</max></set>")
+		mustHave(t, "paging ids", got, "<bad-request")
+
 		// Authorize: pending, the owner gets the form, approves, the subscriber is told.
 		got = psIQ(b, "set", "s4", "", "<subscribe node='private' jid='bob@localhost'/>")
 		mustHave(t, "subscribe authorize", got, "subscription='pending'")

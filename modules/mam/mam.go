@@ -162,6 +162,7 @@ func (m *Mod) Provision(r module.Registrar) error {
 	r.IQ(module.IQGet, NS, "prefs", m.getPrefs)
 	r.IQ(module.IQSet, NS, "prefs", m.setPrefs)
 	r.Feature(NSExtended)
+	r.Feature(NSRSM) // the archive pages with XEP-0059 (XEP-0313 §4.2)
 	// XEP-0424 §2: retractions are archived, body or not (archivable), and the message a
 	// retraction names becomes a tombstone (§5, retract.go).
 	r.Feature(muc.NSRetract)

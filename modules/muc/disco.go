@@ -12,7 +12,8 @@ func (s *service) discoInfo() []byte {
 	var b xmlstream.Builder
 	b.Start("query").Attr("xmlns", ns.DiscoInfo)
 	b.Start("identity").Attr("category", "conference").Attr("type", "text").Attr("name", s.m.cfg.Name).End()
-	for _, f := range []string{ns.DiscoInfo, ns.DiscoItems, NS, NSStableID, NSOccupant, NSSelfPing, ns.Ping, NSVCard} {
+	for _, f := range []string{ns.DiscoInfo, ns.DiscoItems, NS, NSStableID, NSOccupant, NSSelfPing, ns.Ping, NSVCard,
+		rsm.NS} { // the room list pages (discoItems) {
 		b.Start("feature").Attr("var", f).End()
 	}
 	b.End()

@@ -38,6 +38,7 @@ import (
 
 	"github.com/vireo-im/vireo/modules/module"
 	"github.com/vireo-im/vireo/modules/pubsub"
+	"github.com/vireo-im/vireo/modules/rsm"
 	"github.com/vireo-im/vireo/store"
 	"github.com/vireo-im/vireo/xmlstream"
 	"github.com/vireo-im/vireo/xmlstream/jid"
@@ -110,6 +111,7 @@ var Features = []string{
 	pubsub.NS + "#retrieve-items", pubsub.NS + "#subscribe", pubsub.NS + "#multi-items",
 	pubsub.NS + "#member-affiliation", pubsub.NS + "#modify-affiliations", pubsub.NS + "#manage-subscriptions",
 	pubsub.NS + "#retrieve-affiliations", pubsub.NS + "#retrieve-subscriptions",
+	rsm.NS, // a node's items page with XEP-0059
 }
 
 // Provision reads [modules.pep] and registers the handlers and hooks.
@@ -410,12 +412,16 @@ func (m *Mod) publish(c module.Context, iq *module.Packet, owner jid.JID, r pubs
 }
 
 func (m *Mod) items(c module.Context, iq *module.Packet, o string, r pubsub.Request) {
-	its, err := m.nodes.Select(o, r.Node, r.IDs, r.MaxItems)
+	its, pg, e, err := m.nodes.Select(o, r)
 	if err != nil {
 		m.fail(c, iq, err)
 		return
 	}
-	c.Reply(iq, pubsub.ItemsReply(r.Node, its))
+	if e != nil {
+		c.Error(iq, e)
+		return
+	}
+	c.Reply(iq, pubsub.ItemsReply(r.Node, its, pg))
 }
 
 // subscribe handles explicit subscriptions (XEP-0060 §6.1, §6.2): PEP contacts usually

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 
+	"github.com/vireo-im/vireo/modules/rsm"
 	"github.com/vireo-im/vireo/xmlstream"
 	"github.com/vireo-im/vireo/xmlstream/jid"
 	"github.com/vireo-im/vireo/xmlstream/stanza"
@@ -51,14 +52,17 @@ func EventMessage(from, to jid.JID, event []byte) []byte {
 	return b.B
 }
 
-// ItemsReply is the result of an items request (XEP-0060 §6.5.2).
-func ItemsReply(node string, its []Item) []byte {
+// ItemsReply is the result of an items request (XEP-0060 §6.5.2): the page pg of its,
+// with its XEP-0059 <set/> when pg.Set.
+func ItemsReply(node string, its []Item, pg rsm.Page) []byte {
 	var b xmlstream.Builder
 	b.Start("pubsub").Attr("xmlns", NS).Start("items").Attr("node", node)
-	for _, it := range its {
+	for _, it := range its[pg.Lo:pg.Hi] {
 		b.Start("item").Attr("id", it.ID).Raw(it.Payload).End()
 	}
-	b.End().End()
+	b.End()
+	pg.Append(&b, func(i int) string { return its[i].ID })
+	b.End()
 	return b.B
 }
 
@@ -91,21 +95,45 @@ func CheckPayload(payload []byte, max int) *stanza.Error {
 	return nil
 }
 
-// Select returns the items an items request asks for: those with ids when there are
-// ids, else the newest max (all when max is 0), oldest first.
-func (n Nodes) Select(owner, node string, ids []string, max int) ([]Item, error) {
-	if len(ids) == 0 {
-		return n.Items(owner, node, max)
+// Items pages: an items request with an XEP-0059 <set/> and no <max/> gets itemsPage
+// items, and never more than maxItemsPage.
+const (
+	itemsPage    = 50
+	maxItemsPage = 500
+)
+
+// Select returns the items an items request r asks for (XEP-0060 §6.5) and the page of
+// them to answer with: those with r.IDs when there are ids, else the newest r.MaxItems
+// (all when 0), oldest first; with an RSM <set/> (§6.5.4), the page it asks for of them,
+// in publication order, an item's id its key. e is the error a client gets (an RSM key
+// no longer in the node); err one of the store's.
+func (n Nodes) Select(owner string, r Request) (its []Item, pg rsm.Page, e *stanza.Error, err error) {
+	if len(r.IDs) == 0 {
+		if its, err = n.Items(owner, r.Node, r.MaxItems); err != nil {
+			return nil, pg, nil, err
+		}
+		find := func(id string) int {
+			for i := range its {
+				if its[i].ID == id {
+					return i
+				}
+			}
+			return -1
+		}
+		if r.RSM == rsm.None {
+			return its, rsm.Page{Hi: len(its), Count: len(its)}, nil, nil
+		}
+		pg, e = rsm.CutOrdered(len(its), find, r.RSM, itemsPage, maxItemsPage)
+		return its, pg, e, nil
 	}
-	var its []Item
-	for _, id := range ids {
-		it, ok, err := n.Item(owner, node, id)
+	for _, id := range r.IDs {
+		it, ok, err := n.Item(owner, r.Node, id)
 		if err != nil {
-			return nil, err
+			return nil, pg, nil, err
 		}
 		if ok {
 			its = append(its, it)
 		}
 	}
-	return its, nil
+	return its, rsm.Page{Hi: len(its), Count: len(its)}, nil, nil
 }

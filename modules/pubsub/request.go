@@ -3,6 +3,7 @@ package pubsub
 import (
 	"strconv"
 
+	"github.com/vireo-im/vireo/modules/rsm"
 	"github.com/vireo-im/vireo/xmlstream"
 	"github.com/vireo-im/vireo/xmlstream/ns"
 	"github.com/vireo-im/vireo/xmlstream/stanza"
@@ -56,10 +57,12 @@ type Request struct {
 	Payload  []byte   // publish: the item's single payload element
 	IDs      []string // items: the ids asked for; retract: the ids to remove
 	MaxItems int      // items: max_items (0: all)
-	Notify   *bool    // retract: the notify attribute when present
-	Options  Form     // publish-options, create's configure, the owner configure form, or subscription options
-	JID      string   // subscribe, unsubscribe
-	Entries  []Entry  // owner subscriptions and affiliations set
+	// RSM is the XEP-0059 <set/> of an items request (XEP-0060 §6.5.4), rsm.None without.
+	RSM     rsm.Request
+	Notify  *bool   // retract: the notify attribute when present
+	Options Form    // publish-options, create's configure, the owner configure form, or subscription options
+	JID     string  // subscribe, unsubscribe
+	Entries []Entry // owner subscriptions and affiliations set
 }
 
 // Err is a stanza error with condition c and, unless app is "", the XEP-0060
@@ -84,7 +87,7 @@ func attr(e xmlstream.Element, name string, max int) (string, *stanza.Error) {
 // It checks only the request's shape (XEP-0060 §6-§8 error cases of a malformed request);
 // authorization and node state are the handler's.
 func ParseRequest(q xmlstream.Element, set bool) (Request, *stanza.Error) {
-	var r Request
+	r := Request{RSM: rsm.None}
 	owner := string(q.NS()) == NSOwner
 	if !owner && string(q.NS()) != NS || string(q.Name()) != "pubsub" {
 		return r, BadRequest("not a pubsub request")
@@ -93,7 +96,16 @@ func ParseRequest(q xmlstream.Element, set bool) (Request, *stanza.Error) {
 	var options, configure, subOpts xmlstream.Element
 	hasAction, hasOptions, hasConfigure, hasSubOpts := false, false, false, false
 	it := q.Children()
+	hasSet := false
 	for e, ok := it.Next(); ok; e, ok = it.Next() {
+		if !owner && string(e.NS()) == rsm.NS && string(e.Name()) == "set" {
+			var se *stanza.Error
+			if r.RSM, se = rsm.ParseSet(e); se != nil {
+				return r, se
+			}
+			hasSet = true
+			continue
+		}
 		if string(e.NS()) != string(q.NS()) {
 			continue
 		}
@@ -193,6 +205,9 @@ func ParseRequest(q xmlstream.Element, set bool) (Request, *stanza.Error) {
 		}
 		if r.IDs, e = itemIDs(action, false); e != nil {
 			return r, e
+		}
+		if hasSet && len(r.IDs) > 0 {
+			return r, BadRequest("RSM cannot page items asked for by id")
 		}
 	case !owner && name == "retract" && set:
 		r.Op = OpRetract

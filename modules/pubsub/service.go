@@ -73,6 +73,7 @@ var ServiceFeatures = []string{
 	NS + "#publisher-affiliation", NS + "#purge-nodes", NS + "#retract-items",
 	NS + "#retrieve-affiliations", NS + "#retrieve-default", NS + "#retrieve-items",
 	NS + "#retrieve-subscriptions", NS + "#subscribe", NS + "#subscription-notifications", NS + "#subscription-options",
+	rsm.NS, // the node list (disco#items) and a node's items page with XEP-0059
 }
 
 // Provision reads [modules.pubsub] and claims one service domain per virtual host.
@@ -301,16 +302,19 @@ func (s *service) request(c module.Context, p *module.Packet, q xmlstream.Elemen
 			c.Error(p, e)
 			return
 		}
-		its, err := s.m.nodes.Select(s.domain, r.Node, r.IDs, r.MaxItems)
+		its, pg, e, err := s.m.nodes.Select(s.domain, r)
 		if err != nil {
 			s.fail(c, p, err)
 			return
 		}
-		if len(r.IDs) > 0 && len(its) == 0 {
-			c.Error(p, stanza.New(stanza.ItemNotFound))
+		if e == nil && len(r.IDs) > 0 && len(its) == 0 {
+			e = stanza.New(stanza.ItemNotFound)
+		}
+		if e != nil {
+			c.Error(p, e)
 			return
 		}
-		c.Reply(p, ItemsReply(r.Node, its))
+		c.Reply(p, ItemsReply(r.Node, its, pg))
 	case OpSubscribe:
 		s.subscribe(c, p, r, cfg, aff)
 	case OpOptions, OpOptionsSet:

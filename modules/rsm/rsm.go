@@ -1,11 +1,12 @@
-// Package rsm is XEP-0059 Result Set Management for lists a module holds whole and
-// sorted by a string key (rooms of a MUC service, nodes of a pubsub service): it reads the
-// <set/> of a request, cuts the page it asks for, and writes the <set/> of the answer.
+// Package rsm is XEP-0059 Result Set Management for lists a module holds whole, sorted
+// by a string key (rooms of a MUC service, nodes of a pubsub service) or in an order of
+// their own (a node's items, CutOrdered): it reads the <set/> of a request, cuts the page
+// it asks for, and writes the <set/> of the answer.
 //
-// Paging is by key, not by position: <after>K</after> is the page of keys greater than K,
-// whether or not K is still in the list, so a list that changes between two requests
-// neither repeats nor skips what stayed. Lists that live in the store and are paged there
-// (the message archive) read the <set/> here (ParseSet) and page in the store.
+// Paging of a sorted list is by key, not by position: <after>K</after> is the page of keys
+// greater than K, whether or not K is still in the list, so a list that changes between
+// two requests neither repeats nor skips what stayed. Lists that live in the store and are
+// paged there (the message archive) read the <set/> here (ParseSet) and page in the store.
 package rsm
 
 import (
@@ -132,6 +133,41 @@ func Cut(n int, key func(i int) string, r Request, def, limit int) Page {
 }
 
 func max0(i int) int { return max(i, 0) }
+
+// CutOrdered is Cut for a list kept in an order of its own (a pubsub node's items, by
+// publication) rather than sorted by key: after and before name an entry by its key, and
+// find returns that entry's position, or -1 when it is not in the list. A key that is gone
+// cannot be placed, so it gets item-not-found (XEP-0059 §2.5), and the client starts over.
+func CutOrdered(n int, find func(key string) int, r Request, def, limit int) (Page, *stanza.Error) {
+	max := r.Max
+	if max < 0 || max > limit {
+		max = def
+	}
+	p := Page{Count: n, Set: r != None || n > max}
+	switch {
+	case r.HasBefore:
+		p.Hi = n
+		if r.Before != "" {
+			if p.Hi = find(r.Before); p.Hi < 0 {
+				return Page{}, stanza.New(stanza.ItemNotFound)
+			}
+		}
+		p.Lo = max0(p.Hi - max)
+	case r.HasAfter:
+		i := find(r.After)
+		if i < 0 {
+			return Page{}, stanza.New(stanza.ItemNotFound)
+		}
+		p.Lo = i + 1
+		p.Hi = min(n, p.Lo+max)
+	case r.Index >= 0:
+		p.Lo = min(n, r.Index)
+		p.Hi = min(n, p.Lo+max)
+	default:
+		p.Hi = min(n, max)
+	}
+	return p, nil
+}
 
 // Append writes the answer's <set/> for the page (nothing when p.Set is false): first
 // with its index and last when the page is not empty, and always the count (§2.6:

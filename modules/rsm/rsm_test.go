@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/vireo-im/vireo/xmlstream"
+	"github.com/vireo-im/vireo/xmlstream/stanza"
 	"github.com/vireo-im/vireo/xmlstream/xmltest"
 )
 
@@ -137,4 +138,56 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("answer does not parse: %s", b.B)
 		}
 	})
+}
+
+// TestCutOrdered pages ten items i0..i9 kept in publication order, where keys do not sort:
+// after and before place the key by position, and a key no longer there is item-not-found.
+func TestCutOrdered(t *testing.T) {
+	keys := []string{"z", "b", "q", "a", "m", "c", "y", "d", "x", "e"}
+	find := func(k string) int {
+		for i, v := range keys {
+			if v == k {
+				return i
+			}
+		}
+		return -1
+	}
+	for _, tc := range []struct {
+		name     string
+		r        Request
+		lo, hi   int
+		set      bool
+		notFound bool
+	}{
+		{"all, under the default", None, 0, 10, false, false},
+		{"max", Request{Max: 3, Index: -1}, 0, 3, true, false},
+		{"after", Request{Max: 3, After: "q", HasAfter: true, Index: -1}, 3, 6, true, false},
+		{"after the last", Request{Max: 3, After: "e", HasAfter: true, Index: -1}, 10, 10, true, false},
+		{"after a key gone", Request{Max: 3, After: "k", HasAfter: true, Index: -1}, 0, 0, false, true},
+		{"last page", Request{Max: 4, HasBefore: true, Index: -1}, 6, 10, true, false},
+		{"before", Request{Max: 3, Before: "y", HasBefore: true, Index: -1}, 3, 6, true, false},
+		{"before near the start", Request{Max: 3, Before: "b", HasBefore: true, Index: -1}, 0, 1, true, false},
+		{"before a key gone", Request{Max: 3, Before: "k", HasBefore: true, Index: -1}, 0, 0, false, true},
+		{"index", Request{Max: 2, Index: 8}, 8, 10, true, false},
+		{"max above the limit", Request{Max: 100, Index: -1}, 0, 5, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, e := CutOrdered(len(keys), find, tc.r, 20, 50)
+			if tc.name == "max above the limit" {
+				p, e = CutOrdered(len(keys), find, tc.r, 5, 8)
+			}
+			if (e != nil) != tc.notFound {
+				t.Fatalf("error %v, want not found %v", e, tc.notFound)
+			}
+			if e != nil {
+				if e.Condition != stanza.ItemNotFound {
+					t.Fatalf("condition %s", e.Condition)
+				}
+				return
+			}
+			if p.Lo != tc.lo || p.Hi != tc.hi || p.Set != tc.set || p.Count != len(keys) {
+				t.Fatalf("page %+v, want [%d:%d] set=%v", p, tc.lo, tc.hi, tc.set)
+			}
+		})
+	}
 }
