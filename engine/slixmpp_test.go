@@ -186,7 +186,8 @@ func TestIntegrationSlixmppPubsub(t *testing.T) {
 	srv := vireotest.Start(t, vireotest.Options{})
 	srv.AddUser(t, "slix", "py secret")
 	runSlix(t, srv, "slixmpp_pubsub.py", "SERVICE pubsub.localhost", "CREATED slix-news", "SUBSCRIPTION subscribed",
-		"EVENT pubsub.localhost first {urn:example:news}entry Hello from slixmpp", "DELIVER True", "DELIVER False", "ITEMS OK", "CONFIG OK", "DELETED slix-news")
+		"EVENT pubsub.localhost first {urn:example:news}entry Hello from slixmpp", "DELIVER True", "DELIVER False", "ITEMS OK",
+		"PAGES first,second|third", "CONFIG OK", "DELETED slix-news")
 }
 
 // TestIntegrationSlixmppSASL2: slixmpp (whose Debian version has no plugins for these)

@@ -1,11 +1,15 @@
 """Use slixmpp's XEP-0060 plugin against the server's pubsub.<domain> service: find it in
 the server's disco#items, create a node with a configure form, subscribe, publish an item
-and get its event, read and set the subscription's options, read the item back and the
-node's configuration, then delete the node and get that event. Used by TestIntegrationSlixmppPubsub; exits non-zero on failure."""
+and get its event, read and set the subscription's options, read the item back, page
+through three items with XEP-0059, read the node's configuration, then delete the node and
+get that event. Used by TestIntegrationSlixmppPubsub; exits non-zero on failure."""
 import asyncio
 from xml.etree import ElementTree as ET
 
 import slixmpp
+from slixmpp.plugins.xep_0059 import Set
+from slixmpp.plugins.xep_0060.stanza import Pubsub
+from slixmpp.xmlstream import register_stanza_plugin
 
 import slixrun
 
@@ -17,8 +21,10 @@ class Client(slixmpp.ClientXMPP):
         super().__init__(jid, password)
         self.ok = False
         slixrun.trust(self, cafile)
-        for p in ("xep_0004", "xep_0030", "xep_0060"):
+        for p in ("xep_0004", "xep_0030", "xep_0059", "xep_0060"):
             self.register_plugin(p)
+        # slixmpp puts XEP-0059 <set/> only on disco#items; pubsub carries it beside <items/>.
+        register_stanza_plugin(Pubsub, Set)
         self.add_event_handler("session_start", self.start)
         self.add_event_handler("pubsub_publish", self.published)
         self.add_event_handler("pubsub_delete", self.deleted)
@@ -72,6 +78,19 @@ class Client(slixmpp.ClientXMPP):
         got = await ps.get_items(service, NODE)
         if "Hello from slixmpp" in str(got):
             print("ITEMS OK", flush=True)
+        # XEP-0060 §6.5.4: the items paged with the plugin's XEP-0059 iterator, two at a
+        # time, after two more publishes (delivery is off now: no events).
+        for i in ("second", "third"):
+            await ps.publish(service, NODE, id=i, payload=ET.fromstring("<entry xmlns='urn:example:news'>" + i + "</entry>"))
+        seen = []
+        query = self.Iq(sto=service, stype="get")  # ps.get_items(iterator=True), two a page
+        query["pubsub"]["items"]["node"] = NODE
+        async for page in self["xep_0059"].iterate(query, "pubsub", amount=2):
+            ids = [it["id"] for it in page["pubsub"]["items"]]
+            seen.append(",".join(ids))
+            if len(seen) > 5:
+                break
+        print("PAGES", "|".join(seen), flush=True)
         cfg = await ps.get_node_config(service, NODE)
         if "Slix news" in str(cfg):
             print("CONFIG OK", flush=True)
