@@ -591,6 +591,7 @@ func (s *server) engineConfig(cfg *config.Config) engine.Config {
 		SMAckTimeout:     cfg.C2S.SMAckTimeout.Duration,
 		CoalesceWrites:   coalesceWrites(cfg.C2S.CoalesceWrites.Duration),
 		External:         s.external(),
+		ExternalManage:   cfg.Auth.ExternalManage,
 		FastKey:          s.fastKey,
 		FastTTL:          cfg.C2S.FastTokenTTL.Duration,
 		Web: engine.Web{

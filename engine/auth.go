@@ -703,8 +703,9 @@ var ErrReservedName = errors.New("engine: the name is reserved")
 // another invitation reserves is refused (invites.ErrNameTaken), the token must still be
 // unspent, it is redeemed once the account exists (XEP-0445 §4, single use), and the
 // modules hear of the account (OnRegistered), which makes a contact invitation's inviter
-// and the new account contacts. It derives the SCRAM keys (PBKDF2): call it off the event
-// loops.
+// and the new account contacts. It derives the SCRAM keys (PBKDF2), or, with
+// Config.ExternalManage, has the site's program create the account (ErrSiteRefused when it
+// will not): call it off the event loops.
 func (s *Server) createAccount(user, password string, inv *invites.Invite) error {
 	if local, _, _ := strings.Cut(user, "@"); (inv == nil || inv.Username == "") && slices.Contains(s.config().ReservedNames, local) {
 		return ErrReservedName // the operator's roles: only an invitation naming it, or vireoctl
@@ -726,9 +727,13 @@ func (s *Server) createAccount(user, password string, inv *invites.Invite) error
 			}
 		}
 	}
-	keys, err := creds.DeriveAll(password, creds.DefaultIter)
-	if err != nil {
-		return err
+	m := s.manager()
+	var keys [3]store.Credentials
+	if m == nil {
+		var err error
+		if keys, err = creds.DeriveAll(password, creds.DefaultIter); err != nil {
+			return err
+		}
 	}
 	if inv != nil {
 		s.redeeming.Lock()
@@ -737,7 +742,21 @@ func (s *Server) createAccount(user, password string, inv *invites.Invite) error
 			return invites.ErrInvalid // another stream or page spent it meanwhile
 		}
 	}
-	if err := s.st.Accounts().Create(store.Account{User: user, Creds: keys, Created: time.Now().UTC()}); err != nil {
+	acct := store.Account{User: user, Creds: keys, Created: time.Now().UTC()}
+	if m != nil {
+		// The site keeps the account and its password; here it is an account without
+		// keys, as the first login of a user the site already had creates.
+		local, domain, _ := strings.Cut(user, "@")
+		ok, err := m.TryRegister(local, domain, password)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return ErrSiteRefused
+		}
+		acct.External = true
+	}
+	if err := s.st.Accounts().Create(acct); err != nil {
 		return err
 	}
 	u, _ := jid.Parse(user) // prepared by the caller
@@ -843,6 +862,10 @@ func (c *conn) onRegister(st *xmlstream.Stanza, q xmlstream.Element) {
 		case errors.Is(cerr, invites.ErrInvalid):
 			e := stanza.New(stanza.NotAuthorizedCond)
 			e.Text = "The invitation has been used."
+			c.iqError(id, e)
+		case errors.Is(cerr, ErrSiteRefused):
+			e := stanza.New(stanza.NotAllowed)
+			e.Text = "The site that runs this server refused the registration."
 			c.iqError(id, e)
 		default:
 			c.iqError(id, module.StoreError(cerr)) // resource-constraint when the disk is full

@@ -184,3 +184,104 @@ func TestIntegrationExternalAuth(t *testing.T) {
 		t.Fatalf("go-sendxmpp logged in with a wrong password:\n%s", out)
 	}
 }
+
+// TestIntegrationExternalManage: with external_manage, the site's program takes what a
+// client changes in-band. aioxmpp's XEP-0077 code (testdata/aioxmpp_register.py) signs up
+// (tryregister), logs in through the program, changes its password (setpass) and cancels
+// its registration (removeuser), and the users file follows each step. A FAST token ends
+// with a password change; the program's refusals are not-allowed; a local account still
+// changes here without asking the program.
+func TestIntegrationExternalManage(t *testing.T) {
+	needPython(t, "aioxmpp", "python3-aioxmpp")
+	dir := t.TempDir()
+	users := filepath.Join(dir, "users")
+	if err := os.WriteFile(users, []byte("ann@localhost:site pw\nlee@localhost:locked\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	script, _ := filepath.Abs("extauth/testdata/auth.py")
+	prog, err := extauth.Start(extauth.Config{Command: []string{"/usr/bin/python3", script, users},
+		Timeout: 3 * time.Second, Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { prog.Close() })
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true, External: prog, ExternalManage: true, Registration: true})
+	file := func() string {
+		b, err := os.ReadFile(users)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+
+	runAio(t, srv, "aioxmpp_register.py", []string{"carol@localhost", "carol's secret"},
+		"FIELDS True True", "REGISTERED", "INFO registered True carol", "PASSWORD CHANGED", "OLD PASSWORD REFUSED True",
+		"NEW PASSWORD WORKS", "CANCELLED", "GONE True", "DONE")
+	if strings.Contains(file(), "carol") {
+		t.Fatalf("carol is still in the site's users after cancelling: %q", file())
+	}
+	if _, err := srv.Store.Accounts().Get("carol@localhost"); err == nil {
+		t.Fatal("carol's account is still stored after cancelling")
+	}
+
+	// A registration creates the account at the site and here, without keys.
+	register := func(user string) string {
+		t.Helper()
+		r, _ := sasl2Open(t, srv)
+		r.Send("<iq type='set' id='reg'><query xmlns='jabber:iq:register'><username>" + user + "</username><password>pw of " + user + "</password></query></iq>")
+		got := r.Expect("id='reg'")
+		if strings.Contains(got, "type='error'") {
+			got += r.Expect("</iq>")
+		}
+		return got
+	}
+	if got := register("dan"); !strings.Contains(got, "type='result'") {
+		t.Fatalf("registering dan: %q", got)
+	}
+	if acct, err := srv.Store.Accounts().Get("dan@localhost"); err != nil || !acct.External || !store.NoKeys(acct.Creds) {
+		t.Fatalf("dan after registering: %+v, %v; want an external account without keys", acct, err)
+	}
+	if !strings.Contains(file(), "dan@localhost:pw of dan\n") {
+		t.Fatalf("the site's users after dan registered: %q", file())
+	}
+	if got := register("noel"); !strings.Contains(got, "<not-allowed") {
+		t.Fatalf("a registration the site refuses: %q", got)
+	}
+	if got := register("ann"); !strings.Contains(got, "<conflict") {
+		t.Fatalf("registering a name the site has: %q", got)
+	}
+
+	// A password change ends the account's FAST tokens.
+	token := fastToken(t, srv, "ann", "site pw")
+	ann := srv.LoginPlain(t, "ann", "site pw", "web")
+	ann.Send("<iq type='set' id='pw'><query xmlns='jabber:iq:register'><username>ann</username><password>new pw</password></query></iq>")
+	expectStanza(t, ann, "id='pw'", "type='result'")
+	if !strings.Contains(file(), "ann@localhost:new pw\n") {
+		t.Fatalf("the site's users after ann's change: %q", file())
+	}
+	if _, got := fastLogin(t, srv, "HT-SHA-256-NONE", "ann", token, agentID, ""); strings.HasPrefix(got, "<success") {
+		t.Fatalf("a FAST token from before the password change still logs in: %q", got)
+	}
+	srv.LoginPlain(t, "ann", "new pw", "pc")
+
+	// The site refuses: not-allowed, and nothing changes.
+	lee := srv.LoginPlain(t, "lee", "locked", "pc")
+	lee.Send("<iq type='set' id='pw'><query xmlns='jabber:iq:register'><username>lee</username><password>free</password></query></iq>")
+	expectStanza(t, lee, "id='pw'", "<not-allowed")
+	lee.Send("<iq type='set' id='rm'><query xmlns='jabber:iq:register'><remove/></query></iq>")
+	expectStanza(t, lee, "id='rm'", "<not-allowed")
+	if _, err := srv.Store.Accounts().Get("lee@localhost"); err != nil || !strings.Contains(file(), "lee@localhost:locked\n") {
+		t.Fatalf("lee after refused changes: %v, %q", err, file())
+	}
+
+	// A local account changes here; the program is not asked.
+	srv.AddUser(t, "bob", "local bob")
+	bob := srv.LoginPlain(t, "bob", "local bob", "pc")
+	calls := prog.Calls()
+	bob.Send("<iq type='set' id='pw'><query xmlns='jabber:iq:register'><username>bob</username><password>bob 2</password></query></iq>")
+	expectStanza(t, bob, "id='pw'", "type='result'")
+	if prog.Calls() != calls {
+		t.Fatalf("a local account's change asked the program (%d → %d calls)", calls, prog.Calls())
+	}
+	srv.LoginPlain(t, "bob", "bob 2", "phone")
+}

@@ -74,7 +74,7 @@ func (s *Server) RegisterInvited(token, username, password, ip string) (string, 
 	}
 	user := local + "@" + inv.Domain
 	switch err := s.createAccount(user, password, &inv); {
-	case errors.Is(err, store.ErrExists), errors.Is(err, ErrReservedName):
+	case errors.Is(err, store.ErrExists), errors.Is(err, ErrReservedName), errors.Is(err, ErrSiteRefused):
 		return "", invites.ErrNameTaken
 	case err != nil:
 		return "", err

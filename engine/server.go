@@ -97,6 +97,10 @@ type Config struct {
 	// only password mechanism offered is PLAIN (over TLS): SCRAM needs keys the server does
 	// not have.
 	External PasswordChecker
+	// ExternalManage sends in-band registrations, password changes and removals of the
+	// accounts External keeps to it (when it is an AccountManager); without it they are
+	// refused (not-allowed), and registration creates local accounts.
+	ExternalManage bool
 	// PingAfter is how long an established client stream may be silent before the server
 	// pings it; PingTimeout how long the answer may take.
 	PingAfter, PingTimeout time.Duration
@@ -351,6 +355,7 @@ func New(cfg Config) (*Server, error) {
 	if remote {
 		s.rt.SetRemote(s.s2s)
 	}
+	s.rt.SetAccounts(s) // a module's password change or removal may need the site's program
 	return s, nil
 }
 

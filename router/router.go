@@ -122,6 +122,8 @@ type Router struct {
 	svc atomic.Pointer[serviceTable]
 	// extUsers answers for accounts the store does not hold yet (SetExternalUsers).
 	extUsers atomic.Pointer[UserChecker]
+	// accounts is what modules change accounts through (SetAccounts; nil: the store's).
+	accounts atomic.Pointer[module.Accounts]
 	hostsMu  sync.Mutex // serializes SetDomains
 	mods     []module.Module
 	closed   atomic.Bool

@@ -151,6 +151,9 @@ type Auth struct {
 	ExternalTimeout Duration `toml:"external_timeout"`
 	// ExternalCache is how long a successful check is remembered (default 0: never).
 	ExternalCache Duration `toml:"external_cache"`
+	// ExternalManage sends in-band registrations, password changes and account removals
+	// to the program (tryregister, setpass, removeuser) instead of refusing them.
+	ExternalManage bool `toml:"external_manage"`
 }
 
 // Web configures the web listeners: RFC 7395 XMPP over WebSocket and XEP-0156 host-meta.
@@ -725,6 +728,9 @@ func (c *Config) normalize() error {
 		return filepath.Join(base, p)
 	}
 	c.DataDir = abs(c.DataDir)
+	if c.Auth.ExternalManage && len(c.Auth.External) == 0 {
+		return errors.New("auth.external_manage: there is no auth.external program to send the changes to")
+	}
 	if len(c.Auth.External) > 0 {
 		if c.Auth.External[0] == "" {
 			return errors.New("auth.external: the first element is the program to run")

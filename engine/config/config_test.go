@@ -105,6 +105,7 @@ func TestParseErrors(t *testing.T) {
 		{"external empty program", "domains = [\"a.org\"]\n[auth]\nexternal = [\"\"]", "auth.external"},
 		{"external processes", "domains = [\"a.org\"]\n[auth]\nexternal = [\"check\"]\nexternal_processes = 65", "auth.external_processes"},
 		{"auth key", "domains = [\"a.org\"]\n[auth]\nprogram = \"check\"", "unknown keys: auth.program"},
+		{"manage without a program", "domains = [\"a.org\"]\n[auth]\nexternal_manage = true", "auth.external_manage"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse([]byte(tc.in), "/x/vireo.toml")

@@ -129,11 +129,14 @@ ping_timeout = "60s"
 # stanza to a name it knows, creates the account here; accounts made here (vireoctl adduser, registration) keep their own
 # passwords, and registration refuses the names the program knows. Its users log in with
 # PLAIN over TLS, or with a FAST token after that; SCRAM is then not offered. A password
-# changed on the site ends no FAST token: they expire (fast_token_ttl).
+# changed on the site ends no FAST token: they expire (fast_token_ttl). With
+# external_manage, in-band registration, password changes and account removal go to the
+# program (tryregister, setpass, removeuser); without, the last two are refused.
 # external = ["/usr/local/bin/check-password", "--config", "/etc/site.conf"]
 # external_processes = 1       # copies of the program, each answering one check at a time
 # external_timeout = "5s"      # no answer within this: the login gets temporary-auth-failure
 # external_cache = "0s"        # remember a success this long (a changed password works as long)
+# external_manage = false      # registration, password changes and removal from clients go to the program
 
 [web]
 # Web clients: XMPP over WebSocket (RFC 7395) at websocket_path, and XEP-0156 host-meta at

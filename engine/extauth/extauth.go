@@ -14,10 +14,15 @@
 // remembered for a while (CacheTTL), as a salted hash of the password, so that a burst of
 // reconnects does not queue behind the program.
 //
+// A site that lets its users manage their accounts from their XMPP clients has the program
+// answer three more requests, which the engine sends only when the operator says so
+// ([auth] external_manage): "setpass:User:Server:Password" (an in-band password change),
+// "tryregister:User:Server:Password" (an in-band registration) and "removeuser:User:Server"
+// (an in-band account removal), each answered 1 when done.
+//
 // It does not know XMPP, SASL or the store: the engine asks at a login, the router about a
 // stanza to a name the store does not hold; they create the local account of a user the
-// program knows, and keep every other piece of the user's data. It does not forward password changes, registrations or removals to the program
-// (ejabberd's setpass, tryregister and removeuser): the site manages its accounts itself.
+// program knows, and keep every other piece of the user's data.
 package extauth
 
 import (
@@ -177,6 +182,31 @@ func (p *Program) CheckPassword(user, domain, password string) (bool, error) {
 // UserExists asks whether the program knows user@domain.
 func (p *Program) UserExists(user, domain string) (bool, error) {
 	return p.ask("isuser:" + user + ":" + domain)
+}
+
+// SetPassword asks the program to change user@domain's password ("setpass"); false: it
+// refused. The remembered success of the old password is forgotten either way.
+func (p *Program) SetPassword(user, domain, password string) (bool, error) {
+	p.uncache(user + "@" + domain)
+	return p.ask("setpass:" + user + ":" + domain + ":" + password)
+}
+
+// TryRegister asks the program to create user@domain with password ("tryregister");
+// false: it refused (the name is taken, or the site does not register users this way).
+func (p *Program) TryRegister(user, domain, password string) (bool, error) {
+	return p.ask("tryregister:" + user + ":" + domain + ":" + password)
+}
+
+// RemoveUser asks the program to remove user@domain ("removeuser"); false: it refused.
+func (p *Program) RemoveUser(user, domain string) (bool, error) {
+	p.uncache(user + "@" + domain)
+	return p.ask("removeuser:" + user + ":" + domain)
+}
+
+func (p *Program) uncache(key string) {
+	p.mu.Lock()
+	delete(p.cache, key)
+	p.mu.Unlock()
 }
 
 // Calls is the number of requests the program answered.

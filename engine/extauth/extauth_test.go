@@ -243,3 +243,46 @@ func BenchmarkCheckPassword(b *testing.B) {
 		})
 	}
 }
+
+// TestManage: setpass, tryregister and removeuser reach the program, which keeps what it
+// allows; a refusal is a plain no; a changed or removed password is no longer remembered.
+func TestManage(t *testing.T) {
+	p, _ := start(t, Config{CacheTTL: time.Hour}, users+"lee@example.org:locked\n")
+	const d = "example.org"
+	step := func(what string, got bool, err error, want bool) {
+		t.Helper()
+		if err != nil || got != want {
+			t.Fatalf("%s: %v, %v; want %v", what, got, err, want)
+		}
+	}
+	ok, err := p.CheckPassword("alice", d, "wonder land") // remembered now
+	step("alice's password", ok, err, true)
+	ok, err = p.SetPassword("alice", d, "new: pass")
+	step("setpass alice", ok, err, true)
+	ok, err = p.CheckPassword("alice", d, "wonder land")
+	step("alice's old password", ok, err, false)
+	ok, err = p.CheckPassword("alice", d, "new: pass")
+	step("alice's new password", ok, err, true)
+	ok, err = p.SetPassword("lee", d, "x")
+	step("setpass of a locked user", ok, err, false)
+	ok, err = p.SetPassword("nobody", d, "x")
+	step("setpass of an unknown user", ok, err, false)
+
+	ok, err = p.TryRegister("carol", d, "c pw")
+	step("tryregister carol", ok, err, true)
+	ok, err = p.CheckPassword("carol", d, "c pw")
+	step("carol's password", ok, err, true)
+	ok, err = p.TryRegister("carol", d, "other")
+	step("tryregister a taken name", ok, err, false)
+	ok, err = p.TryRegister("nope", d, "x")
+	step("tryregister a refused name", ok, err, false)
+
+	ok, err = p.RemoveUser("alice", d)
+	step("removeuser alice", ok, err, true)
+	ok, err = p.CheckPassword("alice", d, "new: pass") // was remembered: forgotten at removal
+	step("removed alice's password", ok, err, false)
+	ok, err = p.UserExists("alice", d)
+	step("removed alice exists", ok, err, false)
+	ok, err = p.RemoveUser("lee", d)
+	step("removeuser of a locked user", ok, err, false)
+}

@@ -176,6 +176,12 @@ func (k *Tokens) Invalidate(user, agent string) error {
 	return k.t.Delete(rowKey(user, agent))
 }
 
+// Forget ends every token of user, for a change of password the fingerprint cannot see
+// (one kept by an operator's program).
+func (k *Tokens) Forget(user string) error {
+	return k.t.DeletePrefix(rowKey(user, ""))
+}
+
 func (k *Tokens) token(user, agent string, salt [16]byte) []byte {
 	m := hmac.New(sha256.New, k.key)
 	m.Write([]byte(user))

@@ -41,7 +41,9 @@ type Options struct {
 	RequireTLS *bool  // default true
 	AllowPlain bool
 	// External checks the passwords of accounts without keys (engine.Config.External).
-	External       engine.PasswordChecker
+	External engine.PasswordChecker
+	// ExternalManage sends in-band account changes to External (engine.Config.ExternalManage).
+	ExternalManage bool
 	Registration   bool
 	ReservedNames  []string // refused by registration (engine.Config.ReservedNames)
 	PreAuthTimeout time.Duration
@@ -228,6 +230,7 @@ func Start(t testing.TB, o Options) *Server {
 		RequireTLS:     requireTLS,
 		AllowPlain:     o.AllowPlain,
 		External:       o.External,
+		ExternalManage: o.ExternalManage,
 		Registration:   o.Registration,
 		ReservedNames:  o.ReservedNames,
 		PreAuthTimeout: o.PreAuthTimeout,

@@ -356,6 +356,9 @@ type Registrar interface {
 	Domains() []string
 	// Controller is the process around the server (reload, shutdown), or nil.
 	Controller() Controller
+	// Accounts changes accounts at their users' request (a password change, a removal);
+	// it follows the server's configuration, so call it when needed, not at Provision.
+	Accounts() Accounts
 	// DiscoNode answers the disco#info and disco#items queries addressed to the server
 	// with node='node' (XEP-0030 §3.2, §4.2): h gets both and tells them apart by the
 	// payload's namespace. Registering the same node twice fails provisioning.

@@ -12,21 +12,19 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/vireo-im/vireo/modules/module"
-	"github.com/vireo-im/vireo/store"
-	"github.com/vireo-im/vireo/store/creds"
 	"github.com/vireo-im/vireo/xmlstream"
+	"github.com/vireo-im/vireo/xmlstream/jid"
 	"github.com/vireo-im/vireo/xmlstream/ns"
 	"github.com/vireo-im/vireo/xmlstream/stanza"
 )
 
 func init() { module.Register(new(Mod)) }
 
-var errManaged = errors.New("register: the password is managed elsewhere")
-
 // Mod is the module.
 type Mod struct {
-	log  zerolog.Logger
-	rate rate
+	log      zerolog.Logger
+	rate     rate
+	accounts func() module.Accounts
 }
 
 // ModuleInfo implements module.Module.
@@ -37,6 +35,7 @@ func (*Mod) ModuleInfo() module.Info {
 // Provision registers the handlers.
 func (m *Mod) Provision(r module.Registrar) error {
 	m.log = r.Logger()
+	m.accounts = r.Accounts
 	r.IQ(module.IQGet, ns.Register, "query", m.get)
 	r.IQ(module.IQSet, ns.Register, "query", m.set)
 	return nil
@@ -59,17 +58,7 @@ func (m *Mod) set(c module.Context, iq *module.Packet) {
 	if _, ok := q.Child(ns.Register, "remove"); ok {
 		// XEP-0077 §3.2: the account is gone before the answer (a failed delete is an
 		// error, not a silent success), then the sessions end.
-		if err := c.Store().Accounts().Delete(user.String()); err != nil {
-			if module.LogStoreError(err) {
-				m.log.Error().Err(err).Str("user", user.String()).Msg("register: remove account")
-			}
-			c.Error(iq, module.StoreError(err))
-			return
-		}
-		c.Reply(iq, nil)
-		for _, s := range c.Sessions(user) {
-			s.Close(stanza.NotAuthorized)
-		}
+		m.remove(c, iq, user)
 		return
 	}
 	u, okU := q.Child(ns.Register, "username")
@@ -99,34 +88,11 @@ func (m *Mod) set(c module.Context, iq *module.Packet) {
 	}
 	req := *iq
 	req.Raw = nil
-	st := c.Store()
+	accounts := m.accounts()
 	var err error
-	ok := c.Async(func() {
-		// An account that logs in through the operator's program (engine
-		// Config.External) has its password in the site's database; keys set here would
-		// shadow it.
-		if acct, gerr := st.Accounts().Get(key); gerr == nil && acct.External && store.NoKeys(acct.Creds) {
-			err = errManaged
-			return
-		}
-		var keys [3]store.Credentials
-		keys, err = creds.DeriveAll(password, creds.DefaultIter)
-		if err == nil {
-			err = st.Accounts().SetCredentials(key, keys)
-		}
-	}, func(c module.Context) {
+	ok := c.Async(func() { err = accounts.SetPassword(key, password) }, func(c module.Context) {
 		m.rate.done(key)
-		if err == errManaged {
-			e := stanza.New(stanza.NotAllowed)
-			e.Text = "this account's password is managed by the site that runs this server"
-			c.Error(&req, e)
-			return
-		}
-		if err != nil {
-			if module.LogStoreError(err) {
-				m.log.Error().Err(err).Str("user", key).Msg("register: change password")
-			}
-			c.Error(&req, module.StoreError(err))
+		if m.failed(c, &req, err, "change password") {
 			return
 		}
 		c.Reply(&req, nil)
@@ -135,6 +101,46 @@ func (m *Mod) set(c module.Context, iq *module.Packet) {
 		m.rate.done(key)
 		c.Error(iq, stanza.New(stanza.ResourceConstraintCond))
 	}
+}
+
+// remove deletes the account (which, for an account a site keeps, asks the site first),
+// answers, and ends its sessions.
+func (m *Mod) remove(c module.Context, iq *module.Packet, user jid.JID) {
+	req := *iq
+	req.Raw = nil
+	accounts := m.accounts()
+	var err error
+	ok := c.Async(func() { err = accounts.Remove(user.String()) }, func(c module.Context) {
+		if m.failed(c, &req, err, "remove account") {
+			return
+		}
+		c.Reply(&req, nil)
+		for _, s := range c.Sessions(user) {
+			s.Close(stanza.NotAuthorized)
+		}
+	})
+	if !ok {
+		c.Error(iq, stanza.New(stanza.ResourceConstraintCond))
+	}
+}
+
+// failed answers req with the error err maps to, if any: not-allowed when the site that
+// keeps the account refused, the store's error otherwise.
+func (m *Mod) failed(c module.Context, req *module.Packet, err error, what string) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, module.ErrManaged) {
+		e := stanza.New(stanza.NotAllowed)
+		e.Text = "this account is managed by the site that runs this server"
+		c.Error(req, e)
+		return true
+	}
+	if module.LogStoreError(err) {
+		m.log.Error().Err(err).Str("user", req.From.Bare().String()).Msg("register: " + what)
+	}
+	c.Error(req, module.StoreError(err))
+	return true
 }
 
 // rate allows one password change in flight per account and at most perMinute a minute.

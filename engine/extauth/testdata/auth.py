@@ -3,6 +3,10 @@
 Prosody: the users and their passwords come from a file of "user@domain:password"
 lines (the path in argv[1]), read at each request so that a test can change them.
 
+It also manages the file as ejabberd's protocol allows: setpass, tryregister and
+removeuser rewrite it. A user whose password is "locked" may not change it or be removed,
+and tryregister refuses names beginning with "no".
+
 For the tests, some passwords misbehave on purpose: "crash" exits, "slow" sleeps past
 any timeout, "garbage" answers something that is not the protocol."""
 import struct
@@ -19,6 +23,12 @@ def users():
                 jid, _, pw = line.partition(":")
                 out[jid] = pw
     return out
+
+
+def save(all):
+    with open(sys.argv[1], "w", encoding="utf-8") as f:
+        for jid, pw in all.items():
+            f.write(jid + ":" + pw + "\n")
 
 
 def answer(ok):
@@ -46,6 +56,23 @@ while True:
         answer(users().get(user + "@" + domain) == pw)
     elif parts[0] == "isuser" and len(parts) >= 3:
         answer(parts[1] + "@" + parts[2] in users())
+    elif parts[0] in ("setpass", "tryregister") and len(parts) == 4:
+        all, jid = users(), parts[1] + "@" + parts[2]
+        if parts[0] == "setpass":
+            ok = jid in all and all[jid] != "locked"
+        else:
+            ok = jid not in all and not parts[1].startswith("no")
+        if ok:
+            all[jid] = parts[3]
+            save(all)
+        answer(ok)
+    elif parts[0] == "removeuser" and len(parts) >= 3:
+        all, jid = users(), parts[1] + "@" + parts[2]
+        ok = jid in all and all[jid] != "locked"
+        if ok:
+            del all[jid]
+            save(all)
+        answer(ok)
     else:
         print("unknown request " + parts[0], file=sys.stderr, flush=True)
         answer(False)

@@ -1,0 +1,21 @@
+package module
+
+import "errors"
+
+// Accounts changes an account at its user's request the way the server keeps it: SCRAM
+// keys in the store for a local account; the operator's program for an account whose
+// password a site keeps (engine Config.External), when the operator lets the server
+// change those ([auth] external_manage). Its methods block (key derivation, the program):
+// call them in Context.Async.
+type Accounts interface {
+	// SetPassword changes the password of user (a bare JID). ErrManaged: the site keeps
+	// it and the server may not change it, or the site refused.
+	SetPassword(user, password string) error
+	// Remove deletes the account user (a bare JID) and what is stored for it, here and,
+	// for a site's account, at the site. ErrManaged: the site refused.
+	Remove(user string) error
+}
+
+// ErrManaged is Accounts' answer when the site that keeps an account's password does not
+// let the change happen; a client gets not-allowed.
+var ErrManaged = errors.New("module: the account's password is managed by the site that runs this server")
