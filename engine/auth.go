@@ -777,6 +777,8 @@ func (s *Server) createAccount(user, password string, inv *invites.Invite) error
 func (c *conn) onRegister(st *xmlstream.Stanza, q xmlstream.Element) {
 	id := append([]byte(nil), st.ID...)
 	inv, invited := c.invitation()
+	cfg := c.srv().config()
+	captcha := c.needsCaptcha(cfg, invited)
 	switch string(st.Type) {
 	case "get":
 		if invited && inv.Username != "" {
@@ -786,6 +788,10 @@ func (c *conn) onRegister(st *xmlstream.Stanza, q xmlstream.Element) {
 				Start("instructions").Text("Choose a password for " + inv.JID() + ".").End().
 				Start("username").Text(inv.Username).End().Start("password").End().End()
 			c.iqResult(id, b.B)
+			return
+		}
+		if captcha {
+			c.captchaForm(id)
 			return
 		}
 		c.iqResult(id, []byte(registerForm))
@@ -799,19 +805,27 @@ func (c *conn) onRegister(st *xmlstream.Stanza, q xmlstream.Element) {
 		c.iqError(id, stanza.New(stanza.NotAuthorizedCond)) // removal needs a login
 		return
 	}
-	u, okU := q.Child(ns.Register, "username")
-	p, okP := q.Child(ns.Register, "password")
-	if !okU || !okP {
-		c.iqError(id, stanza.New(stanza.BadRequest))
-		return
+	var username, password string
+	if captcha {
+		var e *stanza.Error
+		if username, password, e = c.captchaAnswer(q); e != nil {
+			c.iqError(id, e)
+			return
+		}
+	} else {
+		u, okU := q.Child(ns.Register, "username")
+		p, okP := q.Child(ns.Register, "password")
+		if !okU || !okP {
+			c.iqError(id, stanza.New(stanza.BadRequest))
+			return
+		}
+		username, password = string(u.AppendText(nil)), string(p.AppendText(nil))
 	}
-	local, err := jid.PrepareLocal(string(u.AppendText(nil)))
-	password := string(p.AppendText(nil))
+	local, err := jid.PrepareLocal(username)
 	if err != nil || local == "" || len(password) == 0 || len(password) > 1023 {
 		c.iqError(id, stanza.New(stanza.NotAcceptable))
 		return
 	}
-	cfg := c.srv().config()
 	// Registrations have their own per-address budget; trusted networks (loopback by
 	// default) provision in bulk.
 	key := "register:" + c.ip()

@@ -81,15 +81,16 @@ type conn struct {
 	sm      atomic.Pointer[smState]    // XEP-0198, once enabled or resumed
 	ws      *wsState                   // RFC 7395 listeners only
 	state   atomic.Uint32
-	closing connBits // closing flag, outbox lock and close flag
-	opened  uint32   // seconds since the process started (epoch), for the pre-auth deadline
+	closing connBits      // closing flag, outbox lock and close flag
+	opened  atomic.Uint32 // seconds since the process started (epoch), for the pre-auth deadline
 	flags   uint16
 	domain  uint16 // the stream's host, an index into Server.hosts (names)
 }
 
 func newConn(l *listener, gc netConn) *conn {
 	now := time.Now()
-	c := &conn{gc: gc, l: l, opened: uint32(now.Sub(epoch) / time.Second)}
+	c := &conn{gc: gc, l: l}
+	c.opened.Store(uint32(now.Sub(epoch) / time.Second))
 	c.lastRx.Store(sinceEpoch(now))
 	cfg := l.srv.config()
 	c.scan.Reset(l.kind.scanKind(), &cfg.Limits)
@@ -991,6 +992,7 @@ func (c *conn) onClose(err error) {
 	if c.has(fInvited) {
 		s.invited.Delete(c)
 	}
+	s.forgetCaptcha(c)
 	// Stream management first: a resumed stream may close before its attach completed
 	// (c.sess still nil), and the session must still be handed back to the router.
 	handed := c.smClosed()

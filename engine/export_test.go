@@ -36,3 +36,17 @@ func ConnectThroughEdge(ctx context.Context, s *Server, addr string) (net.Conn, 
 // RetiredListeners is the number of listeners a reload took away that still hold
 // connections.
 func RetiredListeners(s *Server) int { return len(s.lset.Load().retired) }
+
+// CaptchaText is the text of the CAPTCHA with id that a connection of s was given ("" when
+// there is none): the tests cannot read the image.
+func CaptchaText(s *Server, id string) string {
+	text := ""
+	s.captchas.Range(func(_, v any) bool {
+		if st := v.(captchaState); st.ch != nil && st.ch.ID == id {
+			text = st.ch.Text()
+			return false
+		}
+		return true
+	})
+	return text
+}

@@ -122,6 +122,9 @@ type Config struct {
 	// addresses in Trusted are exempt.
 	RegisterLimit int
 	Trusted       []netip.Prefix
+	// RegistrationCaptcha makes an open in-band registration solve an XEP-0158 CAPTCHA
+	// (an image's text); invitations and Trusted networks do without.
+	RegistrationCaptcha bool
 	// MaxConnections bounds open connections (0: derived from the process's descriptor
 	// limit, leaving room for the database); MaxUnauthPerAddr bounds connections per client
 	// address (IPv6 per /64) that have not authenticated yet; Trusted networks are exempt.
@@ -258,8 +261,13 @@ type Server struct {
 	// (*conn -> invites.Invite): only the few connections that register pay for it.
 	// redeeming serializes the registrations that spend one, so that two streams holding
 	// the same token cannot both make an account with it.
-	invited   sync.Map
-	redeeming sync.Mutex
+	invited sync.Map
+	// captchas holds the XEP-0158 challenge each connection registering under
+	// Config.RegistrationCaptcha was given (captchaState); captchaConns counts its
+	// entries, so that closing connections skip it when it is empty.
+	captchas     sync.Map
+	captchaConns atomic.Int64
+	redeeming    sync.Mutex
 
 	featCfg atomic.Pointer[Config]
 	tickets ticketKeys

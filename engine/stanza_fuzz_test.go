@@ -364,6 +364,7 @@ var preauthSeeds = []string{
 	`<authenticate xmlns='urn:xmpp:sasl:2' mechanism='HT-SHA-256-NONE'><initial-response>ZnV6egBBQUFB</initial-response><user-agent id='x'/><bind xmlns='urn:xmpp:bind:0'><tag>t</tag><enable xmlns='urn:xmpp:sm:3' resume='true'/></bind><resume xmlns='urn:xmpp:sm:3' previd='p' h='1'/></authenticate>`,
 	`<authenticate xmlns='urn:xmpp:sasl:2' mechanism='PLAIN'><initial-response>AGZ1enoAZnV6eiBwdw==</initial-response><user-agent id='y'/><request-token xmlns='urn:xmpp:fast:0' mechanism='HT-SHA-256-NONE'/><bind xmlns='urn:xmpp:bind:0'/></authenticate>`,
 	`<iq type='get' id='g'><query xmlns='jabber:iq:register'/></iq>`,
+	`<iq type='get' id='g'><query xmlns='jabber:iq:register'/></iq><iq type='set' id='s'><query xmlns='jabber:iq:register'><x xmlns='jabber:x:data' type='submit'><field var='username'><value>u</value></field><field var='password'><value>p</value></field><field var='challenge'><value>00</value></field><field var='ocr'><value>ABCDEF</value></field></x></query></iq>`,
 	`<iq type='set' id='p'><preauth xmlns='urn:xmpp:pars:0' token='t'/></iq>`,
 	`<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>`,
 	`<resume xmlns='urn:xmpp:sm:3' previd='x' h='0'/>`,
@@ -372,11 +373,11 @@ var preauthSeeds = []string{
 }
 
 // FuzzPreAuth sends a stream header (naming an account or not) and a sequence of elements
-// before authentication. Whatever the sequence, no handler panics and the server still
-// opens streams for others.
+// before authentication, to a server whose open registration asks a CAPTCHA. Whatever
+// the sequence, no handler panics and the server still opens streams for others.
 func FuzzPreAuth(f *testing.F) {
 	panics, log := fuzzSetup(f, preauthSeeds)
-	srv := vireotest.Start(f, vireotest.Options{RequireTLS: no(), AllowPlain: true, Logger: log})
+	srv := vireotest.Start(f, vireotest.Options{RequireTLS: no(), AllowPlain: true, Logger: log, Registration: true, RegistrationCaptcha: true})
 	srv.AddUser(f, "fuzz", "fuzz pw")
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if !wellFormedSeq(b) {

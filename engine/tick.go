@@ -117,7 +117,7 @@ func (p *sweepParams) check(c *conn) bool {
 	}
 	st := c.state.Load()
 	if st != stEstablished {
-		if p.now.Sub(epoch)/time.Second-time.Duration(c.opened) >= time.Duration(p.preAuth) {
+		if p.now.Sub(epoch)/time.Second-time.Duration(c.opened.Load()) >= time.Duration(p.preAuth) {
 			c.timeOut(timeoutPreAuth)
 		}
 		return false

@@ -112,6 +112,9 @@ type C2S struct {
 	RequireTLS   bool     `toml:"require_tls"`
 	AllowPlain   bool     `toml:"allow_plain"`
 	Registration bool     `toml:"registration"`
+	// RegistrationCaptcha makes open in-band registration solve an XEP-0158 CAPTCHA;
+	// invitations and trusted networks do without.
+	RegistrationCaptcha bool `toml:"registration_captcha"`
 	// ReservedNames are the user names in-band registration and invitations that let the
 	// invitee choose refuse (RFC 2142's role addresses and the like), so that nobody
 	// registers admin@ and speaks for the operator; vireoctl and invitations naming the

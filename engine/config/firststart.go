@@ -70,6 +70,9 @@ allow_plain = true
 # XEP-0077 in-band registration: anyone who can connect can create an account.
 # On in this generated development config; turn it off for a public server.
 registration = {{.Registration}}
+# Ask an open registration to type the text of an image (XEP-0158 CAPTCHA, as ejabberd
+# asks it; Conversations and Gajim show it). Invitations and trusted_networks skip it.
+registration_captcha = false
 # Names registration refuses (an invitation naming one, and vireoctl, still create them),
 # so that nobody registers admin@ and speaks for you.
 reserved_names = ["admin", "administrator", "root", "hostmaster", "postmaster", "webmaster", "abuse", "security", "support", "xmpp"]

@@ -45,14 +45,16 @@ type Options struct {
 	// ExternalManage sends in-band account changes to External (engine.Config.ExternalManage).
 	ExternalManage bool
 	Registration   bool
-	ReservedNames  []string // refused by registration (engine.Config.ReservedNames)
-	PreAuthTimeout time.Duration
-	MaxOutbound    int
-	MaxStanza      int
-	AuthFailLimit  int
-	PingAfter      time.Duration
-	PingTimeout    time.Duration
-	Components     []engine.Component // opens a component listener when set
+	// RegistrationCaptcha asks open registrations for an XEP-0158 CAPTCHA.
+	RegistrationCaptcha bool
+	ReservedNames       []string // refused by registration (engine.Config.ReservedNames)
+	PreAuthTimeout      time.Duration
+	MaxOutbound         int
+	MaxStanza           int
+	AuthFailLimit       int
+	PingAfter           time.Duration
+	PingTimeout         time.Duration
+	Components          []engine.Component // opens a component listener when set
 	// S2S opens a server-to-server listener ("s2s"); Federate points servers at each other.
 	S2S       bool
 	S2SSecret []byte // the dialback secret; default random
@@ -225,24 +227,25 @@ func Start(t testing.TB, o Options) *Server {
 		S2S: engine.S2S{Secret: o.S2SSecret, SetupTimeout: o.S2SSetupTimeout, CAs: o.S2SCAs,
 			RequireValidCerts: o.S2SRequireValidCerts, IdleTimeout: o.S2SIdleTimeout,
 			BackoffMin: o.S2SBackoffMin, BackoffMax: o.S2SBackoffMax, Resolver: resolver, NoBidi: o.S2SNoBidi},
-		Link:           link,
-		TLS:            tlsCfg,
-		RequireTLS:     requireTLS,
-		AllowPlain:     o.AllowPlain,
-		External:       o.External,
-		ExternalManage: o.ExternalManage,
-		Registration:   o.Registration,
-		ReservedNames:  o.ReservedNames,
-		PreAuthTimeout: o.PreAuthTimeout,
-		MaxOutbound:    o.MaxOutbound,
-		Limits:         lim,
-		Store:          st,
-		Router:         rt,
-		Logger:         log,
-		AuthFailLimit:  o.AuthFailLimit,
-		PingAfter:      o.PingAfter,
-		PingTimeout:    o.PingTimeout,
-		Loops:          cmp.Or(o.Loops, 2),
+		Link:                link,
+		TLS:                 tlsCfg,
+		RequireTLS:          requireTLS,
+		AllowPlain:          o.AllowPlain,
+		External:            o.External,
+		ExternalManage:      o.ExternalManage,
+		Registration:        o.Registration,
+		RegistrationCaptcha: o.RegistrationCaptcha,
+		ReservedNames:       o.ReservedNames,
+		PreAuthTimeout:      o.PreAuthTimeout,
+		MaxOutbound:         o.MaxOutbound,
+		Limits:              lim,
+		Store:               st,
+		Router:              rt,
+		Logger:              log,
+		AuthFailLimit:       o.AuthFailLimit,
+		PingAfter:           o.PingAfter,
+		PingTimeout:         o.PingTimeout,
+		Loops:               cmp.Or(o.Loops, 2),
 	})
 	if err == nil {
 		err = eng.Start()
