@@ -40,6 +40,7 @@ import (
 	"github.com/vireo-im/vireo/engine/fast"
 	"github.com/vireo-im/vireo/engine/invitepage"
 	"github.com/vireo-im/vireo/engine/metrics"
+	"github.com/vireo-im/vireo/engine/signup"
 	"github.com/vireo-im/vireo/engine/webapi"
 	"github.com/vireo-im/vireo/modules/adhoc"
 	"github.com/vireo-im/vireo/modules/module"
@@ -225,6 +226,7 @@ type server struct {
 	dash *dashboard.Dashboard
 	// invitePage serves XEP-0401 invitation pages on every web listener.
 	invitePage *invitepage.Page
+	signupPage *signup.Page
 	// acme, when [tls] acme is on, obtains and renews certificates in the background;
 	// acmeStop ends its loop and acmeDone closes when it has.
 	acme     *acmecert.Manager
@@ -284,6 +286,7 @@ func start(cfg *config.Config, log zerolog.Logger) (*server, error) {
 	}
 	s.dash = s.newDashboard()
 	s.invitePage = invitepage.New(s, s.log.With().Str("mod", "invitepage").Logger())
+	s.signupPage = signup.New(s, s.log.With().Str("mod", "signup").Logger())
 	if cfg.TLS.ACME {
 		if err := s.startACME(cfg); err != nil {
 			s.rt.Close()
@@ -650,7 +653,8 @@ func (s *server) newDashboard() *dashboard.Dashboard {
 // mounts are the handlers cfg puts on the web listeners. The engine looks them up per
 // request, so a reload that changes them applies to the next request.
 func (s *server) mounts(cfg *config.Config) []engine.Mount {
-	m := []engine.Mount{{Prefix: invitepage.Prefix, Handler: s.invitePage}, {Prefix: invites.ResetPath, Handler: s.invitePage}}
+	m := []engine.Mount{{Prefix: invitepage.Prefix, Handler: s.invitePage}, {Prefix: invites.ResetPath, Handler: s.invitePage},
+		{Prefix: signup.Prefix, Handler: s.signupPage}}
 	if cfg.Web.Dashboard {
 		m = append(m, engine.Mount{Prefix: dashboard.Prefix, Handler: s.dash})
 	}
@@ -1115,6 +1119,13 @@ func (s *server) RegisterInvited(token, username, password, ip string) (string, 
 }
 func (s *server) ResetPassword(token, password, ip string) (string, error) {
 	return s.eng.ResetPassword(token, password, ip)
+}
+
+// signup.Backend
+
+func (s *server) SignupSettings(ip string) (bool, []string, bool) { return s.eng.SignupSettings(ip) }
+func (s *server) RegisterOpen(domain, username, password, ip string) (string, error) {
+	return s.eng.RegisterOpen(domain, username, password, ip)
 }
 
 // WebURL is the web listener's public base URL for domain, from the current config.

@@ -66,10 +66,11 @@ const (
 	regOpen   = iota // XEP-0077 in-band registration, open to all
 	regInvite        // XEP-0077 with an XEP-0445 invitation token
 	regPage          // an invitation's web page
+	regWeb           // the sign-up page (engine/signup), open to all
 	nRegs
 )
 
-var regKinds = [nRegs]string{"open", "invitation", "invitation_page"}
+var regKinds = [nRegs]string{"open", "invitation", "invitation_page", "web"}
 
 // loginCounters are logins by mechanism and result, TLS handshakes by result, refused
 // connections by reason, accounts users created by how, and password reset links used.

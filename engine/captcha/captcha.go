@@ -118,19 +118,22 @@ func draw(text string, r *mrand.Rand) *image.Paletted {
 		pal[i] = color.Gray{Y: v}
 	}
 	img := image.NewPaletted(image.Rect(0, 0, Width, Height), pal)
-	scale := float64(Width-24) / float64(gw*len(text))
+	// The text fills the width but for margins that the waves and jitter below cannot
+	// push it out of.
+	scale := min(float64(Width-28)/float64(gw*len(text)), float64(Height-20)/gh)
+	left := (Width - float64(gw*len(text))*scale) / 2
 	dy := make([]float64, len(text))
 	shear := make([]float64, len(text))
 	for i := range dy {
-		dy[i] = (r.Float64() - 0.5) * 3
+		dy[i] = (r.Float64() - 0.5) * 1.6
 		shear[i] = (r.Float64() - 0.5) * 0.5
 	}
 	ax, fx, px := 0.8+r.Float64()*0.6, 0.05+r.Float64()*0.05, r.Float64()*2*math.Pi
-	ay, fy, py := 1.0+r.Float64()*0.8, 0.03+r.Float64()*0.04, r.Float64()*2*math.Pi
+	ay, fy, py := 0.5+r.Float64()*0.5, 0.03+r.Float64()*0.04, r.Float64()*2*math.Pi
 	top := (Height - gh*scale) / 2
 	for y := range Height {
 		for x := range Width {
-			sx := (float64(x)-12)/scale + ax*math.Sin(float64(y)*fx+px)
+			sx := (float64(x)-left)/scale + ax*math.Sin(float64(y)*fx+px)
 			i := int(sx) / gw
 			shade := 1 + r.IntN(3) // the background's grain
 			if i >= 0 && i < len(text) {

@@ -71,7 +71,8 @@ allow_plain = true
 # On in this generated development config; turn it off for a public server.
 registration = {{.Registration}}
 # Ask an open registration to type the text of an image (XEP-0158 CAPTCHA, as ejabberd
-# asks it; Conversations and Gajim show it). Invitations and trusted_networks skip it.
+# asks it; Conversations and Gajim show it), in-band and on the web sign-up page at
+# /register. Invitations and trusted_networks skip it.
 registration_captcha = false
 # Names registration refuses (an invitation naming one, and vireoctl, still create them),
 # so that nobody registers admin@ and speaks for you.

@@ -49,7 +49,8 @@ type Counters struct {
 	// ping (XEP-0199 unanswered), sm_ack (XEP-0198 request unanswered) (totals).
 	TimeoutsBy map[string]int64
 	// RegistrationsBy counts the accounts users created, by how: open (XEP-0077),
-	// invitation (XEP-0445 token on a stream), invitation_page (in a browser); and
+	// invitation (XEP-0445 token on a stream), invitation_page (in a browser), web (the
+	// sign-up page); and
 	// PasswordResets the password reset links used (totals).
 	RegistrationsBy map[string]int64
 	PasswordResets  int64
@@ -109,7 +110,7 @@ var (
 		"Authentications by mechanism (SASL name; FAST for XEP-0484 tokens; component, dialback) and result.", []string{"mechanism", "result"}, nil)
 	descTLSHs         = prometheus.NewDesc("vireo_tls_handshakes_total", "Inbound TLS handshakes by result (ok, failed).", []string{"result"}, nil)
 	descRefusedBy     = prometheus.NewDesc("vireo_connections_rejected_total", "Connections refused at accept, by reason.", []string{"reason"}, nil)
-	descRegs          = prometheus.NewDesc("vireo_registrations_total", "Accounts created by their users, by how (open: in-band; invitation: in-band with a token; invitation_page: in a browser).", []string{"via"}, nil)
+	descRegs          = prometheus.NewDesc("vireo_registrations_total", "Accounts created by their users, by how (open: in-band; invitation: in-band with a token; invitation_page: in a browser; web: the sign-up page).", []string{"via"}, nil)
 	descResets        = prometheus.NewDesc("vireo_password_resets_total", "Password reset links used.", nil, nil)
 	descTimeouts      = prometheus.NewDesc("vireo_connections_timed_out_total", "Connections the server closed on a timeout, by kind (pre_auth; ping: XEP-0199 unanswered; sm_ack: XEP-0198 request unanswered, detached when resumable).", []string{"kind"}, nil)
 	descStanzas       = prometheus.NewDesc("vireo_stanzas_total", "Stanzas by kind and direction (in: from local clients; out: delivered to local sessions).", []string{"kind", "direction"}, nil)

@@ -67,7 +67,7 @@ vireo_logins_total{result="ok"} 5
 # TYPE vireo_connections_open gauge
 vireo_connections_open 3
 `
-	want += `# HELP vireo_registrations_total Accounts created by their users, by how (open: in-band; invitation: in-band with a token; invitation_page: in a browser).
+	want += `# HELP vireo_registrations_total Accounts created by their users, by how (open: in-band; invitation: in-band with a token; invitation_page: in a browser; web: the sign-up page).
 # TYPE vireo_registrations_total counter
 vireo_registrations_total{via="invitation"} 2
 vireo_registrations_total{via="invitation_page"} 3
