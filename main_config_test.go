@@ -134,3 +134,38 @@ require_valid_certs = false
 		t.Fatalf("s2s %+v", ec.S2S)
 	}
 }
+
+// TestComponentPrivilegesConfig: [component.allow.privileges] reaches the engine as the
+// component's XEP-0356 privileges.
+func TestComponentPrivilegesConfig(t *testing.T) {
+	dir := t.TempDir()
+	cfg, err := config.Parse([]byte(`domains = ["a.org"]
+[component]
+listen = ["127.0.0.1:0"]
+[[component.allow]]
+domain = "gw.a.org"
+secret = "12345678"
+[component.allow.privileges]
+roster = "both"
+message = "outgoing"
+[component.allow.privileges.iq]
+"http://jabber.org/protocol/pubsub" = "both"
+[[component.allow]]
+domain = "plain.a.org"
+secret = "12345678"
+`), filepath.Join(dir, "vireo.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ec := (&server{}).engineConfig(cfg)
+	if len(ec.Components) != 2 {
+		t.Fatalf("components %+v", ec.Components)
+	}
+	gw, plain := ec.Components[0].Privileges, ec.Components[1].Privileges
+	if !gw.RosterGet() || !gw.RosterSet() || !gw.Outgoing() || !gw.IQAllowed("http://jabber.org/protocol/pubsub", "set") || gw.IQAllowed("jabber:iq:roster", "get") {
+		t.Fatalf("gw.a.org: %+v", gw)
+	}
+	if plain.RosterGet() || plain.Outgoing() || len(plain.IQ) != 0 {
+		t.Fatalf("plain.a.org: %+v", plain)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vireo-im/vireo/modules/module"
 	"github.com/vireo-im/vireo/router"
 	"github.com/vireo-im/vireo/xmlstream"
 	"github.com/vireo-im/vireo/xmlstream/jid"
@@ -23,6 +24,9 @@ const nsComponent = "jabber:component:accept"
 type Component struct {
 	Domain string
 	Secret string
+	// Privileges are what the component may do with the accounts of the server's hosts
+	// (XEP-0356, privilege.go).
+	Privileges module.Privileges
 }
 
 // component is the XEP-0114 stream kind: the component opens a stream to its own domain,
@@ -99,6 +103,7 @@ func (k *component) element(c *conn, st *xmlstream.Stanza) bool {
 	s.login(mechComponent, true)
 	s.log.Info().Str("component", domain).Str("remote", c.ip()).Msg("component connected")
 	c.write([]byte("<handshake/>"))
+	k.advertisePrivileges(c, domain)
 	return false
 }
 
@@ -122,6 +127,9 @@ func (k *component) established(c *conn, st *xmlstream.Stanza) {
 	}
 	if _, ok := st.Attr("to"); !ok {
 		c.fail(stanza.ImproperAddressing, "a component must address 'to'")
+		return
+	}
+	if k.privilegedMessage(c, from, st) || k.privilegedIQ(c, from, st) {
 		return
 	}
 	raw := st.Raw

@@ -24,6 +24,7 @@ import (
 	"github.com/vireo-im/vireo/engine/fast"
 	"github.com/vireo-im/vireo/engine/metrics"
 	"github.com/vireo-im/vireo/engine/tlsconn"
+	"github.com/vireo-im/vireo/modules/module"
 	"github.com/vireo-im/vireo/router"
 	"github.com/vireo-im/vireo/store"
 	"github.com/vireo-im/vireo/xmlstream"
@@ -497,10 +498,15 @@ func (t *hostTable) with(domains []string) (*hostTable, error) {
 
 func (s *Server) setComponents(cfg *Config) {
 	ds := make([]string, 0, len(cfg.Components))
+	privs := map[string]module.Privileges{}
 	for _, c := range cfg.Components {
 		ds = append(ds, c.Domain)
+		if c.Privileges.Roster != "" || c.Privileges.Message != "" || len(c.Privileges.IQ) > 0 {
+			privs[c.Domain] = c.Privileges
+		}
 	}
 	s.rt.SetComponents(ds)
+	s.rt.SetPrivileges(privs)
 }
 
 func (s *Server) config() *Config { return s.cfg.Load() }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/vireo-im/vireo/engine"
 	"github.com/vireo-im/vireo/engine/vireotest"
+	"github.com/vireo-im/vireo/modules/module"
 	"github.com/vireo-im/vireo/store"
 	"github.com/vireo-im/vireo/store/creds"
 )
@@ -218,15 +219,20 @@ var componentSeeds = []string{
 	`<iq from='bot.localhost' to='fuzz@localhost/r' type='result' id='c7'/>`,
 	`<message from='evil@localhost' to='fuzz@localhost'><body>spoofed</body></message>`,
 	`<message to='fuzz@localhost'><body>no from</body></message>`,
+	`<message from='bot.localhost' to='localhost'><privilege xmlns='urn:xmpp:privilege:2'><forwarded xmlns='urn:xmpp:forward:0'><message xmlns='jabber:client' from='fuzz@localhost' to='a@b' type='chat'><body>as</body></message></forwarded></privilege></message>`,
+	`<iq from='bot.localhost' to='fuzz@localhost' type='set' id='p1'><privileged_iq xmlns='urn:xmpp:privilege:2'><iq xmlns='jabber:client' type='set' id='i1'><pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='n'><item><x xmlns='y'/></item></publish></pubsub></iq></privileged_iq></iq>`,
+	`<iq from='bot.localhost' to='fuzz@localhost' type='set' id='p2'><privileged_iq xmlns='urn:xmpp:privilege:2'><iq xmlns='jabber:client' type='set' id='i2' to='pubsub.localhost'><pubsub xmlns='http://jabber.org/protocol/pubsub'><create node='n'/></pubsub></iq></privileged_iq></iq>`,
 }
 
-// FuzzComponentStanza sends one well-formed stanza from an external component through the
-// router and every module, then a ping from the component: it must be answered, or the
-// stream closed with a stream error, and nothing may have panicked.
+// FuzzComponentStanza sends one well-formed stanza from an external component, one with
+// every XEP-0356 privilege, through the router and every module, then a ping from the
+// component: it must be answered, or the stream closed with a stream error, and nothing
+// may have panicked.
 func FuzzComponentStanza(f *testing.F) {
 	panics, log := fuzzSetup(f, componentSeeds)
 	srv := vireotest.Start(f, vireotest.Options{AllowPlain: true, Logger: log,
-		Components: []engine.Component{{Domain: "bot.localhost", Secret: compSecret}}})
+		Components: []engine.Component{{Domain: "bot.localhost", Secret: compSecret, Privileges: module.Privileges{
+			Roster: "both", Message: "outgoing", IQ: map[string]string{"http://jabber.org/protocol/pubsub": "both", "jabber:iq:roster": "both"}}}}})
 	srv.AddUser(f, "fuzz", "fuzz pw")
 	online := srv.LoginPlain(f, "fuzz", "fuzz pw", "r")
 	online.Send("<presence/>")

@@ -1,9 +1,12 @@
 package router
 
 import (
+	"strings"
+
 	"github.com/vireo-im/vireo/modules/module"
 	"github.com/vireo-im/vireo/store"
 	"github.com/vireo-im/vireo/store/creds"
+	"github.com/vireo-im/vireo/xmlstream/jid"
 )
 
 // SetAccounts sets what modules change accounts through (module.Registrar Accounts): the
@@ -36,3 +39,25 @@ func (a storeAccounts) SetPassword(user, password string) error {
 }
 
 func (a storeAccounts) Remove(user string) error { return a.st.Accounts().Delete(user) }
+
+// SetPrivileges sets the XEP-0356 privileges of components, by component domain (nil:
+// none). Safe for concurrent use; the map must not change afterwards.
+func (r *Router) SetPrivileges(p map[string]module.Privileges) { r.privileges.Store(&p) }
+
+// Privileges returns what entity's component may do: the privileges of its domain, or of
+// the component domain it is a subdomain of (XEP-0114 gives a component its subdomains).
+func (r *Router) Privileges(entity jid.JID) module.Privileges {
+	m := r.privileges.Load()
+	if m == nil || entity.IsZero() {
+		return module.Privileges{}
+	}
+	for d := entity.Domain(); d != ""; {
+		if p, ok := (*m)[d]; ok {
+			return p
+		}
+		_, d, _ = strings.Cut(d, ".")
+	}
+	return module.Privileges{}
+}
+
+func (m *modReg) Privileges(entity jid.JID) module.Privileges { return m.g.r.Privileges(entity) }

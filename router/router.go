@@ -124,10 +124,12 @@ type Router struct {
 	extUsers atomic.Pointer[UserChecker]
 	// accounts is what modules change accounts through (SetAccounts; nil: the store's).
 	accounts atomic.Pointer[module.Accounts]
-	hostsMu  sync.Mutex // serializes SetDomains
-	mods     []module.Module
-	closed   atomic.Bool
-	wg       sync.WaitGroup
+	// privileges are the components' XEP-0356 privileges, by domain (SetPrivileges).
+	privileges atomic.Pointer[map[string]module.Privileges]
+	hostsMu    sync.Mutex // serializes SetDomains
+	mods       []module.Module
+	closed     atomic.Bool
+	wg         sync.WaitGroup
 	// started is the base of the monotonic clock of detached sessions' expiries
 	// (expiry.go); stopTick stops their ticker.
 	started  time.Time
@@ -695,6 +697,8 @@ const (
 	opResume    // a blocked sender has drained: resume its connection
 	opExpireAll // shutdown: end every detached session
 	opCloseHost // a virtual host was removed: close the sessions of its users
+	opOutAs     // a message a privileged component sends as a user (SubmitAs)
+	opIQAs      // an IQ a privileged component sends as a user (SubmitIQAs)
 )
 
 // op is one unit of work for a shard. It is pooled; its buffer travels with it.

@@ -76,6 +76,9 @@ type shard struct {
 	// JIDs it said it does not know, until a Router.mono time.
 	extWait map[string][]*op
 	extNo   map[string]int64
+	// privIQ holds the IQs privileged components sent as this shard's users (SubmitIQAs)
+	// until their answers come (privileged.go); nil until the first.
+	privIQ map[privKey]privIQ
 }
 
 func newShard(r *Router, i int) *shard {
@@ -164,6 +167,10 @@ func (s *shard) handle(o *op) {
 		s.service(o)
 	case opRelay:
 		keep = s.relay(o)
+	case opOutAs:
+		keep = s.outboundAs(o)
+	case opIQAs:
+		keep = s.iqAs(o)
 	case opNonza:
 		s.nonza(o, s.r.reg.nonza)
 	case opBind2:
@@ -601,6 +608,9 @@ func (s *shard) inbound(o *op) bool {
 		u.exists = true
 	}
 	s.ctx.set(nil, u)
+	if s.privIQ != nil && k == module.KindIQ && (typ == "result" || typ == "error") && to.IsBare() && s.privilegedAnswer(p) {
+		return false
+	}
 	if s.runHooks(module.Inbound, k) == module.Stop {
 		return false
 	}

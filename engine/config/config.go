@@ -247,10 +247,21 @@ type Component struct {
 	Allow  []ComponentSecret `toml:"allow"`
 }
 
-// ComponentSecret is one component's domain and handshake secret.
+// ComponentSecret is one component's domain and handshake secret, and what it may do
+// with the server's accounts.
 type ComponentSecret struct {
-	Domain string `toml:"domain"`
-	Secret string `toml:"secret"`
+	Domain     string              `toml:"domain"`
+	Secret     string              `toml:"secret"`
+	Privileges ComponentPrivileges `toml:"privileges"`
+}
+
+// ComponentPrivileges are a component's XEP-0356 privileges over the accounts of every
+// virtual host: roster none|get|set|both, message none|outgoing, and iq, a table of payload
+// namespaces to get|set|both (IQs it may send as a user, such as a gateway's bookmarks).
+type ComponentPrivileges struct {
+	Roster  string            `toml:"roster"`
+	Message string            `toml:"message"`
+	IQ      map[string]string `toml:"iq"`
 }
 
 // S2S configures federation with other servers (RFC 6120 server-to-server, XEP-0220
@@ -653,6 +664,18 @@ func (c *Config) normalize() error {
 		}
 		if len(a.Secret) < 8 {
 			return fmt.Errorf("component.allow: the secret of %q must be at least 8 characters", a.Domain)
+		}
+		p := a.Privileges
+		if !slices.Contains([]string{"", "none", "get", "set", "both"}, p.Roster) {
+			return fmt.Errorf("component.allow: %q: privileges.roster %q; use none, get, set or both", a.Domain, p.Roster)
+		}
+		if p.Message != "" && p.Message != "none" && p.Message != "outgoing" {
+			return fmt.Errorf("component.allow: %q: privileges.message %q; use none or outgoing", a.Domain, p.Message)
+		}
+		for space, t := range p.IQ {
+			if space == "" || !slices.Contains([]string{"get", "set", "both"}, t) {
+				return fmt.Errorf("component.allow: %q: privileges.iq %q = %q; name a namespace, and use get, set or both", a.Domain, space, t)
+			}
 		}
 		seenComp[d] = true
 		c.Component.Allow[i].Domain = d

@@ -106,6 +106,9 @@ func TestParseErrors(t *testing.T) {
 		{"external processes", "domains = [\"a.org\"]\n[auth]\nexternal = [\"check\"]\nexternal_processes = 65", "auth.external_processes"},
 		{"auth key", "domains = [\"a.org\"]\n[auth]\nprogram = \"check\"", "unknown keys: auth.program"},
 		{"manage without a program", "domains = [\"a.org\"]\n[auth]\nexternal_manage = true", "auth.external_manage"},
+		{"component roster privilege", "domains = [\"a.org\"]\n[[component.allow]]\ndomain = \"gw.a.org\"\nsecret = \"12345678\"\n[component.allow.privileges]\nroster = \"all\"", "privileges.roster"},
+		{"component message privilege", "domains = [\"a.org\"]\n[[component.allow]]\ndomain = \"gw.a.org\"\nsecret = \"12345678\"\n[component.allow.privileges]\nmessage = \"both\"", "privileges.message"},
+		{"component iq privilege", "domains = [\"a.org\"]\n[[component.allow]]\ndomain = \"gw.a.org\"\nsecret = \"12345678\"\n[component.allow.privileges.iq]\n\"urn:x\" = \"write\"", "privileges.iq"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse([]byte(tc.in), "/x/vireo.toml")

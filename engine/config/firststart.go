@@ -187,6 +187,14 @@ listen = ["127.0.0.1:5347"]
 # [[component.allow]]
 # domain = "gateway.{{.Domain}}"
 # secret = "change me"
+# What a gateway (Slidge, Biboumi) may do with your users' accounts (XEP-0356): put its
+# contacts on their rosters, send as them what they wrote on the other network (their
+# clients get copies, their archives keep it), and send IQs as them in the namespaces
+# listed (bookmarks). Only for software you trust with every account.
+# [component.allow.privileges]
+# roster = "both"          # none, get, set or both
+# message = "outgoing"     # none or outgoing
+# iq = { "http://jabber.org/protocol/pubsub" = "both", "http://jabber.org/protocol/pubsub#owner" = "set" }
 
 [s2s]
 # Federation with other XMPP servers (STARTTLS required, XEP-0220 dialback). Off by default.

@@ -359,6 +359,9 @@ type Registrar interface {
 	// Accounts changes accounts at their users' request (a password change, a removal);
 	// it follows the server's configuration, so call it when needed, not at Provision.
 	Accounts() Accounts
+	// Privileges are what the operator let a component do with the server's accounts
+	// (XEP-0356); they follow the configuration, so look them up per stanza.
+	Privileges(entity jid.JID) Privileges
 	// DiscoNode answers the disco#info and disco#items queries addressed to the server
 	// with node='node' (XEP-0030 §3.2, §4.2): h gets both and tells them apart by the
 	// payload's namespace. Registering the same node twice fails provisioning.

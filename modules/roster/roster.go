@@ -53,7 +53,10 @@ func itemBytes(it store.RosterItem) int {
 }
 
 // Roster is the roster module.
-type Roster struct{ cfg Config }
+type Roster struct {
+	cfg        Config
+	privileges func(jid.JID) module.Privileges
+}
 
 // ModuleInfo implements module.Module.
 func (Roster) ModuleInfo() module.Info {
@@ -74,6 +77,11 @@ func (r *Roster) Provision(reg module.Registrar) error {
 	reg.Store().Rosters().SetLimit(r.cfg.MaxItems) // 0: the default
 	reg.IQ(module.IQGet, ns.Roster, "query", r.get)
 	reg.IQ(module.IQSet, ns.Roster, "query", r.set)
+	// XEP-0356 §4: a component the operator gave roster privileges reads and edits
+	// users' rosters by addressing them; anyone else is forbidden.
+	r.privileges = reg.Privileges
+	reg.IQBare(module.IQGet, ns.Roster, "query", r.privilegedGet)
+	reg.IQBare(module.IQSet, ns.Roster, "query", r.privilegedSet)
 	reg.Feature(ns.RosterVer)
 	reg.StreamFeature(module.PostAuth, "<ver xmlns='"+ns.RosterVer+"'/>")
 	return nil
@@ -167,11 +175,20 @@ func (r *Roster) set(c module.Context, iq *module.Packet) {
 	// (RFC 6121 §2.1.2.5), and state never comes from the client.
 	it := old
 	it.JID = contact.String()
+	if e := r.edit(c, user, item, &it, old); e != nil {
+		c.Error(iq, e)
+		return
+	}
+	c.Reply(iq, nil)
+}
+
+// edit sets it's name and groups from item, checks the roster's bounds and stores it
+// (with its push); old is the item it replaces (zero when new).
+func (r *Roster) edit(c module.Context, user jid.JID, item xmlstream.Element, it *store.RosterItem, old store.RosterItem) *stanza.Error {
 	it.Name = ""
 	if v, ok := item.AppendAttr(nil, "name"); ok {
 		if len(v) > MaxNameBytes || !utf8.Valid(v) {
-			c.Error(iq, stanza.New(stanza.NotAcceptable))
-			return
+			return stanza.New(stanza.NotAcceptable)
 		}
 		it.Name = string(v)
 	}
@@ -187,21 +204,18 @@ func (r *Roster) set(c module.Context, iq *module.Packet) {
 		}
 		name := g.AppendText(nil)
 		if len(bytes.TrimSpace(name)) == 0 || len(name) > MaxNameBytes {
-			c.Error(iq, stanza.New(stanza.NotAcceptable))
-			return
+			return stanza.New(stanza.NotAcceptable)
 		}
 		if seen[string(name)] {
-			c.Error(iq, stanza.New(stanza.BadRequest)) // §2.3.3: duplicate group
-			return
+			return stanza.New(stanza.BadRequest) // §2.3.3: duplicate group
 		}
 		seen[string(name)] = true
 		it.Groups = append(it.Groups, string(name))
 	}
 	if len(it.Groups) > MaxGroups {
-		c.Error(iq, stanza.New(stanza.NotAcceptable))
-		return
+		return stanza.New(stanza.NotAcceptable)
 	}
-	if grow := itemBytes(it) - itemBytes(old); grow > 0 {
+	if grow := itemBytes(*it) - itemBytes(old); grow > 0 {
 		total := 0
 		if rc, ok := c.(module.RosterLister); ok {
 			for _, x := range rc.RosterItems(user) {
@@ -211,22 +225,19 @@ func (r *Roster) set(c module.Context, iq *module.Packet) {
 		if total+grow > r.cfg.MaxBytes {
 			e := stanza.New(stanza.NotAllowed)
 			e.Text = "roster is too large"
-			c.Error(iq, e)
-			return
+			return e
 		}
 	}
-	if err := c.SetRosterItem(user, it); errors.Is(err, store.ErrQuota) {
+	if err := c.SetRosterItem(user, *it); errors.Is(err, store.ErrQuota) {
 		// RFC 6121 §2.5.3: a roster-size limit is answered with not-allowed. The store
 		// counts and writes atomically; existing items can always be edited.
 		e := stanza.New(stanza.NotAllowed)
 		e.Text = "roster is full"
-		c.Error(iq, e)
-		return
+		return e
 	} else if err != nil {
-		c.Error(iq, module.StoreError(err))
-		return
+		return module.StoreError(err)
 	}
-	c.Reply(iq, nil)
+	return nil
 }
 
 // remove deletes an item and cancels subscriptions both ways (RFC 6121 §2.5.2).
@@ -262,3 +273,103 @@ func (r *Roster) remove(c module.Context, iq *module.Packet, user, contact jid.J
 		send("unsubscribed")
 	}
 }
+
+// privilegedGet answers a component with roster privileges (XEP-0356 §4.3) with the
+// roster of the user it addressed.
+func (r *Roster) privilegedGet(c module.Context, iq *module.Packet) {
+	if !r.privileges(iq.From).RosterGet() {
+		c.Error(iq, stanza.New(stanza.Forbidden))
+		return
+	}
+	items, ver, err := c.Store().Rosters().Get(iq.To.Bare().String())
+	if err != nil {
+		c.Error(iq, module.StoreError(err))
+		return
+	}
+	var b xmlstream.Builder
+	b.Start("query").Attr("xmlns", ns.Roster).Attr("ver", strconv.FormatUint(ver, 10))
+	for _, it := range items {
+		module.AppendRosterItem(&b, it, false)
+	}
+	b.End()
+	c.Reply(iq, b.B)
+}
+
+// privilegedSet applies a component's roster set (XEP-0356 §4.4) to the user it
+// addressed: unlike a client, it sets subscription states (a gateway's contacts are
+// subscribed both ways from the start), and may send several items at once. Each change
+// is pushed to the user's clients. Subscription state set here sends no presence: the
+// component keeps its side itself.
+func (r *Roster) privilegedSet(c module.Context, iq *module.Packet) {
+	if !r.privileges(iq.From).RosterSet() {
+		c.Error(iq, stanza.New(stanza.Forbidden))
+		return
+	}
+	user := iq.To.Bare()
+	q, _ := iq.Payload()
+	var items []xmlstream.Element
+	for it := q.Children(); ; {
+		e, ok := it.Next()
+		if !ok {
+			break
+		}
+		if string(e.Name()) == "item" && string(e.NS()) == ns.Roster {
+			items = append(items, e)
+		}
+	}
+	if len(items) == 0 || len(items) > maxPrivilegedItems {
+		c.Error(iq, stanza.New(stanza.BadRequest))
+		return
+	}
+	for _, item := range items {
+		jv, _ := item.AppendAttr(nil, "jid")
+		contact, err := jid.ParseBytes(jv)
+		if err != nil || !contact.IsBare() {
+			c.Error(iq, stanza.New(stanza.JIDMalformed))
+			return
+		}
+		old, exists := c.RosterItem(user, contact)
+		sub, _ := item.AppendAttr(nil, "subscription")
+		if string(sub) == "remove" {
+			if !exists {
+				continue
+			}
+			ed, ok := c.(module.RosterEditor)
+			if !ok {
+				c.Error(iq, stanza.New(stanza.FeatureNotImplemented))
+				return
+			}
+			if err := ed.DeleteRosterItem(user, contact); err != nil {
+				c.Error(iq, module.StoreError(err))
+				return
+			}
+			continue
+		}
+		it := old
+		it.JID = contact.String()
+		switch string(sub) {
+		case "", "none":
+			it.Sub = store.SubNone
+		case "to":
+			it.Sub = store.SubTo
+		case "from":
+			it.Sub = store.SubFrom
+		case "both":
+			it.Sub = store.SubBoth
+		default:
+			c.Error(iq, stanza.New(stanza.BadRequest))
+			return
+		}
+		if it.Sub == store.SubTo || it.Sub == store.SubBoth {
+			it.Ask = false
+		}
+		if e := r.edit(c, user, item, &it, old); e != nil {
+			c.Error(iq, e)
+			return
+		}
+	}
+	c.Reply(iq, nil)
+}
+
+// maxPrivilegedItems bounds the items of one privileged roster set.
+const maxPrivilegedItems = 1000

@@ -1,0 +1,169 @@
+package engine_test
+
+import (
+	"context"
+	"net"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vireo-im/vireo/engine"
+	"github.com/vireo-im/vireo/engine/vireotest"
+	"github.com/vireo-im/vireo/modules/module"
+)
+
+// privilegeServer starts a server with two components: gw.localhost, a gateway with
+// roster and message privileges (and an IQ namespace), and plain.localhost with none;
+// alice and bob are contacts, and alice has two clients online with carbons on.
+func privilegeServer(t *testing.T) (srv *vireotest.Server, pc, phone, bob *vireotest.RawConn) {
+	t.Helper()
+	srv = vireotest.Start(t, vireotest.Options{RequireTLS: no(), AllowPlain: true, Components: []engine.Component{
+		{Domain: "gw.localhost", Secret: compSecret, Privileges: module.Privileges{Roster: "both", Message: "outgoing",
+			IQ: map[string]string{"http://jabber.org/protocol/pubsub": "set"}}},
+		{Domain: "plain.localhost", Secret: compSecret},
+	}})
+	srv.AddUser(t, "alice", "secret")
+	srv.AddUser(t, "bob", "secret")
+	srv.Befriend(t, "alice", "bob", "")
+	bob = srv.LoginPlain(t, "bob", "secret", "pc")
+	bob.Send("<presence/>")
+	pc = srv.LoginPlain(t, "alice", "secret", "pc")
+	phone = srv.LoginPlain(t, "alice", "secret", "phone")
+	for i, c := range []*vireotest.RawConn{pc, phone} {
+		id := "c" + string(rune('0'+i))
+		c.Send("<iq type='set' id='" + id + "'><enable xmlns='urn:xmpp:carbons:2'/></iq><iq type='get' id='r" + id + "'><query xmlns='jabber:iq:roster'/></iq><presence/>")
+		c.Expect("id='r" + id + "'")
+	}
+	return srv, pc, phone, bob
+}
+
+// TestIntegrationSlixmppPrivilege: XEP-0356 with slixmpp's plugin as the gateway
+// (testdata/slixmpp_privilege.py). The server announces the gateway's privileges when it
+// connects; the gateway reads alice's roster, adds its contact to it (which alice's
+// clients get as a roster push) and sends bob a message as alice, which bob gets from
+// alice's bare JID, both of alice's clients get as a sent carbon, and her archive keeps.
+func TestIntegrationSlixmppPrivilege(t *testing.T) {
+	needSlixmpp(t)
+	srv, pc, phone, bob := privilegeServer(t)
+	host, port, _ := net.SplitHostPort(srv.ComponentAddr())
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "/usr/bin/python3", "testdata/slixmpp_privilege.py", "gw.localhost", compSecret,
+		host, port, "alice@localhost", "bob@localhost").CombinedOutput()
+	if err != nil {
+		t.Fatalf("slixmpp: %v\n%s", err, out)
+	}
+	for _, want := range []string{"PRIVILEGES both outgoing", "ROSTER bob@localhost", "ROSTER SET", "PUPPET both Puppet Gateway", "SENT"} {
+		if !strings.Contains(string(out), want) {
+			t.Fatalf("slixmpp output lacks %q:\n%s", want, out)
+		}
+	}
+	for _, c := range []*vireotest.RawConn{pc, phone} {
+		got, _ := c.ReadUntil("sent on the other network", 10*time.Second)
+		for _, want := range []string{"<item jid='puppet@gw.localhost' name='Puppet' subscription='both'><group>Gateway</group></item>",
+			"<sent xmlns='urn:xmpp:carbons:2'>", "from='alice@localhost'"} {
+			if !strings.Contains(got, want) {
+				t.Fatalf("alice's client lacks %q: %s", want, got)
+			}
+		}
+	}
+	got, _ := bob.ReadUntil("sent on the other network", 10*time.Second)
+	got = got[strings.LastIndex(got, "<message"):] + bob.Expect("</message>")
+	if !strings.Contains(got, `from="alice@localhost"`) || !strings.Contains(got, "<stanza-id") {
+		t.Fatalf("bob's copy: %s", got)
+	}
+	pc.Send("<iq type='set' id='mam'><query xmlns='urn:xmpp:mam:2' queryid='q'/></iq>")
+	if got, _ := pc.ReadUntil("id='mam'", 10*time.Second); !strings.Contains(got, "sent on the other network") {
+		t.Fatalf("alice's archive lacks the message: %s", got)
+	}
+}
+
+// TestIntegrationPrivilegeRaw: XEP-0356 on raw streams. A component without privileges
+// is announced nothing and gets forbidden for a roster get and a message as a user; the
+// privileged gateway gets forbidden for a message as a remote user or as a full JID,
+// bad-request for a privilege that forwards nothing, and item-not-found for an account
+// that does not exist. Its IQs as a user (§6) are refused outside the granted namespace
+// and type, for remote users and for an inner 'from' of someone else; granted, a
+// bookmark reaches alice's PEP and a node is created on the pubsub service, and each
+// answer comes back wrapped, as the answer to the gateway's own id.
+func TestIntegrationPrivilegeRaw(t *testing.T) {
+	srv, _, _, _ := privilegeServer(t)
+	plain, _ := componentLogin(t, srv, "plain.localhost", compSecret)
+	plain.Expect("<handshake/>")
+	plain.Send("<iq type='get' id='r1' from='plain.localhost' to='alice@localhost'><query xmlns='jabber:iq:roster'/></iq>")
+	if got := plain.Expect("</iq>"); !strings.Contains(got, "<forbidden") {
+		t.Fatalf("roster get without the privilege: %s", got)
+	}
+	as := func(from string) string {
+		return "<message from='gw.localhost' to='localhost' id='m'><privilege xmlns='urn:xmpp:privilege:2'><forwarded xmlns='urn:xmpp:forward:0'>" +
+			"<message xmlns='jabber:client' from='" + from + "' to='bob@localhost' type='chat'><body>as " + from + "</body></message></forwarded></privilege></message>"
+	}
+	plain.Send(strings.ReplaceAll(as("alice@localhost"), "from='gw.localhost'", "from='plain.localhost'"))
+	if got := plain.Expect("</message>"); !strings.Contains(got, "<forbidden") {
+		t.Fatalf("a message as a user without the privilege: %s", got)
+	}
+	plain.Never("privilege xmlns") // announced nothing
+
+	gw, _ := componentLogin(t, srv, "gw.localhost", compSecret)
+	gw.Expect("<handshake/>")
+	if got := gw.Expect("</message>"); !strings.Contains(got, "<perm access='roster' type='both'/>") ||
+		!strings.Contains(got, "<perm access='message' type='outgoing'/>") ||
+		!strings.Contains(got, "<namespace ns='http://jabber.org/protocol/pubsub' type='set'/>") {
+		t.Fatalf("the announcement: %s", got)
+	}
+	for _, tc := range []struct{ from, want string }{
+		{"mallory@elsewhere.example", "<forbidden"},
+		{"alice@localhost/pc", "<forbidden"},
+		{"nobody@localhost", "<item-not-found"},
+	} {
+		gw.Send(as(tc.from))
+		if got := gw.Expect("</message>"); !strings.Contains(got, tc.want) {
+			t.Fatalf("a message as %s: %s", tc.from, got)
+		}
+	}
+	gw.Send("<message from='gw.localhost' to='localhost' id='e'><privilege xmlns='urn:xmpp:privilege:2'/></message>")
+	if got := gw.Expect("</message>"); !strings.Contains(got, "<bad-request") {
+		t.Fatalf("a privilege without a message: %s", got)
+	}
+
+	// §6: IQs as a user, in the granted namespace and type only.
+	privIQ := func(outer, to, typ, inner string) string {
+		return "<iq type='" + typ + "' id='" + outer + "' from='gw.localhost' to='" + to + "'><privileged_iq xmlns='urn:xmpp:privilege:2'>" +
+			"<iq xmlns='jabber:client' type='" + typ + "' id='in-" + outer + "'" + inner + "</iq></privileged_iq></iq>"
+	}
+	for _, tc := range []struct{ name, stanza, want string }{
+		{"another namespace", privIQ("p1", "alice@localhost", "get", "><query xmlns='jabber:iq:roster'/>"), "<forbidden"},
+		{"a get where set is granted", privIQ("p2", "alice@localhost", "get", "><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='x'/></pubsub>"), "<forbidden"},
+		{"a remote user", privIQ("p3", "mallory@elsewhere.example", "set", "><pubsub xmlns='http://jabber.org/protocol/pubsub'><create node='x'/></pubsub>"), "<forbidden"},
+		{"as someone else", privIQ("p4", "alice@localhost", "set", " from='bob@localhost'><pubsub xmlns='http://jabber.org/protocol/pubsub'><create node='x'/></pubsub>"), "<forbidden"},
+		{"no such account", privIQ("p5", "nobody@localhost", "set", "><pubsub xmlns='http://jabber.org/protocol/pubsub'><create node='x'/></pubsub>"), "<item-not-found"},
+	} {
+		gw.Send(tc.stanza)
+		if got := gw.Expect("</iq>"); !strings.Contains(got, tc.want) || !strings.Contains(got, "type='error'") {
+			t.Fatalf("%s: %s", tc.name, got)
+		}
+	}
+	// Granted: a bookmark published to alice's own PEP (the server answers as her
+	// account), and a node created on the pubsub service (the service answers her).
+	bookmark := "><pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='urn:xmpp:bookmarks:1'><item id='room@conference.localhost'>" +
+		"<conference xmlns='urn:xmpp:bookmarks:1' name='Gateway room' autojoin='true'/></item></publish>" +
+		"<publish-options><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/pubsub#publish-options</value></field>" +
+		"<field var='pubsub#persist_items'><value>true</value></field><field var='pubsub#access_model'><value>whitelist</value></field></x></publish-options></pubsub>"
+	gw.Send(privIQ("b1", "alice@localhost", "set", bookmark))
+	got := gw.Expect("</privilege></iq>")
+	for _, want := range []string{"type='result'", "id='b1'", "from='alice@localhost'", "<privilege xmlns='urn:xmpp:privilege:2'><forwarded xmlns='urn:xmpp:forward:0'><iq ", "id='in-b1'"} {
+		if !strings.Contains(got, want) {
+			t.Fatalf("the bookmark's answer lacks %q: %s", want, got)
+		}
+	}
+	pc := srv.LoginPlain(t, "alice", "secret", "desk")
+	pc.Send("<iq type='get' id='bm'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='urn:xmpp:bookmarks:1'/></pubsub></iq>")
+	if got, _ := pc.ReadUntil("id='bm'", 5*time.Second); !strings.Contains(got+pc.Expect("</iq>"), "Gateway room") {
+		t.Fatalf("alice's bookmarks: %s", got)
+	}
+	gw.Send(privIQ("c1", "alice@localhost", "set", " to='pubsub.localhost'><pubsub xmlns='http://jabber.org/protocol/pubsub'><create node='gw-news'/></pubsub>"))
+	if got := gw.Expect("</privilege></iq>"); !strings.Contains(got, "type='result'") || !strings.Contains(got, "id='c1'") || !strings.Contains(got, "from='pubsub.localhost'") {
+		t.Fatalf("the service's answer: %s", got)
+	}
+}

@@ -1,0 +1,34 @@
+package module
+
+import "github.com/vireo-im/vireo/xmlstream/jid"
+
+// NSPrivilege is XEP-0356's namespace (version 0.4).
+const NSPrivilege = "urn:xmpp:privilege:2"
+
+// Privileges are what XEP-0356 Privileged Entity lets a component (a gateway, a pubsub
+// service) do with the accounts of the server, as the operator granted them in its
+// configuration: read or change their rosters, send messages as them, and send IQs as
+// them in named namespaces. The zero value grants nothing.
+type Privileges struct {
+	Roster  string            // "", "none", "get", "set" or "both"
+	Message string            // "", "none" or "outgoing"
+	IQ      map[string]string // payload namespace → "get", "set" or "both"
+}
+
+// RosterGet and RosterSet say whether the roster may be read, or changed.
+func (p Privileges) RosterGet() bool { return p.Roster == "get" || p.Roster == "both" }
+func (p Privileges) RosterSet() bool { return p.Roster == "set" || p.Roster == "both" }
+
+// Outgoing says whether the entity may send messages as the server's users.
+func (p Privileges) Outgoing() bool { return p.Message == "outgoing" }
+
+// IQAllowed says whether the entity may send an IQ of type typ ("get" or "set") whose
+// payload is in namespace space as one of the server's users.
+func (p Privileges) IQAllowed(space, typ string) bool {
+	t := p.IQ[space]
+	return t == "both" || t == typ
+}
+
+// Privileged looks up the privileges of the component whose authority covers entity (its
+// domain or a subdomain of it); the zero Privileges for anyone else.
+type Privileged func(entity jid.JID) Privileges
