@@ -13,6 +13,7 @@ func FuzzPubsubRequest(f *testing.F) {
 		"<pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='n'><item id='1'><p xmlns='x'/></item></publish></pubsub>",
 		"<pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='n'><item><p xmlns='x'/></item></publish><publish-options><x xmlns='jabber:x:data' type='submit'><field var='pubsub#access_model'><value>open</value></field></x></publish-options></pubsub>",
 		"<pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='n' max_items='2'><item id='a'/></items></pubsub>",
+		"<pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='n'/><set xmlns='http://jabber.org/protocol/rsm'><max>2</max><after>a</after></set></pubsub>",
 		"<pubsub xmlns='http://jabber.org/protocol/pubsub'><retract node='n' notify='true'><item id='a'/></retract></pubsub>",
 		"<pubsub xmlns='http://jabber.org/protocol/pubsub#owner'><configure node='n'><x xmlns='jabber:x:data' type='submit'><field var='pubsub#max_items'><value>max</value></field></x></configure></pubsub>",
 		"<pubsub xmlns='http://jabber.org/protocol/pubsub'><create node='n'/><configure/></pubsub>",
