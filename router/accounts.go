@@ -61,3 +61,15 @@ func (r *Router) Privileges(entity jid.JID) module.Privileges {
 }
 
 func (m *modReg) Privileges(entity jid.JID) module.Privileges { return m.g.r.Privileges(entity) }
+
+// RostersChanged makes every shard read its online users' rosters from the store again
+// at their next use (module.Registrar RostersChanged).
+func (r *Router) RostersChanged() {
+	for _, s := range r.shards {
+		o := getOp()
+		o.kind = opRosters
+		s.q.pushForce(o)
+	}
+}
+
+func (m *modReg) RostersChanged() { m.g.r.RostersChanged() }

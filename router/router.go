@@ -699,6 +699,7 @@ const (
 	opCloseHost // a virtual host was removed: close the sessions of its users
 	opOutAs     // a message a privileged component sends as a user (SubmitAs)
 	opIQAs      // an IQ a privileged component sends as a user (SubmitIQAs)
+	opRosters   // rosters changed in the store: forget the cached ones
 )
 
 // op is one unit of work for a shard. It is pooled; its buffer travels with it.

@@ -171,6 +171,10 @@ func (s *shard) handle(o *op) {
 		keep = s.outboundAs(o)
 	case opIQAs:
 		keep = s.iqAs(o)
+	case opRosters:
+		for _, u := range s.users {
+			u.rosterLoaded, u.roster = false, nil
+		}
 	case opNonza:
 		s.nonza(o, s.r.reg.nonza)
 	case opBind2:

@@ -152,6 +152,21 @@ type RosterItem struct {
 	PendingIn bool // inbound subscribe pending
 	Approved  bool // pre-approved (RFC 6121 §3.4)
 	Groups    []string
+	// Shared marks a contact that a shared roster group (RosterWrapper) puts on the
+	// roster: it is never stored, and export leaves it out.
+	Shared bool `json:"-"`
+}
+
+// ErrShared refuses to remove a contact a shared roster group puts on the roster.
+var ErrShared = errors.New("store: the contact is in a shared roster group")
+
+// RosterWrapper is implemented by stores that let a layer stand between their rosters
+// and their readers (shared roster groups): Rosters() returns wrap(the stored rosters),
+// or the stored rosters again after SetRosterWrapper(nil). Safe for concurrent use.
+type RosterWrapper interface {
+	SetRosterWrapper(wrap func(Rosters) Rosters)
+	// StoredRosters are the rosters as stored, without the layer (for export).
+	StoredRosters() Rosters
 }
 
 // DefaultRosterItems is the default roster size limit: large enough for any person's

@@ -325,6 +325,9 @@ disabled = []
 # max_items = 1000
 # Bytes of names, groups and JIDs per roster (not-allowed beyond).
 # max_bytes = 1048576
+# Shared roster groups in Prosody's mod_groups format ([Group] lines, then members as
+# user@host or user@host=Name): members have each other as contacts. Read at each reload.
+# shared_groups_file = "groups.txt"
 #
 # [modules.offline]
 # Offline messages kept per user, by count and by total bytes; beyond either the sender

@@ -362,6 +362,10 @@ type Registrar interface {
 	// Privileges are what the operator let a component do with the server's accounts
 	// (XEP-0356); they follow the configuration, so look them up per stanza.
 	Privileges(entity jid.JID) Privileges
+	// RostersChanged tells the router that rosters changed other than through a Context
+	// (shared roster groups at a reload): the rosters it keeps for online users are read
+	// from the store again at their next use.
+	RostersChanged()
 	// DiscoNode answers the disco#info and disco#items queries addressed to the server
 	// with node='node' (XEP-0030 §3.2, §4.2): h gets both and tells them apart by the
 	// payload's namespace. Registering the same node twice fails provisioning.

@@ -9,7 +9,9 @@ package roster
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"strconv"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"github.com/vireo-im/vireo/modules/module"
@@ -28,7 +30,7 @@ const (
 	MaxNameBytes = 1024 // name and group length (not-acceptable above)
 )
 
-func init() { module.Register(Roster{}) }
+func init() { module.Register(new(Roster)) }
 
 // Config is [modules.roster].
 type Config struct {
@@ -39,6 +41,9 @@ type Config struct {
 	// a roster set that would pass it gets not-allowed. Subscriptions add only a JID, so
 	// items times the JID limit bounds what they add.
 	MaxBytes int `toml:"max_bytes"`
+	// SharedGroupsFile names a file of shared roster groups (shared.go): the members of a
+	// group have each other as contacts. Read at start and at each reload.
+	SharedGroupsFile string `toml:"shared_groups_file"`
 }
 
 // DefaultMaxBytes is the default of [modules.roster] max_bytes.
@@ -54,27 +59,26 @@ func itemBytes(it store.RosterItem) int {
 
 // Roster is the roster module.
 type Roster struct {
-	cfg        Config
+	settings   atomic.Pointer[Config]
+	st         store.Store
+	changed    func() // Registrar.RostersChanged
+	hadGroups  bool
 	privileges func(jid.JID) module.Privileges
 }
 
+func (r *Roster) conf() *Config { return r.settings.Load() }
+
 // ModuleInfo implements module.Module.
-func (Roster) ModuleInfo() module.Info {
+func (*Roster) ModuleInfo() module.Info {
 	return module.Info{ID: "roster", New: func() module.Module { return new(Roster) }}
 }
 
 // Provision registers the roster IQs and the versioning feature.
 func (r *Roster) Provision(reg module.Registrar) error {
-	if err := reg.Config(&r.cfg); err != nil {
+	r.st, r.changed = reg.Store(), reg.RostersChanged
+	if err := module.Configure(reg, r); err != nil {
 		return err
 	}
-	if r.cfg.MaxItems < 0 || r.cfg.MaxBytes < 0 {
-		return errors.New("roster: max_items and max_bytes must not be negative")
-	}
-	if r.cfg.MaxBytes == 0 {
-		r.cfg.MaxBytes = DefaultMaxBytes
-	}
-	reg.Store().Rosters().SetLimit(r.cfg.MaxItems) // 0: the default
 	reg.IQ(module.IQGet, ns.Roster, "query", r.get)
 	reg.IQ(module.IQSet, ns.Roster, "query", r.set)
 	// XEP-0356 §4: a component the operator gave roster privileges reads and edits
@@ -222,7 +226,7 @@ func (r *Roster) edit(c module.Context, user jid.JID, item xmlstream.Element, it
 				total += itemBytes(x)
 			}
 		}
-		if total+grow > r.cfg.MaxBytes {
+		if total+grow > r.conf().MaxBytes {
 			e := stanza.New(stanza.NotAllowed)
 			e.Text = "roster is too large"
 			return e
@@ -245,6 +249,12 @@ func (r *Roster) remove(c module.Context, iq *module.Packet, user, contact jid.J
 	ed, ok := c.(module.RosterEditor)
 	if !ok {
 		c.Error(iq, stanza.New(stanza.FeatureNotImplemented))
+		return
+	}
+	if old.Shared {
+		e := stanza.New(stanza.NotAllowed)
+		e.Text = "this contact is in a group the server shares; it cannot be removed"
+		c.Error(iq, e)
 		return
 	}
 	if err := ed.DeleteRosterItem(user, contact); err != nil {
@@ -373,3 +383,46 @@ func (r *Roster) privilegedSet(c module.Context, iq *module.Packet) {
 
 // maxPrivilegedItems bounds the items of one privileged roster set.
 const maxPrivilegedItems = 1000
+
+var _ module.Reconfigurer = (*Roster)(nil)
+
+// Reconfigure implements module.Reconfigurer: the limits and the shared groups change at
+// a reload. A groups file that does not read keeps the groups in force and fails the
+// reload.
+func (r *Roster) Reconfigure(rc module.Reconfig) (func(), error) {
+	var cfg Config
+	if err := rc.Decode(&cfg); err != nil {
+		return nil, err
+	}
+	if cfg.MaxItems < 0 || cfg.MaxBytes < 0 {
+		return nil, errors.New("roster: max_items and max_bytes must not be negative")
+	}
+	if cfg.MaxBytes == 0 {
+		cfg.MaxBytes = DefaultMaxBytes
+	}
+	var groups *SharedGroups
+	w, canWrap := r.st.(store.RosterWrapper)
+	if cfg.SharedGroupsFile != "" {
+		if !canWrap {
+			return nil, errors.New("roster: this store cannot hold shared groups")
+		}
+		var err error
+		if groups, err = LoadSharedGroups(cfg.SharedGroupsFile, rc.Domains); err != nil {
+			return nil, fmt.Errorf("roster: shared_groups_file: %w", err)
+		}
+	}
+	return func() {
+		r.st.Rosters().SetLimit(cfg.MaxItems) // 0: the default
+		if canWrap {
+			if groups != nil {
+				w.SetRosterWrapper(groups.Wrap)
+			} else {
+				w.SetRosterWrapper(nil)
+			}
+		}
+		if r.settings.Swap(&cfg) != nil && (groups != nil || r.hadGroups) {
+			r.changed() // online users' rosters follow the new groups
+		}
+		r.hadGroups = groups != nil
+	}, nil
+}

@@ -49,6 +49,8 @@ type Store struct {
 	locks [64]sync.Mutex // per-user read-modify-write (versions, offline counters)
 
 	rosterLimit atomic.Int64
+	// rosterWrap stands between the rosters and their readers (SetRosterWrapper).
+	rosterWrap atomic.Pointer[func(store.Rosters) store.Rosters]
 
 	space    *space
 	broken   atomic.Pointer[error] // set when Pebble panicked in a commit: no more writes
@@ -310,7 +312,26 @@ func (s *Store) scanDir(lower, upper []byte, reverse bool, fn func(k, v []byte) 
 func (s *Store) Accounts() store.Accounts { return accounts{s} }
 
 // Rosters implements store.Store.
-func (s *Store) Rosters() store.Rosters { return rosters{s} }
+func (s *Store) Rosters() store.Rosters {
+	if w := s.rosterWrap.Load(); w != nil {
+		return (*w)(rosters{s})
+	}
+	return rosters{s}
+}
+
+var _ store.RosterWrapper = (*Store)(nil)
+
+// StoredRosters implements store.RosterWrapper.
+func (s *Store) StoredRosters() store.Rosters { return rosters{s} }
+
+// SetRosterWrapper implements store.RosterWrapper.
+func (s *Store) SetRosterWrapper(wrap func(store.Rosters) store.Rosters) {
+	if wrap == nil {
+		s.rosterWrap.Store(nil)
+		return
+	}
+	s.rosterWrap.Store(&wrap)
+}
 
 // Offline implements store.Store.
 func (s *Store) Offline() store.Offline { return offline{s} }

@@ -191,6 +191,12 @@ func export(w io.Writer, st store.Store, users []string, f Flavour, sections []S
 	b.B = append(b.B, "<?xml version='1.0' encoding='UTF-8'?>\n"...)
 	b.Start("server-data").Attr("xmlns", NS).Attr("xmlns:vireo", NSVireo)
 	host := ""
+	// The stored rosters: a shared group's contacts are the groups file's, not the
+	// account's.
+	stored := st.Rosters()
+	if rw, ok := st.(store.RosterWrapper); ok {
+		stored = rw.StoredRosters()
+	}
 	flush := func() error {
 		_, err := w.Write(b.B)
 		b.B = b.B[:0]
@@ -220,7 +226,7 @@ func export(w io.Writer, st store.Store, users []string, f Flavour, sections []S
 			b.Attr("vireo:created", acc.Created.UTC().Format(time.RFC3339Nano))
 		}
 		writeCreds(&b, acc.Creds, f)
-		items, _, err := st.Rosters().Get(u)
+		items, _, err := stored.Get(u)
 		if err != nil {
 			return err
 		}
