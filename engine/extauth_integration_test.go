@@ -128,16 +128,7 @@ func TestIntegrationExternalAuth(t *testing.T) {
 
 	// Registration refuses a name the program knows (yan never logged in), and takes one
 	// it does not.
-	register := func(user string) string {
-		t.Helper()
-		r, _ := sasl2Open(t, srv)
-		r.Send("<iq type='set' id='reg'><query xmlns='jabber:iq:register'><username>" + user + "</username><password>pw of " + user + "</password></query></iq>")
-		got := r.Expect("id='reg'")
-		if strings.Contains(got, "type='error'") {
-			got += r.Expect("</iq>")
-		}
-		return got
-	}
+	register := func(user string) string { t.Helper(); return registerOpen(t, srv, user) }
 	if got := register("yan"); !strings.Contains(got, "<conflict") {
 		t.Fatalf("registering a name the program knows: %q", got)
 	}
@@ -225,16 +216,7 @@ func TestIntegrationExternalManage(t *testing.T) {
 	}
 
 	// A registration creates the account at the site and here, without keys.
-	register := func(user string) string {
-		t.Helper()
-		r, _ := sasl2Open(t, srv)
-		r.Send("<iq type='set' id='reg'><query xmlns='jabber:iq:register'><username>" + user + "</username><password>pw of " + user + "</password></query></iq>")
-		got := r.Expect("id='reg'")
-		if strings.Contains(got, "type='error'") {
-			got += r.Expect("</iq>")
-		}
-		return got
-	}
+	register := func(user string) string { t.Helper(); return registerOpen(t, srv, user) }
 	if got := register("dan"); !strings.Contains(got, "type='result'") {
 		t.Fatalf("registering dan: %q", got)
 	}
@@ -284,4 +266,17 @@ func TestIntegrationExternalManage(t *testing.T) {
 		t.Fatalf("a local account's change asked the program (%d → %d calls)", calls, prog.Calls())
 	}
 	srv.LoginPlain(t, "bob", "bob 2", "phone")
+}
+
+// registerOpen registers user in-band on a new stream of srv, with the password "pw of
+// user", and returns the answer (with its error, if any).
+func registerOpen(t *testing.T, srv *vireotest.Server, user string) string {
+	t.Helper()
+	r, _ := sasl2Open(t, srv)
+	r.Send("<iq type='set' id='reg'><query xmlns='jabber:iq:register'><username>" + user + "</username><password>pw of " + user + "</password></query></iq>")
+	got := r.Expect("id='reg'")
+	if strings.Contains(got, "type='error'") {
+		got += r.Expect("</iq>")
+	}
+	return got
 }

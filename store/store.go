@@ -143,6 +143,22 @@ func (s Subscription) String() string {
 	return "none"
 }
 
+// ParseSubscription reads an RFC 6121 subscription attribute ("" is none); ok is false
+// for anything else (remove included).
+func ParseSubscription(s string) (sub Subscription, ok bool) {
+	switch s {
+	case "", "none":
+		return SubNone, true
+	case "to":
+		return SubTo, true
+	case "from":
+		return SubFrom, true
+	case "both":
+		return SubBoth, true
+	}
+	return SubNone, false
+}
+
 // RosterItem is one contact in a roster.
 type RosterItem struct {
 	JID       string

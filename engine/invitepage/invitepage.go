@@ -15,7 +15,6 @@
 package invitepage
 
 import (
-	"bytes"
 	"errors"
 	"html/template"
 	"net"
@@ -91,7 +90,7 @@ func (p *Page) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := view{Invite: inv, Expires: inv.Expires.UTC().Format("2 January 2006, 15:04 UTC")}
-	secure := r.TLS != nil || loopback(r.RemoteAddr)
+	secure := webpage.Secure(r)
 	if inv.Registers() || inv.Reset {
 		v.Form = secure
 		if !secure {
@@ -158,26 +157,7 @@ func (p *Page) register(w http.ResponseWriter, r *http.Request, v view, token st
 }
 
 func (p *Page) render(w http.ResponseWriter, status int, v view) {
-	var buf bytes.Buffer
-	if err := page.Execute(&buf, v); err != nil {
-		p.log.Error().Err(err).Msg("invitation page: render")
-		http.Error(w, "internal error", http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.WriteHeader(status)
-	w.Write(buf.Bytes())
-}
-
-// loopback reports whether addr (host:port) is a loopback address: a local browser, or
-// a reverse proxy on the same machine that forwarded no scheme.
-func loopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	webpage.Render(w, page, status, v, p.log, "invitation page")
 }
 
 var page = template.Must(template.New("invite").Funcs(template.FuncMap{

@@ -14,7 +14,6 @@
 package signup
 
 import (
-	"bytes"
 	"errors"
 	"html/template"
 	"net"
@@ -107,7 +106,7 @@ func (p *Page) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.render(w, http.StatusNotFound, view{Closed: true})
 		return
 	}
-	v := view{Domains: domains, Domain: domains[0], Form: r.TLS != nil || loopback(r.RemoteAddr)}
+	v := view{Domains: domains, Domain: domains[0], Form: webpage.Secure(r)}
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 		if needCaptcha && v.Form {
@@ -251,26 +250,7 @@ func (p *Page) image(w http.ResponseWriter, id string) {
 }
 
 func (p *Page) render(w http.ResponseWriter, status int, v view) {
-	var buf bytes.Buffer
-	if err := page.Execute(&buf, v); err != nil {
-		p.log.Error().Err(err).Msg("sign-up page: render")
-		http.Error(w, "internal error", http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.WriteHeader(status)
-	w.Write(buf.Bytes())
-}
-
-// loopback reports whether addr (host:port) is a loopback address: a local browser, or
-// a reverse proxy on the same machine that forwarded no scheme.
-func loopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	webpage.Render(w, page, status, v, p.log, "sign-up page")
 }
 
 var page = template.Must(template.New("signup").Parse(pageHTML))

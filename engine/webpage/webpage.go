@@ -1,13 +1,19 @@
 // Package webpage is what every server-rendered page of the web listener (the admin
-// dashboard, the invitation pages) does the same way: the headers that keep a page out of
-// caches, frames and other sites' reach, and the check that a form was posted from the
-// server's own pages. It renders nothing and holds no state.
+// dashboard, the invitation pages, the sign-up page) does the same way: the headers that
+// keep a page out of caches, frames and other sites' reach, the check that a form was
+// posted from the server's own pages, the test of whether a password may travel, and the
+// writing of a rendered page. It has no templates of its own and holds no state.
 package webpage
 
 import (
+	"bytes"
+	"html/template"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/rs/zerolog"
 )
 
 // CSP is the pages' content security policy: no scripts, no outside resources, styles
@@ -34,4 +40,33 @@ func SameOrigin(r *http.Request) bool {
 	}
 	u, err := url.Parse(o)
 	return err == nil && strings.EqualFold(u.Host, r.Host)
+}
+
+// Secure says whether a form on r's page may take a password: the request came over TLS,
+// or from loopback (a local browser, or a reverse proxy on the same machine that
+// terminated TLS and forwarded no scheme).
+func Secure(r *http.Request) bool {
+	if r.TLS != nil {
+		return true
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Render writes the page t makes of v with status; a template that fails is logged as
+// what's and answered with a bare 500.
+func Render(w http.ResponseWriter, t *template.Template, status int, v any, log zerolog.Logger, what string) {
+	var buf bytes.Buffer
+	if err := t.Execute(&buf, v); err != nil {
+		log.Error().Err(err).Msg(what + ": render")
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	w.Write(buf.Bytes())
 }

@@ -357,16 +357,8 @@ func (r *Roster) privilegedSet(c module.Context, iq *module.Packet) {
 		}
 		it := old
 		it.JID = contact.String()
-		switch string(sub) {
-		case "", "none":
-			it.Sub = store.SubNone
-		case "to":
-			it.Sub = store.SubTo
-		case "from":
-			it.Sub = store.SubFrom
-		case "both":
-			it.Sub = store.SubBoth
-		default:
+		var ok bool
+		if it.Sub, ok = store.ParseSubscription(string(sub)); !ok {
 			c.Error(iq, stanza.New(stanza.BadRequest))
 			return
 		}

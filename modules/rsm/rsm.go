@@ -108,6 +108,25 @@ type Page struct {
 // for: at most r.Max keys, and at most def when r gives no max or one above limit (a
 // server's own bound on one answer).
 func Cut(n int, key func(i int) string, r Request, def, limit int) Page {
+	return cut(n, r, def, limit,
+		func(k string) int { return sort.Search(n, func(i int) bool { return key(i) >= k }) },
+		func(k string) int { return sort.Search(n, func(i int) bool { return key(i) > k }) })
+}
+
+// CutOrdered is Cut for a list kept in an order of its own (a pubsub node's items, by
+// publication) rather than sorted by key: after and before name an entry by its key, and
+// find returns that entry's position, or -1 when it is not in the list. A key that is gone
+// cannot be placed, so it gets item-not-found (XEP-0059 §2.5), and the client starts over.
+func CutOrdered(n int, find func(key string) int, r Request, def, limit int) (Page, *stanza.Error) {
+	if r.HasBefore && r.Before != "" && find(r.Before) < 0 || r.HasAfter && find(r.After) < 0 {
+		return Page{}, stanza.New(stanza.ItemNotFound)
+	}
+	return cut(n, r, def, limit, find, func(k string) int { return find(k) + 1 }), nil
+}
+
+// cut is the page r asks for of n entries: before(k) is where the entries before key k
+// end, after(k) where those after it begin.
+func cut(n int, r Request, def, limit int, before, after func(string) int) Page {
 	max := r.Max
 	if max < 0 || max > limit {
 		max = def
@@ -117,11 +136,11 @@ func Cut(n int, key func(i int) string, r Request, def, limit int) Page {
 	case r.HasBefore:
 		p.Hi = n
 		if r.Before != "" {
-			p.Hi = sort.Search(n, func(i int) bool { return key(i) >= r.Before })
+			p.Hi = before(r.Before)
 		}
 		p.Lo = max0(p.Hi - max)
 	case r.HasAfter:
-		p.Lo = sort.Search(n, func(i int) bool { return key(i) > r.After })
+		p.Lo = after(r.After)
 		p.Hi = min(n, p.Lo+max)
 	case r.Index >= 0:
 		p.Lo = min(n, r.Index)
@@ -133,41 +152,6 @@ func Cut(n int, key func(i int) string, r Request, def, limit int) Page {
 }
 
 func max0(i int) int { return max(i, 0) }
-
-// CutOrdered is Cut for a list kept in an order of its own (a pubsub node's items, by
-// publication) rather than sorted by key: after and before name an entry by its key, and
-// find returns that entry's position, or -1 when it is not in the list. A key that is gone
-// cannot be placed, so it gets item-not-found (XEP-0059 §2.5), and the client starts over.
-func CutOrdered(n int, find func(key string) int, r Request, def, limit int) (Page, *stanza.Error) {
-	max := r.Max
-	if max < 0 || max > limit {
-		max = def
-	}
-	p := Page{Count: n, Set: r != None || n > max}
-	switch {
-	case r.HasBefore:
-		p.Hi = n
-		if r.Before != "" {
-			if p.Hi = find(r.Before); p.Hi < 0 {
-				return Page{}, stanza.New(stanza.ItemNotFound)
-			}
-		}
-		p.Lo = max0(p.Hi - max)
-	case r.HasAfter:
-		i := find(r.After)
-		if i < 0 {
-			return Page{}, stanza.New(stanza.ItemNotFound)
-		}
-		p.Lo = i + 1
-		p.Hi = min(n, p.Lo+max)
-	case r.Index >= 0:
-		p.Lo = min(n, r.Index)
-		p.Hi = min(n, p.Lo+max)
-	default:
-		p.Hi = min(n, max)
-	}
-	return p, nil
-}
 
 // Append writes the answer's <set/> for the page (nothing when p.Set is false): first
 // with its index and last when the page is not empty, and always the count (§2.6:

@@ -632,15 +632,9 @@ func parseRoster(d *xml.Decoder, u *User) error {
 		if it.JID == "" {
 			return errors.New("roster item without jid")
 		}
-		switch s := attr(t, "", "subscription"); s {
-		case "", "none":
-		case "to":
-			it.Sub = store.SubTo
-		case "from":
-			it.Sub = store.SubFrom
-		case "both":
-			it.Sub = store.SubBoth
-		default:
+		s := attr(t, "", "subscription")
+		var ok bool
+		if it.Sub, ok = store.ParseSubscription(s); !ok {
 			return fmt.Errorf("roster item %s: subscription %q", it.JID, s)
 		}
 		u.Roster = append(u.Roster, it)
