@@ -51,6 +51,8 @@ func (k *component) advertisePrivileges(c *conn, domain string) {
 	}
 }
 
+var nsPrivilegeBytes = []byte(module.NSPrivilege)
+
 func orNone(s string) string {
 	if s == "" {
 		return "none"
@@ -64,8 +66,8 @@ func orNone(s string) string {
 // component with forbidden (no such privilege, or a sender that is not a local account)
 // or bad-request (nothing forwarded).
 func (k *component) privilegedMessage(c *conn, from jid.JID, st *xmlstream.Stanza) bool {
-	if st.Kind() != xmlstream.KindMessage {
-		return false
+	if st.Kind() != xmlstream.KindMessage || !bytes.Contains(st.Raw, nsPrivilegeBytes) {
+		return false // a gateway's ordinary traffic is not parsed for it
 	}
 	priv, ok := st.Elem().Child(module.NSPrivilege, "privilege")
 	if !ok {
@@ -129,7 +131,7 @@ func (k *component) privilegedMessage(c *conn, from jid.JID, st *xmlstream.Stanz
 // back wrapped (router.SubmitIQAs). It reports whether st was one; a refusal is answered
 // with forbidden.
 func (k *component) privilegedIQ(c *conn, from jid.JID, st *xmlstream.Stanza) bool {
-	if st.Kind() != xmlstream.KindIQ {
+	if st.Kind() != xmlstream.KindIQ || !bytes.Contains(st.Raw, nsPrivilegeBytes) {
 		return false
 	}
 	wrap, ok := st.Elem().Child(module.NSPrivilege, "privileged_iq")
