@@ -676,11 +676,11 @@ func (s *server) acmeChallenge() func(string) (string, bool) {
 }
 
 // Reload re-reads the config file and applies what can change without a restart: domains,
-// certificates, limits, registration, the dashboard switch, listeners, the external
-// authentication program, and the settings of modules that take them while running
-// (module.Reconfigurer). What needs a restart (data_dir, turning federation on or off, [link],
-// ACME on or off, the number of event loops, other modules' settings) is logged and kept
-// as it was.
+// certificates, limits, registration, the dashboard switch, listeners, federation (on or
+// off, and its policy), the external authentication program, and the settings of modules
+// that take them while running (module.Reconfigurer). What needs a restart (data_dir,
+// [link], ACME on or off, the number of event loops, other modules' settings) is logged
+// and kept as it was.
 func (s *server) Reload() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -694,12 +694,9 @@ func (s *server) Reload() error {
 	}
 	// Listener changes apply (engine.Server.Reload): new ones open, removed ones stop
 	// accepting and keep their connections. Federation policy (deny, allow, domains, hosts,
-	// require_valid_certs) applies to new streams; turning federation on or off does not
-	// apply, and keeps the s2s listeners as they are.
-	if next.S2S.Enabled != s.cfg.S2S.Enabled {
-		s.log.Warn().Msg("turning s2s on or off needs a restart; applying the rest")
-		next.S2S.Enabled, next.S2S.Listen, next.S2S.DirectTLSListen = s.cfg.S2S.Enabled, s.cfg.S2S.Listen, s.cfg.S2S.DirectTLSListen
-	}
+	// require_valid_certs) applies to new streams; turning federation on opens its
+	// listeners and lets stanzas out, turning it off closes them and ends every stream to
+	// or from another server.
 	if strings.Join(next.Link.Listen, ",") != strings.Join(s.cfg.Link.Listen, ",") || next.Link.Secret != s.cfg.Link.Secret ||
 		next.Link.UseTLS() != s.cfg.Link.UseTLS() {
 		s.log.Warn().Msg("[link] changes need a restart; linked edges keep their links")

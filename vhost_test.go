@@ -7,6 +7,8 @@ import (
 	"crypto/x509"
 	"encoding/xml"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -335,5 +337,45 @@ func TestIntegrationVhostACME(t *testing.T) {
 			t.Fatalf("before issuance %s is served %v: %v", host, chain[0].DNSNames, err)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestIntegrationReloadFederation: turning federation on in the file opens its listener at
+// the next reload, where a peer's stream is answered; turning it off closes it.
+func TestIntegrationReloadFederation(t *testing.T) {
+	s, path := vhostServerWith(t, "")
+	orig, _ := os.ReadFile(path)
+	if a := s.eng.Addr("s2s"); a != nil {
+		t.Fatalf("an s2s listener with federation off: %v", a)
+	}
+	port := freePort(t)
+	on := string(orig) + fmt.Sprintf("\n[s2s]\nenabled = true\nlisten = [\"127.0.0.1:%d\"]\n", port)
+	if err := os.WriteFile(path, []byte(on), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 2*time.Second)
+	if err != nil {
+		t.Fatalf("the s2s listener after turning federation on: %v", err)
+	}
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprint(c, "<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' to='localhost' from='peer.example' version='1.0'>")
+	buf := make([]byte, 4096)
+	n, _ := io.ReadAtLeast(c, buf, 100)
+	c.Close()
+	if !strings.Contains(string(buf[:n]), "<stream:features>") && !strings.Contains(string(buf[:n]), "<stream:features") {
+		t.Fatalf("a peer's stream: %q", buf[:n])
+	}
+	if err := os.WriteFile(path, orig, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second); err == nil {
+		c.Close()
+		t.Fatal("the s2s listener still accepts after turning federation off")
 	}
 }

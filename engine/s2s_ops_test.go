@@ -417,3 +417,60 @@ func TestS2SStreamLimits(t *testing.T) {
 		t.Fatalf("the stream to b did not survive: %+v", a.Engine.S2SConns())
 	}
 }
+
+// TestS2SReloadOnOff: federation turned off by a reload ends the streams between two
+// servers and lets nothing out (a message gets an error, not a queue), and its listener
+// closes; turned on again, its listener opens and the servers talk again.
+func TestS2SReloadOnOff(t *testing.T) {
+	a, b := federated(t)
+	alice := a.LoginPlain(t, "alice", "secret", "phone")
+	alice.Send("<presence/>")
+	bob := b.LoginPlain(t, "bob", "secret", "pc")
+	bob.Send("<presence/>")
+	alice.Send("<message to='bob@b.localhost/pc' type='chat'><body>before</body></message>")
+	bob.Expect("before")
+
+	on := a.Engine.Config()
+	off := on
+	off.S2S.Enabled, off.S2S.Hosts, off.Listeners = false, nil, nil
+	for _, l := range on.Listeners {
+		if l.Kind != engine.KindS2S {
+			off.Listeners = append(off.Listeners, l)
+		}
+	}
+	addr := a.S2SAddr()
+	if err := a.Engine.Reload(off); err != nil {
+		t.Fatal(err)
+	}
+	alice.Send("<message to='bob@b.localhost/pc' id='off' type='chat'><body>while off</body></message>")
+	if got := alice.Expect("id='off'") + alice.Expect("</message>"); !strings.Contains(got, "type='error'") {
+		t.Fatalf("a message out with federation off: %s", got)
+	}
+	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		c.Close()
+		t.Fatal("the s2s listener still accepts with federation off")
+	}
+	bob.Send("<message to='alice@a.localhost/phone' id='in' type='chat'><body>knock</body></message>")
+	if got, _ := bob.ReadUntil("id='in'", 20*time.Second); !strings.Contains(got+bob.Expect("</message>"), "type='error'") {
+		t.Fatalf("a message in with federation off: %s", got)
+	}
+	alice.Never("knock")
+
+	if err := a.Engine.Reload(on); err != nil {
+		t.Fatal(err)
+	}
+	vireotest.Federate(a, b) // a's listener has a new port
+	alice.Send("<message to='bob@b.localhost/pc' type='chat'><body>after</body></message>")
+	bob.Expect("after")
+	// b failed to reach a a moment ago and may still be backing off (2 s at first):
+	// retry until its message passes.
+	for i := 0; ; i++ {
+		bob.Send("<message to='alice@a.localhost/phone' id='wb' type='chat'><body>welcome back</body></message>")
+		if got, err := alice.ReadUntil("welcome back", 3*time.Second); err == nil {
+			break
+		} else if i == 5 {
+			t.Fatalf("b never reached a again: %v %s", err, got)
+		}
+		bob.ReadUntil("id='wb'", time.Second) // its bounce
+	}
+}

@@ -295,17 +295,17 @@ func (o *s2sOut) Route(from, to jid.JID, raw []byte) error {
 // denied them, or an allow list without them): an authenticated inbound stream would
 // otherwise keep delivering their stanzas until it idled out. Outbound streams close with
 // </stream:stream>; Route already refuses new stanzas for those domains.
-func (o *s2sOut) enforce(cfg *S2S) {
+func (o *s2sOut) enforce(allowed func(remote string) bool) {
 	o.mu.Lock()
 	var in []inRef
 	for c, is := range o.mu.in {
-		if !cfg.allowed(is.remote) {
+		if !allowed(is.remote) {
 			in = append(in, inRef{c, is.remote})
 		}
 	}
 	var out []*outPeer
 	for k, p := range o.mu.peers {
-		if !cfg.allowed(k[1]) {
+		if !allowed(k[1]) {
 			out = append(out, p)
 			delete(o.mu.peers, k)
 		}

@@ -357,11 +357,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.metrics = metrics.NewRegistry(s.counters)
 	s.s2s = newS2SOut(s, cfg.S2S)
-	remote := len(cfg.S2S.Hosts) > 0 || cfg.S2S.Enabled
-	for _, l := range cfg.Listeners {
-		remote = remote || l.Kind == KindS2S
-	}
-	if remote {
+	if federates(&cfg) {
 		s.rt.SetRemote(s.s2s)
 	}
 	s.rt.SetAccounts(s) // a module's password change or removal may need the site's program
@@ -412,8 +408,16 @@ func (s *Server) Reload(cfg Config) error {
 		return err
 	}
 	s.setComponents(&cfg)
-	if s.s2s != nil {
-		s.s2s.enforce(&cfg.S2S)
+	switch on := federates(&cfg); {
+	case on && !federates(old):
+		s.rt.SetRemote(s.s2s)
+	case !on && federates(old):
+		// Federation turned off: nothing more goes out, and every stream to or from
+		// another server ends.
+		s.rt.SetRemote(nil)
+		s.s2s.enforce(func(string) bool { return false })
+	default:
+		s.s2s.enforce(cfg.S2S.allowed)
 	}
 	now := s.hosts.Load()
 	for h := range was.local {
@@ -510,6 +514,20 @@ func (s *Server) setComponents(cfg *Config) {
 }
 
 func (s *Server) config() *Config { return s.cfg.Load() }
+
+// federates says whether cfg talks to other servers: federation is on, static routes
+// name some, or a listener takes their streams.
+func federates(cfg *Config) bool {
+	if len(cfg.S2S.Hosts) > 0 || cfg.S2S.Enabled {
+		return true
+	}
+	for _, l := range cfg.Listeners {
+		if l.Kind == KindS2S {
+			return true
+		}
+	}
+	return false
+}
 
 // Config returns a copy of the running configuration (to change and pass to Reload).
 func (s *Server) Config() Config { return *s.config() }
