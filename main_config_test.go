@@ -148,6 +148,7 @@ secret = "12345678"
 [component.allow.privileges]
 roster = "both"
 message = "outgoing"
+presence = "managed_entity"
 [component.allow.privileges.iq]
 "http://jabber.org/protocol/pubsub" = "both"
 [[component.allow]]
@@ -162,7 +163,7 @@ secret = "12345678"
 		t.Fatalf("components %+v", ec.Components)
 	}
 	gw, plain := ec.Components[0].Privileges, ec.Components[1].Privileges
-	if !gw.RosterGet() || !gw.RosterSet() || !gw.Outgoing() || !gw.IQAllowed("http://jabber.org/protocol/pubsub", "set") || gw.IQAllowed("jabber:iq:roster", "get") {
+	if !gw.RosterGet() || !gw.RosterSet() || !gw.Outgoing() || gw.Type("presence") != "managed_entity" || !gw.IQAllowed("http://jabber.org/protocol/pubsub", "set") || gw.IQAllowed("jabber:iq:roster", "get") {
 		t.Fatalf("gw.a.org: %+v", gw)
 	}
 	if plain.RosterGet() || plain.Outgoing() || len(plain.IQ) != 0 {

@@ -20,7 +20,7 @@ import (
 // virtual host (§4.2, as ejabberd and Prosody send them), if it may do anything.
 func (k *component) advertisePrivileges(c *conn, domain string) {
 	p := k.srv.rt.Privileges(c.bare)
-	if p.Roster == "" && p.Message == "" && len(p.IQ) == 0 {
+	if p.Zero() {
 		return
 	}
 	cfg := k.srv.config()
@@ -31,9 +31,9 @@ func (k *component) advertisePrivileges(c *conn, domain string) {
 		var b xmlstream.Builder
 		b.Start("message").Attr("from", host).Attr("to", domain).Attr("id", "privileges").
 			Start("privilege").Attr("xmlns", module.NSPrivilege)
-		b.Start("perm").Attr("access", "roster").Attr("type", orNone(p.Roster)).End()
-		b.Start("perm").Attr("access", "message").Attr("type", orNone(p.Message)).End()
-		b.Start("perm").Attr("access", "presence").Attr("type", "none").End()
+		for _, access := range []string{"roster", "message", "presence"} {
+			b.Start("perm").Attr("access", access).Attr("type", p.Type(access)).End()
+		}
 		if len(p.IQ) > 0 {
 			spaces := make([]string, 0, len(p.IQ))
 			for space := range p.IQ {
@@ -49,16 +49,12 @@ func (k *component) advertisePrivileges(c *conn, domain string) {
 		b.End().End()
 		c.write(b.B)
 	}
+	if p.Presence == "managed_entity" {
+		k.srv.rt.ReplayPresence(c.bare) // §7 rule 1: who is online now
+	}
 }
 
 var nsPrivilegeBytes = []byte(module.NSPrivilege)
-
-func orNone(s string) string {
-	if s == "" {
-		return "none"
-	}
-	return s
-}
 
 // privilegedMessage handles a message from a component that carries <privilege/>
 // (§5.2): the message it forwards, from the bare JID of a local account, is sent as that

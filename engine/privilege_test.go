@@ -167,3 +167,45 @@ func TestIntegrationPrivilegeRaw(t *testing.T) {
 		t.Fatalf("the service's answer: %s", got)
 	}
 }
+
+// TestIntegrationPrivilegePresence: a component with the managed_entity presence
+// privilege gets, when it connects, the presence of everyone online, then every session's
+// available and unavailable presence as it happens (a session that just goes away too);
+// a component without it gets none.
+func TestIntegrationPrivilegePresence(t *testing.T) {
+	srv := vireotest.Start(t, vireotest.Options{RequireTLS: no(), AllowPlain: true, Components: []engine.Component{
+		{Domain: "watch.localhost", Secret: compSecret, Privileges: module.Privileges{Presence: "managed_entity"}},
+		{Domain: "plain.localhost", Secret: compSecret},
+	}})
+	srv.AddUser(t, "alice", "secret")
+	srv.AddUser(t, "bob", "secret")
+	alice := srv.LoginPlain(t, "alice", "secret", "pc")
+	alice.Send("<presence><status>here before</status></presence>")
+	alice.Expect("from='alice@localhost/pc'")
+
+	plain, _ := componentLogin(t, srv, "plain.localhost", compSecret)
+	plain.Expect("<handshake/>")
+	w, _ := componentLogin(t, srv, "watch.localhost", compSecret)
+	w.Expect("<handshake/>")
+	if got := w.Expect("</message>"); !strings.Contains(got, "<perm access='presence' type='managed_entity'/>") {
+		t.Fatalf("the announcement: %s", got)
+	}
+	got, _ := w.ReadUntil("here before", 5*time.Second)
+	if !strings.Contains(got, "from='alice@localhost/pc'") || !strings.Contains(got, "to='watch.localhost'") {
+		t.Fatalf("who was online: %s", got)
+	}
+	bob := srv.LoginPlain(t, "bob", "secret", "phone")
+	bob.Send("<presence><show>away</show></presence>")
+	if got, _ := w.ReadUntil("<show>away</show>", 5*time.Second); !strings.Contains(got, "from='bob@localhost/phone'") {
+		t.Fatalf("bob's presence: %s", got)
+	}
+	bob.Send("<presence type='unavailable'/>")
+	if got, _ := w.ReadUntil("type='unavailable'", 5*time.Second); !strings.Contains(got[strings.LastIndex(got, "<presence"):]+w.Expect(">"), "from='bob@localhost/phone'") {
+		t.Fatalf("bob's unavailable: %s", got)
+	}
+	alice.Conn().Close() // gone without a word: the server's unavailable
+	if got, _ := w.ReadUntil("type='unavailable'", 5*time.Second); !strings.Contains(got[strings.LastIndex(got, "<presence"):]+w.Expect(">"), "alice@localhost/pc") {
+		t.Fatalf("alice's end: %s", got)
+	}
+	plain.Never("<presence")
+}

@@ -505,7 +505,7 @@ func (s *Server) setComponents(cfg *Config) {
 	privs := map[string]module.Privileges{}
 	for _, c := range cfg.Components {
 		ds = append(ds, c.Domain)
-		if c.Privileges.Roster != "" || c.Privileges.Message != "" || len(c.Privileges.IQ) > 0 {
+		if !c.Privileges.Zero() {
 			privs[c.Domain] = c.Privileges
 		}
 	}

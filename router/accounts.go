@@ -42,7 +42,22 @@ func (a storeAccounts) Remove(user string) error { return a.st.Accounts().Delete
 
 // SetPrivileges sets the XEP-0356 privileges of components, by component domain (nil:
 // none). Safe for concurrent use; the map must not change afterwards.
-func (r *Router) SetPrivileges(p map[string]module.Privileges) { r.privileges.Store(&p) }
+func (r *Router) SetPrivileges(p map[string]module.Privileges) {
+	var w []jid.JID
+	for d, pr := range p {
+		if pr.Presence == "managed_entity" {
+			if j, err := jid.Parse(d); err == nil {
+				w = append(w, j)
+			}
+		}
+	}
+	r.privileges.Store(&p)
+	if len(w) == 0 {
+		r.watchers.Store(nil) // the presence path checks only this
+		return
+	}
+	r.watchers.Store(&w)
+}
 
 // Privileges returns what entity's component may do: the privileges of its domain, or of
 // the component domain it is a subdomain of (XEP-0114 gives a component its subdomains).

@@ -186,3 +186,37 @@ func (s *shard) privilegedTimeout(k privKey, v privIQ) {
 	b.Raw(stanza.New(stanza.RemoteServerTimeout).AppendXML(nil)).End()
 	s.r.route(b.B)
 }
+
+// toWatchers sends a copy of raw, a user's broadcast presence (available or unavailable,
+// 'from' its full JID), to every component with the managed_entity presence privilege
+// (XEP-0356 §7).
+func (s *shard) toWatchers(raw []byte) {
+	w := s.r.watchers.Load()
+	if w == nil {
+		return
+	}
+	for _, c := range *w {
+		s.r.route(xmlstream.SetAttrs(nil, raw, xmlstream.AttrSet{Name: "to", Value: []byte(c.String())}))
+	}
+}
+
+// ReplayPresence sends component, which just connected with the managed_entity presence
+// privilege, the presence of every available session of the server's users (XEP-0356 §7,
+// rule 1), each from its shard.
+func (r *Router) ReplayPresence(component jid.JID) {
+	for _, s := range r.shards {
+		o := getOp()
+		o.kind, o.to = opReplay, component
+		s.q.pushForce(o)
+	}
+}
+
+func (s *shard) replayPresence(to jid.JID) {
+	for _, u := range s.users {
+		for _, se := range u.sessions {
+			if se.available && len(se.presence) > 0 {
+				s.r.route(xmlstream.SetAttrs(nil, se.presence, xmlstream.AttrSet{Name: "to", Value: []byte(to.String())}))
+			}
+		}
+	}
+}

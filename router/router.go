@@ -124,8 +124,10 @@ type Router struct {
 	extUsers atomic.Pointer[UserChecker]
 	// accounts is what modules change accounts through (SetAccounts; nil: the store's).
 	accounts atomic.Pointer[module.Accounts]
-	// privileges are the components' XEP-0356 privileges, by domain (SetPrivileges).
+	// privileges are the components' XEP-0356 privileges, by domain (SetPrivileges);
+	// watchers the components among them that get users' presence (managed_entity).
 	privileges atomic.Pointer[map[string]module.Privileges]
+	watchers   atomic.Pointer[[]jid.JID]
 	hostsMu    sync.Mutex // serializes SetDomains
 	mods       []module.Module
 	closed     atomic.Bool
@@ -700,6 +702,7 @@ const (
 	opOutAs     // a message a privileged component sends as a user (SubmitAs)
 	opIQAs      // an IQ a privileged component sends as a user (SubmitIQAs)
 	opRosters   // rosters changed in the store: forget the cached ones
+	opReplay    // a component may see users' presence: send it every available one
 )
 
 // op is one unit of work for a shard. It is pooled; its buffer travels with it.

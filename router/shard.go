@@ -171,6 +171,8 @@ func (s *shard) handle(o *op) {
 		keep = s.outboundAs(o)
 	case opIQAs:
 		keep = s.iqAs(o)
+	case opReplay:
+		s.replayPresence(o.to)
 	case opRosters:
 		for _, u := range s.users {
 			u.rosterLoaded, u.roster = false, nil
@@ -306,6 +308,7 @@ func (s *shard) removeSession(u *user, se *Session) {
 		s.setPacket(raw, module.KindPresence, "unavailable", "", se.jid, jid.JID{})
 		s.ctx.set(se, u)
 		s.runHooks(module.Outbound, module.KindPresence)
+		s.toWatchers(raw)
 	}
 	s.ctx.set(se, u)
 	for _, f := range s.r.reg.sessEnd {
@@ -421,6 +424,7 @@ func (s *shard) broadcastPresence(se *Session, p *module.Packet, e xmlstream.Ele
 		s.runHooks(module.Outbound, module.KindPresence)
 		// Hooks may have added to it (XEP-0153 photo hash); probes get the final form.
 		se.presence = append(se.presence[:0], s.pkt.Raw...)
+		s.toWatchers(se.presence)
 		if initial {
 			s.ctx.set(se, se.user)
 			for _, f := range s.r.reg.avail {
@@ -431,6 +435,7 @@ func (s *shard) broadcastPresence(se *Session, p *module.Packet, e xmlstream.Ele
 		se.available = false
 		se.presence = nil
 		s.runHooks(module.Outbound, module.KindPresence)
+		s.toWatchers(s.pkt.Raw)
 	default:
 		// Subscription states and probes need a 'to' (RFC 6121 §3); errors to nobody are dropped.
 	}

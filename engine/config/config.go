@@ -262,6 +262,9 @@ type ComponentPrivileges struct {
 	Roster  string            `toml:"roster"`
 	Message string            `toml:"message"`
 	IQ      map[string]string `toml:"iq"`
+	// Presence is none or managed_entity: the presence of every session of the server's
+	// users, and at connection who is online.
+	Presence string `toml:"presence"`
 }
 
 // S2S configures federation with other servers (RFC 6120 server-to-server, XEP-0220
@@ -671,6 +674,9 @@ func (c *Config) normalize() error {
 		}
 		if p.Message != "" && p.Message != "none" && p.Message != "outgoing" {
 			return fmt.Errorf("component.allow: %q: privileges.message %q; use none or outgoing", a.Domain, p.Message)
+		}
+		if p.Presence != "" && p.Presence != "none" && p.Presence != "managed_entity" {
+			return fmt.Errorf("component.allow: %q: privileges.presence %q; use none or managed_entity (roster is not offered)", a.Domain, p.Presence)
 		}
 		for space, t := range p.IQ {
 			if space == "" || !slices.Contains([]string{"get", "set", "both"}, t) {

@@ -195,6 +195,7 @@ listen = ["127.0.0.1:5347"]
 # roster = "both"          # none, get, set or both
 # message = "outgoing"     # none or outgoing
 # iq = { "http://jabber.org/protocol/pubsub" = "both", "http://jabber.org/protocol/pubsub#owner" = "set" }
+# presence = "managed_entity" # every session's presence, and who is online when it connects
 
 [s2s]
 # Federation with other XMPP servers (STARTTLS required, XEP-0220 dialback). Off by default.

@@ -13,6 +13,35 @@ type Privileges struct {
 	Roster  string            // "", "none", "get", "set" or "both"
 	Message string            // "", "none" or "outgoing"
 	IQ      map[string]string // payload namespace → "get", "set" or "both"
+	// Presence is "", "none" or "managed_entity": the entity gets the available and
+	// unavailable presence of every session of the server's users.
+	Presence string
+}
+
+// Type is what p grants for access "roster", "message" or "presence", as XEP-0356's
+// <perm type=…/> says it: "none" when nothing.
+func (p Privileges) Type(access string) string {
+	switch access {
+	case "roster":
+		return orNone(p.Roster)
+	case "message":
+		return orNone(p.Message)
+	case "presence":
+		return orNone(p.Presence)
+	}
+	return "none"
+}
+
+// Zero says whether p grants nothing.
+func (p Privileges) Zero() bool {
+	return orNone(p.Roster) == "none" && orNone(p.Message) == "none" && len(p.IQ) == 0 && orNone(p.Presence) == "none"
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
 }
 
 // RosterGet and RosterSet say whether the roster may be read, or changed.
