@@ -1119,6 +1119,13 @@ func (s *server) ResetPassword(token, password, ip string) (string, error) {
 	return s.eng.ResetPassword(token, password, ip)
 }
 
+// admin.SiteAccounts: the operator's changes of a site's account go to its program.
+
+func (s *server) SitePassword(user, password string) (bool, error) {
+	return s.eng.SitePassword(user, password)
+}
+func (s *server) SiteRemove(user string) (bool, error) { return s.eng.SiteRemove(user) }
+
 // signup.Backend
 
 func (s *server) SignupSettings(ip string) (bool, []string, bool) { return s.eng.SignupSettings(ip) }

@@ -89,3 +89,31 @@ func (s *Server) Remove(user string) error {
 	}
 	return s.st.Accounts().Delete(user)
 }
+
+// SitePassword changes the password of user at the site, when the site's program keeps
+// the account and takes changes (Config.ExternalManage): for the operator's tools
+// (vireoctl passwd, the HTTP API, XEP-0133), which otherwise give an account keys of its
+// own. handled is false for every other account. A refusal is module.ErrManaged.
+func (s *Server) SitePassword(user, password string) (handled bool, err error) {
+	if !s.siteKept(user) {
+		return false, nil
+	}
+	return true, s.SetPassword(user, password)
+}
+
+// SiteRemove removes user at the site and here, likewise.
+func (s *Server) SiteRemove(user string) (handled bool, err error) {
+	if !s.siteKept(user) {
+		return false, nil
+	}
+	return true, s.Remove(user)
+}
+
+// siteKept says whether user's password is kept by a site program that takes changes.
+func (s *Server) siteKept(user string) bool {
+	if s.manager() == nil {
+		return false
+	}
+	acct, err := s.st.Accounts().Get(user)
+	return err == nil && keptBySite(acct)
+}

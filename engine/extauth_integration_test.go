@@ -11,6 +11,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/vireo-im/vireo/engine/admin"
 	"github.com/vireo-im/vireo/engine/extauth"
 	"github.com/vireo-im/vireo/engine/vireotest"
 	"github.com/vireo-im/vireo/store"
@@ -225,6 +226,20 @@ func TestIntegrationExternalManage(t *testing.T) {
 	}
 	if !strings.Contains(file(), "dan@localhost:pw of dan\n") {
 		t.Fatalf("the site's users after dan registered: %q", file())
+	}
+	// The operator's tools change a site's account at the site.
+	if err := admin.Passwd(adminBackend{srv}, "dan@localhost", "operator's pw", 0); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(file(), "dan@localhost:operator's pw\n") {
+		t.Fatalf("the site's users after vireoctl passwd: %q", file())
+	}
+	srv.LoginPlain(t, "dan", "operator's pw", "pc")
+	if err := admin.DelUser(adminBackend{srv}, "dan@localhost"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.Store.Accounts().Get("dan@localhost"); err == nil || strings.Contains(file(), "dan@") {
+		t.Fatalf("dan after vireoctl deluser: %v, %q", err, file())
 	}
 	if got := register("noel"); !strings.Contains(got, "<not-allowed") {
 		t.Fatalf("a registration the site refuses: %q", got)

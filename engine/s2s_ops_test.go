@@ -324,6 +324,10 @@ func (b adminBackend) DataDir() string       { return "" }
 func (b adminBackend) Version() string       { return "test" }
 func (adminBackend) WebURL(string) string    { return "" }
 func (b adminBackend) Stats() map[string]any { return map[string]any{"engine": b.s.Engine.Stats()} }
+func (b adminBackend) SitePassword(user, pw string) (bool, error) {
+	return b.s.Engine.SitePassword(user, pw)
+}
+func (b adminBackend) SiteRemove(user string) (bool, error) { return b.s.Engine.SiteRemove(user) }
 func (b adminBackend) S2SConns() []admin.S2SConn {
 	var out []admin.S2SConn
 	for _, c := range b.s.Engine.S2SConns() {

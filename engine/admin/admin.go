@@ -135,6 +135,14 @@ type Backend interface {
 	WebURL(domain string) string
 }
 
+// SiteAccounts is implemented by backends whose accounts a site's program may keep
+// (engine Config.External with ExternalManage): the change of such an account goes to
+// the program, and handled is false for every other account, which changes here.
+type SiteAccounts interface {
+	SitePassword(user, password string) (handled bool, err error)
+	SiteRemove(user string) (handled bool, err error)
+}
+
 // MaxLine bounds one request line so a local client cannot make the server buffer without end.
 const MaxLine = 64 << 10
 
@@ -270,8 +278,13 @@ func AddUser(b Backend, j, password string, iter int) error {
 	return err
 }
 
-// DelUser removes an account with all its data and closes its sessions.
-func DelUser(b Backend, j string) error {
+// DelUser removes an account with all its data and closes its sessions; an account a
+// site's program keeps and changes (SiteAccounts) is removed at the site too.
+func DelUser(b Backend, j string) error { return delUser(b, j, true) }
+
+// delUser is DelUser, at the site too only when site is set (an inactive account pruned
+// here stays the site's).
+func delUser(b Backend, j string, site bool) error {
 	bare, err := bareJID(b, j)
 	if err != nil {
 		return err
@@ -282,11 +295,20 @@ func DelUser(b Backend, j string) error {
 		}
 		return err
 	}
+	if sa, ok := b.(SiteAccounts); ok && site {
+		if handled, err := sa.SiteRemove(bare.String()); handled {
+			if err == nil {
+				b.CloseUser(bare)
+			}
+			return err
+		}
+	}
 	b.CloseUser(bare)
 	return b.Store().Accounts().Delete(bare.String())
 }
 
-// Passwd replaces an account's credentials.
+// Passwd replaces an account's credentials; an account a site's program keeps and changes
+// (SiteAccounts) gets its new password at the site.
 func Passwd(b Backend, j, password string, iter int) error {
 	bare, err := bareJID(b, j)
 	if err != nil {
@@ -300,6 +322,11 @@ func Passwd(b Backend, j, password string, iter int) error {
 			return fmt.Errorf("%s does not exist", bare)
 		}
 		return err
+	}
+	if sa, ok := b.(SiteAccounts); ok {
+		if handled, err := sa.SitePassword(bare.String(), password); handled {
+			return err
+		}
 	}
 	creds, err := credentials(password, iter)
 	if err != nil {

@@ -92,7 +92,7 @@ func Inactive(b Backend, domain string, days int, del bool, now time.Time) ([]st
 	n := 0
 	for _, f := range list {
 		if del {
-			if err := DelUser(b, f.user); err != nil {
+			if err := delUser(b, f.user, false); err != nil {
 				lines = append(lines, f.user+"  not deleted: "+err.Error())
 				continue
 			}
