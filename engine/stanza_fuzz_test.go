@@ -232,7 +232,7 @@ func FuzzComponentStanza(f *testing.F) {
 	panics, log := fuzzSetup(f, componentSeeds)
 	srv := vireotest.Start(f, vireotest.Options{AllowPlain: true, Logger: log,
 		Components: []engine.Component{{Domain: "bot.localhost", Secret: compSecret, Privileges: module.Privileges{
-			Roster: "both", Message: "outgoing", IQ: map[string]string{"http://jabber.org/protocol/pubsub": "both", "jabber:iq:roster": "both"}}}}})
+			Roster: "both", Message: "outgoing", Presence: "managed_entity", IQ: map[string]string{"http://jabber.org/protocol/pubsub": "both", "jabber:iq:roster": "both"}}}}})
 	srv.AddUser(f, "fuzz", "fuzz pw")
 	online := srv.LoginPlain(f, "fuzz", "fuzz pw", "r")
 	online.Send("<presence/>")
