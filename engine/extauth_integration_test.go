@@ -29,17 +29,7 @@ func TestIntegrationExternalAuth(t *testing.T) {
 		t.Skip("no /usr/bin/python3")
 	}
 	dir := t.TempDir()
-	users := filepath.Join(dir, "users")
-	if err := os.WriteFile(users, []byte("ann@localhost:site pw\nzed@localhost:zed pw\nyan@localhost:yan pw\nbob@localhost:site bob\numa@localhost:uma pw\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	script, _ := filepath.Abs("extauth/testdata/auth.py")
-	prog, err := extauth.Start(extauth.Config{Command: []string{"/usr/bin/python3", script, users},
-		Timeout: 3 * time.Second, Log: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { prog.Close() })
+	prog, _ := startAuthScript(t, dir, "ann@localhost:site pw\nzed@localhost:zed pw\nyan@localhost:yan pw\nbob@localhost:site bob\numa@localhost:uma pw\n")
 	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true, External: prog, Registration: true})
 	srv.AddUser(t, "bob", "local bob") // a local account: its own keys, never the program's
 
@@ -185,18 +175,7 @@ func TestIntegrationExternalAuth(t *testing.T) {
 // changes here without asking the program.
 func TestIntegrationExternalManage(t *testing.T) {
 	needPython(t, "aioxmpp", "python3-aioxmpp")
-	dir := t.TempDir()
-	users := filepath.Join(dir, "users")
-	if err := os.WriteFile(users, []byte("ann@localhost:site pw\nlee@localhost:locked\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	script, _ := filepath.Abs("extauth/testdata/auth.py")
-	prog, err := extauth.Start(extauth.Config{Command: []string{"/usr/bin/python3", script, users},
-		Timeout: 3 * time.Second, Log: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { prog.Close() })
+	prog, users := startAuthScript(t, t.TempDir(), "ann@localhost:site pw\nlee@localhost:locked\n")
 	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true, External: prog, ExternalManage: true, Registration: true})
 	file := func() string {
 		b, err := os.ReadFile(users)
@@ -294,4 +273,22 @@ func registerOpen(t *testing.T, srv *vireotest.Server, user string) string {
 		got += r.Expect("</iq>")
 	}
 	return got
+}
+
+// startAuthScript runs extauth/testdata/auth.py under Debian's python3 over a users file
+// in dir holding users, and returns the program and the file's path.
+func startAuthScript(t *testing.T, dir, users string) (*extauth.Program, string) {
+	t.Helper()
+	path := filepath.Join(dir, "users")
+	if err := os.WriteFile(path, []byte(users), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	script, _ := filepath.Abs("extauth/testdata/auth.py")
+	prog, err := extauth.Start(extauth.Config{Command: []string{"/usr/bin/python3", script, path},
+		Timeout: 3 * time.Second, Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { prog.Close() })
+	return prog, path
 }
