@@ -24,6 +24,8 @@ import (
 //	bob@example.org
 //
 // A name given on any line of a member is its name on every roster the groups put it on.
+// A public group ([+Name], as in Prosody) puts its members on every account's roster,
+// not only on its members'.
 // The contacts are not stored: a layer over the store's rosters (store.RosterWrapper)
 // adds them to every read, so presence, probes and roster reads see them like any other,
 // and the file's next version replaces them. A user may rename such a contact or file it
@@ -38,6 +40,10 @@ const MaxSharedMembers = 1000
 type SharedGroups struct {
 	items map[string][]store.RosterItem // by member (bare JID), sorted by contact
 	ver   map[string]uint64             // by member: a hash of its items, for roster versions
+	// public are the members of the public groups, on everyone's roster, sorted by
+	// contact; publicVer is their hash.
+	public    []store.RosterItem
+	publicVer uint64
 }
 
 // ParseSharedGroups reads a groups file; hosts are the server's virtual hosts, which
@@ -45,6 +51,7 @@ type SharedGroups struct {
 func ParseSharedGroups(r io.Reader, hosts []string) (*SharedGroups, error) {
 	type member struct{ jid, name string }
 	groups := map[string][]member{}
+	public := map[string]bool{}
 	var order []string
 	group := ""
 	sc := bufio.NewScanner(r)
@@ -58,8 +65,10 @@ func ParseSharedGroups(r io.Reader, hosts []string) (*SharedGroups, error) {
 				return nil, fmt.Errorf("line %d: a group is [Name]", n)
 			}
 			group = strings.TrimSpace(line[1 : len(line)-1])
-			if strings.HasPrefix(group, "+") {
-				return nil, fmt.Errorf("line %d: public groups ([+Name]) are not supported", n)
+			pub := strings.HasPrefix(group, "+")
+			group = strings.TrimSpace(strings.TrimPrefix(group, "+"))
+			if pub {
+				public[group] = true
 			}
 			if group == "" || len(group) > MaxNameBytes {
 				return nil, fmt.Errorf("line %d: a group needs a name of at most %d bytes", n, MaxNameBytes)
@@ -102,7 +111,21 @@ func ParseSharedGroups(r io.Reader, hosts []string) (*SharedGroups, error) {
 		}
 	}
 	byMember := map[string]map[string]*store.RosterItem{}
+	pubItems := map[string]*store.RosterItem{}
 	for _, g := range order {
+		if public[g] {
+			for _, m := range groups[g] {
+				it := pubItems[m.jid]
+				if it == nil {
+					it = &store.RosterItem{JID: m.jid, Name: names[m.jid], Sub: store.SubBoth, Shared: true}
+					pubItems[m.jid] = it
+				}
+				if !slices.Contains(it.Groups, g) {
+					it.Groups = append(it.Groups, g)
+				}
+			}
+			continue
+		}
 		for _, m := range groups[g] {
 			for _, c := range groups[g] {
 				if c.jid == m.jid {
@@ -126,26 +149,64 @@ func ParseSharedGroups(r io.Reader, hosts []string) (*SharedGroups, error) {
 	}
 	sg := &SharedGroups{items: map[string][]store.RosterItem{}, ver: map[string]uint64{}}
 	for user, m := range byMember {
-		list := make([]store.RosterItem, 0, len(m))
-		h := fnv.New64a()
-		keys := make([]string, 0, len(m))
-		for k := range m {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			it := *m[k]
-			list = append(list, it)
-			fmt.Fprintf(h, "%s\x00%s\x00%s\x01", it.JID, it.Name, strings.Join(it.Groups, "\x00"))
-		}
-		sg.items[user] = list
-		// A stored version is a counter far below 2^40; the groups' hash takes the bits
-		// above, so a change of either gives the roster a new version (never the old one
-		// back), and a user in no group keeps the stored version as it is.
-		sg.ver[user] = (h.Sum64() | 1) << 40
+		sg.items[user], sg.ver[user] = sortedItems(m)
+	}
+	if len(pubItems) > 0 {
+		sg.public, sg.publicVer = sortedItems(pubItems)
 	}
 	return sg, nil
 }
+
+// sortedItems lists m by contact, with the hash that goes into roster versions: a stored
+// version is a counter far below 2^40, and the groups' hash takes the bits above, so a
+// change of either gives the roster a new version (never the old one back), and a user
+// in no group keeps the stored version as it is.
+func sortedItems(m map[string]*store.RosterItem) ([]store.RosterItem, uint64) {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	list := make([]store.RosterItem, 0, len(m))
+	h := fnv.New64a()
+	for _, k := range keys {
+		it := *m[k]
+		list = append(list, it)
+		fmt.Fprintf(h, "%s\x00%s\x00%s\x01", it.JID, it.Name, strings.Join(it.Groups, "\x00"))
+	}
+	return list, (h.Sum64() | 1) << 40
+}
+
+// forUser is what the groups put on user's roster, sorted by contact.
+func (g *SharedGroups) forUser(user string) []store.RosterItem {
+	own := g.items[user]
+	if len(g.public) == 0 {
+		return own
+	}
+	out := make([]store.RosterItem, 0, len(own)+len(g.public))
+	i, j := 0, 0
+	for i < len(own) || j < len(g.public) {
+		switch {
+		case j == len(g.public) || i < len(own) && own[i].JID < g.public[j].JID:
+			out = append(out, own[i])
+			i++
+		case i == len(own) || g.public[j].JID < own[i].JID:
+			if g.public[j].JID != user {
+				out = append(out, g.public[j])
+			}
+			j++
+		default: // in both: one item, under every group
+			it := own[i]
+			it.Groups = append(slices.Clone(it.Groups), g.public[j].Groups...)
+			out = append(out, it)
+			i, j = i+1, j+1
+		}
+	}
+	return out
+}
+
+// verFor is the hash user's roster version carries.
+func (g *SharedGroups) verFor(user string) uint64 { return g.ver[user] ^ g.publicVer }
 
 // LoadSharedGroups reads the groups file at path.
 func LoadSharedGroups(path string, hosts []string) (*SharedGroups, error) {
@@ -161,7 +222,7 @@ func LoadSharedGroups(path string, hosts []string) (*SharedGroups, error) {
 	return g, nil
 }
 
-// Members is the number of accounts in at least one group.
+// Members is the number of accounts in at least one group that is not public.
 func (g *SharedGroups) Members() int { return len(g.items) }
 
 // Wrap is the store.RosterWrapper layer of g over the stored rosters r.
@@ -173,14 +234,26 @@ type sharedRosters struct {
 }
 
 func (s sharedRosters) shared(user, contact string) (store.RosterItem, bool) {
-	list := s.g.items[user]
-	i := sort.Search(len(list), func(i int) bool { return list[i].JID >= contact })
-	if i < len(list) && list[i].JID == contact {
-		it := list[i]
-		it.Groups = slices.Clone(it.Groups)
-		return it, true
+	find := func(list []store.RosterItem) (store.RosterItem, bool) {
+		i := sort.Search(len(list), func(i int) bool { return list[i].JID >= contact })
+		if i < len(list) && list[i].JID == contact {
+			it := list[i]
+			it.Groups = slices.Clone(it.Groups)
+			return it, true
+		}
+		return store.RosterItem{}, false
 	}
-	return store.RosterItem{}, false
+	it, own := find(s.g.items[user])
+	if contact == user {
+		return it, own
+	}
+	if pub, ok := find(s.g.public); ok {
+		if !own {
+			return pub, true
+		}
+		it.Groups = append(it.Groups, pub.Groups...)
+	}
+	return it, own
 }
 
 // merge is a stored item of a shared contact: the user's name and groups, the groups'
@@ -198,7 +271,7 @@ func merge(stored, shared store.RosterItem) store.RosterItem {
 
 func (s sharedRosters) Get(user string) ([]store.RosterItem, uint64, error) {
 	items, ver, err := s.Rosters.Get(user)
-	list := s.g.items[user]
+	list := s.g.forUser(user)
 	if err != nil || len(list) == 0 {
 		return items, ver, err
 	}
@@ -215,7 +288,7 @@ func (s sharedRosters) Get(user string) ([]store.RosterItem, uint64, error) {
 			items = append(items, sh)
 		}
 	}
-	return items, ver ^ s.g.ver[user], nil
+	return items, ver ^ s.g.verFor(user), nil
 }
 
 func (s sharedRosters) Item(user, contact string) (store.RosterItem, error) {
@@ -234,7 +307,7 @@ func (s sharedRosters) Item(user, contact string) (store.RosterItem, error) {
 
 func (s sharedRosters) Version(user string) (uint64, error) {
 	ver, err := s.Rosters.Version(user)
-	return ver ^ s.g.ver[user], err
+	return ver ^ s.g.verFor(user), err
 }
 
 // Put stores what the user may change of a shared contact (name, groups) with the
@@ -250,7 +323,7 @@ func (s sharedRosters) Put(user string, it store.RosterItem) (uint64, error) {
 	}
 	it.Shared = false
 	ver, err := s.Rosters.Put(user, it)
-	return ver ^ s.g.ver[user], err
+	return ver ^ s.g.verFor(user), err
 }
 
 // Delete refuses a shared contact (store.ErrShared).
@@ -259,5 +332,5 @@ func (s sharedRosters) Delete(user, contact string) (uint64, error) {
 		return 0, store.ErrShared
 	}
 	ver, err := s.Rosters.Delete(user, contact)
-	return ver ^ s.g.ver[user], err
+	return ver ^ s.g.verFor(user), err
 }

@@ -48,7 +48,6 @@ func TestParseSharedGroups(t *testing.T) {
 	}
 	for _, tc := range []struct{ name, file, want string }{
 		{"member first", "alice@a.org\n", "before the first"},
-		{"public group", "[+All]\nalice@a.org\n", "public groups"},
 		{"full JID", "[G]\nalice@a.org/pc\n", "not a bare JID"},
 		{"other host", "[G]\nalice@elsewhere.org\n", "not an account of this server"},
 		{"domain", "[G]\na.org\n", "not a bare JID"},
@@ -136,3 +135,43 @@ func FuzzParseSharedGroups(f *testing.F) {
 		}
 	})
 }
+
+// TestPublicGroups: a public group ([+Name]) puts its members on every account's roster,
+// members and others alike (never a member on its own), beside its private groups.
+func TestPublicGroups(t *testing.T) {
+	g, err := ParseSharedGroups(strings.NewReader("[+Help desk]\nhelp@a.org=Help\nops@a.org\n[Team]\nalice@a.org\nops@a.org\n"), []string{"a.org"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := g.Wrap(emptyRosters{})
+	for user, want := range map[string]string{
+		"stranger@a.org": "help@a.org=Help/Help desk ops@a.org=/Help desk",
+		"help@a.org":     "ops@a.org=/Help desk",
+		"alice@a.org":    "help@a.org=Help/Help desk ops@a.org=/Team+Help desk",
+		"ops@a.org":      "alice@a.org=/Team help@a.org=Help/Help desk",
+	} {
+		items, ver, err := r.Get(user)
+		var got []string
+		for _, it := range items {
+			got = append(got, it.JID+"="+it.Name+"/"+strings.Join(it.Groups, "+"))
+		}
+		if err != nil || strings.Join(got, " ") != want || ver == 0 {
+			t.Errorf("%s: %q (ver %d, %v), want %q", user, strings.Join(got, " "), ver, err, want)
+		}
+	}
+	if it, err := r.Item("stranger@a.org", "ops@a.org"); err != nil || it.Sub != store.SubBoth || !it.Shared {
+		t.Fatalf("ops on a stranger's roster: %+v %v", it, err)
+	}
+	if _, err := r.Delete("stranger@a.org", "help@a.org"); !errors.Is(err, store.ErrShared) {
+		t.Fatalf("removing a public group's member: %v", err)
+	}
+}
+
+// emptyRosters is a store with no stored rosters.
+type emptyRosters struct{ store.Rosters }
+
+func (emptyRosters) Get(string) ([]store.RosterItem, uint64, error) { return nil, 0, nil }
+func (emptyRosters) Item(string, string) (store.RosterItem, error) {
+	return store.RosterItem{}, store.ErrNotFound
+}
+func (emptyRosters) Version(string) (uint64, error) { return 0, nil }
