@@ -110,40 +110,33 @@ func ParseSharedGroups(r io.Reader, hosts []string) (*SharedGroups, error) {
 			}
 		}
 	}
+	// file puts contact on a roster (items) under group g.
+	file := func(items map[string]*store.RosterItem, contact, g string) {
+		it := items[contact]
+		if it == nil {
+			it = &store.RosterItem{JID: contact, Name: names[contact], Sub: store.SubBoth, Shared: true}
+			items[contact] = it
+		}
+		if !slices.Contains(it.Groups, g) {
+			it.Groups = append(it.Groups, g)
+		}
+	}
 	byMember := map[string]map[string]*store.RosterItem{}
 	pubItems := map[string]*store.RosterItem{}
 	for _, g := range order {
-		if public[g] {
-			for _, m := range groups[g] {
-				it := pubItems[m.jid]
-				if it == nil {
-					it = &store.RosterItem{JID: m.jid, Name: names[m.jid], Sub: store.SubBoth, Shared: true}
-					pubItems[m.jid] = it
-				}
-				if !slices.Contains(it.Groups, g) {
-					it.Groups = append(it.Groups, g)
-				}
-			}
-			continue
-		}
 		for _, m := range groups[g] {
+			if public[g] {
+				file(pubItems, m.jid, g)
+				continue
+			}
 			for _, c := range groups[g] {
 				if c.jid == m.jid {
 					continue
 				}
-				items := byMember[m.jid]
-				if items == nil {
-					items = map[string]*store.RosterItem{}
-					byMember[m.jid] = items
+				if byMember[m.jid] == nil {
+					byMember[m.jid] = map[string]*store.RosterItem{}
 				}
-				it := items[c.jid]
-				if it == nil {
-					it = &store.RosterItem{JID: c.jid, Name: names[c.jid], Sub: store.SubBoth, Shared: true}
-					items[c.jid] = it
-				}
-				if !slices.Contains(it.Groups, g) {
-					it.Groups = append(it.Groups, g)
-				}
+				file(byMember[m.jid], c.jid, g)
 			}
 		}
 	}
