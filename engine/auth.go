@@ -37,6 +37,7 @@ type authState struct {
 	s2sTo    string    // s2s: our domain the stream header named
 	bidi     bool      // s2s: the peer asked for a bidirectional stream (XEP-0288)
 	mech     uint8     // loginMechs index, for metrics
+	strays   uint8     // stanzas answered during this exchange (stray.go)
 	// disabled is set by lookup when the account is disabled (store.Account.Disabled): the
 	// exchange still runs, and authSucceeded refuses it with <account-disabled/>.
 	disabled bool

@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"encoding/base64"
+	"fmt"
 	"io"
 	"net"
 	"regexp"
@@ -231,4 +232,52 @@ func TestStreamLimitsAdvertised(t *testing.T) {
 	r.Send(stanza(8193))
 	r.Expect("<policy-violation")
 	r.ExpectClosed()
+}
+
+// TestIntegrationStrayStanzas: a stanza sent after the client started SASL but before it
+// bound gets a stanza error and the stream goes on (Converse.js sends its old session's
+// queries into a reconnection's SASL exchange); the ninth such stanza, and any stanza
+// before SASL starts (TestIntegrationBadInput), closes the stream with not-authorized.
+func TestIntegrationStrayStanzas(t *testing.T) {
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true})
+	srv.AddUser(t, "alice", "secret")
+	const iq = "<iq type='get' id='s%d' to='alice@localhost'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='eu.siacs.conversations.axolotl.devicelist'/></pubsub></iq>"
+	scramFirst := "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-256'>" +
+		base64.StdEncoding.EncodeToString([]byte("n,,n=alice,r=0123456789abcdef")) + "</auth>"
+
+	r := srv.DialTLS(t)
+	r.Send(srv.Header())
+	r.Expect("</stream:features>")
+	r.Send(scramFirst)
+	r.Expect("</challenge>")
+	r.Send(fmt.Sprintf(iq, 1) + "<r xmlns='urn:xmpp:sm:3'/>")
+	mustHave(t, "an IQ inside the SASL exchange", r.Expect("</iq>"), "type='error'", "id='s1'", "<not-authorized")
+	r.Never("<a ")
+	r.Send("<abort xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>")
+	r.Expect("<aborted")
+	r.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>" +
+		base64.StdEncoding.EncodeToString([]byte("\x00alice\x00secret")) + "</auth>")
+	r.Expect("<success")
+	r.Send(srv.Header())
+	r.Expect("</stream:features>")
+	// Authenticated, not bound: a message is refused, a presence dropped, and binding works.
+	r.Send("<message to='bob@localhost' id='m1'><body>early</body></message><presence/>")
+	mustHave(t, "a message before bind", r.Expect("</message>"), "type='error'", "id='m1'", "<not-authorized")
+	r.Send("<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>r</resource></bind></iq>")
+	mustHave(t, "bind after strays", r.Expect("</iq>"), "type='result'", "alice@localhost/r")
+
+	// A stream that keeps sending them is closed.
+	r = srv.DialTLS(t)
+	r.Send(srv.Header())
+	r.Expect("</stream:features>")
+	r.Send(scramFirst)
+	r.Expect("</challenge>")
+	for i := 1; i <= 8; i++ {
+		r.Send(fmt.Sprintf(iq, i))
+		r.Expect(fmt.Sprintf("id='s%d'", i))
+	}
+	r.Send(fmt.Sprintf(iq, 9))
+	if got := r.ExpectClosed(); !strings.Contains(got, "<not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-streams'") {
+		t.Fatalf("the ninth stray stanza: %q, want the not-authorized stream error", got)
+	}
 }

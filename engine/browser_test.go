@@ -54,6 +54,11 @@ converse.plugins.add('vireo-test', { initialize() {
     c.xmlOutput = (e) => window.xlog.push('OUT ' + e.outerHTML);
   });
 } });
+// Converse's warnings and errors (a stream error, a failed resume) go to the log too.
+for (const m of ['warn', 'error']) {
+  const orig = console[m].bind(console);
+  console[m] = (...a) => { window.xlog?.push('LOG ' + a.map(String).join(' ').slice(0, 300)); orig(...a); };
+}
 const q = new URLSearchParams(location.search);
 converse.initialize({
   assets_path: '/dist/',

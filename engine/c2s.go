@@ -205,9 +205,15 @@ func (c *conn) onElement(st *xmlstream.Stanza) bool {
 		}
 	}
 	if state == stBind && string(st.NS) == nsSM {
-		if name == "resume" {
+		switch name {
+		case "resume":
 			c.onResume(st)
-		} else {
+		case "r", "a":
+			// Nothing is counted before <enable/>: an ack or a request for one is left
+			// unanswered, as Prosody does. A <failed/> here would read as the answer to the
+			// <resume/> that a reconnecting client sends right after its old session's <r/>
+			// (Converse.js 14), which then binds a new session beside the resumed one.
+		default:
 			// XEP-0198 §3: enable before a resource is bound is an unexpected request.
 			c.write(smFailed("unexpected-request"))
 		}
@@ -221,6 +227,9 @@ func (c *conn) onElement(st *xmlstream.Stanza) bool {
 				return false
 			}
 		}
+	}
+	if c.onStray(st, state) {
+		return false
 	}
 	c.fail(stanza.NotAuthorized, "")
 	return false

@@ -138,7 +138,7 @@ func TestIntegrationStreamManagementTimeout(t *testing.T) {
 }
 
 // TestIntegrationStreamManagementBadCases: enable before bind and enable twice are
-// unexpected requests (the stream goes on); resuming another account's session is
+// unexpected requests (the stream goes on), an <r/> before bind is ignored; resuming another account's session is
 // item-not-found; stanzas unacknowledged for sm_ack_after get a request from the server.
 func TestIntegrationStreamManagementBadCases(t *testing.T) {
 	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true, SMAckAfter: time.Second})
@@ -146,6 +146,8 @@ func TestIntegrationStreamManagementBadCases(t *testing.T) {
 	srv.AddUser(t, "mallory", "secret")
 
 	a := srv.AuthPlain(t, "alice", "secret")
+	a.Send("<r xmlns='urn:xmpp:sm:3'/>") // before enable: left unanswered (c2s.go)
+	a.Never("<failed")
 	a.Send("<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
 	a.Expect("<unexpected-request")
 	a.Send("<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>r</resource></bind></iq>")
