@@ -376,6 +376,9 @@ var preauthSeeds = []string{
 	`<resume xmlns='urn:xmpp:sm:3' previd='x' h='0'/>`,
 	`<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>`,
 	`<message to='bob@localhost'><body>early</body></message>`,
+	// Stanzas inside an exchange and after it, before bind (stray.go).
+	`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-1'>biwsbj1mdXp6LHI9YWJjZGVm</auth><iq type='get' id='o'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='n'/></pubsub></iq><r xmlns='urn:xmpp:sm:3'/><message id='m'/><presence/>`,
+	`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGZ1enoAZnV6eiBwdw==</auth><r xmlns='urn:xmpp:sm:3'/><a xmlns='urn:xmpp:sm:3' h='3'/><message id='m'><body>x</body></message><iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>`,
 }
 
 // FuzzPreAuth sends a stream header (naming an account or not) and a sequence of elements
