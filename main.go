@@ -526,7 +526,8 @@ func (s *server) engineConfig(cfg *config.Config) engine.Config {
 	var comps []engine.Component
 	for _, c := range cfg.Component.Allow {
 		comps = append(comps, engine.Component{Domain: c.Domain, Secret: c.Secret, Privileges: module.Privileges{
-			Roster: c.Privileges.Roster, Message: c.Privileges.Message, IQ: c.Privileges.IQ, Presence: c.Privileges.Presence}})
+			Roster: c.Privileges.Roster, NoRosterPush: c.Privileges.RosterPush != nil && !*c.Privileges.RosterPush,
+			Message: c.Privileges.Message, IQ: c.Privileges.IQ, Presence: c.Privileges.Presence}})
 	}
 	if len(comps) > 0 {
 		// Without a component allowed the port would only ever refuse; keep it closed.

@@ -154,19 +154,31 @@ presence = "managed_entity"
 [[component.allow]]
 domain = "plain.a.org"
 secret = "12345678"
+[[component.allow]]
+domain = "quiet.a.org"
+secret = "12345678"
+[component.allow.privileges]
+roster = "get"
+roster_push = false
 `), filepath.Join(dir, "vireo.toml"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ec := (&server{}).engineConfig(cfg)
-	if len(ec.Components) != 2 {
+	if len(ec.Components) != 3 {
 		t.Fatalf("components %+v", ec.Components)
 	}
 	gw, plain := ec.Components[0].Privileges, ec.Components[1].Privileges
 	if !gw.RosterGet() || !gw.RosterSet() || !gw.Outgoing() || gw.Type("presence") != "managed_entity" || !gw.IQAllowed("http://jabber.org/protocol/pubsub", "set") || gw.IQAllowed("jabber:iq:roster", "get") {
 		t.Fatalf("gw.a.org: %+v", gw)
 	}
-	if plain.RosterGet() || plain.Outgoing() || len(plain.IQ) != 0 {
+	if plain.RosterGet() || plain.Outgoing() || len(plain.IQ) != 0 || plain.RosterPushes() {
 		t.Fatalf("plain.a.org: %+v", plain)
+	}
+	if !gw.RosterPushes() {
+		t.Fatalf("gw.a.org gets no roster pushes by default: %+v", gw)
+	}
+	if quiet := ec.Components[2].Privileges; !quiet.RosterGet() || quiet.RosterPushes() {
+		t.Fatalf("quiet.a.org (roster_push = false): %+v", quiet)
 	}
 }

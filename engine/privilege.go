@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"sort"
+	"strconv"
 
 	"github.com/vireo-im/vireo/modules/module"
 	"github.com/vireo-im/vireo/xmlstream"
@@ -32,7 +33,11 @@ func (k *component) advertisePrivileges(c *conn, domain string) {
 		b.Start("message").Attr("from", host).Attr("to", domain).Attr("id", "privileges").
 			Start("privilege").Attr("xmlns", module.NSPrivilege)
 		for _, access := range []string{"roster", "message", "presence"} {
-			b.Start("perm").Attr("access", access).Attr("type", p.Type(access)).End()
+			b.Start("perm").Attr("access", access).Attr("type", p.Type(access))
+			if access == "roster" && p.RosterGet() {
+				b.Attr("push", strconv.FormatBool(p.RosterPushes())) // §4.2
+			}
+			b.End()
 		}
 		if len(p.IQ) > 0 {
 			spaces := make([]string, 0, len(p.IQ))

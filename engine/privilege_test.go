@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -107,7 +108,7 @@ func TestIntegrationPrivilegeRaw(t *testing.T) {
 
 	gw, _ := componentLogin(t, srv, "gw.localhost", compSecret)
 	gw.Expect("<handshake/>")
-	if got := gw.Expect("</message>"); !strings.Contains(got, "<perm access='roster' type='both'/>") ||
+	if got := gw.Expect("</message>"); !strings.Contains(got, "<perm access='roster' type='both' push='true'/>") ||
 		!strings.Contains(got, "<perm access='message' type='outgoing'/>") ||
 		!strings.Contains(got, "<namespace ns='http://jabber.org/protocol/pubsub' type='set'/>") {
 		t.Fatalf("the announcement: %s", got)
@@ -208,4 +209,64 @@ func TestIntegrationPrivilegePresence(t *testing.T) {
 		t.Fatalf("alice's end: %s", got)
 	}
 	plain.Never("<presence")
+}
+
+// TestIntegrationPrivilegeRosterPush: a component that may read rosters gets a roster push
+// from the user's bare JID for each change to any user's roster (XEP-0356 §4.4): an item
+// the user adds, a subscription another user's request changes, a removal. One with
+// roster_push off, or with roster = set, gets none; the announcements say which.
+func TestIntegrationPrivilegeRosterPush(t *testing.T) {
+	srv := vireotest.Start(t, vireotest.Options{RequireTLS: no(), AllowPlain: true, Components: []engine.Component{
+		{Domain: "gw.localhost", Secret: compSecret, Privileges: module.Privileges{Roster: "get"}},
+		{Domain: "quiet.localhost", Secret: compSecret, Privileges: module.Privileges{Roster: "both", NoRosterPush: true}},
+		{Domain: "writer.localhost", Secret: compSecret, Privileges: module.Privileges{Roster: "set"}},
+	}})
+	srv.AddUser(t, "alice", "secret")
+	srv.AddUser(t, "bob", "secret")
+	comps := map[string]*vireotest.RawConn{}
+	for domain, want := range map[string]string{
+		"gw.localhost":     "<perm access='roster' type='get' push='true'/>",
+		"quiet.localhost":  "<perm access='roster' type='both' push='false'/>",
+		"writer.localhost": "<perm access='roster' type='set'/>",
+	} {
+		c, _ := componentLogin(t, srv, domain, compSecret)
+		c.Expect("<handshake/>")
+		mustHave(t, domain+" announcement", c.Expect("</message>"), want)
+		comps[domain] = c
+	}
+	gw := comps["gw.localhost"]
+	alice := srv.LoginPlain(t, "alice", "secret", "pc")
+	alice.Send("<iq type='get' id='r0'><query xmlns='jabber:iq:roster'/></iq><presence/>")
+	alice.Expect("id='r0'")
+
+	push := func(what, from string, want ...string) {
+		t.Helper()
+		got := gw.Expect("</iq>")
+		mustHave(t, what, got, append([]string{"type='set'", "from='" + from + "'", "to='gw.localhost'", "<query xmlns='jabber:iq:roster' ver='"}, want...)...)
+		id := regexp.MustCompile(`id='([^']+)'`).FindStringSubmatch(got)[1]
+		gw.Send("<iq type='result' id='" + id + "' from='gw.localhost' to='" + from + "'/>")
+	}
+	alice.Send("<iq type='set' id='a1'><query xmlns='jabber:iq:roster'><item jid='carol@example.org' name='Carol'><group>Friends</group></item></query></iq>")
+	alice.Expect("id='a1'")
+	push("an added item", "alice@localhost", "jid='carol@example.org'", "name='Carol'", "<group>Friends</group>")
+
+	// bob asks to see alice's presence: his roster gets her, pending out.
+	bob := srv.LoginPlain(t, "bob", "secret", "pc")
+	bob.Send("<presence to='alice@localhost' type='subscribe'/>")
+	push("bob's subscription request", "bob@localhost", "jid='alice@localhost'", "ask='subscribe'")
+	alice.Expect("type='subscribe'")
+	// alice approves: each roster changes, on its own shard (either push may come first).
+	alice.Send("<presence to='bob@localhost' type='subscribed'/>")
+	got := gw.Expect("</iq>") + gw.Expect("</iq>")
+	mustHave(t, "the approval", got, "from='alice@localhost'", "jid='bob@localhost' subscription='from'",
+		"from='bob@localhost'", "jid='alice@localhost' subscription='to'")
+
+	alice.Send("<iq type='set' id='a2'><query xmlns='jabber:iq:roster'><item jid='carol@example.org' subscription='remove'/></query></iq>")
+	alice.Expect("id='a2'")
+	push("a removal", "alice@localhost", "jid='carol@example.org'", "subscription='remove'")
+
+	// The component's answers went nowhere: no error came back to it.
+	gw.Never("type='error'")
+	comps["quiet.localhost"].Never("jabber:iq:roster")
+	comps["writer.localhost"].Never("jabber:iq:roster")
 }

@@ -43,20 +43,30 @@ func (a storeAccounts) Remove(user string) error { return a.st.Accounts().Delete
 // SetPrivileges sets the XEP-0356 privileges of components, by component domain (nil:
 // none). Safe for concurrent use; the map must not change afterwards.
 func (r *Router) SetPrivileges(p map[string]module.Privileges) {
-	var w []jid.JID
+	var w, rw []jid.JID
 	for d, pr := range p {
+		j, err := jid.Parse(d)
+		if err != nil {
+			continue
+		}
 		if pr.Presence == "managed_entity" {
-			if j, err := jid.Parse(d); err == nil {
-				w = append(w, j)
-			}
+			w = append(w, j)
+		}
+		if pr.RosterPushes() {
+			rw = append(rw, j)
 		}
 	}
 	r.privileges.Store(&p)
-	if len(w) == 0 {
-		r.watchers.Store(nil) // the presence path checks only this
-		return
+	// The presence and roster paths check only these: nil when nobody watches.
+	r.watchers.Store(nilIfEmpty(w))
+	r.rosterWatchers.Store(nilIfEmpty(rw))
+}
+
+func nilIfEmpty(s []jid.JID) *[]jid.JID {
+	if len(s) == 0 {
+		return nil
 	}
-	r.watchers.Store(&w)
+	return &s
 }
 
 // Privileges returns what entity's component may do: the privileges of its domain, or of

@@ -229,8 +229,21 @@ func (c *shardCtx) DeleteRosterItem(user jid.JID, contact jid.JID) error {
 	return nil
 }
 
-// pushRoster sends a roster push (RFC 6121 §2.1.6) to every interested session of user.
+// pushRoster sends a roster push (RFC 6121 §2.1.6) to every interested session of user,
+// and to the components that watch rosters (XEP-0356 §4.4), from user's bare JID.
 func (c *shardCtx) pushRoster(user jid.JID, it store.RosterItem, remove bool, ver uint64) {
+	if w := c.s.r.rosterWatchers.Load(); w != nil {
+		for _, comp := range *w {
+			c.s.push++
+			var b xmlstream.Builder
+			b.Start("iq").Attr("type", "set").Attr("id", "push"+strconv.FormatUint(c.s.push, 36)).
+				Attr("from", user.Bare().String()).Attr("to", comp.String())
+			b.Start("query").Attr("xmlns", "jabber:iq:roster").Attr("ver", strconv.FormatUint(ver, 10))
+			module.AppendRosterItem(&b, it, remove)
+			b.End().End()
+			c.s.r.route(b.B)
+		}
+	}
 	if c.u == nil || !user.Bare().Equal(c.u.bare) {
 		return
 	}

@@ -128,10 +128,12 @@ type Router struct {
 	// watchers the components among them that get users' presence (managed_entity).
 	privileges atomic.Pointer[map[string]module.Privileges]
 	watchers   atomic.Pointer[[]jid.JID]
-	hostsMu    sync.Mutex // serializes SetDomains
-	mods       []module.Module
-	closed     atomic.Bool
-	wg         sync.WaitGroup
+	// rosterWatchers are the components that get every user's roster pushes (XEP-0356 §4.4).
+	rosterWatchers atomic.Pointer[[]jid.JID]
+	hostsMu        sync.Mutex // serializes SetDomains
+	mods           []module.Module
+	closed         atomic.Bool
+	wg             sync.WaitGroup
 	// started is the base of the monotonic clock of detached sessions' expiries
 	// (expiry.go); stopTick stops their ticker.
 	started  time.Time

@@ -259,9 +259,12 @@ type ComponentSecret struct {
 // virtual host: roster none|get|set|both, message none|outgoing, and iq, a table of payload
 // namespaces to get|set|both (IQs it may send as a user, such as a gateway's bookmarks).
 type ComponentPrivileges struct {
-	Roster  string            `toml:"roster"`
-	Message string            `toml:"message"`
-	IQ      map[string]string `toml:"iq"`
+	Roster string `toml:"roster"`
+	// RosterPush (default true) sends a component that reads rosters (get or both) a
+	// roster push for each change to a user's roster; false saves the traffic.
+	RosterPush *bool             `toml:"roster_push"`
+	Message    string            `toml:"message"`
+	IQ         map[string]string `toml:"iq"`
 	// Presence is none or managed_entity: the presence of every session of the server's
 	// users, and at connection who is online.
 	Presence string `toml:"presence"`
@@ -671,6 +674,9 @@ func (c *Config) normalize() error {
 		p := a.Privileges
 		if !slices.Contains([]string{"", "none", "get", "set", "both"}, p.Roster) {
 			return fmt.Errorf("component.allow: %q: privileges.roster %q; use none, get, set or both", a.Domain, p.Roster)
+		}
+		if p.RosterPush != nil && *p.RosterPush && p.Roster != "get" && p.Roster != "both" {
+			return fmt.Errorf("component.allow: %q: privileges.roster_push needs roster = get or both", a.Domain)
 		}
 		if p.Message != "" && p.Message != "none" && p.Message != "outgoing" {
 			return fmt.Errorf("component.allow: %q: privileges.message %q; use none or outgoing", a.Domain, p.Message)

@@ -109,6 +109,7 @@ func TestParseErrors(t *testing.T) {
 		{"component roster privilege", "domains = [\"a.org\"]\n[[component.allow]]\ndomain = \"gw.a.org\"\nsecret = \"12345678\"\n[component.allow.privileges]\nroster = \"all\"", "privileges.roster"},
 		{"component message privilege", "domains = [\"a.org\"]\n[[component.allow]]\ndomain = \"gw.a.org\"\nsecret = \"12345678\"\n[component.allow.privileges]\nmessage = \"both\"", "privileges.message"},
 		{"component presence privilege", "domains = [\"a.org\"]\n[[component.allow]]\ndomain = \"gw.a.org\"\nsecret = \"12345678\"\n[component.allow.privileges]\npresence = \"roster\"", "privileges.presence"},
+		{"roster pushes without reading", "domains = [\"a.org\"]\n[[component.allow]]\ndomain = \"gw.a.org\"\nsecret = \"12345678\"\n[component.allow.privileges]\nroster = \"set\"\nroster_push = true", "privileges.roster_push"},
 		{"component iq privilege", "domains = [\"a.org\"]\n[[component.allow]]\ndomain = \"gw.a.org\"\nsecret = \"12345678\"\n[component.allow.privileges.iq]\n\"urn:x\" = \"write\"", "privileges.iq"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -193,6 +193,7 @@ listen = ["127.0.0.1:5347"]
 # listed (bookmarks). Only for software you trust with every account.
 # [component.allow.privileges]
 # roster = "both"          # none, get, set or both
+# roster_push = false      # with get or both: no roster push for each change (on by default)
 # message = "outgoing"     # none or outgoing
 # iq = { "http://jabber.org/protocol/pubsub" = "both", "http://jabber.org/protocol/pubsub#owner" = "set" }
 # presence = "managed_entity" # every session's presence, and who is online when it connects

@@ -10,9 +10,12 @@ const NSPrivilege = "urn:xmpp:privilege:2"
 // configuration: read or change their rosters, send messages as them, and send IQs as
 // them in named namespaces. The zero value grants nothing.
 type Privileges struct {
-	Roster  string            // "", "none", "get", "set" or "both"
-	Message string            // "", "none" or "outgoing"
-	IQ      map[string]string // payload namespace → "get", "set" or "both"
+	Roster string // "", "none", "get", "set" or "both"
+	// NoRosterPush turns off the roster pushes a component that reads rosters gets for
+	// every change (§4.4; on by default).
+	NoRosterPush bool
+	Message      string            // "", "none" or "outgoing"
+	IQ           map[string]string // payload namespace → "get", "set" or "both"
 	// Presence is "", "none" or "managed_entity": the entity gets the available and
 	// unavailable presence of every session of the server's users.
 	Presence string
@@ -47,6 +50,10 @@ func orNone(s string) string {
 // RosterGet and RosterSet say whether the roster may be read, or changed.
 func (p Privileges) RosterGet() bool { return p.Roster == "get" || p.Roster == "both" }
 func (p Privileges) RosterSet() bool { return p.Roster == "set" || p.Roster == "both" }
+
+// RosterPushes says whether the entity gets a roster push for each change to a user's
+// roster (§4.4: by default when it may read rosters).
+func (p Privileges) RosterPushes() bool { return p.RosterGet() && !p.NoRosterPush }
 
 // Outgoing says whether the entity may send messages as the server's users.
 func (p Privileges) Outgoing() bool { return p.Message == "outgoing" }
