@@ -54,7 +54,7 @@ func (k *component) advertisePrivileges(c *conn, domain string) {
 		b.End().End()
 		c.write(b.B)
 	}
-	if p.Presence == "managed_entity" {
+	if p.UserPresence() {
 		k.srv.rt.ReplayPresence(c.bare) // §7 rule 1: who is online now
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/vireo-im/vireo/engine"
 	"github.com/vireo-im/vireo/engine/vireotest"
 	"github.com/vireo-im/vireo/modules/module"
+	"github.com/vireo-im/vireo/store"
 )
 
 // privilegeServer starts a server with two components: gw.localhost, a gateway with
@@ -269,4 +270,67 @@ func TestIntegrationPrivilegeRosterPush(t *testing.T) {
 	gw.Never("type='error'")
 	comps["quiet.localhost"].Never("jabber:iq:roster")
 	comps["writer.localhost"].Never("jabber:iq:roster")
+}
+
+// TestIntegrationPrivilegeRosterPresence: a component with the roster presence privilege
+// (XEP-0356 §7.4) gets the presence of the users' contacts on another server once, however
+// many users have the contact (§8 rule 2), even while those users are offline; not a
+// directed presence from someone off the roster; the users' own presence (implied
+// managed_entity); and when it connects again, every contact still available (rule 1).
+func TestIntegrationPrivilegeRosterPresence(t *testing.T) {
+	a := vireotest.Start(t, vireotest.Options{Domain: "a.localhost", AllowPlain: true, S2S: true, S2SSecret: []byte("secret-a"),
+		Components: []engine.Component{{Domain: "gw.a.localhost", Secret: compSecret,
+			Privileges: module.Privileges{Roster: "get", NoRosterPush: true, Presence: "roster"}}}})
+	b := vireotest.Start(t, vireotest.Options{Domain: "b.localhost", AllowPlain: true, S2S: true})
+	vireotest.Federate(a, b)
+	for _, u := range []string{"juliet", "nurse", "carol"} {
+		a.AddUser(t, u, "secret")
+	}
+	b.AddUser(t, "romeo", "secret")
+	for _, u := range []string{"juliet", "nurse"} {
+		if _, err := a.Store.Rosters().Put(u+"@a.localhost", store.RosterItem{JID: "romeo@b.localhost", Sub: store.SubTo}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Store.Rosters().Put("romeo@b.localhost", store.RosterItem{JID: u + "@a.localhost", Sub: store.SubFrom}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gw, _ := componentLogin(t, a, "gw.a.localhost", compSecret)
+	gw.Expect("<handshake/>")
+	mustHave(t, "the announcement", gw.Expect("</message>"), "<perm access='presence' type='roster'/>")
+
+	romeo := b.LoginPlain(t, "romeo", "secret", "orchard")
+	romeo.Send("<presence><status>under the balcony</status></presence>")
+	got := gw.Expect("</presence>")
+	mustHave(t, "romeo's presence", got, "from='romeo@b.localhost/orchard'", "to='gw.a.localhost'", "under the balcony")
+	// carol does not have romeo on her roster: his directed presence to her is not a
+	// contact's. Both copies of his broadcast came in; the component had one.
+	romeo.Send("<presence to='carol@a.localhost'><status>hello carol</status></presence>")
+	gw.Never("<presence")
+
+	juliet := a.LoginPlain(t, "juliet", "secret", "balcony")
+	juliet.Send("<presence/>")
+	mustHave(t, "juliet's own presence", gw.Expect("/>"), "from='juliet@a.localhost/balcony'")
+	// Her initial presence probed romeo: his answer to her is what the component had.
+	juliet.Expect("under the balcony")
+	gw.Never("under the balcony")
+
+	// Connecting again, the component gets who is available: juliet, and romeo.
+	gw.Conn().Close()
+	time.Sleep(200 * time.Millisecond)
+	gw, _ = componentLogin(t, a, "gw.a.localhost", compSecret)
+	gw.Expect("<handshake/>")
+	gw.Expect("</message>")
+	// The two come from different places (the router's record of contacts, juliet's
+	// shard): in either order.
+	got = ""
+	for !strings.Contains(got, "under the balcony") || !strings.Contains(got, "from='juliet@a.localhost/balcony'") ||
+		!strings.HasSuffix(got, "/>") && !strings.HasSuffix(got, "</presence>") {
+		got += gw.Expect(">")
+	}
+	mustHave(t, "the replay", got, "from='romeo@b.localhost/orchard'")
+
+	romeo.Send("<presence type='unavailable'/>")
+	mustHave(t, "romeo leaving", gw.Expect("/>"), "from='romeo@b.localhost/orchard'", "type='unavailable'")
+	gw.Never("romeo@b.localhost")
 }

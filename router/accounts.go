@@ -43,14 +43,17 @@ func (a storeAccounts) Remove(user string) error { return a.st.Accounts().Delete
 // SetPrivileges sets the XEP-0356 privileges of components, by component domain (nil:
 // none). Safe for concurrent use; the map must not change afterwards.
 func (r *Router) SetPrivileges(p map[string]module.Privileges) {
-	var w, rw []jid.JID
+	var w, rw, pw []jid.JID
 	for d, pr := range p {
 		j, err := jid.Parse(d)
 		if err != nil {
 			continue
 		}
-		if pr.Presence == "managed_entity" {
+		if pr.UserPresence() {
 			w = append(w, j)
+		}
+		if pr.RosterPresence() {
+			pw = append(pw, j)
 		}
 		if pr.RosterPushes() {
 			rw = append(rw, j)
@@ -60,6 +63,7 @@ func (r *Router) SetPrivileges(p map[string]module.Privileges) {
 	// The presence and roster paths check only these: nil when nobody watches.
 	r.watchers.Store(nilIfEmpty(w))
 	r.rosterWatchers.Store(nilIfEmpty(rw))
+	r.contactWatchers.set(nilIfEmpty(pw))
 }
 
 func nilIfEmpty(s []jid.JID) *[]jid.JID {

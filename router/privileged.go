@@ -200,10 +200,14 @@ func (s *shard) toWatchers(raw []byte) {
 	}
 }
 
-// ReplayPresence sends component, which just connected with the managed_entity presence
-// privilege, the presence of every available session of the server's users (XEP-0356 §7,
-// rule 1), each from its shard.
+// ReplayPresence sends component, which just connected with a presence privilege, the
+// presence of every available session of the server's users (XEP-0356 §8, rule 1), each
+// from its shard, and with the roster type, of every contact on another server known to
+// be available.
 func (r *Router) ReplayPresence(component jid.JID) {
+	if r.Privileges(component).RosterPresence() {
+		r.replayContacts(component)
+	}
 	for _, s := range r.shards {
 		o := getOp()
 		o.kind, o.to = opReplay, component

@@ -130,10 +130,13 @@ type Router struct {
 	watchers   atomic.Pointer[[]jid.JID]
 	// rosterWatchers are the components that get every user's roster pushes (XEP-0356 §4.4).
 	rosterWatchers atomic.Pointer[[]jid.JID]
-	hostsMu        sync.Mutex // serializes SetDomains
-	mods           []module.Module
-	closed         atomic.Bool
-	wg             sync.WaitGroup
+	// contactWatchers are the components that get the presence of users' remote contacts
+	// too (XEP-0356 §7.4), with what they were last sent of each.
+	contactWatchers contactPresence
+	hostsMu         sync.Mutex // serializes SetDomains
+	mods            []module.Module
+	closed          atomic.Bool
+	wg              sync.WaitGroup
 	// started is the base of the monotonic clock of detached sessions' expiries
 	// (expiry.go); stopTick stops their ticker.
 	started  time.Time

@@ -623,6 +623,9 @@ func (s *shard) inbound(o *op) bool {
 	if s.runHooks(module.Inbound, k) == module.Stop {
 		return false
 	}
+	if k == module.KindPresence && s.r.contactWatchers.w.Load() != nil {
+		s.contactPresence(p, u)
+	}
 	if k == module.KindIQ {
 		s.inIQ(p, u)
 	} else {

@@ -265,8 +265,9 @@ type ComponentPrivileges struct {
 	RosterPush *bool             `toml:"roster_push"`
 	Message    string            `toml:"message"`
 	IQ         map[string]string `toml:"iq"`
-	// Presence is none or managed_entity: the presence of every session of the server's
-	// users, and at connection who is online.
+	// Presence is none, managed_entity (the presence of every session of the server's
+	// users, and at connection who is online) or roster (that, and the same of their
+	// contacts on other servers; needs roster = get or both).
 	Presence string `toml:"presence"`
 }
 
@@ -681,8 +682,12 @@ func (c *Config) normalize() error {
 		if p.Message != "" && p.Message != "none" && p.Message != "outgoing" {
 			return fmt.Errorf("component.allow: %q: privileges.message %q; use none or outgoing", a.Domain, p.Message)
 		}
-		if p.Presence != "" && p.Presence != "none" && p.Presence != "managed_entity" {
-			return fmt.Errorf("component.allow: %q: privileges.presence %q; use none or managed_entity (roster is not offered)", a.Domain, p.Presence)
+		if !slices.Contains([]string{"", "none", "managed_entity", "roster"}, p.Presence) {
+			return fmt.Errorf("component.allow: %q: privileges.presence %q; use none, managed_entity or roster", a.Domain, p.Presence)
+		}
+		if p.Presence == "roster" && p.Roster != "get" && p.Roster != "both" {
+			// XEP-0356 §7.4: the roster presence privilege needs the right to read rosters.
+			return fmt.Errorf("component.allow: %q: privileges.presence = \"roster\" needs roster = get or both", a.Domain)
 		}
 		for space, t := range p.IQ {
 			if space == "" || !slices.Contains([]string{"get", "set", "both"}, t) {

@@ -108,7 +108,8 @@ func TestParseErrors(t *testing.T) {
 		{"manage without a program", "domains = [\"a.org\"]\n[auth]\nexternal_manage = true", "auth.external_manage"},
 		{"component roster privilege", "domains = [\"a.org\"]\n[[component.allow]]\ndomain = \"gw.a.org\"\nsecret = \"12345678\"\n[component.allow.privileges]\nroster = \"all\"", "privileges.roster"},
 		{"component message privilege", "domains = [\"a.org\"]\n[[component.allow]]\ndomain = \"gw.a.org\"\nsecret = \"12345678\"\n[component.allow.privileges]\nmessage = \"both\"", "privileges.message"},
-		{"component presence privilege", "domains = [\"a.org\"]\n[[component.allow]]\ndomain = \"gw.a.org\"\nsecret = \"12345678\"\n[component.allow.privileges]\npresence = \"roster\"", "privileges.presence"},
+		{"component presence privilege", "domains = [\"a.org\"]\n[[component.allow]]\ndomain = \"gw.a.org\"\nsecret = \"12345678\"\n[component.allow.privileges]\npresence = \"contacts\"", "privileges.presence"},
+		{"roster presence without reading", "domains = [\"a.org\"]\n[[component.allow]]\ndomain = \"gw.a.org\"\nsecret = \"12345678\"\n[component.allow.privileges]\nroster = \"set\"\npresence = \"roster\"", "needs roster = get or both"},
 		{"roster pushes without reading", "domains = [\"a.org\"]\n[[component.allow]]\ndomain = \"gw.a.org\"\nsecret = \"12345678\"\n[component.allow.privileges]\nroster = \"set\"\nroster_push = true", "privileges.roster_push"},
 		{"component iq privilege", "domains = [\"a.org\"]\n[[component.allow]]\ndomain = \"gw.a.org\"\nsecret = \"12345678\"\n[component.allow.privileges.iq]\n\"urn:x\" = \"write\"", "privileges.iq"},
 	} {

@@ -196,7 +196,8 @@ listen = ["127.0.0.1:5347"]
 # roster_push = false      # with get or both: no roster push for each change (on by default)
 # message = "outgoing"     # none or outgoing
 # iq = { "http://jabber.org/protocol/pubsub" = "both", "http://jabber.org/protocol/pubsub#owner" = "set" }
-# presence = "managed_entity" # every session's presence, and who is online when it connects
+# presence = "managed_entity" # every session's presence, and who is online when it connects;
+#                            # "roster": that and the users' contacts on other servers too
 
 [s2s]
 # Federation with other XMPP servers (STARTTLS required, XEP-0220 dialback). Off by default.

@@ -16,8 +16,9 @@ type Privileges struct {
 	NoRosterPush bool
 	Message      string            // "", "none" or "outgoing"
 	IQ           map[string]string // payload namespace → "get", "set" or "both"
-	// Presence is "", "none" or "managed_entity": the entity gets the available and
-	// unavailable presence of every session of the server's users.
+	// Presence is "", "none", "managed_entity" (the entity gets the available and
+	// unavailable presence of every session of the server's users) or "roster" (that, and
+	// the same of the users' contacts on other servers; it needs Roster get or both).
 	Presence string
 }
 
@@ -54,6 +55,16 @@ func (p Privileges) RosterSet() bool { return p.Roster == "set" || p.Roster == "
 // RosterPushes says whether the entity gets a roster push for each change to a user's
 // roster (§4.4: by default when it may read rosters).
 func (p Privileges) RosterPushes() bool { return p.RosterGet() && !p.NoRosterPush }
+
+// UserPresence says whether the entity gets the presence of the server's users' sessions
+// (§7.1; the roster type implies it).
+func (p Privileges) UserPresence() bool {
+	return p.Presence == "managed_entity" || p.Presence == "roster"
+}
+
+// RosterPresence says whether the entity also gets the presence of the users' contacts
+// (§7.4).
+func (p Privileges) RosterPresence() bool { return p.Presence == "roster" && p.RosterGet() }
 
 // Outgoing says whether the entity may send messages as the server's users.
 func (p Privileges) Outgoing() bool { return p.Message == "outgoing" }
