@@ -154,7 +154,7 @@ modules:
 	cmd.Env = append(os.Environ(), "HOME="+dir, "EJABBERD_CONFIG_PATH="+cfg,
 		"EJABBERD_LOG_PATH="+filepath.Join(dir, "ejabberd.log"), "ERL_LIBS="+libs,
 		"ERL_CRASH_DUMP="+filepath.Join(dir, "erl_crash.dump"), "ERL_CRASH_DUMP_BYTES=0")
-	e.peerProc = startPeer(t, "ejabberd", cmd, filepath.Join(dir, "ejabberd.log"), e.s2s, 20*time.Second)
+	e.peerProc = startPeer(t, "ejabberd", cmd, filepath.Join(dir, "ejabberd.log"), e.s2s, 60*time.Second) // under load (CI runs packages side by side) the BEAM takes its time
 	return e
 }
 

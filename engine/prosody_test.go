@@ -217,7 +217,7 @@ Component "conference.%[14]s" "muc"
 func (p *prosodyServer) start() {
 	p.t.Helper()
 	// Ready when the c2s port answers.
-	p.peerProc = startPeer(p.t, "prosody", exec.Command(p.bin, "--config", p.conf, "-F"), filepath.Join(p.dir, "prosody.log"), p.c2s, 10*time.Second)
+	p.peerProc = startPeer(p.t, "prosody", exec.Command(p.bin, "--config", p.conf, "-F"), filepath.Join(p.dir, "prosody.log"), p.c2s, 30*time.Second)
 }
 
 func tail(b []byte, n int) []byte {
