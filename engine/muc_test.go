@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
@@ -377,4 +378,38 @@ func TestIntegrationSlixmppRoomAvatar(t *testing.T) {
 	expectStanza(t, bob, "id='info'", "var='muc#roominfo_avatarhash'", "<value>"+hash+"</value>")
 	bob.Send("<iq type='get' to='" + mucRoom + "' id='vc'><vCard xmlns='vcard-temp'/></iq>")
 	expectStanza(t, bob, "id='vc'", "type='result'", "image/png", "<BINVAL>")
+}
+
+// TestIntegrationNbxmppMucCaptcha: Gajim's library reads the challenge of a
+// CAPTCHA-protected room (its captcha handler's form and its XEP-0231 image checked against
+// the cid) and submits the form as Gajim does; the room takes the submission (a wrong
+// text here: the right one is TestCaptchaRoom's, in the module) and refuses the join.
+func TestIntegrationNbxmppMucCaptcha(t *testing.T) {
+	needPython(t, "nbxmpp", "python3-nbxmpp")
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true})
+	srv.AddUser(t, "alice", "secret")
+	srv.AddUser(t, "bob", "secret")
+	alice := mucLogin(t, srv, "alice", "pc")
+	mucCreate(t, alice, mucRoom, "Alice")
+	alice.Send(mucConfig(mucRoom, "cfg", "captcha_protected", "1"))
+	expectStanza(t, alice, "id='cfg'", "type='result'")
+
+	bob := mucLogin(t, srv, "bob", "gajim")
+	bob.Send(mucJoin(mucRoom, "Bob", "j1"))
+	msg := expectStanza(t, bob, "<captcha xmlns='urn:xmpp:captcha'>")
+	cmd := exec.Command("/usr/bin/python3", "testdata/nbxmpp_muc_captcha.py", "WRONG7")
+	cmd.Stdin = strings.NewReader(msg)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("nbxmpp: %v\n%s", err, out)
+	}
+	for _, want := range []string{"FORM urn:xmpp:captcha True True", "BOB image/png True True", "SUBMIT <iq "} {
+		if !strings.Contains(string(out), want) {
+			t.Fatalf("nbxmpp output lacks %q:\n%s", want, out)
+		}
+	}
+	_, submit, _ := strings.Cut(string(out), "SUBMIT ")
+	bob.Send(strings.TrimSpace(submit))
+	expectStanza(t, bob, "id='nbc1'", "type='error'", "<not-acceptable")
+	expectStanza(t, bob, "id='j1'", "type='error'", "<not-authorized")
 }

@@ -45,6 +45,8 @@ func (r *room) iq(c module.Context, p *module.Packet) {
 		}
 	case space == ns.Register && name == "query":
 		r.register(c, p, q)
+	case !get && space == nsCaptcha && name == "captcha":
+		r.captchaAnswer(c, p, q)
 	case !get && (space == NSModerate || space == NSFasten):
 		m, ok, err := parseModeration(q)
 		switch {

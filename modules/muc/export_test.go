@@ -33,3 +33,6 @@ func BenchGroupchat(n int) func(c module.Context) {
 	p := &module.Packet{Raw: raw, Kind: module.KindMessage, Type: "groupchat", From: from, To: bare}
 	return func(c module.Context) { r.groupchat(c, p, r.occ[0]) }
 }
+
+// OnCaptcha tells f the id and text of every CAPTCHA a room makes.
+func OnCaptcha(f func(id, text string)) { captchaIssued = f }

@@ -42,6 +42,8 @@ type roomConfig struct {
 	// lists the others), one bit per role (1<<roleVisitor ...); zero, the default,
 	// broadcasts every role's.
 	Quiet uint8 `json:"quiet,omitempty"`
+	// Captcha makes a user without an affiliation answer a CAPTCHA to enter (captcha.go).
+	Captcha bool `json:"captcha,omitempty"`
 }
 
 // broadcasts reports whether the presence of an occupant with role rl goes to the others.
@@ -193,6 +195,8 @@ func parseConfigForm(x xmlstream.Element, cur roomConfig, lim formLimits) (confi
 			e = boolean(&c.Moderated)
 		case fPwProtected:
 			e = boolean(&c.PasswordProtected)
+		case fCaptcha:
+			e = boolean(&c.Captcha)
 		case fSecret:
 			c.Password = single
 		case fAllowInvites:
@@ -353,6 +357,8 @@ func (r *room) appendConfigForm(b *xmlstream.Builder) {
 	appendField(b, "boolean", fPwProtected, "Password Required to Enter?", boolStr(c.PasswordProtected))
 	b.End()
 	appendField(b, "text-private", fSecret, "Password", c.Password)
+	b.End()
+	appendField(b, "boolean", fCaptcha, "Make room CAPTCHA protected", boolStr(c.Captcha))
 	b.End()
 	mu := "none"
 	if c.MaxUsers > 0 {

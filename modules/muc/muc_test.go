@@ -1025,3 +1025,79 @@ func TestReconfigure(t *testing.T) {
 	b.Send(join("Bob", "jb2"))
 	b.C.Wait(t, "id='jb2'", "status code='110'")
 }
+
+// TestCaptchaRoom: in a CAPTCHA-protected room (ejabberd's captcha_protected field), a user
+// without an affiliation who joins gets the challenge message instead of the room: the
+// XEP-0158 form (from the join's occupant JID, its presence id as sid) and the image as
+// XEP-0231 data whose cid is its SHA-1. A wrong answer is not-acceptable and refuses the
+// waiting join with not-authorized; a right one lets the join in without another presence;
+// a member is not asked; a spent or unknown challenge is service-unavailable.
+func TestCaptchaRoom(t *testing.T) {
+	var mu sync.Mutex
+	answers := map[string]string{}
+	muc.OnCaptcha(func(id, text string) { mu.Lock(); answers[id] = text; mu.Unlock() })
+	t.Cleanup(func() { muc.OnCaptcha(nil) })
+	e := routertest.New(t, []string{"alice", "bob", "carol"}, nil)
+	a := instantRoom(t, e)
+	configure(t, a, "c1", map[string]string{"captcha_protected": "1"})
+	a.Send("<iq type='get' to='" + room + "' id='cfg'>" + owner + "</query></iq>")
+	a.C.Wait(t, "id='cfg'", "<field var='captcha_protected' type='boolean'", "<value>1</value>")
+
+	b := e.Bind("bob", "pc")
+	challenge := func(id string) (string, string) {
+		t.Helper()
+		b.C.Reset()
+		b.Send(join("Bob", id))
+		msg := b.C.Wait(t, "<captcha xmlns='urn:xmpp:captcha'>")
+		for _, want := range []string{"from='" + room + "'", "<field var='FORM_TYPE' type='hidden'><value>urn:xmpp:captcha</value>",
+			"<field var='from' type='hidden'><value>" + room + "/Bob</value>", "<field var='sid' type='hidden'><value>" + id + "</value>",
+			"<field var='ocr' type='text-single'", "<uri type='image/png'>cid:sha1+", "<data xmlns='urn:xmpp:bob'"} {
+			if !strings.Contains(msg, want) {
+				t.Fatalf("the challenge lacks %q: %s", want, msg)
+			}
+		}
+		ch := regexp.MustCompile(`<field var='challenge' type='hidden'><required/><value>([0-9a-f]+)</value>`).FindStringSubmatch(msg)
+		if ch == nil {
+			t.Fatalf("no challenge id: %s", msg)
+		}
+		m := regexp.MustCompile(`<data xmlns='urn:xmpp:bob' cid='sha1\+([0-9a-f]+)@bob.xmpp.org'[^>]*>([^<]+)</data>`).FindStringSubmatch(msg)
+		png, err := base64.StdEncoding.DecodeString(m[2])
+		if sum := sha1.Sum(png); err != nil || hex.EncodeToString(sum[:]) != m[1] {
+			t.Fatalf("the image does not match its cid: %v", err)
+		}
+		if index(b.C.Got(), "status code='110'") >= 0 {
+			t.Fatal("bob entered before answering")
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		return ch[1], answers[ch[1]]
+	}
+	answer := func(iq, chID, text string) {
+		b.Send("<iq type='set' to='" + room + "' id='" + iq + "'><captcha xmlns='urn:xmpp:captcha'><x xmlns='jabber:x:data' type='submit'>" +
+			"<field var='FORM_TYPE'><value>urn:xmpp:captcha</value></field><field var='challenge'><value>" + chID + "</value></field>" +
+			"<field var='ocr'><value>" + text + "</value></field></x></captcha></iq>")
+	}
+
+	id, text := challenge("j1")
+	answer("a1", id, "WRONG1")
+	b.C.Wait(t, "id='a1'", "type='error'", "<not-acceptable")
+	b.C.Wait(t, "id='j1'", "type='error'", "<not-authorized")
+	answer("a2", id, text) // spent
+	b.C.Wait(t, "id='a2'", "type='error'", "<service-unavailable")
+
+	id, text = challenge("j2")
+	answer("a3", id, text)
+	b.C.Wait(t, "id='a3'", "type='result'")
+	b.C.Wait(t, "id='j2'", "status code='110'", "from='"+room+"/Bob'")
+	a.C.Wait(t, "from='"+room+"/Bob'")
+
+	// A member enters at once.
+	a.Send("<iq type='set' to='" + room + "' id='m1'>" + admin + "<item jid='carol@example.org' affiliation='member'/></query></iq>")
+	a.C.Wait(t, "id='m1'", "type='result'")
+	c := e.Bind("carol", "pc")
+	c.Send(join("Carol", "j3"))
+	c.C.Wait(t, "id='j3'", "status code='110'")
+	if strings.Contains(c.C.All(), "urn:xmpp:captcha") {
+		t.Fatal("a member was asked a CAPTCHA")
+	}
+}

@@ -488,6 +488,10 @@ func (r *room) join(c module.Context, p *module.Packet, e, x xmlstream.Element, 
 			joinError(c, p, err)
 			return
 		}
+		if r.byNick[nick] == nil && r.needsCaptcha(p, aff) {
+			r.challenge(c, p)
+			return
+		}
 		if o = r.byNick[nick]; o != nil {
 			o.sess = append(o.sess, from)
 		} else {

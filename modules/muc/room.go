@@ -208,6 +208,10 @@ type room struct {
 	iqSeq   uint64
 	// vcard is the room's vCard-temp (XEP-0486), nil while none is set.
 	vcard *roomVCard
+	// captchaJoins are the joins waiting for their CAPTCHA's answer, by challenge id;
+	// captchaPassed the sessions whose next join is let in (captcha.go).
+	captchaJoins  map[string]captchaJoin
+	captchaPassed map[string]bool
 }
 
 // pendingIQ is an IQ request relayed from one occupant to another, awaiting its answer.

@@ -316,6 +316,7 @@ func FuzzRoomConfig(f *testing.F) {
 	f.Add(form(field(fPwProtected, "1") + field(fSecret, "pw") + field(fOwners, "a@b", "c@d/e")))
 	f.Add("<x xmlns='jabber:x:data' type='submit'/>")
 	f.Add(form(field(fHistory, "99999999999999999999") + field(fWhois, "anyone")))
+	f.Add(form(field(fCaptcha, "1") + field(fMembersOnly, "0")))
 	lim := formLimits{maxUsers: 100, maxHistory: 50}
 	f.Fuzz(func(t *testing.T, s string) {
 		x, err := xmlstream.ParseElement([]byte(s), "")

@@ -1,0 +1,198 @@
+package muc
+
+import (
+	"encoding/base64"
+	"strconv"
+
+	"github.com/vireo-im/vireo/engine/captcha"
+	"github.com/vireo-im/vireo/modules/module"
+	"github.com/vireo-im/vireo/xmlstream"
+	"github.com/vireo-im/vireo/xmlstream/jid"
+	"github.com/vireo-im/vireo/xmlstream/ns"
+	"github.com/vireo-im/vireo/xmlstream/stanza"
+)
+
+// CAPTCHA-protected rooms (ejabberd's captcha_protected, which Gajim and other clients
+// built on python-nbxmpp answer): a user without an affiliation who joins gets, instead of
+// the room, a message from the room with an XEP-0158 form and its image; the join waits.
+// The answer is an IQ set to the room carrying the filled form; the right text lets the
+// waiting join in (the client sends nothing more), a wrong or late one refuses it with
+// not-authorized. Each join needs a new answer. Members, admins and owners, and users
+// who give a password-protected room its password, are not asked.
+
+const (
+	nsCaptcha = "urn:xmpp:captcha"
+	nsBoB     = "urn:xmpp:bob"
+	nsMedia   = "urn:xmpp:media-element"
+	fCaptcha  = "captcha_protected" // ejabberd's room configuration field
+
+	// maxCaptchaJoins bounds the joins a room holds for an answer; more wait and try again.
+	maxCaptchaJoins = 32
+)
+
+// captchaIssued, set by tests only (export_test.go), learns each challenge's text.
+var captchaIssued func(id, text string)
+
+// captchaJoin is a join that waits for the answer to its challenge.
+type captchaJoin struct {
+	full jid.JID // who joins
+	raw  []byte  // the join presence, sent again to the room once answered
+	ch   *captcha.Challenge
+}
+
+// needsCaptcha says whether p's join must answer a CAPTCHA first; it clears the pass of a
+// join let in after its answer.
+func (r *room) needsCaptcha(p *module.Packet, aff affiliation) bool {
+	if !r.cfg.Captcha || aff != affNone || r.cfg.PasswordProtected {
+		return false
+	}
+	k := p.From.String()
+	if r.captchaPassed[k] {
+		delete(r.captchaPassed, k)
+		return false
+	}
+	return true
+}
+
+// challenge holds p's join and sends its sender the CAPTCHA, drawn off the room's shard.
+func (r *room) challenge(c module.Context, p *module.Packet) {
+	now := c.Now()
+	for id, j := range r.captchaJoins { // the late ones are refused as they are found
+		if now.After(j.ch.Expires) {
+			delete(r.captchaJoins, id)
+			r.refuseHeld(c, j, "The CAPTCHA was not answered in time.")
+		}
+	}
+	for id, j := range r.captchaJoins { // a new join from the same session replaces its old one
+		if j.full.Equal(p.From) {
+			delete(r.captchaJoins, id)
+		}
+	}
+	if len(r.captchaJoins) >= maxCaptchaJoins {
+		e := errBy(r.jid, stanza.ResourceConstraintCond, "too many joins wait for a CAPTCHA; try again shortly")
+		e.Type = stanza.Wait
+		joinError(c, p, e)
+		return
+	}
+	held := captchaJoin{full: p.From, raw: append([]byte(nil), p.Raw...)}
+	nick := p.To
+	var err error
+	ok := c.Async(func() { held.ch, err = captcha.New(now) }, func(c module.Context) {
+		if r.gone {
+			return
+		}
+		if err != nil || held.ch == nil {
+			e := errBy(r.jid, stanza.InternalServerErrorCond, "no CAPTCHA could be made")
+			c.Route(joinErrorFor(held.raw, nick, held.full, e))
+			return
+		}
+		if r.captchaJoins == nil {
+			r.captchaJoins = map[string]captchaJoin{}
+		}
+		r.captchaJoins[held.ch.ID] = held
+		if captchaIssued != nil {
+			captchaIssued(held.ch.ID, held.ch.Text())
+		}
+		c.Route(r.captchaMessage(nick, held.full, presenceID(held.raw), held.ch))
+	})
+	if !ok {
+		e := errBy(r.jid, stanza.ResourceConstraintCond, "the server is busy; try again shortly")
+		e.Type = stanza.Wait
+		joinError(c, p, e)
+	}
+}
+
+// captchaMessage is the challenge (XEP-0158 §3, in ejabberd's form): from the room, with
+// the join's occupant JID and presence id, and the image as XEP-0231 data.
+func (r *room) captchaMessage(nick, to jid.JID, sid string, ch *captcha.Challenge) []byte {
+	var b xmlstream.Builder
+	field := func(v, typ, label string) *xmlstream.Builder {
+		b.Start("field").Attr("var", v).Attr("type", typ)
+		if label != "" {
+			b.Attr("label", label)
+		}
+		return &b
+	}
+	b.Start("message").Attr("from", r.key).Attr("to", to.String()).Attr("id", ch.ID).
+		Start("body").Text("To enter "+r.key+", type the text of the image in the CAPTCHA form your client shows.").End().
+		Start("no-store").Attr("xmlns", "urn:xmpp:hints").End().
+		Start("captcha").Attr("xmlns", nsCaptcha).
+		Start("x").Attr("xmlns", ns.DataForms).Attr("type", "form")
+	field("FORM_TYPE", "hidden", "").Start("value").Text(nsCaptcha).End().End()
+	field("from", "hidden", "").Start("value").Text(nick.String()).End().End()
+	field("challenge", "hidden", "").Start("required").End().Start("value").Text(ch.ID).End().End()
+	field("sid", "hidden", "").Start("value").Text(sid).End().End()
+	field("ocr", "text-single", "Enter the text you see").Start("required").End().
+		Start("media").Attr("xmlns", nsMedia).Attr("width", strconv.Itoa(captcha.Width)).Attr("height", strconv.Itoa(captcha.Height)).
+		Start("uri").Attr("type", "image/png").Text("cid:" + ch.CID()).End().End().End()
+	b.End().End() // x, captcha
+	b.Start("data").Attr("xmlns", nsBoB).Attr("cid", ch.CID()).Attr("type", "image/png").Attr("max-age", "0").
+		Text(base64.StdEncoding.EncodeToString(ch.PNG)).End()
+	b.End()
+	return b.B
+}
+
+// captchaAnswer handles an IQ set to the room carrying a filled CAPTCHA form (q). The
+// challenge is spent whatever the answer.
+func (r *room) captchaAnswer(c module.Context, p *module.Packet, q xmlstream.Element) {
+	var f map[string]string
+	if x, ok := q.Child(ns.DataForms, "x"); ok {
+		f = formValues(x)
+	}
+	j, ok := r.captchaJoins[f["challenge"]]
+	if !ok || !j.full.Equal(p.From) {
+		e := errBy(r.jid, stanza.ServiceUnavailable, "no such CAPTCHA; join again for a new one") // XEP-0158 §3.4
+		c.Error(p, e)
+		return
+	}
+	delete(r.captchaJoins, f["challenge"])
+	if !j.ch.Check(f["ocr"], c.Now()) {
+		c.Error(p, errBy(r.jid, stanza.NotAcceptable, "the text is wrong or came too late"))
+		r.refuseHeld(c, j, "The CAPTCHA verification has failed.")
+		return
+	}
+	c.Reply(p, nil)
+	// The held join comes to the room again, as from its sender, and is let in once.
+	if r.captchaPassed == nil {
+		r.captchaPassed = map[string]bool{}
+	}
+	r.captchaPassed[j.full.String()] = true
+	c.Route(j.raw)
+}
+
+// refuseHeld answers a held join with not-authorized.
+func (r *room) refuseHeld(c module.Context, j captchaJoin, text string) {
+	e, err := xmlstream.ParseElement(j.raw, "jabber:client")
+	if err != nil {
+		return
+	}
+	to, _ := e.Attr("to")
+	nick, err := jid.Parse(string(xmlstream.AppendUnescaped(nil, to)))
+	if err != nil {
+		return
+	}
+	c.Route(joinErrorFor(j.raw, nick, j.full, errBy(r.jid, stanza.NotAuthorizedCond, text)))
+}
+
+// joinErrorFor is joinError for a presence kept as bytes.
+func joinErrorFor(raw []byte, nick, to jid.JID, e *stanza.Error) []byte {
+	var b xmlstream.Builder
+	b.Start("presence").Attr("type", "error")
+	if id := presenceID(raw); id != "" {
+		b.Attr("id", id)
+	}
+	b.Attr("from", nick.String()).Attr("to", to.String())
+	b.Start("x").Attr("xmlns", NS).End()
+	b.Raw(e.AppendXML(nil))
+	b.End()
+	return b.B
+}
+
+func presenceID(raw []byte) string {
+	e, err := xmlstream.ParseElement(raw, "jabber:client")
+	if err != nil {
+		return ""
+	}
+	v, _ := e.Attr("id")
+	return string(xmlstream.AppendUnescaped(nil, v))
+}
