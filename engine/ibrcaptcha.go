@@ -1,11 +1,9 @@
 package engine
 
 import (
-	"encoding/base64"
-	"strconv"
 	"time"
 
-	"github.com/vireo-im/vireo/engine/captcha"
+	"github.com/vireo-im/vireo/modules/captcha"
 	"github.com/vireo-im/vireo/xmlstream"
 	"github.com/vireo-im/vireo/xmlstream/ns"
 	"github.com/vireo-im/vireo/xmlstream/stanza"
@@ -19,8 +17,6 @@ import (
 // which is how such clients know to show the form.
 
 const (
-	nsBoB   = "urn:xmpp:bob"
-	nsMedia = "urn:xmpp:media-element"
 	// captchasPerConn bounds the challenges one connection is given: drawing one costs
 	// ~1 ms of CPU, and a connection that asks again and again is not a human.
 	captchasPerConn = 5
@@ -104,15 +100,9 @@ func captchaQuery(domain, sid string, ch *captcha.Challenge) []byte {
 	field("FORM_TYPE", "hidden", "").Start("value").Text(ns.Register).End().End()
 	field("username", "text-single", "Username").Start("required").End().End()
 	field("password", "text-private", "Password").Start("required").End().End()
-	field("from", "hidden", "").Start("value").Text(domain).End().End()
-	field("challenge", "hidden", "").Start("required").End().Start("value").Text(ch.ID).End().End()
-	field("sid", "hidden", "").Start("value").Text(sid).End().End()
-	field("ocr", "text-single", "Enter the text you see").Start("required").End().
-		Start("media").Attr("xmlns", nsMedia).Attr("width", strconv.Itoa(captcha.Width)).Attr("height", strconv.Itoa(captcha.Height)).
-		Start("uri").Attr("type", "image/png").Text("cid:" + ch.CID()).End().End().End()
+	ch.AppendFields(&b, domain, sid)
 	b.End() // x
-	b.Start("data").Attr("xmlns", nsBoB).Attr("cid", ch.CID()).Attr("type", "image/png").Attr("max-age", "0").
-		Text(base64.StdEncoding.EncodeToString(ch.PNG)).End()
+	ch.AppendData(&b)
 	b.End()
 	return b.B
 }

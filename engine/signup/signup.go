@@ -2,7 +2,7 @@
 // (engine.Mount) of a server with open registration (c2s.registration): a form that
 // creates an account in the browser, for the people who find the server on the web and
 // for clients that cannot register in-band. With c2s.registration_captcha the form shows
-// a CAPTCHA image (engine/captcha), served at /register/captcha/<id>.png, whose text must
+// a CAPTCHA image (modules/captcha), served at /register/captcha/<id>.png, whose text must
 // be typed.
 //
 // It keeps only the CAPTCHAs it handed out and not yet answered, in memory, bounded and
@@ -25,8 +25,8 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/vireo-im/vireo/engine/captcha"
 	"github.com/vireo-im/vireo/engine/webpage"
+	"github.com/vireo-im/vireo/modules/captcha"
 	"github.com/vireo-im/vireo/store/invites"
 )
 

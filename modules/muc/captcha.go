@@ -1,10 +1,7 @@
 package muc
 
 import (
-	"encoding/base64"
-	"strconv"
-
-	"github.com/vireo-im/vireo/engine/captcha"
+	"github.com/vireo-im/vireo/modules/captcha"
 	"github.com/vireo-im/vireo/modules/module"
 	"github.com/vireo-im/vireo/xmlstream"
 	"github.com/vireo-im/vireo/xmlstream/jid"
@@ -22,8 +19,6 @@ import (
 
 const (
 	nsCaptcha = "urn:xmpp:captcha"
-	nsBoB     = "urn:xmpp:bob"
-	nsMedia   = "urn:xmpp:media-element"
 	fCaptcha  = "captcha_protected" // ejabberd's room configuration field
 
 	// maxCaptchaJoins bounds the joins a room holds for an answer; more wait and try again.
@@ -106,28 +101,15 @@ func (r *room) challenge(c module.Context, p *module.Packet) {
 // the join's occupant JID and presence id, and the image as XEP-0231 data.
 func (r *room) captchaMessage(nick, to jid.JID, sid string, ch *captcha.Challenge) []byte {
 	var b xmlstream.Builder
-	field := func(v, typ, label string) *xmlstream.Builder {
-		b.Start("field").Attr("var", v).Attr("type", typ)
-		if label != "" {
-			b.Attr("label", label)
-		}
-		return &b
-	}
 	b.Start("message").Attr("from", r.key).Attr("to", to.String()).Attr("id", ch.ID).
 		Start("body").Text("To enter "+r.key+", type the text of the image in the CAPTCHA form your client shows.").End().
 		Start("no-store").Attr("xmlns", "urn:xmpp:hints").End().
 		Start("captcha").Attr("xmlns", nsCaptcha).
 		Start("x").Attr("xmlns", ns.DataForms).Attr("type", "form")
-	field("FORM_TYPE", "hidden", "").Start("value").Text(nsCaptcha).End().End()
-	field("from", "hidden", "").Start("value").Text(nick.String()).End().End()
-	field("challenge", "hidden", "").Start("required").End().Start("value").Text(ch.ID).End().End()
-	field("sid", "hidden", "").Start("value").Text(sid).End().End()
-	field("ocr", "text-single", "Enter the text you see").Start("required").End().
-		Start("media").Attr("xmlns", nsMedia).Attr("width", strconv.Itoa(captcha.Width)).Attr("height", strconv.Itoa(captcha.Height)).
-		Start("uri").Attr("type", "image/png").Text("cid:" + ch.CID()).End().End().End()
+	b.Start("field").Attr("var", "FORM_TYPE").Attr("type", "hidden").Start("value").Text(nsCaptcha).End().End()
+	ch.AppendFields(&b, nick.String(), sid)
 	b.End().End() // x, captcha
-	b.Start("data").Attr("xmlns", nsBoB).Attr("cid", ch.CID()).Attr("type", "image/png").Attr("max-age", "0").
-		Text(base64.StdEncoding.EncodeToString(ch.PNG)).End()
+	ch.AppendData(&b)
 	b.End()
 	return b.B
 }

@@ -1,12 +1,14 @@
 // Package captcha makes the challenges of XEP-0158 CAPTCHA Forms that an open in-band
-// registration (XEP-0077) asks for: a short random text drawn as a distorted PNG image
-// (the "ocr" challenge), and the check of the text a human read from it.
+// registration (XEP-0077), the web sign-up page and CAPTCHA-protected rooms ask for: a
+// short random text drawn as a distorted PNG image (the "ocr" challenge), the check of the
+// text a human read from it, and the challenge's fields and image as XEP-0158 and
+// XEP-0231 carry them (xmpp.go).
 //
 // It draws with the standard library and the 7×13 bitmap font of golang.org/x/image, and
-// keeps nothing: the caller keeps a Challenge for as long as its answer may come. It does
-// not know XMPP: the engine writes the data form and the XEP-0231 data that carry the
-// image. A CAPTCHA slows scripted sign-ups down and makes them cost a solver; it does not
-// stop a determined one, which is why the registration budget per address stays.
+// keeps nothing: the caller keeps a Challenge for as long as its answer may come, and
+// writes the rest of the form and the stanza around it. A CAPTCHA slows scripted sign-ups
+// down and makes them cost a solver; it does not stop a determined one, which is why the
+// registration budget per address stays.
 package captcha
 
 import (
