@@ -128,15 +128,10 @@ type Router struct {
 	// watchers the components among them that get users' presence (managed_entity).
 	privileges atomic.Pointer[map[string]module.Privileges]
 	watchers   atomic.Pointer[[]jid.JID]
-	// rosterWatchers are the components that get every user's roster pushes (XEP-0356 §4.4).
-	rosterWatchers atomic.Pointer[[]jid.JID]
-	// contactWatchers are the components that get the presence of users' remote contacts
-	// too (XEP-0356 §7.4), with what they were last sent of each.
-	contactWatchers contactPresence
-	hostsMu         sync.Mutex // serializes SetDomains
-	mods            []module.Module
-	closed          atomic.Bool
-	wg              sync.WaitGroup
+	hostsMu    sync.Mutex // serializes SetDomains
+	mods       []module.Module
+	closed     atomic.Bool
+	wg         sync.WaitGroup
 	// started is the base of the monotonic clock of detached sessions' expiries
 	// (expiry.go); stopTick stops their ticker.
 	started  time.Time
@@ -156,6 +151,14 @@ type Router struct {
 	// shaped counts the times a sender went into debt.
 	senderRate, senderBurst atomic.Int64
 	shaped                  atomic.Int64
+
+	// Cold fields go last, so that adding one leaves the hot counters above where they
+	// were on their cache lines.
+	// rosterWatchers are the components that get every user's roster pushes (XEP-0356 §4.4).
+	rosterWatchers atomic.Pointer[[]jid.JID]
+	// contactWatchers are the components that get the presence of users' remote contacts
+	// too (XEP-0356 §7.4), with what they were last sent of each.
+	contactWatchers contactPresence
 }
 
 // New provisions the modules and starts the shard workers.
