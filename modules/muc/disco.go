@@ -13,7 +13,7 @@ func (s *service) discoInfo() []byte {
 	b.Start("query").Attr("xmlns", ns.DiscoInfo)
 	b.Start("identity").Attr("category", "conference").Attr("type", "text").Attr("name", s.m.cfg.Name).End()
 	for _, f := range []string{ns.DiscoInfo, ns.DiscoItems, NS, NSStableID, NSOccupant, NSSelfPing, ns.Ping, NSVCard,
-		rsm.NS} { // the room list pages (discoItems) {
+		rsm.NS, NSSearch} { // the room list pages (discoItems); channel search (search.go)
 		b.Start("feature").Attr("var", f).End()
 	}
 	b.End()

@@ -362,6 +362,7 @@ type directory struct {
 // directory.mu.
 type dirEntry struct {
 	name      string
+	card      dirCard // what a channel search shows (search.go)
 	public    bool
 	locked    bool
 	persisted bool // configuration in the store: load it at first use
@@ -526,6 +527,12 @@ func (s *service) serviceStanza(c module.Context, p *module.Packet) {
 			}
 		case p.Type == "get" && string(q.NS()) == ns.Ping && string(q.Name()) == "ping":
 			c.Reply(p, nil)
+		case p.Type == "get" && string(q.NS()) == NSSearch && string(q.Name()) == "search":
+			if res, e := s.search(q); e != nil {
+				c.Error(p, e)
+			} else {
+				c.Reply(p, res)
+			}
 		default:
 			c.Error(p, stanza.New(stanza.ServiceUnavailable))
 		}

@@ -1101,3 +1101,100 @@ func TestCaptchaRoom(t *testing.T) {
 		t.Fatal("a member was asked a CAPTCHA")
 	}
 }
+
+// TestChannelSearch: XEP-0433 on the service: the form, a keyword search in name,
+// description and address, the minimum of occupants, the sort keys and paging, the
+// XEP's errors, and rooms that are private or locked left out.
+func TestChannelSearch(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob", "carol"}, nil)
+	a := instantRoom(t, e)
+	configure(t, a, "c1", map[string]string{"muc#roomconfig_roomname": "XMPP Talk", "muc#roomconfig_roomdesc": "Servers and clients",
+		"muc#roomconfig_lang": "en"})
+	const other = "lounge@conference.example.org"
+	b := e.Bind("bob", "pc")
+	b.Send("<presence to='" + other + "/Bob' id='l1'><x xmlns='" + nsMUC + "'/></presence>")
+	b.C.Wait(t, "id='l1'", "status code='201'")
+	b.Send("<iq type='set' to='" + other + "' id='l2'>" + owner + "<x xmlns='jabber:x:data' type='submit'>" +
+		"<field var='muc#roomconfig_roomname'><value>Lounge</value></field><field var='muc#roomconfig_membersonly'><value>1</value></field></x></query></iq>")
+	b.C.Wait(t, "id='l2'", "type='result'")
+	b.Send(join("Bobby", "l3")) // bob in the first room too: two there
+	b.C.Wait(t, "id='l3'", "status code='110'")
+	const hidden = "hidden@conference.example.org"
+	c := e.Bind("carol", "pc")
+	c.Send("<presence to='" + hidden + "/C' id='h1'><x xmlns='" + nsMUC + "'/></presence>")
+	c.C.Wait(t, "id='h1'", "status code='201'")
+	c.Send("<iq type='set' to='" + hidden + "' id='h2'>" + owner + "<x xmlns='jabber:x:data' type='submit'>" +
+		"<field var='muc#roomconfig_roomname'><value>XMPP secrets</value></field><field var='muc#roomconfig_publicroom'><value>0</value></field></x></query></iq>")
+	c.C.Wait(t, "id='h2'", "type='result'")
+
+	n := 0
+	search := func(set string, fields ...string) string {
+		t.Helper()
+		n++
+		id := "s" + strconv.Itoa(n)
+		var x strings.Builder
+		x.WriteString("<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>urn:xmpp:channel-search:0:search-params</value></field>")
+		for i := 0; i+1 < len(fields); i += 2 {
+			x.WriteString("<field var='" + fields[i] + "'><value>" + fields[i+1] + "</value></field>")
+		}
+		x.WriteString("</x>")
+		a.Send("<iq type='get' to='conference.example.org' id='" + id + "'><search xmlns='urn:xmpp:channel-search:0:search'>" + set + x.String() + "</search></iq>")
+		return a.C.Wait(t, "id='"+id+"'")
+	}
+	a.Send("<iq type='get' to='conference.example.org' id='f'><search xmlns='urn:xmpp:channel-search:0:search'/></iq>")
+	form := a.C.Wait(t, "id='f'", "type='result'")
+	for _, v := range []string{"q", "all", "sinname", "sindescription", "sinaddress", "min_users", "types", "key"} {
+		if !strings.Contains(form, "var='"+v+"'") {
+			t.Fatalf("the form lacks %s: %s", v, form)
+		}
+	}
+	a.Send("<iq type='get' to='conference.example.org' id='d'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+	a.C.Wait(t, "id='d'", "<feature var='urn:xmpp:channel-search:0:search'/>")
+
+	got := search("", "q", "xmpp")
+	for _, want := range []string{"<result xmlns='urn:xmpp:channel-search:0:search'>", "<item address='" + room + "'>", "<name>XMPP Talk</name>",
+		"<description>Servers and clients</description>", "<language>en</language>", "<nusers>2</nusers>",
+		"<service-type>xep-0045</service-type>", "<is-open>true</is-open>", "<anonymity-mode>muc_semianonymous</anonymity-mode>"} {
+		if !strings.Contains(got, want) {
+			t.Fatalf("search xmpp lacks %q: %s", want, got)
+		}
+	}
+	if strings.Contains(got, "hidden@") || strings.Contains(got, "lounge@") {
+		t.Fatalf("search xmpp found a private or unmatched room: %s", got)
+	}
+	if got := search("", "q", "servers", "sindescription", "false"); strings.Contains(got, "<item") {
+		t.Fatalf("a description match with sindescription off: %s", got)
+	}
+	if got := search("", "q", "lounge"); !strings.Contains(got, "<item address='"+other+"'>") || !strings.Contains(got, "<is-open>false</is-open>") {
+		t.Fatalf("search lounge (members-only): %s", got)
+	}
+	if got := search("", "all", "true", "min_users", "2"); strings.Count(got, "<item ") != 1 {
+		t.Fatalf("min_users 2: %s", got)
+	}
+	// Sorted by occupants (the default), then by address, one per page.
+	got = search("<set xmlns='http://jabber.org/protocol/rsm'><max>1</max></set>", "all", "true")
+	if !strings.Contains(got, "<item address='"+room+"'>") || !strings.Contains(got, "<count>2</count>") {
+		t.Fatalf("the first page by occupants: %s", got)
+	}
+	got = search("<set xmlns='http://jabber.org/protocol/rsm'><max>1</max></set>", "all", "true", "key", "{urn:xmpp:channel-search:0:order}address")
+	if !strings.Contains(got, "<item address='"+other+"'>") {
+		t.Fatalf("the first page by address: %s", got)
+	}
+	got = search("<set xmlns='http://jabber.org/protocol/rsm'><max>1</max><after>"+other+"</after></set>", "all", "true", "key", "{urn:xmpp:channel-search:0:order}address")
+	if !strings.Contains(got, "<item address='"+room+"'>") {
+		t.Fatalf("the second page by address: %s", got)
+	}
+	for _, tc := range []struct {
+		fields []string
+		want   []string
+	}{
+		{[]string{"all", "true", "q", "x"}, []string{"<not-allowed", "<conflicting-fields"}},
+		{[]string{"sinname", "true"}, []string{"<bad-request", "<no-search-conditions"}},
+		{[]string{"q", "x", "key", "{urn:example}stars"}, []string{"<feature-not-implemented", "<invalid-sort-key"}},
+		{[]string{"q", "x", "types", "xep-0369"}, []string{"<result xmlns='urn:xmpp:channel-search:0:search'/>"}},
+	} {
+		if got := search("", tc.fields...); !strings.Contains(got, tc.want[0]) || !strings.Contains(got, tc.want[len(tc.want)-1]) {
+			t.Fatalf("%v: %s", tc.fields, got)
+		}
+	}
+}

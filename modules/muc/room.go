@@ -280,9 +280,9 @@ func (r *room) sees(x *occupant) bool { return r.cfg.WhoisAnyone || x.role == ro
 
 // updateDir publishes what other shards may know of the room.
 func (r *room) updateDir() {
-	name, public, locked, n := r.cfg.Name, r.cfg.Public, r.locked, len(r.occ)
+	name, public, locked, n, card := r.cfg.Name, r.cfg.Public, r.locked, len(r.occ), cardOf(&r.cfg)
 	r.svc.dir.update(r.key, func(e *dirEntry) {
-		e.name, e.public, e.locked, e.occupants = name, public, locked, n
+		e.name, e.public, e.locked, e.occupants, e.card = name, public, locked, n, card
 		e.loaded = true
 	})
 }

@@ -182,7 +182,7 @@ func (m *Mod) loadDirectory(svcs map[string]*service) error {
 			bad = fmt.Errorf("muc: room %s: %w", bare, store.ErrCorrupt)
 			return true
 		}
-		s.dir.rooms[bare.String()] = &dirEntry{name: sc.Config.Name, public: sc.Config.Public, persisted: true}
+		s.dir.rooms[bare.String()] = &dirEntry{name: sc.Config.Name, card: cardOf(&sc.Config), public: sc.Config.Public, persisted: true}
 		return true
 	})
 	if err != nil {

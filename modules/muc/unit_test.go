@@ -425,3 +425,38 @@ func FuzzModeration(f *testing.F) {
 		}
 	})
 }
+
+// FuzzChannelSearch: whatever a client sends as an XEP-0433 search, the service answers
+// with a well-formed result or form, or with an error, over a directory of three rooms.
+func FuzzChannelSearch(f *testing.F) {
+	sub := func(fields string) string {
+		return "<search xmlns='" + NSSearch + "'><x xmlns='jabber:x:data' type='submit'>" + fields + "</x></search>"
+	}
+	f.Add("<search xmlns='" + NSSearch + "'/>")
+	f.Add(sub("<field var='q'><value>xmpp talk</value></field><field var='sinaddress'><value>0</value></field>"))
+	f.Add(sub("<field var='all'><value>true</value></field><field var='min_users'><value>0</value></field><field var='key'><value>" + orderAddress + "</value></field>"))
+	f.Add("<search xmlns='" + NSSearch + "'><set xmlns='http://jabber.org/protocol/rsm'><max>1</max><after>1</after></set>" +
+		"<x xmlns='jabber:x:data' type='submit'><field var='all'><value>1</value></field><field var='types'><value>xep-0369</value><value>xep-0045</value></field></x></search>")
+	s := &service{}
+	s.dir.rooms = map[string]*dirEntry{
+		"a@c":      {name: "XMPP", public: true, occupants: 3, card: dirCard{desc: "talk", open: true}},
+		"b@c":      {name: "", public: true, occupants: 1, card: dirCard{lang: "de", nonAnon: true}},
+		"hidden@c": {name: "XMPP", occupants: 9},
+	}
+	f.Fuzz(func(t *testing.T, req string) {
+		q, err := xmlstream.ParseElement([]byte(req), "")
+		if err != nil {
+			return
+		}
+		out, e := s.search(q)
+		if e != nil {
+			return
+		}
+		if _, err := xmlstream.ParseElement(out, ""); err != nil {
+			t.Fatalf("%q: malformed answer %q", req, out)
+		}
+		if strings.Contains(string(out), "hidden@c") {
+			t.Fatalf("%q: a private room in %q", req, out)
+		}
+	})
+}
