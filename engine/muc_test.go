@@ -413,3 +413,26 @@ func TestIntegrationNbxmppMucCaptcha(t *testing.T) {
 	expectStanza(t, bob, "id='nbc1'", "type='error'", "<not-acceptable")
 	expectStanza(t, bob, "id='j1'", "type='error'", "<not-authorized")
 }
+
+// TestIntegrationChannelSearch: a client searches the MUC service of a running server
+// with XEP-0433 and finds the public room by a word of its description, with its
+// occupants; a private room stays out of it.
+func TestIntegrationChannelSearch(t *testing.T) {
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true})
+	srv.AddUser(t, "alice", "secret")
+	alice := mucLogin(t, srv, "alice", "pc")
+	mucCreate(t, alice, mucRoom, "Alice")
+	alice.Send(mucConfig(mucRoom, "cfg", "muc#roomconfig_roomname", "Coven", "muc#roomconfig_roomdesc", "Witches of the heath"))
+	expectStanza(t, alice, "id='cfg'", "type='result'")
+	mucCreate(t, alice, "secret@conference.localhost", "Alice")
+	alice.Send(mucConfig("secret@conference.localhost", "cfg2", "muc#roomconfig_roomdesc", "Heath plans", "muc#roomconfig_publicroom", "0"))
+	expectStanza(t, alice, "id='cfg2'", "type='result'")
+
+	alice.Send("<iq type='get' to='conference.localhost' id='s1'><search xmlns='urn:xmpp:channel-search:0:search'><x xmlns='jabber:x:data' type='submit'>" +
+		"<field var='FORM_TYPE'><value>urn:xmpp:channel-search:0:search-params</value></field><field var='q'><value>HEATH</value></field></x></search></iq>")
+	got := expectStanza(t, alice, "id='s1'")
+	mustHave(t, "the search", got, "type='result'", "<item address='"+mucRoom+"'>", "<name>Coven</name>", "<nusers>1</nusers>")
+	if strings.Contains(got, "secret@") {
+		t.Fatalf("a private room in the search: %s", got)
+	}
+}
