@@ -13,11 +13,12 @@ const contactConfig = `domains = ["localhost"]
 [modules.contact]
 abuse = ["mailto:abuse@localhost", "xmpp:abuse@localhost"]
 security = ["https://localhost/security.txt"]
+external_status = ["https://status.example.net/localhost.json"]
 `
 
-// TestIntegrationSlixmppContact: XEP-0157 read by Debian's slixmpp from the server's
-// disco#info, and the server's XEP-0115 verification string (in its stream features)
-// checked by slixmpp's own code against that disco#info, form included.
+// TestIntegrationSlixmppContact: XEP-0157 and XEP-0455 read by Debian's slixmpp from the
+// server's disco#info, and the server's XEP-0115 verification string (in its stream
+// features) checked by slixmpp's own code against that disco#info, both forms included.
 func TestIntegrationSlixmppContact(t *testing.T) {
 	needSlixmpp(t)
 	cfg, err := config.Parse([]byte(contactConfig), "/x/vireo.toml")
@@ -27,7 +28,7 @@ func TestIntegrationSlixmppContact(t *testing.T) {
 	srv := vireotest.Start(t, vireotest.Options{ModuleConfig: cfg.ModuleConfig})
 	srv.AddUser(t, "slix", "py secret")
 	runSlix(t, srv, "slixmpp_contact.py", "CONTACT abuse-addresses mailto:abuse@localhost xmpp:abuse@localhost",
-		"CONTACT security-addresses https://localhost/security.txt", "VER MATCH")
+		"CONTACT security-addresses https://localhost/security.txt", "SOS external-status-addresses https://status.example.net/localhost.json", "VER MATCH")
 }
 
 // TestIntegrationContactOff: without [modules.contact] the server's disco#info has no form.

@@ -408,6 +408,8 @@ disabled = []
 # abuse = ["mailto:abuse@example.org", "xmpp:abuse@example.org"]
 # security = ["mailto:security@example.org"]
 # support = ["https://example.org/support"]
+# XEP-0455: where clients find the outage status document (hosted elsewhere, https).
+# external_status = ["https://status.example.net/example.org.json"]
 #
 # [modules.blocking]
 # XEP-0377: who gets the reports users attach when they block someone (the reporter, the

@@ -1,4 +1,5 @@
-"""Read the server's XEP-0157 contact addresses from its disco#info with slixmpp, and check
+"""Read the server's XEP-0157 contact addresses and XEP-0455 outage status addresses from its
+disco#info with slixmpp, and check
 with slixmpp's XEP-0115 code that the verification string the server put in its stream
 features is the one its disco#info (the XEP-0128 form included) hashes to.
 Used by TestIntegrationSlixmppContact; exits non-zero on failure."""
@@ -33,11 +34,12 @@ class Client(slixmpp.ClientXMPP):
                 ftype = values.get("FORM_TYPE")
                 if isinstance(ftype, list):
                     ftype = ftype[0] if ftype else None
-                if ftype == "http://jabber.org/network/serverinfo":
+                label = {"http://jabber.org/network/serverinfo": "CONTACT", "urn:xmpp:sos:0": "SOS"}.get(ftype)
+                if label:
                     for var in sorted(values):
                         if var != "FORM_TYPE":
                             v = values[var]
-                            print("CONTACT", var, " ".join(v if isinstance(v, list) else [v]), flush=True)
+                            print(label, var, " ".join(v if isinstance(v, list) else [v]), flush=True)
         ver = self["xep_0115"].generate_verstring(di, "sha-1")
         if ver and ver == self.server_ver:
             print("VER MATCH", ver, flush=True)

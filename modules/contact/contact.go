@@ -1,11 +1,14 @@
-// Package contact implements XEP-0157: Contact Addresses for XMPP Services. The operator's
-// addresses for abuse reports, administration, feedback, sales, security and support go
-// into the server's disco#info as the http://jabber.org/network/serverinfo form, where
-// clients, other servers' operators and provider directories look for them.
+// Package contact implements XEP-0157: Contact Addresses for XMPP Services, and XEP-0455:
+// Service Outage Status. The operator's addresses for abuse reports, administration,
+// feedback, sales, security and support go into the server's disco#info as the
+// http://jabber.org/network/serverinfo form, where clients, other servers' operators and
+// provider directories look for them; the addresses of the outage status document, hosted
+// elsewhere so that it answers while the server does not, go there as the urn:xmpp:sos:0
+// form, which clients read while connected and fetch when they cannot connect.
 //
-// It owns only that form, built from [modules.contact] at start; it adds nothing when no
-// address is configured, and it neither checks that an address reaches anybody nor
-// serves a different form per virtual host.
+// It owns only those forms, built from [modules.contact]; it adds none when no address is
+// configured, and it neither checks that an address reaches anybody, nor writes the
+// status document, nor serves a different form per virtual host.
 package contact
 
 import (
@@ -15,8 +18,11 @@ import (
 	"github.com/vireo-im/vireo/modules/module"
 )
 
-// FormType is the FORM_TYPE of XEP-0157's form.
-const FormType = "http://jabber.org/network/serverinfo"
+// FormType is the FORM_TYPE of XEP-0157's form; SOSFormType XEP-0455's.
+const (
+	FormType    = "http://jabber.org/network/serverinfo"
+	SOSFormType = "urn:xmpp:sos:0"
+)
 
 func init() { module.Register(Mod{}) }
 
@@ -30,6 +36,8 @@ type Config struct {
 	Security []string `toml:"security"`
 	Status   []string `toml:"status"`
 	Support  []string `toml:"support"`
+	// ExternalStatus are the https URLs of the XEP-0455 outage status document.
+	ExternalStatus []string `toml:"external_status"`
 }
 
 // Mod is the module.
@@ -71,5 +79,14 @@ func (m *Mod) Reconfigure(rc module.Reconfig) (func(), error) {
 		}
 		f.Fields = append(f.Fields, module.FormField{Var: role.name + "-addresses", Values: role.addrs})
 	}
-	return func() { rc.InfoForm(f) }, nil
+	sos := module.Form{Type: SOSFormType}
+	for _, a := range cfg.ExternalStatus {
+		if u, err := url.Parse(a); err != nil || u.Scheme != "https" || u.Host == "" {
+			return nil, fmt.Errorf("contact: external_status %q: want an https URL (XEP-0455)", a)
+		}
+	}
+	if len(cfg.ExternalStatus) > 0 {
+		sos.Fields = []module.FormField{{Var: "external-status-addresses", Values: cfg.ExternalStatus}}
+	}
+	return func() { rc.InfoForm(f); rc.InfoForm(sos) }, nil
 }

@@ -118,3 +118,30 @@ func TestProvision(t *testing.T) {
 		})
 	}
 }
+
+// TestOutageStatus: external_status goes into disco#info as XEP-0455's form, beside
+// XEP-0157's; it takes https URLs only, and a reload without it removes the form.
+func TestOutageStatus(t *testing.T) {
+	r := &fakeReg{cfg: Config{ExternalStatus: []string{"https://status.example.net/xmpp.json"}}}
+	m := new(Mod)
+	if err := m.Provision(r); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.forms) != 1 || r.forms[0].Type != SOSFormType || r.forms[0].Fields[0].Var != "external-status-addresses" ||
+		r.forms[0].Fields[0].Values[0] != "https://status.example.net/xmpp.json" {
+		t.Fatalf("forms %+v", r.forms)
+	}
+	for _, bad := range []string{"http://status.example.net/x.json", "status.example.net", "mailto:a@b"} {
+		if err := new(Mod).Provision(&fakeReg{cfg: Config{ExternalStatus: []string{bad}}}); err == nil || !strings.Contains(err.Error(), "external_status") {
+			t.Fatalf("%q: err = %v", bad, err)
+		}
+	}
+	apply, err := m.Reconfigure(module.Reconfig{Decode: func(v any) error { *v.(*Config) = Config{Abuse: []string{"mailto:a@x"}}; return nil }, InfoForm: r.InfoForm})
+	if err != nil {
+		t.Fatal(err)
+	}
+	apply()
+	if len(r.forms) != 1 || r.forms[0].Type != FormType {
+		t.Fatalf("after the reload: %+v", r.forms)
+	}
+}
