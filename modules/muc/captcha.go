@@ -1,6 +1,9 @@
 package muc
 
 import (
+	"sync"
+	"time"
+
 	"github.com/vireo-im/vireo/modules/captcha"
 	"github.com/vireo-im/vireo/modules/module"
 	"github.com/vireo-im/vireo/xmlstream"
@@ -23,7 +26,31 @@ const (
 
 	// maxCaptchaJoins bounds the joins a room holds for an answer; more wait and try again.
 	maxCaptchaJoins = 32
+	// captchasPerMinute bounds the CAPTCHAs one user (bare JID) is given a minute in all
+	// the rooms of a service: drawing one costs ~1 ms of CPU, and a person reads a few.
+	captchasPerMinute = 10
 )
+
+// captchaBudget counts CAPTCHAs per user and minute, shared by the service's shards.
+type captchaBudget struct {
+	mu     sync.Mutex
+	minute int64
+	n      map[string]int
+}
+
+// take counts one for user at now, reporting false when the user had their share.
+func (b *captchaBudget) take(user string, now time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if m := now.Unix() / 60; m != b.minute || b.n == nil {
+		b.minute, b.n = m, map[string]int{}
+	}
+	if b.n[user] >= captchasPerMinute {
+		return false
+	}
+	b.n[user]++
+	return true
+}
 
 // captchaIssued, set by tests only (export_test.go), learns each challenge's text.
 var captchaIssued func(id, text string)
@@ -63,8 +90,8 @@ func (r *room) challenge(c module.Context, p *module.Packet) {
 			delete(r.captchaJoins, id)
 		}
 	}
-	if len(r.captchaJoins) >= maxCaptchaJoins {
-		e := errBy(r.jid, stanza.ResourceConstraintCond, "too many joins wait for a CAPTCHA; try again shortly")
+	if len(r.captchaJoins) >= maxCaptchaJoins || !r.svc.captchas.take(p.From.Bare().String(), now) {
+		e := errBy(r.jid, stanza.ResourceConstraintCond, "too many CAPTCHAs; try again shortly")
 		e.Type = stanza.Wait
 		joinError(c, p, e)
 		return

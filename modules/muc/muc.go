@@ -349,6 +349,9 @@ type service struct {
 	// closing is set when the service goes away (Mod.stop): its rooms have said goodbye to
 	// their occupants, and nobody may enter one again.
 	closing atomic.Bool
+	// captchas counts the CAPTCHAs each user was given this minute, in every room of the
+	// service (captcha.go).
+	captchas captchaBudget
 }
 
 // directory lists every room of a service, live or persistent, for disco#items, the

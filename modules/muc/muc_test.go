@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/vireo-im/vireo/engine/config"
 	"github.com/vireo-im/vireo/modules/module"
@@ -1031,13 +1032,16 @@ func TestReconfigure(t *testing.T) {
 // XEP-0158 form (from the join's occupant JID, its presence id as sid) and the image as
 // XEP-0231 data whose cid is its SHA-1. A wrong answer is not-acceptable and refuses the
 // waiting join with not-authorized; a right one lets the join in without another presence;
-// a member is not asked; a spent or unknown challenge is service-unavailable.
+// a member is not asked; a spent or unknown challenge is service-unavailable; a user gets
+// ten a minute.
 func TestCaptchaRoom(t *testing.T) {
 	var mu sync.Mutex
 	answers := map[string]string{}
 	muc.OnCaptcha(func(id, text string) { mu.Lock(); answers[id] = text; mu.Unlock() })
 	t.Cleanup(func() { muc.OnCaptcha(nil) })
-	e := routertest.New(t, []string{"alice", "bob", "carol"}, nil)
+	// A clock that stands still: the ten-a-minute count below must not meet a new minute.
+	at := time.Date(2026, 12, 6, 12, 0, 30, 0, time.UTC)
+	e := routertest.New(t, []string{"alice", "bob", "carol"}, func(o *router.Options) { o.Now = func() time.Time { return at } })
 	a := instantRoom(t, e)
 	configure(t, a, "c1", map[string]string{"captcha_protected": "1"})
 	a.Send("<iq type='get' to='" + room + "' id='cfg'>" + owner + "</query></iq>")
@@ -1090,6 +1094,16 @@ func TestCaptchaRoom(t *testing.T) {
 	b.C.Wait(t, "id='a3'", "type='result'")
 	b.C.Wait(t, "id='j2'", "status code='110'", "from='"+room+"/Bob'")
 	a.C.Wait(t, "from='"+room+"/Bob'")
+
+	// Ten CAPTCHAs a minute for one user: bob's phone gets the other eight, then a wait.
+	ph := e.Bind("bob", "phone")
+	for i := 3; i <= 10; i++ {
+		id := "p" + strconv.Itoa(i)
+		ph.Send(join("Bob2", id))
+		ph.C.Wait(t, "<captcha xmlns='urn:xmpp:captcha'>", "<value>"+id+"</value>")
+	}
+	ph.Send(join("Bob2", "p11"))
+	ph.C.Wait(t, "id='p11'", "type='error'", "<error type='wait'", "<resource-constraint")
 
 	// A member enters at once.
 	a.Send("<iq type='set' to='" + room + "' id='m1'>" + admin + "<item jid='carol@example.org' affiliation='member'/></query></iq>")
