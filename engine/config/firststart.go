@@ -444,11 +444,13 @@ disabled = []
 # History kept in memory per room (messages), default and largest.
 # default_history = 20
 # max_history = 200
-# Rooms with at least flood_occupants occupants accept join_rate joins per second and
-# broadcast one occupant's status changes at most once per presence_interval.
+# Rooms with at least flood_occupants occupants accept join_rate joins per second,
+# broadcast one occupant's status changes at most once per presence_interval, and take
+# message_rate messages per second from each occupant below moderator (bursts of 5x).
 # flood_occupants = 200
 # join_rate = 10
 # presence_interval = "5s"
+# message_rate = 2
 # Largest vCard an owner may set on a room (XEP-0486 room avatars), bytes.
 # max_vcard_bytes = 65536
 #

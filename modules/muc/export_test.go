@@ -28,6 +28,7 @@ func BenchGroupchat(n int) func(c module.Context) {
 		r.byNick[nick] = o
 		r.byReal[real.String()] = o
 	}
+	r.occ[0].role = roleModerator // the sender: a moderator is not held to the message rate
 	from := r.occ[0].sess[0]
 	raw := []byte("<message xmlns='jabber:client' to='room@conference.example.org' type='groupchat' id='m1' from='user0@example.org/r'><body>Harpier cries: 'tis time, 'tis time.</body></message>")
 	p := &module.Packet{Raw: raw, Kind: module.KindMessage, Type: "groupchat", From: from, To: bare}

@@ -59,6 +59,11 @@ const (
 	// burst of twice as many); each join there sends one presence per occupant and the
 	// whole room roster to the joiner. Joins beyond get resource-constraint (type wait).
 	DefaultJoinRate = 10
+	// DefaultMessageRate is the sustained rate of groupchat messages per second one
+	// occupant below moderator may send in a large room (with a burst of five times as
+	// many); each is copied to every occupant. Beyond it a message is refused with
+	// policy-violation (type wait), as Prosody's mod_muc_limits does.
+	DefaultMessageRate = 2
 	// DefaultPresenceInterval is the shortest interval between two broadcast availability
 	// changes (show, status) of one occupant of a large room; changes in between are
 	// kept for the next broadcast and for newcomers.
@@ -106,6 +111,9 @@ type Config struct {
 	FloodOccupants   int     `toml:"flood_occupants"`
 	JoinRate         float64 `toml:"join_rate"`
 	PresenceInterval string  `toml:"presence_interval"`
+	// MessageRate is how many groupchat messages a second an occupant below moderator
+	// sends in a room of at least FloodOccupants occupants (a burst of five times that).
+	MessageRate float64 `toml:"message_rate"`
 	// Logging is whether a new room is logged (muc#roomconfig_enablelogging): its
 	// messages archived (XEP-0313, when the archive module runs) for its occupants to
 	// catch up on, as mobile clients do. Default true, as Prosody's muc_log_by_default;
@@ -305,6 +313,9 @@ func (c *Config) normalize() error {
 	pos(&c.MaxVCardBytes, DefaultMaxVCard)
 	if c.JoinRate <= 0 {
 		c.JoinRate = DefaultJoinRate
+	}
+	if c.MessageRate <= 0 {
+		c.MessageRate = DefaultMessageRate
 	}
 	if c.DefaultOccupants > c.MaxOccupants {
 		return fmt.Errorf("default_occupants %d is above max_occupants %d", c.DefaultOccupants, c.MaxOccupants)

@@ -512,7 +512,8 @@ func TestTraffic(t *testing.T) {
 }
 
 // TestBoundsAndFlood: [modules.muc] through the server's config decoding: the service name,
-// the room bound, join flood control and presence coalescing in large rooms.
+// the room bound, join flood control, presence coalescing and the message rate in large
+// rooms.
 func TestBoundsAndFlood(t *testing.T) {
 	cfg, err := config.Parse([]byte(`domains = ["example.org"]
 [modules.muc]
@@ -521,12 +522,17 @@ max_rooms = 1
 flood_occupants = 2
 join_rate = 1
 presence_interval = "1h"
+message_rate = 1
 `), "/x/vireo.toml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	users := []string{"u0", "u1", "u2", "u3", "u4"}
-	e := routertest.New(t, users, func(o *router.Options) { o.ModuleConfig = cfg.ModuleConfig })
+	at := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC) // a standing clock: no bucket refills
+	e := routertest.New(t, users, func(o *router.Options) {
+		o.ModuleConfig = cfg.ModuleConfig
+		o.Now = func() time.Time { return at }
+	})
 	const r = "big@chat.example.org"
 	s := make([]*routertest.Sess, len(users))
 	for i, u := range users {
@@ -552,6 +558,20 @@ presence_interval = "1h"
 	s[0].C.Never(t, "<show>dnd</show>")
 	s[0].Send("<presence to='" + r + "/u0' id='sync'><x xmlns='" + nsMUC + "'/></presence>") // resync
 	s[0].C.Wait(t, "from='"+r+"/u2'", "<show>dnd</show>")
+
+	// message_rate = 1: a participant's burst of five goes out, the sixth is refused; the
+	// owner (a moderator) is not counted.
+	for i := 1; i <= 6; i++ {
+		id := "m" + strconv.Itoa(i)
+		s[1].Send("<message to='" + r + "' type='groupchat' id='" + id + "'><body>" + id + "</body></message>")
+		s[0].Send("<message to='" + r + "' type='groupchat' id='o" + id + "'><body>o" + id + "</body></message>")
+	}
+	s[1].C.Wait(t, "id='m5'", "<body>m5</body>")
+	s[1].C.Wait(t, "id='m6'", "type='error'", "<error type='wait'", "<policy-violation")
+	s[1].C.Wait(t, "id='om6'", "<body>om6</body>")
+	if strings.Contains(s[2].C.All(), "<body>m6</body>") {
+		t.Fatal("the refused message reached the room")
+	}
 }
 
 // TestGhostAndRelay: an error from an occupant's session removes it (333); IQs between

@@ -174,6 +174,9 @@ type occupant struct {
 	id        string // XEP-0421 occupant id
 	// lastPres is when the occupant's availability was last broadcast (flood control).
 	lastPres time.Time
+	// tokens and filled are the occupant's message bucket in a large room (message.go).
+	tokens float64
+	filled time.Time
 }
 
 func (o *occupant) hasSession(full jid.JID) bool {
