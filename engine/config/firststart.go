@@ -434,6 +434,8 @@ disabled = []
 # name = "Chatrooms"
 # Who may create rooms: "local" (users of this server) or "anyone".
 # create = "local"
+# Service administrators: owners of every room (enter, configure, moderate, destroy).
+# admins = ["admin@example.org"]
 # Rooms per service; maxusers of a new room and the largest an owner may set.
 # max_rooms = 10000
 # default_occupants = 200

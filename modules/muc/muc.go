@@ -111,6 +111,9 @@ type Config struct {
 	FloodOccupants   int     `toml:"flood_occupants"`
 	JoinRate         float64 `toml:"join_rate"`
 	PresenceInterval string  `toml:"presence_interval"`
+	// Admins are the service's administrators (bare JIDs): owners of every room, as
+	// XEP-0045 §5.1 gives them; they may also create rooms where create is restricted.
+	Admins []string `toml:"admins"`
 	// MessageRate is how many groupchat messages a second an occupant below moderator
 	// sends in a room of at least FloodOccupants occupants (a burst of five times that).
 	MessageRate float64 `toml:"message_rate"`
@@ -176,6 +179,7 @@ func (m *Mod) Provision(r module.Registrar) error {
 type settings struct {
 	Config
 	presEvery time.Duration
+	admins    map[string]bool // Config.Admins, prepared
 }
 
 // conf is the settings in force.
@@ -184,7 +188,8 @@ func (m *Mod) conf() *settings { return m.set.Load() }
 var _ module.Reconfigurer = (*Mod)(nil)
 
 // Reconfigure implements module.Reconfigurer: room limits, defaults for new rooms, who
-// may create rooms, and join and presence flood control change at a reload (an
+// may create rooms, the service's administrators, and join, presence and message flood
+// control change at a reload (an
 // operator tightens them during a raid without a restart); rooms keep the settings
 // their owners gave them. The subdomain, the service's name and the occupant-id secret
 // are read at start only; a change to them is logged and waits.
@@ -196,7 +201,14 @@ func (m *Mod) Reconfigure(rc module.Reconfig) (func(), error) {
 	if err := cfg.normalize(); err != nil {
 		return nil, err
 	}
-	st := &settings{Config: cfg, presEvery: DefaultPresenceInterval}
+	st := &settings{Config: cfg, presEvery: DefaultPresenceInterval, admins: map[string]bool{}}
+	for _, a := range cfg.Admins {
+		j, err := jid.Parse(a)
+		if err != nil || j.Local() == "" || j.Resource() != "" {
+			return nil, fmt.Errorf("admins: %q is not a bare user@domain JID", a)
+		}
+		st.admins[j.String()] = true
+	}
 	if cfg.PresenceInterval != "" {
 		d, err := time.ParseDuration(cfg.PresenceInterval)
 		if err != nil || d < 0 {
@@ -565,7 +577,7 @@ func (s *service) noRoomIQ(c module.Context, p *module.Packet) {
 
 // mayCreate applies [modules.muc] create.
 func (s *service) mayCreate(c module.Context, from jid.JID) bool {
-	if s.m.conf().Create == "anyone" {
+	if st := s.m.conf(); st.Create == "anyone" || st.admins[from.Bare().String()] {
 		return true
 	}
 	return c.IsLocal(from.Domain())

@@ -1232,3 +1232,37 @@ func TestChannelSearch(t *testing.T) {
 		}
 	}
 }
+
+// TestServiceAdmins: [modules.muc] admins are owners of every room (XEP-0045 §5.1): one
+// enters a members-only room as owner, and destroys a room someone else made; a wrong
+// entry fails the configuration.
+func TestServiceAdmins(t *testing.T) {
+	cfg, err := config.Parse([]byte(`domains = ["example.org"]
+[modules.muc]
+admins = ["carol@example.org"]
+`), "/x/vireo.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := routertest.New(t, []string{"alice", "bob", "carol"}, func(o *router.Options) { o.ModuleConfig = cfg.ModuleConfig })
+	a := instantRoom(t, e)
+	configure(t, a, "c1", map[string]string{"muc#roomconfig_membersonly": "1"})
+	b := e.Bind("bob", "pc")
+	b.Send(join("Bob", "j1"))
+	b.C.Wait(t, "id='j1'", "type='error'", "<registration-required")
+	c := e.Bind("carol", "pc")
+	c.Send(join("Carol", "j2"))
+	c.C.Wait(t, "id='j2'", "status code='110'", "affiliation='owner'", "role='moderator'")
+	c.Send("<iq type='set' to='" + room + "' id='d1'>" + owner + "<destroy><reason>spam</reason></destroy></query></iq>")
+	c.C.Wait(t, "id='d1'", "type='result'")
+	a.C.Wait(t, "type='unavailable'", "<destroy", "<reason>spam</reason>")
+
+	bad, err := config.Parse([]byte("domains = [\"example.org\"]\n[modules.muc]\nadmins = [\"example.org\"]\n"), "/x/vireo.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := router.New(router.Options{Store: e.Store, Domains: []string{"example.org"}, ModuleConfig: bad.ModuleConfig}); err == nil ||
+		!strings.Contains(err.Error(), "admins") {
+		t.Fatalf("admins = [a domain]: %v", err)
+	}
+}

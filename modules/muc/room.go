@@ -231,6 +231,9 @@ func newRoom(s *service, bare jid.JID) *room {
 }
 
 func (r *room) affOf(bare jid.JID) affiliation {
+	if r.svc.m.conf().admins[bare.Bare().String()] {
+		return affOwner // a service administrator (Config.Admins)
+	}
 	if a, ok := r.affs[bare.Bare().String()]; ok {
 		return a.aff
 	}
