@@ -1110,6 +1110,15 @@ func (s *server) Stats() map[string]any {
 
 func (s *server) Modules() []string { return moduleLines() }
 
+// Rooms implements admin.RoomLister.
+func (s *server) Rooms() ([]module.RoomInfo, error) {
+	rooms, ok := s.rt.Rooms()
+	if !ok {
+		return nil, errors.New("no group chat module runs")
+	}
+	return rooms, nil
+}
+
 // invitepage.Backend (beyond WebURL)
 
 func (s *server) Invitation(token string) (invites.Invite, error) { return s.eng.Invitation(token) }

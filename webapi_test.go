@@ -76,6 +76,22 @@ func TestIntegrationWebAPI(t *testing.T) {
 	if r := mustCall("sessions", `{"jid": "newsbot@localhost"}`); len(r.Sessions) != 0 {
 		t.Fatalf("newsbot's sessions: %+v", r.Sessions)
 	}
+	// The rooms, as vireoctl rooms lists them: the one ann just made, locked until she
+	// configures it, with her in it; none on a service that is not there.
+	ann.send(t, "<presence to='lobby@conference.localhost/ann'><x xmlns='http://jabber.org/protocol/muc'/></presence>")
+	ann.waitFor(t, "from=\"lobby@conference.localhost/ann\"", "code=\"201\"")
+	for _, tc := range []struct {
+		service string
+		want    int
+	}{{"", 1}, {"conference.localhost", 1}, {"chat.localhost", 0}} {
+		resp, err := admin.Call(s.cfg.Admin.Socket, admin.Request{Op: "rooms", Domain: tc.service})
+		if err != nil || resp.Error != "" || len(resp.Rooms) != tc.want {
+			t.Fatalf("rooms %q: %+v, %v", tc.service, resp, err)
+		}
+		if r := resp.Rooms; tc.want == 1 && (r[0].JID != "lobby@conference.localhost" || r[0].Occupants != 1 || !r[0].Locked) {
+			t.Fatalf("rooms %q: %+v", tc.service, r)
+		}
+	}
 	// An announcement reaches every account online (ann), not those offline (newsbot).
 	if r := mustCall("announce", `{"subject": "Maintenance", "body": "restarting at 22:00"}`); r.Count != 1 {
 		t.Fatalf("announce: sent to %d, want 1 (ann)", r.Count)

@@ -102,3 +102,14 @@ func (r *Router) RostersChanged() {
 }
 
 func (m *modReg) RostersChanged() { m.g.r.RostersChanged() }
+
+// Rooms lists the rooms of the group chat module (module.RoomDirectory); ok is false when
+// no module keeps rooms.
+func (r *Router) Rooms() (rooms []module.RoomInfo, ok bool) {
+	for _, m := range r.mods {
+		if d, is := m.(module.RoomDirectory); is {
+			return d.Rooms(), true
+		}
+	}
+	return nil, false
+}

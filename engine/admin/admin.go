@@ -20,6 +20,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/vireo-im/vireo/modules/module"
 	"github.com/vireo-im/vireo/store"
 	"github.com/vireo-im/vireo/store/creds"
 	"github.com/vireo-im/vireo/store/pie"
@@ -76,6 +77,8 @@ type Response struct {
 	Sessions []Session `json:"sessions,omitempty"`
 	// S2S lists the live server-to-server streams (op s2s).
 	S2S []S2SConn `json:"s2s,omitempty"`
+	// Rooms lists the chat rooms (op rooms).
+	Rooms []module.RoomInfo `json:"rooms,omitempty"`
 	// Certs reports each virtual host's certificate (op stats, from a CertReporter).
 	Certs []CertStatus `json:"certs,omitempty"`
 	// Listeners are the listening addresses, and those a reload closed that still carry
@@ -108,6 +111,11 @@ type S2SConn struct {
 	Via       string  `json:"via,omitempty"`  // the edge that holds the socket (split deployment)
 	IdleS     float64 `json:"idle_s"`         // seconds since the stream last carried something
 	Bidi      bool    `json:"bidi,omitempty"` // XEP-0288: it carries stanzas both ways
+}
+
+// RoomLister is what a running server's Backend adds for the rooms op.
+type RoomLister interface {
+	Rooms() ([]module.RoomInfo, error)
 }
 
 // S2SLister is what a running server's Backend adds for the s2s op; a stopped server's
@@ -221,6 +229,19 @@ func Do(b Backend, r Request) Response {
 			break
 		}
 		resp.S2S = l.S2SConns()
+	case "rooms":
+		l, ok := b.(RoomLister)
+		if !ok {
+			err = errors.New("rooms needs a running server")
+			break
+		}
+		resp.Rooms, err = l.Rooms()
+		if err == nil && r.Domain != "" {
+			resp.Rooms = slices.DeleteFunc(resp.Rooms, func(x module.RoomInfo) bool {
+				_, d, _ := strings.Cut(x.JID, "@")
+				return d != r.Domain
+			})
+		}
 	default:
 		err = fmt.Errorf("unknown command %q", r.Op)
 	}

@@ -80,3 +80,19 @@ type Settings interface {
 	// changes nothing.
 	SetModuleSetting(id, key string, value any) error
 }
+
+// RoomInfo is one chat room as an operator's listing shows it.
+type RoomInfo struct {
+	JID        string `json:"jid"`
+	Name       string `json:"name,omitempty"`
+	Occupants  int    `json:"occupants"`
+	Public     bool   `json:"public"`
+	Persistent bool   `json:"persistent"`
+	Locked     bool   `json:"locked,omitempty"` // created, not yet configured
+}
+
+// RoomDirectory is implemented by a group chat module: the rooms of every service it
+// runs, for the operator's tools (vireoctl rooms). Safe for concurrent use.
+type RoomDirectory interface {
+	Rooms() []RoomInfo
+}

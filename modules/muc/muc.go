@@ -137,6 +137,9 @@ type Mod struct {
 	t      store.Table
 	st     store.Store // identifies this server's Archive (SetArchive)
 	secret []byte
+	// svcs are the services by domain; svcsMu guards the map, which hosts added and
+	// removed change while the operator's listing (Rooms) reads it.
+	svcsMu sync.RWMutex
 	svcs   map[string]*service
 }
 
@@ -247,7 +250,9 @@ func (m *Mod) AddHost(host string) ([]module.Service, error) {
 	if err := m.loadDirectory(map[string]*service{s.domain: s}); err != nil {
 		return nil, err
 	}
+	m.svcsMu.Lock()
 	m.svcs[s.domain] = s
+	m.svcsMu.Unlock()
 	return []module.Service{{Domain: s.domain, Name: m.cfg.Name, Handler: s.handle, Host: host}}, nil
 }
 
@@ -255,7 +260,9 @@ func (m *Mod) AddHost(host string) ([]module.Service, error) {
 // persistent ones stay in the store and come back with the host.
 func (m *Mod) RemoveHost(host string) {
 	if dom, err := jid.PrepareDomain(m.cfg.Subdomain + "." + host); err == nil {
+		m.svcsMu.Lock()
 		delete(m.svcs, dom)
+		m.svcsMu.Unlock()
 	}
 }
 
@@ -272,6 +279,8 @@ func (m *Mod) stop(st module.Stopping) {
 		}
 		only = d
 	}
+	m.svcsMu.RLock()
+	defer m.svcsMu.RUnlock()
 	for dom, s := range m.svcs {
 		if only != "" && dom != only {
 			continue
@@ -589,4 +598,25 @@ func errBy(room jid.JID, cond stanza.Condition, text string) *stanza.Error {
 	e.By = room.String()
 	e.Text = text
 	return e
+}
+
+var _ module.RoomDirectory = (*Mod)(nil)
+
+// Rooms implements module.RoomDirectory: every room of every service, live or persistent,
+// sorted by address, from the directories (the occupant count of a room is as of its
+// last join or leave).
+func (m *Mod) Rooms() []module.RoomInfo {
+	m.svcsMu.RLock()
+	defer m.svcsMu.RUnlock()
+	var out []module.RoomInfo
+	for _, s := range m.svcs {
+		s.dir.mu.Lock()
+		for k, e := range s.dir.rooms {
+			out = append(out, module.RoomInfo{JID: k, Name: e.name, Occupants: e.occupants, Public: e.public,
+				Persistent: e.persisted, Locked: e.locked})
+		}
+		s.dir.mu.Unlock()
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].JID < out[j].JID })
+	return out
 }

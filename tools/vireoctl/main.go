@@ -59,6 +59,9 @@ commands:
                            (server must run)
   s2s                      live server-to-server streams: domain, direction, auth
                            method, TLS version, idle time (server must run)
+  rooms [SERVICE]          the chat rooms (of SERVICE, e.g. conference.example.org):
+                           address, occupants, public or hidden, persistent or
+                           temporary, name (server must run)
   s2s deny|allow [list | add DOMAIN | remove DOMAIN]
                            the servers never federated with, and (when not empty) the
                            only ones federated with; DOMAIN or *.DOMAIN. A running
@@ -154,7 +157,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	resp, err := admin.Call(cfg.Admin.Socket, req)
 	if err != nil {
 		// No server answering: work on the database directly.
-		if req.Op == "stats" || req.Op == "reload" || req.Op == "s2s" || req.Op == "message" || req.Op == "announce" || req.Op == "sessions" {
+		if req.Op == "stats" || req.Op == "reload" || req.Op == "s2s" || req.Op == "message" || req.Op == "announce" || req.Op == "sessions" || req.Op == "rooms" {
 			fmt.Fprintf(stderr, "vireoctl: %s needs a running server (admin socket %s: %v)\n", req.Op, cfg.Admin.Socket, err)
 			return 1
 		}
@@ -192,6 +195,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 	case "s2s":
 		printS2S(stdout, resp.S2S)
+	case "rooms":
+		printRooms(stdout, resp.Rooms)
 	case "message":
 		fmt.Fprintln(stdout, "sent", strings.Join(resp.Lines, " "))
 	case "announce":
@@ -290,6 +295,27 @@ func printListeners(w io.Writer, ls []admin.ListenerStatus) {
 			state = "closed by reload"
 		}
 		fmt.Fprintf(w, "%-10s %-28s %-16s %d\n", l.Name, l.Addr, state, l.Conns)
+	}
+}
+
+func printRooms(w io.Writer, rooms []module.RoomInfo) {
+	if len(rooms) == 0 {
+		fmt.Fprintln(w, "no rooms")
+		return
+	}
+	fmt.Fprintf(w, "%-40s %9s %-7s %-10s %s\n", "ROOM", "OCCUPANTS", "LISTED", "KIND", "NAME")
+	for _, r := range rooms {
+		listed, kind := "hidden", "temporary"
+		if r.Public {
+			listed = "public"
+		}
+		if r.Persistent {
+			kind = "persistent"
+		}
+		if r.Locked {
+			kind = "locked"
+		}
+		fmt.Fprintf(w, "%-40s %9d %-7s %-10s %s\n", r.JID, r.Occupants, listed, kind, r.Name)
 	}
 }
 
@@ -433,6 +459,13 @@ func parse(cmd string, args []string) (admin.Request, error) {
 	case "stats", "reload":
 		if err := need(0, "no arguments"); err != nil {
 			return r, err
+		}
+	case "rooms":
+		if len(args) > 1 {
+			return r, errors.New("rooms: want [SERVICE]")
+		}
+		if len(args) == 1 {
+			r.Domain = args[0]
 		}
 	case "vhost":
 		switch {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/vireo-im/vireo/engine/admin"
 	"github.com/vireo-im/vireo/engine/config"
+	"github.com/vireo-im/vireo/modules/module"
 )
 
 func TestS2SPrint(t *testing.T) {
@@ -271,5 +272,26 @@ func TestParseUsers(t *testing.T) {
 		if (err == nil) != tc.ok || tc.ok && (r.Domain != tc.domain || r.Partial != tc.partial) {
 			t.Errorf("users %q: %+v %v", tc.args, r, err)
 		}
+	}
+}
+
+func TestRoomsPrint(t *testing.T) {
+	if r, err := parse("rooms", []string{"conference.example.org"}); err != nil || r.Op != "rooms" || r.Domain != "conference.example.org" {
+		t.Fatalf("parse rooms SERVICE: %+v %v", r, err)
+	}
+	if _, err := parse("rooms", []string{"a", "b"}); err == nil {
+		t.Fatal("rooms with two arguments accepted")
+	}
+	var b bytes.Buffer
+	printRooms(&b, nil)
+	if !strings.Contains(b.String(), "no rooms") {
+		t.Fatalf("empty: %q", b.String())
+	}
+	b.Reset()
+	printRooms(&b, []module.RoomInfo{{JID: "lobby@conference.example.org", Name: "Lobby", Occupants: 42, Public: true, Persistent: true},
+		{JID: "new@conference.example.org", Occupants: 1, Locked: true}})
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	if len(lines) != 3 || !strings.Contains(lines[1], "42 public  persistent Lobby") || !strings.Contains(lines[2], "1 hidden  locked") {
+		t.Fatalf("rooms:\n%s", b.String())
 	}
 }
