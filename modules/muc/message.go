@@ -211,7 +211,7 @@ func (r *room) groupchat(c module.Context, p *module.Packet, o *occupant) {
 		return
 	}
 	now := c.Now()
-	if lim := r.svc.m.conf(); len(r.occ) >= lim.FloodOccupants && o.role < roleModerator && !o.takeMessageToken(now, lim.MessageRate) {
+	if lim := r.svc.m.conf(); len(r.occ) >= lim.FloodOccupants && o.role < roleModerator && !o.msgs.take(now, lim.MessageRate, 5*lim.MessageRate) {
 		// A message to a large room is copied to everyone in it: one occupant may not make
 		// the room (and the server) repeat a flood.
 		e := errBy(r.jid, stanza.PolicyViolationCond, "you are sending messages too fast")
@@ -634,22 +634,5 @@ func (r *room) voiceRequest(c module.Context, p *module.Packet, o *occupant, x x
 	t.role = roleParticipant
 	snd := newSender(c)
 	r.broadcast(&snd, t, &presOpt{actor: o.nick, was: roleVisitor}, jid.JID{})
-	return true
-}
-
-// takeMessageToken takes one token from o's message bucket (rate per second, a burst of
-// five times that), reporting false when it is empty.
-func (o *occupant) takeMessageToken(now time.Time, rate float64) bool {
-	burst := 5 * rate
-	if o.filled.IsZero() {
-		o.tokens = burst
-	} else {
-		o.tokens = min(burst, o.tokens+now.Sub(o.filled).Seconds()*rate)
-	}
-	o.filled = now
-	if o.tokens < 1 {
-		return false
-	}
-	o.tokens--
 	return true
 }

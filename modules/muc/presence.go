@@ -457,20 +457,8 @@ func (r *room) admit(c module.Context, p *module.Packet, x xmlstream.Element, af
 // takeJoinToken takes one token from the room's join bucket (rate JoinRate per second,
 // burst twice that), reporting false when it is empty.
 func (r *room) takeJoinToken(c module.Context) bool {
-	now := c.Now()
 	rate := r.svc.m.conf().JoinRate
-	burst := 2 * rate
-	if r.filled.IsZero() {
-		r.tokens = burst
-	} else {
-		r.tokens = min(burst, r.tokens+now.Sub(r.filled).Seconds()*rate)
-	}
-	r.filled = now
-	if r.tokens < 1 {
-		return false
-	}
-	r.tokens--
-	return true
+	return r.joins.take(c.Now(), rate, 2*rate)
 }
 
 // join enters p's sender into the room, or resynchronizes a session already in it, and

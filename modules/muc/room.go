@@ -174,9 +174,8 @@ type occupant struct {
 	id        string // XEP-0421 occupant id
 	// lastPres is when the occupant's availability was last broadcast (flood control).
 	lastPres time.Time
-	// tokens and filled are the occupant's message bucket in a large room (message.go).
-	tokens float64
-	filled time.Time
+	// msgs is the occupant's message bucket in a large room (message.go).
+	msgs bucket
 }
 
 func (o *occupant) hasSession(full jid.JID) bool {
@@ -202,9 +201,8 @@ type room struct {
 	byNick  map[string]*occupant
 	byReal  map[string]*occupant // real full JID -> occupant
 	hist    history
-	// Join flood control (Config.JoinRate): a token bucket refilled by elapsed time.
-	tokens float64
-	filled time.Time
+	// joins is the room's join bucket (Config.JoinRate; presence.go).
+	joins bucket
 	// IQs relayed between occupants (XEP-0045 §17.3), by the id the room gave them.
 	pending map[string]pendingIQ
 	pendSeq []string
@@ -316,4 +314,27 @@ func (r *room) empty(c module.Context) {
 		return
 	}
 	// Persistent rooms stay loaded (their history lives in memory).
+}
+
+// bucket is a token bucket refilled by elapsed time: the flood control of a large room's
+// joins and of each occupant's messages.
+type bucket struct {
+	tokens float64
+	filled time.Time
+}
+
+// take takes one token at now (rate a second, at most burst kept; full at first use),
+// reporting false when there is none.
+func (b *bucket) take(now time.Time, rate, burst float64) bool {
+	if b.filled.IsZero() {
+		b.tokens = burst
+	} else {
+		b.tokens = min(burst, b.tokens+now.Sub(b.filled).Seconds()*rate)
+	}
+	b.filled = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
 }
