@@ -576,6 +576,8 @@ func (s *server) engineConfig(cfg *config.Config) engine.Config {
 		Registration:        cfg.C2S.Registration,
 		RegistrationCaptcha: cfg.C2S.RegistrationCaptcha,
 		ReservedNames:       cfg.C2S.ReservedNames,
+		AnonymousDomains:    cfg.C2S.AnonymousDomains,
+		AnonymousS2S:        cfg.C2S.AnonymousS2S,
 		PreAuthTimeout:      cfg.C2S.PreAuthTimeout.Duration,
 		MaxOutbound:         cfg.C2S.MaxOutbound,
 		Limits:              lim,

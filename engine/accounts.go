@@ -47,6 +47,9 @@ func (s *Server) SetPassword(user, password string) error {
 	if err != nil {
 		return err
 	}
+	if acct.Anonymous {
+		return module.ErrGuest
+	}
 	if keptBySite(acct) {
 		m := s.manager()
 		if m == nil {

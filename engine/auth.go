@@ -74,10 +74,13 @@ func (c *conn) mechanisms() []string { return c.mechanismsFor(0) }
 func (c *conn) mechanismsFor(have uint8) []string {
 	cfg := c.srv().config()
 	all := sasl.Mechanisms(c.has(fTLS), c.cbTypes(), cfg.AllowPlain)
+	if cfg.anonymousHost(c.domainName()) {
+		all = append(all, sasl.Anonymous) // last: clients with a password prefer the others
+	}
 	if cfg.External != nil {
 		// Clients pick SCRAM whenever it is offered and rarely fall back: the accounts of
 		// the operator's program have no keys, so offering it would fail their logins.
-		return slices.DeleteFunc(all, func(m string) bool { return m != "PLAIN" })
+		return slices.DeleteFunc(all, func(m string) bool { return m != "PLAIN" && m != sasl.Anonymous })
 	}
 	if have == 0 {
 		return all
@@ -344,6 +347,8 @@ func (c *conn) saslStep(out []byte, status sasl.Status, err error) {
 		c.write(b.B)
 	case sasl.NeedCredentials, sasl.NeedPassword, sasl.NeedToken:
 		c.lookup(status)
+	case sasl.NeedAnonymous:
+		c.anonLogin()
 	case sasl.Success:
 		if a := c.auth; a.v2 != nil && a.v2.pending != 0 && !a.disabled {
 			c.nextUpgrade(out) // XEP-0480 tasks before <success/>

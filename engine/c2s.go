@@ -64,7 +64,8 @@ func (c *conn) writeFeatures() { c.writeFeaturesFor(0) }
 // writeFeaturesFor writes the features, offering the SCRAM hashes in have (0: all).
 func (c *conn) writeFeaturesFor(have uint8) {
 	cfg := c.srv().config()
-	k := featKey{cfg: cfg, tls: c.has(fTLS), ws: c.ws != nil, cb: uint8(len(c.cbTypes())), have: have}
+	k := featKey{cfg: cfg, tls: c.has(fTLS), ws: c.ws != nil, cb: uint8(len(c.cbTypes())), have: have,
+		guests: cfg.anonymousHost(c.domainName())}
 	switch c.state.Load() {
 	case stHeader, stNegotiating:
 		c.state.Store(stNegotiating)
@@ -78,14 +79,16 @@ func (c *conn) writeFeaturesFor(have uint8) {
 }
 
 // featKey names one form of <stream:features>: it depends on nothing but the
-// configuration, the stage and the connection's TLS and WebSocket state, so each form is
-// built once per configuration instead of at every stream (re)start of every login.
+// configuration, the stage, the connection's TLS and WebSocket state and whether its host
+// takes guests, so each form is built once per configuration instead of at every stream
+// (re)start of every login.
 type featKey struct {
 	cfg     *Config
 	bind    bool  // after authentication
 	tls, ws bool  // TLS on; a WebSocket transport
 	cb      uint8 // how many channel-binding types the TLS connection supports
 	have    uint8 // the SCRAM hashes offered (scramMask; 0: all)
+	guests  bool  // the stream's host offers ANONYMOUS (anon.go)
 }
 
 // features returns the features for k, building them with build the first time.

@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 
 	"github.com/vireo-im/vireo/engine/metrics"
+	"github.com/vireo-im/vireo/engine/sasl"
 	"github.com/vireo-im/vireo/store"
 )
 
@@ -16,19 +17,23 @@ import (
 // authentications that are not client SASL, external components' handshake (XEP-0114)
 // and server dialback (XEP-0220).
 var loginMechs = [...]string{"PLAIN", "SCRAM-SHA-1", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-256", "SCRAM-SHA-256-PLUS",
-	"SCRAM-SHA-512", "SCRAM-SHA-512-PLUS", "EXTERNAL", "FAST", "other", "component", "dialback"}
+	"SCRAM-SHA-512", "SCRAM-SHA-512-PLUS", "EXTERNAL", "FAST", "other", "component", "dialback", "ANONYMOUS"}
 
 const (
 	mechOther     = 9
 	mechComponent = 10
 	mechDialback  = 11
 	mechExternal  = 7
+	mechAnonymous = 12
 )
 
 // mechIndex is the loginMechs index of a SASL mechanism name.
 func mechIndex(name string) uint8 {
 	if strings.HasPrefix(name, "HT-") {
 		return 8
+	}
+	if name == sasl.Anonymous {
+		return mechAnonymous
 	}
 	for i, m := range loginMechs[:mechOther] {
 		if m == name {

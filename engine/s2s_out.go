@@ -237,6 +237,9 @@ func (o *s2sOut) Route(from, to jid.JID, raw []byte) error {
 	if o.ctx.Err() != nil {
 		return stanza.New(stanza.RemoteServerNotFound)
 	}
+	if err := o.srv.guestS2S(from); err != nil {
+		return err
+	}
 	if !o.srv.config().S2S.allowed(remote) {
 		// RFC 6120 §8.3.3.10 not-allowed: "the recipient or server does not allow any
 		// entity to perform the action (e.g., sending to entities at a blacklisted

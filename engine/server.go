@@ -84,15 +84,19 @@ type Config struct {
 	Registration bool
 	// ReservedNames are prepared localparts that registration refuses unless an
 	// invitation names the account (config C2S.ReservedNames).
-	ReservedNames  []string
-	PreAuthTimeout time.Duration
-	MaxOutbound    int
-	Limits         xmlstream.Limits
-	Loops          int
-	Store          store.Store
-	Router         *router.Router
-	Logger         zerolog.Logger
-	AuthFailLimit  int
+	ReservedNames []string
+	// AnonymousDomains are the hosts that offer SASL ANONYMOUS (anon.go); AnonymousS2S
+	// lets their guests send to other servers.
+	AnonymousDomains []string
+	AnonymousS2S     bool
+	PreAuthTimeout   time.Duration
+	MaxOutbound      int
+	Limits           xmlstream.Limits
+	Loops            int
+	Store            store.Store
+	Router           *router.Router
+	Logger           zerolog.Logger
+	AuthFailLimit    int
 	// External checks the passwords of the accounts this server holds no keys for (an
 	// operator's program, extauth.Program); nil: only local accounts log in. With it, the
 	// only password mechanism offered is PLAIN (over TLS): SCRAM needs keys the server does
@@ -269,6 +273,8 @@ type Server struct {
 	captchas     sync.Map
 	captchaConns atomic.Int64
 	redeeming    sync.Mutex
+	// guests holds the live guest accounts' bare JIDs (anon.go).
+	guests sync.Map
 
 	featCfg atomic.Pointer[Config]
 	tickets ticketKeys
@@ -356,6 +362,7 @@ func New(cfg Config) (*Server, error) {
 		s.links = newLinkServer(s)
 	}
 	s.metrics = metrics.NewRegistry(s.counters)
+	s.rt.SetEphemeralGone(s.guestGone)
 	s.s2s = newS2SOut(s, cfg.S2S)
 	if federates(&cfg) {
 		s.rt.SetRemote(s.s2s)
@@ -575,6 +582,9 @@ func (s *Server) hostIndex(host string) (uint16, bool) {
 // Start opens every listener and the event loops, and returns once they accept
 // connections.
 func (s *Server) Start() error {
+	if s.st != nil {
+		s.sweepGuests()
+	}
 	if err := s.startLoops(); err != nil {
 		return err
 	}

@@ -171,6 +171,7 @@ func (s *shard) end(se *Session) {
 	s.removeSession(u, se)
 	s.endDetached(nil, queued)
 	s.dropIfIdle(u)
+	s.ephemeralEnded(u)
 }
 
 // endDetached re-routes stanzas that a session took but never delivered. se, when set,
@@ -216,6 +217,11 @@ func (s *shard) undeliverable(raw []byte, skip *Session) {
 		return
 	}
 	if u != nil && s.sendBest(u, raw, skip) {
+		return
+	}
+	if u != nil && u.ephemeral && len(u.sessions) == 0 {
+		// A guest who has left keeps nothing for later (ephemeral.go).
+		s.ctx.Error(&p, stanza.New(stanza.ServiceUnavailable))
 		return
 	}
 	for _, f := range s.r.reg.undeliverable {

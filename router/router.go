@@ -159,6 +159,8 @@ type Router struct {
 	// contactWatchers are the components that get the presence of users' remote contacts
 	// too (XEP-0356 §7.4), with what they were last sent of each.
 	contactWatchers contactPresence
+	// ephemeralGone hears of ephemeral accounts whose last session ended (ephemeral.go).
+	ephemeralGone atomic.Pointer[func(bare jid.JID)]
 }
 
 // New provisions the modules and starts the shard workers.

@@ -26,6 +26,7 @@ type user struct {
 	roster       map[string]store.RosterItem // loaded at first use; nil when empty
 	rosterLoaded bool
 	exists       bool
+	ephemeral    bool // a SASL ANONYMOUS account's: removed when its session ends (ephemeral.go)
 }
 
 func (u *user) find(resource string) *Session {
@@ -261,6 +262,9 @@ func (s *shard) bind(o *op) {
 		s.dropIfIdle(u)
 		o.done(nil, stanza.New(stanza.ResourceConstraintCond))
 		return
+	}
+	if isEphemeral(o.conn) {
+		u.ephemeral = true
 	}
 	se := &Session{shard: s, conn: o.conn, jid: full, user: u}
 	se.rateTokens.Store(math.MaxInt32) // a full bucket: spend caps it at the burst
@@ -603,7 +607,9 @@ func (s *shard) inbound(o *op) bool {
 	u := s.userFor(to.Bare(), false)
 	if u == nil {
 		u = &user{bare: to.Bare(), key: to.Bare().String()}
-		if _, err := s.r.st.Accounts().Get(u.key); err != nil {
+		if acct, err := s.r.st.Accounts().Get(u.key); err != nil || acct.Anonymous {
+			// An ephemeral account without a session is one whose guest has left, about
+			// to be removed: nobody is there to take anything.
 			if errors.Is(err, store.ErrNotFound) && s.waitExternal(o, to.Bare(), u.key) {
 				return true
 			}

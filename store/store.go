@@ -71,6 +71,9 @@ type Account struct {
 	// External accounts were created by the first login an operator's program accepted
 	// (engine Config.External); while they hold no keys, their password is the program's.
 	External bool `json:",omitempty"`
+	// Anonymous accounts were made by a SASL ANONYMOUS login (RFC 4505) and go, with all
+	// their data, when that login's session ends; nobody can log in to one again.
+	Anonymous bool `json:",omitempty"`
 }
 
 // Accounts stores accounts.

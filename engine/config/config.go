@@ -119,7 +119,13 @@ type C2S struct {
 	// invitee choose refuse (RFC 2142's role addresses and the like), so that nobody
 	// registers admin@ and speaks for the operator; vireoctl and invitations naming the
 	// account still create them.
-	ReservedNames  []string `toml:"reserved_names"`
+	ReservedNames []string `toml:"reserved_names"`
+	// AnonymousDomains are the virtual hosts that take SASL ANONYMOUS logins (RFC 4505,
+	// XEP-0175): guests get a random address there for as long as their session lasts.
+	AnonymousDomains []string `toml:"anonymous_domains"`
+	// AnonymousS2S lets guests reach other servers; off, they talk to this server's
+	// users, rooms and services only (Prosody's disallow_s2s).
+	AnonymousS2S   bool     `toml:"anonymous_s2s"`
 	PreAuthTimeout Duration `toml:"pre_auth_timeout"`
 	MaxStanza      int      `toml:"max_stanza"`
 	MaxOutbound    int      `toml:"max_outbound"`
@@ -628,6 +634,13 @@ func (c *Config) normalize() error {
 			return fmt.Errorf("c2s.reserved_names: %q is not a user name", n)
 		}
 		c.C2S.ReservedNames[i] = p
+	}
+	for i, d := range c.C2S.AnonymousDomains {
+		p, err := jid.PrepareDomain(d)
+		if err != nil || !seen[p] {
+			return fmt.Errorf("c2s.anonymous_domains: %q is not one of domains", d)
+		}
+		c.C2S.AnonymousDomains[i] = p
 	}
 	for _, n := range c.C2S.TrustedNetworks {
 		if _, err := netip.ParsePrefix(n); err != nil {

@@ -80,6 +80,7 @@ func TestParseErrors(t *testing.T) {
 		{"tiny stanza", "domains = [\"a.org\"]\n[c2s]\nmax_stanza = 10", "max_stanza"},
 		{"negative rate", "domains = [\"a.org\"]\n[c2s]\nmax_rate = -1", "c2s.max_rate"},
 		{"burst under a stanza", "domains = [\"a.org\"]\n[c2s]\nmax_burst = 1000", "c2s.max_burst"},
+		{"anonymous domain not served", "domains = [\"a.org\"]\n[c2s]\nanonymous_domains = [\"guest.a.org\"]", "c2s.anonymous_domains"},
 		{"shards", "domains = [\"a.org\"]\n[router]\nshards = 0", "shards"},
 		{"metrics_allow", "domains = [\"a.org\"]\n[web]\nmetrics_allow = [\"10.0.0.0/33\"]", "web.metrics_allow"},
 		{"min_free", "domains = [\"a.org\"]\n[store]\nmin_free = -2", "store.min_free"},

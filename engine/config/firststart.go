@@ -77,6 +77,13 @@ registration_captcha = false
 # Names registration refuses (an invitation naming one, and vireoctl, still create them),
 # so that nobody registers admin@ and speaks for you.
 reserved_names = ["admin", "administrator", "root", "hostmaster", "postmaster", "webmaster", "abuse", "security", "support", "xmpp"]
+# Hosts (from domains) where anyone may log in as a guest, without an account (SASL
+# ANONYMOUS, XEP-0175): web chat, support desks, conference guests. A guest gets a random
+# address that lives as long as its session, then goes with everything stored for it.
+# Guests log in at the pace of registrations_per_minute per address.
+# anonymous_domains = ["guest.{{.Domain}}"]
+# Let guests reach other servers (off: this server's users, rooms and services only).
+anonymous_s2s = false
 # Close streams that have not authenticated after this long.
 pre_auth_timeout = "30s"
 # Largest stanza accepted, in bytes (policy-violation above).

@@ -1,8 +1,8 @@
 // Package sasl implements the server side of the SASL mechanisms Vireo offers (RFC 6120
 // §6): SCRAM-SHA-1, SCRAM-SHA-256 and SCRAM-SHA-512 (RFC 5802, RFC 7677) with their -PLUS
 // variants over the tls-exporter (RFC 9266) and tls-server-end-point (RFC 5929) channel
-// bindings, with XEP-0474's downgrade protection, PLAIN (RFC 4616), and the HT mechanisms that carry XEP-0484 FAST tokens
-// (ht.go).
+// bindings, with XEP-0474's downgrade protection, PLAIN (RFC 4616), ANONYMOUS (RFC 4505), and
+// the HT mechanisms that carry XEP-0484 FAST tokens (ht.go).
 //
 // The exchanges are pure state machines: no I/O, no store access, no logging. The engine
 // fetches credentials off the event loop between steps (Status NeedCredentials,
@@ -84,7 +84,12 @@ const (
 	NeedPassword                  // PLAIN: verify Password against the account, off the loop
 	NeedToken                     // HT (FAST): look up the user's tokens, then ResumeToken
 	Success                       // send success with the returned data
+	NeedAnonymous                 // ANONYMOUS: make a temporary account, then succeed
 )
+
+// Anonymous is the RFC 4505 mechanism: the engine offers it only on the hosts an operator
+// opened to guests.
+const Anonymous = "ANONYMOUS"
 
 type mech struct {
 	name string
@@ -142,6 +147,7 @@ type Server struct {
 	creds  store.Credentials
 	allowY bool
 	ht     *htServer // HT (FAST token) exchanges only
+	anon   bool      // ANONYMOUS
 	ssdp   string    // XEP-0474: what the stream advertised, hashed into server-first
 }
 
@@ -202,6 +208,9 @@ func NewServer(mechanism string, cb func(typ string) ([]byte, bool)) (*Server, e
 	if mechanism == "PLAIN" {
 		return &Server{plain: true, cb: cb}, nil
 	}
+	if mechanism == Anonymous {
+		return &Server{anon: true}, nil
+	}
 	if IsFast(mechanism) {
 		return newHT(mechanism, cb)
 	}
@@ -242,6 +251,9 @@ func (s *Server) Step(in []byte) ([]byte, Status, error) {
 	if s.ht != nil {
 		return s.stepHT(in)
 	}
+	if s.anon {
+		return s.stepAnonymous(in)
+	}
 	switch s.state {
 	case stStart:
 		if len(in) == 0 {
@@ -276,6 +288,21 @@ func (s *Server) stepPlain(in []byte) ([]byte, Status, error) {
 	}
 	s.state = stCreds
 	return nil, NeedPassword, nil
+}
+
+// stepAnonymous takes RFC 4505's single message: nothing, or trace information of at most
+// 255 characters that the server does not use. An absent initial response succeeds at
+// once, as Prosody and ejabberd do: Strophe.js (Converse) sends none and answers no
+// challenge.
+func (s *Server) stepAnonymous(in []byte) ([]byte, Status, error) {
+	if s.state != stStart {
+		return nil, 0, errMalformed("unexpected message")
+	}
+	s.state = stDone
+	if !utf8.Valid(in) || utf8.RuneCount(in) > 255 || slices.Contains(in, 0) {
+		return nil, 0, errMalformed("ANONYMOUS trace must be at most 255 characters of UTF-8")
+	}
+	return nil, NeedAnonymous, nil
 }
 
 // authzOK accepts an authzid that names the same account (user or user@domain).

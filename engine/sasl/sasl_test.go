@@ -226,6 +226,34 @@ func TestMalformed(t *testing.T) {
 	}
 }
 
+// TestAnonymous: RFC 4505's one message, absent, empty or trace information of at most
+// 255 characters, and nothing after it.
+func TestAnonymous(t *testing.T) {
+	for _, c := range []struct {
+		in string
+		ok bool
+	}{
+		{"", true},
+		{"sirhc@example.org", true},
+		{strings.Repeat("é", 255), true},
+		{strings.Repeat("x", 256), false},
+		{"\xff\xfe", false},
+		{"a\x00b", false},
+	} {
+		s, err := NewServer(Anonymous, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, st, err := s.Step([]byte(c.in))
+		if got := err == nil && st == NeedAnonymous; got != c.ok {
+			t.Errorf("%q: status %v, err %v; want ok %v", c.in, st, err, c.ok)
+		}
+		if _, _, err := s.Step(nil); err == nil {
+			t.Errorf("%q: a second message was taken", c.in)
+		}
+	}
+}
+
 func TestMechanisms(t *testing.T) {
 	got := strings.Join(Mechanisms(true, []string{"tls-exporter"}, true), " ")
 	if got != "SCRAM-SHA-512-PLUS SCRAM-SHA-256-PLUS SCRAM-SHA-1-PLUS SCRAM-SHA-512 SCRAM-SHA-256 SCRAM-SHA-1 PLAIN" {
@@ -250,6 +278,7 @@ func FuzzServer(f *testing.F) {
 	}
 	f.Add("HT-SHA-256-NONE", "alice\x00"+string(htMACForTest("a token", "Initiator", nil)), "")
 	f.Add("HT-SHA-256-EXPR", "alice\x00"+string(htMACForTest("a token", "Initiator", []byte("cb"))), "")
+	f.Add("ANONYMOUS", "a trace", "more")
 	f.Fuzz(func(t *testing.T, mech, first, final string) {
 		s, err := NewServer(mech, func(string) ([]byte, bool) { return []byte("cb"), true })
 		if err != nil {
@@ -266,6 +295,15 @@ func FuzzServer(f *testing.F) {
 			proof := first[i+1:]
 			if err == nil && proof != string(htMACForTest("a token", "Initiator", nil)) && proof != string(htMACForTest("a token", "Initiator", []byte("cb"))) {
 				t.Fatal("HT proof accepted for the wrong token")
+			}
+			return
+		}
+		if st == NeedAnonymous {
+			if mech != Anonymous || len(first) > 255*4 {
+				t.Fatalf("%s with %d bytes: a guest login", mech, len(first))
+			}
+			if _, _, err := s.Step([]byte(final)); err == nil {
+				t.Fatal("ANONYMOUS took a second message")
 			}
 			return
 		}

@@ -48,13 +48,16 @@ type Options struct {
 	// RegistrationCaptcha asks open registrations for an XEP-0158 CAPTCHA.
 	RegistrationCaptcha bool
 	ReservedNames       []string // refused by registration (engine.Config.ReservedNames)
-	PreAuthTimeout      time.Duration
-	MaxOutbound         int
-	MaxStanza           int
-	AuthFailLimit       int
-	PingAfter           time.Duration
-	PingTimeout         time.Duration
-	Components          []engine.Component // opens a component listener when set
+	// Anonymous opens Domain to guests (engine.Config.AnonymousDomains); AnonymousS2S lets
+	// them reach other servers.
+	Anonymous, AnonymousS2S bool
+	PreAuthTimeout          time.Duration
+	MaxOutbound             int
+	MaxStanza               int
+	AuthFailLimit           int
+	PingAfter               time.Duration
+	PingTimeout             time.Duration
+	Components              []engine.Component // opens a component listener when set
 	// S2S opens a server-to-server listener ("s2s"); Federate points servers at each other.
 	S2S       bool
 	S2SSecret []byte // the dialback secret; default random
@@ -236,6 +239,8 @@ func Start(t testing.TB, o Options) *Server {
 		Registration:        o.Registration,
 		RegistrationCaptcha: o.RegistrationCaptcha,
 		ReservedNames:       o.ReservedNames,
+		AnonymousDomains:    anonymous(o),
+		AnonymousS2S:        o.AnonymousS2S,
 		PreAuthTimeout:      o.PreAuthTimeout,
 		MaxOutbound:         o.MaxOutbound,
 		Limits:              lim,
@@ -258,6 +263,13 @@ func Start(t testing.TB, o Options) *Server {
 	s := &Server{Engine: eng, Router: rt, Store: st, Dir: o.Dir, CertPEM: certPEM, KeyPEM: keyPEM, domain: o.Domain, pool: pool, tlsCfg: tlsCfg}
 	t.Cleanup(s.Stop)
 	return s
+}
+
+func anonymous(o Options) []string {
+	if !o.Anonymous {
+		return nil
+	}
+	return []string{o.Domain}
 }
 
 // moduleConfig moves the listeners modules open of their own (the upload module's HTTPS

@@ -19,3 +19,7 @@ type Accounts interface {
 // ErrManaged is Accounts' answer when the site that keeps an account's password does not
 // let the change happen; a client gets not-allowed.
 var ErrManaged = errors.New("module: the account's password is managed by the site that runs this server")
+
+// ErrGuest is Accounts' answer to a password change for a guest's account (SASL
+// ANONYMOUS): it has no password, and goes when its session ends.
+var ErrGuest = errors.New("module: a guest account has no password")

@@ -130,6 +130,12 @@ func (m *Mod) failed(c module.Context, req *module.Packet, err error, what strin
 	if err == nil {
 		return false
 	}
+	if errors.Is(err, module.ErrGuest) {
+		e := stanza.New(stanza.NotAllowed)
+		e.Text = "a guest account has no password; register an account to keep one"
+		c.Error(req, e)
+		return true
+	}
 	if errors.Is(err, module.ErrManaged) {
 		e := stanza.New(stanza.NotAllowed)
 		e.Text = "this account is managed by the site that runs this server"

@@ -46,12 +46,16 @@ func encodeAccount(a store.Account) []byte {
 	if a.External {
 		flags |= flagExternal
 	}
+	if a.Anonymous {
+		flags |= flagAnonymous
+	}
 	return binary.AppendUvarint(b, flags)
 }
 
 const (
-	flagDisabled = 1
-	flagExternal = 2
+	flagDisabled  = 1
+	flagExternal  = 2
+	flagAnonymous = 4
 )
 
 func appendBytes(b, p []byte) []byte {
@@ -81,7 +85,7 @@ func decodeAccount(v []byte) (store.Account, error) {
 		c.ServerKey = d.bytes()
 	}
 	flags := d.uvarint()
-	a.Disabled, a.External = flags&flagDisabled != 0, flags&flagExternal != 0
+	a.Disabled, a.External, a.Anonymous = flags&flagDisabled != 0, flags&flagExternal != 0, flags&flagAnonymous != 0
 	if d.bad {
 		return store.Account{}, errAccountRecord
 	}

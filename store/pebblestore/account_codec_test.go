@@ -22,7 +22,7 @@ func sampleAccount() store.Account {
 
 func TestAccountCodec(t *testing.T) {
 	for _, a := range []store.Account{sampleAccount(), {User: "bob@example.org"}, {User: "carol@example.org", Disabled: true},
-		{User: "dan@example.org", External: true}, {User: "eve@example.org", External: true, Disabled: true}} {
+		{User: "dan@example.org", External: true}, {User: "eve@example.org", External: true, Disabled: true}, {User: "k3x9@guest.example.org", Anonymous: true}} {
 		got, err := decodeAccount(encodeAccount(a))
 		if err != nil || !reflect.DeepEqual(got, a) {
 			t.Fatalf("round trip:\n got %+v, %v\nwant %+v", got, err, a)

@@ -1,0 +1,189 @@
+package engine
+
+import (
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/vireo-im/vireo/engine/sasl"
+	"github.com/vireo-im/vireo/store"
+	"github.com/vireo-im/vireo/xmlstream/jid"
+	"github.com/vireo-im/vireo/xmlstream/stanza"
+)
+
+// Guests: SASL ANONYMOUS (RFC 4505, XEP-0175) on Config.AnonymousDomains.
+//
+// A guest's login makes an account with a random name, flagged store.Account.Anonymous,
+// so that everything that works for an account (roster, private storage, PEP, MAM, rooms,
+// stream management) works for a guest without a second code path. The router tells us
+// when the guest's session is gone for good (router.SetEphemeralGone; after a detached
+// session's resumption window, too), and the account goes with all its data. Each name is
+// also a row in anonTable, which the account's removal takes with it, so that accounts a
+// crash left behind are found and removed at the next start without a scan of every
+// account. Guests get no FAST tokens (the account dies with the session), cannot change a
+// password they never had, and reach other servers only with Config.AnonymousS2S.
+
+// anonTable lists the live guest accounts, one row per account (store.UserKey).
+const anonTable = "anonymous"
+
+// anonNameBytes is the randomness of a guest's name: 80 bits, as 16 base32 characters.
+const anonNameBytes = 10
+
+var anonEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// anonymousHost says whether domain takes guests.
+func (cfg *Config) anonymousHost(domain string) bool {
+	return len(cfg.AnonymousDomains) > 0 && slices.Contains(cfg.AnonymousDomains, domain)
+}
+
+// isGuest says whether bare is a live guest account of this server. Cheap for everyone on
+// a host without guests.
+func (s *Server) isGuest(bare jid.JID) bool {
+	if !s.config().anonymousHost(bare.Domain()) {
+		return false
+	}
+	_, ok := s.guests.Load(bare.Bare().String())
+	return ok
+}
+
+// Ephemeral implements router.Ephemeral: the router removes a guest's account when its
+// session ends.
+func (c *conn) Ephemeral() bool { return !c.bare.IsZero() && c.srv().isGuest(c.bare) }
+
+// anonLogin finishes an ANONYMOUS exchange: the account is made on the worker pool, then
+// the login succeeds on the loop. An address gets as many guest accounts a minute as it
+// gets registrations (Config.RegisterLimit); trusted networks are not counted.
+func (c *conn) anonLogin() {
+	a := c.auth
+	cfg := c.srv().config()
+	domain := c.domainName()
+	if !cfg.anonymousHost(domain) {
+		c.authFailed(&sasl.Failure{Condition: "invalid-mechanism"})
+		return
+	}
+	key, now := "anon:"+c.ip(), time.Now()
+	if !cfg.trusted(c.ip()) {
+		if c.srv().throttle.blocked(key, cfg.RegisterLimit, now) {
+			c.authFailed(&sasl.Failure{Condition: "temporary-auth-failure", Text: "too many guest logins from this address; try again later"})
+			return
+		}
+		c.srv().throttle.fail(key, now)
+	}
+	if a.v2 != nil {
+		a.v2.tokenMech = "" // a token would outlive the account
+	}
+	s := c.srv()
+	var local string
+	var err error
+	ok := c.offLoop(func() { local, err = s.newGuest(domain) }, func() {
+		if c.auth != a {
+			return
+		}
+		if err != nil {
+			s.log.Warn().Err(err).Str("domain", domain).Msg("guest account not created")
+			c.auth = nil
+			c.saslFailure(&sasl.Failure{Condition: "temporary-auth-failure"})
+			return
+		}
+		a.local = local
+		c.authSucceeded(nil)
+	})
+	if !ok {
+		c.auth = nil
+		c.saslFailure(&sasl.Failure{Condition: "temporary-auth-failure", Text: "server busy"})
+	}
+}
+
+// newGuest makes a guest account on domain and returns its name. Off the event loops.
+func (s *Server) newGuest(domain string) (string, error) {
+	t := s.st.Table(anonTable)
+	for range 3 {
+		var b [anonNameBytes]byte
+		rand.Read(b[:])
+		local := anonEncoding.EncodeToString(b[:])
+		user := local + "@" + domain
+		// The row first: the account's synced write makes it durable too, and a crash
+		// between the two leaves a row whose account is not a guest's, which the sweep
+		// skips.
+		if err := t.ApplyLazy(store.Op{Key: store.UserKey(user)}); err != nil {
+			return "", err
+		}
+		err := s.st.Accounts().Create(store.Account{User: user, Created: time.Now().UTC(), Anonymous: true})
+		if errors.Is(err, store.ErrExists) {
+			continue // 80 random bits met a name: never, but not a reason to fail
+		}
+		if err != nil {
+			return "", err
+		}
+		s.guests.Store(user, struct{}{})
+		return local, nil
+	}
+	return "", errors.New("engine: no free guest name")
+}
+
+// guestGone removes the account of a guest whose session ended (router.SetEphemeralGone,
+// on a shard worker): on the worker pool, or a goroutine of its own when the pool is full.
+func (s *Server) guestGone(bare jid.JID) {
+	user := bare.Bare().String()
+	drop := func() {
+		if err := s.dropGuest(user); err != nil {
+			s.log.Warn().Err(err).Str("user", user).Msg("guest account not removed; the next start removes it")
+		}
+	}
+	if !s.rt.Go(drop) {
+		go drop()
+	}
+}
+
+// dropGuest removes a guest account with its data, unless the account is not a guest's.
+func (s *Server) dropGuest(user string) error {
+	s.guests.Delete(user)
+	acct, err := s.st.Accounts().Get(user)
+	if errors.Is(err, store.ErrNotFound) || err == nil && !acct.Anonymous {
+		return s.st.Table(anonTable).Delete(store.UserKey(user)) // a row alone (newGuest)
+	}
+	if err != nil {
+		return err
+	}
+	return s.st.Accounts().Delete(user)
+}
+
+// sweepGuests removes the guest accounts a crash or a shutdown left behind: their
+// sessions are gone with the process. Called before the listeners open.
+func (s *Server) sweepGuests() {
+	var users []string
+	err := s.st.Table(anonTable).Scan(nil, func(k, _ []byte) bool {
+		if user, _, ok := strings.Cut(string(k), "\x00"); ok {
+			users = append(users, user)
+		}
+		return true
+	})
+	if err != nil {
+		s.log.Warn().Err(err).Msg("listing guest accounts")
+		return
+	}
+	n := 0
+	for _, u := range users {
+		if err := s.dropGuest(u); err == nil {
+			n++
+		} else {
+			s.log.Warn().Err(err).Str("user", u).Msg("guest account not removed")
+		}
+	}
+	if n > 0 {
+		s.log.Info().Int("accounts", n).Msg("removed the guest accounts of the last run")
+	}
+}
+
+// guestS2S refuses a guest's stanza to another server unless Config.AnonymousS2S.
+func (s *Server) guestS2S(from jid.JID) error {
+	if s.config().AnonymousS2S || !s.isGuest(from) {
+		return nil
+	}
+	e := stanza.New(stanza.NotAllowed)
+	e.Text = "Guests cannot reach other servers."
+	return e
+}

@@ -1,0 +1,282 @@
+package engine_test
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vireo-im/vireo/engine/vireotest"
+	"github.com/vireo-im/vireo/store"
+	"github.com/vireo-im/vireo/store/pebblestore"
+)
+
+const anonAuth = "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='ANONYMOUS'/>"
+
+var boundJID = regexp.MustCompile(`<jid>([^<@]+@[^</]+)/[^<]*</jid>`)
+
+// guestLogin logs a guest in with SASL ANONYMOUS (no initial response, as Strophe.js
+// sends it), binds, and returns the stream and the guest's bare JID.
+func guestLogin(t *testing.T, srv *vireotest.Server) (*vireotest.RawConn, string) {
+	t.Helper()
+	r := srv.DialTLS(t)
+	r.Send(srv.Header())
+	mustHave(t, "features of a host with guests", r.Expect("</stream:features>"), "<mechanism>ANONYMOUS</mechanism>")
+	r.Send(anonAuth)
+	r.Expect("<success")
+	r.Send(srv.Header())
+	r.Expect("</stream:features>")
+	r.Send("<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>")
+	m := boundJID.FindStringSubmatch(r.Expect("</iq>"))
+	if m == nil {
+		t.Fatal("no JID in the bind result")
+	}
+	return r, m[1]
+}
+
+// waitGone polls until user's account is gone, with its roster and its row of guests.
+func waitGone(t *testing.T, srv *vireotest.Server, user string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := srv.Store.Accounts().Get(user)
+		items, _, rerr := srv.Store.Rosters().Get(user)
+		if errors.Is(err, store.ErrNotFound) && rerr == nil && len(items) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("guest %s still there: account err %v, roster %v", user, err, items)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	n := 0
+	srv.Store.Table("anonymous").Scan(nil, func(_, _ []byte) bool { n++; return true })
+	if n != 0 {
+		t.Fatalf("%d rows left in the guest table", n)
+	}
+}
+
+// TestIntegrationAnonymous: a guest's account lives as long as its session. It works as an
+// account meanwhile (roster, messages both ways), has no password to change and gets no
+// FAST token; when the session ends, by a clean close or when its stream-management
+// resumption window closes, the account goes with its data, and what it held or what
+// arrives for it afterwards bounces instead of being stored.
+func TestIntegrationAnonymous(t *testing.T) {
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true, Anonymous: true, ResumeTimeout: time.Second})
+	srv.AddUser(t, "alice", "secret")
+	alice := srv.LoginPlain(t, "alice", "secret", "desk")
+	alice.Send("<presence/>")
+	alice.Expect("<presence")
+
+	g, guest := guestLogin(t, srv)
+	if !strings.HasSuffix(guest, "@localhost") || len(guest) < len("@localhost")+16 {
+		t.Fatalf("guest JID %q: want 16 random characters at localhost", guest)
+	}
+	acct, err := srv.Store.Accounts().Get(guest)
+	if err != nil || !acct.Anonymous {
+		t.Fatalf("guest account: %+v, %v", acct, err)
+	}
+	g.Send("<iq type='set' id='r1'><query xmlns='jabber:iq:roster'><item jid='alice@localhost' name='Alice'/></query></iq>")
+	mustHave(t, "guest roster set", g.Expect("id='r1'"), "type='result'")
+	g.Send("<iq type='set' id='p1'><query xmlns='jabber:iq:register'><username>" + strings.TrimSuffix(guest, "@localhost") + "</username><password>pw</password></query></iq>")
+	mustHave(t, "guest password change", g.Expect("</error>"), "id='p1'", "type='error'", "<not-allowed")
+	g.Send("<presence/>")
+	g.Send("<message to='alice@localhost' type='chat' id='g1'><body>hi, a guest here</body></message>")
+	mustHave(t, "alice gets the guest's message", alice.Expect("</message>"), "from='"+guest+"/", "hi, a guest here")
+	alice.Send("<message to='" + guest + "' type='chat' id='a1'><body>welcome</body></message>")
+	g.Expect("welcome")
+
+	g.Send("</stream:stream>")
+	g.ExpectClosed()
+	waitGone(t, srv, guest)
+	alice.Send("<message to='" + guest + "' type='chat' id='a2'><body>still there?</body></message>")
+	expectBounce(t, alice, "a2", "<service-unavailable")
+
+	// A second guest enables resumption and loses its connection: the session waits its
+	// second, then ends; the message it was holding bounces rather than being stored.
+	g2, guest2 := guestLogin(t, srv)
+	g2.Send("<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
+	g2.Expect("<enabled")
+	g2.Send("<presence/>")
+	g2.Conn().Close()
+	time.Sleep(100 * time.Millisecond)
+	alice.Send("<message to='" + guest2 + "' type='chat' id='a3'><body>are you back?</body></message>")
+	expectBounce(t, alice, "a3", "<service-unavailable")
+	waitGone(t, srv, guest2)
+	if n, _ := srv.Store.Offline().Count(guest2); n != 0 {
+		t.Fatalf("%d offline messages kept for a guest who left", n)
+	}
+
+	// SASL2: a guest asking for a FAST token gets none.
+	r := srv.DialTLS(t)
+	r.Send(srv.Header())
+	r.Expect("</stream:features>")
+	r.Send("<authenticate xmlns='urn:xmpp:sasl:2' mechanism='ANONYMOUS'><initial-response>" +
+		base64.StdEncoding.EncodeToString([]byte("a trace")) + "</initial-response>" +
+		"<user-agent id='d4565fa7-4d72-4749-b3d3-740edbf87770'><software>test</software></user-agent>" +
+		"<request-token xmlns='urn:xmpp:fast:0' mechanism='HT-SHA-256-NONE'/>" +
+		"<bind xmlns='urn:xmpp:bind:0'><tag>test</tag></bind></authenticate>")
+	got := r.Expect("</success>")
+	mustHave(t, "SASL2 guest login", got, "<authorization-identifier>", "<bound")
+	mustNotHave(t, "SASL2 guest login", got, "<token")
+}
+
+// TestIntegrationAnonymousBad: ANONYMOUS is offered only where guests are let in, and a
+// trace beyond RFC 4505's 255 characters is refused.
+func TestIntegrationAnonymousBad(t *testing.T) {
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true})
+	r := srv.DialTLS(t)
+	r.Send(srv.Header())
+	mustNotHave(t, "features without guests", r.Expect("</stream:features>"), "ANONYMOUS")
+	r.Send(anonAuth)
+	r.Expect("<invalid-mechanism")
+
+	guests := vireotest.Start(t, vireotest.Options{AllowPlain: true, Anonymous: true})
+	r = guests.DialTLS(t)
+	r.Send(guests.Header())
+	r.Expect("</stream:features>")
+	r.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='ANONYMOUS'>" +
+		base64.StdEncoding.EncodeToString([]byte(strings.Repeat("x", 256))) + "</auth>")
+	r.Expect("<malformed-request")
+	n, _ := guests.Store.Accounts().Count()
+	if n != 0 {
+		t.Fatalf("%d accounts after a refused guest login", n)
+	}
+}
+
+// TestAnonymousSweep: guest accounts a crash left behind go at the next start; an
+// account that is not a guest's keeps its data even when a stray row names it.
+func TestAnonymousSweep(t *testing.T) {
+	dir := t.TempDir()
+	st, err := pebblestore.Open(dir+"/db", pebblestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := st.Table("anonymous")
+	for _, a := range []store.Account{{User: "left@localhost", Anonymous: true}, {User: "kept@localhost"}} {
+		if err := st.Accounts().Create(a); err != nil {
+			t.Fatal(err)
+		}
+		if err := rows.Set(store.UserKey(a.User), nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Rosters().Put(a.User, store.RosterItem{JID: "x@localhost"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.Close()
+	srv := vireotest.Start(t, vireotest.Options{Dir: dir, Anonymous: true})
+	waitGone(t, srv, "left@localhost")
+	if _, err := srv.Store.Accounts().Get("kept@localhost"); err != nil {
+		t.Fatalf("an account that is not a guest's was removed: %v", err)
+	}
+	if items, _, _ := srv.Store.Rosters().Get("kept@localhost"); len(items) != 1 {
+		t.Fatalf("kept@localhost's roster: %v", items)
+	}
+}
+
+// TestIntegrationAnonymousS2S: guests reach this server's users only, unless the operator
+// lets them federate.
+func TestIntegrationAnonymousS2S(t *testing.T) {
+	for _, open := range []bool{false, true} {
+		a, b := federatedWith(t, func(o *vireotest.Options) { o.Anonymous, o.AnonymousS2S = true, open }, nil)
+		bob := b.LoginPlain(t, "bob", "secret", "r")
+		bob.Send("<presence/>")
+		bob.Expect("<presence")
+		g, guest := guestLogin(t, a)
+		g.Send("<message to='bob@b.localhost' type='chat' id='m1'><body>hello bob</body></message>")
+		if !open {
+			expectBounce(t, g, "m1", "<not-allowed")
+			bob.Never("hello bob")
+			continue
+		}
+		mustHave(t, "a guest's message over s2s", bob.Expect("</message>"), "from='"+guest+"/", "hello bob")
+	}
+}
+
+// TestIntegrationSlixmppGuest: slixmpp logs in with ANONYMOUS when its JID has no user and
+// it has no password, uses the guest account (roster, a chat with a user here), is refused
+// a password, and its account is gone once it left.
+func TestIntegrationSlixmppGuest(t *testing.T) {
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true, Anonymous: true})
+	srv.AddUser(t, "alice", "secret")
+	alice := srv.LoginPlain(t, "alice", "secret", "desk")
+	alice.Send("<presence/>")
+	alice.Expect("<presence")
+
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	os.WriteFile(ca, srv.CertPEM, 0o600)
+	host, port, _ := net.SplitHostPort(srv.C2SAddr())
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "/usr/bin/python3", "testdata/slixmpp_guest.py", "localhost", "", host, port, ca, "alice@localhost")
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	got := alice.Expect("</message>")
+	mustHave(t, "alice gets the guest's message", got, "hello from a guest")
+	m := regexp.MustCompile(`from='([^'@]+@localhost)/[^']*'><body>hello from a guest`).FindStringSubmatch(got)
+	if m == nil {
+		t.Fatalf("no guest sender in %q", got)
+	}
+	guest := m[1]
+	alice.Send("<message to='" + guest + "' type='chat' id='w1'><body>welcome, guest</body></message>")
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("slixmpp: %v\n%s", err, out.String())
+	}
+	for _, w := range []string{"BOUND " + guest + "/", "ROSTER alice@localhost", "GOT welcome, guest", "PASSWD not-allowed"} {
+		if !strings.Contains(out.String(), w) {
+			t.Fatalf("slixmpp output lacks %q:\n%s", w, out.String())
+		}
+	}
+	waitGone(t, srv, guest)
+}
+
+// TestIntegrationAnonymousHosts: on a server with two hosts, only the one opened to guests
+// offers ANONYMOUS (the cached stream features differ by host), a reload opens or closes a
+// host to them, and a guest cannot log in on a host that does not take guests.
+func TestIntegrationAnonymousHosts(t *testing.T) {
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true})
+	cfg := srv.Engine.Config()
+	cfg.Domains = []string{"localhost", "guest.localhost"}
+	cfg.AnonymousDomains = []string{"guest.localhost"}
+	if err := srv.Router.SetDomains(cfg.Domains); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Engine.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	header := func(host string) string { return strings.Replace(srv.Header(), "to='localhost'", "to='"+host+"'", 1) }
+	for range 2 { // the second time from the cached forms
+		r := srv.DialTLS(t)
+		r.Send(header("localhost"))
+		mustNotHave(t, "features of the host without guests", r.Expect("</stream:features>"), "ANONYMOUS")
+		r.Send(anonAuth)
+		r.Expect("<invalid-mechanism")
+		r = srv.DialTLS(t)
+		r.Send(header("guest.localhost"))
+		mustHave(t, "features of the host with guests", r.Expect("</stream:features>"), "<mechanism>ANONYMOUS</mechanism>")
+		r.Send(anonAuth)
+		r.Expect("<success")
+		r.Send(header("guest.localhost"))
+		r.Expect("</stream:features>")
+		r.Send("<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>")
+		mustHave(t, "a guest's address", r.Expect("</iq>"), "@guest.localhost/")
+	}
+	cfg.AnonymousDomains = nil
+	if err := srv.Engine.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	r := srv.DialTLS(t)
+	r.Send(header("guest.localhost"))
+	mustNotHave(t, "features after the reload closed the host", r.Expect("</stream:features>"), "ANONYMOUS")
+}
