@@ -67,8 +67,8 @@ converse.initialize({
     : q.has('ws')
     ? { discover_connection_methods: false, websocket_url: q.get('ws') }
     : { discover_connection_methods: true }),
-  jid: 'conv@localhost',
-  password: 'conv secret',
+  // ?guest: Converse's anonymous mode, a guest on the host (SASL ANONYMOUS).
+  ...(q.has('guest') ? { authentication: 'anonymous', jid: 'localhost' } : { jid: 'conv@localhost', password: 'conv secret' }),
   auto_login: true,
   // With a WebSocket URL given, the test cuts the connection: Converse reconnects and
   // resumes its XEP-0198 session.
@@ -325,6 +325,48 @@ func TestBrowserConverseResume(t *testing.T) {
 	if err != nil || strings.Contains(got, "type='unavailable'") {
 		t.Fatalf("bob (err %v) saw conv go offline:\n%s", err, got)
 	}
+}
+
+// TestBrowserConverseGuest: Converse.js in its anonymous mode logs in as a guest (SASL
+// ANONYMOUS) over WebSocket, chats with a user of the host both ways, and logs out; the
+// guest's account is gone then.
+func TestBrowserConverseGuest(t *testing.T) {
+	dir := needNodePackage(t, "converse.js")
+	chrome := needChromium(t)
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true, Anonymous: true})
+	srv.AddUser(t, "alice", "secret")
+	alice := srv.LoginPlain(t, "alice", "secret", "desk")
+	alice.Send("<presence/>")
+	alice.Expect("<presence")
+	_, wport, _ := net.SplitHostPort(srv.WebTLSAddr())
+
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	b := openConverse(t, ctx, dir, chrome, "?guest&ws="+url.QueryEscape("wss://localhost:"+wport+"/xmpp-websocket"), nil)
+	b.poll("logged in as a guest", `!!(window.vt && window.vt.api.connection.connected())`)
+	guest, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](`vt.api.connection.get().jid`))
+	if err != nil || !strings.HasSuffix(strings.Split(guest, "/")[0], "@localhost") {
+		t.Fatalf("the guest's JID: %q, %v; %s", guest, err, b.state())
+	}
+	bare := strings.Split(guest, "/")[0]
+	if ok, err := b.eval(`(async () => { const c = await vt.api.chats.open('alice@localhost', {}, true);
+		await c.sendMessage({body: 'a question from the web'}); return true; })()`); err != nil || !ok {
+		t.Fatalf("sending to alice: %v; %s", err, b.state())
+	}
+	got, err := alice.ReadUntil("a question from the web", 30*time.Second)
+	if err != nil || !strings.Contains(got, "from='"+bare+"/") {
+		t.Fatalf("alice got (%v): %s", err, got)
+	}
+	alice.Send("<message to='" + bare + "' type='chat' id='ans'><body>an answer from the desk</body></message>")
+	b.poll("alice's answer in the chat", `(async () => { const c = await vt.api.chats.get('alice@localhost');
+		return c.messages.pluck('body').includes('an answer from the desk'); })()`)
+	if _, err := srv.Store.Accounts().Get(bare); err != nil {
+		t.Fatalf("the guest's account while logged in: %v", err)
+	}
+	if _, err := chromedp.Run(b.ctx, chromedp.Evaluate[any](`vt.api.user.logout()`, chromedp.EvalAwaitPromise)); err != nil {
+		t.Fatalf("logout: %v", err)
+	}
+	waitGone(t, srv, bare)
 }
 
 func query(transport string) string {
