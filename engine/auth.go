@@ -411,7 +411,7 @@ func (s *Server) externalLogin(ext PasswordChecker, local, domain, password stri
 		return false, acct, err
 	}
 	if u, err := jid.New(local, domain, ""); err == nil {
-		s.rt.Registered(module.Registration{User: u})
+		s.rt.Registered(module.Registration{User: u, Via: module.RegSite})
 	}
 	return true, acct, nil
 }
@@ -711,8 +711,9 @@ var ErrReservedName = errors.New("engine: the name is reserved")
 // modules hear of the account (OnRegistered), which makes a contact invitation's inviter
 // and the new account contacts. It derives the SCRAM keys (PBKDF2), or, with
 // Config.ExternalManage, has the site's program create the account (ErrSiteRefused when it
-// will not): call it off the event loops.
-func (s *Server) createAccount(user, password string, inv *invites.Invite) error {
+// will not): call it off the event loops. via and addr say how and from where
+// (module.Registration).
+func (s *Server) createAccount(user, password string, inv *invites.Invite, via, addr string) error {
 	if local, _, _ := strings.Cut(user, "@"); (inv == nil || inv.Username == "") && slices.Contains(s.config().ReservedNames, local) {
 		return ErrReservedName // the operator's roles: only an invitation naming it, or vireoctl
 	}
@@ -766,7 +767,7 @@ func (s *Server) createAccount(user, password string, inv *invites.Invite) error
 		return err
 	}
 	u, _ := jid.Parse(user) // prepared by the caller
-	reg := module.Registration{User: u}
+	reg := module.Registration{User: u, Via: via, Addr: addr}
 	if inv != nil {
 		if rerr := invites.Redeem(t, *inv); rerr != nil && module.LogStoreError(rerr) {
 			s.log.Error().Err(rerr).Str("user", user).Msg("redeem invitation")
@@ -857,7 +858,8 @@ func (c *conn) onRegister(st *xmlstream.Stanza, q xmlstream.Element) {
 		spend = &inv
 	}
 	var cerr error
-	ok := c.offLoop(func() { cerr = srv.createAccount(user, password, spend) }, func() {
+	addr := c.ip()
+	ok := c.offLoop(func() { cerr = srv.createAccount(user, password, spend, module.RegInBand, addr) }, func() {
 		switch {
 		case cerr == nil:
 			c.srv().log.Info().Str("user", user).Str("remote", c.ip()).Bool("invited", invited).Msg("account registered in-band")

@@ -73,7 +73,7 @@ func (s *Server) RegisterInvited(token, username, password, ip string) (string, 
 		return "", invites.ErrBadPassword
 	}
 	user := local + "@" + inv.Domain
-	switch err := s.createAccount(user, password, &inv); {
+	switch err := s.createAccount(user, password, &inv, module.RegWeb, ip); {
 	case errors.Is(err, store.ErrExists), errors.Is(err, ErrReservedName), errors.Is(err, ErrSiteRefused):
 		return "", invites.ErrNameTaken
 	case err != nil:

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/vireo-im/vireo/engine/signup"
+	"github.com/vireo-im/vireo/modules/module"
 	"github.com/vireo-im/vireo/store"
 	"github.com/vireo-im/vireo/store/invites"
 	"github.com/vireo-im/vireo/xmlstream/jid"
@@ -49,7 +50,7 @@ func (s *Server) RegisterOpen(domain, username, password, ip string) (string, er
 		return "", invites.ErrBadPassword
 	}
 	user := local + "@" + domain
-	switch err := s.createAccount(user, password, nil); {
+	switch err := s.createAccount(user, password, nil, module.RegWeb, ip); {
 	case errors.Is(err, store.ErrExists), errors.Is(err, ErrReservedName), errors.Is(err, ErrSiteRefused), errors.Is(err, invites.ErrNameTaken):
 		return "", invites.ErrNameTaken
 	case err != nil:

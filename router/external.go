@@ -92,7 +92,7 @@ func (s *shard) waitExternal(o *op, bare jid.JID, key string) bool {
 			r.log.Warn().Err(err).Str("user", key).Msg("router: no answer about a user of the external program")
 		}
 		if created {
-			r.Registered(module.Registration{User: bare}) // queued before the stanzas resume
+			r.Registered(module.Registration{User: bare, Via: module.RegSite}) // queued before the stanzas resume
 		}
 		back := getOp()
 		back.kind = opCall

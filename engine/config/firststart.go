@@ -378,6 +378,11 @@ disabled = []
 # subject = "Welcome"
 # message = """Welcome! Say hello in lobby@conference.example.org."""
 #
+# [modules.register]
+# Operators told, in a chat from the host, of every account its user creates (in-band,
+# on the web, with an invitation): who, how, and from which address.
+# watchers = ["admin@{{.Domain}}"]
+#
 # [modules.vcard]
 # Largest vCard (avatar included) a user may store (not-acceptable beyond).
 # max_bytes = 65536

@@ -395,7 +395,20 @@ type Registration struct {
 	// the inviter's contact invitation with ibr=y, so the two are to become contacts.
 	Inviter jid.JID
 	Contact bool
+	// Via says how the account was made: RegInBand (XEP-0077 on a stream), RegWeb (the
+	// sign-up page or an invitation's page) or RegSite (the first login, or the first
+	// stanza, of a user the site's password program knows).
+	Via string
+	// Addr is the client address the registration came from ("" when none did).
+	Addr string
 }
+
+// How accounts are made (Registration.Via).
+const (
+	RegInBand = "in-band"
+	RegWeb    = "web"
+	RegSite   = "site"
+)
 
 // Packet is a stanza in flight. The router owns it; it is valid during the call only.
 type Packet struct {

@@ -1,12 +1,16 @@
 // Package register implements XEP-0077: In-Band Registration for authenticated users:
 // password change and account removal. Account creation before authentication is the
-// engine's, since it happens before a session exists.
+// engine's, since it happens before a session exists; this package tells the operator's
+// watchers ([modules.register] watchers) of every account made, as ejabberd's
+// registration_watchers and Prosody's mod_watchregistrations do.
 package register
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -20,11 +24,23 @@ import (
 
 func init() { module.Register(new(Mod)) }
 
+// Config is [modules.register].
+type Config struct {
+	// Watchers get a chat message from the account's host for every account made in-band,
+	// on a web page, or by a site's first login: who, how, and from which address.
+	// Accounts the operator makes (vireoctl, the dashboard, XEP-0133) are not reported.
+	Watchers []string `toml:"watchers"`
+}
+
+// MaxWatchers bounds the list: each registration sends one message to each.
+const MaxWatchers = 32
+
 // Mod is the module.
 type Mod struct {
 	log      zerolog.Logger
 	rate     rate
 	accounts func() module.Accounts
+	watchers atomic.Pointer[[]jid.JID]
 }
 
 // ModuleInfo implements module.Module.
@@ -36,9 +52,66 @@ func (*Mod) ModuleInfo() module.Info {
 func (m *Mod) Provision(r module.Registrar) error {
 	m.log = r.Logger()
 	m.accounts = r.Accounts
+	if err := module.Configure(r, m); err != nil {
+		return err
+	}
 	r.IQ(module.IQGet, ns.Register, "query", m.get)
 	r.IQ(module.IQSet, ns.Register, "query", m.set)
+	r.OnRegistered(m.notify)
 	return nil
+}
+
+var _ module.Reconfigurer = (*Mod)(nil)
+
+// Reconfigure implements module.Reconfigurer: the new watchers hear of the accounts made
+// after the reload.
+func (m *Mod) Reconfigure(rc module.Reconfig) (func(), error) {
+	var cfg Config
+	if err := rc.Decode(&cfg); err != nil {
+		return nil, err
+	}
+	if len(cfg.Watchers) > MaxWatchers {
+		return nil, fmt.Errorf("watchers: at most %d", MaxWatchers)
+	}
+	ws := make([]jid.JID, 0, len(cfg.Watchers))
+	for _, w := range cfg.Watchers {
+		j, err := jid.Parse(w)
+		if err != nil || j.Local() == "" {
+			return nil, fmt.Errorf("watchers: %q is not a user's address", w)
+		}
+		ws = append(ws, j)
+	}
+	return func() { m.watchers.Store(&ws) }, nil
+}
+
+// notify tells each watcher of the account r made, from the account's host.
+func (m *Mod) notify(c module.Context, r module.Registration) {
+	ws := m.watchers.Load()
+	if ws == nil || len(*ws) == 0 {
+		return
+	}
+	text := "New account " + r.User.String()
+	switch r.Via {
+	case module.RegInBand:
+		text += ", registered in-band"
+	case module.RegWeb:
+		text += ", registered on the web"
+	case module.RegSite:
+		text += ", known to the site's password program"
+	}
+	if !r.Inviter.IsZero() {
+		text += ", invited by " + r.Inviter.String()
+	}
+	if r.Addr != "" {
+		text += ", from " + r.Addr
+	}
+	text += "."
+	for _, w := range *ws {
+		var b xmlstream.Builder
+		b.Start("message").Attr("type", "chat").Attr("from", r.User.Domain()).Attr("to", w.String()).
+			Attr("id", "reg-"+r.User.String()).Start("body").Text(text).End().End()
+		c.Route(b.B)
+	}
 }
 
 func (m *Mod) get(c module.Context, iq *module.Packet) {

@@ -7,8 +7,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
+	"github.com/vireo-im/vireo/modules/register"
 	_ "github.com/vireo-im/vireo/modules/standard"
+	"github.com/vireo-im/vireo/router"
 	"github.com/vireo-im/vireo/router/routertest"
+	"github.com/vireo-im/vireo/store/pebblestore"
 )
 
 // TestPasswordChangesAreBounded: a client firing hundreds of in-band password changes gets
@@ -51,5 +56,40 @@ func TestPasswordChangesAreBounded(t *testing.T) {
 	}
 	if peak-before > 20 {
 		t.Fatalf("goroutines grew by %d during the flood", peak-before)
+	}
+}
+
+// TestWatchersConfig: watchers must be users' addresses, at most MaxWatchers of them; a
+// bad list fails the start and names the module.
+func TestWatchersConfig(t *testing.T) {
+	many := make([]string, register.MaxWatchers+1)
+	for i := range many {
+		many[i] = fmt.Sprintf("w%d@example.org", i)
+	}
+	for _, tc := range []struct {
+		watchers []string
+		fail     bool
+	}{{nil, false}, {[]string{"admin@example.org", "ops@other.example"}, false}, {[]string{"example.org"}, true},
+		{[]string{"a b@example.org"}, true}, {many, true}} {
+		st, err := pebblestore.Open(t.TempDir(), pebblestore.Options{Logger: zerolog.Nop()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := router.New(router.Options{Domains: []string{"example.org"}, Store: st, Logger: zerolog.Nop(),
+			ModuleConfig: func(id string, v any) error {
+				if c, ok := v.(*register.Config); ok {
+					c.Watchers = tc.watchers
+				}
+				return nil
+			}})
+		if (err != nil) != tc.fail {
+			t.Errorf("watchers %v: %v", tc.watchers, err)
+		}
+		if err == nil {
+			r.Close()
+		} else if !strings.Contains(err.Error(), "register") {
+			t.Errorf("error does not name the module: %v", err)
+		}
+		st.Close()
 	}
 }
