@@ -6,6 +6,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/vireo-im/vireo/engine/sasl"
@@ -29,6 +30,10 @@ import (
 // anonTable lists the live guest accounts, one row per account (store.UserKey).
 const anonTable = "anonymous"
 
+// guestBindWithin is how long a guest's login may go without a session before its account
+// is removed: a stream that authenticated and closed, or never bound.
+var guestBindWithin = 2 * time.Minute // a variable for the tests
+
 // anonNameBytes is the randomness of a guest's name: 80 bits, as 16 base32 characters.
 const anonNameBytes = 10
 
@@ -49,9 +54,25 @@ func (s *Server) isGuest(bare jid.JID) bool {
 	return ok
 }
 
+// openRegistration says whether anyone may register on the stream's host: a host for
+// guests takes none (an account there would pass for a guest's), though an operator's
+// invitation still opens it.
+func (c *conn) openRegistration(cfg *Config) bool {
+	return cfg.Registration && !cfg.anonymousHost(c.domainName())
+}
+
 // Ephemeral implements router.Ephemeral: the router removes a guest's account when its
-// session ends.
-func (c *conn) Ephemeral() bool { return !c.bare.IsZero() && c.srv().isGuest(c.bare) }
+// session ends. The router asks at bind, which marks the guest bound.
+func (c *conn) Ephemeral() bool {
+	if c.bare.IsZero() || !c.srv().config().anonymousHost(c.bare.Domain()) {
+		return false
+	}
+	v, ok := c.srv().guests.Load(c.bare.String())
+	if ok {
+		v.(*atomic.Bool).Store(true)
+	}
+	return ok
+}
 
 // anonLogin finishes an ANONYMOUS exchange: the account is made on the worker pool, then
 // the login succeeds on the loop. An address gets as many guest accounts a minute as it
@@ -105,9 +126,9 @@ func (s *Server) newGuest(domain string) (string, error) {
 		rand.Read(b[:])
 		local := anonEncoding.EncodeToString(b[:])
 		user := local + "@" + domain
-		// The row first: the account's synced write makes it durable too, and a crash
-		// between the two leaves a row whose account is not a guest's, which the sweep
-		// skips.
+		// The row first, so that a crash between the two leaves a row whose account is
+		// missing, which the sweep drops. Neither write waits for the disk: a guest's
+		// account is promised to nobody (pebblestore syncs no guest account's writes).
 		if err := t.ApplyLazy(store.Op{Key: store.UserKey(user)}); err != nil {
 			return "", err
 		}
@@ -118,7 +139,17 @@ func (s *Server) newGuest(domain string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		s.guests.Store(user, struct{}{})
+		bound := new(atomic.Bool)
+		s.guests.Store(user, bound)
+		// A login that never gets a session (the stream closed before its bind, or never
+		// binds) leaves no session end to remove the account: this does.
+		time.AfterFunc(guestBindWithin, func() {
+			if v, ok := s.guests.Load(user); ok && v == bound && !bound.Load() {
+				if j, err := jid.Parse(user); err == nil {
+					s.guestGone(j)
+				}
+			}
+		})
 		return local, nil
 	}
 	return "", errors.New("engine: no free guest name")

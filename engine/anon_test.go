@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vireo-im/vireo/engine"
 	"github.com/vireo-im/vireo/engine/vireotest"
 	"github.com/vireo-im/vireo/store"
 	"github.com/vireo-im/vireo/store/pebblestore"
@@ -112,6 +113,27 @@ func TestIntegrationAnonymous(t *testing.T) {
 	waitGone(t, srv, guest2)
 	if n, _ := srv.Store.Offline().Count(guest2); n != 0 {
 		t.Fatalf("%d offline messages kept for a guest who left", n)
+	}
+
+	// A guest who leaves before binding, and one who never binds, leave nothing either.
+	defer engine.SetGuestBindWithin(time.Second)()
+	for _, leave := range []bool{true, false} {
+		r := srv.DialTLS(t)
+		r.Send(srv.Header())
+		r.Expect("</stream:features>")
+		r.Send(anonAuth)
+		r.Expect("<success")
+		if leave {
+			r.Conn().Close()
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for n, _ := srv.Store.Accounts().Count(); n != 1; n, _ = srv.Store.Accounts().Count() {
+			if time.Now().After(deadline) {
+				t.Fatalf("leave %v: %d accounts, want alice's alone", leave, n)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		r.Conn().Close()
 	}
 
 	// SASL2: a guest asking for a FAST token gets none.
@@ -249,6 +271,7 @@ func TestIntegrationAnonymousHosts(t *testing.T) {
 	cfg := srv.Engine.Config()
 	cfg.Domains = []string{"localhost", "guest.localhost"}
 	cfg.AnonymousDomains = []string{"guest.localhost"}
+	cfg.Registration = true
 	if err := srv.Router.SetDomains(cfg.Domains); err != nil {
 		t.Fatal(err)
 	}
@@ -259,9 +282,21 @@ func TestIntegrationAnonymousHosts(t *testing.T) {
 	for range 2 { // the second time from the cached forms
 		r := srv.DialTLS(t)
 		r.Send(header("localhost"))
-		mustNotHave(t, "features of the host without guests", r.Expect("</stream:features>"), "ANONYMOUS")
+		got := r.Expect("</stream:features>")
+		mustNotHave(t, "features of the host without guests", got, "ANONYMOUS")
+		mustHave(t, "features of the host without guests", got, "<register xmlns='http://jabber.org/features/iq-register'/>")
 		r.Send(anonAuth)
 		r.Expect("<invalid-mechanism")
+		// Open registration is for the other host only: an account on the guests' host
+		// would pass for a guest's.
+		r = srv.DialTLS(t)
+		r.Send(header("guest.localhost"))
+		mustNotHave(t, "features of the host with guests", r.Expect("</stream:features>"), "iq-register")
+		r.Send("<iq type='set' id='reg'><query xmlns='jabber:iq:register'><username>fake</username><password>pw</password></query></iq>")
+		r.ExpectClosed()
+		if _, err := srv.Store.Accounts().Get("fake@guest.localhost"); err == nil {
+			t.Fatal("an account registered in-band on the guests' host")
+		}
 		r = srv.DialTLS(t)
 		r.Send(header("guest.localhost"))
 		mustHave(t, "features of the host with guests", r.Expect("</stream:features>"), "<mechanism>ANONYMOUS</mechanism>")
@@ -271,6 +306,12 @@ func TestIntegrationAnonymousHosts(t *testing.T) {
 		r.Expect("</stream:features>")
 		r.Send("<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>")
 		mustHave(t, "a guest's address", r.Expect("</iq>"), "@guest.localhost/")
+	}
+	if open, domains, _ := srv.Engine.SignupSettings("192.0.2.1"); !open || strings.Join(domains, " ") != "localhost" {
+		t.Fatalf("sign-up page: open %v, hosts %v; want localhost only", open, domains)
+	}
+	if _, err := srv.Engine.RegisterOpen("guest.localhost", "webfake", "a long password", "192.0.2.1"); err == nil {
+		t.Fatal("the sign-up page made an account on the guests' host")
 	}
 	cfg.AnonymousDomains = nil
 	if err := srv.Engine.Reload(cfg); err != nil {

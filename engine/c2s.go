@@ -133,7 +133,7 @@ func (c *conn) buildFeatures(k featKey) []byte {
 				}
 				b.End()
 			}
-			if cfg.Registration {
+			if cfg.Registration && !k.guests {
 				b.Start("register").Attr("xmlns", ns.RegisterFeature).End()
 			}
 			// XEP-0445: an invitation's token opens registration, open or not.
@@ -194,7 +194,7 @@ func (c *conn) onElement(st *xmlstream.Stanza) bool {
 	if st.Kind() == xmlstream.KindIQ && !c.has(fAuthed) {
 		p, ok := st.FirstChild()
 		preauth := ok && string(p.NS()) == nsPreauth && string(p.Name()) == "preauth"
-		if preauth || ok && string(p.NS()) == ns.Register && (cfg.Registration || c.has(fInvited)) {
+		if preauth || ok && string(p.NS()) == ns.Register && (c.openRegistration(cfg) || c.has(fInvited)) {
 			if cfg.RequireTLS && !c.has(fTLS) && cfg.TLS != nil {
 				c.fail(stanza.NotAuthorized, "STARTTLS is required first")
 				return false

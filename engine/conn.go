@@ -1001,6 +1001,10 @@ func (c *conn) onClose(err error) {
 			s.rt.Unbind(c.sess)
 		}
 		s.established.Add(-1)
+	} else if !c.bare.IsZero() && s.isGuest(c.bare) && !c.has(fBindWait) {
+		// A guest who left before binding: no session will tell the router (anon.go).
+		// A bind in flight ends in Unbind, which does.
+		s.guestGone(c.bare)
 	}
 	if t := c.tls.Load(); t != nil {
 		t.Close()

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"net"
+	"time"
 )
 
 // RewriteComponentNS exposes rewriteNS to the external tests.
@@ -49,4 +50,12 @@ func CaptchaText(s *Server, id string) string {
 		return true
 	})
 	return text
+}
+
+// SetGuestBindWithin changes how long a guest's login may go without a session, and
+// returns a function that restores it.
+func SetGuestBindWithin(d time.Duration) func() {
+	old := guestBindWithin
+	guestBindWithin = d
+	return func() { guestBindWithin = old }
 }

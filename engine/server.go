@@ -273,8 +273,6 @@ type Server struct {
 	captchas     sync.Map
 	captchaConns atomic.Int64
 	redeeming    sync.Mutex
-	// guests holds the live guest accounts' bare JIDs (anon.go).
-	guests sync.Map
 
 	featCfg atomic.Pointer[Config]
 	tickets ticketKeys
@@ -321,6 +319,11 @@ type Server struct {
 	authOK      atomic.Int64
 	authFail    atomic.Int64
 	counts      loginCounters
+
+	// Cold fields go last, so that adding one leaves the hot ones above where they were
+	// on their cache lines.
+	// guests holds the live guest accounts (bare JID -> *atomic.Bool, set once bound; anon.go).
+	guests sync.Map
 }
 
 // New validates cfg and prepares the listeners; Start opens them.

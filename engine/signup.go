@@ -24,9 +24,12 @@ func (s *Server) SignupSettings(ip string) (open bool, domains []string, captcha
 		return false, nil, false
 	}
 	for _, d := range cfg.Domains {
-		if s.isLocal(d) {
+		if s.isLocal(d) && !cfg.anonymousHost(d) { // guests' hosts take no accounts
 			domains = append(domains, d)
 		}
+	}
+	if len(domains) == 0 {
+		return false, nil, false
 	}
 	return true, domains, cfg.RegistrationCaptcha && !cfg.trusted(ip)
 }
@@ -36,7 +39,7 @@ func (s *Server) SignupSettings(ip string) (open bool, domains []string, captcha
 // invites.ErrBadPassword, invites.ErrNameTaken or a store error. It derives the SCRAM keys
 // (PBKDF2), so it runs for tens of milliseconds. Safe for concurrent use.
 func (s *Server) RegisterOpen(domain, username, password, ip string) (string, error) {
-	if !s.config().Registration || !s.isLocal(domain) {
+	if cfg := s.config(); !cfg.Registration || !s.isLocal(domain) || cfg.anonymousHost(domain) {
 		return "", signup.ErrClosed
 	}
 	if err := s.pageAttempt(ip); err != nil {

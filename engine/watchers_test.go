@@ -10,9 +10,9 @@ import (
 
 // TestIntegrationRegistrationWatchers: [modules.register] watchers hear of each account
 // made in-band and on the web sign-up page, with how and from where; not of accounts the
-// operator adds, nor of guests.
+// operator adds.
 func TestIntegrationRegistrationWatchers(t *testing.T) {
-	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true, Registration: true, Anonymous: true,
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true, Registration: true,
 		ModuleConfig: func(id string, v any) error {
 			if c, ok := v.(*register.Config); ok {
 				c.Watchers = []string{"admin@localhost"}
@@ -40,6 +40,5 @@ func TestIntegrationRegistrationWatchers(t *testing.T) {
 	if err := admin.AddUser(adminBackend{srv}, "byhand@localhost", "pw", 0); err != nil {
 		t.Fatal(err)
 	}
-	guestLogin(t, srv)
 	w.Never("New account")
 }

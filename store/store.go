@@ -72,7 +72,8 @@ type Account struct {
 	// (engine Config.External); while they hold no keys, their password is the program's.
 	External bool `json:",omitempty"`
 	// Anonymous accounts were made by a SASL ANONYMOUS login (RFC 4505) and go, with all
-	// their data, when that login's session ends; nobody can log in to one again.
+	// their data, when that login's session ends; nobody can log in to one again. A store
+	// need not sync their creation or removal: a crash ends the session anyway.
 	Anonymous bool `json:",omitempty"`
 }
 

@@ -80,7 +80,8 @@ reserved_names = ["admin", "administrator", "root", "hostmaster", "postmaster", 
 # Hosts (from domains) where anyone may log in as a guest, without an account (SASL
 # ANONYMOUS, XEP-0175): web chat, support desks, conference guests. A guest gets a random
 # address that lives as long as its session, then goes with everything stored for it.
-# Guests log in at the pace of registrations_per_minute per address.
+# Guests log in at the pace of registrations_per_minute per address; open registration
+# skips these hosts.
 # anonymous_domains = ["guest.{{.Domain}}"]
 # Let guests reach other servers (off: this server's users, rooms and services only).
 anonymous_s2s = false

@@ -193,7 +193,7 @@ func (a accounts) setAccount(acc store.Account, wasPartial bool) error {
 	case !partial && wasPartial:
 		b.Delete(key(pPartial, acc.User), nil)
 	}
-	if err := a.s.commit(b, false); err != nil {
+	if err := a.s.commitWith(b, false, accountSync(acc)); err != nil {
 		return err
 	}
 	switch {
@@ -423,13 +423,24 @@ func (a accounts) Delete(user string) error {
 		b.DeleteRange(lo, prefixEnd(lo), nil)
 	}
 	a.s.tmu.Unlock()
-	if err := a.s.commit(b, true); err != nil {
+	if err := a.s.commitWith(b, true, accountSync(acc)); err != nil {
 		return err
 	}
 	if partial {
 		a.s.partial.Add(-1)
 	}
 	return nil
+}
+
+// accountSync is how an account's writes reach the disk: a guest's account
+// (store.Account.Anonymous) is promised to nobody and dies with its session, which a crash
+// ends anyway, so its creation and removal do not wait for a sync; every other account's
+// do.
+func accountSync(acc store.Account) *pebble.WriteOptions {
+	if acc.Anonymous {
+		return pebble.NoSync
+	}
+	return pebble.Sync
 }
 
 func (a accounts) List(fn func(user string) bool) error {
