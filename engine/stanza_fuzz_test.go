@@ -369,6 +369,7 @@ var preauthSeeds = []string{
 	`<next xmlns='urn:xmpp:sasl:2' task='UPGR-SCRAM-SHA-256'/><task-data xmlns='urn:xmpp:sasl:2'><hash xmlns='urn:xmpp:scram-upgrade:0'>AAAA</hash></task-data>`,
 	`<authenticate xmlns='urn:xmpp:sasl:2' mechanism='HT-SHA-256-NONE'><initial-response>ZnV6egBBQUFB</initial-response><user-agent id='x'/><bind xmlns='urn:xmpp:bind:0'><tag>t</tag><enable xmlns='urn:xmpp:sm:3' resume='true'/></bind><resume xmlns='urn:xmpp:sm:3' previd='p' h='1'/></authenticate>`,
 	`<authenticate xmlns='urn:xmpp:sasl:2' mechanism='PLAIN'><initial-response>AGZ1enoAZnV6eiBwdw==</initial-response><user-agent id='y'/><request-token xmlns='urn:xmpp:fast:0' mechanism='HT-SHA-256-NONE'/><bind xmlns='urn:xmpp:bind:0'/></authenticate>`,
+	`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='ANONYMOUS'>dHJhY2U=</auth>`,
 	`<iq type='get' id='g'><query xmlns='jabber:iq:register'/></iq>`,
 	`<iq type='get' id='g'><query xmlns='jabber:iq:register'/></iq><iq type='set' id='s'><query xmlns='jabber:iq:register'><x xmlns='jabber:x:data' type='submit'><field var='username'><value>u</value></field><field var='password'><value>p</value></field><field var='challenge'><value>00</value></field><field var='ocr'><value>ABCDEF</value></field></x></query></iq>`,
 	`<iq type='set' id='p'><preauth xmlns='urn:xmpp:pars:0' token='t'/></iq>`,
@@ -442,4 +443,62 @@ func wellFormedSeq(b []byte) bool {
 			}
 		}
 	}
+}
+
+// guestSeeds are what a guest sends after its ANONYMOUS login: binding (twice, or by
+// SASL2 inline), stream management with resumption, roster and private storage writes,
+// messages and presence.
+var guestSeeds = []string{
+	`<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq><presence/><message to='fuzz@localhost' type='chat'><body>hi</body></message>`,
+	`<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq><enable xmlns='urn:xmpp:sm:3' resume='true'/><presence/><r xmlns='urn:xmpp:sm:3'/>`,
+	`<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq><iq type='set' id='r'><query xmlns='jabber:iq:roster'><item jid='fuzz@localhost'/></query></iq><iq type='set' id='p'><query xmlns='jabber:iq:private'><x xmlns='a:b'/></query></iq>`,
+	`<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq><iq type='set' id='b2'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>`,
+	`<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq><iq type='set' id='pw'><query xmlns='jabber:iq:register'><remove/></query></iq>`,
+	`<resume xmlns='urn:xmpp:sm:3' previd='x' h='0'/>`,
+	`</stream:stream>`,
+}
+
+// FuzzGuest logs a guest in (SASL ANONYMOUS), restarts the stream and sends a sequence of
+// elements. Whatever the sequence, no handler panics, and once the stream has ended the
+// guest's account is gone with everything stored for it: only the one account there was
+// before remains.
+func FuzzGuest(f *testing.F) {
+	panics, log := fuzzSetup(f, guestSeeds)
+	srv := vireotest.Start(f, vireotest.Options{RequireTLS: no(), AllowPlain: true, Logger: log, Anonymous: true,
+		ResumeTimeout: 200 * time.Millisecond})
+	srv.AddUser(f, "fuzz", "fuzz pw")
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if !wellFormedSeq(b) && !bytes.Equal(b, []byte(`</stream:stream>`)) {
+			return
+		}
+		c := srv.Dial(t)
+		c.Send(srv.Header())
+		c.Expect("</stream:features>")
+		c.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='ANONYMOUS'/>")
+		c.Expect("<success")
+		c.Send(srv.Header())
+		c.Expect("</stream:features>")
+		c.Send(string(b))
+		c.Conn().(*net.TCPConn).CloseWrite()
+		c.Conn().SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.Copy(io.Discard, c.Conn()); err != nil {
+			t.Fatalf("after %q: the stream did not end: %v", b, err)
+		}
+		c.Conn().Close()
+		if m := panics.last(); m != "" {
+			t.Fatalf("after %q: %s", b, m)
+		}
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			n, _ := srv.Store.Accounts().Count()
+			rows := 0
+			srv.Store.Table("anonymous").Scan(nil, func(_, _ []byte) bool { rows++; return true })
+			if n == 1 && rows == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("after %q: %d accounts and %d guest rows remain, want the one account", b, n, rows)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
 }
