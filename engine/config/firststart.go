@@ -445,8 +445,10 @@ disabled = []
 # XEP-0045 chat rooms, served at <subdomain>.<each domain>.
 # subdomain = "conference"
 # name = "Chatrooms"
-# Who may create rooms: "local" (users of this server) or "anyone".
+# Who may create rooms: "local" (users of this server), "anyone", or "admins" (below).
 # create = "local"
+# Narrow "local" to the users of some hosts (say, not the guests of anonymous_domains).
+# create_hosts = ["{{.Domain}}"]
 # Service administrators: owners of every room (enter, configure, moderate, destroy).
 # admins = ["admin@example.org"]
 # Rooms per service; maxusers of a new room and the largest an owner may set.

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -96,8 +97,12 @@ type Config struct {
 	// Name is the service's disco identity name.
 	Name string `toml:"name"`
 	// Create says who may create rooms: "local" (users of this server's virtual hosts,
-	// the default) or "anyone".
+	// the default), "anyone", or "admins" (Admins only). Admins may always.
 	Create string `toml:"create"`
+	// CreateHosts narrows "local" to the users of these virtual hosts: a server with a
+	// host for guests lets them join rooms but not make them, as Prosody's
+	// restrict_room_creation = "local" does for its own host.
+	CreateHosts []string `toml:"create_hosts"`
 	// MaxRooms bounds the rooms of one service.
 	MaxRooms int `toml:"max_rooms"`
 	// DefaultOccupants is maxusers of a new room; MaxOccupants the largest an owner may set.
@@ -312,9 +317,16 @@ func (c *Config) normalize() error {
 	switch c.Create {
 	case "":
 		c.Create = "local"
-	case "local", "anyone":
+	case "local", "anyone", "admins":
 	default:
-		return fmt.Errorf("create %q: want \"local\" or \"anyone\"", c.Create)
+		return fmt.Errorf("create %q: want \"local\", \"anyone\" or \"admins\"", c.Create)
+	}
+	for i, h := range c.CreateHosts {
+		d, err := jid.PrepareDomain(h)
+		if err != nil {
+			return fmt.Errorf("create_hosts: %q is not a host name", h)
+		}
+		c.CreateHosts[i] = d
 	}
 	pos := func(v *int, def int) {
 		if *v <= 0 {
@@ -584,10 +596,16 @@ func (s *service) noRoomIQ(c module.Context, p *module.Packet) {
 	c.Error(p, errBy(p.To.Bare(), stanza.ItemNotFound, "no such room"))
 }
 
-// mayCreate applies [modules.muc] create.
+// mayCreate applies [modules.muc] create and create_hosts.
 func (s *service) mayCreate(c module.Context, from jid.JID) bool {
-	if st := s.m.conf(); st.Create == "anyone" || st.admins[from.Bare().String()] {
+	st := s.m.conf()
+	switch {
+	case st.Create == "anyone" || st.admins[from.Bare().String()]:
 		return true
+	case st.Create == "admins":
+		return false
+	case len(st.CreateHosts) > 0:
+		return slices.Contains(st.CreateHosts, from.Domain())
 	}
 	return c.IsLocal(from.Domain())
 }

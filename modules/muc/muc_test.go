@@ -1266,3 +1266,36 @@ admins = ["carol@example.org"]
 		t.Fatalf("admins = [a domain]: %v", err)
 	}
 }
+
+// TestCreateRestricted: create = "admins" leaves room creation to the service's
+// administrators; create_hosts leaves it to the users of the hosts listed (a guests' host
+// left out), administrators always included; a bad host name fails the start.
+func TestCreateRestricted(t *testing.T) {
+	for _, tc := range []struct{ conf, who string }{
+		{"create = \"admins\"", "carol"},
+		{"create_hosts = [\"other.example\"]", "carol"},
+		{"create_hosts = [\"Example.ORG\"]", "alice"},
+	} {
+		cfg, err := config.Parse([]byte("domains = [\"example.org\", \"other.example\"]\n[modules.muc]\nadmins = [\"carol@example.org\"]\n"+tc.conf+"\n"), "/x/vireo.toml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := routertest.New(t, []string{"alice", "carol"}, func(o *router.Options) { o.ModuleConfig = cfg.ModuleConfig })
+		if tc.who != "alice" {
+			a := e.Bind("alice", "pc")
+			a.Send(join("Alice", "j1"))
+			a.C.Wait(t, "id='j1'", "type='error'", "<not-allowed", "room creation is restricted")
+		}
+		w := e.Bind(tc.who, "pc")
+		w.Send(join("Who", "j2"))
+		w.C.Wait(t, "id='j2'", "status code='201'", "affiliation='owner'")
+	}
+	bad, err := config.Parse([]byte("domains = [\"example.org\"]\n[modules.muc]\ncreate_hosts = [\"a b\"]\n"), "/x/vireo.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := router.New(router.Options{Store: routertest.New(t, nil, nil).Store, Domains: []string{"example.org"}, ModuleConfig: bad.ModuleConfig}); err == nil ||
+		!strings.Contains(err.Error(), "create_hosts") {
+		t.Fatalf("create_hosts = [a bad name]: %v", err)
+	}
+}
