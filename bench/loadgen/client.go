@@ -42,7 +42,7 @@ type Config struct {
 	Addr      string // host:port
 	Domain    string
 	Mode      Mode
-	Mechanism string // SCRAM-SHA-1, SCRAM-SHA-256 or PLAIN
+	Mechanism string // SCRAM-SHA-1, SCRAM-SHA-256, PLAIN or ANONYMOUS (a guest: user and password unused)
 	TLS       *tls.Config
 	LocalAddr string // source IP (spread over 127.0.0.x when ports run short)
 	Timeout   time.Duration
@@ -363,6 +363,11 @@ func (s *Session) auth(cfg Config, user, pass string) error {
 	mech := cfg.Mechanism
 	if mech == "" {
 		mech = "SCRAM-SHA-256"
+	}
+	if mech == "ANONYMOUS" {
+		io.WriteString(s.conn, "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='ANONYMOUS'/>")
+		_, err := s.expect("success")
+		return err
 	}
 	if mech == "PLAIN" {
 		io.WriteString(s.conn, "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>"+

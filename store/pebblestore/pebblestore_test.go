@@ -249,3 +249,39 @@ func TestPartialKeyAccounts(t *testing.T) {
 	step("reopen an old database", nil, 2)
 	step("complete old", s.Accounts().SetCredentials("old@d", full), 1)
 }
+
+// TestClearRange: a prefix of a few keys and one of more than maxPointDeletes both go
+// whole (point deletions for the first, a range deletion for the second), and the keys
+// beside them stay.
+func TestClearRange(t *testing.T) {
+	s, err := Open(t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	tb := s.Table("clear")
+	for _, n := range []int{3, maxPointDeletes + 500} {
+		prefix := fmt.Sprintf("p%d\x00", n)
+		ops := make([]store.Op, 0, n)
+		for i := range n {
+			ops = append(ops, store.Op{Key: []byte(fmt.Sprintf("%s%05d", prefix, i)), Val: []byte("v")})
+		}
+		if err := tb.Apply(ops...); err != nil {
+			t.Fatal(err)
+		}
+		if err := tb.Set([]byte(fmt.Sprintf("p%d\x01beside", n)), []byte("v")); err != nil {
+			t.Fatal(err)
+		}
+		if err := tb.DeletePrefix([]byte(prefix)); err != nil {
+			t.Fatal(err)
+		}
+		left := 0
+		tb.Scan([]byte(prefix), func(_, _ []byte) bool { left++; return true })
+		if left != 0 {
+			t.Errorf("%d keys: %d left after DeletePrefix", n, left)
+		}
+		if _, err := tb.Get([]byte(fmt.Sprintf("p%d\x01beside", n))); err != nil {
+			t.Errorf("%d keys: the key beside the prefix: %v", n, err)
+		}
+	}
+}
