@@ -141,6 +141,7 @@ func (s *Server) newGuest(domain string) (string, error) {
 		}
 		bound := new(atomic.Bool)
 		s.guests.Store(user, bound)
+		s.guestsN.Add(1)
 		// A login that never gets a session (the stream closed before its bind, or never
 		// binds) leaves no session end to remove the account: this does.
 		time.AfterFunc(guestBindWithin, func() {
@@ -171,7 +172,9 @@ func (s *Server) guestGone(bare jid.JID) {
 
 // dropGuest removes a guest account with its data, unless the account is not a guest's.
 func (s *Server) dropGuest(user string) error {
-	s.guests.Delete(user)
+	if _, ok := s.guests.LoadAndDelete(user); ok {
+		s.guestsN.Add(-1)
+	}
 	acct, err := s.st.Accounts().Get(user)
 	if errors.Is(err, store.ErrNotFound) || err == nil && !acct.Anonymous {
 		return s.st.Table(anonTable).Delete(store.UserKey(user)) // a row alone (newGuest)

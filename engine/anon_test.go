@@ -84,6 +84,9 @@ func TestIntegrationAnonymous(t *testing.T) {
 	if err != nil || !acct.Anonymous {
 		t.Fatalf("guest account: %+v, %v", acct, err)
 	}
+	if n := engine.Guests(srv.Engine); n != 1 {
+		t.Fatalf("vireo_guests = %d with one guest", n)
+	}
 	g.Send("<iq type='set' id='r1'><query xmlns='jabber:iq:roster'><item jid='alice@localhost' name='Alice'/></query></iq>")
 	mustHave(t, "guest roster set", g.Expect("id='r1'"), "type='result'")
 	g.Send("<iq type='set' id='p1'><query xmlns='jabber:iq:register'><username>" + strings.TrimSuffix(guest, "@localhost") + "</username><password>pw</password></query></iq>")
@@ -97,6 +100,9 @@ func TestIntegrationAnonymous(t *testing.T) {
 	g.Send("</stream:stream>")
 	g.ExpectClosed()
 	waitGone(t, srv, guest)
+	if n := engine.Guests(srv.Engine); n != 0 {
+		t.Fatalf("vireo_guests = %d once the guest left", n)
+	}
 	alice.Send("<message to='" + guest + "' type='chat' id='a2'><body>still there?</body></message>")
 	expectBounce(t, alice, "a2", "<service-unavailable")
 

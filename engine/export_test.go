@@ -59,3 +59,6 @@ func SetGuestBindWithin(d time.Duration) func() {
 	guestBindWithin = d
 	return func() { guestBindWithin = old }
 }
+
+// Guests is the vireo_guests gauge: live guest accounts.
+func Guests(s *Server) int64 { return s.counters().Guests }

@@ -322,8 +322,10 @@ type Server struct {
 
 	// Cold fields go last, so that adding one leaves the hot ones above where they were
 	// on their cache lines.
-	// guests holds the live guest accounts (bare JID -> *atomic.Bool, set once bound; anon.go).
-	guests sync.Map
+	// guests holds the live guest accounts (bare JID -> *atomic.Bool, set once bound; anon.go);
+	// guestsN counts them.
+	guests  sync.Map
+	guestsN atomic.Int64
 }
 
 // New validates cfg and prepares the listeners; Start opens them.
@@ -760,7 +762,7 @@ func (s *Server) counters() metrics.Counters {
 	e, r := s.Stats(), s.rt.Stats()
 	m := metrics.Counters{ConnsOpen: e.Open, Established: e.Established, TLS: e.TLS, AuthOK: e.AuthOK,
 		AuthFail: e.AuthFail, Refused: e.Refused, AcceptErrors: e.AcceptErrors, Online: r.Online,
-		Detached: r.Detached, Routed: r.Routed, Dropped: r.Dropped, Shaped: r.Shaped, Queued: int64(r.Queued), Shards: int64(r.Shards)}
+		Detached: r.Detached, Guests: s.guestsN.Load(), Routed: r.Routed, Dropped: r.Dropped, Shaped: r.Shaped, Queued: int64(r.Queued), Shards: int64(r.Shards)}
 	s.metricsExtra(&m)
 	if s.links != nil {
 		m.Links = true

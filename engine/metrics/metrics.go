@@ -33,6 +33,7 @@ type Counters struct {
 	AcceptErrors int64 // total failed accepts (EMFILE ...)
 	Online       int64 // router sessions online
 	Detached     int64 // XEP-0198 sessions waiting for their client to resume
+	Guests       int64 // live guest accounts (SASL ANONYMOUS)
 	Routed       int64 // total stanzas routed
 	Dropped      int64 // total stanzas dropped
 	Shaped       int64 // total times a client went over [c2s] max_rate and was held back
@@ -96,6 +97,7 @@ var (
 	descConnsOpen   = prometheus.NewDesc("vireo_connections_open", "Open connections on all listeners, HTTP ones included (a scrape over the web listener counts itself).", nil, nil)
 	descEstablished = prometheus.NewDesc("vireo_sessions_established", "Streams with a bound resource.", nil, nil)
 	descOnline      = prometheus.NewDesc("vireo_sessions_online", "Sessions online in the router.", nil, nil)
+	descGuests      = prometheus.NewDesc("vireo_guests", "Live guest accounts (SASL ANONYMOUS logins whose session has not ended).", nil, nil)
 	descDetached    = prometheus.NewDesc("vireo_sessions_detached", "XEP-0198 sessions waiting for their client to resume.", nil, nil)
 	descTLS         = prometheus.NewDesc("vireo_tls_connections", "Open connections using TLS.", nil, nil)
 	descLogins      = prometheus.NewDesc("vireo_logins_total", "Authentications by result (ok, failed).", []string{"result"}, nil)
@@ -133,7 +135,7 @@ var _ prometheus.Collector = collector{}
 
 // Describe implements prometheus.Collector.
 func (collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descConnsOpen, descEstablished, descOnline, descDetached, descTLS,
+	for _, d := range []*prometheus.Desc{descConnsOpen, descEstablished, descOnline, descGuests, descDetached, descTLS,
 		descLogins, descRefused, descAcceptErrs, descRouted, descDropped, descShaped, descQueued, descShards,
 		descLoginsMech, descTLSHs, descRefusedBy, descTimeouts, descStanzas, descRoutingLat, descStoreCommit,
 		descOfflineWrites, descArchiveWrites, descPartialKeys, descRegs, descResets, descEdgeLinks, descEdgeChannels, descLinkUp, descLinkQueued, descCoreConns} {
@@ -171,6 +173,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	g(descEstablished, s.Established)
 	g(descOnline, s.Online)
+	g(descGuests, s.Guests)
 	g(descDetached, s.Detached)
 	n(descLogins, s.AuthOK, "ok")
 	n(descLogins, s.AuthFail, "failed")
