@@ -5,7 +5,6 @@ import (
 	"encoding/base32"
 	"errors"
 	"slices"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -21,14 +20,12 @@ import (
 // so that everything that works for an account (roster, private storage, PEP, MAM, rooms,
 // stream management) works for a guest without a second code path. The router tells us
 // when the guest's session is gone for good (router.SetEphemeralGone; after a detached
-// session's resumption window, too), and the account goes with all its data. Each name is
-// also a row in anonTable, which the account's removal takes with it, so that accounts a
-// crash left behind are found and removed at the next start without a scan of every
-// account. Guests get no FAST tokens (the account dies with the session), cannot change a
-// password they never had, and reach other servers only with Config.AnonymousS2S.
-
-// anonTable lists the live guest accounts, one row per account (store.UserKey).
-const anonTable = "anonymous"
+// session's resumption window, too), and the account goes with all its data. The store
+// keeps guests' accounts out of its account list and count, and lists them apart
+// (store.Accounts.Guests), so that the accounts a crash left behind are removed at the
+// next start without a scan of every account. Guests get no FAST tokens (the account dies
+// with the session), cannot change a password they never had, and reach other servers
+// only with Config.AnonymousS2S.
 
 // guestBindWithin is how long a guest's login may go without a session before its account
 // is removed: a stream that authenticated and closed, or never bound.
@@ -120,18 +117,13 @@ func (c *conn) anonLogin() {
 
 // newGuest makes a guest account on domain and returns its name. Off the event loops.
 func (s *Server) newGuest(domain string) (string, error) {
-	t := s.st.Table(anonTable)
 	for range 3 {
 		var b [anonNameBytes]byte
 		rand.Read(b[:])
 		local := anonEncoding.EncodeToString(b[:])
 		user := local + "@" + domain
-		// The row first, so that a crash between the two leaves a row whose account is
-		// missing, which the sweep drops. Neither write waits for the disk: a guest's
-		// account is promised to nobody (pebblestore syncs no guest account's writes).
-		if err := t.ApplyLazy(store.Op{Key: store.UserKey(user)}); err != nil {
-			return "", err
-		}
+		// The write does not wait for the disk: a guest's account is promised to nobody
+		// (pebblestore syncs no guest account's writes).
 		err := s.st.Accounts().Create(store.Account{User: user, Created: time.Now().UTC(), Anonymous: true})
 		if errors.Is(err, store.ErrExists) {
 			continue // 80 random bits met a name: never, but not a reason to fail
@@ -177,7 +169,7 @@ func (s *Server) dropGuest(user string) error {
 	}
 	acct, err := s.st.Accounts().Get(user)
 	if errors.Is(err, store.ErrNotFound) || err == nil && !acct.Anonymous {
-		return s.st.Table(anonTable).Delete(store.UserKey(user)) // a row alone (newGuest)
+		return nil // gone already, or not a guest's
 	}
 	if err != nil {
 		return err
@@ -189,10 +181,8 @@ func (s *Server) dropGuest(user string) error {
 // sessions are gone with the process. Called before the listeners open.
 func (s *Server) sweepGuests() {
 	var users []string
-	err := s.st.Table(anonTable).Scan(nil, func(k, _ []byte) bool {
-		if user, _, ok := strings.Cut(string(k), "\x00"); ok {
-			users = append(users, user)
-		}
+	err := s.st.Accounts().Guests(func(user string) bool {
+		users = append(users, user)
 		return true
 	})
 	if err != nil {

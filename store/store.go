@@ -86,8 +86,11 @@ type Accounts interface {
 	SetDisabled(user string, disabled bool) error
 	// Delete removes the account and the user's data in every table.
 	Delete(user string) error
+	// List calls fn with every account but guests' (Account.Anonymous), in order, until
+	// fn returns false; Count is how many it lists. Guests lists the guests'.
 	List(fn func(user string) bool) error
 	Count() (int, error)
+	Guests(fn func(user string) bool) error
 }
 
 // NoKeys says whether an account holds no SCRAM keys at all: one whose password only the

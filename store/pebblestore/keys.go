@@ -13,6 +13,7 @@ const (
 	pTable     byte = 't' // t id(2) key                  -> value
 	pMeta      byte = 'm' // m name                       -> store metadata (schema version)
 	pPartial   byte = 'k' // k user                       -> "" (the account lacks some hash's SCRAM keys)
+	pGuest     byte = 'g' // g user                       -> "" (a guest's account: Account.Anonymous)
 )
 
 func key(prefix byte, parts ...string) []byte {

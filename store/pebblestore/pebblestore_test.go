@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -283,5 +284,43 @@ func TestClearRange(t *testing.T) {
 		if _, err := tb.Get([]byte(fmt.Sprintf("p%d\x01beside", n))); err != nil {
 			t.Errorf("%d keys: the key beside the prefix: %v", n, err)
 		}
+	}
+}
+
+// TestGuestAccounts: guests' accounts are in Guests, not in List or Count, wherever they
+// fall among the others, and leave the index with their removal.
+func TestGuestAccounts(t *testing.T) {
+	s, err := Open(t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	a := s.Accounts()
+	for _, u := range []string{"a@x", "b@x", "c@x", "d@x", "e@x"} {
+		if err := a.Create(store.Account{User: u, Anonymous: u == "a@x" || u == "c@x" || u == "e@x"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	collect := func(f func(func(string) bool) error) string {
+		var out []string
+		if err := f(func(u string) bool { out = append(out, u); return true }); err != nil {
+			t.Fatal(err)
+		}
+		return strings.Join(out, " ")
+	}
+	if got := collect(a.List); got != "b@x d@x" {
+		t.Fatalf("List: %q", got)
+	}
+	if got := collect(a.Guests); got != "a@x c@x e@x" {
+		t.Fatalf("Guests: %q", got)
+	}
+	if n, _ := a.Count(); n != 2 {
+		t.Fatalf("Count: %d", n)
+	}
+	if err := a.Delete("c@x"); err != nil {
+		t.Fatal(err)
+	}
+	if got := collect(a.Guests); got != "a@x e@x" {
+		t.Fatalf("Guests after a removal: %q", got)
 	}
 }
