@@ -29,7 +29,14 @@ import (
 
 // guestBindWithin is how long a guest's login may go without a session before its account
 // is removed: a stream that authenticated and closed, or never bound.
-var guestBindWithin = 2 * time.Minute // a variable for the tests
+var guestBindWithin atomic.Int64 // nanoseconds; 0: two minutes (the tests shorten it)
+
+func bindWithin() time.Duration {
+	if d := guestBindWithin.Load(); d > 0 {
+		return time.Duration(d)
+	}
+	return 2 * time.Minute
+}
 
 // anonNameBytes is the randomness of a guest's name: 80 bits, as 16 base32 characters.
 const anonNameBytes = 10
@@ -136,7 +143,7 @@ func (s *Server) newGuest(domain string) (string, error) {
 		s.guestsN.Add(1)
 		// A login that never gets a session (the stream closed before its bind, or never
 		// binds) leaves no session end to remove the account: this does.
-		time.AfterFunc(guestBindWithin, func() {
+		time.AfterFunc(bindWithin(), func() {
 			if v, ok := s.guests.Load(user); ok && v == bound && !bound.Load() {
 				if j, err := jid.Parse(user); err == nil {
 					s.guestGone(j)

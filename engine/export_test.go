@@ -55,9 +55,8 @@ func CaptchaText(s *Server, id string) string {
 // SetGuestBindWithin changes how long a guest's login may go without a session, and
 // returns a function that restores it.
 func SetGuestBindWithin(d time.Duration) func() {
-	old := guestBindWithin
-	guestBindWithin = d
-	return func() { guestBindWithin = old }
+	old := guestBindWithin.Swap(int64(d))
+	return func() { guestBindWithin.Store(old) }
 }
 
 // Guests is the vireo_guests gauge: live guest accounts.

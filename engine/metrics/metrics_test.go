@@ -137,10 +137,10 @@ vireo_store_archive_writes_total 8
 			t.Errorf("no %q in\n%s", s, body)
 		}
 	}
-	// 13 + 4 logins + 2 TLS + 2 refusals + 6 stanzas + 2 histograms + 2 store counters
+	// 14 + 4 logins + 2 TLS + 2 refusals + 6 stanzas + 2 histograms + 2 store counters
 	// + the accounts with partial keys.
-	if n := testutil.CollectAndCount(c); n != 37 {
-		t.Fatalf("%d series, want 37", n)
+	if n := testutil.CollectAndCount(c); n != 38 {
+		t.Fatalf("%d series, want 38", n)
 	}
 	edge := collector{read: func() Counters {
 		return Counters{Edge: true, LinkUp: true, LinkQueued: 12, CoreConns: 2, ConnsOpen: 3, RefusedBy: map[string]int64{"no_core": 4}}
