@@ -343,7 +343,7 @@ func TestBrowserConverseGuest(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	b := openConverse(t, ctx, dir, chrome, "?guest&ws="+url.QueryEscape("wss://localhost:"+wport+"/xmpp-websocket"), nil)
-	b.poll("logged in as a guest", `!!(window.vt && window.vt.api.connection.connected())`)
+	b.poll("logged in as a guest", `!!(window.vt && window.vt.api.connection.connected() && (vt.api.connection.get().jid || '').includes('@'))`)
 	guest, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](`vt.api.connection.get().jid`))
 	if err != nil || !strings.HasSuffix(strings.Split(guest, "/")[0], "@localhost") {
 		t.Fatalf("the guest's JID: %q, %v; %s", guest, err, b.state())

@@ -398,23 +398,30 @@ func FuzzPreAuth(f *testing.F) {
 			c.Send(header)
 			c.Expect("</stream:features>")
 			c.Send(string(b))
-			// The half-close is read after the input: the server has handled all of it
-			// when it closes its side (work it started off the loop may still be running).
-			c.Conn().(*net.TCPConn).CloseWrite()
-			c.Conn().SetReadDeadline(time.Now().Add(10 * time.Second))
-			if _, err := io.Copy(io.Discard, c.Conn()); err != nil {
-				t.Fatalf("after %q: the stream did not end: %v", b, err)
-			}
-			c.Conn().Close()
-			if m := panics.last(); m != "" {
-				t.Fatalf("after %q: %s", b, m)
-			}
+			endInput(t, c, panics, b)
 		}
 		other := srv.Dial(t)
 		defer other.Conn().Close()
 		other.Send(srv.Header())
 		other.Expect("</stream:features>")
 	})
+}
+
+// endInput half-closes c after the input in and waits for the server to end the stream,
+// then fails on a handler's recovered panic. The half-close is read after the input: the
+// server has handled all of it when it closes its side (work it started off the loop may
+// still be running).
+func endInput(t *testing.T, c *vireotest.RawConn, panics *panicCounter, in []byte) {
+	t.Helper()
+	c.Conn().(*net.TCPConn).CloseWrite()
+	c.Conn().SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.Copy(io.Discard, c.Conn()); err != nil {
+		t.Fatalf("after %q: the stream did not end: %v", in, err)
+	}
+	c.Conn().Close()
+	if m := panics.last(); m != "" {
+		t.Fatalf("after %q: %s", in, m)
+	}
 }
 
 // wellFormedSeq reports whether b is one or more XML elements and nothing else.
@@ -479,15 +486,7 @@ func FuzzGuest(f *testing.F) {
 		c.Send(srv.Header())
 		c.Expect("</stream:features>")
 		c.Send(string(b))
-		c.Conn().(*net.TCPConn).CloseWrite()
-		c.Conn().SetReadDeadline(time.Now().Add(10 * time.Second))
-		if _, err := io.Copy(io.Discard, c.Conn()); err != nil {
-			t.Fatalf("after %q: the stream did not end: %v", b, err)
-		}
-		c.Conn().Close()
-		if m := panics.last(); m != "" {
-			t.Fatalf("after %q: %s", b, m)
-		}
+		endInput(t, c, panics, b)
 		for deadline := time.Now().Add(10 * time.Second); ; {
 			n, _ := srv.Store.Accounts().Count()
 			rows := 0
