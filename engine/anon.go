@@ -78,6 +78,36 @@ func (c *conn) Ephemeral() bool {
 	return ok
 }
 
+// guestResumable lets a guest resume a guest's detached session (XEP-0198). A guest
+// cannot log in to the account it had, only to a new one; the resumption id, secret and
+// bound to the old account, is what proves the session its own, as a password would. On
+// success the stream takes the old account, and the one its login just made goes.
+func (c *conn) guestResumable(id string) (*smState, bool) {
+	s := c.srv()
+	if c.sess != nil || !s.isGuest(c.bare) {
+		return nil, false
+	}
+	key, _, ok := decodeSMID(id)
+	if !ok {
+		return nil, false
+	}
+	sm, ok := s.sms.get(key)
+	if !ok || sm.sess == nil {
+		return nil, false
+	}
+	prev := sm.sess.JID().Bare()
+	if prev.Domain() != c.bare.Domain() || !s.isGuest(prev) {
+		return nil, false
+	}
+	if _, ok := s.sms.find(id, prev.String()); !ok {
+		return nil, false // not the id that account was given
+	}
+	fresh := c.bare
+	c.bare = prev
+	s.guestGone(fresh)
+	return sm, true
+}
+
 // anonLogin finishes an ANONYMOUS exchange: the account is made on the worker pool, then
 // the login succeeds on the loop. An address gets as many guest accounts a minute as it
 // gets registrations (Config.RegisterLimit); trusted networks are not counted.

@@ -333,3 +333,63 @@ func TestIntegrationAnonymousHosts(t *testing.T) {
 	r.Send(header("guest.localhost"))
 	mustNotHave(t, "features after the reload closed the host", r.Expect("</stream:features>"), "ANONYMOUS")
 }
+
+var smEnabledID = regexp.MustCompile(`<enabled [^>]*id='([^']+)'`)
+
+// TestIntegrationAnonymousResume: a guest whose connection dropped logs in again (as a new
+// guest, the only way it can) and resumes its session with the resumption id: it gets
+// what was sent meanwhile, and the account its new login made goes. The id of a
+// registered user's session resumes nothing for a guest.
+func TestIntegrationAnonymousResume(t *testing.T) {
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true, Anonymous: true, ResumeTimeout: 30 * time.Second})
+	srv.AddUser(t, "alice", "secret")
+	alice := srv.LoginPlain(t, "alice", "secret", "desk")
+	alice.Send("<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
+	am := smEnabledID.FindStringSubmatch(alice.Expect("<enabled") + alice.Expect("/>"))
+	if am == nil {
+		t.Fatal("no resumption id for alice")
+	}
+	aliceID := am[1]
+
+	g, guest := guestLogin(t, srv)
+	g.Send("<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
+	m := smEnabledID.FindStringSubmatch(g.Expect("<enabled") + g.Expect("/>"))
+	if m == nil {
+		t.Fatal("no resumption id")
+	}
+	g.Send("<presence/>")
+	g.Expect("<presence")
+	g.Conn().Close()
+	alice.Send("<message to='" + guest + "' type='chat' id='a1'><body>while you were away</body></message>")
+
+	resume := func(previd string) *vireotest.RawConn {
+		r := srv.DialTLS(t)
+		r.Send(srv.Header())
+		r.Expect("</stream:features>")
+		r.Send(anonAuth)
+		r.Expect("<success")
+		r.Send(srv.Header())
+		r.Expect("</stream:features>")
+		r.Send("<resume xmlns='urn:xmpp:sm:3' previd='" + previd + "' h='0'/>")
+		return r
+	}
+	r := resume(m[1])
+	mustHave(t, "the guest's resume", r.Expect("while you were away"), "<resumed", "to='"+guest)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var guests []string
+		srv.Store.Accounts().Guests(func(u string) bool { guests = append(guests, u); return true })
+		if len(guests) == 1 && guests[0] == guest {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("guests %v after the resume, want %s alone", guests, guest)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	r2 := resume(aliceID)
+	mustHave(t, "a guest with alice's id", r2.Expect("</failed>"), "<item-not-found")
+	r3 := resume(m[1][:len(m[1])-2] + "aa")
+	mustHave(t, "a guest with a forged id", r3.Expect("</failed>"), "<item-not-found")
+}

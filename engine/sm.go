@@ -339,6 +339,9 @@ func (c *conn) onResume(st *xmlstream.Stanza) {
 // findResumable returns the resumable session id of this stream's account.
 func (c *conn) findResumable(id string) (*smState, bool) {
 	sm, found := c.srv().sms.find(id, c.bare.String())
+	if !found {
+		sm, found = c.guestResumable(id)
+	}
 	if !found || sm.sess == nil || !sm.sess.JID().Bare().Equal(c.bare) || sm.sess.Ended() {
 		if found && sm.sess != nil && sm.sess.Ended() {
 			c.srv().sms.remove(sm.key)
@@ -709,17 +712,27 @@ func (t *smTable) id(key uint64, account string) string {
 
 // find returns the session an id names, if the id was made for account.
 func (t *smTable) find(id, account string) (*smState, bool) {
+	key, mac, ok := decodeSMID(id)
+	if !ok || !hmac.Equal(mac, t.mac(key, account)) {
+		return nil, false
+	}
+	return t.get(key)
+}
+
+// decodeSMID splits a resumption id into its key and MAC.
+func decodeSMID(id string) (key uint64, mac []byte, ok bool) {
 	var b [8 + smIDMAC + 1]byte
 	if idEnc.EncodedLen(8+smIDMAC) != len(id) {
-		return nil, false
+		return 0, nil, false
 	}
 	if n, err := idEnc.Decode(b[:], []byte(id)); err != nil || n != 8+smIDMAC {
-		return nil, false
+		return 0, nil, false
 	}
-	key := binary.LittleEndian.Uint64(b[:8])
-	if !hmac.Equal(b[8:8+smIDMAC], t.mac(key, account)) {
-		return nil, false
-	}
+	return binary.LittleEndian.Uint64(b[:8]), b[8 : 8+smIDMAC], true
+}
+
+// get returns the state of key.
+func (t *smTable) get(key uint64) (*smState, bool) {
 	p := t.part(key)
 	p.mu.Lock()
 	sm := p.get(key)
