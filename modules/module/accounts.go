@@ -9,7 +9,8 @@ import "errors"
 // call them in Context.Async.
 type Accounts interface {
 	// SetPassword changes the password of user (a bare JID). ErrManaged: the site keeps
-	// it and the server may not change it, or the site refused.
+	// it and the server may not change it, or the site refused; ErrGuest: a guest's
+	// account, which has none.
 	SetPassword(user, password string) error
 	// Remove deletes the account user (a bare JID) and what is stored for it, here and,
 	// for a site's account, at the site. ErrManaged: the site refused.
