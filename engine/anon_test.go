@@ -375,18 +375,35 @@ func TestIntegrationAnonymousResume(t *testing.T) {
 	}
 	r := resume(m[1])
 	mustHave(t, "the guest's resume", r.Expect("while you were away"), "<resumed", "to='"+guest)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		var guests []string
-		srv.Store.Accounts().Guests(func(u string) bool { guests = append(guests, u); return true })
-		if len(guests) == 1 && guests[0] == guest {
-			break
+	onlyGuest := func() {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			var guests []string
+			srv.Store.Accounts().Guests(func(u string) bool { guests = append(guests, u); return true })
+			if len(guests) == 1 && guests[0] == guest {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("guests %v after the resume, want %s alone", guests, guest)
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("guests %v after the resume, want %s alone", guests, guest)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
+	onlyGuest()
+
+	// Cut again: this time the guest resumes inside its SASL2 login (XEP-0388, XEP-0198).
+	r.Conn().Close()
+	alice.Send("<message to='" + guest + "' type='chat' id='a2'><body>and once more</body></message>")
+	v2 := srv.DialTLS(t)
+	v2.Send(srv.Header())
+	v2.Expect("</stream:features>")
+	v2.Send("<authenticate xmlns='urn:xmpp:sasl:2' mechanism='ANONYMOUS'><initial-response/>" +
+		"<user-agent id='d4565fa7-4d72-4749-b3d3-740edbf87770'/>" +
+		"<resume xmlns='urn:xmpp:sm:3' previd='" + m[1] + "' h='0'/></authenticate>")
+	mustHave(t, "a guest's resume inside SASL2", v2.Expect("</success>"), "<resumed", "<authorization-identifier>"+guest+"/")
+	v2.Expect("and once more")
+	onlyGuest()
 
 	r2 := resume(aliceID)
 	mustHave(t, "a guest with alice's id", r2.Expect("</failed>"), "<item-not-found")
