@@ -51,11 +51,20 @@ func (cfg *Config) anonymousHost(domain string) bool {
 // isGuest says whether bare is a live guest account of this server. Cheap for everyone on
 // a host without guests.
 func (s *Server) isGuest(bare jid.JID) bool {
-	if !s.config().anonymousHost(bare.Domain()) {
-		return false
-	}
-	_, ok := s.guests.Load(bare.Bare().String())
+	_, ok := s.guest(bare)
 	return ok
+}
+
+// guest returns a live guest's bound flag (set once its session is bound).
+func (s *Server) guest(bare jid.JID) (*atomic.Bool, bool) {
+	if !s.config().anonymousHost(bare.Domain()) {
+		return nil, false
+	}
+	v, ok := s.guests.Load(bare.Bare().String())
+	if !ok {
+		return nil, false
+	}
+	return v.(*atomic.Bool), true
 }
 
 // openRegistration says whether anyone may register on the stream's host: a host for
@@ -68,12 +77,12 @@ func (c *conn) openRegistration(cfg *Config) bool {
 // Ephemeral implements router.Ephemeral: the router removes a guest's account when its
 // session ends. The router asks at bind, which marks the guest bound.
 func (c *conn) Ephemeral() bool {
-	if c.bare.IsZero() || !c.srv().config().anonymousHost(c.bare.Domain()) {
+	if c.bare.IsZero() {
 		return false
 	}
-	v, ok := c.srv().guests.Load(c.bare.String())
+	bound, ok := c.srv().guest(c.bare)
 	if ok {
-		v.(*atomic.Bool).Store(true)
+		bound.Store(true)
 	}
 	return ok
 }

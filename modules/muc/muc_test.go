@@ -251,8 +251,23 @@ func TestMessages(t *testing.T) {
 
 func configure(t *testing.T, a *routertest.Sess, id string, fields map[string]string) {
 	t.Helper()
+	configureRoom(t, a, room, id, fields)
+}
+
+// createRoom has s create roomJID with nick (its join's id idJoin), then submit fields as
+// its configuration (idConf).
+func createRoom(t *testing.T, s *routertest.Sess, roomJID, nick, idJoin, idConf string, fields map[string]string) {
+	t.Helper()
+	s.Send("<presence to='" + roomJID + "/" + nick + "' id='" + idJoin + "'><x xmlns='" + nsMUC + "'/></presence>")
+	s.C.Wait(t, "id='"+idJoin+"'", "status code='201'")
+	configureRoom(t, s, roomJID, idConf, fields)
+}
+
+// configureRoom submits fields as roomJID's configuration and waits for the result.
+func configureRoom(t *testing.T, a *routertest.Sess, roomJID, id string, fields map[string]string) {
+	t.Helper()
 	var b strings.Builder
-	b.WriteString("<iq type='set' to='" + room + "' id='" + id + "'>" + owner + "<x xmlns='jabber:x:data' type='submit'>")
+	b.WriteString("<iq type='set' to='" + roomJID + "' id='" + id + "'>" + owner + "<x xmlns='jabber:x:data' type='submit'>")
 	b.WriteString("<field var='FORM_TYPE'><value>" + nsMUC + "#roomconfig</value></field>")
 	for k, v := range fields {
 		b.WriteString("<field var='" + k + "'><value>" + v + "</value></field>")
@@ -1146,20 +1161,12 @@ func TestChannelSearch(t *testing.T) {
 		"muc#roomconfig_lang": "en"})
 	const other = "lounge@conference.example.org"
 	b := e.Bind("bob", "pc")
-	b.Send("<presence to='" + other + "/Bob' id='l1'><x xmlns='" + nsMUC + "'/></presence>")
-	b.C.Wait(t, "id='l1'", "status code='201'")
-	b.Send("<iq type='set' to='" + other + "' id='l2'>" + owner + "<x xmlns='jabber:x:data' type='submit'>" +
-		"<field var='muc#roomconfig_roomname'><value>Lounge</value></field><field var='muc#roomconfig_membersonly'><value>1</value></field></x></query></iq>")
-	b.C.Wait(t, "id='l2'", "type='result'")
+	createRoom(t, b, other, "Bob", "l1", "l2", map[string]string{"muc#roomconfig_roomname": "Lounge", "muc#roomconfig_membersonly": "1"})
 	b.Send(join("Bobby", "l3")) // bob in the first room too: two there
 	b.C.Wait(t, "id='l3'", "status code='110'")
 	const hidden = "hidden@conference.example.org"
 	c := e.Bind("carol", "pc")
-	c.Send("<presence to='" + hidden + "/C' id='h1'><x xmlns='" + nsMUC + "'/></presence>")
-	c.C.Wait(t, "id='h1'", "status code='201'")
-	c.Send("<iq type='set' to='" + hidden + "' id='h2'>" + owner + "<x xmlns='jabber:x:data' type='submit'>" +
-		"<field var='muc#roomconfig_roomname'><value>XMPP secrets</value></field><field var='muc#roomconfig_publicroom'><value>0</value></field></x></query></iq>")
-	c.C.Wait(t, "id='h2'", "type='result'")
+	createRoom(t, c, hidden, "C", "h1", "h2", map[string]string{"muc#roomconfig_roomname": "XMPP secrets", "muc#roomconfig_publicroom": "0"})
 
 	n := 0
 	search := func(set string, fields ...string) string {
