@@ -502,6 +502,20 @@ func moduleConfig(cfg *config.Config) func(id string, v any) error {
 	}
 }
 
+// hostPolicies are the engine's view of [vhosts]: each table with nothing left unset.
+func hostPolicies(cfg *config.Config) map[string]engine.HostPolicy {
+	if len(cfg.VHosts) == 0 {
+		return nil
+	}
+	m := make(map[string]engine.HostPolicy, len(cfg.VHosts))
+	for d := range cfg.VHosts {
+		h := cfg.Host(d)
+		m[d] = engine.HostPolicy{Registration: h.Registration, RegistrationCaptcha: h.RegistrationCaptcha,
+			MaxAccounts: h.MaxAccounts, NoFederation: !h.Federation}
+	}
+	return m
+}
+
 // clientListeners are the [c2s] and [web] listeners, the same on an all-in-one server, a
 // core and an edge.
 func clientListeners(cfg *config.Config) []engine.Listener {
@@ -578,6 +592,7 @@ func (s *server) engineConfig(cfg *config.Config) engine.Config {
 		ReservedNames:       cfg.C2S.ReservedNames,
 		AnonymousDomains:    cfg.C2S.AnonymousDomains,
 		AnonymousS2S:        cfg.C2S.AnonymousS2S,
+		Hosts:               hostPolicies(cfg),
 		PreAuthTimeout:      cfg.C2S.PreAuthTimeout.Duration,
 		MaxOutbound:         cfg.C2S.MaxOutbound,
 		Limits:              lim,

@@ -182,3 +182,28 @@ roster_push = false
 		t.Fatalf("quiet.a.org (roster_push = false): %+v", quiet)
 	}
 }
+
+// TestVHostsEngineConfig: [vhosts] reaches the engine as one policy per table, each with
+// the server-wide settings filled in where the table is silent.
+func TestVHostsEngineConfig(t *testing.T) {
+	cfg, err := config.Parse([]byte(`domains = ["a.org", "b.org"]
+[c2s]
+registration = true
+registration_captcha = true
+[vhosts."b.org"]
+registration = false
+max_accounts = 20
+federation = false
+`), filepath.Join(t.TempDir(), "vireo.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := hostPolicies(cfg)
+	want := map[string]engine.HostPolicy{"b.org": {Registration: false, RegistrationCaptcha: true, MaxAccounts: 20, NoFederation: true}}
+	if len(got) != 1 || got["b.org"] != want["b.org"] {
+		t.Fatalf("policies %+v, want %+v", got, want)
+	}
+	if hostPolicies(config.Defaults("a.org")) != nil {
+		t.Fatal("policies without [vhosts]")
+	}
+}

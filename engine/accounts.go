@@ -90,7 +90,11 @@ func (s *Server) Remove(user string) error {
 			return module.ErrManaged
 		}
 	}
-	return s.st.Accounts().Delete(user)
+	if err := s.st.Accounts().Delete(user); err != nil {
+		return err
+	}
+	s.forgetCount(user)
+	return nil
 }
 
 // SitePassword changes the password of user at the site, when the site's program keeps

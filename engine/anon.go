@@ -71,7 +71,8 @@ func (s *Server) guest(bare jid.JID) (*atomic.Bool, bool) {
 // guests takes none (an account there would pass for a guest's), though an operator's
 // invitation still opens it.
 func (c *conn) openRegistration(cfg *Config) bool {
-	return cfg.Registration && !cfg.anonymousHost(c.domainName())
+	d := c.domainName()
+	return cfg.host(d).Registration && !cfg.anonymousHost(d)
 }
 
 // Ephemeral implements router.Ephemeral: the router removes a guest's account when its

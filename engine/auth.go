@@ -749,6 +749,12 @@ func (s *Server) createAccount(user, password string, inv *invites.Invite, via, 
 			return invites.ErrInvalid // another stream or page spent it meanwhile
 		}
 	}
+	release, err := s.reserveAccount(user)
+	if err != nil {
+		return err
+	}
+	made := false
+	defer func() { release(made) }()
 	acct := store.Account{User: user, Creds: keys, Created: time.Now().UTC()}
 	if m != nil {
 		// The site keeps the account and its password; here it is an account without
@@ -766,6 +772,7 @@ func (s *Server) createAccount(user, password string, inv *invites.Invite, via, 
 	if err := s.st.Accounts().Create(acct); err != nil {
 		return err
 	}
+	made = true
 	u, _ := jid.Parse(user) // prepared by the caller
 	reg := module.Registration{User: u, Via: via, Addr: addr}
 	if inv != nil {
@@ -888,6 +895,10 @@ func (c *conn) onRegister(st *xmlstream.Stanza, q xmlstream.Element) {
 		case errors.Is(cerr, ErrSiteRefused):
 			e := stanza.New(stanza.NotAllowed)
 			e.Text = "The site that runs this server refused the registration."
+			c.iqError(id, e)
+		case errors.Is(cerr, ErrHostFull):
+			e := stanza.New(stanza.NotAllowed)
+			e.Text = "This server takes no more accounts on " + c.domainName() + "."
 			c.iqError(id, e)
 		default:
 			c.iqError(id, module.StoreError(cerr)) // resource-constraint when the disk is full

@@ -65,7 +65,7 @@ func (c *conn) writeFeatures() { c.writeFeaturesFor(0) }
 func (c *conn) writeFeaturesFor(have uint8) {
 	cfg := c.srv().config()
 	k := featKey{cfg: cfg, tls: c.has(fTLS), ws: c.ws != nil, cb: uint8(len(c.cbTypes())), have: have,
-		guests: cfg.anonymousHost(c.domainName())}
+		guests: cfg.anonymousHost(c.domainName()), reg: c.openRegistration(cfg)}
 	switch c.state.Load() {
 	case stHeader, stNegotiating:
 		c.state.Store(stNegotiating)
@@ -89,6 +89,7 @@ type featKey struct {
 	cb      uint8 // how many channel-binding types the TLS connection supports
 	have    uint8 // the SCRAM hashes offered (scramMask; 0: all)
 	guests  bool  // the stream's host offers ANONYMOUS (anon.go)
+	reg     bool  // the stream's host takes open registration (vhosts.go)
 }
 
 // features returns the features for k, building them with build the first time.
@@ -133,7 +134,7 @@ func (c *conn) buildFeatures(k featKey) []byte {
 				}
 				b.End()
 			}
-			if cfg.Registration && !k.guests {
+			if k.reg {
 				b.Start("register").Attr("xmlns", ns.RegisterFeature).End()
 			}
 			// XEP-0445: an invitation's token opens registration, open or not.

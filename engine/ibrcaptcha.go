@@ -36,7 +36,7 @@ type captchaState struct {
 // needsCaptcha says whether this connection's open registration must solve a CAPTCHA:
 // invitations and trusted networks (bulk provisioning) do without.
 func (c *conn) needsCaptcha(cfg *Config, invited bool) bool {
-	return cfg.RegistrationCaptcha && !invited && !cfg.trusted(c.ip())
+	return cfg.host(c.domainName()).RegistrationCaptcha && !invited && !cfg.trusted(c.ip())
 }
 
 // captchaForm answers a registration get with a new challenge, drawn off the loop.

@@ -163,7 +163,7 @@ func (k *s2sIn) header(c *conn, h *xmlstream.Stanza) {
 		// conference.<host>, a phone's server publishing to our push component, or the
 		// authoritative server asked to verify the key of one of its streams) belongs to
 		// the host that domain belongs to.
-		if host, ok := c.srv().remoteHost(d); ok {
+		if host, ok := c.srv().remoteHost(d); ok && c.srv().hostFederates(host) {
 			c.domain, found = c.srv().hostIndex(host)
 		}
 	}
@@ -350,7 +350,7 @@ func (k *s2sIn) dialback(c *conn, st *xmlstream.Stanza) {
 		c.fail(stanza.ImproperAddressing, "")
 		return
 	}
-	if !s.servesRemote(to) {
+	if !s.servesRemote(to) || !s.hostFederates(to) {
 		c.fail(stanza.HostUnknown, "")
 		return
 	}
@@ -472,6 +472,10 @@ func submitPeerStanza(s *Server, st *xmlstream.Stanza, remote, local string) sta
 	}
 	to, err := jid.ParseBytes(xmlstream.AppendUnescaped(nil, toAttr))
 	if err != nil || local == "" && !s.servesRemote(to.Domain()) || local != "" && to.Domain() != local {
+		return stanza.HostUnknown
+	}
+	if !s.hostFederates(to.Domain()) {
+		// A host a reload took off federation, on a stream that carries others' too.
 		return stanza.HostUnknown
 	}
 	raw := st.Raw

@@ -240,6 +240,11 @@ func (o *s2sOut) Route(from, to jid.JID, raw []byte) error {
 	if err := o.srv.guestS2S(from); err != nil {
 		return err
 	}
+	if !o.srv.hostFederates(local) {
+		e := stanza.New(stanza.NotAllowed)
+		e.Text = local + " does not federate with other servers."
+		return e
+	}
 	if !o.srv.config().S2S.allowed(remote) {
 		// RFC 6120 §8.3.3.10 not-allowed: "the recipient or server does not allow any
 		// entity to perform the action (e.g., sending to entities at a blacklisted
@@ -294,21 +299,22 @@ func (o *s2sOut) Route(from, to jid.JID, raw []byte) error {
 	}
 }
 
-// enforce ends the streams of remote domains cfg no longer federates with (a reload that
-// denied them, or an allow list without them): an authenticated inbound stream would
-// otherwise keep delivering their stanzas until it idled out. Outbound streams close with
-// </stream:stream>; Route already refuses new stanzas for those domains.
-func (o *s2sOut) enforce(allowed func(remote string) bool) {
+// enforce ends the streams between pairs of domains (ours, the remote) cfg no longer
+// federates (a reload that denied the remote, an allow list without it, or one of our
+// hosts taken off federation): an authenticated inbound stream would otherwise keep
+// delivering their stanzas until it idled out. Outbound streams close with
+// </stream:stream>; Route already refuses new stanzas for those pairs.
+func (o *s2sOut) enforce(allowed func(local, remote string) bool) {
 	o.mu.Lock()
 	var in []inRef
 	for c, is := range o.mu.in {
-		if !allowed(is.remote) {
+		if !allowed(is.local, is.remote) {
 			in = append(in, inRef{c, is.remote})
 		}
 	}
 	var out []*outPeer
 	for k, p := range o.mu.peers {
-		if !allowed(k[1]) {
+		if !allowed(k[0], k[1]) {
 			out = append(out, p)
 			delete(o.mu.peers, k)
 		}

@@ -89,14 +89,17 @@ type Config struct {
 	// lets their guests send to other servers.
 	AnonymousDomains []string
 	AnonymousS2S     bool
-	PreAuthTimeout   time.Duration
-	MaxOutbound      int
-	Limits           xmlstream.Limits
-	Loops            int
-	Store            store.Store
-	Router           *router.Router
-	Logger           zerolog.Logger
-	AuthFailLimit    int
+	// Hosts holds what single virtual hosts do differently (vhosts.go); a host without
+	// an entry follows Registration, RegistrationCaptcha and federation as set above.
+	Hosts          map[string]HostPolicy
+	PreAuthTimeout time.Duration
+	MaxOutbound    int
+	Limits         xmlstream.Limits
+	Loops          int
+	Store          store.Store
+	Router         *router.Router
+	Logger         zerolog.Logger
+	AuthFailLimit  int
 	// External checks the passwords of the accounts this server holds no keys for (an
 	// operator's program, extauth.Program); nil: only local accounts log in. With it, the
 	// only password mechanism offered is PLAIN (over TLS): SCRAM needs keys the server does
@@ -326,6 +329,8 @@ type Server struct {
 	// guestsN counts them.
 	guests  sync.Map
 	guestsN atomic.Int64
+	// hostCounts are the account counts of hosts with a bound on them (vhosts.go).
+	hostCounts hostCounts
 }
 
 // New validates cfg and prepares the listeners; Start opens them.
@@ -427,9 +432,11 @@ func (s *Server) Reload(cfg Config) error {
 		// Federation turned off: nothing more goes out, and every stream to or from
 		// another server ends.
 		s.rt.SetRemote(nil)
-		s.s2s.enforce(func(string) bool { return false })
+		s.s2s.enforce(func(string, string) bool { return false })
 	default:
-		s.s2s.enforce(cfg.S2S.allowed)
+		s.s2s.enforce(func(local, remote string) bool {
+			return cfg.S2S.allowed(remote) && (local == "" || s.hostFederates(local))
+		})
 	}
 	now := s.hosts.Load()
 	for h := range was.local {

@@ -20,18 +20,24 @@ var _ signup.Backend = (*Server)(nil)
 // SignupSettings implements signup.Backend.
 func (s *Server) SignupSettings(ip string) (open bool, domains []string, captcha bool) {
 	cfg := s.config()
-	if !cfg.Registration {
-		return false, nil, false
-	}
 	for _, d := range cfg.Domains {
-		if s.isLocal(d) && !cfg.anonymousHost(d) { // guests' hosts take no accounts
+		if s.pageRegistration(cfg, d) {
 			domains = append(domains, d)
+			// One form serves every host it offers: it asks for the text of an image
+			// when any of them wants it.
+			captcha = captcha || cfg.host(d).RegistrationCaptcha
 		}
 	}
 	if len(domains) == 0 {
 		return false, nil, false
 	}
-	return true, domains, cfg.RegistrationCaptcha && !cfg.trusted(ip)
+	return true, domains, captcha && !cfg.trusted(ip)
+}
+
+// pageRegistration says whether the sign-up page creates accounts on d: a host with
+// open registration that does not take guests (an account there would pass for one).
+func (s *Server) pageRegistration(cfg *Config, d string) bool {
+	return cfg.host(d).Registration && s.isLocal(d) && !cfg.anonymousHost(d)
 }
 
 // RegisterOpen implements signup.Backend: it creates username@domain for a client at ip,
@@ -39,7 +45,7 @@ func (s *Server) SignupSettings(ip string) (open bool, domains []string, captcha
 // invites.ErrBadPassword, invites.ErrNameTaken or a store error. It derives the SCRAM keys
 // (PBKDF2), so it runs for tens of milliseconds. Safe for concurrent use.
 func (s *Server) RegisterOpen(domain, username, password, ip string) (string, error) {
-	if cfg := s.config(); !cfg.Registration || !s.isLocal(domain) || cfg.anonymousHost(domain) {
+	if !s.pageRegistration(s.config(), domain) {
 		return "", signup.ErrClosed
 	}
 	if err := s.pageAttempt(ip); err != nil {

@@ -61,6 +61,11 @@ type Config struct {
 	Store     Store     `toml:"store"`
 	Runtime   Runtime   `toml:"runtime"`
 
+	// VHosts holds what single virtual hosts do differently from the server-wide settings
+	// ([vhosts."chat.example.org"]). A table for a domain not in Domains is kept, unused,
+	// for when the domain is added again (vireoctl vhost add).
+	VHosts map[string]VHost `toml:"vhosts"`
+
 	// Modules holds `disabled` plus one table per module ID, decoded lazily by the module.
 	Modules map[string]toml.Primitive `toml:"modules"`
 
@@ -339,6 +344,49 @@ func (d S2SDomain) RequireCerts(global bool) bool {
 		return *d.RequireValidCerts
 	}
 	return global
+}
+
+// VHost is one virtual host's settings; an unset field follows the server-wide one.
+type VHost struct {
+	// Registration and RegistrationCaptcha override [c2s] registration and
+	// registration_captcha on this host: in-band registration and the sign-up page.
+	Registration        *bool `toml:"registration"`
+	RegistrationCaptcha *bool `toml:"registration_captcha"`
+	// MaxAccounts bounds the accounts users create on this host (in-band, on the sign-up
+	// page, with an invitation); 0: no bound. The operator's own (vireoctl, the
+	// dashboard) are not refused, and count.
+	MaxAccounts int `toml:"max_accounts"`
+	// Federation, when false, keeps this host and its services (conference.<host>) off
+	// federation: its users reach this server's hosts only, and other servers cannot
+	// address it. It needs [s2s] enabled to mean anything.
+	Federation *bool `toml:"federation"`
+}
+
+// Host is the settings of virtual host d, unset fields filled in from the server-wide
+// ones.
+func (c *Config) Host(d string) ResolvedVHost {
+	r := ResolvedVHost{Registration: c.C2S.Registration, RegistrationCaptcha: c.C2S.RegistrationCaptcha, Federation: true}
+	v, ok := c.VHosts[d]
+	if !ok {
+		return r
+	}
+	if v.Registration != nil {
+		r.Registration = *v.Registration
+	}
+	if v.RegistrationCaptcha != nil {
+		r.RegistrationCaptcha = *v.RegistrationCaptcha
+	}
+	if v.Federation != nil {
+		r.Federation = *v.Federation
+	}
+	r.MaxAccounts = v.MaxAccounts
+	return r
+}
+
+// ResolvedVHost is a VHost with nothing left unset.
+type ResolvedVHost struct {
+	Registration, RegistrationCaptcha, Federation bool
+	MaxAccounts                                   int
 }
 
 // S2SDirectTLSScheme marks an [s2s.hosts] address that speaks XEP-0368 direct TLS.
@@ -642,6 +690,24 @@ func (c *Config) normalize() error {
 		}
 		c.C2S.AnonymousDomains[i] = p
 	}
+	var vh map[string]VHost
+	if len(c.VHosts) > 0 {
+		vh = make(map[string]VHost, len(c.VHosts))
+	}
+	for d, v := range c.VHosts {
+		p, err := jid.PrepareDomain(d)
+		if err != nil {
+			return fmt.Errorf("vhosts: %q: %w", d, err)
+		}
+		if _, dup := vh[p]; dup {
+			return fmt.Errorf("vhosts: %q listed twice", d)
+		}
+		if v.MaxAccounts < 0 {
+			return fmt.Errorf("vhosts.%q: max_accounts must not be negative", d)
+		}
+		vh[p] = v
+	}
+	c.VHosts = vh
 	for _, n := range c.C2S.TrustedNetworks {
 		if _, err := netip.ParsePrefix(n); err != nil {
 			return fmt.Errorf("c2s.trusted_networks: %q: %w", n, err)

@@ -325,6 +325,17 @@ gc_min_headroom = "32MiB"
 # less per TLS login, and lowers the peak message rate by 6-34%. Needs a restart.
 event_loops = 0
 
+# What one virtual host does differently from the settings above (as Tigase's per-domain
+# settings and ejabberd's host_config): registration and registration_captcha override
+# [c2s]'s there; max_accounts bounds the accounts users create there (in-band, on the
+# sign-up page, with an invitation; 0 = no bound; vireoctl's are never refused);
+# federation = false keeps the host and its services (conference., pubsub., upload.) off
+# federation, both ways. A reload applies them.
+# [vhosts."corp.{{.Domain}}"]
+# registration = false
+# max_accounts = 500
+# federation = false
+
 [modules]
 # Module IDs to turn off ("vireoctl modules" lists them), e.g. ["version"].
 disabled = []

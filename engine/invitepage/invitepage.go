@@ -146,6 +146,9 @@ func (p *Page) register(w http.ResponseWriter, r *http.Request, v view, token st
 	case errors.Is(err, invites.ErrBudget):
 		v.Error = err.Error()
 		p.render(w, http.StatusTooManyRequests, v)
+	case errors.Is(err, invites.ErrFull):
+		v.Error = err.Error()
+		p.render(w, http.StatusForbidden, v)
 	case errors.Is(err, invites.ErrBadUsername), errors.Is(err, invites.ErrBadPassword), errors.Is(err, invites.ErrNameTaken):
 		v.Error = err.Error()
 		p.render(w, http.StatusBadRequest, v)

@@ -37,6 +37,9 @@ func (f *fake) RegisterInvited(tok, user, pw, ip string) (string, error) {
 	if user == "taken" {
 		return "", invites.ErrNameTaken
 	}
+	if user == "full" {
+		return "", invites.ErrFull
+	}
 	if user == "broken" {
 		return "", errors.New("disk on fire")
 	}
@@ -91,6 +94,9 @@ func TestPage(t *testing.T) {
 		{name: "taken", method: "POST", path: "/invite/acct", remote: "203.0.113.5:1", tls: true,
 			form: url.Values{"username": {"taken"}, "password": {"balcony1"}, "password2": {"balcony1"}}, code: 400,
 			want: []string{invites.ErrNameTaken.Error(), `value="taken"`}, registered: true},
+		{name: "host full", method: "POST", path: "/invite/acct", remote: "203.0.113.5:1", tls: true,
+			form: url.Values{"username": {"full"}, "password": {"balcony1"}, "password2": {"balcony1"}}, code: 403,
+			want: []string{invites.ErrFull.Error()}, registered: true},
 		{name: "store failure", method: "POST", path: "/invite/acct", remote: "203.0.113.5:1", tls: true,
 			form: url.Values{"username": {"broken"}, "password": {"balcony1"}, "password2": {"balcony1"}}, code: 500,
 			want: []string{"could not be created now"}, not: []string{"disk on fire"}, registered: true},

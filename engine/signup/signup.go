@@ -167,6 +167,8 @@ func (p *Page) register(w http.ResponseWriter, r *http.Request, v view, ip strin
 		p.render(w, http.StatusNotFound, view{Closed: true})
 	case errors.Is(err, invites.ErrBudget):
 		again(http.StatusTooManyRequests, err.Error())
+	case errors.Is(err, invites.ErrFull):
+		again(http.StatusForbidden, err.Error())
 	case errors.Is(err, invites.ErrBadUsername), errors.Is(err, invites.ErrBadPassword), errors.Is(err, invites.ErrNameTaken):
 		again(http.StatusBadRequest, err.Error())
 	default:

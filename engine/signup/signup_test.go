@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/rs/zerolog"
+
+	"github.com/vireo-im/vireo/store/invites"
 )
 
 type fake struct {
@@ -21,6 +23,9 @@ func (f *fake) SignupSettings(string) (bool, []string, bool) {
 }
 
 func (f *fake) RegisterOpen(domain, user, _, _ string) (string, error) {
+	if user == "full" {
+		return "", invites.ErrFull
+	}
 	f.made = append(f.made, user+"@"+domain)
 	return user + "@" + domain, nil
 }
@@ -70,6 +75,10 @@ func TestRequests(t *testing.T) {
 	form.Set("domain", "elsewhere.example") // not served: the first one
 	if code, body := do("POST", "/register", local, "", form); code != 200 || !strings.Contains(body, "x@a.example") {
 		t.Fatalf("an unserved domain: %d %s", code, body)
+	}
+	form.Set("username", "full") // the host is at its max_accounts
+	if code, body := do("POST", "/register", local, "", form); code != http.StatusForbidden || !strings.Contains(body, invites.ErrFull.Error()) {
+		t.Fatalf("a full host: %d %s", code, body)
 	}
 	if code, _ := do("PUT", "/register", local, "", nil); code != http.StatusMethodNotAllowed {
 		t.Fatalf("PUT: %d", code)

@@ -116,6 +116,9 @@ var (
 	ErrBadUsername = errors.New("that is not a valid username")
 	ErrBadPassword = fmt.Errorf("choose a password of %d to 1023 characters", MinPagePassword)
 	ErrNameTaken   = errors.New("that username is taken")
+	// ErrFull: the host has as many accounts as its operator allows (config
+	// vhosts.max_accounts).
+	ErrFull = errors.New("this server takes no more accounts on that domain")
 )
 
 // MinPagePassword is the shortest password an invitation page takes: the page is the
