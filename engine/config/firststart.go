@@ -383,6 +383,12 @@ disabled = []
 # form): their accounts reach only local users who added them, and get no answer. Read
 # again within a minute of a change.
 # blocked_domains_file = "/etc/vireo/spam-domains.txt"
+# Hold a stranger's first message or subscription request to a user and send the
+# stranger a CAPTCHA from the user's address (XEP-0158, which Gajim shows): the right
+# text delivers what waited and lets the stranger write to that user from then on; a
+# wrong one, or none within 5 minutes, drops it. Someone the user wrote to first is no
+# stranger.
+# challenge_strangers = false
 #
 # [modules.welcome]
 # One message from the server to every account its user creates (in-band or with an

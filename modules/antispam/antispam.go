@@ -9,9 +9,12 @@
 // receipts) are never counted.
 //
 // Servers in an operator's list of known spam sources (blocked_domains_file) get nothing
-// through to people who have not added their accounts, and no answer.
+// through to people who have not added their accounts, and no answer. With
+// challenge_strangers, a stranger's first message or subscription request to a user
+// waits until the stranger answers a CAPTCHA (XEP-0158; challenge.go).
 //
-// It owns the counters (in memory, per minute, bounded) and the list it reads; it does
+// It owns the counters (in memory, per minute, bounded), the list it reads, the
+// challenges under way and the strangers each user let in (its store table); it does
 // not read message bodies, and leaves blocking one entity to XEP-0191 and refusing whole
 // servers to [s2s] deny.
 package antispam
@@ -27,6 +30,7 @@ import (
 	"time"
 
 	"github.com/vireo-im/vireo/modules/module"
+	"github.com/vireo-im/vireo/store"
 	"github.com/vireo-im/vireo/xmlstream/ns"
 	"github.com/vireo-im/vireo/xmlstream/stanza"
 )
@@ -58,6 +62,14 @@ type Config struct {
 	// subdomains are listed with them. The file is read at start and again within a
 	// minute of a change. "": none.
 	BlockedDomainsFile string `toml:"blocked_domains_file"`
+	// Challenge holds a stranger's first message or subscription request to a user and
+	// asks the stranger to read a CAPTCHA first (XEP-0158; challenge.go).
+	Challenge bool `toml:"challenge_strangers"`
+}
+
+// off says whether cfg checks nothing.
+func (cfg *Config) off() bool {
+	return cfg.PerSender == 0 && cfg.PerDomain == 0 && cfg.BlockedDomainsFile == "" && !cfg.Challenge
 }
 
 // Mod is the module.
@@ -70,6 +82,12 @@ type Mod struct {
 	blocked   atomic.Pointer[map[string]bool]
 	checked   time.Time
 	fileMtime time.Time
+	// The challenges under way (challenge.go), by user and stranger and by challenge id,
+	// under mu; swept when they were last expired; approvals the strangers let in.
+	pending   map[string]*pending
+	byID      map[string]*pending
+	swept     time.Time
+	approvals store.Table
 }
 
 type window struct {
@@ -87,11 +105,15 @@ var _ module.Provisioner = (*Mod)(nil)
 // Provision reads the limits and hooks inbound messages.
 func (m *Mod) Provision(r module.Registrar) error {
 	m.senders, m.domains = map[string]*window{}, map[string]*window{}
+	m.pending, m.byID = map[string]*pending{}, map[string]*pending{}
+	m.approvals = r.Table(table)
 	if err := module.Configure(r, m); err != nil {
 		return err
 	}
 	r.Hook(module.Inbound, module.KindMessage, module.OrderStrangers, m.inbound)
 	r.Hook(module.Inbound, module.KindPresence, module.OrderStrangers, m.subscribe)
+	r.Hook(module.Outbound, module.KindMessage, module.OrderStrangers, m.outbound)
+	r.IQBare(module.IQSet, nsCaptcha, "captcha", m.answer)
 	return nil
 }
 
@@ -125,7 +147,7 @@ func (m *Mod) Reconfigure(rc module.Reconfig) (func(), error) {
 }
 
 func (m *Mod) inbound(c module.Context, p *module.Packet) module.Verdict {
-	if cfg := m.cfg.Load(); cfg.PerSender == 0 && cfg.PerDomain == 0 && cfg.BlockedDomainsFile == "" {
+	if m.cfg.Load().off() {
 		return module.Continue
 	}
 	if p.From.Local() == "" || p.To.Local() == "" || c.IsLocal(p.From.Domain()) {
@@ -151,6 +173,9 @@ func (m *Mod) inbound(c module.Context, p *module.Packet) module.Verdict {
 		return module.Stop // no answer: a listed server learns nothing
 	}
 	if m.allow(p.From.Bare().String(), p.From.Domain(), c.Now()) {
+		if m.hold(c, p) {
+			return module.Stop
+		}
 		return module.Continue
 	}
 	se := stanza.New(stanza.PolicyViolationCond)
@@ -165,7 +190,7 @@ func (m *Mod) inbound(c module.Context, p *module.Packet) module.Verdict {
 // is dropped, as a request the user would never see (RFC 6121 §3.1.3 lets a server
 // refuse silently).
 func (m *Mod) subscribe(c module.Context, p *module.Packet) module.Verdict {
-	if cfg := m.cfg.Load(); cfg.PerSender == 0 && cfg.PerDomain == 0 && cfg.BlockedDomainsFile == "" {
+	if m.cfg.Load().off() {
 		return module.Continue
 	}
 	if p.Type != "subscribe" || p.From.Local() == "" || p.To.Local() == "" || c.IsLocal(p.From.Domain()) {
@@ -175,6 +200,9 @@ func (m *Mod) subscribe(c module.Context, p *module.Packet) module.Verdict {
 		return module.Continue
 	}
 	if m.listed(p.From.Domain(), c.Now()) || !m.allow(p.From.Bare().String(), p.From.Domain(), c.Now()) {
+		return module.Stop
+	}
+	if m.hold(c, p) {
 		return module.Stop
 	}
 	return module.Continue
