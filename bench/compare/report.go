@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/vireo-im/vireo/bench/peers"
 	"github.com/vireo-im/vireo/bench/scenario"
 )
 
@@ -212,6 +213,9 @@ func Markdown(r Report, plots map[string]string) string {
 	}
 	if s.runs("fast") && hasFast(r) {
 		fastSection(&b, r)
+	}
+	if s.runs("guest") {
+		guestSection(&b, r)
 	}
 	if s.runs("msg") {
 		b.WriteString("\n## One-to-one messaging\n\n")
@@ -547,6 +551,40 @@ func fastSection(b *strings.Builder, r Report) {
 		"before the first run (the stream-only phase takes what warm-up there is). TLS connections do a full handshake each (the generator " +
 		"keeps no session tickets), the same in every phase. Prosody 0.12 and ejabberd 23.01, the peers of the side-by-side runs, have no FAST: " +
 		"against them the storm stops at the stream features and the report says what they lack instead of giving a number.\n")
+}
+
+// guestSection is the guest storm's part of the report: SASL ANONYMOUS logins next to
+// SCRAM ones on the same process, and their cost ratio run by run.
+func guestSection(b *strings.Builder, r Report) {
+	s := r.Suite
+	b.WriteString("\n## Guest logins (SASL ANONYMOUS, XEP-0175) next to SCRAM\n\n")
+	fmt.Fprintf(b, "Two login storms one after the other on the same server process, started fresh with a second host, `%s`, that takes "+
+		"SASL ANONYMOUS (Vireo's `anonymous_domains`, Prosody's `authentication = \"anonymous\"`, ejabberd's `auth_method: anonymous` with "+
+		"`anonymous_protocol: sasl_anon`): %s SCRAM-SHA-1 logins to existing accounts as in the login storm, then %s guest logins "+
+		"(`<auth mechanism='ANONYMOUS'>=</auth>`, an empty trace; stream restart, bind, close), %d in flight, plain TCP. "+
+		"A guest login makes a temporary account and session and removes both when the stream closes: on Vireo the account is a store "+
+		"record written and deleted without a disk sync; Prosody and ejabberd keep guests in memory. Server CPU is `/proc/PID/stat` over "+
+		"each storm divided by its logins.\n\n", peers.GuestDomain, num(float64(s.Logins)), num(float64(s.Logins)), s.Conc)
+	b.WriteString("| server | SCRAM logins/s | server CPU µs/SCRAM login | guest logins/s | server CPU µs/guest login | guest / SCRAM server CPU | guest failures |\n|---|---|---|---|---|---|---|\n")
+	for _, sv := range r.Servers {
+		if len(sv.Guest) == 0 {
+			fmt.Fprintf(b, "| %s | — | — | — | — | — | — |\n", sv.Name)
+			continue
+		}
+		lps := collect(sv.GuestSCRAM, func(x scenario.LoginResult) float64 { return x.LoginsPerSecond })
+		sc := collect(sv.GuestSCRAM, func(x scenario.LoginResult) float64 { return x.ServerCPUPerLogin })
+		glps := collect(sv.Guest, func(x scenario.LoginResult) float64 { return x.LoginsPerSecond })
+		gsc := collect(sv.Guest, func(x scenario.LoginResult) float64 { return x.ServerCPUPerLogin })
+		fl := collect(sv.Guest, func(x scenario.LoginResult) float64 { return float64(x.Failures) })
+		rs := make([]float64, len(sv.Guest))
+		for i := range sv.Guest {
+			if i < len(sv.GuestSCRAM) && sv.GuestSCRAM[i].ServerCPUPerLogin > 0 {
+				rs[i] = sv.Guest[i].ServerCPUPerLogin / sv.GuestSCRAM[i].ServerCPUPerLogin
+			}
+		}
+		fmt.Fprintf(b, "| %s | %s%s | %s%s | **%s**%s | **%s**%s | %s%s | %.0f |\n", sv.Name, num(median(lps)), spread(lps), num(median(sc)), spread(sc),
+			num(median(glps)), spread(glps), num(median(gsc)), spread(gsc), ratio(median(rs)), ratioSpread(rs), sum(fl))
+	}
 }
 
 func ratio(x float64) string { return fmt.Sprintf("%.2f", x) }

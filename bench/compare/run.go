@@ -84,15 +84,15 @@ type Suite struct {
 	SourceIPs int                 `json:"source_ips"`
 	// Only, when set, limits the run to these scenarios: idle, login, fast, msg, presence,
 	// resume, muc (groupchat fan-out), ws (XMPP over WebSocket: idle next to TCP, messaging), s2s (federation between
-	// two processes, run on the pairs given to Run), mam (archive queries), pep (PEP storm). The FAST storm (fast) runs Logins logins per phase on plain TCP and
-	// LoginsTLS over TLS.
+	// two processes, run on the pairs given to Run), mam (archive queries), pep (PEP storm), guest (SASL ANONYMOUS logins next to SCRAM ones). The FAST storm (fast) runs Logins logins per phase on plain TCP and
+	// LoginsTLS over TLS; the guest storm Logins of each on plain TCP.
 	Only []string `json:"only,omitempty"`
 }
 
 // optIn are the scenarios that run only when Only names them: at the full sizes their
 // setup alone (a million messages archived, a million subscriptions) takes longer than
 // the rest of the suite.
-var optIn = []string{"mam", "pep", "soak"}
+var optIn = []string{"mam", "pep", "soak", "guest"}
 
 func (s Suite) runs(scen string) bool {
 	if len(s.Only) == 0 {
@@ -156,7 +156,7 @@ func (s Suite) accounts() int {
 	for scen, m := range map[string]int{"idle": s.IdleSizes[len(s.IdleSizes)-1], "login": max(s.Logins, s.LoginsTLS), "fast": max(s.Logins, s.LoginsTLS),
 		"msg": s.Users, "presence": s.PresenceUsers,
 		"resume": rc.Sessions + rc.TopUp + rc.Senders, "ws": max(s.Users, slices.Max(append([]int{0}, s.WSIdleSizes...))),
-		"muc": slices.Max(append([]int{0}, s.MUCSizes...)), "mam": s.MAMUsers, "pep": s.PEPUsers,
+		"muc": slices.Max(append([]int{0}, s.MUCSizes...)), "mam": s.MAMUsers, "pep": s.PEPUsers, "guest": s.Logins,
 		"soak": s.Soak.Stable + s.Soak.Sleepers + s.Soak.Senders + s.Soak.Churners} {
 		if s.runs(scen) {
 			n = max(n, m)
@@ -189,9 +189,13 @@ type ServerResult struct {
 	FastPlain []scenario.FastResult `json:"fast_plain,omitempty"`
 	FastTLS   []scenario.FastResult `json:"fast_tls,omitempty"`
 	// FastUnsupported says why the server could not run the FAST storm here.
-	FastUnsupported string                    `json:"fast_unsupported,omitempty"`
-	Search          [][]scenario.MsgResult    `json:"messaging_search"`
-	Presence        []scenario.PresenceResult `json:"presence_storm"`
+	FastUnsupported string `json:"fast_unsupported,omitempty"`
+	// GuestSCRAM and Guest are the guest storm (-only guest): a SCRAM login storm and then
+	// as many SASL ANONYMOUS logins on the guests' host, on the same process.
+	GuestSCRAM []scenario.LoginResult    `json:"guest_scram,omitempty"`
+	Guest      []scenario.LoginResult    `json:"guest,omitempty"`
+	Search     [][]scenario.MsgResult    `json:"messaging_search"`
+	Presence   []scenario.PresenceResult `json:"presence_storm"`
 	// ResumeIdlePlain is the idle scenario at the resume storm's idle sizes without stream
 	// management, on a fresh process: what the storm's idle slope with it compares to.
 	ResumeIdlePlain []scenario.IdleResult   `json:"resume_idle_plain,omitempty"`
@@ -386,6 +390,33 @@ fast:
 				res.FastPlain = append(res.FastPlain, fr)
 			}
 		}
+	}
+	// The guest storm on a fresh process with a guests' host: SCRAM logins, then as many
+	// guest logins (each makes an account, a session and removes both), so the two compare
+	// within one run.
+	if s.runs("guest") {
+		srv.Enable(peers.FeatureGuests)
+		if !restart(false) {
+			return res
+		}
+		for rep := 0; rep < s.Reps; rep++ {
+			t := target(false)
+			fmt.Fprintf(log, "  %s: guest storm: %d SCRAM logins, then %d guest logins (run %d/%d)\n", srv.Name(), s.Logins, s.Logins, rep+1, s.Reps)
+			sr, err := scenario.LoginStorm(t, s.Logins, s.Conc)
+			if err != nil {
+				fail("guest storm: SCRAM", err)
+				continue
+			}
+			t.Cfg.Domain, t.Cfg.Mechanism = peers.GuestDomain, "ANONYMOUS"
+			gr, err := scenario.LoginStorm(t, s.Logins, s.Conc)
+			if err != nil {
+				fail("guest storm: ANONYMOUS", err)
+				continue
+			}
+			fmt.Fprintf(log, "  %s: SCRAM %.0f µs/login, guest %.0f µs/login, %d guest failures\n", srv.Name(), sr.ServerCPUPerLogin, gr.ServerCPUPerLogin, gr.Failures)
+			res.GuestSCRAM, res.Guest = append(res.GuestSCRAM, sr), append(res.Guest, gr)
+		}
+		srv.Enable()
 	}
 	// A fresh process for the search too: after the login storms some servers carry
 	// garbage whose collection shows up as latency spikes.

@@ -365,7 +365,9 @@ func (s *Session) auth(cfg Config, user, pass string) error {
 		mech = "SCRAM-SHA-256"
 	}
 	if mech == "ANONYMOUS" {
-		io.WriteString(s.conn, "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='ANONYMOUS'/>")
+		// An empty trace (RFC 4505), sent as RFC 6120 §6.4.2's zero-length initial
+		// response: with no content at all a server may ask for one first.
+		io.WriteString(s.conn, "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='ANONYMOUS'>=</auth>")
 		_, err := s.expect("success")
 		return err
 	}

@@ -84,10 +84,16 @@ const (
 	// would be larger than gc_percent of the live heap and keep the collector's proportional
 	// headroom out of the slope, which a node with millions of sessions pays.
 	FeatureGCAtScale = "gc-at-scale"
+	// FeatureGuests adds GuestDomain, a host where anyone logs in as a guest with SASL
+	// ANONYMOUS (XEP-0175), for the guest login storm (-only guest).
+	FeatureGuests = "guests"
 )
 
+// GuestDomain is the guests' host with FeatureGuests.
+const GuestDomain = "guest." + Domain
+
 // features is the set Enable keeps, for the config templates.
-type features struct{ mam, pep, noMAM, atScale bool }
+type features struct{ mam, pep, noMAM, atScale, guests bool }
 
 func (f *features) Enable(names ...string) {
 	*f = features{}
@@ -101,12 +107,15 @@ func (f *features) Enable(names ...string) {
 			f.noMAM = true
 		case FeatureGCAtScale:
 			f.atScale = true
+		case FeatureGuests:
+			f.guests = true
 		}
 	}
 }
 
 func (f features) vars(m map[string]any) {
-	m["MAM"], m["PEP"], m["NoMAM"], m["GCAtScale"] = f.mam, f.pep, f.noMAM, f.atScale
+	m["MAM"], m["PEP"], m["NoMAM"], m["GCAtScale"], m["Guests"] = f.mam, f.pep, f.noMAM, f.atScale, f.guests
+	m["GuestDomain"] = GuestDomain
 }
 
 // Env is what the servers share: a work directory and the certificate.

@@ -55,6 +55,12 @@ certificates = "{{.Dir}}"
 ssl = { certificate = "{{.Cert}}"; key = "{{.Key}}" }
 VirtualHost "{{.Domain}}"
   ssl = { certificate = "{{.Cert}}"; key = "{{.Key}}" }
+{{- if .Guests}}
+-- The guest login storm (-only guest): SASL ANONYMOUS (mod_auth_anonymous) on a second host.
+VirtualHost "{{.GuestDomain}}"
+  authentication = "anonymous"
+  ssl = { certificate = "{{.Cert}}"; key = "{{.Key}}" }
+{{- end}}
 -- The groupchat fan-out (-only muc): XEP-0045 with mod_muc's defaults.
 Component "conference.localhost" "muc"
   ssl = { certificate = "{{.Cert}}"; key = "{{.Key}}" }

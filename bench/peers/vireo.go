@@ -226,6 +226,7 @@ func (v *vireo) Settings() [][2]string {
 		{"`[web] listen`, `tls_listen`", "loopback ports chosen by the bench (WebSocket at the default `/xmpp-websocket`; loopback is a trusted network by default, so plain ws:// counts as encrypted)"},
 		{"`[modules.upload] listen`, `[modules.proxy65] listen`", "free loopback ports (file upload and the SOCKS5 proxy are not benchmarked)"},
 		{"`[modules] disabled = [\"mam\"]` except with `-only mam`", "archiving is on by default; the peers' bench configs load their MAM modules only for the archive scenario, so every other scenario measures the same work on all three (the archive scenario reports Vireo's cost with and without it)"},
+		{"a second domain, `guest.localhost`, in `anonymous_domains` (with `-only guest`)", "the guest login storm: SASL ANONYMOUS on a host of its own, as Prosody and ejabberd have it; loopback is a trusted network by default, so the storm's guest logins are not throttled"},
 		{"`require_tls = false`, `allow_plain = true`", "the plain-TCP runs measure every server the same way"},
 		{"`auth_failures_per_minute = 1000000`", "storms come from four loopback addresses; the brute-force throttle is not measured"},
 		{"`max_outbound = 4194304`", "the rate search overloads servers on purpose; a slow session is not cut off at the default 1 MiB"},

@@ -92,7 +92,7 @@ func main() {
 		servers   = flag.String("compare", "", "start these servers in turn and run the suite: vireo,prosody,ejabberd")
 		suite     = flag.String("suite", "quick", "with -compare: quick or full")
 		reps      = flag.Int("reps", 0, "with -compare: repetitions of each scenario (0: the suite's)")
-		only      = flag.String("only", "", "with -compare: run only these scenarios (idle,login,fast,msg,presence,resume,muc,ws,s2s; mam, pep and soak run only when named)")
+		only      = flag.String("only", "", "with -compare: run only these scenarios (idle,login,fast,msg,presence,resume,muc,ws,s2s; mam, pep, soak and guest run only when named)")
 		bin       = flag.String("bin", "bin", "with -compare: directory holding vireo and vireoctl")
 		work      = flag.String("workdir", "", "with -compare: work directory (default: a temporary one, removed afterwards)")
 		install   = flag.Bool("install", false, "with -compare: apt-get install missing peers first")
