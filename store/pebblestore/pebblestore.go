@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -61,6 +62,8 @@ type Store struct {
 	tmu    sync.Mutex
 	tables map[string]*table
 	nextT  uint16
+	// guests are the tables each guest account made since opening wrote to (guests.go).
+	guests guestTables
 
 	// For Metrics: commit latency, and the offline and archive (MAM) writes.
 	commitLat     hist.H
@@ -356,7 +359,14 @@ func (a accounts) Create(acc store.Account) error {
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
-	return a.setAccount(acc, false)
+	if acc.Anonymous {
+		a.s.guests.add(acc.User)
+	}
+	err := a.setAccount(acc, false)
+	if err != nil && acc.Anonymous {
+		a.s.guests.take(acc.User)
+	}
+	return err
 }
 
 func (a accounts) Get(user string) (store.Account, error) {
@@ -419,23 +429,32 @@ func (a accounts) Delete(user string) error {
 	}
 	b.Delete(key(pRosterVer, user), nil)
 	b.Delete(key(pOffMeta, user), nil)
-	for _, p := range []byte{pRoster, pOffline} {
-		lo, hi := userRange(p, user)
-		if err := a.s.clearRange(b, lo, hi); err != nil {
-			return err
-		}
-	}
+	// A guest made since the store opened has its tables, roster and offline messages
+	// on record (guests.go): only those are sought.
+	bits, tracked := a.s.guests.take(user)
 	a.s.tmu.Lock()
-	tables := make([]*table, 0, len(a.s.tables))
+	ranges := make([][2][]byte, 0, 2+len(a.s.tables))
+	for _, p := range []struct {
+		prefix byte
+		bit    uint64
+	}{{pRoster, rosterBit}, {pOffline, offlineBit}} {
+		if tracked && bits&p.bit == 0 {
+			continue
+		}
+		lo, hi := userRange(p.prefix, user)
+		ranges = append(ranges, [2][]byte{lo, hi})
+	}
 	for _, t := range a.s.tables {
-		tables = append(tables, t)
+		if tracked && bits&tableBit(t.id) == 0 {
+			continue
+		}
+		lo := t.k(store.UserKey(user))
+		ranges = append(ranges, [2][]byte{lo, prefixEnd(lo)})
 	}
 	a.s.tmu.Unlock()
-	for _, t := range tables {
-		lo := t.k(store.UserKey(user))
-		if err := a.s.clearRange(b, lo, prefixEnd(lo)); err != nil {
-			return err
-		}
+	slices.SortFunc(ranges, func(x, y [2][]byte) int { return bytes.Compare(x[0], y[0]) })
+	if err := a.s.clearRanges(b, ranges); err != nil {
+		return err
 	}
 	if err := a.s.commitWith(b, true, accountSync(acc)); err != nil {
 		return err
@@ -557,6 +576,7 @@ func (r rosters) SetLimit(n int) {
 
 // write applies f under the user's lock and bumps the roster version; f may refuse.
 func (r rosters) write(user string, shrink bool, f func(b *pebble.Batch) error) (uint64, error) {
+	r.s.guests.touchUser(user, rosterBit)
 	mu := r.s.lock(user)
 	mu.Lock()
 	defer mu.Unlock()
@@ -667,6 +687,7 @@ func msgKey(user string, id uint64) []byte {
 }
 
 func (o offline) Push(user string, raw []byte, stamp time.Time, q store.Quota) (uint64, error) {
+	o.s.guests.touchUser(user, offlineBit)
 	mu := o.s.lock(user)
 	mu.Lock()
 	defer mu.Unlock()
@@ -816,6 +837,7 @@ func (s *Store) Table(name string) store.Table {
 
 func (t *table) Get(k []byte) ([]byte, error) { return t.s.get(t.k(k)) }
 func (t *table) Set(k, v []byte) error {
+	t.s.guests.touch(t.id, k)
 	return t.write(func(b *pebble.Batch) { b.Set(t.k(k), v, nil) }, false)
 }
 
@@ -875,31 +897,53 @@ const maxPointDeletes = 1024
 // read of the server (BenchmarkLogin/guest: 5.7 ms and 4 MB a login). Beyond
 // maxPointDeletes keys one range deletion is cheaper.
 func (s *Store) clearRange(b *pebble.Batch, lo, hi []byte) error {
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	return s.clearRanges(b, [][2][]byte{{lo, hi}})
+}
+
+// clearRanges is clearRange for several ranges, in ascending order, with one iterator
+// moved from range to range (SetBounds): an account's removal clears a range per table,
+// and making an iterator costs more than moving one.
+func (s *Store) clearRanges(b *pebble.Batch, ranges [][2][]byte) error {
+	if len(ranges) == 0 {
+		return nil
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: ranges[0][0], UpperBound: ranges[0][1]})
 	if err != nil {
 		return err
 	}
 	var keys [][]byte
-	for ok := it.First(); ok; ok = it.Next() {
-		if len(keys) == maxPointDeletes {
-			keys = nil
-			break
+	for i, r := range ranges {
+		if i > 0 {
+			it.SetBounds(r[0], r[1])
 		}
-		keys = append(keys, append([]byte(nil), it.Key()...))
-	}
-	many := it.Valid()
-	if err := it.Close(); err != nil {
-		return err
-	}
-	if many {
-		return b.DeleteRange(lo, hi, nil)
-	}
-	for _, k := range keys {
-		if err := b.Delete(k, nil); err != nil {
+		keys = keys[:0]
+		many := false
+		for ok := it.First(); ok; ok = it.Next() {
+			if len(keys) == maxPointDeletes {
+				many = true
+				break
+			}
+			keys = append(keys, append([]byte(nil), it.Key()...))
+		}
+		if err := it.Error(); err != nil {
+			it.Close()
+			return err
+		}
+		if many {
+			err = b.DeleteRange(r[0], r[1], nil)
+		} else {
+			for _, k := range keys {
+				if err = b.Delete(k, nil); err != nil {
+					break
+				}
+			}
+		}
+		if err != nil {
+			it.Close()
 			return err
 		}
 	}
-	return nil
+	return it.Close()
 }
 
 // Apply commits ops in one synced batch; a batch of deletes only may use half of the
@@ -938,6 +982,9 @@ func (t *table) apply(ops []store.Op, opts *pebble.WriteOptions) error {
 	shrink := true
 	for _, op := range ops {
 		shrink = shrink && op.Delete
+		if !op.Delete {
+			t.s.guests.touch(t.id, op.Key)
+		}
 	}
 	return t.writeWith(func(b *pebble.Batch) {
 		for _, op := range ops {

@@ -324,3 +324,139 @@ func TestGuestAccounts(t *testing.T) {
 		t.Fatalf("Guests after a removal: %q", got)
 	}
 }
+
+// TestDeleteAccountTables: removing an account clears its rows in every table, one
+// iterator moved from table to table (clearRanges), whether a table holds a few of them
+// or more than maxPointDeletes, and leaves the rows of the accounts beside it.
+func TestDeleteAccountTables(t *testing.T) {
+	s, err := Open(t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	rows := map[string]int{"t1": 2, "t2": maxPointDeletes + 10, "t3": 1, "t4": 0}
+	for _, u := range []string{"a@x", "b@x", "bb@x"} {
+		if err := s.Accounts().Create(store.Account{User: u}); err != nil {
+			t.Fatal(err)
+		}
+		for name, n := range rows {
+			var ops []store.Op
+			for i := range n {
+				ops = append(ops, store.Op{Key: store.UserKey(u, fmt.Sprintf("%05d", i)), Val: []byte("v")})
+			}
+			if n > 0 {
+				if err := s.Table(name).Apply(ops...); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	if err := s.Accounts().Delete("b@x"); err != nil {
+		t.Fatal(err)
+	}
+	count := func(name, u string) int {
+		n := 0
+		s.Table(name).Scan(store.UserKey(u), func(_, _ []byte) bool { n++; return true })
+		return n
+	}
+	for name, n := range rows {
+		if got := count(name, "b@x"); got != 0 {
+			t.Errorf("%s: %d rows of the removed account left", name, got)
+		}
+		for _, u := range []string{"a@x", "bb@x"} {
+			if got := count(name, u); got != n {
+				t.Errorf("%s: %s has %d rows, want %d", name, u, got, n)
+			}
+		}
+	}
+}
+
+// BenchmarkGuestAccount: what a guest login costs the store: its account made and removed,
+// on a store with as many tables as the server's modules open.
+func BenchmarkGuestAccount(b *testing.B) {
+	s, err := Open(b.TempDir(), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	for i := range 24 {
+		s.Table(fmt.Sprintf("table%02d", i))
+	}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		u := fmt.Sprintf("guest%08d@g", i)
+		if err := s.Accounts().Create(store.Account{User: u, Anonymous: true}); err != nil {
+			b.Fatal(err)
+		}
+		if err := s.Accounts().Delete(u); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestDeleteGuestTables: a guest's removal seeks only the tables it wrote to since the
+// store opened (guestTables), and still leaves none of its rows, whichever way they were
+// written; a guest from before the store opened again (a crash's leftover) has every table
+// sought.
+func TestDeleteGuestTables(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 70 { // more tables than bits: some share one
+		s.Table(fmt.Sprintf("t%02d", i))
+	}
+	write := func(s *Store, u string) {
+		s.Table("t01").Set(store.UserKey(u, "x"), []byte("v"))
+		s.Table("t66").Apply(store.Op{Key: store.UserKey(u, "y"), Val: []byte("v")})
+		s.Table("t33").ApplyLazy(store.Op{Key: store.UserKey(u, "z"), Val: []byte("v")}, store.Op{Key: store.UserKey(u, "zz"), Val: []byte("v")})
+		if _, err := s.Rosters().Put(u, store.RosterItem{JID: "friend@y"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Offline().Push(u, []byte("<message/>"), time.Now(), store.Quota{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rowsOf := func(s *Store, u string) int {
+		n := 0
+		for i := range 70 {
+			s.Table(fmt.Sprintf("t%02d", i)).Scan(store.UserKey(u), func(_, _ []byte) bool { n++; return true })
+		}
+		items, _, _ := s.Rosters().Get(u)
+		msgs, _ := s.Offline().Count(u)
+		return n + len(items) + msgs
+	}
+	for _, u := range []string{"g1@x", "g2@x", "old@x", "user@x"} {
+		if err := s.Accounts().Create(store.Account{User: u, Anonymous: u != "user@x"}); err != nil {
+			t.Fatal(err)
+		}
+		write(s, u)
+	}
+	if b := s.guests.m["g2@x"]; b == nil || b.Load() == 0 {
+		t.Fatal("the tables g2 wrote to are not on record")
+	}
+	if err := s.Accounts().Delete("g1@x"); err != nil {
+		t.Fatal(err)
+	}
+	if n := rowsOf(s, "g1@x"); n != 0 {
+		t.Errorf("%d rows of a removed guest left", n)
+	}
+	s.Close()
+	s, err = Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, u := range []string{"g2@x", "old@x"} {
+		if err := s.Accounts().Delete(u); err != nil {
+			t.Fatal(err)
+		}
+		if n := rowsOf(s, u); n != 0 {
+			t.Errorf("%d rows left of %s, a guest from before the store opened", n, u)
+		}
+	}
+	if n := rowsOf(s, "user@x"); n != 6 {
+		t.Errorf("the user beside the guests has %d rows, want 6", n)
+	}
+}

@@ -44,7 +44,7 @@ func main() {
 		domain    = flag.String("domain", "localhost", "XMPP domain")
 		mode      = flag.String("tls", "plain", "plain, starttls or direct")
 		wsPath    = flag.String("ws", "", "speak XMPP over WebSocket (RFC 7395) to this path on -addr (an HTTP listener): ws:// with -tls plain, wss:// with -tls direct")
-		mech      = flag.String("mech", "SCRAM-SHA-1", "SCRAM-SHA-1, SCRAM-SHA-256 or PLAIN")
+		mech      = flag.String("mech", "SCRAM-SHA-1", "SCRAM-SHA-1, SCRAM-SHA-256, PLAIN or ANONYMOUS (a guest login: no account needed)")
 		prefix    = flag.String("prefix", "user", "account name prefix (accounts prefix1..prefixN)")
 		password  = flag.String("password", "password", "account password")
 		pid       = flag.Int("pid", 0, "server PID for /proc sampling")
