@@ -511,7 +511,7 @@ func hostPolicies(cfg *config.Config) map[string]engine.HostPolicy {
 	for d := range cfg.VHosts {
 		h := cfg.Host(d)
 		m[d] = engine.HostPolicy{Registration: h.Registration, RegistrationCaptcha: h.RegistrationCaptcha,
-			MaxAccounts: h.MaxAccounts, NoFederation: !h.Federation}
+			MaxAccounts: h.MaxAccounts, NoFederation: !h.Federation, Isolated: h.Isolated}
 	}
 	return m
 }

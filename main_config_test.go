@@ -194,12 +194,13 @@ registration_captcha = true
 registration = false
 max_accounts = 20
 federation = false
+isolated = true
 `), filepath.Join(t.TempDir(), "vireo.toml"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := hostPolicies(cfg)
-	want := map[string]engine.HostPolicy{"b.org": {Registration: false, RegistrationCaptcha: true, MaxAccounts: 20, NoFederation: true}}
+	want := map[string]engine.HostPolicy{"b.org": {Registration: false, RegistrationCaptcha: true, MaxAccounts: 20, NoFederation: true, Isolated: true}}
 	if len(got) != 1 || got["b.org"] != want["b.org"] {
 		t.Fatalf("policies %+v, want %+v", got, want)
 	}

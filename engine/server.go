@@ -400,6 +400,9 @@ func (s *Server) apply(cfg *Config) error {
 	}
 	s.hosts.Store(hosts)
 	s.cfg.Store(cfg)
+	if s.rt != nil {
+		s.rt.SetIsolated(cfg.isolatedHosts())
+	}
 	return nil
 }
 

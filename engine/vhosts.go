@@ -21,6 +21,9 @@ type HostPolicy struct {
 	MaxAccounts int
 	// NoFederation keeps the host and its services off federation, both ways.
 	NoFederation bool
+	// Isolated keeps the host's users and services to each other: no other host here,
+	// no federation (router.SetIsolated).
+	Isolated bool
 }
 
 // host is domain's policy: its entry in Hosts, or the server-wide settings.
@@ -124,5 +127,20 @@ func (s *Server) hostFederates(domain string) bool {
 		return true
 	}
 	host, ok := s.remoteHost(domain)
-	return !ok || !cfg.host(host).NoFederation
+	if !ok {
+		return true
+	}
+	p := cfg.host(host)
+	return !p.NoFederation && !p.Isolated
+}
+
+// isolatedHosts lists the hosts with HostPolicy.Isolated, for the router.
+func (cfg *Config) isolatedHosts() []string {
+	var hs []string
+	for d, p := range cfg.Hosts {
+		if p.Isolated {
+			hs = append(hs, d)
+		}
+	}
+	return hs
 }

@@ -155,3 +155,75 @@ func TestIntegrationVHostFederation(t *testing.T) {
 	alice.Send("<message to='bob@b.localhost' type='chat' id='m5'><body>out 3</body></message>")
 	mustHave(t, "bob, once a.localhost federates again", bob.Expect("</message>"), "out 3")
 }
+
+// vhostLogin logs user in on host with PLAIN and binds, after available presence.
+func vhostLogin(t *testing.T, srv *vireotest.Server, host, user, pw string) *vireotest.RawConn {
+	t.Helper()
+	r, _ := vhostHeader(t, srv, host)
+	r.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>" + plainResponse(user, pw) + "</auth>")
+	r.Expect("<success")
+	r.Send(strings.Replace(srv.Header(), "to='localhost'", "to='"+host+"'", 1))
+	r.Expect("</stream:features>")
+	r.Send("<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>")
+	r.Expect("</iq>")
+	r.Send("<presence/>")
+	r.Expect("<presence")
+	return r
+}
+
+// TestIntegrationVHostIsolated: the users of an isolated host reach each other and their
+// host's services, and nothing on the server's other host, either way, nor its rooms;
+// a reload lifts the wall.
+func TestIntegrationVHostIsolated(t *testing.T) {
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true})
+	cfg := srv.Engine.Config()
+	cfg.Domains = []string{"localhost", "corp.localhost"}
+	cfg.Hosts = map[string]engine.HostPolicy{"corp.localhost": {Isolated: true}}
+	if err := srv.Router.SetDomains(cfg.Domains); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Engine.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	addOn := func(host, local string) {
+		srv.AddUser(t, local, "secret") // local@localhost; the same keys serve on host
+		if host != "localhost" {
+			a, err := srv.Store.Accounts().Get(local + "@localhost")
+			if err != nil {
+				t.Fatal(err)
+			}
+			a.User = local + "@" + host
+			if err := srv.Store.Accounts().Create(a); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	addOn("corp.localhost", "ann")
+	addOn("corp.localhost", "cid")
+	addOn("localhost", "pub")
+	ann := vhostLogin(t, srv, "corp.localhost", "ann", "secret")
+	cid := vhostLogin(t, srv, "corp.localhost", "cid", "secret")
+	pub := vhostLogin(t, srv, "localhost", "pub", "secret")
+
+	ann.Send("<message to='cid@corp.localhost' type='chat' id='in1'><body>inside</body></message>")
+	mustHave(t, "a colleague", cid.Expect("</message>"), "inside")
+	ann.Send("<message to='pub@localhost' type='chat' id='out1'><body>over the wall</body></message>")
+	mustHave(t, "out of the isolated host", ann.Expect("</message>"), "type='error'", "id='out1'", "<not-allowed", "closed community")
+	pub.Never("over the wall")
+	pub.Send("<message to='ann@corp.localhost' type='chat' id='in2'><body>knock knock</body></message>")
+	mustHave(t, "into the isolated host", pub.Expect("</message>"), "type='error'", "id='in2'", "<not-allowed")
+	ann.Never("knock knock")
+	// The other host's room is out of reach; the isolated host's own is not.
+	ann.Send("<presence to='lobby@conference.localhost/ann' id='j1'><x xmlns='http://jabber.org/protocol/muc'/></presence>")
+	mustHave(t, "a room of the other host", ann.Expect("id='j1'"), "type='error'")
+	ann.Send("<presence to='team@conference.corp.localhost/ann' id='j2'><x xmlns='http://jabber.org/protocol/muc'/></presence>")
+	got := ann.Expect("id='j2'")
+	mustNotHave(t, "a room of its own host", got[strings.LastIndex(got, "<presence"):], "type='error'")
+
+	cfg.Hosts = nil
+	if err := srv.Engine.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	ann.Send("<message to='pub@localhost' type='chat' id='out2'><body>wall is down</body></message>")
+	mustHave(t, "after the reload", pub.Expect("</message>"), "wall is down")
+}

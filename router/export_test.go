@@ -3,6 +3,8 @@ package router
 import (
 	"runtime"
 	"testing"
+
+	"github.com/vireo-im/vireo/xmlstream/jid"
 )
 
 // BenchmarkMPSC pushes from two producers and pops from one consumer.
@@ -70,4 +72,13 @@ func (r *Router) HoldShardOf(bare string) func() {
 	s := r.shardOf(bare)
 	s.mu.Lock()
 	return s.mu.Unlock
+}
+
+// Walled exposes the isolated hosts' check: the error text for a stanza from from to to,
+// or "".
+func Walled(r *Router, from, to jid.JID) string {
+	if e := r.walled(from, to); e != nil {
+		return e.Text
+	}
+	return ""
 }

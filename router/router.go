@@ -120,6 +120,9 @@ type Router struct {
 	// svc is the service domains: read by every shard, replaced whole when virtual hosts
 	// come or go (hosts.go).
 	svc atomic.Pointer[serviceTable]
+	// isolated is the hosts whose users reach their own host only (isolated.go); nil:
+	// none.
+	isolated atomic.Pointer[map[string]bool]
 	// extUsers answers for accounts the store does not hold yet (SetExternalUsers).
 	extUsers atomic.Pointer[UserChecker]
 	// accounts is what modules change accounts through (SetAccounts; nil: the store's).
@@ -609,6 +612,13 @@ func (r *Router) forward(o *op) {
 		putOp(o)
 		return
 	}
+	if r.isolated.Load() != nil {
+		if e := r.walled(r.fromOf(o), o.to); e != nil {
+			r.bounce(o.buf.B, e)
+			putOp(o)
+			return
+		}
+	}
 	k, sv := r.resolve(o.to)
 	switch k {
 	case destAccount, destServer:
@@ -619,19 +629,24 @@ func (r *Router) forward(o *op) {
 		o.svc = sv
 		r.shardOf(o.to.Bare().String()).q.pushForce(o)
 	default:
-		from := o.from
-		if !o.known {
-			if e, err := xmlstream.ParseElement(o.buf.B, "jabber:client"); err == nil {
-				if v, ok := e.Attr("from"); ok {
-					from, _ = jid.ParseBytes(xmlstream.AppendUnescaped(nil, v))
-				}
-			}
-		}
-		if se := r.deliverAway(k, from, o.to, o.buf.B); se != nil {
+		if se := r.deliverAway(k, r.fromOf(o), o.to, o.buf.B); se != nil {
 			r.bounce(o.buf.B, se)
 		}
 		putOp(o)
 	}
+}
+
+// fromOf is o's sender: as the caller knew it, or parsed from the stanza.
+func (r *Router) fromOf(o *op) jid.JID {
+	from := o.from
+	if !o.known {
+		if e, err := xmlstream.ParseElement(o.buf.B, "jabber:client"); err == nil {
+			if v, ok := e.Attr("from"); ok {
+				from, _ = jid.ParseBytes(xmlstream.AppendUnescaped(nil, v))
+			}
+		}
+	}
+	return from
 }
 
 // bounce answers raw with a stanza error from its recipient to its sender (never an error

@@ -498,6 +498,12 @@ func (s *shard) forwardPacket(o *op, p *module.Packet) bool {
 	if to.IsZero() {
 		return false
 	}
+	if s.r.isolated.Load() != nil { // the call only where some host is isolated
+		if e := s.r.walled(p.From, to); e != nil {
+			s.ctx.Error(p, e)
+			return false
+		}
+	}
 	k, sv := s.r.resolve(to)
 	switch k {
 	case destServer:

@@ -104,6 +104,12 @@ func (s *shard) relay(o *op) bool {
 		s.ctx.Error(p, stanza.New(stanza.BadRequest))
 		return false
 	}
+	if s.r.isolated.Load() != nil {
+		if e := s.r.walled(p.From, p.To); e != nil {
+			s.ctx.Error(p, e)
+			return false
+		}
+	}
 	k, sv := s.r.resolve(p.To)
 	switch k {
 	case destServer:

@@ -360,6 +360,10 @@ type VHost struct {
 	// federation: its users reach this server's hosts only, and other servers cannot
 	// address it. It needs [s2s] enabled to mean anything.
 	Federation *bool `toml:"federation"`
+	// Isolated keeps the host's users and services to each other: they reach no other
+	// host of this server, and no other server (as Prosody's mod_isolate_host): one
+	// server for several companies or communities that must not see each other.
+	Isolated bool `toml:"isolated"`
 }
 
 // Host is the settings of virtual host d, unset fields filled in from the server-wide
@@ -379,14 +383,14 @@ func (c *Config) Host(d string) ResolvedVHost {
 	if v.Federation != nil {
 		r.Federation = *v.Federation
 	}
-	r.MaxAccounts = v.MaxAccounts
+	r.MaxAccounts, r.Isolated = v.MaxAccounts, v.Isolated
 	return r
 }
 
 // ResolvedVHost is a VHost with nothing left unset.
 type ResolvedVHost struct {
-	Registration, RegistrationCaptcha, Federation bool
-	MaxAccounts                                   int
+	Registration, RegistrationCaptcha, Federation, Isolated bool
+	MaxAccounts                                             int
 }
 
 // S2SDirectTLSScheme marks an [s2s.hosts] address that speaks XEP-0368 direct TLS.

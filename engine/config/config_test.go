@@ -488,6 +488,7 @@ registration = true
 registration = false
 max_accounts = 500
 federation = false
+isolated = true
 [vhosts."later.org"]
 registration_captcha = true
 `), "t.toml")
@@ -499,7 +500,7 @@ registration_captcha = true
 		want ResolvedVHost
 	}{
 		{"a.org", ResolvedVHost{Registration: true, Federation: true}},
-		{"b.org", ResolvedVHost{Registration: false, Federation: false, MaxAccounts: 500}},
+		{"b.org", ResolvedVHost{Registration: false, Federation: false, Isolated: true, MaxAccounts: 500}},
 		{"later.org", ResolvedVHost{Registration: true, RegistrationCaptcha: true, Federation: true}},
 	} {
 		if got := c.Host(tc.host); got != tc.want {

@@ -330,11 +330,13 @@ event_loops = 0
 # [c2s]'s there; max_accounts bounds the accounts users create there (in-band, on the
 # sign-up page, with an invitation; 0 = no bound; vireoctl's are never refused);
 # federation = false keeps the host and its services (conference., pubsub., upload.) off
-# federation, both ways. A reload applies them.
+# federation, both ways; isolated = true keeps its users and services to each other (no
+# other host here, no other server). A reload applies them.
 # [vhosts."corp.{{.Domain}}"]
 # registration = false
 # max_accounts = 500
 # federation = false
+# isolated = false
 
 [modules]
 # Module IDs to turn off ("vireoctl modules" lists them), e.g. ["version"].
