@@ -117,20 +117,7 @@ func (c *conn) captchaAnswer(q xmlstream.Element) (user, password string, e *sta
 		e.Text = "This server asks a CAPTCHA at registration: ask for the form and fill it in."
 		return "", "", e
 	}
-	f := map[string]string{}
-	for it := x.Children(); ; {
-		fe, ok := it.Next()
-		if !ok {
-			break
-		}
-		if string(fe.NS()) != ns.DataForms || string(fe.Name()) != "field" {
-			continue
-		}
-		v, _ := fe.AppendAttr(nil, "var")
-		if val, ok := fe.Child(ns.DataForms, "value"); ok && len(f) < 32 {
-			f[string(v)] = string(val.AppendText(nil))
-		}
-	}
+	f := captcha.FormValues(x)
 	s := c.srv()
 	v, had := s.captchas.Load(c)
 	var ch *captcha.Challenge

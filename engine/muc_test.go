@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
-	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
@@ -397,19 +396,7 @@ func TestIntegrationNbxmppMucCaptcha(t *testing.T) {
 	bob := mucLogin(t, srv, "bob", "gajim")
 	bob.Send(mucJoin(mucRoom, "Bob", "j1"))
 	msg := expectStanza(t, bob, "<captcha xmlns='urn:xmpp:captcha'>")
-	cmd := exec.Command("/usr/bin/python3", "testdata/nbxmpp_muc_captcha.py", "WRONG7")
-	cmd.Stdin = strings.NewReader(msg)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("nbxmpp: %v\n%s", err, out)
-	}
-	for _, want := range []string{"FORM urn:xmpp:captcha True True", "BOB image/png True True", "SUBMIT <iq "} {
-		if !strings.Contains(string(out), want) {
-			t.Fatalf("nbxmpp output lacks %q:\n%s", want, out)
-		}
-	}
-	_, submit, _ := strings.Cut(string(out), "SUBMIT ")
-	bob.Send(strings.TrimSpace(submit))
+	bob.Send(vireotest.NbxmppCaptcha(t, msg, "WRONG7"))
 	expectStanza(t, bob, "id='nbc1'", "type='error'", "<not-acceptable")
 	expectStanza(t, bob, "id='j1'", "type='error'", "<not-authorized")
 }

@@ -175,7 +175,7 @@ func (m *Mod) answer(c module.Context, iq *module.Packet) {
 	q, _ := iq.Payload()
 	var f map[string]string
 	if x, ok := q.Child(ns.DataForms, "x"); ok {
-		f = formValues(x)
+		f = captcha.FormValues(x)
 	}
 	m.mu.Lock()
 	pd := m.byID[f["challenge"]]
@@ -227,20 +227,4 @@ func (m *Mod) outbound(c module.Context, p *module.Packet) module.Verdict {
 		log.Error().Err(err).Msg("antispam: note a conversation partner")
 	}
 	return module.Continue
-}
-
-// formValues reads the first value of each field of a submitted data form.
-func formValues(x xmlstream.Element) map[string]string {
-	f := map[string]string{}
-	it := x.Children()
-	for fe, ok := it.Next(); ok; fe, ok = it.Next() {
-		if string(fe.Name()) != "field" {
-			continue
-		}
-		v, _ := fe.Attr("var")
-		if val, ok := fe.Child(ns.DataForms, "value"); ok {
-			f[string(xmlstream.AppendUnescaped(nil, v))] = string(val.AppendText(nil))
-		}
-	}
-	return f
 }

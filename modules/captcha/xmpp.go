@@ -5,7 +5,32 @@ import (
 	"strconv"
 
 	"github.com/vireo-im/vireo/xmlstream"
+	"github.com/vireo-im/vireo/xmlstream/ns"
 )
+
+// maxFields bounds the fields FormValues reads: a CAPTCHA form has a handful, and the
+// answer comes from anyone.
+const maxFields = 32
+
+// FormValues reads a submitted data form (the answer to a challenge, and whatever else
+// the form asked): the first value of each field, by var, at most maxFields of them.
+func FormValues(x xmlstream.Element) map[string]string {
+	f := map[string]string{}
+	for it := x.Children(); len(f) < maxFields; {
+		fe, ok := it.Next()
+		if !ok {
+			break
+		}
+		if string(fe.NS()) != ns.DataForms || string(fe.Name()) != "field" {
+			continue
+		}
+		v, _ := fe.AppendAttr(nil, "var")
+		if val, ok := fe.Child(ns.DataForms, "value"); ok {
+			f[string(v)] = string(val.AppendText(nil))
+		}
+	}
+	return f
+}
 
 const (
 	nsBoB   = "urn:xmpp:bob"
