@@ -320,15 +320,16 @@ func TestBrowserDashboard(t *testing.T) {
 
 // TestIntegrationDashboardVhosts: the virtual hosts page adds a host (only with the
 // session's CSRF token) that clients can then reach with its own certificate, and removes
-// it after the confirmation box is ticked; both change the config file.
+// it after the confirmation box is ticked; both change the config file. A host's own
+// settings ([vhosts]) show beside it.
 func TestIntegrationDashboardVhosts(t *testing.T) {
-	s, base := dashServer(t)
+	s, base := dashServerWeb(t, "[vhosts.\"chat.test\"]\nmax_accounts = 10\nisolated = true")
 	br := newBrowser(t, base)
 	br.login()
 	post, token := br.post, br.token
 	get := func(path string) string { _, p := br.get(path); return p }
 	page := get("hosts")
-	if !strings.Contains(page, "<td>localhost</td>") || !strings.Contains(page, `action="/admin/hosts"`) {
+	if !strings.Contains(page, "<td>localhost</td><td>the server's</td>") || !strings.Contains(page, `action="/admin/hosts"`) {
 		t.Fatalf("hosts page:\n%s", page)
 	}
 	csrf := token(page)
@@ -340,7 +341,8 @@ func TestIntegrationDashboardVhosts(t *testing.T) {
 		t.Fatal("the refused form added the host")
 	}
 	add.Set("csrf", csrf)
-	if code, page := post("hosts", add); code != 200 || !strings.Contains(page, "added chat.test") || !strings.Contains(page, "<td>chat.test</td>") {
+	if code, page := post("hosts", add); code != 200 || !strings.Contains(page, "added chat.test") ||
+		!strings.Contains(page, "<td>chat.test</td><td>at most 10 accounts made by users; isolated: its users reach its own users and services only</td>") {
 		t.Fatalf("add: %d\n%s", code, page)
 	}
 	if c, err := config.Load(s.cfg.Path()); err != nil || !slices.Equal(c.Domains, []string{"localhost", "chat.test"}) {

@@ -1176,6 +1176,45 @@ func (s *server) Counters() metrics.Counters  { return s.eng.Counters() }
 func (s *server) LoginAttempt(ip string) bool { return s.eng.LoginAttempt(ip) }
 func (s *server) LoginSucceeded(ip string)    { s.eng.LoginSucceeded(ip) }
 
+var _ dashboard.HostSettings = (*server)(nil)
+
+// HostSettings implements dashboard.HostSettings: what each [vhosts] table of the running
+// configuration sets, in words.
+func (s *server) HostSettings() map[string]string {
+	s.mu.Lock()
+	cfg := s.cfg
+	s.mu.Unlock()
+	return describeHosts(cfg)
+}
+
+// describeHosts says in words what each [vhosts] table sets.
+func describeHosts(cfg *config.Config) map[string]string {
+	out := map[string]string{}
+	for d, v := range cfg.VHosts {
+		h := cfg.Host(d)
+		var parts []string
+		if v.Registration != nil {
+			parts = append(parts, map[bool]string{true: "registration open", false: "registration closed"}[h.Registration])
+		}
+		if v.RegistrationCaptcha != nil {
+			parts = append(parts, map[bool]string{true: "CAPTCHA at registration", false: "no CAPTCHA at registration"}[h.RegistrationCaptcha])
+		}
+		if h.MaxAccounts > 0 {
+			parts = append(parts, fmt.Sprintf("at most %d accounts made by users", h.MaxAccounts))
+		}
+		switch {
+		case h.Isolated:
+			parts = append(parts, "isolated: its users reach its own users and services only")
+		case !h.Federation:
+			parts = append(parts, "no federation")
+		}
+		if len(parts) > 0 {
+			out[d] = strings.Join(parts, "; ")
+		}
+	}
+	return out
+}
+
 // S2SLinks is S2SConns as the dashboard shows them.
 func (s *server) S2SLinks() []dashboard.Link {
 	var out []dashboard.Link

@@ -204,6 +204,9 @@ isolated = true
 	if len(got) != 1 || got["b.org"] != want["b.org"] {
 		t.Fatalf("policies %+v, want %+v", got, want)
 	}
+	if got, want := describeHosts(cfg)["b.org"], "registration closed; at most 20 accounts made by users; isolated: its users reach its own users and services only"; got != want {
+		t.Fatalf("the dashboard's line for b.org: %q, want %q", got, want)
+	}
 	if hostPolicies(config.Defaults("a.org")) != nil {
 		t.Fatal("policies without [vhosts]")
 	}

@@ -83,6 +83,12 @@ type Backend interface {
 	Certs() []admin.CertStatus
 }
 
+// HostSettings is a Backend that describes what each virtual host's own settings
+// (config [vhosts]) change, for the hosts page: domain -> a line for people.
+type HostSettings interface {
+	HostSettings() map[string]string
+}
+
 // Dashboard is the http.Handler of the console.
 type Dashboard struct {
 	b    Backend
@@ -432,8 +438,12 @@ func (d *Dashboard) flashResult(id string, err error, done string) {
 
 func (d *Dashboard) hosts(w http.ResponseWriter, r *http.Request, s session, _ string) {
 	_, edit := d.b.(admin.HostManager)
+	var set map[string]string
+	if hs, ok := d.b.(HostSettings); ok {
+		set = hs.HostSettings()
+	}
 	d.render(w, http.StatusOK, "hosts", data{Title: "Virtual hosts", User: s.user, CSRF: s.csrf, Flash: s.flash, FlashOK: s.flashOK,
-		Domains: d.b.Domains(), CanEditHosts: edit})
+		Domains: d.b.Domains(), CanEditHosts: edit, HostSettings: set})
 }
 
 // hostsPost adds or removes a virtual host (admin.Vhost, as vireoctl vhost does) and sends

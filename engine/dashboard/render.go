@@ -25,6 +25,8 @@ type data struct {
 	Domains  []string
 	// CanEditHosts: the backend can add and remove virtual hosts (admin.HostManager).
 	CanEditHosts bool
+	// HostSettings says, per host, what its [vhosts] table sets (HostSettings).
+	HostSettings map[string]string
 	Links        []Link
 	// CanEditFederation: the backend holds the federation lists (admin.FederationEditor).
 	CanEditFederation bool
@@ -177,8 +179,8 @@ to the configuration file; a removed one ends its users' sessions, and its data 
 {{if .CanEditHosts}}<div class="box"><form class="inline" method="post" action="/admin/hosts"><input type="hidden" name="csrf" value="{{.CSRF}}">
 <input type="hidden" name="action" value="add"><input name="domain" placeholder="chat.example.org" aria-label="new virtual host" required>
 <button>Add host</button></form></div>{{end}}
-<table><tr><th>Host</th><th>Actions</th></tr>
-{{$csrf := .CSRF}}{{$edit := .CanEditHosts}}{{$last := eq (len .Domains) 1}}{{range .Domains}}<tr><td>{{.}}</td><td>
+<table><tr><th>Host</th><th>Settings of its own</th><th>Actions</th></tr>
+{{$csrf := .CSRF}}{{$edit := .CanEditHosts}}{{$last := eq (len .Domains) 1}}{{$set := .HostSettings}}{{range .Domains}}<tr><td>{{.}}</td><td>{{with index $set .}}{{.}}{{else}}the server's{{end}}</td><td>
 {{if and $edit (not $last)}}<form class="inline" method="post" action="/admin/hosts"><input type="hidden" name="csrf" value="{{$csrf}}"><input type="hidden" name="domain" value="{{.}}">
 <input type="hidden" name="action" value="remove"><label><input type="checkbox" name="confirm" value="yes" required> sure</label><button>Remove</button></form>{{end}}
 </td></tr>{{end}}
