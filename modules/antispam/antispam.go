@@ -86,6 +86,7 @@ type Mod struct {
 	// under mu; swept when they were last expired; approvals the strangers let in.
 	pending   map[string]*pending
 	byID      map[string]*pending
+	drawn     window // challenges drawn this minute
 	swept     time.Time
 	approvals store.Table
 }

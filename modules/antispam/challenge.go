@@ -1,6 +1,7 @@
 package antispam
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/vireo-im/vireo/modules/captcha"
@@ -32,6 +33,14 @@ const (
 	maxHeld    = 5
 	maxPending = 10_000
 )
+
+// challengesPerMinute bounds the challenges drawn a minute, server-wide: each costs ~1 ms
+// of CPU and sends a ~5 KB image to a server that may be a spammer's, so a wave from
+// many servers must not turn the server into a CPU sink and an amplifier. Atomic for
+// tests only.
+var challengesPerMinute atomic.Int64
+
+func init() { challengesPerMinute.Store(600) }
 
 // pending is a challenge under way: the stanzas it holds, and the challenge once drawn.
 type pending struct {
@@ -85,7 +94,10 @@ func (m *Mod) hold(c module.Context, p *module.Packet) bool {
 		m.mu.Unlock()
 		return true
 	}
-	if len(m.pending) >= maxPending {
+	if minute := now.Unix() / 60; minute != m.drawn.minute {
+		m.drawn = window{minute: minute}
+	}
+	if len(m.pending) >= maxPending || int64(m.drawn.n) >= challengesPerMinute.Load() {
 		m.mu.Unlock()
 		se := stanza.New(stanza.ResourceConstraintCond)
 		se.Type = stanza.Wait
@@ -95,6 +107,7 @@ func (m *Mod) hold(c module.Context, p *module.Packet) bool {
 	pd := &pending{user: user, stranger: stranger, to: p.From, held: [][]byte{append([]byte(nil), p.Raw...)},
 		expires: now.Add(captcha.TTL)}
 	m.pending[k] = pd
+	m.drawn.n++
 	m.mu.Unlock()
 	sid := p.ID
 	if sid == "" {

@@ -43,7 +43,7 @@ func TestIntegrationChallengeStrangers(t *testing.T) {
 			return nil
 		}})
 	vireotest.Federate(a, b)
-	for _, u := range []string{"alice", "carol", "dave"} {
+	for _, u := range []string{"alice", "carol", "dave", "eve"} {
 		a.AddUser(t, u, "secret")
 	}
 	b.AddUser(t, "bob", "secret")
@@ -118,6 +118,14 @@ func TestIntegrationChallengeStrangers(t *testing.T) {
 	carol.Send("<message to='bob@b.localhost' type='chat' id='c1'><body>hi bob, carol here</body></message>")
 	bob.Expect("carol here")
 	carol.Never("captcha")
+
+	// Past the challenges a minute, a stranger is told to wait.
+	antispam.SetChallengesPerMinute(0)
+	t.Cleanup(func() { antispam.SetChallengesPerMinute(600) })
+	eve := a.LoginPlain(t, "eve", "secret", "pc")
+	eve.Send("<message to='bob@b.localhost' type='chat' id='e1'><body>hi bob</body></message>")
+	mustHave(t, "a stranger past the challenges a minute", eve.Expect("</message>"), "type='error'", "id='e1'", "<resource-constraint", "type='wait'")
+	bob.Never("hi bob")
 }
 
 func mustHave(t *testing.T, what, got string, subs ...string) {
