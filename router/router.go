@@ -612,8 +612,18 @@ func (r *Router) forward(o *op) {
 		putOp(o)
 		return
 	}
+	// The sender, parsed at most once, by the first of the wall and a destination away
+	// that needs it.
+	var from jid.JID
+	parsed := false
+	sender := func() jid.JID {
+		if !parsed {
+			from, parsed = r.fromOf(o), true
+		}
+		return from
+	}
 	if r.isolated.Load() != nil {
-		if e := r.walled(r.fromOf(o), o.to); e != nil {
+		if e := r.walled(sender(), o.to); e != nil {
 			r.bounce(o.buf.B, e)
 			putOp(o)
 			return
@@ -629,7 +639,7 @@ func (r *Router) forward(o *op) {
 		o.svc = sv
 		r.shardOf(o.to.Bare().String()).q.pushForce(o)
 	default:
-		if se := r.deliverAway(k, r.fromOf(o), o.to, o.buf.B); se != nil {
+		if se := r.deliverAway(k, sender(), o.to, o.buf.B); se != nil {
 			r.bounce(o.buf.B, se)
 		}
 		putOp(o)
