@@ -485,7 +485,55 @@ func (s *server) routerOptions(cfg *config.Config) router.Options {
 		NoInline:     !cfg.Router.RouteInPlace,
 		SenderRate:   cfg.C2S.MaxRate,
 		SenderBurst:  cfg.C2S.MaxBurst,
+		HostModules:  hostModules(cfg),
 	}
+}
+
+// keepServiceModules puts back in next's [vhosts] modules_disabled what cur, the
+// configuration running, says of the modules in svc (those that make services per host:
+// the router makes a host's services once, at start or when the host is added), and
+// reports whether next wanted any of that changed.
+func keepServiceModules(cur, next *config.Config, svc []string) bool {
+	isSvc := func(id string) bool { return slices.Contains(svc, id) }
+	changed := false
+	hosts := map[string]bool{}
+	for d := range cur.VHosts {
+		hosts[d] = true
+	}
+	for d := range next.VHosts {
+		hosts[d] = true
+	}
+	for d := range hosts {
+		was := slices.DeleteFunc(slices.Clone(cur.VHosts[d].ModulesDisabled), func(id string) bool { return !isSvc(id) })
+		v := next.VHosts[d]
+		want := slices.DeleteFunc(slices.Clone(v.ModulesDisabled), func(id string) bool { return !isSvc(id) })
+		slices.Sort(was)
+		slices.Sort(want)
+		if slices.Equal(slices.Compact(was), slices.Compact(want)) {
+			continue
+		}
+		changed = true
+		v.ModulesDisabled = append(slices.DeleteFunc(v.ModulesDisabled, isSvc), was...)
+		if next.VHosts == nil {
+			next.VHosts = map[string]config.VHost{}
+		}
+		next.VHosts[d] = v
+	}
+	return changed
+}
+
+// hostModules are the router's view of [vhosts] modules_disabled.
+func hostModules(cfg *config.Config) map[string][]string {
+	var m map[string][]string
+	for d, v := range cfg.VHosts {
+		if len(v.ModulesDisabled) > 0 {
+			if m == nil {
+				m = map[string][]string{}
+			}
+			m[d] = v.ModulesDisabled
+		}
+	}
+	return m
 }
 
 // moduleConfig decodes [modules.<id>] and lets router.offline_quota stand in for
@@ -744,6 +792,12 @@ func (s *server) Reload() error {
 	if len(later) > 0 {
 		s.log.Warn().Strs("modules", later).Msg("[modules] changes need a restart; applying the rest")
 	}
+	if keepServiceModules(s.cfg, next, s.rt.ServiceModules()) {
+		s.log.Warn().Msg("[vhosts] modules_disabled changes to muc, pubsub, upload or proxy65 need a restart; applying the rest")
+	}
+	if err := s.rt.CheckHostModules(hostModules(next)); err != nil {
+		return err
+	}
 	if next.TLS.ACME != s.cfg.TLS.ACME || next.TLS.ACMEDirectory != s.cfg.TLS.ACMEDirectory {
 		s.log.Warn().Msg("turning acme on or off, or changing its directory, needs a restart")
 	}
@@ -762,7 +816,10 @@ func (s *server) Reload() error {
 	}
 	s.rt.SetInPlace(next.Router.RouteInPlace)
 	s.rt.SetSenderRate(next.C2S.MaxRate, next.C2S.MaxBurst)
+	// Before the domains: a host added now gets the services its table leaves it.
+	s.rt.SetHostModules(hostModules(next)) // checked above
 	if err := s.rt.SetDomains(next.Domains); err != nil {
+		s.rt.SetHostModules(hostModules(s.cfg))
 		return err
 	}
 	dash := s.dash
@@ -775,6 +832,7 @@ func (s *server) Reload() error {
 	undo := func() {
 		s.dash = dash
 		s.rt.SetDomains(s.cfg.Domains)
+		s.rt.SetHostModules(hostModules(s.cfg))
 		s.rt.SetInPlace(s.cfg.Router.RouteInPlace)
 		s.rt.SetSenderRate(s.cfg.C2S.MaxRate, s.cfg.C2S.MaxBurst)
 		s.certs.Reload(s.cfg)
@@ -1207,6 +1265,9 @@ func describeHosts(cfg *config.Config) map[string]string {
 			parts = append(parts, "isolated: its users reach its own users and services only")
 		case !h.Federation:
 			parts = append(parts, "no federation")
+		}
+		if len(v.ModulesDisabled) > 0 {
+			parts = append(parts, "without "+strings.Join(v.ModulesDisabled, ", "))
 		}
 		if len(parts) > 0 {
 			out[d] = strings.Join(parts, "; ")

@@ -65,7 +65,7 @@ func (c *conn) writeFeatures() { c.writeFeaturesFor(0) }
 func (c *conn) writeFeaturesFor(have uint8) {
 	cfg := c.srv().config()
 	k := featKey{cfg: cfg, tls: c.has(fTLS), ws: c.ws != nil, cb: uint8(len(c.cbTypes())), have: have,
-		guests: cfg.anonymousHost(c.domainName()), reg: c.openRegistration(cfg)}
+		guests: cfg.anonymousHost(c.domainName()), reg: c.openRegistration(cfg), mods: c.srv().rt.HostView(c.domainName())}
 	switch c.state.Load() {
 	case stHeader, stNegotiating:
 		c.state.Store(stNegotiating)
@@ -90,6 +90,9 @@ type featKey struct {
 	have    uint8 // the SCRAM hashes offered (scramMask; 0: all)
 	guests  bool  // the stream's host offers ANONYMOUS (anon.go)
 	reg     bool  // the stream's host takes open registration (vhosts.go)
+	// mods is the set of modules of the stream's host (router.HostView): "" for all, the
+	// host's name when it turns some off ([vhosts] modules_disabled).
+	mods string
 }
 
 // features returns the features for k, building them with build the first time.
@@ -139,7 +142,7 @@ func (c *conn) buildFeatures(k featKey) []byte {
 			}
 			// XEP-0445: an invitation's token opens registration, open or not.
 			b.Start("register").Attr("xmlns", nsIBRToken).End()
-			b.Raw(c.srv().rt.StreamFeatures(module.PreAuth))
+			b.Raw(c.srv().rt.StreamFeaturesFor(c.domainName(), module.PreAuth))
 		}
 		// A silent unauthenticated stream lasts PreAuthTimeout at most.
 		appendLimits(&b, cfg.Limits.MaxStanza, cfg.PreAuthTimeout)
@@ -147,9 +150,9 @@ func (c *conn) buildFeatures(k featKey) []byte {
 		b.Start("bind").Attr("xmlns", ns.Bind).End()
 		b.Start("session").Attr("xmlns", ns.Session).Start("optional").End().End()
 		b.Start("c").Attr("xmlns", ns.Caps).Attr("hash", "sha-1").Attr("node", module.CapsNode).
-			Attr("ver", c.srv().rt.CapsVer()).End()
+			Attr("ver", c.srv().rt.CapsVerFor(c.domainName())).End()
 		b.Start("sm").Attr("xmlns", nsSM).End() // XEP-0198, the engine's own
-		b.Raw(c.srv().rt.StreamFeatures(module.PostAuth))
+		b.Raw(c.srv().rt.StreamFeaturesFor(c.domainName(), module.PostAuth))
 		appendLimits(&b, cfg.Limits.MaxStanza, cfg.PingAfter)
 	}
 	b.End()

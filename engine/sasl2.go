@@ -76,7 +76,7 @@ func (c *conn) sasl2Feature(b *xmlstream.Builder, have uint8) {
 	b.Start("inline")
 	b.Start("bind").Attr("xmlns", nsBind2).Start("inline")
 	b.Start("feature").Attr("var", nsSM).End()
-	for _, f := range c.srv().rt.Bind2Features() {
+	for _, f := range c.srv().rt.Bind2FeaturesFor(c.domainName()) {
 		b.Start("feature").Attr("var", f).End()
 	}
 	b.End().End()
@@ -369,7 +369,7 @@ func (c *conn) bind2Done(r *sasl2Req, s *router.Session, extra []byte, err error
 	// Features follow <success/>; resource binding and stream management are done.
 	var f xmlstream.Builder
 	cfg := c.srv().config()
-	f.Start("stream:features").Raw(c.srv().rt.StreamFeatures(module.PostAuth))
+	f.Start("stream:features").Raw(c.srv().rt.StreamFeaturesFor(c.domainName(), module.PostAuth))
 	appendLimits(&f, cfg.Limits.MaxStanza, cfg.PingAfter)
 	f.End()
 	c.write(f.B)

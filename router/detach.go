@@ -59,7 +59,7 @@ func (r *Router) AttachSkip(s *Session, c Conn, skip int, done func(error)) {
 // for it; it runs in the session's shard, in order with the session's stanzas. It returns
 // false when no module handles the element or the shard is overloaded.
 func (r *Router) Nonza(s *Session, raw, ns, local []byte) bool {
-	if !r.HasNonza(ns, local) {
+	if id, ok := r.reg.nonzaOwner[nonzaKey{string(ns), string(local)}]; !ok || r.view(s.jid.Domain()).disabled(id) {
 		return false
 	}
 	if s.gone.Load() || r.closed.Load() {
@@ -74,7 +74,7 @@ func (r *Router) Nonza(s *Session, raw, ns, local []byte) bool {
 // element) to the module that registered it, in s's shard. It reports false when no module
 // handles it.
 func (r *Router) Bind2Inline(s *Session, raw, ns, local []byte) bool {
-	if _, ok := r.reg.bind2[nonzaKey{string(ns), string(local)}]; !ok {
+	if id, ok := r.reg.bind2Owner[nonzaKey{string(ns), string(local)}]; !ok || r.view(s.jid.Domain()).disabled(id) {
 		return false
 	}
 	if s.gone.Load() || r.closed.Load() {
@@ -101,8 +101,11 @@ func (s *shard) detach(o *op) {
 		o.queue = o.collect()
 	}
 	s.ctx.set(se, se.user)
+	v := s.r.view(se.jid.Domain())
 	for _, f := range s.r.reg.detach {
-		f(&s.ctx, se, o.queue)
+		if !v.disabled(f.id) {
+			f.v(&s.ctx, se, o.queue)
+		}
 	}
 	if len(o.queue) > 0 {
 		// Unacknowledged stanzas of the stream that just went: first in the queue. What
@@ -224,8 +227,9 @@ func (s *shard) undeliverable(raw []byte, skip *Session) {
 		s.ctx.Error(&p, stanza.New(stanza.ServiceUnavailable))
 		return
 	}
+	v := s.r.view(to.Domain())
 	for _, f := range s.r.reg.undeliverable {
-		if f(&s.ctx, &p) {
+		if !v.disabled(f.id) && f.v(&s.ctx, &p) {
 			return
 		}
 	}

@@ -16,7 +16,23 @@ import (
 // published: SetDomains builds a new one, so shards read it without a lock.
 type serviceTable struct {
 	byDomain map[string]*module.Service
-	list     []module.Service // in claim order, for disco#items
+	list     []module.Service  // in claim order, for disco#items
+	owner    map[string]string // domain → the module that claimed it
+}
+
+// dropOffServices takes out of the service table those of modules their host turns off
+// (SetHostModules), at start.
+func (r *Router) dropOffServices() {
+	t := r.svc.Load()
+	off := func(d string, sv *module.Service) bool { return sv.Host != "" && r.view(sv.Host).disabled(t.owner[d]) }
+	if !slices.ContainsFunc(t.list, func(sv module.Service) bool { return off(sv.Domain, &sv) }) {
+		return
+	}
+	byDomain := maps.Clone(t.byDomain)
+	maps.DeleteFunc(byDomain, off)
+	list := slices.DeleteFunc(slices.Clone(t.list), func(sv module.Service) bool { return off(sv.Domain, &sv) })
+	r.svc.Store(&serviceTable{byDomain: byDomain, list: list, owner: t.owner})
+	r.infoGen.Add(1)
 }
 
 // SetDomains replaces the served virtual hosts (a reload, or a host added or removed at
@@ -41,6 +57,7 @@ func (r *Router) SetDomains(d []string) error {
 	tbl := r.svc.Load()
 	byDomain := maps.Clone(tbl.byDomain)
 	list := slices.Clone(tbl.list)
+	owner := maps.Clone(tbl.owner)
 	var added []string
 	for _, h := range d {
 		if old[h] {
@@ -55,7 +72,9 @@ func (r *Router) SetDomains(d []string) error {
 	undo := func() {
 		for _, h := range added {
 			for _, w := range asked {
-				w.RemoveHost(h)
+				if !r.view(h).disabled(w.(module.Module).ModuleInfo().ID) {
+					w.RemoveHost(h)
+				}
 			}
 		}
 	}
@@ -65,7 +84,11 @@ func (r *Router) SetDomains(d []string) error {
 			continue
 		}
 		asked = append(asked, w)
+		id := m.ModuleInfo().ID
 		for _, h := range added {
+			if r.view(h).disabled(id) {
+				continue // the host does without the module's services
+			}
 			svcs, err := w.AddHost(h)
 			if err != nil {
 				undo()
@@ -82,6 +105,7 @@ func (r *Router) SetDomains(d []string) error {
 				}
 				sv.Domain, sv.Host = sd, h
 				byDomain[sd] = &sv
+				owner[sd] = id
 				list = append(list, sv)
 			}
 		}
@@ -101,19 +125,29 @@ func (r *Router) SetDomains(d []string) error {
 	for _, h := range removed {
 		r.notifyStop(h, deadline)
 	}
-	r.svc.Store(&serviceTable{byDomain: byDomain, list: list})
+	r.svc.Store(&serviceTable{byDomain: byDomain, list: list, owner: owner})
+	r.infoGen.Add(1)
 	r.storeDomains(d)
 	if len(removed) == 0 {
 		return nil
 	}
 	gone := func(sv *module.Service) bool { return sv.Host != "" && !next[sv.Host] }
+	// A module made services for a removed host unless the host turned it off then.
+	made := map[[2]string]bool{}
+	for _, sv := range list {
+		if gone(&sv) {
+			made[[2]string{owner[sv.Domain], sv.Host}] = true
+		}
+	}
 	byDomain = maps.Clone(byDomain) // the one published above is read by the shards
 	maps.DeleteFunc(byDomain, func(_ string, sv *module.Service) bool { return gone(sv) })
 	list = slices.DeleteFunc(slices.Clone(list), func(sv module.Service) bool { return gone(&sv) })
-	r.svc.Store(&serviceTable{byDomain: byDomain, list: list})
+	r.svc.Store(&serviceTable{byDomain: byDomain, list: list, owner: owner})
+	r.infoGen.Add(1)
 	for _, h := range removed {
 		for _, m := range r.mods {
-			if w, ok := m.(module.HostWatcher); ok {
+			id := m.ModuleInfo().ID
+			if w, ok := m.(module.HostWatcher); ok && (made[[2]string{id, h}] || !r.view(h).disabled(id)) {
 				w.RemoveHost(h)
 			}
 		}

@@ -49,8 +49,13 @@ func TestSetDomainsServices(t *testing.T) {
 	}
 	a.Send("<iq type='get' id='d1' to='conference.new.example'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
 	a.C.Wait(t, "id='d1'", "type='result'", "category='conference'")
-	a.Send("<iq type='get' id='i1' to='example.org'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>")
-	a.C.Wait(t, "id='i1'", "jid='conference.new.example'")
+	// XEP-0030 §4: each host lists its own services and the server's.
+	a.Send("<iq type='get' id='i1' to='new.example'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>")
+	a.C.Wait(t, "id='i1'", "jid='conference.new.example'", "jid='rooms.example.org'")
+	a.Send("<iq type='get' id='i0' to='example.org'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>")
+	if got := a.C.Wait(t, "id='i0'", "jid='conference.example.org'"); strings.Contains(got, "new.example") {
+		t.Fatalf("example.org lists another host's services: %s", got)
+	}
 
 	e.Store.Accounts().Create(store.Account{User: "dave@new.example"})
 	dave := bind(t, e.R, "dave@new.example", "phone")

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"sort"
+	"sync"
 	"sync/atomic"
 
 	"github.com/rs/zerolog"
@@ -21,6 +22,14 @@ type iqKey struct {
 type hookEntry struct {
 	order int
 	h     module.Hook
+	id    string // the module's, for [vhosts] modules_disabled (hostmods.go)
+}
+
+// owned is a registration with the ID of the module that made it, so that a host that
+// turns the module off (hostmods.go) can leave it out.
+type owned[T any] struct {
+	id string
+	v  T
 }
 
 // registry collects what modules register. It is written during provisioning only and
@@ -39,16 +48,29 @@ type registry struct {
 	waits       [2][3]bool        // [phase][kind]: some hook may wait for the disk (WaitsForDisk)
 	features    []string
 	identities  []module.Identity
+	// owners say which module made each registration (hostmods.go): features as
+	// registered (before sorting), identities in the order of identities, the IQ,
+	// nonza and Bind2 keys, the forms' FORM_TYPEs, the stream features' parts.
+	featOwners  []owned[string]
+	identOwners []string
+	iqOwner     map[iqKey]string
+	iqBareOwner map[iqKey]string
+	nonzaOwner  map[nonzaKey]string
+	bind2Owner  map[nonzaKey]string
+	formOwner   map[string]string // guarded by formMu: a reload may add a form
+	formMu      sync.Mutex
+	featParts   [2][]owned[string] // [module.Stage]
+	svcOwner    map[string]string  // service domain → module
 	// forms are the InfoForm registrations, sorted by FORM_TYPE; copied on every change
 	// (a reload may replace one: Reconfig.InfoForm), so a slice once read stays valid.
 	forms         atomic.Pointer[[]module.Form]
 	streamFeats   [2][]byte // [module.Stage] concatenated children of <stream:features>
-	sessEnd       []func(module.Context, module.Session)
-	avail         []func(module.Context, module.Session)
-	bound         []func(module.Context, module.Session) []byte
-	detach        []func(module.Context, module.Session, [][]byte)
-	registered    []func(module.Context, module.Registration)
-	undeliverable []module.Undeliverable
+	sessEnd       []owned[func(module.Context, module.Session)]
+	avail         []owned[func(module.Context, module.Session)]
+	bound         []owned[func(module.Context, module.Session) []byte]
+	detach        []owned[func(module.Context, module.Session, [][]byte)]
+	registered    []owned[func(module.Context, module.Registration)]
+	undeliverable []owned[module.Undeliverable]
 	stop          []func(module.Stopping)
 	discoNodes    map[string]module.IQHandler // DiscoNode registrations
 	errs          []error                     // duplicate registrations, reported by provision
@@ -58,7 +80,9 @@ type nonzaKey struct{ ns, local string }
 
 func newRegistry(r *Router) *registry {
 	return &registry{r: r, iq: map[iqKey]module.IQHandler{}, iqBare: map[iqKey]module.IQHandler{},
-		nonza: map[nonzaKey]module.NonzaHandler{}, bind2: map[nonzaKey]module.NonzaHandler{}, public: map[string]bool{}, services: map[string]*module.Service{}}
+		nonza: map[nonzaKey]module.NonzaHandler{}, bind2: map[nonzaKey]module.NonzaHandler{}, public: map[string]bool{}, services: map[string]*module.Service{},
+		iqOwner: map[iqKey]string{}, iqBareOwner: map[iqKey]string{}, nonzaOwner: map[nonzaKey]string{},
+		bind2Owner: map[nonzaKey]string{}, formOwner: map[string]string{}, svcOwner: map[string]string{}}
 }
 
 func (g *registry) dup(id, what string) {
@@ -72,7 +96,7 @@ func (g *registry) freeze() {
 			sort.SliceStable(hs, func(a, b int) bool { return hs[a].order < hs[b].order })
 		}
 	}
-	g.r.svc.Store(&serviceTable{byDomain: g.services, list: g.serviceList})
+	g.r.svc.Store(&serviceTable{byDomain: g.services, list: g.serviceList, owner: g.svcOwner})
 	sort.Strings(g.features)
 	out := g.features[:0]
 	for i, f := range g.features {
@@ -109,7 +133,8 @@ func (m *modReg) IQ(t module.IQType, ns, local string, h module.IQHandler) {
 		return
 	}
 	m.g.iq[k] = h
-	m.g.features = append(m.g.features, ns)
+	m.g.iqOwner[k] = m.id
+	m.Feature(ns)
 }
 
 func (m *modReg) IQBare(t module.IQType, ns, local string, h module.IQHandler) {
@@ -119,6 +144,7 @@ func (m *modReg) IQBare(t module.IQType, ns, local string, h module.IQHandler) {
 		return
 	}
 	m.g.iqBare[k] = h
+	m.g.iqBareOwner[k] = m.id
 }
 
 func (m *modReg) Public(ns string) { m.g.public[ns] = true }
@@ -132,10 +158,11 @@ func (m *modReg) Nonza(ns, local string, h module.NonzaHandler) {
 		return
 	}
 	m.g.nonza[k] = h
+	m.g.nonzaOwner[k] = m.id
 }
 
 func (m *modReg) Bound(f func(module.Context, module.Session) []byte) {
-	m.g.bound = append(m.g.bound, f)
+	m.g.bound = append(m.g.bound, owned[func(module.Context, module.Session) []byte]{m.id, f})
 }
 
 func (m *modReg) Bind2(ns, local string, h module.NonzaHandler) {
@@ -145,6 +172,7 @@ func (m *modReg) Bind2(ns, local string, h module.NonzaHandler) {
 		return
 	}
 	m.g.bind2[k] = h
+	m.g.bind2Owner[k] = m.id
 	for _, f := range m.g.bind2Feats {
 		if f == ns {
 			return
@@ -156,6 +184,7 @@ func (m *modReg) Bind2(ns, local string, h module.NonzaHandler) {
 func (m *modReg) StreamFeature(stage module.Stage, xml string) {
 	if int(stage) < len(m.g.streamFeats) {
 		m.g.streamFeats[stage] = append(m.g.streamFeats[stage], xml...)
+		m.g.featParts[stage] = append(m.g.featParts[stage], owned[string]{m.id, xml})
 	}
 }
 
@@ -171,6 +200,7 @@ func (m *modReg) Service(s module.Service) {
 		return
 	}
 	m.g.services[d] = &s
+	m.g.svcOwner[d] = m.id
 	m.g.serviceList = append(m.g.serviceList, s)
 }
 
@@ -201,14 +231,17 @@ func (m *modReg) Domains() []string { return append([]string(nil), m.g.r.opts.Do
 func (m *modReg) OnStop(f func(module.Stopping)) { m.g.stop = append(m.g.stop, f) }
 
 func (m *modReg) OnUndeliverable(f module.Undeliverable) {
-	m.g.undeliverable = append(m.g.undeliverable, f)
+	m.g.undeliverable = append(m.g.undeliverable, owned[module.Undeliverable]{m.id, f})
 }
 
 func (m *modReg) Hook(ph module.Phase, k module.Kind, order int, h module.Hook) {
-	m.g.hooks[ph][k] = append(m.g.hooks[ph][k], hookEntry{order, h})
+	m.g.hooks[ph][k] = append(m.g.hooks[ph][k], hookEntry{order, h, m.id})
 }
 
-func (m *modReg) Feature(ns string) { m.g.features = append(m.g.features, ns) }
+func (m *modReg) Feature(ns string) {
+	m.g.features = append(m.g.features, ns)
+	m.g.featOwners = append(m.g.featOwners, owned[string]{m.id, ns})
+}
 
 func (m *modReg) InfoForm(f module.Form) {
 	for _, x := range m.g.infoForms() {
@@ -217,10 +250,12 @@ func (m *modReg) InfoForm(f module.Form) {
 			return
 		}
 	}
-	m.g.setInfoForm(f)
+	m.g.setInfoForm(m.id, f)
 }
 
 func (m *modReg) InfoForms() []module.Form { return m.g.infoForms() }
+
+func (m *modReg) HostInfo(host string) *module.HostInfo { return m.g.r.HostInfo(host) }
 
 func (g *registry) infoForms() []module.Form {
 	if p := g.forms.Load(); p != nil {
@@ -231,7 +266,12 @@ func (g *registry) infoForms() []module.Form {
 
 // setInfoForm adds f, or replaces the form of its FORM_TYPE; a form without fields
 // removes it. Provisioning and reloads call it one at a time.
-func (g *registry) setInfoForm(f module.Form) {
+func (g *registry) setInfoForm(id string, f module.Form) {
+	g.formMu.Lock()
+	if _, ok := g.formOwner[f.Type]; !ok {
+		g.formOwner[f.Type] = id
+	}
+	g.formMu.Unlock()
 	var out []module.Form
 	for _, x := range g.infoForms() {
 		if x.Type != f.Type {
@@ -243,10 +283,12 @@ func (g *registry) setInfoForm(f module.Form) {
 	}
 	sort.Slice(out, func(a, b int) bool { return out[a].Type < out[b].Type })
 	g.forms.Store(&out)
+	g.r.infoGen.Add(1)
 }
 
 func (m *modReg) Identity(category, typ, name string) {
 	m.g.identities = append(m.g.identities, module.Identity{Category: category, Type: typ, Name: name})
+	m.g.identOwners = append(m.g.identOwners, m.id)
 }
 
 func (m *modReg) DataDir() string               { return m.g.r.opts.DataDir }
@@ -274,19 +316,19 @@ func (m *modReg) Features() []string            { return m.g.features }
 func (m *modReg) Identities() []module.Identity { return m.g.identities }
 
 func (m *modReg) OnSessionEnd(f func(module.Context, module.Session)) {
-	m.g.sessEnd = append(m.g.sessEnd, f)
+	m.g.sessEnd = append(m.g.sessEnd, owned[func(module.Context, module.Session)]{m.id, f})
 }
 
 func (m *modReg) OnAvailable(f func(module.Context, module.Session)) {
-	m.g.avail = append(m.g.avail, f)
+	m.g.avail = append(m.g.avail, owned[func(module.Context, module.Session)]{m.id, f})
 }
 
 func (m *modReg) OnDetach(f func(module.Context, module.Session, [][]byte)) {
-	m.g.detach = append(m.g.detach, f)
+	m.g.detach = append(m.g.detach, owned[func(module.Context, module.Session, [][]byte)]{m.id, f})
 }
 
 func (m *modReg) OnRegistered(f func(module.Context, module.Registration)) {
-	m.g.registered = append(m.g.registered, f)
+	m.g.registered = append(m.g.registered, owned[func(module.Context, module.Registration)]{m.id, f})
 }
 
 // IQKey names one registered IQ handler.

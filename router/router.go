@@ -98,6 +98,9 @@ type Options struct {
 	// NoInline makes every op go through its shard's queue and worker instead of running
 	// in place on idle shards (SetInPlace changes it while the router runs).
 	NoInline bool
+	// HostModules turns modules off per virtual host ([vhosts] modules_disabled;
+	// SetHostModules changes it while the router runs).
+	HostModules map[string][]string
 }
 
 // Limits bound a queue by stanzas and by bytes.
@@ -144,6 +147,12 @@ type Router struct {
 	remote   atomic.Pointer[Remote]
 
 	caps atomic.Pointer[capsCache]
+	// hostMods is what virtual hosts turn off of the modules (hostmods.go); nil: nothing.
+	// infoGen counts the changes to what HostInfo derives from (modules per host, forms,
+	// services), hostInfos caches HostInfo per host.
+	hostMods  atomic.Pointer[hostModules]
+	infoGen   atomic.Uint64
+	hostInfos sync.Map
 
 	noInline  atomic.Bool // Options.NoInline, SetInPlace
 	online    atomic.Int64
@@ -208,6 +217,10 @@ func New(o Options) (*Router, error) {
 	if err := r.provision(); err != nil {
 		return nil, err
 	}
+	if err := r.SetHostModules(o.HostModules); err != nil {
+		return nil, err
+	}
+	r.dropOffServices()
 	r.work = newPool(o.Workers, o.WorkQueue)
 	r.shards = make([]*shard, o.Shards)
 	for i := range r.shards {
@@ -456,8 +469,11 @@ func (r *Router) Registered(reg module.Registration) {
 	o.kind = opCall
 	o.bare = reg.User
 	o.fn = func(c module.Context) {
+		v := r.view(reg.User.Domain())
 		for _, f := range r.reg.registered {
-			f(c, reg)
+			if !v.disabled(f.id) {
+				f.v(c, reg)
+			}
 		}
 	}
 	r.shardOf(reg.User.String()).q.pushForce(o)
@@ -827,7 +843,7 @@ func (r *Router) Reconfigure(id string, rc module.Reconfig) (apply func(), ok bo
 		if !ok {
 			return nil, false, nil
 		}
-		rc.InfoForm = r.reg.setInfoForm
+		rc.InfoForm = func(f module.Form) { r.reg.setInfoForm(id, f) }
 		apply, err := rm.Reconfigure(rc)
 		return apply, err == nil, err
 	}

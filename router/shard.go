@@ -277,9 +277,13 @@ func (s *shard) bind(o *op) {
 // boundExtras is what the modules add to se's XEP-0386 <bound/>.
 func (s *shard) boundExtras(se *Session) []byte {
 	var b []byte
+	v := s.r.view(se.jid.Domain())
 	for _, f := range s.r.reg.bound {
+		if v.disabled(f.id) {
+			continue
+		}
 		s.ctx.set(se, se.user)
-		b = append(b, f(&s.ctx, se)...)
+		b = append(b, f.v(&s.ctx, se)...)
 	}
 	return b
 }
@@ -315,8 +319,11 @@ func (s *shard) removeSession(u *user, se *Session) {
 		s.toWatchers(raw)
 	}
 	s.ctx.set(se, u)
+	v := s.r.view(se.jid.Domain())
 	for _, f := range s.r.reg.sessEnd {
-		f(&s.ctx, se)
+		if !v.disabled(f.id) {
+			f.v(&s.ctx, se)
+		}
 	}
 	se.user = nil
 }
@@ -431,8 +438,11 @@ func (s *shard) broadcastPresence(se *Session, p *module.Packet, e xmlstream.Ele
 		s.toWatchers(se.presence)
 		if initial {
 			s.ctx.set(se, se.user)
+			v := s.r.view(se.jid.Domain())
 			for _, f := range s.r.reg.avail {
-				f(&s.ctx, se)
+				if !v.disabled(f.id) {
+					f.v(&s.ctx, se)
+				}
 			}
 		}
 	case "unavailable":
@@ -452,7 +462,11 @@ func (s *shard) outIQ(o *op, p *module.Packet, u *user) bool {
 	switch p.Type {
 	case "get", "set":
 		if toServer || toSelf {
-			s.dispatchIQ(s.r.reg.iq, p)
+			host := u.bare.Domain()
+			if !to.IsZero() {
+				host = to.Domain() // another of the server's hosts, asked about itself
+			}
+			s.dispatchIQ(false, host, p)
 			return false
 		}
 		if to.Local() == "" && s.r.isLocal(to.Domain()) {
@@ -473,7 +487,10 @@ func (s *shard) outIQ(o *op, p *module.Packet, u *user) bool {
 	return s.forwardPacket(o, p)
 }
 
-func (s *shard) dispatchIQ(table map[iqKey]module.IQHandler, p *module.Packet) {
+// dispatchIQ hands p to the module that answers it: an IQ to the server or the sender's
+// own account, or with bare to another user's bare JID; host is the virtual host whose
+// modules answer.
+func (s *shard) dispatchIQ(bare bool, host string, p *module.Packet) {
 	payload, ok := p.Payload()
 	if !ok {
 		s.ctx.Error(p, stanza.New(stanza.BadRequest))
@@ -483,7 +500,15 @@ func (s *shard) dispatchIQ(table map[iqKey]module.IQHandler, p *module.Packet) {
 	if p.Type == "set" {
 		t = module.IQSet
 	}
-	h := table[iqKey{t, string(payload.NS()), string(payload.Name())}]
+	table, owners := s.r.reg.iq, s.r.reg.iqOwner
+	if bare {
+		table, owners = s.r.reg.iqBare, s.r.reg.iqBareOwner
+	}
+	k := iqKey{t, string(payload.NS()), string(payload.Name())}
+	h := table[k]
+	if h != nil && s.r.hostMods.Load() != nil && s.r.view(host).disabled(owners[k]) {
+		h = nil // the host turned the module off
+	}
 	if h == nil {
 		s.ctx.Error(p, stanza.New(stanza.ServiceUnavailable))
 		return
@@ -590,7 +615,15 @@ func (s *shard) available(to jid.JID) bool {
 }
 
 func (s *shard) runHooks(ph module.Phase, k module.Kind) module.Verdict {
-	for _, h := range s.r.reg.hooks[ph][k] {
+	hooks := s.r.reg.hooks[ph][k]
+	if s.r.hostMods.Load() != nil { // some host turns modules off
+		host := s.pkt.To.Domain() // a recipient's modules
+		if ph == module.Outbound {
+			host = s.pkt.From.Domain() // a sender's
+		}
+		hooks = s.r.hooksFor(ph, k, host)
+	}
+	for _, h := range hooks {
 		if h.h(&s.ctx, &s.pkt) == module.Stop {
 			return module.Stop
 		}
@@ -653,7 +686,7 @@ func (s *shard) inIQ(p *module.Packet, u *user) {
 	get := p.Type == "get" || p.Type == "set"
 	if p.To.IsBare() {
 		if get {
-			s.dispatchIQ(s.r.reg.iqBare, p)
+			s.dispatchIQ(true, p.To.Domain(), p)
 		}
 		return
 	}

@@ -151,7 +151,7 @@ func (s *shard) toServer(p *module.Packet) {
 			s.ctx.Error(p, stanza.New(stanza.ServiceUnavailable))
 			return
 		}
-		s.dispatchIQ(s.r.reg.iq, p)
+		s.dispatchIQ(false, p.To.Domain(), p)
 	case module.KindMessage:
 		if p.Type != "error" && p.Type != "headline" && p.Type != "groupchat" {
 			s.ctx.Error(p, stanza.New(stanza.ServiceUnavailable))
@@ -169,7 +169,11 @@ func (s *shard) nonza(o *op, handlers map[nonzaKey]module.NonzaHandler) {
 	if err != nil {
 		return
 	}
-	h := handlers[nonzaKey{string(e.NS()), string(e.Name())}]
+	k := nonzaKey{string(e.NS()), string(e.Name())}
+	h := handlers[k]
+	if h != nil && s.r.hostMods.Load() != nil && (s.r.view(se.jid.Domain()).disabled(s.r.reg.nonzaOwner[k]) || s.r.view(se.jid.Domain()).disabled(s.r.reg.bind2Owner[k])) {
+		h = nil // the host turned the module off since the element came
+	}
 	if h == nil {
 		return
 	}

@@ -364,6 +364,12 @@ type VHost struct {
 	// host of this server, and no other server (as Prosody's mod_isolate_host): one
 	// server for several companies or communities that must not see each other.
 	Isolated bool `toml:"isolated"`
+	// ModulesDisabled are modules (IDs, as in [modules] disabled) this host does without:
+	// its users and the stanzas addressed to it are served as if the modules were not
+	// there, and its disco#info leaves them out (as Prosody's modules_disabled in a
+	// VirtualHost). A service module's (muc, pubsub, upload, proxy65) takes a restart
+	// to change; the others' change at a reload.
+	ModulesDisabled []string `toml:"modules_disabled"`
 }
 
 // Host is the settings of virtual host d, unset fields filled in from the server-wide

@@ -331,12 +331,15 @@ event_loops = 0
 # sign-up page, with an invitation; 0 = no bound; vireoctl's are never refused);
 # federation = false keeps the host and its services (conference., pubsub., upload.) off
 # federation, both ways; isolated = true keeps its users and services to each other (no
-# other host here, no other server). A reload applies them.
+# other host here, no other server); modules_disabled lists modules the host does without
+# (its users get service-unavailable, its disco#info leaves them out; muc, pubsub, upload
+# and proxy65 take a restart to change). A reload applies them.
 # [vhosts."corp.{{.Domain}}"]
 # registration = false
 # max_accounts = 500
 # federation = false
 # isolated = false
+# modules_disabled = ["mam", "upload"]
 
 [modules]
 # Module IDs to turn off ("vireoctl modules" lists them), e.g. ["version"].

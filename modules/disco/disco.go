@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 
 	"github.com/vireo-im/vireo/modules/module"
 	"github.com/vireo-im/vireo/xmlstream"
@@ -20,29 +19,22 @@ func init() { module.Register(new(Disco)) }
 
 // Disco is the module.
 type Disco struct {
-	reg     module.Registrar
-	once    sync.Once
-	account []byte // pre-serialized account disco#info payload
-	// server is the server's disco#info with the forms it was built from: a reload may
-	// replace a module's XEP-0128 form (Reconfig.InfoForm), and the payloads and the
-	// verification string are rebuilt at the next query.
-	server atomic.Pointer[serverCache]
-	// items is the disco#items payload with the services it was built from: virtual hosts
-	// added or removed at runtime replace the services (module.HostWatcher), and the
-	// payload is rebuilt at the next query.
-	items atomic.Pointer[itemsCache]
+	reg module.Registrar
+	// hosts caches, per virtual host, the payloads built from one module.HostInfo: a
+	// reload may replace a module's XEP-0128 form (Reconfig.InfoForm) or what a host
+	// turns off, and virtual hosts added or removed at runtime replace the services
+	// (module.HostWatcher); each comes with a new HostInfo, and the payloads are rebuilt
+	// at the next query.
+	hosts sync.Map // host → *hostCache
 }
 
-type serverCache struct {
-	from     []module.Form
+type hostCache struct {
+	from     *module.HostInfo
 	info     []byte // pre-serialized server disco#info payload
 	capsNode string // module.CapsNode#ver (XEP-0115 §6.2)
 	capsInfo []byte // info with node='capsNode'
-}
-
-type itemsCache struct {
-	from []module.Service
-	b    []byte
+	account  []byte // an account's disco#info payload
+	items    []byte // the server's disco#items payload
 }
 
 // ModuleInfo implements module.Module.
@@ -85,48 +77,41 @@ const bookmarksCompat = "urn:xmpp:bookmarks:1#compat"
 // holds only with PEP (the other side of the conversion) enabled.
 const vcardConversion = "urn:xmpp:pep-vcard-conversion:0"
 
-// serverInfo is the server's disco#info, built once per set of forms.
-func (d *Disco) serverInfo() *serverCache {
-	forms := d.reg.InfoForms()
-	if c := d.server.Load(); c != nil && len(c.from) == len(forms) && (len(forms) == 0 || &c.from[0] == &forms[0]) {
-		return c
+// host returns the payloads of host, built once per module.HostInfo.
+func (d *Disco) host(host string) *hostCache {
+	hi := d.reg.HostInfo(host)
+	if c, ok := d.hosts.Load(host); ok && c.(*hostCache).from == hi {
+		return c.(*hostCache)
 	}
-	ids, features := d.reg.Identities(), d.reg.Features()
-	c := &serverCache{from: forms, info: serverInfo(ids, features, forms, "")}
-	c.capsNode = module.CapsNode + "#" + module.CapsVer(ids, features, forms...)
-	c.capsInfo = serverInfo(ids, features, forms, c.capsNode)
-	d.server.Store(c)
+	c := &hostCache{from: hi, info: serverInfo(hi.Identities, hi.Features, hi.Forms, ""),
+		capsNode: module.CapsNode + "#" + hi.Ver, account: accountInfo(hi), items: serviceItems(hi.Services)}
+	c.capsInfo = serverInfo(hi.Identities, hi.Features, hi.Forms, c.capsNode)
+	d.hosts.Store(host, c)
 	return c
 }
 
-// build serializes the account's reply once every module has registered.
-func (d *Disco) build() {
-	ids, features := d.reg.Identities(), d.reg.Features()
+// accountInfo is an account's disco#info payload on a host with hi.
+func accountInfo(hi *module.HostInfo) []byte {
 	var b xmlstream.Builder
 	b.Start("query").Attr("xmlns", ns.DiscoInfo)
 	b.Start("identity").Attr("category", "account").Attr("type", "registered").End()
 	// XEP-0163 §6.1: an account with PEP is a pubsub/pep service with its features.
-	pep := slices.Contains(ids, module.Identity{Category: "pubsub", Type: "pep"})
+	pep := slices.Contains(hi.Identities, module.Identity{Category: "pubsub", Type: "pep"})
 	if pep {
 		b.Start("identity").Attr("category", "pubsub").Attr("type", "pep").End()
 	}
-	for _, f := range features {
+	for _, f := range hi.Features {
 		if slices.Contains(accountFeatures, f) || pep && (strings.HasPrefix(f, ns.PubSub) || f == bookmarksCompat || f == vcardConversion) {
 			b.Start("feature").Attr("var", f).End()
 		}
 	}
 	b.End()
-	d.account = b.B
+	return b.B
 }
 
 // serviceItems is the server's disco#items payload: XEP-0030 §4, the services of this
-// server (MUC, pubsub, upload) are its items. Built once per set of services; safe from
-// any shard.
-func (d *Disco) serviceItems() []byte {
-	svcs := d.reg.Services()
-	if c := d.items.Load(); c != nil && len(c.from) == len(svcs) && (len(svcs) == 0 || &c.from[0] == &svcs[0]) {
-		return c.b
-	}
+// server (MUC, pubsub, upload) are its items.
+func serviceItems(svcs []module.Service) []byte {
 	var b xmlstream.Builder
 	b.Start("query").Attr("xmlns", ns.DiscoItems)
 	for _, sv := range svcs {
@@ -137,8 +122,16 @@ func (d *Disco) serviceItems() []byte {
 		b.End()
 	}
 	b.End()
-	d.items.Store(&itemsCache{from: svcs, b: b.B})
 	return b.B
+}
+
+// hostOf is the virtual host an IQ to the server or an account asks about: the one it
+// names, or for none the sender's own.
+func hostOf(iq *module.Packet) string {
+	if !iq.To.IsZero() {
+		return iq.To.Domain()
+	}
+	return iq.From.Domain()
 }
 
 // serverInfo serializes the server's disco#info payload, with node when not empty.
@@ -179,7 +172,7 @@ func (d *Disco) infoQuery(c module.Context, iq *module.Packet) {
 		d.accountInfo(c, iq) // the user asking about their own account
 		return
 	}
-	srv := d.serverInfo()
+	srv := d.host(hostOf(iq))
 	q, _ := iq.Payload()
 	if n, ok := q.AppendAttr(nil, "node"); ok && len(n) > 0 {
 		// XEP-0115 §6.2: the node of the server's caps is answered like no node.
@@ -211,13 +204,12 @@ func (d *Disco) itemsQuery(c module.Context, iq *module.Packet) {
 		c.Error(iq, stanza.New(stanza.ItemNotFound))
 		return
 	}
-	c.Reply(iq, d.serviceItems())
+	c.Reply(iq, d.host(hostOf(iq)).items)
 }
 
 // accountInfo answers for a user's bare JID (XEP-0030 §3.1 identities of accounts).
 func (d *Disco) accountInfo(c module.Context, iq *module.Packet) {
-	d.once.Do(d.build)
-	c.Reply(iq, d.account)
+	c.Reply(iq, d.host(hostOf(iq)).account)
 }
 
 func (d *Disco) accountItems(c module.Context, iq *module.Packet) {

@@ -308,6 +308,12 @@ type Registrar interface {
 	// InfoForms are the forms of InfoForm, sorted by FORM_TYPE; complete once every
 	// module is provisioned.
 	InfoForms() []Form
+	// HostInfo is what the server's disco#info and disco#items say to and about one
+	// virtual host: Identities, Features and InfoForms less those of the modules the host
+	// turns off ([vhosts] modules_disabled), and the services of that host and of the
+	// whole server. The same pointer comes back until any of it changes (a reload, a host
+	// added), so a caller may cache what it derives from one; read it lazily.
+	HostInfo(host string) *HostInfo
 	OnSessionEnd(func(c Context, s Session))
 	OnAvailable(func(c Context, s Session))
 	// OnDetach runs f when a client stream with XEP-0198 stream management goes away and
@@ -385,6 +391,16 @@ type Registrar interface {
 	// pages about domain, such as XEP-0401 invitation pages ("" when there is none). It
 	// follows config reloads: call it when the URL is needed, not at Provision.
 	WebURL(domain string) string
+}
+
+// HostInfo is the server's discovery information as one virtual host shows it
+// (Registrar.HostInfo). Read-only.
+type HostInfo struct {
+	Identities []Identity
+	Features   []string // sorted, without duplicates
+	Forms      []Form   // sorted by FORM_TYPE
+	Services   []Service
+	Ver        string // the XEP-0115 verification string of the identities, features and forms
 }
 
 // Registration is an account its user just created.

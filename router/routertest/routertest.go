@@ -157,6 +157,12 @@ func New(t testing.TB, users []string, opts func(*router.Options)) *Env {
 	return &Env{T: t, R: r, Store: st, Domain: "example.org", sc: xmlstream.NewScanner()}
 }
 
+// On returns an Env for another of the router's domains (one SetDomains added): its
+// Bind binds users of domain.
+func (e *Env) On(domain string) *Env {
+	return &Env{T: e.T, R: e.R, Store: e.Store, Domain: domain, sc: xmlstream.NewScanner()}
+}
+
 // Sess is a bound session.
 type Sess struct {
 	S  *router.Session
