@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strings"
 
 	"github.com/vireo-im/vireo/modules/module"
 )
@@ -200,6 +201,9 @@ func (g *registry) hostInfo(host string, v *hostView) *module.HostInfo {
 				info.Services = append(info.Services, sv)
 			}
 		}
+		// The same order whatever order the modules claimed them in (hosts added at a
+		// reload or at start).
+		slices.SortStableFunc(info.Services, func(a, b module.Service) int { return strings.Compare(a.Domain, b.Domain) })
 	}
 	info.Ver = module.CapsVer(info.Identities, info.Features, info.Forms...)
 	return info
