@@ -233,14 +233,15 @@ func TestPIEEjabberd(t *testing.T) {
 	e := startEjabberd(t, ejabberdOptions{domain: "ejabberd.test", ip: ip, pki: newTestPKI(t),
 		vireo: "127.0.0.1:9", vireoDomain: "vireo.invalid",
 		listen:  fmt.Sprintf("  - port: %s\n    ip: %q\n    module: ejabberd_http\n    request_handlers:\n      /api: mod_http_api\n", apiPort, ip),
-		modules: "  mod_vcard: {}\n  mod_private: {}\n  mod_http_api: {}\n  mod_admin_extra: {}\n",
+		modules: "  mod_vcard: {}\n  mod_private: {}\n  mod_privacy: {}\n  mod_blocking: {}\n  mod_http_api: {}\n  mod_admin_extra: {}\n",
 		tail:    "auth_password_format: scram\napi_permissions:\n  \"loopback\":\n    from: mod_http_api\n    who:\n      ip: 127.0.0.0/8\n    what: \"*\"\n"})
 	e.register("alice", "alice secret")
 	alice := e.login("alice", "alice secret", "pc")
 	noErrors(t, alice, e.domain, "<name>ejabberd</name>",
 		"<iq type='set' id='v1'><vCard xmlns='vcard-temp'><FN>Alice Liddell</FN><NICKNAME>al</NICKNAME></vCard></iq>",
 		"<iq type='set' id='r1'><query xmlns='jabber:iq:roster'><item jid='bob@ejabberd.test' name='Bob'><group>Friends</group></item></query></iq>",
-		"<iq type='set' id='p1'><query xmlns='jabber:iq:private'><prefs xmlns='urn:example:prefs'><color>blue</color></prefs></query></iq>")
+		"<iq type='set' id='p1'><query xmlns='jabber:iq:private'><prefs xmlns='urn:example:prefs'><color>blue</color></prefs></query></iq>",
+		"<iq type='set' id='b1'><block xmlns='urn:xmpp:blocking'><item jid='spammer@elsewhere.test'/></block></iq>")
 
 	out := t.TempDir()
 	ejabberdAPI(t, api, "export_piefxis", fmt.Sprintf(`{"dir":%q}`, out))
@@ -277,6 +278,9 @@ func TestPIEEjabberd(t *testing.T) {
 	va.Expect("<FN>Alice Liddell</FN>")
 	va.Send("<iq type='get' id='p'><query xmlns='jabber:iq:private'><prefs xmlns='urn:example:prefs'/></query></iq>")
 	va.Expect("<color>blue</color>")
+	// ejabberd keeps blocks in the default privacy list, which its export carries.
+	va.Send("<iq type='get' id='b'><blocklist xmlns='urn:xmpp:blocking'/></iq>")
+	mustHave(t, "alice's block list after the import", va.Expect("</blocklist>"), "spammer@elsewhere.test")
 
 	v2 := vireotest.Start(t, vireotest.Options{Domain: "ejabberd.test", AllowPlain: true})
 	v2.AddUser(t, "dave", "dave secret")
@@ -288,6 +292,8 @@ func TestPIEEjabberd(t *testing.T) {
 	d.Expect("id='r1'")
 	d.Send("<iq type='get' id='r2'><query xmlns='jabber:iq:roster'/></iq>")
 	d.Expect("id='r2'")
+	d.Send("<iq type='set' id='b1'><block xmlns='urn:xmpp:blocking'><item jid='mallory@evil.test'/></block></iq>")
+	d.Expect("id='b1'")
 	f := filepath.Join(t.TempDir(), "vireo.xml")
 	ejd, err := pie.ParseFlavour("ejabberd") // vireoctl export -for ejabberd
 	if err != nil {
@@ -308,6 +314,9 @@ func TestPIEEjabberd(t *testing.T) {
 	got := noErrors(t, pd, e.domain, "<name>ejabberd</name>", "<iq type='get' id='v2'><vCard xmlns='vcard-temp'/></iq>")
 	if !strings.Contains(got, "<FN>Dave Bowman</FN>") {
 		t.Errorf("dave's vCard, asked by dave in ejabberd: %s", got)
+	}
+	if got := noErrors(t, pd, e.domain, "</blocklist>", "<iq type='get' id='bl'><blocklist xmlns='urn:xmpp:blocking'/></iq>"); !strings.Contains(got, "mallory@evil.test") {
+		t.Errorf("dave's block list in ejabberd after the import: %s", got)
 	}
 	ejabberdLoginSCRAM(t, e, "dave", "dave secret", "m", msasl.ScramSha1)
 	e.login("erin", "erin secret", "pc")

@@ -315,6 +315,7 @@ func writeData(b *xmlstream.Builder, u *User) {
 	if u.VCard != nil {
 		b.Raw(u.VCard)
 	}
+	writePrivacy(b, u)
 	if len(u.Private) > 0 {
 		b.Start("query").Attr("xmlns", NSPrivate)
 		for _, p := range u.Private {

@@ -4,8 +4,10 @@
 // pending subscription requests, read from §4.9's <presence type='subscribe'/>) and the
 // offline messages; and, through Sections that the modules owning the data implement,
 // the vCard (vcard-temp), private XML storage, PEP nodes with configuration and items
-// (the two <pubsub/> elements of §4.10) and the message archive (§4.11). Privacy lists
-// are skipped (the server has none).
+// (the two <pubsub/> elements of §4.10), the message archive (§4.11) and the block list
+// (XEP-0191), which §4.7's privacy lists carry: written as one default list that denies
+// each blocked JID, and read from the default list's items that deny a JID everything
+// (privacy.go); the rest of privacy lists has no equivalent here and is skipped.
 //
 // Documents split with XInclude (§5), as ejabberd's export_piefxis writes them, are read
 // by ParseFile; SCRAM fields that ejabberd 23.01 base64-encodes twice are recognized.
@@ -81,6 +83,7 @@ type User struct {
 	Private [][]byte // XEP-0049 fragments
 	PEP     []Node
 	Archive []Archived // oldest first
+	Blocked []string   // XEP-0191 block list: JIDs, as the user gave them
 }
 
 var mechanisms = [3]string{store.SHA1: "SCRAM-SHA-1", store.SHA256: "SCRAM-SHA-256", store.SHA512: "SCRAM-SHA-512"}
@@ -543,6 +546,8 @@ func parseUser(d *xml.Decoder, doc []byte, ns, host string, se xml.StartElement)
 				err = parsePEPItems(d, &u)
 			case t.Name.Space == NSArchive && t.Name.Local == "archive":
 				err = parseArchive(d, &u)
+			case t.Name.Space == NSPrivacy && t.Name.Local == "query":
+				err = parsePrivacy(d, &u)
 			case t.Name.Space == NSClient && t.Name.Local == "presence" && attr(t, "", "type") == "subscribe":
 				subscribers = append(subscribers, attr(t, "", "from"))
 				err = d.Skip()

@@ -225,6 +225,7 @@ func FuzzImportParse(f *testing.F) {
 		`<subscriptions node='n'><subscription jid='y@a' subscription='subscribed'/></subscriptions><affiliations node='n'><affiliation jid='y@a' affiliation='member'/></affiliations></pubsub>` +
 		`<pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='n'><item id='1'><e xmlns='urn:e'>t</e></item><item id='2'/></items></pubsub>` +
 		`<archive xmlns='urn:xmpp:pie:0#mam'><result xmlns='urn:xmpp:mam:2' id='r1'><forwarded xmlns='urn:xmpp:forward:0'><delay xmlns='urn:xmpp:delay' stamp='2010-07-10T23:08:25Z'/><message xmlns='jabber:client' from='y@a/r' to='x@a'><body>b</body></message></forwarded></result></archive></user></host></server-data>`))
+	f.Add([]byte(`<server-data xmlns='urn:xmpp:pie:0'><host jid='a'><user name='x'><query xmlns='jabber:iq:privacy'><list name='d'><item type='jid' value='y@b' action='deny' order='1'/><item type='jid' value='z@b' action='deny' order='2'><message/></item></list><default name='d'/></query></user></host></server-data>`))
 	if doc, err := os.ReadFile("testdata/prosody-0.12.xml"); err == nil {
 		f.Add(doc)
 	}

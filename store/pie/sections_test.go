@@ -8,6 +8,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/vireo-im/vireo/modules/blocking"
 	"github.com/vireo-im/vireo/modules/mam"
 	"github.com/vireo-im/vireo/modules/pep"
 	"github.com/vireo-im/vireo/modules/private"
@@ -20,7 +21,7 @@ import (
 )
 
 // sections are the modules that carry data of their own, as engine/admin finds them.
-var sections = []pie.Section{new(vcard.Mod), new(private.Mod), new(pep.Mod), new(mam.Mod)}
+var sections = []pie.Section{new(vcard.Mod), new(private.Mod), new(pep.Mod), new(mam.Mod), new(blocking.Mod)}
 
 func open(t *testing.T) *pebblestore.Store {
 	t.Helper()
@@ -206,4 +207,36 @@ func mustRead(t *testing.T, name string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestBlockListSection: a block list read from privacy lists is stored as the blocking
+// module keeps blocks (JIDs prepared, what does not parse left out), and an export
+// writes it back as the default privacy list.
+func TestBlockListSection(t *testing.T) {
+	st := open(t)
+	users := []pie.User{{JID: "u@a.example", Password: "p", Blocked: []string{"Spam@B.example", "c.example", "not a jid@@", "x@b/phone"}}}
+	if res, err := pie.Import(st, users, nil, sections...); err != nil || res.Imported != 1 {
+		t.Fatalf("import: %+v %v", res, err)
+	}
+	var got []string
+	st.Table("blocklist").Scan(store.UserKey("u@a.example"), func(k, _ []byte) bool {
+		got = append(got, string(k[len("u@a.example")+1:]))
+		return true
+	})
+	if strings.Join(got, " ") != "c.example spam@b.example x@b/phone" {
+		t.Fatalf("stored blocks %q", got)
+	}
+	var b bytes.Buffer
+	if err := pie.Export(&b, st, sections...); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"<query xmlns='jabber:iq:privacy'><list name='Blocked contacts'>", "value='spam@b.example' action='deny'", "<default name='Blocked contacts'/>"} {
+		if !strings.Contains(b.String(), want) {
+			t.Fatalf("no %q in the export %s", want, b.String())
+		}
+	}
+	back, err := pie.Parse(b.Bytes())
+	if err != nil || strings.Join(back[0].Blocked, " ") != "c.example spam@b.example x@b/phone" {
+		t.Fatalf("the export reads back as %q %v", back[0].Blocked, err)
+	}
 }
