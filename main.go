@@ -489,39 +489,6 @@ func (s *server) routerOptions(cfg *config.Config) router.Options {
 	}
 }
 
-// keepServiceModules puts back in next's [vhosts] modules_disabled what cur, the
-// configuration running, says of the modules in svc (those that make services per host:
-// the router makes a host's services once, at start or when the host is added), and
-// reports whether next wanted any of that changed.
-func keepServiceModules(cur, next *config.Config, svc []string) bool {
-	isSvc := func(id string) bool { return slices.Contains(svc, id) }
-	changed := false
-	hosts := map[string]bool{}
-	for d := range cur.VHosts {
-		hosts[d] = true
-	}
-	for d := range next.VHosts {
-		hosts[d] = true
-	}
-	for d := range hosts {
-		was := slices.DeleteFunc(slices.Clone(cur.VHosts[d].ModulesDisabled), func(id string) bool { return !isSvc(id) })
-		v := next.VHosts[d]
-		want := slices.DeleteFunc(slices.Clone(v.ModulesDisabled), func(id string) bool { return !isSvc(id) })
-		slices.Sort(was)
-		slices.Sort(want)
-		if slices.Equal(slices.Compact(was), slices.Compact(want)) {
-			continue
-		}
-		changed = true
-		v.ModulesDisabled = append(slices.DeleteFunc(v.ModulesDisabled, isSvc), was...)
-		if next.VHosts == nil {
-			next.VHosts = map[string]config.VHost{}
-		}
-		next.VHosts[d] = v
-	}
-	return changed
-}
-
 // hostModules are the router's view of [vhosts] modules_disabled.
 func hostModules(cfg *config.Config) map[string][]string {
 	var m map[string][]string
@@ -791,9 +758,6 @@ func (s *server) Reload() error {
 	}
 	if len(later) > 0 {
 		s.log.Warn().Strs("modules", later).Msg("[modules] changes need a restart; applying the rest")
-	}
-	if keepServiceModules(s.cfg, next, s.rt.ServiceModules()) {
-		s.log.Warn().Msg("[vhosts] modules_disabled changes to muc, pubsub, upload or proxy65 need a restart; applying the rest")
 	}
 	if err := s.rt.CheckHostModules(hostModules(next)); err != nil {
 		return err

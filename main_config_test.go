@@ -3,7 +3,6 @@ package main
 import (
 	"os"
 	"path/filepath"
-	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -215,48 +214,5 @@ modules_disabled = ["mam", "upload"]
 	}
 	if m := hostModules(cfg); len(m) != 1 || !slices.Equal(m["b.org"], []string{"mam", "upload"}) {
 		t.Fatalf("modules per host: %v", m)
-	}
-}
-
-// TestKeepServiceModules: a reload keeps what [vhosts] modules_disabled says of the
-// modules that make services per host as it runs, and reports that it wanted a change;
-// the other modules change.
-func TestKeepServiceModules(t *testing.T) {
-	svc := []string{"muc", "pubsub", "upload", "proxy65"}
-	parse := func(vhosts string) *config.Config {
-		t.Helper()
-		c, err := config.Parse([]byte("domains = [\"a.org\", \"b.org\"]\n"+vhosts), filepath.Join(t.TempDir(), "vireo.toml"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
-	for _, tc := range []struct {
-		name, cur, next string
-		changed         bool
-		want            map[string][]string
-	}{
-		{"none", "", "", false, nil},
-		{"ordinary modules change", "[vhosts.\"b.org\"]\nmodules_disabled = [\"mam\"]\n", "[vhosts.\"b.org\"]\nmodules_disabled = [\"version\"]\n", false, map[string][]string{"b.org": {"version"}}},
-		{"a service module turned off", "", "[vhosts.\"b.org\"]\nmodules_disabled = [\"muc\", \"mam\"]\n", true, map[string][]string{"b.org": {"mam"}}},
-		{"a service module turned on", "[vhosts.\"b.org\"]\nmodules_disabled = [\"upload\"]\n", "", true, map[string][]string{"b.org": {"upload"}}},
-		{"the same, reordered", "[vhosts.\"b.org\"]\nmodules_disabled = [\"upload\", \"muc\"]\n", "[vhosts.\"b.org\"]\nmodules_disabled = [\"muc\", \"upload\", \"mam\"]\n", false, map[string][]string{"b.org": {"muc", "upload", "mam"}}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			cur, next := parse(tc.cur), parse(tc.next)
-			if got := keepServiceModules(cur, next, svc); got != tc.changed {
-				t.Fatalf("changed = %v, want %v", got, tc.changed)
-			}
-			got := hostModules(next)
-			for d := range got {
-				slices.Sort(got[d])
-			}
-			for d := range tc.want {
-				slices.Sort(tc.want[d])
-			}
-			if !reflect.DeepEqual(got, tc.want) {
-				t.Fatalf("modules per host after the reload %v, want %v", got, tc.want)
-			}
-		})
 	}
 }

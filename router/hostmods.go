@@ -36,22 +36,24 @@ var everyHost = map[string]bool{"disco": true, "presence": true, "roster": true}
 // the modules its users and the stanzas addressed to it do without. Their IQs are
 // answered service-unavailable there, their hooks, session callbacks, stream features,
 // top-level elements and Bind2 features skipped, and the host's disco#info (HostInfo)
-// leaves out their features, identities and forms. A service module's services
-// (conference.<host>) follow the setting at start (Options.HostModules) and when a host
-// is added; changing them later needs a restart, as the services of a host are made by
-// the module once. An unknown module, or one every host needs, is an error and nothing
-// changes. Modules not enabled on the server are ignored. Safe for concurrent use.
+// leaves out their features, identities and forms. A service module turned off loses
+// its services on the host (conference.<host>: the rooms' occupants are told, XEP-0045
+// status 332, as when the host goes), and gets them back when turned on again. An
+// unknown module, or one every host needs, is an error and nothing changes. Modules not
+// enabled on the server are ignored. Safe for concurrent use.
 func (r *Router) SetHostModules(off map[string][]string) error {
 	views, err := r.hostViews(off)
 	if err != nil {
 		return err
 	}
+	r.hostsMu.Lock()
+	defer r.hostsMu.Unlock()
 	if len(views) == 0 {
 		r.hostMods.Store(nil)
 	} else {
 		r.hostMods.Store(&views)
 	}
-	r.infoGen.Add(1)
+	r.syncServices(r.shards != nil) // none yet while New provisions: nobody to tell
 	return nil
 }
 
@@ -88,18 +90,6 @@ func (r *Router) hostViews(off map[string][]string) (hostModules, error) {
 		views[host] = v
 	}
 	return views, nil
-}
-
-// ServiceModules lists the enabled modules that make services per host (conference.<host>):
-// those whose place in [vhosts] modules_disabled takes a restart to change.
-func (r *Router) ServiceModules() []string {
-	var out []string
-	for _, m := range r.mods {
-		if _, ok := m.(module.HostWatcher); ok {
-			out = append(out, m.ModuleInfo().ID)
-		}
-	}
-	return out
 }
 
 // fill filters the registrations for v, whose off set is complete.

@@ -150,6 +150,31 @@ func TestHostModulesServices(t *testing.T) {
 	}
 	a.Send("<iq type='get' id='i2' to='conference.corp.example'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
 	a.C.Wait(t, "id='i2'", "type='error'")
+	// A later setting: the room service of example.org goes, its occupants told (status
+	// 332, as when a host goes), and corp.example's comes.
+	a.Send("<presence to='lobby@conference.example.org/alice' id='j1'><x xmlns='http://jabber.org/protocol/muc'/></presence>")
+	a.C.Wait(t, "id='j1'", "status code='110'")
+	if err := e.R.SetHostModules(map[string][]string{"example.org": {"muc"}, "new.example": {"muc", "pubsub"}}); err != nil {
+		t.Fatal(err)
+	}
+	a.C.Wait(t, "type='unavailable'", "status code='332'")
+	svcs = e.R.ServiceDomains()
+	if slices.Contains(svcs, "conference.example.org") || !slices.Contains(svcs, "conference.corp.example") || slices.Contains(svcs, "conference.new.example") {
+		t.Fatalf("services after the change: %v", svcs)
+	}
+	a.Send("<iq type='get' id='i3' to='conference.corp.example'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+	a.C.Wait(t, "id='i3'", "type='result'", "category='conference'")
+	a.Send("<iq type='get' id='i4' to='example.org'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>")
+	if got := a.C.Wait(t, "id='i4'", "pubsub.example.org"); strings.Contains(got, "conference.") {
+		t.Fatalf("example.org's items after the change: %s", got)
+	}
+	if err := e.R.SetHostModules(nil); err != nil {
+		t.Fatal(err)
+	}
+	if svcs := e.R.ServiceDomains(); !slices.Contains(svcs, "conference.example.org") || !slices.Contains(svcs, "pubsub.new.example") {
+		t.Fatalf("services with every module on: %v", svcs)
+	}
+
 	// Removing the host tells only the modules that made services for it.
 	if err := e.R.SetDomains([]string{"example.org"}); err != nil {
 		t.Fatal(err)

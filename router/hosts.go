@@ -20,18 +20,75 @@ type serviceTable struct {
 	owner    map[string]string // domain → the module that claimed it
 }
 
-// dropOffServices takes out of the service table those of modules their host turns off
-// (SetHostModules), at start.
-func (r *Router) dropOffServices() {
-	t := r.svc.Load()
-	off := func(d string, sv *module.Service) bool { return sv.Host != "" && r.view(sv.Host).disabled(t.owner[d]) }
-	if !slices.ContainsFunc(t.list, func(sv module.Service) bool { return off(sv.Domain, &sv) }) {
-		return
+// syncServices makes the services of the served hosts follow what they turn off
+// (SetHostModules): a service module turned off on a host loses its services there
+// (after its OnStop function said goodbye for that host, when notify: XEP-0045 status 332
+// to its rooms' occupants) and forgets the host (HostWatcher.RemoveHost); one turned on
+// gets them (HostWatcher.AddHost). A service that cannot be made is logged and left out.
+// Called with hostsMu held.
+func (r *Router) syncServices(notify bool) {
+	tbl := r.svc.Load()
+	hosts := slices.Sorted(maps.Keys(*r.domains.Load()))
+	have := map[[2]string]bool{} // (module, host) with services
+	for _, sv := range tbl.list {
+		if sv.Host != "" {
+			have[[2]string{tbl.owner[sv.Domain], sv.Host}] = true
+		}
 	}
-	byDomain := maps.Clone(t.byDomain)
-	maps.DeleteFunc(byDomain, off)
-	list := slices.DeleteFunc(slices.Clone(t.list), func(sv module.Service) bool { return off(sv.Domain, &sv) })
-	r.svc.Store(&serviceTable{byDomain: byDomain, list: list, owner: t.owner})
+	byDomain, list, owner := tbl.byDomain, tbl.list, tbl.owner
+	changed := false
+	clone := func() {
+		if !changed {
+			changed = true
+			byDomain, list, owner = maps.Clone(byDomain), slices.Clone(list), maps.Clone(owner)
+		}
+	}
+	for _, m := range r.mods {
+		w, ok := m.(module.HostWatcher)
+		if !ok {
+			continue
+		}
+		id := m.ModuleInfo().ID
+		for _, h := range hosts {
+			off := r.view(h).disabled(id)
+			switch {
+			case off && have[[2]string{id, h}]:
+				if notify {
+					r.notifyStop(h, time.Now().Add(StopWait), id)
+				}
+				clone()
+				gone := func(d string, sv *module.Service) bool { return sv.Host == h && owner[d] == id }
+				list = slices.DeleteFunc(list, func(sv module.Service) bool { return gone(sv.Domain, &sv) })
+				maps.DeleteFunc(byDomain, gone)
+				// Published before the module forgets the host: no stanza reaches a
+				// service it no longer has.
+				r.svc.Store(&serviceTable{byDomain: byDomain, list: list, owner: owner})
+				changed = false
+				w.RemoveHost(h)
+			case !off && !have[[2]string{id, h}]:
+				svcs, err := w.AddHost(h)
+				if err != nil {
+					r.log.Error().Err(err).Str("host", h).Str("module", id).Msg("a service turned back on could not be made")
+					continue
+				}
+				for _, sv := range svcs {
+					sd, err := jid.PrepareDomain(sv.Domain)
+					if err != nil || byDomain[sd] != nil || r.isLocal(sd) || sv.Handler == nil {
+						r.log.Error().Str("host", h).Str("module", id).Str("service", sv.Domain).Msg("a service turned back on is in use or invalid")
+						continue
+					}
+					clone()
+					sv.Domain, sv.Host = sd, h
+					byDomain[sd] = &sv
+					list = append(list, sv)
+					owner[sd] = id
+				}
+			}
+		}
+	}
+	if changed {
+		r.svc.Store(&serviceTable{byDomain: byDomain, list: list, owner: owner})
+	}
 	r.infoGen.Add(1)
 }
 
@@ -123,7 +180,7 @@ func (r *Router) SetDomains(d []string) error {
 	// users and other servers' included.
 	deadline := time.Now().Add(StopWait)
 	for _, h := range removed {
-		r.notifyStop(h, deadline)
+		r.notifyStop(h, deadline, "")
 	}
 	r.svc.Store(&serviceTable{byDomain: byDomain, list: list, owner: owner})
 	r.infoGen.Add(1)

@@ -71,7 +71,7 @@ type registry struct {
 	detach        []owned[func(module.Context, module.Session, [][]byte)]
 	registered    []owned[func(module.Context, module.Registration)]
 	undeliverable []owned[module.Undeliverable]
-	stop          []func(module.Stopping)
+	stop          []owned[func(module.Stopping)]
 	discoNodes    map[string]module.IQHandler // DiscoNode registrations
 	errs          []error                     // duplicate registrations, reported by provision
 }
@@ -228,7 +228,9 @@ func (m *modReg) DiscoNodeHandler(node string) (module.IQHandler, bool) {
 }
 func (m *modReg) Domains() []string { return append([]string(nil), m.g.r.opts.Domains...) }
 
-func (m *modReg) OnStop(f func(module.Stopping)) { m.g.stop = append(m.g.stop, f) }
+func (m *modReg) OnStop(f func(module.Stopping)) {
+	m.g.stop = append(m.g.stop, owned[func(module.Stopping)]{m.id, f})
+}
 
 func (m *modReg) OnUndeliverable(f module.Undeliverable) {
 	m.g.undeliverable = append(m.g.undeliverable, owned[module.Undeliverable]{m.id, f})

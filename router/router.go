@@ -220,7 +220,6 @@ func New(o Options) (*Router, error) {
 	if err := r.SetHostModules(o.HostModules); err != nil {
 		return nil, err
 	}
-	r.dropOffServices()
 	r.work = newPool(o.Workers, o.WorkQueue)
 	r.shards = make([]*shard, o.Shards)
 	for i := range r.shards {

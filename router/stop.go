@@ -28,7 +28,7 @@ type Flusher interface {
 func (r *Router) Stopping(deadline time.Time) {
 	r.hostsMu.Lock()
 	defer r.hostsMu.Unlock()
-	r.notifyStop("", deadline)
+	r.notifyStop("", deadline, "")
 }
 
 // notifyStop runs the modules' OnStop functions for host ("" for the whole server) and
@@ -36,8 +36,9 @@ func (r *Router) Stopping(deadline time.Time) {
 // (Stopping.CallOn), then for a barrier on every shard (a stanza those functions routed to a
 // local user is queued on the user's shard ahead of it, and delivered to the session's
 // connection when the barrier runs), then for the Remote to write what it queued. Called
-// with hostsMu held.
-func (r *Router) notifyStop(host string, deadline time.Time) {
+// with hostsMu held. With only set, only that module's functions run (a host that turns
+// the module off, SetHostModules).
+func (r *Router) notifyStop(host string, deadline time.Time, only string) {
 	if r.closed.Load() || len(r.reg.stop) == 0 {
 		return
 	}
@@ -63,7 +64,9 @@ func (r *Router) notifyStop(host string, deadline time.Time) {
 		r.shardOf(b.String()).q.pushForce(o)
 	}
 	for _, f := range r.reg.stop {
-		f(module.Stopping{Host: host, CallOn: call})
+		if only == "" || f.id == only {
+			f.v(module.Stopping{Host: host, CallOn: call})
+		}
 	}
 	if !queued.Load() {
 		return

@@ -367,8 +367,8 @@ type VHost struct {
 	// ModulesDisabled are modules (IDs, as in [modules] disabled) this host does without:
 	// its users and the stanzas addressed to it are served as if the modules were not
 	// there, and its disco#info leaves them out (as Prosody's modules_disabled in a
-	// VirtualHost). A service module's (muc, pubsub, upload, proxy65) takes a restart
-	// to change; the others' change at a reload.
+	// VirtualHost); a service module (muc, pubsub, upload, proxy65) gives it no service.
+	// A reload changes it.
 	ModulesDisabled []string `toml:"modules_disabled"`
 }
 

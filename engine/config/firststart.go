@@ -333,7 +333,7 @@ event_loops = 0
 # federation, both ways; isolated = true keeps its users and services to each other (no
 # other host here, no other server); modules_disabled lists modules the host does without
 # (its users get service-unavailable, its disco#info leaves them out; muc, pubsub, upload
-# and proxy65 take a restart to change). A reload applies them.
+# and proxy65 give it no service). A reload applies them.
 # [vhosts."corp.{{.Domain}}"]
 # registration = false
 # max_accounts = 500
