@@ -213,6 +213,9 @@ func (s *Server) guestGone(bare jid.JID) {
 func (s *Server) dropGuest(user string) error {
 	if _, ok := s.guests.LoadAndDelete(user); ok {
 		s.guestsN.Add(-1)
+		// newGuest made it as a guest's (Create refuses a name in use): no need to read
+		// it to know.
+		return s.st.Accounts().Delete(user)
 	}
 	acct, err := s.st.Accounts().Get(user)
 	if errors.Is(err, store.ErrNotFound) || err == nil && !acct.Anonymous {

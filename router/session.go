@@ -38,6 +38,7 @@ type Session struct {
 	prio       int8
 	available  bool
 	interested bool
+	ephemeral  bool // a guest's (SASL ANONYMOUS): the account goes with the session
 	// rateHeld says the sender is in debt to its token bucket (Router.shape): its client
 	// is not read until a timer clears it. It fills padding too.
 	rateHeld atomic.Bool
@@ -180,6 +181,9 @@ func (s *Session) SetInterested() { s.interested = true }
 
 // Detached reports whether the session has no connection right now.
 func (s *Session) Detached() bool { return s.detachedQ() != nil }
+
+// Ephemeral reports whether the session is a guest's (module.Session).
+func (s *Session) Ephemeral() bool { return s.ephemeral }
 
 // SetFilter installs the session's outbound filter (module.Session).
 func (s *Session) SetFilter(f func([]byte) bool) {

@@ -263,10 +263,11 @@ func (s *shard) bind(o *op) {
 		o.done(nil, stanza.New(stanza.ResourceConstraintCond))
 		return
 	}
-	if isEphemeral(o.conn) {
+	eph := isEphemeral(o.conn)
+	if eph {
 		u.ephemeral = true
 	}
-	se := &Session{shard: s, conn: o.conn, jid: full, user: u}
+	se := &Session{shard: s, conn: o.conn, jid: full, user: u, ephemeral: eph}
 	se.rateTokens.Store(math.MaxInt32) // a full bucket: spend caps it at the burst
 	u.sessions = append(u.sessions, se)
 	u.exists = true

@@ -487,6 +487,10 @@ type Session interface {
 	// Detached reports whether the session has no connection right now (its stanzas are
 	// queued until it resumes or expires).
 	Detached() bool
+	// Ephemeral reports whether the session is a guest's (SASL ANONYMOUS, XEP-0175): its
+	// account and everything stored for it are removed when the session ends, so a
+	// module need not write what only outlives the session (a logout time).
+	Ephemeral() bool
 	// AfterWritten runs done on this session's shard once everything sent to the session
 	// so far has been written to its connection (ok, even if the session ended since:
 	// the client has the bytes), or when that can no longer happen (the connection went

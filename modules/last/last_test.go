@@ -1,0 +1,57 @@
+package last_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/vireo-im/vireo/modules/last"
+	_ "github.com/vireo-im/vireo/modules/standard"
+	"github.com/vireo-im/vireo/router"
+	"github.com/vireo-im/vireo/router/routertest"
+	"github.com/vireo-im/vireo/store"
+	"github.com/vireo-im/vireo/xmlstream/jid"
+)
+
+// guestConn is the stream of a SASL ANONYMOUS login (router.Ephemeral).
+type guestConn struct{ routertest.Conn }
+
+func (*guestConn) Ephemeral() bool { return true }
+
+// TestLogoutRecord: a user's last session end is recorded (XEP-0012), a guest's is not:
+// its account goes with the session, and the write would only be removed again.
+func TestLogoutRecord(t *testing.T) {
+	e := routertest.New(t, []string{"alice"}, nil)
+	e.Store.Accounts().Create(store.Account{User: "guest1@example.org", Anonymous: true})
+	alice := e.Bind("alice", "pc")
+	g := &guestConn{}
+	done := make(chan *router.Session, 1)
+	gj, _ := jid.Parse("guest1@example.org")
+	e.R.Bind(gj, "web", g, func(s *router.Session, err error) {
+		if err != nil {
+			t.Error(err)
+		}
+		done <- s
+	})
+	gs := <-done
+	if !gs.Ephemeral() || alice.S.Ephemeral() {
+		t.Fatalf("Ephemeral: guest %v, alice %v", gs.Ephemeral(), alice.S.Ephemeral())
+	}
+	e.R.Unbind(gs)
+	alice.Unbind()
+	tbl := e.Store.Table(last.Table)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, ok, _ := last.Ended(tbl, "alice@example.org"); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("alice's logout was not recorded")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// The guest's session ended first, on its own shard: well before now.
+	time.Sleep(100 * time.Millisecond)
+	if _, ok, _ := last.Ended(tbl, "guest1@example.org"); ok {
+		t.Fatal("a guest's logout was recorded")
+	}
+}
