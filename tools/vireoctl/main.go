@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -68,7 +69,8 @@ commands:
                            server applies a change at once (streams with a denied
                            server end); the config file's [s2s] deny or allow is
                            rewritten, comments kept (the file only, when stopped)
-  modules                  list built-in modules
+  modules                  list built-in modules, with those the config turns off
+                           (everywhere, or on the hosts named)
   vhost list               list the virtual hosts
   vhost add DOMAIN         serve DOMAIN (certificate, conference., pubsub. and upload.
                            services) at once, and add it to the config file
@@ -132,12 +134,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	cmd, rest := fl.Arg(0), fl.Args()[1:]
 	if cmd == "modules" {
+		// What the config turns off, when there is one to read: [modules] disabled,
+		// and each host's [vhosts] modules_disabled.
+		cfg, _ := config.Load(*cfgPath)
 		for _, m := range module.All() {
 			xep := ""
 			if m.XEP > 0 {
 				xep = fmt.Sprintf("XEP-%04d", m.XEP)
 			}
-			fmt.Fprintf(stdout, "%-12s %s\n", m.ID, xep)
+			fmt.Fprintf(stdout, "%s\n", strings.TrimRight(fmt.Sprintf("%-12s %-9s %s", m.ID, xep, moduleState(cfg, m.ID)), " "))
 		}
 		return 0
 	}
@@ -659,4 +664,26 @@ func restore(cfg *config.Config, from string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "the previous data_dir is now %s\n", aside)
 	}
 	return 0
+}
+
+// moduleState says where cfg turns module id off: "off", "off on a.org, b.org", or ""
+// (nil cfg: no config read).
+func moduleState(cfg *config.Config, id string) string {
+	if cfg == nil {
+		return ""
+	}
+	if slices.Contains(cfg.DisabledModules(), id) {
+		return "off"
+	}
+	var hosts []string
+	for d, v := range cfg.VHosts {
+		if slices.Contains(v.ModulesDisabled, id) {
+			hosts = append(hosts, d)
+		}
+	}
+	if len(hosts) == 0 {
+		return ""
+	}
+	slices.Sort(hosts)
+	return "off on " + strings.Join(hosts, ", ")
 }

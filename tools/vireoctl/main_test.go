@@ -295,3 +295,39 @@ func TestRoomsPrint(t *testing.T) {
 		t.Fatalf("rooms:\n%s", b.String())
 	}
 }
+
+// TestModulesList: vireoctl modules lists every module, and with a config says which it
+// turns off, everywhere or per host.
+func TestModulesList(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "vireo.toml")
+	if err := os.WriteFile(path, []byte(`domains = ["a.org", "b.org", "c.org"]
+[modules]
+disabled = ["version"]
+[vhosts."c.org"]
+modules_disabled = ["mam", "upload"]
+[vhosts."b.org"]
+modules_disabled = ["mam"]
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	if code := run([]string{"-config", path, "modules"}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	lines := strings.Split(out.String(), "\n")
+	want := map[string]string{"version": "off", "mam": "off on b.org, c.org", "upload": "off on c.org", "roster": ""}
+	for id, state := range want {
+		i := slices.IndexFunc(lines, func(l string) bool { return strings.HasPrefix(l, id+" ") || l == id })
+		if i < 0 {
+			t.Fatalf("no line for %s in %s", id, out.String())
+		}
+		if got := strings.TrimSpace(strings.Join(strings.Fields(lines[i])[1:], " ")); !strings.HasSuffix(got, state) || state == "" && strings.Contains(got, "off") {
+			t.Errorf("%s: %q, want it to end with %q", id, lines[i], state)
+		}
+	}
+	// Without a config it still lists them.
+	out.Reset()
+	if code := run([]string{"-config", filepath.Join(t.TempDir(), "none.toml"), "modules"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "mam") || strings.Contains(out.String(), " off") {
+		t.Fatalf("without a config: %d %s", code, out.String())
+	}
+}
