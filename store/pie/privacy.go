@@ -39,79 +39,47 @@ func parsePrivacy(d *xml.Decoder, u *User) error {
 	lists := map[string][]privacyItem{}
 	def := ""
 	n := 0
-	for {
-		tok, err := d.Token()
-		if err != nil {
-			return err
-		}
-		switch t := tok.(type) {
-		case xml.EndElement:
-			u.Blocked = append(u.Blocked, blocked(lists[def])...)
-			return nil
-		case xml.StartElement:
-			switch t.Name.Local {
-			case "default":
-				def = attr(t, "", "name")
-				err = d.Skip()
-			case "list":
-				name := attr(t, "", "name")
-				var items []privacyItem
-				items, n, err = parsePrivacyList(d, n)
-				lists[name] = append(lists[name], items...)
-			default:
-				err = d.Skip()
-			}
-			if err != nil {
+	err := children(d, func(se xml.StartElement) error {
+		switch se.Name.Local {
+		case "default":
+			def = attr(se, "", "name")
+		case "list":
+			name := attr(se, "", "name")
+			return children(d, func(it xml.StartElement) error {
+				if it.Name.Local != "item" {
+					return d.Skip()
+				}
+				if n++; n > maxPrivacyItems {
+					return fmt.Errorf("more than %d privacy list items", maxPrivacyItems)
+				}
+				item, err := parsePrivacyItem(d, it)
+				lists[name] = append(lists[name], item)
 				return err
-			}
+			})
 		}
+		return d.Skip()
+	})
+	if err != nil {
+		return err
 	}
+	u.Blocked = append(u.Blocked, blocked(lists[def])...)
+	return nil
 }
 
-// parsePrivacyList reads the items of one <list/>; n counts the items read before it.
-func parsePrivacyList(d *xml.Decoder, n int) ([]privacyItem, int, error) {
-	var out []privacyItem
-	for {
-		tok, err := d.Token()
-		if err != nil {
-			return nil, n, err
-		}
-		switch t := tok.(type) {
-		case xml.EndElement:
-			return out, n, nil
-		case xml.StartElement:
-			if t.Name.Local != "item" {
-				if err := d.Skip(); err != nil {
-					return nil, n, err
-				}
-				continue
-			}
-			if n++; n > maxPrivacyItems {
-				return nil, n, fmt.Errorf("more than %d privacy list items", maxPrivacyItems)
-			}
-			order, err := strconv.Atoi(attr(t, "", "order"))
-			if err != nil || order < 0 {
-				order = 1 << 30 // XEP-0016 requires it; without, last
-			}
-			it := privacyItem{order: order, typ: attr(t, "", "type"), value: attr(t, "", "value"), deny: attr(t, "", "action") == "deny", allKin: true}
-			// Children (<message/>, <iq/>, <presence-in/>, <presence-out/>) narrow the
-			// item to some kinds of stanza.
-			for depth := 1; depth > 0; {
-				tok, err := d.Token()
-				if err != nil {
-					return nil, n, err
-				}
-				switch tok.(type) {
-				case xml.StartElement:
-					depth++
-					it.allKin = false
-				case xml.EndElement:
-					depth--
-				}
-			}
-			out = append(out, it)
-		}
+// parsePrivacyItem reads the <item/> se to its end.
+func parsePrivacyItem(d *xml.Decoder, se xml.StartElement) (privacyItem, error) {
+	order, err := strconv.Atoi(attr(se, "", "order"))
+	if err != nil || order < 0 {
+		order = 1 << 30 // XEP-0016 requires it; without, last
 	}
+	it := privacyItem{order: order, typ: attr(se, "", "type"), value: attr(se, "", "value"), deny: attr(se, "", "action") == "deny", allKin: true}
+	// Children (<message/>, <iq/>, <presence-in/>, <presence-out/>) narrow the item to
+	// some kinds of stanza.
+	err = children(d, func(xml.StartElement) error {
+		it.allKin = false
+		return d.Skip()
+	})
+	return it, err
 }
 
 // blocked returns the JIDs items block whole, in the list's order.
