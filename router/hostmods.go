@@ -127,14 +127,6 @@ func (r *Router) view(host string) *hostView {
 	return nil
 }
 
-// hooksFor returns the hooks of ph and k that run for host.
-func (r *Router) hooksFor(ph module.Phase, k module.Kind, host string) []hookEntry {
-	if v := r.view(host); v != nil {
-		return v.hooks[ph][k]
-	}
-	return r.reg.hooks[ph][k]
-}
-
 // hostInfoCache is one host's HostInfo as of a generation of Router.infoGen.
 type hostInfoCache struct {
 	gen  uint64

@@ -507,7 +507,7 @@ func (s *shard) dispatchIQ(bare bool, host string, p *module.Packet) {
 	}
 	k := iqKey{t, string(payload.NS()), string(payload.Name())}
 	h := table[k]
-	if h != nil && s.r.hostMods.Load() != nil && s.r.view(host).disabled(owners[k]) {
+	if h != nil && s.r.view(host).disabled(owners[k]) {
 		h = nil // the host turned the module off
 	}
 	if h == nil {
@@ -617,12 +617,14 @@ func (s *shard) available(to jid.JID) bool {
 
 func (s *shard) runHooks(ph module.Phase, k module.Kind) module.Verdict {
 	hooks := s.r.reg.hooks[ph][k]
-	if s.r.hostMods.Load() != nil { // some host turns modules off
+	if m := s.r.hostMods.Load(); m != nil { // some host turns modules off
 		host := s.pkt.To.Domain() // a recipient's modules
 		if ph == module.Outbound {
 			host = s.pkt.From.Domain() // a sender's
 		}
-		hooks = s.r.hooksFor(ph, k, host)
+		if v := (*m)[host]; v != nil {
+			hooks = v.hooks[ph][k]
+		}
 	}
 	for _, h := range hooks {
 		if h.h(&s.ctx, &s.pkt) == module.Stop {

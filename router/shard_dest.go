@@ -171,7 +171,7 @@ func (s *shard) nonza(o *op, handlers map[nonzaKey]module.NonzaHandler) {
 	}
 	k := nonzaKey{string(e.NS()), string(e.Name())}
 	h := handlers[k]
-	if h != nil && s.r.hostMods.Load() != nil && (s.r.view(se.jid.Domain()).disabled(s.r.reg.nonzaOwner[k]) || s.r.view(se.jid.Domain()).disabled(s.r.reg.bind2Owner[k])) {
+	if v := s.r.view(se.jid.Domain()); h != nil && (v.disabled(s.r.reg.nonzaOwner[k]) || v.disabled(s.r.reg.bind2Owner[k])) {
 		h = nil // the host turned the module off since the element came
 	}
 	if h == nil {
