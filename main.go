@@ -279,6 +279,10 @@ func start(cfg *config.Config, log zerolog.Logger) (*server, error) {
 	// federation run on Go's own network poller: they need a processor the event loops
 	// do not hold.
 	s.loops = eventLoops(cfg.Runtime.EventLoops, len(cfg.Link.Listen) > 0 || cfg.S2S.Enabled)
+	if err := checkHostModuleTables(cfg); err != nil {
+		st.Close()
+		return nil, err
+	}
 	s.rt, err = router.New(s.routerOptions(cfg))
 	if err != nil {
 		st.Close()
@@ -427,8 +431,32 @@ func remoteDomains(cfg *config.Config) ([]string, error) {
 // the file valid and leaving the error to the next start. Modules that need the data
 // directory stay off, as they do without one; nothing is opened or written on disk.
 func checkModules(cfg *config.Config) error {
+	if err := checkHostModuleTables(cfg); err != nil {
+		return err
+	}
 	_, err := serviceDomains(cfg)
 	return err
+}
+
+// checkHostModuleTables refuses [modules.<id>] tables of modules that do not exist, and
+// [vhosts."<host>".modules.<id>] tables of modules that do not exist or take their
+// settings server-wide only.
+func checkHostModuleTables(cfg *config.Config) error {
+	for id := range cfg.Modules {
+		if _, ok := module.Lookup(id); !ok && id != "disabled" {
+			return fmt.Errorf("modules.%s: no such module (vireoctl modules lists them)", id)
+		}
+	}
+	for _, id := range cfg.HostModuleIDs() {
+		info, ok := module.Lookup(id)
+		switch {
+		case !ok:
+			return fmt.Errorf("vhosts.%q.modules.%s: no such module (vireoctl modules lists them)", cfg.HostModuleTables(id)[0], id)
+		case !info.PerHost:
+			return fmt.Errorf("vhosts.%q.modules.%s: %s has no settings per host; set them in [modules.%s]", cfg.HostModuleTables(id)[0], id, id, id)
+		}
+	}
+	return nil
 }
 
 // serviceDomains provisions the enabled modules against a database in memory, as
@@ -486,6 +514,22 @@ func (s *server) routerOptions(cfg *config.Config) router.Options {
 		SenderRate:   cfg.C2S.MaxRate,
 		SenderBurst:  cfg.C2S.MaxBurst,
 		HostModules:  hostModules(cfg),
+		HostModuleConfig: func(id string) ([]string, func(string, any) error) {
+			return hostModuleConfig(cfg, id)
+		},
+	}
+}
+
+// hostModuleConfig is module.Reconfig's Hosts and DecodeHost of module id under cfg.
+func hostModuleConfig(cfg *config.Config, id string) ([]string, func(string, any) error) {
+	return cfg.HostModuleTables(id), func(host string, v any) error {
+		if err := cfg.HostModuleSettings(host, id, v); err != nil {
+			return err
+		}
+		if q, ok := v.(interface{ SetDefaultQuota(int) }); ok {
+			q.SetDefaultQuota(cfg.Router.OfflineQuota)
+		}
+		return nil
 	}
 }
 
@@ -507,7 +551,7 @@ func hostModules(cfg *config.Config) map[string][]string {
 // [modules.offline] quota when that is not set (before, router.offline_quota was ignored).
 func moduleConfig(cfg *config.Config) func(id string, v any) error {
 	return func(id string, v any) error {
-		if err := cfg.ModuleConfig(id, v); err != nil {
+		if err := cfg.ModuleSettings(id, v); err != nil {
 			return err
 		}
 		if q, ok := v.(interface{ SetDefaultQuota(int) }); ok {
@@ -721,6 +765,9 @@ func (s *server) Reload() error {
 	if err != nil {
 		return err
 	}
+	if err := checkHostModuleTables(next); err != nil {
+		return err
+	}
 	if next.DataDir != s.cfg.DataDir {
 		s.log.Warn().Msg("data_dir changes need a restart; applying the rest")
 		next.DataDir = s.cfg.DataDir
@@ -746,7 +793,9 @@ func (s *server) Reload() error {
 		changed = append(changed, "offline") // the default of its quota
 	}
 	for _, id := range changed {
-		apply, ok, err := s.rt.Reconfigure(id, module.Reconfig{Decode: func(v any) error { return moduleConfig(next)(id, v) }, Domains: next.Domains})
+		hosts, decodeHost := hostModuleConfig(next, id)
+		apply, ok, err := s.rt.Reconfigure(id, module.Reconfig{Decode: func(v any) error { return moduleConfig(next)(id, v) },
+			Hosts: hosts, DecodeHost: decodeHost, Domains: next.Domains})
 		if err != nil {
 			return fmt.Errorf("modules.%s: %w", id, err)
 		}
@@ -980,7 +1029,9 @@ func (s *server) SetModuleSetting(id, key string, value any) error {
 	if err != nil {
 		return err
 	}
-	apply, ok, err := s.rt.Reconfigure(id, module.Reconfig{Decode: func(v any) error { return moduleConfig(now)(id, v) }, Domains: s.cfg.Domains})
+	hosts, decodeHost := hostModuleConfig(now, id)
+	apply, ok, err := s.rt.Reconfigure(id, module.Reconfig{Decode: func(v any) error { return moduleConfig(now)(id, v) },
+		Hosts: hosts, DecodeHost: decodeHost, Domains: s.cfg.Domains})
 	if err != nil {
 		return fmt.Errorf("modules.%s: %w", id, err)
 	}

@@ -216,3 +216,85 @@ modules_disabled = ["mam", "upload"]
 		t.Fatalf("modules per host: %v", m)
 	}
 }
+
+// TestTemplateModuleKeys: every module setting the first-start file documents (commented
+// under [modules]), uncommented, is a key its module takes: modules refuse keys they do
+// not know, so a template that drifted from the code would fail the start of whoever
+// follows it. A misspelt key is caught the same way.
+func TestTemplateModuleKeys(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "vireo.toml")
+	if err := config.WriteDefault(path, "example.org", false); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	table := regexp.MustCompile(`^# (\[\[?modules\.[a-z0-9_.]+\]\]?)\s*$`)
+	setting := regexp.MustCompile(`^# ([a-z0-9_]+) *= *(.*)$`)
+	var out []string
+	inModules, n := false, 0
+	for _, line := range strings.Split(string(b), "\n") {
+		inModules = inModules || line == "[modules]"
+		if m := table.FindStringSubmatch(line); inModules && m != nil {
+			out = append(out, m[1])
+			continue
+		}
+		// Files named in the examples need not exist here.
+		if m := setting.FindStringSubmatch(line); inModules && m != nil && !strings.HasSuffix(m[1], "_file") {
+			out = append(out, m[1]+" = "+m[2])
+			n++
+			continue
+		}
+		out = append(out, line)
+	}
+	if n < 50 {
+		t.Fatalf("only %d module settings uncommented", n)
+	}
+	full := strings.Join(out, "\n")
+	for _, tc := range []struct{ text, err string }{
+		{full, ""},
+		{strings.Replace(full, "[modules.mam]\n", "[modules.mam]\nretension = \"1h\"\n", 1), "modules.mam: unknown key retension"},
+		{strings.Replace(full, "[modules.muc]\n", "[modules.muc]\n[modules.muc.limits]\nx = 1\n", 1), "modules.muc: unknown key limits"},
+	} {
+		if err := os.WriteFile(path, []byte(tc.text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := config.Load(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = checkModules(cfg)
+		if tc.err == "" && err != nil || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
+			t.Fatalf("checkModules: %v, want %q", err, tc.err)
+		}
+	}
+}
+
+// TestHostModuleTables: tables under [vhosts."<host>".modules] are for modules with
+// settings per host only, and [modules] tables for modules that exist.
+func TestHostModuleTables(t *testing.T) {
+	for _, tc := range []struct{ extra, err string }{
+		{"", ""},
+		{"[vhosts.\"b.org\".modules.mam]\ndefault = \"never\"\n[vhosts.\"b.org\".modules.welcome]\nmessage = \"hi\"\n", ""},
+		{"[vhosts.\"b.org\".modules.version]\nname = \"x\"\n", `vhosts."b.org".modules.version: version has no settings per host`},
+		{"[vhosts.\"b.org\".modules.nope]\nx = 1\n", `vhosts."b.org".modules.nope: no such module`},
+		{"[modules.nope]\nx = 1\n", "modules.nope: no such module"},
+		{"[vhosts.\"b.org\".modules.mam]\ndefalt = \"never\"\n", `vhosts."b.org".modules.mam: unknown key defalt`},
+		{"[vhosts.\"b.org\".modules.mam]\nsync = true\n", "server-wide"},
+	} {
+		path := filepath.Join(t.TempDir(), "vireo.toml")
+		if err := os.WriteFile(path, []byte("domains = [\"a.org\", \"b.org\"]\n"+tc.extra), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := config.Load(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = checkModules(cfg)
+		if tc.err == "" && err != nil || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
+			t.Errorf("%q: %v, want %q", tc.extra, err, tc.err)
+		}
+	}
+}

@@ -197,6 +197,13 @@ func (c *xmppClient) send(t *testing.T, raw string) {
 	}
 }
 
+// text is what c received so far.
+func (c *xmppClient) text() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.got.String()
+}
+
 func (c *xmppClient) waitFor(t *testing.T, subs ...string) {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {

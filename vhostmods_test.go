@@ -91,3 +91,133 @@ modules_disabled = ["mam", "version", "muc"]
 	}
 	mustIn("MAM on corp after the failed reload", ask(cal, "m4", mam), "service-unavailable")
 }
+
+// TestIntegrationVHostModuleSettings: [vhosts."<host>".modules.<id>] tables through the
+// real server, its config file and a real client (mellium): the host's newcomers get its
+// own welcome message, its disco#info its own contact addresses, its upload service its
+// own file size limit, its users its own offline quota and archiving default, while the
+// other host keeps the server's; a reload changes a host's table; a table with a key the
+// module lacks, or for a module without settings per host, fails the reload and changes
+// nothing.
+func TestIntegrationVHostModuleSettings(t *testing.T) {
+	s, path := vhostServerWith(t, `
+[modules.welcome]
+message = "Welcome to the server."
+[modules.contact]
+abuse = ["mailto:abuse@localhost"]
+support = ["https://localhost/help"]
+
+[vhosts."corp.localhost".modules.welcome]
+message = "Welcome to Corp."
+[vhosts."corp.localhost".modules.contact]
+abuse = ["mailto:it@corp.localhost"]
+[vhosts."corp.localhost".modules.upload]
+max_file_size = 1000
+[vhosts."corp.localhost".modules.offline]
+quota = 2
+[vhosts."corp.localhost".modules.mam]
+default = "never"
+`)
+	if r := vhost(t, s, "add", "corp.localhost"); r.Error != "" {
+		t.Fatal(r.Error)
+	}
+	registerIBR(t, s, "localhost", "pia", "pia-pass-1")
+	registerIBR(t, s, "corp.localhost", "cal", "cal-pass-1")
+	registerIBR(t, s, "corp.localhost", "dan", "dan-pass-1") // stays offline
+	registerIBR(t, s, "localhost", "eve", "eve-pass-1")      // stays offline
+	pia := loginMellium(t, s, "pia", "localhost", "pia-pass-1")
+	cal := loginMellium(t, s, "cal", "corp.localhost", "cal-pass-1")
+	pia.send(t, "<presence/>") // offline messages come with the first presence
+	cal.send(t, "<presence/>")
+	pia.waitFor(t, "Welcome to the server.")
+	cal.waitFor(t, "Welcome to Corp.")
+
+	mustIn := func(what, got string, subs ...string) {
+		t.Helper()
+		for _, sub := range subs {
+			if !strings.Contains(got, sub) {
+				t.Fatalf("%s: no %q in %s", what, sub, got)
+			}
+		}
+	}
+	mustOut := func(what, got string, subs ...string) {
+		t.Helper()
+		for _, sub := range subs {
+			if strings.Contains(got, sub) {
+				t.Fatalf("%s: %q in %s", what, sub, got)
+			}
+		}
+	}
+	ask := func(c *xmppClient, id, format string, args ...any) string {
+		t.Helper()
+		c.send(t, fmt.Sprintf(format, append([]any{id}, args...)...))
+		return c.iqAnswer(t, id)
+	}
+	info := `<iq type="get" id="%s" to="%s"><query xmlns="http://jabber.org/protocol/disco#info"/></iq>`
+	prefs := `<iq type="get" id="%s"><prefs xmlns="urn:xmpp:mam:2"/></iq>`
+
+	// The welcome of one host is not the other's.
+	mustOut("pia's messages", pia.text(), "Welcome to Corp.")
+	mustOut("cal's messages", cal.text(), "Welcome to the server.")
+
+	// Contact addresses: corp's abuse address replaces the server's, its support stays.
+	corp := ask(cal, "d1", info, "corp.localhost")
+	mustIn("corp's disco#info", corp, "mailto:it@corp.localhost", "https://localhost/help")
+	mustOut("corp's disco#info", corp, "mailto:abuse@localhost")
+	local := ask(pia, "d2", info, "localhost")
+	mustIn("localhost's disco#info", local, "mailto:abuse@localhost")
+	mustOut("localhost's disco#info", local, "it@corp.localhost")
+
+	// Upload: the file size limit each service announces.
+	mustIn("upload.corp", ask(cal, "u1", info, "upload.corp.localhost"), ">1000</value>")
+	mustIn("upload.localhost", ask(pia, "u2", info, "upload.localhost"), ">104857600</value>")
+	cal.send(t, `<iq type="get" id="u3" to="upload.corp.localhost"><request xmlns="urn:xmpp:http:upload:0" filename="a.bin" size="2000"/></iq>`)
+	mustIn("a slot above corp's limit", cal.iqAnswer(t, "u3"), "not-acceptable", "file-too-large")
+
+	// Offline quota: dan@corp keeps his welcome and one message, the second bounces;
+	// eve@localhost keeps both.
+	for i, to := range []string{"dan@corp.localhost", "dan@corp.localhost", "eve@localhost", "eve@localhost"} {
+		pia.send(t, fmt.Sprintf(`<message type="chat" id="o%d" to="%s"><body>hello %d</body></message>`, i, to, i))
+	}
+	pia.send(t, `<iq type="get" id="ping1" to="localhost"><ping xmlns="urn:xmpp:ping"/></iq>`)
+	pia.iqAnswer(t, "ping1")
+	pia.waitFor(t, `id="o1"`)
+	mustIn("the second message to dan", pia.answer(t, "message", "o1"), `type="error"`, "service-unavailable")
+	mustOut("pia's answers", pia.text(), `id="o0"`, `id="o2"`, `id="o3"`)
+
+	// MAM: corp's users archive nothing by default.
+	mustIn("cal's preferences", ask(cal, "p1", prefs), `default="never"`)
+	mustIn("pia's preferences", ask(pia, "p2", prefs), `default="always"`)
+
+	// A reload changes corp's contact address.
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := strings.Replace(string(b), `abuse = ["mailto:it@corp.localhost"]`, `abuse = ["mailto:help@corp.localhost"]`, 1)
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	corp = ask(cal, "d3", info, "corp.localhost")
+	mustIn("corp's disco#info after the reload", corp, "mailto:help@corp.localhost")
+	mustOut("corp's disco#info after the reload", corp, "mailto:it@corp.localhost")
+
+	// A key the module lacks, or a module without settings per host, fails the reload.
+	for _, tc := range []struct{ edit, want string }{
+		{strings.Replace(conf, "quota = 2\n", "quota = 2\nquotaa = 2\n", 1), "unknown key quotaa"},
+		{conf + "\n[vhosts.\"corp.localhost\".modules.version]\nname = \"x\"\n", "no settings per host"},
+		{conf + "\n[modules.versoin]\n", "no such module"},
+		{strings.Replace(conf, `message = "Welcome to Corp."`, `mesage = "Welcome to Corp."`, 1), "unknown key mesage"},
+	} {
+		if err := os.WriteFile(path, []byte(tc.edit), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Reload(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Fatalf("reload: %v, want an error with %q", err, tc.want)
+		}
+	}
+	mustIn("corp's disco#info after the failed reloads", ask(cal, "d4", info, "corp.localhost"), "mailto:help@corp.localhost")
+}

@@ -172,10 +172,24 @@ func (g *registry) hostInfo(host string, v *hostView) *module.HostInfo {
 	g.formMu.Lock()
 	owners := maps.Clone(g.formOwner)
 	g.formMu.Unlock()
+	own := g.hostFormsOf(host)
 	for _, f := range g.infoForms() {
-		if !v.disabled(owners[f.Type]) {
+		if x, ok := own[f.Type]; ok {
+			f = x
+		}
+		if len(f.Fields) > 0 && !v.disabled(owners[f.Type]) {
 			info.Forms = append(info.Forms, f)
 		}
+	}
+	// A host may have a form the server-wide disco#info lacks.
+	added := false
+	for t, f := range own {
+		if len(f.Fields) > 0 && !v.disabled(owners[t]) && !slices.ContainsFunc(g.infoForms(), func(x module.Form) bool { return x.Type == t }) {
+			info.Forms, added = append(info.Forms, f), true
+		}
+	}
+	if added {
+		slices.SortFunc(info.Forms, func(a, b module.Form) int { return strings.Compare(a.Type, b.Type) })
 	}
 	if t := g.r.svc.Load(); t != nil {
 		for _, sv := range t.list {
@@ -193,7 +207,7 @@ func (g *registry) hostInfo(host string, v *hostView) *module.HostInfo {
 
 // CapsVerFor is the XEP-0115 verification string of host's disco#info.
 func (r *Router) CapsVerFor(host string) string {
-	if r.view(host) == nil {
+	if r.view(host) == nil && r.reg.hostFormsOf(host) == nil {
 		return r.CapsVer()
 	}
 	return r.HostInfo(host).Ver

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vireo-im/vireo/modules/contact"
 	"github.com/vireo-im/vireo/modules/module"
 	"github.com/vireo-im/vireo/router"
 	"github.com/vireo-im/vireo/router/routertest"
@@ -183,5 +184,72 @@ func TestHostModulesServices(t *testing.T) {
 		return strings.HasSuffix(d, "corp.example") || strings.HasSuffix(d, "new.example")
 	}) {
 		t.Fatalf("services after the removal: %v", svcs)
+	}
+}
+
+// TestHostInfoForms: a module's per-host forms (Reconfig.HostInfoForms, here XEP-0157's
+// contact addresses from a host's table) replace the server's form in that host's
+// disco#info and caps hash only; a host that turns the module off shows neither; a
+// reload without the host's table brings the server's form back.
+func TestHostInfoForms(t *testing.T) {
+	e := newEnv(t)
+	if err := e.R.SetDomains([]string{"example.org", "corp.example"}); err != nil {
+		t.Fatal(err)
+	}
+	reload := func(hosts []string) {
+		t.Helper()
+		apply, ok, err := e.R.Reconfigure("contact", module.Reconfig{
+			Decode: func(v any) error { v.(*contact.Config).Abuse = []string{"mailto:abuse@example.org"}; return nil },
+			Hosts:  hosts,
+			DecodeHost: func(h string, v any) error {
+				v.(*contact.Config).Abuse = []string{"mailto:it@" + h}
+				return nil
+			},
+		})
+		if err != nil || !ok {
+			t.Fatalf("Reconfigure: %v, %v", ok, err)
+		}
+		apply()
+	}
+	abuse := func(host string) []string {
+		for _, f := range e.R.HostInfo(host).Forms {
+			if f.Type == contact.FormType {
+				return f.Fields[0].Values
+			}
+		}
+		return nil
+	}
+	reload([]string{"corp.example"})
+	if got := abuse("corp.example"); !slices.Equal(got, []string{"mailto:it@corp.example"}) {
+		t.Fatalf("corp.example's form: %v", got)
+	}
+	if got := abuse("example.org"); !slices.Equal(got, []string{"mailto:abuse@example.org"}) {
+		t.Fatalf("example.org's form: %v", got)
+	}
+	global := e.R.CapsVer()
+	if v := e.R.CapsVerFor("corp.example"); v == global || v != e.R.HostInfo("corp.example").Ver {
+		t.Fatalf("corp.example's caps ver %q, the server's %q", v, global)
+	}
+	if e.R.CapsVerFor("example.org") != global {
+		t.Fatal("example.org's caps ver is not the server's")
+	}
+	corp := e.On("corp.example").Bind("dan", "pc")
+	corp.Send("<iq type='get' id='d1' to='corp.example'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+	if got := corp.C.Wait(t, "id='d1'", "mailto:it@corp.example"); strings.Contains(got, "abuse@example.org") {
+		t.Fatalf("corp.example's disco#info: %s", got)
+	}
+
+	if err := e.R.SetHostModules(map[string][]string{"corp.example": {"contact"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := abuse("corp.example"); got != nil {
+		t.Fatalf("corp.example without the module shows %v", got)
+	}
+	if err := e.R.SetHostModules(nil); err != nil {
+		t.Fatal(err)
+	}
+	reload(nil)
+	if got := abuse("corp.example"); !slices.Equal(got, []string{"mailto:abuse@example.org"}) || e.R.CapsVerFor("corp.example") != e.R.CapsVer() {
+		t.Fatalf("corp.example after its table went: %v", got)
 	}
 }

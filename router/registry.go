@@ -63,7 +63,10 @@ type registry struct {
 	svcOwner    map[string]string  // service domain → module
 	// forms are the InfoForm registrations, sorted by FORM_TYPE; copied on every change
 	// (a reload may replace one: Reconfig.InfoForm), so a slice once read stays valid.
-	forms         atomic.Pointer[[]module.Form]
+	forms atomic.Pointer[[]module.Form]
+	// hostForms are the forms single hosts show instead of the server-wide ones
+	// (Reconfig.HostInfoForms): host → FORM_TYPE → form; replaced whole on a change.
+	hostForms     atomic.Pointer[map[string]map[string]module.Form]
 	streamFeats   [2][]byte // [module.Stage] concatenated children of <stream:features>
 	sessEnd       []owned[func(module.Context, module.Session)]
 	avail         []owned[func(module.Context, module.Session)]
@@ -257,6 +260,17 @@ func (m *modReg) InfoForm(f module.Form) {
 
 func (m *modReg) InfoForms() []module.Form { return m.g.infoForms() }
 
+func (m *modReg) HostInfoForms(typ string, byHost map[string]module.Form) {
+	m.g.setHostInfoForms(m.id, typ, byHost)
+}
+
+func (m *modReg) HostConfig() ([]string, func(host string, v any) error) {
+	if f := m.g.r.opts.HostModuleConfig; f != nil {
+		return f(m.id)
+	}
+	return nil, nil
+}
+
 func (m *modReg) HostInfo(host string) *module.HostInfo { return m.g.r.HostInfo(host) }
 
 func (g *registry) infoForms() []module.Form {
@@ -286,6 +300,45 @@ func (g *registry) setInfoForm(id string, f module.Form) {
 	sort.Slice(out, func(a, b int) bool { return out[a].Type < out[b].Type })
 	g.forms.Store(&out)
 	g.r.infoGen.Add(1)
+}
+
+// setHostInfoForms replaces the per-host forms of FORM_TYPE typ with byHost.
+func (g *registry) setHostInfoForms(id, typ string, byHost map[string]module.Form) {
+	g.formMu.Lock()
+	defer g.formMu.Unlock()
+	if _, ok := g.formOwner[typ]; !ok {
+		g.formOwner[typ] = id
+	}
+	next := map[string]map[string]module.Form{}
+	if p := g.hostForms.Load(); p != nil {
+		for h, fs := range *p {
+			for t, f := range fs {
+				if t != typ {
+					if next[h] == nil {
+						next[h] = map[string]module.Form{}
+					}
+					next[h][t] = f
+				}
+			}
+		}
+	}
+	for h, f := range byHost {
+		f.Type = typ
+		if next[h] == nil {
+			next[h] = map[string]module.Form{}
+		}
+		next[h][typ] = f
+	}
+	g.hostForms.Store(&next)
+	g.r.infoGen.Add(1)
+}
+
+// hostFormsOf returns the forms host shows instead of the server-wide ones, by FORM_TYPE.
+func (g *registry) hostFormsOf(host string) map[string]module.Form {
+	if p := g.hostForms.Load(); p != nil {
+		return (*p)[host]
+	}
+	return nil
 }
 
 func (m *modReg) Identity(category, typ, name string) {

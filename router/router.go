@@ -101,6 +101,10 @@ type Options struct {
 	// HostModules turns modules off per virtual host ([vhosts] modules_disabled;
 	// SetHostModules changes it while the router runs).
 	HostModules map[string][]string
+	// HostModuleConfig returns the hosts with a [vhosts."<host>".modules.<id>] table for
+	// module id and what decodes the module's settings on one (module.Reconfig.Hosts,
+	// DecodeHost).
+	HostModuleConfig func(id string) (hosts []string, decode func(host string, v any) error)
 }
 
 // Limits bound a queue by stanzas and by bytes.
@@ -843,6 +847,7 @@ func (r *Router) Reconfigure(id string, rc module.Reconfig) (apply func(), ok bo
 			return nil, false, nil
 		}
 		rc.InfoForm = func(f module.Form) { r.reg.setInfoForm(id, f) }
+		rc.HostInfoForms = func(typ string, byHost map[string]module.Form) { r.reg.setHostInfoForms(id, typ, byHost) }
 		apply, err := rm.Reconfigure(rc)
 		return apply, err == nil, err
 	}

@@ -96,16 +96,40 @@ func (c *Config) WithModule(id string, other *Config) *Config {
 	if cp.modMD == nil {
 		cp.modMD = map[string]*toml.MetaData{}
 	}
+	md := other.md
+	if o, ok := other.modMD[id]; ok {
+		md = *o
+	}
+	cp.modMD[id] = &md
 	if p, ok := other.Modules[id]; ok {
 		cp.Modules[id] = p
-		md := other.md
-		if o, ok := other.modMD[id]; ok {
-			md = *o
-		}
-		cp.modMD[id] = &md
 	} else {
 		delete(cp.Modules, id)
-		delete(cp.modMD, id)
+	}
+	// The module's host tables come from the same file as its table.
+	cp.VHosts = maps.Clone(c.VHosts)
+	for h, v := range cp.VHosts {
+		if _, ok := v.Modules[id]; ok {
+			v.Modules = maps.Clone(v.Modules)
+			delete(v.Modules, id)
+			cp.VHosts[h] = v
+		}
+	}
+	for h, ov := range other.VHosts {
+		p, ok := ov.Modules[id]
+		if !ok {
+			continue
+		}
+		if cp.VHosts == nil {
+			cp.VHosts = map[string]VHost{}
+		}
+		v := cp.VHosts[h]
+		v.Modules = maps.Clone(v.Modules)
+		if v.Modules == nil {
+			v.Modules = map[string]toml.Primitive{}
+		}
+		v.Modules[id] = p
+		cp.VHosts[h] = v
 	}
 	return &cp
 }
@@ -370,6 +394,9 @@ type VHost struct {
 	// VirtualHost); a service module (muc, pubsub, upload, proxy65) gives it no service.
 	// A reload changes it.
 	ModulesDisabled []string `toml:"modules_disabled"`
+	// Modules holds the host's own settings of modules that take them per host
+	// ([vhosts."<host>".modules.<id>], over [modules.<id>]); decoded by the module.
+	Modules map[string]toml.Primitive `toml:"modules"`
 }
 
 // Host is the settings of virtual host d, unset fields filled in from the server-wide
@@ -592,7 +619,8 @@ func Parse(b []byte, path string) (*Config, error) {
 	if und := md.Undecoded(); len(und) > 0 {
 		var bad []string
 		for _, k := range und {
-			if len(k) > 0 && k[0] == "modules" {
+			// Module tables are the modules' to decode and check (ModuleSettings).
+			if len(k) > 0 && k[0] == "modules" || len(k) > 2 && k[0] == "vhosts" && k[2] == "modules" {
 				continue
 			}
 			bad = append(bad, k.String())
@@ -1010,9 +1038,75 @@ func (c *Config) ModuleConfig(id string, v any) error {
 	return nil
 }
 
+// ModuleSettings is ModuleConfig for the module that owns the table: v must hold every
+// setting the module has, and a key v has no field for is an error naming it (a typo in
+// a module's table would otherwise be ignored without a word).
+func (c *Config) ModuleSettings(id string, v any) error {
+	p, ok := c.Modules[id]
+	if !ok {
+		return nil
+	}
+	return c.decodeStrict(id, "modules."+id, p, v)
+}
+
+// HostModuleSettings decodes module id's settings on host into v: [modules.<id>], then
+// [vhosts."<host>".modules.<id>] over it, both checked as ModuleSettings does.
+func (c *Config) HostModuleSettings(host, id string, v any) error {
+	if err := c.ModuleSettings(id, v); err != nil {
+		return err
+	}
+	p, ok := c.VHosts[host].Modules[id]
+	if !ok {
+		return nil
+	}
+	return c.decodeStrict(id, fmt.Sprintf("vhosts.%q.modules.%s", host, id), p, v)
+}
+
+// HostModuleTables lists, sorted, the hosts with a [vhosts."<host>".modules.<id>] table.
+func (c *Config) HostModuleTables(id string) []string {
+	var out []string
+	for h, v := range c.VHosts {
+		if _, ok := v.Modules[id]; ok {
+			out = append(out, h)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// HostModuleIDs lists, sorted, the module IDs with a table under some [vhosts] host.
+func (c *Config) HostModuleIDs() []string {
+	var out []string
+	for _, v := range c.VHosts {
+		for id := range v.Modules {
+			if !slices.Contains(out, id) {
+				out = append(out, id)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// decodeStrict decodes p into v and fails on keys v has no field for.
+func (c *Config) decodeStrict(id, where string, p toml.Primitive, v any) error {
+	if err := c.primitiveDecode(id, p, v); err != nil {
+		return fmt.Errorf("%s: %w", where, err)
+	}
+	var raw map[string]any
+	if err := c.primitiveDecode(id, p, &raw); err != nil {
+		return fmt.Errorf("%s: %w", where, err)
+	}
+	if k := unknownKey(raw, reflect.TypeOf(v)); k != "" {
+		return fmt.Errorf("%s: unknown key %s", where, k)
+	}
+	return nil
+}
+
 // ChangedModules lists the [modules] entries (module tables, and "disabled") that differ
-// between c and next, sorted: modules read their tables once, when the server starts, so
-// a reload tells the operator which edits wait for a restart.
+// between c and next, a host's table under [vhosts] included, sorted: modules read their
+// tables once, when the server starts, so a reload tells the operator which edits wait
+// for a restart.
 func (c *Config) ChangedModules(next *Config) []string {
 	ids := map[string]bool{}
 	for id := range c.Modules {
@@ -1021,12 +1115,25 @@ func (c *Config) ChangedModules(next *Config) []string {
 	for id := range next.Modules {
 		ids[id] = true
 	}
+	for _, id := range append(c.HostModuleIDs(), next.HostModuleIDs()...) {
+		ids[id] = true
+	}
 	var out []string
 	for id := range ids {
 		var a, b any
 		ea, eb := c.ModuleConfig(id, &a), next.ModuleConfig(id, &b)
-		if ea != nil || eb != nil || !reflect.DeepEqual(a, b) {
+		if ea != nil || eb != nil || !reflect.DeepEqual(a, b) || !slices.Equal(c.HostModuleTables(id), next.HostModuleTables(id)) {
 			out = append(out, id)
+			continue
+		}
+		for _, h := range c.HostModuleTables(id) {
+			var a, b any
+			ea := c.primitiveDecode(id, c.VHosts[h].Modules[id], &a)
+			eb := next.primitiveDecode(id, next.VHosts[h].Modules[id], &b)
+			if ea != nil || eb != nil || !reflect.DeepEqual(a, b) {
+				out = append(out, id)
+				break
+			}
 		}
 	}
 	slices.Sort(out)

@@ -459,6 +459,9 @@ func TestChangedModules(t *testing.T) {
 		{"edited", "[modules.muc]\nmax_rooms = 5\n", "[modules.muc]\nmax_rooms = 6\n", []string{"muc"}},
 		{"added and removed", "[modules.muc]\nmax_rooms = 5\n", "[modules.adhoc]\nadmins = [\"x@a.org\"]\n", []string{"adhoc", "muc"}},
 		{"disabled", "[modules]\ndisabled = [\"mam\"]\n", "[modules]\ndisabled = []\n", []string{"disabled"}},
+		{"host table edited", "[vhosts.\"b.org\".modules.mam]\ndefault = \"never\"\n", "[vhosts.\"b.org\".modules.mam]\ndefault = \"roster\"\n", []string{"mam"}},
+		{"host table added", "[modules.mam]\ndefault = \"never\"\n", "[modules.mam]\ndefault = \"never\"\n[vhosts.\"b.org\".modules.mam]\nmax_page = 5\n", []string{"mam"}},
+		{"host table same", "[vhosts.\"b.org\".modules.mam]\ndefault = \"never\"\n", "[vhosts.\"b.org\"]\nmax_accounts = 5\n[vhosts.\"b.org\".modules.mam]\ndefault = \"never\"\n", nil},
 		{"none", "", "", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -509,5 +512,113 @@ registration_captcha = true
 	}
 	if _, ok := c.VHosts["b.org"]; !ok {
 		t.Errorf("the table's domain is not prepared: %v", c.VHosts)
+	}
+}
+
+// TestModuleSettings: a module's table is decoded whole and a key its settings lack is
+// an error naming it, nested tables and arrays of tables included, matched as the TOML
+// decoder matches (tags, else names case-insensitively, embedded structs flattened); a
+// host's table is decoded over the server-wide one, keeping what it leaves out.
+func TestModuleSettings(t *testing.T) {
+	type Service struct {
+		Host string `toml:"host"`
+		Port int    `toml:"port"`
+	}
+	type Common struct {
+		Name string `toml:"name"`
+	}
+	type Settings struct {
+		Common
+		Quota    int               `toml:"quota"`
+		Admins   []string          `toml:"admins"`
+		Limits   struct{ Max int } `toml:"limits"`
+		Services []Service         `toml:"services"`
+		Extra    map[string]int    `toml:"extra"`
+		Untagged string
+	}
+	for _, tc := range []struct{ name, table, err string }{
+		{"known", "quota = 5\nadmins = [\"a@a.org\"]\nname = \"x\"\nuntagged = \"y\"\n[modules.m.limits]\nmax = 3\n[modules.m.extra]\nanything = 1\n[[modules.m.services]]\nhost = \"h\"\nport = 1\n", ""},
+		{"typo", "quotaa = 5\n", "modules.m: unknown key quotaa"},
+		{"nested", "[modules.m.limits]\nmin = 3\n", "unknown key limits.min"},
+		{"array of tables", "[[modules.m.services]]\nhost = \"h\"\n[[modules.m.services]]\nprot = 1\n", "unknown key services.prot"},
+		{"wrong type", "quota = \"five\"\n", "modules.m:"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Parse([]byte("domains = [\"a.org\"]\n[modules.m]\n"+tc.table), "/x/v.toml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var v Settings
+			err = c.ModuleSettings("m", &v)
+			if tc.err == "" && err != nil || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
+				t.Fatalf("err = %v, want %q", err, tc.err)
+			}
+			// ModuleConfig, for readers that take part of a table, stays lenient.
+			var part struct{ Name string }
+			if err := c.ModuleConfig("m", &part); err != nil && tc.name != "wrong type" {
+				t.Fatalf("ModuleConfig: %v", err)
+			}
+		})
+	}
+
+	c, err := Parse([]byte(`domains = ["a.org", "b.org"]
+[modules.m]
+quota = 5
+admins = ["a@a.org"]
+[vhosts."b.org".modules.m]
+admins = ["b@b.org"]
+[vhosts."c.org".modules.m]
+quota = 7
+[vhosts."c.org".modules.other]
+quota = 1
+`), "/x/v.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.HostModuleTables("m"); !slices.Equal(got, []string{"b.org", "c.org"}) {
+		t.Fatalf("hosts with tables: %v", got)
+	}
+	if got := c.HostModuleIDs(); !slices.Equal(got, []string{"m", "other"}) {
+		t.Fatalf("modules with host tables: %v", got)
+	}
+	for host, want := range map[string]Settings{
+		"a.org": {Quota: 5, Admins: []string{"a@a.org"}},
+		"b.org": {Quota: 5, Admins: []string{"b@b.org"}},
+		"c.org": {Quota: 7, Admins: []string{"a@a.org"}},
+	} {
+		var v Settings
+		if err := c.HostModuleSettings(host, "m", &v); err != nil || v.Quota != want.Quota || !slices.Equal(v.Admins, want.Admins) {
+			t.Errorf("%s: %+v, %v; want %+v", host, v, err, want)
+		}
+	}
+	bad, err := Parse([]byte("domains = [\"a.org\"]\n[vhosts.\"b.org\".modules.m]\nquotum = 1\n"), "/x/v.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v Settings
+	if err := bad.HostModuleSettings("b.org", "m", &v); err == nil || !strings.Contains(err.Error(), `vhosts."b.org".modules.m: unknown key quotum`) {
+		t.Fatalf("a typo in a host table: %v", err)
+	}
+
+	// WithModule takes the module's host tables from the other file too.
+	next, err := Parse([]byte(`domains = ["a.org"]
+[modules.m]
+quota = 6
+[vhosts."b.org".modules.m]
+quota = 9
+`), "/x/v.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := c.WithModule("m", next)
+	if got := w.HostModuleTables("m"); !slices.Equal(got, []string{"b.org"}) {
+		t.Fatalf("after WithModule: hosts %v", got)
+	}
+	v = Settings{}
+	if err := w.HostModuleSettings("b.org", "m", &v); err != nil || v.Quota != 9 || v.Admins != nil {
+		t.Fatalf("after WithModule: %+v, %v", v, err)
+	}
+	if got := w.HostModuleTables("other"); !slices.Equal(got, []string{"c.org"}) {
+		t.Fatalf("after WithModule, another module's hosts: %v", got)
 	}
 }

@@ -340,6 +340,11 @@ event_loops = 0
 # federation = false
 # isolated = false
 # modules_disabled = ["mam", "upload"]
+# The host's own settings of a module, over [modules.<id>] below (modules marked per-host
+# in "vireoctl modules": contact, welcome, register, blocking, offline, private, vcard,
+# mam, push, muc, upload): keys set here replace the server-wide ones there.
+# [vhosts."corp.{{.Domain}}".modules.contact]
+# abuse = ["mailto:it@corp.{{.Domain}}"]
 
 [modules]
 # Module IDs to turn off ("vireoctl modules" lists them), e.g. ["version"].

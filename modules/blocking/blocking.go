@@ -35,7 +35,7 @@ type Mod struct {
 	// client matching answers to requests by id may ignore a repeated one.
 	pushes atomic.Uint64
 	// reportTo is [modules.blocking] report_to (a reload swaps it); reports numbers the forwarded reports.
-	reportTo atomic.Pointer[[]jid.JID]
+	reportTo atomic.Pointer[module.HostSettings[[]jid.JID]]
 	reports  atomic.Uint64
 	budget   reportBudget
 }
@@ -91,26 +91,37 @@ func (k *knownLists) forget(user string) {
 
 // ModuleInfo implements module.Module.
 func (*Mod) ModuleInfo() module.Info {
-	return module.Info{ID: "blocking", XEP: 191, New: func() module.Module { return new(Mod) }}
+	return module.Info{ID: "blocking", XEP: 191, New: func() module.Module { return new(Mod) }, PerHost: true}
 }
 
 var _ module.Reconfigurer = (*Mod)(nil)
 
-// Reconfigure implements module.Reconfigurer: report_to changes at a reload.
+// Reconfigure implements module.Reconfigurer: report_to changes at a reload. A host's
+// table names who gets the reports of its users.
 func (m *Mod) Reconfigure(rc module.Reconfig) (func(), error) {
-	var cfg Config
-	if err := rc.Decode(&cfg); err != nil {
+	var all *[]jid.JID
+	hosts := map[string]*[]jid.JID{}
+	_, err := module.DecodeSettings(rc, func(host string, cfg *Config) error {
+		to := []jid.JID{}
+		for _, s := range cfg.ReportTo {
+			j, err := jid.Parse(s)
+			if err != nil {
+				return fmt.Errorf("blocking: report_to %q: %v", s, err)
+			}
+			to = append(to, j)
+		}
+		if host == "" {
+			all = &to
+		} else {
+			hosts[host] = &to
+		}
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
-	to := []jid.JID{}
-	for _, s := range cfg.ReportTo {
-		j, err := jid.Parse(s)
-		if err != nil {
-			return nil, fmt.Errorf("blocking: report_to %q: %v", s, err)
-		}
-		to = append(to, j)
-	}
-	return func() { m.reportTo.Store(&to) }, nil
+	set := module.NewHostSettings(all, hosts)
+	return func() { m.reportTo.Store(set) }, nil
 }
 
 // Provision registers handlers and hooks.

@@ -157,7 +157,7 @@ func (m *Mod) handleReports(c module.Context, reporter jid.JID, reports []report
 	}
 	l := c.Logger()
 	for _, r := range reports {
-		reportTo := *m.reportTo.Load()
+		reportTo := *m.reportTo.Load().For(reporter.Domain())
 		forward := len(reportTo) > 0 && m.budget.take(reporter.Bare().String(), c.Now())
 		var msgs []Archived
 		if forward && ev != nil && len(r.ids) > 0 {

@@ -6,9 +6,10 @@
 // elsewhere so that it answers while the server does not, go there as the urn:xmpp:sos:0
 // form, which clients read while connected and fetch when they cannot connect.
 //
-// It owns only those forms, built from [modules.contact]; it adds none when no address is
-// configured, and it neither checks that an address reaches anybody, nor writes the
-// status document, nor serves a different form per virtual host.
+// It owns only those forms, built from [modules.contact] and, for a virtual host that
+// has its own addresses, [vhosts."<host>".modules.contact]; it adds none when no address
+// is configured, and it neither checks that an address reaches anybody nor writes the
+// status document.
 package contact
 
 import (
@@ -45,7 +46,7 @@ type Mod struct{}
 
 // ModuleInfo implements module.Module.
 func (Mod) ModuleInfo() module.Info {
-	return module.Info{ID: "contact", XEP: 157, New: func() module.Module { return new(Mod) }}
+	return module.Info{ID: "contact", XEP: 157, New: func() module.Module { return new(Mod) }, PerHost: true}
 }
 
 // Provision checks the addresses and registers the form.
@@ -54,13 +55,39 @@ func (m *Mod) Provision(r module.Registrar) error { return module.Configure(r, m
 var _ module.Reconfigurer = (*Mod)(nil)
 
 // Reconfigure implements module.Reconfigurer: the addresses change at a reload, and with
-// them the server's disco#info and its XEP-0115 verification string.
+// them the server's disco#info and its XEP-0115 verification string. A host with a
+// [vhosts."<host>".modules.contact] table shows its own forms: a role it names replaces
+// the server's addresses for that role, the others it keeps.
 func (m *Mod) Reconfigure(rc module.Reconfig) (func(), error) {
-	var cfg Config
-	if err := rc.Decode(&cfg); err != nil {
+	type forms struct{ contact, sos module.Form }
+	built := map[string]forms{}
+	if _, err := module.DecodeSettings(rc, func(host string, cfg *Config) error {
+		f, sos, err := build(cfg)
+		built[host] = forms{f, sos}
+		return err
+	}); err != nil {
 		return nil, err
 	}
-	f := module.Form{Type: FormType}
+	return func() {
+		rc.InfoForm(built[""].contact)
+		rc.InfoForm(built[""].sos)
+		if rc.HostInfoForms == nil {
+			return
+		}
+		contact, sos := map[string]module.Form{}, map[string]module.Form{}
+		for h, f := range built {
+			if h != "" {
+				contact[h], sos[h] = f.contact, f.sos
+			}
+		}
+		rc.HostInfoForms(FormType, contact)
+		rc.HostInfoForms(SOSFormType, sos)
+	}, nil
+}
+
+// build makes the two forms of cfg; one without fields says there is none.
+func build(cfg *Config) (f, sos module.Form, err error) {
+	f = module.Form{Type: FormType}
 	for _, role := range []struct {
 		name  string
 		addrs []string
@@ -74,19 +101,19 @@ func (m *Mod) Reconfigure(rc module.Reconfig) (func(), error) {
 		for _, a := range role.addrs {
 			u, err := url.Parse(a)
 			if err != nil || u.Scheme == "" || u.Opaque == "" && u.Host == "" {
-				return nil, fmt.Errorf("contact: %s address %q: want a URI such as mailto:%s@example.org or xmpp:%s@example.org", role.name, a, role.name, role.name)
+				return f, sos, fmt.Errorf("contact: %s address %q: want a URI such as mailto:%s@example.org or xmpp:%s@example.org", role.name, a, role.name, role.name)
 			}
 		}
 		f.Fields = append(f.Fields, module.FormField{Var: role.name + "-addresses", Values: role.addrs})
 	}
-	sos := module.Form{Type: SOSFormType}
+	sos = module.Form{Type: SOSFormType}
 	for _, a := range cfg.ExternalStatus {
 		if u, err := url.Parse(a); err != nil || u.Scheme != "https" || u.Host == "" {
-			return nil, fmt.Errorf("contact: external_status %q: want an https URL (XEP-0455)", a)
+			return f, sos, fmt.Errorf("contact: external_status %q: want an https URL (XEP-0455)", a)
 		}
 	}
 	if len(cfg.ExternalStatus) > 0 {
 		sos.Fields = []module.FormField{{Var: "external-status-addresses", Values: cfg.ExternalStatus}}
 	}
-	return func() { rc.InfoForm(f); rc.InfoForm(sos) }, nil
+	return f, sos, nil
 }

@@ -10,8 +10,10 @@ import (
 
 type fakeReg struct {
 	module.Registrar
-	cfg   Config
-	forms []module.Form
+	cfg       Config
+	forms     []module.Form
+	hostCfg   map[string]Config
+	hostForms map[string]map[string]module.Form // FORM_TYPE → host → form
 }
 
 func (r *fakeReg) Config(v any) error       { *v.(*Config) = r.cfg; return nil }
@@ -143,5 +145,68 @@ func TestOutageStatus(t *testing.T) {
 	apply()
 	if len(r.forms) != 1 || r.forms[0].Type != FormType {
 		t.Fatalf("after the reload: %+v", r.forms)
+	}
+}
+
+// HostConfig hands out hosts' tables as the config would: the host's roles over the
+// server's.
+func (r *fakeReg) HostConfig() ([]string, func(string, any) error) {
+	var hosts []string
+	for h := range r.hostCfg {
+		hosts = append(hosts, h)
+	}
+	slices.Sort(hosts)
+	return hosts, func(h string, v any) error {
+		c := r.cfg
+		if x := r.hostCfg[h]; x.Abuse != nil {
+			c.Abuse = x.Abuse
+		}
+		if x := r.hostCfg[h]; x.ExternalStatus != nil {
+			c.ExternalStatus = x.ExternalStatus
+		}
+		*v.(*Config) = c
+		return nil
+	}
+}
+
+func (r *fakeReg) HostInfoForms(typ string, byHost map[string]module.Form) {
+	if r.hostForms == nil {
+		r.hostForms = map[string]map[string]module.Form{}
+	}
+	r.hostForms[typ] = byHost
+}
+
+// TestHostAddresses: a host with a table of its own gets its own forms, the role it
+// names replaced and the others kept; hosts without one get none of their own; a bad
+// address in a host's table fails, naming the host.
+func TestHostAddresses(t *testing.T) {
+	r := &fakeReg{cfg: Config{Abuse: []string{"mailto:abuse@example.org"}, Support: []string{"xmpp:help@example.org"}},
+		hostCfg: map[string]Config{"corp.example": {Abuse: []string{"mailto:it@corp.example"}, ExternalStatus: []string{"https://status.corp.example/x.json"}}}}
+	if err := new(Mod).Provision(r); err != nil {
+		t.Fatal(err)
+	}
+	vals := func(f module.Form) string {
+		var out []string
+		for _, fl := range f.Fields {
+			out = append(out, fl.Var+"="+strings.Join(fl.Values, ","))
+		}
+		return strings.Join(out, " ")
+	}
+	if got, want := vals(r.forms[0]), "abuse-addresses=mailto:abuse@example.org support-addresses=xmpp:help@example.org"; got != want {
+		t.Errorf("server-wide: %s, want %s", got, want)
+	}
+	corp := r.hostForms[FormType]["corp.example"]
+	if got, want := vals(corp), "abuse-addresses=mailto:it@corp.example support-addresses=xmpp:help@example.org"; got != want {
+		t.Errorf("corp.example: %s, want %s", got, want)
+	}
+	if got := vals(r.hostForms[SOSFormType]["corp.example"]); got != "external-status-addresses=https://status.corp.example/x.json" {
+		t.Errorf("corp.example outage form: %s", got)
+	}
+	if len(r.hostForms[FormType]) != 1 {
+		t.Errorf("host forms %v", r.hostForms[FormType])
+	}
+	bad := &fakeReg{hostCfg: map[string]Config{"corp.example": {Abuse: []string{"it@corp.example"}}}}
+	if err := new(Mod).Provision(bad); err == nil || !strings.Contains(err.Error(), `"corp.example"`) {
+		t.Fatalf("bad host address: %v", err)
 	}
 }

@@ -212,3 +212,6 @@ func TestReconfigure(t *testing.T) {
 		t.Fatalf("after the reload: %+v", st)
 	}
 }
+
+func (r *fakeReg) HostConfig() ([]string, func(string, any) error) { return nil, nil }
+func (r *fakeReg) HostInfoForms(string, map[string]module.Form)    {}

@@ -183,7 +183,7 @@ func TestArchiveCountLimit(t *testing.T) {
 func TestArchiveExpire(t *testing.T) {
 	st := openStore(t)
 	m := &Mod{a: archive{t: st.Table("mam")}, log: zerolog.Nop()}
-	m.set.Store(&settings{def: PolicyAlways, maxPage: DefaultMaxPage, retention: time.Hour})
+	m.set.Store(module.NewHostSettings(&settings{def: PolicyAlways, maxPage: DefaultMaxPage, retention: time.Hour}, nil))
 	base := nextDay()
 	bob, _ := jid.Parse("bob@d/r")
 	users := []string{"u1@d", "u2@d", "u3@d"}
@@ -270,7 +270,7 @@ func TestReconfigure(t *testing.T) {
 	}
 	apply()
 	now := time.Now()
-	if st := m.set.Load(); st.def != PolicyAlways || st.maxPage != DefaultMaxPage || !m.cutoff(now).IsZero() {
+	if st := m.set.Load().All(); st.def != PolicyAlways || st.maxPage != DefaultMaxPage || !m.cutoff("u@d", now).IsZero() {
 		t.Fatalf("defaults: %+v", st)
 	}
 	for _, bad := range []Config{{Retention: "soon"}, {Default: "sometimes"}, {SweepInterval: "-1h"}} {
@@ -283,8 +283,48 @@ func TestReconfigure(t *testing.T) {
 		t.Fatal(err)
 	}
 	apply()
-	if st := m.set.Load(); st.def != PolicyRoster || st.maxPage != 10 || !m.cutoff(now).Equal(now.Add(-30*24*time.Hour)) {
+	if st := m.set.Load().All(); st.def != PolicyRoster || st.maxPage != 10 || !m.cutoff("u@d", now).Equal(now.Add(-30*24*time.Hour)) {
 		t.Fatalf("after: %+v", st)
+	}
+}
+
+// TestHostSettings: a host's table sets the default policy, page size and retention of
+// its users' archives and of its rooms' (conference.<host>); other hosts keep the
+// server's; a host cannot set what is server-wide.
+func TestHostSettings(t *testing.T) {
+	m := &Mod{log: zerolog.Nop()}
+	hostCfg := map[string]Config{"corp.example": {Retention: "1h", Default: PolicyNever, MaxPage: 5}}
+	with := func(c Config) module.Reconfig {
+		return module.Reconfig{Decode: func(v any) error { *v.(*Config) = c; return nil }, Hosts: []string{"corp.example"},
+			DecodeHost: func(h string, v any) error { *v.(*Config) = hostCfg[h]; return nil }}
+	}
+	apply, err := m.Reconfigure(with(Config{Retention: "30d"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	apply()
+	now := time.Now()
+	for _, tc := range []struct {
+		key     string
+		def     string
+		page    int
+		keptFor time.Duration
+	}{
+		{"u@corp.example", PolicyNever, 5, time.Hour},
+		{"room@conference.corp.example", PolicyNever, 5, time.Hour},
+		{"u@example.org", PolicyAlways, DefaultMaxPage, 30 * 24 * time.Hour},
+		{"u@notcorp.example", PolicyAlways, DefaultMaxPage, 30 * 24 * time.Hour},
+	} {
+		st := m.settingsOf(tc.key)
+		if st.def != tc.def || st.maxPage != tc.page || !m.cutoff(tc.key, now).Equal(now.Add(-tc.keptFor)) {
+			t.Errorf("%s: %+v, cutoff %v", tc.key, st, now.Sub(m.cutoff(tc.key, now)))
+		}
+	}
+	for _, bad := range []Config{{Sync: true}, {SweepInterval: "5m"}, {Default: "sometimes"}} {
+		hostCfg["corp.example"] = bad
+		if _, err := m.Reconfigure(with(Config{})); err == nil || !strings.Contains(err.Error(), "corp.example") {
+			t.Errorf("host table %+v: %v", bad, err)
+		}
 	}
 }
 

@@ -41,7 +41,7 @@ func BenchmarkArchive(b *testing.B) {
 			defer st.Close()
 			m := &Mod{a: archive{t: st.Table("mam"), sync: c.sync}, cfg: Config{Default: PolicyAlways}, log: zerolog.Nop(),
 				features: func() []string { return []string{ns.SID} }}
-			m.set.Store(&settings{def: PolicyAlways, maxPage: DefaultMaxPage})
+			m.set.Store(module.NewHostSettings(&settings{def: PolicyAlways, maxPage: DefaultMaxPage}, nil))
 			from, _ := jid.Parse("bob@example.org/phone")
 			// 256 distinct messages per writer, each with its own stanza-id.
 			packets := func(user string) []module.Packet {

@@ -48,7 +48,7 @@ func (m *Mod) query(c module.Context, iq *module.Packet) {
 		return
 	}
 	user := iq.From.Bare().String()
-	pg, e, err := m.a.query(user, &q, m.cutoff(c.Now()), m.set.Load().maxPage)
+	pg, e, err := m.a.query(user, &q, m.cutoff(user, c.Now()), m.settingsOf(user).maxPage)
 	if e != nil {
 		c.Error(iq, e)
 		return
@@ -197,7 +197,7 @@ func (m *Mod) metadataOf(c module.Context, iq *module.Packet, owner string) {
 
 // metadataXML is the §6 <metadata/> of owner's archive: its first and last message.
 func (m *Mod) metadataXML(c module.Context, owner string) ([]byte, error) {
-	first, last, ok, err := m.a.bounds(owner, sid.IDFloor(m.cutoff(c.Now())))
+	first, last, ok, err := m.a.bounds(owner, sid.IDFloor(m.cutoff(owner, c.Now())))
 	if err != nil {
 		return nil, err
 	}
@@ -240,7 +240,7 @@ func (m *Mod) userPrefs(user jid.JID) (prefs, error) {
 	var p prefs
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		p = prefs{def: m.set.Load().def}
+		p = prefs{def: m.settingsOf(key).def}
 	case err != nil:
 		return prefs{}, err
 	default:

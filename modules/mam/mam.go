@@ -77,7 +77,7 @@ type Config struct {
 // Mod is the module.
 type Mod struct {
 	cfg     Config // as at start: sync and sweep_interval change at a restart
-	set     atomic.Pointer[settings]
+	set     atomic.Pointer[module.HostSettings[settings]]
 	resweep chan struct{} // a reload changed the sweep interval
 	a       archive
 	prefs   *prefsCache // nil in tests that build a Mod by hand: every lookup reads the store
@@ -103,7 +103,7 @@ var (
 
 // ModuleInfo implements module.Module.
 func (*Mod) ModuleInfo() module.Info {
-	return module.Info{ID: "mam", XEP: 313, New: func() module.Module { return new(Mod) }}
+	return module.Info{ID: "mam", XEP: 313, New: func() module.Module { return new(Mod) }, PerHost: true}
 }
 
 // ParseRetention reads the retention setting: "" or "0" for forever, a Go duration, or
@@ -197,10 +197,47 @@ var _ module.Reconfigurer = (*Mod)(nil)
 // the reload) change at a reload. sync is read at start only (whether archiving may wait
 // for the disk decides how the router runs the hooks); a change to it is logged and waits.
 func (m *Mod) Reconfigure(rc module.Reconfig) (func(), error) {
-	var cfg Config
-	if err := rc.Decode(&cfg); err != nil {
+	var all Config
+	var hosts map[string]*settings
+	var global *settings
+	_, err := module.DecodeSettings(rc, func(host string, cfg *Config) error {
+		st, err := cfg.settings()
+		if err != nil {
+			return err
+		}
+		if host == "" {
+			all, global = *cfg, st
+			return nil
+		}
+		if cfg.Sync != all.Sync || cfg.SweepInterval != all.SweepInterval {
+			return errors.New("sync and sweep_interval are server-wide: set them in [modules.mam]")
+		}
+		if hosts == nil {
+			hosts = map[string]*settings{}
+		}
+		hosts[host] = st
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
+	set := module.NewHostSettings(global, hosts)
+	return func() {
+		if m.set.Load() != nil && all.Sync != m.cfg.Sync {
+			m.log.Warn().Msg("mam: sync changes at a restart; applying the rest")
+		}
+		old := m.set.Swap(set)
+		if old != nil && old.All().every != global.every && m.resweep != nil {
+			select {
+			case m.resweep <- struct{}{}: // the sweeper waits the new interval from now
+			default:
+			}
+		}
+	}, nil
+}
+
+// settings checks cfg and returns what it sets.
+func (cfg *Config) settings() (*settings, error) {
 	st := &settings{def: cfg.Default, maxPage: cfg.MaxPage}
 	if st.def == "" {
 		st.def = PolicyAlways
@@ -221,18 +258,32 @@ func (m *Mod) Reconfigure(rc module.Reconfig) (func(), error) {
 			return nil, fmt.Errorf("sweep_interval %q: want a duration such as \"1h\"", cfg.SweepInterval)
 		}
 	}
-	return func() {
-		if m.set.Load() != nil && cfg.Sync != m.cfg.Sync {
-			m.log.Warn().Msg("mam: sync changes at a restart; applying the rest")
+	return st, nil
+}
+
+// settingsOf returns the settings of the archive named key (a user's bare JID, or a
+// room's): those of its virtual host, a room's being the host its service is under
+// (conference.<host>).
+func (m *Mod) settingsOf(key string) *settings {
+	set := m.set.Load()
+	hosts := set.Hosts()
+	if len(hosts) == 0 {
+		return set.All()
+	}
+	_, dom, ok := strings.Cut(key, "@")
+	if !ok {
+		dom = key
+	}
+	best := ""
+	for _, h := range hosts {
+		if (dom == h || strings.HasSuffix(dom, "."+h)) && len(h) > len(best) {
+			best = h
 		}
-		old := m.set.Swap(st)
-		if old != nil && old.every != st.every && m.resweep != nil {
-			select {
-			case m.resweep <- struct{}{}: // the sweeper waits the new interval from now
-			default:
-			}
-		}
-	}, nil
+	}
+	if best == "" {
+		return set.All()
+	}
+	return set.For(best)
 }
 
 // Cleanup removes the rooms' archive from muc, stops the sweeper and waits for it, so
@@ -255,9 +306,10 @@ func forbidden(c module.Context, iq *module.Packet) {
 	c.Error(iq, &stanza.Error{Type: stanza.Auth, Condition: stanza.Forbidden, Text: "only the owner may use an archive"})
 }
 
-// cutoff is the oldest time still kept (the zero time without retention).
-func (m *Mod) cutoff(now time.Time) time.Time {
-	r := m.set.Load().retention
+// cutoff is the oldest time the archive key still keeps (the zero time without
+// retention).
+func (m *Mod) cutoff(key string, now time.Time) time.Time {
+	r := m.settingsOf(key).retention
 	if r <= 0 {
 		return time.Time{}
 	}

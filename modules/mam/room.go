@@ -89,7 +89,7 @@ func (ra roomArchive) Forget(room jid.JID) error {
 // newest first, without the real JIDs the rows keep: none older than since or than
 // retention. Rows that do not decode are skipped.
 func (ra roomArchive) Recent(room jid.JID, since time.Time, f func(at time.Time, raw []byte) bool) error {
-	if c := ra.m.cutoff(ra.m.now()); c.After(since) {
+	if c := ra.m.cutoff(room.Bare().String(), ra.m.now()); c.After(since) {
 		since = c
 	}
 	prefix := msgPrefix(room.Bare().String())
@@ -151,7 +151,7 @@ func (ra roomArchive) query(c module.Context, room jid.JID, iq *module.Packet, p
 		return
 	}
 	key := room.String()
-	pg, e, err := m.a.query(key, &q, m.cutoff(c.Now()), m.set.Load().maxPage)
+	pg, e, err := m.a.query(key, &q, m.cutoff(key, c.Now()), m.settingsOf(key).maxPage)
 	if e != nil {
 		c.Error(iq, e)
 		return

@@ -10,16 +10,16 @@ import (
 // hide them; the sweep gives the disk back.
 func (m *Mod) sweeper() {
 	defer close(m.done)
-	t := time.NewTicker(m.set.Load().every)
+	t := time.NewTicker(m.set.Load().All().every)
 	defer t.Stop()
 	for {
 		select {
 		case <-m.stop:
 			return
 		case <-m.resweep:
-			t.Reset(m.set.Load().every)
+			t.Reset(m.set.Load().All().every)
 		case <-t.C:
-			if m.set.Load().retention <= 0 {
+			if !m.expires() {
 				continue // kept for ever (until a reload sets a retention)
 			}
 			if _, err := m.sweep(sweepBudget); err != nil {
@@ -35,7 +35,7 @@ func (m *Mod) sweeper() {
 // deletes only rows older than the cutoff, which no shard writes any more. It returns the
 // number of messages deleted.
 func (m *Mod) sweep(budget int) (int, error) {
-	floor := sid.IDFloor(m.cutoff(m.now()))
+	now := m.now()
 	done := 0
 	for done < budget {
 		select {
@@ -51,9 +51,14 @@ func (m *Mod) sweep(budget int) (int, error) {
 			m.cursor = nil
 			return done, nil
 		}
+		cut := m.cutoff(user, now)
+		if cut.IsZero() {
+			m.cursor = append([]byte(user), 1) // its host keeps messages for ever
+			continue
+		}
 		// A few batches at a time, so that Cleanup does not wait for a whole archive.
 		limit := min(budget-done, 4*sweepBatch)
-		n, err := m.a.expire(user, floor, limit)
+		n, err := m.a.expire(user, sid.IDFloor(cut), limit)
 		done += n
 		if err != nil {
 			return done, err
@@ -64,4 +69,18 @@ func (m *Mod) sweep(budget int) (int, error) {
 		}
 	}
 	return done, nil
+}
+
+// expires reports whether some archive has a retention: the server's or a host's.
+func (m *Mod) expires() bool {
+	set := m.set.Load()
+	if set.All().retention > 0 {
+		return true
+	}
+	for _, h := range set.Hosts() {
+		if set.For(h).retention > 0 {
+			return true
+		}
+	}
+	return false
 }

@@ -64,6 +64,11 @@ type Info struct {
 	ID  string
 	XEP int
 	New func() Module
+	// PerHost says the module's settings may differ per virtual host: a
+	// [vhosts."<host>".modules.<id>] table changes the host's from [modules.<id>]
+	// (Reconfig.DecodeHost, DecodeSettings). A host table for a module without it fails
+	// the start or the reload.
+	PerHost bool
 }
 
 var registry = struct {
@@ -125,7 +130,9 @@ type Reconfigurer interface {
 // Configure gives a Reconfigurer its settings at start, the way a reload does later:
 // its Provision calls it, so the two read the table with the same checks.
 func Configure(r Registrar, m Reconfigurer) error {
-	apply, err := m.Reconfigure(Reconfig{Decode: r.Config, Domains: r.Domains(), InfoForm: r.InfoForm})
+	hosts, decode := r.HostConfig()
+	apply, err := m.Reconfigure(Reconfig{Decode: r.Config, Hosts: hosts, DecodeHost: decode, Domains: r.Domains(),
+		InfoForm: r.InfoForm, HostInfoForms: r.HostInfoForms})
 	if err != nil {
 		return err
 	}
@@ -143,6 +150,18 @@ type Reconfig struct {
 	// disco#info (and its XEP-0115 verification string); a form without fields removes
 	// it. Only from apply.
 	InfoForm func(f Form)
+	// Hosts are the virtual hosts with a [vhosts."<host>".modules.<id>] table of the
+	// module's (a module with Info.PerHost), sorted; they include hosts not served yet,
+	// whose tables wait for the host to be added. DecodeHost fills v with the module's
+	// settings on one of them: [modules.<id>] with the host's table over it (a key the
+	// host's table leaves out keeps the server-wide value).
+	Hosts      []string
+	DecodeHost func(host string, v any) error
+	// HostInfoForms sets which form of FORM_TYPE typ each host's disco#info shows
+	// instead of the server-wide one (InfoForm): byHost maps a host to its form, one
+	// without fields showing none there; hosts not in byHost show the server-wide form.
+	// It replaces the previous call's map for typ whole. Only from apply.
+	HostInfoForms func(typ string, byHost map[string]Form)
 }
 
 // Cleaner is implemented by modules that hold resources.
@@ -297,6 +316,11 @@ type Registrar interface {
 	// FORM_TYPE) to the server's disco#info, and with it to the server's XEP-0115
 	// verification string. One form per FORM_TYPE.
 	InfoForm(f Form)
+	// HostInfoForms is Reconfig.HostInfoForms, for Provision.
+	HostInfoForms(typ string, byHost map[string]Form)
+	// HostConfig returns the hosts with a table of the module's under [vhosts] and what
+	// decodes its settings on one (Reconfig.Hosts, Reconfig.DecodeHost).
+	HostConfig() (hosts []string, decode func(host string, v any) error)
 	Table(name string) store.Table
 	Store() store.Store
 	Logger() zerolog.Logger

@@ -456,7 +456,7 @@ func (r *room) ownerSet(c module.Context, p *module.Packet, q xmlstream.Element)
 		c.Reply(p, nil)
 		return
 	}
-	f, e := parseConfigForm(x, r.cfg, formLimits{maxUsers: r.svc.m.conf().MaxOccupants, maxHistory: r.svc.m.conf().MaxHistory})
+	f, e := parseConfigForm(x, r.cfg, formLimits{maxUsers: r.svc.conf().MaxOccupants, maxHistory: r.svc.conf().MaxHistory})
 	if e != nil {
 		c.Error(p, e)
 		return

@@ -59,7 +59,7 @@ func (r *room) setVCard(c module.Context, p *module.Packet, q xmlstream.Element)
 		return
 	}
 	card := q.Raw()
-	if len(card) > r.svc.m.conf().MaxVCardBytes {
+	if len(card) > r.svc.conf().MaxVCardBytes {
 		c.Error(p, errBy(r.jid, stanza.NotAcceptable, "vCard too large"))
 		return
 	}

@@ -13,7 +13,7 @@ import (
 func BenchGroupchat(n int) func(c module.Context) {
 	m := &Mod{secret: []byte("bench"), log: zerolog.Nop()}
 	m.cfg.normalize()
-	m.set.Store(&settings{Config: m.cfg, presEvery: DefaultPresenceInterval})
+	m.set.Store(module.NewHostSettings(&settings{Config: m.cfg, presEvery: DefaultPresenceInterval}, nil))
 	s := &service{m: m, domain: "conference.example.org"}
 	s.dir.rooms = map[string]*dirEntry{}
 	bare, _ := jid.Parse("room@conference.example.org")

@@ -52,8 +52,8 @@ func (c *roomConfig) broadcasts(rl role) bool { return c.Quiet&(1<<rl) == 0 }
 // defaultConfig is the configuration of a new room: temporary, public, open, unmoderated,
 // semi-anonymous, without password, private messages allowed, subject by moderators,
 // logged unless [modules.muc] default_logging is false.
-func (m *Mod) defaultConfig() roomConfig {
-	c := m.conf()
+func (s *service) defaultConfig() roomConfig {
+	c := s.conf()
 	return roomConfig{Public: true, MaxUsers: c.DefaultOccupants, AllowPM: pmAnyone,
 		History: c.DefaultHistory, Logging: c.Logging == nil || *c.Logging}
 }
@@ -334,7 +334,7 @@ func options(b *xmlstream.Builder, opts ...[2]string) {
 // appendConfigForm writes the room configuration form (XEP-0045 §10.1.3) with the current
 // values, inside <query xmlns='…#owner'/>.
 func (r *room) appendConfigForm(b *xmlstream.Builder) {
-	c, lim := r.cfg, r.svc.m.conf()
+	c, lim := r.cfg, r.svc.conf()
 	b.Start("query").Attr("xmlns", NSOwner)
 	b.Start("x").Attr("xmlns", ns.DataForms).Attr("type", "form")
 	b.Start("title").Text("Configuration of " + r.key).End()

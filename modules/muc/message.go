@@ -211,7 +211,7 @@ func (r *room) groupchat(c module.Context, p *module.Packet, o *occupant) {
 		return
 	}
 	now := c.Now()
-	if lim := r.svc.m.conf(); len(r.occ) >= lim.FloodOccupants && o.role < roleModerator && !o.msgs.take(now, lim.MessageRate, 5*lim.MessageRate) {
+	if lim := r.svc.conf(); len(r.occ) >= lim.FloodOccupants && o.role < roleModerator && !o.msgs.take(now, lim.MessageRate, 5*lim.MessageRate) {
 		// A message to a large room is copied to everyone in it: one occupant may not make
 		// the room (and the server) repeat a flood.
 		e := errBy(r.jid, stanza.PolicyViolationCond, "you are sending messages too fast")

@@ -137,7 +137,7 @@ type Config struct {
 // Mod is the module: one MUC service per virtual host.
 type Mod struct {
 	cfg    Config // as at start: subdomain, name and the occupant-id secret change at a restart
-	set    atomic.Pointer[settings]
+	set    atomic.Pointer[module.HostSettings[settings]]
 	log    zerolog.Logger
 	t      store.Table
 	st     store.Store // identifies this server's Archive (SetArchive)
@@ -152,7 +152,7 @@ var _ module.Provisioner = (*Mod)(nil)
 
 // ModuleInfo implements module.Module.
 func (*Mod) ModuleInfo() module.Info {
-	return module.Info{ID: "muc", XEP: 45, New: func() module.Module { return new(Mod) }}
+	return module.Info{ID: "muc", XEP: 45, New: func() module.Module { return new(Mod) }, PerHost: true}
 }
 
 // Provision reads [modules.muc], loads the persistent rooms' directory and claims one
@@ -162,7 +162,7 @@ func (m *Mod) Provision(r module.Registrar) error {
 	if err := module.Configure(r, m); err != nil {
 		return err
 	}
-	m.cfg = m.set.Load().Config
+	m.cfg = m.set.Load().All().Config
 	m.t = r.Table("muc")
 	m.st = r.Store()
 	secret, err := m.loadSecret()
@@ -191,7 +191,10 @@ type settings struct {
 }
 
 // conf is the settings in force.
-func (m *Mod) conf() *settings { return m.set.Load() }
+func (m *Mod) conf(host string) *settings { return m.set.Load().For(host) }
+
+// conf is the settings of s's host.
+func (s *service) conf() *settings { return s.m.conf(s.host) }
 
 var _ module.Reconfigurer = (*Mod)(nil)
 
@@ -202,10 +205,37 @@ var _ module.Reconfigurer = (*Mod)(nil)
 // their owners gave them. The subdomain, the service's name and the occupant-id secret
 // are read at start only; a change to them is logged and waits.
 func (m *Mod) Reconfigure(rc module.Reconfig) (func(), error) {
-	var cfg Config
-	if err := rc.Decode(&cfg); err != nil {
+	var all *settings
+	hosts := map[string]*settings{}
+	_, err := module.DecodeSettings(rc, func(host string, cfg *Config) error {
+		st, err := cfg.settings()
+		if err != nil {
+			return err
+		}
+		if host == "" {
+			all = st
+			return nil
+		}
+		if cfg.Subdomain != all.Subdomain || cfg.Name != all.Name || cfg.OccupantIDSecret != all.OccupantIDSecret {
+			return errors.New("subdomain, name and occupant_id_secret are server-wide: set them in [modules.muc]")
+		}
+		hosts[host] = st
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
+	set := module.NewHostSettings(all, hosts)
+	return func() {
+		if m.set.Load() != nil && (all.Subdomain != m.cfg.Subdomain || all.Name != m.cfg.Name || all.OccupantIDSecret != m.cfg.OccupantIDSecret) {
+			m.log.Warn().Msg("muc: subdomain, name and occupant_id_secret change at a restart; applying the rest")
+		}
+		m.set.Store(set)
+	}, nil
+}
+
+// settings checks cfg whole and returns what it sets.
+func (cfg Config) settings() (*settings, error) {
 	if err := cfg.normalize(); err != nil {
 		return nil, err
 	}
@@ -224,12 +254,7 @@ func (m *Mod) Reconfigure(rc module.Reconfig) (func(), error) {
 		}
 		st.presEvery = d
 	}
-	return func() {
-		if m.set.Load() != nil && (cfg.Subdomain != m.cfg.Subdomain || cfg.Name != m.cfg.Name || cfg.OccupantIDSecret != m.cfg.OccupantIDSecret) {
-			m.log.Warn().Msg("muc: subdomain, name and occupant_id_secret change at a restart; applying the rest")
-		}
-		m.set.Store(st)
-	}, nil
+	return st, nil
 }
 
 func (m *Mod) newService(host string) (*service, error) {
@@ -238,7 +263,7 @@ func (m *Mod) newService(host string) (*service, error) {
 		return nil, fmt.Errorf("subdomain %q: %w", m.cfg.Subdomain, err)
 	}
 	sj, _ := jid.Parse(dom)
-	s := &service{m: m, domain: dom, jid: sj}
+	s := &service{m: m, host: host, domain: dom, jid: sj}
 	s.dir.rooms = map[string]*dirEntry{}
 	return s, nil
 }
@@ -383,6 +408,7 @@ func (m *Mod) loadSecret() ([]byte, error) {
 // service is one MUC service domain (conference.example.org).
 type service struct {
 	m      *Mod
+	host   string // the virtual host it serves: its settings are the host's
 	domain string
 	jid    jid.JID
 	// rooms holds the rooms in memory, by bare room JID. An entry is created, used and
@@ -598,7 +624,7 @@ func (s *service) noRoomIQ(c module.Context, p *module.Packet) {
 
 // mayCreate applies [modules.muc] create and create_hosts.
 func (s *service) mayCreate(c module.Context, from jid.JID) bool {
-	st := s.m.conf()
+	st := s.conf()
 	switch {
 	case st.Create == "anyone" || st.admins[from.Bare().String()]:
 		return true

@@ -388,7 +388,7 @@ func (s *service) create(c module.Context, p *module.Packet) {
 		return
 	}
 	key := bare.String()
-	if !s.dir.reserve(key, s.m.conf().MaxRooms) {
+	if !s.dir.reserve(key, s.conf().MaxRooms) {
 		e := errBy(bare, stanza.ResourceConstraintCond, "this service has too many rooms")
 		e.Type = stanza.Wait
 		joinError(c, p, e)
@@ -440,7 +440,7 @@ func (r *room) admit(c module.Context, p *module.Packet, x xmlstream.Element, af
 		return errBy(r.jid, stanza.ConflictCond, "this nickname is reserved")
 	}
 	n := len(r.occ)
-	lim := r.svc.m.conf()
+	lim := r.svc.conf()
 	if (r.cfg.MaxUsers > 0 && n >= r.cfg.MaxUsers && aff < affAdmin) || n >= lim.MaxOccupants {
 		e := errBy(r.jid, stanza.ServiceUnavailable, "the room is full")
 		e.Type = stanza.Wait
@@ -457,7 +457,7 @@ func (r *room) admit(c module.Context, p *module.Packet, x xmlstream.Element, af
 // takeJoinToken takes one token from the room's join bucket (rate JoinRate per second,
 // burst twice that), reporting false when it is empty.
 func (r *room) takeJoinToken(c module.Context) bool {
-	rate := r.svc.m.conf().JoinRate
+	rate := r.svc.conf().JoinRate
 	return r.joins.take(c.Now(), rate, 2*rate)
 }
 
@@ -531,7 +531,7 @@ func (r *room) join(c module.Context, p *module.Packet, e, x xmlstream.Element, 
 func (r *room) update(c module.Context, p *module.Packet, e xmlstream.Element, o *occupant) {
 	o.tag, o.kids = reflectable(e)
 	now := c.Now()
-	if c := r.svc.m.conf(); len(r.occ) >= c.FloodOccupants && now.Sub(o.lastPres) < c.presEvery {
+	if c := r.svc.conf(); len(r.occ) >= c.FloodOccupants && now.Sub(o.lastPres) < c.presEvery {
 		return
 	}
 	o.lastPres = now

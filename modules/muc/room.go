@@ -225,11 +225,11 @@ type pendingIQ struct {
 
 func newRoom(s *service, bare jid.JID) *room {
 	return &room{svc: s, jid: bare, key: bare.String(), affs: map[string]affRecord{},
-		byNick: map[string]*occupant{}, byReal: map[string]*occupant{}, cfg: s.m.defaultConfig()}
+		byNick: map[string]*occupant{}, byReal: map[string]*occupant{}, cfg: s.defaultConfig()}
 }
 
 func (r *room) affOf(bare jid.JID) affiliation {
-	if r.svc.m.conf().admins[bare.Bare().String()] {
+	if r.svc.conf().admins[bare.Bare().String()] {
 		return affOwner // a service administrator (Config.Admins)
 	}
 	if a, ok := r.affs[bare.Bare().String()]; ok {

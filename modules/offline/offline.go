@@ -43,32 +43,35 @@ func (c *Config) SetDefaultQuota(n int) {
 
 // Offline is the offline storage module.
 type Offline struct {
-	set  atomic.Pointer[Config] // the quotas in force; a reload swaps them
+	set  atomic.Pointer[module.HostSettings[Config]] // the quotas in force; a reload swaps them
 	log  zerolog.Logger
 	busy sync.Map // bare JID -> the session a delivery is in progress for
 }
 
 // ModuleInfo implements module.Module.
 func (*Offline) ModuleInfo() module.Info {
-	return module.Info{ID: "offline", XEP: 160, New: func() module.Module { return new(Offline) }}
+	return module.Info{ID: "offline", XEP: 160, New: func() module.Module { return new(Offline) }, PerHost: true}
 }
 
 var _ module.Reconfigurer = (*Offline)(nil)
 
 // Reconfigure implements module.Reconfigurer: the quotas change at a reload. A user above
-// a lowered quota keeps what is stored and gets no more until it is delivered.
+// a lowered quota keeps what is stored and gets no more until it is delivered. A host's
+// table sets its users' quotas.
 func (o *Offline) Reconfigure(rc module.Reconfig) (func(), error) {
-	var cfg Config
-	if err := rc.Decode(&cfg); err != nil {
+	set, err := module.DecodeSettings(rc, func(_ string, cfg *Config) error {
+		if cfg.Quota <= 0 {
+			cfg.Quota = DefaultQuota
+		}
+		if cfg.QuotaBytes <= 0 {
+			cfg.QuotaBytes = DefaultQuotaBytes
+		}
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
-	if cfg.Quota <= 0 {
-		cfg.Quota = DefaultQuota
-	}
-	if cfg.QuotaBytes <= 0 {
-		cfg.QuotaBytes = DefaultQuotaBytes
-	}
-	return func() { o.set.Store(&cfg) }, nil
+	return func() { o.set.Store(set) }, nil
 }
 
 // Provision registers the inbound hook and the delivery at login.
@@ -166,7 +169,7 @@ func (o *Offline) keep(c module.Context, p *module.Packet) bool {
 	b.Start("delay").Attr("xmlns", ns.Delay).Attr("from", c.Domain()).
 		Attr("stamp", now.Format("2006-01-02T15:04:05.000Z")).Text("Offline Storage").End()
 	raw := xmlstream.AppendChild(nil, p.Raw, b.B)
-	q := o.set.Load()
+	q := o.set.Load().For(user.Domain())
 	_, err := c.Store().Offline().Push(user.String(), raw, now, store.Quota{Items: q.Quota, Bytes: q.QuotaBytes})
 	switch {
 	case errors.Is(err, store.ErrQuota):

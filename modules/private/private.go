@@ -12,6 +12,7 @@ package private
 
 import (
 	"errors"
+	"strings"
 	"sync/atomic"
 
 	"github.com/vireo-im/vireo/modules/module"
@@ -44,30 +45,33 @@ type Config struct {
 type Mod struct {
 	t   store.Table
 	st  store.Store
-	cfg atomic.Pointer[Config] // replaced whole at a reload
+	cfg atomic.Pointer[module.HostSettings[Config]] // replaced whole at a reload
 }
 
 // ModuleInfo implements module.Module.
 func (*Mod) ModuleInfo() module.Info {
-	return module.Info{ID: "private", XEP: 49, New: func() module.Module { return new(Mod) }}
+	return module.Info{ID: "private", XEP: 49, New: func() module.Module { return new(Mod) }, PerHost: true}
 }
 
 var _ module.Reconfigurer = (*Mod)(nil)
 
 // Reconfigure implements module.Reconfigurer: the bounds change at a reload (fragments
-// already stored stay; the next write is held to the new ones).
+// already stored stay; the next write is held to the new ones). A host's table sets its
+// users' bounds.
 func (m *Mod) Reconfigure(rc module.Reconfig) (func(), error) {
-	var cfg Config
-	if err := rc.Decode(&cfg); err != nil {
+	set, err := module.DecodeSettings(rc, func(_ string, cfg *Config) error {
+		if cfg.MaxItems <= 0 {
+			cfg.MaxItems = DefaultMaxItems
+		}
+		if cfg.MaxBytes <= 0 {
+			cfg.MaxBytes = DefaultMaxBytes
+		}
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
-	if cfg.MaxItems <= 0 {
-		cfg.MaxItems = DefaultMaxItems
-	}
-	if cfg.MaxBytes <= 0 {
-		cfg.MaxBytes = DefaultMaxBytes
-	}
-	return func() { m.cfg.Store(&cfg) }, nil
+	return func() { m.cfg.Store(set) }, nil
 }
 
 // Provision registers the handlers.
@@ -152,7 +156,7 @@ func (m *Mod) handle(c module.Context, iq *module.Packet) {
 // fragment key replaces does not count. Every IQ of one user runs on that user's shard, so
 // the check and the following write are not interleaved with another of the user's sets.
 func (m *Mod) over(user string, key []byte, size int) (bool, error) {
-	cfg := m.cfg.Load()
+	cfg := m.cfg.Load().For(hostOf(user))
 	items, total := 1, int64(size)
 	err := m.t.Scan(store.UserKey(user), func(k, v []byte) bool {
 		if string(k) != string(key) {
@@ -254,4 +258,10 @@ func withURLs(storage []byte, urls [][]byte) []byte {
 	}
 	b.End()
 	return b.B
+}
+
+// hostOf is the host of a bare JID.
+func hostOf(user string) string {
+	_, h, _ := strings.Cut(user, "@")
+	return h
 }

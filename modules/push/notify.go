@@ -162,7 +162,7 @@ func (m *Mod) notify(c module.Context, user jid.JID, sender string, body []byte,
 	a.count += n
 	now := c.Now()
 	a.expire(now)
-	st := m.set.Load()
+	st := m.set.Load().For(user.Domain())
 	if !st.includeBody {
 		body = nil
 	}

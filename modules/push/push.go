@@ -108,7 +108,7 @@ type Config struct {
 
 // Mod is the module.
 type Mod struct {
-	set     atomic.Pointer[settings] // replaced whole at a reload
+	set     atomic.Pointer[module.HostSettings[settings]] // replaced whole at a reload
 	t       store.Table
 	log     zerolog.Logger
 	account sync.Map // bare JID -> *account; each one is used only on its account's shard
@@ -126,7 +126,7 @@ var (
 
 // ModuleInfo implements module.Module.
 func (*Mod) ModuleInfo() module.Info {
-	return module.Info{ID: "push", XEP: 357, New: func() module.Module { return new(Mod) }}
+	return module.Info{ID: "push", XEP: 357, New: func() module.Module { return new(Mod) }, PerHost: true}
 }
 
 // settings are what a reload changes (Reconfigure).
@@ -139,24 +139,38 @@ type settings struct {
 var _ module.Reconfigurer = (*Mod)(nil)
 
 // Reconfigure implements module.Reconfigurer: whether bodies go out, the registrations
-// per account and the interval change at a reload.
+// per account and the interval change at a reload. A host's table sets them for its
+// users.
 func (m *Mod) Reconfigure(rc module.Reconfig) (func(), error) {
-	var cfg Config
-	if err := rc.Decode(&cfg); err != nil {
+	var hosts map[string]*settings
+	var all *settings
+	_, err := module.DecodeSettings(rc, func(host string, cfg *Config) error {
+		st := &settings{includeBody: cfg.IncludeBody, maxReg: cfg.MaxRegistrations, every: DefaultMinInterval}
+		if st.maxReg <= 0 {
+			st.maxReg = DefaultMaxRegistrations
+		}
+		if cfg.MinInterval != "" {
+			d, err := time.ParseDuration(cfg.MinInterval)
+			if err != nil || d < 0 {
+				return fmt.Errorf("min_interval %q: want a duration such as \"2s\"", cfg.MinInterval)
+			}
+			st.every = d
+		}
+		if host == "" {
+			all = st
+			return nil
+		}
+		if hosts == nil {
+			hosts = map[string]*settings{}
+		}
+		hosts[host] = st
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
-	st := &settings{includeBody: cfg.IncludeBody, maxReg: cfg.MaxRegistrations, every: DefaultMinInterval}
-	if st.maxReg <= 0 {
-		st.maxReg = DefaultMaxRegistrations
-	}
-	if cfg.MinInterval != "" {
-		d, err := time.ParseDuration(cfg.MinInterval)
-		if err != nil || d < 0 {
-			return nil, fmt.Errorf("min_interval %q: want a duration such as \"2s\"", cfg.MinInterval)
-		}
-		st.every = d
-	}
-	return func() { m.set.Store(st) }, nil
+	set := module.NewHostSettings(all, hosts)
+	return func() { m.set.Store(set) }, nil
 }
 
 // Provision reads [modules.push] and registers the IQs, hooks and callbacks.
@@ -244,7 +258,7 @@ func (m *Mod) enable(c module.Context, iq *module.Packet) {
 		c.Error(iq, stanza.New(stanza.InternalServerErrorCond))
 		return
 	}
-	if !exists && n >= m.set.Load().maxReg {
+	if !exists && n >= m.set.Load().For(iq.From.Domain()).maxReg {
 		c.Error(iq, &stanza.Error{Type: stanza.Wait, Condition: stanza.ResourceConstraintCond,
 			Text: "too many push registrations; disable one first"})
 		return

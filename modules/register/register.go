@@ -40,12 +40,12 @@ type Mod struct {
 	log      zerolog.Logger
 	rate     rate
 	accounts func() module.Accounts
-	watchers atomic.Pointer[[]jid.JID]
+	watchers atomic.Pointer[module.HostSettings[[]jid.JID]]
 }
 
 // ModuleInfo implements module.Module.
 func (*Mod) ModuleInfo() module.Info {
-	return module.Info{ID: "register", XEP: 77, New: func() module.Module { return new(Mod) }}
+	return module.Info{ID: "register", XEP: 77, New: func() module.Module { return new(Mod) }, PerHost: true}
 }
 
 // Provision registers the handlers.
@@ -64,29 +64,39 @@ func (m *Mod) Provision(r module.Registrar) error {
 var _ module.Reconfigurer = (*Mod)(nil)
 
 // Reconfigure implements module.Reconfigurer: the new watchers hear of the accounts made
-// after the reload.
+// after the reload. A host's table names the watchers of the accounts made on it.
 func (m *Mod) Reconfigure(rc module.Reconfig) (func(), error) {
-	var cfg Config
-	if err := rc.Decode(&cfg); err != nil {
+	var all *[]jid.JID
+	hosts := map[string]*[]jid.JID{}
+	_, err := module.DecodeSettings(rc, func(host string, cfg *Config) error {
+		if len(cfg.Watchers) > MaxWatchers {
+			return fmt.Errorf("watchers: at most %d", MaxWatchers)
+		}
+		ws := make([]jid.JID, 0, len(cfg.Watchers))
+		for _, w := range cfg.Watchers {
+			j, err := jid.Parse(w)
+			if err != nil || j.Local() == "" {
+				return fmt.Errorf("watchers: %q is not a user's address", w)
+			}
+			ws = append(ws, j)
+		}
+		if host == "" {
+			all = &ws
+		} else {
+			hosts[host] = &ws
+		}
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
-	if len(cfg.Watchers) > MaxWatchers {
-		return nil, fmt.Errorf("watchers: at most %d", MaxWatchers)
-	}
-	ws := make([]jid.JID, 0, len(cfg.Watchers))
-	for _, w := range cfg.Watchers {
-		j, err := jid.Parse(w)
-		if err != nil || j.Local() == "" {
-			return nil, fmt.Errorf("watchers: %q is not a user's address", w)
-		}
-		ws = append(ws, j)
-	}
-	return func() { m.watchers.Store(&ws) }, nil
+	set := module.NewHostSettings(all, hosts)
+	return func() { m.watchers.Store(set) }, nil
 }
 
 // notify tells each watcher of the account r made, from the account's host.
 func (m *Mod) notify(c module.Context, r module.Registration) {
-	ws := m.watchers.Load()
+	ws := m.watchers.Load().For(r.User.Domain())
 	if ws == nil || len(*ws) == 0 {
 		return
 	}

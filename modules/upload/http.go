@@ -218,7 +218,7 @@ func disposition(ctype string) string {
 
 // expired reports whether rec is past retention at now.
 func (m *Mod) expired(rec record, now time.Time) bool {
-	r := m.conf().retention
+	r := m.conf(ownerHost(rec.owner)).retention
 	return r > 0 && !now.Before(rec.created.Add(r))
 }
 
@@ -328,7 +328,7 @@ func (m *Mod) sweep(now time.Time) int {
 		if !e.IsDir() || !validID(id) || known[id] || busy[id] {
 			continue
 		}
-		if fi, err := e.Info(); err != nil || now.Sub(fi.ModTime()) < m.conf().slotTTL {
+		if fi, err := e.Info(); err != nil || now.Sub(fi.ModTime()) < m.lim.Load().maxSlotTTL {
 			continue // a PUT that started after the scan above
 		}
 		if err := os.RemoveAll(filepath.Join(m.dir, id)); err == nil {

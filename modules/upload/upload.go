@@ -89,8 +89,8 @@ func (c *Config) SetDefaultListen(addr string) {
 
 // Mod is the module: one upload service per virtual host, one HTTPS listener for all.
 type Mod struct {
-	cfg    Config                 // as at start: the listener, names and URL hold until a restart
-	lim    atomic.Pointer[limits] // the limits in force; a reload swaps them
+	cfg    Config                     // as at start: the listener, names and URL hold until a restart
+	lim    atomic.Pointer[hostLimits] // the limits in force; a reload swaps them
 	log    zerolog.Logger
 	t      store.Table
 	dir    string // data_dir/upload
@@ -124,7 +124,7 @@ var (
 
 // ModuleInfo implements module.Module.
 func (*Mod) ModuleInfo() module.Info {
-	return module.Info{ID: "upload", XEP: 363, New: func() module.Module { return new(Mod) }}
+	return module.Info{ID: "upload", XEP: 363, New: func() module.Module { return new(Mod) }, PerHost: true}
 }
 
 // limits are the settings that change at a reload.
@@ -201,29 +201,69 @@ var _ module.Reconfigurer = (*Mod)(nil)
 
 // Reconfigure implements module.Reconfigurer: max_file_size, quota, slot_ttl and
 // retention change at a reload (a shorter retention expires files at the next sweep);
-// the listener, subdomain, name and public_url at a restart.
+// the listener, subdomain, name and public_url at a restart. A host's table sets the
+// four limits for its users (their slots on upload.<host>, and their files' retention).
 func (m *Mod) Reconfigure(rc module.Reconfig) (func(), error) {
-	var cfg Config
-	if err := rc.Decode(&cfg); err != nil {
-		return nil, err
-	}
-	l, err := cfg.limits()
+	hl := &hostLimits{}
+	var all Config
+	_, err := module.DecodeSettings(rc, func(host string, cfg *Config) error {
+		l, err := cfg.limits()
+		if err != nil {
+			return err
+		}
+		if host == "" {
+			all, hl.all = *cfg, l
+			return nil
+		}
+		if cfg.Subdomain != all.Subdomain || cfg.Name != all.Name || cfg.Listen != all.Listen || cfg.PublicURL != all.PublicURL {
+			return errors.New("listen, subdomain, name and public_url are server-wide: set them in [modules.upload]")
+		}
+		if hl.hosts == nil {
+			hl.hosts = map[string]*limits{}
+		}
+		hl.hosts[host] = l
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
 	return func() {
 		if m.lim.Load() == nil {
-			m.cfg = cfg
-		} else if cfg.Subdomain != m.cfg.Subdomain || cfg.Name != m.cfg.Name || cfg.Listen != m.cfg.Listen || cfg.PublicURL != m.cfg.PublicURL {
+			m.cfg = all
+		} else if all.Subdomain != m.cfg.Subdomain || all.Name != m.cfg.Name || all.Listen != m.cfg.Listen || all.PublicURL != m.cfg.PublicURL {
 			m.log.Warn().Msg("upload: listen, subdomain, name and public_url change at a restart; applying the rest")
 		}
-		l.info = discoInfo(m.cfg.Name, l.maxFileSize)
-		m.lim.Store(l)
+		hl.all.info = discoInfo(m.cfg.Name, hl.all.maxFileSize)
+		hl.maxSlotTTL = hl.all.slotTTL
+		for _, l := range hl.hosts {
+			l.info = discoInfo(m.cfg.Name, l.maxFileSize)
+			hl.maxSlotTTL = max(hl.maxSlotTTL, l.slotTTL)
+		}
+		m.lim.Store(hl)
 	}, nil
 }
 
-// conf is the limits in force.
-func (m *Mod) conf() *limits { return m.lim.Load() }
+// hostLimits are the limits in force: the server's, and those of hosts with their own.
+type hostLimits struct {
+	all        *limits
+	hosts      map[string]*limits
+	maxSlotTTL time.Duration // the longest slot_ttl of all
+}
+
+// conf is the limits in force for the users of host (and its upload.<host>).
+func (m *Mod) conf(host string) *limits {
+	hl := m.lim.Load()
+	if l, ok := hl.hosts[host]; ok {
+		return l
+	}
+	return hl.all
+}
+
+// ownerHost is the host of a bare JID that owns files.
+func ownerHost(owner string) string {
+	_, h, _ := strings.Cut(owner, "@")
+	return h
+}
 
 var _ module.HostWatcher = (*Mod)(nil)
 
@@ -374,7 +414,7 @@ func (w debugWriter) Write(p []byte) (int, error) {
 
 // handle is the module.ServiceHandler of upload.<host>, on the service domain's shard.
 func (s *service) handle(c module.Context, p *module.Packet) {
-	q, ok := module.LeafService(c, p, s.m.conf().info)
+	q, ok := module.LeafService(c, p, s.m.conf(s.host).info)
 	if !ok {
 		return
 	}
@@ -408,7 +448,7 @@ func (s *service) request(c module.Context, p *module.Packet, q xmlstream.Elemen
 
 // grant checks the size and the owner's quota and records a new slot.
 func (m *Mod) grant(owner string, req Request, now time.Time) (*slot, *stanza.Error) {
-	lim := m.conf()
+	lim := m.conf(ownerHost(owner))
 	if req.Size > lim.maxFileSize {
 		return nil, fileTooLarge(lim.maxFileSize)
 	}

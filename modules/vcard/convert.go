@@ -95,7 +95,7 @@ func (m *Mod) PEPAvatar(c module.Context, user jid.JID, a *pep.Avatar) {
 	if a != nil {
 		want = a.ID
 	}
-	if len(card) > m.cfg.Load().MaxBytes {
+	if len(card) > m.cfg.Load().For(user.Domain()).MaxBytes {
 		l.Warn().Str("user", user.String()).Int("bytes", len(card)).Msg("vcard: PEP avatar too large for the vCard")
 		return
 	}

@@ -29,8 +29,8 @@ func init() { module.Register(new(Mod)) }
 // Mod is the module.
 type Mod struct {
 	cards, hashes store.Table
-	st            store.Store            // the server's store, the key of the PEP bridge
-	cfg           atomic.Pointer[Config] // replaced whole at a reload
+	st            store.Store                                 // the server's store, the key of the PEP bridge
+	cfg           atomic.Pointer[module.HostSettings[Config]] // replaced whole at a reload
 }
 
 var (
@@ -41,7 +41,7 @@ var (
 
 // ModuleInfo implements module.Module.
 func (*Mod) ModuleInfo() module.Info {
-	return module.Info{ID: "vcard", XEP: 54, New: func() module.Module { return new(Mod) }}
+	return module.Info{ID: "vcard", XEP: 54, New: func() module.Module { return new(Mod) }, PerHost: true}
 }
 
 type hashKey struct{}
@@ -51,16 +51,19 @@ type noPhoto struct{}
 
 var _ module.Reconfigurer = (*Mod)(nil)
 
-// Reconfigure implements module.Reconfigurer: max_bytes changes at a reload.
+// Reconfigure implements module.Reconfigurer: max_bytes changes at a reload. A host's
+// table sets it for its users.
 func (m *Mod) Reconfigure(rc module.Reconfig) (func(), error) {
-	var cfg Config
-	if err := rc.Decode(&cfg); err != nil {
+	set, err := module.DecodeSettings(rc, func(_ string, cfg *Config) error {
+		if cfg.MaxBytes <= 0 {
+			cfg.MaxBytes = MaxSize
+		}
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
-	if cfg.MaxBytes <= 0 {
-		cfg.MaxBytes = MaxSize
-	}
-	return func() { m.cfg.Store(&cfg) }, nil
+	return func() { m.cfg.Store(set) }, nil
 }
 
 // Provision registers the handlers and the presence hook.
@@ -105,7 +108,7 @@ func (m *Mod) set(c module.Context, iq *module.Packet) {
 		return
 	}
 	card, _ := iq.Payload()
-	if len(card.Raw()) > m.cfg.Load().MaxBytes {
+	if len(card.Raw()) > m.cfg.Load().For(iq.From.Domain()).MaxBytes {
 		e := stanza.New(stanza.NotAcceptable)
 		e.Text = "vCard too large"
 		c.Error(iq, e)

@@ -57,3 +57,6 @@ func TestConcurrentQueries(t *testing.T) {
 		}
 	}
 }
+
+func (r *fakeReg) HostConfig() ([]string, func(string, any) error) { return nil, nil }
+func (r *fakeReg) HostInfoForms(string, map[string]module.Form)    {}

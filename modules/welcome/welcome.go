@@ -3,7 +3,8 @@
 // get help, which rooms to join. It is the message of the day's counterpart for
 // newcomers (XEP-0133's MOTD greets every login).
 //
-// It owns only [modules.welcome]; it is off while message is empty. The message goes the
+// It owns only [modules.welcome] (and hosts' [vhosts."<host>".modules.welcome]); it is off
+// while message is empty. The message goes the
 // way any message to an account without a session goes, to offline storage, so the
 // newcomer reads it at the first login, stamped with its time. It sends nothing to
 // accounts an operator adds (vireoctl, the dashboard, XEP-0133 add-user): those come
@@ -32,11 +33,13 @@ type Config struct {
 }
 
 // Mod is the module.
-type Mod struct{ cfg atomic.Pointer[Config] }
+type Mod struct {
+	cfg atomic.Pointer[module.HostSettings[Config]]
+}
 
 // ModuleInfo implements module.Module.
 func (*Mod) ModuleInfo() module.Info {
-	return module.Info{ID: "welcome", New: func() module.Module { return new(Mod) }}
+	return module.Info{ID: "welcome", New: func() module.Module { return new(Mod) }, PerHost: true}
 }
 
 var _ module.Provisioner = (*Mod)(nil)
@@ -53,24 +56,27 @@ func (m *Mod) Provision(r module.Registrar) error {
 var _ module.Reconfigurer = (*Mod)(nil)
 
 // Reconfigure implements module.Reconfigurer: a new message greets the accounts made
-// after the reload; an empty one turns the greeting off.
+// after the reload; an empty one turns the greeting off. A host's table gives the
+// accounts made on it their own message (or none, with message = "").
 func (m *Mod) Reconfigure(rc module.Reconfig) (func(), error) {
-	var cfg Config
-	if err := rc.Decode(&cfg); err != nil {
+	set, err := module.DecodeSettings(rc, func(_ string, cfg *Config) error {
+		cfg.Message = strings.TrimSpace(cfg.Message)
+		if len(cfg.Message) > MaxMessage {
+			return errTooLong
+		}
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
-	cfg.Message = strings.TrimSpace(cfg.Message)
-	if len(cfg.Message) > MaxMessage {
-		return nil, errTooLong
-	}
-	return func() { m.cfg.Store(&cfg) }, nil
+	return func() { m.cfg.Store(set) }, nil
 }
 
 var errTooLong = errors.New("message: at most 16 KiB")
 
 // welcome routes the message from the account's host to the new account.
 func (m *Mod) welcome(c module.Context, r module.Registration) {
-	cfg := m.cfg.Load()
+	cfg := m.cfg.Load().For(r.User.Domain())
 	if cfg.Message == "" {
 		return
 	}

@@ -134,15 +134,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	cmd, rest := fl.Arg(0), fl.Args()[1:]
 	if cmd == "modules" {
-		// What the config turns off, when there is one to read: [modules] disabled,
-		// and each host's [vhosts] modules_disabled.
+		// Which modules take settings per host ([vhosts."<host>".modules.<id>]), and
+		// what the config does with them, when there is one to read: [modules] disabled,
+		// each host's [vhosts] modules_disabled, the hosts with settings of their own.
 		cfg, _ := config.Load(*cfgPath)
 		for _, m := range module.All() {
 			xep := ""
 			if m.XEP > 0 {
 				xep = fmt.Sprintf("XEP-%04d", m.XEP)
 			}
-			fmt.Fprintf(stdout, "%s\n", strings.TrimRight(fmt.Sprintf("%-12s %-9s %s", m.ID, xep, moduleState(cfg, m.ID)), " "))
+			per := ""
+			if m.PerHost {
+				per = "per-host"
+			}
+			fmt.Fprintf(stdout, "%s\n", strings.TrimRight(fmt.Sprintf("%-12s %-9s %-8s %s", m.ID, xep, per, moduleState(cfg, m.ID)), " "))
 		}
 		return 0
 	}
@@ -666,8 +671,9 @@ func restore(cfg *config.Config, from string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// moduleState says where cfg turns module id off: "off", "off on a.org, b.org", or ""
-// (nil cfg: no config read).
+// moduleState says where cfg turns module id off and which hosts have their own settings
+// of it: "off", "off on a.org, b.org", "own settings on c.org", both joined by "; ", or
+// "" (nil cfg: no config read).
 func moduleState(cfg *config.Config, id string) string {
 	if cfg == nil {
 		return ""
@@ -675,15 +681,18 @@ func moduleState(cfg *config.Config, id string) string {
 	if slices.Contains(cfg.DisabledModules(), id) {
 		return "off"
 	}
-	var hosts []string
+	var hosts, parts []string
 	for d, v := range cfg.VHosts {
 		if slices.Contains(v.ModulesDisabled, id) {
 			hosts = append(hosts, d)
 		}
 	}
-	if len(hosts) == 0 {
-		return ""
+	if len(hosts) > 0 {
+		slices.Sort(hosts)
+		parts = append(parts, "off on "+strings.Join(hosts, ", "))
 	}
-	slices.Sort(hosts)
-	return "off on " + strings.Join(hosts, ", ")
+	if own := cfg.HostModuleTables(id); len(own) > 0 {
+		parts = append(parts, "own settings on "+strings.Join(own, ", "))
+	}
+	return strings.Join(parts, "; ")
 }

@@ -307,6 +307,8 @@ disabled = ["version"]
 modules_disabled = ["mam", "upload"]
 [vhosts."b.org"]
 modules_disabled = ["mam"]
+[vhosts."b.org".modules.muc]
+max_rooms = 5
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -315,7 +317,8 @@ modules_disabled = ["mam"]
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
 	lines := strings.Split(out.String(), "\n")
-	want := map[string]string{"version": "off", "mam": "off on b.org, c.org", "upload": "off on c.org", "roster": ""}
+	want := map[string]string{"version": "off", "mam": "per-host off on b.org, c.org", "upload": "per-host off on c.org", "roster": "",
+		"muc": "XEP-0045 per-host own settings on b.org"}
 	for id, state := range want {
 		i := slices.IndexFunc(lines, func(l string) bool { return strings.HasPrefix(l, id+" ") || l == id })
 		if i < 0 {
