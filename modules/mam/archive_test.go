@@ -366,3 +366,56 @@ func TestSweepIntervalReload(t *testing.T) {
 		}
 	}
 }
+
+// TestSweepPerHost: the sweep holds each archive to its host's retention: a host that
+// keeps messages for ever loses none, another host's longer retention keeps what the
+// server's would delete, and a server without retention still sweeps a host with one.
+func TestSweepPerHost(t *testing.T) {
+	st := openStore(t)
+	m := &Mod{a: archive{t: st.Table("mam")}, log: zerolog.Nop()}
+	base := nextDay()
+	bob, _ := jid.Parse("bob@d/r")
+	users := []string{"u@d", "u@keep.example", "u@long.example"}
+	for i := 0; i < 10; i++ {
+		for _, u := range users {
+			m.a.add(u, sid.Next(base.Add(time.Duration(i)*time.Minute)), true, bob, []byte("<message/>"))
+		}
+	}
+	m.now = func() time.Time { return base.Add(3 * time.Hour) }
+	count := func(u string) (n int) {
+		m.a.t.Scan(store.UserKey(u), func(k, _ []byte) bool {
+			if k[len(store.UserKey(u))] == kMsg {
+				n++
+			}
+			return true
+		})
+		return
+	}
+	for _, tc := range []struct {
+		name   string
+		server *settings
+		hosts  map[string]*settings
+		want   []int // messages left per user, in users' order
+	}{
+		{"host settings", &settings{retention: time.Hour}, map[string]*settings{"keep.example": {}, "long.example": {retention: 24 * time.Hour}}, []int{0, 10, 10}},
+		{"only a host expires", &settings{}, map[string]*settings{"long.example": {retention: time.Hour}}, []int{0, 10, 0}},
+	} {
+		m.set.Store(module.NewHostSettings(tc.server, tc.hosts))
+		m.cursor = nil
+		if !m.expires() {
+			t.Fatalf("%s: the sweeper would not run", tc.name)
+		}
+		if _, err := m.sweep(1000); err != nil {
+			t.Fatal(err)
+		}
+		for i, u := range users {
+			if got := count(u); got != tc.want[i] {
+				t.Errorf("%s: %s keeps %d messages, want %d", tc.name, u, got, tc.want[i])
+			}
+		}
+	}
+	m.set.Store(module.NewHostSettings(&settings{}, map[string]*settings{"keep.example": {}}))
+	if m.expires() {
+		t.Fatal("nothing has a retention, yet the sweeper would run")
+	}
+}
