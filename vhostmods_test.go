@@ -1,8 +1,11 @@
 package main
 
 import (
+	"crypto/tls"
+	"encoding/base64"
 	"fmt"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -189,6 +192,12 @@ default = "never"
 	mustIn("cal's preferences", ask(cal, "p1", prefs), `default="never"`)
 	mustIn("pia's preferences", ask(pia, "p2", prefs), `default="always"`)
 
+	// The caps hash in each host's stream features is its own disco#info's.
+	corpVer, localVer := boundCapsVer(t, s, "corp.localhost", "cal", "cal-pass-1"), boundCapsVer(t, s, "localhost", "pia", "pia-pass-1")
+	if corpVer == localVer || corpVer != s.rt.CapsVerFor("corp.localhost") || localVer != s.rt.CapsVer() {
+		t.Fatalf("caps ver in the features: corp %q, localhost %q; the router's %q, %q", corpVer, localVer, s.rt.CapsVerFor("corp.localhost"), s.rt.CapsVer())
+	}
+
 	// A reload changes corp's contact address.
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -204,6 +213,9 @@ default = "never"
 	corp = ask(cal, "d3", info, "corp.localhost")
 	mustIn("corp's disco#info after the reload", corp, "mailto:help@corp.localhost")
 	mustOut("corp's disco#info after the reload", corp, "mailto:it@corp.localhost")
+	if v := boundCapsVer(t, s, "corp.localhost", "cal", "cal-pass-1"); v == corpVer || v != s.rt.CapsVerFor("corp.localhost") {
+		t.Fatalf("corp's caps ver after the reload: %q (before %q)", v, corpVer)
+	}
 
 	// A key the module lacks, or a module without settings per host, fails the reload.
 	for _, tc := range []struct{ edit, want string }{
@@ -220,4 +232,28 @@ default = "never"
 		}
 	}
 	mustIn("corp's disco#info after the failed reloads", ask(cal, "d4", info, "corp.localhost"), "mailto:help@corp.localhost")
+}
+
+// boundCapsVer logs user in over direct TLS with SASL PLAIN and returns the XEP-0115
+// ver of the stream features after authentication.
+func boundCapsVer(t *testing.T, s *server, host, user, pass string) string {
+	t.Helper()
+	c, err := tls.Dial("tcp", s.eng.Addr("c2s-tls").String(), hostTLS(t, s, host))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	x := &xmlConn{t: t, c: c}
+	header := "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='" + host + "' version='1.0'>"
+	x.send(header)
+	x.until("</stream:features>")
+	x.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>" + base64.StdEncoding.EncodeToString([]byte("\x00"+user+"\x00"+pass)) + "</auth>")
+	x.until("<success")
+	x.send(header)
+	f := x.until("</stream:features>")
+	m := regexp.MustCompile(`ver='([^']+)'`).FindStringSubmatch(f)
+	if m == nil {
+		t.Fatalf("no caps in %s", f)
+	}
+	return m[1]
 }

@@ -72,6 +72,9 @@ func (c *conn) writeFeaturesFor(have uint8) {
 	case stAuthed, stBind:
 		c.state.Store(stBind)
 		k.bind = true
+		// The caps hash follows the host's disco#info, which a module's settings change
+		// (its own XEP-0157 addresses, a reload's) without a new configuration.
+		k.ver = c.srv().rt.CapsVerFor(c.domainName())
 	default:
 		return
 	}
@@ -93,6 +96,8 @@ type featKey struct {
 	// mods is the set of modules of the stream's host (router.HostView): "" for all, the
 	// host's name when it turns some off ([vhosts] modules_disabled).
 	mods string
+	// ver is the host's XEP-0115 hash, in the features after authentication.
+	ver string
 }
 
 // features returns the features for k, building them with build the first time.
@@ -150,7 +155,7 @@ func (c *conn) buildFeatures(k featKey) []byte {
 		b.Start("bind").Attr("xmlns", ns.Bind).End()
 		b.Start("session").Attr("xmlns", ns.Session).Start("optional").End().End()
 		b.Start("c").Attr("xmlns", ns.Caps).Attr("hash", "sha-1").Attr("node", module.CapsNode).
-			Attr("ver", c.srv().rt.CapsVerFor(c.domainName())).End()
+			Attr("ver", k.ver).End()
 		b.Start("sm").Attr("xmlns", nsSM).End() // XEP-0198, the engine's own
 		b.Raw(c.srv().rt.StreamFeaturesFor(c.domainName(), module.PostAuth))
 		appendLimits(&b, cfg.Limits.MaxStanza, cfg.PingAfter)
