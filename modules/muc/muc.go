@@ -216,7 +216,7 @@ func (m *Mod) Reconfigure(rc module.Reconfig) (func(), error) {
 			all = st
 			return nil
 		}
-		if cfg.Subdomain != all.Subdomain || cfg.Name != all.Name || cfg.OccupantIDSecret != all.OccupantIDSecret {
+		if st.Subdomain != all.Subdomain || st.Name != all.Name || st.OccupantIDSecret != all.OccupantIDSecret {
 			return errors.New("subdomain, name and occupant_id_secret are server-wide: set them in [modules.muc]")
 		}
 		hosts[host] = st

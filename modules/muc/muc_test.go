@@ -1062,6 +1062,36 @@ func TestReconfigure(t *testing.T) {
 	b.C.Wait(t, "id='jb2'", "status code='110'")
 }
 
+// TestHostSettings: a host's table sets the limits of its conference.<host> only; a
+// table that leaves the server-wide keys alone is taken, one that changes them is not.
+func TestHostSettings(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob"}, nil)
+	instantRoom(t, e)
+	with := func(host string, c muc.Config) module.Reconfig {
+		return module.Reconfig{Decode: func(v any) error { return nil }, Domains: []string{"example.org"},
+			Hosts: []string{host}, DecodeHost: func(_ string, v any) error { *v.(*muc.Config) = c; return nil }}
+	}
+	if _, ok, err := e.R.Reconfigure("muc", with("example.org", muc.Config{Subdomain: "rooms"})); err == nil || ok ||
+		!strings.Contains(err.Error(), "server-wide") {
+		t.Fatalf("a host's own subdomain: %v, %v", ok, err)
+	}
+	b := e.Bind("bob", "pc")
+	apply, ok, err := e.R.Reconfigure("muc", with("example.org", muc.Config{MaxOccupants: 1}))
+	if err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	apply()
+	b.Send(join("Bob", "jb"))
+	b.C.Wait(t, "id='jb'", "type='error'", "the room is full")
+	apply, ok, err = e.R.Reconfigure("muc", with("other.example", muc.Config{MaxOccupants: 1}))
+	if err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	apply()
+	b.Send(join("Bob", "jb2"))
+	b.C.Wait(t, "id='jb2'", "status code='110'")
+}
+
 // TestCaptchaRoom: in a CAPTCHA-protected room (ejabberd's captcha_protected field), a user
 // without an affiliation who joins gets the challenge message instead of the room: the
 // XEP-0158 form (from the join's occupant JID, its presence id as sid) and the image as
