@@ -342,7 +342,7 @@ event_loops = 0
 # modules_disabled = ["mam", "upload"]
 # The host's own settings of a module, over [modules.<id>] below (modules marked per-host
 # in "vireoctl modules": contact, welcome, register, blocking, offline, private, vcard,
-# mam, push, muc, upload): keys set here replace the server-wide ones there.
+# mam, push, extdisco, muc, upload): keys set here replace the server-wide ones there.
 # [vhosts."corp.{{.Domain}}".modules.contact]
 # abuse = ["mailto:it@corp.{{.Domain}}"]
 

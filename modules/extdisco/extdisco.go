@@ -66,7 +66,7 @@ type Config struct {
 
 // Mod is the module.
 type Mod struct {
-	set     atomic.Pointer[settings] // replaced whole at a reload
+	set     atomic.Pointer[module.HostSettings[settings]] // replaced whole at a reload
 	offered bool                     // services were configured at start: the queries are registered
 	log     zerolog.Logger
 }
@@ -79,7 +79,7 @@ type settings struct {
 
 // ModuleInfo implements module.Module.
 func (*Mod) ModuleInfo() module.Info {
-	return module.Info{ID: "extdisco", XEP: 215, New: func() module.Module { return new(Mod) }}
+	return module.Info{ID: "extdisco", XEP: 215, New: func() module.Module { return new(Mod) }, PerHost: true}
 }
 
 // Provision checks the service list and registers the two queries. With no services
@@ -90,7 +90,7 @@ func (m *Mod) Provision(r module.Registrar) error {
 	if err := module.Configure(r, m); err != nil {
 		return err
 	}
-	if len(m.set.Load().services) == 0 {
+	if !(hostSettings{m.set.Load()}).any() {
 		return nil
 	}
 	m.offered = true
@@ -107,10 +107,50 @@ var _ module.Reconfigurer = (*Mod)(nil)
 // started without services offers none until a restart, since its disco features are
 // fixed then; the change is logged.
 func (m *Mod) Reconfigure(rc module.Reconfig) (func(), error) {
-	var cfg Config
-	if err := rc.Decode(&cfg); err != nil {
+	var all *settings
+	hosts := map[string]*settings{}
+	_, err := module.DecodeSettings(rc, func(host string, cfg *Config) error {
+		st, err := cfg.settings()
+		if err != nil {
+			return err
+		}
+		if host == "" {
+			all = st
+		} else {
+			hosts[host] = st
+		}
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
+	set := hostSettings{module.NewHostSettings(all, hosts)}
+	return func() {
+		if m.set.Load() != nil && !m.offered && set.any() {
+			m.log.Warn().Msg("extdisco: services are offered from the next restart (none were at start)")
+		}
+		m.set.Store(set.HostSettings)
+	}, nil
+}
+
+// hostSettings adds any to the settings of every host.
+type hostSettings struct{ *module.HostSettings[settings] }
+
+// any reports whether the server or some host has services.
+func (s hostSettings) any() bool {
+	if len(s.All().services) > 0 {
+		return true
+	}
+	for _, h := range s.Hosts() {
+		if len(s.For(h).services) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// settings checks cfg whole and returns what it sets.
+func (cfg *Config) settings() (*settings, error) {
 	st := &settings{services: cfg.Services, ttl: DefaultTTL}
 	if cfg.TTL != "" {
 		d, err := time.ParseDuration(cfg.TTL)
@@ -130,12 +170,7 @@ func (m *Mod) Reconfigure(rc module.Reconfig) (func(), error) {
 			return nil, fmt.Errorf("extdisco: services[%d]: transport %q: want udp or tcp", i, s.Transport)
 		}
 	}
-	return func() {
-		if m.set.Load() != nil && !m.offered && len(st.services) > 0 {
-			m.log.Warn().Msg("extdisco: services are offered from the next restart (none were at start)")
-		}
-		m.set.Store(st)
-	}, nil
+	return st, nil
 }
 
 // services answers §3.1 and §3.2: every service, or those of the type asked for, each
@@ -151,7 +186,7 @@ func (m *Mod) services(c module.Context, iq *module.Packet) {
 	if len(typ) > 0 {
 		b.AttrBytes("type", typ)
 	}
-	st := m.set.Load()
+	st := m.set.Load().For(iq.From.Domain())
 	for i := range st.services {
 		s := &st.services[i]
 		if len(typ) == 0 || s.Type == string(typ) {
@@ -184,7 +219,7 @@ func (m *Mod) credentials(c module.Context, iq *module.Packet) {
 	var b xmlstream.Builder
 	b.Start("credentials").Attr("xmlns", NS)
 	found := false
-	st := m.set.Load()
+	st := m.set.Load().For(iq.From.Domain())
 	for i := range st.services {
 		s := &st.services[i]
 		if !strings.EqualFold(s.Host, string(host)) || s.Type != string(typ) {

@@ -35,6 +35,7 @@ func TestCredentials(t *testing.T) {
 type fakeReg struct {
 	module.Registrar
 	cfg      Config
+	hosts    map[string]Config
 	features []string
 	iqs      map[string]module.IQHandler
 }
@@ -204,14 +205,45 @@ func TestReconfigure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.set.Load().services[0].Secret != "one" {
+	if m.set.Load().All().services[0].Secret != "one" {
 		t.Fatal("applied before apply")
 	}
 	apply()
-	if st := m.set.Load(); st.services[0].Secret != "two" || st.ttl != time.Hour || !m.offered {
+	if st := m.set.Load().All(); st.services[0].Secret != "two" || st.ttl != time.Hour || !m.offered {
 		t.Fatalf("after the reload: %+v", st)
 	}
 }
 
-func (r *fakeReg) HostConfig() ([]string, func(string, any) error) { return nil, nil }
+// TestHostServices: a host's table gives its users its own STUN/TURN servers; a server
+// with services on one host only offers the queries; the others get an empty list.
+func TestHostServices(t *testing.T) {
+	r := &fakeReg{hosts: map[string]Config{"corp.example": {Services: []Service{{Type: "turn", Host: "turn.corp.example", Port: 3478}}}}}
+	m := new(Mod)
+	if err := m.Provision(r); err != nil {
+		t.Fatal(err)
+	}
+	if r.iqs["services"] == nil {
+		t.Fatal("services on one host only: the query is not registered")
+	}
+	ask := func(from string) string {
+		c := &fakeCtx{}
+		f, _ := jid.Parse(from)
+		r.iqs["services"](c, &module.Packet{Raw: []byte("<iq type='get' id='s'><services xmlns='urn:xmpp:extdisco:2'/></iq>"), Kind: module.KindIQ, Type: "get", ID: "s", From: f})
+		return string(c.reply)
+	}
+	if got := ask("dan@corp.example/pc"); !strings.Contains(got, "turn.corp.example") {
+		t.Fatalf("corp.example's user: %s", got)
+	}
+	if got := ask("alice@example.org/pc"); strings.Contains(got, "turn.corp.example") {
+		t.Fatalf("example.org's user: %s", got)
+	}
+}
+
+func (r *fakeReg) HostConfig() ([]string, func(string, any) error) {
+	var hosts []string
+	for h := range r.hosts {
+		hosts = append(hosts, h)
+	}
+	return hosts, func(h string, v any) error { *v.(*Config) = r.hosts[h]; return nil }
+}
 func (r *fakeReg) HostInfoForms(string, map[string]module.Form)    {}
