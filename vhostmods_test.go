@@ -98,8 +98,8 @@ modules_disabled = ["mam", "version", "muc"]
 // TestIntegrationVHostModuleSettings: [vhosts."<host>".modules.<id>] tables through the
 // real server, its config file and a real client (mellium): the host's newcomers get its
 // own welcome message, its disco#info its own contact addresses, its upload service its
-// own file size limit, its users its own offline quota and archiving default, while the
-// other host keeps the server's; a reload changes a host's table; a table with a key the
+// own file size limit, its users their own offline quota and archiving default and its
+// own administrators, while the other host keeps the server's; a reload changes a host's table; a table with a key the
 // module lacks, or for a module without settings per host, fails the reload and changes
 // nothing.
 func TestIntegrationVHostModuleSettings(t *testing.T) {
@@ -120,6 +120,8 @@ max_file_size = 1000
 quota = 2
 [vhosts."corp.localhost".modules.mam]
 default = "never"
+[vhosts."corp.localhost".modules.adhoc]
+admins = ["cal@corp.localhost"]
 `)
 	if r := vhost(t, s, "add", "corp.localhost"); r.Error != "" {
 		t.Fatal(r.Error)
@@ -191,6 +193,15 @@ default = "never"
 	// MAM: corp's users archive nothing by default.
 	mustIn("cal's preferences", ask(cal, "p1", prefs), `default="never"`)
 	mustIn("pia's preferences", ask(pia, "p2", prefs), `default="always"`)
+
+	// cal administers corp: its commands on accounts, not the server's.
+	cmds := `<iq type="get" id="%s" to="%s"><query xmlns="http://jabber.org/protocol/disco#items" node="http://jabber.org/protocol/commands"/></iq>`
+	corpCmds := ask(cal, "a1", cmds, "corp.localhost")
+	mustIn("cal's commands on corp", corpCmds, "admin#add-user", "admin#get-registered-users-list")
+	mustOut("cal's commands on corp", corpCmds, "admin#restart", "admin#edit-admin")
+	mustOut("cal's commands on localhost", ask(cal, "a2", cmds, "localhost"), "admin#")
+	cal.send(t, `<iq type="set" id="a3" to="corp.localhost"><command xmlns="http://jabber.org/protocol/commands" node="http://jabber.org/protocol/admin#disable-user" action="complete"><x xmlns="jabber:x:data" type="submit"><field var="accountjids"><value>eve@localhost</value></field></x></command></iq>`)
+	mustIn("cal disabling eve@localhost", cal.iqAnswer(t, "a3"), "you administer corp.localhost only")
 
 	// The caps hash in each host's stream features is its own disco#info's.
 	corpVer, localVer := boundCapsVer(t, s, "corp.localhost", "cal", "cal-pass-1"), boundCapsVer(t, s, "localhost", "pia", "pia-pass-1")

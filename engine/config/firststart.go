@@ -341,10 +341,13 @@ event_loops = 0
 # isolated = false
 # modules_disabled = ["mam", "upload"]
 # The host's own settings of a module, over [modules.<id>] below (modules marked per-host
-# in "vireoctl modules": contact, welcome, register, blocking, offline, private, vcard,
-# mam, push, extdisco, muc, upload): keys set here replace the server-wide ones there.
+# in "vireoctl modules": adhoc, contact, welcome, register, blocking, offline, private,
+# vcard, mam, push, extdisco, muc, upload): keys set here replace the server-wide ones
+# there. A host's adhoc admins manage its accounts only (XEP-0133, sent to the host).
 # [vhosts."corp.{{.Domain}}".modules.contact]
 # abuse = ["mailto:it@corp.{{.Domain}}"]
+# [vhosts."corp.{{.Domain}}".modules.adhoc]
+# admins = ["boss@corp.{{.Domain}}"]
 
 [modules]
 # Module IDs to turn off ("vireoctl modules" lists them), e.g. ["version"].

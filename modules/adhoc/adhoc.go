@@ -6,7 +6,13 @@
 //	[modules.adhoc]
 //	admins = ["alice@example.org"]
 //
-// Nobody is an administrator by default, and nobody else sees or runs a command.
+// Nobody is an administrator by default, and nobody else sees or runs a command. A
+// virtual host may have administrators of its own, who see and run the commands on
+// accounts and sessions (add, delete, disable and list users, end sessions, announce,
+// account invitations) sent to their host, on its accounts only:
+//
+//	[vhosts."corp.example.org".modules.adhoc]
+//	admins = ["boss@corp.example.org"]
 //
 // Every command has at most one form stage: execute opens a session and answers with the
 // form (status='executing'), complete with the filled form runs it (status='completed',
@@ -22,6 +28,7 @@ package adhoc
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -48,7 +55,9 @@ func init() { module.Register(new(Mod)) }
 
 // Config is [modules.adhoc].
 type Config struct {
-	// Admins are the bare JIDs of local accounts allowed to run the XEP-0133 commands.
+	// Admins are the bare JIDs of local accounts allowed to run the XEP-0133 commands. In
+	// a host's table ([vhosts."<host>".modules.adhoc]), the host's own administrators:
+	// they run the commands on the host's accounts and sessions, on that host only.
 	Admins []string `toml:"admins"`
 	// ContactInvitesRegister lets the contact invitations every user can make (XEP-0401
 	// urn:xmpp:invite#invite) also create an account here (ibr=y), so users bring their
@@ -59,7 +68,7 @@ type Config struct {
 // Mod is the module.
 type Mod struct {
 	log    zerolog.Logger
-	admins atomic.Pointer[map[string]bool] // prepared bare JIDs; replaced whole at a reload
+	admins atomic.Pointer[adminSet] // replaced whole at a reload
 	byNode map[string]*command
 	sess   sessions
 	t      store.Table
@@ -68,13 +77,22 @@ type Mod struct {
 	ctl    module.Controller      // nil: reload and shutdown are not implemented
 	// inviteRegister is Config.ContactInvitesRegister; webURL the registrar's WebURL, for
 	// the invitations' landing pages.
-	inviteRegister atomic.Bool
+	inviteRegister atomic.Pointer[module.HostSettings[bool]]
 	webURL         func(domain string) string
+}
+
+// adminSet are the administrators in force: the server's ([modules.adhoc] admins), who
+// run every command on every host, and each host's own ([vhosts."<host>".modules.adhoc]
+// admins), who run the commands on accounts and sessions (command.host) on their host
+// only. Bare JIDs.
+type adminSet struct {
+	server map[string]bool
+	hosts  map[string]map[string]bool
 }
 
 // ModuleInfo implements module.Module.
 func (*Mod) ModuleInfo() module.Info {
-	return module.Info{ID: "adhoc", XEP: 50, New: func() module.Module { return new(Mod) }}
+	return module.Info{ID: "adhoc", XEP: 50, New: func() module.Module { return new(Mod) }, PerHost: true}
 }
 
 var _ module.Provisioner = (*Mod)(nil)
@@ -114,19 +132,40 @@ var _ module.Reconfigurer = (*Mod)(nil)
 
 // Reconfigure implements module.Reconfigurer: the administrators (local accounts, as
 // bare JIDs) and the contact invitations' registration switch change at a reload, so an
-// operator adds or removes an administrator without a restart.
+// operator adds or removes an administrator without a restart. A host's table names the
+// host's own administrators, and its users' contact invitations' switch.
 func (m *Mod) Reconfigure(rc module.Reconfig) (func(), error) {
-	var cfg Config
-	if err := rc.Decode(&cfg); err != nil {
-		return nil, err
-	}
-	admins, err := prepareAdmins(cfg.Admins, rc.Domains)
+	admins := &adminSet{hosts: map[string]map[string]bool{}}
+	reg := map[string]*bool{}
+	set, err := module.DecodeSettings(rc, func(host string, cfg *Config) error {
+		// A host's table may wait for its host to be served (vireoctl vhost add).
+		a, err := prepareAdmins(cfg.Admins, append(slices.Clip(rc.Domains), host))
+		if err != nil {
+			return err
+		}
+		if host == "" {
+			admins.server = a
+		} else {
+			// A host table without admins inherits the server's: nobody new.
+			maps.DeleteFunc(a, func(j string, _ bool) bool { return admins.server[j] })
+			if len(a) > 0 {
+				admins.hosts[host] = a
+			}
+		}
+		reg[host] = &cfg.ContactInvitesRegister
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
+	hostReg := map[string]*bool{}
+	for _, h := range set.Hosts() {
+		hostReg[h] = reg[h]
+	}
+	inviteRegister := module.NewHostSettings(reg[""], hostReg)
 	return func() {
-		m.admins.Store(&admins)
-		m.inviteRegister.Store(cfg.ContactInvitesRegister)
+		m.admins.Store(admins)
+		m.inviteRegister.Store(inviteRegister)
 	}, nil
 }
 
@@ -146,15 +185,33 @@ func prepareAdmins(list, domains []string) (map[string]bool, error) {
 	return admins, nil
 }
 
+// isAdmin reports whether from is one of the server's administrators.
 func (m *Mod) isAdmin(from jid.JID) bool {
 	a := m.admins.Load()
-	return a != nil && (*a)[from.Bare().String()]
+	return a != nil && a.server[from.Bare().String()]
 }
 
-// mayRun reports whether from may see and run cmd: administrators run every command, the
-// server's own users those meant for them (XEP-0401's contact invitation).
-func (m *Mod) mayRun(c module.Context, cmd *command, from jid.JID) bool {
-	return m.isAdmin(from) || cmd.users && from.Local() != "" && c.IsLocal(from.Domain())
+// isHostAdmin reports whether from is one of host's own administrators.
+func (m *Mod) isHostAdmin(from jid.JID, host string) bool {
+	a := m.admins.Load()
+	return a != nil && a.hosts[host][from.Bare().String()]
+}
+
+// mayRun reports whether from may see and run cmd on host (the server the command is
+// addressed to): the server's administrators run every command, a host's administrators
+// the commands on its accounts and sessions, the server's own users those meant for them
+// (XEP-0401's contact invitation).
+func (m *Mod) mayRun(c module.Context, cmd *command, from jid.JID, host string) bool {
+	return m.isAdmin(from) || cmd.host && m.isHostAdmin(from, host) ||
+		cmd.users && from.Local() != "" && c.IsLocal(from.Domain())
+}
+
+// addressed is the host a command request is sent to.
+func addressed(c module.Context, iq *module.Packet) string {
+	if !iq.To.IsZero() {
+		return iq.To.Domain()
+	}
+	return c.Domain()
 }
 
 // disco answers disco#items and disco#info on the command list node and on each command
@@ -171,7 +228,7 @@ func (m *Mod) disco(c module.Context, iq *module.Packet) {
 		b.Start("query").Attr("xmlns", ns.DiscoItems).Attr("node", string(node))
 		if string(node) == NS {
 			for i := range commands {
-				if m.mayRun(c, &commands[i], iq.From) {
+				if m.mayRun(c, &commands[i], iq.From, addressed(c, iq)) {
 					b.Start("item").Attr("jid", server).Attr("node", commands[i].node()).Attr("name", commands[i].title).End()
 				}
 			}
@@ -184,7 +241,7 @@ func (m *Mod) disco(c module.Context, iq *module.Packet) {
 	if string(node) == NS {
 		b.Start("identity").Attr("category", "automation").Attr("type", "command-list").End()
 	} else {
-		if cmd := m.byNode[string(node)]; cmd == nil || !m.mayRun(c, cmd, iq.From) {
+		if cmd := m.byNode[string(node)]; cmd == nil || !m.mayRun(c, cmd, iq.From, addressed(c, iq)) {
 			c.Error(iq, stanza.New(stanza.Forbidden))
 			return
 		}
@@ -214,7 +271,7 @@ func (m *Mod) execute(c module.Context, iq *module.Packet) {
 		c.Error(iq, stanza.New(stanza.ItemNotFound))
 		return
 	}
-	if !m.mayRun(c, cmd, iq.From) {
+	if !m.mayRun(c, cmd, iq.From, addressed(c, iq)) {
 		c.Error(iq, stanza.New(stanza.Forbidden))
 		return
 	}
@@ -272,16 +329,49 @@ type call struct {
 	cmd  *command
 	sid  string
 	form Form
+	// scope is the host a host's administrator runs the command on; "" for the server's
+	// administrators (and users' own commands).
+	scope string
 }
 
 // run starts cmd with the submitted form (nil for commands without one).
 func (m *Mod) run(c module.Context, iq *module.Packet, cmd *command, sid string, f Form) {
 	k := &call{m: m, iq: *iq, cmd: cmd, sid: sid, form: f}
 	k.iq.Raw = nil
+	if !m.isAdmin(iq.From) && !cmd.users {
+		// execute checked mayRun: a host's administrator, on the host.
+		k.scope = addressed(c, iq)
+	}
 	if !cmd.users {
-		m.log.Info().Str("admin", iq.From.Bare().String()).Str("command", cmd.name).Msg("adhoc: admin command")
+		m.log.Info().Str("admin", iq.From.Bare().String()).Str("command", cmd.name).Str("scope", k.scope).Msg("adhoc: admin command")
 	}
 	cmd.run(c, k)
+}
+
+// account is account for a run: a host's administrator names accounts of the host only.
+func (k *call) account(c module.Context, s string) (jid.JID, string) {
+	j, bad := account(c, s)
+	if bad == "" && !k.inScope(j) {
+		return jid.JID{}, fmt.Sprintf("%q: you administer %s only", strings.TrimSpace(s), k.scope)
+	}
+	return j, bad
+}
+
+// inScope reports whether the run may act on j's host.
+func (k *call) inScope(j jid.JID) bool { return k.scope == "" || j.Domain() == k.scope }
+
+// sessions are the sessions of s the run may see: all, or its host's.
+func (k *call) sessions(s []module.OnlineSession) []module.OnlineSession {
+	if k.scope == "" {
+		return s
+	}
+	var out []module.OnlineSession
+	for _, o := range s {
+		if o.JID.Domain() == k.scope {
+			out = append(out, o)
+		}
+	}
+	return out
 }
 
 // done answers the run as completed with notes and, when fields is not nil, a result form.

@@ -283,3 +283,95 @@ func TestInviteContact(t *testing.T) {
 		t.Fatalf("the token: %+v %v", inv, err)
 	}
 }
+
+// TestHostAdmins: a host's own administrators ([vhosts."<host>".modules.adhoc] admins)
+// see and run the commands on accounts and sessions, sent to their host, on its accounts
+// and sessions only; the server's commands (restart, the admin list, federation) stay
+// the server administrators', who still run everything on every host.
+func TestHostAdmins(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob"}, func(o *router.Options) {
+		o.Domains = []string{"example.org", "corp.example"}
+		o.Modules = []string{"adhoc", "disco", "last"}
+		o.ModuleConfig = func(id string, v any) error {
+			if c, ok := v.(*adhoc.Config); ok {
+				c.Admins = []string{"alice@example.org"}
+			}
+			return nil
+		}
+		o.HostModuleConfig = func(id string) ([]string, func(string, any) error) {
+			return []string{"corp.example"}, func(_ string, v any) error {
+				v.(*adhoc.Config).Admins = []string{"boss@corp.example"}
+				return nil
+			}
+		}
+	})
+	for _, u := range []string{"boss", "dan", "eve"} {
+		e.Store.Accounts().Create(store.Account{User: u + "@corp.example"})
+	}
+	corp := e.On("corp.example")
+	boss := corp.Bind("boss", "r")
+	alice := e.Bind("alice", "r")
+	bob := e.Bind("bob", "r")
+	dan := corp.Bind("dan", "r")
+	to := func(host, id, node, inner string) string {
+		return "<iq type='set' id='" + id + "' to='" + host + "'><command xmlns='" + cmdNS + "' node='http://jabber.org/protocol/admin#" + node +
+			"' action='complete'>" + inner + "</command></iq>"
+	}
+	items := func(s *routertest.Sess, id, host string) string {
+		s.Send("<iq type='get' id='" + id + "' to='" + host + "'><query xmlns='http://jabber.org/protocol/disco#items' node='" + cmdNS + "'/></iq>")
+		return s.C.Wait(t, "id='"+id+"'", "type='result'")
+	}
+	got := items(boss, "i1", "corp.example")
+	for _, want := range []string{"admin#add-user", "admin#delete-user", "admin#announce", "admin#get-online-users-list", "urn:xmpp:invite#create-account"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("boss's commands on corp.example lack %s: %s", want, got)
+		}
+	}
+	for _, not := range []string{"admin#restart", "admin#shutdown", "admin#edit-admin", "admin#edit-blacklist", "admin#set-motd", "admin#set-welcome"} {
+		if strings.Contains(got, not) {
+			t.Errorf("boss's commands on corp.example have %s", not)
+		}
+	}
+	if got := items(boss, "i2", "example.org"); strings.Contains(got, "admin#") {
+		t.Errorf("boss's commands on example.org: %s", got)
+	}
+
+	for _, tc := range []struct {
+		name       string
+		s          *routertest.Sess
+		host, node string
+		form       string
+		want       []string
+	}{
+		{"server command", boss, "corp.example", "restart", submit("delay", "0"), []string{"<forbidden"}},
+		{"admin list", boss, "corp.example", "edit-admin", submit("adminjids", "boss@corp.example"), []string{"<forbidden"}},
+		{"another host", boss, "example.org", "add-user", submit("accountjid", "x@example.org", "password", "p"), []string{"<forbidden"}},
+		{"another host's account", boss, "corp.example", "disable-user", submit("accountjids", "bob@example.org"), []string{"you administer corp.example only"}},
+		{"another host's password", boss, "corp.example", "change-user-password", submit("accountjid", "bob@example.org", "password", "p"), []string{"you administer corp.example only"}},
+		{"another host's session", boss, "corp.example", "end-user-session", submit("accountjids", "bob@example.org/r"), []string{"you administer corp.example only"}},
+		{"its own account", boss, "corp.example", "delete-user", submit("accountjids", "eve@corp.example"), []string{"status='completed'", "deleted eve@corp.example"}},
+		{"its host's count", boss, "corp.example", "get-registered-users-num", "", []string{"<value>2</value>"}},
+		{"its host's online users", boss, "corp.example", "get-online-users-list", submit("max_items", "none"), []string{"boss@corp.example", "dan@corp.example"}},
+		{"the server's administrator", alice, "example.org", "disable-user", submit("accountjids", "dan@corp.example"), []string{"disabled dan@corp.example"}},
+	} {
+		tc.s.C.Reset()
+		tc.s.Send(to(tc.host, "c", tc.node, tc.form))
+		got := tc.s.C.Wait(t, "id='c'")
+		for _, w := range tc.want {
+			if !strings.Contains(got, w) {
+				t.Errorf("%s: no %q in %s", tc.name, w, got)
+			}
+		}
+		if tc.name == "its host's online users" && (strings.Contains(got, "alice@") || strings.Contains(got, "bob@")) {
+			t.Errorf("%s: another host's users in %s", tc.name, got)
+		}
+	}
+	if a, _ := e.Store.Accounts().Get("bob@example.org"); a.Disabled {
+		t.Fatal("boss disabled bob@example.org")
+	}
+	if _, err := e.Store.Accounts().Get("eve@corp.example"); err == nil {
+		t.Fatal("eve@corp.example is still there")
+	}
+	_ = bob
+	_ = dan
+}

@@ -32,6 +32,9 @@ type command struct {
 	ns, resultType string
 	// users lets every user of the server run it, not only the administrators.
 	users bool
+	// host lets a host's own administrators run it, on the accounts and sessions of
+	// their host (call.scope).
+	host bool
 }
 
 func (cmd *command) node() string {
@@ -80,28 +83,28 @@ func accountsForm(label string) func(*Mod, module.Context) []Field {
 
 // commands are the XEP-0133 commands served, in the order they are listed (§4).
 var commands = []command{
-	{name: "add-user", title: "Add User", instructions: "Fill out this form to add a user.",
+	{name: "add-user", host: true, title: "Add User", instructions: "Fill out this form to add a user.",
 		form: func(*Mod, module.Context) []Field {
 			return []Field{accountField("accountjid"), passwordField("password", "The password for this account", true),
 				passwordField("password-verify", "Retype password", false)}
 		}, run: addUser},
-	{name: "delete-user", title: "Delete User", instructions: "Fill out this form to delete users.",
+	{name: "delete-user", host: true, title: "Delete User", instructions: "Fill out this form to delete users.",
 		form: accountsForm("The Jabber ID(s) to delete"), run: deleteUser},
-	{name: "disable-user", title: "Disable a User", instructions: "Fill out this form to disable users.",
+	{name: "disable-user", host: true, title: "Disable a User", instructions: "Fill out this form to disable users.",
 		form: accountsForm("The Jabber ID(s) to disable"), run: disableUser},
-	{name: "reenable-user", title: "Re-Enable a User", instructions: "Fill out this form to re-enable users.",
+	{name: "reenable-user", host: true, title: "Re-Enable a User", instructions: "Fill out this form to re-enable users.",
 		form: accountsForm("The Jabber ID(s) to re-enable"), run: reenableUser},
-	{name: "end-user-session", title: "End User Session", instructions: "Fill out this form to end sessions: a bare JID ends all of the account's, a full JID that one.",
+	{name: "end-user-session", host: true, title: "End User Session", instructions: "Fill out this form to end sessions: a bare JID ends all of the account's, a full JID that one.",
 		form: accountsForm("The Jabber ID(s) for which to end sessions"), run: endSessions},
-	{name: "change-user-password", title: "Change User Password", instructions: "Fill out this form to change a user's password.",
+	{name: "change-user-password", host: true, title: "Change User Password", instructions: "Fill out this form to change a user's password.",
 		form: func(*Mod, module.Context) []Field {
 			return []Field{accountField("accountjid"), passwordField("password", "The new password", true)}
 		}, run: changePassword},
-	{name: "get-user-roster", title: "Get User Roster", instructions: "Fill out this form to get a user's roster.",
+	{name: "get-user-roster", host: true, title: "Get User Roster", instructions: "Fill out this form to get a user's roster.",
 		form: accountsForm("The Jabber ID(s) for which to retrieve the roster"), run: userRoster},
-	{name: "get-user-lastlogin", title: "Get User Last Login Time", instructions: "Fill out this form to get a user's last login time.",
+	{name: "get-user-lastlogin", host: true, title: "Get User Last Login Time", instructions: "Fill out this form to get a user's last login time.",
 		form: accountsForm("The Jabber ID(s) for which to retrieve the last login time"), run: userLastLogin},
-	{name: "get-user-statistics", title: "Get User Statistics", instructions: "Fill out this form to get a user's statistics.",
+	{name: "get-user-statistics", host: true, title: "Get User Statistics", instructions: "Fill out this form to get a user's statistics.",
 		form: func(*Mod, module.Context) []Field { return []Field{accountField("accountjid")} },
 		run:  userStatistics},
 	// §4.11 and §4.12 on the server's federation policy: the [s2s] deny and allow lists.
@@ -111,22 +114,22 @@ var commands = []command{
 	{name: "edit-whitelist", title: "Edit Whitelist",
 		instructions: "Fill out this form to edit the list of servers with whom communications are allowed (a domain, or *.domain for its subdomains). Empty: every server not on the blacklist.",
 		form:         federationForm(true), run: editFederation(true)},
-	{name: "get-registered-users-num", title: "Get Number of Registered Users", run: registeredNum},
-	{name: "get-disabled-users-num", title: "Get Number of Disabled Users", run: disabledNum},
-	{name: "get-registered-users-list", title: "Get List of Registered Users", instructions: "How many users to list.",
+	{name: "get-registered-users-num", host: true, title: "Get Number of Registered Users", run: registeredNum},
+	{name: "get-disabled-users-num", host: true, title: "Get Number of Disabled Users", run: disabledNum},
+	{name: "get-registered-users-list", host: true, title: "Get List of Registered Users", instructions: "How many users to list.",
 		form: maxItemsForm, run: usersList(false)},
-	{name: "get-disabled-users-list", title: "Get List of Disabled Users", instructions: "How many users to list.",
+	{name: "get-disabled-users-list", host: true, title: "Get List of Disabled Users", instructions: "How many users to list.",
 		form: maxItemsForm, run: usersList(true)},
-	{name: "get-online-users-num", title: "Get Number of Online Users", run: onlineNum},
-	{name: "get-online-users-list", title: "Get List of Online Users", instructions: "How many users to list.",
+	{name: "get-online-users-num", host: true, title: "Get Number of Online Users", run: onlineNum},
+	{name: "get-online-users-list", host: true, title: "Get List of Online Users", instructions: "How many users to list.",
 		form: maxItemsForm, run: onlineList},
-	{name: "get-active-users-num", title: "Get Number of Active Users", run: activityNum(true)},
-	{name: "get-idle-users-num", title: "Get Number of Idle Users", run: activityNum(false)},
-	{name: "get-active-users", title: "Get List of Active Users", instructions: "How many users to list.",
+	{name: "get-active-users-num", host: true, title: "Get Number of Active Users", run: activityNum(true)},
+	{name: "get-idle-users-num", host: true, title: "Get Number of Idle Users", run: activityNum(false)},
+	{name: "get-active-users", host: true, title: "Get List of Active Users", instructions: "How many users to list.",
 		form: maxItemsForm, run: activityList(true)},
-	{name: "get-idle-users", title: "Get List of Idle Users", instructions: "How many users to list.",
+	{name: "get-idle-users", host: true, title: "Get List of Idle Users", instructions: "How many users to list.",
 		form: maxItemsForm, run: activityList(false)},
-	{name: "announce", title: "Send Announcement to Online Users", instructions: "Fill out this form to make an announcement to all active users.",
+	{name: "announce", host: true, title: "Send Announcement to Online Users", instructions: "Fill out this form to make an announcement to all active users.",
 		form: func(*Mod, module.Context) []Field {
 			return []Field{{Var: "subject", Type: "text-single", Label: "Subject"},
 				{Var: "announcement", Type: "text-multi", Label: "Announcement", Required: true}}
@@ -152,7 +155,7 @@ var commands = []command{
 	// XEP-0401 §4.1: a contact invitation, for any user (presence carries it out).
 	{name: "invite", ns: InviteNS, resultType: InvitationForm, title: "Invite a contact", users: true, run: contactInvite},
 	// XEP-0401 §4.2: an account invitation, redeemed with XEP-0445 (store/invites).
-	{name: "create-account", ns: InviteNS, resultType: InvitationForm, title: "Create an account invitation",
+	{name: "create-account", host: true, ns: InviteNS, resultType: InvitationForm, title: "Create an account invitation",
 		instructions: "Name the account, or leave the name to the invitee.",
 		form: func(*Mod, module.Context) []Field {
 			return []Field{{Var: "username", Type: "text-single", Label: "Username"}}
@@ -171,7 +174,7 @@ const (
 // it and subscribe back. With contact_invites_register it also creates an account here
 // (ibr=y), which starts out as the user's contact (the presence module's OnRegistered).
 func contactInvite(c module.Context, k *call) {
-	inv, err := invites.CreateContact(c.Store().Table(invites.Table), k.iq.From.Bare(), k.m.inviteRegister.Load(), 0, c.Now())
+	inv, err := invites.CreateContact(c.Store().Table(invites.Table), k.iq.From.Bare(), *k.m.inviteRegister.Load().For(k.iq.From.Domain()), 0, c.Now())
 	if errors.Is(err, invites.ErrTooMany) {
 		k.fail(c, strings.TrimPrefix(err.Error(), "invites: "))
 		return
@@ -204,7 +207,7 @@ func createAccountInvite(c module.Context, k *call) {
 	}
 	user := strings.TrimSpace(k.form.Value("username"))
 	if user != "" {
-		j, bad := account(c, user+"@"+domain)
+		j, bad := k.account(c, user+"@"+domain)
 		if bad != "" {
 			k.fail(c, bad)
 			return
@@ -285,7 +288,7 @@ func changePassword(c module.Context, k *call) { setPassword(c, k, false) }
 // setPassword creates the account of the form's accountjid with its password (create), or
 // gives an existing account a new one; the keys are derived on the worker pool.
 func setPassword(c module.Context, k *call, create bool) {
-	j, bad := account(c, k.form.Value("accountjid"))
+	j, bad := k.account(c, k.form.Value("accountjid"))
 	if bad != "" {
 		k.fail(c, bad)
 		return
@@ -367,7 +370,7 @@ func online(c module.Context, k *call, f func(c module.Context, s []module.Onlin
 		k.error(c, stanza.New(stanza.FeatureNotImplemented))
 		return
 	}
-	ss.OnlineSessions(f)
+	ss.OnlineSessions(func(c module.Context, s []module.OnlineSession) { f(c, k.sessions(s)) })
 }
 
 // onlineUsers returns the sorted bare JIDs with at least one session.
@@ -383,7 +386,7 @@ func onlineUsers(s []module.OnlineSession) []string {
 // userStatistics is XEP-0133 §4.10. The server does not keep clients' IP addresses
 // beyond their connections, so ipaddresses is not offered.
 func userStatistics(c module.Context, k *call) {
-	j, bad := account(c, k.form.Value("accountjid"))
+	j, bad := k.account(c, k.form.Value("accountjid"))
 	if bad != "" {
 		k.fail(c, bad)
 		return
@@ -434,7 +437,7 @@ func existingAccounts(c module.Context, k *call, max int) (js []jid.JID, notes [
 		return nil, nil, false
 	}
 	for _, v := range vals {
-		j, bad := account(c, v)
+		j, bad := k.account(c, v)
 		if bad != "" {
 			notes = append(notes, Note{"error", bad})
 			continue
@@ -580,12 +583,42 @@ func disabledNum(c module.Context, k *call) {
 
 // registeredNum is XEP-0133 §4.13.
 func registeredNum(c module.Context, k *call) {
+	if k.scope != "" {
+		hostRegisteredNum(c, k)
+		return
+	}
 	n, err := c.Store().Accounts().Count()
 	if err != nil {
 		k.error(c, module.StoreError(err))
 		return
 	}
 	k.done(c, nil, []Field{{Var: "registeredusersnum", Label: "The number of registered users", Values: []string{strconv.Itoa(n)}}})
+}
+
+// hostRegisteredNum is registeredNum for a host's administrator: the accounts of the
+// host, counted on the worker pool.
+func hostRegisteredNum(c module.Context, k *call) {
+	accts := c.Store().Accounts()
+	var n int
+	var err error
+	job := func() {
+		err = accts.List(func(u string) bool {
+			if _, d, _ := strings.Cut(u, "@"); d == k.scope {
+				n++
+			}
+			return true
+		})
+	}
+	done := func(c module.Context) {
+		if err != nil {
+			k.error(c, module.StoreError(err))
+			return
+		}
+		k.done(c, nil, []Field{{Var: "registeredusersnum", Label: "The number of registered users", Values: []string{strconv.Itoa(n)}}})
+	}
+	if !c.Async(job, done) {
+		k.error(c, stanza.New(stanza.ResourceConstraintCond))
+	}
 }
 
 // onlineNum is XEP-0133 §4.15: users with at least one session.
@@ -847,6 +880,9 @@ func endSessions(c module.Context, k *call) {
 		case !c.IsLocal(j.Domain()):
 			notes = append(notes, Note{"error", fmt.Sprintf("%q: domain %s is not served here", v, j.Domain())})
 			continue
+		case !k.inScope(j):
+			notes = append(notes, Note{"error", fmt.Sprintf("%q: you administer %s only", v, k.scope)})
+			continue
 		case j.Equal(k.iq.From) || j.IsBare() && j.Equal(k.iq.From.Bare()):
 			// The answer would have nowhere to go.
 			notes = append(notes, Note{"error", "you cannot end the session you are sending from"})
@@ -878,7 +914,7 @@ func setDisabled(c module.Context, k *call, disabled bool) {
 	var notes []Note
 	var done []string
 	for _, v := range vals {
-		j, bad := account(c, v)
+		j, bad := k.account(c, v)
 		if bad != "" {
 			notes = append(notes, Note{"error", bad})
 			continue
@@ -1089,7 +1125,7 @@ func deleteWelcome(c module.Context, k *call) {
 func adminForm(m *Mod, _ module.Context) []Field {
 	f := Field{Var: "adminjids", Type: "jid-multi", Label: "The admin list", Required: true}
 	if a := m.admins.Load(); a != nil {
-		f.Values = slices.Sorted(maps.Keys(*a))
+		f.Values = slices.Sorted(maps.Keys(a.server))
 	}
 	return []Field{f}
 }
