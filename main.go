@@ -12,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"io/fs"
+	"maps"
 	"net"
 	"net/http"
 	_ "net/http/pprof"
@@ -1283,6 +1284,9 @@ func describeHosts(cfg *config.Config) map[string]string {
 		}
 		if len(v.ModulesDisabled) > 0 {
 			parts = append(parts, "without "+strings.Join(v.ModulesDisabled, ", "))
+		}
+		if len(v.Modules) > 0 {
+			parts = append(parts, "own settings of "+strings.Join(slices.Sorted(maps.Keys(v.Modules)), ", "))
 		}
 		if len(parts) > 0 {
 			out[d] = strings.Join(parts, "; ")

@@ -197,6 +197,10 @@ max_accounts = 20
 federation = false
 isolated = true
 modules_disabled = ["mam", "upload"]
+[vhosts."b.org".modules.welcome]
+message = "hi"
+[vhosts."b.org".modules.contact]
+abuse = ["mailto:a@b.org"]
 `), filepath.Join(t.TempDir(), "vireo.toml"))
 	if err != nil {
 		t.Fatal(err)
@@ -206,7 +210,7 @@ modules_disabled = ["mam", "upload"]
 	if len(got) != 1 || got["b.org"] != want["b.org"] {
 		t.Fatalf("policies %+v, want %+v", got, want)
 	}
-	if got, want := describeHosts(cfg)["b.org"], "registration closed; at most 20 accounts made by users; isolated: its users reach its own users and services only; without mam, upload"; got != want {
+	if got, want := describeHosts(cfg)["b.org"], "registration closed; at most 20 accounts made by users; isolated: its users reach its own users and services only; without mam, upload; own settings of contact, welcome"; got != want {
 		t.Fatalf("the dashboard's line for b.org: %q, want %q", got, want)
 	}
 	if hostPolicies(config.Defaults("a.org")) != nil {
