@@ -99,28 +99,20 @@ var _ module.Reconfigurer = (*Mod)(nil)
 // Reconfigure implements module.Reconfigurer: report_to changes at a reload. A host's
 // table names who gets the reports of its users.
 func (m *Mod) Reconfigure(rc module.Reconfig) (func(), error) {
-	var all *[]jid.JID
-	hosts := map[string]*[]jid.JID{}
-	_, err := module.DecodeSettings(rc, func(host string, cfg *Config) error {
+	set, err := module.DeriveSettings(rc, func(_ string, cfg *Config) (*[]jid.JID, error) {
 		to := []jid.JID{}
 		for _, s := range cfg.ReportTo {
 			j, err := jid.Parse(s)
 			if err != nil {
-				return fmt.Errorf("blocking: report_to %q: %v", s, err)
+				return nil, fmt.Errorf("blocking: report_to %q: %v", s, err)
 			}
 			to = append(to, j)
 		}
-		if host == "" {
-			all = &to
-		} else {
-			hosts[host] = &to
-		}
-		return nil
+		return &to, nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	set := module.NewHostSettings(all, hosts)
 	return func() { m.reportTo.Store(set) }, nil
 }
 

@@ -107,24 +107,11 @@ var _ module.Reconfigurer = (*Mod)(nil)
 // started without services offers none until a restart, since its disco features are
 // fixed then; the change is logged.
 func (m *Mod) Reconfigure(rc module.Reconfig) (func(), error) {
-	var all *settings
-	hosts := map[string]*settings{}
-	_, err := module.DecodeSettings(rc, func(host string, cfg *Config) error {
-		st, err := cfg.settings()
-		if err != nil {
-			return err
-		}
-		if host == "" {
-			all = st
-		} else {
-			hosts[host] = st
-		}
-		return nil
-	})
+	hs, err := module.DeriveSettings(rc, func(_ string, cfg *Config) (*settings, error) { return cfg.settings() })
 	if err != nil {
 		return nil, err
 	}
-	set := hostSettings{module.NewHostSettings(all, hosts)}
+	set := hostSettings{hs}
 	return func() {
 		if m.set.Load() != nil && !m.offered && set.any() {
 			m.log.Warn().Msg("extdisco: services are offered from the next restart (none were at start)")

@@ -198,30 +198,18 @@ var _ module.Reconfigurer = (*Mod)(nil)
 // for the disk decides how the router runs the hooks); a change to it is logged and waits.
 func (m *Mod) Reconfigure(rc module.Reconfig) (func(), error) {
 	var all Config
-	var hosts map[string]*settings
-	var global *settings
-	_, err := module.DecodeSettings(rc, func(host string, cfg *Config) error {
-		st, err := cfg.settings()
-		if err != nil {
-			return err
-		}
+	set, err := module.DeriveSettings(rc, func(host string, cfg *Config) (*settings, error) {
 		if host == "" {
-			all, global = *cfg, st
-			return nil
+			all = *cfg
+		} else if cfg.Sync != all.Sync || cfg.SweepInterval != all.SweepInterval {
+			return nil, errors.New("sync and sweep_interval are server-wide: set them in [modules.mam]")
 		}
-		if cfg.Sync != all.Sync || cfg.SweepInterval != all.SweepInterval {
-			return errors.New("sync and sweep_interval are server-wide: set them in [modules.mam]")
-		}
-		if hosts == nil {
-			hosts = map[string]*settings{}
-		}
-		hosts[host] = st
-		return nil
+		return cfg.settings()
 	})
 	if err != nil {
 		return nil, err
 	}
-	set := module.NewHostSettings(global, hosts)
+	global := set.All()
 	return func() {
 		if m.set.Load() != nil && all.Sync != m.cfg.Sync {
 			m.log.Warn().Msg("mam: sync changes at a restart; applying the rest")

@@ -73,3 +73,31 @@ func NewHostSettings[T any](all *T, hosts map[string]*T) *HostSettings[T] {
 	slices.Sort(s.names)
 	return s
 }
+
+// DeriveSettings is DecodeSettings for a module that keeps what it builds from its
+// table rather than the table: derive builds it from the server-wide table (host "",
+// always first, so derive may keep it to compare the hosts' with) and from each host's.
+// An error names the table it came from.
+func DeriveSettings[T, S any](rc Reconfig, derive func(host string, t *T) (*S, error)) (*HostSettings[S], error) {
+	var all *S
+	var hosts map[string]*S
+	_, err := DecodeSettings(rc, func(host string, t *T) error {
+		s, err := derive(host, t)
+		if err != nil {
+			return err
+		}
+		if host == "" {
+			all = s
+			return nil
+		}
+		if hosts == nil {
+			hosts = map[string]*S{}
+		}
+		hosts[host] = s
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return NewHostSettings(all, hosts), nil
+}

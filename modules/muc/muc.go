@@ -206,26 +206,21 @@ var _ module.Reconfigurer = (*Mod)(nil)
 // are read at start only; a change to them is logged and waits.
 func (m *Mod) Reconfigure(rc module.Reconfig) (func(), error) {
 	var all *settings
-	hosts := map[string]*settings{}
-	_, err := module.DecodeSettings(rc, func(host string, cfg *Config) error {
+	set, err := module.DeriveSettings(rc, func(host string, cfg *Config) (*settings, error) {
 		st, err := cfg.settings()
-		if err != nil {
-			return err
-		}
-		if host == "" {
+		switch {
+		case err != nil:
+			return nil, err
+		case host == "":
 			all = st
-			return nil
+		case st.Subdomain != all.Subdomain || st.Name != all.Name || st.OccupantIDSecret != all.OccupantIDSecret:
+			return nil, errors.New("subdomain, name and occupant_id_secret are server-wide: set them in [modules.muc]")
 		}
-		if st.Subdomain != all.Subdomain || st.Name != all.Name || st.OccupantIDSecret != all.OccupantIDSecret {
-			return errors.New("subdomain, name and occupant_id_secret are server-wide: set them in [modules.muc]")
-		}
-		hosts[host] = st
-		return nil
+		return st, nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	set := module.NewHostSettings(all, hosts)
 	return func() {
 		if m.set.Load() != nil && (all.Subdomain != m.cfg.Subdomain || all.Name != m.cfg.Name || all.OccupantIDSecret != m.cfg.OccupantIDSecret) {
 			m.log.Warn().Msg("muc: subdomain, name and occupant_id_secret change at a restart; applying the rest")

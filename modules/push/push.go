@@ -142,9 +142,7 @@ var _ module.Reconfigurer = (*Mod)(nil)
 // per account and the interval change at a reload. A host's table sets them for its
 // users.
 func (m *Mod) Reconfigure(rc module.Reconfig) (func(), error) {
-	var hosts map[string]*settings
-	var all *settings
-	_, err := module.DecodeSettings(rc, func(host string, cfg *Config) error {
+	set, err := module.DeriveSettings(rc, func(_ string, cfg *Config) (*settings, error) {
 		st := &settings{includeBody: cfg.IncludeBody, maxReg: cfg.MaxRegistrations, every: DefaultMinInterval}
 		if st.maxReg <= 0 {
 			st.maxReg = DefaultMaxRegistrations
@@ -152,24 +150,15 @@ func (m *Mod) Reconfigure(rc module.Reconfig) (func(), error) {
 		if cfg.MinInterval != "" {
 			d, err := time.ParseDuration(cfg.MinInterval)
 			if err != nil || d < 0 {
-				return fmt.Errorf("min_interval %q: want a duration such as \"2s\"", cfg.MinInterval)
+				return nil, fmt.Errorf("min_interval %q: want a duration such as \"2s\"", cfg.MinInterval)
 			}
 			st.every = d
 		}
-		if host == "" {
-			all = st
-			return nil
-		}
-		if hosts == nil {
-			hosts = map[string]*settings{}
-		}
-		hosts[host] = st
-		return nil
+		return st, nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	set := module.NewHostSettings(all, hosts)
 	return func() { m.set.Store(set) }, nil
 }
 

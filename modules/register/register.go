@@ -66,31 +66,23 @@ var _ module.Reconfigurer = (*Mod)(nil)
 // Reconfigure implements module.Reconfigurer: the new watchers hear of the accounts made
 // after the reload. A host's table names the watchers of the accounts made on it.
 func (m *Mod) Reconfigure(rc module.Reconfig) (func(), error) {
-	var all *[]jid.JID
-	hosts := map[string]*[]jid.JID{}
-	_, err := module.DecodeSettings(rc, func(host string, cfg *Config) error {
+	set, err := module.DeriveSettings(rc, func(_ string, cfg *Config) (*[]jid.JID, error) {
 		if len(cfg.Watchers) > MaxWatchers {
-			return fmt.Errorf("watchers: at most %d", MaxWatchers)
+			return nil, fmt.Errorf("watchers: at most %d", MaxWatchers)
 		}
 		ws := make([]jid.JID, 0, len(cfg.Watchers))
 		for _, w := range cfg.Watchers {
 			j, err := jid.Parse(w)
 			if err != nil || j.Local() == "" {
-				return fmt.Errorf("watchers: %q is not a user's address", w)
+				return nil, fmt.Errorf("watchers: %q is not a user's address", w)
 			}
 			ws = append(ws, j)
 		}
-		if host == "" {
-			all = &ws
-		} else {
-			hosts[host] = &ws
-		}
-		return nil
+		return &ws, nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	set := module.NewHostSettings(all, hosts)
 	return func() { m.watchers.Store(set) }, nil
 }
 

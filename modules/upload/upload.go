@@ -204,25 +204,18 @@ var _ module.Reconfigurer = (*Mod)(nil)
 // the listener, subdomain, name and public_url at a restart. A host's table sets the
 // four limits for its users (their slots on upload.<host>, and their files' retention).
 func (m *Mod) Reconfigure(rc module.Reconfig) (func(), error) {
-	hl := &hostLimits{}
 	var all Config
-	_, err := module.DecodeSettings(rc, func(host string, cfg *Config) error {
+	set, err := module.DeriveSettings(rc, func(host string, cfg *Config) (*limits, error) {
 		l, err := cfg.limits()
-		if err != nil {
-			return err
+		switch {
+		case err != nil:
+			return nil, err
+		case host == "":
+			all = *cfg
+		case cfg.Subdomain != all.Subdomain || cfg.Name != all.Name || cfg.Listen != all.Listen || cfg.PublicURL != all.PublicURL:
+			return nil, errors.New("listen, subdomain, name and public_url are server-wide: set them in [modules.upload]")
 		}
-		if host == "" {
-			all, hl.all = *cfg, l
-			return nil
-		}
-		if cfg.Subdomain != all.Subdomain || cfg.Name != all.Name || cfg.Listen != all.Listen || cfg.PublicURL != all.PublicURL {
-			return errors.New("listen, subdomain, name and public_url are server-wide: set them in [modules.upload]")
-		}
-		if hl.hosts == nil {
-			hl.hosts = map[string]*limits{}
-		}
-		hl.hosts[host] = l
-		return nil
+		return l, nil
 	})
 	if err != nil {
 		return nil, err
@@ -233,9 +226,8 @@ func (m *Mod) Reconfigure(rc module.Reconfig) (func(), error) {
 		} else if all.Subdomain != m.cfg.Subdomain || all.Name != m.cfg.Name || all.Listen != m.cfg.Listen || all.PublicURL != m.cfg.PublicURL {
 			m.log.Warn().Msg("upload: listen, subdomain, name and public_url change at a restart; applying the rest")
 		}
-		hl.all.info = discoInfo(m.cfg.Name, hl.all.maxFileSize)
-		hl.maxSlotTTL = hl.all.slotTTL
-		for _, l := range hl.hosts {
+		hl := &hostLimits{HostSettings: set}
+		for _, l := range append([]*limits{set.All()}, hostsOf(set)...) {
 			l.info = discoInfo(m.cfg.Name, l.maxFileSize)
 			hl.maxSlotTTL = max(hl.maxSlotTTL, l.slotTTL)
 		}
@@ -245,19 +237,21 @@ func (m *Mod) Reconfigure(rc module.Reconfig) (func(), error) {
 
 // hostLimits are the limits in force: the server's, and those of hosts with their own.
 type hostLimits struct {
-	all        *limits
-	hosts      map[string]*limits
+	*module.HostSettings[limits]
 	maxSlotTTL time.Duration // the longest slot_ttl of all
 }
 
-// conf is the limits in force for the users of host (and its upload.<host>).
-func (m *Mod) conf(host string) *limits {
-	hl := m.lim.Load()
-	if l, ok := hl.hosts[host]; ok {
-		return l
+// hostsOf lists the limits of the hosts with their own.
+func hostsOf(set *module.HostSettings[limits]) []*limits {
+	var out []*limits
+	for _, h := range set.Hosts() {
+		out = append(out, set.For(h))
 	}
-	return hl.all
+	return out
 }
+
+// conf is the limits in force for the users of host (and its upload.<host>).
+func (m *Mod) conf(host string) *limits { return m.lim.Load().For(host) }
 
 // ownerHost is the host of a bare JID that owns files.
 func ownerHost(owner string) string {
