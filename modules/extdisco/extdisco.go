@@ -67,7 +67,7 @@ type Config struct {
 // Mod is the module.
 type Mod struct {
 	set     atomic.Pointer[module.HostSettings[settings]] // replaced whole at a reload
-	offered bool                     // services were configured at start: the queries are registered
+	offered bool                                          // services were configured at start: the queries are registered
 	log     zerolog.Logger
 }
 

@@ -246,4 +246,4 @@ func (r *fakeReg) HostConfig() ([]string, func(string, any) error) {
 	}
 	return hosts, func(h string, v any) error { *v.(*Config) = r.hosts[h]; return nil }
 }
-func (r *fakeReg) HostInfoForms(string, map[string]module.Form)    {}
+func (r *fakeReg) HostInfoForms(string, map[string]module.Form) {}
