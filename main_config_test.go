@@ -262,18 +262,23 @@ func TestTemplateModuleKeys(t *testing.T) {
 		{strings.Replace(full, "[modules.mam]\n", "[modules.mam]\nretension = \"1h\"\n", 1), "modules.mam: unknown key retension"},
 		{strings.Replace(full, "[modules.muc]\n", "[modules.muc]\n[modules.muc.limits]\nx = 1\n", 1), "modules.muc: unknown key limits"},
 	} {
-		if err := os.WriteFile(path, []byte(tc.text), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		cfg, err := config.Load(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = checkModules(cfg)
-		if tc.err == "" && err != nil || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
+		if err := checkModulesOf(t, path, tc.text); tc.err == "" && err != nil || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
 			t.Fatalf("checkModules: %v, want %q", err, tc.err)
 		}
 	}
+}
+
+// checkModulesOf writes text to path and returns what checkModules (vireo -t) says.
+func checkModulesOf(t *testing.T, path, text string) error {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return checkModules(cfg)
 }
 
 // TestHostModuleTables: tables under [vhosts."<host>".modules] are for modules with
@@ -288,15 +293,7 @@ func TestHostModuleTables(t *testing.T) {
 		{"[vhosts.\"b.org\".modules.mam]\ndefalt = \"never\"\n", `vhosts."b.org".modules.mam: unknown key defalt`},
 		{"[vhosts.\"b.org\".modules.mam]\nsync = true\n", "server-wide"},
 	} {
-		path := filepath.Join(t.TempDir(), "vireo.toml")
-		if err := os.WriteFile(path, []byte("domains = [\"a.org\", \"b.org\"]\n"+tc.extra), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		cfg, err := config.Load(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = checkModules(cfg)
+		err := checkModulesOf(t, filepath.Join(t.TempDir(), "vireo.toml"), "domains = [\"a.org\", \"b.org\"]\n"+tc.extra)
 		if tc.err == "" && err != nil || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
 			t.Errorf("%q: %v, want %q", tc.extra, err, tc.err)
 		}

@@ -28,22 +28,7 @@ modules_disabled = ["mam", "version", "muc"]
 	pia := loginMellium(t, s, "pia", "localhost", "pia-pass-1")
 	cal := loginMellium(t, s, "cal", "corp.localhost", "cal-pass-1")
 
-	mustIn := func(what, got string, subs ...string) {
-		t.Helper()
-		for _, sub := range subs {
-			if !strings.Contains(got, sub) {
-				t.Fatalf("%s: no %q in %s", what, sub, got)
-			}
-		}
-	}
-	mustOut := func(what, got string, subs ...string) {
-		t.Helper()
-		for _, sub := range subs {
-			if strings.Contains(got, sub) {
-				t.Fatalf("%s: %q in %s", what, sub, got)
-			}
-		}
-	}
+	mustIn, mustOut := textChecks(t)
 	version := `<iq type="get" id="%s"><query xmlns="jabber:iq:version"/></iq>`
 	mam := `<iq type="set" id="%s"><query xmlns="urn:xmpp:mam:2" queryid="q"/></iq>`
 	info := `<iq type="get" id="%s" to="%s"><query xmlns="http://jabber.org/protocol/disco#info"/></iq>`
@@ -137,22 +122,7 @@ admins = ["cal@corp.localhost"]
 	pia.waitFor(t, "Welcome to the server.")
 	cal.waitFor(t, "Welcome to Corp.")
 
-	mustIn := func(what, got string, subs ...string) {
-		t.Helper()
-		for _, sub := range subs {
-			if !strings.Contains(got, sub) {
-				t.Fatalf("%s: no %q in %s", what, sub, got)
-			}
-		}
-	}
-	mustOut := func(what, got string, subs ...string) {
-		t.Helper()
-		for _, sub := range subs {
-			if strings.Contains(got, sub) {
-				t.Fatalf("%s: %q in %s", what, sub, got)
-			}
-		}
-	}
+	mustIn, mustOut := textChecks(t)
 	ask := func(c *xmppClient, id, format string, args ...any) string {
 		t.Helper()
 		c.send(t, fmt.Sprintf(format, append([]any{id}, args...)...))
@@ -267,4 +237,25 @@ func boundCapsVer(t *testing.T, s *server, host, user, pass string) string {
 		t.Fatalf("no caps in %s", f)
 	}
 	return m[1]
+}
+
+// textChecks returns checks that text has, or has none of, some substrings.
+func textChecks(t *testing.T) (in, out func(what, got string, subs ...string)) {
+	in = func(what, got string, subs ...string) {
+		t.Helper()
+		for _, sub := range subs {
+			if !strings.Contains(got, sub) {
+				t.Fatalf("%s: no %q in %s", what, sub, got)
+			}
+		}
+	}
+	out = func(what, got string, subs ...string) {
+		t.Helper()
+		for _, sub := range subs {
+			if strings.Contains(got, sub) {
+				t.Fatalf("%s: %q in %s", what, sub, got)
+			}
+		}
+	}
+	return in, out
 }

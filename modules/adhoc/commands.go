@@ -552,39 +552,19 @@ func rosterLine(it store.RosterItem) string {
 // disabledNum is XEP-0133 §4.14: the disabled accounts of the domain addressed, counted
 // on the worker pool (every account is read).
 func disabledNum(c module.Context, k *call) {
-	domain := c.Domain()
-	if !k.iq.To.IsZero() {
-		domain = k.iq.To.Domain()
-	}
 	accts := c.Store().Accounts()
-	var n int
-	var err error
-	job := func() {
-		err = accts.List(func(u string) bool {
-			if _, d, _ := strings.Cut(u, "@"); d == domain {
-				if a, gerr := accts.Get(u); gerr == nil && a.Disabled {
-					n++
-				}
-			}
-			return true
-		})
-	}
-	done := func(c module.Context) {
-		if err != nil {
-			k.error(c, module.StoreError(err))
-			return
-		}
-		k.done(c, nil, []Field{{Var: "disabledusersnum", Label: "The number of disabled users", Values: []string{strconv.Itoa(n)}}})
-	}
-	if !c.Async(job, done) {
-		k.error(c, stanza.New(stanza.ResourceConstraintCond))
-	}
+	countAccounts(c, k, addressed(c, &k.iq), func(u string) bool {
+		a, err := accts.Get(u)
+		return err == nil && a.Disabled
+	}, Field{Var: "disabledusersnum", Label: "The number of disabled users"})
 }
 
-// registeredNum is XEP-0133 §4.13.
+// registeredNum is XEP-0133 §4.13: every account for the server's administrators, the
+// host's for a host's.
 func registeredNum(c module.Context, k *call) {
+	f := Field{Var: "registeredusersnum", Label: "The number of registered users"}
 	if k.scope != "" {
-		hostRegisteredNum(c, k)
+		countAccounts(c, k, k.scope, func(string) bool { return true }, f)
 		return
 	}
 	n, err := c.Store().Accounts().Count()
@@ -592,18 +572,19 @@ func registeredNum(c module.Context, k *call) {
 		k.error(c, module.StoreError(err))
 		return
 	}
-	k.done(c, nil, []Field{{Var: "registeredusersnum", Label: "The number of registered users", Values: []string{strconv.Itoa(n)}}})
+	f.Values = []string{strconv.Itoa(n)}
+	k.done(c, nil, []Field{f})
 }
 
-// hostRegisteredNum is registeredNum for a host's administrator: the accounts of the
-// host, counted on the worker pool.
-func hostRegisteredNum(c module.Context, k *call) {
+// countAccounts completes k with f holding the number of domain's accounts that count
+// takes, read on the worker pool.
+func countAccounts(c module.Context, k *call, domain string, count func(user string) bool, f Field) {
 	accts := c.Store().Accounts()
 	var n int
 	var err error
 	job := func() {
 		err = accts.List(func(u string) bool {
-			if _, d, _ := strings.Cut(u, "@"); d == k.scope {
+			if _, d, _ := strings.Cut(u, "@"); d == domain && count(u) {
 				n++
 			}
 			return true
@@ -614,7 +595,8 @@ func hostRegisteredNum(c module.Context, k *call) {
 			k.error(c, module.StoreError(err))
 			return
 		}
-		k.done(c, nil, []Field{{Var: "registeredusersnum", Label: "The number of registered users", Values: []string{strconv.Itoa(n)}}})
+		f.Values = []string{strconv.Itoa(n)}
+		k.done(c, nil, []Field{f})
 	}
 	if !c.Async(job, done) {
 		k.error(c, stanza.New(stanza.ResourceConstraintCond))
