@@ -629,3 +629,100 @@ func (b *browser) login() {
 		b.t.Fatalf("login: %d\n%s", code, page)
 	}
 }
+
+// TestIntegrationDashboardHostAdmin: a host's own administrator ([vhosts."<host>".modules.
+// adhoc] admins) logs in to the dashboard and manages the accounts and invitations of
+// that host only: other hosts' accounts and invitations are neither shown nor touched,
+// and the server's pages (overview, hosts, federation, configuration) are not theirs.
+func TestIntegrationDashboardHostAdmin(t *testing.T) {
+	s, base := dashServerWeb(t, "[vhosts.\"corp.test\".modules.adhoc]\nadmins = [\"boss@corp.test\"]")
+	if _, err := admin.Vhost(s, "add", "corp.test"); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []string{"boss@corp.test", "dan@corp.test", "eve@localhost"} {
+		if err := admin.AddUser(s, u, u+" pw", 4096); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lines, err := admin.Invite(s, "create", "localhost", "", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	localToken := lines[0][strings.LastIndex(lines[0], "=")+1:]
+
+	br := newBrowser(t, base)
+	_, page := br.get("login")
+	if code, page := br.post("login", url.Values{"csrf": {br.token(page)}, "jid": {"boss@corp.test"}, "password": {"boss@corp.test pw"}}); code != 200 ||
+		!strings.Contains(page, "<title>Users") {
+		t.Fatalf("boss's login lands on: %d\n%s", code, page)
+	}
+	_, page = br.get("users")
+	csrf := br.token(page)
+	for _, want := range []string{"boss@corp.test", "dan@corp.test", `href="/admin/invites"`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("boss's users page lacks %s", want)
+		}
+	}
+	for _, not := range []string{"eve@localhost", "root@localhost", `href="/admin/config"`, `href="/admin/hosts"`} {
+		if strings.Contains(page, not) {
+			t.Errorf("boss's users page shows %s", not)
+		}
+	}
+	for _, p := range []string{"config", "hosts", "s2s"} {
+		if code, _ := br.get(p); code != http.StatusForbidden {
+			t.Errorf("GET %s: %d", p, code)
+		}
+	}
+	if code, _ := br.post("hosts", url.Values{"csrf": {csrf}, "action": {"add"}, "domain": {"x.test"}}); code != http.StatusForbidden {
+		t.Errorf("POST hosts: %d", code)
+	}
+
+	for _, tc := range []struct {
+		form url.Values
+		want string
+	}{
+		{url.Values{"action": {"delete"}, "jid": {"eve@localhost"}, "confirm": {"yes"}}, "you administer corp.test only"},
+		{url.Values{"action": {"passwd"}, "jid": {"root@localhost"}, "password": {"taken over"}}, "you administer corp.test only"},
+		{url.Values{"action": {"add"}, "jid": {"mallory@localhost"}, "password": {"pw pw pw"}}, "you administer corp.test only"},
+		{url.Values{"action": {"disable"}, "jid": {"dan@corp.test"}}, "disabled dan@corp.test"},
+		{url.Values{"action": {"add"}, "jid": {"new@corp.test"}, "password": {"new pw new"}}, "created new@corp.test"},
+	} {
+		tc.form.Set("csrf", csrf)
+		if code, page := br.post("users", tc.form); code != 200 || !strings.Contains(page, tc.want) {
+			t.Errorf("%v: %d, no %q in\n%s", tc.form, code, tc.want, page)
+		}
+	}
+	if _, err := s.Store().Accounts().Get("eve@localhost"); err != nil {
+		t.Fatal("eve@localhost went")
+	}
+	if _, err := s.Store().Accounts().Get("mallory@localhost"); err == nil {
+		t.Fatal("boss made mallory@localhost")
+	}
+	if a, _ := s.Store().Accounts().Get("dan@corp.test"); !a.Disabled {
+		t.Fatal("dan@corp.test is not disabled")
+	}
+
+	_, page = br.get("invites")
+	if strings.Contains(page, localToken) {
+		t.Fatalf("boss sees localhost's invitation:\n%s", page)
+	}
+	if _, page := br.post("invites", url.Values{"csrf": {csrf}, "action": {"create"}, "for": {"localhost"}, "ttl": {"1d"}}); !strings.Contains(page, "you administer corp.test only") {
+		t.Errorf("an invitation for localhost:\n%s", page)
+	}
+	if _, page := br.post("invites", url.Values{"csrf": {csrf}, "action": {"revoke"}, "token": {localToken}}); !strings.Contains(page, "no such invitation of corp.test") {
+		t.Errorf("revoking localhost's invitation:\n%s", page)
+	}
+	if _, page := br.post("invites", url.Values{"csrf": {csrf}, "action": {"create"}, "for": {"corp.test"}, "ttl": {"1d"}}); !strings.Contains(page, "invitation for corp.test") {
+		t.Errorf("an invitation for corp.test:\n%s", page)
+	}
+
+	// The server's administrator still sees every host.
+	root := newBrowser(t, base)
+	root.login()
+	if _, page := root.get("users"); !strings.Contains(page, "eve@localhost") || !strings.Contains(page, "dan@corp.test") {
+		t.Fatalf("root's users page:\n%s", page)
+	}
+	if _, page := root.get("invites"); !strings.Contains(page, localToken) {
+		t.Fatal("root does not see localhost's invitation")
+	}
+}

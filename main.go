@@ -1328,10 +1328,38 @@ func admins(cfg *config.Config) []string {
 	if err := cfg.ModuleConfig("adhoc", &c); err != nil {
 		return nil
 	}
+	return bareJIDs(c.Admins)
+}
+
+// bareJIDs are the users' bare JIDs of list, normalized; other entries are left out.
+func bareJIDs(list []string) []string {
 	var out []string
-	for _, a := range c.Admins {
+	for _, a := range list {
 		if j, err := jid.Parse(a); err == nil && j.Local() != "" && j.IsBare() {
 			out = append(out, j.String())
+		}
+	}
+	return out
+}
+
+var _ dashboard.HostAdmins = (*server)(nil)
+
+// HostAdmins implements dashboard.HostAdmins: each host's own administrators
+// ([vhosts."<host>".modules.adhoc] admins), as the adhoc module has them.
+func (s *server) HostAdmins() map[string][]string {
+	s.mu.Lock()
+	cfg := s.cfg
+	s.mu.Unlock()
+	server := admins(cfg)
+	out := map[string][]string{}
+	for _, h := range cfg.HostModuleTables("adhoc") {
+		var c adhoc.Config
+		if err := cfg.HostModuleSettings(h, "adhoc", &c); err != nil {
+			continue
+		}
+		// A table without admins inherits the server's, who need no host of their own.
+		if a := slices.DeleteFunc(bareJIDs(c.Admins), func(j string) bool { return slices.Contains(server, j) }); len(a) > 0 {
+			out[h] = a
 		}
 	}
 	return out

@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/BurntSushi/toml"
@@ -75,8 +76,15 @@ type Config struct {
 	modMD map[string]*toml.MetaData
 }
 
+// decodeMu serializes PrimitiveDecode: it records the keys it decoded in the metadata,
+// which configurations share (WithModule), and a module table may be decoded while
+// another is (the dashboard's requests read the administrators).
+var decodeMu sync.Mutex
+
 // primitiveDecode decodes the [modules] entry id, p, with the metadata it was parsed with.
 func (c *Config) primitiveDecode(id string, p toml.Primitive, v any) error {
+	decodeMu.Lock()
+	defer decodeMu.Unlock()
 	if md, ok := c.modMD[id]; ok {
 		return md.PrimitiveDecode(p, v)
 	}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -621,4 +622,29 @@ quota = 9
 	if got := w.HostModuleTables("other"); !slices.Equal(got, []string{"c.org"}) {
 		t.Fatalf("after WithModule, another module's hosts: %v", got)
 	}
+}
+
+// TestModuleConfigConcurrent: module tables may be decoded at once from several
+// goroutines (the dashboard reads the administrators on each request): the decoder
+// records what it decoded in metadata they share (run with -race).
+func TestModuleConfigConcurrent(t *testing.T) {
+	c, err := Parse([]byte("domains = [\"a.org\"]\n[modules.adhoc]\nadmins = [\"a@a.org\"]\n[vhosts.\"a.org\".modules.adhoc]\nadmins = [\"b@a.org\"]\n"), "/x/v.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 50 {
+				var v struct{ Admins []string }
+				if err := c.HostModuleSettings("a.org", "adhoc", &v); err != nil || len(v.Admins) != 1 || v.Admins[0] != "b@a.org" {
+					t.Errorf("%+v, %v", v, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }

@@ -89,6 +89,14 @@ type HostSettings interface {
 	HostSettings() map[string]string
 }
 
+// HostAdmins is a Backend whose virtual hosts may have administrators of their own
+// ([vhosts."<host>".modules.adhoc] admins): they log in to manage the accounts and
+// invitations of their hosts, and see nothing else.
+type HostAdmins interface {
+	// HostAdmins maps a host to its own administrators (bare JIDs).
+	HostAdmins() map[string][]string
+}
+
 // Dashboard is the http.Handler of the console.
 type Dashboard struct {
 	b    Backend
@@ -126,7 +134,7 @@ func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, Prefix, http.StatusMovedPermanently)
 			return
 		}
-		d.authed(w, r, http.MethodGet, d.overview)
+		d.authed(w, r, http.MethodGet, d.serverOnly(d.overview, "users"))
 	case "/login":
 		switch r.Method {
 		case http.MethodGet, http.MethodHead:
@@ -146,10 +154,10 @@ func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		d.authed(w, r, http.MethodGet, d.users)
 	case "/hosts":
 		if r.Method == http.MethodPost {
-			d.authed(w, r, http.MethodPost, d.hostsPost)
+			d.authed(w, r, http.MethodPost, d.serverOnly(d.hostsPost, ""))
 			return
 		}
-		d.authed(w, r, http.MethodGet, d.hosts)
+		d.authed(w, r, http.MethodGet, d.serverOnly(d.hosts, ""))
 	case "/invites":
 		if r.Method == http.MethodPost {
 			d.authed(w, r, http.MethodPost, d.invitesPost)
@@ -158,12 +166,12 @@ func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		d.authed(w, r, http.MethodGet, d.invites)
 	case "/s2s":
 		if r.Method == http.MethodPost {
-			d.authed(w, r, http.MethodPost, d.s2sPost)
+			d.authed(w, r, http.MethodPost, d.serverOnly(d.s2sPost, ""))
 			return
 		}
-		d.authed(w, r, http.MethodGet, d.s2s)
+		d.authed(w, r, http.MethodGet, d.serverOnly(d.s2s, ""))
 	case "/config":
-		d.authed(w, r, http.MethodGet, d.config)
+		d.authed(w, r, http.MethodGet, d.serverOnly(d.config, ""))
 	default:
 		http.NotFound(w, r)
 	}
@@ -193,10 +201,12 @@ func (d *Dashboard) current(r *http.Request) (session, string, bool) {
 		return session{}, "", false
 	}
 	// The account may have lost its rights since the login.
-	if !d.isAdmin(s.user) {
+	server, hosts := d.rights(s.user)
+	if !server && len(hosts) == 0 {
 		d.sess.drop(c.Value)
 		return session{}, "", false
 	}
+	s.hosts = hosts
 	if acc, err := d.b.Store().Accounts().Get(s.user); err != nil || acc.Disabled {
 		d.sess.drop(c.Value)
 		return session{}, "", false
@@ -204,7 +214,51 @@ func (d *Dashboard) current(r *http.Request) (session, string, bool) {
 	return s, c.Value, true
 }
 
-func (d *Dashboard) isAdmin(user string) bool { return slices.Contains(d.b.Admins(), user) }
+// rights says whether user is one of the server's administrators, and otherwise which
+// hosts it administers (none: it may not log in).
+func (d *Dashboard) rights(user string) (server bool, hosts []string) {
+	if slices.Contains(d.b.Admins(), user) {
+		return true, nil
+	}
+	if ha, ok := d.b.(HostAdmins); ok {
+		for h, admins := range ha.HostAdmins() {
+			if slices.Contains(admins, user) {
+				hosts = append(hosts, h)
+			}
+		}
+		slices.Sort(hosts)
+	}
+	return false, hosts
+}
+
+// manages reports whether s may act on domain: every domain for the server's
+// administrators, their hosts for a host's.
+func (s session) manages(domain string) bool { return s.hosts == nil || slices.Contains(s.hosts, domain) }
+
+// serverOnly is p for the server's administrators; a host's gets the page named
+// instead (a redirect), or 403 when none is named.
+func (d *Dashboard) serverOnly(p page, instead string) page {
+	return func(w http.ResponseWriter, r *http.Request, s session, id string) {
+		if s.hosts == nil {
+			p(w, r, s, id)
+			return
+		}
+		if instead != "" && r.Method != http.MethodPost {
+			http.Redirect(w, r, Prefix+instead, http.StatusSeeOther)
+			return
+		}
+		http.Error(w, "for the server's administrators only", http.StatusForbidden)
+	}
+}
+
+// domainOf is the domain of a JID or domain typed into a form ("" when it is neither).
+func domainOf(s string) string {
+	j, err := jid.Parse(strings.TrimSpace(s))
+	if err != nil {
+		return ""
+	}
+	return j.Domain()
+}
 
 type page func(w http.ResponseWriter, r *http.Request, s session, id string)
 
@@ -292,7 +346,8 @@ func (d *Dashboard) check(j, password string) (string, bool) {
 	if !creds.VerifyPlain(acc.Creds[store.SHA256], store.SHA256, password) {
 		return "", false
 	}
-	return user, !acc.Disabled && d.isAdmin(user)
+	server, hosts := d.rights(user)
+	return user, !acc.Disabled && (server || len(hosts) > 0)
 }
 
 func (d *Dashboard) logout(w http.ResponseWriter, r *http.Request, s session, id string) {
@@ -355,7 +410,7 @@ func (d *Dashboard) users(w http.ResponseWriter, r *http.Request, s session, _ s
 	more := false
 	st := d.b.Store()
 	err := st.Accounts().List(func(u string) bool {
-		if !strings.HasPrefix(u, q) {
+		if !strings.HasPrefix(u, q) || !s.manages(domainOf(u)) {
 			return true
 		}
 		if len(rows) == MaxUsersShown {
@@ -375,7 +430,7 @@ func (d *Dashboard) users(w http.ResponseWriter, r *http.Request, s session, _ s
 		flash, ok = "Could not list the accounts: "+err.Error(), false
 	}
 	d.render(w, http.StatusOK, "users", data{Title: "Users", User: s.user, CSRF: s.csrf, Flash: flash, FlashOK: ok,
-		Query: q, Users: rows, More: more, Domains: d.b.Domains()})
+		Query: q, Users: rows, More: more, Domains: s.domains(d.b.Domains()), HostAdmin: s.hosts != nil})
 }
 
 // usersPost runs one account operation, leaves its result as the next page's message and
@@ -388,7 +443,12 @@ func (d *Dashboard) usersPost(w http.ResponseWriter, r *http.Request, s session,
 	if b, perr := jid.Parse(j); perr == nil && b.String() == s.user {
 		self = true
 	}
+	if !s.manages(domainOf(j)) {
+		err = errors.New("you administer " + strings.Join(s.hosts, ", ") + " only")
+		action = "refused"
+	}
 	switch action {
+	case "refused":
 	case "add":
 		err, done = admin.AddUser(d.b, j, pw, 0), "created "+j
 	case "passwd":
@@ -482,6 +542,7 @@ func (d *Dashboard) invites(w http.ResponseWriter, r *http.Request, s session, _
 		http.Error(w, "reading the invitations: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
+	list = slices.DeleteFunc(list, func(inv invites.Invite) bool { return !s.manages(inv.Domain) })
 	pages := map[string]string{}
 	for _, inv := range list {
 		if u := inv.PageURL(d.b.WebURL(inv.Domain)); u != "" {
@@ -489,7 +550,7 @@ func (d *Dashboard) invites(w http.ResponseWriter, r *http.Request, s session, _
 		}
 	}
 	d.render(w, http.StatusOK, "invites", data{Title: "Invitations", User: s.user, CSRF: s.csrf, Flash: s.flash, FlashOK: s.flashOK,
-		Invites: list, Pages: pages, Now: time.Now(), Domains: d.b.Domains()})
+		Invites: list, Pages: pages, Now: time.Now(), Domains: s.domains(d.b.Domains()), HostAdmin: s.hosts != nil})
 }
 
 // invitesPost creates an account invitation (admin.Invite, as vireoctl invite does) or
@@ -508,14 +569,21 @@ func (d *Dashboard) invitesPost(w http.ResponseWriter, r *http.Request, s sessio
 			return
 		}
 		var lines []string
-		if lines, err = admin.Invite(d.b, "create", target, "", ttl); err == nil {
+		if !s.manages(domainOf(target)) {
+			err = errors.New("you administer " + strings.Join(s.hosts, ", ") + " only")
+		} else if lines, err = admin.Invite(d.b, "create", target, "", ttl); err == nil {
 			done = "invitation for " + target + " (" + lines[1] + "): " + lines[0]
 			if len(lines) > 2 { // the landing page, where the server has a web listener
 				done += " — " + lines[2]
 			}
 		}
 	case "revoke":
-		_, err = admin.Invite(d.b, "revoke", "", r.PostFormValue("token"), 0)
+		token := r.PostFormValue("token")
+		if s.hosts != nil && !d.managesInvite(s, token) {
+			err = errors.New("no such invitation of " + strings.Join(s.hosts, ", "))
+			break
+		}
+		_, err = admin.Invite(d.b, "revoke", "", token, 0)
 		done = "invitation revoked"
 	default:
 		http.Error(w, "unknown action", http.StatusBadRequest)
@@ -524,6 +592,23 @@ func (d *Dashboard) invitesPost(w http.ResponseWriter, r *http.Request, s sessio
 	d.flashResult(id, err, done)
 	d.log.Info().Str("admin", s.user).Str("action", action).Bool("ok", err == nil).Msg("dashboard: invitation")
 	http.Redirect(w, r, Prefix+"invites", http.StatusSeeOther)
+}
+
+// managesInvite reports whether the open invitation token is for one of s's hosts.
+func (d *Dashboard) managesInvite(s session, token string) bool {
+	list, err := invites.List(d.b.Store().Table(invites.Table), time.Now())
+	if err != nil {
+		return false
+	}
+	return slices.ContainsFunc(list, func(inv invites.Invite) bool { return inv.Token == token && s.manages(inv.Domain) })
+}
+
+// domains are those of all that s manages.
+func (s session) domains(all []string) []string {
+	if s.hosts == nil {
+		return all
+	}
+	return slices.DeleteFunc(slices.Clone(all), func(d string) bool { return !s.manages(d) })
 }
 
 func (d *Dashboard) s2s(w http.ResponseWriter, r *http.Request, s session, _ string) {

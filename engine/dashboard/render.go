@@ -35,6 +35,8 @@ type data struct {
 	Invites           []invites.Invite
 	Pages             map[string]string // invitation token → its landing page
 	Now               time.Time
+	// HostAdmin: the user administers some virtual hosts only (HostAdmins).
+	HostAdmin bool
 }
 
 var funcs = template.FuncMap{
@@ -105,7 +107,7 @@ input,button{font:inherit;padding:.25em .5em}button{cursor:pointer}
 .login{max-width:360px;margin:4em auto}.login label{display:block;margin:.6em 0 .2em}.login input{width:100%;box-sizing:border-box}
 </style></head><body>
 <header><strong>Vireo admin</strong>{{if .User}}
-<a href="/admin/">Overview</a><a href="/admin/users">Users</a><a href="/admin/hosts">Virtual hosts</a><a href="/admin/invites">Invitations</a><a href="/admin/s2s">Server-to-server</a><a href="/admin/config">Configuration</a>
+{{if .HostAdmin}}<a href="/admin/users">Users</a><a href="/admin/invites">Invitations</a>{{else}}<a href="/admin/">Overview</a><a href="/admin/users">Users</a><a href="/admin/hosts">Virtual hosts</a><a href="/admin/invites">Invitations</a><a href="/admin/s2s">Server-to-server</a><a href="/admin/config">Configuration</a>{{end}}
 <span class="who">{{.User}} <form method="post" action="/admin/logout"><input type="hidden" name="csrf" value="{{.CSRF}}"><button>Log out</button></form></span>{{end}}
 </header><main>
 {{if .Flash}}<div class="flash{{if .FlashOK}} ok{{end}}">{{.Flash}}</div>{{end}}

@@ -42,6 +42,9 @@ type session struct {
 	expires time.Time // idle expiry, pushed back on each use, capped at created+SessionMax
 	flash   string    // one message for the next page (the result of a form)
 	flashOK bool
+	// hosts are the virtual hosts a host's administrator manages, looked up at each
+	// request (Dashboard.current); nil for the server's administrators.
+	hosts []string
 }
 
 // sessions is the server-side session table; the cookie holds only the id. Safe for
