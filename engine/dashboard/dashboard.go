@@ -233,7 +233,9 @@ func (d *Dashboard) rights(user string) (server bool, hosts []string) {
 
 // manages reports whether s may act on domain: every domain for the server's
 // administrators, their hosts for a host's.
-func (s session) manages(domain string) bool { return s.hosts == nil || slices.Contains(s.hosts, domain) }
+func (s session) manages(domain string) bool {
+	return s.hosts == nil || slices.Contains(s.hosts, domain)
+}
 
 // serverOnly is p for the server's administrators; a host's gets the page named
 // instead (a redirect), or 403 when none is named.
