@@ -9,6 +9,7 @@ import (
 	"io"
 	"log"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -94,6 +95,12 @@ func pebbleCA(t *testing.T, httpPort, tlsPort int, validity time.Duration) (dir,
 // the server and the address of the upload module's HTTPS listener.
 func acmeServer(t *testing.T, challenge string, webPort, c2sPort int, dir, rootsFile string) (*server, string) {
 	t.Helper()
+	return startACME(t, acmeConfig(t, challenge, webPort, c2sPort, dir, rootsFile))
+}
+
+// acmeConfig writes acmeServer's config file and returns its path.
+func acmeConfig(t *testing.T, challenge string, webPort, c2sPort int, dir, rootsFile string) string {
+	t.Helper()
 	tmp := t.TempDir()
 	toml := fmt.Sprintf(`domains = [%q]
 data_dir = %q
@@ -128,7 +135,7 @@ listen = "127.0.0.1:0"
 	if err := os.WriteFile(path, []byte(toml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return startACME(t, path)
+	return path
 }
 
 // closedServers lets a test close a server before its cleanup runs (Close is not
@@ -267,7 +274,7 @@ func TestIntegrationACMETLSALPN(t *testing.T) {
 		t.Errorf("after a restart: served serial %x issued by %q; want the stored %x", got[0].SerialNumber, got[0].Issuer, leaf.SerialNumber)
 	}
 	time.Sleep(2 * time.Second)
-	if n := s2.acme.Issued(); n != 0 {
+	if n := s2.acme.Load().Issued(); n != 0 {
 		t.Errorf("after a restart with a fresh stored certificate: %d orders", n)
 	}
 	if c := certStatus(t, s2, acmeDomain); c.Source != "acme" || !c.NotAfter.Equal(leaf.NotAfter) || !c.LastAttempt.IsZero() ||
@@ -358,7 +365,7 @@ func TestIntegrationACME(t *testing.T) {
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-	if n := s.acme.Issued(); n < 2 {
+	if n := s.acme.Load().Issued(); n < 2 {
 		t.Errorf("Issued() = %d after a renewal", n)
 	}
 	if c2 := certStatus(t, s, acmeDomain); !c2.LastAttempt.After(c.LastAttempt) || !c2.NotAfter.After(c.NotAfter) || c2.LastError != "" {
@@ -411,5 +418,74 @@ func TestIntegrationACMEStatusFailure(t *testing.T) {
 			t.Fatalf("no failed order reported within 60s: %+v", c)
 		}
 		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// TestIntegrationACMEReload: a reload turns ACME on (certificates are ordered at once and
+// served when issued, HTTP-01 answered by the running web listener) and off again (the
+// configured certificate serves, nothing answers challenges), without a restart.
+func TestIntegrationACMEReload(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a test CA and the whole server")
+	}
+	webPort := freePort(t)
+	dir, rootsFile, pebbleRoots := pebbleCA(t, webPort, freePort(t), time.Hour)
+	path := acmeConfig(t, "http-01", webPort, freePort(t), dir, rootsFile)
+	set := func(on bool) {
+		t.Helper()
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := strings.Replace(strings.Replace(string(b), "acme = true", "acme = X", 1), "acme = false", "acme = X", 1)
+		if err := os.WriteFile(path, []byte(strings.Replace(text, "acme = X", fmt.Sprintf("acme = %t", on), 1)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set(false)
+	s, _ := startACME(t, path)
+	c2s := s.eng.Addr("c2s-tls").String()
+	if chain := leafFor(t, c2s, acmeDomain); verifies(chain, pebbleRoots, acmeDomain) {
+		t.Fatal("a CA certificate without ACME")
+	}
+	if c := certStatus(t, s, acmeDomain); c.ACME {
+		t.Fatalf("stats without ACME: %+v", c)
+	}
+
+	set(true)
+	if err := s.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	leaf := waitIssued(t, c2s, pebbleRoots)
+	if c := certStatus(t, s, acmeDomain); !c.ACME || c.Source != "acme" || !c.NotAfter.Equal(leaf.NotAfter) {
+		t.Errorf("stats with ACME turned on: %+v", c)
+	}
+
+	set(false)
+	if err := s.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if chain := leafFor(t, c2s, acmeDomain); verifies(chain, pebbleRoots, acmeDomain) {
+		t.Fatalf("still the CA's certificate after ACME was turned off: %v", chain[0].Issuer)
+	}
+	if c := certStatus(t, s, acmeDomain); c.ACME || c.Source == "acme" {
+		t.Fatalf("stats with ACME turned off: %+v", c)
+	}
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/.well-known/acme-challenge/x", webPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("a challenge with ACME off: %d", resp.StatusCode)
+	}
+
+	// And on again: the certificate obtained before serves at once from data_dir/acme.
+	set(true)
+	if err := s.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if got := waitIssued(t, c2s, pebbleRoots); !got.NotAfter.Equal(leaf.NotAfter) {
+		t.Errorf("turned on again: a new certificate (not after %s) instead of the stored one (%s)", got.NotAfter, leaf.NotAfter)
 	}
 }

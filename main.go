@@ -229,8 +229,10 @@ type server struct {
 	invitePage *invitepage.Page
 	signupPage *signup.Page
 	// acme, when [tls] acme is on, obtains and renews certificates in the background;
-	// acmeStop ends its loop and acmeDone closes when it has.
-	acme     *acmecert.Manager
+	// acmeStop ends its loop and acmeDone closes when it has. A reload may turn it on or
+	// off (swapACME), under acmeMu and not mu: its loop takes mu to read the hosts.
+	acme     atomic.Pointer[acmecert.Manager]
+	acmeMu   sync.Mutex
 	acmeStop context.CancelFunc
 	acmeDone chan struct{}
 	// loops is the number of event loops (eventLoops).
@@ -293,11 +295,13 @@ func start(cfg *config.Config, log zerolog.Logger) (*server, error) {
 	s.invitePage = invitepage.New(s, s.log.With().Str("mod", "invitepage").Logger())
 	s.signupPage = signup.New(s, s.log.With().Str("mod", "signup").Logger())
 	if cfg.TLS.ACME {
-		if err := s.startACME(cfg); err != nil {
+		m, err := s.newACME(cfg)
+		if err != nil {
 			s.rt.Close()
 			st.Close()
 			return nil, err
 		}
+		s.useACME(m, cfg)
 	}
 	if len(cfg.Link.Listen) > 0 && !cfg.Link.UseTLS() {
 		log.Warn().Strs("link", cfg.Link.Listen).Msg("edge links are not encrypted (link.tls = false): clients' streams cross them in clear")
@@ -322,16 +326,9 @@ func start(cfg *config.Config, log zerolog.Logger) (*server, error) {
 		}
 		return nil, err
 	}
-	if s.acme != nil {
-		// Only now: HTTP-01 needs the web listener up. Until the first certificate is
-		// issued the listeners serve the configured (self-signed) one.
-		ctx, cancel := context.WithCancel(context.Background())
-		s.acmeStop, s.acmeDone = cancel, make(chan struct{})
-		go func() {
-			defer close(s.acmeDone)
-			s.acme.Run(ctx)
-		}()
-	}
+	// Only now: HTTP-01 needs the web listener up. Until the first certificate is issued
+	// the listeners serve the configured (self-signed) one.
+	s.runACME()
 	s.admin, err = admin.Serve(cfg.Admin.Socket, s, log.With().Str("mod", "admin").Logger())
 	if err != nil {
 		s.Close()
@@ -340,15 +337,15 @@ func start(cfg *config.Config, log zerolog.Logger) (*server, error) {
 	return s, nil
 }
 
-// startACME prepares the ACME manager and puts its certificates in front of the files.
-func (s *server) startACME(cfg *config.Config) error {
+// newACME makes the ACME manager of cfg.
+func (s *server) newACME(cfg *config.Config) (*acmecert.Manager, error) {
 	switch {
 	case cfg.TLS.ACMEChallenge == acmecert.HTTP01 && len(cfg.Web.Listen) == 0:
 		s.log.Warn().Msg("acme: no plain [web] listener to answer http-01 challenges; certificates cannot be issued")
 	case cfg.TLS.ACMEChallenge == acmecert.TLSALPN01 && len(cfg.C2S.TLSListen)+len(cfg.Web.TLSListen) == 0:
 		s.log.Warn().Msg("acme: no direct-TLS listener to answer tls-alpn-01 challenges; certificates cannot be issued")
 	}
-	m, err := acmecert.New(acmecert.Options{
+	return acmecert.New(acmecert.Options{
 		Directory:   cfg.TLS.ACMEDirectory,
 		Email:       cfg.TLS.ACMEEmail,
 		Roots:       cfg.TLS.ACMERoots,
@@ -358,22 +355,53 @@ func (s *server) startACME(cfg *config.Config) error {
 		Challenge:   cfg.TLS.ACMEChallenge,
 		Logger:      s.log.With().Str("mod", "acme").Logger(),
 	})
-	if err != nil {
-		return err
-	}
-	s.acme = m
+}
+
+// useACME puts m's certificates in front of the files.
+func (s *server) useACME(m *acmecert.Manager, cfg *config.Config) {
+	s.acme.Store(m)
 	s.certs.SetFirst(m.Certificate)
 	if cfg.TLS.ACMEChallenge == acmecert.TLSALPN01 {
 		s.certs.SetChallenge(m.ALPNCertificate)
 	}
-	return nil
 }
 
-// stopACME ends the ACME loop and waits for it.
+// runACME starts the manager's loop, if there is a manager.
+func (s *server) runACME() {
+	m := s.acme.Load()
+	if m == nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.acmeStop, s.acmeDone = cancel, make(chan struct{})
+	go func() {
+		defer close(s.acmeDone)
+		m.Run(ctx)
+	}()
+}
+
+// stopACME ends the manager's loop and waits for it; the manager and its certificates
+// stay in use (a shutdown).
 func (s *server) stopACME() {
 	if s.acmeStop != nil {
 		s.acmeStop()
 		<-s.acmeDone
+		s.acmeStop, s.acmeDone = nil, nil
+	}
+}
+
+// swapACME replaces the running manager with m (nil: none, the files serve again), at a
+// reload that turned ACME on or off or changed how it orders. Certificates already
+// obtained stay under data_dir/acme for a manager to take up again. It must not be
+// called with s.mu held: the loop it stops may be waiting for s.mu.
+func (s *server) swapACME(m *acmecert.Manager, cfg *config.Config) {
+	s.stopACME()
+	s.acme.Store(nil)
+	s.certs.SetFirst(nil)
+	s.certs.SetChallenge(nil)
+	if m != nil {
+		s.useACME(m, cfg)
+		s.runACME()
 	}
 }
 
@@ -745,21 +773,65 @@ func (s *server) mounts(cfg *config.Config) []engine.Mount {
 	return m
 }
 
-// acmeChallenge is the web listener's HTTP-01 responder, nil without ACME.
+// acmeChallenge is the web listener's HTTP-01 responder: the manager in force answers
+// (a reload may turn ACME on or off), and without one nothing is pending.
 func (s *server) acmeChallenge() func(string) (string, bool) {
-	if s.acme == nil {
-		return nil
+	return func(token string) (string, bool) {
+		if m := s.acme.Load(); m != nil {
+			return m.HTTPChallenge(token)
+		}
+		return "", false
 	}
-	return s.acme.HTTPChallenge
 }
 
 // Reload re-reads the config file and applies what can change without a restart: domains,
-// certificates, limits, registration, the dashboard switch, listeners, federation (on or
-// off, and its policy), the external authentication program, and the settings of modules
-// that take them while running (module.Reconfigurer). What needs a restart (data_dir,
-// [link], ACME on or off, the number of event loops, other modules' settings) is logged
-// and kept as it was.
+// certificates and ACME (on or off, and how it orders), limits, registration, the
+// dashboard switch, listeners, federation (on or off, and its policy), the external
+// authentication program, and the settings of modules that take them while running
+// (module.Reconfigurer). What needs a restart (data_dir, [link], the number of event
+// loops, other modules' settings) is logged and kept as it was.
 func (s *server) Reload() error {
+	// The ACME manager changes after the rest, outside mu (swapACME), and one reload's
+	// at a time.
+	s.acmeMu.Lock()
+	defer s.acmeMu.Unlock()
+	s.mu.Lock()
+	prev := s.cfg.TLS
+	s.mu.Unlock()
+	var swap bool
+	if err := s.reload(&swap); err != nil || !swap {
+		return err
+	}
+	s.mu.Lock()
+	cfg := s.cfg
+	s.mu.Unlock()
+	var m *acmecert.Manager
+	if cfg.TLS.ACME {
+		// Outside mu: the manager reads the hosts (acmeNames) as it starts.
+		var err error
+		if m, err = s.newACME(cfg); err != nil {
+			// The ACME settings in force stay the old ones, so that the next reload
+			// tries again.
+			s.mu.Lock()
+			cp := *s.cfg
+			cp.TLS.ACME, cp.TLS.ACMEEmail, cp.TLS.ACMEDirectory, cp.TLS.ACMEChallenge = prev.ACME, prev.ACMEEmail, prev.ACMEDirectory, prev.ACMEChallenge
+			cp.TLS.ACMECARoots, cp.TLS.ACMERenewBefore, cp.TLS.ACMERoots = prev.ACMECARoots, prev.ACMERenewBefore, prev.ACMERoots
+			s.cfg = &cp
+			s.mu.Unlock()
+			return fmt.Errorf("acme: %w (the rest of the configuration applied; the certificates stay as they were)", err)
+		}
+	}
+	s.swapACME(m, cfg)
+	if m != nil {
+		s.log.Info().Str("directory", cfg.TLS.ACMEDirectory).Msg("acme: on; certificates are ordered now")
+	} else {
+		s.log.Info().Msg("acme: off; the configured certificates serve")
+	}
+	return nil
+}
+
+// reload is Reload but for the ACME manager: it sets *swap when the manager must change.
+func (s *server) reload(swap *bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	next, err := config.Load(s.cfg.Path())
@@ -812,9 +884,9 @@ func (s *server) Reload() error {
 	if err := s.rt.CheckHostModules(hostModules(next)); err != nil {
 		return err
 	}
-	if next.TLS.ACME != s.cfg.TLS.ACME || next.TLS.ACMEDirectory != s.cfg.TLS.ACMEDirectory {
-		s.log.Warn().Msg("turning acme on or off, or changing its directory, needs a restart")
-	}
+	// ACME turned on or off, or ordering differently: the manager changes once the rest
+	// applied (Reload).
+	*swap = s.cfg.TLS.ACMEChanged(next.TLS)
 	// A port in use fails the reload here, before the router or the certificates change.
 	if err := s.eng.CheckListeners(s.engineConfig(next)); err != nil {
 		return err
@@ -888,9 +960,9 @@ func (s *server) Reload() error {
 		s.log.Info().Strs("modules", reconfigured).Msg("module settings changed")
 	}
 	s.cfg = next
-	if s.acme != nil {
+	if m := s.acme.Load(); m != nil {
 		// New hosts get their certificates now rather than at the next renewal check.
-		s.acme.Kick()
+		m.Kick()
 	}
 	return nil
 }
@@ -979,9 +1051,9 @@ func (s *server) setHosts(hosts []string) error {
 		return err
 	}
 	s.cfg = &next
-	if s.acme != nil {
+	if m := s.acme.Load(); m != nil {
 		// New hosts and their services get certificates now, not at the next renewal check.
-		s.acme.Kick()
+		m.Kick()
 	}
 	return nil
 }
@@ -1100,7 +1172,9 @@ func (s *server) Close() error {
 	if s.admin != nil {
 		s.admin.Close()
 	}
+	s.acmeMu.Lock()
 	s.stopACME()
+	s.acmeMu.Unlock()
 	if s.eng != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
 		errs = append(errs, s.eng.Shutdown(ctx))
@@ -1396,8 +1470,8 @@ func (s *server) Certs() []admin.CertStatus {
 	for _, d := range s.Domains() {
 		leaf, file := s.certs.Served(d)
 		c := admin.NewCertStatus(d, file, leaf)
-		if s.acme != nil {
-			st := s.acme.Status(d)
+		if m := s.acme.Load(); m != nil {
+			st := m.Status(d)
 			c.ACME = true
 			c.LastAttempt, c.LastError, c.Failures, c.NextRenewal = st.LastAttempt, st.LastError, st.Failures, st.Next
 		}

@@ -468,6 +468,13 @@ type TLS struct {
 	ACMERoots *x509.CertPool `toml:"-"`
 }
 
+// ACMEChanged reports whether next's ACME settings differ from t's: on or off, or how
+// certificates are ordered.
+func (t TLS) ACMEChanged(next TLS) bool {
+	return t.ACME != next.ACME || t.ACMEEmail != next.ACMEEmail || t.ACMEDirectory != next.ACMEDirectory ||
+		t.ACMEChallenge != next.ACMEChallenge || t.ACMECARoots != next.ACMECARoots || t.ACMERenewBefore != next.ACMERenewBefore
+}
+
 // DefaultACMEDirectory is Let's Encrypt's production directory, the [tls] acme_directory
 // default.
 const DefaultACMEDirectory = "https://acme-v02.api.letsencrypt.org/directory"

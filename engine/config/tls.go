@@ -29,14 +29,24 @@ const ACMEALPN = "acme-tls/1"
 // else (RFC 8737 §3). f returns nil for a name with no pending validation; such a
 // handshake then fails as any with an unknown ALPN protocol does. Called on every such
 // handshake, from any goroutine; it must not block.
+// A nil f stops answering them.
 func (cs *Certs) SetChallenge(f func(name string) *tls.Certificate) {
+	if f == nil {
+		cs.challenge.Store(nil)
+		return
+	}
 	cs.challenge.Store(&f)
 }
 
 // SetFirst makes f the first source of certificates: GetCertificate asks it for the
 // client's SNI name ("" without one) and falls back to the loaded files when it returns
-// nil. f is called on every handshake, from any goroutine; it must not block.
+// nil. f is called on every handshake, from any goroutine; it must not block. A nil f
+// leaves the files alone.
 func (cs *Certs) SetFirst(f func(name string) *tls.Certificate) {
+	if f == nil {
+		cs.first.Store(nil)
+		return
+	}
 	cs.first.Store(&f)
 }
 
