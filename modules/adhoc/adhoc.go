@@ -136,12 +136,11 @@ var _ module.Reconfigurer = (*Mod)(nil)
 // host's own administrators, and its users' contact invitations' switch.
 func (m *Mod) Reconfigure(rc module.Reconfig) (func(), error) {
 	admins := &adminSet{hosts: map[string]map[string]bool{}}
-	reg := map[string]*bool{}
-	set, err := module.DecodeSettings(rc, func(host string, cfg *Config) error {
+	inviteRegister, err := module.DeriveSettings(rc, func(host string, cfg *Config) (*bool, error) {
 		// A host's table may wait for its host to be served (vireoctl vhost add).
 		a, err := prepareAdmins(cfg.Admins, append(slices.Clip(rc.Domains), host))
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if host == "" {
 			admins.server = a
@@ -152,17 +151,11 @@ func (m *Mod) Reconfigure(rc module.Reconfig) (func(), error) {
 				admins.hosts[host] = a
 			}
 		}
-		reg[host] = &cfg.ContactInvitesRegister
-		return nil
+		return &cfg.ContactInvitesRegister, nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	hostReg := map[string]*bool{}
-	for _, h := range set.Hosts() {
-		hostReg[h] = reg[h]
-	}
-	inviteRegister := module.NewHostSettings(reg[""], hostReg)
 	return func() {
 		m.admins.Store(admins)
 		m.inviteRegister.Store(inviteRegister)
