@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"crypto/tls"
 	"fmt"
 	"os"
@@ -13,14 +12,15 @@ import (
 	msasl "mellium.im/sasl"
 	"mellium.im/xmpp"
 	mjid "mellium.im/xmpp/jid"
+
+	"github.com/vireo-im/vireo/engine/vireotest"
 )
 
 // melliumLogin logs user in with mellium over direct TLS with mech, and reports the
 // error instead of failing.
 func melliumLogin(t *testing.T, s *server, user, pass string, mech msasl.Mechanism) error {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	ctx := vireotest.Context(t, 10*time.Second)
 	conn, err := tls.Dial("tcp", s.eng.Addr("c2s-tls").String(), hostTLS(t, s, "localhost"))
 	if err != nil {
 		t.Fatal(err)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/xml"
@@ -25,6 +24,7 @@ import (
 
 	"github.com/vireo-im/vireo/engine/admin"
 	"github.com/vireo-im/vireo/engine/config"
+	"github.com/vireo-im/vireo/engine/vireotest"
 )
 
 // vhostServer writes a config serving localhost with in-band registration and starts the
@@ -155,8 +155,7 @@ func loginMellium(t *testing.T, s *server, user, host, pass string) *xmppClient 
 // loginMelliumAt logs in over direct TLS at addr, for a server in another process.
 func loginMelliumAt(t *testing.T, addr string, tc *tls.Config, user, host, pass string) *xmppClient {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	ctx := vireotest.Context(t, 10*time.Second)
 	conn, err := tls.Dial("tcp", addr, tc)
 	if err != nil {
 		t.Fatal(err)
@@ -190,8 +189,7 @@ func loginMelliumAt(t *testing.T, addr string, tc *tls.Config, user, host, pass 
 
 func (c *xmppClient) send(t *testing.T, raw string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
+	ctx := vireotest.Context(t, 5*time.Second)
 	if err := c.s.Send(ctx, xml.NewDecoder(strings.NewReader(raw))); err != nil {
 		t.Fatalf("send %s: %v", raw, err)
 	}

@@ -1,7 +1,6 @@
 package engine_test
 
 import (
-	"context"
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/xml"
@@ -75,8 +74,7 @@ func (c *client) waitFor(t *testing.T, substr ...string) string {
 
 func (c *client) send(t *testing.T, raw string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
+	ctx := vireotest.Context(t, 5*time.Second)
 	d := xml.NewDecoder(strings.NewReader(raw))
 	if err := c.s.Send(ctx, d); err != nil {
 		t.Fatalf("send %s: %v", raw, err)
@@ -85,8 +83,7 @@ func (c *client) send(t *testing.T, raw string) {
 
 func loginSTARTTLS(t *testing.T, srv *vireotest.Server, user, pass, res string, mech msasl.Mechanism) *client {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	ctx := vireotest.Context(t, 10*time.Second)
 	conn, err := net.Dial("tcp", srv.C2SAddr())
 	if err != nil {
 		t.Fatal(err)
@@ -108,8 +105,7 @@ func loginSTARTTLS(t *testing.T, srv *vireotest.Server, user, pass, res string, 
 
 func loginDirectTLS(t *testing.T, srv *vireotest.Server, user, pass, res string, mech msasl.Mechanism) (*client, error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	ctx := vireotest.Context(t, 10*time.Second)
 	cfg := srv.ClientTLS()
 	cfg.MinVersion = tls.VersionTLS13
 	conn, err := tls.Dial("tcp", srv.TLSAddr(), cfg)

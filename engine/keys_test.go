@@ -2,7 +2,6 @@ package engine_test
 
 import (
 	"bytes"
-	"context"
 	"crypto/pbkdf2"
 	"crypto/sha1"
 	"crypto/sha256"
@@ -135,8 +134,7 @@ func TestIntegrationTailoredMechanisms(t *testing.T) {
 // the server offers, no retry. mellium names the account in the stream header's 'from'.
 func loginStrongestFirst(t *testing.T, srv *vireotest.Server, user, pass string) error {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	ctx := vireotest.Context(t, 10*time.Second)
 	conn, err := tls.Dial("tcp", srv.TLSAddr(), srv.ClientTLS())
 	if err != nil {
 		return err

@@ -1,7 +1,6 @@
 package engine_test
 
 import (
-	"context"
 	"encoding/xml"
 	"net"
 	"strings"
@@ -66,8 +65,7 @@ func TestIntegrationMelliumServices(t *testing.T) {
 	desk := abuseDesk(t, srv)
 	bob := srv.LoginPlain(t, "bob", "secret", "pc")
 
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+	ctx := vireotest.Context(t, 60*time.Second)
 	conn, err := net.Dial("tcp", srv.C2SAddr())
 	if err != nil {
 		t.Fatal(err)

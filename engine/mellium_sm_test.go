@@ -40,7 +40,7 @@ type melliumSM struct {
 }
 
 // handler counts what a session is sent and answers the server's ack requests.
-func (m *melliumSM) handler(s *xmpp.Session) xmpp.Handler {
+func (m *melliumSM) handler(t *testing.T, s *xmpp.Session) xmpp.Handler {
 	return xmpp.HandlerFunc(func(r xmlstream.TokenReadEncoder, start *xml.StartElement) error {
 		switch start.Name.Local {
 		case "message", "presence", "iq":
@@ -84,8 +84,7 @@ func (m *melliumSM) handler(s *xmpp.Session) xmpp.Handler {
 			h := m.h
 			m.acks++
 			m.mu.Unlock()
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
+			ctx := vireotest.Context(t, 5*time.Second)
 			return s.Send(ctx, xml.NewDecoder(strings.NewReader(
 				"<a xmlns='"+nsSM3+"' h='"+strconv.FormatUint(uint64(h), 10)+"'/>")))
 		}
@@ -158,8 +157,7 @@ func (m *melliumSM) resume(fellBack *bool) xmpp.StreamFeature {
 // resumable stream management (m.id empty) or resumes m's session.
 func melliumSMSession(t *testing.T, srv *vireotest.Server, m *melliumSM, fellBack *bool) (*xmpp.Session, net.Conn) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	ctx := vireotest.Context(t, 10*time.Second)
 	conn, err := net.Dial("tcp", srv.C2SAddr())
 	if err != nil {
 		t.Fatal(err)
@@ -194,11 +192,10 @@ func TestIntegrationMelliumSM(t *testing.T) {
 	m := &melliumSM{enabled: make(chan struct{})}
 	bob, conn := melliumSMSession(t, srv, m, nil)
 	served := make(chan error, 1)
-	go func() { served <- bob.Serve(m.handler(bob)) }()
+	go func() { served <- bob.Serve(m.handler(t, bob)) }()
 	bobSend := func(raw string) {
 		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
+		ctx := vireotest.Context(t, 5*time.Second)
 		if err := bob.Send(ctx, xml.NewDecoder(strings.NewReader(raw))); err != nil {
 			t.Fatalf("bob sends %s: %v", raw, err)
 		}
@@ -251,7 +248,7 @@ func TestIntegrationMelliumSM(t *testing.T) {
 	if fellBack {
 		t.Fatal("the server did not resume the session")
 	}
-	go func() { served <- bob.Serve(m.handler(bob)) }()
+	go func() { served <- bob.Serve(m.handler(t, bob)) }()
 	sendTo(9, n)
 	waitFor("every message", func() bool { return len(m.msgs) >= n })
 	bobSend("<message to='" + alice.s.LocalAddr().String() + "' type='chat' id='back'><body>resumed fine</body></message>")

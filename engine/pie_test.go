@@ -1,7 +1,6 @@
 package engine_test
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
@@ -346,8 +345,7 @@ func TestPIEEjabberd(t *testing.T) {
 // checks the server's signature as well as the server the proof.
 func ejabberdLoginSCRAM(t *testing.T, e *ejabberdServer, user, pass, res string, mech msasl.Mechanism) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	ctx := vireotest.Context(t, 10*time.Second)
 	conn, err := net.Dial("tcp", e.c2s)
 	if err != nil {
 		t.Fatal(err)

@@ -2,7 +2,6 @@ package engine_test
 
 import (
 	"bytes"
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -102,8 +101,7 @@ func TestSplitMellium(t *testing.T) {
 	core.AddUser(t, "alice", "alice secret")
 	core.AddUser(t, "bob", "bob secret")
 
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	ctx := vireotest.Context(t, 10*time.Second)
 	conn, err := net.Dial("tcp", edge.C2SAddr())
 	if err != nil {
 		t.Fatal(err)
@@ -339,8 +337,7 @@ func TestSplitS2SOutbound(t *testing.T) {
 // reader sees the end.
 func TestSplitConnectRelay(t *testing.T) {
 	core, edge := splitPair(t, vireotest.Options{})
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
+	ctx := vireotest.Context(t, 20*time.Second)
 
 	echo, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

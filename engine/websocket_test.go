@@ -2,7 +2,6 @@ package engine_test
 
 import (
 	"bufio"
-	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/binary"
@@ -315,8 +314,7 @@ func TestIntegrationWebSocketMellium(t *testing.T) {
 		t.Fatalf("host-meta.json: %v %+v", err, hm)
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
+	ctx := vireotest.Context(t, 15*time.Second)
 	d := mws.Dialer{Origin: "https://localhost", TLSConfig: srv.ClientTLS()}
 	conn, err := d.DialDirect(ctx, hm.Links[0].Href)
 	if err != nil {
@@ -373,8 +371,7 @@ func runStanzaJSOn(t *testing.T, o vireotest.Options, url func(srv *vireotest.Se
 	bob := srv.LoginPlain(t, "bob", "bob secret", "pc")
 	ca := filepath.Join(t.TempDir(), "ca.pem")
 	os.WriteFile(ca, srv.CertPEM, 0o600)
-	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
-	defer cancel()
+	ctx := vireotest.Context(t, 45*time.Second)
 	cmd := exec.CommandContext(ctx, "node", "stanza.mjs", url(srv), "stan@localhost", "stan secret", "bob@localhost/pc")
 	cmd.Dir = dir
 	// The certificate is checked against the test CA; localhost is the test listener's
@@ -416,8 +413,7 @@ func TestIntegrationStanzaServices(t *testing.T) {
 	ca := filepath.Join(t.TempDir(), "ca.pem")
 	os.WriteFile(ca, srv.CertPEM, 0o600)
 	_, port, _ := strings.Cut(srv.WebTLSAddr(), ":")
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
+	ctx := vireotest.Context(t, 90*time.Second)
 	cmd := exec.CommandContext(ctx, "node", "stanza_services.mjs", "wss://localhost:"+port+"/xmpp-websocket", "stan@localhost", "stan secret", mucRoom)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "NODE_EXTRA_CA_CERTS="+ca, "NODE_OPTIONS=--dns-result-order=ipv4first")

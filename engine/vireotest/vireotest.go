@@ -612,3 +612,15 @@ func FreePort(t testing.TB, ip string) int {
 	t.Fatalf("no free port on %s below the ephemeral range", ip)
 	return 0
 }
+
+// Context is the context for a mellium call (a session's negotiation, a Send): it ends at
+// its deadline d or when the test ends, never as soon as the call returns. mellium watches
+// the context in a goroutine that sets the connection's deadline in the past once the
+// context is done; cancelled right after the call, that goroutine can see both its own stop
+// and the context done, pick the deadline, and fail the session's next read or write with
+// "i/o timeout" (it did in CI: TestIntegrationAdhocFederation).
+func Context(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
