@@ -17,6 +17,11 @@
 // challenges under way and the strangers each user let in (its store table); it does
 // not read message bodies, and leaves blocking one entity to XEP-0191 and refusing whole
 // servers to [s2s] deny.
+//
+// A virtual host may have budgets and challenges of its own ([vhosts."<host>".modules.
+// antispam]), for the strangers writing to its users; it counts those strangers apart
+// from the other hosts, which share the server-wide budgets. The blocked domains file is
+// server-wide.
 package antispam
 
 import (
@@ -74,7 +79,7 @@ func (cfg *Config) off() bool {
 
 // Mod is the module.
 type Mod struct {
-	cfg              atomic.Pointer[Config] // replaced whole at a reload
+	cfg              atomic.Pointer[module.HostSettings[Config]] // replaced whole at a reload
 	mu               sync.Mutex
 	senders, domains map[string]*window // by bare JID, by domain
 	// blocked is the domains of BlockedDomainsFile; checked (the file's modification
@@ -98,7 +103,7 @@ type window struct {
 
 // ModuleInfo implements module.Module.
 func (*Mod) ModuleInfo() module.Info {
-	return module.Info{ID: "antispam", New: func() module.Module { return new(Mod) }}
+	return module.Info{ID: "antispam", New: func() module.Module { return new(Mod) }, PerHost: true}
 }
 
 var _ module.Provisioner = (*Mod)(nil)
@@ -124,17 +129,24 @@ var _ module.Reconfigurer = (*Mod)(nil)
 // change at a reload (a spam wave is no time for a restart). A file that cannot be read
 // fails the reload.
 func (m *Mod) Reconfigure(rc module.Reconfig) (func(), error) {
-	cfg := Config{PerSender: DefaultPerSender, PerDomain: DefaultPerDomain}
-	if err := rc.Decode(&cfg); err != nil {
+	var file string
+	cfgs, err := module.DecodeDefaults(rc, defaults(), func(host string, cfg *Config) error {
+		if cfg.PerSender < 0 || cfg.PerDomain < 0 {
+			return errors.New("limits must be 0 (off) or more")
+		}
+		if host == "" {
+			file = cfg.BlockedDomainsFile
+		} else if cfg.BlockedDomainsFile != file {
+			return errors.New("blocked_domains_file is server-wide: set it in [modules.antispam]")
+		}
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
-	if cfg.PerSender < 0 || cfg.PerDomain < 0 {
-		return nil, errors.New("limits must be 0 (off) or more")
-	}
 	set, mtime := map[string]bool{}, time.Time{}
-	if cfg.BlockedDomainsFile != "" {
-		var err error
-		if set, mtime, err = readBlocked(cfg.BlockedDomainsFile); err != nil {
+	if file != "" {
+		if set, mtime, err = readBlocked(file); err != nil {
 			return nil, err
 		}
 	}
@@ -143,12 +155,27 @@ func (m *Mod) Reconfigure(rc module.Reconfig) (func(), error) {
 		defer m.mu.Unlock()
 		m.blocked.Store(&set)
 		m.fileMtime, m.checked = mtime, time.Time{}
-		m.cfg.Store(&cfg)
+		m.cfg.Store(cfgs)
 	}, nil
 }
 
+// defaults are the settings no table sets (0 turns a budget off, so absent is not 0).
+func defaults() Config { return Config{PerSender: DefaultPerSender, PerDomain: DefaultPerDomain} }
+
+// budget is the settings of the strangers writing to host's users, and the scope their
+// messages are counted in: "" for the hosts on the server-wide settings, which share one
+// budget, host for a host with its own.
+func (m *Mod) budget(host string) (*Config, string) {
+	set := m.cfg.Load()
+	if cfg := set.For(host); cfg != set.All() {
+		return cfg, host
+	}
+	return set.All(), ""
+}
+
 func (m *Mod) inbound(c module.Context, p *module.Packet) module.Verdict {
-	if m.cfg.Load().off() {
+	cfg, scope := m.budget(p.To.Domain())
+	if cfg.off() {
 		return module.Continue
 	}
 	if p.From.Local() == "" || p.To.Local() == "" || c.IsLocal(p.From.Domain()) {
@@ -173,8 +200,8 @@ func (m *Mod) inbound(c module.Context, p *module.Packet) module.Verdict {
 	if m.listed(p.From.Domain(), c.Now()) {
 		return module.Stop // no answer: a listed server learns nothing
 	}
-	if m.allow(p.From.Bare().String(), p.From.Domain(), c.Now()) {
-		if m.hold(c, p) {
+	if m.allow(cfg, scope, p.From.Bare().String(), p.From.Domain(), c.Now()) {
+		if m.hold(c, cfg, p) {
 			return module.Stop
 		}
 		return module.Continue
@@ -191,7 +218,8 @@ func (m *Mod) inbound(c module.Context, p *module.Packet) module.Verdict {
 // is dropped, as a request the user would never see (RFC 6121 §3.1.3 lets a server
 // refuse silently).
 func (m *Mod) subscribe(c module.Context, p *module.Packet) module.Verdict {
-	if m.cfg.Load().off() {
+	cfg, scope := m.budget(p.To.Domain())
+	if cfg.off() {
 		return module.Continue
 	}
 	if p.Type != "subscribe" || p.From.Local() == "" || p.To.Local() == "" || c.IsLocal(p.From.Domain()) {
@@ -200,10 +228,10 @@ func (m *Mod) subscribe(c module.Context, p *module.Packet) module.Verdict {
 	if _, known := c.RosterItem(p.To.Bare(), p.From.Bare()); known {
 		return module.Continue
 	}
-	if m.listed(p.From.Domain(), c.Now()) || !m.allow(p.From.Bare().String(), p.From.Domain(), c.Now()) {
+	if m.listed(p.From.Domain(), c.Now()) || !m.allow(cfg, scope, p.From.Bare().String(), p.From.Domain(), c.Now()) {
 		return module.Stop
 	}
-	if m.hold(c, p) {
+	if m.hold(c, cfg, p) {
 		return module.Stop
 	}
 	return module.Continue
@@ -213,7 +241,7 @@ func (m *Mod) subscribe(c module.Context, p *module.Packet) module.Verdict {
 // re-reading the file first when a minute has passed since the last look and it changed
 // (a file that cannot be read then keeps the list as it was).
 func (m *Mod) listed(domain string, now time.Time) bool {
-	if m.cfg.Load().BlockedDomainsFile == "" {
+	if m.cfg.Load().All().BlockedDomainsFile == "" {
 		return false
 	}
 	m.mu.Lock()
@@ -239,7 +267,7 @@ func (m *Mod) listed(domain string, now time.Time) bool {
 // reload reads BlockedDomainsFile again when its modification time changed; a file that
 // cannot be read keeps the list as it was. Called with mu held.
 func (m *Mod) reload() {
-	f := m.cfg.Load().BlockedDomainsFile
+	f := m.cfg.Load().All().BlockedDomainsFile
 	fi, err := os.Stat(f)
 	if err != nil || fi.ModTime().Equal(m.fileMtime) {
 		return
@@ -275,14 +303,16 @@ func readBlocked(name string) (map[string]bool, time.Time, error) {
 	return set, fi.ModTime(), nil
 }
 
-// allow counts one message from sender of domain and reports whether both are within
-// their budgets for this minute. A refused message counts too: a sender that keeps
-// trying stays refused until the minute turns.
-func (m *Mod) allow(sender, domain string, now time.Time) bool {
+// allow counts one message from sender of domain in scope (budget) and reports whether
+// both are within cfg's budgets for this minute. A refused message counts too: a sender
+// that keeps trying stays refused until the minute turns.
+func (m *Mod) allow(cfg *Config, scope, sender, domain string, now time.Time) bool {
+	if scope != "" {
+		sender, domain = scope+" "+sender, scope+" "+domain
+	}
 	minute := now.Unix() / 60
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	cfg := m.cfg.Load()
 	okS := count(m.senders, sender, minute, cfg.PerSender)
 	okD := count(m.domains, domain, minute, cfg.PerDomain)
 	return okS && okD

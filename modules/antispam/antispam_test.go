@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,36 +17,36 @@ func TestAllow(t *testing.T) {
 	m := withConfig(Config{PerSender: 3, PerDomain: 5})
 	t0 := time.Date(2026, 12, 6, 12, 0, 10, 0, time.UTC)
 	for i, want := range []bool{true, true, true, false, false} {
-		if got := m.allow("spam@x.example", "x.example", t0); got != want {
+		if got := m.allowTo("example.org", "spam@x.example", "x.example", t0); got != want {
 			t.Fatalf("message %d: %v, want %v", i, got, want)
 		}
 	}
 	// The domain has had 5: a second account of it is refused at once.
-	if m.allow("other@x.example", "x.example", t0) {
+	if m.allowTo("example.org", "other@x.example", "x.example", t0) {
 		t.Fatal("the domain's budget did not hold")
 	}
 	// Another server is not affected.
-	if !m.allow("friend@y.example", "y.example", t0) {
+	if !m.allowTo("example.org", "friend@y.example", "y.example", t0) {
 		t.Fatal("another domain refused")
 	}
 	// The next minute starts afresh.
-	if !m.allow("spam@x.example", "x.example", t0.Add(time.Minute)) {
+	if !m.allowTo("example.org", "spam@x.example", "x.example", t0.Add(time.Minute)) {
 		t.Fatal("the next minute refused")
 	}
 	// Off: no limit of that kind.
 	off := withConfig(Config{PerSender: 0, PerDomain: 2})
 	for i := range 2 {
-		if !off.allow(fmt.Sprintf("u%d@z.example", i), "z.example", t0) {
+		if !off.allowTo("example.org", fmt.Sprintf("u%d@z.example", i), "z.example", t0) {
 			t.Fatalf("sender limit off: message %d refused", i)
 		}
 	}
-	if off.allow("u9@z.example", "z.example", t0) {
+	if off.allowTo("example.org", "u9@z.example", "z.example", t0) {
 		t.Fatal("the domain limit did not hold with the sender limit off")
 	}
 	// Bounded: a wave of new senders never grows the table past maxTracked.
 	big := withConfig(Config{PerSender: 1})
 	for i := range maxTracked + 10 {
-		big.allow(fmt.Sprintf("s%d@w.example", i), "w.example", t0)
+		big.allowTo("example.org", fmt.Sprintf("s%d@w.example", i), "w.example", t0)
 	}
 	if n := len(big.senders); n > maxTracked {
 		t.Fatalf("%d windows kept", n)
@@ -58,14 +59,20 @@ func BenchmarkAllow(b *testing.B) {
 	now := time.Now()
 	b.ReportAllocs()
 	for b.Loop() {
-		m.allow("spam@x.example", "x.example", now)
+		m.allowTo("example.org", "spam@x.example", "x.example", now)
 	}
 }
 
 func withConfig(c Config) *Mod {
 	m := &Mod{senders: map[string]*window{}, domains: map[string]*window{}}
-	m.cfg.Store(&c)
+	m.cfg.Store(module.NewHostSettings(&c, nil))
 	return m
+}
+
+// allowTo is allow for a message to a user of host, on host's budget.
+func (m *Mod) allowTo(host, sender, domain string, now time.Time) bool {
+	cfg, scope := m.budget(host)
+	return m.allow(cfg, scope, sender, domain, now)
 }
 
 // TestReconfigure: a reload's new limits and blocked domains file take over whole; a
@@ -80,7 +87,7 @@ func TestReconfigure(t *testing.T) {
 		t.Fatal(err)
 	}
 	apply()
-	if c := m.cfg.Load(); c.PerSender != DefaultPerSender || c.PerDomain != DefaultPerDomain {
+	if c := m.cfg.Load().All(); c.PerSender != DefaultPerSender || c.PerDomain != DefaultPerDomain {
 		t.Fatalf("defaults: %+v", c)
 	}
 	list := filepath.Join(t.TempDir(), "blocked.txt")
@@ -90,7 +97,7 @@ func TestReconfigure(t *testing.T) {
 	if _, err := m.Reconfigure(decode(Config{BlockedDomainsFile: list})); err == nil {
 		t.Fatal("a missing file accepted")
 	}
-	if m.listed("spam.example", time.Now()) || m.cfg.Load().PerSender != DefaultPerSender {
+	if m.listed("spam.example", time.Now()) || m.cfg.Load().All().PerSender != DefaultPerSender {
 		t.Fatal("a refused reconfiguration changed something")
 	}
 	os.WriteFile(list, []byte("# JabberSPAM\nSpam.Example.\n"), 0o600)
@@ -103,7 +110,43 @@ func TestReconfigure(t *testing.T) {
 		t.Fatal("the new file is not in force")
 	}
 	t0 := time.Now()
-	if !m.allow("x@y.example", "y.example", t0) || m.allow("x@y.example", "y.example", t0) {
+	if !m.allowTo("example.org", "x@y.example", "y.example", t0) || m.allowTo("example.org", "x@y.example", "y.example", t0) {
 		t.Fatal("the new sender limit is not in force")
+	}
+}
+
+// TestHostBudgets: a host's own table gives the strangers writing to its users budgets of
+// their own, counted apart from the other hosts' (which share the server-wide ones); keys
+// it leaves out keep the defaults; the blocked domains file cannot differ per host.
+func TestHostBudgets(t *testing.T) {
+	m := &Mod{senders: map[string]*window{}, domains: map[string]*window{}}
+	host := func(set func(*Config)) module.Reconfig {
+		return module.Reconfig{Decode: func(any) error { return nil }, Hosts: []string{"corp.example"},
+			DecodeHost: func(_ string, v any) error { set(v.(*Config)); return nil }}
+	}
+	if _, err := m.Reconfigure(host(func(c *Config) { c.BlockedDomainsFile = "/etc/spam.txt" })); err == nil ||
+		!strings.Contains(err.Error(), "server-wide") {
+		t.Fatalf("a host's own blocked domains file: %v", err)
+	}
+	apply, err := m.Reconfigure(host(func(c *Config) { c.PerSender = 1 }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	apply()
+	if c, _ := m.budget("corp.example"); c.PerSender != 1 || c.PerDomain != DefaultPerDomain {
+		t.Fatalf("corp's budget: %+v", c)
+	}
+	t0 := time.Now()
+	if !m.allowTo("corp.example", "x@y.example", "y.example", t0) || m.allowTo("corp.example", "x@y.example", "y.example", t0) {
+		t.Fatal("corp's sender limit is not in force")
+	}
+	// The same stranger still has the server-wide budget for the other hosts' users.
+	for i := range DefaultPerSender {
+		if !m.allowTo("example.org", "x@y.example", "y.example", t0) || !m.allowTo("other.example", "z@y.example", "y.example", t0) {
+			t.Fatalf("message %d to another host refused", i)
+		}
+	}
+	if m.allowTo("other.example", "x@y.example", "y.example", t0) {
+		t.Fatal("the hosts on the server-wide settings do not share its budget")
 	}
 }

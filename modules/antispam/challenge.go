@@ -72,11 +72,12 @@ func (m *Mod) approve(user, stranger jid.JID, now time.Time, lazy bool) error {
 	return m.approvals.Apply(op)
 }
 
-// hold takes p, a stranger's stanza to a local user that passed the budgets, when it must
-// wait for an answer to a challenge: it returns false when the stranger may write (the
-// user let them in). A held stanza gets no answer until the challenge is answered.
-func (m *Mod) hold(c module.Context, p *module.Packet) bool {
-	if !m.cfg.Load().Challenge {
+// hold takes p, a stranger's stanza to a local user that passed the budgets, when the
+// user's host (cfg) challenges strangers and p must wait for an answer to a challenge: it
+// returns false when the stranger may write (the user let them in). A held stanza gets
+// no answer until the challenge is answered.
+func (m *Mod) hold(c module.Context, cfg *Config, p *module.Packet) bool {
+	if !cfg.Challenge {
 		return false
 	}
 	user, stranger := p.To.Bare(), p.From.Bare()
@@ -221,7 +222,7 @@ func (m *Mod) answer(c module.Context, iq *module.Packet) {
 // outbound lets the remote account a local user writes to answer without a challenge:
 // a conversation the user started is not a stranger's.
 func (m *Mod) outbound(c module.Context, p *module.Packet) module.Verdict {
-	if !m.cfg.Load().Challenge || p.To.Local() == "" || c.IsLocal(p.To.Domain()) || p.From.Local() == "" {
+	if p.To.Local() == "" || c.IsLocal(p.To.Domain()) || p.From.Local() == "" || !m.cfg.Load().For(p.From.Domain()).Challenge {
 		return module.Continue
 	}
 	switch p.Type {

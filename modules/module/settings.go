@@ -36,7 +36,16 @@ func (s *HostSettings[T]) Hosts() []string { return s.names }
 // each with check (host "" for the server-wide ones), which may also normalize them. An
 // error names the table it came from.
 func DecodeSettings[T any](rc Reconfig, check func(host string, t *T) error) (*HostSettings[T], error) {
-	s := &HostSettings[T]{all: new(T)}
+	var zero T
+	return DecodeDefaults(rc, zero, check)
+}
+
+// DecodeDefaults is DecodeSettings for settings whose zero value means something (0 for
+// "off"): each table is decoded over a copy of def, so that a key no table sets keeps
+// def's value. def's maps and slices are shared by the copies.
+func DecodeDefaults[T any](rc Reconfig, def T, check func(host string, t *T) error) (*HostSettings[T], error) {
+	fresh := func() *T { t := def; return &t }
+	s := &HostSettings[T]{all: fresh()}
 	if err := rc.Decode(s.all); err != nil {
 		return nil, err
 	}
@@ -46,7 +55,7 @@ func DecodeSettings[T any](rc Reconfig, check func(host string, t *T) error) (*H
 		}
 	}
 	for _, h := range rc.Hosts {
-		t := new(T)
+		t := fresh()
 		if err := rc.DecodeHost(h, t); err != nil {
 			return nil, err
 		}

@@ -119,12 +119,12 @@ func (m *Mod) publishOwn(c module.Context, owner jid.JID, node, id string, paylo
 		return err
 	}
 	if !exists {
-		if e := m.roomForNode(o); e != nil {
+		if e := m.roomForNode(owner); e != nil {
 			return e
 		}
-		cfg = pubsub.DefaultConfig(m.policy())
+		cfg = pubsub.DefaultConfig(m.policy(owner.Domain()))
 	}
-	if e := pubsub.CheckPayload(payload, m.conf().MaxItemSize); e != nil {
+	if e := pubsub.CheckPayload(payload, m.conf(owner.Domain()).MaxItemSize); e != nil {
 		return e
 	}
 	if err := m.nodes.Publish(o, node, cfg, !exists, id, payload); err != nil {

@@ -59,9 +59,9 @@ func (m *Mod) Cleanup() error {
 }
 
 // bookmarksConfig is the XEP-0402 §3 node configuration.
-func (m *Mod) bookmarksConfig() pubsub.NodeConfig {
-	c := pubsub.DefaultConfig(m.policy())
-	c.MaxItems, c.Access, c.SendLast = m.conf().MaxItems, pubsub.AccessWhitelist, pubsub.SendNever
+func (m *Mod) bookmarksConfig(host string) pubsub.NodeConfig {
+	c := pubsub.DefaultConfig(m.policy(host))
+	c.MaxItems, c.Access, c.SendLast = m.conf(host).MaxItems, pubsub.AccessWhitelist, pubsub.SendNever
 	return c
 }
 
@@ -181,7 +181,7 @@ func (m *Mod) SetLegacy(c module.Context, user jid.JID, storage xmlstream.Elemen
 		if len(want) >= maxLegacyBookmarks {
 			return tooManyBookmarks()
 		}
-		if e := pubsub.CheckPayload(payload, m.conf().MaxItemSize); e != nil {
+		if e := pubsub.CheckPayload(payload, m.conf(user.Domain()).MaxItemSize); e != nil {
 			return e
 		}
 		seen[id] = true
@@ -196,10 +196,10 @@ func (m *Mod) SetLegacy(c module.Context, user jid.JID, storage xmlstream.Elemen
 		if len(want) == 0 {
 			return nil
 		}
-		if e := m.roomForNode(o); e != nil {
+		if e := m.roomForNode(user); e != nil {
 			return e
 		}
-		cfg = m.bookmarksConfig()
+		cfg = m.bookmarksConfig(user.Domain())
 	}
 	if len(want) > cfg.MaxItems {
 		return tooManyBookmarks()

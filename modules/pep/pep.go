@@ -74,7 +74,7 @@ type Config struct {
 
 // Mod is the module.
 type Mod struct {
-	set   atomic.Pointer[Config] // the limits in force; a reload swaps them
+	set   atomic.Pointer[module.HostSettings[Config]] // the limits in force per host; a reload swaps them
 	nodes pubsub.Nodes
 	log   zerolog.Logger
 	st    store.Store // the server's store, the key of BookmarksFor
@@ -96,7 +96,7 @@ var (
 
 // ModuleInfo implements module.Module.
 func (*Mod) ModuleInfo() module.Info {
-	return module.Info{ID: "pep", XEP: 163, New: func() module.Module { return new(Mod) }}
+	return module.Info{ID: "pep", XEP: 163, New: func() module.Module { return new(Mod) }, PerHost: true}
 }
 
 // Features lists the XEP-0060 features this PEP service implements (XEP-0163 §6).
@@ -146,32 +146,35 @@ func (m *Mod) Provision(r module.Registrar) error {
 
 var _ module.Reconfigurer = (*Mod)(nil)
 
-// Reconfigure implements module.Reconfigurer: every limit changes at a reload. They
-// bound what is asked after it: a node keeps the max_items it was configured with, and
-// an account above a lowered max_nodes keeps its nodes but creates no more.
+// Reconfigure implements module.Reconfigurer: every limit changes at a reload, and a
+// virtual host's [vhosts."<host>".modules.pep] table gives its accounts limits of their
+// own. They bound what is asked after it: a node keeps the max_items it was configured
+// with, and an account above a lowered max_nodes keeps its nodes but creates no more.
 func (m *Mod) Reconfigure(rc module.Reconfig) (func(), error) {
-	var cfg Config
-	if err := rc.Decode(&cfg); err != nil {
+	set, err := module.DecodeSettings(rc, func(_ string, cfg *Config) error {
+		if cfg.MaxItems <= 0 {
+			cfg.MaxItems = DefaultMaxItems
+		}
+		if cfg.MaxItemSize <= 0 || cfg.MaxItemSize > DefaultMaxItemSize {
+			cfg.MaxItemSize = DefaultMaxItemSize
+		}
+		if cfg.MaxNodes <= 0 {
+			cfg.MaxNodes = DefaultMaxNodes
+		}
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
-	if cfg.MaxItems <= 0 {
-		cfg.MaxItems = DefaultMaxItems
-	}
-	if cfg.MaxItemSize <= 0 || cfg.MaxItemSize > DefaultMaxItemSize {
-		cfg.MaxItemSize = DefaultMaxItemSize
-	}
-	if cfg.MaxNodes <= 0 {
-		cfg.MaxNodes = DefaultMaxNodes
-	}
-	return func() { m.set.Store(&cfg) }, nil
+	return func() { m.set.Store(set) }, nil
 }
 
-// conf is the configuration in force.
-func (m *Mod) conf() *Config { return m.set.Load() }
+// conf is the configuration in force for the accounts of host.
+func (m *Mod) conf(host string) *Config { return m.set.Load().For(host) }
 
-// policy is what PEP nodes may be configured to.
-func (m *Mod) policy() pubsub.Policy {
-	return pubsub.Policy{MaxItems: m.conf().MaxItems, Access: pubsub.PEPAccess}
+// policy is what the PEP nodes of host's accounts may be configured to.
+func (m *Mod) policy(host string) pubsub.Policy {
+	return pubsub.Policy{MaxItems: m.conf(host).MaxItems, Access: pubsub.PEPAccess}
 }
 
 // own handles requests of the owner (to their bare JID or without 'to').
@@ -255,12 +258,12 @@ func (m *Mod) handle(c module.Context, iq *module.Packet, owner jid.JID, isOwner
 			c.Error(iq, stanza.New(stanza.ConflictCond))
 			return
 		}
-		if e := m.roomForNode(o); e != nil {
+		if e := m.roomForNode(owner); e != nil {
 			c.Error(iq, e)
 			return
 		}
-		cfg = pubsub.DefaultConfig(m.policy())
-		if e := cfg.Apply(r.Options, m.policy()); e != nil {
+		cfg = pubsub.DefaultConfig(m.policy(owner.Domain()))
+		if e := cfg.Apply(r.Options, m.policy(owner.Domain())); e != nil {
 			c.Error(iq, e)
 			return
 		}
@@ -303,7 +306,7 @@ func (m *Mod) handle(c module.Context, iq *module.Packet, owner jid.JID, isOwner
 		m.ownerSubscriptions(c, iq, owner, r)
 	case pubsub.OpConfigureGet, pubsub.OpDefault:
 		if r.Op == pubsub.OpDefault {
-			cfg = pubsub.DefaultConfig(m.policy())
+			cfg = pubsub.DefaultConfig(m.policy(owner.Domain()))
 		}
 		var b xmlstream.Builder
 		b.Start("pubsub").Attr("xmlns", pubsub.NSOwner)
@@ -312,12 +315,12 @@ func (m *Mod) handle(c module.Context, iq *module.Packet, owner jid.JID, isOwner
 		} else {
 			b.Start("configure").Attr("node", r.Node)
 		}
-		cfg.AppendForm(&b, m.policy())
+		cfg.AppendForm(&b, m.policy(owner.Domain()))
 		b.End().End()
 		c.Reply(iq, b.B)
 	case pubsub.OpConfigureSet:
 		old := cfg
-		if e := cfg.Apply(r.Options, m.policy()); e != nil {
+		if e := cfg.Apply(r.Options, m.policy(owner.Domain())); e != nil {
 			c.Error(iq, e)
 			return
 		}
@@ -352,13 +355,13 @@ func (m *Mod) handle(c module.Context, iq *module.Packet, owner jid.JID, isOwner
 	}
 }
 
-// roomForNode returns policy-violation when owner has as many nodes as allowed.
-func (m *Mod) roomForNode(owner string) *stanza.Error {
-	n, err := m.nodes.Count(owner)
+// roomForNode returns policy-violation when owner has as many nodes as their host allows.
+func (m *Mod) roomForNode(owner jid.JID) *stanza.Error {
+	n, err := m.nodes.Count(owner.String())
 	if err != nil {
 		return module.StoreError(err)
 	}
-	if n >= m.conf().MaxNodes {
+	if n >= m.conf(owner.Domain()).MaxNodes {
 		e := stanza.New(stanza.PolicyViolationCond)
 		e.Text = "too many nodes on this account"
 		return e
@@ -371,19 +374,19 @@ func (m *Mod) roomForNode(owner string) *stanza.Error {
 func (m *Mod) publish(c module.Context, iq *module.Packet, owner jid.JID, r pubsub.Request, cfg pubsub.NodeConfig, exists bool) {
 	o := owner.String()
 	if exists {
-		if r.Options != nil && !cfg.Matches(r.Options, m.policy()) {
+		if r.Options != nil && !cfg.Matches(r.Options, m.policy(owner.Domain())) {
 			e := pubsub.Err(stanza.ConflictCond, "precondition-not-met")
 			e.Text = "the node's configuration does not match the publish-options"
 			c.Error(iq, e)
 			return
 		}
 	} else {
-		if e := m.roomForNode(o); e != nil {
+		if e := m.roomForNode(owner); e != nil {
 			c.Error(iq, e)
 			return
 		}
-		cfg = pubsub.DefaultConfig(m.policy())
-		if e := cfg.Apply(r.Options, m.policy()); e != nil {
+		cfg = pubsub.DefaultConfig(m.policy(owner.Domain()))
+		if e := cfg.Apply(r.Options, m.policy(owner.Domain())); e != nil {
 			if e.Condition == stanza.NotAcceptable {
 				e = pubsub.Err(stanza.ConflictCond, "precondition-not-met")
 				e.Text = "publish-options the node cannot have"
@@ -392,7 +395,7 @@ func (m *Mod) publish(c module.Context, iq *module.Packet, owner jid.JID, r pubs
 			return
 		}
 	}
-	if e := pubsub.CheckPayload(r.Payload, m.conf().MaxItemSize); e != nil {
+	if e := pubsub.CheckPayload(r.Payload, m.conf(owner.Domain()).MaxItemSize); e != nil {
 		c.Error(iq, e)
 		return
 	}
