@@ -107,6 +107,13 @@ quota = 2
 default = "never"
 [vhosts."corp.localhost".modules.adhoc]
 admins = ["cal@corp.localhost"]
+[vhosts."corp.localhost".modules.pep]
+max_nodes = 1
+[vhosts."corp.localhost".modules.pubsub]
+max_item_size = 200
+[vhosts."corp.localhost".modules.proxy65]
+address = "192.0.2.7"
+port = 7777
 `)
 	if r := vhost(t, s, "add", "corp.localhost"); r.Error != "" {
 		t.Fatal(r.Error)
@@ -163,6 +170,28 @@ admins = ["cal@corp.localhost"]
 	// MAM: corp's users archive nothing by default.
 	mustIn("cal's preferences", ask(cal, "p1", prefs), `default="never"`)
 	mustIn("pia's preferences", ask(pia, "p2", prefs), `default="always"`)
+
+	// PEP: cal may have one node, pia more.
+	pep := `<iq type="set" id="%s"><pubsub xmlns="http://jabber.org/protocol/pubsub"><publish node="%s"><item><n xmlns="urn:example:n">x</n></item></publish></pubsub></iq>`
+	for i, node := range []string{"urn:example:one", "urn:example:two"} {
+		mustIn("pia's PEP node "+node, ask(pia, fmt.Sprintf("e%d", i), pep, node), `type="result"`)
+	}
+	mustIn("cal's first PEP node", ask(cal, "e2", pep, "urn:example:one"), `type="result"`)
+	mustIn("cal's second PEP node", ask(cal, "e3", pep, "urn:example:two"), "policy-violation", "too many nodes")
+
+	// Pubsub: pubsub.corp takes items of 200 bytes at most, pubsub.localhost larger.
+	item := `<iq type="set" id="%s" to="%s"><pubsub xmlns="http://jabber.org/protocol/pubsub"><publish node="news"><item><entry xmlns="http://www.w3.org/2005/Atom">` +
+		strings.Repeat("x", 300) + `</entry></item></publish></pubsub></iq>`
+	create := `<iq type="set" id="%s" to="%s"><pubsub xmlns="http://jabber.org/protocol/pubsub"><create node="news"/></pubsub></iq>`
+	mustIn("news on pubsub.corp", ask(cal, "s3", create, "pubsub.corp.localhost"), `type="result"`)
+	mustIn("news on pubsub.localhost", ask(pia, "s4", create, "pubsub.localhost"), `type="result"`)
+	mustIn("a large item on pubsub.corp", ask(cal, "s1", item, "pubsub.corp.localhost"), "not-acceptable", "payload-too-big")
+	mustIn("a large item on pubsub.localhost", ask(pia, "s2", item, "pubsub.localhost"), `type="result"`)
+
+	// SOCKS5 proxy: proxy.corp names corp's own address, proxy.localhost the listener.
+	streamhost := `<iq type="get" id="%s" to="%s"><query xmlns="http://jabber.org/protocol/bytestreams"/></iq>`
+	mustIn("proxy.corp's streamhost", ask(cal, "x1", streamhost, "proxy.corp.localhost"), `host="192.0.2.7"`, `port="7777"`)
+	mustOut("proxy.localhost's streamhost", ask(pia, "x2", streamhost, "proxy.localhost"), "192.0.2.7", `port="7777"`)
 
 	// cal administers corp: its commands on accounts, not the server's.
 	cmds := `<iq type="get" id="%s" to="%s"><query xmlns="http://jabber.org/protocol/disco#items" node="http://jabber.org/protocol/commands"/></iq>`

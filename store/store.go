@@ -200,15 +200,17 @@ const DefaultRosterItems = 1000
 type Rosters interface {
 	Get(user string) (items []RosterItem, ver uint64, err error)
 	Item(user, contact string) (RosterItem, error)
-	// Put adds or replaces an item. Adding an item to a roster that already holds Limit()
-	// items fails with ErrQuota, atomically with the count; replacing one always works.
+	// Put adds or replaces an item. Adding an item to a roster that already holds
+	// Limit(user) items fails with ErrQuota, atomically with the count; replacing one
+	// always works.
 	Put(user string, it RosterItem) (ver uint64, err error)
 	Delete(user, contact string) (ver uint64, err error)
 	Version(user string) (uint64, error)
-	// Limit is the most items one roster may hold; SetLimit changes it for every user
-	// (n <= 0 restores DefaultRosterItems). It is set once, from the configuration.
-	Limit() int
-	SetLimit(n int)
+	// Limit is the most items user's roster may hold. SetLimits sets n for every user
+	// (n <= 0 restores DefaultRosterItems) and, in hosts, a limit of its own for the
+	// users of a domain (a virtual host's); it is set from the configuration.
+	Limit(user string) int
+	SetLimits(n int, hosts map[string]int)
 }
 
 // OfflineMessage is a stored message.

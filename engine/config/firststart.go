@@ -342,8 +342,8 @@ event_loops = 0
 # modules_disabled = ["mam", "upload"]
 # The host's own settings of a module, over [modules.<id>] below (modules marked per-host
 # in "vireoctl modules": adhoc, contact, welcome, register, blocking, offline, private,
-# vcard, mam, push, extdisco, muc, upload): keys set here replace the server-wide ones
-# there. A host's adhoc admins manage its accounts only (XEP-0133, sent to the host).
+# vcard, roster, pep, mam, push, extdisco, antispam, muc, pubsub, upload, proxy65): keys
+# set here replace the server-wide ones there. A host's adhoc admins manage its accounts only (XEP-0133, sent to the host).
 # [vhosts."corp.{{.Domain}}".modules.contact]
 # abuse = ["mailto:it@corp.{{.Domain}}"]
 # [vhosts."corp.{{.Domain}}".modules.adhoc]

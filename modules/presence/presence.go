@@ -89,7 +89,7 @@ func (p *Presence) registered(c module.Context, r module.Registration) {
 	sc.CallOn(inviter, func(c module.Context) {
 		it, ok := c.RosterItem(inviter, user)
 		if !ok {
-			if len(roster(c, inviter)) >= c.Store().Rosters().Limit() {
+			if len(roster(c, inviter)) >= c.Store().Rosters().Limit(inviter.String()) {
 				return // the invitee still has the inviter; nothing to make room for here
 			}
 			it = store.RosterItem{JID: user.String()}
@@ -396,7 +396,7 @@ func (p *Presence) invited(c module.Context, pk *module.Packet, user, contact ji
 	}
 	it, ok := c.RosterItem(user, contact)
 	if !ok {
-		if len(roster(c, user)) >= c.Store().Rosters().Limit() {
+		if len(roster(c, user)) >= c.Store().Rosters().Limit(user.String()) {
 			return false
 		}
 		it = store.RosterItem{JID: contact.String()}
@@ -446,7 +446,7 @@ func (p *Presence) inbound(c module.Context, pk *module.Packet) module.Verdict {
 		if p.invited(c, pk, user, contact) {
 			return module.Stop
 		}
-		if !ok && len(roster(c, user)) >= c.Store().Rosters().Limit() {
+		if !ok && len(roster(c, user)) >= c.Store().Rosters().Limit(user.String()) {
 			// Approving would need a new item in a full roster: refuse now rather than
 			// keep a request that cannot be granted.
 			c.Error(pk, rosterFull())

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha1"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -120,8 +121,8 @@ func (c *Config) normalize() error {
 
 // Mod is the module: one proxy service per virtual host, one SOCKS5 listener for all.
 type Mod struct {
-	cfg  Config                 // as at start: the listener, subdomain and name hold until a restart
-	set  atomic.Pointer[Config] // the settings in force; a reload swaps them
+	cfg  Config                                      // as at start: the listener, subdomain and name hold until a restart
+	set  atomic.Pointer[module.HostSettings[Config]] // the settings in force per host; a reload swaps them
 	log  zerolog.Logger
 	ln   net.Listener
 	stop chan struct{}
@@ -146,12 +147,13 @@ var (
 
 // ModuleInfo implements module.Module.
 func (*Mod) ModuleInfo() module.Info {
-	return module.Info{ID: "proxy65", XEP: 65, New: func() module.Module { return new(Mod) }}
+	return module.Info{ID: "proxy65", XEP: 65, New: func() module.Module { return new(Mod) }, PerHost: true}
 }
 
 // service is proxy.<host>.
 type service struct {
 	m      *Mod
+	host   string // the virtual host it serves
 	domain string
 	info   []byte // disco#info payload
 	addr   atomic.Pointer[addrCache]
@@ -204,27 +206,42 @@ var _ module.Reconfigurer = (*Mod)(nil)
 
 // Reconfigure implements module.Reconfigurer: the limits, max_rate (for streams activated
 // after the reload), allow_remote, and the address and port the streamhost names change at
-// a reload; the listener, subdomain and name at a restart.
+// a reload; the listener, subdomain and name at a restart. A virtual host's
+// [vhosts."<host>".modules.proxy65] table gives proxy.<host> its own address, port,
+// max_streams_per_user, max_rate and allow_remote; what the one listener shares
+// (listen, max_streams, max_pending) and the service's name are server-wide.
 func (m *Mod) Reconfigure(rc module.Reconfig) (func(), error) {
-	var cfg Config
-	if err := rc.Decode(&cfg); err != nil {
-		return nil, err
-	}
-	if err := cfg.normalize(); err != nil {
+	var all *Config
+	set, err := module.DecodeSettings(rc, func(host string, cfg *Config) error {
+		if err := cfg.normalize(); err != nil {
+			return err
+		}
+		if host == "" {
+			all = cfg
+		} else if cfg.Subdomain != all.Subdomain || cfg.Name != all.Name || cfg.Listen != all.Listen ||
+			cfg.MaxStreams != all.MaxStreams || cfg.MaxPending != all.MaxPending {
+			return errors.New("subdomain, name, listen, max_streams and max_pending are server-wide: set them in [modules.proxy65]")
+		}
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
 	return func() {
 		if m.set.Load() == nil {
-			m.cfg = cfg
-		} else if cfg.Subdomain != m.cfg.Subdomain || cfg.Name != m.cfg.Name || cfg.Listen != m.cfg.Listen {
+			m.cfg = *all
+		} else if all.Subdomain != m.cfg.Subdomain || all.Name != m.cfg.Name || all.Listen != m.cfg.Listen {
 			m.log.Warn().Msg("proxy65: listen, subdomain and name change at a restart; applying the rest")
 		}
-		m.set.Store(&cfg)
+		m.set.Store(set)
 	}, nil
 }
 
-// conf is the settings in force.
-func (m *Mod) conf() *Config { return m.set.Load() }
+// conf is the server-wide settings in force: the listener's.
+func (m *Mod) conf() *Config { return m.set.Load().All() }
+
+// conf is the settings in force for the service: its host's.
+func (s *service) conf() *Config { return s.m.set.Load().For(s.host) }
 
 // AddHost implements module.HostWatcher: proxy.<host>, at provisioning and for a host
 // added at runtime. Nothing when the module is off.
@@ -236,7 +253,7 @@ func (m *Mod) AddHost(host string) ([]module.Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("proxy65: subdomain %q: %w", m.cfg.Subdomain, err)
 	}
-	s := &service{m: m, domain: dom, info: discoInfo(m.cfg.Name)}
+	s := &service{m: m, host: host, domain: dom, info: discoInfo(m.cfg.Name)}
 	return []module.Service{{Domain: dom, Name: m.cfg.Name, Handler: s.handle, Host: host}}, nil
 }
 
@@ -280,7 +297,7 @@ func discoInfo(name string) []byte {
 // streamhost is the bytestreams <query/> naming this service's address (XEP-0065 §4),
 // built once per settings.
 func (s *service) streamhost() []byte {
-	set := s.m.conf()
+	set := s.conf()
 	if c := s.addr.Load(); c != nil && c.set == set {
 		return c.b
 	}
@@ -327,7 +344,7 @@ func (s *service) handle(c module.Context, p *module.Packet) {
 }
 
 func (s *service) allowed(c module.Context, from jid.JID) bool {
-	return s.m.conf().AllowRemote || from.Local() != "" && c.IsLocal(from.Domain())
+	return s.conf().AllowRemote || from.Local() != "" && c.IsLocal(from.Domain())
 }
 
 // activate handles <query sid=…><activate>target</activate></query> (XEP-0065 §6.3.5).
@@ -348,7 +365,7 @@ func (s *service) activate(c module.Context, p *module.Packet, q xmlstream.Eleme
 	// The hash uses the JIDs of the requester's and target's IQ exchange, which may be
 	// bare (§6.3.2): the full 'from' first, then its bare form.
 	hashes := [2]string{Hash(string(sid), p.From.String(), target.String()), Hash(string(sid), p.From.Bare().String(), target.String())}
-	if serr := s.m.activate(hashes, p.From.Bare().String()); serr != nil {
+	if serr := s.m.activate(hashes, p.From.Bare().String(), s.conf()); serr != nil {
 		c.Error(p, serr)
 		return
 	}

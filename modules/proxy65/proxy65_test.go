@@ -210,7 +210,7 @@ func relayPair(tb testing.TB, m *Mod) (net.Conn, net.Conn) {
 		ends[i] = c
 	}
 	for {
-		if serr := m.activate([2]string{h, h}, "a@example.org"); serr == nil {
+		if serr := m.activate([2]string{h, h}, "a@example.org", m.conf()); serr == nil {
 			break
 		}
 		time.Sleep(time.Millisecond) // the second connection is still being registered
@@ -248,5 +248,52 @@ func BenchmarkRelay(b *testing.B) {
 	}
 	if err := <-done; err != nil {
 		b.Fatal(err)
+	}
+}
+
+// TestHostSettings: a host's [vhosts."<host>".modules.proxy65] table gives proxy.<host>
+// its own streamhost address and port, remote users and streams per user; other hosts'
+// services keep the server-wide ones; what the listener shares cannot differ per host.
+func TestHostSettings(t *testing.T) {
+	m := &Mod{}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	m.ln = ln
+	host := func(set func(*Config)) module.Reconfig {
+		return module.Reconfig{Decode: func(any) error { return nil }, Hosts: []string{"corp.example"},
+			DecodeHost: func(_ string, v any) error { set(v.(*Config)); return nil }}
+	}
+	for _, bad := range []func(*Config){
+		func(c *Config) { c.Listen = "127.0.0.1:7778" },
+		func(c *Config) { c.MaxStreams = 3 },
+		func(c *Config) { c.Subdomain = "files" },
+	} {
+		if _, err := m.Reconfigure(host(bad)); err == nil || !strings.Contains(err.Error(), "server-wide") {
+			t.Fatalf("a server-wide key in a host's table: %v", err)
+		}
+	}
+	apply, err := m.Reconfigure(host(func(c *Config) {
+		c.Address, c.Port, c.AllowRemote, c.MaxStreamsPerUser = "192.0.2.7", 7777, true, 1
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	apply()
+	svc := func(h string) *service { return &service{m: m, host: h, domain: "proxy." + h} }
+	corp, other := svc("corp.example"), svc("example.org")
+	if got := string(corp.streamhost()); !strings.Contains(got, "host='192.0.2.7' port='7777'") && !strings.Contains(got, `host="192.0.2.7" port="7777"`) {
+		t.Fatalf("corp's streamhost: %s", got)
+	}
+	if got := string(other.streamhost()); !strings.Contains(got, "proxy.example.org") || strings.Contains(got, "192.0.2.7") {
+		t.Fatalf("the other host's streamhost: %s", got)
+	}
+	if !corp.conf().AllowRemote || other.conf().AllowRemote {
+		t.Fatal("allow_remote is not the host's own")
+	}
+	if corp.conf().MaxStreamsPerUser != 1 || other.conf().MaxStreamsPerUser != DefaultMaxStreamsPerUser {
+		t.Fatalf("streams per user: corp %d, other %d", corp.conf().MaxStreamsPerUser, other.conf().MaxStreamsPerUser)
 	}
 }

@@ -46,6 +46,7 @@ func (p *pair) remove(w *waiter) bool {
 type stream struct {
 	a, b *net.TCPConn
 	user string
+	rate int64 // bytes per second each way, 0 for no bound: max_rate when it was activated
 	once sync.Once
 }
 
@@ -247,8 +248,9 @@ func (m *Mod) dropAll(p *pair) {
 
 // activate starts relaying the pair of the first of hashes that has one (XEP-0065
 // §6.3.5: item-not-found for none, not-allowed for a lone connection); user is the
-// activating account, whose active streams are bounded.
-func (m *Mod) activate(hashes [2]string, user string) *stanza.Error {
+// activating account, whose active streams and rate are bounded by cfg, the settings of
+// the service it asked.
+func (m *Mod) activate(hashes [2]string, user string, cfg *Config) *stanza.Error {
 	m.mu.Lock()
 	var p *pair
 	var hash string
@@ -272,7 +274,7 @@ func (m *Mod) activate(hashes [2]string, user string) *stanza.Error {
 		e := stanza.New(stanza.NotAllowed)
 		e.Text = "only one party is connected"
 		return e
-	case len(m.mu.active) >= m.conf().MaxStreams || m.mu.perUser[user] >= m.conf().MaxStreamsPerUser:
+	case len(m.mu.active) >= m.conf().MaxStreams || m.mu.perUser[user] >= cfg.MaxStreamsPerUser:
 		m.mu.Unlock()
 		e := stanza.New(stanza.ResourceConstraintCond) // type wait
 		e.Text = "too many file transfers through this proxy at once"
@@ -285,7 +287,7 @@ func (m *Mod) activate(hashes [2]string, user string) *stanza.Error {
 		m.release(w.addr)
 		w.c.SetReadDeadline(aLongTimeAgo) // ends the watch
 	}
-	s := &stream{a: p.conns[0].c, b: p.conns[1].c, user: user}
+	s := &stream{a: p.conns[0].c, b: p.conns[1].c, user: user, rate: cfg.MaxRate}
 	m.mu.active[s] = struct{}{}
 	m.mu.perUser[user]++
 	m.wg.Add(1)
@@ -334,7 +336,7 @@ func (m *Mod) relay(s *stream) {
 func (m *Mod) pipe(s *stream, dst, src net.Conn) int64 {
 	var n int64
 	var err error
-	if rate := m.conf().MaxRate; rate > 0 {
+	if rate := s.rate; rate > 0 {
 		n, err = m.copyPaced(dst, src, rate)
 	} else {
 		n, err = io.Copy(dst, src) // splice(2) between two TCP sockets on Linux

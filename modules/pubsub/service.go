@@ -1,6 +1,7 @@
 package pubsub
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -47,8 +48,8 @@ type Config struct {
 
 // Mod is the module.
 type Mod struct {
-	cfg   Config                 // as at start: the subdomain and name hold until a restart
-	set   atomic.Pointer[Config] // the limits in force; a reload swaps them
+	cfg   Config                                      // as at start: the subdomain and name hold until a restart
+	set   atomic.Pointer[module.HostSettings[Config]] // the limits in force per host; a reload swaps them
 	nodes Nodes
 	log   zerolog.Logger
 }
@@ -57,7 +58,7 @@ var _ module.Provisioner = (*Mod)(nil)
 
 // ModuleInfo implements module.Module.
 func (*Mod) ModuleInfo() module.Info {
-	return module.Info{ID: "pubsub", XEP: 60, New: func() module.Module { return new(Mod) }}
+	return module.Info{ID: "pubsub", XEP: 60, New: func() module.Module { return new(Mod) }, PerHost: true}
 }
 
 // ServiceAccess are the access models of the service's nodes; open is the default.
@@ -82,7 +83,7 @@ func (m *Mod) Provision(r module.Registrar) error {
 	if err := module.Configure(r, m); err != nil {
 		return err
 	}
-	m.cfg = *m.conf()
+	m.cfg = *m.set.Load().All()
 	m.nodes = Nodes{T: r.Table("pubsub")}
 	for _, d := range r.Domains() {
 		svcs, err := m.AddHost(d)
@@ -96,39 +97,45 @@ func (m *Mod) Provision(r module.Registrar) error {
 
 var _ module.Reconfigurer = (*Mod)(nil)
 
-// Reconfigure implements module.Reconfigurer: the limits change at a reload; they bound
-// what is asked after it (a node keeps the max_items it was configured with). The
-// subdomain and name change at a restart.
+// Reconfigure implements module.Reconfigurer: the limits change at a reload, and a
+// virtual host's [vhosts."<host>".modules.pubsub] table gives its service limits of its
+// own; they bound what is asked after it (a node keeps the max_items it was configured
+// with). The subdomain and name are server-wide, and change at a restart.
 func (m *Mod) Reconfigure(rc module.Reconfig) (func(), error) {
-	var cfg Config
-	if err := rc.Decode(&cfg); err != nil {
+	var all *Config
+	set, err := module.DecodeSettings(rc, func(host string, cfg *Config) error {
+		if cfg.Subdomain == "" {
+			cfg.Subdomain = DefaultSubdomain
+		}
+		if cfg.Name == "" {
+			cfg.Name = DefaultName
+		}
+		if cfg.MaxNodes <= 0 {
+			cfg.MaxNodes = DefaultMaxNodes
+		}
+		if cfg.MaxItems <= 0 {
+			cfg.MaxItems = DefaultMaxItems
+		}
+		if cfg.MaxItemSize <= 0 || cfg.MaxItemSize > DefaultMaxItemSize {
+			cfg.MaxItemSize = DefaultMaxItemSize
+		}
+		if host == "" {
+			all = cfg
+		} else if cfg.Subdomain != all.Subdomain || cfg.Name != all.Name {
+			return errors.New("subdomain and name are server-wide: set them in [modules.pubsub]")
+		}
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
-	if cfg.Subdomain == "" {
-		cfg.Subdomain = DefaultSubdomain
-	}
-	if cfg.Name == "" {
-		cfg.Name = DefaultName
-	}
-	if cfg.MaxNodes <= 0 {
-		cfg.MaxNodes = DefaultMaxNodes
-	}
-	if cfg.MaxItems <= 0 {
-		cfg.MaxItems = DefaultMaxItems
-	}
-	if cfg.MaxItemSize <= 0 || cfg.MaxItemSize > DefaultMaxItemSize {
-		cfg.MaxItemSize = DefaultMaxItemSize
-	}
 	return func() {
-		if m.set.Load() != nil && (cfg.Subdomain != m.cfg.Subdomain || cfg.Name != m.cfg.Name) {
+		if m.set.Load() != nil && (all.Subdomain != m.cfg.Subdomain || all.Name != m.cfg.Name) {
 			m.log.Warn().Msg("pubsub: subdomain and name change at a restart; applying the rest")
 		}
-		m.set.Store(&cfg)
+		m.set.Store(set)
 	}, nil
 }
-
-// conf is the configuration in force.
-func (m *Mod) conf() *Config { return m.set.Load() }
 
 var _ module.HostWatcher = (*Mod)(nil)
 
@@ -140,28 +147,32 @@ func (m *Mod) AddHost(host string) ([]module.Service, error) {
 		return nil, fmt.Errorf("subdomain %q: %w", m.cfg.Subdomain, err)
 	}
 	sj, _ := jid.Parse(dom)
-	s := &service{m: m, domain: dom, jid: sj}
+	s := &service{m: m, host: host, domain: dom, jid: sj}
 	return []module.Service{{Domain: dom, Name: m.cfg.Name, Handler: s.handle, Host: host}}, nil
 }
 
 // RemoveHost implements module.HostWatcher: the service keeps no state outside the store.
 func (m *Mod) RemoveHost(string) {}
 
-func (m *Mod) policy() Policy { return Policy{MaxItems: m.conf().MaxItems, Access: ServiceAccess} }
-
-// defaultConfig is the configuration of a new node.
-func (m *Mod) defaultConfig() NodeConfig {
-	c := DefaultConfig(m.policy())
-	c.MaxItems = min(serviceNodeMaxItems, m.conf().MaxItems)
-	c.SendLast = SendOnSub // no presence-based delivery on a service
-	return c
-}
-
 // service is one service domain.
 type service struct {
 	m      *Mod
+	host   string // the virtual host it serves
 	domain string
 	jid    jid.JID
+}
+
+// conf is the configuration in force for the service: its host's.
+func (s *service) conf() *Config { return s.m.set.Load().For(s.host) }
+
+func (s *service) policy() Policy { return Policy{MaxItems: s.conf().MaxItems, Access: ServiceAccess} }
+
+// defaultConfig is the configuration of a new node.
+func (s *service) defaultConfig() NodeConfig {
+	c := DefaultConfig(s.policy())
+	c.MaxItems = min(serviceNodeMaxItems, s.conf().MaxItems)
+	c.SendLast = SendOnSub // no presence-based delivery on a service
+	return c
 }
 
 // handle is the module.ServiceHandler: every stanza to the service domain, on its shard.
@@ -246,7 +257,7 @@ func (s *service) request(c module.Context, p *module.Packet, q xmlstream.Elemen
 	case OpDefault:
 		var b xmlstream.Builder
 		b.Start("pubsub").Attr("xmlns", NSOwner).Start("default")
-		s.m.defaultConfig().AppendForm(&b, s.m.policy())
+		s.defaultConfig().AppendForm(&b, s.policy())
 		b.End().End()
 		c.Reply(p, b.B)
 		return
@@ -346,12 +357,12 @@ func (s *service) request(c module.Context, p *module.Packet, q xmlstream.Elemen
 	case OpConfigureGet:
 		var b xmlstream.Builder
 		b.Start("pubsub").Attr("xmlns", NSOwner).Start("configure").Attr("node", r.Node)
-		cfg.AppendForm(&b, s.m.policy())
+		cfg.AppendForm(&b, s.policy())
 		b.End().End()
 		c.Reply(p, b.B)
 	case OpConfigureSet:
 		old := cfg
-		if e := cfg.Apply(r.Options, s.m.policy()); e != nil {
+		if e := cfg.Apply(r.Options, s.policy()); e != nil {
 			c.Error(p, e)
 			return
 		}
@@ -408,8 +419,8 @@ func (s *service) create(c module.Context, p *module.Packet, r Request, from str
 	if instant {
 		r.Node = NewID()
 	}
-	cfg := s.m.defaultConfig()
-	if e := cfg.Apply(r.Options, s.m.policy()); e != nil {
+	cfg := s.defaultConfig()
+	if e := cfg.Apply(r.Options, s.policy()); e != nil {
 		c.Error(p, e)
 		return
 	}
@@ -427,7 +438,7 @@ func (s *service) create(c module.Context, p *module.Packet, r Request, from str
 		s.fail(c, p, err)
 		return
 	}
-	if n >= s.m.conf().MaxNodes {
+	if n >= s.conf().MaxNodes {
 		e := stanza.New(stanza.PolicyViolationCond)
 		e.Text = "you own as many nodes as allowed"
 		c.Error(p, e)
@@ -449,13 +460,13 @@ func (s *service) create(c module.Context, p *module.Packet, r Request, from str
 
 // publish implements XEP-0060 §7.1 with XEP-0223 publish-options as preconditions.
 func (s *service) publish(c module.Context, p *module.Packet, r Request, cfg NodeConfig) {
-	if r.Options != nil && !cfg.Matches(r.Options, s.m.policy()) {
+	if r.Options != nil && !cfg.Matches(r.Options, s.policy()) {
 		e := Err(stanza.ConflictCond, "precondition-not-met")
 		e.Text = "the node's configuration does not match the publish-options"
 		c.Error(p, e)
 		return
 	}
-	if e := CheckPayload(r.Payload, s.m.conf().MaxItemSize); e != nil {
+	if e := CheckPayload(r.Payload, s.conf().MaxItemSize); e != nil {
 		c.Error(p, e)
 		return
 	}

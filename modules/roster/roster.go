@@ -59,18 +59,19 @@ func itemBytes(it store.RosterItem) int {
 
 // Roster is the roster module.
 type Roster struct {
-	settings   atomic.Pointer[Config]
+	settings   atomic.Pointer[module.HostSettings[Config]]
 	st         store.Store
 	changed    func() // Registrar.RostersChanged
 	hadGroups  bool
 	privileges func(jid.JID) module.Privileges
 }
 
-func (r *Roster) conf() *Config { return r.settings.Load() }
+// conf is the settings in force for the users of host.
+func (r *Roster) conf(host string) *Config { return r.settings.Load().For(host) }
 
 // ModuleInfo implements module.Module.
 func (*Roster) ModuleInfo() module.Info {
-	return module.Info{ID: "roster", New: func() module.Module { return new(Roster) }}
+	return module.Info{ID: "roster", New: func() module.Module { return new(Roster) }, PerHost: true}
 }
 
 // Provision registers the roster IQs and the versioning feature.
@@ -226,7 +227,7 @@ func (r *Roster) edit(c module.Context, user jid.JID, item xmlstream.Element, it
 				total += itemBytes(x)
 			}
 		}
-		if total+grow > r.conf().MaxBytes {
+		if total+grow > r.conf(user.Domain()).MaxBytes {
 			e := stanza.New(stanza.NotAllowed)
 			e.Text = "roster is too large"
 			return e
@@ -380,31 +381,46 @@ var _ module.Reconfigurer = (*Roster)(nil)
 
 // Reconfigure implements module.Reconfigurer: the limits and the shared groups change at
 // a reload. A groups file that does not read keeps the groups in force and fails the
-// reload.
+// reload. A virtual host's [vhosts."<host>".modules.roster] table gives its users limits
+// of their own; the groups file is server-wide (it names each member's host).
 func (r *Roster) Reconfigure(rc module.Reconfig) (func(), error) {
-	var cfg Config
-	if err := rc.Decode(&cfg); err != nil {
+	var all *Config
+	set, err := module.DecodeSettings(rc, func(host string, cfg *Config) error {
+		if cfg.MaxItems < 0 || cfg.MaxBytes < 0 {
+			return errors.New("roster: max_items and max_bytes must not be negative")
+		}
+		if cfg.MaxBytes == 0 {
+			cfg.MaxBytes = DefaultMaxBytes
+		}
+		if host == "" {
+			all = cfg
+		} else if cfg.SharedGroupsFile != all.SharedGroupsFile {
+			return errors.New("roster: shared_groups_file is server-wide: set it in [modules.roster]")
+		}
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
-	if cfg.MaxItems < 0 || cfg.MaxBytes < 0 {
-		return nil, errors.New("roster: max_items and max_bytes must not be negative")
-	}
-	if cfg.MaxBytes == 0 {
-		cfg.MaxBytes = DefaultMaxBytes
+	var hostItems map[string]int
+	for _, h := range set.Hosts() {
+		if hostItems == nil {
+			hostItems = map[string]int{}
+		}
+		hostItems[h] = set.For(h).MaxItems // 0: the default
 	}
 	var groups *SharedGroups
 	w, canWrap := r.st.(store.RosterWrapper)
-	if cfg.SharedGroupsFile != "" {
+	if all.SharedGroupsFile != "" {
 		if !canWrap {
 			return nil, errors.New("roster: this store cannot hold shared groups")
 		}
-		var err error
-		if groups, err = LoadSharedGroups(cfg.SharedGroupsFile, rc.Domains); err != nil {
+		if groups, err = LoadSharedGroups(all.SharedGroupsFile, rc.Domains); err != nil {
 			return nil, fmt.Errorf("roster: shared_groups_file: %w", err)
 		}
 	}
 	return func() {
-		r.st.Rosters().SetLimit(cfg.MaxItems) // 0: the default
+		r.st.Rosters().SetLimits(all.MaxItems, hostItems) // 0: the default
 		if canWrap {
 			if groups != nil {
 				w.SetRosterWrapper(groups.Wrap)
@@ -412,7 +428,7 @@ func (r *Roster) Reconfigure(rc module.Reconfig) (func(), error) {
 				w.SetRosterWrapper(nil)
 			}
 		}
-		if r.settings.Swap(&cfg) != nil && (groups != nil || r.hadGroups) {
+		if r.settings.Swap(set) != nil && (groups != nil || r.hadGroups) {
 			r.changed() // online users' rosters follow the new groups
 		}
 		r.hadGroups = groups != nil

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vireo-im/vireo/modules/module"
 	"github.com/vireo-im/vireo/modules/roster"
 	_ "github.com/vireo-im/vireo/modules/standard"
 	"github.com/vireo-im/vireo/router"
@@ -165,4 +166,42 @@ func TestRemoveContactPresence(t *testing.T) {
 	if strings.Index(all, gone) > strings.Index(all, "type='unsubscribed'") {
 		t.Fatalf("unsubscribed came before the unavailable presence:\n%s", all)
 	}
+}
+
+// TestHostSettings: a virtual host's [vhosts."<host>".modules.roster] table bounds its own
+// users' rosters (items in the store, bytes here), other hosts' users keep the server's
+// limits, and the shared groups file cannot differ per host.
+func TestHostSettings(t *testing.T) {
+	e := routertest.New(t, []string{"alice"}, nil)
+	with := func(host string, set func(*roster.Config)) (func(), error) {
+		apply, _, err := e.R.Reconfigure("roster", module.Reconfig{Decode: func(any) error { return nil }, Domains: []string{"example.org"},
+			Hosts: []string{host}, DecodeHost: func(_ string, v any) error { set(v.(*roster.Config)); return nil }})
+		return apply, err
+	}
+	if _, err := with("example.org", func(c *roster.Config) { c.SharedGroupsFile = "/etc/groups.txt" }); err == nil || !strings.Contains(err.Error(), "server-wide") {
+		t.Fatalf("a host's own groups file: %v", err)
+	}
+	apply, err := with("example.org", func(c *roster.Config) { c.MaxItems, c.MaxBytes = 1, 100 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	apply()
+	a := e.Bind("alice", "pc")
+	set := func(id, item string) {
+		a.Send("<iq type='set' id='" + id + "'><query xmlns='jabber:iq:roster'>" + item + "</query></iq>")
+	}
+	set("s1", "<item jid='a@example.org'/>")
+	a.C.Wait(t, "id='s1'", "type='result'")
+	set("s2", "<item jid='b@example.org'/>")
+	a.C.Wait(t, "id='s2'", "not-allowed")
+	set("s3", "<item jid='a@example.org' name='"+strings.Repeat("n", 100)+"'/>")
+	a.C.Wait(t, "id='s3'", "not-allowed", "roster is too large")
+
+	apply, err = with("other.example", func(c *roster.Config) { c.MaxItems, c.MaxBytes = 1, 100 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	apply()
+	set("s4", "<item jid='b@example.org' name='"+strings.Repeat("n", 100)+"'/>")
+	a.C.Wait(t, "id='s4'", "type='result'")
 }

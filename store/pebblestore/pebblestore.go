@@ -17,6 +17,7 @@ import (
 	"hash/maphash"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,6 +51,8 @@ type Store struct {
 	locks [64]sync.Mutex // per-user read-modify-write (versions, offline counters)
 
 	rosterLimit atomic.Int64
+	// rosterHostLimits are the virtual hosts with a roster limit of their own (nil: none).
+	rosterHostLimits atomic.Pointer[map[string]int]
 	// rosterWrap stands between the rosters and their readers (SetRosterWrapper).
 	rosterWrap atomic.Pointer[func(store.Rosters) store.Rosters]
 
@@ -565,12 +568,33 @@ func (r rosters) Version(user string) (uint64, error) {
 	return binary.BigEndian.Uint64(v), nil
 }
 
-func (r rosters) Limit() int { return int(r.s.rosterLimit.Load()) }
+func (r rosters) Limit(user string) int {
+	if hosts := r.s.rosterHostLimits.Load(); hosts != nil {
+		if i := strings.IndexByte(user, '@'); i >= 0 {
+			if n, ok := (*hosts)[user[i+1:]]; ok {
+				return n
+			}
+		}
+	}
+	return int(r.s.rosterLimit.Load())
+}
 
-func (r rosters) SetLimit(n int) {
+func (r rosters) SetLimits(n int, hosts map[string]int) {
 	if n <= 0 {
 		n = store.DefaultRosterItems
 	}
+	var own *map[string]int
+	if len(hosts) > 0 {
+		m := make(map[string]int, len(hosts))
+		for h, l := range hosts {
+			if l <= 0 {
+				l = store.DefaultRosterItems
+			}
+			m[h] = l
+		}
+		own = &m
+	}
+	r.s.rosterHostLimits.Store(own)
 	r.s.rosterLimit.Store(int64(n))
 }
 
@@ -615,7 +639,7 @@ func (r rosters) Put(user string, it store.RosterItem) (uint64, error) {
 		}
 		// A new item: count under the lock, so that concurrent Puts cannot pass the
 		// limit together. Rosters are small and new items rare; no counter to keep.
-		limit, n := r.Limit(), 0
+		limit, n := r.Limit(user), 0
 		lo, hi := userRange(pRoster, user)
 		if err := r.s.scan(lo, hi, func(_, _ []byte) bool { n++; return n < limit }); err != nil {
 			return err

@@ -346,11 +346,11 @@ func randomRoster(t *testing.T, s store.Store) {
 // full roster works, and a removal makes room again. The limit is per roster.
 func rosterLimit(t *testing.T, s store.Store) {
 	r := s.Rosters()
-	if r.Limit() != store.DefaultRosterItems {
-		t.Fatalf("default Limit = %d, want %d", r.Limit(), store.DefaultRosterItems)
+	if r.Limit("u@d") != store.DefaultRosterItems {
+		t.Fatalf("default Limit = %d, want %d", r.Limit("u@d"), store.DefaultRosterItems)
 	}
-	r.SetLimit(3)
-	t.Cleanup(func() { r.SetLimit(0) })
+	r.SetLimits(3, nil)
+	t.Cleanup(func() { r.SetLimits(0, nil) })
 	for _, tc := range []struct {
 		op, contact string
 		want        error
@@ -380,9 +380,20 @@ func rosterLimit(t *testing.T, s store.Store) {
 	if _, err := r.Put("v@d", store.RosterItem{JID: "a@d"}); err != nil {
 		t.Fatalf("another user's roster is full too: %v", err)
 	}
-	r.SetLimit(0)
-	if r.Limit() != store.DefaultRosterItems {
-		t.Fatalf("SetLimit(0) left %d", r.Limit())
+	// A host's own limit: its users get it, the other hosts' keep the server's.
+	r.SetLimits(3, map[string]int{"corp": 1, "big": 0})
+	if r.Limit("w@corp") != 1 || r.Limit("u@d") != 3 || r.Limit("x@big") != store.DefaultRosterItems {
+		t.Fatalf("limits: corp %d, d %d, big %d", r.Limit("w@corp"), r.Limit("u@d"), r.Limit("x@big"))
+	}
+	if _, err := r.Put("w@corp", store.RosterItem{JID: "a@d"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Put("w@corp", store.RosterItem{JID: "b@d"}); !errors.Is(err, store.ErrQuota) {
+		t.Fatalf("a second item past corp's limit: %v", err)
+	}
+	r.SetLimits(0, nil)
+	if r.Limit("u@d") != store.DefaultRosterItems || r.Limit("w@corp") != store.DefaultRosterItems {
+		t.Fatalf("SetLimits(0, nil) left %d, %d", r.Limit("u@d"), r.Limit("w@corp"))
 	}
 }
 
