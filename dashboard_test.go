@@ -650,11 +650,25 @@ func TestIntegrationDashboardHostAdmin(t *testing.T) {
 	}
 	localToken := lines[0][strings.LastIndex(lines[0], "=")+1:]
 
+	loginMellium(t, s, "dan", "corp.test", "dan@corp.test pw") // online on corp
+	loginMellium(t, s, "eve", "localhost", "eve@localhost pw") // online elsewhere
+
+	// boss lands on the overview of corp alone: its accounts, who is online, its
+	// certificate; none of the server's numbers or hosts.
 	br := newBrowser(t, base)
 	_, page := br.get("login")
-	if code, page := br.post("login", url.Values{"csrf": {br.token(page)}, "jid": {"boss@corp.test"}, "password": {"boss@corp.test pw"}}); code != 200 ||
-		!strings.Contains(page, "<title>Users") {
+	code, page := br.post("login", url.Values{"csrf": {br.token(page)}, "jid": {"boss@corp.test"}, "password": {"boss@corp.test pw"}})
+	if code != 200 || !strings.Contains(page, "<title>Overview") {
 		t.Fatalf("boss's login lands on: %d\n%s", code, page)
+	}
+	if !regexp.MustCompile(`<td>corp.test</td><td class="n">2</td><td class="n">1</td>`).MatchString(page) ||
+		!strings.Contains(page, `<h2 id="certs">`) || !strings.Contains(page, `<td>corp.test</td><td>file`) {
+		t.Errorf("boss's overview lacks corp's row (2 accounts, 1 online) or its certificate:\n%s", page)
+	}
+	for _, not := range []string{"localhost", "stanzas/s", "Goroutines", "goroutines"} {
+		if strings.Contains(page, not) {
+			t.Errorf("boss's overview shows %q", not)
+		}
 	}
 	_, page = br.get("users")
 	csrf := br.token(page)

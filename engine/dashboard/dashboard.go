@@ -90,8 +90,8 @@ type HostSettings interface {
 }
 
 // HostAdmins is a Backend whose virtual hosts may have administrators of their own
-// ([vhosts."<host>".modules.adhoc] admins): they log in to manage the accounts and
-// invitations of their hosts, and see nothing else.
+// ([vhosts."<host>".modules.adhoc] admins): they log in to see an overview of their
+// hosts and manage their accounts and invitations, and see nothing else.
 type HostAdmins interface {
 	// HostAdmins maps a host to its own administrators (bare JIDs).
 	HostAdmins() map[string][]string
@@ -134,7 +134,13 @@ func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, Prefix, http.StatusMovedPermanently)
 			return
 		}
-		d.authed(w, r, http.MethodGet, d.serverOnly(d.overview, "users"))
+		d.authed(w, r, http.MethodGet, func(w http.ResponseWriter, r *http.Request, s session, id string) {
+			if s.hosts != nil {
+				d.hostOverview(w, r, s, id)
+				return
+			}
+			d.overview(w, r, s, id)
+		})
 	case "/login":
 		switch r.Method {
 		case http.MethodGet, http.MethodHead:
@@ -154,10 +160,10 @@ func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		d.authed(w, r, http.MethodGet, d.users)
 	case "/hosts":
 		if r.Method == http.MethodPost {
-			d.authed(w, r, http.MethodPost, d.serverOnly(d.hostsPost, ""))
+			d.authed(w, r, http.MethodPost, d.serverOnly(d.hostsPost))
 			return
 		}
-		d.authed(w, r, http.MethodGet, d.serverOnly(d.hosts, ""))
+		d.authed(w, r, http.MethodGet, d.serverOnly(d.hosts))
 	case "/invites":
 		if r.Method == http.MethodPost {
 			d.authed(w, r, http.MethodPost, d.invitesPost)
@@ -166,12 +172,12 @@ func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		d.authed(w, r, http.MethodGet, d.invites)
 	case "/s2s":
 		if r.Method == http.MethodPost {
-			d.authed(w, r, http.MethodPost, d.serverOnly(d.s2sPost, ""))
+			d.authed(w, r, http.MethodPost, d.serverOnly(d.s2sPost))
 			return
 		}
-		d.authed(w, r, http.MethodGet, d.serverOnly(d.s2s, ""))
+		d.authed(w, r, http.MethodGet, d.serverOnly(d.s2s))
 	case "/config":
-		d.authed(w, r, http.MethodGet, d.serverOnly(d.config, ""))
+		d.authed(w, r, http.MethodGet, d.serverOnly(d.config))
 	default:
 		http.NotFound(w, r)
 	}
@@ -237,16 +243,11 @@ func (s session) manages(domain string) bool {
 	return s.hosts == nil || slices.Contains(s.hosts, domain)
 }
 
-// serverOnly is p for the server's administrators; a host's gets the page named
-// instead (a redirect), or 403 when none is named.
-func (d *Dashboard) serverOnly(p page, instead string) page {
+// serverOnly is p for the server's administrators; a host's gets 403.
+func (d *Dashboard) serverOnly(p page) page {
 	return func(w http.ResponseWriter, r *http.Request, s session, id string) {
 		if s.hosts == nil {
 			p(w, r, s, id)
-			return
-		}
-		if instead != "" && r.Method != http.MethodPost {
-			http.Redirect(w, r, Prefix+instead, http.StatusSeeOther)
 			return
 		}
 		http.Error(w, "for the server's administrators only", http.StatusForbidden)
@@ -384,6 +385,57 @@ func (d *Dashboard) overview(w http.ResponseWriter, r *http.Request, s session, 
 		Overview: &overviewData{C: c, Rate: rate, RateOver: over, HeapInuse: ms.HeapInuse, Sys: ms.Sys,
 			Goroutines: runtime.NumGoroutine(), GCs: ms.NumGC, Stats: st, Sessions: d.sess.len(),
 			Certs: d.b.Certs(), Now: now}})
+}
+
+// hostRow is one virtual host on a host administrator's overview.
+type hostRow struct {
+	Host     string
+	Accounts int
+	Online   int    // accounts with a session now; -1 when the backend cannot tell
+	Settings string // what its [vhosts] table sets, in words ("" for none)
+}
+
+// hostOverview is the overview of a host's own administrators: for each of their hosts,
+// its accounts, the accounts online now, its own settings and its certificate; none of
+// the server's numbers.
+func (d *Dashboard) hostOverview(w http.ResponseWriter, r *http.Request, s session, _ string) {
+	rows := make([]hostRow, 0, len(s.hosts))
+	at := map[string]int{}
+	for _, h := range s.domains(d.b.Domains()) {
+		at[h] = len(rows)
+		rows = append(rows, hostRow{Host: h, Online: -1})
+	}
+	flash, ok := s.flash, s.flashOK
+	// One pass over the accounts, as the users page and XEP-0133's counts make.
+	if err := d.b.Store().Accounts().List(func(u string) bool {
+		if i, mine := at[domainOf(u)]; mine {
+			rows[i].Accounts++
+		}
+		return true
+	}); err != nil {
+		flash, ok = "Could not count the accounts: "+err.Error(), false
+	}
+	if l, can := d.b.(admin.OnlineLister); can {
+		if users, err := l.OnlineUsers(); err == nil {
+			for i := range rows {
+				rows[i].Online = 0
+			}
+			for _, u := range users {
+				if i, mine := at[domainOf(u)]; mine {
+					rows[i].Online++
+				}
+			}
+		}
+	}
+	if hs, can := d.b.(HostSettings); can {
+		set := hs.HostSettings()
+		for i := range rows {
+			rows[i].Settings = set[rows[i].Host]
+		}
+	}
+	certs := slices.DeleteFunc(d.b.Certs(), func(c admin.CertStatus) bool { _, mine := at[c.Host]; return !mine })
+	d.render(w, http.StatusOK, "hostoverview", data{Title: "Overview", User: s.user, CSRF: s.csrf, Flash: flash, FlashOK: ok,
+		HostAdmin: true, HostRows: rows, Overview: &overviewData{Certs: certs, Now: d.now()}})
 }
 
 type overviewData struct {

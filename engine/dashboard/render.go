@@ -35,8 +35,10 @@ type data struct {
 	Invites           []invites.Invite
 	Pages             map[string]string // invitation token → its landing page
 	Now               time.Time
-	// HostAdmin: the user administers some virtual hosts only (HostAdmins).
+	// HostAdmin: the user administers some virtual hosts only (HostAdmins); HostRows are
+	// their hosts on their overview.
 	HostAdmin bool
+	HostRows  []hostRow
 }
 
 var funcs = template.FuncMap{
@@ -107,12 +109,22 @@ input,button{font:inherit;padding:.25em .5em}button{cursor:pointer}
 .login{max-width:360px;margin:4em auto}.login label{display:block;margin:.6em 0 .2em}.login input{width:100%;box-sizing:border-box}
 </style></head><body>
 <header><strong>Vireo admin</strong>{{if .User}}
-{{if .HostAdmin}}<a href="/admin/users">Users</a><a href="/admin/invites">Invitations</a>{{else}}<a href="/admin/">Overview</a><a href="/admin/users">Users</a><a href="/admin/hosts">Virtual hosts</a><a href="/admin/invites">Invitations</a><a href="/admin/s2s">Server-to-server</a><a href="/admin/config">Configuration</a>{{end}}
+{{if .HostAdmin}}<a href="/admin/">Overview</a><a href="/admin/users">Users</a><a href="/admin/invites">Invitations</a>{{else}}<a href="/admin/">Overview</a><a href="/admin/users">Users</a><a href="/admin/hosts">Virtual hosts</a><a href="/admin/invites">Invitations</a><a href="/admin/s2s">Server-to-server</a><a href="/admin/config">Configuration</a>{{end}}
 <span class="who">{{.User}} <form method="post" action="/admin/logout"><input type="hidden" name="csrf" value="{{.CSRF}}"><button>Log out</button></form></span>{{end}}
 </header><main>
 {{if .Flash}}<div class="flash{{if .FlashOK}} ok{{end}}">{{.Flash}}</div>{{end}}
 {{template "content" .}}
 </main></body></html>{{end}}`
+
+// certs is the certificate table of an overview (overviewData).
+const certs = `{{define "certs"}}<h2 id="certs">Certificates</h2>
+<table><tr><th>Host</th><th>Source</th><th>Issuer</th><th>Expires</th><th>Last ACME order</th><th>Next ACME order</th></tr>
+{{$now := .Now}}{{range .Certs}}<tr><td>{{.Host}}</td><td>{{.Source}}{{if .File}} <small>{{.File}}</small>{{end}}</td>
+<td>{{.Issuer}}{{if .SelfSigned}} <span class="off">self-signed</span>{{end}}</td>
+<td{{if $now.After .NotAfter}} class="off"{{end}}>{{when .NotAfter $now}}</td>
+<td>{{if .ACME}}{{when .LastAttempt $now}}{{if .LastError}}<br><span class="off">failed{{if gt .Failures 1}} {{.Failures}} times in a row{{end}}: {{.LastError}}</span>{{else if not .LastAttempt.IsZero}} ok{{end}}{{else}}ACME off{{end}}</td>
+<td>{{if .ACME}}{{when .NextRenewal $now}}{{else}}–{{end}}</td></tr>
+{{end}}</table>{{end}}`
 
 var pages = map[string]string{
 	"login": `{{define "content"}}<div class="login box"><h1>Log in</h1>
@@ -143,14 +155,13 @@ var pages = map[string]string{
 <tr><td>Version</td><td class="n">{{index .Stats "version"}}</td></tr>
 <tr><td>Dashboard sessions</td><td class="n">{{.Sessions}}</td></tr>
 </table>
-<h2 id="certs">Certificates</h2>
-<table><tr><th>Host</th><th>Source</th><th>Issuer</th><th>Expires</th><th>Last ACME order</th><th>Next ACME order</th></tr>
-{{$now := .Now}}{{range .Certs}}<tr><td>{{.Host}}</td><td>{{.Source}}{{if .File}} <small>{{.File}}</small>{{end}}</td>
-<td>{{.Issuer}}{{if .SelfSigned}} <span class="off">self-signed</span>{{end}}</td>
-<td{{if $now.After .NotAfter}} class="off"{{end}}>{{when .NotAfter $now}}</td>
-<td>{{if .ACME}}{{when .LastAttempt $now}}{{if .LastError}}<br><span class="off">failed{{if gt .Failures 1}} {{.Failures}} times in a row{{end}}: {{.LastError}}</span>{{else if not .LastAttempt.IsZero}} ok{{end}}{{else}}ACME off{{end}}</td>
-<td>{{if .ACME}}{{when .NextRenewal $now}}{{else}}–{{end}}</td></tr>
-{{end}}</table>{{end}}{{end}}`,
+{{template "certs" .}}{{end}}{{end}}`,
+
+	"hostoverview": `{{define "content"}}<h1>Overview</h1>
+<table><tr><th>Host</th><th>Accounts</th><th>Online now</th><th>Settings of its own</th></tr>
+{{range .HostRows}}<tr><td>{{.Host}}</td><td class="n">{{.Accounts}}</td><td class="n">{{if ge .Online 0}}{{.Online}}{{else}}–{{end}}</td><td>{{with .Settings}}{{.}}{{else}}the server's{{end}}</td></tr>
+{{end}}</table>
+{{with .Overview}}{{template "certs" .}}{{end}}{{end}}`,
 
 	"users": `{{define "content"}}<h1>Users</h1>
 <div class="box"><form class="inline" method="get" action="/admin/users">
@@ -236,7 +247,7 @@ server that is not blocked.</p>
 var templates = func() map[string]*template.Template {
 	m := map[string]*template.Template{}
 	for name, p := range pages {
-		m[name] = template.Must(template.Must(template.New(name).Funcs(funcs).Parse(layout)).Parse(p))
+		m[name] = template.Must(template.Must(template.Must(template.New(name).Funcs(funcs).Parse(layout)).Parse(certs)).Parse(p))
 	}
 	return m
 }()
