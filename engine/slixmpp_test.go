@@ -177,6 +177,18 @@ func TestIntegrationSlixmppPep(t *testing.T) {
 	runSlix(t, srv, "slixmpp_pep.py", "PUBLISHED", "NOTIFIED", "AVATAR OK", "NICK Slix")
 }
 
+// TestIntegrationSlixmppBookmarks: slixmpp's XEP-0048 plugin on PEP (XEP-0223 storage, its
+// caps with storage:bookmarks+notify) against XEP-0402 §5.3 #compat-pep: its list becomes
+// XEP-0402 items, a XEP-0402 bookmark published beside it shows in the list it is notified
+// of and reads back.
+func TestIntegrationSlixmppBookmarks(t *testing.T) {
+	needSlixmpp(t)
+	srv := vireotest.Start(t, vireotest.Options{})
+	srv.AddUser(t, "slix", "py secret")
+	runSlix(t, srv, "slixmpp_bookmarks.py", "COMPAT-PEP", "STORED", "LIST council@conference.localhost",
+		"LIST cafe@conference.localhost,council@conference.localhost", "READ Cafe,Council")
+}
+
 // TestIntegrationSlixmppPubsub: slixmpp's XEP-0060 plugin finds pubsub.localhost in the
 // server's disco#items, creates a configured node, subscribes, publishes and gets the
 // event, reads its subscription's options and turns delivery off (XEP-0060 §6.3), reads

@@ -476,7 +476,11 @@ func (s *shard) outIQ(o *op, p *module.Packet, u *user) bool {
 		}
 	case "result", "error":
 		if toServer || toSelf {
-			return false // answers to server pushes and pings
+			// Answers to server pushes and pings, and to what a module asked the
+			// account's resources from its bare JID: a module's Outbound IQ hook may
+			// take them; they go no further.
+			s.runHooks(module.Outbound, module.KindIQ)
+			return false
 		}
 	default:
 		s.ctx.Error(p, stanza.New(stanza.BadRequest))

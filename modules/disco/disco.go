@@ -69,8 +69,9 @@ var accountFeatures = []string{
 	"urn:xmpp:message-retract:1", "urn:xmpp:message-retract:1#tombstone",
 }
 
-// bookmarksCompat is XEP-0402 §5.3's account feature, registered by the private storage
-// module; it holds only with PEP (the other side of the unification) enabled.
+// bookmarksCompat prefixes XEP-0402 §5.3's account features: #compat, registered by the
+// private storage module, and #compat-pep, by PEP; both hold only with PEP (the other
+// side of the unification) enabled.
 const bookmarksCompat = "urn:xmpp:bookmarks:1#compat"
 
 // vcardConversion is XEP-0398 §2's account feature, registered by the vcard module; it
@@ -101,7 +102,7 @@ func accountInfo(hi *module.HostInfo) []byte {
 		b.Start("identity").Attr("category", "pubsub").Attr("type", "pep").End()
 	}
 	for _, f := range hi.Features {
-		if slices.Contains(accountFeatures, f) || pep && (strings.HasPrefix(f, ns.PubSub) || f == bookmarksCompat || f == vcardConversion) {
+		if slices.Contains(accountFeatures, f) || pep && (strings.HasPrefix(f, ns.PubSub) || strings.HasPrefix(f, bookmarksCompat) || f == vcardConversion) {
 			b.Start("feature").Attr("var", f).End()
 		}
 	}

@@ -221,7 +221,8 @@ const (
 type Phase uint8
 
 // Phases. Outbound runs in the sender's shard when the sender is a local user; Inbound runs
-// in the recipient's shard when the recipient is a local user.
+// in the recipient's shard when the recipient is a local user. An IQ answer a user sends to
+// the server or to their own bare JID runs Outbound only, and goes no further.
 const (
 	Outbound Phase = iota
 	Inbound

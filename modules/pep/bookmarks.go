@@ -12,7 +12,9 @@ import (
 	"github.com/vireo-im/vireo/xmlstream/stanza"
 )
 
-// XEP-0402 §5.3 compatibility with XEP-0048 bookmarks in XEP-0049 private storage.
+// XEP-0402 §5.3 compatibility with XEP-0048 bookmarks: in XEP-0049 private storage (the
+// private module's side), and in the PEP node storage:bookmarks (XEP-0048 §3.3, here:
+// legacyNode), which is no node of its own but a view of the XEP-0402 node.
 const (
 	// NSBookmarks is the XEP-0402 node and payload namespace.
 	NSBookmarks = "urn:xmpp:bookmarks:1"
@@ -21,6 +23,11 @@ const (
 	// FeatureBookmarksCompat says, on the account, that bookmarks written through either
 	// protocol are seen through the other.
 	FeatureBookmarksCompat = NSBookmarks + "#compat"
+	// FeatureBookmarksCompatPEP says, on the account, that the PEP node storage:bookmarks
+	// is the XEP-0402 node seen through XEP-0048.
+	FeatureBookmarksCompatPEP = NSBookmarks + "#compat-pep"
+	// legacyItem is the id of the one item of the storage:bookmarks node (XEP-0048 §3.3).
+	legacyItem = "current"
 	// maxLegacyBookmarks bounds the conferences of one XEP-0048 list.
 	maxLegacyBookmarks = 1000
 )
@@ -223,10 +230,11 @@ func (m *Mod) SetLegacy(c module.Context, user jid.JID, storage xmlstream.Elemen
 			return module.StoreError(err)
 		}
 		if cfg.NotifyRetract {
-			m.broadcast(c, user, NSBookmarks, cfg, pubsub.RetractEvent(NSBookmarks, gone))
+			m.notify(c, user, NSBookmarks, cfg, pubsub.RetractEvent(NSBookmarks, gone))
 		}
 	}
 	create := !exists
+	changed := len(gone) > 0
 	for _, w := range want {
 		if p, ok := old[w.id]; ok && bytes.Equal(p, w.payload) {
 			continue
@@ -234,8 +242,11 @@ func (m *Mod) SetLegacy(c module.Context, user jid.JID, storage xmlstream.Elemen
 		if err := m.nodes.Publish(o, NSBookmarks, cfg, create, w.id, w.payload); err != nil {
 			return module.StoreError(err)
 		}
-		create = false
-		m.broadcast(c, user, NSBookmarks, cfg, pubsub.ItemsEvent(NSBookmarks, pubsub.Item{ID: w.id, Payload: w.payload}))
+		create, changed = false, true
+		m.notify(c, user, NSBookmarks, cfg, pubsub.ItemsEvent(NSBookmarks, pubsub.Item{ID: w.id, Payload: w.payload}))
+	}
+	if changed {
+		m.legacyChanged(c, user) // once for the list, not per item
 	}
 	return nil
 }
@@ -244,4 +255,71 @@ func tooManyBookmarks() *stanza.Error {
 	e := stanza.New(stanza.PolicyViolationCond)
 	e.Text = "more bookmarks than the bookmarks node keeps"
 	return e
+}
+
+// legacyPEP answers the owner's requests on the PEP node storage:bookmarks (XEP-0048
+// §3.3 over XEP-0223), which is the XEP-0402 node seen through XEP-0048 (XEP-0402 §5.3,
+// #compat-pep): its one item, "current", is Legacy's <storage/>, and publishing one sets
+// the XEP-0402 items with SetLegacy. Like the XEP-0402 node it is the owner's alone.
+// Nothing else (configuring, deleting, subscribing) is offered on it: XEP-0048 clients
+// only publish and fetch.
+func (m *Mod) legacyPEP(c module.Context, iq *module.Packet, owner jid.JID, isOwner bool, r pubsub.Request) {
+	if !isOwner {
+		c.Error(iq, DenyError(pubsub.AccessWhitelist))
+		return
+	}
+	switch r.Op {
+	case pubsub.OpItems:
+		storage, ok, err := m.Legacy(c, owner)
+		if err != nil {
+			m.fail(c, iq, err)
+			return
+		}
+		if !ok {
+			c.Error(iq, notFound())
+			return
+		}
+		var b xmlstream.Builder
+		b.Start("pubsub").Attr("xmlns", pubsub.NS).Start("items").Attr("node", NSLegacyBookmarks).
+			Start("item").Attr("id", legacyItem).Raw(storage).End().End().End()
+		c.Reply(iq, b.B)
+	case pubsub.OpPublish:
+		e, err := xmlstream.ParseElement(r.Payload, "")
+		if err != nil || string(e.NS()) != NSLegacyBookmarks || string(e.Name()) != "storage" {
+			c.Error(iq, pubsub.Err(stanza.BadRequest, "invalid-payload"))
+			return
+		}
+		if se := m.SetLegacy(c, owner, e); se != nil {
+			c.Error(iq, se)
+			return
+		}
+		c.Reply(iq, pubsub.PublishReply(NSLegacyBookmarks, legacyItem))
+	default:
+		c.Error(iq, pubsub.Err(stanza.FeatureNotImplemented, "unsupported"))
+	}
+}
+
+// legacyChanged tells the owner's available resources that want it (storage:bookmarks+
+// notify in their caps, as XEP-0048 clients advertise) what the storage:bookmarks node
+// holds now, after a change of the XEP-0402 node: a client that reads bookmarks through
+// XEP-0048 learns of a room another client bookmarked through XEP-0402, and a XEP-0402
+// client is not sent its bookmarks twice.
+func (m *Mod) legacyChanged(c module.Context, owner jid.JID) {
+	var to []module.Session
+	for _, s := range c.Sessions(owner) {
+		if s.Available() && m.ownWants(s, NSLegacyBookmarks+"+notify") {
+			to = append(to, s)
+		}
+	}
+	if len(to) == 0 {
+		return
+	}
+	storage, ok, err := m.Legacy(c, owner)
+	if err != nil || !ok {
+		return
+	}
+	event := pubsub.ItemsEvent(NSLegacyBookmarks, pubsub.Item{ID: legacyItem, Payload: storage})
+	for _, s := range to {
+		s.Send(pubsub.EventMessage(owner, s.JID(), event))
+	}
 }

@@ -68,16 +68,10 @@ func (m *Mod) presence(c module.Context, pk *module.Packet) module.Verdict {
 	if it, ok := c.RosterItem(pk.To.Bare(), pk.From.Bare()); !ok || it.Sub != store.SubFrom && it.Sub != store.SubBoth {
 		return module.Continue
 	}
-	key, hash, ver, capsNode := "", "", "", ""
-	if cp, ok := pk.Elem().Child(ns.Caps, "c"); ok {
-		h, _ := cp.AppendAttr(nil, "hash")
-		v, _ := cp.AppendAttr(nil, "ver")
-		n, _ := cp.AppendAttr(nil, "node")
-		if len(h) > 0 && len(v) > 0 && len(v) < 256 && len(n) < 1024 {
-			hash, ver = string(h), string(v)
-			key = hash + " " + ver
-			capsNode = string(n)
-		}
+	key := ""
+	hash, ver, capsNode, hasCaps := capsOf(pk.Elem())
+	if hasCaps {
+		key = hash + " " + ver
 	}
 	m.mu.Lock()
 	rs := m.mu.users[owner]
@@ -135,6 +129,94 @@ func (m *Mod) presence(c module.Context, pk *module.Packet) module.Verdict {
 		m.sendLast(c, pk.To.Bare(), pk.From)
 	}
 	return module.Continue
+}
+
+// capsOf returns the caps hash, ver and node of a presence (ok false without valid caps).
+func capsOf(e xmlstream.Element) (hash, ver, node string, ok bool) {
+	cp, found := e.Child(ns.Caps, "c")
+	if !found {
+		return "", "", "", false
+	}
+	h, _ := cp.AppendAttr(nil, "hash")
+	v, _ := cp.AppendAttr(nil, "ver")
+	n, _ := cp.AppendAttr(nil, "node")
+	if len(h) == 0 || len(v) == 0 || len(v) >= 256 || len(n) >= 1024 {
+		return "", "", "", false
+	}
+	return string(h), string(v), string(n), true
+}
+
+// ownPresence resolves the caps ver of the owner's resource that broadcasts its presence
+// (outbound, on the owner's shard), as presence does a contact's, so that ownWants can
+// tell which of the owner's clients want a notification only some ask for
+// (storage:bookmarks+notify). Nothing waits on the answer. It never stops the presence.
+func (m *Mod) ownPresence(c module.Context, pk *module.Packet) module.Verdict {
+	if pk.Type != "" || !pk.To.IsZero() || pk.From.IsBare() {
+		return module.Continue
+	}
+	hash, ver, node, ok := capsOf(pk.Elem())
+	if s := c.Session(); s != nil && s.Value(ownFeaturesKey{}) != nil {
+		s.SetValue(ownFeaturesKey{}, nil) // its answer was about the caps it had then
+	}
+	if !ok {
+		return module.Continue
+	}
+	key := hash + " " + ver
+	owner := pk.From.Bare().String()
+	m.mu.Lock()
+	e := m.mu.caps[key]
+	if e != nil && (e.features != nil || c.Now().Sub(e.asked) < capsRetry) || e == nil && len(m.mu.caps) >= maxCapsCache {
+		m.mu.Unlock()
+		return module.Continue
+	}
+	if e == nil {
+		e = &capsEntry{}
+		m.mu.caps[key] = e
+	}
+	e.asked = c.Now()
+	m.mu.seq++
+	queryID := capsIDPrefix + strconv.FormatUint(m.mu.seq, 10)
+	m.mu.queries[queryID] = capsQuery{key: key, hash: hash, ver: ver, owner: owner, full: pk.From.String()}
+	m.mu.Unlock()
+	var b xmlstream.Builder
+	b.Start("iq").Attr("type", "get").Attr("id", queryID).Attr("from", owner).Attr("to", pk.From.String()).
+		Start("query").Attr("xmlns", ns.DiscoInfo).Attr("node", node+"#"+ver).End().End()
+	c.Route(b.B)
+	return module.Continue
+}
+
+// ownCapsAnswer takes the answer of one of the owner's own resources to ownPresence's
+// query (outbound, on the owner's shard: an answer to the account's own bare JID goes
+// no further than the Outbound IQ hooks).
+func (m *Mod) ownCapsAnswer(c module.Context, pk *module.Packet) module.Verdict {
+	if pk.To.IsZero() || !pk.From.Bare().Equal(pk.To.Bare()) {
+		return module.Continue
+	}
+	return m.capsAnswer(c, pk)
+}
+
+// ownFeaturesKey is the session value holding the features one of the owner's own
+// resources answered ownPresence's query with (map[string]bool).
+type ownFeaturesKey struct{}
+
+// ownWants reports whether the owner's session s advertised feature: in its answer to
+// ownPresence's query, or in a caps ver verified before; false when its caps are unknown.
+func (m *Mod) ownWants(s module.Session, feature string) bool {
+	if f, ok := s.Value(ownFeaturesKey{}).(map[string]bool); ok {
+		return f[feature]
+	}
+	p, err := xmlstream.ParseElement(s.Presence(), "jabber:client")
+	if err != nil {
+		return false
+	}
+	hash, ver, _, ok := capsOf(p)
+	if !ok {
+		return false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e := m.mu.caps[hash+" "+ver]
+	return e != nil && e.features[feature]
 }
 
 // capsAnswer takes the answers to the disco#info queries sent for caps (inbound IQ, on the
@@ -203,6 +285,16 @@ func (m *Mod) capsAnswer(c module.Context, pk *module.Packet) module.Verdict {
 		}
 	}
 	m.mu.Unlock()
+	if !verified && features != nil && strings.HasPrefix(q.full, q.owner+"/") {
+		// One of the owner's own resources (ownPresence's query) whose ver does not
+		// verify: its session keeps what it answered, for ownWants. (A verified ver is in
+		// the cache for every session that has it; nothing is kept per session.)
+		for _, s := range c.Sessions(owner) {
+			if s.JID().String() == q.full {
+				s.SetValue(ownFeaturesKey{}, features)
+			}
+		}
+	}
 	if !verified && pk.Type == "result" {
 		l := c.Logger()
 		l.Debug().Str("from", q.full).Str("ver", q.ver).Msg("pep: caps ver does not verify")

@@ -138,8 +138,11 @@ func (m *Mod) Provision(r module.Registrar) error {
 	for _, f := range Features {
 		r.Feature(f)
 	}
+	r.Feature(FeatureBookmarksCompatPEP)
 	r.Identity("pubsub", "pep", "")
 	r.Hook(module.Inbound, module.KindPresence, module.OrderPEP, m.presence)
+	r.Hook(module.Outbound, module.KindPresence, module.OrderPEP, m.ownPresence)
+	r.Hook(module.Outbound, module.KindIQ, module.OrderPEP, m.ownCapsAnswer)
 	r.Hook(module.Inbound, module.KindIQ, module.OrderPEP, m.capsAnswer)
 	return nil
 }
@@ -209,6 +212,10 @@ func (m *Mod) handle(c module.Context, iq *module.Packet, owner jid.JID, isOwner
 	r, e := pubsub.ParseRequest(q, iq.Type == "set")
 	if e != nil {
 		c.Error(iq, e)
+		return
+	}
+	if r.Node == NSLegacyBookmarks {
+		m.legacyPEP(c, iq, owner, isOwner, r)
 		return
 	}
 	switch r.Op {
@@ -517,6 +524,14 @@ func (m *Mod) access(c module.Context, owner, user jid.JID, node string, cfg pub
 // broadcast notifies the owner's available resources, the contacts' resources with
 // NODE+notify that the access model admits, and the explicit subscribers.
 func (m *Mod) broadcast(c module.Context, owner jid.JID, node string, cfg pubsub.NodeConfig, event []byte) {
+	m.notify(c, owner, node, cfg, event)
+	if node == NSBookmarks {
+		m.legacyChanged(c, owner)
+	}
+}
+
+// notify is broadcast without the storage:bookmarks view's notification.
+func (m *Mod) notify(c module.Context, owner jid.JID, node string, cfg pubsub.NodeConfig, event []byte) {
 	for _, s := range c.Sessions(owner) {
 		if s.Available() {
 			s.Send(pubsub.EventMessage(owner, s.JID(), event))

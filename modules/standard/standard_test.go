@@ -21,7 +21,7 @@ import (
 var hookOnly = map[string]bool{
 	"urn:xmpp:sid:0": true, "urn:xmpp:hints": true, "msgoffline": true,
 	"urn:xmpp:features:rosterver": true, "urn:xmpp:features:pre-approval": true,
-	"urn:xmpp:bookmarks:1#compat": true, "urn:xmpp:pep-vcard-conversion:0": true,
+	"urn:xmpp:bookmarks:1#compat": true, "urn:xmpp:bookmarks:1#compat-pep": true, "urn:xmpp:pep-vcard-conversion:0": true,
 	"urn:xmpp:reporting:1": true, "urn:xmpp:message-retract:1": true, "urn:xmpp:message-retract:1#tombstone": true,
 	"http://jabber.org/protocol/rsm": true, // the <set/> inside the archive's and PEP's queries
 }

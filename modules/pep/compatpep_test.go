@@ -1,0 +1,93 @@
+package pep_test
+
+import (
+	"crypto/sha1"
+	"encoding/base64"
+	"regexp"
+	"strings"
+	"testing"
+
+	_ "github.com/vireo-im/vireo/modules/standard" // disco, for the account's features
+	"github.com/vireo-im/vireo/router/routertest"
+)
+
+// TestBookmarksCompatPEP: XEP-0402 §5.3 #compat-pep. The PEP node storage:bookmarks
+// (XEP-0048 §3.3) is the XEP-0402 node seen through XEP-0048: a list published there
+// becomes XEP-0402 items (with their notifications), a XEP-0402 bookmark shows in the
+// list, each change tells the owner's resources that want it (storage:bookmarks+notify in
+// their XEP-0115 caps, which the server resolves) the new list once, and the node is the
+// owner's alone.
+func TestBookmarksCompatPEP(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob"}, nil)
+	a := e.Bind("alice", "legacy")
+	// A XEP-0048 client: its caps say storage:bookmarks+notify (XEP-0115 §5.2's ver).
+	sum := sha1.Sum([]byte("client/pc//Legacy<http://jabber.org/protocol/caps<storage:bookmarks+notify<"))
+	ver := base64.StdEncoding.EncodeToString(sum[:])
+	a.Send("<presence><c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='urn:example:legacy' ver='" + ver + "'/></presence>")
+	q := a.C.Wait(t, "<iq type='get'", "node='urn:example:legacy#"+ver+"'")
+	qid := regexp.MustCompile(`id='([^']+)'`).FindStringSubmatch(q)[1]
+	a.Send("<iq type='result' id='" + qid + "' to='alice@example.org'><query xmlns='http://jabber.org/protocol/disco#info' node='urn:example:legacy#" + ver + "'>" +
+		"<identity category='client' type='pc' name='Legacy'/><feature var='http://jabber.org/protocol/caps'/><feature var='storage:bookmarks+notify'/></query></iq>")
+	a2 := e.Bind("alice", "modern") // a XEP-0402 client: no such caps
+	a2.Send("<presence/>")
+	a.Send("<iq type='get' id='d' to='alice@example.org'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+	a.C.Wait(t, "id='d'", "urn:xmpp:bookmarks:1#compat-pep", "urn:xmpp:bookmarks:1#compat'")
+
+	// No bookmarks yet: the node is not there.
+	items := "<iq type='get' id='%s'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='storage:bookmarks'/></pubsub></iq>"
+	a.Send(strings.Replace(items, "%s", "g0", 1))
+	a.C.Wait(t, "id='g0'", "<item-not-found")
+
+	// XEP-0048 §3.3's publish, with its publish-options.
+	a.Send("<iq type='set' id='p1'><pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='storage:bookmarks'><item id='current'>" +
+		"<storage xmlns='storage:bookmarks'><conference name='Council' autojoin='true' jid='council@conference.example.org'><nick>alice</nick></conference>" +
+		"<conference jid='tea@conference.example.org'/></storage></item></publish><publish-options><x xmlns='jabber:x:data' type='submit'>" +
+		"<field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/pubsub#publish-options</value></field>" +
+		"<field var='pubsub#persist_items'><value>true</value></field><field var='pubsub#access_model'><value>whitelist</value></field></x></publish-options></pubsub></iq>")
+	a.C.Wait(t, "id='p1'", "type='result'", "<publish node='storage:bookmarks'><item id='current'/>")
+	// The modern client hears of each XEP-0402 item; the legacy one of the list, once.
+	a2.C.Wait(t, "<items node='urn:xmpp:bookmarks:1'><item id='council@conference.example.org'>", "<nick>alice</nick>")
+	a2.C.Wait(t, "<items node='urn:xmpp:bookmarks:1'><item id='tea@conference.example.org'>")
+	a.C.Wait(t, "<items node='storage:bookmarks'><item id='current'><storage xmlns='storage:bookmarks'>", "tea@conference.example.org")
+	if n := strings.Count(a.C.All(), "<items node='storage:bookmarks'>"); n != 1 {
+		t.Fatalf("%d list notifications for one list", n)
+	}
+	a.Send("<iq type='get' id='g1'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='urn:xmpp:bookmarks:1'/></pubsub></iq>")
+	a.C.Wait(t, "id='g1'", "<item id='council@conference.example.org'><conference xmlns='urn:xmpp:bookmarks:1' name='Council' autojoin='true'><nick>alice</nick>",
+		"<item id='tea@conference.example.org'>")
+
+	// A bookmark the modern client adds shows in the list, and the list is announced.
+	a2.C.Reset()
+	a2.Send("<iq type='set' id='p2'><pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='urn:xmpp:bookmarks:1'><item id='cafe@conference.example.org'>" +
+		"<conference xmlns='urn:xmpp:bookmarks:1' name='Cafe'/></item></publish></pubsub></iq>")
+	a2.C.Wait(t, "id='p2'", "type='result'")
+	a.C.Wait(t, "<items node='storage:bookmarks'><item id='current'>", "<conference jid='cafe@conference.example.org' name='Cafe'", "council@conference.example.org")
+	a.Send(strings.Replace(items, "%s", "g2", 1))
+	a.C.Wait(t, "id='g2'", "<items node='storage:bookmarks'><item id='current'><storage xmlns='storage:bookmarks'>",
+		"<conference jid='cafe@conference.example.org' name='Cafe'/>", "<conference jid='council@conference.example.org' name='Council' autojoin='true'><nick>alice</nick></conference>")
+
+	// A shorter list retracts what it leaves out.
+	a2.C.Reset()
+	a.Send("<iq type='set' id='p3'><pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='storage:bookmarks'><item id='current'>" +
+		"<storage xmlns='storage:bookmarks'><conference jid='tea@conference.example.org'/></storage></item></publish></pubsub></iq>")
+	a.C.Wait(t, "id='p3'", "type='result'")
+	a2.C.Wait(t, "<retract id='cafe@conference.example.org'/>", "<retract id='council@conference.example.org'/>")
+	a2.C.Never(t, "<items node='storage:bookmarks'>") // it did not ask for the list
+
+	// Not a XEP-0048 list; other operations; other users.
+	for _, tc := range []struct{ who, req, want string }{
+		{"alice", "<publish node='storage:bookmarks'><item id='current'><x xmlns='urn:other'/></item></publish>", "<invalid-payload"},
+		{"alice", "<retract node='storage:bookmarks'><item id='current'/></retract>", "<feature-not-implemented"},
+		{"bob", "<items node='storage:bookmarks'/>", "<closed-node"},
+	} {
+		s := a
+		to := ""
+		if tc.who == "bob" {
+			s, to = e.Bind("bob", "pc"), " to='alice@example.org'"
+		}
+		s.Send("<iq type='" + map[bool]string{true: "get", false: "set"}[strings.HasPrefix(tc.req, "<items")] + "' id='x'" + to +
+			"><pubsub xmlns='http://jabber.org/protocol/pubsub'>" + tc.req + "</pubsub></iq>")
+		s.C.Wait(t, "id='x'", "type='error'", tc.want)
+		s.C.Reset()
+	}
+}
