@@ -1,6 +1,7 @@
 package pep
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -17,6 +18,7 @@ import (
 type capsEntry struct {
 	features map[string]bool // nil until verified
 	asked    time.Time       // when the pending query went out
+	used     time.Time       // when a presence last carried the ver (the cache is LRU)
 	waiters  []waiter        // resources that became available while it was pending
 }
 
@@ -26,6 +28,73 @@ type waiter struct{ owner, full string }
 // capsQuery is a disco#info query in flight.
 type capsQuery struct {
 	key, hash, ver, owner, full string
+	at                          time.Time // when it went out
+}
+
+// capsEntryLocked returns the cache entry of key, made (after roomForCapsLocked) when
+// there is none, marked used at now. Call with m.mu held.
+func (m *Mod) capsEntryLocked(key string, now time.Time) *capsEntry {
+	e := m.mu.caps[key]
+	if e == nil {
+		m.roomForCapsLocked(now)
+		e = &capsEntry{}
+		m.mu.caps[key] = e
+	}
+	e.used = now
+	return e
+}
+
+// roomForCapsLocked makes room in a full caps cache: entries whose query went
+// unanswered go first, then the least recently used half. Anyone can send made-up vers
+// (a local user, any contact); a flood of them costs queries and churn, never the
+// caching of the vers clients use, which their presences keep recent. Call with m.mu
+// held.
+func (m *Mod) roomForCapsLocked(now time.Time) {
+	if len(m.mu.caps) < maxCapsCache {
+		return
+	}
+	for k, e := range m.mu.caps {
+		if e.features == nil && now.Sub(e.asked) >= capsRetry {
+			delete(m.mu.caps, k)
+		}
+	}
+	if len(m.mu.caps) < maxCapsCache*9/10 {
+		return
+	}
+	keys := make([]string, 0, len(m.mu.caps))
+	for k := range m.mu.caps {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b string) int { return m.mu.caps[a].used.Compare(m.mu.caps[b].used) })
+	for _, k := range keys[:len(keys)/2] {
+		delete(m.mu.caps, k)
+	}
+}
+
+// queryLocked registers a disco#info query and returns its id, or "" when
+// maxCapsQueries are waiting for an answer even after those older than capsRetry (which
+// will not come, or come too late to matter) are dropped; that sweep runs at most once a
+// second. Call with m.mu held.
+func (m *Mod) queryLocked(q capsQuery, now time.Time) string {
+	if len(m.mu.queries) >= maxCapsQueries {
+		if now.Sub(m.mu.swept) < time.Second {
+			return ""
+		}
+		m.mu.swept = now
+		for id, old := range m.mu.queries {
+			if now.Sub(old.at) >= capsRetry {
+				delete(m.mu.queries, id)
+			}
+		}
+		if len(m.mu.queries) >= maxCapsQueries {
+			return ""
+		}
+	}
+	q.at = now
+	m.mu.seq++
+	id := capsIDPrefix + strconv.FormatUint(m.mu.seq, 10)
+	m.mu.queries[id] = q
+	return id
 }
 
 // resource is a contact's available resource as one owner saw it.
@@ -92,29 +161,23 @@ func (m *Mod) presence(c module.Context, pk *module.Packet) module.Verdict {
 	queryID := ""
 	ready := false
 	if key != "" {
-		e := m.mu.caps[key]
+		now := c.Now()
+		e := m.capsEntryLocked(key, now)
 		switch {
-		case e != nil && e.features != nil:
+		case e.features != nil:
 			ready = true
-		case e != nil && c.Now().Sub(e.asked) < capsRetry:
-			if !had && len(e.waiters) < 1000 {
+		case now.Sub(e.asked) < capsRetry:
+			if !had && len(e.waiters) < maxWaiters {
 				e.waiters = append(e.waiters, waiter{owner, full})
 			}
 		default:
-			if e == nil {
-				if len(m.mu.caps) >= maxCapsCache {
-					break
+			queryID = m.queryLocked(capsQuery{key: key, hash: hash, ver: ver, owner: owner, full: full}, now)
+			if queryID != "" {
+				e.asked = now
+				if !had && len(e.waiters) < maxWaiters {
+					e.waiters = append(e.waiters, waiter{owner, full})
 				}
-				e = &capsEntry{}
-				m.mu.caps[key] = e
 			}
-			e.asked = c.Now()
-			if !had {
-				e.waiters = append(e.waiters, waiter{owner, full})
-			}
-			m.mu.seq++
-			queryID = capsIDPrefix + strconv.FormatUint(m.mu.seq, 10)
-			m.mu.queries[queryID] = capsQuery{key: key, hash: hash, ver: ver, owner: owner, full: full}
 		}
 	}
 	m.mu.Unlock()
@@ -163,21 +226,20 @@ func (m *Mod) ownPresence(c module.Context, pk *module.Packet) module.Verdict {
 	}
 	key := hash + " " + ver
 	owner := pk.From.Bare().String()
+	now := c.Now()
 	m.mu.Lock()
-	e := m.mu.caps[key]
-	if e != nil && (e.features != nil || c.Now().Sub(e.asked) < capsRetry) || e == nil && len(m.mu.caps) >= maxCapsCache {
-		m.mu.Unlock()
+	e := m.capsEntryLocked(key, now)
+	queryID := ""
+	if e.features == nil && now.Sub(e.asked) >= capsRetry {
+		queryID = m.queryLocked(capsQuery{key: key, hash: hash, ver: ver, owner: owner, full: pk.From.String()}, now)
+		if queryID != "" {
+			e.asked = now
+		}
+	}
+	m.mu.Unlock()
+	if queryID == "" {
 		return module.Continue
 	}
-	if e == nil {
-		e = &capsEntry{}
-		m.mu.caps[key] = e
-	}
-	e.asked = c.Now()
-	m.mu.seq++
-	queryID := capsIDPrefix + strconv.FormatUint(m.mu.seq, 10)
-	m.mu.queries[queryID] = capsQuery{key: key, hash: hash, ver: ver, owner: owner, full: pk.From.String()}
-	m.mu.Unlock()
 	var b xmlstream.Builder
 	b.Start("iq").Attr("type", "get").Attr("id", queryID).Attr("from", owner).Attr("to", pk.From.String()).
 		Start("query").Attr("xmlns", ns.DiscoInfo).Attr("node", node+"#"+ver).End().End()

@@ -19,7 +19,10 @@
 // resource only. The same +notify check sends the newest item of each on_sub_and_presence
 // node to a contact's resource when it becomes available. The presence state is kept in
 // memory only: after a restart it is learned again from the contacts' next presence (or
-// the answers to the owner's probes).
+// the answers to the owner's probes). Anyone may send made-up vers, so the caps cache is
+// bounded and least-recently-used, and so are the queries waiting for an answer. The
+// owner's own resources' vers are resolved the same way, for the notifications only some
+// of them ask for (storage:bookmarks, bookmarks.go).
 //
 // # Concurrency
 //
@@ -59,6 +62,10 @@ const (
 	capsRetry = 30 * time.Second
 	// maxCapsCache bounds the distinct vers cached (a few hundred in practice).
 	maxCapsCache = 10000
+	// maxCapsQueries bounds the caps queries waiting for an answer.
+	maxCapsQueries = 10000
+	// maxWaiters bounds the resources waiting for one ver's answer.
+	maxWaiters = 1000
 	// maxResources bounds the contact resources remembered per owner.
 	maxResources = 5000
 )
@@ -83,6 +90,7 @@ type Mod struct {
 		sync.Mutex
 		caps    map[string]*capsEntry // hash + " " + ver
 		queries map[string]capsQuery  // disco#info query id
+		swept   time.Time             // when queries was last swept (queryLocked)
 		users   map[string]map[string]*resource
 		seq     uint64
 	}

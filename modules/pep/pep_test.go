@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vireo-im/vireo/modules/module"
 	"github.com/vireo-im/vireo/modules/pubsub"
@@ -81,5 +82,62 @@ func TestCapsVer(t *testing.T) {
 	e, _ = xmlstream.ParseElement([]byte(dup), "jabber:client")
 	if _, ok := parseDiscoInfo(e); ok {
 		t.Fatal("duplicate feature accepted")
+	}
+}
+
+// TestCapsCacheBounded: made-up caps vers cannot fill the cache for good or grow the
+// queries without end. A full cache drops the queries that went unanswered, then the
+// least recently used half, and keeps the vers in use; unanswered queries are swept
+// once they are stale, and past the bound no query goes out.
+func TestCapsCacheBounded(t *testing.T) {
+	m := new(Mod)
+	m.mu.caps, m.mu.queries = map[string]*capsEntry{}, map[string]capsQuery{}
+	t0 := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	for i := range maxCapsCache {
+		e := m.capsEntryLocked(fmt.Sprintf("sha-1 v%d", i), t0.Add(time.Duration(i)*time.Millisecond))
+		e.features = map[string]bool{"f": true} // all verified, as a careful flood could make them
+	}
+	m.capsEntryLocked("sha-1 v0", t0.Add(time.Hour)) // a ver a client still uses
+	m.capsEntryLocked("sha-1 new", t0.Add(time.Hour))
+	if n := len(m.mu.caps); n > maxCapsCache/2+2 {
+		t.Fatalf("%d entries after making room", n)
+	}
+	for _, k := range []string{"sha-1 v0", "sha-1 new", fmt.Sprintf("sha-1 v%d", maxCapsCache-1)} {
+		if m.mu.caps[k] == nil {
+			t.Errorf("%s was dropped", k)
+		}
+	}
+	if m.mu.caps["sha-1 v1"] != nil {
+		t.Error("the least recently used entry was kept")
+	}
+
+	// Unanswered entries go before any verified one.
+	clear(m.mu.caps)
+	for i := range maxCapsCache {
+		e := m.capsEntryLocked(fmt.Sprintf("sha-1 u%d", i), t0)
+		e.asked = t0
+		if i%2 == 0 {
+			e.features = map[string]bool{}
+		}
+	}
+	m.capsEntryLocked("sha-1 next", t0.Add(capsRetry))
+	if n := len(m.mu.caps); n != maxCapsCache/2+1 || m.mu.caps["sha-1 u0"] == nil || m.mu.caps["sha-1 u1"] != nil {
+		t.Fatalf("%d entries; verified u0 kept: %v; unanswered u1 dropped: %v", n, m.mu.caps["sha-1 u0"] != nil, m.mu.caps["sha-1 u1"] == nil)
+	}
+
+	// Queries: bounded; stale ones swept, at most once a second.
+	for i := range maxCapsQueries {
+		if m.queryLocked(capsQuery{key: fmt.Sprint(i)}, t0) == "" {
+			t.Fatalf("query %d refused under the bound", i)
+		}
+	}
+	if m.queryLocked(capsQuery{key: "over"}, t0.Add(capsRetry-500*time.Millisecond)) != "" {
+		t.Fatal("a query past the bound while none is stale")
+	}
+	if id := m.queryLocked(capsQuery{key: "later"}, t0.Add(capsRetry+100*time.Millisecond)); id != "" {
+		t.Fatal("swept again within a second")
+	}
+	if id := m.queryLocked(capsQuery{key: "later"}, t0.Add(capsRetry+600*time.Millisecond)); id == "" || len(m.mu.queries) != 1 {
+		t.Fatalf("stale queries not swept: %q, %d left", id, len(m.mu.queries))
 	}
 }
