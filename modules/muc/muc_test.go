@@ -1067,25 +1067,23 @@ func TestReconfigure(t *testing.T) {
 func TestHostSettings(t *testing.T) {
 	e := routertest.New(t, []string{"alice", "bob"}, nil)
 	instantRoom(t, e)
-	with := func(host string, c muc.Config) module.Reconfig {
-		return module.Reconfig{Decode: func(v any) error { return nil }, Domains: []string{"example.org"},
-			Hosts: []string{host}, DecodeHost: func(_ string, v any) error { *v.(*muc.Config) = c; return nil }}
+	with := func(host string, c muc.Config) (func(), error) {
+		return e.HostSettings("muc", host, func(v any) { *v.(*muc.Config) = c })
 	}
-	if _, ok, err := e.R.Reconfigure("muc", with("example.org", muc.Config{Subdomain: "rooms"})); err == nil || ok ||
-		!strings.Contains(err.Error(), "server-wide") {
-		t.Fatalf("a host's own subdomain: %v, %v", ok, err)
+	if _, err := with("example.org", muc.Config{Subdomain: "rooms"}); err == nil || !strings.Contains(err.Error(), "server-wide") {
+		t.Fatalf("a host's own subdomain: %v", err)
 	}
 	b := e.Bind("bob", "pc")
-	apply, ok, err := e.R.Reconfigure("muc", with("example.org", muc.Config{MaxOccupants: 1}))
-	if err != nil || !ok {
-		t.Fatal(ok, err)
+	apply, err := with("example.org", muc.Config{MaxOccupants: 1})
+	if err != nil {
+		t.Fatal(err)
 	}
 	apply()
 	b.Send(join("Bob", "jb"))
 	b.C.Wait(t, "id='jb'", "type='error'", "the room is full")
-	apply, ok, err = e.R.Reconfigure("muc", with("other.example", muc.Config{MaxOccupants: 1}))
-	if err != nil || !ok {
-		t.Fatal(ok, err)
+	apply, err = with("other.example", muc.Config{MaxOccupants: 1})
+	if err != nil {
+		t.Fatal(err)
 	}
 	apply()
 	b.Send(join("Bob", "jb2"))

@@ -4,7 +4,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/vireo-im/vireo/modules/module"
 	"github.com/vireo-im/vireo/modules/pep"
 	"github.com/vireo-im/vireo/router/routertest"
 )
@@ -15,10 +14,9 @@ func TestHostSettings(t *testing.T) {
 	e := routertest.New(t, []string{"alice"}, nil)
 	with := func(host string, c pep.Config) func() {
 		t.Helper()
-		apply, ok, err := e.R.Reconfigure("pep", module.Reconfig{Decode: func(any) error { return nil }, Domains: []string{"example.org"},
-			Hosts: []string{host}, DecodeHost: func(_ string, v any) error { *v.(*pep.Config) = c; return nil }})
-		if err != nil || !ok {
-			t.Fatal(ok, err)
+		apply, err := e.HostSettings("pep", host, func(v any) { *v.(*pep.Config) = c })
+		if err != nil {
+			t.Fatal(err)
 		}
 		return apply
 	}

@@ -4,7 +4,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/vireo-im/vireo/modules/module"
 	"github.com/vireo-im/vireo/modules/pubsub"
 	"github.com/vireo-im/vireo/router/routertest"
 )
@@ -15,9 +14,7 @@ import (
 func TestHostSettings(t *testing.T) {
 	e := routertest.New(t, []string{"alice"}, nil)
 	with := func(host string, c pubsub.Config) (func(), error) {
-		apply, _, err := e.R.Reconfigure("pubsub", module.Reconfig{Decode: func(any) error { return nil }, Domains: []string{"example.org"},
-			Hosts: []string{host}, DecodeHost: func(_ string, v any) error { *v.(*pubsub.Config) = c; return nil }})
-		return apply, err
+		return e.HostSettings("pubsub", host, func(v any) { *v.(*pubsub.Config) = c })
 	}
 	if _, err := with("example.org", pubsub.Config{Subdomain: "news"}); err == nil || !strings.Contains(err.Error(), "server-wide") {
 		t.Fatalf("a host's own subdomain: %v", err)

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vireo-im/vireo/modules/module"
 	"github.com/vireo-im/vireo/modules/roster"
 	_ "github.com/vireo-im/vireo/modules/standard"
 	"github.com/vireo-im/vireo/router"
@@ -174,9 +173,7 @@ func TestRemoveContactPresence(t *testing.T) {
 func TestHostSettings(t *testing.T) {
 	e := routertest.New(t, []string{"alice"}, nil)
 	with := func(host string, set func(*roster.Config)) (func(), error) {
-		apply, _, err := e.R.Reconfigure("roster", module.Reconfig{Decode: func(any) error { return nil }, Domains: []string{"example.org"},
-			Hosts: []string{host}, DecodeHost: func(_ string, v any) error { set(v.(*roster.Config)); return nil }})
-		return apply, err
+		return e.HostSettings("roster", host, func(v any) { set(v.(*roster.Config)) })
 	}
 	if _, err := with("example.org", func(c *roster.Config) { c.SharedGroupsFile = "/etc/groups.txt" }); err == nil || !strings.Contains(err.Error(), "server-wide") {
 		t.Fatalf("a host's own groups file: %v", err)

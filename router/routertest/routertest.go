@@ -12,6 +12,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/vireo-im/vireo/modules/module"
 	"github.com/vireo-im/vireo/router"
 	"github.com/vireo-im/vireo/store"
 	"github.com/vireo-im/vireo/store/pebblestore"
@@ -155,6 +156,16 @@ func New(t testing.TB, users []string, opts func(*router.Options)) *Env {
 		st.Accounts().Create(store.Account{User: u + "@example.org"})
 	}
 	return &Env{T: t, R: r, Store: st, Domain: "example.org", sc: xmlstream.NewScanner()}
+}
+
+// HostSettings reconfigures module id as a reload would with no server-wide table and
+// one [vhosts."<host>".modules.<id>] table, whose decoding set does to the module's
+// settings (decoded over the server-wide defaults); it returns what applies them, or the
+// module's refusal.
+func (e *Env) HostSettings(id, host string, set func(v any)) (apply func(), err error) {
+	apply, _, err = e.R.Reconfigure(id, module.Reconfig{Decode: func(any) error { return nil }, Domains: []string{e.Domain},
+		Hosts: []string{host}, DecodeHost: func(_ string, v any) error { set(v); return nil }})
+	return apply, err
 }
 
 // On returns an Env for another of the router's domains (one SetDomains added): its
