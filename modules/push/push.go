@@ -114,7 +114,8 @@ type Mod struct {
 	account sync.Map // bare JID -> *account; each one is used only on its account's shard
 	// enabled holds the bare JIDs with at least one registration, so a message to a user
 	// who never enabled push costs a map lookup, not a store scan. It may hold a user whose
-	// registrations went (a removed account, an app server's error): that costs one scan.
+	// registrations went (a removed account, an app server's error) until the next scan
+	// finds none and drops it.
 	enabled sync.Map
 	st      store.Store // identifies this server's muc.Notifier
 }
@@ -388,5 +389,12 @@ func (m *Mod) registrations(user string) ([]registration, error) {
 		out = append(out, r)
 		return true
 	})
+	if err == nil && len(out) == 0 {
+		// All gone (disabled, refused by the app server, the account removed): forget the
+		// user, or every account that ever enabled push (guests too) stays here until a
+		// restart. Callers run on the user's shard, as enable does, so no registration
+		// is being written meanwhile.
+		m.enabled.Delete(user)
+	}
 	return out, err
 }

@@ -1,0 +1,37 @@
+package push
+
+import (
+	"testing"
+
+	"github.com/rs/zerolog"
+
+	"github.com/vireo-im/vireo/store/pebblestore"
+)
+
+// TestEnabledForgotten: a user whose registrations are all gone leaves the enabled set at
+// the next scan, so accounts that once enabled push (guests, removed accounts) do not
+// pile up in memory; one with a registration stays.
+func TestEnabledForgotten(t *testing.T) {
+	st, err := pebblestore.Open(t.TempDir(), pebblestore.Options{Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	m := &Mod{t: st.Table("push")}
+	m.enabled.Store("gone@example.org", struct{}{})
+	m.enabled.Store("kept@example.org", struct{}{})
+	if err := m.t.Set(key("kept@example.org", "push.example", "n1"), []byte{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []string{"gone@example.org", "kept@example.org"} {
+		if _, err := m.registrations(u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, ok := m.enabled.Load("gone@example.org"); ok {
+		t.Error("a user without registrations stays in the enabled set")
+	}
+	if regs, _ := m.registrations("kept@example.org"); len(regs) != 1 {
+		t.Errorf("the user with a registration lost it: %v", regs)
+	}
+}
