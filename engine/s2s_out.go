@@ -76,7 +76,9 @@ type s2sOut struct {
 		sync.Mutex
 		peers   map[[2]string]*outPeer
 		backoff map[string]*retryState // remote domain -> failures, after a failed stream
-		in      map[*conn]inStream     // authenticated inbound streams, for S2SConns
+		// backoffKept is how many entries backoff had after its last sweep (noteResult).
+		backoffKept int
+		in          map[*conn]inStream // authenticated inbound streams, for S2SConns
 		// bidi are the inbound streams whose peer asked for a bidirectional stream
 		// (XEP-0288), by the domain pair (local, remote) they authenticated: Route sends
 		// over one when no outbound stream for the pair exists.
@@ -197,6 +199,34 @@ func (o *s2sOut) backingOff(remote string, now time.Time) bool {
 	return st != nil && now.Before(st.until)
 }
 
+// Bounds of the back-off table: any user can make the server dial domains that do not
+// exist, one after another, and a domain that is never reached again would stay.
+const (
+	backoffSweepAt = 1024    // entries before the first sweep
+	maxBackoff     = 100_000 // entries past which the table starts over
+)
+
+// sweepBackoffLocked makes room for one more back-off entry. Once the table has doubled
+// since its last sweep, or is full, the domains whose last wait ended more than max ago
+// go: redialed, they start from BackoffMin again. A table still three quarters full of
+// recent failures starts over: the cost is earlier redials, never memory. Either way a
+// sweep costs O(1) a failure, amortized. Call with o.mu held.
+func (o *s2sOut) sweepBackoffLocked(max time.Duration) {
+	if n := len(o.mu.backoff); n < backoffSweepAt || n < 2*o.mu.backoffKept && n < maxBackoff {
+		return
+	}
+	now := time.Now()
+	for d, st := range o.mu.backoff {
+		if now.Sub(st.until) > max {
+			delete(o.mu.backoff, d)
+		}
+	}
+	if len(o.mu.backoff) >= maxBackoff*3/4 {
+		clear(o.mu.backoff)
+	}
+	o.mu.backoffKept = len(o.mu.backoff)
+}
+
 // noteResult updates remote's back-off after a stream setup: cleared on success; on
 // failure the wait doubles from BackoffMin up to BackoffMax, and is drawn uniformly from
 // its upper half so that servers that lost each other do not redial in lockstep.
@@ -210,6 +240,7 @@ func (o *s2sOut) noteResult(remote string, ok bool) {
 	}
 	st := o.mu.backoff[remote]
 	if st == nil {
+		o.sweepBackoffLocked(cfg.BackoffMax)
 		st = new(retryState)
 		o.mu.backoff[remote] = st
 	}

@@ -1,0 +1,33 @@
+package engine
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+// TestBackoffBounded: the back-off table of unreachable domains does not grow without
+// end. Once it has doubled since its last sweep, domains whose wait ended more than
+// BackoffMax ago go; a table of recent failures past maxBackoff starts over.
+func TestBackoffBounded(t *testing.T) {
+	o := &s2sOut{}
+	o.mu.backoff = map[string]*retryState{}
+	const max = time.Hour
+	old, recent := time.Now().Add(-2*max), time.Now().Add(time.Minute)
+	add := func(n int, until time.Time, prefix string) {
+		for i := range n {
+			o.sweepBackoffLocked(max)
+			o.mu.backoff[fmt.Sprintf("%s%d.example", prefix, i)] = &retryState{fails: 1, until: until}
+		}
+	}
+	add(backoffSweepAt, old, "old")
+	add(10, recent, "new")
+	if n := len(o.mu.backoff); n != 10 {
+		t.Fatalf("%d entries after the sweep, want the 10 recent ones", n)
+	}
+	// Recent failures only: kept until the table reaches maxBackoff, then it starts over.
+	add(maxBackoff, recent, "flood")
+	if n := len(o.mu.backoff); n >= maxBackoff {
+		t.Fatalf("%d entries", n)
+	}
+}
