@@ -99,6 +99,7 @@ func (m *Mod) queryLocked(q capsQuery, now time.Time) string {
 
 // resource is a contact's available resource as one owner saw it.
 type resource struct {
+	at       time.Time       // its last available presence that changed its caps
 	key      string          // caps hash + " " + ver; "" without caps
 	features map[string]bool // features of an unverified answer, for this resource only
 }
@@ -118,12 +119,7 @@ func (m *Mod) presence(c module.Context, pk *module.Packet) module.Verdict {
 	switch pk.Type {
 	case "unavailable", "error":
 		m.mu.Lock()
-		if rs := m.mu.users[owner]; rs != nil {
-			delete(rs, full)
-			if len(rs) == 0 {
-				delete(m.mu.users, owner)
-			}
-		}
+		m.forgetLocked(owner, full)
 		m.mu.Unlock()
 		return module.Continue
 	case "":
@@ -143,21 +139,12 @@ func (m *Mod) presence(c module.Context, pk *module.Packet) module.Verdict {
 		key = hash + " " + ver
 	}
 	m.mu.Lock()
-	rs := m.mu.users[owner]
-	if rs == nil {
-		rs = map[string]*resource{}
-		m.mu.users[owner] = rs
-	}
-	old, had := rs[full]
-	if !had && len(rs) >= maxResources {
-		m.mu.Unlock()
-		return module.Continue
-	}
+	old, had := m.mu.users[owner][full]
 	if had && old.key == key {
 		m.mu.Unlock()
 		return module.Continue // a status change: nothing new
 	}
-	rs[full] = &resource{key: key}
+	m.rememberLocked(owner, full, &resource{key: key, at: c.Now()})
 	queryID := ""
 	ready := false
 	if key != "" {
@@ -390,6 +377,69 @@ func (m *Mod) featuresLocked(r *resource) map[string]bool {
 		return e.features
 	}
 	return nil
+}
+
+// Bounds of the contact resources remembered per owner. A contact's server can claim any
+// number of resources and need never say they went (a server that lost its link to us
+// does not), so the oldest give way to new ones rather than new ones being refused.
+const (
+	maxResources           = 5000 // per owner
+	maxResourcesPerContact = 32   // per owner and contact: an account's resources here
+)
+
+// rememberLocked records r as owner's contact resource full, replacing what was known of
+// it. A new one past maxResourcesPerContact makes the contact's oldest go, past
+// maxResources the owner's oldest; both scans happen only at a bound. Call with m.mu
+// held.
+func (m *Mod) rememberLocked(owner, full string, r *resource) {
+	rs := m.mu.users[owner]
+	if rs == nil {
+		rs = map[string]*resource{}
+		m.mu.users[owner] = rs
+	}
+	if _, had := rs[full]; !had {
+		contact, _, _ := strings.Cut(full, "/")
+		pc := owner + "\x00" + contact
+		if m.mu.perContact[pc] >= maxResourcesPerContact {
+			m.forgetLocked(owner, oldest(rs, contact+"/"))
+		} else if len(rs) >= maxResources {
+			m.forgetLocked(owner, oldest(rs, ""))
+		}
+		m.mu.users[owner] = rs // forgetLocked drops an owner's empty map
+		m.mu.perContact[pc]++
+	}
+	rs[full] = r
+}
+
+// oldest returns the full JID in rs starting with prefix whose presence is the oldest.
+func oldest(rs map[string]*resource, prefix string) string {
+	var full string
+	var at time.Time
+	for f, r := range rs {
+		if strings.HasPrefix(f, prefix) && (full == "" || r.at.Before(at)) {
+			full, at = f, r.at
+		}
+	}
+	return full
+}
+
+// forgetLocked drops owner's record of the contact resource full. Call with m.mu held.
+func (m *Mod) forgetLocked(owner, full string) {
+	rs := m.mu.users[owner]
+	if _, ok := rs[full]; !ok {
+		return
+	}
+	delete(rs, full)
+	if len(rs) == 0 {
+		delete(m.mu.users, owner)
+	}
+	contact, _, _ := strings.Cut(full, "/")
+	pc := owner + "\x00" + contact
+	if n := m.mu.perContact[pc] - 1; n > 0 {
+		m.mu.perContact[pc] = n
+	} else {
+		delete(m.mu.perContact, pc)
+	}
 }
 
 // interested lists the contact resources available to owner that want node's

@@ -66,8 +66,6 @@ const (
 	maxCapsQueries = 10000
 	// maxWaiters bounds the resources waiting for one ver's answer.
 	maxWaiters = 1000
-	// maxResources bounds the contact resources remembered per owner.
-	maxResources = 5000
 )
 
 func init() { module.Register(new(Mod)) }
@@ -88,11 +86,12 @@ type Mod struct {
 
 	mu struct {
 		sync.Mutex
-		caps    map[string]*capsEntry // hash + " " + ver
-		queries map[string]capsQuery  // disco#info query id
-		swept   time.Time             // when queries was last swept (queryLocked)
-		users   map[string]map[string]*resource
-		seq     uint64
+		caps       map[string]*capsEntry // hash + " " + ver
+		queries    map[string]capsQuery  // disco#info query id
+		swept      time.Time             // when queries was last swept (queryLocked)
+		users      map[string]map[string]*resource
+		perContact map[string]int // owner + "\x00" + contact bare JID -> its resources in users[owner]
+		seq        uint64
 	}
 }
 
@@ -136,6 +135,7 @@ func (m *Mod) Provision(r module.Registrar) error {
 	m.mu.caps = map[string]*capsEntry{}
 	m.mu.queries = map[string]capsQuery{}
 	m.mu.users = map[string]map[string]*resource{}
+	m.mu.perContact = map[string]int{}
 
 	for _, space := range []string{pubsub.NS, pubsub.NSOwner} {
 		r.IQ(module.IQGet, space, "pubsub", m.own)

@@ -2,6 +2,7 @@ package pep
 
 import (
 	"fmt"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -139,5 +140,46 @@ func TestCapsCacheBounded(t *testing.T) {
 	}
 	if id := m.queryLocked(capsQuery{key: "later"}, t0.Add(capsRetry+600*time.Millisecond)); id == "" || len(m.mu.queries) != 1 {
 		t.Fatalf("stale queries not swept: %q, %d left", id, len(m.mu.queries))
+	}
+}
+
+// TestContactResourcesBounded: a contact's server may claim any number of resources and
+// never say they went. Past maxResourcesPerContact the contact's oldest resource gives
+// way, past maxResources the owner's oldest; nothing new is refused, and an unavailable
+// presence gives its place back.
+func TestContactResourcesBounded(t *testing.T) {
+	m := new(Mod)
+	m.mu.users, m.mu.perContact = map[string]map[string]*resource{}, map[string]int{}
+	const owner = "alice@example.org"
+	t0 := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	at := func(i int) time.Time { return t0.Add(time.Duration(i) * time.Second) }
+	for i := range maxResourcesPerContact + 8 {
+		m.rememberLocked(owner, fmt.Sprintf("mallory@evil.example/r%d", i), &resource{at: at(i)})
+	}
+	rs := m.mu.users[owner]
+	if len(rs) != maxResourcesPerContact || m.mu.perContact[owner+"\x00mallory@evil.example"] != maxResourcesPerContact {
+		t.Fatalf("%d resources, %d counted", len(rs), m.mu.perContact[owner+"\x00mallory@evil.example"])
+	}
+	if rs["mallory@evil.example/r0"] != nil || rs[fmt.Sprintf("mallory@evil.example/r%d", maxResourcesPerContact+7)] == nil {
+		t.Fatal("not the oldest gave way")
+	}
+	// Many contacts: the owner's oldest gives way at maxResources.
+	for i := range maxResources {
+		m.rememberLocked(owner, fmt.Sprintf("c%d@example.net/pc", i), &resource{at: at(1000 + i)})
+	}
+	m.rememberLocked(owner, "bob@example.net/phone", &resource{at: at(1000 + maxResources)})
+	if len(rs) != maxResources || rs["bob@example.net/phone"] == nil || rs[fmt.Sprintf("mallory@evil.example/r%d", maxResourcesPerContact+7)] != nil {
+		t.Fatalf("%d resources; bob kept: %v", len(rs), rs["bob@example.net/phone"] != nil)
+	}
+	// Going unavailable gives the count back; the last one takes the owner's map along.
+	m.forgetLocked(owner, "bob@example.net/phone")
+	if _, ok := m.mu.perContact[owner+"\x00bob@example.net"]; ok || rs["bob@example.net/phone"] != nil {
+		t.Fatal("bob's resource or count stayed")
+	}
+	for f := range maps.Clone(rs) {
+		m.forgetLocked(owner, f)
+	}
+	if len(m.mu.users) != 0 || len(m.mu.perContact) != 0 {
+		t.Fatalf("left: %d owners, %d counts", len(m.mu.users), len(m.mu.perContact))
 	}
 }
