@@ -469,6 +469,9 @@ func (o *s2sOut) verify(receiving, originating, id, key string) bool {
 		return false
 	}
 	defer ps.nc.Close()
+	// The authoritative server may be the claimant's own and never answer: without a
+	// deadline this goroutine and its socket would stay for good, one more per claim.
+	ps.nc.SetDeadline(time.Now().Add(o.srv.config().S2S.SetupTimeout))
 	var b xmlstream.Builder
 	b.Start("db:verify").Attr("from", receiving).Attr("to", originating).Attr("id", id).Text(key).End()
 	if _, err := ps.nc.Write(b.B); err != nil {

@@ -1,0 +1,78 @@
+package engine_test
+
+import (
+	"crypto/tls"
+	"io"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vireo-im/vireo/engine/vireotest"
+)
+
+// TestS2SDialbackVerifyMute: the authoritative server a dialback is verified with
+// (XEP-0220 §2.3) may be the claiming server's own and never answer. The verification
+// gives up within the setup timeout: the claim is invalid, and neither the goroutine nor
+// the socket it dialed stays behind, however often the peer tries.
+func TestS2SDialbackVerifyMute(t *testing.T) {
+	b := vireotest.Start(t, vireotest.Options{Domain: "b.localhost", S2S: true, S2SSetupTimeout: 400 * time.Millisecond})
+	pki := newTestPKI(t)
+	certPEM, keyPEM := pki.issue(t, "evil.localhost")
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { // the stream opens as any server's would; <db:verify/> is never answered
+				defer c.Close()
+				buf := make([]byte, 4096)
+				if _, err := c.Read(buf); err != nil {
+					return
+				}
+				io.WriteString(c, "<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' "+
+					"xmlns:db='jabber:server:dialback' id='mute' from='evil.localhost' to='b.localhost' version='1.0'><stream:features/>")
+				io.Copy(io.Discard, c)
+			}()
+		}
+	}()
+	b.Engine.SetS2SHosts(map[string]string{"evil.localhost": "tls://" + ln.Addr().String()})
+	hdr := "<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' from='evil.localhost' to='b.localhost' version='1.0'>"
+	before := runtime.NumGoroutine()
+	for range 3 {
+		r := vireotest.DialAddr(t, b.S2SAddr())
+		r.Send(hdr)
+		r.Expect("</stream:features>")
+		r.Send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+		r.Expect("<proceed")
+		r.StartTLS(&tls.Config{InsecureSkipVerify: true})
+		r.Send(hdr)
+		r.Expect("</stream:features>")
+		start := time.Now()
+		r.Send("<db:result from='evil.localhost' to='b.localhost'>0123456789abcdef</db:result>")
+		if got := r.ExpectClosed(); !strings.Contains(got, "type='invalid'") {
+			t.Fatalf("a claim the authoritative server never confirmed: %q", got)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Fatalf("the verification took %v", d)
+		}
+	}
+	// The verifications' goroutines ended (a few of the test's own may still be winding down).
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before+4 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before+4 {
+		t.Fatalf("%d goroutines, %d before the claims", n, before)
+	}
+}
