@@ -305,6 +305,12 @@ func (a archive) query(user string, q *Query, cutoff time.Time, maxPage int) (pa
 		pg.lower(*q.Before)
 	}
 	reverse := q.HasBefore // RSM before: the page that ends there (the last page if empty)
+	if q.Index > CountLimit {
+		// Past what is counted, an index is no page the server offers (it gives no
+		// count or index there either): walking to it would read the archive row by
+		// row, for anyone who may query it (a public room's occupants, remote ones too).
+		return page{complete: true, count: -1, index: -1}, nil, nil
+	}
 	skip := max0(q.Index)
 	var got []sid.ID
 	err := rs.each(pg, reverse, func(id sid.ID) bool {

@@ -85,8 +85,8 @@
 // (an empty before is the last page), after forwards; index skips from the start; before
 // and after together bound one page. Ids that are not in the archive, or are past
 // retention, are item-not-found; unknown form fields are feature-not-implemented. The
-// count and first's index are given while the result set has at most CountLimit messages.
-// Someone else's archive is forbidden. When a session detaches or ends with a page half
+// count and first's index are given while the result set has at most CountLimit messages;
+// an index past CountLimit gets an empty, complete page. Someone else's archive is forbidden. When a session detaches or ends with a page half
 // sent, the rest of the page is dropped and the query not answered: the client asks again.
 //
 // # Rooms
