@@ -335,6 +335,10 @@ func (m *Mod) unblock(c module.Context, iq *module.Packet) {
 		c.Error(iq, stanza.New(stanza.JIDMalformed))
 		return
 	}
+	if len(js) > MaxItems { // no list holds more; each item costs a store delete
+		c.Error(iq, stanza.New(stanza.ResourceConstraintCond))
+		return
+	}
 	user := iq.From.Bare().String()
 	removed := js
 	var err error
@@ -396,6 +400,7 @@ func presenceTargets(c module.Context, user jid.JID, js []jid.JID) []jid.JID {
 			out = append(out, j)
 		}
 	}
+	var domains map[string]bool
 	for _, j := range js {
 		if j.Local() != "" {
 			if it, ok := c.RosterItem(user, j.Bare()); ok && seesPresence(it) {
@@ -406,11 +411,17 @@ func presenceTargets(c module.Context, user jid.JID, js []jid.JID) []jid.JID {
 		if !j.IsBare() {
 			continue // domain/resource: no roster contact matches
 		}
+		if domains == nil {
+			domains = map[string]bool{}
+		}
+		domains[j.Domain()] = true
+	}
+	if domains != nil { // one pass over the roster for every domain item
 		for _, it := range items {
 			if !seesPresence(it) {
 				continue
 			}
-			if ct, err := jid.Parse(it.JID); err == nil && ct.Domain() == j.Domain() {
+			if ct, err := jid.Parse(it.JID); err == nil && domains[ct.Domain()] {
 				add(ct)
 			}
 		}

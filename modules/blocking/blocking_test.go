@@ -310,3 +310,23 @@ func TestReports(t *testing.T) {
 	a.C.Wait(t, "id='l'", "<item jid='spam.example'/>")
 	desk.C.Never(t, "spam.example")
 }
+
+// TestListSizes: a block or unblock request holds at most MaxItems items (each costs a
+// store write, and a domain item a pass over the roster); past that, resource-constraint
+// and nothing changes.
+func TestListSizes(t *testing.T) {
+	e := routertest.New(t, []string{"alice"}, nil)
+	a := e.Bind("alice", "pc")
+	var items strings.Builder
+	for i := range blocking.MaxItems + 1 {
+		fmt.Fprintf(&items, "<item jid='spam%d.example'/>", i)
+	}
+	for _, verb := range []string{"block", "unblock"} {
+		a.Send("<iq type='set' id='" + verb + "'><" + verb + " xmlns='urn:xmpp:blocking'>" + items.String() + "</" + verb + "></iq>")
+		a.C.Wait(t, "id='"+verb+"'", "type='error'", "<resource-constraint")
+	}
+	a.Send("<iq type='get' id='list'><blocklist xmlns='urn:xmpp:blocking'/></iq>")
+	if got := a.C.Wait(t, "id='list'"); strings.Contains(got, "<item") {
+		t.Fatalf("the refused block changed the list: %s", got)
+	}
+}
