@@ -61,3 +61,10 @@ func SetGuestBindWithin(d time.Duration) func() {
 
 // Guests is the vireo_guests gauge: live guest accounts.
 func Guests(s *Server) int64 { return s.counters().Guests }
+
+// SetMaxOutPeers changes the bound on outbound server-to-server streams and returns a
+// function that restores it.
+func SetMaxOutPeers(n int) func() {
+	old := maxOutPeers.Swap(int64(n))
+	return func() { maxOutPeers.Store(old) }
+}

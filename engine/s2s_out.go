@@ -199,6 +199,20 @@ func (o *s2sOut) backingOff(remote string, now time.Time) bool {
 	return st != nil && now.Before(st.until)
 }
 
+// defaultMaxOutPeers bounds the outbound server-to-server streams (one per pair of
+// domains, ours and the remote): a public server federates with a few thousand domains at
+// most. maxOutPeers overrides it when set (tests).
+const defaultMaxOutPeers = 10_000
+
+var maxOutPeers atomic.Int64
+
+func outPeerLimit() int {
+	if n := maxOutPeers.Load(); n > 0 {
+		return int(n)
+	}
+	return defaultMaxOutPeers
+}
+
 // Bounds of the back-off table: any user can make the server dial domains that do not
 // exist, one after another, and a domain that is never reached again would stay.
 const (
@@ -316,6 +330,14 @@ func (o *s2sOut) Route(from, to jid.JID, raw []byte) error {
 			if o.backingOff(remote, time.Now()) {
 				o.mu.Unlock()
 				return stanza.New(stanza.RemoteServerTimeout)
+			}
+			if len(o.mu.peers) >= outPeerLimit() {
+				// Each stream is a socket and two goroutines, and a server with wildcard
+				// DNS can draw one per made-up subdomain; idle ones close by themselves.
+				o.mu.Unlock()
+				e := stanza.New(stanza.ResourceConstraintCond)
+				e.Text = "too many server-to-server streams; try again later"
+				return e
 			}
 			p = o.newPeer(key)
 		}

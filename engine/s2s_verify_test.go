@@ -3,11 +3,13 @@ package engine_test
 import (
 	"crypto/tls"
 	"io"
+	"net"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/vireo-im/vireo/engine"
 	"github.com/vireo-im/vireo/engine/vireotest"
 )
 
@@ -75,4 +77,40 @@ func TestS2SDialbackVerifyMute(t *testing.T) {
 	if n := runtime.NumGoroutine(); n > before+4 {
 		t.Fatalf("%d goroutines, %d before the claims", n, before)
 	}
+}
+
+// TestS2SMaxOutPeers: outbound streams are bounded (one per pair of domains); a stanza
+// that would need one more is refused with resource-constraint at once, and the remotes
+// already being reached are not affected.
+func TestS2SMaxOutPeers(t *testing.T) {
+	t.Cleanup(engine.SetMaxOutPeers(2))
+	a := vireotest.Start(t, vireotest.Options{Domain: "a.localhost", AllowPlain: true, S2S: true, S2SSetupTimeout: 5 * time.Second})
+	a.AddUser(t, "alice", "secret")
+	ln, err := net.Listen("tcp", "127.0.0.1:0") // accepts, never speaks: streams stay in setup
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+		}
+	}()
+	mute := ln.Addr().String()
+	a.Engine.SetS2SHosts(map[string]string{"d1.localhost": mute, "d2.localhost": mute, "d3.localhost": mute})
+	alice := a.LoginPlain(t, "alice", "secret", "phone")
+	for _, d := range []string{"d1", "d2"} {
+		alice.Send("<message to='x@" + d + ".localhost' id='" + d + "' type='chat'><body>hi</body></message>")
+	}
+	alice.Send("<message to='x@d3.localhost' id='d3' type='chat'><body>hi</body></message>")
+	got := alice.Expect("</message>")
+	if !strings.Contains(got, "id='d3'") || !strings.Contains(got, "resource-constraint") {
+		t.Fatalf("the third remote: %q", got)
+	}
+	alice.Send("<message to='y@d1.localhost' id='d1b' type='chat'><body>again</body></message>")
+	alice.Never("id='d1b'") // queued on d1's stream, which is still being set up
 }
