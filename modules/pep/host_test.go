@@ -1,10 +1,12 @@
 package pep_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/vireo-im/vireo/modules/pep"
+	"github.com/vireo-im/vireo/modules/pubsub"
 	"github.com/vireo-im/vireo/router/routertest"
 )
 
@@ -37,4 +39,26 @@ func TestHostSettings(t *testing.T) {
 	with("other.example", pep.Config{MaxNodes: 1, MaxItemSize: 100})()
 	publish("p4", "urn:example:two", strings.Repeat("x", 100))
 	a.C.Wait(t, "id='p4'", "type='result'")
+}
+
+// TestSubscriptionsBounded: a contact subscribing to a PEP node (with the full JIDs it
+// likes) is held to pubsub.MaxSubscriptionsPerUser, as on the pubsub service.
+func TestSubscriptionsBounded(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob"}, nil)
+	a := e.Bind("alice", "pc")
+	a.Send("<iq type='set' id='p'><pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='urn:example:open'><item><n xmlns='urn:example:n'/></item></publish>" +
+		"<publish-options><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/pubsub#publish-options</value></field>" +
+		"<field var='pubsub#access_model'><value>open</value></field></x></publish-options></pubsub></iq>")
+	a.C.Wait(t, "id='p'", "type='result'")
+	b := e.Bind("bob", "pc")
+	for i := range pubsub.MaxSubscriptionsPerUser + 1 {
+		b.Send(fmt.Sprintf("<iq type='set' id='s%d' to='alice@example.org'><pubsub xmlns='http://jabber.org/protocol/pubsub'><subscribe node='urn:example:open' jid='bob@example.org/r%d'/></pubsub></iq>", i, i))
+		got := b.C.Wait(t, fmt.Sprintf("id='s%d'", i))
+		if ok := strings.Contains(got, "type='result'"); ok != (i < pubsub.MaxSubscriptionsPerUser) {
+			t.Fatalf("subscription %d: %s", i, got)
+		}
+	}
+	// Subscribing again a JID already subscribed is no new subscription.
+	b.Send("<iq type='set' id='again' to='alice@example.org'><pubsub xmlns='http://jabber.org/protocol/pubsub'><subscribe node='urn:example:open' jid='bob@example.org/r0'/></pubsub></iq>")
+	b.C.Wait(t, "id='again'", "type='result'")
 }

@@ -461,6 +461,14 @@ func (m *Mod) subscribe(c module.Context, iq *module.Packet, owner jid.JID, r pu
 			return
 		}
 	}
+	if r.Op == pubsub.OpSubscribe {
+		if st, err := m.nodes.Subscription(owner.String(), r.Node, j.String()); err == nil && st == pubsub.SubNone {
+			if e := m.nodes.RoomForSubscription(owner.String(), r.Node, j.Bare().String()); e != nil {
+				c.Error(iq, e)
+				return
+			}
+		}
+	}
 	if err := m.nodes.Subscribe(owner.String(), r.Node, j.String(), r.Op == pubsub.OpSubscribe); err != nil {
 		m.fail(c, iq, err)
 		return

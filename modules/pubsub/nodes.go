@@ -5,8 +5,10 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"strings"
 
 	"github.com/vireo-im/vireo/store"
+	"github.com/vireo-im/vireo/xmlstream/stanza"
 )
 
 // Nodes stores the nodes of pubsub services in one table. owner names the service: a
@@ -316,6 +318,44 @@ func (n Nodes) Subscriptions(owner, node string) map[string]string {
 		return len(out) < MaxListed
 	})
 	return out
+}
+
+// SubscriptionsOf returns the subscriptions to a node of bare JID bare and of its full
+// JIDs, by JID: a scan of the rows that start with bare, not of the node's.
+func (n Nodes) SubscriptionsOf(owner, node, bare string) map[string]string {
+	out := map[string]string{}
+	p := subsPrefix(owner, node)
+	n.T.Scan(append(p[:len(p):len(p)], bare...), func(k, v []byte) bool {
+		if j := string(k[len(p):]); j == bare || strings.HasPrefix(j, bare+"/") {
+			out[j] = subState(v)
+		}
+		return len(out) < MaxListed
+	})
+	return out
+}
+
+// MaxSubscriptionsPerUser bounds one user's subscriptions to one node (each names a full
+// JID of the user's, or the bare one): an account's resources (router.MaxSessionsPerUser).
+const MaxSubscriptionsPerUser = 32
+
+// RoomForSubscription returns the error for a new subscription of bare JID bare (or one of
+// its full JIDs) to a node that would pass a bound: MaxSubscriptionsPerUser of the user's
+// own, or MaxListed in all (what one publish notifies). Anyone a node's access model
+// admits may subscribe, from another server too, and every subscription is stored.
+func (n Nodes) RoomForSubscription(owner, node, bare string) *stanza.Error {
+	if len(n.SubscriptionsOf(owner, node, bare)) >= MaxSubscriptionsPerUser {
+		e := stanza.New(stanza.PolicyViolationCond)
+		e.Text = "too many subscriptions of yours to this node"
+		return e
+	}
+	c := 0
+	n.T.Scan(subsPrefix(owner, node), func(_, _ []byte) bool { c++; return c < MaxListed })
+	if c >= MaxListed {
+		e := stanza.New(stanza.ResourceConstraintCond)
+		e.Text = "this node has as many subscribers as it notifies"
+		return e
+	}
+	return nil
 }
 
 // Subscribers lists the JIDs subscribed (not pending) to a node that take notifications

@@ -538,6 +538,10 @@ func (s *service) subscribe(c module.Context, p *module.Packet, r Request, cfg N
 		c.Error(p, Err(stanza.NotAuthorizedCond, "pending-subscription"))
 		return
 	}
+	if e := s.m.nodes.RoomForSubscription(s.domain, r.Node, j.Bare().String()); e != nil {
+		c.Error(p, e)
+		return
+	}
 	affiliated := aff == AffOwner || aff == AffPublisher || aff == AffMember
 	state := SubSubscribed
 	switch cfg.Access {
@@ -677,24 +681,27 @@ func (s *service) userLists(c module.Context, p *module.Packet, r Request, from 
 	if r.Node != "" {
 		b.Attr("node", r.Node)
 	}
-	err := s.m.nodes.List(s.domain, func(node string, _ NodeConfig) bool {
-		if r.Node != "" && node != r.Node {
-			return true
-		}
+	one := func(node string) {
 		if r.Op == OpAffiliations {
 			if a, _ := s.m.nodes.Affiliation(s.domain, node, from); a != AffNone {
 				b.Start("affiliation").Attr("node", node).Attr("affiliation", a).End()
 			}
-			return true
+			return
 		}
-		for _, j := range sortedKeys(s.m.nodes.Subscriptions(s.domain, node)) {
-			if jj, err := jid.Parse(j); err == nil && jj.Bare().String() == from {
-				st, _ := s.m.nodes.Subscription(s.domain, node, j)
-				b.Start("subscription").Attr("node", node).Attr("jid", j).Attr("subscription", st).End()
-			}
+		subs := s.m.nodes.SubscriptionsOf(s.domain, node, from) // the sender's rows only
+		for _, j := range sortedKeys(subs) {
+			b.Start("subscription").Attr("node", node).Attr("jid", j).Attr("subscription", subs[j]).End()
 		}
-		return true
-	})
+	}
+	var err error
+	if r.Node != "" {
+		var exists bool
+		if _, exists, err = s.m.nodes.Config(s.domain, r.Node); exists {
+			one(r.Node)
+		}
+	} else {
+		err = s.m.nodes.List(s.domain, func(node string, _ NodeConfig) bool { one(node); return true })
+	}
 	if err != nil {
 		s.fail(c, p, err)
 		return
