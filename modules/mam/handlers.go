@@ -48,6 +48,13 @@ func (m *Mod) query(c module.Context, iq *module.Packet) {
 		return
 	}
 	user := iq.From.Bare().String()
+	busy, _ := s.Value(sendingKey{}).(*sending)
+	if busy != nil && len(busy.waiting) >= maxWaitingPages {
+		e := stanza.New(stanza.ResourceConstraintCond)
+		e.Text = "too many archive queries at once; wait for their results"
+		c.Error(iq, e)
+		return
+	}
 	pg, e, err := m.a.query(user, &q, m.cutoff(user, c.Now()), m.settingsOf(user).maxPage)
 	if e != nil {
 		c.Error(iq, e)
@@ -71,7 +78,37 @@ func (m *Mod) query(c module.Context, iq *module.Packet) {
 		r.from = iq.To.String()
 	}
 	r.fin = appendResult(nil, iq, r.to, appendFin(nil, pg))
+	if busy != nil {
+		busy.waiting = append(busy.waiting, r) // sent when the pages before it are
+		return
+	}
+	s.SetValue(sendingKey{}, &sending{})
 	r.next(c)
+}
+
+// A session gets one page of results at a time: a page that waits for its connection to
+// write (results.next) holds a callback, and a client that reads slowly while it asks
+// again and again would pile them up. The pages asked for meanwhile wait in order, at
+// most maxWaitingPages of them.
+const maxWaitingPages = 8
+
+// sendingKey is the session value of the page on its way to it (*sending).
+type sendingKey struct{}
+
+// sending is the pages waiting behind the one on its way to a session.
+type sending struct{ waiting []*results }
+
+// done starts the next waiting page of r's session, if any; the session's pages are over
+// when ok is false (it ended or detached: its client asks again).
+func (r *results) done(c module.Context, ok bool) {
+	q, _ := r.s.Value(sendingKey{}).(*sending)
+	if !ok || q == nil || len(q.waiting) == 0 {
+		r.s.SetValue(sendingKey{}, nil)
+		return
+	}
+	next := q.waiting[0]
+	q.waiting = q.waiting[1:]
+	next.next(c)
 }
 
 // results is a query's page on its way to the session.
@@ -103,18 +140,21 @@ func (r *results) next(c module.Context) {
 		}
 		msg := r.message(id, rec)
 		if !r.s.Send(msg) {
+			r.done(c, false)
 			return
 		}
 		if size += len(msg); size >= batchBytes && len(r.ids) > 0 {
 			r.s.AfterWritten(func(c module.Context, ok bool) {
 				if ok {
 					r.next(c)
+				} else {
+					r.done(c, false)
 				}
 			})
 			return
 		}
 	}
-	r.s.Send(r.fin)
+	r.done(c, r.s.Send(r.fin))
 }
 
 // message builds one result (§4.2): the archived message forwarded (XEP-0297) with the

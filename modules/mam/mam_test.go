@@ -455,6 +455,42 @@ func TestMamFlowControl(t *testing.T) {
 	if n < 10 || n >= 40 || strings.Contains(a.C.All(), "id='held'><fin") {
 		t.Fatalf("%d results before the connection wrote any", n)
 	}
+	// Pages asked for meanwhile wait behind it, in order, up to a bound: no more parked
+	// sends, and nothing of theirs goes out before the held page is written.
+	for i := range 9 {
+		a.Send(fmt.Sprintf("<iq type='set' id='w%d'><query xmlns='urn:xmpp:mam:2' queryid='w%d'/></iq>", i, i))
+	}
+	a.C.Wait(t, "id='w8'", "type='error'", "<resource-constraint")
+	if got := a.C.All(); strings.Contains(got, "queryid='w0'") || strings.Contains(got, "id='w7'") {
+		t.Fatal("a waiting page went out before the held one was written")
+	}
+}
+
+// TestMamPagesInTurn: pages asked for back to back go out one after the other, each
+// whole before the next begins, each with its IQ result.
+func TestMamPagesInTurn(t *testing.T) {
+	e := newEnv(t, mam.Config{})
+	a := e.Bind("alice", "pc")
+	body := strings.Repeat("z", 4<<10)
+	for i := 0; i < 30; i++ {
+		a.Send(fmt.Sprintf("<message to='bob@example.org' type='chat'><body>%d %s</body></message>", i, body))
+	}
+	sync(t, a, "alice", "s")
+	for i := range 3 {
+		a.Send(fmt.Sprintf("<iq type='set' id='q%d'><query xmlns='urn:xmpp:mam:2' queryid='q%d'/></iq>", i, i))
+	}
+	a.C.Wait(t, "id='q2'", "<fin ")
+	last := -1
+	for _, st := range a.C.Got() {
+		for i := range 3 {
+			if strings.Contains(st, fmt.Sprintf("queryid='q%d'", i)) || strings.Contains(st, fmt.Sprintf("id='q%d'", i)) {
+				if i < last {
+					t.Fatalf("page q%d after q%d began", i, last)
+				}
+				last = i
+			}
+		}
+	}
 }
 
 // TestMamRetention: messages older than the retention disappear from queries and
