@@ -86,8 +86,11 @@
 // and after together bound one page. Ids that are not in the archive, or are past
 // retention, are item-not-found; unknown form fields are feature-not-implemented. The
 // count and first's index are given while the result set has at most CountLimit messages;
-// an index past CountLimit gets an empty, complete page. Someone else's archive is forbidden. When a session detaches or ends with a page half
-// sent, the rest of the page is dropped and the query not answered: the client asks again.
+// an index past CountLimit gets an empty, complete page. Someone else's archive is
+// forbidden. A session gets one page at a time: queries sent while a page is on its way
+// wait their turn (at most 8; then resource-constraint). When a session detaches or ends
+// with a page half sent, the rest of the page and the waiting queries are dropped and not
+// answered: the client asks again.
 //
 // # Rooms
 //
