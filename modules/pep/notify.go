@@ -99,7 +99,7 @@ func (m *Mod) queryLocked(q capsQuery, now time.Time) string {
 
 // resource is a contact's available resource as one owner saw it.
 type resource struct {
-	at       time.Time       // its last available presence that changed its caps
+	at       time.Time       // its last available presence
 	key      string          // caps hash + " " + ver; "" without caps
 	features map[string]bool // features of an unverified answer, for this resource only
 }
@@ -141,6 +141,7 @@ func (m *Mod) presence(c module.Context, pk *module.Packet) module.Verdict {
 	m.mu.Lock()
 	old, had := m.mu.users[owner][full]
 	if had && old.key == key {
+		old.at = c.Now() // still there: the last to give way
 		m.mu.Unlock()
 		return module.Continue // a status change: nothing new
 	}
