@@ -13,8 +13,8 @@ import (
 )
 
 // XEP-0402 §5.3 compatibility with XEP-0048 bookmarks: in XEP-0049 private storage (the
-// private module's side), and in the PEP node storage:bookmarks (XEP-0048 §3.3, here:
-// legacyNode), which is no node of its own but a view of the XEP-0402 node.
+// private module's side), and in the PEP node storage:bookmarks (XEP-0048 §3.3;
+// legacyPEP), which is no node of its own but a view of the XEP-0402 node.
 const (
 	// NSBookmarks is the XEP-0402 node and payload namespace.
 	NSBookmarks = "urn:xmpp:bookmarks:1"
@@ -75,6 +75,7 @@ func (m *Mod) bookmarksConfig(host string) pubsub.NodeConfig {
 // Legacy implements Bookmarks: each XEP-0402 item cast into the storage:bookmarks
 // namespace with its item id as the jid attribute (XEP-0402 §5.3).
 func (m *Mod) Legacy(c module.Context, user jid.JID) ([]byte, bool, error) {
+	m.migrateLegacyNode(c, user)
 	o := user.String()
 	_, exists, err := m.nodes.Config(o, NSBookmarks)
 	if err != nil || !exists {
@@ -170,6 +171,41 @@ func fromLegacy(e xmlstream.Element) (string, []byte, bool) {
 // updates the individual items, sending updates or retraction notifications as needed).
 // <url/> bookmarks have no XEP-0402 form and are not kept.
 func (m *Mod) SetLegacy(c module.Context, user jid.JID, storage xmlstream.Element) *stanza.Error {
+	m.migrateLegacyNode(c, user)
+	return m.setLegacy(c, user, storage, true)
+}
+
+// migrateLegacyNode folds a real storage:bookmarks PEP node, which a XEP-0048 client
+// stored before that node became a view of the XEP-0402 one (#compat-pep), into the
+// XEP-0402 node: the conferences it lacks are added, and the old node goes. It runs
+// before the owner's bookmarks are read or written through any of the three ways; without
+// such a node it costs one store read. A migration that fails keeps the old node, to be
+// tried again.
+func (m *Mod) migrateLegacyNode(c module.Context, owner jid.JID) {
+	o := owner.String()
+	if _, exists, err := m.nodes.Config(o, NSLegacyBookmarks); err != nil || !exists {
+		return
+	}
+	it, ok, err := m.nodes.Last(o, NSLegacyBookmarks)
+	if err != nil {
+		return
+	}
+	if ok {
+		if e, err := xmlstream.ParseElement(it.Payload, ""); err == nil && string(e.NS()) == NSLegacyBookmarks && string(e.Name()) == "storage" {
+			if se := m.setLegacy(c, owner, e, false); se != nil {
+				m.log.Debug().Str("user", o).Str("error", string(se.Condition)).Msg("pep: XEP-0048 bookmarks not moved to XEP-0402 yet")
+				return
+			}
+		}
+	}
+	if err := m.nodes.Remove(o, NSLegacyBookmarks); err != nil && module.LogStoreError(err) {
+		m.log.Error().Err(err).Str("user", o).Msg("pep: remove the moved XEP-0048 bookmarks node")
+	}
+}
+
+// setLegacy is SetLegacy; without sync it only adds the conferences the XEP-0402 node
+// lacks (a migration: what is there already is newer), and retracts nothing.
+func (m *Mod) setLegacy(c module.Context, user jid.JID, storage xmlstream.Element, sync bool) *stanza.Error {
 	type bm struct {
 		id      string
 		payload []byte
@@ -208,12 +244,31 @@ func (m *Mod) SetLegacy(c module.Context, user jid.JID, storage xmlstream.Elemen
 		}
 		cfg = m.bookmarksConfig(user.Domain())
 	}
-	if len(want) > cfg.MaxItems {
-		return tooManyBookmarks()
-	}
 	have, err := m.nodes.Items(o, NSBookmarks, 0)
 	if err != nil {
 		return module.StoreError(err)
+	}
+	if !sync {
+		had := map[string]bool{}
+		for _, it := range have {
+			had[it.ID] = true
+		}
+		kept := want[:0]
+		for _, w := range want {
+			if !had[w.id] {
+				kept = append(kept, w)
+			}
+		}
+		want = kept
+		for _, it := range have { // as if the list named them: nothing is retracted
+			seen[it.ID] = true
+		}
+		if len(want) == 0 {
+			return nil
+		}
+	}
+	if n := len(want); !sync && n+len(have) > cfg.MaxItems || sync && n > cfg.MaxItems {
+		return tooManyBookmarks()
 	}
 	old := map[string][]byte{}
 	for _, it := range have {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vireo-im/vireo/modules/pubsub"
 	_ "github.com/vireo-im/vireo/modules/standard" // disco, for the account's features
 	"github.com/vireo-im/vireo/router/routertest"
 )
@@ -89,5 +90,39 @@ func TestBookmarksCompatPEP(t *testing.T) {
 			"><pubsub xmlns='http://jabber.org/protocol/pubsub'>" + tc.req + "</pubsub></iq>")
 		s.C.Wait(t, "id='x'", "type='error'", tc.want)
 		s.C.Reset()
+	}
+}
+
+// TestBookmarksLegacyNodeMigrated: a storage:bookmarks node a XEP-0048 client stored
+// before the node became a view is folded into the XEP-0402 node at the first bookmarks
+// request: conferences it lacks are added, the ones it has stay as they are, and the old
+// node goes.
+func TestBookmarksLegacyNodeMigrated(t *testing.T) {
+	e := routertest.New(t, []string{"alice"}, nil)
+	nodes := pubsub.Nodes{T: e.Store.Table("pep")}
+	const o = "alice@example.org"
+	cfg := pubsub.DefaultConfig(pubsub.Policy{MaxItems: 100, Access: pubsub.PEPAccess})
+	cfg.MaxItems = 100 // as XEP-0402 §3 asks for the bookmarks node
+	if err := nodes.Publish(o, "urn:xmpp:bookmarks:1", cfg, true, "tea@conference.example.org",
+		[]byte("<conference xmlns='urn:xmpp:bookmarks:1' name='Tea (newer)'/>")); err != nil {
+		t.Fatal(err)
+	}
+	if err := nodes.Publish(o, "storage:bookmarks", cfg, true, "current", []byte("<storage xmlns='storage:bookmarks'>"+
+		"<conference jid='tea@conference.example.org' name='Tea (older)'/><conference jid='old@conference.example.org' name='Old' autojoin='true'/></storage>")); err != nil {
+		t.Fatal(err)
+	}
+	a := e.Bind("alice", "pc")
+	a.Send("<iq type='get' id='g'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='urn:xmpp:bookmarks:1'/></pubsub></iq>")
+	got := a.C.Wait(t, "id='g'")
+	for _, want := range []string{"<item id='old@conference.example.org'><conference xmlns='urn:xmpp:bookmarks:1' name='Old' autojoin='true'/>", "name='Tea (newer)'"} {
+		if !strings.Contains(got, want) {
+			t.Fatalf("after the migration, no %q in %s", want, got)
+		}
+	}
+	if strings.Contains(got, "Tea (older)") {
+		t.Fatalf("the older copy replaced the XEP-0402 item: %s", got)
+	}
+	if _, exists, _ := nodes.Config(o, "storage:bookmarks"); exists {
+		t.Fatal("the old node stayed")
 	}
 }

@@ -226,6 +226,9 @@ func (m *Mod) handle(c module.Context, iq *module.Packet, owner jid.JID, isOwner
 		m.legacyPEP(c, iq, owner, isOwner, r)
 		return
 	}
+	if r.Node == NSBookmarks && isOwner {
+		m.migrateLegacyNode(c, owner)
+	}
 	switch r.Op {
 	case pubsub.OpOptions, pubsub.OpOptionsSet:
 		c.Error(iq, pubsub.Err(stanza.FeatureNotImplemented, "unsupported"))
