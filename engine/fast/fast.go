@@ -14,6 +14,7 @@
 package fast
 
 import (
+	"cmp"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -23,6 +24,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/vireo-im/vireo/store"
@@ -152,7 +154,11 @@ func (k *Tokens) Issue(user, agent, mech string, fp [8]byte, now time.Time) (tok
 		if rec.decode(v) != nil || !hmac.Equal(rec.fp[:], fp[:]) {
 			rec = Record{}
 		}
-	} else if !errors.Is(err, store.ErrNotFound) {
+	} else if errors.Is(err, store.ErrNotFound) {
+		if err := k.prune(user, fp, now); err != nil { // a new client id: room for it
+			return "", time.Time{}, err
+		}
+	} else {
 		return "", time.Time{}, err
 	}
 	if rec.cur.expiry > now.Unix() {
@@ -169,6 +175,44 @@ func (k *Tokens) Issue(user, agent, mech string, fp [8]byte, now time.Time) (tok
 		return "", time.Time{}, err
 	}
 	return string(k.token(user, agent, rec.cur.salt)), time.Unix(rec.cur.expiry, 0).UTC(), nil
+}
+
+// MaxAgents bounds the client ids one account holds tokens for: each login from a new id
+// (a reinstalled app, or a client that makes them up) would otherwise leave a row.
+const MaxAgents = 32
+
+// prune deletes user's rows that no longer hold a usable token (expired, or issued under
+// other credentials than fp) and, if MaxAgents still remain, the one that expires first,
+// making room for a new client id. Called only when a new id is issued a token.
+func (k *Tokens) prune(user string, fp [8]byte, now time.Time) error {
+	type row struct {
+		key    []byte
+		expiry int64
+	}
+	var live []row
+	var dead [][]byte
+	err := k.t.Scan(rowKey(user, ""), func(key, v []byte) bool {
+		var rec Record
+		if rec.decode(v) != nil || !hmac.Equal(rec.fp[:], fp[:]) || max(rec.cur.expiry, rec.prev.expiry) <= now.Unix() {
+			dead = append(dead, append([]byte(nil), key...))
+		} else {
+			live = append(live, row{append([]byte(nil), key...), max(rec.cur.expiry, rec.prev.expiry)})
+		}
+		return true
+	})
+	if err != nil {
+		return err
+	}
+	if len(live) >= MaxAgents {
+		first := slices.MinFunc(live, func(a, b row) int { return cmp.Compare(a.expiry, b.expiry) })
+		dead = append(dead, first.key)
+	}
+	for _, key := range dead {
+		if err := k.t.Delete(key); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Invalidate forgets every token of user for agent (XEP-0484 invalidate='true').

@@ -2,6 +2,7 @@ package fast
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -179,5 +180,46 @@ func TestLoadKey(t *testing.T) {
 	os.WriteFile(p, []byte("short"), 0o600)
 	if _, err := LoadKey(p); err == nil {
 		t.Fatal("short key accepted")
+	}
+}
+
+// TestAgentsBounded: tokens for a new client id first clear the account's rows that hold
+// no usable token (expired, or from before a password change), and the account keeps
+// tokens for at most MaxAgents ids: the one that expires first gives way.
+func TestAgentsBounded(t *testing.T) {
+	k, st := newTokens(t)
+	now := time.Unix(1_800_000_000, 0)
+	rows := func() int {
+		n := 0
+		st.Table("fast").Scan(rowKey(user, ""), func(_, _ []byte) bool { n++; return true })
+		return n
+	}
+	old := Fingerprint(store.Credentials{StoredKey: []byte("keys of the old password")})
+	for i := range 5 {
+		if _, _, err := k.Issue(user, fmt.Sprint("stale-", i), mech, old, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 5 {
+		if _, _, err := k.Issue(user, fmt.Sprint("expired-", i), mech, fp, now.Add(-2*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range MaxAgents + 3 {
+		if _, _, err := k.Issue(user, fmt.Sprint("app-", i), mech, fp, now.Add(time.Duration(i)*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := rows(); n != MaxAgents {
+		t.Fatalf("%d rows, want %d", n, MaxAgents)
+	}
+	for i, want := range map[int]bool{0: false, 2: false, 3: true, MaxAgents + 2: true} {
+		if _, cand, _ := k.Lookup(user, fmt.Sprint("app-", i), mech, fp, now); (cand[0] != nil) != want {
+			t.Errorf("app-%d usable: %v, want %v", i, cand[0] != nil, want)
+		}
+	}
+	// Another token for an id it has is no new id: nothing is evicted.
+	if _, _, err := k.Issue(user, fmt.Sprint("app-", MaxAgents+2), mech, fp, now.Add(time.Hour/2)); err != nil || rows() != MaxAgents {
+		t.Fatalf("rotation: %v, %d rows", err, rows())
 	}
 }
