@@ -81,6 +81,10 @@ func (m *Mod) ownerAffiliations(c module.Context, iq *module.Packet, owner jid.J
 			return
 		}
 	}
+	if e := m.nodes.RoomForAffiliations(o, r.Node, pubsub.Additions(r.Entries)); e != nil {
+		c.Error(iq, e)
+		return
+	}
 	for _, e := range r.Entries {
 		if e.JID == o {
 			continue
@@ -110,6 +114,10 @@ func (m *Mod) ownerSubscriptions(c module.Context, iq *module.Packet, owner jid.
 			c.Error(iq, pubsub.BadRequest("subscription must be subscribed or none"))
 			return
 		}
+	}
+	if e := m.nodes.RoomForSubscriptions(o, r.Node, pubsub.Additions(r.Entries)); e != nil {
+		c.Error(iq, e)
+		return
 	}
 	for _, e := range r.Entries {
 		if err := m.nodes.Subscribe(o, r.Node, e.JID, e.Value == pubsub.SubSubscribed); err != nil {

@@ -1,11 +1,13 @@
 package pubsub
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/rs/zerolog"
 
+	"github.com/vireo-im/vireo/store"
 	"github.com/vireo-im/vireo/store/pebblestore"
 	"github.com/vireo-im/vireo/xmlstream"
 	"github.com/vireo-im/vireo/xmlstream/stanza"
@@ -268,5 +270,35 @@ func TestSubOptions(t *testing.T) {
 		if (e != nil) != tc.err || !tc.err && got != tc.want {
 			t.Fatalf("%s: %+v %v", tc.name, got, e)
 		}
+	}
+}
+
+// TestRoomForLists: a node's subscriptions and affiliations stop at MaxListed, whoever
+// adds them (a subscriber, or an owner's set of up to maxEntries at once).
+func TestRoomForLists(t *testing.T) {
+	n := openNodes(t)
+	var subs, affs []store.Op
+	for i := range MaxListed - 1 {
+		j := fmt.Sprintf("u%d@example.org", i)
+		subs = append(subs, store.Op{Key: append(subsPrefix("svc", "news"), j...), Val: joinSub(SubSubscribed, SubOptions{})})
+		affs = append(affs, AffiliationOps("svc", "news", j, AffMember)...)
+	}
+	if err := n.T.Apply(subs...); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.T.Apply(affs...); err != nil {
+		t.Fatal(err)
+	}
+	if n.RoomForSubscriptions("svc", "news", 1) != nil || n.RoomForAffiliations("svc", "news", 1) != nil {
+		t.Fatal("the last place refused")
+	}
+	if n.RoomForSubscriptions("svc", "news", 2) == nil || n.RoomForAffiliations("svc", "news", 2) == nil {
+		t.Fatal("past MaxListed accepted")
+	}
+	if e := n.RoomForSubscription("svc", "news", "u1@example.org"); e != nil {
+		t.Fatalf("one more subscriber: %v", e)
+	}
+	if Additions([]Entry{{"a@b", SubSubscribed}, {"c@d", SubNone}, {"e@f", AffOwner}}) != 2 {
+		t.Fatal("Additions")
 	}
 }

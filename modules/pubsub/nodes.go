@@ -348,14 +348,43 @@ func (n Nodes) RoomForSubscription(owner, node, bare string) *stanza.Error {
 		e.Text = "too many subscriptions of yours to this node"
 		return e
 	}
+	return n.RoomForSubscriptions(owner, node, 1)
+}
+
+// RoomForSubscriptions and RoomForAffiliations return resource-constraint when a node's
+// subscriptions or affiliations, with adding more, would pass MaxListed: what one publish
+// notifies and a list shows. Every path that stores them asks first (a subscriber, and an
+// owner who sets them).
+func (n Nodes) RoomForSubscriptions(owner, node string, adding int) *stanza.Error {
+	return n.roomFor(subsPrefix(owner, node), adding, "subscriptions")
+}
+
+// RoomForAffiliations: see RoomForSubscriptions.
+func (n Nodes) RoomForAffiliations(owner, node string, adding int) *stanza.Error {
+	return n.roomFor(affPrefix(owner, node), adding, "affiliations")
+}
+
+func (n Nodes) roomFor(prefix []byte, adding int, what string) *stanza.Error {
 	c := 0
-	n.T.Scan(subsPrefix(owner, node), func(_, _ []byte) bool { c++; return c < MaxListed })
-	if c >= MaxListed {
+	n.T.Scan(prefix, func(_, _ []byte) bool { c++; return c < MaxListed })
+	if c+adding > MaxListed {
 		e := stanza.New(stanza.ResourceConstraintCond)
-		e.Text = "this node has as many subscribers as it notifies"
+		e.Text = "this node has as many " + what + " as it can list"
 		return e
 	}
 	return nil
+}
+
+// Additions counts the entries of an owner's set that are not "none": what the set may
+// add at most.
+func Additions(entries []Entry) int {
+	n := 0
+	for _, e := range entries {
+		if e.Value != SubNone && e.Value != AffNone {
+			n++
+		}
+	}
+	return n
 }
 
 // Subscribers lists the JIDs subscribed (not pending) to a node that take notifications

@@ -757,6 +757,10 @@ func (s *service) ownerSubscriptions(c module.Context, p *module.Packet, r Reque
 		}
 		todo = append(todo, change{j, e.Value})
 	}
+	if e := s.m.nodes.RoomForSubscriptions(s.domain, r.Node, Additions(r.Entries)); e != nil {
+		c.Error(p, e)
+		return
+	}
 	for _, ch := range todo {
 		old, err := s.m.nodes.Subscription(s.domain, r.Node, ch.j.String())
 		if err != nil {
@@ -812,6 +816,10 @@ func (s *service) ownerAffiliations(c module.Context, p *module.Packet, r Reques
 	if owners == 0 {
 		e := stanza.New(stanza.NotAcceptable)
 		e.Text = "a node needs an owner"
+		c.Error(p, e)
+		return
+	}
+	if e := s.m.nodes.RoomForAffiliations(s.domain, r.Node, Additions(r.Entries)); e != nil {
 		c.Error(p, e)
 		return
 	}
