@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/vireo-im/vireo/router/routertest"
+	"github.com/vireo-im/vireo/store"
 )
 
 // TestSubscriptionsPerUser: one user's subscriptions to one node are bounded (a
@@ -44,4 +45,19 @@ func TestSubscriptionsPerUser(t *testing.T) {
 	if got := a.C.Wait(t, "id='l'"); strings.Count(got, "<subscription ") != 32 || strings.Contains(got, "bob") {
 		t.Fatalf("alice's subscriptions: %d\n%s", strings.Count(got, "<subscription "), got)
 	}
+}
+
+// TestGuestsCreateNoNodes: a guest (SASL ANONYMOUS) may use the service but not create
+// nodes, which would outlive the guest's account.
+func TestGuestsCreateNoNodes(t *testing.T) {
+	e := routertest.New(t, []string{"alice"}, nil)
+	e.Store.Accounts().Create(store.Account{User: "guest1@example.org", Anonymous: true})
+	g := e.Bind("guest1", "web")
+	g.Send("<iq type='set' id='c' to='pubsub.example.org'><pubsub xmlns='http://jabber.org/protocol/pubsub'><create node='spam'/></pubsub></iq>")
+	g.C.Wait(t, "id='c'", "type='error'", "<forbidden", "guests may not create nodes")
+	a := e.Bind("alice", "pc")
+	a.Send("<iq type='set' id='c' to='pubsub.example.org'><pubsub xmlns='http://jabber.org/protocol/pubsub'><create node='news'/></pubsub></iq>")
+	a.C.Wait(t, "id='c'", "type='result'")
+	g.Send("<iq type='set' id='s' to='pubsub.example.org'><pubsub xmlns='http://jabber.org/protocol/pubsub'><subscribe node='news' jid='guest1@example.org/web'/></pubsub></iq>")
+	g.C.Wait(t, "id='s'", "type='result'")
 }

@@ -410,9 +410,15 @@ func (s *service) request(c module.Context, p *module.Packet, q xmlstream.Elemen
 }
 
 // create implements XEP-0060 §8.1: any local user may create a node and becomes its owner.
+// Guests (SASL ANONYMOUS, XEP-0175) may not: a node outlives its creator's account, and
+// each guest login is a new creator with its own max_nodes.
 func (s *service) create(c module.Context, p *module.Packet, r Request, from string) {
 	if !c.IsLocal(p.From.Domain()) {
 		c.Error(p, forbidden("only local users may create nodes"))
+		return
+	}
+	if acct, err := c.Store().Accounts().Get(from); err == nil && acct.Anonymous { // (a site's accounts may not be stored)
+		c.Error(p, forbidden("guests may not create nodes"))
 		return
 	}
 	instant := r.Node == ""
