@@ -8,7 +8,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/vireo-im/vireo/modules/module"
+	"github.com/vireo-im/vireo/store"
+	"github.com/vireo-im/vireo/store/pebblestore"
+	"github.com/vireo-im/vireo/xmlstream/jid"
 )
 
 // TestAllow: one sender's budget, many senders' shared domain budget, the minute turning
@@ -148,5 +153,33 @@ func TestHostBudgets(t *testing.T) {
 	}
 	if m.allowTo("other.example", "x@y.example", "y.example", t0) {
 		t.Fatal("the hosts on the server-wide settings do not share its budget")
+	}
+}
+
+// TestApprovalsBounded: one user keeps at most maxApprovals strangers let in; past it the
+// oldest approval goes.
+func TestApprovalsBounded(t *testing.T) {
+	st, err := pebblestore.Open(t.TempDir(), pebblestore.Options{Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	m := &Mod{approvals: st.Table(table)}
+	parse := func(s string) jid.JID { j, _ := jid.Parse(s); return j }
+	user := parse("alice@example.org")
+	t0 := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	for i := range maxApprovals + 2 {
+		if err := m.approve(user, parse(fmt.Sprintf("s%d@spam.example", i)), t0.Add(time.Duration(i)*time.Second), true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := 0
+	st.Table(table).Scan(store.UserKey(user.String()), func(_, _ []byte) bool { n++; return true })
+	if n != maxApprovals {
+		t.Fatalf("%d approvals kept", n)
+	}
+	if m.approved(user, parse("s0@spam.example")) || m.approved(user, parse("s1@spam.example")) ||
+		!m.approved(user, parse("s2@spam.example")) || !m.approved(user, parse(fmt.Sprintf("s%d@spam.example", maxApprovals+1))) {
+		t.Fatal("not the oldest approvals went")
 	}
 }

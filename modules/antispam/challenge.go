@@ -1,6 +1,7 @@
 package antispam
 
 import (
+	"bytes"
 	"sync/atomic"
 	"time"
 
@@ -63,13 +64,33 @@ func (m *Mod) approved(user, stranger jid.JID) bool {
 	return err == nil
 }
 
-// approve records that user lets stranger write.
+// maxApprovals bounds the strangers one user let in: every new conversation partner off
+// the roster adds one, and so does every made-up JID that answers a challenge; past it
+// the oldest approval goes (that stranger is asked again).
+const maxApprovals = 1000
+
+// approve records that user lets stranger write, making room first when user has
+// maxApprovals already.
 func (m *Mod) approve(user, stranger jid.JID, now time.Time, lazy bool) error {
-	op := store.Op{Key: store.UserKey(user.String(), stranger.String()), Val: []byte(now.UTC().Format(time.RFC3339))}
-	if lazy {
-		return m.approvals.ApplyLazy(op)
+	ops := []store.Op{{Key: store.UserKey(user.String(), stranger.String()), Val: []byte(now.UTC().Format(time.RFC3339))}}
+	n, oldest, oldestAt := 0, []byte(nil), ""
+	err := m.approvals.Scan(store.UserKey(user.String()), func(k, v []byte) bool {
+		n++
+		if oldest == nil || string(v) < oldestAt { // RFC 3339 in UTC sorts as time
+			oldest, oldestAt = append(oldest[:0], k...), string(v)
+		}
+		return true
+	})
+	if err != nil {
+		return err
 	}
-	return m.approvals.Apply(op)
+	if n >= maxApprovals && !bytes.Equal(oldest, ops[0].Key) {
+		ops = append(ops, store.Op{Key: oldest, Delete: true})
+	}
+	if lazy {
+		return m.approvals.ApplyLazy(ops...)
+	}
+	return m.approvals.Apply(ops...)
 }
 
 // hold takes p, a stranger's stanza to a local user that passed the budgets, when the
