@@ -282,6 +282,11 @@ func TestInviteContact(t *testing.T) {
 	if err != nil || !inv.Contact || inv.Inviter != "bob@example.org" {
 		t.Fatalf("the token: %+v %v", inv, err)
 	}
+	// A guest's invitations would outlive the guest's account: refused.
+	e.Store.Accounts().Create(store.Account{User: "guest1@example.org", Anonymous: true})
+	g := e.BindGuest("guest1", "web")
+	g.Send("<iq type='set' id='g' to='example.org'><command xmlns='" + cmdNS + "' node='urn:xmpp:invite#invite' action='execute'/></iq>")
+	g.C.Wait(t, "id='g'", "guests cannot invite contacts")
 }
 
 // TestHostAdmins: a host's own administrators ([vhosts."<host>".modules.adhoc] admins)

@@ -174,6 +174,12 @@ const (
 // it and subscribe back. With contact_invites_register it also creates an account here
 // (ibr=y), which starts out as the user's contact (the presence module's OnRegistered).
 func contactInvite(c module.Context, k *call) {
+	if s := c.Session(); s != nil && s.Ephemeral() {
+		// A guest's account goes with the guest; its invitations would stay in the store
+		// until they expire and someone lists them.
+		k.fail(c, "guests cannot invite contacts")
+		return
+	}
 	inv, err := invites.CreateContact(c.Store().Table(invites.Table), k.iq.From.Bare(), *k.m.inviteRegister.Load().For(k.iq.From.Domain()), 0, c.Now())
 	if errors.Is(err, invites.ErrTooMany) {
 		k.fail(c, strings.TrimPrefix(err.Error(), "invites: "))

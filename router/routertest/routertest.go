@@ -33,7 +33,12 @@ type Conn struct {
 	Resumes atomic.Int64
 	// HoldDrain: Drained never reports the data written.
 	HoldDrain atomic.Bool
+	// Guest makes the session a guest's (router.Ephemeral), set before it binds.
+	Guest atomic.Bool
 }
+
+// Ephemeral implements router.Ephemeral.
+func (c *Conn) Ephemeral() bool { return c.Guest.Load() }
 
 // Send implements router.Conn.
 func (c *Conn) Send(b []byte) bool {
@@ -185,8 +190,20 @@ type Sess struct {
 // Bind binds user/res and returns the session.
 func (e *Env) Bind(user, res string) *Sess {
 	e.T.Helper()
+	return e.bind(user, res, false)
+}
+
+// BindGuest binds user/res as a guest's session (SASL ANONYMOUS, XEP-0175).
+func (e *Env) BindGuest(user, res string) *Sess {
+	e.T.Helper()
+	return e.bind(user, res, true)
+}
+
+func (e *Env) bind(user, res string, guest bool) *Sess {
+	e.T.Helper()
 	bare, _ := jid.Parse(user + "@" + e.Domain)
 	c := &Conn{}
+	c.Guest.Store(guest)
 	done := make(chan *router.Session, 1)
 	e.R.Bind(bare, res, c, func(s *router.Session, err error) {
 		if err != nil {
