@@ -133,6 +133,9 @@ func (c *shardCtx) Error(p *module.Packet, e *stanza.Error) {
 	if p.Type == "error" || p.From.IsZero() {
 		return // RFC 6120 §8.3.1: never answer an error with an error
 	}
+	if p.Kind == module.KindIQ && p.Type == "result" {
+		return // §8.2.3: nor an IQ result (a relay that failed drops it, as bounce does)
+	}
 	name := "message"
 	switch p.Kind {
 	case module.KindPresence:

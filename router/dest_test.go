@@ -362,3 +362,18 @@ func TestDetachExpiryGenerations(t *testing.T) {
 		t.Fatalf("%d detached, want 1", n)
 	}
 }
+
+// TestNoErrorForResults: an IQ result that cannot be delivered (no such server, an
+// isolated host, a component that is not there) is dropped: RFC 6120 §8.2.3 lets no IQ
+// result be answered, and two servers would bounce errors for ever. A request there still
+// gets its error.
+func TestNoErrorForResults(t *testing.T) {
+	e := routertest.New(t, []string{"alice"}, nil)
+	a := e.Bind("alice", "pc")
+	a.Send("<iq type='result' id='r1' to='someone@elsewhere.example/x'/>")
+	a.Send("<iq type='get' id='g1' to='someone@elsewhere.example/x'><ping xmlns='urn:xmpp:ping'/></iq>")
+	a.C.Wait(t, "id='g1'", "remote-server-not-found")
+	if strings.Contains(a.C.All(), "id='r1'") {
+		t.Fatalf("an IQ result was answered: %s", a.C.All())
+	}
+}
