@@ -670,7 +670,9 @@ func (c *conn) invitation() (invites.Invite, bool) {
 func (c *conn) onPreauth(st *xmlstream.Stanza, q xmlstream.Element) {
 	id := append([]byte(nil), st.ID...)
 	if string(st.Type) != "set" {
-		c.iqError(id, stanza.New(stanza.BadRequest))
+		if !answered(st.Type) {
+			c.iqError(id, stanza.New(stanza.BadRequest))
+		}
 		return
 	}
 	cfg := c.srv().config()
@@ -812,7 +814,9 @@ func (c *conn) onRegister(st *xmlstream.Stanza, q xmlstream.Element) {
 		return
 	case "set":
 	default:
-		c.iqError(id, stanza.New(stanza.BadRequest))
+		if !answered(st.Type) {
+			c.iqError(id, stanza.New(stanza.BadRequest))
+		}
 		return
 	}
 	if _, ok := q.Child(ns.Register, "remove"); ok {

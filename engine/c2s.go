@@ -310,12 +310,18 @@ func (c *conn) fromOK(raw []byte) bool {
 	return string(u) == full || string(u) == bare
 }
 
+// answered reports whether an IQ of type typ is itself an answer (result or error), which
+// RFC 6120 §8.2.3 lets no one answer: a misplaced one is dropped, not refused.
+func answered(typ []byte) bool { return string(typ) == "result" || string(typ) == "error" }
+
 // --- bind ---
 
 func (c *conn) onBind(st *xmlstream.Stanza, p xmlstream.Element) {
 	id := append([]byte(nil), st.ID...)
 	if string(st.Type) != "set" {
-		c.iqError(id, stanza.New(stanza.BadRequest))
+		if !answered(st.Type) {
+			c.iqError(id, stanza.New(stanza.BadRequest))
+		}
 		return
 	}
 	var res string

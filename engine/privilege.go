@@ -74,6 +74,9 @@ func (k *component) privilegedMessage(c *conn, from jid.JID, st *xmlstream.Stanz
 	if !ok {
 		return false
 	}
+	if typ, _ := st.Attr("type"); string(typ) == "error" {
+		return true // an error (maybe our own privilege advertisement bounced) gets none back
+	}
 	s := k.srv
 	refuse := func(cond stanza.Condition, text string) bool {
 		e := stanza.New(cond)
@@ -142,6 +145,9 @@ func (k *component) privilegedIQ(c *conn, from jid.JID, st *xmlstream.Stanza) bo
 	s := k.srv
 	outerID, _ := st.Attr("id")
 	outerType, _ := st.Attr("type")
+	if string(outerType) != "get" && string(outerType) != "set" {
+		return true // a result or error is never answered (RFC 6120 §8.2.3)
+	}
 	refuse := func(cond stanza.Condition, text string) bool {
 		e := stanza.New(cond)
 		e.Text = text

@@ -28,17 +28,20 @@ func (r *Router) SubmitAs(user, component jid.JID, raw []byte) bool {
 
 // outboundAs runs a SubmitAs message on its user's shard.
 func (s *shard) outboundAs(o *op) bool {
-	if _, err := s.r.st.Accounts().Get(o.bare.String()); err != nil {
-		var b xmlstream.Builder
-		b.Start("message").Attr("type", "error").Attr("from", o.bare.Domain()).Attr("to", o.from.String())
-		e := stanza.New(stanza.ItemNotFound)
-		e.Text = "no such account: " + o.bare.String()
-		b.Raw(e.AppendXML(nil)).End()
-		s.r.route(b.B)
-		return false
-	}
 	e, err := xmlstream.ParseElement(o.buf.B, "jabber:client")
 	if err != nil {
+		return false
+	}
+	if _, err := s.r.st.Accounts().Get(o.bare.String()); err != nil {
+		if t, _ := e.AppendAttr(nil, "type"); string(t) == "error" {
+			return false // an error is not answered with one
+		}
+		var b xmlstream.Builder
+		b.Start("message").Attr("type", "error").Attr("from", o.bare.Domain()).Attr("to", o.from.String())
+		se := stanza.New(stanza.ItemNotFound)
+		se.Text = "no such account: " + o.bare.String()
+		b.Raw(se.AppendXML(nil)).End()
+		s.r.route(b.B)
 		return false
 	}
 	var to jid.JID

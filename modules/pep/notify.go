@@ -1,6 +1,7 @@
 package pep
 
 import (
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -24,6 +25,12 @@ type capsEntry struct {
 
 // waiter is a contact resource, available to owner, whose caps were being resolved.
 type waiter struct{ owner, full string }
+
+// capsReadyID is the id of the note that another owner's query resolved a ver: the server
+// sends it to itself, as if from the contact's resource, to reach the owner's shard. The
+// random part keeps an outsider from sending it (each would make the server send the
+// owner's last items again).
+var capsReadyID = capsReadyPrefix + strconv.FormatUint(rand.Uint64(), 36)
 
 // capsQuery is a disco#info query in flight.
 type capsQuery struct {
@@ -105,8 +112,8 @@ type resource struct {
 }
 
 const (
-	capsIDPrefix = "pep-caps-"
-	capsReadyID  = "pep-caps-ready"
+	capsIDPrefix    = "pep-caps-"
+	capsReadyPrefix = "pep-caps-ready-"
 )
 
 // presence records the contacts' available resources and their caps (inbound, on the
@@ -277,6 +284,9 @@ func (m *Mod) capsAnswer(c module.Context, pk *module.Packet) module.Verdict {
 	}
 	owner := pk.To.Bare()
 	if pk.ID == capsReadyID {
+		if pk.Type != "result" {
+			return module.Stop
+		}
 		m.mu.Lock()
 		r := m.mu.users[owner.String()][pk.From.String()]
 		ready := r != nil && m.mu.caps[r.key] != nil && m.mu.caps[r.key].features != nil
