@@ -124,3 +124,21 @@ func TestS2SMaxOutPeers(t *testing.T) {
 	alice.Send("<message to='y@d1.localhost' id='d1b' type='chat'><body>again</body></message>")
 	alice.Never("id='d1b'") // queued on d1's stream, which is still being set up
 }
+
+// TestAnswersNotAnswered: before login, an IQ result or error a client sends where the
+// server expects a request (registration, an invitation's token) is dropped, not answered
+// with bad-request (RFC 6120 §8.2.3); a request of a wrong type still gets bad-request.
+func TestAnswersNotAnswered(t *testing.T) {
+	srv := vireotest.Start(t, vireotest.Options{Registration: true})
+	r, _ := sasl2Open(t, srv)
+	r.Send("<iq type='result' id='a1'><query xmlns='jabber:iq:register'/></iq>")
+	r.Send("<iq type='error' id='a2'><preauth xmlns='urn:xmpp:pars:0' token='x'/></iq>")
+	r.Send("<iq type='get' id='a3'><preauth xmlns='urn:xmpp:pars:0' token='x'/></iq>")
+	got := r.Expect("id='a3'")
+	if strings.Contains(got, "id='a1'") || strings.Contains(got, "id='a2'") {
+		t.Fatalf("an answer was answered: %q", got)
+	}
+	if rest := r.Expect("</iq>"); !strings.Contains(got+rest, "<bad-request") {
+		t.Fatalf("a get where a set belongs: %q", got+rest)
+	}
+}
