@@ -192,7 +192,27 @@ func TestS2STimeout(t *testing.T) {
 	a := vireotest.Start(t, vireotest.Options{Domain: "a.localhost", AllowPlain: true, S2S: true,
 		S2SSetupTimeout: 300 * time.Millisecond})
 	a.AddUser(t, "alice", "secret")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	a.Engine.SetS2SHosts(map[string]string{"mute.localhost": fakePeer(t, nil, nil)})
+	alice := a.LoginPlain(t, "alice", "secret", "phone")
+	alice.Send("<message to='x@mute.localhost' id='t1' type='chat'><body>hello?</body></message>")
+	got := alice.Expect("</message>")
+	if !strings.Contains(got, "type='error'") || !strings.Contains(got, "remote-server-timeout") || !strings.Contains(got, "id='t1'") {
+		t.Fatalf("mute server: %q", got)
+	}
+}
+
+// fakePeer listens on loopback (with TLS when tc is set) for a peer server that a test
+// plays: serve runs for each connection, in a goroutine, and closes it; nil keeps the
+// connection open and silent until the test ends. It returns the address.
+func fakePeer(t *testing.T, tc *tls.Config, serve func(net.Conn)) string {
+	t.Helper()
+	var ln net.Listener
+	var err error
+	if tc != nil {
+		ln, err = tls.Listen("tcp", "127.0.0.1:0", tc)
+	} else {
+		ln, err = net.Listen("tcp", "127.0.0.1:0")
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,16 +223,14 @@ func TestS2STimeout(t *testing.T) {
 			if err != nil {
 				return
 			}
-			t.Cleanup(func() { c.Close() })
+			if serve == nil {
+				t.Cleanup(func() { c.Close() })
+				continue
+			}
+			go func() { defer c.Close(); serve(c) }()
 		}
 	}()
-	a.Engine.SetS2SHosts(map[string]string{"mute.localhost": ln.Addr().String()})
-	alice := a.LoginPlain(t, "alice", "secret", "phone")
-	alice.Send("<message to='x@mute.localhost' id='t1' type='chat'><body>hello?</body></message>")
-	got := alice.Expect("</message>")
-	if !strings.Contains(got, "type='error'") || !strings.Contains(got, "remote-server-timeout") || !strings.Contains(got, "id='t1'") {
-		t.Fatalf("mute server: %q", got)
-	}
+	return ln.Addr().String()
 }
 
 // externalPair starts a.localhost and b.localhost with certificates from one test CA that

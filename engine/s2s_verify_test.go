@@ -25,30 +25,16 @@ func TestS2SDialbackVerifyMute(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { // the stream opens as any server's would; <db:verify/> is never answered
-				defer c.Close()
-				buf := make([]byte, 4096)
-				if _, err := c.Read(buf); err != nil {
-					return
-				}
-				io.WriteString(c, "<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' "+
-					"xmlns:db='jabber:server:dialback' id='mute' from='evil.localhost' to='b.localhost' version='1.0'><stream:features/>")
-				io.Copy(io.Discard, c)
-			}()
+	evil := fakePeer(t, &tls.Config{Certificates: []tls.Certificate{cert}}, func(c net.Conn) {
+		// The stream opens as any server's would; <db:verify/> is never answered.
+		if _, err := c.Read(make([]byte, 4096)); err != nil {
+			return
 		}
-	}()
-	b.Engine.SetS2SHosts(map[string]string{"evil.localhost": "tls://" + ln.Addr().String()})
+		io.WriteString(c, "<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' "+
+			"xmlns:db='jabber:server:dialback' id='mute' from='evil.localhost' to='b.localhost' version='1.0'><stream:features/>")
+		io.Copy(io.Discard, c)
+	})
+	b.Engine.SetS2SHosts(map[string]string{"evil.localhost": "tls://" + evil})
 	hdr := "<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' from='evil.localhost' to='b.localhost' version='1.0'>"
 	claim := func() {
 		t.Helper()
@@ -96,21 +82,7 @@ func TestS2SMaxOutPeers(t *testing.T) {
 	t.Cleanup(engine.SetMaxOutPeers(2))
 	a := vireotest.Start(t, vireotest.Options{Domain: "a.localhost", AllowPlain: true, S2S: true, S2SSetupTimeout: 5 * time.Second})
 	a.AddUser(t, "alice", "secret")
-	ln, err := net.Listen("tcp", "127.0.0.1:0") // accepts, never speaks: streams stay in setup
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			t.Cleanup(func() { c.Close() })
-		}
-	}()
-	mute := ln.Addr().String()
+	mute := fakePeer(t, nil, nil) // accepts, never speaks: streams stay in setup
 	a.Engine.SetS2SHosts(map[string]string{"d1.localhost": mute, "d2.localhost": mute, "d3.localhost": mute})
 	alice := a.LoginPlain(t, "alice", "secret", "phone")
 	for _, d := range []string{"d1", "d2"} {
