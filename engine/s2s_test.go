@@ -106,11 +106,11 @@ func TestS2SBounce(t *testing.T) {
 	}
 }
 
-// s2sLogin opens a raw s2s stream to b claiming a.localhost, with a key made from a's
-// secret, so that b's check with a succeeds.
-func s2sLogin(t testing.TB, b *vireotest.Server) *vireotest.RawConn {
+// s2sOpen opens a raw s2s stream to b.localhost from domain from, over STARTTLS, and
+// returns it with the features after TLS.
+func s2sOpen(t testing.TB, b *vireotest.Server, from string) (*vireotest.RawConn, string) {
 	t.Helper()
-	hdr := "<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' from='a.localhost' to='b.localhost' version='1.0'>"
+	hdr := "<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' from='" + from + "' to='b.localhost' version='1.0'>"
 	r := vireotest.DialAddr(t, b.S2SAddr())
 	r.Send(hdr)
 	r.Expect("</stream:features>")
@@ -118,7 +118,14 @@ func s2sLogin(t testing.TB, b *vireotest.Server) *vireotest.RawConn {
 	r.Expect("<proceed")
 	r.StartTLS(&tls.Config{InsecureSkipVerify: true})
 	r.Send(hdr)
-	h := r.Expect("</stream:features>")
+	return r, r.Expect("</stream:features>")
+}
+
+// s2sLogin opens a raw s2s stream to b claiming a.localhost, with a key made from a's
+// secret, so that b's check with a succeeds.
+func s2sLogin(t testing.TB, b *vireotest.Server) *vireotest.RawConn {
+	t.Helper()
+	r, h := s2sOpen(t, b, "a.localhost")
 	m := streamIDRe.FindStringSubmatch(h)
 	if m == nil {
 		t.Fatalf("no stream id in %q", h)

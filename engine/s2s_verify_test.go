@@ -35,17 +35,9 @@ func TestS2SDialbackVerifyMute(t *testing.T) {
 		io.Copy(io.Discard, c)
 	})
 	b.Engine.SetS2SHosts(map[string]string{"evil.localhost": "tls://" + evil})
-	hdr := "<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' from='evil.localhost' to='b.localhost' version='1.0'>"
 	claim := func() {
 		t.Helper()
-		r := vireotest.DialAddr(t, b.S2SAddr())
-		r.Send(hdr)
-		r.Expect("</stream:features>")
-		r.Send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
-		r.Expect("<proceed")
-		r.StartTLS(&tls.Config{InsecureSkipVerify: true})
-		r.Send(hdr)
-		r.Expect("</stream:features>")
+		r, _ := s2sOpen(t, b, "evil.localhost")
 		start := time.Now()
 		r.Send("<db:result from='evil.localhost' to='b.localhost'>0123456789abcdef</db:result>")
 		if got := r.ExpectClosed(); !strings.Contains(got, "type='invalid'") {
