@@ -43,7 +43,7 @@ const contactGrace = 60 // seconds
 // unchanged for a day.
 const (
 	maxContactsSeen   = 100_000
-	maxSeenPerContact = 32           // an account's resources here
+	maxSeenPerContact = module.MaxResources
 	contactStale      = 24 * 60 * 60 // seconds
 )
 

@@ -32,7 +32,7 @@ const (
 	// to slow down (the engine closes it with policy-violation) instead of growing memory.
 	QueueLimit = 1 << 16
 	// MaxSessionsPerUser bounds resources per account (resource-constraint above).
-	MaxSessionsPerUser = 32
+	MaxSessionsPerUser = module.MaxResources
 	// DefaultOfflineQuota is the per-user offline message limit.
 	DefaultOfflineQuota = 1000
 )

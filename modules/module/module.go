@@ -217,6 +217,12 @@ const (
 	KindIQ
 )
 
+// MaxResources is how many resources (sessions) one account may have at once. Whatever a
+// module keeps per resource of one user uses it as its bound too (a room's sessions under
+// one nickname, a user's node subscriptions, a contact's resources remembered): a remote
+// server may claim any number of resources for its users.
+const MaxResources = 32
+
 // Phase says where a hook runs.
 type Phase uint8
 

@@ -405,10 +405,6 @@ func (s *service) create(c module.Context, p *module.Packet) {
 	}
 }
 
-// maxSessionsPerNick bounds the sessions of one user under one nickname: the resources
-// one account may have on this server (router.MaxSessionsPerUser).
-const maxSessionsPerNick = 32
-
 // admit applies the entry rules of XEP-0045 §7.2.6–§7.2.11 to a new session; it returns
 // the error to send, or nil.
 func (r *room) admit(c module.Context, p *module.Packet, x xmlstream.Element, aff affiliation) *stanza.Error {
@@ -441,7 +437,7 @@ func (r *room) admit(c module.Context, p *module.Packet, x xmlstream.Element, af
 		// §7.2.10: another session of the same user, same nickname; as many as an account
 		// may have here. A remote server can claim any number of resources, and each
 		// would stay until it leaves.
-		if len(o.sess) >= maxSessionsPerNick {
+		if len(o.sess) >= module.MaxResources {
 			return errBy(r.jid, stanza.NotAllowed, "too many of your sessions in this room")
 		}
 		return nil

@@ -394,8 +394,8 @@ func (m *Mod) featuresLocked(r *resource) map[string]bool {
 // number of resources and need never say they went (a server that lost its link to us
 // does not), so the oldest give way to new ones rather than new ones being refused.
 const (
-	maxResources           = 5000 // per owner
-	maxResourcesPerContact = 32   // per owner and contact: an account's resources here
+	maxResources           = 5000                // per owner
+	maxResourcesPerContact = module.MaxResources // per owner and contact
 )
 
 // rememberLocked records r as owner's contact resource full, replacing what was known of

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"strings"
 
+	"github.com/vireo-im/vireo/modules/module"
 	"github.com/vireo-im/vireo/store"
 	"github.com/vireo-im/vireo/xmlstream/stanza"
 )
@@ -335,8 +336,8 @@ func (n Nodes) SubscriptionsOf(owner, node, bare string) map[string]string {
 }
 
 // MaxSubscriptionsPerUser bounds one user's subscriptions to one node (each names a full
-// JID of the user's, or the bare one): an account's resources (router.MaxSessionsPerUser).
-const MaxSubscriptionsPerUser = 32
+// JID of the user's, or the bare one).
+const MaxSubscriptionsPerUser = module.MaxResources
 
 // RoomForSubscription returns the error for a new subscription of bare JID bare (or one of
 // its full JIDs) to a node that would pass a bound: MaxSubscriptionsPerUser of the user's
