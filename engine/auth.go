@@ -670,9 +670,7 @@ func (c *conn) invitation() (invites.Invite, bool) {
 func (c *conn) onPreauth(st *xmlstream.Stanza, q xmlstream.Element) {
 	id := append([]byte(nil), st.ID...)
 	if string(st.Type) != "set" {
-		if !answered(st.Type) {
-			c.iqError(id, stanza.New(stanza.BadRequest))
-		}
+		c.iqError(id, stanza.New(stanza.BadRequest))
 		return
 	}
 	cfg := c.srv().config()
@@ -814,9 +812,7 @@ func (c *conn) onRegister(st *xmlstream.Stanza, q xmlstream.Element) {
 		return
 	case "set":
 	default:
-		if !answered(st.Type) {
-			c.iqError(id, stanza.New(stanza.BadRequest))
-		}
+		c.iqError(id, stanza.New(stanza.BadRequest))
 		return
 	}
 	if _, ok := q.Child(ns.Register, "remove"); ok {

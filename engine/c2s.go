@@ -208,6 +208,9 @@ func (c *conn) onElement(st *xmlstream.Stanza) bool {
 				c.fail(stanza.NotAuthorized, "STARTTLS is required first")
 				return false
 			}
+			if answered(st.Type) {
+				return false
+			}
 			if preauth {
 				c.onPreauth(st, p)
 			} else {
@@ -235,7 +238,9 @@ func (c *conn) onElement(st *xmlstream.Stanza) bool {
 		if p, ok := st.FirstChild(); ok {
 			switch {
 			case string(p.NS()) == ns.Bind && string(p.Name()) == "bind":
-				c.onBind(st, p)
+				if !answered(st.Type) {
+					c.onBind(st, p)
+				}
 				return false
 			}
 		}
@@ -311,7 +316,8 @@ func (c *conn) fromOK(raw []byte) bool {
 }
 
 // answered reports whether an IQ of type typ is itself an answer (result or error), which
-// RFC 6120 §8.2.3 lets no one answer: a misplaced one is dropped, not refused.
+// RFC 6120 §8.2.3 lets no one answer: one where a registration, an invitation's token or
+// a bind belongs is dropped before its handler, not refused.
 func answered(typ []byte) bool { return string(typ) == "result" || string(typ) == "error" }
 
 // --- bind ---
@@ -319,9 +325,7 @@ func answered(typ []byte) bool { return string(typ) == "result" || string(typ) =
 func (c *conn) onBind(st *xmlstream.Stanza, p xmlstream.Element) {
 	id := append([]byte(nil), st.ID...)
 	if string(st.Type) != "set" {
-		if !answered(st.Type) {
-			c.iqError(id, stanza.New(stanza.BadRequest))
-		}
+		c.iqError(id, stanza.New(stanza.BadRequest))
 		return
 	}
 	var res string
