@@ -326,6 +326,11 @@ func start(cfg *config.Config, log zerolog.Logger) (*server, error) {
 		}
 		return nil, err
 	}
+	// Only now, with server-to-server streams possible: removals the store recorded while
+	// the server was down tell remote contacts too.
+	if err := s.rt.StartRemovals(); err != nil {
+		log.Error().Err(err).Msg("store: reading the account removals left to finish")
+	}
 	// Only now: HTTP-01 needs the web listener up. Until the first certificate is issued
 	// the listeners serve the configured (self-signed) one.
 	s.runACME()

@@ -73,6 +73,7 @@ type registry struct {
 	bound         []owned[func(module.Context, module.Session) []byte]
 	detach        []owned[func(module.Context, module.Session, [][]byte)]
 	registered    []owned[func(module.Context, module.Registration)]
+	removed       []owned[func(module.Context, module.Removal)]
 	undeliverable []owned[module.Undeliverable]
 	stop          []owned[func(module.Stopping)]
 	discoNodes    map[string]module.IQHandler // DiscoNode registrations
@@ -384,6 +385,10 @@ func (m *modReg) OnDetach(f func(module.Context, module.Session, [][]byte)) {
 
 func (m *modReg) OnRegistered(f func(module.Context, module.Registration)) {
 	m.g.registered = append(m.g.registered, owned[func(module.Context, module.Registration)]{m.id, f})
+}
+
+func (m *modReg) OnRemoved(f func(module.Context, module.Removal)) {
+	m.g.removed = append(m.g.removed, owned[func(module.Context, module.Removal)]{m.id, f})
 }
 
 // IQKey names one registered IQ handler.

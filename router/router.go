@@ -146,6 +146,7 @@ type Router struct {
 	// (expiry.go); stopTick stops their ticker.
 	started  time.Time
 	stopTick chan struct{}
+	rm       removals
 	work     *pool
 	comps    components
 	remote   atomic.Pointer[Remote]

@@ -93,6 +93,38 @@ type Accounts interface {
 	Guests(fn func(user string) bool) error
 }
 
+// Removal is what Accounts.Delete leaves behind of an account, for the modules that keep
+// rows about it outside its own keys (another user's roster, a pubsub node's
+// subscribers): a store that implements Removals keeps one until RemovalDone, so a crash
+// between the removal and their cleanup only delays it.
+type Removal struct {
+	User  string
+	Guest bool // the account was a guest's (Account.Anonymous)
+	// Contacts are the stored roster's contacts with a subscription either way or a
+	// request pending, as the account left them: who should hear that it is gone.
+	Contacts []RemovedContact
+}
+
+// RemovedContact is one contact of a Removal. To: the user was subscribed to the contact's
+// presence or had asked to be (RFC 6121 unsubscribe undoes it); From: the contact was
+// subscribed to the user's, or had asked to be (unsubscribed).
+type RemovedContact struct {
+	JID      string
+	To, From bool
+}
+
+// Removals is implemented by stores that record account removals (Removal). A guest's
+// removal is recorded only when it has contacts: nothing else keeps rows about a guest.
+type Removals interface {
+	// PendingRemovals calls fn with each removal not yet done, until fn returns false.
+	PendingRemovals(fn func(Removal) bool) error
+	// RemovalDone forgets user's removal record.
+	RemovalDone(user string) error
+	// OnRemoval sets what is called, on the goroutine that called Accounts.Delete, after
+	// each recorded removal is committed (nil: nothing).
+	OnRemoval(fn func(Removal))
+}
+
 // NoKeys says whether an account holds no SCRAM keys at all: one whose password only the
 // operator's external authentication program checks (engine Config.External).
 func NoKeys(c [3]Credentials) bool {

@@ -357,6 +357,14 @@ type Registrar interface {
 	// web invitation page), after it is stored: on the new account's shard, with a
 	// Context for it, before its first login can be bound.
 	OnRegistered(f func(c Context, r Registration))
+	// OnRemoved runs f when an account was removed (store.Removal: by its user, an
+	// operator, or a guest's session ending), after its own rows are gone: on the removed
+	// account's shard, with a Context for it, once per removal and again after a restart
+	// if the server stopped before every f had run. It is for rows the module keeps about
+	// the account outside its own keys (a contact's roster, a node's subscribers), so that
+	// nothing of it stays behind and an account later made with the same name inherits
+	// nothing. f must be idempotent; it runs for every host, whatever the host turns off.
+	OnRemoved(f func(c Context, r Removal))
 	// OnStop runs f when the server is about to stop, or to remove a virtual host while it
 	// runs, before any session or server-to-server stream of it closes: for a module with
 	// something to tell the entities it serves (XEP-0045 status 332). f runs on the goroutine
@@ -448,6 +456,15 @@ type Registration struct {
 	Via string
 	// Addr is the client address the registration came from ("" when none did).
 	Addr string
+}
+
+// Removal is an account removed (Registrar.OnRemoved).
+type Removal struct {
+	User  jid.JID // bare
+	Guest bool    // a guest's account (SASL ANONYMOUS)
+	// Contacts are the contacts of its stored roster that had a subscription either way
+	// or a request pending.
+	Contacts []store.RemovedContact
 }
 
 // How accounts are made (Registration.Via).

@@ -68,7 +68,27 @@ func (p *Presence) Provision(r module.Registrar) error {
 	r.Feature(ns.PreApproval)
 	r.StreamFeature(module.PostAuth, "<sub xmlns='"+ns.PreApproval+"'/>")
 	r.OnRegistered(p.registered)
+	r.OnRemoved(p.removed)
 	return nil
+}
+
+// removed ends the subscriptions of a removed account, as if its user had cancelled each
+// one (RFC 6121 §3.2, §3.3): its contacts' rosters keep no subscription to or from an
+// account that is gone, their pending requests from it are dropped, and an account made
+// later with the same name sees no one's presence. The contacts' servers do the rest.
+func (p *Presence) removed(c module.Context, r module.Removal) {
+	for _, rc := range r.Contacts {
+		contact, err := jid.Parse(rc.JID)
+		if err != nil || contact.Equal(r.User) {
+			continue
+		}
+		if rc.To {
+			c.Route(simple("unsubscribe", r.User, contact))
+		}
+		if rc.From {
+			c.Route(simple("unsubscribed", r.User, contact))
+		}
+	}
 }
 
 // registered makes an account created with a contact invitation (XEP-0401 §4.1 with

@@ -2,6 +2,8 @@ package presence_test
 
 import (
 	"strings"
+
+	"github.com/rs/zerolog"
 	"testing"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 	"github.com/vireo-im/vireo/router/routertest"
 	"github.com/vireo-im/vireo/store"
 	"github.com/vireo-im/vireo/store/invites"
+	"github.com/vireo-im/vireo/store/pebblestore"
 	"github.com/vireo-im/vireo/xmlstream/jid"
 )
 
@@ -251,4 +254,123 @@ func TestContactInvitation(t *testing.T) {
 
 	c.Send("<presence type='subscribe' to='romeo@example.org'><preauth xmlns='urn:xmpp:pars:0' token='" + inv.Token + "'/></presence>")
 	r.C.Wait(t, "type='subscribe'", "from='carol@example.org'")
+}
+
+// TestAccountRemoved: removing an account ends its subscriptions on its contacts' side.
+// bob (subscribed both ways) loses both directions, carol (subscribed to alice) loses hers,
+// dave's unanswered request from alice is dropped and erin's request to alice is answered
+// unsubscribed; each online contact gets the roster push. An account made again with the
+// name sees nobody's presence. The removal record is gone once done.
+func TestAccountRemoved(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob", "carol", "dave", "erin"}, nil)
+	put := func(user string, it store.RosterItem) {
+		t.Helper()
+		if _, err := e.Store.Rosters().Put(user+"@example.org", it); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const a = "alice@example.org"
+	put("alice", store.RosterItem{JID: "bob@example.org", Sub: store.SubBoth})
+	put("bob", store.RosterItem{JID: a, Sub: store.SubBoth})
+	put("alice", store.RosterItem{JID: "carol@example.org", Sub: store.SubFrom})
+	put("carol", store.RosterItem{JID: a, Sub: store.SubTo})
+	put("alice", store.RosterItem{JID: "erin@example.org", PendingIn: true})
+	put("erin", store.RosterItem{JID: a, Ask: true})
+	// alice asks dave over the wire, so that dave has the request stored.
+	al := e.Bind("alice", "pc")
+	al.Send("<iq type='get' id='r'><query xmlns='jabber:iq:roster'/></iq>")
+	al.C.Wait(t, "id='r'")
+	al.Send("<presence to='dave@example.org' type='subscribe'/>")
+	waitFor(t, func() bool {
+		_, err := e.Store.Table("subreq").Get(store.UserKey("dave@example.org", a))
+		return err == nil
+	})
+	b := e.Bind("bob", "pc")
+	b.Send("<iq type='get' id='r'><query xmlns='jabber:iq:roster'/></iq>")
+	b.C.Wait(t, "id='r'")
+	b.C.Reset()
+
+	if err := e.Store.Accounts().Delete(a); err != nil {
+		t.Fatal(err)
+	}
+	b.C.Wait(t, "jabber:iq:roster", "jid='alice@example.org'", "subscription='none'")
+	waitFor(t, func() bool {
+		n := 0
+		e.Store.(store.Removals).PendingRemovals(func(store.Removal) bool { n++; return true })
+		return n == 0
+	})
+	for _, tc := range []struct {
+		user string
+		sub  store.Subscription
+	}{{"bob", store.SubNone}, {"carol", store.SubNone}, {"erin", store.SubNone}} {
+		it, err := e.Store.Rosters().Item(tc.user+"@example.org", a)
+		if err != nil || it.Sub != tc.sub || it.Ask || it.PendingIn {
+			t.Errorf("%s's item for alice: %+v, %v", tc.user, it, err)
+		}
+	}
+	if _, err := e.Store.Table("subreq").Get(store.UserKey("dave@example.org", a)); err == nil {
+		t.Error("dave still has alice's request")
+	}
+	e.Store.Accounts().Create(store.Account{User: a})
+	al2 := e.Bind("alice", "new")
+	al2.Send("<presence/>")
+	al2.C.Wait(t, "from='alice@example.org/new'")
+	b.Send("<presence/>")
+	al2.C.Never(t, "from='bob@example.org/pc'")
+}
+
+// TestAccountRemovedWhileStopped: a removal recorded while no server ran (vireoctl
+// deluser on a stopped server, or a crash before the cleanup) is finished at the next
+// start.
+func TestAccountRemovedWhileStopped(t *testing.T) {
+	dir := t.TempDir()
+	st, err := pebblestore.Open(dir, pebblestore.Options{Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []string{"alice", "bob"} {
+		st.Accounts().Create(store.Account{User: u + "@example.org"})
+	}
+	st.Rosters().Put("alice@example.org", store.RosterItem{JID: "bob@example.org", Sub: store.SubBoth})
+	st.Rosters().Put("bob@example.org", store.RosterItem{JID: "alice@example.org", Sub: store.SubBoth})
+	if err := st.Accounts().Delete("alice@example.org"); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	st, err = pebblestore.Open(dir, pebblestore.Options{Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if it, _ := st.Rosters().Item("bob@example.org", "alice@example.org"); it.Sub != store.SubBoth {
+		t.Fatalf("cleaned before the start: %+v", it)
+	}
+	r, err := router.New(router.Options{Domains: []string{"example.org"}, Store: st, Logger: zerolog.Nop(), Shards: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if err := r.StartRemovals(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool {
+		it, _ := st.Rosters().Item("bob@example.org", "alice@example.org")
+		return it.Sub == store.SubNone
+	})
+	waitFor(t, func() bool {
+		n := 0
+		st.PendingRemovals(func(store.Removal) bool { n++; return true })
+		return n == 0
+	})
+}
+
+func waitFor(t *testing.T, ok func() bool) {
+	t.Helper()
+	for i := 0; i < 300; i++ {
+		if ok() {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("condition not met in 3 s")
 }

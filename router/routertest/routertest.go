@@ -157,6 +157,9 @@ func New(t testing.TB, users []string, opts func(*router.Options)) *Env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.Close(); st.Close() })
+	if err := r.StartRemovals(); err != nil {
+		t.Fatal(err)
+	}
 	for _, u := range users {
 		st.Accounts().Create(store.Account{User: u + "@example.org"})
 	}

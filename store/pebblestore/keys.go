@@ -14,6 +14,7 @@ const (
 	pMeta      byte = 'm' // m name                       -> store metadata (schema version)
 	pPartial   byte = 'k' // k user                       -> "" (the account lacks some hash's SCRAM keys)
 	pGuest     byte = 'g' // g user                       -> "" (a guest's account: Account.Anonymous)
+	pRemoved   byte = 'd' // d user                       -> removal record (removals.go)
 )
 
 func key(prefix byte, parts ...string) []byte {

@@ -67,6 +67,8 @@ type Store struct {
 	nextT  uint16
 	// guests are the tables each guest account made since opening wrote to (guests.go).
 	guests guestTables
+	// onRemoval is store.Removals' OnRemoval.
+	onRemoval atomic.Pointer[func(store.Removal)]
 
 	// For Metrics: commit latency, and the offline and archive (MAM) writes.
 	commitLat     hist.H
@@ -435,6 +437,13 @@ func (a accounts) Delete(user string) error {
 	// A guest made since the store opened has its tables, roster and offline messages
 	// on record (guests.go): only those are sought.
 	bits, tracked := a.s.guests.take(user)
+	rm, record, err := a.s.removal(acc, tracked && bits&rosterBit == 0)
+	if err != nil {
+		return err
+	}
+	if record {
+		b.Set(key(pRemoved, user), encodeRemoval(rm), nil)
+	}
 	a.s.tmu.Lock()
 	ranges := make([][2][]byte, 0, 2+len(a.s.tables))
 	for _, p := range []struct {
@@ -464,6 +473,9 @@ func (a accounts) Delete(user string) error {
 	}
 	if partial {
 		a.s.partial.Add(-1)
+	}
+	if fn := a.s.onRemoval.Load(); record && fn != nil {
+		(*fn)(rm)
 	}
 	return nil
 }
