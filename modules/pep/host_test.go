@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vireo-im/vireo/modules/pep"
 	"github.com/vireo-im/vireo/modules/pubsub"
 	"github.com/vireo-im/vireo/router/routertest"
+	"github.com/vireo-im/vireo/store"
 )
 
 // TestHostSettings: a virtual host's [vhosts."<host>".modules.pep] table bounds its own
@@ -61,4 +63,38 @@ func TestSubscriptionsBounded(t *testing.T) {
 	// Subscribing again a JID already subscribed is no new subscription.
 	b.Send("<iq type='set' id='again' to='alice@example.org'><pubsub xmlns='http://jabber.org/protocol/pubsub'><subscribe node='urn:example:open' jid='bob@example.org/r0'/></pubsub></iq>")
 	b.C.Wait(t, "id='again'", "type='result'")
+}
+
+// TestAccountRemoved: a removed account's explicit subscriptions to its contacts' nodes
+// go with it; a guest may not subscribe to another account's node at all.
+func TestAccountRemoved(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob"}, nil)
+	e.Store.Accounts().Create(store.Account{User: "guest1@example.org", Anonymous: true})
+	a := e.Bind("alice", "pc")
+	a.Send("<iq type='set' id='p'><pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='urn:example:open'><item><n xmlns='urn:example:n'/></item></publish>" +
+		"<publish-options><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/pubsub#publish-options</value></field>" +
+		"<field var='pubsub#access_model'><value>open</value></field></x></publish-options></pubsub></iq>")
+	a.C.Wait(t, "id='p'", "type='result'")
+	const sub = "<iq type='set' id='s' to='alice@example.org'><pubsub xmlns='http://jabber.org/protocol/pubsub'><subscribe node='urn:example:open' jid='%s'/></pubsub></iq>"
+	g := e.BindGuest("guest1", "web")
+	g.Send(fmt.Sprintf(sub, "guest1@example.org/web"))
+	g.C.Wait(t, "id='s'", "type='error'", "<forbidden", "guests may not subscribe")
+	b := e.Bind("bob", "pc")
+	b.Send(fmt.Sprintf(sub, "bob@example.org/pc"))
+	b.C.Wait(t, "id='s'", "type='result'")
+	nodes := pubsub.Nodes{T: e.Store.Table("pep")}
+	if got := nodes.SubscriptionsOf("alice@example.org", "urn:example:open", "bob@example.org"); len(got) != 1 {
+		t.Fatalf("bob's subscriptions before: %v", got)
+	}
+	e.Store.Rosters().Put("bob@example.org", store.RosterItem{JID: "alice@example.org", Sub: store.SubTo})
+	if err := e.Store.Accounts().Delete("bob@example.org"); err != nil {
+		t.Fatal(err)
+	}
+	for range 300 {
+		if len(nodes.SubscriptionsOf("alice@example.org", "urn:example:open", "bob@example.org")) == 0 {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("bob's subscription outlived his account")
 }

@@ -152,7 +152,31 @@ func (m *Mod) Provision(r module.Registrar) error {
 	r.Hook(module.Outbound, module.KindPresence, module.OrderPEP, m.ownPresence)
 	r.Hook(module.Outbound, module.KindIQ, module.OrderPEP, m.ownCapsAnswer)
 	r.Hook(module.Inbound, module.KindIQ, module.OrderPEP, m.capsAnswer)
+	r.OnRemoved(m.removed)
 	return nil
+}
+
+// removed drops a removed account's explicit subscriptions to its local contacts' nodes,
+// on each contact's shard, so that an account made later with the same name follows
+// nobody. Subscriptions to the nodes of accounts that were not its contacts (an open
+// node) stay until their owner removes them; guests have none (subscribe).
+func (m *Mod) removed(c module.Context, rm module.Removal) {
+	sc, ok := c.(module.ShardCaller)
+	if !ok {
+		return
+	}
+	user := rm.User.String()
+	for _, rc := range rm.Contacts {
+		owner, err := jid.Parse(rc.JID)
+		if err != nil || !owner.Bare().Equal(owner) || !c.IsLocal(owner.Domain()) || owner.Equal(rm.User) {
+			continue
+		}
+		sc.CallOn(owner, func(c module.Context) {
+			if err := m.nodes.Forget(owner.String(), user); err != nil && module.LogStoreError(err) {
+				m.log.Error().Err(err).Str("user", user).Str("owner", owner.String()).Msg("pep: forgetting a removed account")
+			}
+		})
+	}
 }
 
 var _ module.Reconfigurer = (*Mod)(nil)
@@ -459,6 +483,11 @@ func (m *Mod) subscribe(c module.Context, iq *module.Packet, owner jid.JID, r pu
 		return
 	}
 	if r.Op == pubsub.OpSubscribe && !isOwner {
+		if pubsub.IsGuest(c, iq.From) {
+			c.Error(iq, &stanza.Error{Type: stanza.Auth, Condition: stanza.Forbidden,
+				Text: "guests may not subscribe; they get notifications through their presence"})
+			return
+		}
 		if e := m.access(c, owner, iq.From.Bare(), r.Node, cfg); e != nil {
 			c.Error(iq, e)
 			return

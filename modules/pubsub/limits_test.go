@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vireo-im/vireo/router/routertest"
 	"github.com/vireo-im/vireo/store"
@@ -47,8 +48,8 @@ func TestSubscriptionsPerUser(t *testing.T) {
 	}
 }
 
-// TestGuestsCreateNoNodes: a guest (SASL ANONYMOUS) may use the service but not create
-// nodes, which would outlive the guest's account.
+// TestGuestsCreateNoNodes: a guest (SASL ANONYMOUS) may read the service's nodes but
+// neither create nodes nor subscribe, which would outlive the guest's account.
 func TestGuestsCreateNoNodes(t *testing.T) {
 	e := routertest.New(t, []string{"alice"}, nil)
 	e.Store.Accounts().Create(store.Account{User: "guest1@example.org", Anonymous: true})
@@ -59,5 +60,86 @@ func TestGuestsCreateNoNodes(t *testing.T) {
 	a.Send("<iq type='set' id='c' to='pubsub.example.org'><pubsub xmlns='http://jabber.org/protocol/pubsub'><create node='news'/></pubsub></iq>")
 	a.C.Wait(t, "id='c'", "type='result'")
 	g.Send("<iq type='set' id='s' to='pubsub.example.org'><pubsub xmlns='http://jabber.org/protocol/pubsub'><subscribe node='news' jid='guest1@example.org/web'/></pubsub></iq>")
-	g.C.Wait(t, "id='s'", "type='result'")
+	g.C.Wait(t, "id='s'", "type='error'", "<forbidden", "guests may not subscribe")
+	g.Send("<iq type='get' id='i' to='pubsub.example.org'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='news'/></pubsub></iq>")
+	g.C.Wait(t, "id='i'", "type='result'")
+	if subs := e.Store.Table("pubsub"); subs != nil {
+		n := 0
+		subs.Scan(store.UserKey("pubsub.example.org", "s", ""), func(_, _ []byte) bool { n++; return true })
+		if n != 0 {
+			t.Fatalf("%d subscriptions stored", n)
+		}
+	}
+}
+
+// TestAccountRemoved: a removed account leaves nothing on the service. The node it alone
+// owned is deleted (its subscriber is told), the node it owned with bob stays with bob,
+// and its subscriptions and its publisher affiliation are gone; an account made again
+// with the name owns, follows and may publish nothing.
+func TestAccountRemoved(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob", "carol"}, nil)
+	const ps = "<iq type='set' id='%s' to='pubsub.example.org'><pubsub xmlns='http://jabber.org/protocol/pubsub%s'>%s</pubsub></iq>"
+	do := func(s *routertest.Sess, id, owner, body string) {
+		t.Helper()
+		s.Send(fmt.Sprintf(ps, id, owner, body))
+		s.C.Wait(t, "id='"+id+"'", "type='result'")
+	}
+	a, b, c := e.Bind("alice", "pc"), e.Bind("bob", "pc"), e.Bind("carol", "pc")
+	do(a, "c1", "", "<create node='mine'/>")
+	do(a, "c2", "", "<create node='shared'/>")
+	do(a, "o2", "#owner", "<affiliations node='shared'><affiliation jid='bob@example.org' affiliation='owner'/></affiliations>")
+	do(b, "c3", "", "<create node='bobs'/>")
+	do(b, "o3", "#owner", "<affiliations node='bobs'><affiliation jid='alice@example.org' affiliation='publisher'/></affiliations>")
+	do(a, "s3", "", "<subscribe node='bobs' jid='alice@example.org/pc'/>")
+	do(a, "s2", "", "<subscribe node='shared' jid='alice@example.org'/>")
+	do(c, "s1", "", "<subscribe node='mine' jid='carol@example.org/pc'/>")
+
+	if err := e.Store.Accounts().Delete("alice@example.org"); err != nil {
+		t.Fatal(err)
+	}
+	c.C.Wait(t, "<delete node='mine'")
+	waitRemoved(t, e)
+	e.Store.Accounts().Create(store.Account{User: "alice@example.org"})
+	a = e.Bind("alice", "new")
+	for _, q := range []struct{ id, owner, body, want string }{
+		{"l1", "", "<subscriptions/>", "<subscriptions/>"},
+		{"l2", "", "<affiliations/>", "<affiliations/>"},
+		{"p1", "", "<publish node='bobs'><item id='x'><x xmlns='t'/></item></publish>", "<forbidden"},
+		{"p2", "", "<publish node='shared'><item id='x'><x xmlns='t'/></item></publish>", "<forbidden"},
+		{"g1", "", "<items node='mine'/>", "<item-not-found"},
+	} {
+		typ := "get"
+		if strings.HasPrefix(q.body, "<publish") {
+			typ = "set"
+		}
+		a.Send(strings.Replace(fmt.Sprintf(ps, q.id, q.owner, q.body), "type='set'", "type='"+typ+"'", 1))
+		if got := a.C.Wait(t, "id='"+q.id+"'"); !strings.Contains(got, q.want) {
+			t.Errorf("%s: %s", q.body, got)
+		}
+	}
+	get := func(id, owner, body string) string {
+		return strings.Replace(fmt.Sprintf(ps, id, owner, body), "type='set'", "type='get'", 1)
+	}
+	b.Send(get("a2", "#owner", "<affiliations node='shared'/>"))
+	if got := b.C.Wait(t, "id='a2'"); !strings.Contains(got, "jid='bob@example.org' affiliation='owner'") || strings.Contains(got, "alice") {
+		t.Errorf("shared's affiliations: %s", got)
+	}
+	b.Send(get("s2", "#owner", "<subscriptions node='bobs'/>"))
+	if got := b.C.Wait(t, "id='s2'"); strings.Contains(got, "alice") || !strings.Contains(got, "<subscriptions node='bobs'") {
+		t.Errorf("bobs' subscriptions: %s", got)
+	}
+}
+
+func waitRemoved(t *testing.T, e *routertest.Env) {
+	t.Helper()
+	for range 300 {
+		n := 0
+		e.Store.(store.Removals).PendingRemovals(func(store.Removal) bool { n++; return true })
+		if n == 0 {
+			time.Sleep(50 * time.Millisecond) // what the removal queued on the service's shard
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("the removal was not finished in 3 s")
 }

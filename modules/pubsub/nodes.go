@@ -466,3 +466,56 @@ func prefixEnd(p []byte) []byte {
 	}
 	return nil
 }
+
+// Forget removes what service owner keeps about bare JID bare: its subscriptions and
+// those of its full JIDs on every node, and its affiliations other than owner. It reads
+// every subscription and affiliation of the service, so it is for an account's removal
+// (module.Registrar.OnRemoved), not for a request. OwnedNodes lists the nodes bare owns,
+// which Forget leaves to the caller.
+func (n Nodes) Forget(owner, bare string) error {
+	var ops []store.Op
+	flush := func() error {
+		err := n.T.Apply(ops...)
+		ops = ops[:0]
+		return err
+	}
+	var err error
+	for _, kind := range []string{"s", "a"} {
+		p := store.UserKey(owner, kind, "") // owner \0 kind \0
+		serr := n.T.Scan(p, func(k, v []byte) bool {
+			_, j, ok := bytes.Cut(k[len(p):], []byte{0})
+			if !ok || !bytes.HasPrefix(j, []byte(bare)) || (len(j) > len(bare) && j[len(bare)] != '/') {
+				return true
+			}
+			if kind == "a" && string(v) == AffOwner {
+				return true
+			}
+			ops = append(ops, store.Op{Key: append([]byte(nil), k...), Delete: true})
+			if len(ops) >= 512 {
+				err = flush()
+			}
+			return err == nil
+		})
+		if err == nil {
+			err = serr
+		}
+		if err == nil && len(ops) > 0 {
+			err = flush()
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// OwnedNodes lists the nodes bare JID j owns on service owner.
+func (n Nodes) OwnedNodes(owner, j string) ([]string, error) {
+	var out []string
+	p := store.UserKey(owner, "c", j, "")
+	err := n.T.Scan(p, func(k, _ []byte) bool {
+		out = append(out, string(k[len(p):]))
+		return true
+	})
+	return out, err
+}

@@ -52,6 +52,9 @@ type Mod struct {
 	set   atomic.Pointer[module.HostSettings[Config]] // the limits in force per host; a reload swaps them
 	nodes Nodes
 	log   zerolog.Logger
+	// services lists the server's services (module.Registrar.Services), of which this
+	// module's are those named <subdomain>.<host>.
+	services func() []module.Service
 }
 
 var _ module.Provisioner = (*Mod)(nil)
@@ -85,6 +88,8 @@ func (m *Mod) Provision(r module.Registrar) error {
 	}
 	m.cfg = *m.set.Load().All()
 	m.nodes = Nodes{T: r.Table("pubsub")}
+	m.services = r.Services
+	r.OnRemoved(m.removed)
 	for _, d := range r.Domains() {
 		svcs, err := m.AddHost(d)
 		if err != nil {
@@ -153,6 +158,59 @@ func (m *Mod) AddHost(host string) ([]module.Service, error) {
 
 // RemoveHost implements module.HostWatcher: the service keeps no state outside the store.
 func (m *Mod) RemoveHost(string) {}
+
+// removed lets go of a removed account on every service, on the service's shard: its
+// subscriptions and affiliations go, and each node it owned goes too unless another owner
+// keeps it (subscribers are told, as for a deletion by the owner), so an account made
+// later with the same name owns nothing. A guest has nothing here: guests may neither
+// create nodes nor subscribe.
+func (m *Mod) removed(c module.Context, rm module.Removal) {
+	sc, ok := c.(module.ShardCaller)
+	if rm.Guest || !ok {
+		return
+	}
+	for _, svc := range m.services() {
+		if svc.Host == "" || svc.Domain != m.cfg.Subdomain+"."+svc.Host {
+			continue
+		}
+		s := &service{m: m, host: svc.Host, domain: svc.Domain}
+		s.jid, _ = jid.Parse(svc.Domain)
+		sc.CallOn(s.jid, func(c module.Context) { s.forget(c, rm.User.String()) })
+	}
+}
+
+func (s *service) forget(c module.Context, user string) {
+	owned, err := s.m.nodes.OwnedNodes(s.domain, user)
+	for _, node := range owned {
+		if err != nil {
+			break
+		}
+		others := false
+		for j, a := range s.m.nodes.Affiliations(s.domain, node) {
+			others = others || (a == AffOwner && j != user)
+		}
+		if others {
+			err = s.m.nodes.T.Apply(AffiliationOps(s.domain, node, user, AffNone)...)
+			continue
+		}
+		var subs []string
+		for j, st := range s.m.nodes.Subscriptions(s.domain, node) {
+			if st == SubSubscribed {
+				subs = append(subs, j)
+			}
+		}
+		slices.Sort(subs)
+		if err = s.m.nodes.Remove(s.domain, node); err == nil {
+			s.notify(c, subs, NodeEvent("delete", node))
+		}
+	}
+	if err == nil {
+		err = s.m.nodes.Forget(s.domain, user)
+	}
+	if err != nil && module.LogStoreError(err) {
+		s.m.log.Error().Err(err).Str("user", user).Str("service", s.domain).Msg("pubsub: forgetting a removed account")
+	}
+}
 
 // service is one service domain.
 type service struct {
@@ -236,6 +294,16 @@ func (s *service) node(c module.Context, p *module.Packet, node string) (NodeCon
 		c.Error(p, stanza.New(stanza.ItemNotFound))
 	}
 	return cfg, ok
+}
+
+// IsGuest says whether from is a local guest (SASL ANONYMOUS, XEP-0175), whose account
+// and rows go when its session ends: it may not leave rows behind in others' nodes.
+func IsGuest(c module.Context, from jid.JID) bool {
+	if !c.IsLocal(from.Domain()) {
+		return false
+	}
+	acct, err := c.Store().Accounts().Get(from.Bare().String()) // (a site's accounts may not be stored)
+	return err == nil && acct.Anonymous
 }
 
 func forbidden(text string) *stanza.Error {
@@ -417,7 +485,7 @@ func (s *service) create(c module.Context, p *module.Packet, r Request, from str
 		c.Error(p, forbidden("only local users may create nodes"))
 		return
 	}
-	if acct, err := c.Store().Accounts().Get(from); err == nil && acct.Anonymous { // (a site's accounts may not be stored)
+	if IsGuest(c, p.From) {
 		c.Error(p, forbidden("guests may not create nodes"))
 		return
 	}
@@ -517,6 +585,10 @@ func (s *service) subscribe(c module.Context, p *module.Packet, r Request, cfg N
 	}
 	if !j.Bare().Equal(p.From.Bare()) {
 		c.Error(p, Err(stanza.BadRequest, "invalid-jid"))
+		return
+	}
+	if IsGuest(c, p.From) {
+		c.Error(p, forbidden("guests may not subscribe; they may read the items"))
 		return
 	}
 	st, cur, err := s.m.nodes.SubOptions(s.domain, r.Node, j.String())
