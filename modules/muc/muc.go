@@ -1,7 +1,9 @@
 package muc
 
 import (
+	"bytes"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -180,7 +182,66 @@ func (m *Mod) Provision(r module.Registrar) error {
 		r.Service(module.Service{Domain: s.domain, Name: m.cfg.Name, Handler: s.handle, Host: d})
 	}
 	r.OnStop(m.stop)
+	r.OnRemoved(m.removed)
 	return m.loadDirectory(m.svcs)
+}
+
+// removed drops a removed account's affiliations to persistent rooms, with the nickname
+// it registered, so that an account made later with the same name owns, administers
+// and belongs to nothing, and finds the nickname free. A ban stays: deleting an account
+// must not lift it. Each room changes on its own shard, in memory when it is loaded; a
+// temporary room keeps what it knows until it ends with its last occupant. Guests are
+// not looked for.
+func (m *Mod) removed(c module.Context, rm module.Removal) {
+	sc, ok := c.(module.ShardCaller)
+	if rm.Guest || !ok {
+		return
+	}
+	bare := rm.User.String()
+	var rooms []string
+	err := m.t.Scan([]byte("a"), func(k, v []byte) bool {
+		room, who, ok := bytes.Cut(k[1:], []byte{0})
+		if ok && string(who) == bare {
+			rooms = append(rooms, string(room))
+		}
+		return true
+	})
+	if err != nil {
+		m.log.Error().Err(err).Str("user", bare).Msg("muc: listing a removed account's affiliations")
+		return
+	}
+	m.svcsMu.RLock()
+	defer m.svcsMu.RUnlock()
+	for _, key := range rooms {
+		rj, err := jid.Parse(key)
+		s := m.svcs[rj.Domain()]
+		if err != nil || s == nil {
+			continue
+		}
+		sc.CallOn(rj, func(c module.Context) { s.forget(key, bare) })
+	}
+}
+
+// forget drops bare's affiliation to the room key unless it is a ban; on the room's shard.
+func (s *service) forget(key, bare string) {
+	if v, ok := s.rooms.Load(key); ok {
+		r := v.(*room)
+		if a, ok := r.affs[bare]; ok && a.aff != affOutcast {
+			delete(r.affs, bare)
+			if err := r.saveAff(bare, affRecord{}); err != nil && module.LogStoreError(err) {
+				s.m.log.Error().Err(err).Str("room", key).Msg("muc: dropping a removed account's affiliation")
+			}
+		}
+		return
+	}
+	v, err := s.m.t.Get(keyAff(key, bare))
+	var sa storedAff
+	if err != nil || json.Unmarshal(v, &sa) != nil || sa.Aff == affOutcast.String() {
+		return
+	}
+	if err := s.m.t.Delete(keyAff(key, bare)); err != nil && module.LogStoreError(err) {
+		s.m.log.Error().Err(err).Str("room", key).Msg("muc: dropping a removed account's affiliation")
+	}
 }
 
 // settings are the limits and defaults a reload changes (Reconfigure).

@@ -18,6 +18,7 @@ import (
 	_ "github.com/vireo-im/vireo/modules/standard"
 	"github.com/vireo-im/vireo/router"
 	"github.com/vireo-im/vireo/router/routertest"
+	"github.com/vireo-im/vireo/store"
 	"github.com/vireo-im/vireo/xmlstream/jid"
 	"github.com/vireo-im/vireo/xmlstream/stanza"
 )
@@ -1383,4 +1384,48 @@ func TestSessionsPerNick(t *testing.T) {
 	if in, out := rl.count("status code='110'"), rl.count("type='error'", "too many of your sessions"); in != 32 || out != tries-32 {
 		t.Fatalf("%d sessions in, %d refused; want 32 and %d", in, out, tries-32)
 	}
+}
+
+// TestAccountRemoved: removing an account drops its affiliations to persistent rooms and
+// the nickname it registered, but not a ban; an account made again with the name is a
+// stranger to the room.
+func TestAccountRemoved(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob", "carol", "dave"}, nil)
+	a := instantRoom(t, e)
+	configure(t, a, "c1", map[string]string{"muc#roomconfig_persistentroom": "1"})
+	set := func(id, item string) {
+		t.Helper()
+		a.Send("<iq type='set' to='" + room + "' id='" + id + "'>" + admin + item + "</query></iq>")
+		a.C.Wait(t, "id='"+id+"'", "type='result'")
+	}
+	set("s1", "<item affiliation='owner' jid='bob@example.org'/>")
+	set("s2", "<item affiliation='member' jid='carol@example.org' nick='Carol'/>")
+	set("s3", "<item affiliation='outcast' jid='dave@example.org'/>")
+	for _, u := range []string{"bob", "carol", "dave"} {
+		if err := e.Store.Accounts().Delete(u + "@example.org"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list := func(aff string) string {
+		for range 300 {
+			a.C.Reset()
+			a.Send("<iq type='get' to='" + room + "' id='l'>" + admin + "<item affiliation='" + aff + "'/></query></iq>")
+			got := a.C.Wait(t, "id='l'", "type='result'")
+			if !strings.Contains(got, "bob@") && !strings.Contains(got, "carol@") {
+				return got
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		t.Fatalf("the %s list still has a removed account", aff)
+		return ""
+	}
+	list("owner")
+	list("member")
+	if got := list("outcast"); !strings.Contains(got, "jid='dave@example.org'") {
+		t.Fatalf("the ban went with the account: %s", got)
+	}
+	e.Store.Accounts().Create(store.Account{User: "carol@example.org"})
+	c := e.Bind("carol", "pc")
+	c.Send(join("Carol", "j2"))
+	c.C.Wait(t, "id='j2'", "status code='110'", "affiliation='none'")
 }
