@@ -255,6 +255,9 @@ func Start(t testing.TB, o Options) *Server {
 	if err == nil {
 		err = eng.Start()
 	}
+	if err == nil {
+		err = rt.StartRemovals() // as the server does once it can reach every destination
+	}
 	if err != nil {
 		rt.Close()
 		st.Close()
