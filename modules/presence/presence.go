@@ -76,7 +76,14 @@ func (p *Presence) Provision(r module.Registrar) error {
 // one (RFC 6121 §3.2, §3.3): its contacts' rosters keep no subscription to or from an
 // account that is gone, their pending requests from it are dropped, and an account made
 // later with the same name sees no one's presence. The contacts' servers do the rest.
+// Its contact invitations and password reset links are revoked (invites.Forget).
 func (p *Presence) removed(c module.Context, r module.Removal) {
+	if !r.Guest {
+		if err := invites.Forget(c.Store().Table(invites.Table), r.User.String()); err != nil && module.LogStoreError(err) {
+			l := c.Logger()
+			l.Error().Err(err).Str("user", r.User.String()).Msg("presence: revoking a removed account's invitations")
+		}
+	}
 	for _, rc := range r.Contacts {
 		contact, err := jid.Parse(rc.JID)
 		if err != nil || contact.Equal(r.User) {

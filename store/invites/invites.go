@@ -333,3 +333,27 @@ func Revoke(t store.Table, token string) error {
 	inv.Token = token
 	return Redeem(t, inv)
 }
+
+// Forget revokes what was made for or by the removed account bare: its contact
+// invitations, which would otherwise make their holders contacts of whoever takes the name
+// next, and its password reset links, which would take over that account.
+func Forget(t store.Table, bare string) error {
+	var gone []Invite
+	err := t.Scan([]byte("t\x00"), func(k, v []byte) bool {
+		var inv Invite
+		if json.Unmarshal(v, &inv) != nil {
+			return true
+		}
+		if (inv.Contact && inv.Inviter == bare) || (inv.Reset && inv.JID() == bare) {
+			inv.Token = string(k[2:])
+			gone = append(gone, inv)
+		}
+		return true
+	})
+	for _, inv := range gone {
+		if err == nil {
+			err = Redeem(t, inv)
+		}
+	}
+	return err
+}

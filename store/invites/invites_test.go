@@ -162,3 +162,39 @@ func TestReset(t *testing.T) {
 		t.Fatal("a reset link for no account")
 	}
 }
+
+// TestForget: a removed account's contact invitations and reset links are revoked; the
+// others' invitations, and an operator's invitation reserving the name, stay.
+func TestForget(t *testing.T) {
+	tb := openTable(t)
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	juliet, _ := jid.Parse("juliet@example.org")
+	romeo, _ := jid.Parse("romeo@example.org")
+	must := func(inv invites.Invite, err error) invites.Invite {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return inv
+	}
+	gone := []invites.Invite{must(invites.CreateContact(tb, juliet, false, 0, now)),
+		must(invites.CreateContact(tb, juliet, true, 0, now)), must(invites.CreateReset(tb, juliet, 0, now))}
+	kept := []invites.Invite{must(invites.CreateContact(tb, romeo, false, 0, now)), must(invites.CreateReset(tb, romeo, 0, now)),
+		must(invites.Create(tb, "example.org", "juliet", "", 0, now))}
+	if err := invites.Forget(tb, "juliet@example.org"); err != nil {
+		t.Fatal(err)
+	}
+	for _, inv := range gone {
+		if _, err := invites.Check(tb, inv.Token, now); err == nil {
+			t.Errorf("%+v outlived its account", inv)
+		}
+	}
+	for _, inv := range kept {
+		if _, err := invites.Check(tb, inv.Token, now); err != nil {
+			t.Errorf("%+v revoked: %v", inv, err)
+		}
+	}
+	if list, err := invites.List(tb, now); err != nil || len(list) != len(kept) {
+		t.Errorf("%d invitations listed (%v), want %d", len(list), err, len(kept))
+	}
+}
