@@ -249,10 +249,10 @@ func parseRecord(b []byte) (record, bool) {
 	return record{owner: f[0], name: f[1], ctype: f[2], size: size, created: time.UnixMilli(ms)}, true
 }
 
-// sweeper runs sweep every sweepEvery until Cleanup.
+// sweeper runs sweep every sweepEvery until Cleanup, and when accounts were removed.
 func (m *Mod) sweeper() {
 	defer close(m.done)
-	m.sweep(m.now())
+	m.sweep(m.now(), nil)
 	t := time.NewTicker(sweepEvery)
 	defer t.Stop()
 	for {
@@ -260,20 +260,27 @@ func (m *Mod) sweeper() {
 		case <-m.stop:
 			return
 		case <-t.C:
-			m.sweep(m.now())
+			m.sweep(m.now(), nil)
+		case <-m.wake:
+			m.mu.Lock()
+			owners := m.mu.removed
+			m.mu.removed = nil
+			m.mu.Unlock()
+			m.sweep(m.now(), owners)
 		}
 	}
 }
 
-// sweep deletes files past retention with their rows, forgets expired slots, and removes
-// directories no row or upload knows that are older than a slot's lifetime (a PUT cut off
-// by a crash). It returns how many files and directories it removed.
-func (m *Mod) sweep(now time.Time) int {
+// sweep deletes files past retention, and those of the accounts in owners, with their
+// rows, forgets expired slots, and removes directories no row or upload knows that are
+// older than a slot's lifetime (a PUT cut off by a crash). It returns how many files and
+// directories it removed.
+func (m *Mod) sweep(now time.Time, owners map[string]bool) int {
 	var gone []string
 	known := map[string]bool{}
 	err := m.t.Scan(nil, func(k, v []byte) bool {
 		rec, ok := parseRecord(v)
-		if ok && !m.expired(rec, now) {
+		if ok && !m.expired(rec, now) && !owners[rec.owner] {
 			known[string(k)] = true
 			return true
 		}

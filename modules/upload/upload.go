@@ -113,7 +113,9 @@ type Mod struct {
 		used     map[string]int64 // stored bytes per owner
 		reserved map[string]int64 // bytes of pending and in-flight slots per owner
 		pending  map[string]int   // pending slots per owner
+		removed  map[string]bool  // removed accounts whose files the sweeper deletes next
 	}
+	wake chan struct{} // the sweeper has removed accounts' files to delete
 }
 
 var (
@@ -192,9 +194,27 @@ func (m *Mod) Provision(r module.Registrar) error {
 			m.log.Error().Err(err).Msg("upload: HTTPS listener stopped")
 		}
 	}()
+	m.wake = make(chan struct{}, 1)
+	r.OnRemoved(m.removed)
 	go m.sweeper()
 	m.log.Info().Str("listen", ln.Addr().String()).Msg("upload: serving")
 	return nil
+}
+
+// removed has the files of a removed account deleted (module.Registrar.OnRemoved): what
+// a user shared goes with the account, as its archive does. The sweeper deletes them, a
+// whole batch of removals in one pass over the records.
+func (m *Mod) removed(_ module.Context, rm module.Removal) {
+	m.mu.Lock()
+	if m.mu.removed == nil {
+		m.mu.removed = map[string]bool{}
+	}
+	m.mu.removed[rm.User.String()] = true
+	m.mu.Unlock()
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
 }
 
 var _ module.Reconfigurer = (*Mod)(nil)

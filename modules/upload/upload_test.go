@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/vireo-im/vireo/modules/module"
+	"github.com/vireo-im/vireo/xmlstream/jid"
 	"github.com/vireo-im/vireo/store/pebblestore"
 	"github.com/vireo-im/vireo/xmlstream/stanza"
 	"github.com/vireo-im/vireo/xmlstream/xmltest"
@@ -273,7 +274,7 @@ func TestUploadHTTP(t *testing.T) {
 	if w := do(m, "GET", path, "", "", ""); w.Code != 404 {
 		t.Fatalf("GET past retention: %d", w.Code)
 	}
-	if n := m.sweep(now); n != 1 {
+	if n := m.sweep(now, nil); n != 1 {
 		t.Fatalf("sweep removed %d, want 1", n)
 	}
 	if _, err := os.Stat(filepath.Join(m.dir, sl.id)); !os.IsNotExist(err) {
@@ -300,7 +301,7 @@ func TestUploadSweepOrphans(t *testing.T) {
 	past := now.Add(-2 * DefaultSlotTTL)
 	os.Chtimes(filepath.Join(m.dir, old), past, past)
 	os.Mkdir(filepath.Join(m.dir, "not-a-slot"), 0o700)
-	if n := m.sweep(now); n != 1 {
+	if n := m.sweep(now, nil); n != 1 {
 		t.Fatalf("sweep removed %d, want 1", n)
 	}
 	for id, want := range map[string]bool{old: false, fresh: true, "not-a-slot": true} {
@@ -358,5 +359,48 @@ func TestUploadPublicURLPath(t *testing.T) {
 		if w := do(m, "GET", p, "", "", ""); w.Code != 200 || w.Body.String() != "png" || w.Header().Get("Content-Disposition") != `inline; filename=a.png` {
 			t.Fatalf("GET %s: %d %v", p, w.Code, w.Header())
 		}
+	}
+}
+
+// TestUploadAccountRemoved: the files of a removed account go at the sweeper's next
+// wake-up, with their rows and the account's usage; another account's stay.
+func TestUploadAccountRemoved(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	m := newTestMod(t, &now)
+	ids := map[string]string{}
+	for _, owner := range []string{"alice@x", "bob@x"} {
+		sl, serr := m.grant(owner, Request{Filename: "f.txt", Size: 2, ContentType: "text/plain"}, now)
+		if serr != nil {
+			t.Fatal(serr)
+		}
+		if w := do(m, "PUT", "/"+sl.id+"/f.txt", token(m.key, sl), "text/plain", "hi"); w.Code != 201 {
+			t.Fatalf("PUT: %d", w.Code)
+		}
+		ids[owner] = sl.id
+	}
+	m.wake = make(chan struct{}, 1)
+	alice, _ := jid.Parse("alice@x")
+	m.removed(nil, module.Removal{User: alice})
+	select {
+	case <-m.wake:
+	default:
+		t.Fatal("the sweeper was not woken")
+	}
+	m.mu.Lock()
+	owners := m.mu.removed
+	m.mu.Unlock()
+	if n := m.sweep(now, owners); n != 1 {
+		t.Fatalf("sweep removed %d, want 1", n)
+	}
+	for owner, want := range map[string]int{"alice@x": 404, "bob@x": 200} {
+		if w := do(m, "GET", "/"+ids[owner]+"/f.txt", "", "", ""); w.Code != want {
+			t.Errorf("%s's file: %d, want %d", owner, w.Code, want)
+		}
+	}
+	m.mu.Lock()
+	used := m.mu.used["alice@x"]
+	m.mu.Unlock()
+	if used != 0 {
+		t.Fatalf("alice's usage after removal: %d", used)
 	}
 }
