@@ -73,7 +73,7 @@ type registry struct {
 	bound         []owned[func(module.Context, module.Session) []byte]
 	detach        []owned[func(module.Context, module.Session, [][]byte)]
 	registered    []owned[func(module.Context, module.Registration)]
-	removed       []owned[func(module.Context, module.Removal)]
+	removed       []owned[func(module.Removal)]
 	undeliverable []owned[module.Undeliverable]
 	stop          []owned[func(module.Stopping)]
 	discoNodes    map[string]module.IQHandler // DiscoNode registrations
@@ -387,8 +387,8 @@ func (m *modReg) OnRegistered(f func(module.Context, module.Registration)) {
 	m.g.registered = append(m.g.registered, owned[func(module.Context, module.Registration)]{m.id, f})
 }
 
-func (m *modReg) OnRemoved(f func(module.Context, module.Removal)) {
-	m.g.removed = append(m.g.removed, owned[func(module.Context, module.Removal)]{m.id, f})
+func (m *modReg) OnRemoved(f func(module.Removal)) {
+	m.g.removed = append(m.g.removed, owned[func(module.Removal)]{m.id, f})
 }
 
 // IQKey names one registered IQ handler.

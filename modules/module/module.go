@@ -358,13 +358,15 @@ type Registrar interface {
 	// Context for it, before its first login can be bound.
 	OnRegistered(f func(c Context, r Registration))
 	// OnRemoved runs f when an account was removed (store.Removal: by its user, an
-	// operator, or a guest's session ending), after its own rows are gone: on the removed
-	// account's shard, with a Context for it, once per removal and again after a restart
-	// if the server stopped before every f had run. It is for rows the module keeps about
-	// the account outside its own keys (a contact's roster, a node's subscribers), so that
-	// nothing of it stays behind and an account later made with the same name inherits
-	// nothing. f must be idempotent; it runs for every host, whatever the host turns off.
-	OnRemoved(f func(c Context, r Removal))
+	// operator, or the end of a guest's session with contacts), after its own rows are
+	// gone: once per removal, and again after a restart if the server stopped before f
+	// and what it queued had run. It is for rows the module keeps about the account
+	// outside its own keys (a contact's roster, a node's subscribers), so that nothing of
+	// it stays behind and an account later made with the same name inherits nothing. f
+	// runs on the router's removal goroutine, one removal at a time and never on a shard:
+	// it may read much of the store, and changes state that lives on a shard through
+	// Removal.CallOn. f must be idempotent; it runs whatever the account's host turns off.
+	OnRemoved(f func(r Removal))
 	// OnStop runs f when the server is about to stop, or to remove a virtual host while it
 	// runs, before any session or server-to-server stream of it closes: for a module with
 	// something to tell the entities it serves (XEP-0045 status 332). f runs on the goroutine
@@ -465,6 +467,10 @@ type Removal struct {
 	// Contacts are the contacts of its stored roster that had a subscription either way
 	// or a request pending.
 	Contacts []store.RemovedContact
+	// CallOn queues fn on the shard of bare's bare JID with a Context for that entity,
+	// as ShardCaller.CallOn does; the removal is done when every fn queued this way has
+	// run. It may be called only while the OnRemoved function runs.
+	CallOn func(bare jid.JID, fn func(c Context))
 }
 
 // How accounts are made (Registration.Via).

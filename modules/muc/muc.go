@@ -192,9 +192,8 @@ func (m *Mod) Provision(r module.Registrar) error {
 // must not lift it. Each room changes on its own shard, in memory when it is loaded; a
 // temporary room keeps what it knows until it ends with its last occupant. Guests are
 // not looked for.
-func (m *Mod) removed(c module.Context, rm module.Removal) {
-	sc, ok := c.(module.ShardCaller)
-	if rm.Guest || !ok {
+func (m *Mod) removed(rm module.Removal) {
+	if rm.Guest {
 		return
 	}
 	bare := rm.User.String()
@@ -218,7 +217,7 @@ func (m *Mod) removed(c module.Context, rm module.Removal) {
 		if err != nil || s == nil {
 			continue
 		}
-		sc.CallOn(rj, func(c module.Context) { s.forget(key, bare) })
+		rm.CallOn(rj, func(module.Context) { s.forget(key, bare) })
 	}
 }
 

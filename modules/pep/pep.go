@@ -160,18 +160,17 @@ func (m *Mod) Provision(r module.Registrar) error {
 // on each contact's shard, so that an account made later with the same name follows
 // nobody. Subscriptions to the nodes of accounts that were not its contacts (an open
 // node) stay until their owner removes them; guests have none (subscribe).
-func (m *Mod) removed(c module.Context, rm module.Removal) {
-	sc, ok := c.(module.ShardCaller)
-	if !ok {
-		return
-	}
+func (m *Mod) removed(rm module.Removal) {
 	user := rm.User.String()
 	for _, rc := range rm.Contacts {
 		owner, err := jid.Parse(rc.JID)
-		if err != nil || !owner.Bare().Equal(owner) || !c.IsLocal(owner.Domain()) || owner.Equal(rm.User) {
+		if err != nil || owner.Local() == "" || !owner.Bare().Equal(owner) || owner.Equal(rm.User) {
 			continue
 		}
-		sc.CallOn(owner, func(c module.Context) {
+		rm.CallOn(owner, func(c module.Context) {
+			if !c.IsLocal(owner.Domain()) {
+				return
+			}
 			if err := m.nodes.Forget(owner.String(), user); err != nil && module.LogStoreError(err) {
 				m.log.Error().Err(err).Str("user", user).Str("owner", owner.String()).Msg("pep: forgetting a removed account")
 			}

@@ -77,25 +77,27 @@ func (p *Presence) Provision(r module.Registrar) error {
 // account that is gone, their pending requests from it are dropped, and an account made
 // later with the same name sees no one's presence. The contacts' servers do the rest.
 // Its contact invitations and password reset links are revoked (invites.Forget).
-func (p *Presence) removed(c module.Context, r module.Removal) {
-	if !r.Guest {
-		if err := invites.Forget(c.Store().Table(invites.Table), r.User.String()); err != nil && module.LogStoreError(err) {
-			l := c.Logger()
-			l.Error().Err(err).Str("user", r.User.String()).Msg("presence: revoking a removed account's invitations")
+func (p *Presence) removed(r module.Removal) {
+	r.CallOn(r.User, func(c module.Context) {
+		if !r.Guest {
+			if err := invites.Forget(c.Store().Table(invites.Table), r.User.String()); err != nil && module.LogStoreError(err) {
+				l := c.Logger()
+				l.Error().Err(err).Str("user", r.User.String()).Msg("presence: revoking a removed account's invitations")
+			}
 		}
-	}
-	for _, rc := range r.Contacts {
-		contact, err := jid.Parse(rc.JID)
-		if err != nil || contact.Equal(r.User) {
-			continue
+		for _, rc := range r.Contacts {
+			contact, err := jid.Parse(rc.JID)
+			if err != nil || contact.Equal(r.User) {
+				continue
+			}
+			if rc.To {
+				c.Route(simple("unsubscribe", r.User, contact))
+			}
+			if rc.From {
+				c.Route(simple("unsubscribed", r.User, contact))
+			}
 		}
-		if rc.To {
-			c.Route(simple("unsubscribe", r.User, contact))
-		}
-		if rc.From {
-			c.Route(simple("unsubscribed", r.User, contact))
-		}
-	}
+	})
 }
 
 // registered makes an account created with a contact invitation (XEP-0401 §4.1 with

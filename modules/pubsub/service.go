@@ -159,38 +159,53 @@ func (m *Mod) AddHost(host string) ([]module.Service, error) {
 // RemoveHost implements module.HostWatcher: the service keeps no state outside the store.
 func (m *Mod) RemoveHost(string) {}
 
-// removed lets go of a removed account on every service, on the service's shard: its
-// subscriptions and affiliations go, and each node it owned goes too unless another owner
-// keeps it (subscribers are told, as for a deletion by the owner), so an account made
-// later with the same name owns nothing. A guest has nothing here: guests may neither
-// create nodes nor subscribe.
-func (m *Mod) removed(c module.Context, rm module.Removal) {
-	sc, ok := c.(module.ShardCaller)
-	if rm.Guest || !ok {
+// removed lets go of a removed account on every service: its subscriptions and
+// affiliations go (read and deleted here, off the shards: nobody else writes a removed
+// account's rows), then, on the service's shard, each node it owned goes too unless
+// another owner keeps it (subscribers are told, as for a deletion by the owner), so an
+// account made later with the same name owns nothing. A guest has nothing here: guests
+// may neither create nodes nor subscribe.
+func (m *Mod) removed(rm module.Removal) {
+	if rm.Guest {
 		return
 	}
+	user := rm.User.String()
 	for _, svc := range m.services() {
 		if svc.Host == "" || svc.Domain != m.cfg.Subdomain+"."+svc.Host {
 			continue
 		}
 		s := &service{m: m, host: svc.Host, domain: svc.Domain}
 		s.jid, _ = jid.Parse(svc.Domain)
-		sc.CallOn(s.jid, func(c module.Context) { s.forget(c, rm.User.String()) })
+		err := m.nodes.Forget(s.domain, user)
+		var owned []string
+		if err == nil {
+			owned, err = m.nodes.OwnedNodes(s.domain, user)
+		}
+		if err != nil {
+			s.logStore(err, user)
+		}
+		if len(owned) > 0 {
+			rm.CallOn(s.jid, func(c module.Context) { s.disown(c, user, owned) })
+		}
 	}
 }
 
-func (s *service) forget(c module.Context, user string) {
-	owned, err := s.m.nodes.OwnedNodes(s.domain, user)
-	for _, node := range owned {
-		if err != nil {
-			break
+// disown deletes the nodes user owned alone and leaves the others to their owners.
+func (s *service) disown(c module.Context, user string, nodes []string) {
+	for _, node := range nodes {
+		affs := s.m.nodes.Affiliations(s.domain, node)
+		if affs[user] != AffOwner {
+			continue
 		}
 		others := false
-		for j, a := range s.m.nodes.Affiliations(s.domain, node) {
+		for j, a := range affs {
 			others = others || (a == AffOwner && j != user)
 		}
 		if others {
-			err = s.m.nodes.T.Apply(AffiliationOps(s.domain, node, user, AffNone)...)
+			if err := s.m.nodes.T.Apply(AffiliationOps(s.domain, node, user, AffNone)...); err != nil {
+				s.logStore(err, user)
+				return
+			}
 			continue
 		}
 		var subs []string
@@ -200,14 +215,16 @@ func (s *service) forget(c module.Context, user string) {
 			}
 		}
 		slices.Sort(subs)
-		if err = s.m.nodes.Remove(s.domain, node); err == nil {
-			s.notify(c, subs, NodeEvent("delete", node))
+		if err := s.m.nodes.Remove(s.domain, node); err != nil {
+			s.logStore(err, user)
+			return
 		}
+		s.notify(c, subs, NodeEvent("delete", node))
 	}
-	if err == nil {
-		err = s.m.nodes.Forget(s.domain, user)
-	}
-	if err != nil && module.LogStoreError(err) {
+}
+
+func (s *service) logStore(err error, user string) {
+	if module.LogStoreError(err) {
 		s.m.log.Error().Err(err).Str("user", user).Str("service", s.domain).Msg("pubsub: forgetting a removed account")
 	}
 }

@@ -204,7 +204,7 @@ func (m *Mod) Provision(r module.Registrar) error {
 // removed has the files of a removed account deleted (module.Registrar.OnRemoved): what
 // a user shared goes with the account, as its archive does. The sweeper deletes them, a
 // whole batch of removals in one pass over the records.
-func (m *Mod) removed(_ module.Context, rm module.Removal) {
+func (m *Mod) removed(rm module.Removal) {
 	m.mu.Lock()
 	if m.mu.removed == nil {
 		m.mu.removed = map[string]bool{}

@@ -14,8 +14,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/vireo-im/vireo/modules/module"
-	"github.com/vireo-im/vireo/xmlstream/jid"
 	"github.com/vireo-im/vireo/store/pebblestore"
+	"github.com/vireo-im/vireo/xmlstream/jid"
 	"github.com/vireo-im/vireo/xmlstream/stanza"
 	"github.com/vireo-im/vireo/xmlstream/xmltest"
 )
@@ -380,7 +380,7 @@ func TestUploadAccountRemoved(t *testing.T) {
 	}
 	m.wake = make(chan struct{}, 1)
 	alice, _ := jid.Parse("alice@x")
-	m.removed(nil, module.Removal{User: alice})
+	m.removed(module.Removal{User: alice})
 	select {
 	case <-m.wake:
 	default:
