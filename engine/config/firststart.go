@@ -481,8 +481,10 @@ disabled = []
 # create_hosts = ["{{.Domain}}"]
 # Service administrators: owners of every room (enter, configure, moderate, destroy).
 # admins = ["admin@example.org"]
-# Rooms per service; maxusers of a new room and the largest an owner may set.
+# Rooms per service, and per user who made them (admins are not bound); maxusers of a
+# new room and the largest an owner may set.
 # max_rooms = 10000
+# max_rooms_per_user = 100
 # default_occupants = 200
 # max_occupants = 5000
 # New rooms are logged: their messages archived (XEP-0313) for occupants to catch up

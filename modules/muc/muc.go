@@ -44,6 +44,9 @@ const (
 	// DefaultMaxRooms bounds the rooms of one service, live and persistent: every room
 	// costs memory while it has occupants (and a persistent one stays loaded once used).
 	DefaultMaxRooms = 10000
+	// DefaultMaxRoomsPerUser bounds the rooms one user (a bare JID) created that still
+	// exist on a service, so that no one user takes all of max_rooms.
+	DefaultMaxRoomsPerUser = 100
 	// DefaultOccupants is muc#roomconfig_maxusers of a new room.
 	DefaultOccupants = 200
 	// DefaultMaxOccupants is the largest maxusers an owner may set. Admins and owners may
@@ -105,8 +108,10 @@ type Config struct {
 	// host for guests lets them join rooms but not make them, as Prosody's
 	// restrict_room_creation = "local" does for its own host.
 	CreateHosts []string `toml:"create_hosts"`
-	// MaxRooms bounds the rooms of one service.
-	MaxRooms int `toml:"max_rooms"`
+	// MaxRooms bounds the rooms of one service; MaxRoomsPerUser those one user created
+	// that still exist there (the service's admins are not bound).
+	MaxRooms        int `toml:"max_rooms"`
+	MaxRoomsPerUser int `toml:"max_rooms_per_user"`
 	// DefaultOccupants is maxusers of a new room; MaxOccupants the largest an owner may set.
 	DefaultOccupants int `toml:"default_occupants"`
 	MaxOccupants     int `toml:"max_occupants"`
@@ -414,6 +419,7 @@ func (c *Config) normalize() error {
 		}
 	}
 	pos(&c.MaxRooms, DefaultMaxRooms)
+	pos(&c.MaxRoomsPerUser, DefaultMaxRoomsPerUser)
 	pos(&c.MaxOccupants, DefaultMaxOccupants)
 	pos(&c.DefaultOccupants, min(DefaultOccupants, c.MaxOccupants))
 	pos(&c.MaxHistory, DefaultMaxHistory)
@@ -496,20 +502,34 @@ type dirEntry struct {
 	persisted bool // configuration in the store: load it at first use
 	loaded    bool // a *room is in service.rooms
 	occupants int
+	creator   string // bare JID of who created it ("" for a room stored before it was kept)
 }
 
-// reserve adds a new room to the directory unless the service holds max rooms already.
-func (d *directory) reserve(key string, max int) bool {
+// reserve adds a new room made by creator to the directory unless the service holds max
+// rooms already (full), or creator made perUser of those (mine; perUser 0: no bound).
+func (d *directory) reserve(key string, max int, creator string, perUser int) (full, mine bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if _, ok := d.rooms[key]; ok {
-		return true
+		return false, false
 	}
 	if len(d.rooms) >= max {
-		return false
+		return true, false
 	}
-	d.rooms[key] = &dirEntry{locked: true, loaded: true}
-	return true
+	if perUser > 0 {
+		// A walk over at most max_rooms entries, once per room created.
+		n := 0
+		for _, e := range d.rooms {
+			if e.creator == creator {
+				n++
+			}
+		}
+		if n >= perUser {
+			return false, true
+		}
+	}
+	d.rooms[key] = &dirEntry{locked: true, loaded: true, creator: creator}
+	return false, false
 }
 
 func (d *directory) update(key string, f func(e *dirEntry)) {

@@ -932,7 +932,14 @@ func TestSelfRetract(t *testing.T) {
 // the count; a client pages forward with after, backward with before, and reads the count
 // alone with max 0.
 func TestRoomListPaging(t *testing.T) {
-	e := routertest.New(t, []string{"alice", "bob"}, nil)
+	e := routertest.New(t, []string{"alice", "bob"}, func(o *router.Options) {
+		o.ModuleConfig = func(id string, v any) error {
+			if c, ok := v.(*muc.Config); ok {
+				c.MaxRoomsPerUser = 1000 // alice makes them all
+			}
+			return nil
+		}
+	})
 	a := e.Bind("alice", "pc")
 	const n = 260
 	for i := range n {
@@ -1428,4 +1435,58 @@ func TestAccountRemoved(t *testing.T) {
 	c := e.Bind("carol", "pc")
 	c.Send(join("Carol", "j2"))
 	c.C.Wait(t, "id='j2'", "status code='110'", "affiliation='none'")
+}
+
+// TestRoomsPerUser: one user may have max_rooms_per_user rooms of their making at a time,
+// and the service max_rooms in all; a room that ends frees its creator's place. The
+// service's admins are bound by max_rooms only.
+func TestRoomsPerUser(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob", "root"}, func(o *router.Options) {
+		o.ModuleConfig = func(id string, v any) error {
+			if c, ok := v.(*muc.Config); ok {
+				c.MaxRooms, c.MaxRoomsPerUser, c.Admins = 5, 2, []string{"root@example.org"}
+			}
+			return nil
+		}
+	})
+	enter := func(s *routertest.Sess, name, id string) string {
+		t.Helper()
+		s.Send("<presence to='" + name + "@conference.example.org/me' id='" + id + "'>" + joinX + "</presence>")
+		return s.C.Wait(t, "id='"+id+"'")
+	}
+	a, b, r := e.Bind("alice", "pc"), e.Bind("bob", "pc"), e.Bind("root", "pc")
+	for i, name := range []string{"a1", "a2"} {
+		if got := enter(a, name, "j"+strconv.Itoa(i)); !strings.Contains(got, "status code='201'") {
+			t.Fatalf("alice's room %s: %s", name, got)
+		}
+	}
+	got := enter(a, "a3", "j3")
+	if !strings.Contains(got, "type='error'") || !strings.Contains(got, "<resource-constraint") || !strings.Contains(got, "you have created 2 rooms") {
+		t.Fatalf("alice's third room: %s", got)
+	}
+	// Joining an existing room is no creation.
+	configureRoom(t, a, "a1@conference.example.org", "inst", map[string]string{"muc#roomconfig_persistentroom": "1"})
+	// The creator is stored with a persistent room, for the bound after a restart.
+	if v, err := e.Store.Table("muc").Get([]byte("ca1@conference.example.org")); err != nil || !strings.Contains(string(v), `"creator":"alice@example.org"`) {
+		t.Fatalf("stored configuration: %s %v", v, err)
+	}
+	b.Send("<presence to='a1@conference.example.org/bob' id='b0'>" + joinX + "</presence>")
+	if got := b.C.Wait(t, "id='b0'"); !strings.Contains(got, "status code='110'") || strings.Contains(got, "type='error'") {
+		t.Fatalf("bob joining a1: %s", got)
+	}
+	for i, name := range []string{"r1", "r2", "r3"} {
+		if got := enter(r, name, "r"+strconv.Itoa(i)); !strings.Contains(got, "status code='201'") {
+			t.Fatalf("the admin's room %s: %s", name, got)
+		}
+	}
+	got = enter(b, "b1", "b1")
+	if !strings.Contains(got, "<resource-constraint") || !strings.Contains(got, "too many rooms") {
+		t.Fatalf("a sixth room: %s", got)
+	}
+	// a2 ends when alice leaves it (temporary): her place and the service's come back.
+	a.Send("<presence to='a2@conference.example.org/me' type='unavailable'/>")
+	a.C.Wait(t, "from='a2@conference.example.org/me'", "type='unavailable'")
+	if got := enter(a, "a4", "j4"); !strings.Contains(got, "status code='201'") {
+		t.Fatalf("alice's room after one ended: %s", got)
+	}
 }

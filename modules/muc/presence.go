@@ -388,13 +388,25 @@ func (s *service) create(c module.Context, p *module.Packet) {
 		return
 	}
 	key := bare.String()
-	if !s.dir.reserve(key, s.conf().MaxRooms) {
-		e := errBy(bare, stanza.ResourceConstraintCond, "this service has too many rooms")
+	creator := p.From.Bare().String()
+	conf := s.conf()
+	perUser := conf.MaxRoomsPerUser
+	if conf.admins[creator] {
+		perUser = 0
+	}
+	full, mine := s.dir.reserve(key, conf.MaxRooms, creator, perUser)
+	if full || mine {
+		text := "this service has too many rooms"
+		if mine {
+			text = "you have created " + strconv.Itoa(perUser) + " rooms here that still exist; destroy one first"
+		}
+		e := errBy(bare, stanza.ResourceConstraintCond, text)
 		e.Type = stanza.Wait
 		joinError(c, p, e)
 		return
 	}
 	r := newRoom(s, bare)
+	r.creator = creator
 	r.forgetArchive() // of an earlier room of that name that was not destroyed (a restart)
 	r.locked = true
 	r.affs[p.From.Bare().String()] = affRecord{aff: affOwner}

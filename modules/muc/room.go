@@ -190,6 +190,7 @@ func (o *occupant) hasSession(full jid.JID) bool {
 // room is one chat room. It is used only on its shard (see service.rooms).
 type room struct {
 	svc     *service
+	creator string // bare JID (max_rooms_per_user)
 	jid     jid.JID
 	key     string
 	cfg     roomConfig

@@ -28,7 +28,8 @@ func keyAff(room, bare string) []byte {
 }
 
 type storedConfig struct {
-	Config roomConfig `json:"config"`
+	Config  roomConfig `json:"config"`
+	Creator string     `json:"creator,omitempty"` // for max_rooms_per_user
 }
 
 type storedSubject struct {
@@ -83,7 +84,7 @@ func (r *room) saveHeldVCard() error {
 }
 
 func (r *room) saveConfig() error {
-	v, err := json.Marshal(storedConfig{Config: r.cfg})
+	v, err := json.Marshal(storedConfig{Config: r.cfg, Creator: r.creator})
 	if err != nil {
 		return err
 	}
@@ -182,7 +183,8 @@ func (m *Mod) loadDirectory(svcs map[string]*service) error {
 			bad = fmt.Errorf("muc: room %s: %w", bare, store.ErrCorrupt)
 			return true
 		}
-		s.dir.rooms[bare.String()] = &dirEntry{name: sc.Config.Name, card: cardOf(&sc.Config), public: sc.Config.Public, persisted: true}
+		s.dir.rooms[bare.String()] = &dirEntry{name: sc.Config.Name, card: cardOf(&sc.Config), public: sc.Config.Public, persisted: true,
+			creator: sc.Creator}
 		return true
 	})
 	if err != nil {
@@ -208,6 +210,7 @@ func (s *service) load(bare jid.JID) (*room, error) {
 		return nil, fmt.Errorf("config: %w", store.ErrCorrupt)
 	}
 	r.cfg = sc.Config
+	r.creator = sc.Creator
 	r.cfg.Persistent = true
 	if v, err := t.Get(keySubject(key)); err == nil {
 		var ss storedSubject
