@@ -297,6 +297,13 @@ func (s *boshSession) Close() error {
 	s.flushLocked()
 	s.out.Unlock()
 	s.tasks.last(func(gnet.Conn, error) error {
+		// s.mu is held (tasks.hold). Requests parked ahead of a gap that will not be
+		// filled now get their answer: their connections wait for nothing else, and no
+		// timeout covers them.
+		for rid, p := range s.early {
+			delete(s.early, rid)
+			boshTerminate(p.hc, s.origin, "item-not-found")
+		}
 		c := s.c
 		c.l.conns.remove(c)
 		c.onClose(nil)
@@ -480,11 +487,30 @@ func (hc *conn) boshCreate(r httpReq, b boshBody, origin string) {
 		boshTerminate(hc, origin, "bad-request")
 		return
 	}
+	// A session is a stream as a TCP connection is one: the same admission (listener
+	// admit), so that sessions cannot fill max_connections or outnumber an address's
+	// unauthenticated streams.
+	if srv.stopping.Load() {
+		boshTerminate(hc, origin, "system-shutdown")
+		return
+	}
+	if max := cfg.MaxConnections; max > 0 && srv.open.Load()+srv.pending.Load() >= int64(max) {
+		srv.refuse(refusedMaxConnections)
+		boshTerminate(hc, origin, "policy-violation")
+		return
+	}
+	ip := hc.clientIP(r)
+	if !srv.unauth.add(addrKey(ip), cfg.MaxUnauthPerAddr, cfg.trusted(ip)) {
+		srv.refuse(refusedPerAddress)
+		boshTerminate(hc, origin, "policy-violation")
+		return
+	}
 	wait := min(time.Duration(b.wait)*time.Second, cfg.Web.BOSHWait)
 	s := &boshSession{sid: streamID(), srv: srv, remote: hc.clientAddr(r), origin: origin, wait: wait,
 		hold: min(b.hold, boshHold), to: append([]byte(nil), b.to...), lang: append([]byte(nil), b.lang...)}
 	s.tasks.hold = &s.mu
 	c := newConn(hc.l, s)
+	c.set(fUnauth) // counted above, until it authenticates or closes (addrKey(c.ip()))
 	s.c = c
 	if hc.secureRequest(r) {
 		// HTTPS, or a reverse proxy terminated TLS for the browser.

@@ -557,3 +557,71 @@ func TestBoshSessionsDoNotLeak(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestBoshAdmission: a BOSH session is admitted as a TCP stream is: it counts among its
+// address's unauthenticated streams (max_unauth_per_addr) until it logs in or ends, so
+// an address cannot open sessions without end.
+func TestBoshAdmission(t *testing.T) {
+	// The limit counts the HTTP connection too: one, kept alive for every request here.
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true, MaxUnauthAddr: 3})
+	srv.AddUser(t, "alice", "pw")
+	url := "http://" + srv.WebAddr() + "/http-bind"
+	tr := &http.Transport{MaxConnsPerHost: 1}
+	t.Cleanup(tr.CloseIdleConnections)
+	cl := &http.Client{Timeout: 20 * time.Second, Transport: tr}
+	post := func(body string) string {
+		t.Helper()
+		resp, err := cl.Post(url, "text/xml; charset=utf-8", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	create := func() map[string]string {
+		return bodyAttrs(post("<body " + boshNS + " rid='1' to='" + srv.Domain() + "' hold='1' wait='1' ver='1.11' xmpp:version='1.0'/>"))
+	}
+	first := create()
+	if first["sid"] == "" || create()["sid"] == "" {
+		t.Fatal("the first two sessions were refused")
+	}
+	if at := create(); at["type"] != "terminate" || at["condition"] != "policy-violation" {
+		t.Fatalf("a third unauthenticated session: %v", at)
+	}
+	// A session that ends gives its place back.
+	if at := bodyAttrs(post("<body " + boshNS + " rid='2' sid='" + first["sid"] + "' type='terminate'/>")); at["type"] != "terminate" {
+		t.Fatalf("terminate: %v", at)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if at := create(); at["sid"] == "" {
+		t.Fatalf("a session after one ended: %v", at)
+	}
+}
+
+// TestBoshEarlyRequestAnswered: a request sent ahead of a gap (rid+2 without rid+1) is
+// answered when the session ends, instead of holding its connection for good.
+func TestBoshEarlyRequestAnswered(t *testing.T) {
+	srv := boshServer(t, engine.Web{BOSHInactivity: time.Second})
+	b, _ := boshCreate(t, srv, " wait='2'")
+	got := make(chan string, 1)
+	go func() {
+		cl := &http.Client{Timeout: 15 * time.Second}
+		resp, err := cl.Post(b.url, "text/xml; charset=utf-8", strings.NewReader(b.body(b.rid+2, "", "")))
+		if err != nil {
+			got <- "error: " + err.Error()
+			return
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		got <- string(body)
+	}()
+	select {
+	case resp := <-got:
+		if at := bodyAttrs(resp); at["type"] != "terminate" {
+			t.Fatalf("the early request: %s", resp)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the early request was not answered 10 s after its session's inactivity limit")
+	}
+}
