@@ -237,6 +237,29 @@ func (d *Dashboard) rights(user string) (server bool, hosts []string) {
 	return false, hosts
 }
 
+// outranks reports whether s may change the account j: a server administrator any, a
+// host's administrator those whose administrative rights it holds too (a plain user, or
+// an administrator of hosts it manages).
+func (d *Dashboard) outranks(s session, j string) bool {
+	if s.hosts == nil {
+		return true
+	}
+	b, err := jid.Parse(j)
+	if err != nil {
+		return true // refused as malformed by the operation itself
+	}
+	server, hosts := d.rights(b.Bare().String())
+	if server {
+		return false
+	}
+	for _, h := range hosts {
+		if !slices.Contains(s.hosts, h) {
+			return false
+		}
+	}
+	return true
+}
+
 // manages reports whether s may act on domain: every domain for the server's
 // administrators, their hosts for a host's.
 func (s session) manages(domain string) bool {
@@ -294,8 +317,19 @@ func (d *Dashboard) cookie(r *http.Request, name, value, path string, maxAge int
 		Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode}
 }
 
+// insecure refuses to take an administrator's password over plain HTTP from another
+// machine: anyone on the path would read it, and the session cookie after it.
+func insecure(w http.ResponseWriter) {
+	http.Error(w, "the dashboard takes passwords over HTTPS only (or from this machine): open it on the web listener's https:// address",
+		http.StatusForbidden)
+}
+
 // loginForm shows the form with a fresh double-submit token.
 func (d *Dashboard) loginForm(w http.ResponseWriter, r *http.Request, msg string, code int) {
+	if !webpage.Secure(r) {
+		insecure(w)
+		return
+	}
 	tok := newToken()
 	http.SetCookie(w, d.cookie(r, LoginCookie, tok, Prefix+"login", 3600))
 	d.render(w, code, "login", data{Title: "Log in", CSRF: tok, Flash: msg})
@@ -306,6 +340,10 @@ func (d *Dashboard) loginForm(w http.ResponseWriter, r *http.Request, msg string
 const errLogin = "Wrong JID or password, or not an administrator."
 
 func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
+	if !webpage.Secure(r) {
+		insecure(w)
+		return
+	}
 	c, err := r.Cookie(LoginCookie)
 	if err != nil || !tokenEqual(r.PostFormValue("csrf"), c.Value) {
 		d.loginForm(w, r, "The form expired; please try again.", http.StatusForbidden)
@@ -499,6 +537,11 @@ func (d *Dashboard) usersPost(w http.ResponseWriter, r *http.Request, s session,
 	}
 	if !s.manages(domainOf(j)) {
 		err = errors.New("you administer " + strings.Join(s.hosts, ", ") + " only")
+		action = "refused"
+	} else if !self && !d.outranks(s, j) {
+		// Its password or a reset link would give its rights: those of the server's
+		// administrators, or of hosts this administrator does not manage.
+		err = errors.New(j + " administers more than you do; ask a server administrator")
 		action = "refused"
 	}
 	switch action {

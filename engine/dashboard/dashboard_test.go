@@ -29,6 +29,7 @@ type fakeBackend struct {
 	st     store.Store
 	certs  []admin.CertStatus
 	admins []string
+	hosts  map[string][]string // HostAdmins
 	limit  int
 	mu     sync.Mutex
 	tries  map[string]int
@@ -59,6 +60,12 @@ func (f *fakeBackend) S2SLinks() []Link {
 	return []Link{{Local: "example.org", Remote: "peer.example", Up: true}}
 }
 func (f *fakeBackend) Admins() []string          { return f.admins }
+func (f *fakeBackend) HostAdmins() map[string][]string {
+	if f.hosts == nil {
+		return map[string][]string{}
+	}
+	return f.hosts
+}
 func (f *fakeBackend) Certs() []admin.CertStatus { return f.certs }
 func (f *fakeBackend) Config() (string, error) {
 	return "domains = [\"example.org\"]\nsecret = \"(redacted)\"\n", nil
@@ -94,14 +101,15 @@ func newBackend(t *testing.T) *fakeBackend {
 
 // client drives the handler like a browser: cookies kept, redirects not followed.
 type client struct {
-	t   *testing.T
-	h   http.Handler
-	tls bool
-	jar map[string]*http.Cookie
+	t    *testing.T
+	h    http.Handler
+	tls  bool
+	addr string // the client's address; 192.0.2.1 (another machine) when empty
+	jar  map[string]*http.Cookie
 }
 
 func newClient(t *testing.T, h http.Handler) *client {
-	return &client{t: t, h: h, jar: map[string]*http.Cookie{}}
+	return &client{t: t, h: h, jar: map[string]*http.Cookie{}, tls: true}
 }
 
 func (c *client) do(method, path string, form url.Values, hdr ...string) *http.Response {
@@ -112,6 +120,9 @@ func (c *client) do(method, path string, form url.Values, hdr ...string) *http.R
 	}
 	r := httptest.NewRequest(method, path, body)
 	r.RemoteAddr = "192.0.2.1:1234"
+	if c.addr != "" {
+		r.RemoteAddr = c.addr
+	}
 	if form != nil {
 		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
@@ -224,13 +235,24 @@ func TestDashboardLoginCookie(t *testing.T) {
 	if resp := c.do("GET", "/admin/", nil); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/admin/login" {
 		t.Fatalf("anonymous overview: %d %s", resp.StatusCode, resp.Header.Get("Location"))
 	}
+	// Over plain HTTP from another machine, no password is taken.
+	c.tls = false
+	for _, resp := range []*http.Response{c.do("GET", "/admin/login", nil),
+		c.do("POST", "/admin/login", url.Values{"jid": {"root@example.org"}, "password": {"root pw"}})} {
+		if body := bodyOf(resp); resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "HTTPS only") {
+			t.Fatalf("login page over plain HTTP: %d %s", resp.StatusCode, body)
+		}
+	}
+	if c.jar[SessionCookie] != nil {
+		t.Fatal("a session over plain HTTP")
+	}
+	c.tls = true
 	for _, bad := range [][2]string{{"root@example.org", "wrong"}, {"bob@example.org", "bob pw"}, {"nobody@example.org", "x"}} {
 		resp := c.login(bad[0], bad[1])
 		if body := bodyOf(resp); resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, errLogin) {
 			t.Fatalf("login %v: %d", bad, resp.StatusCode)
 		}
 	}
-	c.tls = true
 	resp := c.login("root@example.org", "root pw")
 	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/admin/" {
 		t.Fatalf("login: %d %s", resp.StatusCode, bodyOf(resp))
@@ -259,8 +281,10 @@ func TestDashboardLoginCookie(t *testing.T) {
 		t.Fatal("session alive after logout")
 	}
 
-	// Plain HTTP listener: no Secure flag (the browser would drop the cookie).
+	// Plain HTTP from this machine (an SSH tunnel, a proxy that terminated TLS): no
+	// Secure flag (the browser would drop the cookie).
 	c2 := newClient(t, d)
+	c2.tls, c2.addr = false, "127.0.0.1:40000"
 	c2.login("root@example.org", "root pw")
 	if k := c2.jar[SessionCookie]; k == nil || k.Secure {
 		t.Fatalf("cookie over plain HTTP = %+v", k)
@@ -475,5 +499,40 @@ func TestDashboardInvites(t *testing.T) {
 	}
 	if p := post(url.Values{"action": {"revoke"}, "token": {m[1]}}); !strings.Contains(p, "invitation revoked") || !strings.Contains(p, "No open invitation.") {
 		t.Fatalf("after revoke:\n%s", p)
+	}
+}
+
+// TestDashboardHostAdminRank: a host's administrator may not change the accounts of
+// those with more rights on its own domain (a server administrator, an administrator of
+// another host), whose password or reset link would give it those rights; other accounts
+// of its host it may.
+func TestDashboardHostAdminRank(t *testing.T) {
+	b := newBackend(t)
+	b.hosts = map[string][]string{"example.org": {"bob@example.org"}, "other.org": {"carol@example.org"}}
+	for _, u := range []string{"carol@example.org", "dave@example.org"} {
+		if err := b.st.Accounts().Create(store.Account{User: u}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := New(b, zerolog.Nop(), nil)
+	c := newClient(t, d)
+	if resp := c.login("bob@example.org", "bob pw"); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("bob's login: %d %s", resp.StatusCode, bodyOf(resp))
+	}
+	_, tok := c.formToken("/admin/users")
+	for _, tc := range []struct{ action, jid, want string }{
+		{"passwd", "root@example.org", "administers more than you do"},
+		{"resetlink", "root@example.org", "administers more than you do"},
+		{"delete", "root@example.org", "administers more than you do"},
+		{"passwd", "carol@example.org", "administers more than you do"},
+		{"passwd", "dave@example.org", "password of dave@example.org changed"},
+	} {
+		c.do("POST", "/admin/users", url.Values{"csrf": {tok}, "action": {tc.action}, "jid": {tc.jid}, "password": {"taken over"}, "confirm": {"yes"}})
+		if page := bodyOf(c.do("GET", "/admin/users", nil)); !strings.Contains(page, tc.want) {
+			t.Errorf("%s %s: no %q in\n%s", tc.action, tc.jid, tc.want, page)
+		}
+	}
+	if _, err := b.st.Accounts().Get("root@example.org"); err != nil {
+		t.Fatal("root's account went")
 	}
 }

@@ -347,7 +347,31 @@ func (k *call) account(c module.Context, s string) (jid.JID, string) {
 	if bad == "" && !k.inScope(j) {
 		return jid.JID{}, fmt.Sprintf("%q: you administer %s only", strings.TrimSpace(s), k.scope)
 	}
+	if bad == "" && k.scope != "" && !k.m.within(j, k.scope) {
+		// Its password, its removal and remaking, or its sessions would give a host's
+		// administrator rights it does not have.
+		return jid.JID{}, fmt.Sprintf("%q administers more than you do; ask a server administrator", strings.TrimSpace(s))
+	}
 	return j, bad
+}
+
+// within reports whether account j has no administrative rights beyond host's: it is
+// not one of the server's administrators, nor of another host.
+func (m *Mod) within(j jid.JID, host string) bool {
+	a := m.admins.Load()
+	if a == nil {
+		return true
+	}
+	bare := j.Bare().String()
+	if a.server[bare] {
+		return false
+	}
+	for h, admins := range a.hosts {
+		if h != host && admins[bare] {
+			return false
+		}
+	}
+	return true
 }
 
 // inScope reports whether the run may act on j's host.

@@ -299,7 +299,7 @@ func TestHostAdmins(t *testing.T) {
 		o.Modules = []string{"adhoc", "disco", "last"}
 		o.ModuleConfig = func(id string, v any) error {
 			if c, ok := v.(*adhoc.Config); ok {
-				c.Admins = []string{"alice@example.org"}
+				c.Admins = []string{"alice@example.org", "root@corp.example"}
 			}
 			return nil
 		}
@@ -354,6 +354,10 @@ func TestHostAdmins(t *testing.T) {
 		{"another host's account", boss, "corp.example", "disable-user", submit("accountjids", "bob@example.org"), []string{"you administer corp.example only"}},
 		{"another host's password", boss, "corp.example", "change-user-password", submit("accountjid", "bob@example.org", "password", "p"), []string{"you administer corp.example only"}},
 		{"another host's session", boss, "corp.example", "end-user-session", submit("accountjids", "bob@example.org/r"), []string{"you administer corp.example only"}},
+		// A server administrator whose account is on the host, made or taken over by the
+		// host's administrator, would make it one too.
+		{"a server administrator's password", boss, "corp.example", "change-user-password", submit("accountjid", "root@corp.example", "password", "p"), []string{"administers more than you do"}},
+		{"a server administrator's account made", boss, "corp.example", "add-user", submit("accountjid", "root@corp.example", "password", "p", "password-verify", "p"), []string{"administers more than you do"}},
 		{"its own account", boss, "corp.example", "delete-user", submit("accountjids", "eve@corp.example"), []string{"status='completed'", "deleted eve@corp.example"}},
 		{"its host's count", boss, "corp.example", "get-registered-users-num", "", []string{"<value>2</value>"}},
 		{"its host's online users", boss, "corp.example", "get-online-users-list", submit("max_items", "none"), []string{"boss@corp.example", "dan@corp.example"}},
