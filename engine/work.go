@@ -1,9 +1,10 @@
 package engine
 
 import (
-	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/vireo-im/vireo/engine/webpage"
 )
 
 // throttle counts authentication failures per key (client address, account) in
@@ -87,20 +88,8 @@ func (t *throttle) refund(key string) {
 	t.mu.Unlock()
 }
 
-// addrKey is the throttling key of a client address: IPv6 clients usually hold a whole
-// /64, so they are counted by it.
-func addrKey(ip string) string {
-	a, err := netip.ParseAddr(ip)
-	if err != nil {
-		return ip
-	}
-	a = a.Unmap()
-	if a.Is6() {
-		p, _ := a.Prefix(64)
-		return p.String()
-	}
-	return a.String()
-}
+// addrKey is the throttling key of a client address (webpage.AddrKey).
+func addrKey(ip string) string { return webpage.AddrKey(ip) }
 
 // accountGuard slows password guessing against one account without locking its owner out.
 // Every attempt counts when it starts (pipelined attempts on many streams all count) and a

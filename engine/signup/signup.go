@@ -109,7 +109,8 @@ func (p *Page) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	v := view{Domains: domains, Domain: domains[0], Form: webpage.Secure(r)}
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
-		if needCaptcha && v.Form {
+		// A HEAD shows no form: no CAPTCHA is drawn for it.
+		if needCaptcha && v.Form && r.Method == http.MethodGet {
 			if v.Challenge = p.challenge(ip); v.Challenge == "" {
 				w.Header().Set("Retry-After", "60")
 				http.Error(w, "too many forms from this address, or none can be made now; try again in a minute", http.StatusTooManyRequests)
@@ -180,6 +181,7 @@ func (p *Page) register(w http.ResponseWriter, r *http.Request, v view, ip strin
 // challenge makes a CAPTCHA for a client at ip and keeps it until it is answered, expires
 // or is pushed out; "" when ip had its share this minute or none could be made.
 func (p *Page) challenge(ip string) string {
+	ip = webpage.AddrKey(ip) // an IPv6 client holds its whole /64
 	now := time.Now()
 	p.mu.Lock()
 	if now.Sub(p.minute) >= time.Minute {

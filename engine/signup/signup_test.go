@@ -1,6 +1,7 @@
 package signup
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -119,7 +120,19 @@ func TestPending(t *testing.T) {
 	if p.challenge("192.0.2.2") == "" {
 		t.Fatal("another address refused")
 	}
-	if len(p.pending) != PerAddress || len(p.order) > PerAddress+1 {
+	// An IPv6 client holds its /64: its addresses share one share.
+	for i := range PerAddress {
+		if p.challenge(fmt.Sprintf("2001:db8::%x", i+1)) == "" {
+			t.Fatalf("IPv6 form %d refused", i+1)
+		}
+	}
+	if p.challenge("2001:db8::ffff:1") != "" || p.challenge("2001:db8::abcd") != "" {
+		t.Fatal("another address of the same /64 past its share")
+	}
+	if p.challenge("2001:db8:0:1::1") == "" {
+		t.Fatal("another /64 refused")
+	}
+	if len(p.pending) != 2*PerAddress+1 || len(p.order) > 2*PerAddress+2 {
 		t.Fatalf("pending %d, order %d", len(p.pending), len(p.order))
 	}
 }
