@@ -125,6 +125,12 @@ func (k *component) established(c *conn, st *xmlstream.Stanza) {
 		c.fail(stanza.InvalidFrom, "")
 		return
 	}
+	if from.Domain() != d && c.srv().servesRemote(from.Domain()) {
+		// A subdomain this server serves otherwise (a virtual host, a service, another
+		// component) is not the component's to speak for.
+		c.fail(stanza.InvalidFrom, "")
+		return
+	}
 	if _, ok := st.Attr("to"); !ok {
 		c.fail(stanza.ImproperAddressing, "a component must address 'to'")
 		return

@@ -334,3 +334,26 @@ func TestIntegrationPrivilegeRosterPresence(t *testing.T) {
 	mustHave(t, "romeo leaving", gw.Expect("/>"), "from='romeo@b.localhost/orchard'", "type='unavailable'")
 	gw.Never("romeo@b.localhost")
 }
+
+// TestIntegrationComponentSubdomains: a component's subdomains are its own only when
+// nothing else serves them. An unprivileged component under a privileged one's domain
+// gets none of its privileges, and the privileged one may not send as the other.
+func TestIntegrationComponentSubdomains(t *testing.T) {
+	srv := vireotest.Start(t, vireotest.Options{RequireTLS: no(), AllowPlain: true, Components: []engine.Component{
+		{Domain: "gw.localhost", Secret: compSecret, Privileges: module.Privileges{Roster: "both"}},
+		{Domain: "irc.gw.localhost", Secret: compSecret},
+	}})
+	srv.AddUser(t, "alice", "secret")
+	irc, _ := componentLogin(t, srv, "irc.gw.localhost", compSecret)
+	irc.Expect("<handshake/>")
+	irc.Send("<iq type='get' id='r1' from='irc.gw.localhost' to='alice@localhost'><query xmlns='jabber:iq:roster'/></iq>")
+	if got := irc.Expect("</iq>"); !strings.Contains(got, "<forbidden") {
+		t.Fatalf("the roster of alice to a component under a privileged one: %s", got)
+	}
+	gw, _ := componentLogin(t, srv, "gw.localhost", compSecret)
+	gw.Expect("<handshake/>")
+	gw.Send("<message from='someone@irc.gw.localhost' to='alice@localhost' type='chat'><body>as the other</body></message>")
+	if got := gw.ExpectClosed(); !strings.Contains(got, "<invalid-from") {
+		t.Fatalf("a message as another component's JID: %s", got)
+	}
+}

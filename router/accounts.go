@@ -74,7 +74,8 @@ func nilIfEmpty(s []jid.JID) *[]jid.JID {
 }
 
 // Privileges returns what entity's component may do: the privileges of its domain, or of
-// the component domain it is a subdomain of (XEP-0114 gives a component its subdomains).
+// the component domain it is a subdomain of (XEP-0114 gives a component its subdomains),
+// unless a domain on the way is served by something else.
 func (r *Router) Privileges(entity jid.JID) module.Privileges {
 	m := r.privileges.Load()
 	if m == nil || entity.IsZero() {
@@ -83,6 +84,11 @@ func (r *Router) Privileges(entity jid.JID) module.Privileges {
 	for d := entity.Domain(); d != ""; {
 		if p, ok := (*m)[d]; ok {
 			return p
+		}
+		if r.isLocal(d) || r.IsService(d) || r.IsComponent(d) {
+			// Served by something else (a virtual host's users, a service, another
+			// component): a privileged parent domain does not cover it.
+			return module.Privileges{}
 		}
 		_, d, _ = strings.Cut(d, ".")
 	}

@@ -163,7 +163,17 @@ func (s *shard) iqAs(o *op) bool {
 func (s *shard) privilegedAnswer(p *module.Packet) bool {
 	key := privKey{p.To.Bare().String(), p.ID}
 	v, ok := s.privIQ[key]
-	if !ok || !v.from.IsZero() && !p.From.Bare().Equal(v.from.Bare()) {
+	if !ok {
+		return false
+	}
+	if v.from.IsZero() {
+		// Asked of the user's own account: the server answers, from the account or
+		// from nowhere; anyone else who guessed the id does not.
+		server := p.From.Local() == "" && p.From.Resource() == "" && p.From.Domain() == p.To.Domain()
+		if !p.From.IsZero() && !p.From.Equal(p.To.Bare()) && !server {
+			return false
+		}
+	} else if !p.From.Bare().Equal(v.from.Bare()) {
 		return false
 	}
 	delete(s.privIQ, key)
