@@ -296,8 +296,8 @@ func (k *s2sIn) external(c *conn, st *xmlstream.Stanza) {
 		}
 	}
 	s := c.srv()
-	c.bare, _ = jid.New("", domain, "")
 	local, bidi := c.auth.s2sTo, c.auth.bidi
+	c.bare, _ = jid.New("", domain, local) // the domain pair (established)
 	c.auth = nil
 	c.set(fAuthed)
 	c.authenticated()
@@ -408,7 +408,7 @@ func (k *s2sIn) dialback(c *conn, st *xmlstream.Stanza) {
 					c.fail(stanza.NotAuthorized, "")
 					return nil
 				}
-				c.bare, _ = jid.New("", from, "")
+				c.bare, _ = jid.New("", from, to) // the domain pair (established)
 				c.auth = nil
 				c.set(fAuthed)
 				c.authenticated()
@@ -441,9 +441,12 @@ func (k *s2sIn) resultError(c *conn, from, to string, cond stanza.Condition) {
 }
 
 // established checks and routes one stanza from the authenticated peer: 'from' must be in
-// the domain it proved, 'to' must be ours (RFC 6120 §13.11: else a stream error).
+// the domain it proved, 'to' in the domain of ours it proved it for (RFC 6120 §13.11,
+// XEP-0220 §2.1: a stream carries one authenticated domain pair; else a stream error).
+// c.bare holds the pair: the peer's domain, and ours as its resource, which costs no
+// field in every connection.
 func (k *s2sIn) established(c *conn, st *xmlstream.Stanza) {
-	if cond := submitPeerStanza(c.srv(), st, c.bare.Domain(), ""); cond != "" {
+	if cond := submitPeerStanza(c.srv(), st, c.bare.Domain(), c.bare.Resource()); cond != "" {
 		text := ""
 		if cond == stanza.PolicyViolation {
 			text = "too many stanzas"

@@ -157,6 +157,14 @@ func TestS2SInboundChecks(t *testing.T) {
 		t.Fatalf("non-local to: %q", got)
 	}
 
+	// A stream carries the pair it authenticated: a domain of b's it did not prove it
+	// for (a service here) is as unknown as another server's.
+	r = s2sLogin(t, b)
+	r.Send("<presence from='alice@a.localhost/x' to='room@conference.b.localhost/alice'><x xmlns='http://jabber.org/protocol/muc'/></presence>")
+	if got := r.ExpectClosed(); !strings.Contains(got, "<host-unknown") {
+		t.Fatalf("to a domain the stream was not authenticated for: %q", got)
+	}
+
 	// A wrong key is refused.
 	r = vireotest.DialAddr(t, b.S2SAddr())
 	hdr := "<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' from='a.localhost' to='b.localhost' version='1.0'>"
