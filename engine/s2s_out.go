@@ -867,6 +867,20 @@ func (p *outPeer) run() {
 	var batch [][]byte
 	out := s2sWritePool.Get()
 	defer s2sWritePool.Put(out)
+	// wrote: the stream took stanzas before it went. A peer that ends streams right after
+	// authenticating takes none: handing the queue to a new stream then would dial it
+	// again at once, for ever, so the stanzas bounce and the back-off applies instead.
+	wrote := false
+	ended := func(first ...[]byte) {
+		ps.close()
+		if wrote {
+			p.handOver(first...)
+			return
+		}
+		log.Info().Str("peer", p.remote).Msg("s2s outbound stream ended by the peer before it took a stanza")
+		p.o.noteResult(p.remote, false)
+		p.fail(stanza.RemoteServerTimeout, first...)
+	}
 	for {
 		select {
 		case b := <-p.q:
@@ -896,8 +910,7 @@ func (p *outPeer) run() {
 			case <-gone:
 				// The peer has gone while this one waited: a write would still succeed
 				// (into a half-closed socket) and the stanzas would be lost unseen.
-				ps.close()
-				p.handOver(batch...)
+				ended(batch...)
 				return
 			default:
 			}
@@ -909,6 +922,7 @@ func (p *outPeer) run() {
 				return
 			}
 			p.o.unsent.Add(-int64(len(batch)))
+			wrote = true
 			clear(batch) // the stanzas are written: let them go
 			if cap(out.B) > 4*s2sCoalesce {
 				out.B = nil // a huge stanza's buffer is not kept for an idle stream
@@ -934,8 +948,7 @@ func (p *outPeer) run() {
 			ps.close()
 			return
 		case <-gone:
-			ps.close()
-			p.handOver()
+			ended()
 			return
 		case <-p.done:
 			ps.nc.SetWriteDeadline(time.Now().Add(time.Second))
