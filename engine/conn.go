@@ -913,6 +913,12 @@ func (c *conn) Close(cond stanza.StreamCondition) {
 	if c.closing.Load() {
 		return
 	}
+	if c.ws != nil && !c.ws.open.Load() {
+		// An HTTP connection of the web listener, not (yet) a stream: nothing to say in
+		// XMPP, and its client reads HTTP, not frames.
+		c.closeAfterWrites()
+		return
+	}
 	var b []byte
 	if cond != "" {
 		e := stanza.StreamError{Condition: cond}

@@ -108,7 +108,7 @@ func (p *sweepParams) check(c *conn) bool {
 	if p.edge {
 		return quiet // the core times the stream: it closes the channel, and the edge the socket
 	}
-	if c.ws != nil && c.ws.kept.Load() && !c.ws.open {
+	if c.ws != nil && c.ws.kept.Load() && !c.ws.open.Load() {
 		// A persistent BOSH connection between requests: idle, not pre-auth, time.
 		if int64(int32(rel-c.lastRx.Load())) >= p.preAuth {
 			c.closeAfterWrites()

@@ -55,7 +55,7 @@ type wsState struct {
 	partial *bytebufferpool.ByteBuffer // an incomplete HTTP head or frame
 	msg     *bytebufferpool.ByteBuffer // the start of a message not yet classified, or a framing element
 	msgLen  int                        // payload bytes of the current message so far
-	open    bool                       // the upgrade was answered: frames follow
+	open    atomic.Bool                // the upgrade was answered: frames follow (read by the sweep and Close)
 	bosh    atomic.Bool                // a BOSH request was read: the connection waits for its answer (read by the sweep)
 	keep    atomic.Bool                // the BOSH request being answered asked for a persistent connection
 	kept    atomic.Bool                // a BOSH answer kept the connection open: idle time counts from the last read
@@ -92,7 +92,7 @@ func (c *conn) wsConsume(b []byte) []byte {
 	ws := c.ws
 	limit := c.srv().config().Limits.MaxStanza + wsSlack
 	for len(b) > 0 && !c.closing.Load() {
-		if !ws.open {
+		if !ws.open.Load() {
 			if ws.bosh.Load() {
 				// A request waits for its answer; what follows (a pipelined request) waits
 				// for boshNext, bounded by one request's size.
@@ -621,7 +621,7 @@ func (c *conn) onHTTP(r httpReq, body []byte) {
 		sum := sha1.Sum([]byte(h["sec-websocket-key"] + wsGUID))
 		c.writeRaw([]byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
 			"Sec-WebSocket-Accept: " + base64.StdEncoding.EncodeToString(sum[:]) + "\r\nSec-WebSocket-Protocol: xmpp\r\n\r\n"))
-		c.ws.open = true
+		c.ws.open.Store(true)
 		if !c.has(fTLS) && c.secureRequest(r) {
 			// A reverse proxy terminated TLS for the browser.
 			c.set(fTLS)

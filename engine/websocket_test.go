@@ -429,3 +429,19 @@ func TestIntegrationStanzaServices(t *testing.T) {
 	}
 	expectStanza(t, bob, "from='"+mucRoom+"/stan'", "<body>tea from stanza</body>")
 }
+
+// TestWebShutdownHTTP: at shutdown a kept-alive HTTP connection of the web listener (not
+// a WebSocket) is closed without a word; before, it got WebSocket frames its client
+// cannot read.
+func TestWebShutdownHTTP(t *testing.T) {
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true})
+	w, resp := wsHTTP(t, srv.WebAddr(), "OPTIONS /http-bind HTTP/1.1\r\nHost: localhost\r\nOrigin: https://x.example\r\n\r\n")
+	if !strings.HasPrefix(resp, "HTTP/1.1 204") {
+		t.Fatalf("OPTIONS: %q", resp)
+	}
+	srv.Stop()
+	rest, _ := io.ReadAll(w.br)
+	if len(rest) != 0 {
+		t.Fatalf("an HTTP connection got at shutdown: %q", rest)
+	}
+}

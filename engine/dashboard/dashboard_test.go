@@ -59,7 +59,7 @@ func (f *fakeBackend) Counters() metrics.Counters {
 func (f *fakeBackend) S2SLinks() []Link {
 	return []Link{{Local: "example.org", Remote: "peer.example", Up: true}}
 }
-func (f *fakeBackend) Admins() []string          { return f.admins }
+func (f *fakeBackend) Admins() []string { return f.admins }
 func (f *fakeBackend) HostAdmins() map[string][]string {
 	if f.hosts == nil {
 		return map[string][]string{}
