@@ -30,6 +30,7 @@ func init() { module.Register(new(Mod)) }
 // Mod is the module.
 type Mod struct {
 	t     store.Table
+	st    store.Store // the key of lists
 	known knownLists
 	// pushes numbers the pushes, so that each has an id of its own (RFC 6120 §8.1.3): a
 	// client matching answers to requests by id may ignore a repeated one.
@@ -122,6 +123,9 @@ func (m *Mod) Provision(r module.Registrar) error {
 		return err
 	}
 	m.t = r.Table("blocklist")
+	if m.st = r.Store(); m.st != nil {
+		lists.Store(m.st, m)
+	}
 	r.Feature(NSReporting)
 	m.known.seed = maphash.MakeSeed()
 	r.IQ(module.IQGet, ns.Blocking, "blocklist", m.list)
@@ -156,6 +160,45 @@ func (m *Mod) blocked(user string, j jid.JID) bool {
 	}
 	return false
 }
+
+// lists maps a server's store to its blocking module, for the presence module (For):
+// one process may run several servers (tests), each with its own store.
+var lists sync.Map // store.Store -> *Mod
+
+// Lists answers whether a user blocks a JID, for modules that send on a user's behalf
+// with Context.Route, which skips the user's outbound hooks (the presence broadcast).
+// Safe for concurrent use.
+type Lists interface {
+	// Blocks reports whether user (a bare JID) blocks j: j, its bare JID or its domain
+	// is on user's list.
+	Blocks(user string, j jid.JID) bool
+	// BlocksNobody reports whether user's list is empty: one lookup, for a caller about
+	// to ask Blocks for many JIDs.
+	BlocksNobody(user string) bool
+}
+
+// For returns the block lists of the server whose store is st, or nil when the blocking
+// module does not run there.
+func For(st store.Store) Lists {
+	if m, ok := lists.Load(st); ok {
+		return m.(*Mod)
+	}
+	return nil
+}
+
+// Cleanup withdraws the module from For.
+func (m *Mod) Cleanup() error {
+	if m.st != nil {
+		lists.CompareAndDelete(m.st, m)
+	}
+	return nil
+}
+
+// Blocks implements Lists.
+func (m *Mod) Blocks(user string, j jid.JID) bool { return m.blocked(user, j) }
+
+// BlocksNobody implements Lists.
+func (m *Mod) BlocksNobody(user string) bool { return m.blocksNobody(user) }
 
 // blocksNobody reports whether user's block list is empty, reading it from the store
 // the first time.

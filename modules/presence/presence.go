@@ -18,6 +18,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/vireo-im/vireo/modules/blocking"
 	"github.com/vireo-im/vireo/modules/module"
 	"github.com/vireo-im/vireo/store"
 	"github.com/vireo-im/vireo/store/invites"
@@ -322,12 +323,18 @@ func (p *Presence) broadcast(c module.Context, pk *module.Packet, user jid.JID) 
 		p.keepLast(c, user, pk)
 	}
 	items := roster(c, user)
+	// Context.Route skips the user's outbound hooks: a contact the user blocks (XEP-0191
+	// §3.3) is left out here, or a remote one would still see every change.
+	var blocks func(jid.JID) bool
+	if bl := blocking.For(c.Store()); bl != nil && !bl.BlocksNobody(user.String()) {
+		blocks = func(j jid.JID) bool { return bl.Blocks(user.String(), j) }
+	}
 	for _, it := range items {
 		if !hasFrom(it.Sub) {
 			continue
 		}
 		to, err := jid.Parse(it.JID)
-		if err != nil {
+		if err != nil || blocks != nil && blocks(to) {
 			continue
 		}
 		c.Route(rewrite(pk.Raw, pk.From, to))
@@ -341,7 +348,7 @@ func (p *Presence) broadcast(c module.Context, pk *module.Packet, user jid.JID) 
 	if s != nil {
 		if d, ok := s.Value(keyDirected).(map[string]bool); ok && pk.Type == "unavailable" {
 			for to := range d {
-				if j, err := jid.Parse(to); err == nil {
+				if j, err := jid.Parse(to); err == nil && (blocks == nil || !blocks(j)) {
 					c.Route(rewrite(pk.Raw, pk.From, j))
 				}
 			}
@@ -356,7 +363,7 @@ func (p *Presence) broadcast(c module.Context, pk *module.Packet, user jid.JID) 
 		if !hasTo(it.Sub) {
 			continue
 		}
-		if to, err := jid.Parse(it.JID); err == nil {
+		if to, err := jid.Parse(it.JID); err == nil && (blocks == nil || !blocks(to)) {
 			c.Route(simple("probe", user, to))
 		}
 	}
