@@ -97,9 +97,12 @@ func (o *Offline) Provision(r module.Registrar) error {
 // (receipts, markers, call proposals, encrypted messages without a fallback body,
 // invitations) unless it carries chat states, which say something about now and nothing
 // at the next login. That is ejabberd's default (store_empty_body = unless_chat_state);
-// Prosody keeps even chat states.
-func storable(e xmlstream.Element) bool {
-	body, store, other, state := false, false, false, false
+// Prosody keeps even chat states. A <no-store/> hint forbids keeping it even for later
+// delivery; <no-permanent-store/> only archives, not this. refuse says the message must
+// be answered with an error instead: one with a body that may not be kept, whose sender
+// RFC 6121 §8.5.2.2.1 has told rather than left to think it arrived.
+func storable(e xmlstream.Element) (keep, refuse bool) {
+	body, store, other, state, noStore := false, false, false, false, false
 	for it := e.Children(); ; {
 		c, ok := it.Next()
 		if !ok {
@@ -108,8 +111,8 @@ func storable(e xmlstream.Element) bool {
 		switch name, space := string(c.Name()), string(c.NS()); {
 		case (name == "body" || name == "subject") && space == ns.Client:
 			body = true
-		case space == ns.Hints && (name == "no-store" || name == "no-permanent-store"):
-			return false
+		case space == ns.Hints && name == "no-store":
+			noStore = true
 		case space == ns.Hints && name == "store":
 			store = true
 		case space == ns.ChatStates:
@@ -120,7 +123,10 @@ func storable(e xmlstream.Element) bool {
 			other = true
 		}
 	}
-	return body || store || other && !state
+	if noStore {
+		return false, body
+	}
+	return body || store || other && !state, false
 }
 
 func (o *Offline) store(c module.Context, p *module.Packet) module.Verdict {
@@ -143,7 +149,10 @@ func (o *Offline) store(c module.Context, p *module.Packet) module.Verdict {
 			return module.Continue
 		}
 	}
-	if !storable(p.Elem()) {
+	if keep, refuse := storable(p.Elem()); !keep {
+		if refuse {
+			c.Error(p, stanza.New(stanza.ServiceUnavailable))
+		}
 		return module.Stop // chat states and the like are not kept for later
 	}
 	o.keep(c, p)
@@ -160,7 +169,10 @@ func (o *Offline) keep(c module.Context, p *module.Packet) bool {
 	default:
 		return false
 	}
-	if !storable(p.Elem()) {
+	if keep, refuse := storable(p.Elem()); !keep {
+		if refuse {
+			c.Error(p, stanza.New(stanza.ServiceUnavailable))
+		}
 		return true
 	}
 	user := p.To.Bare()

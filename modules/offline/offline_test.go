@@ -113,7 +113,9 @@ func TestDeliveryUnderFlowControl(t *testing.T) {
 // TestStorable: what waits for an offline user's next login. Messages with a body or a
 // subject, and bodiless ones with a payload (a receipt, a marker, a call proposal, an
 // encrypted message without a fallback body, a store hint), as ejabberd keeps them; not
-// chat states, nor anything with a no-store hint.
+// chat states, nor anything with a no-store hint: one with a body is refused to its sender
+// with service-unavailable (RFC 6121 §8.5.2.2.1: stored or refused, never lost in
+// silence). A no-permanent-store hint forbids archives, not this wait (XEP-0334 §4).
 func TestStorable(t *testing.T) {
 	e := routertest.New(t, []string{"alice", "bob"}, nil)
 	a := e.Bind("alice", "pc")
@@ -132,16 +134,21 @@ func TestStorable(t *testing.T) {
 		{"<active xmlns='http://jabber.org/protocol/chatstates'/><thread>t1</thread>", false},
 		{"<thread>t1</thread>", false},
 		{"<body>secret</body><no-store xmlns='urn:xmpp:hints'/>", false},
-		{"<received xmlns='urn:xmpp:receipts' id='m2'/><no-permanent-store xmlns='urn:xmpp:hints'/>", false},
+		{"<received xmlns='urn:xmpp:receipts' id='m2'/><no-store xmlns='urn:xmpp:hints'/>", false},
+		{"<body>off the record</body><no-permanent-store xmlns='urn:xmpp:hints'/>", true},
 	}
 	for i, c := range cases {
 		a.Send(fmt.Sprintf("<message to='bob@example.org' type='chat' id='s%d'>%s</message>", i, c.payload))
 	}
 	a.Send("<iq type='get' id='sync' to='bob@example.org'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
 	a.C.Wait(t, "id='sync'")
+	if got := a.C.All(); !strings.Contains(got, "id='s10'") || strings.Count(got, "type='error'") != 1 ||
+		!strings.Contains(got, "<service-unavailable") {
+		t.Errorf("the sender of the no-store message with a body was not told, or others were:\n%s", got)
+	}
 	b := e.Bind("bob", "phone")
 	b.Send("<presence/>")
-	b.C.Wait(t, "id='s6'")
+	b.C.Wait(t, "id='s12'")
 	b.C.Never(t, "id='s11'")
 	for i, c := range cases {
 		got := strings.Contains(b.C.All(), fmt.Sprintf("id='s%d'", i))
