@@ -68,3 +68,16 @@ func SetMaxOutPeers(n int) func() {
 	old := maxOutPeers.Swap(int64(n))
 	return func() { maxOutPeers.Store(old) }
 }
+
+// SMSessions is the number of stream management sessions the server can still resume or
+// is closing.
+func SMSessions(s *Server) int {
+	n := 0
+	for i := range s.sms.parts {
+		p := &s.sms.parts[i]
+		p.mu.Lock()
+		n += p.n
+		p.mu.Unlock()
+	}
+	return n
+}

@@ -336,6 +336,29 @@ func (c *conn) onResume(st *xmlstream.Stanza) {
 	c.takeOver(sm, h, nil)
 }
 
+// resumeFailed answers a connection that waited to resume a session that will not be
+// resumed after all (it ended, or another resume took the wait): <failed/>, or inside an
+// XEP-0388 login, the login goes on without the resume, as when the id is unknown.
+func (s *Server) resumeFailed(w *resumeWait) {
+	next := w.c
+	next.gc.Wake(func(_ gnet.Conn, err error) error {
+		if err != nil || next.closing.Load() {
+			return nil
+		}
+		defer next.recoverPanic()
+		if w.r != nil {
+			w.r.smFailed = smFailed("item-not-found")
+			w.r.resume = false
+			next.clear(fPaused)
+			next.sasl2Inline(w.r)
+			return nil
+		}
+		next.write(smFailed("item-not-found"))
+		next.resume()
+		return nil
+	})
+}
+
 // findResumable returns the resumable session id of this stream's account.
 func (c *conn) findResumable(id string) (*smState, bool) {
 	sm, found := c.srv().sms.find(id, c.bare.String())
@@ -359,9 +382,12 @@ func (c *conn) takeOver(sm *smState, h uint32, r *sasl2Req) {
 	if old != nil && old != c {
 		// The old connection still looks alive: close it, and resume when it has handed
 		// the session back (its onClose).
-		c.srv().sms.setWait(sm, &resumeWait{c: c, h: h, r: r})
+		prev := c.srv().sms.setWait(sm, &resumeWait{c: c, h: h, r: r})
 		sm.mu.Unlock()
 		c.set(fPaused)
+		if prev != nil && prev.c != c {
+			c.srv().resumeFailed(prev) // the later resume wins; the earlier gets its answer
+		}
 		old.closeNow()
 		return
 	}
@@ -461,7 +487,11 @@ func (c *conn) smClosed() bool {
 		sm.gen++
 		gen := sm.gen
 		sm.mu.Unlock()
-		if !resumable {
+		if !resumable || sm.sess.Ended() {
+			// Ended already (a new bind took its resource): nothing to resume.
+			if wait != nil {
+				s.resumeFailed(wait)
+			}
 			if sm.key != 0 {
 				s.sms.remove(sm.key)
 			}

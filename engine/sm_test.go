@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vireo-im/vireo/engine"
 	"github.com/vireo-im/vireo/engine/vireotest"
 	"github.com/vireo-im/vireo/store"
 )
@@ -220,4 +221,44 @@ func TestIntegrationSMAckTimeout(t *testing.T) {
 	if got := carol.Expect("id='last'"); strings.Contains(got, "connection-timeout") {
 		t.Fatalf("carol, who kept talking, was cut off: %q", got)
 	}
+}
+
+// TestIntegrationSMConflict: a new bind of the same resource ends the older session while
+// its stream is up (RFC 6120 §7.7.2.2). What that stream wrote and its client never
+// acknowledged follows RFC 6121 (to the other resource here), its resumption entry goes,
+// and a resume of it fails at once.
+func TestIntegrationSMConflict(t *testing.T) {
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true})
+	srv.AddUser(t, "alice", "secret")
+	srv.AddUser(t, "bob", "secret")
+	bob := srv.LoginPlain(t, "bob", "secret", "pc")
+	desk := srv.LoginPlain(t, "alice", "secret", "desk")
+	desk.Send("<presence priority='1'/>")
+	before := engine.SMSessions(srv.Engine)
+	a, id := loginSM(t, srv, "alice", "phone")
+	a.Send("<presence/>")
+	bob.Send("<message to='alice@localhost/phone' type='chat' id='u1'><body>never acknowledged</body></message>")
+	a.Expect("id='u1'")
+	desk.Expect("from='alice@localhost/phone'") // the phone's presence, before the message lands anywhere else
+
+	// The same resource again, on a new stream: the phone's old stream gets <conflict/>.
+	b := srv.AuthPlain(t, "alice", "secret")
+	b.Send("<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>phone</resource></bind></iq>")
+	b.Expect("id='b'")
+	if got := a.ExpectClosed(); !strings.Contains(got, "<conflict") {
+		t.Fatalf("the old stream: %q", got)
+	}
+	if got := desk.Expect("id='u1'") + desk.Expect("</message>"); !strings.Contains(got, "never acknowledged") {
+		t.Fatalf("the unacknowledged message: %q", got)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for engine.SMSessions(srv.Engine) > before && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := engine.SMSessions(srv.Engine); n > before {
+		t.Fatalf("%d resumption entries left, %d before", n, before)
+	}
+	x := srv.AuthPlain(t, "alice", "secret")
+	x.Send("<resume xmlns='urn:xmpp:sm:3' previd='" + id + "' h='0'/>")
+	x.Expect("<item-not-found")
 }

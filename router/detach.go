@@ -22,7 +22,20 @@ func (r *Router) Detach(s *Session, timeout time.Duration) { r.DetachWith(s, tim
 // after: from then on the router queues). What it returns heads the queue, before what
 // arrives while detached, and shares its fate (resent on Attach, RFC 6121 on expiry).
 func (r *Router) DetachWith(s *Session, timeout time.Duration, collect func() [][]byte) {
-	if s == nil || s.gone.Load() {
+	if s == nil {
+		return
+	}
+	if s.gone.Load() {
+		// The session ended while its stream was still up (a new bind took its resource,
+		// the server ended it): nothing to detach, but what the stream wrote and the
+		// client never acknowledged follows RFC 6121 now, and collect lets the stream
+		// forget the session.
+		if collect != nil {
+			o := getOp()
+			o.kind = opCall
+			o.fn = func(module.Context) { s.shard.endDetached(s, collect()) }
+			s.shard.q.pushForce(o)
+		}
 		return
 	}
 	o := getOp()
