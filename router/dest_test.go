@@ -283,6 +283,11 @@ func TestDetachedSession(t *testing.T) {
 	// then do contacts see unavailable.
 	e.R.Detach(a.S, 300*time.Millisecond)
 	b.Send("<message to='alice@example.org/phone' id='d4' type='chat'><body>for later</body></message>")
+	// Copies made for this one session go nowhere else (sessionCopy).
+	b.Send("<message to='alice@example.org/phone' id='c4' type='chat'><received xmlns='urn:xmpp:carbons:2'><forwarded xmlns='urn:xmpp:forward:0'>" +
+		"<message xmlns='jabber:client' to='alice@example.org/desk' type='chat'><body>copy</body></message></forwarded></received></message>")
+	b.Send("<message to='alice@example.org/phone' id='r4'><result xmlns='urn:xmpp:mam:2' queryid='q' id='x'><forwarded xmlns='urn:xmpp:forward:0'>" +
+		"<message xmlns='jabber:client' type='chat'><body>archived</body></message></forwarded></result></message>")
 	b.Send("<iq to='alice@example.org/phone' id='q4' type='get'><ping xmlns='urn:xmpp:ping'/></iq>")
 	b.C.Never(t, "unavailable")
 	b.C.Wait(t, "id='q4'", "type='error'", "service-unavailable")

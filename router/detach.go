@@ -4,7 +4,9 @@ import (
 	"time"
 
 	"github.com/vireo-im/vireo/modules/module"
+	"github.com/vireo-im/vireo/xmlstream"
 	"github.com/vireo-im/vireo/xmlstream/jid"
+	"github.com/vireo-im/vireo/xmlstream/ns"
 	"github.com/vireo-im/vireo/xmlstream/stanza"
 )
 
@@ -232,6 +234,9 @@ func (s *shard) undeliverable(raw []byte, skip *Session) {
 	case "error", "groupchat", "headline":
 		return
 	}
+	if sessionCopy(p.Elem()) {
+		return
+	}
 	if u != nil && s.sendBest(u, raw, skip) {
 		return
 	}
@@ -247,6 +252,24 @@ func (s *shard) undeliverable(raw []byte, skip *Session) {
 		}
 	}
 	s.ctx.Error(&p, stanza.New(stanza.ServiceUnavailable))
+}
+
+// sessionCopy reports whether a message was made for the one session it was queued for: a
+// carbon copy (XEP-0280), which the other resources had their own of, or an archive query
+// result (XEP-0313), which only the session that asked wants. Neither goes anywhere else.
+func sessionCopy(e xmlstream.Element) bool {
+	for it := e.Children(); ; {
+		c, ok := it.Next()
+		if !ok {
+			return false
+		}
+		switch name, space := string(c.Name()), string(c.NS()); {
+		case space == ns.Carbons && (name == "sent" || name == "received"):
+			return true
+		case space == ns.MAM && name == "result":
+			return true
+		}
+	}
 }
 
 // sendBest offers raw to the available resources of u with non-negative priority, highest
