@@ -2,6 +2,7 @@ package router_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -380,5 +381,34 @@ func TestNoErrorForResults(t *testing.T) {
 	a.C.Wait(t, "id='g1'", "remote-server-not-found")
 	if strings.Contains(a.C.All(), "id='r1'") {
 		t.Fatalf("an IQ result was answered: %s", a.C.All())
+	}
+}
+
+// TestResumeSkipsOnlyWhatWasWritten: a stream's unacknowledged stanzas beyond the detached
+// queue's bounds (bytes here) follow RFC 6121 at once; a resume's h then counts stanzas
+// the queue does not hold, and must skip only among those it does, not into a smaller
+// stanza that arrived while detached and still fit.
+func TestResumeSkipsOnlyWhatWasWritten(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob"}, func(o *router.Options) { o.DetachedLimits.Bytes = 1000 })
+	b := e.Bind("bob", "pc")
+	a := e.Bind("alice", "phone")
+	a.Send("<presence/>")
+	var unacked [][]byte
+	for i := range 5 {
+		unacked = append(unacked, []byte(fmt.Sprintf("<message from='bob@example.org/pc' to='alice@example.org/phone' id='u%d' type='chat'><body>%s</body></message>",
+			i, strings.Repeat("x", 250))))
+	}
+	e.R.DetachWith(a.S, time.Hour, func() [][]byte { return unacked })
+	b.Send("<message to='alice@example.org/phone' id='later' type='chat'><body>while away</body></message>")
+	time.Sleep(100 * time.Millisecond)
+	c2 := &routertest.Conn{}
+	done := make(chan error, 1)
+	e.R.AttachSkip(a.S, c2, 5, func(err error) { done <- err }) // the client had all five
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	c2.Wait(t, "id='later'")
+	if got := c2.All(); strings.Contains(got, "id='u") {
+		t.Fatalf("resent what the client had: %s", got)
 	}
 }

@@ -133,6 +133,7 @@ func (s *shard) detach(o *op) {
 			}
 			d.queue = append(d.queue, raw)
 			d.bytes += len(raw)
+			d.head++
 		}
 		o.queue = nil
 	}
@@ -163,7 +164,9 @@ func (s *shard) attach(o *op) {
 	}
 	q := d.queue
 	if o.skip > 0 {
-		q = q[min(o.skip, len(q)):]
+		// The client's h counts what the old stream wrote; those that did not fit the
+		// queue went elsewhere already, and what came while detached it has not seen.
+		q = q[min(o.skip, d.head):]
 	}
 	for i, raw := range q {
 		if !se.conn.Send(raw) {

@@ -83,6 +83,9 @@ func (s *Session) setExtra(set func(*extra), unset bool) {
 type detached struct {
 	queue [][]byte
 	bytes int
+	// head is how many of queue's first stanzas the stream wrote before it went (its
+	// client may have them): a resume skips among those only.
+	head int
 	gen   uint64 // matches the shard's expiry entry that may end it
 }
 
