@@ -370,7 +370,7 @@ func encodeSASL(b []byte) string {
 // PLAIN login just proved, with the iteration count it had. Without them a client that
 // picks the strongest mechanism offered (SCRAM-SHA-256) could never log in again. Runs on
 // the worker pool; a failure only means the next PLAIN login tries again.
-func (c *conn) completeKeys(user string, acct store.Account, have store.Hash, password string) {
+func (c *conn) completeKeys(user string, acct store.Account, have store.Hash, password string) [3]store.Credentials {
 	keys := acct.Creds
 	for _, h := range []store.Hash{store.SHA1, store.SHA256, store.SHA512} {
 		if !keys[h].IsZero() {
@@ -378,13 +378,15 @@ func (c *conn) completeKeys(user string, acct store.Account, have store.Hash, pa
 		}
 		k, err := creds.Derive(password, h, keys[have].Iter)
 		if err != nil {
-			return
+			return acct.Creds
 		}
 		keys[h] = k
 	}
 	if err := c.srv().st.Accounts().SetCredentials(user, keys); err != nil {
 		c.srv().log.Warn().Err(err).Str("user", user).Msg("storing the missing SCRAM keys")
+		return acct.Creds
 	}
+	return keys
 }
 
 // externalLogin checks a PLAIN password with the operator's program (Config.External) for
@@ -459,7 +461,8 @@ func (c *conn) lookup(status sasl.Status) {
 			}
 			plainOK = creds.VerifyPlain(acct.Creds[h], h, a.srv.Password())
 			if plainOK && h != store.SHA256 {
-				c.completeKeys(local+"@"+domain, acct, h, a.srv.Password())
+				// With them: a token this login issues is tied to the keys it now has.
+				acct.Creds = c.completeKeys(local+"@"+domain, acct, h, a.srv.Password())
 			}
 		}
 		// finish runs once the password was checked: here, or after the program answered.

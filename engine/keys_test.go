@@ -340,3 +340,24 @@ func sha1OnlyAccount(t *testing.T, srv *vireotest.Server, local, pass string) st
 	}
 	return k
 }
+
+// TestIntegrationFASTAfterKeyUpgrade: an imported account with SCRAM-SHA-1 keys only logs
+// in with PLAIN over SASL2 and asks for a FAST token; the login gives it the missing keys,
+// and the token it got is good for the next login (it was tied to the keys as they were
+// before, and never worked).
+func TestIntegrationFASTAfterKeyUpgrade(t *testing.T) {
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true})
+	sha1OnlyAccount(t, srv, "mia", "old secret")
+	a := srv.DialTLS(t)
+	a.Send(srv.Header())
+	a.Expect("</stream:features>")
+	a.Send(authenticate("PLAIN", plainResponse("mia", "old secret"), userAgent(agentID)+
+		"<request-token xmlns='urn:xmpp:fast:0' mechanism='HT-SHA-256-NONE'/>"))
+	tm := tokenRe.FindStringSubmatch(a.Expect("</success>"))
+	if tm == nil {
+		t.Fatal("no token")
+	}
+	if _, got := fastLogin(t, srv, "HT-SHA-256-NONE", "mia", tm[2], agentID, ""); !strings.HasPrefix(got, "<success") {
+		t.Fatalf("the token's first login: %s", got)
+	}
+}

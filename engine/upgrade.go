@@ -6,6 +6,7 @@ import (
 	"math/bits"
 	"strconv"
 
+	"github.com/vireo-im/vireo/engine/fast"
 	"github.com/vireo-im/vireo/engine/sasl"
 	"github.com/vireo-im/vireo/store"
 	"github.com/vireo-im/vireo/store/creds"
@@ -145,7 +146,10 @@ func (c *conn) saveUpgrade(a *authState, k store.Credentials) {
 		if err == nil && acct.Creds[r.task].IsZero() { // never replace keys it has
 			keys := acct.Creds
 			keys[r.task] = k
-			err = st.Accounts().SetCredentials(user, keys)
+			if err = st.Accounts().SetCredentials(user, keys); err == nil && r.task == store.SHA256 {
+				// A token this login issues is tied to the keys it now has (fast.Fingerprint).
+				r.fp = fast.Fingerprint(k)
+			}
 		}
 		if err != nil {
 			// The login goes on: the client can upgrade at its next login.
