@@ -932,13 +932,18 @@ func (c *conn) Close(cond stanza.StreamCondition) {
 // fail sends a stream error from the loop, with a stream header first if none was sent
 // (RFC 6120 §4.9.1.1).
 func (c *conn) fail(cond stanza.StreamCondition, text string) {
+	c.failWith(stanza.StreamError{Condition: cond, Text: text})
+}
+
+// failWith is fail with an application-specific condition too (RFC 6120 §4.9.4).
+func (c *conn) failWith(e stanza.StreamError) {
 	if c.closing.Load() {
 		return
 	}
 	if !c.has(fHeaderSent) {
 		c.writeHeader(nil, c.l.kind.ns())
 	}
-	e := stanza.StreamError{Condition: cond, Text: text}
+	cond, text := e.Condition, e.Text
 	b := e.AppendXML(nil)
 	b = append(b, "</stream:stream>"...)
 	c.write(b)

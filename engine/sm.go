@@ -283,10 +283,17 @@ func (c *conn) onSM(st *xmlstream.Stanza) {
 			return
 		}
 		h, ok := attrUint32(st, "h")
-		if !ok || !sm.ack(h) {
-			// XEP-0198 §4: an h the server never reached is an error that ends the stream.
-			c.write([]byte("<failed xmlns='urn:xmpp:sm:3'><undefined-condition xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>"))
-			c.fail(stanza.UndefinedCondition, "acknowledged more stanzas than were sent")
+		if !ok {
+			c.fail(stanza.UndefinedCondition, "<a/> needs a number h")
+			return
+		}
+		if !sm.ack(h) {
+			// XEP-0198 §4: an h the server never reached is a stream error, with what
+			// the client claimed and what was sent.
+			sm.mu.Lock()
+			sent := sm.hOut
+			sm.mu.Unlock()
+			c.failWith(tooHigh(h, sent, "acknowledged more stanzas than were sent"))
 		}
 	default:
 		c.fail(stanza.UnsupportedStanzaType, "")
@@ -318,6 +325,14 @@ func attrUint32(st *xmlstream.Stanza, name string) (uint32, bool) {
 	}
 	n, err := strconv.ParseUint(string(v), 10, 32)
 	return uint32(n), err == nil
+}
+
+// tooHigh is XEP-0198's stream error for an h beyond what the server sent: undefined-
+// condition with <handled-count-too-high/> saying both counts.
+func tooHigh(h, sent uint32, text string) stanza.StreamError {
+	return stanza.StreamError{Condition: stanza.UndefinedCondition, Text: text,
+		AppCondition: []byte("<handled-count-too-high xmlns='urn:xmpp:sm:3' h='" + strconv.FormatUint(uint64(h), 10) +
+			"' send-count='" + strconv.FormatUint(uint64(sent), 10) + "'/>")}
 }
 
 func smFailed(cond string) []byte {
@@ -401,9 +416,10 @@ func (c *conn) finishResume(sm *smState, h uint32, r *sasl2Req) {
 	sm.mu.Lock()
 	n := h - sm.acked // modulo 2^32, like h itself
 	if n > sm.hOut-sm.acked || sm.sess == nil {
+		sent := sm.hOut
 		sm.mu.Unlock()
 		c.write(smFailed("undefined-condition"))
-		c.fail(stanza.UndefinedCondition, "h is beyond what was sent")
+		c.failWith(tooHigh(h, sent, "h is beyond what was sent"))
 		return
 	}
 	// The router holds the unacknowledged stanzas at the head of the session's queue; the

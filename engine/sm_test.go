@@ -96,7 +96,8 @@ func TestIntegrationStreamManagement(t *testing.T) {
 
 	// An h larger than what was sent ends the stream.
 	a3.Send("<a xmlns='urn:xmpp:sm:3' h='9999'/>")
-	if got := a3.ExpectClosed(); !strings.Contains(got, "undefined-condition") {
+	if got := a3.ExpectClosed(); !strings.Contains(got, "<stream:error><undefined-condition") ||
+		!strings.Contains(got, "<handled-count-too-high xmlns='urn:xmpp:sm:3' h='9999' send-count='8'/>") || strings.Contains(got, "<failed") {
 		t.Fatalf("bad h: %q", got)
 	}
 }

@@ -96,6 +96,9 @@ func (c StreamCondition) Error() string { return "stream error: " + string(c) }
 type StreamError struct {
 	Condition StreamCondition
 	Text      string // optional human-readable description, sent with xml:lang='en'
+	// AppCondition is an optional raw, well-formed application-specific condition element
+	// (RFC 6120 §4.9.4), such as XEP-0198's <handled-count-too-high/>.
+	AppCondition []byte
 }
 
 // Error implements error.
@@ -118,7 +121,7 @@ func (e *StreamError) Is(target error) bool {
 }
 
 // AppendXML appends the RFC 6120 §4.9.2 serialization to dst and returns it:
-// <stream:error><COND xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>[<text ...>..</text>]</stream:error>.
+// <stream:error><COND xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>[<text ...>..</text>][app]</stream:error>.
 // An empty Condition is written as undefined-condition. The stream: prefix is the one every
 // Vireo stream header declares.
 func (e *StreamError) AppendXML(dst []byte) []byte {
@@ -134,6 +137,7 @@ func (e *StreamError) AppendXML(dst []byte) []byte {
 		dst = appendEscaped(dst, e.Text)
 		dst = append(dst, "</text>"...)
 	}
+	dst = append(dst, e.AppCondition...)
 	return append(dst, "</stream:error>"...)
 }
 
