@@ -83,6 +83,10 @@ func (o *Offline) Provision(r module.Registrar) error {
 	r.Hook(module.Inbound, module.KindMessage, module.OrderOffline, o.store)
 	r.OnUndeliverable(o.keep)
 	r.OnAvailable(o.deliver)
+	// XEP-0160 §3: delivery waits for non-negative presence, which a session with a
+	// negative priority may send later without going unavailable first. Before the
+	// presence module's broadcast, which ends the chain.
+	r.Hook(module.Outbound, module.KindPresence, module.OrderPresence-5, o.raised)
 	r.OnSessionEnd(func(_ module.Context, s module.Session) {
 		// A delivery whose session ended before its batch was written is over; what it
 		// had not deleted is still stored.
@@ -209,6 +213,7 @@ const (
 
 func (o *Offline) deliver(c module.Context, s module.Session) {
 	if s.Priority() < 0 {
+		s.SetValue(keyWaiting, true) // until its priority is raised (raised)
 		return
 	}
 	user := s.JID().Bare().String()
@@ -218,6 +223,24 @@ func (o *Offline) deliver(c module.Context, s module.Session) {
 		return
 	}
 	o.sendBatch(c, s, user)
+}
+
+type sessKey int
+
+// keyWaiting marks a session that went available with a negative priority: its stored
+// messages wait for it to raise it.
+const keyWaiting sessKey = 0
+
+// raised delivers the stored messages to a session that raises its priority to zero or
+// more, having had none delivered for its negative one.
+func (o *Offline) raised(c module.Context, p *module.Packet) module.Verdict {
+	s := c.Session()
+	if s == nil || p.Type != "" || !p.To.IsZero() || s.Priority() < 0 || s.Value(keyWaiting) == nil {
+		return module.Continue
+	}
+	s.SetValue(keyWaiting, nil)
+	o.deliver(c, s)
+	return module.Continue
 }
 
 func (o *Offline) sendBatch(c module.Context, s module.Session, user string) {

@@ -157,3 +157,19 @@ func TestStorable(t *testing.T) {
 		}
 	}
 }
+
+// TestDeliveredWhenPriorityRaised: a session that comes online with a negative priority
+// gets no stored messages (XEP-0160 §3) until it sends non-negative presence, without
+// going unavailable first.
+func TestDeliveredWhenPriorityRaised(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob"}, nil)
+	a := e.Bind("alice", "pc")
+	a.Send("<message to='bob@example.org' type='chat' id='w1'><body>while away</body></message>")
+	a.Send("<iq type='get' id='sync' to='bob@example.org'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+	a.C.Wait(t, "id='sync'")
+	b := e.Bind("bob", "phone")
+	b.Send("<presence><priority>-1</priority></presence>")
+	b.C.Never(t, "id='w1'")
+	b.Send("<presence><priority>5</priority></presence>")
+	b.C.Wait(t, "id='w1'", "while away")
+}
