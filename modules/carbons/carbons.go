@@ -46,9 +46,11 @@ func enabled(s module.Session) bool {
 	return v
 }
 
-// eligible implements XEP-0280 §6: chat messages (and normal ones with a body), minus
-// private, no-copy and already-forwarded ones. One pass over the children: this runs for
-// every message.
+// eligible implements XEP-0280 §6: chat messages, normal ones with a body, and any
+// carrying a payload of instant messaging (chat states, receipts, chat markers,
+// invitations), minus private, no-copy and already-forwarded ones, and a room's private
+// message to one occupant's full JID, which the user's other resources, not in the room,
+// could not answer. One pass over the children: this runs for every message.
 func eligible(p *module.Packet) (xmlstream.Element, bool) {
 	e := p.Elem()
 	switch p.Type {
@@ -56,7 +58,7 @@ func eligible(p *module.Packet) (xmlstream.Element, bool) {
 	default:
 		return e, false
 	}
-	body := false
+	body, im, mucPM := false, false, false
 	for it := e.Children(); ; {
 		ch, ok := it.Next()
 		if !ok {
@@ -70,10 +72,24 @@ func eligible(p *module.Packet) (xmlstream.Element, bool) {
 			return e, false
 		case space == ns.Hints && name == "no-copy":
 			return e, false
+		case space == ns.ChatStates || space == ns.Receipts || space == nsMarkers || space == ns.Conference:
+			im = true
+		case space == ns.MUCUser:
+			if _, invite := ch.Child(ns.MUCUser, "invite"); invite {
+				im = true // a mediated invitation (XEP-0045 §7.8.2)
+			} else if p.Type == "chat" && !p.To.IsBare() {
+				mucPM = true
+			}
 		}
 	}
-	return e, body || p.Type == "chat"
+	if mucPM {
+		return e, false
+	}
+	return e, body || im || p.Type == "chat"
 }
+
+// nsMarkers is XEP-0333's namespace.
+const nsMarkers = "urn:xmpp:chat-markers:0"
 
 func wrap(kind string, user, to jid.JID, raw []byte) []byte {
 	var b xmlstream.Builder

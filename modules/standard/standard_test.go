@@ -174,6 +174,15 @@ func TestCarbons(t *testing.T) {
 	b.Send("<message to='alice@example.org/pc' type='chat' id='p1'><body>secret</body><private xmlns='urn:xmpp:carbons:2'/></message>")
 	a1.C.Wait(t, "secret")
 	a2.C.Never(t, "secret")
+	// A receipt or a marker of type normal syncs the other devices too (XEP-0280 §6).
+	b.Send("<message to='alice@example.org/pc' id='rc'><received xmlns='urn:xmpp:receipts' id='s1'/></message>")
+	a2.C.Wait(t, "<received xmlns='urn:xmpp:carbons:2'>", "urn:xmpp:receipts")
+	b.Send("<message to='alice@example.org/pc' id='mk'><displayed xmlns='urn:xmpp:chat-markers:0' id='s1'/></message>")
+	a2.C.Wait(t, "<received xmlns='urn:xmpp:carbons:2'>", "urn:xmpp:chat-markers:0")
+	// A room's private message to one occupant's full JID is for that resource only.
+	b.Send("<message to='alice@example.org/pc' type='chat' id='pm'><body>whisper</body><x xmlns='http://jabber.org/protocol/muc#user'/></message>")
+	a1.C.Wait(t, "whisper")
+	a2.C.Never(t, "whisper")
 }
 
 func TestStanzaID(t *testing.T) {
