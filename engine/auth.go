@@ -239,6 +239,11 @@ func (c *conn) onSASL(st *xmlstream.Stanza) {
 		c.fail(stanza.PolicyViolation, "SASL is not allowed now")
 		return
 	}
+	if name == "authenticate" && c.auth != nil && c.auth.v2 != nil && c.auth.v2.stage != upgradeNone {
+		// XEP-0388 §2.6: after <continue/>, only the task's exchange.
+		c.fail(stanza.PolicyViolation, "<authenticate/> after <continue/>")
+		return
+	}
 	if cfg.RequireTLS && !c.has(fTLS) && cfg.TLS != nil {
 		c.saslFailure(&sasl.Failure{Condition: "encryption-required"})
 		return

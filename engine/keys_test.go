@@ -314,6 +314,18 @@ func TestIntegrationSCRAMUpgrade(t *testing.T) {
 			t.Fatalf("want success without a task over plain TCP, got %q", got)
 		}
 	})
+	t.Run("authenticate after continue", func(t *testing.T) {
+		// XEP-0388: once a task runs, a new exchange is a protocol error, not a restart.
+		r, _, got := login(t, "noah", "old secret")
+		if !strings.HasPrefix(got, "<continue") {
+			t.Fatalf("want continue, got %q", got)
+		}
+		r.Expect("</continue>")
+		r.Send(authenticate("PLAIN", plainResponse("noah", "old secret"), userAgent(agentID)))
+		if e := r.ExpectClosed(); !strings.Contains(e, "policy-violation") || strings.Contains(e, "<success") {
+			t.Fatalf("got %q", e)
+		}
+	})
 	t.Run("next with no task", func(t *testing.T) {
 		r := srv.DialTLS(t)
 		r.Send(srv.Header())
