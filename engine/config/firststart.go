@@ -443,6 +443,7 @@ disabled = []
 # XEP-0357 push: app servers (run by client vendors) are told a message arrived for a
 # sleeping phone: count and sender; the body only when include_body is true.
 # include_body = false
+# include_sender = true
 # max_registrations = 16
 # min_interval = "2s"
 #

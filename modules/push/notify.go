@@ -166,6 +166,9 @@ func (m *Mod) notify(c module.Context, user jid.JID, sender string, body []byte,
 	if !st.includeBody {
 		body = nil
 	}
+	if st.hideSender {
+		sender = ""
+	}
 	for _, r := range regs {
 		rk := r.jid + "\x00" + r.node
 		if t, ok := a.last[rk]; ok && st.every > 0 && now.Sub(t) < st.every {

@@ -100,6 +100,10 @@ type Config struct {
 	// IncludeBody puts the message body (its first 512 bytes) in notifications. App
 	// servers are run by the client's vendor and relay to Apple or Google: off by default.
 	IncludeBody bool `toml:"include_body"`
+	// IncludeSender puts the last sender's JID in notifications (default true, as the
+	// issue's summary form has it); false leaves it out for operators who do not want
+	// the vendor's app server to learn who writes to whom.
+	IncludeSender *bool `toml:"include_sender"`
 	// MaxRegistrations bounds the registrations per account (DefaultMaxRegistrations).
 	MaxRegistrations int `toml:"max_registrations"`
 	// MinInterval is a Go duration ("2s"); "0s" notifies on every message.
@@ -133,6 +137,7 @@ func (*Mod) ModuleInfo() module.Info {
 // settings are what a reload changes (Reconfigure).
 type settings struct {
 	includeBody bool
+	hideSender  bool
 	maxReg      int
 	every       time.Duration // least time between two notifications to one registration
 }
@@ -144,7 +149,8 @@ var _ module.Reconfigurer = (*Mod)(nil)
 // users.
 func (m *Mod) Reconfigure(rc module.Reconfig) (func(), error) {
 	set, err := module.DeriveSettings(rc, func(_ string, cfg *Config) (*settings, error) {
-		st := &settings{includeBody: cfg.IncludeBody, maxReg: cfg.MaxRegistrations, every: DefaultMinInterval}
+		st := &settings{includeBody: cfg.IncludeBody, maxReg: cfg.MaxRegistrations, every: DefaultMinInterval,
+			hideSender: cfg.IncludeSender != nil && !*cfg.IncludeSender}
 		if st.maxReg <= 0 {
 			st.maxReg = DefaultMaxRegistrations
 		}

@@ -290,6 +290,23 @@ func TestPushIncludeBody(t *testing.T) {
 	}
 }
 
+// TestPushIncludeSender: include_sender = false leaves the sender out of notifications.
+func TestPushIncludeSender(t *testing.T) {
+	no := false
+	e := newEnv(t, push.Config{IncludeSender: &no, MinInterval: "0s"})
+	a := e.Bind("alice", "phone")
+	iq(t, a, "e1", enable("n1"))
+	a.Unbind()
+	b := e.Bind("bob", "pc")
+	msg(b, "m1", "hello")
+	sync(t, b, "s1")
+	got := e.app.Got()
+	if len(got) != 1 || strings.Contains(got[0], "last-message-sender") || strings.Contains(got[0], "bob@") ||
+		!strings.Contains(got[0], "<field var='message-count'>") {
+		t.Fatalf("publishes %q", got)
+	}
+}
+
 func TestPushCoalesces(t *testing.T) {
 	e := newEnv(t, push.Config{MinInterval: "10s"})
 	a := e.Bind("alice", "phone")
