@@ -354,6 +354,7 @@ func (c *conn) bind(res string, done func(s *router.Session, err, werr error)) {
 		return
 	}
 	c.set(fPaused | fBindWait)
+	c.closing.v.Or(bBinding)
 	gc := c.gc
 	c.srv().rt.Bind(c.bare, res, c, func(s *router.Session, err error) {
 		werr := gc.Wake(func(_ gnet.Conn, werr error) error {
@@ -377,6 +378,7 @@ func (c *conn) bind2(res string, done func(s *router.Session, bound []byte, err,
 		return
 	}
 	c.set(fPaused | fBindWait)
+	c.closing.v.Or(bBinding)
 	gc := c.gc
 	c.srv().rt.BindBound(c.bare, res, c, func(s *router.Session, bound []byte, err error) {
 		werr := gc.Wake(func(_ gnet.Conn, werr error) error {
@@ -396,6 +398,7 @@ func (c *conn) bind2(res string, done func(s *router.Session, bound []byte, err,
 // bound runs on the loop with the router's answer to a bind.
 func (c *conn) bound(id []byte, s *router.Session, err error, werr error) {
 	defer c.recoverPanic()
+	defer c.closing.v.And(^bBinding) // once the answer is written, on this loop
 	c.clear(fBindWait)
 	if werr != nil || c.closing.Load() {
 		if s != nil {

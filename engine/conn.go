@@ -460,7 +460,11 @@ var writePool bytebufferpool.Pool
 
 // Send implements router.Conn: it copies b into the stream. Safe for concurrent use.
 func (c *conn) Send(b []byte) bool {
-	if c.closing.Load() {
+	v := c.closing.v.Load() // one load for both flags: this runs for every stanza
+	if v&bBinding != 0 {
+		return false
+	}
+	if v&bClosing != 0 {
 		// A resumable stream-management session keeps what arrives while its connection
 		// closes: it is handed to the router with the rest of the unacknowledged stanzas
 		// and resent on resume (otherwise it would go to offline storage, which a resume
@@ -565,6 +569,10 @@ const (
 	bQuiet           // the last sweep found nothing to do or to wait for (tick.go)
 	bCold            // in the registry's cold set: swept every coldEvery-th second
 	bBurst           // the last flush came within a coalescer tick of the one before it
+	// bBinding: the router bound the session, and its client has not yet been told (the
+	// bind result, or <success/> with <bound/>): Send refuses, so that nothing reaches
+	// the client before that answer (XEP-0388); what it refused follows RFC 6121.
+	bBinding
 )
 
 // Load reports whether the connection is closing.

@@ -323,6 +323,7 @@ func bind2Resource(bare jid.JID, tag, agent string) string {
 // bind2Done runs on the loop with the router's answer to a Bind2 bind.
 func (c *conn) bind2Done(r *sasl2Req, s *router.Session, extra []byte, err error, werr error) {
 	defer c.recoverPanic()
+	defer c.closing.v.And(^bBinding) // once <success/> is written, on this loop
 	c.clear(fBindWait)
 	if werr != nil || c.closing.Load() {
 		if s != nil {
