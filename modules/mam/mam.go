@@ -1,6 +1,7 @@
 package mam
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"slices"
@@ -86,8 +87,10 @@ type Mod struct {
 	now     func() time.Time
 
 	features func() []string
-	sidOnce  sync.Once
-	sidOn    bool // the sid module stamps messages before the archive runs
+	hostInfo func(host string) *module.HostInfo
+	// sidHosts caches, per virtual host, whether the sid module stamps its users'
+	// messages before the archive runs (a host may turn it off): host -> *sidHost.
+	sidHosts sync.Map
 
 	lastLog atomic.Int64 // unix seconds of the last logged archive write failure
 
@@ -154,6 +157,7 @@ func (m *Mod) Provision(r module.Registrar) error {
 	m.a = archive{t: r.Table("mam"), sync: m.cfg.Sync}
 	m.prefs = newPrefsCache()
 	m.features = r.Features
+	m.hostInfo = r.HostInfo
 
 	r.IQ(module.IQSet, NS, "query", m.query) // also advertises NS
 	r.IQ(module.IQGet, NS, "query", m.form)
@@ -407,18 +411,22 @@ func messageID(p *module.Packet) string {
 // stamp (it stamps messages with a body; here a bodiless one with a <store/> hint).
 func (m *Mod) inbound(c module.Context, p *module.Packet) module.Verdict {
 	keep, body, retract := archivable(p)
-	if p.From.IsZero() || !keep {
+	if p.From.IsZero() {
 		return module.Continue
 	}
 	user := p.To.Bare()
+	if !keep {
+		m.unstamp(p, user)
+		return module.Continue
+	}
 	if ok, err := m.wants(c, user, p.From); err != nil || !ok {
 		if err != nil {
 			m.logFailure(err, "mam: read preferences")
 		}
+		m.unstamp(p, user)
 		return module.Continue
 	}
-	m.sidOnce.Do(func() { m.sidOn = slices.Contains(m.features(), ns.SID) })
-	id, ok := stanzaID(p, user.String(), m.sidOn && body)
+	id, ok := stanzaID(p, user.String(), body && m.sidStamps(user.Domain()))
 	if !ok {
 		id = sid.Next(c.Now())
 		p.Raw = stampID(p.Raw, user.String(), id)
@@ -432,6 +440,47 @@ func (m *Mod) inbound(c module.Context, p *module.Packet) module.Verdict {
 		}
 	}
 	return module.Continue
+}
+
+// sidHost is sidHosts' entry: whether sid runs for a host, as of one HostInfo.
+type sidHost struct {
+	info *module.HostInfo
+	on   bool
+}
+
+// sidStamps reports whether the sid module stamps messages to host's users: only then is
+// a <stanza-id by='user'/> one this server made, not the sender.
+func (m *Mod) sidStamps(host string) bool {
+	info := m.hostInfo(host)
+	if v, ok := m.sidHosts.Load(host); ok && v.(*sidHost).info == info {
+		return v.(*sidHost).on
+	}
+	on := slices.Contains(info.Features, ns.SID)
+	m.sidHosts.Store(host, &sidHost{info: info, on: on})
+	return on
+}
+
+// unstamp takes the sid module's <stanza-id by='user'/> off a message the archive does not
+// keep: clients take a stanza-id by their own account for an archive id (XEP-0313), and
+// one naming no row fails their next catch-up with item-not-found. sid stamps messages
+// with a body, headlines too: a scan for the name comes before any parse.
+func (m *Mod) unstamp(p *module.Packet, user jid.JID) {
+	if !bytes.Contains(p.Raw, []byte("stanza-id")) || !m.sidStamps(user.Domain()) {
+		return
+	}
+	p.Raw = withoutOwnID(make([]byte, 0, len(p.Raw)), p.Raw, user.String())
+}
+
+// withoutOwnID appends raw to dst without its <stanza-id by='user'/> elements.
+func withoutOwnID(dst, raw []byte, user string) []byte {
+	var by []byte
+	return cutChildren(dst, raw, func(c xmlstream.Element) bool {
+		if string(c.Name()) != "stanza-id" || string(c.NS()) != ns.SID {
+			return false
+		}
+		by, _ = c.AppendAttr(by[:0], "by")
+		return string(by) == user
+	})
 }
 
 // archive stores a sent message if the sender's preferences allow it.
@@ -488,14 +537,7 @@ func stanzaID(p *module.Packet, user string, trusted bool) (sid.ID, bool) {
 // stampID returns raw without the <stanza-id by='user'/> elements it had, and with one
 // carrying id (XEP-0359 §5: the archive's own id, never one a sender chose).
 func stampID(raw []byte, user string, id sid.ID) []byte {
-	var by []byte
-	out := cutChildren(make([]byte, 0, len(raw)+96), raw, func(c xmlstream.Element) bool {
-		if string(c.Name()) != "stanza-id" || string(c.NS()) != ns.SID {
-			return false
-		}
-		by, _ = c.AppendAttr(by[:0], "by")
-		return string(by) == user
-	})
+	out := withoutOwnID(make([]byte, 0, len(raw)+96), raw, user)
 	var b xmlstream.Builder
 	b.Start("stanza-id").Attr("xmlns", ns.SID).AttrBytes("id", id.AppendText(nil)).Attr("by", user).End()
 	return xmlstream.AppendChild(nil, out, b.B)

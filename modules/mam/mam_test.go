@@ -579,3 +579,45 @@ func TestMamRetract(t *testing.T) {
 	a.Send("<iq type='get' to='alice@example.org' id='info'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
 	a.C.Wait(t, "id='info'", "<feature var='urn:xmpp:message-retract:1#tombstone'/>")
 }
+
+// TestMamStanzaIDOnlyWhenArchived: a message with a body the archive does not keep (a
+// headline, a no-store hint) reaches its recipient without a stanza-id by the account,
+// which clients would take for an archive id that no query finds.
+func TestMamStanzaIDOnlyWhenArchived(t *testing.T) {
+	e := newEnv(t, mam.Config{})
+	a, b := e.Bind("alice", "pc"), e.Bind("bob", "x")
+	a.Send("<presence/>")
+	for i, m := range []string{
+		"<message to='alice@example.org' type='headline' id='n0'><body>news</body></message>",
+		"<message to='alice@example.org' type='chat' id='n1'><body>off the record</body><no-store xmlns='urn:xmpp:hints'/></message>",
+		"<message to='alice@example.org' type='chat' id='n2'><body>kept</body></message>",
+	} {
+		b.Send(m)
+		got := a.C.Wait(t, fmt.Sprintf("id='n%d'", i))
+		if has := stanzaIDRe.MatchString(got + a.C.Wait(t, "</message>")); has != (i == 2) {
+			t.Errorf("message %d: stanza-id %v: %s", i, has, got)
+		}
+		a.C.Reset()
+	}
+}
+
+// TestMamSidOffOnHost: on a host that turns the sid module off, a stanza-id the sender put
+// in a message is not trusted as the archive id: the archive stamps its own.
+func TestMamSidOffOnHost(t *testing.T) {
+	e := newEnv(t, mam.Config{})
+	if err := e.R.SetHostModules(map[string][]string{"example.org": {"sid"}}); err != nil {
+		t.Fatal(err)
+	}
+	a, b := e.Bind("alice", "pc"), e.Bind("bob", "x")
+	a.Send("<presence/>")
+	b.Send("<message to='alice@example.org' type='chat'><body>first</body></message>")
+	a.C.Wait(t, "first")
+	_, ids, _ := query(t, a, "q1", "")
+	victim := ids[0]
+	b.Send("<message to='alice@example.org' type='chat' id='s1'><body>replaced</body><stanza-id xmlns='urn:xmpp:sid:0' id='" + victim + "' by='alice@example.org'/></message>")
+	a.C.Wait(t, "id='s1'")
+	bodies, ids, _ := query(t, a, "q2", "")
+	if len(ids) != 2 || ids[0] != victim || bodies[0] != "first" || ids[1] == victim {
+		t.Fatalf("archive after spoofing: %v %v", bodies, ids)
+	}
+}
