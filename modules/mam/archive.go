@@ -309,7 +309,8 @@ func (a archive) query(user string, q *Query, cutoff time.Time, maxPage int) (pa
 		// Past what is counted, an index is no page the server offers (it gives no
 		// count or index there either): walking to it would read the archive row by
 		// row, for anyone who may query it (a public room's occupants, remote ones too).
-		return page{complete: true, count: -1, index: -1}, nil, nil
+		// Not complete: messages may well be there, by ids or times.
+		return page{complete: false, count: -1, index: -1}, nil, nil
 	}
 	skip := max0(q.Index)
 	var got []sid.ID

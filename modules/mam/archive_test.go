@@ -100,7 +100,7 @@ func TestArchivePaging(t *testing.T) {
 		{"before and after, whole", rsm("<max>10</max><after>" + id(2) + "</after><before>" + id(6) + "</before>"), -1, "[3 4 5] complete=true count=20 index=3"},
 		{"index", rsm("<max>2</max><index>18</index>"), -1, "[18 19] complete=true count=20 index=18"},
 		{"index past end", rsm("<index>30</index>"), -1, "[] complete=true count=20 index=-1"},
-		{"index past CountLimit", rsm("<index>2000000000</index>"), -1, "[] complete=true count=-1 index=-1"},
+		{"index past CountLimit", rsm("<index>2000000000</index>"), -1, "[] complete=false count=-1 index=-1"},
 		{"max 0", rsm("<max>0</max>"), -1, "[] complete=false count=20 index=-1"},
 		{"with bare", xform(field("with", "carol@d")), -1, "[1 3 5 7 9 11 13 15 17 19] complete=true count=10 index=0"},
 		{"with full", xform(field("with", "carol@d/x")), -1, "[1 5 9 13 17] complete=true count=5 index=0"},
