@@ -387,6 +387,11 @@ func (r *room) applyAffiliation(c module.Context, snd *sender, ch change, actor 
 		if o.bare.String() != ch.bare && !(ch.na == affOutcast && o.bare.Domain() == ch.bare) {
 			continue
 		}
+		if o.bare.String() != ch.bare && r.affOf(o.bare) != affOutcast {
+			// A domain's ban leaves those with an affiliation of their own (§9.1: an
+			// owner or admin is not banned by it, and may come back anyway).
+			continue
+		}
 		switch {
 		case ch.na == affOutcast:
 			r.expel(c, snd, o, &presOpt{codes: []int{codeBanned}, actor: actor, reason: ch.reason}, reply)
@@ -463,19 +468,15 @@ func (r *room) ownerSet(c module.Context, p *module.Packet, q xmlstream.Element)
 	}
 	old, wasLocked := r.cfg, r.locked
 	var saved map[string]affRecord // the affiliations before the lists, to undo a failed write
-	oldAffs := make(map[string]affiliation)
+	// Each occupant's affiliation before the lists: an occupant they give a new one gets
+	// the role it brings, and the room hears of it (§10.2).
+	oldAffs := make(map[*occupant]affiliation, len(r.occ))
+	for _, o := range r.occ {
+		oldAffs[o] = r.affOf(o.bare)
+	}
 	if f.hasOwners || f.hasAdmins {
-		if !f.hasOwners && len(f.admins) > 0 {
-			for _, a := range f.admins {
-				if r.affs[a].aff == affOwner && r.owners() <= 1 {
-					c.Error(p, badForm(stanza.ConflictCond, "a room needs an owner"))
-					return
-				}
-			}
-		}
 		saved = make(map[string]affRecord, len(r.affs))
 		for k, a := range r.affs {
-			oldAffs[k] = a.aff
 			saved[k] = a
 		}
 	}
@@ -486,6 +487,12 @@ func (r *room) ownerSet(c module.Context, p *module.Packet, q xmlstream.Element)
 	}
 	if f.hasAdmins {
 		r.setList(affAdmin, f.admins)
+	}
+	if saved != nil && r.owners() == 0 {
+		// §10: a room always has an owner, whatever the two lists say together.
+		r.cfg, r.locked, r.affs = old, wasLocked, saved
+		c.Error(p, badForm(stanza.ConflictCond, "a room needs an owner"))
+		return
 	}
 	if err := r.persist(old.Persistent); err != nil {
 		r.cfg, r.locked = old, wasLocked
@@ -506,11 +513,7 @@ func (r *room) ownerSet(c module.Context, p *module.Packet, q xmlstream.Element)
 	// Occupants whose affiliation the lists changed, then visitors of a room no longer
 	// moderated, get new presence; non-members leave a room now members-only (322).
 	for _, o := range append([]*occupant(nil), r.occ...) {
-		key := o.bare.String()
-		was, ok := oldAffs[key]
-		if !ok {
-			was = r.affOf(o.bare)
-		}
+		was := oldAffs[o]
 		now := r.affOf(o.bare)
 		if r.cfg.MembersOnly && now < affMember {
 			code := codeAffiliation // dropped from the owner or admin list (§9.4)

@@ -1490,3 +1490,50 @@ func TestRoomsPerUser(t *testing.T) {
 		t.Fatalf("alice's room after one ended: %s", got)
 	}
 }
+
+// TestConfigFormLists: an occupant the configuration form's admin list names gets the
+// moderator role it brings and the room hears of it (§10.2); lists that together leave no
+// owner are refused with conflict (§10), and change nothing.
+func TestConfigFormLists(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob"}, nil)
+	a := instantRoom(t, e)
+	b := e.Bind("bob", "pc")
+	b.Send(join("Bob", "jb"))
+	b.C.Wait(t, "id='jb'", "role='participant'")
+	a.C.Wait(t, "from='"+room+"/Bob'")
+	a.C.Reset()
+	configure(t, a, "c1", map[string]string{"muc#roomconfig_roomadmins": "bob@example.org"})
+	b.C.Wait(t, "from='"+room+"/Bob'", "affiliation='admin'", "role='moderator'", "status code='110'")
+	a.C.Wait(t, "from='"+room+"/Bob'", "affiliation='admin'", "role='moderator'")
+
+	// Both lists at once, naming alice, the only owner, an admin: no owner would be left.
+	a.C.Reset()
+	a.Send("<iq type='set' to='" + room + "' id='c2'>" + owner + "<x xmlns='jabber:x:data' type='submit'>" +
+		"<field var='FORM_TYPE'><value>" + nsMUC + "#roomconfig</value></field>" +
+		"<field var='muc#roomconfig_roomowners'><value>alice@example.org</value></field>" +
+		"<field var='muc#roomconfig_roomadmins'><value>alice@example.org</value></field></x></query></iq>")
+	a.C.Wait(t, "id='c2'", "type='error'", "<conflict")
+	a.Send("<iq type='get' to='" + room + "' id='l'>" + admin + "<item affiliation='owner'/></query></iq>")
+	a.C.Wait(t, "id='l'", "jid='alice@example.org'")
+}
+
+// TestDomainBanSparesAffiliated: banning a whole domain (§9.1) removes its occupants
+// without an affiliation of their own; an admin (and the owner banning) from it stay, as
+// their own affiliation lets them back in anyway.
+func TestDomainBanSparesAffiliated(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob", "carol"}, nil)
+	a := instantRoom(t, e)
+	a.Send("<iq type='set' to='" + room + "' id='ad'>" + admin + "<item affiliation='admin' jid='bob@example.org'/></query></iq>")
+	a.C.Wait(t, "id='ad'", "type='result'")
+	b, c := e.Bind("bob", "pc"), e.Bind("carol", "pc")
+	b.Send(join("Bob", "jb"))
+	b.C.Wait(t, "id='jb'", "status code='110'")
+	c.Send(join("Carol", "jc"))
+	c.C.Wait(t, "id='jc'", "status code='110'")
+	b.C.Reset()
+	a.Send("<iq type='set' to='" + room + "' id='ban'>" + admin + "<item affiliation='outcast' jid='example.org'/></query></iq>")
+	c.C.Wait(t, "type='unavailable'", "status code='301'")
+	a.C.Wait(t, "id='ban'", "type='result'")
+	b.C.Never(t, "from='"+room+"/Bob' type='unavailable'")
+	a.C.Never(t, "from='"+room+"/Alice' type='unavailable'")
+}

@@ -128,14 +128,14 @@ func checkAffiliation(aa, ta, na affiliation, self bool, owners int) stanza.Cond
 	if na == ta {
 		return ""
 	}
+	if self && na == affOutcast {
+		return stanza.ConflictCond // before the rank checks: an admin banning itself too
+	}
 	if na >= affAdmin && aa != affOwner {
 		return stanza.Forbidden
 	}
 	if ta >= affAdmin && aa != affOwner {
 		return stanza.NotAllowed
-	}
-	if self && na == affOutcast {
-		return stanza.ConflictCond
 	}
 	if ta == affOwner && owners <= 1 {
 		return stanza.ConflictCond

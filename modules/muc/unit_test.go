@@ -99,7 +99,7 @@ func TestCheckAffiliation(t *testing.T) {
 		{"owner revokes admin", affOwner, affAdmin, affMember, false, 1, ok},
 		{"owner bans admin", affOwner, affAdmin, affOutcast, false, 1, ok},
 		{"owner bans self", affOwner, affOwner, affOutcast, true, 2, stanza.ConflictCond},
-		{"admin bans self", affAdmin, affAdmin, affOutcast, true, 1, stanza.NotAllowed},
+		{"admin bans self", affAdmin, affAdmin, affOutcast, true, 1, stanza.ConflictCond}, // §9.1: conflict, whoever bans itself
 		{"last owner steps down", affOwner, affOwner, affAdmin, true, 1, stanza.ConflictCond},
 		{"one of two owners steps down", affOwner, affOwner, affAdmin, true, 2, ok},
 		{"owner revokes other owner", affOwner, affOwner, affNone, false, 2, ok},
