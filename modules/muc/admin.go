@@ -357,6 +357,7 @@ func (r *room) applyRole(c module.Context, snd *sender, ch change, actor string,
 	}
 	was := t.role
 	t.role = ch.nr
+	reply() // §8.3, §8.4, §9.6: the result, then the new presence
 	r.broadcast(snd, t, &presOpt{actor: actor, reason: ch.reason, was: was}, jid.JID{})
 }
 
@@ -400,6 +401,7 @@ func (r *room) applyAffiliation(c module.Context, snd *sender, ch change, actor 
 		default:
 			was := o.role
 			o.role = roleAfter(old, ch.na, o.role, r.cfg.Moderated)
+			reply() // §9.3: the result, then the new presence
 			r.broadcast(snd, o, &presOpt{actor: actor, reason: ch.reason, was: was}, jid.JID{})
 		}
 	}

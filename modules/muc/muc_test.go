@@ -1537,3 +1537,26 @@ func TestDomainBanSparesAffiliated(t *testing.T) {
 	b.C.Never(t, "from='"+room+"/Bob' type='unavailable'")
 	a.C.Never(t, "from='"+room+"/Alice' type='unavailable'")
 }
+
+// TestAdminResultBeforePresence: the moderator who changes a role or an affiliation gets
+// the IQ result before the room's new presence (§8.4, §9.3).
+func TestAdminResultBeforePresence(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob"}, nil)
+	a := instantRoom(t, e)
+	b := e.Bind("bob", "pc")
+	b.Send(join("Bob", "jb"))
+	b.C.Wait(t, "id='jb'", "status code='110'")
+	for _, tc := range []struct{ id, item string }{
+		{"m1", "<item nick='Bob' role='moderator'/>"},
+		{"m2", "<item affiliation='member' jid='bob@example.org'/>"},
+	} {
+		a.C.Reset()
+		a.Send("<iq type='set' to='" + room + "' id='" + tc.id + "'>" + admin + tc.item + "</query></iq>")
+		a.C.Wait(t, "id='"+tc.id+"'", "type='result'")
+		a.C.Wait(t, "from='"+room+"/Bob'")
+		got := a.C.All()
+		if r, p := strings.Index(got, "id='"+tc.id+"'"), strings.Index(got, "from='"+room+"/Bob'"); r < 0 || p < 0 || r > p {
+			t.Errorf("%s: the presence came before the result:\n%s", tc.id, got)
+		}
+	}
+}
