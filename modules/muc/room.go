@@ -102,7 +102,10 @@ func checkRole(aa affiliation, ar role, ta affiliation, tr role, nr role) stanza
 			return stanza.NotAllowed
 		}
 	case roleVisitor, roleParticipant:
-		if tr == roleModerator && (aa < affAdmin || ta >= affAdmin) {
+		if tr == roleModerator && aa < affAdmin {
+			return stanza.Forbidden // §9 preamble: an admin's request, from someone who is not
+		}
+		if tr == roleModerator && ta >= affAdmin {
 			return stanza.NotAllowed
 		}
 		if nr == roleVisitor && (ta >= affAdmin || ta >= aa) {

@@ -61,7 +61,7 @@ func TestCheckRole(t *testing.T) {
 		{"moderator grants moderator", affMember, roleModerator, affNone, roleParticipant, roleModerator, stanza.Forbidden},
 		{"admin grants moderator", affAdmin, roleModerator, affNone, roleParticipant, roleModerator, ok},
 		{"admin revokes moderator", affAdmin, roleModerator, affMember, roleModerator, roleParticipant, ok},
-		{"moderator revokes moderator", affMember, roleModerator, affNone, roleModerator, roleParticipant, stanza.NotAllowed},
+		{"moderator revokes moderator", affMember, roleModerator, affNone, roleModerator, roleParticipant, stanza.Forbidden}, // §9 preamble: not an admin
 		{"admin revokes admin's moderator", affAdmin, roleModerator, affAdmin, roleModerator, roleParticipant, stanza.NotAllowed},
 		{"no change", affNone, roleModerator, affOwner, roleModerator, roleModerator, ok},
 	} {
