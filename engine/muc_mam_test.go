@@ -120,4 +120,17 @@ func TestIntegrationMucMam(t *testing.T) {
 	if err := srv.Store.Table("mam").Scan([]byte(mucRoom+"\x00"), func(_, _ []byte) bool { n++; return true }); err != nil || n != 0 {
 		t.Fatalf("rows of the destroyed room's archive left: %d (%v)", n, err)
 	}
+
+	// A subject change is archived too, with the stanza-id its occupants got.
+	alice.Send("<message to='" + mucRoom + "' type='groupchat' id='subj'><subject>Potions</subject></message>")
+	got := expectStanza(t, alice, "<subject>Potions</subject>")
+	m := mucSIDRe.FindStringSubmatch(got)
+	if m == nil {
+		t.Fatalf("a subject change without the room's stanza-id: %s", got)
+	}
+	alice.Send("<iq type='set' to='" + mucRoom + "' id='qs'><query xmlns='urn:xmpp:mam:2' queryid='qs'/></iq>")
+	got = expectStanza(t, alice, "id='qs'")
+	if !strings.Contains(got, "<subject>Potions</subject>") || !strings.Contains(got, "id='"+m[1]+"'") {
+		t.Fatalf("the archive after a subject change: %s", got)
+	}
 }

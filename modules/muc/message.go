@@ -202,7 +202,14 @@ func (r *room) groupchat(c module.Context, p *module.Packet, o *occupant) {
 		if err := r.saveSubject(); err != nil {
 			r.svc.m.log.Error().Err(err).Str("room", r.key).Msg("muc: store subject")
 		}
-		tmpl, _ := r.reflect(c, e, o, false, now)
+		// Archived like a message, with its stanza-id: a client catching up learns the
+		// room's topic and its changes from the archive (XEP-0313 §6).
+		tmpl, id := r.reflect(c, e, o, r.cfg.Logging, now)
+		if r.cfg.Logging {
+			if a := r.svc.m.archive(); a != nil {
+				a.Append(c, &Groupchat{Room: r.jid, ID: id, At: now, From: o.ojid, Real: o.bare, Raw: tmpl})
+			}
+		}
 		r.fanout(c, tmpl, o.ojid)
 		return
 	}
