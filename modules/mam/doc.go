@@ -9,8 +9,9 @@
 // without a <no-store/> or <no-permanent-store/> hint, is archived for both parties at the moment it
 // is routed (§5.1.1): in the sender's archive in the outbound phase, on the sender's shard,
 // and in the recipient's archive in the inbound phase, on the recipient's shard, both at
-// OrderArchive, after blocking (a refused message is in no archive) and before delivery,
-// push and offline storage. Chat states, receipts and markers alone, errors, headlines and
+// OrderArchive, after blocking (a refused message is in no archive) and before carbon
+// copies (which then carry the id a bodiless message gets here), delivery, push and
+// offline storage. Chat states, receipts and markers alone, errors, headlines and
 // groupchat messages (a room keeps its own archive) are not archived. A message to one's
 // own account is archived once, when it arrives. The user's preferences (XEP-0441: a
 // default of always, roster or never, and always/never JID lists, where never wins) decide

@@ -10,8 +10,8 @@ const (
 	OrderPresence  = 300 // broadcast, probes, directed presence
 	OrderVCard     = 250 // avatar hash added to outgoing presence, before the broadcast
 	OrderStanzaID  = 380 // XEP-0359 stamp before copies and archive
+	OrderArchive   = 390 // after the stamp, before copies: a carbon carries the archive id
 	OrderCarbons   = 400
-	OrderArchive   = 500
 	OrderPush      = 850 // XEP-0357: notify app servers before offline storage takes the message
 	OrderOffline   = 900 // store when nobody is available
 	OrderDeliver   = 1000

@@ -2,6 +2,7 @@ package standard_test
 
 import (
 	"encoding/base64"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -255,5 +256,27 @@ func TestSubscriptionFlood(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	if _, err := t1.Get(store.UserKey("alice@example.org", "late@example.org")); err == nil {
 		t.Fatal("subscription request stored beyond the cap")
+	}
+}
+
+// TestCarbonCarriesArchiveID: a message the archive keeps without a body (a receipt with
+// a store hint) reaches the user's other resource as a received carbon carrying the
+// archive's stanza-id, as the addressed resource gets it (XEP-0313, XEP-0280).
+func TestCarbonCarriesArchiveID(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob"}, nil)
+	a1, a2 := e.Bind("alice", "pc"), e.Bind("alice", "phone")
+	for _, s := range []*routertest.Sess{a1, a2} {
+		s.Send("<iq type='set' id='c'><enable xmlns='urn:xmpp:carbons:2'/></iq>")
+		s.C.Wait(t, "id='c'", "type='result'")
+		s.Send("<presence/>")
+	}
+	b := e.Bind("bob", "pc")
+	b.Send("<message to='alice@example.org/pc' id='r1'><received xmlns='urn:xmpp:receipts' id='x'/><store xmlns='urn:xmpp:hints'/></message>")
+	direct := a1.C.Wait(t, "id='r1'") + a1.C.Wait(t, "</message>")
+	copy := a2.C.Wait(t, "<received xmlns='urn:xmpp:carbons:2'>") + a2.C.Wait(t, "</message>")
+	re := regexp.MustCompile(`<stanza-id xmlns='urn:xmpp:sid:0' id='([^']+)' by='alice@example.org'/>`)
+	d, c := re.FindStringSubmatch(direct), re.FindStringSubmatch(copy)
+	if d == nil || c == nil || d[1] != c[1] {
+		t.Fatalf("archive id: delivered %s\ncarbon %s", direct, copy)
 	}
 }
