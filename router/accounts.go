@@ -1,6 +1,7 @@
 package router
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/vireo-im/vireo/modules/module"
@@ -98,7 +99,8 @@ func (r *Router) Privileges(entity jid.JID) module.Privileges {
 func (m *modReg) Privileges(entity jid.JID) module.Privileges { return m.g.r.Privileges(entity) }
 
 // RostersChanged makes every shard read its online users' rosters from the store again
-// at their next use (module.Registrar RostersChanged).
+// (module.Registrar RostersChanged), and push what changed to their interested sessions
+// (RFC 6121 §2.1.6), such as a shared group's members after a reload.
 func (r *Router) RostersChanged() {
 	for _, s := range r.shards {
 		o := getOp()
@@ -118,4 +120,40 @@ func (r *Router) Rooms() (rooms []module.RoomInfo, ok bool) {
 		}
 	}
 	return nil, false
+}
+
+// rostersChanged reads u's roster again after a change made outside a Context (shared
+// roster groups at a reload) and pushes the difference with the roster it had loaded to
+// u's interested sessions; a roster not loaded yet is read at its next use.
+func (s *shard) rostersChanged(u *user) {
+	old, loaded := u.roster, u.rosterLoaded
+	u.rosterLoaded, u.roster = false, nil
+	if !loaded {
+		return
+	}
+	interested := false
+	for _, se := range u.sessions {
+		interested = interested || se.interested
+	}
+	if !interested {
+		return
+	}
+	s.ctx.set(nil, u)
+	now := s.ctx.roster()
+	ver, _ := s.r.st.Rosters().Version(u.key)
+	for k, it := range now {
+		if was, ok := old[k]; !ok || !sameItem(was, it) {
+			s.ctx.pushRoster(u.bare, it, false, ver)
+		}
+	}
+	for k, it := range old {
+		if _, ok := now[k]; !ok {
+			s.ctx.pushRoster(u.bare, store.RosterItem{JID: it.JID}, true, ver)
+		}
+	}
+}
+
+func sameItem(a, b store.RosterItem) bool {
+	return a.JID == b.JID && a.Name == b.Name && a.Sub == b.Sub && a.Ask == b.Ask && a.PendingIn == b.PendingIn &&
+		a.Approved == b.Approved && a.Shared == b.Shared && slices.Equal(a.Groups, b.Groups)
 }

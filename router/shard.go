@@ -176,7 +176,7 @@ func (s *shard) handle(o *op) {
 		s.replayPresence(o.to)
 	case opRosters:
 		for _, u := range s.users {
-			u.rosterLoaded, u.roster = false, nil
+			s.rostersChanged(u)
 		}
 	case opNonza:
 		s.nonza(o, s.r.reg.nonza)

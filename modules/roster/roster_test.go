@@ -202,3 +202,28 @@ func TestHostSettings(t *testing.T) {
 	set("s4", "<item jid='b@example.org' name='"+strings.Repeat("n", 100)+"'/>")
 	a.C.Wait(t, "id='s4'", "type='result'")
 }
+
+// TestSharedGroupsChangePushed: when the shared groups change (a reload), an online user's
+// interested sessions get a roster push for each contact the change adds, changes or
+// takes away (RFC 6121 §2.1.6), not only the next roster get.
+func TestSharedGroupsChangePushed(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob", "carol"}, nil)
+	wrap := func(file string) {
+		t.Helper()
+		g, err := roster.ParseSharedGroups(strings.NewReader(file), []string{"example.org"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.Store.(store.RosterWrapper).SetRosterWrapper(g.Wrap)
+	}
+	wrap("[Team]\nalice@example.org\nbob@example.org\n")
+	a := e.Bind("alice", "pc")
+	a.Send("<iq type='get' id='r'><query xmlns='jabber:iq:roster'/></iq><presence/>")
+	a.C.Wait(t, "id='r'", "jid='bob@example.org'")
+	a.C.Wait(t, "from='alice@example.org/pc'")
+	a.C.Reset()
+	wrap("[Team]\nalice@example.org\ncarol@example.org\n")
+	e.R.RostersChanged()
+	a.C.Wait(t, "type='set'", "jabber:iq:roster", "jid='carol@example.org'", "subscription='both'")
+	a.C.Wait(t, "type='set'", "jabber:iq:roster", "jid='bob@example.org'", "subscription='remove'")
+}
