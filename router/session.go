@@ -86,7 +86,7 @@ type detached struct {
 	// head is how many of queue's first stanzas the stream wrote before it went (its
 	// client may have them): a resume skips among those only.
 	head int
-	gen   uint64 // matches the shard's expiry entry that may end it
+	gen  uint64 // matches the shard's expiry entry that may end it
 }
 
 type kv struct{ k, v any }

@@ -1343,38 +1343,13 @@ func TestCreateRestricted(t *testing.T) {
 	}
 }
 
-// remoteLog is a router.Remote that keeps what the room sends to other servers.
-type remoteLog struct {
-	mu  sync.Mutex
-	got []string
-}
-
-func (l *remoteLog) Route(_, _ jid.JID, raw []byte) error {
-	l.mu.Lock()
-	l.got = append(l.got, string(raw))
-	l.mu.Unlock()
-	return nil
-}
-
-func (l *remoteLog) count(subs ...string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := 0
-	for _, s := range l.got {
-		if !slices.ContainsFunc(subs, func(sub string) bool { return !strings.Contains(s, sub) }) {
-			n++
-		}
-	}
-	return n
-}
-
 // TestSessionsPerNick: one user's sessions under one nickname (§7.2.10) are bounded as an
 // account's resources are: a remote server claiming ever more resources for its user is
 // refused past the bound, rather than growing the occupant for as long as the room lives.
 func TestSessionsPerNick(t *testing.T) {
 	e := routertest.New(t, []string{"alice"}, nil)
 	instantRoom(t, e)
-	rl := &remoteLog{}
+	rl := &routertest.Remote{}
 	e.R.SetRemote(rl)
 	const tries = 40
 	for i := range tries {
@@ -1385,10 +1360,10 @@ func TestSessionsPerNick(t *testing.T) {
 		}
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for rl.count("status code='110'")+rl.count("type='error'") < tries && time.Now().Before(deadline) {
+	for len(rl.Matching("status code='110'"))+len(rl.Matching("type='error'")) < tries && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if in, out := rl.count("status code='110'"), rl.count("type='error'", "too many of your sessions"); in != 32 || out != tries-32 {
+	if in, out := len(rl.Matching("status code='110'")), len(rl.Matching("type='error'", "too many of your sessions")); in != 32 || out != tries-32 {
 		t.Fatalf("%d sessions in, %d refused; want 32 and %d", in, out, tries-32)
 	}
 }

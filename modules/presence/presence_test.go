@@ -2,7 +2,6 @@ package presence_test
 
 import (
 	"strings"
-	"sync"
 
 	"github.com/rs/zerolog"
 	"testing"
@@ -376,37 +375,11 @@ func waitFor(t *testing.T, ok func() bool) {
 	t.Fatal("condition not met in 3 s")
 }
 
-// remoteLog is the federation side of a router in a test: what it would send to other
-// servers.
-type remoteLog struct {
-	mu  sync.Mutex
-	got []string
-}
-
-func (l *remoteLog) Route(_, _ jid.JID, raw []byte) error {
-	l.mu.Lock()
-	l.got = append(l.got, string(raw))
-	l.mu.Unlock()
-	return nil
-}
-
-func (l *remoteLog) to(j string) []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []string
-	for _, s := range l.got {
-		if strings.Contains(s, "to='"+j) {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
 // TestBlockedRemoteContact: a remote contact the user blocks (XEP-0191 §3.3) hears no
 // more of the user's presence, and is not probed; another remote contact still is.
 func TestBlockedRemoteContact(t *testing.T) {
 	e := routertest.New(t, []string{"alice"}, nil)
-	rl := &remoteLog{}
+	rl := &routertest.Remote{}
 	e.R.SetRemote(rl)
 	for _, c := range []string{"mallory@remote.example", "carol@remote.example"} {
 		e.Store.Rosters().Put("alice@example.org", store.RosterItem{JID: c, Sub: store.SubBoth})
@@ -416,10 +389,10 @@ func TestBlockedRemoteContact(t *testing.T) {
 	a.C.Wait(t, "id='b'", "type='result'")
 	a.Send("<iq type='get' id='r'><query xmlns='jabber:iq:roster'/></iq><presence><status>here</status></presence>")
 	a.C.Wait(t, "id='r'")
-	waitFor(t, func() bool { return len(rl.to("carol@remote.example")) >= 2 }) // presence and probe
+	waitFor(t, func() bool { return len(rl.Matching("to='carol@remote.example")) >= 2 }) // presence and probe
 	a.Send("<presence><status>away</status></presence>")
-	waitFor(t, func() bool { return len(rl.to("carol@remote.example")) >= 3 })
-	for _, s := range rl.to("mallory@remote.example") {
+	waitFor(t, func() bool { return len(rl.Matching("to='carol@remote.example")) >= 3 })
+	for _, s := range rl.Matching("to='mallory@remote.example") {
 		if !strings.Contains(s, "type='unavailable'") {
 			t.Errorf("the blocked contact got %s", s)
 		}

@@ -4,6 +4,7 @@
 package routertest
 
 import (
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -250,3 +251,31 @@ func (s *Sess) Send(raw string) {
 
 // Unbind ends the session.
 func (s *Sess) Unbind() { s.e.R.Unbind(s.S) }
+
+// Remote is a router.Remote that keeps what the router sends to other servers, for tests
+// that look at federation's side (e.R.SetRemote). Safe for concurrent use.
+type Remote struct {
+	mu  sync.Mutex
+	got []string
+}
+
+// Route implements router.Remote.
+func (l *Remote) Route(_, _ jid.JID, raw []byte) error {
+	l.mu.Lock()
+	l.got = append(l.got, string(raw))
+	l.mu.Unlock()
+	return nil
+}
+
+// Matching returns the stanzas sent so far that hold every one of subs.
+func (l *Remote) Matching(subs ...string) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for _, s := range l.got {
+		if !slices.ContainsFunc(subs, func(sub string) bool { return !strings.Contains(s, sub) }) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
