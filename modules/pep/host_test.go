@@ -98,3 +98,28 @@ func TestAccountRemoved(t *testing.T) {
 	}
 	t.Fatal("bob's subscription outlived his account")
 }
+
+// TestBlockedSubscriberNotNotified: a contact the owner blocks gets no notification of
+// the owner's publishes, subscribed or not (XEP-0163 §4.3.3).
+func TestBlockedSubscriberNotNotified(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob", "carol"}, nil)
+	a := e.Bind("alice", "pc")
+	publish := func(id, text string) {
+		a.Send("<iq type='set' id='" + id + "'><pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='urn:example:open'><item><n xmlns='urn:example:n'>" + text + "</n></item></publish>" +
+			"<publish-options><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/pubsub#publish-options</value></field>" +
+			"<field var='pubsub#access_model'><value>open</value></field></x></publish-options></pubsub></iq>")
+		a.C.Wait(t, "id='"+id+"'", "type='result'")
+	}
+	publish("p1", "first")
+	const sub = "<iq type='set' id='s' to='alice@example.org'><pubsub xmlns='http://jabber.org/protocol/pubsub'><subscribe node='urn:example:open' jid='%s'/></pubsub></iq>"
+	b, c := e.Bind("bob", "pc"), e.Bind("carol", "pc")
+	b.Send(fmt.Sprintf(sub, "bob@example.org/pc"))
+	b.C.Wait(t, "id='s'", "type='result'")
+	c.Send(fmt.Sprintf(sub, "carol@example.org/pc"))
+	c.C.Wait(t, "id='s'", "type='result'")
+	a.Send("<iq type='set' id='b'><block xmlns='urn:xmpp:blocking'><item jid='bob@example.org'/></block></iq>")
+	a.C.Wait(t, "id='b'", "type='result'")
+	publish("p2", "second")
+	c.C.Wait(t, "second")
+	b.C.Never(t, "second")
+}

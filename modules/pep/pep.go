@@ -39,6 +39,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/vireo-im/vireo/modules/blocking"
 	"github.com/vireo-im/vireo/modules/module"
 	"github.com/vireo-im/vireo/modules/pubsub"
 	"github.com/vireo-im/vireo/modules/rsm"
@@ -584,10 +585,16 @@ func (m *Mod) notify(c module.Context, owner jid.JID, node string, cfg pubsub.No
 			s.Send(pubsub.EventMessage(owner, s.JID(), event))
 		}
 	}
+	// Context.Route skips the owner's outbound hooks: a contact the owner blocks is left
+	// out here (XEP-0163 §4.3.3, XEP-0191 §3.3).
+	blocked := func(jid.JID) bool { return false }
+	if bl := blocking.For(c.Store()); bl != nil && !bl.BlocksNobody(owner.String()) {
+		blocked = func(j jid.JID) bool { return bl.Blocks(owner.String(), j) }
+	}
 	sent := map[string]bool{}
 	for _, full := range m.interested(owner.String(), node) {
 		j, err := jid.Parse(full)
-		if err != nil || j.Bare().Equal(owner) || !m.allowed(c, owner, j.Bare(), node, cfg) {
+		if err != nil || j.Bare().Equal(owner) || blocked(j) || !m.allowed(c, owner, j.Bare(), node, cfg) {
 			continue
 		}
 		sent[j.Bare().String()] = true
@@ -595,7 +602,7 @@ func (m *Mod) notify(c module.Context, owner jid.JID, node string, cfg pubsub.No
 	}
 	for _, sub := range m.nodes.Subscribers(owner.String(), node) {
 		j, err := jid.Parse(sub)
-		if err != nil || j.Bare().Equal(owner) || sent[j.Bare().String()] || !m.allowed(c, owner, j.Bare(), node, cfg) {
+		if err != nil || j.Bare().Equal(owner) || sent[j.Bare().String()] || blocked(j) || !m.allowed(c, owner, j.Bare(), node, cfg) {
 			continue
 		}
 		c.Route(pubsub.EventMessage(owner, j, event))
