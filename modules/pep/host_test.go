@@ -123,3 +123,23 @@ func TestBlockedSubscriberNotNotified(t *testing.T) {
 	c.C.Wait(t, "second")
 	b.C.Never(t, "second")
 }
+
+// TestPEPListsAndUnsubscribe: a member named with capitals is the member the JID prepares
+// to (whitelist access holds for it), and unsubscribing without a subscription is an
+// error (XEP-0060 §6.2.3.4).
+func TestPEPListsAndUnsubscribe(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob"}, nil)
+	a := e.Bind("alice", "pc")
+	a.Send("<iq type='set' id='p'><pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='urn:example:wl'><item id='i'><n xmlns='urn:example:n'>secret</n></item></publish>" +
+		"<publish-options><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/pubsub#publish-options</value></field>" +
+		"<field var='pubsub#access_model'><value>whitelist</value></field></x></publish-options></pubsub></iq>")
+	a.C.Wait(t, "id='p'", "type='result'")
+	a.Send("<iq type='set' id='m'><pubsub xmlns='http://jabber.org/protocol/pubsub#owner'><affiliations node='urn:example:wl'>" +
+		"<affiliation jid='Bob@Example.ORG' affiliation='member'/></affiliations></pubsub></iq>")
+	a.C.Wait(t, "id='m'", "type='result'")
+	b := e.Bind("bob", "pc")
+	b.Send("<iq type='get' id='g' to='alice@example.org'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='urn:example:wl'/></pubsub></iq>")
+	b.C.Wait(t, "id='g'", "type='result'", "secret")
+	b.Send("<iq type='set' id='u' to='alice@example.org'><pubsub xmlns='http://jabber.org/protocol/pubsub'><unsubscribe node='urn:example:wl' jid='bob@example.org/pc'/></pubsub></iq>")
+	b.C.Wait(t, "id='u'", "type='error'", "<unexpected-request", "<not-subscribed")
+}

@@ -63,12 +63,13 @@ func (m *Mod) ownerAffiliations(c module.Context, iq *module.Packet, owner jid.J
 		c.Reply(iq, pubsub.OwnerList("affiliation", r.Node, affs))
 		return
 	}
-	for _, e := range r.Entries {
+	for i, e := range r.Entries {
 		j, err := jid.Parse(e.JID)
 		if err != nil || !j.IsBare() {
 			c.Error(iq, stanza.New(stanza.JIDMalformed))
 			return
 		}
+		r.Entries[i].JID = j.String() // stored as lookups prepare it (Romeo@Montague.lit is romeo@montague.lit)
 		switch {
 		case j.Equal(owner):
 			if e.Value != pubsub.AffOwner {
@@ -105,11 +106,13 @@ func (m *Mod) ownerSubscriptions(c module.Context, iq *module.Packet, owner jid.
 		c.Reply(iq, pubsub.OwnerList("subscription", r.Node, m.nodes.Subscriptions(o, r.Node)))
 		return
 	}
-	for _, e := range r.Entries {
-		if _, err := jid.Parse(e.JID); err != nil {
+	for i, e := range r.Entries {
+		j, err := jid.Parse(e.JID)
+		if err != nil {
 			c.Error(iq, stanza.New(stanza.JIDMalformed))
 			return
 		}
+		r.Entries[i].JID = j.String()
 		if e.Value != pubsub.SubSubscribed && e.Value != pubsub.SubNone {
 			c.Error(iq, pubsub.BadRequest("subscription must be subscribed or none"))
 			return

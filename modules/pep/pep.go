@@ -501,6 +501,12 @@ func (m *Mod) subscribe(c module.Context, iq *module.Packet, owner jid.JID, r pu
 			}
 		}
 	}
+	if r.Op == pubsub.OpUnsubscribe {
+		if st, err := m.nodes.Subscription(owner.String(), r.Node, j.String()); err == nil && st == pubsub.SubNone {
+			c.Error(iq, pubsub.Err(stanza.UnexpectedRequest, "not-subscribed")) // XEP-0060 §6.2.3.4
+			return
+		}
+	}
 	if err := m.nodes.Subscribe(owner.String(), r.Node, j.String(), r.Op == pubsub.OpSubscribe); err != nil {
 		m.fail(c, iq, err)
 		return

@@ -143,3 +143,16 @@ func waitRemoved(t *testing.T, e *routertest.Env) {
 	}
 	t.Fatal("the removal was not finished in 3 s")
 }
+
+// TestItemsNotThere: asking for items that do not exist gets an empty <items/>, not an
+// error (XEP-0060 §6.5.9.11).
+func TestItemsNotThere(t *testing.T) {
+	e := routertest.New(t, []string{"alice"}, nil)
+	a := e.Bind("alice", "pc")
+	a.Send("<iq type='set' id='c' to='pubsub.example.org'><pubsub xmlns='http://jabber.org/protocol/pubsub'><create node='news'/></pubsub></iq>")
+	a.C.Wait(t, "id='c'", "type='result'")
+	a.Send("<iq type='get' id='g' to='pubsub.example.org'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='news'><item id='nope'/></items></pubsub></iq>")
+	if got := a.C.Wait(t, "id='g'"); !strings.Contains(got, "type='result'") || strings.Contains(got, "<item ") {
+		t.Fatalf("items that do not exist: %s", got)
+	}
+}

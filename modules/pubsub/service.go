@@ -403,9 +403,6 @@ func (s *service) request(c module.Context, p *module.Packet, q xmlstream.Elemen
 			s.fail(c, p, err)
 			return
 		}
-		if e == nil && len(r.IDs) > 0 && len(its) == 0 {
-			e = stanza.New(stanza.ItemNotFound)
-		}
 		if e != nil {
 			c.Error(p, e)
 			return
