@@ -537,8 +537,15 @@ func (sc *Scanner) walk(st *State, raw []byte, validate bool) (int, *stanza.Stre
 			}
 			nb := len(sc.binds)
 			own := dns
+			// The stream header's prefixes bind the top element only (a <db:result/>, a
+			// prefixed stanza): inside a stanza a prefix must be declared in the stanza,
+			// which goes on alone, without the header (to another user, another server).
+			hh := h
+			if len(open) > 0 {
+				hh = nil
+			}
 			if t.decl {
-				d, err := sc.declare(h, raw, dnsTab[dns])
+				d, err := sc.declare(hh, raw, dnsTab[dns])
 				if err != nil {
 					return 0, err
 				}
@@ -561,7 +568,7 @@ func (sc *Scanner) walk(st *State, raw []byte, validate bool) (int, *stanza.Stre
 					return 0, errReservedNS
 				}
 				var ok bool
-				if ens, ok = sc.lookup(h, prefix); !ok {
+				if ens, ok = sc.lookup(hh, prefix); !ok {
 					return 0, errUnbound
 				}
 			}

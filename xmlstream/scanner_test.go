@@ -37,6 +37,11 @@ func TestScanErrors(t *testing.T) {
 		{name: "ok/utf8 names", in: c2s(`<café xmlns='urn:x' ñ='1'><日本/></café>`)},
 		{name: "ok/utf8 text", in: c2s("<message><body>Ünïcødé ☃ 😀 \U0010FFFD</body></message>")},
 		{name: "ok/bom", in: "\xEF\xBB\xBF<?xml version='1.0'?>" + hdrClient},
+		// The header's prefixes bind top elements only: a stanza goes on without the header.
+		{name: "ok/header prefix on top", in: strings.Replace(hdrClient, "version", "xmlns:c='jabber:client' version", 1) + `<c:message/>`},
+		{name: "header prefix in a stanza", in: strings.Replace(hdrClient, "version", "xmlns:x='urn:x' version", 1) + `<message><x:y/></message>`, want: stanza.BadNamespacePrefix},
+		{name: "header prefix on a stanza's attribute", in: strings.Replace(hdrClient, "version", "xmlns:x='urn:x' version", 1) + `<message><y x:a='1'/></message>`, want: stanza.BadNamespacePrefix},
+		{name: "stream prefix in a stanza", in: c2s(`<message><stream:error/></message>`), want: stanza.BadNamespacePrefix},
 		{name: "ok/decl full", in: `<?xml version="1.0" encoding="utf-8" standalone='yes' ?>` + hdrClient},
 		// White space before the XML declaration is accepted like white space between elements.
 		{name: "ok/decl after newline", in: "\n<?xml version='1.0'?>" + hdrClient},
