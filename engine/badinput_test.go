@@ -160,6 +160,9 @@ func TestIntegrationSpoofedFrom(t *testing.T) {
 	alice := srv.LoginPlain(t, "alice", "a", "pc")
 	alice.Send("<message to='alice@localhost/pc' from='alice@localhost/pc' id='own'><body>own from is fine</body></message>")
 	alice.Expect("own from is fine")
+	// The same address in capitals is the same address (RFC 7622 §3).
+	alice.Send("<message to='alice@localhost/pc' from='Alice@LOCALHOST/pc' id='caps'><body>capitals are fine</body></message>")
+	alice.Expect("capitals are fine")
 	alice.Send("<message to='bob@localhost/pc' from='carol@localhost/x'><body>spoofed</body></message>")
 	got := alice.ExpectClosed()
 	if !strings.Contains(got, "<invalid-from") {

@@ -312,7 +312,13 @@ func (c *conn) fromOK(raw []byte) bool {
 		return true
 	}
 	u := xmlstream.AppendUnescaped(nil, raw)
-	return string(u) == full || string(u) == bare
+	if string(u) == full || string(u) == bare {
+		return true
+	}
+	// The same address written another way (Juliet@Example.com): compared as prepared
+	// (RFC 7622 §3); the router stamps the session's own form anyway.
+	j, err := jid.ParseBytes(u)
+	return err == nil && (j.String() == full || j.String() == bare)
 }
 
 // answered reports whether an IQ of type typ is itself an answer (result or error), which
