@@ -401,6 +401,14 @@ func (c *conn) bind2(res string, done func(s *router.Session, bound []byte, err,
 	})
 }
 
+// bindAnswered lets the router's stanzas reach the client, now that the bind's answer is
+// written ahead of them (bBinding), then takes the input that waited: a presence
+// pipelined behind the bind gets its own echo.
+func (c *conn) bindAnswered() {
+	c.closing.v.And(^bBinding)
+	c.resume()
+}
+
 // bound runs on the loop with the router's answer to a bind.
 func (c *conn) bound(id []byte, s *router.Session, err error, werr error) {
 	defer c.recoverPanic()
@@ -418,7 +426,7 @@ func (c *conn) bound(id []byte, s *router.Session, err error, werr error) {
 			se = stanza.New(stanza.InternalServerErrorCond)
 		}
 		c.iqError(id, se)
-		c.resume()
+		c.bindAnswered()
 		return
 	}
 	c.sess = s
@@ -430,5 +438,5 @@ func (c *conn) bound(id []byte, s *router.Session, err error, werr error) {
 	if e := c.srv().log.Debug(); e.Enabled() {
 		e.Str("jid", s.JID().String()).Str("remote", c.ip()).Msg("bound")
 	}
-	c.resume()
+	c.bindAnswered()
 }

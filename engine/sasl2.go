@@ -336,7 +336,7 @@ func (c *conn) bind2Done(r *sasl2Req, s *router.Session, extra []byte, err error
 		c.sasl2Success(r, c.bare.String(), nil)
 		c.state.Store(stAuthed)
 		c.writeFeatures()
-		c.resume()
+		c.bindAnswered()
 		return
 	}
 	c.sess = s
@@ -377,7 +377,7 @@ func (c *conn) bind2Done(r *sasl2Req, s *router.Session, extra []byte, err error
 	if e := c.srv().log.Debug(); e.Enabled() {
 		e.Str("jid", s.JID().String()).Str("remote", c.ip()).Msg("bound (Bind2)")
 	}
-	c.resume()
+	c.bindAnswered()
 }
 
 // sasl2Success writes <success/> with the authorization identifier and inline results.

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -418,4 +419,25 @@ func TestIntegrationSASL2QuickStart(t *testing.T) {
 	w := srv.DialTLS(t)
 	w.Send(header + authenticate("HT-SHA-256-NONE", htResponse("alice", token+"x", nil), userAgent(agentID)+bind2Full))
 	inOrder(t, w.Expect("</failure>"), "</stream:features>", "<failure xmlns='urn:xmpp:sasl:2'>", "<not-authorized ")
+}
+
+// TestIntegrationSASL2PipelinedPresence: a client that sends its initial presence in the
+// same write as <authenticate/> with Bind2 gets, after <success/>, the echo of that
+// presence: what the router sends the new session waits only for the answer to be
+// written, not for the input behind it.
+func TestIntegrationSASL2PipelinedPresence(t *testing.T) {
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true})
+	srv.AddUser(t, "alice", "secret")
+	for i := range 5 {
+		a := srv.DialTLS(t)
+		a.Send(srv.Header())
+		a.Expect("</stream:features>")
+		a.Send(authenticate("PLAIN", plainResponse("alice", "secret"), userAgent(agentID)+
+			"<bind xmlns='urn:xmpp:bind:0'><tag>p"+strconv.Itoa(i)+"</tag></bind>") + "<presence><status>here</status></presence>")
+		got := a.Expect("</success>")
+		if got += a.Expect("<status>here</status>"); strings.Index(got, "</success>") > strings.Index(got, "<status>here") {
+			t.Fatalf("login %d: the echo before <success/>: %s", i, got)
+		}
+		a.Send("</stream:stream>")
+	}
 }
