@@ -490,19 +490,14 @@ func (hc *conn) boshCreate(r httpReq, b boshBody, origin string) {
 	// A session is a stream as a TCP connection is one: the same admission (listener
 	// admit), so that sessions cannot fill max_connections or outnumber an address's
 	// unauthenticated streams.
-	if srv.stopping.Load() {
-		boshTerminate(hc, origin, "system-shutdown")
-		return
-	}
-	if max := cfg.MaxConnections; max > 0 && srv.open.Load()+srv.pending.Load() >= int64(max) {
-		srv.refuse(refusedMaxConnections)
-		boshTerminate(hc, origin, "policy-violation")
-		return
-	}
 	ip := hc.clientIP(r)
-	if !srv.unauth.add(addrKey(ip), cfg.MaxUnauthPerAddr, cfg.trusted(ip)) {
-		srv.refuse(refusedPerAddress)
-		boshTerminate(hc, origin, "policy-violation")
+	if reason := srv.admission(ip, cfg.trusted(ip)); reason >= 0 {
+		srv.refuse(reason)
+		cond := "policy-violation"
+		if reason == refusedShutdown {
+			cond = "system-shutdown"
+		}
+		boshTerminate(hc, origin, cond)
 		return
 	}
 	wait := min(time.Duration(b.wait)*time.Second, cfg.Web.BOSHWait)

@@ -72,10 +72,12 @@ func (l *listener) acceptLoop() {
 	}
 }
 
-// admit applies the connection limits and hands nc to an event loop. It returns -1, or
-// why nc was refused (refusedShutdown ...).
-func (l *listener) admit(nc *net.TCPConn) int {
-	s := l.srv
+// admission applies the limits every new stream meets, whatever carries it (a socket, an
+// edge's channel, a BOSH session): the server is not stopping, max_connections, and
+// max_unauth_per_addr for the client at ip, counted (unless unlimited) until the stream
+// authenticates or closes. It returns -1, or why the stream is refused (refusedShutdown
+// ...).
+func (s *Server) admission(ip string, unlimited bool) int {
 	cfg := s.config()
 	if s.stopping.Load() {
 		return refusedShutdown
@@ -83,6 +85,17 @@ func (l *listener) admit(nc *net.TCPConn) int {
 	if max := cfg.MaxConnections; max > 0 && s.open.Load()+s.pending.Load() >= int64(max) {
 		return refusedMaxConnections
 	}
+	if !s.unauth.add(addrKey(ip), cfg.MaxUnauthPerAddr, unlimited) {
+		return refusedPerAddress
+	}
+	return -1
+}
+
+// admit applies the connection limits and hands nc to an event loop. It returns -1, or
+// why nc was refused (refusedShutdown ...).
+func (l *listener) admit(nc *net.TCPConn) int {
+	s := l.srv
+	cfg := s.config()
 	ip := ""
 	if a, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
 		ip = a.IP.String()
@@ -91,8 +104,8 @@ func (l *listener) admit(nc *net.TCPConn) int {
 	// A trusted proxy carries many clients: they are counted by the address it names
 	// (rekeyClient), not by its own.
 	// An edge counts nothing: the core, which sees the stream, applies the limit.
-	if !s.unauth.add(key, cfg.MaxUnauthPerAddr, s.edge != nil || cfg.trusted(ip) || l.cfg.WebSocket && cfg.Web.proxy(ip)) {
-		return refusedPerAddress
+	if reason := s.admission(ip, s.edge != nil || cfg.trusted(ip) || l.cfg.WebSocket && cfg.Web.proxy(ip)); reason >= 0 {
+		return reason
 	}
 	if l.cfg.Kind != KindC2S {
 		nc.SetKeepAliveConfig(peerKeepAlive(cfg))

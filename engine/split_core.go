@@ -272,14 +272,6 @@ func (lk *coreLink) open(id uint32, info link.OpenInfo) {
 		s.refuse(reason)
 		lk.lc.Send(link.Close, id, nil)
 	}
-	if s.stopping.Load() {
-		refuse(refusedShutdown)
-		return
-	}
-	if max := cfg.MaxConnections; max > 0 && s.open.Load()+s.pending.Load() >= int64(max) {
-		refuse(refusedMaxConnections)
-		return
-	}
 	remote, _ := netip.ParseAddrPort(info.Remote) // the zero value when the edge sent no address
 	ip := remote.Addr().String()
 	l := lk.ls.c2s
@@ -289,8 +281,8 @@ func (lk *coreLink) open(id uint32, info link.OpenInfo) {
 	case link.KindS2S:
 		l = lk.ls.s2s
 	}
-	if !s.unauth.add(addrKey(ip), cfg.MaxUnauthPerAddr, cfg.trusted(ip) || l.cfg.WebSocket && cfg.Web.proxy(ip)) {
-		refuse(refusedPerAddress)
+	if reason := s.admission(ip, cfg.trusted(ip) || l.cfg.WebSocket && cfg.Web.proxy(ip)); reason >= 0 {
+		refuse(reason)
 		return
 	}
 	ch := &edgeChan{lk: lk, id: id, remote: remote, direct: info.Flags&link.FlagDirectTLS != 0}

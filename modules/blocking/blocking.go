@@ -30,7 +30,7 @@ func init() { module.Register(new(Mod)) }
 // Mod is the module.
 type Mod struct {
 	t     store.Table
-	st    store.Store // the key of lists
+	st    store.Store // its key in lists
 	known knownLists
 	// pushes numbers the pushes, so that each has an id of its own (RFC 6120 §8.1.3): a
 	// client matching answers to requests by id may ignore a repeated one.
@@ -161,44 +161,32 @@ func (m *Mod) blocked(user string, j jid.JID) bool {
 	return false
 }
 
-// lists maps a server's store to its blocking module, for the presence module (For):
-// one process may run several servers (tests), each with its own store.
+// lists maps a server's store to its blocking module, for Blocker: one process may run
+// several servers (tests), each with its own store.
 var lists sync.Map // store.Store -> *Mod
 
-// Lists answers whether a user blocks a JID, for modules that send on a user's behalf
-// with Context.Route, which skips the user's outbound hooks (the presence broadcast).
-// Safe for concurrent use.
-type Lists interface {
-	// Blocks reports whether user (a bare JID) blocks j: j, its bare JID or its domain
-	// is on user's list.
-	Blocks(user string, j jid.JID) bool
-	// BlocksNobody reports whether user's list is empty: one lookup, for a caller about
-	// to ask Blocks for many JIDs.
-	BlocksNobody(user string) bool
-}
-
-// For returns the block lists of the server whose store is st, or nil when the blocking
-// module does not run there.
-func For(st store.Store) Lists {
-	if m, ok := lists.Load(st); ok {
-		return m.(*Mod)
+// Blocker returns what says whether user (a bare JID) blocks j (j, its bare JID or its
+// domain on user's list), for modules that send on a user's behalf with Context.Route,
+// which skips the user's outbound hooks (the presence broadcast, PEP notifications). It
+// always answers false when the blocking module does not run on the server whose store
+// is st, or user blocks nobody: one lookup, however many JIDs are asked of. Safe for
+// concurrent use.
+func Blocker(st store.Store, user string) func(j jid.JID) bool {
+	v, ok := lists.Load(st)
+	if !ok || v.(*Mod).blocksNobody(user) {
+		return func(jid.JID) bool { return false }
 	}
-	return nil
+	m := v.(*Mod)
+	return func(j jid.JID) bool { return m.blocked(user, j) }
 }
 
-// Cleanup withdraws the module from For.
+// Cleanup withdraws the module from Blocker.
 func (m *Mod) Cleanup() error {
 	if m.st != nil {
 		lists.CompareAndDelete(m.st, m)
 	}
 	return nil
 }
-
-// Blocks implements Lists.
-func (m *Mod) Blocks(user string, j jid.JID) bool { return m.blocked(user, j) }
-
-// BlocksNobody implements Lists.
-func (m *Mod) BlocksNobody(user string) bool { return m.blocksNobody(user) }
 
 // blocksNobody reports whether user's block list is empty, reading it from the store
 // the first time.

@@ -43,15 +43,22 @@ func TestHostSettings(t *testing.T) {
 	a.C.Wait(t, "id='p4'", "type='result'")
 }
 
+// publishOpen publishes text to the open node urn:example:open of s's account (made open
+// by the publish options the first time) and waits for the result.
+func publishOpen(t *testing.T, s *routertest.Sess, id, text string) {
+	t.Helper()
+	s.Send("<iq type='set' id='" + id + "'><pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='urn:example:open'><item><n xmlns='urn:example:n'>" + text + "</n></item></publish>" +
+		"<publish-options><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/pubsub#publish-options</value></field>" +
+		"<field var='pubsub#access_model'><value>open</value></field></x></publish-options></pubsub></iq>")
+	s.C.Wait(t, "id='"+id+"'", "type='result'")
+}
+
 // TestSubscriptionsBounded: a contact subscribing to a PEP node (with the full JIDs it
 // likes) is held to pubsub.MaxSubscriptionsPerUser, as on the pubsub service.
 func TestSubscriptionsBounded(t *testing.T) {
 	e := routertest.New(t, []string{"alice", "bob"}, nil)
 	a := e.Bind("alice", "pc")
-	a.Send("<iq type='set' id='p'><pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='urn:example:open'><item><n xmlns='urn:example:n'/></item></publish>" +
-		"<publish-options><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/pubsub#publish-options</value></field>" +
-		"<field var='pubsub#access_model'><value>open</value></field></x></publish-options></pubsub></iq>")
-	a.C.Wait(t, "id='p'", "type='result'")
+	publishOpen(t, a, "p", "")
 	b := e.Bind("bob", "pc")
 	for i := range pubsub.MaxSubscriptionsPerUser + 1 {
 		b.Send(fmt.Sprintf("<iq type='set' id='s%d' to='alice@example.org'><pubsub xmlns='http://jabber.org/protocol/pubsub'><subscribe node='urn:example:open' jid='bob@example.org/r%d'/></pubsub></iq>", i, i))
@@ -71,10 +78,7 @@ func TestAccountRemoved(t *testing.T) {
 	e := routertest.New(t, []string{"alice", "bob"}, nil)
 	e.Store.Accounts().Create(store.Account{User: "guest1@example.org", Anonymous: true})
 	a := e.Bind("alice", "pc")
-	a.Send("<iq type='set' id='p'><pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='urn:example:open'><item><n xmlns='urn:example:n'/></item></publish>" +
-		"<publish-options><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/pubsub#publish-options</value></field>" +
-		"<field var='pubsub#access_model'><value>open</value></field></x></publish-options></pubsub></iq>")
-	a.C.Wait(t, "id='p'", "type='result'")
+	publishOpen(t, a, "p", "")
 	const sub = "<iq type='set' id='s' to='alice@example.org'><pubsub xmlns='http://jabber.org/protocol/pubsub'><subscribe node='urn:example:open' jid='%s'/></pubsub></iq>"
 	g := e.BindGuest("guest1", "web")
 	g.Send(fmt.Sprintf(sub, "guest1@example.org/web"))
@@ -104,13 +108,7 @@ func TestAccountRemoved(t *testing.T) {
 func TestBlockedSubscriberNotNotified(t *testing.T) {
 	e := routertest.New(t, []string{"alice", "bob", "carol"}, nil)
 	a := e.Bind("alice", "pc")
-	publish := func(id, text string) {
-		a.Send("<iq type='set' id='" + id + "'><pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='urn:example:open'><item><n xmlns='urn:example:n'>" + text + "</n></item></publish>" +
-			"<publish-options><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/pubsub#publish-options</value></field>" +
-			"<field var='pubsub#access_model'><value>open</value></field></x></publish-options></pubsub></iq>")
-		a.C.Wait(t, "id='"+id+"'", "type='result'")
-	}
-	publish("p1", "first")
+	publishOpen(t, a, "p1", "first")
 	const sub = "<iq type='set' id='s' to='alice@example.org'><pubsub xmlns='http://jabber.org/protocol/pubsub'><subscribe node='urn:example:open' jid='%s'/></pubsub></iq>"
 	b, c := e.Bind("bob", "pc"), e.Bind("carol", "pc")
 	b.Send(fmt.Sprintf(sub, "bob@example.org/pc"))
@@ -119,7 +117,7 @@ func TestBlockedSubscriberNotNotified(t *testing.T) {
 	c.C.Wait(t, "id='s'", "type='result'")
 	a.Send("<iq type='set' id='b'><block xmlns='urn:xmpp:blocking'><item jid='bob@example.org'/></block></iq>")
 	a.C.Wait(t, "id='b'", "type='result'")
-	publish("p2", "second")
+	publishOpen(t, a, "p2", "second")
 	c.C.Wait(t, "second")
 	b.C.Never(t, "second")
 }

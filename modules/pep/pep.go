@@ -593,10 +593,7 @@ func (m *Mod) notify(c module.Context, owner jid.JID, node string, cfg pubsub.No
 	}
 	// Context.Route skips the owner's outbound hooks: a contact the owner blocks is left
 	// out here (XEP-0163 §4.3.3, XEP-0191 §3.3).
-	blocked := func(jid.JID) bool { return false }
-	if bl := blocking.For(c.Store()); bl != nil && !bl.BlocksNobody(owner.String()) {
-		blocked = func(j jid.JID) bool { return bl.Blocks(owner.String(), j) }
-	}
+	blocked := blocking.Blocker(c.Store(), owner.String())
 	sent := map[string]bool{}
 	for _, full := range m.interested(owner.String(), node) {
 		j, err := jid.Parse(full)

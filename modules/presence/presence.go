@@ -325,16 +325,13 @@ func (p *Presence) broadcast(c module.Context, pk *module.Packet, user jid.JID) 
 	items := roster(c, user)
 	// Context.Route skips the user's outbound hooks: a contact the user blocks (XEP-0191
 	// §3.3) is left out here, or a remote one would still see every change.
-	var blocks func(jid.JID) bool
-	if bl := blocking.For(c.Store()); bl != nil && !bl.BlocksNobody(user.String()) {
-		blocks = func(j jid.JID) bool { return bl.Blocks(user.String(), j) }
-	}
+	blocks := blocking.Blocker(c.Store(), user.String())
 	for _, it := range items {
 		if !hasFrom(it.Sub) {
 			continue
 		}
 		to, err := jid.Parse(it.JID)
-		if err != nil || blocks != nil && blocks(to) {
+		if err != nil || blocks(to) {
 			continue
 		}
 		c.Route(rewrite(pk.Raw, pk.From, to))
@@ -348,7 +345,7 @@ func (p *Presence) broadcast(c module.Context, pk *module.Packet, user jid.JID) 
 	if s != nil {
 		if d, ok := s.Value(keyDirected).(map[string]bool); ok && pk.Type == "unavailable" {
 			for to := range d {
-				if j, err := jid.Parse(to); err == nil && (blocks == nil || !blocks(j)) {
+				if j, err := jid.Parse(to); err == nil && !blocks(j) {
 					c.Route(rewrite(pk.Raw, pk.From, j))
 				}
 			}
@@ -363,7 +360,7 @@ func (p *Presence) broadcast(c module.Context, pk *module.Packet, user jid.JID) 
 		if !hasTo(it.Sub) {
 			continue
 		}
-		if to, err := jid.Parse(it.JID); err == nil && (blocks == nil || !blocks(to)) {
+		if to, err := jid.Parse(it.JID); err == nil && !blocks(to) {
 			c.Route(simple("probe", user, to))
 		}
 	}

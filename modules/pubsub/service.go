@@ -151,9 +151,14 @@ func (m *Mod) AddHost(host string) ([]module.Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("subdomain %q: %w", m.cfg.Subdomain, err)
 	}
-	sj, _ := jid.Parse(dom)
-	s := &service{m: m, host: host, domain: dom, jid: sj}
+	s := m.service(host, dom)
 	return []module.Service{{Domain: dom, Name: m.cfg.Name, Handler: s.handle, Host: host}}, nil
+}
+
+// service is host's service at domain, a prepared domain.
+func (m *Mod) service(host, domain string) *service {
+	sj, _ := jid.Parse(domain)
+	return &service{m: m, host: host, domain: domain, jid: sj}
 }
 
 // RemoveHost implements module.HostWatcher: the service keeps no state outside the store.
@@ -174,8 +179,7 @@ func (m *Mod) removed(rm module.Removal) {
 		if svc.Host == "" || svc.Domain != m.cfg.Subdomain+"."+svc.Host {
 			continue
 		}
-		s := &service{m: m, host: svc.Host, domain: svc.Domain}
-		s.jid, _ = jid.Parse(svc.Domain)
+		s := m.service(svc.Host, svc.Domain)
 		err := m.nodes.Forget(s.domain, user)
 		var owned []string
 		if err == nil {
