@@ -27,7 +27,9 @@ func TestIntegrationSplitProcesses(t *testing.T) {
 	}
 	vireo, ctl := buildBinaries(t)
 	dir := t.TempDir()
-	linkPort, c2sTLS, metricsPort := freePort(t), freePort(t), freePort(t)
+	// Ports on an address of its own: on 127.0.0.1 the other packages' tests, running
+	// beside this one, take ports between the pick and the edge's start.
+	linkPort, c2sTLS, metricsPort := freePortOn(t, splitIP), freePortOn(t, splitIP), freePortOn(t, splitIP)
 	coreCfg, edgeCfg := filepath.Join(dir, "core.toml"), filepath.Join(dir, "edge.toml")
 	cert := filepath.Join(dir, "core", "cert.pem")
 	os.WriteFile(coreCfg, []byte(fmt.Sprintf(`domains = ["localhost"]
@@ -42,29 +44,29 @@ tls_listen = []
 [component]
 listen = []
 [link]
-listen = ["127.0.0.1:%d"]
+listen = ["127.0.0.41:%d"]
 secret = "a secret for the link, long enough"
 [tls]
 cert = %q
 key = %q
 [modules.upload]
-listen = "127.0.0.1:0"
+listen = "127.0.0.41:0"
 [modules.proxy65]
-listen = "127.0.0.1:0"
+listen = "127.0.0.41:0"
 `, filepath.Join(dir, "core", "data"), linkPort, cert, filepath.Join(dir, "core", "key.pem"))), 0o600)
 	os.WriteFile(edgeCfg, []byte(fmt.Sprintf(`domains = ["localhost"]
 data_dir = %q
 [c2s]
 listen = []
-tls_listen = ["127.0.0.1:%d"]
+tls_listen = ["127.0.0.41:%d"]
 [web]
 listen = []
 tls_listen = []
 [edge]
-core = "127.0.0.1:%d"
+core = "127.0.0.41:%d"
 secret = "a secret for the link, long enough"
 name = "edge-a"
-metrics_listen = "127.0.0.1:%d"
+metrics_listen = "127.0.0.41:%d"
 ca_file = %q
 server_name = "localhost"
 [tls]
@@ -86,7 +88,7 @@ key = %q
 	pool.AppendCertsFromPEM(pem)
 	login := func() *tls.Conn {
 		t.Helper()
-		c, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", c2sTLS), &tls.Config{RootCAs: pool, ServerName: "localhost"})
+		c, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.41:%d", c2sTLS), &tls.Config{RootCAs: pool, ServerName: "localhost"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -112,7 +114,7 @@ key = %q
 	}
 
 	// The edge's own metrics: its connection and its link.
-	res, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort))
+	res, err := http.Get(fmt.Sprintf("http://127.0.0.41:%d/metrics", metricsPort))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,12 +142,12 @@ key = %q
 		t.Fatalf("ping after the core came back: %q", got)
 	}
 	// SIGHUP on the edge opens a listener added to its file; the session it has goes on.
-	plain := freePort(t)
+	plain := freePortOn(t, splitIP)
 	b, _ := os.ReadFile(edgeCfg)
-	os.WriteFile(edgeCfg, []byte(strings.Replace(string(b), "[c2s]\nlisten = []", fmt.Sprintf("[c2s]\nlisten = [\"127.0.0.1:%d\"]", plain), 1)), 0o600)
+	os.WriteFile(edgeCfg, []byte(strings.Replace(string(b), "[c2s]\nlisten = []", fmt.Sprintf("[c2s]\nlisten = [\"127.0.0.41:%d\"]", plain), 1)), 0o600)
 	edge.Process.Signal(syscall.SIGHUP)
 	waitFor(t, edgeLog, "certificates, limits and listeners reloaded")
-	pc, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", plain))
+	pc, err := net.Dial("tcp", fmt.Sprintf("127.0.0.41:%d", plain))
 	if err != nil {
 		t.Fatalf("the listener added by SIGHUP: %v", err)
 	}
@@ -171,3 +173,6 @@ key = %q
 		t.Fatal("edge did not stop on SIGTERM")
 	}
 }
+
+// splitIP is the loopback address TestIntegrationSplitProcesses listens on.
+const splitIP = "127.0.0.41"

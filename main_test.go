@@ -21,7 +21,9 @@ import (
 )
 
 // freePort returns a loopback port that was free a moment ago (vireotest.FreePort).
-func freePort(t *testing.T) int { return vireotest.FreePort(t, "127.0.0.1") }
+func freePort(t *testing.T) int { return freePortOn(t, "127.0.0.1") }
+
+func freePortOn(t *testing.T, ip string) int { return vireotest.FreePort(t, ip) }
 
 func buildBinaries(t *testing.T) (vireo, ctl string) {
 	t.Helper()
@@ -257,14 +259,14 @@ func waitFor(t *testing.T, lines <-chan string, substr string) string {
 		select {
 		case l, ok := <-lines:
 			if !ok {
-				t.Fatalf("server exited before %q", substr)
+				t.Fatalf("server exited before %q; it said:\n%s", substr, seen.String())
 			}
 			seen.WriteString(l + "\n")
 			if strings.Contains(l, substr) {
 				return seen.String()
 			}
 		case <-deadline:
-			t.Fatalf("no %q within 30 s", substr)
+			t.Fatalf("no %q within 30 s; the server said:\n%s", substr, seen.String())
 		}
 	}
 }
