@@ -238,3 +238,28 @@ func AppendChild(dst, raw, child []byte) []byte {
 	dst = append(dst, '>')
 	return append(dst, raw[te:]...)
 }
+
+// CutChildren appends raw to dst without the children of its top element for which cut
+// returns true; raw is appended unchanged when it does not parse. A child is cut where it
+// sits: a copy of it elsewhere in the tree (inside another child, or in text) stays.
+func CutChildren(dst, raw []byte, defaultNS string, cut func(c Element) bool) []byte {
+	e, err := ParseElement(raw, defaultNS)
+	if err != nil {
+		return append(dst, raw...)
+	}
+	pos := 0
+	for it := e.Children(); ; {
+		c, ok := it.Next()
+		if !ok {
+			break
+		}
+		if !cut(c) {
+			continue
+		}
+		// c.Raw() is a window on raw: its offset follows from the capacities.
+		i := cap(raw) - cap(c.Raw())
+		dst = append(dst, raw[pos:i]...)
+		pos = i + len(c.Raw())
+	}
+	return append(dst, raw[pos:]...)
+}

@@ -149,6 +149,25 @@ func TestAppendChild(t *testing.T) {
 	}
 }
 
+func TestCutChildren(t *testing.T) {
+	tests := []struct{ raw, want string }{
+		{`<message><cut/><body>hi</body></message>`, `<message><body>hi</body></message>`},
+		{`<message><body>hi</body><cut a='1'/><cut/></message>`, `<message><body>hi</body></message>`},
+		// The copy inside another child is not a child of the top element: it stays, and
+		// the child after it goes (a search for the bytes would cut the first copy).
+		{`<message><x><cut/></x><cut/></message>`, `<message><x><cut/></x></message>`},
+		{`<message><body>&lt;cut/&gt;</body><cut/></message>`, `<message><body>&lt;cut/&gt;</body></message>`},
+		{`<message/>`, `<message/>`},
+		{`<message><cut>`, `<message><cut>`}, // does not parse: unchanged
+	}
+	for _, tc := range tests {
+		got := string(CutChildren([]byte("!"), []byte(tc.raw), "jabber:client", func(c Element) bool { return string(c.Name()) == "cut" }))
+		if got != "!"+tc.want {
+			t.Errorf("CutChildren(%s):\n got %s\nwant !%s", tc.raw, got, tc.want)
+		}
+	}
+}
+
 // mustScan checks that the writer's output is one well-formed element for the tokenizer.
 func mustScan(t *testing.T, elem string) {
 	t.Helper()

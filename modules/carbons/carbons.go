@@ -4,6 +4,7 @@ package carbons
 
 import (
 	"github.com/vireo-im/vireo/modules/module"
+	"github.com/vireo-im/vireo/modules/sid"
 	"github.com/vireo-im/vireo/xmlstream"
 	"github.com/vireo-im/vireo/xmlstream/jid"
 	"github.com/vireo-im/vireo/xmlstream/ns"
@@ -120,11 +121,17 @@ func (m *Mod) sent(c module.Context, p *module.Packet) module.Verdict {
 	if _, ok := eligible(p); !ok {
 		return module.Continue
 	}
+	raw := p.Raw
+	if p.ArchiveID != "" {
+		// The copy says under which id the user's archive keeps the message, as a received
+		// copy does; whatever the sending client put there in the user's name goes.
+		raw = sid.Stamp(raw, user.String(), p.ArchiveID)
+	}
 	for _, s := range sessions {
 		if s.JID().Equal(p.From) || !enabled(s) || !s.Available() {
 			continue
 		}
-		s.Send(wrap("sent", user, s.JID(), p.Raw))
+		s.Send(wrap("sent", user, s.JID(), raw))
 	}
 	return module.Continue
 }

@@ -18,7 +18,6 @@ import (
 	"github.com/vireo-im/vireo/modules/muc"
 	"github.com/vireo-im/vireo/modules/sid"
 	"github.com/vireo-im/vireo/store"
-	"github.com/vireo-im/vireo/xmlstream"
 	"github.com/vireo-im/vireo/xmlstream/jid"
 	"github.com/vireo-im/vireo/xmlstream/ns"
 	"github.com/vireo-im/vireo/xmlstream/stanza"
@@ -391,7 +390,9 @@ func (m *Mod) outbound(c module.Context, p *module.Packet) module.Verdict {
 	if !keep {
 		return module.Continue
 	}
-	m.archive(c, user, sid.Next(c.Now()), true, to, p.Raw)
+	if id := sid.Next(c.Now()); m.archive(c, user, id, true, to, p.Raw) {
+		p.ArchiveID = id.String()
+	}
 	if retract {
 		if target := muc.RetractedID(p.Elem()); target != "" {
 			m.retract(user, to.Bare(), true, target, messageID(p), c.Now())
@@ -429,7 +430,7 @@ func (m *Mod) inbound(c module.Context, p *module.Packet) module.Verdict {
 	id, ok := stanzaID(p, user.String(), body && m.sidStamps(user.Domain()))
 	if !ok {
 		id = sid.Next(c.Now())
-		p.Raw = stampID(p.Raw, user.String(), id)
+		p.Raw = sid.Stamp(p.Raw, user.String(), id.String())
 	}
 	if err := m.a.add(user.String(), id, false, p.From, p.Raw); err != nil {
 		m.logFailure(err, "mam: archive message")
@@ -468,23 +469,12 @@ func (m *Mod) unstamp(p *module.Packet, user jid.JID) {
 	if !bytes.Contains(p.Raw, []byte("stanza-id")) || !m.sidStamps(user.Domain()) {
 		return
 	}
-	p.Raw = withoutOwnID(make([]byte, 0, len(p.Raw)), p.Raw, user.String())
+	p.Raw = sid.Unstamp(make([]byte, 0, len(p.Raw)), p.Raw, user.String())
 }
 
-// withoutOwnID appends raw to dst without its <stanza-id by='user'/> elements.
-func withoutOwnID(dst, raw []byte, user string) []byte {
-	var by []byte
-	return cutChildren(dst, raw, func(c xmlstream.Element) bool {
-		if string(c.Name()) != "stanza-id" || string(c.NS()) != ns.SID {
-			return false
-		}
-		by, _ = c.AppendAttr(by[:0], "by")
-		return string(by) == user
-	})
-}
-
-// archive stores a sent message if the sender's preferences allow it.
-func (m *Mod) archive(c module.Context, user jid.JID, id sid.ID, out bool, remote jid.JID, raw []byte) {
+// archive stores a sent message if the sender's preferences allow it, and reports
+// whether it did.
+func (m *Mod) archive(c module.Context, user jid.JID, id sid.ID, out bool, remote jid.JID, raw []byte) bool {
 	ok, err := m.wants(c, user, remote)
 	if err == nil && ok {
 		err = m.a.add(user.String(), id, out, remote, raw)
@@ -492,6 +482,7 @@ func (m *Mod) archive(c module.Context, user jid.JID, id sid.ID, out bool, remot
 	if err != nil {
 		m.logFailure(err, "mam: archive message")
 	}
+	return err == nil && ok
 }
 
 // logFailure logs a failed archive write at most once a minute: the message is still
@@ -532,37 +523,4 @@ func stanzaID(p *module.Packet, user string, trusted bool) (sid.ID, bool) {
 		v, _ := c.AppendAttr(nil, "id")
 		id, found = sid.ParseID(v)
 	}
-}
-
-// stampID returns raw without the <stanza-id by='user'/> elements it had, and with one
-// carrying id (XEP-0359 §5: the archive's own id, never one a sender chose).
-func stampID(raw []byte, user string, id sid.ID) []byte {
-	out := withoutOwnID(make([]byte, 0, len(raw)+96), raw, user)
-	var b xmlstream.Builder
-	b.Start("stanza-id").Attr("xmlns", ns.SID).AttrBytes("id", id.AppendText(nil)).Attr("by", user).End()
-	return xmlstream.AppendChild(nil, out, b.B)
-}
-
-// cutChildren appends raw to dst without the children of its top element for which cut
-// returns true (raw unchanged when it does not parse).
-func cutChildren(dst, raw []byte, cut func(c xmlstream.Element) bool) []byte {
-	e, err := xmlstream.ParseElement(raw, ns.Client)
-	if err != nil {
-		return append(dst, raw...)
-	}
-	pos := 0
-	for it := e.Children(); ; {
-		c, ok := it.Next()
-		if !ok {
-			break
-		}
-		if !cut(c) {
-			continue
-		}
-		// c.Raw() is a window on raw: its offset follows from the capacities.
-		i := cap(raw) - cap(c.Raw())
-		dst = append(dst, raw[pos:i]...)
-		pos = i + len(c.Raw())
-	}
-	return append(dst, raw[pos:]...)
 }

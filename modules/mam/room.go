@@ -11,6 +11,7 @@ import (
 	"github.com/vireo-im/vireo/store"
 	"github.com/vireo-im/vireo/xmlstream"
 	"github.com/vireo-im/vireo/xmlstream/jid"
+	"github.com/vireo-im/vireo/xmlstream/ns"
 	"github.com/vireo-im/vireo/xmlstream/stanza"
 )
 
@@ -109,7 +110,7 @@ func (ra roomArchive) Recent(room jid.JID, since time.Time, f func(at time.Time,
 		if err != nil {
 			return true
 		}
-		buf = cutChildren(buf[:0], rec.raw, func(c xmlstream.Element) bool {
+		buf = xmlstream.CutChildren(buf[:0], rec.raw, ns.Client, func(c xmlstream.Element) bool {
 			return string(c.Name()) == "x" && string(c.NS()) == muc.NSUser
 		})
 		return f(id.Time(), buf)
@@ -205,7 +206,7 @@ func (ra roomArchive) read(key string, pg page, backwards bool, a muc.Access, bu
 		}
 		raw := rec.raw
 		if a != muc.JIDAccess {
-			raw = cutChildren(nil, raw, func(c xmlstream.Element) bool {
+			raw = xmlstream.CutChildren(nil, raw, ns.Client, func(c xmlstream.Element) bool {
 				return string(c.Name()) == "x" && string(c.NS()) == muc.NSUser
 			})
 		}

@@ -494,6 +494,10 @@ type Packet struct {
 	// available presence, or the first after unavailable: RFC 6121 §4.2), when the server
 	// probes contacts and delivers what waited.
 	Initial bool
+	// ArchiveID is the id under which the sender's archive keeps an outbound message (set
+	// at OrderArchive; empty when it keeps none): the copies that go to the sender's other
+	// resources carry it, as XEP-0359 stanza-id by the sender, for their archive catch-up.
+	ArchiveID string
 
 	// elem caches Elem for the Raw it was parsed from (elemOf), so every hook of a packet
 	// shares one parse; a hook that replaces Raw invalidates it.

@@ -4,7 +4,6 @@
 package sid
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/base32"
 	"encoding/binary"
@@ -123,7 +122,7 @@ func (m *Mod) stamp(c module.Context, p *module.Packet) module.Verdict {
 	e := p.Elem()
 	by := p.To.Bare().String()
 	raw := p.Raw
-	body := false
+	body, spoofed := false, false
 	for it := e.Children(); ; {
 		ch, ok := it.Next()
 		if !ok {
@@ -132,13 +131,12 @@ func (m *Mod) stamp(c module.Context, p *module.Packet) module.Verdict {
 		switch {
 		case string(ch.Name()) == "body":
 			body = true
-		case string(ch.Name()) == "stanza-id" && string(ch.NS()) == ns.SID:
-			if v, ok := ch.AppendAttr(nil, "by"); ok && string(v) == by {
-				if i := bytes.Index(raw, ch.Raw()); i >= 0 {
-					raw = append(append([]byte(nil), raw[:i]...), raw[i+len(ch.Raw()):]...)
-				}
-			}
+		case isBy(ch, by):
+			spoofed = true
 		}
+	}
+	if spoofed {
+		raw = Unstamp(nil, raw, by)
 	}
 	if !body {
 		p.Raw = raw // without the spoofed ids, if there were any
@@ -159,4 +157,28 @@ func (m *Mod) stamp(c module.Context, p *module.Packet) module.Verdict {
 	*out = xmlstream.AppendChild((*out)[:0], raw, ch)
 	p.Raw = *out
 	return module.Continue
+}
+
+// isBy reports whether c is a <stanza-id/> by the entity by.
+func isBy(c xmlstream.Element, by string) bool {
+	if string(c.Name()) != "stanza-id" || string(c.NS()) != ns.SID {
+		return false
+	}
+	v, ok := c.AppendAttr(nil, "by")
+	return ok && string(v) == by
+}
+
+// Unstamp appends raw to dst without its <stanza-id by='by'/> children: only the entity
+// named in 'by' may say what its id for a stanza is (§5), and clients take such an id for
+// an archive row of theirs (XEP-0313).
+func Unstamp(dst, raw []byte, by string) []byte {
+	return xmlstream.CutChildren(dst, raw, ns.Client, func(c xmlstream.Element) bool { return isBy(c, by) })
+}
+
+// Stamp returns raw with id (an ID in text form) as its one <stanza-id by='by'/> child.
+func Stamp(raw []byte, by, id string) []byte {
+	out := Unstamp(make([]byte, 0, len(raw)+96), raw, by)
+	var b xmlstream.Builder
+	b.Start("stanza-id").Attr("xmlns", ns.SID).Attr("id", id).Attr("by", by).End()
+	return xmlstream.AppendChild(nil, out, b.B)
 }

@@ -280,3 +280,51 @@ func TestCarbonCarriesArchiveID(t *testing.T) {
 		t.Fatalf("archive id: delivered %s\ncarbon %s", direct, copy)
 	}
 }
+
+// TestSentCarbonCarriesArchiveID: the copy of a sent message that reaches the sender's
+// other resource carries the id of the sender's archive row (clients dedupe their catch-up
+// with it, as for received copies), not one the sending client made up; the recipient's
+// copy does not get the sender's archive id.
+func TestSentCarbonCarriesArchiveID(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob"}, nil)
+	a1, a2 := e.Bind("alice", "pc"), e.Bind("alice", "phone")
+	for _, s := range []*routertest.Sess{a1, a2} {
+		s.Send("<iq type='set' id='c'><enable xmlns='urn:xmpp:carbons:2'/></iq>")
+		s.C.Wait(t, "id='c'", "type='result'")
+		s.Send("<presence/>")
+	}
+	b := e.Bind("bob", "pc")
+	a1.Send("<message to='bob@example.org/pc' type='chat' id='s1'><body>hello</body><stanza-id xmlns='urn:xmpp:sid:0' id='forged' by='alice@example.org'/></message>")
+	b.C.Wait(t, "<body>hello</body>")
+	copy := a2.C.Wait(t, "<sent xmlns='urn:xmpp:carbons:2'>")
+	re := regexp.MustCompile(`<stanza-id xmlns='urn:xmpp:sid:0' id='([^']+)' by='alice@example.org'/>`)
+	c := re.FindAllStringSubmatch(copy, -1)
+	if len(c) != 1 || c[0][1] == "forged" {
+		t.Fatalf("sent carbon: want one stanza-id of the archive, got %s", copy)
+	}
+	a2.Send("<iq type='set' id='q'><query xmlns='urn:xmpp:mam:2' queryid='f'/></iq>")
+	res := a2.C.Wait(t, "<result xmlns='urn:xmpp:mam:2' queryid='f'", "hello")
+	if !strings.Contains(res, "id='"+c[0][1]+"'") {
+		t.Fatalf("carbon's id %s is not the archive row's: %s", c[0][1], res)
+	}
+	// A message the archive does not keep (no body, no store hint) is copied without one.
+	a1.Send("<message to='bob@example.org/pc' type='chat' id='s2'><active xmlns='http://jabber.org/protocol/chatstates'/></message>")
+	copy = a2.C.Wait(t, "<sent xmlns='urn:xmpp:carbons:2'>", "id='s2'")
+	if strings.Contains(copy, "stanza-id") {
+		t.Fatalf("carbon of an unarchived message has an archive id: %s", copy)
+	}
+}
+
+// TestStanzaIDSpoofNested: a forged stanza-id is cut where it is a child of the message,
+// even when a copy of its bytes sits earlier inside another child.
+func TestStanzaIDSpoofNested(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob"}, nil)
+	a := e.Bind("alice", "pc")
+	b := e.Bind("bob", "pc")
+	forged := "<stanza-id xmlns='urn:xmpp:sid:0' id='forged' by='bob@example.org'/>"
+	a.Send("<message to='bob@example.org/pc' type='chat'><x xmlns='urn:example'>" + forged + "</x><body>two</body>" + forged + "</message>")
+	got := b.C.Wait(t, "<body>two</body>")
+	if n := strings.Count(got, forged); n != 1 || !strings.Contains(got, "<x xmlns='urn:example'>"+forged+"</x>") {
+		t.Fatalf("forged top-level stanza-id kept (or the nested copy cut): %s", got)
+	}
+}
