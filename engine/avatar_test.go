@@ -139,8 +139,7 @@ func TestIntegrationAvatarVCardToPEP(t *testing.T) {
 	raw, _ := base64.StdEncoding.DecodeString(b64)
 
 	a := srv.LoginPlain(t, "alice", "secret", "pc")
-	a.Send("<presence/>")
-	a.Expect("<presence")
+	pepCapsOnline(t, a, nsAvatarData+"+notify", nsAvatarMeta+"+notify")
 	got := pepIQ(a, "pub-old", pepPublish(nsAvatarData, "old", "<data xmlns='"+nsAvatarData+"'>AAAA</data>", pepOpt("pubsub#access_model", "whitelist")))
 	mustHave(t, "whitelist data node", got, "type='result'")
 	a.Expect("</message>")

@@ -108,8 +108,8 @@ func TestIntegrationPep(t *testing.T) {
 		srv.Befriend(t, "alice", "bob", "")
 
 		a := srv.LoginPlain(t, "alice", "secret", "pc")
-		a.Send("<presence/>")
-		a.Expect("<presence")
+		// The owner's resource asks for the nodes whose notifications it expects below.
+		pepCapsOnline(t, a, nsNick+"+notify", "urn:test:multi+notify")
 
 		// Account discovery (XEP-0163 §6.1).
 		got := pepIQ(a, "d1", "<iq type='get' id='d1' to='alice@localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")

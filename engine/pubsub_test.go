@@ -311,8 +311,7 @@ func TestIntegrationBookmarksCompat(t *testing.T) {
 	srv.AddUser(t, "alice", "secret")
 	a := psOnline(t, srv, "alice")
 	a2 := srv.LoginPlain(t, "alice", "secret", "phone")
-	a2.Send("<presence/>")
-	a2.Expect("<presence")
+	pepCapsOnline(t, a2, nsBookmarks+"+notify")
 
 	got := pepIQ(a, "d1", "<iq type='get' id='d1' to='alice@localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
 	mustHave(t, "account disco", got, "<feature var='urn:xmpp:bookmarks:1#compat'/>")

@@ -285,7 +285,7 @@ func (m *Mod) setLegacy(c module.Context, user jid.JID, storage xmlstream.Elemen
 			return module.StoreError(err)
 		}
 		if cfg.NotifyRetract {
-			m.notify(c, user, NSBookmarks, cfg, pubsub.RetractEvent(NSBookmarks, gone))
+			m.notify(c, user, NSBookmarks, cfg, pubsub.RetractEvent(NSBookmarks, gone), m.nodes.Subscribers(user.String(), NSBookmarks))
 		}
 	}
 	create := !exists
@@ -298,7 +298,7 @@ func (m *Mod) setLegacy(c module.Context, user jid.JID, storage xmlstream.Elemen
 			return module.StoreError(err)
 		}
 		create, changed = false, true
-		m.notify(c, user, NSBookmarks, cfg, pubsub.ItemsEvent(NSBookmarks, pubsub.Item{ID: w.id, Payload: w.payload}))
+		m.notify(c, user, NSBookmarks, cfg, pubsub.ItemsEvent(NSBookmarks, pubsub.Item{ID: w.id, Payload: w.payload}), m.nodes.Subscribers(user.String(), NSBookmarks))
 	}
 	if changed {
 		m.legacyChanged(c, user) // once for the list, not per item

@@ -4,6 +4,7 @@ import (
 	"crypto/sha1"
 	"encoding/base64"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -21,16 +22,9 @@ import (
 func TestBookmarksCompatPEP(t *testing.T) {
 	e := routertest.New(t, []string{"alice", "bob"}, nil)
 	a := e.Bind("alice", "legacy")
-	// A XEP-0048 client: its caps say storage:bookmarks+notify (XEP-0115 §5.2's ver).
-	sum := sha1.Sum([]byte("client/pc//Legacy<http://jabber.org/protocol/caps<storage:bookmarks+notify<"))
-	ver := base64.StdEncoding.EncodeToString(sum[:])
-	a.Send("<presence><c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='urn:example:legacy' ver='" + ver + "'/></presence>")
-	q := a.C.Wait(t, "<iq type='get'", "node='urn:example:legacy#"+ver+"'")
-	qid := regexp.MustCompile(`id='([^']+)'`).FindStringSubmatch(q)[1]
-	a.Send("<iq type='result' id='" + qid + "' to='alice@example.org'><query xmlns='http://jabber.org/protocol/disco#info' node='urn:example:legacy#" + ver + "'>" +
-		"<identity category='client' type='pc' name='Legacy'/><feature var='http://jabber.org/protocol/caps'/><feature var='storage:bookmarks+notify'/></query></iq>")
-	a2 := e.Bind("alice", "modern") // a XEP-0402 client: no such caps
-	a2.Send("<presence/>")
+	advertise(t, a, "Legacy", "storage:bookmarks+notify") // a XEP-0048 client
+	a2 := e.Bind("alice", "modern")
+	advertise(t, a2, "Modern", "urn:xmpp:bookmarks:1+notify") // a XEP-0402 client
 	a.Send("<iq type='get' id='d' to='alice@example.org'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
 	a.C.Wait(t, "id='d'", "urn:xmpp:bookmarks:1#compat-pep", "urn:xmpp:bookmarks:1#compat'")
 
@@ -125,4 +119,26 @@ func TestBookmarksLegacyNodeMigrated(t *testing.T) {
 	if _, exists, _ := nodes.Config(o, "storage:bookmarks"); exists {
 		t.Fatal("the old node stayed")
 	}
+}
+
+// advertise makes s available with XEP-0115 caps naming features (the ver of §5.2 for a
+// client/pc identity called name) and answers the server's disco#info query for them.
+func advertise(t *testing.T, s *routertest.Sess, name string, features ...string) {
+	t.Helper()
+	features = append([]string{"http://jabber.org/protocol/caps"}, features...)
+	slices.Sort(features)
+	in := "client/pc//" + name + "<"
+	var feats strings.Builder
+	for _, f := range features {
+		in += f + "<"
+		feats.WriteString("<feature var='" + f + "'/>")
+	}
+	sum := sha1.Sum([]byte(in))
+	ver := base64.StdEncoding.EncodeToString(sum[:])
+	node := "urn:example:" + strings.ToLower(name)
+	s.Send("<presence><c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='" + node + "' ver='" + ver + "'/></presence>")
+	q := s.C.Wait(t, "<iq type='get'", "node='"+node+"#"+ver+"'")
+	qid := regexp.MustCompile(`id='([^']+)'`).FindStringSubmatch(q)[1]
+	s.Send("<iq type='result' id='" + qid + "' to='" + s.S.JID().Bare().String() + "'><query xmlns='http://jabber.org/protocol/disco#info' node='" + node + "#" + ver + "'>" +
+		"<identity category='client' type='pc' name='" + name + "'/>" + feats.String() + "</query></iq>")
 }

@@ -2,6 +2,7 @@ package pep_test
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -140,4 +141,43 @@ func TestPEPListsAndUnsubscribe(t *testing.T) {
 	b.C.Wait(t, "id='g'", "type='result'", "secret")
 	b.Send("<iq type='set' id='u' to='alice@example.org'><pubsub xmlns='http://jabber.org/protocol/pubsub'><unsubscribe node='urn:example:wl' jid='bob@example.org/pc'/></pubsub></iq>")
 	b.C.Wait(t, "id='u'", "type='error'", "<unexpected-request", "<not-subscribed")
+}
+
+// TestOwnResourcesNotify: the owner's resources are subscribers like a contact's
+// (XEP-0163 §4.3.2): one whose caps ask for a node gets its notifications and, when it
+// becomes available, the node's last item (caps resolved then, or known before); one
+// that does not ask gets neither. A node's deletion reaches its explicit subscribers.
+func TestOwnResourcesNotify(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob"}, nil)
+	a := e.Bind("alice", "pc")
+	advertise(t, a, "Pc", "urn:example:open+notify")
+	plain := e.Bind("alice", "plain")
+	plain.Send("<presence/>")
+	publishOpen(t, a, "p1", "first")
+	a.C.Wait(t, "to='alice@example.org/pc'", "<items node='urn:example:open'>", "first")
+	plain.C.Never(t, "first")
+
+	late := e.Bind("alice", "late") // caps the server has not seen: resolved first
+	advertise(t, late, "Late", "urn:example:open+notify")
+	late.C.Wait(t, "<items node='urn:example:open'>", "first")
+	again := e.Bind("alice", "again") // the same caps, known already
+	sum := regexp.MustCompile(`<c xmlns='http://jabber.org/protocol/caps'[^>]*/>`).FindString(late.C.All())
+	if sum == "" {
+		t.Fatal("no caps in late's own presence")
+	}
+	again.Send("<presence>" + sum + "</presence>")
+	again.C.Wait(t, "<items node='urn:example:open'>", "first")
+	again.Send("<presence><show>away</show>" + sum + "</presence>") // not initial: nothing again
+	time.Sleep(100 * time.Millisecond)
+	if n := strings.Count(again.C.All(), "<items node='urn:example:open'>"); n != 1 {
+		t.Fatalf("%d last-item notifications for one available period", n)
+	}
+
+	b := e.Bind("bob", "pc")
+	b.Send("<iq type='set' id='s' to='alice@example.org'><pubsub xmlns='http://jabber.org/protocol/pubsub'><subscribe node='urn:example:open' jid='bob@example.org/pc'/></pubsub></iq>")
+	b.C.Wait(t, "id='s'", "type='result'")
+	a.Send("<iq type='set' id='d'><pubsub xmlns='http://jabber.org/protocol/pubsub#owner'><delete node='urn:example:open'/></pubsub></iq>")
+	a.C.Wait(t, "id='d'", "type='result'")
+	b.C.Wait(t, "<delete node='urn:example:open'")
+	a.C.Wait(t, "<delete node='urn:example:open'")
 }

@@ -206,8 +206,10 @@ func capsOf(e xmlstream.Element) (hash, ver, node string, ok bool) {
 
 // ownPresence resolves the caps ver of the owner's resource that broadcasts its presence
 // (outbound, on the owner's shard), as presence does a contact's, so that ownWants can
-// tell which of the owner's clients want a notification only some ask for
-// (storage:bookmarks+notify). Nothing waits on the answer. It never stops the presence.
+// tell which of the owner's clients want a node's notifications (NODE+notify), and sends
+// a newly available one the last items it wants, as a contact's gets them (XEP-0163
+// §4.3.2: "to all newly-available resources for each subscriber, including the account
+// owner itself"). It never stops the presence.
 func (m *Mod) ownPresence(c module.Context, pk *module.Packet) module.Verdict {
 	if pk.Type != "" || !pk.To.IsZero() || pk.From.IsBare() {
 		return module.Continue
@@ -220,18 +222,29 @@ func (m *Mod) ownPresence(c module.Context, pk *module.Packet) module.Verdict {
 		return module.Continue
 	}
 	key := hash + " " + ver
-	owner := pk.From.Bare().String()
+	owner, full := pk.From.Bare().String(), pk.From.String()
 	now := c.Now()
 	m.mu.Lock()
 	e := m.capsEntryLocked(key, now)
+	features := e.features
 	queryID := ""
-	if e.features == nil && now.Sub(e.asked) >= capsRetry {
-		queryID = m.queryLocked(capsQuery{key: key, hash: hash, ver: ver, owner: owner, full: pk.From.String()}, now)
-		if queryID != "" {
-			e.asked = now
+	if features == nil {
+		// The answer sends the last items (capsAnswer's waiters), when this presence is
+		// the one that makes the resource available.
+		if pk.Initial && len(e.waiters) < maxWaiters {
+			e.waiters = append(e.waiters, waiter{owner, full})
+		}
+		if now.Sub(e.asked) >= capsRetry {
+			queryID = m.queryLocked(capsQuery{key: key, hash: hash, ver: ver, owner: owner, full: full}, now)
+			if queryID != "" {
+				e.asked = now
+			}
 		}
 	}
 	m.mu.Unlock()
+	if features != nil && pk.Initial {
+		m.sendLastFeatures(c, pk.From.Bare(), pk.From, features)
+	}
 	if queryID == "" {
 		return module.Continue
 	}
@@ -259,21 +272,28 @@ type ownFeaturesKey struct{}
 // ownWants reports whether the owner's session s advertised feature: in its answer to
 // ownPresence's query, or in a caps ver verified before; false when its caps are unknown.
 func (m *Mod) ownWants(s module.Session, feature string) bool {
+	return m.ownFeatures(s)[feature]
+}
+
+// ownFeatures returns the features of the owner's session s (nil: unknown).
+func (m *Mod) ownFeatures(s module.Session) map[string]bool {
 	if f, ok := s.Value(ownFeaturesKey{}).(map[string]bool); ok {
-		return f[feature]
+		return f
 	}
 	p, err := xmlstream.ParseElement(s.Presence(), "jabber:client")
 	if err != nil {
-		return false
+		return nil
 	}
 	hash, ver, _, ok := capsOf(p)
 	if !ok {
-		return false
+		return nil
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	e := m.mu.caps[hash+" "+ver]
-	return e != nil && e.features[feature]
+	if e := m.mu.caps[hash+" "+ver]; e != nil {
+		return e.features
+	}
+	return nil
 }
 
 // capsAnswer takes the answers to the disco#info queries sent for caps (inbound IQ, on the
@@ -468,15 +488,29 @@ func (m *Mod) interested(owner, node string) []string {
 	return out
 }
 
-// sendLast sends contact's resource full the newest item of each of owner's nodes that
-// sends it on presence, that the contact may read and wants (XEP-0163 §4.3.2).
+// sendLast sends the resource full (a contact's, or the owner's own) the newest item of
+// each of owner's nodes that sends it on presence, that it may read and wants (XEP-0163
+// §4.3.2).
 func (m *Mod) sendLast(c module.Context, owner, full jid.JID) {
-	m.mu.Lock()
 	var f map[string]bool
-	if r := m.mu.users[owner.String()][full.String()]; r != nil {
-		f = m.featuresLocked(r)
+	if full.Bare().Equal(owner) {
+		for _, s := range c.Sessions(owner) {
+			if s.JID().Equal(full) {
+				f = m.ownFeatures(s)
+			}
+		}
+	} else {
+		m.mu.Lock()
+		if r := m.mu.users[owner.String()][full.String()]; r != nil {
+			f = m.featuresLocked(r)
+		}
+		m.mu.Unlock()
 	}
-	m.mu.Unlock()
+	m.sendLastFeatures(c, owner, full, f)
+}
+
+// sendLastFeatures is sendLast for a resource whose features are f.
+func (m *Mod) sendLastFeatures(c module.Context, owner, full jid.JID, f map[string]bool) {
 	if f == nil {
 		return
 	}

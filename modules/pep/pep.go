@@ -379,6 +379,9 @@ func (m *Mod) handle(c module.Context, iq *module.Packet, owner jid.JID, isOwner
 		c.Reply(iq, nil)
 	case pubsub.OpDelete, pubsub.OpPurge:
 		var err error
+		// The explicit subscribers hear of the deletion too (XEP-0060 §8.4.2): read
+		// them while the node still has them.
+		subs := m.nodes.Subscribers(o, r.Node)
 		if r.Op == pubsub.OpDelete {
 			err = m.nodes.Remove(o, r.Node)
 		} else {
@@ -393,7 +396,10 @@ func (m *Mod) handle(c module.Context, iq *module.Packet, owner jid.JID, isOwner
 		if r.Op == pubsub.OpDelete {
 			what = "delete"
 		}
-		m.broadcast(c, owner, r.Node, cfg, pubsub.NodeEvent(what, r.Node))
+		m.notify(c, owner, r.Node, cfg, pubsub.NodeEvent(what, r.Node), subs)
+		if r.Node == NSBookmarks {
+			m.legacyChanged(c, owner)
+		}
 	}
 }
 
@@ -575,19 +581,23 @@ func (m *Mod) access(c module.Context, owner, user jid.JID, node string, cfg pub
 	return DenyError(cfg.Access)
 }
 
-// broadcast notifies the owner's available resources, the contacts' resources with
-// NODE+notify that the access model admits, and the explicit subscribers.
+// broadcast notifies the available resources with NODE+notify, the owner's and the
+// contacts' that the access model admits, and the explicit subscribers.
 func (m *Mod) broadcast(c module.Context, owner jid.JID, node string, cfg pubsub.NodeConfig, event []byte) {
-	m.notify(c, owner, node, cfg, event)
+	m.notify(c, owner, node, cfg, event, m.nodes.Subscribers(owner.String(), node))
 	if node == NSBookmarks {
 		m.legacyChanged(c, owner)
 	}
 }
 
-// notify is broadcast without the storage:bookmarks view's notification.
-func (m *Mod) notify(c module.Context, owner jid.JID, node string, cfg pubsub.NodeConfig, event []byte) {
+// notify is broadcast without the storage:bookmarks view's notification, to the explicit
+// subscribers subs (read before a node's deletion takes them).
+func (m *Mod) notify(c module.Context, owner jid.JID, node string, cfg pubsub.NodeConfig, event []byte, subs []string) {
+	// The owner's resources are subscribers like the contacts' (XEP-0163 §4.3.2): those
+	// whose caps do not ask for the node get nothing; they can fetch its items.
+	want := node + "+notify"
 	for _, s := range c.Sessions(owner) {
-		if s.Available() {
+		if s.Available() && m.ownWants(s, want) {
 			s.Send(pubsub.EventMessage(owner, s.JID(), event))
 		}
 	}
@@ -603,7 +613,7 @@ func (m *Mod) notify(c module.Context, owner jid.JID, node string, cfg pubsub.No
 		sent[j.Bare().String()] = true
 		c.Route(pubsub.EventMessage(owner, j, event))
 	}
-	for _, sub := range m.nodes.Subscribers(owner.String(), node) {
+	for _, sub := range subs {
 		j, err := jid.Parse(sub)
 		if err != nil || j.Bare().Equal(owner) || sent[j.Bare().String()] || blocked(j) || !m.allowed(c, owner, j.Bare(), node, cfg) {
 			continue
