@@ -179,6 +179,13 @@ func (p *pipeWriter) SetWriteDeadline(time.Time) error { return nil }
 // relayPair runs m's listener and returns the two ends of an activated stream.
 func relayPair(tb testing.TB, m *Mod) (net.Conn, net.Conn) {
 	tb.Helper()
+	a, b, _ := relayPairOf(tb, m)
+	return a, b
+}
+
+// relayPairOf is relayPair that also returns the pair the stream was activated from.
+func relayPairOf(tb testing.TB, m *Mod) (net.Conn, net.Conn, *pair) {
+	tb.Helper()
 	apply, err := m.Reconfigure(module.Reconfig{Decode: func(any) error { return nil }})
 	if err != nil {
 		tb.Fatal(err)
@@ -209,13 +216,39 @@ func relayPair(tb testing.TB, m *Mod) (net.Conn, net.Conn) {
 		}
 		ends[i] = c
 	}
+	var p *pair
 	for {
+		m.mu.Lock()
+		p = m.mu.pending[h]
+		m.mu.Unlock()
 		if serr := m.activate([2]string{h, h}, "a@example.org", m.conf()); serr == nil {
 			break
 		}
 		time.Sleep(time.Millisecond) // the second connection is still being registered
 	}
-	return ends[0], ends[1]
+	return ends[0], ends[1], p
+}
+
+// TestExpireAfterActivate: the pending pair's timer can fire while activate holds the
+// lock (Timer.Stop does not wait for a callback that started); the expiry that then runs
+// must leave the activated stream alone: not close it, not uncount its connections
+// again, not clear the pair under the relay starting on it (which crashed the process).
+func TestExpireAfterActivate(t *testing.T) {
+	m := &Mod{}
+	a, b, p := relayPairOf(t, m)
+	m.expire(p) // the callback that lost the race to activate's lock
+	m.mu.Lock()
+	waiting := m.mu.waiting
+	m.mu.Unlock()
+	if waiting != 0 {
+		t.Fatalf("waiting = %d after the activated pair expired, want 0", waiting)
+	}
+	a.Write([]byte("ping"))
+	buf := make([]byte, 4)
+	b.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(b, buf); err != nil || string(buf) != "ping" {
+		t.Fatalf("stream after the expiry: %q %v", buf, err)
+	}
 }
 
 // BenchmarkRelay moves 64 KiB chunks through an activated stream, one direction: what a

@@ -232,10 +232,15 @@ func (m *Mod) drop(p *pair, w *waiter) {
 	}
 }
 
-// expire closes a pair nobody activated in time.
+// expire closes a pair nobody activated in time. The timer's callback can have started
+// while activate held the lock (Stop does not wait for it): a pair no longer pending is
+// not this expiry's to close.
 func (m *Mod) expire(p *pair) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if p.activated || m.mu.pending[p.hash] != p {
+		return
+	}
 	m.dropAll(p)
 }
 
@@ -291,9 +296,10 @@ func (m *Mod) activate(hashes [2]string, user string, cfg *Config) *stanza.Error
 	m.mu.active[s] = struct{}{}
 	m.mu.perUser[user]++
 	m.wg.Add(1)
+	conns := p.conns // the relay's own copy, whatever becomes of the pair
 	m.mu.Unlock()
 	go func() {
-		for _, w := range p.conns[:2] {
+		for _, w := range conns {
 			<-w.watched
 			w.c.SetReadDeadline(time.Time{})
 		}
