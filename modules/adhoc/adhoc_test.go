@@ -357,6 +357,7 @@ func TestHostAdmins(t *testing.T) {
 		// A server administrator whose account is on the host, made or taken over by the
 		// host's administrator, would make it one too.
 		{"a server administrator's password", boss, "corp.example", "change-user-password", submit("accountjid", "root@corp.example", "password", "p"), []string{"administers more than you do"}},
+		{"a server administrator's sessions", boss, "corp.example", "end-user-session", submit("accountjids", "root@corp.example/r"), []string{"administers more than you do"}},
 		{"a server administrator's account made", boss, "corp.example", "add-user", submit("accountjid", "root@corp.example", "password", "p", "password-verify", "p"), []string{"administers more than you do"}},
 		{"its own account", boss, "corp.example", "delete-user", submit("accountjids", "eve@corp.example"), []string{"status='completed'", "deleted eve@corp.example"}},
 		{"its host's count", boss, "corp.example", "get-registered-users-num", "", []string{"<value>2</value>"}},

@@ -871,6 +871,11 @@ func endSessions(c module.Context, k *call) {
 		case !k.inScope(j):
 			notes = append(notes, Note{"error", fmt.Sprintf("%q: you administer %s only", v, k.scope)})
 			continue
+		case k.scope != "" && !k.m.within(j.Bare(), k.scope):
+			// As for every command that names an account (call.account): a host's
+			// administrator does not touch an account with wider rights.
+			notes = append(notes, Note{"error", fmt.Sprintf("%q administers more than you do; ask a server administrator", v)})
+			continue
 		case j.Equal(k.iq.From) || j.IsBare() && j.Equal(k.iq.From.Bare()):
 			// The answer would have nowhere to go.
 			notes = append(notes, Note{"error", "you cannot end the session you are sending from"})
