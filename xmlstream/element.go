@@ -468,3 +468,125 @@ func skipElement(b []byte, te int) int {
 		}
 	}
 }
+
+// Standalone appends e to dst as an element of its own: the namespace prefixes and the
+// default namespace it takes from its ancestors are declared on its start tag, so that it
+// means the same when it is stored or sent apart from them (a payload a client declared a
+// prefix for on <iq> would otherwise reach others with the prefix undeclared, a stream
+// error for their parsers: RFC 6120 §4.9.3.2). e's bytes are appended unchanged when it
+// declares its default namespace and no ancestor declares a prefix, as nearly always.
+func (e Element) Standalone(dst []byte) []byte {
+	raw := e.Raw()
+	tag := e.tag()
+	_, ownDefault := declaredDefault(tag)
+	if e.s == 0 || ownDefault && !bytes.Contains(e.root[:e.s], []byte("xmlns:")) {
+		return append(dst, raw...)
+	}
+	k := nameEnd(tag)
+	dst = append(dst, tag[:k]...)
+	if !ownDefault && len(e.dns) > 0 {
+		dst = append(dst, " xmlns='"...)
+		dst = AppendEscapedAttr(dst, e.dns)
+		dst = append(dst, '\'')
+	}
+	for _, d := range declsAbove(e.root, int(e.s)) {
+		if _, own := declared(tag, d.prefix); own {
+			continue
+		}
+		dst = append(dst, " xmlns:"...)
+		dst = append(dst, d.prefix...)
+		dst = append(dst, "='"...)
+		dst = AppendEscapedAttr(dst, d.uri)
+		dst = append(dst, '\'')
+	}
+	return append(dst, raw[k:]...)
+}
+
+// declaredDefault returns the value of xmlns on a start tag.
+func declaredDefault(tag []byte) ([]byte, bool) {
+	for k := nameEnd(tag); ; {
+		name, val, next, ok := nextAttr(tag, k)
+		if !ok {
+			return nil, false
+		}
+		k = next
+		if string(name) == "xmlns" {
+			uri, _ := nsValue(val)
+			return uri, true
+		}
+	}
+}
+
+// prefixDecl is a namespace prefix declaration.
+type prefixDecl struct {
+	prefix, uri []byte
+	depth       int
+}
+
+// declsAbove returns the prefix declarations in force at offset target of root, on the
+// elements open there: one per prefix, the innermost.
+func declsAbove(root []byte, target int) []prefixDecl {
+	var stk []prefixDecl
+	depth, i := 0, 0
+	for i < target {
+		k := bytes.IndexByte(root[i:target], '<')
+		if k < 0 {
+			break
+		}
+		i += k
+		switch root[i+1] {
+		case '/':
+			depth--
+			for len(stk) > 0 && stk[len(stk)-1].depth >= depth {
+				stk = stk[:len(stk)-1]
+			}
+			e := bytes.IndexByte(root[i:], '>')
+			if e < 0 {
+				return nil
+			}
+			i += e + 1
+		case '!':
+			c := bytes.Index(root[i+9:], cdataEnd)
+			if c < 0 {
+				return nil
+			}
+			i += 9 + c + 3
+		default:
+			te, empty := tagEnd(root, i)
+			if te < 0 {
+				return nil
+			}
+			if !empty {
+				tag := root[i:te]
+				for k := nameEnd(tag); ; {
+					name, val, next, ok := nextAttr(tag, k)
+					if !ok {
+						break
+					}
+					k = next
+					if len(name) > 6 && string(name[:6]) == "xmlns:" {
+						uri, _ := nsValue(val)
+						stk = append(stk, prefixDecl{prefix: name[6:], uri: uri, depth: depth})
+					}
+				}
+				depth++
+			}
+			i = te
+		}
+	}
+	// Innermost first wins: drop a declaration a later (deeper) one rebinds.
+	out := stk[:0:0]
+	for j := len(stk) - 1; j >= 0; j-- {
+		dup := false
+		for _, o := range out {
+			if bytes.Equal(o.prefix, stk[j].prefix) {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			out = append(out, stk[j])
+		}
+	}
+	return out
+}

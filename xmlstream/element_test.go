@@ -223,3 +223,54 @@ func TestStanzaView(t *testing.T) {
 		}
 	}
 }
+
+// TestStandalone: a child taken out of its stanza keeps its meaning: the prefixes and the
+// default namespace it had from its ancestors are declared on it, the innermost binding of
+// each, and its own declarations stay as they are.
+func TestStandalone(t *testing.T) {
+	tests := []struct{ raw, want string }{
+		// Nothing from above: unchanged.
+		{`<iq><vCard xmlns='vcard-temp'><FN>x</FN></vCard></iq>`, `<vCard xmlns='vcard-temp'><FN>x</FN></vCard>`},
+		// The prefix declared on <iq> comes along.
+		{`<iq xmlns:v='vcard-temp'><v:vCard><v:FN>x</v:FN></v:vCard></iq>`, `<v:vCard xmlns='jabber:client' xmlns:v='vcard-temp'><v:FN>x</v:FN></v:vCard>`},
+		// Used only inside the child, declared two levels up, rebound in between.
+		{`<iq xmlns:p='urn:a'><pubsub xmlns='urn:ps' xmlns:p="urn:b&apos;"><item><e xmlns='urn:e'><p:x/></e></item></pubsub></iq>`, `<e xmlns:p='urn:b&apos;' xmlns='urn:e'><p:x/></e>`},
+		// Its own declaration of a prefix wins.
+		{`<iq xmlns:p='urn:a'><e xmlns='urn:e' xmlns:p='urn:own'><p:x/></e></iq>`, `<e xmlns='urn:e' xmlns:p='urn:own'><p:x/></e>`},
+		// A default namespace inherited is declared.
+		{`<iq><pubsub xmlns='urn:ps'><item><entry/></item></pubsub></iq>`, `<entry xmlns='urn:ps'/>`},
+		// Declarations of closed siblings are not in scope.
+		{`<iq><a xmlns:p='urn:a'/><b xmlns:q='urn:q'></b><e xmlns='urn:e'/></iq>`, `<e xmlns='urn:e'/>`},
+	}
+	for _, tc := range tests {
+		root, err := ParseElement([]byte(tc.raw), "jabber:client")
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := root
+		for { // the last element child of each level, down to the innermost
+			var last Element
+			found := false
+			for it := e.Children(); ; {
+				c, ok := it.Next()
+				if !ok {
+					break
+				}
+				last, found = c, true
+			}
+			if !found || string(e.Name()) == "vCard" || string(e.Name()) == "e" || string(e.Name()) == "entry" {
+				break
+			}
+			e = last
+		}
+		got := string(e.Standalone([]byte("!")))
+		if got != "!"+tc.want {
+			t.Errorf("Standalone in %s:\n got %s\nwant !%s", tc.raw, got, tc.want)
+		}
+		mustScan(t, tc.want)
+		alone, err := ParseElement([]byte(tc.want), "")
+		if err != nil || string(alone.NS()) != string(e.NS()) {
+			t.Errorf("Standalone in %s: namespace %q, was %q (%v)", tc.raw, alone.NS(), e.NS(), err)
+		}
+	}
+}

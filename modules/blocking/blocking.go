@@ -251,7 +251,14 @@ func (m *Mod) inbound(c module.Context, p *module.Packet) module.Verdict {
 	return module.Stop
 }
 
+// listedKey marks a session that requested the blocklist: the pushes are for those
+// (XEP-0191 §3.3, §3.4); a client that never asked keeps no list to update.
+type listedKey struct{}
+
 func (m *Mod) list(c module.Context, iq *module.Packet) {
+	if s := c.Session(); s != nil && s.Value(listedKey{}) == nil {
+		s.SetValue(listedKey{}, true)
+	}
 	var b xmlstream.Builder
 	b.Start("blocklist").Attr("xmlns", ns.Blocking)
 	for _, j := range m.items(iq.From.Bare().String()) {
@@ -315,7 +322,7 @@ func (m *Mod) block(c module.Context, iq *module.Packet) {
 	}
 	m.forget(user)
 	c.Reply(iq, nil)
-	m.push(c, iq, q.Raw())
+	m.push(c, iq, "block", js)
 	if reports := reportsOf(q); len(reports) > 0 {
 		m.handleReports(c, iq.From, reports)
 	}
@@ -396,7 +403,7 @@ func (m *Mod) unblock(c module.Context, iq *module.Packet) {
 		return
 	}
 	c.Reply(iq, nil)
-	m.push(c, iq, q.Raw())
+	m.push(c, iq, "unblock", js)
 	// §3.4: an unblocked contact that may see the user's presence gets the current
 	// presence of each available resource (unless another item still blocks it).
 	for _, to := range presenceTargets(c, iq.From.Bare(), removed) {
@@ -465,11 +472,23 @@ func seesPresence(it store.RosterItem) bool {
 }
 
 // push tells the user's other sessions about the change (XEP-0191 §3.3, §3.4).
-func (m *Mod) push(c module.Context, iq *module.Packet, payload []byte) {
+// push tells the user's sessions that requested the blocklist of a change: op ("block"
+// or "unblock") of js, the JIDs as the list keeps them (none: unblock all). It is built
+// anew rather than echoed, so it names what the list holds, not the client's spelling.
+func (m *Mod) push(c module.Context, iq *module.Packet, op string, js []jid.JID) {
+	var payload xmlstream.Builder
+	payload.Start(op).Attr("xmlns", ns.Blocking)
+	for _, j := range js {
+		payload.Start("item").Attr("jid", j.String()).End()
+	}
+	payload.End()
 	for _, s := range c.Sessions(iq.From.Bare()) {
+		if s.Value(listedKey{}) == nil {
+			continue
+		}
 		var b xmlstream.Builder
 		id := "block-push" + strconv.FormatUint(m.pushes.Add(1), 36)
-		b.Start("iq").Attr("type", "set").Attr("id", id).Attr("to", s.JID().String()).Raw(payload).End()
+		b.Start("iq").Attr("type", "set").Attr("id", id).Attr("to", s.JID().String()).Raw(payload.B).End()
 		s.Send(b.B)
 	}
 }

@@ -219,15 +219,20 @@ func TestListLearnedAtPresence(t *testing.T) {
 	}
 }
 
-// TestPushes: a block and an unblock reach the account's other session as pushes
-// (XEP-0191 §3.3, §3.4), each with an id of its own.
+// TestPushes: a block and an unblock reach the account's other session that requested
+// the blocklist as pushes (XEP-0191 §3.3, §3.4), each with an id of its own, naming the
+// JIDs as the list holds them; a session that never requested it gets none.
 func TestPushes(t *testing.T) {
 	e := routertest.New(t, []string{"alice", "bob"}, nil)
 	a := e.Bind("alice", "pc")
 	phone := e.Bind("alice", "phone")
-	block(t, a, "block", "bl", "bob@example.org")
+	other := e.Bind("alice", "other")
+	phone.Send("<iq type='get' id='l'><blocklist xmlns='urn:xmpp:blocking'/></iq>")
+	phone.C.Wait(t, "id='l'", "type='result'")
+	block(t, a, "block", "bl", "BOB@Example.org")
 	unblock := func() { block(t, a, "unblock", "ub", "bob@example.org") }
 	unblock()
+	other.C.Never(t, "urn:xmpp:blocking")
 	p1 := phone.C.Wait(t, "<block xmlns='urn:xmpp:blocking'><item jid='bob@example.org'/></block>", "type='set'")
 	p2 := phone.C.Wait(t, "<unblock xmlns='urn:xmpp:blocking'><item jid='bob@example.org'/></unblock>", "type='set'")
 	idOf := func(s string) string {

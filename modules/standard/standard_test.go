@@ -136,9 +136,11 @@ func TestBlocking(t *testing.T) {
 	a := e.Bind("alice", "pc")
 	a2 := e.Bind("alice", "phone")
 	b := e.Bind("bob", "pc")
+	a2.Send("<iq type='get' id='l'><blocklist xmlns='urn:xmpp:blocking'/></iq>")
+	a2.C.Wait(t, "id='l'", "type='result'")
 	a.Send("<iq type='set' id='bl'><block xmlns='urn:xmpp:blocking'><item jid='bob@example.org'/></block></iq>")
 	a.C.Wait(t, "id='bl'", "type='result'")
-	a2.C.Wait(t, "<block xmlns='urn:xmpp:blocking'>") // push to the other resource
+	a2.C.Wait(t, "<block xmlns='urn:xmpp:blocking'>") // push to the other resource, which keeps the list
 	b.Send("<message to='alice@example.org/pc' type='chat' id='m1'><body>hi</body></message>")
 	b.C.Wait(t, "id='m1'", "service-unavailable")
 	a.C.Never(t, "<body>hi</body>")
