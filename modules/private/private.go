@@ -119,11 +119,12 @@ func (m *Mod) handle(c module.Context, iq *module.Packet) {
 		}
 	}
 	if iq.Type == "set" {
-		if len(child.Raw()) > MaxSize {
+		raw := child.Standalone(nil) // kept apart from this <iq>: its namespaces with it
+		if len(raw) > MaxSize {
 			c.Error(iq, stanza.New(stanza.NotAcceptable))
 			return
 		}
-		over, err := m.over(iq.From.Bare().String(), key, len(child.Raw()))
+		over, err := m.over(iq.From.Bare().String(), key, len(raw))
 		if err != nil {
 			c.Error(iq, stanza.New(stanza.InternalServerErrorCond))
 			return
@@ -134,7 +135,7 @@ func (m *Mod) handle(c module.Context, iq *module.Packet) {
 			c.Error(iq, e)
 			return
 		}
-		if err := m.t.Set(key, child.Raw()); err != nil {
+		if err := m.t.Set(key, raw); err != nil {
 			c.Error(iq, module.StoreError(err))
 			return
 		}
@@ -143,7 +144,7 @@ func (m *Mod) handle(c module.Context, iq *module.Packet) {
 	}
 	v, err := m.t.Get(key)
 	if errors.Is(err, store.ErrNotFound) {
-		v = child.Raw() // XEP-0049 §2.3: the empty element as asked
+		v = child.Standalone(nil) // XEP-0049 §2.3: the empty element as asked
 	} else if err != nil {
 		c.Error(iq, stanza.New(stanza.InternalServerErrorCond))
 		return

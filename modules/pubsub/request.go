@@ -307,7 +307,9 @@ func (r *Request) parsePublish(p xmlstream.Element) *stanza.Error {
 	if _, more := pit.Next(); more {
 		return Err(stanza.BadRequest, "invalid-payload")
 	}
-	r.Payload = payload.Raw()
+	// Stored and sent to others apart from the request: with the namespaces it takes
+	// from the request's elements declared on it.
+	r.Payload = payload.Standalone(nil)
 	return nil
 }
 

@@ -330,3 +330,28 @@ func TestStanzaIDSpoofNested(t *testing.T) {
 		t.Fatalf("forged top-level stanza-id kept (or the nested copy cut): %s", got)
 	}
 }
+
+// TestStoredPayloadsDeclarePrefixes: a payload kept and served apart from the <iq> it came
+// in (a vCard, private XML, a PEP item) brings the prefixes the client declared on the
+// <iq> along: served without them, it would be a stream error for its reader's parser
+// (RFC 6120 §4.9.3.2), another user's or another server's.
+func TestStoredPayloadsDeclarePrefixes(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob"}, nil)
+	a, b := e.Bind("alice", "pc"), e.Bind("bob", "pc")
+	a.Send("<iq type='set' id='v' xmlns:v='vcard-temp'><v:vCard><v:FN>Alice</v:FN></v:vCard></iq>")
+	a.C.Wait(t, "id='v'", "type='result'")
+	b.Send("<iq type='get' id='g' to='alice@example.org'><vCard xmlns='vcard-temp'/></iq>")
+	b.C.Wait(t, "id='g'", "<v:vCard xmlns='jabber:client' xmlns:v='vcard-temp'><v:FN>Alice</v:FN></v:vCard>")
+
+	a.Send("<iq type='set' id='s' xmlns:p='urn:example:prefs'><query xmlns='jabber:iq:private'><p:prefs><p:theme>dark</p:theme></p:prefs></query></iq>")
+	a.C.Wait(t, "id='s'", "type='result'")
+	a.Send("<iq type='get' id='r'><query xmlns='jabber:iq:private'><prefs xmlns='urn:example:prefs'/></query></iq>")
+	a.C.Wait(t, "id='r'", "<p:prefs xmlns='jabber:iq:private' xmlns:p='urn:example:prefs'><p:theme>dark</p:theme></p:prefs>")
+
+	a.Send("<iq type='set' id='p' xmlns:x='urn:example:x'><pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='urn:example:x'><item id='1'><x:data>hi</x:data></item></publish>" +
+		"<publish-options><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/pubsub#publish-options</value></field>" +
+		"<field var='pubsub#access_model'><value>open</value></field></x></publish-options></pubsub></iq>")
+	a.C.Wait(t, "id='p'", "type='result'")
+	b.Send("<iq type='get' id='i' to='alice@example.org'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='urn:example:x'/></pubsub></iq>")
+	b.C.Wait(t, "id='i'", "<item id='1'><x:data xmlns='http://jabber.org/protocol/pubsub' xmlns:x='urn:example:x'>hi</x:data></item>")
+}

@@ -108,14 +108,16 @@ func (m *Mod) set(c module.Context, iq *module.Packet) {
 		return
 	}
 	card, _ := iq.Payload()
-	if len(card.Raw()) > m.cfg.Load().For(iq.From.Domain()).MaxBytes {
+	// Served to others apart from this <iq>: with the namespaces it takes from it.
+	raw := card.Standalone(nil)
+	if len(raw) > m.cfg.Load().For(iq.From.Domain()).MaxBytes {
 		e := stanza.New(stanza.NotAcceptable)
 		e.Text = "vCard too large"
 		c.Error(iq, e)
 		return
 	}
 	user := store.UserKey(iq.From.Bare().String())
-	if err := m.cards.Set(user, card.Raw()); err != nil {
+	if err := m.cards.Set(user, raw); err != nil {
 		c.Error(iq, module.StoreError(err))
 		return
 	}
