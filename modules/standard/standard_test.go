@@ -355,3 +355,18 @@ func TestStoredPayloadsDeclarePrefixes(t *testing.T) {
 	b.Send("<iq type='get' id='i' to='alice@example.org'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='urn:example:x'/></pubsub></iq>")
 	b.C.Wait(t, "id='i'", "<item id='1'><x:data xmlns='http://jabber.org/protocol/pubsub' xmlns:x='urn:example:x'>hi</x:data></item>")
 }
+
+// TestVCardOfServer: a vCard get addressed to the server is not answered with the
+// requester's own vCard (XEP-0054 §3.2: 'to' names whose): none is kept for the server.
+func TestVCardOfServer(t *testing.T) {
+	e := routertest.New(t, []string{"alice"}, nil)
+	a := e.Bind("alice", "pc")
+	a.Send("<iq type='set' id='v'><vCard xmlns='vcard-temp'><FN>Alice</FN></vCard></iq>")
+	a.C.Wait(t, "id='v'", "type='result'")
+	a.Send("<iq type='get' id='own'><vCard xmlns='vcard-temp'/></iq>")
+	a.C.Wait(t, "id='own'", "<FN>Alice</FN>")
+	a.Send("<iq type='get' id='srv' to='example.org'><vCard xmlns='vcard-temp'/></iq>")
+	if got := a.C.Wait(t, "id='srv'"); !strings.Contains(got, "item-not-found") || strings.Contains(got, "Alice") {
+		t.Fatalf("server's vCard: %s", got)
+	}
+}

@@ -87,7 +87,15 @@ func (m *Mod) Provision(r module.Registrar) error {
 
 func (m *Mod) get(c module.Context, iq *module.Packet) {
 	user := iq.From.Bare()
-	if !iq.To.IsZero() && iq.To.Local() != "" {
+	switch {
+	case iq.To.IsZero():
+		// XEP-0054 §3.1: no 'to' asks for the user's own.
+	case iq.To.Local() == "":
+		// A server's or service's vCard, which none is kept for (as Prosody answers):
+		// not the requester's own under the server's address.
+		c.Error(iq, stanza.New(stanza.ItemNotFound))
+		return
+	default:
 		user = iq.To.Bare()
 	}
 	v, err := m.cards.Get(store.UserKey(user.String()))
