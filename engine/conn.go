@@ -366,6 +366,7 @@ func (c *conn) onStartTLS() bool {
 		c.closeAfterWrites()
 		return false
 	}
+	c.forgetCleartext()
 	if ch, ok := c.gc.(*edgeChan); ok {
 		// The edge runs the handshake; the next stream header comes from it in clear.
 		ch.startTLS([]byte("<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"))
@@ -377,6 +378,18 @@ func (c *conn) onStartTLS() bool {
 	c.write([]byte("<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"))
 	c.startTLS()
 	return true
+}
+
+// forgetCleartext drops what the client said before TLS (RFC 6120 §5.4.3.3): a SASL
+// exchange under way, whose keys are those of an account on the host the first header
+// named (the restarted one may name another), and an invitation it presented.
+func (c *conn) forgetCleartext() {
+	c.auth = nil
+	c.clear(fSASL2)
+	if c.has(fInvited) {
+		c.srv().invited.Delete(c)
+		c.clear(fInvited)
+	}
 }
 
 // startTLS wraps the connection in TLS; the next stream header comes encrypted.

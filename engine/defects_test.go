@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"crypto/tls"
+	"encoding/base64"
 	"strings"
 	"testing"
 
@@ -44,5 +45,30 @@ func TestIntegrationClientQuirks(t *testing.T) {
 	r2.Send("<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>")
 	if got := r2.ExpectClosed(); !strings.Contains(got, "<stream:error>") {
 		t.Fatalf("second header: %q", got)
+	}
+}
+
+// TestIntegrationSASLAcrossSTARTTLS: a SASL exchange begun in the clear does not go on
+// after STARTTLS (RFC 6120 §5.4.3.3: what the client said before TLS is discarded). The
+// restarted header may name another host, whose account the exchange's keys are not.
+func TestIntegrationSASLAcrossSTARTTLS(t *testing.T) {
+	no := false
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true, RequireTLS: &no})
+	srv.AddUser(t, "alice", "secret")
+	r := srv.Dial(t)
+	r.Send(srv.Header())
+	if f := r.Expect("</stream:features>"); !strings.Contains(f, "SCRAM-SHA-256") {
+		t.Fatalf("no SASL offered before TLS with require_tls off: %s", f)
+	}
+	r.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-256'>" + base64.StdEncoding.EncodeToString([]byte("n,,n=alice,r=abcdefghijklmnop")) + "</auth>")
+	r.Expect("</challenge>")
+	r.Send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+	r.Expect("<proceed")
+	r.StartTLS(&tls.Config{RootCAs: srv.CertPool(), ServerName: "localhost"})
+	r.Send(srv.Header())
+	r.Expect("</stream:features>")
+	r.Send("<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>" + base64.StdEncoding.EncodeToString([]byte("c=biws,r=abcdefghijklmnop,p=AAAA")) + "</response>")
+	if got := r.Expect("</failure>"); !strings.Contains(got, "<malformed-request") {
+		t.Fatalf("the cleartext exchange went on after STARTTLS: %s", got)
 	}
 }
