@@ -132,7 +132,14 @@ func (k *Tokens) Used(user, agent string, rec Record, which int, count uint32, n
 	if changed {
 		s.count = count
 	}
-	if which == 0 && rec.prev.expiry != 0 {
+	switch {
+	case which != 0:
+		// The client holds the replaced token: the current one never reached it (the
+		// answer that carried it was lost). The token it proved it holds becomes current
+		// again, so that the rotation that follows keeps it as the replaced one (XEP-0484:
+		// a token stays valid until its successor is used).
+		rec.cur, rec.prev, changed = rec.prev, slot{}, true
+	case rec.prev.expiry != 0:
 		rec.prev, changed = slot{}, true
 	}
 	rotate = which != 0 || time.Unix(s.expiry, 0).Sub(now) < k.ttl/2
