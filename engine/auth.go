@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/sha512"
 	"crypto/tls"
@@ -10,6 +11,7 @@ import (
 	"hash"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
@@ -315,7 +317,7 @@ func (c *conn) onSASL(st *xmlstream.Stanza) {
 // offered reports whether mech was offered, mechs being the SASL list: FAST's token
 // mechanisms only inside SASL2.
 func (c *conn) offered(mech string, v2 bool, mechs []string) bool {
-	if v2 && contains(sasl.FastMechanisms(c.cbTypes()), mech) {
+	if v2 && contains(c.fastMechanisms(), mech) {
 		return true
 	}
 	return contains(mechs, mech)
@@ -423,6 +425,15 @@ func (s *Server) externalLogin(ext PasswordChecker, local, domain, password stri
 	return true, acct, nil
 }
 
+// absentAccount returns the credentials PLAIN checks a password against for an account
+// that does not exist: made once, with the iteration count new accounts get.
+var absentAccount = sync.OnceValue(func() store.Credentials {
+	var pw [16]byte
+	rand.Read(pw[:])
+	c, _ := creds.Derive(string(pw[:]), store.SHA256, creds.MinIter)
+	return c
+})
+
 // lookup fetches credentials (and for PLAIN checks the password) on the worker pool, then
 // resumes the exchange on the loop.
 func (c *conn) lookup(status sasl.Status) {
@@ -451,6 +462,7 @@ func (c *conn) lookup(status sasl.Status) {
 		}
 		var plainOK bool
 		var ext PasswordChecker
+		var siteErr, siteGone bool // a token login of a site's account: what the program said
 		if e := c.srv().config().External; e != nil && status == sasl.NeedPassword && !acctBlocked && perr == nil &&
 			(errors.Is(gerr, store.ErrNotFound) || gerr == nil && store.NoKeys(acct.Creds)) {
 			ext = e // an account without keys is the operator's program's to check
@@ -469,6 +481,10 @@ func (c *conn) lookup(status sasl.Status) {
 				// With them: a token this login issues is tied to the keys it now has.
 				acct.Creds = c.completeKeys(local+"@"+domain, acct, h, a.srv.Password())
 			}
+		} else if status == sasl.NeedPassword && !acctBlocked {
+			// No such account: the same key derivation, so that the answer's time does not
+			// tell which names exist (SCRAM's answer has a made-up salt for the same reason).
+			creds.VerifyPlain(absentAccount(), store.SHA256, a.srv.Password())
 		}
 		// finish runs once the password was checked: here, or after the program answered.
 		finish := func() {
@@ -482,8 +498,19 @@ func (c *conn) lookup(status sasl.Status) {
 				}
 			}
 			var tokenOut []byte
-			var tokenErr error = &sasl.Failure{Condition: "not-authorized"}
-			if status == sasl.NeedToken && gerr == nil && !acctBlocked {
+			// An account that does not exist has no token, as one that exists may not: the
+			// same answer for both, which does not tell which names exist.
+			var tokenErr error = &sasl.Failure{Condition: "credentials-expired"}
+			switch {
+			case siteErr:
+				tokenErr = &sasl.Failure{Condition: "temporary-auth-failure"}
+			case siteGone:
+				// The site removed the account: its tokens go with it (XEP-0484: a token the
+				// server no longer trusts is refused).
+				if err := c.srv().fast.Forget(local + "@" + domain); err != nil {
+					c.srv().log.Warn().Err(err).Str("user", local+"@"+domain).Msg("FAST tokens not forgotten")
+				}
+			case status == sasl.NeedToken && gerr == nil && !acctBlocked:
 				tokenOut, tokenErr = c.checkToken(a, local+"@"+domain, time.Now())
 			}
 			wake := func() {
@@ -553,6 +580,17 @@ func (c *conn) lookup(status sasl.Status) {
 			} else {
 				wake()
 			}
+		}
+		if e := c.srv().config().External; e != nil && status == sasl.NeedToken && gerr == nil && keptBySite(acct) && !acctBlocked {
+			// A token of an account the site's program keeps is only as good as the account
+			// there: a removal made at the site never reaches the server otherwise. The
+			// program is asked whether it still exists, which hashes no password.
+			go func() {
+				ok, err := e.UserExists(local, domain)
+				siteErr, siteGone = err != nil, err == nil && !ok
+				finish()
+			}()
+			return
 		}
 		if ext == nil {
 			finish()

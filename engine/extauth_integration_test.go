@@ -29,7 +29,7 @@ func TestIntegrationExternalAuth(t *testing.T) {
 		t.Skip("no /usr/bin/python3")
 	}
 	dir := t.TempDir()
-	prog, _ := startAuthScript(t, dir, "ann@localhost:site pw\nzed@localhost:zed pw\nyan@localhost:yan pw\nbob@localhost:site bob\numa@localhost:uma pw\n")
+	prog, usersPath := startAuthScript(t, dir, "ann@localhost:site pw\nzed@localhost:zed pw\nyan@localhost:yan pw\nbob@localhost:site bob\numa@localhost:uma pw\n")
 	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true, External: prog, Registration: true})
 	srv.AddUser(t, "bob", "local bob") // a local account: its own keys, never the program's
 
@@ -128,15 +128,23 @@ func TestIntegrationExternalAuth(t *testing.T) {
 	}
 	srv.LoginPlain(t, "newbie", "pw of newbie", "x")
 
-	// FAST: a token issued after a PLAIN login through the program logs in without it.
+	// FAST: a token issued after a PLAIN login through the program logs in with one
+	// question to the program, whether the account still exists (no password hashed).
 	token := fastToken(t, srv, "ann", "site pw")
 	calls = prog.Calls()
 	if _, got := fastLogin(t, srv, "HT-SHA-256-NONE", "ann", token, agentID, ""); !strings.HasPrefix(got, "<success") {
 		t.Fatalf("FAST login of an external account: %q", got)
 	}
-	if prog.Calls() != calls {
-		t.Fatalf("a FAST login asked the program (%d → %d calls)", calls, prog.Calls())
+	if prog.Calls() != calls+1 {
+		t.Fatalf("a FAST login asked the program %d times, want once", prog.Calls()-calls)
 	}
+	// The site removes ann in its own database: her token no longer logs in.
+	siteUsers, _ := os.ReadFile(usersPath)
+	os.WriteFile(usersPath, []byte(strings.Replace(string(siteUsers), "ann@localhost:site pw\n", "", 1)), 0o600)
+	if _, got := fastLogin(t, srv, "HT-SHA-256-NONE", "ann", token, agentID, ""); !strings.Contains(got, "<credentials-expired") {
+		t.Fatalf("FAST login of an account the site removed: %q", got)
+	}
+	os.WriteFile(usersPath, siteUsers, 0o600)
 
 	// A real client: go-sendxmpp logs zed in (his first login) with PLAIN and sends bob a
 	// message.

@@ -80,11 +80,13 @@ func (c *conn) sasl2Feature(b *xmlstream.Builder, have uint8) {
 		b.Start("feature").Attr("var", f).End()
 	}
 	b.End().End()
-	b.Start("fast").Attr("xmlns", nsFAST)
-	for _, m := range sasl.FastMechanisms(c.cbTypes()) {
-		b.Start("mechanism").Text(m).End()
+	if ms := c.fastMechanisms(); len(ms) > 0 {
+		b.Start("fast").Attr("xmlns", nsFAST)
+		for _, m := range ms {
+			b.Start("mechanism").Text(m).End()
+		}
+		b.End()
 	}
-	b.End()
 	b.Start("sm").Attr("xmlns", nsSM).End()
 	b.End()
 	if c.has(fTLS) && c.srv().config().External == nil {
@@ -93,6 +95,16 @@ func (c *conn) sasl2Feature(b *xmlstream.Builder, have uint8) {
 		upgradeFeature(b)
 	}
 	b.End()
+}
+
+// fastMechanisms lists the XEP-0484 mechanisms this connection may use: none in the
+// clear, where a token, as good as the password until it expires, would be seen in
+// transit (XEP-0484 §9: FAST only over a secure connection).
+func (c *conn) fastMechanisms() []string {
+	if !c.has(fTLS) {
+		return nil
+	}
+	return sasl.FastMechanisms(c.cbTypes())
 }
 
 // parseAuthenticate reads an <authenticate/>: the initial response and the inline
@@ -133,7 +145,7 @@ func (c *conn) parseAuthenticate(st *xmlstream.Stanza, mech string) (initial []b
 			}
 		case space == nsFAST && name == "request-token":
 			m, _ := ch.Attr("mechanism")
-			if !contains(sasl.FastMechanisms(c.cbTypes()), string(m)) {
+			if !contains(c.fastMechanisms(), string(m)) {
 				return nil, nil, &sasl.Failure{Condition: "malformed-request", Text: "request-token names a mechanism that is not offered"}
 			}
 			r.tokenMech = string(m)
