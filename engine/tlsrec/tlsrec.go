@@ -242,6 +242,7 @@ type Conn struct {
 	partial *bytebufferpool.ByteBuffer // an incomplete record carried to the next Open
 	hs      [5]byte                    // an incomplete post-handshake message
 	hsN     uint8
+	useless uint8 // records in a row that brought no application data
 	rerr    error
 
 	wmu  sync.Mutex
@@ -400,6 +401,14 @@ func (c *Conn) openRecord(rec []byte) ([]byte, error) {
 	if c.hsN > 0 && typ != typeHandshake {
 		return nil, AlertUnexpectedMessage // §5.1: handshake messages are not interleaved
 	}
+	if typ == typeApplication && len(body) > 0 {
+		c.useless = 0
+	} else if c.useless++; c.useless > maxUseless {
+		// Empty records, warnings and KeyUpdates (each a key derivation, and one of ours
+		// when requested) cost the server and carry nothing: a run of them is an attack
+		// (crypto/tls draws the line at the same count).
+		return nil, AlertUnexpectedMessage
+	}
 	switch typ {
 	case typeApplication:
 		return body, nil
@@ -412,7 +421,13 @@ func (c *Conn) openRecord(rec []byte) ([]byte, error) {
 	}
 }
 
+// maxUseless is how many records in a row may bring no application data.
+const maxUseless = 16
+
 func (c *Conn) peerAlert(body []byte) error {
+	if len(body) == 0 {
+		return AlertUnexpectedMessage // §5.4: no zero-length alert content
+	}
 	if len(body) != 2 {
 		return AlertDecodeError // §5.1: alerts are neither fragmented nor coalesced
 	}

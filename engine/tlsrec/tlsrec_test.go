@@ -272,6 +272,21 @@ func TestBadInput(t *testing.T) {
 			r, _ = a.seal(r, typeApplication, []byte("x"))
 			return r
 		}, AlertUnexpectedMessage},
+		{"zero-length alert", func(a *Conn) []byte { r, _ := a.seal(nil, typeAlert, nil); return r }, AlertUnexpectedMessage},
+		{"a run of empty records", func(a *Conn) []byte {
+			var r []byte
+			for range maxUseless + 1 {
+				r, _ = a.seal(r, typeApplication, nil)
+			}
+			return r
+		}, AlertUnexpectedMessage},
+		{"a run of warnings", func(a *Conn) []byte {
+			var r []byte
+			for range maxUseless + 1 {
+				r, _ = a.seal(r, typeAlert, []byte{1, byte(AlertUserCanceled)})
+			}
+			return r
+		}, AlertUnexpectedMessage},
 		{"alert of three bytes", func(a *Conn) []byte { r, _ := a.seal(nil, typeAlert, []byte{2, 40, 0}); return r }, AlertDecodeError},
 		{"fatal alert from the peer", func(a *Conn) []byte { r, _ := a.seal(nil, typeAlert, []byte{2, 40}); return r }, PeerAlert(40)},
 	} {
@@ -302,6 +317,43 @@ func TestUserCanceledIsAWarning(t *testing.T) {
 	r, _ := a.seal(nil, typeAlert, []byte{1, byte(AlertUserCanceled)})
 	r, _ = a.seal(r, typeApplication, []byte("still here"))
 	if s, err := collect(t, b, r); err != nil || s != "still here" {
+		t.Fatalf("%q %v", s, err)
+	}
+}
+
+// TestKeyUpdateFlood: each requested KeyUpdate costs the server two key derivations and a
+// record of its own; a run of them with no data between is refused, while as many with
+// data between are not.
+func TestKeyUpdateFlood(t *testing.T) {
+	a, b, aw, _ := pair(t, TLS_CHACHA20_POLY1305_SHA256)
+	for range maxUseless * 2 {
+		a.Write([]byte("x"))
+		if err := a.KeyUpdate(true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s, err := collect(t, b, aw.take()); err != nil || len(s) != maxUseless*2 {
+		t.Fatalf("updates between data: %d bytes, %v", len(s), err)
+	}
+	for range maxUseless + 1 {
+		if err := a.KeyUpdate(true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := collect(t, b, aw.take()); err != AlertUnexpectedMessage {
+		t.Fatalf("a run of updates: %v, want unexpected_message", err)
+	}
+}
+
+// TestEmptyRecordsThenData: up to the limit, records without data are taken.
+func TestEmptyRecordsThenData(t *testing.T) {
+	a, b, _, _ := pair(t, TLS_AES_128_GCM_SHA256)
+	var r []byte
+	for range maxUseless {
+		r, _ = a.seal(r, typeApplication, nil)
+	}
+	r, _ = a.seal(r, typeApplication, []byte("data"))
+	if s, err := collect(t, b, r); err != nil || s != "data" {
 		t.Fatalf("%q %v", s, err)
 	}
 }
