@@ -545,10 +545,15 @@ func (c *conn) write(b []byte) {
 	}
 }
 
-// writeRaw sends bytes: through TLS when on, else straight to the socket queue.
+// writeRaw sends bytes: through TLS when on, else straight to the socket queue. While
+// the TLS handshake runs there is no way to send them: they are dropped (a stream error
+// at the pre-auth timeout, or at shutdown), never written in the clear into the middle of
+// the handshake, where the client reads them as a broken TLS record.
 func (c *conn) writeRaw(b []byte) {
-	if t := c.tls.Load(); t != nil && t.HandshakeComplete() {
-		t.Write(b)
+	if t := c.tls.Load(); t != nil {
+		if t.HandshakeComplete() {
+			t.Write(b)
+		}
 		return
 	}
 	c.asyncWrite(b)

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vireo-im/vireo/engine/vireotest"
 )
@@ -70,5 +71,21 @@ func TestIntegrationSASLAcrossSTARTTLS(t *testing.T) {
 	r.Send("<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>" + base64.StdEncoding.EncodeToString([]byte("c=biws,r=abcdefghijklmnop,p=AAAA")) + "</response>")
 	if got := r.Expect("</failure>"); !strings.Contains(got, "<malformed-request") {
 		t.Fatalf("the cleartext exchange went on after STARTTLS: %s", got)
+	}
+}
+
+// TestIntegrationNoCleartextInHandshake: a client that stalls in the middle of its TLS
+// handshake is closed at the pre-auth timeout without the stream error written in the
+// clear into the TLS stream (everything after <proceed/> is TLS: RFC 6120 §5.4.3.3).
+func TestIntegrationNoCleartextInHandshake(t *testing.T) {
+	srv := vireotest.Start(t, vireotest.Options{PreAuthTimeout: time.Second})
+	r := srv.Dial(t)
+	r.Send(srv.Header())
+	r.Expect("</stream:features>")
+	r.Send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+	r.Expect("<proceed")
+	r.Send("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03") // the start of a ClientHello
+	if got := r.ExpectClosed(); strings.Contains(got, "stream:error") || strings.Contains(got, "</stream:stream>") {
+		t.Fatalf("cleartext written into the TLS handshake: %q", got)
 	}
 }
