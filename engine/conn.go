@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/base32"
 	"fmt"
+	"io"
 	"net"
 	"runtime"
 	"runtime/debug"
@@ -172,8 +173,12 @@ func (c *conn) onTraffic() {
 		c.set(fTLSUp)
 		e.tlsUp(c, t)
 	}
-	if err := t.Process(data, c.recvTLS); err != nil {
-		c.closeNow() // close_notify, a broken record, or an alert
+	if err := t.Process(data, c.recvTLS); err == io.EOF {
+		// The client's close_notify: ours follows what is queued (RFC 8446 §6.1, each
+		// side closes its write side with one), then the socket closes.
+		c.closeAfterWrites()
+	} else if err != nil {
+		c.closeNow() // a broken record (our alert is sent), or the client's alert
 	}
 	t.Release()
 }

@@ -3,7 +3,10 @@ package engine_test
 import (
 	"crypto/tls"
 	"encoding/base64"
+	"io"
+	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -88,4 +91,53 @@ func TestIntegrationNoCleartextInHandshake(t *testing.T) {
 	if got := r.ExpectClosed(); strings.Contains(got, "stream:error") || strings.Contains(got, "</stream:stream>") {
 		t.Fatalf("cleartext written into the TLS handshake: %q", got)
 	}
+}
+
+// TestIntegrationCloseNotifyAnswered: a client that ends its TLS write side with
+// close_notify gets the server's close_notify before the socket closes (RFC 8446 §6.1), so
+// that it can tell the end from a truncation. Go's client does not tell them apart, so the
+// test counts what arrives after its close_notify: one protected record, the alert.
+func TestIntegrationCloseNotifyAnswered(t *testing.T) {
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true})
+	raw, err := net.Dial("tcp", srv.TLSAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	cc := &countingConn{Conn: raw}
+	tc := tls.Client(cc, srv.ClientTLS())
+	tc.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(tc, srv.Header())
+	var got []byte
+	buf := make([]byte, 4096)
+	for !strings.Contains(string(got), "</stream:features>") {
+		n, err := tc.Read(buf)
+		if err != nil {
+			t.Fatalf("features: %v (%q)", err, got)
+		}
+		got = append(got, buf[:n]...)
+	}
+	time.Sleep(100 * time.Millisecond) // session tickets and the like have arrived
+	before := cc.read.Load()
+	if err := tc.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadAll(tc); err != nil {
+		t.Fatal(err)
+	}
+	if after := cc.read.Load() - before; after == 0 {
+		t.Fatal("the server closed the socket without its close_notify")
+	}
+}
+
+// countingConn counts the bytes read from the socket.
+type countingConn struct {
+	net.Conn
+	read atomic.Int64
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.read.Add(int64(n))
+	return n, err
 }
