@@ -61,10 +61,20 @@ func (c *conn) cbTypes() []string {
 	if t == nil || !t.HandshakeComplete() {
 		return nil
 	}
+	// A resumed session served no certificate: the client binds to the one of the
+	// session's first handshake, which a renewal since may have replaced here (RFC 5929
+	// §4.1 hashes the certificate as it was sent). No tls-server-end-point then.
+	endPoint := !t.Info().DidResume
 	if _, ok := t.Exporter(); ok {
 		// TLS 1.3, or TLS 1.2 with the extended master secret (Go's server always
 		// negotiates it when offered; without it the exporter is unavailable).
+		if !endPoint {
+			return []string{"tls-exporter"}
+		}
 		return []string{"tls-exporter", "tls-server-end-point"}
+	}
+	if !endPoint {
+		return nil
 	}
 	return []string{"tls-server-end-point"}
 }
@@ -179,6 +189,9 @@ func (c *conn) channelBinding(typ string) ([]byte, bool) {
 	case "tls-exporter":
 		return t.Exporter()
 	case "tls-server-end-point":
+		if t.Info().DidResume {
+			return nil, false // see cbTypes
+		}
 		return endPoint(c.srv().config(), t.ServerName())
 	}
 	return nil, false

@@ -226,7 +226,7 @@ func (e *edgeLink) tlsUp(c *conn, t *tlsconn.Conn) {
 		if !info.Fits() {
 			info.PeerCerts = nil
 		}
-	default:
+	case !t.Info().DidResume: // see conn.cbTypes
 		info.EndPoint, _ = endPoint(e.srv.config(), info.ServerName)
 	}
 	e.send(c, link.TLSUp, info.Append(nil))
