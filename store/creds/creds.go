@@ -19,6 +19,7 @@ import (
 	"hash"
 
 	"github.com/vireo-im/vireo/store"
+	"golang.org/x/text/secure/precis"
 )
 
 // DefaultIter is the PBKDF2 iteration count for new credentials (RFC 7677 recommends at
@@ -61,7 +62,23 @@ func DeriveAll(password string, iter int) ([3]store.Credentials, error) {
 	return out, nil
 }
 
+// Prepare is the form of a password that keys are derived from: the PRECIS OpaqueString
+// profile (RFC 8265 §4.2), as SCRAM clients prepare it before they hash it (RFC 5802 §2.2,
+// RFC 7677), so that a password with a non-ASCII space or in another Unicode normal form
+// logs in with SCRAM as with PLAIN. A password the profile refuses (one with control
+// characters) is kept as it is: no SCRAM client can use it, PLAIN still can.
+func Prepare(password string) string {
+	if p, err := precis.OpaqueString.String(password); err == nil {
+		return p
+	}
+	return password
+}
+
 func derive(password string, h store.Hash, salt []byte, iter int) (store.Credentials, error) {
+	return deriveRaw(Prepare(password), h, salt, iter)
+}
+
+func deriveRaw(password string, h store.Hash, salt []byte, iter int) (store.Credentials, error) {
 	if iter < MinIter {
 		return store.Credentials{}, errors.New("creds: iteration count below 4096")
 	}
@@ -92,11 +109,20 @@ func VerifyPlain(c store.Credentials, h store.Hash, password string) bool {
 	if c.IsZero() {
 		return false
 	}
-	d, err := derive(password, h, c.Salt, c.Iter)
+	prepared := Prepare(password)
+	d, err := deriveRaw(prepared, h, c.Salt, c.Iter)
 	if err != nil {
 		return false
 	}
-	return subtle.ConstantTimeCompare(d.StoredKey, c.StoredKey) == 1
+	if subtle.ConstantTimeCompare(d.StoredKey, c.StoredKey) == 1 {
+		return true
+	}
+	if prepared == password {
+		return false
+	}
+	// Keys made from the password as typed, before passwords were prepared.
+	d, err = deriveRaw(password, h, c.Salt, c.Iter)
+	return err == nil && subtle.ConstantTimeCompare(d.StoredKey, c.StoredKey) == 1
 }
 
 // DeriveWithSalt computes SCRAM keys for password with a given salt (test vectors, and
