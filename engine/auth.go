@@ -663,6 +663,13 @@ func (c *conn) authSucceeded(out []byte) {
 		c.authFailed(&sasl.Failure{Condition: "account-disabled", Text: "this account is disabled"})
 		return
 	}
+	if d := a.srv.AuthzDomain(); d != "" {
+		if pd, err := jid.PrepareDomain(d); err != nil || pd != c.domainName() {
+			// An authzid of the same name on another domain is another account.
+			c.authFailed(&sasl.Failure{Condition: "invalid-authzid"})
+			return
+		}
+	}
 	c.auth = nil
 	if a.addr != "" {
 		c.srv().throttle.refund(a.addr)

@@ -141,3 +141,25 @@ func (c *countingConn) Read(p []byte) (int, error) {
 	c.read.Add(int64(n))
 	return n, err
 }
+
+// TestIntegrationAuthzidDomain: an authzid naming the same user on another domain is
+// another account: invalid-authzid (RFC 6120 §6.3.8), not a login as the user here; the
+// same account written differently is the account.
+func TestIntegrationAuthzidDomain(t *testing.T) {
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true})
+	srv.AddUser(t, "alice", "secret")
+	for _, tc := range []struct{ authz, want string }{
+		{"alice@elsewhere.example", "<invalid-authzid/>"},
+		{"alice@LOCALHOST", "<success"},
+		{"alice", "<success"},
+	} {
+		r := srv.DialTLS(t)
+		r.Send(srv.Header())
+		r.Expect("</stream:features>")
+		r.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>" + base64.StdEncoding.EncodeToString([]byte(tc.authz+"\x00alice\x00secret")) + "</auth>")
+		got, _ := r.ReadUntil(tc.want, 5*time.Second)
+		if !strings.Contains(got, tc.want) {
+			t.Errorf("authzid %q: want %s, got %q", tc.authz, tc.want, got)
+		}
+	}
+}

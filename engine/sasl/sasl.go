@@ -149,7 +149,13 @@ type Server struct {
 	ht     *htServer // HT (FAST token) exchanges only
 	anon   bool      // ANONYMOUS
 	ssdp   string    // XEP-0474: what the stream advertised, hashed into server-first
+	authzD string    // the domain of an authzid user@domain, which the caller checks
 }
+
+// AuthzDomain returns the domain the client's authzid named (user@domain), or "" when it
+// named none: only the caller knows which domain the stream is for (RFC 6120 §6.3.8, an
+// authzid for another account than the one authenticated is invalid-authzid).
+func (s *Server) AuthzDomain() string { return s.authzD }
 
 // AcceptUnboundClient lets a client send the 'y' flag (it supports channel binding, but
 // not one we offer) although we advertise -PLUS. Call it only after this connection saw the
@@ -286,6 +292,7 @@ func (s *Server) stepPlain(in []byte) ([]byte, Status, error) {
 	if parts[0] != "" && !authzOK(parts[0], s.user) {
 		return nil, 0, fail("invalid-authzid", "")
 	}
+	s.authzD = authzDomain(parts[0])
 	s.state = stCreds
 	return nil, NeedPassword, nil
 }
@@ -305,7 +312,16 @@ func (s *Server) stepAnonymous(in []byte) ([]byte, Status, error) {
 	return nil, NeedAnonymous, nil
 }
 
-// authzOK accepts an authzid that names the same account (user or user@domain).
+// authzDomain is the domain of an authzid user@domain ("" for none).
+func authzDomain(authz string) string {
+	if i := strings.IndexByte(authz, '@'); i >= 0 {
+		return authz[i+1:]
+	}
+	return ""
+}
+
+// authzOK accepts an authzid that names the same account (user or user@domain; the
+// caller checks the domain, AuthzDomain).
 func authzOK(authz, user string) bool {
 	if authz == user {
 		return true
@@ -391,6 +407,7 @@ func (s *Server) clientFirst(in []byte) ([]byte, Status, error) {
 		if err != nil || !authzOK(a, user) {
 			return nil, 0, fail("invalid-authzid", "")
 		}
+		s.authzD = authzDomain(a)
 	}
 	s.user = user
 	var sn [18]byte
