@@ -652,6 +652,37 @@ func (c *conn) authFailed(err error) {
 		e.Str("remote", c.ip()).Str("user", user).Str("condition", f.Condition).Msg("auth failed")
 	}
 	c.saslFailure(f)
+	if err != sasl.ErrUnsupportedBinding && s.countSASLFailure(c) >= maxSASLFailures {
+		c.fail(stanza.PolicyViolation, "too many failed authentication attempts on this stream")
+	}
+}
+
+// maxSASLFailures is how many failed authentications one stream may have before it ends
+// with policy-violation (RFC 6120 §6.4.5: between 2 and 5 retries, then a stream error).
+// The limits per address and per account (throttle, guard) bound guessing across
+// streams; this one ends a stream that keeps trying.
+const maxSASLFailures = 5
+
+// countSASLFailure counts a failed authentication of c and returns its failures so far.
+func (s *Server) countSASLFailure(c *conn) uint8 {
+	n := uint8(1)
+	if v, had := s.saslFails.Load(c); had {
+		n = v.(uint8) + 1
+	} else {
+		s.saslFailConns.Add(1)
+	}
+	s.saslFails.Store(c, n)
+	return n
+}
+
+// forgetSASLFailures drops c's count (after its success, or when it closes).
+func (s *Server) forgetSASLFailures(c *conn) {
+	if s.saslFailConns.Load() == 0 {
+		return
+	}
+	if _, had := s.saslFails.LoadAndDelete(c); had {
+		s.saslFailConns.Add(-1)
+	}
 }
 
 func (c *conn) authSucceeded(out []byte) {
@@ -671,6 +702,7 @@ func (c *conn) authSucceeded(out []byte) {
 		}
 	}
 	c.auth = nil
+	c.srv().forgetSASLFailures(c)
 	if a.addr != "" {
 		c.srv().throttle.refund(a.addr)
 	}

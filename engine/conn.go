@@ -1035,6 +1035,7 @@ func (c *conn) onClose(err error) {
 		s.invited.Delete(c)
 	}
 	s.forgetCaptcha(c)
+	s.forgetSASLFailures(c)
 	// Stream management first: a resumed stream may close before its attach completed
 	// (c.sess still nil), and the session must still be handed back to the router.
 	handed := c.smClosed()

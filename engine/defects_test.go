@@ -163,3 +163,27 @@ func TestIntegrationAuthzidDomain(t *testing.T) {
 		}
 	}
 }
+
+// TestIntegrationSASLRetriesPerStream: a stream may fail to authenticate a few times (RFC
+// 6120 §6.4.5: 2 to 5 retries); at the fifth failure it ends with policy-violation, whatever
+// the per-address budget still allows.
+func TestIntegrationSASLRetriesPerStream(t *testing.T) {
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true, AuthFailLimit: 100})
+	srv.AddUser(t, "alice", "secret")
+	r := srv.DialTLS(t)
+	r.Send(srv.Header())
+	r.Expect("</stream:features>")
+	wrong := "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>" + base64.StdEncoding.EncodeToString([]byte("\x00alice\x00wrong")) + "</auth>"
+	for i := 1; i < 5; i++ {
+		r.Send(wrong)
+		if got := r.Expect("</failure>"); !strings.Contains(got, "<not-authorized/>") {
+			t.Fatalf("failure %d: %q", i, got)
+		}
+	}
+	r.Send(wrong)
+	if got := r.ExpectClosed(); !strings.Contains(got, "<not-authorized/>") || !strings.Contains(got, "<policy-violation") {
+		t.Fatalf("fifth failure: want not-authorized, then policy-violation: %q", got)
+	}
+	// A new stream starts with a clean count.
+	srv.LoginPlain(t, "alice", "secret", "r")
+}

@@ -276,6 +276,10 @@ type Server struct {
 	captchas     sync.Map
 	captchaConns atomic.Int64
 	redeeming    sync.Mutex
+	// saslFails counts the failed authentications of each stream that had one (uint8);
+	// saslFailConns its entries, so that closing connections skip it when it is empty.
+	saslFails     sync.Map
+	saslFailConns atomic.Int64
 
 	featCfg atomic.Pointer[Config]
 	tickets ticketKeys
