@@ -125,7 +125,12 @@ func (c *shardCtx) Reply(iq *module.Packet, payload []byte) {
 	}
 	b.End()
 	c.out = b.B
-	c.s.r.syncLazy()
+	if !c.s.r.syncLazy() {
+		// What the client sent before this request may not be on disk: no result that
+		// says otherwise.
+		c.Error(iq, stanza.New(stanza.InternalServerErrorCond))
+		return
+	}
 	c.sendTo(iq.From, b.B)
 }
 

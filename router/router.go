@@ -578,13 +578,18 @@ func (r *Router) CloseUser(j jid.JID, cond stanza.StreamCondition) {
 
 // syncLazy makes the store's lazy writes durable before the server answers an IQ: an answer
 // acknowledges what the client sent before it (a ping after messages), and the archive
-// copies of those must not be lost to a crash after it (store.LazySyncer).
-func (r *Router) syncLazy() {
+// copies of those must not be lost to a crash after it (store.LazySyncer). It reports
+// whether they are: a result must not go out when they are not.
+func (r *Router) syncLazy() bool {
 	if ls, ok := r.st.(store.LazySyncer); ok {
-		if err := ls.SyncLazy(); err != nil && module.LogStoreError(err) {
-			r.log.Error().Err(err).Msg("router: sync lazy writes")
+		if err := ls.SyncLazy(); err != nil {
+			if module.LogStoreError(err) {
+				r.log.Error().Err(err).Msg("router: sync lazy writes")
+			}
+			return false
 		}
 	}
+	return true
 }
 
 // Stats are router counters.

@@ -59,7 +59,9 @@ type Store struct {
 	space    *space
 	broken   atomic.Pointer[error] // set when Pebble panicked in a commit: no more writes
 	bgErrors atomic.Int64          // Pebble background errors (failed flushes, compactions)
-	lazy     atomic.Bool           // a lazy write since the last sync (SyncLazy)
+	// lazyN counts lazy writes; synced is the count the last finished sync covered
+	// (SyncLazy): a caller waits for a sync that began after the writes it answers for.
+	lazyN, synced atomic.Uint64
 	partial  atomic.Int64          // accounts with store.PartialKeys (pPartial rows)
 
 	tmu    sync.Mutex
@@ -990,25 +992,32 @@ func (t *table) Apply(ops ...store.Op) error { return t.apply(ops, pebble.Sync) 
 func (t *table) ApplyLazy(ops ...store.Op) error {
 	err := t.apply(ops, pebble.NoSync)
 	if err == nil {
-		t.s.lazy.Store(true)
+		t.s.lazyN.Add(1)
 	}
 	return err
 }
 
 // SyncLazy implements store.LazySyncer: a synced empty log record flushes the log, and with
-// it every write before it. Pebble commits concurrent syncs together.
+// it every write before it. Pebble commits concurrent syncs together. It returns once a
+// sync that began after every lazy write so far has finished: not while another caller's
+// sync, begun before some of them, is still running.
 func (s *Store) SyncLazy() error {
-	if !s.lazy.Swap(false) {
+	target := s.lazyN.Load()
+	if s.synced.Load() >= target {
 		return nil
 	}
 	b := s.db.NewBatch()
 	defer b.Close()
 	b.LogData(nil, nil)
 	if err := s.commit(b, true); err != nil { // a sync that adds nothing: the reserve may serve
-		s.lazy.Store(true)
 		return err
 	}
-	return nil
+	for {
+		cur := s.synced.Load()
+		if cur >= target || s.synced.CompareAndSwap(cur, target) {
+			return nil
+		}
+	}
 }
 
 func (t *table) apply(ops []store.Op, opts *pebble.WriteOptions) error {
