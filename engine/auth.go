@@ -402,7 +402,9 @@ func (c *conn) completeKeys(user string, acct store.Account, have store.Hash, pa
 		}
 		keys[h] = k
 	}
-	if err := c.srv().st.Accounts().SetCredentials(user, keys); err != nil {
+	// Only if the keys are still those the password was checked against: a password
+	// changed meanwhile stays changed.
+	if err := c.srv().st.Accounts().AddCredentials(user, acct.Creds, keys); err != nil {
 		c.srv().log.Warn().Err(err).Str("user", user).Msg("storing the missing SCRAM keys")
 		return acct.Creds
 	}
@@ -507,6 +509,7 @@ func (c *conn) lookup(status sasl.Status) {
 				if status == sasl.NeedCredentials && a.v2.upgrade != 0 {
 					// XEP-0480: the tasks this account needs, run if the proof holds.
 					a.v2.pending = a.v2.upgrade &^ haveHashes(acct)
+					a.v2.proved = acct.Creds
 					a.v2.iter = max(acct.Creds[a.srv.Hash()].Iter, creds.MinIter)
 				}
 			}

@@ -56,9 +56,10 @@ type sasl2Req struct {
 	upgrade, pending uint8
 	stage            uint8 // of the task in progress
 	task             store.Hash
-	iter             int    // iteration count for the new keys: the account's
-	salt             []byte // sent with the task in progress
-	final            []byte // the server-final-message, for <continue/> and <success/>
+	proved           [3]store.Credentials // the keys the login's proof was checked against, and the tasks' since
+	iter             int                  // iteration count for the new keys: the account's
+	salt             []byte               // sent with the task in progress
+	final            []byte               // the server-final-message, for <continue/> and <success/>
 
 	// Set while finishing.
 	extra    []byte // the mechanism's success data

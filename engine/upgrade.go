@@ -144,11 +144,15 @@ func (c *conn) saveUpgrade(a *authState, k store.Credentials) {
 	ok := c.offLoop(func() {
 		acct, err := st.Accounts().Get(user)
 		if err == nil && acct.Creds[r.task].IsZero() { // never replace keys it has
-			keys := acct.Creds
-			keys[r.task] = k
-			if err = st.Accounts().SetCredentials(user, keys); err == nil && r.task == store.SHA256 {
-				// A token this login issues is tied to the keys it now has (fast.Fingerprint).
-				r.fp = fast.Fingerprint(k)
+			var add [3]store.Credentials
+			add[r.task] = k
+			// Only onto the keys the login proved: a password changed since stays changed.
+			if err = st.Accounts().AddCredentials(user, r.proved, add); err == nil {
+				r.proved[r.task] = k // the next task's basis
+				if r.task == store.SHA256 {
+					// A token this login issues is tied to the keys it now has (fast.Fingerprint).
+					r.fp = fast.Fingerprint(k)
+				}
 			}
 		}
 		if err != nil {

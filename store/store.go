@@ -8,6 +8,7 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"strings"
 	"time"
@@ -22,6 +23,7 @@ var (
 	ErrQuota    = errors.New("store: quota exceeded")
 	ErrCorrupt  = errors.New("store: corrupt")
 	ErrClosed   = errors.New("store: closed")
+	ErrChanged  = errors.New("store: changed meanwhile")
 	// ErrFull: the disk has no room for the write; it was not applied. Reads still work,
 	// and writes work again once space is freed, without a restart.
 	ErrFull = errors.New("store: disk full")
@@ -60,6 +62,11 @@ type Credentials struct {
 // IsZero reports whether c holds no keys.
 func (c Credentials) IsZero() bool { return len(c.StoredKey) == 0 }
 
+// Equal reports whether c and o are the same keys.
+func (c Credentials) Equal(o Credentials) bool {
+	return c.Iter == o.Iter && bytes.Equal(c.Salt, o.Salt) && bytes.Equal(c.StoredKey, o.StoredKey) && bytes.Equal(c.ServerKey, o.ServerKey)
+}
+
 // Account is one user account; User is the bare JID "local@domain".
 type Account struct {
 	User    string
@@ -82,6 +89,11 @@ type Accounts interface {
 	Create(a Account) error
 	Get(user string) (Account, error)
 	SetCredentials(user string, creds [3]Credentials) error
+	// AddCredentials gives the account the keys in add for the hashes it has none for,
+	// provided its keys are still basis (what a login proved the password of): ErrChanged
+	// when they are not, so that a login that ran while the password changed cannot bring
+	// the old one back.
+	AddCredentials(user string, basis, add [3]Credentials) error
 	// SetDisabled sets or clears Account.Disabled; ErrNotFound when there is no account.
 	SetDisabled(user string, disabled bool) error
 	// Delete removes the account and the user's data in every table.

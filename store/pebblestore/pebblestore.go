@@ -401,6 +401,28 @@ func (a accounts) SetCredentials(user string, creds [3]store.Credentials) error 
 	return a.setAccount(acc, was)
 }
 
+func (a accounts) AddCredentials(user string, basis, add [3]store.Credentials) error {
+	mu := a.s.lock(user)
+	mu.Lock()
+	defer mu.Unlock()
+	acc, err := a.Get(user)
+	if err != nil {
+		return err
+	}
+	for h := range acc.Creds {
+		if !acc.Creds[h].Equal(basis[h]) {
+			return store.ErrChanged
+		}
+	}
+	was := store.PartialKeys(acc.Creds)
+	for h := range acc.Creds {
+		if acc.Creds[h].IsZero() {
+			acc.Creds[h] = add[h]
+		}
+	}
+	return a.setAccount(acc, was)
+}
+
 func (a accounts) SetDisabled(user string, disabled bool) error {
 	mu := a.s.lock(user)
 	mu.Lock()
