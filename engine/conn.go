@@ -302,7 +302,10 @@ func (c *conn) process(sc *xmlstream.Scanner, p []byte) []byte {
 			if c.l.kind.element(c, ev.Stanza) {
 				// STARTTLS: what follows <starttls/> is the TLS handshake, after any
 				// whitespace the client sent between the two (go-sendxmpp sends a newline).
-				c.tls.Load().Feed(c.stripTLSWait(p))
+				// At an edge's channel the edge runs it: what follows here is dropped.
+				if t := c.tls.Load(); t != nil {
+					t.Feed(c.stripTLSWait(p))
+				}
 				return nil
 			}
 		case xmlstream.EventStreamEnd:
@@ -373,12 +376,16 @@ func (c *conn) onStartTLS() bool {
 	}
 	c.forgetCleartext()
 	if ch, ok := c.gc.(*edgeChan); ok {
-		// The edge runs the handshake; the next stream header comes from it in clear.
+		// The edge runs the handshake; the next stream header comes from it in clear,
+		// after its TLSUp. Until then what arrives is what the client sent in the clear
+		// behind <starttls/> (relayed before the edge heard of it): never a stream over
+		// TLS (STARTTLS command injection, CVE-2011-0411). fTLSWait drops it, and
+		// fTLS comes with TLSUp.
 		ch.startTLS([]byte("<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"))
-		c.set(fTLS)
+		c.set(fTLSWait)
 		c.state.Store(stHeader)
 		c.scan.Reset(c.l.kind.scanKind(), &cfg.Limits)
-		return false
+		return true
 	}
 	c.write([]byte("<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"))
 	c.startTLS()

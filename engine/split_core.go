@@ -243,6 +243,7 @@ func (lk *coreLink) frame(f link.Frame) error {
 				ch.tls.Store(&info)
 				ch.tlsVer = info.Version
 				ch.c.set(fTLS)
+				ch.c.clear(fTLSWait)
 				return nil
 			})
 		}
@@ -395,7 +396,7 @@ func (ch *edgeChan) input(p []byte) {
 		c.lastRx.Store(sinceEpoch(time.Now()))
 		c.pingAt.Store(0)
 		c.stir()
-		if !c.closing.Load() {
+		if !c.closing.Load() && !c.has(fTLSWait) { // see onStartTLS
 			c.recv(buf.B)
 		}
 		plainPool.Put(buf)

@@ -587,3 +587,29 @@ func TestSplitBindingBeforeFeatures(t *testing.T) {
 		c.Close()
 	}
 }
+
+// TestSplitSTARTTLSInjection: what a client sends in the clear behind <starttls/> (in the
+// same write, so the edge relays it before it starts TLS) is not taken as the start of
+// the stream over TLS (STARTTLS command injection, CVE-2011-0411): a login and a bind
+// pipelined there get nothing, and the client never sees their answers.
+func TestSplitSTARTTLSInjection(t *testing.T) {
+	no := false
+	core, edge := splitPair(t, vireotest.Options{AllowPlain: true, RequireTLS: &no})
+	core.AddUser(t, "bob", "pw-bob")
+	b := edge.Dial(t)
+	b.Send(core.Header())
+	b.Expect("</stream:features>")
+	b.Send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>" + core.Header() +
+		"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGJvYgBwdy1ib2I=</auth>")
+	got := b.Expect("<proceed")
+	if strings.Contains(got, "success") || strings.Contains(got, "features") {
+		t.Fatalf("the core answered what came behind <starttls/> in the clear: %q", got)
+	}
+	b.StartTLS(core.ClientTLS())
+	b.Send(core.Header())
+	f := b.Expect("</stream:features>")
+	if !strings.Contains(f, "<mechanisms") {
+		t.Fatalf("after TLS: the stream does not start anew: %q", f)
+	}
+	b.Never("<success")
+}
