@@ -53,15 +53,21 @@ type linkServer struct {
 	joined chan struct{}
 	// pending counts handshakes in progress: a link listener reachable by something that
 	// is not an edge must not collect descriptors and goroutines without end.
-	pending atomic.Int32
+	pending   atomic.Int32
+	pendingBy map[string]int // of pending, by source address; under mu
 	// refusedAt and refusedN rate-limit the log of refused handshakes.
 	refusedAt atomic.Int64
 	refusedN  atomic.Int64
 }
 
 // maxLinkHandshakes bounds handshakes in progress on the link listeners: edges connect
-// once and stay, so more than a few at a time is someone else.
-const maxLinkHandshakes = 32
+// once and stay, so more than a few at a time is someone else. maxLinkHandshakesPerAddr
+// bounds them per source address, so that one host that holds connections open without
+// a word cannot take every slot and keep the edges out.
+const (
+	maxLinkHandshakes        = 32
+	maxLinkHandshakesPerAddr = 4
+)
 
 func newLinkServer(s *Server) *linkServer {
 	return &linkServer{srv: s, links: map[*coreLink]struct{}{}, joined: make(chan struct{}),
@@ -71,6 +77,33 @@ func newLinkServer(s *Server) *linkServer {
 }
 
 func (ls *linkServer) listeners() []*listener { return []*listener{ls.c2s, ls.web, ls.s2s} }
+
+// takeHandshake counts a handshake from src in progress, unless the bounds are reached.
+func (ls *linkServer) takeHandshake(src string) bool {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	if ls.pending.Load() >= maxLinkHandshakes || ls.pendingBy[src] >= maxLinkHandshakesPerAddr {
+		return false
+	}
+	if ls.pendingBy == nil {
+		ls.pendingBy = map[string]int{}
+	}
+	ls.pending.Add(1)
+	ls.pendingBy[src]++
+	return true
+}
+
+// doneHandshake ends the count of a handshake from src.
+func (ls *linkServer) doneHandshake(src string) {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	ls.pending.Add(-1)
+	if n := ls.pendingBy[src] - 1; n > 0 {
+		ls.pendingBy[src] = n
+	} else {
+		delete(ls.pendingBy, src)
+	}
+}
 
 func (ls *linkServer) start(cfg Link) error {
 	for _, a := range cfg.Listen {
@@ -107,8 +140,11 @@ func (ls *linkServer) accept(ln net.Listener, cfg Link) {
 			time.Sleep(100 * time.Millisecond)
 			continue
 		}
-		if ls.pending.Add(1) > maxLinkHandshakes {
-			ls.pending.Add(-1)
+		src := ""
+		if a, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
+			src = a.IP.String()
+		}
+		if !ls.takeHandshake(src) {
 			ls.refused(nc.RemoteAddr().String(), "", errors.New("too many handshakes in progress"))
 			nc.Close()
 			continue
@@ -118,7 +154,7 @@ func (ls *linkServer) accept(ln net.Listener, cfg Link) {
 				nc = tls.Server(nc, cfg.TLS)
 			}
 			name, err := link.Accept(nc, cfg.Secret)
-			ls.pending.Add(-1)
+			ls.doneHandshake(src)
 			if err != nil {
 				ls.refused(nc.RemoteAddr().String(), name, err)
 				nc.Close()

@@ -510,6 +510,46 @@ func TestSplitLinkHandshakeBound(t *testing.T) {
 	}
 }
 
+// TestSplitLinkHandshakePerAddr: a host that holds link connections open without a word
+// gets a few handshake slots, not all of them: an edge from another address links while
+// it still holds them.
+func TestSplitLinkHandshakePerAddr(t *testing.T) {
+	core := vireotest.Start(t, vireotest.Options{LinkSecret: linkSecret})
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.52")}}
+	var idle []net.Conn
+	for range 40 {
+		c, err := d.Dial("tcp", core.Engine.Addr("link").String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		idle = append(idle, c)
+	}
+	time.Sleep(200 * time.Millisecond) // all accepted, the extra ones refused
+	edge := vireotest.StartEdge(t, core, linkSecret)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.Dial("tcp", edge.C2SAddr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(c, core.Header())
+		c.SetReadDeadline(time.Now().Add(time.Second))
+		b, _ := io.ReadAll(io.LimitReader(c, 64))
+		c.Close()
+		if strings.Contains(string(b), "<stream:stream") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the edge did not link while another host held link connections open")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, c := range idle {
+		c.Close()
+	}
+}
+
 // TestSplitEdgeMetrics: an edge reports its connections and its link, and nothing of
 // sessions, which are the core's.
 func TestSplitEdgeMetrics(t *testing.T) {
