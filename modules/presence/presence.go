@@ -70,7 +70,27 @@ func (p *Presence) Provision(r module.Registrar) error {
 	r.StreamFeature(module.PostAuth, "<sub xmlns='"+ns.PreApproval+"'/>")
 	r.OnRegistered(p.registered)
 	r.OnRemoved(p.removed)
+	r.OnSessionEnd(p.sessionEnd)
 	return nil
+}
+
+// sessionEnd sends unavailable presence to the JIDs that still have the session's
+// directed presence (RFC 6121 §4.6.3): those of a session that never broadcast its own,
+// or sent it after going unavailable, whose end no broadcast of unavailable covers (a
+// bot that joined a room with directed presence alone would stay there as a ghost).
+func (p *Presence) sessionEnd(c module.Context, s module.Session) {
+	d, ok := s.Value(keyDirected).(map[string]bool)
+	if !ok || len(d) == 0 {
+		return
+	}
+	s.SetValue(keyDirected, nil)
+	user := s.JID().Bare()
+	blocks := blocking.Blocker(c.Store(), user.String())
+	for to := range d {
+		if j, err := jid.Parse(to); err == nil && !blocks(j) {
+			c.Route(simple("unavailable", s.JID(), j))
+		}
+	}
 }
 
 // removed ends the subscriptions of a removed account, as if its user had cancelled each

@@ -397,3 +397,42 @@ func TestBlockedRemoteContact(t *testing.T) {
 		}
 	}
 }
+
+// TestDirectedPresenceEnds: a session that sent directed presence only (a bot joining a
+// room), or sent it after going unavailable, ends with unavailable presence to each JID
+// that still has it (RFC 6121 §4.6.3), as a session that broadcast its presence does.
+func TestDirectedPresenceEnds(t *testing.T) {
+	e := routertest.New(t, []string{"bot", "alice"}, nil)
+	rl := &routertest.Remote{}
+	e.R.SetRemote(rl)
+	b := e.Bind("bot", "r1")
+	b.Send("<presence to='room@muc.remote.example/bot'/>")
+	waitFor(t, func() bool { return len(rl.Matching("to='room@muc.remote.example/bot'")) == 1 })
+	b.Unbind()
+	waitFor(t, func() bool {
+		m := rl.Matching("to='room@muc.remote.example/bot'", "type='unavailable'", "from='bot@example.org/r1'")
+		return len(m) == 1
+	})
+
+	b2 := e.Bind("bot", "r2")
+	b2.Send("<presence/>")
+	b2.Send("<presence type='unavailable'/>")
+	b2.Send("<presence to='other@muc.remote.example/bot'/>")
+	waitFor(t, func() bool { return len(rl.Matching("to='other@muc.remote.example/bot'")) == 1 })
+	b2.Unbind()
+	waitFor(t, func() bool {
+		return len(rl.Matching("to='other@muc.remote.example/bot'", "type='unavailable'")) == 1
+	})
+
+	// A session that broadcast its presence: one unavailable to the room, not two.
+	b3 := e.Bind("bot", "r3")
+	b3.Send("<presence/>")
+	b3.Send("<presence to='third@muc.remote.example/bot'/>")
+	waitFor(t, func() bool { return len(rl.Matching("to='third@muc.remote.example/bot'")) == 1 })
+	b3.Unbind()
+	waitFor(t, func() bool { return len(rl.Matching("to='third@muc.remote.example/bot'", "type='unavailable'")) == 1 })
+	time.Sleep(100 * time.Millisecond)
+	if n := len(rl.Matching("to='third@muc.remote.example/bot'", "type='unavailable'")); n != 1 {
+		t.Fatalf("%d unavailable presences to the room, want 1", n)
+	}
+}
