@@ -222,6 +222,12 @@ func (p *Presence) dropRequest(c module.Context, key []byte) {
 	}
 }
 
+// hasRequest reports whether a request from the contact of key is stored.
+func (p *Presence) hasRequest(key []byte) bool {
+	_, err := p.subreq.Get(key)
+	return err == nil
+}
+
 func hasFrom(s store.Subscription) bool { return s == store.SubFrom || s == store.SubBoth }
 func hasTo(s store.Subscription) bool   { return s == store.SubTo || s == store.SubBoth }
 
@@ -392,7 +398,11 @@ func (p *Presence) broadcast(c module.Context, pk *module.Packet, user jid.JID) 
 	}
 	// Requests that arrived while offline (RFC 6121 §3.1.3).
 	prefix := store.UserKey(user.String())
-	p.subreq.Scan(prefix, func(_, v []byte) bool {
+	p.subreq.Scan(prefix, func(k, v []byte) bool {
+		// Not from a JID the user blocked since (XEP-0191 §3.3).
+		if from, err := jid.Parse(string(k[len(prefix):])); err == nil && blocks(from) {
+			return true
+		}
 		s.Send(v)
 		return true
 	})
@@ -483,8 +493,10 @@ func (p *Presence) inbound(c module.Context, pk *module.Packet) module.Verdict {
 	contact := pk.From.Bare()
 	switch pk.Type {
 	case "subscribe":
+		key := store.UserKey(user.String(), contact.String())
 		it, ok := c.RosterItem(user, contact)
 		if ok && hasFrom(it.Sub) {
+			p.dropRequest(c, key) // one stored before is answered: not shown at every login
 			c.Route(simple("subscribed", user, contact))
 			return module.Stop
 		}
@@ -492,11 +504,13 @@ func (p *Presence) inbound(c module.Context, pk *module.Packet) module.Verdict {
 			it.Sub = addFrom(it.Sub)
 			it.Approved = false
 			saveItem(c, user, it)
+			p.dropRequest(c, key)
 			c.Route(simple("subscribed", user, contact))
 			p.sendCurrent(c, user, contact)
 			return module.Stop
 		}
 		if p.invited(c, pk, user, contact) {
+			p.dropRequest(c, key)
 			return module.Stop
 		}
 		if !ok && len(roster(c, user)) >= c.Store().Rosters().Limit(user.String()) {
@@ -505,11 +519,18 @@ func (p *Presence) inbound(c module.Context, pk *module.Packet) module.Verdict {
 			c.Error(pk, rosterFull())
 			return module.Stop
 		}
-		key := store.UserKey(user.String(), contact.String())
-		if _, err := p.subreq.Get(key); errors.Is(err, store.ErrNotFound) {
+		if _, err := p.subreq.Get(key); err == nil {
+			// Already pending: not delivered again (RFC 6121 A.3.1, None + Pending In),
+			// or a sender could prompt the user without end.
+			return module.Stop
+		} else if errors.Is(err, store.ErrNotFound) {
 			n := 0
 			p.subreq.Scan(store.UserKey(user.String()), func(_, _ []byte) bool { n++; return n < MaxPendingRequests })
 			if n >= MaxPendingRequests {
+				// Past the bound nothing more is kept, but the available resources still
+				// hear of it (§3.1.3): strangers who fill the list do not silence the
+				// user's real contacts.
+				p.toAvailable(c, pk, user, contact)
 				return module.Stop
 			}
 			raw := xmlstream.SetAttrs(nil, pk.Raw,
@@ -537,14 +558,28 @@ func (p *Presence) inbound(c module.Context, pk *module.Packet) module.Verdict {
 		saveItem(c, user, it)
 		p.toAvailable(c, pk, user, contact)
 	case "unsubscribe":
-		p.dropRequest(c, store.UserKey(user.String(), contact.String()))
+		key := store.UserKey(user.String(), contact.String())
+		pending := p.hasRequest(key)
+		if pending {
+			p.dropRequest(c, key)
+		}
 		it, ok := c.RosterItem(user, contact)
 		if !ok || !hasFrom(it.Sub) {
+			if pending {
+				p.toAvailable(c, pk, user, contact) // a request withdrawn (A.3.3, None + Pending In)
+			}
 			return module.Stop
 		}
 		it.Sub = removeFrom(it.Sub)
 		saveItem(c, user, it)
 		p.toAvailable(c, pk, user, contact)
+		// §3.3.3: the contact no longer sees the user: unavailable from each of the user's
+		// available resources, or it would show them online until they next change.
+		for _, s := range c.Sessions(user) {
+			if s.Available() {
+				c.Route(simple("unavailable", s.JID(), contact))
+			}
+		}
 	case "unsubscribed":
 		it, ok := c.RosterItem(user, contact)
 		if !ok || (!hasTo(it.Sub) && !it.Ask) {
@@ -557,6 +592,11 @@ func (p *Presence) inbound(c module.Context, pk *module.Packet) module.Verdict {
 	case "probe":
 		it, ok := c.RosterItem(user, contact)
 		if !ok || !hasFrom(it.Sub) {
+			// §4.3.2: a prober without a subscription SHOULD hear unsubscribed, so that a
+			// roster that lost step with ours finds out (a pre-approval stays).
+			if !blocking.Blocker(c.Store(), user.String())(contact) {
+				c.Route(simple("unsubscribed", user, contact))
+			}
 			return module.Stop
 		}
 		sent := false

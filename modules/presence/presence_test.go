@@ -436,3 +436,50 @@ func TestDirectedPresenceEnds(t *testing.T) {
 		t.Fatalf("%d unavailable presences to the room, want 1", n)
 	}
 }
+
+// TestSubscriptionTables: RFC 6121 Appendix A and §3, §4.3.2 where they are easy to get
+// wrong. A request already pending is not delivered again (A.3.1); a withdrawn one is
+// (A.3.3); a contact who unsubscribes gets unavailable from the user's resources (§3.3.3);
+// a prober without a subscription gets unsubscribed (§4.3.2); a request from a JID the
+// user blocked since is not shown again at login (XEP-0191 §3.3).
+func TestSubscriptionTables(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob"}, nil)
+	rl := &routertest.Remote{}
+	e.R.SetRemote(rl)
+	remote, _ := jid.Parse("remote.example")
+	e.Store.Rosters().Put("alice@example.org", store.RosterItem{JID: "dave@remote.example", Sub: store.SubBoth})
+	a := e.Bind("alice", "pc")
+	a.Send("<presence/>")
+	a.C.Wait(t, "<presence from='alice@example.org/pc'")
+
+	sub := "<presence from='carol@remote.example' to='alice@example.org' type='subscribe'/>"
+	e.R.SubmitFrom(remote, []byte(sub))
+	e.R.SubmitFrom(remote, []byte(sub))
+	a.C.Wait(t, "from='carol@remote.example'", "type='subscribe'")
+	e.R.SubmitFrom(remote, []byte("<presence from='carol@remote.example' to='alice@example.org' type='unsubscribe'/>"))
+	a.C.Wait(t, "from='carol@remote.example'", "type='unsubscribe'")
+	if n := strings.Count(a.C.All(), "type='subscribe'"); n != 1 {
+		t.Fatalf("a pending request delivered %d times", n)
+	}
+
+	e.R.SubmitFrom(remote, []byte("<presence from='dave@remote.example' to='alice@example.org' type='unsubscribe'/>"))
+	waitFor(t, func() bool {
+		return len(rl.Matching("to='dave@remote.example'", "type='unavailable'", "from='alice@example.org/pc'")) == 1
+	})
+
+	e.R.SubmitFrom(remote, []byte("<presence from='eve@remote.example/x' to='alice@example.org' type='probe'/>"))
+	waitFor(t, func() bool { return len(rl.Matching("to='eve@remote.example'", "type='unsubscribed'")) == 1 })
+
+	a.Unbind()
+	e.R.SubmitFrom(remote, []byte("<presence from='mallory@remote.example' to='alice@example.org' type='subscribe'/>"))
+	a2 := e.Bind("alice", "phone")
+	a2.Send("<presence/>")
+	a2.C.Wait(t, "from='mallory@remote.example'", "type='subscribe'")
+	a2.Send("<iq type='set' id='b'><block xmlns='urn:xmpp:blocking'><item jid='mallory@remote.example'/></block></iq>")
+	a2.C.Wait(t, "id='b'", "type='result'")
+	a2.Unbind()
+	a3 := e.Bind("alice", "tablet")
+	a3.Send("<presence/>")
+	a3.C.Wait(t, "<presence from='alice@example.org/tablet'")
+	a3.C.Never(t, "mallory@remote.example")
+}
