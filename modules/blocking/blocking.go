@@ -313,12 +313,15 @@ func (m *Mod) block(c module.Context, iq *module.Packet) {
 			targets = append(targets, to)
 		}
 	}
+	// One batch: a block is all its items or none (a failure answers the whole request).
+	ops := make([]store.Op, 0, len(js))
 	for _, j := range js {
-		if err := m.t.Set(store.UserKey(user, j.String()), nil); err != nil {
-			m.forget(user)
-			c.Error(iq, module.StoreError(err))
-			return
-		}
+		ops = append(ops, store.Op{Key: store.UserKey(user, j.String())})
+	}
+	if err := m.t.Apply(ops...); err != nil {
+		m.forget(user)
+		c.Error(iq, module.StoreError(err))
+		return
 	}
 	m.forget(user)
 	c.Reply(iq, nil)
@@ -388,10 +391,12 @@ func (m *Mod) unblock(c module.Context, iq *module.Packet) {
 		}
 		err = m.t.DeletePrefix(store.UserKey(user))
 	}
-	for _, j := range js {
-		if err == nil {
-			err = m.t.Delete(store.UserKey(user, j.String()))
+	if len(js) > 0 {
+		ops := make([]store.Op, 0, len(js))
+		for _, j := range js {
+			ops = append(ops, store.Op{Key: store.UserKey(user, j.String()), Delete: true})
 		}
+		err = m.t.Apply(ops...) // all the items or none, as for a block
 	}
 	m.forget(user)
 	if err != nil {

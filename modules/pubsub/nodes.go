@@ -239,25 +239,27 @@ func (n Nodes) Purge(owner, node string) error {
 	return n.T.DeletePrefix(idxPrefix(owner, node))
 }
 
-// Remove deletes a node with its items, subscriptions and affiliations.
+// Remove deletes a node with its items, subscriptions and affiliations. The node's
+// configuration and its affiliations go last, in one batch: a crash or a failed write on
+// the way leaves a node that still exists, with its owners, to be deleted again, never
+// rows a node of the same name made later would inherit (items, subscribers, an owner).
 func (n Nodes) Remove(owner, node string) error {
+	if err := n.Purge(owner, node); err != nil {
+		return err
+	}
+	if err := n.T.DeletePrefix(subsPrefix(owner, node)); err != nil {
+		return err
+	}
 	var ops []store.Op
-	for j, a := range n.Affiliations(owner, node) {
-		if a == AffOwner {
-			ops = append(ops, store.Op{Key: createdKey(owner, j, node), Delete: true})
-		}
+	for j := range n.Affiliations(owner, node) {
+		ops = append(ops, AffiliationOps(owner, node, j, AffNone)...)
 	}
 	ops = append(ops, store.Op{Key: nodeKey(owner, node), Delete: true})
 	if err := n.T.Apply(ops...); err != nil {
 		return err
 	}
-	if err := n.Purge(owner, node); err != nil {
-		return err
-	}
-	if err := n.T.DeletePrefix(affPrefix(owner, node)); err != nil {
-		return err
-	}
-	return n.T.DeletePrefix(subsPrefix(owner, node))
+	// Rows of affiliations Affiliations did not list (none are expected).
+	return n.T.DeletePrefix(affPrefix(owner, node))
 }
 
 // Subscription states (XEP-0060 §4.2). A subscription stored before states existed has

@@ -907,10 +907,11 @@ func (t *table) Delete(k []byte) error {
 
 // write commits what f adds to a batch, with the table's name row if it is not stored yet.
 func (t *table) write(f func(b *pebble.Batch), shrink bool) error {
-	return t.writeWith(f, shrink, pebble.Sync)
+	return t.writeWith(func(b *pebble.Batch) error { f(b); return nil }, shrink, pebble.Sync)
 }
 
-func (t *table) writeWith(f func(b *pebble.Batch), shrink bool, opts *pebble.WriteOptions) error {
+// writeWith commits what f adds to a batch, unless f fails: then nothing of it.
+func (t *table) writeWith(f func(b *pebble.Batch) error, shrink bool, opts *pebble.WriteOptions) error {
 	b := t.s.db.NewBatch()
 	defer b.Close()
 	reg := t.reg.Load()
@@ -918,7 +919,9 @@ func (t *table) writeWith(f func(b *pebble.Batch), shrink bool, opts *pebble.Wri
 		b.Set(key(pTableName, t.name), t.id[:], nil)
 		shrink = false
 	}
-	f(b)
+	if err := f(b); err != nil {
+		return err
+	}
 	if err := t.s.commitWith(b, shrink, opts); err != nil {
 		return err
 	}
@@ -938,12 +941,8 @@ func (t *table) Scan(prefix []byte, fn func(k, v []byte) bool) error {
 
 func (t *table) DeletePrefix(prefix []byte) error {
 	lo := t.k(prefix)
-	var err error
-	werr := t.write(func(b *pebble.Batch) { err = t.s.clearRange(b, lo, prefixEnd(lo)) }, true)
-	if err != nil {
-		return err
-	}
-	return werr
+	// All or nothing: a scan that fails part way commits none of the deletes it added.
+	return t.writeWith(func(b *pebble.Batch) error { return t.s.clearRange(b, lo, prefixEnd(lo)) }, true, pebble.Sync)
 }
 
 // maxPointDeletes is how many keys clearRange deletes one by one before it writes a range
@@ -1053,7 +1052,7 @@ func (t *table) apply(ops []store.Op, opts *pebble.WriteOptions) error {
 			t.s.guests.touch(t.id, op.Key)
 		}
 	}
-	return t.writeWith(func(b *pebble.Batch) {
+	return t.writeWith(func(b *pebble.Batch) error {
 		for _, op := range ops {
 			if op.Delete {
 				b.Delete(t.k(op.Key), nil)
@@ -1061,6 +1060,7 @@ func (t *table) apply(ops []store.Op, opts *pebble.WriteOptions) error {
 				b.Set(t.k(op.Key), op.Val, nil)
 			}
 		}
+		return nil
 	}, shrink, opts)
 }
 
