@@ -45,7 +45,8 @@ func TestIntegrationFault(t *testing.T) {
 		t.Skip("builds and runs the binary")
 	}
 	bin := buildVireo(t)
-	t.Run("KillDuringOfflineSends", func(t *testing.T) { testKillDuringOfflineSends(t, bin) })
+	t.Run("KillDuringOfflineSends", func(t *testing.T) { testKillDuringOfflineSends(t, bin, false) })
+	t.Run("KillDuringOfflineSendsSM", func(t *testing.T) { testKillDuringOfflineSends(t, bin, true) })
 	t.Run("KillDuringRosterSets", func(t *testing.T) { testKillDuringRosterSets(t, bin) })
 	t.Run("KillDuringRegistration", func(t *testing.T) { testKillDuringRegistration(t, bin) })
 	t.Run("NeverReadingClient", func(t *testing.T) { testNeverReadingClient(t, bin) })
@@ -226,6 +227,7 @@ type xconn struct {
 type stz struct {
 	XMLName xml.Name
 	ID      string `xml:"id,attr"`
+	H       string `xml:"h,attr"` // XEP-0198 <a/>
 	Type    string `xml:"type,attr"`
 	From    string `xml:"from,attr"`
 	Body    string `xml:"body"`
@@ -445,12 +447,29 @@ func senderAndRecipient(t *testing.T, srv *faultServer) *xconn {
 	return x
 }
 
-func testKillDuringOfflineSends(t *testing.T, bin string) {
+// testKillDuringOfflineSends: with sm, what acknowledges is XEP-0198: the server's <a h/>
+// to the sender's <r/> after each batch (h counts the messages, the only stanzas sent),
+// which lets a client forget what it covers.
+func testKillDuringOfflineSends(t *testing.T, bin string, sm bool) {
 	rng := faultRand(t)
 	srv := newFaultServer(t, bin, "\n[router]\noffline_quota = 100000\n\n[modules.offline]\nquota_bytes = 268435456\n")
 	srv.start()
 	x := senderAndRecipient(t, srv)
 	defer x.c.Close()
+	if sm {
+		if err := x.send("<enable xmlns='urn:xmpp:sm:3'/>"); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			s, err := x.next(10 * time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.XMLName.Local == "enabled" {
+				break
+			}
+		}
+	}
 
 	const (
 		batches = 100
@@ -475,6 +494,13 @@ func testKillDuringOfflineSends(t *testing.T, bin string) {
 			if err != nil {
 				readErr = err
 				return
+			}
+			if sm && s.XMLName.Local == "a" {
+				if h, err := strconv.ParseInt(s.H, 10, 64); err == nil && h/per > ackR.Load() {
+					ackR.Store(h / per)
+					notify(acked)
+				}
+				continue
 			}
 			if s.XMLName.Local != "iq" || len(s.ID) < 3 {
 				continue
@@ -511,8 +537,12 @@ func testKillDuringOfflineSends(t *testing.T, bin string) {
 			for i := b * per; i < (b+1)*per; i++ {
 				fmt.Fprintf(&sb, "<message to='rcpt@localhost' type='chat' id='m%d'><body>m%d %s</body></message>", i, i, pad)
 			}
-			fmt.Fprintf(&sb, "<iq type='get' id='r-%d' to='rcpt@localhost'><ping xmlns='urn:xmpp:ping'/></iq>", b)
-			fmt.Fprintf(&sb, "<iq type='get' id='s-%d'><ping xmlns='urn:xmpp:ping'/></iq>", b)
+			if sm {
+				sb.WriteString("<r xmlns='urn:xmpp:sm:3'/>")
+			} else {
+				fmt.Fprintf(&sb, "<iq type='get' id='r-%d' to='rcpt@localhost'><ping xmlns='urn:xmpp:ping'/></iq>", b)
+				fmt.Fprintf(&sb, "<iq type='get' id='s-%d'><ping xmlns='urn:xmpp:ping'/></iq>", b)
+			}
 			sent.Store(b + 1) // before the write: part of it may arrive when the write fails
 			if x.send(sb.String()) != nil {
 				return

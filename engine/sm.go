@@ -66,9 +66,55 @@ type smState struct {
 	askedAt  uint32 // seconds since epoch of the last <r/> the server sent
 	sinceReq uint16 // stanzas sent since the last <r/>
 	awaiting bool   // an <r/> is out and no <a/> came since: no other is sent meanwhile
+	answer   uint8  // the client's <r/>: answerIdle, answerWaits (a Barrier runs), answerAgain
 	gen      uint16 // detachments so far (wraps): an expiry entry knows whether its detachment is over
 	unacked  smQueue
 	owner    *conn // the connection it is on; nil while detached
+}
+
+// States of smState.answer.
+const (
+	answerIdle  uint8 = iota
+	answerWaits       // a Barrier for an <a/> runs
+	answerAgain       // and another <r/> came meanwhile
+)
+
+// ackHandled answers the client's <r/> with the stanzas received so far once the router
+// has handled them (router.Barrier): an <a/> lets the client forget them, so what they
+// asked for (an offline message stored, an archive row) must be on disk first, not only
+// read off the socket. Answers go out in order, one Barrier at a time; <r/>s that come
+// while one runs get one answer after it. On the loop.
+func (c *conn) ackHandled(sm *smState) {
+	sm.mu.Lock()
+	h := sm.hIn
+	sm.mu.Unlock()
+	gc := c.gc
+	c.srv().rt.Barrier(sm.sess, func(bool) {
+		// Whether or not the sync worked, the answer goes: a client that hears none
+		// takes the stream for dead and sends everything again on another, which a full
+		// disk does not make better; the failure is logged where it happened.
+		gc.Wake(func(gnet.Conn, error) error {
+			if c.closing.Load() || c.sm.Load() != sm {
+				return nil
+			}
+			c.enterLoop()
+			defer c.exitLoop()
+			defer c.recoverPanic()
+			c.write([]byte("<a xmlns='urn:xmpp:sm:3' h='" + strconv.FormatUint(uint64(h), 10) + "'/>"))
+			sm.mu.Lock()
+			again := sm.answer == answerAgain
+			if again {
+				sm.answer = answerWaits
+			} else {
+				sm.answer = answerIdle
+			}
+			sm.mu.Unlock()
+			if again {
+				c.ackHandled(sm)
+			}
+			return nil
+		})
+	})
 }
 
 // smMu is a lock in one 32-bit word (a sync.Mutex takes two): it is held for a few
@@ -274,9 +320,16 @@ func (c *conn) onSM(st *xmlstream.Stanza) {
 			return
 		}
 		sm.mu.Lock()
-		h := sm.hIn
+		busy := sm.answer != answerIdle
+		if busy {
+			sm.answer = answerAgain // answered, with the h of then, when the one running ends
+		} else {
+			sm.answer = answerWaits
+		}
 		sm.mu.Unlock()
-		c.write([]byte("<a xmlns='urn:xmpp:sm:3' h='" + strconv.FormatUint(uint64(h), 10) + "'/>"))
+		if !busy {
+			c.ackHandled(sm)
+		}
 	case "a":
 		if sm == nil {
 			c.fail(stanza.UnsupportedStanzaType, "stream management is not enabled")
@@ -429,6 +482,7 @@ func (c *conn) finishResume(sm *smState, h uint32, r *sasl2Req) {
 	c.srv().sms.setWait(sm, nil)
 	sm.acked, sm.hOut, sm.sinceReq = h, h, 0
 	sm.awaiting, sm.askedAt = false, sinceEpoch(time.Now()) // no request from before the resume is waited for
+	sm.answer = answerIdle                                  // nor one of the client's answered: <resumed/> carries h
 	sm.unacked.reset()
 	sm.gen++
 	hIn := sm.hIn

@@ -133,7 +133,7 @@ func (s *shard) rostersChanged(u *user) {
 	}
 	interested := false
 	for _, se := range u.sessions {
-		interested = interested || se.interested
+		interested = interested || se.Interested()
 	}
 	if !interested {
 		return

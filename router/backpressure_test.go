@@ -4,6 +4,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/vireo-im/vireo/modules/module"
 	"github.com/vireo-im/vireo/router"
@@ -64,4 +65,42 @@ func TestSenderBackpressure(t *testing.T) {
 	waitFor(t, func() bool { return f.C.Resumes.Load() == 1 && !f.S.Blocked() })
 	g.C.Wait(t, "chat")
 	waitFor(t, func() bool { return int(g.C.N.Load()) >= sent })
+}
+
+// TestBarrier: a Barrier completes only once the session's stanzas submitted before it
+// have been through their recipient's phase (here held by the gate, as by a slow disk),
+// and at once when there were none.
+func TestBarrier(t *testing.T) {
+	gateOn.Store(true)
+	defer gateOn.Store(false)
+	e := routertest.New(t, []string{"sender", "gated"}, nil)
+	g := e.Bind("gated", "r")
+	g.Send("<presence/>")
+	s := e.Bind("sender", "r")
+
+	done := make(chan bool, 1)
+	e.R.Barrier(s.S, func(ok bool) { done <- ok })
+	if ok := <-done; !ok {
+		t.Fatal("an empty barrier failed")
+	}
+
+	for range 3 {
+		s.Send("<message to='gated@example.org' type='chat'><body>held</body></message>")
+	}
+	e.R.Barrier(s.S, func(ok bool) { done <- ok })
+	select {
+	case <-done:
+		for range 3 {
+			gateCh <- struct{}{} // let the shard go, or the router cannot close
+		}
+		t.Fatal("the barrier passed messages still held in their recipient's phase")
+	case <-time.After(200 * time.Millisecond):
+	}
+	for range 3 {
+		gateCh <- struct{}{}
+	}
+	<-done
+	if g.C.N.Load() < 3 {
+		t.Fatalf("the barrier completed before the messages were delivered (%d)", g.C.N.Load())
+	}
 }

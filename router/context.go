@@ -256,7 +256,7 @@ func (c *shardCtx) pushRoster(user jid.JID, it store.RosterItem, remove bool, ve
 		return
 	}
 	for _, se := range c.u.sessions {
-		if !se.interested {
+		if !se.Interested() {
 			continue
 		}
 		c.s.push++

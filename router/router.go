@@ -428,6 +428,34 @@ func (r *Router) Submit(s *Session, st *xmlstream.Stanza) bool {
 	return r.pushOrDrop(s.shard.q, o)
 }
 
+// Barrier calls done once every stanza submitted for s before the call has been through
+// its recipient's phase (stored for an offline user, archived, delivered, or handed to a
+// service, a component or a remote server) and the store's lazy writes are synced: ok is
+// false when that sync failed. XEP-0198's <a/> acknowledges stanzas the client may then
+// forget, so it waits for this (engine). done runs on a shard's goroutine, or at once
+// when the router is closed. Stanzas go through the sender's shard in order, and from
+// there into the queues of their recipients' shards: the barrier follows them through
+// the first, then through those of the others its stanzas were queued on since the last
+// barrier (Session.touched). So a session has one Barrier at a time: one called before
+// the last one's done may go past what that one still waits for.
+func (r *Router) Barrier(s *Session, done func(ok bool)) {
+	if r.closed.Load() {
+		done(true)
+		return
+	}
+	o := getOp()
+	o.kind = opBarrier
+	o.sess = s
+	o.barrier = &barrier{done: done}
+	s.shard.q.pushForce(o)
+}
+
+// barrier is one Barrier call: the shards still to pass.
+type barrier struct {
+	left atomic.Int32
+	done func(bool)
+}
+
 // shape charges n bytes to s's token bucket and, when that puts it in debt, holds the
 // session (Blocked) and schedules its resumption for when the debt is repaid. Credits
 // that drain a session blocked for its bytes in flight leave one in debt held.
@@ -763,6 +791,7 @@ const (
 	opIQAs      // an IQ a privileged component sends as a user (SubmitIQAs)
 	opRosters   // rosters changed in the store: forget the cached ones
 	opReplay    // a component may see users' presence: send it every available one
+	opBarrier   // Barrier: at the sender's shard, then at each shard its stanzas went to
 )
 
 // op is one unit of work for a shard. It is pooled; its buffer travels with it.
@@ -795,6 +824,7 @@ type op struct {
 	// elem is buf parsed, when the sender's shard had that view of buf at hand (hasElem).
 	elem    xmlstream.Element
 	hasElem bool
+	barrier *barrier // opBarrier
 }
 
 var opPool = sync.Pool{New: func() any { return new(op) }}
@@ -837,6 +867,7 @@ func putOp(o *op) {
 	o.t0 = 0
 	o.known, o.typ, o.id, o.from = false, "", "", jid.JID{}
 	o.elem, o.hasElem = xmlstream.Element{}, false
+	o.barrier = nil
 	opPool.Put(o)
 }
 

@@ -35,10 +35,12 @@ type Session struct {
 	jid   jid.JID
 	user  *user
 
-	prio       int8
-	available  bool
-	interested bool
-	ephemeral  bool // a guest's (SASL ANONYMOUS): the account goes with the session
+	prio      int8
+	available bool
+	bits      uint8 // sInterested, sEphemeral: one byte, so that touched fits in padding
+	// touched has bit i%8 set for each shard i that the session's stanzas were queued on
+	// since its last Barrier (its sender shard's goroutine alone reads and writes it).
+	touched uint8
 	// rateHeld says the sender is in debt to its token bucket (Router.shape): its client
 	// is not read until a timer clears it. It fills padding too.
 	rateHeld atomic.Bool
@@ -90,6 +92,12 @@ type detached struct {
 }
 
 type kv struct{ k, v any }
+
+// Session.bits.
+const (
+	sInterested uint8 = 1 << iota // requested the roster (RFC 6121 §2.1.6: gets pushes)
+	sEphemeral                    // a guest's (SASL ANONYMOUS): the account goes with the session
+)
 
 // Ended reports whether the session is over (unbound, or its detach timeout expired).
 // Safe for concurrent use.
@@ -177,16 +185,16 @@ func (s *Session) Available() bool { return s.available }
 func (s *Session) Presence() []byte { return s.presence }
 
 // Interested reports whether the session requested the roster (RFC 6121 §2.1.6).
-func (s *Session) Interested() bool { return s.interested }
+func (s *Session) Interested() bool { return s.bits&sInterested != 0 }
 
 // SetInterested marks the session as having requested the roster.
-func (s *Session) SetInterested() { s.interested = true }
+func (s *Session) SetInterested() { s.bits |= sInterested }
 
 // Detached reports whether the session has no connection right now.
 func (s *Session) Detached() bool { return s.detachedQ() != nil }
 
 // Ephemeral reports whether the session is a guest's (module.Session).
-func (s *Session) Ephemeral() bool { return s.ephemeral }
+func (s *Session) Ephemeral() bool { return s.bits&sEphemeral != 0 }
 
 // SetFilter installs the session's outbound filter (module.Session).
 func (s *Session) SetFilter(f func([]byte) bool) {

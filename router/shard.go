@@ -184,6 +184,8 @@ func (s *shard) handle(o *op) {
 		s.nonza(o, s.r.reg.bind2)
 	case opExpireAll:
 		s.expireAll()
+	case opBarrier:
+		s.barrier(o)
 	case opResume:
 		if se := o.sess; se.conn != nil && !se.gone.Load() {
 			se.conn.Resume()
@@ -267,7 +269,10 @@ func (s *shard) bind(o *op) {
 	if eph {
 		u.ephemeral = true
 	}
-	se := &Session{shard: s, conn: o.conn, jid: full, user: u, ephemeral: eph}
+	se := &Session{shard: s, conn: o.conn, jid: full, user: u}
+	if eph {
+		se.bits |= sEphemeral
+	}
 	se.rateTokens.Store(math.MaxInt32) // a full bucket: spend caps it at the burst
 	u.sessions = append(u.sessions, se)
 	u.exists = true
@@ -562,6 +567,9 @@ func (s *shard) forwardPacket(o *op, p *module.Packet) bool {
 		if k == destAccount && s.forwardInline(t, o) {
 			return true
 		}
+		if o.charged != nil {
+			o.charged.touched |= 1 << (t.idx % 8) // a Barrier follows it there
+		}
 		t.q.pushForce(o)
 		return true
 	}
@@ -569,6 +577,35 @@ func (s *shard) forwardPacket(o *op, p *module.Packet) bool {
 		s.ctx.Error(p, e)
 	}
 	return false
+}
+
+// barrier runs a Barrier's op. At the sender's shard (o.sess set) everything the session
+// submitted before it has passed the outbound phase: it goes on to the shards those
+// stanzas were queued on, behind them; at each of those the barrier is past them.
+func (s *shard) barrier(o *op) {
+	b := o.barrier
+	if se := o.sess; se != nil {
+		mask := se.touched
+		se.touched = 0
+		var to []*shard
+		for _, t := range s.r.shards {
+			if mask&(1<<(t.idx%8)) != 0 {
+				to = append(to, t)
+			}
+		}
+		if len(to) > 0 {
+			b.left.Store(int32(len(to)))
+			for _, t := range to {
+				n := getOp()
+				n.kind, n.barrier = opBarrier, b
+				t.q.pushForce(n)
+			}
+			return
+		}
+	} else if b.left.Add(-1) > 0 {
+		return
+	}
+	b.done(s.r.syncLazy())
 }
 
 // forwardInline runs the recipient's phase of o in place, in t, when t is idle, instead of
