@@ -62,7 +62,7 @@ type Store struct {
 	// lazyN counts lazy writes; synced is the count the last finished sync covered
 	// (SyncLazy): a caller waits for a sync that began after the writes it answers for.
 	lazyN, synced atomic.Uint64
-	partial  atomic.Int64          // accounts with store.PartialKeys (pPartial rows)
+	partial       atomic.Int64 // accounts with store.PartialKeys (pPartial rows)
 
 	tmu    sync.Mutex
 	tables map[string]*table
