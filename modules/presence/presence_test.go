@@ -15,6 +15,7 @@ import (
 	"github.com/vireo-im/vireo/store"
 	"github.com/vireo-im/vireo/store/invites"
 	"github.com/vireo-im/vireo/store/pebblestore"
+	"github.com/vireo-im/vireo/store/pie"
 	"github.com/vireo-im/vireo/xmlstream/jid"
 )
 
@@ -482,4 +483,54 @@ func TestSubscriptionTables(t *testing.T) {
 	a3.Send("<presence/>")
 	a3.C.Wait(t, "<presence from='alice@example.org/tablet'")
 	a3.C.Never(t, "mallory@remote.example")
+}
+
+// TestImportedPendingRequest: a request an import says waits (XEP-0227, a roster item
+// PendingIn) is shown at login, and approving it answers the contact (RFC 6121 A.2.3),
+// instead of being taken for a pre-approval that tells the contact nothing.
+func TestImportedPendingRequest(t *testing.T) {
+	e := routertest.New(t, []string{"alice"}, nil)
+	rl := &routertest.Remote{}
+	e.R.SetRemote(rl)
+	it := store.RosterItem{JID: "carol@remote.example", PendingIn: true}
+	e.Store.Rosters().Put("alice@example.org", it)
+	if err := (&presence.Presence{}).ImportUser(e.Store, &pie.User{JID: "alice@example.org", Roster: []store.RosterItem{it}}); err != nil {
+		t.Fatal(err)
+	}
+	a := e.Bind("alice", "pc")
+	a.Send("<presence/>")
+	a.C.Wait(t, "from='carol@remote.example'", "type='subscribe'")
+	a.Send("<presence to='carol@remote.example' type='subscribed'/>")
+	waitFor(t, func() bool { return len(rl.Matching("to='carol@remote.example'", "type='subscribed'")) == 1 })
+}
+
+// TestPendingRequestsExported: a request that arrived while the user was offline is in
+// the user's XEP-0227 export (§4.9), and an import of that export stores it again.
+func TestPendingRequestsExported(t *testing.T) {
+	e := routertest.New(t, []string{"alice"}, nil)
+	remote, _ := jid.Parse("remote.example")
+	e.R.SubmitFrom(remote, []byte("<presence from='carol@remote.example' to='alice@example.org' type='subscribe'/>"))
+	waitFor(t, func() bool {
+		_, err := e.Store.Table("subreq").Get(store.UserKey("alice@example.org", "carol@remote.example"))
+		return err == nil
+	})
+	var doc strings.Builder
+	if err := pie.ExportUser(&doc, e.Store, "alice@example.org", &presence.Presence{}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(doc.String(), "<presence xmlns='jabber:client' type='subscribe' from='carol@remote.example'/>") {
+		t.Fatalf("no pending request in the export: %s", doc.String())
+	}
+	users, err := pie.Parse([]byte(doc.String()))
+	if err != nil || len(users) != 1 {
+		t.Fatal(err)
+	}
+	users[0].Password = "pw" // routertest's accounts have no keys, which an import refuses
+	e2 := routertest.New(t, nil, nil)
+	if r, err := pie.Import(e2.Store, users, []string{"example.org"}, &presence.Presence{}); err != nil || r.Imported != 1 {
+		t.Fatalf("import: %+v, %v", r, err)
+	}
+	if _, err := e2.Store.Table("subreq").Get(store.UserKey("alice@example.org", "carol@remote.example")); err != nil {
+		t.Fatalf("the imported request is not waiting: %v", err)
+	}
 }

@@ -312,6 +312,9 @@ func parseArchive(d *xml.Decoder, u *User) error {
 
 // writeData appends the per-module data of u to the open <user/> element.
 func writeData(b *xmlstream.Builder, u *User) {
+	for _, j := range u.Pending {
+		b.Start("presence").Attr("xmlns", NSClient).Attr("type", "subscribe").Attr("from", j).End()
+	}
 	if u.VCard != nil {
 		b.Raw(u.VCard)
 	}

@@ -84,6 +84,9 @@ type User struct {
 	PEP     []Node
 	Archive []Archived // oldest first
 	Blocked []string   // XEP-0191 block list: JIDs, as the user gave them
+	// Pending are the JIDs whose subscription requests wait for the user, besides the
+	// roster items marked PendingIn (written as §4.9 has them; read into PendingIn).
+	Pending []string
 }
 
 var mechanisms = [3]string{store.SHA1: "SCRAM-SHA-1", store.SHA256: "SCRAM-SHA-256", store.SHA512: "SCRAM-SHA-512"}
