@@ -78,6 +78,25 @@ func newLinkServer(s *Server) *linkServer {
 
 func (ls *linkServer) listeners() []*listener { return []*listener{ls.c2s, ls.web, ls.s2s} }
 
+// Bounds of the links the core keeps: an edge links once, and again while the core has
+// not yet noticed that its last link is gone, so a few per edge are enough; each link
+// may hold its queue of bytes (link.Conn), which an edge that does not read fills.
+const (
+	maxLinksPerEdge = 4
+	maxLinks        = 256
+)
+
+// linksOf counts the links of the edge called name. Call with ls.mu held.
+func (ls *linkServer) linksOf(name string) int {
+	n := 0
+	for lk := range ls.links {
+		if lk.name == name {
+			n++
+		}
+	}
+	return n
+}
+
 // takeHandshake counts a handshake from src in progress, unless the bounds are reached.
 func (ls *linkServer) takeHandshake(src string) bool {
 	ls.mu.Lock()
@@ -164,13 +183,17 @@ func (ls *linkServer) accept(ln net.Listener, cfg Link) {
 				outs: map[uint32]*linkConn{}}
 			ls.mu.Lock()
 			stopping := ls.srv.stopping.Load()
-			if !stopping {
+			full := ls.linksOf(name) >= maxLinksPerEdge || len(ls.links) >= maxLinks
+			if !stopping && !full {
 				ls.links[lk] = struct{}{}
 				close(ls.joined)
 				ls.joined = make(chan struct{})
 			}
 			ls.mu.Unlock()
-			if stopping {
+			if full && !stopping {
+				ls.refused(nc.RemoteAddr().String(), name, errors.New("too many links"))
+			}
+			if stopping || full {
 				lk.lc.Close(nil)
 				return
 			}

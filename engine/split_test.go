@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -21,6 +22,7 @@ import (
 	mjid "mellium.im/xmpp/jid"
 
 	"github.com/vireo-im/vireo/engine"
+	"github.com/vireo-im/vireo/engine/link"
 	"github.com/vireo-im/vireo/engine/vireotest"
 )
 
@@ -652,4 +654,36 @@ func TestSplitSTARTTLSInjection(t *testing.T) {
 		t.Fatalf("after TLS: the stream does not start anew: %q", f)
 	}
 	b.Never("<success")
+}
+
+// TestSplitLinksBounded: the core keeps a few links per edge name (an edge relinks while
+// the core has not yet noticed its last link is gone), not as many as one opens: each may
+// hold a queue of bytes.
+func TestSplitLinksBounded(t *testing.T) {
+	core := vireotest.Start(t, vireotest.Options{LinkSecret: linkSecret})
+	open := func() net.Conn {
+		c, err := tls.Dial("tcp", core.Engine.Addr("link").String(), core.ClientTLS())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if err := link.Dial(c, linkSecret, "greedy"); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	alive := func(c net.Conn) bool {
+		c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		_, err := c.Read(make([]byte, 1))
+		var ne net.Error
+		return errors.As(err, &ne) && ne.Timeout()
+	}
+	for i := range 4 {
+		if c := open(); !alive(c) {
+			t.Fatalf("link %d refused", i+1)
+		}
+	}
+	if c := open(); alive(c) {
+		t.Fatal("a fifth link of one edge name was kept")
+	}
 }
