@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/base64"
+	"net/netip"
 	"regexp"
 	"strconv"
 	"strings"
@@ -460,5 +461,14 @@ func TestIntegrationFASTNotInClear(t *testing.T) {
 	r.Send(authenticate("HT-SHA-256-NONE", htResponse("alice", "whatever", nil), userAgent(agentID)))
 	if got := r.Expect("</failure>"); !strings.Contains(got, "<invalid-mechanism") {
 		t.Fatalf("a token login in the clear: %s", got)
+	}
+	// From a trusted network (c2s.trusted_networks; loopback by default in a configuration,
+	// none in these tests unless set), the clear path stays on the operator's side.
+	trusted := vireotest.Start(t, vireotest.Options{AllowPlain: true, RequireTLS: &no,
+		Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
+	r = trusted.Dial(t)
+	r.Send(trusted.Header())
+	if feats := r.Expect("</stream:features>"); !strings.Contains(feats, "urn:xmpp:fast:0") {
+		t.Fatalf("cleartext features from a trusted network: want FAST: %s", feats)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"errors"
+	"net/netip"
 	"regexp"
 	"strings"
 	"testing"
@@ -202,7 +203,9 @@ func TestAuthenticateElement(t *testing.T) {
 // is refused with a wrong token or another client's id.
 func TestSASL2AndFAST(t *testing.T) {
 	no := false
-	srv := vireotest.Start(t, vireotest.Options{RequireTLS: &no, AllowPlain: true})
+	srv := vireotest.Start(t, vireotest.Options{RequireTLS: &no, AllowPlain: true,
+		// FAST on plain TCP: from a trusted network only (loopback, as c2s.trusted_networks has it by default).
+		Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
 	srv.AddUser(t, "bencher", "s3cret")
 	agent := AgentID(7, 1)
 	for _, c := range []struct {

@@ -3,6 +3,7 @@ package scenario
 import (
 	"errors"
 	"net"
+	"net/netip"
 	"os"
 	"strconv"
 	"testing"
@@ -16,7 +17,9 @@ import (
 // and direct TLS: every login of every phase succeeds and the ratios are filled in.
 func TestFastStormSmall(t *testing.T) {
 	no := false
-	srv := vireotest.Start(t, vireotest.Options{Registration: true, RequireTLS: &no, AllowPlain: true, RegisterLimit: 1000})
+	srv := vireotest.Start(t, vireotest.Options{Registration: true, RequireTLS: &no, AllowPlain: true, RegisterLimit: 1000,
+		// FAST on plain TCP: from a trusted network only (loopback, as c2s.trusted_networks has it by default).
+		Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
 	cfg := loadgen.Config{Addr: srv.C2SAddr(), Domain: srv.Domain(), Mode: loadgen.Plain, Mechanism: "SCRAM-SHA-1", Timeout: 10 * time.Second}
 	const k = 30
 	for i := 1; i <= k; i++ {
