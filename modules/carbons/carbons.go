@@ -122,10 +122,10 @@ func (m *Mod) sent(c module.Context, p *module.Packet) module.Verdict {
 		return module.Continue
 	}
 	raw := p.Raw
-	if p.ArchiveID != "" {
+	if id := p.ArchiveID(); id != "" {
 		// The copy says under which id the user's archive keeps the message, as a received
 		// copy does; whatever the sending client put there in the user's name goes.
-		raw = sid.Stamp(raw, user.String(), p.ArchiveID)
+		raw = sid.Stamp(raw, user.String(), id)
 	}
 	for _, s := range sessions {
 		if s.JID().Equal(p.From) || !enabled(s) || !s.Available() {

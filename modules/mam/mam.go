@@ -391,7 +391,8 @@ func (m *Mod) outbound(c module.Context, p *module.Packet) module.Verdict {
 		return module.Continue
 	}
 	if id := sid.Next(c.Now()); m.archive(c, user, id, true, to, p.Raw) {
-		p.ArchiveID = id.String()
+		var t [sid.IDLen]byte
+		p.SetArchiveID(id.AppendText(t[:0]))
 	}
 	if retract {
 		if target := muc.RetractedID(p.Elem()); target != "" {

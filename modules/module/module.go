@@ -494,16 +494,25 @@ type Packet struct {
 	// available presence, or the first after unavailable: RFC 6121 §4.2), when the server
 	// probes contacts and delivers what waited.
 	Initial bool
-	// ArchiveID is the id under which the sender's archive keeps an outbound message (set
-	// at OrderArchive; empty when it keeps none): the copies that go to the sender's other
-	// resources carry it, as XEP-0359 stanza-id by the sender, for their archive catch-up.
-	ArchiveID string
+	// archiveID (ArchiveID) is kept in place: set for every archived message, read only
+	// when the sender has other resources to copy it to.
+	archiveID  [32]byte
+	archiveIDN uint8
 
 	// elem caches Elem for the Raw it was parsed from (elemOf), so every hook of a packet
 	// shares one parse; a hook that replaces Raw invalidates it.
 	elem   xmlstream.Element
 	elemOf []byte
 }
+
+// SetArchiveID records the id (text form, at most 32 bytes) under which the sender's
+// archive keeps an outbound message (the archive hook, at OrderArchive).
+func (p *Packet) SetArchiveID(id []byte) { p.archiveIDN = uint8(copy(p.archiveID[:], id)) }
+
+// ArchiveID is the id SetArchiveID recorded, "" when the archive keeps none: the copies
+// that go to the sender's other resources carry it, as an XEP-0359 stanza-id by the
+// sender, for their archive catch-up.
+func (p *Packet) ArchiveID() string { return string(p.archiveID[:p.archiveIDN]) }
 
 // Elem returns the lazy element view of Raw, parsed once per Raw.
 func (p *Packet) Elem() xmlstream.Element {
