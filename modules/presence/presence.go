@@ -245,6 +245,9 @@ func (p *Presence) outbound(c module.Context, pk *module.Packet) module.Verdict 
 			return module.Stop
 		}
 	}
+	if sharedCancel(c, pk.Type, user, contact) {
+		return module.Stop
+	}
 	switch pk.Type {
 	case "", "unavailable":
 		p.directed(c, pk, user, contact)
@@ -491,6 +494,9 @@ func (p *Presence) inbound(c module.Context, pk *module.Packet) module.Verdict {
 	}
 	user := pk.To.Bare()
 	contact := pk.From.Bare()
+	if sharedCancel(c, pk.Type, user, contact) {
+		return module.Stop
+	}
 	switch pk.Type {
 	case "subscribe":
 		key := store.UserKey(user.String(), contact.String())
@@ -613,6 +619,19 @@ func (p *Presence) inbound(c module.Context, pk *module.Packet) module.Verdict {
 		return module.Continue // available, unavailable, error: default delivery
 	}
 	return module.Stop
+}
+
+// sharedCancel reports whether typ would cancel a subscription between user and a contact
+// of a shared roster group: the group's file says both are subscribed both ways, and a
+// roster remove of such a contact is refused as well. Taking it would leave the cached
+// roster, its pushes and the other side at odds with what a roster get answers (the
+// stored state of a shared item stays the group's).
+func sharedCancel(c module.Context, typ string, user, contact jid.JID) bool {
+	if typ != "unsubscribe" && typ != "unsubscribed" {
+		return false
+	}
+	it, ok := c.RosterItem(user, contact)
+	return ok && it.Shared
 }
 
 // othersAvailable reports whether user has an available session other than s.

@@ -534,3 +534,27 @@ func TestPendingRequestsExported(t *testing.T) {
 		t.Fatalf("the imported request is not waiting: %v", err)
 	}
 }
+
+// TestSharedContactSubscription: a contact of a shared roster group is subscribed both
+// ways by the group's file; an unsubscribe or unsubscribed between the two changes
+// nothing (as a roster remove of the contact is refused), rather than leave their cached
+// rosters and pushes at odds with what a roster get answers.
+func TestSharedContactSubscription(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob"}, nil)
+	g, err := roster.ParseSharedGroups(strings.NewReader("[Team]\nalice@example.org\nbob@example.org\n"), []string{"example.org"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Store.(store.RosterWrapper).SetRosterWrapper(g.Wrap)
+	a, b := e.Bind("alice", "pc"), e.Bind("bob", "pc")
+	for _, s := range []*routertest.Sess{a, b} {
+		s.Send("<iq type='get' id='r'><query xmlns='jabber:iq:roster'/></iq>")
+		s.C.Wait(t, "id='r'", "subscription='both'")
+	}
+	a.Send("<presence to='bob@example.org' type='unsubscribe'/>")
+	a.Send("<presence to='bob@example.org' type='unsubscribed'/>")
+	a.C.Never(t, "type='set'")
+	b.C.Never(t, "unsubscribe")
+	b.Send("<iq type='get' id='r2'><query xmlns='jabber:iq:roster'/></iq>")
+	b.C.Wait(t, "id='r2'", "jid='alice@example.org'", "subscription='both'")
+}
