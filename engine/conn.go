@@ -881,6 +881,13 @@ func (c *conn) asyncWriteTask(b []byte) error {
 // (closing) still writes what was queued before its end: bytes that went out before the
 // close count as written, as they are for the client that read them.
 func (c *conn) Drained(f func(ok bool)) {
+	if sm := c.sm.Load(); sm != nil && sm.sess != nil {
+		// With stream management, written is not enough: what the client has not
+		// acknowledged is in memory only (resent on resume, or back to storage when the
+		// session ends), so a caller that deletes its durable copy waits for the ack.
+		c.afterAck(sm, f)
+		return
+	}
 	if ch, ok := c.gc.(*edgeChan); ok {
 		ch.Drained(f)
 		return

@@ -280,6 +280,11 @@ type Server struct {
 	// saslFailConns its entries, so that closing connections skip it when it is empty.
 	saslFails     sync.Map
 	saslFailConns atomic.Int64
+	// ackWaits holds, for each stream-management state with a Drained call waiting for the
+	// client's acknowledgement, those calls (*ackWaiters); ackWaitN counts its entries,
+	// so that acks skip it when it is empty.
+	ackWaits sync.Map
+	ackWaitN atomic.Int64
 
 	featCfg atomic.Pointer[Config]
 	tickets ticketKeys

@@ -72,6 +72,139 @@ type smState struct {
 	owner    *conn // the connection it is on; nil while detached
 }
 
+// ackWaiters are the Drained calls of one stream-management state waiting for the
+// client's acknowledgement of the stanzas sent before each.
+type ackWaiters struct {
+	mu   sync.Mutex
+	w    []ackWaiter
+	dead bool // out of Server.ackWaits: a caller that finds it so adds a new one
+}
+
+type ackWaiter struct {
+	h uint32 // the count of stanzas sent when Drained was called
+	f func(ok bool)
+}
+
+// afterAck calls f(true) once the client acknowledged everything sent so far on sm, and
+// f(false) when the stream goes first (its session detached or ended: a resumed stream
+// resends those stanzas, an ended session gives them to another resource or storage, and
+// the caller's copy stays, at worst a duplicate with its stanza-id). It asks for the ack
+// now rather than at the next periodic request.
+func (c *conn) afterAck(sm *smState, f func(bool)) {
+	s := c.srv()
+	sm.mu.Lock()
+	h := sm.hOut
+	if h == sm.acked {
+		sm.mu.Unlock()
+		f(true)
+		return
+	}
+	gone := sm.owner != c
+	ask := !gone && !sm.awaiting
+	if ask {
+		sm.askedAt, sm.sinceReq, sm.awaiting = sinceEpoch(time.Now()), 0, true
+	}
+	sm.mu.Unlock()
+	if gone {
+		f(false)
+		return
+	}
+	for {
+		v, loaded := s.ackWaits.LoadOrStore(sm, &ackWaiters{})
+		if !loaded {
+			s.ackWaitN.Add(1)
+		}
+		ws := v.(*ackWaiters)
+		ws.mu.Lock()
+		if !ws.dead {
+			ws.w = append(ws.w, ackWaiter{h: h, f: f})
+			ws.mu.Unlock()
+			break
+		}
+		ws.mu.Unlock()
+	}
+	// An ack that came between the check above and the registration found nothing to run.
+	sm.mu.Lock()
+	acked := sm.acked
+	sm.mu.Unlock()
+	if int32(acked-h) >= 0 {
+		s.acked(sm, acked)
+	}
+	if ask {
+		if err := c.gc.Wake(func(gnet.Conn, error) error {
+			if !c.closing.Load() {
+				c.enterLoop()
+				c.write([]byte("<r xmlns='urn:xmpp:sm:3'/>"))
+				c.exitLoop()
+			}
+			return nil
+		}); err != nil {
+			c.ackWaitersDone(sm, false)
+		}
+	}
+}
+
+// acked runs the Drained calls that the client's acknowledgement up to h covers; it
+// reports whether some still wait (their stanzas need another request).
+func (s *Server) acked(sm *smState, h uint32) (more bool) {
+	if s.ackWaitN.Load() == 0 {
+		return false
+	}
+	v, ok := s.ackWaits.Load(sm)
+	if !ok {
+		return false
+	}
+	ws := v.(*ackWaiters)
+	ws.mu.Lock()
+	var done []func(bool)
+	keep := ws.w[:0]
+	for _, w := range ws.w {
+		if int32(h-w.h) >= 0 { // modulo 2^32, as h
+			done = append(done, w.f)
+		} else {
+			keep = append(keep, w)
+		}
+	}
+	ws.w = keep
+	more = len(keep) > 0
+	if !more && !ws.dead {
+		// Nothing waits: the entry goes, so that a session keeps none while idle.
+		ws.dead = true
+		s.ackWaits.Delete(sm)
+		s.ackWaitN.Add(-1)
+	}
+	ws.mu.Unlock()
+	for _, f := range done {
+		f(true)
+	}
+	return more
+}
+
+// ackWaitersDone ends every Drained call waiting on sm with ok (the stream is gone).
+func (c *conn) ackWaitersDone(sm *smState, ok bool) {
+	s := c.srv()
+	if s.ackWaitN.Load() == 0 {
+		return
+	}
+	v, found := s.ackWaits.Load(sm)
+	if !found {
+		return
+	}
+	ws := v.(*ackWaiters)
+	ws.mu.Lock()
+	w := ws.w
+	ws.w = nil
+	if !ws.dead {
+		ws.dead = true
+		s.ackWaits.Delete(sm)
+		s.ackWaitN.Add(-1)
+	}
+	ws.mu.Unlock()
+	for _, x := range w {
+		x.f(ok)
+	}
+}
+
 // States of smState.answer.
 const (
 	answerIdle  uint8 = iota
@@ -347,6 +480,19 @@ func (c *conn) onSM(st *xmlstream.Stanza) {
 			sent := sm.hOut
 			sm.mu.Unlock()
 			c.failWith(tooHigh(h, sent, "acknowledged more stanzas than were sent"))
+			return
+		}
+		if c.srv().acked(sm, h) {
+			// Stanzas a Drained call waits for came after the request this answers.
+			sm.mu.Lock()
+			ask := !sm.awaiting && sm.hOut != sm.acked
+			if ask {
+				sm.askedAt, sm.sinceReq, sm.awaiting = sinceEpoch(time.Now()), 0, true
+			}
+			sm.mu.Unlock()
+			if ask {
+				c.write([]byte("<r xmlns='urn:xmpp:sm:3'/>"))
+			}
 		}
 	default:
 		c.fail(stanza.UnsupportedStanzaType, "")
@@ -533,8 +679,9 @@ func (c *conn) smClosed() bool {
 	owner := sm.owner
 	sm.mu.Unlock()
 	if owner != c {
-		return true // taken over by a resumed stream
+		return true // taken over by a resumed stream, whose acks run the Drained calls
 	}
+	c.ackWaitersDone(sm, false)
 	s := c.srv()
 	// A clean close by the client, or the server shutting down, ends the session now.
 	resumable := sm.key != 0 && !c.has(fCleanEnd) && !s.stopping.Load()

@@ -263,3 +263,57 @@ func TestIntegrationSMConflict(t *testing.T) {
 	x.Send("<resume xmlns='urn:xmpp:sm:3' previd='" + id + "' h='0'/>")
 	x.Expect("<item-not-found")
 }
+
+// TestIntegrationOfflineUntilAcked: offline messages delivered to a stream with stream
+// management stay stored until the client acknowledges them: unacknowledged, they are in
+// memory only (resent on resume, or stored again when the session ends), and a crash while
+// the session waits detached would take them. A client that goes without acknowledging
+// gets them again at its next login.
+func TestIntegrationOfflineUntilAcked(t *testing.T) {
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true})
+	srv.AddUser(t, "alice", "secret")
+	srv.AddUser(t, "bob", "secret")
+	bob := srv.LoginPlain(t, "bob", "secret", "pc")
+	for i := 1; i <= 3; i++ {
+		bob.Send(fmt.Sprintf("<message to='alice@localhost' type='chat' id='o%d'><body>offline %d</body></message>", i, i))
+	}
+	stored := func() int {
+		n, _ := srv.Store.Offline().Count("alice@localhost")
+		return n
+	}
+	waitCond(t, func() bool { return stored() == 3 })
+
+	a, _ := loginSM(t, srv, "alice", "phone")
+	a.Send("<presence/>")
+	got := a.Expect("id='o3'")
+	got += a.Expect("<r xmlns='urn:xmpp:sm:3'/>") // the server asks at once
+	time.Sleep(200 * time.Millisecond)
+	if n := stored(); n != 3 {
+		t.Fatalf("%d offline messages stored before the client acknowledged them, want 3", n)
+	}
+	a.Conn().Close() // gone without an ack: the session waits, detached
+	time.Sleep(200 * time.Millisecond)
+	if n := stored(); n != 3 {
+		t.Fatalf("%d offline messages stored after the stream went unacknowledged, want 3", n)
+	}
+
+	a2, _ := loginSM(t, srv, "alice", "tablet")
+	a2.Send("<presence/>")
+	got = a2.Expect("id='o3'")
+	got += a2.Expect("<r xmlns='urn:xmpp:sm:3'/>")
+	n := strings.Count(got, "<message") + strings.Count(got, "<presence") + strings.Count(got, "<iq")
+	a2.Send(fmt.Sprintf("<a xmlns='urn:xmpp:sm:3' h='%d'/>", n))
+	waitCond(t, func() bool { return stored() == 0 })
+}
+
+// waitCond waits up to 5 s for ok.
+func waitCond(t *testing.T, ok func() bool) {
+	t.Helper()
+	for range 500 {
+		if ok() {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("condition not met in 5 s")
+}

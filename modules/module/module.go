@@ -561,7 +561,9 @@ type Session interface {
 	// AfterWritten runs done on this session's shard once everything sent to the session
 	// so far has been written to its connection (ok, even if the session ended since:
 	// the client has the bytes), or when that can no longer happen (the connection went
-	// first, or the session is detached: ok is false). Flow control for bulk sends such as
+	// first, or the session is detached: ok is false). On a stream with XEP-0198 stream
+	// management, written means acknowledged by the client (the server asks at once):
+	// until then the stanzas are in memory only. Flow control for bulk sends such as
 	// offline messages: delete what was written, and send more only while the session
 	// takes it (Send reports false once it ended).
 	AfterWritten(done func(c Context, ok bool))
