@@ -328,6 +328,25 @@ func resolveAbove(root []byte, target int, prefix []byte) ([]byte, bool) {
 	}
 	var arr [8]decl
 	stk := arr[:0]
+	ok := walkAbove(root, target, func(tag []byte, depth int) {
+		if uri, ok := declared(tag, prefix); ok {
+			stk = append(stk, decl{depth, uri})
+		}
+	}, func(depth int) {
+		for len(stk) > 0 && stk[len(stk)-1].depth >= depth {
+			stk = stk[:len(stk)-1]
+		}
+	})
+	if !ok || len(stk) == 0 {
+		return nil, false
+	}
+	return stk[len(stk)-1].uri, true
+}
+
+// walkAbove walks root up to offset target: open gets the start tag of each element that
+// is not empty, at its depth (0 for root's), and closed the depth an end tag returns to.
+// It reports false when root breaks off before target.
+func walkAbove(root []byte, target int, open func(tag []byte, depth int), closed func(depth int)) bool {
 	depth, i := 0, 0
 	for i < target {
 		k := bytes.IndexByte(root[i:target], '<')
@@ -338,38 +357,31 @@ func resolveAbove(root []byte, target int, prefix []byte) ([]byte, bool) {
 		switch root[i+1] {
 		case '/':
 			depth--
-			for len(stk) > 0 && stk[len(stk)-1].depth >= depth {
-				stk = stk[:len(stk)-1]
-			}
+			closed(depth)
 			e := bytes.IndexByte(root[i:], '>')
 			if e < 0 {
-				return nil, false
+				return false
 			}
 			i += e + 1
 		case '!':
 			c := bytes.Index(root[i+9:], cdataEnd)
 			if c < 0 {
-				return nil, false
+				return false
 			}
 			i += 9 + c + 3
 		default:
 			te, empty := tagEnd(root, i)
 			if te < 0 {
-				return nil, false
+				return false
 			}
 			if !empty {
-				if uri, ok := declared(root[i:te], prefix); ok {
-					stk = append(stk, decl{depth, uri})
-				}
+				open(root[i:te], depth)
 				depth++
 			}
 			i = te
 		}
 	}
-	if len(stk) == 0 {
-		return nil, false
-	}
-	return stk[len(stk)-1].uri, true
+	return true
 }
 
 // nameEnd returns the index in a start tag just after the element name.
@@ -527,52 +539,24 @@ type prefixDecl struct {
 // elements open there: one per prefix, the innermost.
 func declsAbove(root []byte, target int) []prefixDecl {
 	var stk []prefixDecl
-	depth, i := 0, 0
-	for i < target {
-		k := bytes.IndexByte(root[i:target], '<')
-		if k < 0 {
-			break
+	if !walkAbove(root, target, func(tag []byte, depth int) {
+		for k := nameEnd(tag); ; {
+			name, val, next, ok := nextAttr(tag, k)
+			if !ok {
+				return
+			}
+			k = next
+			if len(name) > 6 && string(name[:6]) == "xmlns:" {
+				uri, _ := nsValue(val)
+				stk = append(stk, prefixDecl{prefix: name[6:], uri: uri, depth: depth})
+			}
 		}
-		i += k
-		switch root[i+1] {
-		case '/':
-			depth--
-			for len(stk) > 0 && stk[len(stk)-1].depth >= depth {
-				stk = stk[:len(stk)-1]
-			}
-			e := bytes.IndexByte(root[i:], '>')
-			if e < 0 {
-				return nil
-			}
-			i += e + 1
-		case '!':
-			c := bytes.Index(root[i+9:], cdataEnd)
-			if c < 0 {
-				return nil
-			}
-			i += 9 + c + 3
-		default:
-			te, empty := tagEnd(root, i)
-			if te < 0 {
-				return nil
-			}
-			if !empty {
-				tag := root[i:te]
-				for k := nameEnd(tag); ; {
-					name, val, next, ok := nextAttr(tag, k)
-					if !ok {
-						break
-					}
-					k = next
-					if len(name) > 6 && string(name[:6]) == "xmlns:" {
-						uri, _ := nsValue(val)
-						stk = append(stk, prefixDecl{prefix: name[6:], uri: uri, depth: depth})
-					}
-				}
-				depth++
-			}
-			i = te
+	}, func(depth int) {
+		for len(stk) > 0 && stk[len(stk)-1].depth >= depth {
+			stk = stk[:len(stk)-1]
 		}
+	}) {
+		return nil
 	}
 	// Innermost first wins: drop a declaration a later (deeper) one rebinds.
 	out := stk[:0:0]
