@@ -389,19 +389,30 @@ func (a accounts) Get(user string) (store.Account, error) {
 }
 
 func (a accounts) SetCredentials(user string, creds [3]store.Credentials) error {
-	mu := a.s.lock(user)
-	mu.Lock()
-	defer mu.Unlock()
-	acc, err := a.Get(user)
-	if err != nil {
-		return err
-	}
-	was := store.PartialKeys(acc.Creds)
-	acc.Creds = creds
-	return a.setAccount(acc, was)
+	return a.setCreds(user, func(cur *[3]store.Credentials) error {
+		*cur = creds
+		return nil
+	})
 }
 
 func (a accounts) AddCredentials(user string, basis, add [3]store.Credentials) error {
+	return a.setCreds(user, func(cur *[3]store.Credentials) error {
+		for h := range cur {
+			if !cur[h].Equal(basis[h]) {
+				return store.ErrChanged
+			}
+		}
+		for h := range cur {
+			if cur[h].IsZero() {
+				cur[h] = add[h]
+			}
+		}
+		return nil
+	})
+}
+
+// setCreds changes user's credentials with change, under the account's lock.
+func (a accounts) setCreds(user string, change func(cur *[3]store.Credentials) error) error {
 	mu := a.s.lock(user)
 	mu.Lock()
 	defer mu.Unlock()
@@ -409,16 +420,9 @@ func (a accounts) AddCredentials(user string, basis, add [3]store.Credentials) e
 	if err != nil {
 		return err
 	}
-	for h := range acc.Creds {
-		if !acc.Creds[h].Equal(basis[h]) {
-			return store.ErrChanged
-		}
-	}
 	was := store.PartialKeys(acc.Creds)
-	for h := range acc.Creds {
-		if acc.Creds[h].IsZero() {
-			acc.Creds[h] = add[h]
-		}
+	if err := change(&acc.Creds); err != nil {
+		return err
 	}
 	return a.setAccount(acc, was)
 }
