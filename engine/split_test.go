@@ -491,22 +491,28 @@ func TestSplitLinkHandshakeBound(t *testing.T) {
 		c.Close()
 	}
 	// The edge's first attempt may still find the bound full; it tries again.
-	edge := vireotest.StartEdge(t, core, linkSecret)
+	if !edgeServes(core, vireotest.StartEdge(t, core, linkSecret)) {
+		t.Fatal("the edge did not link after the idle connections went")
+	}
+}
+
+// edgeServes reports whether edge answers a stream header within 10 s: it linked to core.
+func edgeServes(core *vireotest.Server, edge *vireotest.Edge) bool {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		c, err := net.Dial("tcp", edge.C2SAddr())
 		if err != nil {
-			t.Fatal(err)
+			return false
 		}
 		io.WriteString(c, core.Header())
 		c.SetReadDeadline(time.Now().Add(time.Second))
 		b, _ := io.ReadAll(io.LimitReader(c, 64))
 		c.Close()
 		if strings.Contains(string(b), "<stream:stream") {
-			return
+			return true
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("the edge did not link after the idle connections went")
+			return false
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -528,24 +534,8 @@ func TestSplitLinkHandshakePerAddr(t *testing.T) {
 		idle = append(idle, c)
 	}
 	time.Sleep(200 * time.Millisecond) // all accepted, the extra ones refused
-	edge := vireotest.StartEdge(t, core, linkSecret)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.Dial("tcp", edge.C2SAddr())
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.WriteString(c, core.Header())
-		c.SetReadDeadline(time.Now().Add(time.Second))
-		b, _ := io.ReadAll(io.LimitReader(c, 64))
-		c.Close()
-		if strings.Contains(string(b), "<stream:stream") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the edge did not link while another host held link connections open")
-		}
-		time.Sleep(100 * time.Millisecond)
+	if !edgeServes(core, vireotest.StartEdge(t, core, linkSecret)) {
+		t.Fatal("the edge did not link while another host held link connections open")
 	}
 	for _, c := range idle {
 		c.Close()

@@ -159,11 +159,7 @@ func TestCarbons(t *testing.T) {
 	a1 := e.Bind("alice", "pc")
 	a2 := e.Bind("alice", "phone")
 	b := e.Bind("bob", "pc")
-	for _, s := range []*routertest.Sess{a1, a2} {
-		s.Send("<iq type='set' id='c'><enable xmlns='urn:xmpp:carbons:2'/></iq>")
-		s.C.Wait(t, "id='c'", "type='result'")
-		s.Send("<presence/>")
-	}
+	carbonsOn(t, a1, a2)
 	a2.C.Wait(t, "from='alice@example.org/pc'")
 	a1.Send("<message to='bob@example.org/pc' type='chat' id='s1'><body>sent copy</body></message>")
 	b.C.Wait(t, "sent copy")
@@ -267,11 +263,7 @@ func TestSubscriptionFlood(t *testing.T) {
 func TestCarbonCarriesArchiveID(t *testing.T) {
 	e := routertest.New(t, []string{"alice", "bob"}, nil)
 	a1, a2 := e.Bind("alice", "pc"), e.Bind("alice", "phone")
-	for _, s := range []*routertest.Sess{a1, a2} {
-		s.Send("<iq type='set' id='c'><enable xmlns='urn:xmpp:carbons:2'/></iq>")
-		s.C.Wait(t, "id='c'", "type='result'")
-		s.Send("<presence/>")
-	}
+	carbonsOn(t, a1, a2)
 	b := e.Bind("bob", "pc")
 	b.Send("<message to='alice@example.org/pc' id='r1'><received xmlns='urn:xmpp:receipts' id='x'/><store xmlns='urn:xmpp:hints'/></message>")
 	direct := a1.C.Wait(t, "id='r1'") + a1.C.Wait(t, "</message>")
@@ -290,11 +282,7 @@ func TestCarbonCarriesArchiveID(t *testing.T) {
 func TestSentCarbonCarriesArchiveID(t *testing.T) {
 	e := routertest.New(t, []string{"alice", "bob"}, nil)
 	a1, a2 := e.Bind("alice", "pc"), e.Bind("alice", "phone")
-	for _, s := range []*routertest.Sess{a1, a2} {
-		s.Send("<iq type='set' id='c'><enable xmlns='urn:xmpp:carbons:2'/></iq>")
-		s.C.Wait(t, "id='c'", "type='result'")
-		s.Send("<presence/>")
-	}
+	carbonsOn(t, a1, a2)
 	b := e.Bind("bob", "pc")
 	a1.Send("<message to='bob@example.org/pc' type='chat' id='s1'><body>hello</body><stanza-id xmlns='urn:xmpp:sid:0' id='forged' by='alice@example.org'/></message>")
 	b.C.Wait(t, "<body>hello</body>")
@@ -368,5 +356,15 @@ func TestVCardOfServer(t *testing.T) {
 	a.Send("<iq type='get' id='srv' to='example.org'><vCard xmlns='vcard-temp'/></iq>")
 	if got := a.C.Wait(t, "id='srv'"); !strings.Contains(got, "item-not-found") || strings.Contains(got, "Alice") {
 		t.Fatalf("server's vCard: %s", got)
+	}
+}
+
+// carbonsOn enables carbons on each session and makes it available.
+func carbonsOn(t *testing.T, ss ...*routertest.Sess) {
+	t.Helper()
+	for _, s := range ss {
+		s.Send("<iq type='set' id='c'><enable xmlns='urn:xmpp:carbons:2'/></iq>")
+		s.C.Wait(t, "id='c'", "type='result'")
+		s.Send("<presence/>")
 	}
 }
