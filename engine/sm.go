@@ -123,6 +123,12 @@ func (c *conn) afterAck(sm *smState, f func(bool)) {
 		}
 		ws.mu.Unlock()
 	}
+	// The stream may have closed meanwhile (closing is set before onClose, whose
+	// smClosed ends the calls registered by then): this one is ended here.
+	if c.closing.Load() {
+		c.ackWaitersDone(sm, false)
+		return
+	}
 	// An ack that came between the check above and the registration found nothing to run.
 	sm.mu.Lock()
 	acked := sm.acked
