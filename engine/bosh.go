@@ -329,6 +329,9 @@ func (s *boshSession) answerLocked(hc *conn, rid uint64, t *time.Timer, attrs []
 	if t != nil {
 		t.Stop()
 	}
+	if s.out.terminate {
+		s.out.pending = withoutSMNonzas(s.out.pending)
+	}
 	b := make([]byte, 0, 160+len(attrs)+len(s.out.pending))
 	b = append(b, "<body xmlns='"+nsHTTPBind+"'"...)
 	if s.out.terminate {
@@ -779,4 +782,28 @@ func (s *Server) boshSweep(now time.Time) {
 			bs.Close()
 		}
 	}
+}
+
+// withoutSMNonzas drops XEP-0198 acks and ack requests from the payloads of the body that
+// ends a session: the stream they count is over, and StanzaJS, which ends its stream at
+// type='terminate' before it reads the body's children, fails on any child (an <a/> to
+// its last <r/>, which waits until the router has handled what it counts, can fall in the
+// body that answers its own terminate).
+func withoutSMNonzas(pending []byte) []byte {
+	if !bytes.Contains(pending, []byte("urn:xmpp:sm:3")) {
+		return pending
+	}
+	out := pending[:0:0]
+	for rest := pending; len(rest) > 0; {
+		el, next := nextTop(rest)
+		if len(el) == 0 {
+			out = append(out, rest...)
+			break
+		}
+		if !bytes.HasPrefix(el, []byte("<a xmlns='urn:xmpp:sm:3'")) && !bytes.HasPrefix(el, []byte("<r xmlns='urn:xmpp:sm:3'")) {
+			out = append(out, el...)
+		}
+		rest = next
+	}
+	return out
 }

@@ -53,3 +53,19 @@ func TestDrained(t *testing.T) {
 		}
 	}
 }
+
+// TestWithoutSMNonzas: the body that ends a BOSH session carries no XEP-0198 acks or
+// requests (StanzaJS fails on any child of a terminate body), and keeps everything else.
+func TestWithoutSMNonzas(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"", ""},
+		{"<message xmlns='jabber:client'><body>x</body></message>", "<message xmlns='jabber:client'><body>x</body></message>"},
+		{"<a xmlns='urn:xmpp:sm:3' h='3'/>", ""},
+		{"<message xmlns='jabber:client'/><a xmlns='urn:xmpp:sm:3' h='3'/><r xmlns='urn:xmpp:sm:3'/><iq xmlns='jabber:client' type='result' id='x'/>",
+			"<message xmlns='jabber:client'/><iq xmlns='jabber:client' type='result' id='x'/>"},
+	} {
+		if got := string(withoutSMNonzas([]byte(tc.in))); got != tc.want {
+			t.Errorf("withoutSMNonzas(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
