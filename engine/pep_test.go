@@ -78,6 +78,10 @@ func pepCapsOnline(t *testing.T, r *vireotest.RawConn, features ...string) {
 		ans += "<feature var='" + f + "'/>"
 	}
 	r.Send(ans + "</query></iq>")
+	// The answer is taken on the account's shard, in this stream's order: a round trip
+	// behind it makes sure the caps are known before another stream publishes.
+	r.Send("<iq type='get' id='caps-known'><ping xmlns='urn:xmpp:ping'/></iq>")
+	r.Expect("id='caps-known'")
 }
 
 const (
