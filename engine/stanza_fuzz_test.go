@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/xml"
 	"errors"
 	"io"
@@ -103,23 +104,8 @@ func FuzzClientStanza(f *testing.F) {
 		}
 		// An input may have removed the account or changed its password (XEP-0077):
 		// each starts from the same account.
-		if a, err := srv.Store.Accounts().Get(user); err != nil {
-			if err := srv.Store.Accounts().Create(store.Account{User: user, Creds: keys, Created: time.Now()}); err != nil {
-				t.Fatal(err)
-			}
-		} else {
-			if !reflect.DeepEqual(a.Creds, keys) {
-				if err := srv.Store.Accounts().SetCredentials(user, keys); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if a.Disabled {
-				if err := srv.Store.Accounts().SetDisabled(user, false); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
-		c := srv.LoginPlain(t, "fuzz", "fuzz pw", "r"+strconv.FormatInt(n.Add(1), 10))
+		resetAccount(t, srv, user, keys)
+		c := fuzzLogin(t, srv, user, keys, "r"+strconv.FormatInt(n.Add(1), 10))
 		defer c.Conn().Close()
 		c.Send(string(b))
 		c.Send("<iq type='get' id='fuzz-end'><ping xmlns='urn:xmpp:ping'/></iq>")
@@ -131,6 +117,59 @@ func FuzzClientStanza(f *testing.F) {
 			t.Fatalf("after %q: %s", b, m)
 		}
 	})
+}
+
+// resetAccount gives user the keys (making the account if an input removed it) and
+// enables it.
+func resetAccount(t *testing.T, srv *vireotest.Server, user string, keys [3]store.Credentials) {
+	t.Helper()
+	a, err := srv.Store.Accounts().Get(user)
+	if err != nil {
+		if err := srv.Store.Accounts().Create(store.Account{User: user, Creds: keys, Created: time.Now()}); err != nil && !errors.Is(err, store.ErrExists) {
+			t.Fatal(err)
+		}
+		return
+	}
+	if !reflect.DeepEqual(a.Creds, keys) {
+		if err := srv.Store.Accounts().SetCredentials(user, keys); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if a.Disabled {
+		if err := srv.Store.Accounts().SetDisabled(user, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// fuzzLogin logs the fuzz account in and binds resource. An input's account change can
+// land after resetAccount looked (a removal or a password change that an input's stream
+// started, finished by the server after its answer went out): a refused login resets the
+// account once more and tries again, a few times.
+func fuzzLogin(t *testing.T, srv *vireotest.Server, user string, keys [3]store.Credentials, resource string) *vireotest.RawConn {
+	t.Helper()
+	local, _, _ := strings.Cut(user, "@")
+	for try := 0; ; try++ {
+		r := srv.DialTLS(t)
+		r.Send(srv.Header())
+		r.Expect("</stream:features>")
+		r.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>" +
+			base64.StdEncoding.EncodeToString([]byte("\x00"+local+"\x00fuzz pw")) + "</auth>")
+		got, err := r.ReadUntil("/>", 5*time.Second)
+		if err == nil && strings.Contains(got, "<success") {
+			r.Send(srv.Header())
+			r.Expect("</stream:features>")
+			r.Send("<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>" + resource + "</resource></bind></iq>")
+			r.Expect("</iq>")
+			return r
+		}
+		r.Conn().Close()
+		if try == 4 {
+			t.Fatalf("login after the reset: %q %v", got, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+		resetAccount(t, srv, user, keys)
+	}
 }
 
 // closedWithError reports whether a read that failed with err ended a stream that had a
