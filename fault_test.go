@@ -47,6 +47,7 @@ func TestIntegrationFault(t *testing.T) {
 	bin := buildVireo(t)
 	t.Run("KillDuringOfflineSends", func(t *testing.T) { testKillDuringOfflineSends(t, bin, false) })
 	t.Run("KillDuringOfflineSendsSM", func(t *testing.T) { testKillDuringOfflineSends(t, bin, true) })
+	t.Run("KillAfterResume", func(t *testing.T) { testKillAfterResume(t, bin) })
 	t.Run("KillDuringRosterSets", func(t *testing.T) { testKillDuringRosterSets(t, bin) })
 	t.Run("KillDuringRegistration", func(t *testing.T) { testKillDuringRegistration(t, bin) })
 	t.Run("NeverReadingClient", func(t *testing.T) { testNeverReadingClient(t, bin) })
@@ -343,6 +344,26 @@ func xlogin(addr, user, pass, resource string) (*xconn, error) {
 }
 
 func (x *xconn) login(user, pass, resource string) error {
+	if err := x.auth(user, pass); err != nil {
+		return err
+	}
+	if err := x.send("<iq type='set' id='bind'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>" +
+		resource + "</resource></bind></iq>"); err != nil {
+		return err
+	}
+	s, err := x.next(10 * time.Second)
+	if err != nil {
+		return err
+	}
+	if s.Type != "result" || s.Bind.JID == "" {
+		return fmt.Errorf("bind: %s", s.Inner)
+	}
+	return nil
+}
+
+// auth opens a stream, authenticates with SCRAM-SHA-256 and opens the stream again:
+// what follows is bind, or an XEP-0198 resume.
+func (x *xconn) auth(user, pass string) error {
 	if err := x.open(); err != nil {
 		return err
 	}
@@ -386,21 +407,7 @@ func (x *xconn) login(user, pass, resource string) error {
 			return fmt.Errorf("sasl: <%s>%s", s.XMLName.Local, s.Inner)
 		}
 	}
-	if err := x.open(); err != nil {
-		return err
-	}
-	if err := x.send("<iq type='set' id='bind'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>" +
-		resource + "</resource></bind></iq>"); err != nil {
-		return err
-	}
-	s, err := x.next(10 * time.Second)
-	if err != nil {
-		return err
-	}
-	if s.Type != "result" || s.Bind.JID == "" {
-		return fmt.Errorf("bind: %s", s.Inner)
-	}
-	return nil
+	return x.open()
 }
 
 // notify wakes a waiter without blocking.
@@ -562,46 +569,7 @@ func testKillDuringOfflineSends(t *testing.T, bin string, sm bool) {
 	t.Logf("killed after %d acknowledged batches (+%v): reader stopped with %v", killAt, jitter, readErr)
 
 	srv.start()
-	rc, err := xlogin(srv.addr, "rcpt", "rcpt pw", "r")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.c.Close()
-	// Offline messages are sent in the recipient's shard when it becomes available, before
-	// the answer to a ping that follows the presence.
-	if err := rc.send("<presence/><iq type='get' id='done'><ping xmlns='urn:xmpp:ping'/></iq>"); err != nil {
-		t.Fatal(err)
-	}
-	got := map[int64]int{}
-	// Offline messages come in flow-controlled batches, before and after the ping's
-	// answer: after it, read until the stream has been quiet for 2 s.
-	wait, pinged := 30*time.Second, false
-	for {
-		s, err := rc.next(wait)
-		if err != nil && pinged && strings.Contains(err.Error(), "timeout") {
-			break
-		}
-		if err != nil {
-			t.Fatalf("collecting offline messages: %v (%d so far)", err, len(got))
-		}
-		if s.XMLName.Local == "iq" && s.ID == "done" {
-			pinged, wait = true, 2*time.Second
-			continue
-		}
-		if s.XMLName.Local != "message" {
-			continue
-		}
-		f := strings.Fields(s.Body)
-		if len(f) != 2 || f[0][0] != 'm' {
-			t.Errorf("unexpected message %s", s.Inner)
-			continue
-		}
-		n, err := strconv.ParseInt(f[0][1:], 10, 64)
-		if err != nil || n >= nSent {
-			t.Errorf("message %q was never sent (%d sent)", s.Body, nSent)
-		}
-		got[n]++
-	}
+	got := offlineMarks(t, srv, nSent)
 	stored, dups := int64(len(got)), 0
 	for _, c := range got {
 		dups += c - 1
@@ -652,6 +620,120 @@ func testKillDuringOfflineSends(t *testing.T, bin string, sm bool) {
 			t.Fatalf("%d acknowledged messages missing from %s's archive, first %v", len(lost), a.user, lost[:min(len(lost), 10)])
 		}
 	}
+}
+
+// testKillAfterResume: XEP-0198's <resumed h/> acknowledges, like <a h/>, what the old
+// stream sent. The sender pipelines messages to an offline user on a resumable stream,
+// drops its connection without asking for an ack, resumes at once on a new one, and the
+// server is killed as soon as <resumed/> arrives: every message h counts must be stored.
+func testKillAfterResume(t *testing.T, bin string) {
+	srv := newFaultServer(t, bin, "\n[router]\noffline_quota = 100000\n\n[modules.offline]\nquota_bytes = 268435456\n")
+	srv.start()
+	x := senderAndRecipient(t, srv)
+	if err := x.send("<enable xmlns='urn:xmpp:sm:3' resume='true'/>"); err != nil {
+		t.Fatal(err)
+	}
+	var id string
+	for id == "" {
+		s, err := x.next(10 * time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.XMLName.Local == "enabled" {
+			id = s.ID
+		}
+	}
+	const n = 3000
+	pad := strings.Repeat("x", 64)
+	var sb strings.Builder
+	for i := range n {
+		fmt.Fprintf(&sb, "<message to='rcpt@localhost' type='chat' id='m%d'><body>m%d %s</body></message>", i, i, pad)
+	}
+	if err := x.send(sb.String()); err != nil {
+		t.Fatal(err)
+	}
+	x.c.Close()
+
+	y, err := xdial(srv.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer y.c.Close()
+	if err := y.auth("sender", "sender pw"); err != nil {
+		t.Fatal(err)
+	}
+	if err := y.send("<resume xmlns='urn:xmpp:sm:3' previd='" + id + "' h='0'/>"); err != nil {
+		t.Fatal(err)
+	}
+	s, err := y.next(10 * time.Second)
+	if err != nil || s.XMLName.Local != "resumed" {
+		t.Fatalf("resume: <%s>%s, %v", s.XMLName.Local, s.Inner, err)
+	}
+	srv.kill()
+	h, err := strconv.ParseInt(s.H, 10, 64)
+	if err != nil || h > n {
+		t.Fatalf("resumed with h=%q", s.H)
+	}
+
+	srv.start()
+	got := offlineMarks(t, srv, n)
+	var lost []int64
+	for i := range h {
+		if got[i] == 0 {
+			lost = append(lost, i)
+		}
+	}
+	t.Logf("sent %d, acknowledged by <resumed/> %d, stored %d", n, h, len(got))
+	if len(lost) > 0 {
+		t.Fatalf("%d messages acknowledged by <resumed/> lost, first %v", len(lost), lost[:min(len(lost), 10)])
+	}
+}
+
+// offlineMarks logs rcpt in, and counts the offline messages "m<n> ..." it gets by n;
+// every n must be below nSent.
+func offlineMarks(t *testing.T, srv *faultServer, nSent int64) map[int64]int {
+	t.Helper()
+	rc, err := xlogin(srv.addr, "rcpt", "rcpt pw", "r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.c.Close()
+	// Offline messages are sent in the recipient's shard when it becomes available, before
+	// the answer to a ping that follows the presence.
+	if err := rc.send("<presence/><iq type='get' id='done'><ping xmlns='urn:xmpp:ping'/></iq>"); err != nil {
+		t.Fatal(err)
+	}
+	got := map[int64]int{}
+	// Offline messages come in flow-controlled batches, before and after the ping's
+	// answer: after it, read until the stream has been quiet for 2 s.
+	wait, pinged := 30*time.Second, false
+	for {
+		s, err := rc.next(wait)
+		if err != nil && pinged && strings.Contains(err.Error(), "timeout") {
+			break
+		}
+		if err != nil {
+			t.Fatalf("collecting offline messages: %v (%d so far)", err, len(got))
+		}
+		if s.XMLName.Local == "iq" && s.ID == "done" {
+			pinged, wait = true, 2*time.Second
+			continue
+		}
+		if s.XMLName.Local != "message" {
+			continue
+		}
+		f := strings.Fields(s.Body)
+		if len(f) != 2 || f[0][0] != 'm' {
+			t.Errorf("unexpected message %s", s.Inner)
+			continue
+		}
+		n, err := strconv.ParseInt(f[0][1:], 10, 64)
+		if err != nil || n >= nSent {
+			t.Errorf("message %q was never sent (%d sent)", s.Body, nSent)
+		}
+		got[n]++
+	}
+	return got
 }
 
 var (

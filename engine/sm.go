@@ -641,6 +641,29 @@ func (c *conn) finishResume(sm *smState, h uint32, r *sasl2Req) {
 	sess := sm.sess
 	sm.mu.Unlock()
 	c.sm.Store(sm)
+	c.set(fPaused)
+	// <resumed h/> lets the client forget what the old stream sent, like <a h/>: it goes
+	// once the router has handled those stanzas (ackHandled). The old stream's barrier,
+	// if one ran, is forgotten with it (sm.answer), and one for all it read is as good.
+	gc := c.gc
+	c.srv().rt.Barrier(sess, func(bool) {
+		gc.Wake(func(_ gnet.Conn, werr error) error {
+			if werr != nil || c.closing.Load() || c.sm.Load() != sm {
+				return nil // its onClose detached the session again
+			}
+			c.enterLoop()
+			defer c.exitLoop()
+			defer c.recoverPanic()
+			c.attachResumed(sm, sess, hIn, n, r)
+			return nil
+		})
+	})
+}
+
+// attachResumed answers a resume whose stanzas the router has handled, and attaches the
+// session to c, which resends the n unacknowledged stanzas the client lacks and then what
+// was queued while it was detached. On the loop.
+func (c *conn) attachResumed(sm *smState, sess *router.Session, hIn, n uint32, r *sasl2Req) {
 	resumed := []byte("<resumed xmlns='urn:xmpp:sm:3' h='" + strconv.FormatUint(uint64(hIn), 10) + "' previd='" + c.srv().sms.id(sm.key, c.bare.String()) + "'/>")
 	if r != nil {
 		// XEP-0198 inside SASL2: <resumed/> in <success/>, and no stream features.
@@ -648,7 +671,6 @@ func (c *conn) finishResume(sm *smState, h uint32, r *sasl2Req) {
 	} else {
 		c.write(resumed)
 	}
-	c.set(fPaused)
 	gc := c.gc
 	c.srv().rt.AttachSkip(sess, c, int(n), func(err error) {
 		gc.Wake(func(_ gnet.Conn, werr error) error {
