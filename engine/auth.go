@@ -870,16 +870,20 @@ func (s *Server) createAccount(user, password string, inv *invites.Invite, via, 
 		}
 		acct.External = true
 	}
-	if err := s.st.Accounts().Create(acct); err != nil {
+	if inv != nil {
+		// Spent in the write that makes the account: a crash between two writes would
+		// leave a single-use invitation good for another account.
+		err = s.st.Accounts().CreateWith(acct, invites.Table, invites.RedeemOps(*inv)...)
+	} else {
+		err = s.st.Accounts().Create(acct)
+	}
+	if err != nil {
 		return err
 	}
 	made = true
 	u, _ := jid.Parse(user) // prepared by the caller
 	reg := module.Registration{User: u, Via: via, Addr: addr}
 	if inv != nil {
-		if rerr := invites.Redeem(t, *inv); rerr != nil && module.LogStoreError(rerr) {
-			s.log.Error().Err(rerr).Str("user", user).Msg("redeem invitation")
-		}
 		if inv.Contact {
 			reg.Inviter, _ = jid.Parse(inv.Inviter)
 			reg.Contact = true

@@ -87,6 +87,9 @@ type Account struct {
 // Accounts stores accounts.
 type Accounts interface {
 	Create(a Account) error
+	// CreateWith is Create that applies ops to table in the same atomic write: an
+	// invitation is spent with the account it made, or neither happens.
+	CreateWith(a Account, table string, ops ...Op) error
 	Get(user string) (Account, error)
 	SetCredentials(user string, creds [3]Credentials) error
 	// AddCredentials gives the account the keys in add for the hashes it has none for,

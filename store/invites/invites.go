@@ -289,7 +289,11 @@ func Reserved(t store.Table, bare string, now time.Time) (token string, ok bool)
 
 // Redeem removes an invitation once its account exists (a token is good for one
 // account), with the reservation it held.
-func Redeem(t store.Table, inv Invite) error {
+func Redeem(t store.Table, inv Invite) error { return t.Apply(RedeemOps(inv)...) }
+
+// RedeemOps are the writes of Redeem, for a caller that makes them with others in one
+// atomic write (store.Accounts.CreateWith).
+func RedeemOps(inv Invite) []store.Op {
 	ops := []store.Op{{Key: tokenKey(inv.Token), Delete: true}}
 	if inv.Username != "" && !inv.Reset {
 		ops = append(ops, store.Op{Key: nameKey(inv.JID()), Delete: true})
@@ -297,7 +301,7 @@ func Redeem(t store.Table, inv Invite) error {
 	if inv.Contact {
 		ops = append(ops, store.Op{Key: byInviterKey(inv.Inviter, inv.Token), Delete: true})
 	}
-	return t.Apply(ops...)
+	return ops
 }
 
 // List returns the invitations still valid at now, and deletes the expired ones it finds.

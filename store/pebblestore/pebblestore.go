@@ -193,9 +193,22 @@ func (s *Store) PartialKeyAccounts() int64 { return s.partial.Load() }
 // setAccount writes acc (whose previous keys were before, when wasPartial) with its
 // pPartial row in the same batch, and keeps the count.
 func (a accounts) setAccount(acc store.Account, wasPartial bool) error {
+	return a.setAccountWith(acc, wasPartial, nil, nil)
+}
+
+// setAccountWith is setAccount that also applies ops to t in the same batch.
+func (a accounts) setAccountWith(acc store.Account, wasPartial bool, t *table, ops []store.Op) error {
 	b := a.s.db.NewBatch()
 	defer b.Close()
 	b.Set(key(pAccount, acc.User), encodeAccount(acc), nil)
+	for _, op := range ops {
+		if op.Delete {
+			b.Delete(t.k(op.Key), nil)
+		} else {
+			t.s.guests.touch(t.id, op.Key)
+			b.Set(t.k(op.Key), op.Val, nil)
+		}
+	}
 	if acc.Anonymous {
 		b.Set(key(pGuest, acc.User), nil, nil)
 	}
@@ -353,7 +366,13 @@ func (s *Store) Offline() store.Offline { return offline{s} }
 
 type accounts struct{ s *Store }
 
-func (a accounts) Create(acc store.Account) error {
+func (a accounts) Create(acc store.Account) error { return a.CreateWith(acc, "") }
+
+func (a accounts) CreateWith(acc store.Account, tname string, ops ...store.Op) error {
+	var t *table
+	if len(ops) > 0 {
+		t = a.s.Table(tname).(*table)
+	}
 	if acc.User == "" {
 		return errors.New("pebblestore: empty user")
 	}
@@ -369,7 +388,7 @@ func (a accounts) Create(acc store.Account) error {
 	if acc.Anonymous {
 		a.s.guests.add(acc.User)
 	}
-	err := a.setAccount(acc, false)
+	err := a.setAccountWith(acc, false, t, ops)
 	if err != nil && acc.Anonymous {
 		a.s.guests.take(acc.User)
 	}

@@ -93,6 +93,31 @@ func accounts(t *testing.T, s store.Store) {
 	if n, _ := a.Count(); n != 2 {
 		t.Fatalf("Count after delete = %d", n)
 	}
+
+	// CreateWith: the account and the table's writes together, or neither.
+	inv := s.Table("createwith")
+	if err := inv.Set([]byte("token"), []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	spend := []store.Op{{Key: []byte("token"), Delete: true}, {Key: []byte("spent"), Val: []byte("d@y")}}
+	if err := a.CreateWith(store.Account{User: "a@y"}, "createwith", spend...); !errors.Is(err, store.ErrExists) {
+		t.Fatalf("CreateWith of an existing account = %v", err)
+	}
+	if _, err := inv.Get([]byte("token")); err != nil {
+		t.Fatalf("a refused CreateWith applied its ops: %v", err)
+	}
+	if err := a.CreateWith(store.Account{User: "d@y", Creds: creds('d')}, "createwith", spend...); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Get("d@y"); err != nil {
+		t.Fatalf("CreateWith made no account: %v", err)
+	}
+	if _, err := inv.Get([]byte("token")); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("CreateWith left the deleted row: %v", err)
+	}
+	if v, err := inv.Get([]byte("spent")); err != nil || string(v) != "d@y" {
+		t.Fatalf("CreateWith's set = %q, %v", v, err)
+	}
 }
 
 func rosters(t *testing.T, s store.Store) {
