@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/base32"
 	"encoding/base64"
+	"errors"
 	"time"
 
 	"github.com/vireo-im/vireo/engine/fast"
@@ -236,26 +237,26 @@ func (c *conn) sasl2Failure(f *sasl.Failure) {
 // client may use, checks the proof and records the use. It returns the server's proof.
 func (c *conn) checkToken(a *authState, user string, now time.Time) ([]byte, error) {
 	r := a.v2
-	rec, cand, err := c.srv().fast.Lookup(user, r.agent, r.mech, r.fp, now)
-	if err != nil {
-		return nil, &sasl.Failure{Condition: "temporary-auth-failure"}
-	}
-	if cand[0] == nil && cand[1] == nil {
+	var out []byte
+	rotate, err := c.srv().fast.Login(user, r.agent, r.mech, r.fp, r.count, now, func(cand [2][]byte) (which int, err error) {
+		out, which, err = a.srv.ResumeToken(cand[0], cand[1])
+		return which, err
+	})
+	switch {
+	case errors.Is(err, fast.ErrNoToken):
 		// XEP-0484: a token the server no longer trusts (expired, invalidated, issued
 		// before a password change) is credentials-expired; the client logs in otherwise.
 		return nil, &sasl.Failure{Condition: "credentials-expired"}
-	}
-	out, which, err := a.srv.ResumeToken(cand[0], cand[1])
-	if err != nil {
-		return nil, err
-	}
-	if !rec.CountOK(which, r.count) {
+	case errors.Is(err, fast.ErrCountUsed):
 		return nil, &sasl.Failure{Condition: "not-authorized", Text: "FAST count was used before"}
-	}
-	r.rotate, err = c.srv().fast.Used(user, r.agent, rec, which, r.count, now)
-	if err != nil {
+	case err != nil:
+		var f *sasl.Failure
+		if errors.As(err, &f) {
+			return nil, err // the proof's
+		}
 		return nil, &sasl.Failure{Condition: "temporary-auth-failure"}
 	}
+	r.rotate = rotate
 	return out, nil
 }
 

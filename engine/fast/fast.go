@@ -22,9 +22,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/vireo-im/vireo/store"
@@ -41,6 +43,21 @@ type Tokens struct {
 	t   store.Table
 	key []byte
 	ttl time.Duration
+	// rows serialises the reads and writes of one account and client's record: two
+	// logins with one token and count must not both pass the count check, and a login's
+	// write must not bring back what an Issue or Invalidate just replaced.
+	rows [64]sync.Mutex
+}
+
+// lock takes the lock of user and agent's record; the caller unlocks what it returns.
+func (k *Tokens) lock(user, agent string) *sync.Mutex {
+	h := fnv.New32a()
+	h.Write([]byte(user))
+	h.Write([]byte{0})
+	h.Write([]byte(agent))
+	mu := &k.rows[h.Sum32()%uint32(len(k.rows))]
+	mu.Lock()
+	return mu
 }
 
 // New returns a token keeper over t. key is the server secret tokens are derived with (at
@@ -84,10 +101,46 @@ func Fingerprint(c store.Credentials) [8]byte {
 
 func rowKey(user, agent string) []byte { return store.UserKey(user, "fast", agent) }
 
-// Lookup returns the tokens account user may log in with from client agent using mech: up
-// to two candidates, in the order Used expects (current, replaced); an empty one is not
+// ErrNoToken is Login's error when user and agent have no token usable with mech: none
+// issued, expired, invalidated or issued under other credentials. XEP-0484 calls it
+// credentials-expired; the client logs in another way.
+var ErrNoToken = errors.New("fast: no usable token")
+
+// ErrCountUsed is Login's error for a count not above the one the token last saw: a
+// replayed login.
+var ErrCountUsed = errors.New("fast: count used before")
+
+// Login checks a token login by user from client agent with mech: check gets the up to
+// two candidate tokens (current, replaced; an empty one is not usable) and returns which
+// one the client proved it holds, or an error, which Login returns. count is the
+// XEP-0484 count (0 when the client sent none); fp is the account's current Fingerprint.
+// On success the use is recorded, and rotate reports that the client should get a new
+// token. The record is locked from the read to the write.
+func (k *Tokens) Login(user, agent, mech string, fp [8]byte, count uint32, now time.Time,
+	check func(cand [2][]byte) (int, error)) (rotate bool, err error) {
+	mu := k.lock(user, agent)
+	defer mu.Unlock()
+	rec, cand, err := k.lookup(user, agent, mech, fp, now)
+	if err != nil {
+		return false, err
+	}
+	if cand[0] == nil && cand[1] == nil {
+		return false, ErrNoToken
+	}
+	which, err := check(cand)
+	if err != nil {
+		return false, err
+	}
+	if !rec.countOK(which, count) {
+		return false, ErrCountUsed
+	}
+	return k.used(user, agent, rec, which, count, now)
+}
+
+// lookup returns the tokens account user may log in with from client agent using mech: up
+// to two candidates, in the order used expects (current, replaced); an empty one is not
 // usable. fp is the account's current Fingerprint.
-func (k *Tokens) Lookup(user, agent, mech string, fp [8]byte, now time.Time) (rec Record, cand [2][]byte, err error) {
+func (k *Tokens) lookup(user, agent, mech string, fp [8]byte, now time.Time) (rec Record, cand [2][]byte, err error) {
 	v, err := k.t.Get(rowKey(user, agent))
 	if errors.Is(err, store.ErrNotFound) {
 		return rec, cand, nil
@@ -109,9 +162,9 @@ func (k *Tokens) Lookup(user, agent, mech string, fp [8]byte, now time.Time) (re
 	return rec, cand, nil
 }
 
-// CountOK reports whether a login's XEP-0484 count (0 when the client sent none) may use
+// countOK reports whether a login's XEP-0484 count (0 when the client sent none) may use
 // candidate which: a counter, once used, must grow, so a captured login cannot be replayed.
-func (r *Record) CountOK(which int, count uint32) bool {
+func (r *Record) countOK(which int, count uint32) bool {
 	s := r.slot(which)
 	return count == 0 && s.count == 0 || count > s.count
 }
@@ -123,10 +176,10 @@ func (r *Record) slot(which int) *slot {
 	return &r.prev
 }
 
-// Used records a login with candidate which and its count: using the current token retires
+// used records a login with candidate which and its count: using the current token retires
 // the replaced one. It reports whether the token is past half its life and should be
 // rotated.
-func (k *Tokens) Used(user, agent string, rec Record, which int, count uint32, now time.Time) (rotate bool, err error) {
+func (k *Tokens) used(user, agent string, rec Record, which int, count uint32, now time.Time) (rotate bool, err error) {
 	s := rec.slot(which)
 	changed := count > s.count
 	if changed {
@@ -156,6 +209,8 @@ func (k *Tokens) Issue(user, agent, mech string, fp [8]byte, now time.Time) (tok
 	if len(agent) == 0 || len(agent) > MaxAgentID {
 		return "", time.Time{}, fmt.Errorf("fast: client id of %d bytes", len(agent))
 	}
+	mu := k.lock(user, agent)
+	defer mu.Unlock()
 	var rec Record
 	if v, err := k.t.Get(rowKey(user, agent)); err == nil {
 		if rec.decode(v) != nil || !hmac.Equal(rec.fp[:], fp[:]) {
@@ -224,6 +279,8 @@ func (k *Tokens) prune(user string, fp [8]byte, now time.Time) error {
 
 // Invalidate forgets every token of user for agent (XEP-0484 invalidate='true').
 func (k *Tokens) Invalidate(user, agent string) error {
+	mu := k.lock(user, agent)
+	defer mu.Unlock()
 	return k.t.Delete(rowKey(user, agent))
 }
 

@@ -2,9 +2,12 @@ package fast
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -44,7 +47,7 @@ func TestLifecycle(t *testing.T) {
 	if !exp.Equal(now.Add(time.Hour)) || len(tok1) != 43 {
 		t.Fatalf("token %q expiry %v", tok1, exp)
 	}
-	rec, cand, err := k.Lookup(user, agent, mech, fp, now)
+	rec, cand, err := k.lookup(user, agent, mech, fp, now)
 	if err != nil || string(cand[0]) != tok1 || cand[1] != nil {
 		t.Fatalf("lookup after issue: %q %q %v", cand[0], cand[1], err)
 	}
@@ -53,25 +56,25 @@ func TestLifecycle(t *testing.T) {
 	if err != nil || tok2 == tok1 {
 		t.Fatalf("rotate: %q %v", tok2, err)
 	}
-	rec, cand, _ = k.Lookup(user, agent, mech, fp, now.Add(time.Minute))
+	rec, cand, _ = k.lookup(user, agent, mech, fp, now.Add(time.Minute))
 	if string(cand[0]) != tok2 || string(cand[1]) != tok1 {
 		t.Fatalf("after rotation: %q %q", cand[0], cand[1])
 	}
-	if rot, err := k.Used(user, agent, rec, 0, 0, now.Add(2*time.Minute)); err != nil || rot {
+	if rot, err := k.used(user, agent, rec, 0, 0, now.Add(2*time.Minute)); err != nil || rot {
 		t.Fatalf("a young current token needs no rotation: %v %v", rot, err)
 	}
-	_, cand, _ = k.Lookup(user, agent, mech, fp, now.Add(2*time.Minute))
+	_, cand, _ = k.lookup(user, agent, mech, fp, now.Add(2*time.Minute))
 	if string(cand[0]) != tok2 || cand[1] != nil {
 		t.Fatalf("using the current token retires the old one: %q %q", cand[0], cand[1])
 	}
-	rec, _, _ = k.Lookup(user, agent, mech, fp, now.Add(2*time.Minute))
-	if rot, _ := k.Used(user, agent, rec, 0, 0, now.Add(40*time.Minute)); !rot {
+	rec, _, _ = k.lookup(user, agent, mech, fp, now.Add(2*time.Minute))
+	if rot, _ := k.used(user, agent, rec, 0, 0, now.Add(40*time.Minute)); !rot {
 		t.Fatal("a token past half its life should be rotated")
 	}
 	if err := k.Invalidate(user, agent); err != nil {
 		t.Fatal(err)
 	}
-	if _, cand, _ = k.Lookup(user, agent, mech, fp, now); cand[0] != nil {
+	if _, cand, _ = k.lookup(user, agent, mech, fp, now); cand[0] != nil {
 		t.Fatal("invalidated token still usable")
 	}
 }
@@ -93,7 +96,7 @@ func TestRotationLost(t *testing.T) {
 	}
 	for i := range 4 { // the last answer gets through
 		at := now.Add(time.Duration(41+i) * time.Minute)
-		rec, cand, _ := k.Lookup(user, agent, mech, fp, at)
+		rec, cand, _ := k.lookup(user, agent, mech, fp, at)
 		which := -1
 		for j, c := range cand {
 			if string(c) == held {
@@ -103,7 +106,7 @@ func TestRotationLost(t *testing.T) {
 		if which < 0 {
 			t.Fatalf("login %d: the token the client holds is gone", i)
 		}
-		rot, err := k.Used(user, agent, rec, which, uint32(i+1), at)
+		rot, err := k.used(user, agent, rec, which, uint32(i+1), at)
 		if err != nil || !rot {
 			t.Fatalf("login %d with the replaced token: rotate %v, %v", i, rot, err)
 		}
@@ -112,12 +115,12 @@ func TestRotationLost(t *testing.T) {
 		}
 	}
 	// The client has the last one: using it retires the old one.
-	rec, cand, _ := k.Lookup(user, agent, mech, fp, now.Add(50*time.Minute))
+	rec, cand, _ := k.lookup(user, agent, mech, fp, now.Add(50*time.Minute))
 	if string(cand[0]) != got || string(cand[1]) != held {
 		t.Fatalf("after the last rotation: %q %q", cand[0], cand[1])
 	}
-	k.Used(user, agent, rec, 0, 0, now.Add(51*time.Minute))
-	if _, cand, _ := k.Lookup(user, agent, mech, fp, now.Add(51*time.Minute)); string(cand[0]) != got || cand[1] != nil {
+	k.used(user, agent, rec, 0, 0, now.Add(51*time.Minute))
+	if _, cand, _ := k.lookup(user, agent, mech, fp, now.Add(51*time.Minute)); string(cand[0]) != got || cand[1] != nil {
 		t.Fatalf("using the new token retires the old: %q %q", cand[0], cand[1])
 	}
 }
@@ -143,7 +146,7 @@ func TestNotUsable(t *testing.T) {
 		{"other account", "bob@example.org", agent, mech, fp, now},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, cand, err := k.Lookup(tc.user, tc.agent, tc.mech, tc.fp, tc.at)
+			_, cand, err := k.lookup(tc.user, tc.agent, tc.mech, tc.fp, tc.at)
 			if err != nil || cand[0] != nil || cand[1] != nil {
 				t.Fatalf("usable: %q %q %v", cand[0], cand[1], err)
 			}
@@ -169,12 +172,12 @@ func TestCount(t *testing.T) {
 		count uint32
 		ok    bool
 	}{{0, true}, {5, true}, {5, false}, {4, false}, {0, false}, {6, true}} {
-		rec, _, _ := k.Lookup(user, agent, mech, fp, now)
-		if got := rec.CountOK(0, tc.count); got != tc.ok {
+		rec, _, _ := k.lookup(user, agent, mech, fp, now)
+		if got := rec.countOK(0, tc.count); got != tc.ok {
 			t.Fatalf("count %d: ok %v, want %v", tc.count, got, tc.ok)
 		}
-		if got := rec.CountOK(0, tc.count); got {
-			if _, err := k.Used(user, agent, rec, 0, tc.count, now); err != nil {
+		if got := rec.countOK(0, tc.count); got {
+			if _, err := k.used(user, agent, rec, 0, tc.count, now); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -256,12 +259,77 @@ func TestAgentsBounded(t *testing.T) {
 		t.Fatalf("%d rows, want %d", n, MaxAgents)
 	}
 	for i, want := range map[int]bool{0: false, 2: false, 3: true, MaxAgents + 2: true} {
-		if _, cand, _ := k.Lookup(user, fmt.Sprint("app-", i), mech, fp, now); (cand[0] != nil) != want {
+		if _, cand, _ := k.lookup(user, fmt.Sprint("app-", i), mech, fp, now); (cand[0] != nil) != want {
 			t.Errorf("app-%d usable: %v, want %v", i, cand[0] != nil, want)
 		}
 	}
 	// Another token for an id it has is no new id: nothing is evicted.
 	if _, _, err := k.Issue(user, fmt.Sprint("app-", MaxAgents+2), mech, fp, now.Add(time.Hour/2)); err != nil || rows() != MaxAgents {
 		t.Fatalf("rotation: %v, %d rows", err, rows())
+	}
+}
+
+// holds is a Login check for a client that holds tok, after pause.
+func holds(tok string, pause time.Duration) func([2][]byte) (int, error) {
+	return func(cand [2][]byte) (int, error) {
+		time.Sleep(pause)
+		for i, c := range cand {
+			if string(c) == tok {
+				return i, nil
+			}
+		}
+		return -1, errors.New("not-authorized")
+	}
+}
+
+// TestLoginConcurrent: logins racing with one token and count (a replay of a captured
+// login beside the real one) pass once; an Issue during a login is not undone by the
+// login's write.
+func TestLoginConcurrent(t *testing.T) {
+	k, _ := newTokens(t)
+	now := time.Unix(1_800_000_000, 0)
+	tok, _, err := k.Issue(user, agent, mech, fp, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ok, replayed atomic.Int32
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			_, err := k.Login(user, agent, mech, fp, 5, now, holds(tok, 2*time.Millisecond))
+			switch {
+			case err == nil:
+				ok.Add(1)
+			case errors.Is(err, ErrCountUsed):
+				replayed.Add(1)
+			default:
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if ok.Load() != 1 || replayed.Load() != 7 {
+		t.Fatalf("8 logins with count 5: %d passed, %d refused as replays", ok.Load(), replayed.Load())
+	}
+
+	// A login whose check is slow, and an Issue that lands meanwhile: the new token stays.
+	done := make(chan error)
+	go func() {
+		_, err := k.Login(user, agent, mech, fp, 6, now, holds(tok, 20*time.Millisecond))
+		done <- err
+	}()
+	time.Sleep(5 * time.Millisecond)
+	tok2, _, err := k.Issue(user, agent, mech, fp, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.Login(user, agent, mech, fp, 0, now, holds(tok2, 0)); err != nil {
+		t.Fatalf("the token issued during a login: %v", err)
+	}
+	if _, err := k.Login(user, agent, mech, fp, 0, now, holds("never issued", 0)); err == nil {
+		t.Fatal("a login with a token never issued passed")
 	}
 }
