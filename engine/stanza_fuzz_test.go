@@ -143,9 +143,10 @@ func resetAccount(t *testing.T, srv *vireotest.Server, user string, keys [3]stor
 }
 
 // fuzzLogin logs the fuzz account in and binds resource. An input's account change can
-// land after resetAccount looked (a removal or a password change that an input's stream
-// started, finished by the server after its answer went out): a refused login resets the
-// account once more and tries again, a few times.
+// land after resetAccount looked: XEP-0077 <remove/> runs on the worker pool, and the
+// shard answers the ping behind it meanwhile (IQs are matched by id, not ordered), so the
+// store's Delete may commit between resetAccount's check and this login. A refused login
+// has seen the change land: the account is reset once more and the login tried again.
 func fuzzLogin(t *testing.T, srv *vireotest.Server, user string, keys [3]store.Credentials, resource string) *vireotest.RawConn {
 	t.Helper()
 	local, _, _ := strings.Cut(user, "@")
