@@ -10,6 +10,7 @@ package store
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -24,6 +25,10 @@ var (
 	ErrCorrupt  = errors.New("store: corrupt")
 	ErrClosed   = errors.New("store: closed")
 	ErrChanged  = errors.New("store: changed meanwhile")
+	// ErrRemoving is Accounts.Create's error for a name whose removal record is still
+	// there (Removals): the cleanup of the old account's rows elsewhere (contacts'
+	// rosters, rooms, subscriptions) would reach the new one. It is an ErrExists.
+	ErrRemoving = fmt.Errorf("%w: the removal of the account of that name is not finished", ErrExists)
 	// ErrFull: the disk has no room for the write; it was not applied. Reads still work,
 	// and writes work again once space is freed, without a restart.
 	ErrFull = errors.New("store: disk full")

@@ -385,6 +385,11 @@ func (a accounts) CreateWith(acc store.Account, tname string, ops ...store.Op) e
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
+	if _, err := a.s.get(key(pRemoved, acc.User)); err == nil {
+		return store.ErrRemoving
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
 	if acc.Anonymous {
 		a.s.guests.add(acc.User)
 	}

@@ -1,6 +1,7 @@
 package pebblestore
 
 import (
+	"errors"
 	"slices"
 	"testing"
 
@@ -72,5 +73,31 @@ func TestRemovalRecords(t *testing.T) {
 	s.PendingRemovals(func(store.Removal) bool { n++; return true })
 	if n != 0 {
 		t.Fatalf("%d records after RemovalDone", n)
+	}
+}
+
+// TestCreateWhileRemoving: a name whose removal record is still there cannot be taken
+// again (the old account's cleanup would reach the new one) until RemovalDone.
+func TestCreateWhileRemoving(t *testing.T) {
+	s, err := Open("db", Options{Logger: zerolog.Nop(), FS: vfs.NewMem()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	a := s.Accounts()
+	if err := a.Create(store.Account{User: "a@d"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Delete("a@d"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Create(store.Account{User: "a@d"}); !errors.Is(err, store.ErrRemoving) || !errors.Is(err, store.ErrExists) {
+		t.Fatalf("Create while the removal is pending = %v", err)
+	}
+	if err := s.RemovalDone("a@d"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Create(store.Account{User: "a@d"}); err != nil {
+		t.Fatalf("Create after the removal: %v", err)
 	}
 }
