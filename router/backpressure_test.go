@@ -9,6 +9,7 @@ import (
 	"github.com/vireo-im/vireo/modules/module"
 	"github.com/vireo-im/vireo/router"
 	"github.com/vireo-im/vireo/router/routertest"
+	"github.com/vireo-im/vireo/store"
 )
 
 // gate is a test module that holds every message for gated@example.org until released, so
@@ -103,4 +104,45 @@ func TestBarrier(t *testing.T) {
 	if g.C.N.Load() < 3 {
 		t.Fatalf("the barrier completed before the messages were delivered (%d)", g.C.N.Load())
 	}
+}
+
+// TestDetachOfEndedSession: a stream's close that the router sees after its session
+// ended (a new bind took the resource while the close was on its way) still hands over
+// what the stream wrote and the client never acknowledged: RFC 6121 routes it.
+func TestDetachOfEndedSession(t *testing.T) {
+	gateOn.Store(true)
+	defer gateOn.Store(false)
+	e := routertest.New(t, []string{"sender", "gated"}, nil)
+	old := e.Bind("gated", "r")
+	old.Send("<presence/>")
+	s := e.Bind("sender", "r")
+	s.Send("<message to='gated@example.org' type='chat' id='hold'><body>holds the shard</body></message>")
+
+	// Queued behind the held message, in this order: a bind of the same resource, which
+	// ends the old session, then the old stream's detach.
+	nc := &routertest.Conn{}
+	bound := make(chan *router.Session, 1)
+	e.R.Bind(old.S.JID().Bare(), "r", nc, func(se *router.Session, err error) { bound <- se })
+	time.Sleep(50 * time.Millisecond) // the bind's op is queued
+	collected := make(chan struct{})
+	e.R.DetachWith(old.S, time.Hour, func() [][]byte {
+		close(collected)
+		return [][]byte{[]byte("<message xmlns='jabber:client' from='sender@example.org/r' to='gated@example.org/r' type='chat' id='unacked'><body>never acknowledged</body></message>")}
+	})
+	gateCh <- struct{}{}
+	<-bound
+	select {
+	case <-collected:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the detach of an ended session never collected the stream's unacknowledged stanzas")
+	}
+	// The new session sent no presence: the message is kept for later (RFC 6121 §8.5.3).
+	waitFor(t, func() bool {
+		n := 0
+		e.Store.Offline().List("gated@example.org", func(m store.OfflineMessage) bool {
+			n += strings.Count(string(m.Raw), "id='unacked'")
+			return true
+		})
+		return n == 1 || strings.Contains(nc.All(), "id='unacked'")
+	})
 }

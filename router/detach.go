@@ -103,6 +103,12 @@ func (r *Router) Bind2Inline(s *Session, raw, ns, local []byte) bool {
 func (s *shard) detach(o *op) {
 	se := o.sess
 	if se.gone.Load() || se.user == nil {
+		// Ended since DetachWith looked (a new bind took the resource): nothing to
+		// detach, but what the stream wrote and its client never acknowledged follows
+		// RFC 6121, as in DetachWith, and collect lets the stream forget the session.
+		if o.collect != nil {
+			s.endDetached(nil, o.collect())
+		}
 		return
 	}
 	d := se.detachedQ()
