@@ -412,3 +412,29 @@ func TestResumeSkipsOnlyWhatWasWritten(t *testing.T) {
 		t.Fatalf("resent what the client had: %s", got)
 	}
 }
+
+// TestCloseUserEnds: CloseUser ends the sessions at once, attached or detached, so a
+// stream with XEP-0198 resumption cannot leave its session resumable and available.
+func TestCloseUserEnds(t *testing.T) {
+	e := newEnv(t)
+	e.Store.Rosters().Put("alice@example.org", store.RosterItem{JID: "bob@example.org", Sub: store.SubBoth})
+	e.Store.Rosters().Put("bob@example.org", store.RosterItem{JID: "alice@example.org", Sub: store.SubBoth})
+	b := e.Bind("bob", "pc")
+	b.Send("<presence/>")
+	a := e.Bind("alice", "phone")
+	a.Send("<presence/>")
+	d := e.Bind("alice", "desk")
+	b.C.Wait(t, "from='alice@example.org/phone'")
+	e.R.Detach(d.S, time.Hour)
+	e.R.CloseUser(a.S.JID().Bare(), stanza.NotAuthorized)
+	b.C.Wait(t, "type='unavailable'", "from='alice@example.org/phone'")
+	waitFor(t, func() bool { return a.S.Ended() && d.S.Ended() })
+	if a.C.Closed() != stanza.NotAuthorized {
+		t.Fatalf("stream closed with %q", a.C.Closed())
+	}
+	done := make(chan error, 1)
+	e.R.Attach(a.S, &routertest.Conn{}, func(err error) { done <- err })
+	if err := <-done; err == nil {
+		t.Fatal("a closed user's session was resumed")
+	}
+}

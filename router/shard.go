@@ -204,19 +204,23 @@ func (s *shard) handle(o *op) {
 	}
 }
 
-// closeSessions closes the streams of u's sessions with cond and ends its detached ones.
-// closeSessions ends u's sessions with cond: all of them, or the one of resource when it
-// is not empty.
+// closeSessions ends u's sessions, closing their streams with cond: all of them, or the
+// one of resource when it is not empty.
 func (s *shard) closeSessions(u *user, cond stanza.StreamCondition, resource string) {
 	for _, se := range append([]*Session(nil), u.sessions...) {
 		if resource != "" && se.JID().Resource() != resource {
 			continue
 		}
+		// Ended here, not when the stream's close comes back: a stream with XEP-0198
+		// resumption would otherwise leave the session detached, available to its
+		// contacts, and resumable by a client that was meant to be cut off.
+		if !se.gone.CompareAndSwap(false, true) {
+			continue
+		}
 		if se.conn != nil {
 			se.conn.Close(cond)
-		} else if se.gone.CompareAndSwap(false, true) {
-			s.end(se)
 		}
+		s.end(se)
 	}
 }
 
