@@ -146,3 +146,41 @@ func TestDetachOfEndedSession(t *testing.T) {
 		return n == 1 || strings.Contains(nc.All(), "id='unacked'")
 	})
 }
+
+// TestBarrierAfterBarrier: a Barrier called while the session's previous one still waits
+// does not pass before it, though the previous one took the marks of where to wait.
+func TestBarrierAfterBarrier(t *testing.T) {
+	gateOn.Store(true)
+	defer gateOn.Store(false)
+	e := routertest.New(t, []string{"sender", "gated"}, nil)
+	g := e.Bind("gated", "r")
+	g.Send("<presence/>")
+	s := e.Bind("sender", "r")
+	for range 3 {
+		s.Send("<message to='gated@example.org' type='chat'><body>held</body></message>")
+	}
+	first, second := make(chan bool, 1), make(chan bool, 1)
+	e.R.Barrier(s.S, func(ok bool) { first <- ok })
+	e.R.Barrier(s.S, func(ok bool) { second <- ok })
+	select {
+	case <-second:
+		for range 3 {
+			gateCh <- struct{}{}
+		}
+		t.Fatal("the second barrier passed messages the first one still waits for")
+	case <-time.After(200 * time.Millisecond):
+	}
+	for range 3 {
+		gateCh <- struct{}{}
+	}
+	<-first
+	<-second
+	// Both done: the session's entry is gone, and a new barrier passes at once.
+	third := make(chan bool, 1)
+	e.R.Barrier(s.S, func(ok bool) { third <- ok })
+	select {
+	case <-third:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a barrier after two finished ones never completed")
+	}
+}

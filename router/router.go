@@ -132,6 +132,9 @@ type Router struct {
 	isolated atomic.Pointer[map[string]bool]
 	// extUsers answers for accounts the store does not hold yet (SetExternalUsers).
 	extUsers atomic.Pointer[UserChecker]
+	// barriers holds each session's last Barrier while it runs (*Session to *barrier):
+	// the next one waits for it. Only sessions with a barrier under way have an entry.
+	barriers sync.Map
 	// accounts is what modules change accounts through (SetAccounts; nil: the store's).
 	accounts atomic.Pointer[module.Accounts]
 	// privileges are the components' XEP-0356 privileges, by domain (SetPrivileges);
@@ -436,8 +439,8 @@ func (r *Router) Submit(s *Session, st *xmlstream.Stanza) bool {
 // when the router is closed. Stanzas go through the sender's shard in order, and from
 // there into the queues of their recipients' shards: the barrier follows them through
 // the first, then through those of the others its stanzas were queued on since the last
-// barrier (Session.touched). So a session has one Barrier at a time: one called before
-// the last one's done may go past what that one still waits for.
+// barrier (Session.touched). A Barrier called before the session's last one is done
+// waits for that one too: the marks it follows were taken by it.
 func (r *Router) Barrier(s *Session, done func(ok bool)) {
 	if r.closed.Load() {
 		done(true)
@@ -450,10 +453,48 @@ func (r *Router) Barrier(s *Session, done func(ok bool)) {
 	s.shard.q.pushForce(o)
 }
 
-// barrier is one Barrier call: the shards still to pass.
+// barrier is one Barrier call: the shards still to pass, and the earlier barrier of the
+// session when it was still running (counted in left).
 type barrier struct {
 	left atomic.Int32
 	done func(bool)
+	sess *Session // while it may be the session's entry in Router.barriers
+
+	mu       sync.Mutex
+	finished bool
+	then     []*barrier // later barriers of the session waiting for this one
+}
+
+// arrive counts one of the shards (or the earlier barrier) b waits for; the last one
+// syncs the lazy writes and completes b, and then the barriers that waited for it.
+func (r *Router) arrive(b *barrier) {
+	if b.left.Add(-1) > 0 {
+		return
+	}
+	ok := r.syncLazy()
+	b.mu.Lock()
+	b.finished = true
+	then := b.then
+	b.then = nil
+	b.mu.Unlock()
+	if b.sess != nil {
+		r.barriers.CompareAndDelete(b.sess, b)
+	}
+	b.done(ok)
+	for _, n := range then {
+		r.arrive(n)
+	}
+}
+
+// wait makes n wait for b; false when b is finished already.
+func (b *barrier) wait(n *barrier) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.finished {
+		return false
+	}
+	b.then = append(b.then, n)
+	return true
 }
 
 // shape charges n bytes to s's token bucket and, when that puts it in debt, holds the

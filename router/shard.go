@@ -568,11 +568,13 @@ func (s *shard) forwardPacket(o *op, p *module.Packet) bool {
 		}
 		s.stats.routed.Add(1)
 		t := s.r.shardOf(to.Bare().String())
+		if o.charged != nil {
+			// A Barrier follows it there: into t's queue, or behind what an inline
+			// delivery that failed queued there (undeliverable, on an event loop).
+			o.charged.touched |= 1 << (t.idx % 8)
+		}
 		if k == destAccount && s.forwardInline(t, o) {
 			return true
-		}
-		if o.charged != nil {
-			o.charged.touched |= 1 << (t.idx % 8) // a Barrier follows it there
 		}
 		t.q.pushForce(o)
 		return true
@@ -588,28 +590,39 @@ func (s *shard) forwardPacket(o *op, p *module.Packet) bool {
 // stanzas were queued on, behind them; at each of those the barrier is past them.
 func (s *shard) barrier(o *op) {
 	b := o.barrier
-	if se := o.sess; se != nil {
-		mask := se.touched
-		se.touched = 0
-		var to []*shard
-		for _, t := range s.r.shards {
-			if mask&(1<<(t.idx%8)) != 0 {
-				to = append(to, t)
-			}
-		}
-		if len(to) > 0 {
-			b.left.Store(int32(len(to)))
-			for _, t := range to {
-				n := getOp()
-				n.kind, n.barrier = opBarrier, b
-				t.q.pushForce(n)
-			}
-			return
-		}
-	} else if b.left.Add(-1) > 0 {
+	se := o.sess
+	if se == nil {
+		s.r.arrive(b)
 		return
 	}
-	b.done(s.r.syncLazy())
+	mask := se.touched
+	se.touched = 0
+	var to []*shard
+	for _, t := range s.r.shards {
+		if mask&(1<<(t.idx%8)) != 0 {
+			to = append(to, t)
+		}
+	}
+	// The session's previous barrier, if still running, took the marks of what it
+	// waits for: this one waits for it as well.
+	var prev *barrier
+	if v, ok := s.r.barriers.Load(se); ok {
+		prev = v.(*barrier)
+	}
+	b.left.Store(int32(len(to)) + 2) // +2: this phase and prev, counted off below
+	if len(to) > 0 || prev != nil {
+		b.sess = se
+		s.r.barriers.Store(se, b)
+	}
+	for _, t := range to {
+		n := getOp()
+		n.kind, n.barrier = opBarrier, b
+		t.q.pushForce(n)
+	}
+	if prev == nil || !prev.wait(b) {
+		s.r.arrive(b) // no previous barrier to wait for
+	}
+	s.r.arrive(b)
 }
 
 // forwardInline runs the recipient's phase of o in place, in t, when t is idle, instead of
