@@ -1,6 +1,7 @@
 package router_test
 
 import (
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -182,5 +183,43 @@ func TestBarrierAfterBarrier(t *testing.T) {
 	case <-third:
 	case <-time.After(5 * time.Second):
 		t.Fatal("a barrier after two finished ones never completed")
+	}
+}
+
+// TestCloseSettles: Close lets the work that shards hand each other finish: messages still
+// in their sender's phase when the router closes reach their recipient's (offline storage
+// here) instead of being queued on a shard that has stopped.
+func TestCloseSettles(t *testing.T) {
+	var users []string
+	for i := range 16 {
+		users = append(users, fmt.Sprint("u", i))
+	}
+	// Queued, not run in place by the sender's shard: as when the recipient's is busy.
+	e := routertest.New(t, users, func(o *router.Options) { o.NoInline = true })
+	from, to := "", ""
+	for _, a := range users {
+		for _, b := range users {
+			if from == "" && !e.R.SameShard(a+"@example.org", b+"@example.org") {
+				from, to = a, b
+			}
+		}
+	}
+	s := e.Bind(from, "r")
+	release := e.R.HoldShardOf(from + "@example.org")
+	const n = 20
+	for i := range n {
+		s.Send(fmt.Sprintf("<message to='%s@example.org' type='chat' id='m%d'><body>sent as the server stops</body></message>", to, i))
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- e.R.Close() }()
+	time.Sleep(100 * time.Millisecond) // Close has begun: the other shards have nothing queued
+	release()
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	got := 0
+	e.Store.Offline().List(to+"@example.org", func(store.OfflineMessage) bool { got++; return true })
+	if got != n {
+		t.Fatalf("%d of %d messages stored for the offline recipient", got, n)
 	}
 }

@@ -74,6 +74,9 @@ func (r *Router) HoldShardOf(bare string) func() {
 	return s.mu.Unlock
 }
 
+// SameShard reports whether the users a and b live on one shard.
+func (r *Router) SameShard(a, b string) bool { return r.shardOf(a) == r.shardOf(b) }
+
 // Walled exposes the isolated hosts' check: the error text for a stanza from from to to,
 // or "".
 func Walled(r *Router, from, to jid.JID) string {

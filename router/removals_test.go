@@ -77,8 +77,9 @@ func TestRemovalFinished(t *testing.T) {
 	if got := pending(t, st); len(got) != 1 {
 		t.Fatalf("pending while the cleanup waits: %v", got)
 	}
-	// Stopped before the cleanup ran: the record stays.
-	go func() { time.Sleep(50 * time.Millisecond); heldCh <- struct{}{} }()
+	// Stopped before the cleanup ran (held past the time Close gives the shards to
+	// settle): the record stays.
+	go func() { time.Sleep(router.StopWait + 200*time.Millisecond); heldCh <- struct{}{} }()
 	r.Close()
 	if got := pending(t, st); len(got) != 1 {
 		t.Fatalf("pending after a stop midway: %v", got)

@@ -297,6 +297,15 @@ func (r *Router) Close() error {
 		o.kind = opExpireAll
 		s.q.pushForce(o)
 	}
+	// What one shard still runs queues work on others (a message's recipient phase, an
+	// ended session's stanzas for offline storage, a job's answer): every shard runs
+	// until all are idle, or StopWait passes, and the pool's jobs finish in between.
+	deadline := time.Now().Add(StopWait)
+	r.settle(deadline)
+	r.work.stop()
+	if !r.settle(deadline) {
+		r.log.Warn().Msg("router: shards still busy at shutdown")
+	}
 	for _, s := range r.shards {
 		close(s.quit)
 	}
@@ -310,6 +319,40 @@ func (r *Router) Close() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// settle waits, until deadline, for every shard to be idle: rounds of an op on each
+// shard, until a round in which no shard ran anything between its op and the one of the
+// round before. Then nothing is left that a shard could hand to another; only what comes
+// from outside the shards (connections, timers) could still queue work.
+func (r *Router) settle(deadline time.Time) bool {
+	prev := make([]uint64, len(r.shards))
+	seen := make([]uint64, len(r.shards))
+	for round := 0; time.Now().Before(deadline); round++ {
+		var wg sync.WaitGroup
+		wg.Add(len(r.shards))
+		for i, s := range r.shards {
+			o := getOp()
+			o.kind = opCall
+			o.fn = func(module.Context) {
+				seen[i] = s.handled
+				wg.Done()
+			}
+			s.q.pushForce(o)
+		}
+		if !waitGroupUntil(&wg, deadline) {
+			return false
+		}
+		idle := round > 0
+		for i := range seen {
+			idle = idle && seen[i] == prev[i]+1 // its own op only
+			prev[i] = seen[i]
+		}
+		if idle {
+			return true
+		}
+	}
+	return false
 }
 
 func (r *Router) shardOf(bare string) *shard {

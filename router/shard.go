@@ -66,6 +66,7 @@ type shard struct {
 	scratch [2][]byte // lent to hooks that rewrite Packet.Raw
 	push    uint64
 	gen     uint64 // detach generations
+	handled uint64 // ops run, under mu: Router.settle sees whether a shard was idle
 	exp     expiries
 	// nextExpiry is the earliest time in exp (Router.mono), for the router's ticker;
 	// expiryAsked is set while an opExpire it sent is queued.
@@ -134,6 +135,7 @@ func (s *shard) runInline(o *op, onLoop bool) bool {
 // handle runs one op. A panic in a module is contained to the op: the worker owns many
 // users and must survive any one stanza.
 func (s *shard) handle(o *op) {
+	s.handled++
 	keep := false
 	defer func() {
 		if v := recover(); v != nil {
