@@ -438,3 +438,35 @@ func TestCloseUserEnds(t *testing.T) {
 		t.Fatal("a closed user's session was resumed")
 	}
 }
+
+// TestAttachToDeadStream: an attach whose new stream refuses the queue (gone already)
+// ends the session: the rest of the queue follows RFC 6121, and contacts see it leave,
+// rather than the session staying attached to a stream that will not unbind it.
+func TestAttachToDeadStream(t *testing.T) {
+	e := newEnv(t)
+	e.Store.Rosters().Put("alice@example.org", store.RosterItem{JID: "bob@example.org", Sub: store.SubBoth})
+	e.Store.Rosters().Put("bob@example.org", store.RosterItem{JID: "alice@example.org", Sub: store.SubBoth})
+	b := e.Bind("bob", "pc")
+	b.Send("<presence/>")
+	a := e.Bind("alice", "phone")
+	a.Send("<presence/>")
+	b.C.Wait(t, "from='alice@example.org/phone'")
+	e.R.Detach(a.S, time.Hour)
+	b.Send("<message to='alice@example.org/phone' id='q1' type='chat'><body>queued</body></message>")
+	dead := &routertest.Conn{}
+	dead.Refuse.Store(true)
+	done := make(chan error, 1)
+	e.R.Attach(a.S, dead, func(err error) { done <- err })
+	if err := <-done; err == nil {
+		t.Fatal("attach to a stream that refuses everything succeeded")
+	}
+	if !a.S.Ended() {
+		t.Fatal("the session stayed bound to the dead stream")
+	}
+	b.C.Wait(t, "type='unavailable'", "from='alice@example.org/phone'")
+	waitFor(t, func() bool {
+		n := 0
+		e.Store.Offline().List("alice@example.org", func(store.OfflineMessage) bool { n++; return true })
+		return n == 1
+	})
+}

@@ -176,8 +176,11 @@ func (s *shard) attach(o *op) {
 	}
 	for i, raw := range q {
 		if !se.conn.Send(raw) {
-			// The new stream is already gone: what is left follows the RFC 6121 rules.
+			// The new stream is already gone: what is left follows the RFC 6121 rules,
+			// and the session ends (its stream's close finds no session to hand it).
 			s.endDetached(se, q[i:])
+			se.gone.Store(true)
+			s.end(se)
 			o.done(nil, stanza.New(stanza.ItemNotFound))
 			return
 		}
