@@ -96,3 +96,43 @@ func TestExternalUsers(t *testing.T) {
 }
 
 var errNo = errors.New("no")
+
+// TestExternalUsersOrder: a stanza that comes after the program said yes, but before the
+// held ones were handed on, waits behind them: per sender, messages keep their order.
+func TestExternalUsersOrder(t *testing.T) {
+	e := routertest.New(t, []string{"alice"}, func(o *router.Options) { o.NoInline = true })
+	asked, answer := make(chan struct{}), make(chan struct{})
+	created := make(chan struct{})
+	e.R.SetExternalUsers(func(local, domain string) (bool, error) {
+		close(asked)
+		<-answer
+		return true, nil
+	})
+	a := e.Bind("alice", "pc")
+	a.Send("<message type='chat' id='o1' to='vic@example.org'><body>first.</body></message>")
+	<-asked
+	// vic's shard is held while the account is made and the held message's hand-on is
+	// queued: the second message is queued before that.
+	release := e.R.HoldShardOf("vic@example.org")
+	a.Send("<message type='chat' id='o2' to='vic@example.org'><body>second.</body></message>")
+	go func() {
+		for {
+			if _, err := e.Store.Accounts().Get("vic@example.org"); err == nil {
+				close(created)
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	close(answer)
+	<-created
+	time.Sleep(20 * time.Millisecond) // the hand-on op is queued after the account
+	release()
+	vic := e.Bind("vic", "phone")
+	vic.Send("<presence/>")
+	vic.C.Wait(t, "second.")
+	all := vic.C.All()
+	if f, s := strings.Index(all, "first."), strings.Index(all, "second."); f < 0 || f > s {
+		t.Fatalf("out of order:\n%s", all)
+	}
+}

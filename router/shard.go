@@ -706,6 +706,14 @@ func (s *shard) inbound(o *op) bool {
 		s.toServer(p)
 		return false
 	}
+	if len(s.extWait) > 0 {
+		// Behind the stanzas held for the external program's answer, even once the
+		// account exists (made before they are handed on): per sender, order holds.
+		if q, ok := s.extWait[to.Bare().String()]; ok && len(q) < ExternalWaitStanzas {
+			s.extWait[to.Bare().String()] = append(q, o)
+			return true
+		}
+	}
 	u := s.userFor(to.Bare(), false)
 	if u == nil {
 		u = &user{bare: to.Bare(), key: to.Bare().String()}
