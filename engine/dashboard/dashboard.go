@@ -668,6 +668,10 @@ func (d *Dashboard) invitesPost(w http.ResponseWriter, r *http.Request, s sessio
 		var lines []string
 		if !s.manages(domainOf(target)) {
 			err = errors.New("you administer " + strings.Join(s.hosts, ", ") + " only")
+		} else if strings.Contains(target, "@") && !d.outranks(s, target) {
+			// An invitation for a named account makes it: one the configuration names an
+			// administrator of more than s's hosts would make its holder one.
+			err = errors.New("an invitation for " + target + " needs a server administrator")
 		} else if lines, err = admin.Invite(d.b, "create", target, "", ttl); err == nil {
 			done = "invitation for " + target + " (" + lines[1] + "): " + lines[0]
 			if len(lines) > 2 { // the landing page, where the server has a web listener

@@ -535,4 +535,17 @@ func TestDashboardHostAdminRank(t *testing.T) {
 	if _, err := b.st.Accounts().Get("root@example.org"); err != nil {
 		t.Fatal("root's account went")
 	}
+	// An invitation for a named account makes it: not one the configuration names a
+	// server administrator (whose account does not exist yet).
+	b.admins = append(b.admins, "boss@example.org")
+	_, tok = c.formToken("/admin/invites")
+	for _, tc := range []struct{ jid, want string }{
+		{"boss@example.org", "needs a server administrator"},
+		{"carol2@example.org", "invitation for carol2@example.org"},
+	} {
+		c.do("POST", "/admin/invites", url.Values{"csrf": {tok}, "action": {"create"}, "for": {tc.jid}, "ttl": {"1d"}})
+		if page := bodyOf(c.do("GET", "/admin/invites", nil)); !strings.Contains(page, tc.want) {
+			t.Errorf("invitation for %s: no %q in\n%s", tc.jid, tc.want, page)
+		}
+	}
 }
