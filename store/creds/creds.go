@@ -29,6 +29,12 @@ const DefaultIter = 10000
 // MinIter is the lowest iteration count accepted for stored credentials.
 const MinIter = 4096
 
+// MaxIter is the highest: a PLAIN login makes the server run the account's count, so a
+// count set by an operator's tool or an imported file must not turn every login
+// attempt, which anyone can make, into minutes of work. 600,000 is what OWASP advises
+// for PBKDF2-HMAC-SHA256 today.
+const MaxIter = 600_000
+
 // NewHash returns the hash constructor of h.
 func NewHash(h store.Hash) func() hash.Hash {
 	switch h {
@@ -81,6 +87,9 @@ func derive(password string, h store.Hash, salt []byte, iter int) (store.Credent
 func deriveRaw(password string, h store.Hash, salt []byte, iter int) (store.Credentials, error) {
 	if iter < MinIter {
 		return store.Credentials{}, errors.New("creds: iteration count below 4096")
+	}
+	if iter > MaxIter {
+		return store.Credentials{}, errors.New("creds: iteration count above 600000")
 	}
 	hf := NewHash(h)
 	salted, err := pbkdf2.Key(hf, password, salt, iter, hf().Size())

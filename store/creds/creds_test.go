@@ -43,3 +43,15 @@ func TestPrepare(t *testing.T) {
 		t.Error("keys made from the unprepared password no longer verify")
 	}
 }
+
+// TestIterBounds: keys are made with counts from MinIter to MaxIter only.
+func TestIterBounds(t *testing.T) {
+	for _, tc := range []struct {
+		iter int
+		ok   bool
+	}{{MinIter - 1, false}, {MinIter, true}, {MaxIter + 1, false}} {
+		if _, err := Derive("pw", store.SHA1, tc.iter); (err == nil) != tc.ok {
+			t.Errorf("Derive with %d iterations: %v", tc.iter, err)
+		}
+	}
+}

@@ -585,7 +585,7 @@ func parseScram(d *xml.Decoder, se xml.StartElement, u *User) error {
 		return nil // a mechanism the store does not keep (SCRAM-SHA-224, -PLUS variants)
 	}
 	iter, err := strconv.Atoi(strings.TrimSpace(v.Iter))
-	if err != nil || iter < 1 {
+	if err != nil || iter < 1 || iter > creds.MaxIter {
 		return fmt.Errorf("%s: iteration count %q", mech, v.Iter)
 	}
 	c := store.Credentials{Iter: iter}

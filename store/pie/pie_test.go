@@ -174,6 +174,11 @@ func TestImportOtherServers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// An iteration count no login could afford (PLAIN runs it) is refused.
+	huge := strings.Replace(doc11, "<iter-count>4096<", "<iter-count>2000000000<", 1)
+	if _, err := Parse([]byte(huge)); err == nil || !strings.Contains(err.Error(), "iteration count") {
+		t.Fatalf("an iteration count of 2e9: %v", err)
+	}
 	st := openStore(t)
 	res, err := Import(st, append(users, more...), nil)
 	if err != nil || res.Imported != 2 {
