@@ -375,7 +375,16 @@ func (e *FileEdit) Commit() error {
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	return os.Rename(tmp.Name(), e.path)
+	if err := os.Rename(tmp.Name(), e.path); err != nil {
+		return err
+	}
+	// The rename is durable once the directory is: the edit is acknowledged after this.
+	d, err := os.Open(filepath.Dir(e.path))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // WriteDomains replaces the domains of the config file at path: EditDomains, then Commit.
