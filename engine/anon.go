@@ -129,7 +129,7 @@ func (c *conn) anonLogin() {
 		c.authFailed(&sasl.Failure{Condition: "invalid-mechanism"})
 		return
 	}
-	key, now := "anon:"+c.ip(), time.Now()
+	key, now := "anon:"+addrKey(c.ip()), time.Now() // per /64 for IPv6, as SASL failures
 	if !cfg.trusted(c.ip()) {
 		if c.srv().throttle.blocked(key, cfg.RegisterLimit, now) {
 			c.authFailed(&sasl.Failure{Condition: "temporary-auth-failure", Text: "too many guest logins from this address; try again later"})

@@ -775,7 +775,7 @@ func (c *conn) onPreauth(st *xmlstream.Stanza, q xmlstream.Element) {
 		return
 	}
 	cfg := c.srv().config()
-	key, now := "register:"+c.ip(), time.Now()
+	key, now := "register:"+addrKey(c.ip()), time.Now() // per /64 for IPv6, as SASL failures
 	trusted := cfg.trusted(c.ip())
 	if !trusted && c.srv().throttle.blocked(key, cfg.RegisterLimit, now) {
 		e := stanza.New(stanza.ResourceConstraintCond)
@@ -947,7 +947,7 @@ func (c *conn) onRegister(st *xmlstream.Stanza, q xmlstream.Element) {
 	}
 	// Registrations have their own per-address budget; trusted networks (loopback by
 	// default) provision in bulk.
-	key := "register:" + c.ip()
+	key := "register:" + addrKey(c.ip()) // per /64 for IPv6, as SASL failures
 	if !cfg.trusted(c.ip()) {
 		if c.srv().throttle.blocked(key, cfg.RegisterLimit, time.Now()) {
 			e := stanza.New(stanza.ResourceConstraintCond)

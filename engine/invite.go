@@ -25,7 +25,7 @@ func (s *Server) pageAttempt(ip string) error {
 	if cfg.trusted(ip) {
 		return nil
 	}
-	key := "register:" + ip
+	key := "register:" + addrKey(ip) // per /64 for IPv6, as SASL failures
 	if s.throttle.blocked(key, cfg.RegisterLimit, now) {
 		return invites.ErrBudget
 	}

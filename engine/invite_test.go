@@ -2,6 +2,8 @@ package engine_test
 
 import (
 	"encoding/base64"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -174,4 +176,22 @@ func TestIntegrationReservedNames(t *testing.T) {
 		t.Fatalf("the administrator creating admin: %v", err)
 	}
 	srv.LoginPlain(t, "admin", "root pw", "x")
+}
+
+// TestPageBudgetPerIPv6Prefix: the registration budget (here spent by guessing reset
+// tokens on the pages) is per IPv6 /64, as SASL failures are: a host that owns the
+// prefix does not get a fresh budget with each of its addresses.
+func TestPageBudgetPerIPv6Prefix(t *testing.T) {
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true, RegisterLimit: 3})
+	for i := range 3 {
+		if _, err := srv.Engine.ResetPassword("no-such-token", "new password", fmt.Sprintf("2001:db8::%x", i+1)); errors.Is(err, invites.ErrBudget) {
+			t.Fatalf("attempt %d refused for the budget", i)
+		}
+	}
+	if _, err := srv.Engine.ResetPassword("no-such-token", "new password", "2001:db8::ff"); !errors.Is(err, invites.ErrBudget) {
+		t.Fatalf("a fourth address of the /64: %v", err)
+	}
+	if _, err := srv.Engine.ResetPassword("no-such-token", "new password", "2001:db8:0:1::1"); errors.Is(err, invites.ErrBudget) {
+		t.Fatal("another /64 shares the budget")
+	}
 }
