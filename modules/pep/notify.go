@@ -336,10 +336,7 @@ func (m *Mod) capsAnswer(c module.Context, pk *module.Packet) module.Verdict {
 	}
 	var features map[string]bool
 	if valid {
-		features = make(map[string]bool, len(info.features))
-		for _, f := range info.features {
-			features[f] = true
-		}
+		features = notifyFeatures(info.features)
 	}
 	verified := false
 	if valid {
@@ -534,4 +531,21 @@ func (m *Mod) sendLastFeatures(c module.Context, owner, full jid.JID, f map[stri
 			c.Route(pubsub.EventMessage(owner, full, pubsub.ItemsEvent(l.node, it)))
 		}
 	}
+}
+
+// maxNotifyFeatures bounds the NODE+notify features kept of one caps answer.
+const maxNotifyFeatures = 256
+
+// notifyFeatures is what is kept of a disco#info answer's features: only NODE+notify ones
+// are ever asked (XEP-0163 §4.3), and an answer may list thousands of made-up features
+// whose hash a client computed to match, each entry in a cache of maxCapsCache. Never
+// nil: nil means "not answered".
+func notifyFeatures(all []string) map[string]bool {
+	m := map[string]bool{}
+	for _, f := range all {
+		if strings.HasSuffix(f, "+notify") && len(m) < maxNotifyFeatures {
+			m[f] = true
+		}
+	}
+	return m
 }

@@ -183,3 +183,19 @@ func TestContactResourcesBounded(t *testing.T) {
 		t.Fatalf("left: %d owners, %d counts", len(m.mu.users), len(m.mu.perContact))
 	}
 }
+
+// TestNotifyFeaturesKept: of a caps answer only NODE+notify features are kept, at most
+// maxNotifyFeatures of them.
+func TestNotifyFeaturesKept(t *testing.T) {
+	all := []string{"http://jabber.org/protocol/disco#info", "urn:xmpp:avatar:metadata+notify", "jabber:iq:version"}
+	for i := range 2 * maxNotifyFeatures {
+		all = append(all, fmt.Sprintf("urn:example:%d+notify", i), fmt.Sprintf("urn:example:plain:%d", i))
+	}
+	m := notifyFeatures(all)
+	if len(m) != maxNotifyFeatures || !m["urn:xmpp:avatar:metadata+notify"] || m["jabber:iq:version"] {
+		t.Fatalf("%d kept; avatar %v, version %v", len(m), m["urn:xmpp:avatar:metadata+notify"], m["jabber:iq:version"])
+	}
+	if notifyFeatures(nil) == nil {
+		t.Fatal("an answer without features reads as no answer")
+	}
+}
