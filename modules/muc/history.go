@@ -22,41 +22,61 @@ type histEntry struct {
 }
 
 // history is a ring of the last messages of a room, in memory; its length is the room's
-// muc#maxhistoryfetch, bounded by [modules.muc] max_history.
+// muc#maxhistoryfetch, bounded by [modules.muc] max_history, and its size by
+// maxHistoryBytes.
 type history struct {
 	ring  []histEntry
 	start int // oldest entry
 	n     int
+	bytes int // of the entries' raw
 }
 
-// add appends e, dropping the oldest entry when the ring holds max.
+// maxHistoryBytes bounds a room's history: a count alone let 200 messages of the largest
+// stanza hold 50 MiB per room, and a join that asked for all of it overflowed the
+// joiner's outbound limit, so that nobody could join (XEP-0045 §7.2.14 lets the service
+// send less than asked).
+const maxHistoryBytes = 256 << 10
+
+// add appends e, dropping the oldest entries when the ring holds max, or more than
+// maxHistoryBytes with e (e itself stays).
 func (h *history) add(e histEntry, max int) {
 	if max <= 0 {
-		h.ring, h.start, h.n = nil, 0, 0
+		h.ring, h.start, h.n, h.bytes = nil, 0, 0, 0
 		return
 	}
 	if len(h.ring) != max {
 		h.resize(max)
 	}
-	if h.n < max {
-		h.ring[(h.start+h.n)%max] = e
-		h.n++
-		return
+	if h.n == max {
+		h.dropOldest()
 	}
-	h.ring[h.start] = e
-	h.start = (h.start + 1) % max
+	for h.n > 0 && h.bytes+len(e.raw) > maxHistoryBytes {
+		h.dropOldest()
+	}
+	h.ring[(h.start+h.n)%max] = e
+	h.n++
+	h.bytes += len(e.raw)
+}
+
+func (h *history) dropOldest() {
+	h.bytes -= len(h.ring[h.start].raw)
+	h.ring[h.start] = histEntry{}
+	h.start = (h.start + 1) % len(h.ring)
+	h.n--
 }
 
 // resize keeps the newest max entries in a ring of size max.
 func (h *history) resize(max int) {
 	if max <= 0 {
-		h.ring, h.start, h.n = nil, 0, 0
+		h.ring, h.start, h.n, h.bytes = nil, 0, 0, 0
 		return
 	}
 	keep := min(h.n, max)
 	nr := make([]histEntry, max)
+	h.bytes = 0
 	for i := 0; i < keep; i++ {
 		nr[i] = h.ring[(h.start+h.n-keep+i)%len(h.ring)]
+		h.bytes += len(nr[i].raw)
 	}
 	h.ring, h.start, h.n = nr, 0, keep
 }

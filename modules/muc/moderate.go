@@ -136,6 +136,7 @@ func (r *room) retractHistory(id string, edit func([]byte) []byte) bool {
 	if t == nil {
 		return false
 	}
+	r.hist.bytes += len(t) - len(h.raw)
 	h.raw, h.chars = t, utf8.RuneCount(t)
 	return true
 }

@@ -1,6 +1,7 @@
 package muc
 
 import (
+	"bytes"
 	"strings"
 	"testing"
 	"time"
@@ -162,6 +163,24 @@ func TestHistoryRing(t *testing.T) {
 	h.add(histEntry{raw: []byte("x")}, 0)
 	if h.n != 0 {
 		t.Fatalf("history length 0 keeps %d entries", h.n)
+	}
+
+	// Bytes: large messages push out the oldest before the count does; one larger than
+	// the bound alone stays, alone.
+	big := func(c byte, n int) histEntry { return histEntry{raw: bytes.Repeat([]byte{c}, n)} }
+	for _, c := range []byte("abcdef") {
+		h.add(big(c, maxHistoryBytes/4), 200)
+	}
+	if got := strings.Join(entries(&h), ""); h.n != 4 || h.bytes != maxHistoryBytes || got[0] != 'c' {
+		t.Fatalf("%d entries, %d bytes, oldest %q", h.n, h.bytes, got[:1])
+	}
+	h.add(big('g', maxHistoryBytes+1), 200)
+	if h.n != 1 || h.bytes != maxHistoryBytes+1 {
+		t.Fatalf("after an oversized one: %d entries, %d bytes", h.n, h.bytes)
+	}
+	h.add(big('h', 10), 200)
+	if h.n != 1 || h.bytes != 10 {
+		t.Fatalf("after a small one: %d entries, %d bytes", h.n, h.bytes)
 	}
 }
 
