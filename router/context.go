@@ -124,7 +124,7 @@ func (c *shardCtx) Reply(iq *module.Packet, payload []byte) {
 		b.Raw(payload)
 	}
 	b.End()
-	c.out = b.B
+	c.keepOut(b.B)
 	if !c.s.r.syncLazy() {
 		// What the client sent before this request may not be on disk: no result that
 		// says otherwise.
@@ -167,7 +167,7 @@ func (c *shardCtx) Error(p *module.Packet, e *stanza.Error) {
 	b.AttrBytes("to", p.From.AppendTo(c.s.tmp[:0]))
 	b.Raw(e.AppendXML(c.s.tmp[:0]))
 	b.End()
-	c.out = b.B
+	c.keepOut(b.B)
 	if p.Kind == module.KindIQ {
 		c.s.r.syncLazy()
 	}
@@ -266,7 +266,7 @@ func (c *shardCtx) pushRoster(user jid.JID, it store.RosterItem, remove bool, ve
 		b.Start("query").Attr("xmlns", "jabber:iq:roster").Attr("ver", strconv.FormatUint(ver, 10))
 		module.AppendRosterItem(&b, it, remove)
 		b.End().End()
-		c.out = b.B
+		c.keepOut(b.B)
 		se.Send(b.B)
 	}
 }
@@ -350,4 +350,18 @@ func (c *shardCtx) OnlineSessions(done func(module.Context, []module.OnlineSessi
 // CloseUser implements module.ServerSessions.
 func (c *shardCtx) CloseUser(j jid.JID, cond stanza.StreamCondition) {
 	c.s.r.CloseUser(j, cond)
+}
+
+// maxKeptOut bounds the reply buffer a shard keeps between answers: one large answer (a
+// page of big pubsub items) must not hold its size for the life of the process.
+const maxKeptOut = 64 << 10
+
+// keepOut keeps b, the answer just built, as the buffer of the next one, unless it grew
+// past maxKeptOut.
+func (c *shardCtx) keepOut(b []byte) {
+	if cap(b) > maxKeptOut {
+		c.out = nil
+		return
+	}
+	c.out = b
 }

@@ -453,6 +453,9 @@ func TestAttachToDeadStream(t *testing.T) {
 	b.C.Wait(t, "from='alice@example.org/phone'")
 	e.R.Detach(a.S, time.Hour)
 	b.Send("<message to='alice@example.org/phone' id='q1' type='chat'><body>queued</body></message>")
+	queued := make(chan bool)
+	e.R.Barrier(b.S, func(bool) { close(queued) }) // the message is in alice's queue
+	<-queued
 	dead := &routertest.Conn{}
 	dead.Refuse.Store(true)
 	done := make(chan error, 1)

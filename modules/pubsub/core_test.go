@@ -7,6 +7,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/vireo-im/vireo/modules/rsm"
 	"github.com/vireo-im/vireo/store"
 	"github.com/vireo-im/vireo/store/pebblestore"
 	"github.com/vireo-im/vireo/xmlstream"
@@ -300,5 +301,46 @@ func TestRoomForLists(t *testing.T) {
 	}
 	if Additions([]Entry{{"a@b", SubSubscribed}, {"c@d", SubNone}, {"e@f", AffOwner}}) != 2 {
 		t.Fatal("Additions")
+	}
+}
+
+// TestSelectBounded: an items answer holds at most maxItemsBytes of payloads (at least one
+// item), cut with a <set/>: the newest items without RSM, the start of the page when
+// paging forward; and the payloads of the page only are read.
+func TestSelectBounded(t *testing.T) {
+	n := openNodes(t)
+	const o, node = "alice@example.org", "urn:test"
+	cfg := DefaultConfig(pepPolicy)
+	cfg.MaxItems = 100
+	big := "<p xmlns='x'>" + strings.Repeat("y", maxItemsBytes/4) + "</p>"
+	for i := range 10 {
+		if err := n.Publish(o, node, cfg, i == 0, fmt.Sprint("i", i), []byte(big)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sum := func(its []Item, pg rsm.Page) (total int) {
+		for _, it := range its[pg.Lo:pg.Hi] {
+			total += len(it.Payload)
+		}
+		return total
+	}
+	its, pg, e, err := n.Select(o, Request{Node: node, RSM: rsm.None})
+	if err != nil || e != nil || !pg.Set || pg.Hi-pg.Lo != 3 || its[pg.Hi-1].ID != "i9" || sum(its, pg) > maxItemsBytes {
+		t.Fatalf("no RSM: page %+v, last %s, %d bytes, %v %v", pg, its[pg.Hi-1].ID, sum(its, pg), e, err)
+	}
+	if its[0].Payload != nil {
+		t.Fatal("a payload outside the page was read")
+	}
+	its, pg, _, _ = n.Select(o, Request{Node: node, RSM: rsm.Request{Max: 10, Index: -1, After: "i1", HasAfter: true}})
+	if pg.Hi-pg.Lo != 3 || its[pg.Lo].ID != "i2" || !pg.Set {
+		t.Fatalf("after i1: page %+v, first %s", pg, its[pg.Lo].ID)
+	}
+	huge := "<p xmlns='x'>" + strings.Repeat("z", maxItemsBytes) + "</p>"
+	if err := n.Publish(o, node, cfg, false, "huge", []byte(huge)); err != nil {
+		t.Fatal(err)
+	}
+	its, pg, _, _ = n.Select(o, Request{Node: node, RSM: rsm.None})
+	if pg.Hi-pg.Lo != 1 || its[pg.Lo].ID != "huge" || string(its[pg.Lo].Payload) != huge {
+		t.Fatalf("one item over the bound: page %+v", pg)
 	}
 }

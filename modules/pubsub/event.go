@@ -3,8 +3,10 @@ package pubsub
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 
 	"github.com/vireo-im/vireo/modules/rsm"
+	"github.com/vireo-im/vireo/store"
 	"github.com/vireo-im/vireo/xmlstream"
 	"github.com/vireo-im/vireo/xmlstream/jid"
 	"github.com/vireo-im/vireo/xmlstream/stanza"
@@ -109,7 +111,8 @@ const (
 // no longer in the node); err one of the store's.
 func (n Nodes) Select(owner string, r Request) (its []Item, pg rsm.Page, e *stanza.Error, err error) {
 	if len(r.IDs) == 0 {
-		if its, err = n.Items(owner, r.Node, r.MaxItems); err != nil {
+		// Ids and sizes first: the payloads of the page only are read.
+		if its, err = n.items(owner, r.Node, r.MaxItems, false); err != nil {
 			return nil, pg, nil, err
 		}
 		find := func(id string) int {
@@ -121,10 +124,22 @@ func (n Nodes) Select(owner string, r Request) (its []Item, pg rsm.Page, e *stan
 			return -1
 		}
 		if r.RSM == rsm.None {
-			return its, rsm.Page{Hi: len(its), Count: len(its)}, nil, nil
+			pg = rsm.Page{Hi: len(its), Count: len(its)}
+		} else if pg, e = rsm.CutOrdered(len(its), find, r.RSM, itemsPage, maxItemsPage); e != nil {
+			return nil, pg, e, nil
 		}
-		pg, e = rsm.CutOrdered(len(its), find, r.RSM, itemsPage, maxItemsPage)
-		return its, pg, e, nil
+		pg = capBytes(its, pg, r.RSM.HasAfter || !r.RSM.HasBefore && r.RSM != rsm.None)
+		prefix := itemsPrefix(owner, r.Node)
+		for i := pg.Lo; i < pg.Hi; i++ {
+			v, err := n.T.Get(seqKey(prefix, its[i].seq))
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return nil, pg, nil, err
+			}
+			if it, ok := decodeItem(seqKey(prefix, its[i].seq), v); ok {
+				its[i].Payload = it.Payload // else retracted meanwhile: an empty item
+			}
+		}
+		return its, pg, nil, nil
 	}
 	for _, id := range r.IDs {
 		it, ok, err := n.Item(owner, r.Node, id)
@@ -132,8 +147,39 @@ func (n Nodes) Select(owner string, r Request) (its []Item, pg rsm.Page, e *stan
 			return nil, pg, nil, err
 		}
 		if ok {
+			it.size = len(it.Payload)
 			its = append(its, it)
 		}
 	}
-	return its, rsm.Page{Hi: len(its), Count: len(its)}, nil, nil
+	return its, capBytes(its, rsm.Page{Hi: len(its), Count: len(its)}, true), nil, nil
+}
+
+// maxItemsBytes bounds the payloads of one items answer: a node may hold a thousand items
+// of the largest size, and an answer over the requester's outbound limit would end its
+// stream. Past it the answer is cut, whole items only and at least one, and says so
+// with a <set/> (XEP-0059 §2.1; XEP-0060 §6.5.7 lets a service return fewer items).
+const maxItemsBytes = 512 << 10
+
+// capBytes cuts pg to the items whose payloads fit maxItemsBytes: keeping the oldest of
+// the page when forward is set (a client paging forward goes on after the last),
+// otherwise the newest (the most recent items, or a page backwards, goes on before the
+// first).
+func capBytes(its []Item, pg rsm.Page, forward bool) rsm.Page {
+	total := 0
+	if forward {
+		for i := pg.Lo; i < pg.Hi; i++ {
+			if total += its[i].size; total > maxItemsBytes && i > pg.Lo {
+				pg.Hi, pg.Set = i, true
+				break
+			}
+		}
+		return pg
+	}
+	for i := pg.Hi - 1; i >= pg.Lo; i-- {
+		if total += its[i].size; total > maxItemsBytes && i < pg.Hi-1 {
+			pg.Lo, pg.Set = i+1, true
+			break
+		}
+	}
+	return pg
 }

@@ -52,6 +52,7 @@ type Item struct {
 	ID      string
 	Payload []byte
 	seq     uint64
+	size    int // of the payload, when it was not read (itemKeys)
 }
 
 func decodeItem(k, v []byte) (Item, bool) {
@@ -106,11 +107,20 @@ func (n Nodes) Count(owner string) (int, error) {
 
 // Items returns the node's items, oldest first: the newest max when max > 0.
 func (n Nodes) Items(owner, node string, max int) ([]Item, error) {
+	return n.items(owner, node, max, true)
+}
+
+// items is Items; without payloads, it keeps each one's size instead.
+func (n Nodes) items(owner, node string, max int, payloads bool) ([]Item, error) {
 	var out []Item
 	p := itemsPrefix(owner, node)
 	err := n.T.ScanRange(p, prefixEnd(p), max > 0, func(k, v []byte) bool {
-		if it, ok := decodeItem(k, v); ok {
-			out = append(out, it)
+		if payloads {
+			if it, ok := decodeItem(k, v); ok {
+				out = append(out, it)
+			}
+		} else if i := bytes.IndexByte(v, 0); i >= 0 && len(k) >= 8 {
+			out = append(out, Item{ID: string(v[:i]), seq: binary.BigEndian.Uint64(k[len(k)-8:]), size: len(v) - i - 1})
 		}
 		return max <= 0 || len(out) < max
 	})
