@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/vireo-im/vireo/modules/sid"
@@ -175,7 +176,15 @@ type resultSet struct {
 	src  source
 	list []sid.ID // nil: the rows of src
 	all  span
+	// cut is set when a scan for a full JID stopped at maxExamined rows of the bare
+	// contact: the index has the bare JID only, and a room's archive is all one contact.
+	cut bool
 }
+
+// maxExamined bounds the index rows one pass of a query for a full JID reads: one with a
+// resource that is rarely or never there would otherwise read the contact's whole
+// archive, for anyone who may query it (a public room's occupants, remote ones too).
+var maxExamined = 10 * CountLimit // a variable for the tests
 
 // each calls fn with the ids of the set within sp, ascending or descending, until fn
 // returns false.
@@ -210,7 +219,12 @@ func (r *resultSet) each(sp span, reverse bool, fn func(id sid.ID) bool) error {
 		hi = prefixEnd(r.src.prefix)
 	}
 	n := len(r.src.prefix)
+	examined := 0
 	return r.a.t.ScanRange(lo, hi, reverse, func(k, v []byte) bool {
+		if examined++; r.src.full && examined > maxExamined {
+			r.cut = true
+			return false
+		}
 		if len(k) != n+len(sid.ID{}) || r.src.full && string(v) != r.src.res {
 			return true
 		}
@@ -325,7 +339,12 @@ func (a archive) query(user string, q *Query, cutoff time.Time, maxPage int) (pa
 	if err != nil {
 		return page{}, nil, err
 	}
-	out := page{complete: len(got) <= max, count: -1, index: -1}
+	if rs.cut && len(got) == 0 {
+		e := stanza.New(stanza.ResourceConstraintCond)
+		e.Text = "no message with that resource among " + strconv.Itoa(maxExamined) + " messages with its bare JID searched; query the bare JID, or narrow by time"
+		return page{}, e, nil
+	}
+	out := page{complete: len(got) <= max && !rs.cut, count: -1, index: -1}
 	got = got[:min(len(got), max)]
 	if reverse {
 		for i, j := 0, len(got)-1; i < j; i, j = i+1, j-1 {
@@ -333,12 +352,15 @@ func (a archive) query(user string, q *Query, cutoff time.Time, maxPage int) (pa
 		}
 	}
 	out.ids = got
+	if rs.cut {
+		return out, nil, nil // no count or index: each pass would stop at the bound too
+	}
 
 	n := 0
 	if err := rs.each(span{}, false, func(sid.ID) bool { n++; return n <= CountLimit }); err != nil {
 		return page{}, nil, err
 	}
-	if n <= CountLimit {
+	if n <= CountLimit && !rs.cut {
 		out.count = n
 		if len(got) > 0 {
 			i := 0
@@ -346,6 +368,9 @@ func (a archive) query(user string, q *Query, cutoff time.Time, maxPage int) (pa
 				return page{}, nil, err
 			}
 			out.index = i
+			if rs.cut {
+				out.count, out.index = -1, -1
+			}
 		}
 	}
 	return out, nil, nil

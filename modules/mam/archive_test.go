@@ -13,6 +13,7 @@ import (
 	"github.com/vireo-im/vireo/store"
 	"github.com/vireo-im/vireo/store/pebblestore"
 	"github.com/vireo-im/vireo/xmlstream/jid"
+	"github.com/vireo-im/vireo/xmlstream/stanza"
 )
 
 // nextDay returns a day after every id made so far (ids never go back in time).
@@ -418,5 +419,31 @@ func TestSweepPerHost(t *testing.T) {
 	m.set.Store(module.NewHostSettings(&settings{}, map[string]*settings{"keep.example": {}}))
 	if m.expires() {
 		t.Fatal("nothing has a retention, yet the sweeper would run")
+	}
+}
+
+// TestArchiveFullJIDBounded: a query for a full JID reads at most maxExamined index rows
+// of the bare contact: what it found by then is a page that is not complete; nothing
+// found is resource-constraint.
+func TestArchiveFullJIDBounded(t *testing.T) {
+	defer func(n int) { maxExamined = n }(maxExamined)
+	maxExamined = 6
+	f := newFixture(t, 20) // carol@d/x: messages 1, 5, 9, 13, 17
+	q, _ := mustQuery(t, xform(field("with", "carol@d/x")))
+	pg, se, err := f.a.query(user, &q, time.Time{}, 10)
+	if err != nil || se != nil {
+		t.Fatal(err, se)
+	}
+	// The first 6 rows of carol@d hold 1, 3, 5, 7, 9, 11: three of hers.
+	if len(pg.ids) != 3 || f.index(pg.ids[2]) != "9" || pg.complete || pg.count != -1 {
+		t.Fatalf("page %d ids (last %s), complete %v, count %d", len(pg.ids), f.index(pg.ids[len(pg.ids)-1]), pg.complete, pg.count)
+	}
+	q, _ = mustQuery(t, xform(field("with", "carol@d/nobody")))
+	if _, se, _ := f.a.query(user, &q, time.Time{}, 10); se == nil || se.Condition != stanza.ResourceConstraintCond {
+		t.Fatalf("a resource never there: %v", se)
+	}
+	q, _ = mustQuery(t, xform(field("with", "carol@d")))
+	if pg, _, _ := f.a.query(user, &q, time.Time{}, 20); len(pg.ids) != 10 || !pg.complete || pg.count != 10 {
+		t.Fatalf("the bare JID: %d ids, complete %v, count %d", len(pg.ids), pg.complete, pg.count)
 	}
 }
