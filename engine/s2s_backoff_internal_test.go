@@ -31,3 +31,25 @@ func TestBackoffBounded(t *testing.T) {
 		t.Fatalf("%d entries", n)
 	}
 }
+
+// TestOutQueueBytes: what waits for one remote domain is bounded in bytes as well as in
+// stanzas; one stanza always fits an empty queue, and taking stanzas out makes room.
+func TestOutQueueBytes(t *testing.T) {
+	p := &outPeer{o: &s2sOut{}, q: make(chan []byte, s2sQueueMax)}
+	big := make([]byte, 256<<10)
+	n := 0
+	for p.enqueue(big) == enqueued {
+		n++
+	}
+	if n != s2sQueueBytes/len(big) {
+		t.Fatalf("%d stanzas of %d bytes queued, want %d", n, len(big), s2sQueueBytes/len(big))
+	}
+	p.dequeued(<-p.q)
+	if p.enqueue(big) != enqueued {
+		t.Fatal("no room after one was taken")
+	}
+	huge := &outPeer{o: &s2sOut{}, q: make(chan []byte, s2sQueueMax)}
+	if huge.enqueue(make([]byte, s2sQueueBytes+1)) != enqueued {
+		t.Fatal("a stanza over the bound refused by an empty queue")
+	}
+}

@@ -35,6 +35,10 @@ const (
 	// s2sQueueMax bounds the stanzas held for one remote domain while its stream is set up
 	// (or while its writer is behind); past it Route refuses with resource-constraint.
 	s2sQueueMax = 1024
+	// s2sQueueBytes bounds the bytes of those stanzas: a peer that reads just fast enough
+	// to stay within the write deadline would otherwise hold s2sQueueMax of the largest
+	// stanza, per pair of domains.
+	s2sQueueBytes = 4 << 20
 	// s2sSetupTimeout is the default S2S.SetupTimeout: a peer slower than this to dial,
 	// STARTTLS and dialback is unreachable for the stanzas queued meanwhile.
 	s2sSetupTimeout = 15 * time.Second
@@ -676,6 +680,7 @@ type outPeer struct {
 	o             *s2sOut
 	local, remote string
 	q             chan []byte
+	qBytes        atomic.Int64  // of the stanzas in q
 	done          chan struct{} // closed by stop
 	last          atomic.Int64  // unix nanoseconds of the last write or read, once up
 	mu            struct {
@@ -725,13 +730,23 @@ func (p *outPeer) enqueue(b []byte) enqueueResult {
 		go p.o.srv.rt.Bounce(b, stanza.New(stanza.RemoteServerNotFound))
 		return enqueued
 	}
+	if len(p.q) > 0 && p.qBytes.Load()+int64(len(b)) > s2sQueueBytes {
+		return enqueueFull
+	}
 	select {
 	case p.q <- b:
+		p.qBytes.Add(int64(len(b)))
 		p.o.unsent.Add(1)
 		return enqueued
 	default:
 		return enqueueFull
 	}
+}
+
+// dequeued counts b, just taken from p.q, out of p.qBytes.
+func (p *outPeer) dequeued(b []byte) []byte {
+	p.qBytes.Add(-int64(len(b)))
+	return b
 }
 
 // newPeer makes and starts the peer for key (local, remote). Called with o.mu held.
@@ -759,7 +774,7 @@ func (p *outPeer) handOver(first ...[]byte) {
 	p.mu.Unlock()
 	left := append([][]byte(nil), first...)
 	for len(p.q) > 0 {
-		left = append(left, <-p.q)
+		left = append(left, p.dequeued(<-p.q))
 	}
 	if len(left) == 0 {
 		return
@@ -884,6 +899,7 @@ func (p *outPeer) run() {
 	for {
 		select {
 		case b := <-p.q:
+			p.dequeued(b)
 			// What queued up behind b goes in the same write: one TLS record and one
 			// system call for a burst instead of one per stanza.
 			batch, out.B = batch[:0], out.B[:0]
@@ -895,6 +911,7 @@ func (p *outPeer) run() {
 			for len(out.B) < s2sCoalesce {
 				select {
 				case x := <-p.q:
+					p.dequeued(x)
 					if !p.tooBig(ps, x) {
 						batch = append(batch, x)
 						out.B = append(out.B, x...)
@@ -1172,7 +1189,7 @@ func (p *outPeer) fail(cond stanza.Condition, first ...[]byte) {
 	for {
 		select {
 		case b := <-p.q:
-			rt.Bounce(b, stanza.New(cond))
+			rt.Bounce(p.dequeued(b), stanza.New(cond))
 			o.unsent.Add(-1)
 		default:
 			return
