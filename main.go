@@ -154,7 +154,10 @@ wait:
 		select {
 		case v := <-sig:
 			if v == syscall.SIGHUP {
-				if err := s.Reload(); err != nil {
+				var lerr *engine.ListenerError
+				if err := s.Reload(); errors.As(err, &lerr) {
+					log.Error().Err(err).Msg("reload applied, but some listeners are not serving")
+				} else if err != nil {
 					log.Error().Err(err).Msg("reload failed; keeping the running configuration")
 				} else {
 					log.Info().Msg("configuration reloaded")
@@ -804,8 +807,10 @@ func (s *server) Reload() error {
 	prev := s.cfg.TLS
 	s.mu.Unlock()
 	var swap bool
-	if err := s.reload(&swap); err != nil || !swap {
-		return err
+	var lerr *engine.ListenerError
+	partial := s.reload(&swap)
+	if partial != nil && !errors.As(partial, &lerr) || !swap {
+		return partial
 	}
 	s.mu.Lock()
 	cfg := s.cfg
@@ -832,7 +837,7 @@ func (s *server) Reload() error {
 	} else {
 		s.log.Info().Msg("acme: off; the configured certificates serve")
 	}
-	return nil
+	return partial
 }
 
 // reload is Reload but for the ACME manager: it sets *swap when the manager must change.
@@ -939,7 +944,15 @@ func (s *server) reload(swap *bool) error {
 		}
 		s.ext = ext
 	}
-	if err := s.eng.Reload(s.engineConfig(next)); err != nil {
+	var partial error
+	var lerr *engine.ListenerError
+	if err := s.eng.Reload(s.engineConfig(next)); errors.As(err, &lerr) {
+		// The engine runs the new configuration, but a listener that takes an old one's
+		// port could not be opened once that one closed (an address this host does not
+		// have): the rest applies too, so that engine, router and modules agree, and the
+		// operator hears which listeners are down.
+		partial = err
+	} else if err != nil {
 		// A listener that could not be opened (a port in use) fails the reload as a
 		// whole: what was applied before the engine goes back as it was.
 		if extChanged {
@@ -969,7 +982,7 @@ func (s *server) reload(swap *bool) error {
 		// New hosts get their certificates now rather than at the next renewal check.
 		m.Kick()
 	}
-	return nil
+	return partial
 }
 
 // ensureHostCerts gives the virtual hosts that the configured certificate does not name

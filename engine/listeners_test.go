@@ -115,6 +115,21 @@ func TestIntegrationReloadListeners(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(string(body), "urn:xmpp:alt-connections:websocket") {
 		t.Fatalf("host-meta on the moved address: %d %s", resp.StatusCode, body)
 	}
+
+	// Moved to a name that does not resolve, on the same port: it can be tried
+	// only once the old one closed, so the rest of the reload is in force already. The
+	// error says so (ListenerError), and the new domain is served.
+	_, port, _ := net.SplitHostPort(extra.String())
+	cfg = srv.Engine.Config()
+	cfg.Domains = append(slices.Clone(cfg.Domains), "late.example")
+	cfg.Listeners = append(without(cfg.Listeners, "web-moved"), engine.Listener{Name: "c2s-nowhere", Addr: "no-such-host.invalid:" + port})
+	var lerr *engine.ListenerError
+	if err := reload(cfg); !errors.As(err, &lerr) {
+		t.Fatalf("a late listener that cannot bind: %v", err)
+	}
+	if got := srv.Engine.Config().Domains; !slices.Contains(got, "late.example") {
+		t.Fatalf("domains after a partial reload: %v", got)
+	}
 }
 
 // TestIntegrationReloadListenersShutdown: a session on a listener that a reload took

@@ -422,6 +422,14 @@ func (s *Server) apply(cfg *Config) error {
 // Streams for a domain no longer served that have not bound a session yet, and inbound
 // server-to-server streams for it, are closed with host-gone (RFC 6120 §4.9.3.6); the
 // router closes the bound ones (router.SetDomains).
+// ListenerError is Reload's error when the new configuration is in force but some of its
+// listeners could not be opened (a port in use, an address this host does not have):
+// those that could not are not serving, and the old ones they replace are closed.
+type ListenerError struct{ Err error }
+
+func (e *ListenerError) Error() string { return "listeners not opened: " + e.Err.Error() }
+func (e *ListenerError) Unwrap() error { return e.Err }
+
 func (s *Server) Reload(cfg Config) error {
 	if len(cfg.Domains) == 0 {
 		return errors.New("engine: no domains")
@@ -456,7 +464,10 @@ func (s *Server) Reload(cfg Config) error {
 			s.closeHost(was.index[h])
 		}
 	}
-	return lerr
+	if lerr != nil {
+		return &ListenerError{Err: lerr}
+	}
+	return nil
 }
 
 // ReloadEdge is an edge's Reload: certificates, limits and listeners (added ones open,
@@ -472,6 +483,9 @@ func (s *Server) ReloadEdge(cfg Config) error {
 	}
 	cfg.defaults()
 	late, err := s.swap(&cfg)
+	if err == nil && late != nil {
+		return &ListenerError{Err: late}
+	}
 	return errors.Join(err, late)
 }
 
