@@ -36,7 +36,10 @@ func (s *Server) manager() AccountManager {
 // login created, that nobody gave keys of its own since.
 func keptBySite(acct store.Account) bool { return acct.External && store.NoKeys(acct.Creds) }
 
-var _ module.Accounts = (*Server)(nil)
+var (
+	_ module.Accounts     = (*Server)(nil)
+	_ module.SiteAccounts = (*Server)(nil)
+)
 
 // SetPassword implements module.Accounts: a local account gets new SCRAM keys (its FAST
 // tokens die with the old ones, fast.Fingerprint); an account the site keeps is changed by

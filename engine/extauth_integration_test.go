@@ -14,6 +14,7 @@ import (
 	"github.com/vireo-im/vireo/engine/admin"
 	"github.com/vireo-im/vireo/engine/extauth"
 	"github.com/vireo-im/vireo/engine/vireotest"
+	"github.com/vireo-im/vireo/modules/adhoc"
 	"github.com/vireo-im/vireo/store"
 )
 
@@ -184,7 +185,13 @@ func TestIntegrationExternalAuth(t *testing.T) {
 func TestIntegrationExternalManage(t *testing.T) {
 	needPython(t, "aioxmpp", "python3-aioxmpp")
 	prog, users := startAuthScript(t, t.TempDir(), "ann@localhost:site pw\nlee@localhost:locked\n")
-	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true, External: prog, ExternalManage: true, Registration: true})
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true, External: prog, ExternalManage: true, Registration: true,
+		ModuleConfig: func(id string, v any) error {
+			if c, ok := v.(*adhoc.Config); ok {
+				c.Admins = []string{"root@localhost"}
+			}
+			return nil
+		}})
 	file := func() string {
 		b, err := os.ReadFile(users)
 		if err != nil {
@@ -227,6 +234,21 @@ func TestIntegrationExternalManage(t *testing.T) {
 	}
 	if _, err := srv.Store.Accounts().Get("dan@localhost"); err == nil || strings.Contains(file(), "dan@") {
 		t.Fatalf("dan after vireoctl deluser: %v, %q", err, file())
+	}
+	// So does XEP-0133.
+	srv.AddUser(t, "root", "root pw")
+	root := srv.LoginPlain(t, "root", "root pw", "desk")
+	if got := register("eve"); !strings.Contains(got, "type='result'") {
+		t.Fatalf("registering eve: %q", got)
+	}
+	mustContain(t, adhocRun(t, root, "change-user-password", "accountjid", "eve@localhost", "password", "set by root"),
+		"password of eve@localhost changed")
+	if acct, _ := srv.Store.Accounts().Get("eve@localhost"); !strings.Contains(file(), "eve@localhost:set by root\n") || !store.NoKeys(acct.Creds) {
+		t.Fatalf("the site's users after XEP-0133 change-user-password: %q; keys here: %v", file(), !store.NoKeys(acct.Creds))
+	}
+	mustContain(t, adhocRun(t, root, "delete-user", "accountjids", "eve@localhost"), "deleted eve@localhost")
+	if _, err := srv.Store.Accounts().Get("eve@localhost"); err == nil || strings.Contains(file(), "eve@") {
+		t.Fatalf("eve after XEP-0133 delete-user: %v, %q", err, file())
 	}
 	if got := register("noel"); !strings.Contains(got, "<not-allowed") {
 		t.Fatalf("a registration the site refuses: %q", got)

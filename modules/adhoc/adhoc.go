@@ -75,6 +75,9 @@ type Mod struct {
 	last   store.Table            // the last module's logout records (get-user-lastlogin)
 	motd   atomic.Pointer[string] // nil: no message of the day
 	ctl    module.Controller      // nil: reload and shutdown are not implemented
+	// accounts changes accounts the way the operator's other tools do: at the site for
+	// an account a site's program keeps (module.SiteAccounts).
+	accounts func() module.Accounts
 	// inviteRegister is Config.ContactInvitesRegister; webURL the registrar's WebURL, for
 	// the invitations' landing pages.
 	inviteRegister atomic.Pointer[module.HostSettings[bool]]
@@ -112,6 +115,7 @@ func (m *Mod) Provision(r module.Registrar) error {
 		m.byNode[commands[i].node()] = &commands[i]
 	}
 	m.ctl = r.Controller()
+	m.accounts = r.Accounts
 	m.webURL = r.WebURL
 	m.t = r.Table("adhoc")
 	m.last = r.Table(last.Table)

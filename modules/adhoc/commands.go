@@ -273,9 +273,13 @@ func checkPassword(p string) string {
 // derive hashes password on the worker pool, then runs write (also on the pool: a
 // durable store write) and answers on the requester's shard (module contract: no hashing
 // on a shard).
-func derive(c module.Context, k *call, password string, write func([3]store.Credentials) error, ok func(c module.Context, err error)) {
+func derive(c module.Context, k *call, password string, site func() (bool, error), write func([3]store.Credentials) error, ok func(c module.Context, err error)) {
 	var err error
 	if !c.Async(func() {
+		var handled bool
+		if handled, err = site(); handled || err != nil {
+			return // changed, or refused, by the site that keeps the account
+		}
 		var keys [3]store.Credentials
 		if keys, err = creds.DeriveAll(password, creds.DefaultIter); err == nil {
 			err = write(keys)
@@ -321,13 +325,21 @@ func setPassword(c module.Context, k *call, create bool) {
 		return
 	}
 	st := c.Store()
-	derive(c, k, pw, func(keys [3]store.Credentials) error {
+	site, _ := k.m.accounts().(module.SiteAccounts)
+	derive(c, k, pw, func() (bool, error) {
+		if create || site == nil {
+			return false, nil
+		}
+		return site.SitePassword(user, pw)
+	}, func(keys [3]store.Credentials) error {
 		if create {
 			return st.Accounts().Create(store.Account{User: user, Creds: keys, Created: time.Now().UTC()})
 		}
 		return st.Accounts().SetCredentials(user, keys)
 	}, func(c module.Context, err error) {
 		switch {
+		case errors.Is(err, module.ErrManaged):
+			k.fail(c, "the site that keeps "+user+" refused the change")
 		case create && errors.Is(err, store.ErrExists):
 			k.fail(c, "account "+user+" already exists")
 		case !create && errors.Is(err, store.ErrNotFound):
@@ -350,22 +362,43 @@ func deleteUser(c module.Context, k *call) {
 		return
 	}
 	ss, _ := c.(module.ServerSessions)
-	var deleted []string
 	for _, j := range js {
 		if ss != nil {
 			ss.CloseUser(j, stanza.NotAuthorized)
 		}
-		if err := c.Store().Accounts().Delete(j.String()); err != nil {
-			k.m.log.Error().Err(err).Str("user", j.String()).Msg("adhoc: delete user")
-			notes = append(notes, Note{"error", "account " + j.String() + " could not be deleted"})
-			continue
+	}
+	// On the worker pool: a site's program may take its time to answer.
+	site, _ := k.m.accounts().(module.SiteAccounts)
+	st := c.Store()
+	var deleted []string
+	if !c.Async(func() {
+		for _, j := range js {
+			err := error(nil)
+			handled := false
+			if site != nil {
+				handled, err = site.SiteRemove(j.String())
+			}
+			if !handled && err == nil {
+				err = st.Accounts().Delete(j.String())
+			}
+			switch {
+			case errors.Is(err, module.ErrManaged):
+				notes = append(notes, Note{"error", "the site that keeps " + j.String() + " refused its removal"})
+			case err != nil:
+				k.m.log.Error().Err(err).Str("user", j.String()).Msg("adhoc: delete user")
+				notes = append(notes, Note{"error", "account " + j.String() + " could not be deleted"})
+			default:
+				deleted = append(deleted, j.String())
+			}
 		}
-		deleted = append(deleted, j.String())
+	}, func(c module.Context) {
+		if len(deleted) > 0 {
+			notes = append([]Note{{"info", "deleted " + strings.Join(deleted, ", ")}}, notes...)
+		}
+		k.done(c, notes, nil)
+	}) {
+		k.error(c, stanza.New(stanza.ResourceConstraintCond))
 	}
-	if len(deleted) > 0 {
-		notes = append([]Note{{"info", "deleted " + strings.Join(deleted, ", ")}}, notes...)
-	}
-	k.done(c, notes, nil)
 }
 
 // online runs f with the server's sessions, or answers feature-not-implemented when the

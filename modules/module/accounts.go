@@ -17,6 +17,15 @@ type Accounts interface {
 	Remove(user string) error
 }
 
+// SiteAccounts is implemented by Accounts whose accounts a site's program may keep: the
+// operator's tools (XEP-0133 among them) change such an account at the site when the site
+// takes changes (handled true), and otherwise change what is stored here, as for any
+// account. A refusal is ErrManaged. They may wait for the site's program.
+type SiteAccounts interface {
+	SitePassword(user, password string) (handled bool, err error)
+	SiteRemove(user string) (handled bool, err error)
+}
+
 // ErrManaged is Accounts' answer when the site that keeps an account's password does not
 // let the change happen; a client gets not-allowed.
 var ErrManaged = errors.New("module: the account's password is managed by the site that runs this server")
