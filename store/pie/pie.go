@@ -52,6 +52,7 @@ import (
 	"github.com/vireo-im/vireo/store"
 	"github.com/vireo-im/vireo/store/creds"
 	"github.com/vireo-im/vireo/xmlstream"
+	"github.com/vireo-im/vireo/xmlstream/jid"
 )
 
 // Namespaces.
@@ -512,7 +513,13 @@ func parseUser(d *xml.Decoder, doc []byte, ns, host string, se xml.StartElement)
 	if name == "" || strings.ContainsAny(name, "@/") {
 		return User{}, fmt.Errorf("pie: user name %q on host %s", name, host)
 	}
-	u := User{JID: name + "@" + host, Password: attr(se, "", "password")}
+	// Prepared as a login prepares it (RFC 7622): "Alice" is stored as alice, whom
+	// logins and vireoctl find; a name no JID can hold is refused.
+	j, err := jid.Parse(name + "@" + host)
+	if err != nil || j.Local() == "" || !j.IsBare() {
+		return User{}, fmt.Errorf("pie: user name %q on host %s is not a JID: %v", name, host, err)
+	}
+	u := User{JID: j.String(), Password: attr(se, "", "password")}
 	if c := attr(se, NSVireo, "created"); c != "" {
 		t, err := time.Parse(time.RFC3339Nano, c)
 		if err != nil {
@@ -640,6 +647,11 @@ func parseRoster(d *xml.Decoder, u *User) error {
 		if it.JID == "" {
 			return errors.New("roster item without jid")
 		}
+		rj, err := jid.Parse(it.JID)
+		if err != nil {
+			return fmt.Errorf("roster item %q: %w", it.JID, err)
+		}
+		it.JID = rj.String()
 		s := attr(t, "", "subscription")
 		var ok bool
 		if it.Sub, ok = store.ParseSubscription(s); !ok {

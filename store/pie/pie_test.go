@@ -417,3 +417,21 @@ func TestImportRefusesBadNames(t *testing.T) {
 		}
 	}
 }
+
+// TestParsePreparesJIDs: user names and roster JIDs are prepared as logins prepare them
+// (RFC 7622); a name no JID can hold is refused.
+func TestParsePreparesJIDs(t *testing.T) {
+	doc := `<server-data xmlns='urn:xmpp:pie:0'><host jid='Example.ORG'><user name='Alice' password='pw'>
+<query xmlns='jabber:iq:roster'><item jid='Bob@Example.ORG' subscription='both'/></query></user></host></server-data>`
+	users, err := Parse([]byte(doc))
+	if err != nil || len(users) != 1 {
+		t.Fatal(users, err)
+	}
+	if users[0].JID != "alice@example.org" || len(users[0].Roster) != 1 || users[0].Roster[0].JID != "bob@example.org" {
+		t.Fatalf("parsed %s with roster %+v", users[0].JID, users[0].Roster)
+	}
+	bad := strings.Replace(doc, "name='Alice'", "name='al ice'", 1)
+	if _, err := Parse([]byte(bad)); err == nil {
+		t.Fatal("a user name with a space was taken")
+	}
+}
