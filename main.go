@@ -867,6 +867,12 @@ func (s *server) reload(swap *bool) error {
 	if next.Runtime.EventLoops != s.cfg.Runtime.EventLoops {
 		s.log.Warn().Msg("runtime.event_loops changes need a restart")
 	}
+	if next.Admin.Socket != s.cfg.Admin.Socket {
+		// vireoctl reads the socket's path from the file: until a restart it finds no
+		// server there and works on the file alone.
+		s.log.Warn().Str("serving", s.cfg.Admin.Socket).Msg("[admin] socket changes need a restart; vireoctl finds this server at the old path until then")
+		next.Admin.Socket = s.cfg.Admin.Socket
+	}
 	// Modules that can change their settings while they run check them now, before
 	// anything changes, and apply them with the rest; the others wait for a restart.
 	var applies []func()
