@@ -53,3 +53,24 @@ func TestOutQueueBytes(t *testing.T) {
 		t.Fatal("a stanza over the bound refused by an empty queue")
 	}
 }
+
+// TestOpensPerUser: one account's stanzas open at most s2sOpensPerUser new outbound
+// streams per window; other accounts keep their own budget, and the window resets it.
+func TestOpensPerUser(t *testing.T) {
+	o := &s2sOut{}
+	now := time.Now()
+	for i := range s2sOpensPerUser {
+		if !o.openAllowedLocked("walker@example.org", now) {
+			t.Fatalf("open %d refused under the budget", i)
+		}
+	}
+	if o.openAllowedLocked("walker@example.org", now) {
+		t.Fatal("an open past the budget")
+	}
+	if !o.openAllowedLocked("other@example.org", now) {
+		t.Fatal("another account shares the budget")
+	}
+	if !o.openAllowedLocked("walker@example.org", now.Add(s2sOpensWindow)) {
+		t.Fatal("the budget did not come back with a new window")
+	}
+}

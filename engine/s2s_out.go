@@ -87,7 +87,50 @@ type s2sOut struct {
 		// (XEP-0288), by the domain pair (local, remote) they authenticated: Route sends
 		// over one when no outbound stream for the pair exists.
 		bidi map[[2]string]*conn
+		// opens counts, per local account, the outbound streams its stanzas made in the
+		// current s2sOpensWindow (userOpens): one account must not spend the server's
+		// budget of streams (outPeerLimit) on made-up domains.
+		opens map[string]userOpens
 	}
+}
+
+// Per-account budget of new outbound streams: a tenth of the server's (outPeerLimit by
+// default), far above what a roster's probes open at a login.
+const (
+	s2sOpensPerUser = 1000
+	s2sOpensWindow  = 10 * time.Minute
+	s2sOpensSweep   = 4096 // entries before the map is swept of old windows
+)
+
+// userOpens is one account's streams opened since start.
+type userOpens struct {
+	start time.Time
+	n     int
+}
+
+// openAllowedLocked counts a new stream for the account user (a bare JID) and reports
+// whether its budget allows one. Called with o.mu held.
+func (o *s2sOut) openAllowedLocked(user string, now time.Time) bool {
+	if o.mu.opens == nil {
+		o.mu.opens = map[string]userOpens{}
+	}
+	u := o.mu.opens[user]
+	if now.Sub(u.start) >= s2sOpensWindow {
+		if len(o.mu.opens) >= s2sOpensSweep {
+			for k, v := range o.mu.opens {
+				if now.Sub(v.start) >= s2sOpensWindow {
+					delete(o.mu.opens, k)
+				}
+			}
+		}
+		u = userOpens{start: now}
+	}
+	if u.n >= s2sOpensPerUser {
+		return false
+	}
+	u.n++
+	o.mu.opens[user] = u
+	return true
 }
 
 // retryState is one remote domain's reconnect back-off.
@@ -341,6 +384,14 @@ func (o *s2sOut) Route(from, to jid.JID, raw []byte) error {
 				o.mu.Unlock()
 				e := stanza.New(stanza.ResourceConstraintCond)
 				e.Text = "too many server-to-server streams; try again later"
+				return e
+			}
+			if from.Local() != "" && o.srv.isLocal(local) && !o.openAllowedLocked(from.Bare().String(), time.Now()) {
+				// Services (rooms, pubsub) reach many servers by design; an account
+				// that does is more likely walking made-up domains.
+				o.mu.Unlock()
+				e := stanza.New(stanza.ResourceConstraintCond)
+				e.Text = "you reached too many new servers lately; try again later"
 				return e
 			}
 			p = o.newPeer(key)
