@@ -483,6 +483,14 @@ func (r *RawConn) Expect(substr string) string {
 	return got
 }
 
+// Unread puts s back in front of what is still to be read: a helper that waited for one
+// answer hands back what came before it, for the test's next Expect.
+func (r *RawConn) Unread(s string) {
+	rest := append([]byte(s), r.buf.Bytes()...)
+	r.buf.Reset()
+	r.buf.Write(rest)
+}
+
 // ReadUntil is Expect without failing the test (for use from other goroutines).
 func (r *RawConn) ReadUntil(substr string, d time.Duration) (string, error) {
 	return r.readUntil(substr, d)
