@@ -565,12 +565,15 @@ func (s *Server) resumeFailed(w *resumeWait) {
 		if err != nil || next.closing.Load() {
 			return nil
 		}
+		next.enterLoop()
+		defer next.exitLoop()
 		defer next.recoverPanic()
 		if w.r != nil {
 			w.r.smFailed = smFailed("item-not-found")
 			w.r.resume = false
 			next.clear(fPaused)
 			next.sasl2Inline(w.r)
+			next.drainHeld() // what came while it waited (unless a bind paused it again)
 			return nil
 		}
 		next.write(smFailed("item-not-found"))
@@ -599,6 +602,11 @@ func (c *conn) findResumable(id string) (*smState, bool) {
 func (c *conn) takeOver(sm *smState, h uint32, r *sasl2Req) {
 	sm.mu.Lock()
 	old := sm.owner
+	if old == nil {
+		// Claimed here, under the lock that saw it free: two resumes of one detached
+		// session must not both go on to attach it.
+		sm.owner = c
+	}
 	if old != nil && old != c {
 		// The old connection still looks alive: close it, and resume when it has handed
 		// the session back (its onClose).
@@ -619,9 +627,19 @@ func (c *conn) takeOver(sm *smState, h uint32, r *sasl2Req) {
 // resume is part of, or nil.
 func (c *conn) finishResume(sm *smState, h uint32, r *sasl2Req) {
 	sm.mu.Lock()
+	if sm.owner != nil && sm.owner != c {
+		// A later resume claimed the session while this one waited for the old stream:
+		// the later one wins.
+		sm.mu.Unlock()
+		c.srv().resumeFailed(&resumeWait{c: c, h: h, r: r})
+		return
+	}
 	n := h - sm.acked // modulo 2^32, like h itself
 	if n > sm.hOut-sm.acked || sm.sess == nil {
 		sent := sm.hOut
+		if sm.owner == c {
+			sm.owner = nil // still detached: resumable with a right h
+		}
 		sm.mu.Unlock()
 		c.write(smFailed("undefined-condition"))
 		c.failWith(tooHigh(h, sent, "h is beyond what was sent"))
@@ -674,13 +692,22 @@ func (c *conn) attachResumed(sm *smState, sess *router.Session, hIn, n uint32, r
 	gc := c.gc
 	c.srv().rt.AttachSkip(sess, c, int(n), func(err error) {
 		gc.Wake(func(_ gnet.Conn, werr error) error {
-			if werr != nil {
-				return nil
+			if werr != nil || c.closing.Load() {
+				return nil // its onClose handed the session back (c.sess is not set)
 			}
 			c.enterLoop()
 			defer c.exitLoop()
 			defer c.recoverPanic()
 			if err != nil {
+				// The session ended meanwhile: nothing is left to resume, and the
+				// table forgets it now rather than at an expiry it no longer matches.
+				sm.mu.Lock()
+				if sm.owner == c {
+					sm.owner = nil
+				}
+				sm.mu.Unlock()
+				c.srv().sms.setWait(sm, nil)
+				c.srv().sms.remove(sm.key)
 				c.sm.Store(nil)
 				c.fail(stanza.UndefinedCondition, "the session ended while resuming")
 				return nil
@@ -747,7 +774,10 @@ func (c *conn) smClosed() bool {
 		if wait != nil {
 			next := wait.c
 			next.gc.Wake(func(_ gnet.Conn, err error) error {
-				if err == nil {
+				// gnet runs a callback for a connection closed meanwhile too: one whose
+				// onClose ran before it had the session must not take it now (nothing
+				// would hand it back). The session stays detached and resumable.
+				if err == nil && !next.closing.Load() {
 					defer next.recoverPanic()
 					next.clear(fPaused)
 					next.finishResume(sm, wait.h, wait.r)

@@ -317,3 +317,34 @@ func waitCond(t *testing.T, ok func() bool) {
 	}
 	t.Fatal("condition not met in 5 s")
 }
+
+// TestIntegrationSMTakeoverWaiterGone: a resume that waits for the old stream to close
+// (it still looked alive) and whose own connection drops meanwhile takes nothing: the
+// session stays detached, and the next resume gets it at once.
+func TestIntegrationSMTakeoverWaiterGone(t *testing.T) {
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true})
+	srv.AddUser(t, "alice", "secret")
+	srv.AddUser(t, "bob", "secret")
+	bob := srv.LoginPlain(t, "bob", "secret", "pc")
+	for round := range 5 {
+		a, id := loginSM(t, srv, "alice", fmt.Sprint("phone", round))
+		a.Send("<presence/>")
+		a.Expect("<presence")
+		bob.Send(fmt.Sprintf("<message to='alice@localhost/phone%d' type='chat' id='w%d'><body>kept</body></message>", round, round))
+		a.Expect(fmt.Sprintf("id='w%d'", round))
+
+		// The old stream is still up: the resume waits for it, and drops at once.
+		gone := srv.AuthPlain(t, "alice", "secret")
+		gone.Send("<resume xmlns='urn:xmpp:sm:3' previd='" + id + "' h='0'/>")
+		gone.Conn().Close()
+		a.ExpectClosed()
+
+		next := srv.AuthPlain(t, "alice", "secret")
+		next.Send("<resume xmlns='urn:xmpp:sm:3' previd='" + id + "' h='0'/>")
+		if got := next.Expect("id='w" + fmt.Sprint(round) + "'"); !strings.Contains(got, "<resumed") {
+			t.Fatalf("round %d: the next resume got %q", round, got)
+		}
+		next.Send("</stream:stream>")
+		next.ExpectClosed()
+	}
+}
