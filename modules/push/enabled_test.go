@@ -5,7 +5,9 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/vireo-im/vireo/modules/module"
 	"github.com/vireo-im/vireo/store/pebblestore"
+	"github.com/vireo-im/vireo/xmlstream/jid"
 )
 
 // TestEnabledForgotten: a user whose registrations are all gone leaves the enabled set at
@@ -33,5 +35,22 @@ func TestEnabledForgotten(t *testing.T) {
 	}
 	if regs, _ := m.registrations("kept@example.org"); len(regs) != 1 {
 		t.Errorf("the user with a registration lost it: %v", regs)
+	}
+}
+
+// TestRemovedForgotten: a removed account's entries go with it: it gets no stanza again,
+// so no scan or wake-up would forget them.
+func TestRemovedForgotten(t *testing.T) {
+	m := &Mod{}
+	m.enabled.Store("gone@example.org", struct{}{})
+	m.account.Store("gone@example.org", &account{count: 3})
+	gone, _ := jid.Parse("gone@example.org")
+	m.removed(module.Removal{User: gone,
+		CallOn: func(_ jid.JID, fn func(module.Context)) { fn(nil) }})
+	if _, ok := m.enabled.Load("gone@example.org"); ok {
+		t.Error("the removed account stays in the enabled set")
+	}
+	if _, ok := m.account.Load("gone@example.org"); ok {
+		t.Error("the removed account's notification state stays")
 	}
 }

@@ -191,6 +191,10 @@ func (m *Mod) Provision(r module.Registrar) error {
 	r.Hook(module.Outbound, module.KindMessage, module.OrderPush, m.sent)
 	r.OnAvailable(func(c module.Context, s module.Session) { m.awake(c, s.JID().Bare()) })
 	r.OnDetach(m.detached)
+	// A removed account gets no stanza again, so neither the next scan nor a wake-up
+	// would forget it: its registrations went with its rows, its entries go now (on its
+	// shard, where the account entry is used).
+	r.OnRemoved(m.removed)
 	// Members of members-only rooms named while away from the room (mention.go).
 	m.st = r.Store()
 	muc.SetNotifier(m.st, mentions{m})
@@ -403,4 +407,12 @@ func (m *Mod) registrations(user string) ([]registration, error) {
 		m.enabled.Delete(user)
 	}
 	return out, err
+}
+
+// removed forgets what is kept in memory of a removed account.
+func (m *Mod) removed(rm module.Removal) {
+	rm.CallOn(rm.User, func(module.Context) {
+		m.enabled.Delete(rm.User.String())
+		m.account.Delete(rm.User.String())
+	})
 }
