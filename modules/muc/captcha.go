@@ -165,6 +165,11 @@ func (r *room) captchaAnswer(c module.Context, p *module.Packet, q xmlstream.Ele
 	if r.captchaPassed == nil {
 		r.captchaPassed = map[string]bool{}
 	}
+	if len(r.captchaPassed) >= maxCaptchaPassed {
+		// Entries whose join was refused for another reason (nick taken, room full)
+		// are never taken: a bound, not a leak for a room loaded until the restart.
+		clear(r.captchaPassed)
+	}
 	r.captchaPassed[j.full.String()] = true
 	c.Route(j.raw)
 }
@@ -205,3 +210,7 @@ func presenceID(raw []byte) string {
 	v, _ := e.Attr("id")
 	return string(xmlstream.AppendUnescaped(nil, v))
 }
+
+// maxCaptchaPassed bounds a room's passed CAPTCHAs whose join has not come back yet: a
+// join is let in right after its answer, so more than this means entries left behind.
+const maxCaptchaPassed = 256
