@@ -64,7 +64,13 @@ func TestIntegrationMetrics(t *testing.T) {
 	a.Send(msgs.String())
 	a.Expect("id='m999'")
 
+	// A delivery is counted after its write is queued, so the last may be counted
+	// just after the client read it: scrape until it is.
 	code, ctype, body := scrape(t, srv.WebAddr(), "")
+	for deadline := time.Now().Add(5 * time.Second); metricValue(t, body, `vireo_stanzas_total{direction="out",kind="message"}`) < 1000 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		code, ctype, body = scrape(t, srv.WebAddr(), "")
+	}
 	if code != 200 {
 		t.Fatalf("status %d: %s", code, body)
 	}

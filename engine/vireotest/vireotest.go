@@ -11,6 +11,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
+	"errors"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -388,10 +389,17 @@ func (s *Server) AddUser(t testing.TB, local, password string) string {
 		t.Fatal(err)
 	}
 	user := local + "@" + s.domain
-	if err := s.Store.Accounts().Create(store.Account{User: user, Creds: keys, Created: time.Now()}); err != nil {
-		t.Fatal(err)
+	// A name removed just before is taken again once the removal's cleanup is done
+	// (store.ErrRemoving), as a client's registration would be.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		err := s.Store.Accounts().Create(store.Account{User: user, Creds: keys, Created: time.Now()})
+		if err == nil {
+			return user
+		}
+		if !errors.Is(err, store.ErrRemoving) || time.Now().After(deadline) {
+			t.Fatal(err)
+		}
 	}
-	return user
 }
 
 // Befriend makes the local users a and b each other's contacts, each subscribed to the
