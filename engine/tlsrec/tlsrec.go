@@ -355,6 +355,13 @@ func (c *Conn) carry(data []byte, want int) {
 	if len(data) == 0 {
 		return
 	}
+	if 2*len(data) < want {
+		// A trickle (a few bytes of a record that declares 16 KiB): hold what came, not
+		// what the header promises, or a peer sending six bytes per connection would
+		// make each hold a record's worth. It grows as the rest arrives.
+		c.partial = &bytebufferpool.ByteBuffer{B: append(make([]byte, 0, 2*len(data)+hdrLen), data...)}
+		return
+	}
 	c.partial = bytebufferpool.Get()
 	c.partial.B = append(slices.Grow(c.partial.B[:0], want), data...)
 }

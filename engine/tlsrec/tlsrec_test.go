@@ -454,3 +454,23 @@ func BenchmarkExpandLabel(b *testing.B) {
 		s.expandLabel(out[:], secret, "key")
 	}
 }
+
+// TestTrickleHoldsWhatCame: a record that comes a few bytes at a time is held in a buffer
+// the size of what came, not of the 16 KiB its header declares, and still opens whole.
+func TestTrickleHoldsWhatCame(t *testing.T) {
+	a, b, aw, _ := pair(t, TLS_CHACHA20_POLY1305_SHA256)
+	a.Write(bytes.Repeat([]byte("y"), 16000))
+	rec := aw.take()
+	var got strings.Builder
+	for i := 0; i < len(rec); i += 7 {
+		if err := b.Open(rec[i:min(i+7, len(rec))], func(p []byte) { got.Write(p) }); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 && (b.partial == nil || cap(b.partial.B) > 64) {
+			t.Fatalf("7 bytes of a record held in %d", cap(b.partial.B))
+		}
+	}
+	if got.Len() != 16000 {
+		t.Fatalf("opened %d bytes", got.Len())
+	}
+}
