@@ -63,10 +63,14 @@ func otherNames(cert *x509.Certificate) (xmppAddrs, srvIDs []string) {
 }
 
 // certNames reports whether cert, whose chain is verified, names domain (a prepared
-// domain) as a server: DNS-ID, SRV-ID or XmppAddr.
-func certNames(cert *x509.Certificate, domain string) bool {
+// domain) as a server: DNS-ID, SRV-ID or XmppAddr. dnsOnly takes DNS-IDs only: X.509 name
+// constraints, which Go checks, cover DNS-IDs and not the other two.
+func certNames(cert *x509.Certificate, domain string, dnsOnly bool) bool {
 	if cert.VerifyHostname(domain) == nil {
 		return true
+	}
+	if dnsOnly {
+		return false
 	}
 	xmppAddrs, srvIDs := otherNames(cert)
 	for _, a := range xmppAddrs {
@@ -98,9 +102,26 @@ func verifiedNames(certs []*x509.Certificate, domain string, roots *x509.CertPoo
 		inter.AddCert(ic)
 	}
 	// A server certificate may carry serverAuth only (RFC 6125 leaves client use open and
-	// public CAs are dropping clientAuth), so any extended key usage is accepted. The
-	// name is checked apart: Go's DNSName option knows DNS-IDs only.
-	_, err := certs[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter,
-		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
-	return err == nil && certNames(certs[0], domain)
+	// public CAs are dropping clientAuth), so either is accepted, but not a chain made for
+	// another purpose (e-mail, code signing). The name is checked apart: Go's DNSName
+	// option knows DNS-IDs only.
+	chains, err := certs[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter,
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}})
+	return err == nil && certNames(certs[0], domain, constrained(chains))
+}
+
+// constrained reports whether a certificate of the verified chains carries name
+// constraints: a CA limited to some names could otherwise name any domain in an XmppAddr
+// or SRV-ID, which the constraints do not reach.
+func constrained(chains [][]*x509.Certificate) bool {
+	for _, ch := range chains {
+		for _, c := range ch {
+			if c.PermittedDNSDomainsCritical || len(c.PermittedDNSDomains) > 0 || len(c.ExcludedDNSDomains) > 0 ||
+				len(c.PermittedIPRanges) > 0 || len(c.ExcludedIPRanges) > 0 || len(c.PermittedEmailAddresses) > 0 ||
+				len(c.ExcludedEmailAddresses) > 0 || len(c.PermittedURIDomains) > 0 || len(c.ExcludedURIDomains) > 0 {
+				return true
+			}
+		}
+	}
+	return false
 }

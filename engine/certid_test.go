@@ -32,10 +32,17 @@ func sanDNS(name string) asn1.RawValue {
 // issueSAN makes a CA and a leaf it signs whose subjectAltName holds names.
 func issueSAN(t *testing.T, names ...asn1.RawValue) (leaf *x509.Certificate, roots *x509.CertPool) {
 	t.Helper()
+	return issueWith(t, nil, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, names...)
+}
+
+// issueWith is issueSAN with a CA whose names are constrained to permitted DNS domains
+// (none: unconstrained) and a leaf with the extended key usages eku (nil: none).
+func issueWith(t *testing.T, permitted []string, eku []x509.ExtKeyUsage, names ...asn1.RawValue) (leaf *x509.Certificate, roots *x509.CertPool) {
+	t.Helper()
 	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign}
+		KeyUsage: x509.KeyUsageCertSign, PermittedDNSDomains: permitted}
 	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
 	if err != nil {
 		t.Fatal(err)
@@ -48,7 +55,7 @@ func issueSAN(t *testing.T, names ...asn1.RawValue) (leaf *x509.Certificate, roo
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "peer"},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), KeyUsage: x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:     []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		ExtKeyUsage:     eku,
 		ExtraExtensions: []pkix.Extension{{Id: oidSubjectAltName, Value: san}}}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
 	if err != nil {
@@ -110,6 +117,33 @@ func FuzzOtherNames(f *testing.F) {
 	f.Add([]byte{0x30, 0x03, 0xa0, 0x01, 0x00})
 	f.Fuzz(func(t *testing.T, v []byte) {
 		cert := &x509.Certificate{Extensions: []pkix.Extension{{Id: oidSubjectAltName, Value: v}}}
-		certNames(cert, "c.example")
+		certNames(cert, "c.example", false)
 	})
+}
+
+// TestPeerCertConstrained: XmppAddr and SRV-ID names, which X.509 name constraints do not
+// cover, count only from a chain without name constraints; and a certificate made for
+// another purpose only (e-mail) names no server.
+func TestPeerCertConstrained(t *testing.T) {
+	xmpp := func(d string) asn1.RawValue { return sanOtherName(t, oidXmppAddr, "utf8", d) }
+	leaf, roots := issueWith(t, []string{"corp.example"}, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		sanDNS("host.corp.example"), xmpp("victim.example"))
+	if !verifiedNames([]*x509.Certificate{leaf}, "host.corp.example", roots) {
+		t.Error("a constrained CA's DNS-ID within its constraint refused")
+	}
+	if verifiedNames([]*x509.Certificate{leaf}, "victim.example", roots) {
+		t.Error("a constrained CA's XmppAddr outside its constraint taken")
+	}
+	leaf, roots = issueWith(t, nil, []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection}, xmpp("c.example"))
+	if verifiedNames([]*x509.Certificate{leaf}, "c.example", roots) {
+		t.Error("an e-mail certificate named a server")
+	}
+	leaf, roots = issueWith(t, nil, nil, xmpp("c.example"))
+	if !verifiedNames([]*x509.Certificate{leaf}, "c.example", roots) {
+		t.Error("a certificate without extended key usages refused")
+	}
+	leaf, roots = issueWith(t, nil, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, xmpp("c.example"))
+	if !verifiedNames([]*x509.Certificate{leaf}, "c.example", roots) {
+		t.Error("a clientAuth-only certificate refused")
+	}
 }
