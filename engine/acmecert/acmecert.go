@@ -594,14 +594,35 @@ func writeCert(path string, der [][]byte, key *ecdsa.PrivateKey) error {
 // file or the new one.
 func writeFile(path string, b []byte) error {
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
 		return fmt.Errorf("acmecert: %w", err)
 	}
-	if err := os.Chmod(tmp, 0o600); err != nil {
-		return fmt.Errorf("acmecert: %w", err)
+	// Synced before the rename, and the directory after it: a power loss must not leave
+	// an empty account key, with which the next start fails.
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Chmod(0o600)
 	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
 		os.Remove(tmp)
+		return fmt.Errorf("acmecert: %w", err)
+	}
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return fmt.Errorf("acmecert: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
 		return fmt.Errorf("acmecert: %w", err)
 	}
 	return nil

@@ -648,3 +648,26 @@ func TestModuleConfigConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestEnsureCertCrashBetweenRenames: the key and certificate are written whole and
+// synced before they take their names, the key first; a crash between the two renames
+// leaves the certificate's temporary file, which the next start renames.
+func TestEnsureCertCrashBetweenRenames(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := filepath.Join(dir, "c.crt"), filepath.Join(dir, "c.key")
+	if _, err := EnsureCert(cert, key, []string{"a.org"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(cert, cert+".tmp"); err != nil { // as the crash leaves it
+		t.Fatal(err)
+	}
+	if created, err := EnsureCert(cert, key, []string{"a.org"}); err != nil || created {
+		t.Fatalf("after the crash: created %v, %v", created, err)
+	}
+	if _, err := tls.LoadX509KeyPair(cert, key); err != nil {
+		t.Fatalf("the pair after recovery: %v", err)
+	}
+	if fi, err := os.Stat(cert); err != nil || fi.Mode().Perm() != 0o644 {
+		t.Fatalf("certificate mode %v, %v", fi.Mode(), err)
+	}
+}

@@ -379,12 +379,7 @@ func (e *FileEdit) Commit() error {
 		return err
 	}
 	// The rename is durable once the directory is: the edit is acknowledged after this.
-	d, err := os.Open(filepath.Dir(e.path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return syncDir(filepath.Dir(e.path))
 }
 
 // WriteDomains replaces the domains of the config file at path: EditDomains, then Commit.

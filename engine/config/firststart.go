@@ -555,6 +555,16 @@ func WriteDefault(path, domain string, registration bool) error {
 func EnsureCert(certPath, keyPath string, domains []string) (bool, error) {
 	_, errC := os.Stat(certPath)
 	_, errK := os.Stat(keyPath)
+	if errC != nil && errK == nil {
+		// A crash between the two renames below left the certificate in its temporary
+		// file, complete (it was synced first): finish the job.
+		if _, err := os.Stat(certPath + ".tmp"); err == nil {
+			if err := os.Rename(certPath+".tmp", certPath); err != nil {
+				return false, err
+			}
+			return false, syncDir(filepath.Dir(certPath))
+		}
+	}
 	if errC == nil && errK == nil {
 		return false, nil
 	}
@@ -571,13 +581,55 @@ func EnsureCert(certPath, keyPath string, domains []string) (bool, error) {
 	if err := os.MkdirAll(filepath.Dir(keyPath), 0o750); err != nil {
 		return false, err
 	}
-	if err := os.WriteFile(keyPath, keyPEM, 0o600); err != nil {
+	// Both are written whole and synced before either takes its name, the key first: a
+	// crash leaves no half-written file, and at worst the key with the certificate still
+	// in its temporary file, which the next start renames.
+	if err := writeSynced(keyPath+".tmp", keyPEM, 0o600); err != nil {
 		return false, err
 	}
-	if err := os.WriteFile(certPath, certPEM, 0o644); err != nil {
+	if err := writeSynced(certPath+".tmp", certPEM, 0o644); err != nil {
+		os.Remove(keyPath + ".tmp")
 		return false, err
 	}
-	return true, nil
+	if err := os.Rename(keyPath+".tmp", keyPath); err != nil {
+		return false, err
+	}
+	if err := os.Rename(certPath+".tmp", certPath); err != nil {
+		return false, err
+	}
+	if err := syncDir(filepath.Dir(keyPath)); err != nil {
+		return false, err
+	}
+	return true, syncDir(filepath.Dir(certPath))
+}
+
+// writeSynced writes b to path with perm and syncs it.
+func writeSynced(path string, b []byte, perm os.FileMode) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		os.Remove(path)
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		os.Remove(path)
+		return err
+	}
+	return f.Close()
+}
+
+// syncDir makes the renames in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // SelfSigned returns PEM certificate and key for domains (and their wildcard subdomains,
