@@ -81,6 +81,12 @@ type S2S struct {
 	// Resolver looks up _xmpp-server._tcp SRV records and host addresses for domains not
 	// in Hosts; nil: net.DefaultResolver. Tests substitute a fake.
 	Resolver S2SResolver
+	// DNSLoopback lets DNS answers name loopback addresses, for tests whose fake
+	// resolver points at servers on this host. Without it such answers are skipped, as
+	// unspecified, link-local and multicast ones always are (dialback makes any peer
+	// name a domain, and its DNS would otherwise point us at our own host's services or
+	// a cloud's metadata address). Hosts entries are dialed as they are.
+	DNSLoopback bool
 }
 
 // S2SDomain is the federation policy for one remote domain.

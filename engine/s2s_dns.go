@@ -5,6 +5,7 @@ import (
 	"errors"
 	mrand "math/rand/v2"
 	"net"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -68,6 +69,7 @@ func s2sCandidates(ctx context.Context, cfg *S2S, remote string) ([]s2sTarget, e
 		r = net.DefaultResolver
 	}
 	var recs []srvRecord
+	var out []s2sTarget
 	refused := false // a service said "."
 	for _, svc := range []struct {
 		name      string
@@ -83,11 +85,20 @@ func s2sCandidates(ctx context.Context, cfg *S2S, remote string) ([]s2sTarget, e
 			refused = true
 			continue
 		}
-		for _, s := range srvs {
+		for _, s := range srvs[:min(len(srvs), maxSRVRecords)] {
 			recs = append(recs, srvRecord{SRV: s, directTLS: svc.directTLS})
 		}
 	}
-	var out []s2sTarget
+	addrs := func(ips []string, port int, directTLS bool) {
+		n := 0
+		for _, ip := range ips {
+			if n == maxTargetAddrs || !dialable(ip, cfg.DNSLoopback) {
+				continue
+			}
+			n++
+			out = append(out, s2sTarget{addr: net.JoinHostPort(ip, strconv.Itoa(port)), directTLS: directTLS})
+		}
+	}
 	switch {
 	case len(recs) > 0:
 		for _, s := range srvOrder(recs, mrand.IntN) {
@@ -96,24 +107,45 @@ func s2sCandidates(ctx context.Context, cfg *S2S, remote string) ([]s2sTarget, e
 			if err != nil {
 				continue // §3.2.1: try the next target
 			}
-			for _, ip := range ips {
-				out = append(out, s2sTarget{addr: net.JoinHostPort(ip, strconv.Itoa(int(s.Port))), directTLS: s.directTLS})
-			}
+			addrs(ips, int(s.Port), s.directTLS)
 		}
 	case refused:
 		return nil, errS2SNoService
 	default:
 		ips, err := r.LookupHost(ctx, remote)
 		if err == nil {
-			for _, ip := range ips {
-				out = append(out, s2sTarget{addr: net.JoinHostPort(ip, strconv.Itoa(s2sDefaultPort))})
-			}
+			addrs(ips, s2sDefaultPort, false)
 		}
 	}
 	if len(out) == 0 {
 		return nil, errS2SNoAddress
 	}
 	return out, nil
+}
+
+// Bounds on what one domain's DNS makes the server try: a domain any peer can name
+// (dialback) must not turn one stream into hundreds of dials.
+const (
+	maxSRVRecords  = 16 // per service
+	maxTargetAddrs = 8  // per target
+)
+
+// dialable reports whether ip, from a DNS answer, may be dialed as another server:
+// never the unspecified address, link-local (a cloud's metadata service lives there) or
+// multicast ones, and loopback only when loopback is set (tests).
+func dialable(ip string, loopback bool) bool {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return false
+	}
+	a = a.Unmap()
+	switch {
+	case a.IsUnspecified(), a.IsLinkLocalUnicast(), a.IsLinkLocalMulticast(), a.IsMulticast(), a.IsInterfaceLocalMulticast():
+		return false
+	case a.IsLoopback():
+		return loopback
+	}
+	return true
 }
 
 // srvOrder orders recs as RFC 2782 says a client tries them: ascending priority; within

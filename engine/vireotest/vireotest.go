@@ -230,7 +230,7 @@ func Start(t testing.TB, o Options) *Server {
 		Web:              o.Web,
 		S2S: engine.S2S{Secret: o.S2SSecret, SetupTimeout: o.S2SSetupTimeout, CAs: o.S2SCAs,
 			RequireValidCerts: o.S2SRequireValidCerts, IdleTimeout: o.S2SIdleTimeout,
-			BackoffMin: o.S2SBackoffMin, BackoffMax: o.S2SBackoffMax, Resolver: resolver, NoBidi: o.S2SNoBidi},
+			BackoffMin: o.S2SBackoffMin, BackoffMax: o.S2SBackoffMax, Resolver: resolver, DNSLoopback: true, NoBidi: o.S2SNoBidi},
 		Link:                link,
 		TLS:                 tlsCfg,
 		RequireTLS:          requireTLS,
