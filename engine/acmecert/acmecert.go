@@ -210,7 +210,13 @@ func New(o Options) (*Manager, error) {
 // Certificate returns the ACME certificate for name (lower case, no final dot; "" for a
 // client without SNI), or nil when there is none yet. It never blocks.
 func (m *Manager) Certificate(name string) *tls.Certificate {
-	return (*m.certs.Load())[name]
+	c := (*m.certs.Load())[name]
+	if c != nil && c.Leaf != nil && time.Now().After(c.Leaf.NotAfter) {
+		// Renewal failed until it ran out: the configured files serve instead of a
+		// certificate every peer refuses.
+		return nil
+	}
+	return c
 }
 
 // HTTPChallenge returns the key authorization for an HTTP-01 token of a pending order.

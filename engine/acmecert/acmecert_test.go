@@ -175,3 +175,21 @@ func TestACMEBackoff(t *testing.T) {
 		t.Errorf("removed host: Status = %+v", st)
 	}
 }
+
+// TestACMEExpiredNotServed: a stored certificate that ran out (its renewal kept failing)
+// is not served: the configured files are.
+func TestACMEExpiredNotServed(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "acme")
+	now := time.Now()
+	der, key := testCert(t, []string{"example.org"}, now.Add(-90*24*time.Hour), now.Add(-time.Hour))
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeCert(filepath.Join(dir, "example.org.pem"), der, key); err != nil {
+		t.Fatal(err)
+	}
+	m := testManager(t, dir, "http://127.0.0.1:1/directory", [][]string{{"example.org"}})
+	if c := m.Certificate("example.org"); c != nil {
+		t.Fatalf("an expired certificate served, until %v", c.Leaf.NotAfter)
+	}
+}
