@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"math/big"
@@ -176,20 +177,20 @@ func TestACMEBackoff(t *testing.T) {
 	}
 }
 
-// TestACMEExpiredNotServed: a stored certificate that ran out (its renewal kept failing)
-// is not served: the configured files are.
+// TestACMEExpiredNotServed: a certificate that ran out while installed (its renewal kept
+// failing) is not served any more: the configured files are.
 func TestACMEExpiredNotServed(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "acme")
+	m := testManager(t, filepath.Join(t.TempDir(), "acme"), "http://127.0.0.1:1/directory", [][]string{{"example.org"}})
 	now := time.Now()
 	der, key := testCert(t, []string{"example.org"}, now.Add(-90*24*time.Hour), now.Add(-time.Hour))
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	leaf, err := x509.ParseCertificate(der[0])
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := writeCert(filepath.Join(dir, "example.org.pem"), der, key); err != nil {
-		t.Fatal(err)
-	}
-	m := testManager(t, dir, "http://127.0.0.1:1/directory", [][]string{{"example.org"}})
-	if c := m.Certificate("example.org"); c != nil {
-		t.Fatalf("an expired certificate served, until %v", c.Leaf.NotAfter)
+	m.install(&tls.Certificate{Certificate: der, PrivateKey: key, Leaf: leaf}, true)
+	for _, name := range []string{"example.org", ""} {
+		if c := m.Certificate(name); c != nil {
+			t.Fatalf("%q: an expired certificate served, until %v", name, c.Leaf.NotAfter)
+		}
 	}
 }
