@@ -300,6 +300,7 @@ func (m *Manager) pass(ctx context.Context, now time.Time) time.Duration {
 	}
 	all := m.opts.Names()
 	m.forget(all)
+	m.prune(all)
 	for i, names := range all {
 		host := names[0]
 		t := clock()
@@ -342,6 +343,41 @@ func (m *Manager) pass(ctx context.Context, now time.Time) time.Duration {
 		soon(at)
 	}
 	return next
+}
+
+// prune drops the served names that no host has any more (a reload removed a host or a
+// service), so that the configured files serve them rather than a certificate nothing
+// renews, and makes the first host's certificate the one for clients without SNI.
+func (m *Manager) prune(all [][]string) {
+	want := map[string]bool{}
+	for _, names := range all {
+		for _, n := range names {
+			want[strings.ToLower(n)] = true
+		}
+	}
+	old := *m.certs.Load()
+	next := make(map[string]*tls.Certificate, len(old))
+	changed := false
+	for k, v := range old {
+		if k == "" {
+			continue
+		}
+		if want[k] {
+			next[k] = v
+		} else {
+			changed = true
+		}
+	}
+	var def *tls.Certificate
+	if len(all) > 0 && len(all[0]) > 0 {
+		def = next[strings.ToLower(all[0][0])]
+	}
+	if def != nil {
+		next[""] = def
+	}
+	if changed || def != old[""] {
+		m.certs.Store(&next)
+	}
 }
 
 // forget drops the status of hosts no longer in all (removed by a reload).

@@ -194,3 +194,28 @@ func TestACMEExpiredNotServed(t *testing.T) {
 		}
 	}
 }
+
+// TestACMEPrune: names a reload took away are no longer served from ACME (the files are),
+// and the certificate for clients without SNI follows the first host.
+func TestACMEPrune(t *testing.T) {
+	m := testManager(t, filepath.Join(t.TempDir(), "acme"), "http://127.0.0.1:1/directory", nil)
+	now := time.Now()
+	install := func(names ...string) {
+		der, key := testCert(t, names, now.Add(-time.Hour), now.Add(60*24*time.Hour))
+		leaf, err := x509.ParseCertificate(der[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.install(&tls.Certificate{Certificate: der, PrivateKey: key, Leaf: leaf}, names[0] == "a.org")
+	}
+	install("a.org", "conference.a.org")
+	install("b.org")
+	m.prune([][]string{{"a.org"}, {"b.org"}})
+	if m.Certificate("conference.a.org") != nil || m.Certificate("a.org") == nil || m.Certificate("") != m.Certificate("a.org") {
+		t.Fatal("after a.org lost its service")
+	}
+	m.prune([][]string{{"b.org"}})
+	if m.Certificate("a.org") != nil || m.Certificate("") != m.Certificate("b.org") || m.Certificate("b.org") == nil {
+		t.Fatal("after a.org went: its certificate still served, or the default not b.org's")
+	}
+}
