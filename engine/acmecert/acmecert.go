@@ -42,6 +42,8 @@ import (
 
 	"github.com/rs/zerolog"
 	"golang.org/x/crypto/acme"
+
+	"github.com/vireo-im/vireo/engine/durablefile"
 )
 
 // Tunables.
@@ -635,36 +637,8 @@ func writeCert(path string, der [][]byte, key *ecdsa.PrivateKey) error {
 // writeFile replaces path with b, mode 0600, through a rename so a crash leaves the old
 // file or the new one.
 func writeFile(path string, b []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("acmecert: %w", err)
-	}
-	// Synced before the rename, and the directory after it: a power loss must not leave
-	// an empty account key, with which the next start fails.
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Chmod(0o600)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("acmecert: %w", err)
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return fmt.Errorf("acmecert: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
+	// A power loss must not leave an empty account key, with which the next start fails.
+	if err := durablefile.WriteFile(path, b, 0o600); err != nil {
 		return fmt.Errorf("acmecert: %w", err)
 	}
 	return nil

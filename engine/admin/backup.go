@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vireo-im/vireo/engine/durablefile"
 	"github.com/vireo-im/vireo/store"
 )
 
@@ -129,7 +130,7 @@ func Backup(b Backend, dir string) (m *Manifest, err error) {
 	if err := writeFileSync(filepath.Join(dir, ManifestName), append(j, '\n')); err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
 	}
-	if err := syncDir(dir); err != nil {
+	if err := durablefile.SyncDir(dir); err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
 	}
 	return m, nil
@@ -223,7 +224,7 @@ func Restore(dataDir, from string) (m *Manifest, aside string, err error) {
 		}
 	}
 	for d := range dirs {
-		if err := syncDir(d); err != nil {
+		if err := durablefile.SyncDir(d); err != nil {
 			return nil, "", fmt.Errorf("restore: %w", err)
 		}
 	}
@@ -243,7 +244,7 @@ func Restore(dataDir, from string) (m *Manifest, aside string, err error) {
 		}
 		return nil, "", fmt.Errorf("restore: %w", err)
 	}
-	if err := syncDir(filepath.Dir(dataDir)); err != nil {
+	if err := durablefile.SyncDir(filepath.Dir(dataDir)); err != nil {
 		return m, aside, fmt.Errorf("restore: %w", err)
 	}
 	return m, aside, nil
@@ -319,18 +320,6 @@ func writeFileSync(p string, b []byte) error {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-func syncDir(p string) error {
-	d, err := os.Open(p)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
 		err = cerr
 	}
 	return err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/vireo-im/vireo/engine/durablefile"
 	"os"
 	"path/filepath"
 	"slices"
@@ -379,7 +380,7 @@ func (e *FileEdit) Commit() error {
 		return err
 	}
 	// The rename is durable once the directory is: the edit is acknowledged after this.
-	return syncDir(filepath.Dir(e.path))
+	return durablefile.SyncDir(filepath.Dir(e.path))
 }
 
 // WriteDomains replaces the domains of the config file at path: EditDomains, then Commit.

@@ -17,6 +17,7 @@ import (
 	"text/template"
 	"time"
 
+	"github.com/vireo-im/vireo/engine/durablefile"
 	"github.com/vireo-im/vireo/xmlstream/jid"
 )
 
@@ -562,7 +563,7 @@ func EnsureCert(certPath, keyPath string, domains []string) (bool, error) {
 			if err := os.Rename(certPath+".tmp", certPath); err != nil {
 				return false, err
 			}
-			return false, syncDir(filepath.Dir(certPath))
+			return false, durablefile.SyncDir(filepath.Dir(certPath))
 		}
 	}
 	if errC == nil && errK == nil {
@@ -584,10 +585,10 @@ func EnsureCert(certPath, keyPath string, domains []string) (bool, error) {
 	// Both are written whole and synced before either takes its name, the key first: a
 	// crash leaves no half-written file, and at worst the key with the certificate still
 	// in its temporary file, which the next start renames.
-	if err := writeSynced(keyPath+".tmp", keyPEM, 0o600); err != nil {
+	if err := durablefile.Write(keyPath+".tmp", keyPEM, 0o600); err != nil {
 		return false, err
 	}
-	if err := writeSynced(certPath+".tmp", certPEM, 0o644); err != nil {
+	if err := durablefile.Write(certPath+".tmp", certPEM, 0o644); err != nil {
 		os.Remove(keyPath + ".tmp")
 		return false, err
 	}
@@ -597,39 +598,10 @@ func EnsureCert(certPath, keyPath string, domains []string) (bool, error) {
 	if err := os.Rename(certPath+".tmp", certPath); err != nil {
 		return false, err
 	}
-	if err := syncDir(filepath.Dir(keyPath)); err != nil {
+	if err := durablefile.SyncDir(filepath.Dir(keyPath)); err != nil {
 		return false, err
 	}
-	return true, syncDir(filepath.Dir(certPath))
-}
-
-// writeSynced writes b to path with perm and syncs it.
-func writeSynced(path string, b []byte, perm os.FileMode) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		os.Remove(path)
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(path)
-		return err
-	}
-	return f.Close()
-}
-
-// syncDir makes the renames in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return true, durablefile.SyncDir(filepath.Dir(certPath))
 }
 
 // SelfSigned returns PEM certificate and key for domains (and their wildcard subdomains,
