@@ -709,8 +709,9 @@ func (s *shard) inbound(o *op) bool {
 	if len(s.extWait) > 0 {
 		// Behind the stanzas held for the external program's answer, even once the
 		// account exists (made before they are handed on): per sender, order holds.
-		if q, ok := s.extWait[to.Bare().String()]; ok && len(q) < ExternalWaitStanzas {
-			s.extWait[to.Bare().String()] = append(q, o)
+		key := to.Bare().String()
+		if q, ok := s.extWait[key]; ok && len(q) < ExternalWaitStanzas {
+			s.extWait[key] = append(q, o)
 			return true
 		}
 	}

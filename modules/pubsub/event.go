@@ -128,14 +128,16 @@ func (n Nodes) Select(owner string, r Request) (its []Item, pg rsm.Page, e *stan
 		} else if pg, e = rsm.CutOrdered(len(its), find, r.RSM, itemsPage, maxItemsPage); e != nil {
 			return nil, pg, e, nil
 		}
-		pg = capBytes(its, pg, r.RSM.HasAfter || !r.RSM.HasBefore && r.RSM != rsm.None)
+		forward := r.RSM.HasAfter || (r.RSM != rsm.None && !r.RSM.HasBefore) // else the newest, or backwards
+		pg = capBytes(its, pg, forward)
 		prefix := itemsPrefix(owner, r.Node)
 		for i := pg.Lo; i < pg.Hi; i++ {
-			v, err := n.T.Get(seqKey(prefix, its[i].seq))
+			k := seqKey(prefix, its[i].seq)
+			v, err := n.T.Get(k)
 			if err != nil && !errors.Is(err, store.ErrNotFound) {
 				return nil, pg, nil, err
 			}
-			if it, ok := decodeItem(seqKey(prefix, its[i].seq), v); ok {
+			if it, ok := decodeItem(k, v); ok {
 				its[i].Payload = it.Payload // else retracted meanwhile: an empty item
 			}
 		}
@@ -147,7 +149,6 @@ func (n Nodes) Select(owner string, r Request) (its []Item, pg rsm.Page, e *stan
 			return nil, pg, nil, err
 		}
 		if ok {
-			it.size = len(it.Payload)
 			its = append(its, it)
 		}
 	}

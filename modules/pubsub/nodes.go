@@ -52,16 +52,24 @@ type Item struct {
 	ID      string
 	Payload []byte
 	seq     uint64
-	size    int // of the payload, when it was not read (itemKeys)
+	size    int // of the payload (decodeItemKey reads only that)
 }
 
 func decodeItem(k, v []byte) (Item, bool) {
+	it, ok := decodeItemKey(k, v)
+	if ok {
+		it.Payload = append([]byte(nil), v[len(v)-it.size:]...)
+	}
+	return it, ok
+}
+
+// decodeItemKey is decodeItem without the payload: its size instead.
+func decodeItemKey(k, v []byte) (Item, bool) {
 	i := bytes.IndexByte(v, 0)
 	if i < 0 || len(k) < 8 {
 		return Item{}, false
 	}
-	return Item{ID: string(v[:i]), Payload: append([]byte(nil), v[i+1:]...),
-		seq: binary.BigEndian.Uint64(k[len(k)-8:])}, true
+	return Item{ID: string(v[:i]), seq: binary.BigEndian.Uint64(k[len(k)-8:]), size: len(v) - i - 1}, true
 }
 
 // Config returns a node's configuration; ok is false when the node does not exist.
@@ -115,12 +123,12 @@ func (n Nodes) items(owner, node string, max int, payloads bool) ([]Item, error)
 	var out []Item
 	p := itemsPrefix(owner, node)
 	err := n.T.ScanRange(p, prefixEnd(p), max > 0, func(k, v []byte) bool {
+		decode := decodeItemKey
 		if payloads {
-			if it, ok := decodeItem(k, v); ok {
-				out = append(out, it)
-			}
-		} else if i := bytes.IndexByte(v, 0); i >= 0 && len(k) >= 8 {
-			out = append(out, Item{ID: string(v[:i]), seq: binary.BigEndian.Uint64(k[len(k)-8:]), size: len(v) - i - 1})
+			decode = decodeItem
+		}
+		if it, ok := decode(k, v); ok {
+			out = append(out, it)
 		}
 		return max <= 0 || len(out) < max
 	})
