@@ -23,17 +23,18 @@ func WriteFile(path string, b []byte, perm os.FileMode) error {
 	return SyncDir(filepath.Dir(path))
 }
 
-// Write writes b to path, created or truncated, with perm (also when the file was there
-// with another mode), and syncs it; on error the file is removed. The caller renames it.
+// Write writes b to a new file at path with perm (less the umask), replacing one a crash
+// left there (whose mode may be another), and syncs it; on error the file is removed.
+// The caller renames it.
 func Write(path string, b []byte, perm os.FileMode) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
+	if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
 	if err != nil {
 		return err
 	}
 	_, err = f.Write(b)
-	if err == nil {
-		err = f.Chmod(perm)
-	}
 	if err == nil {
 		err = f.Sync()
 	}
