@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -415,4 +416,30 @@ func TestIntegrationAnonymousResume(t *testing.T) {
 	}
 	r3 := resume(forged)
 	mustHave(t, "a guest with a forged id", r3.Expect("</failed>"), "<item-not-found")
+}
+
+// TestIntegrationAnonymousResumeDropAtOnce: a guest whose resumed stream drops before the
+// attach completed keeps its account and session: the dropped stream detaches it again,
+// and the next resume takes it.
+func TestIntegrationAnonymousResumeDropAtOnce(t *testing.T) {
+	srv := vireotest.Start(t, vireotest.Options{Anonymous: true, ResumeTimeout: 30 * time.Second, RegisterLimit: 100})
+	g, guest := guestLogin(t, srv)
+	g.Send("<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
+	m := smEnabledID.FindStringSubmatch(g.Expect("<enabled") + g.Expect("/>"))
+	if m == nil {
+		t.Fatal("no resumption id")
+	}
+	g.Conn().Close()
+	for i := range 30 {
+		r := srv.DialTLS(t)
+		r.Send(srv.Header())
+		r.Expect("</stream:features>")
+		r.Send(anonAuth)
+		r.Expect("<success")
+		r.Send(srv.Header())
+		r.Expect("</stream:features>")
+		r.Send("<resume xmlns='urn:xmpp:sm:3' previd='" + m[1] + "' h='0'/>")
+		mustHave(t, fmt.Sprintf("resume %d of %s", i, guest), r.Expect("/>"), "<resumed")
+		r.Conn().Close() // before the attach has finished, often
+	}
 }

@@ -1058,9 +1058,11 @@ func (c *conn) onClose(err error) {
 			s.rt.Unbind(c.sess)
 		}
 		s.established.Add(-1)
-	} else if !c.bare.IsZero() && s.isGuest(c.bare) && !c.has(fBindWait) {
+	} else if !handed && !c.bare.IsZero() && s.isGuest(c.bare) && !c.has(fBindWait) {
 		// A guest who left before binding: no session will tell the router (anon.go).
-		// A bind in flight ends in Unbind, which does.
+		// A bind in flight ends in Unbind, which does. A resume that had not finished
+		// its attach handed the session back (smClosed): it lives on, and its account
+		// with it.
 		s.guestGone(c.bare)
 	}
 	if t := c.tls.Load(); t != nil {
