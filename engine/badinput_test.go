@@ -284,3 +284,40 @@ func TestIntegrationStrayStanzas(t *testing.T) {
 		t.Fatalf("the ninth stray stanza: %q, want the not-authorized stream error", got)
 	}
 }
+
+// TestIntegrationBadInputCleanClose: a client that keeps sending after its stream error
+// still reads the error and a clean end (FIN, not a reset). A socket closed with input
+// unread sends a reset, and a client's TCP stack may drop what it had received but not
+// yet read, so the server half-closes, reads and drops what comes, and closes when the
+// client does (RFC 6120 §4.4) or after a short wait.
+func TestIntegrationBadInputCleanClose(t *testing.T) {
+	srv := vireotest.Start(t, vireotest.Options{RequireTLS: no()})
+	for _, tc := range []struct{ name, send, want string }{
+		{"malformed", hdr + "</iq>", "<not-well-formed"},
+		{"oversized", hdr + "<message><body>" + strings.Repeat("x", 300<<10), "<policy-violation"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := srv.Dial(t)
+			r.Send(tc.send)
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				junk := []byte(strings.Repeat("<message><body>junk</body></message>", 30))
+				r.Conn().SetWriteDeadline(time.Now().Add(5 * time.Second))
+				for range 1000 { // ~1 MiB, more than one read takes
+					if _, err := r.Conn().Write(junk); err != nil {
+						return
+					}
+				}
+			}()
+			got, err := r.ReadUntil("\x00never\x00", 10*time.Second)
+			<-done
+			if err != io.EOF {
+				t.Fatalf("the server's end: %v, want EOF (a FIN); got %q", err, got)
+			}
+			if !strings.Contains(got, tc.want) || !strings.HasSuffix(got, "</stream:stream>") {
+				t.Fatalf("got %q, want %s and </stream:stream> last", got, tc.want)
+			}
+		})
+	}
+}

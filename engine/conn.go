@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
@@ -844,6 +845,9 @@ func flushOutbox(gc gnet.Conn, err error) error {
 	writePool.Put(buf)
 	switch {
 	case shut:
+		if err == nil && lingerClose(gc) {
+			return nil
+		}
 		return gc.Close()
 	case err == nil && gc.OutboundBuffered() > c.srv().config().MaxOutbound:
 		// The client does not read: drop it rather than buffer without end.
@@ -851,6 +855,29 @@ func flushOutbox(gc gnet.Conn, err error) error {
 		return gc.Close()
 	}
 	return nil
+}
+
+// lingerTime is how long a stream that ended waits for its client to close the socket.
+const lingerTime = 2 * time.Second
+
+// lingerClose ends the socket's write side once everything is written, so the client
+// reads our last bytes and a FIN. Closing at once would send a reset whenever input is
+// still unread (a client that pipelined past its stream error), and a client's TCP stack
+// may drop what it received but had not yet read when the reset comes. The loop goes on
+// reading and dropping input (the stream is closing) until the client closes too (RFC 6120
+// §4.4 waits for its end) or lingerTime has passed. It reports false when the socket must
+// close now: bytes are still buffered for a client that does not read, or the shutdown
+// failed.
+func lingerClose(gc gnet.Conn) bool {
+	if gc.OutboundBuffered() != 0 {
+		return false
+	}
+	if err := syscall.Shutdown(gc.Fd(), syscall.SHUT_WR); err != nil {
+		return false
+	}
+	// A Close of a connection that has closed since is a no-op in gnet.
+	time.AfterFunc(lingerTime, func() { gc.Close() })
+	return true
 }
 
 // asyncWriteTask is the write of a transport that is not a gnet connection: one task
