@@ -49,6 +49,13 @@ const (
 	pendingTTL = 2 * time.Minute
 	// greetingTimeout bounds the SOCKS5 exchange before a connection waits.
 	greetingTimeout = 10 * time.Second
+	// relayIdle ends an active stream that moved no byte either way for as long: a
+	// client that activated streams and left them open would otherwise hold slots of
+	// max_streams (and four sockets' worth of kernel memory) until a restart.
+	relayIdle = 10 * time.Minute
+	// relayChunk is what one splice round moves at most before the stream's progress is
+	// noted.
+	relayChunk = 256 << 10
 )
 
 func init() { module.Register(new(Mod)) }
@@ -127,6 +134,7 @@ type Mod struct {
 	ln   net.Listener
 	stop chan struct{}
 	wg   sync.WaitGroup // the accept loop, greetings and relays
+	idle time.Duration  // relayIdle, shorter in tests
 
 	mu struct {
 		sync.Mutex

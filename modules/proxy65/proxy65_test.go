@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -154,7 +155,7 @@ func TestCopyPaced(t *testing.T) {
 	}()
 	var out bytes.Buffer
 	start := time.Now()
-	if n, err := m.copyPaced(&pipeWriter{&out}, b, 32<<10); err != nil || n != int64(len(payload)) {
+	if n, err := m.copyPaced(&pipeWriter{&out}, b, 32<<10, nil); err != nil || n != int64(len(payload)) {
 		t.Fatalf("copied %d, %v", n, err)
 	}
 	if took := time.Since(start); took < 1400*time.Millisecond {
@@ -328,5 +329,52 @@ func TestHostSettings(t *testing.T) {
 	}
 	if corp.conf().MaxStreamsPerUser != 1 || other.conf().MaxStreamsPerUser != DefaultMaxStreamsPerUser {
 		t.Fatalf("streams per user: corp %d, other %d", corp.conf().MaxStreamsPerUser, other.conf().MaxStreamsPerUser)
+	}
+}
+
+// TestRelayIdle: an active stream on which nothing moves either way for the idle time is
+// closed (it held its slots until a restart), while a one-way transfer whose other
+// direction stays quiet for longer than that goes on.
+func TestRelayIdle(t *testing.T) {
+	for _, rate := range []int64{0, 1 << 20} {
+		m := &Mod{idle: 300 * time.Millisecond}
+		a, b, _ := relayPairOf(t, m)
+		if rate > 0 {
+			m.mu.Lock()
+			for s := range m.mu.active {
+				s.rate = rate
+			}
+			m.mu.Unlock()
+		}
+		// One way, a byte every 50 ms for three idle times: b never sends.
+		buf := make([]byte, 1)
+		for range 18 {
+			if _, err := a.Write([]byte("x")); err != nil {
+				t.Fatalf("rate %d: write during the one-way transfer: %v", rate, err)
+			}
+			b.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if _, err := io.ReadFull(b, buf); err != nil {
+				t.Fatalf("rate %d: the one-way transfer was cut: %v", rate, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		// Then silence: the stream ends, and its slot with it.
+		b.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := b.Read(buf); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("rate %d: an idle stream still open: %v", rate, err)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			m.mu.Lock()
+			n := len(m.mu.active)
+			m.mu.Unlock()
+			if n == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("rate %d: %d streams still counted after the idle close", rate, n)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
 	}
 }

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -48,6 +50,14 @@ type stream struct {
 	user string
 	rate int64 // bytes per second each way, 0 for no bound: max_rate when it was activated
 	once sync.Once
+	last atomic.Int64 // when a byte last moved either way, Unix nanoseconds
+}
+
+func (s *stream) touch() { s.last.Store(time.Now().UnixNano()) }
+
+// idleFor says whether no byte moved either way for d.
+func (s *stream) idleFor(d time.Duration) bool {
+	return time.Since(time.Unix(0, s.last.Load())) >= d
 }
 
 func (s *stream) close() {
@@ -293,6 +303,7 @@ func (m *Mod) activate(hashes [2]string, user string, cfg *Config) *stanza.Error
 		w.c.SetReadDeadline(aLongTimeAgo) // ends the watch
 	}
 	s := &stream{a: p.conns[0].c, b: p.conns[1].c, user: user, rate: cfg.MaxRate}
+	s.touch()
 	m.mu.active[s] = struct{}{}
 	m.mu.perUser[user]++
 	m.wg.Add(1)
@@ -338,34 +349,61 @@ func (m *Mod) relay(s *stream) {
 
 // pipe copies src to dst and returns how many bytes it moved. At src's end it passes the
 // half-close on (the receiver sees the end of the file while its own direction may go on);
-// on an error it ends the stream.
-func (m *Mod) pipe(s *stream, dst, src net.Conn) int64 {
-	var n int64
-	var err error
-	if rate := s.rate; rate > 0 {
-		n, err = m.copyPaced(dst, src, rate)
-	} else {
-		n, err = io.Copy(dst, src) // splice(2) between two TCP sockets on Linux
+// on an error, or when neither direction moved a byte for the idle time, it ends the
+// stream. Each direction wakes every quarter of the idle time to note its progress (a
+// splice in flight shows none until it returns), so a one-way transfer keeps its quiet
+// direction open: that side wakes, finds the other's progress, and reads on. A stream
+// counts as idle once the last progress noted is older than idle and a quarter: what a
+// direction moved is noted at most a quarter late.
+func (m *Mod) pipe(s *stream, dst, src *net.TCPConn) int64 {
+	idle := m.idle
+	if idle == 0 {
+		idle = relayIdle
 	}
-	if err != nil {
-		s.close()
-		return n
+	tick := idle / 4
+	var total int64
+	for {
+		src.SetReadDeadline(time.Now().Add(tick))
+		var n int64
+		var err error
+		var eof bool
+		if rate := s.rate; rate > 0 {
+			n, err = m.copyPaced(dst, src, rate, s)
+			eof = err == nil
+		} else {
+			// splice(2) between the two sockets, a chunk at a time so progress shows.
+			lr := &io.LimitedReader{R: src, N: relayChunk}
+			n, err = dst.ReadFrom(lr)
+			eof = err == nil && lr.N > 0
+		}
+		total += n
+		if n > 0 {
+			s.touch()
+		}
+		switch {
+		case eof:
+			dst.CloseWrite()
+			return total
+		case err == nil:
+		case errors.Is(err, os.ErrDeadlineExceeded) && (n > 0 || !s.idleFor(idle+tick)):
+		default:
+			s.close()
+			return total
+		}
 	}
-	if tc, ok := dst.(*net.TCPConn); ok {
-		tc.CloseWrite()
-	} else {
-		s.close()
-	}
-	return n
 }
 
-// copyPaced copies at most rate bytes per second; it returns the bytes copied.
-func (m *Mod) copyPaced(dst, src net.Conn, rate int64) (int64, error) {
+// copyPaced copies at most rate bytes per second; it returns the bytes copied, and a nil
+// error at src's end. Each read marks s's progress (s may be nil).
+func (m *Mod) copyPaced(dst, src net.Conn, rate int64, s *stream) (int64, error) {
 	buf := make([]byte, min(32<<10, max(rate/8, 512)))
 	start, sent := time.Now(), int64(0)
 	for {
 		n, rerr := src.Read(buf)
 		if n > 0 {
+			if s != nil {
+				s.touch()
+			}
 			if _, err := dst.Write(buf[:n]); err != nil {
 				return sent, err
 			}
