@@ -420,7 +420,13 @@ func (s *server) acmeNames() [][]string {
 	s.mu.Lock()
 	cfg := s.cfg
 	s.mu.Unlock()
-	return hostNames(cfg.Domains, append(s.rt.ServiceDomains(), componentDomains(cfg)...))
+	names := hostNames(cfg.Domains, append(s.rt.ServiceDomains(), componentDomains(cfg)...))
+	for _, group := range names {
+		for i, n := range group {
+			group[i] = jid.ToASCII(n) // what orders, certificates and SNI name
+		}
+	}
+	return names
 }
 
 // hostNames groups under each host the names in under that are its subdomains.
@@ -1495,7 +1501,7 @@ func (s *server) Certs() []admin.CertStatus {
 		leaf, file := s.certs.Served(d)
 		c := admin.NewCertStatus(d, file, leaf)
 		if m := s.acme.Load(); m != nil {
-			st := m.Status(d)
+			st := m.Status(jid.ToASCII(d))
 			c.ACME = true
 			c.LastAttempt, c.LastError, c.Failures, c.NextRenewal = st.LastAttempt, st.LastError, st.Failures, st.Next
 		}

@@ -66,7 +66,7 @@ func otherNames(cert *x509.Certificate) (xmppAddrs, srvIDs []string) {
 // domain) as a server: DNS-ID, SRV-ID or XmppAddr. dnsOnly takes DNS-IDs only: X.509 name
 // constraints, which Go checks, cover DNS-IDs and not the other two.
 func certNames(cert *x509.Certificate, domain string, dnsOnly bool) bool {
-	if cert.VerifyHostname(domain) == nil {
+	if cert.VerifyHostname(jid.ToASCII(domain)) == nil { // a dNSName holds A-labels
 		return true
 	}
 	if dnsOnly {

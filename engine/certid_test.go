@@ -92,6 +92,15 @@ func TestPeerCertIdentities(t *testing.T) {
 		{"srv-id direct tls", func(t *testing.T) asn1.RawValue { return sanOtherName(t, oidDNSSRV, "ia5", "_xmpps-server.c.example") }, "c.example", true},
 		{"srv-id for clients", func(t *testing.T) asn1.RawValue { return sanOtherName(t, oidDNSSRV, "ia5", "_xmpp-client.c.example") }, "c.example", false},
 		{"srv-id, other domain", func(t *testing.T) asn1.RawValue { return sanOtherName(t, oidDNSSRV, "ia5", "_xmpp-server.c.example") }, "d.example", false},
+		// An internationalized domain: A-labels in dNSName and SRVName (IA5), either form
+		// in an XmppAddr (UTF-8); the domain is compared prepared (U-labels).
+		{"dns-id, idn", func(*testing.T) asn1.RawValue { return sanDNS("xn--bcher-kva.example") }, "bücher.example", true},
+		{"dns-id wildcard, idn", func(*testing.T) asn1.RawValue { return sanDNS("*.xn--bcher-kva.example") }, "muc.bücher.example", true},
+		{"xmppaddr, idn", func(t *testing.T) asn1.RawValue { return sanOtherName(t, oidXmppAddr, "utf8", "bücher.example") }, "bücher.example", true},
+		{"srv-id, idn", func(t *testing.T) asn1.RawValue {
+			return sanOtherName(t, oidDNSSRV, "ia5", "_xmpp-server.xn--bcher-kva.example")
+		}, "bücher.example", true},
+		{"dns-id, other idn", func(*testing.T) asn1.RawValue { return sanDNS("xn--bcher-kva.example") }, "bucher.example", false},
 		{"other otherName", func(t *testing.T) asn1.RawValue {
 			return sanOtherName(t, asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 20, 2, 3}, "utf8", "c.example") // a UPN
 		}, "c.example", false},

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/vireo-im/vireo/xmlstream/jid"
 )
 
 // s2sDefaultPort is the port a domain without SRV records is dialed on (RFC 6120 §3.2.2).
@@ -68,6 +70,7 @@ func s2sCandidates(ctx context.Context, cfg *S2S, remote string) ([]s2sTarget, e
 	if r == nil {
 		r = net.DefaultResolver
 	}
+	name := jid.ToASCII(remote) // DNS asks for A-labels
 	var recs []srvRecord
 	var out []s2sTarget
 	refused := false // a service said "."
@@ -77,7 +80,7 @@ func s2sCandidates(ctx context.Context, cfg *S2S, remote string) ([]s2sTarget, e
 	}{{"xmpp-server", false}, {"xmpps-server", true}} {
 		// A failed lookup counts as no records: most domains have no _xmpps-server, and
 		// RFC 6120 §3.2.1 falls back rather than give up on a DNS error.
-		_, srvs, err := r.LookupSRV(ctx, svc.name, "tcp", remote)
+		_, srvs, err := r.LookupSRV(ctx, svc.name, "tcp", name)
 		if err != nil || len(srvs) == 0 {
 			continue
 		}
@@ -112,7 +115,7 @@ func s2sCandidates(ctx context.Context, cfg *S2S, remote string) ([]s2sTarget, e
 	case refused:
 		return nil, errS2SNoService
 	default:
-		ips, err := r.LookupHost(ctx, remote)
+		ips, err := r.LookupHost(ctx, name)
 		if err == nil {
 			addrs(ips, s2sDefaultPort, false)
 		}

@@ -60,15 +60,16 @@ func TestS2SCandidates(t *testing.T) {
 				{Target: "169.254.169.254.", Port: 80, Priority: 2}, {Target: "xmpp2.srv.example.", Port: 5269, Priority: 3}},
 		},
 		hosts: map[string][]string{
-			"xmpp1.srv.example":    {"192.0.2.1", "2001:db8::1"},
-			"xmpp2.srv.example":    {"192.0.2.2"},
-			"plain.example":        {"192.0.2.9"},
-			"listed.example":       {"192.0.2.99"},
-			"dotonly.example":      {"192.0.2.98"},
-			"local.inward.example": {"127.0.0.1", "::1", "0.0.0.0", "ff02::1"},
-			"169.254.169.254":      {"169.254.169.254"},
-			"many.example":         {"192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4", "192.0.2.5", "192.0.2.6", "192.0.2.7", "192.0.2.8", "192.0.2.9", "192.0.2.10"},
-			"loop.example":         {"127.0.0.1"},
+			"xmpp1.srv.example":     {"192.0.2.1", "2001:db8::1"},
+			"xmpp2.srv.example":     {"192.0.2.2"},
+			"plain.example":         {"192.0.2.9"},
+			"listed.example":        {"192.0.2.99"},
+			"dotonly.example":       {"192.0.2.98"},
+			"local.inward.example":  {"127.0.0.1", "::1", "0.0.0.0", "ff02::1"},
+			"169.254.169.254":       {"169.254.169.254"},
+			"many.example":          {"192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4", "192.0.2.5", "192.0.2.6", "192.0.2.7", "192.0.2.8", "192.0.2.9", "192.0.2.10"},
+			"loop.example":          {"127.0.0.1"},
+			"xn--bcher-kva.example": {"192.0.2.77"},
 		},
 	}
 	cfg := &S2S{Resolver: dns, Hosts: map[string]string{"listed.example": "127.0.0.1:5299", "tlslisted.example": "tls://127.0.0.1:5270"}}
@@ -106,6 +107,9 @@ func TestS2SCandidates(t *testing.T) {
 		{domain: "inward.example", want: []s2sTarget{starttls("192.0.2.2:5269")},
 			asked: append(srvQ("inward.example"), "local.inward.example", "169.254.169.254", "xmpp2.srv.example")},
 		{domain: "loop.example", err: errS2SNoAddress, asked: append(srvQ("loop.example"), "loop.example")},
+		// An internationalized domain is looked up by its A-labels.
+		{domain: "bücher.example", want: []s2sTarget{starttls("192.0.2.77:5269")},
+			asked: append(srvQ("xn--bcher-kva.example"), "xn--bcher-kva.example")},
 		// At most maxTargetAddrs addresses of one name.
 		{domain: "many.example", want: []s2sTarget{starttls("192.0.2.1:5269"), starttls("192.0.2.2:5269"), starttls("192.0.2.3:5269"),
 			starttls("192.0.2.4:5269"), starttls("192.0.2.5:5269"), starttls("192.0.2.6:5269"), starttls("192.0.2.7:5269"), starttls("192.0.2.8:5269")},

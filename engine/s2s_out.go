@@ -685,7 +685,7 @@ func (o *s2sOut) startTLS(ctx context.Context, ps *peerStream, local, remote str
 // xmpp-server (XEP-0368 §3). STARTTLS offers no ALPN, as before: a server that lists
 // other protocols only would refuse the handshake.
 func (o *s2sOut) handshake(ctx context.Context, nc net.Conn, local, remote string, direct bool) (*tls.Conn, error) {
-	cfg := &tls.Config{ServerName: remote, InsecureSkipVerify: true, MinVersion: tls.VersionTLS12,
+	cfg := &tls.Config{ServerName: jid.ToASCII(remote), InsecureSkipVerify: true, MinVersion: tls.VersionTLS12,
 		GetClientCertificate: o.clientCert(local)}
 	if direct {
 		cfg.NextProtos = []string{"xmpp-server"}

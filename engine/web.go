@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vireo-im/vireo/engine/metrics"
+	"github.com/vireo-im/vireo/xmlstream/jid"
 )
 
 // The web listener: one HTTP port (plain, and TLS with the c2s certificates) whose
@@ -175,7 +176,7 @@ func (c *conn) requestHost(r httpReq) string {
 	}
 	host := r.header["host"]
 	if host == "" || strings.ContainsAny(host, " /\"'<>") {
-		host = c.domainName()
+		host = jid.ToASCII(c.domainName()) // a URL's host, so A-labels
 	}
 	return host
 }

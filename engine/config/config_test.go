@@ -293,6 +293,43 @@ func TestCertsSNIAndReload(t *testing.T) {
 	}
 }
 
+// TestCertsIDN: an internationalized host's certificate names its A-labels (a dNSName is
+// IA5; the first start failed on it), covers the host whatever form names it (SNI carries
+// A-labels, the configuration U-labels), and needs no certificate of its own.
+func TestCertsIDN(t *testing.T) {
+	dir := t.TempDir()
+	c := Defaults("bücher.example")
+	c.path = filepath.Join(dir, "v.toml")
+	c.Domains = append(c.Domains, "plain.example")
+	if err := c.normalize(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := EnsureCert(c.TLS.Cert, c.TLS.Key, []string{"bücher.example"}); err != nil {
+		t.Fatal(err)
+	}
+	made, err := EnsureHostCerts(c)
+	if err != nil || !slices.Equal(made, []string{"plain.example"}) {
+		t.Fatalf("EnsureHostCerts made %v, %v; want plain.example's only", made, err)
+	}
+	cs, err := LoadCerts(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := cs.TLSConfig()
+	for _, name := range []string{"xn--bcher-kva.example", "XN--BCHER-KVA.example.", "conference.xn--bcher-kva.example"} {
+		crt, err := cfg.GetCertificate(&tls.ClientHelloInfo{ServerName: name})
+		if err != nil || crt == nil || crt.Leaf.VerifyHostname(name) != nil {
+			t.Fatalf("SNI %q: cert %v err %v", name, crt, err)
+		}
+	}
+	if leaf, _ := cs.Served("bücher.example"); leaf == nil || leaf.Subject.CommonName != "xn--bcher-kva.example" {
+		t.Fatalf("served for bücher.example: %v", leaf)
+	}
+	if leaf, _ := cs.Served("plain.example"); leaf == nil || leaf.VerifyHostname("plain.example") != nil {
+		t.Fatalf("served for plain.example: %v", leaf)
+	}
+}
+
 func TestACMEConfig(t *testing.T) {
 	dir := t.TempDir()
 	crt, _, err := SelfSigned([]string{"ca.example"}, time.Hour)

@@ -4,7 +4,8 @@ import (
 	"net"
 	"slices"
 	"strconv"
-	"strings"
+
+	"github.com/vireo-im/vireo/xmlstream/jid"
 )
 
 // DNSRecord is one record that clients or other servers look up to reach a domain this
@@ -38,7 +39,7 @@ func (r DNSRecord) String() string {
 // listeners, such as file upload, with why clients connect) included.
 func (c *Config) DNSRecords(target string, services []string, hosts map[string]string) []DNSRecord {
 	var out []DNSRecord
-	fqdn := func(s string) string { return strings.TrimSuffix(s, ".") + "." }
+	fqdn := func(s string) string { return jid.ToASCII(s) + "." } // a zone holds A-labels
 	addrs := map[string]string{}
 	srv := func(service, name string, listen []string, why string) {
 		port := firstPort(listen)
@@ -62,7 +63,7 @@ func (c *Config) DNSRecords(target string, services []string, hosts map[string]s
 			srv("xmpp-server", d, c.S2S.Listen, "other servers (RFC 6120)")
 			srv("xmpps-server", d, c.S2S.DirectTLSListen, "other servers, direct TLS (XEP-0368)")
 		}
-		addrs[d] = "web clients (XEP-0156 host-meta, https://" + d + ") and clients without SRV support"
+		addrs[d] = "web clients (XEP-0156 host-meta, https://" + jid.ToASCII(d) + ") and clients without SRV support"
 	}
 	for _, s := range services {
 		if !c.S2S.Enabled {

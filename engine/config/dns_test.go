@@ -51,3 +51,21 @@ func TestDNSRecords(t *testing.T) {
 		t.Errorf("a client SRV record without a STARTTLS listener:\n%s", got)
 	}
 }
+
+// TestDNSRecordsIDN: a zone holds A-labels, whatever form the configuration names the
+// host in.
+func TestDNSRecordsIDN(t *testing.T) {
+	c, err := Parse([]byte("domains = [\"bücher.example\"]\n"), "/x/v.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, r := range c.DNSRecords("", []string{"conference.bücher.example"}, nil) {
+		lines = append(lines, r.String())
+	}
+	got := strings.Join(lines, "\n")
+	if !strings.Contains(got, "_xmpp-client._tcp.xn--bcher-kva.example. 3600 IN SRV 5 0 5222 xn--bcher-kva.example.") ||
+		strings.Contains(got, "ü") {
+		t.Fatalf("records for an internationalized domain:\n%s", got)
+	}
+}

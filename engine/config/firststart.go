@@ -620,7 +620,7 @@ func SelfSigned(domains []string, valid time.Duration) (certPEM, keyPEM []byte, 
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: domains[0], Organization: []string{"Vireo self-signed"}},
+		Subject:               pkix.Name{CommonName: jid.ToASCII(domains[0]), Organization: []string{"Vireo self-signed"}},
 		NotBefore:             time.Now().Add(-time.Hour),
 		NotAfter:              time.Now().Add(valid),
 		KeyUsage:              x509.KeyUsageDigitalSignature,
@@ -632,6 +632,8 @@ func SelfSigned(domains []string, valid time.Duration) (certPEM, keyPEM []byte, 
 			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
 			continue
 		}
+		// A dNSName is IA5: an internationalized domain goes in as its A-labels.
+		d = jid.ToASCII(d)
 		tmpl.DNSNames = append(tmpl.DNSNames, d)
 		if d != "localhost" {
 			tmpl.DNSNames = append(tmpl.DNSNames, "*."+d)

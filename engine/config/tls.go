@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+
+	"github.com/vireo-im/vireo/xmlstream/jid"
 )
 
 // Certs serves certificates by SNI and can be reloaded while connections hold the
@@ -82,7 +84,7 @@ func (cs *Certs) Reload(c *Config) error {
 		set.byName[strings.ToLower(n)] = &pair
 	}
 	for _, d := range c.Domains {
-		if pair.Leaf.VerifyHostname(d) == nil {
+		if pair.Leaf.VerifyHostname(jid.ToASCII(d)) == nil {
 			continue
 		}
 		// A host the configured certificate does not name (one added at runtime) is
@@ -135,7 +137,7 @@ func EnsureHostCerts(c *Config) ([]string, error) {
 	}
 	var made []string
 	for _, d := range c.Domains {
-		if leaf.VerifyHostname(d) == nil {
+		if leaf.VerifyHostname(jid.ToASCII(d)) == nil {
 			continue
 		}
 		cert, key := c.HostCert(d)
@@ -150,9 +152,11 @@ func EnsureHostCerts(c *Config) ([]string, error) {
 	return made, nil
 }
 
-// pick is the certificate a handshake for name (lower case, no final dot) gets, and the
-// file it was read from: "" when the first source (SetFirst) supplied it.
+// pick is the certificate a handshake for name gets, and the file it was read from: ""
+// when the first source (SetFirst) supplied it. Certificates are found by their names'
+// ASCII form (jid.ASCIIDomain), which SNI carries; a virtual host's name maps to it.
 func (cs *Certs) pick(name string) (*tls.Certificate, string) {
+	name = jid.ToASCII(name)
 	if f := cs.first.Load(); f != nil {
 		if c := (*f)(name); c != nil {
 			return c, ""
@@ -174,7 +178,7 @@ func (cs *Certs) pick(name string) (*tls.Certificate, string) {
 // Served is the certificate a handshake for name gets now, as TLSConfig picks it, and
 // the file it was read from: "" when the first source (ACME) supplied it.
 func (cs *Certs) Served(name string) (leaf *x509.Certificate, file string) {
-	c, file := cs.pick(strings.ToLower(strings.TrimSuffix(name, ".")))
+	c, file := cs.pick(name)
 	return c.Leaf, file
 }
 
@@ -184,7 +188,7 @@ func (cs *Certs) TLSConfig() *tls.Config {
 	return &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		GetCertificate: func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
-			c, _ := cs.pick(strings.ToLower(strings.TrimSuffix(h.ServerName, ".")))
+			c, _ := cs.pick(h.ServerName)
 			return c, nil
 		},
 		// Survives the per-listener clones (engine, upload), which change NextProtos only.
@@ -196,7 +200,7 @@ func (cs *Certs) TLSConfig() *tls.Config {
 			if f == nil {
 				return nil, nil
 			}
-			c := (*f)(strings.ToLower(strings.TrimSuffix(h.ServerName, ".")))
+			c := (*f)(jid.ToASCII(h.ServerName))
 			if c == nil {
 				return nil, nil
 			}

@@ -33,6 +33,7 @@ import (
 	"github.com/vireo-im/vireo/store/creds"
 	"github.com/vireo-im/vireo/store/pebblestore"
 	"github.com/vireo-im/vireo/xmlstream"
+	"github.com/vireo-im/vireo/xmlstream/jid"
 )
 
 // Options tune the test server; the zero value is a sensible default.
@@ -378,7 +379,7 @@ func (s *Server) CertPool() *x509.CertPool { return s.pool }
 
 // ClientTLS returns a client config that trusts the server.
 func (s *Server) ClientTLS() *tls.Config {
-	return &tls.Config{RootCAs: s.pool, ServerName: s.domain, MinVersion: tls.VersionTLS12}
+	return &tls.Config{RootCAs: s.pool, ServerName: jid.ToASCII(s.domain), MinVersion: tls.VersionTLS12}
 }
 
 // AddUser creates local@domain with password (low iteration count: tests only).

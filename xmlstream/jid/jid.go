@@ -179,6 +179,41 @@ func PrepareDomain(s string) (string, error) {
 	return checkDomain(s, strings.ToLower(out))
 }
 
+// ASCIIDomain is the form of a prepared domainpart that DNS, TLS (SNI), X.509 dNSName
+// and ACME identifiers carry: its labels as IDNA A-labels (RFC 5890), lower case, with
+// no final dot. An ASCII name is returned lowercased as it is, so it also maps an SNI
+// name or a certificate's name to the form they are compared in. XMPP addresses keep the
+// U-labels PrepareDomain gives (RFC 7622 §3.2); this is only for the wire protocols
+// beneath them.
+func ASCIIDomain(s string) (string, error) {
+	s = strings.TrimSuffix(s, ".")
+	ascii := true
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			ascii = false
+			break
+		}
+	}
+	if ascii {
+		return lowerASCII(s), nil
+	}
+	out, err := idnaProfile.ToASCII(s)
+	if err != nil {
+		return "", malformed("domain %q has no ASCII form: %v", s, err)
+	}
+	return strings.ToLower(out), nil
+}
+
+// ToASCII is ASCIIDomain for a name that was prepared (PrepareDomain accepted
+// it, so it has an ASCII form); on an error it returns s as it is.
+func ToASCII(s string) string {
+	out, err := ASCIIDomain(s)
+	if err != nil {
+		return s
+	}
+	return out
+}
+
 // checkDomain applies RFC 7622's limits to out, the prepared form of s.
 func checkDomain(s, out string) (string, error) {
 	if len(out) > MaxPart || out == "" {

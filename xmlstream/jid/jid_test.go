@@ -164,3 +164,29 @@ func BenchmarkPrepare(b *testing.B) {
 		}
 	}
 }
+
+// TestASCIIDomain: the names DNS, SNI and certificates carry are A-labels, lower case,
+// without the final dot; ASCII names pass lowercased.
+func TestASCIIDomain(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"example.com", "example.com"},
+		{"Example.COM.", "example.com"},
+		{"bücher.example", "xn--bcher-kva.example"},
+		{"BÜCHER.example", "xn--bcher-kva.example"},
+		{"xn--bcher-kva.example", "xn--bcher-kva.example"},
+		{"conference.日本.example", "conference.xn--wgv71a.example"},
+		{"[::1]", "[::1]"},
+	} {
+		if got, err := ASCIIDomain(tc.in); err != nil || got != tc.want {
+			t.Errorf("ASCIIDomain(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+		}
+	}
+	// Round trip with PrepareDomain, which gives U-labels.
+	d, err := PrepareDomain("xn--bcher-kva.example")
+	if err != nil || ToASCII(d) != "xn--bcher-kva.example" {
+		t.Errorf("round trip: %q %v -> %q", d, err, ToASCII(d))
+	}
+	if _, err := ASCIIDomain("\u0300a.example"); err == nil {
+		t.Error("a label starting with a combining mark has an ASCII form")
+	}
+}
