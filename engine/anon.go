@@ -55,9 +55,11 @@ func (s *Server) isGuest(bare jid.JID) bool {
 	return ok
 }
 
-// guest returns a live guest's bound flag (set once its session is bound).
+// guest returns a live guest's bound flag (set once its session is bound). A guest
+// stays one after a reload took its host out of anonymous_domains: its account still
+// goes when its session ends.
 func (s *Server) guest(bare jid.JID) (*atomic.Bool, bool) {
-	if !s.config().anonymousHost(bare.Domain()) {
+	if bare.IsZero() || s.guestsN.Load() == 0 {
 		return nil, false
 	}
 	v, ok := s.guests.Load(bare.Bare().String())

@@ -443,3 +443,74 @@ func TestIntegrationAnonymousResumeDropAtOnce(t *testing.T) {
 		r.Conn().Close() // before the attach has finished, often
 	}
 }
+
+// TestIntegrationAnonymousResumeFails: a resume that takes a guest's account and then
+// fails (an h beyond what was sent; a stream that drops while the old one still holds
+// the session) leaves that account and its session alone: the next resume takes them.
+func TestIntegrationAnonymousResumeFails(t *testing.T) {
+	srv := vireotest.Start(t, vireotest.Options{Anonymous: true, ResumeTimeout: 30 * time.Second})
+	g, guest := guestLogin(t, srv)
+	g.Send("<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
+	m := smEnabledID.FindStringSubmatch(g.Expect("<enabled") + g.Expect("/>"))
+	if m == nil {
+		t.Fatal("no resumption id")
+	}
+	resume := func(h string) *vireotest.RawConn {
+		r := srv.DialTLS(t)
+		r.Send(srv.Header())
+		r.Expect("</stream:features>")
+		r.Send(anonAuth)
+		r.Expect("<success")
+		r.Send(srv.Header())
+		r.Expect("</stream:features>")
+		r.Send("<resume xmlns='urn:xmpp:sm:3' previd='" + m[1] + "' h='" + h + "'/>")
+		return r
+	}
+	// The old stream still looks alive: the resume waits for it, and drops first.
+	resume("0").Conn().Close()
+	g.ExpectClosed()
+	// An h beyond what was sent.
+	mustHave(t, "a resume with a bad h", resume("4000000").ExpectClosed(), "handled-count-too-high")
+	r := resume("0")
+	mustHave(t, "the resume after the failed ones", r.Expect("/>"), "<resumed")
+	if _, err := srv.Store.Accounts().Get(guest); err != nil {
+		t.Fatalf("the guest's account after failed resumes: %v", err)
+	}
+	r.Send("<iq type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>")
+	r.Expect("id='p'")
+}
+
+// TestIntegrationAnonymousHostClosedBeforeBind: a guest who authenticated before a reload
+// took its host out of anonymous_domains, and binds after it, is still a guest: its
+// account is not removed as one that never got a session, and goes when the session ends.
+func TestIntegrationAnonymousHostClosedBeforeBind(t *testing.T) {
+	defer engine.SetGuestBindWithin(time.Second)()
+	srv := vireotest.Start(t, vireotest.Options{Anonymous: true})
+	r := srv.DialTLS(t)
+	r.Send(srv.Header())
+	r.Expect("</stream:features>")
+	r.Send(anonAuth)
+	r.Expect("<success")
+	cfg := srv.Engine.Config()
+	cfg.AnonymousDomains = nil
+	if err := srv.Engine.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	r.Send(srv.Header())
+	r.Expect("</stream:features>")
+	r.Send("<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>")
+	bm := boundJID.FindStringSubmatch(r.Expect("</iq>"))
+	if bm == nil {
+		t.Fatal("no JID in the bind result")
+	}
+	guest := strings.SplitN(bm[1], "/", 2)[0]
+	time.Sleep(2 * time.Second) // past the bind deadline
+	if _, err := srv.Store.Accounts().Get(guest); err != nil {
+		t.Fatalf("the bound guest's account: %v", err)
+	}
+	r.Send("<iq type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>")
+	r.Expect("id='p'")
+	r.Send("</stream:stream>")
+	r.ExpectClosed()
+	waitGone(t, srv, guest)
+}

@@ -1043,6 +1043,11 @@ func (c *conn) endStream() {
 	c.closeAfterWrites()
 }
 
+// Opened implements router.Opener (to the second, rounded down).
+func (c *conn) Opened() time.Time {
+	return epoch.Add(time.Duration(c.opened.Load()) * time.Second)
+}
+
 func (c *conn) closeNow() {
 	c.closing.Store(true)
 	c.gc.Close()
@@ -1085,11 +1090,11 @@ func (c *conn) onClose(err error) {
 			s.rt.Unbind(c.sess)
 		}
 		s.established.Add(-1)
-	} else if !handed && !c.bare.IsZero() && s.isGuest(c.bare) && !c.has(fBindWait) {
+	} else if bound, guest := s.guest(c.bare); !handed && guest && !bound.Load() && !c.has(fBindWait) {
 		// A guest who left before binding: no session will tell the router (anon.go).
-		// A bind in flight ends in Unbind, which does. A resume that had not finished
-		// its attach handed the session back (smClosed): it lives on, and its account
-		// with it.
+		// A bind in flight ends in Unbind, which does. An account that had a session
+		// (this stream took it to resume one, and the resume failed or had not
+		// finished) goes when its last session ends, which the router tells.
 		s.guestGone(c.bare)
 	}
 	if t := c.tls.Load(); t != nil {
