@@ -268,3 +268,30 @@ func TestIntegrationAdhocRestartAnnounced(t *testing.T) {
 	}
 	mustContain(t, adhocRun(t, admin, "delete-welcome"), "type='error'", "<feature-not-implemented") // no form: at once
 }
+
+// TestIntegrationDisableBeforeBind: a stream that authenticated before its account was
+// disabled cannot bind after it (it would come back as the session the disabling ended);
+// one that authenticated before an operator merely ended the account's sessions still
+// binds, and so does a login after the account is enabled again.
+func TestIntegrationDisableBeforeBind(t *testing.T) {
+	srv := controlServer(t, nil)
+	admin := srv.LoginPlain(t, "admin", "admin pw", "desk")
+	bind := "<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>late</resource></bind></iq>"
+
+	kicked := srv.AuthPlain(t, "bob", "bob pw")
+	mustContain(t, adhocRun(t, admin, "end-user-session", "accountjids", "bob@localhost"), "ended the sessions of bob@localhost")
+	kicked.Send(bind)
+	mustContain(t, kicked.Expect("</iq>"), "<jid>bob@localhost/late</jid>")
+
+	early := srv.AuthPlain(t, "bob", "bob pw")
+	mustContain(t, adhocRun(t, admin, "disable-user", "accountjids", "bob@localhost"), "status='completed'", "disabled bob@localhost")
+	kicked.ExpectClosed()
+	early.Send(bind)
+	if got := early.ExpectClosed(); strings.Contains(got, "<jid>") || !strings.Contains(got, "<not-authorized") {
+		t.Fatalf("a bind after the account was disabled: %q", got)
+	}
+	mustContain(t, adhocRun(t, admin, "reenable-user", "accountjids", "bob@localhost"), "status='completed'")
+	r := srv.AuthPlain(t, "bob", "bob pw")
+	r.Send(bind)
+	mustContain(t, r.Expect("</iq>"), "<jid>bob@localhost/late</jid>")
+}

@@ -81,3 +81,34 @@ func TestIntegrationAccountRemovedContacts(t *testing.T) {
 	b.Send("<presence><status>here</status></presence>")
 	a2.Never("from='bob@localhost/pc'")
 }
+
+// TestIntegrationAccountRemovedResumable: an account removed (XEP-0077) from a stream with
+// resumption on ends its session at once: not detached and resumable, shown available
+// to contacts, and queueing their messages for a name that no longer exists.
+func TestIntegrationAccountRemovedResumable(t *testing.T) {
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true, ResumeTimeout: 60 * time.Second})
+	srv.AddUser(t, "alice", "alice pw")
+	srv.AddUser(t, "bob", "bob pw")
+	a := srv.LoginPlain(t, "alice", "alice pw", "pc")
+	b := srv.LoginPlain(t, "bob", "bob pw", "pc")
+	a.Send("<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
+	a.Expect("<enabled")
+	for _, c := range []*vireotest.RawConn{a, b} {
+		c.Send("<iq type='get' id='r'><query xmlns='jabber:iq:roster'/></iq><presence/>")
+		c.Expect("id='r'")
+	}
+	a.Send("<presence to='bob@localhost' type='subscribe'/>")
+	b.Expect("type='subscribe'")
+	b.Send("<presence to='alice@localhost' type='subscribed'/><presence to='alice@localhost' type='subscribe'/>")
+	a.Expect("type='subscribe'")
+	a.Send("<presence to='bob@localhost' type='subscribed'/>")
+	b.Expect("from='alice@localhost/pc'")
+
+	a.Send("<iq type='set' id='bye'><query xmlns='jabber:iq:register'><remove/></query></iq>")
+	a.ExpectClosed()
+	b.Expect("type='unavailable'") // within 5 s, not at the resumption timeout
+	b.Send("<message to='alice@localhost/pc' type='chat' id='m1'><body>still there?</body></message>")
+	if got := b.Expect("id='m1'"); !strings.Contains(got, "type='error'") {
+		t.Fatalf("a message to the removed account's resource: %q, want an error", got)
+	}
+}

@@ -56,6 +56,20 @@ type Conn interface {
 	Close(cond stanza.StreamCondition)
 }
 
+// Opener is implemented by a Conn that knows when its stream was opened. A bind of such
+// a stream is refused when its account's sessions were closed since (CloseUser: the
+// account was removed or disabled, or an operator ended its sessions): the stream had
+// authenticated, or was about to, before the close, and would otherwise come back as a
+// session the close was meant to end.
+type Opener interface {
+	Opened() time.Time
+}
+
+// closedKeep is how long a shard remembers that an account's sessions were closed, for
+// Opener: longer than a stream may wait between its opening and its bind (the pre-auth
+// timeout).
+const closedKeep = 10 * time.Minute
+
 // NearSender is implemented by a Conn that takes a stanza more cheaply from the event
 // loop running another Conn's code: the router routing in place a message that near's
 // client sent (Submit). SendNear is Send otherwise.
@@ -392,6 +406,9 @@ func (r *Router) TryBind(user jid.JID, resource string, c Conn) (s *Session, ok 
 	}
 	if u := t.users[bare.String()]; resource != "" && u != nil && u.find(resource) != nil {
 		return nil, false, nil
+	}
+	if _, ok := t.closed[bare.String()]; ok {
+		return nil, false, nil // the bind reads the store (closedSince)
 	}
 	o := getOp()
 	o.kind = opBind

@@ -247,13 +247,15 @@ func (s *Session) countOut(raw []byte) {
 	}
 }
 
-// Close ends the session's stream with cond; a detached session is ended by the router.
+// Close closes the session's stream with cond and ends the session: it is not left
+// detached and resumable (XEP-0198) for a client a module meant to cut off (its account
+// removed). Safe for concurrent use.
 func (s *Session) Close(cond stanza.StreamCondition) {
-	if s.conn != nil {
-		s.conn.Close(cond)
-		return
-	}
-	s.shard.r.Unbind(s)
+	o := getOp()
+	o.kind = opCloseUser
+	o.sess = s
+	o.cond = cond
+	s.shard.q.pushForce(o)
 }
 
 // Value returns per-session module state.

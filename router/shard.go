@@ -81,6 +81,10 @@ type shard struct {
 	// privIQ holds the IQs privileged components sent as this shard's users (SubmitIQAs)
 	// until their answers come (privileged.go); nil until the first.
 	privIQ map[privKey]privIQ
+	// closed holds, per bare JID, when CloseUser last closed every session of it
+	// (Opener); entries go after closedKeep. nil until the first.
+	closed      map[string]time.Time
+	closedPrune int // len(closed) at which noteClosed next drops the old entries
 }
 
 func newShard(r *Router, i int) *shard {
@@ -152,6 +156,13 @@ func (s *shard) handle(o *op) {
 	case opUnbind:
 		s.unbind(o.sess)
 	case opCloseUser:
+		if o.sess != nil {
+			s.closeSession(o.sess, o.cond)
+			break
+		}
+		if o.bare.IsBare() {
+			s.noteClosed(o.bare.String())
+		}
 		if u := s.users[o.bare.Bare().String()]; u != nil {
 			s.closeSessions(u, o.cond, o.bare.Resource())
 		}
@@ -213,17 +224,22 @@ func (s *shard) closeSessions(u *user, cond stanza.StreamCondition, resource str
 		if resource != "" && se.JID().Resource() != resource {
 			continue
 		}
-		// Ended here, not when the stream's close comes back: a stream with XEP-0198
-		// resumption would otherwise leave the session detached, available to its
-		// contacts, and resumable by a client that was meant to be cut off.
-		if !se.gone.CompareAndSwap(false, true) {
-			continue
-		}
-		if se.conn != nil {
-			se.conn.Close(cond)
-		}
-		s.end(se)
+		s.closeSession(se, cond)
 	}
+}
+
+// closeSession closes se's stream with cond and ends se now, not when the stream's close
+// comes back: a stream with XEP-0198 resumption would otherwise leave the session
+// detached, available to its contacts, and resumable by a client that was meant to be
+// cut off. On se's shard.
+func (s *shard) closeSession(se *Session, cond stanza.StreamCondition) {
+	if !se.gone.CompareAndSwap(false, true) {
+		return
+	}
+	if se.conn != nil {
+		se.conn.Close(cond)
+	}
+	s.end(se)
 }
 
 func (s *shard) userFor(bare jid.JID, create bool) *user {
@@ -245,7 +261,49 @@ func (s *shard) dropIfIdle(u *user) {
 	}
 }
 
+// noteClosed records that every session of bare was closed now (Opener).
+func (s *shard) noteClosed(bare string) {
+	now := time.Now()
+	if s.closed == nil {
+		s.closed = map[string]time.Time{}
+	}
+	if len(s.closed) >= s.closedPrune {
+		// Amortized: a bulk removal of many accounts must not scan the map per account.
+		for k, t := range s.closed {
+			if now.Sub(t) > closedKeep {
+				delete(s.closed, k)
+			}
+		}
+		s.closedPrune = max(64, 2*len(s.closed))
+	}
+	s.closed[bare] = now
+}
+
+// closedSince says whether the bind of c, a stream of bare, must be refused: it was
+// opened before bare's sessions were last closed (Opener; to the second, so one opened
+// just after counts too), and the account is gone, disabled, or made again since the
+// close. The store is read only for an account closed in the last closedKeep:
+// an operator who ended a user's sessions does not keep the user from logging in again.
+func (s *shard) closedSince(bare string, c Conn) bool {
+	if len(s.closed) == 0 {
+		return false
+	}
+	at, ok := s.closed[bare]
+	op, isOpener := c.(Opener)
+	if !ok || !isOpener || op.Opened().After(at) {
+		return false
+	}
+	acct, err := s.r.st.Accounts().Get(bare)
+	return err != nil || acct.Disabled || acct.Created.After(at)
+}
+
 func (s *shard) bind(o *op) {
+	if s.closedSince(o.bare.String(), o.conn) {
+		// Not a session: the close already ended what this stream authenticated for.
+		o.conn.Close(stanza.NotAuthorized)
+		o.done(nil, stanza.New(stanza.NotAllowed))
+		return
+	}
 	u := s.userFor(o.bare, true)
 	res := o.resource
 	if res == "" {

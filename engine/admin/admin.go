@@ -325,7 +325,13 @@ func delUser(b Backend, j string, site bool) error {
 		}
 	}
 	b.CloseUser(bare)
-	return b.Store().Accounts().Delete(bare.String())
+	if err := b.Store().Accounts().Delete(bare.String()); err != nil {
+		return err
+	}
+	// Again after the delete: a login that passed between the first close and the
+	// delete found the account, and its session must not outlive it.
+	b.CloseUser(bare)
+	return nil
 }
 
 // Passwd replaces an account's credentials; an account a site's program keeps and changes
