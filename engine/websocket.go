@@ -165,7 +165,8 @@ func (c *conn) wsConsume(b []byte) []byte {
 		case op >= 8 && (!fin || n > 125):
 			c.wsFail(wsProtocolErr, "control frames are short and whole")
 			return nil
-		case op < 8 && n > uint64(limit-ws.msgLen):
+		case op == 0x1 && n > uint64(limit), op == 0x0 && n > uint64(limit-ws.msgLen):
+			// A text frame starts a message: what the last one held does not count.
 			c.wsFail(wsTooBig, "message larger than the stanza limit")
 			return nil
 		}
@@ -448,20 +449,30 @@ func startTagEnd(el []byte) int {
 	return len(el)
 }
 
-// hasXMLNS reports whether the start tag declares a default namespace.
+// hasXMLNS reports whether the start tag declares a default namespace: an xmlns
+// attribute, not the text "xmlns=" inside another attribute's value (an id or a room
+// nickname a sender chose), which would leave the stanza without its namespace.
 func hasXMLNS(el []byte) bool {
 	tag := el[:startTagEnd(el)]
-	for i := 0; ; {
-		j := bytes.Index(tag[i:], []byte("xmlns="))
-		if j < 0 {
-			return false
+	var q byte
+	for i := 1; i < len(tag); i++ {
+		switch ch := tag[i]; {
+		case q != 0:
+			if ch == q {
+				q = 0
+			}
+		case ch == '\'' || ch == '"':
+			q = ch
+		case ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n':
+			if bytes.HasPrefix(tag[i+1:], []byte("xmlns")) {
+				rest := bytes.TrimLeft(tag[i+6:], " \t\r\n")
+				if len(rest) > 0 && rest[0] == '=' {
+					return true
+				}
+			}
 		}
-		i += j
-		if c := tag[i-1]; c == ' ' || c == '\t' || c == '\r' || c == '\n' {
-			return true
-		}
-		i += 6
 	}
+	return false
 }
 
 // insertAttr puts attr right after the element name of el's start tag.

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"encoding/xml"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -208,6 +209,13 @@ func TestWebSocketFraming(t *testing.T) {
 	w.send("<message xmlns='jabber:client' to='alice@localhost/web' id='self'><body>to myself</body></message>")
 	if got := w.expect("id='self'"); !strings.HasPrefix(got, "<message xmlns='jabber:client'") {
 		t.Fatalf("routed stanza without namespace: %q", got)
+	}
+	// "xmlns=" inside an attribute's value (a sender chooses ids and room nicknames)
+	// declares nothing: the stanza still gets its namespace.
+	tcp := srv.LoginPlain(t, "alice", "secret", "tcp") // its stanzas carry no xmlns of their own
+	tcp.Send("<message to='alice@localhost/web' id='a xmlns=b'><body>to myself</body></message>")
+	if got := w.expect("xmlns=b"); !strings.HasPrefix(got, "<message xmlns='jabber:client'") {
+		t.Fatalf("routed stanza with xmlns= in an id, without namespace: %q", got)
 	}
 	w.send("<close xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>")
 	w.expect("<close xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>")
@@ -443,5 +451,28 @@ func TestWebShutdownHTTP(t *testing.T) {
 	rest, _ := io.ReadAll(w.br)
 	if len(rest) != 0 {
 		t.Fatalf("an HTTP connection got at shutdown: %q", rest)
+	}
+}
+
+// TestWebSocketMessagesApart: the size limit is per message. Two messages that are each
+// within it pass, however much came before (the check had counted the last message's
+// bytes against the next one's first frame).
+func TestWebSocketMessagesApart(t *testing.T) {
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true, MaxStanza: 8192,
+		Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
+	srv.AddUser(t, "alice", "secret")
+	w := wsOpen(t, srv.WebAddr())
+	w.send(wsOpenEl)
+	w.expect("<stream:features")
+	w.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>" + base64.StdEncoding.EncodeToString([]byte("\x00alice\x00secret")) + "</auth>")
+	w.expect("<success")
+	w.send(wsOpenEl)
+	w.expect("urn:ietf:params:xml:ns:xmpp-bind")
+	w.send("<iq xmlns='jabber:client' type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>web</resource></bind></iq>")
+	w.expect("id='b1'")
+	for i, n := range []int{8000, 5000, 8000} {
+		id := fmt.Sprintf("m%d", i)
+		w.send("<message xmlns='jabber:client' to='alice@localhost/web' id='" + id + "'><body>" + strings.Repeat("x", n-120) + "</body></message>")
+		w.expect("id='" + id + "'")
 	}
 }
