@@ -633,6 +633,9 @@ func (c *conn) onHTTP(r httpReq, body []byte) {
 		c.writeRaw([]byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
 			"Sec-WebSocket-Accept: " + base64.StdEncoding.EncodeToString(sum[:]) + "\r\nSec-WebSocket-Protocol: xmpp\r\n\r\n"))
 		c.ws.open.Store(true)
+		// The stream starts now: the pre-auth time counts from here, not from a
+		// keep-alive connection's first request (a proxy reuses its upstream ones).
+		c.opened.Store(uint32(time.Since(epoch) / time.Second))
 		if !c.has(fTLS) && c.secureRequest(r) {
 			// A reverse proxy terminated TLS for the browser.
 			c.set(fTLS)
@@ -655,6 +658,19 @@ func (c *conn) httpReply(code int, text, body string, extra []string) {
 // next request, so a browser's CORS preflight, a refused method or a metrics scrape does
 // not cost the client a new TCP (and TLS) handshake.
 func (c *conn) httpAnswer(r httpReq, code int, text, body string, extra []string) {
+	if r.method == "HEAD" && body != "" {
+		// RFC 9110 §9.3.2: a GET's header, no content. On a kept connection a body
+		// would be read as the start of the next response.
+		joined := strings.Join(extra, "\n")
+		extra = extra[:len(extra):len(extra)]
+		if !strings.Contains(joined, "Content-Length:") {
+			extra = append(extra, "Content-Length: "+strconv.Itoa(len(body)))
+		}
+		if !strings.Contains(joined, "Content-Type:") {
+			extra = append(extra, "Content-Type: text/plain; charset=utf-8")
+		}
+		body = ""
+	}
 	c.httpWrite(r.keep, code, text, body, extra)
 }
 

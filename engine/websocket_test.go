@@ -476,3 +476,70 @@ func TestWebSocketMessagesApart(t *testing.T) {
 		w.expect("id='" + id + "'")
 	}
 }
+
+// TestWebSocketUpgradeLate: the pre-auth time of a WebSocket stream counts from its
+// upgrade, not from the first request of the keep-alive connection it came on (a reverse
+// proxy reuses its upstream connections).
+func TestWebSocketUpgradeLate(t *testing.T) {
+	srv := vireotest.Start(t, vireotest.Options{PreAuthTimeout: 3 * time.Second})
+	c, err := net.DialTimeout("tcp", srv.WebAddr(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	w := &wsClient{t: t, c: c, br: bufio.NewReader(c)}
+	for range 2 {
+		io.WriteString(w.c, "GET /.well-known/host-meta HTTP/1.1\r\nHost: localhost\r\n\r\n")
+		resp, err := http.ReadResponse(w.br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("host-meta: %s", resp.Status)
+		}
+		time.Sleep(time.Second)
+	}
+	io.WriteString(w.c, wsUpgrade+"Sec-WebSocket-Protocol: xmpp\r\n\r\n")
+	if resp, err := http.ReadResponse(w.br, nil); err != nil || resp.StatusCode != 101 {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	time.Sleep(1500 * time.Millisecond) // past the connection's pre-auth time, within the stream's
+	w.send(wsOpenEl)
+	w.expect("<stream:features")
+}
+
+// TestHTTPHeadKeepAlive: a HEAD is answered with a GET's header and no content, found or
+// not, so the next response on the kept connection parses (RFC 9110 §9.3.2).
+func TestHTTPHeadKeepAlive(t *testing.T) {
+	srv := vireotest.Start(t, vireotest.Options{})
+	c, err := net.DialTimeout("tcp", srv.WebAddr(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(c)
+	for _, path := range []string{"/nothing", "/.well-known/host-meta", "/nothing"} {
+		io.WriteString(c, "HEAD "+path+" HTTP/1.1\r\nHost: localhost\r\n\r\n")
+		head, _ := http.NewRequest("HEAD", "http://localhost"+path, nil)
+		resp, err := http.ReadResponse(br, head)
+		if err != nil {
+			t.Fatalf("HEAD %s: %v", path, err)
+		}
+		resp.Body.Close()
+		if resp.ContentLength <= 0 {
+			t.Fatalf("HEAD %s: length %d, want a GET's", path, resp.ContentLength)
+		}
+	}
+	io.WriteString(c, "GET /.well-known/host-meta HTTP/1.1\r\nHost: localhost\r\n\r\n")
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET after the HEADs: %v %v", resp, err)
+	}
+	if b, _ := io.ReadAll(resp.Body); !strings.Contains(string(b), "<XRD") {
+		t.Fatalf("GET after the HEADs: %q", b)
+	}
+}
