@@ -478,6 +478,12 @@ func (c *conn) serveBOSH(r httpReq, body []byte) {
 		boshTerminate(c, origin, "item-not-found")
 		return
 	}
+	if c.has(fUnauth) && s.c.state.Load() >= stAuthed {
+		// A connection that carries an authenticated session's requests is that
+		// session's: it no longer counts among its address's unauthenticated ones,
+		// which a few BOSH users behind one address would otherwise use up.
+		c.authenticated()
+	}
 	s.request(c, b, body)
 }
 

@@ -25,11 +25,18 @@ type boshClient struct {
 	url string
 	sid string
 	rid uint64
+	cl  *http.Client // nil: a client of its own per request, on the default transport
 }
 
 func boshPost(t *testing.T, url, body string) (int, http.Header, string) {
+	return boshPostWith(t, nil, url, body)
+}
+
+func boshPostWith(t *testing.T, cl *http.Client, url, body string) (int, http.Header, string) {
 	t.Helper()
-	cl := &http.Client{Timeout: 20 * time.Second}
+	if cl == nil {
+		cl = &http.Client{Timeout: 20 * time.Second}
+	}
 	resp, err := cl.Post(url, "text/xml; charset=utf-8", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
@@ -80,7 +87,7 @@ func boshCreate(t *testing.T, srv *vireotest.Server, extra string) (*boshClient,
 func (b *boshClient) send(attrs, payload string) string {
 	b.t.Helper()
 	b.rid++
-	_, _, resp := boshPost(b.t, b.url, b.body(b.rid, attrs, payload))
+	_, _, resp := boshPostWith(b.t, b.cl, b.url, b.body(b.rid, attrs, payload))
 	return resp
 }
 
@@ -624,4 +631,37 @@ func TestBoshEarlyRequestAnswered(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the early request was not answered 10 s after its session's inactivity limit")
 	}
+}
+
+// TestBoshAuthenticatedConnections: the HTTP connections that carry an authenticated
+// session's requests stop counting among their address's unauthenticated connections:
+// a few BOSH users behind one address (a NAT) used up the address's allowance and kept
+// every other client from there out.
+func TestBoshAuthenticatedConnections(t *testing.T) {
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true, MaxUnauthAddr: 3})
+	srv.AddUser(t, "alice", "pw")
+	for i := range 3 {
+		// Each user on a kept connection of its own, over HTTPS (PLAIN needs TLS).
+		tr := &http.Transport{TLSClientConfig: srv.ClientTLS(), MaxConnsPerHost: 1}
+		t.Cleanup(tr.CloseIdleConnections)
+		b := &boshClient{t: t, url: "https://" + srv.WebTLSAddr() + "/http-bind", rid: 1000,
+			cl: &http.Client{Timeout: 20 * time.Second, Transport: tr}}
+		_, _, resp := boshPostWith(t, b.cl, b.url, "<body "+boshNS+" rid='1000' to='"+srv.Domain()+
+			"' hold='1' wait='1' ver='1.11' xmpp:version='1.0'/>")
+		if b.sid = bodyAttrs(resp)["sid"]; b.sid == "" {
+			t.Fatalf("session %d refused: %s", i, resp)
+		}
+		resp = b.send("", "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>"+
+			base64.StdEncoding.EncodeToString([]byte("\x00alice\x00pw"))+"</auth>")
+		b.until(resp, "<success")
+		resp = b.send(" to='"+srv.Domain()+"' xmpp:restart='true'", "")
+		b.until(resp, "urn:ietf:params:xml:ns:xmpp-bind")
+		resp = b.send("", "<iq type='set' id='b1' xmlns='jabber:client'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>")
+		b.until(resp, "<jid>alice@")
+	}
+	// Three kept HTTP connections from 127.0.0.1, all of logged-in sessions: a client
+	// from there still gets in.
+	r := srv.DialTLS(t)
+	r.Send(srv.Header())
+	r.Expect("</stream:features>")
 }
