@@ -266,14 +266,17 @@ func (s *boshSession) AsyncWrite(b []byte, cb gnet.AsyncCallback) error {
 			s.out.pending = append(s.out.pending, el...)
 		}
 	}
+	// A held request takes what is pending first: only what no request came for counts
+	// against the bound.
+	s.flushLocked()
 	over := len(s.out.pending) > s.srv.config().MaxOutbound
 	if over {
 		// The client does not come for its data: end the session rather than buffer
 		// without end.
 		s.out.pending = nil
 		s.out.terminate, s.out.cond = true, "policy-violation"
+		s.flushLocked()
 	}
-	s.flushLocked()
 	s.out.Unlock()
 	if over {
 		s.Close()

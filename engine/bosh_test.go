@@ -665,3 +665,27 @@ func TestBoshAuthenticatedConnections(t *testing.T) {
 	r.Send(srv.Header())
 	r.Expect("</stream:features>")
 }
+
+// TestBoshLargeStanzaToHeldRequest: a stanza larger than the outbound bound goes out on
+// the request the client holds, rather than ending the session as data nobody came for.
+func TestBoshLargeStanzaToHeldRequest(t *testing.T) {
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true, MaxOutbound: 64 << 10,
+		Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
+	srv.AddUser(t, "alice", "pw")
+	srv.AddUser(t, "bob", "pw")
+	bob := boshLogin(t, srv, "bob", "pw", "web")
+	alice := srv.LoginPlain(t, "alice", "pw", "pc")
+	got := make(chan string, 1)
+	go func() { got <- bob.send("", "") }() // held until something comes
+	time.Sleep(300 * time.Millisecond)
+	big := strings.Repeat("x", 100<<10)
+	alice.Send("<message to='bob@localhost/web' id='big'><body>" + big + "</body></message>")
+	select {
+	case resp := <-got:
+		if strings.Contains(resp, "terminate") || !strings.Contains(resp, big) {
+			t.Fatalf("the held request got %d bytes: %.200q", len(resp), resp)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the held request got nothing")
+	}
+}
