@@ -512,7 +512,11 @@ func (hc *conn) boshCreate(r httpReq, b boshBody, origin string) {
 		boshTerminate(hc, origin, cond)
 		return
 	}
-	wait := min(time.Duration(b.wait)*time.Second, cfg.Web.BOSHWait)
+	// Compared in seconds: a huge wait times time.Second overflows to a negative one.
+	wait := cfg.Web.BOSHWait
+	if time.Duration(b.wait) < wait/time.Second {
+		wait = time.Duration(b.wait) * time.Second
+	}
 	s := &boshSession{sid: streamID(), srv: srv, remote: hc.clientAddr(r), origin: origin, wait: wait,
 		hold: min(b.hold, boshHold), to: append([]byte(nil), b.to...), lang: append([]byte(nil), b.lang...)}
 	s.tasks.hold = &s.mu

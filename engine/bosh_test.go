@@ -145,6 +145,13 @@ func TestBoshSessionCreation(t *testing.T) {
 	if len(a["sid"]) < 16 || a["authid"] == "" {
 		t.Errorf("sid %q authid %q", a["sid"], a["authid"])
 	}
+	// A wait beyond the server's is cut to it, however large (seconds times time.Second
+	// overflowed).
+	for _, w := range []string{"100000", "9223372037"} {
+		if _, resp := boshCreate(t, srv, " wait='"+w+"'"); bodyAttrs(resp)["wait"] != "60" {
+			t.Errorf("wait=%s: %s", w, resp)
+		}
+	}
 	if !strings.Contains(resp, "<stream:features") || !strings.Contains(resp, "xmlns:stream='http://etherx.jabber.org/streams'") {
 		t.Errorf("no features in the creation response: %s", resp)
 	}
