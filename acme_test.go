@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
@@ -34,8 +35,9 @@ import (
 // to 127.0.0.1, so the CA validates against this process.
 const acmeDomain = "vireo.test"
 
-// loopbackDNS serves A 127.0.0.1 for every name over TCP (pebble's VA asks over TCP) and
-// empty answers for every other type (AAAA, CAA). It returns its address.
+// loopbackDNS serves A 127.0.0.1 for every name over TCP (pebble's VA asks over TCP) but
+// those under "nodns.", and empty answers for every other type (AAAA, CAA). It returns
+// its address.
 func loopbackDNS(t *testing.T) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -46,7 +48,7 @@ func loopbackDNS(t *testing.T) string {
 		m := new(dns.Msg)
 		m.SetReply(q)
 		for _, qq := range q.Question {
-			if qq.Qtype == dns.TypeA {
+			if qq.Qtype == dns.TypeA && !strings.HasPrefix(qq.Name, "nodns.") {
 				m.Answer = append(m.Answer, &dns.A{
 					Hdr: dns.RR_Header{Name: qq.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60},
 					A:   net.IPv4(127, 0, 0, 1),
@@ -487,5 +489,72 @@ func TestIntegrationACMEReload(t *testing.T) {
 	}
 	if got := waitIssued(t, c2s, pebbleRoots); !got.NotAfter.Equal(leaf.NotAfter) {
 		t.Errorf("turned on again: a new certificate (not after %s) instead of the stored one (%s)", got.NotAfter, leaf.NotAfter)
+	}
+}
+
+// TestACMELeavesOutUnvalidated: a service name the CA cannot validate (no DNS for it) is
+// left out of the host's certificate instead of keeping the host on its self-signed one;
+// Status says what was left out and when the full set is tried again.
+func TestACMELeavesOutUnvalidated(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a test CA")
+	}
+	httpPort := freePort(t)
+	dir, rootsFile, issued := pebbleCA(t, httpPort, freePort(t), 3*time.Hour) // renewal after the retry
+	pemBytes, err := os.ReadFile(rootsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pemBytes)
+	names := []string{acmeDomain, "nodns." + acmeDomain, "conference." + acmeDomain}
+	m, err := acmecert.New(acmecert.Options{Directory: dir, Dir: filepath.Join(t.TempDir(), "acme"), Roots: roots,
+		RenewBefore: 20 * time.Minute, Names: func() [][]string { return [][]string{names} },
+		RetryMin: time.Hour, RetryMax: 2 * time.Hour, Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", httpPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	web := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ka, ok := m.HTTPChallenge(strings.TrimPrefix(r.URL.Path, "/.well-known/acme-challenge/"))
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		io.WriteString(w, ka)
+	})}
+	go web.Serve(ln)
+	t.Cleanup(func() { web.Close() })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); m.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	deadline := time.Now().Add(90 * time.Second)
+	for m.Certificate(acmeDomain) == nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("no certificate within 90 s: %+v", m.Status(acmeDomain))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	c := m.Certificate(acmeDomain)
+	leaf, inter := c.Leaf, x509.NewCertPool()
+	for _, der := range c.Certificate[1:] {
+		if ic, err := x509.ParseCertificate(der); err == nil {
+			inter.AddCert(ic)
+		}
+	}
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: issued, Intermediates: inter, DNSName: "conference." + acmeDomain}); err != nil {
+		t.Fatalf("the certificate does not serve the validated service: %v", err)
+	}
+	if leaf.VerifyHostname("nodns."+acmeDomain) == nil {
+		t.Fatal("the certificate names what the CA could not validate")
+	}
+	st := m.Status(acmeDomain)
+	if !strings.Contains(st.LastError, "nodns."+acmeDomain) || st.Failures != 0 ||
+		st.Next.Before(time.Now().Add(50*time.Minute)) || st.Next.After(time.Now().Add(70*time.Minute)) {
+		t.Fatalf("status after the partial order: %+v; want nodns left out, the full set again in an hour", st)
 	}
 }

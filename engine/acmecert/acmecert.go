@@ -8,6 +8,10 @@
 // where every TLS listener answers a ClientHello that offers only acme-tls/1 with the
 // certificate from ALPNCertificate.
 //
+// A service name the CA cannot validate (a subdomain without DNS) does not cost the host
+// its certificate: the order is made again without it, and the full set is tried again
+// after the back-off. A CA's Retry-After (rate limits) is honoured.
+//
 // Run is the only goroutine that talks to the CA. It issues what is missing, renews what
 // is due, and backs off per host after a failure; it never holds up startup, since
 // Certificate returns nil for a name it has nothing for yet and the server then serves
@@ -35,6 +39,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -112,11 +117,60 @@ type Manager struct {
 	// Owned by Run.
 	registered bool
 	fails      map[string]failure
+	// left holds, per host, the service names the CA could not validate: the host's
+	// certificate is ordered without them until their retry time.
+	left map[string]leftOut
 }
 
 type failure struct {
 	n     int
 	retry time.Time
+}
+
+type leftOut struct {
+	names []string
+	n     int // orders in a row that left them out
+	retry time.Time
+	why   string
+}
+
+// leftOutError is an order that failed only because the CA could not validate some of
+// its names other than the host's own (a service subdomain without DNS): the host and
+// the rest can be ordered without them.
+type leftOutError struct {
+	names []string
+	err   error
+}
+
+func (e *leftOutError) Error() string {
+	return "could not validate " + strings.Join(e.names, ", ") + ": " + e.err.Error()
+}
+
+func (e *leftOutError) Unwrap() error { return e.err }
+
+// without is names less those in drop.
+func without(names, drop []string) []string {
+	return slices.DeleteFunc(slices.Clone(names), func(n string) bool { return slices.Contains(drop, n) })
+}
+
+// retryAfter is how long the CA asked to wait (an ACME error's Retry-After, RFC 8555
+// §6.6, in seconds or as an HTTP date), or 0.
+func retryAfter(err error, now time.Time) time.Duration {
+	var ae *acme.Error
+	if !errors.As(err, &ae) || ae.Header == nil {
+		return 0
+	}
+	v := ae.Header.Get("Retry-After")
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.Atoi(v); err == nil && n > 0 {
+		return time.Duration(n) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(t.Sub(now), 0)
+	}
+	return 0
 }
 
 // hostState is one host's order history as Status reports it.
@@ -133,7 +187,8 @@ type Status struct {
 	// found stored at New).
 	Cert *x509.Certificate
 	// LastAttempt is when the last order for the host began, zero if none was made since
-	// New; LastError is why it failed, empty if it succeeded.
+	// New; LastError is why it failed, or which names the certificate was issued without
+	// and why; empty if it succeeded whole.
 	LastAttempt time.Time
 	LastError   string
 	// Failures counts the orders that failed in a row.
@@ -187,6 +242,7 @@ func New(o Options) (*Manager, error) {
 		},
 		kick:  make(chan struct{}, 1),
 		fails: map[string]failure{},
+		left:  map[string]leftOut{},
 	}
 	m.mu.tokens = map[string]string{}
 	m.mu.alpn = map[string]*tls.Certificate{}
@@ -311,13 +367,36 @@ func (m *Manager) pass(ctx context.Context, now time.Time) time.Duration {
 			soon(f.retry)
 			continue
 		}
-		if at, due := m.renewAt(names, t); !due {
+		want := names
+		l, leaving := m.left[host]
+		if leaving && t.Before(l.retry) {
+			want = without(names, l.names)
+		}
+		if at, due := m.renewAt(want, t); !due {
+			if leaving && l.retry.Before(at) {
+				at = l.retry // then the full set is due: the certificate lacks those names
+			}
 			m.note(host, func(h *hostState) { h.next = at })
 			soon(at)
 			continue
 		}
 		tried := clock()
-		c, err := m.issue(ctx, names)
+		c, err := m.issue(ctx, want)
+		var lo *leftOutError
+		if errors.As(err, &lo) && ctx.Err() == nil {
+			// Some service names failed validation: the host and the rest are ordered
+			// again without them (their authorizations are valid now, so that costs no
+			// new validation), and the full set is tried again after a back-off.
+			l.names, l.why = lo.names, lo.Error()
+			l.n++
+			l.retry = clock().Add(min(m.opts.RetryMin<<min(l.n-1, 20), m.opts.RetryMax))
+			m.left[host] = l
+			leaving = true
+			want = without(want, lo.names)
+			m.opts.Logger.Warn().Err(err).Strs("names", names).Strs("left_out", lo.names).Time("retry_at", l.retry).
+				Msg("acme: ordering the certificate without the names the CA could not validate")
+			c, err = m.issue(ctx, want)
+		}
 		if ctx.Err() != nil {
 			return next
 		}
@@ -325,22 +404,35 @@ func (m *Manager) pass(ctx context.Context, now time.Time) time.Duration {
 			f := m.fails[host]
 			f.n++
 			wait := min(m.opts.RetryMin<<min(f.n-1, 20), m.opts.RetryMax)
+			if ra := retryAfter(err, clock()); ra > wait {
+				wait = min(ra, MaxSleep) // the CA's rate limit says when, not our back-off
+			}
 			f.retry = clock().Add(wait)
 			m.fails[host] = f
 			m.note(host, func(h *hostState) { *h = hostState{attempt: tried, err: err.Error(), fails: f.n, next: f.retry} })
-			m.opts.Logger.Warn().Err(err).Strs("names", names).Int("failures", f.n).Str("retry_in", wait.String()).
+			m.opts.Logger.Warn().Err(err).Strs("names", want).Int("failures", f.n).Str("retry_in", wait.String()).
 				Msg("acme: certificate order failed; serving the previous certificate meanwhile")
 			soon(f.retry)
 			continue
 		}
 		delete(m.fails, host)
+		why := ""
+		if len(want) == len(names) {
+			delete(m.left, host)
+			leaving = false
+		} else {
+			why = "issued without " + strings.Join(l.names, ", ") + " (tried again at " + l.retry.UTC().Format(time.RFC3339) + "): " + l.why
+		}
 		// Noted before it is installed, so whoever sees the certificate served sees its
 		// order in Status too.
-		at, _ := m.due(c, names, clock())
-		m.note(host, func(h *hostState) { *h = hostState{attempt: tried, next: at} })
+		at, _ := m.due(c, want, clock())
+		if leaving && l.retry.Before(at) {
+			at = l.retry
+		}
+		m.note(host, func(h *hostState) { *h = hostState{attempt: tried, err: why, next: at} })
 		m.install(c, i == 0)
 		m.issued.Add(1)
-		m.opts.Logger.Info().Strs("names", names).Time("not_after", c.Leaf.NotAfter).
+		m.opts.Logger.Info().Strs("names", want).Time("not_after", c.Leaf.NotAfter).
 			Str("issuer", c.Leaf.Issuer.CommonName).Msg("acme: certificate issued")
 		soon(at)
 	}
@@ -384,6 +476,11 @@ func (m *Manager) prune(all [][]string) {
 
 // forget drops the status of hosts no longer in all (removed by a reload).
 func (m *Manager) forget(all [][]string) {
+	for h := range m.left {
+		if !slices.ContainsFunc(all, func(names []string) bool { return names[0] == h }) {
+			delete(m.left, h)
+		}
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for h := range m.mu.hosts {
@@ -503,10 +600,21 @@ func (m *Manager) issue(ctx context.Context, names []string) (*tls.Certificate, 
 		}
 		pending = append(pending, z)
 	}
+	var failed []string
+	var why error
 	for _, z := range pending {
 		if _, err := m.client.WaitAuthorization(ctx, z.URI); err != nil {
+			var ae *acme.AuthorizationError
+			if name := strings.ToLower(z.Identifier.Value); errors.As(err, &ae) && name != names[0] {
+				failed = append(failed, name)
+				why = errors.Join(why, err)
+				continue
+			}
 			return nil, fmt.Errorf("%s: %w", z.Identifier.Value, err)
 		}
+	}
+	if len(failed) > 0 {
+		return nil, &leftOutError{names: failed, err: why}
 	}
 	if o, err = m.client.WaitOrder(ctx, o.URI); err != nil {
 		return nil, fmt.Errorf("order: %w", err)

@@ -8,6 +8,8 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"errors"
+	"fmt"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -17,6 +19,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/crypto/acme"
 )
 
 // testCert makes a self-signed certificate for names valid from nb to na.
@@ -217,5 +220,30 @@ func TestACMEPrune(t *testing.T) {
 	m.prune([][]string{{"b.org"}})
 	if m.Certificate("a.org") != nil || m.Certificate("") != m.Certificate("b.org") || m.Certificate("b.org") == nil {
 		t.Fatal("after a.org went: its certificate still served, or the default not b.org's")
+	}
+}
+
+// TestRetryAfter: a CA's rate-limit answer says when to come back (RFC 8555 §6.6), in
+// seconds or as an HTTP date; other errors say nothing.
+func TestRetryAfter(t *testing.T) {
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	limited := func(v string) error {
+		return fmt.Errorf("new order: %w", &acme.Error{StatusCode: 429, ProblemType: "urn:ietf:params:acme:error:rateLimited",
+			Header: http.Header{"Retry-After": []string{v}}})
+	}
+	for _, tc := range []struct {
+		err  error
+		want time.Duration
+	}{
+		{limited("3600"), time.Hour},
+		{limited(now.Add(90 * time.Minute).Format(http.TimeFormat)), 90 * time.Minute},
+		{limited(now.Add(-time.Minute).Format(http.TimeFormat)), 0},
+		{limited("soon"), 0},
+		{&acme.Error{StatusCode: 400}, 0},
+		{errors.New("dial tcp: refused"), 0},
+	} {
+		if got := retryAfter(tc.err, now); got != tc.want {
+			t.Errorf("retryAfter(%v) = %s, want %s", tc.err, got, tc.want)
+		}
 	}
 }
