@@ -23,7 +23,7 @@ run: build ## build and start the server in the foreground (writes vireo.toml, c
 .PHONY: test
 test: ## the whole test suite (race detector, invariants, shuffled), as CI runs it
 	$(GO) vet $(PKGS)
-	$(GO) test -tags invariants -race -shuffle=on -timeout 9m $(PKGS)
+	$(GO) test -tags invariants -race -shuffle=on -timeout 12m $(PKGS)
 
 .PHONY: test-noinv
 test-noinv: ## tests without the race detector and invariants build tag
