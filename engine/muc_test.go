@@ -423,3 +423,35 @@ func TestIntegrationChannelSearch(t *testing.T) {
 		t.Fatalf("a private room in the search: %s", got)
 	}
 }
+
+// TestIntegrationMucBlockedOccupant: an occupant who blocks another by its room address
+// stays in the room when the blocked one writes: the groupchat message is dropped for the
+// blocker without an error (which the room takes for a session gone), and a private
+// message's error goes back to its sender instead of removing the blocker.
+func TestIntegrationMucBlockedOccupant(t *testing.T) {
+	srv := vireotest.Start(t, vireotest.Options{RequireTLS: no(), AllowPlain: true})
+	for _, u := range []string{"alice", "bob", "troll"} {
+		srv.AddUser(t, u, "secret")
+	}
+	alice := mucLogin(t, srv, "alice", "pc")
+	mucCreate(t, alice, mucRoom, "Alice")
+	bob := mucLogin(t, srv, "bob", "pc")
+	bob.Send(mucJoin(mucRoom, "Bob", "jb"))
+	bob.Expect("<subject/>")
+	troll := mucLogin(t, srv, "troll", "pc")
+	troll.Send(mucJoin(mucRoom, "Troll", "jt"))
+	troll.Expect("<subject/>")
+	bob.Send("<iq type='set' id='blk'><block xmlns='urn:xmpp:blocking'><item jid='" + mucRoom + "/Troll'/></block></iq>")
+	expectStanza(t, bob, "id='blk'", "type='result'")
+
+	troll.Send("<message to='" + mucRoom + "' type='groupchat' id='g1'><body>boo</body></message>")
+	expectStanza(t, alice, "id='g1'", "<body>boo</body>")
+	troll.Send("<message to='" + mucRoom + "/Bob' type='chat' id='p1'><body>psst</body></message>")
+	expectStanza(t, troll, "id='p1'", "type='error'", "from='"+mucRoom+"/Bob'")
+	// Bob is still in: his message reaches the room (a removed occupant's is refused).
+	bob.Send("<message to='" + mucRoom + "' type='groupchat' id='g2'><body>still here</body></message>")
+	expectStanza(t, alice, "id='g2'", "<body>still here</body>")
+	if got := expectStanza(t, bob, "id='g2'"); strings.Contains(got, "type='error'") {
+		t.Fatalf("bob was removed from the room: %s", got)
+	}
+}

@@ -245,7 +245,10 @@ func (m *Mod) inbound(c module.Context, p *module.Packet) module.Verdict {
 	}
 	// §3.4: messages and IQ requests from a blocked entity get service-unavailable, as if
 	// the user did not exist; presence and IQ results and errors are dropped silently.
-	if p.Kind == module.KindMessage || isRequest(p) {
+	// So are groupchat messages (a room occupant blocked by its nick): a room takes an
+	// error from an occupant for a session gone and removes the blocker (XEP-0045 ghost
+	// handling), which would let anyone blocked drive the blockers out of the room.
+	if p.Kind == module.KindMessage && p.Type != "groupchat" || isRequest(p) {
 		c.Error(p, stanza.New(stanza.ServiceUnavailable))
 	}
 	return module.Stop

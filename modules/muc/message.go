@@ -155,6 +155,13 @@ func (r *room) forgetArchive() {
 func (r *room) message(c module.Context, p *module.Packet) {
 	o := r.byReal[p.From.String()]
 	if p.Type == "error" {
+		if !p.To.IsBare() {
+			// The answer to a private message: it goes back to the occupant who sent
+			// that. It says nothing of the session's life: the recipient may have
+			// blocked the sender, and a block must not cost the blocker the room.
+			r.private(c, p, o)
+			return
+		}
 		if o != nil && kickable(p) {
 			r.ghost(c, o, p.From)
 		}
