@@ -83,6 +83,12 @@ func (r *room) register(c module.Context, p *module.Packet, q xmlstream.Element)
 		c.Error(p, errBy(r.jid, stanza.RegistrationRequired, "only members may register with this room"))
 		return
 	}
+	if r.cfg.Moderated && aff < affMember {
+		// Membership gives voice in a moderated room (§5.1.2), which only a moderator
+		// grants (§8.3): a registration there would undo the moderation.
+		c.Error(p, errBy(r.jid, stanza.NotAllowed, "in a moderated room, membership is granted by its admins"))
+		return
+	}
 	nick := f[fRoomNick]
 	if nick == "" {
 		c.Error(p, errBy(r.jid, stanza.NotAcceptable, "a nickname is required"))

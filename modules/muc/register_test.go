@@ -79,3 +79,26 @@ func TestMUCRegister(t *testing.T) {
 		t.Fatalf("still registered: %s", got)
 	}
 }
+
+// TestMUCRegisterModerated: in a moderated room, membership (and with it voice) is the
+// admins' to grant: a visitor cannot register to give itself voice, while a member may
+// still register a nickname.
+func TestMUCRegisterModerated(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob", "carol"}, nil)
+	a := instantRoom(t, e)
+	configure(t, a, "mod", map[string]string{"muc#roomconfig_moderatedroom": "1"})
+	b := e.Bind("bob", "pc")
+	b.Send(join("Bob", "jb"))
+	b.C.Wait(t, "id='jb'", "status code='110'", "role='visitor'")
+	b.Send(registerForm("r1", "Bob"))
+	b.C.Wait(t, "id='r1'", "type='error'", "not-allowed")
+	a.Send("<iq type='get' to='" + room + "' id='m'>" + admin + "<item affiliation='member'/></query></iq>")
+	if got := a.C.Wait(t, "id='m'"); strings.Contains(got, "bob@") {
+		t.Fatalf("a visitor registered into membership: %s", got)
+	}
+	a.Send("<iq type='set' to='" + room + "' id='mem'>" + admin + "<item affiliation='member' jid='carol@example.org'/></query></iq>")
+	a.C.Wait(t, "id='mem'", "type='result'")
+	c := e.Bind("carol", "pc")
+	c.Send(registerForm("r2", "Carol"))
+	c.C.Wait(t, "id='r2'", "type='result'")
+}
