@@ -410,6 +410,14 @@ func (r *room) invitations(c module.Context, p *module.Packet, o *occupant, x xm
 				c.Error(p, e)
 				return true
 			}
+			invitee := p.From.Bare().String()
+			if inviter, ok := r.invited[invitee]; !ok || inviter != to.Bare().String() {
+				// Only an invitation the room sent is declined, to the one who sent it:
+				// the room does not carry messages to whomever someone names.
+				c.Error(p, errBy(r.jid, stanza.NotAcceptable, "no invitation from "+to.Bare().String()+" to decline"))
+				return true
+			}
+			delete(r.invited, invitee)
 			var b xmlstream.Builder
 			b.Start("message").Attr("from", r.key).Attr("to", to.String())
 			if id, ok := p.Elem().Attr("id"); ok {
@@ -421,6 +429,7 @@ func (r *room) invitations(c module.Context, p *module.Packet, o *occupant, x xm
 			}
 			b.End().End().End()
 			c.Route(b.B)
+			return true // one decline per message
 		}
 	}
 	return handled
@@ -470,6 +479,16 @@ func (r *room) invite(c module.Context, p *module.Packet, o *occupant, aff affil
 	}
 	_, cont := inv.Child(NSUser, "continue")
 	c.Route(r.invitation(to, p.From.Bare().String(), string(reason), cont, p.Elem()))
+	if r.invited == nil {
+		r.invited = map[string]string{}
+	}
+	if len(r.invited) >= maxInvited {
+		for k := range r.invited { // any one: an old invitation nobody declined
+			delete(r.invited, k)
+			break
+		}
+	}
+	r.invited[to.Bare().String()] = p.From.Bare().String()
 	return nil
 }
 

@@ -444,6 +444,13 @@ func TestPasswordFullAndInvites(t *testing.T) {
 	c.C.Wait(t, "from='"+room+"'", "<invite from='bob@example.org'><reason>come</reason></invite>", "<password>cauldron</password>")
 	c.Send("<message to='" + room + "' id='dec'><x xmlns='" + nsMUC + "#user'><decline to='bob@example.org/pc'><reason>busy</reason></decline></x></message>")
 	b.C.Wait(t, "id='dec'", "<decline from='carol@example.org'><reason>busy</reason></decline>")
+	// Declined once: the room carries no second decline, nor one to whomever someone
+	// names without an invitation (the room would send messages for anyone).
+	c.Send("<message to='" + room + "' id='dec2'><x xmlns='" + nsMUC + "#user'><decline to='bob@example.org'/></x></message>")
+	c.C.Wait(t, "id='dec2'", "type='error'", "not-acceptable")
+	c.Send("<message to='" + room + "' id='dec3'><x xmlns='" + nsMUC + "#user'><decline to='alice@example.org'/></x></message>")
+	c.C.Wait(t, "id='dec3'", "type='error'", "not-acceptable")
+	b.C.Never(t, "id='dec2'")
 }
 
 func TestHistory(t *testing.T) {

@@ -217,7 +217,14 @@ type room struct {
 	// captchaPassed the sessions whose next join is let in (captcha.go).
 	captchaJoins  map[string]captchaJoin
 	captchaPassed map[string]bool
+	// invited holds the invitations the room sent (§7.8.2), invitee's bare JID to the
+	// inviter's: a decline goes to the one who invited, never to an address the
+	// decliner names freely. nil until the first; at most maxInvited.
+	invited map[string]string
 }
+
+// maxInvited bounds the invitations a room remembers for their declines.
+const maxInvited = 256
 
 // pendingIQ is an IQ request relayed from one occupant to another, awaiting its answer.
 type pendingIQ struct {
