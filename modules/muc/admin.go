@@ -263,22 +263,39 @@ func (r *room) adminSet(c module.Context, p *module.Packet, q xmlstream.Element)
 				return
 			}
 			bare := j.Bare().String()
-			ta := affNone
+			stored := affNone
 			if a, ok := r.affs[bare]; ok {
-				ta = a.aff
+				stored = a.aff
 			}
+			// A service administrator (Config.Admins) ranks as an owner here as
+			// everywhere else in the room: a room admin cannot ban one.
+			ta := max(stored, r.affOf(j))
 			if cond := checkAffiliation(aa, ta, na, bare == self, owners); cond != "" {
 				c.Error(p, errBy(r.jid, cond, ""))
 				return
 			}
-			if ta == affOwner && na != affOwner {
+			if stored == affOwner && na != affOwner {
 				owners--
-			} else if na == affOwner && ta != affOwner {
+			} else if na == affOwner && stored != affOwner {
 				owners++
 			}
 			ch.bare, ch.na = bare, na
 			if n, ok := item.AppendAttr(nil, "nick"); ok {
-				ch.nick, ch.hasNk = string(n), true
+				nick := string(n)
+				// The nickname is the target's reservation (§7.12): one an admin may not
+				// change for an owner or another admin, valid, and nobody else's.
+				switch {
+				case ta >= affAdmin && aa != affOwner && bare != self:
+					c.Error(p, errBy(r.jid, stanza.NotAllowed, "only an owner changes an admin's or owner's nickname"))
+					return
+				case nick != "" && checkNick(nick) != "":
+					c.Error(p, errBy(r.jid, checkNick(nick), "invalid nickname"))
+					return
+				case nick != "" && r.reservedBy(nick) != "" && r.reservedBy(nick) != bare:
+					c.Error(p, errBy(r.jid, stanza.ConflictCond, "this nickname is reserved by someone else"))
+					return
+				}
+				ch.nick, ch.hasNk = nick, true
 			}
 		default:
 			c.Error(p, badForm(stanza.BadRequest, "an item needs a role or an affiliation"))

@@ -1303,6 +1303,14 @@ admins = ["carol@example.org"]
 	c := e.Bind("carol", "pc")
 	c.Send(join("Carol", "j2"))
 	c.C.Wait(t, "id='j2'", "status code='110'", "affiliation='owner'", "role='moderator'")
+	// A room admin cannot ban a service administrator, who ranks as an owner.
+	a.Send("<iq type='set' to='" + room + "' id='adm'>" + admin + "<item affiliation='admin' jid='bob@example.org'/></query></iq>")
+	a.C.Wait(t, "id='adm'", "type='result'")
+	b.Send(join("Bob", "j1b"))
+	b.C.Wait(t, "id='j1b'", "status code='110'")
+	b.Send("<iq type='set' to='" + room + "' id='ban'>" + admin + "<item affiliation='outcast' jid='carol@example.org'/></query></iq>")
+	b.C.Wait(t, "id='ban'", "type='error'", "not-allowed")
+	c.C.Never(t, "code='301'")
 	c.Send("<iq type='set' to='" + room + "' id='d1'>" + owner + "<destroy><reason>spam</reason></destroy></query></iq>")
 	c.C.Wait(t, "id='d1'", "type='result'")
 	a.C.Wait(t, "type='unavailable'", "<destroy", "<reason>spam</reason>")
@@ -1541,4 +1549,23 @@ func TestAdminResultBeforePresence(t *testing.T) {
 			t.Errorf("%s: the presence came before the result:\n%s", tc.id, got)
 		}
 	}
+}
+
+// TestReservedNickRules: a nickname given with an affiliation is a reservation (§7.12):
+// an admin cannot change an owner's, and nobody can take one reserved by another, so
+// that no one enters a room under its owner's name.
+func TestReservedNickRules(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob", "carol"}, nil)
+	a := instantRoom(t, e)
+	a.Send("<iq type='set' to='" + room + "' id='r1'>" + admin + "<item affiliation='owner' jid='alice@example.org' nick='Boss'/>" +
+		"<item affiliation='admin' jid='carol@example.org'/></query></iq>")
+	a.C.Wait(t, "id='r1'", "type='result'")
+	c := e.Bind("carol", "pc")
+	c.Send("<iq type='set' to='" + room + "' id='r2'>" + admin + "<item affiliation='owner' jid='alice@example.org' nick='x'/></query></iq>")
+	c.C.Wait(t, "id='r2'", "type='error'", "not-allowed")
+	c.Send("<iq type='set' to='" + room + "' id='r3'>" + admin + "<item affiliation='member' jid='bob@example.org' nick='Boss'/></query></iq>")
+	c.C.Wait(t, "id='r3'", "type='error'", "conflict")
+	b := e.Bind("bob", "pc")
+	b.Send(join("Boss", "jb"))
+	b.C.Wait(t, "id='jb'", "type='error'", "conflict")
 }
