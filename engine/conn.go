@@ -9,11 +9,11 @@ import (
 	"runtime"
 	"runtime/debug"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
 	"github.com/valyala/bytebufferpool"
+	"golang.org/x/sys/unix"
 
 	"github.com/vireo-im/vireo/engine/tlsconn"
 	"github.com/vireo-im/vireo/router"
@@ -860,19 +860,23 @@ func flushOutbox(gc gnet.Conn, err error) error {
 // lingerTime is how long a stream that ended waits for its client to close the socket.
 const lingerTime = 2 * time.Second
 
-// lingerClose ends the socket's write side once everything is written, so the client
-// reads our last bytes and a FIN. Closing at once would send a reset whenever input is
-// still unread (a client that pipelined past its stream error), and a client's TCP stack
-// may drop what it received but had not yet read when the reset comes. The loop goes on
-// reading and dropping input (the stream is closing) until the client closes too (RFC 6120
-// §4.4 waits for its end) or lingerTime has passed. It reports false when the socket must
-// close now: bytes are still buffered for a client that does not read, or the shutdown
-// failed.
+// lingerClose ends the socket's write side once everything is written, when input the
+// loop has not read is waiting: closing then would send a reset instead of a FIN, and a
+// client's TCP stack may drop what it received but had not yet read when the reset comes
+// (a client that pipelined past its stream error). The loop goes on reading and dropping
+// input (the stream is closing) until the client closes too (RFC 6120 §4.4 waits for its
+// end) or lingerTime has passed. Without such input the socket closes at once, FIN and
+// all, so the stream's session or component ends now, not lingerTime later. It reports
+// false when the socket must close now: nothing waits to be read, bytes are still
+// buffered for a client that does not read, or the shutdown failed.
 func lingerClose(gc gnet.Conn) bool {
 	if gc.OutboundBuffered() != 0 {
 		return false
 	}
-	if err := syscall.Shutdown(gc.Fd(), syscall.SHUT_WR); err != nil {
+	if n, err := unix.IoctlGetInt(gc.Fd(), unix.SIOCINQ); err != nil || n == 0 {
+		return false
+	}
+	if err := unix.Shutdown(gc.Fd(), unix.SHUT_WR); err != nil {
 		return false
 	}
 	// A Close of a connection that has closed since is a no-op in gnet.
