@@ -873,7 +873,7 @@ func lingerClose(gc gnet.Conn) bool {
 	if gc.OutboundBuffered() != 0 {
 		return false
 	}
-	if n, err := unix.IoctlGetInt(gc.Fd(), unix.SIOCINQ); err != nil || n == 0 {
+	if unreadBytes(gc.Fd()) == 0 {
 		return false
 	}
 	if err := unix.Shutdown(gc.Fd(), unix.SHUT_WR); err != nil {
