@@ -287,7 +287,7 @@ func (r *room) reflect(c module.Context, e xmlstream.Element, o *occupant, withS
 		case name == "x" && space == NSUser:
 			continue
 		case name == "stanza-id" && space == ns.SID:
-			if v, _ := ch.AppendAttr(nil, "by"); string(v) == room {
+			if v, _ := ch.AppendAttr(nil, "by"); sid.SameJID(v, room) {
 				continue
 			}
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/vireo-im/vireo/modules/module"
 	"github.com/vireo-im/vireo/xmlstream"
+	"github.com/vireo-im/vireo/xmlstream/jid"
 	"github.com/vireo-im/vireo/xmlstream/ns"
 )
 
@@ -165,7 +166,18 @@ func isBy(c xmlstream.Element, by string) bool {
 		return false
 	}
 	v, ok := c.AppendAttr(nil, "by")
-	return ok && string(v) == by
+	return ok && SameJID(v, by)
+}
+
+// SameJID reports whether v (an attribute's text) names the prepared address by: XEP-0359
+// §4 compares addresses as RFC 7622 prepares them, so "Bob@Example.org" is by too, and a
+// claim spelled so must go as well.
+func SameJID(v []byte, by string) bool {
+	if string(v) == by {
+		return true
+	}
+	j, err := jid.ParseBytes(v)
+	return err == nil && j.String() == by
 }
 
 // Unstamp appends raw to dst without its <stanza-id by='by'/> children: only the entity

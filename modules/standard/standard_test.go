@@ -2,6 +2,7 @@ package standard_test
 
 import (
 	"encoding/base64"
+	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
@@ -188,13 +189,18 @@ func TestStanzaID(t *testing.T) {
 	e := routertest.New(t, []string{"alice", "bob"}, nil)
 	a := e.Bind("alice", "pc")
 	b := e.Bind("bob", "pc")
-	a.Send("<message to='bob@example.org/pc' type='chat'><body>one</body><stanza-id xmlns='urn:xmpp:sid:0' id='forged' by='bob@example.org'/></message>")
-	got := b.C.Wait(t, "<body>one</body>")
-	if strings.Contains(got, "forged") {
-		t.Fatalf("spoofed stanza-id kept: %s", got)
-	}
-	if !strings.Contains(got, "<stanza-id xmlns='urn:xmpp:sid:0' id='") || !strings.Contains(got, "by='bob@example.org'") {
-		t.Fatalf("no stanza-id: %s", got)
+	// The claim goes however the address is spelled (XEP-0359 §4 compares prepared
+	// addresses, as clients do).
+	for i, by := range []string{"bob@example.org", "Bob@example.org", "bob@EXAMPLE.org."} {
+		body := fmt.Sprintf("<body>one %d</body>", i)
+		a.Send("<message to='bob@example.org/pc' type='chat'>" + body + "<stanza-id xmlns='urn:xmpp:sid:0' id='forged' by='" + by + "'/></message>")
+		got := b.C.Wait(t, body)
+		if strings.Contains(got, "forged") {
+			t.Fatalf("spoofed stanza-id by %s kept: %s", by, got)
+		}
+		if !strings.Contains(got, "<stanza-id xmlns='urn:xmpp:sid:0' id='") || !strings.Contains(got, "by='bob@example.org'") {
+			t.Fatalf("no stanza-id: %s", got)
+		}
 	}
 }
 
