@@ -54,7 +54,7 @@ func (s *shard) outboundAs(o *op) bool {
 		to = o.bare // RFC 6120 §10.3.1
 	}
 	u := s.userFor(o.bare, false)
-	s.setPacket(o.buf.B, module.KindMessage, internType(e), "", o.bare, to)
+	s.setPacket(o.buf.B, module.KindMessage, internType(e, module.KindMessage), "", o.bare, to)
 	s.pkt.SetElem(e)
 	s.ctx.set(nil, u)
 	if s.runHooks(module.Outbound, module.KindMessage) == module.Stop {
@@ -150,7 +150,7 @@ func (s *shard) iqAs(o *op) bool {
 	s.privIQ[key] = privIQ{component: o.from, outerID: o.resource, from: from, deadline: now + int64(PrivilegedIQTimeout)}
 	o.resource = "" // the op may go on to the addressee's shard
 	u := s.userFor(o.bare, true)
-	s.setPacket(o.buf.B, module.KindIQ, internType(e), string(id), o.bare, to)
+	s.setPacket(o.buf.B, module.KindIQ, internType(e, module.KindIQ), string(id), o.bare, to)
 	s.pkt.SetElem(e)
 	s.ctx.set(nil, u)
 	keep := s.outIQ(o, &s.pkt, u)

@@ -445,7 +445,7 @@ func (s *shard) outbound(o *op) bool {
 	if err != nil {
 		return false
 	}
-	typ := internType(e)
+	typ := internType(e, o.pk)
 	var id string
 	if v, ok := e.Attr("id"); ok && o.pk != module.KindMessage {
 		if bytes.IndexByte(v, '&') >= 0 {
@@ -897,12 +897,27 @@ func (s *shard) deliver(p *module.Packet, u *user) bool {
 	return sent
 }
 
-// internType returns the type attribute as one of the known constant strings, so the hot
-// path does not allocate; unknown types are copied.
-func internType(e xmlstream.Element) string {
+// internType returns the type attribute of a stanza of kind k as one of the known
+// constant strings, so the hot path does not allocate. A message of a type nobody knows
+// is a normal one (RFC 6121 §5.2.2: stored offline, archived, copied as such); other
+// unknown types are copied.
+func internType(e xmlstream.Element, k module.Kind) string {
 	v, ok := e.Attr("type")
 	if !ok {
 		return ""
+	}
+	if k == module.KindMessage {
+		switch string(v) {
+		case "chat":
+			return "chat"
+		case "headline":
+			return "headline"
+		case "groupchat":
+			return "groupchat"
+		case "error":
+			return "error"
+		}
+		return "normal"
 	}
 	switch string(v) {
 	case "chat":

@@ -49,7 +49,7 @@ func (s *shard) parsePacket(raw []byte, to jid.JID) (module.Packet, bool) {
 			to, _ = s.parseTo(v)
 		}
 	}
-	return module.Packet{Raw: raw, Kind: k, Type: internType(e), ID: id, From: from, To: to}, true
+	return module.Packet{Raw: raw, Kind: k, Type: internType(e, k), ID: id, From: from, To: to}, true
 }
 
 // packetOf fills the shard's packet from a raw stanza; ok is false for anything that is not

@@ -173,3 +173,19 @@ func TestDeliveredWhenPriorityRaised(t *testing.T) {
 	b.Send("<presence><priority>5</priority></presence>")
 	b.C.Wait(t, "id='w1'", "while away")
 }
+
+// TestUnknownTypeIsNormal: a message of a type nobody knows is a normal message (RFC 6121
+// §5.2.2): stored for an offline user like one, not bounced.
+func TestUnknownTypeIsNormal(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob"}, nil)
+	a := e.Bind("alice", "pc")
+	a.Send("<message to='bob@example.org' type='x-foo' id='t1'><body>hi</body></message>")
+	a.Send("<iq type='get' id='sync' to='bob@example.org'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+	a.C.Wait(t, "id='sync'")
+	if strings.Contains(a.C.All(), "id='t1'") {
+		t.Fatalf("a message of an unknown type bounced:\n%s", a.C.All())
+	}
+	if n, _ := e.Store.Offline().Count("bob@example.org"); n != 1 {
+		t.Fatalf("%d stored, want 1", n)
+	}
+}
