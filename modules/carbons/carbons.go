@@ -51,8 +51,10 @@ func enabled(s module.Session) bool {
 // carrying a payload of instant messaging (chat states, receipts, chat markers,
 // invitations), minus private, no-copy and already-forwarded ones, and a room's private
 // message to one occupant's full JID, which the user's other resources, not in the room,
-// could not answer. One pass over the children: this runs for every message.
-func eligible(p *module.Packet) (xmlstream.Element, bool) {
+// could not answer. A private message the user sends in a room (sent set) is copied: the
+// other resources show the conversation (XEP-0280 §6.1). One pass over the children:
+// this runs for every message.
+func eligible(p *module.Packet, sent bool) (xmlstream.Element, bool) {
 	e := p.Elem()
 	switch p.Type {
 	case "chat", "", "normal":
@@ -78,7 +80,7 @@ func eligible(p *module.Packet) (xmlstream.Element, bool) {
 		case space == ns.MUCUser:
 			if _, invite := ch.Child(ns.MUCUser, "invite"); invite {
 				im = true // a mediated invitation (XEP-0045 §7.8.2)
-			} else if p.Type == "chat" && !p.To.IsBare() {
+			} else if p.Type == "chat" && !p.To.IsBare() && !sent {
 				mucPM = true
 			}
 		}
@@ -118,7 +120,7 @@ func (m *Mod) sent(c module.Context, p *module.Packet) module.Verdict {
 	if !anyEnabled(sessions, p.From) {
 		return module.Continue
 	}
-	if _, ok := eligible(p); !ok {
+	if _, ok := eligible(p, true); !ok {
 		return module.Continue
 	}
 	raw := p.Raw
@@ -142,7 +144,7 @@ func (m *Mod) received(c module.Context, p *module.Packet) module.Verdict {
 	if len(sessions) < 2 || !anyEnabled(sessions, jid.JID{}) {
 		return module.Continue
 	}
-	if _, ok := eligible(p); !ok {
+	if _, ok := eligible(p, false); !ok {
 		return module.Continue
 	}
 	// Which sessions get the original (RFC 6121 §8.5 as the router applies it)?

@@ -183,6 +183,9 @@ func TestCarbons(t *testing.T) {
 	b.Send("<message to='alice@example.org/pc' type='chat' id='pm'><body>whisper</body><x xmlns='http://jabber.org/protocol/muc#user'/></message>")
 	a1.C.Wait(t, "whisper")
 	a2.C.Never(t, "whisper")
+	// One the user sends in a room is copied: the other resources show the conversation.
+	a1.Send("<message to='bob@example.org/pc' type='chat' id='pm2'><body>whisper back</body><x xmlns='http://jabber.org/protocol/muc#user'/></message>")
+	a2.C.Wait(t, "<sent xmlns='urn:xmpp:carbons:2'>", "whisper back")
 }
 
 func TestStanzaID(t *testing.T) {
