@@ -80,6 +80,7 @@ func (o *Offline) Provision(r module.Registrar) error {
 	if err := module.Configure(r, o); err != nil {
 		return err
 	}
+	r.Hook(module.Inbound, module.KindMessage, module.OrderArchive-1, o.full)
 	r.Hook(module.Inbound, module.KindMessage, module.OrderOffline, o.store)
 	r.OnUndeliverable(o.keep)
 	r.OnAvailable(o.deliver)
@@ -133,25 +134,65 @@ func storable(e xmlstream.Element) (keep, refuse bool) {
 	return body || store || other && !state, false
 }
 
-func (o *Offline) store(c module.Context, p *module.Packet) module.Verdict {
+// offlineBound says whether p is a message that no session takes now, which offline
+// storage would keep (RFC 6121 §8.5, XEP-0160).
+func offlineBound(c module.Context, p *module.Packet) bool {
 	switch p.Type {
 	case "", "normal", "chat":
 	default:
-		return module.Continue
+		return false
 	}
-	user := p.To.Bare()
-	sessions := c.Sessions(user)
+	sessions := c.Sessions(p.To.Bare())
 	if !p.To.IsBare() {
 		for _, s := range sessions {
 			if s.JID().Resource() == p.To.Resource() {
-				return module.Continue
+				return false
 			}
 		}
 	}
 	for _, s := range sessions {
 		if s.Available() && s.Priority() >= 0 {
-			return module.Continue
+			return false
 		}
+	}
+	return true
+}
+
+// full refuses, before the archive keeps it (OrderArchive), a message bound for offline
+// storage that has no room for it: XEP-0313 §5.1.1 archives messages accepted for
+// delivery, and the sender, told it was not, may send it again. The store's own check
+// (keep) still decides; this one reads the user's counts, on the path to a write anyway.
+func (o *Offline) full(c module.Context, p *module.Packet) module.Verdict {
+	if !offlineBound(c, p) {
+		return module.Continue
+	}
+	if keep, _ := storable(p.Elem()); !keep {
+		return module.Continue
+	}
+	user := p.To.Bare()
+	q := o.set.Load().For(user.Domain())
+	off := c.Store().Offline()
+	n, err := off.Count(user.String())
+	if err != nil {
+		return module.Continue
+	}
+	size, err := off.Bytes(user.String())
+	if err != nil {
+		return module.Continue
+	}
+	const delayLen = 128 // the <delay/> keep adds
+	if n >= q.Quota || size+int64(len(p.Raw)+delayLen) > int64(q.QuotaBytes) {
+		e := stanza.New(stanza.ServiceUnavailable)
+		e.Text = "offline storage is full"
+		c.Error(p, e)
+		return module.Stop
+	}
+	return module.Continue
+}
+
+func (o *Offline) store(c module.Context, p *module.Packet) module.Verdict {
+	if !offlineBound(c, p) {
+		return module.Continue
 	}
 	if keep, refuse := storable(p.Elem()); !keep {
 		if refuse {

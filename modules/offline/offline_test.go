@@ -189,3 +189,27 @@ func TestUnknownTypeIsNormal(t *testing.T) {
 		t.Fatalf("%d stored, want 1", n)
 	}
 }
+
+// TestFullNotArchived: a message refused because offline storage is full is not in the
+// recipient's archive either (XEP-0313 §5.1.1 keeps what was accepted for delivery): its
+// sender, told it failed, may send it again.
+func TestFullNotArchived(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob"}, func(o *router.Options) {
+		o.ModuleConfig = func(id string, v any) error {
+			if c, ok := v.(*offline.Config); ok {
+				*c = offline.Config{Quota: 1, QuotaBytes: 1 << 20}
+			}
+			return nil
+		}
+	})
+	a := e.Bind("alice", "pc")
+	a.Send("<message to='bob@example.org' type='chat' id='m1'><body>first</body></message>")
+	a.Send("<message to='bob@example.org' type='chat' id='m2'><body>second</body></message>")
+	a.C.Wait(t, "id='m2'", "service-unavailable")
+	b := e.Bind("bob", "pc")
+	b.Send("<iq type='set' id='q'><query xmlns='urn:xmpp:mam:2'/></iq>")
+	got := b.C.Wait(t, "id='q'", "<fin")
+	if !strings.Contains(b.C.All(), "first") || strings.Contains(b.C.All(), "second") {
+		t.Fatalf("archive after a refusal: %s\n%s", got, b.C.All())
+	}
+}
