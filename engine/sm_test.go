@@ -118,6 +118,7 @@ func TestIntegrationStreamManagementTimeout(t *testing.T) {
 	bob.Expect("from='alice@localhost/phone'")
 	bob.Send("<message to='alice@localhost/phone' type='chat' id='t1'><body>unacked</body></message>")
 	a.Expect("id='t1'")
+	closed := time.Now()
 	a.Conn().Close()
 	bob.Send("<message to='alice@localhost/phone' type='chat' id='t2'><body>while away</body></message>")
 	bob.Never("unavailable")
@@ -133,6 +134,18 @@ func TestIntegrationStreamManagementTimeout(t *testing.T) {
 	}
 	if len(stored) != 2 || !strings.Contains(stored[0], "unacked") || !strings.Contains(stored[1], "while away") {
 		t.Fatalf("offline after the timeout: %q", stored)
+	}
+	// Each carries one <delay/>: when it was tried first, not when the expiry stored it
+	// a second later (XEP-0198 §4).
+	for _, m := range stored {
+		st := delayStamp.FindStringSubmatch(m)
+		if st == nil || strings.Count(m, "urn:xmpp:delay") != 1 {
+			t.Fatalf("stored without one server delay: %s", m)
+		}
+		at, err := time.Parse(time.RFC3339Nano, st[1])
+		if err != nil || at.Before(closed.Add(-time.Second)) || at.After(closed.Add(700*time.Millisecond)) {
+			t.Fatalf("delay stamp %s (%v); the stream closed at %s and expired a second later", st[1], err, closed.UTC())
+		}
 	}
 	a2 := srv.AuthPlain(t, "alice", "secret")
 	a2.Send("<resume xmlns='urn:xmpp:sm:3' previd='" + id + "' h='0'/>")
@@ -347,4 +360,43 @@ func TestIntegrationSMTakeoverWaiterGone(t *testing.T) {
 		next.Send("</stream:stream>")
 		next.ExpectClosed()
 	}
+}
+
+var delayStamp = regexp.MustCompile(`<delay xmlns='urn:xmpp:delay' from='localhost' stamp='([^']+)'`)
+
+// TestIntegrationDetachedExpiryNoDuplicate: when a detached session expires, a message to
+// the bare JID that a live resource got when it came is not handed to that resource again;
+// one for the detached resource alone goes to the live one, with the time it came as its
+// <delay/> (XEP-0198 §4, RFC 6121 §8.5.3.2.1).
+func TestIntegrationDetachedExpiryNoDuplicate(t *testing.T) {
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true, ResumeTimeout: time.Second})
+	srv.AddUser(t, "alice", "secret")
+	srv.AddUser(t, "bob", "secret")
+	desk := srv.LoginPlain(t, "alice", "secret", "desk")
+	desk.Send("<presence/>")
+	desk.Expect("<presence")
+	phone := srv.LoginPlain(t, "alice", "secret", "phone")
+	enableSM(t, phone)
+	phone.Send("<presence/>")
+	phone.Expect("<presence")
+	desk.Expect("from='alice@localhost/phone'")
+	bob := srv.LoginPlain(t, "bob", "secret", "pc")
+	phone.Conn().Close()
+	time.Sleep(200 * time.Millisecond) // detached
+	sent := time.Now()
+	bob.Send("<message to='alice@localhost' type='chat' id='b1'><body>to both</body></message>")
+	bob.Send("<message to='alice@localhost/phone' type='chat' id='p1'><body>to the phone</body></message>")
+	desk.Expect("id='b1'")
+	got := desk.Expect("id='p1'") + desk.Expect("</message>") // after the expiry
+	if strings.Contains(got, "id='b1'") {
+		t.Fatalf("the desk got the message to the bare JID again at the phone's expiry: %s", got)
+	}
+	st := delayStamp.FindStringSubmatch(got)
+	if st == nil {
+		t.Fatalf("the phone's message came to the desk without its delay: %s", got)
+	}
+	if at, err := time.Parse(time.RFC3339Nano, st[1]); err != nil || at.After(sent.Add(500*time.Millisecond)) {
+		t.Fatalf("delay stamp %s, sent at %s", st[1], sent.UTC())
+	}
+	desk.Never("id='b1'")
 }

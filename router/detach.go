@@ -1,6 +1,7 @@
 package router
 
 import (
+	"bytes"
 	"time"
 
 	"github.com/vireo-im/vireo/modules/module"
@@ -35,7 +36,7 @@ func (r *Router) DetachWith(s *Session, timeout time.Duration, collect func() []
 		if collect != nil {
 			o := getOp()
 			o.kind = opCall
-			o.fn = func(module.Context) { s.shard.endDetached(s, collect()) }
+			o.fn = func(module.Context) { s.shard.endDetached(s, collect(), time.Now().UnixNano()) }
 			s.shard.q.pushForce(o)
 		}
 		return
@@ -107,7 +108,7 @@ func (s *shard) detach(o *op) {
 		// detach, but what the stream wrote and its client never acknowledged follows
 		// RFC 6121, as in DetachWith, and collect lets the stream forget the session.
 		if o.collect != nil {
-			s.endDetached(nil, o.collect())
+			s.endDetached(nil, o.collect(), time.Now().UnixNano())
 		}
 		return
 	}
@@ -132,12 +133,14 @@ func (s *shard) detach(o *op) {
 		// Unacknowledged stanzas of the stream that just went: first in the queue. What
 		// does not fit the bounds follows RFC 6121 at once.
 		lim := s.r.opts.DetachedLimits
+		now := time.Now().UnixNano()
 		for i, raw := range o.queue {
 			if len(d.queue) >= lim.Stanzas || d.bytes+len(raw) > lim.Bytes {
-				s.endDetached(se, o.queue[i:])
+				s.endDetached(se, o.queue[i:], now)
 				break
 			}
 			d.queue = append(d.queue, raw)
+			d.at = append(d.at, now)
 			d.bytes += len(raw)
 			d.head++
 		}
@@ -168,17 +171,17 @@ func (s *shard) attach(o *op) {
 	if se.blocked.CompareAndSwap(true, false) {
 		o.conn.Resume()
 	}
-	q := d.queue
+	q, at := d.queue, d.at
 	if o.skip > 0 {
 		// The client's h counts what the old stream wrote; those that did not fit the
 		// queue went elsewhere already, and what came while detached it has not seen.
-		q = q[min(o.skip, d.head):]
+		q, at = q[min(o.skip, d.head):], at[min(o.skip, d.head):]
 	}
 	for i, raw := range q {
 		if !se.conn.Send(raw) {
 			// The new stream is already gone: what is left follows the RFC 6121 rules,
 			// and the session ends (its stream's close finds no session to hand it).
-			s.endDetached(se, q[i:])
+			s.endDetachedAt(se, q[i:], at[i:])
 			se.gone.Store(true)
 			s.end(se)
 			o.done(nil, stanza.New(stanza.ItemNotFound))
@@ -193,23 +196,64 @@ func (s *shard) attach(o *op) {
 func (s *shard) end(se *Session) {
 	u := se.user
 	var queued [][]byte
+	var at []int64
 	if d := se.detachedQ(); d != nil {
-		queued = d.queue
+		queued, at = d.queue, d.at
 		se.setDetached(nil)
 		s.r.detachedN.Add(-1)
 	}
 	s.removeSession(u, se)
-	s.endDetached(nil, queued)
+	s.endDetachedAt(nil, queued, at)
 	s.dropIfIdle(u)
 	s.ephemeralEnded(u)
 }
 
-// endDetached re-routes stanzas that a session took but never delivered. se, when set,
-// is still bound and must not get them again.
-func (s *shard) endDetached(skip *Session, queued [][]byte) {
+// endDetached re-routes stanzas that a session took but never delivered, all tried at
+// (Unix nanoseconds). skip, when set, is still bound and must not get them again.
+func (s *shard) endDetached(skip *Session, queued [][]byte, at int64) {
 	for _, raw := range queued {
-		s.undeliverable(raw, skip)
+		s.undeliverableAt(raw, skip, at)
 	}
+}
+
+// endDetachedAt is endDetached with a time per stanza (detached.at): one a live session
+// of the user took as well is not handed out again.
+func (s *shard) endDetachedAt(skip *Session, queued [][]byte, at []int64) {
+	for i, raw := range queued {
+		if at[i] < 0 {
+			continue
+		}
+		s.undeliverableAt(raw, skip, at[i])
+	}
+}
+
+// undeliverableAt is undeliverable for a stanza delivery was first tried for at (Unix
+// nanoseconds): a message that goes to another resource or to offline storage carries a
+// <delay/> with that time (XEP-0198 §4, XEP-0203), unless the server stamped it already.
+func (s *shard) undeliverableAt(raw []byte, skip *Session, at int64) {
+	if at != 0 && bytes.HasPrefix(raw, []byte("<message")) {
+		e, err := xmlstream.ParseElement(raw, "jabber:client")
+		if err == nil {
+			if to, ok := e.Attr("to"); ok {
+				if j, err := s.parseTo(to); err == nil {
+					raw = stampDelay(raw, j.Domain(), time.Unix(0, at))
+				}
+			}
+		}
+	}
+	s.undeliverable(raw, skip)
+}
+
+// stampDelay adds to raw the <delay/> of a message the server delivers late, from domain
+// at at: not a second one from the same server (module.HasServerDelay).
+func stampDelay(raw []byte, domain string, at time.Time) []byte {
+	if module.HasServerDelay(raw, domain) {
+		return raw
+	}
+	var b xmlstream.Builder
+	b.Start("delay").Attr("xmlns", ns.Delay).Attr("from", domain).
+		Attr("stamp", at.UTC().Format("2006-01-02T15:04:05.000Z")).End()
+	return xmlstream.AppendChild(nil, raw, b.B)
 }
 
 // undeliverable applies RFC 6121 §8.5 to a stanza that a session of this shard's user

@@ -84,11 +84,24 @@ func (s *Session) setExtra(set func(*extra), unset bool) {
 // attached session pays one pointer for it.
 type detached struct {
 	queue [][]byte
+	// at is when each of queue's stanzas was last tried (Unix nanoseconds): the detach
+	// for the stream's unacknowledged ones, the arrival for the rest. A stanza the RFC 6121
+	// rules take at the end carries it as its <delay/> (XEP-0198 §4). Negated: a message
+	// to the bare JID that a live session of the user took as well (shared), which the
+	// end of this one does not hand the user again.
+	at    []int64
 	bytes int
 	// head is how many of queue's first stanzas the stream wrote before it went (its
 	// client may have them): a resume skips among those only.
 	head int
 	gen  uint64 // matches the shard's expiry entry that may end it
+}
+
+// shared marks queue[i] as delivered to a live session too.
+func (d *detached) shared(i int) {
+	if d.at[i] > 0 {
+		d.at[i] = -d.at[i]
+	}
 }
 
 type kv struct{ k, v any }
@@ -223,6 +236,7 @@ func (s *Session) send(raw []byte) bool {
 			return false
 		}
 		d.queue = append(d.queue, append([]byte(nil), raw...))
+		d.at = append(d.at, time.Now().UnixNano())
 		d.bytes += len(raw)
 		s.countOut(raw)
 		return true

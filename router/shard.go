@@ -881,13 +881,38 @@ func (s *shard) deliver(p *module.Packet, u *user) bool {
 		}
 		return false
 	}
-	sent := false
+	sent, live := false, false
+	// Detached sessions that queued it, and where: if a live one took it too, their copy
+	// is marked, so that their expiry does not hand the user the message once more.
+	var parked [4]*detached
+	var at [4]int
+	np := 0
 	for _, se := range u.sessions {
 		if !se.available || se.prio < 0 {
 			continue
 		}
 		if p.Type == "headline" || int(se.prio) == best {
-			sent = se.Send(p.Raw) || sent
+			d := se.detachedQ()
+			n := 0
+			if d != nil {
+				n = len(d.queue)
+			}
+			if !se.Send(p.Raw) {
+				continue
+			}
+			sent = true
+			switch {
+			case d == nil:
+				live = true
+			case len(d.queue) == n+1 && np < len(parked):
+				parked[np], at[np] = d, n
+				np++
+			}
+		}
+	}
+	if live {
+		for i, d := range parked[:np] {
+			d.shared(at[i])
 		}
 	}
 	if !sent && p.Type != "headline" {

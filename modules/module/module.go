@@ -41,6 +41,7 @@
 package module
 
 import (
+	"bytes"
 	"crypto/tls"
 	"fmt"
 	"sort"
@@ -595,4 +596,11 @@ type Context interface {
 	// returns false without running anything when the pool is saturated; answer the client
 	// with resource-constraint then.
 	Async(job func(), done func(c Context)) bool
+}
+
+// HasServerDelay reports whether the message raw carries the <delay/> (XEP-0203) a server
+// of domain writes when it delivers a message late: a message delayed twice (its session
+// expired, then offline storage) keeps the first time, the one it was sent at.
+func HasServerDelay(raw []byte, domain string) bool {
+	return bytes.Contains(raw, []byte("<delay xmlns='"+ns.Delay+"' from='"+domain+"'"))
 }

@@ -222,10 +222,13 @@ func (o *Offline) keep(c module.Context, p *module.Packet) bool {
 	}
 	user := p.To.Bare()
 	now := c.Now().UTC()
-	var b xmlstream.Builder
-	b.Start("delay").Attr("xmlns", ns.Delay).Attr("from", c.Domain()).
-		Attr("stamp", now.Format("2006-01-02T15:04:05.000Z")).Text("Offline Storage").End()
-	raw := xmlstream.AppendChild(nil, p.Raw, b.B)
+	raw := p.Raw
+	if !module.HasServerDelay(raw, c.Domain()) { // else delayed since it was first sent (its session expired)
+		var b xmlstream.Builder
+		b.Start("delay").Attr("xmlns", ns.Delay).Attr("from", c.Domain()).
+			Attr("stamp", now.Format("2006-01-02T15:04:05.000Z")).Text("Offline Storage").End()
+		raw = xmlstream.AppendChild(nil, p.Raw, b.B)
+	}
 	q := o.set.Load().For(user.Domain())
 	_, err := c.Store().Offline().Push(user.String(), raw, now, store.Quota{Items: q.Quota, Bytes: q.QuotaBytes})
 	switch {
