@@ -36,7 +36,8 @@ const (
 // sasl2Req is what one <authenticate/> asked for besides authentication. It lives in the
 // authState until the login is finished.
 type sasl2Req struct {
-	agent      string // XEP-0388 user-agent id
+	started    time.Time // when the exchange began: a token is refused if the account's were forgotten since
+	agent      string    // XEP-0388 user-agent id
 	mech       string
 	tokenMech  string // <request-token mechanism=…/>
 	count      uint32 // <fast count=…/>
@@ -114,7 +115,7 @@ func (c *conn) fastMechanisms() []string {
 // parseAuthenticate reads an <authenticate/>: the initial response and the inline
 // requests. A failure is reported to the client as it stands.
 func (c *conn) parseAuthenticate(st *xmlstream.Stanza, mech string) (initial []byte, r *sasl2Req, f *sasl.Failure) {
-	r = &sasl2Req{mech: mech}
+	r = &sasl2Req{mech: mech, started: time.Now()}
 	for it := st.Elem().Children(); ; {
 		ch, ok := it.Next()
 		if !ok {
@@ -284,7 +285,7 @@ func (c *conn) sasl2Succeeded(r *sasl2Req, out []byte) {
 			}
 		}
 		if issue && r.agent != "" {
-			tok, exp, err := tokens.Issue(user, r.agent, mech, r.fp, now)
+			tok, exp, err := tokens.IssueSince(user, r.agent, mech, r.fp, now, r.started)
 			if err != nil {
 				log.Warn().Err(err).Str("user", user).Msg("FAST token not issued")
 			} else {

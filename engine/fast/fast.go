@@ -47,7 +47,23 @@ type Tokens struct {
 	// logins with one token and count must not both pass the count check, and a login's
 	// write must not bring back what an Issue or Invalidate just replaced.
 	rows [64]sync.Mutex
+	// gate keeps Forget and IssueSince apart: a token issued by a login that began
+	// before a Forget must not be written after it (forgot).
+	gate   sync.RWMutex
+	forgot struct {
+		sync.Mutex
+		at    map[string]int64 // user → when Forget last ran, Unix nanoseconds
+		prune int              // len(at) at which old entries are dropped
+	}
 }
+
+// ErrForgotten refuses a token to a login that began before the account's tokens were
+// forgotten (a password change the fingerprint cannot see).
+var ErrForgotten = errors.New("fast: the account's tokens were forgotten during this login")
+
+// forgotKeep is how long Forget is remembered against logins in flight: far longer than
+// one takes.
+const forgotKeep = 10 * time.Minute
 
 // lock takes the lock of user and agent's record; the caller unlocks what it returns.
 func (k *Tokens) lock(user, agent string) *sync.Mutex {
@@ -206,8 +222,25 @@ func (k *Tokens) used(user, agent string, rec Record, which int, count uint32, n
 // still valid, becomes the replaced one. The write is durable before it returns: the token
 // is about to be acknowledged to the client.
 func (k *Tokens) Issue(user, agent, mech string, fp [8]byte, now time.Time) (token string, expiry time.Time, err error) {
+	return k.IssueSince(user, agent, mech, fp, now, now)
+}
+
+// IssueSince is Issue for a login that began at since: ErrForgotten if Forget ran for
+// user since then. The fingerprint cannot tell a password changed by the site's program
+// (an account whose keys the server never holds), so a login that passed the program's
+// check with the old password just before the change would otherwise get a token that
+// outlives it; a client logging in over and over would hit that window.
+func (k *Tokens) IssueSince(user, agent, mech string, fp [8]byte, now, since time.Time) (token string, expiry time.Time, err error) {
 	if len(agent) == 0 || len(agent) > MaxAgentID {
 		return "", time.Time{}, fmt.Errorf("fast: client id of %d bytes", len(agent))
+	}
+	k.gate.RLock()
+	defer k.gate.RUnlock()
+	k.forgot.Lock()
+	at, ok := k.forgot.at[user]
+	k.forgot.Unlock()
+	if ok && at >= since.UnixNano() {
+		return "", time.Time{}, ErrForgotten
 	}
 	mu := k.lock(user, agent)
 	defer mu.Unlock()
@@ -287,6 +320,23 @@ func (k *Tokens) Invalidate(user, agent string) error {
 // Forget ends every token of user, for a change of password the fingerprint cannot see
 // (one kept by an operator's program).
 func (k *Tokens) Forget(user string) error {
+	k.gate.Lock()
+	defer k.gate.Unlock()
+	now := time.Now().UnixNano()
+	k.forgot.Lock()
+	if k.forgot.at == nil {
+		k.forgot.at = map[string]int64{}
+	}
+	if len(k.forgot.at) >= k.forgot.prune {
+		for u, t := range k.forgot.at { // amortized: not a scan per Forget
+			if now-t > int64(forgotKeep) {
+				delete(k.forgot.at, u)
+			}
+		}
+		k.forgot.prune = max(64, 2*len(k.forgot.at))
+	}
+	k.forgot.at[user] = now
+	k.forgot.Unlock()
 	return k.t.DeletePrefix(rowKey(user, ""))
 }
 

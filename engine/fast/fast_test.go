@@ -333,3 +333,26 @@ func TestLoginConcurrent(t *testing.T) {
 		t.Fatal("a login with a token never issued passed")
 	}
 }
+
+// TestForgetDuringLogin: a login that began before the account's tokens were forgotten
+// (a password the site's program keeps, changed meanwhile) gets no token: it proved the
+// old password, and the fingerprint, the same for every such account, would not end it.
+// A login that began after gets one.
+func TestForgetDuringLogin(t *testing.T) {
+	k, _ := newTokens(t)
+	var fp [8]byte // an account without keys: one fingerprint for every password
+	began := time.Now()
+	time.Sleep(time.Millisecond)
+	if err := k.Forget("site@example.org"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := k.IssueSince("site@example.org", "phone", "HT-SHA-256-NONE", fp, time.Now(), began); !errors.Is(err, ErrForgotten) {
+		t.Fatalf("a token for a login that began before the forget: %v", err)
+	}
+	if _, _, err := k.IssueSince("site@example.org", "phone", "HT-SHA-256-NONE", fp, time.Now(), time.Now()); err != nil {
+		t.Fatalf("a login after the forget: %v", err)
+	}
+	if _, _, err := k.IssueSince("other@example.org", "phone", "HT-SHA-256-NONE", fp, time.Now(), began); err != nil {
+		t.Fatalf("another account: %v", err)
+	}
+}
