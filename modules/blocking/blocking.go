@@ -214,6 +214,12 @@ func (m *Mod) outbound(c module.Context, p *module.Packet) module.Verdict {
 	if !m.blocked(p.From.Bare().String(), p.To) {
 		return module.Continue
 	}
+	if p.Kind == module.KindPresence && (p.Type == "unsubscribe" || p.Type == "unsubscribed") {
+		// Cancelling or revoking a subscription only takes from the blocked entity: the
+		// roster must follow (RFC 6121 §3.2.2, §3.3.2), or presence would go back to it
+		// as soon as the block is lifted.
+		return module.Continue
+	}
 	// §3.5: messages and IQ requests to a blocked entity are refused with <blocked/>;
 	// presence and IQ results and errors (never answered with an error) go nowhere.
 	if p.Kind == module.KindMessage || isRequest(p) {

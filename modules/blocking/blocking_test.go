@@ -335,3 +335,29 @@ func TestListSizes(t *testing.T) {
 		t.Fatalf("the refused block changed the list: %s", got)
 	}
 }
+
+// TestRevokeWhileBlocked: revoking a blocked contact's subscription takes effect (the
+// roster follows, the contact is told): presence does not go back to it when the block
+// is lifted.
+func TestRevokeWhileBlocked(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob"}, nil)
+	e.Store.Rosters().Put("alice@example.org", store.RosterItem{JID: "bob@example.org", Sub: store.SubBoth})
+	e.Store.Rosters().Put("bob@example.org", store.RosterItem{JID: "alice@example.org", Sub: store.SubBoth})
+	b := e.Bind("bob", "pc")
+	b.Send("<presence/>")
+	a := e.Bind("alice", "pc")
+	a.Send("<iq type='get' id='r'><query xmlns='jabber:iq:roster'/></iq>")
+	a.C.Wait(t, "id='r'")
+	a.Send("<presence/>")
+	b.C.Wait(t, "from='alice@example.org/pc'")
+	block(t, a, "block", "bl", "bob@example.org")
+	a.Send("<presence to='bob@example.org' type='unsubscribed'/>")
+	a.C.Wait(t, "jid='bob@example.org'", "subscription='to'")
+	b.C.Wait(t, "type='unsubscribed'", "from='alice@example.org'")
+	b.C.Reset()
+	block(t, a, "unblock", "ub", "bob@example.org")
+	a.Send("<presence><status>after</status></presence>")
+	a.Send("<iq type='get' id='sync' to='bob@example.org'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+	a.C.Wait(t, "id='sync'")
+	b.C.Never(t, "after")
+}
