@@ -418,7 +418,9 @@ func (p *Presence) directed(c module.Context, pk *module.Packet, user, contact j
 	if s == nil {
 		return
 	}
-	if it, ok := c.RosterItem(user, contact); ok && hasFrom(it.Sub) {
+	if it, ok := c.RosterItem(user, contact); ok && hasFrom(it.Sub) && s.Available() {
+		// The broadcast's unavailable reaches it. A session that is not broadcasting
+		// (no initial presence yet, or unavailable since) sends none: it is tracked.
 		return
 	}
 	d, _ := s.Value(keyDirected).(map[string]bool)

@@ -436,6 +436,17 @@ func TestDirectedPresenceEnds(t *testing.T) {
 	if n := len(rl.Matching("to='third@muc.remote.example/bot'", "type='unavailable'")); n != 1 {
 		t.Fatalf("%d unavailable presences to the room, want 1", n)
 	}
+
+	// A contact with a 'from' subscription that a session without broadcast presence
+	// sent directed presence to: no broadcast ends it, so the session's end does.
+	e.Store.Rosters().Put("bot@example.org", store.RosterItem{JID: "bob@remote.example", Sub: store.SubFrom})
+	b4 := e.Bind("bot", "r4")
+	b4.Send("<presence to='bob@remote.example/x'/>")
+	waitFor(t, func() bool { return len(rl.Matching("to='bob@remote.example/x'", "from='bot@example.org/r4'")) == 1 })
+	b4.Unbind()
+	waitFor(t, func() bool {
+		return len(rl.Matching("to='bob@remote.example/x'", "type='unavailable'", "from='bot@example.org/r4'")) == 1
+	})
 }
 
 // TestSubscriptionTables: RFC 6121 Appendix A and §3, §4.3.2 where they are easy to get
