@@ -16,6 +16,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/vireo-im/vireo/modules/blocking"
@@ -41,16 +42,61 @@ const MaxRequestBytes = 2048
 // a larger one is kept as its time alone.
 const MaxLastBytes = 1024
 
-func init() { module.Register(Presence{}) }
+func init() { module.Register(new(Presence)) }
 
 // Presence is the presence module.
 type Presence struct {
 	subreq store.Table
 	last   store.Table // user → unix seconds (8 bytes) + the children of their last unavailable presence
+	// unkept holds the requests past MaxPendingRequests that went to the user's available
+	// resources without being stored: an answer to one is an answer, not a pre-approval.
+	// In memory, bounded (maxUnkept); lost at a restart, when its answer is taken for a
+	// pre-approval again.
+	unkept struct {
+		sync.Mutex
+		m map[string]struct{} // store.UserKey(user, contact)
+	}
+}
+
+// maxUnkept bounds Presence.unkept across all users.
+const maxUnkept = 10000
+
+// noteUnkept remembers an unstored request of key.
+func (p *Presence) noteUnkept(key []byte) {
+	p.unkept.Lock()
+	defer p.unkept.Unlock()
+	if p.unkept.m == nil {
+		p.unkept.m = map[string]struct{}{}
+	}
+	if len(p.unkept.m) >= maxUnkept {
+		for k := range p.unkept.m { // any one: the oldest are as good as lost anyway
+			delete(p.unkept.m, k)
+			break
+		}
+	}
+	p.unkept.m[string(key)] = struct{}{}
+}
+
+// pending reports whether a request of key waits for the user's answer (stored, or past
+// the bound and shown only), and forgets it when take is set.
+func (p *Presence) pending(c module.Context, key []byte, take bool) bool {
+	if _, err := p.subreq.Get(key); err == nil {
+		if take {
+			p.dropRequest(c, key)
+		}
+		return true
+	}
+	p.unkept.Lock()
+	defer p.unkept.Unlock()
+	_, ok := p.unkept.m[string(key)]
+	if ok && take {
+		delete(p.unkept.m, string(key))
+	}
+	return ok
 }
 
 // ModuleInfo implements module.Module.
-func (Presence) ModuleInfo() module.Info {
+func (*Presence) ModuleInfo() module.Info {
 	return module.Info{ID: "presence", New: func() module.Module { return new(Presence) }}
 }
 
@@ -273,7 +319,7 @@ func (p *Presence) outbound(c module.Context, pk *module.Packet) module.Verdict 
 			return module.Stop
 		}
 		key := store.UserKey(user.String(), contact.String())
-		if _, err := p.subreq.Get(key); err != nil {
+		if !p.pending(c, key, false) {
 			// No request waiting: this is a pre-approval (RFC 6121 §3.4).
 			if !it.Approved {
 				it.Approved = true
@@ -288,7 +334,7 @@ func (p *Presence) outbound(c module.Context, pk *module.Packet) module.Verdict 
 		if !setItem(c, pk, user, it) {
 			return module.Stop
 		}
-		p.dropRequest(c, key)
+		p.pending(c, key, true)
 		c.Route(simple("subscribed", user, contact))
 		p.sendCurrent(c, user, contact)
 	case "unsubscribe":
@@ -301,11 +347,7 @@ func (p *Presence) outbound(c module.Context, pk *module.Packet) module.Verdict 
 		c.Route(simple("unsubscribe", user, contact))
 	case "unsubscribed":
 		key := store.UserKey(user.String(), contact.String())
-		pending := false
-		if _, err := p.subreq.Get(key); err == nil {
-			p.dropRequest(c, key)
-			pending = true
-		}
+		pending := p.pending(c, key, true)
 		it, ok := c.RosterItem(user, contact)
 		if ok && (hasFrom(it.Sub) || it.Approved || it.PendingIn) {
 			was := hasFrom(it.Sub)
@@ -537,7 +579,8 @@ func (p *Presence) inbound(c module.Context, pk *module.Packet) module.Verdict {
 			if n >= MaxPendingRequests {
 				// Past the bound nothing more is kept, but the available resources still
 				// hear of it (§3.1.3): strangers who fill the list do not silence the
-				// user's real contacts.
+				// user's real contacts, and their answer counts as one (unkept).
+				p.noteUnkept(key)
 				p.toAvailable(c, pk, user, contact)
 				return module.Stop
 			}

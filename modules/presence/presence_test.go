@@ -1,6 +1,7 @@
 package presence_test
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/rs/zerolog"
@@ -568,4 +569,31 @@ func TestSharedContactSubscription(t *testing.T) {
 	b.C.Never(t, "unsubscribe")
 	b.Send("<iq type='get' id='r2'><query xmlns='jabber:iq:roster'/></iq>")
 	b.C.Wait(t, "id='r2'", "jid='alice@example.org'", "subscription='both'")
+}
+
+// TestAnswerPastPendingBound: once MaxPendingRequests wait, a further request is shown to
+// the available resources without being stored; the user's approval of it is still an
+// approval (routed, 'from' in the roster), not a silent pre-approval.
+func TestAnswerPastPendingBound(t *testing.T) {
+	e := routertest.New(t, []string{"alice"}, nil)
+	rl := &routertest.Remote{}
+	e.R.SetRemote(rl)
+	remote, _ := jid.Parse("remote.example")
+	for i := range presence.MaxPendingRequests { // from many domains: the antispam budget is per domain
+		d, _ := jid.Parse(fmt.Sprintf("d%d.example", i))
+		e.R.SubmitFrom(d, []byte(fmt.Sprintf("<presence from='spam@d%d.example' to='alice@example.org' type='subscribe'/>", i)))
+	}
+	a := e.Bind("alice", "pc")
+	a.Send("<iq type='get' id='r'><query xmlns='jabber:iq:roster'/></iq>")
+	a.C.Wait(t, "id='r'")
+	a.Send("<presence/>")
+	a.C.Wait(t, "from='spam@d99.example'") // the last, in the store's order
+	e.R.SubmitFrom(remote, []byte("<presence from='bob@remote.example' to='alice@example.org' type='subscribe'/>"))
+	a.C.Wait(t, "from='bob@remote.example'", "type='subscribe'")
+	a.Send("<presence to='bob@remote.example' type='subscribed'/>")
+	got := a.C.Wait(t, "jid='bob@remote.example'", "subscription='from'")
+	if strings.Contains(got, "approved") {
+		t.Fatalf("an approval taken for a pre-approval: %s", got)
+	}
+	waitFor(t, func() bool { return len(rl.Matching("to='bob@remote.example'", "type='subscribed'")) == 1 })
 }
