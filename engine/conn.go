@@ -19,6 +19,7 @@ import (
 	"github.com/vireo-im/vireo/router"
 	"github.com/vireo-im/vireo/xmlstream"
 	"github.com/vireo-im/vireo/xmlstream/jid"
+	"github.com/vireo-im/vireo/xmlstream/ns"
 	"github.com/vireo-im/vireo/xmlstream/stanza"
 )
 
@@ -300,6 +301,16 @@ func (c *conn) process(sc *xmlstream.Scanner, p []byte) []byte {
 		case xmlstream.EventStreamStart:
 			c.l.kind.header(c, ev.Stanza)
 		case xmlstream.EventElement:
+			if string(ev.Stanza.Name) == "error" && string(ev.Stanza.NS) == ns.Stream {
+				// The peer's stream error (RFC 6120 §4.9.1.1): the stream is over, and
+				// ours closes as §4.4 says, without an error of its own in answer.
+				if e := c.srv().log.Debug(); e.Enabled() {
+					se := asStreamError(ev.Stanza).(*s2sStreamError)
+					e.Str("remote", c.ip()).Str("condition", se.cond).Str("text", se.text).Msg("the peer ended the stream with an error")
+				}
+				c.endStream()
+				return nil
+			}
 			if c.l.kind.element(c, ev.Stanza) {
 				// STARTTLS: what follows <starttls/> is the TLS handshake, after any
 				// whitespace the client sent between the two (go-sendxmpp sends a newline).

@@ -165,6 +165,14 @@ func TestS2SInboundChecks(t *testing.T) {
 		t.Fatalf("to a domain the stream was not authenticated for: %q", got)
 	}
 
+	// The peer's stream error ends the stream: ours closes, without an error in answer
+	// (RFC 6120 §4.9.1.1).
+	r = s2sLogin(t, b)
+	r.Send("<stream:error><policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error></stream:stream>")
+	if got := r.ExpectClosed(); strings.Contains(got, "<stream:error") || !strings.HasSuffix(got, "</stream:stream>") {
+		t.Fatalf("the peer's stream error answered with %q", got)
+	}
+
 	// A wrong key is refused.
 	r = vireotest.DialAddr(t, b.S2SAddr())
 	hdr := "<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' from='a.localhost' to='b.localhost' version='1.0'>"
