@@ -398,8 +398,9 @@ func (k *s2sIn) dialback(c *conn, st *xmlstream.Stanza) {
 		}
 		id, bidi := c.auth.streamID, c.auth.bidi
 		c.set(fPaused) // hold what follows until the authoritative server has answered
+		addr := addrKey(c.ip())
 		go func() {
-			ok := s.s2s.verify(to, from, id, key)
+			ok := s.s2s.verify(to, from, id, key, addr)
 			c.gc.Wake(func(_ gnet.Conn, err error) error {
 				if err != nil || c.closing.Load() {
 					return nil

@@ -91,7 +91,51 @@ type s2sOut struct {
 		// current s2sOpensWindow (userOpens): one account must not spend the server's
 		// budget of streams (outPeerLimit) on made-up domains.
 		opens map[string]userOpens
+		// verifying counts the dialback verifications under way (verify), per claimed
+		// domain and per address of the claimant, and in all (verifyingN).
+		verifying  map[string]int
+		verifyingN int
 	}
+}
+
+// Bounds on dialback verifications (verify): each opens a stream to a server any peer
+// names, before that peer has proved anything, and lasts until the setup timeout. A peer
+// that claims and hangs up over and over must not make this server dial the world.
+const (
+	maxVerifying        = 256 // in all
+	maxVerifyingPerPeer = 4   // per claimed domain, and per claimant's address
+)
+
+// startVerify takes a verification slot for a claim of domain from addr; false when its
+// bounds are reached: the claim fails at once. (A domain backed off after failed streams
+// is still verified: its server calling is a sign it is back.)
+func (o *s2sOut) startVerify(domain, addr string) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.mu.verifying == nil {
+		o.mu.verifying = map[string]int{}
+	}
+	dk, ak := "d:"+domain, "a:"+addr
+	if o.mu.verifyingN >= maxVerifying || o.mu.verifying[dk] >= maxVerifyingPerPeer ||
+		o.mu.verifying[ak] >= maxVerifyingPerPeer {
+		return false
+	}
+	o.mu.verifying[dk]++
+	o.mu.verifying[ak]++
+	o.mu.verifyingN++
+	return true
+}
+
+// endVerify gives back startVerify's slot.
+func (o *s2sOut) endVerify(domain, addr string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, k := range []string{"d:" + domain, "a:" + addr} {
+		if o.mu.verifying[k]--; o.mu.verifying[k] <= 0 {
+			delete(o.mu.verifying, k)
+		}
+	}
+	o.mu.verifyingN--
 }
 
 // Per-account budget of new outbound streams: a tenth of the server's (outPeerLimit by
@@ -538,8 +582,15 @@ func tlsVersionName(v uint16) string {
 }
 
 // verify asks the authoritative server of originating, over a new stream, whether key is
-// the key it handed out for the stream id it opened to receiving (XEP-0220 §2.3).
-func (o *s2sOut) verify(receiving, originating, id, key string) bool {
+// the key it handed out for the stream id it opened to receiving (XEP-0220 §2.3). addr is
+// the claimant's address: verifications are bounded per claimed domain, per claimant and
+// in all (startVerify); past the bounds the claim fails without a dial.
+func (o *s2sOut) verify(receiving, originating, id, key, addr string) bool {
+	if !o.startVerify(originating, addr) {
+		o.srv.log.Debug().Str("peer", originating).Str("remote", addr).Msg("s2s dialback verify refused: too many under way")
+		return false
+	}
+	defer o.endVerify(originating, addr)
 	ps, _, _, err := o.open(receiving, originating)
 	if err != nil {
 		o.srv.log.Info().Err(err).Str("peer", originating).Msg("s2s dialback verify: cannot reach the authoritative server")

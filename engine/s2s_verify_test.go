@@ -6,6 +6,7 @@ import (
 	"net"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -104,5 +105,27 @@ func TestAnswersNotAnswered(t *testing.T) {
 	}
 	if rest := r.Expect("</iq>"); !strings.Contains(got+rest, "<bad-request") {
 		t.Fatalf("a get where a set belongs: %q", got+rest)
+	}
+}
+
+// TestS2SDialbackVerifyBounded: a peer that claims a domain and hangs up, over and over,
+// makes this server dial the claimed domain's server at most a few times at once (each
+// verification lasts until the setup timeout): claims past the bound fail at once.
+func TestS2SDialbackVerifyBounded(t *testing.T) {
+	b := vireotest.Start(t, vireotest.Options{Domain: "b.localhost", S2S: true, S2SSetupTimeout: 5 * time.Second})
+	var dials atomic.Int32
+	mute := fakePeer(t, nil, func(c net.Conn) {
+		dials.Add(1)
+		io.Copy(io.Discard, c) // never answers
+	})
+	b.Engine.SetS2SHosts(map[string]string{"evil.localhost": mute})
+	for range 12 {
+		r, _ := s2sOpen(t, b, "evil.localhost")
+		r.Send("<db:result from='evil.localhost' to='b.localhost'>0123456789abcdef</db:result>")
+		r.Conn().Close()
+	}
+	time.Sleep(time.Second)
+	if n := dials.Load(); n > 4 {
+		t.Fatalf("%d verifications dialed at once for one claimed domain, want at most 4", n)
 	}
 }
