@@ -456,7 +456,9 @@ func TestS2SReloadOnOff(t *testing.T) {
 		t.Fatal("the s2s listener still accepts with federation off")
 	}
 	bob.Send("<message to='alice@a.localhost/phone' id='in' type='chat'><body>knock</body></message>")
-	if got, _ := bob.ReadUntil("id='in'", 20*time.Second); !strings.Contains(got+bob.Expect("</message>"), "type='error'") {
+	// Refused at once, or, when another test's listener took the freed port meanwhile
+	// (make test runs packages side by side), after b's setup timeout (15 s).
+	if got, _ := bob.ReadUntil("id='in'", 40*time.Second); !strings.Contains(got+bob.Expect("</message>"), "type='error'") {
 		t.Fatalf("a message in with federation off: %s", got)
 	}
 	alice.Never("knock")
