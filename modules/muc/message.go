@@ -386,6 +386,22 @@ func (r *room) private(c module.Context, p *module.Packet, o *occupant) {
 // invitations handles mediated invitations and declines (XEP-0045 §7.8.2) in x; it
 // reports whether x held any.
 func (r *room) invitations(c module.Context, p *module.Packet, o *occupant, x xmlstream.Element) bool {
+	invites := 0
+	for it := x.Children(); ; {
+		ch, ok := it.Next()
+		if !ok {
+			break
+		}
+		if string(ch.NS()) == NSUser && string(ch.Name()) == "invite" {
+			invites++
+		}
+	}
+	if invites > maxInvitesPerMessage {
+		// Each goes out from the room, which no account's budget of new federation
+		// streams covers: one stanza must not fan out without end.
+		c.Error(p, errBy(r.jid, stanza.PolicyViolationCond, "too many invitations in one message"))
+		return true
+	}
 	handled := false
 	aff := r.affOf(p.From.Bare())
 	for it := x.Children(); ; {

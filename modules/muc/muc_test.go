@@ -451,6 +451,18 @@ func TestPasswordFullAndInvites(t *testing.T) {
 	c.Send("<message to='" + room + "' id='dec3'><x xmlns='" + nsMUC + "#user'><decline to='alice@example.org'/></x></message>")
 	c.C.Wait(t, "id='dec3'", "type='error'", "not-acceptable")
 	b.C.Never(t, "id='dec2'")
+	// One message carries a bounded number of invitations: each goes out from the room.
+	var many strings.Builder
+	for i := range 11 {
+		many.WriteString("<invite to='x" + string(rune('a'+i)) + "@example.net'/>")
+	}
+	rl := &routertest.Remote{}
+	e.R.SetRemote(rl)
+	b.Send("<message to='" + room + "' id='many'><x xmlns='" + nsMUC + "#user'>" + many.String() + "</x></message>")
+	b.C.Wait(t, "id='many'", "type='error'", "policy-violation")
+	if n := len(rl.Matching("<invite")); n != 0 {
+		t.Fatalf("%d invitations went out before the refusal", n)
+	}
 }
 
 func TestHistory(t *testing.T) {

@@ -223,6 +223,9 @@ type room struct {
 	invited map[string]string
 }
 
+// maxInvitesPerMessage bounds the invitations one message to a room carries.
+const maxInvitesPerMessage = 10
+
 // maxInvited bounds the invitations a room remembers for their declines.
 const maxInvited = 256
 
