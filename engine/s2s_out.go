@@ -83,6 +83,7 @@ type s2sOut struct {
 		// backoffKept is how many entries backoff had after its last sweep (noteResult).
 		backoffKept int
 		in          map[*conn]inStream // authenticated inbound streams, for S2SConns
+		inSeq       uint64             // the last inStream.seq
 		// bidi are the inbound streams whose peer asked for a bidirectional stream
 		// (XEP-0288), by the domain pair (local, remote) they authenticated: Route sends
 		// over one when no outbound stream for the pair exists.
@@ -191,7 +192,13 @@ type inStream struct {
 	tls                 uint16
 	directTLS           bool
 	via                 string // the edge that relays it, or ""
+	seq                 uint64 // order of authentication (addIn)
 }
+
+// maxInPerPair bounds the authenticated inbound streams of one domain pair: a server
+// needs one, and a second while it replaces a stream it took for dead. Past it the
+// oldest is closed: one peer must not take the server's connections.
+const maxInPerPair = 4
 
 func newS2SOut(s *Server, cfg S2S) *s2sOut {
 	o := &s2sOut{srv: s, secret: cfg.Secret}
@@ -222,8 +229,23 @@ func (o *s2sOut) addIn(c *conn, remote, auth, local string, bidi bool) {
 		is.tls, is.directTLS, is.via = ch.tlsVer, ch.direct, ch.lk.name // the TLS the peer had with the edge
 	}
 	o.mu.Lock()
+	o.mu.inSeq++
+	is.seq = o.mu.inSeq
+	var oldest *conn
+	n := 0
+	for oc, os := range o.mu.in {
+		if os.remote == is.remote && os.local == is.local {
+			n++
+			if oldest == nil || os.seq < o.mu.in[oldest].seq {
+				oldest = oc
+			}
+		}
+	}
 	o.mu.in[c] = is
 	o.mu.Unlock()
+	if n >= maxInPerPair && oldest != nil {
+		oldest.Close("") // superseded: the peer opened newer ones
+	}
 }
 
 // activateBidi lets Route use c, once the peer may take our stanzas on it: after the

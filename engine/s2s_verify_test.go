@@ -129,3 +129,21 @@ func TestS2SDialbackVerifyBounded(t *testing.T) {
 		t.Fatalf("%d verifications dialed at once for one claimed domain, want at most 4", n)
 	}
 }
+
+// TestS2SInboundPerPair: one domain pair keeps at most four authenticated inbound
+// streams; a fifth closes the oldest, so a peer cannot take the server's connections.
+func TestS2SInboundPerPair(t *testing.T) {
+	_, b := federated(t)
+	var rs []*vireotest.RawConn
+	for range 5 {
+		rs = append(rs, s2sLogin(t, b))
+	}
+	if got := rs[0].ExpectClosed(); !strings.HasSuffix(got, "</stream:stream>") {
+		t.Fatalf("the oldest stream: %q", got)
+	}
+	bob := b.LoginPlain(t, "bob", "secret", "pc")
+	for i, r := range rs[1:] {
+		r.Send("<message from='alice@a.localhost/x' to='bob@b.localhost/pc' type='chat'><body>on " + string(rune('1'+i)) + "</body></message>")
+		bob.Expect("on " + string(rune('1'+i)))
+	}
+}
