@@ -672,6 +672,12 @@ func (r rosters) write(user string, shrink bool, f func(b *pebble.Batch) error) 
 	if err != nil {
 		return 0, err
 	}
+	if ver == 0 {
+		// A roster's first version is the time, in microseconds: one a deleted account of
+		// the same name reached stays below it, so a client's cached version of that
+		// roster never matches this one (RFC 6121 §2.6: a version names the contents).
+		ver = uint64(time.Now().UnixMicro())
+	}
 	ver++
 	b := r.s.db.NewBatch()
 	defer b.Close()
