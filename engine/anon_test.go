@@ -43,6 +43,22 @@ func guestLogin(t *testing.T, srv *vireotest.Server) (*vireotest.RawConn, string
 	return r, m[1]
 }
 
+// guestResume logs in as a new guest and resumes the stream management session previd
+// with h (XEP-0198 on a guest's account, anon.go); it returns the connection with the
+// <resume/> sent.
+func guestResume(t *testing.T, srv *vireotest.Server, previd, h string) *vireotest.RawConn {
+	t.Helper()
+	r := srv.DialTLS(t)
+	r.Send(srv.Header())
+	r.Expect("</stream:features>")
+	r.Send(anonAuth)
+	r.Expect("<success")
+	r.Send(srv.Header())
+	r.Expect("</stream:features>")
+	r.Send("<resume xmlns='urn:xmpp:sm:3' previd='" + previd + "' h='" + h + "'/>")
+	return r
+}
+
 // waitGone polls until user's account is gone, with its roster and its row of guests.
 func waitGone(t *testing.T, srv *vireotest.Server, user string) {
 	t.Helper()
@@ -363,17 +379,7 @@ func TestIntegrationAnonymousResume(t *testing.T) {
 	g.Conn().Close()
 	alice.Send("<message to='" + guest + "' type='chat' id='a1'><body>while you were away</body></message>")
 
-	resume := func(previd string) *vireotest.RawConn {
-		r := srv.DialTLS(t)
-		r.Send(srv.Header())
-		r.Expect("</stream:features>")
-		r.Send(anonAuth)
-		r.Expect("<success")
-		r.Send(srv.Header())
-		r.Expect("</stream:features>")
-		r.Send("<resume xmlns='urn:xmpp:sm:3' previd='" + previd + "' h='0'/>")
-		return r
-	}
+	resume := func(previd string) *vireotest.RawConn { return guestResume(t, srv, previd, "0") }
 	r := resume(m[1])
 	mustHave(t, "the guest's resume", r.Expect("while you were away"), "<resumed", "to='"+guest)
 	onlyGuest := func() {
@@ -431,14 +437,7 @@ func TestIntegrationAnonymousResumeDropAtOnce(t *testing.T) {
 	}
 	g.Conn().Close()
 	for i := range 30 {
-		r := srv.DialTLS(t)
-		r.Send(srv.Header())
-		r.Expect("</stream:features>")
-		r.Send(anonAuth)
-		r.Expect("<success")
-		r.Send(srv.Header())
-		r.Expect("</stream:features>")
-		r.Send("<resume xmlns='urn:xmpp:sm:3' previd='" + m[1] + "' h='0'/>")
+		r := guestResume(t, srv, m[1], "0")
 		mustHave(t, fmt.Sprintf("resume %d of %s", i, guest), r.Expect("/>"), "<resumed")
 		r.Conn().Close() // before the attach has finished, often
 	}
@@ -455,17 +454,7 @@ func TestIntegrationAnonymousResumeFails(t *testing.T) {
 	if m == nil {
 		t.Fatal("no resumption id")
 	}
-	resume := func(h string) *vireotest.RawConn {
-		r := srv.DialTLS(t)
-		r.Send(srv.Header())
-		r.Expect("</stream:features>")
-		r.Send(anonAuth)
-		r.Expect("<success")
-		r.Send(srv.Header())
-		r.Expect("</stream:features>")
-		r.Send("<resume xmlns='urn:xmpp:sm:3' previd='" + m[1] + "' h='" + h + "'/>")
-		return r
-	}
+	resume := func(h string) *vireotest.RawConn { return guestResume(t, srv, m[1], h) }
 	// The old stream still looks alive: the resume waits for it, and drops first.
 	resume("0").Conn().Close()
 	g.ExpectClosed()

@@ -26,15 +26,7 @@ func TestIntegrationAccountRemovedContacts(t *testing.T) {
 	srv.AddUser(t, "bob", "bob pw")
 	a := srv.LoginPlain(t, "alice", "alice pw", "pc")
 	b := srv.LoginPlain(t, "bob", "bob pw", "pc")
-	for _, c := range []*vireotest.RawConn{a, b} {
-		c.Send("<iq type='get' id='r'><query xmlns='jabber:iq:roster'/></iq><presence/>")
-		c.Expect("id='r'")
-	}
-	a.Send("<presence to='bob@localhost' type='subscribe'/>")
-	b.Expect("type='subscribe'")
-	b.Send("<presence to='alice@localhost' type='subscribed'/><presence to='alice@localhost' type='subscribe'/>")
-	a.Expect("type='subscribe'")
-	a.Send("<presence to='bob@localhost' type='subscribed'/>")
+	subscribeBoth(a, b)
 	b.Expect("subscription='both'")
 	a.Expect("subscription='both'")
 
@@ -93,15 +85,7 @@ func TestIntegrationAccountRemovedResumable(t *testing.T) {
 	b := srv.LoginPlain(t, "bob", "bob pw", "pc")
 	a.Send("<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
 	a.Expect("<enabled")
-	for _, c := range []*vireotest.RawConn{a, b} {
-		c.Send("<iq type='get' id='r'><query xmlns='jabber:iq:roster'/></iq><presence/>")
-		c.Expect("id='r'")
-	}
-	a.Send("<presence to='bob@localhost' type='subscribe'/>")
-	b.Expect("type='subscribe'")
-	b.Send("<presence to='alice@localhost' type='subscribed'/><presence to='alice@localhost' type='subscribe'/>")
-	a.Expect("type='subscribe'")
-	a.Send("<presence to='bob@localhost' type='subscribed'/>")
+	subscribeBoth(a, b)
 	b.Expect("from='alice@localhost/pc'")
 
 	a.Send("<iq type='set' id='bye'><query xmlns='jabber:iq:register'><remove/></query></iq>")
@@ -111,4 +95,18 @@ func TestIntegrationAccountRemovedResumable(t *testing.T) {
 	if got := b.Expect("id='m1'"); !strings.Contains(got, "type='error'") {
 		t.Fatalf("a message to the removed account's resource: %q, want an error", got)
 	}
+}
+
+// subscribeBoth makes alice (a) and bob (b), both online with rosters requested, each
+// other's contacts both ways, by their own subscription stanzas.
+func subscribeBoth(a, b *vireotest.RawConn) {
+	for _, c := range []*vireotest.RawConn{a, b} {
+		c.Send("<iq type='get' id='r'><query xmlns='jabber:iq:roster'/></iq><presence/>")
+		c.Expect("id='r'")
+	}
+	a.Send("<presence to='bob@localhost' type='subscribe'/>")
+	b.Expect("type='subscribe'")
+	b.Send("<presence to='alice@localhost' type='subscribed'/><presence to='alice@localhost' type='subscribe'/>")
+	a.Expect("type='subscribe'")
+	a.Send("<presence to='bob@localhost' type='subscribed'/>")
 }

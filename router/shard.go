@@ -931,19 +931,22 @@ func internType(e xmlstream.Element, k module.Kind) string {
 	if !ok {
 		return ""
 	}
+	t := knownType(v)
 	if k == module.KindMessage {
-		switch string(v) {
-		case "chat":
-			return "chat"
-		case "headline":
-			return "headline"
-		case "groupchat":
-			return "groupchat"
-		case "error":
-			return "error"
+		switch t {
+		case "chat", "headline", "groupchat", "error":
+			return t
 		}
 		return "normal"
 	}
+	if t == "" {
+		return string(v)
+	}
+	return t
+}
+
+// knownType is v as a constant string, or "" when no stanza type is spelled so.
+func knownType(v []byte) string {
 	switch string(v) {
 	case "chat":
 		return "chat"
@@ -974,5 +977,5 @@ func internType(e xmlstream.Element, k module.Kind) string {
 	case "probe":
 		return "probe"
 	}
-	return string(v)
+	return ""
 }
