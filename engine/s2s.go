@@ -12,6 +12,7 @@ import (
 
 	"github.com/panjf2000/gnet/v2"
 
+	"github.com/vireo-im/vireo/router"
 	"github.com/vireo-im/vireo/xmlstream"
 	"github.com/vireo-im/vireo/xmlstream/jid"
 	"github.com/vireo-im/vireo/xmlstream/ns"
@@ -453,12 +454,22 @@ func (k *s2sIn) resultError(c *conn, from, to string, cond stanza.Condition) {
 // c.bare holds the pair: the peer's domain, and ours as its resource, which costs no
 // field in every connection.
 func (k *s2sIn) established(c *conn, st *xmlstream.Stanza) {
-	if cond := submitPeerStanza(c.srv(), st, c.bare.Domain(), c.bare.Resource()); cond != "" {
+	var ch *router.Charge
+	if o := c.srv().s2s; o != nil {
+		if v, ok := o.charges.Load(c); ok {
+			ch = v.(*router.Charge)
+		}
+	}
+	if cond := submitPeerStanza(c.srv(), st, c.bare.Domain(), c.bare.Resource(), ch); cond != "" {
 		text := ""
 		if cond == stanza.PolicyViolation {
 			text = "too many stanzas"
 		}
 		c.fail(cond, text)
+		return
+	}
+	if ch != nil && ch.Blocked() {
+		c.set(fBlocked) // what the peer sends waits in the stream until the router catches up (Resume)
 	}
 }
 
@@ -467,7 +478,7 @@ func (k *s2sIn) established(c *conn, st *xmlstream.Stanza) {
 // in local (any domain this server serves when local is ""). It returns the stream error
 // to end the stream with (RFC 6120 §13.11), or "". The inbound stream's loop and an
 // outbound bidirectional stream's reader (XEP-0288) both use it.
-func submitPeerStanza(s *Server, st *xmlstream.Stanza, remote, local string) stanza.StreamCondition {
+func submitPeerStanza(s *Server, st *xmlstream.Stanza, remote, local string, ch *router.Charge) stanza.StreamCondition {
 	if st.Kind() == xmlstream.KindOther {
 		return stanza.UnsupportedStanzaType
 	}
@@ -492,7 +503,13 @@ func submitPeerStanza(s *Server, st *xmlstream.Stanza, remote, local string) sta
 	if strings.Contains(string(raw), nsServer) {
 		raw = rewriteXMLNS(raw, nsServer, ns.Client)
 	}
-	if !s.rt.SubmitFrom(from, raw) {
+	ok := false
+	if ch != nil {
+		ok = s.rt.SubmitFromCharged(from, raw, ch)
+	} else {
+		ok = s.rt.SubmitFrom(from, raw)
+	}
+	if !ok {
 		return stanza.PolicyViolation
 	}
 	return ""

@@ -76,7 +76,10 @@ type s2sOut struct {
 	// more when enqueue takes a stanza, one less when it is written, bounced or handed over
 	// (handOver counts it again in the new peer). Flush waits for zero.
 	unsent atomic.Int64
-	mu     struct {
+	// charges holds the router.Charge of each authenticated inbound stream (*conn):
+	// what one peer has inside the router is bounded, its stream paused past that.
+	charges sync.Map
+	mu      struct {
 		sync.Mutex
 		peers   map[[2]string]*outPeer
 		backoff map[string]*retryState // remote domain -> failures, after a failed stream
@@ -243,6 +246,7 @@ func (o *s2sOut) addIn(c *conn, remote, auth, local string, bidi bool) {
 	}
 	o.mu.in[c] = is
 	o.mu.Unlock()
+	o.charges.Store(c, router.NewCharge(c))
 	if n >= maxInPerPair && oldest != nil {
 		oldest.Close("") // superseded: the peer opened newer ones
 	}
@@ -265,6 +269,7 @@ func (o *s2sOut) activateBidi(c *conn) {
 }
 
 func (o *s2sOut) removeIn(c *conn) {
+	o.charges.Delete(c)
 	o.mu.Lock()
 	if is, ok := o.mu.in[c]; ok && is.bidi != "" {
 		o.dropBidiLocked([2]string{is.bidi, is.remote}, c)
@@ -1115,7 +1120,7 @@ func (p *outPeer) receive(ps *peerStream, st *xmlstream.Stanza) stanza.StreamCon
 	if pol := cfg.policy(p.remote); !cfg.allowed(p.remote) || !ps.certValid && (!pol.dialback || pol.requireCerts) {
 		return stanza.PolicyViolation
 	}
-	return submitPeerStanza(s, st, p.remote, p.local)
+	return submitPeerStanza(s, st, p.remote, p.local, nil)
 }
 
 // connect opens the stream and authenticates p.local: with SASL EXTERNAL when the peer

@@ -11,6 +11,7 @@ import (
 	"github.com/vireo-im/vireo/router"
 	"github.com/vireo-im/vireo/router/routertest"
 	"github.com/vireo-im/vireo/store"
+	"github.com/vireo-im/vireo/xmlstream/jid"
 )
 
 // gate is a test module that holds every message for gated@example.org until released, so
@@ -222,4 +223,34 @@ func TestCloseSettles(t *testing.T) {
 	if got != n {
 		t.Fatalf("%d of %d messages stored for the offline recipient", got, n)
 	}
+}
+
+// TestPeerBackpressure: a federated peer's stream whose stanzas pile up inside the router
+// is paused once they pass its bound (SubmitFromCharged, four times SenderInflight) and
+// resumed when they drain, instead of the recipient's shard queue growing without end.
+func TestPeerBackpressure(t *testing.T) {
+	gateOn.Store(true)
+	defer gateOn.Store(false)
+	e := routertest.New(t, []string{"gated"}, func(o *router.Options) { o.SenderInflight = 8 << 10 })
+	g := e.Bind("gated", "r")
+	g.Send("<presence/>")
+	peer := &routertest.Conn{}
+	ch := router.NewCharge(peer)
+	remote, _ := jid.Parse("remote.example")
+	body := strings.Repeat("x", 1000)
+	sent, bytes := 0, 0
+	for !ch.Blocked() && sent < 1000 {
+		raw := fmt.Sprintf("<message from='flood@remote.example' to='gated@example.org' type='chat'><body>%s</body></message>", body)
+		if !e.R.SubmitFromCharged(remote, []byte(raw), ch) {
+			t.Fatalf("refused after %d", sent)
+		}
+		sent, bytes = sent+1, bytes+len(raw)
+	}
+	if !ch.Blocked() || bytes <= 32<<10 {
+		t.Fatalf("peer blocked %v after %d KB in flight, with a 32 KiB bound", ch.Blocked(), sent)
+	}
+	for i := 0; i < sent; i++ {
+		gateCh <- struct{}{}
+	}
+	waitFor(t, func() bool { return peer.Resumes.Load() == 1 && !ch.Blocked() })
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/vireo-im/vireo/modules/module"
 	"github.com/vireo-im/vireo/xmlstream/jid"
@@ -191,6 +192,54 @@ func (r *Router) SubmitFrom(from jid.JID, raw []byte) bool {
 	}
 	o := copyOp(opRelay, raw)
 	o.bare = from
+	return r.pushOrDrop(r.shardOf(from.Bare().String()).q, o)
+}
+
+// Charge bounds the bytes one peer's stream (a federated server's) has inside the router
+// at once, as Options.SenderInflight does for a client's session: over its bound the
+// peer's stanzas wait in the stream (Blocked) until enough of them have been handled,
+// when the router calls the stream's Resume. A peer that floods one user's shard (offline
+// storage, the archive) slows down instead of growing that shard's queue without end.
+type Charge struct {
+	inflight atomic.Int64
+	blocked  atomic.Bool
+	c        Conn
+}
+
+// peerInflightFactor times Options.SenderInflight is a peer's bound: a server carries
+// many users' stanzas.
+const peerInflightFactor = 4
+
+// NewCharge returns the charge of the stream c.
+func NewCharge(c Conn) *Charge { return &Charge{c: c} }
+
+// Blocked reports whether the stream should not be read from until its Resume.
+func (ch *Charge) Blocked() bool { return ch.blocked.Load() }
+
+func (ch *Charge) charge(n, limit int64) {
+	if ch.inflight.Add(n) > limit {
+		ch.blocked.Store(true)
+		if ch.inflight.Load() <= limit/2 { // credits ran meanwhile: as Session.charge
+			ch.blocked.CompareAndSwap(true, false)
+		}
+	}
+}
+
+func (ch *Charge) credit(n, limit int64) {
+	if ch.inflight.Add(-n) <= limit/2 && ch.blocked.CompareAndSwap(true, false) {
+		ch.c.Resume()
+	}
+}
+
+// SubmitFromCharged is SubmitFrom for a stanza of the stream ch charges.
+func (r *Router) SubmitFromCharged(from jid.JID, raw []byte, ch *Charge) bool {
+	if r.closed.Load() {
+		return true
+	}
+	o := copyOp(opRelay, raw)
+	o.bare = from
+	o.peer, o.n = ch, int64(len(raw))
+	ch.charge(o.n, peerInflightFactor*int64(r.opts.SenderInflight))
 	return r.pushOrDrop(r.shardOf(from.Bare().String()).q, o)
 }
 

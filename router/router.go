@@ -910,6 +910,7 @@ type op struct {
 	done     func(*Session, error)
 	svc      *module.Service
 	charged  *Session // the sender whose inflight bytes this op holds
+	peer     *Charge  // or the peer stream's (SubmitFromCharged)
 	n        int64
 	fn       func(module.Context)
 	timeout  time.Duration
@@ -958,6 +959,10 @@ func putOp(o *op) {
 	if o.charged != nil {
 		o.charged.credit(o.n, senderLimit.Load())
 		o.charged, o.n = nil, 0
+	}
+	if o.peer != nil {
+		o.peer.credit(o.n, peerInflightFactor*senderLimit.Load())
+		o.peer, o.n = nil, 0
 	}
 	o.next.Store(nil)
 	o.kind, o.pk, o.cond = 0, 0, ""
