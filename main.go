@@ -692,6 +692,7 @@ func (s *server) engineConfig(cfg *config.Config) engine.Config {
 		Registration:        cfg.C2S.Registration,
 		RegistrationCaptcha: cfg.C2S.RegistrationCaptcha,
 		ReservedNames:       cfg.C2S.ReservedNames,
+		AdminJIDs:           adminJIDs(cfg),
 		AnonymousDomains:    cfg.C2S.AnonymousDomains,
 		AnonymousS2S:        cfg.C2S.AnonymousS2S,
 		Hosts:               hostPolicies(cfg),
@@ -1425,6 +1426,23 @@ func (s *server) Admins() []string {
 	cfg := s.cfg
 	s.mu.Unlock()
 	return admins(cfg)
+}
+
+// adminJIDs are every administrator the configuration names, of the server and of its
+// hosts (engine.Config.AdminJIDs).
+func adminJIDs(cfg *config.Config) []string {
+	out := admins(cfg)
+	for _, h := range cfg.HostModuleTables("adhoc") {
+		var c adhoc.Config
+		if err := cfg.HostModuleSettings(h, "adhoc", &c); err == nil {
+			for _, j := range bareJIDs(c.Admins) {
+				if !slices.Contains(out, j) {
+					out = append(out, j)
+				}
+			}
+		}
+	}
+	return out
 }
 
 func admins(cfg *config.Config) []string {

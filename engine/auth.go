@@ -815,7 +815,8 @@ var ErrReservedName = errors.New("engine: the name is reserved")
 // will not): call it off the event loops. via and addr say how and from where
 // (module.Registration).
 func (s *Server) createAccount(user, password string, inv *invites.Invite, via, addr string) error {
-	if local, _, _ := strings.Cut(user, "@"); (inv == nil || inv.Username == "") && slices.Contains(s.config().ReservedNames, local) {
+	if local, _, _ := strings.Cut(user, "@"); (inv == nil || inv.Username == "") &&
+		(slices.Contains(s.config().ReservedNames, local) || slices.Contains(s.config().AdminJIDs, user)) {
 		return ErrReservedName // the operator's roles: only an invitation naming it, or vireoctl
 	}
 	t := s.st.Table(invites.Table)

@@ -127,10 +127,12 @@ func TestIntegrationInvite(t *testing.T) {
 }
 
 // TestIntegrationReservedNames: open registration, and an invitation that lets the
-// invitee choose, refuse the operator's role names (in any case) with not-acceptable; an
-// invitation that names one, and the administrator, still create it.
+// invitee choose, refuse the operator's role names (in any case) and the configured
+// administrators' accounts with not-acceptable; an invitation that names one, and the
+// administrator, still create it.
 func TestIntegrationReservedNames(t *testing.T) {
-	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true, Registration: true, ReservedNames: []string{"admin", "postmaster"}})
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true, Registration: true, ReservedNames: []string{"admin", "postmaster"},
+		AdminJIDs: []string{"boss@localhost"}})
 	b := adminBackend{srv}
 	register := func(user, token string) string {
 		t.Helper()
@@ -163,6 +165,14 @@ func TestIntegrationReservedNames(t *testing.T) {
 	anyName := lines[0][strings.Index(lines[0], "preauth=")+len("preauth="):]
 	if got := register("admin", anyName); !strings.Contains(got, "not-acceptable") {
 		t.Fatalf("an invitee choosing admin: %s", got)
+	}
+	// An administrator the configuration names, without an account yet: not a name
+	// whoever comes first may take, in-band or with a host-wide invitation (a host's
+	// administrator could make one and so become the server's).
+	for _, tok := range []string{"", anyName} {
+		if got := register("boss", tok); !strings.Contains(got, "not-acceptable") {
+			t.Fatalf("registering a configured administrator (invitation %q): %s", tok, got)
+		}
 	}
 	lines, err = admin.Invite(b, "create", "postmaster@localhost", "", time.Hour)
 	if err != nil {

@@ -85,6 +85,11 @@ type Config struct {
 	// ReservedNames are prepared localparts that registration refuses unless an
 	// invitation names the account (config C2S.ReservedNames).
 	ReservedNames []string
+	// AdminJIDs are the bare JIDs the configuration names administrators (of the server
+	// or of a host): registration refuses them unless an invitation names the account,
+	// which only an administrator above them makes. Otherwise whoever registered one
+	// first, by a host-wide invitation or in-band, would hold those rights.
+	AdminJIDs []string
 	// AnonymousDomains are the hosts that offer SASL ANONYMOUS (anon.go); AnonymousS2S
 	// lets their guests send to other servers.
 	AnonymousDomains []string

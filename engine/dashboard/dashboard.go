@@ -639,7 +639,12 @@ func (d *Dashboard) invites(w http.ResponseWriter, r *http.Request, s session, _
 		http.Error(w, "reading the invitations: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
-	list = slices.DeleteFunc(list, func(inv invites.Invite) bool { return !s.manages(inv.Domain) })
+	list = slices.DeleteFunc(list, func(inv invites.Invite) bool {
+		// A link for a named account (a password reset, an account invitation) is that
+		// account: one whose rights s does not hold is not shown, or a host's
+		// administrator could use a server administrator's reset link.
+		return !s.manages(inv.Domain) || inv.Username != "" && !d.outranks(s, inv.Username+"@"+inv.Domain)
+	})
 	pages := map[string]string{}
 	for _, inv := range list {
 		if u := inv.PageURL(d.b.WebURL(inv.Domain)); u != "" {

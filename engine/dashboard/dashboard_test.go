@@ -548,4 +548,27 @@ func TestDashboardHostAdminRank(t *testing.T) {
 			t.Errorf("invitation for %s: no %q in\n%s", tc.jid, tc.want, page)
 		}
 	}
+	// A server administrator's password reset link is not shown to bob (he would take
+	// the account with it); a plain user's of his host is.
+	root, err := invites.CreateReset(b.st.Table(invites.Table), mustJID(t, "root@example.org"), time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dave, err := invites.CreateReset(b.st.Table(invites.Table), mustJID(t, "dave@example.org"), time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := bodyOf(c.do("GET", "/admin/invites", nil))
+	if strings.Contains(page, root.Token) || !strings.Contains(page, dave.Token) {
+		t.Errorf("reset links shown to a host's administrator: root's %v, dave's %v", strings.Contains(page, root.Token), strings.Contains(page, dave.Token))
+	}
+}
+
+func mustJID(t *testing.T, s string) jid.JID {
+	t.Helper()
+	j, err := jid.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j
 }

@@ -50,6 +50,7 @@ type Options struct {
 	// RegistrationCaptcha asks open registrations for an XEP-0158 CAPTCHA.
 	RegistrationCaptcha bool
 	ReservedNames       []string // refused by registration (engine.Config.ReservedNames)
+	AdminJIDs           []string // likewise (engine.Config.AdminJIDs)
 	// Anonymous opens Domain to guests (engine.Config.AnonymousDomains); AnonymousS2S lets
 	// them reach other servers.
 	Anonymous, AnonymousS2S bool
@@ -241,6 +242,7 @@ func Start(t testing.TB, o Options) *Server {
 		Registration:        o.Registration,
 		RegistrationCaptcha: o.RegistrationCaptcha,
 		ReservedNames:       o.ReservedNames,
+		AdminJIDs:           o.AdminJIDs,
 		AnonymousDomains:    anonymous(o),
 		AnonymousS2S:        o.AnonymousS2S,
 		PreAuthTimeout:      o.PreAuthTimeout,
