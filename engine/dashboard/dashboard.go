@@ -20,6 +20,7 @@
 package dashboard
 
 import (
+	"crypto/sha256"
 	"errors"
 	"net"
 	"net/http"
@@ -213,11 +214,25 @@ func (d *Dashboard) current(r *http.Request) (session, string, bool) {
 		return session{}, "", false
 	}
 	s.hosts = hosts
-	if acc, err := d.b.Store().Accounts().Get(s.user); err != nil || acc.Disabled {
+	if acc, err := d.b.Store().Accounts().Get(s.user); err != nil || acc.Disabled || keysOf(acc) != s.keys {
+		// Gone, disabled, or its password changed (by its owner after a theft, or by a
+		// reset link): the session ends with what it proved.
 		d.sess.drop(c.Value)
 		return session{}, "", false
 	}
 	return s, c.Value, true
+}
+
+// keysOf identifies acc's credentials (session.keys).
+func keysOf(acc store.Account) [32]byte {
+	h := sha256.New()
+	for _, c := range acc.Creds {
+		h.Write(c.StoredKey)
+		h.Write([]byte{0})
+	}
+	var k [32]byte
+	h.Sum(k[:0])
+	return k
 }
 
 // rights says whether user is one of the server's administrators, and otherwise which
@@ -355,14 +370,14 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 		d.loginForm(w, r, "Too many login attempts from your address; try again in a minute.", http.StatusTooManyRequests)
 		return
 	}
-	user, ok := d.check(r.PostFormValue("jid"), r.PostFormValue("password"))
+	user, keys, ok := d.check(r.PostFormValue("jid"), r.PostFormValue("password"))
 	if !ok {
 		d.log.Info().Str("remote", ip).Str("jid", r.PostFormValue("jid")).Msg("dashboard: login failed")
 		d.loginForm(w, r, errLogin, http.StatusUnauthorized)
 		return
 	}
 	d.b.LoginSucceeded(ip)
-	id := d.sess.create(user)
+	id := d.sess.create(user, keys)
 	d.log.Info().Str("user", user).Str("remote", ip).Msg("dashboard: login")
 	http.SetCookie(w, d.cookie(r, LoginCookie, "", Prefix+"login", -1))
 	http.SetCookie(w, d.cookie(r, SessionCookie, id, Prefix, int(SessionMax/time.Second)))
@@ -370,11 +385,14 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 }
 
 // check verifies password against the account's stored SCRAM-SHA-256 keys and that the
-// account is an enabled administrator; it returns the bare JID.
-func (d *Dashboard) check(j, password string) (string, bool) {
+// account is an enabled administrator; it returns the bare JID and its keys (keysOf). A
+// name without an account costs the same key derivation as a wrong password, so that the
+// answer's time does not tell which accounts exist.
+func (d *Dashboard) check(j, password string) (string, [32]byte, bool) {
 	bare, err := jid.Parse(strings.TrimSpace(j))
 	if err != nil || bare.Local() == "" || !bare.IsBare() || password == "" || len(password) > 1023 {
-		return "", false
+		creds.VerifyPlain(absent(), store.SHA256, password)
+		return "", [32]byte{}, false
 	}
 	user := bare.String()
 	acc, err := d.b.Store().Accounts().Get(user)
@@ -382,14 +400,22 @@ func (d *Dashboard) check(j, password string) (string, bool) {
 		if !errors.Is(err, store.ErrNotFound) {
 			d.log.Error().Err(err).Str("user", user).Msg("dashboard: read account")
 		}
-		return "", false
+		creds.VerifyPlain(absent(), store.SHA256, password)
+		return "", [32]byte{}, false
 	}
 	if !creds.VerifyPlain(acc.Creds[store.SHA256], store.SHA256, password) {
-		return "", false
+		return "", [32]byte{}, false
 	}
 	server, hosts := d.rights(user)
-	return user, !acc.Disabled && (server || len(hosts) > 0)
+	return user, keysOf(acc), !acc.Disabled && (server || len(hosts) > 0)
 }
+
+// absent stands in for the keys of an account that does not exist (check); derived at
+// its first use.
+var absent = sync.OnceValue(func() store.Credentials {
+	c, _ := creds.Derive("no account has this password", store.SHA256, creds.DefaultIter)
+	return c
+})
 
 func (d *Dashboard) logout(w http.ResponseWriter, r *http.Request, s session, id string) {
 	d.sess.drop(id)

@@ -177,8 +177,8 @@ func (c *client) login(user, pw string) *http.Response {
 func TestDashboardSessions(t *testing.T) {
 	now := time.Unix(1_000_000, 0)
 	s := newSessions(func() time.Time { return now })
-	id := s.create("a@x")
-	if len(id) != 22 || id == s.create("a@x") {
+	id := s.create("a@x", [32]byte{})
+	if len(id) != 22 || id == s.create("a@x", [32]byte{}) {
 		t.Fatalf("id %q: want 22 characters (128 bits), unique", id)
 	}
 	got, ok := s.get(id)
@@ -198,7 +198,7 @@ func TestDashboardSessions(t *testing.T) {
 		t.Fatal("idle session still valid")
 	}
 
-	busy := s.create("b@x")
+	busy := s.create("b@x", [32]byte{})
 	for end := now.Add(SessionMax); now.Before(end.Add(-time.Minute)); now = now.Add(10 * time.Minute) {
 		if _, ok := s.get(busy); !ok {
 			t.Fatalf("busy session ended early at %v", now)
@@ -209,7 +209,7 @@ func TestDashboardSessions(t *testing.T) {
 		t.Fatal("session outlived SessionMax")
 	}
 
-	a, b := s.create("c@x"), s.create("c@x")
+	a, b := s.create("c@x", [32]byte{}), s.create("c@x", [32]byte{})
 	s.dropUser("c@x")
 	if _, ok := s.get(a); ok {
 		t.Fatal("dropUser left a session")
@@ -218,7 +218,7 @@ func TestDashboardSessions(t *testing.T) {
 		t.Fatal("dropUser left a session")
 	}
 	for range MaxSessions + 10 {
-		s.create("d@x")
+		s.create("d@x", [32]byte{})
 	}
 	if n := s.len(); n > MaxSessions {
 		t.Fatalf("%d sessions, bound %d", n, MaxSessions)
@@ -571,4 +571,31 @@ func mustJID(t *testing.T, s string) jid.JID {
 		t.Fatal(err)
 	}
 	return j
+}
+
+// TestDashboardSessionEndsAtPasswordChange: a session ends when the account's password
+// changes (its owner taking it back after a theft, or a reset link), as its FAST tokens
+// do; a login with the new one works.
+func TestDashboardSessionEndsAtPasswordChange(t *testing.T) {
+	b := newBackend(t)
+	d := New(b, zerolog.Nop(), nil)
+	c := newClient(t, d)
+	if resp := c.login("root@example.org", "root pw"); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("login: %d", resp.StatusCode)
+	}
+	if resp := c.do("GET", "/admin/", nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("before the change: %d", resp.StatusCode)
+	}
+	if err := admin.Passwd(b, "root@example.org", "new root pw", 0); err != nil {
+		t.Fatal(err)
+	}
+	if resp := c.do("GET", "/admin/", nil); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("a session from before the password change: %d", resp.StatusCode)
+	}
+	if resp := c.login("root@example.org", "new root pw"); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("login with the new password: %d", resp.StatusCode)
+	}
+	if resp := c.do("GET", "/admin/", nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("after the new login: %d", resp.StatusCode)
+	}
 }

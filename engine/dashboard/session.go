@@ -42,6 +42,9 @@ type session struct {
 	expires time.Time // idle expiry, pushed back on each use, capped at created+SessionMax
 	flash   string    // one message for the next page (the result of a form)
 	flashOK bool
+	// keys identifies the credentials the login proved (keysOf): a change of password
+	// since ends the session, as it ends the account's FAST tokens.
+	keys [32]byte
 	// hosts are the virtual hosts a host's administrator manages, looked up at each
 	// request (Dashboard.current); nil for the server's administrators.
 	hosts []string
@@ -64,7 +67,7 @@ func newSessions(now func() time.Time) *sessions {
 }
 
 // create opens a session for user and returns its id.
-func (s *sessions) create(user string) string {
+func (s *sessions) create(user string, keys [32]byte) string {
 	now := s.now()
 	id := newToken()
 	s.mu.Lock()
@@ -79,7 +82,7 @@ func (s *sessions) create(user string) string {
 		}
 		delete(s.mu.m, oldest)
 	}
-	s.mu.m[id] = &session{user: user, csrf: newToken(), created: now, expires: now.Add(SessionIdle)}
+	s.mu.m[id] = &session{user: user, csrf: newToken(), created: now, expires: now.Add(SessionIdle), keys: keys}
 	return id
 }
 
