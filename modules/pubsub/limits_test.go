@@ -156,3 +156,43 @@ func TestItemsNotThere(t *testing.T) {
 		t.Fatalf("items that do not exist: %s", got)
 	}
 }
+
+// TestNotifyRechecksAccess: a subscription made while a node was open, or while its
+// subscriber was a member, gets no items once the node is closed to it (XEP-0060 §4.5):
+// notifications are sent to those who may read the node now.
+func TestNotifyRechecksAccess(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob", "carol"}, nil)
+	a := e.Bind("alice", "pc")
+	const ps = "<pubsub xmlns='http://jabber.org/protocol/pubsub'>"
+	a.Send("<iq type='set' id='c' to='pubsub.example.org'>" + ps + "<create node='n'/></pubsub></iq>")
+	a.C.Wait(t, "id='c'", "type='result'")
+	b, c := e.Bind("bob", "pc"), e.Bind("carol", "pc")
+	for _, s := range []*routertest.Sess{b, c} {
+		s.Send("<presence/>") // events to a bare JID go to its available resources
+		s.Send("<iq type='set' id='s' to='pubsub.example.org'>" + ps + "<subscribe node='n' jid='" + s.S.JID().Bare().String() + "'/></pubsub></iq>")
+		s.C.Wait(t, "id='s'", "subscription='subscribed'")
+	}
+	publish := func(id, text string) {
+		a.Send("<iq type='set' id='" + id + "' to='pubsub.example.org'>" + ps + "<publish node='n'><item><entry xmlns='urn:example'>" + text + "</entry></item></publish></pubsub></iq>")
+		a.C.Wait(t, "id='"+id+"'", "type='result'")
+	}
+	publish("p1", "open")
+	b.C.Wait(t, "open")
+	// Whitelist: carol a member, bob not.
+	a.Send("<iq type='set' id='cf' to='pubsub.example.org'><pubsub xmlns='http://jabber.org/protocol/pubsub#owner'><configure node='n'>" +
+		"<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/pubsub#node_config</value></field>" +
+		"<field var='pubsub#access_model'><value>whitelist</value></field></x></configure></pubsub></iq>")
+	a.C.Wait(t, "id='cf'", "type='result'")
+	a.Send("<iq type='set' id='af' to='pubsub.example.org'><pubsub xmlns='http://jabber.org/protocol/pubsub#owner'><affiliations node='n'>" +
+		"<affiliation jid='carol@example.org' affiliation='member'/></affiliations></pubsub></iq>")
+	a.C.Wait(t, "id='af'", "type='result'")
+	publish("p2", "members only")
+	c.C.Wait(t, "members only")
+	b.C.Never(t, "members only")
+	// Carol no longer a member.
+	a.Send("<iq type='set' id='af2' to='pubsub.example.org'><pubsub xmlns='http://jabber.org/protocol/pubsub#owner'><affiliations node='n'>" +
+		"<affiliation jid='carol@example.org' affiliation='none'/></affiliations></pubsub></iq>")
+	a.C.Wait(t, "id='af2'", "type='result'")
+	publish("p3", "after carol")
+	c.C.Never(t, "after carol")
+}

@@ -752,9 +752,22 @@ func (s *service) decide(c module.Context, node string, sj jid.JID, allow bool) 
 	}
 }
 
-// broadcast sends event to the node's subscribers.
+// broadcast sends event to the node's subscribers who may read it now (XEP-0060 §4.5): a
+// subscription made while the node was open, or while its subscriber was a member,
+// carries no right to what the node holds once it is not.
 func (s *service) broadcast(c module.Context, node string, event []byte) {
-	s.notify(c, s.m.nodes.Subscribers(s.domain, node), event)
+	subs := s.m.nodes.Subscribers(s.domain, node)
+	if cfg, ok, _ := s.m.nodes.Config(s.domain, node); ok && cfg.Access != AccessOpen {
+		subs = slices.DeleteFunc(subs, func(sub string) bool {
+			j, err := jid.Parse(sub)
+			if err != nil {
+				return true
+			}
+			aff, _ := s.m.nodes.Affiliation(s.domain, node, j.Bare().String())
+			return s.readable(j, node, cfg, aff) != nil
+		})
+	}
+	s.notify(c, subs, event)
 }
 
 func (s *service) notify(c module.Context, subs []string, event []byte) {
