@@ -235,6 +235,13 @@ func (m *Mod) setLegacy(c module.Context, user jid.JID, storage xmlstream.Elemen
 	if err != nil {
 		return module.StoreError(err)
 	}
+	if exists && cfg.Access != pubsub.AccessWhitelist {
+		// XEP-0048 and XEP-0049 data is the owner's alone (XEP-0223 §3): not into a node
+		// others may read.
+		e := pubsub.Err(stanza.ConflictCond, "precondition-not-met")
+		e.Text = "the bookmarks node is readable by others; make it whitelist first"
+		return e
+	}
 	if !exists {
 		if len(want) == 0 {
 			return nil
@@ -342,6 +349,13 @@ func (m *Mod) legacyPEP(c module.Context, iq *module.Packet, owner jid.JID, isOw
 		e, err := xmlstream.ParseElement(r.Payload, "")
 		if err != nil || string(e.NS()) != NSLegacyBookmarks || string(e.Name()) != "storage" {
 			c.Error(iq, pubsub.Err(stanza.BadRequest, "invalid-payload"))
+			return
+		}
+		if r.Options != nil && !m.bookmarksConfig(owner.Domain()).Matches(r.Options, m.policy(owner.Domain())) {
+			// The bookmarks are kept private (XEP-0223 §3): other publish-options fail.
+			pe := pubsub.Err(stanza.ConflictCond, "precondition-not-met")
+			pe.Text = "bookmarks are kept with access_model whitelist"
+			c.Error(iq, pe)
 			return
 		}
 		if se := m.SetLegacy(c, owner, e); se != nil {

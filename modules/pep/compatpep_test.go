@@ -11,6 +11,7 @@ import (
 	"github.com/vireo-im/vireo/modules/pubsub"
 	_ "github.com/vireo-im/vireo/modules/standard" // disco, for the account's features
 	"github.com/vireo-im/vireo/router/routertest"
+	"github.com/vireo-im/vireo/store"
 )
 
 // TestBookmarksCompatPEP: XEP-0402 §5.3 #compat-pep. The PEP node storage:bookmarks
@@ -96,7 +97,7 @@ func TestBookmarksLegacyNodeMigrated(t *testing.T) {
 	nodes := pubsub.Nodes{T: e.Store.Table("pep")}
 	const o = "alice@example.org"
 	cfg := pubsub.DefaultConfig(pubsub.Policy{MaxItems: 100, Access: pubsub.PEPAccess})
-	cfg.MaxItems = 100 // as XEP-0402 §3 asks for the bookmarks node
+	cfg.MaxItems, cfg.Access = 100, pubsub.AccessWhitelist // as XEP-0402 §3 asks for the bookmarks node
 	if err := nodes.Publish(o, "urn:xmpp:bookmarks:1", cfg, true, "tea@conference.example.org",
 		[]byte("<conference xmlns='urn:xmpp:bookmarks:1' name='Tea (newer)'/>")); err != nil {
 		t.Fatal(err)
@@ -141,4 +142,33 @@ func advertise(t *testing.T, s *routertest.Sess, name string, features ...string
 	qid := regexp.MustCompile(`id='([^']+)'`).FindStringSubmatch(q)[1]
 	s.Send("<iq type='result' id='" + qid + "' to='" + s.S.JID().Bare().String() + "'><query xmlns='http://jabber.org/protocol/disco#info' node='" + node + "#" + ver + "'>" +
 		"<identity category='client' type='pc' name='" + name + "'/>" + feats.String() + "</query></iq>")
+}
+
+// TestBookmarksKeptPrivate: the bookmarks node a client creates without publish-options is
+// private (room passwords), and XEP-0048 or XEP-0049 bookmarks never go into a bookmarks
+// node others may read: that fails with precondition-not-met (XEP-0223 §3).
+func TestBookmarksKeptPrivate(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob"}, nil)
+	e.Store.Rosters().Put("alice@example.org", store.RosterItem{JID: "bob@example.org", Sub: store.SubBoth})
+	a := e.Bind("alice", "pc")
+	b := e.Bind("bob", "pc")
+	a.Send("<iq type='set' id='p0'><pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='urn:xmpp:bookmarks:1'><item id='tea@conference.example.org'>" +
+		"<conference xmlns='urn:xmpp:bookmarks:1' name='Tea'/></item></publish></pubsub></iq>")
+	a.C.Wait(t, "id='p0'", "type='result'")
+	b.Send("<iq type='get' id='r' to='alice@example.org'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='urn:xmpp:bookmarks:1'/></pubsub></iq>")
+	b.C.Wait(t, "id='r'", "type='error'")
+
+	// A node made readable on purpose takes no XEP-0048 bookmarks.
+	a.Send("<iq type='set' id='cf'><pubsub xmlns='http://jabber.org/protocol/pubsub#owner'><configure node='urn:xmpp:bookmarks:1'>" +
+		"<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/pubsub#node_config</value></field>" +
+		"<field var='pubsub#access_model'><value>presence</value></field></x></configure></pubsub></iq>")
+	a.C.Wait(t, "id='cf'", "type='result'")
+	a.Send("<iq type='set' id='p1'><pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='storage:bookmarks'><item id='current'>" +
+		"<storage xmlns='storage:bookmarks'><conference jid='x@conference.example.org'><password>pw</password></conference></storage></item></publish>" +
+		"<publish-options><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/pubsub#publish-options</value></field>" +
+		"<field var='pubsub#access_model'><value>whitelist</value></field></x></publish-options></pubsub></iq>")
+	a.C.Wait(t, "id='p1'", "type='error'", "precondition-not-met")
+	a.Send("<iq type='set' id='p2'><query xmlns='jabber:iq:private'><storage xmlns='storage:bookmarks'><conference jid='y@conference.example.org'><password>pw2</password></conference></storage></query></iq>")
+	a.C.Wait(t, "id='p2'", "type='error'")
+	b.C.Never(t, "pw")
 }

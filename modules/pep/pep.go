@@ -305,6 +305,11 @@ func (m *Mod) handle(c module.Context, iq *module.Packet, owner jid.JID, isOwner
 			return
 		}
 		cfg = pubsub.DefaultConfig(m.policy(owner.Domain()))
+		if r.Node == NSBookmarks {
+			// Bookmarks hold room passwords: private even for a client that forgot
+			// the publish-options XEP-0402 §3 asks for.
+			cfg = m.bookmarksConfig(owner.Domain())
+		}
 		if e := cfg.Apply(r.Options, m.policy(owner.Domain())); e != nil {
 			c.Error(iq, e)
 			return
@@ -434,6 +439,9 @@ func (m *Mod) publish(c module.Context, iq *module.Packet, owner jid.JID, r pubs
 			return
 		}
 		cfg = pubsub.DefaultConfig(m.policy(owner.Domain()))
+		if r.Node == NSBookmarks {
+			cfg = m.bookmarksConfig(owner.Domain()) // private, as at a create
+		}
 		if e := cfg.Apply(r.Options, m.policy(owner.Domain())); e != nil {
 			if e.Condition == stanza.NotAcceptable {
 				e = pubsub.Err(stanza.ConflictCond, "precondition-not-met")
