@@ -298,17 +298,14 @@ func TestIntegrationBadInputCleanClose(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := srv.Dial(t)
-			r.Send(tc.send)
 			done := make(chan struct{})
 			go func() {
 				defer close(done)
-				junk := []byte(strings.Repeat("<message><body>junk</body></message>", 30))
+				// One write, the bad input first and ~1 MiB after it: more than one read
+				// takes, so input is still waiting when the server ends the stream.
+				junk := strings.Repeat("<message><body>junk</body></message>", 30000)
 				r.Conn().SetWriteDeadline(time.Now().Add(5 * time.Second))
-				for range 1000 { // ~1 MiB, more than one read takes
-					if _, err := r.Conn().Write(junk); err != nil {
-						return
-					}
-				}
+				io.WriteString(r.Conn(), tc.send+junk)
 			}()
 			got, err := r.ReadUntil("\x00never\x00", 10*time.Second)
 			<-done
