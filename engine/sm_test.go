@@ -143,7 +143,7 @@ func TestIntegrationStreamManagementTimeout(t *testing.T) {
 			t.Fatalf("stored without one server delay: %s", m)
 		}
 		at, err := time.Parse(time.RFC3339Nano, st[1])
-		if err != nil || at.Before(closed.Add(-time.Second)) || at.After(closed.Add(700*time.Millisecond)) {
+		if err != nil || at.Before(closed.Add(-time.Second)) || !at.Before(closed.Add(time.Second)) {
 			t.Fatalf("delay stamp %s (%v); the stream closed at %s and expired a second later", st[1], err, closed.UTC())
 		}
 	}
@@ -395,7 +395,7 @@ func TestIntegrationDetachedExpiryNoDuplicate(t *testing.T) {
 	if st == nil {
 		t.Fatalf("the phone's message came to the desk without its delay: %s", got)
 	}
-	if at, err := time.Parse(time.RFC3339Nano, st[1]); err != nil || at.After(sent.Add(500*time.Millisecond)) {
+	if at, err := time.Parse(time.RFC3339Nano, st[1]); err != nil || at.After(sent.Add(time.Second)) { // the expiry is a second later
 		t.Fatalf("delay stamp %s, sent at %s", st[1], sent.UTC())
 	}
 	desk.Never("id='b1'")

@@ -337,7 +337,7 @@ func TestHostSettings(t *testing.T) {
 // direction stays quiet for longer than that goes on.
 func TestRelayIdle(t *testing.T) {
 	for _, rate := range []int64{0, 1 << 20} {
-		m := &Mod{idle: 300 * time.Millisecond}
+		m := &Mod{idle: time.Second}
 		a, b, _ := relayPairOf(t, m)
 		if rate > 0 {
 			m.mu.Lock()
@@ -346,9 +346,9 @@ func TestRelayIdle(t *testing.T) {
 			}
 			m.mu.Unlock()
 		}
-		// One way, a byte every 50 ms for three idle times: b never sends.
+		// One way, a byte every 100 ms for three idle times: b never sends.
 		buf := make([]byte, 1)
-		for range 18 {
+		for range 30 {
 			if _, err := a.Write([]byte("x")); err != nil {
 				t.Fatalf("rate %d: write during the one-way transfer: %v", rate, err)
 			}
@@ -356,7 +356,7 @@ func TestRelayIdle(t *testing.T) {
 			if _, err := io.ReadFull(b, buf); err != nil {
 				t.Fatalf("rate %d: the one-way transfer was cut: %v", rate, err)
 			}
-			time.Sleep(50 * time.Millisecond)
+			time.Sleep(100 * time.Millisecond)
 		}
 		// Then silence: the stream ends, and its slot with it.
 		b.SetReadDeadline(time.Now().Add(5 * time.Second))
