@@ -196,3 +196,34 @@ func TestNotifyRechecksAccess(t *testing.T) {
 	publish("p3", "after carol")
 	c.C.Never(t, "after carol")
 }
+
+// TestWhitelistNodeNotListed: the service's disco#items lists a whitelisted node to its
+// owner and members only; open nodes to everyone.
+func TestWhitelistNodeNotListed(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob", "carol"}, nil)
+	a := e.Bind("alice", "pc")
+	a.Send("<iq type='set' id='c1' to='pubsub.example.org'><pubsub xmlns='http://jabber.org/protocol/pubsub'><create node='public'/></pubsub></iq>")
+	a.C.Wait(t, "id='c1'", "type='result'")
+	a.Send("<iq type='set' id='c2' to='pubsub.example.org'><pubsub xmlns='http://jabber.org/protocol/pubsub'><create node='secret-plans'/><configure>" +
+		"<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/pubsub#node_config</value></field>" +
+		"<field var='pubsub#access_model'><value>whitelist</value></field></x></configure></pubsub></iq>")
+	a.C.Wait(t, "id='c2'", "type='result'")
+	a.Send("<iq type='set' id='af' to='pubsub.example.org'><pubsub xmlns='http://jabber.org/protocol/pubsub#owner'><affiliations node='secret-plans'>" +
+		"<affiliation jid='bob@example.org' affiliation='member'/></affiliations></pubsub></iq>")
+	a.C.Wait(t, "id='af'", "type='result'")
+	list := func(s *routertest.Sess) string {
+		s.Send("<iq type='get' id='d' to='pubsub.example.org'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>")
+		got := s.C.Wait(t, "id='d'")
+		s.C.Reset()
+		return got
+	}
+	for _, tc := range []struct {
+		s      *routertest.Sess
+		secret bool
+	}{{a, true}, {e.Bind("bob", "pc"), true}, {e.Bind("carol", "pc"), false}} {
+		got := list(tc.s)
+		if !strings.Contains(got, "node='public'") || strings.Contains(got, "secret-plans") != tc.secret {
+			t.Fatalf("%s's listing: %s", tc.s.S.JID(), got)
+		}
+	}
+}

@@ -1004,6 +1004,14 @@ func (s *service) discoItems(c module.Context, p *module.Packet, q xmlstream.Ele
 		type entry struct{ name, title string }
 		var nodes []entry
 		err := s.m.nodes.List(s.domain, func(n string, cfg NodeConfig) bool {
+			if cfg.Access == AccessWhitelist {
+				// A whitelisted node, its name and title with it, is for its members
+				// (XEP-0060 §4.5): not listed to others.
+				aff, _ := s.m.nodes.Affiliation(s.domain, n, p.From.Bare().String())
+				if s.readable(p.From, n, cfg, aff) != nil {
+					return true
+				}
+			}
 			nodes = append(nodes, entry{n, cfg.Title})
 			return true
 		})
