@@ -127,7 +127,7 @@ func Backup(b Backend, dir string) (m *Manifest, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := writeFileSync(filepath.Join(dir, ManifestName), append(j, '\n')); err != nil {
+	if err := durablefile.Write(filepath.Join(dir, ManifestName), append(j, '\n'), 0o600); err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
 	}
 	if err := durablefile.SyncDir(dir); err != nil {
@@ -309,18 +309,3 @@ func hashFile(p string) (int64, string, error) {
 }
 
 func hexSum(h hash.Hash) string { return hex.EncodeToString(h.Sum(nil)) }
-
-func writeFileSync(p string, b []byte) error {
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
