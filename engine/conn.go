@@ -1041,6 +1041,9 @@ func (c *conn) failWith(e stanza.StreamError) {
 }
 
 func (c *conn) streamError(err error) {
+	if c.ws != nil && xmlstream.IsInvalidUTF8(err) {
+		c.ws.badUTF8.Store(true) // RFC 6455 §8.1: the text frame was not UTF-8
+	}
 	if se, ok := err.(*stanza.StreamError); ok {
 		c.fail(se.Condition, se.Text)
 		return

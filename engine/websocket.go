@@ -39,6 +39,7 @@ const (
 	wsNormal      = 1000
 	wsProtocolErr = 1002
 	wsUnsupported = 1003
+	wsBadData     = 1007
 	wsTooBig      = 1009
 )
 
@@ -61,6 +62,7 @@ type wsState struct {
 	kept    atomic.Bool                // a BOSH answer kept the connection open: idle time counts from the last read
 	client  string                     // the client a trusted proxy named at the upgrade; "" if none
 	inMsg   bool                       // a message has begun and its final frame has not come
+	badUTF8 atomic.Bool                // the stream failed on invalid UTF-8: its close frame says 1007
 	mode    uint8
 }
 
@@ -382,7 +384,7 @@ func (c *conn) wsWrite(b []byte) {
 		if len(el) == 0 {
 			break
 		}
-		out = wsTranslate(out, el)
+		out = wsTranslate(out, el, c.ws.closeCode())
 	}
 	if len(out) > 0 {
 		c.writeRaw(out)
@@ -393,8 +395,17 @@ func (c *conn) wsWrite(b []byte) {
 
 const streamHeaderPrefix = "<?xml version='1.0'?><stream:stream "
 
-// wsTranslate appends the frames for one top-level element.
-func wsTranslate(dst, el []byte) []byte {
+// closeCode is the code of the close frame that follows the stream's end tag.
+func (ws *wsState) closeCode() uint16 {
+	if ws.badUTF8.Load() {
+		return wsBadData
+	}
+	return wsNormal
+}
+
+// wsTranslate appends the frames for one top-level element; the stream's end tag is
+// followed by a close frame with code.
+func wsTranslate(dst, el []byte, code uint16) []byte {
 	switch {
 	case bytes.HasPrefix(el, []byte(streamHeaderPrefix)):
 		// <stream:stream xmlns=… xmlns:stream=… id=… …> becomes <open xmlns=framing id=… …/>.
@@ -409,7 +420,7 @@ func wsTranslate(dst, el []byte) []byte {
 		return wsFrame(dst, 0x1, m)
 	case string(el) == "</stream:stream>":
 		dst = wsFrame(dst, 0x1, []byte("<close xmlns='"+nsFraming+"'/>"))
-		return wsFrame(dst, 0x8, wsCloseBody(wsNormal, ""))
+		return wsFrame(dst, 0x8, wsCloseBody(code, ""))
 	case bytes.HasPrefix(el, []byte("<stream:")):
 		return wsFrame(dst, 0x1, insertAttr(el, " xmlns:stream='"+ns.Stream+"'"))
 	case isStanzaStart(el) && !hasXMLNS(el):

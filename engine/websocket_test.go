@@ -273,6 +273,9 @@ func TestWebSocketBadInput(t *testing.T) {
 		{"reserved bits", func(w *wsClient) { w.frame(0x1|0x40, true, true, []byte(wsOpenEl)) }, 1002, ""},
 		{"long ping", func(w *wsClient) { w.frame(0x9, true, true, make([]byte, 126)) }, 1002, ""},
 		{"malformed XML", func(w *wsClient) { w.send(wsOpenEl); w.send("<message><body></message>") }, 1000, "not-well-formed"},
+		// RFC 6455 §8.1: a text frame that is not UTF-8 fails the connection with 1007,
+		// after the XMPP stream error that says why.
+		{"invalid UTF-8", func(w *wsClient) { w.send(wsOpenEl); w.send("<message><body>\xff\xfe</body></message>") }, 1007, "not-well-formed"},
 		{"stream header instead of open", func(w *wsClient) {
 			w.send("<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>")
 		}, 1000, "bad-format"},

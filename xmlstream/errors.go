@@ -84,3 +84,7 @@ func restricted(text string) *stanza.StreamError {
 func policy(text string) *stanza.StreamError {
 	return &stanza.StreamError{Condition: stanza.PolicyViolation, Text: text}
 }
+
+// IsInvalidUTF8 reports whether err is Next's error for bytes that are not UTF-8, which a
+// WebSocket transport must answer with close code 1007 (RFC 6455 §7.4.1) rather than 1000.
+func IsInvalidUTF8(err error) bool { return err == errUTF8 }
