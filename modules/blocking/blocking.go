@@ -338,17 +338,36 @@ func (m *Mod) block(c module.Context, iq *module.Packet) {
 	if reports := reportsOf(q); len(reports) > 0 {
 		m.handleReports(c, iq.From, reports)
 	}
-	// §3.3: the blocked contact gets unavailable presence from each available resource.
-	for _, to := range targets {
-		for _, s := range c.Sessions(iq.From.Bare()) {
-			if s.Available() {
-				var b xmlstream.Builder
-				b.Start("presence").Attr("type", "unavailable").
-					Attr("from", s.JID().String()).Attr("to", to.String()).End()
-				c.Route(b.B)
+	// §3.3: the blocked contact gets unavailable presence from each available resource,
+	// and so does a blocked entity that has a session's directed presence (a room, a
+	// peer outside the roster): blocked, it would otherwise see the user online for good.
+	for _, s := range c.Sessions(iq.From.Bare()) {
+		sent := map[string]bool{}
+		if s.Available() {
+			for _, to := range targets {
+				sent[to.String()] = true
+				routeUnavailable(c, s.JID(), to)
+			}
+		}
+		d, _ := s.Value(module.DirectedPresence).(map[string]bool)
+		for to := range d {
+			j, err := jid.Parse(to)
+			if err != nil || !m.blocked(user, j) {
+				continue
+			}
+			delete(d, to)
+			if !sent[to] {
+				routeUnavailable(c, s.JID(), j)
 			}
 		}
 	}
+}
+
+func routeUnavailable(c module.Context, from, to jid.JID) {
+	var b xmlstream.Builder
+	b.Start("presence").Attr("type", "unavailable").
+		Attr("from", from.String()).Attr("to", to.String()).End()
+	c.Route(b.B)
 }
 
 // reportsOf returns the XEP-0377 reports of a block request's items, at most maxReports;

@@ -361,3 +361,30 @@ func TestRevokeWhileBlocked(t *testing.T) {
 	a.C.Wait(t, "id='sync'")
 	b.C.Never(t, "after")
 }
+
+// TestBlockEndsDirectedPresence: XEP-0191 §3.3 for an entity outside the roster that has
+// the user's directed presence. Blocking it sends unavailable from that session, once:
+// ending the session later sends no second one, and the entity gets nothing else.
+func TestBlockEndsDirectedPresence(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "carol", "dave"}, nil)
+	c := e.Bind("carol", "pc")
+	d := e.Bind("dave", "pc")
+	c.Send("<presence/>")
+	d.Send("<presence/>")
+	a := e.Bind("alice", "pc")
+	a.Send("<presence/>")
+	a.Send("<presence to='carol@example.org'><status>hi</status></presence>")
+	a.Send("<presence to='dave@example.org/pc'/>")
+	c.C.Wait(t, "from='alice@example.org/pc'", "<status>hi</status>")
+	d.C.Wait(t, "from='alice@example.org/pc'")
+	c.C.Reset()
+	d.C.Reset()
+	block(t, a, "block", "b1", "carol@example.org", "dave@example.org")
+	c.C.Wait(t, "<presence type='unavailable' from='alice@example.org/pc' to='carol@example.org'")
+	d.C.Wait(t, "<presence type='unavailable' from='alice@example.org/pc' to='dave@example.org/pc'")
+	c.C.Reset()
+	d.C.Reset()
+	a.Unbind()
+	c.C.Never(t, "alice@example.org")
+	d.C.Never(t, "alice@example.org")
+}

@@ -536,6 +536,14 @@ func (p *Packet) Payload() (xmlstream.Element, bool) {
 	return it.Next()
 }
 
+// DirectedPresence is the Session.Value key under which the presence module keeps the
+// JIDs that have the session's directed available presence (RFC 6121 §4.6), as a
+// map[string]bool of the addresses it went to, so that a block (XEP-0191 §3.3) can end
+// it too. Only the presence module writes it; others may delete what they end.
+var DirectedPresence any = directedPresence{}
+
+type directedPresence struct{}
+
 // Session is a bound resource as modules see it. Call its methods only from the owning
 // user's shard (the Context that handed it out).
 type Session interface {

@@ -100,12 +100,6 @@ func (*Presence) ModuleInfo() module.Info {
 	return module.Info{ID: "presence", New: func() module.Module { return new(Presence) }}
 }
 
-type sessKey int
-
-const (
-	keyDirected sessKey = iota // map[string]bool of JIDs that got directed available presence
-)
-
 // Provision registers the hooks.
 func (p *Presence) Provision(r module.Registrar) error {
 	p.subreq = r.Table("subreq")
@@ -125,11 +119,11 @@ func (p *Presence) Provision(r module.Registrar) error {
 // or sent it after going unavailable, whose end no broadcast of unavailable covers (a
 // bot that joined a room with directed presence alone would stay there as a ghost).
 func (p *Presence) sessionEnd(c module.Context, s module.Session) {
-	d, ok := s.Value(keyDirected).(map[string]bool)
+	d, ok := s.Value(module.DirectedPresence).(map[string]bool)
 	if !ok || len(d) == 0 {
 		return
 	}
-	s.SetValue(keyDirected, nil)
+	s.SetValue(module.DirectedPresence, nil)
 	user := s.JID().Bare()
 	blocks := blocking.Blocker(c.Store(), user.String())
 	for to := range d {
@@ -414,13 +408,13 @@ func (p *Presence) broadcast(c module.Context, pk *module.Packet, user jid.JID) 
 		}
 	}
 	if s != nil {
-		if d, ok := s.Value(keyDirected).(map[string]bool); ok && pk.Type == "unavailable" {
+		if d, ok := s.Value(module.DirectedPresence).(map[string]bool); ok && pk.Type == "unavailable" {
 			for to := range d {
 				if j, err := jid.Parse(to); err == nil && !blocks(j) {
 					c.Route(rewrite(pk.Raw, pk.From, j))
 				}
 			}
-			s.SetValue(keyDirected, nil)
+			s.SetValue(module.DirectedPresence, nil)
 		}
 	}
 	if !initial {
@@ -465,12 +459,12 @@ func (p *Presence) directed(c module.Context, pk *module.Packet, user, contact j
 		// (no initial presence yet, or unavailable since) sends none: it is tracked.
 		return
 	}
-	d, _ := s.Value(keyDirected).(map[string]bool)
+	d, _ := s.Value(module.DirectedPresence).(map[string]bool)
 	key := pk.To.String()
 	if pk.Type == "" {
 		if d == nil {
 			d = map[string]bool{}
-			s.SetValue(keyDirected, d)
+			s.SetValue(module.DirectedPresence, d)
 		}
 		if len(d) < 1000 {
 			d[key] = true
