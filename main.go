@@ -45,6 +45,7 @@ import (
 	"github.com/vireo-im/vireo/engine/webapi"
 	"github.com/vireo-im/vireo/modules/adhoc"
 	"github.com/vireo-im/vireo/modules/module"
+	"github.com/vireo-im/vireo/modules/muc"
 	_ "github.com/vireo-im/vireo/modules/standard"
 	"github.com/vireo-im/vireo/router"
 	"github.com/vireo-im/vireo/store"
@@ -1432,14 +1433,31 @@ func (s *server) Admins() []string {
 // hosts (engine.Config.AdminJIDs).
 func adminJIDs(cfg *config.Config) []string {
 	out := admins(cfg)
+	add := func(list []string) {
+		for _, j := range bareJIDs(list) {
+			if !slices.Contains(out, j) {
+				out = append(out, j)
+			}
+		}
+	}
 	for _, h := range cfg.HostModuleTables("adhoc") {
 		var c adhoc.Config
 		if err := cfg.HostModuleSettings(h, "adhoc", &c); err == nil {
-			for _, j := range bareJIDs(c.Admins) {
-				if !slices.Contains(out, j) {
-					out = append(out, j)
-				}
-			}
+			add(c.Admins)
+		}
+	}
+	// A MUC service administrator ranks as every room's owner: whoever registered the
+	// name first would hold that rank.
+	var mc struct {
+		Admins []string `toml:"admins"`
+	}
+	if err := cfg.ModuleConfig("muc", &mc); err == nil {
+		add(mc.Admins)
+	}
+	for _, h := range cfg.HostModuleTables("muc") {
+		var c muc.Config
+		if err := cfg.HostModuleSettings(h, "muc", &c); err == nil {
+			add(c.Admins)
 		}
 	}
 	return out

@@ -299,3 +299,26 @@ func TestHostModuleTables(t *testing.T) {
 		}
 	}
 }
+
+// TestAdminJIDs: the accounts registration refuses to hand out are every administrator
+// the configuration names: ad-hoc's and MUC's, server-wide and per host, each once.
+func TestAdminJIDs(t *testing.T) {
+	cfg, err := config.Parse([]byte(`domains = ["a.org", "b.org"]
+[modules.adhoc]
+admins = ["root@a.org", "a.org", "x@a.org/res"]
+[modules.muc]
+admins = ["mod@a.org", "root@a.org"]
+[vhosts."b.org".modules.adhoc]
+admins = ["boss@b.org"]
+[vhosts."b.org".modules.muc]
+admins = ["roomboss@b.org"]
+`), filepath.Join(t.TempDir(), "vireo.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := adminJIDs(cfg)
+	slices.Sort(got)
+	if want := []string{"boss@b.org", "mod@a.org", "roomboss@b.org", "root@a.org"}; !slices.Equal(got, want) {
+		t.Fatalf("adminJIDs = %v, want %v", got, want)
+	}
+}
