@@ -656,7 +656,8 @@ func (s *server) engineConfig(cfg *config.Config) engine.Config {
 	if cfg.S2S.Enabled {
 		s2s = engine.S2S{Enabled: true, Hosts: cfg.S2S.Hosts, Secret: []byte(cfg.S2S.Secret), CAs: cfg.S2S.CAs,
 			RequireValidCerts: cfg.S2S.RequireValidCerts, IdleTimeout: cfg.S2S.IdleTimeout.Duration,
-			Deny: cfg.S2S.Deny, Allow: cfg.S2S.Allow, NoBidi: !cfg.S2S.BidiOn()}
+			Deny: cfg.S2S.Deny, Allow: cfg.S2S.Allow, NoBidi: !cfg.S2S.BidiOn(),
+			PublicOnly: cfg.S2S.PublicOnly}
 		if len(cfg.S2S.Domains) > 0 {
 			s2s.Domains = make(map[string]engine.S2SDomain, len(cfg.S2S.Domains))
 			for d, p := range cfg.S2S.Domains {

@@ -95,6 +95,7 @@ ca_file = "ca.pem"
 listen = ["127.0.0.1:0"]
 direct_tls_listen = ["127.0.0.1:0"]
 require_valid_certs = true
+public_only = true
 deny = ["spam.example"]
 allow = ["b.org", "strict.example", "lax.example"]
 [s2s.domains."strict.example"]
@@ -131,7 +132,7 @@ require_valid_certs = false
 		ec.S2S.Domains["lax.example"] != want["lax.example"] {
 		t.Fatalf("domains %+v", ec.S2S.Domains)
 	}
-	if !ec.S2S.RequireValidCerts || len(ec.S2S.Deny) != 1 || ec.S2S.Deny[0] != "spam.example" || len(ec.S2S.Allow) != 3 {
+	if !ec.S2S.RequireValidCerts || !ec.S2S.PublicOnly || len(ec.S2S.Deny) != 1 || ec.S2S.Deny[0] != "spam.example" || len(ec.S2S.Allow) != 3 {
 		t.Fatalf("s2s %+v", ec.S2S)
 	}
 }

@@ -88,6 +88,11 @@ type S2S struct {
 	// name a domain, and its DNS would otherwise point us at our own host's services or
 	// a cloud's metadata address). Hosts entries are dialed as they are.
 	DNSLoopback bool
+	// PublicOnly skips, in DNS answers, private addresses as well (RFC 1918, RFC 6598
+	// shared, RFC 4193 unique local): for a server on the internet whose DNS-named peers
+	// must never be hosts of its own network. Off by default, for deployments that
+	// federate inside one. Hosts entries are dialed as they are.
+	PublicOnly bool
 }
 
 // S2SDomain is the federation policy for one remote domain.

@@ -95,7 +95,7 @@ func s2sCandidates(ctx context.Context, cfg *S2S, remote string) ([]s2sTarget, e
 	addrs := func(ips []string, port int, directTLS bool) {
 		n := 0
 		for _, ip := range ips {
-			if n == maxTargetAddrs || !dialable(ip, cfg.DNSLoopback) {
+			if n == maxTargetAddrs || !dialable(ip, cfg.DNSLoopback, cfg.PublicOnly) {
 				continue
 			}
 			n++
@@ -135,8 +135,9 @@ const (
 
 // dialable reports whether ip, from a DNS answer, may be dialed as another server:
 // never the unspecified address, link-local (a cloud's metadata service lives there) or
-// multicast ones, and loopback only when loopback is set (tests).
-func dialable(ip string, loopback bool) bool {
+// multicast ones, loopback only when loopback is set (tests), and private ones (RFC 1918,
+// RFC 6598, RFC 4193) only when publicOnly is not.
+func dialable(ip string, loopback, publicOnly bool) bool {
 	a, err := netip.ParseAddr(ip)
 	if err != nil {
 		return false
@@ -147,9 +148,14 @@ func dialable(ip string, loopback bool) bool {
 		return false
 	case a.IsLoopback():
 		return loopback
+	case a.IsPrivate(), cgnat.Contains(a):
+		return !publicOnly
 	}
 	return true
 }
+
+// cgnat is RFC 6598's shared address space, private to a carrier's network.
+var cgnat = netip.MustParsePrefix("100.64.0.0/10")
 
 // srvOrder orders recs as RFC 2782 says a client tries them: ascending priority; within
 // one priority, repeatedly a random draw weighted by weight among those not yet taken,

@@ -70,6 +70,7 @@ func TestS2SCandidates(t *testing.T) {
 			"many.example":          {"192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4", "192.0.2.5", "192.0.2.6", "192.0.2.7", "192.0.2.8", "192.0.2.9", "192.0.2.10"},
 			"loop.example":          {"127.0.0.1"},
 			"xn--bcher-kva.example": {"192.0.2.77"},
+			"lan.example":           {"10.1.2.3", "172.16.0.9", "192.168.1.1", "100.64.0.1", "fd00::1", "192.0.2.5"},
 		},
 	}
 	cfg := &S2S{Resolver: dns, Hosts: map[string]string{"listed.example": "127.0.0.1:5299", "tlslisted.example": "tls://127.0.0.1:5270"}}
@@ -77,10 +78,11 @@ func TestS2SCandidates(t *testing.T) {
 	direct := func(a string) s2sTarget { return s2sTarget{addr: a, directTLS: true} }
 	srvQ := func(d string) []string { return []string{"_xmpp-server._tcp." + d, "_xmpps-server._tcp." + d} }
 	for _, tc := range []struct {
-		domain string
-		want   []s2sTarget
-		err    error
-		asked  []string
+		domain     string
+		publicOnly bool
+		want       []s2sTarget
+		err        error
+		asked      []string
 	}{
 		// [s2s.hosts] wins without a lookup; "tls://" marks direct TLS.
 		{domain: "listed.example", want: []s2sTarget{starttls("127.0.0.1:5299")}},
@@ -114,9 +116,16 @@ func TestS2SCandidates(t *testing.T) {
 		{domain: "many.example", want: []s2sTarget{starttls("192.0.2.1:5269"), starttls("192.0.2.2:5269"), starttls("192.0.2.3:5269"),
 			starttls("192.0.2.4:5269"), starttls("192.0.2.5:5269"), starttls("192.0.2.6:5269"), starttls("192.0.2.7:5269"), starttls("192.0.2.8:5269")},
 			asked: append(srvQ("many.example"), "many.example")},
+		// Private addresses are dialed unless public_only says otherwise (below).
+		{domain: "lan.example", want: []s2sTarget{starttls("10.1.2.3:5269"), starttls("172.16.0.9:5269"), starttls("192.168.1.1:5269"),
+			starttls("100.64.0.1:5269"), starttls("[fd00::1]:5269"), starttls("192.0.2.5:5269")}, asked: append(srvQ("lan.example"), "lan.example")},
+		{domain: "lan.example", publicOnly: true, want: []s2sTarget{starttls("192.0.2.5:5269")}, asked: append(srvQ("lan.example"), "lan.example")},
+		// [s2s.hosts] entries are the operator's word: dialed even so.
+		{domain: "listed.example", publicOnly: true, want: []s2sTarget{starttls("127.0.0.1:5299")}},
 	} {
 		t.Run(tc.domain, func(t *testing.T) {
 			dns.asked = nil
+			cfg.PublicOnly = tc.publicOnly
 			got, err := s2sCandidates(context.Background(), cfg, tc.domain)
 			if !errors.Is(err, tc.err) || !slices.Equal(got, tc.want) {
 				t.Fatalf("got %v, %v; want %v, %v", got, err, tc.want, tc.err)

@@ -354,6 +354,10 @@ type S2S struct {
 	// Bidi, unless false, offers and asks for XEP-0288 bidirectional streams: one
 	// connection per peer carries both directions.
 	Bidi *bool `toml:"bidi"`
+	// PublicOnly refuses to dial private addresses (10/8, 172.16/12, 192.168/16,
+	// 100.64/10, fc00::/7) that a remote domain's DNS names; loopback and link-local
+	// ones are never dialed. Hosts entries are exempt.
+	PublicOnly bool `toml:"public_only"`
 }
 
 // BidiOn reports whether bidirectional streams are on (the default).

@@ -235,6 +235,10 @@ secret = ""
 # Bidirectional streams (XEP-0288): a peer that offers them carries both directions over
 # one connection, half the sockets and TLS handshakes; false: a stream per direction.
 # bidi = true
+# Never dial the private addresses (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7) a
+# remote domain's DNS names, for a server on the internet: any peer can make it look up a
+# domain. Loopback and link-local addresses are never dialed; [s2s.hosts] is exempt.
+# public_only = false
 # Remote domains and the address to reach each, instead of DNS (_xmpp-server._tcp and
 # _xmpps-server._tcp SRV records, else the domain on port 5269); "tls://" before the
 # address: direct TLS there (XEP-0368).
