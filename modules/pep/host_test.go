@@ -124,8 +124,8 @@ func TestBlockedSubscriberNotNotified(t *testing.T) {
 }
 
 // TestPEPListsAndUnsubscribe: a member named with capitals is the member the JID prepares
-// to (whitelist access holds for it), and unsubscribing without a subscription is an
-// error (XEP-0060 §6.2.3.4).
+// to (whitelist access holds for it), unsubscribing without a subscription is an error
+// (XEP-0060 §6.2.3.4), and a subscribed member hears of the node's deletion.
 func TestPEPListsAndUnsubscribe(t *testing.T) {
 	e := routertest.New(t, []string{"alice", "bob"}, nil)
 	a := e.Bind("alice", "pc")
@@ -141,6 +141,14 @@ func TestPEPListsAndUnsubscribe(t *testing.T) {
 	b.C.Wait(t, "id='g'", "type='result'", "secret")
 	b.Send("<iq type='set' id='u' to='alice@example.org'><pubsub xmlns='http://jabber.org/protocol/pubsub'><unsubscribe node='urn:example:wl' jid='bob@example.org/pc'/></pubsub></iq>")
 	b.C.Wait(t, "id='u'", "type='error'", "<unexpected-request", "<not-subscribed")
+
+	// A member subscribed to the node hears of its deletion (XEP-0060 §8.4.2), though
+	// the membership goes with the node.
+	b.Send("<iq type='set' id='s' to='alice@example.org'><pubsub xmlns='http://jabber.org/protocol/pubsub'><subscribe node='urn:example:wl' jid='bob@example.org/pc'/></pubsub></iq>")
+	b.C.Wait(t, "id='s'", "type='result'")
+	a.Send("<iq type='set' id='d'><pubsub xmlns='http://jabber.org/protocol/pubsub#owner'><delete node='urn:example:wl'/></pubsub></iq>")
+	a.C.Wait(t, "id='d'", "type='result'")
+	b.C.Wait(t, "<delete node='urn:example:wl'")
 }
 
 // TestOwnResourcesNotify: the owner's resources are subscribers like a contact's

@@ -387,6 +387,12 @@ func (m *Mod) handle(c module.Context, iq *module.Packet, owner jid.JID, isOwner
 		// The explicit subscribers hear of the deletion too (XEP-0060 §8.4.2): read
 		// them while the node still has them.
 		subs := m.nodes.Subscribers(o, r.Node)
+		// A whitelist's members go with the node: the deletion is checked against
+		// the list it had, or no member would hear of it.
+		var members map[string]string
+		if r.Op == pubsub.OpDelete && cfg.Access == pubsub.AccessWhitelist {
+			members = m.nodes.Affiliations(o, r.Node)
+		}
 		if r.Op == pubsub.OpDelete {
 			err = m.nodes.Remove(o, r.Node)
 		} else {
@@ -401,7 +407,7 @@ func (m *Mod) handle(c module.Context, iq *module.Packet, owner jid.JID, isOwner
 		if r.Op == pubsub.OpDelete {
 			what = "delete"
 		}
-		m.notify(c, owner, r.Node, cfg, pubsub.NodeEvent(what, r.Node), subs)
+		m.notifyWith(c, owner, r.Node, cfg, pubsub.NodeEvent(what, r.Node), subs, members)
 		if r.Node == NSBookmarks {
 			m.legacyChanged(c, owner)
 		}
@@ -568,6 +574,12 @@ func DenyError(model string) *stanza.Error {
 // allowed reports whether user may read node of owner's, configured cfg: the owner, and
 // whom the access model admits; a whitelist node admits the members the owner listed.
 func (m *Mod) allowed(c module.Context, owner, user jid.JID, node string, cfg pubsub.NodeConfig) bool {
+	return m.allowedWith(c, owner, user, node, cfg, nil)
+}
+
+// allowedWith is allowed with a whitelist's affiliations given (a deleted node's, read
+// before it went); nil: read from the store.
+func (m *Mod) allowedWith(c module.Context, owner, user jid.JID, node string, cfg pubsub.NodeConfig, affs map[string]string) bool {
 	if user.Equal(owner) {
 		return true
 	}
@@ -575,6 +587,9 @@ func (m *Mod) allowed(c module.Context, owner, user jid.JID, node string, cfg pu
 	case pubsub.AccessOpen:
 		return true
 	case pubsub.AccessWhitelist:
+		if affs != nil {
+			return affs[user.String()] == pubsub.AffMember
+		}
 		a, _ := m.nodes.Affiliation(owner.String(), node, user.String())
 		return a == pubsub.AffMember
 	}
@@ -601,6 +616,11 @@ func (m *Mod) broadcast(c module.Context, owner jid.JID, node string, cfg pubsub
 // notify is broadcast without the storage:bookmarks view's notification, to the explicit
 // subscribers subs (read before a node's deletion takes them).
 func (m *Mod) notify(c module.Context, owner jid.JID, node string, cfg pubsub.NodeConfig, event []byte, subs []string) {
+	m.notifyWith(c, owner, node, cfg, event, subs, nil)
+}
+
+// notifyWith is notify with a whitelist's affiliations given (see allowedWith).
+func (m *Mod) notifyWith(c module.Context, owner jid.JID, node string, cfg pubsub.NodeConfig, event []byte, subs []string, affs map[string]string) {
 	// The owner's resources are subscribers like the contacts' (XEP-0163 §4.3.2): those
 	// whose caps do not ask for the node get nothing; they can fetch its items.
 	want := node + "+notify"
@@ -615,7 +635,7 @@ func (m *Mod) notify(c module.Context, owner jid.JID, node string, cfg pubsub.No
 	sent := map[string]bool{}
 	for _, full := range m.interested(owner.String(), node) {
 		j, err := jid.Parse(full)
-		if err != nil || j.Bare().Equal(owner) || blocked(j) || !m.allowed(c, owner, j.Bare(), node, cfg) {
+		if err != nil || j.Bare().Equal(owner) || blocked(j) || !m.allowedWith(c, owner, j.Bare(), node, cfg, affs) {
 			continue
 		}
 		sent[j.Bare().String()] = true
@@ -623,7 +643,7 @@ func (m *Mod) notify(c module.Context, owner jid.JID, node string, cfg pubsub.No
 	}
 	for _, sub := range subs {
 		j, err := jid.Parse(sub)
-		if err != nil || j.Bare().Equal(owner) || sent[j.Bare().String()] || blocked(j) || !m.allowed(c, owner, j.Bare(), node, cfg) {
+		if err != nil || j.Bare().Equal(owner) || sent[j.Bare().String()] || blocked(j) || !m.allowedWith(c, owner, j.Bare(), node, cfg, affs) {
 			continue
 		}
 		c.Route(pubsub.EventMessage(owner, j, event))
