@@ -87,6 +87,10 @@ func TestIntegrationAccountRemovedResumable(t *testing.T) {
 	a.Expect("<enabled")
 	subscribeBoth(a, b)
 	b.Expect("from='alice@localhost/pc'")
+	// A message alice took and never acknowledged: handed back when her session ends,
+	// after the account is gone, it is not kept for the next account of her name.
+	b.Send("<message to='alice@localhost' type='chat' id='m0'><body>unacked</body></message>")
+	a.Expect("id='m0'")
 
 	a.Send("<iq type='set' id='bye'><query xmlns='jabber:iq:register'><remove/></query></iq>")
 	a.ExpectClosed()
@@ -95,6 +99,13 @@ func TestIntegrationAccountRemovedResumable(t *testing.T) {
 	if got := b.Expect("id='m1'"); !strings.Contains(got, "type='error'") {
 		t.Fatalf("a message to the removed account's resource: %q, want an error", got)
 	}
+	srv.AddUser(t, "alice", "new alice pw")
+	a2 := srv.LoginPlain(t, "alice", "new alice pw", "pc")
+	a2.Send("<presence/><iq type='get' id='p' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+	if got := a2.Expect("id='p'"); strings.Contains(got, "unacked") {
+		t.Fatalf("the new alice got the old one's message: %q", got)
+	}
+	a2.Never("unacked")
 }
 
 // subscribeBoth makes alice (a) and bob (b), both online with rosters requested, each

@@ -277,13 +277,19 @@ type OfflineMessage struct {
 type Quota struct {
 	Items int
 	Bytes int64
+	// NoAccount lets Push store for a user without an account: an import writes a
+	// user's data before it makes the account. Otherwise Push fails with ErrNotFound
+	// when the account is gone, so that a message still in flight when it was deleted
+	// does not wait for the next account of that name.
+	NoAccount bool
 }
 
 // Offline stores messages for users who are not online.
 type Offline interface {
 	// Push appends a message unless it would take the user's queue past q (counting the
-	// stored messages and the total bytes of their Raw); then it fails with ErrQuota.
-	// The check and the write are atomic.
+	// stored messages and the total bytes of their Raw); then it fails with ErrQuota. It
+	// fails with ErrNotFound when the user has no account (unless q.NoAccount). The
+	// checks and the write are atomic with the account's deletion.
 	Push(user string, raw []byte, stamp time.Time, q Quota) (id uint64, err error)
 	// Bytes is the total size of the user's stored messages.
 	Bytes(user string) (int64, error)

@@ -236,6 +236,8 @@ func (o *Offline) keep(c module.Context, p *module.Packet) bool {
 		e := stanza.New(stanza.ServiceUnavailable)
 		e.Text = "offline storage is full"
 		c.Error(p, e)
+	case errors.Is(err, store.ErrNotFound): // the account was deleted meanwhile
+		c.Error(p, stanza.New(stanza.ServiceUnavailable))
 	case err != nil:
 		if module.LogStoreError(err) {
 			o.log.Error().Err(err).Msg("offline: store message")

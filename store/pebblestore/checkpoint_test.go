@@ -86,6 +86,11 @@ func TestBackupCheckpointConsistent(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	for i := range 5 {
+		if err := s.Accounts().Create(store.Account{User: fmt.Sprintf("u%d@example.org", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	const maxSteps = 3000 // bounds the writer if checkpoints are fast
 	stop := make(chan struct{})
@@ -135,6 +140,12 @@ func TestBackupCheckpointConsistent(t *testing.T) {
 	for i := range 3 {
 		// Let some steps land between checkpoints.
 		for start := ackedNow(); ackedNow() < start+20 && ackedNow() < maxSteps-1; {
+			mu.Lock()
+			failed := writeErr
+			mu.Unlock()
+			if failed != nil {
+				t.Fatal(failed) // the writer stopped: waiting for it would never end
+			}
 			time.Sleep(time.Millisecond)
 		}
 		before = append(before, ackedNow())

@@ -785,6 +785,14 @@ func (o offline) Push(user string, raw []byte, stamp time.Time, q store.Quota) (
 	mu := o.s.lock(user)
 	mu.Lock()
 	defer mu.Unlock()
+	if !q.NoAccount {
+		// Under the lock Delete takes: a message that was in flight when the account
+		// went (a session's unacknowledged stanzas, handed back at its end) is not
+		// kept for whoever registers the name next.
+		if _, err := o.s.get(key(pAccount, user)); err != nil {
+			return 0, err
+		}
+	}
 	m, err := o.meta(user)
 	if err != nil {
 		return 0, err

@@ -96,6 +96,9 @@ func BenchmarkOfflinePush(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer s.Close()
+	if err := s.Accounts().Create(store.Account{User: "u@d"}); err != nil {
+		b.Fatal(err)
+	}
 	raw := []byte("<message to='u@d' from='a@d/r' type='chat'><body>hello there</body></message>")
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
@@ -130,6 +133,9 @@ func TestOfflineMetaUpgrade(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	if err := s.Accounts().Create(store.Account{User: "u@d"}); err != nil {
+		t.Fatal(err)
+	}
 	o := s.Offline()
 	for _, m := range []string{"12345", "1234567890"} {
 		if _, err := o.Push("u@d", []byte(m), time.Unix(1, 0), store.Quota{}); err != nil {

@@ -798,7 +798,7 @@ func Import(st store.Store, users []User, domains []string, sections ...Section)
 			if stamp.Before(minStamp) || stamp.After(maxStamp) {
 				stamp = time.Now().UTC() // the <delay/> in Raw keeps the original
 			}
-			if _, err := st.Offline().Push(u.JID, m.Raw, stamp, store.Quota{}); err != nil {
+			if _, err := st.Offline().Push(u.JID, m.Raw, stamp, store.Quota{NoAccount: true}); err != nil {
 				return r, fmt.Errorf("%s: offline message: %w", u.JID, err)
 			}
 		}

@@ -161,6 +161,17 @@ func rosters(t *testing.T, s store.Store) {
 
 func offline(t *testing.T, s store.Store) {
 	o := s.Offline()
+	// No account, no queue: a message in flight when the account went is not kept for
+	// the next account of that name; an import (NoAccount) writes before the account.
+	if _, err := o.Push("u@d", []byte("<message/>"), time.Now(), store.Quota{}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Push without an account = %v, want ErrNotFound", err)
+	}
+	if _, err := o.Push("v@d", []byte("<message/>"), time.Now(), store.Quota{NoAccount: true}); err != nil {
+		t.Fatalf("Push with NoAccount: %v", err)
+	}
+	if err := s.Accounts().Create(store.Account{User: "u@d"}); err != nil {
+		t.Fatal(err)
+	}
 	for i := 0; i < 3; i++ {
 		if _, err := o.Push("u@d", []byte(fmt.Sprintf("<message id='%d'/>", i)), time.Unix(int64(i), 0), store.Quota{Items: 3}); err != nil {
 			t.Fatal(err)
@@ -426,6 +437,9 @@ func rosterLimit(t *testing.T, s store.Store) {
 // DeleteAll give the bytes back.
 func offlineQuota(t *testing.T, s store.Store) {
 	o := s.Offline()
+	if err := s.Accounts().Create(store.Account{User: "u@d"}); err != nil {
+		t.Fatal(err)
+	}
 	msg := func(n int) []byte { return bytes.Repeat([]byte("x"), n) }
 	q := store.Quota{Items: 10, Bytes: 100}
 	var ids []uint64
