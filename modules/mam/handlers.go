@@ -273,6 +273,9 @@ func (m *Mod) userPrefs(user jid.JID) (prefs, error) {
 	key := user.String()
 	if m.prefs != nil {
 		if p, ok := m.prefs.get(key); ok {
+			if p.implicit {
+				p.def = m.settingsOf(key).def
+			}
 			return p, nil
 		}
 	}
@@ -280,7 +283,7 @@ func (m *Mod) userPrefs(user jid.JID) (prefs, error) {
 	var p prefs
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		p = prefs{def: m.settingsOf(key).def}
+		p = prefs{def: m.settingsOf(key).def, implicit: true}
 	case err != nil:
 		return prefs{}, err
 	default:

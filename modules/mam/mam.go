@@ -162,6 +162,9 @@ func (m *Mod) Provision(r module.Registrar) error {
 	r.IQ(module.IQGet, NS, "query", m.form)
 	r.IQ(module.IQGet, NS, "metadata", m.metadata)
 	r.Bound(m.bound)
+	// The removed account's rows went with it; its cached preferences go too, or the
+	// next account of that name would start with them.
+	r.OnRemoved(func(rm module.Removal) { m.prefs.drop(rm.User.String()) })
 	r.IQ(module.IQGet, NS, "prefs", m.getPrefs)
 	r.IQ(module.IQSet, NS, "prefs", m.setPrefs)
 	r.Feature(NSExtended)

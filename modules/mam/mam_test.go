@@ -1,6 +1,7 @@
 package mam_test
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -619,5 +620,58 @@ func TestMamSidOffOnHost(t *testing.T) {
 	bodies, ids, _ := query(t, a, "q2", "")
 	if len(ids) != 2 || ids[0] != victim || bodies[0] != "first" || ids[1] == victim {
 		t.Fatalf("archive after spoofing: %v %v", bodies, ids)
+	}
+}
+
+// TestMamPrefsCacheReloadAndRemoval: a user who never stored preferences follows the
+// host's default as a reload changes it, though their preferences were read (and cached)
+// before; a removed account's stored preferences do not pass to the next account of
+// that name.
+func TestMamPrefsCacheReloadAndRemoval(t *testing.T) {
+	e := newEnv(t, mam.Config{})
+	b := e.Bind("bob", "pc")
+	getDefault := func(s *routertest.Sess, id string) string {
+		t.Helper()
+		s.Send("<iq type='get' id='" + id + "'><prefs xmlns='urn:xmpp:mam:2'/></iq>")
+		got := s.C.Wait(t, "id='"+id+"'")
+		m := regexp.MustCompile(`default='(\w+)'`).FindStringSubmatch(got)
+		if m == nil {
+			t.Fatalf("no default in %s", got)
+		}
+		return m[1]
+	}
+	if d := getDefault(b, "g1"); d != "always" {
+		t.Fatalf("default %s", d)
+	}
+	apply, err := e.HostSettings("mam", "example.org", func(v any) { v.(*mam.Config).Default = "never" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	apply()
+	if d := getDefault(b, "g2"); d != "never" {
+		t.Fatalf("after the reload, default %s, want never", d)
+	}
+
+	a := e.Bind("alice", "pc")
+	a.Send("<iq type='set' id='s'><prefs xmlns='urn:xmpp:mam:2' default='roster'/></iq>")
+	a.C.Wait(t, "id='s'", "type='result'")
+	a.Unbind()
+	if err := e.Store.Accounts().Delete("alice@example.org"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err := e.Store.Accounts().Create(store.Account{User: "alice@example.org"})
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, store.ErrRemoving) || time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	a2 := e.Bind("alice", "pc")
+	if d := getDefault(a2, "g3"); d != "never" {
+		t.Fatalf("the new alice's default is %s, want the host's (never)", d)
 	}
 }

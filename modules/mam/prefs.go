@@ -29,6 +29,9 @@ type prefs struct {
 	def    string
 	always []string // normalized JIDs, bare or full
 	never  []string
+	// implicit: the user stored none; def is the host's default, which a reload may
+	// change, so it is read at each use rather than kept.
+	implicit bool
 }
 
 func validPolicy(s string) bool { return s == PolicyAlways || s == PolicyNever || s == PolicyRoster }
@@ -141,8 +144,8 @@ func appendPrefs(b *xmlstream.Builder, p prefs) {
 // cost. A user's entry is read and replaced only on that user's shard, but the map is
 // shared by all shards, so it is split by a hash with a lock per part. A part that grows
 // past its bound is emptied rather than kept in LRU order: users come back with one read.
-// What it does not see: preferences removed with the account, so an account deleted and
-// created again under the same name within the cache's life starts with the old ones.
+// An account's entry is dropped when the account is removed (before its name can be
+// registered again).
 type prefsCache struct {
 	seed  maphash.Seed
 	parts [64]struct {
@@ -169,6 +172,13 @@ func (pc *prefsCache) get(user string) (prefs, bool) {
 	v, ok := p.m[user]
 	p.mu.Unlock()
 	return v, ok
+}
+
+func (pc *prefsCache) drop(user string) {
+	p := pc.part(user)
+	p.mu.Lock()
+	delete(p.m, user)
+	p.mu.Unlock()
 }
 
 func (pc *prefsCache) put(user string, v prefs) {

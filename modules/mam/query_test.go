@@ -149,7 +149,7 @@ func TestPrefsRoundTrip(t *testing.T) {
 		t.Fatal(se)
 	}
 	back, err := decodePrefs(encodePrefs(p))
-	if err != nil || fmt.Sprint(back) != fmt.Sprint(p) || fmt.Sprint(p) != "{roster [a@b c@d/r] [e@f]}" {
+	if err != nil || fmt.Sprint(back) != fmt.Sprint(p) || fmt.Sprint(p) != "{roster [a@b c@d/r] [e@f] false}" {
 		t.Fatalf("%v -> %v, %v", p, back, err)
 	}
 	for _, bad := range []string{"", "sometimes", "always\nxa@b"} {
