@@ -33,6 +33,22 @@ func (m *Mod) storeFailed(c module.Context, iq *module.Packet, err error, what s
 	c.Error(iq, module.StoreError(err))
 }
 
+// synced makes the store's lazy writes durable before a query is answered, as the
+// router does before any IQ answer it sends (store.LazySyncer): the results and <fin/>
+// go out as messages and a routed IQ, past that sync, yet they acknowledge what the
+// client sent before the query (its page shows the messages archived lazily).
+func (m *Mod) synced(c module.Context, iq *module.Packet) bool {
+	ls, ok := c.Store().(store.LazySyncer)
+	if !ok {
+		return true
+	}
+	if err := ls.SyncLazy(); err != nil {
+		m.storeFailed(c, iq, err, "mam: sync lazy writes")
+		return false
+	}
+	return true
+}
+
 // query answers an archive query (§4): the results go to the querying session only, in
 // order, in flow-controlled batches, then the IQ result with <fin/>.
 func (m *Mod) query(c module.Context, iq *module.Packet) {
@@ -45,6 +61,9 @@ func (m *Mod) query(c module.Context, iq *module.Packet) {
 	q, e := ParseQuery(payload)
 	if e != nil {
 		c.Error(iq, e)
+		return
+	}
+	if !m.synced(c, iq) {
 		return
 	}
 	user := iq.From.Bare().String()

@@ -15,6 +15,7 @@ import (
 	"github.com/vireo-im/vireo/router"
 	"github.com/vireo-im/vireo/router/routertest"
 	"github.com/vireo-im/vireo/store"
+	"github.com/vireo-im/vireo/store/pebblestore"
 )
 
 // env is a router with alice, bob, carol and dave, a [modules.mam] config and a clock that the
@@ -673,5 +674,39 @@ func TestMamPrefsCacheReloadAndRemoval(t *testing.T) {
 	a2 := e.Bind("alice", "pc")
 	if d := getDefault(a2, "g3"); d != "never" {
 		t.Fatalf("the new alice's default is %s, want the host's (never)", d)
+	}
+}
+
+// syncCounter counts the store's lazy-write syncs.
+type syncCounter struct {
+	*pebblestore.Store
+	syncs atomic.Int32
+}
+
+func (s *syncCounter) SyncLazy() error {
+	s.syncs.Add(1)
+	return s.Store.SyncLazy()
+}
+
+// TestMamQuerySyncsLazyWrites: an archive query's answer goes out past the router's
+// IQ answers, yet acknowledges the messages archived lazily before it: they are made
+// durable before any result is sent.
+func TestMamQuerySyncsLazyWrites(t *testing.T) {
+	var sc *syncCounter
+	e := routertest.New(t, []string{"alice", "bob"}, func(o *router.Options) {
+		sc = &syncCounter{Store: o.Store.(*pebblestore.Store)}
+		o.Store = sc
+	})
+	a := e.Bind("alice", "pc")
+	b := e.Bind("bob", "pc")
+	a.Send("<message to='bob@example.org/pc' type='chat' id='m1'><body>hi</body></message>")
+	b.C.Wait(t, "id='m1'")
+	before := sc.syncs.Load()
+	_, ids, _ := query(t, a, "q1", "")
+	if len(ids) != 1 {
+		t.Fatalf("%d results", len(ids))
+	}
+	if sc.syncs.Load() == before {
+		t.Fatal("the query was answered without a sync of the lazy writes")
 	}
 }

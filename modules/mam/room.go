@@ -151,6 +151,9 @@ func (ra roomArchive) query(c module.Context, room jid.JID, iq *module.Packet, p
 		c.Error(iq, e)
 		return
 	}
+	if !m.synced(c, iq) {
+		return
+	}
 	key := room.String()
 	pg, e, err := m.a.query(key, &q, m.cutoff(key, c.Now()), m.settingsOf(key).maxPage)
 	if e != nil {
