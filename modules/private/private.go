@@ -124,15 +124,7 @@ func (m *Mod) handle(c module.Context, iq *module.Packet) {
 			c.Error(iq, stanza.New(stanza.NotAcceptable))
 			return
 		}
-		over, err := m.over(iq.From.Bare().String(), key, len(raw))
-		if err != nil {
-			c.Error(iq, stanza.New(stanza.InternalServerErrorCond))
-			return
-		}
-		if over {
-			e := stanza.New(stanza.ResourceConstraintCond)
-			e.Text = "private storage is full"
-			c.Error(iq, e)
+		if !m.room(c, iq, key, len(raw)) {
 			return
 		}
 		if err := m.t.Set(key, raw); err != nil {
@@ -151,6 +143,22 @@ func (m *Mod) handle(c module.Context, iq *module.Packet) {
 	}
 	out := append([]byte("<query xmlns='jabber:iq:private'>"), v...)
 	c.Reply(iq, append(out, "</query>"...))
+}
+
+// room reports whether size bytes under key fit the user's quota; else it answers iq.
+func (m *Mod) room(c module.Context, iq *module.Packet, key []byte, size int) bool {
+	over, err := m.over(iq.From.Bare().String(), key, size)
+	if err != nil {
+		c.Error(iq, stanza.New(stanza.InternalServerErrorCond))
+		return false
+	}
+	if over {
+		e := stanza.New(stanza.ResourceConstraintCond)
+		e.Text = "private storage is full"
+		c.Error(iq, e)
+		return false
+	}
+	return true
 }
 
 // over reports whether storing size bytes under key would take user past the quota; the
@@ -174,17 +182,26 @@ func (m *Mod) over(user string, key []byte, size int) (bool, error) {
 func (m *Mod) bookmarks(c module.Context, iq *module.Packet, bm pep.Bookmarks, child xmlstream.Element, key []byte) bool {
 	user := iq.From.Bare()
 	if iq.Type == "set" {
+		// The node holds the conferences now; the fragment keeps only the <url/>
+		// bookmarks, which XEP-0402 has no place for (an older fragment must not come
+		// back). It counts against the quota as any fragment does, checked before
+		// anything is written.
+		var frag []byte
+		if urls := legacyURLs(child); urls != nil {
+			frag = storageOf(urls)
+			if !m.room(c, iq, key, len(frag)) {
+				return true
+			}
+		}
 		if e := bm.SetLegacy(c, user, child); e != nil {
 			c.Error(iq, e)
 			return true
 		}
-		// The node holds the conferences now; the fragment keeps only the <url/>
-		// bookmarks, which XEP-0402 has no place for (an older fragment must not come back).
 		var err error
-		if urls := legacyURLs(child); urls == nil {
+		if frag == nil {
 			err = m.t.Delete(key)
 		} else {
-			err = m.t.Set(key, storageOf(urls))
+			err = m.t.Set(key, frag)
 		}
 		if err != nil {
 			c.Error(iq, module.StoreError(err))

@@ -62,6 +62,16 @@ func TestQuota(t *testing.T) {
 	if got := a.C.Wait(t, "id='g'"); !strings.Contains(got, strings.Repeat("a", 100)+"</x>") {
 		t.Fatalf("fragment after a refused replacement: %s", got)
 	}
+	// XEP-0048 bookmarks whose <url/> part goes to a fragment count too (bob has one
+	// fragment of 100 bytes), and a refused set changes nothing, not even the PEP node.
+	urls := strings.Repeat("<url name='n' url='https://example.org/a'/>", 5)
+	b.Send("<iq type='set' id='bm'><query xmlns='jabber:iq:private'><storage xmlns='storage:bookmarks'>" +
+		"<conference jid='room@conference.example.org'/>" + urls + "</storage></query></iq>")
+	b.C.Wait(t, "id='bm'", "resource-constraint")
+	b.Send("<iq type='get' id='n'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='urn:xmpp:bookmarks:1'/></pubsub></iq>")
+	if got := b.C.Wait(t, "id='n'"); strings.Contains(got, "room@conference") {
+		t.Fatalf("a refused set reached the node: %s", got)
+	}
 }
 
 // TestLegacyURLBookmarks: XEP-0048 web page bookmarks (<url/>), which XEP-0402 has no
