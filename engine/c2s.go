@@ -290,6 +290,13 @@ func (c *conn) established(st *xmlstream.Stanza) {
 		}
 	}
 	if !c.srv().rt.Submit(c.sess, st) {
+		// Dropped, so not handled: a resume's <resumed h/> must not count it, or the
+		// client would take it for delivered and never send it again (XEP-0198 §4).
+		if sm := c.sm.Load(); sm != nil {
+			sm.mu.Lock()
+			sm.hIn--
+			sm.mu.Unlock()
+		}
 		c.fail(stanza.PolicyViolation, "too many stanzas")
 		return
 	}
