@@ -516,16 +516,23 @@ func (c *conn) Send(b []byte) bool {
 		return false
 	}
 	if sm := c.sm.Load(); sm != nil {
-		ask, ok := sm.sent(b, c.srv().config().SMAckEvery)
+		// Counted and written under one lock: senders on other goroutines (a shard, the
+		// loop, the keepalive tick) must put stanzas on the wire in the order they are
+		// counted and queued, or an ack at the boundary would acknowledge the wrong one
+		// and a resume resend the other.
+		sm.mu.Lock()
+		ask, ok := sm.sentLocked(b, c.srv().config().SMAckEvery)
+		if ok {
+			c.write(b)
+			if ask {
+				c.write([]byte("<r xmlns='urn:xmpp:sm:3'/>"))
+			}
+		}
+		sm.mu.Unlock()
 		if !ok {
 			c.Close(stanza.PolicyViolation) // the client acknowledges nothing
-			return false
 		}
-		c.write(b)
-		if ask {
-			c.write([]byte("<r xmlns='urn:xmpp:sm:3'/>"))
-		}
-		return true
+		return ok
 	}
 	c.write(b)
 	return true

@@ -367,11 +367,9 @@ type resumeWait struct {
 	r *sasl2Req // the resume is inside an XEP-0388 login
 }
 
-// sent records a stanza written to the client; it reports whether to ask for an ack, and
+// sentLocked records, under sm.mu, a stanza written to the client; it reports whether to ask for an ack, and
 // false in ok when the client has left too much unacknowledged.
-func (sm *smState) sent(b []byte, ackEvery int) (ask, ok bool) {
-	sm.mu.Lock()
-	defer sm.mu.Unlock()
+func (sm *smState) sentLocked(b []byte, ackEvery int) (ask, ok bool) {
 	if sm.unacked.len() >= smMaxUnacked {
 		return false, false
 	}

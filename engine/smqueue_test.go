@@ -63,7 +63,7 @@ func BenchmarkSMSent(b *testing.B) {
 	msg := []byte("<message from='alice@example.org/pc' to='bob@example.org/phone' type='chat' id='m1'><body>hello there</body></message>")
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		if ask, _ := sm.sent(msg, 10); ask {
+		if ask, _ := sm.sentLocked(msg, 10); ask {
 			sm.ack(sm.hOut)
 		}
 	}
@@ -172,7 +172,7 @@ func TestSMOneRequestOut(t *testing.T) {
 	sm := &smState{askedAt: now}
 	asks := 0
 	for range 30 {
-		if ask, ok := sm.sent([]byte("<message/>"), 10); !ok {
+		if ask, ok := sm.sentLocked([]byte("<message/>"), 10); !ok {
 			t.Fatal("refused")
 		} else if ask {
 			asks++
