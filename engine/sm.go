@@ -644,11 +644,13 @@ func (c *conn) finishResume(sm *smState, h uint32, r *sasl2Req) {
 		return
 	}
 	// The router holds the unacknowledged stanzas at the head of the session's queue; the
-	// client has the first n. From here this connection counts: what is resent gets the
-	// numbers it had.
+	// client has the first n. Once the session is attached this connection counts from h
+	// (attachResumed): what is resent gets the numbers it had. Until then the count stays
+	// where the router's queue starts, so that a resume after this connection dies before
+	// attaching skips the same n again instead of resending what the client has.
 	sm.owner = c
 	c.srv().sms.setWait(sm, nil)
-	sm.acked, sm.hOut, sm.sinceReq = h, h, 0
+	sm.sinceReq = 0
 	sm.awaiting, sm.askedAt = false, sinceEpoch(time.Now()) // no request from before the resume is waited for
 	sm.answer = answerIdle                                  // nor one of the client's answered: <resumed/> carries h
 	sm.unacked.reset()
@@ -670,16 +672,20 @@ func (c *conn) finishResume(sm *smState, h uint32, r *sasl2Req) {
 			c.enterLoop()
 			defer c.exitLoop()
 			defer c.recoverPanic()
-			c.attachResumed(sm, sess, hIn, n, r)
+			c.attachResumed(sm, sess, hIn, h, n, r)
 			return nil
 		})
 	})
 }
 
 // attachResumed answers a resume whose stanzas the router has handled, and attaches the
-// session to c, which resends the n unacknowledged stanzas the client lacks and then what
+// session to c, counting from the client's h; c resends the unacknowledged stanzas past
+// the n the client has and then what
 // was queued while it was detached. On the loop.
-func (c *conn) attachResumed(sm *smState, sess *router.Session, hIn, n uint32, r *sasl2Req) {
+func (c *conn) attachResumed(sm *smState, sess *router.Session, hIn, h, n uint32, r *sasl2Req) {
+	sm.mu.Lock()
+	sm.acked, sm.hOut = h, h
+	sm.mu.Unlock()
 	resumed := []byte("<resumed xmlns='urn:xmpp:sm:3' h='" + strconv.FormatUint(uint64(hIn), 10) + "' previd='" + c.srv().sms.id(sm.key, c.bare.String()) + "'/>")
 	if r != nil {
 		// XEP-0198 inside SASL2: <resumed/> in <success/>, and no stream features.

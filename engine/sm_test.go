@@ -400,3 +400,39 @@ func TestIntegrationDetachedExpiryNoDuplicate(t *testing.T) {
 	}
 	desk.Never("id='b1'")
 }
+
+// TestIntegrationResumeDroppedBeforeAttach: a resume whose connection drops before the
+// session is attached to it (often, when the client hangs up right after <resume/>)
+// leaves the count where the router's queue starts: the next resume with the same h gets
+// none of the stanzas the client acknowledged again, and those it lacks in order.
+func TestIntegrationResumeDroppedBeforeAttach(t *testing.T) {
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true})
+	srv.AddUser(t, "alice", "secret")
+	srv.AddUser(t, "bob", "secret")
+	bob := srv.LoginPlain(t, "bob", "secret", "pc")
+	a, id := loginSM(t, srv, "alice", "phone")
+	for i := 1; i <= 3; i++ {
+		bob.Send(fmt.Sprintf("<message to='alice@localhost/phone' type='chat' id='m%d'><body>msg %d</body></message>", i, i))
+	}
+	a.Expect("id='m3'")
+	a.Conn().Close() // m1..m3 reached the client; it had no time to acknowledge them
+	for range 20 {
+		r := srv.AuthPlain(t, "alice", "secret")
+		r.Send("<resume xmlns='urn:xmpp:sm:3' previd='" + id + "' h='3'/>")
+		r.Conn().Close() // before the attach has finished, often
+	}
+	bob.Send("<message to='alice@localhost/phone' type='chat' id='m4'><body>msg 4</body></message>")
+	r := srv.AuthPlain(t, "alice", "secret")
+	r.Send("<resume xmlns='urn:xmpp:sm:3' previd='" + id + "' h='3'/>")
+	got := r.Expect("id='m4'")
+	if !strings.Contains(got, "<resumed") {
+		t.Fatalf("no <resumed/>: %q", got)
+	}
+	for i := 1; i <= 3; i++ {
+		if strings.Contains(got, fmt.Sprintf("id='m%d'", i)) {
+			t.Fatalf("m%d, acknowledged by h='3', sent again:\n%s", i, got)
+		}
+	}
+	r.Send("<a xmlns='urn:xmpp:sm:3' h='4'/><iq type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>")
+	r.Expect("id='p'") // h='4' is in range: the counts agree
+}
