@@ -170,7 +170,9 @@ func (k *s2sIn) header(c *conn, h *xmlstream.Stanza) {
 	to, _ := h.Attr("to")
 	d, err := jid.PrepareDomain(string(xmlstream.AppendUnescaped(nil, to)))
 	found := false
-	if err == nil {
+	// Federation off: no listener takes peers here, but an edge, whose configuration
+	// is its own, may still relay their streams; they end as a stream to an unknown host.
+	if err == nil && federates(cfg) {
 		// A stream to one of our service or component domains (a remote user in a room of
 		// conference.<host>, a phone's server publishing to our push component, or the
 		// authoritative server asked to verify the key of one of its streams) belongs to

@@ -677,3 +677,19 @@ func TestSplitLinksBounded(t *testing.T) {
 		t.Fatal("a fifth link of one edge name was kept")
 	}
 }
+
+// TestSplitS2SFederationOff: a core that does not federate refuses a peer's stream that
+// its edge, configured on its own, still takes and relays: host-unknown, as if no
+// domain were served to peers.
+func TestSplitS2SFederationOff(t *testing.T) {
+	core, edge := splitPair(t, vireotest.Options{Domain: "b.localhost"})
+	r := vireotest.DialAddr(t, edge.S2SAddr())
+	r.Send("<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' " +
+		"xmlns:db='jabber:server:dialback' to='b.localhost' from='a.localhost' version='1.0'>")
+	if got := r.ExpectClosed(); !strings.Contains(got, "<host-unknown") {
+		t.Fatalf("a peer's stream to a core that does not federate: %q", got)
+	}
+	if n := core.Engine.Stats().S2SIn; n != 0 {
+		t.Fatalf("%d inbound s2s streams", n)
+	}
+}
