@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -498,7 +499,11 @@ func (s *Server) ReloadEdge(cfg Config) error {
 // does not own: client streams before their session is bound, and inbound
 // server-to-server streams. conn.domain is the loop's, so each check runs on the loop.
 func (s *Server) closeHost(i uint16) {
-	for _, l := range s.allListeners() {
+	ls := s.allListeners()
+	if s.links != nil { // streams its edges relay: their conns hang off pseudo-listeners
+		ls = append(slices.Clip(ls), s.links.listeners()...)
+	}
+	for _, l := range ls {
 		if _, ok := l.kind.(*component); ok {
 			continue
 		}

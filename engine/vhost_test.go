@@ -62,3 +62,16 @@ func setDomains(t *testing.T, srv *vireotest.Server, domains ...string) {
 		t.Fatal(err)
 	}
 }
+
+// TestSplitVhostRemoved: a stream an edge relays for a host that a reload removes ends
+// with host-gone, as a direct one does.
+func TestSplitVhostRemoved(t *testing.T) {
+	core := vireotest.Start(t, vireotest.Options{AllowPlain: true, LinkSecret: linkSecret})
+	edge := vireotest.StartEdge(t, core, linkSecret)
+	setDomains(t, core, "localhost", "new.example")
+	gone := edge.DialTLS(t)
+	gone.Send("<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='new.example' version='1.0'>")
+	gone.Expect("</stream:features>")
+	setDomains(t, core, "localhost")
+	gone.Expect("<host-gone")
+}

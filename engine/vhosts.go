@@ -122,12 +122,12 @@ func (s *Server) countAccounts(domain string) (int, error) {
 // hostFederates says whether domain, one this server serves (a host, a service of one, a
 // component under one), may be reached from other servers and reach them.
 func (s *Server) hostFederates(domain string) bool {
-	cfg := s.config()
-	if len(cfg.Hosts) == 0 {
-		return true
-	}
 	host, ok := s.remoteHost(domain)
 	if !ok {
+		return false // no longer served (a reload took the host away)
+	}
+	cfg := s.config()
+	if len(cfg.Hosts) == 0 {
 		return true
 	}
 	p := cfg.host(host)
