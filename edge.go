@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -75,15 +76,27 @@ func runEdge(cfg *config.Config, path string, log zerolog.Logger) int {
 			break
 		}
 		next, err := config.Load(path)
-		if err == nil {
-			err = certs.Reload(next)
-		}
-		if err == nil {
-			err = eng.ReloadEdge(edgeEngineConfig(next, certs, loops, log))
-		}
 		if err != nil {
 			log.Error().Err(err).Msg("reload failed; keeping the running configuration")
-		} else {
+			continue
+		}
+		if err := certs.Reload(next); err != nil {
+			log.Error().Err(err).Msg("reload failed; keeping the running configuration")
+			continue
+		}
+		var lerr *engine.ListenerError
+		switch err := eng.ReloadEdge(edgeEngineConfig(next, certs, loops, log)); {
+		case errors.As(err, &lerr):
+			cfg = next
+			log.Error().Err(err).Msg("reload applied, but some listeners are not serving")
+		case err != nil:
+			// The certificates went in first: the running configuration gets its own back.
+			if rerr := certs.Reload(cfg); rerr != nil {
+				log.Error().Err(rerr).Msg("reload: restoring the running certificates")
+			}
+			log.Error().Err(err).Msg("reload failed; keeping the running configuration")
+		default:
+			cfg = next
 			log.Info().Msg("certificates, limits and listeners reloaded ([edge] settings need a restart)")
 		}
 	}

@@ -870,9 +870,12 @@ func (s *server) reload(swap *bool) error {
 	// listeners and lets stanzas out, turning it off closes them and ends every stream to
 	// or from another server.
 	if strings.Join(next.Link.Listen, ",") != strings.Join(s.cfg.Link.Listen, ",") || next.Link.Secret != s.cfg.Link.Secret ||
-		next.Link.UseTLS() != s.cfg.Link.UseTLS() {
+		next.Link.UseTLS() != s.cfg.Link.UseTLS() || next.Link.FederateThroughEdges != s.cfg.Link.FederateThroughEdges {
 		s.log.Warn().Msg("[link] changes need a restart; linked edges keep their links")
 	}
+	// All of [link] waits for the restart: the running configuration (vireoctl config,
+	// the next reload's comparison) says what runs.
+	next.Link = s.cfg.Link
 	if next.Runtime.EventLoops != s.cfg.Runtime.EventLoops {
 		s.log.Warn().Msg("runtime.event_loops changes need a restart")
 	}
