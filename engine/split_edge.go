@@ -203,8 +203,8 @@ func (e *edgeLink) send(c *conn, t byte, p []byte) {
 	id, ok := e.ids[c]
 	lc := e.lc
 	e.mu.Unlock()
-	if ok && lc != nil {
-		lc.Send(t, id, p)
+	if ok && lc != nil && !lc.Send(t, id, p) && t == link.Data {
+		c.closeNow() // the link refused the bytes (full): the stream cannot go on without them
 	}
 }
 

@@ -4,14 +4,25 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"time"
 )
 
-// MaxQueued bounds what one side may queue for a peer that does not read: past it the
-// link is taken for stuck and closed, and its channels with it (their clients reconnect
-// and resume elsewhere), rather than holding memory without end.
+// MaxQueued bounds what one side may queue for its peer. Past it a Data frame is refused
+// (Send reports false and its sender ends that one channel): a burst to many clients of
+// one edge (a large room's fan-out) costs the channels it would overflow, not every
+// client the link carries. Control frames, a few bytes per channel, always go.
 const MaxQueued = 64 << 20
+
+// stuckAfter is how long a write to the peer may make no progress before the link is
+// taken for stuck and closed, and its channels with it (their clients reconnect and
+// resume elsewhere). A variable for tests.
+var stuckAfter = 30 * time.Second
+
+// writeChunk is what one write, with its own deadline, hands the socket: progress is
+// measured per chunk, so a large queue on a slow but moving link is not taken for stuck.
+const writeChunk = 256 << 10
 
 // PingEvery is how often an idle link is probed; a link that answers nothing for
 // 3*PingEvery is closed.
@@ -43,7 +54,8 @@ func NewConn(nc net.Conn) *Conn {
 }
 
 // Send queues one frame (p at most MaxPayload bytes; Data of any length is split). It
-// reports false when the link is closed.
+// reports false when the link is closed, or for a Data frame that would take the queue
+// past MaxQueued: the sender must then end that channel, whose stream lost bytes.
 func (c *Conn) Send(t byte, ch uint32, p []byte) bool {
 	c.mu.Lock()
 	if c.err != nil {
@@ -51,16 +63,15 @@ func (c *Conn) Send(t byte, ch uint32, p []byte) bool {
 		return false
 	}
 	if t == Data {
+		if len(c.buf)+len(p) > MaxQueued {
+			c.mu.Unlock()
+			return false
+		}
 		c.buf = AppendData(c.buf, ch, p)
 	} else {
 		c.buf = Append(c.buf, t, ch, p)
 	}
-	stuck := len(c.buf) > MaxQueued
 	c.mu.Unlock()
-	if stuck {
-		c.Close(ErrStuck)
-		return false
-	}
 	select {
 	case c.wake <- struct{}{}:
 	default:
@@ -92,7 +103,7 @@ func (c *Conn) writer() {
 			spare = b
 			continue
 		}
-		if _, err := c.nc.Write(b); err != nil {
+		if err := c.write(b); err != nil {
 			c.Close(err)
 			return
 		}
@@ -101,6 +112,22 @@ func (c *Conn) writer() {
 		}
 		spare = b
 	}
+}
+
+// write writes b in chunks, each of which must go within stuckAfter.
+func (c *Conn) write(b []byte) error {
+	for len(b) > 0 {
+		n := min(len(b), writeChunk)
+		c.nc.SetWriteDeadline(time.Now().Add(stuckAfter))
+		if _, err := c.nc.Write(b[:n]); err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return ErrStuck
+			}
+			return err
+		}
+		b = b[n:]
+	}
+	return nil
 }
 
 func (c *Conn) pinger() {

@@ -115,21 +115,67 @@ func TestHandshake(t *testing.T) {
 	}
 }
 
-// TestConnStuck: a peer that never reads gets its link closed once MaxQueued bytes wait,
-// rather than growing the queue without end.
+// TestConnStuck: past MaxQueued waiting bytes a Data frame is refused, but the link stays
+// up and control frames still go: one burst costs the channels it overflows, not the
+// link. A peer that reads nothing for stuckAfter gets the link closed.
 func TestConnStuck(t *testing.T) {
+	defer func(d time.Duration) { stuckAfter = d }(stuckAfter)
+	stuckAfter = 3 * time.Second // longer than filling the queue takes on a loaded machine
 	a, b := net.Pipe()
 	defer b.Close()
 	c := NewConn(a)
 	p := make([]byte, MaxPayload)
-	deadline := time.Now().Add(10 * time.Second)
+	sent := 0
 	for c.Send(Data, 1, p) {
+		if sent += len(p); sent > 2*MaxQueued {
+			t.Fatal("the queue took twice MaxQueued")
+		}
+	}
+	if c.Err() != nil || c.Queued() > MaxQueued {
+		t.Fatalf("a full queue: link error %v, %d bytes queued", c.Err(), c.Queued())
+	}
+	if !c.Send(Close, 1, nil) {
+		t.Fatal("a control frame refused on a full queue")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for c.Err() == nil {
 		if time.Now().After(deadline) {
 			t.Fatal("still open with nobody reading")
 		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	if !errors.Is(c.Err(), ErrStuck) {
 		t.Fatalf("closed with %v", c.Err())
+	}
+}
+
+// TestConnSlowReader: a peer that reads slowly but steadily keeps its link: progress is
+// measured per chunk, not over the whole queue.
+func TestConnSlowReader(t *testing.T) {
+	defer func(d time.Duration) { stuckAfter = d }(stuckAfter)
+	stuckAfter = 300 * time.Millisecond
+	a, b := net.Pipe()
+	defer b.Close()
+	c := NewConn(a)
+	defer c.Close(nil)
+	for range 32 {
+		if !c.Send(Data, 1, make([]byte, MaxPayload)) {
+			t.Fatal("refused")
+		}
+	}
+	total := 0
+	buf := make([]byte, 64<<10)
+	for total < 32*MaxPayload && c.Err() == nil {
+		b.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, err := b.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += n
+		time.Sleep(20 * time.Millisecond) // 64 KiB per 20 ms: the whole queue takes longer than stuckAfter
+	}
+	if c.Err() != nil {
+		t.Fatalf("a slow reader's link closed: %v after %d bytes", c.Err(), total)
 	}
 }
 
