@@ -756,6 +756,17 @@ func Import(st store.Store, users []User, domains []string, sections ...Section)
 	for _, d := range domains {
 		served[d] = true
 	}
+	// An account whose removal is still under way cannot be made again until it is
+	// done (Create says so): its data must not be written first and left behind.
+	removing := map[string]bool{}
+	if rs, ok := st.(store.Removals); ok {
+		if err := rs.PendingRemovals(func(rm store.Removal) bool {
+			removing[rm.User] = true
+			return true
+		}); err != nil {
+			return r, err
+		}
+	}
 	for i := range users {
 		u := &users[i]
 		if len(domains) > 0 && !served[domainOf(u.JID)] {
@@ -780,6 +791,10 @@ func Import(st store.Store, users []User, domains []string, sections ...Section)
 		_, err := st.Accounts().Get(u.JID)
 		if err == nil {
 			r.Skipped = append(r.Skipped, u.JID+": account exists")
+			continue
+		}
+		if removing[u.JID] {
+			r.Skipped = append(r.Skipped, u.JID+": the account of that name is still being removed; import it again later")
 			continue
 		}
 		if !errors.Is(err, store.ErrNotFound) {

@@ -435,3 +435,31 @@ func TestParsePreparesJIDs(t *testing.T) {
 		t.Fatal("a user name with a space was taken")
 	}
 }
+
+// TestImportWhileRemoving: a user whose account of the same name is still being removed
+// is skipped before anything of theirs is written: the removal would not take data
+// written after it, and the next account of that name would find it.
+func TestImportWhileRemoving(t *testing.T) {
+	st := openStore(t)
+	if err := st.Accounts().Create(store.Account{User: "alice@example.org"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Accounts().Delete("alice@example.org"); err != nil { // no removal run: it stays pending
+		t.Fatal(err)
+	}
+	users := []User{{JID: "alice@example.org", Password: "pw",
+		Roster:  []store.RosterItem{{JID: "bob@example.org", Sub: store.SubBoth}},
+		Offline: []store.OfflineMessage{{Raw: []byte("<message to='alice@example.org'><body>old</body></message>"), Stamp: time.Now()}}}}
+	res, err := Import(st, users, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Imported != 0 || len(res.Skipped) != 1 || !strings.Contains(res.Skipped[0], "being removed") {
+		t.Fatalf("result %+v", res)
+	}
+	items, _, _ := st.Rosters().Get("alice@example.org")
+	n, _ := st.Offline().Count("alice@example.org")
+	if len(items) != 0 || n != 0 {
+		t.Fatalf("a skipped user's data was written: %d roster items, %d offline messages", len(items), n)
+	}
+}
