@@ -41,6 +41,10 @@ const (
 	// PerAddress is how many CAPTCHAs one address gets a minute; beyond it the page asks
 	// to wait (429).
 	PerAddress = 20
+	// PerNetwork is how many one IPv6 /48 gets a minute, whatever /64s it uses: a site
+	// holds 65,536 of them, enough to fill the table of addresses and push every other
+	// client's CAPTCHA out.
+	PerNetwork = 5 * PerAddress
 	// maxAddresses bounds the addresses counted in one minute; past it, new ones wait.
 	maxAddresses = 10000
 )
@@ -181,6 +185,7 @@ func (p *Page) register(w http.ResponseWriter, r *http.Request, v view, ip strin
 // challenge makes a CAPTCHA for a client at ip and keeps it until it is answered, expires
 // or is pushed out; "" when ip had its share this minute or none could be made.
 func (p *Page) challenge(ip string) string {
+	network := webpage.NetKey(ip)
 	ip = webpage.AddrKey(ip) // an IPv6 client holds its whole /64
 	now := time.Now()
 	p.mu.Lock()
@@ -189,11 +194,19 @@ func (p *Page) challenge(ip string) string {
 		p.minute = now
 	}
 	n, seen := p.drawn[ip]
-	if n >= PerAddress || !seen && len(p.drawn) >= maxAddresses {
+	nn, netSeen := p.drawn[network], true
+	if network != "" {
+		_, netSeen = p.drawn[network]
+	}
+	if n >= PerAddress || network != "" && nn >= PerNetwork ||
+		(!seen || !netSeen) && len(p.drawn) >= maxAddresses-1 {
 		p.mu.Unlock()
 		return ""
 	}
 	p.drawn[ip] = n + 1
+	if network != "" {
+		p.drawn[network] = nn + 1 // a /48's key never equals a /64's
+	}
 	p.mu.Unlock()
 	ch, err := captcha.New(now)
 	if err != nil {

@@ -135,4 +135,18 @@ func TestPending(t *testing.T) {
 	if len(p.pending) != 2*PerAddress+1 || len(p.order) > 2*PerAddress+2 {
 		t.Fatalf("pending %d, order %d", len(p.pending), len(p.order))
 	}
+	// A site holds its /48: spread over its /64s, it gets PerNetwork in all (it has
+	// PerAddress+1 already), and another site is still served.
+	got := PerAddress + 1
+	for i := 2; i < 1000; i++ {
+		if p.challenge(fmt.Sprintf("2001:db8:0:%x::1", i)) != "" {
+			got++
+		}
+	}
+	if got != PerNetwork {
+		t.Fatalf("one /48 got %d challenges, want %d", got, PerNetwork)
+	}
+	if p.challenge("2001:db8:1::1") == "" {
+		t.Fatal("another /48 refused")
+	}
 }

@@ -75,13 +75,28 @@ func Render(w http.ResponseWriter, t *template.Template, status int, v any, log 
 // AddrKey is the throttling key of a client address: IPv6 clients usually hold a whole
 // /64, so they are counted by it.
 func AddrKey(ip string) string {
+	return addrKey(ip, 64)
+}
+
+// NetKey is the network an IPv6 client's site holds (its /48, what one customer is
+// commonly given), for bounds a site must not escape by using many /64s; "" for IPv4,
+// where an address is scarce enough to be its own bound.
+func NetKey(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil || !a.Unmap().Is6() {
+		return ""
+	}
+	return addrKey(ip, 48)
+}
+
+func addrKey(ip string, bits int) string {
 	a, err := netip.ParseAddr(ip)
 	if err != nil {
 		return ip
 	}
 	a = a.Unmap()
 	if a.Is6() {
-		p, _ := a.Prefix(64)
+		p, _ := a.Prefix(bits)
 		return p.String()
 	}
 	return a.String()
