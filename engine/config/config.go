@@ -224,6 +224,9 @@ type Web struct {
 	APIAllow  []string `toml:"api_allow"`
 	// TrustedProxies lists the reverse proxies (CIDR) whose Forwarded / X-Forwarded-*
 	// headers name the client address, scheme and host; from anyone else they are ignored.
+	// Unset: loopback, as Prosody has it: a proxy on the same host is the common case, and
+	// without its word every client it forwards would count as this host, a trusted
+	// network exempt from the registration limits. [] trusts none.
 	TrustedProxies []string `toml:"trusted_proxies"`
 	// BOSHInactivity is how long a BOSH session lives without a request (XEP-0124
 	// inactivity); BOSHWait the longest a request is held.
@@ -1170,9 +1173,13 @@ func (c *Config) TrustedPrefixes() []netip.Prefix {
 	return out
 }
 
-// TrustedProxyPrefixes returns web.trusted_proxies parsed (validated at load).
+// TrustedProxyPrefixes returns web.trusted_proxies parsed (validated at load); loopback
+// when it is not set.
 func (c *Config) TrustedProxyPrefixes() []netip.Prefix {
-	var out []netip.Prefix
+	if c.Web.TrustedProxies == nil {
+		return []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	}
+	out := []netip.Prefix{}
 	for _, n := range c.Web.TrustedProxies {
 		if p, err := netip.ParsePrefix(n); err == nil {
 			out = append(out, p.Masked())

@@ -435,8 +435,11 @@ func TestWebConfig(t *testing.T) {
 	if c.Web.BOSHInactivity.Duration != 60*time.Second || c.Web.BOSHWait.Duration != 60*time.Second {
 		t.Fatalf("bosh_inactivity %v, bosh_wait %v: want the 60s defaults", c.Web.BOSHInactivity, c.Web.BOSHWait)
 	}
-	if p := c.TrustedProxyPrefixes(); len(p) != 0 {
-		t.Fatalf("trusted_proxies = %v, want none by default", p)
+	if p := c.TrustedProxyPrefixes(); fmt.Sprint(p) != "[127.0.0.0/8 ::1/128]" {
+		t.Fatalf("trusted_proxies = %v, want loopback by default", p)
+	}
+	if none, err := Parse([]byte("domains = [\"a.org\"]\n[web]\ntrusted_proxies = []\n"), "/x/v.toml"); err != nil || len(none.TrustedProxyPrefixes()) != 0 {
+		t.Fatalf("trusted_proxies = []: %v %v, want none", none.TrustedProxyPrefixes(), err)
 	}
 	// Pages' URLs: the first tls_listen's port on each domain, none without TLS, or
 	// public_url as written.

@@ -171,8 +171,9 @@ origins = []
 metrics_allow = ["127.0.0.0/8", "::1/128"]
 # Reverse proxies whose Forwarded / X-Forwarded-For / -Proto / -Host headers name the
 # client (for login throttling, limits and logs) and the scheme and host host-meta
-# announces; these headers from anyone else are ignored.
-# trusted_proxies = ["127.0.0.1/32", "::1/128"]
+# announces; these headers from anyone else are ignored. Unset: loopback (a proxy on this
+# host); [] trusts none.
+# trusted_proxies = ["127.0.0.1/32", "::1/128", "10.0.0.5/32"]
 # BOSH (XEP-0124): how long a session lives without a request (10s to 1h), and the longest
 # a request is held (5s to 120s; keep it below your proxy's read timeout).
 bosh_inactivity = "60s"
