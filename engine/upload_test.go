@@ -204,3 +204,12 @@ func TestIntegrationSlixmppUpload(t *testing.T) {
 		t.Fatalf("GET %s: %d %q %v", m[1], code, b, h)
 	}
 }
+
+// TestIntegrationUploadGuest: a guest (SASL ANONYMOUS) gets no upload slot: it is a new
+// name at every login, each with a quota of its own, and its files would outlive it.
+func TestIntegrationUploadGuest(t *testing.T) {
+	srv := uploadServer(t, vireotest.Options{Anonymous: true})
+	g, _ := guestLogin(t, srv)
+	g.Send("<iq type='get' id='slot' to='upload.localhost'><request xmlns='urn:xmpp:http:upload:0' filename='a.txt' size='3' content-type='text/plain'/></iq>")
+	mustHave(t, "a guest's slot request", g.Expect("</iq>"), "type='error'", "<forbidden", "guests may not upload")
+}

@@ -447,6 +447,17 @@ func (s *service) request(c module.Context, p *module.Packet, q xmlstream.Elemen
 		c.Error(p, e)
 		return
 	}
+	// A guest (SASL ANONYMOUS) is a new name at every login, each with a quota of its
+	// own, and its files would outlive it: the quota would bound nothing.
+	if acc, err := c.Store().Accounts().Get(p.From.Bare().String()); err != nil || acc.Anonymous {
+		e := stanza.New(stanza.Forbidden)
+		e.Text = "guests may not upload files"
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			e = module.StoreError(err)
+		}
+		c.Error(p, e)
+		return
+	}
 	req, serr := ParseRequest(q)
 	if serr != nil {
 		c.Error(p, serr)
