@@ -103,7 +103,7 @@ func (m *Mod) put(w http.ResponseWriter, r *http.Request, id, name string) {
 	if m.mu.pending[sl.owner] <= 0 {
 		delete(m.mu.pending, sl.owner)
 	}
-	m.mu.inflight[id] = true
+	m.mu.inflight[id] = sl.owner
 	m.mu.Unlock()
 
 	rc := http.NewResponseController(w)
@@ -113,10 +113,17 @@ func (m *Mod) put(w http.ResponseWriter, r *http.Request, id, name string) {
 	m.mu.Lock()
 	delete(m.mu.inflight, id)
 	m.releaseLocked(sl.owner, sl.size)
-	if werr == nil {
+	gone := m.mu.gone[sl.owner]
+	if werr == nil && !gone {
 		m.mu.used[sl.owner] += sl.size
 	}
 	m.mu.Unlock()
+	if werr == nil && gone {
+		// The account went while its file came in: it goes too.
+		m.deleteFile(id)
+		http.Error(w, "the account was removed", http.StatusForbidden)
+		return
+	}
 	if werr != nil {
 		if errors.Is(werr, errSize) {
 			http.Error(w, "body length differs from the slot's size", http.StatusBadRequest)
@@ -127,6 +134,21 @@ func (m *Mod) put(w http.ResponseWriter, r *http.Request, id, name string) {
 		return
 	}
 	w.WriteHeader(http.StatusCreated)
+}
+
+// deleteFile deletes the file and record of slot id; it reports whether both went.
+func (m *Mod) deleteFile(id string) bool {
+	if validID(id) {
+		if err := os.RemoveAll(filepath.Join(m.dir, id)); err != nil {
+			m.log.Warn().Err(err).Str("slot", id).Msg("upload: remove file")
+			return false
+		}
+	}
+	if err := m.t.Delete([]byte(id)); err != nil {
+		m.log.Warn().Err(err).Str("slot", id).Msg("upload: delete record")
+		return false
+	}
+	return true
 }
 
 // write puts the body into data_dir/upload/<id>/<name> (through a partial file, synced,
@@ -252,7 +274,11 @@ func parseRecord(b []byte) (record, bool) {
 // sweeper runs sweep every sweepEvery until Cleanup, and when accounts were removed.
 func (m *Mod) sweeper() {
 	defer close(m.done)
-	m.sweep(m.now(), nil)
+	m.mu.Lock()
+	owners := m.mu.removed // left from before a restart
+	m.mu.removed = nil
+	m.mu.Unlock()
+	m.sweep(m.now(), owners)
 	t := time.NewTicker(sweepEvery)
 	defer t.Stop()
 	for {
@@ -298,14 +324,7 @@ func (m *Mod) sweep(now time.Time, owners map[string]bool) int {
 			continue
 		}
 		rec, _ := parseRecord(v)
-		if validID(id) {
-			if err := os.RemoveAll(filepath.Join(m.dir, id)); err != nil {
-				m.log.Warn().Err(err).Str("slot", id).Msg("upload: sweep: remove file")
-				continue
-			}
-		}
-		if err := m.t.Delete([]byte(id)); err != nil {
-			m.log.Warn().Err(err).Str("slot", id).Msg("upload: sweep: delete record")
+		if !m.deleteFile(id) {
 			continue
 		}
 		n++
@@ -324,7 +343,30 @@ func (m *Mod) sweep(now time.Time, owners map[string]bool) int {
 	for id := range m.mu.inflight {
 		busy[id] = true
 	}
+	// A removed account is done with once no PUT of its is in flight: those delete
+	// what they wrote themselves until then.
+	writing := map[string]bool{}
+	for _, owner := range m.mu.inflight {
+		writing[owner] = true
+	}
+	var done []string
+	for owner := range owners {
+		if !writing[owner] {
+			delete(m.mu.gone, owner)
+			done = append(done, owner)
+		} else {
+			if m.mu.removed == nil {
+				m.mu.removed = map[string]bool{}
+			}
+			m.mu.removed[owner] = true // looked at again next time
+		}
+	}
 	m.mu.Unlock()
+	for _, owner := range done {
+		if err := m.gone.Delete([]byte(owner)); err != nil {
+			m.log.Warn().Err(err).Str("user", owner).Msg("upload: sweep: forget a removed account")
+		}
+	}
 	ents, err := os.ReadDir(m.dir)
 	if err != nil {
 		m.log.Warn().Err(err).Msg("upload: sweep: read directory")

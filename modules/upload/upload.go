@@ -109,12 +109,17 @@ type Mod struct {
 	mu struct {
 		sync.Mutex
 		slots    map[string]*slot // by id, granted and not yet used
-		inflight map[string]bool  // ids whose PUT is being written
-		used     map[string]int64 // stored bytes per owner
-		reserved map[string]int64 // bytes of pending and in-flight slots per owner
-		pending  map[string]int   // pending slots per owner
-		removed  map[string]bool  // removed accounts whose files the sweeper deletes next
+		inflight map[string]string // owners of the ids whose PUT is being written
+		used     map[string]int64  // stored bytes per owner
+		reserved map[string]int64  // bytes of pending and in-flight slots per owner
+		pending  map[string]int    // pending slots per owner
+		removed  map[string]bool   // removed accounts whose files the sweeper deletes next
+		// gone are the removed accounts whose files are not all deleted yet (each on
+		// record in the gone table until they are): a PUT of theirs still in flight
+		// deletes what it wrote.
+		gone map[string]bool
 	}
+	gone store.Table // removed accounts whose files are to go: survives a crash
 	wake chan struct{} // the sweeper has removed accounts' files to delete
 }
 
@@ -157,7 +162,7 @@ func (m *Mod) Provision(r module.Registrar) error {
 		m.log.Debug().Msg("upload: no data directory or TLS configuration; service off")
 		return nil
 	}
-	if err := m.open(r.DataDir(), r.Table("upload")); err != nil {
+	if err := m.open(r.DataDir(), r.Table("upload"), r.Table("uploadgone")); err != nil {
 		return err
 	}
 	tc := r.TLSConfig().Clone()
@@ -205,11 +210,23 @@ func (m *Mod) Provision(r module.Registrar) error {
 // a user shared goes with the account, as its archive does. The sweeper deletes them, a
 // whole batch of removals in one pass over the records.
 func (m *Mod) removed(rm module.Removal) {
+	owner := rm.User.String()
+	// On record first: the removal is forgotten once this returns, and a crash before
+	// the sweeper ran would leave the files served for good.
+	if err := m.gone.Set([]byte(owner), nil); err != nil && module.LogStoreError(err) {
+		m.log.Error().Err(err).Str("user", owner).Msg("upload: note a removed account")
+	}
 	m.mu.Lock()
+	for id, sl := range m.mu.slots {
+		if sl.owner == owner {
+			m.dropSlotLocked(id, sl) // no PUT after the account went
+		}
+	}
 	if m.mu.removed == nil {
 		m.mu.removed = map[string]bool{}
 	}
-	m.mu.removed[rm.User.String()] = true
+	m.mu.removed[owner] = true
+	m.mu.gone[owner] = true
 	m.mu.Unlock()
 	select {
 	case m.wake <- struct{}{}:
@@ -309,8 +326,8 @@ func (m *Mod) AddHost(host string) ([]module.Service, error) {
 func (m *Mod) RemoveHost(string) {}
 
 // open prepares the file area, the key and the usage counts: everything but the network.
-func (m *Mod) open(dataDir string, t store.Table) error {
-	m.t = t
+func (m *Mod) open(dataDir string, t, gone store.Table) error {
+	m.t, m.gone = t, gone
 	m.dir = filepath.Join(dataDir, "upload")
 	if m.now == nil {
 		m.now = time.Now
@@ -324,7 +341,16 @@ func (m *Mod) open(dataDir string, t store.Table) error {
 	}
 	m.key = key
 	m.mu.slots = map[string]*slot{}
-	m.mu.inflight = map[string]bool{}
+	m.mu.inflight = map[string]string{}
+	m.mu.gone = map[string]bool{}
+	m.mu.removed = map[string]bool{}
+	if err := gone.Scan(nil, func(k, _ []byte) bool {
+		m.mu.gone[string(k)] = true // the sweeper's first pass deletes their files
+		m.mu.removed[string(k)] = true
+		return true
+	}); err != nil {
+		return fmt.Errorf("upload: read removed accounts: %w", err)
+	}
 	m.mu.used = map[string]int64{}
 	m.mu.reserved = map[string]int64{}
 	m.mu.pending = map[string]int{}

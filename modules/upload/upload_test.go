@@ -151,7 +151,7 @@ func newTestMod(t *testing.T, now *time.Time) *Mod {
 		t.Fatal(err)
 	}
 	apply()
-	if err := m.open(t.TempDir(), st.Table("upload")); err != nil {
+	if err := m.open(t.TempDir(), st.Table("upload"), st.Table("uploadgone")); err != nil {
 		t.Fatal(err)
 	}
 	return m
@@ -320,7 +320,7 @@ func TestUploadUsageSurvivesRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	m2 := &Mod{log: zerolog.Nop(), now: m.now}
-	if err := m2.open(filepath.Dir(m.dir), m.t); err != nil {
+	if err := m2.open(filepath.Dir(m.dir), m.t, m.gone); err != nil {
 		t.Fatal(err)
 	}
 	if m2.mu.used["a@x"] != 42 || string(m2.key) != string(m.key) {
@@ -402,5 +402,49 @@ func TestUploadAccountRemoved(t *testing.T) {
 	m.mu.Unlock()
 	if used != 0 {
 		t.Fatalf("alice's usage after removal: %d", used)
+	}
+}
+
+// TestUploadAccountRemovedSlotsAndRestart: a removed account's pending slots go with it
+// (no PUT after the removal), and its files go even when the server stops before the
+// sweeper got to them: the removal is on record until they are deleted.
+func TestUploadAccountRemovedSlotsAndRestart(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	m := newTestMod(t, &now)
+	stored, serr := m.grant("alice@x", Request{Filename: "f.txt", Size: 2, ContentType: "text/plain"}, now)
+	if serr != nil {
+		t.Fatal(serr)
+	}
+	if w := do(m, "PUT", "/"+stored.id+"/f.txt", token(m.key, stored), "text/plain", "hi"); w.Code != 201 {
+		t.Fatalf("PUT: %d", w.Code)
+	}
+	pending, serr := m.grant("alice@x", Request{Filename: "g.txt", Size: 2, ContentType: "text/plain"}, now)
+	if serr != nil {
+		t.Fatal(serr)
+	}
+	alice, _ := jid.Parse("alice@x")
+	m.removed(module.Removal{User: alice}) // and the server stops before the sweeper runs
+	if w := do(m, "PUT", "/"+pending.id+"/g.txt", token(m.key, pending), "text/plain", "hi"); w.Code != 403 {
+		t.Fatalf("PUT on a removed account's slot: %d", w.Code)
+	}
+	m2 := &Mod{log: zerolog.Nop(), now: m.now}
+	m2.lim.Store(m.lim.Load())
+	if err := m2.open(filepath.Dir(m.dir), m.t, m.gone); err != nil {
+		t.Fatal(err)
+	}
+	m2.mu.Lock()
+	owners := m2.mu.removed
+	m2.mu.removed = nil
+	m2.mu.Unlock()
+	if n := m2.sweep(now, owners); n != 1 {
+		t.Fatalf("the first sweep after the restart removed %d, want 1", n)
+	}
+	if w := do(m2, "GET", "/"+stored.id+"/f.txt", "", "", ""); w.Code != 404 {
+		t.Fatalf("the removed account's file: %d", w.Code)
+	}
+	n := 0
+	m2.gone.Scan(nil, func(_, _ []byte) bool { n++; return true })
+	if n != 0 || len(m2.mu.gone) != 0 {
+		t.Fatalf("the removal still on record after its files went: %d, %v", n, m2.mu.gone)
 	}
 }
