@@ -108,7 +108,7 @@ type Mod struct {
 
 	mu struct {
 		sync.Mutex
-		slots    map[string]*slot // by id, granted and not yet used
+		slots    map[string]*slot  // by id, granted and not yet used
 		inflight map[string]string // owners of the ids whose PUT is being written
 		used     map[string]int64  // stored bytes per owner
 		reserved map[string]int64  // bytes of pending and in-flight slots per owner
@@ -119,7 +119,7 @@ type Mod struct {
 		// deletes what it wrote.
 		gone map[string]bool
 	}
-	gone store.Table // removed accounts whose files are to go: survives a crash
+	gone store.Table   // removed accounts whose files are to go: survives a crash
 	wake chan struct{} // the sweeper has removed accounts' files to delete
 }
 
