@@ -270,6 +270,14 @@ func TestIntegrationPrivilegeRosterPush(t *testing.T) {
 	gw.Never("type='error'")
 	comps["quiet.localhost"].Never("jabber:iq:roster")
 	comps["writer.localhost"].Never("jabber:iq:roster")
+
+	// A set without 'subscription' renames the item and keeps its subscription (RFC 6121
+	// §2.3): alice still shares her presence with bob.
+	w := comps["writer.localhost"]
+	w.Send("<iq type='set' id='w1' from='writer.localhost' to='alice@localhost'><query xmlns='jabber:iq:roster'><item jid='bob@localhost' name='Bob'/></query></iq>")
+	mustHave(t, "the rename", w.Expect("id='w1'"), "type='result'")
+	alice.Send("<iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>")
+	mustHave(t, "alice's roster after the rename", alice.Expect("id='r1'")+alice.Expect("</iq>"), "jid='bob@localhost'", "name='Bob'", "subscription='from'")
 }
 
 // TestIntegrationPrivilegeRosterPresence: a component with the roster presence privilege

@@ -358,10 +358,14 @@ func (r *Roster) privilegedSet(c module.Context, iq *module.Packet) {
 		}
 		it := old
 		it.JID = contact.String()
-		var ok bool
-		if it.Sub, ok = store.ParseSubscription(string(sub)); !ok {
-			c.Error(iq, stanza.New(stanza.BadRequest))
-			return
+		// Without 'subscription' the item is an RFC 6121 §2.3 edit (name, groups): the
+		// subscription stays as it is, which the contact's server also believes in.
+		if _, given := item.Attr("subscription"); given {
+			var ok bool
+			if it.Sub, ok = store.ParseSubscription(string(sub)); !ok {
+				c.Error(iq, stanza.New(stanza.BadRequest))
+				return
+			}
 		}
 		if it.Sub == store.SubTo || it.Sub == store.SubBoth {
 			it.Ask = false
