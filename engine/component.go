@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/panjf2000/gnet/v2"
+
 	"github.com/vireo-im/vireo/modules/module"
 	"github.com/vireo-im/vireo/router"
 	"github.com/vireo-im/vireo/xmlstream"
@@ -52,7 +54,9 @@ func (k *component) header(c *conn, h *xmlstream.Stanza) {
 	to, _ := h.Attr("to")
 	d, err := jid.PrepareDomain(string(xmlstream.AppendUnescaped(nil, to)))
 	_, known := k.secret(d)
-	if err != nil || !known {
+	if err != nil || !known || k.srv.isLocal(d) || k.srv.rt.IsService(d) {
+		// A domain a virtual host or a module's service has is theirs, whatever the
+		// component list says: a component there would speak for their users.
 		c.writeHeader(h, nsComponent)
 		c.fail(stanza.HostUnknown, "")
 		return
@@ -125,9 +129,9 @@ func (k *component) established(c *conn, st *xmlstream.Stanza) {
 		c.fail(stanza.InvalidFrom, "")
 		return
 	}
-	if from.Domain() != d && c.srv().servesRemote(from.Domain()) {
+	if from.Domain() != d && servedBetween(c.srv(), from.Domain(), d) {
 		// A subdomain this server serves otherwise (a virtual host, a service, another
-		// component) is not the component's to speak for.
+		// component), or one under it, is not the component's to speak for.
 		c.fail(stanza.InvalidFrom, "")
 		return
 	}
@@ -146,6 +150,58 @@ func (k *component) established(c *conn, st *xmlstream.Stanza) {
 	}
 	if !c.srv().rt.SubmitFrom(from, raw) {
 		c.fail(stanza.PolicyViolation, "too many stanzas")
+	}
+}
+
+// servedBetween reports whether sub, a subdomain of d, or a domain between the two
+// (irc.gw.example between x.irc.gw.example and gw.example) is served by something other
+// than d's component: what lies under another component is that one's to speak for,
+// its privileges included.
+func servedBetween(s *Server, sub, d string) bool {
+	for dom := sub; dom != d && strings.HasSuffix(dom, "."+d); {
+		if s.servesRemote(dom) {
+			return true
+		}
+		i := strings.IndexByte(dom, '.')
+		if i < 0 {
+			break
+		}
+		dom = dom[i+1:]
+	}
+	return false
+}
+
+// dropComponents ends the streams of components a reload took out of the configuration
+// (host-gone) or gave another secret (not-authorized): their routes and their right to
+// send came from what the configuration no longer says.
+func (s *Server) dropComponents(old, cfg *Config) {
+	secrets := map[string]string{}
+	for _, x := range cfg.Components {
+		secrets[x.Domain] = x.Secret
+	}
+	was := map[string]string{}
+	for _, x := range old.Components {
+		was[x.Domain] = x.Secret
+	}
+	for _, l := range s.allListeners() {
+		if _, ok := l.kind.(*component); !ok {
+			continue
+		}
+		for _, c := range l.snapshot() {
+			c.gc.Wake(func(_ gnet.Conn, err error) error {
+				if err != nil || c.closing.Load() || c.state.Load() != stEstablished {
+					return nil
+				}
+				d := c.bare.Domain()
+				switch secret, ok := secrets[d]; {
+				case !ok:
+					c.fail(stanza.HostGone, "")
+				case secret != was[d]:
+					c.fail(stanza.NotAuthorized, "the component's secret changed")
+				}
+				return nil
+			})
+		}
 	}
 }
 

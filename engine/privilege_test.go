@@ -373,4 +373,45 @@ func TestIntegrationComponentSubdomains(t *testing.T) {
 	if got := gw.ExpectClosed(); !strings.Contains(got, "<invalid-from") {
 		t.Fatalf("a message as another component's JID: %s", got)
 	}
+	// Nor from a domain under the other's: that is the other's to speak for, its
+	// privileges included.
+	gw, _ = componentLogin(t, srv, "gw.localhost", compSecret)
+	gw.Expect("<handshake/>")
+	gw.Send("<iq type='get' id='r2' from='x.irc.gw.localhost' to='alice@localhost'><query xmlns='jabber:iq:roster'/></iq>")
+	if got := gw.ExpectClosed(); !strings.Contains(got, "<invalid-from") {
+		t.Fatalf("an IQ from under another component's domain: %s", got)
+	}
+}
+
+// TestIntegrationComponentReload: a reload that takes a connected component out of the
+// configuration ends its stream with host-gone, and one that changes its secret with
+// not-authorized; the route goes with the stream. A component may not take a domain a
+// module's service has.
+func TestIntegrationComponentReload(t *testing.T) {
+	srv := vireotest.Start(t, vireotest.Options{RequireTLS: no(), AllowPlain: true, Components: []engine.Component{
+		{Domain: "gone.localhost", Secret: compSecret},
+		{Domain: "rekeyed.localhost", Secret: compSecret},
+		{Domain: "kept.localhost", Secret: compSecret},
+		{Domain: "pubsub.localhost", Secret: compSecret},
+	}})
+	conns := map[string]*vireotest.RawConn{}
+	for _, d := range []string{"gone.localhost", "rekeyed.localhost", "kept.localhost"} {
+		c, _ := componentLogin(t, srv, d, compSecret)
+		c.Expect("<handshake/>")
+		conns[d] = c
+	}
+	r := vireotest.DialAddr(t, srv.ComponentAddr())
+	r.Send("<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams' to='pubsub.localhost'>")
+	mustHave(t, "a component on a service's domain", r.ExpectClosed(), "<host-unknown")
+
+	cfg := srv.Engine.Config()
+	cfg.Components = []engine.Component{{Domain: "rekeyed.localhost", Secret: "another secret"}, {Domain: "kept.localhost", Secret: compSecret}}
+	if err := srv.Engine.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	mustHave(t, "the removed component", conns["gone.localhost"].ExpectClosed(), "<host-gone")
+	mustHave(t, "the component with a new secret", conns["rekeyed.localhost"].ExpectClosed(), "<not-authorized")
+	k := conns["kept.localhost"]
+	k.Send("<iq type='get' id='p' from='kept.localhost' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+	mustHave(t, "the kept component", k.Expect("id='p'"), "type='result'")
 }

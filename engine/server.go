@@ -451,6 +451,7 @@ func (s *Server) Reload(cfg Config) error {
 		return err
 	}
 	s.setComponents(&cfg)
+	s.dropComponents(old, &cfg)
 	switch on := federates(&cfg); {
 	case on && !federates(old):
 		s.rt.SetRemote(s.s2s)
