@@ -104,6 +104,7 @@ func (k *component) element(c *conn, st *xmlstream.Stanza) bool {
 	c.set(fAuthed)
 	c.authenticated()
 	c.state.Store(stEstablished)
+	s.compCharges.Store(c, router.NewCharge(c))
 	s.login(mechComponent, true)
 	s.log.Info().Str("component", domain).Str("remote", c.ip()).Msg("component connected")
 	c.write([]byte("<handshake/>"))
@@ -148,8 +149,22 @@ func (k *component) established(c *conn, st *xmlstream.Stanza) {
 		// component namespace itself; clients must see jabber:client.
 		raw = rewriteNS(raw)
 	}
-	if !c.srv().rt.SubmitFrom(from, raw) {
+	var ch *router.Charge
+	if v, ok := c.srv().compCharges.Load(c); ok {
+		ch = v.(*router.Charge)
+	}
+	if ch == nil {
+		if !c.srv().rt.SubmitFrom(from, raw) {
+			c.fail(stanza.PolicyViolation, "too many stanzas")
+		}
+		return
+	}
+	if !c.srv().rt.SubmitFromCharged(from, raw, ch) {
 		c.fail(stanza.PolicyViolation, "too many stanzas")
+		return
+	}
+	if ch.Blocked() {
+		c.set(fBlocked) // what it sends waits in the stream until the router catches up (Resume)
 	}
 }
 
@@ -207,6 +222,7 @@ func (s *Server) dropComponents(old, cfg *Config) {
 
 func (k *component) closed(c *conn) {
 	if c.has(fAuthed) {
+		k.srv.compCharges.Delete(c)
 		k.srv.rt.DetachComponent(c.bare.Domain(), c)
 		k.srv.log.Info().Str("component", c.bare.Domain()).Msg("component disconnected")
 	}

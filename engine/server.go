@@ -281,6 +281,10 @@ type Server struct {
 	// entries, so that closing connections skip it when it is empty.
 	captchas     sync.Map
 	captchaConns atomic.Int64
+	// compCharges holds the router.Charge of each connected component (*conn): a
+	// component (a gateway relaying another network's flood) slows down when its
+	// stanzas pile up in recipients' shards, as a federated peer does.
+	compCharges sync.Map
 	redeeming    sync.Mutex
 	// saslFails counts the failed authentications of each stream that had one (uint8);
 	// saslFailConns its entries, so that closing connections skip it when it is empty.
