@@ -392,6 +392,15 @@ func deleteUser(c module.Context, k *call) {
 			}
 		}
 	}, func(c module.Context) {
+		// A login that got in between the first close and the delete (a client that
+		// reconnects at once, or a site's slow removeuser) ends too, as vireoctl's does.
+		if ss, ok := c.(module.ServerSessions); ok {
+			for _, d := range deleted {
+				if j, err := jid.Parse(d); err == nil {
+					ss.CloseUser(j, stanza.NotAuthorized)
+				}
+			}
+		}
 		if len(deleted) > 0 {
 			notes = append([]Note{{"info", "deleted " + strings.Join(deleted, ", ")}}, notes...)
 		}
