@@ -1435,6 +1435,15 @@ func (s *server) Admins() []string {
 
 // adminJIDs are every administrator the configuration names, of the server and of its
 // hosts (engine.Config.AdminJIDs).
+// NamedAdministrators implements module.Administrators.
+// The engine's copy: s.mu may be held by a reload that waits for the shard asking.
+func (s *server) NamedAdministrators() []string {
+	if s.eng == nil {
+		return nil
+	}
+	return s.eng.Config().AdminJIDs
+}
+
 func adminJIDs(cfg *config.Config) []string {
 	out := admins(cfg)
 	add := func(list []string) {

@@ -375,6 +375,11 @@ func (m *Mod) within(j jid.JID, host string) bool {
 			return false
 		}
 	}
+	// Administrators of what this module does not configure (a MUC service's).
+	if named, ok := m.ctl.(module.Administrators); ok && !a.hosts[host][bare] &&
+		slices.Contains(named.NamedAdministrators(), bare) {
+		return false
+	}
 	return true
 }
 

@@ -309,6 +309,8 @@ func TestHostAdmins(t *testing.T) {
 				return nil
 			}
 		}
+		// ops administers the MUC service, which ranks it an owner of every room.
+		o.Controller = namedAdmins{"alice@example.org", "root@corp.example", "boss@corp.example", "ops@corp.example"}
 	})
 	for _, u := range []string{"boss", "dan", "eve"} {
 		e.Store.Accounts().Create(store.Account{User: u + "@corp.example"})
@@ -359,6 +361,7 @@ func TestHostAdmins(t *testing.T) {
 		{"a server administrator's password", boss, "corp.example", "change-user-password", submit("accountjid", "root@corp.example", "password", "p"), []string{"administers more than you do"}},
 		{"a server administrator's sessions", boss, "corp.example", "end-user-session", submit("accountjids", "root@corp.example/r"), []string{"administers more than you do"}},
 		{"a server administrator's account made", boss, "corp.example", "add-user", submit("accountjid", "root@corp.example", "password", "p", "password-verify", "p"), []string{"administers more than you do"}},
+		{"a MUC service administrator's password", boss, "corp.example", "change-user-password", submit("accountjid", "ops@corp.example", "password", "p"), []string{"administers more than you do"}},
 		{"its own account", boss, "corp.example", "delete-user", submit("accountjids", "eve@corp.example"), []string{"status='completed'", "deleted eve@corp.example"}},
 		{"its host's count", boss, "corp.example", "get-registered-users-num", "", []string{"<value>2</value>"}},
 		{"its host's online users", boss, "corp.example", "get-online-users-list", submit("max_items", "none"), []string{"boss@corp.example", "dan@corp.example"}},
@@ -385,3 +388,10 @@ func TestHostAdmins(t *testing.T) {
 	_ = bob
 	_ = dan
 }
+
+// namedAdmins is a module.Controller that names the configuration's administrators.
+type namedAdmins []string
+
+func (namedAdmins) Reload() error                   { return nil }
+func (namedAdmins) Shutdown(string)                 {}
+func (n namedAdmins) NamedAdministrators() []string { return n }

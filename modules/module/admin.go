@@ -60,6 +60,14 @@ type Federation interface {
 	SetFederationList(allow bool, domains []string) ([]string, error)
 }
 
+// Administrators is a Controller that knows every account the configuration names an
+// administrator of anything: the server, a host, a service (a MUC service's admins rank
+// as every room's owner). A host's administrator may not act on those beyond its own.
+type Administrators interface {
+	// NamedAdministrators returns their bare JIDs.
+	NamedAdministrators() []string
+}
+
 // Restarter is a Controller that can restart the process in place (XEP-0133 §4.30): a
 // clean stop, as Shutdown, then the same program with the same arguments.
 type Restarter interface {
