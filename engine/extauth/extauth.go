@@ -91,11 +91,18 @@ type Program struct {
 	procs chan *proc // idle processes; nil slots mean "start one"
 	// waiting holds a token per request in flight (MaxWaiting per process).
 	waiting chan struct{}
+	// lookups holds a token per isuser in flight: half of waiting at most, so that
+	// messages to unknown names (which anyone can send) cannot take every slot from
+	// logins.
+	lookups chan struct{}
 	closed  atomic.Bool
 
 	salt  [16]byte
 	mu    sync.Mutex
 	cache map[string]cached
+	// gen counts the changes that forget cached passwords: a check that was in flight
+	// across one (it may have been answered for the old password) is not cached.
+	gen uint64
 
 	all   sync.Mutex
 	alive map[*proc]struct{} // for Close
@@ -125,7 +132,7 @@ func Start(cfg Config) (*Program, error) {
 		cfg.Timeout = DefaultTimeout
 	}
 	p := &Program{cfg: cfg, procs: make(chan *proc, cfg.Processes), waiting: make(chan struct{}, cfg.Processes*MaxWaiting),
-		cache: map[string]cached{}, alive: map[*proc]struct{}{}}
+		lookups: make(chan struct{}, max(1, cfg.Processes*MaxWaiting/2)), cache: map[string]cached{}, alive: map[*proc]struct{}{}}
 	if _, err := rand.Read(p.salt[:]); err != nil {
 		return nil, err
 	}
@@ -145,9 +152,11 @@ func Start(cfg Config) (*Program, error) {
 func (p *Program) CheckPassword(user, domain, password string) (bool, error) {
 	key := user + "@" + domain
 	sum := p.sum(key, password)
+	var gen uint64
 	if p.cfg.CacheTTL > 0 {
 		p.mu.Lock()
 		e, ok := p.cache[key]
+		gen = p.gen
 		p.mu.Unlock()
 		if ok && time.Now().Before(e.expires) && hmac.Equal(e.sum[:], sum[:]) {
 			return true, nil
@@ -159,6 +168,9 @@ func (p *Program) CheckPassword(user, domain, password string) (bool, error) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if ok && p.gen != gen {
+		return true, nil // a password changed meanwhile: this answer may be the old one's
+	}
 	if !ok {
 		if e, ok := p.cache[key]; ok && e.sum == sum {
 			delete(p.cache, key) // expired, and the site changed or removed it since
@@ -181,6 +193,13 @@ func (p *Program) CheckPassword(user, domain, password string) (bool, error) {
 
 // UserExists asks whether the program knows user@domain.
 func (p *Program) UserExists(user, domain string) (bool, error) {
+	select {
+	case p.lookups <- struct{}{}:
+		defer func() { <-p.lookups }()
+	default:
+		p.fails.Add(1)
+		return false, ErrBusy
+	}
 	return p.ask("isuser:" + user + ":" + domain)
 }
 
@@ -188,6 +207,7 @@ func (p *Program) UserExists(user, domain string) (bool, error) {
 // refused. The remembered success of the old password is forgotten either way.
 func (p *Program) SetPassword(user, domain, password string) (bool, error) {
 	p.uncache(user + "@" + domain)
+	defer p.uncache(user + "@" + domain) // and what a check cached while it ran
 	return p.ask("setpass:" + user + ":" + domain + ":" + password)
 }
 
@@ -200,12 +220,14 @@ func (p *Program) TryRegister(user, domain, password string) (bool, error) {
 // RemoveUser asks the program to remove user@domain ("removeuser"); false: it refused.
 func (p *Program) RemoveUser(user, domain string) (bool, error) {
 	p.uncache(user + "@" + domain)
+	defer p.uncache(user + "@" + domain)
 	return p.ask("removeuser:" + user + ":" + domain)
 }
 
 func (p *Program) uncache(key string) {
 	p.mu.Lock()
 	delete(p.cache, key)
+	p.gen++
 	p.mu.Unlock()
 }
 

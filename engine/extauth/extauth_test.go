@@ -286,3 +286,38 @@ func TestManage(t *testing.T) {
 	ok, err = p.RemoveUser("lee", d)
 	step("removeuser of a locked user", ok, err, false)
 }
+
+// TestLookupsLeaveRoomForLogins: isuser requests (messages to names the server does not
+// know, which anyone can send) take at most half of the waiting slots: past that they
+// are refused at once, and logins still find room.
+func TestLookupsLeaveRoomForLogins(t *testing.T) {
+	p, _ := start(t, Config{Timeout: 2 * time.Second}, users)
+	var wg sync.WaitGroup
+	wg.Go(func() { p.CheckPassword("alice", "example.org", "slow") }) // the one process is busy
+	for deadline := time.Now().Add(2 * time.Second); len(p.waiting) < 1; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the slow login never got in")
+		}
+	}
+	refused := make(chan struct{}, MaxWaiting)
+	for range MaxWaiting {
+		wg.Go(func() {
+			t0 := time.Now()
+			if _, err := p.UserExists("nobody", "example.org"); errors.Is(err, ErrBusy) && time.Since(t0) < time.Second {
+				refused <- struct{}{}
+			}
+		})
+	}
+	for deadline := time.Now().Add(2 * time.Second); len(p.lookups) < cap(p.lookups); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d lookups waiting, want %d", len(p.lookups), cap(p.lookups))
+		}
+	}
+	if n := len(p.waiting); n >= cap(p.waiting) {
+		t.Fatalf("lookups took every waiting slot (%d of %d): no login could get in", n, cap(p.waiting))
+	}
+	wg.Wait()
+	if n := len(refused); n != MaxWaiting-cap(p.lookups) {
+		t.Fatalf("%d lookups refused at once, want %d", n, MaxWaiting-cap(p.lookups))
+	}
+}
