@@ -402,9 +402,6 @@ type edgeChan struct {
 	// whether the edge wrote everything before the close.
 	shut    atomic.Bool
 	flushed atomic.Bool
-	// broken is set when the link refused bytes of this channel (its queue was full):
-	// nothing more may follow the hole, and the channel is being closed.
-	broken atomic.Bool
 	// queued is the input waiting for the channel's goroutine: bounded as gnet's inbound
 	// buffer and hold bound a socket's, since the link's reader never waits.
 	queued atomic.Int64
@@ -472,15 +469,16 @@ func (ch *edgeChan) input(p []byte) {
 // AsyncWrite implements netConn: b goes to the edge at once, in call order; cb runs
 // before it returns. Safe for concurrent use.
 func (ch *edgeChan) AsyncWrite(b []byte, cb gnet.AsyncCallback) error {
-	if ch.shut.Load() || ch.broken.Load() {
+	if ch.shut.Load() {
 		return errChanClosed
 	}
 	if len(b) > 0 && !ch.lk.lc.Send(link.Data, ch.id, b) {
 		// The link is gone, or full (a burst to many of its clients): this stream lost
-		// bytes and ends; the others go on. Closed on a goroutine of its own: the
-		// caller may hold locks (stream management's) that the close takes.
-		if ch.broken.CompareAndSwap(false, true) {
-			go ch.Close()
+		// bytes and ends, and nothing may follow the hole; the others go on. Closed on a
+		// goroutine of its own: the caller may hold locks (stream management's) that
+		// the close takes.
+		if ch.shut.CompareAndSwap(false, true) {
+			go ch.shutDown()
 		}
 		return errChanClosed
 	}
@@ -503,10 +501,15 @@ func (ch *edgeChan) Close() error {
 	if !ch.shut.CompareAndSwap(false, true) {
 		return nil
 	}
+	ch.shutDown()
+	return nil
+}
+
+// shutDown is Close once shut is set.
+func (ch *edgeChan) shutDown() {
 	ch.lk.forget(ch.id)
 	ch.lk.lc.Send(link.Close, ch.id, nil)
 	ch.end()
-	return nil
 }
 
 // gone ends a channel the edge closed (flushed: everything sent to it was written to the

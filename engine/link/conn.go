@@ -43,11 +43,12 @@ type Conn struct {
 	once sync.Once
 
 	lastRx time.Time // read by the pinger only under mu
+	stuck  time.Duration
 }
 
 // NewConn wraps an authenticated connection and starts its writer.
 func NewConn(nc net.Conn) *Conn {
-	c := &Conn{nc: nc, wake: make(chan struct{}, 1), done: make(chan struct{}), lastRx: time.Now()}
+	c := &Conn{nc: nc, wake: make(chan struct{}, 1), done: make(chan struct{}), lastRx: time.Now(), stuck: stuckAfter}
 	go c.writer()
 	go c.pinger()
 	return c
@@ -118,7 +119,7 @@ func (c *Conn) writer() {
 func (c *Conn) write(b []byte) error {
 	for len(b) > 0 {
 		n := min(len(b), writeChunk)
-		c.nc.SetWriteDeadline(time.Now().Add(stuckAfter))
+		c.nc.SetWriteDeadline(time.Now().Add(c.stuck))
 		if _, err := c.nc.Write(b[:n]); err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				return ErrStuck
