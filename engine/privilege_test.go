@@ -381,6 +381,19 @@ func TestIntegrationComponentSubdomains(t *testing.T) {
 	if got := gw.ExpectClosed(); !strings.Contains(got, "<invalid-from") {
 		t.Fatalf("an IQ from under another component's domain: %s", got)
 	}
+	// A subdomain of its own that nothing else serves is the component's both ways: an
+	// answer to it comes back to the component, not out to federation.
+	gw, _ = componentLogin(t, srv, "gw.localhost", compSecret)
+	gw.Expect("<handshake/>")
+	alice := srv.LoginPlain(t, "alice", "secret", "pc")
+	gw.Send("<message from='bot@rooms.gw.localhost' to='alice@localhost/pc' type='chat' id='s1'><body>from a subdomain</body></message>")
+	alice.Expect("from a subdomain")
+	alice.Send("<message to='bot@rooms.gw.localhost' type='chat' id='s2'><body>answer</body></message>")
+	mustHave(t, "the answer to the subdomain", gw.Expect("answer"), "to='bot@rooms.gw.localhost'")
+	irc.Send("<iq type='get' id='i1' from='irc.gw.localhost' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+	irc.Expect("id='i1'")
+	alice.Send("<message to='bot@x.irc.gw.localhost' type='chat' id='s3'><body>to the other</body></message>")
+	mustHave(t, "a message under the other component", irc.Expect("</message>"), "to='bot@x.irc.gw.localhost'")
 }
 
 // TestIntegrationComponentReload: a reload that takes a connected component out of the

@@ -3,6 +3,7 @@ package router
 import (
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -116,10 +117,30 @@ func (r *Router) resolve(to jid.JID) (destKind, *module.Service) {
 	if sv := r.svc.Load().byDomain[d]; sv != nil {
 		return destService, sv
 	}
-	if _, ok := r.component(d); ok {
+	if _, ok := r.componentOf(d); ok {
 		return destComponent, nil
 	}
 	return destRemote, nil
+}
+
+// componentOf returns the component domain that serves d: d itself, or the nearest
+// parent domain of d that is a component's (XEP-0114 §3.1: a component may use the
+// subdomains of its domain, and answers to them come back to it), unless something
+// else (a host, a service) serves a domain in between.
+func (r *Router) componentOf(d string) (string, bool) {
+	if _, ok := r.component(d); ok {
+		return d, true
+	}
+	for i := strings.IndexByte(d, '.'); i >= 0; i = strings.IndexByte(d, '.') {
+		d = d[i+1:]
+		if r.isLocal(d) || r.IsService(d) {
+			return "", false
+		}
+		if _, ok := r.component(d); ok {
+			return d, true
+		}
+	}
+	return "", false
 }
 
 // IsService reports whether domain is a service domain claimed by a module.
@@ -153,7 +174,8 @@ func (r *Router) ServiceDomains() []string {
 func (r *Router) deliverAway(k destKind, from, to jid.JID, raw []byte) *stanza.Error {
 	switch k {
 	case destComponent:
-		c, _ := r.component(to.Domain())
+		d, _ := r.componentOf(to.Domain())
+		c, _ := r.component(d)
 		if c == nil || !c.Send(raw) {
 			// A configured component that is not connected (restarting, say) is a
 			// temporary condition: senders such as push may retry later.
