@@ -168,6 +168,11 @@ func TestIntegrationPrivilegeRaw(t *testing.T) {
 	if got := gw.Expect("</privilege></iq>"); !strings.Contains(got, "type='result'") || !strings.Contains(got, "id='c1'") || !strings.Contains(got, "from='pubsub.localhost'") {
 		t.Fatalf("the service's answer: %s", got)
 	}
+	// To one of alice's own resources: its answer, to her bare JID, comes back too.
+	gw.Send(privIQ("f1", "alice@localhost", "set", " to='alice@localhost/desk'><pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='x'/></pubsub>"))
+	mustHave(t, "the request at alice's resource", pc.Expect("</iq>"), "id='in-f1'", "from='alice@localhost'")
+	pc.Send("<iq type='result' id='in-f1' to='alice@localhost'/>")
+	mustHave(t, "her resource's answer", gw.Expect("</privilege></iq>"), "type='result'", "id='f1'", "id='in-f1'")
 }
 
 // TestIntegrationPrivilegePresence: a component with the managed_entity presence

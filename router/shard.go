@@ -545,6 +545,11 @@ func (s *shard) outIQ(o *op, p *module.Packet, u *user) bool {
 		}
 	case "result", "error":
 		if toServer || toSelf {
+			// A resource's answer to a component's privileged IQ sent as its own
+			// account (XEP-0356 §6) goes back to the component.
+			if toSelf && s.privIQ != nil && s.privilegedAnswer(p) {
+				return false
+			}
 			// Answers to server pushes and pings, and to what a module asked the
 			// account's resources from its bare JID: a module's Outbound IQ hook may
 			// take them; they go no further.
