@@ -445,7 +445,7 @@ func (s *Server) externalLogin(ext PasswordChecker, local, domain, password stri
 var absentAccount = sync.OnceValue(func() store.Credentials {
 	var pw [16]byte
 	rand.Read(pw[:])
-	c, _ := creds.Derive(string(pw[:]), store.SHA256, creds.MinIter)
+	c, _ := creds.Derive(string(pw[:]), store.SHA256, creds.DefaultIter)
 	return c
 })
 
