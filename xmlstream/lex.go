@@ -733,7 +733,9 @@ func (st *State) resumeUTF8(b []byte) (int, *stanza.StreamError) {
 	case size < 0:
 		return 0, errUTF8
 	}
-	st.lx = st.ret
+	// hold used cnt for the held bytes; what it counted before (CDATA's trailing ']') a
+	// character that is not ']' has ended anyway.
+	st.lx, st.cnt = st.ret, 0
 	if st.lx == lxStartName || st.lx == lxAttrName || st.lx == lxEndName {
 		if err := st.nameRune(r, size); err != nil {
 			return 0, err

@@ -33,6 +33,10 @@ func TestScanErrors(t *testing.T) {
 		{name: "ok/entities", in: c2s(`<message to='a&amp;b&lt;&gt;&apos;&quot;&#65;&#x42;'><body>&amp;&lt;&gt;&apos;&quot;&#9731;&#x1F600;</body></message>`)},
 		{name: "ok/cdata", in: c2s(`<message><body><![CDATA[<b>&amp;]] ]]]></body></message>`)},
 		{name: "ok/brackets", in: c2s(`<message><body>]] ]> ]]</body></message>`)},
+		// A character split between reads inside CDATA neither ends it early nor
+		// counts as a ']' of its end.
+		{name: "ok/cdata utf8", in: c2s(`<message><body><![CDATA[€>]]><![CDATA[]]€>]]></body></message>`)},
+		{name: "cdata/utf8 then end", in: c2s(`<message to='b'><body><![CDATA[€></body><body a="]]>]]>"></body></message>`), want: stanza.NotWellFormed},
 		{name: "ok/attr quotes", in: c2s(`<message to="a'b" from='c"d>' id = 'x' ></message >`)},
 		{name: "ok/utf8 names", in: c2s(`<café xmlns='urn:x' ñ='1'><日本/></café>`)},
 		{name: "ok/utf8 text", in: c2s("<message><body>Ünïcødé ☃ 😀 \U0010FFFD</body></message>")},
