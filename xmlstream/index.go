@@ -427,10 +427,12 @@ func (sc *Scanner) declare(h *header, raw, dns []byte) ([]byte, *stanza.StreamEr
 	return dns, nil
 }
 
-// nsValue returns a namespace declaration's value unescaped. Values with references are so
+// nsValue returns a namespace declaration's value as XML 1.0 §3.3.3 normalizes it:
+// references replaced, a literal tab, line feed or carriage return made a space (two
+// prefixes bound to 'urn:y<TAB>z' and 'urn:y z' are one namespace). Such values are so
 // rare in XMPP that this path may allocate.
 func nsValue(val []byte) ([]byte, *stanza.StreamError) {
-	if bytes.IndexByte(val, '&') < 0 {
+	if bytes.IndexAny(val, "&\t\n\r") < 0 {
 		return val, nil
 	}
 	return unescape(nil, val, modeAttr), nil

@@ -122,6 +122,8 @@ func TestScanErrors(t *testing.T) {
 		{name: "nwf/header again closed", in: c2s(hdrClient + `<presence/></stream:stream>`), want: stanza.NotWellFormed},
 		{name: "nwf/dup attr", in: c2s(`<message to='a' to='b'/>`), want: stanza.NotWellFormed},
 		{name: "nwf/dup attr resolved", in: c2s(`<message xmlns:a='urn:x' xmlns:b='urn:x' a:foo='1' b:foo='2'/>`), want: stanza.NotWellFormed},
+		{name: "nwf/dup attr normalized ns", in: c2s("<message xmlns:a='urn:y\tz' xmlns:b='urn:y z' a:foo='1' b:foo='2'/>"), want: stanza.NotWellFormed},
+		{name: "ok/attrs ns by reference and tab", in: c2s("<message xmlns:a='urn:y&#9;z' xmlns:b='urn:y\tz' a:foo='1' b:bar='2'/>")},
 		{name: "nwf/dup xmlns", in: c2s(`<message xmlns='jabber:client' xmlns='jabber:client'/>`), want: stanza.NotWellFormed},
 		{name: "nwf/dup prefix decl", in: c2s(`<message xmlns:a='urn:x' xmlns:a='urn:x'/>`), want: stanza.NotWellFormed},
 		{name: "nwf/dup deep", in: c2s(`<message><x><y a='1' b='2' a='3'/></x></message>`), want: stanza.NotWellFormed},
