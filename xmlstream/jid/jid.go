@@ -156,7 +156,9 @@ func PrepareDomain(s string) (string, error) {
 	}
 	if strings.HasPrefix(s, "[") && strings.HasSuffix(s, "]") {
 		a, err := netip.ParseAddr(s[1 : len(s)-1])
-		if err != nil || !a.Is6() {
+		if err != nil || !a.Is6() || a.Zone() != "" {
+			// RFC 3986's IP-literal has no zone: netip takes any text after a '%',
+			// which would put markup and any length into a domainpart.
 			return "", malformed("bad IPv6 literal %q", s)
 		}
 		return "[" + a.String() + "]", nil

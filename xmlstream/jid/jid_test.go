@@ -55,6 +55,8 @@ func TestParseErrors(t *testing.T) {
 		"foo bar@example.com", "juliet@exa mple.com", "juliet@[::1", "juliet@[1.2.3.4]",
 		strings.Repeat("a", 1024) + "@example.com", "juliet@example.com/" + strings.Repeat("r", 1024),
 		"a@b..c", "juliet@example.com/\u0000", "\xff@example.com", "juliet@<example>.com", "x@y@z",
+		// No zone in an IP literal (RFC 3986): netip takes any text after '%'.
+		"juliet@[::1%eth0]", "juliet@[::1%<x\"\t]", "juliet@[::1%" + strings.Repeat("a", 70000) + "]",
 	} {
 		if j, err := Parse(in); err == nil || !errors.Is(err, ErrMalformed) {
 			t.Errorf("Parse(%q) = %q, %v; want ErrMalformed", in, j, err)
