@@ -3,6 +3,7 @@ package xmlstream
 import (
 	"bytes"
 	"errors"
+	"math"
 
 	"github.com/vireo-im/vireo/xmlstream/ns"
 )
@@ -184,6 +185,53 @@ type ChildIter struct {
 	p          Element
 	pos        int32
 	mpfx, muri []byte // the last prefix resolved through the parent's scope, and its namespace
+	// scope holds the prefix declarations in the parent's scope, innermost last, made at
+	// the first prefix the memo above misses: each later one is a look through it rather
+	// than a walk of the parent's tag and everything before it (children alternating
+	// two prefixes declared far up would cost the stanza's size each).
+	scope []scopeDecl
+	built bool
+}
+
+type scopeDecl struct {
+	depth       int
+	prefix, uri []byte
+}
+
+// resolveInScope resolves pfx in the parent's scope through it.scope.
+func (it *ChildIter) resolveInScope(pfx []byte) ([]byte, bool) {
+	if !it.built {
+		it.built = true
+		p := &it.p
+		add := func(tag []byte, depth int) {
+			for k := nameEnd(tag); ; {
+				name, val, next, ok := nextAttr(tag, k)
+				if !ok {
+					return
+				}
+				k = next
+				if len(name) > 6 && string(name[:6]) == "xmlns:" {
+					uri, _ := nsValue(val)
+					it.scope = append(it.scope, scopeDecl{depth, name[6:], uri})
+				}
+			}
+		}
+		walkAbove(p.root, int(p.s), add, func(depth int) {
+			for len(it.scope) > 0 && it.scope[len(it.scope)-1].depth >= depth {
+				it.scope = it.scope[:len(it.scope)-1]
+			}
+		})
+		add(p.tag(), math.MaxInt)
+	}
+	if string(pfx) == "xml" {
+		return s2b(ns.XML), true
+	}
+	for k := len(it.scope) - 1; k >= 0; k-- {
+		if bytes.Equal(it.scope[k].prefix, pfx) {
+			return it.scope[k].uri, true
+		}
+	}
+	return it.p.hdr.lookup(pfx)
 }
 
 // Next returns the next direct child element, or false when there are no more.
@@ -277,9 +325,13 @@ func (e *Element) qualify(outer []byte, parent *Element, it *ChildIter) bool {
 			e.ns = it.muri
 			return true
 		}
-		if e.ns, found = parent.resolve(pfx); found && it != nil {
-			it.mpfx, it.muri = pfx, e.ns
+		if it != nil {
+			if e.ns, found = it.resolveInScope(pfx); found {
+				it.mpfx, it.muri = pfx, e.ns
+			}
+			return found
 		}
+		e.ns, found = parent.resolve(pfx)
 		return found
 	default:
 		e.ns, found = e.hdr.lookup(pfx)

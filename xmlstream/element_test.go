@@ -137,6 +137,29 @@ func TestElementChildren(t *testing.T) {
 	}
 }
 
+// TestElementChildrenAlternatingPrefixes: children whose prefixes alternate among several
+// declared on ancestors (the memo of one prefix misses at each) resolve each to its
+// innermost declaration, a sibling's own declaration staying its own.
+func TestElementChildrenAlternatingPrefixes(t *testing.T) {
+	raw := `<iq xmlns:p='urn:p0' xmlns:q='urn:q0' type='set'><a xmlns:p='urn:p1'><b>` +
+		`<p:x/><q:x/><p:x/><q:x xmlns:q='urn:own'/><q:x/><xml:x/><p:x/>` +
+		`</b></a></iq>`
+	e := mustParse(t, raw, ns.Client)
+	a, _ := e.Child("", "a")
+	b, _ := a.Child("", "b")
+	var got []string
+	for it := b.Children(); ; {
+		c, ok := it.Next()
+		if !ok {
+			break
+		}
+		got = append(got, string(c.NS()))
+	}
+	if want := "urn:p1 urn:q0 urn:p1 urn:own urn:q0 " + ns.XML + " urn:p1"; strings.Join(got, " ") != want {
+		t.Fatalf("namespaces %v, want %s", got, want)
+	}
+}
+
 func TestElementText(t *testing.T) {
 	tests := []struct {
 		raw, text, inner string
@@ -271,6 +294,31 @@ func TestStandalone(t *testing.T) {
 		alone, err := ParseElement([]byte(tc.want), "")
 		if err != nil || string(alone.NS()) != string(e.NS()) {
 			t.Errorf("Standalone in %s: namespace %q, was %q (%v)", tc.raw, alone.NS(), e.NS(), err)
+		}
+	}
+}
+
+// BenchmarkChildrenFarPrefixes: children alternating two prefixes declared above a parent
+// whose start tag is long (whitespace); each child costs a look through the scope, not a
+// walk of the tag.
+func BenchmarkChildrenFarPrefixes(b *testing.B) {
+	raw := `<iq xmlns:p='urn:p' xmlns:q='urn:q' type='set'><a` + strings.Repeat(" ", 64<<10) + `>` +
+		strings.Repeat(`<p:x/><q:x/>`, 2000) + `</a></iq>`
+	e, err := ParseElement([]byte(raw), ns.Client)
+	if err != nil {
+		b.Fatal(err)
+	}
+	a, _ := e.Child("", "a")
+	b.ReportAllocs()
+	for b.Loop() {
+		n := 0
+		for it := a.Children(); ; n++ {
+			if _, ok := it.Next(); !ok {
+				break
+			}
+		}
+		if n != 4000 {
+			b.Fatal(n)
 		}
 	}
 }

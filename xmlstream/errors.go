@@ -40,6 +40,7 @@ var (
 	errHeaderSize = policy("stream header too large")
 	errDepth      = policy("elements nested too deep")
 	errAttrs      = policy("too many attributes")
+	errBinds      = policy("too many namespace declarations in scope")
 	errName       = policy("name too long")
 
 	errStreamNS  = &stanza.StreamError{Condition: stanza.InvalidNamespace, Text: "root element is not stream in http://etherx.jabber.org/streams"}
@@ -56,7 +57,7 @@ var errTable = []*stanza.StreamError{nil,
 	errChar, errUTF8, errTag, errLTInAttr, errRef, errCharRef, errCDEnd, errMismatch, errDupAttr,
 	errQName, errReservedNS, errEmptyPrefix, errDecl, errStreamClose, errAfterEnd, errMarkup,
 	errProlog, errInternal, errUnbound, errNoPfx, errComment, errPI, errDTD, errEntity,
-	errEncoding, errStanzaSize, errHeaderSize, errDepth, errAttrs, errName, errStreamNS,
+	errEncoding, errStanzaSize, errHeaderSize, errDepth, errAttrs, errBinds, errName, errStreamNS,
 	errContentNS, errText, errEmptyHeader, errNotReset, errStreamAgain,
 }
 

@@ -292,6 +292,9 @@ func splitQName(name []byte) (prefix, local []byte, err *stanza.StreamError) {
 	return name[:c], name[c+1:], nil
 }
 
+// maxBinds bounds the prefix declarations in scope inside one stanza (XMPP uses a few).
+const maxBinds = 128
+
 // lookup resolves a namespace prefix: declarations inside the item, innermost first, then the
 // stream header's, then the predefined xml prefix.
 func (sc *Scanner) lookup(h *header, prefix []byte) ([]byte, bool) {
@@ -377,6 +380,10 @@ func (sc *Scanner) declare(h *header, raw, dns []byte) ([]byte, *stanza.StreamEr
 				}
 			case string(prefix) == "xmlns", string(uri) == ns.XML, string(uri) == nsXMLNS:
 				return nil, errReservedNS
+			case len(sc.binds) >= maxBinds:
+				// Every prefixed name looks through them: nesting times declarations
+				// would make a stanza cost seconds.
+				return nil, errBinds
 			default:
 				sc.binds = append(sc.binds, bind{prefix: prefix, uri: uri})
 			}

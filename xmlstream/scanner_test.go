@@ -124,6 +124,8 @@ func TestScanErrors(t *testing.T) {
 		{name: "nwf/dup attr resolved", in: c2s(`<message xmlns:a='urn:x' xmlns:b='urn:x' a:foo='1' b:foo='2'/>`), want: stanza.NotWellFormed},
 		{name: "nwf/dup attr normalized ns", in: c2s("<message xmlns:a='urn:y\tz' xmlns:b='urn:y z' a:foo='1' b:foo='2'/>"), want: stanza.NotWellFormed},
 		{name: "ok/attrs ns by reference and tab", in: c2s("<message xmlns:a='urn:y&#9;z' xmlns:b='urn:y\tz' a:foo='1' b:bar='2'/>")},
+		{name: "limit/binds in scope", in: c2s(nestedDecls(3, 50)), want: stanza.PolicyViolation},
+		{name: "ok/binds in scope", in: c2s(nestedDecls(2, 50))},
 		{name: "nwf/dup xmlns", in: c2s(`<message xmlns='jabber:client' xmlns='jabber:client'/>`), want: stanza.NotWellFormed},
 		{name: "nwf/dup prefix decl", in: c2s(`<message xmlns:a='urn:x' xmlns:a='urn:x'/>`), want: stanza.NotWellFormed},
 		{name: "nwf/dup deep", in: c2s(`<message><x><y a='1' b='2' a='3'/></x></message>`), want: stanza.NotWellFormed},
@@ -644,4 +646,22 @@ func TestErrTable(t *testing.T) {
 	if len(errTable) > 255 {
 		t.Fatal("errTable does not fit State.err")
 	}
+}
+
+// nestedDecls is a message with depth nested elements, each declaring n prefixes.
+func nestedDecls(depth, n int) string {
+	var b strings.Builder
+	b.WriteString("<message>")
+	for d := range depth {
+		b.WriteString("<x")
+		for i := range n {
+			fmt.Fprintf(&b, " xmlns:p%d_%d='urn:x'", d, i)
+		}
+		b.WriteString(">")
+	}
+	for range depth {
+		b.WriteString("</x>")
+	}
+	b.WriteString("</message>")
+	return b.String()
 }
