@@ -728,12 +728,13 @@ func (s *server) engineConfig(cfg *config.Config) engine.Config {
 			PublicWS: cfg.Web.PublicWebSocketURL,
 			Origins:  cfg.Web.Origins,
 			// Empty: loopback only (engine default).
-			MetricsAllow:   cfg.MetricsAllowPrefixes(),
-			TrustedProxies: cfg.TrustedProxyPrefixes(),
-			BOSHInactivity: cfg.Web.BOSHInactivity.Duration,
-			BOSHWait:       cfg.Web.BOSHWait.Duration,
-			Mounts:         s.mounts(cfg),
-			ACMEChallenge:  s.acmeChallenge(),
+			MetricsAllow:    cfg.MetricsAllowPrefixes(),
+			TrustedProxies:  cfg.TrustedProxyPrefixes(),
+			ForwardedHeader: forwardedHeader(cfg.Web.ForwardedHeader),
+			BOSHInactivity:  cfg.Web.BOSHInactivity.Duration,
+			BOSHWait:        cfg.Web.BOSHWait.Duration,
+			Mounts:          s.mounts(cfg),
+			ACMEChallenge:   s.acmeChallenge(),
 		},
 	}
 }
@@ -1442,6 +1443,14 @@ func (s *server) NamedAdministrators() []string {
 		return nil
 	}
 	return s.eng.Config().AdminJIDs
+}
+
+// forwardedHeader is web.forwarded_header as engine.Web.ForwardedHeader.
+func forwardedHeader(v string) string {
+	if strings.EqualFold(v, "forwarded") {
+		return engine.ForwardedRFC7239
+	}
+	return ""
 }
 
 func adminJIDs(cfg *config.Config) []string {

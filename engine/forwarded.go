@@ -13,8 +13,16 @@ import (
 //
 // The client is found walking the chain from the right (the hop nearest this server)
 // past the addresses of trusted proxies: the first address that is not a trusted proxy
-// is the client, whatever a client may have put further left. Forwarded wins over the
-// X-Forwarded-* headers when both are present.
+// is the client, whatever a client may have put further left. One family of headers is
+// read, the one Web.ForwardedHeader names (X-Forwarded-* unless it says Forwarded): a
+// proxy passes on the client's own headers of the family it does not write, and those
+// would name any client the client liked. A header that names no usable address makes
+// the client unknown (unknownClient), never the proxy itself, whose address is trusted.
+
+// unknownClient is the address of a proxied request whose client the proxy's header does
+// not name usably (RFC 7239 "unknown", garbage): in no trusted network or allow list
+// unless one takes every address, and one bucket for the per-address limits.
+const unknownClient = "0.0.0.0"
 
 // forwarded is what trusted proxies said about a request's client. Empty fields: not said.
 type forwarded struct {
@@ -48,12 +56,22 @@ func (w *Web) proxyAddr(a netip.Addr) bool {
 // forwardedFrom reads the forwarding headers of a request that came from the trusted
 // proxy peer. h has lower-case names, repeated headers joined with ",".
 func (w *Web) forwardedFrom(h map[string]string) forwarded {
-	if v, ok := h["forwarded"]; ok {
-		return w.parseForwarded(v)
+	if w.ForwardedHeader == ForwardedRFC7239 {
+		v, ok := h["forwarded"]
+		if !ok {
+			return forwarded{}
+		}
+		f := w.parseForwarded(v)
+		if f.ip == "" {
+			f.ip = unknownClient
+		}
+		return f
 	}
 	var f forwarded
-	if v := h["x-forwarded-for"]; v != "" {
-		f.ip = w.pickClient(strings.Split(v, ","), func(s string) string { return s })
+	if v, ok := h["x-forwarded-for"]; ok {
+		if f.ip = w.pickClient(strings.Split(v, ","), func(s string) string { return s }); f.ip == "" {
+			f.ip = unknownClient
+		}
 	}
 	f.proto = forwardedProto(lastElem(h["x-forwarded-proto"]))
 	f.host = forwardedHost(lastElem(h["x-forwarded-host"]))

@@ -15,35 +15,43 @@ import (
 )
 
 func TestWebForwardedParse(t *testing.T) {
-	w := &engine.Web{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("2001:db8:1::/48")}}
+	proxies := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("2001:db8:1::/48")}
+	xff := &engine.Web{TrustedProxies: proxies}
+	rfc := &engine.Web{TrustedProxies: proxies, ForwardedHeader: engine.ForwardedRFC7239}
 	for _, tc := range []struct {
 		name            string
+		w               *engine.Web
 		h               map[string]string
 		ip, proto, host string
 	}{
-		{"none", map[string]string{}, "", "", ""},
-		{"xff one", map[string]string{"x-forwarded-for": "198.51.100.7"}, "198.51.100.7", "", ""},
+		{"none", xff, map[string]string{}, "", "", ""},
+		{"xff one", xff, map[string]string{"x-forwarded-for": "198.51.100.7"}, "198.51.100.7", "", ""},
 		// The client may put anything on the left; the hop next to the trusted chain counts.
-		{"xff spoofed left", map[string]string{"x-forwarded-for": "1.2.3.4, 198.51.100.7"}, "198.51.100.7", "", ""},
-		{"xff through proxies", map[string]string{"x-forwarded-for": "198.51.100.7, 10.1.1.1, 10.2.2.2"}, "198.51.100.7", "", ""},
-		{"xff all proxies", map[string]string{"x-forwarded-for": "10.1.1.1"}, "10.1.1.1", "", ""},
-		{"xff garbage", map[string]string{"x-forwarded-for": "nonsense"}, "", "", ""},
-		{"xff v6 mapped", map[string]string{"x-forwarded-for": "::ffff:198.51.100.7"}, "198.51.100.7", "", ""},
-		{"xff proto host", map[string]string{"x-forwarded-for": "198.51.100.7", "x-forwarded-proto": "https",
+		{"xff spoofed left", xff, map[string]string{"x-forwarded-for": "1.2.3.4, 198.51.100.7"}, "198.51.100.7", "", ""},
+		{"xff through proxies", xff, map[string]string{"x-forwarded-for": "198.51.100.7, 10.1.1.1, 10.2.2.2"}, "198.51.100.7", "", ""},
+		{"xff all proxies", xff, map[string]string{"x-forwarded-for": "10.1.1.1"}, "10.1.1.1", "", ""},
+		// Named, but not usably: unknown, not the proxy (whose address is trusted).
+		{"xff garbage", xff, map[string]string{"x-forwarded-for": "nonsense"}, "0.0.0.0", "", ""},
+		{"xff empty", xff, map[string]string{"x-forwarded-for": ""}, "0.0.0.0", "", ""},
+		{"xff v6 mapped", xff, map[string]string{"x-forwarded-for": "::ffff:198.51.100.7"}, "198.51.100.7", "", ""},
+		{"xff proto host", xff, map[string]string{"x-forwarded-for": "198.51.100.7", "x-forwarded-proto": "https",
 			"x-forwarded-host": "chat.example.org"}, "198.51.100.7", "https", "chat.example.org"},
-		{"xff proto last hop", map[string]string{"x-forwarded-proto": "https,http"}, "", "http", ""},
-		{"bad host", map[string]string{"x-forwarded-host": "evil'/><x"}, "", "", ""},
-		{"bad proto", map[string]string{"x-forwarded-proto": "gopher"}, "", "", ""},
-		{"forwarded", map[string]string{"forwarded": `for=198.51.100.7;proto=https;host=chat.example.org`},
+		{"xff proto last hop", xff, map[string]string{"x-forwarded-proto": "https,http"}, "", "http", ""},
+		{"bad host", xff, map[string]string{"x-forwarded-host": "evil'/><x"}, "", "", ""},
+		{"bad proto", xff, map[string]string{"x-forwarded-proto": "gopher"}, "", "", ""},
+		// A proxy that writes X-Forwarded-* passes a client's own Forwarded on: ignored.
+		{"forwarded ignored", xff, map[string]string{"forwarded": `for=127.0.0.1;proto=https`, "x-forwarded-for": "198.51.100.8"}, "198.51.100.8", "", ""},
+		{"forwarded alone ignored", xff, map[string]string{"forwarded": `for=10.1.1.1;proto=https`}, "", "", ""},
+		{"forwarded", rfc, map[string]string{"forwarded": `for=198.51.100.7;proto=https;host=chat.example.org`},
 			"198.51.100.7", "https", "chat.example.org"},
-		{"forwarded v6 port", map[string]string{"forwarded": `for="[2001:db8::5]:4711";proto=http`}, "2001:db8::5", "http", ""},
-		{"forwarded chain", map[string]string{"forwarded": `for=1.2.3.4;host=evil.example, for=198.51.100.7;proto=https;host=chat.example.org, for="[2001:db8:1::9]"`},
+		{"forwarded v6 port", rfc, map[string]string{"forwarded": `for="[2001:db8::5]:4711";proto=http`}, "2001:db8::5", "http", ""},
+		{"forwarded chain", rfc, map[string]string{"forwarded": `for=1.2.3.4;host=evil.example, for=198.51.100.7;proto=https;host=chat.example.org, for="[2001:db8:1::9]"`},
 			"198.51.100.7", "https", "chat.example.org"},
-		{"forwarded unknown", map[string]string{"forwarded": `for=unknown;proto=https`}, "", "https", ""},
-		{"forwarded wins", map[string]string{"forwarded": `for=198.51.100.7`, "x-forwarded-for": "198.51.100.8"}, "198.51.100.7", "", ""},
+		{"forwarded unknown", rfc, map[string]string{"forwarded": `for=unknown;proto=https`}, "0.0.0.0", "https", ""},
+		{"x-forwarded-for ignored", rfc, map[string]string{"forwarded": `for=198.51.100.7`, "x-forwarded-for": "10.1.1.1"}, "198.51.100.7", "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ip, proto, host := engine.Forwarded(w, tc.h)
+			ip, proto, host := engine.Forwarded(tc.w, tc.h)
 			if ip != tc.ip || proto != tc.proto || host != tc.host {
 				t.Fatalf("got %q %q %q, want %q %q %q", ip, proto, host, tc.ip, tc.proto, tc.host)
 			}
@@ -77,8 +85,9 @@ func TestWebForwardedHostMeta(t *testing.T) {
 		{"direct", "127.0.0.1", "", "ws://localhost:5280/xmpp-websocket", "http://localhost:5280/http-bind"},
 		{"x-forwarded trusted", "127.0.0.1", "X-Forwarded-Proto: https\r\nX-Forwarded-Host: chat.example.org\r\nX-Forwarded-For: 198.51.100.7\r\n",
 			"wss://chat.example.org/xmpp-websocket", "https://chat.example.org/http-bind"},
-		{"forwarded trusted", "127.0.0.1", "Forwarded: for=198.51.100.7;proto=https;host=\"chat.example.org\"\r\n",
-			"wss://chat.example.org/xmpp-websocket", "https://chat.example.org/http-bind"},
+		// A proxy that writes X-Forwarded-* passes a client's Forwarded on: not believed.
+		{"forwarded from an x-forwarded proxy", "127.0.0.1", "Forwarded: for=198.51.100.7;proto=https;host=\"chat.example.org\"\r\n",
+			"ws://localhost:5280/xmpp-websocket", "http://localhost:5280/http-bind"},
 		{"x-forwarded untrusted", "127.0.0.2", "X-Forwarded-Proto: https\r\nX-Forwarded-Host: evil.example\r\n",
 			"ws://localhost:5280/xmpp-websocket", "http://localhost:5280/http-bind"},
 		{"forwarded untrusted", "127.0.0.2", "Forwarded: proto=https;host=evil.example\r\n",

@@ -44,6 +44,10 @@ type Web struct {
 	// name the client address, scheme and host (forwarded.go); from others they are
 	// ignored. Empty: none.
 	TrustedProxies []netip.Prefix
+	// ForwardedHeader is the header family trusted proxies write: "" (X-Forwarded-For,
+	// -Proto, -Host, what nginx, HAProxy, Caddy and Traefik set) or ForwardedRFC7239
+	// (RFC 7239 Forwarded). The other family is ignored: proxies pass it on from clients.
+	ForwardedHeader string
 	// Mounts serve path prefixes with standard http.Handlers, off the loop (mount.go):
 	// the admin dashboard.
 	Mounts []Mount
@@ -53,6 +57,9 @@ type Web struct {
 	// must not block.
 	ACMEChallenge func(token string) (keyAuth string, ok bool)
 }
+
+// ForwardedRFC7239 is Web.ForwardedHeader for proxies that write RFC 7239 Forwarded.
+const ForwardedRFC7239 = "forwarded"
 
 // ACMEChallengePrefix is the path under which HTTP-01 tokens are served (RFC 8555 §8.3).
 const ACMEChallengePrefix = "/.well-known/acme-challenge/"

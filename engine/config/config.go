@@ -228,6 +228,10 @@ type Web struct {
 	// without its word every client it forwards would count as this host, a trusted
 	// network exempt from the registration limits. [] trusts none.
 	TrustedProxies []string `toml:"trusted_proxies"`
+	// ForwardedHeader names the headers trusted_proxies write: "x-forwarded-for" (the
+	// default: X-Forwarded-For, -Proto, -Host) or "forwarded" (RFC 7239). The other
+	// family is ignored, since a proxy passes a client's own headers on.
+	ForwardedHeader string `toml:"forwarded_header"`
 	// BOSHInactivity is how long a BOSH session lives without a request (XEP-0124
 	// inactivity); BOSHWait the longest a request is held.
 	BOSHInactivity Duration `toml:"bosh_inactivity"`
@@ -777,6 +781,11 @@ func (c *Config) normalize() error {
 		if _, err := netip.ParsePrefix(n); err != nil {
 			return fmt.Errorf("web.metrics_allow: %q: %w", n, err)
 		}
+	}
+	switch strings.ToLower(c.Web.ForwardedHeader) {
+	case "", "x-forwarded-for", "forwarded":
+	default:
+		return fmt.Errorf("web.forwarded_header: %q: want \"x-forwarded-for\" or \"forwarded\"", c.Web.ForwardedHeader)
 	}
 	for _, n := range c.Web.TrustedProxies {
 		if _, err := netip.ParsePrefix(n); err != nil {

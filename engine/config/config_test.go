@@ -438,6 +438,9 @@ func TestWebConfig(t *testing.T) {
 	if p := c.TrustedProxyPrefixes(); fmt.Sprint(p) != "[127.0.0.0/8 ::1/128]" {
 		t.Fatalf("trusted_proxies = %v, want loopback by default", p)
 	}
+	if _, err := Parse([]byte("domains = [\"a.org\"]\n[web]\nforwarded_header = \"x-real-ip\"\n"), "/x/v.toml"); err == nil || !strings.Contains(err.Error(), "forwarded_header") {
+		t.Fatalf("forwarded_header = x-real-ip: %v, want an error naming it", err)
+	}
 	if none, err := Parse([]byte("domains = [\"a.org\"]\n[web]\ntrusted_proxies = []\n"), "/x/v.toml"); err != nil || len(none.TrustedProxyPrefixes()) != 0 {
 		t.Fatalf("trusted_proxies = []: %v %v, want none", none.TrustedProxyPrefixes(), err)
 	}

@@ -174,6 +174,10 @@ metrics_allow = ["127.0.0.0/8", "::1/128"]
 # announces; these headers from anyone else are ignored. Unset: loopback (a proxy on this
 # host); [] trusts none.
 # trusted_proxies = ["127.0.0.1/32", "::1/128", "10.0.0.5/32"]
+# Which headers those proxies write: "x-forwarded-for" (X-Forwarded-For, -Proto, -Host:
+# nginx, HAProxy, Caddy, Traefik) or "forwarded" (RFC 7239). The other kind is ignored:
+# a proxy passes a client's own headers on.
+# forwarded_header = "x-forwarded-for"
 # BOSH (XEP-0124): how long a session lives without a request (10s to 1h), and the longest
 # a request is held (5s to 120s; keep it below your proxy's read timeout).
 bosh_inactivity = "60s"
