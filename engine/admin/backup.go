@@ -31,6 +31,12 @@ import (
 // and anything else in data_dir are left out.
 var KeyFiles = []string{"fast.key", "certs"}
 
+// KeptFiles are the entries of data_dir a backup does not hold that Restore carries over
+// from the data_dir it replaces: uploaded files (large; the restored database still
+// points at them) with their slot key, and the ACME account and orders (a new account
+// would order every certificate again, against the CA's rate limits).
+var KeptFiles = []string{"upload", "upload.key", "acme"}
+
 // ManifestName is the manifest's file name in a backup directory.
 const ManifestName = "manifest.json"
 
@@ -186,7 +192,8 @@ func ParseManifest(b []byte) (*Manifest, error) {
 // lists into a staging directory beside dataDir, checking sizes and checksums; a damaged
 // backup fails there, with dataDir untouched. Then dataDir, if it exists, is renamed to
 // dataDir.before-restore-<UTC time> (returned as aside) and the staging directory takes its
-// name. The caller must make sure no server uses dataDir.
+// name; the KeptFiles of the old dataDir move into the new one. The caller must make sure
+// no server uses dataDir.
 func Restore(dataDir, from string) (m *Manifest, aside string, err error) {
 	m, err = ReadManifest(from)
 	if err != nil {
@@ -201,8 +208,12 @@ func Restore(dataDir, from string) (m *Manifest, aside string, err error) {
 	if err := os.Mkdir(staging, 0o700); err != nil {
 		return nil, "", fmt.Errorf("restore: %w", err)
 	}
+	var kept []string // KeptFiles moved from dataDir into staging
 	defer func() {
 		if err != nil {
+			for _, name := range kept { // back where they were, before staging goes
+				os.Rename(filepath.Join(staging, name), filepath.Join(dataDir, name))
+			}
 			os.RemoveAll(staging)
 		}
 	}()
@@ -225,6 +236,24 @@ func Restore(dataDir, from string) (m *Manifest, aside string, err error) {
 	}
 	for d := range dirs {
 		if err := durablefile.SyncDir(d); err != nil {
+			return nil, "", fmt.Errorf("restore: %w", err)
+		}
+	}
+	for _, name := range KeptFiles {
+		src, dst := filepath.Join(dataDir, name), filepath.Join(staging, name)
+		if _, err := os.Lstat(src); err != nil {
+			continue
+		}
+		if _, err := os.Lstat(dst); err == nil {
+			continue // the backup has its own
+		}
+		if err := os.Rename(src, dst); err != nil {
+			return nil, "", fmt.Errorf("restore: keep %s: %w", name, err)
+		}
+		kept = append(kept, name)
+	}
+	if len(kept) > 0 {
+		if err := durablefile.SyncDir(staging); err != nil {
 			return nil, "", fmt.Errorf("restore: %w", err)
 		}
 	}

@@ -92,6 +92,12 @@ func TestBackupRestore(t *testing.T) {
 	dst := filepath.Join(root, "dst")
 	os.MkdirAll(dst, 0o700)
 	os.WriteFile(filepath.Join(dst, "old"), []byte("before"), 0o600)
+	// What a backup does not hold stays with the server: uploaded files, their key, ACME.
+	os.MkdirAll(filepath.Join(dst, "upload", "slot1"), 0o700)
+	os.WriteFile(filepath.Join(dst, "upload", "slot1", "cat.jpg"), []byte("JPEG"), 0o600)
+	os.WriteFile(filepath.Join(dst, "upload.key"), []byte("UK"), 0o600)
+	os.MkdirAll(filepath.Join(dst, "acme"), 0o700)
+	os.WriteFile(filepath.Join(dst, "acme", "account.json"), []byte("{}"), 0o600)
 	m, aside, err := Restore(dst, dir)
 	if err != nil {
 		t.Fatal(err)
@@ -107,6 +113,11 @@ func TestBackupRestore(t *testing.T) {
 	}
 	if got, _ := os.ReadFile(filepath.Join(dst, "fast.key")); !bytes.Equal(got, bytes.Repeat([]byte{7}, 32)) {
 		t.Fatalf("fast.key: %x", got)
+	}
+	for p, want := range map[string]string{"upload/slot1/cat.jpg": "JPEG", "upload.key": "UK", "acme/account.json": "{}"} {
+		if got, _ := os.ReadFile(filepath.Join(dst, filepath.FromSlash(p))); string(got) != want {
+			t.Errorf("%s after the restore: %q, want it carried over", p, got)
+		}
 	}
 	r := openBackend(t, dst)
 	defer r.st.Close()
