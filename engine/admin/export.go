@@ -103,7 +103,10 @@ func ExportSplit(b Backend, dir string, fl pie.Flavour) (int, error) {
 		if err != nil {
 			break
 		}
-		if strings.ContainsAny(u, "/\x00") || strings.HasPrefix(u, ".") {
+		// A bare JID cannot hold '/' or NUL (RFC 7622), and with "@domain.xml" after it no
+		// name is "." or ".."; a leading dot (".x@example.org", a valid localpart) only hides
+		// the file from ls.
+		if strings.ContainsAny(u, "/\x00") {
 			err = fmt.Errorf("account %q cannot name a file", u)
 			break
 		}

@@ -20,13 +20,13 @@ func TestExportSplit(t *testing.T) {
 	root := t.TempDir()
 	b := openBackend(t, filepath.Join(root, "data"))
 	defer b.st.Close()
-	for _, u := range []string{"alice@example.org", "bob@example.org"} {
+	for _, u := range []string{"alice@example.org", "bob@example.org", ".dot@example.org"} {
 		if err := AddUser(b, u, u+" pw", 4096); err != nil {
 			t.Fatal(err)
 		}
 	}
 	dir := filepath.Join(root, "split")
-	if resp := Do(b, Request{Op: "export", Path: dir, Split: true}); resp.Error != "" || resp.Count != 2 {
+	if resp := Do(b, Request{Op: "export", Path: dir, Split: true}); resp.Error != "" || resp.Count != 3 {
 		t.Fatalf("export -split: %+v", resp)
 	}
 	fi, err := os.Stat(dir)
@@ -35,7 +35,7 @@ func TestExportSplit(t *testing.T) {
 	}
 	files, _ := filepath.Glob(filepath.Join(dir, "*"))
 	sort.Strings(files)
-	if len(files) != 2 || filepath.Base(files[0]) != "alice@example.org.xml" || filepath.Base(files[1]) != "bob@example.org.xml" {
+	if len(files) != 3 || filepath.Base(files[0]) != ".dot@example.org.xml" || filepath.Base(files[1]) != "alice@example.org.xml" || filepath.Base(files[2]) != "bob@example.org.xml" {
 		t.Fatalf("files %v", files)
 	}
 	for _, f := range files {
