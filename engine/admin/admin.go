@@ -151,8 +151,10 @@ type SiteAccounts interface {
 	SiteRemove(user string) (handled bool, err error)
 }
 
-// MaxLine bounds one request line so a local client cannot make the server buffer without end.
-const MaxLine = 64 << 10
+// MaxLine bounds one request line so a local client cannot make the server buffer without
+// end. It holds a message op at its limits (MaxMessageText of body and of subject), each
+// character escaped by JSON as six bytes at worst.
+const MaxLine = 12*MaxMessageText + 4096
 
 // Do runs one request against b.
 func Do(b Backend, r Request) Response {
@@ -532,6 +534,11 @@ func serveConn(c net.Conn, b Backend, log zerolog.Logger) {
 		if err := enc.Encode(resp); err != nil {
 			return
 		}
+	}
+	if errors.Is(sc.Err(), bufio.ErrTooLong) {
+		// An answer rather than a closed socket, which the client would take for a
+		// server that is not there.
+		enc.Encode(Response{Error: fmt.Sprintf("request longer than %d bytes", MaxLine)})
 	}
 }
 
