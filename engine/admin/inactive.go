@@ -29,6 +29,10 @@ const MinInactiveDays = 30
 // creation time (imported, or made before either was kept) are left alone and counted in
 // a last line. With del it deletes what it lists, with their data in every table. It
 // returns one line per account and how many it listed (or deleted).
+// onlineRefresh is how old the list of online users may get while Inactive deletes (a
+// variable for tests).
+var onlineRefresh = time.Second
+
 func Inactive(b Backend, domain string, days int, del bool, now time.Time) ([]string, int, error) {
 	if days < MinInactiveDays {
 		return nil, 0, fmt.Errorf("inactive: want at least %d days", MinInactiveDays)
@@ -37,14 +41,25 @@ func Inactive(b Backend, domain string, days int, del bool, now time.Time) ([]st
 		return nil, 0, fmt.Errorf("%s is not served here (domains: %s)", domain, strings.Join(b.Domains(), ", "))
 	}
 	online := map[string]bool{}
-	if l, ok := b.(OnlineLister); ok {
+	var onlineAt time.Time
+	refresh := func() error {
+		l, ok := b.(OnlineLister)
+		if !ok {
+			return nil
+		}
 		users, err := l.OnlineUsers()
 		if err != nil {
-			return nil, 0, err
+			return err
 		}
+		clear(online)
 		for _, u := range users {
 			online[u] = true
 		}
+		onlineAt = time.Now()
+		return nil
+	}
+	if err := refresh(); err != nil {
+		return nil, 0, err
 	}
 	cutoff := now.Add(-time.Duration(days) * 24 * time.Hour)
 	st := b.Store()
@@ -92,6 +107,18 @@ func Inactive(b Backend, domain string, days int, del bool, now time.Time) ([]st
 	n := 0
 	for _, f := range list {
 		if del {
+			// The list is from the start of the run, and deletions take a while each (a
+			// disk sync): a user who came back meanwhile keeps the account.
+			if time.Since(onlineAt) > onlineRefresh {
+				if err := refresh(); err != nil {
+					return lines, n, err
+				}
+			}
+			ended, ok, err := last.Ended(lastT, f.user)
+			if online[f.user] || err == nil && ok && !ended.Before(cutoff) {
+				lines = append(lines, f.user+"  not deleted: used again since the list was made")
+				continue
+			}
 			if err := delUser(b, f.user, false); err != nil {
 				lines = append(lines, f.user+"  not deleted: "+err.Error())
 				continue

@@ -114,3 +114,42 @@ func TestPartialKeyUsers(t *testing.T) {
 		t.Fatalf("after completing sha1's keys: %q", got)
 	}
 }
+
+// comingBack is a backend on which user comes online after the first look.
+type comingBack struct {
+	testBackend
+	user  string
+	calls *int
+}
+
+func (b comingBack) OnlineUsers() ([]string, error) {
+	*b.calls++
+	if *b.calls > 1 {
+		return []string{b.user}, nil
+	}
+	return nil, nil
+}
+
+// TestInactiveDeleteRechecks: a user who comes back while -delete runs (its list was made
+// at the start) keeps the account.
+func TestInactiveDeleteRechecks(t *testing.T) {
+	defer func(d time.Duration) { onlineRefresh = d }(onlineRefresh)
+	onlineRefresh = 0
+	tb := openBackend(t, t.TempDir())
+	calls := 0
+	b := comingBack{testBackend: tb, user: "back@example.org", calls: &calls}
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	for _, u := range []string{"back@example.org", "gone@example.org"} {
+		if err := tb.st.Accounts().Create(store.Account{User: u, Created: now.AddDate(-2, 0, 0)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lines, n, err := Inactive(b, "", 365, true, now)
+	if err != nil || n != 1 {
+		t.Fatalf("inactive -delete: %d %v %q", n, err, lines)
+	}
+	users, _ := Users(tb.st, "")
+	if !slices.Equal(users, []string{"back@example.org"}) {
+		t.Fatalf("left after -delete: %q (%q)", users, lines)
+	}
+}
