@@ -1040,12 +1040,8 @@ func (s *server) changeHosts(add bool, domain string) error {
 		return err
 	}
 	if !add {
-		// The adhoc module refuses administrators of hosts not served: the next start
-		// would fail.
-		for _, a := range admins(s.cfg) {
-			if strings.HasSuffix(a, "@"+d) {
-				return fmt.Errorf("%s is an administrator ([modules.adhoc] admins); remove it from %s first", a, s.cfg.Path())
-			}
+		if err := s.cfg.HostRemovalBlocked(d); err != nil {
+			return err
 		}
 	}
 	edit, err := config.EditDomains(s.cfg.Path(), hosts)

@@ -1182,6 +1182,24 @@ func (c *Config) TrustedPrefixes() []netip.Prefix {
 	return out
 }
 
+// HostRemovalBlocked says why domain may not leave the served hosts: a server-wide
+// administrator ([modules.adhoc] admins) has an account there, and the adhoc module
+// refuses administrators of hosts not served, so the next start would fail. nil: it may.
+func (c *Config) HostRemovalBlocked(domain string) error {
+	var a struct {
+		Admins []string `toml:"admins"`
+	}
+	if err := c.ModuleConfig("adhoc", &a); err != nil {
+		return nil
+	}
+	for _, j := range a.Admins {
+		if strings.HasSuffix(strings.ToLower(strings.TrimSpace(j)), "@"+domain) {
+			return fmt.Errorf("%s is an administrator ([modules.adhoc] admins); remove it from %s first", j, c.Path())
+		}
+	}
+	return nil
+}
+
 // TrustedProxyPrefixes returns web.trusted_proxies parsed (validated at load); loopback
 // when it is not set.
 func (c *Config) TrustedProxyPrefixes() []netip.Prefix {

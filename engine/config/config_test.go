@@ -714,3 +714,19 @@ func TestEnsureCertCrashBetweenRenames(t *testing.T) {
 		t.Fatalf("certificate mode %v, %v", fi.Mode(), err)
 	}
 }
+
+// TestHostRemovalBlocked: a host where a server-wide administrator has its account may
+// not leave the served hosts (the next start would refuse the administrator); another
+// may.
+func TestHostRemovalBlocked(t *testing.T) {
+	c, err := Parse([]byte("domains = [\"a.org\", \"b.org\"]\n[modules.adhoc]\nadmins = [\"root@a.org\"]\n"), "/x/v.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.HostRemovalBlocked("a.org"); err == nil || !strings.Contains(err.Error(), "root@a.org") {
+		t.Fatalf("removing a.org: %v, want the administrator named", err)
+	}
+	if err := c.HostRemovalBlocked("b.org"); err != nil {
+		t.Fatalf("removing b.org: %v", err)
+	}
+}

@@ -586,9 +586,14 @@ func (b offlineBackend) AddHost(domain string) error { return b.writeHosts(true,
 func (b offlineBackend) RemoveHost(domain string) error { return b.writeHosts(false, domain) }
 
 func (b offlineBackend) writeHosts(add bool, domain string) error {
-	hosts, _, err := admin.NextHosts(b.cfg.Domains, add, domain)
+	hosts, d, err := admin.NextHosts(b.cfg.Domains, add, domain)
 	if err != nil {
 		return err
+	}
+	if !add {
+		if err := b.cfg.HostRemovalBlocked(d); err != nil {
+			return err // as a running server refuses it: the next start would fail
+		}
 	}
 	return config.WriteDomains(b.cfg.Path(), hosts)
 }
