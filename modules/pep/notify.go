@@ -68,11 +68,30 @@ func (m *Mod) roomForCapsLocked(now time.Time) {
 	if len(m.mu.caps) < maxCapsCache*9/10 {
 		return
 	}
+	// The vers a remembered resource has stay: its presences (a status change) do not
+	// look its entry up, so their age says nothing, and without it the resource would get
+	// no notification until it changed caps. The rest go least recently used first.
+	inUse := map[string]bool{}
+	for _, rs := range m.mu.users {
+		for _, r := range rs {
+			if r.key != "" {
+				inUse[r.key] = true
+			}
+		}
+	}
 	keys := make([]string, 0, len(m.mu.caps))
 	for k := range m.mu.caps {
 		keys = append(keys, k)
 	}
-	slices.SortFunc(keys, func(a, b string) int { return m.mu.caps[a].used.Compare(m.mu.caps[b].used) })
+	slices.SortFunc(keys, func(a, b string) int {
+		if inUse[a] != inUse[b] {
+			if inUse[a] {
+				return 1
+			}
+			return -1
+		}
+		return m.mu.caps[a].used.Compare(m.mu.caps[b].used)
+	})
 	for _, k := range keys[:len(keys)/2] {
 		delete(m.mu.caps, k)
 	}
@@ -147,8 +166,11 @@ func (m *Mod) presence(c module.Context, pk *module.Packet) module.Verdict {
 	}
 	m.mu.Lock()
 	old, had := m.mu.users[owner][full]
-	if had && old.key == key {
+	if had && old.key == key && (key == "" || m.mu.caps[key] != nil) {
 		old.at = c.Now() // still there: the last to give way
+		if key != "" {
+			m.mu.caps[key].used = old.at
+		}
 		m.mu.Unlock()
 		return module.Continue // a status change: nothing new
 	}

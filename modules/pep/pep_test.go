@@ -112,6 +112,20 @@ func TestCapsCacheBounded(t *testing.T) {
 		t.Error("the least recently used entry was kept")
 	}
 
+	// A ver a remembered contact resource has stays however old its entry: that resource's
+	// presences do not refresh it, and it would get no notification without it.
+	clear(m.mu.caps)
+	m.mu.users = map[string]map[string]*resource{"alice@example.org": {"bob@example.org/pc": {key: "sha-1 w0"}}}
+	for i := range maxCapsCache {
+		e := m.capsEntryLocked(fmt.Sprintf("sha-1 w%d", i), t0.Add(time.Duration(i)*time.Millisecond))
+		e.features = map[string]bool{"f": true}
+	}
+	m.capsEntryLocked("sha-1 flood", t0.Add(time.Hour))
+	if m.mu.caps["sha-1 w0"] == nil || m.mu.caps["sha-1 w1"] != nil {
+		t.Errorf("in use w0 kept: %v; unused w1 dropped: %v", m.mu.caps["sha-1 w0"] != nil, m.mu.caps["sha-1 w1"] == nil)
+	}
+	m.mu.users = nil
+
 	// Unanswered entries go before any verified one.
 	clear(m.mu.caps)
 	for i := range maxCapsCache {
