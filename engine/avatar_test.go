@@ -43,15 +43,19 @@ func avatarPair(t *testing.T) *vireotest.Server {
 }
 
 // TestIntegrationAvatarDisco: the account advertises XEP-0398 §2's feature, to its owner
-// and to others.
+// and to its contacts; to a stranger the account's disco#info is service-unavailable
+// (XEP-0030 §8).
 func TestIntegrationAvatarDisco(t *testing.T) {
 	srv := avatarPair(t)
 	a := srv.LoginPlain(t, "alice", "secret", "pc")
 	got := pepIQ(a, "d1", "<iq type='get' id='d1' to='alice@localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
 	mustHave(t, "own account", got, "type='result'", "<feature var='"+nsConversion+"'/>")
+	b := srv.LoginPlain(t, "bob", "secret", "x")
+	got = pepIQ(b, "d2", "<iq type='get' id='d2' to='alice@localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+	mustHave(t, "a contact", got, "type='result'", "<feature var='"+nsConversion+"'/>")
 	c := srv.LoginPlain(t, "carol", "secret", "x")
-	got = pepIQ(c, "d2", "<iq type='get' id='d2' to='alice@localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
-	mustHave(t, "other account", got, "type='result'", "<feature var='"+nsConversion+"'/>")
+	got = pepIQ(c, "d3", "<iq type='get' id='d3' to='alice@localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+	mustHave(t, "a stranger", got, "type='error'", "<service-unavailable")
 }
 
 // TestIntegrationAvatarPEPToVCard: alice publishes a XEP-0084 avatar (data, then metadata

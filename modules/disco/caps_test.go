@@ -7,6 +7,7 @@ import (
 	"github.com/vireo-im/vireo/modules/module"
 	_ "github.com/vireo-im/vireo/modules/standard"
 	"github.com/vireo-im/vireo/router/routertest"
+	"github.com/vireo-im/vireo/store"
 )
 
 // TestCapsNodeQuery: XEP-0115 §6.2 — a disco#info query to the caps node '<node>#<ver>'
@@ -63,26 +64,34 @@ func body(iq string) string {
 	return iq[i : j+len("</query>")]
 }
 
-// TestAccountInfo: the account's disco#info (to a bare JID, by the owner or by someone
-// else) has the account identity and the features that apply to accounts, like XEP-0359
-// (every message to the account carries <stanza-id by='account'/>) and XEP-0313 (the
-// account's archive, which clients look for there).
+// TestAccountInfo: the account's disco#info (to a bare JID, by the owner or by a contact
+// it shares its presence with) has the account identity and the features that apply to
+// accounts, like XEP-0359 (every message to the account carries <stanza-id
+// by='account'/>) and XEP-0313 (the account's archive, which clients look for there).
+// Anyone else gets service-unavailable (XEP-0030 §8), and a node it does not describe
+// item-not-found.
 func TestAccountInfo(t *testing.T) {
-	e := routertest.New(t, []string{"alice", "bob"}, nil)
+	e := routertest.New(t, []string{"alice", "bob", "mallory"}, nil)
+	e.Store.Rosters().Put("alice@example.org", store.RosterItem{JID: "bob@example.org", Sub: store.SubFrom})
 	a := e.Bind("alice", "pc")
 	b := e.Bind("bob", "pc")
+	m := e.Bind("mallory", "pc")
 	for _, tc := range []struct {
-		name string
-		s    *routertest.Sess
+		name  string
+		s     *routertest.Sess
+		query string
+		want  []string
 	}{
-		{"own account", a},
-		{"other account", b},
+		{"own account", a, "", []string{"type='result'", "category='account'", "var='urn:xmpp:sid:0'", "var='urn:xmpp:mam:2'", "var='urn:xmpp:mam:2#extended'"}},
+		{"a contact", b, "", []string{"type='result'", "category='account'", "var='urn:xmpp:mam:2'"}},
+		{"a stranger", m, "", []string{"type='error'", "<service-unavailable"}},
+		{"a node", a, " node='urn:example:nothing'", []string{"type='error'", "<item-not-found"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tc.s.Send("<iq type='get' id='ai' to='alice@example.org'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+			tc.s.C.Reset()
+			tc.s.Send("<iq type='get' id='ai' to='alice@example.org'><query xmlns='http://jabber.org/protocol/disco#info'" + tc.query + "/></iq>")
 			got := tc.s.C.Wait(t, "id='ai'")
-			for _, want := range []string{"type='result'", "category='account'", "var='urn:xmpp:sid:0'",
-				"var='urn:xmpp:mam:2'", "var='urn:xmpp:mam:2#extended'"} {
+			for _, want := range tc.want {
 				if !strings.Contains(got, want) {
 					t.Errorf("missing %s in %s", want, got)
 				}

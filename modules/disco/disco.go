@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/vireo-im/vireo/modules/module"
+	"github.com/vireo-im/vireo/store"
 	"github.com/vireo-im/vireo/xmlstream"
 	"github.com/vireo-im/vireo/xmlstream/ns"
 	"github.com/vireo-im/vireo/xmlstream/stanza"
@@ -208,8 +209,25 @@ func (d *Disco) itemsQuery(c module.Context, iq *module.Packet) {
 	c.Reply(iq, d.host(hostOf(iq)).items)
 }
 
-// accountInfo answers for a user's bare JID (XEP-0030 §3.1 identities of accounts).
+// accountInfo answers for a user's bare JID (XEP-0030 §3.1 identities of accounts): to
+// the account itself and to those it shares its presence with; anyone else gets
+// service-unavailable, as if there were no such account (XEP-0030 §8: what the account
+// is, and that it exists, are the user's to show).
 func (d *Disco) accountInfo(c module.Context, iq *module.Packet) {
+	if user := iq.To.Bare(); !iq.From.Bare().Equal(user) {
+		it, ok := c.RosterItem(user, iq.From.Bare())
+		if !ok || it.Sub != store.SubFrom && it.Sub != store.SubBoth {
+			c.Error(iq, stanza.New(stanza.ServiceUnavailable))
+			return
+		}
+	}
+	if q, _ := iq.Payload(); len(q.Raw()) > 0 {
+		if n, ok := q.Attr("node"); ok && len(n) > 0 {
+			// No node of the account's is described here: its PEP nodes answer to pubsub.
+			c.Error(iq, stanza.New(stanza.ItemNotFound))
+			return
+		}
+	}
 	c.Reply(iq, d.host(hostOf(iq)).account)
 }
 

@@ -140,7 +140,7 @@ func TestStorable(t *testing.T) {
 	for i, c := range cases {
 		a.Send(fmt.Sprintf("<message to='bob@example.org' type='chat' id='s%d'>%s</message>", i, c.payload))
 	}
-	a.Send("<iq type='get' id='sync' to='bob@example.org'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+	a.Send("<iq type='get' id='sync' to='bob@example.org'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>")
 	a.C.Wait(t, "id='sync'")
 	if got := a.C.All(); !strings.Contains(got, "id='s10'") || strings.Count(got, "type='error'") != 1 ||
 		!strings.Contains(got, "<service-unavailable") {
@@ -165,7 +165,7 @@ func TestDeliveredWhenPriorityRaised(t *testing.T) {
 	e := routertest.New(t, []string{"alice", "bob"}, nil)
 	a := e.Bind("alice", "pc")
 	a.Send("<message to='bob@example.org' type='chat' id='w1'><body>while away</body></message>")
-	a.Send("<iq type='get' id='sync' to='bob@example.org'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+	a.Send("<iq type='get' id='sync' to='bob@example.org'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>")
 	a.C.Wait(t, "id='sync'")
 	b := e.Bind("bob", "phone")
 	b.Send("<presence><priority>-1</priority></presence>")
@@ -180,7 +180,7 @@ func TestUnknownTypeIsNormal(t *testing.T) {
 	e := routertest.New(t, []string{"alice", "bob"}, nil)
 	a := e.Bind("alice", "pc")
 	a.Send("<message to='bob@example.org' type='x-foo' id='t1'><body>hi</body></message>")
-	a.Send("<iq type='get' id='sync' to='bob@example.org'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+	a.Send("<iq type='get' id='sync' to='bob@example.org'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>")
 	a.C.Wait(t, "id='sync'")
 	if strings.Contains(a.C.All(), "id='t1'") {
 		t.Fatalf("a message of an unknown type bounced:\n%s", a.C.All())
