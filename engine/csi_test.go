@@ -64,3 +64,30 @@ func TestIntegrationCSI(t *testing.T) {
 		t.Fatalf("unknown nonza: %q", got)
 	}
 }
+
+// TestIntegrationCSIResumed: a resumed stream is active (XEP-0352 §5.2): presence held
+// while the old stream was inactive arrives after the resume, and new presence is not
+// held.
+func TestIntegrationCSIResumed(t *testing.T) {
+	srv := vireotest.Start(t, vireotest.Options{AllowPlain: true})
+	srv.AddUser(t, "alice", "secret")
+	srv.AddUser(t, "bob", "secret")
+	srv.Befriend(t, "alice", "bob", "")
+	b := srv.LoginPlain(t, "bob", "secret", "pc")
+	b.Send("<presence/>")
+	a, id := loginSM(t, srv, "alice", "phone")
+	a.Send("<presence/>")
+	a.Expect("from='bob@localhost/pc'")
+	a.Send("<inactive xmlns='urn:xmpp:csi:0'/><iq type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>")
+	a.Expect("id='p1'")
+	b.Send("<presence><show>away</show></presence>") // held
+	a.Never("<show>away</show>")
+	a.Conn().Close()
+
+	r := srv.AuthPlain(t, "alice", "secret")
+	r.Send("<resume xmlns='urn:xmpp:sm:3' previd='" + id + "' h='0'/>")
+	r.Expect("<resumed")
+	r.Expect("<show>away</show>")
+	b.Send("<presence><show>dnd</show></presence>")
+	r.Expect("<show>dnd</show>")
+}

@@ -188,6 +188,15 @@ func (s *shard) attach(o *op) {
 			return
 		}
 	}
+	if len(s.r.reg.resumed) > 0 {
+		s.ctx.set(se, se.user)
+		v := s.r.view(se.jid.Domain())
+		for _, f := range s.r.reg.resumed {
+			if !v.disabled(f.id) {
+				f.v(&s.ctx, se)
+			}
+		}
+	}
 	o.done(nil, nil)
 }
 

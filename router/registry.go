@@ -72,6 +72,7 @@ type registry struct {
 	avail         []owned[func(module.Context, module.Session)]
 	bound         []owned[func(module.Context, module.Session) []byte]
 	detach        []owned[func(module.Context, module.Session, [][]byte)]
+	resumed       []owned[func(module.Context, module.Session)]
 	registered    []owned[func(module.Context, module.Registration)]
 	removed       []owned[func(module.Removal)]
 	undeliverable []owned[module.Undeliverable]
@@ -381,6 +382,10 @@ func (m *modReg) OnAvailable(f func(module.Context, module.Session)) {
 
 func (m *modReg) OnDetach(f func(module.Context, module.Session, [][]byte)) {
 	m.g.detach = append(m.g.detach, owned[func(module.Context, module.Session, [][]byte)]{m.id, f})
+}
+
+func (m *modReg) OnResumed(f func(module.Context, module.Session)) {
+	m.g.resumed = append(m.g.resumed, owned[func(module.Context, module.Session)]{m.id, f})
 }
 
 func (m *modReg) OnRegistered(f func(module.Context, module.Registration)) {

@@ -45,6 +45,9 @@ func (m *Mod) Provision(r module.Registrar) error {
 	// XEP-0386: a client may start its session inactive (or say active) inside Bind2.
 	r.Bind2(NS, "inactive", m.inactive)
 	r.Bind2(NS, "active", m.active)
+	// A resumed stream is active (XEP-0352 §5.2): what was held goes after what the
+	// session queued while detached.
+	r.OnResumed(func(c module.Context, s module.Session) { m.active(c, s, xmlstream.Element{}) })
 	return nil
 }
 

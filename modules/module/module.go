@@ -354,6 +354,10 @@ type Registrar interface {
 	// unacked holds the stanzas the stream wrote that its client never acknowledged (they
 	// head the detached queue); f must neither modify nor keep them.
 	OnDetach(f func(c Context, s Session, unacked [][]byte))
+	// OnResumed runs f when a detached session s is resumed on a new stream (XEP-0198),
+	// after what it held was sent to it: on the user's shard. A resumed stream starts
+	// afresh in what the client did not resume (XEP-0352's state, for one).
+	OnResumed(f func(c Context, s Session))
 	// OnRegistered runs f when an account was created by its user (XEP-0077 in-band, or a
 	// web invitation page), after it is stored: on the new account's shard, with a
 	// Context for it, before its first login can be bound.
