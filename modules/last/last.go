@@ -55,8 +55,13 @@ func (m *Mod) Provision(r module.Registrar) error {
 	r.IQ(module.IQGet, ns.Last, "query", m.query)
 	r.IQBare(module.IQGet, ns.Last, "query", m.contact)
 	r.OnSessionEnd(func(c module.Context, s module.Session) {
-		if len(c.Sessions(s.JID().Bare())) > 0 || s.Ephemeral() {
-			return // still online, or a guest whose account goes now
+		if s.Ephemeral() {
+			return // a guest whose account goes now
+		}
+		for _, o := range c.Sessions(s.JID().Bare()) {
+			if o.Available() {
+				return // still online; one bound without presence (a bot) does not count
+			}
 		}
 		// Nobody was promised this record: a lazy write keeps a disk sync out of every logout.
 		if err := m.t.ApplyLazy(store.Op{Key: store.UserKey(s.JID().Bare().String()), Val: binary.BigEndian.AppendUint64(nil, uint64(c.Now().Unix()))}); err != nil {

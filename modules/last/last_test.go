@@ -55,3 +55,28 @@ func TestLogoutRecord(t *testing.T) {
 		t.Fatal("a guest's logout was recorded")
 	}
 }
+
+// TestLogoutRecordBesideBot: the end of the user's last available session is recorded
+// though a session without presence (a bot, a tool) stays bound: contacts asking see the
+// time of that logout, not an older one.
+func TestLogoutRecordBesideBot(t *testing.T) {
+	e := routertest.New(t, []string{"alice"}, nil)
+	bot := e.Bind("alice", "bot") // never sends presence
+	pc := e.Bind("alice", "pc")
+	pc.Send("<presence/>")
+	pc.Send("<iq type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>")
+	pc.C.Wait(t, "id='p'")
+	pc.Unbind()
+	tbl := e.Store.Table(last.Table)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, ok, _ := last.Ended(tbl, "alice@example.org"); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the logout beside a bound bot was not recorded")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	_ = bot
+}
