@@ -185,4 +185,13 @@ func TestIntegrationAvatarVCardToPEP(t *testing.T) {
 	a.Send("<presence><status>hi</status></presence>")
 	got = b.Expect("</presence>")
 	mustHave(t, "presence hash", got, "<photo>"+id+"</photo>")
+
+	// A vCard without PHOTO removes the avatar: presence says so with an empty <photo/>
+	// (XEP-0153 §4.3), or contacts would keep showing the old one.
+	got = pepIQ(a, "v3", "<iq type='set' id='v3'><vCard xmlns='vcard-temp'><FN>Alice</FN></vCard></iq>")
+	mustHave(t, "vcard without photo", got, "type='result'")
+	a.Send("<presence><status>no avatar</status></presence>")
+	got = b.Expect("no avatar")
+	got += b.Expect("</presence>")
+	mustHave(t, "presence after the removal", got, "<x xmlns='vcard-temp:x:update'><photo/></x>")
 }

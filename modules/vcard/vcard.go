@@ -46,7 +46,7 @@ func (*Mod) ModuleInfo() module.Info {
 
 type hashKey struct{}
 
-// noPhoto is the cached answer "this account has no avatar".
+// noPhoto is the cached answer "nothing is known of this account's avatar".
 type noPhoto struct{}
 
 var _ module.Reconfigurer = (*Mod)(nil)
@@ -167,28 +167,37 @@ func (m *Mod) presence(c module.Context, p *module.Packet) module.Verdict {
 	if s == nil {
 		return module.Continue
 	}
+	// A stored hash, "" included, is known: "" says the account has no avatar (it was
+	// removed, or a vCard without PHOTO was set), which contacts must hear as an empty
+	// <photo/> or they keep showing the old one (XEP-0153 §4.3, XEP-0398 §5). No row at
+	// all says nothing.
 	var hash string
+	known := false
 	switch v := s.Value(hashKey{}).(type) {
 	case string:
-		hash = v
+		hash, known = v, true
 	case noPhoto:
 	default:
 		if v, err := m.hashes.Get(store.UserKey(p.From.Bare().String())); err == nil {
-			hash = string(v)
+			hash, known = string(v), true
 		}
-		if hash == "" {
-			s.SetValue(hashKey{}, noPhoto{}) // zero-size: caching "no avatar" allocates nothing
+		if !known {
+			s.SetValue(hashKey{}, noPhoto{}) // zero-size: caching "no record" allocates nothing
 		} else {
 			s.SetValue(hashKey{}, hash)
 		}
 	}
-	if hash == "" {
+	if !known {
 		return module.Continue
 	}
 	raw := p.Raw
 	if hasX { // cut the empty x out; x.Raw() is a window on p.Raw
 		off := cap(p.Raw) - cap(x.Raw())
 		raw = append(append(make([]byte, 0, len(p.Raw)), p.Raw[:off]...), p.Raw[off+len(x.Raw()):]...)
+	}
+	if hash == "" {
+		p.Raw = xmlstream.AppendChild(nil, raw, []byte("<x xmlns='vcard-temp:x:update'><photo/></x>"))
+		return module.Continue
 	}
 	p.Raw = xmlstream.AppendChild(nil, raw, []byte("<x xmlns='vcard-temp:x:update'><photo>"+hash+"</photo></x>"))
 	return module.Continue
