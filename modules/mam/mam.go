@@ -164,7 +164,17 @@ func (m *Mod) Provision(r module.Registrar) error {
 	r.Bound(m.bound)
 	// The removed account's rows went with it; its cached preferences go too, or the
 	// next account of that name would start with them.
-	r.OnRemoved(func(rm module.Removal) { m.prefs.drop(rm.User.String()) })
+	//
+	// Rows archived between the account's deletion and its sessions' end (a message to a
+	// session still open) were written after the store took the account's rows: they go
+	// now, before the name can be registered again.
+	r.OnRemoved(func(rm module.Removal) {
+		user := rm.User.String()
+		m.prefs.drop(user)
+		if err := m.a.t.DeletePrefix(store.UserKey(user)); err != nil && module.LogStoreError(err) {
+			m.log.Error().Err(err).Str("user", user).Msg("mam: archive rows left after a removal")
+		}
+	})
 	r.IQ(module.IQGet, NS, "prefs", m.getPrefs)
 	r.IQ(module.IQSet, NS, "prefs", m.setPrefs)
 	r.Feature(NSExtended)
