@@ -54,6 +54,10 @@ func TestHostModules(t *testing.T) {
 	alice.C.Wait(t, "id='v3'", "service-unavailable")
 	dan.Send("<iq type='get' id='v4' to='example.org'>" + version + "</iq>")
 	dan.C.Wait(t, "id='v4'", "type='result'")
+	// But one that acts on the asking account (MAM's archive, XEP-0077's password) is
+	// off when the account's host turned it off, whichever host it is sent to.
+	dan.Send("<iq type='set' id='q2' to='example.org'><query xmlns='urn:xmpp:mam:2' queryid='q'/></iq>")
+	dan.C.Wait(t, "id='q2'", "service-unavailable")
 	dan.Send("<iq type='set' id='c1'><enable xmlns='urn:xmpp:carbons:2'/></iq>")
 	dan.C.Wait(t, "id='c1'", "service-unavailable")
 	dan.Send("<iq type='set' id='q1'><query xmlns='urn:xmpp:mam:2' queryid='q'/></iq>")

@@ -532,11 +532,23 @@ func (s *shard) outIQ(o *op, p *module.Packet, u *user) bool {
 	switch p.Type {
 	case "get", "set":
 		if toServer || toSelf {
-			host := u.bare.Domain()
-			if !to.IsZero() {
-				host = to.Domain() // another of the server's hosts, asked about itself
+			host, also := u.bare.Domain(), ""
+			if !to.IsZero() && to.Domain() != host {
+				// Another of the server's hosts, asked about itself. Its handler may act
+				// on the asking account (XEP-0077 answers for iq.From): the modules the
+				// user's own host turned off stay off, and a walled host stays walled.
+				if s.r.isolated.Load() != nil {
+					if e := s.r.walled(p.From, to); e != nil {
+						s.ctx.Error(p, e)
+						return false
+					}
+				}
+				host = to.Domain()
+				if pl, ok := p.Payload(); ok && !s.r.reg.public[string(pl.NS())] {
+					also = u.bare.Domain() // a namespace that acts on the account
+				}
 			}
-			s.dispatchIQ(false, host, p)
+			s.dispatchIQ(false, host, p, also)
 			return false
 		}
 		if to.Local() == "" && s.r.isLocal(to.Domain()) {
@@ -569,7 +581,7 @@ func (s *shard) outIQ(o *op, p *module.Packet, u *user) bool {
 // dispatchIQ hands p to the module that answers it: an IQ to the server or the sender's
 // own account, or with bare to another user's bare JID; host is the virtual host whose
 // modules answer.
-func (s *shard) dispatchIQ(bare bool, host string, p *module.Packet) {
+func (s *shard) dispatchIQ(bare bool, host string, p *module.Packet, also ...string) {
 	payload, ok := p.Payload()
 	if !ok {
 		s.ctx.Error(p, stanza.New(stanza.BadRequest))
@@ -587,6 +599,11 @@ func (s *shard) dispatchIQ(bare bool, host string, p *module.Packet) {
 	h := table[k]
 	if h != nil && s.r.view(host).disabled(owners[k]) {
 		h = nil // the host turned the module off
+	}
+	for _, a := range also {
+		if h != nil && a != "" && s.r.view(a).disabled(owners[k]) {
+			h = nil // so did the asking account's
+		}
 	}
 	if h == nil {
 		s.ctx.Error(p, stanza.New(stanza.ServiceUnavailable))
