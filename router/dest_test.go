@@ -473,3 +473,15 @@ func TestAttachToDeadStream(t *testing.T) {
 		return n == 1
 	})
 }
+
+// TestIQToSessionThatRefuses: an IQ request to a full JID whose session takes nothing
+// (detached, its queue full) is answered service-unavailable, not lost.
+func TestIQToSessionThatRefuses(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob"}, func(o *router.Options) { o.DetachedLimits.Stanzas = 1 })
+	b := e.Bind("bob", "pc")
+	a := e.Bind("alice", "phone")
+	e.R.Detach(a.S, time.Hour)
+	b.Send("<message to='alice@example.org/phone' id='m1' type='chat'><body>fills the queue</body></message>")
+	b.Send("<iq type='get' id='q1' to='alice@example.org/phone'><ping xmlns='urn:xmpp:ping'/></iq>")
+	b.C.Wait(t, "id='q1'", "type='error'", "service-unavailable")
+}

@@ -843,7 +843,11 @@ func (s *shard) inIQ(p *module.Packet, u *user) {
 		return
 	}
 	if se := u.find(p.To.Resource()); se != nil {
-		se.Send(p.Raw)
+		if !se.Send(p.Raw) && get {
+			// The session took nothing (ending, its detached queue full, its stream
+			// over its bound): the requester hears so rather than waiting for ever.
+			s.ctx.Error(p, stanza.New(stanza.ServiceUnavailable))
+		}
 		return
 	}
 	if get {
