@@ -281,7 +281,18 @@ const keyWaiting sessKey = 0
 // more, having had none delivered for its negative one.
 func (o *Offline) raised(c module.Context, p *module.Packet) module.Verdict {
 	s := c.Session()
-	if s == nil || p.Type != "" || !p.To.IsZero() || s.Priority() < 0 || s.Value(keyWaiting) == nil {
+	if s == nil || p.Type != "" || !p.To.IsZero() {
+		return module.Continue
+	}
+	if s.Priority() < 0 {
+		// Lowered (not only at the initial presence): what is stored while it is
+		// negative waits for the raise, as at login.
+		if s.Value(keyWaiting) == nil {
+			s.SetValue(keyWaiting, true)
+		}
+		return module.Continue
+	}
+	if s.Value(keyWaiting) == nil {
 		return module.Continue
 	}
 	s.SetValue(keyWaiting, nil)

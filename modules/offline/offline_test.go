@@ -172,6 +172,15 @@ func TestDeliveredWhenPriorityRaised(t *testing.T) {
 	b.C.Never(t, "id='w1'")
 	b.Send("<presence><priority>5</priority></presence>")
 	b.C.Wait(t, "id='w1'", "while away")
+
+	// Lowered after login, a message is stored; raised again, it comes at once.
+	b.Send("<presence><priority>-1</priority></presence>")
+	a.Send("<message to='bob@example.org' type='chat' id='w2'><body>while lowered</body></message>")
+	a.Send("<iq type='get' id='sync2' to='bob@example.org'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>")
+	a.C.Wait(t, "id='sync2'")
+	b.C.Never(t, "id='w2'")
+	b.Send("<presence><priority>1</priority></presence>")
+	b.C.Wait(t, "id='w2'", "while lowered")
 }
 
 // TestUnknownTypeIsNormal: a message of a type nobody knows is a normal message (RFC 6121
