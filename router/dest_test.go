@@ -485,3 +485,30 @@ func TestIQToSessionThatRefuses(t *testing.T) {
 	b.Send("<iq type='get' id='q1' to='alice@example.org/phone'><ping xmlns='urn:xmpp:ping'/></iq>")
 	b.C.Wait(t, "id='q1'", "type='error'", "service-unavailable")
 }
+
+// TestMessageWithoutToUndeliverable: a message without 'to' is the account's own (RFC
+// 6120 §10.3.1); when the resource that takes it cannot deliver it, it follows RFC 6121
+// to offline storage like any other, instead of bouncing for want of an address.
+func TestMessageWithoutToUndeliverable(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob"}, func(o *router.Options) { o.DetachedLimits.Stanzas = 1 })
+	a := e.Bind("alice", "pc")
+	phone := e.Bind("bob", "phone")
+	phone.Send("<presence/>")
+	desk := e.Bind("bob", "desk") // no presence: no candidate for its own account's messages
+	e.R.Detach(phone.S, time.Hour)
+	a.Send("<message to='bob@example.org/phone' id='m1' type='chat'><body>fills the queue</body></message>")
+	desk.Send("<message id='note' type='chat'><body>a note to self</body></message>")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if n, _ := e.Store.Offline().Count("bob@example.org"); n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the note was not stored; desk got: %s", desk.C.All())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if strings.Contains(desk.C.All(), "type='error'") {
+		t.Fatalf("the note bounced: %s", desk.C.All())
+	}
+}

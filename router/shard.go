@@ -479,7 +479,11 @@ func (s *shard) outbound(o *op) bool {
 		}
 	case module.KindMessage:
 		if to.IsZero() {
-			p.To = u.bare // RFC 6120 §10.3.1
+			// RFC 6120 §10.3.1: to the account itself. Written into the stanza too: what
+			// handles it later from its bytes alone (a session that cannot deliver it,
+			// offline storage) must find the address.
+			p.To = u.bare
+			p.Raw = xmlstream.SetAttrs(nil, p.Raw, xmlstream.AttrSet{Name: "to", Value: []byte(u.bare.String())})
 		}
 	}
 	if s.runHooks(module.Outbound, o.pk) == module.Stop {
