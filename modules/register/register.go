@@ -171,6 +171,13 @@ func (m *Mod) set(c module.Context, iq *module.Packet) {
 			return
 		}
 		c.Reply(&req, nil)
+		// The account's other sessions end (as Prosody's do): one a thief holds with
+		// the old password would otherwise stay, and could change it back.
+		for _, s := range c.Sessions(req.From.Bare()) {
+			if !s.JID().Equal(req.From) {
+				s.Close(stanza.Reset)
+			}
+		}
 	})
 	if !ok {
 		m.rate.done(key)

@@ -93,3 +93,27 @@ func TestWatchersConfig(t *testing.T) {
 		st.Close()
 	}
 }
+
+// TestPasswordChangeEndsOtherSessions: after an in-band password change the account's
+// other sessions end with reset (one a thief holds with the old password among them);
+// the one that changed it goes on.
+func TestPasswordChangeEndsOtherSessions(t *testing.T) {
+	e := routertest.New(t, []string{"alice"}, nil)
+	pc := e.Bind("alice", "pc")
+	other := e.Bind("alice", "stolen")
+	pc.Send("<iq type='set' id='pw'><query xmlns='jabber:iq:register'><username>alice</username><password>a new secret</password></query></iq>")
+	pc.C.Wait(t, "id='pw'", "type='result'")
+	deadline := time.Now().Add(5 * time.Second)
+	for other.C.Closed() == "" {
+		if time.Now().After(deadline) {
+			t.Fatal("the other session is still open")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := other.C.Closed(); got != "reset" {
+		t.Fatalf("the other session closed with %q, want reset", got)
+	}
+	if pc.C.Closed() != "" {
+		t.Fatalf("the session that changed the password closed: %q", pc.C.Closed())
+	}
+}
