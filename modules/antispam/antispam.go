@@ -36,6 +36,7 @@ import (
 
 	"github.com/vireo-im/vireo/modules/module"
 	"github.com/vireo-im/vireo/store"
+	"github.com/vireo-im/vireo/xmlstream/jid"
 	"github.com/vireo-im/vireo/xmlstream/ns"
 	"github.com/vireo-im/vireo/xmlstream/stanza"
 )
@@ -178,27 +179,31 @@ func (m *Mod) inbound(c module.Context, p *module.Packet) module.Verdict {
 	if cfg.off() {
 		return module.Continue
 	}
-	if p.From.Local() == "" || p.To.Local() == "" || c.IsLocal(p.From.Domain()) {
-		return module.Continue // servers and services, or local senders
-	}
-	switch p.Type {
-	case "groupchat", "error", "headline":
-		return module.Continue
-	}
-	e := p.Elem()
-	if _, ok := e.Child("", "body"); !ok {
-		return module.Continue
-	}
-	if _, ok := e.Child(ns.MUCUser, "x"); ok { // room traffic: XEP-0045 §7.5 private messages, §7.8 invitations
-		// A private message or an invitation through a room: its bare JID is the
-		// room's, shared by every occupant.
-		return module.Continue
+	if p.To.Local() == "" || c.IsLocal(p.From.Domain()) || p.Type == "error" {
+		return module.Continue // to the server itself, from local senders, or an error
 	}
 	if _, known := c.RosterItem(p.To.Bare(), p.From.Bare()); known {
 		return module.Continue
 	}
+	e := p.Elem()
+	if _, ok := e.Child("", "body"); !ok {
+		return module.Continue // chat states and receipts carry no advertisement
+	}
+	// A listed server's messages get nothing through, whatever they are wrapped in (a
+	// room's muc#user element, a headline, its own domain as the sender).
 	if m.listed(p.From.Domain(), c.Now()) {
 		return module.Stop // no answer: a listed server learns nothing
+	}
+	if p.From.Local() == "" {
+		return module.Continue // servers and services
+	}
+	// Traffic of a room the user is in (XEP-0045: its messages, private messages
+	// through it): the room's bare JID is shared by every occupant and is no stranger.
+	// An invitation from a room the user has not joined is counted like any message.
+	if _, muc := e.Child(ns.MUCUser, "x"); muc || p.Type == "groupchat" {
+		if joined(c, p.To.Bare(), p.From.Bare()) {
+			return module.Continue
+		}
 	}
 	if m.allow(cfg, scope, p.From.Bare().String(), p.From.Domain(), c.Now()) {
 		if m.hold(c, cfg, p) {
@@ -211,6 +216,20 @@ func (m *Mod) inbound(c module.Context, p *module.Packet) module.Verdict {
 	se.Text = "Too many messages to people who have not added you; wait a minute."
 	c.Error(p, se)
 	return module.Stop
+}
+
+// joined reports whether a session of user has its directed presence at room (an
+// occupant JID of it): the user is in that room.
+func joined(c module.Context, user, room jid.JID) bool {
+	for _, s := range c.Sessions(user) {
+		d, _ := s.Value(module.DirectedPresence).(map[string]bool)
+		for to := range d {
+			if j, err := jid.Parse(to); err == nil && j.Bare().Equal(room) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // subscribe counts a remote stranger's subscription request (the other way spam comes,

@@ -2,6 +2,7 @@ package antispam_test
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 
@@ -14,9 +15,9 @@ import (
 
 // TestRemoteSenders: what arrives from other servers (SubmitFrom, as a server-to-server
 // stream hands it over). A stranger's messages stop at the budget; private messages
-// through a room on the other server (their bare JID is the room's, shared by every
-// occupant), a remote server's own messages and chat states without a body are not
-// counted.
+// through a room on the other server the user is in (their bare JID is the room's, shared
+// by every occupant), a remote server's own messages and chat states without a body are
+// not counted; a room's message to a user who is not in it is.
 func TestRemoteSenders(t *testing.T) {
 	e := routertest.New(t, []string{"bob"}, func(o *router.Options) {
 		o.ModuleConfig = func(id string, v any) error {
@@ -28,6 +29,7 @@ func TestRemoteSenders(t *testing.T) {
 	})
 	bob := e.Bind("bob", "pc")
 	bob.Send("<presence/>")
+	bob.Send("<presence to='tea@conference.remote.example/Bob'/>") // in the room
 	from := func(s string) jid.JID { j, _ := jid.Parse(s); return j }
 	send := func(sender, id, extra string) {
 		raw := fmt.Sprintf("<message from='%s' to='bob@example.org/pc' id='%s' type='chat'>%s</message>", sender, id, extra)
@@ -69,6 +71,51 @@ func TestRemoteSenders(t *testing.T) {
 	for _, id := range []string{"sp2", "sp3"} {
 		if strings.Contains(got, "id='"+id+"'") {
 			t.Errorf("%s got past the sender's budget", id)
+		}
+	}
+}
+
+// TestRoomWrapperNoBypass: a room's muc#user element or a headline does not take a
+// stranger's messages past the budget when the user is in no such room, nor a listed
+// server's past its listing.
+func TestRoomWrapperNoBypass(t *testing.T) {
+	list := t.TempDir() + "/spam.txt"
+	if err := os.WriteFile(list, []byte("spam.example\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e := routertest.New(t, []string{"bob"}, func(o *router.Options) {
+		o.ModuleConfig = func(id string, v any) error {
+			if c, ok := v.(*antispam.Config); ok {
+				c.PerSender, c.PerDomain, c.BlockedDomainsFile = 2, 100, list
+			}
+			return nil
+		}
+	})
+	bob := e.Bind("bob", "pc")
+	bob.Send("<presence/>")
+	send := func(sender, id, typ, extra string) {
+		j, _ := jid.Parse(sender)
+		raw := fmt.Sprintf("<message from='%s' to='bob@example.org/pc' id='%s' type='%s'><body>buy</body>%s</message>", sender, id, typ, extra)
+		if !e.R.SubmitFrom(j, []byte(raw)) {
+			t.Fatal("submit refused")
+		}
+	}
+	muc := "<x xmlns='http://jabber.org/protocol/muc#user'/>"
+	for i := range 4 {
+		send("ads@rooms.remote.example/shill", fmt.Sprintf("r%d", i), "chat", muc)
+		send("news@remote.example", fmt.Sprintf("h%d", i), "headline", "")
+	}
+	send("bot@spam.example/x", "listed", "chat", muc)
+	j, _ := jid.Parse("ads@rooms.remote.example/shill")
+	e.R.SubmitFrom(j, []byte("<message from='ads@rooms.remote.example/shill' to='bob@example.org/pc' id='mark1' type='chat'><active xmlns='http://jabber.org/protocol/chatstates'/></message>"))
+	j, _ = jid.Parse("news@remote.example")
+	e.R.SubmitFrom(j, []byte("<message from='news@remote.example' to='bob@example.org/pc' id='mark2' type='chat'><active xmlns='http://jabber.org/protocol/chatstates'/></message>"))
+	bob.C.Wait(t, "id='mark1'")
+	bob.C.Wait(t, "id='mark2'")
+	got := bob.C.All()
+	for _, id := range []string{"r2", "r3", "h2", "h3", "listed"} {
+		if strings.Contains(got, "id='"+id+"'") {
+			t.Errorf("%s got past the budget or the listing", id)
 		}
 	}
 }
