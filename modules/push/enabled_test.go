@@ -54,3 +54,18 @@ func TestRemovedForgotten(t *testing.T) {
 		t.Error("the removed account's notification state stays")
 	}
 }
+
+// TestPushOffForHost: a host that turned push off (its disco#info lacks the feature) gets
+// no room-mention notification, whatever registrations its users have from before
+// (mentions reach the module outside its hooks, which the router filters by host).
+func TestPushOffForHost(t *testing.T) {
+	m := &Mod{hostInfo: func(host string) *module.HostInfo {
+		if host == "corp.example" {
+			return &module.HostInfo{Features: []string{"jabber:iq:roster", "urn:xmpp:mam:2"}}
+		}
+		return &module.HostInfo{Features: []string{"jabber:iq:roster", NS, "urn:xmpp:sid:0"}}
+	}}
+	if !m.on("example.org") || m.on("corp.example") {
+		t.Fatalf("push on: example.org %v, corp.example %v", m.on("example.org"), m.on("corp.example"))
+	}
+}

@@ -20,7 +20,7 @@ var _ muc.Notifier = mentions{}
 // (m.Sessions) is awake there (connected, available, not XEP-0352 inactive); a member with
 // no session in the room is away from it even while awake elsewhere.
 func (n mentions) Mention(c module.Context, mn *muc.Mention) {
-	if _, ok := n.m.enabled.Load(mn.User.String()); !ok {
+	if _, ok := n.m.enabled.Load(mn.User.String()); !ok || !n.m.on(mn.User.Domain()) {
 		return
 	}
 	sc, ok := c.(module.ShardCaller)

@@ -44,6 +44,7 @@ package push
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -120,8 +121,9 @@ type Mod struct {
 	// who never enabled push costs a map lookup, not a store scan. It may hold a user whose
 	// registrations went (a removed account, an app server's error) until the next scan
 	// finds none and drops it.
-	enabled sync.Map
-	st      store.Store // identifies this server's muc.Notifier
+	enabled  sync.Map
+	st       store.Store // identifies this server's muc.Notifier
+	hostInfo func(host string) *module.HostInfo
 }
 
 var (
@@ -197,8 +199,20 @@ func (m *Mod) Provision(r module.Registrar) error {
 	r.OnRemoved(m.removed)
 	// Members of members-only rooms named while away from the room (mention.go).
 	m.st = r.Store()
+	m.hostInfo = r.HostInfo
 	muc.SetNotifier(m.st, mentions{m})
 	return nil
+}
+
+// on reports whether the module serves host: a host that turned it off
+// ([vhosts] modules_disabled) gets no notification through the paths that are not its
+// hooks (room mentions), whatever registrations it has from before.
+func (m *Mod) on(host string) bool {
+	if m.hostInfo == nil {
+		return true
+	}
+	_, ok := slices.BinarySearch(m.hostInfo(host).Features, NS)
+	return ok
 }
 
 // registration is one app server registered for an account.
