@@ -19,8 +19,13 @@ type mpsc struct {
 	_     [56]byte           // keep the consumer's fields off the producers' cache line
 	tail  *op                // consumer only
 	stub  op
-	count atomic.Int64
-	max   int64
+	count atomic.Int64 // ops queued with push: what max bounds
+	// forced counts the ops queued with pushForce (forwards from other shards, unbinds):
+	// bounded upstream (each sender's in-flight bytes), they must not use up the room of
+	// this shard's own clients, whose stanzas would then be refused and their streams
+	// closed for traffic they did not send.
+	forced atomic.Int64
+	max    int64
 	// sleeping is set by the consumer before it parks on wake; a producer signals only
 	// then, so the common path (a busy consumer) costs producers no channel operation.
 	// Both sides use sequentially consistent atomics (store flag, then load queue; swap
@@ -80,7 +85,8 @@ func (q *mpsc) park(quit <-chan struct{}) bool {
 // pushForce appends o even over the bound: for ops that must not be dropped (unbind,
 // forwards between shards, whose loss would break ordering or leak sessions).
 func (q *mpsc) pushForce(o *op) {
-	q.count.Add(1)
+	o.forced = true
+	q.forced.Add(1)
 	q.pushNode(o)
 	q.signal()
 }
@@ -105,7 +111,7 @@ func (q *mpsc) pop() *op {
 	}
 	if next != nil {
 		q.tail = next
-		q.count.Add(-1)
+		q.uncount(tail)
 		return tail
 	}
 	if tail != q.head.Load() {
@@ -115,10 +121,19 @@ func (q *mpsc) pop() *op {
 	next = tail.next.Load()
 	if next != nil {
 		q.tail = next
-		q.count.Add(-1)
+		q.uncount(tail)
 		return tail
 	}
 	return nil
 }
 
-func (q *mpsc) len() int { return int(q.count.Load()) }
+func (q *mpsc) uncount(o *op) {
+	if o.forced {
+		o.forced = false
+		q.forced.Add(-1)
+	} else {
+		q.count.Add(-1)
+	}
+}
+
+func (q *mpsc) len() int { return int(q.count.Load() + q.forced.Load()) }
