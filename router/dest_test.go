@@ -512,3 +512,35 @@ func TestMessageWithoutToUndeliverable(t *testing.T) {
 		t.Fatalf("the note bounced: %s", desk.C.All())
 	}
 }
+
+// TestBareMessageTwoDetached: a message to the bare JID that only detached sessions took
+// is handed on once when they all expire: not again to the one still detached that holds
+// its own copy, and not lost when the one that answered for it expires first.
+func TestBareMessageTwoDetached(t *testing.T) {
+	e := routertest.New(t, []string{"alice", "bob"}, nil)
+	a := e.Bind("alice", "pc")
+	phone := e.Bind("bob", "phone")
+	tablet := e.Bind("bob", "tablet")
+	phone.Send("<presence/>")
+	tablet.Send("<presence/>")
+	e.R.Detach(phone.S, 50*time.Millisecond)
+	e.R.Detach(tablet.S, time.Hour)
+	a.Send("<message to='bob@example.org' id='m1' type='chat'><body>to both</body></message>")
+	a.Send("<iq type='get' id='sync' to='bob@example.org'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>")
+	a.C.Wait(t, "id='sync'")
+	waitFor(t, func() bool { return phone.S.Ended() })
+	c := &routertest.Conn{}
+	done := make(chan error, 1)
+	e.R.Attach(tablet.S, c, func(err error) { done <- err })
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	c.Wait(t, "id='m1'")
+	time.Sleep(50 * time.Millisecond)
+	if n := strings.Count(c.All(), "id='m1'"); n != 1 {
+		t.Fatalf("the tablet got the message %d times:\n%s", n, c.All())
+	}
+	if n, _ := e.Store.Offline().Count("bob@example.org"); n != 0 {
+		t.Fatalf("%d offline copies beside the tablet's", n)
+	}
+}

@@ -181,7 +181,7 @@ func (s *shard) attach(o *op) {
 		if !se.conn.Send(raw) {
 			// The new stream is already gone: what is left follows the RFC 6121 rules,
 			// and the session ends (its stream's close finds no session to hand it).
-			s.endDetachedAt(se, q[i:], at[i:])
+			s.endDetachedAt(se.user, se, q[i:], at[i:])
 			se.gone.Store(true)
 			s.end(se)
 			o.done(nil, stanza.New(stanza.ItemNotFound))
@@ -212,7 +212,7 @@ func (s *shard) end(se *Session) {
 		s.r.detachedN.Add(-1)
 	}
 	s.removeSession(u, se)
-	s.endDetachedAt(nil, queued, at)
+	s.endDetachedAt(u, nil, queued, at)
 	s.dropIfIdle(u)
 	s.ephemeralEnded(u)
 }
@@ -226,14 +226,39 @@ func (s *shard) endDetached(skip *Session, queued [][]byte, at int64) {
 }
 
 // endDetachedAt is endDetached with a time per stanza (detached.at): one a live session
-// of the user took as well is not handed out again.
-func (s *shard) endDetachedAt(skip *Session, queued [][]byte, at []int64) {
+// of the user took as well is not handed out again, nor one another detached session of
+// u holds (it took the message to the bare JID too, and now answers for it).
+func (s *shard) endDetachedAt(u *user, skip *Session, queued [][]byte, at []int64) {
 	for i, raw := range queued {
-		if at[i] < 0 {
+		if at[i] < 0 || s.siblingTakes(u, skip, raw) {
 			continue
 		}
 		s.undeliverableAt(raw, skip, at[i])
 	}
+}
+
+// siblingTakes reports whether another detached session of u holds raw, and makes its
+// copy the one that is handed on if that session expires too (it may have been marked
+// as another's).
+func (s *shard) siblingTakes(u *user, skip *Session, raw []byte) bool {
+	if u == nil || len(u.sessions) < 2 && (len(u.sessions) == 0 || u.sessions[0] == skip) {
+		return false
+	}
+	for _, se := range u.sessions {
+		d := se.detachedQ()
+		if se == skip || d == nil || se.gone.Load() {
+			continue
+		}
+		for i, q := range d.queue {
+			if bytes.Equal(q, raw) {
+				if d.at[i] < 0 {
+					d.at[i] = -d.at[i]
+				}
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // undeliverableAt is undeliverable for a stanza delivery was first tried for at (Unix

@@ -926,7 +926,7 @@ type op struct {
 	// elem is buf parsed, when the sender's shard had that view of buf at hand (hasElem).
 	elem    xmlstream.Element
 	hasElem bool
-	forced  bool // queued with pushForce: counted apart from the bound (mpsc.forced)
+	forced  bool     // queued with pushForce: counted apart from the bound (mpsc.forced)
 	barrier *barrier // opBarrier
 }
 

@@ -940,10 +940,18 @@ func (s *shard) deliver(p *module.Packet, u *user) bool {
 			}
 		}
 	}
-	if live {
-		for i, d := range parked[:np] {
-			d.shared(at[i])
+	// Copies the user has elsewhere are marked: a live session's, or, when only
+	// detached sessions took it, the first of those (one of them must hand it on if all
+	// expire, and only one).
+	marked := parked[:np]
+	if !live && np > 0 {
+		marked = parked[1:np]
+	}
+	for i, d := range marked {
+		if !live {
+			i++
 		}
+		d.shared(at[i])
 	}
 	if !sent && p.Type != "headline" {
 		// Every chosen session refused it (closing, over its cap): RFC 6121 still applies.
