@@ -3,7 +3,6 @@ package xmlstream
 import (
 	"bytes"
 	"errors"
-	"math"
 
 	"github.com/vireo-im/vireo/xmlstream/ns"
 )
@@ -185,50 +184,26 @@ type ChildIter struct {
 	p          Element
 	pos        int32
 	mpfx, muri []byte // the last prefix resolved through the parent's scope, and its namespace
-	// scope holds the prefix declarations in the parent's scope, innermost last, made at
-	// the first prefix the memo above misses: each later one is a look through it rather
-	// than a walk of the parent's tag and everything before it (children alternating
-	// two prefixes declared far up would cost the stanza's size each).
-	scope []scopeDecl
+	// scope holds the prefix declarations in the parent's scope, the parent's own first,
+	// made at the first prefix the memo above misses: each later one is a look through
+	// it rather than a walk of the parent's tag and everything before it (children
+	// alternating two prefixes declared far up would cost the stanza's size each).
+	scope []prefixDecl
 	built bool
-}
-
-type scopeDecl struct {
-	depth       int
-	prefix, uri []byte
 }
 
 // resolveInScope resolves pfx in the parent's scope through it.scope.
 func (it *ChildIter) resolveInScope(pfx []byte) ([]byte, bool) {
 	if !it.built {
 		it.built = true
-		p := &it.p
-		add := func(tag []byte, depth int) {
-			for k := nameEnd(tag); ; {
-				name, val, next, ok := nextAttr(tag, k)
-				if !ok {
-					return
-				}
-				k = next
-				if len(name) > 6 && string(name[:6]) == "xmlns:" {
-					uri, _ := nsValue(val)
-					it.scope = append(it.scope, scopeDecl{depth, name[6:], uri})
-				}
-			}
-		}
-		walkAbove(p.root, int(p.s), add, func(depth int) {
-			for len(it.scope) > 0 && it.scope[len(it.scope)-1].depth >= depth {
-				it.scope = it.scope[:len(it.scope)-1]
-			}
-		})
-		add(p.tag(), math.MaxInt)
+		it.scope = append(appendDecls(nil, it.p.tag(), 0), declsAbove(it.p.root, int(it.p.s))...)
 	}
 	if string(pfx) == "xml" {
 		return s2b(ns.XML), true
 	}
-	for k := len(it.scope) - 1; k >= 0; k-- {
-		if bytes.Equal(it.scope[k].prefix, pfx) {
-			return it.scope[k].uri, true
+	for _, d := range it.scope {
+		if bytes.Equal(d.prefix, pfx) {
+			return d.uri, true
 		}
 	}
 	return it.p.hdr.lookup(pfx)
@@ -587,22 +562,27 @@ type prefixDecl struct {
 	depth       int
 }
 
+// appendDecls appends the prefix declarations of a start tag, at depth.
+func appendDecls(dst []prefixDecl, tag []byte, depth int) []prefixDecl {
+	for k := nameEnd(tag); ; {
+		name, val, next, ok := nextAttr(tag, k)
+		if !ok {
+			return dst
+		}
+		k = next
+		if len(name) > 6 && string(name[:6]) == "xmlns:" {
+			uri, _ := nsValue(val)
+			dst = append(dst, prefixDecl{prefix: name[6:], uri: uri, depth: depth})
+		}
+	}
+}
+
 // declsAbove returns the prefix declarations in force at offset target of root, on the
 // elements open there: one per prefix, the innermost.
 func declsAbove(root []byte, target int) []prefixDecl {
 	var stk []prefixDecl
 	if !walkAbove(root, target, func(tag []byte, depth int) {
-		for k := nameEnd(tag); ; {
-			name, val, next, ok := nextAttr(tag, k)
-			if !ok {
-				return
-			}
-			k = next
-			if len(name) > 6 && string(name[:6]) == "xmlns:" {
-				uri, _ := nsValue(val)
-				stk = append(stk, prefixDecl{prefix: name[6:], uri: uri, depth: depth})
-			}
-		}
+		stk = appendDecls(stk, tag, depth)
 	}, func(depth int) {
 		for len(stk) > 0 && stk[len(stk)-1].depth >= depth {
 			stk = stk[:len(stk)-1]
