@@ -39,16 +39,7 @@ func TestLogoutRecord(t *testing.T) {
 	e.R.Unbind(gs)
 	alice.Unbind()
 	tbl := e.Store.Table(last.Table)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if _, ok, _ := last.Ended(tbl, "alice@example.org"); ok {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("alice's logout was not recorded")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitRecorded(t, tbl, "alice@example.org")
 	// The guest's session ended first, on its own shard: well before now.
 	time.Sleep(100 * time.Millisecond)
 	if _, ok, _ := last.Ended(tbl, "guest1@example.org"); ok {
@@ -67,16 +58,21 @@ func TestLogoutRecordBesideBot(t *testing.T) {
 	pc.Send("<iq type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>")
 	pc.C.Wait(t, "id='p'")
 	pc.Unbind()
-	tbl := e.Store.Table(last.Table)
+	waitRecorded(t, e.Store.Table(last.Table), "alice@example.org")
+	_ = bot
+}
+
+// waitRecorded waits (5 s at most) for user's logout record.
+func waitRecorded(t *testing.T, tbl store.Table, user string) {
+	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		if _, ok, _ := last.Ended(tbl, "alice@example.org"); ok {
-			break
+		if _, ok, _ := last.Ended(tbl, user); ok {
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("the logout beside a bound bot was not recorded")
+			t.Fatalf("%s's logout was not recorded", user)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	_ = bot
 }
