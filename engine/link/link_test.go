@@ -120,7 +120,7 @@ func TestHandshake(t *testing.T) {
 // link. A peer that reads nothing for stuckAfter gets the link closed.
 func TestConnStuck(t *testing.T) {
 	defer func(d time.Duration) { stuckAfter = d }(stuckAfter)
-	stuckAfter = 3 * time.Second // longer than filling the queue takes on a loaded machine
+	stuckAfter = 10 * time.Second // longer than filling the queue takes on a loaded machine
 	a, b := net.Pipe()
 	defer b.Close()
 	c := NewConn(a)
@@ -153,19 +153,19 @@ func TestConnStuck(t *testing.T) {
 // measured per chunk, not over the whole queue.
 func TestConnSlowReader(t *testing.T) {
 	defer func(d time.Duration) { stuckAfter = d }(stuckAfter)
-	stuckAfter = 300 * time.Millisecond
+	stuckAfter = time.Second // a 256 KiB chunk takes 4 reads (80 ms), the 5 MiB queue 1.6 s
 	a, b := net.Pipe()
 	defer b.Close()
 	c := NewConn(a)
 	defer c.Close(nil)
-	for range 32 {
+	for range 80 {
 		if !c.Send(Data, 1, make([]byte, MaxPayload)) {
 			t.Fatal("refused")
 		}
 	}
 	total := 0
 	buf := make([]byte, 64<<10)
-	for total < 32*MaxPayload && c.Err() == nil {
+	for total < 80*MaxPayload && c.Err() == nil {
 		b.SetReadDeadline(time.Now().Add(5 * time.Second))
 		n, err := b.Read(buf)
 		if err != nil {
