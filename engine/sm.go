@@ -367,8 +367,8 @@ type resumeWait struct {
 	r *sasl2Req // the resume is inside an XEP-0388 login
 }
 
-// sentLocked records, under sm.mu, a stanza written to the client; it reports whether to ask for an ack, and
-// false in ok when the client has left too much unacknowledged.
+// sentLocked records, under sm.mu, a stanza written to the client; it reports whether to
+// ask for an ack, and false in ok when the client has left too much unacknowledged.
 func (sm *smState) sentLocked(b []byte, ackEvery int) (ask, ok bool) {
 	if sm.unacked.len() >= smMaxUnacked {
 		return false, false
@@ -680,8 +680,7 @@ func (c *conn) finishResume(sm *smState, h uint32, r *sasl2Req) {
 
 // attachResumed answers a resume whose stanzas the router has handled, and attaches the
 // session to c, counting from the client's h; c resends the unacknowledged stanzas past
-// the n the client has and then what
-// was queued while it was detached. On the loop.
+// the n the client has, then what was queued while it was detached. On the loop.
 func (c *conn) attachResumed(sm *smState, sess *router.Session, hIn, h, n uint32, r *sasl2Req) {
 	sm.mu.Lock()
 	sm.acked, sm.hOut = h, h
