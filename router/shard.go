@@ -940,18 +940,15 @@ func (s *shard) deliver(p *module.Packet, u *user) bool {
 			}
 		}
 	}
-	// Copies the user has elsewhere are marked: a live session's, or, when only
-	// detached sessions took it, the first of those (one of them must hand it on if all
-	// expire, and only one).
-	marked := parked[:np]
-	if !live && np > 0 {
-		marked = parked[1:np]
+	// A detached copy the user also has elsewhere is marked, so that its session's
+	// expiry does not hand the message on again: every one when a live session took it,
+	// all but the first when only detached sessions did (that one answers for it).
+	from := 0
+	if !live {
+		from = 1
 	}
-	for i, d := range marked {
-		if !live {
-			i++
-		}
-		d.shared(at[i])
+	for i := from; i < np; i++ {
+		parked[i].shared(at[i])
 	}
 	if !sent && p.Type != "headline" {
 		// Every chosen session refused it (closing, over its cap): RFC 6121 still applies.
