@@ -285,7 +285,7 @@ type Server struct {
 	// component (a gateway relaying another network's flood) slows down when its
 	// stanzas pile up in recipients' shards, as a federated peer does.
 	compCharges sync.Map
-	redeeming    sync.Mutex
+	redeeming   sync.Mutex
 	// saslFails counts the failed authentications of each stream that had one (uint8);
 	// saslFailConns its entries, so that closing connections skip it when it is empty.
 	saslFails     sync.Map
